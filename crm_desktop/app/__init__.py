@@ -1,0 +1,1 @@
+"""Services shared by the GUI and the CLI."""

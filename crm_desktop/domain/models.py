@@ -1,0 +1,391 @@
+"""Contacts, leads, social profiles, touchpoints and integrations, as the wire and the marketer see them."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Self
+from urllib.parse import urlsplit
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
+
+#: Region used to read phone numbers written without a country code; ``CRM_DESKTOP_PHONE_REGION`` overrides it.
+DEFAULT_PHONE_REGION = "US"
+
+ShortText = Annotated[str, Field(min_length=1, max_length=80)]
+NameText = Annotated[str, Field(max_length=80)]
+CompanyText = Annotated[str, Field(max_length=255)]
+
+
+class Provider(StrEnum):
+    """The CRMs CRM Desktop talks to."""
+
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+    PIPEDRIVE = "pipedrive"
+
+
+PROVIDERS: tuple[str, ...] = tuple(p.value for p in Provider)
+
+
+class SocialPlatform(StrEnum):
+    """Social networks a profile, a conversation or a touchpoint comes from."""
+
+    TWITTER = "twitter"
+    INSTAGRAM = "instagram"
+    LINKEDIN = "linkedin"
+    FACEBOOK = "facebook"
+    TIKTOK = "tiktok"
+    YOUTUBE = "youtube"
+    THREADS = "threads"
+    PINTEREST = "pinterest"
+    REDDIT = "reddit"
+
+
+class Sentiment(StrEnum):
+    """The fixed set of sentiments a social conversation can carry."""
+
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+    MIXED = "mixed"
+
+
+class LeadStatus(StrEnum):
+    """Where a lead stands in the funnel."""
+
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    UNQUALIFIED = "unqualified"
+    CONVERTED = "converted"
+
+
+class TouchpointType(StrEnum):
+    """What a person did with the brand's social content."""
+
+    POST_VIEW = "post_view"
+    CLICK = "click"
+    LIKE = "like"
+    COMMENT = "comment"
+    SHARE = "share"
+    DM = "dm"
+    MENTION = "mention"
+    FOLLOW = "follow"
+    FORM_SUBMIT = "form_submit"
+
+
+class SyncDirection(StrEnum):
+    """Which way an integration moves records."""
+
+    PUSH = "push"
+    PULL = "pull"
+    BIDIRECTIONAL = "bidirectional"
+
+
+def phone_region() -> str:
+    """The region used for phone numbers without a country code."""
+    return os.environ.get("CRM_DESKTOP_PHONE_REGION", DEFAULT_PHONE_REGION).upper()
+
+
+def normalise_email(value: str) -> str:
+    """Return the normalised, lower-cased form of an email address.
+
+    Raises:
+        ValueError: when the address is not a valid email address.
+    """
+    try:
+        checked = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address ({exc})") from None
+    return checked.normalized.lower()
+
+
+def normalise_phone(value: str, region: str | None = None) -> str:
+    """Return a phone number in E.164 form (``+14155550123``).
+
+    Raises:
+        ValueError: when the number cannot be read or is not a possible number.
+    """
+    try:
+        parsed = phonenumbers.parse(value, region or phone_region())
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("not a valid phone number for its country")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address is the local machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(value: str) -> str:
+    """Accept https URLs, and plain http only to loopback; return the URL without a trailing slash.
+
+    Raises:
+        ValueError: for other schemes, a missing host, or plain http to a non-loopback host.
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host, e.g. https://example.my.salesforce.com")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("plain http is allowed only to loopback (127.0.0.1, ::1, localhost); use https")
+    return value.strip().rstrip("/")
+
+
+def _record_label(data: Any) -> str:
+    if isinstance(data, dict):
+        for key in ("email", "name", "username", "postId", "post_id"):
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return "(unnamed)"
+
+
+def _problems(exc: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"])
+        inner = error.get("ctx", {}).get("error")
+        if isinstance(inner, InvalidRecordError):
+            # A nested model's own typed error: keep its fields, prefixed with where it sits.
+            for problem in inner.problems:
+                field = f"{location}.{problem.field}" if location else problem.field
+                problems.append(FieldProblem(field=field, reason=problem.reason))
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(FieldProblem(field=location or "(record)", reason=message))
+    return problems
+
+
+class WireModel(BaseModel):
+    """Base of every domain model: camelCase on the wire, snake_case in Python, one typed error.
+
+    Validation failures raise :class:`InvalidRecordError` naming the record, the field and the reason.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        str_strip_whitespace=True,
+        extra="forbid",
+        frozen=False,
+        validate_assignment=True,
+    )
+    record_kind: ClassVar[str] = "record"
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidRecordError(self.record_kind, _record_label(data), _problems(exc)) from None
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate ``obj``; raise :class:`InvalidRecordError` instead of pydantic's error."""
+        try:
+            return super().model_validate(
+                obj,
+                strict=strict,
+                extra=extra,
+                from_attributes=from_attributes,
+                context=context,
+                by_alias=by_alias,
+                by_name=by_name,
+            )
+        except ValidationError as exc:
+            raise InvalidRecordError(cls.record_kind, _record_label(obj), _problems(exc)) from None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The record as the seed's JSON shape (camelCase keys, no unset optionals)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _validate_email_field(value: str) -> str:
+    return normalise_email(value)
+
+
+def _validate_phone_field(value: str | None, info: ValidationInfo) -> str | None:
+    if value is None or not value.strip():
+        return None
+    region = None
+    if isinstance(info.context, dict):
+        region = info.context.get("phone_region")
+    return normalise_phone(value, region)
+
+
+class SocialProfile(WireModel):
+    """A person's profile on one social network, with its reach."""
+
+    record_kind: ClassVar[str] = "social profile"
+
+    platform: SocialPlatform
+    username: Annotated[str, Field(min_length=1, max_length=100)]
+    url: Annotated[str | None, Field(max_length=500)] = None
+    followers: Annotated[int, Field(ge=0)] = 0
+    engagement: Annotated[float, Field(ge=0, le=100)] = 0.0
+
+    @field_validator("username")
+    @classmethod
+    def _strip_at(cls, value: str) -> str:
+        return value.lstrip("@")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s) link to the profile")
+        return value
+
+
+CustomValue = str | int | float | bool | None
+
+
+class Contact(WireModel):
+    """A person known to the marketing team, deduplicated by normalised email."""
+
+    record_kind: ClassVar[str] = "contact"
+
+    email: Annotated[str, Field(max_length=254)]
+    first_name: NameText | None = None
+    last_name: NameText | None = None
+    company: CompanyText | None = None
+    phone: Annotated[str | None, Field(max_length=40)] = None
+    social_profiles: list[SocialProfile] = Field(default_factory=list)
+    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue] = Field(
+        default_factory=dict
+    )
+
+    _email = field_validator("email")(_validate_email_field)
+    _phone = field_validator("phone")(_validate_phone_field)
+
+
+class SocialContext(WireModel):
+    """The social conversation a lead came from."""
+
+    record_kind: ClassVar[str] = "social context"
+
+    platform: SocialPlatform
+    conversation_id: Annotated[str | None, Field(max_length=100)] = None
+    sentiment: Sentiment | None = None
+    engagement_score: Annotated[float | None, Field(ge=0, le=100)] = None
+
+
+class Lead(WireModel):
+    """A prospect raised from a social interaction (a DM, a comment, a form)."""
+
+    record_kind: ClassVar[str] = "lead"
+
+    email: Annotated[str, Field(max_length=254)]
+    first_name: NameText | None = None
+    last_name: NameText | None = None
+    company: CompanyText | None = None
+    source: Annotated[str | None, Field(max_length=80, pattern=r"^[a-z0-9_]+$")] = None
+    status: LeadStatus = LeadStatus.NEW
+    social_context: SocialContext | None = None
+
+    _email = field_validator("email")(_validate_email_field)
+
+
+class Touchpoint(WireModel):
+    """One interaction of a person with a campaign's social content."""
+
+    record_kind: ClassVar[str] = "touchpoint"
+
+    timestamp: datetime
+    platform: SocialPlatform
+    type: TouchpointType
+    post_id: Annotated[str | None, Field(max_length=100)] = None
+    conversation_id: Annotated[str | None, Field(max_length=100)] = None
+    campaign: Annotated[str | None, Field(max_length=120)] = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone, e.g. 2026-11-27T10:00:00Z")
+        return value.astimezone(UTC)
+
+
+class SyncConfig(WireModel):
+    """How and when an integration syncs."""
+
+    record_kind: ClassVar[str] = "sync config"
+
+    direction: SyncDirection = SyncDirection.BIDIRECTIONAL
+    sync_interval: Annotated[int, Field(ge=5, le=10080, description="minutes between scheduled syncs")] = 360
+    auto_sync: bool = True
+    contact_fields: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=lambda: ["email", "firstName", "lastName", "company", "phone"]
+    )
+    lead_fields: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=lambda: ["email", "firstName", "lastName", "company", "source", "status"]
+    )
+
+
+class Integration(WireModel):
+    """A connection to one CRM account; its credentials live in the OS keyring, never here."""
+
+    record_kind: ClassVar[str] = "integration"
+
+    id: int | None = None
+    provider: Provider
+    name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[^\s/\\][^/\\]*$")]
+    description: Annotated[str, Field(max_length=500)] = ""
+    scopes: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    sync_config: SyncConfig = Field(default_factory=SyncConfig)
+    base_url: str | None = None
+    domain: Annotated[str | None, Field(max_length=253)] = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value:
+            return None
+        return check_base_url(value)
+
+    @field_validator("domain")
+    @classmethod
+    def _check_domain(cls, value: str | None) -> str | None:
+        if value is None or not value:
+            return None
+        label = value.lower()
+        allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-.")
+        if not set(label) <= allowed or label.startswith(("-", ".")):
+            raise ValueError("must be a company domain such as 'acme' or 'acme.com' (letters, digits, '-', '.')")
+        return label

@@ -1,0 +1,1 @@
+"""Async adapters that talk to Salesforce, HubSpot and Pipedrive on one shared HTTP core."""

@@ -1,0 +1,1 @@
+"""Sandbox CRMs: faithful local emulators of the Salesforce, HubSpot and Pipedrive APIs."""

@@ -1,0 +1,1 @@
+"""Local store: SQLAlchemy models, migrations and repositories (the only layer that speaks SQL)."""

@@ -1,0 +1,1 @@
+"""Sync engine: field mapping, push, pull, conflicts, outbox and scheduling."""
