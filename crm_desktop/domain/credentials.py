@@ -1,0 +1,119 @@
+"""The credential shapes of each CRM, read from stdin or the sign-in flow and kept only in the keyring."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from crm_desktop.domain.models import Provider, check_base_url
+
+Token = Annotated[SecretStr, Field(min_length=8, max_length=4096)]
+
+
+class CredentialsError(ValueError):
+    """Credentials given for an integration are unusable; the message names the field, never its value."""
+
+
+class _Credentials(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    def to_vault(self) -> dict[str, Any]:
+        """The plain dict stored in the keyring entry (secrets revealed only here)."""
+        data: dict[str, Any] = {}
+        for name, value in self:
+            key = to_camel(name)
+            if isinstance(value, SecretStr):
+                data[key] = value.get_secret_value()
+            elif value is not None:
+                data[key] = value
+        return data
+
+
+class HubSpotCredentials(_Credentials):
+    """A HubSpot private-app token (``pat-...``)."""
+
+    token: Token
+
+
+class PipedriveCredentials(_Credentials):
+    """A Pipedrive personal API token."""
+
+    api_token: Token
+
+
+class SalesforceCredentials(_Credentials):
+    """A Salesforce connected app's client and the tokens of the signed-in user."""
+
+    client_id: Annotated[str, Field(min_length=1, max_length=512)]
+    client_secret: SecretStr | None = None
+    access_token: Token | None = None
+    refresh_token: Token | None = None
+    instance_url: str | None = None
+    issued_at: int | None = None
+
+    @field_validator("instance_url")
+    @classmethod
+    def _check_instance(cls, value: str | None) -> str | None:
+        return check_base_url(value) if value else None
+
+
+CREDENTIAL_MODELS: dict[Provider, type[_Credentials]] = {
+    Provider.HUBSPOT: HubSpotCredentials,
+    Provider.PIPEDRIVE: PipedriveCredentials,
+    Provider.SALESFORCE: SalesforceCredentials,
+}
+
+
+def _explain(exc: ValidationError, provider: Provider) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in error["loc"]) or "(secret)"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
+    return f"{provider.value} credentials are invalid: " + "; ".join(parts)
+
+
+def parse_secret(provider: Provider, text: str) -> dict[str, Any]:
+    """Read the secret given on stdin for ``provider`` and return what the keyring stores.
+
+    HubSpot takes a private-app token, Pipedrive an API token (either may also come as a JSON object), and
+    Salesforce a JSON object ``{"clientId", "clientSecret", "accessToken", "refreshToken", "instanceUrl"}``.
+
+    Raises:
+        CredentialsError: naming what is missing or wrong, never echoing the secret.
+    """
+    raw = text.strip()
+    if not raw:
+        raise CredentialsError(f"no {provider.value} secret was given on stdin")
+    data: Any
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise CredentialsError(f"the {provider.value} secret looks like JSON but cannot be read") from None
+    elif provider is Provider.HUBSPOT:
+        data = {"token": raw}
+    elif provider is Provider.PIPEDRIVE:
+        data = {"apiToken": raw}
+    else:
+        raise CredentialsError(
+            "salesforce credentials must be a JSON object with clientId, clientSecret, accessToken, "
+            "refreshToken and instanceUrl (or use `crm-desktop integration login` to sign in)"
+        )
+    return validate_credentials(provider, data)
+
+
+def validate_credentials(provider: Provider, data: dict[str, Any]) -> dict[str, Any]:
+    """Check a credentials dict for ``provider`` and return its normalised form.
+
+    Raises:
+        CredentialsError: naming the bad field.
+    """
+    model = CREDENTIAL_MODELS[provider]
+    try:
+        return model.model_validate(data).to_vault()
+    except ValidationError as exc:
+        raise CredentialsError(_explain(exc, provider)) from None

@@ -1,0 +1,197 @@
+"""Engine, sessions and migrations of the local store (SQLite by default, PostgreSQL for teams)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class StoreConfigError(Exception):
+    """The database URL or file cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What :func:`upgrade_to_head` did.
+
+    Attributes:
+        from_revision: the schema revision found (``None`` for an empty database).
+        to_revision: the head revision now in place.
+        backup: the copy of the SQLite file made before migrating, if one was needed.
+    """
+
+    from_revision: str | None
+    to_revision: str
+    backup: Path | None
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite:///{path}"
+
+
+def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url``: SQLite gets WAL and foreign keys; others get pre-ping.
+
+    Raises:
+        StoreConfigError: when the URL cannot be read or names a driver that is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreConfigError(
+            "CRM_DESKTOP_DB_URL is not a database URL; expected e.g. "
+            "sqlite:////path/crm.db or postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool)
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StoreConfigError(
+            f"the database driver {exc.name!r} is not installed; for PostgreSQL install crm-desktop[postgres]"
+        ) from None
+
+
+def _alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version of the app."""
+    head = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://"))).get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations shipped with the package")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision of the database (``None`` when it was never migrated)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def backup_sqlite(database: Path, revision: str | None) -> Path:
+    """Copy a SQLite database (WAL included, consistently) to a timestamped file next to it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = database.with_name(f"{database.name}.{revision or 'empty'}.{stamp}.bak")
+    source = sqlite3.connect(database)
+    try:
+        destination = sqlite3.connect(target)
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    logger.info("backed up the store to %s before migrating", target)
+    return target
+
+
+def upgrade_to_head(engine: Engine) -> MigrationReport:
+    """Run ``alembic upgrade head``; back up an existing SQLite file first when a migration is pending.
+
+    Raises:
+        StoreConfigError: when the database cannot be reached or is newer than this app.
+    """
+    head = head_revision()
+    try:
+        found = current_revision(engine)
+    except OperationalError as exc:
+        raise StoreConfigError(f"cannot open the database: {exc.orig}") from None
+    if found == head:
+        return MigrationReport(found, head, None)
+    scripts = ScriptDirectory.from_config(_alembic_config(engine))
+    if found is not None and scripts.get_revision(found) is None:
+        raise StoreConfigError(
+            f"the database is at schema {found!r}, newer than this version of CRM Desktop knows; update the app"
+        )
+    backup: Path | None = None
+    url: URL = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        database = Path(url.database)
+        if found is not None and database.exists() and database.stat().st_size > 0:
+            backup = backup_sqlite(database, found)
+    config = _alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    logger.info("store migrated from %s to %s", found, head)
+    return MigrationReport(found, head, backup)
+
+
+class Database:
+    """The store's engine and session factory.
+
+    Attributes:
+        url: the database URL (never logged with its password).
+        engine: the SQLAlchemy engine.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> MigrationReport:
+        """Bring the schema to the newest revision (see :func:`upgrade_to_head`)."""
+        return upgrade_to_head(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on error."""
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.url.get_backend_name() == "sqlite"
+
+    def describe(self) -> str:
+        """The URL with any password hidden, for messages and logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,363 @@
+"""SQLAlchemy 2 typed ORM tables of the local store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from crm_desktop.domain.models import (
+    LeadStatus,
+    Provider,
+    Sentiment,
+    SocialPlatform,
+    TouchpointType,
+)
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, aware."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite forgets the zone; PostgreSQL keeps it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def str_enum(enum: type[StrEnum], name: str) -> Enum:
+    """A portable enum column: VARCHAR plus a CHECK constraint holding the enum's values."""
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+        length=32,
+    )
+
+
+class SyncTrigger(StrEnum):
+    """What started a sync run."""
+
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+    AUTO = "auto"
+    CLI = "cli"
+
+
+class SyncRunStatus(StrEnum):
+    """Where a sync run stands."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RecordOutcome(StrEnum):
+    """What happened to one record in a run."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    CONFLICT = "conflict"
+    SKIPPED = "skipped"
+
+
+class ErrorCategory(StrEnum):
+    """Why a record failed, sorted by what the user does next."""
+
+    AUTH = "auth"
+    RATE_LIMIT = "rate_limit"
+    VALIDATION = "validation"
+    DUPLICATE = "duplicate"
+    NOT_FOUND = "not_found"
+    NETWORK = "network"
+    SERVER = "server"
+
+
+class RecordObject(StrEnum):
+    """The kinds of records that sync."""
+
+    CONTACT = "contact"
+    LEAD = "lead"
+
+
+class FieldDirection(StrEnum):
+    """Which way one mapped field flows."""
+
+    TWO_WAY = "two_way"
+    PUSH_ONLY = "push_only"
+    PULL_ONLY = "pull_only"
+    OFF = "off"
+
+
+class ConflictRule(StrEnum):
+    """How a field changed on both sides is decided."""
+
+    LAST_WRITE_WINS = "last_write_wins"
+    PREFER_CRM = "prefer_crm"
+    PREFER_LOCAL = "prefer_local"
+    PREFER_CRM_UNLESS_BLANK = "prefer_crm_unless_blank"
+    PREFER_LOCAL_UNLESS_BLANK = "prefer_local_unless_blank"
+    MANUAL = "manual"
+
+
+class ConflictStatus(StrEnum):
+    """Whether a conflict still waits for the user."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints the same on every backend."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class IntegrationRow(Base):
+    """A connected CRM account (no credential columns: secrets live in the OS keyring)."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[Provider] = mapped_column(str_enum(Provider, "provider"))
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    sync_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    domain: Mapped[str | None] = mapped_column(String(253))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactRow(Base):
+    """A person, unique by normalised email."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str | None] = mapped_column(String(80))
+    last_name: Mapped[str | None] = mapped_column(String(80))
+    company: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+
+    social_profiles: Mapped[list[SocialProfileRow]] = relationship(
+        back_populates="contact", cascade="all, delete-orphan", order_by="SocialProfileRow.id"
+    )
+
+
+class SocialProfileRow(Base):
+    """One social network profile of a contact."""
+
+    __tablename__ = "social_profiles"
+    __table_args__ = (UniqueConstraint("contact_id", "platform", "username", name="contact_platform_username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[SocialPlatform] = mapped_column(str_enum(SocialPlatform, "social_platform"))
+    username: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str | None] = mapped_column(String(500))
+    followers: Mapped[int] = mapped_column(Integer, default=0)
+    engagement: Mapped[float] = mapped_column(Float, default=0.0)
+
+    contact: Mapped[ContactRow] = relationship(back_populates="social_profiles")
+
+
+class LeadRow(Base):
+    """A prospect raised from a social interaction, unique by normalised email."""
+
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    first_name: Mapped[str | None] = mapped_column(String(80))
+    last_name: Mapped[str | None] = mapped_column(String(80))
+    company: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[LeadStatus] = mapped_column(str_enum(LeadStatus, "lead_status"), default=LeadStatus.NEW)
+    social_platform: Mapped[SocialPlatform | None] = mapped_column(str_enum(SocialPlatform, "lead_platform"))
+    conversation_id: Mapped[str | None] = mapped_column(String(100))
+    sentiment: Mapped[Sentiment | None] = mapped_column(str_enum(Sentiment, "sentiment"))
+    engagement_score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+
+
+class TouchpointRow(Base):
+    """One interaction of a contact with a campaign's social content."""
+
+    __tablename__ = "touchpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    timestamp: Mapped[datetime]
+    platform: Mapped[SocialPlatform] = mapped_column(str_enum(SocialPlatform, "touchpoint_platform"))
+    type: Mapped[TouchpointType] = mapped_column(str_enum(TouchpointType, "touchpoint_type"))
+    post_id: Mapped[str | None] = mapped_column(String(100))
+    conversation_id: Mapped[str | None] = mapped_column(String(100))
+    campaign: Mapped[str | None] = mapped_column(String(120), index=True)
+
+
+class FieldMappingRow(Base):
+    """How one local field maps to one CRM field for an integration and object."""
+
+    __tablename__ = "field_mappings"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "object", "local_field", name="integration_object_local_field"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "mapping_object"))
+    local_field: Mapped[str] = mapped_column(String(100))
+    crm_field: Mapped[str] = mapped_column(String(255))
+    direction: Mapped[FieldDirection] = mapped_column(
+        str_enum(FieldDirection, "field_direction"), default=FieldDirection.TWO_WAY
+    )
+    conflict_rule: Mapped[ConflictRule] = mapped_column(
+        str_enum(ConflictRule, "conflict_rule"), default=ConflictRule.LAST_WRITE_WINS
+    )
+    transforms: Mapped[list[str]] = mapped_column(default=list)
+    default_value: Mapped[str | None] = mapped_column(String(255))
+
+
+class SyncRunRow(Base):
+    """One sync run of one integration."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_integration_started", "integration_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    trigger: Mapped[SyncTrigger] = mapped_column(str_enum(SyncTrigger, "sync_trigger"))
+    status: Mapped[SyncRunStatus] = mapped_column(
+        str_enum(SyncRunStatus, "sync_run_status"), default=SyncRunStatus.RUNNING
+    )
+    direction: Mapped[str] = mapped_column(String(16), default="both")
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    conflicts: Mapped[int] = mapped_column(default=0)
+    api_calls: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class SyncRecordLogRow(Base):
+    """The outcome of one record in one run."""
+
+    __tablename__ = "sync_record_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
+    object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "log_object"))
+    record_key: Mapped[str] = mapped_column(String(254))
+    crm_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[RecordOutcome] = mapped_column(str_enum(RecordOutcome, "record_outcome"))
+    error_category: Mapped[ErrorCategory | None] = mapped_column(str_enum(ErrorCategory, "error_category"))
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditLogRow(Base):
+    """One applied change of one field, with its before and after, so a run can be undone."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True)
+    integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id", ondelete="SET NULL"))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(255))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConflictRow(Base):
+    """A field changed on both sides, waiting for the marketer to decide."""
+
+    __tablename__ = "conflicts"
+    __table_args__ = (Index("ix_conflicts_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "conflict_object"))
+    local_id: Mapped[int] = mapped_column()
+    crm_id: Mapped[str | None] = mapped_column(String(64))
+    record_key: Mapped[str] = mapped_column(String(254))
+    field: Mapped[str] = mapped_column(String(100))
+    local_value: Mapped[str | None] = mapped_column(Text)
+    crm_value: Mapped[str | None] = mapped_column(Text)
+    base_value: Mapped[str | None] = mapped_column(Text)
+    local_changed_at: Mapped[datetime | None]
+    crm_changed_at: Mapped[datetime | None]
+    status: Mapped[ConflictStatus] = mapped_column(
+        str_enum(ConflictStatus, "conflict_status"), default=ConflictStatus.OPEN
+    )
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolved_value: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]

@@ -1,0 +1,351 @@
+"""Repositories: the store's typed operations on integrations, contacts and leads, in domain terms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from crm_desktop.domain.models import Contact, Integration, Lead, SocialContext, SocialProfile, SyncConfig
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow
+
+logger = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """A store operation was refused; the message is meant for the user."""
+
+
+class DuplicateNameError(StoreError):
+    """An integration with that name already exists."""
+
+
+class NotFoundError(StoreError):
+    """The record asked for does not exist."""
+
+
+def _integration_from_row(row: IntegrationRow) -> Integration:
+    return Integration(
+        id=row.id,
+        provider=row.provider,
+        name=row.name,
+        description=row.description,
+        scopes=list(row.scopes),
+        sync_config=SyncConfig.model_validate(row.sync_config),
+        base_url=row.base_url,
+        domain=row.domain,
+    )
+
+
+class IntegrationStore:
+    """Integrations in the store (never their credentials)."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def add(self, integration: Integration) -> Integration:
+        """Insert a new integration and return it with its id.
+
+        Raises:
+            DuplicateNameError: when the name is taken.
+        """
+        row = IntegrationRow(
+            provider=integration.provider,
+            name=integration.name,
+            description=integration.description,
+            scopes=list(integration.scopes),
+            sync_config=integration.sync_config.model_dump(mode="json", by_alias=True),
+            base_url=integration.base_url,
+            domain=integration.domain,
+        )
+        try:
+            with self._db.session() as session:
+                session.add(row)
+                session.flush()
+                return _integration_from_row(row)
+        except IntegrityError:
+            raise DuplicateNameError(f"an integration named {integration.name!r} already exists") from None
+
+    def list(self) -> list[Integration]:
+        """Every integration, by name."""
+        with self._db.session() as session:
+            rows = session.scalars(select(IntegrationRow).order_by(IntegrationRow.name)).all()
+            return [_integration_from_row(row) for row in rows]
+
+    def find(self, name: str) -> Integration | None:
+        """The integration with that name, if any."""
+        with self._db.session() as session:
+            row = session.scalar(select(IntegrationRow).where(IntegrationRow.name == name))
+            return _integration_from_row(row) if row else None
+
+    def get(self, name: str) -> Integration:
+        """The integration with that name.
+
+        Raises:
+            NotFoundError: when there is none.
+        """
+        found = self.find(name)
+        if found is None:
+            raise NotFoundError(f"no integration named {name!r}")
+        return found
+
+    def get_by_id(self, integration_id: int) -> Integration:
+        """The integration with that id.
+
+        Raises:
+            NotFoundError: when there is none.
+        """
+        with self._db.session() as session:
+            row = session.get(IntegrationRow, integration_id)
+            if row is None:
+                raise NotFoundError(f"no integration with id {integration_id}")
+            return _integration_from_row(row)
+
+    def update(self, integration: Integration) -> Integration:
+        """Save every stored field of an existing integration (matched by id).
+
+        Raises:
+            NotFoundError: when it no longer exists.
+            DuplicateNameError: when the new name is taken.
+        """
+        if integration.id is None:
+            raise NotFoundError(f"integration {integration.name!r} has no id; add it first")
+        try:
+            with self._db.session() as session:
+                row = session.get(IntegrationRow, integration.id)
+                if row is None:
+                    raise NotFoundError(f"no integration with id {integration.id}")
+                row.provider = integration.provider
+                row.name = integration.name
+                row.description = integration.description
+                row.scopes = list(integration.scopes)
+                row.sync_config = integration.sync_config.model_dump(mode="json", by_alias=True)
+                row.base_url = integration.base_url
+                row.domain = integration.domain
+                session.flush()
+                return _integration_from_row(row)
+        except IntegrityError:
+            raise DuplicateNameError(f"an integration named {integration.name!r} already exists") from None
+
+    def remove(self, name: str) -> Integration:
+        """Delete an integration and everything that belongs to it; return what was deleted.
+
+        Raises:
+            NotFoundError: when there is none.
+        """
+        with self._db.session() as session:
+            row = session.scalar(select(IntegrationRow).where(IntegrationRow.name == name))
+            if row is None:
+                raise NotFoundError(f"no integration named {name!r}")
+            removed = _integration_from_row(row)
+            session.delete(row)
+            return removed
+
+
+@dataclass(frozen=True)
+class SavedRecord:
+    """The outcome of saving one record locally.
+
+    Attributes:
+        id: the local id.
+        email: the normalised email.
+        created: ``True`` when the record is new, ``False`` when it updated an existing one.
+        changed: ``False`` when the saved values were already there.
+    """
+
+    id: int
+    email: str
+    created: bool
+    changed: bool
+
+
+def _contact_from_row(row: ContactRow) -> Contact:
+    return Contact(
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        company=row.company,
+        phone=row.phone,
+        social_profiles=[
+            SocialProfile(
+                platform=p.platform, username=p.username, url=p.url, followers=p.followers, engagement=p.engagement
+            )
+            for p in row.social_profiles
+        ],
+        custom_fields=dict(row.custom_fields),
+    )
+
+
+def _apply_contact(row: ContactRow, contact: Contact) -> bool:
+    changed = False
+    for attribute in ("first_name", "last_name", "company", "phone"):
+        value = getattr(contact, attribute)
+        if getattr(row, attribute) != value:
+            setattr(row, attribute, value)
+            changed = True
+    if dict(row.custom_fields) != contact.custom_fields:
+        row.custom_fields = dict(contact.custom_fields)
+        changed = True
+    wanted = [(p.platform, p.username, p.url, p.followers, p.engagement) for p in contact.social_profiles]
+    have = [(p.platform, p.username, p.url, p.followers, p.engagement) for p in row.social_profiles]
+    if wanted != have:
+        row.social_profiles.clear()
+        for platform, username, url, followers, engagement in wanted:
+            row.social_profiles.append(
+                SocialProfileRow(
+                    platform=platform, username=username, url=url, followers=followers, engagement=engagement
+                )
+            )
+        changed = True
+    return changed
+
+
+class ContactStore:
+    """Contacts with their social profiles, unique by normalised email."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def save(self, contact: Contact) -> SavedRecord:
+        """Insert a contact, or update the one with the same email."""
+        return self.save_many([contact])[0]
+
+    def save_many(self, contacts: Iterable[Contact]) -> list[SavedRecord]:
+        """Insert or update many contacts in one transaction (all or nothing)."""
+        items = list(contacts)
+        results: list[SavedRecord] = []
+        with self._db.session() as session:
+            existing = self._rows_by_email(session, [c.email for c in items])
+            for contact in items:
+                row = existing.get(contact.email)
+                created = row is None
+                if row is None:
+                    row = ContactRow(email=contact.email, custom_fields={})
+                    session.add(row)
+                    existing[contact.email] = row
+                changed = _apply_contact(row, contact) or created
+                session.flush()
+                results.append(SavedRecord(row.id, row.email, created, changed))
+        return results
+
+    @staticmethod
+    def _rows_by_email(session: Session, emails: list[str]) -> dict[str, ContactRow]:
+        found: dict[str, ContactRow] = {}
+        for start in range(0, len(emails), 500):
+            chunk = emails[start : start + 500]
+            statement = (
+                select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
+            )
+            for row in session.scalars(statement):
+                found[row.email] = row
+        return found
+
+    def find(self, email: str) -> Contact | None:
+        """The contact with that (already normalised) email, if any."""
+        with self._db.session() as session:
+            row = session.scalar(
+                select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email == email)
+            )
+            return _contact_from_row(row) if row else None
+
+    def page(self, offset: int = 0, limit: int = 100) -> list[Contact]:
+        """Contacts ordered by email, one page at a time."""
+        with self._db.session() as session:
+            rows = session.scalars(
+                select(ContactRow)
+                .options(selectinload(ContactRow.social_profiles))
+                .order_by(ContactRow.email)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+            return [_contact_from_row(row) for row in rows]
+
+    def count(self) -> int:
+        """How many contacts the store holds."""
+        with self._db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(ContactRow)) or 0)
+
+    def remove(self, email: str) -> None:
+        """Delete a contact and its profiles and touchpoints.
+
+        Raises:
+            NotFoundError: when there is none.
+        """
+        with self._db.session() as session:
+            result = session.execute(delete(ContactRow).where(ContactRow.email == email))
+            if getattr(result, "rowcount", 0) == 0:
+                raise NotFoundError(f"no contact with email {email!r}")
+
+
+def _lead_from_row(row: LeadRow) -> Lead:
+    context = None
+    if row.social_platform is not None:
+        context = SocialContext(
+            platform=row.social_platform,
+            conversation_id=row.conversation_id,
+            sentiment=row.sentiment,
+            engagement_score=row.engagement_score,
+        )
+    return Lead(
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        company=row.company,
+        source=row.source,
+        status=row.status,
+        social_context=context,
+    )
+
+
+class LeadStore:
+    """Leads, unique by normalised email, linked to the contact with the same email when there is one."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def save(self, lead: Lead) -> SavedRecord:
+        """Insert a lead, or update the one with the same email."""
+        with self._db.session() as session:
+            row = session.scalar(select(LeadRow).where(LeadRow.email == lead.email))
+            created = row is None
+            if row is None:
+                row = LeadRow(email=lead.email)
+                session.add(row)
+            context = lead.social_context
+            values = {
+                "first_name": lead.first_name,
+                "last_name": lead.last_name,
+                "company": lead.company,
+                "source": lead.source,
+                "status": lead.status,
+                "social_platform": context.platform if context else None,
+                "conversation_id": context.conversation_id if context else None,
+                "sentiment": context.sentiment if context else None,
+                "engagement_score": context.engagement_score if context else None,
+            }
+            changed = created
+            for attribute, value in values.items():
+                if getattr(row, attribute) != value:
+                    setattr(row, attribute, value)
+                    changed = True
+            contact_id = session.scalar(select(ContactRow.id).where(ContactRow.email == lead.email))
+            if row.contact_id != contact_id:
+                row.contact_id = contact_id
+            session.flush()
+            return SavedRecord(row.id, row.email, created, changed)
+
+    def find(self, email: str) -> Lead | None:
+        """The lead with that (already normalised) email, if any."""
+        with self._db.session() as session:
+            row = session.scalar(select(LeadRow).where(LeadRow.email == email))
+            return _lead_from_row(row) if row else None
+
+    def count(self) -> int:
+        """How many leads the store holds."""
+        with self._db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(LeadRow)) or 0)

@@ -1,0 +1,169 @@
+"""Credentials of each integration in the OS keyring, with no plaintext fallback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import keyring
+import keyring.backends.fail
+import keyring.errors
+from keyring.backend import KeyringBackend
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "crm-desktop"
+
+_INSTALL_HINT = (
+    "CRM Desktop keeps credentials only in the operating system's keyring and found none it can use. "
+    "On Linux install and start a Secret Service provider (e.g. `apt install gnome-keyring` inside a desktop "
+    "session, or KWallet); on macOS the Keychain and on Windows the Credential Manager are used automatically. "
+    "To choose a backend explicitly set PYTHON_KEYRING_BACKEND."
+)
+_LOCKED_HINT = (
+    "the OS keyring is locked: unlock your login keyring (e.g. log in to the desktop session, or run "
+    "`gnome-keyring-daemon --unlock`) and try again"
+)
+_PLAINTEXT_MODULES = ("keyrings.alt",)
+
+
+class VaultError(Exception):
+    """A credential could not be stored, read or deleted; the message says what to do and holds no secret."""
+
+
+class VaultUnavailableError(VaultError):
+    """No usable OS keyring (none installed, or a plaintext one refused)."""
+
+
+class VaultLockedError(VaultError):
+    """The OS keyring exists but is locked."""
+
+
+def _backends(backend: KeyringBackend) -> list[KeyringBackend]:
+    inner = getattr(backend, "backends", None)
+    if isinstance(inner, list | tuple):
+        return list(inner)
+    return [backend]
+
+
+def describe_backend(backend: KeyringBackend) -> str:
+    """The backend's module and class, e.g. ``keyring.backends.SecretService.Keyring``."""
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
+class Vault:
+    """One small interface to the OS keyring: get, set, delete and availability.
+
+    Each integration has one keyring entry under :data:`SERVICE_NAME`, account ``integration-<id>``, whose
+    value is a JSON object of its credentials (tokens, client secret, ...).
+
+    Attributes:
+        service: the keyring service name.
+    """
+
+    def __init__(self, backend: KeyringBackend | None = None, service: str = SERVICE_NAME) -> None:
+        self._backend = backend
+        self.service = service
+
+    @property
+    def backend(self) -> KeyringBackend:
+        """The keyring backend in use (``PYTHON_KEYRING_BACKEND`` is honoured by keyring itself)."""
+        return self._backend if self._backend is not None else keyring.get_keyring()
+
+    def availability(self) -> tuple[bool, str]:
+        """Whether secrets can be stored, and a sentence saying which keyring or what to install."""
+        backend = self.backend
+        usable = [b for b in _backends(backend) if not isinstance(b, keyring.backends.fail.Keyring)]
+        if not usable:
+            return False, _INSTALL_HINT
+        for candidate in usable:
+            if describe_backend(candidate).startswith(_PLAINTEXT_MODULES):
+                return False, (
+                    f"the keyring backend {describe_backend(candidate)} stores secrets in plain text and is refused; "
+                    "uninstall keyrings.alt. " + _INSTALL_HINT
+                )
+        return True, f"credentials are kept in {describe_backend(backend)}"
+
+    def is_available(self) -> bool:
+        """Whether :meth:`save` can succeed (a locked keyring still counts as present)."""
+        return self.availability()[0]
+
+    @staticmethod
+    def account(integration_id: int) -> str:
+        """The keyring account of one integration."""
+        return f"integration-{integration_id}"
+
+    def save(self, integration_id: int, credentials: dict[str, Any]) -> None:
+        """Store (replace) the credentials of an integration.
+
+        Raises:
+            VaultUnavailableError: when no usable keyring exists.
+            VaultLockedError: when the keyring is locked.
+            VaultError: for any other keyring failure.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        payload = json.dumps(credentials, separators=(",", ":"), sort_keys=True)
+        try:
+            self.backend.set_password(self.service, self.account(integration_id), payload)
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.NoKeyringError:
+            raise VaultUnavailableError(_INSTALL_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to store the credentials ({type(exc).__name__})") from None
+        logger.info("credentials of integration %s saved to the keyring", integration_id)
+
+    def load(self, integration_id: int) -> dict[str, Any] | None:
+        """The credentials of an integration, or ``None`` when the keyring holds none.
+
+        Raises:
+            VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            payload = self.backend.get_password(self.service, self.account(integration_id))
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to read the credentials ({type(exc).__name__})") from None
+        if payload is None:
+            return None
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            raise VaultError(f"the keyring entry of integration {integration_id} is damaged; reconnect it") from None
+        if not isinstance(data, dict):
+            raise VaultError(f"the keyring entry of integration {integration_id} is damaged; reconnect it")
+        return data
+
+    def update(self, integration_id: int, **changes: Any) -> dict[str, Any]:
+        """Merge new values (e.g. a refreshed access token) into an integration's stored credentials."""
+        current = self.load(integration_id) or {}
+        current.update(changes)
+        self.save(integration_id, current)
+        return current
+
+    def delete(self, integration_id: int) -> bool:
+        """Delete an integration's credentials; ``False`` when there were none.
+
+        Raises:
+            VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            self.backend.delete_password(self.service, self.account(integration_id))
+        except keyring.errors.PasswordDeleteError:
+            return False
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to delete the credentials ({type(exc).__name__})") from None
+        logger.info("credentials of integration %s deleted from the keyring", integration_id)
+        return True
