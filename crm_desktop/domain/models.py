@@ -166,7 +166,8 @@ def _record_label(data: Any) -> str:
 def _problems(exc: ValidationError) -> list[FieldProblem]:
     problems = []
     for error in exc.errors(include_url=False):
-        location = ".".join(str(part) for part in error["loc"])
+        # Always name fields as they appear on the wire (camelCase), however the input spelled them.
+        location = ".".join(to_camel(part) if isinstance(part, str) else str(part) for part in error["loc"])
         inner = error.get("ctx", {}).get("error")
         if isinstance(inner, InvalidRecordError):
             # A nested model's own typed error: keep its fields, prefixed with where it sits.

@@ -166,6 +166,8 @@ class IntegrationRow(Base):
     """A connected CRM account (no credential columns: secrets live in the OS keyring)."""
 
     __tablename__ = "integrations"
+    # Never reuse the id of a removed integration: keyring entries are keyed by it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[Provider] = mapped_column(str_enum(Provider, "provider"))

@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("updated_at", crm_desktop.store.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_integrations")),
         sa.UniqueConstraint("name", name=op.f("uq_integrations_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "field_mappings",

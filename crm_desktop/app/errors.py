@@ -1,0 +1,21 @@
+"""Errors the GUI and the CLI show to the user, re-exported so they never import the store or vault."""
+
+from __future__ import annotations
+
+from crm_desktop.domain.credentials import CredentialsError
+from crm_desktop.domain.errors import InvalidRecordError
+from crm_desktop.store.database import StoreConfigError
+from crm_desktop.store.repositories import DuplicateNameError, NotFoundError, StoreError
+from crm_desktop.vault import VaultError, VaultLockedError, VaultUnavailableError
+
+__all__ = [
+    "CredentialsError",
+    "DuplicateNameError",
+    "InvalidRecordError",
+    "NotFoundError",
+    "StoreConfigError",
+    "StoreError",
+    "VaultError",
+    "VaultLockedError",
+    "VaultUnavailableError",
+]

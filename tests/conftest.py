@@ -1,0 +1,39 @@
+"""Test-wide isolation: a fresh data dir per test, an in-memory keyring unless a test needs the real one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+
+from tests.support.memory_keyring import MemoryKeyring
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point CRM_DESKTOP_HOME at a fresh folder; keep CRM_DESKTOP_DB_URL only for the store suite."""
+    home = tmp_path / "crm-home"
+    monkeypatch.setenv("CRM_DESKTOP_HOME", str(home))
+    if "store" not in Path(str(request.node.path)).parts:
+        monkeypatch.delenv("CRM_DESKTOP_DB_URL", raising=False)
+    return home
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(request: pytest.FixtureRequest) -> Iterator[MemoryKeyring | None]:
+    """Every test gets an empty in-memory keyring, except those marked ``secret_service``."""
+    if request.node.get_closest_marker("secret_service"):
+        yield None
+        return
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
