@@ -1,0 +1,51 @@
+#!/bin/sh
+# Run the whole test suite the way CI does: inside a D-Bus session with an unlocked gnome-keyring (the real
+# Secret Service for the vault tests), Qt offscreen, then the store suite again on a throwaway PostgreSQL 15.
+set -eu
+VENV="${1:-.venv}"
+[ $# -gt 0 ] && shift
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PY="$ROOT/$VENV/bin/python"
+[ -x "$PY" ] || PY="$VENV/bin/python"
+
+WORK="$(mktemp -d)"
+export XDG_DATA_HOME="$WORK/xdg-data" XDG_CONFIG_HOME="$WORK/xdg-config" XDG_CACHE_HOME="$WORK/xdg-cache"
+export QT_QPA_PLATFORM=offscreen
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"
+
+# A throwaway PostgreSQL 15 cluster for the team-store pass (initdb refuses root, hence runuser).
+PGBIN=/usr/lib/postgresql/15/bin
+PGDATA="$WORK/pg"
+PGPORT="${CRM_TEST_PG_PORT:-54329}"
+pg_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+stop_pg() { [ -f "$PGDATA/data/postmaster.pid" ] && pg_as "$PGBIN/pg_ctl" -D "$PGDATA/data" -m fast -w stop >/dev/null 2>&1 || true; }
+cleanup() { stop_pg; rm -rf "$WORK"; }
+trap cleanup EXIT INT TERM
+
+PG_URL=""
+if [ -x "$PGBIN/initdb" ]; then
+    mkdir -p "$PGDATA"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA" && chmod 755 "$WORK"
+    pg_as "$PGBIN/initdb" -D "$PGDATA/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+    pg_as "$PGBIN/pg_ctl" -D "$PGDATA/data" -l "$PGDATA/pg.log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDATA -c fsync=off" start >/dev/null
+    pg_as "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres crm_test
+    PG_URL="postgresql+psycopg://postgres@127.0.0.1:$PGPORT/crm_test"
+elif [ "${CRM_DESKTOP_REQUIRE_POSTGRES:-0}" = 1 ]; then
+    echo "PostgreSQL 15 is required (apt-get install postgresql)" >&2; exit 1
+else
+    echo "note: PostgreSQL 15 not installed; the store suite runs on SQLite only" >&2
+fi
+
+export CRM_DESKTOP_REQUIRE_SECRET_SERVICE=1 PG_URL PY
+dbus-run-session -- sh -c '
+    set -eu
+    printf crm-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    echo "== full suite (SQLite, real Secret Service, Qt offscreen)"
+    "$PY" -m pytest "$@"
+    if [ -n "$PG_URL" ]; then
+        echo "== store suite on PostgreSQL 15"
+        CRM_DESKTOP_DB_URL="$PG_URL" "$PY" -m pytest tests/store "$@"
+    fi
+' run-tests "$@"
