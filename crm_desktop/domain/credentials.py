@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from crm_desktop.domain.models import Provider, check_base_url
 
-Token = Annotated[SecretStr, Field(min_length=8, max_length=4096)]
+
+def _single_token(value: SecretStr) -> SecretStr:
+    # A pasted token never holds spaces or line breaks; one that does would fail later in an HTTP header.
+    if any(character.isspace() or not character.isprintable() for character in value.get_secret_value()):
+        raise ValueError("contains spaces, line breaks or control characters; paste the token alone")
+    return value
+
+
+Token = Annotated[SecretStr, Field(min_length=8, max_length=4096), AfterValidator(_single_token)]
 
 
 class CredentialsError(ValueError):
@@ -69,9 +77,22 @@ CREDENTIAL_MODELS: dict[Provider, type[_Credentials]] = {
 
 def _explain(exc: ValidationError, provider: Provider) -> str:
     parts = []
+    expected = ", ".join(sorted(to_camel(name) for name in CREDENTIAL_MODELS[provider].model_fields))
     for error in exc.errors(include_url=False, include_input=False):
+        kind = error["type"]
+        context = error.get("ctx", {})
+        if kind == "extra_forbidden":
+            # The unknown key itself is not named: a pasted secret may have landed in a key.
+            parts.append(f"unexpected field (expected {expected})")
+            continue
         field = ".".join(str(p) for p in error["loc"]) or "(secret)"
-        message = str(error["msg"]).removeprefix("Value error, ")
+        if kind == "too_short":
+            # Pydantic's own message tells the secret's length.
+            message = f"too short (at least {context.get('min_length')} characters)"
+        elif kind == "too_long":
+            message = f"too long (at most {context.get('max_length')} characters)"
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
         parts.append(f"{field}: {message}")
     return f"{provider.value} credentials are invalid: " + "; ".join(parts)
 

@@ -6,7 +6,8 @@ import ipaddress
 import os
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Self
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -163,21 +164,99 @@ def _record_label(data: Any) -> str:
     return "(unnamed)"
 
 
-def _problems(exc: ValidationError) -> list[FieldProblem]:
+def _unwrap(annotation: Any) -> Any:
+    """Strip ``Annotated`` and ``Optional`` so the type a location part points into can be read."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        if origin in (Union, UnionType):
+            members = [arg for arg in get_args(annotation) if arg is not type(None)]
+            models = [arg for arg in members if isinstance(arg, type) and issubclass(arg, BaseModel)]
+            if len(members) == 1:
+                annotation = members[0]
+                continue
+            return models[0] if len(models) == 1 else None
+        return annotation
+
+
+def _is_plain_union(annotation: Any) -> bool:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) not in (Union, UnionType):
+        return False
+    return _unwrap(annotation) is None
+
+
+def wire_path(model: type[BaseModel], location: tuple[int | str, ...]) -> str:
+    """The camelCase wire path (``socialProfiles.0.followers``) of a pydantic error location.
+
+    Pydantic reports a field under the name it was given by, so a record built with snake_case keywords would
+    otherwise name ``social_profiles``; field names are mapped to their aliases by walking the model's types,
+    while list indexes and dict keys (a custom field's own name) are kept as they are. The member tags pydantic
+    adds inside a union of plain types (``customFields.plan.int``) are left out.
+    """
+    parts: list[str] = []
+    current: Any = model
+    for part in location:
+        if _is_plain_union(current) and isinstance(part, str):
+            current = None
+            continue
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            fields = current.model_fields
+            name = part if part in fields else next((n for n, f in fields.items() if f.alias == part), None)
+            if name is None:
+                parts.append(part)
+                current = None
+                continue
+            parts.append(fields[name].alias or name)
+            current = fields[name].annotation
+            continue
+        origin = get_origin(current)
+        arguments = get_args(current)
+        if origin in (list, tuple, set, frozenset) and isinstance(part, int):
+            current = arguments[0] if arguments else None
+        elif origin is dict:
+            current = arguments[1] if len(arguments) == 2 else None
+        else:
+            current = None
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def _problems(model: type[BaseModel], exc: ValidationError) -> list[FieldProblem]:
     problems = []
     for error in exc.errors(include_url=False):
-        # Always name fields as they appear on the wire (camelCase), however the input spelled them.
-        location = ".".join(to_camel(part) if isinstance(part, str) else str(part) for part in error["loc"])
+        location = wire_path(model, tuple(error["loc"]))
         inner = error.get("ctx", {}).get("error")
         if isinstance(inner, InvalidRecordError):
-            # A nested model's own typed error: keep its fields, prefixed with where it sits.
+            # A typed error raised by a validator: keep its fields, prefixed with where it sits.
             for problem in inner.problems:
                 field = f"{location}.{problem.field}" if location else problem.field
                 problems.append(FieldProblem(field=field, reason=problem.reason))
             continue
         message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(FieldProblem(field=location or "(record)", reason=message))
+        field = location or "(record)"
+        if problems and problems[-1].field == field and error["type"] in _TYPE_MISMATCHES:
+            # One value refused by every member of a union: one problem naming what would fit.
+            problems[-1] = FieldProblem(field=field, reason=f"{problems[-1].reason}, or {message.lower()}")
+            continue
+        problems.append(FieldProblem(field=field, reason=message))
     return problems
+
+
+_TYPE_MISMATCHES = {
+    "string_type",
+    "int_type",
+    "float_type",
+    "bool_type",
+    "int_parsing",
+    "float_parsing",
+    "bool_parsing",
+    "none_required",
+}
 
 
 class WireModel(BaseModel):
@@ -201,7 +280,19 @@ class WireModel(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise InvalidRecordError(self.record_kind, _record_label(data), _problems(exc)) from None
+            raise InvalidRecordError(self.record_kind, _record_label(data), _problems(type(self), exc)) from None
+
+    # Pydantic calls a model's own __init__ for every nested or model_validate() validation, dropping the
+    # validation context (the phone region); marked as the base __init__, it runs only for direct construction.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assign a field with validation; a bad value raises :class:`InvalidRecordError` like construction."""
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            label = _record_label(self.model_dump(include={"email", "name", "username", "post_id"}))
+            raise InvalidRecordError(self.record_kind, label, _problems(type(self), exc)) from None
 
     @classmethod
     def model_validate(
@@ -227,7 +318,7 @@ class WireModel(BaseModel):
                 by_name=by_name,
             )
         except ValidationError as exc:
-            raise InvalidRecordError(cls.record_kind, _record_label(obj), _problems(exc)) from None
+            raise InvalidRecordError(cls.record_kind, _record_label(obj), _problems(cls, exc)) from None
 
     def to_wire(self) -> dict[str, Any]:
         """The record as the seed's JSON shape (camelCase keys, no unset optionals)."""
@@ -288,9 +379,7 @@ class Contact(WireModel):
     company: CompanyText | None = None
     phone: Annotated[str | None, Field(max_length=40)] = None
     social_profiles: list[SocialProfile] = Field(default_factory=list)
-    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue] = Field(
-        default_factory=dict
-    )
+    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue] = Field(default_factory=dict)
 
     _email = field_validator("email")(_validate_email_field)
     _phone = field_validator("phone")(_validate_phone_field)

@@ -273,7 +273,7 @@ class Sandbox:
         self.requests: deque[LoggedRequest] = deque(maxlen=self.config.max_log)
         self.request_count = 0
         self.lock = asyncio.Lock()
-        self.base_url = "http://sandbox.invalid"
+        self.base_url = "http://127.0.0.1"
         self._app: ASGIApp | None = None
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -473,7 +473,7 @@ class SandboxMiddleware:
             number=number,
             method=scope["method"],
             path=path,
-            query=scope.get("query_string", b"").decode("latin-1"),
+            query=redact_query(scope.get("query_string", b"").decode("latin-1")),
             status=0,
             fault=fault.value if fault else None,
             headers=logged_headers,
@@ -494,6 +494,16 @@ class SandboxMiddleware:
 
 
 _SECRET_HEADERS = {"authorization", "x-api-token", "cookie"}
+_SECRET_QUERY_PARAMS = {"api_token", "access_token"}
+
+
+def redact_query(query: str) -> str:
+    """A query string with secret parameters (Pipedrive's ``api_token``...) replaced, for the request log."""
+    parts = []
+    for part in query.split("&"):
+        name, sep, _value = part.partition("=")
+        parts.append(f"{name}{sep}<redacted>" if sep and name.lower() in _SECRET_QUERY_PARAMS else part)
+    return "&".join(parts)
 
 
 class InProcessTransport(httpx.AsyncBaseTransport):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from typing import Generic, TypeVar
 
 import phonenumbers
@@ -68,7 +68,7 @@ LAST_NAMES = (
     "Mensah", "Silva", "Santos", "Oliveira", "Costa", "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Dubois",
     "Lefèvre", "Moreau", "Rossi", "Russo", "Bianchi", "Novak", "Kowalski", "Nowak", "Ivanova", "Petrov", "Johansson",
     "Andersson", "Nielsen", "Hansen", "O'Brien", "O'Connor", "Murphy", "Kelly", "McCarthy", "Byrne", "Fitzgerald",
-    "Jensen", "Van der Berg", "De Vries", "Yılmaz", "Kaya", "Tran", "Pham", "Haddad", "Cohen", "Levi", "Da Silva",
+    "Jensen", "Van der Berg", "De Vries", "Öztürk", "Kaya", "Tran", "Pham", "Haddad", "Cohen", "Levi", "Da Silva",
 )
 
 COMPANY_WORDS_A = (
@@ -94,7 +94,8 @@ JOB_TITLES = (
 
 CAMPAIGNS = (
     "Spring Launch 2025", "Summer Sale 2025", "Back to School 2025", "Black Friday 2025", "Cyber Monday 2025",
-    "Holiday Gift Guide 2025", "New Year Reset 2026", "Creator Collab Q4", "Always-on Retargeting", "Product Hunt Launch",
+    "Holiday Gift Guide 2025", "New Year Reset 2026", "Creator Collab Q4", "Always-on Retargeting",
+    "Product Hunt Launch",
     "Webinar: Social Selling 101", "UGC Contest", "Referral Program", "Brand Awareness EMEA", "TikTok Challenge",
     "LinkedIn Thought Leadership", "Instagram Giveaway", "Customer Stories", "Early Access Beta", "Podcast Season 2",
 )
@@ -174,21 +175,26 @@ _PHONE_STEMS: tuple[tuple[str, tuple[str, ...], int, int], ...] = (
 class GeneratedPerson:
     """One synthetic person of the marketing team's audience, as seeded into a sandbox CRM.
 
+    ``social_profiles`` and ``touchpoints`` are built on first use from ``detail_seed`` (always the same for the
+    same person), so generating 100,000 people stays fast when a caller needs only some of them.
+
     Attributes:
         email: unique, lower-case ``firstname.lastname@company_domain`` (a number is added on a clash).
         first_name, last_name, company, company_domain, job_title: who they are.
         phone: E.164, valid for its country.
         website: the company's site.
-        social_profiles: one to three profiles on distinct networks, with a long-tail follower count.
         lifecycle: ``subscriber``, ``lead``, ``marketingqualifiedlead``, ``salesqualifiedlead`` or ``customer``.
         is_lead: whether the person is (also) an open lead (about 30%).
         lead_source: the social interaction they came from, e.g. ``twitter_dm``.
-        lead_status: where the lead stands (``converted`` for customers).
+        lead_status: where the lead stands (``converted`` for customers, ``new`` for other non-leads).
         sentiment: the sentiment of their conversation with the brand.
         engagement_score: 0..100.
         conversation_id: the social conversation they came from, e.g. ``tw-conv-5f3a...``.
         campaign: the campaign that reached them.
-        touchpoints: one to six interactions, oldest first.
+        detail_seed: the seed of their social profiles and touchpoints.
+        social_profiles: one to three profiles on distinct networks (the first on the lead source's network),
+            with a long-tail follower count and an engagement rate in percent.
+        touchpoints: one to six interactions with the brand's content, oldest first.
     """
 
     email: str
@@ -199,21 +205,30 @@ class GeneratedPerson:
     phone: str
     job_title: str
     website: str
-    social_profiles: list[SocialProfile] = field(default_factory=list)
-    lifecycle: str = "subscriber"
-    is_lead: bool = False
-    lead_source: str = "twitter_dm"
-    lead_status: LeadStatus = LeadStatus.NEW
-    sentiment: Sentiment = Sentiment.NEUTRAL
-    engagement_score: float = 0.0
-    conversation_id: str = ""
-    campaign: str = ""
-    touchpoints: list[Touchpoint] = field(default_factory=list)
+    lifecycle: str
+    is_lead: bool
+    lead_source: str
+    lead_status: LeadStatus
+    sentiment: Sentiment
+    engagement_score: float
+    conversation_id: str
+    campaign: str
+    detail_seed: int
 
     @property
     def social_platform(self) -> SocialPlatform:
         """The network the person came from (the platform of :attr:`lead_source`)."""
         return _SOURCE_PLATFORM[self.lead_source]
+
+    @cached_property
+    def social_profiles(self) -> list[SocialProfile]:
+        """One to three profiles on distinct networks, the first on the network the person came from."""
+        return _social_profiles(random.Random(self.detail_seed), self)
+
+    @cached_property
+    def touchpoints(self) -> list[Touchpoint]:
+        """One to six interactions with the brand's content, oldest first."""
+        return _touchpoints(random.Random(self.detail_seed ^ _TOUCHPOINT_SALT), self)
 
     def profile(self, platform: SocialPlatform) -> SocialProfile | None:
         """The person's profile on ``platform``, if they have one."""
@@ -221,12 +236,18 @@ class GeneratedPerson:
 
 
 _SOURCE_PLATFORM = {name: platform for name, platform, _ in LEAD_SOURCES}
+_SOURCE_PREFIX = {name: CONVERSATION_PREFIXES[platform] for name, platform, _ in LEAD_SOURCES}
 
 
+#: Letters that Unicode does not decompose into an ASCII base letter.
+_ASCII_LETTERS = str.maketrans({"ø": "o", "æ": "ae", "ß": "ss", "ł": "l", "đ": "d", "\u0131": "i", "œ": "oe"})
+
+
+@lru_cache(maxsize=4096)
 def ascii_slug(text: str) -> str:
-    """Lower-case ASCII letters and digits of ``text`` (``"Lefèvre"`` -> ``"lefevre"``, ``"O'Brien"`` -> ``"obrien"``)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed.lower() if ch.isascii() and ch.isalnum())
+    """Lower-case ASCII letters and digits of ``text``: ``"Søren"`` -> ``"soren"``, ``"O'Brien"`` -> ``"obrien"``."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().translate(_ASCII_LETTERS))
+    return "".join(ch for ch in decomposed if ch.isascii() and ch.isalnum())
 
 
 @cache
@@ -269,7 +290,7 @@ def _phone_stems() -> tuple[tuple[tuple[str, ...], int], ...]:
 
 
 def _followers(rng: random.Random) -> int:
-    """Long tail: most people have a few hundred followers, a few have millions."""
+    """Long tail (Pareto): most people have a few hundred followers, a few have millions."""
     return min(int(40 * rng.paretovariate(1.1)) + rng.randrange(0, 40), 80_000_000)
 
 
@@ -318,10 +339,57 @@ _OPEN_LEAD_STATUSES = _Weighted(
 )
 _LEAD_STAGES = _Weighted([("lead", 55), ("marketingqualifiedlead", 30), ("salesqualifiedlead", 15)])
 _CONTACT_STAGES = _Weighted([("subscriber", 70), ("customer", 30)])
+_TOUCHPOINT_SALT = 0x5EED_70C4
+
+
+def _social_profiles(rng: random.Random, person: GeneratedPerson) -> list[SocialProfile]:
+    first_slug = ascii_slug(person.first_name) or "user"
+    last_slug = ascii_slug(person.last_name) or "x"
+    profile_count = _PROFILE_COUNTS.draw(rng)
+    chosen = [person.social_platform]
+    while len(chosen) < profile_count:
+        candidate = _PLATFORMS.draw(rng)
+        if candidate not in chosen:
+            chosen.append(candidate)
+    profiles = []
+    for platform in chosen:
+        username = _username(rng, first_slug, last_slug)
+        followers = _followers(rng)
+        profiles.append(
+            SocialProfile(
+                platform=platform,
+                username=username,
+                url=PROFILE_URLS[platform].format(username),
+                followers=followers,
+                engagement=_engagement_rate(rng, followers),
+            )
+        )
+    return profiles
+
+
+def _touchpoints(rng: random.Random, person: GeneratedPerson) -> list[Touchpoint]:
+    source_platform = person.social_platform
+    platforms = [profile.platform for profile in person.social_profiles]
+    count = _TOUCH_COUNTS.draw(rng)
+    offsets = sorted(rng.randrange(TOUCHPOINT_SPAN_SECONDS) for _ in range(count))
+    touchpoints = []
+    for index, offset in enumerate(offsets):
+        platform = source_platform if index == 0 else rng.choice(platforms)
+        touchpoints.append(
+            Touchpoint(
+                timestamp=TOUCHPOINT_EPOCH - timedelta(seconds=TOUCHPOINT_SPAN_SECONDS - offset),
+                platform=platform,
+                type=_TOUCH_TYPES.draw(rng),
+                post_id=f"post_{rng.getrandbits(40):010x}",
+                conversation_id=person.conversation_id if platform is source_platform else None,
+                campaign=person.campaign if index == 0 or rng.random() < 0.6 else rng.choice(CAMPAIGNS),
+            )
+        )
+    return touchpoints
 
 
 def generate_people(count: int, seed: int) -> list[GeneratedPerson]:
-    """``count`` realistic people; the same ``(count, seed)`` always gives the same list.
+    """``count`` realistic people; the same ``(count, seed)`` always gives the same people.
 
     The list for a smaller ``count`` is a prefix of the list for a larger one with the same seed.
 
@@ -352,27 +420,6 @@ def generate_people(count: int, seed: int) -> list[GeneratedPerson]:
         phone = rng.choice(stems) + str(rng.randrange(10**tail_digits)).zfill(tail_digits)
 
         lead_source = _SOURCES.draw(rng)
-        source_platform = _SOURCE_PLATFORM[lead_source]
-        profile_count = _PROFILE_COUNTS.draw(rng)
-        chosen = [source_platform]
-        while len(chosen) < profile_count:
-            candidate = _PLATFORMS.draw(rng)
-            if candidate not in chosen:
-                chosen.append(candidate)
-        profiles = []
-        for platform in chosen:
-            username = _username(rng, first_slug, last_slug)
-            followers = _followers(rng)
-            profiles.append(
-                SocialProfile(
-                    platform=platform,
-                    username=username,
-                    url=PROFILE_URLS[platform].format(username),
-                    followers=followers,
-                    engagement=_engagement_rate(rng, followers),
-                )
-            )
-
         is_lead = rng.random() < 0.3
         if is_lead:
             lifecycle = _LEAD_STAGES.draw(rng)
@@ -380,25 +427,6 @@ def generate_people(count: int, seed: int) -> list[GeneratedPerson]:
         else:
             lifecycle = _CONTACT_STAGES.draw(rng)
             lead_status = LeadStatus.CONVERTED if lifecycle == "customer" else LeadStatus.NEW
-        conversation_id = f"{CONVERSATION_PREFIXES[source_platform]}-conv-{rng.getrandbits(48):012x}"
-        campaign = rng.choice(CAMPAIGNS)
-
-        touch_count = _TOUCH_COUNTS.draw(rng)
-        offsets = sorted(rng.randrange(TOUCHPOINT_SPAN_SECONDS) for _ in range(touch_count))
-        touchpoints = []
-        for index, offset in enumerate(offsets):
-            platform = source_platform if index == 0 else rng.choice(chosen)
-            touchpoints.append(
-                Touchpoint(
-                    timestamp=TOUCHPOINT_EPOCH - timedelta(seconds=TOUCHPOINT_SPAN_SECONDS - offset),
-                    platform=platform,
-                    type=_TOUCH_TYPES.draw(rng),
-                    post_id=f"post_{rng.getrandbits(40):010x}",
-                    conversation_id=conversation_id if platform is source_platform else None,
-                    campaign=campaign if index == 0 or rng.random() < 0.6 else rng.choice(CAMPAIGNS),
-                )
-            )
-
         people.append(
             GeneratedPerson(
                 email=email,
@@ -409,16 +437,15 @@ def generate_people(count: int, seed: int) -> list[GeneratedPerson]:
                 phone=phone,
                 job_title=rng.choice(JOB_TITLES),
                 website=f"https://www.{domain}",
-                social_profiles=profiles,
                 lifecycle=lifecycle,
                 is_lead=is_lead,
                 lead_source=lead_source,
                 lead_status=lead_status,
                 sentiment=_SENTIMENTS.draw(rng),
                 engagement_score=round(min(100.0, max(0.0, rng.gauss(48, 20))), 1),
-                conversation_id=conversation_id,
-                campaign=campaign,
-                touchpoints=touchpoints,
+                conversation_id=f"{_SOURCE_PREFIX[lead_source]}-conv-{rng.getrandbits(48):012x}",
+                campaign=rng.choice(CAMPAIGNS),
+                detail_seed=rng.getrandbits(64),
             )
         )
     return people

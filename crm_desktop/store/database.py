@@ -15,9 +15,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -72,19 +73,26 @@ def make_engine(url: str) -> Engine:
             "CRM_DESKTOP_DB_URL is not a database URL; expected e.g. "
             "sqlite:////path/crm.db or postgresql+psycopg://user@host/db"
         ) from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, poolclass=NullPool)
-        event.listen(engine, "connect", _on_sqlite_connect)
-        return engine
     try:
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, poolclass=NullPool)
+            event.listen(engine, "connect", _on_sqlite_connect)
+            return engine
         return create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
         raise StoreConfigError(
             f"the database driver {exc.name!r} is not installed; for PostgreSQL install crm-desktop[postgres]"
         ) from None
+    except NoSuchModuleError:
+        raise StoreConfigError(
+            f"CRM Desktop cannot use {parsed.drivername!r} databases; "
+            "use sqlite:////path/crm.db or postgresql+psycopg://user@host/db"
+        ) from None
+    except OSError as exc:
+        raise StoreConfigError(f"cannot create the folder of the database file: {exc.strerror}") from None
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -125,6 +133,14 @@ def backup_sqlite(database: Path, revision: str | None) -> Path:
     return target
 
 
+def _is_known_revision(scripts: ScriptDirectory, revision: str) -> bool:
+    # Alembic raises for a revision it has no script of, rather than returning None.
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def upgrade_to_head(engine: Engine) -> MigrationReport:
     """Run ``alembic upgrade head``; back up an existing SQLite file first when a migration is pending.
 
@@ -134,12 +150,13 @@ def upgrade_to_head(engine: Engine) -> MigrationReport:
     head = head_revision()
     try:
         found = current_revision(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:
+        # OperationalError (unreachable server, locked file) and "file is not a database" alike.
         raise StoreConfigError(f"cannot open the database: {exc.orig}") from None
     if found == head:
         return MigrationReport(found, head, None)
     scripts = ScriptDirectory.from_config(_alembic_config(engine))
-    if found is not None and scripts.get_revision(found) is None:
+    if found is not None and not _is_known_revision(scripts, found):
         raise StoreConfigError(
             f"the database is at schema {found!r}, newer than this version of CRM Desktop knows; update the app"
         )

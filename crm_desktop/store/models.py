@@ -29,6 +29,7 @@ from crm_desktop.domain.models import (
     SocialPlatform,
     TouchpointType,
 )
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 
 
 def utcnow() -> datetime:
@@ -87,36 +88,6 @@ class SyncRunStatus(StrEnum):
     PARTIAL = "partial"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class RecordOutcome(StrEnum):
-    """What happened to one record in a run."""
-
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
-    CONFLICT = "conflict"
-    SKIPPED = "skipped"
-
-
-class ErrorCategory(StrEnum):
-    """Why a record failed, sorted by what the user does next."""
-
-    AUTH = "auth"
-    RATE_LIMIT = "rate_limit"
-    VALIDATION = "validation"
-    DUPLICATE = "duplicate"
-    NOT_FOUND = "not_found"
-    NETWORK = "network"
-    SERVER = "server"
-
-
-class RecordObject(StrEnum):
-    """The kinds of records that sync."""
-
-    CONTACT = "contact"
-    LEAD = "lead"
 
 
 class FieldDirection(StrEnum):

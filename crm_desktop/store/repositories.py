@@ -191,17 +191,26 @@ def _apply_contact(row: ContactRow, contact: Contact) -> bool:
     if dict(row.custom_fields) != contact.custom_fields:
         row.custom_fields = dict(contact.custom_fields)
         changed = True
-    wanted = [(p.platform, p.username, p.url, p.followers, p.engagement) for p in contact.social_profiles]
-    have = [(p.platform, p.username, p.url, p.followers, p.engagement) for p in row.social_profiles]
-    if wanted != have:
-        row.social_profiles.clear()
-        for platform, username, url, followers, engagement in wanted:
+    # Profiles are matched by (platform, username), the table's unique key, and updated in place: the unit of
+    # work inserts before it deletes, so replacing a row with a new one of the same key would break the key.
+    wanted = {(p.platform, p.username): (p.url, p.followers, p.engagement) for p in contact.social_profiles}
+    have = {(p.platform, p.username): p for p in row.social_profiles}
+    for key, stale in have.items():
+        if key not in wanted:
+            row.social_profiles.remove(stale)
+            changed = True
+    for (platform, username), (url, followers, engagement) in wanted.items():
+        current = have.get((platform, username))
+        if current is None:
             row.social_profiles.append(
                 SocialProfileRow(
                     platform=platform, username=username, url=url, followers=followers, engagement=engagement
                 )
             )
-        changed = True
+            changed = True
+        elif (current.url, current.followers, current.engagement) != (url, followers, engagement):
+            current.url, current.followers, current.engagement = url, followers, engagement
+            changed = True
     return changed
 
 

@@ -1,0 +1,146 @@
+"""Authentication as ``httpx.Auth``: static tokens, and Salesforce's access token refreshed once when stale."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import Any
+
+import httpx
+
+from crm_desktop.providers.errors import AuthError
+
+logger = logging.getLogger(__name__)
+
+TokenSaver = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+class HeaderTokenAuth(httpx.Auth):
+    """Puts a fixed token in a header: ``Authorization: Bearer`` (HubSpot) or ``x-api-token`` (Pipedrive)."""
+
+    def __init__(self, header: str, value: str) -> None:
+        self._header = header
+        self._value = value
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self._header] = self._value
+        yield request
+
+
+def salesforce_session_expired(response: httpx.Response) -> bool:
+    """Whether a response is Salesforce's 401 ``INVALID_SESSION_ID`` (stale access token)."""
+    if response.status_code != 401:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    if isinstance(body, list):
+        return any(isinstance(e, dict) and e.get("errorCode") == "INVALID_SESSION_ID" for e in body)
+    return True
+
+
+class SalesforceAuth(httpx.Auth):
+    """Bearer access token, refreshed with the refresh token before known expiry or once on ``INVALID_SESSION_ID``.
+
+    The new token is handed to ``save_tokens`` (the app puts it in the vault). A refused refresh
+    (``invalid_grant``) raises :class:`AuthError` telling the user to reconnect; it is never retried.
+
+    Attributes:
+        credentials: clientId, clientSecret, accessToken, refreshToken, instanceUrl, issuedAt (epoch ms).
+        refreshes: how many refreshes happened.
+    """
+
+    requires_response_body = True
+
+    def __init__(
+        self,
+        credentials: dict[str, Any],
+        token_url: str,
+        *,
+        save_tokens: TokenSaver | None = None,
+        session_seconds: float | None = 7200.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.credentials = dict(credentials)
+        self._token_url = token_url
+        self._save_tokens = save_tokens
+        self._session_seconds = session_seconds
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.refreshes = 0
+
+    def _stale(self) -> bool:
+        if not self.credentials.get("accessToken"):
+            return True
+        issued = self.credentials.get("issuedAt")
+        if self._session_seconds is None or not issued:
+            return False
+        return self._clock() >= int(issued) / 1000 + self._session_seconds - 60
+
+    def _authorise(self, request: httpx.Request) -> str:
+        token = str(self.credentials.get("accessToken") or "")
+        request.headers["Authorization"] = f"Bearer {token}"
+        return token
+
+    def _refresh_request(self) -> httpx.Request:
+        refresh_token = self.credentials.get("refreshToken")
+        if not refresh_token:
+            raise AuthError("Salesforce session expired and no refresh token is stored; sign in again")
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": str(refresh_token),
+            "client_id": str(self.credentials.get("clientId", "")),
+        }
+        if self.credentials.get("clientSecret"):
+            form["client_secret"] = str(self.credentials["clientSecret"])
+        return httpx.Request("POST", self._token_url, data=form, headers={"Accept": "application/json"})
+
+    async def _apply_refresh(self, response: httpx.Response) -> None:
+        await response.aread()
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code != 200 or "access_token" not in body:
+            error = body.get("error", f"HTTP {response.status_code}") if isinstance(body, dict) else "refused"
+            raise AuthError(
+                f"Salesforce refused to refresh the session ({error}); reconnect the integration "
+                "(`crm-desktop integration login NAME` or the Sign in button)",
+                status=response.status_code,
+            )
+        self.credentials["accessToken"] = body["access_token"]
+        self.credentials["issuedAt"] = int(body.get("issued_at") or self._clock() * 1000)
+        if body.get("instance_url"):
+            self.credentials["instanceUrl"] = body["instance_url"]
+        if body.get("refresh_token"):
+            self.credentials["refreshToken"] = body["refresh_token"]
+        self.refreshes += 1
+        logger.info("Salesforce access token refreshed")
+        if self._save_tokens is not None:
+            result = self._save_tokens(dict(self.credentials))
+            if inspect.isawaitable(result):
+                await result
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        async with self._lock:
+            if self._stale():
+                refresh_response = yield self._refresh_request()
+                await self._apply_refresh(refresh_response)
+        sent_with = self._authorise(request)
+        response = yield request
+        if not salesforce_session_expired(response):
+            return
+        async with self._lock:
+            # Another request may have refreshed while this one was in flight: then just resend.
+            if self.credentials.get("accessToken") == sent_with:
+                refresh_response = yield self._refresh_request()
+                await self._apply_refresh(refresh_response)
+        self._authorise(request)
+        yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("SalesforceAuth works only with httpx.AsyncClient")

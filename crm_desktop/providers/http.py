@@ -1,0 +1,327 @@
+"""The one HTTP core of the three adapters: response classification, retries, rate budget and pagination."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from crm_desktop.domain.models import check_base_url
+from crm_desktop.domain.outcomes import ErrorCategory
+from crm_desktop.providers.errors import (
+    AuthError,
+    ConfigurationError,
+    NotFoundError,
+    ProviderError,
+    RateLimitError,
+    RequestRejectedError,
+    TransientError,
+)
+from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Decision(StrEnum):
+    """What to do with a response."""
+
+    OK = "ok"
+    RETRY = "retry"
+    REFRESH_THEN_RETRY = "refresh_then_retry"
+    RATE_LIMITED = "rate_limited"
+    RECORD_FAILURE = "record_failure"
+    FATAL = "fatal"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One decision about one response, as a value.
+
+    Attributes:
+        decision: what happens next.
+        category: the error category, for failures.
+        wait: seconds the CRM asked to wait (``Retry-After``, window reset).
+        code: the vendor's error code (``DUPLICATES_DETECTED``, ``VALIDATION_ERROR``...).
+        reason: a short sentence without customer data.
+    """
+
+    decision: Decision
+    category: ErrorCategory | None = None
+    wait: float | None = None
+    code: str = ""
+    reason: str = ""
+
+
+OK = Verdict(Decision.OK)
+
+Classifier = Callable[[httpx.Response], Verdict]
+
+
+def classify_status(response: httpx.Response) -> Verdict:
+    """The decision by status code alone; vendors refine it with their error bodies."""
+    status = response.status_code
+    if status < 400:
+        return OK
+    if status == 401:
+        return Verdict(Decision.FATAL, ErrorCategory.AUTH, reason="the CRM refused the credentials (401)")
+    if status == 403:
+        return Verdict(Decision.FATAL, ErrorCategory.AUTH, reason="the credentials lack permission (403)")
+    if status == 404:
+        return Verdict(Decision.FATAL, ErrorCategory.NOT_FOUND, reason="not found (404)")
+    if status in (408, 425):
+        return Verdict(Decision.RETRY, ErrorCategory.NETWORK, wait=retry_after_seconds(response), reason=f"{status}")
+    if status == 409:
+        return Verdict(Decision.RECORD_FAILURE, ErrorCategory.DUPLICATE, reason="duplicate (409)")
+    if status == 429:
+        return Verdict(
+            Decision.RATE_LIMITED, ErrorCategory.RATE_LIMIT, wait=retry_after_seconds(response), reason="429"
+        )
+    if status >= 500:
+        return Verdict(Decision.RETRY, ErrorCategory.SERVER, wait=retry_after_seconds(response), reason=f"{status}")
+    return Verdict(Decision.RECORD_FAILURE, ErrorCategory.VALIDATION, reason=f"rejected ({status})")
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The JSON body, or ``None`` when there is none or it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class _RetryableFailure(Exception):
+    """Internal: a failure tenacity may retry; ``final`` is raised when the retries run out."""
+
+    def __init__(self, final: ProviderError, wait: float | None) -> None:
+        super().__init__(str(final))
+        self.final = final
+        self.wait = wait
+
+
+class AmbiguousWriteError(TransientError):
+    """A write's connection failed after it was sent: it may or may not have reached the CRM.
+
+    The adapter reconciles (looks the records up again) before it writes again, so nothing is duplicated.
+    """
+
+    category = ErrorCategory.NETWORK
+
+
+_AMBIGUOUS = (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteError, httpx.WriteTimeout)
+
+
+class HttpCore:
+    """One long-lived ``httpx.AsyncClient`` per integration, with auth, retries, budget and classification.
+
+    Attributes:
+        name: the CRM, for logs.
+        client: the HTTP client (TLS verified; plain http only to loopback).
+        budget: the integration's rate budget.
+        calls: requests sent, retries included.
+        rate_limited: 429 answers seen.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        classifier: Classifier,
+        budget: RateBudget,
+        read_headers: Callable[[httpx.Headers], RateObservation],
+        auth: httpx.Auth | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        max_retry_seconds: float = 300.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        try:
+            safe_url = check_base_url(base_url)
+        except ValueError as exc:
+            raise ConfigurationError(f"{name} base URL refused: {exc}") from None
+        self.name = name
+        self.classifier = classifier
+        self.budget = budget
+        self._read_headers = read_headers
+        self.max_attempts = max_attempts
+        self.max_retry_seconds = max_retry_seconds
+        self._sleep = sleep
+        self.calls = 0
+        self.rate_limited = 0
+        self.client = httpx.AsyncClient(
+            base_url=safe_url,
+            auth=auth,
+            headers={"User-Agent": "crm-desktop/0.1", **(headers or {})},
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            verify=True,
+            follow_redirects=False,
+        )
+        self.client.event_hooks["request"].append(self._count_request)
+        self.client.event_hooks["response"].append(self._observe_response)
+
+    async def _count_request(self, request: httpx.Request) -> None:
+        self.calls += 1
+
+    async def _observe_response(self, response: httpx.Response) -> None:
+        self.budget.observe(self._read_headers(response.headers))
+        if response.status_code == 429:
+            self.rate_limited += 1
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool = True,
+        budget: RateBudget | None = None,
+        classifier: Classifier | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send a request with retries; return the response when it is OK or a record-level failure.
+
+        Args:
+            method: HTTP method.
+            url: path relative to the base URL, or a full URL on the same host.
+            idempotent: ``False`` for writes that would duplicate if replayed; a connection lost after such a
+                write was sent raises :class:`AmbiguousWriteError` instead of replaying it.
+            budget: another budget than the integration's (e.g. HubSpot search's own 4/s).
+            classifier: another classifier for this call.
+            **kwargs: passed to ``httpx.AsyncClient.request`` (json, params, data, headers).
+
+        Raises:
+            AuthError: credentials refused and not refreshable.
+            RateLimitError: still rate limited when retries ran out; BudgetExhaustedError when the daily
+                budget is at its reserve.
+            TransientError: network or server failure that outlived its retries.
+            NotFoundError: 404.
+        """
+        chosen_budget = budget or self.budget
+        chosen_classifier = classifier or self.classifier
+        started = time.monotonic()
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            backoff = wait_exponential_jitter(initial=0.5, max=30.0, jitter=1.0)(state)
+            if isinstance(failure, _RetryableFailure) and failure.wait is not None:
+                return max(failure.wait, 0.05)
+            return backoff
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_RetryableFailure),
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_seconds),
+            wait=wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(method, url, idempotent, chosen_budget, chosen_classifier, kwargs)
+        except _RetryableFailure as exhausted:
+            logger.warning(
+                "%s %s %s gave up after %.1fs: %s", self.name, method, _path(url), time.monotonic() - started,
+                exhausted.final,
+            )
+            raise exhausted.final from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        idempotent: bool,
+        budget: RateBudget,
+        classifier: Classifier,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
+        await budget.acquire()
+        try:
+            response = await self.client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            kind = type(exc).__name__
+            if not idempotent and isinstance(exc, _AMBIGUOUS):
+                raise AmbiguousWriteError(
+                    f"{self.name}: the connection failed after a write was sent ({kind}); reconciling"
+                ) from None
+            raise _RetryableFailure(
+                TransientError(f"{self.name}: network failure ({kind})", category=ErrorCategory.NETWORK), None
+            ) from None
+        finally:
+            budget.release()
+        verdict = classifier(response)
+        logger.debug("%s %s %s -> %s %s", self.name, method, _path(url), response.status_code, verdict.decision)
+        if verdict.decision in (Decision.OK, Decision.RECORD_FAILURE):
+            return response
+        await response.aread()
+        if verdict.decision is Decision.RETRY:
+            raise _RetryableFailure(
+                TransientError(
+                    f"{self.name}: {verdict.reason or 'server error'}",
+                    status=response.status_code,
+                    category=verdict.category or ErrorCategory.SERVER,
+                ),
+                verdict.wait,
+            )
+        if verdict.decision is Decision.RATE_LIMITED:
+            wait = verdict.wait if verdict.wait is not None else budget.window_seconds
+            budget.block_for(wait)
+            raise _RetryableFailure(
+                RateLimitError(f"{self.name}: rate limited ({verdict.reason})", retry_after=wait), wait
+            )
+        message = f"{self.name}: {verdict.reason or f'request failed ({response.status_code})'}"
+        if verdict.category is ErrorCategory.AUTH or verdict.decision is Decision.REFRESH_THEN_RETRY:
+            raise AuthError(message + "; reconnect the integration", status=response.status_code)
+        if verdict.category is ErrorCategory.NOT_FOUND:
+            raise NotFoundError(message, status=response.status_code)
+        if verdict.category is ErrorCategory.RATE_LIMIT:
+            raise RateLimitError(message, status=response.status_code, retry_after=verdict.wait)
+        raise RequestRejectedError(message, status=response.status_code, category=verdict.category, code=verdict.code)
+
+    async def aclose(self) -> None:
+        """Close the client and its connections."""
+        await self.client.aclose()
+
+
+def _path(url: str) -> str:
+    """The path of a URL without its query (queries can hold emails)."""
+    return url.split("?", 1)[0]
+
+
+async def paginate(
+    fetch: Callable[[str | None], Awaitable[tuple[list[T], str | None]]], start: str | None = None
+) -> AsyncIterator[tuple[list[T], str | None]]:
+    """Follow a cursor page by page, yielding (items, next cursor); stop at the end or on a repeated cursor.
+
+    Raises:
+        ProviderError: when the CRM hands back a cursor it already gave (a loop).
+    """
+    seen: set[str] = set()
+    cursor = start
+    while True:
+        items, following = await fetch(cursor)
+        yield items, following
+        if not following:
+            return
+        if following in seen:
+            raise ProviderError("the CRM returned the same page cursor twice; stopped to avoid a loop")
+        seen.add(following)
+        cursor = following

@@ -1,0 +1,230 @@
+"""Proactive rate budgets: a client-side window, a concurrency limit and the daily budget, corrected by headers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from crm_desktop.providers.contract import Quota
+from crm_desktop.providers.errors import BudgetExhaustedError
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RateObservation:
+    """What one response's headers said about the budget (every part optional).
+
+    Attributes:
+        window_limit: requests allowed per window.
+        window_remaining: requests left in the current window.
+        window_seconds: the window's length.
+        reset_after: seconds until the window resets.
+        daily_limit: requests (or tokens) allowed per day.
+        daily_remaining: requests (or tokens) left today.
+    """
+
+    window_limit: int | None = None
+    window_remaining: int | None = None
+    window_seconds: float | None = None
+    reset_after: float | None = None
+    daily_limit: int | None = None
+    daily_remaining: int | None = None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def read_hubspot_headers(headers: httpx.Headers) -> RateObservation:
+    """``X-HubSpot-RateLimit-Max/-Remaining/-Interval-Milliseconds/-Daily/-Daily-Remaining``."""
+    interval = _int(headers.get("x-hubspot-ratelimit-interval-milliseconds"))
+    return RateObservation(
+        window_limit=_int(headers.get("x-hubspot-ratelimit-max")),
+        window_remaining=_int(headers.get("x-hubspot-ratelimit-remaining")),
+        window_seconds=interval / 1000 if interval else None,
+        daily_limit=_int(headers.get("x-hubspot-ratelimit-daily")),
+        daily_remaining=_int(headers.get("x-hubspot-ratelimit-daily-remaining")),
+    )
+
+
+def read_pipedrive_headers(headers: httpx.Headers) -> RateObservation:
+    """``x-ratelimit-limit/-remaining/-reset`` (2-second window) and the daily token headers."""
+    daily_remaining = _int(
+        headers.get("x-daily-requests-left")
+        or headers.get("x-daily-ratelimit-remaining")
+        or headers.get("x-daily-token-remaining")
+    )
+    return RateObservation(
+        window_limit=_int(headers.get("x-ratelimit-limit")),
+        window_remaining=_int(headers.get("x-ratelimit-remaining")),
+        window_seconds=2.0 if headers.get("x-ratelimit-limit") else None,
+        reset_after=float(headers["x-ratelimit-reset"]) if _int(headers.get("x-ratelimit-reset")) is not None else None,
+        daily_limit=_int(headers.get("x-daily-ratelimit-limit") or headers.get("x-daily-token-limit")),
+        daily_remaining=daily_remaining,
+    )
+
+
+_SFORCE_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+def read_salesforce_headers(headers: httpx.Headers) -> RateObservation:
+    """``Sforce-Limit-Info: api-usage=10018/100000`` (daily only; Salesforce has no burst window)."""
+    match = _SFORCE_USAGE.search(headers.get("sforce-limit-info", ""))
+    if not match:
+        return RateObservation()
+    used, limit = int(match.group(1)), int(match.group(2))
+    return RateObservation(daily_limit=limit, daily_remaining=max(0, limit - used))
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The wait a response asks for: ``Retry-After`` in seconds or as an HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class RateBudget:
+    """The request budget of one integration (or one endpoint family, e.g. HubSpot search).
+
+    Before each request it waits for a free concurrency slot and for room in a client-side rolling window set
+    a little under the CRM's limit, so the steady state earns no 429. Each response's headers correct the
+    window limit (the CRM's real plan) and the daily budget; when the daily budget left falls to the reserve,
+    requests stop with :class:`BudgetExhaustedError` instead of burning the rest.
+
+    Attributes:
+        window_limit: the CRM's requests per window (``None``: no window).
+        window_seconds: the window's length.
+        concurrency: requests in flight at most.
+        daily_reserve: daily calls to keep unspent.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_limit: int | None,
+        window_seconds: float,
+        concurrency: int,
+        daily_reserve: int = 0,
+        margin: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.window_limit = window_limit
+        self.window_seconds = window_seconds
+        self.concurrency = concurrency
+        self.daily_reserve = daily_reserve
+        self._margin = margin
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._window_lock = asyncio.Lock()
+        self._blocked_until = 0.0
+        self.daily_limit: int | None = None
+        self.daily_remaining: int | None = None
+        self.window_remaining: int | None = None
+        self.waited_seconds = 0.0
+
+    @property
+    def effective_limit(self) -> int | None:
+        """Requests per window the client allows itself: the limit less a small safety margin."""
+        if self.window_limit is None:
+            return None
+        spare = max(1, math.ceil(self.window_limit * self._margin))
+        return max(1, self.window_limit - spare)
+
+    async def acquire(self) -> None:
+        """Wait for a slot and room in the window; raise when the daily budget is at its reserve."""
+        if self.daily_remaining is not None and self.daily_remaining <= self.daily_reserve:
+            raise BudgetExhaustedError(
+                f"stopped early: only {self.daily_remaining} API calls are left today "
+                f"(keeping {self.daily_reserve} in reserve)",
+                status=None,
+            )
+        await self._slots.acquire()
+        try:
+            await self._wait_for_window()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self) -> None:
+        """Free the concurrency slot taken by :meth:`acquire`."""
+        self._slots.release()
+
+    async def _wait_for_window(self) -> None:
+        async with self._window_lock:
+            while True:
+                now = self._clock()
+                if now < self._blocked_until:
+                    await self._pause(self._blocked_until - now)
+                    continue
+                limit = self.effective_limit
+                if limit is None:
+                    return
+                while self._sent and self._sent[0] <= now - self.window_seconds:
+                    self._sent.popleft()
+                if len(self._sent) < limit:
+                    self._sent.append(now)
+                    return
+                await self._pause(self._sent[0] + self.window_seconds - now + 0.001)
+
+    async def _pause(self, seconds: float) -> None:
+        self.waited_seconds += seconds
+        await self._sleep(seconds)
+
+    def observe(self, seen: RateObservation) -> None:
+        """Correct the budget from what a response's headers said."""
+        if seen.window_limit is not None and seen.window_limit > 0 and seen.window_limit != self.window_limit:
+            logger.info("rate window corrected from the CRM's headers: %s -> %s", self.window_limit, seen.window_limit)
+            self.window_limit = seen.window_limit
+        if seen.window_seconds:
+            self.window_seconds = seen.window_seconds
+        if seen.window_remaining is not None:
+            self.window_remaining = seen.window_remaining
+            if seen.window_remaining <= 0:
+                self.block_for(seen.reset_after if seen.reset_after is not None else self.window_seconds)
+        if seen.daily_limit is not None:
+            self.daily_limit = seen.daily_limit
+        if seen.daily_remaining is not None:
+            self.daily_remaining = seen.daily_remaining
+
+    def block_for(self, seconds: float) -> None:
+        """Hold every request for ``seconds`` (after a 429 or an empty window)."""
+        self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
+
+    def quota(self) -> Quota:
+        """The budget as last reported."""
+        used = None
+        if self.daily_limit is not None and self.daily_remaining is not None:
+            used = self.daily_limit - self.daily_remaining
+        return Quota(
+            used=used, limit=self.daily_limit, remaining=self.daily_remaining, window_remaining=self.window_remaining
+        )
