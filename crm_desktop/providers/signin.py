@@ -98,10 +98,10 @@ class LoopbackRedirectListener:
         writer.write(head.encode("latin-1") + body)
         await writer.drain()
 
-    async def wait(self, timeout: float) -> dict[str, str]:
+    async def wait(self, wait_seconds: float) -> dict[str, str]:
         """The redirect's query parameters; raises ``TimeoutError`` when the user never finishes."""
         assert self._result is not None, "start() first"
-        return await asyncio.wait_for(asyncio.shield(self._result), timeout)
+        return await asyncio.wait_for(asyncio.shield(self._result), wait_seconds)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -117,7 +117,7 @@ async def salesforce_sign_in(
     *,
     open_browser: BrowserOpener | None = None,
     port: int = 1717,
-    timeout: float = 300.0,
+    wait_seconds: float = 300.0,
     transport: httpx.AsyncBaseTransport | None = None,
     scope: str = "api refresh_token",
 ) -> dict[str, Any]:
@@ -129,7 +129,7 @@ async def salesforce_sign_in(
         client_secret: the consumer secret, when the app requires one.
         open_browser: opens the authorize URL (the system browser by default).
         port: loopback port of the redirect (the connected app's callback must be ``http://localhost:PORT/OauthRedirect``).
-        timeout: seconds to wait for the user.
+        wait_seconds: seconds to wait for the user.
         transport: an HTTP transport for the token exchange (tests).
         scope: OAuth scopes asked for.
 
@@ -143,7 +143,9 @@ async def salesforce_sign_in(
     try:
         await listener.start()
     except OSError as exc:
-        raise ConfigurationError(f"cannot listen on 127.0.0.1:{port} for the sign-in redirect ({exc.strerror})") from None
+        raise ConfigurationError(
+            f"cannot listen on 127.0.0.1:{port} for the sign-in redirect ({exc.strerror})"
+        ) from None
     try:
         query = urlencode(
             {
@@ -162,7 +164,7 @@ async def salesforce_sign_in(
         if asyncio.iscoroutine(opened) or isinstance(opened, asyncio.Future):
             await opened
         try:
-            params = await listener.wait(timeout)
+            params = await listener.wait(wait_seconds)
         except TimeoutError:
             raise AuthError("sign-in timed out: the browser never came back to CRM Desktop") from None
     finally:
