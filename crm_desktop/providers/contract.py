@@ -217,3 +217,29 @@ class ReportsMissingFields(Protocol):
     async def missing_fields(self, obj: RecordObject, wanted: Sequence[str]) -> list[str]:
         """The wanted field names the CRM lacks."""
         ...
+
+
+@dataclass(frozen=True)
+class AdapterOptions:
+    """Tuning of one adapter; defaults are each CRM's documented limits for common plans.
+
+    Attributes:
+        window_limit: requests per rate window (``None``: the CRM's default; headers correct it at run time).
+        concurrency: requests in flight at most.
+        daily_reserve: API calls to keep unspent today; the adapter stops early below it.
+        timeout: seconds per request.
+        max_attempts: tries per request (first try included).
+        max_retry_seconds: time one request may spend retrying.
+        salesforce_session_seconds: Salesforce session lifetime, to refresh before known expiry.
+        default_lead_company: Salesforce Lead's required Company when a record has none (``None``: derive it
+            from the email's domain).
+    """
+
+    window_limit: int | None = None
+    concurrency: int | None = None
+    daily_reserve: int = 0
+    timeout: float = 30.0
+    max_attempts: int = 6
+    max_retry_seconds: float = 300.0
+    salesforce_session_seconds: float | None = 7200.0
+    default_lead_company: str | None = None

@@ -61,7 +61,7 @@ def spec_document(version: str) -> dict[str, Any]:
     path = spec_dir() / SPEC_FILES[version]
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with path.open(encoding="utf-8") as handle:
-        document: dict[str, Any] = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+        document: dict[str, Any] = yaml.load(handle, Loader=loader)
     _mark_next_cursor_nullable(document)
     return document
 
@@ -155,7 +155,7 @@ class HttpxSpecRequest:
 
     @property
     def content_type(self) -> str:
-        return self._request.headers.get("content-type", "application/json").lower()
+        return str(self._request.headers.get("content-type", "application/json")).lower()
 
 
 class HttpxSpecResponse:
@@ -170,7 +170,7 @@ class HttpxSpecResponse:
 
     @property
     def content_type(self) -> str:
-        return self._response.headers.get("content-type", "").lower()
+        return str(self._response.headers.get("content-type", "")).lower()
 
     @property
     def headers(self) -> Headers:

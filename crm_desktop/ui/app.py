@@ -1,0 +1,121 @@
+"""The GUI entry point: one QApplication, one qasync event loop, the main window, and a clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+import qasync
+from PySide6.QtCore import QCoreApplication, QEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from crm_desktop import __version__
+from crm_desktop.app.errors import StoreConfigError, VaultError
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.ui.main_window import APPLICATION, DISPLAY_NAME, ORGANISATION, MainWindow
+from crm_desktop.ui.theme import app_icon, stylesheet
+
+logger = logging.getLogger(__name__)
+
+#: Exit code when the workspace cannot be opened (the CLI's "usage or configuration error").
+EXIT_CANNOT_START = 2
+
+
+def configure_application(app: QApplication) -> None:
+    """Name the app (QSettings and the desktop use these), and give it its icon and stylesheet."""
+    QCoreApplication.setOrganizationName(ORGANISATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    QCoreApplication.setApplicationVersion(__version__)
+    QApplication.setApplicationDisplayName(DISPLAY_NAME)
+    QApplication.setDesktopFileName(APPLICATION)
+    app.setWindowIcon(app_icon())
+    app.setStyleSheet(stylesheet())
+
+
+async def _until_closed(window: MainWindow) -> None:
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    window.show()
+    await closed.wait()
+
+
+def _close_on_signals(loop: asyncio.AbstractEventLoop, window: MainWindow) -> list[signal.Signals]:
+    """Close the window (saving its state) on Ctrl+C or a polite kill, where the platform allows it."""
+    installed = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, window.close)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # Windows' loops and non-main threads have no signal handlers
+        installed.append(number)
+    return installed
+
+
+def _finish_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still running on the loop, wait for it to stop, and close the loop."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        results = loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        for task, result in zip(pending, results, strict=True):
+            if isinstance(result, Exception):
+                logger.error("task %s failed while shutting down: %s", task.get_name(), type(result).__name__)
+        logger.info("cancelled %d task(s) still running at exit", len(pending))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+
+
+def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> int:
+    """Open the desktop app on the workspace ``workspace_factory`` gives, and run it until its window closes.
+
+    This is the only place that creates the qasync loop. On the way out, tasks still running are cancelled,
+    the loop is closed and the workspace is closed.
+
+    Args:
+        workspace_factory: opens the workspace (called once the QApplication exists, so errors can be shown).
+        argv: the command line for Qt (the program name, and any Qt options).
+
+    Returns:
+        0 when the window was closed, 2 when the workspace could not be opened.
+    """
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(list(argv))
+    configure_application(app)
+    try:
+        workspace = workspace_factory()
+    except (StoreConfigError, VaultError, OSError) as exc:
+        logger.error("cannot open the workspace: %s", exc)
+        QMessageBox.critical(None, f"{DISPLAY_NAME} cannot start", str(exc))
+        return EXIT_CANNOT_START
+
+    # The window, not Qt's last-window rule, ends the run, so the loop stops only after the close was handled.
+    quit_on_last_window = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow(workspace)
+    handled_signals = _close_on_signals(loop, window)
+    try:
+        main = loop.create_task(_until_closed(window), name="main window")
+        try:
+            loop.run_until_complete(main)
+        except RuntimeError:
+            if main.done():
+                raise
+            # Something called QApplication.quit() while the window was open: close it so its state is saved.
+            logger.info("the app was asked to quit with its window open")
+            window.close()
+    finally:
+        for number in handled_signals:
+            loop.remove_signal_handler(number)
+        _finish_loop(loop)
+        asyncio.set_event_loop(None)
+        window.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        workspace.close()
+        app.setQuitOnLastWindowClosed(quit_on_last_window)
+        logger.info("GUI closed")
+    return 0

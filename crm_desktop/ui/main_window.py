@@ -1,0 +1,211 @@
+"""The main window: a sidebar of panels (Integrations, Field Mapping, Conflicts, Sync Monitor) and a status bar."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from crm_desktop import __version__
+from crm_desktop.app.paths import APP_AUTHOR, APP_NAME, AppPaths
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.ui.conflicts_panel import ConflictsPanel
+from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
+from crm_desktop.ui.integrations_panel import IntegrationsPanel
+from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.theme import app_icon, icon
+
+logger = logging.getLogger(__name__)
+
+#: QSettings organisation and application names (the same names the data dir uses).
+ORGANISATION = APP_AUTHOR
+APPLICATION = APP_NAME
+DISPLAY_NAME = "CRM Desktop"
+
+GEOMETRY_KEY = "main_window/geometry"
+PANEL_KEY = "main_window/panel"
+DEFAULT_SIZE = QSize(1120, 720)
+
+
+def app_settings() -> QSettings:
+    """The user's settings file (an INI file in the platform's config folder, the same on every OS)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def describe_database(paths: AppPaths) -> str:
+    """The database in use, for the status bar, with any password in its URL hidden."""
+    if paths.database_file is not None:
+        return f"{paths.database_file.name} (SQLite)"
+    parts = urlsplit(paths.database_url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = netloc.rpartition("@")[2]
+        netloc = f"{user}:***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class PanelEntry:
+    """One sidebar entry and the panel it shows.
+
+    Attributes:
+        title: the sidebar label.
+        icon_file: the SVG in ``resources/icons``.
+        widget: the panel.
+    """
+
+    title: str
+    icon_file: str
+    widget: QWidget
+
+
+class MainWindow(QMainWindow):
+    """The app's window: a sidebar switching four panels, with the data dir and database in the status bar.
+
+    Geometry and the selected panel are remembered in QSettings. Closing saves them and cancels the
+    window's running tasks.
+
+    Attributes:
+        workspace: the open workspace.
+        tasks: asyncio tasks started by the panels (cancelled on close).
+        sidebar: the panel list.
+        stack: the panels.
+        integrations_panel, field_mapping_panel, conflicts_panel, sync_monitor_panel: the panels.
+        location_label: the status bar's data dir and database.
+
+    Signals:
+        closed(): emitted once the window has accepted a close.
+    """
+
+    closed = Signal()
+
+    def __init__(self, workspace: Workspace, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self.tasks = BackgroundTasks()
+        self._settings = settings if settings is not None else app_settings()
+        self.setWindowTitle(DISPLAY_NAME)
+        self.setWindowIcon(app_icon())
+
+        self.integrations_panel = IntegrationsPanel(workspace.integrations, workspace.vault.availability)
+        self.field_mapping_panel = FieldMappingPanel()
+        self.conflicts_panel = ConflictsPanel()
+        self.sync_monitor_panel = SyncMonitorPanel()
+        self.panels = [
+            PanelEntry("Integrations", "integrations.svg", self.integrations_panel),
+            PanelEntry("Field Mapping", "field-mapping.svg", self.field_mapping_panel),
+            PanelEntry("Conflicts", "conflicts.svg", self.conflicts_panel),
+            PanelEntry("Sync Monitor", "sync-monitor.svg", self.sync_monitor_panel),
+        ]
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setIconSize(QSize(20, 20))
+        self.sidebar.setFixedWidth(200)
+        self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stack = QStackedWidget()
+        for entry in self.panels:
+            QListWidgetItem(icon(entry.icon_file), entry.title, self.sidebar)
+            self.stack.addWidget(entry.widget)
+        self.sidebar.currentRowChanged.connect(self._panel_chosen)
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.location_label = QLabel(
+            f"Data folder: {workspace.paths.data_dir}   ·   Database: {describe_database(workspace.paths)}"
+        )
+        self.location_label.setToolTip(
+            str(workspace.paths.database_file or describe_database(workspace.paths))
+        )
+        self.statusBar().addPermanentWidget(self.location_label, 1)
+        self.statusBar().setSizeGripEnabled(False)
+        self.integrations_panel.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+
+        self._build_menus()
+        self._restore_state()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about_action = QAction(f"&About {DISPLAY_NAME}", self)
+        about_action.triggered.connect(self._show_about)
+        help_menu.addAction(about_action)
+
+    def _show_about(self) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.NoIcon,
+            f"About {DISPLAY_NAME}",
+            f"{DISPLAY_NAME} {__version__}\n\nSyncs your social-media contacts, leads and touchpoints "
+            "with Salesforce, HubSpot and Pipedrive.",
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setIconPixmap(app_icon().pixmap(64, 64))
+        box.finished.connect(box.deleteLater)
+        box.open()
+
+    # -- panels
+
+    def _panel_chosen(self, row: int) -> None:
+        if 0 <= row < self.stack.count():
+            self.stack.setCurrentIndex(row)
+
+    def show_panel(self, index: int) -> None:
+        """Select a panel by its position in the sidebar."""
+        self.sidebar.setCurrentRow(index)
+
+    @property
+    def current_panel(self) -> QWidget:
+        """The panel on show."""
+        return self.stack.currentWidget()
+
+    # -- remembered state
+
+    def _restore_state(self) -> None:
+        geometry = self._settings.value(GEOMETRY_KEY)
+        if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
+            self.resize(DEFAULT_SIZE)
+        try:
+            panel = int(self._settings.value(PANEL_KEY, 0))  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            panel = 0
+        self.show_panel(panel if 0 <= panel < self.stack.count() else 0)
+
+    def save_state(self) -> None:
+        """Write geometry and the selected panel to QSettings."""
+        self._settings.setValue(GEOMETRY_KEY, self.saveGeometry())
+        self._settings.setValue(PANEL_KEY, self.sidebar.currentRow())
+        self._settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Save the window's state, cancel its running tasks, and say it closed."""
+        self.save_state()
+        self.tasks.cancel_all()
+        event.accept()
+        logger.info("main window closed")
+        self.closed.emit()

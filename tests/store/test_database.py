@@ -1,0 +1,266 @@
+"""The store's engine and sessions: URLs, SQLite pragmas, CHECK constraints, aware UTC datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Enum, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from crm_desktop.domain.models import LeadStatus, Provider, Sentiment, SocialPlatform, TouchpointType
+from crm_desktop.store.database import Database, StoreConfigError, make_engine, sqlite_url, upgrade_to_head
+from crm_desktop.store.models import (
+    AuditLogRow,
+    Base,
+    ConflictRow,
+    ContactRow,
+    FieldMappingRow,
+    IntegrationRow,
+    LeadRow,
+    RecordObject,
+    RecordOutcome,
+    SocialProfileRow,
+    SyncRecordLogRow,
+    SyncRunRow,
+    SyncTrigger,
+    TouchpointRow,
+)
+
+pytestmark = pytest.mark.postgres
+
+ENUM_COLUMNS = sorted(
+    (table.name, column.name)
+    for table in Base.metadata.tables.values()
+    for column in table.c
+    if isinstance(column.type, Enum)
+)
+
+
+def one_row_per_table(database: Database) -> dict[str, int]:
+    """Insert one valid row in every table that has an enum column; return each row's id by table."""
+    with database.session() as session:
+        integration = IntegrationRow(provider=Provider.HUBSPOT, name="HubSpot EU", scopes=[], sync_config={})
+        contact = ContactRow(email="ana@example.com", custom_fields={})
+        contact.social_profiles.append(SocialProfileRow(platform=SocialPlatform.TWITTER, username="ana"))
+        session.add_all([integration, contact])
+        session.flush()
+        run = SyncRunRow(integration_id=integration.id, trigger=SyncTrigger.MANUAL)
+        session.add(run)
+        session.flush()
+        rows: list[Any] = [
+            LeadRow(email="ana@example.com", social_platform=SocialPlatform.TWITTER, sentiment=Sentiment.POSITIVE),
+            TouchpointRow(
+                contact_id=contact.id,
+                timestamp=datetime(2026, 11, 27, 10, tzinfo=UTC),
+                platform=SocialPlatform.INSTAGRAM,
+                type=TouchpointType.COMMENT,
+            ),
+            FieldMappingRow(
+                integration_id=integration.id, object=RecordObject.CONTACT, local_field="email", crm_field="email"
+            ),
+            SyncRecordLogRow(
+                run_id=run.id, object=RecordObject.CONTACT, record_key="ana@example.com", outcome=RecordOutcome.CREATED
+            ),
+            ConflictRow(
+                integration_id=integration.id,
+                object=RecordObject.CONTACT,
+                local_id=contact.id,
+                record_key="ana@example.com",
+                field="company",
+            ),
+            AuditLogRow(entity="contact", entity_id=str(contact.id), field="company", source="sync"),
+        ]
+        session.add_all(rows)
+        session.flush()
+        ids = {row.__tablename__: row.id for row in rows}
+        ids.update(
+            {
+                "integrations": integration.id,
+                "contacts": contact.id,
+                "social_profiles": contact.social_profiles[0].id,
+                "sync_runs": run.id,
+            }
+        )
+        return ids
+
+
+def test_every_enum_column_is_covered() -> None:
+    assert ("integrations", "provider") in ENUM_COLUMNS
+    assert ("leads", "sentiment") in ENUM_COLUMNS
+    assert len(ENUM_COLUMNS) >= 15
+
+
+@pytest.mark.parametrize(("table", "column"), ENUM_COLUMNS, ids=[f"{t}.{c}" for t, c in ENUM_COLUMNS])
+def test_enum_check_constraints_refuse_bad_values_in_the_database(database: Database, table: str, column: str) -> None:
+    ids = one_row_per_table(database)
+
+    with pytest.raises(IntegrityError), database.engine.begin() as connection:
+        # Raw SQL, so only the database's CHECK constraint stands in the way.
+        connection.execute(text(f"UPDATE {table} SET {column} = 'bogus' WHERE id = :id"), {"id": ids[table]})
+
+    with database.engine.connect() as connection:
+        stored = connection.execute(text(f"SELECT {column} FROM {table} WHERE id = :id"), {"id": ids[table]})
+        assert stored.scalar_one() != "bogus"
+
+
+def test_enum_columns_store_the_wire_values(database: Database) -> None:
+    ids = one_row_per_table(database)
+    with database.engine.connect() as connection:
+        lead = connection.execute(text("SELECT status, sentiment FROM leads WHERE id = :id"), {"id": ids["leads"]})
+        assert tuple(lead.one()) == (LeadStatus.NEW.value, "positive")
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 11, 27, 10, 30, 15, 123456, tzinfo=UTC),
+        datetime(2026, 11, 27, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 3, 29, 1, 59, 59, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ],
+    ids=["utc-with-microseconds", "new-york-evening", "india"],
+)
+def test_aware_datetimes_come_back_as_the_same_instant_in_utc(database: Database, when: datetime) -> None:
+    ids = one_row_per_table(database)
+    with database.session() as session:
+        run = session.get(SyncRunRow, ids["sync_runs"])
+        assert run is not None
+        run.started_at = when
+        run.finished_at = when + timedelta(seconds=90)
+
+    with database.session() as session:
+        if not database.is_sqlite:
+            # A session time zone far from UTC: values must still come back in UTC.
+            session.execute(text("SET TIME ZONE 'Pacific/Auckland'"))
+        started, finished = session.execute(
+            select(SyncRunRow.started_at, SyncRunRow.finished_at).where(SyncRunRow.id == ids["sync_runs"])
+        ).one()
+
+    assert started == when
+    assert started.utcoffset() == timedelta(0)
+    assert finished - started == timedelta(seconds=90)
+    assert finished.tzinfo is not None
+
+
+def test_datetimes_compare_as_instants_in_queries(database: Database) -> None:
+    ids = one_row_per_table(database)
+    with database.session() as session:
+        run = session.get(SyncRunRow, ids["sync_runs"])
+        assert run is not None
+        run.started_at = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    just_before = datetime(2026, 11, 27, 12, 59, tzinfo=timezone(timedelta(hours=1)))  # 11:59 UTC
+    just_after = datetime(2026, 11, 27, 13, 1, tzinfo=timezone(timedelta(hours=1)))  # 12:01 UTC
+
+    with database.session() as session:
+        assert session.scalar(select(SyncRunRow.id).where(SyncRunRow.started_at > just_before)) == ids["sync_runs"]
+        assert session.scalar(select(SyncRunRow.id).where(SyncRunRow.started_at > just_after)) is None
+
+
+def test_naive_datetimes_are_refused(database: Database) -> None:
+    ids = one_row_per_table(database)
+    with pytest.raises(StatementError, match="naive datetime"), database.session() as session:
+        run = session.get(SyncRunRow, ids["sync_runs"])
+        assert run is not None
+        run.finished_at = datetime(2026, 11, 27, 10, 0)
+
+
+def test_created_rows_get_aware_utc_timestamps(database: Database) -> None:
+    before = datetime.now(UTC)
+    ids = one_row_per_table(database)
+    with database.session() as session:
+        integration = session.get(IntegrationRow, ids["integrations"])
+        assert integration is not None
+        assert integration.created_at.utcoffset() == timedelta(0)
+        assert before - timedelta(seconds=1) <= integration.created_at <= datetime.now(UTC)
+
+
+def test_a_session_rolls_back_on_error(database: Database) -> None:
+    with pytest.raises(RuntimeError), database.session() as session:
+        session.add(ContactRow(email="ana@example.com", custom_fields={}))
+        session.flush()
+        raise RuntimeError("the caller failed half-way")
+
+    with database.session() as session:
+        assert session.scalars(select(ContactRow)).all() == []
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_database: Database) -> None:
+    with sqlite_database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar_one() >= 1000
+
+
+def test_sqlite_enforces_foreign_keys(sqlite_database: Database) -> None:
+    with pytest.raises(IntegrityError), sqlite_database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO social_profiles (contact_id, platform, username, followers, engagement) "
+                "VALUES (4242, 'twitter', 'ghost', 0, 0)"
+            )
+        )
+
+
+def test_make_engine_creates_the_folder_of_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "deeper" / "crm.db"
+    store = Database(sqlite_url(path))
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    assert path.is_file()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a database url", "not a database URL"),
+        ("", "not a database URL"),
+        ("postgresql+nodriver://crm@127.0.0.1/crm", "cannot use 'postgresql\\+nodriver'"),
+        ("mysql://crm@127.0.0.1/crm", "driver 'MySQLdb' is not installed"),
+    ],
+    ids=["words", "empty", "unknown-driver", "driver-not-installed"],
+)
+def test_unusable_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(StoreConfigError, match=message):
+        make_engine(url)
+
+
+def test_a_sqlite_file_below_a_file_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(StoreConfigError, match="cannot create the folder"):
+        make_engine(sqlite_url(blocker / "crm.db"))
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are meeting notes, not a SQLite database " * 40)
+    engine = make_engine(sqlite_url(path))
+    try:
+        with pytest.raises(StoreConfigError, match="cannot open the database"):
+            upgrade_to_head(engine)
+    finally:
+        engine.dispose()
+
+
+def test_an_unreachable_server_is_refused_without_its_password() -> None:
+    engine = make_engine("postgresql+psycopg://crm:S3cr3t-pass@127.0.0.1:1/crm?connect_timeout=2")
+    try:
+        with pytest.raises(StoreConfigError, match="cannot open the database") as caught:
+            upgrade_to_head(engine)
+    finally:
+        engine.dispose()
+    assert "S3cr3t-pass" not in str(caught.value)
+
+
+def test_describe_hides_the_password() -> None:
+    store = Database("postgresql+psycopg://crm:S3cr3t-pass@db.example.com/crm")
+    try:
+        assert "S3cr3t-pass" not in store.describe()
+        assert "db.example.com" in store.describe()
+        assert not store.is_sqlite
+    finally:
+        store.close()

@@ -1,0 +1,181 @@
+"""Alembic migrations: head builds the ORM's schema, SQLite files are backed up first, newer schemas are refused."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from crm_desktop.domain.models import Contact
+from crm_desktop.store import database as database_module
+from crm_desktop.store.database import (
+    Database,
+    StoreConfigError,
+    current_revision,
+    head_revision,
+    sqlite_url,
+)
+from crm_desktop.store.models import Base
+from crm_desktop.store.repositories import ContactStore
+
+pytestmark = pytest.mark.postgres
+
+STORE_TABLES = {
+    "integrations",
+    "contacts",
+    "social_profiles",
+    "leads",
+    "touchpoints",
+    "field_mappings",
+    "sync_runs",
+    "sync_record_log",
+    "audit_log",
+    "conflicts",
+}
+
+# A second revision, as a later version of the app would ship it: one new nullable column.
+REVISION_0002 = '''"""Contacts get a nickname.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Apply this migration."""
+    with op.batch_alter_table("contacts") as batch_op:
+        batch_op.add_column(sa.Column("nickname", sa.String(length=40), nullable=True))
+
+
+def downgrade() -> None:
+    """Revert this migration."""
+    with op.batch_alter_table("contacts") as batch_op:
+        batch_op.drop_column("nickname")
+'''
+
+
+def ship_revision_0002(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the app's migrations a copy of the shipped ones plus revision 0002, as the next version would be."""
+    shutil.copytree(database_module.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "versions" / "0002_contact_nickname.py").write_text(REVISION_0002, encoding="utf-8")
+    monkeypatch.setattr(database_module, "MIGRATIONS_DIR", folder)
+
+
+def test_the_shipped_head_is_the_initial_revision() -> None:
+    assert head_revision() == "0001"
+
+
+def test_upgrade_head_on_an_empty_database_builds_every_table(blank_database: Database) -> None:
+    assert current_revision(blank_database.engine) is None
+
+    report = blank_database.migrate()
+
+    assert (report.from_revision, report.to_revision, report.backup) == (None, head_revision(), None)
+    assert current_revision(blank_database.engine) == head_revision()
+    tables = set(inspect(blank_database.engine).get_table_names())
+    assert tables == STORE_TABLES | {"alembic_version"}
+    assert set(Base.metadata.tables) == STORE_TABLES
+
+
+def test_migrated_schema_matches_the_orm_metadata(database: Database) -> None:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+
+    assert differences == []
+
+
+def test_upgrade_at_head_does_nothing(database: Database) -> None:
+    ContactStore(database).save(Contact(email="ana@example.com"))
+
+    report = database.migrate()
+
+    assert (report.from_revision, report.to_revision, report.backup) == (head_revision(), head_revision(), None)
+    assert ContactStore(database).count() == 1
+
+
+def test_a_database_newer_than_the_app_is_refused(database: Database) -> None:
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+
+    with pytest.raises(StoreConfigError, match=r"schema '0099', newer than this version"):
+        database.migrate()
+
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0099"
+
+
+def test_no_column_is_named_like_a_secret(database: Database) -> None:
+    secret_like = re.compile(r"token|secret|passw|api_?key|credential", re.IGNORECASE)
+    inspector = inspect(database.engine)
+    named = [
+        f"{table}.{column['name']}"
+        for table in inspector.get_table_names()
+        for column in inspector.get_columns(table)
+        if secret_like.search(column["name"])
+    ]
+    in_metadata = [str(column) for table in Base.metadata.tables.values() for column in table.c]
+
+    assert named == []
+    assert [column for column in in_metadata if secret_like.search(column.split(".")[1])] == []
+    assert len(in_metadata) > 100  # the check above did look at every column
+
+
+def test_migrating_an_existing_sqlite_file_backs_it_up_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "data" / "crm.db"
+    old_app = Database(sqlite_url(path))
+    assert old_app.migrate().to_revision == "0001"
+    ContactStore(old_app).save(Contact(email="ana@example.com", first_name="Ana"))
+    old_app.close()
+    ship_revision_0002(tmp_path / "migrations", monkeypatch)
+
+    new_app = Database(sqlite_url(path))
+    try:
+        report = new_app.migrate()
+        assert (report.from_revision, report.to_revision) == ("0001", "0002")
+        assert current_revision(new_app.engine) == "0002"
+        assert "nickname" in {column["name"] for column in inspect(new_app.engine).get_columns("contacts")}
+    finally:
+        new_app.close()
+
+    backup = report.backup
+    assert backup is not None
+    assert backup.parent == path.parent
+    assert re.fullmatch(r"crm\.db\.0001\.\d{8}T\d{12}Z\.bak", backup.name)
+    old_copy = Database(sqlite_url(backup))
+    try:
+        assert current_revision(old_copy.engine) == "0001"
+        assert "nickname" not in {column["name"] for column in inspect(old_copy.engine).get_columns("contacts")}
+        saved = ContactStore(old_copy).find("ana@example.com")
+        assert saved is not None
+        assert saved.first_name == "Ana"
+    finally:
+        old_copy.close()
+
+
+def test_a_new_sqlite_file_is_not_backed_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ship_revision_0002(tmp_path / "migrations", monkeypatch)
+    path = tmp_path / "fresh.db"
+    store = Database(sqlite_url(path))
+    try:
+        report = store.migrate()
+    finally:
+        store.close()
+
+    assert (report.from_revision, report.to_revision, report.backup) == (None, "0002", None)
+    assert sorted(p.name for p in tmp_path.iterdir() if ".bak" in p.name) == []
