@@ -86,8 +86,12 @@ def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
                 target = node.module or ""
             found.append((node.lineno, target))
             # `from crm_desktop import ui` imports a layer too.
-            if target in {"crm_desktop"}:
-                found.extend((node.lineno, f"crm_desktop.{alias.name}") for alias in node.names)
+            if target == "crm_desktop":
+                found.extend(
+                    (node.lineno, f"crm_desktop.{alias.name}")
+                    for alias in node.names
+                    if alias.name in ALLOWED_LAYERS or alias.name in {"cli", "__main__"}
+                )
     return found
 
 

@@ -135,9 +135,7 @@ class MainWindow(QMainWindow):
         self.location_label = QLabel(
             f"Data folder: {workspace.paths.data_dir}   ·   Database: {describe_database(workspace.paths)}"
         )
-        self.location_label.setToolTip(
-            str(workspace.paths.database_file or describe_database(workspace.paths))
-        )
+        self.location_label.setToolTip(str(workspace.paths.database_file or describe_database(workspace.paths)))
         self.statusBar().addPermanentWidget(self.location_label, 1)
         self.statusBar().setSizeGripEnabled(False)
         self.integrations_panel.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
@@ -182,7 +180,7 @@ class MainWindow(QMainWindow):
     @property
     def current_panel(self) -> QWidget:
         """The panel on show."""
-        return self.stack.currentWidget()
+        return self.panels[self.stack.currentIndex()].widget
 
     # -- remembered state
 

@@ -6,7 +6,7 @@ Usage::
     validate_exchange(response.request, response)   # AssertionError with a readable message on any mismatch
 
 The files are Pipedrive's own (not redistributable, so not in this repository): they are read from
-``$CRM_DESKTOP_PIPEDRIVE_SPEC_DIR``, else from ``/work/shared/vendor-specs/pipedrive``. Each is parsed once per
+``$CRM_DESKTOP_PIPEDRIVE_SPEC_DIR``, else from ``../shared/vendor-specs/pipedrive`` beside the checkout. Each is parsed once per
 process. Requests are matched to the spec's server (``https://api.pipedrive.com/v1`` and ``.../api/v2``) by host:
 the path is kept, since the sandbox serves Pipedrive's own paths (``/v1/...``, ``/api/v2/...``) at its base URL.
 """
@@ -28,7 +28,8 @@ from openapi_core.datatypes import RequestParameters
 from openapi_schema_validator import OAS30Validator
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-DEFAULT_SPEC_DIR = Path("/work/shared/vendor-specs/pipedrive")
+#: The vendor specs sit beside the checkout, in ``../shared/vendor-specs`` (never committed: no licence to ship them).
+DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "vendor-specs" / "pipedrive"
 SPEC_FILES = {"v1": "openapi-v1.yaml", "v2": "openapi-v2.yaml"}
 #: Where the spec files say the API lives (both servers are on this host).
 SPEC_HOST_URL = "https://api.pipedrive.com"
@@ -201,7 +202,8 @@ def describe_failure(exc: BaseException) -> str:
     """A readable account of an openapi-core failure: each cause, and each schema error with its JSON path."""
     lines: list[str] = []
     for cause in _causes(exc):
-        lines.append(f"{type(cause).__name__}: {cause}")
+        text = str(cause)
+        lines.append(f"{type(cause).__name__}: {text if len(text) <= 200 else text[:200] + '...'}")
         for error in getattr(cause, "schema_errors", None) or []:
             lines.extend(_schema_lines(error, 1))
     return "\n".join(lines)

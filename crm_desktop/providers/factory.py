@@ -1,0 +1,58 @@
+"""Building the right adapter for an integration."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from crm_desktop.domain.models import Integration, Provider
+from crm_desktop.providers.auth import TokenSaver
+from crm_desktop.providers.contract import AdapterOptions, CrmAdapter
+from crm_desktop.providers.errors import ConfigurationError
+from crm_desktop.providers.rate import Sleep
+
+
+def build_adapter(
+    integration: Integration,
+    credentials: dict[str, Any] | None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    save_tokens: TokenSaver | None = None,
+    sleep: Sleep = asyncio.sleep,
+    options: AdapterOptions | None = None,
+) -> CrmAdapter:
+    """The adapter of ``integration.provider``, with its credentials from the vault.
+
+    Raises:
+        ConfigurationError: when no credentials are stored.
+    """
+    if not credentials:
+        raise ConfigurationError(
+            f"integration {integration.name!r} has no credentials in the OS keyring; add them "
+            "(`crm-desktop integration add ... --secret-stdin`, or sign in for Salesforce)"
+        )
+    kwargs: dict[str, Any] = {"transport": transport, "save_tokens": save_tokens, "sleep": sleep, "options": options}
+    if integration.provider is Provider.HUBSPOT:
+        from crm_desktop.providers.hubspot import HubSpotAdapter
+
+        return HubSpotAdapter(integration, credentials, **kwargs)
+    if integration.provider is Provider.PIPEDRIVE:
+        from crm_desktop.providers.pipedrive import PipedriveAdapter
+
+        return PipedriveAdapter(integration, credentials, **kwargs)
+    from crm_desktop.providers.salesforce import SalesforceAdapter
+
+    return SalesforceAdapter(integration, credentials, **kwargs)
+
+
+def default_record_mappers(provider: Provider) -> Any:
+    """The module of ``provider``'s adapter, which holds ``default_contact_record`` and ``default_lead_record``."""
+    if provider is Provider.HUBSPOT:
+        from crm_desktop.providers import hubspot as module
+    elif provider is Provider.PIPEDRIVE:
+        from crm_desktop.providers import pipedrive as module  # type: ignore[no-redef]
+    else:
+        from crm_desktop.providers import salesforce as module  # type: ignore[no-redef]
+    return module

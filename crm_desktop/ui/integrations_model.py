@@ -1,0 +1,228 @@
+"""The integrations table model: one row per CRM connection, with named columns, usable without a view."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QWidget
+
+from crm_desktop.app.errors import VaultError
+from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
+
+logger = logging.getLogger(__name__)
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+#: How each CRM is named to the marketer.
+CRM_NAMES: dict[Provider, str] = {
+    Provider.HUBSPOT: "HubSpot",
+    Provider.PIPEDRIVE: "Pipedrive",
+    Provider.SALESFORCE: "Salesforce",
+}
+
+#: How each sync direction is named to the marketer.
+DIRECTION_NAMES: dict[SyncDirection, str] = {
+    SyncDirection.BIDIRECTIONAL: "Two-way",
+    SyncDirection.PUSH: "Push to CRM",
+    SyncDirection.PULL: "Pull from CRM",
+}
+
+
+def interval_text(minutes: int) -> str:
+    """A sync interval as people say it: ``every 6 h``, ``every 1 d``, ``every 45 min``."""
+    if minutes % 1440 == 0:
+        return f"every {minutes // 1440} d"
+    if minutes % 60 == 0:
+        return f"every {minutes // 60} h"
+    return f"every {minutes} min"
+
+
+def sync_text(config: SyncConfig) -> str:
+    """One line for an integration's sync settings, e.g. ``Two-way, every 6 h, auto-sync``."""
+    mode = "auto-sync" if config.auto_sync else "manual only"
+    return f"{DIRECTION_NAMES[config.direction]}, {interval_text(config.sync_interval)}, {mode}"
+
+
+def default_api_address(integration: Integration) -> str:
+    """Where the integration's API calls go when it has no base URL of its own."""
+    if integration.provider is Provider.PIPEDRIVE and integration.domain:
+        domain = integration.domain if "." in integration.domain else f"{integration.domain}.pipedrive.com"
+        return f"https://{domain}"
+    return {
+        Provider.HUBSPOT: "https://api.hubapi.com",
+        Provider.PIPEDRIVE: "https://<company domain>.pipedrive.com",
+        Provider.SALESFORCE: "https://login.salesforce.com, then the instance URL of the sign-in",
+    }[integration.provider]
+
+
+class CredentialsState(StrEnum):
+    """Whether the OS keyring holds an integration's credentials."""
+
+    STORED = "stored in keyring"
+    MISSING = "missing"
+    UNAVAILABLE = "keyring unavailable"
+
+
+class IntegrationColumn(IntEnum):
+    """The columns of the integrations table, in order."""
+
+    NAME = 0
+    CRM = 1
+    DESCRIPTION = 2
+    BASE_URL = 3
+    CREDENTIALS = 4
+    SYNC = 5
+
+    @property
+    def title(self) -> str:
+        """The column's header."""
+        return _COLUMN_TITLES[self]
+
+
+_COLUMN_TITLES: dict[IntegrationColumn, str] = {
+    IntegrationColumn.NAME: "Name",
+    IntegrationColumn.CRM: "CRM",
+    IntegrationColumn.DESCRIPTION: "Description",
+    IntegrationColumn.BASE_URL: "Base URL",
+    IntegrationColumn.CREDENTIALS: "Credentials",
+    IntegrationColumn.SYNC: "Sync",
+}
+
+_MUTED = QColor("#64748b")
+_WARNING = QColor("#b91c1c")
+
+
+@dataclass(frozen=True)
+class IntegrationRow:
+    """One row of the table: an integration and what the keyring holds for it.
+
+    Attributes:
+        integration: the stored integration.
+        credentials: whether its credentials are in the keyring.
+    """
+
+    integration: Integration
+    credentials: CredentialsState
+
+
+def credentials_state(service: IntegrationService, integration: Integration) -> CredentialsState:
+    """Ask the keyring whether it holds the integration's credentials (a locked keyring counts as unavailable)."""
+    try:
+        return CredentialsState.STORED if service.has_credentials(integration) else CredentialsState.MISSING
+    except VaultError:
+        return CredentialsState.UNAVAILABLE
+
+
+class IntegrationsTableModel(QAbstractTableModel):
+    """The integrations of the workspace as a table with named columns (:class:`IntegrationColumn`).
+
+    ``IntegrationRole`` on any cell gives the row's :class:`Integration`.
+    """
+
+    IntegrationRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, service: IntegrationService, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._service = service
+        self._rows: list[IntegrationRow] = []
+
+    def refresh(self) -> None:
+        """Reload every integration from the store and its credentials state from the keyring."""
+        rows = [IntegrationRow(i, credentials_state(self._service, i)) for i in self._service.list()]
+        self.beginResetModel()
+        self._rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
+        """How many integrations (none under a valid parent: this is a flat table)."""
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """How many columns."""
+        return 0 if parent.isValid() else len(IntegrationColumn)
+
+    def row(self, row: int) -> IntegrationRow:
+        """The row at ``row`` (raises ``IndexError``)."""
+        return self._rows[row]
+
+    def integration_at(self, row: int) -> Integration:
+        """The integration shown at ``row`` (raises ``IndexError``)."""
+        return self._rows[row].integration
+
+    def row_of(self, name: str) -> int | None:
+        """The row showing the integration called ``name``, if any."""
+        for number, row in enumerate(self._rows):
+            if row.integration.name == name:
+                return number
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Column titles across the top; nothing down the side."""
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(IntegrationColumn):
+            return IntegrationColumn(section).title
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """What each cell shows, its tooltip and colour, and the integration under ``IntegrationRole``."""
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        column = IntegrationColumn(index.column())
+        if role == self.IntegrationRole:
+            return row.integration
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, column)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._foreground(row, column)
+        return None
+
+    @staticmethod
+    def _display(row: IntegrationRow, column: IntegrationColumn) -> str:
+        integration = row.integration
+        match column:
+            case IntegrationColumn.NAME:
+                return integration.name
+            case IntegrationColumn.CRM:
+                return CRM_NAMES[integration.provider]
+            case IntegrationColumn.DESCRIPTION:
+                return integration.description
+            case IntegrationColumn.BASE_URL:
+                return integration.base_url or "vendor default"
+            case IntegrationColumn.CREDENTIALS:
+                return row.credentials.value
+            case IntegrationColumn.SYNC:
+                return sync_text(integration.sync_config)
+
+    @staticmethod
+    def _tooltip(row: IntegrationRow, column: IntegrationColumn) -> str | None:
+        integration = row.integration
+        if column is IntegrationColumn.DESCRIPTION and integration.description:
+            return integration.description
+        if column is IntegrationColumn.BASE_URL:
+            if integration.base_url:
+                return integration.base_url
+            return default_api_address(integration)
+        if column is IntegrationColumn.CREDENTIALS:
+            return {
+                CredentialsState.STORED: "The credentials are kept in the operating system's keyring.",
+                CredentialsState.MISSING: "No credentials yet: use Edit… to add them.",
+                CredentialsState.UNAVAILABLE: "The OS keyring is locked or missing, so the credentials cannot be read.",
+            }[row.credentials]
+        return None
+
+    @staticmethod
+    def _foreground(row: IntegrationRow, column: IntegrationColumn) -> QBrush | None:
+        if column is IntegrationColumn.CREDENTIALS and row.credentials is not CredentialsState.STORED:
+            return QBrush(_WARNING)
+        if column is IntegrationColumn.BASE_URL and not row.integration.base_url:
+            return QBrush(_MUTED)
+        return None

@@ -1,0 +1,345 @@
+"""Repositories: integrations, contacts with social profiles and leads, in domain terms, on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from crm_desktop.domain.models import (
+    Contact,
+    Integration,
+    Lead,
+    LeadStatus,
+    Provider,
+    SocialPlatform,
+    SyncConfig,
+    SyncDirection,
+    TouchpointType,
+)
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import LeadRow, SocialProfileRow, SyncRunRow, SyncTrigger, TouchpointRow
+from crm_desktop.store.repositories import (
+    ContactStore,
+    DuplicateNameError,
+    IntegrationStore,
+    LeadStore,
+    NotFoundError,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+def hubspot(name: str = "HubSpot EU", **changes: object) -> Integration:
+    return Integration.model_validate(
+        {"provider": "hubspot", "name": name, "scopes": ["crm.objects.contacts.read"]} | changes
+    )
+
+
+def ana(**changes: object) -> Contact:
+    record: dict[str, object] = {
+        "email": "Ana.Lopez@Example.com",
+        "firstName": "Ana",
+        "lastName": "Lopez",
+        "company": "Acme",
+        "phone": "+1 415 555 2671",
+        "socialProfiles": [
+            {"platform": "twitter", "username": "@analopez", "followers": 1200, "engagement": 4.5},
+            {"platform": "linkedin", "username": "ana-lopez", "url": "https://www.linkedin.com/in/ana-lopez"},
+        ],
+        "customFields": {"plan": "pro", "seats": 12},
+    }
+    return Contact.model_validate(record | changes)
+
+
+# --- integrations -------------------------------------------------------------------------------------------------
+
+
+def test_integration_add_get_list_update_remove(database: Database) -> None:
+    store = IntegrationStore(database)
+
+    added = store.add(hubspot(description="EU portal", base_url="https://api.hubapi.com/"))
+    other = store.add(Integration(provider=Provider.PIPEDRIVE, name="Pipedrive sales", domain="Acme"))
+
+    assert added.id is not None
+    assert added.base_url == "https://api.hubapi.com"
+    assert store.get("HubSpot EU") == added
+    assert store.get_by_id(added.id) == added
+    assert store.find("HubSpot US") is None
+    assert [i.name for i in store.list()] == ["HubSpot EU", "Pipedrive sales"]
+    assert other.domain == "acme"
+
+    changed = added.model_copy(
+        update={
+            "name": "HubSpot Europe",
+            "sync_config": SyncConfig(direction=SyncDirection.PUSH, sync_interval=30, auto_sync=False),
+            "scopes": ["crm.objects.contacts.write"],
+        }
+    )
+    updated = store.update(changed)
+
+    assert updated.id == added.id
+    assert store.get("HubSpot Europe").sync_config == SyncConfig(
+        direction=SyncDirection.PUSH, sync_interval=30, auto_sync=False
+    )
+    assert store.get("HubSpot Europe").scopes == ["crm.objects.contacts.write"]
+    assert store.find("HubSpot EU") is None
+
+    removed = store.remove("HubSpot Europe")
+
+    assert removed == updated
+    assert [i.name for i in store.list()] == ["Pipedrive sales"]
+
+
+def test_integration_names_are_unique(database: Database) -> None:
+    store = IntegrationStore(database)
+    store.add(hubspot("HubSpot EU"))
+    second = store.add(hubspot("HubSpot US"))
+
+    with pytest.raises(DuplicateNameError, match="'HubSpot EU' already exists"):
+        store.add(Integration(provider=Provider.SALESFORCE, name="HubSpot EU"))
+    with pytest.raises(DuplicateNameError, match="'HubSpot EU' already exists"):
+        store.update(second.model_copy(update={"name": "HubSpot EU"}))
+
+    assert sorted(i.name for i in store.list()) == ["HubSpot EU", "HubSpot US"]
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["get", "get_by_id", "remove", "update_missing_id", "update_unsaved"],
+)
+def test_missing_integrations_are_not_found(database: Database, action: str) -> None:
+    store = IntegrationStore(database)
+    store.add(hubspot("HubSpot EU"))
+
+    with pytest.raises(NotFoundError):
+        if action == "get":
+            store.get("Salesforce")
+        elif action == "get_by_id":
+            store.get_by_id(9999)
+        elif action == "remove":
+            store.remove("Salesforce")
+        elif action == "update_missing_id":
+            store.update(hubspot("Salesforce", id=9999))
+        else:
+            store.update(hubspot("Salesforce"))
+
+    assert [i.name for i in store.list()] == ["HubSpot EU"]
+
+
+def test_integration_ids_are_never_reused(database: Database) -> None:
+    store = IntegrationStore(database)
+    store.add(hubspot("first"))
+    last = store.add(hubspot("second"))
+    assert last.id is not None
+
+    store.remove("second")  # the highest id: plain SQLite rowids would hand it out again
+    again = store.add(hubspot("third"))
+
+    assert again.id is not None
+    assert again.id > last.id
+
+
+def test_removing_an_integration_removes_its_runs(database: Database) -> None:
+    store = IntegrationStore(database)
+    added = store.add(hubspot())
+    assert added.id is not None
+    with database.session() as session:
+        session.add(SyncRunRow(integration_id=added.id, trigger=SyncTrigger.MANUAL))
+
+    store.remove(added.name)
+
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(SyncRunRow)) == 0
+
+
+# --- contacts -----------------------------------------------------------------------------------------------------
+
+
+def test_contact_round_trips_with_profiles_and_custom_fields(database: Database) -> None:
+    store = ContactStore(database)
+    saved = store.save(ana())
+
+    found = store.find("ana.lopez@example.com")
+
+    assert saved.email == "ana.lopez@example.com"
+    assert found == ana()
+    assert found is not None
+    assert found.phone == "+14155552671"
+    assert [p.username for p in found.social_profiles] == ["analopez", "ana-lopez"]
+    assert found.custom_fields == {"plan": "pro", "seats": 12}
+
+
+def test_save_many_reports_created_updated_and_unchanged(database: Database) -> None:
+    store = ContactStore(database)
+    first = store.save_many([ana(), Contact(email="bo@example.com")])
+
+    second = store.save_many(
+        [
+            ana(company="Acme Europe"),
+            Contact(email="BO@example.com"),
+            Contact(email="cy@example.com", first_name="Cy"),
+        ]
+    )
+
+    assert [(r.email, r.created, r.changed) for r in first] == [
+        ("ana.lopez@example.com", True, True),
+        ("bo@example.com", True, True),
+    ]
+    assert [(r.email, r.created, r.changed) for r in second] == [
+        ("ana.lopez@example.com", False, True),
+        ("bo@example.com", False, False),
+        ("cy@example.com", True, True),
+    ]
+    assert [r.id for r in second[:2]] == [r.id for r in first]
+    assert store.count() == 3
+    assert [c.email for c in store.page(offset=1, limit=5)] == ["bo@example.com", "cy@example.com"]
+
+
+def test_contacts_are_unique_by_normalised_email(database: Database) -> None:
+    store = ContactStore(database)
+    first = store.save(Contact(email="Ana.Lopez@EXAMPLE.com"))
+    again = store.save(Contact(email="  ana.lopez@example.COM "))
+
+    assert again.id == first.id
+    assert not again.created
+    assert store.count() == 1
+    with pytest.raises(IntegrityError), database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO contacts (email, custom_fields, created_at, updated_at)"
+                " VALUES ('ana.lopez@example.com', '{}', :now, :now)"
+            ),
+            {"now": datetime.now(UTC).replace(tzinfo=None).isoformat(" ")},
+        )
+
+
+@pytest.mark.parametrize(
+    ("profiles", "changed"),
+    [
+        # Same profiles, other order: nothing to write.
+        (
+            [
+                {"platform": "linkedin", "username": "ana-lopez", "url": "https://www.linkedin.com/in/ana-lopez"},
+                {"platform": "twitter", "username": "analopez", "followers": 1200, "engagement": 4.5},
+            ],
+            False,
+        ),
+        # More followers on the same profile: updated in place (same unique key).
+        (
+            [
+                {"platform": "twitter", "username": "analopez", "followers": 1350, "engagement": 5.0},
+                {"platform": "linkedin", "username": "ana-lopez", "url": "https://www.linkedin.com/in/ana-lopez"},
+            ],
+            True,
+        ),
+        # One profile dropped, one added.
+        (
+            [
+                {"platform": "twitter", "username": "analopez", "followers": 1200, "engagement": 4.5},
+                {"platform": "instagram", "username": "ana.lopez", "followers": 800},
+            ],
+            True,
+        ),
+        ([], True),
+    ],
+    ids=["reordered", "followers-grew", "swapped", "all-removed"],
+)
+def test_saving_profiles_again(database: Database, profiles: list[dict[str, object]], changed: bool) -> None:
+    store = ContactStore(database)
+    store.save(ana())
+
+    result = store.save(ana(socialProfiles=profiles))
+
+    assert result.changed is changed
+    found = store.find("ana.lopez@example.com")
+    assert found is not None
+    expected = {(p["platform"], p["username"], p.get("followers", 0)) for p in profiles}
+    assert {(p.platform.value, p.username, p.followers) for p in found.social_profiles} == expected
+    assert store.save(ana(socialProfiles=profiles)).changed is False
+
+
+def test_removing_a_contact_cascades_to_profiles_and_touchpoints(database: Database) -> None:
+    contacts = ContactStore(database)
+    saved = contacts.save(ana())
+    kept = contacts.save(
+        Contact.model_validate(
+            {"email": "bo@example.com", "socialProfiles": [{"platform": "tiktok", "username": "bo"}]}
+        )
+    )
+    LeadStore(database).save(Lead(email="ana.lopez@example.com"))
+    with database.session() as session:
+        session.add(
+            TouchpointRow(
+                contact_id=saved.id,
+                timestamp=datetime(2026, 11, 27, 9, tzinfo=UTC),
+                platform=SocialPlatform.TWITTER,
+                type=TouchpointType.DM,
+            )
+        )
+
+    contacts.remove("ana.lopez@example.com")
+
+    with database.session() as session:
+        profile_owners = session.scalars(select(SocialProfileRow.contact_id)).all()
+        assert profile_owners == [kept.id]
+        assert session.scalar(select(func.count()).select_from(TouchpointRow)) == 0
+        lead = session.scalars(select(LeadRow)).one()
+        assert lead.contact_id is None  # the lead stays, unlinked
+    assert contacts.find("ana.lopez@example.com") is None
+    with pytest.raises(NotFoundError):
+        contacts.remove("ana.lopez@example.com")
+
+
+# --- leads --------------------------------------------------------------------------------------------------------
+
+
+def test_leads_link_to_the_contact_with_the_same_email(database: Database) -> None:
+    contact = ContactStore(database).save(ana())
+    leads = LeadStore(database)
+
+    linked = leads.save(
+        Lead.model_validate(
+            {
+                "email": "ANA.LOPEZ@example.com",
+                "source": "twitter_dm",
+                "socialContext": {
+                    "platform": "twitter",
+                    "conversationId": "c-1",
+                    "sentiment": "positive",
+                    "engagementScore": 72.5,
+                },
+            }
+        )
+    )
+    alone = leads.save(Lead(email="newcomer@example.com", status=LeadStatus.CONTACTED))
+
+    with database.session() as session:
+        links = {email: owner for email, owner in session.execute(select(LeadRow.email, LeadRow.contact_id))}
+    assert links == {"ana.lopez@example.com": contact.id, "newcomer@example.com": None}
+    assert linked.created and alone.created
+    found = leads.find("ana.lopez@example.com")
+    assert found is not None
+    assert found.social_context is not None
+    assert found.social_context.sentiment == "positive"
+    assert found.social_context.engagement_score == 72.5
+    assert found.to_wire()["socialContext"]["conversationId"] == "c-1"
+    assert leads.find("newcomer@example.com") == Lead(email="newcomer@example.com", status=LeadStatus.CONTACTED)
+
+
+def test_lead_save_reports_changes(database: Database) -> None:
+    leads = LeadStore(database)
+    first = leads.save(Lead(email="lee@example.com", source="instagram_comment"))
+    same = leads.save(Lead(email="lee@example.com", source="instagram_comment"))
+    qualified = leads.save(Lead(email="lee@example.com", source="instagram_comment", status=LeadStatus.QUALIFIED))
+
+    assert (first.created, first.changed) == (True, True)
+    assert (same.created, same.changed) == (False, False)
+    assert (qualified.created, qualified.changed) == (False, True)
+    assert first.id == same.id == qualified.id
+    assert leads.count() == 1
+    found = leads.find("lee@example.com")
+    assert found is not None
+    assert found.status is LeadStatus.QUALIFIED
