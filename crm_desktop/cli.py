@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import json
 import logging
@@ -13,11 +14,15 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from crm_desktop import __version__
+from crm_desktop.app.crm_actions import CrmActions, PushReport
 from crm_desktop.app.errors import (
+    AuthError,
+    ConfigurationError,
     CredentialsError,
     DuplicateNameError,
     InvalidRecordError,
     NotFoundError,
+    ProviderError,
     StoreConfigError,
     VaultError,
 )
@@ -25,7 +30,8 @@ from crm_desktop.app.logging_setup import configure_logging
 from crm_desktop.app.paths import resolve_paths
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.credentials import parse_secret
-from crm_desktop.domain.models import PROVIDERS, Integration, Provider
+from crm_desktop.domain.models import PROVIDERS, Integration, Provider, normalise_email
+from crm_desktop.domain.outcomes import RecordObject
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +79,8 @@ def _open_workspace(args: argparse.Namespace) -> Workspace:
 def _integration_json(workspace: Workspace, integration: Integration) -> dict[str, Any]:
     data = integration.to_wire()
     try:
-        data["credentials"] = "stored in OS keyring" if workspace.integrations.has_credentials(integration) else "missing"
+        stored = workspace.integrations.has_credentials(integration)
+        data["credentials"] = "stored in OS keyring" if stored else "missing"
     except VaultError:
         data["credentials"] = "keyring unavailable"
     return data
@@ -167,6 +174,119 @@ def cmd_integration_remove(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_integration_test(args: argparse.Namespace) -> int:
+    """Test an integration's connection: who am I, scopes, quota left."""
+    with _closing(_open_workspace(args)) as workspace:
+        info = asyncio.run(CrmActions(workspace.integrations).test_connection(args.name))
+    quota = info.quota
+    data: dict[str, Any] = {
+        "integration": args.name,
+        "ok": True,
+        "account": info.account,
+        "user": info.user,
+        "scopes": list(info.scopes),
+        "quota": None
+        if quota is None
+        else {"used": quota.used, "limit": quota.limit, "remaining": quota.remaining},
+    }
+    quota_text = "unknown"
+    if quota is not None and quota.remaining is not None:
+        quota_text = f"{quota.remaining} calls left" + (f" of {quota.limit}" if quota.limit else "")
+    text = (
+        f"connection ok: {info.account} as {info.user}\n"
+        f"scopes: {', '.join(info.scopes) or 'not reported'}\nquota: {quota_text}"
+    )
+    _emit(args, data, text)
+    return ExitCode.OK
+
+
+def cmd_integration_login(args: argparse.Namespace) -> int:
+    """Sign in to Salesforce in the system browser (PKCE, loopback redirect)."""
+    with _closing(_open_workspace(args)) as workspace:
+        actions = CrmActions(workspace.integrations)
+        sys.stderr.write("opening the browser to sign in to Salesforce; waiting for you to finish...\n")
+        asyncio.run(actions.sign_in(args.name, port=args.port, client_id=args.client_id))
+    _emit(args, {"integration": args.name, "signedIn": True}, f"signed in; tokens for {args.name!r} are in the keyring")
+    return ExitCode.OK
+
+
+def _print_push(args: argparse.Namespace, report: PushReport) -> int:
+    rows = [
+        {"line": p.line, "email": p.record, "outcome": "invalid", "field": p.field, "message": p.reason}
+        for p in report.problems
+    ]
+    for line, result in zip(report.lines, report.results, strict=False):
+        rows.append(
+            {
+                "line": line,
+                "email": result.email,
+                "outcome": result.outcome.value,
+                "crmId": result.crm_id,
+                "category": result.category.value if result.category else None,
+                "message": result.message,
+            }
+        )
+    rows.sort(key=lambda r: r["line"])
+    lines = []
+    for row in rows:
+        detail = row.get("crmId") or ""
+        if row["outcome"] in {"invalid", "failed"}:
+            detail = f"{row.get('field') or row.get('category') or ''}: {row['message']}"
+        lines.append(f"line {row['line']:>5}  {row['outcome']:<9}  {row['email']}  {detail}")
+    summary = report.summary()
+    lines.append(
+        "summary: {created} created, {updated} updated, {unchanged} unchanged, {failed} failed, "
+        "{invalidRows} invalid rows, {apiCalls} API calls".format(**summary)
+    )
+    _emit(args, {"records": rows, "summary": summary}, "\n".join(lines))
+    return ExitCode.PARTIAL if report.failed else ExitCode.OK
+
+
+def _push(args: argparse.Namespace, obj: RecordObject) -> int:
+    if not args.file.is_file():
+        raise CommandError(f"no such file: {args.file}")
+    with _closing(_open_workspace(args)) as workspace:
+        try:
+            report = asyncio.run(CrmActions(workspace.integrations).push_file(args.name, args.file, obj))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    return _print_push(args, report)
+
+
+def cmd_contacts_push(args: argparse.Namespace) -> int:
+    """Push contacts from a CSV or JSONL file."""
+    return _push(args, RecordObject.CONTACT)
+
+
+def cmd_leads_push(args: argparse.Namespace) -> int:
+    """Push leads from a CSV or JSONL file."""
+    return _push(args, RecordObject.LEAD)
+
+
+def cmd_contacts_get(args: argparse.Namespace) -> int:
+    """Fetch one contact from the CRM by email."""
+    try:
+        email = normalise_email(args.email)
+    except ValueError as exc:
+        raise CommandError(f"--email: {exc}") from None
+    with _closing(_open_workspace(args)) as workspace:
+        record = asyncio.run(CrmActions(workspace.integrations).get_record(args.name, RecordObject.CONTACT, email))
+    if record is None:
+        _emit(args, None, f"no contact with email {email} in {args.name}")
+        return ExitCode.PARTIAL
+    data = {
+        "crmId": record.crm_id,
+        "email": record.email,
+        "modifiedAt": record.modified_at.isoformat() if record.modified_at else None,
+        "fields": record.fields,
+    }
+    text = "\n".join([f"crm id:    {record.crm_id}", f"email:     {record.email}",
+                      f"modified:  {data['modifiedAt'] or '-'}"]
+                     + [f"{k}: {v}" for k, v in sorted(record.fields.items()) if v not in (None, "")])
+    _emit(args, data, text)
+    return ExitCode.OK
+
+
 class _closing:
     """Close a workspace when the command ends."""
 
@@ -241,6 +361,45 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     _json_flag(remove)
     remove.set_defaults(handler=cmd_integration_remove)
+
+    test = integration_commands.add_parser("test", help="test the connection: who am I, scopes, quota left")
+    test.add_argument("name")
+    _json_flag(test)
+    test.set_defaults(handler=cmd_integration_test)
+
+    login = integration_commands.add_parser(
+        "login",
+        help="sign in to Salesforce in the system browser",
+        description="Sign in to Salesforce with the authorization-code flow and PKCE in the system browser; the "
+        "redirect comes back to a one-shot listener on 127.0.0.1 (register http://localhost:PORT/OauthRedirect "
+        "as the connected app's callback).",
+    )
+    login.add_argument("name")
+    login.add_argument("--port", type=int, default=1717, help="loopback port of the redirect (default 1717)")
+    login.add_argument("--client-id", help="the connected app's consumer key (default: the stored one)")
+    _json_flag(login)
+    login.set_defaults(handler=cmd_integration_login)
+
+    for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
+        group = commands.add_parser(noun, help=f"push and fetch {noun}")
+        group_commands = group.add_subparsers(title=f"{noun} commands", metavar="ACTION", required=True,
+                                              parser_class=_Parser)
+        push = group_commands.add_parser(
+            "push",
+            help=f"push {noun} from a CSV or JSONL file to a CRM",
+            description="Validate every row first (bad rows are reported with line, field and reason; valid rows "
+            "are still pushed), push, and print one result per record. Exit 1 if any record failed.",
+        )
+        push.add_argument("name", help="the integration")
+        push.add_argument("--file", type=Path, required=True, help="a .csv or .jsonl file")
+        _json_flag(push)
+        push.set_defaults(handler=push_handler)
+        if noun == "contacts":
+            get = group_commands.add_parser("get", help="fetch one contact from a CRM by email")
+            get.add_argument("name", help="the integration")
+            get.add_argument("--email", required=True)
+            _json_flag(get)
+            get.set_defaults(handler=cmd_contacts_get)
     return parser
 
 
@@ -262,6 +421,12 @@ def run_command(args: argparse.Namespace) -> int:
         return _fail(str(exc), ExitCode.USAGE)
     except VaultError as exc:
         return _fail(str(exc), ExitCode.USAGE)
+    except AuthError as exc:
+        return _fail(str(exc), ExitCode.AUTH)
+    except ConfigurationError as exc:
+        return _fail(str(exc), ExitCode.USAGE)
+    except ProviderError as exc:
+        return _fail(str(exc), ExitCode.PARTIAL)
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.PARTIAL)
 

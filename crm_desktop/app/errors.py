@@ -6,9 +6,23 @@ from crm_desktop.domain.credentials import CredentialsError
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.store.database import StoreConfigError
 from crm_desktop.store.repositories import DuplicateNameError, NotFoundError, StoreError
+from crm_desktop.providers.errors import (
+    AuthError,
+    BudgetExhaustedError,
+    ConfigurationError,
+    ProviderError,
+    RateLimitError,
+    TransientError,
+)
 from crm_desktop.vault import VaultError, VaultLockedError, VaultUnavailableError
 
 __all__ = [
+    "AuthError",
+    "BudgetExhaustedError",
+    "ConfigurationError",
+    "ProviderError",
+    "RateLimitError",
+    "TransientError",
     "CredentialsError",
     "DuplicateNameError",
     "InvalidRecordError",

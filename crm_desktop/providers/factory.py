@@ -13,6 +13,9 @@ from crm_desktop.providers.contract import AdapterOptions, CrmAdapter
 from crm_desktop.providers.errors import ConfigurationError
 from crm_desktop.providers.rate import Sleep
 
+#: An HTTP transport for adapters (an in-process sandbox in tests); named here so other layers need no httpx.
+Transport = httpx.AsyncBaseTransport
+
 
 def build_adapter(
     integration: Integration,

@@ -52,8 +52,8 @@ def sync_text(config: SyncConfig) -> str:
 def default_api_address(integration: Integration) -> str:
     """Where the integration's API calls go when it has no base URL of its own."""
     if integration.provider is Provider.PIPEDRIVE and integration.domain:
-        domain = integration.domain if "." in integration.domain else f"{integration.domain}.pipedrive.com"
-        return f"https://{domain}"
+        host = integration.domain
+        return f"https://{host if host.endswith('.pipedrive.com') else host + '.pipedrive.com'}"
     return {
         Provider.HUBSPOT: "https://api.hubapi.com",
         Provider.PIPEDRIVE: "https://<company domain>.pipedrive.com",

@@ -1,0 +1,163 @@
+"""One-shot CRM actions the GUI and CLI share: test a connection, push a file, fetch a contact, sign in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.record_files import RowProblem, read_records
+from crm_desktop.domain.models import Contact, Integration, Lead, Provider
+from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.providers.contract import AdapterOptions, ConnectionInfo, CrmAdapter, CrmRecord, RecordResult
+from crm_desktop.providers.factory import Transport, build_adapter, default_record_mappers
+from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PushReport:
+    """The outcome of pushing a file: refused rows, one result per pushed record, and the calls it took.
+
+    Attributes:
+        problems: rows refused before sending (line, record, field, reason).
+        results: per-record outcomes from the CRM, in file order.
+        lines: the file line of each result.
+        api_calls: requests sent.
+    """
+
+    problems: list[RowProblem] = field(default_factory=list)
+    results: list[RecordResult] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    api_calls: int = 0
+
+    def count(self, outcome: RecordOutcome) -> int:
+        return sum(1 for r in self.results if r.outcome is outcome)
+
+    @property
+    def failed(self) -> int:
+        return self.count(RecordOutcome.FAILED) + len(self.problems)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "created": self.count(RecordOutcome.CREATED),
+            "updated": self.count(RecordOutcome.UPDATED),
+            "unchanged": self.count(RecordOutcome.UNCHANGED),
+            "failed": self.count(RecordOutcome.FAILED),
+            "invalidRows": len(self.problems),
+            "apiCalls": self.api_calls,
+        }
+
+
+AdapterFactory = Callable[[Integration, dict[str, Any] | None], CrmAdapter]
+
+
+class CrmActions:
+    """Actions on one integration's CRM through its adapter, with credentials from the vault.
+
+    Attributes:
+        integrations: the integration service (store + vault).
+        transport: an HTTP transport for the adapters (in-process sandboxes in tests; ``None`` for real sockets).
+        options: adapter tuning.
+    """
+
+    def __init__(
+        self,
+        integrations: IntegrationService,
+        *,
+        transport: Transport | None = None,
+        options: AdapterOptions | None = None,
+    ) -> None:
+        self.integrations = integrations
+        self.transport = transport
+        self.options = options
+
+    def adapter_for(self, integration: Integration) -> CrmAdapter:
+        """A new adapter for ``integration``; refreshed tokens are written back to the vault."""
+
+        def save_tokens(credentials: dict[str, Any]) -> None:
+            self.integrations.save_credentials(integration, credentials)
+
+        return build_adapter(
+            integration,
+            self.integrations.credentials(integration),
+            transport=self.transport,
+            save_tokens=save_tokens,
+            options=self.options,
+        )
+
+    async def test_connection(self, name: str) -> ConnectionInfo:
+        """Who the credentials are, their scopes and the quota left (raises AuthError when refused)."""
+        adapter = self.adapter_for(self.integrations.get(name))
+        try:
+            return await adapter.test_connection()
+        finally:
+            await adapter.aclose()
+
+    async def push_file(self, name: str, path: Path, obj: RecordObject) -> PushReport:
+        """Validate every row of a contacts or leads file, then push the valid ones."""
+        integration = self.integrations.get(name)
+        report = PushReport()
+        mappers = default_record_mappers(integration.provider)
+        outbound = []
+        if obj is RecordObject.CONTACT:
+            contacts = read_records(path, Contact)
+            report.problems = contacts.problems
+            for line, contact in contacts.records:
+                report.lines.append(line)
+                outbound.append(mappers.default_contact_record(contact))
+        else:
+            leads = read_records(path, Lead)
+            report.problems = leads.problems
+            for line, lead in leads.records:
+                report.lines.append(line)
+                outbound.append(mappers.default_lead_record(lead))
+        if not outbound:
+            return report
+        adapter = self.adapter_for(integration)
+        try:
+            report.results = await adapter.upsert(obj, outbound)
+        finally:
+            report.api_calls = adapter.api_calls
+            await adapter.aclose()
+        return report
+
+    async def get_record(self, name: str, obj: RecordObject, email: str) -> CrmRecord | None:
+        """One record by email from the CRM."""
+        adapter = self.adapter_for(self.integrations.get(name))
+        try:
+            return await adapter.get_record(obj, email=email)
+        finally:
+            await adapter.aclose()
+
+    async def sign_in(
+        self, name: str, *, open_browser: BrowserOpener | None = None, port: int = 1717, client_id: str | None = None,
+        client_secret: str | None = None,
+    ) -> Integration:
+        """Sign in to Salesforce in the system browser and store the new tokens in the vault.
+
+        The connected app's client id (and secret, if any) come from the stored credentials unless given.
+
+        Raises:
+            ValueError: for a non-Salesforce integration or when no client id is known.
+            AuthError: when the sign-in fails.
+        """
+        integration = self.integrations.get(name)
+        if integration.provider is not Provider.SALESFORCE:
+            raise ValueError(f"{integration.name!r} is a {integration.provider.value} integration; "
+                             "only Salesforce uses the browser sign-in")
+        stored = self.integrations.credentials(integration) or {}
+        client_id = client_id or stored.get("clientId")
+        client_secret = client_secret or stored.get("clientSecret")
+        if not client_id:
+            raise ValueError("no Salesforce client id (consumer key) is known for this integration; give one")
+        login_url = integration.base_url or "https://login.salesforce.com"
+        credentials = await salesforce_sign_in(
+            login_url, client_id, client_secret, open_browser=open_browser, port=port, transport=self.transport
+        )
+        self.integrations.save_credentials(integration, credentials)
+        return integration

@@ -1,0 +1,1010 @@
+"""Salesforce REST adapter: SOQL dedupe by email, sObject Collections writes, SystemModstamp pulls, notes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform, normalise_email
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.providers.auth import SalesforceAuth, TokenSaver
+from crm_desktop.providers.contract import (
+    AdapterOptions,
+    ChangePage,
+    ConnectionInfo,
+    CrmField,
+    CrmRecord,
+    OutboundRecord,
+    Quota,
+    RecordResult,
+)
+from crm_desktop.providers.errors import (
+    ConfigurationError,
+    NotFoundError,
+    ProviderError,
+    RequestRejectedError,
+    TransientError,
+)
+from crm_desktop.providers.http import (
+    OK,
+    AmbiguousWriteError,
+    Decision,
+    HttpCore,
+    Verdict,
+    classify_status,
+    json_or_none,
+    paginate,
+)
+from crm_desktop.providers.rate import RateBudget, Sleep, read_salesforce_headers, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "v61.0"
+DATA_PATH = f"/services/data/{API_VERSION}"
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+#: sObject Collections take at most 200 records a request.
+COLLECTION_LIMIT = 200
+#: Emails per dedupe query: one query per collection of writes.
+QUERY_EMAILS_LIMIT = 200
+#: Keep a query's URL comfortably under the ~16k characters Salesforce and proxies accept.
+QUERY_URL_LIMIT = 16_000
+#: Rows per incremental query before the next query restarts from the cursor (bounds a query cursor's life).
+CHANGES_QUERY_LIMIT = 10_000
+#: Long-running concurrent requests a production org allows.
+DEFAULT_CONCURRENCY = 25
+#: Times a create is reconciled and re-sent after its connection died mid-write.
+RECONCILE_ROUNDS = 3
+#: Wait when the org's concurrent request limit is hit and Salesforce gave no Retry-After.
+CONCURRENCY_WAIT_SECONDS = 2.0
+
+SOBJECTS: dict[RecordObject, str] = {RecordObject.CONTACT: "Contact", RecordObject.LEAD: "Lead"}
+
+#: The seed's social custom fields on Contact and Lead.
+SOCIAL_FIELDS: tuple[str, ...] = (
+    "twitter_username__c",
+    "instagram_username__c",
+    "linkedin_url__c",
+    "social_followers__c",
+    "social_engagement_score__c",
+    "social_sentiment__c",
+    "lead_source_detail__c",
+)
+#: Fields read back by find_by_emails, get_record and changes_since (those the org has).
+PULL_FIELDS: dict[RecordObject, tuple[str, ...]] = {
+    RecordObject.CONTACT: ("FirstName", "LastName", "Phone", "Title", *SOCIAL_FIELDS),
+    RecordObject.LEAD: ("FirstName", "LastName", "Company", "Phone", "Status", "LeadSource", *SOCIAL_FIELDS),
+}
+
+#: Salesforce's standard Lead Status values for the app's lead statuses.
+LEAD_STATUS_VALUES: dict[LeadStatus, str] = {
+    LeadStatus.NEW: "Open - Not Contacted",
+    LeadStatus.CONTACTED: "Working - Contacted",
+    LeadStatus.QUALIFIED: "Working - Contacted",
+    LeadStatus.UNQUALIFIED: "Closed - Not Converted",
+    LeadStatus.CONVERTED: "Closed - Converted",
+}
+
+#: Company written on a Lead whose email is at a free mail provider (Salesforce's own Web-to-Lead wording).
+COMPANY_NOT_PROVIDED = "[not provided]"
+# fmt: off
+FREE_MAIL_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "yahoo.com", "ymail.com", "hotmail.com", "outlook.com", "live.com", "msn.com",
+    "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "web.de",
+    "mail.com", "yandex.ru", "qq.com", "163.com", "zoho.com", "fastmail.com",
+})
+# fmt: on
+_SECOND_LEVEL_LABELS = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "ne", "or"})
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{1,18}$")
+_NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_]+)' on (?:entity|sobject of type) '?([A-Za-z0-9_]+)")
+
+#: Whole-request 400s that are a bug or a configuration error: stop and name them instead of splitting the batch.
+FATAL_REQUEST_CODES = frozenset(
+    {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE", "INVALID_QUERY_FILTER_OPERATOR", "INVALID_QUERY_LOCATOR"}
+)
+DUPLICATE_CODES = frozenset({"DUPLICATES_DETECTED", "DUPLICATE_VALUE"})
+NOT_FOUND_CODES = frozenset(
+    {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID", "INVALID_ID_FIELD"}
+)
+RETRYABLE_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
+
+
+# -- classification ------------------------------------------------------------------------------------------
+
+
+def salesforce_errors(response: httpx.Response) -> list[dict[str, Any]]:
+    """The error items of a Salesforce answer: REST's ``[{errorCode, message, fields}]`` or OAuth's ``{error}``."""
+    body = json_or_none(response)
+    if isinstance(body, list):
+        return [item for item in body if isinstance(item, dict)]
+    if isinstance(body, dict):
+        if "errorCode" in body:
+            return [body]
+        if "error" in body:
+            return [{"errorCode": str(body["error"]), "message": str(body.get("error_description") or "")}]
+    return []
+
+
+def _first_code(errors: list[dict[str, Any]]) -> str:
+    for item in errors:
+        code = item.get("errorCode") or item.get("statusCode")
+        if code:
+            return str(code)
+    return ""
+
+
+def _fatal_request_reason(code: str, errors: list[dict[str, Any]]) -> str:
+    """Name a bug or a configuration error without echoing the query (it can hold emails)."""
+    if code == "INVALID_FIELD":
+        for item in errors:
+            match = _NO_SUCH_COLUMN.search(str(item.get("message", "")))
+            if match:
+                return (
+                    f"{match.group(2)} has no field {match.group(1)} (INVALID_FIELD): a Salesforce admin must create "
+                    "it, or remove it from the field mapping"
+                )
+        return "Salesforce refused a field name (INVALID_FIELD): check the field mapping against the org's fields"
+    if code == "INVALID_QUERY_LOCATOR":
+        return "Salesforce expired the query's cursor (INVALID_QUERY_LOCATOR); run the pull again"
+    return f"Salesforce refused a query CRM Desktop built ({code}); this is a bug, please report it"
+
+
+def classify_salesforce(response: httpx.Response) -> Verdict:
+    """The decision for one Salesforce response, from its status and its error body."""
+    status = response.status_code
+    if status < 300 or status == 304:
+        return OK
+    errors = salesforce_errors(response)
+    code = _first_code(errors)
+    if status == 300:
+        return Verdict(
+            Decision.RECORD_FAILURE,
+            ErrorCategory.DUPLICATE,
+            code="MULTIPLE_CHOICES",
+            reason="more than one record matched (300)",
+        )
+    if status == 401:
+        if code == "INVALID_SESSION_ID" or not errors:
+            return Verdict(
+                Decision.REFRESH_THEN_RETRY,
+                ErrorCategory.AUTH,
+                code=code or "INVALID_SESSION_ID",
+                reason="Salesforce session expired or invalid (401 INVALID_SESSION_ID)",
+            )
+        return Verdict(
+            Decision.FATAL, ErrorCategory.AUTH, code=code, reason=f"Salesforce refused the credentials ({code})"
+        )
+    if status == 403:
+        text = " ".join(str(item.get("message", "")) for item in errors)
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            if "ConcurrentPerOrg" in text or "Concurrent" in text:
+                return Verdict(
+                    Decision.RATE_LIMITED,
+                    ErrorCategory.RATE_LIMIT,
+                    code=code,
+                    wait=retry_after_seconds(response) or CONCURRENCY_WAIT_SECONDS,
+                    reason="the org's concurrent request limit was reached (ConcurrentPerOrg)",
+                )
+            return Verdict(
+                Decision.FATAL,
+                ErrorCategory.RATE_LIMIT,
+                code=code,
+                reason="the org's daily API request limit is used up (TotalRequests); sync resumes when it resets",
+            )
+        return Verdict(
+            Decision.FATAL,
+            ErrorCategory.AUTH,
+            code=code,
+            reason=f"the Salesforce user lacks permission ({code or 403})",
+        )
+    if status == 404:
+        return Verdict(Decision.FATAL, ErrorCategory.NOT_FOUND, code=code or "NOT_FOUND", reason="not found (404)")
+    if status == 400 and code in FATAL_REQUEST_CODES:
+        return Verdict(Decision.FATAL, ErrorCategory.VALIDATION, code=code, reason=_fatal_request_reason(code, errors))
+    if status == 400 and code == "invalid_grant":
+        return Verdict(Decision.FATAL, ErrorCategory.AUTH, code=code, reason="Salesforce refused the refresh token")
+    if status == 429:
+        return Verdict(
+            Decision.RATE_LIMITED, ErrorCategory.RATE_LIMIT, wait=retry_after_seconds(response), code=code, reason="429"
+        )
+    if status >= 500:
+        return Verdict(
+            Decision.RETRY,
+            ErrorCategory.SERVER,
+            wait=retry_after_seconds(response),
+            code=code,
+            reason=f"Salesforce server error ({status}{' ' + code if code else ''})",
+        )
+    if status in (400, 409, 412, 413, 415, 422):
+        category = record_error_category(code) if code else ErrorCategory.VALIDATION
+        return Verdict(Decision.RECORD_FAILURE, category, code=code, reason=f"rejected ({status} {code})".strip())
+    return classify_status(response)
+
+
+def record_error_category(code: str) -> ErrorCategory:
+    """The category of a per-record Salesforce error code."""
+    if code in DUPLICATE_CODES:
+        return ErrorCategory.DUPLICATE
+    if code in NOT_FOUND_CODES:
+        return ErrorCategory.NOT_FOUND
+    if code in RETRYABLE_RECORD_CODES:
+        return ErrorCategory.SERVER
+    return ErrorCategory.VALIDATION
+
+
+def describe_record_errors(errors: Sequence[dict[str, Any]]) -> tuple[ErrorCategory, str]:
+    """The category and a sentence (fields, reason, code) for one record's Salesforce errors."""
+    if not errors:
+        return ErrorCategory.SERVER, "Salesforce rejected it without saying why"
+    parts: list[str] = []
+    category: ErrorCategory | None = None
+    for item in errors:
+        code = str(item.get("statusCode") or item.get("errorCode") or "UNKNOWN")
+        category = category or record_error_category(code)
+        fields = [str(f) for f in item.get("fields") or [] if f]
+        if code == "CANNOT_UPDATE_CONVERTED_LEAD":
+            reason = "lead was converted; Salesforce no longer lets it be updated"
+        else:
+            reason = _short(str(item.get("message") or code))
+        where = f"{', '.join(fields)}: " if fields else ""
+        parts.append(f"{where}{reason} ({code})")
+    return category or ErrorCategory.VALIDATION, "; ".join(parts)
+
+
+def _short(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- SOQL ----------------------------------------------------------------------------------------------------
+
+
+def soql_quote(value: str) -> str:
+    """A SOQL string literal, with backslashes, quotes and control characters escaped."""
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace("'", "\\'")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+        .replace("\b", "\\b")
+        .replace("\f", "\\f")
+    )
+    return f"'{escaped}'"
+
+
+def soql_datetime(moment: datetime) -> str:
+    """A SOQL datetime literal in UTC with milliseconds (``2026-01-15T12:00:00.000Z``)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def check_field_names(names: Sequence[str]) -> list[str]:
+    """Field API names safe to put in SOQL, in order without repeats.
+
+    Raises:
+        ConfigurationError: naming a field name that is not a Salesforce API name.
+    """
+    seen: dict[str, str] = {}
+    for name in names:
+        if not _FIELD_NAME.match(name):
+            raise ConfigurationError(f"{name!r} is not a Salesforce field API name (letters, digits, underscores)")
+        seen.setdefault(name.lower(), name)
+    return list(seen.values())
+
+
+def query_url_length(soql: str) -> int:
+    """The length of ``/query?q=...`` once URL-encoded, as sent."""
+    return len(f"{DATA_PATH}/query?") + len(urlencode({"q": soql}))
+
+
+def email_in_queries(select: str, sobject: str, emails: Sequence[str]) -> list[str]:
+    """``SELECT ... WHERE Email IN (...)`` queries covering ``emails``, each under the URL and count limits."""
+    prefix = f"SELECT {select} FROM {sobject} WHERE Email IN ("
+    queries: list[str] = []
+    chunk: list[str] = []
+    for email in emails:
+        candidate = [*chunk, soql_quote(email)]
+        soql = prefix + ",".join(candidate) + ")"
+        if chunk and (len(candidate) > QUERY_EMAILS_LIMIT or query_url_length(soql) > QUERY_URL_LIMIT):
+            queries.append(prefix + ",".join(chunk) + ")")
+            chunk = [soql_quote(email)]
+        else:
+            chunk = candidate
+    if chunk:
+        queries.append(prefix + ",".join(chunk) + ")")
+    return queries
+
+
+def parse_salesforce_datetime(value: Any) -> datetime | None:
+    """Salesforce's ``2026-01-15T12:00:00.000+0000`` (or ISO with ``Z``) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def encode_cursor(modstamp: datetime, record_id: str) -> str:
+    """The change cursor: the last record's SystemModstamp and Id (the Id breaks ties between equal stamps)."""
+    return f"{soql_datetime(modstamp)}|{record_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str | None]:
+    """Read a cursor written by :func:`encode_cursor` (a bare ISO timestamp is accepted too).
+
+    Raises:
+        ConfigurationError: when the cursor is not one this adapter wrote.
+    """
+    stamp, _, record_id = cursor.partition("|")
+    moment = parse_salesforce_datetime(stamp)
+    if moment is None or (record_id and not _RECORD_ID.match(record_id)):
+        raise ConfigurationError("the stored Salesforce pull position cannot be read; reset the integration's pull")
+    return moment, record_id or None
+
+
+# -- the default field mapping ----------------------------------------------------------------------------
+
+
+def _profile_field_values(profiles: Sequence[Any]) -> tuple[dict[str, Any], list[str]]:
+    """Social custom field values from a person's profiles, and note lines for profiles without a field."""
+    values: dict[str, Any] = {}
+    extra: list[str] = []
+    for profile in profiles:
+        if profile.platform is SocialPlatform.TWITTER and "twitter_username__c" not in values:
+            values["twitter_username__c"] = profile.username
+        elif profile.platform is SocialPlatform.INSTAGRAM and "instagram_username__c" not in values:
+            values["instagram_username__c"] = profile.username
+        elif profile.platform is SocialPlatform.LINKEDIN and "linkedin_url__c" not in values:
+            values["linkedin_url__c"] = profile.url or f"https://www.linkedin.com/in/{profile.username}"
+        else:
+            link = f" {profile.url}" if profile.url else ""
+            extra.append(f"{profile.platform.value}: @{profile.username}{link} ({profile.followers} followers)")
+    if profiles:
+        values["social_followers__c"] = sum(p.followers for p in profiles)
+        values["social_engagement_score__c"] = round(max(p.engagement for p in profiles), 2)
+    return values, extra
+
+
+def default_contact_record(contact: Contact) -> OutboundRecord:
+    """The default mapping of a contact to Salesforce Contact fields, social custom fields included."""
+    fields: dict[str, Any] = {"Email": contact.email}
+    if contact.first_name:
+        fields["FirstName"] = contact.first_name
+    if contact.last_name:
+        fields["LastName"] = contact.last_name
+    if contact.phone:
+        fields["Phone"] = contact.phone
+    social, extra = _profile_field_values(contact.social_profiles)
+    fields.update(social)
+    for name, value in contact.custom_fields.items():
+        if name.endswith("__c") and _FIELD_NAME.match(name):
+            fields[name] = value
+    lines: list[str] = []
+    if contact.company:
+        lines.append(f"Company: {contact.company}")
+    if extra:
+        lines.append("Other social profiles:")
+        lines.extend(f"- {line}" for line in extra)
+    return OutboundRecord(email=contact.email, fields=fields, note="\n".join(lines) or None)
+
+
+def default_lead_record(lead: Lead) -> OutboundRecord:
+    """The default mapping of a lead to Salesforce Lead fields (Company is filled at upsert when missing)."""
+    fields: dict[str, Any] = {"Email": lead.email, "Status": LEAD_STATUS_VALUES[lead.status]}
+    if lead.first_name:
+        fields["FirstName"] = lead.first_name
+    if lead.last_name:
+        fields["LastName"] = lead.last_name
+    if lead.company:
+        fields["Company"] = lead.company
+    if lead.source:
+        fields["lead_source_detail__c"] = lead.source
+    note: str | None = None
+    context = lead.social_context
+    if context is not None:
+        if context.sentiment is not None:
+            fields["social_sentiment__c"] = context.sentiment.value
+        if context.engagement_score is not None:
+            fields["social_engagement_score__c"] = context.engagement_score
+        conversation = f" (conversation {context.conversation_id})" if context.conversation_id else ""
+        note = f"Lead from a {context.platform.value} conversation{conversation}."
+    return OutboundRecord(email=lead.email, fields=fields, note=note)
+
+
+def company_from_email(email: str) -> str:
+    """A Lead's Company guessed from its email domain: ``jo@acme.com`` -> ``Acme``; free mail -> ``[not provided]``."""
+    domain = email.rpartition("@")[2].lower().strip(".")
+    if not domain or domain in FREE_MAIL_DOMAINS:
+        return COMPANY_NOT_PROVIDED
+    labels = domain.split(".")
+    if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL_LABELS and len(labels[-1]) == 2:
+        name = labels[-3]
+    elif len(labels) >= 2:
+        name = labels[-2]
+    else:
+        name = labels[0]
+    return "-".join(part[:1].upper() + part[1:] for part in name.split("-")) or COMPANY_NOT_PROVIDED
+
+
+# -- upsert internals ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """One record of an upsert on its way: where it sat in the input, its fields, what the CRM holds."""
+
+    positions: list[int]
+    email: str
+    fields: dict[str, Any]
+    crm_id: str | None = None
+    existing: dict[str, Any] | None = None
+    result: RecordResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def finish(
+        self,
+        outcome: RecordOutcome,
+        crm_id: str | None = None,
+        category: ErrorCategory | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.result = RecordResult(self.email, outcome, crm_id=crm_id, category=category, message=message)
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return soql_datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _same_value(current: Any, wanted: Any, *, is_email: bool = False) -> bool:
+    if current in (None, "") and wanted in (None, ""):
+        return True
+    if is_email and isinstance(current, str) and isinstance(wanted, str):
+        return current.strip().lower() == wanted.strip().lower()
+    if isinstance(current, bool) or isinstance(wanted, bool):
+        return current is wanted
+    if isinstance(current, int | float) and isinstance(wanted, int | float):
+        return float(current) == float(wanted)
+    return bool(current == wanted)
+
+
+def _normalised(email: str) -> str:
+    try:
+        return normalise_email(email)
+    except ValueError:
+        return email.strip().lower()
+
+
+def _record_email(record: dict[str, Any]) -> str:
+    value = record.get("Email")
+    return _normalised(value) if isinstance(value, str) and value.strip() else ""
+
+
+class SalesforceAdapter:
+    """Salesforce REST (API v61.0) as a CRM Desktop adapter.
+
+    Dedupes by email with one SOQL query per up to 200 records, writes with sObject Collections (200 records a
+    request, ``allOrNone=false``) in parallel up to the org's concurrent limit, pulls changes by SystemModstamp,
+    and reports the ``__c`` fields an admin must create (REST cannot create fields).
+
+    Attributes:
+        provider: ``salesforce``.
+        integration: the integration it serves.
+        auth: the refreshing bearer-token auth (``auth.credentials`` holds the latest tokens).
+        http: the shared HTTP core.
+    """
+
+    provider = "salesforce"
+
+    def __init__(
+        self,
+        integration: Integration,
+        credentials: dict[str, Any],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        save_tokens: TokenSaver | None = None,
+        sleep: Sleep = asyncio.sleep,
+        options: AdapterOptions | None = None,
+    ) -> None:
+        self.integration = integration
+        self.options = options or AdapterOptions()
+        base_url = integration.base_url or credentials.get("instanceUrl")
+        if not base_url:
+            raise ConfigurationError("Salesforce credentials carry no instance URL; sign in again")
+        if not credentials.get("accessToken") and not credentials.get("refreshToken"):
+            raise ConfigurationError("no Salesforce tokens are stored for this integration; sign in first")
+        login_url = (integration.base_url or DEFAULT_LOGIN_URL).rstrip("/")
+        self.auth = SalesforceAuth(
+            credentials,
+            f"{login_url}/services/oauth2/token",
+            save_tokens=save_tokens,
+            session_seconds=self.options.salesforce_session_seconds,
+        )
+        budget = RateBudget(
+            window_limit=self.options.window_limit,
+            window_seconds=1.0,
+            concurrency=self.options.concurrency or DEFAULT_CONCURRENCY,
+            daily_reserve=self.options.daily_reserve,
+            sleep=sleep,
+        )
+        self.http = HttpCore(
+            "Salesforce",
+            str(base_url),
+            classifier=classify_salesforce,
+            budget=budget,
+            read_headers=read_salesforce_headers,
+            auth=self.auth,
+            headers={"Accept": "application/json"},
+            transport=transport,
+            timeout=self.options.timeout,
+            max_attempts=self.options.max_attempts,
+            max_retry_seconds=self.options.max_retry_seconds,
+            sleep=sleep,
+        )
+        self._describes: dict[RecordObject, dict[str, Any]] = {}
+
+    # -- connection and quota ------------------------------------------------------------------------------
+    async def test_connection(self) -> ConnectionInfo:
+        """Who the tokens act as (``/services/oauth2/userinfo``) and the daily API budget (``/limits``)."""
+        info = await self._get_json("/services/oauth2/userinfo", "the signed-in user")
+        limits = await self._get_json(f"{DATA_PATH}/limits", "the org's limits")
+        daily = limits.get("DailyApiRequests") if isinstance(limits, dict) else None
+        if isinstance(daily, dict) and isinstance(daily.get("Max"), int) and isinstance(daily.get("Remaining"), int):
+            self.http.budget.daily_limit = daily["Max"]
+            self.http.budget.daily_remaining = daily["Remaining"]
+        user = str(info.get("preferred_username") or info.get("email") or info.get("user_id") or info.get("sub", ""))
+        account = str(info.get("organization_id") or "")
+        return ConnectionInfo(account=account, user=user, scopes=(), quota=self.quota())
+
+    def quota(self) -> Quota:
+        """The daily API budget as last reported (``Sforce-Limit-Info`` or ``/limits``)."""
+        return self.http.budget.quota()
+
+    @property
+    def api_calls(self) -> int:
+        """Requests sent so far, retries and token refreshes included."""
+        return self.http.calls
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self.http.aclose()
+
+    # -- fields ----------------------------------------------------------------------------------------------
+    async def _describe(self, obj: RecordObject, *, fresh: bool = False) -> dict[str, Any]:
+        if fresh or obj not in self._describes:
+            body = await self._get_json(f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/describe", f"{SOBJECTS[obj]} fields")
+            self._describes[obj] = body
+        return self._describes[obj]
+
+    async def _field_names(self, obj: RecordObject) -> dict[str, str]:
+        """The org's field API names of ``obj``, by lower-cased name (SOQL names are case-insensitive)."""
+        described = await self._describe(obj)
+        return {str(f["name"]).lower(): str(f["name"]) for f in described.get("fields", []) if f.get("name")}
+
+    async def list_fields(self, obj: RecordObject) -> list[CrmField]:
+        """The Contact or Lead fields: label, type, custom, updateable, length and picklist values."""
+        described = await self._describe(obj, fresh=True)
+        fields: list[CrmField] = []
+        for item in described.get("fields", []):
+            options = tuple(
+                str(value["value"])
+                for value in item.get("picklistValues") or []
+                if isinstance(value, dict) and value.get("active", True) and value.get("value") is not None
+            )
+            length = item.get("length")
+            fields.append(
+                CrmField(
+                    name=str(item["name"]),
+                    label=str(item.get("label") or item["name"]),
+                    type=str(item.get("type") or "string"),
+                    custom=bool(item.get("custom", str(item["name"]).endswith("__c"))),
+                    writable=bool(item.get("updateable", False)),
+                    length=int(length) if isinstance(length, int) and length > 0 else None,
+                    options=options,
+                )
+            )
+        return fields
+
+    async def missing_fields(self, obj: RecordObject, wanted: Sequence[str]) -> list[str]:
+        """The wanted fields the org lacks; a Salesforce admin must create them (REST cannot)."""
+        await self._describe(obj, fresh=True)
+        have = await self._field_names(obj)
+        return [name for name in wanted if name.lower() not in have]
+
+    async def _pull_fields(self, obj: RecordObject) -> list[str]:
+        have = await self._field_names(obj)
+        return [have[name.lower()] for name in PULL_FIELDS[obj] if name.lower() in have]
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    async def _get_json(self, path: str, what: str, **kwargs: Any) -> Any:
+        response = await self.http.request("GET", path, **kwargs)
+        return self._expect_json(response, what)
+
+    @staticmethod
+    def _expect_json(response: httpx.Response, what: str) -> Any:
+        if response.status_code >= 300:
+            category, message = describe_record_errors(salesforce_errors(response))
+            raise RequestRejectedError(
+                f"Salesforce refused to read {what}: {message}",
+                status=response.status_code,
+                category=category,
+                code=_first_code(salesforce_errors(response)),
+            )
+        body = json_or_none(response)
+        if body is None:
+            raise ProviderError(f"Salesforce answered {what} with something that is not JSON")
+        return body
+
+    async def query(self, soql: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Run SOQL and yield its pages of records, following ``nextRecordsUrl``."""
+
+        async def fetch(next_url: str | None) -> tuple[list[dict[str, Any]], str | None]:
+            if next_url is None:
+                body = await self._get_json(f"{DATA_PATH}/query", "query results", params={"q": soql})
+            else:
+                body = await self._get_json(next_url, "query results")
+            records = [r for r in body.get("records", []) if isinstance(r, dict)]
+            following = body.get("nextRecordsUrl") if not body.get("done", True) else None
+            return records, str(following) if following else None
+
+        async for records, _following in paginate(fetch):
+            yield records
+
+    async def _query_all(self, soql: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        async for page in self.query(soql):
+            rows.extend(page)
+        return rows
+
+    @staticmethod
+    def _select(fields: Sequence[str]) -> str:
+        extra = [name for name in fields if name.lower() not in {"id", "email", "systemmodstamp"}]
+        return ", ".join(["Id", "Email", *extra, "SystemModstamp"])
+
+    async def _records_by_email(
+        self, obj: RecordObject, emails: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Raw records by normalised email, one query per up to 200 emails, run in parallel."""
+        wanted = list(dict.fromkeys(e for e in emails if e))
+        if not wanted:
+            return {}
+        queries = email_in_queries(self._select(check_field_names(fields)), SOBJECTS[obj], wanted)
+        pages = await _gather_all([self._query_all(soql) for soql in queries])
+        found: dict[str, dict[str, Any]] = {}
+        for rows in pages:
+            for row in rows:
+                key = _record_email(row)
+                if key and key not in found:
+                    found[key] = row
+        return found
+
+    @staticmethod
+    def _crm_record(row: dict[str, Any]) -> CrmRecord:
+        values = {k: v for k, v in row.items() if k not in {"attributes", "Id"}}
+        return CrmRecord(
+            crm_id=str(row.get("Id", "")),
+            email=_record_email(row),
+            fields=values,
+            modified_at=parse_salesforce_datetime(row.get("SystemModstamp")),
+        )
+
+    async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
+        """Existing Contacts or Leads by normalised email (one SOQL ``Email IN`` query per 200 emails)."""
+        fields = await self._pull_fields(obj)
+        rows = await self._records_by_email(obj, [_normalised(e) for e in emails], fields)
+        return {email: self._crm_record(row) for email, row in rows.items()}
+
+    async def get_record(
+        self, obj: RecordObject, *, email: str | None = None, crm_id: str | None = None
+    ) -> CrmRecord | None:
+        """One Contact or Lead by Id or by email, or ``None``."""
+        if crm_id is not None:
+            if not _RECORD_ID.match(crm_id):
+                return None
+            fields = await self._pull_fields(obj)
+            soql = f"SELECT {self._select(fields)} FROM {SOBJECTS[obj]} WHERE Id = {soql_quote(crm_id)}"
+            rows = await self._query_all(soql)
+            return self._crm_record(rows[0]) if rows else None
+        if email is not None:
+            key = _normalised(email)
+            return (await self.find_by_emails(obj, [key])).get(key)
+        raise ValueError("get_record needs an email or a crm_id")
+
+    async def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
+        """Records changed after ``cursor``, oldest first, a query page at a time (only non-empty pages)."""
+        fields = await self._pull_fields(obj)
+        select = self._select(fields)
+        position = decode_cursor(cursor) if cursor else None
+        while True:
+            where = ""
+            if position is not None:
+                stamp = soql_datetime(position[0])
+                if position[1]:
+                    where = (
+                        f" WHERE (SystemModstamp > {stamp} OR (SystemModstamp = {stamp} "
+                        f"AND Id > {soql_quote(position[1])}))"
+                    )
+                else:
+                    where = f" WHERE SystemModstamp > {stamp}"
+            soql = (
+                f"SELECT {select} FROM {SOBJECTS[obj]}{where} ORDER BY SystemModstamp, Id LIMIT {CHANGES_QUERY_LIMIT}"
+            )
+            seen = 0
+            async for page in self.query(soql):
+                records = [self._crm_record(row) for row in page]
+                if not records:
+                    continue
+                seen += len(records)
+                last = records[-1]
+                if last.modified_at is None:
+                    raise ProviderError("Salesforce returned a record without SystemModstamp; cannot page changes")
+                position = (last.modified_at, last.crm_id)
+                yield ChangePage(records=records, cursor=encode_cursor(last.modified_at, last.crm_id))
+            if seen < CHANGES_QUERY_LIMIT:
+                return
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        """Create or update Contacts or Leads by email; one result per input, in input order.
+
+        Existing records are found with one SOQL query per up to 200 emails; creates and updates then go out as
+        sObject Collections of up to 200 records with ``allOrNone=false``, in parallel.
+        """
+        sobject = SOBJECTS[obj]
+        results: list[RecordResult | None] = [None] * len(records)
+        pending: dict[str, _Pending] = {}
+        for position, record in enumerate(records):
+            try:
+                email = normalise_email(record.email)
+            except ValueError as exc:
+                results[position] = RecordResult(
+                    record.email,
+                    RecordOutcome.FAILED,
+                    category=ErrorCategory.VALIDATION,
+                    message=f"{sobject} {record.email}: Email: {exc}",
+                )
+                continue
+            if record.crm_id is not None and not _RECORD_ID.match(record.crm_id):
+                results[position] = RecordResult(
+                    email,
+                    RecordOutcome.FAILED,
+                    category=ErrorCategory.NOT_FOUND,
+                    message=f"{sobject} {email}: the linked Salesforce id is not a Salesforce id",
+                )
+                continue
+            values = {name: _wire_value(value) for name, value in record.fields.items() if name.lower() != "id"}
+            values = {("Email" if name.lower() == "email" else name): value for name, value in values.items()}
+            values["Email"] = email
+            item = pending.get(email)
+            if item is None:
+                pending[email] = _Pending([position], email, values, record.crm_id)
+            else:
+                # The same person twice in one push: one write with the later values winning.
+                item.positions.append(position)
+                item.fields.update(values)
+                item.crm_id = item.crm_id or record.crm_id
+        items = list(pending.values())
+        if items:
+            await self._upsert_pending(obj, items)
+        for item in items:
+            assert item.result is not None
+            for position in item.positions:
+                results[position] = item.result
+        final = [r for r in results if r is not None]
+        assert len(final) == len(records)
+        return final
+
+    async def _upsert_pending(self, obj: RecordObject, items: list[_Pending]) -> None:
+        sobject = SOBJECTS[obj]
+        names = check_field_names([name for item in items for name in item.fields])
+        have = await self._field_names(obj)
+        lacking = [name for name in names if name.lower() not in have]
+        if lacking:
+            raise RequestRejectedError(
+                f"{sobject} lacks the field(s) {', '.join(lacking)}: a Salesforce admin must create them "
+                "(Setup > Object Manager), or remove them from the field mapping",
+                category=ErrorCategory.VALIDATION,
+                code="INVALID_FIELD",
+            )
+        existing = await self._records_by_email(obj, [item.email for item in items], names)
+        creates: list[_Pending] = []
+        updates: list[_Pending] = []
+        for item in items:
+            found = existing.get(item.email)
+            if item.crm_id is not None:
+                item.existing = found if found is not None and found.get("Id") == item.crm_id else None
+            elif found is not None:
+                item.crm_id = str(found["Id"])
+                item.existing = found
+            if item.existing is not None and self._unchanged(item):
+                item.finish(RecordOutcome.UNCHANGED, crm_id=item.crm_id)
+            elif item.crm_id is not None:
+                updates.append(item)
+            elif self._ready_to_create(obj, item):
+                creates.append(item)
+        jobs: list[Coroutine[Any, Any, None]] = []
+        jobs += [self._create_collection(obj, chunk) for chunk in _chunks(creates, COLLECTION_LIMIT)]
+        jobs += [self._update_collection(obj, chunk) for chunk in _chunks(updates, COLLECTION_LIMIT)]
+        await _gather_all(jobs)
+
+    @staticmethod
+    def _unchanged(item: _Pending) -> bool:
+        assert item.existing is not None
+        lowered = {key.lower(): value for key, value in item.existing.items()}
+        return all(
+            name.lower() in lowered and _same_value(lowered[name.lower()], value, is_email=name == "Email")
+            for name, value in item.fields.items()
+        )
+
+    def _ready_to_create(self, obj: RecordObject, item: _Pending) -> bool:
+        """Fill what Salesforce requires on create; fail the record before sending when it cannot be filled."""
+        sobject = SOBJECTS[obj]
+        last_name = item.fields.get("LastName")
+        if not isinstance(last_name, str) or not last_name.strip():
+            item.finish(
+                RecordOutcome.FAILED,
+                category=ErrorCategory.VALIDATION,
+                message=f"{sobject} {item.email}: LastName: Salesforce requires a last name to create a {sobject}",
+            )
+            return False
+        if obj is RecordObject.LEAD:
+            company = item.fields.get("Company")
+            if not isinstance(company, str) or not company.strip():
+                item.fields["Company"] = self.options.default_lead_company or company_from_email(item.email)
+        return True
+
+    @staticmethod
+    def _collection_body(sobject: str, items: Sequence[_Pending], *, with_id: bool) -> dict[str, Any]:
+        records = []
+        for item in items:
+            record: dict[str, Any] = {"attributes": {"type": sobject}}
+            if with_id:
+                record["Id"] = item.crm_id
+            record.update(item.fields)
+            records.append(record)
+        return {"allOrNone": False, "records": records}
+
+    async def _create_collection(self, obj: RecordObject, items: list[_Pending]) -> None:
+        """POST a collection; after a connection lost mid-write, look the emails up and create only the missing."""
+        sobject = SOBJECTS[obj]
+        remaining = list(items)
+        for _round in range(RECONCILE_ROUNDS):
+            try:
+                response = await self.http.request(
+                    "POST",
+                    f"{DATA_PATH}/composite/sobjects",
+                    idempotent=False,
+                    json=self._collection_body(sobject, remaining, with_id=False),
+                )
+            except AmbiguousWriteError:
+                logger.warning(
+                    "Salesforce %s create of %d records may or may not have landed; reconciling",
+                    sobject,
+                    len(remaining),
+                )
+                found = await self._records_by_email(obj, [item.email for item in remaining], [])
+                for item in remaining:
+                    row = found.get(item.email)
+                    if row is not None:
+                        item.finish(RecordOutcome.CREATED, crm_id=str(row["Id"]))
+                remaining = [item for item in remaining if item.result is None]
+                if not remaining:
+                    return
+                continue
+            except TransientError as exc:
+                self._fail_all(remaining, exc)
+                return
+            await self._apply_collection(obj, remaining, response, creating=True)
+            return
+        for item in remaining:
+            item.finish(
+                RecordOutcome.FAILED,
+                category=ErrorCategory.NETWORK,
+                message=f"{sobject} {item.email}: the connection kept failing while creating it; not created",
+            )
+
+    async def _update_collection(self, obj: RecordObject, items: list[_Pending]) -> None:
+        """PATCH a collection by Id (updates are idempotent: replays are safe)."""
+        try:
+            response = await self.http.request(
+                "PATCH",
+                f"{DATA_PATH}/composite/sobjects",
+                json=self._collection_body(SOBJECTS[obj], items, with_id=True),
+            )
+        except TransientError as exc:
+            self._fail_all(items, exc)
+            return
+        await self._apply_collection(obj, items, response, creating=False)
+
+    def _fail_all(self, items: Sequence[_Pending], exc: ProviderError) -> None:
+        for item in items:
+            item.finish(RecordOutcome.FAILED, category=exc.category, message=f"{item.email}: {exc}")
+
+    async def _apply_collection(
+        self, obj: RecordObject, items: list[_Pending], response: httpx.Response, *, creating: bool
+    ) -> None:
+        sobject = SOBJECTS[obj]
+        if response.status_code >= 300:
+            # The whole request was refused for one record's sake: split until each record has its own answer.
+            if len(items) > 1:
+                middle = len(items) // 2
+                retry = self._create_collection if creating else self._update_collection
+                await _gather_all([retry(obj, items[:middle]), retry(obj, items[middle:])])
+                return
+            category, message = describe_record_errors(salesforce_errors(response))
+            items[0].finish(RecordOutcome.FAILED, category=category, message=f"{sobject} {items[0].email}: {message}")
+            return
+        body = json_or_none(response)
+        if not isinstance(body, list) or len(body) != len(items):
+            for item in items:
+                item.finish(
+                    RecordOutcome.FAILED,
+                    category=ErrorCategory.SERVER,
+                    message=f"{sobject} {item.email}: Salesforce's answer did not list one result per record",
+                )
+            return
+        for item, answer in zip(items, body, strict=True):
+            if isinstance(answer, dict) and answer.get("success"):
+                outcome = RecordOutcome.CREATED if creating else RecordOutcome.UPDATED
+                item.finish(outcome, crm_id=str(answer.get("id") or item.crm_id or ""))
+                continue
+            errors = answer.get("errors", []) if isinstance(answer, dict) else []
+            category, message = describe_record_errors([e for e in errors if isinstance(e, dict)])
+            item.finish(
+                RecordOutcome.FAILED,
+                crm_id=item.crm_id,
+                category=category,
+                message=f"{sobject} {item.email}: {message}",
+            )
+
+    # -- notes -----------------------------------------------------------------------------------------------
+    async def add_note(self, obj: RecordObject, crm_id: str, text: str) -> str:
+        """Attach a Note (``ParentId``, ``Title``, ``Body``) to a Contact or Lead; returns the Note's id."""
+        if not _RECORD_ID.match(crm_id):
+            raise NotFoundError(f"{crm_id!r} is not a Salesforce id")
+        title = _short(text.splitlines()[0] if text.strip() else "CRM Desktop", 80) or "CRM Desktop"
+        response = await self.http.request(
+            "POST",
+            f"{DATA_PATH}/sobjects/Note",
+            idempotent=False,
+            json={"ParentId": crm_id, "Title": title, "Body": text},
+        )
+        body = self._expect_json(response, f"the note on {SOBJECTS[obj]} {crm_id}")
+        if not isinstance(body, dict) or not body.get("id"):
+            raise ProviderError("Salesforce created no note id")
+        return str(body["id"])
+
+
+def _chunks(items: Sequence[_Pending], size: int) -> list[list[_Pending]]:
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+async def _gather_all(coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Run coroutines together; when one fails, cancel the rest and raise its error."""
+    tasks = [asyncio.ensure_future(coro) for coro in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
