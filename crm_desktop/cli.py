@@ -211,7 +211,7 @@ def cmd_integration_login(args: argparse.Namespace) -> int:
 
 
 def _print_push(args: argparse.Namespace, report: PushReport) -> int:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"line": p.line, "email": p.record, "outcome": "invalid", "field": p.field, "message": p.reason}
         for p in report.problems
     ]

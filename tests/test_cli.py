@@ -87,7 +87,7 @@ def test_salesforce_takes_a_json_secret(
         (["integration", "add", "--provider", "salesforce", "--name", "x", "--secret-stdin"], "not-json",
          "JSON object"),
         (["integration", "add", "--provider", "salesforce", "--name", "x", "--secret-stdin"],
-         '{"clientId": "c", "accessToken": "tok-secret-value", "bogus": 1}', "bogus"),
+         '{"clientId": "c", "accessToken": "tok-secret-value", "bogus": 1}', "unexpected field"),
         (["integration", "show", "nope"], None, "no integration named 'nope'"),
         (["integration", "remove", "nope"], None, "no integration named 'nope'"),
         (["integration"], None, "required"),
