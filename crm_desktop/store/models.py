@@ -305,6 +305,7 @@ class AuditLogRow(Base):
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(40))
+    side: Mapped[str] = mapped_column(String(10), default="local")
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -334,3 +335,89 @@ class ConflictRow(Base):
     resolved_value: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
+
+
+class OutboxStatus(StrEnum):
+    """Where an intended CRM write stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class CrmLinkRow(Base):
+    """A local record linked to a CRM record, with the base of the three-way merge.
+
+    ``base_values`` holds, per local field, the last value both sides agreed on; ``pushed_hash`` the hash of the
+    mapped values last pushed, so unchanged records send nothing; ``local_synced_at`` the local ``updated_at``
+    that was in sync, so a sync only looks at records changed since.
+    """
+
+    __tablename__ = "crm_links"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "object", "local_id", name="link_local"),
+        UniqueConstraint("integration_id", "object", "crm_id", name="link_crm"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "link_object"))
+    local_id: Mapped[int] = mapped_column()
+    crm_id: Mapped[str] = mapped_column(String(64))
+    base_values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pushed_hash: Mapped[str | None] = mapped_column(String(64))
+    crm_modified_at: Mapped[datetime | None]
+    local_synced_at: Mapped[datetime | None]
+    deleted_in_crm: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OutboxRow(Base):
+    """A CRM write the engine intends, recorded before it is sent and marked done after (crash-safe)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_integration_status", "integration_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "outbox_object"))
+    local_id: Mapped[int] = mapped_column()
+    email: Mapped[str] = mapped_column(String(254))
+    crm_id: Mapped[str | None] = mapped_column(String(64))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    base_after: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    values_hash: Mapped[str] = mapped_column(String(64))
+    local_version: Mapped[datetime | None]
+    status: Mapped[OutboxStatus] = mapped_column(str_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SyncCursorRow(Base):
+    """Where the next pull of an integration's object starts (advanced only after a page is committed)."""
+
+    __tablename__ = "sync_cursors"
+    __table_args__ = (UniqueConstraint("integration_id", "object", name="cursor_object"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "cursor_object"))
+    cursor: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SyncLockRow(Base):
+    """The one running sync of an integration, across processes (GUI timer, button, cron CLI)."""
+
+    __tablename__ = "sync_locks"
+
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    owner: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int | None] = mapped_column()
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,10 +18,13 @@ from crm_desktop.store.models import (
     Base,
     ConflictRow,
     ContactRow,
+    CrmLinkRow,
     FieldMappingRow,
     IntegrationRow,
     LeadRow,
+    OutboxRow,
     SocialProfileRow,
+    SyncCursorRow,
     SyncRecordLogRow,
     SyncRunRow,
     SyncTrigger,
@@ -71,6 +74,15 @@ def one_row_per_table(database: Database) -> dict[str, int]:
                 field="company",
             ),
             AuditLogRow(entity="contact", entity_id=str(contact.id), field="company", source="sync"),
+            CrmLinkRow(integration_id=integration.id, object=RecordObject.CONTACT, local_id=contact.id, crm_id="1"),
+            OutboxRow(
+                integration_id=integration.id,
+                object=RecordObject.CONTACT,
+                local_id=contact.id,
+                email="ana@example.com",
+                values_hash="0" * 64,
+            ),
+            SyncCursorRow(integration_id=integration.id, object=RecordObject.CONTACT, cursor="2026-11-27T00:00:00Z"),
         ]
         session.add_all(rows)
         session.flush()

@@ -36,13 +36,19 @@ STORE_TABLES = {
     "sync_record_log",
     "audit_log",
     "conflicts",
+    "crm_links",
+    "outbox",
+    "sync_cursors",
+    "sync_locks",
 }
+#: The newest revision this version of the app ships.
+SHIPPED_HEAD = "0002"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 9001
+Revises: {head}
 """
 
 from __future__ import annotations
@@ -50,8 +56,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9001"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -72,12 +78,14 @@ def downgrade() -> None:
 def ship_revision_0002(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the app's migrations a copy of the shipped ones plus revision 0002, as the next version would be."""
     shutil.copytree(database_module.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_contact_nickname.py").write_text(REVISION_0002, encoding="utf-8")
+    (folder / "versions" / "9001_contact_nickname.py").write_text(
+        REVISION_0002.replace("{head}", SHIPPED_HEAD), encoding="utf-8"
+    )
     monkeypatch.setattr(database_module, "MIGRATIONS_DIR", folder)
 
 
-def test_the_shipped_head_is_the_initial_revision() -> None:
-    assert head_revision() == "0001"
+def test_the_shipped_head_is_the_newest_revision() -> None:
+    assert head_revision() == SHIPPED_HEAD
 
 
 def test_upgrade_head_on_an_empty_database_builds_every_table(blank_database: Database) -> None:
@@ -139,7 +147,7 @@ def test_no_column_is_named_like_a_secret(database: Database) -> None:
 def test_migrating_an_existing_sqlite_file_backs_it_up_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "data" / "crm.db"
     old_app = Database(sqlite_url(path))
-    assert old_app.migrate().to_revision == "0001"
+    assert old_app.migrate().to_revision == SHIPPED_HEAD
     ContactStore(old_app).save(Contact(email="ana@example.com", first_name="Ana"))
     old_app.close()
     ship_revision_0002(tmp_path / "migrations", monkeypatch)
@@ -147,8 +155,8 @@ def test_migrating_an_existing_sqlite_file_backs_it_up_first(tmp_path: Path, mon
     new_app = Database(sqlite_url(path))
     try:
         report = new_app.migrate()
-        assert (report.from_revision, report.to_revision) == ("0001", "0002")
-        assert current_revision(new_app.engine) == "0002"
+        assert (report.from_revision, report.to_revision) == (SHIPPED_HEAD, "9001")
+        assert current_revision(new_app.engine) == "9001"
         assert "nickname" in {column["name"] for column in inspect(new_app.engine).get_columns("contacts")}
     finally:
         new_app.close()
@@ -156,10 +164,10 @@ def test_migrating_an_existing_sqlite_file_backs_it_up_first(tmp_path: Path, mon
     backup = report.backup
     assert backup is not None
     assert backup.parent == path.parent
-    assert re.fullmatch(r"crm\.db\.0001\.\d{8}T\d{12}Z\.bak", backup.name)
+    assert re.fullmatch(rf"crm\.db\.{SHIPPED_HEAD}\.\d{{8}}T\d{{12}}Z\.bak", backup.name)
     old_copy = Database(sqlite_url(backup))
     try:
-        assert current_revision(old_copy.engine) == "0001"
+        assert current_revision(old_copy.engine) == SHIPPED_HEAD
         assert "nickname" not in {column["name"] for column in inspect(old_copy.engine).get_columns("contacts")}
         saved = ContactStore(old_copy).find("ana@example.com")
         assert saved is not None
@@ -177,5 +185,5 @@ def test_a_new_sqlite_file_is_not_backed_up(tmp_path: Path, monkeypatch: pytest.
     finally:
         store.close()
 
-    assert (report.from_revision, report.to_revision, report.backup) == (None, "0002", None)
+    assert (report.from_revision, report.to_revision, report.backup) == (None, "9001", None)
     assert sorted(p.name for p in tmp_path.iterdir() if ".bak" in p.name) == []
