@@ -440,6 +440,9 @@ class SyncConfig(WireModel):
     direction: SyncDirection = SyncDirection.BIDIRECTIONAL
     sync_interval: Annotated[int, Field(ge=5, le=10080, description="minutes between scheduled syncs")] = 360
     auto_sync: bool = True
+    push_new_interval: Annotated[
+        int, Field(ge=5, le=10080, description="minutes between scheduled pushes of new contacts")
+    ] = 60
     contact_fields: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=lambda: ["email", "firstName", "lastName", "company", "phone"]
     )

@@ -132,6 +132,9 @@ class SalesforceAuth(httpx.Auth):
                 await self._apply_refresh(refresh_response)
         sent_with = self._authorise(request)
         response = yield request
+        if response.status_code == 401:
+            # This flow replaces httpx's default one, which is what honours requires_response_body: read it here.
+            await response.aread()
         if not salesforce_session_expired(response):
             return
         async with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from crm_desktop.domain.models import check_base_url
@@ -220,7 +220,9 @@ class HttpCore:
 
         def wait(state: RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
-            backoff = wait_exponential_jitter(initial=0.5, max=30.0, jitter=1.0)(state)
+            # Exponential backoff with jitter, computed here: tenacity 9 deprecates wait_exponential_jitter's
+            # ``initial`` and 8.x lacks its replacement ``multiplier`` (a warning fails the strict test suite).
+            backoff = min(30.0, 0.5 * float(2 ** (state.attempt_number - 1))) + random.uniform(0, 1.0)
             if isinstance(failure, _RetryableFailure) and failure.wait is not None:
                 return max(failure.wait, 0.05)
             return backoff

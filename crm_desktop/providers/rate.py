@@ -147,10 +147,13 @@ class RateBudget:
         self._slots = asyncio.Semaphore(concurrency)
         self._window_lock = asyncio.Lock()
         self._blocked_until = 0.0
+        # Time a fake (instant) sleep skipped, so waits still move the budget's clock on in tests.
+        self._skipped = 0.0
         self.daily_limit: int | None = None
         self.daily_remaining: int | None = None
         self.window_remaining: int | None = None
         self.waited_seconds = 0.0
+        self._in_flight = 0
 
     @property
     def effective_limit(self) -> int | None:
@@ -161,28 +164,37 @@ class RateBudget:
         return max(1, self.window_limit - spare)
 
     async def acquire(self) -> None:
-        """Wait for a slot and room in the window; raise when the daily budget is at its reserve."""
-        if self.daily_remaining is not None and self.daily_remaining <= self.daily_reserve:
+        """Wait for a slot and room in the window; raise when the daily budget is at its reserve.
+
+        Requests already in flight count against the daily budget too, so parallel requests cannot overshoot it.
+        """
+        self._check_daily()
+        await self._slots.acquire()
+        try:
+            await self._wait_for_window()
+            self._check_daily()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._in_flight += 1
+
+    def _check_daily(self) -> None:
+        if self.daily_remaining is not None and self.daily_remaining - self._in_flight <= self.daily_reserve:
             raise BudgetExhaustedError(
                 f"stopped early: only {self.daily_remaining} API calls are left today "
                 f"(keeping {self.daily_reserve} in reserve)",
                 status=None,
             )
-        await self._slots.acquire()
-        try:
-            await self._wait_for_window()
-        except BaseException:
-            self._slots.release()
-            raise
 
     def release(self) -> None:
         """Free the concurrency slot taken by :meth:`acquire`."""
+        self._in_flight = max(0, self._in_flight - 1)
         self._slots.release()
 
     async def _wait_for_window(self) -> None:
         async with self._window_lock:
             while True:
-                now = self._clock()
+                now = self._now()
                 if now < self._blocked_until:
                     await self._pause(self._blocked_until - now)
                     continue
@@ -196,9 +208,15 @@ class RateBudget:
                     return
                 await self._pause(self._sent[0] + self.window_seconds - now + 0.001)
 
+    def _now(self) -> float:
+        return self._clock() + self._skipped
+
     async def _pause(self, seconds: float) -> None:
         self.waited_seconds += seconds
+        before = self._clock()
         await self._sleep(seconds)
+        # With a fake sleep the clock barely moves: count the wait as passed instead of spinning on it.
+        self._skipped += max(0.0, seconds - (self._clock() - before))
 
     def observe(self, seen: RateObservation) -> None:
         """Correct the budget from what a response's headers said."""
@@ -218,7 +236,7 @@ class RateBudget:
 
     def block_for(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (after a 429 or an empty window)."""
-        self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
+        self._blocked_until = max(self._blocked_until, self._now() + max(0.0, seconds))
 
     def quota(self) -> Quota:
         """The budget as last reported."""

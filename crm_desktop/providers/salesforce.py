@@ -66,6 +66,8 @@ RECONCILE_ROUNDS = 3
 CONCURRENCY_WAIT_SECONDS = 2.0
 
 SOBJECTS: dict[RecordObject, str] = {RecordObject.CONTACT: "Contact", RecordObject.LEAD: "Lead"}
+#: Where enrichment notes go, in order of preference: a classic Note, else a Task (an activity on the person).
+NOTE_OBJECTS: tuple[str, ...] = ("Note", "Task")
 
 #: The seed's social custom fields on Contact and Lead.
 SOCIAL_FIELDS: tuple[str, ...] = (
@@ -561,16 +563,23 @@ class SalesforceAdapter:
             sleep=sleep,
         )
         self._describes: dict[RecordObject, dict[str, Any]] = {}
+        self._note_object: str | None = None
 
     # -- connection and quota ------------------------------------------------------------------------------
     async def test_connection(self) -> ConnectionInfo:
-        """Who the tokens act as (``/services/oauth2/userinfo``) and the daily API budget (``/limits``)."""
-        info = await self._get_json("/services/oauth2/userinfo", "the signed-in user")
+        """The daily API budget (``/limits``) and who the tokens act as (``/services/oauth2/userinfo``).
+
+        ``/limits`` goes first: an API resource answers a stale session with 401 ``INVALID_SESSION_ID`` (which
+        refreshes it), while ``userinfo`` answers 403 ``Bad_OAuth_Token``.
+        """
         limits = await self._get_json(f"{DATA_PATH}/limits", "the org's limits")
         daily = limits.get("DailyApiRequests") if isinstance(limits, dict) else None
         if isinstance(daily, dict) and isinstance(daily.get("Max"), int) and isinstance(daily.get("Remaining"), int):
             self.http.budget.daily_limit = daily["Max"]
             self.http.budget.daily_remaining = daily["Remaining"]
+        info = await self._get_json("/services/oauth2/userinfo", "the signed-in user")
+        if not isinstance(info, dict):
+            raise ProviderError("Salesforce answered userinfo with something that is not a user")
         user = str(info.get("preferred_username") or info.get("email") or info.get("user_id") or info.get("sub", ""))
         account = str(info.get("organization_id") or "")
         return ConnectionInfo(account=account, user=user, scopes=(), quota=self.quota())
@@ -978,20 +987,33 @@ class SalesforceAdapter:
 
     # -- notes -----------------------------------------------------------------------------------------------
     async def add_note(self, obj: RecordObject, crm_id: str, text: str) -> str:
-        """Attach a Note (``ParentId``, ``Title``, ``Body``) to a Contact or Lead; returns the Note's id."""
+        """Attach a Note (``ParentId``, ``Title``, ``Body``), or a Task where the org has none; return its id."""
         if not _RECORD_ID.match(crm_id):
             raise NotFoundError(f"{crm_id!r} is not a Salesforce id")
-        title = _short(text.splitlines()[0] if text.strip() else "CRM Desktop", 80) or "CRM Desktop"
-        response = await self.http.request(
-            "POST",
-            f"{DATA_PATH}/sobjects/Note",
-            idempotent=False,
-            json={"ParentId": crm_id, "Title": title, "Body": text},
+        title = _short(text.strip().splitlines()[0] if text.strip() else "CRM Desktop", 80)
+        sobject = SOBJECTS[obj]
+        candidates = [self._note_object] if self._note_object else list(NOTE_OBJECTS)
+        for note_object in candidates:
+            if note_object == "Note":
+                body: dict[str, Any] = {"ParentId": crm_id, "Title": title, "Body": text}
+            else:
+                body = {"WhoId": crm_id, "Subject": title, "Description": text}
+            try:
+                response = await self.http.request(
+                    "POST", f"{DATA_PATH}/sobjects/{note_object}", idempotent=False, json=body
+                )
+            except NotFoundError:
+                logger.info("Salesforce org has no %s object; trying the next kind of note", note_object)
+                continue
+            created = self._expect_json(response, f"the note on {sobject} {crm_id}")
+            if not isinstance(created, dict) or not created.get("id"):
+                raise ProviderError(f"Salesforce created no {note_object} id for the note on {sobject} {crm_id}")
+            self._note_object = note_object
+            return str(created["id"])
+        raise NotFoundError(
+            f"this Salesforce org offers neither Note nor Task over the REST API; the note on {sobject} {crm_id} "
+            "was not saved"
         )
-        body = self._expect_json(response, f"the note on {SOBJECTS[obj]} {crm_id}")
-        if not isinstance(body, dict) or not body.get("id"):
-            raise ProviderError("Salesforce created no note id")
-        return str(body["id"])
 
 
 def _chunks(items: Sequence[_Pending], size: int) -> list[list[_Pending]]:

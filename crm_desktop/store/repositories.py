@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from crm_desktop.domain.models import Contact, Integration, Lead, SocialContext, SocialProfile, SyncConfig
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow
+from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +238,9 @@ class ContactStore:
                     session.add(row)
                     existing[contact.email] = row
                 changed = _apply_contact(row, contact) or created
+                if changed and not created:
+                    # Profile-only changes do not touch the contacts row, so its onupdate would not fire.
+                    row.updated_at = utcnow()
                 session.flush()
                 results.append(SavedRecord(row.id, row.email, created, changed))
         return results

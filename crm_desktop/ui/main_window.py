@@ -59,6 +59,11 @@ def describe_database(paths: AppPaths) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def default_size(available: QSize) -> QSize:
+    """The first-start window size: roomy, but never more than 90% of the screen."""
+    return DEFAULT_SIZE.boundedTo(available * 0.9)
+
+
 @dataclass(frozen=True)
 class PanelEntry:
     """One sidebar entry and the panel it shows.
@@ -187,7 +192,7 @@ class MainWindow(QMainWindow):
     def _restore_state(self) -> None:
         geometry = self._settings.value(GEOMETRY_KEY)
         if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
-            self.resize(DEFAULT_SIZE)
+            self.resize(default_size(self.screen().availableGeometry().size()))
         try:
             panel = int(self._settings.value(PANEL_KEY, 0))  # type: ignore[call-overload]
         except (TypeError, ValueError):

@@ -1,0 +1,1443 @@
+"""HubSpot CRM v3 adapter: private-app token, batch upserts by email, search-based change pulls, leads, notes."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform, normalise_email
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.providers.auth import HeaderTokenAuth, TokenSaver
+from crm_desktop.providers.contract import (
+    AdapterOptions,
+    ChangePage,
+    ConnectionInfo,
+    CrmField,
+    CrmRecord,
+    OutboundRecord,
+    Quota,
+    RecordResult,
+)
+from crm_desktop.providers.errors import (
+    ConfigurationError,
+    NotFoundError,
+    ProviderError,
+    RequestRejectedError,
+    TransientError,
+)
+from crm_desktop.providers.http import (
+    OK,
+    AmbiguousWriteError,
+    Decision,
+    HttpCore,
+    Verdict,
+    classify_status,
+    json_or_none,
+)
+from crm_desktop.providers.rate import RateBudget, Sleep, read_hubspot_headers, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+#: Inputs per batch request (HubSpot's limit for batch read, create, update and upsert).
+BATCH_SIZE = 100
+#: Results per search page (HubSpot's maximum) and the most one search query can page through.
+SEARCH_PAGE_SIZE = 200
+SEARCH_RESULT_CAP = 10_000
+#: Private apps on Free and Starter: 100 requests per rolling 10 s (Professional: 190; the headers tell).
+DEFAULT_WINDOW_LIMIT = 100
+WINDOW_SECONDS = 10.0
+#: Search has its own limit: 4 requests per second per token.
+SEARCH_PER_SECOND = 4
+DEFAULT_CONCURRENCY = 4
+#: How often a write whose connection died is sent again before its records are reported failed.
+AMBIGUOUS_REPLAYS = 3
+
+#: HubSpot-defined association types used here.
+LEAD_TO_PRIMARY_CONTACT = 578
+NOTE_TO_CONTACT = 202
+
+CONTACT_PROPERTIES = (
+    "email",
+    "firstname",
+    "lastname",
+    "company",
+    "phone",
+    "jobtitle",
+    "website",
+    "lifecyclestage",
+    "hs_lead_status",
+    "twitter_username",
+    "instagram_username",
+    "linkedin_url",
+    "social_followers",
+    "social_engagement_score",
+    "social_sentiment",
+    "createdate",
+    "lastmodifieddate",
+    "hs_object_id",
+)
+LEAD_PROPERTIES = (
+    "hs_lead_name",
+    "hs_lead_type",
+    "hs_lead_label",
+    "hs_pipeline",
+    "hs_pipeline_stage",
+    "hs_createdate",
+    "hs_lastmodifieddate",
+    "hs_object_id",
+)
+#: Lead-object properties of the default lead mapping; dropped when the account has no leads object.
+LEAD_OBJECT_FIELDS = frozenset({"hs_lead_name", "hs_lead_type", "hs_lead_label", "hs_pipeline", "hs_pipeline_stage"})
+LIFECYCLE_STAGES = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+)
+#: The app's lead status as HubSpot's contact ``hs_lead_status``, lifecycle stage and lead pipeline stage.
+LEAD_STATUS_VALUES: dict[LeadStatus, str] = {
+    LeadStatus.NEW: "NEW",
+    LeadStatus.CONTACTED: "ATTEMPTED_TO_CONTACT",
+    LeadStatus.QUALIFIED: "OPEN_DEAL",
+    LeadStatus.UNQUALIFIED: "UNQUALIFIED",
+    LeadStatus.CONVERTED: "CONNECTED",
+}
+LEAD_LIFECYCLE_STAGES: dict[LeadStatus, str] = {
+    LeadStatus.NEW: "lead",
+    LeadStatus.CONTACTED: "lead",
+    LeadStatus.QUALIFIED: "salesqualifiedlead",
+    LeadStatus.UNQUALIFIED: "lead",
+    LeadStatus.CONVERTED: "opportunity",
+}
+LEAD_PIPELINE_STAGES: dict[LeadStatus, str] = {
+    LeadStatus.NEW: "new-stage-id",
+    LeadStatus.CONTACTED: "attempting-stage-id",
+    LeadStatus.QUALIFIED: "qualified-stage-id",
+    LeadStatus.UNQUALIFIED: "unqualified-stage-id",
+    LeadStatus.CONVERTED: "connected-stage-id",
+}
+#: The app's field types as HubSpot's property ``type`` and ``fieldType``.
+PROPERTY_TYPES: dict[str, tuple[str, str]] = {
+    "string": ("string", "text"),
+    "text": ("string", "text"),
+    "textarea": ("string", "textarea"),
+    "url": ("string", "text"),
+    "number": ("number", "number"),
+    "integer": ("number", "number"),
+    "float": ("number", "number"),
+    "bool": ("bool", "booleancheckbox"),
+    "boolean": ("bool", "booleancheckbox"),
+    "date": ("date", "date"),
+    "datetime": ("datetime", "date"),
+    "phone": ("phone_number", "phonenumber"),
+    "phone_number": ("phone_number", "phonenumber"),
+    "enumeration": ("enumeration", "select"),
+    "select": ("enumeration", "select"),
+}
+
+_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+_PROPERTY_PROBLEMS = re.compile(r"Property values were not valid:\s*(\[.*\])", re.DOTALL)
+_EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: A batch start no update time can reach: a lead left untouched reads as unchanged.
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+# -- small helpers ------------------------------------------------------------------------------------------------
+def iso_ms(moment: datetime) -> str:
+    """HubSpot's timestamp text: UTC with milliseconds and a ``Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Read HubSpot's ISO 8601 text or epoch milliseconds; ``None`` when absent or unreadable."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    try:
+        if text.lstrip("-").isdigit():
+            return _EPOCH + timedelta(milliseconds=int(text))
+        parsed = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970, how HubSpot's search compares date-times."""
+    return (moment.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _email_key(value: str) -> str | None:
+    """The normalised email used as the dedupe key, or ``None`` when the text is no email address."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return normalise_email(text)
+    except ValueError:
+        return text.lower() if "@" in text else None
+
+
+def _wire_value(value: Any) -> Any:
+    """A field value as HubSpot takes it (booleans and date-times as text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso_ms(value)
+    return value
+
+
+def _wire_properties(fields: dict[str, Any], *, drop: Iterable[str] = ()) -> dict[str, Any]:
+    """Field values to send; ``None`` means "leave as is" and is not sent (send ``""`` to clear)."""
+    dropped = set(drop)
+    return {name: _wire_value(value) for name, value in fields.items() if value is not None and name not in dropped}
+
+
+def _chunks(items: Sequence[T], size: int = BATCH_SIZE) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_error(error)
+        if not isinstance(error, asyncio.CancelledError):
+            return error
+    return group.exceptions[0]
+
+
+async def _gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run coroutines concurrently; the first failure cancels the rest and is raised as itself."""
+    tasks: list[asyncio.Task[T]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coroutine in coroutines:
+                tasks.append(group.create_task(coroutine))
+    except BaseExceptionGroup as failures:
+        raise _first_error(failures) from None
+    return [task.result() for task in tasks]
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    data = json_or_none(response)
+    return data if isinstance(data, dict) else {}
+
+
+# -- reading HubSpot's errors -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PropertyProblem:
+    """One property value HubSpot refused: the property, HubSpot's code and its sentence."""
+
+    name: str
+    code: str
+    message: str
+
+
+def property_problems(error: dict[str, Any]) -> list[PropertyProblem]:
+    """The refused properties of a ``VALIDATION_ERROR`` (from its message's JSON list, else from ``errors``)."""
+    problems: list[PropertyProblem] = []
+    match = _PROPERTY_PROBLEMS.search(str(error.get("message") or ""))
+    if match:
+        try:
+            listed = json.loads(match.group(1))
+        except ValueError:
+            listed = []
+        for item in listed if isinstance(listed, list) else []:
+            if isinstance(item, dict) and item.get("name"):
+                problems.append(
+                    PropertyProblem(str(item["name"]), str(item.get("error") or ""), str(item.get("message") or ""))
+                )
+    if problems:
+        return problems
+    for item in error.get("errors") or []:
+        if not isinstance(item, dict):
+            continue
+        context: dict[str, Any] = item["context"] if isinstance(item.get("context"), dict) else {}
+        names = context.get("propertyName")
+        if isinstance(names, list) and names:
+            problems.append(PropertyProblem(str(names[0]), str(item.get("code") or ""), str(item.get("message") or "")))
+    return problems
+
+
+def _required_scopes(body: dict[str, Any]) -> list[str]:
+    scopes: list[str] = []
+    for item in body.get("errors") or []:
+        context = item.get("context") if isinstance(item, dict) else None
+        if isinstance(context, dict):
+            for key in ("requiredGranularScopes", "requiredScopes"):
+                scopes.extend(str(scope) for scope in context.get(key) or [])
+    return scopes
+
+
+_CATEGORY_OF: dict[str, ErrorCategory] = {
+    "VALIDATION_ERROR": ErrorCategory.VALIDATION,
+    "CONFLICT": ErrorCategory.DUPLICATE,
+    "OBJECT_ALREADY_EXISTS": ErrorCategory.DUPLICATE,
+    "OBJECT_NOT_FOUND": ErrorCategory.NOT_FOUND,
+    "RATE_LIMITS": ErrorCategory.RATE_LIMIT,
+    "INVALID_AUTHENTICATION": ErrorCategory.AUTH,
+    "EXPIRED_AUTHENTICATION": ErrorCategory.AUTH,
+    "MISSING_SCOPES": ErrorCategory.AUTH,
+}
+
+
+def record_failure(error: dict[str, Any], status: int | None, label: str) -> tuple[ErrorCategory, str]:
+    """The category and the sentence (record, field, reason) of one refused record."""
+    code = str(error.get("category") or "")
+    category = _CATEGORY_OF.get(code)
+    if category is None:
+        if status == 409:
+            category = ErrorCategory.DUPLICATE
+        elif status == 404:
+            category = ErrorCategory.NOT_FOUND
+        elif status is not None and status >= 500:
+            category = ErrorCategory.SERVER
+        else:
+            category = ErrorCategory.VALIDATION
+    problems = property_problems(error)
+    if problems:
+        reasons = "; ".join(
+            f"{p.name}: {p.message or 'invalid value'}" + (f" ({p.code})" if p.code else "") for p in problems
+        )
+        return category, f"{label}: {reasons}"
+    message = str(error.get("message") or "").strip()
+    if category is ErrorCategory.DUPLICATE:
+        existing = _EXISTING_ID.search(message)
+        detail = f"already exists in HubSpot (record {existing.group(1)})" if existing else "already exists in HubSpot"
+        return category, f"{label}: email: {detail}"
+    return category, f"{label}: {message[:300] or 'refused by HubSpot'}"
+
+
+def classify_hubspot(response: httpx.Response) -> Verdict:
+    """HubSpot's decision table: auth, scopes, the two rate-limit policies, conflicts, validation, server errors."""
+    status = response.status_code
+    if status < 400:
+        return OK
+    body = _body(response)
+    category = str(body.get("category") or "")
+    if status == 401:
+        if category == "EXPIRED_AUTHENTICATION":
+            return Verdict(
+                Decision.REFRESH_THEN_RETRY,
+                ErrorCategory.AUTH,
+                code=category,
+                reason="the HubSpot token has expired and a private-app token cannot be refreshed",
+            )
+        return Verdict(
+            Decision.FATAL,
+            ErrorCategory.AUTH,
+            code=category or "INVALID_AUTHENTICATION",
+            reason="HubSpot refused the private-app token (401)",
+        )
+    if status == 403:
+        scopes = _required_scopes(body)
+        reason = (
+            f"the private app lacks the scope {', '.join(scopes)} (403)"
+            if scopes
+            else "the private app lacks permission for this call (403)"
+        )
+        return Verdict(Decision.FATAL, ErrorCategory.AUTH, code=category or "FORBIDDEN", reason=reason)
+    if status == 429:
+        policy = str(body.get("policyName") or "").upper()
+        if policy == "DAILY":
+            return Verdict(
+                Decision.FATAL,
+                ErrorCategory.RATE_LIMIT,
+                code=policy,
+                reason="HubSpot's daily API limit is used up; sync again after midnight in the account's time zone",
+            )
+        wait = retry_after_seconds(response)
+        if wait is None:
+            interval = response.headers.get("x-hubspot-ratelimit-interval-milliseconds", "")
+            if policy == "SECONDLY":
+                wait = 1.0
+            elif interval.isdigit() and int(interval) > 0:
+                wait = int(interval) / 1000
+            else:
+                wait = WINDOW_SECONDS
+        return Verdict(
+            Decision.RATE_LIMITED,
+            ErrorCategory.RATE_LIMIT,
+            wait=wait,
+            code=policy or "RATE_LIMIT",
+            reason=f"{(policy or 'rate').lower()} limit reached (429)",
+        )
+    if status >= 500 or status == 423:
+        return Verdict(
+            Decision.RETRY,
+            ErrorCategory.SERVER,
+            wait=retry_after_seconds(response),
+            code=category,
+            reason=f"HubSpot server error ({status})",
+        )
+    if status == 409:
+        existing = _EXISTING_ID.search(str(body.get("message") or ""))
+        reason = f"already exists (record {existing.group(1)})" if existing else "already exists (409)"
+        return Verdict(Decision.RECORD_FAILURE, ErrorCategory.DUPLICATE, code=category or "CONFLICT", reason=reason)
+    if status == 404:
+        return Verdict(Decision.FATAL, ErrorCategory.NOT_FOUND, code=category, reason="not found in HubSpot (404)")
+    if status in (400, 422):
+        problems = property_problems(body)
+        if problems:
+            reason = "invalid value for " + ", ".join(f"{p.name} ({p.code})" if p.code else p.name for p in problems)
+        else:
+            reason = f"request refused ({status} {category or 'VALIDATION_ERROR'})"
+        return Verdict(
+            Decision.RECORD_FAILURE, ErrorCategory.VALIDATION, code=category or "VALIDATION_ERROR", reason=reason
+        )
+    return classify_status(response)
+
+
+# -- time and budgets ---------------------------------------------------------------------------------------------
+class SearchBudget(RateBudget):
+    """Search's own 4-per-second budget, taken together with the integration's budget (search counts there too)."""
+
+    def __init__(self, main: RateBudget, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._main = main
+
+    async def acquire(self) -> None:
+        await self._main.acquire()
+        try:
+            await super().acquire()
+        except BaseException:
+            self._main.release()
+            raise
+
+    def release(self) -> None:
+        super().release()
+        self._main.release()
+
+
+# -- batch writes -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _BatchInput:
+    """One input of a batch write: its position in the caller's list, its echo key and its JSON."""
+
+    index: int
+    key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What became of one batch input: a result, a refusal, or a failure that outlived its retries."""
+
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    status: int | None = None
+    started_at: datetime | None = None
+    failure: ProviderError | None = None
+    #: seconds between the first (connection-lost) attempt and the replay that answered, when replayed.
+    replayed_after: float | None = None
+
+
+Reconcile = Callable[[Sequence[_BatchInput]], Awaitable[dict[int, _Written]]]
+
+
+@dataclass
+class _ChangeCursor:
+    """Where a change pull stands: the newest modification time seen and the ids seen at exactly that time."""
+
+    modified: datetime | None = None
+    ids: set[str] | None = None
+
+    @classmethod
+    def read(cls, text: str | None) -> _ChangeCursor:
+        if not text:
+            return cls()
+        stamp, _, ids = text.partition("|")
+        modified = parse_timestamp(stamp)
+        if modified is None:
+            raise ProviderError("the stored HubSpot change cursor cannot be read; run a full pull")
+        return cls(modified, {part for part in ids.split(",") if part})
+
+    def text(self) -> str:
+        if self.modified is None:
+            return ""
+        return f"{iso_ms(self.modified)}|{','.join(sorted(self.ids or ()))}"
+
+    def seen(self, modified: datetime, record_id: str) -> bool:
+        return self.modified is not None and (
+            modified < self.modified or (modified == self.modified and record_id in (self.ids or set()))
+        )
+
+    def advance(self, modified: datetime, record_id: str) -> None:
+        if self.modified is None or modified > self.modified:
+            self.modified = modified
+            self.ids = {record_id}
+        elif modified == self.modified:
+            self.ids = {*(self.ids or set()), record_id}
+
+
+# -- default mappings ---------------------------------------------------------------------------------------------
+def _social_note(lines: list[str]) -> str | None:
+    return "\n".join(lines) if lines else None
+
+
+def default_contact_record(contact: Contact) -> OutboundRecord:
+    """The default mapping of a contact to HubSpot contact properties, social fields included.
+
+    Profiles on networks without a property (and extra profiles on one network) go to the note. A custom field
+    named ``lifecycle``/``lifecyclestage`` with a HubSpot stage sets ``lifecyclestage``; other custom fields are
+    sent under their own name when it is a valid HubSpot property name.
+    """
+    fields: dict[str, Any] = {
+        "firstname": contact.first_name,
+        "lastname": contact.last_name,
+        "company": contact.company,
+        "phone": contact.phone,
+    }
+    unmapped: list[str] = []
+    taken: set[SocialPlatform] = set()
+    for profile in contact.social_profiles:
+        if profile.platform in taken or profile.platform not in (
+            SocialPlatform.TWITTER,
+            SocialPlatform.INSTAGRAM,
+            SocialPlatform.LINKEDIN,
+        ):
+            link = f", {profile.url}" if profile.url else ""
+            unmapped.append(f"{profile.platform.value}: @{profile.username} ({profile.followers:,} followers{link})")
+            continue
+        taken.add(profile.platform)
+        if profile.platform is SocialPlatform.TWITTER:
+            fields["twitter_username"] = profile.username
+        elif profile.platform is SocialPlatform.INSTAGRAM:
+            fields["instagram_username"] = profile.username
+        else:
+            fields["linkedin_url"] = profile.url or f"https://www.linkedin.com/in/{profile.username}"
+    if contact.social_profiles:
+        fields["social_followers"] = sum(p.followers for p in contact.social_profiles)
+        fields["social_engagement_score"] = round(max(p.engagement for p in contact.social_profiles), 2)
+    for name, value in contact.custom_fields.items():
+        if value is None:
+            continue
+        if name.lower() in ("lifecycle", "lifecyclestage", "lifecycle_stage"):
+            stage = str(value).strip().lower().replace(" ", "")
+            if stage in LIFECYCLE_STAGES:
+                fields["lifecyclestage"] = stage
+            continue
+        if _PROPERTY_NAME.match(name):
+            fields[name] = value
+    note = _social_note(["Social profiles without a HubSpot property:", *unmapped] if unmapped else [])
+    return OutboundRecord(email=contact.email, fields={k: v for k, v in fields.items() if v is not None}, note=note)
+
+
+def default_lead_record(lead: Lead) -> OutboundRecord:
+    """The default mapping of a lead: contact properties (status, lifecycle, social) and lead-object properties."""
+    name = " ".join(part for part in (lead.first_name, lead.last_name) if part) or lead.email
+    fields: dict[str, Any] = {
+        "firstname": lead.first_name,
+        "lastname": lead.last_name,
+        "company": lead.company,
+        "hs_lead_status": LEAD_STATUS_VALUES[lead.status],
+        "lifecyclestage": LEAD_LIFECYCLE_STAGES[lead.status],
+        "hs_lead_name": name,
+        "hs_pipeline_stage": LEAD_PIPELINE_STAGES[lead.status],
+    }
+    lines: list[str] = []
+    if lead.source:
+        lines.append(f"Lead source: {lead.source}")
+    context = lead.social_context
+    if context is not None:
+        if context.sentiment is not None:
+            fields["social_sentiment"] = context.sentiment.value
+        if context.engagement_score is not None:
+            fields["social_engagement_score"] = context.engagement_score
+        if context.conversation_id:
+            lines.append(f"Conversation on {context.platform.value}: {context.conversation_id}")
+        elif not lead.source:
+            lines.append(f"Came from {context.platform.value}")
+    return OutboundRecord(
+        email=lead.email, fields={k: v for k, v in fields.items() if v is not None}, note=_social_note(lines)
+    )
+
+
+# -- the adapter --------------------------------------------------------------------------------------------------
+class HubSpotAdapter:
+    """HubSpot CRM v3 through a private-app token: contacts, leads (with their contact), notes and properties.
+
+    Attributes:
+        provider: ``hubspot``.
+        integration: the integration this adapter serves.
+        options: tuning (rate window, concurrency, daily reserve, retries).
+    """
+
+    provider = "hubspot"
+
+    def __init__(
+        self,
+        integration: Integration,
+        credentials: dict[str, Any],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        save_tokens: TokenSaver | None = None,
+        sleep: Sleep = asyncio.sleep,
+        options: AdapterOptions | None = None,
+    ) -> None:
+        token = str(credentials.get("token") or "").strip()
+        if not token:
+            raise ConfigurationError("HubSpot needs a private-app token; reconnect the integration")
+        self.integration = integration
+        self.options = options or AdapterOptions()
+        self._token = token
+        self._save_tokens = save_tokens  # private-app tokens never change; kept for the common constructor
+        self._budget = RateBudget(
+            window_limit=self.options.window_limit or DEFAULT_WINDOW_LIMIT,
+            window_seconds=WINDOW_SECONDS,
+            concurrency=self.options.concurrency or DEFAULT_CONCURRENCY,
+            daily_reserve=self.options.daily_reserve,
+            sleep=sleep,
+        )
+        self._search_budget = SearchBudget(
+            self._budget,
+            window_limit=SEARCH_PER_SECOND,
+            window_seconds=1.0,
+            concurrency=1,
+            sleep=sleep,
+        )
+        self._http = HttpCore(
+            "HubSpot",
+            integration.base_url or DEFAULT_BASE_URL,
+            classifier=classify_hubspot,
+            budget=self._budget,
+            read_headers=read_hubspot_headers,
+            auth=HeaderTokenAuth("Authorization", f"Bearer {token}"),
+            headers={"Accept": "application/json"},
+            transport=transport,
+            timeout=self.options.timeout,
+            max_attempts=self.options.max_attempts,
+            max_retry_seconds=self.options.max_retry_seconds,
+            sleep=sleep,
+        )
+        self._properties: dict[str, list[CrmField]] = {}
+        self._has_leads_object: bool | None = None
+        self._v4_associations: bool | None = None
+
+    # -- connection and quota ---------------------------------------------------------------------------------------
+    async def test_connection(self) -> ConnectionInfo:
+        """The HubSpot account, the private app and its scopes (when HubSpot tells), and the quota left.
+
+        Raises:
+            AuthError: when HubSpot refuses the token.
+        """
+        details = _body(await self._http.request("GET", "/account-info/v3/details"))
+        portal = details.get("portalId")
+        account = f"HubSpot account {portal}" if portal is not None else "HubSpot account"
+        if details.get("timeZone"):
+            account += f" ({details['timeZone']})"
+        user, scopes = await self._token_info()
+        return ConnectionInfo(account=account, user=user, scopes=tuple(scopes), quota=self.quota())
+
+    async def _token_info(self) -> tuple[str, list[str]]:
+        """Who the token acts as and its scopes; ``("private app", [])`` when HubSpot does not say."""
+        # The token sits in this path, so the call skips the core's request log.
+        await self._budget.acquire()
+        try:
+            response: httpx.Response | None = await self._http.client.get(f"/oauth/v1/access-tokens/{self._token}")
+        except httpx.TransportError:
+            response = None
+        finally:
+            self._budget.release()
+        if response is not None and response.status_code == 200:
+            info = _body(response)
+            user = str(info.get("user") or (f"app {info['app_id']}" if info.get("app_id") else "private app"))
+            return user, [str(scope) for scope in info.get("scopes") or []]
+        if response is not None and response.status_code not in (400, 404):
+            return "private app", []
+        try:
+            private = await self._http.request(
+                "POST", "/oauth/v2/private-apps/get/access-token-info", json={"tokenKey": self._token}
+            )
+        except NotFoundError:
+            return "private app", []
+        info = _body(private) if private.status_code == 200 else {}
+        user = f"private app {info['appId']}" if info.get("appId") else "private app"
+        return user, [str(scope) for scope in info.get("scopes") or []]
+
+    def quota(self) -> Quota:
+        """The daily and ten-second budget as HubSpot's last response headers reported it."""
+        return self._budget.quota()
+
+    @property
+    def api_calls(self) -> int:
+        return self._http.calls
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- properties -------------------------------------------------------------------------------------------------
+    async def list_fields(self, obj: RecordObject) -> list[CrmField]:
+        """Contact properties; for leads the lead object's properties, then the contact's (labelled as such).
+
+        Without a leads object in the account (HubSpot plans before Sales Hub Professional), leads are contacts
+        and their fields are the contact properties.
+        """
+        contacts = await self._object_fields("contacts", refresh=True)
+        if obj is RecordObject.CONTACT or self._has_leads_object is False:
+            return contacts
+        try:
+            leads = await self._object_fields("leads", refresh=True)
+        except NotFoundError:
+            self._has_leads_object = False
+            return contacts
+        self._has_leads_object = True
+        lead_names = {f.name for f in leads}
+        return [
+            *leads,
+            *(
+                CrmField(
+                    name=f.name,
+                    label=f"Contact: {f.label}",
+                    type=f.type,
+                    custom=f.custom,
+                    writable=f.writable,
+                    length=f.length,
+                    options=f.options,
+                )
+                for f in contacts
+                if f.name not in lead_names
+            ),
+        ]
+
+    async def _object_fields(self, object_name: str, *, refresh: bool = False) -> list[CrmField]:
+        if refresh or object_name not in self._properties:
+            response = await self._http.request("GET", f"/crm/v3/properties/{object_name}")
+            self._properties[object_name] = [
+                _crm_field(item) for item in _body(response).get("results") or [] if not item.get("hidden")
+            ]
+        return self._properties[object_name]
+
+    async def _leads_available(self) -> bool:
+        """Whether the account has HubSpot's leads object (found out once, by listing its properties)."""
+        if self._has_leads_object is None:
+            try:
+                await self._object_fields("leads")
+                self._has_leads_object = True
+            except NotFoundError:
+                self._has_leads_object = False
+                logger.info("HubSpot account has no leads object: leads are written as contacts")
+        return self._has_leads_object
+
+    async def _read_properties(self, object_name: str) -> list[str]:
+        """The properties a read asks for: the standard ones the app maps, plus every custom property."""
+        standard = CONTACT_PROPERTIES if object_name == "contacts" else LEAD_PROPERTIES
+        custom = [f.name for f in await self._object_fields(object_name) if f.custom]
+        return list(dict.fromkeys([*standard, *custom]))
+
+    async def create_field(self, obj: RecordObject, name: str, label: str, field_type: str) -> CrmField:
+        """Create a custom contact (or lead) property; an existing one of the same type is returned as is.
+
+        ``field_type`` is one of :data:`PROPERTY_TYPES`; an enumeration lists its options after a colon
+        (``enumeration:positive,neutral,negative``).
+
+        Raises:
+            RequestRejectedError: when HubSpot refuses the name or type, or the name exists with another type.
+        """
+        kind, _, option_text = field_type.partition(":")
+        if kind.strip().lower() not in PROPERTY_TYPES:
+            raise RequestRejectedError(
+                f"HubSpot: cannot create {name}: unknown field type {kind!r} (use one of {', '.join(PROPERTY_TYPES)})"
+            )
+        type_, field_kind = PROPERTY_TYPES[kind.strip().lower()]
+        object_name = "leads" if obj is RecordObject.LEAD and await self._leads_available() else "contacts"
+        body: dict[str, Any] = {
+            "name": name,
+            "label": label,
+            "type": type_,
+            "fieldType": field_kind,
+            "groupName": "leadinformation" if object_name == "leads" else "contactinformation",
+        }
+        if type_ == "enumeration":
+            options = [part.strip() for part in option_text.split(",") if part.strip()]
+            if not options:
+                raise RequestRejectedError(f"HubSpot: cannot create {name}: an enumeration needs its options")
+            body["options"] = [
+                {"label": option, "value": option, "displayOrder": order} for order, option in enumerate(options)
+            ]
+        self._properties.pop(object_name, None)
+        for _attempt in range(AMBIGUOUS_REPLAYS):
+            try:
+                response = await self._http.request(
+                    "POST", f"/crm/v3/properties/{object_name}", json=body, idempotent=False
+                )
+            except AmbiguousWriteError:
+                existing = await self._existing_property(object_name, name)
+                if existing is not None:
+                    return existing
+                continue
+            if response.status_code in (200, 201):
+                return _crm_field(_body(response))
+            if response.status_code == 409:
+                existing = await self._existing_property(object_name, name)
+                if existing is not None and existing.type == type_:
+                    return existing
+            category, message = record_failure(_body(response), response.status_code, f"property {name}")
+            raise RequestRejectedError(
+                f"HubSpot: {message}", status=response.status_code, category=category, code=str(category)
+            )
+        raise TransientError(f"HubSpot: creating property {name} could not be confirmed (connection lost)")
+
+    async def _existing_property(self, object_name: str, name: str) -> CrmField | None:
+        try:
+            response = await self._http.request("GET", f"/crm/v3/properties/{object_name}/{name}")
+        except NotFoundError:
+            return None
+        return _crm_field(_body(response))
+
+    # -- reads ------------------------------------------------------------------------------------------------------
+    async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
+        """Existing contacts (or leads, by their contact's email) by normalised email, via batch read by email."""
+        wanted = list(dict.fromkeys(key for key in (_email_key(e) for e in emails) if key))
+        if not wanted:
+            return {}
+        contacts = await self._contacts_by_email(wanted)
+        if obj is RecordObject.CONTACT or not await self._leads_available():
+            return contacts
+        by_contact = {record.crm_id: email for email, record in contacts.items()}
+        linked = await self._associated_ids("contacts", "leads", list(by_contact))
+        newest = {contact_id: max(ids, key=_id_order) for contact_id, ids in linked.items() if ids}
+        leads = await self._batch_read("leads", list(newest.values()), await self._read_properties("leads"))
+        leads_by_id = {str(item.get("id")): item for item in leads}
+        found: dict[str, CrmRecord] = {}
+        for contact_id, lead_id in newest.items():
+            item = leads_by_id.get(lead_id)
+            if item is not None:
+                contact = contacts[by_contact[contact_id]]
+                found[contact.email] = _lead_record(item, contact)
+        return found
+
+    async def _contacts_by_email(self, emails: Sequence[str]) -> dict[str, CrmRecord]:
+        items = await self._batch_read("contacts", emails, await self._read_properties("contacts"), by_email=True)
+        wanted = set(emails)
+        found: dict[str, CrmRecord] = {}
+        for item in items:
+            record = _contact_record(item)
+            if record.email in wanted:
+                found[record.email] = record
+        return found
+
+    async def _batch_read(
+        self, object_name: str, ids: Sequence[str], properties: list[str], *, by_email: bool = False
+    ) -> list[dict[str, Any]]:
+        """Records by id (or email) in batches of 100, read concurrently; absent ones are left out."""
+
+        async def read(chunk: Sequence[str]) -> list[dict[str, Any]]:
+            body: dict[str, Any] = {"properties": properties, "inputs": [{"id": value} for value in chunk]}
+            if by_email:
+                body["idProperty"] = "email"
+            response = await self._http.request("POST", f"/crm/v3/objects/{object_name}/batch/read", json=body)
+            if response.status_code >= 400:
+                _category, message = record_failure(_body(response), response.status_code, f"{object_name} read")
+                raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
+            return [item for item in _body(response).get("results") or [] if isinstance(item, dict)]
+
+        pages = await _gather(read(chunk) for chunk in _chunks(ids))
+        return [item for page in pages for item in page]
+
+    async def get_record(
+        self, obj: RecordObject, *, email: str | None = None, crm_id: str | None = None
+    ) -> CrmRecord | None:
+        """One contact or lead by CRM id or by email (emails are looked up in a body, never in a URL)."""
+        if crm_id is None:
+            if not email:
+                raise ValueError("get_record needs an email or a CRM id")
+            key = _email_key(email)
+            return (await self.find_by_emails(obj, [email])).get(key) if key else None
+        if obj is RecordObject.CONTACT or not await self._leads_available():
+            item = await self._get_object("contacts", crm_id, await self._read_properties("contacts"))
+            return _contact_record(item) if item is not None else None
+        item = await self._get_object("leads", crm_id, await self._read_properties("leads"))
+        if item is None:
+            return None
+        contacts = _association_ids(item, "contacts")
+        contact_item = None
+        if contacts:
+            contact_item = await self._get_object("contacts", contacts[0], await self._read_properties("contacts"))
+        return _lead_record(item, _contact_record(contact_item) if contact_item else None)
+
+    async def _get_object(
+        self, object_name: str, record_id: str, properties: list[str], *, associations: str | None = None
+    ) -> dict[str, Any] | None:
+        params = {"properties": ",".join(properties)}
+        if object_name == "leads" and associations is None:
+            associations = "contacts"
+        if associations:
+            params["associations"] = associations
+        try:
+            response = await self._http.request("GET", f"/crm/v3/objects/{object_name}/{record_id}", params=params)
+        except NotFoundError:
+            return None
+        if response.status_code >= 400:
+            return None
+        return _body(response)
+
+    async def _associated_ids(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        """Associated record ids (e.g. a contact's leads): v4 batch read, else one v3 read per record."""
+        if not ids:
+            return {}
+        if self._v4_associations is not False:
+            try:
+                found = await self._associations_v4(from_object, to_object, ids)
+            except NotFoundError:
+                self._v4_associations = False
+                logger.info("HubSpot v4 batch association read unavailable; reading associations per record")
+            else:
+                self._v4_associations = True
+                return found
+
+        async def one(record_id: str) -> tuple[str, list[str]]:
+            item = await self._get_object(from_object, record_id, ["hs_object_id"], associations=to_object)
+            return record_id, _association_ids(item, to_object) if item else []
+
+        return dict(await _gather(one(record_id) for record_id in ids))
+
+    async def _associations_v4(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        async def read(chunk: Sequence[str]) -> dict[str, list[str]]:
+            response = await self._http.request(
+                "POST",
+                f"/crm/v4/associations/{from_object}/{to_object}/batch/read",
+                json={"inputs": [{"id": record_id} for record_id in chunk]},
+            )
+            linked: dict[str, list[str]] = {record_id: [] for record_id in chunk}
+            for result in _body(response).get("results") or []:
+                source = str((result.get("from") or {}).get("id", ""))
+                linked.setdefault(source, []).extend(str(to["toObjectId"]) for to in result.get("to") or [])
+            return linked
+
+        merged: dict[str, list[str]] = {}
+        for part in await _gather(read(chunk) for chunk in _chunks(ids)):
+            merged.update(part)
+        return merged
+
+    # -- changes ----------------------------------------------------------------------------------------------------
+    async def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
+        """Records modified since ``cursor``, oldest first, a search page (200) at a time.
+
+        Every page restarts the query from the newest modification time seen (skipping the ids already seen at
+        that instant), so records modified while the pull runs are neither skipped nor the 10,000-result cap
+        reached; ``after`` paging is used only to step over more than a page of records sharing one instant.
+        """
+        leads = obj is RecordObject.LEAD and await self._leads_available()
+        object_name = "leads" if leads else "contacts"
+        modified_property = "hs_lastmodifieddate" if leads else "lastmodifieddate"
+        properties = await self._read_properties(object_name)
+        position = _ChangeCursor.read(cursor)
+        offset = 0
+        while True:
+            filters: list[dict[str, Any]] = []
+            if position.modified is not None:
+                filters.append(
+                    {"propertyName": modified_property, "operator": "GTE", "value": str(epoch_ms(position.modified))}
+                )
+            if obj is RecordObject.LEAD and not leads:
+                filters.append({"propertyName": "hs_lead_status", "operator": "HAS_PROPERTY"})
+            body: dict[str, Any] = {
+                "sorts": [{"propertyName": modified_property, "direction": "ASCENDING"}],
+                "properties": properties,
+                "limit": SEARCH_PAGE_SIZE,
+            }
+            if filters:
+                body["filterGroups"] = [{"filters": filters}]
+            if offset:
+                body["after"] = str(offset)
+            response = await self._http.request(
+                "POST", f"/crm/v3/objects/{object_name}/search", json=body, budget=self._search_budget
+            )
+            if response.status_code >= 400:
+                _category, message = record_failure(_body(response), response.status_code, f"{object_name} search")
+                raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
+            page = _body(response)
+            results = [item for item in page.get("results") or [] if isinstance(item, dict)]
+            queried_from = position.modified
+            fresh: list[dict[str, Any]] = []
+            for item in results:
+                modified = parse_timestamp(
+                    (item.get("properties") or {}).get(modified_property) or item.get("updatedAt")
+                )
+                record_id = str(item.get("id"))
+                if modified is None or position.seen(modified, record_id):
+                    continue
+                position.advance(modified, record_id)
+                fresh.append(item)
+            if fresh:
+                records = await self._lead_records(fresh) if leads else [_contact_record(item) for item in fresh]
+                yield ChangePage(records=records, cursor=position.text())
+            if not ((page.get("paging") or {}).get("next") or {}).get("after"):
+                return
+            if position.modified != queried_from:
+                offset = 0
+            else:
+                offset += len(results)
+                if offset >= SEARCH_RESULT_CAP:
+                    raise ProviderError(
+                        f"HubSpot: more than {SEARCH_RESULT_CAP} {object_name} share one modification time; "
+                        "the search API cannot page past them"
+                    )
+
+    async def _lead_records(self, items: list[dict[str, Any]]) -> list[CrmRecord]:
+        """Lead search results with their primary contact's email and properties."""
+        ids = [str(item.get("id")) for item in items]
+        linked = await self._associated_ids("leads", "contacts", ids)
+        contact_ids = list(dict.fromkeys(found[0] for found in linked.values() if found))
+        contacts = {
+            str(item.get("id")): _contact_record(item)
+            for item in await self._batch_read("contacts", contact_ids, await self._read_properties("contacts"))
+        }
+        records = []
+        for item in items:
+            found = linked.get(str(item.get("id"))) or []
+            records.append(_lead_record(item, contacts.get(found[0]) if found else None))
+        return records
+
+    # -- notes ------------------------------------------------------------------------------------------------------
+    async def add_note(self, obj: RecordObject, crm_id: str, text: str) -> str:
+        """Attach a note to a contact (a lead's note goes to its contact); returns the note's id.
+
+        Raises:
+            NotFoundError: when a lead has no contact to carry the note.
+            RequestRejectedError: when HubSpot refuses the note.
+        """
+        contact_id = crm_id
+        if obj is RecordObject.LEAD and await self._leads_available():
+            contacts = (await self._associated_ids("leads", "contacts", [crm_id])).get(crm_id) or []
+            if not contacts:
+                raise NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
+            contact_id = contacts[0]
+        body_html = _note_html(text)
+        stamp = iso_ms(datetime.now(UTC))
+        body = {
+            "properties": {"hs_note_body": body_html, "hs_timestamp": stamp},
+            "associations": [
+                {
+                    "to": {"id": contact_id},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}],
+                }
+            ],
+        }
+        for _attempt in range(AMBIGUOUS_REPLAYS):
+            try:
+                response = await self._http.request("POST", "/crm/v3/objects/notes", json=body, idempotent=False)
+            except AmbiguousWriteError:
+                existing = await self._find_note(contact_id, body_html, stamp)
+                if existing is not None:
+                    return existing
+                continue
+            if response.status_code >= 400:
+                category, message = record_failure(_body(response), response.status_code, f"note on {contact_id}")
+                raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
+            return str(_body(response).get("id"))
+        raise TransientError(f"HubSpot: the note on {contact_id} could not be confirmed (connection lost)")
+
+    async def _find_note(self, contact_id: str, body_html: str, stamp: str) -> str | None:
+        """The note a lost connection may have created: same contact, body and timestamp."""
+        note_ids = (await self._associated_ids("contacts", "notes", [contact_id])).get(contact_id) or []
+        wanted = parse_timestamp(stamp)
+        for item in await self._batch_read("notes", note_ids, ["hs_note_body", "hs_timestamp"]):
+            properties = item.get("properties") or {}
+            if (
+                properties.get("hs_note_body") == body_html
+                and parse_timestamp(properties.get("hs_timestamp")) == wanted
+            ):
+                return str(item.get("id"))
+        return None
+
+    # -- writes -----------------------------------------------------------------------------------------------------
+    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        """Create or update contacts by email (linked ones by id), or leads with their contact; input order kept.
+
+        Raises:
+            AuthError: the token was refused (the push stops; nothing is retried).
+            RateLimitError: HubSpot's daily limit is used up, or BudgetExhaustedError at the daily reserve.
+        """
+        results: list[RecordResult | None] = [None] * len(records)
+        for round_indexes in _rounds(records):
+            chosen = [records[i] for i in round_indexes]
+            if obj is RecordObject.LEAD and await self._leads_available():
+                written = await self._upsert_leads(chosen)
+            elif obj is RecordObject.LEAD:
+                stripped = [
+                    OutboundRecord(r.email, _wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS), r.crm_id, r.note)
+                    for r in chosen
+                ]
+                written = await self._upsert_contacts(stripped)
+            else:
+                written = await self._upsert_contacts(chosen)
+            for index, result in zip(round_indexes, written, strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    async def _upsert_contacts(self, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        """Contacts with unique emails: linked ones updated by id, the rest upserted by email."""
+        results: list[RecordResult | None] = [None] * len(records)
+        linked: list[_BatchInput] = []
+        by_email: list[_BatchInput] = []
+        for index, record in enumerate(records):
+            if not record.email:
+                results[index] = RecordResult(
+                    "", RecordOutcome.FAILED, category=ErrorCategory.VALIDATION, message="(no email): email: required"
+                )
+            elif record.crm_id:
+                properties = {**_wire_properties(record.fields), "email": record.email}
+                linked.append(_BatchInput(index, record.crm_id, {"id": record.crm_id, "properties": properties}))
+            else:
+                by_email.append(self._upsert_input(index, record))
+        updated, upserted = await _gather(
+            [
+                self._write_batches("contacts", "update", linked, result_key=_result_id),
+                self._write_batches(
+                    "contacts", "upsert", by_email, result_key=_result_email, reconcile=self._replay_upsert
+                ),
+            ]
+        )
+        gone = [
+            self._upsert_input(index, records[index])
+            for index, written in updated.items()
+            if written.error is not None and str(written.error.get("category")) == "OBJECT_NOT_FOUND"
+        ]
+        if gone:
+            logger.info("%d linked HubSpot contacts no longer exist; upserting them by email", len(gone))
+            upserted.update(
+                await self._write_batches(
+                    "contacts", "upsert", gone, result_key=_result_email, reconcile=self._replay_upsert
+                )
+            )
+            for item in gone:
+                updated.pop(item.index, None)
+        for index, written in {**updated, **upserted}.items():
+            results[index] = _write_result(records[index].email, written)
+        return [r if r is not None else _missing(records[i].email) for i, r in enumerate(results)]
+
+    @staticmethod
+    def _upsert_input(index: int, record: OutboundRecord) -> _BatchInput:
+        properties = _wire_properties(record.fields, drop=("email",))
+        return _BatchInput(index, record.email, {"idProperty": "email", "id": record.email, "properties": properties})
+
+    async def _replay_upsert(self, chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+        """An upsert whose connection died is sent again: by unique email it cannot duplicate a contact."""
+        first_sent = time.monotonic()
+        for _attempt in range(AMBIGUOUS_REPLAYS):
+            logger.info("HubSpot upsert of %d contacts lost its connection; sending it again", len(chunk))
+            try:
+                answered = await self._write_chunk("contacts", "upsert", chunk, _result_email, idempotent=False)
+            except AmbiguousWriteError:
+                continue
+            elapsed = time.monotonic() - first_sent
+            return {
+                index: _Written(w.result, w.error, w.status, w.started_at, w.failure, replayed_after=elapsed)
+                for index, w in answered.items()
+            }
+        failure = TransientError("HubSpot: the connection kept failing after the upsert was sent")
+        return {item.index: _Written(failure=failure) for item in chunk}
+
+    async def _upsert_leads(self, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        """Leads with unique emails: upsert each lead's contact, then update its lead or create one associated."""
+        lead_names = {f.name for f in await self._object_fields("leads")} - {"hs_object_id"}
+        contact_parts = [
+            OutboundRecord(r.email, {k: v for k, v in r.fields.items() if k not in lead_names}) for r in records
+        ]
+        contact_results = await self._upsert_contacts(contact_parts)
+        results: list[RecordResult | None] = [None] * len(records)
+        pending: dict[int, str] = {}
+        for index, contact in enumerate(contact_results):
+            if contact.ok and contact.crm_id:
+                pending[index] = contact.crm_id
+            else:
+                results[index] = RecordResult(
+                    records[index].email,
+                    RecordOutcome.FAILED,
+                    category=contact.category,
+                    message=f"the lead's contact was not written: {contact.message}",
+                )
+        lead_fields = {
+            i: _wire_properties({k: v for k, v in records[i].fields.items() if k in lead_names}) for i in pending
+        }
+        lead_ids = {i: str(records[i].crm_id) for i in pending if records[i].crm_id}
+        unlinked = [i for i in pending if i not in lead_ids]
+        existing = await self._associated_ids("contacts", "leads", [pending[i] for i in unlinked])
+        for index in unlinked:
+            found = existing.get(pending[index]) or []
+            if found:
+                lead_ids[index] = max(found, key=_id_order)
+        # A lead found through its contact with nothing of its own to change needs no request.
+        untouched = {i: lead_ids[i] for i in unlinked if i in lead_ids and not lead_fields[i]}
+        updates = [
+            _BatchInput(index, lead_id, {"id": lead_id, "properties": lead_fields[index]})
+            for index, lead_id in lead_ids.items()
+            if index not in untouched
+        ]
+        written = await self._write_batches("leads", "update", updates, result_key=_result_id)
+        for index, lead_id in untouched.items():
+            written[index] = _Written(result={"id": lead_id}, started_at=_FAR_FUTURE)
+        to_create = [i for i in pending if i not in lead_ids]
+        to_create += [
+            i for i, w in written.items() if w.error is not None and w.error.get("category") == "OBJECT_NOT_FOUND"
+        ]
+        for index in to_create:
+            written.pop(index, None)
+        creates = [
+            self._lead_create_input(index, records[index], pending[index], lead_fields[index]) for index in to_create
+        ]
+        created = await self._write_batches(
+            "leads", "create", creates, result_key=lambda _result: None, reconcile=self._reconcile_lead_creates
+        )
+        for index, lead_written in {**written, **created}.items():
+            lead = _write_result(records[index].email, lead_written, created=index in created)
+            contact = contact_results[index]
+            if lead.outcome is RecordOutcome.UNCHANGED and contact.outcome is not RecordOutcome.UNCHANGED:
+                lead = RecordResult(lead.email, RecordOutcome.UPDATED, lead.crm_id)
+            results[index] = lead
+        return [r if r is not None else _missing(records[i].email) for i, r in enumerate(results)]
+
+    @staticmethod
+    def _lead_create_input(index: int, record: OutboundRecord, contact_id: str, fields: dict[str, Any]) -> _BatchInput:
+        properties = {"hs_lead_name": record.email, **fields}
+        association = {
+            "to": {"id": contact_id},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": LEAD_TO_PRIMARY_CONTACT}],
+        }
+        return _BatchInput(index, contact_id, {"properties": properties, "associations": [association]})
+
+    async def _reconcile_lead_creates(self, chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+        """Lead creation lost its connection: leads that now exist on their contact were created; create the rest."""
+        reconciled: dict[int, _Written] = {}
+        remaining = list(chunk)
+        for _attempt in range(AMBIGUOUS_REPLAYS):
+            linked = await self._associated_ids("contacts", "leads", [item.key for item in remaining])
+            still_missing = []
+            for item in remaining:
+                found = linked.get(item.key) or []
+                if found:
+                    reconciled[item.index] = _Written(result={"id": max(found, key=_id_order), "new": True})
+                else:
+                    still_missing.append(item)
+            if not still_missing:
+                return reconciled
+            try:
+                reconciled.update(await self._write_chunk("leads", "create", still_missing, lambda _r: None))
+                return reconciled
+            except AmbiguousWriteError:
+                remaining = still_missing
+        failure = TransientError("HubSpot: the connection kept failing while creating leads")
+        reconciled.update({item.index: _Written(failure=failure) for item in remaining})
+        return reconciled
+
+    async def _write_batches(
+        self,
+        object_name: str,
+        action: str,
+        inputs: Sequence[_BatchInput],
+        *,
+        result_key: Callable[[dict[str, Any]], str | None],
+        reconcile: Reconcile | None = None,
+    ) -> dict[int, _Written]:
+        """Send inputs in batches of 100, concurrently within the rate budget; what became of each input."""
+
+        async def send(chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+            try:
+                return await self._write_chunk(object_name, action, chunk, result_key, idempotent=action == "update")
+            except AmbiguousWriteError:
+                if reconcile is None:
+                    raise
+                return await reconcile(chunk)
+
+        merged: dict[int, _Written] = {}
+        for part in await _gather(send(chunk) for chunk in _chunks(inputs)):
+            merged.update(part)
+        return merged
+
+    async def _write_chunk(
+        self,
+        object_name: str,
+        action: str,
+        chunk: Sequence[_BatchInput],
+        result_key: Callable[[dict[str, Any]], str | None],
+        *,
+        idempotent: bool = False,
+    ) -> dict[int, _Written]:
+        """One batch request; a batch refused as a whole is split in halves until each bad record stands alone.
+
+        Raises:
+            AmbiguousWriteError: the connection died after a non-idempotent write was sent.
+        """
+        body = {"inputs": [{**item.payload, "objectWriteTraceId": str(item.index)} for item in chunk]}
+        try:
+            response = await self._http.request(
+                "POST", f"/crm/v3/objects/{object_name}/batch/{action}", json=body, idempotent=idempotent
+            )
+        except AmbiguousWriteError:
+            raise
+        except TransientError as exc:
+            return {item.index: _Written(failure=exc) for item in chunk}
+        payload = _body(response)
+        if response.status_code >= 400:
+            if len(chunk) == 1:
+                return {chunk[0].index: _Written(error=payload, status=response.status_code)}
+            middle = len(chunk) // 2
+            logger.info(
+                "HubSpot refused a %s batch of %d as a whole (%d); splitting it",
+                action,
+                len(chunk),
+                response.status_code,
+            )
+            halves = await _gather(
+                self._write_chunk(object_name, action, half, result_key, idempotent=idempotent)
+                for half in (chunk[:middle], chunk[middle:])
+            )
+            return {**halves[0], **halves[1]}
+        return _match_batch(chunk, payload, result_key)
+
+
+# -- mapping responses --------------------------------------------------------------------------------------------
+def _match_batch(
+    chunk: Sequence[_BatchInput], payload: dict[str, Any], result_key: Callable[[dict[str, Any]], str | None]
+) -> dict[int, _Written]:
+    """Match a batch answer's results and errors to its inputs (trace id first, then email or id)."""
+    started = parse_timestamp(payload.get("startedAt"))
+    by_trace = {str(item.index): item for item in chunk}
+    by_key = {item.key.lower(): item for item in chunk}
+    written: dict[int, _Written] = {}
+    for result in payload.get("results") or []:
+        if not isinstance(result, dict):
+            continue
+        item = by_trace.get(str(result.get("objectWriteTraceId"))) or by_key.get((result_key(result) or "").lower())
+        if item is not None:
+            written[item.index] = _Written(result=result, started_at=started)
+    for error in payload.get("errors") or []:
+        if not isinstance(error, dict):
+            continue
+        context: dict[str, Any] = error["context"] if isinstance(error.get("context"), dict) else {}
+        traces = [by_trace[str(t)] for t in context.get("objectWriteTraceId") or [] if str(t) in by_trace]
+        keys = [by_key[str(k).lower()] for k in context.get("ids") or [] if str(k).lower() in by_key]
+        for item in traces or keys:
+            written.setdefault(item.index, _Written(error=error))
+    return written
+
+
+def _write_result(email: str, written: _Written, *, created: bool = False) -> RecordResult:
+    """One record's result from what became of its batch input (``created``: it was a batch create)."""
+    if written.failure is not None:
+        return RecordResult(
+            email, RecordOutcome.FAILED, category=written.failure.category, message=f"{email}: {written.failure}"
+        )
+    if written.error is not None or written.result is None:
+        category, message = record_failure(written.error or {}, written.status, email)
+        return RecordResult(email, RecordOutcome.FAILED, category=category, message=message)
+    result = written.result
+    crm_id = str(result.get("id")) if result.get("id") is not None else None
+    if created or result.get("new"):
+        return RecordResult(email, RecordOutcome.CREATED, crm_id)
+    started = written.started_at
+    created_at = parse_timestamp(result.get("createdAt"))
+    replayed = written.replayed_after
+    # After a lost first attempt, a record created since that attempt was created by this push.
+    if replayed is not None and started and created_at and created_at >= started - timedelta(seconds=replayed + 2):
+        return RecordResult(email, RecordOutcome.CREATED, crm_id)
+    updated_at = parse_timestamp(
+        result.get("updatedAt")
+        or (result.get("properties") or {}).get("lastmodifieddate")
+        or (result.get("properties") or {}).get("hs_lastmodifieddate")
+    )
+    if started is not None and updated_at is not None and updated_at < started:
+        return RecordResult(email, RecordOutcome.UNCHANGED, crm_id)
+    return RecordResult(email, RecordOutcome.UPDATED, crm_id)
+
+
+def _missing(email: str) -> RecordResult:
+    return RecordResult(
+        email,
+        RecordOutcome.FAILED,
+        category=ErrorCategory.SERVER,
+        message=f"{email}: HubSpot's answer held no result for this record",
+    )
+
+
+def _rounds(records: Sequence[OutboundRecord]) -> list[list[int]]:
+    """Input positions grouped so no group repeats an email (a batch may not name one twice); order kept."""
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for index, record in enumerate(records):
+        key = record.email.lower()
+        number = seen.get(key, 0)
+        seen[key] = number + 1
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(index)
+    return rounds
+
+
+def _result_id(result: dict[str, Any]) -> str | None:
+    return str(result["id"]) if result.get("id") is not None else None
+
+
+def _result_email(result: dict[str, Any]) -> str | None:
+    email = (result.get("properties") or {}).get("email")
+    return str(email) if email else None
+
+
+def _id_order(record_id: str) -> tuple[int, str]:
+    return (int(record_id), record_id) if record_id.isdigit() else (-1, record_id)
+
+
+def _crm_field(item: dict[str, Any]) -> CrmField:
+    meta: dict[str, Any] = item["modificationMetadata"] if isinstance(item.get("modificationMetadata"), dict) else {}
+    read_only = bool(meta.get("readOnlyValue")) or bool(item.get("calculated"))
+    return CrmField(
+        name=str(item.get("name", "")),
+        label=str(item.get("label") or item.get("name", "")),
+        type=str(item.get("type", "string")),
+        custom=not item.get("hubspotDefined", False),
+        writable=not read_only,
+        options=tuple(str(o.get("value")) for o in item.get("options") or [] if isinstance(o, dict)),
+    )
+
+
+def _contact_record(item: dict[str, Any]) -> CrmRecord:
+    properties = dict(item.get("properties") or {})
+    email = _email_key(str(properties.get("email") or "")) or ""
+    modified = parse_timestamp(properties.get("lastmodifieddate") or item.get("updatedAt"))
+    return CrmRecord(crm_id=str(item.get("id")), email=email, fields=properties, modified_at=modified)
+
+
+def _lead_record(item: dict[str, Any], contact: CrmRecord | None) -> CrmRecord:
+    properties = dict(item.get("properties") or {})
+    modified = parse_timestamp(properties.get("hs_lastmodifieddate") or item.get("updatedAt"))
+    fields = {**(contact.fields if contact else {}), **properties}
+    return CrmRecord(
+        crm_id=str(item.get("id")), email=contact.email if contact else "", fields=fields, modified_at=modified
+    )
+
+
+def _association_ids(item: dict[str, Any], to_object: str) -> list[str]:
+    associations: dict[str, Any] = item["associations"] if isinstance(item.get("associations"), dict) else {}
+    if not associations:
+        return []
+    linked = associations.get(to_object)
+    if linked is None:
+        linked = next((value for key, value in associations.items() if key.startswith(to_object.rstrip("s"))), None)
+    results = linked.get("results") if isinstance(linked, dict) else None
+    return list(dict.fromkeys(str(r.get("id")) for r in results or [] if isinstance(r, dict) and r.get("id")))
+
+
+def _note_html(text: str) -> str:
+    """A plain-text note as the HTML HubSpot shows (escaped, line breaks kept)."""
+    return "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"

@@ -1,0 +1,1615 @@
+"""Pipedrive adapter: persons (v2), leads, notes and person fields (v1), deals and activities, within the token budget."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from crm_desktop.domain.models import Contact, Integration, Lead, normalise_email
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.providers.auth import HeaderTokenAuth, TokenSaver
+from crm_desktop.providers.contract import (
+    AdapterOptions,
+    ChangePage,
+    ConnectionInfo,
+    CrmField,
+    CrmRecord,
+    OutboundRecord,
+    Quota,
+    RecordResult,
+)
+from crm_desktop.providers.errors import (
+    AuthError,
+    BudgetExhaustedError,
+    ConfigurationError,
+    NotFoundError,
+    ProviderError,
+    RateLimitError,
+    RequestRejectedError,
+    TransientError,
+)
+from crm_desktop.providers.http import (
+    OK,
+    AmbiguousWriteError,
+    Decision,
+    HttpCore,
+    Verdict,
+    classify_status,
+    json_or_none,
+    paginate,
+)
+from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, read_pipedrive_headers, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Requests per 2-second window of an API token on the cheapest plans (headers correct it: 40/100/120 on others).
+DEFAULT_BURST_LIMIT = 20
+#: Search requests per 2-second window.
+DEFAULT_SEARCH_BURST_LIMIT = 10
+BURST_WINDOW_SECONDS = 2.0
+DEFAULT_CONCURRENCY = 8
+#: The largest page Pipedrive serves.
+PAGE_LIMIT = 500
+#: Person ids one ``GET /api/v2/persons?ids=`` may name.
+IDS_PER_REQUEST = 100
+#: Notes looked at when deciding whether the social note changed.
+NOTES_LOOKED_AT = 100
+#: How long to back off when Pipedrive answers an HTML 403 (its block after a client kept hammering past a 429).
+BLOCKED_WAIT_SECONDS = 60.0
+#: How far back a record may have been created to count as the one a lost write made (reconciling).
+RECONCILE_WINDOW = timedelta(minutes=5)
+#: ``origin_id`` of the leads this app creates, so a later push finds its own lead among a person's leads.
+LEAD_ORIGIN_ID = "crm-desktop"
+#: First line of the social note this app keeps on a person or lead.
+SOCIAL_NOTE_HEADING = "Social data from CRM Desktop"
+#: ``Verdict.code`` of a refusal because the company's daily token budget is spent.
+DAILY_BUDGET_CODE = "DAILY_BUDGET_SPENT"
+
+SEARCH_PATH = "/api/v2/persons/search"
+PERSONS_PATH = "/api/v2/persons"
+
+_HASH_KEY = re.compile(r"\b[0-9a-f]{40}\b")
+_TAG = re.compile(r"<[^>]*>")
+_SPACES = re.compile(r"\s+")
+_FIELD_BEFORE_COLON = re.compile(r"^(?:Validation failed:\s*)?(?P<field>[A-Za-z_][\w.\[\]]*)(?:\s*\([^)]*\))?\s*:")
+_QUOTED_PARAMETER = re.compile(r"[Pp]arameter '(?P<field>[\w.\[\]]+)'")
+
+#: Token cost of a v2 call; v1 calls cost twice as much (Pipedrive's published costs).
+_V2_TOKEN_COSTS = {"get": 1, "list": 10, "create": 5, "update": 5, "search": 20, "delete": 3}
+
+#: Standard person fields a push may write (``name`` is also built from ``first_name`` and ``last_name``).
+_WRITABLE_PERSON_FIELDS = frozenset(
+    {"name", "first_name", "last_name", "email", "phone", "org_id", "owner_id", "visible_to", "label_ids"}
+)
+#: Person attributes passed through as they are.
+_PERSON_PASS_THROUGH = ("org_id", "owner_id", "visible_to", "label_ids")
+#: Organization names are not person fields: without an organization mapping they are left out of the person.
+_IGNORED_PERSON_FIELDS = frozenset({"company", "org_name", "organization"})
+
+#: The lead's own writable fields (``POST /v1/leads``); everything else of a lead record belongs to its person.
+LEAD_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("title", "Title", "varchar"),
+    ("value", "Value", "monetary"),
+    ("expected_close_date", "Expected close date", "date"),
+    ("owner_id", "Owner", "user"),
+    ("label_ids", "Labels", "set"),
+    ("organization_id", "Organization", "org"),
+    ("visible_to", "Visible to", "visible_to"),
+    ("was_seen", "Seen", "boolean"),
+    ("channel", "Channel", "enum"),
+    ("channel_id", "Channel ID", "varchar"),
+)
+_LEAD_KEYS = frozenset(key for key, _, _ in LEAD_FIELDS)
+
+#: Generic field types (as HubSpot and the field mapper name them) -> Pipedrive ``field_type``.
+_FIELD_TYPE_ALIASES = {
+    "string": "varchar",
+    "text": "text",
+    "textarea": "text",
+    "number": "double",
+    "double": "double",
+    "enumeration": "enum",
+    "picklist": "enum",
+    "bool": "enum",
+    "boolean": "enum",
+    "date": "date",
+    "phone_number": "phone",
+    "phone": "phone",
+}
+PIPEDRIVE_FIELD_TYPES = (
+    "address", "date", "daterange", "double", "enum", "monetary", "org", "people", "phone", "set", "text", "time",
+    "timerange", "user", "varchar", "varchar_auto", "visible_to",
+)  # fmt: skip
+
+
+# -- costs and classification ------------------------------------------------------------------------------------
+
+
+def token_cost(method: str, path: str) -> int:
+    """The API tokens one call spends (v2: get 1, list 10, create/update 5, search 20, delete 3; v1 twice that)."""
+    path = path.split("?", 1)[0]
+    if path.startswith("/api/v2/"):
+        rest, factor = path[len("/api/v2/") :], 1
+    elif path.startswith("/v1/"):
+        rest, factor = path[len("/v1/") :], 2
+    else:
+        return 0
+    segments = [segment for segment in rest.split("/") if segment]
+    verb = method.upper()
+    if verb == "GET":
+        if segments and segments[-1] == "search":
+            kind = "search"
+        else:
+            kind = "get" if len(segments) >= 2 else "list"
+    elif verb == "POST":
+        kind = "create"
+    elif verb in {"PATCH", "PUT"}:
+        kind = "update"
+    else:
+        kind = "delete"
+    return _V2_TOKEN_COSTS[kind] * factor
+
+
+def pipedrive_error(body: Any) -> str:
+    """The ``error`` text of Pipedrive's envelope (``''`` when there is none), without markup, at most 300 characters."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    text = error if isinstance(error, str) else ""
+    if not text and isinstance(body.get("error_info"), str):
+        text = body["error_info"]
+    text = _SPACES.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    return text[:300]
+
+
+def rejected_field(error: str) -> str | None:
+    """The field a Pipedrive validation error names (``custom_fields.<key>``, ``name``...), when it names one."""
+    match = _FIELD_BEFORE_COLON.match(error) or _QUOTED_PARAMETER.search(error)
+    return match.group("field") if match else None
+
+
+def _looks_like_html(response: httpx.Response) -> bool:
+    if "html" in response.headers.get("content-type", "").lower():
+        return True
+    return response.content[:200].lstrip().lower().startswith((b"<!doctype", b"<html"))
+
+
+def _daily_budget_spent(response: httpx.Response, error: str) -> bool:
+    text = error.lower()
+    if "daily" in text or "token budget" in text:
+        return True
+    left = response.headers.get("x-daily-requests-left")
+    return left is not None and left.strip() == "0"
+
+
+def classify_pipedrive(response: httpx.Response) -> Verdict:
+    """Pipedrive's answer as a decision: retry, slow down, stop, or refuse this record (reading its error envelope)."""
+    status = response.status_code
+    if status < 400:
+        return OK
+    body = json_or_none(response)
+    error = pipedrive_error(body)
+    if status == 401:
+        return Verdict(
+            Decision.FATAL,
+            ErrorCategory.AUTH,
+            code="UNAUTHORIZED",
+            reason="Pipedrive refused the API token (401); copy the current token from Pipedrive's Personal "
+            "preferences > API",
+        )
+    if status == 403:
+        if _looks_like_html(response):
+            wait = max(retry_after_seconds(response) or 0.0, BLOCKED_WAIT_SECONDS)
+            return Verdict(
+                Decision.RATE_LIMITED,
+                ErrorCategory.RATE_LIMIT,
+                wait=wait,
+                code="BLOCKED",
+                reason="Pipedrive blocked requests for a while after too many were sent (403)",
+            )
+        return Verdict(
+            Decision.FATAL,
+            ErrorCategory.AUTH,
+            code="FORBIDDEN",
+            reason=f"the API token's user may not do this (403{': ' + error if error else ''})",
+        )
+    if status == 429:
+        wait = retry_after_seconds(response)
+        if _daily_budget_spent(response, error):
+            return Verdict(
+                Decision.FATAL,
+                ErrorCategory.RATE_LIMIT,
+                wait=wait,
+                code=DAILY_BUDGET_CODE,
+                reason="the company's daily Pipedrive API token budget is spent; it resets at 00:00 UTC",
+            )
+        if wait is None:
+            reset = response.headers.get("x-ratelimit-reset")
+            try:
+                wait = max(0.0, float(reset)) if reset else None
+            except ValueError:
+                wait = None
+        return Verdict(Decision.RATE_LIMITED, ErrorCategory.RATE_LIMIT, wait=wait, code="RATE_LIMIT", reason="429")
+    if status in {400, 422}:
+        return Verdict(
+            Decision.RECORD_FAILURE,
+            ErrorCategory.VALIDATION,
+            code=rejected_field(error) or "",
+            reason=error or f"rejected ({status})",
+        )
+    if status in {404, 410}:
+        return Verdict(Decision.FATAL, ErrorCategory.NOT_FOUND, code="NOT_FOUND", reason=f"not found ({status})")
+    if status >= 500:
+        return Verdict(Decision.RETRY, ErrorCategory.SERVER, wait=retry_after_seconds(response), reason=f"{status}")
+    return classify_status(response)
+
+
+class RecordRejectedError(RequestRejectedError):
+    """Pipedrive refused one record or call as invalid; ``field`` is the field it named, when it named one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        category: ErrorCategory | None = None,
+        code: str = "",
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, category=category, code=code)
+        self.field = field
+
+
+# -- person fields: names <-> keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonFieldMap:
+    """Pipedrive's person fields by key and by human name: custom fields are keyed by 40-character hashes.
+
+    Marketers see names (``Twitter username``); the wire wants keys (``9dc80c50...``). Use :meth:`key_for` to
+    turn what a mapping names into a key, and :meth:`name_for` to show a key (a hash is never shown).
+
+    Attributes:
+        fields: the person fields, as :meth:`PipedriveAdapter.list_fields` lists them.
+    """
+
+    fields: tuple[CrmField, ...] = ()
+
+    def field(self, key: str) -> CrmField | None:
+        """The field with this key."""
+        return next((f for f in self.fields if f.name == key), None)
+
+    def key_for(self, name_or_key: str) -> str | None:
+        """The key of a field given its key or its human name (case-insensitive); ``None`` when unknown."""
+        if self.field(name_or_key) is not None:
+            return name_or_key
+        wanted = name_or_key.strip().casefold()
+        return next((f.name for f in self.fields if f.label.casefold() == wanted), None)
+
+    def name_for(self, key: str) -> str:
+        """The human name of a key; an unknown hash reads as 'a custom field', never as the hash."""
+        known = self.field(key)
+        if known is not None:
+            return known.label
+        return "a custom field" if _HASH_KEY.fullmatch(key) else key
+
+    def keys_by_name(self) -> dict[str, str]:
+        """Human name -> key of every custom field."""
+        return {f.label: f.name for f in self.fields if f.custom}
+
+    def to_keys(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Values keyed by field names or keys, re-keyed by field keys (unknown names are kept as given)."""
+        return {self.key_for(name) or name: value for name, value in values.items()}
+
+    def to_names(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Values keyed by field keys, re-keyed by human names."""
+        return {self.name_for(key): value for key, value in values.items()}
+
+    def humanise(self, text: str) -> str:
+        """A message with every hash key replaced by its field's quoted name."""
+        return _HASH_KEY.sub(lambda match: f"'{self.name_for(match.group(0))}'", text)
+
+    def wire_value(self, key: str, value: Any) -> Any:
+        """A custom value as Pipedrive takes it: option labels of enum and set fields become option ids.
+
+        Raises:
+            ValueError: a label that is not one of the field's options.
+        """
+        known = self.field(key)
+        if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
+            return value
+        ids = self._option_ids.get(key, {})
+
+        def option_id(label: Any) -> int:
+            if isinstance(label, bool):
+                label = "Yes" if label else "No"
+            if isinstance(label, int):
+                return label
+            text = str(label).strip()
+            if text.isdigit() and text not in ids:
+                return int(text)
+            found = ids.get(text.casefold())
+            if found is None:
+                raise ValueError(f"{text!r} is not one of the options of '{known.label}' ({', '.join(known.options)})")
+            return found
+
+        if known.type == "enum":
+            return option_id(value)
+        labels = value if isinstance(value, list | tuple | set) else [v for v in str(value).split(",") if v.strip()]
+        return sorted(option_id(label) for label in labels)
+
+    @property
+    def _option_ids(self) -> dict[str, dict[str, int]]:
+        return _OPTION_IDS.get(id(self), {})
+
+
+#: Option label (folded) -> option id, per field key, of each live PersonFieldMap (a frozen dataclass holds none).
+_OPTION_IDS: dict[int, dict[str, dict[str, int]]] = {}
+
+
+def _field_map(fields: Sequence[CrmField], option_ids: dict[str, dict[str, int]]) -> PersonFieldMap:
+    mapping = PersonFieldMap(tuple(fields))
+    _OPTION_IDS[id(mapping)] = option_ids
+    return mapping
+
+
+# -- rate budgets ------------------------------------------------------------------------------------------------
+
+
+class _SearchBudget(RateBudget):
+    """Search's own 2-second window stacked on the integration's budget: a search takes room in both."""
+
+    def __init__(self, outer: RateBudget, *, window_limit: int, clock: Callable[[], float], sleep: Sleep) -> None:
+        super().__init__(
+            window_limit=window_limit,
+            window_seconds=BURST_WINDOW_SECONDS,
+            concurrency=outer.concurrency,
+            clock=clock,
+            sleep=sleep,
+        )
+        self.outer = outer
+
+    async def acquire(self) -> None:
+        await super().acquire()
+        try:
+            await self.outer.acquire()
+        except BaseException:
+            super().release()
+            raise
+
+    def release(self) -> None:
+        self.outer.release()
+        super().release()
+
+
+class _TokenMeter:
+    """Daily API tokens: those the headers say are left, less those of calls in flight, never below the reserve."""
+
+    def __init__(self, budget: RateBudget) -> None:
+        self.budget = budget
+        self.in_flight = 0
+
+    def reserve(self, cost: int) -> None:
+        left = self.budget.daily_remaining
+        if left is not None and left - self.in_flight - cost < self.budget.daily_reserve:
+            raise BudgetExhaustedError(
+                f"stopped early: {left} of today's Pipedrive API tokens are left and the next call costs {cost} "
+                f"(keeping {self.budget.daily_reserve} in reserve); the budget resets at 00:00 UTC",
+                status=None,
+            )
+        self.in_flight += cost
+
+    def release(self, cost: int) -> None:
+        self.in_flight -= cost
+
+
+def _no_rate_headers(headers: httpx.Headers) -> RateObservation:
+    """The core's own header hook is left idle: the adapter routes search headers to the search budget itself."""
+    return RateObservation()
+
+
+# -- wire helpers ------------------------------------------------------------------------------------------------
+
+
+def company_base_url(domain: str | None) -> str:
+    """``https://{domain}.pipedrive.com`` for a company domain such as ``acme``.
+
+    Raises:
+        ConfigurationError: when there is no domain.
+    """
+    if not domain or not domain.strip():
+        raise ConfigurationError(
+            "Pipedrive needs the company domain (the 'acme' of acme.pipedrive.com) or a base URL"
+        )
+    name = domain.strip().lower().removeprefix("https://").rstrip("/").removesuffix(".pipedrive.com")
+    return f"https://{name}.pipedrive.com"
+
+
+def parse_time(text: Any) -> datetime | None:
+    """A Pipedrive timestamp (``2025-01-01T10:20:00Z``, ``...00.123Z`` or v1's ``2025-01-01 10:20:00``) in UTC."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def note_html(text: str, heading: str | None = None) -> str:
+    """Plain note text as the HTML Pipedrive stores (escaped; one line per line), under an optional bold heading."""
+    lines = [html.escape(line.strip()) for line in text.strip().splitlines()]
+    body = f"<p>{'<br>'.join(lines)}</p>" if any(lines) else ""
+    return (f"<p><b>{html.escape(heading)}</b></p>" if heading else "") + body
+
+
+def note_fingerprint(content: str) -> str:
+    """A note's text without markup or spacing differences, to tell whether two notes say the same."""
+    return _SPACES.sub(" ", html.unescape(_TAG.sub(" ", content))).strip()
+
+
+def _digits(phone: Any) -> str:
+    return re.sub(r"\D", "", str(phone or ""))
+
+
+def _folded_email(value: Any) -> str:
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    try:
+        return normalise_email(text)
+    except ValueError:
+        return text.lower()
+
+
+def _same_value(current: Any, wanted: Any) -> bool:
+    if isinstance(current, bool) or isinstance(wanted, bool):
+        return current is wanted
+    if isinstance(current, int | float) and isinstance(wanted, int | float):
+        return float(current) == float(wanted)
+    if isinstance(current, list) and isinstance(wanted, list):
+        return sorted(map(str, current)) == sorted(map(str, wanted))
+    if isinstance(current, str) and isinstance(wanted, str):
+        return current.strip() == wanted.strip()
+    return bool(current == wanted)
+
+
+def _items(values: Any) -> list[dict[str, Any]]:
+    return [item for item in values or [] if isinstance(item, dict) and item.get("value")]
+
+
+def _primary(items: list[dict[str, Any]]) -> str:
+    chosen = next((item for item in items if item.get("primary")), items[0] if items else None)
+    return str(chosen["value"]) if chosen else ""
+
+
+def person_record(person: Mapping[str, Any]) -> CrmRecord:
+    """A v2 person as a :class:`CrmRecord`: standard fields by their personFields keys, custom ones by hash key."""
+    emails = _items(person.get("emails"))
+    phones = _items(person.get("phones"))
+    fields: dict[str, Any] = {
+        "name": person.get("name"),
+        "first_name": person.get("first_name"),
+        "last_name": person.get("last_name"),
+        "email": _primary(emails) or None,
+        "emails": [str(item["value"]) for item in emails],
+        "phone": _primary(phones) or None,
+        "phones": [str(item["value"]) for item in phones],
+    }
+    for key in (*_PERSON_PASS_THROUGH, "add_time", "update_time"):
+        if key in person:
+            fields[key] = person[key]
+    custom = person.get("custom_fields")
+    if isinstance(custom, dict):
+        fields.update(custom)
+    return CrmRecord(
+        crm_id=str(person["id"]),
+        email=_folded_email(_primary(emails)),
+        fields=fields,
+        modified_at=parse_time(person.get("update_time")),
+    )
+
+
+def lead_record(lead: Mapping[str, Any], email: str = "") -> CrmRecord:
+    """A v1 lead as a :class:`CrmRecord` (its person's email given separately)."""
+    fields = {key: value for key, value in lead.items() if key != "id"}
+    return CrmRecord(
+        crm_id=str(lead["id"]), email=_folded_email(email), fields=fields, modified_at=parse_time(lead.get("update_time"))
+    )
+
+
+def encode_cursor(moment: str, ids: Iterable[str]) -> str:
+    """The change cursor: the last ``update_time`` seen, and the ids already delivered with exactly that time."""
+    return f"{moment}|{','.join(sorted(set(ids), key=lambda text: (len(text), text)))}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[str | None, set[str]]:
+    """Read a cursor written by :func:`encode_cursor` (``None``: from the start).
+
+    Raises:
+        ProviderError: when the stored cursor is not one this adapter wrote.
+    """
+    if not cursor:
+        return None, set()
+    moment, separator, ids = cursor.partition("|")
+    if not separator or parse_time(moment) is None:
+        raise ProviderError("the stored Pipedrive change cursor is unreadable; pull everything again", category=None)
+    return moment, {part for part in ids.split(",") if part}
+
+
+# -- what a record asks for --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _PersonWish:
+    """The person a record describes, split into Pipedrive's parts."""
+
+    email: str
+    name: str | None = None
+    phone: str | None = None
+    custom: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """One record on its way through a push."""
+
+    index: int
+    record: OutboundRecord
+    email: str
+    person: _PersonWish
+    lead: dict[str, Any] = field(default_factory=dict)
+    person_id: int | None = None
+    existing: dict[str, Any] | None = None
+    lead_existing: dict[str, Any] | None = None
+
+
+class _RecordProblem(Exception):
+    """A record the adapter refuses before sending it (a field Pipedrive does not have, a bad option)."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field_name = field_name
+        self.reason = reason
+
+
+_FATAL = (AuthError, BudgetExhaustedError, ConfigurationError)
+
+
+class PipedriveAdapter:
+    """Pipedrive through its v1 and v2 REST API with an API token, within the burst windows and the daily tokens.
+
+    Persons are v2 (search by exact email, then create or patch one by one, concurrently: Pipedrive has no batch
+    writes and no upsert); leads, notes and person fields are v1. Social data that no custom field takes goes
+    into a note on the person (or lead), added only when its text changed. API calls per person: 2 (search and
+    write) plus one ``ids`` read per 100 records, plus, when the record carries a note, one notes read for a
+    person that already existed and one note write when the text changed.
+
+    Attributes:
+        provider: ``pipedrive``.
+        budget: the token's 2-second window, concurrency and daily tokens (``x-daily-requests-left``).
+        search_budget: search's lower window, stacked on ``budget``.
+        page_size: records per page when listing (500, Pipedrive's largest).
+    """
+
+    provider = "pipedrive"
+
+    def __init__(
+        self,
+        integration: Integration,
+        credentials: dict[str, Any],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        save_tokens: TokenSaver | None = None,
+        sleep: Sleep = asyncio.sleep,
+        options: AdapterOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        token = str(credentials.get("apiToken") or "").strip()
+        if not token:
+            raise ConfigurationError(
+                "Pipedrive needs an API token (Pipedrive > Personal preferences > API); store it with the integration"
+            )
+        self.integration = integration
+        self.options = options or AdapterOptions()
+        base_url = integration.base_url or company_base_url(integration.domain or credentials.get("companyDomain"))
+        self.budget = RateBudget(
+            window_limit=self.options.window_limit or DEFAULT_BURST_LIMIT,
+            window_seconds=BURST_WINDOW_SECONDS,
+            concurrency=self.options.concurrency or DEFAULT_CONCURRENCY,
+            daily_reserve=self.options.daily_reserve,
+            clock=clock,
+            sleep=sleep,
+        )
+        self.search_budget = _SearchBudget(
+            self.budget, window_limit=DEFAULT_SEARCH_BURST_LIMIT, clock=clock, sleep=sleep
+        )
+        self._tokens = _TokenMeter(self.budget)
+        self._daily_budget_spent = False
+        self.http = HttpCore(
+            "Pipedrive",
+            base_url,
+            classifier=self._classify,
+            budget=self.budget,
+            read_headers=_no_rate_headers,
+            # The token goes in a header, never in the query string, which ends up in logs.
+            auth=HeaderTokenAuth("x-api-token", token),
+            headers={"Accept": "application/json"},
+            transport=transport,
+            timeout=self.options.timeout,
+            max_attempts=self.options.max_attempts,
+            max_retry_seconds=self.options.max_retry_seconds,
+            sleep=sleep,
+        )
+        self.http.client.event_hooks["response"].append(self._observe_rate_headers)
+        self.page_size = PAGE_LIMIT
+        self._fields: PersonFieldMap | None = None
+        self._field_lock = asyncio.Lock()
+        self._known_notes: dict[tuple[str, str], str] = {}
+
+    # -- plumbing --------------------------------------------------------------------------------------------------
+    def _classify(self, response: httpx.Response) -> Verdict:
+        verdict = classify_pipedrive(response)
+        if verdict.code == DAILY_BUDGET_CODE:
+            self._daily_budget_spent = True
+            self.budget.daily_remaining = 0
+        return verdict
+
+    async def _observe_rate_headers(self, response: httpx.Response) -> None:
+        seen = read_pipedrive_headers(response.headers)
+        if response.status_code == 429:
+            # A refusal may describe another window than the request's own (the burst window on a search).
+            seen = replace(seen, window_limit=None, window_seconds=None)
+        if response.request.url.path.endswith(SEARCH_PATH):
+            self.search_budget.observe(replace(seen, daily_limit=None, daily_remaining=None))
+            self.budget.observe(RateObservation(daily_limit=seen.daily_limit, daily_remaining=seen.daily_remaining))
+        else:
+            self.budget.observe(seen)
+
+    async def _call(
+        self, method: str, url: str, *, idempotent: bool = True, search: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        cost = token_cost(method, url)
+        self._tokens.reserve(cost)
+        try:
+            return await self.http.request(
+                method, url, idempotent=idempotent, budget=self.search_budget if search else None, **kwargs
+            )
+        except RateLimitError as exc:
+            if self._daily_budget_spent and not isinstance(exc, BudgetExhaustedError):
+                raise BudgetExhaustedError(
+                    "Pipedrive's daily API token budget for the company is spent; it resets at 00:00 UTC",
+                    status=exc.status,
+                    retry_after=exc.retry_after,
+                ) from None
+            raise
+        finally:
+            self._tokens.release(cost)
+
+    def _data(self, response: httpx.Response) -> tuple[Any, dict[str, Any]]:
+        """The ``data`` and ``additional_data`` of a success; a refusal raises :class:`RecordRejectedError`."""
+        body = json_or_none(response)
+        if response.is_success and isinstance(body, dict) and body.get("success") is not False:
+            extra = body.get("additional_data")
+            return body.get("data"), extra if isinstance(extra, dict) else {}
+        if response.is_success:
+            raise TransientError(f"Pipedrive answered {response.status_code} without its JSON envelope")
+        verdict = classify_pipedrive(response)
+        error = self._humanise(pipedrive_error(body)) or f"rejected ({response.status_code})"
+        raise RecordRejectedError(
+            error,
+            status=response.status_code,
+            category=verdict.category or ErrorCategory.VALIDATION,
+            code=verdict.code,
+            field=rejected_field(pipedrive_error(body)),
+        )
+
+    def _humanise(self, text: str) -> str:
+        return (self._fields or PersonFieldMap()).humanise(text)
+
+    async def _run_all(self, work: Iterable[Awaitable[T]]) -> list[T]:
+        """Run coroutines concurrently (the budget paces their requests); on a fatal error cancel the rest."""
+        tasks = [asyncio.ensure_future(item) for item in work]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    # -- contract: connection, fields, quota -----------------------------------------------------------------------
+    async def test_connection(self) -> ConnectionInfo:
+        """``GET /v1/users/me``: the company, the token's user, their apps, and the budget from the headers."""
+        data, _ = self._data(await self._call("GET", "/v1/users/me"))
+        if not isinstance(data, dict):
+            raise TransientError("Pipedrive's /v1/users/me answered without a user")
+        account = data.get("company_name") or data.get("company_domain") or self.integration.name
+        user = data.get("email") or data.get("name") or "unknown user"
+        scopes = tuple(
+            f"{entry['app']}:admin" if entry.get("admin") else str(entry["app"])
+            for entry in data.get("access") or []
+            if isinstance(entry, dict) and entry.get("app")
+        )
+        return ConnectionInfo(account=str(account), user=str(user), scopes=scopes, quota=self.quota())
+
+    async def list_fields(self, obj: RecordObject) -> list[CrmField]:
+        """Person fields (``GET /v1/personFields``, paged): ``name`` is the key, ``label`` the human name.
+
+        A lead's own fields come first for leads, then the fields of its person (owner, labels and visibility
+        belong to the lead there).
+        """
+        person_fields = await self._load_person_fields()
+        if obj is RecordObject.CONTACT:
+            return list(person_fields.fields)
+        lead_fields = [CrmField(name=key, label=label, type=kind) for key, label, kind in LEAD_FIELDS]
+        return lead_fields + [f for f in person_fields.fields if f.name not in _LEAD_KEYS]
+
+    async def field_map(self) -> PersonFieldMap:
+        """The person fields by key and by name (listed once, then cached; :meth:`create_field` refreshes it)."""
+        if self._fields is None:
+            await self._load_person_fields()
+        assert self._fields is not None
+        return self._fields
+
+    async def _load_person_fields(self) -> PersonFieldMap:
+        async with self._field_lock:
+            fields: list[CrmField] = []
+            option_ids: dict[str, dict[str, int]] = {}
+            start = 0
+            while True:
+                response = await self._call(
+                    "GET", "/v1/personFields", params={"start": start, "limit": self.page_size}
+                )
+                data, extra = self._data(response)
+                for raw in data or []:
+                    if not isinstance(raw, dict) or not raw.get("key"):
+                        continue
+                    crm_field, ids = _person_field(raw)
+                    fields.append(crm_field)
+                    if ids:
+                        option_ids[crm_field.name] = ids
+                paging = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else extra
+                if not paging.get("more_items_in_collection"):
+                    break
+                following = paging.get("next_start")
+                start = int(following) if isinstance(following, int) and following > start else start + self.page_size
+            self._fields = _field_map(fields, option_ids)
+            return self._fields
+
+    async def create_field(
+        self, obj: RecordObject, name: str, label: str, field_type: str, options: Sequence[str] = ()
+    ) -> CrmField:
+        """Create a custom person field (``POST /v1/personFields {name, field_type}``); Pipedrive makes up its key.
+
+        ``label`` becomes the field's name in Pipedrive (``name`` when empty). An existing field with that name is
+        returned instead of making a second one.
+
+        Raises:
+            RequestRejectedError: for leads (their custom fields are Pipedrive's deal fields), an unknown type, or
+                when Pipedrive refuses the field.
+        """
+        if obj is not RecordObject.CONTACT:
+            raise RequestRejectedError(
+                "Pipedrive keeps lead custom fields with the deal fields; create them in Pipedrive's settings",
+                category=ErrorCategory.VALIDATION,
+            )
+        title = (label or name).strip()
+        kind = field_type if field_type in PIPEDRIVE_FIELD_TYPES else _FIELD_TYPE_ALIASES.get(field_type.lower())
+        if not title or kind is None:
+            raise RequestRejectedError(
+                f"cannot create Pipedrive field {title!r} of type {field_type!r}: "
+                f"types are {', '.join(PIPEDRIVE_FIELD_TYPES)}",
+                category=ErrorCategory.VALIDATION,
+            )
+        choices = list(options) or (["Yes", "No"] if field_type.lower() in {"bool", "boolean"} else [])
+        existing = (await self.field_map()).key_for(title)
+        if existing is not None:
+            found = (await self.field_map()).field(existing)
+            assert found is not None
+            return found
+        body: dict[str, Any] = {"name": title, "field_type": kind}
+        if kind in {"enum", "set"}:
+            body["options"] = [{"label": choice} for choice in choices]
+        started = datetime.now(UTC)
+        for _attempt in range(3):
+            try:
+                response = await self._call("POST", "/v1/personFields", idempotent=False, json=body)
+            except AmbiguousWriteError:
+                again = await self._load_person_fields()
+                key = again.key_for(title)
+                if key is not None and (made := again.field(key)) is not None:
+                    return made
+                continue
+            data, _ = self._data(response)
+            await self._load_person_fields()
+            made = (await self.field_map()).field(str(data["key"])) if isinstance(data, dict) else None
+            if made is None:
+                raise TransientError("Pipedrive created the field but does not list it yet")
+            logger.info("Pipedrive person field created: %s (%s)", made.label, made.type)
+            return made
+        raise AmbiguousWriteError(
+            f"Pipedrive: creating field {title!r} kept losing the connection since {started:%H:%M:%S} UTC"
+        )
+
+    def quota(self) -> Quota:
+        """Daily tokens left (``x-daily-requests-left``) and the burst window left, as last reported."""
+        return self.budget.quota()
+
+    @property
+    def api_calls(self) -> int:
+        return self.http.calls
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- reading persons -------------------------------------------------------------------------------------------
+    async def _search_person_id(self, email: str) -> int | None:
+        """``GET /api/v2/persons/search?term=<email>&fields=email&exact_match=true``: the oldest person with it."""
+        response = await self._call(
+            "GET", SEARCH_PATH, search=True, params={"term": email, "fields": "email", "exact_match": "true"}
+        )
+        data, _ = self._data(response)
+        items = data.get("items") if isinstance(data, dict) else None
+        matches = sorted(
+            int(item["id"])
+            for entry in items or []
+            if isinstance(entry, dict) and isinstance(item := entry.get("item"), dict) and "id" in item
+            if any(_folded_email(value) == email for value in item.get("emails") or [])
+        )
+        if len(matches) > 1:
+            logger.warning("Pipedrive holds %d persons with the same email; the oldest one is used", len(matches))
+        return matches[0] if matches else None
+
+    async def _persons_by_ids(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Full persons, 100 ids a call (``GET /api/v2/persons?ids=``)."""
+        wanted = sorted(set(ids))
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), IDS_PER_REQUEST):
+            chunk = wanted[start : start + IDS_PER_REQUEST]
+            params = {"ids": ",".join(map(str, chunk)), "limit": IDS_PER_REQUEST}
+
+            async def fetch(cursor: str | None, params: dict[str, Any] = params) -> tuple[list[Any], str | None]:
+                page_params = {**params, "cursor": cursor} if cursor else params
+                data, extra = self._data(await self._call("GET", PERSONS_PATH, params=page_params))
+                return list(data or []), extra.get("next_cursor")
+
+            async for persons, _ in paginate(fetch):
+                for person in persons:
+                    if isinstance(person, dict) and "id" in person:
+                        found[int(person["id"])] = person
+        return found
+
+    async def _person(self, person_id: int) -> dict[str, Any] | None:
+        try:
+            data, _ = self._data(await self._call("GET", f"{PERSONS_PATH}/{person_id}"))
+        except NotFoundError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
+        """Existing persons (or their leads) by email: one search per email, concurrently, then full reads."""
+        wanted = sorted({_folded_email(email) for email in emails if str(email).strip()})
+
+        async def search(email: str) -> int | None:
+            try:
+                return await self._search_person_id(email)
+            except RecordRejectedError as exc:
+                logger.warning("Pipedrive refused one email search: %s", exc)
+                return None
+
+        ids = await self._run_all(search(email) for email in wanted)
+        by_email = {email: person_id for email, person_id in zip(wanted, ids, strict=True) if person_id is not None}
+        persons = await self._persons_by_ids(by_email.values())
+        if obj is RecordObject.CONTACT:
+            return {email: person_record(persons[pid]) for email, pid in by_email.items() if pid in persons}
+        leads = await self._run_all(self._own_lead(pid) for pid in by_email.values())
+        return {
+            email: lead_record(lead, email)
+            for (email, _pid), lead in zip(by_email.items(), leads, strict=True)
+            if lead is not None
+        }
+
+    async def get_record(
+        self, obj: RecordObject, *, email: str | None = None, crm_id: str | None = None
+    ) -> CrmRecord | None:
+        """A person (by id or email) or a lead (by its UUID, or its person's email); ``None`` when missing."""
+        if obj is RecordObject.LEAD:
+            if crm_id:
+                lead = await self._lead(crm_id)
+                if lead is None:
+                    return None
+                person = await self._person(int(lead["person_id"])) if lead.get("person_id") else None
+                return lead_record(lead, person_record(person).email if person else "")
+            if email:
+                found = await self.find_by_emails(RecordObject.LEAD, [email])
+                return next(iter(found.values()), None)
+            return None
+        if crm_id:
+            if not crm_id.isdigit():
+                return None
+            person = await self._person(int(crm_id))
+            return person_record(person) if person else None
+        if email:
+            person_id = await self._search_person_id(_folded_email(email))
+            person = await self._person(person_id) if person_id is not None else None
+            return person_record(person) if person else None
+        return None
+
+    # -- changes ---------------------------------------------------------------------------------------------------
+    def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
+        """Records changed since ``cursor``, oldest first, a page at a time.
+
+        Persons: ``GET /api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&limit=500`` with
+        Pipedrive's cursor. Leads: ``GET /v1/leads?updated_since=&sort=update_time``. The returned cursor is the
+        last ``update_time`` and the ids already delivered at exactly that time (v2 times have whole seconds).
+        """
+        if obj is RecordObject.LEAD:
+            return self._lead_changes(cursor)
+        return self._person_changes(cursor)
+
+    async def _person_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
+        since, delivered = decode_cursor(cursor)
+        since_time = parse_time(since)
+        params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc", "limit": self.page_size}
+        if since:
+            params["updated_since"] = since
+
+        async def fetch(page_cursor: str | None) -> tuple[list[Any], str | None]:
+            page_params = {**params, "cursor": page_cursor} if page_cursor else params
+            data, extra = self._data(await self._call("GET", PERSONS_PATH, params=page_params))
+            return list(data or []), extra.get("next_cursor")
+
+        mark, marked = since, set(delivered)
+        async for persons, _ in paginate(fetch):
+            records: list[CrmRecord] = []
+            for person in persons:
+                if not isinstance(person, dict) or "id" not in person:
+                    continue
+                person_id = str(person["id"])
+                changed = str(person.get("update_time") or "")
+                changed_time = parse_time(changed)
+                if since_time is not None and changed_time == since_time and person_id in delivered:
+                    continue
+                records.append(person_record(person))
+                if mark is not None and changed_time == parse_time(mark):
+                    marked.add(person_id)
+                elif changed_time is not None:
+                    mark, marked = changed, {person_id}
+            if records and mark is not None:
+                yield ChangePage(records=records, cursor=encode_cursor(mark, marked))
+
+    async def _lead_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
+        mark, marked = decode_cursor(cursor)
+        skip_ahead = 0
+        while True:
+            # Each page starts again from the last time seen, so leads updated while paging shift nothing away.
+            params: dict[str, Any] = {"sort": "update_time", "limit": self.page_size, "start": skip_ahead}
+            if mark:
+                params["updated_since"] = mark
+            data, extra = self._data(await self._call("GET", "/v1/leads", params=params))
+            leads = [lead for lead in data or [] if isinstance(lead, dict) and "id" in lead]
+            mark_time = parse_time(mark)
+            fresh = [
+                lead
+                for lead in leads
+                if not (mark_time is not None and parse_time(lead.get("update_time")) == mark_time and str(lead["id"]) in marked)
+            ]
+            paging = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else extra
+            more = bool(paging.get("more_items_in_collection"))
+            if fresh:
+                emails = await self._emails_of_persons(lead.get("person_id") for lead in fresh)
+                records = []
+                for lead in fresh:
+                    records.append(lead_record(lead, emails.get(lead.get("person_id"), "")))
+                    changed = str(lead.get("update_time") or "")
+                    if mark is not None and parse_time(changed) == parse_time(mark):
+                        marked.add(str(lead["id"]))
+                    elif parse_time(changed) is not None:
+                        mark, marked = changed, {str(lead["id"])}
+                assert mark is not None
+                yield ChangePage(records=records, cursor=encode_cursor(mark, marked))
+                skip_ahead = 0
+            elif more:
+                # A whole page shares one time and was delivered before: step over it.
+                skip_ahead += self.page_size
+            if not more:
+                return
+
+    async def _emails_of_persons(self, person_ids: Iterable[Any]) -> dict[Any, str]:
+        ids = {int(pid) for pid in person_ids if isinstance(pid, int) and not isinstance(pid, bool)}
+        persons = await self._persons_by_ids(ids)
+        return {pid: person_record(person).email for pid, person in persons.items()}
+
+    # -- leads -----------------------------------------------------------------------------------------------------
+    async def _lead(self, lead_id: str) -> dict[str, Any] | None:
+        try:
+            data, _ = self._data(await self._call("GET", f"/v1/leads/{lead_id}"))
+        except (NotFoundError, RecordRejectedError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def _leads_of_person(self, person_id: int) -> list[dict[str, Any]]:
+        data, _ = self._data(
+            await self._call("GET", "/v1/leads", params={"person_id": person_id, "limit": self.page_size})
+        )
+        return [lead for lead in data or [] if isinstance(lead, dict) and "id" in lead]
+
+    async def _own_lead(self, person_id: int) -> dict[str, Any] | None:
+        """The lead this app made for a person (by ``origin_id``), else the person's newest open lead."""
+        leads = await self._leads_of_person(person_id)
+        ours = [lead for lead in leads if lead.get("origin_id") == LEAD_ORIGIN_ID]
+        candidates = ours or leads
+        candidates.sort(key=lambda lead: (not lead.get("is_archived"), str(lead.get("add_time") or "")), reverse=True)
+        return candidates[0] if candidates else None
+
+    # -- notes, deals, activities ----------------------------------------------------------------------------------
+    async def add_note(self, obj: RecordObject, crm_id: str, text: str) -> str:
+        """``POST /v1/notes {content, person_id | lead_id}``; the text is escaped into HTML. Returns the note id."""
+        target = ("lead_id", crm_id) if obj is RecordObject.LEAD else ("person_id", crm_id)
+        note = await self._post_note(target, note_html(text))
+        return str(note["id"])
+
+    def _note_body(self, target: tuple[str, str], content: str) -> dict[str, Any]:
+        key, value = target
+        return {"content": content, key: value if key == "lead_id" else int(value)}
+
+    async def _notes_of(self, target: tuple[str, str]) -> list[dict[str, Any]]:
+        key, value = target
+        params: dict[str, Any] = {key: value, "sort": "add_time DESC", "limit": NOTES_LOOKED_AT}
+        data, _ = self._data(await self._call("GET", "/v1/notes", params=params))
+        return [note for note in data or [] if isinstance(note, dict) and "id" in note]
+
+    async def _post_note(self, target: tuple[str, str], content: str) -> dict[str, Any]:
+        wanted = note_fingerprint(content)
+
+        async def find() -> dict[str, Any] | None:
+            return next(
+                (note for note in await self._notes_of(target) if note_fingerprint(str(note.get("content"))) == wanted),
+                None,
+            )
+
+        return await self._post_once("/v1/notes", self._note_body(target, content), find)
+
+    async def _sync_social_note(self, target: tuple[str, str], text: str, *, fresh: bool) -> bool:
+        """Add the record's social note unless the newest note of ours already says the same; True when added."""
+        content = note_html(text, SOCIAL_NOTE_HEADING)
+        wanted = note_fingerprint(content)
+        if self._known_notes.get(target) == wanted:
+            return False
+        if not fresh:
+            ours = [
+                note_fingerprint(str(note.get("content")))
+                for note in await self._notes_of(target)
+                if note_fingerprint(str(note.get("content"))).startswith(SOCIAL_NOTE_HEADING)
+            ]
+            if ours and ours[0] == wanted:
+                self._known_notes[target] = wanted
+                return False
+        await self._post_note(target, content)
+        self._known_notes[target] = wanted
+        return True
+
+    async def create_deal(self, person_id: str, title: str, value: float | None = None) -> str:
+        """``POST /api/v2/deals {title, person_id[, value]}``; returns the deal id."""
+        body: dict[str, Any] = {"title": title, "person_id": int(person_id)}
+        if value is not None:
+            body["value"] = value
+        started = datetime.now(UTC)
+
+        async def find() -> dict[str, Any] | None:
+            return await self._recent_item("/api/v2/deals", int(person_id), started, {"title": title})
+
+        deal = await self._post_once("/api/v2/deals", body, find)
+        return str(deal["id"])
+
+    async def add_activity(self, person_id: str, subject: str, type: str = "call", note: str | None = None) -> str:
+        """``POST /api/v2/activities {subject, type, person_id[, note]}`` (a call, meeting, task...); returns its id."""
+        body: dict[str, Any] = {"subject": subject, "type": type, "person_id": int(person_id)}
+        if note:
+            body["note"] = note_html(note)
+        started = datetime.now(UTC)
+
+        async def find() -> dict[str, Any] | None:
+            return await self._recent_item(
+                "/api/v2/activities", int(person_id), started, {"subject": subject, "type": type}
+            )
+
+        activity = await self._post_once("/api/v2/activities", body, find)
+        return str(activity["id"])
+
+    async def _recent_item(
+        self, path: str, person_id: int, started: datetime, same: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A deal or activity of the person created around ``started`` with these values (after a lost write)."""
+        params = {"person_id": person_id, "sort_by": "add_time", "sort_direction": "desc", "limit": 50}
+        data, _ = self._data(await self._call("GET", path, params=params))
+        for item in data or []:
+            added = parse_time(item.get("add_time")) if isinstance(item, dict) else None
+            if added is None or added < started - RECONCILE_WINDOW:
+                continue
+            if all(item.get(key) == value for key, value in same.items()):
+                return dict(item)
+        return None
+
+    async def _post_once(
+        self, path: str, body: dict[str, Any], find: Callable[[], Awaitable[dict[str, Any] | None]]
+    ) -> dict[str, Any]:
+        """Create something Pipedrive would duplicate on a replay: after a lost connection, look before writing."""
+        for _attempt in range(3):
+            try:
+                response = await self._call("POST", path, idempotent=False, json=body)
+            except AmbiguousWriteError:
+                logger.info("Pipedrive POST %s lost its connection; checking whether it was saved", path)
+                found = await find()
+                if found is not None:
+                    return found
+                continue
+            data, _ = self._data(response)
+            if not isinstance(data, dict) or "id" not in data:
+                raise TransientError(f"Pipedrive POST {path} answered without the new record's id")
+            return data
+        raise AmbiguousWriteError(f"Pipedrive POST {path} kept losing its connection; nothing was duplicated")
+
+    # -- upsert ----------------------------------------------------------------------------------------------------
+    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        """Create or update persons (or leads with their persons), one result per record in input order.
+
+        Per chunk of 100 records: search each email (concurrently, within search's window), read the found
+        persons in one ``ids`` call, then write each record (POST or PATCH, concurrently; records sharing an email
+        one after the other), then its social note when the text changed.
+
+        Raises:
+            AuthError: the token was refused (nothing after it is written).
+            BudgetExhaustedError: the daily token budget reached its reserve.
+        """
+        results: list[RecordResult | None] = [None] * len(records)
+        written: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(records), IDS_PER_REQUEST):
+            chunk = list(enumerate(records))[start : start + IDS_PER_REQUEST]
+            await self._upsert_chunk(obj, chunk, results, written)
+        return [result for result in results if result is not None]
+
+    async def _upsert_chunk(
+        self,
+        obj: RecordObject,
+        chunk: list[tuple[int, OutboundRecord]],
+        results: list[RecordResult | None],
+        written: dict[str, dict[str, Any]],
+    ) -> None:
+        pending: list[_Pending] = []
+        for index, record in chunk:
+            email = _folded_email(record.email)
+            try:
+                if not email:
+                    raise _RecordProblem("email", "is empty; Pipedrive persons are matched by email")
+                fields = await self._wire_custom_values(record.fields)
+                wish, lead = _split_fields(obj, email, fields)
+            except _RecordProblem as problem:
+                results[index] = _failed(record, ErrorCategory.VALIDATION, f"field '{problem.field_name}' {problem.reason}")
+                continue
+            pending.append(_Pending(index=index, record=record, email=email, person=wish, lead=lead))
+        if not pending:
+            return
+        await self._resolve_existing(obj, pending, results, written)
+        by_email: dict[str, list[_Pending]] = {}
+        for item in pending:
+            if results[item.index] is None:
+                by_email.setdefault(item.email, []).append(item)
+
+        async def write_group(group: list[_Pending]) -> None:
+            for item in group:
+                results[item.index] = await self._write_one(obj, item, written)
+                person = written.get(item.email)
+                for later in group:
+                    if later is not item and person is not None:
+                        later.existing, later.person_id = person, int(person["id"])
+
+        await self._run_all(write_group(group) for group in by_email.values())
+
+    async def _wire_custom_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Record fields with custom field names turned into keys and option labels into option ids."""
+        custom_like = [key for key in fields if key not in _WRITABLE_PERSON_FIELDS and key not in _LEAD_KEYS]
+        if not any(_HASH_KEY.fullmatch(key) or key not in _IGNORED_PERSON_FIELDS for key in custom_like):
+            return dict(fields)
+        mapping = await self.field_map()
+        wired: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key in _WRITABLE_PERSON_FIELDS or key in _LEAD_KEYS or key in _IGNORED_PERSON_FIELDS:
+                wired[key] = value
+                continue
+            wire_key = mapping.key_for(key)
+            known = mapping.field(wire_key) if wire_key else None
+            if known is None or not known.custom:
+                raise _RecordProblem(key, "is not a Pipedrive person field (create it, or map the value elsewhere)")
+            try:
+                wired[known.name] = mapping.wire_value(known.name, value)
+            except ValueError as exc:
+                raise _RecordProblem(known.label, str(exc)) from None
+        return wired
+
+    async def _resolve_existing(
+        self,
+        obj: RecordObject,
+        pending: list[_Pending],
+        results: list[RecordResult | None],
+        written: dict[str, dict[str, Any]],
+    ) -> None:
+        """Find each record's person: its linked id, one written earlier in this push, or a search by email."""
+
+        async def linked(item: _Pending) -> None:
+            crm_id = item.record.crm_id
+            if not crm_id:
+                return
+            if obj is RecordObject.CONTACT:
+                if crm_id.isdigit():
+                    item.person_id = int(crm_id)
+                return
+            lead = await self._lead(crm_id)
+            if lead is not None:
+                item.lead_existing = lead
+                if isinstance(lead.get("person_id"), int):
+                    item.person_id = int(lead["person_id"])
+
+        async def search(item: _Pending) -> None:
+            if item.person_id is not None:
+                return
+            if item.email in written:
+                item.existing = written[item.email]
+                item.person_id = int(item.existing["id"])
+                return
+            try:
+                item.person_id = await self._search_person_id(item.email)
+            except _FATAL:
+                raise
+            except ProviderError as exc:
+                results[item.index] = self._failure(item.record, exc, "the search for the person")
+
+        await self._run_all(linked(item) for item in pending)
+        linked_ids = {item.person_id for item in pending if item.person_id is not None and item.existing is None}
+        persons = await self._persons_by_ids(pid for pid in linked_ids if pid is not None) if linked_ids else {}
+        for item in pending:
+            if item.person_id is not None and item.existing is None:
+                item.existing = persons.get(item.person_id)
+                if item.existing is None:
+                    item.person_id = None  # deleted or merged in Pipedrive since it was linked: match by email
+        searched = [item for item in pending if item.person_id is None]
+        seen: set[str] = set()
+        unique = [item for item in searched if not (item.email in seen or seen.add(item.email))]
+        await self._run_all(search(item) for item in unique)
+        for item in searched:
+            leader = next(first for first in unique if first.email == item.email)
+            item.person_id, item.existing = leader.person_id, leader.existing
+        found_ids = {item.person_id for item in searched if item.person_id is not None and item.existing is None}
+        if found_ids:
+            persons = await self._persons_by_ids(pid for pid in found_ids if pid is not None)
+            for item in searched:
+                if item.person_id is not None and item.existing is None:
+                    item.existing = persons.get(item.person_id)
+                    if item.existing is None:
+                        item.person_id = None
+
+    async def _write_one(self, obj: RecordObject, item: _Pending, written: dict[str, dict[str, Any]]) -> RecordResult:
+        record = item.record
+        stage = "the person"
+        try:
+            person, person_outcome = await self._write_person(item)
+            written[item.email] = person
+            person_id = int(person["id"])
+            changed = person_outcome is not RecordOutcome.UNCHANGED
+            if obj is RecordObject.CONTACT:
+                crm_id, outcome = str(person_id), person_outcome
+                note_target = ("person_id", str(person_id))
+                fresh = person_outcome is RecordOutcome.CREATED
+            else:
+                stage = "the lead"
+                lead, lead_outcome = await self._write_lead(item, person_id, fresh=person_outcome is RecordOutcome.CREATED)
+                crm_id = str(lead["id"])
+                if lead_outcome is RecordOutcome.CREATED:
+                    outcome = RecordOutcome.CREATED
+                else:
+                    outcome = RecordOutcome.UPDATED if changed or lead_outcome is RecordOutcome.UPDATED else lead_outcome
+                note_target = ("lead_id", crm_id)
+                fresh = lead_outcome is RecordOutcome.CREATED
+            if record.note and record.note.strip():
+                stage = "the social note"
+                added = await self._sync_social_note(note_target, record.note, fresh=fresh)
+                if added and outcome is RecordOutcome.UNCHANGED:
+                    outcome = RecordOutcome.UPDATED
+            return RecordResult(email=record.email, outcome=outcome, crm_id=crm_id)
+        except _FATAL:
+            raise
+        except ProviderError as exc:
+            result = self._failure(record, exc, stage)
+            if stage != "the person" and item.email in written:
+                return replace(result, crm_id=str(written[item.email]["id"]))
+            return result
+
+    def _failure(self, record: OutboundRecord, exc: ProviderError, stage: str) -> RecordResult:
+        if isinstance(exc, RecordRejectedError):
+            where = f" field '{self._humanise(exc.field)}'" if exc.field else ""
+            message = f"{record.email}: Pipedrive refused {stage}{where}: {exc}"
+        else:
+            message = f"{record.email}: {stage} was not written: {exc}"
+        return _failed(record, exc.category, message)
+
+    async def _write_person(self, item: _Pending) -> tuple[dict[str, Any], RecordOutcome]:
+        """POST a new person or PATCH what differs; nothing when the person already has these values."""
+        if item.existing is None:
+            return await self._create_person(item), RecordOutcome.CREATED
+        changes = _person_changes(item.person, item.existing)
+        if not changes:
+            return item.existing, RecordOutcome.UNCHANGED
+        person_id = int(item.existing["id"])
+        data, _ = self._data(await self._call("PATCH", f"{PERSONS_PATH}/{person_id}", json=changes))
+        return (data if isinstance(data, dict) else item.existing), RecordOutcome.UPDATED
+
+    async def _create_person(self, item: _Pending) -> dict[str, Any]:
+        body = _new_person_body(item.person)
+        for _attempt in range(3):
+            try:
+                response = await self._call("POST", PERSONS_PATH, idempotent=False, json=body)
+            except AmbiguousWriteError:
+                logger.info("Pipedrive person create lost its connection; searching before writing again")
+                found = await self._reconcile_person(item.email)
+                if found is not None:
+                    return found
+                continue
+            data, _ = self._data(response)
+            if not isinstance(data, dict) or "id" not in data:
+                raise TransientError("Pipedrive created a person without answering its id")
+            return data
+        raise AmbiguousWriteError("Pipedrive person create kept losing its connection; nothing was duplicated")
+
+    async def _reconcile_person(self, email: str) -> dict[str, Any] | None:
+        """After a lost create: search the email again, then (search lags writes) look among the newest persons."""
+        person_id = await self._search_person_id(email)
+        if person_id is not None:
+            return await self._person(person_id)
+        params = {"sort_by": "id", "sort_direction": "desc", "limit": IDS_PER_REQUEST}
+        data, _ = self._data(await self._call("GET", PERSONS_PATH, params=params))
+        for person in data or []:
+            if isinstance(person, dict) and any(
+                _folded_email(item.get("value")) == email for item in _items(person.get("emails"))
+            ):
+                return person
+        return None
+
+    async def _write_lead(
+        self, item: _Pending, person_id: int, *, fresh: bool
+    ) -> tuple[dict[str, Any], RecordOutcome]:
+        lead = item.lead_existing
+        if lead is None and not fresh:
+            lead = await self._own_lead(person_id)
+        wanted = dict(item.lead)
+        if lead is None:
+            body = {"title": wanted.pop("title", None) or item.person.name or item.email, **wanted}
+            body.update({"person_id": person_id, "origin_id": LEAD_ORIGIN_ID})
+
+            async def find() -> dict[str, Any] | None:
+                return next(
+                    (lead for lead in await self._leads_of_person(person_id) if lead.get("origin_id") == LEAD_ORIGIN_ID),
+                    None,
+                )
+
+            return await self._post_once("/v1/leads", body, find), RecordOutcome.CREATED
+        changes = {key: value for key, value in wanted.items() if not _same_value(lead.get(key), value)}
+        if lead.get("person_id") != person_id:
+            changes["person_id"] = person_id
+        if not changes:
+            return lead, RecordOutcome.UNCHANGED
+        data, _ = self._data(await self._call("PATCH", f"/v1/leads/{lead['id']}", json=changes))
+        return (data if isinstance(data, dict) else lead), RecordOutcome.UPDATED
+
+
+# -- record building ---------------------------------------------------------------------------------------------
+
+
+def _person_field(raw: dict[str, Any]) -> tuple[CrmField, dict[str, int]]:
+    key = str(raw["key"])
+    kind = str(raw.get("field_type") or "varchar")
+    custom = bool(_HASH_KEY.fullmatch(key)) or bool(raw.get("edit_flag"))
+    options = [o for o in raw.get("options") or [] if isinstance(o, dict) and "label" in o]
+    ids = {str(o["label"]).casefold(): int(o["id"]) for o in options if isinstance(o.get("id"), int)}
+    crm_field = CrmField(
+        name=key,
+        label=str(raw.get("name") or ("Custom field" if custom else key)),
+        type=kind,
+        custom=custom,
+        writable=custom or key in _WRITABLE_PERSON_FIELDS,
+        length=255 if kind in {"varchar", "varchar_auto", "phone"} else None,
+        options=tuple(str(o["label"]) for o in options),
+    )
+    return crm_field, ids
+
+
+def _split_fields(obj: RecordObject, email: str, fields: Mapping[str, Any]) -> tuple[_PersonWish, dict[str, Any]]:
+    """A record's fields as the person's parts and (for leads) the lead's own fields."""
+    wish = _PersonWish(email=email)
+    lead: dict[str, Any] = {}
+    first = str(fields.get("first_name") or "").strip()
+    last = str(fields.get("last_name") or "").strip()
+    name = str(fields.get("name") or "").strip() or " ".join(part for part in (first, last) if part)
+    wish.name = name or None
+    phone = fields.get("phone")
+    wish.phone = str(phone).strip() if phone not in (None, "") else None
+    for key, value in fields.items():
+        if obj is RecordObject.LEAD and key in _LEAD_KEYS:
+            if key == "visible_to" and value is not None:
+                value = str(value)
+            lead[key] = value
+        elif key in _PERSON_PASS_THROUGH:
+            wish.attributes[key] = value
+        elif key in _WRITABLE_PERSON_FIELDS or key in _IGNORED_PERSON_FIELDS:
+            continue
+        elif _HASH_KEY.fullmatch(key):
+            wish.custom[key] = value
+        else:
+            raise _RecordProblem(key, "is not a Pipedrive person field")
+    return wish, lead
+
+
+def _new_person_body(wish: _PersonWish) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": wish.name or wish.email,
+        "emails": [{"value": wish.email, "primary": True, "label": "work"}],
+    }
+    if wish.phone:
+        body["phones"] = [{"value": wish.phone, "primary": True, "label": "work"}]
+    body.update({key: value for key, value in wish.attributes.items() if value is not None})
+    custom = {key: value for key, value in wish.custom.items() if value is not None}
+    if custom:
+        body["custom_fields"] = custom
+    return body
+
+
+def _person_changes(wish: _PersonWish, existing: Mapping[str, Any]) -> dict[str, Any]:
+    """The PATCH body that makes ``existing`` match the wish (empty when it already does).
+
+    A new email or phone becomes the primary one; the person's other emails and phones are kept with their labels.
+    """
+    changes: dict[str, Any] = {}
+    if wish.name and str(existing.get("name") or "").strip() != wish.name:
+        changes["name"] = wish.name
+    emails = _items(existing.get("emails"))
+    if not any(_folded_email(item["value"]) == wish.email for item in emails):
+        changes["emails"] = [{"value": wish.email, "primary": True, "label": "work"}] + [
+            {"value": str(item["value"]), "primary": False, "label": str(item.get("label") or "work")}
+            for item in emails
+        ]
+    phones = _items(existing.get("phones"))
+    if wish.phone and not any(_digits(item["value"]) == _digits(wish.phone) for item in phones):
+        changes["phones"] = [{"value": wish.phone, "primary": True, "label": "work"}] + [
+            {"value": str(item["value"]), "primary": False, "label": str(item.get("label") or "work")}
+            for item in phones
+        ]
+    for key, value in wish.attributes.items():
+        if not _same_value(existing.get(key), value):
+            changes[key] = value
+    current = existing.get("custom_fields") if isinstance(existing.get("custom_fields"), dict) else {}
+    assert isinstance(current, dict)
+    custom = {key: value for key, value in wish.custom.items() if not _same_value(current.get(key), value)}
+    if custom:
+        changes["custom_fields"] = custom
+    return changes
+
+
+def _failed(record: OutboundRecord, category: ErrorCategory, message: str) -> RecordResult:
+    return RecordResult(
+        email=record.email, outcome=RecordOutcome.FAILED, crm_id=record.crm_id, category=category, message=message
+    )
+
+
+#: Seed social field names -> what they hold, in the order the note lists them.
+SOCIAL_FIELD_NAMES = (
+    "twitter_username",
+    "instagram_username",
+    "linkedin_url",
+    "social_followers",
+    "social_engagement_score",
+    "social_sentiment",
+    "lead_source_detail",
+)
+
+
+def _contact_social_values(contact: Contact) -> dict[str, Any]:
+    profiles = {profile.platform.value: profile for profile in contact.social_profiles}
+    values: dict[str, Any] = {
+        "twitter_username": profiles["twitter"].username if "twitter" in profiles else None,
+        "instagram_username": profiles["instagram"].username if "instagram" in profiles else None,
+        "linkedin_url": profiles["linkedin"].url if "linkedin" in profiles else None,
+        "social_followers": sum(p.followers for p in contact.social_profiles) if contact.social_profiles else None,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _person_fields_of(email: str, first: str | None, last: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"email": email}
+    if first:
+        fields["first_name"] = first
+    if last:
+        fields["last_name"] = last
+    return fields
+
+
+def default_contact_record(contact: Contact, *, social_field_keys: Mapping[str, str] | None = None) -> OutboundRecord:
+    """The default mapping of a contact to a Pipedrive person.
+
+    Name, email and phone go to the person. Pipedrive has no social person fields by default, so the social
+    profiles, the company (an organization, not a person field) and the contact's own custom values go into the
+    social note; a social field the company did create (``social_field_keys``: seed name -> hash key, e.g. from
+    :meth:`PersonFieldMap.keys_by_name`) takes its value instead.
+    """
+    keys = dict(social_field_keys or {})
+    fields = _person_fields_of(contact.email, contact.first_name, contact.last_name)
+    if contact.phone:
+        fields["phone"] = contact.phone
+    mapped = {name: value for name, value in _contact_social_values(contact).items() if name in keys}
+    for name, value in mapped.items():
+        fields[keys[name]] = value
+    lines: list[str] = []
+    if contact.company:
+        lines.append(f"Company: {contact.company}")
+    for profile in sorted(contact.social_profiles, key=lambda p: (p.platform.value, p.username)):
+        line = f"{profile.platform.value.capitalize()}: @{profile.username} ({profile.followers:,} followers, "
+        line += f"{profile.engagement:g}% engagement)"
+        lines.append(line + (f" {profile.url}" if profile.url else ""))
+    if len(contact.social_profiles) > 1 and "social_followers" not in mapped:
+        lines.append(f"Followers in all: {sum(p.followers for p in contact.social_profiles):,}")
+    for name, value in sorted(contact.custom_fields.items()):
+        if name in keys:
+            fields[keys[name]] = value
+        elif value is not None:
+            lines.append(f"{name}: {value}")
+    return OutboundRecord(email=contact.email, fields=fields, note="\n".join(lines) or None)
+
+
+def default_lead_record(lead: Lead, *, social_field_keys: Mapping[str, str] | None = None) -> OutboundRecord:
+    """The default mapping of a lead to a Pipedrive lead (``title``) and its person (name, email).
+
+    The title names the person and the source (``Ana Silva via twitter_dm``). Status, company and the social
+    context go into the lead's social note, unless ``social_field_keys`` maps a seed social field
+    (``lead_source_detail``, ``social_sentiment``, ``social_engagement_score``) to a person custom field.
+    """
+    keys = dict(social_field_keys or {})
+    fields = _person_fields_of(lead.email, lead.first_name, lead.last_name)
+    who = " ".join(part for part in (lead.first_name, lead.last_name) if part) or lead.email
+    fields["title"] = f"{who} via {lead.source}" if lead.source else f"{who} (social lead)"
+    context = lead.social_context
+    social: dict[str, Any] = {
+        "lead_source_detail": lead.source,
+        "social_sentiment": context.sentiment.value if context and context.sentiment else None,
+        "social_engagement_score": context.engagement_score if context else None,
+    }
+    for name, value in social.items():
+        if name in keys and value is not None:
+            fields[keys[name]] = value
+    lines = [f"Status: {lead.status.value}"]
+    if lead.company:
+        lines.append(f"Company: {lead.company}")
+    if lead.source and "lead_source_detail" not in keys:
+        lines.append(f"Source: {lead.source}")
+    if context is not None:
+        lines.append(f"Platform: {context.platform.value}")
+        if context.conversation_id:
+            lines.append(f"Conversation: {context.conversation_id}")
+        if context.sentiment and "social_sentiment" not in keys:
+            lines.append(f"Sentiment: {context.sentiment.value}")
+        if context.engagement_score is not None and "social_engagement_score" not in keys:
+            lines.append(f"Engagement score: {context.engagement_score:g}")
+    return OutboundRecord(email=lead.email, fields=fields, note="\n".join(lines))

@@ -1,0 +1,2321 @@
+"""Salesforce sandbox: a stateful emulator of Salesforce REST v61.0 with OAuth (PKCE), SOQL, collections and limits."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crm_desktop.domain.models import is_loopback_host
+from crm_desktop.sandbox.core import FaultKind, Sandbox, SandboxConfig
+from crm_desktop.sandbox.data import GeneratedPerson, generate_people
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "v61.0"
+API_PREFIX = f"/services/data/{API_VERSION}"
+DEFAULT_DAILY_API_LIMIT = 100_000
+DEFAULT_CONCURRENT_LIMIT = 25
+DEFAULT_QUERY_PAGE_SIZE = 2000
+DEFAULT_TOKEN_TTL_SECONDS = 7200.0
+COLLECTION_LIMIT = 200
+MAX_OPEN_QUERY_CURSORS = 10
+AUTH_CODE_TTL_SECONDS = 900.0
+DAY_SECONDS = 86_400.0
+FIELDS_FUNCTION_LIMIT = 200
+
+KEY_PREFIXES = {"Contact": "003", "Lead": "00Q"}
+OBJECT_NAMES = tuple(KEY_PREFIXES)
+
+_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+_PKCE_VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+
+DUPLICATE_MESSAGE = "You're creating a duplicate record. We recommend you use an existing record instead."
+ROLLED_BACK_MESSAGE = (
+    "Record rolled back because not all records were valid and the request was using AllOrNone header"
+)
+FIELD_SECURITY_HINT = (
+    "Please check the security settings of this field and verify that it is read/write for your profile "
+    "or permission set."
+)
+
+
+# -- ids and times -------------------------------------------------------------------------------------------------
+def salesforce_id(prefix: str, number: int, pod: str = "Hs") -> str:
+    """An 18-character Salesforce id: key prefix, pod, a base-62 counter and the case-safe checksum."""
+    digits = []
+    for _ in range(9):
+        number, rest = divmod(number, 62)
+        digits.append(_ID_ALPHABET[rest])
+    short = f"{prefix}{pod}0{''.join(reversed(digits))}"
+    return short + id_checksum(short)
+
+
+def id_checksum(short_id: str) -> str:
+    """The three characters that make a 15-character id case-insensitively unique."""
+    suffix = []
+    for chunk in range(3):
+        bits = 0
+        for position, char in enumerate(short_id[chunk * 5 : chunk * 5 + 5]):
+            if "A" <= char <= "Z":
+                bits |= 1 << position
+        suffix.append(_ID_CHECKSUM[bits])
+    return "".join(suffix)
+
+
+def to_18(record_id: str) -> str | None:
+    """The 18-character form of a 15- or 18-character id, or ``None`` when it is not an id."""
+    if not re.fullmatch(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?", record_id):
+        return None
+    if len(record_id) == 15:
+        return record_id + id_checksum(record_id)
+    if id_checksum(record_id[:15]) != record_id[15:].upper():
+        return None
+    return record_id[:15] + id_checksum(record_id[:15])
+
+
+def format_datetime(moment: datetime) -> str:
+    """Salesforce's wire form of a datetime: ``2026-01-15T12:00:00.000+0000``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def parse_datetime_literal(text: str) -> datetime:
+    """A SOQL/ISO datetime (``2026-01-01T00:00:00Z``, ``...+01:00``, ``....000+0000``) as an aware datetime.
+
+    Raises:
+        ValueError: when the text is not such a datetime.
+    """
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})", text.strip())
+    if not match:
+        raise ValueError(f"not a datetime: {text!r}")
+    base, fraction, zone = match.groups()
+    moment = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
+    if fraction:
+        moment = moment.replace(microsecond=int(fraction[1:].ljust(6, "0")))
+    if zone == "Z":
+        offset = timedelta()
+    else:
+        sign = 1 if zone[0] == "+" else -1
+        hours, minutes = int(zone[1:3]), int(zone[-2:])
+        offset = sign * timedelta(hours=hours, minutes=minutes)
+    return (moment - offset).replace(tzinfo=UTC)
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+class SalesforceError(Exception):
+    """One Salesforce API error: HTTP status, ``errorCode``, message and (for DML errors) the fields involved."""
+
+    def __init__(
+        self,
+        status: int,
+        error_code: str,
+        message: str,
+        fields: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{error_code}: {message}")
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.fields = fields
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> list[dict[str, Any]]:
+        """The REST body: a one-element list with ``errorCode``."""
+        item: dict[str, Any] = {**self.extra, "message": self.message, "errorCode": self.error_code}
+        if self.fields is not None:
+            item["fields"] = list(self.fields)
+        return [item]
+
+    def collection_error(self) -> dict[str, Any]:
+        """The sObject Collections form: ``statusCode`` instead of ``errorCode``, ``fields`` always present."""
+        return {"statusCode": self.error_code, "message": self.message, "fields": list(self.fields or [])}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def _not_found() -> SalesforceError:
+    return SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _malformed(message: str) -> SalesforceError:
+    return SalesforceError(400, "MALFORMED_QUERY", message)
+
+
+def _json_parser_error(message: str) -> SalesforceError:
+    return SalesforceError(400, "JSON_PARSER_ERROR", message)
+
+
+# -- fields --------------------------------------------------------------------------------------------------------
+_SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "double": "xsd:double",
+    "datetime": "xsd:dateTime",
+    "date": "xsd:date",
+}
+_TEXT_TYPES = {"id", "string", "email", "phone", "url", "textarea", "picklist", "reference"}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of an sObject as describe reports it, and the rules the emulator enforces on writes."""
+
+    name: str
+    label: str
+    type: str
+    length: int = 0
+    custom: bool = False
+    createable: bool = True
+    updateable: bool = True
+    nillable: bool = True
+    defaulted_on_create: bool = False
+    picklist: tuple[str, ...] = ()
+    default_picklist: str | None = None
+    restricted_picklist: bool = False
+    precision: int = 0
+    scale: int = 0
+    filterable: bool = True
+    sortable: bool = True
+    reference_to: tuple[str, ...] = ()
+    relationship_name: str | None = None
+    name_field: bool = False
+    id_lookup: bool = False
+    external_id: bool = False
+    unique: bool = False
+
+    @property
+    def required(self) -> bool:
+        """Whether a create must give a value (Salesforce's "required" is not nillable and not defaulted)."""
+        return self.createable and not self.nillable and not self.defaulted_on_create
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in _TEXT_TYPES
+
+    def _default_value(self) -> Any:
+        if self.default_picklist:
+            return self.default_picklist
+        return False if self.type == "boolean" else None
+
+    def describe(self) -> dict[str, Any]:
+        """The field's entry in ``GET /sobjects/{name}/describe`` (DescribeFieldResult)."""
+        text = self.is_text
+        byte_length = self.length * 3 if self.type not in {"id", "reference"} else 18
+        groupable = self.type not in {"double", "datetime", "textarea"} and self.filterable
+        return {
+            "aggregatable": self.type != "textarea",
+            "aiPredictionField": False,
+            "autoNumber": False,
+            "byteLength": byte_length if text else 0,
+            "calculated": self.name == "Name",
+            "calculatedFormula": None,
+            "cascadeDelete": False,
+            "caseSensitive": False,
+            "compoundFieldName": None,
+            "controllerName": None,
+            "createable": self.createable,
+            "custom": self.custom,
+            "defaultValue": self._default_value(),
+            "defaultValueFormula": None,
+            "defaultedOnCreate": self.defaulted_on_create,
+            "dependentPicklist": False,
+            "deprecatedAndHidden": False,
+            "digits": 0,
+            "displayLocationInDecimal": False,
+            "encrypted": False,
+            "externalId": self.external_id,
+            "extraTypeInfo": _EXTRA_TYPE_INFO.get(self.name),
+            "filterable": self.filterable,
+            "filteredLookupInfo": None,
+            "formulaTreatNullNumberAsZero": False,
+            "groupable": groupable,
+            "highScaleNumber": False,
+            "htmlFormatted": False,
+            "idLookup": self.id_lookup,
+            "inlineHelpText": None,
+            "label": self.label,
+            "length": self.length if text else 0,
+            "mask": None,
+            "maskType": None,
+            "name": self.name,
+            "nameField": self.name_field,
+            "namePointing": False,
+            "nillable": self.nillable,
+            "permissionable": self.custom or (self.nillable and self.updateable),
+            "picklistValues": [
+                {"active": True, "defaultValue": value == self.default_picklist, "label": value, "validFor": None,
+                 "value": value}
+                for value in self.picklist
+            ],
+            "polymorphicForeignKey": self.name == "OwnerId",
+            "precision": self.precision,
+            "queryByDistance": False,
+            "referenceTargetField": None,
+            "referenceTo": list(self.reference_to),
+            "relationshipName": self.relationship_name,
+            "relationshipOrder": None,
+            "restrictedDelete": False,
+            "restrictedPicklist": self.restricted_picklist,
+            "scale": self.scale,
+            "searchPrefilterable": False,
+            "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
+            "sortable": self.sortable,
+            "type": self.type,
+            "unique": self.unique,
+            "updateable": self.updateable,
+            "writeRequiresMasterRead": False,
+        }
+
+
+_EXTRA_TYPE_INFO = {"Name": "personname", "Description": "plaintextarea", "Website": None}
+
+
+def _audit_field(name: str, label: str, field_type: str, relationship: str | None = None) -> FieldSpec:
+    """A read-only field Salesforce fills itself (created/modified by and when)."""
+    return FieldSpec(
+        name,
+        label,
+        field_type,
+        18 if field_type == "reference" else 0,
+        createable=False,
+        updateable=False,
+        nillable=False,
+        defaulted_on_create=True,
+        reference_to=("User",) if field_type == "reference" else (),
+        relationship_name=relationship,
+    )
+
+
+def _system_fields() -> list[FieldSpec]:
+    return [
+        FieldSpec("OwnerId", "Owner ID", "reference", 18, nillable=False, defaulted_on_create=True,
+                  reference_to=("User",), relationship_name="Owner"),
+        _audit_field("CreatedDate", "Created Date", "datetime"),
+        _audit_field("CreatedById", "Created By ID", "reference", "CreatedBy"),
+        _audit_field("LastModifiedDate", "Last Modified Date", "datetime"),
+        _audit_field("LastModifiedById", "Last Modified By ID", "reference", "LastModifiedBy"),
+        _audit_field("SystemModstamp", "System Modstamp", "datetime"),
+        FieldSpec("LastActivityDate", "Last Activity", "date", createable=False, updateable=False),
+    ]
+
+
+LEAD_SOURCE_VALUES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Social Media", "Other")
+LEAD_STATUS_VALUES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted")
+SENTIMENT_VALUES = ("positive", "neutral", "negative", "mixed")
+
+
+def _contact_fields() -> list[FieldSpec]:
+    return [
+        FieldSpec("Id", "Contact ID", "id", 18, createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True, id_lookup=True),
+        FieldSpec("IsDeleted", "Deleted", "boolean", createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True),
+        FieldSpec("LastName", "Last Name", "string", 80, nillable=False),
+        FieldSpec("FirstName", "First Name", "string", 40),
+        FieldSpec("Salutation", "Salutation", "picklist", 40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
+        FieldSpec("Name", "Full Name", "string", 121, createable=False, updateable=False, nillable=False,
+                  name_field=True),
+        FieldSpec("Title", "Title", "string", 128),
+        FieldSpec("Department", "Department", "string", 80),
+        FieldSpec("Email", "Email", "email", 80, id_lookup=True),
+        FieldSpec("Phone", "Business Phone", "phone", 40),
+        FieldSpec("MobilePhone", "Mobile Phone", "phone", 40),
+        FieldSpec("MailingCity", "Mailing City", "string", 40),
+        FieldSpec("MailingCountry", "Mailing Country", "string", 80),
+        FieldSpec("LeadSource", "Lead Source", "picklist", 255, picklist=LEAD_SOURCE_VALUES),
+        FieldSpec("Description", "Contact Description", "textarea", 32000, filterable=False, sortable=False),
+        FieldSpec("HasOptedOutOfEmail", "Email Opt Out", "boolean", nillable=False, defaulted_on_create=True),
+        *_system_fields(),
+    ]
+
+
+def _lead_fields() -> list[FieldSpec]:
+    return [
+        FieldSpec("Id", "Lead ID", "id", 18, createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True, id_lookup=True),
+        FieldSpec("IsDeleted", "Deleted", "boolean", createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True),
+        FieldSpec("LastName", "Last Name", "string", 80, nillable=False),
+        FieldSpec("FirstName", "First Name", "string", 40),
+        FieldSpec("Salutation", "Salutation", "picklist", 40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
+        FieldSpec("Name", "Full Name", "string", 121, createable=False, updateable=False, nillable=False,
+                  name_field=True),
+        FieldSpec("Title", "Title", "string", 128),
+        FieldSpec("Company", "Company", "string", 255, nillable=False),
+        FieldSpec("City", "City", "string", 40),
+        FieldSpec("Country", "Country", "string", 80),
+        FieldSpec("Phone", "Phone", "phone", 40),
+        FieldSpec("MobilePhone", "Mobile Phone", "phone", 40),
+        FieldSpec("Email", "Email", "email", 80, id_lookup=True),
+        FieldSpec("Website", "Website", "url", 255),
+        FieldSpec("Description", "Description", "textarea", 32000, filterable=False, sortable=False),
+        FieldSpec("LeadSource", "Lead Source", "picklist", 255, picklist=LEAD_SOURCE_VALUES),
+        FieldSpec("Status", "Status", "picklist", 255, nillable=False, defaulted_on_create=True,
+                  picklist=LEAD_STATUS_VALUES, default_picklist=LEAD_STATUS_VALUES[0]),
+        FieldSpec("Industry", "Industry", "picklist", 255,
+                  picklist=("Apparel", "Consulting", "Education", "Food & Beverage", "Media", "Retail", "Technology")),
+        FieldSpec("Rating", "Rating", "picklist", 255, picklist=("Hot", "Warm", "Cold")),
+        FieldSpec("HasOptedOutOfEmail", "Email Opt Out", "boolean", nillable=False, defaulted_on_create=True),
+        FieldSpec("IsConverted", "Converted", "boolean", createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True),
+        FieldSpec("ConvertedDate", "Converted Date", "date", createable=False, updateable=False),
+        FieldSpec("ConvertedContactId", "Converted Contact ID", "reference", 18, createable=False,
+                  updateable=False, reference_to=("Contact",), relationship_name="ConvertedContact"),
+        FieldSpec("IsUnreadByOwner", "Unread By Owner", "boolean", nillable=False, defaulted_on_create=True),
+        *_system_fields(),
+    ]
+
+
+#: The seed's social custom fields, present on Contact and Lead unless configured otherwise.
+SOCIAL_CUSTOM_FIELDS: dict[str, FieldSpec] = {
+    spec.name: spec
+    for spec in (
+        FieldSpec("twitter_username__c", "Twitter Username", "string", 100, custom=True),
+        FieldSpec("instagram_username__c", "Instagram Username", "string", 100, custom=True),
+        FieldSpec("linkedin_url__c", "LinkedIn URL", "url", 255, custom=True),
+        FieldSpec("social_followers__c", "Social Followers", "double", precision=18, scale=0, custom=True),
+        FieldSpec("social_engagement_score__c", "Social Engagement Score", "double", precision=5, scale=2,
+                  custom=True),
+        FieldSpec("social_sentiment__c", "Social Sentiment", "picklist", 255, custom=True,
+                  picklist=SENTIMENT_VALUES, restricted_picklist=True),
+        FieldSpec("lead_source_detail__c", "Lead Source Detail", "string", 255, custom=True),
+    )
+}
+DEFAULT_CUSTOM_FIELDS: tuple[str, ...] = tuple(SOCIAL_CUSTOM_FIELDS)
+
+
+def custom_field_spec(name: str) -> FieldSpec:
+    """The spec of a configured custom field: a known social field, or a text field for any other ``__c`` name.
+
+    Raises:
+        ValueError: when the name does not end in ``__c``.
+    """
+    if name in SOCIAL_CUSTOM_FIELDS:
+        return SOCIAL_CUSTOM_FIELDS[name]
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*__c", name) or "___" in name:
+        raise ValueError(f"custom field {name!r} must be an API name ending in __c")
+    label = name.removesuffix("__c").replace("_", " ").strip().title()
+    return FieldSpec(name, label, "string", 255, custom=True)
+
+
+class ObjectSchema:
+    """The fields of one sObject, looked up case-insensitively as Salesforce does."""
+
+    def __init__(self, name: str, label: str, label_plural: str, fields: Sequence[FieldSpec]) -> None:
+        self.name = name
+        self.label = label
+        self.label_plural = label_plural
+        self.key_prefix = KEY_PREFIXES[name]
+        self.fields: list[FieldSpec] = list(fields)
+        self._by_lower = {f.name.lower(): f for f in self.fields}
+
+    def get(self, name: str) -> FieldSpec | None:
+        return self._by_lower.get(name.lower())
+
+    def field(self, name: str) -> FieldSpec:
+        """The field called ``name`` (any case).
+
+        Raises:
+            SalesforceError: ``INVALID_FIELD`` when the object has no such field.
+        """
+        spec = self.get(name)
+        if spec is None:
+            raise SalesforceError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {self.name}")
+        return spec
+
+    def describe(self, base_path: str) -> dict[str, Any]:
+        """``GET /sobjects/{name}/describe`` (DescribeSObjectResult)."""
+        return {
+            "actionOverrides": [],
+            "activateable": False,
+            "childRelationships": [],
+            "compactLayoutable": True,
+            "createable": True,
+            "custom": False,
+            "customSetting": False,
+            "dataTranslationEnabled": False,
+            "deepCloneable": False,
+            "defaultImplementation": None,
+            "deletable": True,
+            "deprecatedAndHidden": False,
+            "feedEnabled": True,
+            "fields": [spec.describe() for spec in self.fields],
+            "hasSubtypes": False,
+            "idEnabled": True,
+            "implementedBy": None,
+            "implementsInterfaces": None,
+            "isInterface": False,
+            "isSubtype": False,
+            "keyPrefix": self.key_prefix,
+            "label": self.label,
+            "labelPlural": self.label_plural,
+            "layoutable": True,
+            "mergeable": True,
+            "mruEnabled": True,
+            "name": self.name,
+            "namedLayoutInfos": [],
+            "networkScopeFieldName": None,
+            "queryable": True,
+            "recordTypeInfos": [
+                {
+                    "active": True,
+                    "available": True,
+                    "defaultRecordTypeMapping": True,
+                    "developerName": "Master",
+                    "master": True,
+                    "name": "Master",
+                    "recordTypeId": "012000000000000AAA",
+                }
+            ],
+            "replicateable": True,
+            "retrieveable": True,
+            "searchLayoutable": True,
+            "searchable": True,
+            "supportedScopes": [
+                {"label": "All " + self.label_plural.lower(), "name": "everything"},
+                {"label": "My " + self.label_plural.lower(), "name": "mine"},
+            ],
+            "triggerable": True,
+            "undeletable": True,
+            "updateable": True,
+            "urlDetail": f"{base_path}/{{ID}}",
+            "urlEdit": f"{base_path}/{{ID}}/e",
+            "urlNew": f"{base_path}/{self.key_prefix}/e",
+        }
+
+
+# -- SOQL ----------------------------------------------------------------------------------------------------------
+_SOQL_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+    |(?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
+    |(?P<date>\d{4}-\d{2}-\d{2})(?![\dT:])
+    |(?P<number>[+-]?\d+(?:\.\d+)?)(?![A-Za-z_])
+    |(?P<string>'(?:[^'\\]|\\.)*')
+    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+    |(?P<op><=|>=|!=|<>|=|<|>)
+    |(?P<punct>[(),])
+    """,
+    re.VERBOSE,
+)
+_STRING_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+_LIKE_ESCAPES = {"_": "_", "%": "%"}
+SOQL_KEYWORDS = frozenset(
+    {"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC", "DESC", "NULLS", "FIRST",
+     "LAST", "LIMIT", "OFFSET", "NULL", "TRUE", "FALSE"}
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    column: int
+    value: Any = None
+    like_pattern: str | None = None
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper() if self.kind == "ident" else ""
+
+
+def _decode_string(raw: str, column: int) -> tuple[str, str]:
+    """The value of a quoted SOQL string, and a LIKE regex built from it (``\\%`` and ``\\_`` stay literal)."""
+    body = raw[1:-1]
+    value: list[str] = []
+    pattern: list[str] = []
+    index = 0
+    while index < len(body):
+        char = body[index]
+        if char == "\\":
+            escaped = body[index + 1]
+            if escaped in _STRING_ESCAPES:
+                value.append(_STRING_ESCAPES[escaped])
+                pattern.append(re.escape(_STRING_ESCAPES[escaped]))
+            elif escaped in _LIKE_ESCAPES:
+                value.append("\\" + escaped)
+                pattern.append(re.escape(escaped))
+            else:
+                raise _malformed(
+                    f"ERROR at Row:1:Column:{column + index}\nInvalid string literal '{raw}'. "
+                    "Illegal character sequence '\\" + escaped + "' in string literal."
+                )
+            index += 2
+            continue
+        value.append(char)
+        pattern.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        index += 1
+    return "".join(value), "".join(pattern)
+
+
+def tokenize_soql(text: str) -> list[_Token]:
+    """Split SOQL into tokens.
+
+    Raises:
+        SalesforceError: ``MALFORMED_QUERY`` at the first character that starts no token.
+    """
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(text):
+        match = _SOQL_TOKEN.match(text, position)
+        if not match:
+            if text[position] == "'":
+                raise _malformed(f"ERROR at Row:1:Column:{position + 1}\nunterminated string literal")
+            raise _malformed(f"ERROR at Row:1:Column:{position + 1}\nunexpected token: '{text[position]}'")
+        kind = match.lastgroup or ""
+        raw = match.group()
+        column = position + 1
+        position = match.end()
+        if kind == "ws":
+            continue
+        if kind == "string":
+            value, like = _decode_string(raw, column)
+            tokens.append(_Token("string", raw, column, value, like))
+        elif kind == "number":
+            tokens.append(_Token("number", raw, column, float(raw)))
+        elif kind == "datetime":
+            tokens.append(_Token("datetime", raw, column, parse_datetime_literal(raw)))
+        elif kind == "date":
+            try:
+                tokens.append(_Token("date", raw, column, date.fromisoformat(raw)))
+            except ValueError:
+                raise _malformed(f"ERROR at Row:1:Column:{column}\nvalue of date literal is invalid: {raw}") from None
+        else:
+            tokens.append(_Token(kind, raw, column))
+    return tokens
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``Field op value`` in a WHERE clause (``IN``/``NOT IN`` carry a tuple of values)."""
+
+    field: str
+    operator: str
+    values: tuple[_Token, ...]
+    column: int
+
+
+@dataclass(frozen=True)
+class BoolExpression:
+    """``AND``/``OR`` of conditions, or ``NOT`` of one."""
+
+    operator: str
+    operands: tuple[Condition | BoolExpression, ...]
+
+
+Expression = Condition | BoolExpression
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    field: str
+    descending: bool = False
+    nulls_first: bool | None = None
+
+
+@dataclass
+class SoqlQuery:
+    """A parsed SOQL query of the supported subset (fields still unresolved)."""
+
+    fields: list[str]
+    object_name: str
+    object_column: int
+    where: Expression | None = None
+    order_by: list[OrderItem] = field(default_factory=list)
+    limit: int | None = None
+    offset: int = 0
+    count_only: bool = False
+    fields_function: str | None = None
+
+
+class _SoqlParser:
+    def __init__(self, text: str) -> None:
+        self.tokens = tokenize_soql(text)
+        self.index = 0
+
+    def peek(self, ahead: int = 0) -> _Token | None:
+        position = self.index + ahead
+        return self.tokens[position] if position < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise _malformed("unexpected end of query")
+        self.index += 1
+        return token
+
+    def unexpected(self, token: _Token | None) -> SalesforceError:
+        if token is None:
+            return _malformed("unexpected end of query")
+        return _malformed(f"ERROR at Row:1:Column:{token.column}\nunexpected token: '{token.text}'")
+
+    def keyword(self, word: str) -> bool:
+        token = self.peek()
+        if token is not None and token.upper == word:
+            self.index += 1
+            return True
+        return False
+
+    def expect_keyword(self, word: str) -> None:
+        if not self.keyword(word):
+            raise self.unexpected(self.peek())
+
+    def at(self, char: str) -> bool:
+        """Whether the next token is the punctuation ``char`` (consumed when it is)."""
+        token = self.peek()
+        if token is not None and token.kind == "punct" and token.text == char:
+            self.index += 1
+            return True
+        return False
+
+    def expect_punct(self, char: str) -> None:
+        token = self.peek()
+        if token is None or token.text != char:
+            raise self.unexpected(token)
+        self.index += 1
+
+    def field_name(self) -> str:
+        token = self.take()
+        if token.kind != "ident" or token.upper in SOQL_KEYWORDS:
+            raise self.unexpected(token)
+        return token.text
+
+    def integer(self) -> int:
+        token = self.take()
+        if token.kind != "number" or not token.text.isdigit():
+            raise self.unexpected(token)
+        return int(token.text)
+
+    def parse(self) -> SoqlQuery:
+        self.expect_keyword("SELECT")
+        fields: list[str] = []
+        count_only = False
+        fields_function = None
+        first = self.peek()
+        second = self.peek(1)
+        if first is not None and first.upper == "COUNT" and second is not None and second.text == "(":
+            self.index += 2
+            self.expect_punct(")")
+            count_only = True
+        elif first is not None and first.upper == "FIELDS" and second is not None and second.text == "(":
+            self.index += 2
+            kind = self.take()
+            if kind.upper not in {"ALL", "STANDARD", "CUSTOM"}:
+                raise self.unexpected(kind)
+            self.expect_punct(")")
+            fields_function = kind.upper
+        else:
+            fields.append(self.field_name())
+            while self.at(","):
+                fields.append(self.field_name())
+        self.expect_keyword("FROM")
+        object_token = self.take()
+        if object_token.kind != "ident" or object_token.upper in SOQL_KEYWORDS:
+            raise self.unexpected(object_token)
+        query = SoqlQuery(
+            fields=fields,
+            object_name=object_token.text,
+            object_column=object_token.column,
+            count_only=count_only,
+            fields_function=fields_function,
+        )
+        if self.keyword("WHERE"):
+            query.where = self.expression()
+        if self.keyword("ORDER"):
+            self.expect_keyword("BY")
+            query.order_by.append(self.order_item())
+            while self.at(","):
+                query.order_by.append(self.order_item())
+        if self.keyword("LIMIT"):
+            query.limit = self.integer()
+        if self.keyword("OFFSET"):
+            query.offset = self.integer()
+        if self.peek() is not None:
+            raise self.unexpected(self.peek())
+        return query
+
+    def order_item(self) -> OrderItem:
+        name = self.field_name()
+        descending = False
+        if self.keyword("DESC"):
+            descending = True
+        else:
+            self.keyword("ASC")
+        nulls_first = None
+        if self.keyword("NULLS"):
+            if self.keyword("FIRST"):
+                nulls_first = True
+            else:
+                self.expect_keyword("LAST")
+                nulls_first = False
+        return OrderItem(name, descending, nulls_first)
+
+    def expression(self) -> Expression:
+        operands = [self.term()]
+        joiner: str | None = None
+        while True:
+            token = self.peek()
+            if token is None or token.upper not in {"AND", "OR"}:
+                break
+            if joiner is not None and token.upper != joiner:
+                # SOQL refuses to guess precedence: mixing AND and OR needs parentheses.
+                raise self.unexpected(token)
+            joiner = token.upper
+            self.index += 1
+            operands.append(self.term())
+        if joiner is None:
+            return operands[0]
+        return BoolExpression(joiner, tuple(operands))
+
+    def term(self) -> Expression:
+        if self.keyword("NOT"):
+            return BoolExpression("NOT", (self.term(),))
+        if self.at("("):
+            inner = self.expression()
+            self.expect_punct(")")
+            return inner
+        return self.condition()
+
+    def value(self) -> _Token:
+        token = self.take()
+        if token.kind in {"string", "number", "datetime", "date"}:
+            return token
+        if token.kind == "ident" and token.upper in {"NULL", "TRUE", "FALSE"}:
+            return token
+        raise self.unexpected(token)
+
+    def condition(self) -> Condition:
+        name_token = self.peek()
+        name = self.field_name()
+        assert name_token is not None
+        token = self.peek()
+        if token is None:
+            raise self.unexpected(token)
+        if token.upper in {"IN", "NOT"}:
+            self.index += 1
+            operator = "IN"
+            if token.upper == "NOT":
+                self.expect_keyword("IN")
+                operator = "NOT IN"
+            self.expect_punct("(")
+            values = [self.value()]
+            while self.at(","):
+                values.append(self.value())
+            self.expect_punct(")")
+            return Condition(name, operator, tuple(values), name_token.column)
+        if token.upper == "LIKE":
+            self.index += 1
+            pattern = self.take()
+            if pattern.kind != "string":
+                raise self.unexpected(pattern)
+            return Condition(name, "LIKE", (pattern,), name_token.column)
+        if token.kind != "op":
+            raise self.unexpected(token)
+        self.index += 1
+        operator = "!=" if token.text == "<>" else token.text
+        return Condition(name, operator, (self.value(),), name_token.column)
+
+
+def parse_soql(text: str) -> SoqlQuery:
+    """Parse the supported SOQL subset.
+
+    Raises:
+        SalesforceError: ``MALFORMED_QUERY`` with the row and column of the problem.
+    """
+    return _SoqlParser(text).parse()
+
+
+_Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _literal(token: _Token, spec: FieldSpec) -> Any:
+    """The Python value of a literal compared with ``spec``; refuses the wrong literal type like Salesforce."""
+    if token.kind == "ident" and token.upper == "NULL":
+        return None
+    if spec.is_text:
+        if token.kind != "string":
+            raise SalesforceError(
+                400, "INVALID_QUERY_FILTER_OPERATOR",
+                f"ERROR at Row:1:Column:{token.column}\nvalue of filter criterion for field '{spec.name}' must be "
+                "of type string and should be enclosed in quotes",
+            )
+        return str(token.value).casefold()
+    if spec.type == "double":
+        if token.kind != "number":
+            raise SalesforceError(
+                400, "INVALID_QUERY_FILTER_OPERATOR",
+                f"ERROR at Row:1:Column:{token.column}\nvalue of filter criterion for field '{spec.name}' must be "
+                "of type double and should not be enclosed in quotes",
+            )
+        return float(token.value)
+    if spec.type == "boolean":
+        if token.upper not in {"TRUE", "FALSE"}:
+            raise SalesforceError(
+                400, "INVALID_QUERY_FILTER_OPERATOR",
+                f"ERROR at Row:1:Column:{token.column}\nvalue of filter criterion for field '{spec.name}' must be "
+                "of type boolean and should not be enclosed in quotes",
+            )
+        return token.upper == "TRUE"
+    wanted = "datetime" if spec.type == "datetime" else "date"
+    if token.kind != wanted:
+        kind = "dateTime" if wanted == "datetime" else "date"
+        raise SalesforceError(
+            400, "INVALID_QUERY_FILTER_OPERATOR",
+            f"ERROR at Row:1:Column:{token.column}\nvalue of filter criterion for field '{spec.name}' must be of "
+            f"type {kind} and should not be enclosed in quotes",
+        )
+    return token.value
+
+
+def _comparable(value: Any, spec: FieldSpec) -> Any:
+    if value is None:
+        return None
+    if spec.is_text:
+        return str(value).casefold()
+    return value
+
+
+def compile_where(expression: Expression, schema: ObjectSchema) -> _Predicate:
+    """A predicate over stored records for a parsed WHERE clause.
+
+    Raises:
+        SalesforceError: ``INVALID_FIELD`` for unknown or non-filterable fields, ``INVALID_QUERY_FILTER_OPERATOR``
+            for a literal of the wrong type or an operator the field does not support.
+    """
+    if isinstance(expression, BoolExpression):
+        parts = [compile_where(operand, schema) for operand in expression.operands]
+        if expression.operator == "NOT":
+            only = parts[0]
+            return lambda record: not only(record)
+        if expression.operator == "AND":
+            return lambda record: all(part(record) for part in parts)
+        return lambda record: any(part(record) for part in parts)
+    spec = _query_field(schema, expression.field, expression.column)
+    if not spec.filterable:
+        raise SalesforceError(
+            400, "INVALID_FIELD",
+            f"ERROR at Row:1:Column:{expression.column}\nfield '{spec.name}' can not be filtered in a query call",
+        )
+    name = spec.name
+    operator = expression.operator
+    if operator == "LIKE":
+        if not spec.is_text:
+            raise SalesforceError(
+                400, "INVALID_QUERY_FILTER_OPERATOR",
+                f"ERROR at Row:1:Column:{expression.column}\ninvalid operator on {spec.type} field: LIKE",
+            )
+        regex = re.compile(expression.values[0].like_pattern or "", re.IGNORECASE | re.DOTALL)
+        return lambda record: record.get(name) is not None and regex.fullmatch(str(record[name])) is not None
+    values = [_literal(token, spec) for token in expression.values]
+    if operator in {"IN", "NOT IN"}:
+        wanted = frozenset(values)
+        if operator == "IN":
+            return lambda record: _comparable(record.get(name), spec) in wanted
+        return lambda record: _comparable(record.get(name), spec) not in wanted
+    value = values[0]
+    if operator == "=":
+        return lambda record: _comparable(record.get(name), spec) == value
+    if operator == "!=":
+        return lambda record: _comparable(record.get(name), spec) != value
+    if spec.type == "boolean":
+        raise SalesforceError(
+            400, "INVALID_QUERY_FILTER_OPERATOR",
+            f"ERROR at Row:1:Column:{expression.column}\ninvalid operator on boolean field: {operator}",
+        )
+    if value is None:
+        return lambda record: False
+    compare: dict[str, Callable[[Any, Any], bool]] = {
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+    check = compare[operator]
+
+    def ordered(record: dict[str, Any]) -> bool:
+        current = _comparable(record.get(name), spec)
+        return current is not None and check(current, value)
+
+    return ordered
+
+
+def _query_field(schema: ObjectSchema, name: str, column: int) -> FieldSpec:
+    if "." in name:
+        relationship = name.split(".")[0]
+        raise SalesforceError(
+            400, "INVALID_FIELD",
+            f"ERROR at Row:1:Column:{column}\nDidn't understand relationship '{relationship}' in field path. "
+            "If you are attempting to use a custom relationship, be sure to append the '__r' after the custom "
+            "relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+        )
+    spec = schema.get(name)
+    if spec is None:
+        raise SalesforceError(
+            400, "INVALID_FIELD",
+            f"ERROR at Row:1:Column:{column}\nNo such column '{name}' on entity '{schema.name}'. If you are "
+            "attempting to use a custom field, be sure to append the '__c' after the custom field name. Please "
+            "reference your WSDL or the describe call for the appropriate names.",
+        )
+    return spec
+
+
+def _sort_key(spec: FieldSpec, null_rank: int) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    name = spec.name
+
+    def key(record: dict[str, Any]) -> tuple[Any, ...]:
+        value = _comparable(record.get(name), spec)
+        return (null_rank,) if value is None else (1, value)
+
+    return key
+
+
+def _index_lookup(expression: Expression | None, schema: ObjectSchema) -> tuple[str, list[str]] | None:
+    """``(field, values)`` when the WHERE clause pins Id or Email to a few values (an index can answer it)."""
+    if expression is None:
+        return None
+    candidates: Iterable[Expression]
+    if isinstance(expression, BoolExpression):
+        if expression.operator != "AND":
+            return None
+        candidates = expression.operands
+    else:
+        candidates = (expression,)
+    for item in candidates:
+        if not isinstance(item, Condition) or item.operator not in {"=", "IN"}:
+            continue
+        spec = schema.get(item.field)
+        if spec is None or spec.name not in {"Id", "Email"}:
+            continue
+        if any(token.kind != "string" for token in item.values):
+            continue
+        return spec.name, [str(token.value) for token in item.values]
+    return None
+
+
+def _sort_records(records: list[dict[str, Any]], order_by: list[OrderItem], schema: ObjectSchema) -> None:
+    for item in reversed(order_by):
+        spec = _query_field(schema, item.field, 0)
+        if not spec.sortable:
+            raise SalesforceError(
+                400, "INVALID_FIELD", f"field '{spec.name}' can not be sorted in a query call"
+            )
+        nulls_first = item.nulls_first if item.nulls_first is not None else not item.descending
+        # With reverse=True the order of the null rank flips too, so pick the rank that lands nulls where asked.
+        null_rank = (0 if nulls_first else 2) if not item.descending else (2 if nulls_first else 0)
+
+        records.sort(key=_sort_key(spec, null_rank), reverse=item.descending)
+
+
+# -- OAuth and session state ---------------------------------------------------------------------------------------
+@dataclass
+class _AuthorizationCode:
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    scope: str
+    issued_at: float
+
+
+@dataclass
+class _AccessToken:
+    refresh_token: str | None
+    issued_at: float
+    calls: int = 0
+
+
+@dataclass
+class _QueryCursor:
+    object_name: str
+    fields: list[str]
+    ids: list[str]
+    page_size: int
+
+
+@dataclass
+class _WriteOutcome:
+    """The result of one record write inside a request, with how to undo it for ``allOrNone``."""
+
+    record_id: str | None
+    error: SalesforceError | None = None
+    undo: Callable[[], None] | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class _ConcurrencyGate:
+    """Counts API requests in flight (latency included) and marks the ones over the org's concurrent limit."""
+
+    def __init__(self, app: ASGIApp, sandbox: SalesforceSandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/services/data"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.sandbox.concurrent_limit:
+            scope["salesforce.concurrent_refused"] = True
+            await self.app(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+class SalesforceSandbox(Sandbox):
+    """A Salesforce org with Contacts and Leads behind the REST API, OAuth web-server flow and the org's limits.
+
+    Attributes:
+        client_id, client_secret: the connected app's consumer key and secret.
+        token_ttl_seconds: access-token lifetime (``None``: until expired by a fault or a control call).
+        token_ttl_calls: API calls an access token serves before it expires (``None``: no such limit).
+        daily_api_limit: the org's rolling 24-hour API allocation.
+        concurrent_limit: API requests that may be in flight at once.
+        query_page_size: records per query page (Salesforce: 2,000).
+        duplicate_rules: whether the Email duplicate rules are active.
+        records: per object, the records by 18-character id (field name -> value).
+    """
+
+    provider = "salesforce"
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        token_ttl_seconds: float | None = DEFAULT_TOKEN_TTL_SECONDS,
+        token_ttl_calls: int | None = None,
+        daily_api_limit: int = DEFAULT_DAILY_API_LIMIT,
+        concurrent_limit: int = DEFAULT_CONCURRENT_LIMIT,
+        query_page_size: int = DEFAULT_QUERY_PAGE_SIZE,
+        custom_fields: Sequence[str] = DEFAULT_CUSTOM_FIELDS,
+        duplicate_rules: bool = True,
+        require_client_secret: bool = False,
+    ) -> None:
+        super().__init__(config)
+        self.token_ttl_seconds = token_ttl_seconds
+        self.token_ttl_calls = token_ttl_calls
+        self.daily_api_limit = daily_api_limit
+        self.concurrent_limit = concurrent_limit
+        self.query_page_size = query_page_size
+        self.duplicate_rules = duplicate_rules
+        self.require_client_secret = require_client_secret
+        self._secrets = secrets.SystemRandom()
+        self.client_id = "3MVG9" + secrets.token_urlsafe(60).replace("-", ".").replace("_", "A")[:80]
+        self.client_secret = secrets.token_hex(32).upper()
+        self.org_id = salesforce_id("00D", 7_000_001, pod="5g")
+        self.user_id = salesforce_id("005", 1_000_001, pod="5g")
+        self.sales_rep_id = salesforce_id("005", 1_000_002, pod="5g")
+        self.username = "integration@crm-desktop.sandbox"
+        self._codes: dict[str, _AuthorizationCode] = {}
+        self._refresh_tokens: dict[str, tuple[str, str]] = {}
+        self._access_tokens: dict[str, _AccessToken] = {}
+        self._api_calls: list[float] = []
+        self._api_calls_start = 0
+        self._cursors: OrderedDict[str, _QueryCursor] = OrderedDict()
+        self._next_number = {name: 40_000 + self.random.randrange(1_000) for name in OBJECT_NAMES}
+        self.schemas: dict[str, ObjectSchema] = {}
+        self.custom_fields: list[str] = []
+        self.set_custom_fields(custom_fields)
+        self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in OBJECT_NAMES}
+        self._email_index: dict[str, dict[str, set[str]]] = {name: {} for name in OBJECT_NAMES}
+        self._deleted: dict[str, set[str]] = {name: set() for name in OBJECT_NAMES}
+        self._preissued_refresh = self._issue_refresh_token(self.client_id)
+        self._preissued_access = self._issue_access_token(self._preissued_refresh)
+        if self.config.contacts:
+            self.seed_people(generate_people(self.config.contacts, self.config.seed))
+
+    # -- configuration ---------------------------------------------------------------------------------------------
+    def set_custom_fields(self, names: Sequence[str]) -> None:
+        """Which custom ``__c`` fields Contact and Lead have (existing values of removed fields are dropped)."""
+        specs = [custom_field_spec(name) for name in names]
+        self.custom_fields = [spec.name for spec in specs]
+        self.schemas = {
+            "Contact": ObjectSchema("Contact", "Contact", "Contacts", [*_contact_fields(), *specs]),
+            "Lead": ObjectSchema("Lead", "Lead", "Leads", [*_lead_fields(), *specs]),
+        }
+        kept = {spec.name for spec in specs}
+        for records in getattr(self, "records", {}).values():
+            for record in records.values():
+                for name in [n for n in record if n.endswith("__c") and n not in kept]:
+                    del record[name]
+
+    def apply_config(self, changes: dict[str, Any]) -> None:
+        """Run-time settings: token lifetime, limits, page size, custom fields, duplicate rules, API usage."""
+        if "token_ttl_seconds" in changes:
+            value = changes["token_ttl_seconds"]
+            self.token_ttl_seconds = None if value is None else float(value)
+        if "token_ttl_calls" in changes:
+            value = changes["token_ttl_calls"]
+            self.token_ttl_calls = None if value is None else int(value)
+        if "daily_api_limit" in changes:
+            self.daily_api_limit = max(1, int(changes["daily_api_limit"]))
+        if "concurrent_limit" in changes:
+            self.concurrent_limit = max(1, int(changes["concurrent_limit"]))
+        if "query_page_size" in changes:
+            self.query_page_size = min(2000, max(200, int(changes["query_page_size"])))
+        if "custom_fields" in changes:
+            self.set_custom_fields([str(name) for name in changes["custom_fields"]])
+        if "duplicate_rules" in changes:
+            self.duplicate_rules = bool(changes["duplicate_rules"])
+        if "api_usage" in changes:
+            self.set_api_usage(int(changes["api_usage"]))
+
+    def set_api_usage(self, count: int) -> None:
+        """Pretend ``count`` API requests were made just now (to reach the daily allocation quickly)."""
+        now = self.clock.monotonic()
+        self._api_calls = [now] * max(0, count)
+        self._api_calls_start = 0
+
+    # -- Sandbox contract ------------------------------------------------------------------------------------------
+    def credentials(self) -> dict[str, Any]:
+        """The connected app and a pre-issued session (reissued if the previous access token stopped working)."""
+        if self._preissued_refresh not in self._refresh_tokens:
+            self._preissued_refresh = self._issue_refresh_token(self.client_id)
+        if self._session_problem(self._preissued_access) is not None:
+            self._preissued_access = self._issue_access_token(self._preissued_refresh)
+        return {
+            "clientId": self.client_id,
+            "clientSecret": self.client_secret,
+            "accessToken": self._preissued_access,
+            "refreshToken": self._preissued_refresh,
+            "instanceUrl": self.base_url,
+        }
+
+    def expire_tokens(self) -> None:
+        self._access_tokens.clear()
+        logger.info("salesforce sandbox: every access token expired")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "Contact": len(self.records["Contact"]),
+            "Lead": len(self.records["Lead"]),
+            "convertedLeads": sum(1 for lead in self.records["Lead"].values() if lead.get("IsConverted")),
+        }
+
+    def fault_response(self, kind: FaultKind) -> Response:
+        headers = {"Sforce-Limit-Info": self._limit_info()}
+        if kind is FaultKind.RATE_LIMIT:
+            headers["Retry-After"] = "1"
+            return JSONResponse(
+                [{"message": "Too many requests", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
+                status_code=429,
+                headers=headers,
+            )
+        return JSONResponse(
+            [{"message": "Server is temporarily unavailable.", "errorCode": "SERVER_UNAVAILABLE"}],
+            status_code=503,
+            headers=headers,
+        )
+
+    def app(self) -> ASGIApp:
+        """The sandbox app behind a gate that enforces the concurrent request limit."""
+        if not isinstance(self._app, _ConcurrencyGate):
+            self._app = _ConcurrencyGate(super().app(), self)
+        return self._app
+
+    def edit_record(self, object_name: str, record_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """A salesperson's edit in Salesforce's UI.
+
+        ``{"_delete": true}`` deletes the record; ``{"IsConverted": true}`` on a Lead converts it (creating or
+        linking a Contact). Other keys are fields, written as the sales rep (duplicate rules warn, the rep saves).
+
+        Raises:
+            KeyError: unknown object or record.
+            ValueError: a change Salesforce would refuse.
+        """
+        schema = self._schema_for_edit(object_name)
+        full_id = to_18(record_id) or record_id
+        records = self.records[schema.name]
+        if full_id not in records:
+            raise KeyError(f"{schema.name} {record_id}")
+        changes = dict(changes)
+        if changes.pop("_delete", False):
+            self._delete(schema.name, full_id)
+            return {"Id": full_id, "deleted": True}
+        convert = schema.name == "Lead" and bool(changes.pop("IsConverted", False))
+        record = records[full_id]
+        try:
+            if record.get("IsConverted") and (changes or convert):
+                raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
+            values = self._validated_values(schema, changes, creating=False)
+            self._check_required(schema, {**record, **values})
+        except SalesforceError as exc:
+            raise ValueError(f"{exc.error_code}: {exc.message}") from None
+        self._apply_update(schema.name, full_id, values, modified_by=self.sales_rep_id)
+        if convert:
+            self._convert_lead(full_id)
+        return self._render(schema.name, records[full_id])
+
+    def _schema_for_edit(self, object_name: str) -> ObjectSchema:
+        lowered = object_name.lower().rstrip("s")
+        for name, schema in self.schemas.items():
+            if name.lower() == lowered:
+                return schema
+        raise KeyError(object_name)
+
+    # -- seed ------------------------------------------------------------------------------------------------------
+    def seed_people(self, people: Iterable[GeneratedPerson]) -> None:
+        """Add generated people as Contacts, and the leads among them also as Leads."""
+        custom = set(self.custom_fields)
+        for person in people:
+            social = _social_values(person)
+            social_values = {name: value for name, value in social.items() if name in custom and value is not None}
+            contact = {
+                "FirstName": person.first_name,
+                "LastName": person.last_name,
+                "Email": person.email,
+                "Phone": person.phone,
+                "Title": person.job_title,
+                "LeadSource": "Social Media",
+                **social_values,
+            }
+            self._insert("Contact", contact, created_by=self.sales_rep_id)
+            if person.is_lead:
+                lead = {
+                    "FirstName": person.first_name,
+                    "LastName": person.last_name,
+                    "Company": person.company,
+                    "Email": person.email,
+                    "Phone": person.phone,
+                    "Title": person.job_title,
+                    "Website": person.website,
+                    "LeadSource": "Social Media",
+                    "Status": _LEAD_STATUS_BY_FUNNEL.get(person.lead_status.value, LEAD_STATUS_VALUES[0]),
+                    **social_values,
+                }
+                self._insert("Lead", lead, created_by=self.sales_rep_id)
+
+    # -- storage ---------------------------------------------------------------------------------------------------
+    def _new_id(self, object_name: str) -> str:
+        self._next_number[object_name] += 1
+        return salesforce_id(KEY_PREFIXES[object_name], self._next_number[object_name])
+
+    def _insert(self, object_name: str, values: dict[str, Any], *, created_by: str | None = None) -> str:
+        record_id = self._new_id(object_name)
+        now = self.clock.now()
+        author = created_by or self.user_id
+        record: dict[str, Any] = {
+                "Id": record_id,
+                "IsDeleted": False,
+                "HasOptedOutOfEmail": False,
+                "OwnerId": self.user_id,
+                "CreatedDate": now,
+                "CreatedById": author,
+                "LastModifiedDate": now,
+                "LastModifiedById": author,
+                "SystemModstamp": now,
+        }
+        if object_name == "Lead":
+            record.update({"Status": LEAD_STATUS_VALUES[0], "IsConverted": False, "IsUnreadByOwner": True})
+        record.update(values)
+        record["Name"] = " ".join(part for part in (record.get("FirstName"), record.get("LastName")) if part)
+        self.records[object_name][record_id] = record
+        self._index_email(object_name, record_id, record.get("Email"))
+        return record_id
+
+    def _index_email(self, object_name: str, record_id: str, email: Any) -> None:
+        if email:
+            self._email_index[object_name].setdefault(str(email).casefold(), set()).add(record_id)
+
+    def _unindex_email(self, object_name: str, record_id: str, email: Any) -> None:
+        if email:
+            ids = self._email_index[object_name].get(str(email).casefold())
+            if ids is not None:
+                ids.discard(record_id)
+                if not ids:
+                    del self._email_index[object_name][str(email).casefold()]
+
+    def _apply_update(
+        self, object_name: str, record_id: str, values: dict[str, Any], *, modified_by: str | None = None
+    ) -> Callable[[], None]:
+        record = self.records[object_name][record_id]
+        before = dict(record)
+        self._unindex_email(object_name, record_id, record.get("Email"))
+        record.update(values)
+        record["Name"] = " ".join(part for part in (record.get("FirstName"), record.get("LastName")) if part)
+        now = self.clock.now()
+        record["LastModifiedDate"] = now
+        record["SystemModstamp"] = now
+        record["LastModifiedById"] = modified_by or self.user_id
+        self._index_email(object_name, record_id, record.get("Email"))
+
+        def undo() -> None:
+            self._unindex_email(object_name, record_id, record.get("Email"))
+            record.clear()
+            record.update(before)
+            self._index_email(object_name, record_id, record.get("Email"))
+
+        return undo
+
+    def _delete(self, object_name: str, record_id: str) -> Callable[[], None]:
+        record = self.records[object_name].pop(record_id)
+        self._unindex_email(object_name, record_id, record.get("Email"))
+        self._deleted[object_name].add(record_id)
+
+        def undo() -> None:
+            self.records[object_name][record_id] = record
+            self._index_email(object_name, record_id, record.get("Email"))
+            self._deleted[object_name].discard(record_id)
+
+        return undo
+
+    def _convert_lead(self, lead_id: str) -> None:
+        lead = self.records["Lead"][lead_id]
+        email = lead.get("Email")
+        existing = sorted(self._email_index["Contact"].get(str(email).casefold(), set())) if email else []
+        if existing:
+            contact_id = existing[0]
+        else:
+            copied = ("FirstName", "LastName", "Email", "Phone", "MobilePhone", "Title", "LeadSource", "Description")
+            values = {name: lead.get(name) for name in copied if lead.get(name) is not None}
+            values.update({name: lead.get(name) for name in self.custom_fields if lead.get(name) is not None})
+            contact_id = self._insert("Contact", values, created_by=self.sales_rep_id)
+        now = self.clock.now()
+        lead.update(
+            {
+                "IsConverted": True,
+                "Status": "Closed - Converted",
+                "ConvertedDate": now.date(),
+                "ConvertedContactId": contact_id,
+                "LastModifiedDate": now,
+                "SystemModstamp": now,
+                "LastModifiedById": self.sales_rep_id,
+            }
+        )
+
+    def _render(self, object_name: str, record: dict[str, Any], fields: Sequence[str] | None = None) -> dict[str, Any]:
+        names = fields if fields is not None else [spec.name for spec in self.schemas[object_name].fields]
+        rendered: dict[str, Any] = {
+            "attributes": {"type": object_name, "url": f"{API_PREFIX}/sobjects/{object_name}/{record['Id']}"}
+        }
+        for name in names:
+            value = record.get(name)
+            if isinstance(value, datetime):
+                value = format_datetime(value)
+            elif isinstance(value, date):
+                value = value.isoformat()
+            rendered[name] = value
+        return rendered
+
+    # -- write validation ------------------------------------------------------------------------------------------
+    def _validated_values(self, schema: ObjectSchema, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        """Canonical field names and Python values of a write body.
+
+        Raises:
+            SalesforceError: unknown field, read-only field, wrong type, too long, bad email or picklist value.
+        """
+        values: dict[str, Any] = {}
+        read_only: list[str] = []
+        for key, raw in body.items():
+            if key == "attributes":
+                continue
+            spec = schema.field(key)
+            if spec.name == "Id":
+                raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call" if creating
+                                      else "Id in the body must not differ from the record being updated", ["Id"])
+            if not (spec.createable if creating else spec.updateable):
+                read_only.append(spec.name)
+                continue
+            values[spec.name] = self._coerce(spec, raw)
+        if read_only:
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {', '.join(read_only)}. {FIELD_SECURITY_HINT}",
+                read_only,
+            )
+        return values
+
+    def _coerce(self, spec: FieldSpec, raw: Any) -> Any:
+        if isinstance(raw, (dict, list)):
+            raise _json_parser_error(f"Cannot deserialize instance of {spec.type} from {type(raw).__name__} value")
+        if spec.type == "boolean":
+            if raw is None:
+                return False
+            if not isinstance(raw, bool):
+                raise _json_parser_error(f"Cannot deserialize instance of boolean from VALUE_STRING value {spec.name}")
+            return raw
+        if spec.type == "double":
+            if raw is None or raw == "":
+                return None
+            if isinstance(raw, bool):
+                raise _json_parser_error("Cannot deserialize instance of double from VALUE_TRUE value")
+            try:
+                number = float(raw)
+            except (TypeError, ValueError):
+                raise _json_parser_error(
+                    f"Cannot deserialize instance of double from VALUE_STRING value for {spec.name}"
+                ) from None
+            if not math.isfinite(number) or abs(number) >= 10 ** (spec.precision - spec.scale):
+                raise SalesforceError(
+                    400, "NUMBER_OUTSIDE_VALID_RANGE",
+                    f"{spec.label}: value outside of valid range on numeric field", [spec.name],
+                )
+            return round(number, spec.scale) if spec.scale else float(round(number))
+        if raw is None:
+            return None
+        text = str(raw) if not isinstance(raw, bool) else ("true" if raw else "false")
+        if text == "":
+            # Salesforce stores empty text as null.
+            return None
+        if spec.length and len(text) > spec.length:
+            raise SalesforceError(
+                400, "STRING_TOO_LONG", f"{spec.label}: data value too large (max length={spec.length})", [spec.name]
+            )
+        if spec.type == "email" and not _EMAIL_RE.match(text):
+            raise SalesforceError(400, "INVALID_EMAIL_ADDRESS", f"{spec.label}: invalid email address", [spec.name])
+        if spec.type == "picklist" and spec.restricted_picklist and text not in spec.picklist:
+            raise SalesforceError(
+                400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"{spec.label}: bad value for restricted picklist field: {text}", [spec.name],
+            )
+        if spec.type == "reference":
+            full = to_18(text)
+            if spec.name == "OwnerId" and full not in {self.user_id, self.sales_rep_id}:
+                raise SalesforceError(
+                    400, "INVALID_CROSS_REFERENCE_KEY", f"{spec.label}: id value of incorrect type: {text}", [spec.name]
+                )
+            return full
+        return text
+
+    @staticmethod
+    def _check_required(schema: ObjectSchema, record: dict[str, Any]) -> None:
+        missing = [spec.name for spec in schema.fields if spec.required and record.get(spec.name) in (None, "")]
+        if missing:
+            raise SalesforceError(
+                400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+            )
+
+    def _check_duplicates(self, object_name: str, email: Any, record_id: str | None, allow_save: bool) -> None:
+        if not self.duplicate_rules or allow_save or not email:
+            return
+        matches = sorted(self._email_index[object_name].get(str(email).casefold(), set()) - {record_id})
+        if not matches:
+            return
+        rule = f"Standard_{object_name}_Duplicate_Rule"
+        match_records = [
+            {
+                "additionalInformation": [],
+                "fieldDiffs": [],
+                "matchConfidence": 100.0,
+                "record": {
+                    "attributes": {"type": object_name, "url": f"{API_PREFIX}/sobjects/{object_name}/{match}"},
+                    "Id": match,
+                },
+            }
+            for match in matches
+        ]
+        raise SalesforceError(
+            400,
+            "DUPLICATES_DETECTED",
+            DUPLICATE_MESSAGE,
+            extra={
+                "duplicateResut": {
+                    "allowSave": True,
+                    "duplicateRule": rule,
+                    "duplicateRuleEntityType": object_name,
+                    "errorMessage": DUPLICATE_MESSAGE,
+                    "matchResults": [
+                        {
+                            "entityType": object_name,
+                            "errors": [],
+                            "matchEngine": "ExactMatchEngine",
+                            "matchRecords": match_records,
+                            "rule": f"Standard_{object_name}_Match_Rule_v1_1",
+                            "size": len(match_records),
+                            "success": True,
+                        }
+                    ],
+                }
+            },
+        )
+
+    def _refuse_if_fault(self, path: str, values: dict[str, Any]) -> None:
+        if not self.take_fault(FaultKind.INVALID_RECORD, path):
+            return
+        if values.get("Email") and self.random.random() < 0.5:
+            raise SalesforceError(400, "INVALID_EMAIL_ADDRESS", "Email: invalid email address", ["Email"])
+        raise SalesforceError(
+            400,
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "Records from social channels need a valid social profile (validation rule Social_Profile_Check)",
+            [],
+        )
+
+    def _create(self, object_name: str, body: dict[str, Any], *, allow_save: bool, path: str) -> _WriteOutcome:
+        schema = self.schemas[object_name]
+        try:
+            values = self._validated_values(schema, body, creating=True)
+            self._check_required(schema, values)
+            self._refuse_if_fault(path, values)
+            self._check_duplicates(object_name, values.get("Email"), None, allow_save)
+        except SalesforceError as exc:
+            return _WriteOutcome(None, exc)
+        record_id = self._insert(object_name, values)
+        return _WriteOutcome(record_id, undo=lambda: self._discard(object_name, record_id))
+
+    def _discard(self, object_name: str, record_id: str) -> None:
+        record = self.records[object_name].pop(record_id)
+        self._unindex_email(object_name, record_id, record.get("Email"))
+
+    def _update(
+        self, object_name: str, record_id: str, body: dict[str, Any], *, allow_save: bool, path: str
+    ) -> _WriteOutcome:
+        schema = self.schemas[object_name]
+        record = self.records[object_name][record_id]
+        try:
+            if record.get("IsConverted"):
+                raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
+            values = self._validated_values(schema, body, creating=False)
+            self._check_required(schema, {**record, **values})
+            self._refuse_if_fault(path, values)
+            if "Email" in values:
+                self._check_duplicates(object_name, values["Email"], record_id, allow_save)
+        except SalesforceError as exc:
+            return _WriteOutcome(record_id, exc)
+        return _WriteOutcome(record_id, undo=self._apply_update(object_name, record_id, values))
+
+    # -- OAuth -----------------------------------------------------------------------------------------------------
+    def _issue_refresh_token(self, client_id: str, scope: str = "api refresh_token") -> str:
+        token = "5Aep861" + secrets.token_urlsafe(60).replace("-", ".").replace("_", "A")[:80]
+        self._refresh_tokens[token] = (client_id, scope)
+        return token
+
+    def _issue_access_token(self, refresh_token: str | None) -> str:
+        token = f"{self.org_id[:15]}!AQ0AQ" + secrets.token_urlsafe(72).replace("-", ".").replace("_", "A")[:96]
+        self._access_tokens[token] = _AccessToken(refresh_token, self.clock.monotonic())
+        return token
+
+    def _identity_url(self) -> str:
+        return f"{self.base_url}/id/{self.org_id}/{self.user_id}"
+
+    def _token_response(self, access_token: str, refresh_token: str | None, scope: str) -> JSONResponse:
+        issued_at = str(int(self.clock.now().timestamp() * 1000))
+        identity = self._identity_url()
+        digest = hmac.new(self.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
+        body: dict[str, Any] = {"access_token": access_token}
+        if refresh_token is not None:
+            body["refresh_token"] = refresh_token
+        body.update(
+            {
+                "signature": base64.b64encode(digest).decode(),
+                "scope": scope,
+                "instance_url": self.base_url,
+                "id": identity,
+                "token_type": "Bearer",
+                "issued_at": issued_at,
+            }
+        )
+        return JSONResponse(body, headers={"Cache-Control": "no-cache,must-revalidate,max-age=0,no-store,private"})
+
+    def _session_problem(self, token: str | None) -> str | None:
+        """Why a bearer token cannot be used now (``None`` when it can)."""
+        if not token:
+            return "missing"
+        session = self._access_tokens.get(token)
+        if session is None:
+            return "unknown"
+        if self.token_ttl_seconds is not None and self.clock.monotonic() - session.issued_at >= self.token_ttl_seconds:
+            del self._access_tokens[token]
+            return "expired"
+        if self.token_ttl_calls is not None and session.calls >= self.token_ttl_calls:
+            del self._access_tokens[token]
+            return "expired"
+        return None
+
+    @staticmethod
+    def _bearer(request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() in {"bearer", "oauth"} and token.strip():
+            return token.strip()
+        return None
+
+    @staticmethod
+    def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
+        return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+    async def _authorize(self, request: Request) -> Response:
+        params = request.query_params
+        client_id = params.get("client_id", "")
+        redirect_uri = params.get("redirect_uri", "")
+        if client_id != self.client_id:
+            return self._oauth_error("invalid_client_id", "client identifier invalid")
+        parts = urlsplit(redirect_uri)
+        if parts.scheme != "http" or not parts.hostname or not is_loopback_host(parts.hostname):
+            return self._oauth_error("redirect_uri_mismatch", "redirect_uri must match configuration")
+        state = params.get("state")
+
+        def back(**query: str) -> RedirectResponse:
+            if state is not None:
+                query["state"] = state
+            separator = "&" if parts.query else "?"
+            return RedirectResponse(redirect_uri + separator + urlencode(query), status_code=302)
+
+        if params.get("response_type") != "code":
+            return back(error="unsupported_response_type", error_description="response type not supported")
+        challenge = params.get("code_challenge", "")
+        if not challenge or params.get("code_challenge_method", "S256") != "S256":
+            return back(error="invalid_request", error_description="missing or unsupported code_challenge")
+        code = "aPrx" + secrets.token_urlsafe(48).replace("-", ".").replace("_", "A") + "=="
+        self._codes[code] = _AuthorizationCode(
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            code_challenge=challenge,
+            scope=params.get("scope") or "api refresh_token",
+            issued_at=self.clock.monotonic(),
+        )
+        # The sandbox plays the user who clicks "Allow".
+        return back(code=code)
+
+    @staticmethod
+    async def _form(request: Request) -> dict[str, str]:
+        """The url-encoded form of an OAuth request (the token endpoint takes nothing else)."""
+        raw = (await request.body()).decode("utf-8", "replace")
+        return dict(parse_qsl(raw, keep_blank_values=True))
+
+    def _client_from_request(self, request: Request, form: dict[str, str]) -> tuple[str, str | None]:
+        client_id = form.get("client_id", "")
+        client_secret = form.get("client_secret")
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(header[6:].strip()).decode()
+            except (ValueError, UnicodeDecodeError):
+                decoded = ""
+            basic_id, _, basic_secret = decoded.partition(":")
+            client_id = client_id or basic_id
+            client_secret = client_secret or basic_secret
+        return client_id, client_secret
+
+    async def _token(self, request: Request) -> Response:
+        form = await self._form(request)
+        client_id, client_secret = self._client_from_request(request, form)
+        if client_id != self.client_id:
+            return self._oauth_error("invalid_client", "invalid client credentials")
+        if client_secret is not None and client_secret != self.client_secret:
+            return self._oauth_error("invalid_client", "invalid client credentials")
+        if client_secret is None and self.require_client_secret:
+            return self._oauth_error("invalid_client", "invalid client credentials")
+        grant_type = form.get("grant_type", "")
+        if grant_type == "authorization_code":
+            return self._token_from_code(form)
+        if grant_type == "refresh_token":
+            refresh_token = form.get("refresh_token", "")
+            grant = self._refresh_tokens.get(refresh_token)
+            if grant is None or grant[0] != client_id:
+                return self._oauth_error("invalid_grant", "expired access/refresh token")
+            return self._token_response(self._issue_access_token(refresh_token), None, grant[1])
+        return self._oauth_error("unsupported_grant_type", "grant type not supported")
+
+    def _token_from_code(self, form: dict[str, str]) -> Response:
+        code = self._codes.pop(form.get("code", ""), None)
+        if code is None or self.clock.monotonic() - code.issued_at > AUTH_CODE_TTL_SECONDS:
+            return self._oauth_error("invalid_grant", "invalid authorization code")
+        if form.get("redirect_uri") != code.redirect_uri:
+            return self._oauth_error("redirect_uri_mismatch", "redirect_uri must match configuration")
+        verifier = form.get("code_verifier", "")
+        expected = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+        if not _PKCE_VERIFIER_RE.match(verifier) or not hmac.compare_digest(expected, code.code_challenge):
+            return self._oauth_error("invalid_grant", "invalid code verifier")
+        refresh_token = self._issue_refresh_token(code.client_id, code.scope)
+        return self._token_response(self._issue_access_token(refresh_token), refresh_token, code.scope)
+
+    async def _revoke(self, request: Request) -> Response:
+        form = await self._form(request)
+        token = form.get("token") or request.query_params.get("token") or ""
+        if token in self._refresh_tokens:
+            del self._refresh_tokens[token]
+            for access, session in list(self._access_tokens.items()):
+                if session.refresh_token == token:
+                    del self._access_tokens[access]
+            return Response(status_code=200)
+        if self._access_tokens.pop(token, None) is not None:
+            return Response(status_code=200)
+        return self._oauth_error("unsupported_token_type", "this token type is not supported")
+
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "sub": self._identity_url(),
+            "user_id": self.user_id,
+            "organization_id": self.org_id,
+            "preferred_username": self.username,
+            "nickname": "integration",
+            "name": "CRM Desktop Integration",
+            "email": self.username,
+            "email_verified": True,
+            "given_name": "CRM Desktop",
+            "family_name": "Integration",
+            "zoneinfo": "Europe/London",
+            "profile": f"{self.base_url}/{self.user_id}",
+            "active": True,
+            "user_type": "STANDARD",
+            "language": "en_US",
+            "locale": "en_GB",
+            "utcOffset": 0,
+            "updated_at": format_datetime(self.clock.now()),
+            "is_app_installed": True,
+            "urls": {
+                "rest": f"{self.base_url}/services/data/v{{version}}/",
+                "sobjects": f"{self.base_url}/services/data/v{{version}}/sobjects/",
+                "query": f"{self.base_url}/services/data/v{{version}}/query/",
+                "limits": f"{self.base_url}/services/data/v{{version}}/limits/",
+                "custom_domain": self.base_url,
+            },
+        }
+
+    async def _userinfo(self, request: Request) -> Response:
+        if self._session_problem(self._bearer(request)) is not None:
+            return Response("Bad_OAuth_Token", status_code=403, media_type="text/plain")
+        return JSONResponse(self._identity())
+
+    async def _identity_service(self, request: Request) -> Response:
+        if self._session_problem(self._bearer(request)) is not None:
+            return Response("Bad_OAuth_Token", status_code=403, media_type="text/plain")
+        body = self._identity()
+        body.update({"id": self._identity_url(), "username": self.username, "display_name": body["name"]})
+        return JSONResponse(body)
+
+    # -- API plumbing ----------------------------------------------------------------------------------------------
+    def _api_usage(self) -> int:
+        cutoff = self.clock.monotonic() - DAY_SECONDS
+        calls = self._api_calls
+        start = self._api_calls_start
+        while start < len(calls) and calls[start] <= cutoff:
+            start += 1
+        if start > 4096 and start > len(calls) // 2:
+            del calls[:start]
+            start = 0
+        self._api_calls_start = start
+        return len(calls) - start
+
+    def _limit_info(self) -> str:
+        return f"api-usage={self._api_usage()}/{self.daily_api_limit}"
+
+    def _api(self, handlers: dict[str, Handler]) -> Handler:
+        """Wrap the handlers of one resource: session check, daily and concurrent limits, errors, limit header."""
+        allowed = ",".join(handlers)
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                response = await self._guarded(request, handlers, allowed)
+            except SalesforceError as exc:
+                response = exc.response()
+            response.headers["Sforce-Limit-Info"] = self._limit_info()
+            return response
+
+        return endpoint
+
+    async def _guarded(self, request: Request, handlers: dict[str, Handler], allowed: str) -> Response:
+        token = self._bearer(request)
+        problem = self._session_problem(token)
+        if problem is None and self.take_fault(FaultKind.TOKEN_EXPIRY, request.url.path):
+            self.expire_tokens()
+            problem = "expired"
+        if problem is not None:
+            raise SalesforceError(
+                401, "INVALID_SESSION_ID", "Session expired or invalid", headers={"WWW-Authenticate": "Token"}
+            )
+        if request.scope.get("salesforce.concurrent_refused"):
+            raise SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
+        if self._api_usage() >= self.daily_api_limit:
+            raise SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        self._api_calls.append(self.clock.monotonic())
+        assert token is not None
+        self._access_tokens[token].calls += 1
+        handler = handlers.get(request.method)
+        if handler is None:
+            raise SalesforceError(
+                405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}"
+            )
+        return await handler(request)
+
+    @staticmethod
+    async def _json_body(request: Request) -> Any:
+        raw = await request.body()
+        if not raw.strip():
+            raise _json_parser_error("The HTTP entity body is required, but this request has no entity body.")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise _json_parser_error("Unexpected character in the request body: it is not valid JSON") from None
+
+    @staticmethod
+    def _allow_save(request: Request) -> bool:
+        header = request.headers.get("sforce-duplicate-rule-header", "")
+        for part in re.split(r"[;,]", header):
+            name, _, value = part.partition("=")
+            if name.strip().lower() == "allowsave" and value.strip().lower() == "true":
+                return True
+        return False
+
+    def _object(self, name: str) -> ObjectSchema:
+        for schema_name, schema in self.schemas.items():
+            if schema_name.lower() == name.lower():
+                return schema
+        raise _not_found()
+
+    def _record_id(self, object_name: str, raw_id: str) -> str:
+        full = to_18(raw_id)
+        if full is None or full not in self.records[object_name]:
+            raise _not_found()
+        return full
+
+    # -- routes ----------------------------------------------------------------------------------------------------
+    def api_routes(self) -> list[BaseRoute]:
+        def api(path: str, **handlers: Handler) -> Route:
+            return Route(API_PREFIX + path, self._api(handlers), methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
+
+        return [
+            Route("/services/oauth2/authorize", self._authorize, methods=["GET"]),
+            Route("/services/oauth2/token", self._token, methods=["POST"]),
+            Route("/services/oauth2/revoke", self._revoke, methods=["POST"]),
+            Route("/services/oauth2/userinfo", self._userinfo, methods=["GET", "POST"]),
+            Route("/id/{org_id}/{user_id}", self._identity_service, methods=["GET"]),
+            Route("/services/data", self._versions, methods=["GET"]),
+            Route("/services/data/", self._versions, methods=["GET"]),
+            api("", GET=self._resources),
+            api("/", GET=self._resources),
+            api("/limits", GET=self._limits),
+            api("/limits/", GET=self._limits),
+            api("/query", GET=self._query),
+            api("/query/", GET=self._query),
+            api("/query/{locator}", GET=self._query_more),
+            api("/composite/sobjects", POST=self._collection_create, PATCH=self._collection_update,
+                DELETE=self._collection_delete),
+            api("/composite/sobjects/{object_name}", GET=self._collection_retrieve, POST=self._collection_retrieve),
+            api("/sobjects/{object_name}", GET=self._object_info, POST=self._create_one),
+            api("/sobjects/{object_name}/", GET=self._object_info, POST=self._create_one),
+            api("/sobjects/{object_name}/describe", GET=self._describe),
+            api("/sobjects/{object_name}/describe/", GET=self._describe),
+            api("/sobjects/{object_name}/updated", GET=self._updated),
+            api("/sobjects/{object_name}/updated/", GET=self._updated),
+            api("/sobjects/{object_name}/{record_id}", GET=self._get_one, PATCH=self._update_one,
+                DELETE=self._delete_one),
+            Route("/services/data/{rest:path}", self._api({"GET": self._unknown, "POST": self._unknown,
+                                                            "PATCH": self._unknown, "PUT": self._unknown,
+                                                            "DELETE": self._unknown}),
+                  methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
+        ]
+
+    async def _unknown(self, request: Request) -> Response:
+        raise _not_found()
+
+    async def _versions(self, request: Request) -> Response:
+        return JSONResponse([{"label": "Summer '24", "url": API_PREFIX, "version": API_VERSION.removeprefix("v")}])
+
+    async def _resources(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "composite": f"{API_PREFIX}/composite",
+                "limits": f"{API_PREFIX}/limits",
+                "query": f"{API_PREFIX}/query",
+                "sobjects": f"{API_PREFIX}/sobjects",
+            }
+        )
+
+    async def _limits(self, request: Request) -> Response:
+        used = self._api_usage()
+        return JSONResponse(
+            {
+                "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
+                "DailyApiRequests": {"Max": self.daily_api_limit, "Remaining": max(0, self.daily_api_limit - used)},
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "DataStorageMB": {"Max": 1024, "Remaining": 1024},
+                "FileStorageMB": {"Max": 1024, "Remaining": 1024},
+            }
+        )
+
+    async def _object_info(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        recent = list(self.records[schema.name].values())[-5:]
+        return JSONResponse(
+            {
+                "objectDescribe": {
+                    "name": schema.name,
+                    "label": schema.label,
+                    "labelPlural": schema.label_plural,
+                    "keyPrefix": schema.key_prefix,
+                    "custom": False,
+                    "createable": True,
+                    "updateable": True,
+                    "deletable": True,
+                    "queryable": True,
+                    "urls": {
+                        "sobject": f"{API_PREFIX}/sobjects/{schema.name}",
+                        "describe": f"{API_PREFIX}/sobjects/{schema.name}/describe",
+                        "rowTemplate": f"{API_PREFIX}/sobjects/{schema.name}/{{ID}}",
+                    },
+                },
+                "recentItems": [self._render(schema.name, record, ["Id", "Name"]) for record in recent],
+            }
+        )
+
+    async def _describe(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        return JSONResponse(schema.describe(f"{self.base_url}/{schema.key_prefix}"))
+
+    async def _create_one(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            raise _json_parser_error("Cannot deserialize instance of an sObject from START_ARRAY value")
+        outcome = self._create(schema.name, body, allow_save=self._allow_save(request), path=request.url.path)
+        if outcome.error is not None:
+            raise outcome.error
+        return JSONResponse({"id": outcome.record_id, "success": True, "errors": []}, status_code=201)
+
+    async def _get_one(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        record_id = self._record_id(schema.name, request.path_params["record_id"])
+        fields_param = request.query_params.get("fields")
+        fields = None
+        if fields_param:
+            fields = [schema.field(name.strip()).name for name in fields_param.split(",") if name.strip()]
+        return JSONResponse(self._render(schema.name, self.records[schema.name][record_id], fields))
+
+    async def _update_one(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        record_id = self._record_id(schema.name, request.path_params["record_id"])
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            raise _json_parser_error("Cannot deserialize instance of an sObject from START_ARRAY value")
+        if "Id" in body and to_18(str(body["Id"])) == record_id:
+            body = {key: value for key, value in body.items() if key != "Id"}
+        outcome = self._update(schema.name, record_id, body, allow_save=self._allow_save(request),
+                               path=request.url.path)
+        if outcome.error is not None:
+            raise outcome.error
+        return Response(status_code=204)
+
+    async def _delete_one(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        record_id = self._record_id(schema.name, request.path_params["record_id"])
+        self._delete(schema.name, record_id)
+        return Response(status_code=204)
+
+    async def _updated(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        try:
+            start = parse_datetime_literal(request.query_params.get("start", ""))
+            end = parse_datetime_literal(request.query_params.get("end", ""))
+        except ValueError:
+            raise SalesforceError(
+                400, "MALFORMED_QUERY", "start and end must be dateTime values such as 2026-01-01T00:00:00+00:00"
+            ) from None
+        now = self.clock.now()
+        if start < now - timedelta(days=30):
+            raise SalesforceError(400, "INVALID_REPLICATION_DATE", "start date cannot be more than 30 days ago")
+        if end <= start:
+            raise SalesforceError(400, "INVALID_REPLICATION_DATE", "end date must be after start date")
+        end = min(end, now).replace(second=0, microsecond=0)
+        ids = [
+            record_id
+            for record_id, record in self.records[schema.name].items()
+            if start <= record["SystemModstamp"] < end
+        ]
+        if len(ids) > 600_000:
+            raise SalesforceError(400, "EXCEEDED_ID_LIMIT", "too many ids in the requested window")
+        return JSONResponse({"ids": ids, "latestDateCovered": format_datetime(end)})
+
+    # -- query -----------------------------------------------------------------------------------------------------
+    def _page_size(self, request: Request) -> int:
+        size = self.query_page_size
+        options = request.headers.get("sforce-query-options", "")
+        match = re.search(r"batchSize\s*=\s*(\d+)", options, re.IGNORECASE)
+        if match:
+            size = min(2000, max(200, int(match.group(1))))
+        return size
+
+    def run_query(self, soql: str) -> tuple[SoqlQuery, list[str], list[str]]:
+        """Parse and run SOQL: the query, the selected fields, and the ids of the matching records in order.
+
+        Raises:
+            SalesforceError: ``MALFORMED_QUERY``, ``INVALID_TYPE``, ``INVALID_FIELD`` or
+                ``INVALID_QUERY_FILTER_OPERATOR``.
+        """
+        query = parse_soql(soql)
+        schema = self.schemas.get(next((n for n in self.schemas if n.lower() == query.object_name.lower()), ""))
+        if schema is None:
+            raise SalesforceError(
+                400, "INVALID_TYPE",
+                f"ERROR at Row:1:Column:{query.object_column}\nsObject type '{query.object_name}' is not supported. "
+                "If you are attempting to use a custom object, be sure to append the '__c' after the entity name. "
+                "Please reference your WSDL or the describe call for the appropriate names.",
+            )
+        if query.fields_function is not None:
+            if query.fields_function != "STANDARD" and (query.limit is None or query.limit > FIELDS_FUNCTION_LIMIT):
+                raise _malformed(f"The SOQL FIELDS function must have a LIMIT of at most {FIELDS_FUNCTION_LIMIT}")
+            fields = [
+                spec.name for spec in schema.fields
+                if query.fields_function == "ALL" or spec.custom == (query.fields_function == "CUSTOM")
+            ]
+        else:
+            fields = []
+            for name in query.fields:
+                spec = _query_field(schema, name, 0)
+                if spec.name not in fields:
+                    fields.append(spec.name)
+        predicate = compile_where(query.where, schema) if query.where is not None else None
+        for item in query.order_by:
+            _query_field(schema, item.field, 0)
+        records = self.records[schema.name]
+        lookup = _index_lookup(query.where, schema)
+        candidates: Iterable[dict[str, Any]]
+        if lookup is not None:
+            field_name, values = lookup
+            if field_name == "Id":
+                wanted_ids = {to_18(value) for value in values}
+            else:
+                index = self._email_index[schema.name]
+                wanted_ids = set().union(*(index.get(value.casefold(), set()) for value in values))
+            # Ids grow with creation (base 62 in ASCII order), so sorting them keeps the default order.
+            candidates = [records[i] for i in sorted(i for i in wanted_ids if i is not None and i in records)]
+        else:
+            candidates = records.values()
+        matched = [record for record in candidates if predicate is None or predicate(record)]
+        if query.order_by:
+            _sort_records(matched, query.order_by, schema)
+        ids = [record["Id"] for record in matched]
+        if query.offset:
+            ids = ids[query.offset :]
+        if query.limit is not None:
+            ids = ids[: query.limit]
+        return query, fields, ids
+
+    async def _query(self, request: Request) -> Response:
+        soql = request.query_params.get("q")
+        if not soql or not soql.strip():
+            raise _malformed("A query string has to be specified")
+        query, fields, ids = self.run_query(soql)
+        if query.count_only:
+            return JSONResponse({"totalSize": len(ids), "done": True, "records": []})
+        schema_name = next(n for n in self.schemas if n.lower() == query.object_name.lower())
+        cursor = _QueryCursor(schema_name, fields, ids, self._page_size(request))
+        return JSONResponse(self._query_page(cursor, None, 0))
+
+    def _query_page(self, cursor: _QueryCursor, locator: str | None, offset: int) -> dict[str, Any]:
+        end = offset + cursor.page_size
+        records = self.records[cursor.object_name]
+        page = [
+            self._render(cursor.object_name, records[record_id], cursor.fields)
+            for record_id in cursor.ids[offset:end]
+            if record_id in records
+        ]
+        body: dict[str, Any] = {"totalSize": len(cursor.ids), "done": end >= len(cursor.ids)}
+        if end < len(cursor.ids):
+            if locator is None:
+                locator = self._open_cursor(cursor)
+            body["nextRecordsUrl"] = f"{API_PREFIX}/query/{locator}-{end}"
+        elif locator is not None:
+            self._cursors.pop(locator, None)
+        body["records"] = page
+        return body
+
+    def _open_cursor(self, cursor: _QueryCursor) -> str:
+        locator = "01g" + "".join(self._secrets.choice(_ID_ALPHABET) for _ in range(15))
+        self._cursors[locator] = cursor
+        while len(self._cursors) > MAX_OPEN_QUERY_CURSORS:
+            # Salesforce keeps a few open cursors per user and closes the oldest.
+            self._cursors.popitem(last=False)
+        return locator
+
+    async def _query_more(self, request: Request) -> Response:
+        locator, _, offset_text = request.path_params["locator"].partition("-")
+        cursor = self._cursors.get(locator)
+        if cursor is None or not offset_text.isdigit() or int(offset_text) > len(cursor.ids):
+            raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        self._cursors.move_to_end(locator)
+        return JSONResponse(self._query_page(cursor, locator, int(offset_text)))
+
+    # -- sObject Collections ---------------------------------------------------------------------------------------
+    async def _collection_body(self, request: Request) -> tuple[bool, list[Any]]:
+        body = await self._json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+            raise SalesforceError(400, "INVALID_FIELD", "The request body must be an object with a records array")
+        records = body["records"]
+        if len(records) > COLLECTION_LIMIT:
+            raise SalesforceError(
+                400, "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call",
+            )
+        if not records:
+            raise SalesforceError(400, "INVALID_FIELD", "The request body must contain at least one record")
+        all_or_none = body.get("allOrNone", False)
+        if not isinstance(all_or_none, bool):
+            raise _json_parser_error("Cannot deserialize instance of boolean for allOrNone")
+        return all_or_none, records
+
+    def _collection_type(self, item: Any) -> str:
+        if not isinstance(item, dict):
+            raise SalesforceError(400, "INVALID_FIELD", "Each record must be a JSON object", [])
+        attributes = item.get("attributes")
+        object_type = attributes.get("type") if isinstance(attributes, dict) else None
+        if not isinstance(object_type, str) or not object_type:
+            raise SalesforceError(400, "INVALID_TYPE", "Must specify the sObject type in the attributes", [])
+        try:
+            return self._object(object_type).name
+        except SalesforceError:
+            raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{object_type}' is not supported.", []) from None
+
+    def _finish_collection(
+        self, outcomes: list[_WriteOutcome], all_or_none: bool, *, include_failed_ids: bool
+    ) -> Response:
+        failed = any(outcome.error is not None for outcome in outcomes)
+        if all_or_none and failed:
+            for outcome in reversed(outcomes):
+                if outcome.undo is not None:
+                    outcome.undo()
+        results: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            if outcome.error is None and not (all_or_none and failed):
+                results.append({"id": outcome.record_id, "success": True, "errors": []})
+                continue
+            error = outcome.error or SalesforceError(400, "ALL_OR_NONE_OPERATION_ROLLED_BACK", ROLLED_BACK_MESSAGE, [])
+            result: dict[str, Any] = {"success": False, "errors": [error.collection_error()]}
+            if include_failed_ids and outcome.record_id is not None:
+                result = {"id": outcome.record_id, **result}
+            results.append(result)
+        return JSONResponse(results)
+
+    async def _collection_create(self, request: Request) -> Response:
+        all_or_none, items = await self._collection_body(request)
+        allow_save = self._allow_save(request)
+        outcomes: list[_WriteOutcome] = []
+        for item in items:
+            try:
+                object_name = self._collection_type(item)
+                if "Id" in item or "id" in item:
+                    raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call", [])
+            except SalesforceError as exc:
+                outcomes.append(_WriteOutcome(None, exc))
+                continue
+            outcomes.append(self._create(object_name, item, allow_save=allow_save, path=request.url.path))
+        return self._finish_collection(outcomes, all_or_none, include_failed_ids=False)
+
+    async def _collection_update(self, request: Request) -> Response:
+        all_or_none, items = await self._collection_body(request)
+        allow_save = self._allow_save(request)
+        outcomes: list[_WriteOutcome] = []
+        for item in items:
+            try:
+                object_name = self._collection_type(item)
+                raw_id = next((item[key] for key in item if key.lower() == "id"), None)
+                if not isinstance(raw_id, str) or not raw_id:
+                    raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call", [])
+                record_id = to_18(raw_id)
+                if record_id is None or not record_id.startswith(KEY_PREFIXES[object_name]):
+                    raise SalesforceError(400, "MALFORMED_ID", f"{object_name} ID: id value of incorrect type", ["Id"])
+                if record_id in self._deleted[object_name]:
+                    raise SalesforceError(400, "ENTITY_IS_DELETED", "entity is deleted", [])
+                if record_id not in self.records[object_name]:
+                    raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+            except SalesforceError as exc:
+                outcomes.append(_WriteOutcome(None, exc))
+                continue
+            body = {key: value for key, value in item.items() if key.lower() != "id"}
+            outcomes.append(self._update(object_name, record_id, body, allow_save=allow_save, path=request.url.path))
+        return self._finish_collection(outcomes, all_or_none, include_failed_ids=True)
+
+    async def _collection_delete(self, request: Request) -> Response:
+        raw_ids = [part for part in request.query_params.get("ids", "").split(",") if part]
+        if not raw_ids:
+            raise SalesforceError(400, "MISSING_ARGUMENT", "ids parameter is required")
+        if len(raw_ids) > COLLECTION_LIMIT:
+            raise SalesforceError(
+                400, "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call",
+            )
+        all_or_none = request.query_params.get("allOrNone", "false").lower() == "true"
+        outcomes: list[_WriteOutcome] = []
+        for raw_id in raw_ids:
+            record_id = to_18(raw_id)
+            object_name = next((n for n, p in KEY_PREFIXES.items() if record_id and record_id.startswith(p)), None)
+            if record_id is None or object_name is None:
+                outcomes.append(_WriteOutcome(raw_id, SalesforceError(400, "MALFORMED_ID", "malformed id " + raw_id)))
+            elif record_id in self._deleted[object_name]:
+                error = SalesforceError(400, "ENTITY_IS_DELETED", "entity is deleted")
+                outcomes.append(_WriteOutcome(record_id, error))
+            elif record_id not in self.records[object_name]:
+                error = SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+                outcomes.append(_WriteOutcome(record_id, error))
+            else:
+                outcomes.append(_WriteOutcome(record_id, undo=self._delete(object_name, record_id)))
+        return self._finish_collection(outcomes, all_or_none, include_failed_ids=True)
+
+    async def _collection_retrieve(self, request: Request) -> Response:
+        schema = self._object(request.path_params["object_name"])
+        if request.method == "POST":
+            body = await self._json_body(request)
+            raw_ids = body.get("ids", []) if isinstance(body, dict) else []
+            raw_fields = body.get("fields", []) if isinstance(body, dict) else []
+        else:
+            raw_ids = [part for part in request.query_params.get("ids", "").split(",") if part]
+            raw_fields = [part for part in request.query_params.get("fields", "").split(",") if part]
+        if not raw_ids or not raw_fields:
+            raise SalesforceError(400, "MISSING_ARGUMENT", "ids and fields are required")
+        if len(raw_ids) > 2000:
+            raise SalesforceError(400, "EXCEEDED_ID_LIMIT", "cannot retrieve more than 2000 records")
+        fields = [schema.field(str(name).strip()).name for name in raw_fields]
+        records = self.records[schema.name]
+        result: list[dict[str, Any] | None] = []
+        for raw_id in raw_ids:
+            record_id = to_18(str(raw_id))
+            record = records.get(record_id) if record_id else None
+            selected = ["Id", *[name for name in fields if name != "Id"]]
+            result.append(self._render(schema.name, record, selected) if record else None)
+        return JSONResponse(result)
+
+
+_LEAD_STATUS_BY_FUNNEL = {
+    "new": "Open - Not Contacted",
+    "contacted": "Working - Contacted",
+    "qualified": "Working - Contacted",
+    "unqualified": "Closed - Not Converted",
+    "converted": "Closed - Converted",
+}
+
+
+def _social_values(person: GeneratedPerson) -> dict[str, Any]:
+    """The seed's social custom field values of one generated person."""
+    profiles = {profile.platform.value: profile for profile in person.social_profiles}
+    return {
+        "twitter_username__c": profiles["twitter"].username if "twitter" in profiles else None,
+        "instagram_username__c": profiles["instagram"].username if "instagram" in profiles else None,
+        "linkedin_url__c": profiles["linkedin"].url if "linkedin" in profiles else None,
+        "social_followers__c": float(sum(profile.followers for profile in person.social_profiles)),
+        "social_engagement_score__c": person.engagement_score,
+        "social_sentiment__c": person.sentiment.value,
+        "lead_source_detail__c": person.lead_source,
+    }

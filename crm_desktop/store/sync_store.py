@@ -1,0 +1,584 @@
+"""The sync engine's persistent facts: runs, locks, cursors, links, outbox, record log, audit and conflicts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import (
+    AuditLogRow,
+    ConflictRow,
+    ConflictStatus,
+    ContactRow,
+    CrmLinkRow,
+    LeadRow,
+    OutboxRow,
+    OutboxStatus,
+    SyncCursorRow,
+    SyncLockRow,
+    SyncRecordLogRow,
+    SyncRunRow,
+    SyncRunStatus,
+    SyncTrigger,
+    utcnow,
+)
+from crm_desktop.store.repositories import (
+    NotFoundError,
+    _apply_contact,
+    _contact_from_row,
+    _lead_from_row,
+)
+
+logger = logging.getLogger(__name__)
+
+#: A lock whose owner has not beaten its heart for this long is taken over (the owner crashed or slept).
+LOCK_STALE_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class LocalRecord:
+    """A local contact or lead as the engine sees it.
+
+    Attributes:
+        id: the local id.
+        object: contact or lead.
+        record: the domain record.
+        updated_at: when it last changed locally.
+    """
+
+    id: int
+    object: RecordObject
+    record: Contact | Lead
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Link:
+    """A local record's link to a CRM record, with the merge base."""
+
+    local_id: int
+    crm_id: str
+    base_values: dict[str, Any]
+    pushed_hash: str | None
+    crm_modified_at: datetime | None
+    local_synced_at: datetime | None
+    deleted_in_crm: bool
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One intended CRM write."""
+
+    id: int
+    object: RecordObject
+    local_id: int
+    email: str
+    crm_id: str | None
+    fields: dict[str, Any]
+    base_after: dict[str, Any]
+    values_hash: str
+    local_version: datetime | None
+    run_id: int | None
+
+
+def _link(row: CrmLinkRow) -> Link:
+    return Link(
+        row.local_id,
+        row.crm_id,
+        dict(row.base_values),
+        row.pushed_hash,
+        row.crm_modified_at,
+        row.local_synced_at,
+        row.deleted_in_crm,
+    )
+
+
+def lock_owner() -> str:
+    """This process's lock owner id: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class SyncStore:
+    """Everything the sync engine persists, one short transaction per call."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    # -- locks ---------------------------------------------------------------------------------
+    def acquire_lock(self, integration_id: int, owner: str | None = None) -> bool:
+        """Take the integration's sync lock; ``False`` when a live run holds it."""
+        owner = owner or lock_owner()
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(SyncLockRow, integration_id, with_for_update=not self.db.is_sqlite)
+            if row is not None:
+                stale = row.heartbeat_at < now - LOCK_STALE_AFTER or _owner_is_dead(row.owner)
+                if row.owner != owner and not stale:
+                    return False
+                row.owner, row.acquired_at, row.heartbeat_at, row.run_id = owner, now, now, None
+                return True
+        try:
+            with self.db.session() as session:
+                session.add(SyncLockRow(integration_id=integration_id, owner=owner, acquired_at=now, heartbeat_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def heartbeat(self, integration_id: int, run_id: int | None = None, owner: str | None = None) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(SyncLockRow)
+                .where(SyncLockRow.integration_id == integration_id, SyncLockRow.owner == (owner or lock_owner()))
+                .values(heartbeat_at=utcnow(), run_id=run_id)
+            )
+
+    def release_lock(self, integration_id: int, owner: str | None = None) -> None:
+        with self.db.session() as session:
+            session.execute(
+                delete(SyncLockRow).where(
+                    SyncLockRow.integration_id == integration_id, SyncLockRow.owner == (owner or lock_owner())
+                )
+            )
+
+    def lock_holder(self, integration_id: int) -> tuple[str, int | None] | None:
+        """Who holds the lock and the run it is doing, if anyone."""
+        with self.db.session() as session:
+            row = session.get(SyncLockRow, integration_id)
+            return (row.owner, row.run_id) if row else None
+
+    # -- runs ----------------------------------------------------------------------------------
+    def start_run(self, integration_id: int, trigger: SyncTrigger, direction: str, message: str | None = None) -> int:
+        with self.db.session() as session:
+            run = SyncRunRow(integration_id=integration_id, trigger=trigger, direction=direction, message=message)
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def update_run(self, run_id: int, **values: Any) -> None:
+        with self.db.session() as session:
+            session.execute(update(SyncRunRow).where(SyncRunRow.id == run_id).values(**values))
+
+    def finish_run(self, run_id: int, status: SyncRunStatus, **values: Any) -> None:
+        self.update_run(run_id, status=status, finished_at=utcnow(), **values)
+
+    def get_run(self, run_id: int) -> SyncRunRow:
+        with self.db.session() as session:
+            row = session.get(SyncRunRow, run_id)
+            if row is None:
+                raise NotFoundError(f"no sync run {run_id}")
+            session.expunge(row)
+            return row
+
+    def list_runs(self, integration_id: int | None = None, limit: int = 50) -> list[SyncRunRow]:
+        with self.db.session() as session:
+            statement = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
+            if integration_id is not None:
+                statement = statement.where(SyncRunRow.integration_id == integration_id)
+            rows = list(session.scalars(statement))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def last_successful_run(self, integration_id: int, directions: Sequence[str]) -> datetime | None:
+        """When the last run in one of ``directions`` that did not fail started."""
+        with self.db.session() as session:
+            return session.scalar(
+                select(func.max(SyncRunRow.started_at)).where(
+                    SyncRunRow.integration_id == integration_id,
+                    SyncRunRow.direction.in_(list(directions)),
+                    SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
+                    SyncRunRow.dry_run.is_(False),
+                )
+            )
+
+    def record_log(self, run_id: int) -> list[SyncRecordLogRow]:
+        with self.db.session() as session:
+            rows = list(session.scalars(select(SyncRecordLogRow).where(SyncRecordLogRow.run_id == run_id)))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def add_record_outcomes(
+        self,
+        run_id: int,
+        outcomes: Iterable[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]],
+    ) -> None:
+        with self.db.session() as session:
+            session.add_all(
+                SyncRecordLogRow(
+                    run_id=run_id,
+                    object=obj,
+                    record_key=key[:254],
+                    crm_id=crm_id,
+                    outcome=outcome,
+                    error_category=category,
+                    message=message,
+                )
+                for obj, key, crm_id, outcome, category, message in outcomes
+            )
+
+    # -- cursors -------------------------------------------------------------------------------
+    def get_cursor(self, integration_id: int, obj: RecordObject) -> str | None:
+        with self.db.session() as session:
+            return session.scalar(
+                select(SyncCursorRow.cursor).where(
+                    SyncCursorRow.integration_id == integration_id, SyncCursorRow.object == obj
+                )
+            )
+
+    def _set_cursor(self, session: Session, integration_id: int, obj: RecordObject, cursor: str) -> None:
+        row = session.scalar(
+            select(SyncCursorRow).where(SyncCursorRow.integration_id == integration_id, SyncCursorRow.object == obj)
+        )
+        if row is None:
+            session.add(SyncCursorRow(integration_id=integration_id, object=obj, cursor=cursor))
+        else:
+            row.cursor = cursor
+
+    # -- local records -------------------------------------------------------------------------
+    @staticmethod
+    def _row_class(obj: RecordObject) -> type[ContactRow] | type[LeadRow]:
+        return ContactRow if obj is RecordObject.CONTACT else LeadRow
+
+    @staticmethod
+    def _local(obj: RecordObject, row: ContactRow | LeadRow) -> LocalRecord:
+        record: Contact | Lead
+        record = _contact_from_row(row) if isinstance(row, ContactRow) else _lead_from_row(row)
+        return LocalRecord(row.id, obj, record, row.updated_at)
+
+    def _load_rows(self, session: Session, obj: RecordObject, ids: Sequence[int]) -> dict[int, ContactRow | LeadRow]:
+        cls = self._row_class(obj)
+        statement = select(cls).where(cls.id.in_(list(ids)))
+        if cls is ContactRow:
+            statement = statement.options(selectinload(ContactRow.social_profiles))
+        rows: list[ContactRow | LeadRow] = list(session.scalars(statement))
+        return {row.id: row for row in rows}
+
+    def local_records(self, obj: RecordObject, ids: Sequence[int]) -> dict[int, LocalRecord]:
+        with self.db.session() as session:
+            rows = self._load_rows(session, obj, ids)
+            return {i: self._local(obj, r) for i, r in rows.items()}
+
+    def local_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, LocalRecord]:
+        cls = self._row_class(obj)
+        found: dict[str, LocalRecord] = {}
+        with self.db.session() as session:
+            for start in range(0, len(emails), 500):
+                statement = select(cls).where(cls.email.in_(list(emails[start : start + 500])))
+                if cls is ContactRow:
+                    statement = statement.options(selectinload(ContactRow.social_profiles))
+                rows: list[ContactRow | LeadRow] = list(session.scalars(statement))
+                for row in rows:
+                    found[row.email] = self._local(obj, row)
+        return found
+
+    def changed_local_ids(self, integration_id: int, obj: RecordObject, after_id: int, limit: int) -> list[int]:
+        """Ids of local records never synced or changed since their last sync, in id order, one page at a time."""
+        cls = self._row_class(obj)
+        with self.db.session() as session:
+            statement = (
+                select(cls.id)
+                .outerjoin(
+                    CrmLinkRow,
+                    and_(
+                        CrmLinkRow.integration_id == integration_id,
+                        CrmLinkRow.object == obj,
+                        CrmLinkRow.local_id == cls.id,
+                    ),
+                )
+                .where(
+                    cls.id > after_id,
+                    or_(
+                        CrmLinkRow.id.is_(None),
+                        and_(
+                            CrmLinkRow.deleted_in_crm.is_(False),
+                            or_(CrmLinkRow.local_synced_at.is_(None), cls.updated_at > CrmLinkRow.local_synced_at),
+                        ),
+                    ),
+                )
+                .order_by(cls.id)
+                .limit(limit)
+            )
+            return list(session.scalars(statement))
+
+    def unlinked_local_ids(self, integration_id: int, obj: RecordObject, after_id: int, limit: int) -> list[int]:
+        """Ids of local records not yet linked to the CRM (the hourly "push new contacts")."""
+        cls = self._row_class(obj)
+        with self.db.session() as session:
+            linked = select(CrmLinkRow.local_id).where(
+                CrmLinkRow.integration_id == integration_id, CrmLinkRow.object == obj
+            )
+            statement = select(cls.id).where(cls.id > after_id, cls.id.not_in(linked)).order_by(cls.id).limit(limit)
+            return list(session.scalars(statement))
+
+    def save_local(
+        self, obj: RecordObject, local_id: int | None, record: Contact | Lead
+    ) -> tuple[int, datetime]:
+        """Create or update a local record (by id when known); return its id and new ``updated_at``."""
+        cls = self._row_class(obj)
+        with self.db.session() as session:
+            row: ContactRow | LeadRow | None = None
+            if local_id is not None:
+                row = self._load_rows(session, obj, [local_id]).get(local_id)
+            if row is None:
+                if cls is ContactRow:
+                    row = ContactRow(email=record.email, custom_fields={})
+                else:
+                    row = LeadRow(email=record.email)
+                session.add(row)
+            row.email = record.email
+            if isinstance(row, ContactRow):
+                assert isinstance(record, Contact)
+                _apply_contact(row, record)
+            else:
+                assert isinstance(record, Lead)
+                context = record.social_context
+                row.first_name, row.last_name, row.company = record.first_name, record.last_name, record.company
+                row.source, row.status = record.source, record.status
+                row.social_platform = context.platform if context else None
+                row.conversation_id = context.conversation_id if context else None
+                row.sentiment = context.sentiment if context else None
+                row.engagement_score = context.engagement_score if context else None
+            row.updated_at = utcnow()
+            session.flush()
+            return row.id, row.updated_at
+
+    # -- links ---------------------------------------------------------------------------------
+    def links_for_local(self, integration_id: int, obj: RecordObject, local_ids: Sequence[int]) -> dict[int, Link]:
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(CrmLinkRow).where(
+                    CrmLinkRow.integration_id == integration_id,
+                    CrmLinkRow.object == obj,
+                    CrmLinkRow.local_id.in_(list(local_ids)),
+                )
+            )
+            return {row.local_id: _link(row) for row in rows}
+
+    def links_for_crm(self, integration_id: int, obj: RecordObject, crm_ids: Sequence[str]) -> dict[str, Link]:
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(CrmLinkRow).where(
+                    CrmLinkRow.integration_id == integration_id,
+                    CrmLinkRow.object == obj,
+                    CrmLinkRow.crm_id.in_(list(crm_ids)),
+                )
+            )
+            return {row.crm_id: _link(row) for row in rows}
+
+    def save_link(self, integration_id: int, obj: RecordObject, local_id: int, crm_id: str, **values: Any) -> None:
+        """Create or update the link of a local record (values: base_values, pushed_hash, ...)."""
+        with self.db.session() as session:
+            self._save_link(session, integration_id, obj, local_id, crm_id, **values)
+
+    @staticmethod
+    def _save_link(
+        session: Session, integration_id: int, obj: RecordObject, local_id: int, crm_id: str, **values: Any
+    ) -> None:
+        row = session.scalar(
+            select(CrmLinkRow).where(
+                CrmLinkRow.integration_id == integration_id,
+                CrmLinkRow.object == obj,
+                CrmLinkRow.local_id == local_id,
+            )
+        )
+        if row is None:
+            # The CRM id may still be linked to another local record (a merge on the CRM side): move it.
+            session.execute(
+                delete(CrmLinkRow).where(
+                    CrmLinkRow.integration_id == integration_id, CrmLinkRow.object == obj, CrmLinkRow.crm_id == crm_id
+                )
+            )
+            row = CrmLinkRow(integration_id=integration_id, object=obj, local_id=local_id, crm_id=crm_id)
+            session.add(row)
+        row.crm_id = crm_id
+        for key, value in values.items():
+            setattr(row, key, value)
+
+    # -- outbox --------------------------------------------------------------------------------
+    def add_outbox(self, integration_id: int, run_id: int | None, items: Sequence[dict[str, Any]]) -> list[int]:
+        """Record intended writes before they are sent; returns their ids."""
+        with self.db.session() as session:
+            rows = [OutboxRow(integration_id=integration_id, run_id=run_id, **item) for item in items]
+            session.add_all(rows)
+            session.flush()
+            return [row.id for row in rows]
+
+    def pending_outbox(self, integration_id: int, obj: RecordObject) -> list[OutboxItem]:
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(OutboxRow)
+                .where(
+                    OutboxRow.integration_id == integration_id,
+                    OutboxRow.object == obj,
+                    OutboxRow.status == OutboxStatus.PENDING,
+                )
+                .order_by(OutboxRow.id)
+            )
+            return [
+                OutboxItem(
+                    r.id, r.object, r.local_id, r.email, r.crm_id, dict(r.fields), dict(r.base_after),
+                    r.values_hash, r.local_version, r.run_id,
+                )
+                for r in rows
+            ]
+
+    def complete_outbox(
+        self,
+        integration_id: int,
+        done: Sequence[tuple[OutboxItem, str, datetime | None]],
+        failed: Sequence[tuple[OutboxItem, str]],
+    ) -> None:
+        """Mark writes done (linking each record to its CRM id and moving its base) or failed, in one transaction."""
+        with self.db.session() as session:
+            for item, crm_id, local_version in done:
+                session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == item.id)
+                    .values(status=OutboxStatus.DONE, crm_id=crm_id, attempts=OutboxRow.attempts + 1)
+                )
+                self._save_link(
+                    session,
+                    integration_id,
+                    item.object,
+                    item.local_id,
+                    crm_id,
+                    base_values=item.base_after,
+                    pushed_hash=item.values_hash,
+                    local_synced_at=local_version,
+                    deleted_in_crm=False,
+                )
+            for item, error in failed:
+                session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id == item.id)
+                    .values(status=OutboxStatus.FAILED, error=error[:2000], attempts=OutboxRow.attempts + 1)
+                )
+
+    def mark_deleted_in_crm(self, integration_id: int, obj: RecordObject, local_id: int) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(CrmLinkRow)
+                .where(
+                    CrmLinkRow.integration_id == integration_id,
+                    CrmLinkRow.object == obj,
+                    CrmLinkRow.local_id == local_id,
+                )
+                .values(deleted_in_crm=True)
+            )
+
+    # -- pull page commit ----------------------------------------------------------------------
+    def commit_pull_page(
+        self,
+        integration_id: int,
+        obj: RecordObject,
+        cursor: str,
+        links: Sequence[tuple[int, str, dict[str, Any], datetime | None, datetime | None]],
+        audit: Sequence[dict[str, Any]],
+        conflicts: Sequence[dict[str, Any]],
+    ) -> None:
+        """Store a pulled page's links, audit rows and conflicts, then advance the cursor, in one transaction."""
+        with self.db.session() as session:
+            for local_id, crm_id, base, crm_modified_at, local_synced_at in links:
+                self._save_link(
+                    session,
+                    integration_id,
+                    obj,
+                    local_id,
+                    crm_id,
+                    base_values=base,
+                    crm_modified_at=crm_modified_at,
+                    local_synced_at=local_synced_at,
+                )
+            session.add_all(AuditLogRow(integration_id=integration_id, **row) for row in audit)
+            session.add_all(ConflictRow(integration_id=integration_id, **row) for row in conflicts)
+            self._set_cursor(session, integration_id, obj, cursor)
+
+    # -- audit ---------------------------------------------------------------------------------
+    def add_audit(self, integration_id: int, rows: Sequence[dict[str, Any]]) -> None:
+        with self.db.session() as session:
+            session.add_all(AuditLogRow(integration_id=integration_id, **row) for row in rows)
+
+    def audit_for_run(self, run_id: int) -> list[AuditLogRow]:
+        with self.db.session() as session:
+            statement = select(AuditLogRow).where(AuditLogRow.run_id == run_id).order_by(AuditLogRow.id)
+            rows = list(session.scalars(statement))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    # -- conflicts -----------------------------------------------------------------------------
+    def open_conflicts(self, integration_id: int | None = None) -> list[ConflictRow]:
+        with self.db.session() as session:
+            statement = select(ConflictRow).where(ConflictRow.status == ConflictStatus.OPEN).order_by(ConflictRow.id)
+            if integration_id is not None:
+                statement = statement.where(ConflictRow.integration_id == integration_id)
+            rows = list(session.scalars(statement))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def count_open_conflicts(self) -> int:
+        with self.db.session() as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(ConflictRow).where(ConflictRow.status == ConflictStatus.OPEN)
+                )
+                or 0
+            )
+
+    def get_conflict(self, conflict_id: int) -> ConflictRow:
+        with self.db.session() as session:
+            row = session.get(ConflictRow, conflict_id)
+            if row is None:
+                raise NotFoundError(f"no conflict {conflict_id}")
+            session.expunge(row)
+            return row
+
+    def open_conflict_fields(self, integration_id: int, obj: RecordObject, local_id: int) -> set[str]:
+        with self.db.session() as session:
+            return set(
+                session.scalars(
+                    select(ConflictRow.field).where(
+                        ConflictRow.integration_id == integration_id,
+                        ConflictRow.object == obj,
+                        ConflictRow.local_id == local_id,
+                        ConflictRow.status == ConflictStatus.OPEN,
+                    )
+                )
+            )
+
+    def resolve_conflict(self, conflict_id: int, resolution: str, value: str | None) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(ConflictRow)
+                .where(ConflictRow.id == conflict_id)
+                .values(
+                    status=ConflictStatus.RESOLVED, resolution=resolution, resolved_value=value, resolved_at=utcnow()
+                )
+            )

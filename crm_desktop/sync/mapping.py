@@ -1,0 +1,484 @@
+"""Field mapping: local fields, CRM fields, direction, conflict rule and transforms, with per-CRM defaults."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from crm_desktop.domain.errors import InvalidRecordError
+from crm_desktop.domain.models import (
+    Contact,
+    Lead,
+    LeadStatus,
+    Provider,
+    SocialContext,
+    SocialPlatform,
+    SocialProfile,
+    normalise_phone,
+)
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.providers.contract import CrmField
+from crm_desktop.providers.hubspot import LEAD_STATUS_VALUES as HUBSPOT_LEAD_STATUS
+from crm_desktop.providers.salesforce import LEAD_STATUS_VALUES as SALESFORCE_LEAD_STATUS
+from crm_desktop.store.models import ConflictRule, FieldDirection
+
+Value = str | None
+
+
+class Transform(StrEnum):
+    """What is done to a local value on its way to the CRM."""
+
+    TRIM = "trim"
+    LOWER = "lower"
+    E164 = "e164"
+    TRUNCATE = "truncate"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class LocalField:
+    """A field of a local record that can be mapped.
+
+    Attributes:
+        name: the wire name (``firstName``, ``twitterUsername``, ``custom.segment``).
+        label: what the marketer sees.
+        kind: ``string``, ``email``, ``phone``, ``url``, ``number`` or ``enum``.
+        computed: computed from several values (e.g. total followers): it can be pushed, never pulled.
+    """
+
+    name: str
+    label: str
+    kind: str = "string"
+    computed: bool = False
+
+
+_PROFILE_USERNAME_FIELDS = {
+    "twitterUsername": SocialPlatform.TWITTER,
+    "instagramUsername": SocialPlatform.INSTAGRAM,
+    "tiktokUsername": SocialPlatform.TIKTOK,
+    "youtubeUsername": SocialPlatform.YOUTUBE,
+    "facebookUsername": SocialPlatform.FACEBOOK,
+}
+
+CONTACT_FIELDS: dict[str, LocalField] = {
+    f.name: f
+    for f in [
+        LocalField("email", "Email", "email"),
+        LocalField("firstName", "First name"),
+        LocalField("lastName", "Last name"),
+        LocalField("company", "Company"),
+        LocalField("phone", "Phone", "phone"),
+        LocalField("twitterUsername", "Twitter/X username"),
+        LocalField("instagramUsername", "Instagram username"),
+        LocalField("tiktokUsername", "TikTok username"),
+        LocalField("youtubeUsername", "YouTube channel"),
+        LocalField("facebookUsername", "Facebook username"),
+        LocalField("linkedinUrl", "LinkedIn profile URL", "url"),
+        LocalField("socialFollowers", "Total social followers", "number", computed=True),
+        LocalField("socialEngagementScore", "Social engagement score", "number", computed=True),
+    ]
+}
+
+LEAD_FIELDS: dict[str, LocalField] = {
+    f.name: f
+    for f in [
+        LocalField("email", "Email", "email"),
+        LocalField("firstName", "First name"),
+        LocalField("lastName", "Last name"),
+        LocalField("company", "Company"),
+        LocalField("source", "Lead source"),
+        LocalField("status", "Lead status", "enum"),
+        LocalField("platform", "Social platform", "enum"),
+        LocalField("conversationId", "Conversation id"),
+        LocalField("sentiment", "Sentiment", "enum"),
+        LocalField("engagementScore", "Engagement score", "number"),
+    ]
+}
+
+
+def local_fields(obj: RecordObject) -> dict[str, LocalField]:
+    """The mappable local fields of contacts or leads (custom fields are ``custom.<name>``)."""
+    return CONTACT_FIELDS if obj is RecordObject.CONTACT else LEAD_FIELDS
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    """How one local field maps to one CRM field.
+
+    Attributes:
+        local_field: the local field's wire name.
+        crm_field: the CRM field's wire name.
+        direction: two-way, push only, pull only, or off.
+        conflict_rule: how a change on both sides is decided.
+        transforms: applied in order on the way to the CRM.
+        default_value: sent when the local value is blank (with the ``default`` transform).
+        length: the CRM field's maximum length (for ``truncate``).
+        blank_wipes: whether a blank may erase a value on the other side (never, by default).
+        value_map: local value -> CRM value for enumerations (e.g. lead status); reversed on pull.
+    """
+
+    local_field: str
+    crm_field: str
+    direction: FieldDirection = FieldDirection.TWO_WAY
+    conflict_rule: ConflictRule = ConflictRule.LAST_WRITE_WINS
+    transforms: tuple[Transform, ...] = ()
+    default_value: str | None = None
+    length: int | None = None
+    blank_wipes: bool = False
+    value_map: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def pushes(self) -> bool:
+        return self.direction in (FieldDirection.TWO_WAY, FieldDirection.PUSH_ONLY)
+
+    @property
+    def pulls(self) -> bool:
+        return self.direction in (FieldDirection.TWO_WAY, FieldDirection.PULL_ONLY)
+
+
+# -- local values ---------------------------------------------------------------------------
+
+
+def canonical(value: Any) -> Value:
+    """One text form for comparing, hashing and auditing values: ``None`` for blank."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value):
+            return str(int(value))
+        return repr(round(value, 6))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    text = str(value).strip()
+    if not text:
+        return None
+    # Numbers the CRM sends as text ("12.0") compare equal to the local number.
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if math.isfinite(number) and text.replace(".", "", 1).lstrip("-").isdigit():
+        return canonical(number)
+    return text
+
+
+def contact_values(contact: Contact) -> dict[str, Value]:
+    """A contact's local fields as canonical text."""
+    values: dict[str, Value] = {
+        "email": contact.email,
+        "firstName": canonical(contact.first_name),
+        "lastName": canonical(contact.last_name),
+        "company": canonical(contact.company),
+        "phone": canonical(contact.phone),
+    }
+    by_platform: dict[SocialPlatform, SocialProfile] = {}
+    for profile in contact.social_profiles:
+        by_platform.setdefault(profile.platform, profile)
+    for name, platform in _PROFILE_USERNAME_FIELDS.items():
+        found = by_platform.get(platform)
+        values[name] = found.username if found else None
+    linkedin = by_platform.get(SocialPlatform.LINKEDIN)
+    values["linkedinUrl"] = (linkedin.url or f"https://www.linkedin.com/in/{linkedin.username}") if linkedin else None
+    profiles = contact.social_profiles
+    values["socialFollowers"] = canonical(sum(p.followers for p in profiles)) if profiles else None
+    values["socialEngagementScore"] = canonical(max(p.engagement for p in profiles)) if profiles else None
+    for key, value in contact.custom_fields.items():
+        values[f"custom.{key}"] = canonical(value)
+    return values
+
+
+def lead_values(lead: Lead) -> dict[str, Value]:
+    """A lead's local fields as canonical text."""
+    context = lead.social_context
+    return {
+        "email": lead.email,
+        "firstName": canonical(lead.first_name),
+        "lastName": canonical(lead.last_name),
+        "company": canonical(lead.company),
+        "source": canonical(lead.source),
+        "status": lead.status.value,
+        "platform": context.platform.value if context else None,
+        "conversationId": canonical(context.conversation_id) if context else None,
+        "sentiment": context.sentiment.value if context and context.sentiment else None,
+        "engagementScore": canonical(context.engagement_score) if context else None,
+    }
+
+
+def record_values(record: Contact | Lead) -> dict[str, Value]:
+    """Local field values of a contact or a lead."""
+    return contact_values(record) if isinstance(record, Contact) else lead_values(record)
+
+
+def _username_from_url(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1] or url
+
+
+def apply_values(record: Contact | Lead, changes: dict[str, Value]) -> Contact | Lead:
+    """A copy of ``record`` with local fields set (values come from the CRM).
+
+    Raises:
+        InvalidRecordError: naming the field when a value is not valid locally (a bad phone, say).
+    """
+    if not changes:
+        return record
+    data = record.model_dump(by_alias=False)
+    if isinstance(record, Contact):
+        profiles = {p["platform"]: p for p in data["social_profiles"]}
+        for name, value in changes.items():
+            if name in ("email", "firstName", "lastName", "company", "phone"):
+                data[{"firstName": "first_name", "lastName": "last_name"}.get(name, name)] = value
+            elif name in _PROFILE_USERNAME_FIELDS:
+                platform = _PROFILE_USERNAME_FIELDS[name]
+                if value is None:
+                    profiles.pop(platform, None)
+                elif platform in profiles:
+                    profiles[platform]["username"] = value
+                else:
+                    profiles[platform] = {"platform": platform, "username": value}
+            elif name == "linkedinUrl":
+                if value is None:
+                    profiles.pop(SocialPlatform.LINKEDIN, None)
+                else:
+                    current = profiles.get(SocialPlatform.LINKEDIN, {"platform": SocialPlatform.LINKEDIN})
+                    current.update(url=value, username=current.get("username") or _username_from_url(value))
+                    profiles[SocialPlatform.LINKEDIN] = current
+            elif name.startswith("custom."):
+                key = name.removeprefix("custom.")
+                if value is None:
+                    data["custom_fields"].pop(key, None)
+                else:
+                    data["custom_fields"][key] = value
+        data["social_profiles"] = list(profiles.values())
+        return Contact.model_validate(data)
+    context = data.get("social_context") or {}
+    for name, value in changes.items():
+        if name in ("email", "firstName", "lastName", "company", "source"):
+            data[{"firstName": "first_name", "lastName": "last_name"}.get(name, name)] = value
+        elif name == "status":
+            data["status"] = value or LeadStatus.NEW.value
+        elif name in ("platform", "conversationId", "sentiment", "engagementScore"):
+            key = {"conversationId": "conversation_id", "engagementScore": "engagement_score"}.get(name, name)
+            context[key] = value
+    data["social_context"] = context if context.get("platform") else None
+    if data["social_context"] is not None:
+        data["social_context"] = SocialContext.model_validate(data["social_context"])
+    return Lead.model_validate(data)
+
+
+# -- transforms -----------------------------------------------------------------------------
+
+
+def to_crm(mapping: FieldMapping, value: Value) -> Any:
+    """The value to send to the CRM for one mapped local value."""
+    result: Value = value
+    for transform in mapping.transforms:
+        if transform is Transform.DEFAULT and result is None:
+            result = mapping.default_value
+        elif result is None:
+            continue
+        elif transform is Transform.TRIM:
+            result = result.strip()
+        elif transform is Transform.LOWER:
+            result = result.lower()
+        elif transform is Transform.E164:
+            with contextlib.suppress(ValueError):
+                result = normalise_phone(result)
+        elif transform is Transform.TRUNCATE and mapping.length:
+            result = result[: mapping.length]
+    if result is not None and mapping.value_map:
+        result = dict(mapping.value_map).get(result, result)
+    return result
+
+
+def from_crm(mapping: FieldMapping, value: Any) -> Value:
+    """A CRM value as the local field's canonical text."""
+    text = canonical(value)
+    if text is not None and mapping.value_map:
+        reverse = {crm: local for local, crm in mapping.value_map}
+        text = reverse.get(text, text)
+    if text is not None and mapping.local_field == "email":
+        text = text.lower()
+    return text
+
+
+def values_hash(values: dict[str, Any]) -> str:
+    """A stable hash of mapped values: unchanged records send nothing."""
+    payload = json.dumps(values, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# -- defaults -------------------------------------------------------------------------------
+
+_TWO = FieldDirection.TWO_WAY
+_PUSH = FieldDirection.PUSH_ONLY
+
+
+def _m(local: str, crm: str, direction: FieldDirection = _TWO, *transforms: Transform, **extra: Any) -> FieldMapping:
+    return FieldMapping(local, crm, direction, transforms=tuple(transforms), **extra)
+
+
+def _status_map(values: dict[LeadStatus, str]) -> tuple[tuple[str, str], ...]:
+    # Several local statuses may share a CRM value; the first keeps the reverse mapping.
+    return tuple((status.value, crm) for status, crm in values.items())
+
+
+def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping]:
+    """Sensible default mappings per CRM, the seed's social custom fields included."""
+    if provider is Provider.SALESFORCE:
+        if obj is RecordObject.CONTACT:
+            return [
+                _m("email", "Email", _TWO, Transform.TRIM, Transform.LOWER),
+                _m("firstName", "FirstName", _TWO, Transform.TRIM, Transform.TRUNCATE, length=40),
+                _m("lastName", "LastName", _TWO, Transform.TRIM, Transform.TRUNCATE, Transform.DEFAULT,
+                   length=80, default_value="(unknown)"),
+                _m("phone", "Phone", _TWO, Transform.E164),
+                _m("twitterUsername", "twitter_username__c"),
+                _m("instagramUsername", "instagram_username__c"),
+                _m("linkedinUrl", "linkedin_url__c"),
+                _m("socialFollowers", "social_followers__c", _PUSH),
+                _m("socialEngagementScore", "social_engagement_score__c", _PUSH),
+            ]
+        return [
+            _m("email", "Email", _TWO, Transform.TRIM, Transform.LOWER),
+            _m("firstName", "FirstName", _TWO, Transform.TRIM, Transform.TRUNCATE, length=40),
+            _m("lastName", "LastName", _TWO, Transform.TRIM, Transform.TRUNCATE, Transform.DEFAULT,
+               length=80, default_value="(unknown)"),
+            _m("company", "Company", _TWO, Transform.TRIM, Transform.TRUNCATE, length=255),
+            _m("status", "Status", _TWO, value_map=_status_map(SALESFORCE_LEAD_STATUS)),
+            _m("source", "lead_source_detail__c"),
+            _m("sentiment", "social_sentiment__c"),
+            _m("engagementScore", "social_engagement_score__c"),
+        ]
+    if provider is Provider.HUBSPOT:
+        if obj is RecordObject.CONTACT:
+            return [
+                _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
+                _m("firstName", "firstname", _TWO, Transform.TRIM),
+                _m("lastName", "lastname", _TWO, Transform.TRIM),
+                _m("company", "company", _TWO, Transform.TRIM),
+                _m("phone", "phone", _TWO, Transform.E164),
+                _m("twitterUsername", "twitter_username"),
+                _m("instagramUsername", "instagram_username"),
+                _m("linkedinUrl", "linkedin_url"),
+                _m("socialFollowers", "social_followers", _PUSH),
+                _m("socialEngagementScore", "social_engagement_score", _PUSH),
+            ]
+        return [
+            _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
+            _m("firstName", "firstname", _TWO, Transform.TRIM),
+            _m("lastName", "lastname", _TWO, Transform.TRIM),
+            _m("company", "company", _TWO, Transform.TRIM),
+            _m("status", "hs_lead_status", _TWO, value_map=_status_map(HUBSPOT_LEAD_STATUS)),
+            _m("sentiment", "social_sentiment"),
+            _m("engagementScore", "social_engagement_score"),
+        ]
+    # Pipedrive: standard person fields; social data goes to notes unless custom fields are mapped (seed default).
+    if obj is RecordObject.CONTACT:
+        return [
+            _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
+            _m("firstName", "first_name", _TWO, Transform.TRIM),
+            _m("lastName", "last_name", _TWO, Transform.TRIM),
+            _m("phone", "phone", _TWO, Transform.E164),
+        ]
+    return [
+        _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
+        _m("firstName", "first_name", _TWO, Transform.TRIM),
+        _m("lastName", "last_name", _TWO, Transform.TRIM),
+    ]
+
+
+# -- validation against the CRM's live field list -------------------------------------------
+
+_NUMERIC_CRM_TYPES = {"double", "currency", "percent", "int", "integer", "number", "long"}
+_TEXTUAL_CRM_TYPES = {
+    "string", "textarea", "email", "phone", "url", "picklist", "enumeration", "text", "varchar", "phone_number",
+    "multipicklist", "combobox", "id", "reference", "enum", "set", "autocomplete", "visible_to", "largetext",
+}
+
+
+@dataclass(frozen=True)
+class MappingProblem:
+    """One thing wrong with a mapping, named for the marketer."""
+
+    local_field: str
+    crm_field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.local_field} -> {self.crm_field}: {self.reason}"
+
+
+def validate_mappings(
+    obj: RecordObject, mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]
+) -> list[MappingProblem]:
+    """Check mappings against the CRM's live fields: missing fields, read-only targets, incompatible types."""
+    problems: list[MappingProblem] = []
+    known = local_fields(obj)
+    by_name = {f.name: f for f in crm_fields}
+    by_lower = {f.name.lower(): f for f in crm_fields}
+    seen: set[str] = set()
+    for mapping in mappings:
+        if mapping.direction is FieldDirection.OFF:
+            continue
+        local = known.get(mapping.local_field)
+        if local is None and not mapping.local_field.startswith("custom."):
+            problems.append(MappingProblem(mapping.local_field, mapping.crm_field, "no such local field"))
+            continue
+        if mapping.local_field in seen:
+            problems.append(MappingProblem(mapping.local_field, mapping.crm_field, "mapped twice"))
+        seen.add(mapping.local_field)
+        crm = by_name.get(mapping.crm_field) or by_lower.get(mapping.crm_field.lower())
+        if crm is None:
+            problems.append(MappingProblem(mapping.local_field, mapping.crm_field, "the CRM has no such field"))
+            continue
+        if local is not None and local.computed and mapping.pulls:
+            problems.append(
+                MappingProblem(mapping.local_field, crm.label, "is computed locally; it can only be pushed")
+            )
+        if mapping.pushes and not crm.writable:
+            problems.append(MappingProblem(mapping.local_field, crm.label, "is read-only in the CRM; map it pull only"))
+        crm_type = crm.type.lower()
+        local_kind = local.kind if local else "string"
+        if crm_type in _NUMERIC_CRM_TYPES and local_kind not in {"number"}:
+            problems.append(
+                MappingProblem(mapping.local_field, crm.label, f"holds numbers ({crm.type}) but {local_kind} is text")
+            )
+        elif local_kind == "number" and crm_type not in _NUMERIC_CRM_TYPES | _TEXTUAL_CRM_TYPES:
+            problems.append(MappingProblem(mapping.local_field, crm.label, f"cannot hold a number ({crm.type})"))
+    return problems
+
+
+def with_crm_lengths(mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]) -> list[FieldMapping]:
+    """Mappings whose ``truncate`` uses the CRM field's real length."""
+    lengths = {f.name: f.length for f in crm_fields if f.length}
+    return [replace(m, length=lengths.get(m.crm_field, m.length)) for m in mappings]
+
+
+__all__ = [
+    "CONTACT_FIELDS",
+    "LEAD_FIELDS",
+    "FieldMapping",
+    "InvalidRecordError",
+    "LocalField",
+    "MappingProblem",
+    "Transform",
+    "apply_values",
+    "canonical",
+    "default_mappings",
+    "from_crm",
+    "record_values",
+    "to_crm",
+    "validate_mappings",
+    "values_hash",
+    "with_crm_lengths",
+]

@@ -1,0 +1,164 @@
+"""The main window: sidebar switching, remembered geometry and panel, status bar, and a clean close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.paths import AppPaths
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.ui.conflicts_panel import ConflictsPanel
+from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
+from crm_desktop.ui.integrations_panel import IntegrationsPanel
+from crm_desktop.ui.main_window import PANEL_KEY, MainWindow, app_settings, default_size, describe_database
+from crm_desktop.ui.planned_panel import PlannedPanel
+from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
+
+WindowFactory = Callable[[], MainWindow]
+
+
+@pytest.fixture
+def make_window(qtbot: QtBot, workspace: Workspace) -> WindowFactory:
+    def make() -> MainWindow:
+        window = MainWindow(workspace)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    return make
+
+
+def click_sidebar(window: MainWindow, row: int) -> None:
+    item = window.sidebar.item(row)
+    position = window.sidebar.visualItemRect(item).center()
+    QTest.mouseClick(window.sidebar.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, position)
+
+
+def test_the_sidebar_lists_four_panels_with_icons(make_window: WindowFactory) -> None:
+    window = make_window()
+    titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
+    assert titles == ["Integrations", "Field Mapping", "Conflicts", "Sync Monitor"]
+    assert all(not window.sidebar.item(row).icon().isNull() for row in range(window.sidebar.count()))
+    assert not window.windowIcon().isNull()
+    assert window.windowTitle() == "CRM Desktop"
+    assert isinstance(window.current_panel, IntegrationsPanel)
+
+
+def test_clicking_the_sidebar_switches_panels(make_window: WindowFactory) -> None:
+    window = make_window()
+    expected = [IntegrationsPanel, FieldMappingPanel, ConflictsPanel, SyncMonitorPanel]
+    for row in (2, 1, 3, 0):
+        click_sidebar(window, row)
+        assert window.sidebar.currentRow() == row
+        assert isinstance(window.current_panel, expected[row])
+        assert window.current_panel.isVisible()
+
+
+@pytest.mark.parametrize("panel_class", [FieldMappingPanel, ConflictsPanel, SyncMonitorPanel])
+def test_planned_panels_say_what_they_will_hold(qtbot: QtBot, panel_class: type[PlannedPanel]) -> None:
+    panel = panel_class()
+    qtbot.addWidget(panel)
+    assert panel.heading.title.text() == panel_class.TITLE
+    assert len(panel.heading.subtitle.text().split()) > 12, "a full sentence of what the panel holds"
+    assert "coming with the sync engine" in panel.note.text()
+
+
+def test_geometry_and_panel_are_restored_in_a_second_window(make_window: WindowFactory, qt_settings_dir: Path) -> None:
+    first = make_window()
+    first.resize(700, 520)  # inside the offscreen screen (800x600): restoring clamps to it
+    click_sidebar(first, 2)
+    first.close()
+    assert not first.isVisible()
+    assert any(qt_settings_dir.rglob("*.ini")), "settings went to the test's own folder"
+
+    second = make_window()
+    assert (second.width(), second.height()) == (700, 520)
+    assert second.sidebar.currentRow() == 2
+    assert isinstance(second.current_panel, ConflictsPanel)
+
+
+def test_a_first_start_uses_the_default_size_and_first_panel(make_window: WindowFactory) -> None:
+    window = make_window()
+    assert window.size() == default_size(window.screen().availableGeometry().size())
+    assert window.sidebar.currentRow() == 0
+
+
+def test_the_default_size_fits_small_screens() -> None:
+    assert default_size(QSize(2560, 1440)) == QSize(1120, 720)
+    assert default_size(QSize(1024, 700)) == QSize(922, 630)  # Qt rounds 921.6 to the nearest pixel
+
+
+@pytest.mark.parametrize("stored", ["not-a-number", "17", "-3"])
+def test_a_damaged_panel_setting_falls_back_to_the_first_panel(make_window: WindowFactory, stored: str) -> None:
+    settings = app_settings()
+    settings.setValue(PANEL_KEY, stored)
+    settings.sync()
+    assert make_window().sidebar.currentRow() == 0
+
+
+def test_the_status_bar_shows_the_data_folder_and_database(make_window: WindowFactory, workspace: Workspace) -> None:
+    window = make_window()
+    text = window.location_label.text()
+    assert str(workspace.paths.data_dir) in text
+    assert "crm-desktop.db (SQLite)" in text
+    window.integrations_panel.status_message.emit("Added HubSpot integration “x”")
+    assert window.statusBar().currentMessage() == "Added HubSpot integration “x”"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://crm:s3cret@db.local:5432/crm", "postgresql+psycopg://crm:***@db.local:5432/crm"),
+        ("postgresql+psycopg://crm@db.local/crm", "postgresql+psycopg://crm@db.local/crm"),
+    ],
+)
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str, tmp_path: Path) -> None:
+    paths = AppPaths(data_dir=tmp_path, database_url=url, log_file=tmp_path / "log")
+    assert describe_database(paths) == shown
+
+
+def test_closing_cancels_running_tasks_and_says_it_closed(
+    make_window: WindowFactory, qtbot: QtBot, qasync_loop: qasync.QEventLoop
+) -> None:
+    window = make_window()
+    task = window.tasks.start(asyncio.sleep(3600), name="long sync")
+    assert window.tasks.pending == [task]
+    with qtbot.waitSignal(window.closed, timeout=1000):
+        window.close()
+    qtbot.waitUntil(task.done, timeout=1000)
+    assert task.cancelled()
+    assert window.tasks.pending == []
+
+
+def test_a_finished_task_leaves_the_tracker(
+    make_window: WindowFactory, qtbot: QtBot, qasync_loop: qasync.QEventLoop
+) -> None:
+    async def quick() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    window = make_window()
+    task = window.tasks.start(quick(), name="quick")
+    qtbot.waitUntil(lambda: not window.tasks.pending, timeout=1000)
+    assert task.result() == 7
+    assert window.tasks.cancel_all() == 0
+
+
+def test_file_quit_closes_the_window(make_window: WindowFactory, qtbot: QtBot) -> None:
+    window = make_window()
+    file_menu = window.menuBar().actions()[0].menu()
+    quit_action = next(a for a in file_menu.actions() if a.text() == "&Quit")  # type: ignore[union-attr]
+    with qtbot.waitSignal(window.closed, timeout=1000):
+        quit_action.trigger()
+    assert not window.isVisible()
+    assert QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "CRM Desktop", "crm-desktop").contains(
+        PANEL_KEY
+    )
