@@ -1,4 +1,4 @@
-"""Pipedrive adapter: persons (v2), leads, notes and person fields (v1), deals and activities, within the token budget."""
+"""Pipedrive adapter: persons (v2), leads, notes and person fields (v1), deals and activities, in its token budget."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -162,7 +162,7 @@ def token_cost(method: str, path: str) -> int:
 
 
 def pipedrive_error(body: Any) -> str:
-    """The ``error`` text of Pipedrive's envelope (``''`` when there is none), without markup, at most 300 characters."""
+    """The ``error`` text of Pipedrive's envelope (``''`` when none), without markup, at most 300 characters."""
     if not isinstance(body, dict):
         return ""
     error = body.get("error")
@@ -210,11 +210,10 @@ def classify_pipedrive(response: httpx.Response) -> Verdict:
         )
     if status == 403:
         if _looks_like_html(response):
-            wait = max(retry_after_seconds(response) or 0.0, BLOCKED_WAIT_SECONDS)
             return Verdict(
                 Decision.RATE_LIMITED,
                 ErrorCategory.RATE_LIMIT,
-                wait=wait,
+                wait=max(retry_after_seconds(response) or 0.0, BLOCKED_WAIT_SECONDS),
                 code="BLOCKED",
                 reason="Pipedrive blocked requests for a while after too many were sent (403)",
             )
@@ -283,24 +282,26 @@ class PersonFieldMap:
 
     Attributes:
         fields: the person fields, as :meth:`PipedriveAdapter.list_fields` lists them.
+        option_ids: per enum or set field key, option label (case-folded) -> option id.
     """
 
     fields: tuple[CrmField, ...] = ()
+    option_ids: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
-    def field(self, key: str) -> CrmField | None:
+    def get(self, key: str) -> CrmField | None:
         """The field with this key."""
         return next((f for f in self.fields if f.name == key), None)
 
     def key_for(self, name_or_key: str) -> str | None:
         """The key of a field given its key or its human name (case-insensitive); ``None`` when unknown."""
-        if self.field(name_or_key) is not None:
+        if self.get(name_or_key) is not None:
             return name_or_key
         wanted = name_or_key.strip().casefold()
         return next((f.name for f in self.fields if f.label.casefold() == wanted), None)
 
     def name_for(self, key: str) -> str:
         """The human name of a key; an unknown hash reads as 'a custom field', never as the hash."""
-        known = self.field(key)
+        known = self.get(key)
         if known is not None:
             return known.label
         return "a custom field" if _HASH_KEY.fullmatch(key) else key
@@ -321,16 +322,23 @@ class PersonFieldMap:
         """A message with every hash key replaced by its field's quoted name."""
         return _HASH_KEY.sub(lambda match: f"'{self.name_for(match.group(0))}'", text)
 
+    def with_field(self, crm_field: CrmField, option_ids: Mapping[str, int]) -> PersonFieldMap:
+        """This map with one more field (just created)."""
+        ids = dict(self.option_ids)
+        if option_ids:
+            ids[crm_field.name] = dict(option_ids)
+        return PersonFieldMap((*self.fields, crm_field), ids)
+
     def wire_value(self, key: str, value: Any) -> Any:
         """A custom value as Pipedrive takes it: option labels of enum and set fields become option ids.
 
         Raises:
             ValueError: a label that is not one of the field's options.
         """
-        known = self.field(key)
+        known = self.get(key)
         if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
             return value
-        ids = self._option_ids.get(key, {})
+        ids = self.option_ids.get(key, {})
 
         def option_id(label: Any) -> int:
             if isinstance(label, bool):
@@ -338,31 +346,17 @@ class PersonFieldMap:
             if isinstance(label, int):
                 return label
             text = str(label).strip()
-            if text.isdigit() and text not in ids:
-                return int(text)
             found = ids.get(text.casefold())
+            if found is None and text.isdigit():
+                return int(text)
             if found is None:
-                raise ValueError(f"{text!r} is not one of the options of '{known.label}' ({', '.join(known.options)})")
+                raise ValueError(f"{text!r} is not one of its options ({', '.join(known.options)})")
             return found
 
         if known.type == "enum":
             return option_id(value)
         labels = value if isinstance(value, list | tuple | set) else [v for v in str(value).split(",") if v.strip()]
         return sorted(option_id(label) for label in labels)
-
-    @property
-    def _option_ids(self) -> dict[str, dict[str, int]]:
-        return _OPTION_IDS.get(id(self), {})
-
-
-#: Option label (folded) -> option id, per field key, of each live PersonFieldMap (a frozen dataclass holds none).
-_OPTION_IDS: dict[int, dict[str, dict[str, int]]] = {}
-
-
-def _field_map(fields: Sequence[CrmField], option_ids: dict[str, dict[str, int]]) -> PersonFieldMap:
-    mapping = PersonFieldMap(tuple(fields))
-    _OPTION_IDS[id(mapping)] = option_ids
-    return mapping
 
 
 # -- rate budgets ------------------------------------------------------------------------------------------------
@@ -395,13 +389,23 @@ class _SearchBudget(RateBudget):
 
 
 class _TokenMeter:
-    """Daily API tokens: those the headers say are left, less those of calls in flight, never below the reserve."""
+    """Daily API tokens: those the headers say are left, less those of calls in flight, never below the reserve.
+
+    A count heard on an earlier UTC day is stale (the budget resets at midnight) and no longer stops calls.
+    """
 
     def __init__(self, budget: RateBudget) -> None:
         self.budget = budget
         self.in_flight = 0
+        self.heard_on: date | None = None
+
+    def heard(self) -> None:
+        self.heard_on = datetime.now(UTC).date()
 
     def reserve(self, cost: int) -> None:
+        if self.heard_on is not None and self.heard_on != datetime.now(UTC).date():
+            self.budget.daily_remaining = None
+            self.heard_on = None
         left = self.budget.daily_remaining
         if left is not None and left - self.in_flight - cost < self.budget.daily_reserve:
             raise BudgetExhaustedError(
@@ -430,9 +434,7 @@ def company_base_url(domain: str | None) -> str:
         ConfigurationError: when there is no domain.
     """
     if not domain or not domain.strip():
-        raise ConfigurationError(
-            "Pipedrive needs the company domain (the 'acme' of acme.pipedrive.com) or a base URL"
-        )
+        raise ConfigurationError("Pipedrive needs the company domain (the 'acme' of acme.pipedrive.com) or a base URL")
     name = domain.strip().lower().removeprefix("https://").rstrip("/").removesuffix(".pipedrive.com")
     return f"https://{name}.pipedrive.com"
 
@@ -476,16 +478,33 @@ def _folded_email(value: Any) -> str:
         return text.lower()
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) and value.strip() else None
+    except ValueError:
+        return None
+
+
 def _same_value(current: Any, wanted: Any) -> bool:
     if isinstance(current, bool) or isinstance(wanted, bool):
         return current is wanted
-    if isinstance(current, int | float) and isinstance(wanted, int | float):
-        return float(current) == float(wanted)
+    if isinstance(current, int | float) or isinstance(wanted, int | float):
+        return _number(current) is not None and _number(current) == _number(wanted)
     if isinstance(current, list) and isinstance(wanted, list):
         return sorted(map(str, current)) == sorted(map(str, wanted))
     if isinstance(current, str) and isinstance(wanted, str):
         return current.strip() == wanted.strip()
     return bool(current == wanted)
+
+
+def _v1_paging(extra: dict[str, Any]) -> dict[str, Any]:
+    """v1 paging: ``additional_data.pagination`` on the wire, or ``additional_data`` itself as the spec puts it."""
+    paging = extra.get("pagination")
+    return paging if isinstance(paging, dict) else extra
 
 
 def _items(values: Any) -> list[dict[str, Any]]:
@@ -528,7 +547,10 @@ def lead_record(lead: Mapping[str, Any], email: str = "") -> CrmRecord:
     """A v1 lead as a :class:`CrmRecord` (its person's email given separately)."""
     fields = {key: value for key, value in lead.items() if key != "id"}
     return CrmRecord(
-        crm_id=str(lead["id"]), email=_folded_email(email), fields=fields, modified_at=parse_time(lead.get("update_time"))
+        crm_id=str(lead["id"]),
+        email=_folded_email(email),
+        fields=fields,
+        modified_at=parse_time(lead.get("update_time")),
     )
 
 
@@ -640,7 +662,6 @@ class PipedriveAdapter:
             self.budget, window_limit=DEFAULT_SEARCH_BURST_LIMIT, clock=clock, sleep=sleep
         )
         self._tokens = _TokenMeter(self.budget)
-        self._daily_budget_spent = False
         self.http = HttpCore(
             "Pipedrive",
             base_url,
@@ -666,8 +687,8 @@ class PipedriveAdapter:
     def _classify(self, response: httpx.Response) -> Verdict:
         verdict = classify_pipedrive(response)
         if verdict.code == DAILY_BUDGET_CODE:
-            self._daily_budget_spent = True
             self.budget.daily_remaining = 0
+            self._tokens.heard()
         return verdict
 
     async def _observe_rate_headers(self, response: httpx.Response) -> None:
@@ -675,6 +696,8 @@ class PipedriveAdapter:
         if response.status_code == 429:
             # A refusal may describe another window than the request's own (the burst window on a search).
             seen = replace(seen, window_limit=None, window_seconds=None)
+        if seen.daily_remaining is not None:
+            self._tokens.heard()
         if response.request.url.path.endswith(SEARCH_PATH):
             self.search_budget.observe(replace(seen, daily_limit=None, daily_remaining=None))
             self.budget.observe(RateObservation(daily_limit=seen.daily_limit, daily_remaining=seen.daily_remaining))
@@ -691,7 +714,7 @@ class PipedriveAdapter:
                 method, url, idempotent=idempotent, budget=self.search_budget if search else None, **kwargs
             )
         except RateLimitError as exc:
-            if self._daily_budget_spent and not isinstance(exc, BudgetExhaustedError):
+            if self.budget.daily_remaining == 0 and not isinstance(exc, BudgetExhaustedError):
                 raise BudgetExhaustedError(
                     "Pipedrive's daily API token budget for the company is spent; it resets at 00:00 UTC",
                     status=exc.status,
@@ -773,9 +796,7 @@ class PipedriveAdapter:
             option_ids: dict[str, dict[str, int]] = {}
             start = 0
             while True:
-                response = await self._call(
-                    "GET", "/v1/personFields", params={"start": start, "limit": self.page_size}
-                )
+                response = await self._call("GET", "/v1/personFields", params={"start": start, "limit": self.page_size})
                 data, extra = self._data(response)
                 for raw in data or []:
                     if not isinstance(raw, dict) or not raw.get("key"):
@@ -784,12 +805,12 @@ class PipedriveAdapter:
                     fields.append(crm_field)
                     if ids:
                         option_ids[crm_field.name] = ids
-                paging = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else extra
+                paging = _v1_paging(extra)
                 if not paging.get("more_items_in_collection"):
                     break
                 following = paging.get("next_start")
                 start = int(following) if isinstance(following, int) and following > start else start + self.page_size
-            self._fields = _field_map(fields, option_ids)
+            self._fields = PersonFieldMap(tuple(fields), option_ids)
             return self._fields
 
     async def create_field(
@@ -818,34 +839,29 @@ class PipedriveAdapter:
                 category=ErrorCategory.VALIDATION,
             )
         choices = list(options) or (["Yes", "No"] if field_type.lower() in {"bool", "boolean"} else [])
-        existing = (await self.field_map()).key_for(title)
-        if existing is not None:
-            found = (await self.field_map()).field(existing)
-            assert found is not None
+        known = await self.field_map()
+        existing = known.key_for(title)
+        if existing is not None and (found := known.get(existing)) is not None:
             return found
         body: dict[str, Any] = {"name": title, "field_type": kind}
         if kind in {"enum", "set"}:
             body["options"] = [{"label": choice} for choice in choices]
-        started = datetime.now(UTC)
-        for _attempt in range(3):
-            try:
-                response = await self._call("POST", "/v1/personFields", idempotent=False, json=body)
-            except AmbiguousWriteError:
-                again = await self._load_person_fields()
-                key = again.key_for(title)
-                if key is not None and (made := again.field(key)) is not None:
-                    return made
-                continue
-            data, _ = self._data(response)
-            await self._load_person_fields()
-            made = (await self.field_map()).field(str(data["key"])) if isinstance(data, dict) else None
-            if made is None:
-                raise TransientError("Pipedrive created the field but does not list it yet")
-            logger.info("Pipedrive person field created: %s (%s)", made.label, made.type)
+
+        async def find() -> dict[str, Any] | None:
+            again = await self._load_person_fields()
+            key = again.key_for(title)
+            return {"id": key, "key": key} if key is not None else None
+
+        data = await self._post_once("/v1/personFields", body, find)
+        if data.get("name") is None:
+            # Found again after a lost connection: the reloaded map already holds it.
+            made = (await self.field_map()).get(str(data["key"]))
+            assert made is not None
             return made
-        raise AmbiguousWriteError(
-            f"Pipedrive: creating field {title!r} kept losing the connection since {started:%H:%M:%S} UTC"
-        )
+        made, option_ids = _person_field(data)
+        self._fields = (await self.field_map()).with_field(made, option_ids)
+        logger.info("Pipedrive person field created: %s (%s)", made.label, made.type)
+        return made
 
     def quota(self) -> Quota:
         """Daily tokens left (``x-daily-requests-left``) and the burst window left, as last reported."""
@@ -1008,9 +1024,13 @@ class PipedriveAdapter:
             fresh = [
                 lead
                 for lead in leads
-                if not (mark_time is not None and parse_time(lead.get("update_time")) == mark_time and str(lead["id"]) in marked)
+                if not (
+                    mark_time is not None
+                    and parse_time(lead.get("update_time")) == mark_time
+                    and str(lead["id"]) in marked
+                )
             ]
-            paging = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else extra
+            paging = _v1_paging(extra)
             more = bool(paging.get("more_items_in_collection"))
             if fresh:
                 emails = await self._emails_of_persons(lead.get("person_id") for lead in fresh)
@@ -1077,12 +1097,15 @@ class PipedriveAdapter:
 
     async def _post_note(self, target: tuple[str, str], content: str) -> dict[str, Any]:
         wanted = note_fingerprint(content)
+        started = datetime.now(UTC)
 
         async def find() -> dict[str, Any] | None:
-            return next(
-                (note for note in await self._notes_of(target) if note_fingerprint(str(note.get("content"))) == wanted),
-                None,
-            )
+            for note in await self._notes_of(target):
+                added = parse_time(note.get("add_time"))
+                recent = added is not None and added >= started - RECONCILE_WINDOW
+                if recent and note_fingerprint(str(note.get("content"))) == wanted:
+                    return note
+            return None
 
         return await self._post_once("/v1/notes", self._note_body(target, content), find)
 
@@ -1201,7 +1224,8 @@ class PipedriveAdapter:
                 fields = await self._wire_custom_values(record.fields)
                 wish, lead = _split_fields(obj, email, fields)
             except _RecordProblem as problem:
-                results[index] = _failed(record, ErrorCategory.VALIDATION, f"field '{problem.field_name}' {problem.reason}")
+                message = f"{record.email}: field '{problem.field_name}' {problem.reason}"
+                results[index] = _failed(record, ErrorCategory.VALIDATION, message)
                 continue
             pending.append(_Pending(index=index, record=record, email=email, person=wish, lead=lead))
         if not pending:
@@ -1212,33 +1236,31 @@ class PipedriveAdapter:
             if results[item.index] is None:
                 by_email.setdefault(item.email, []).append(item)
 
-        async def write_group(group: list[_Pending]) -> None:
+        async def write_in_turn(group: list[_Pending]) -> None:
+            # Records sharing an email go one after the other, each seeing the person the one before wrote.
             for item in group:
+                if item.existing is None and item.email in written:
+                    item.existing = written[item.email]
+                    item.person_id = int(item.existing["id"])
                 results[item.index] = await self._write_one(obj, item, written)
-                person = written.get(item.email)
-                for later in group:
-                    if later is not item and person is not None:
-                        later.existing, later.person_id = person, int(person["id"])
 
-        await self._run_all(write_group(group) for group in by_email.values())
+        await self._run_all(write_in_turn(group) for group in by_email.values())
 
     async def _wire_custom_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Record fields with custom field names turned into keys and option labels into option ids."""
-        custom_like = [key for key in fields if key not in _WRITABLE_PERSON_FIELDS and key not in _LEAD_KEYS]
-        if not any(_HASH_KEY.fullmatch(key) or key not in _IGNORED_PERSON_FIELDS for key in custom_like):
+        standard = _WRITABLE_PERSON_FIELDS | _LEAD_KEYS | _IGNORED_PERSON_FIELDS
+        custom = [key for key in fields if key not in standard]
+        if not custom:
             return dict(fields)
         mapping = await self.field_map()
-        wired: dict[str, Any] = {}
-        for key, value in fields.items():
-            if key in _WRITABLE_PERSON_FIELDS or key in _LEAD_KEYS or key in _IGNORED_PERSON_FIELDS:
-                wired[key] = value
-                continue
+        wired = {key: value for key, value in fields.items() if key in standard}
+        for key in custom:
             wire_key = mapping.key_for(key)
-            known = mapping.field(wire_key) if wire_key else None
+            known = mapping.get(wire_key) if wire_key else None
             if known is None or not known.custom:
-                raise _RecordProblem(key, "is not a Pipedrive person field (create it, or map the value elsewhere)")
+                raise _RecordProblem(mapping.name_for(key), "is not a Pipedrive person field (create it first)")
             try:
-                wired[known.name] = mapping.wire_value(known.name, value)
+                wired[known.name] = mapping.wire_value(known.name, fields[key])
             except ValueError as exc:
                 raise _RecordProblem(known.label, str(exc)) from None
         return wired
@@ -1252,78 +1274,79 @@ class PipedriveAdapter:
     ) -> None:
         """Find each record's person: its linked id, one written earlier in this push, or a search by email."""
 
-        async def linked(item: _Pending) -> None:
+        async def follow_link(item: _Pending) -> None:
             crm_id = item.record.crm_id
             if not crm_id:
                 return
             if obj is RecordObject.CONTACT:
-                if crm_id.isdigit():
-                    item.person_id = int(crm_id)
+                item.person_id = int(crm_id) if crm_id.isdigit() else None
                 return
             lead = await self._lead(crm_id)
             if lead is not None:
                 item.lead_existing = lead
-                if isinstance(lead.get("person_id"), int):
-                    item.person_id = int(lead["person_id"])
+                person_id = lead.get("person_id")
+                item.person_id = person_id if isinstance(person_id, int) else None
 
-        async def search(item: _Pending) -> None:
-            if item.person_id is not None:
-                return
+        await self._run_all(follow_link(item) for item in pending)
+        await self._read_persons(item for item in pending if item.person_id is not None)
+        unlinked = [item for item in pending if item.person_id is None]
+        for item in unlinked:
             if item.email in written:
                 item.existing = written[item.email]
                 item.person_id = int(item.existing["id"])
-                return
+        emails = sorted({item.email for item in unlinked if item.person_id is None})
+
+        async def search(email: str) -> int | ProviderError | None:
             try:
-                item.person_id = await self._search_person_id(item.email)
+                return await self._search_person_id(email)
             except _FATAL:
                 raise
             except ProviderError as exc:
-                results[item.index] = self._failure(item.record, exc, "the search for the person")
+                return exc
 
-        await self._run_all(linked(item) for item in pending)
-        linked_ids = {item.person_id for item in pending if item.person_id is not None and item.existing is None}
-        persons = await self._persons_by_ids(pid for pid in linked_ids if pid is not None) if linked_ids else {}
-        for item in pending:
-            if item.person_id is not None and item.existing is None:
-                item.existing = persons.get(item.person_id)
-                if item.existing is None:
-                    item.person_id = None  # deleted or merged in Pipedrive since it was linked: match by email
-        searched = [item for item in pending if item.person_id is None]
-        seen: set[str] = set()
-        unique = [item for item in searched if not (item.email in seen or seen.add(item.email))]
-        await self._run_all(search(item) for item in unique)
-        for item in searched:
-            leader = next(first for first in unique if first.email == item.email)
-            item.person_id, item.existing = leader.person_id, leader.existing
-        found_ids = {item.person_id for item in searched if item.person_id is not None and item.existing is None}
-        if found_ids:
-            persons = await self._persons_by_ids(pid for pid in found_ids if pid is not None)
-            for item in searched:
-                if item.person_id is not None and item.existing is None:
-                    item.existing = persons.get(item.person_id)
-                    if item.existing is None:
-                        item.person_id = None
+        found = dict(zip(emails, await self._run_all(search(email) for email in emails), strict=True))
+        for item in unlinked:
+            if item.person_id is not None:
+                continue
+            outcome = found[item.email]
+            if isinstance(outcome, ProviderError):
+                results[item.index] = self._failure(item.record, outcome, "the search for the person")
+            else:
+                item.person_id = outcome
+        await self._read_persons(item for item in unlinked if item.person_id is not None and item.existing is None)
+
+    async def _read_persons(self, items: Iterable[_Pending]) -> None:
+        """Fill in the full persons of records whose person id is known (one call per 100)."""
+        waiting = [item for item in items if item.person_id is not None and item.existing is None]
+        if not waiting:
+            return
+        persons = await self._persons_by_ids(item.person_id for item in waiting if item.person_id is not None)
+        for item in waiting:
+            item.existing = persons.get(item.person_id) if item.person_id is not None else None
+            if item.existing is None:
+                item.person_id = None  # deleted or merged in Pipedrive since it was linked: match by email
 
     async def _write_one(self, obj: RecordObject, item: _Pending, written: dict[str, dict[str, Any]]) -> RecordResult:
         record = item.record
         stage = "the person"
+        crm_id = record.crm_id
         try:
             person, person_outcome = await self._write_person(item)
             written[item.email] = person
             person_id = int(person["id"])
-            changed = person_outcome is not RecordOutcome.UNCHANGED
             if obj is RecordObject.CONTACT:
                 crm_id, outcome = str(person_id), person_outcome
-                note_target = ("person_id", str(person_id))
+                note_target = ("person_id", crm_id)
                 fresh = person_outcome is RecordOutcome.CREATED
             else:
                 stage = "the lead"
-                lead, lead_outcome = await self._write_lead(item, person_id, fresh=person_outcome is RecordOutcome.CREATED)
+                lead, lead_outcome = await self._write_lead(
+                    item, person_id, fresh=person_outcome is RecordOutcome.CREATED
+                )
                 crm_id = str(lead["id"])
-                if lead_outcome is RecordOutcome.CREATED:
-                    outcome = RecordOutcome.CREATED
-                else:
-                    outcome = RecordOutcome.UPDATED if changed or lead_outcome is RecordOutcome.UPDATED else lead_outcome
+                outcome = lead_outcome
+                if lead_outcome is RecordOutcome.UNCHANGED and person_outcome is not RecordOutcome.UNCHANGED:
+                    outcome = RecordOutcome.UPDATED
                 note_target = ("lead_id", crm_id)
                 fresh = lead_outcome is RecordOutcome.CREATED
             if record.note and record.note.strip():
@@ -1335,10 +1358,7 @@ class PipedriveAdapter:
         except _FATAL:
             raise
         except ProviderError as exc:
-            result = self._failure(record, exc, stage)
-            if stage != "the person" and item.email in written:
-                return replace(result, crm_id=str(written[item.email]["id"]))
-            return result
+            return replace(self._failure(record, exc, stage), crm_id=crm_id)
 
     def _failure(self, record: OutboundRecord, exc: ProviderError, stage: str) -> RecordResult:
         if isinstance(exc, RecordRejectedError):
@@ -1390,9 +1410,7 @@ class PipedriveAdapter:
                 return person
         return None
 
-    async def _write_lead(
-        self, item: _Pending, person_id: int, *, fresh: bool
-    ) -> tuple[dict[str, Any], RecordOutcome]:
+    async def _write_lead(self, item: _Pending, person_id: int, *, fresh: bool) -> tuple[dict[str, Any], RecordOutcome]:
         lead = item.lead_existing
         if lead is None and not fresh:
             lead = await self._own_lead(person_id)
@@ -1403,7 +1421,11 @@ class PipedriveAdapter:
 
             async def find() -> dict[str, Any] | None:
                 return next(
-                    (lead for lead in await self._leads_of_person(person_id) if lead.get("origin_id") == LEAD_ORIGIN_ID),
+                    (
+                        lead
+                        for lead in await self._leads_of_person(person_id)
+                        if lead.get("origin_id") == LEAD_ORIGIN_ID
+                    ),
                     None,
                 )
 

@@ -72,9 +72,7 @@ def api_log(sandbox: SalesforceSandbox) -> list[LoggedRequest]:
     return list(sandbox.requests)
 
 
-def run(
-    sandbox: SalesforceSandbox, scenario: Callable[[SalesforceAdapter], Awaitable[Any]], **kwargs: Any
-) -> Any:
+def run(sandbox: SalesforceSandbox, scenario: Callable[[SalesforceAdapter], Awaitable[Any]], **kwargs: Any) -> Any:
     async def go() -> Any:
         adapter = adapter_for(sandbox, **kwargs)
         try:
@@ -326,7 +324,7 @@ def test_changes_since_pages_to_the_end_then_only_new_edits() -> None:
     ids = [r.crm_id for p in pages for r in p.records]
     assert len(set(ids)) == 450
     stamps = [r.modified_at for p in pages for r in p.records]
-    assert stamps == sorted(stamps)  # type: ignore[type-var]
+    assert stamps == sorted(stamps)
     assert [r.crm_id for p in after_edit for r in p.records] == [edited.crm_id]
     assert after_edit[0].records[0].fields["Title"] == "Head of Social"
     assert quiet == []
@@ -360,7 +358,9 @@ def test_notes_are_attached_when_the_org_has_a_note_object() -> None:
     if note_objects:
         note_id = run(sandbox, scenario)
         assert note_id
-        posted = [r for r in api_log(sandbox) if r.method == "POST" and r.path.startswith("/services/data/v61.0/sobjects/")]
+        posted = [
+            r for r in api_log(sandbox) if r.method == "POST" and r.path.startswith("/services/data/v61.0/sobjects/")
+        ]
         assert posted[-1].status == 201
     else:
         # The sandbox emulates neither Note nor Task yet: the adapter says so instead of pretending.

@@ -250,7 +250,9 @@ def test_classifier_table(
 def test_classifier_waits_and_names() -> None:
     assert classify_salesforce(httpx.Response(429, headers={"Retry-After": "3"})).wait == 3.0
     concurrent = classify_salesforce(
-        httpx.Response(403, json=[{"message": "ConcurrentPerOrg Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+        httpx.Response(
+            403, json=[{"message": "ConcurrentPerOrg Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+        )
     )
     assert concurrent.wait is not None and concurrent.wait > 0
     missing = classify_salesforce(
@@ -277,7 +279,9 @@ RECORD_ERRORS = [
 
 @pytest.mark.parametrize(("code", "fields", "category", "mention"), RECORD_ERRORS)
 def test_record_error_table(code: str, fields: list[str], category: ErrorCategory, mention: str) -> None:
-    got_category, message = describe_record_errors([{"statusCode": code, "message": f"{code} duplicate", "fields": fields}])
+    got_category, message = describe_record_errors(
+        [{"statusCode": code, "message": f"{code} duplicate", "fields": fields}]
+    )
     assert got_category is category
     assert mention in message and code in message
 
@@ -572,7 +576,12 @@ def test_upsert_query_then_collections(respx_mock: respx.MockRouter) -> None:
     assert create_body == {
         "allOrNone": False,
         "records": [
-            {"attributes": {"type": "Contact"}, "LastName": "New", "twitter_username__c": "newbie", "Email": "new@x.com"},
+            {
+                "attributes": {"type": "Contact"},
+                "LastName": "New",
+                "twitter_username__c": "newbie",
+                "Email": "new@x.com",
+            },
             {"attributes": {"type": "Contact"}, "LastName": "Dupe", "Email": "dupe@x.com"},
         ],
     }
@@ -718,14 +727,15 @@ def test_changes_since_query_shape_and_cursor(respx_mock: respx.MockRouter) -> N
     respx_mock.get(f"{DATA}/sobjects/Lead/describe").mock(
         return_value=sf_response(200, describe_body("Lead", social=False))
     )
+    lead = {"attributes": {"type": "Lead"}}
     page = {
         "totalSize": 2,
         "done": True,
         "records": [
-            {"attributes": {"type": "Lead"}, "Id": "00QA", "Email": "a@x.com", "SystemModstamp": "2026-02-01T10:00:00.000+0000"},
-            {"attributes": {"type": "Lead"}, "Id": "00QB", "Email": None, "SystemModstamp": "2026-02-01T10:00:00.500+0000"},
+            {**lead, "Id": "00QA", "Email": "a@x.com", "SystemModstamp": "2026-02-01T10:00:00.000+0000"},
+            {**lead, "Id": "00QB", "Email": None, "SystemModstamp": "2026-02-01T10:00:00.500+0000"},
         ],
-    }  # fmt: skip
+    }
     query = respx_mock.get(f"{DATA}/query").mock(return_value=sf_response(200, page))
 
     async def run() -> Any:
@@ -778,7 +788,9 @@ def test_session_expiry_refreshes_once_and_saves_tokens(respx_mock: respx.MockRo
     respx_mock.get("/services/oauth2/userinfo").mock(side_effect=userinfo)
     respx_mock.get(f"{DATA}/limits").mock(return_value=sf_response(200, {}))
     token = respx_mock.post(TOKEN_URL).mock(
-        return_value=sf_response(200, {"access_token": "access-2", "instance_url": INSTANCE, "issued_at": "1700000000000"})
+        return_value=sf_response(
+            200, {"access_token": "access-2", "instance_url": INSTANCE, "issued_at": "1700000000000"}
+        )
     )
     saved: list[dict[str, Any]] = []
 
@@ -883,7 +895,9 @@ def test_missing_mapped_field_stops_push_naming_it(respx_mock: respx.MockRouter)
     async def run() -> None:
         adapter = make_adapter()
         try:
-            await adapter.upsert(RecordObject.CONTACT, [OutboundRecord("a@x.com", {"LastName": "A", "twitter_username__c": "a"})])
+            await adapter.upsert(
+                RecordObject.CONTACT, [OutboundRecord("a@x.com", {"LastName": "A", "twitter_username__c": "a"})]
+            )
         finally:
             await adapter.aclose()
 
@@ -910,3 +924,34 @@ def test_malformed_query_is_fatal_and_not_retried(respx_mock: respx.MockRouter) 
         asyncio.run(run())
     assert "a@x.com" not in str(caught.value)
     assert query.call_count == 1
+
+
+@respx.mock(base_url=INSTANCE, assert_all_called=True)
+def test_add_note_falls_back_to_a_task_when_the_org_has_no_note(respx_mock: respx.MockRouter) -> None:
+    note = respx_mock.post(f"{DATA}/sobjects/Note").mock(
+        return_value=sf_response(404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}])
+    )
+    task = respx_mock.post(f"{DATA}/sobjects/Task").mock(
+        side_effect=[
+            sf_response(201, {"id": "00TA", "success": True, "errors": []}),
+            sf_response(201, {"id": "00TB", "success": True, "errors": []}),
+        ]
+    )
+
+    async def run() -> list[str]:
+        adapter = make_adapter()
+        try:
+            return [
+                await adapter.add_note(RecordObject.LEAD, "00QA", "Instagram comment\nWants a demo"),
+                await adapter.add_note(RecordObject.LEAD, "00QA", "Second note"),
+            ]
+        finally:
+            await adapter.aclose()
+
+    assert asyncio.run(run()) == ["00TA", "00TB"]
+    assert note.call_count == 1  # the org's lack of Note is remembered
+    assert json.loads(task.calls[0].request.content) == {
+        "WhoId": "00QA",
+        "Subject": "Instagram comment",
+        "Description": "Instagram comment\nWants a demo",
+    }

@@ -67,7 +67,7 @@ def sandbox() -> SalesforceSandbox:
     return SalesforceSandbox(SandboxConfig(seed=7, hang_seconds=0.5))
 
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {"FirstName": "Ana", "LastName": "García", "Email": "ana.garcia@lumen.io", "social_followers__c": 120},
     {"FirstName": "Liam", "LastName": "O'Brien", "Email": "Liam.OBrien@Harbor.com", "social_followers__c": 90_000},
     {"FirstName": "Mei", "LastName": "Chen", "Email": "mei.chen@atlas.co", "social_followers__c": 4500},
@@ -85,7 +85,7 @@ async def create_people(client: httpx.AsyncClient) -> list[str]:
     return [result["id"] for result in results]
 
 
-# -- ids --------------------------------------------------------------------------------------------------------------
+# -- ids -----------------------------------------------------------------------------------------------------------
 def test_ids_are_real_looking_18_character_ids_with_a_case_checksum() -> None:
     assert id_checksum("001A0000006Vm9r") == "IAC"
     assert to_18("001A0000006Vm9r") == "001A0000006Vm9rIAC"
@@ -97,7 +97,7 @@ def test_ids_are_real_looking_18_character_ids_with_a_case_checksum() -> None:
     assert to_18(contact_id[:15]) == contact_id
 
 
-# -- OAuth ----------------------------------------------------------------------------------------------------------------
+# -- OAuth ---------------------------------------------------------------------------------------------------------
 async def authorize(
     client: httpx.AsyncClient, sandbox: SalesforceSandbox, challenge: str, **extra: str
 ) -> httpx.Response:
@@ -285,7 +285,7 @@ def test_access_token_expires_after_its_lifetime_and_on_the_expire_fault(sandbox
     run(go())
 
 
-# -- CRUD ----------------------------------------------------------------------------------------------------------------
+# -- CRUD ----------------------------------------------------------------------------------------------------------
 def test_contact_create_read_update_delete(sandbox: SalesforceSandbox) -> None:
     async def go(client: httpx.AsyncClient) -> None:
         created = await client.post(
@@ -374,7 +374,7 @@ def test_writes_are_validated_like_salesforce(sandbox: SalesforceSandbox) -> Non
     with_api(sandbox, go)
 
 
-# -- SOQL ----------------------------------------------------------------------------------------------------------------
+# -- SOQL ----------------------------------------------------------------------------------------------------------
 def test_soql_parser_reads_the_supported_subset() -> None:
     query = parse_soql(
         "select Id, Email from contact where (Email in ('a@x.com', 'b\\'c@x.com') and not LastName = null) "
@@ -396,7 +396,8 @@ def test_soql_filters_sorts_and_limits(sandbox: SalesforceSandbox) -> None:
 
         by_email = await soql(
             client,
-            "SELECT Id, Email FROM Contact WHERE Email IN ('LIAM.OBRIEN@harbor.com', 'nobody@x.com', 'mei.chen@atlas.co')",
+            "SELECT Id, Email FROM Contact "
+            "WHERE Email IN ('LIAM.OBRIEN@harbor.com', 'nobody@x.com', 'mei.chen@atlas.co')",
         )
         assert by_email.status_code == 200
         body = by_email.json()
@@ -514,7 +515,7 @@ def test_query_pages_through_nextrecordsurl_to_the_end() -> None:
     with_api(sandbox, go)
 
 
-# -- sObject Collections ------------------------------------------------------------------------------------------------
+# -- sObject Collections -------------------------------------------------------------------------------------------
 def test_collections_refuse_more_than_200_records(sandbox: SalesforceSandbox) -> None:
     async def go(client: httpx.AsyncClient) -> httpx.Response:
         records = [{"attributes": {"type": "Contact"}, "LastName": f"P{n}"} for n in range(201)]
@@ -637,7 +638,7 @@ def test_duplicate_rule_blocks_the_same_email_unless_allow_save(sandbox: Salesfo
     with_api(sandbox, go)
 
 
-# -- describe ----------------------------------------------------------------------------------------------------------
+# -- describe ------------------------------------------------------------------------------------------------------
 def test_describe_matches_salesforce_json_schema_and_lists_custom_fields(sandbox: SalesforceSandbox) -> None:
     schema = json.loads(DESCRIBE_SCHEMA.read_text())
 
@@ -669,7 +670,7 @@ def test_describe_matches_salesforce_json_schema_and_lists_custom_fields(sandbox
     assert custom == ["twitter_username__c", "Favourite_Colour__c"]
 
 
-# -- limits --------------------------------------------------------------------------------------------------------------
+# -- limits --------------------------------------------------------------------------------------------------------
 def test_daily_allocation_is_reported_and_enforced() -> None:
     sandbox = SalesforceSandbox(SandboxConfig(seed=2), daily_api_limit=3, token_ttl_seconds=None)
 
@@ -707,7 +708,7 @@ def test_concurrent_requests_over_the_limit_are_refused() -> None:
     with_api(sandbox, go)
 
 
-# -- faults ---------------------------------------------------------------------------------------------------------------
+# -- faults --------------------------------------------------------------------------------------------------------
 def test_request_faults_from_the_control_endpoint(sandbox: SalesforceSandbox) -> None:
     async def go(client: httpx.AsyncClient) -> None:
         await client.put("/__sandbox__/faults", json={"spec": "5xx@1"})
@@ -751,7 +752,7 @@ def test_invalid_record_fault_refuses_single_records_with_a_validation_error(san
     with_api(sandbox, go)
 
 
-# -- salesperson edits --------------------------------------------------------------------------------------------------
+# -- salesperson edits ---------------------------------------------------------------------------------------------
 def test_control_edits_convert_and_delete_records(sandbox: SalesforceSandbox) -> None:
     async def go(client: httpx.AsyncClient) -> None:
         created = await client.post(
@@ -788,7 +789,7 @@ def test_control_edits_convert_and_delete_records(sandbox: SalesforceSandbox) ->
     with_api(sandbox, go)
 
 
-# -- seeding ---------------------------------------------------------------------------------------------------------------
+# -- seeding -------------------------------------------------------------------------------------------------------
 def test_seeded_people_are_contacts_and_the_leads_also_leads() -> None:
     sandbox = SalesforceSandbox(SandboxConfig(seed=11, contacts=60))
     people = generate_people(60, 11)

@@ -1,0 +1,156 @@
+"""Sandboxes over real loopback sockets: the background server, the signal-driven server and the factory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from crm_desktop.sandbox.core import Sandbox, SandboxConfig
+from crm_desktop.sandbox.salesforce import API_PREFIX, SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer, make_sandbox, serve_until_signal
+
+pytestmark = pytest.mark.loopback
+
+
+def port_is_open(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_salesforce_over_loopback_oauth_query_and_dropped_connections(
+    serve_on_loopback: Callable[..., SandboxServer],
+) -> None:
+    sandbox = SalesforceSandbox(SandboxConfig(seed=5, contacts=30, hang_seconds=0.6))
+    server = serve_on_loopback(sandbox)
+    url = server.urls[0]
+    assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+    assert sandbox.base_url == url
+
+    with httpx.Client(base_url=url, timeout=5.0) as client:
+        redirect = client.get(
+            "/services/oauth2/authorize",
+            params={
+                "response_type": "code",
+                "client_id": sandbox.client_id,
+                "redirect_uri": "http://127.0.0.1:8765/callback",
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+                "state": "abc",
+            },
+        )
+        assert redirect.status_code == 302
+        code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+        token = client.post(
+            "/services/oauth2/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": sandbox.client_id,
+                "redirect_uri": "http://127.0.0.1:8765/callback",
+                # RFC 7636 appendix B: this verifier gives the challenge above.
+                "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            },
+        )
+        assert token.status_code == 200, token.text
+        session = token.json()
+        assert session["instance_url"] == url
+
+        headers = {"Authorization": f"Bearer {session['access_token']}"}
+        count = client.get(f"{API_PREFIX}/query", params={"q": "SELECT COUNT() FROM Contact"}, headers=headers)
+        assert count.status_code == 200
+        assert count.json()["totalSize"] == 30
+        assert count.headers["sforce-limit-info"].startswith("api-usage=")
+
+        assert client.put("/__sandbox__/faults", json={"spec": "reset@1"}).status_code == 200
+        with pytest.raises(httpx.ReadError):
+            client.get(f"{API_PREFIX}/limits", headers=headers)
+        assert client.put("/__sandbox__/faults", json={"spec": "timeout@1"}).status_code == 200
+        with pytest.raises(httpx.ReadTimeout):
+            client.get(f"{API_PREFIX}/limits", headers=headers, timeout=0.2)
+        assert client.get(f"{API_PREFIX}/limits", headers=headers).status_code == 200
+
+    server.stop()
+    assert not port_is_open(url)
+    server.stop()  # idempotent
+
+
+def test_several_sandboxes_each_get_their_own_port(serve_on_loopback: Callable[..., SandboxServer]) -> None:
+    first = SalesforceSandbox(SandboxConfig(seed=1))
+    second = SalesforceSandbox(SandboxConfig(seed=2))
+    server = serve_on_loopback(first, second)
+    assert len(set(server.urls)) == 2
+    for sandbox in (first, second):
+        credentials = sandbox.credentials()
+        assert credentials["instanceUrl"] == sandbox.base_url
+        response = httpx.get(
+            f"{sandbox.base_url}/services/oauth2/userinfo",
+            headers={"Authorization": f"Bearer {credentials['accessToken']}"},
+        )
+        assert response.json()["organization_id"] == sandbox.org_id
+
+
+def test_server_refuses_non_loopback_hosts_and_a_taken_port() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        SandboxServer([SalesforceSandbox()], host="0.0.0.0").start()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError):
+            SandboxServer([SalesforceSandbox()], ports=[port]).start()
+
+
+def test_serve_until_signal_serves_then_stops_on_sigterm() -> None:
+    sandbox = SalesforceSandbox(SandboxConfig(seed=3, contacts=5))
+    outcome: dict[str, Any] = {}
+
+    def client_then_sigterm(urls: list[str]) -> None:
+        try:
+            credentials = sandbox.credentials()
+            response = httpx.get(
+                f"{urls[0]}{API_PREFIX}/query",
+                params={"q": "SELECT Id FROM Contact"},
+                headers={"Authorization": f"Bearer {credentials['accessToken']}"},
+                timeout=5.0,
+            )
+            outcome["total"] = response.json()["totalSize"]
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_ready(ready: Sequence[Sandbox]) -> None:
+        outcome["urls"] = [item.base_url for item in ready]
+        threading.Thread(target=client_then_sigterm, args=(outcome["urls"],), daemon=True).start()
+
+    asyncio.run(asyncio.wait_for(serve_until_signal([sandbox], on_ready=on_ready), timeout=20))
+    assert outcome["total"] == 5
+    assert outcome["urls"] == [sandbox.base_url]
+    assert not port_is_open(sandbox.base_url)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_make_sandbox_builds_each_provider() -> None:
+    sandbox = make_sandbox("Salesforce", SandboxConfig(seed=4, contacts=3))
+    assert isinstance(sandbox, SalesforceSandbox)
+    assert sandbox.summary()["Contact"] == 3
+    with pytest.raises(ValueError, match="unknown sandbox provider"):
+        make_sandbox("zoho", SandboxConfig())
+
+
+@pytest.mark.parametrize(("provider", "module"), [("hubspot", "hubspot"), ("pipedrive", "pipedrive")])
+def test_make_sandbox_builds_the_other_emulators(provider: str, module: str) -> None:
+    pytest.importorskip(f"crm_desktop.sandbox.{module}")
+    sandbox = make_sandbox(provider, SandboxConfig(seed=4))
+    assert sandbox.provider == provider
