@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
+import json
 import logging
 import re
 import time
@@ -554,23 +556,55 @@ def lead_record(lead: Mapping[str, Any], email: str = "") -> CrmRecord:
     )
 
 
-def encode_cursor(moment: str, ids: Iterable[str]) -> str:
-    """The change cursor: the last ``update_time`` seen, and the ids already delivered with exactly that time."""
-    return f"{moment}|{','.join(sorted(set(ids), key=lambda text: (len(text), text)))}"
+def record_digest(raw: Mapping[str, Any]) -> str:
+    """A short fingerprint of a record as Pipedrive sent it (tells a re-edit within the same second)."""
+    text = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def decode_cursor(cursor: str | None) -> tuple[str | None, set[str]]:
-    """Read a cursor written by :func:`encode_cursor` (``None``: from the start).
+class ChangeMark:
+    """Where a change pull stands: the last ``update_time`` seen, and the records delivered at exactly that time.
 
-    Raises:
-        ProviderError: when the stored cursor is not one this adapter wrote.
+    Pipedrive's v2 times have whole seconds, so several records share one; a record is delivered again when it
+    comes back at the cursor's time with other values (edited again within that second). As text
+    (``2025-01-01T10:20:00Z|12:ab12cd34ef56,13:...``) it is the cursor the sync engine stores.
     """
-    if not cursor:
-        return None, set()
-    moment, separator, ids = cursor.partition("|")
-    if not separator or parse_time(moment) is None:
-        raise ProviderError("the stored Pipedrive change cursor is unreadable; pull everything again", category=None)
-    return moment, {part for part in ids.split(",") if part}
+
+    def __init__(self, cursor: str | None = None) -> None:
+        self.moment: str | None = None
+        self.seen: dict[str, str] = {}
+        if not cursor:
+            return
+        moment, separator, entries = cursor.partition("|")
+        if not separator or parse_time(moment) is None:
+            raise ProviderError("the stored Pipedrive change cursor is unreadable; pull everything again")
+        self.moment = moment
+        for entry in entries.split(","):
+            record_id, _, digest = entry.partition(":")
+            if record_id:
+                self.seen[record_id] = digest
+
+    def is_new(self, raw: Mapping[str, Any]) -> bool:
+        """Whether a listed record was not delivered before with these values."""
+        changed = parse_time(raw.get("update_time"))
+        if changed is None or changed != parse_time(self.moment):
+            return True
+        return self.seen.get(str(raw["id"])) != record_digest(raw)
+
+    def advance(self, raw: Mapping[str, Any]) -> None:
+        """Note a delivered record."""
+        text = str(raw.get("update_time") or "")
+        changed = parse_time(text)
+        current = parse_time(self.moment)
+        if changed is None or (current is not None and changed < current):
+            return
+        if current is None or changed > current:
+            self.moment, self.seen = text, {}
+        self.seen[str(raw["id"])] = record_digest(raw)
+
+    def cursor(self) -> str:
+        entries = ",".join(f"{record_id}:{digest}" for record_id, digest in sorted(self.seen.items()))
+        return f"{self.moment or ''}|{entries}"
 
 
 # -- what a record asks for --------------------------------------------------------------------------------------
@@ -973,77 +1007,47 @@ class PipedriveAdapter:
 
         Persons: ``GET /api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&limit=500`` with
         Pipedrive's cursor. Leads: ``GET /v1/leads?updated_since=&sort=update_time``. The returned cursor is the
-        last ``update_time`` and the ids already delivered at exactly that time (v2 times have whole seconds).
+        last ``update_time`` and the records already delivered at exactly that time (see :class:`ChangeMark`).
         """
         if obj is RecordObject.LEAD:
             return self._lead_changes(cursor)
         return self._person_changes(cursor)
 
     async def _person_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
-        since, delivered = decode_cursor(cursor)
-        since_time = parse_time(since)
+        mark = ChangeMark(cursor)
         params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc", "limit": self.page_size}
-        if since:
-            params["updated_since"] = since
+        if mark.moment:
+            params["updated_since"] = mark.moment
 
         async def fetch(page_cursor: str | None) -> tuple[list[Any], str | None]:
             page_params = {**params, "cursor": page_cursor} if page_cursor else params
             data, extra = self._data(await self._call("GET", PERSONS_PATH, params=page_params))
             return list(data or []), extra.get("next_cursor")
 
-        mark, marked = since, set(delivered)
         async for persons, _ in paginate(fetch):
-            records: list[CrmRecord] = []
-            for person in persons:
-                if not isinstance(person, dict) or "id" not in person:
-                    continue
-                person_id = str(person["id"])
-                changed = str(person.get("update_time") or "")
-                changed_time = parse_time(changed)
-                if since_time is not None and changed_time == since_time and person_id in delivered:
-                    continue
-                records.append(person_record(person))
-                if mark is not None and changed_time == parse_time(mark):
-                    marked.add(person_id)
-                elif changed_time is not None:
-                    mark, marked = changed, {person_id}
-            if records and mark is not None:
-                yield ChangePage(records=records, cursor=encode_cursor(mark, marked))
+            fresh = [p for p in persons if isinstance(p, dict) and "id" in p and mark.is_new(p)]
+            for person in fresh:
+                mark.advance(person)
+            if fresh:
+                yield ChangePage(records=[person_record(p) for p in fresh], cursor=mark.cursor())
 
     async def _lead_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
-        mark, marked = decode_cursor(cursor)
+        mark = ChangeMark(cursor)
         skip_ahead = 0
         while True:
             # Each page starts again from the last time seen, so leads updated while paging shift nothing away.
             params: dict[str, Any] = {"sort": "update_time", "limit": self.page_size, "start": skip_ahead}
-            if mark:
-                params["updated_since"] = mark
+            if mark.moment:
+                params["updated_since"] = mark.moment
             data, extra = self._data(await self._call("GET", "/v1/leads", params=params))
-            leads = [lead for lead in data or [] if isinstance(lead, dict) and "id" in lead]
-            mark_time = parse_time(mark)
-            fresh = [
-                lead
-                for lead in leads
-                if not (
-                    mark_time is not None
-                    and parse_time(lead.get("update_time")) == mark_time
-                    and str(lead["id"]) in marked
-                )
-            ]
-            paging = _v1_paging(extra)
-            more = bool(paging.get("more_items_in_collection"))
+            fresh = [lead for lead in data or [] if isinstance(lead, dict) and "id" in lead and mark.is_new(lead)]
+            more = bool(_v1_paging(extra).get("more_items_in_collection"))
             if fresh:
                 emails = await self._emails_of_persons(lead.get("person_id") for lead in fresh)
-                records = []
                 for lead in fresh:
-                    records.append(lead_record(lead, emails.get(lead.get("person_id"), "")))
-                    changed = str(lead.get("update_time") or "")
-                    if mark is not None and parse_time(changed) == parse_time(mark):
-                        marked.add(str(lead["id"]))
-                    elif parse_time(changed) is not None:
-                        mark, marked = changed, {str(lead["id"])}
-                assert mark is not None
-                yield ChangePage(records=records, cursor=encode_cursor(mark, marked))
+                    mark.advance(lead)
+                records = [lead_record(lead, emails.get(lead.get("person_id"), "")) for lead in fresh]
+                yield ChangePage(records=records, cursor=mark.cursor())
                 skip_ahead = 0
             elif more:
                 # A whole page shares one time and was delivered before: step over it.

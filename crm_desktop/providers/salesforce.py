@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 
@@ -105,6 +105,10 @@ FREE_MAIL_DOMAINS = frozenset({
 # fmt: on
 _SECOND_LEVEL_LABELS = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "ne", "or"})
 
+#: An address that is plainly normalised already: lower-case ASCII, one @, a dotted domain.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_PLAIN_EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{1,18}$")
 _NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_]+)' on (?:entity|sobject of type) '?([A-Za-z0-9_]+)")
@@ -201,6 +205,10 @@ def classify_salesforce(response: httpx.Response) -> Verdict:
                 ErrorCategory.RATE_LIMIT,
                 code=code,
                 reason="the org's daily API request limit is used up (TotalRequests); sync resumes when it resets",
+            )
+        if not errors and "Bad_OAuth_Token" in response.text:
+            return Verdict(
+                Decision.FATAL, ErrorCategory.AUTH, code="Bad_OAuth_Token", reason="Salesforce refused the session"
             )
         return Verdict(
             Decision.FATAL,
@@ -313,16 +321,22 @@ def query_url_length(soql: str) -> int:
 def email_in_queries(select: str, sobject: str, emails: Sequence[str]) -> list[str]:
     """``SELECT ... WHERE Email IN (...)`` queries covering ``emails``, each under the URL and count limits."""
     prefix = f"SELECT {select} FROM {sobject} WHERE Email IN ("
+    # URL-encoding works character by character, so a query's encoded length is the sum of its parts'.
+    empty_length = query_url_length(prefix + ")")
+    comma_length = len(quote_plus(","))
     queries: list[str] = []
     chunk: list[str] = []
+    length = empty_length
     for email in emails:
-        candidate = [*chunk, soql_quote(email)]
-        soql = prefix + ",".join(candidate) + ")"
-        if chunk and (len(candidate) > QUERY_EMAILS_LIMIT or query_url_length(soql) > QUERY_URL_LIMIT):
+        literal = soql_quote(email)
+        added = len(quote_plus(literal)) + (comma_length if chunk else 0)
+        if chunk and (len(chunk) >= QUERY_EMAILS_LIMIT or length + added > QUERY_URL_LIMIT):
             queries.append(prefix + ",".join(chunk) + ")")
-            chunk = [soql_quote(email)]
-        else:
-            chunk = candidate
+            chunk = []
+            length = empty_length
+            added = len(quote_plus(literal))
+        chunk.append(literal)
+        length += added
     if chunk:
         queries.append(prefix + ",".join(chunk) + ")")
     return queries
@@ -489,9 +503,20 @@ def _same_value(current: Any, wanted: Any, *, is_email: bool = False) -> bool:
     return bool(current == wanted)
 
 
+def _checked_email(email: str) -> str:
+    """The normalised email; already-normalised input (the usual case) skips the slower full validation.
+
+    Raises:
+        ValueError: when it is not an email address.
+    """
+    if _PLAIN_EMAIL.match(email):
+        return email
+    return normalise_email(email)
+
+
 def _normalised(email: str) -> str:
     try:
-        return normalise_email(email)
+        return _checked_email(email)
     except ValueError:
         return email.strip().lower()
 
@@ -783,7 +808,7 @@ class SalesforceAdapter:
         pending: dict[str, _Pending] = {}
         for position, record in enumerate(records):
             try:
-                email = normalise_email(record.email)
+                email = _checked_email(record.email)
             except ValueError as exc:
                 results[position] = RecordResult(
                     record.email,

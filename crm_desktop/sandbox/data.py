@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property, lru_cache
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import phonenumbers
 
@@ -171,12 +171,22 @@ _PHONE_STEMS: tuple[tuple[str, tuple[str, ...], int, int], ...] = (
 )
 
 
+class ProfileFacts(NamedTuple):
+    """The plain facts of one social profile (what seeds need, without building a model)."""
+
+    platform: SocialPlatform
+    username: str
+    url: str
+    followers: int
+    engagement: float
+
+
 @dataclass(frozen=True)
 class GeneratedPerson:
     """One synthetic person of the marketing team's audience, as seeded into a sandbox CRM.
 
-    ``social_profiles`` and ``touchpoints`` are built on first use from ``detail_seed`` (always the same for the
-    same person), so generating 100,000 people stays fast when a caller needs only some of them.
+    ``social_profiles`` (validated domain models) are built on first use from ``profile_facts``, and
+    ``touchpoints`` from ``detail_seed``, so generating and seeding 100,000 people stays fast.
 
     Attributes:
         email: unique, lower-case ``firstname.lastname@company_domain`` (a number is added on a clash).
@@ -191,7 +201,8 @@ class GeneratedPerson:
         engagement_score: 0..100.
         conversation_id: the social conversation they came from, e.g. ``tw-conv-5f3a...``.
         campaign: the campaign that reached them.
-        detail_seed: the seed of their social profiles and touchpoints.
+        profile_facts: the plain facts of their social profiles (platform, username, url, followers, engagement).
+        detail_seed: the seed of their touchpoints.
         social_profiles: one to three profiles on distinct networks (the first on the lead source's network),
             with a long-tail follower count and an engagement rate in percent.
         touchpoints: one to six interactions with the brand's content, oldest first.
@@ -213,6 +224,7 @@ class GeneratedPerson:
     engagement_score: float
     conversation_id: str
     campaign: str
+    profile_facts: tuple[ProfileFacts, ...]
     detail_seed: int
 
     @property
@@ -220,10 +232,28 @@ class GeneratedPerson:
         """The network the person came from (the platform of :attr:`lead_source`)."""
         return _SOURCE_PLATFORM[self.lead_source]
 
+    @property
+    def total_followers(self) -> int:
+        """Followers summed over every profile."""
+        return sum(facts.followers for facts in self.profile_facts)
+
+    def facts_on(self, platform: SocialPlatform) -> ProfileFacts | None:
+        """The plain facts of the person's profile on ``platform``, if they have one."""
+        return next((facts for facts in self.profile_facts if facts.platform is platform), None)
+
     @cached_property
     def social_profiles(self) -> list[SocialProfile]:
         """One to three profiles on distinct networks, the first on the network the person came from."""
-        return _social_profiles(random.Random(self.detail_seed), self)
+        return [
+            SocialProfile(
+                platform=facts.platform,
+                username=facts.username,
+                url=facts.url,
+                followers=facts.followers,
+                engagement=facts.engagement,
+            )
+            for facts in self.profile_facts
+        ]
 
     @cached_property
     def touchpoints(self) -> list[Touchpoint]:
@@ -342,21 +372,21 @@ _CONTACT_STAGES = _Weighted([("subscriber", 70), ("customer", 30)])
 _TOUCHPOINT_SALT = 0x5EED_70C4
 
 
-def _social_profiles(rng: random.Random, person: GeneratedPerson) -> list[SocialProfile]:
-    first_slug = ascii_slug(person.first_name) or "user"
-    last_slug = ascii_slug(person.last_name) or "x"
+def _profile_facts(
+    rng: random.Random, source_platform: SocialPlatform, first_slug: str, last_slug: str
+) -> tuple[ProfileFacts, ...]:
     profile_count = _PROFILE_COUNTS.draw(rng)
-    chosen = [person.social_platform]
+    chosen = [source_platform]
     while len(chosen) < profile_count:
         candidate = _PLATFORMS.draw(rng)
         if candidate not in chosen:
             chosen.append(candidate)
-    profiles = []
+    facts = []
     for platform in chosen:
-        username = _username(rng, first_slug, last_slug)
+        username = _username(rng, first_slug or "user", last_slug or "x")
         followers = _followers(rng)
-        profiles.append(
-            SocialProfile(
+        facts.append(
+            ProfileFacts(
                 platform=platform,
                 username=username,
                 url=PROFILE_URLS[platform].format(username),
@@ -364,12 +394,12 @@ def _social_profiles(rng: random.Random, person: GeneratedPerson) -> list[Social
                 engagement=_engagement_rate(rng, followers),
             )
         )
-    return profiles
+    return tuple(facts)
 
 
 def _touchpoints(rng: random.Random, person: GeneratedPerson) -> list[Touchpoint]:
     source_platform = person.social_platform
-    platforms = [profile.platform for profile in person.social_profiles]
+    platforms = [facts.platform for facts in person.profile_facts]
     count = _TOUCH_COUNTS.draw(rng)
     offsets = sorted(rng.randrange(TOUCHPOINT_SPAN_SECONDS) for _ in range(count))
     touchpoints = []
@@ -420,6 +450,7 @@ def generate_people(count: int, seed: int) -> list[GeneratedPerson]:
         phone = rng.choice(stems) + str(rng.randrange(10**tail_digits)).zfill(tail_digits)
 
         lead_source = _SOURCES.draw(rng)
+        profile_facts = _profile_facts(rng, _SOURCE_PLATFORM[lead_source], first_slug, last_slug)
         is_lead = rng.random() < 0.3
         if is_lead:
             lifecycle = _LEAD_STAGES.draw(rng)
@@ -445,6 +476,7 @@ def generate_people(count: int, seed: int) -> list[GeneratedPerson]:
                 engagement_score=round(min(100.0, max(0.0, rng.gauss(48, 20))), 1),
                 conversation_id=f"{_SOURCE_PREFIX[lead_source]}-conv-{rng.getrandbits(48):012x}",
                 campaign=rng.choice(CAMPAIGNS),
+                profile_facts=profile_facts,
                 detail_seed=rng.getrandbits(64),
             )
         )

@@ -853,8 +853,8 @@ class HubSpotSandbox(Sandbox):
     def _check_scope(self, request: Request, access: str) -> None:
         if access == "account":
             return
-        object_name = _OBJECT_ALIASES.get(request.path_params.get("object_type", ""), "")
-        kind = OBJECT_KINDS.get(object_name or request.path_params.get("object_type", ""))
+        raw = str(request.path_params.get("object_type", ""))
+        kind = OBJECT_KINDS.get(_OBJECT_ALIASES.get(raw, raw))
         if kind is None:
             return  # the handler answers for an unknown object type
         accepted = {
@@ -992,7 +992,7 @@ class HubSpotSandbox(Sandbox):
         self._roll_daily()
         if self._daily_used >= self.daily_limit:
             raise self._rate_limit_error("DAILY")
-        if not self.ten_second_window.try_hit() and False:
+        if not self.ten_second_window.try_hit():
             raise self._rate_limit_error("TEN_SECONDLY_ROLLING")
         self._daily_used += 1
         if search:
@@ -1611,7 +1611,7 @@ class HubSpotSandbox(Sandbox):
         if isinstance(after_raw, bool) or not after_text.isdigit():
             raise HubSpotError(400, f"Invalid after cursor: {after_text}")
         after = int(after_text)
-        if after >= SEARCH_RESULT_CAP * 2:
+        if after >= SEARCH_RESULT_CAP:
             raise HubSpotError(
                 400,
                 f"Paging past {SEARCH_RESULT_CAP} results is not supported (after={after}); search returns at most "
@@ -1792,7 +1792,7 @@ def _comparable(definition: PropertyDefinition, value: Any) -> Any:
         ValueError: when a filter value cannot be read as the property's type.
     """
     if definition.type == "number":
-        return str(value)
+        return float(value)
     if definition.type in ("datetime", "date"):
         return float(epoch_ms(parse_instant(value)))
     if isinstance(value, bool):

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from crm_desktop.domain.models import is_loopback_host
+from crm_desktop.domain.models import SocialPlatform, is_loopback_host
 from crm_desktop.sandbox.core import FaultKind, Sandbox, SandboxConfig
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
 
@@ -2309,12 +2309,14 @@ _LEAD_STATUS_BY_FUNNEL = {
 
 def _social_values(person: GeneratedPerson) -> dict[str, Any]:
     """The seed's social custom field values of one generated person."""
-    profiles = {profile.platform.value: profile for profile in person.social_profiles}
+    twitter = person.facts_on(SocialPlatform.TWITTER)
+    instagram = person.facts_on(SocialPlatform.INSTAGRAM)
+    linkedin = person.facts_on(SocialPlatform.LINKEDIN)
     return {
-        "twitter_username__c": profiles["twitter"].username if "twitter" in profiles else None,
-        "instagram_username__c": profiles["instagram"].username if "instagram" in profiles else None,
-        "linkedin_url__c": profiles["linkedin"].url if "linkedin" in profiles else None,
-        "social_followers__c": float(sum(profile.followers for profile in person.social_profiles)),
+        "twitter_username__c": twitter.username if twitter else None,
+        "instagram_username__c": instagram.username if instagram else None,
+        "linkedin_url__c": linkedin.url if linkedin else None,
+        "social_followers__c": float(person.total_followers),
         "social_engagement_score__c": person.engagement_score,
         "social_sentiment__c": person.sentiment.value,
         "lead_source_detail__c": person.lead_source,

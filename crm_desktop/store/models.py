@@ -246,6 +246,7 @@ class FieldMappingRow(Base):
     )
     transforms: Mapped[list[str]] = mapped_column(default=list)
     default_value: Mapped[str | None] = mapped_column(String(255))
+    blank_wipes: Mapped[bool] = mapped_column(default=False, server_default="0")
 
 
 class SyncRunRow(Base):

@@ -23,6 +23,7 @@ from crm_desktop.store.models import (
     ConflictStatus,
     ContactRow,
     CrmLinkRow,
+    FieldMappingRow,
     LeadRow,
     OutboxRow,
     OutboxStatus,
@@ -531,6 +532,32 @@ class SyncStore:
             for row in rows:
                 session.expunge(row)
             return rows
+
+    # -- field mappings ------------------------------------------------------------------------
+    def load_mappings(self, integration_id: int, obj: RecordObject) -> list[FieldMappingRow]:
+        """The saved mappings of an integration's object (empty when the defaults apply)."""
+        with self.db.session() as session:
+            rows = list(
+                session.scalars(
+                    select(FieldMappingRow)
+                    .where(FieldMappingRow.integration_id == integration_id, FieldMappingRow.object == obj)
+                    .order_by(FieldMappingRow.id)
+                )
+            )
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def save_mappings(self, integration_id: int, obj: RecordObject, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace an integration's mappings of one object."""
+        with self.db.session() as session:
+            session.execute(
+                delete(FieldMappingRow).where(
+                    FieldMappingRow.integration_id == integration_id, FieldMappingRow.object == obj
+                )
+            )
+            session.flush()
+            session.add_all(FieldMappingRow(integration_id=integration_id, object=obj, **row) for row in rows)
 
     # -- conflicts -----------------------------------------------------------------------------
     def open_conflicts(self, integration_id: int | None = None) -> list[ConflictRow]:

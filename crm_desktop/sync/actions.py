@@ -1,0 +1,260 @@
+"""Conflict resolution, undo of a run and the schedule: the sync actions besides a run itself."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from crm_desktop.domain.models import Integration, SyncDirection
+from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
+from crm_desktop.providers.errors import ProviderError
+from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger
+from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
+from crm_desktop.sync.mapping import FieldMapping, Value, apply_values, to_crm
+
+logger = logging.getLogger(__name__)
+
+
+class ConflictResolutionError(Exception):
+    """A conflict cannot be resolved as asked; the message says why."""
+
+
+async def resolve_conflict(
+    store: SyncStore,
+    adapter: CrmAdapter,
+    integration: Integration,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    conflict_id: int,
+    *,
+    take: str | None = None,
+    value: str | None = None,
+) -> Value:
+    """Apply the marketer's decision to both sides, record it, and move the merge base; return the kept value.
+
+    Args:
+        take: ``crm`` or ``local``; or ``None`` with ``value`` for a typed value.
+        value: the typed value (blank text means blank).
+
+    Raises:
+        ConflictResolutionError: when the conflict is closed, or the decision is unclear.
+        ProviderError: when the CRM refuses the write (the conflict stays open).
+    """
+    assert integration.id is not None
+    conflict = store.get_conflict(conflict_id)
+    if conflict.status is not ConflictStatus.OPEN:
+        raise ConflictResolutionError(f"conflict {conflict_id} is already resolved ({conflict.resolution})")
+    if conflict.integration_id != integration.id:
+        raise ConflictResolutionError(f"conflict {conflict_id} belongs to another integration")
+    if take not in (None, "crm", "local") or (take is None) == (value is None):
+        raise ConflictResolutionError("choose exactly one: take crm, take local, or a typed value")
+    obj = conflict.object
+    mapping = next((m for m in mappings.get(obj, []) if m.local_field == conflict.field), None)
+    if mapping is None:
+        raise ConflictResolutionError(f"field {conflict.field} is no longer mapped; map it again to resolve")
+    kept: Value
+    if take == "crm":
+        kept = conflict.crm_value
+    elif take == "local":
+        kept = conflict.local_value
+    else:
+        kept = (value or "").strip() or None
+    local = store.local_records(obj, [conflict.local_id]).get(conflict.local_id)
+    if local is None:
+        raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted")
+    link = store.links_for_local(integration.id, obj, [conflict.local_id]).get(conflict.local_id)
+    audit: list[dict[str, Any]] = []
+    source = f"conflict:{conflict_id}"
+    if kept != conflict.crm_value:
+        if link is None:
+            raise ConflictResolutionError("the record is not linked to the CRM any more")
+        outbound = OutboundRecord(local.record.email, {mapping.crm_field: to_crm(mapping, kept)}, crm_id=link.crm_id)
+        [result] = await adapter.upsert(obj, [outbound])
+        if result.outcome is RecordOutcome.FAILED:
+            raise ProviderError(f"the CRM refused the value: {result.message}", category=result.category)
+        audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
+                      "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
+    synced_at = local.updated_at
+    if kept != conflict.local_value:
+        updated = apply_values(local.record, {conflict.field: kept})
+        _, synced_at = store.save_local(obj, local.id, updated)
+        audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
+                      "old_value": conflict.local_value, "new_value": kept, "source": source, "side": "local"})
+    if link is not None:
+        base = dict(link.base_values)
+        base[conflict.field] = kept
+        store.save_link(integration.id, obj, local.id, link.crm_id, base_values=base, local_synced_at=synced_at)
+    store.add_audit(integration.id, audit)
+    store.resolve_conflict(conflict_id, take or "value", kept)
+    return kept
+
+
+@dataclass
+class UndoReport:
+    """What undoing a run restored.
+
+    Attributes:
+        run_id: the undo's own run.
+        restored_local: local fields set back.
+        restored_crm: CRM fields set back.
+        kept: records the undo could not take back, with the reason.
+    """
+
+    run_id: int
+    restored_local: int = 0
+    restored_crm: int = 0
+    kept: list[str] = field(default_factory=list)
+
+
+async def undo_run(
+    store: SyncStore,
+    adapter: CrmAdapter,
+    integration: Integration,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    run_id: int,
+) -> UndoReport:
+    """Restore the values a run changed, on both sides, from its audit rows; the undo is a run of its own.
+
+    Raises:
+        ConflictResolutionError: when the run belongs to another integration or is still running.
+        SyncAlreadyRunning: when a sync of the integration is running.
+    """
+    assert integration.id is not None
+    target = store.get_run(run_id)
+    if target.integration_id != integration.id:
+        raise ConflictResolutionError(f"run {run_id} belongs to another integration")
+    if target.status is SyncRunStatus.RUNNING:
+        raise ConflictResolutionError(f"run {run_id} is still running")
+    rows = store.audit_for_run(run_id)
+    if not store.acquire_lock(integration.id):
+        raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
+    undo_id = store.start_run(integration.id, SyncTrigger.MANUAL, "undo", message=f"undo of run {run_id}")
+    report = UndoReport(undo_id)
+    status = SyncRunStatus.SUCCEEDED
+    try:
+        # The oldest value of each field wins: a run may touch one field twice (pull, then conflict).
+        local_old: dict[tuple[str, str], dict[str, Value]] = defaultdict(dict)
+        crm_old: dict[tuple[str, str], dict[str, Value]] = defaultdict(dict)
+        for row in reversed(rows):
+            target_map = local_old if row.side == "local" else crm_old
+            target_map[(row.entity, row.entity_id)][row.field] = row.old_value
+        audit: list[dict[str, Any]] = []
+        for (entity, entity_id), old_values in local_old.items():
+            obj = RecordObject(entity)
+            local = store.local_records(obj, [int(entity_id)]).get(int(entity_id))
+            if local is None:
+                report.kept.append(f"{entity} {entity_id}: deleted since; nothing to restore")
+                continue
+            if set(old_values) >= {"email"} and old_values.get("email") is None:
+                report.kept.append(f"{local.record.email}: created locally by the run; kept (delete it by hand)")
+                continue
+            restored = apply_values(local.record, old_values)
+            store.save_local(obj, local.id, restored)
+            report.restored_local += len(old_values)
+            current = {"email": local.record.email}
+            audit.extend({"run_id": undo_id, "entity": entity, "entity_id": entity_id, "field": name,
+                          "old_value": current.get(name), "new_value": value, "source": "undo", "side": "local"}
+                         for name, value in old_values.items())
+        for (entity, entity_id), old_values in crm_old.items():
+            obj = RecordObject(entity)
+            by_local = {m.local_field: m for m in mappings.get(obj, [])}
+            link = store.links_for_local(integration.id, obj, [int(entity_id)]).get(int(entity_id))
+            local = store.local_records(obj, [int(entity_id)]).get(int(entity_id))
+            if link is None or local is None:
+                report.kept.append(f"{entity} {entity_id}: no longer linked; CRM values kept")
+                continue
+            if all(v is None for v in old_values.values()):
+                report.kept.append(f"{local.record.email}: created in the CRM by the run; kept (sync never deletes)")
+                continue
+            send = {by_local[name].crm_field: to_crm(by_local[name], value)
+                    for name, value in old_values.items() if name in by_local and value is not None}
+            if not send:
+                continue
+            [result] = await adapter.upsert(obj, [OutboundRecord(local.record.email, send, crm_id=link.crm_id)])
+            if result.outcome is RecordOutcome.FAILED:
+                status = SyncRunStatus.PARTIAL
+                report.kept.append(f"{local.record.email}: the CRM refused the old values ({result.message})")
+                continue
+            report.restored_crm += len(send)
+            base = dict(link.base_values)
+            base.update({k: v for k, v in old_values.items() if v is not None})
+            store.save_link(integration.id, obj, local.id, link.crm_id, base_values=base)
+            audit.extend({"run_id": undo_id, "entity": entity, "entity_id": entity_id, "field": name,
+                          "old_value": None, "new_value": value, "source": "undo", "side": "crm"}
+                         for name, value in old_values.items() if value is not None)
+        store.add_audit(integration.id, audit)
+    except BaseException:
+        status = SyncRunStatus.FAILED
+        raise
+    finally:
+        store.finish_run(undo_id, status, updated=report.restored_local + report.restored_crm,
+                         api_calls=adapter.api_calls, message=f"undo of run {run_id}")
+        store.release_lock(integration.id)
+    return report
+
+
+@dataclass(frozen=True)
+class DueSync:
+    """A scheduled sync that is due.
+
+    Attributes:
+        integration: the integration.
+        direction: ``push_new`` (hourly push of new contacts) or the integration's sync direction.
+        due_since: when it fell due (``None`` when it never ran).
+    """
+
+    integration: Integration
+    direction: SyncDirectionChoice
+    due_since: datetime | None
+
+
+_CONFIG_DIRECTION = {
+    SyncDirection.PUSH: SyncDirectionChoice.PUSH,
+    SyncDirection.PULL: SyncDirectionChoice.PULL,
+    SyncDirection.BIDIRECTIONAL: SyncDirectionChoice.BOTH,
+}
+
+
+def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) -> list[DueSync]:
+    """The scheduled syncs due at ``now``, computed from the last successful runs in the store.
+
+    Runs missed while the app was closed or the machine slept are caught up once, not once per missed slot.
+    """
+    due: list[DueSync] = []
+    for integration in integrations:
+        config = integration.sync_config
+        if integration.id is None or not config.auto_sync:
+            continue
+        full = _CONFIG_DIRECTION[config.direction]
+        last_full = store.last_successful_run(integration.id, [full.value, "both"])
+        next_full = last_full + timedelta(minutes=config.sync_interval) if last_full else None
+        if next_full is None or now >= next_full:
+            due.append(DueSync(integration, full, next_full))
+            continue
+        if config.direction is not SyncDirection.PULL:
+            last_push = store.last_successful_run(integration.id, ["push_new", "push", "both"])
+            next_push = last_push + timedelta(minutes=config.push_new_interval) if last_push else None
+            if next_push is None or now >= next_push:
+                due.append(DueSync(integration, SyncDirectionChoice.PUSH_NEW, next_push))
+    return due
+
+
+def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
+    """When the integration's next scheduled sync falls due (``None``: auto-sync off)."""
+    config = integration.sync_config
+    if integration.id is None or not config.auto_sync:
+        return None
+    full = _CONFIG_DIRECTION[config.direction]
+    times = []
+    last_full = store.last_successful_run(integration.id, [full.value, "both"])
+    times.append(last_full + timedelta(minutes=config.sync_interval) if last_full else None)
+    if config.direction is not SyncDirection.PULL:
+        last_push = store.last_successful_run(integration.id, ["push_new", "push", "both"])
+        times.append(last_push + timedelta(minutes=config.push_new_interval) if last_push else None)
+    if any(t is None for t in times):
+        return None if not times else min((t for t in times if t is not None), default=None)
+    return min(t for t in times if t is not None)
