@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from crm_desktop.domain.credentials import CredentialsError
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.store.database import StoreConfigError
-from crm_desktop.store.repositories import DuplicateNameError, NotFoundError, StoreError
 from crm_desktop.providers.errors import (
     AuthError,
     BudgetExhaustedError,
@@ -14,21 +12,23 @@ from crm_desktop.providers.errors import (
     RateLimitError,
     TransientError,
 )
+from crm_desktop.store.database import StoreConfigError
+from crm_desktop.store.repositories import DuplicateNameError, NotFoundError, StoreError
 from crm_desktop.vault import VaultError, VaultLockedError, VaultUnavailableError
 
 __all__ = [
     "AuthError",
     "BudgetExhaustedError",
     "ConfigurationError",
-    "ProviderError",
-    "RateLimitError",
-    "TransientError",
     "CredentialsError",
     "DuplicateNameError",
     "InvalidRecordError",
     "NotFoundError",
+    "ProviderError",
+    "RateLimitError",
     "StoreConfigError",
     "StoreError",
+    "TransientError",
     "VaultError",
     "VaultLockedError",
     "VaultUnavailableError",

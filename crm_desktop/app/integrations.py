@@ -28,6 +28,10 @@ class IntegrationService:
         """One integration by name (raises ``NotFoundError``)."""
         return self._store.get(name)
 
+    def get_by_id(self, integration_id: int) -> Integration:
+        """One integration by id (raises ``NotFoundError``)."""
+        return self._store.get_by_id(integration_id)
+
     def add(self, integration: Integration, credentials: dict[str, Any] | None) -> Integration:
         """Create an integration and keep its credentials in the OS keyring; all or nothing.
 

@@ -6,8 +6,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.paths import AppPaths, resolve_paths
+from crm_desktop.app.sync_service import SyncService
+from crm_desktop.providers.factory import Transport
 from crm_desktop.store.database import Database, MigrationReport
 from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
 from crm_desktop.vault import Vault
@@ -27,6 +30,8 @@ class Workspace:
         integrations: the integrations service.
         contacts: local contacts.
         leads: local leads.
+        crm: one-shot CRM actions (test, push a file, fetch, sign in).
+        sync: the sync service (runs, schedule, conflicts, history, undo, mappings, import).
     """
 
     paths: AppPaths
@@ -36,9 +41,13 @@ class Workspace:
     integrations: IntegrationService
     contacts: ContactStore
     leads: LeadStore
+    crm: CrmActions
+    sync: SyncService
 
     @classmethod
-    def open(cls, data_dir: str | Path | None = None, vault: Vault | None = None) -> Workspace:
+    def open(
+        cls, data_dir: str | Path | None = None, vault: Vault | None = None, transport: Transport | None = None
+    ) -> Workspace:
         """Open (creating if needed) the workspace and bring its store to the newest schema.
 
         Raises:
@@ -51,14 +60,18 @@ class Workspace:
         if migration.backup is not None:
             logger.info("store backed up to %s before migrating", migration.backup)
         vault = vault or Vault()
+        integrations = IntegrationService(IntegrationStore(database), vault)
+        crm = CrmActions(integrations, transport=transport)
         return cls(
             paths=paths,
             database=database,
             vault=vault,
             migration=migration,
-            integrations=IntegrationService(IntegrationStore(database), vault),
+            integrations=integrations,
             contacts=ContactStore(database),
             leads=LeadStore(database),
+            crm=crm,
+            sync=SyncService(database, integrations, crm),
         )
 
     def close(self) -> None:

@@ -1,0 +1,271 @@
+"""Sync services the GUI and the CLI share: run, schedule, conflicts, run history, undo, mappings, import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from crm_desktop.app.crm_actions import CrmActions
+from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.record_files import RowProblem, read_records
+from crm_desktop.domain.models import Contact, Integration, Lead
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import (
+    ConflictRow,
+    ConflictRule,
+    FieldDirection,
+    SyncRecordLogRow,
+    SyncRunRow,
+    SyncTrigger,
+    utcnow,
+)
+from crm_desktop.store.repositories import ContactStore, LeadStore
+from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.sync.actions import DueSync, UndoReport, due_syncs, next_due_at, resolve_conflict, undo_run
+from crm_desktop.sync.engine import Progress, SyncDirectionChoice, SyncEngine, SyncResult
+from crm_desktop.sync.mapping import (
+    FieldMapping,
+    MappingProblem,
+    Transform,
+    default_mappings,
+    validate_mappings,
+    with_crm_lengths,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ConflictRow",
+    "DueSync",
+    "FieldDirection",
+    "ImportReport",
+    "SyncDirectionChoice",
+    "SyncResult",
+    "SyncRunRow",
+    "SyncService",
+    "SyncTrigger",
+]
+
+
+@dataclass
+class ImportReport:
+    """What importing a file into the local store did."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+
+class SyncService:
+    """Runs syncs and everything around them for every integration of a workspace.
+
+    A second sync of an integration already running in this process joins the running one; a run in another
+    process (the cron CLI, a second window) is refused by the store's lock.
+    """
+
+    def __init__(self, database: Database, integrations: IntegrationService, actions: CrmActions) -> None:
+        self.store = SyncStore(database)
+        self.integrations = integrations
+        self.actions = actions
+        self.contacts = ContactStore(database)
+        self.leads = LeadStore(database)
+        self._running: dict[int, asyncio.Task[SyncResult]] = {}
+
+    # -- mappings ------------------------------------------------------------------------------
+    def mappings(self, integration: Integration, obj: RecordObject) -> list[FieldMapping]:
+        """The integration's saved mappings of ``obj``, or the CRM's defaults."""
+        assert integration.id is not None
+        rows = self.store.load_mappings(integration.id, obj)
+        if not rows:
+            return default_mappings(integration.provider, obj)
+        defaults = {m.local_field: m for m in default_mappings(integration.provider, obj)}
+        result = []
+        for row in rows:
+            default = defaults.get(row.local_field)
+            value_map = default.value_map if default and default.crm_field == row.crm_field else ()
+            result.append(
+                FieldMapping(
+                    row.local_field,
+                    row.crm_field,
+                    row.direction,
+                    row.conflict_rule,
+                    tuple(Transform(t) for t in row.transforms),
+                    row.default_value,
+                    default.length if default else None,
+                    row.blank_wipes,
+                    value_map,
+                )
+            )
+        return result
+
+    def all_mappings(self, integration: Integration) -> dict[RecordObject, list[FieldMapping]]:
+        return {obj: self.mappings(integration, obj) for obj in RecordObject}
+
+    def save_mappings(self, integration: Integration, obj: RecordObject, mappings: list[FieldMapping]) -> None:
+        """Save an integration's mappings of ``obj`` (replacing the defaults)."""
+        assert integration.id is not None
+        rows = [
+            {
+                "local_field": m.local_field,
+                "crm_field": m.crm_field,
+                "direction": m.direction,
+                "conflict_rule": m.conflict_rule,
+                "transforms": [t.value for t in m.transforms],
+                "default_value": m.default_value,
+                "blank_wipes": m.blank_wipes,
+            }
+            for m in mappings
+        ]
+        self.store.save_mappings(integration.id, obj, rows)
+
+    def set_rule(self, integration: Integration, obj: RecordObject, local_field: str, rule: ConflictRule) -> None:
+        """Change one field's conflict rule."""
+        mappings = [
+            replace(m, conflict_rule=rule) if m.local_field == local_field else m
+            for m in self.mappings(integration, obj)
+        ]
+        self.save_mappings(integration, obj, mappings)
+
+    async def check_mappings(self, name: str, obj: RecordObject) -> list[MappingProblem]:
+        """Validate the mappings against the CRM's live field list."""
+        integration = self.integrations.get(name)
+        adapter = self.actions.adapter_for(integration)
+        try:
+            fields = await adapter.list_fields(obj)
+        finally:
+            await adapter.aclose()
+        return validate_mappings(obj, self.mappings(integration, obj), fields)
+
+    # -- runs ----------------------------------------------------------------------------------
+    async def sync(
+        self,
+        name: str,
+        direction: SyncDirectionChoice = SyncDirectionChoice.BOTH,
+        trigger: SyncTrigger = SyncTrigger.MANUAL,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> SyncResult:
+        """Run (or join the running) sync of one integration."""
+        integration = self.integrations.get(name)
+        assert integration.id is not None
+        if not dry_run:
+            running = self._running.get(integration.id)
+            if running is not None and not running.done():
+                return await asyncio.shield(running)
+        task = asyncio.ensure_future(self._run(integration, direction, trigger, dry_run, progress))
+        if not dry_run:
+            self._running[integration.id] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and self._running.get(integration.id) is task:
+                del self._running[integration.id]
+
+    async def _run(
+        self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
+        progress: Progress | None,
+    ) -> SyncResult:
+        adapter = self.actions.adapter_for(integration)
+        mappings = self.all_mappings(integration)
+        try:
+            fields = {obj: await adapter.list_fields(obj) for obj in RecordObject if mappings.get(obj)}
+            mappings = {obj: with_crm_lengths(m, fields.get(obj, [])) for obj, m in mappings.items()}
+        except Exception:
+            await adapter.aclose()
+            raise
+        engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress)
+        return await engine.run(direction, trigger, dry_run=dry_run)
+
+    def is_running(self, name: str) -> bool:
+        integration = self.integrations.get(name)
+        task = self._running.get(integration.id or -1)
+        return task is not None and not task.done()
+
+    def due(self, now: datetime | None = None) -> list[DueSync]:
+        """Scheduled syncs due now (from the last successful runs in the store)."""
+        return due_syncs(self.store, self.integrations.list(), now or utcnow())
+
+    def next_due(self, integration: Integration) -> datetime | None:
+        return next_due_at(self.store, integration)
+
+    async def run_due(self, trigger: SyncTrigger = SyncTrigger.SCHEDULED) -> list[tuple[str, SyncResult | Exception]]:
+        """Run every due sync once; failures are returned, not raised."""
+        outcomes: list[tuple[str, SyncResult | Exception]] = []
+        for item in self.due():
+            try:
+                result = await self.sync(item.integration.name, item.direction, trigger)
+                outcomes.append((item.integration.name, result))
+            except Exception as exc:  # one integration's failure must not stop the others
+                logger.warning("scheduled sync of %s failed: %s", item.integration.name, exc)
+                outcomes.append((item.integration.name, exc))
+        return outcomes
+
+    def runs(self, name: str | None = None, limit: int = 50) -> list[SyncRunRow]:
+        integration_id = self.integrations.get(name).id if name else None
+        return self.store.list_runs(integration_id, limit)
+
+    def run(self, run_id: int) -> tuple[SyncRunRow, list[SyncRecordLogRow]]:
+        return self.store.get_run(run_id), self.store.record_log(run_id)
+
+    def integration_of_run(self, run_id: int) -> Integration:
+        return self.integrations.get_by_id(self.store.get_run(run_id).integration_id)
+
+    async def undo(self, run_id: int) -> UndoReport:
+        """Undo a run: its audit rows restore the previous values on both sides."""
+        integration = self.integration_of_run(run_id)
+        adapter = self.actions.adapter_for(integration)
+        try:
+            return await undo_run(self.store, adapter, integration, self.all_mappings(integration), run_id)
+        finally:
+            await adapter.aclose()
+
+    # -- conflicts -----------------------------------------------------------------------------
+    def conflicts(self, name: str | None = None) -> list[ConflictRow]:
+        integration_id = self.integrations.get(name).id if name else None
+        return self.store.open_conflicts(integration_id)
+
+    def conflict_count(self) -> int:
+        return self.store.count_open_conflicts()
+
+    def conflict(self, conflict_id: int) -> ConflictRow:
+        return self.store.get_conflict(conflict_id)
+
+    async def resolve(self, conflict_id: int, *, take: str | None = None, value: str | None = None) -> Any:
+        """Resolve a conflict: take the CRM's value, the local one, or a typed value; applied to both sides."""
+        conflict = self.store.get_conflict(conflict_id)
+        integration = self.integrations.get_by_id(conflict.integration_id)
+        adapter = self.actions.adapter_for(integration)
+        try:
+            return await resolve_conflict(
+                self.store, adapter, integration, self.all_mappings(integration), conflict_id, take=take, value=value
+            )
+        finally:
+            await adapter.aclose()
+
+    # -- local import --------------------------------------------------------------------------
+    def import_file(self, path: Path, obj: RecordObject = RecordObject.CONTACT) -> ImportReport:
+        """Validate a CSV/JSONL file and save its valid rows in the local store (all valid rows at once)."""
+        report = ImportReport()
+        if obj is RecordObject.CONTACT:
+            contacts = read_records(path, Contact)
+            report.problems = contacts.problems
+            saved = self.contacts.save_many([c for _, c in contacts.records])
+        else:
+            leads = read_records(path, Lead)
+            report.problems = leads.problems
+            saved = [self.leads.save(lead) for _, lead in leads.records]
+        for item in saved:
+            if item.created:
+                report.created += 1
+            elif item.changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        return report
