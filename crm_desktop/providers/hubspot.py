@@ -9,9 +9,11 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -29,9 +31,11 @@ from crm_desktop.providers.contract import (
     RecordResult,
 )
 from crm_desktop.providers.errors import (
+    AuthError,
     ConfigurationError,
     NotFoundError,
     ProviderError,
+    RateLimitError,
     RequestRejectedError,
     TransientError,
 )
@@ -451,7 +455,33 @@ class _Written:
     replayed_after: float | None = None
 
 
-Reconcile = Callable[[Sequence[_BatchInput]], Awaitable[dict[int, _Written]]]
+class _WriteGate:
+    """One push's batch writes: a few in flight at a time, and none sent after a failure that stops the push.
+
+    Without it a batch waiting for a free slot would still go out in the instant between another batch's
+    refused token (or daily limit) and the cancellation of the push.
+
+    Attributes:
+        stopped: the error that stopped the push, once one did.
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self.stopped: ProviderError | None = None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._slots:
+            if self.stopped is not None:
+                raise self.stopped
+            try:
+                yield
+            except (AuthError, RateLimitError) as exc:
+                self.stopped = exc
+                raise
+
+
+Reconcile = Callable[[Sequence[_BatchInput], _WriteGate], Awaitable[dict[int, _Written]]]
 
 
 @dataclass
@@ -653,7 +683,9 @@ class HubSpotAdapter:
         # The token sits in this path, so the call skips the core's request log.
         await self._budget.acquire()
         try:
-            response: httpx.Response | None = await self._http.client.get(f"/oauth/v1/access-tokens/{self._token}")
+            response: httpx.Response | None = await self._http.client.get(
+                f"/oauth/v1/access-tokens/{quote(self._token, safe='')}"
+            )
         except httpx.TransportError:
             response = None
         finally:
@@ -662,13 +694,12 @@ class HubSpotAdapter:
             info = _body(response)
             user = str(info.get("user") or (f"app {info['app_id']}" if info.get("app_id") else "private app"))
             return user, [str(scope) for scope in info.get("scopes") or []]
-        if response is not None and response.status_code not in (400, 404):
-            return "private app", []
+        # Not an OAuth token (HubSpot answers 404 for private-app tokens there): ask the private-app endpoint.
         try:
             private = await self._http.request(
                 "POST", "/oauth/v2/private-apps/get/access-token-info", json={"tokenKey": self._token}
             )
-        except NotFoundError:
+        except (NotFoundError, AuthError):
             return "private app", []
         info = _body(private) if private.status_code == 200 else {}
         user = f"private app {info['appId']}" if info.get("appId") else "private app"
@@ -1070,23 +1101,24 @@ class HubSpotAdapter:
             RateLimitError: HubSpot's daily limit is used up, or BudgetExhaustedError at the daily reserve.
         """
         results: list[RecordResult | None] = [None] * len(records)
+        gate = _WriteGate(self.options.concurrency or DEFAULT_CONCURRENCY)
         for round_indexes in _rounds(records):
             chosen = [records[i] for i in round_indexes]
             if obj is RecordObject.LEAD and await self._leads_available():
-                written = await self._upsert_leads(chosen)
+                written = await self._upsert_leads(chosen, gate)
             elif obj is RecordObject.LEAD:
                 stripped = [
                     OutboundRecord(r.email, _wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS), r.crm_id, r.note)
                     for r in chosen
                 ]
-                written = await self._upsert_contacts(stripped)
+                written = await self._upsert_contacts(stripped, gate)
             else:
-                written = await self._upsert_contacts(chosen)
+                written = await self._upsert_contacts(chosen, gate)
             for index, result in zip(round_indexes, written, strict=True):
                 results[index] = result
         return [result for result in results if result is not None]
 
-    async def _upsert_contacts(self, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+    async def _upsert_contacts(self, records: Sequence[OutboundRecord], gate: _WriteGate) -> list[RecordResult]:
         """Contacts with unique emails: linked ones updated by id, the rest upserted by email."""
         results: list[RecordResult | None] = [None] * len(records)
         linked: list[_BatchInput] = []
@@ -1103,9 +1135,9 @@ class HubSpotAdapter:
                 by_email.append(self._upsert_input(index, record))
         updated, upserted = await _gather(
             [
-                self._write_batches("contacts", "update", linked, result_key=_result_id),
+                self._write_batches("contacts", "update", linked, gate, result_key=_result_id),
                 self._write_batches(
-                    "contacts", "upsert", by_email, result_key=_result_email, reconcile=self._replay_upsert
+                    "contacts", "upsert", by_email, gate, result_key=_result_email, reconcile=self._replay_upsert
                 ),
             ]
         )
@@ -1118,7 +1150,7 @@ class HubSpotAdapter:
             logger.info("%d linked HubSpot contacts no longer exist; upserting them by email", len(gone))
             upserted.update(
                 await self._write_batches(
-                    "contacts", "upsert", gone, result_key=_result_email, reconcile=self._replay_upsert
+                    "contacts", "upsert", gone, gate, result_key=_result_email, reconcile=self._replay_upsert
                 )
             )
             for item in gone:
@@ -1132,13 +1164,13 @@ class HubSpotAdapter:
         properties = _wire_properties(record.fields, drop=("email",))
         return _BatchInput(index, record.email, {"idProperty": "email", "id": record.email, "properties": properties})
 
-    async def _replay_upsert(self, chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+    async def _replay_upsert(self, chunk: Sequence[_BatchInput], gate: _WriteGate) -> dict[int, _Written]:
         """An upsert whose connection died is sent again: by unique email it cannot duplicate a contact."""
         first_sent = time.monotonic()
         for _attempt in range(AMBIGUOUS_REPLAYS):
             logger.info("HubSpot upsert of %d contacts lost its connection; sending it again", len(chunk))
             try:
-                answered = await self._write_chunk("contacts", "upsert", chunk, _result_email, idempotent=False)
+                answered = await self._write_chunk("contacts", "upsert", chunk, gate, _result_email)
             except AmbiguousWriteError:
                 continue
             elapsed = time.monotonic() - first_sent
@@ -1149,13 +1181,13 @@ class HubSpotAdapter:
         failure = TransientError("HubSpot: the connection kept failing after the upsert was sent")
         return {item.index: _Written(failure=failure) for item in chunk}
 
-    async def _upsert_leads(self, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+    async def _upsert_leads(self, records: Sequence[OutboundRecord], gate: _WriteGate) -> list[RecordResult]:
         """Leads with unique emails: upsert each lead's contact, then update its lead or create one associated."""
         lead_names = {f.name for f in await self._object_fields("leads")} - {"hs_object_id"}
         contact_parts = [
             OutboundRecord(r.email, {k: v for k, v in r.fields.items() if k not in lead_names}) for r in records
         ]
-        contact_results = await self._upsert_contacts(contact_parts)
+        contact_results = await self._upsert_contacts(contact_parts, gate)
         results: list[RecordResult | None] = [None] * len(records)
         pending: dict[int, str] = {}
         for index, contact in enumerate(contact_results):
@@ -1173,7 +1205,9 @@ class HubSpotAdapter:
         }
         lead_ids = {i: str(records[i].crm_id) for i in pending if records[i].crm_id}
         unlinked = [i for i in pending if i not in lead_ids]
-        existing = await self._associated_ids("contacts", "leads", [pending[i] for i in unlinked])
+        # A contact created just now has no lead yet: only existing contacts are asked for theirs.
+        older = [pending[i] for i in unlinked if contact_results[i].outcome is not RecordOutcome.CREATED]
+        existing = await self._associated_ids("contacts", "leads", older)
         for index in unlinked:
             found = existing.get(pending[index]) or []
             if found:
@@ -1185,7 +1219,7 @@ class HubSpotAdapter:
             for index, lead_id in lead_ids.items()
             if index not in untouched
         ]
-        written = await self._write_batches("leads", "update", updates, result_key=_result_id)
+        written = await self._write_batches("leads", "update", updates, gate, result_key=_result_id)
         for index, lead_id in untouched.items():
             written[index] = _Written(result={"id": lead_id}, started_at=_FAR_FUTURE)
         to_create = [i for i in pending if i not in lead_ids]
@@ -1198,7 +1232,7 @@ class HubSpotAdapter:
             self._lead_create_input(index, records[index], pending[index], lead_fields[index]) for index in to_create
         ]
         created = await self._write_batches(
-            "leads", "create", creates, result_key=lambda _result: None, reconcile=self._reconcile_lead_creates
+            "leads", "create", creates, gate, result_key=lambda _result: None, reconcile=self._reconcile_lead_creates
         )
         for index, lead_written in {**written, **created}.items():
             lead = _write_result(records[index].email, lead_written, created=index in created)
@@ -1217,7 +1251,7 @@ class HubSpotAdapter:
         }
         return _BatchInput(index, contact_id, {"properties": properties, "associations": [association]})
 
-    async def _reconcile_lead_creates(self, chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+    async def _reconcile_lead_creates(self, chunk: Sequence[_BatchInput], gate: _WriteGate) -> dict[int, _Written]:
         """Lead creation lost its connection: leads that now exist on their contact were created; create the rest."""
         reconciled: dict[int, _Written] = {}
         remaining = list(chunk)
@@ -1233,7 +1267,7 @@ class HubSpotAdapter:
             if not still_missing:
                 return reconciled
             try:
-                reconciled.update(await self._write_chunk("leads", "create", still_missing, lambda _r: None))
+                reconciled.update(await self._write_chunk("leads", "create", still_missing, gate, lambda _r: None))
                 return reconciled
             except AmbiguousWriteError:
                 remaining = still_missing
@@ -1246,6 +1280,7 @@ class HubSpotAdapter:
         object_name: str,
         action: str,
         inputs: Sequence[_BatchInput],
+        gate: _WriteGate,
         *,
         result_key: Callable[[dict[str, Any]], str | None],
         reconcile: Reconcile | None = None,
@@ -1254,11 +1289,13 @@ class HubSpotAdapter:
 
         async def send(chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
             try:
-                return await self._write_chunk(object_name, action, chunk, result_key, idempotent=action == "update")
+                return await self._write_chunk(
+                    object_name, action, chunk, gate, result_key, idempotent=action == "update"
+                )
             except AmbiguousWriteError:
                 if reconcile is None:
                     raise
-                return await reconcile(chunk)
+                return await reconcile(chunk, gate)
 
         merged: dict[int, _Written] = {}
         for part in await _gather(send(chunk) for chunk in _chunks(inputs)):
@@ -1270,6 +1307,7 @@ class HubSpotAdapter:
         object_name: str,
         action: str,
         chunk: Sequence[_BatchInput],
+        gate: _WriteGate,
         result_key: Callable[[dict[str, Any]], str | None],
         *,
         idempotent: bool = False,
@@ -1281,9 +1319,10 @@ class HubSpotAdapter:
         """
         body = {"inputs": [{**item.payload, "objectWriteTraceId": str(item.index)} for item in chunk]}
         try:
-            response = await self._http.request(
-                "POST", f"/crm/v3/objects/{object_name}/batch/{action}", json=body, idempotent=idempotent
-            )
+            async with gate.slot():
+                response = await self._http.request(
+                    "POST", f"/crm/v3/objects/{object_name}/batch/{action}", json=body, idempotent=idempotent
+                )
         except AmbiguousWriteError:
             raise
         except TransientError as exc:
@@ -1300,7 +1339,7 @@ class HubSpotAdapter:
                 response.status_code,
             )
             halves = await _gather(
-                self._write_chunk(object_name, action, half, result_key, idempotent=idempotent)
+                self._write_chunk(object_name, action, half, gate, result_key, idempotent=idempotent)
                 for half in (chunk[:middle], chunk[middle:])
             )
             return {**halves[0], **halves[1]}

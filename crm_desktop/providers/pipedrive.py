@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from crm_desktop.domain.models import Contact, Integration, Lead, normalise_email
+from crm_desktop.domain.models import Contact, Integration, Lead, normalise_email, normalise_phone
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.auth import HeaderTokenAuth, TokenSaver
 from crm_desktop.providers.contract import (
@@ -466,8 +466,13 @@ def note_fingerprint(content: str) -> str:
     return _SPACES.sub(" ", html.unescape(_TAG.sub(" ", content))).strip()
 
 
-def _digits(phone: Any) -> str:
-    return re.sub(r"\D", "", str(phone or ""))
+def _phone_key(phone: Any) -> str:
+    """A phone number in E.164 when it can be read (``(415) 555-0123`` = ``+14155550123``), else its digits."""
+    text = str(phone or "").strip()
+    try:
+        return normalise_phone(text)
+    except ValueError:
+        return re.sub(r"\D", "", text)
 
 
 def _folded_email(value: Any) -> str:
@@ -616,9 +621,25 @@ class _PersonWish:
 
     email: str
     name: str | None = None
+    name_parts: dict[str, str] = field(default_factory=dict)
     phone: str | None = None
     custom: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
+
+    def full_name(self, existing: Mapping[str, Any] | None = None) -> str | None:
+        """The name to write: ``name`` as given, else first and last name, a missing part kept from ``existing``.
+
+        A record may carry only the part that changed (``last_name``); the person's other part stays.
+        """
+        if self.name:
+            return self.name
+        if not self.name_parts:
+            return None
+        current = existing or {}
+        first_now, _, last_now = str(current.get("name") or "").strip().partition(" ")
+        first = self.name_parts.get("first_name", str(current.get("first_name") or first_now).strip())
+        last = self.name_parts.get("last_name", str(current.get("last_name") or last_now).strip())
+        return " ".join(part for part in (first, last) if part) or None
 
 
 @dataclass
@@ -818,34 +839,35 @@ class PipedriveAdapter:
         return lead_fields + [f for f in person_fields.fields if f.name not in _LEAD_KEYS]
 
     async def field_map(self) -> PersonFieldMap:
-        """The person fields by key and by name (listed once, then cached; :meth:`create_field` refreshes it)."""
-        if self._fields is None:
-            await self._load_person_fields()
+        """The person fields by key and by name (listed once, then cached; :meth:`create_field` adds to it)."""
+        async with self._field_lock:
+            if self._fields is None:
+                await self._load_person_fields()
         assert self._fields is not None
         return self._fields
 
     async def _load_person_fields(self) -> PersonFieldMap:
-        async with self._field_lock:
-            fields: list[CrmField] = []
-            option_ids: dict[str, dict[str, int]] = {}
-            start = 0
-            while True:
-                response = await self._call("GET", "/v1/personFields", params={"start": start, "limit": self.page_size})
-                data, extra = self._data(response)
-                for raw in data or []:
-                    if not isinstance(raw, dict) or not raw.get("key"):
-                        continue
-                    crm_field, ids = _person_field(raw)
-                    fields.append(crm_field)
-                    if ids:
-                        option_ids[crm_field.name] = ids
-                paging = _v1_paging(extra)
-                if not paging.get("more_items_in_collection"):
-                    break
-                following = paging.get("next_start")
-                start = int(following) if isinstance(following, int) and following > start else start + self.page_size
-            self._fields = PersonFieldMap(tuple(fields), option_ids)
-            return self._fields
+        """List the person fields again (every page) and cache them."""
+        fields: list[CrmField] = []
+        option_ids: dict[str, dict[str, int]] = {}
+        start = 0
+        while True:
+            response = await self._call("GET", "/v1/personFields", params={"start": start, "limit": self.page_size})
+            data, extra = self._data(response)
+            for raw in data or []:
+                if not isinstance(raw, dict) or not raw.get("key"):
+                    continue
+                crm_field, ids = _person_field(raw)
+                fields.append(crm_field)
+                if ids:
+                    option_ids[crm_field.name] = ids
+            paging = _v1_paging(extra)
+            if not paging.get("more_items_in_collection"):
+                break
+            following = paging.get("next_start")
+            start = int(following) if isinstance(following, int) and following > start else start + self.page_size
+        self._fields = PersonFieldMap(tuple(fields), option_ids)
+        return self._fields
 
     async def create_field(
         self, obj: RecordObject, name: str, label: str, field_type: str, options: Sequence[str] = ()
@@ -1210,7 +1232,10 @@ class PipedriveAdapter:
         for start in range(0, len(records), IDS_PER_REQUEST):
             chunk = list(enumerate(records))[start : start + IDS_PER_REQUEST]
             await self._upsert_chunk(obj, chunk, results, written)
-        return [result for result in results if result is not None]
+        done = [result for result in results if result is not None]
+        if len(done) != len(records):
+            raise ProviderError("Pipedrive push ended without a result for every record")  # a bug, not the CRM
+        return done
 
     async def _upsert_chunk(
         self,
@@ -1420,7 +1445,7 @@ class PipedriveAdapter:
             lead = await self._own_lead(person_id)
         wanted = dict(item.lead)
         if lead is None:
-            body = {"title": wanted.pop("title", None) or item.person.name or item.email, **wanted}
+            body = {"title": wanted.pop("title", None) or item.person.full_name(item.existing) or item.email, **wanted}
             body.update({"person_id": person_id, "origin_id": LEAD_ORIGIN_ID})
 
             async def find() -> dict[str, Any] | None:
@@ -1468,10 +1493,8 @@ def _split_fields(obj: RecordObject, email: str, fields: Mapping[str, Any]) -> t
     """A record's fields as the person's parts and (for leads) the lead's own fields."""
     wish = _PersonWish(email=email)
     lead: dict[str, Any] = {}
-    first = str(fields.get("first_name") or "").strip()
-    last = str(fields.get("last_name") or "").strip()
-    name = str(fields.get("name") or "").strip() or " ".join(part for part in (first, last) if part)
-    wish.name = name or None
+    wish.name = str(fields.get("name") or "").strip() or None
+    wish.name_parts = {key: str(fields[key] or "").strip() for key in ("first_name", "last_name") if key in fields}
     phone = fields.get("phone")
     wish.phone = str(phone).strip() if phone not in (None, "") else None
     for key, value in fields.items():
@@ -1492,7 +1515,7 @@ def _split_fields(obj: RecordObject, email: str, fields: Mapping[str, Any]) -> t
 
 def _new_person_body(wish: _PersonWish) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": wish.name or wish.email,
+        "name": wish.full_name() or wish.email,
         "emails": [{"value": wish.email, "primary": True, "label": "work"}],
     }
     if wish.phone:
@@ -1510,8 +1533,9 @@ def _person_changes(wish: _PersonWish, existing: Mapping[str, Any]) -> dict[str,
     A new email or phone becomes the primary one; the person's other emails and phones are kept with their labels.
     """
     changes: dict[str, Any] = {}
-    if wish.name and str(existing.get("name") or "").strip() != wish.name:
-        changes["name"] = wish.name
+    name = wish.full_name(existing)
+    if name and str(existing.get("name") or "").strip() != name:
+        changes["name"] = name
     emails = _items(existing.get("emails"))
     if not any(_folded_email(item["value"]) == wish.email for item in emails):
         changes["emails"] = [{"value": wish.email, "primary": True, "label": "work"}] + [
@@ -1519,7 +1543,7 @@ def _person_changes(wish: _PersonWish, existing: Mapping[str, Any]) -> dict[str,
             for item in emails
         ]
     phones = _items(existing.get("phones"))
-    if wish.phone and not any(_digits(item["value"]) == _digits(wish.phone) for item in phones):
+    if wish.phone and not any(_phone_key(item["value"]) == _phone_key(wish.phone) for item in phones):
         changes["phones"] = [{"value": wish.phone, "primary": True, "label": "work"}] + [
             {"value": str(item["value"]), "primary": False, "label": str(item.get("label") or "work")}
             for item in phones
@@ -1551,6 +1575,10 @@ SOCIAL_FIELD_NAMES = (
     "social_sentiment",
     "lead_source_detail",
 )
+
+
+#: The seed field that identifies a person on each platform.
+_IDENTITY_FIELDS = {"twitter": "twitter_username", "instagram": "instagram_username", "linkedin": "linkedin_url"}
 
 
 def _contact_social_values(contact: Contact) -> dict[str, Any]:
@@ -1592,9 +1620,12 @@ def default_contact_record(contact: Contact, *, social_field_keys: Mapping[str, 
     if contact.company:
         lines.append(f"Company: {contact.company}")
     for profile in sorted(contact.social_profiles, key=lambda p: (p.platform.value, p.username)):
-        line = f"{profile.platform.value.capitalize()}: @{profile.username} ({profile.followers:,} followers, "
-        line += f"{profile.engagement:g}% engagement)"
-        lines.append(line + (f" {profile.url}" if profile.url else ""))
+        reach = f"{profile.followers:,} followers, {profile.engagement:g}% engagement"
+        platform = profile.platform.value.capitalize()
+        if _IDENTITY_FIELDS.get(profile.platform.value) in mapped:
+            lines.append(f"{platform}: {reach}")  # the handle is in its own field
+        else:
+            lines.append(f"{platform}: @{profile.username} ({reach})" + (f" {profile.url}" if profile.url else ""))
     if len(contact.social_profiles) > 1 and "social_followers" not in mapped:
         lines.append(f"Followers in all: {sum(p.followers for p in contact.social_profiles):,}")
     for name, value in sorted(contact.custom_fields.items()):

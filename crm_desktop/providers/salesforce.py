@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote_plus, urlencode
@@ -471,7 +471,6 @@ class _Pending:
     crm_id: str | None = None
     existing: dict[str, Any] | None = None
     result: RecordResult | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def finish(
         self,
@@ -491,7 +490,11 @@ def _wire_value(value: Any) -> Any:
     return value
 
 
-def _same_value(current: Any, wanted: Any, *, is_email: bool = False) -> bool:
+def _same_value(current: Any, wanted: Any, *, is_email: bool = False, scale: int | None = None) -> bool:
+    """Whether the CRM's value already equals the one to write, as Salesforce would store it.
+
+    Salesforce stores empty text as null, compares emails without case, and rounds numbers to the field's scale.
+    """
     if current in (None, "") and wanted in (None, ""):
         return True
     if is_email and isinstance(current, str) and isinstance(wanted, str):
@@ -499,6 +502,8 @@ def _same_value(current: Any, wanted: Any, *, is_email: bool = False) -> bool:
     if isinstance(current, bool) or isinstance(wanted, bool):
         return current is wanted
     if isinstance(current, int | float) and isinstance(wanted, int | float):
+        if scale is not None:
+            return round(float(current), scale) == round(float(wanted), scale)
         return float(current) == float(wanted)
     return bool(current == wanted)
 
@@ -597,12 +602,12 @@ class SalesforceAdapter:
         ``/limits`` goes first: an API resource answers a stale session with 401 ``INVALID_SESSION_ID`` (which
         refreshes it), while ``userinfo`` answers 403 ``Bad_OAuth_Token``.
         """
-        limits = await self._get_json(f"{DATA_PATH}/limits", "the org's limits")
+        limits = await self._get_json(f"{DATA_PATH}/limits", "to read the org's limits")
         daily = limits.get("DailyApiRequests") if isinstance(limits, dict) else None
         if isinstance(daily, dict) and isinstance(daily.get("Max"), int) and isinstance(daily.get("Remaining"), int):
             self.http.budget.daily_limit = daily["Max"]
             self.http.budget.daily_remaining = daily["Remaining"]
-        info = await self._get_json("/services/oauth2/userinfo", "the signed-in user")
+        info = await self._get_json("/services/oauth2/userinfo", "to name the signed-in user")
         if not isinstance(info, dict):
             raise ProviderError("Salesforce answered userinfo with something that is not a user")
         user = str(info.get("preferred_username") or info.get("email") or info.get("user_id") or info.get("sub", ""))
@@ -625,7 +630,9 @@ class SalesforceAdapter:
     # -- fields ----------------------------------------------------------------------------------------------
     async def _describe(self, obj: RecordObject, *, fresh: bool = False) -> dict[str, Any]:
         if fresh or obj not in self._describes:
-            body = await self._get_json(f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/describe", f"{SOBJECTS[obj]} fields")
+            body = await self._get_json(
+                f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/describe", f"to describe the {SOBJECTS[obj]} fields"
+            )
             self._describes[obj] = body
         return self._describes[obj]
 
@@ -675,17 +682,23 @@ class SalesforceAdapter:
 
     @staticmethod
     def _expect_json(response: httpx.Response, what: str) -> Any:
+        """The JSON body of a successful answer about ``what``.
+
+        Raises:
+            RequestRejectedError: naming the error code only (a query's message can quote emails back).
+        """
         if response.status_code >= 300:
-            category, message = describe_record_errors(salesforce_errors(response))
+            errors = salesforce_errors(response)
+            code = _first_code(errors)
             raise RequestRejectedError(
-                f"Salesforce refused to read {what}: {message}",
+                f"Salesforce refused {what} ({code or response.status_code})",
                 status=response.status_code,
-                category=category,
-                code=_first_code(salesforce_errors(response)),
+                category=record_error_category(code) if code else ErrorCategory.VALIDATION,
+                code=code,
             )
         body = json_or_none(response)
         if body is None:
-            raise ProviderError(f"Salesforce answered {what} with something that is not JSON")
+            raise ProviderError(f"Salesforce's answer ({what}) was not JSON")
         return body
 
     async def query(self, soql: str) -> AsyncIterator[list[dict[str, Any]]]:
@@ -693,9 +706,9 @@ class SalesforceAdapter:
 
         async def fetch(next_url: str | None) -> tuple[list[dict[str, Any]], str | None]:
             if next_url is None:
-                body = await self._get_json(f"{DATA_PATH}/query", "query results", params={"q": soql})
+                body = await self._get_json(f"{DATA_PATH}/query", "a query", params={"q": soql})
             else:
-                body = await self._get_json(next_url, "query results")
+                body = await self._get_json(next_url, "the next page of a query")
             records = [r for r in body.get("records", []) if isinstance(r, dict)]
             following = body.get("nextRecordsUrl") if not body.get("done", True) else None
             return records, str(following) if following else None
@@ -869,7 +882,7 @@ class SalesforceAdapter:
             elif found is not None:
                 item.crm_id = str(found["Id"])
                 item.existing = found
-            if item.existing is not None and self._unchanged(item):
+            if item.existing is not None and self._unchanged(obj, item):
                 item.finish(RecordOutcome.UNCHANGED, crm_id=item.crm_id)
             elif item.crm_id is not None:
                 updates.append(item)
@@ -880,14 +893,23 @@ class SalesforceAdapter:
         jobs += [self._update_collection(obj, chunk) for chunk in _chunks(updates, COLLECTION_LIMIT)]
         await _gather_all(jobs)
 
-    @staticmethod
-    def _unchanged(item: _Pending) -> bool:
+    def _unchanged(self, obj: RecordObject, item: _Pending) -> bool:
         assert item.existing is not None
         lowered = {key.lower(): value for key, value in item.existing.items()}
+        scales = self._number_scales(obj)
         return all(
-            name.lower() in lowered and _same_value(lowered[name.lower()], value, is_email=name == "Email")
+            name.lower() in lowered
+            and _same_value(lowered[name.lower()], value, is_email=name == "Email", scale=scales.get(name.lower()))
             for name, value in item.fields.items()
         )
+
+    def _number_scales(self, obj: RecordObject) -> dict[str, int]:
+        """Decimal places of the number fields (from the cached describe), by lower-cased name."""
+        scales: dict[str, int] = {}
+        for item in self._describes.get(obj, {}).get("fields", []):
+            if item.get("type") in {"double", "currency", "percent", "int"} and isinstance(item.get("scale"), int):
+                scales[str(item["name"]).lower()] = item["scale"]
+        return scales
 
     def _ready_to_create(self, obj: RecordObject, item: _Pending) -> bool:
         """Fill what Salesforce requires on create; fail the record before sending when it cannot be filled."""
@@ -935,7 +957,17 @@ class SalesforceAdapter:
                     sobject,
                     len(remaining),
                 )
-                found = await self._records_by_email(obj, [item.email for item in remaining], [])
+                try:
+                    found = await self._records_by_email(obj, [item.email for item in remaining], [])
+                except TransientError:
+                    for item in remaining:
+                        item.finish(
+                            RecordOutcome.FAILED,
+                            category=ErrorCategory.NETWORK,
+                            message=f"{sobject} {item.email}: the connection failed while creating it and Salesforce "
+                            "could not be asked whether it landed; the next push finds it if it did",
+                        )
+                    return
                 for item in remaining:
                     row = found.get(item.email)
                     if row is not None:
@@ -945,7 +977,7 @@ class SalesforceAdapter:
                     return
                 continue
             except TransientError as exc:
-                self._fail_all(remaining, exc)
+                self._fail_all(obj, remaining, exc)
                 return
             await self._apply_collection(obj, remaining, response, creating=True)
             return
@@ -965,13 +997,13 @@ class SalesforceAdapter:
                 json=self._collection_body(SOBJECTS[obj], items, with_id=True),
             )
         except TransientError as exc:
-            self._fail_all(items, exc)
+            self._fail_all(obj, items, exc)
             return
         await self._apply_collection(obj, items, response, creating=False)
 
-    def _fail_all(self, items: Sequence[_Pending], exc: ProviderError) -> None:
+    def _fail_all(self, obj: RecordObject, items: Sequence[_Pending], exc: ProviderError) -> None:
         for item in items:
-            item.finish(RecordOutcome.FAILED, category=exc.category, message=f"{item.email}: {exc}")
+            item.finish(RecordOutcome.FAILED, category=exc.category, message=f"{SOBJECTS[obj]} {item.email}: {exc}")
 
     async def _apply_collection(
         self, obj: RecordObject, items: list[_Pending], response: httpx.Response, *, creating: bool

@@ -60,6 +60,16 @@ class _AbortOnDrop:
     def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
         self.app = app
         self.sandbox = sandbox
+        #: Set when the server stops: held ``timeout`` requests are dropped at once instead of delaying shutdown.
+        self.closing: asyncio.Event | None = None
+
+    async def _hold(self) -> None:
+        seconds = self.sandbox.config.hang_seconds
+        if self.closing is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closing.wait(), seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -69,7 +79,7 @@ class _AbortOnDrop:
             if transport is None or not hasattr(transport, "abort"):
                 raise
             if drop.kind is FaultKind.READ_TIMEOUT:
-                await asyncio.sleep(self.sandbox.config.hang_seconds)
+                await self._hold()
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -121,13 +131,16 @@ class _Served:
         self.sandboxes = list(sandboxes)
         self.sockets: list[socket.socket] = []
         self.servers: list[_LoopbackServer] = []
+        self.droppers: list[_AbortOnDrop] = []
         try:
             for sandbox, port in zip(self.sandboxes, wanted, strict=True):
                 sock = _bind(host, port)
                 self.sockets.append(sock)
                 sandbox.base_url = _url(host, sock.getsockname()[1])
+                dropper = _AbortOnDrop(sandbox.app(), sandbox)
+                self.droppers.append(dropper)
                 config = uvicorn.Config(
-                    SocketDropMiddleware(_AbortOnDrop(sandbox.app(), sandbox), sandbox),
+                    SocketDropMiddleware(dropper, sandbox),
                     log_level=log_level,
                     access_log=False,
                     lifespan="off",
@@ -144,6 +157,9 @@ class _Served:
 
     async def serve(self, on_started: Callable[[], None]) -> None:
         """Run every server until each is told to exit; call ``on_started`` once all accept connections."""
+        closing = asyncio.Event()
+        for dropper in self.droppers:
+            dropper.closing = closing
         tasks = [
             asyncio.create_task(server.serve(sockets=[sock]), name=f"sandbox-{sandbox.provider}")
             for server, sock, sandbox in zip(self.servers, self.sockets, self.sandboxes, strict=True)
@@ -167,8 +183,12 @@ class _Served:
             self.close_sockets()
 
     def request_exit(self) -> None:
+        """Ask every server to stop (call on the serving loop)."""
         for server in self.servers:
             server.should_exit = True
+        for dropper in self.droppers:
+            if dropper.closing is not None:
+                dropper.closing.set()
 
     def close_sockets(self) -> None:
         for sock in self.sockets:

@@ -600,6 +600,24 @@ class SyncStore:
                 )
             )
 
+    def open_conflict_fields_of(
+        self, integration_id: int, obj: RecordObject, local_ids: Sequence[int]
+    ) -> dict[int, set[str]]:
+        """Fields with an open conflict, per local record, for a batch of records."""
+        found: dict[int, set[str]] = {}
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ConflictRow.local_id, ConflictRow.field).where(
+                    ConflictRow.integration_id == integration_id,
+                    ConflictRow.object == obj,
+                    ConflictRow.local_id.in_(list(local_ids)),
+                    ConflictRow.status == ConflictStatus.OPEN,
+                )
+            )
+            for local_id, name in rows:
+                found.setdefault(local_id, set()).add(name)
+        return found
+
     def resolve_conflict(self, conflict_id: int, resolution: str, value: str | None) -> None:
         with self.db.session() as session:
             session.execute(

@@ -15,7 +15,7 @@ from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
-from crm_desktop.sync.mapping import FieldMapping, Value, apply_values, to_crm
+from crm_desktop.sync.mapping import FieldMapping, Value, apply_values, record_values, to_crm
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ async def resolve_conflict(
     local = store.local_records(obj, [conflict.local_id]).get(conflict.local_id)
     if local is None:
         raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted")
+    # Validate (and normalise) the kept value locally before anything is written to either side.
+    updated = apply_values(local.record, {conflict.field: kept})
+    if take is None:
+        kept = record_values(updated).get(conflict.field, kept)
     link = store.links_for_local(integration.id, obj, [conflict.local_id]).get(conflict.local_id)
     audit: list[dict[str, Any]] = []
     source = f"conflict:{conflict_id}"
@@ -80,7 +84,6 @@ async def resolve_conflict(
                       "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
     synced_at = local.updated_at
     if kept != conflict.local_value:
-        updated = apply_values(local.record, {conflict.field: kept})
         _, synced_at = store.save_local(obj, local.id, updated)
         audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
                       "old_value": conflict.local_value, "new_value": kept, "source": source, "side": "local"})

@@ -18,6 +18,7 @@ from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, Provid
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, SyncStore
 from crm_desktop.sync.mapping import (
+    CLEARED,
     FieldMapping,
     Value,
     apply_values,
@@ -109,6 +110,14 @@ class _Run:
         self.changes: list[PlannedChange] = []
         self.failures: list[tuple[str, str, str]] = []
         self.outcomes: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]] = []
+        #: (object, local id) -> fields this run left to the marketer (a dry run keeps them only here).
+        self.held: dict[tuple[RecordObject, int], set[str]] = {}
+
+    def skip(self, obj: RecordObject, key: str, crm_id: str | None, category: ErrorCategory | None, reason: str,
+             *, side: str) -> None:
+        """Record a skipped record in the log and in the plan (``side``: where it would have been written)."""
+        self.outcomes.append((obj, key, crm_id, RecordOutcome.SKIPPED, category, reason))
+        self.changes.append(PlannedChange(obj, key, side, "skip", reason=reason))
 
 
 def _decide(rule: ConflictRule, local: Value, crm: Value, local_at: datetime | None, crm_at: datetime | None) -> str:
@@ -272,8 +281,8 @@ class SyncEngine:
             local = locals_by_id.get(link.local_id) if link else locals_by_email.get(record.email)
             if link is None and local is not None and local.id in email_links:
                 # The local record is linked to another CRM record: a duplicate in the CRM. Keep the first link.
-                run.outcomes.append((obj, record.email, record.crm_id, RecordOutcome.SKIPPED, ErrorCategory.DUPLICATE,
-                                     "another CRM record with this email is already linked"))
+                run.skip(obj, record.email, record.crm_id, ErrorCategory.DUPLICATE,
+                         "another CRM record with this email is already linked", side="local")
                 continue
             crm_values = {m.local_field: from_crm(m, record.fields.get(m.crm_field)) for m in mappings}
             if m_email := crm_values.get("email"):
@@ -310,8 +319,7 @@ class SyncEngine:
         key = crm_values.get("email") or record.email
         if local is None:
             if not key:
-                run.outcomes.append((obj, record.crm_id, record.crm_id, RecordOutcome.SKIPPED, None,
-                                     "the CRM record has no email"))
+                run.skip(obj, record.crm_id, record.crm_id, None, "the CRM record has no email", side="local")
                 return None
             pulled = {m.local_field: crm_values.get(m.local_field) for m in mappings if m.pulls}
             pulled["email"] = key
@@ -375,6 +383,7 @@ class SyncEngine:
                     )
                     run.changes.append(PlannedChange(obj, local.record.email, "local", "conflict",
                                                      {name: (local_value, crm_value)}, "waits for you (manual rule)"))
+                    run.held.setdefault((obj, local.id), set()).add(name)
                     run.outcomes.append((obj, local.record.email, record.crm_id, RecordOutcome.CONFLICT, None,
                                          f"{name}: changed on both sides; waits in Conflicts"))
                     continue
@@ -425,9 +434,12 @@ class SyncEngine:
 
     # -- push ----------------------------------------------------------------------------------
     def _outbound(
-        self, local: LocalRecord, link: Link | None, mappings: list[FieldMapping]
+        self, local: LocalRecord, link: Link | None, mappings: list[FieldMapping], held: frozenset[str] = frozenset()
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, tuple[Value, Value]], str] | None:
-        """(CRM fields to send, base after, changed fields, hash of all pushed values); ``None`` when nothing."""
+        """(CRM fields to send, base after, changed fields, hash of all pushed values); ``None`` when nothing.
+
+        ``held`` fields have an open conflict: they wait for the marketer and are never sent.
+        """
         values = record_values(local.record)
         pushable = [m for m in mappings if m.pushes]
         full = {m.crm_field: to_crm(m, values.get(m.local_field)) for m in pushable}
@@ -439,12 +451,12 @@ class SyncEngine:
         for mapping in pushable:
             name = mapping.local_field
             value = values.get(name)
-            if link is not None and value == base.get(name):
+            if (link is not None and value == base.get(name)) or name in held:
                 continue
             outgoing = full[mapping.crm_field]
             if outgoing is None and not mapping.blank_wipes:
                 continue  # a blank never wipes the CRM's value
-            send[mapping.crm_field] = outgoing
+            send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
             changed[name] = (base.get(name), value)
             new_base[name] = value
         if link is not None and not send:
@@ -467,13 +479,17 @@ class SyncEngine:
             after_id = ids[-1]
             records = self.store.local_records(obj, ids)
             links = self.store.links_for_local(self.integration_id, obj, ids)
+            held = self.store.open_conflict_fields_of(self.integration_id, obj, ids)
+            for (held_obj, local_id), names in run.held.items():
+                if held_obj is obj and local_id in records:
+                    held[local_id] = held.get(local_id, set()) | names
             items: list[dict[str, Any]] = []
             unchanged: list[tuple[LocalRecord, Link]] = []
             plans: dict[str, dict[str, tuple[Value, Value]]] = {}
             for local_id in ids:
                 local = records[local_id]
                 link = links.get(local_id)
-                outbound = self._outbound(local, link, mappings)
+                outbound = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())))
                 if outbound is None:
                     assert link is not None
                     unchanged.append((local, link))
@@ -581,8 +597,8 @@ class SyncEngine:
         outcome = result.outcome
         if outcome is RecordOutcome.FAILED and result.category is ErrorCategory.NOT_FOUND and item.crm_id:
             run.counts["unchanged"] += 0
-            run.outcomes.append((obj, item.email, item.crm_id, RecordOutcome.SKIPPED, ErrorCategory.NOT_FOUND,
-                                 "deleted in the CRM; not re-created"))
+            run.skip(obj, item.email, item.crm_id, ErrorCategory.NOT_FOUND, "deleted in the CRM; not re-created",
+                     side="crm")
             return
         key = {RecordOutcome.CREATED: "created", RecordOutcome.UPDATED: "updated",
                RecordOutcome.UNCHANGED: "unchanged"}.get(outcome, "failed")

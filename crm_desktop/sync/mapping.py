@@ -30,6 +30,9 @@ from crm_desktop.store.models import ConflictRule, FieldDirection
 
 Value = str | None
 
+#: What a write sends to clear a CRM field: adapters read ``None`` as "leave the field as it is".
+CLEARED = ""
+
 
 class Transform(StrEnum):
     """What is done to a local value on its way to the CRM."""
@@ -465,6 +468,7 @@ def with_crm_lengths(mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmF
 
 
 __all__ = [
+    "CLEARED",
     "CONTACT_FIELDS",
     "LEAD_FIELDS",
     "FieldMapping",

@@ -96,9 +96,11 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow(workspace)
-    handled_signals = _close_on_signals(loop, window)
+    window: MainWindow | None = None
+    handled_signals: list[signal.Signals] = []
     try:
+        window = MainWindow(workspace)
+        handled_signals = _close_on_signals(loop, window)
         main = loop.create_task(_until_closed(window), name="main window")
         try:
             loop.run_until_complete(main)
@@ -113,8 +115,9 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
             loop.remove_signal_handler(number)
         _finish_loop(loop)
         asyncio.set_event_loop(None)
-        window.deleteLater()
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        if window is not None:
+            window.deleteLater()
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         workspace.close()
         app.setQuitOnLastWindowClosed(quit_on_last_window)
         logger.info("GUI closed")

@@ -239,6 +239,7 @@ class IntegrationDialog(QDialog):
             self.provider_combo.setCurrentIndex(self.provider_combo.findData(integration.provider))
             # Credentials belong to one CRM account: changing the CRM means a new integration.
             self.provider_combo.setEnabled(False)
+            self.provider_combo.setToolTip("An integration stays with its CRM; add a new integration for another one.")
             self.name_edit.setText(integration.name)
             self.description_edit.setText(integration.description)
             self.base_url_edit.setText(integration.base_url or "")

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.errors import NotFoundError, VaultError
 from crm_desktop.app.integrations import IntegrationService
-from crm_desktop.domain.models import Integration
+from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.ui.integration_dialog import IntegrationDialog
 from crm_desktop.ui.integrations_model import (
     CRM_NAMES,
@@ -61,8 +61,9 @@ class IntegrationDetails(QWidget):
         self._empty.setWordWrap(True)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         form_page = QWidget()
-        form = QFormLayout(form_page)
+        form = self._form = QFormLayout(form_page)
         form.setContentsMargins(0, 0, 0, 0)
+        form.setHorizontalSpacing(24)
         self.values: dict[str, QLabel] = {}
         for caption in self.CAPTIONS:
             value = QLabel()
@@ -102,6 +103,10 @@ class IntegrationDetails(QWidget):
         }
         for caption, text in texts.items():
             self.values[caption].setText(text)
+        # Only Pipedrive addresses a company by its domain.
+        self._form.setRowVisible(
+            self.values["Company domain"], integration.provider is Provider.PIPEDRIVE or bool(integration.domain)
+        )
         self._pages.setCurrentIndex(1)
 
     @property
@@ -180,7 +185,9 @@ class IntegrationsPanel(QWidget):
         header.setHighlightSections(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        # The description takes whatever room the fitted columns leave; its full text is in the tooltip.
+        header.setSectionResizeMode(IntegrationColumn.DESCRIPTION, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(60)
 
         details_box = QGroupBox("Details")
         self.details = IntegrationDetails()
@@ -193,8 +200,8 @@ class IntegrationsPanel(QWidget):
         layout.addWidget(heading)
         layout.addWidget(self.keyring_warning)
         layout.addLayout(buttons)
-        layout.addWidget(self.table, 3)
-        layout.addWidget(details_box, 2)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(details_box)
 
         self.add_button.clicked.connect(self.open_add_dialog)
         self.edit_button.clicked.connect(self.open_edit_dialog)
@@ -219,16 +226,13 @@ class IntegrationsPanel(QWidget):
         self._selection_changed(QItemSelection(), QItemSelection())
 
     #: The widest a column grows to fit its text (the full text stays in the tooltip and the details).
-    MAX_COLUMN_WIDTH = 260
-    MIN_DESCRIPTION_WIDTH = 180
+    MAX_COLUMN_WIDTH = 220
 
     def _fit_columns(self) -> None:
-        self.table.resizeColumnsToContents()
         for column in IntegrationColumn:
-            width = min(self.table.columnWidth(column), self.MAX_COLUMN_WIDTH)
-            if column is IntegrationColumn.DESCRIPTION:
-                width = max(width, self.MIN_DESCRIPTION_WIDTH)
-            self.table.setColumnWidth(column, width)
+            if column is not IntegrationColumn.DESCRIPTION:
+                self.table.resizeColumnToContents(column)
+                self.table.setColumnWidth(column, min(self.table.columnWidth(column), self.MAX_COLUMN_WIDTH))
 
     def _update_keyring_warning(self) -> None:
         if self._keyring_availability is None:

@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         stack: the panels.
         integrations_panel, field_mapping_panel, conflicts_panel, sync_monitor_panel: the panels.
         location_label: the status bar's data dir and database.
+        quit_action: File > Quit (closes the window, like its close button).
 
     Signals:
         closed(): emitted once the window has accepted a close.
@@ -150,10 +151,10 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.quit_action)
         help_menu = self.menuBar().addMenu("&Help")
         about_action = QAction(f"&About {DISPLAY_NAME}", self)
         about_action.triggered.connect(self._show_about)

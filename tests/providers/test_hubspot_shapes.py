@@ -91,6 +91,11 @@ def upsert_answer(request: httpx.Request, *, new: bool = True, updated: str = AF
     return httpx.Response(200, json={"status": "COMPLETE", "results": results, "startedAt": STARTED})
 
 
+def existing_contact(request: httpx.Request) -> httpx.Response:
+    """A batch/upsert answer for contacts HubSpot already had (changed by this write)."""
+    return upsert_answer(request, new=False)
+
+
 def record(email: str, **fields: Any) -> OutboundRecord:
     return OutboundRecord(email=email, fields={"firstname": "Ada", **fields})
 
@@ -634,12 +639,13 @@ def test_lead_push_upserts_the_contact_then_creates_the_associated_lead() -> Non
     lead = default_lead_record(Lead(email="grace@example.com", first_name="Grace", status=LeadStatus.NEW))
     with respx.mock(base_url=API) as mock:
         mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=lead_properties))
-        contact = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
+        contact = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=existing_contact)
         v4 = mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(
             return_value=httpx.Response(200, json={"status": "COMPLETE", "results": []})
         )
         create = mock.post("/crm/v3/objects/leads/batch/create").mock(side_effect=created)
         [result] = run_with(lambda a: a.upsert(RecordObject.LEAD, [lead]))
+    # The contact existed already, so its leads were looked up first (there were none).
     assert sent(contact)["inputs"][0]["properties"] == {
         "firstname": "Grace",
         "hs_lead_status": "NEW",
@@ -666,7 +672,7 @@ def test_lead_create_whose_connection_died_is_reconciled_without_a_second_lead()
     ]
     with respx.mock(base_url=API) as mock:
         mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=lead_properties))
-        mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
+        mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=existing_contact)
         mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(side_effect=associations)
         create = mock.post("/crm/v3/objects/leads/batch/create").mock(side_effect=httpx.ReadError("reset"))
         [result] = run_with(lambda a: a.upsert(RecordObject.LEAD, [record("grace@example.com", hs_lead_name="G")]))
@@ -742,3 +748,21 @@ def test_headers_correct_the_window_and_feed_the_quota() -> None:
             return_value=httpx.Response(200, json={"results": []}, headers=headers)
         )
         run_with(check)
+
+
+def test_lead_of_a_new_contact_is_created_without_looking_for_existing_leads() -> None:
+    lead_properties = {"results": [{"name": "hs_lead_name", "label": "Lead name", "type": "string"}]}
+    created = {"status": "COMPLETE", "results": [{"id": "302", "objectWriteTraceId": "0"}], "startedAt": STARTED}
+    with respx.mock(base_url=API) as mock:
+        mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=lead_properties))
+        mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
+        create = mock.post("/crm/v3/objects/leads/batch/create").mock(return_value=httpx.Response(201, json=created))
+        [result] = run_with(lambda a: a.upsert(RecordObject.LEAD, [record("new@example.com")]))
+        paths = [call.request.url.path for call in mock.calls]
+    assert paths == [
+        "/crm/v3/properties/leads",
+        "/crm/v3/objects/contacts/batch/upsert",
+        "/crm/v3/objects/leads/batch/create",
+    ]
+    assert sent(create)["inputs"][0]["properties"] == {"hs_lead_name": "new@example.com"}
+    assert (result.outcome, result.crm_id) == (RecordOutcome.CREATED, "302")

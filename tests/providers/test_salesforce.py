@@ -9,14 +9,21 @@ from typing import Any
 import httpx
 import pytest
 
-from crm_desktop.domain.models import Integration, Provider
+from crm_desktop.domain.models import Contact, Integration, Lead, Provider, SocialContext
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers import salesforce as salesforce_module
 from crm_desktop.providers.contract import AdapterOptions, OutboundRecord, RecordResult
-from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, NotFoundError, RequestRejectedError
-from crm_desktop.providers.salesforce import SalesforceAdapter
+from crm_desktop.providers.errors import (
+    AuthError,
+    BudgetExhaustedError,
+    NotFoundError,
+    RateLimitError,
+    RequestRejectedError,
+)
+from crm_desktop.providers.salesforce import SalesforceAdapter, default_contact_record, default_lead_record
 from crm_desktop.sandbox import salesforce as sandbox_module
 from crm_desktop.sandbox.core import LoggedRequest, SandboxConfig
+from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 
 COMPOSITE = "/services/data/v61.0/composite/sobjects"
@@ -132,6 +139,56 @@ def test_create_then_update_then_unchanged() -> None:
     assert len(contacts) == 5
     assert contacts["p0@acme-0.com"]["social_followers__c"] == 100.0
     assert contacts["p4@acme-4.com"]["twitter_username__c"] == "p4"
+
+
+def test_default_mapping_of_generated_people_pushes_then_stays_unchanged() -> None:
+    sandbox = new_sandbox()
+    generated = generate_people(60, seed=11)
+    contacts = [
+        default_contact_record(
+            Contact(
+                email=p.email,
+                first_name=p.first_name,
+                last_name=p.last_name,
+                company=p.company,
+                phone=p.phone,
+                social_profiles=p.social_profiles,
+            )
+        )
+        for p in generated
+    ]
+    leads = [
+        default_lead_record(
+            Lead(
+                email=p.email,
+                first_name=p.first_name,
+                last_name=p.last_name,
+                company=p.company,
+                source=p.lead_source,
+                status=p.lead_status,
+                social_context=SocialContext(
+                    platform=p.social_platform,
+                    conversation_id=p.conversation_id,
+                    sentiment=p.sentiment,
+                    engagement_score=p.engagement_score,
+                ),
+            )
+        )
+        for p in generated
+        if p.is_lead
+    ]
+
+    async def scenario(adapter: SalesforceAdapter) -> Any:
+        first = await adapter.upsert(RecordObject.CONTACT, contacts), await adapter.upsert(RecordObject.LEAD, leads)
+        second = await adapter.upsert(RecordObject.CONTACT, contacts), await adapter.upsert(RecordObject.LEAD, leads)
+        return first, second
+
+    (contact_results, lead_results), (contacts_again, leads_again) = run(sandbox, scenario)
+    assert [r.message for r in contact_results + lead_results if not r.ok] == []
+    assert len(sandbox.records["Contact"]) == 60 and len(sandbox.records["Lead"]) == len(leads) > 0
+    assert {r.outcome for r in contacts_again + leads_again} == {RecordOutcome.UNCHANGED}
+    stored_contact = next(c for c in stored(sandbox, "Contact") if c["Email"] == generated[0].email)
+    assert stored_contact["social_followers__c"] == float(generated[0].total_followers)
 
 
 def test_api_calls_per_record_stay_near_one_per_hundred() -> None:
@@ -522,6 +579,19 @@ def test_daily_budget_nearly_spent_stops_before_burning_the_reserve() -> None:
     assert sandbox.daily_api_limit - sandbox._api_usage() >= 30
     assert not [r for r in api_log(sandbox) if r.status == 403]
     assert state["requests"] <= 21
+
+
+def test_daily_limit_reached_is_fatal_and_not_retried() -> None:
+    sandbox = new_sandbox()
+
+    async def scenario(adapter: SalesforceAdapter) -> Any:
+        await control(sandbox, "PATCH", "config", {"daily_api_limit": 300, "api_usage": 300})
+        await adapter.upsert(RecordObject.CONTACT, people(2))
+
+    with pytest.raises(RateLimitError, match="TotalRequests") as caught:
+        run(sandbox, scenario)
+    assert not isinstance(caught.value, BudgetExhaustedError)
+    assert [(r.status, r.path) for r in api_log(sandbox)] == [(403, "/services/data/v61.0/sobjects/Contact/describe")]
 
 
 def test_steady_state_at_the_concurrent_limit_earns_no_refusal() -> None:

@@ -955,3 +955,34 @@ def test_add_note_falls_back_to_a_task_when_the_org_has_no_note(respx_mock: resp
         "Subject": "Instagram comment",
         "Description": "Instagram comment\nWants a demo",
     }
+
+
+@respx.mock(base_url=INSTANCE, assert_all_called=True)
+def test_server_errors_outlasting_retries_fail_only_that_collection(respx_mock: respx.MockRouter) -> None:
+    respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(return_value=sf_response(200, describe_body("Contact")))
+    existing = {"attributes": {"type": "Contact"}, "Id": "003OLD", "Email": "old@x.com", "LastName": "Before"}
+    respx_mock.get(f"{DATA}/query").mock(
+        return_value=sf_response(200, {"totalSize": 1, "done": True, "records": [existing]})
+    )
+    down = sf_response(503, [{"message": "Server is temporarily unavailable", "errorCode": "SERVER_UNAVAILABLE"}])
+    update = respx_mock.patch(f"{DATA}/composite/sobjects").mock(return_value=down)
+    respx_mock.post(f"{DATA}/composite/sobjects").mock(
+        side_effect=lambda request: sf_response(200, _collection_results(request, {}))
+    )
+    sleep = FakeSleep()
+
+    async def run() -> Any:
+        adapter = make_adapter(sleep=sleep, max_attempts=3)
+        try:
+            return await adapter.upsert(
+                RecordObject.CONTACT,
+                [OutboundRecord("old@x.com", {"LastName": "After"}), OutboundRecord("new@x.com", {"LastName": "New"})],
+            )
+        finally:
+            await adapter.aclose()
+
+    results = asyncio.run(run())
+    assert update.call_count == 3 and len(sleep.waits) == 2
+    assert results[0].outcome is RecordOutcome.FAILED and results[0].category is ErrorCategory.SERVER
+    assert "old@x.com" in (results[0].message or "") and "503" in (results[0].message or "")
+    assert results[1].outcome is RecordOutcome.CREATED

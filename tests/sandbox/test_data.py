@@ -89,6 +89,11 @@ def test_social_profiles_and_touchpoints_are_valid_domain_records() -> None:
         assert len({p.platform for p in profiles}) == len(profiles)
         assert profiles[0].platform is person.social_platform
         assert person.profile(person.social_platform) is profiles[0]
+        assert [(p.platform, p.username, p.url, p.followers, p.engagement) for p in profiles] == [
+            tuple(facts) for facts in person.profile_facts
+        ]
+        assert person.total_followers == sum(p.followers for p in profiles)
+        assert person.facts_on(person.social_platform) == person.profile_facts[0]
         for profile in profiles:
             assert SocialProfile.model_validate(profile.to_wire()) == profile
             assert 0 <= profile.engagement <= 100

@@ -672,9 +672,11 @@ def test_describe_matches_salesforce_json_schema_and_lists_custom_fields(sandbox
 
 # -- limits --------------------------------------------------------------------------------------------------------
 def test_daily_allocation_is_reported_and_enforced() -> None:
-    sandbox = SalesforceSandbox(SandboxConfig(seed=2), daily_api_limit=3, token_ttl_seconds=None)
+    sandbox = SalesforceSandbox(SandboxConfig(seed=2), token_ttl_seconds=None)
 
     async def go(client: httpx.AsyncClient) -> None:
+        configured = await client.patch("/__sandbox__/config", json={"daily_api_limit": 3})
+        assert configured.status_code == 200
         usage = []
         for _ in range(3):
             response = await client.get(f"{API_PREFIX}/limits")

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -85,6 +86,31 @@ def test_salesforce_over_loopback_oauth_query_and_dropped_connections(
     server.stop()
     assert not port_is_open(url)
     server.stop()  # idempotent
+
+
+def test_stopping_drops_a_held_request_at_once(serve_on_loopback: Callable[..., SandboxServer]) -> None:
+    sandbox = SalesforceSandbox(SandboxConfig(seed=6, hang_seconds=30))
+    server = serve_on_loopback(sandbox)
+    headers = {"Authorization": f"Bearer {sandbox.credentials()['accessToken']}"}
+    httpx.put(f"{sandbox.base_url}/__sandbox__/faults", json={"spec": "timeout@1"})
+    outcome: dict[str, Any] = {}
+
+    def held_request() -> None:
+        try:
+            httpx.get(f"{sandbox.base_url}{API_PREFIX}/limits", headers=headers, timeout=20)
+        except httpx.TransportError as exc:
+            outcome["error"] = exc
+
+    client = threading.Thread(target=held_request)
+    client.start()
+    deadline = time.monotonic() + 5
+    while not sandbox.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = time.monotonic()
+    server.stop()
+    client.join(5)
+    assert time.monotonic() - started < 5
+    assert isinstance(outcome.get("error"), httpx.ReadError)
 
 
 def test_several_sandboxes_each_get_their_own_port(serve_on_loopback: Callable[..., SandboxServer]) -> None:

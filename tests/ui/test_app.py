@@ -8,7 +8,7 @@ import selectors
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,15 +42,12 @@ def main_window() -> MainWindow | None:
     return next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()), None)
 
 
-def test_run_gui_shows_the_window_and_shuts_down_cleanly(
-    restore_app: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring
-) -> None:
-    opened: list[Workspace] = []
+def closing_spy(tmp_path: Path, backend: MemoryKeyring) -> tuple[Callable[[], Workspace], list[bool]]:
+    """A workspace factory, and a list that gets an entry each time that workspace is closed."""
     closed: list[bool] = []
-    seen: dict[str, object] = {}
 
     def factory() -> Workspace:
-        workspace = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))
+        workspace = Workspace.open(tmp_path / "data", vault=Vault(backend=backend))
         original_close = workspace.close
 
         def close() -> None:
@@ -58,21 +55,35 @@ def test_run_gui_shows_the_window_and_shuts_down_cleanly(
             original_close()
 
         workspace.close = close  # type: ignore[method-assign]
-        opened.append(workspace)
         return workspace
+
+    return factory, closed
+
+
+def test_run_gui_shows_the_window_and_shuts_down_cleanly(
+    restore_app: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring
+) -> None:
+    factory, closed = closing_spy(tmp_path, keyring_backend)
+    seen: dict[str, object] = {}
 
     async def left_running() -> None:
         await asyncio.sleep(3600)
 
-    def while_running() -> None:
+    def while_running(attempts: int = 200) -> None:
         window = main_window()
+        if window is None and attempts > 0:
+            # The window is shown by the loop's first task; look again shortly.
+            QTimer.singleShot(10, lambda: while_running(attempts - 1))
+            return
         seen["window"] = window is not None
+        if window is None:
+            QCoreApplication.quit()  # fail the asserts below rather than hang
+            return
         seen["loop_running"] = asyncio.get_event_loop().is_running()
         seen["stylesheet"] = bool(restore_app.styleSheet())
         seen["names"] = (QCoreApplication.organizationName(), QCoreApplication.applicationName())
         # A task nobody tracks: run_gui must still cancel it on the way out.
         seen["task"] = asyncio.get_event_loop().create_task(left_running(), name="left running")
-        assert window is not None
         window.close()
 
     QTimer.singleShot(0, while_running)
@@ -89,6 +100,24 @@ def test_run_gui_shows_the_window_and_shuts_down_cleanly(
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
     assert main_window() is None
+
+
+def test_a_quit_from_elsewhere_still_closes_the_window_and_the_workspace(
+    restore_app: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring, qt_settings_dir: Path
+) -> None:
+    factory, closed = closing_spy(tmp_path, keyring_backend)
+
+    def quit_when_shown(attempts: int = 200) -> None:
+        if main_window() is None and attempts > 0:
+            QTimer.singleShot(10, lambda: quit_when_shown(attempts - 1))
+            return
+        QCoreApplication.quit()  # e.g. the desktop session ending
+
+    QTimer.singleShot(0, quit_when_shown)
+    assert run_gui(factory, ["crm-desktop"]) == 0
+    assert main_window() is None
+    assert any(qt_settings_dir.rglob("crm-desktop.ini")), "the window saved its state on the way out"
+    assert closed == [True]
 
 
 def test_run_gui_explains_a_workspace_that_cannot_open(restore_app: QApplication, qtbot: QtBot) -> None:
@@ -159,6 +188,25 @@ def test_a_polite_kill_closes_the_window_and_saves_its_state(tmp_path: Path) -> 
             process.wait()
     assert process.returncode == 0, err
     assert out.strip() == "EXIT 0"
-    assert err.strip() == "", "no Qt warnings or tracebacks on the way out"
+    # The headless platform's note about itself is the one line allowed (see OFFSCREEN_ONLY_MESSAGES).
+    problems = [line for line in err.splitlines() if line and "does not support propagateSizeHints" not in line]
+    assert problems == [], "no Qt warnings or tracebacks on the way out"
     settings = config / "CRM Desktop" / "crm-desktop.ini"
     assert "geometry" in settings.read_text(encoding="utf-8")
+
+
+def test_a_window_that_fails_to_build_still_releases_the_loop_and_workspace(
+    restore_app: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory, closed = closing_spy(tmp_path, keyring_backend)
+
+    def broken_window(workspace: Workspace) -> MainWindow:
+        raise FileNotFoundError("CRM Desktop resource icons/integrations.svg is missing")
+
+    monkeypatch.setattr("crm_desktop.ui.app.MainWindow", broken_window)
+    with pytest.raises(FileNotFoundError, match=r"integrations\.svg"):
+        run_gui(factory, ["crm-desktop"])
+    assert closed == [True]
+    assert restore_app.quitOnLastWindowClosed()
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()

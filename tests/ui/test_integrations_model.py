@@ -6,7 +6,7 @@ import keyring.errors
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush
-from pytestqt.modeltest import ModelTester
+from PySide6.QtTest import QAbstractItemModelTester
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -138,11 +138,16 @@ def test_a_locked_keyring_shows_as_unavailable(workspace: Workspace) -> None:
         locked.close()
 
 
-def test_the_model_keeps_qts_model_rules(qtmodeltester: ModelTester, workspace: Workspace) -> None:
+def test_the_model_keeps_qts_model_rules(workspace: Workspace) -> None:
     add_two(workspace)
     model = IntegrationsTableModel(workspace.integrations)
+    # Qt's own checker reports each broken rule as a Qt warning, which fails the test.
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Warning)
     model.refresh()
-    qtmodeltester.check(model, force_py=True)
+    workspace.integrations.remove("salesforce-sandbox")
+    model.refresh()
+    assert model.rowCount() == 1
+    del tester
 
 
 @pytest.mark.parametrize(

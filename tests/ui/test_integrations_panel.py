@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import keyring.backends.fail
+import keyring.errors
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -15,7 +17,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration, Provider, SyncDirection
 from crm_desktop.ui.integrations_model import IntegrationColumn
 from crm_desktop.ui.integrations_panel import IntegrationDialog, IntegrationsPanel
-from crm_desktop.vault import SERVICE_NAME
+from crm_desktop.vault import SERVICE_NAME, Vault
 from tests.support.memory_keyring import MemoryKeyring
 
 HUBSPOT_TOKEN = "pat-na1-5f1e2d3c-4b5a"
@@ -406,16 +408,12 @@ class UndeletableKeyring(MemoryKeyring):
     """A keyring that refuses to delete."""
 
     def delete_password(self, service: str, username: str) -> None:
-        import keyring.errors
-
         raise keyring.errors.KeyringError("refused")
 
 
 def test_a_keyring_that_refuses_the_delete_keeps_the_integration_and_says_why(
     qtbot: QtBot, workspace: Workspace, keyring_backend: MemoryKeyring
 ) -> None:
-    from crm_desktop.vault import Vault
-
     workspace.integrations.add(
         Integration(provider=Provider.HUBSPOT, name="hubspot-marketing"), {"token": HUBSPOT_TOKEN}
     )
@@ -441,3 +439,25 @@ def test_a_missing_keyring_is_announced(qtbot: QtBot, workspace: Workspace) -> N
     panel.show()
     assert panel.keyring_warning.isVisible()
     assert panel.keyring_warning.text() == "Credentials cannot be saved: install gnome-keyring"
+
+
+def test_without_a_usable_keyring_the_dialog_refuses_the_secret_and_adds_nothing(
+    qtbot: QtBot, workspace: Workspace
+) -> None:
+    no_keyring = keyring.backends.fail.Keyring()  # type: ignore[no-untyped-call]
+    keyless = Workspace.open(workspace.paths.data_dir, vault=Vault(backend=no_keyring))
+    try:
+        panel = IntegrationsPanel(keyless.integrations, keyless.vault.availability)
+        qtbot.addWidget(panel)
+        panel.show()
+        assert panel.keyring_warning.isVisible()
+        dialog = open_add_dialog(panel)
+        type_into(dialog.name_edit, "hubspot-marketing")
+        type_into(dialog.credential_edits[Provider.HUBSPOT]["token"], HUBSPOT_TOKEN)
+        click(ok_button(dialog))
+        assert dialog.isVisible()
+        assert "keyring" in dialog.error_label.text()
+        assert HUBSPOT_TOKEN not in dialog.error_label.text()
+        assert keyless.integrations.list() == []
+    finally:
+        keyless.close()

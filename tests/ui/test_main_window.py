@@ -10,6 +10,7 @@ import pytest
 import qasync
 from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.paths import AppPaths
@@ -154,10 +155,10 @@ def test_a_finished_task_leaves_the_tracker(
 
 def test_file_quit_closes_the_window(make_window: WindowFactory, qtbot: QtBot) -> None:
     window = make_window()
-    file_menu = window.menuBar().actions()[0].menu()
-    quit_action = next(a for a in file_menu.actions() if a.text() == "&Quit")  # type: ignore[union-attr]
+    file_menu = next(menu for menu in window.menuBar().findChildren(QMenu) if menu.title() == "&File")
+    assert window.quit_action in file_menu.actions()
     with qtbot.waitSignal(window.closed, timeout=1000):
-        quit_action.trigger()
+        window.quit_action.trigger()
     assert not window.isVisible()
     assert QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "CRM Desktop", "crm-desktop").contains(
         PANEL_KEY

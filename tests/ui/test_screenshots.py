@@ -102,3 +102,13 @@ def test_the_dialog_error_renders(
     dialog.accept()
     assert dialog.error_label.isVisible()
     save_shot(dialog, shots_dir / "dialog-error.png")
+
+
+def test_the_edit_dialog_renders(qtbot: QtBot, styled_app: QApplication, workspace: Workspace, shots_dir: Path) -> None:
+    seed(workspace)
+    dialog = IntegrationDialog(workspace.integrations, workspace.integrations.get("hubspot-marketing"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    image = save_shot(dialog, shots_dir / "dialog-edit-hubspot.png")
+    assert distinct_colours(image) > 20

@@ -1,0 +1,1 @@
+"""Scenario tests of the sync engine against the in-process CRM sandboxes."""

@@ -1,0 +1,415 @@
+"""The sync slice of the CLI: import, sync (one, all, due, dry run), conflicts and run history, on an in-process
+HubSpot sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_desktop import cli
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli import ExitCode, main
+from crm_desktop.domain.models import Contact, Integration
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.store.models import ConflictRule
+
+CONTACTS_CSV = (
+    "email,firstName,lastName,company,twitter_username\n"
+    "ann@example.com,Ann,Lee,Acme,annlee\n"
+    "not-an-email,Bob,Roe,Acme,\n"
+    "cy@example.com,Cy,Day,Initech,cyday\n"
+)
+WRITE_SUFFIXES = ("/batch/create", "/batch/update", "/batch/upsert", "/batch/archive")
+
+
+@pytest.fixture
+def sandbox() -> HubSpotSandbox:
+    return HubSpotSandbox(SandboxConfig(contacts=0))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace with one HubSpot integration ``hs``; every workspace the CLI opens talks to the sandbox."""
+    monkeypatch.setattr(cli, "http_transport", sandbox.transport())
+    directory = tmp_path / "D"
+    with workspace_at(directory) as workspace:
+        workspace.integrations.add(
+            Integration(provider="hubspot", name="hs", base_url=sandbox.base_url), sandbox.credentials()
+        )
+    return directory
+
+
+@contextmanager
+def workspace_at(directory: Path) -> Iterator[Workspace]:
+    workspace = Workspace.open(directory)
+    try:
+        yield workspace
+    finally:
+        workspace.close()
+
+
+def run(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["--data-dir", str(data_dir), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
+    code, out, err = run(data_dir, [*argv, "--json"], capsys)
+    assert out, err
+    return code, json.loads(out)
+
+
+def crm_writes(sandbox: HubSpotSandbox, after: int = 0) -> list[str]:
+    """Requests that changed CRM records, after request number ``after``."""
+    return [
+        f"{r.method} {r.path}" for r in sandbox.requests
+        if r.number > after and not r.path.startswith("/__sandbox__")
+        and (r.method in {"PATCH", "PUT", "DELETE"} or (r.method == "POST" and r.path.endswith(WRITE_SUFFIXES))
+             or (r.method == "POST" and r.path.rstrip("/").endswith("/objects/contacts")))
+    ]
+
+
+def last_request(sandbox: HubSpotSandbox) -> int:
+    return sandbox.requests[-1].number if sandbox.requests else 0
+
+
+def imported(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Import the two good rows of CONTACTS_CSV."""
+    path = tmp_path / "contacts.csv"
+    path.write_text(CONTACTS_CSV, encoding="utf-8")
+    code, _, _ = run(data_dir, ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+
+
+def crm_id_of(sandbox: HubSpotSandbox, email: str) -> str:
+    for record_id, record in sandbox._records["contacts"].items():
+        if record.properties.get("email") == email:
+            return record_id
+    raise AssertionError(f"{email} is not in the sandbox")
+
+
+def crm_value(sandbox: HubSpotSandbox, email: str, prop: str) -> Any:
+    return sandbox._records["contacts"][crm_id_of(sandbox, email)].properties.get(prop)
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+def test_import_reports_each_refused_row_and_saves_the_rest(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text(CONTACTS_CSV, encoding="utf-8")
+    code, data = run_json(data_dir, ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+    assert (data["created"], data["updated"], data["unchanged"]) == (2, 0, 0)
+    [refused] = data["refused"]
+    assert refused["line"] == 3 and refused["field"] == "email" and refused["reason"]
+    with workspace_at(data_dir) as workspace:
+        assert workspace.contacts.count() == 2
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None and ann.company == "Acme"
+
+    code, out, _ = run(data_dir, ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+    assert "line     3  refused" in out and "email:" in out
+    assert "0 created, 0 updated, 2 unchanged, 1 row refused" in out
+
+    good = tmp_path / "good.csv"
+    good.write_text("email,company\nann@example.com,Acme Corp\n", encoding="utf-8")
+    code, data = run_json(data_dir, ["contacts", "import", str(good)], capsys)
+    assert code == ExitCode.OK and data["updated"] == 1 and data["refused"] == []
+
+
+def test_leads_import_and_file_errors(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "leads.jsonl"
+    path.write_text(
+        '{"email": "lee@example.com", "firstName": "Lee", "source": "twitter_dm"}\n'
+        '{"email": "max@example.com", "status": "maybe"}\n'
+        "not json\n",
+        encoding="utf-8",
+    )
+    code, data = run_json(data_dir, ["leads", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+    assert data["created"] == 1
+    assert [(r["line"], r["field"]) for r in data["refused"]] == [(2, "status"), (3, "(row)")]
+    with workspace_at(data_dir) as workspace:
+        assert workspace.leads.count() == 1
+
+    code, _, err = run(data_dir, ["contacts", "import", str(tmp_path / "missing.csv")], capsys)
+    assert code == ExitCode.USAGE and "no such file" in err
+    wrong = tmp_path / "contacts.xlsx"
+    wrong.write_text("x", encoding="utf-8")
+    code, _, err = run(data_dir, ["contacts", "import", str(wrong)], capsys)
+    assert code == ExitCode.USAGE and ".csv or .jsonl" in err
+
+
+# -- sync -----------------------------------------------------------------------------------------
+
+
+def test_sync_pushes_then_a_second_sync_sends_nothing(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.OK
+    [result] = data["results"]
+    assert result["integration"] == "hs" and result["status"] == "succeeded" and result["trigger"] == "cli"
+    assert result["counts"] == {"created": 2, "updated": 0, "unchanged": 0, "failed": 0, "conflicts": 0}
+    assert result["apiCalls"] > 0 and isinstance(result["runId"], int) and result["dryRun"] is False
+    assert "plan" not in result and result["failures"] == []
+    assert sandbox.summary()["contacts"] == 2
+    assert crm_value(sandbox, "cy@example.com", "company") == "Initech"
+    assert crm_writes(sandbox), "the write detector must see the first sync's creates"
+
+    before = last_request(sandbox)
+    code, out, _ = run(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.OK
+    assert out.startswith("hs: succeeded (run ")
+    assert "0 created, 0 updated" in out and "0 failed" in out and "API calls in" in out
+    assert crm_writes(sandbox, before) == []
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    code, data = run_json(data_dir, ["sync", "hs", "--dry-run"], capsys)
+    assert code == ExitCode.OK
+    [result] = data["results"]
+    assert result["dryRun"] is True and result["runId"] is None
+    assert result["counts"]["created"] == 2
+    creates = {c["email"]: c for c in result["plan"] if c["action"] == "create"}
+    assert set(creates) == {"ann@example.com", "cy@example.com"}
+    assert creates["ann@example.com"]["side"] == "crm"
+    assert creates["ann@example.com"]["fields"]["company"] == {"old": None, "new": "Acme"}
+    assert sandbox.summary()["contacts"] == 0 and crm_writes(sandbox) == []
+    code, data = run_json(data_dir, ["runs", "list"], capsys)
+    assert data == []
+
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    with workspace_at(data_dir) as workspace:
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None
+        workspace.contacts.save(ann.model_copy(update={"company": "Acme Corp"}))
+    sandbox.edit_record("contacts", crm_id_of(sandbox, "cy@example.com"), {"jobtitle": "CTO", "company": "Globex"})
+    before = last_request(sandbox)
+    code, out, _ = run(data_dir, ["sync", "hs", "--dry-run"], capsys)
+    assert code == ExitCode.OK
+    assert "dry run of both, nothing written" in out
+    assert "update   in CRM   contact ann@example.com" in out and "company: Acme -> Acme Corp" in out
+    assert "update   locally  contact cy@example.com" in out and "company: Initech -> Globex" in out
+    assert crm_writes(sandbox, before) == []
+    assert crm_value(sandbox, "ann@example.com", "company") == "Acme"
+    with workspace_at(data_dir) as workspace:
+        cy = workspace.contacts.find("cy@example.com")
+        assert cy is not None and cy.company == "Initech"
+        assert len(workspace.sync.runs()) == 1
+
+
+def test_direction_pull_only_pulls(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    code, data = run_json(data_dir, ["sync", "hs", "--direction", "pull"], capsys)
+    assert code == ExitCode.OK
+    assert data["results"][0]["direction"] == "pull" and sandbox.summary()["contacts"] == 0
+
+
+# -- conflicts ------------------------------------------------------------------------------------
+
+
+def make_conflict(data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]) -> int:
+    """Sync, make firstName a manual field, change it on both sides, sync again: one open conflict."""
+    imported(data_dir, tmp_path, capsys)
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    with workspace_at(data_dir) as workspace:
+        workspace.sync.set_rule(workspace.integrations.get("hs"), RecordObject.CONTACT, "firstName",
+                                ConflictRule.MANUAL)
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None
+        workspace.contacts.save(ann.model_copy(update={"first_name": "Annie"}))
+    sandbox.edit_record("contacts", crm_id_of(sandbox, "ann@example.com"), {"firstname": "Anna"})
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.OK and data["results"][0]["counts"]["conflicts"] == 1
+    code, conflicts = run_json(data_dir, ["conflicts", "list"], capsys)
+    assert code == ExitCode.OK and len(conflicts) == 1
+    return int(conflicts[0]["id"])
+
+
+def test_conflicts_list_show_and_resolve_with_a_value(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conflict_id = make_conflict(data_dir, tmp_path, sandbox, capsys)
+    code, out, _ = run(data_dir, ["conflicts", "list"], capsys)
+    assert code == ExitCode.OK and "ann@example.com" in out and "Annie" in out and "Anna" in out
+    code, data = run_json(data_dir, ["conflicts", "show", str(conflict_id)], capsys)
+    assert code == ExitCode.OK
+    assert (data["field"], data["localValue"], data["crmValue"], data["baseValue"]) == (
+        "firstName", "Annie", "Anna", "Ann")
+    assert data["integration"] == "hs" and data["status"] == "open"
+    code, out, _ = run(data_dir, ["conflicts", "show", str(conflict_id)], capsys)
+    assert "local value:  Annie" in out and "CRM value:    Anna" in out and "--set firstName=VALUE" in out
+    # The open conflict's field is never pushed meanwhile, even when another field of the record is.
+    with workspace_at(data_dir) as workspace:
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None
+        workspace.contacts.save(ann.model_copy(update={"last_name": "Leigh"}))
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    assert crm_value(sandbox, "ann@example.com", "firstname") == "Anna"
+    assert crm_value(sandbox, "ann@example.com", "lastname") == "Leigh"
+
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "lastName=Zed"], capsys)
+    assert code == ExitCode.USAGE and "is about firstName, not lastName" in err
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "firstName"], capsys)
+    assert code == ExitCode.USAGE and "FIELD=VALUE" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(data_dir), "conflicts", "resolve", str(conflict_id), "--take", "crm",
+              "--set", "firstName=Zed"])
+    assert exc.value.code == ExitCode.USAGE
+    capsys.readouterr()
+
+    code, data = run_json(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "firstName= Zed "], capsys)
+    assert code == ExitCode.OK and data["value"] == "Zed" and data["resolution"] == "value"
+    assert crm_value(sandbox, "ann@example.com", "firstname") == "Zed"
+    with workspace_at(data_dir) as workspace:
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None and ann.first_name == "Zed"
+    code, data = run_json(data_dir, ["conflicts", "list"], capsys)
+    assert data == []
+    code, out, _ = run(data_dir, ["conflicts", "list"], capsys)
+    assert out.strip() == "no open conflicts"
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--take", "crm"], capsys)
+    assert code == ExitCode.USAGE and "already resolved" in err
+    code, _, err = run(data_dir, ["conflicts", "show", "999"], capsys)
+    assert code == ExitCode.USAGE and "no conflict 999" in err
+
+
+def test_resolve_taking_the_crm_value(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conflict_id = make_conflict(data_dir, tmp_path, sandbox, capsys)
+    code, out, _ = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--take", "crm"], capsys)
+    assert code == ExitCode.OK and "took the CRM value" in out and "firstName = Anna" in out
+    with workspace_at(data_dir) as workspace:
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None and ann.first_name == "Anna"
+    assert crm_value(sandbox, "ann@example.com", "firstname") == "Anna"
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def test_runs_list_show_and_undo(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    sandbox.edit_record("contacts", crm_id_of(sandbox, "cy@example.com"), {"company": "Globex"})
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+    pull_run = data["results"][0]["runId"]
+    assert data["results"][0]["counts"]["updated"] == 1
+
+    code, runs = run_json(data_dir, ["runs", "list"], capsys)
+    assert code == ExitCode.OK
+    assert [r["id"] for r in runs] == [pull_run, pull_run - 1]
+    assert runs[1]["counts"]["created"] == 2 and runs[1]["trigger"] == "cli" and runs[1]["apiCalls"] > 0
+    code, out, _ = run(data_dir, ["runs", "list", "--integration", "hs"], capsys)
+    assert out.splitlines()[0].split()[:3] == ["RUN", "INTEGRATION", "STARTED"] and "succeeded" in out
+
+    code, shown = run_json(data_dir, ["runs", "show", str(pull_run)], capsys)
+    assert code == ExitCode.OK and shown["run"]["id"] == pull_run
+    [record] = shown["records"]
+    assert (record["object"], record["record"], record["outcome"]) == ("contact", "cy@example.com", "updated")
+    code, out, _ = run(data_dir, ["runs", "show", str(pull_run - 1)], capsys)
+    assert "record log (2):" in out and "ann@example.com" in out and "created" in out
+
+    code, data = run_json(data_dir, ["runs", "undo", str(pull_run)], capsys)
+    assert code == ExitCode.OK and data["restoredLocal"] == 1 and data["status"] == "succeeded"
+    with workspace_at(data_dir) as workspace:
+        cy = workspace.contacts.find("cy@example.com")
+        assert cy is not None and cy.company == "Initech"
+    code, runs = run_json(data_dir, ["runs", "list"], capsys)
+    assert runs[0]["id"] == data["undoRunId"] and runs[0]["direction"] == "undo"
+
+    code, _, err = run(data_dir, ["runs", "show", "999"], capsys)
+    assert code == ExitCode.USAGE and "no sync run 999" in err
+
+
+# -- schedule, locks, exit codes --------------------------------------------------------------------
+
+
+def test_due_runs_what_the_schedule_says(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    code, data = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK
+    [result] = data["results"]
+    assert result["trigger"] == "scheduled" and result["direction"] == "both" and result["counts"]["created"] == 2
+    assert sandbox.summary()["contacts"] == 2
+    code, data = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK and data == {"results": []}
+    code, out, _ = run(data_dir, ["sync", "--due"], capsys)
+    assert out.startswith("nothing due (hs: next at ")
+    code, _, err = run(data_dir, ["sync", "--due", "--direction", "push"], capsys)
+    assert code == ExitCode.USAGE and "--direction cannot be combined with --due" in err
+
+
+def test_a_sync_held_by_another_process_is_refused(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    with workspace_at(data_dir) as workspace:
+        integration = workspace.integrations.get("hs")
+        assert integration.id is not None
+        assert workspace.sync.store.acquire_lock(integration.id, owner="other-host:4242")
+    code, out, err = run(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.PARTIAL and "already running" in err and "other-host:4242" in err and out == ""
+    code, data = run_json(data_dir, ["sync", "--all"], capsys)
+    assert code == ExitCode.PARTIAL and "already running" in data["results"][0]["error"]
+    assert sandbox.summary()["contacts"] == 0
+
+
+def test_unknown_integration_and_refused_credentials(
+    data_dir: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(data_dir, ["sync", "nope"], capsys)
+    assert code == ExitCode.USAGE and "no integration named 'nope'" in err
+    code, _, err = run(data_dir, ["runs", "list", "--integration", "nope"], capsys)
+    assert code == ExitCode.USAGE
+    with workspace_at(data_dir) as workspace:
+        workspace.integrations.add(Integration(provider="hubspot", name="wrong", base_url=sandbox.base_url),
+                                   {"token": "pat-na1-not-the-token"})
+        workspace.contacts.save(Contact(email="dee@example.com", first_name="Dee"))
+    code, out, err = run(data_dir, ["sync", "wrong"], capsys)
+    assert code == ExitCode.AUTH and "401" in err and "pat-na1-not-the-token" not in out + err
+    code, data = run_json(data_dir, ["sync", "--all"], capsys)
+    assert code == ExitCode.AUTH
+    by_name = {r["integration"]: r for r in data["results"]}
+    assert by_name["hs"]["status"] == "succeeded" and by_name["hs"]["counts"]["created"] == 1
+    assert by_name["wrong"]["status"] == "error"
+
+
+def test_every_new_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["sync"], ["contacts", "import"], ["leads", "import"], ["conflicts"], ["conflicts", "list"],
+                 ["conflicts", "show"], ["conflicts", "resolve"], ["runs"], ["runs", "list"], ["runs", "show"],
+                 ["runs", "undo"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: crm-desktop " + " ".join(argv)), argv
+    with pytest.raises(SystemExit):
+        main(["sync", "--help"])
+    out = capsys.readouterr().out
+    for expected in ("NAME | --all | --due", "--dry-run", "--direction", "cron", "exit codes"):
+        assert expected in out
