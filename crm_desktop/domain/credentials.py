@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from crm_desktop.domain.errors import FieldProblem
 from crm_desktop.domain.models import Provider, check_base_url
 
 
@@ -22,7 +23,15 @@ Token = Annotated[SecretStr, Field(min_length=8, max_length=4096), AfterValidato
 
 
 class CredentialsError(ValueError):
-    """Credentials given for an integration are unusable; the message names the field, never its value."""
+    """Credentials given for an integration are unusable; the message names the field, never its value.
+
+    Attributes:
+        problems: one entry per bad field (wire name and reason), for forms that show errors next to fields.
+    """
+
+    def __init__(self, message: str, problems: list[FieldProblem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
 
 
 class _Credentials(BaseModel):
@@ -75,8 +84,9 @@ CREDENTIAL_MODELS: dict[Provider, type[_Credentials]] = {
 }
 
 
-def _explain(exc: ValidationError, provider: Provider) -> str:
+def _explain(exc: ValidationError, provider: Provider) -> CredentialsError:
     parts = []
+    problems: list[FieldProblem] = []
     expected = ", ".join(sorted(to_camel(name) for name in CREDENTIAL_MODELS[provider].model_fields))
     for error in exc.errors(include_url=False, include_input=False):
         kind = error["type"]
@@ -84,8 +94,9 @@ def _explain(exc: ValidationError, provider: Provider) -> str:
         if kind == "extra_forbidden":
             # The unknown key itself is not named: a pasted secret may have landed in a key.
             parts.append(f"unexpected field (expected {expected})")
+            problems.append(FieldProblem("(secret)", f"unexpected field (expected {expected})"))
             continue
-        field = ".".join(str(p) for p in error["loc"]) or "(secret)"
+        field = ".".join(to_camel(p) if isinstance(p, str) else str(p) for p in error["loc"]) or "(secret)"
         if kind == "too_short":
             # Pydantic's own message tells the secret's length.
             message = f"too short (at least {context.get('min_length')} characters)"
@@ -94,7 +105,8 @@ def _explain(exc: ValidationError, provider: Provider) -> str:
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
         parts.append(f"{field}: {message}")
-    return f"{provider.value} credentials are invalid: " + "; ".join(parts)
+        problems.append(FieldProblem(field, message))
+    return CredentialsError(f"{provider.value} credentials are invalid: " + "; ".join(parts), problems)
 
 
 def parse_secret(provider: Provider, text: str) -> dict[str, Any]:
@@ -137,4 +149,4 @@ def validate_credentials(provider: Provider, data: dict[str, Any]) -> dict[str, 
     try:
         return model.model_validate(data).to_vault()
     except ValidationError as exc:
-        raise CredentialsError(_explain(exc, provider)) from None
+        raise _explain(exc, provider) from None

@@ -1,0 +1,215 @@
+"""A field changed on both sides under each conflict rule, resolving manual conflicts, and undoing a run."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, utcnow
+from crm_desktop.sync.actions import ConflictResolutionError
+from tests.sync.conftest import SyncBench, person, scenario
+
+EMAIL = "person1@example.com"
+ORIGINAL = "Analytical Engines"
+
+
+async def seed(bench: SyncBench) -> None:
+    bench.save(person(1), person(2))
+    result = await bench.sync()
+    assert result.status is SyncRunStatus.SUCCEEDED, result.failures
+
+
+async def change_both(bench: SyncBench, local: str | None, crm: str | None, newer: str) -> None:
+    """Change the company on both sides; ``newer`` says which side changes last (by timestamp)."""
+
+    async def change_crm() -> None:
+        await bench.edit(bench.link(EMAIL).crm_id, {"company": crm or ""})
+
+    if newer == "crm":
+        bench.change(EMAIL, company=local)
+        bench.sandbox.clock.advance(2)  # the CRM's clock is at least 2 s after the local edit
+        await change_crm()
+    else:
+        await change_crm()
+        record = await bench.crm_record(EMAIL)
+        assert record is not None and record.modified_at is not None
+        while utcnow() <= record.modified_at:
+            await asyncio.sleep(0.01)
+        bench.change(EMAIL, company=local)
+
+
+@dataclass(frozen=True)
+class Case:
+    rule: ConflictRule
+    local: str | None
+    crm: str | None
+    newer: str
+    kept: str | None
+
+    def __str__(self) -> str:
+        return f"{self.rule.value}-local={self.local}-crm={self.crm}-{self.newer}-newer"
+
+
+CASES = [
+    Case(ConflictRule.LAST_WRITE_WINS, "Local Co", "CRM Co", "crm", "CRM Co"),
+    Case(ConflictRule.LAST_WRITE_WINS, "Local Co", "CRM Co", "local", "Local Co"),
+    Case(ConflictRule.PREFER_CRM, "Local Co", "CRM Co", "local", "CRM Co"),
+    Case(ConflictRule.PREFER_LOCAL, "Local Co", "CRM Co", "crm", "Local Co"),
+    Case(ConflictRule.PREFER_CRM_UNLESS_BLANK, "Local Co", "CRM Co", "local", "CRM Co"),
+    Case(ConflictRule.PREFER_CRM_UNLESS_BLANK, "Local Co", None, "crm", "Local Co"),
+    Case(ConflictRule.PREFER_LOCAL_UNLESS_BLANK, "Local Co", "CRM Co", "crm", "Local Co"),
+    Case(ConflictRule.PREFER_LOCAL_UNLESS_BLANK, None, "CRM Co", "local", "CRM Co"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@scenario
+async def test_a_field_changed_on_both_sides_follows_its_rule(hubspot: SyncBench, case: Case) -> None:
+    hubspot.set_rule("company", case.rule)
+    await seed(hubspot)
+    await change_both(hubspot, case.local, case.crm, case.newer)
+
+    result = await hubspot.sync()
+    assert result.counts["conflicts"] == 1
+    assert hubspot.contact(EMAIL).company == case.kept
+    assert await hubspot.crm_value(EMAIL, "company") == case.kept
+    assert hubspot.service.conflicts() == []
+    [decided] = [c for c in result.changes if c.action == "conflict"]
+    assert decided.fields == {"company": (case.local, case.crm)}
+    assert hubspot.contact("person2@example.com").company == ORIGINAL
+
+    mark = hubspot.mark()
+    again = await hubspot.sync()
+    assert hubspot.writes_since(mark) == []
+    assert again.counts["conflicts"] == 0
+    assert hubspot.contact(EMAIL).company == case.kept
+
+
+async def manual_conflict(bench: SyncBench) -> int:
+    """A manual conflict on the company of person1; returns its id."""
+    bench.set_rule("company", ConflictRule.MANUAL)
+    await seed(bench)
+    await change_both(bench, "Local Co", "CRM Co", "crm")
+    result = await bench.sync()
+    assert result.counts["conflicts"] == 1
+    [conflict] = bench.service.conflicts()
+    return conflict.id
+
+
+@scenario
+async def test_a_manual_conflict_waits_with_both_values_and_times(hubspot: SyncBench) -> None:
+    conflict_id = await manual_conflict(hubspot)
+    conflict = hubspot.service.conflict(conflict_id)
+    assert (conflict.record_key, conflict.field) == (EMAIL, "company")
+    assert (conflict.local_value, conflict.crm_value, conflict.base_value) == ("Local Co", "CRM Co", ORIGINAL)
+    assert conflict.crm_id == hubspot.link(EMAIL).crm_id
+    assert conflict.local_changed_at is not None and conflict.crm_changed_at is not None
+    assert conflict.crm_changed_at > conflict.local_changed_at
+    assert conflict.status is ConflictStatus.OPEN
+    assert hubspot.service.conflict_count() == 1
+    # Neither side is touched while the marketer decides, however often the sync runs.
+    assert hubspot.contact(EMAIL).company == "Local Co"
+    assert await hubspot.crm_value(EMAIL, "company") == "CRM Co"
+    mark = hubspot.mark()
+    again = await hubspot.sync()
+    assert hubspot.writes_since(mark) == []
+    assert again.counts["conflicts"] == 0
+    assert hubspot.service.conflict_count() == 1
+
+
+@scenario
+async def test_other_fields_of_a_record_in_conflict_still_sync(hubspot: SyncBench) -> None:
+    await manual_conflict(hubspot)
+    hubspot.change(EMAIL, first_name="Augusta")
+    mark = hubspot.mark()
+    await hubspot.sync()
+    [write] = hubspot.writes_since(mark)
+    [item] = write.body["inputs"]
+    assert set(item["properties"]) - {"email"} == {"firstname"}, "a field waiting in Conflicts was pushed"
+    assert await hubspot.crm_value(EMAIL, "company") == "CRM Co"
+    assert await hubspot.crm_value(EMAIL, "firstName") == "Augusta"
+    assert hubspot.service.conflict_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("take", "value", "kept", "sides"),
+    [
+        ("crm", None, "CRM Co", {"local"}),
+        ("local", None, "Local Co", {"crm"}),
+        (None, "Typed Co", "Typed Co", {"local", "crm"}),
+    ],
+    ids=["take-crm", "take-local", "typed"],
+)
+@scenario
+async def test_resolving_a_conflict_applies_it_to_both_sides(
+    hubspot: SyncBench, take: str | None, value: str | None, kept: str, sides: set[str]
+) -> None:
+    conflict_id = await manual_conflict(hubspot)
+    assert await hubspot.service.resolve(conflict_id, take=take, value=value) == kept
+
+    assert hubspot.contact(EMAIL).company == kept
+    assert await hubspot.crm_value(EMAIL, "company") == kept
+    resolved = hubspot.service.conflict(conflict_id)
+    assert resolved.status is ConflictStatus.RESOLVED
+    assert resolved.resolved_value == kept
+    assert hubspot.service.conflict_count() == 0
+    audit = hubspot.audit_rows(f"conflict:{conflict_id}")
+    assert {row.side for row in audit} == sides
+    assert all(row.field == "company" and row.new_value == kept for row in audit)
+
+    with pytest.raises(ConflictResolutionError):
+        await hubspot.service.resolve(conflict_id, take="crm")
+    mark = hubspot.mark()
+    await hubspot.sync()
+    assert hubspot.writes_since(mark) == []
+    assert hubspot.contact(EMAIL).company == kept
+    assert hubspot.link(EMAIL).base_values["company"] == kept
+
+
+@scenario
+async def test_undo_restores_the_previous_values_on_both_sides(hubspot: SyncBench) -> None:
+    await seed(hubspot)
+    await hubspot.edit(hubspot.link(EMAIL).crm_id, {"firstname": "Grace"})  # pulled by the run
+    hubspot.change("person2@example.com", company="Difference Engines")  # pushed by the run
+    hubspot.save(person(3))  # created in the CRM by the run
+    run = await hubspot.sync()
+    assert hubspot.contact(EMAIL).first_name == "Grace"
+    assert await hubspot.crm_value("person2@example.com", "company") == "Difference Engines"
+    assert run.counts["created"] == 1
+
+    report = await hubspot.service.undo(run.run_id or 0)
+    assert hubspot.contact(EMAIL).first_name == "Ada1"
+    assert await hubspot.crm_value(EMAIL, "firstName") == "Ada1"
+    assert await hubspot.crm_value("person2@example.com", "company") == ORIGINAL
+    assert hubspot.contact("person2@example.com").company == ORIGINAL
+    assert any("person3@example.com" in kept for kept in report.kept), report.kept
+    assert await hubspot.crm_record("person3@example.com") is not None
+    undo_run, _log = hubspot.service.run(report.run_id)
+    assert undo_run.status is SyncRunStatus.SUCCEEDED
+    assert {(row.entity_id, row.field) for row in hubspot.audit_rows("undo")} >= {
+        (str(hubspot.local_id(EMAIL)), "firstName"),
+        (str(hubspot.local_id("person2@example.com")), "company"),
+    }
+
+    # The undone values stay: the next sync neither redoes the run nor writes anything.
+    mark = hubspot.mark()
+    after = await hubspot.sync()
+    assert hubspot.writes_since(mark) == []
+    assert after.counts["updated"] == after.counts["created"] == 0
+    assert hubspot.contact(EMAIL).first_name == "Ada1"
+    assert await hubspot.crm_value("person2@example.com", "company") == ORIGINAL
+
+
+@scenario
+async def test_undo_of_a_run_that_pulled_new_contacts_keeps_them(hubspot: SyncBench) -> None:
+    hubspot.sandbox.seed_contacts([{"email": "crm.only@example.com", "firstname": "Charles"}])  # type: ignore[attr-defined]
+    run = await hubspot.sync()
+    assert run.counts["created"] == 1
+    report = await hubspot.service.undo(run.run_id or 0)
+    assert hubspot.workspace.contacts.find("crm.only@example.com") is not None
+    assert any("crm.only@example.com" in kept for kept in report.kept), report.kept
+    assert report.restored_local == report.restored_crm == 0
+    assert hubspot.link("crm.only@example.com", RecordObject.CONTACT).crm_id
