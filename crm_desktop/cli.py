@@ -38,6 +38,7 @@ from crm_desktop.app.sync_service import (
     SyncTrigger,
 )
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli_demo import add_demo_commands, open_demo_gui
 from crm_desktop.domain.credentials import parse_secret
 from crm_desktop.domain.models import PROVIDERS, Integration, Provider, SyncDirection, normalise_email
 from crm_desktop.domain.outcomes import RecordObject
@@ -747,8 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the database and logs (default: $CRM_DESKTOP_HOME or the user data dir)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="also log to stderr")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the app in demo mode: three sandbox CRMs on loopback and a demo workspace (its own data dir)",
+    )
     parser.set_defaults(handler=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    add_demo_commands(commands, _json_flag, _Parser)
 
     version = commands.add_parser("version", help="print the version")
     _json_flag(version)
@@ -831,7 +838,7 @@ def build_parser() -> argparse.ArgumentParser:
             "import",
             help=f"import {noun} from a CSV or JSONL file into the local store",
             description=f"Validate every row and save the valid ones in the local store, matched by email (an "
-            f"existing {singular} is updated). Nothing is sent to a CRM: the next `crm-desktop sync` does that. "
+            f"existing {singular} is updated). Nothing is sent to a CRM until the next sync. "
             "Refused rows are reported with line, field and reason. Exit 1 if any row was refused.",
         )
         imports.add_argument("file", type=Path, metavar="FILE", help="a .csv or .jsonl file")
@@ -914,7 +921,7 @@ exit codes:
     run_commands = runs.add_subparsers(title="runs commands", metavar="ACTION", required=True, parser_class=_Parser)
     run_list = run_commands.add_parser("list", help="list recent sync runs, newest first")
     run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
-    run_list.add_argument("--limit", type=int, default=50, help="how many runs (default 50)")
+    run_list.add_argument("--limit", type=int, default=50, metavar="N", help="how many runs (default 50)")
     _json_flag(run_list)
     run_list.set_defaults(handler=cmd_runs_list)
     run_show = run_commands.add_parser("show", help="show one run and the outcome of each record")
@@ -974,6 +981,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         return _fail(f"cannot write logs under {paths.data_dir}: {exc.strerror}", ExitCode.USAGE)
     if args.handler is None:
+        if args.demo:
+            return open_demo_gui(args.data_dir)
         return open_gui(args)
     return run_command(args)
 

@@ -46,6 +46,12 @@ def _read_lines(process: subprocess.Popen[str], count: int, timeout: float = 30.
     return lines
 
 
+def _finish(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=30)  # reaps it and closes its pipes
+
+
 def test_sandbox_serves_one_provider_and_stops_on_sigterm() -> None:
     process = _start_sandbox("--provider", "hubspot", "--contacts", "5", "--latency-ms", "1")
     try:
@@ -62,9 +68,7 @@ def test_sandbox_serves_one_provider_and_stops_on_sigterm() -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _finish(process)
 
 
 def test_sandbox_all_prints_one_line_per_provider_and_stops_on_sigint() -> None:
@@ -80,9 +84,7 @@ def test_sandbox_all_prints_one_line_per_provider_and_stops_on_sigint() -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _finish(process)
 
 
 def test_sandbox_refuses_a_bad_fault_spec() -> None:

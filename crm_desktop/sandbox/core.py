@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -239,6 +240,35 @@ class SandboxConfig:
     max_log: int = 100_000
 
 
+def non_negative_number(value: Any, name: str) -> float:
+    """A run-time setting read as a finite number >= 0.
+
+    Raises:
+        ValueError: naming the setting, when the value is not such a number.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{name} must be a number, not {type(value).__name__}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number of at least 0, not {value!r}")
+    return number
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """A run-time setting read as a whole number >= 0 (``"5"`` and ``5.0`` are accepted, ``5.5`` is not).
+
+    Raises:
+        ValueError: naming the setting, when the value is not such a number.
+    """
+    number = non_negative_number(value, name)
+    if not number.is_integer():
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(number)
+
+
 class SandboxDrop(Exception):
     """Raised inside the ASGI app to drop the connection (reset) or hold it past the client's timeout."""
 
@@ -365,23 +395,39 @@ class Sandbox:
 
     async def _control_config(self, request: Request) -> Response:
         if request.method == "PATCH":
-            changes = await request.json()
-            for key in ("latency_ms", "jitter_ms", "hang_seconds"):
-                if key in changes:
-                    setattr(self.config, key, float(changes[key]))
-            self.apply_config(changes)
+            try:
+                changes = json.loads(await request.body())
+            except ValueError:
+                return JSONResponse({"error": "the config change must be a JSON object"}, status_code=400)
+            if not isinstance(changes, dict):
+                return JSONResponse({"error": "the config change must be a JSON object"}, status_code=400)
+            try:
+                timings = {
+                    key: non_negative_number(changes[key], key)
+                    for key in ("latency_ms", "jitter_ms", "hang_seconds")
+                    if key in changes
+                }
+                self.apply_config(changes)
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": f"config not changed: {exc}"}, status_code=400)
+            for key, value in timings.items():
+                setattr(self.config, key, value)
         data = {k: v for k, v in asdict(self.config).items() if k != "faults"}
         return JSONResponse(data)
 
     def apply_config(self, changes: dict[str, Any]) -> None:
-        """Emulator-specific run-time settings (rate limits, token lifetime...); the base knows none."""
+        """Emulator-specific run-time settings (rate limits, token lifetime...); the base knows none.
+
+        Raises:
+            ValueError, TypeError: for a value the emulator cannot take (the control endpoint answers 400).
+        """
 
     async def _control_faults(self, request: Request) -> Response:
         if request.method == "DELETE":
             self.faults.replace([])
         elif request.method in {"PUT", "POST"}:
-            payload = await request.json()
             try:
+                payload = json.loads(await request.body())
                 if isinstance(payload, dict) and "spec" in payload:
                     rules = parse_fault_spec(str(payload["spec"]))
                 else:
@@ -406,12 +452,23 @@ class Sandbox:
         return JSONResponse({"expired": True})
 
     async def _control_clock(self, request: Request) -> Response:
-        payload = await request.json()
-        self.clock.advance(float(payload.get("advanceSeconds", 0)))
+        try:
+            payload = json.loads(await request.body())
+            if not isinstance(payload, dict):
+                raise TypeError("the clock change must be a JSON object such as {\"advanceSeconds\": 60}")
+            seconds = non_negative_number(payload.get("advanceSeconds", 0), "advanceSeconds")
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": f"clock not moved: {exc}"}, status_code=400)
+        self.clock.advance(seconds)
         return JSONResponse({"now": self.clock.now().isoformat()})
 
     async def _control_edit(self, request: Request) -> Response:
-        changes = await request.json()
+        try:
+            changes = json.loads(await request.body())
+        except ValueError:
+            changes = None
+        if not isinstance(changes, dict):
+            return JSONResponse({"error": "the record change must be a JSON object"}, status_code=400)
         try:
             record = self.edit_record(
                 request.path_params["object_name"], request.path_params["record_id"], changes

@@ -20,7 +20,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from crm_desktop.domain.models import normalise_email
-from crm_desktop.sandbox.core import FaultKind, RollingWindow, Sandbox, SandboxConfig
+from crm_desktop.sandbox.core import (
+    FaultKind,
+    RollingWindow,
+    Sandbox,
+    SandboxConfig,
+    non_negative_int,
+    non_negative_number,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,11 +142,13 @@ class HubSpotError(Exception):
         errors: list[dict[str, Any]] | None = None,
         context: dict[str, list[str]] | None = None,
         extra: dict[str, Any] | None = None,
+        sub_category: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.category = category
+        self.sub_category = sub_category
         self.errors = errors
         self.context = context
         self.extra = extra or {}
@@ -152,7 +161,10 @@ class HubSpotError(Exception):
 
     def item(self) -> dict[str, Any]:
         """The entry of a batch response's ``errors`` list."""
-        data: dict[str, Any] = {"status": "error", "category": self.category, "message": self.message}
+        data: dict[str, Any] = {"status": "error", "category": self.category}
+        if self.sub_category is not None:
+            data["subCategory"] = self.sub_category
+        data["message"] = self.message
         if self.errors:
             data["errors"] = self.errors
         data["context"] = self.context or {}
@@ -163,6 +175,8 @@ class HubSpotError(Exception):
         data: dict[str, Any] = {"status": "error", "message": self.message, "correlationId": str(uuid.uuid4())}
         if self.category is not None:
             data["category"] = self.category
+        if self.sub_category is not None:
+            data["subCategory"] = self.sub_category
         if self.errors:
             data["errors"] = self.errors
         if self.context:
@@ -500,6 +514,37 @@ ASSOCIATION_TYPES: dict[int, AssociationType] = {
     608: AssociationType(608, "leads", "contacts", "lead_to_contact", "contact_to_lead"),
 }
 LEAD_TO_PRIMARY_CONTACT = 578
+LEAD_TO_CONTACT = 608
+#: The contact-side type of the contact-lead pair. HubSpot documents the lead-side ids (578, 608); the sandbox
+#: numbers this one next to its pair, as HubSpot numbers its other pairs (201/202).
+CONTACT_TO_LEAD = 609
+#: Associated records one ``v4`` batch read returns per input before it pages (``paging.next.after``).
+ASSOCIATION_PAGE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class AssociationLabel:
+    """One entry of a v4 association's ``associationTypes``: HubSpot lists the unlabeled type for every
+    association and, alongside it, the labeled one (such as ``Primary``) when there is one."""
+
+    type_id: int
+    label: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"category": "HUBSPOT_DEFINED", "typeId": self.type_id, "label": self.label}
+
+
+#: The v4 types of an association, by the v3 type name the sandbox stores on the record it is read from.
+V4_ASSOCIATION_LABELS: dict[str, tuple[AssociationLabel, ...]] = {
+    "note_to_contact": (AssociationLabel(202),),
+    "contact_to_note": (AssociationLabel(201),),
+    "lead_to_contact": (AssociationLabel(LEAD_TO_CONTACT),),
+    "lead_to_primary_contact": (
+        AssociationLabel(LEAD_TO_CONTACT),
+        AssociationLabel(LEAD_TO_PRIMARY_CONTACT, "Primary"),
+    ),
+    "contact_to_lead": (AssociationLabel(CONTACT_TO_LEAD),),
+}
 
 
 # -- state --------------------------------------------------------------------------------------------------------
@@ -653,19 +698,35 @@ class HubSpotSandbox(Sandbox):
 
     def apply_config(self, changes: dict[str, Any]) -> None:
         """Run-time settings: ``ten_second_limit``, ``daily_limit``, ``search_per_second_limit``,
-        ``token_lifetime_seconds``, ``search_index_delay_seconds``."""
-        if "ten_second_limit" in changes:
-            self.ten_second_window.limit = int(changes["ten_second_limit"])
-        if "daily_limit" in changes:
-            self.daily_limit = int(changes["daily_limit"])
-        if "search_per_second_limit" in changes:
-            self.search_per_second_limit = int(changes["search_per_second_limit"])
+        ``token_lifetime_seconds``, ``search_index_delay_seconds``.
+
+        Every value is checked before any is applied, so a refused change leaves the settings as they were.
+
+        Raises:
+            ValueError: naming a setting whose value is not a number of at least 0 (limits: a whole number).
+        """
+        limits = {
+            key: non_negative_int(changes[key], key)
+            for key in ("ten_second_limit", "daily_limit", "search_per_second_limit")
+            if key in changes
+        }
+        durations = {
+            key: non_negative_number(changes[key], key)
+            for key in ("token_lifetime_seconds", "search_index_delay_seconds")
+            if key in changes
+        }
+        if "ten_second_limit" in limits:
+            self.ten_second_window.limit = limits["ten_second_limit"]
+        if "daily_limit" in limits:
+            self.daily_limit = limits["daily_limit"]
+        if "search_per_second_limit" in limits:
+            self.search_per_second_limit = limits["search_per_second_limit"]
             for window in self._search_windows.values():
                 window.limit = self.search_per_second_limit
-        if "token_lifetime_seconds" in changes:
-            self.token_lifetime_seconds = float(changes["token_lifetime_seconds"])
-        if "search_index_delay_seconds" in changes:
-            self.search_index_delay_seconds = float(changes["search_index_delay_seconds"])
+        if "token_lifetime_seconds" in durations:
+            self.token_lifetime_seconds = durations["token_lifetime_seconds"]
+        if "search_index_delay_seconds" in durations:
+            self.search_index_delay_seconds = durations["search_index_delay_seconds"]
 
     def fault_response(self, kind: FaultKind) -> Response:
         if kind is FaultKind.RATE_LIMIT:
@@ -787,6 +848,11 @@ class HubSpotSandbox(Sandbox):
             Route(f"{objects}/{{record_id}}", api(self._get_record, "read"), methods=["GET"]),
             Route(f"{objects}/{{record_id}}", api(self._update_record, "write"), methods=["PATCH"]),
             Route(f"{objects}/{{record_id}}", api(self._archive_record, "write"), methods=["DELETE"]),
+            Route(
+                "/crm/v4/associations/{from_object_type}/{to_object_type}/batch/read",
+                api(self._batch_read_associations, "associations"),
+                methods=["POST"],
+            ),
         ]
 
     def _api(self, handler: Handler, access: str, *, search: bool = False) -> Handler:
@@ -851,18 +917,27 @@ class HubSpotSandbox(Sandbox):
         return HubSpotError(401, f"The OAuth token used to make this call expired {ago} ago.", "EXPIRED_AUTHENTICATION")
 
     def _check_scope(self, request: Request, access: str) -> None:
+        """Refuse a token without the scope the call needs (reading associations: read on both object types)."""
         if access == "account":
             return
-        raw = str(request.path_params.get("object_type", ""))
-        kind = OBJECT_KINDS.get(_OBJECT_ALIASES.get(raw, raw))
-        if kind is None:
-            return  # the handler answers for an unknown object type
+        if access == "associations":
+            needs = [("from_object_type", "read"), ("to_object_type", "read")]
+        else:
+            needs = [("object_type", access)]
+        for parameter, level in needs:
+            raw = str(request.path_params.get(parameter, ""))
+            kind = OBJECT_KINDS.get(_OBJECT_ALIASES.get(raw, raw))
+            if kind is None:
+                continue  # the handler answers for an unknown object type
+            self._require_scope(kind, level)
+
+    def _require_scope(self, kind: ObjectKind, level: str) -> None:
         accepted = {
             "read": (kind.read_scope,),
             "write": (kind.write_scope,),
             "schema_read": (kind.schema_read_scope, kind.read_scope),
             "schema_write": (kind.schema_write_scope,),
-        }[access]
+        }[level]
         if any(scope in self.scopes for scope in accepted):
             return
         raise HubSpotError(
@@ -1014,8 +1089,8 @@ class HubSpotSandbox(Sandbox):
 
     # -- request helpers -------------------------------------------------------------------------------------------
     @staticmethod
-    def _kind(request: Request) -> ObjectKind:
-        raw = request.path_params["object_type"]
+    def _kind(request: Request, parameter: str = "object_type") -> ObjectKind:
+        raw = request.path_params[parameter]
         kind = OBJECT_KINDS.get(_OBJECT_ALIASES.get(raw, raw))
         if kind is None:
             raise HubSpotError(400, f"Unable to infer object type from: {raw}", "VALIDATION_ERROR")
@@ -1198,6 +1273,60 @@ class HubSpotSandbox(Sandbox):
                 ).item()
             )
         return self._batch_response(results, errors, started)
+
+    # -- associations (v4) -----------------------------------------------------------------------------------------
+    async def _batch_read_associations(self, request: Request) -> Response:
+        """``POST /crm/v4/associations/{from}/{to}/batch/read``: each input's associated ids with their types.
+
+        An input with nothing associated (or no such record) is reported in ``errors`` as
+        ``NO_ASSOCIATIONS_FOUND`` and the answer is then 207; more than :data:`ASSOCIATION_PAGE_LIMIT`
+        associations page with ``paging.next.after``, which the next request sends back in the input.
+        """
+        from_kind = self._kind(request, "from_object_type")
+        to_kind = self._kind(request, "to_object_type")
+        started = self.clock.now()
+        inputs = self._inputs(await self._json_object(request))
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in inputs:
+            record_id = str(item.get("id", "")).strip()
+            record = self._records[from_kind.name].get(record_id)
+            linked = record.associations.get(to_kind.name, {}) if record is not None and not record.archived else {}
+            targets = sorted(linked.items(), key=lambda pair: int(pair[0]))
+            after = item.get("after")
+            if after not in (None, ""):
+                if not str(after).isdigit():
+                    raise HubSpotError(400, f"Invalid after cursor: {after}")
+                targets = [pair for pair in targets if int(pair[0]) > int(str(after))]
+            if not targets:
+                errors.append(self._no_associations(from_kind, to_kind, record_id).item())
+                continue
+            page = targets[:ASSOCIATION_PAGE_LIMIT]
+            result: dict[str, Any] = {
+                "from": {"id": record_id},
+                "to": [
+                    {
+                        "toObjectId": int(target_id),
+                        "associationTypes": [entry.to_json() for entry in V4_ASSOCIATION_LABELS.get(label, ())],
+                    }
+                    for target_id, label in page
+                ],
+            }
+            if len(targets) > ASSOCIATION_PAGE_LIMIT:
+                result["paging"] = {"next": {"after": page[-1][0]}}
+            results.append(result)
+        return self._batch_response(results, errors, started)
+
+    @staticmethod
+    def _no_associations(from_kind: ObjectKind, to_kind: ObjectKind, record_id: str) -> HubSpotError:
+        source, target = from_kind.label.lower(), to_kind.label.lower()
+        return HubSpotError(
+            404,
+            f"No {target} is associated with {source} {record_id}.",
+            "OBJECT_NOT_FOUND",
+            sub_category="crm.associations.NO_ASSOCIATIONS_FOUND",
+            context={"fromObjectId": [record_id], "fromObjectType": [source], "toObjectType": [target]},
+        )
 
     # -- records: write --------------------------------------------------------------------------------------------
     def _validated_values(self, kind: ObjectKind, raw: Any, *, creating: bool) -> dict[str, str | None]:

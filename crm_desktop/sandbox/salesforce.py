@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_desktop.domain.models import SocialPlatform, is_loopback_host
-from crm_desktop.sandbox.core import FaultKind, Sandbox, SandboxConfig
+from crm_desktop.sandbox.core import FaultKind, Sandbox, SandboxConfig, non_negative_int, non_negative_number
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,13 @@ AUTH_CODE_TTL_SECONDS = 900.0
 DAY_SECONDS = 86_400.0
 FIELDS_FUNCTION_LIMIT = 200
 
-KEY_PREFIXES = {"Contact": "003", "Lead": "00Q"}
+KEY_PREFIXES = {"Contact": "003", "Lead": "00Q", "Task": "00T", "Note": "002"}
 OBJECT_NAMES = tuple(KEY_PREFIXES)
+#: The people the sync works on; Task and Note records hang off them (``WhoId``, ``ParentId``).
+PERSON_OBJECTS = ("Contact", "Lead")
+#: Task status this org gives a Task created without one (the admin made "Completed" the default status, so
+#: logged social activity lands in the activity history; a stock org defaults to "Not Started").
+DEFAULT_TASK_STATUS = "Completed"
 
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -180,7 +185,7 @@ _SOAP_TYPES = {
     "datetime": "xsd:dateTime",
     "date": "xsd:date",
 }
-_TEXT_TYPES = {"id", "string", "email", "phone", "url", "textarea", "picklist", "reference"}
+_TEXT_TYPES = {"id", "string", "email", "phone", "url", "textarea", "picklist", "combobox", "reference"}
 
 
 @dataclass(frozen=True)
@@ -274,7 +279,7 @@ class FieldSpec:
                  "value": value}
                 for value in self.picklist
             ],
-            "polymorphicForeignKey": self.name == "OwnerId",
+            "polymorphicForeignKey": self.name == "OwnerId" or len(self.reference_to) > 1,
             "precision": self.precision,
             "queryByDistance": False,
             "referenceTargetField": None,
@@ -294,7 +299,7 @@ class FieldSpec:
         }
 
 
-_EXTRA_TYPE_INFO = {"Name": "personname", "Description": "plaintextarea", "Website": None}
+_EXTRA_TYPE_INFO = {"Name": "personname", "Description": "plaintextarea", "Body": "plaintextarea", "Website": None}
 
 
 def _audit_field(name: str, label: str, field_type: str, relationship: str | None = None) -> FieldSpec:
@@ -313,8 +318,9 @@ def _audit_field(name: str, label: str, field_type: str, relationship: str | Non
     )
 
 
-def _system_fields() -> list[FieldSpec]:
-    return [
+def _system_fields(*, activity: bool = True) -> list[FieldSpec]:
+    """Owner and audit fields, plus ``LastActivityDate`` on objects that have an activity history."""
+    fields = [
         FieldSpec("OwnerId", "Owner ID", "reference", 18, nillable=False, defaulted_on_create=True,
                   reference_to=("User",), relationship_name="Owner"),
         _audit_field("CreatedDate", "Created Date", "datetime"),
@@ -322,8 +328,10 @@ def _system_fields() -> list[FieldSpec]:
         _audit_field("LastModifiedDate", "Last Modified Date", "datetime"),
         _audit_field("LastModifiedById", "Last Modified By ID", "reference", "LastModifiedBy"),
         _audit_field("SystemModstamp", "System Modstamp", "datetime"),
-        FieldSpec("LastActivityDate", "Last Activity", "date", createable=False, updateable=False),
     ]
+    if activity:
+        fields.append(FieldSpec("LastActivityDate", "Last Activity", "date", createable=False, updateable=False))
+    return fields
 
 
 LEAD_SOURCE_VALUES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Social Media", "Other")
@@ -393,6 +401,50 @@ def _lead_fields() -> list[FieldSpec]:
     ]
 
 
+TASK_STATUS_VALUES = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
+#: Statuses that close a Task (it moves from open activities to the activity history).
+CLOSED_TASK_STATUSES = frozenset({"Completed"})
+TASK_PRIORITY_VALUES = ("High", "Normal", "Low")
+
+
+def _task_fields() -> list[FieldSpec]:
+    return [
+        FieldSpec("Id", "Activity ID", "id", 18, createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True, id_lookup=True),
+        FieldSpec("IsDeleted", "Deleted", "boolean", createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True),
+        FieldSpec("WhoId", "Name ID", "reference", 18, reference_to=PERSON_OBJECTS, relationship_name="Who"),
+        FieldSpec("Subject", "Subject", "combobox", 255, name_field=True,
+                  picklist=("Call", "Send Letter", "Send Quote", "Other")),
+        FieldSpec("ActivityDate", "Due Date Only", "date"),
+        FieldSpec("Status", "Status", "picklist", 255, nillable=False, defaulted_on_create=True,
+                  picklist=TASK_STATUS_VALUES, default_picklist=DEFAULT_TASK_STATUS, restricted_picklist=True),
+        FieldSpec("Priority", "Priority", "picklist", 255, nillable=False, defaulted_on_create=True,
+                  picklist=TASK_PRIORITY_VALUES, default_picklist="Normal", restricted_picklist=True),
+        FieldSpec("IsClosed", "Closed", "boolean", createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True),
+        FieldSpec("Description", "Comments", "textarea", 32000, filterable=False, sortable=False),
+        FieldSpec("TaskSubtype", "Task Subtype", "picklist", 40, updateable=False, defaulted_on_create=True,
+                  picklist=("Task", "Email", "Call"), default_picklist="Task", restricted_picklist=True),
+        *_system_fields(activity=False),
+    ]
+
+
+def _note_fields() -> list[FieldSpec]:
+    return [
+        FieldSpec("Id", "Note ID", "id", 18, createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True, id_lookup=True),
+        FieldSpec("IsDeleted", "Deleted", "boolean", createable=False, updateable=False, nillable=False,
+                  defaulted_on_create=True),
+        FieldSpec("ParentId", "Parent ID", "reference", 18, updateable=False, nillable=False,
+                  reference_to=PERSON_OBJECTS, relationship_name="Parent"),
+        FieldSpec("Title", "Title", "string", 80, nillable=False, name_field=True),
+        FieldSpec("IsPrivate", "Private", "boolean", nillable=False, defaulted_on_create=True),
+        FieldSpec("Body", "Body", "textarea", 32000, filterable=False, sortable=False),
+        *_system_fields(activity=False),
+    ]
+
+
 #: The seed's social custom fields, present on Contact and Lead unless configured otherwise.
 SOCIAL_CUSTOM_FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
@@ -428,10 +480,13 @@ def custom_field_spec(name: str) -> FieldSpec:
 class ObjectSchema:
     """The fields of one sObject, looked up case-insensitively as Salesforce does."""
 
-    def __init__(self, name: str, label: str, label_plural: str, fields: Sequence[FieldSpec]) -> None:
+    def __init__(
+        self, name: str, label: str, label_plural: str, fields: Sequence[FieldSpec], *, mergeable: bool = False
+    ) -> None:
         self.name = name
         self.label = label
         self.label_plural = label_plural
+        self.mergeable = mergeable
         self.key_prefix = KEY_PREFIXES[name]
         self.fields: list[FieldSpec] = list(fields)
         self._by_lower = {f.name.lower(): f for f in self.fields}
@@ -477,7 +532,7 @@ class ObjectSchema:
             "label": self.label,
             "labelPlural": self.label_plural,
             "layoutable": True,
-            "mergeable": True,
+            "mergeable": self.mergeable,
             "mruEnabled": True,
             "name": self.name,
             "namedLayoutInfos": [],
@@ -1143,7 +1198,9 @@ class SalesforceSandbox(Sandbox):
         self._api_calls: list[float] = []
         self._api_calls_start = 0
         self._cursors: OrderedDict[str, _QueryCursor] = OrderedDict()
-        self._next_number = {name: 40_000 + self.random.randrange(1_000) for name in OBJECT_NAMES}
+        self._next_number = {name: 40_000 + self.random.randrange(1_000) for name in PERSON_OBJECTS}
+        # Fixed starts for the other objects keep the seeded random sequence (faults, jitter) what it was.
+        self._next_number.update({name: 40_000 for name in OBJECT_NAMES if name not in PERSON_OBJECTS})
         self.schemas: dict[str, ObjectSchema] = {}
         self.custom_fields: list[str] = []
         self.set_custom_fields(custom_fields)
@@ -1157,12 +1214,17 @@ class SalesforceSandbox(Sandbox):
 
     # -- configuration ---------------------------------------------------------------------------------------------
     def set_custom_fields(self, names: Sequence[str]) -> None:
-        """Which custom ``__c`` fields Contact and Lead have (existing values of removed fields are dropped)."""
+        """Which custom ``__c`` fields Contact and Lead have (existing values of removed fields are dropped).
+
+        Task and Note keep their standard fields only.
+        """
         specs = [custom_field_spec(name) for name in names]
         self.custom_fields = [spec.name for spec in specs]
         self.schemas = {
-            "Contact": ObjectSchema("Contact", "Contact", "Contacts", [*_contact_fields(), *specs]),
-            "Lead": ObjectSchema("Lead", "Lead", "Leads", [*_lead_fields(), *specs]),
+            "Contact": ObjectSchema("Contact", "Contact", "Contacts", [*_contact_fields(), *specs], mergeable=True),
+            "Lead": ObjectSchema("Lead", "Lead", "Leads", [*_lead_fields(), *specs], mergeable=True),
+            "Task": ObjectSchema("Task", "Task", "Tasks", _task_fields()),
+            "Note": ObjectSchema("Note", "Note", "Notes", _note_fields()),
         }
         kept = {spec.name for spec in specs}
         for records in getattr(self, "records", {}).values():
@@ -1171,25 +1233,56 @@ class SalesforceSandbox(Sandbox):
                     del record[name]
 
     def apply_config(self, changes: dict[str, Any]) -> None:
-        """Run-time settings: token lifetime, limits, page size, custom fields, duplicate rules, API usage."""
-        if "token_ttl_seconds" in changes:
-            value = changes["token_ttl_seconds"]
-            self.token_ttl_seconds = None if value is None else float(value)
-        if "token_ttl_calls" in changes:
-            value = changes["token_ttl_calls"]
-            self.token_ttl_calls = None if value is None else int(value)
-        if "daily_api_limit" in changes:
-            self.daily_api_limit = max(1, int(changes["daily_api_limit"]))
-        if "concurrent_limit" in changes:
-            self.concurrent_limit = max(1, int(changes["concurrent_limit"]))
-        if "query_page_size" in changes:
-            self.query_page_size = min(2000, max(200, int(changes["query_page_size"])))
+        """Run-time settings: token lifetime, limits, page size, custom fields, duplicate rules, API usage.
+
+        Every value is checked before any is applied, so a refused change leaves the settings as they were.
+
+        Raises:
+            ValueError: naming a setting whose value cannot be used (negative, not a number, a bad field name).
+        """
+        numbers: dict[str, float | None] = {}
+        for key in ("token_ttl_seconds", "token_ttl_calls"):
+            if key in changes:
+                value = changes[key]
+                if value is None:
+                    numbers[key] = None
+                elif key == "token_ttl_calls":
+                    numbers[key] = non_negative_int(value, key)
+                else:
+                    numbers[key] = non_negative_number(value, key)
+        counts = {
+            key: non_negative_int(changes[key], key)
+            for key in ("daily_api_limit", "concurrent_limit", "query_page_size", "api_usage")
+            if key in changes
+        }
+        custom_fields: list[str] | None = None
         if "custom_fields" in changes:
-            self.set_custom_fields([str(name) for name in changes["custom_fields"]])
+            raw_fields = changes["custom_fields"]
+            if not isinstance(raw_fields, list) or not all(isinstance(name, str) for name in raw_fields):
+                raise ValueError("custom_fields must be a list of field API names")
+            for name in raw_fields:
+                custom_field_spec(name)
+            custom_fields = raw_fields
+        if "duplicate_rules" in changes and not isinstance(changes["duplicate_rules"], bool):
+            raise ValueError("duplicate_rules must be true or false")
+
+        if "token_ttl_seconds" in numbers:
+            self.token_ttl_seconds = numbers["token_ttl_seconds"]
+        if "token_ttl_calls" in numbers:
+            calls = numbers["token_ttl_calls"]
+            self.token_ttl_calls = None if calls is None else int(calls)
+        if "daily_api_limit" in counts:
+            self.daily_api_limit = max(1, counts["daily_api_limit"])
+        if "concurrent_limit" in counts:
+            self.concurrent_limit = max(1, counts["concurrent_limit"])
+        if "query_page_size" in counts:
+            self.query_page_size = min(2000, max(200, counts["query_page_size"]))
+        if custom_fields is not None:
+            self.set_custom_fields(custom_fields)
         if "duplicate_rules" in changes:
-            self.duplicate_rules = bool(changes["duplicate_rules"])
-        if "api_usage" in changes:
-            self.set_api_usage(int(changes["api_usage"]))
+            self.duplicate_rules = changes["duplicate_rules"]
+        if "api_usage" in counts:
+            self.set_api_usage(counts["api_usage"])
 
     def set_api_usage(self, count: int) -> None:
         """Pretend ``count`` API requests were made just now (to reach the daily allocation quickly)."""
@@ -1218,8 +1311,7 @@ class SalesforceSandbox(Sandbox):
 
     def summary(self) -> dict[str, Any]:
         return {
-            "Contact": len(self.records["Contact"]),
-            "Lead": len(self.records["Lead"]),
+            **{name: len(self.records[name]) for name in OBJECT_NAMES},
             "convertedLeads": sum(1 for lead in self.records["Lead"].values() if lead.get("IsConverted")),
         }
 
@@ -1328,18 +1420,16 @@ class SalesforceSandbox(Sandbox):
         record: dict[str, Any] = {
                 "Id": record_id,
                 "IsDeleted": False,
-                "HasOptedOutOfEmail": False,
                 "OwnerId": self.user_id,
                 "CreatedDate": now,
                 "CreatedById": author,
                 "LastModifiedDate": now,
                 "LastModifiedById": author,
                 "SystemModstamp": now,
+                **_CREATE_DEFAULTS[object_name],
         }
-        if object_name == "Lead":
-            record.update({"Status": LEAD_STATUS_VALUES[0], "IsConverted": False, "IsUnreadByOwner": True})
         record.update(values)
-        record["Name"] = " ".join(part for part in (record.get("FirstName"), record.get("LastName")) if part)
+        _derive_fields(object_name, record)
         self.records[object_name][record_id] = record
         self._index_email(object_name, record_id, record.get("Email"))
         return record_id
@@ -1363,7 +1453,7 @@ class SalesforceSandbox(Sandbox):
         before = dict(record)
         self._unindex_email(object_name, record_id, record.get("Email"))
         record.update(values)
-        record["Name"] = " ".join(part for part in (record.get("FirstName"), record.get("LastName")) if part)
+        _derive_fields(object_name, record)
         now = self.clock.now()
         record["LastModifiedDate"] = now
         record["SystemModstamp"] = now
@@ -1379,16 +1469,29 @@ class SalesforceSandbox(Sandbox):
         return undo
 
     def _delete(self, object_name: str, record_id: str) -> Callable[[], None]:
+        """Delete a record, and with a person the Tasks and Notes attached to it (as Salesforce does)."""
         record = self.records[object_name].pop(record_id)
         self._unindex_email(object_name, record_id, record.get("Email"))
         self._deleted[object_name].add(record_id)
+        attached = [self._delete(name, attached_id) for name, attached_id in self._attached_to(record_id)]
 
         def undo() -> None:
             self.records[object_name][record_id] = record
             self._index_email(object_name, record_id, record.get("Email"))
             self._deleted[object_name].discard(record_id)
+            for restore in reversed(attached):
+                restore()
 
         return undo
+
+    def _attached_to(self, person_id: str) -> list[tuple[str, str]]:
+        """``(object, id)`` of the Tasks (``WhoId``) and Notes (``ParentId``) attached to a Contact or Lead."""
+        return [
+            (object_name, record_id)
+            for object_name, field_name in _ATTACHMENT_FIELDS.items()
+            for record_id, record in self.records[object_name].items()
+            if record.get(field_name) == person_id
+        ]
 
     def _convert_lead(self, lead_id: str) -> None:
         lead = self.records["Lead"][lead_id]
@@ -1401,6 +1504,11 @@ class SalesforceSandbox(Sandbox):
             values = {name: lead.get(name) for name in copied if lead.get(name) is not None}
             values.update({name: lead.get(name) for name in self.custom_fields if lead.get(name) is not None})
             contact_id = self._insert("Contact", values, created_by=self.sales_rep_id)
+        for object_name, record_id in self._attached_to(lead_id):
+            # Conversion carries the lead's activities and notes over to the contact.
+            self._apply_update(
+                object_name, record_id, {_ATTACHMENT_FIELDS[object_name]: contact_id}, modified_by=self.sales_rep_id
+            )
         now = self.clock.now()
         lead.update(
             {
@@ -1489,6 +1597,14 @@ class SalesforceSandbox(Sandbox):
         if text == "":
             # Salesforce stores empty text as null.
             return None
+        if spec.type in {"date", "datetime"}:
+            try:
+                return date.fromisoformat(text) if spec.type == "date" else parse_datetime_literal(text)
+            except ValueError:
+                raise _json_parser_error(
+                    f"Cannot deserialize instance of {spec.type} from VALUE_STRING value {text} or request may be "
+                    "missing a required field"
+                ) from None
         if spec.length and len(text) > spec.length:
             raise SalesforceError(
                 400, "STRING_TOO_LONG", f"{spec.label}: data value too large (max length={spec.length})", [spec.name]
@@ -1506,12 +1622,47 @@ class SalesforceSandbox(Sandbox):
                 raise SalesforceError(
                     400, "INVALID_CROSS_REFERENCE_KEY", f"{spec.label}: id value of incorrect type: {text}", [spec.name]
                 )
+            if spec.reference_to and set(spec.reference_to) <= set(OBJECT_NAMES):
+                self._check_reference(spec, text, full)
             return full
         return text
 
+    def _check_reference(self, spec: FieldSpec, text: str, full_id: str | None) -> None:
+        """Refuse a lookup (``WhoId``, ``ParentId``) to a record that is not there, as Salesforce does.
+
+        Raises:
+            SalesforceError: ``MALFORMED_ID`` (not an id), ``FIELD_INTEGRITY_EXCEPTION`` (an id of another object),
+                ``ENTITY_IS_DELETED``, ``INVALID_CROSS_REFERENCE_KEY`` (no such record) or
+                ``CANNOT_UPDATE_CONVERTED_LEAD``.
+        """
+        if full_id is None:
+            raise SalesforceError(400, "MALFORMED_ID", f"{spec.label}: id value of incorrect type: {text}", [spec.name])
+        target = next((name for name in spec.reference_to if full_id.startswith(KEY_PREFIXES[name])), None)
+        if target is None:
+            raise SalesforceError(
+                400, "FIELD_INTEGRITY_EXCEPTION", f"{spec.label}: id value of incorrect type: {text}", [spec.name]
+            )
+        if full_id in self._deleted[target]:
+            raise SalesforceError(400, "ENTITY_IS_DELETED", "entity is deleted", [])
+        record = self.records[target].get(full_id)
+        if record is None:
+            raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+        if record.get("IsConverted"):
+            raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [spec.name])
+
     @staticmethod
     def _check_required(schema: ObjectSchema, record: dict[str, Any]) -> None:
-        missing = [spec.name for spec in schema.fields if spec.required and record.get(spec.name) in (None, "")]
+        """Refuse a record without a value for a required field, or one that blanks a defaulted required field.
+
+        Raises:
+            SalesforceError: ``REQUIRED_FIELD_MISSING`` listing the fields.
+        """
+        missing = [
+            spec.name
+            for spec in schema.fields
+            if (spec.required or (spec.createable and not spec.nillable and spec.name in record))
+            and record.get(spec.name) in (None, "")
+        ]
         if missing:
             raise SalesforceError(
                 400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
@@ -2296,6 +2447,30 @@ class SalesforceSandbox(Sandbox):
             selected = ["Id", *[name for name in fields if name != "Id"]]
             result.append(self._render(schema.name, record, selected) if record else None)
         return JSONResponse(result)
+
+
+#: Values a new record of each object starts with before the written fields are applied.
+_CREATE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Contact": {"HasOptedOutOfEmail": False},
+    "Lead": {
+        "HasOptedOutOfEmail": False,
+        "Status": LEAD_STATUS_VALUES[0],
+        "IsConverted": False,
+        "IsUnreadByOwner": True,
+    },
+    "Task": {"Status": DEFAULT_TASK_STATUS, "Priority": "Normal", "TaskSubtype": "Task"},
+    "Note": {"IsPrivate": False},
+}
+#: The field that attaches a record of each object to a Contact or Lead.
+_ATTACHMENT_FIELDS = {"Task": "WhoId", "Note": "ParentId"}
+
+
+def _derive_fields(object_name: str, record: dict[str, Any]) -> None:
+    """Recompute the fields Salesforce derives from others: a person's Name, whether a Task is closed."""
+    if object_name in PERSON_OBJECTS:
+        record["Name"] = " ".join(part for part in (record.get("FirstName"), record.get("LastName")) if part)
+    elif object_name == "Task":
+        record["IsClosed"] = record.get("Status") in CLOSED_TASK_STATUSES
 
 
 _LEAD_STATUS_BY_FUNNEL = {

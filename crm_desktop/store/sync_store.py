@@ -8,9 +8,9 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: A lock whose owner has not beaten its heart for this long is taken over (the owner crashed or slept).
 LOCK_STALE_AFTER = timedelta(minutes=5)
+#: The message of a run whose process stopped before finishing it (found when its lock is taken over).
+INTERRUPTED_MESSAGE = "interrupted: the app stopped during this run; the next run resumed its unsent writes"
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ def _link(row: CrmLinkRow) -> Link:
     )
 
 
+def _table(row_class: type[Any]) -> Table:
+    """The Core table of a mapped class (bulk statements skip the ORM's per-row work)."""
+    return cast(Table, row_class.__table__)
+
+
 def lock_owner() -> str:
     """This process's lock owner id: host and pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -141,6 +148,14 @@ class SyncStore:
                 stale = row.heartbeat_at < now - LOCK_STALE_AFTER or _owner_is_dead(row.owner)
                 if row.owner != owner and not stale:
                     return False
+                if row.owner != owner and row.run_id is not None:
+                    # The owner died mid-run: its run would show "running" for ever. Its pending writes stay in
+                    # the outbox for the next run to resume.
+                    session.execute(
+                        update(SyncRunRow)
+                        .where(SyncRunRow.id == row.run_id, SyncRunRow.status == SyncRunStatus.RUNNING)
+                        .values(status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE)
+                    )
                 row.owner, row.acquired_at, row.heartbeat_at, row.run_id = owner, now, now, None
                 return True
         try:
@@ -229,19 +244,23 @@ class SyncStore:
         run_id: int,
         outcomes: Iterable[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]],
     ) -> None:
+        rows = [
+            {
+                "run_id": run_id,
+                "object": obj,
+                "record_key": key[:254],
+                "crm_id": crm_id,
+                "outcome": outcome,
+                "error_category": category,
+                "message": message,
+                "at": utcnow(),
+            }
+            for obj, key, crm_id, outcome, category, message in outcomes
+        ]
+        if not rows:
+            return
         with self.db.session() as session:
-            session.add_all(
-                SyncRecordLogRow(
-                    run_id=run_id,
-                    object=obj,
-                    record_key=key[:254],
-                    crm_id=crm_id,
-                    outcome=outcome,
-                    error_category=category,
-                    message=message,
-                )
-                for obj, key, crm_id, outcome, category, message in outcomes
-            )
+            session.execute(insert(_table(SyncRecordLogRow)), rows)
 
     # -- cursors -------------------------------------------------------------------------------
     def get_cursor(self, integration_id: int, obj: RecordObject) -> str | None:
@@ -421,6 +440,46 @@ class SyncStore:
         for key, value in values.items():
             setattr(row, key, value)
 
+    @classmethod
+    def _save_links(
+        cls,
+        session: Session,
+        integration_id: int,
+        obj: RecordObject,
+        links: Sequence[tuple[int, str, dict[str, Any]]],
+    ) -> None:
+        """:meth:`_save_link` for many records of one object, with two queries instead of two per record."""
+        same_object = (CrmLinkRow.integration_id == integration_id, CrmLinkRow.object == obj)
+        local_ids = [local_id for local_id, _, _ in links]
+        rows = {
+            row.local_id: row
+            for row in session.scalars(select(CrmLinkRow).where(*same_object, CrmLinkRow.local_id.in_(local_ids)))
+        }
+        new_crm_ids = [crm_id for local_id, crm_id, _ in links if local_id not in rows]
+        taken = (
+            list(session.scalars(select(CrmLinkRow).where(*same_object, CrmLinkRow.crm_id.in_(new_crm_ids))))
+            if new_crm_ids
+            else []
+        )
+        if any(row.local_id in rows for row in taken) or len(set(local_ids)) != len(local_ids):
+            # A CRM id moving between records of this very batch: one by one keeps the order's meaning.
+            for local_id, crm_id, values in links:
+                cls._save_link(session, integration_id, obj, local_id, crm_id, **values)
+            return
+        if taken:
+            # CRM ids still linked to other local records (a merge on the CRM side): the links move.
+            for moved in taken:
+                session.delete(moved)
+            session.flush()
+        for local_id, crm_id, values in links:
+            link = rows.get(local_id)
+            if link is None:
+                link = CrmLinkRow(integration_id=integration_id, object=obj, local_id=local_id, crm_id=crm_id)
+                session.add(link)
+            link.crm_id = crm_id
+            for key, value in values.items():
+                setattr(link, key, value)
+
     # -- outbox --------------------------------------------------------------------------------
     def add_outbox(self, integration_id: int, run_id: int | None, items: Sequence[dict[str, Any]]) -> list[int]:
         """Record intended writes before they are sent; returns their ids."""
@@ -456,29 +515,52 @@ class SyncStore:
         failed: Sequence[tuple[OutboxItem, str]],
     ) -> None:
         """Mark writes done (linking each record to its CRM id and moving its base) or failed, in one transaction."""
+        outbox = _table(OutboxRow)
+        now = utcnow()
         with self.db.session() as session:
-            for item, crm_id, local_version in done:
+            if done:
                 session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == item.id)
-                    .values(status=OutboxStatus.DONE, crm_id=crm_id, attempts=OutboxRow.attempts + 1)
+                    update(outbox)
+                    .where(outbox.c.id == bindparam("outbox_id"))
+                    .values(
+                        status=OutboxStatus.DONE,
+                        crm_id=bindparam("done_crm_id"),
+                        attempts=outbox.c.attempts + 1,
+                        updated_at=now,
+                    ),
+                    [{"outbox_id": item.id, "done_crm_id": crm_id} for item, crm_id, _ in done],
                 )
-                self._save_link(
+            for obj in {item.object for item, _, _ in done}:
+                self._save_links(
                     session,
                     integration_id,
-                    item.object,
-                    item.local_id,
-                    crm_id,
-                    base_values=item.base_after,
-                    pushed_hash=item.values_hash,
-                    local_synced_at=local_version,
-                    deleted_in_crm=False,
+                    obj,
+                    [
+                        (
+                            item.local_id,
+                            crm_id,
+                            {
+                                "base_values": item.base_after,
+                                "pushed_hash": item.values_hash,
+                                "local_synced_at": local_version,
+                                "deleted_in_crm": False,
+                            },
+                        )
+                        for item, crm_id, local_version in done
+                        if item.object is obj
+                    ],
                 )
-            for item, error in failed:
+            if failed:
                 session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id == item.id)
-                    .values(status=OutboxStatus.FAILED, error=error[:2000], attempts=OutboxRow.attempts + 1)
+                    update(outbox)
+                    .where(outbox.c.id == bindparam("outbox_id"))
+                    .values(
+                        status=OutboxStatus.FAILED,
+                        error=bindparam("failed_error"),
+                        attempts=outbox.c.attempts + 1,
+                        updated_at=now,
+                    ),
+                    [{"outbox_id": item.id, "failed_error": error[:2000]} for item, error in failed],
                 )
 
     def mark_deleted_in_crm(self, integration_id: int, obj: RecordObject, local_id: int) -> None:
@@ -522,8 +604,13 @@ class SyncStore:
 
     # -- audit ---------------------------------------------------------------------------------
     def add_audit(self, integration_id: int, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        now = utcnow()
         with self.db.session() as session:
-            session.add_all(AuditLogRow(integration_id=integration_id, **row) for row in rows)
+            session.execute(
+                insert(_table(AuditLogRow)), [{"at": now, **row, "integration_id": integration_id} for row in rows]
+            )
 
     def audit_for_run(self, run_id: int) -> list[AuditLogRow]:
         with self.db.session() as session:

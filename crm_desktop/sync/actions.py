@@ -15,7 +15,7 @@ from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
-from crm_desktop.sync.mapping import FieldMapping, Value, apply_values, record_values, to_crm
+from crm_desktop.sync.mapping import CLEARED, FieldMapping, Value, apply_values, record_values, to_crm
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +76,20 @@ async def resolve_conflict(
     if kept != conflict.crm_value:
         if link is None:
             raise ConflictResolutionError("the record is not linked to the CRM any more")
-        outbound = OutboundRecord(local.record.email, {mapping.crm_field: to_crm(mapping, kept)}, crm_id=link.crm_id)
+        outgoing = to_crm(mapping, kept)
+        fields = {mapping.crm_field: CLEARED if outgoing is None else outgoing}
+        outbound = OutboundRecord(local.record.email, fields, crm_id=link.crm_id)
         [result] = await adapter.upsert(obj, [outbound])
         if result.outcome is RecordOutcome.FAILED:
             raise ProviderError(f"the CRM refused the value: {result.message}", category=result.category)
         audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
                       "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
-    synced_at = local.updated_at
+    # Local edits made since the last sync must still be pushed: the sync mark moves only if none are waiting.
+    synced_at = link.local_synced_at if link is not None else None
     if kept != conflict.local_value:
-        _, synced_at = store.save_local(obj, local.id, updated)
+        _, saved_at = store.save_local(obj, local.id, updated)
+        if synced_at is not None and synced_at >= local.updated_at:
+            synced_at = saved_at
         audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
                       "old_value": conflict.local_value, "new_value": kept, "source": source, "side": "local"})
     if link is not None:
@@ -146,49 +151,13 @@ async def undo_run(
             target_map = local_old if row.side == "local" else crm_old
             target_map[(row.entity, row.entity_id)][row.field] = row.old_value
         audit: list[dict[str, Any]] = []
-        for (entity, entity_id), old_values in local_old.items():
-            obj = RecordObject(entity)
-            local = store.local_records(obj, [int(entity_id)]).get(int(entity_id))
-            if local is None:
-                report.kept.append(f"{entity} {entity_id}: deleted since; nothing to restore")
-                continue
-            if set(old_values) >= {"email"} and old_values.get("email") is None:
-                report.kept.append(f"{local.record.email}: created locally by the run; kept (delete it by hand)")
-                continue
-            restored = apply_values(local.record, old_values)
-            store.save_local(obj, local.id, restored)
-            report.restored_local += len(old_values)
-            current = {"email": local.record.email}
-            audit.extend({"run_id": undo_id, "entity": entity, "entity_id": entity_id, "field": name,
-                          "old_value": current.get(name), "new_value": value, "source": "undo", "side": "local"}
-                         for name, value in old_values.items())
-        for (entity, entity_id), old_values in crm_old.items():
-            obj = RecordObject(entity)
-            by_local = {m.local_field: m for m in mappings.get(obj, [])}
-            link = store.links_for_local(integration.id, obj, [int(entity_id)]).get(int(entity_id))
-            local = store.local_records(obj, [int(entity_id)]).get(int(entity_id))
-            if link is None or local is None:
-                report.kept.append(f"{entity} {entity_id}: no longer linked; CRM values kept")
-                continue
-            if all(v is None for v in old_values.values()):
-                report.kept.append(f"{local.record.email}: created in the CRM by the run; kept (sync never deletes)")
-                continue
-            send = {by_local[name].crm_field: to_crm(by_local[name], value)
-                    for name, value in old_values.items() if name in by_local and value is not None}
-            if not send:
-                continue
-            [result] = await adapter.upsert(obj, [OutboundRecord(local.record.email, send, crm_id=link.crm_id)])
-            if result.outcome is RecordOutcome.FAILED:
+        for entity, entity_id in dict.fromkeys([*local_old, *crm_old]):
+            restored = await _undo_record(
+                store, adapter, integration.id, mappings, undo_id, RecordObject(entity), int(entity_id),
+                local_old.get((entity, entity_id), {}), crm_old.get((entity, entity_id), {}), report, audit,
+            )
+            if not restored:
                 status = SyncRunStatus.PARTIAL
-                report.kept.append(f"{local.record.email}: the CRM refused the old values ({result.message})")
-                continue
-            report.restored_crm += len(send)
-            base = dict(link.base_values)
-            base.update({k: v for k, v in old_values.items() if v is not None})
-            store.save_link(integration.id, obj, local.id, link.crm_id, base_values=base)
-            audit.extend({"run_id": undo_id, "entity": entity, "entity_id": entity_id, "field": name,
-                          "old_value": None, "new_value": value, "source": "undo", "side": "crm"}
-                         for name, value in old_values.items() if value is not None)
         store.add_audit(integration.id, audit)
     except BaseException:
         status = SyncRunStatus.FAILED
@@ -198,6 +167,80 @@ async def undo_run(
                          api_calls=adapter.api_calls, message=f"undo of run {run_id}")
         store.release_lock(integration.id)
     return report
+
+
+async def _undo_record(
+    store: SyncStore,
+    adapter: CrmAdapter,
+    integration_id: int,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    undo_id: int,
+    obj: RecordObject,
+    local_id: int,
+    pulled: dict[str, Value],
+    pushed: dict[str, Value],
+    report: UndoReport,
+    audit: list[dict[str, Any]],
+) -> bool:
+    """Give one record's fields the values they had before the run, on both sides; ``False`` when the CRM refused.
+
+    A pulled field gets back its old local value, a pushed one the value both sides agreed on before; both sides
+    and the merge base then hold it, so the next sync neither redoes the run nor writes anything.
+    """
+    local = store.local_records(obj, [local_id]).get(local_id)
+    if local is None:
+        report.kept.append(f"{obj.value} {local_id}: deleted since; nothing to restore")
+        return True
+    email = local.record.email
+    if "email" in pulled and pulled["email"] is None:
+        report.kept.append(f"{email}: created locally by the run; kept (delete it by hand)")
+        return True
+    if pushed and not pulled and all(value is None for value in pushed.values()):
+        report.kept.append(f"{email}: created in the CRM by the run; kept (sync never deletes)")
+        return True
+    restore = {**pushed, **pulled}
+    by_local = {m.local_field: m for m in mappings.get(obj, [])}
+    link = store.links_for_local(integration_id, obj, [local_id]).get(local_id)
+    base = dict(link.base_values) if link is not None else {}
+    send: dict[str, Any] = {}
+    sent: dict[str, Value] = {}
+    if link is not None and not link.deleted_in_crm:
+        for name, value in restore.items():
+            mapping = by_local.get(name)
+            if mapping is None or not mapping.pushes or base.get(name) == value:
+                continue
+            outgoing = to_crm(mapping, value)
+            if outgoing is None and name not in pushed:
+                continue  # the run did not write this field to the CRM: a blank does not wipe it there
+            send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
+            sent[name] = value
+    elif pushed:
+        report.kept.append(f"{email}: no longer linked to the CRM; CRM values kept")
+    if send and link is not None:
+        [result] = await adapter.upsert(obj, [OutboundRecord(email, send, crm_id=link.crm_id)])
+        if result.outcome is RecordOutcome.FAILED:
+            report.kept.append(f"{email}: the CRM refused the old values ({result.message}); nothing restored")
+            return False
+        report.restored_crm += len(send)
+        audit.extend({"run_id": undo_id, "entity": obj.value, "entity_id": str(local_id), "field": name,
+                      "old_value": base.get(name), "new_value": value, "source": "undo", "side": "crm"}
+                     for name, value in sent.items())
+    current = record_values(local.record)
+    local_changes = {name: value for name, value in restore.items() if current.get(name) != value}
+    synced_at = link.local_synced_at if link is not None else None
+    if local_changes:
+        _, updated_at = store.save_local(obj, local_id, apply_values(local.record, local_changes))
+        report.restored_local += len(local_changes)
+        audit.extend({"run_id": undo_id, "entity": obj.value, "entity_id": str(local_id), "field": name,
+                      "old_value": current.get(name), "new_value": value, "source": "undo", "side": "local"}
+                     for name, value in local_changes.items())
+        if synced_at is not None and synced_at >= local.updated_at:
+            synced_at = updated_at  # nothing else was waiting to be pushed
+    if link is not None:
+        base.update(sent)
+        base.update({name: value for name, value in restore.items() if base.get(name) == current.get(name)})
+        store.save_link(integration_id, obj, local_id, link.crm_id, base_values=base, local_synced_at=synced_at)
+    return True
 
 
 @dataclass(frozen=True)

@@ -450,8 +450,10 @@ def validate_mappings(
             )
         if mapping.pushes and not crm.writable:
             problems.append(MappingProblem(mapping.local_field, crm.label, "is read-only in the CRM; map it pull only"))
+        if local is None:
+            continue  # a custom field holds text, numbers or flags alike: any CRM type can take it
         crm_type = crm.type.lower()
-        local_kind = local.kind if local else "string"
+        local_kind = local.kind
         if crm_type in _NUMERIC_CRM_TYPES and local_kind not in {"number"}:
             problems.append(
                 MappingProblem(mapping.local_field, crm.label, f"holds numbers ({crm.type}) but {local_kind} is text")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from PySide6.QtCore import QItemSelection, Qt, Signal
+from PySide6.QtCore import QItemSelection, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QStackedWidget,
     QTableView,
@@ -21,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.errors import NotFoundError, VaultError
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.domain.models import Integration, Provider
@@ -35,13 +40,94 @@ from crm_desktop.ui.integrations_model import (
     default_api_address,
     interval_text,
 )
-from crm_desktop.ui.widgets import PanelHeading
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.widgets import PanelHeading, set_tone
+from crm_desktop.ui.wording import connection_sentence, error_sentence
 
 __all__ = ["IntegrationDetails", "IntegrationDialog", "IntegrationsPanel", "IntegrationsTableModel"]
 
 logger = logging.getLogger(__name__)
 
 KeyringAvailability = Callable[[], tuple[bool, str]]
+#: Opens the sign-in page in the user's browser (the system browser by default; tests pass a stand-in).
+BrowserOpener = Callable[[str], Awaitable[Any] | Any]
+
+#: The loopback port of the Salesforce sign-in redirect: the connected app's callback is http://localhost:1717/OauthRedirect.
+SIGN_IN_PORT = 1717
+
+
+def open_in_system_browser(url: str) -> None:
+    """Open ``url`` in the user's default browser, the way the desktop does.
+
+    Raises:
+        OSError: when no browser could be started.
+    """
+    if not QDesktopServices.openUrl(QUrl(url)):
+        raise OSError("no web browser could be opened; open the sign-in page by hand or set a default browser")
+
+
+class ConnectionStatus(QWidget):
+    """The outcome of the last connection test or sign-in of the selected integration, and sign-in progress.
+
+    Attributes:
+        result: the sentence saying who the credentials are, or what went wrong.
+        busy_bar: the busy indicator while waiting for the browser.
+        waiting_label: what the app waits for.
+        cancel_button: stops waiting for the browser.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.result = QLabel()
+        self.result.setObjectName("connectionResult")
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result.hide()
+        self.waiting = QWidget()
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setFixedWidth(120)
+        self.waiting_label = QLabel()
+        self.waiting_label.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel")
+        waiting_layout = QHBoxLayout(self.waiting)
+        waiting_layout.setContentsMargins(0, 0, 0, 0)
+        waiting_layout.addWidget(self.busy_bar)
+        waiting_layout.addWidget(self.waiting_label, 1)
+        waiting_layout.addWidget(self.cancel_button)
+        self.waiting.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.waiting)
+        layout.addWidget(self.result)
+
+    def show_result(self, text: str, *, error: bool) -> None:
+        """Show a test's or sign-in's outcome (an error in red)."""
+        self.result.setText(text)
+        set_tone(self.result, "error" if error else "ok")
+        self.result.show()
+
+    def show_progress(self, text: str) -> None:
+        """Show a neutral note, e.g. while a test runs."""
+        self.result.setText(text)
+        set_tone(self.result, "info")
+        self.result.show()
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self.result.clear()
+        self.result.hide()
+
+    def show_waiting(self, text: str) -> None:
+        """Show the busy bar, ``text`` and Cancel."""
+        self.waiting_label.setText(text)
+        self.waiting.show()
+
+    def hide_waiting(self) -> None:
+        """Hide the busy bar and Cancel."""
+        self.waiting.hide()
 
 
 class IntegrationDetails(QWidget):
@@ -118,15 +204,23 @@ class IntegrationDetails(QWidget):
 class IntegrationsPanel(QWidget):
     """Lists the workspace's CRM connections and adds, edits and removes them.
 
+    With ``crm`` given, the selected integration's connection can be tested, and a Salesforce integration can
+    be signed in through the system browser; both run as tasks on the app's loop.
+
     Attributes:
         model: the table model.
         table: the table view.
         add_button, edit_button, remove_button: the actions.
+        test_button: tests the selected integration's connection.
+        sign_in_button: signs the selected Salesforce integration in with the browser.
+        connection: the test's or sign-in's outcome, and the wait for the browser.
         details: the selected integration in full.
         keyring_warning: shown when the OS keyring cannot store secrets.
         dialog: the add/edit dialog while it is open.
         confirm_box: the removal confirmation while it is open.
         error_box: the last error message box shown.
+        open_browser: opens the sign-in page (the system browser unless replaced).
+        sign_in_port: the loopback port the sign-in redirect comes back to.
 
     Signals:
         status_message(str): a short note for the status bar ("Added HubSpot integration ...").
@@ -144,10 +238,21 @@ class IntegrationsPanel(QWidget):
         service: IntegrationService,
         keyring_availability: KeyringAvailability | None = None,
         parent: QWidget | None = None,
+        *,
+        crm: CrmActions | None = None,
+        tasks: BackgroundTasks | None = None,
     ) -> None:
         super().__init__(parent)
         self._service = service
         self._keyring_availability = keyring_availability
+        self._crm = crm
+        self._tasks = tasks if tasks is not None else BackgroundTasks()
+        self._testing: set[str] = set()
+        self._sign_in: tuple[str, asyncio.Task[None]] | None = None
+        #: The last test or sign-in outcome per integration name: (sentence, is_error).
+        self._outcomes: dict[str, tuple[str, bool]] = {}
+        self.open_browser: BrowserOpener = open_in_system_browser
+        self.sign_in_port = SIGN_IN_PORT
         self.dialog: IntegrationDialog | None = None
         self.confirm_box: QMessageBox | None = None
         self.error_box: QMessageBox | None = None
@@ -170,6 +275,16 @@ class IntegrationsPanel(QWidget):
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.remove_button)
         buttons.addStretch(1)
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setToolTip("Ask the CRM who these credentials are, what they may do and the API budget left.")
+        self.sign_in_button = QPushButton("Sign in with browser…")
+        self.sign_in_button.setToolTip(
+            "Sign in to Salesforce in your web browser; the new tokens go to the OS keyring."
+        )
+        buttons.addWidget(self.test_button)
+        buttons.addWidget(self.sign_in_button)
+        self.test_button.setVisible(crm is not None)
+        self.sign_in_button.setVisible(False)
 
         self.model = IntegrationsTableModel(service, self)
         self.table = QTableView()
@@ -191,8 +306,10 @@ class IntegrationsPanel(QWidget):
 
         details_box = QGroupBox("Details")
         self.details = IntegrationDetails()
+        self.connection = ConnectionStatus()
         details_layout = QVBoxLayout(details_box)
         details_layout.addWidget(self.details)
+        details_layout.addWidget(self.connection)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)
@@ -207,6 +324,9 @@ class IntegrationsPanel(QWidget):
         self.edit_button.clicked.connect(self.open_edit_dialog)
         self.remove_button.clicked.connect(self.confirm_remove)
         self.table.doubleClicked.connect(self.open_edit_dialog)
+        self.test_button.clicked.connect(self.test_connection)
+        self.sign_in_button.clicked.connect(self.sign_in)
+        self.connection.cancel_button.clicked.connect(self.cancel_sign_in)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.reload()
 
@@ -259,6 +379,97 @@ class IntegrationsPanel(QWidget):
             self.details.show_row(self.model.row(row))
         else:
             self.details.show_empty(self.EMPTY_HINT if self.model.rowCount() == 0 else self.NO_SELECTION_HINT)
+        self._show_connection_state()
+
+    # -- connection test and sign-in
+
+    def _show_connection_state(self) -> None:
+        """Fit the test and sign-in buttons, and the last outcome, to the selected integration."""
+        integration = self.selected_integration()
+        name = integration.name if integration else None
+        has_crm = self._crm is not None
+        self.test_button.setEnabled(has_crm and name is not None and name not in self._testing)
+        is_salesforce = integration is not None and integration.provider is Provider.SALESFORCE
+        self.sign_in_button.setVisible(has_crm and is_salesforce)
+        self.sign_in_button.setEnabled(has_crm and is_salesforce and self._sign_in is None)
+        signing_in = self._sign_in is not None and self._sign_in[0] == name
+        if not signing_in:
+            self.connection.hide_waiting()
+        else:
+            self.connection.show_waiting(self.WAITING_FOR_BROWSER)
+        if name in self._testing:
+            self.connection.show_progress(f"Testing the connection to “{name}”…")
+        elif name is not None and name in self._outcomes:
+            text, error = self._outcomes[name]
+            self.connection.show_result(text, error=error)
+        else:
+            self.connection.clear()
+
+    def test_connection(self) -> asyncio.Task[None] | None:
+        """Test the selected integration's connection; the button stays disabled until the answer is shown."""
+        integration = self.selected_integration()
+        if integration is None or self._crm is None or integration.name in self._testing:
+            return None
+        name = integration.name
+        self._testing.add(name)
+        self._show_connection_state()
+        return self._tasks.start(self._test(name), name=f"test connection of {name}")
+
+    async def _test(self, name: str) -> None:
+        assert self._crm is not None
+        try:
+            info = await self._crm.test_connection(name)
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self._outcomes[name] = (error_sentence("The connection test", exc), True)
+            logger.info("connection test of %s failed: %s", name, type(exc).__name__)
+        else:
+            self._outcomes[name] = (connection_sentence(info), False)
+            self.status_message.emit(f"“{name}” is connected")
+        finally:
+            self._testing.discard(name)
+            self._show_connection_state()
+
+    WAITING_FOR_BROWSER = "Waiting for the browser… Finish signing in to Salesforce there, then come back."
+
+    def sign_in(self) -> asyncio.Task[None] | None:
+        """Sign the selected Salesforce integration in with the system browser (PKCE); Cancel stops waiting."""
+        integration = self.selected_integration()
+        if integration is None or self._crm is None or self._sign_in is not None:
+            return None
+        if integration.provider is not Provider.SALESFORCE:
+            return None
+        name = integration.name
+        task = self._tasks.start(self._signing_in(name), name=f"sign in to {name}")
+        self._sign_in = (name, task)
+        self._outcomes.pop(name, None)
+        self._show_connection_state()
+        return task
+
+    async def _signing_in(self, name: str) -> None:
+        assert self._crm is not None
+        try:
+            await self._crm.sign_in(name, open_browser=self.open_browser, port=self.sign_in_port)
+        except asyncio.CancelledError:
+            self._outcomes[name] = ("Sign-in cancelled; the stored credentials are unchanged.", True)
+            raise
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self._outcomes[name] = (error_sentence("Sign-in", exc), True)
+            logger.info("sign-in to %s failed: %s", name, type(exc).__name__)
+        else:
+            self._outcomes[name] = ("Signed in. The new tokens are stored in the OS keyring.", False)
+            self.status_message.emit(f"Signed in to Salesforce integration “{name}”")
+            self.reload()
+            self.integrations_changed.emit()
+        finally:
+            self._sign_in = None
+            self._show_connection_state()
+
+    def cancel_sign_in(self) -> bool:
+        """Stop waiting for the browser; return whether a sign-in was running."""
+        if self._sign_in is None:
+            return False
+        _, task = self._sign_in
+        return task.cancel()
 
     # -- add / edit
 

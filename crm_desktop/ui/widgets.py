@@ -1,8 +1,23 @@
-"""Small building blocks the panels share: the heading every panel starts with."""
+"""Small building blocks the panels share: the heading every panel starts with, and toned notices."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+#: The tones a notice can take; the stylesheet colours ``[tone="..."]``.
+TONES = ("info", "ok", "error")
+
+
+def set_tone(widget: QWidget, tone: str) -> None:
+    """Give ``widget`` a tone (``info``, ``ok`` or ``error``) and re-polish it so the stylesheet applies at once."""
+    if tone not in TONES:
+        raise ValueError(f"unknown tone {tone!r}; use one of {', '.join(TONES)}")
+    if widget.property("tone") == tone:
+        return
+    widget.setProperty("tone", tone)
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)
 
 
 class PanelHeading(QWidget):
@@ -25,3 +40,30 @@ class PanelHeading(QWidget):
         layout.setSpacing(4)
         layout.addWidget(self.title)
         layout.addWidget(self.subtitle)
+
+
+class Notice(QLabel):
+    """A framed sentence saying what just happened (info, done, or an error), hidden while empty."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("notice")
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hide()
+
+    def say(self, text: str, tone: str = "info") -> None:
+        """Show ``text`` in ``tone``."""
+        set_tone(self, tone)
+        self.setText(text)
+        self.setVisible(bool(text))
+
+    def clear_notice(self) -> None:
+        """Hide the notice."""
+        self.clear()
+        self.hide()
+
+    @property
+    def tone(self) -> str:
+        """The notice's tone."""
+        return str(self.property("tone") or "info")

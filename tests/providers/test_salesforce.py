@@ -21,7 +21,6 @@ from crm_desktop.providers.errors import (
     RequestRejectedError,
 )
 from crm_desktop.providers.salesforce import SalesforceAdapter, default_contact_record, default_lead_record
-from crm_desktop.sandbox import salesforce as sandbox_module
 from crm_desktop.sandbox.core import LoggedRequest, SandboxConfig
 from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
@@ -404,27 +403,66 @@ def test_changes_since_restarts_its_query_after_the_row_limit(monkeypatch: pytes
     assert len(first_queries) == 3
 
 
+class HiddenSObjects(httpx.AsyncBaseTransport):
+    """The sandbox as an org that does not offer some sObjects over REST: Salesforce's NOT_FOUND for them."""
+
+    def __init__(self, sandbox: SalesforceSandbox, hidden: set[str]) -> None:
+        self._inner = sandbox.transport()
+        self._hidden = {f"/services/data/v61.0/sobjects/{name}" for name in hidden}
+        self.refused: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path in self._hidden:
+            self.refused.append(request.url.path)
+            body = [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+            return httpx.Response(404, json=body, request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def test_notes_are_attached_when_the_org_has_a_note_object() -> None:
+    text = "Twitter DM\nAsked about pricing"
+
+    def add_note_to_first_contact(sandbox: SalesforceSandbox, hidden: set[str]) -> tuple[str, str, list[str]]:
+        contact_id = stored(sandbox, "Contact")[0]["Id"]
+        transport = HiddenSObjects(sandbox, hidden)
+
+        async def scenario(adapter: SalesforceAdapter) -> Any:
+            first = await adapter.add_note(RecordObject.CONTACT, contact_id, text)
+            second = await adapter.add_note(RecordObject.CONTACT, contact_id, "Retweeted the launch")
+            return first, second
+
+        note_ids = run(sandbox, scenario, transport=transport)
+        return contact_id, note_ids[0], transport.refused
+
+    # The org has Note: each note is a Note on the contact, titled by its first line.
     sandbox = new_sandbox(contacts=3)
-    contact_id = stored(sandbox, "Contact")[0]["Id"]
-    note_objects = {"Note", "Task"} & set(getattr(sandbox_module, "KEY_PREFIXES", {}))
+    contact_id, note_id, _ = add_note_to_first_contact(sandbox, set())
+    note = sandbox.records["Note"][note_id]
+    assert (note["ParentId"], note["Title"], note["Body"]) == (contact_id, "Twitter DM", text)
+    assert sorted(n["Body"] for n in stored(sandbox, "Note")) == ["Retweeted the launch", text]
+    assert sandbox.records["Task"] == {}
+    posted = [r for r in api_log(sandbox) if r.method == "POST" and r.path.startswith("/services/data/")]
+    assert [(r.path, r.status) for r in posted] == [("/services/data/v61.0/sobjects/Note", 201)] * 2
 
-    async def scenario(adapter: SalesforceAdapter) -> Any:
-        return await adapter.add_note(RecordObject.CONTACT, contact_id, "Twitter DM\nAsked about pricing")
+    # No Note object: the adapter falls back to a Task on the person (WhoId) and sticks with it.
+    sandbox = new_sandbox(contacts=3)
+    contact_id, task_id, refused = add_note_to_first_contact(sandbox, {"Note"})
+    assert refused == ["/services/data/v61.0/sobjects/Note"]
+    task = sandbox.records["Task"][task_id]
+    assert (task["WhoId"], task["Subject"], task["Description"]) == (contact_id, "Twitter DM", text)
+    assert task["Status"] == "Completed"
+    assert len(sandbox.records["Task"]) == 2 and sandbox.records["Note"] == {}
+    tasks_posted = [r.path for r in api_log(sandbox) if r.method == "POST"]
+    assert tasks_posted == ["/services/data/v61.0/sobjects/Task"] * 2
 
-    if note_objects:
-        note_id = run(sandbox, scenario)
-        assert note_id
-        posted = [
-            r for r in api_log(sandbox) if r.method == "POST" and r.path.startswith("/services/data/v61.0/sobjects/")
-        ]
-        assert posted[-1].status == 201
-    else:
-        # The sandbox emulates neither Note nor Task yet: the adapter says so instead of pretending.
-        with pytest.raises(NotFoundError, match="neither Note nor Task"):
-            run(sandbox, scenario)
-        tried = [r.path for r in api_log(sandbox) if r.method == "POST"]
-        assert tried == ["/services/data/v61.0/sobjects/Note", "/services/data/v61.0/sobjects/Task"]
+    # Neither: the adapter says so instead of pretending.
+    sandbox = new_sandbox(contacts=3)
+    with pytest.raises(NotFoundError, match="neither Note nor Task"):
+        add_note_to_first_contact(sandbox, {"Note", "Task"})
+    assert (sandbox.records["Note"], sandbox.records["Task"]) == ({}, {})
 
 
 def test_connection_reports_user_org_and_quota() -> None:

@@ -638,6 +638,213 @@ def test_duplicate_rule_blocks_the_same_email_unless_allow_save(sandbox: Salesfo
     with_api(sandbox, go)
 
 
+# -- Task and Note -------------------------------------------------------------------------------------------------
+async def create_record(client: httpx.AsyncClient, sobject: str, **fields: Any) -> str:
+    response = await client.post(f"{API_PREFIX}/sobjects/{sobject}", json=fields)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_task_is_logged_on_a_contact_or_lead_and_completed_unless_told_otherwise(sandbox: SalesforceSandbox) -> None:
+    async def go(client: httpx.AsyncClient) -> None:
+        contact_id = await create_record(client, "Contact", LastName="Okafor", Email="ada@okafor.ng")
+        lead_id = await create_record(client, "Lead", LastName="Lind", Company="Fjord Coffee")
+
+        created = await client.post(
+            f"{API_PREFIX}/sobjects/Task",
+            json={"WhoId": contact_id, "Subject": "Twitter DM", "Description": "Asked about pricing"},
+        )
+        assert created.status_code == 201
+        body = created.json()
+        assert set(body) == {"id", "success", "errors"}
+        assert body["success"] is True and body["errors"] == []
+        task_id = body["id"]
+        assert len(task_id) == 18 and task_id.startswith("00T") and to_18(task_id) == task_id
+
+        task = (await client.get(f"{API_PREFIX}/sobjects/Task/{task_id}")).json()
+        assert task["attributes"] == {"type": "Task", "url": f"{API_PREFIX}/sobjects/Task/{task_id}"}
+        assert task["WhoId"] == contact_id
+        assert (task["Subject"], task["Description"]) == ("Twitter DM", "Asked about pricing")
+        assert (task["Status"], task["IsClosed"], task["Priority"], task["TaskSubtype"]) == (
+            "Completed", True, "Normal", "Task"
+        )
+        assert task["OwnerId"] == sandbox.user_id and task["CreatedDate"] == task["SystemModstamp"]
+        assert "Name" not in task and "Email" not in task
+
+        # A 15-character WhoId is stored in its 18-character form; an explicit status is kept.
+        open_task = await client.post(
+            f"{API_PREFIX}/sobjects/Task",
+            json={"WhoId": lead_id[:15], "Subject": "Reply to Instagram comment", "Status": "Not Started",
+                  "ActivityDate": "2026-03-02"},
+        )
+        assert open_task.status_code == 201
+        stored = (await client.get(f"{API_PREFIX}/sobjects/Task/{open_task.json()['id']}")).json()
+        assert (stored["WhoId"], stored["Status"], stored["IsClosed"]) == (lead_id, "Not Started", False)
+        assert stored["ActivityDate"] == "2026-03-02"
+
+        closed = await client.patch(f"{API_PREFIX}/sobjects/Task/{stored['Id']}", json={"Status": "Completed"})
+        assert closed.status_code == 204
+        assert (await client.get(f"{API_PREFIX}/sobjects/Task/{stored['Id']}")).json()["IsClosed"] is True
+
+        found = await soql(client, f"SELECT Id, Subject FROM Task WHERE WhoId = '{contact_id}' AND IsClosed = true")
+        assert [record["Id"] for record in found.json()["records"]] == [task_id]
+        due = await soql(client, "SELECT Id FROM Task WHERE ActivityDate < 2026-04-01")
+        assert [record["Id"] for record in due.json()["records"]] == [stored["Id"]]
+
+        assert (await client.get(f"{API_PREFIX}/sobjects/Note/{task_id}")).status_code == 404
+
+    with_api(sandbox, go)
+    assert sandbox.summary()["Task"] == 2
+
+
+def test_task_writes_are_refused_like_salesforce(sandbox: SalesforceSandbox) -> None:
+    async def go(client: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
+        contact_id = await create_record(client, "Contact", LastName="Okafor")
+        bodies = {
+            "unknown who": {"WhoId": salesforce_id("003", 999), "Subject": "x"},
+            "not an id": {"WhoId": "ada@okafor.ng", "Subject": "x"},
+            "other object": {"WhoId": salesforce_id("001", 5), "Subject": "x"},
+            "blank status": {"WhoId": contact_id, "Status": None},
+            "bad status": {"WhoId": contact_id, "Status": "Done"},
+            "unknown field": {"WhoId": contact_id, "Mood__c": "happy"},
+            "read-only": {"WhoId": contact_id, "IsClosed": True},
+            "bad date": {"WhoId": contact_id, "ActivityDate": "next tuesday"},
+        }
+        answers = {}
+        for name, body in bodies.items():
+            response = await client.post(f"{API_PREFIX}/sobjects/Task", json=body)
+            assert response.status_code == 400, name
+            answers[name] = response.json()
+        return answers
+
+    answers = with_api(sandbox, go)
+    assert answers["unknown who"] == [
+        {"message": "invalid cross reference id", "errorCode": "INVALID_CROSS_REFERENCE_KEY", "fields": []}
+    ]
+    assert answers["not an id"] == [
+        {"message": "Name ID: id value of incorrect type: ada@okafor.ng", "errorCode": "MALFORMED_ID",
+         "fields": ["WhoId"]}
+    ]
+    assert answers["other object"][0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    assert answers["blank status"] == [
+        {"message": "Required fields are missing: [Status]", "errorCode": "REQUIRED_FIELD_MISSING",
+         "fields": ["Status"]}
+    ]
+    assert answers["bad status"][0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert answers["unknown field"][0]["errorCode"] == "INVALID_FIELD"
+    assert answers["read-only"][0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert answers["bad date"][0]["errorCode"] == "JSON_PARSER_ERROR"
+    assert sandbox.summary()["Task"] == 0
+
+
+def test_note_is_attached_to_its_parent_and_read_back(sandbox: SalesforceSandbox) -> None:
+    async def go(client: httpx.AsyncClient) -> None:
+        lead_id = await create_record(client, "Lead", LastName="Lind", Company="Fjord Coffee")
+        created = await client.post(
+            f"{API_PREFIX}/sobjects/Note",
+            json={"ParentId": lead_id, "Title": "Instagram story mention", "Body": "Tagged us twice\nLoves the roast"},
+        )
+        assert created.status_code == 201
+        body = created.json()
+        assert body["success"] is True and body["errors"] == [] and body["id"].startswith("002")
+        note = (await client.get(f"{API_PREFIX}/sobjects/Note/{body['id']}")).json()
+        assert note["attributes"]["type"] == "Note"
+        assert (note["ParentId"], note["Title"], note["Body"], note["IsPrivate"]) == (
+            lead_id, "Instagram story mention", "Tagged us twice\nLoves the roast", False
+        )
+
+        missing = await client.post(f"{API_PREFIX}/sobjects/Note", json={"Body": "no parent, no title"})
+        assert missing.status_code == 400
+        assert missing.json() == [
+            {
+                "message": "Required fields are missing: [ParentId, Title]",
+                "errorCode": "REQUIRED_FIELD_MISSING",
+                "fields": ["ParentId", "Title"],
+            }
+        ]
+        orphan = await client.post(
+            f"{API_PREFIX}/sobjects/Note", json={"ParentId": salesforce_id("00Q", 77), "Title": "x"}
+        )
+        assert orphan.json()[0]["errorCode"] == "INVALID_CROSS_REFERENCE_KEY"
+        too_long = await client.post(f"{API_PREFIX}/sobjects/Note", json={"ParentId": lead_id, "Title": "x" * 81})
+        assert too_long.json()[0]["errorCode"] == "STRING_TOO_LONG"
+
+        moved = await client.patch(f"{API_PREFIX}/sobjects/Note/{body['id']}", json={"ParentId": lead_id})
+        assert moved.json()[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+        retitled = await client.patch(f"{API_PREFIX}/sobjects/Note/{body['id']}", json={"Title": "Story mention"})
+        assert retitled.status_code == 204
+        assert (await client.get(f"{API_PREFIX}/sobjects/Note/{body['id']}")).json()["Title"] == "Story mention"
+
+        batch = await client.post(
+            f"{API_PREFIX}/composite/sobjects",
+            json={"records": [{"attributes": {"type": "Note"}, "ParentId": lead_id, "Title": "From a collection"}]},
+        )
+        assert batch.json()[0]["success"] is True
+
+    with_api(sandbox, go)
+    assert sandbox.summary()["Note"] == 2
+
+
+def test_task_and_note_describe_match_the_json_schema(sandbox: SalesforceSandbox) -> None:
+    schema = json.loads(DESCRIBE_SCHEMA.read_text())
+
+    async def go(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+        return {
+            name: (await client.get(f"{API_PREFIX}/sobjects/{name}/describe")).json() for name in ("Task", "Note")
+        }
+
+    bodies = with_api(sandbox, go)
+    for body in bodies.values():
+        jsonschema.validate(body, schema, cls=jsonschema.Draft7Validator)
+        assert body["mergeable"] is False
+        assert not any(field["custom"] for field in body["fields"])
+    task = {field["name"]: field for field in bodies["Task"]["fields"]}
+    assert bodies["Task"]["keyPrefix"] == "00T"
+    assert task["WhoId"]["referenceTo"] == ["Contact", "Lead"] and task["WhoId"]["polymorphicForeignKey"] is True
+    assert task["WhoId"]["relationshipName"] == "Who" and task["WhoId"]["nillable"] is True
+    assert task["Status"]["defaultValue"] == "Completed" and task["Status"]["defaultedOnCreate"] is True
+    assert task["IsClosed"]["createable"] is False
+    note = {field["name"]: field for field in bodies["Note"]["fields"]}
+    assert bodies["Note"]["keyPrefix"] == "002"
+    assert (note["ParentId"]["nillable"], note["ParentId"]["createable"], note["ParentId"]["updateable"]) == (
+        False, True, False
+    )
+    assert note["Title"]["length"] == 80 and note["Title"]["nameField"] is True
+    assert "LastActivityDate" not in note
+
+
+def test_tasks_and_notes_follow_their_person_through_conversion_and_deletion(sandbox: SalesforceSandbox) -> None:
+    async def go(client: httpx.AsyncClient) -> None:
+        lead_id = await create_record(client, "Lead", LastName="Park", Company="Orbit Media", Email="kai@orbit.io")
+        task_id = await create_record(client, "Task", WhoId=lead_id, Subject="TikTok comment")
+        note_id = await create_record(client, "Note", ParentId=lead_id, Title="Follows the brand")
+
+        converted = await client.patch(f"/__sandbox__/records/Lead/{lead_id}", json={"IsConverted": True})
+        contact_id = converted.json()["ConvertedContactId"]
+        assert (await client.get(f"{API_PREFIX}/sobjects/Task/{task_id}")).json()["WhoId"] == contact_id
+        assert (await client.get(f"{API_PREFIX}/sobjects/Note/{note_id}")).json()["ParentId"] == contact_id
+        on_converted = await client.post(f"{API_PREFIX}/sobjects/Task", json={"WhoId": lead_id})
+        assert on_converted.json()[0]["errorCode"] == "CANNOT_UPDATE_CONVERTED_LEAD"
+
+        # allOrNone: the bad id rolls the contact's deletion back, with its task and note.
+        rolled_back = await client.delete(
+            f"{API_PREFIX}/composite/sobjects",
+            params={"ids": f"{contact_id},{salesforce_id('003', 4242)}", "allOrNone": "true"},
+        )
+        assert [result["success"] for result in rolled_back.json()] == [False, False]
+        assert (await client.get(f"{API_PREFIX}/sobjects/Task/{task_id}")).status_code == 200
+        assert (await client.get(f"{API_PREFIX}/sobjects/Note/{note_id}")).status_code == 200
+
+        assert (await client.delete(f"{API_PREFIX}/sobjects/Contact/{contact_id}")).status_code == 204
+        assert (await client.get(f"{API_PREFIX}/sobjects/Task/{task_id}")).status_code == 404
+        assert (await client.get(f"{API_PREFIX}/sobjects/Note/{note_id}")).status_code == 404
+        on_deleted = await client.post(f"{API_PREFIX}/sobjects/Task", json={"WhoId": contact_id})
+        assert on_deleted.json() == [{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}]
+
+    with_api(sandbox, go)
+    assert (sandbox.summary()["Task"], sandbox.summary()["Note"]) == (0, 0)
+
+
 # -- describe ------------------------------------------------------------------------------------------------------
 def test_describe_matches_salesforce_json_schema_and_lists_custom_fields(sandbox: SalesforceSandbox) -> None:
     schema = json.loads(DESCRIBE_SCHEMA.read_text())
@@ -798,6 +1005,8 @@ def test_seeded_people_are_contacts_and_the_leads_also_leads() -> None:
     assert sandbox.summary() == {
         "Contact": 60,
         "Lead": sum(person.is_lead for person in people),
+        "Task": 0,
+        "Note": 0,
         "convertedLeads": 0,
     }
     person = people[0]

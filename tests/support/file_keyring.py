@@ -28,10 +28,10 @@ class FileKeyring(KeyringBackend):
         path: the file; ``CRM_TEST_KEYRING_FILE`` when not given.
     """
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self, path: str | Path | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         chosen = path if path is not None else os.environ.get(KEYRING_FILE_ENV)
         if not chosen:
             raise RuntimeError(f"the test file keyring needs {KEYRING_FILE_ENV} to name its file")

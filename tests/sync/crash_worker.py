@@ -1,19 +1,27 @@
-"""The crash drill: a worker process pushing contacts to a loopback sandbox CRM, killed with SIGKILL and restarted.
+"""The crash drill: worker processes pushing contacts to a loopback sandbox CRM, killed with SIGKILL and restarted.
 
-Run as ``python -m tests.sync.crash_worker DATA_DIR --integration NAME [--batch-size N]``: it opens the workspace
-in DATA_DIR (credentials from the keyring named by ``PYTHON_KEYRING_BACKEND``, in tests the file keyring of
-:mod:`tests.support.file_keyring`), prints ``ready`` once it is about to start the push, one ``progress`` line per
-batch, and a final ``result {json}`` line. Exit codes: 0 done, 75 another run holds the lock.
+``python -m tests.sync.crash_worker DATA_DIR [--integration NAME] [--batch-size N]`` pushes once: it opens the
+workspace in DATA_DIR (credentials from the keyring named by ``PYTHON_KEYRING_BACKEND``, in tests the file keyring
+of :mod:`tests.support.file_keyring`), prints ``ready`` just before the sync run starts, ``progress`` lines, and a
+final ``result {json}`` line. Exit codes: 0 done, 75 another run holds the lock.
+
+With ``--fork-server`` the same command becomes a launcher that loads the app's modules once and then, per
+``go NUMBER OUTFILE`` line on stdin, forks a worker that pushes once (its output in OUTFILE), prints
+``started NUMBER PID``, reaps it and prints ``exited NUMBER CODE``. Each worker is its own process with its own
+pid (the sync lock's owner), killed for real with SIGKILL; the fork only spares the drill a 2-4 s interpreter
+start per kill.
 
 :func:`run_drill` is the driver the crash-drill test and ``bench/crash_drill.py`` share: it serves a sandbox on real
-loopback from the calling process (so it outlives every worker), imports the contacts once, then starts the worker,
-kills it at seeded random moments, restarts it, and finally lets it finish and checks what the CRM holds.
+loopback from the calling process (so it outlives every worker), imports the contacts once, then starts workers,
+kills each at a seeded random moment, restarts, finally lets one finish, and checks what the CRM holds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import json
 import logging
 import os
@@ -22,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,9 +41,17 @@ logger = logging.getLogger(__name__)
 
 #: Exit code of a worker that found another run holding the integration's lock.
 EXIT_LOCKED = 75
-#: The repository root (the worker runs there so ``tests.*`` imports and the keyring backend resolve).
+#: The repository root (workers run there so ``tests.*`` and the keyring backend import).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTEGRATION_NAME = "drill"
+#: What a warm worker loads before waiting for ``go``.
+WARM_MODULES = (
+    "crm_desktop.app.workspace",
+    "crm_desktop.sync.engine",
+    "crm_desktop.providers.hubspot",
+    "crm_desktop.providers.salesforce",
+    "crm_desktop.providers.pipedrive",
+)
 
 
 # -- the worker process ------------------------------------------------------------------------------------------
@@ -55,19 +72,23 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
     try:
         integration = workspace.integrations.get(integration_name)
         adapter = workspace.crm.adapter_for(integration)
-        mappings = {RecordObject.CONTACT: workspace.sync.mappings(integration, RecordObject.CONTACT)}
+        mappings = workspace.sync.mappings(integration, RecordObject.CONTACT)
         try:
-            fields = await adapter.list_fields(RecordObject.CONTACT)
+            mappings = with_crm_lengths(mappings, await adapter.list_fields(RecordObject.CONTACT))
         except BaseException:
             await adapter.aclose()
             raise
-        mappings = {obj: with_crm_lengths(m, fields) for obj, m in mappings.items()}
 
         def progress(update: SyncProgress) -> None:
             _say(f"progress {update.phase} {update.done}")
 
         engine = SyncEngine(
-            workspace.sync.store, integration, adapter, mappings, batch_size=batch_size, progress=progress
+            workspace.sync.store,
+            integration,
+            adapter,
+            {RecordObject.CONTACT: mappings},
+            batch_size=batch_size,
+            progress=progress,
         )
         _say("ready")
         try:
@@ -82,6 +103,7 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
             "apiCalls": result.api_calls,
             "failures": result.failures[:20],
             "message": result.message,
+            "seconds": round(result.duration, 2),
         }
         _say("result " + json.dumps(summary))
         return 0
@@ -89,13 +111,47 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
         workspace.close()
 
 
+def serve_forks(data_dir: Path, integration_name: str, batch_size: int) -> int:
+    """The ``--fork-server`` launcher: fork one pushing worker per ``go NUMBER OUTFILE`` line, one at a time."""
+    for module in WARM_MODULES:
+        importlib.import_module(module)  # the slow part of a start, done once
+    _say("warm")
+    for line in sys.stdin:
+        parts = line.split()
+        if len(parts) != 3 or parts[0] != "go":
+            continue
+        number, out_path = parts[1], parts[2]
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                handle = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(handle, 1)
+                os.dup2(handle, 2)
+                os.close(handle)
+                code = asyncio.run(push_once(data_dir, integration_name, batch_size))
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _say(f"started {number} {pid}")
+        _, status = os.waitpid(pid, 0)
+        _say(f"exited {number} {os.waitstatus_to_exitcode(status)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="crash-drill worker: push a workspace's contacts once")
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--integration", default=INTEGRATION_NAME)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--fork-server", action="store_true", help="fork one worker per 'go N OUTFILE' on stdin")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.fork_server:
+        return serve_forks(args.data_dir, args.integration, args.batch_size)
     return asyncio.run(push_once(args.data_dir, args.integration, args.batch_size))
 
 
@@ -108,10 +164,10 @@ class DrillSettings:
         provider: ``hubspot``, ``salesforce`` or ``pipedrive``.
         contacts: local contacts to push.
         min_kills: kills before the worker may finish.
-        max_kills: kills at most (the drill keeps killing until both crash windows were hit, up to this).
+        max_kills: kills at most (past ``min_kills`` the drill keeps killing until both crash windows were hit).
         batch_size: records per push batch (small batches: more moments to die in).
         latency_ms: the sandbox's delay per request, so kills land while a batch is on the wire.
-        max_delay: a kill lands 0..max_delay seconds after the worker starts its run.
+        max_delay: each kill lands 0..max_delay seconds after the worker starts its run.
         seed: seeds the kill delays and the generated people.
         finish_timeout: seconds the last, uninterrupted run may take.
     """
@@ -133,12 +189,11 @@ class Kill:
 
     Attributes:
         delay: seconds between the worker's ``ready`` and the SIGKILL.
-        batches: progress lines the worker printed before dying.
-        pending_outbox: writes recorded as intended but not marked done (killed inside the outbox window).
-        landed_unlinked: contacts the CRM holds that the local store had not linked yet (the write landed, the
+        batches: batches the worker reported done before dying.
+        pending_outbox: writes recorded as intended and not marked done (killed inside the outbox window).
+        landed_unlinked: contacts the CRM holds that the local store had not linked (the write landed and the
             process died before recording it: the window where a resend could duplicate).
         linked: local contacts linked after the kill.
-        startup: seconds from starting the worker to its ``ready``.
     """
 
     delay: float
@@ -146,7 +201,6 @@ class Kill:
     pending_outbox: int
     landed_unlinked: int
     linked: int
-    startup: float
 
 
 @dataclass
@@ -158,16 +212,16 @@ class DrillReport:
         contacts: local contacts pushed.
         kills: every kill, in order.
         workers: worker processes started (kills + lock refusals + the finishing run).
-        final: the finishing run's summary line.
-        crm_records: records the CRM holds.
+        final: the finishing run's result line.
+        crm_records: contact records the CRM holds.
         duplicates: emails the CRM holds more than once, with their count.
         missing: local emails the CRM lacks.
         unexpected: CRM emails no local contact has.
         unlinked: local contacts without a link.
-        wrong_links: local contacts linked to a CRM id other than the CRM's record of their email.
+        wrong_links: local contacts linked to another CRM id than the CRM's record of their email.
         pending_outbox: writes still pending at the end.
         running_runs: runs still marked running at the end (killed runs nobody closed).
-        finish_seconds: wall time of the finishing run, from start to exit.
+        finish_seconds: wall time of the finishing run, from ``go`` to exit.
         seconds: wall time of the drill.
     """
 
@@ -194,7 +248,7 @@ class DrillReport:
 
     @property
     def ambiguous_kills(self) -> int:
-        """Kills after a write landed in the CRM but before the local store recorded it."""
+        """Kills after a write landed in the CRM and before the local store recorded it."""
         return sum(1 for k in self.kills if k.landed_unlinked)
 
     def to_json(self) -> dict[str, Any]:
@@ -206,16 +260,14 @@ class DrillReport:
 
 def crm_contacts(sandbox: Any) -> list[tuple[str, str]]:
     """(CRM id, lower-cased email) of every live contact a sandbox holds, read from its state (duplicates kept)."""
-    provider = sandbox.provider
-    if provider == "hubspot":
+    if sandbox.provider == "hubspot":
         records = list(sandbox._records["contacts"].values())
         return [(r.id, str(r.properties.get("email") or "").lower()) for r in records if not r.archived]
-    if provider == "salesforce":
+    if sandbox.provider == "salesforce":
         rows = list(sandbox.records["Contact"].items())
         return [(record_id, str(row.get("Email") or "").lower()) for record_id, row in rows]
-    persons = list(sandbox.persons.values())
     found = []
-    for person in persons:
+    for person in list(sandbox.persons.values()):
         primary = next((e for e in person.emails if e.get("primary")), person.emails[0] if person.emails else {})
         found.append((str(person.id), str(primary.get("value") or "").lower()))
     return found
@@ -234,27 +286,110 @@ def _new_sandbox(provider: str, latency_ms: float, seed: int) -> Any:
     return make_sandbox(provider, config)
 
 
-def _credentials(provider: str, sandbox: Any) -> dict[str, Any]:
-    credentials: dict[str, Any] = sandbox.credentials()
-    if provider == "pipedrive":
-        return {"apiToken": credentials["apiToken"]}
-    return credentials
-
-
 def _wait_for_quiet(sandbox: Any, timeout: float = 5.0) -> None:
     """Wait until the sandbox has answered every request a dead worker left in flight."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(entry.status for entry in list(sandbox.requests)[-200:]):
+        if all(entry.status for entry in list(sandbox.requests)[-500:]):
             return
         time.sleep(0.01)
 
 
-def _lines(path: Path) -> list[str]:
+def _read_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
+
+
+class _Launcher:
+    """The ``--fork-server`` process and the workers it forks, one at a time."""
+
+    def __init__(self, command: list[str], env: dict[str, str], work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.out_file = work_dir / "launcher.out"
+        self.err_file = work_dir / "launcher.err"
+        with self.out_file.open("wb") as out, self.err_file.open("wb") as err:
+            self.process = subprocess.Popen(
+                [*command, "--fork-server"], cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=out, stderr=err
+            )
+        self.pids: dict[int, int] = {}
+
+    def _line(self, prefix: str) -> str | None:
+        return next((line for line in _read_lines(self.out_file) if line.startswith(prefix)), None)
+
+    def _await(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while (line := self._line(prefix)) is None:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the drill's launcher died:\n{self.err_file.read_text(encoding='utf-8')[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the drill's launcher did not print {prefix.strip()!r} within {timeout:.0f} s")
+            time.sleep(0.002)
+        return line
+
+    def wait_warm(self, timeout: float = 120.0) -> None:
+        self._await("warm", timeout)
+
+    def output(self, number: int) -> Path:
+        return self.work_dir / f"worker-{number}.out"
+
+    def start(self, number: int) -> int:
+        """Fork worker ``number``; its pid."""
+        stdin = self.process.stdin
+        assert stdin is not None
+        stdin.write(f"go {number} {self.output(number)}\n".encode())
+        stdin.flush()
+        pid = int(self._await(f"started {number} ", 30).split()[2])
+        self.pids[number] = pid
+        return pid
+
+    def exit_code(self, number: int) -> int | None:
+        """The worker's exit code once the launcher reaped it (``-9``: killed)."""
+        line = self._line(f"exited {number} ")
+        return int(line.split()[2]) if line else None
+
+    def wait_exit(self, number: int, timeout: float) -> int:
+        return int(self._await(f"exited {number} ", timeout).split()[2])
+
+    def worker_lines(self, number: int) -> list[str]:
+        return _read_lines(self.output(number))
+
+    def wait_ready(self, number: int, timeout: float = 60.0) -> bool:
+        """Whether worker ``number`` printed ``ready`` (``False``: it exited first)."""
+        deadline = time.monotonic() + timeout
+        while "ready" not in self.worker_lines(number):
+            if self.exit_code(number) is not None:
+                return "ready" in self.worker_lines(number)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker {number} did not get ready within {timeout:.0f} s")
+            time.sleep(0.002)
+        return True
+
+    def kill(self, number: int) -> int:
+        """SIGKILL worker ``number`` and wait until the launcher reaped it (a zombie would look alive to the lock)."""
+        if self.exit_code(number) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pids[number], signal.SIGKILL)
+        return self.wait_exit(number, 30)
+
+    def close(self) -> None:
+        """Kill a worker left running (only when the drill itself failed), then end the launcher."""
+        for number, pid in self.pids.items():
+            if self.exit_code(number) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self.process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def errors(self, number: int) -> str:
+        return "\n".join(self.worker_lines(number))[-3000:]
 
 
 def run_drill(
@@ -278,139 +413,126 @@ def run_drill(
     data_dir = work_dir / "workspace"
     keyring_file = work_dir / "keyring.json"
     report = DrillReport(settings.provider, settings.contacts)
+    provider = Provider(settings.provider)
     sandbox = _new_sandbox(settings.provider, settings.latency_ms, settings.seed)
-    with SandboxServer([sandbox]):
-        workspace = Workspace.open(data_dir, vault=Vault(FileKeyring(keyring_file)))
-        try:
-            provider = Provider(settings.provider)
-            integration = workspace.integrations.add(
-                Integration(
-                    provider=provider,
-                    name=INTEGRATION_NAME,
-                    base_url=sandbox.base_url,
-                    domain="sandbox" if provider is Provider.PIPEDRIVE else None,
-                ),
-                _credentials(settings.provider, sandbox),
-            )
-            people = generate_people(settings.contacts, settings.seed)
-            workspace.contacts.save_many(
-                Contact(
-                    email=p.email,
-                    first_name=p.first_name,
-                    last_name=p.last_name,
-                    company=p.company,
-                    phone=p.phone,
-                    social_profiles=p.social_profiles,
+    people = generate_people(settings.contacts, settings.seed)
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": BACKEND_NAME, KEYRING_FILE_ENV: str(keyring_file)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env.pop("CRM_DESKTOP_DB_URL", None)
+    command = [
+        sys.executable, "-m", "tests.sync.crash_worker", str(data_dir),
+        "--integration", INTEGRATION_NAME, "--batch-size", str(settings.batch_size),
+    ]
+    # Started first: it loads the app's modules while the sandbox and the contacts are set up.
+    launcher = _Launcher(command, env, work_dir)
+    try:
+        with SandboxServer([sandbox]):
+            workspace = Workspace.open(data_dir, vault=Vault(FileKeyring(keyring_file)))
+            try:
+                credentials = sandbox.credentials()
+                if provider is Provider.PIPEDRIVE:
+                    credentials = {"apiToken": credentials["apiToken"]}
+                integration = workspace.integrations.add(
+                    Integration(
+                        provider=provider,
+                        name=INTEGRATION_NAME,
+                        base_url=sandbox.base_url,
+                        domain="sandbox" if provider is Provider.PIPEDRIVE else None,
+                    ),
+                    credentials,
                 )
-                for p in people
-            )
-            database_url = workspace.paths.database_url
-        finally:
-            workspace.close()
-        assert integration.id is not None
-        integration_id = integration.id
-        database = Database(database_url)
-        store = SyncStore(database)
-        try:
-            local = store.local_by_emails(RecordObject.CONTACT, [p.email for p in people])
-            ids_by_email = {email: record.id for email, record in local.items()}
-            env = {
-                **os.environ,
-                "PYTHON_KEYRING_BACKEND": BACKEND_NAME,
-                KEYRING_FILE_ENV: str(keyring_file),
-                "PYTHONPATH": str(REPO_ROOT),
-            }
-            env.pop("CRM_DESKTOP_DB_URL", None)
-            command = [
-                sys.executable, "-m", "tests.sync.crash_worker", str(data_dir),
-                "--integration", INTEGRATION_NAME, "--batch-size", str(settings.batch_size),
-            ]
-
-            def linked_emails() -> dict[str, str]:
-                links = store.links_for_local(integration_id, RecordObject.CONTACT, list(ids_by_email.values()))
-                return {email: links[i].crm_id for email, i in ids_by_email.items() if i in links}
-
-            def windows_hit() -> bool:
-                return report.outbox_kills > 0 and report.ambiguous_kills > 0
-
-            while True:
-                report.workers += 1
-                number = report.workers
-                out_file, err_file = work_dir / f"worker-{number}.out", work_dir / f"worker-{number}.err"
-                spawned = time.monotonic()
-                with out_file.open("wb") as out, err_file.open("wb") as err:
-                    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=err)
-                try:
-                    deadline = time.monotonic() + 60
-                    while "ready" not in _lines(out_file) and process.poll() is None:
-                        if time.monotonic() > deadline:
-                            raise RuntimeError(f"worker {number} did not get ready within 60 s")
-                        time.sleep(0.005)
-                    startup = time.monotonic() - spawned
-                    want_kill = len(report.kills) < settings.min_kills or (
-                        not windows_hit() and len(report.kills) < settings.max_kills
+                workspace.contacts.save_many(
+                    Contact(
+                        email=p.email,
+                        first_name=p.first_name,
+                        last_name=p.last_name,
+                        company=p.company,
+                        phone=p.phone,
+                        social_profiles=p.social_profiles,
                     )
-                    if want_kill and process.poll() is None:
+                    for p in people
+                )
+                database_url = workspace.paths.database_url
+            finally:
+                workspace.close()
+            assert integration.id is not None
+            integration_id = integration.id
+            database = Database(database_url)
+            store = SyncStore(database)
+            try:
+                ids_by_email = {
+                    email: record.id
+                    for email, record in store.local_by_emails(RecordObject.CONTACT, [p.email for p in people]).items()
+                }
+
+                def linked_emails() -> dict[str, str]:
+                    links = store.links_for_local(integration_id, RecordObject.CONTACT, list(ids_by_email.values()))
+                    return {email: links[i].crm_id for email, i in ids_by_email.items() if i in links}
+
+                def more_kills() -> bool:
+                    if len(report.kills) < settings.min_kills:
+                        return True
+                    both_windows = report.outbox_kills > 0 and report.ambiguous_kills > 0
+                    return not both_windows and len(report.kills) < settings.max_kills
+
+                launcher.wait_warm()
+                while True:
+                    report.workers += 1
+                    number = report.workers
+                    started_at = time.monotonic()
+                    launcher.start(number)
+                    if launcher.wait_ready(number) and more_kills():
                         delay = rng.uniform(0.0, settings.max_delay)
-                        try:
-                            process.wait(delay)
-                        except subprocess.TimeoutExpired:
-                            process.send_signal(signal.SIGKILL)
-                            process.wait()  # reap it: a zombie would still look alive to the lock's owner check
+                        ready_at = time.monotonic()
+                        while launcher.exit_code(number) is None and time.monotonic() - ready_at < delay:
+                            time.sleep(0.002)
+                        if launcher.exit_code(number) is None:
+                            launcher.kill(number)
                             _wait_for_quiet(sandbox)
-                            crm_emails = {email for _, email in crm_contacts(sandbox)}
                             linked = linked_emails()
                             kill = Kill(
                                 delay=round(delay, 3),
-                                batches=sum(1 for line in _lines(out_file) if line.startswith("progress")),
+                                batches=sum(1 for line in launcher.worker_lines(number) if line.startswith("progress")),
                                 pending_outbox=len(store.pending_outbox(integration_id, RecordObject.CONTACT)),
-                                landed_unlinked=len(crm_emails - set(linked)),
+                                landed_unlinked=len({email for _, email in crm_contacts(sandbox)} - set(linked)),
                                 linked=len(linked),
-                                startup=round(startup, 2),
                             )
                             report.kills.append(kill)
                             say(f"kill {len(report.kills):>2}: {asdict(kill)}")
                             continue
-                    process.wait(settings.finish_timeout)
-                finally:
-                    if process.poll() is None:
-                        process.kill()
-                        process.wait()
-                lines = _lines(out_file)
-                if process.returncode == EXIT_LOCKED:
-                    say(f"worker {number}: lock still held; starting again")
-                    continue
-                if process.returncode != 0:
-                    errors = err_file.read_text(encoding="utf-8")[-3000:]
-                    raise RuntimeError(f"worker {number} exited with {process.returncode}:\n{errors}")
-                result = next((line for line in reversed(lines) if line.startswith("result ")), None)
-                if result is None:
-                    raise RuntimeError(f"worker {number} printed no result")
-                # Done: the finishing run, or a run that completed the push before its kill was due.
-                report.final = json.loads(result.removeprefix("result "))
-                report.finish_seconds = round(time.monotonic() - spawned, 1)
-                break
-
-            _wait_for_quiet(sandbox)
-            records = crm_contacts(sandbox)
-            counts = Counter(email for _, email in records)
-            ids_by_crm_email = {email: crm_id for crm_id, email in records}
-            local_emails = set(ids_by_email)
-            linked = linked_emails()
-            report.crm_records = len(records)
-            report.duplicates = {email: n for email, n in counts.items() if n > 1}
-            report.missing = sorted(local_emails - set(counts))
-            report.unexpected = sorted(set(counts) - local_emails)
-            report.unlinked = sorted(local_emails - set(linked))
-            report.wrong_links = sorted(
-                email for email, crm_id in linked.items() if ids_by_crm_email.get(email) != crm_id
-            )
-            report.pending_outbox = len(store.pending_outbox(integration_id, RecordObject.CONTACT))
-            report.running_runs = sum(
-                1 for run in store.list_runs(integration_id, limit=1000) if run.status is SyncRunStatus.RUNNING
-            )
-        finally:
-            database.close()
+                    code = launcher.wait_exit(number, settings.finish_timeout)
+                    if code == EXIT_LOCKED:
+                        say(f"worker {number}: the lock was still held; starting another")
+                        continue
+                    if code != 0:
+                        raise RuntimeError(f"worker {number} exited with {code}:\n{launcher.errors(number)}")
+                    lines = launcher.worker_lines(number)
+                    result = next((line for line in reversed(lines) if line.startswith("result ")), None)
+                    if result is None:
+                        raise RuntimeError(f"worker {number} printed no result:\n{launcher.errors(number)}")
+                    # The finishing run, or one that completed the push before its kill was due.
+                    report.final = json.loads(result.removeprefix("result "))
+                    report.finish_seconds = round(time.monotonic() - started_at, 1)
+                    break
+                _wait_for_quiet(sandbox)
+                records = crm_contacts(sandbox)
+                counts = Counter(email for _, email in records)
+                crm_id_of = {email: crm_id for crm_id, email in records}
+                linked = linked_emails()
+                report.crm_records = len(records)
+                report.duplicates = {email: n for email, n in counts.items() if n > 1}
+                report.missing = sorted(set(ids_by_email) - set(counts))
+                report.unexpected = sorted(set(counts) - set(ids_by_email))
+                report.unlinked = sorted(set(ids_by_email) - set(linked))
+                report.wrong_links = sorted(email for email, crm_id in linked.items() if crm_id_of.get(email) != crm_id)
+                report.pending_outbox = len(store.pending_outbox(integration_id, RecordObject.CONTACT))
+                report.running_runs = sum(
+                    1 for run in store.list_runs(integration_id, limit=1000) if run.status is SyncRunStatus.RUNNING
+                )
+            finally:
+                database.close()
+    finally:
+        launcher.close()
     report.seconds = round(time.monotonic() - started, 1)
     return report
 

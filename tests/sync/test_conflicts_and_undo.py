@@ -170,6 +170,28 @@ async def test_resolving_a_conflict_applies_it_to_both_sides(
 
 
 @scenario
+async def test_a_typed_blank_clears_the_field_on_both_sides(hubspot: SyncBench) -> None:
+    conflict_id = await manual_conflict(hubspot)
+    assert await hubspot.service.resolve(conflict_id, value="  ") is None
+    assert hubspot.contact(EMAIL).company is None
+    assert not await hubspot.crm_value(EMAIL, "company")
+    mark = hubspot.mark()
+    await hubspot.sync()
+    assert hubspot.writes_since(mark) == []
+    assert hubspot.contact(EMAIL).company is None
+
+
+@scenario
+async def test_resolving_keeps_other_local_edits_waiting_to_be_pushed(hubspot: SyncBench) -> None:
+    conflict_id = await manual_conflict(hubspot)
+    hubspot.change(EMAIL, first_name="Augusta")  # edited after the conflict, not pushed yet
+    await hubspot.service.resolve(conflict_id, take="crm")
+    await hubspot.sync()
+    assert await hubspot.crm_value(EMAIL, "firstName") == "Augusta"
+    assert await hubspot.crm_value(EMAIL, "company") == "CRM Co"
+
+
+@scenario
 async def test_undo_restores_the_previous_values_on_both_sides(hubspot: SyncBench) -> None:
     await seed(hubspot)
     await hubspot.edit(hubspot.link(EMAIL).crm_id, {"firstname": "Grace"})  # pulled by the run

@@ -16,7 +16,7 @@ from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, SyncLockRow, SyncRunStatus, utcnow
 from crm_desktop.sync.engine import SyncAlreadyRunning
-from tests.sync.conftest import SyncBench, open_bench, person, scenario
+from tests.sync.conftest import SEARCHES_PER_SECOND, SyncBench, open_bench, person, scenario
 
 EMAILS = [f"person{n}@example.com" for n in (1, 2, 3)]
 
@@ -128,9 +128,9 @@ async def test_the_write_body_holds_only_the_changed_field(hubspot: SyncBench) -
 
 
 @scenario
-async def test_crm_only_contacts_are_pulled_once(tmp_path: Path) -> None:
-    sandbox = HubSpotSandbox(SandboxConfig(contacts=6, seed=3))
-    bench = open_bench(Provider.HUBSPOT, tmp_path / "ws", sandbox)
+async def test_crm_only_contacts_are_pulled_once(data_dir: Path) -> None:
+    sandbox = HubSpotSandbox(SandboxConfig(contacts=6, seed=3), search_per_second_limit=SEARCHES_PER_SECOND)
+    bench = open_bench(Provider.HUBSPOT, data_dir, sandbox)
     try:
         first = await bench.sync()
         assert first.status is SyncRunStatus.SUCCEEDED, first.failures

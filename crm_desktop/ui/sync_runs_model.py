@@ -1,0 +1,345 @@
+"""Table models of the Sync Monitor: the run history (paged with fetchMore) and one run's per-record log."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+
+from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow
+from crm_desktop.ui.wording import (
+    ERROR_CATEGORY_NAMES,
+    OUTCOME_NAMES,
+    RUN_DIRECTION_NAMES,
+    RUN_STATUS_NAMES,
+    TRIGGER_NAMES,
+    duration_text,
+    local_time,
+    named,
+)
+
+logger = logging.getLogger(__name__)
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+#: Loads the newest runs, at most ``limit`` of them, newest first.
+RunsLoader = Callable[[int], Sequence[SyncRunRow]]
+#: The integrations' names by id (a removed integration's runs go with it).
+NamesLoader = Callable[[], dict[int, str]]
+
+_STATUS_COLOURS = {
+    "succeeded": QColor("#15803d"),
+    "partial": QColor("#b45309"),
+    "failed": QColor("#b91c1c"),
+    "cancelled": QColor("#64748b"),
+    "running": QColor("#1d4ed8"),
+}
+_MUTED = QColor("#64748b")
+_FAILED = QColor("#b91c1c")
+
+
+class RunColumn(IntEnum):
+    """The columns of the run history, in order."""
+
+    STARTED = 0
+    INTEGRATION = 1
+    TRIGGER = 2
+    DIRECTION = 3
+    STATUS = 4
+    CREATED = 5
+    UPDATED = 6
+    UNCHANGED = 7
+    FAILED = 8
+    CONFLICTS = 9
+    API_CALLS = 10
+    DURATION = 11
+
+    @property
+    def title(self) -> str:
+        """The column's header."""
+        return _RUN_TITLES[self]
+
+
+_RUN_TITLES: dict[RunColumn, str] = {
+    RunColumn.STARTED: "Started",
+    RunColumn.INTEGRATION: "Integration",
+    RunColumn.TRIGGER: "Trigger",
+    RunColumn.DIRECTION: "Direction",
+    RunColumn.STATUS: "Status",
+    RunColumn.CREATED: "Created",
+    RunColumn.UPDATED: "Updated",
+    RunColumn.UNCHANGED: "Unchanged",
+    RunColumn.FAILED: "Failed",
+    RunColumn.CONFLICTS: "Conflicts",
+    RunColumn.API_CALLS: "API calls",
+    RunColumn.DURATION: "Duration",
+}
+
+_COUNT_ATTRIBUTES: dict[RunColumn, str] = {
+    RunColumn.CREATED: "created",
+    RunColumn.UPDATED: "updated",
+    RunColumn.UNCHANGED: "unchanged",
+    RunColumn.FAILED: "failed",
+    RunColumn.CONFLICTS: "conflicts",
+    RunColumn.API_CALLS: "api_calls",
+}
+
+
+def run_status(run: SyncRunRow) -> str:
+    """The run's status value (``running``, ``succeeded``...)."""
+    return str(getattr(run.status, "value", run.status))
+
+
+def run_seconds(run: SyncRunRow) -> float | None:
+    """How long a finished run took; ``None`` while it runs."""
+    if run.finished_at is None:
+        return None
+    return (run.finished_at - run.started_at).total_seconds()
+
+
+class SyncRunsTableModel(QAbstractTableModel):
+    """Sync runs, newest first, with named columns (:class:`RunColumn`); older runs arrive page by page.
+
+    ``RunRole`` on any cell gives the row's run. The model reads through two callables, so it is tested
+    without a view and without Qt's item views deciding when to fetch.
+
+    Attributes:
+        page_size: how many runs each fetch adds.
+    """
+
+    RunRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(
+        self, load_runs: RunsLoader, load_names: NamesLoader, page_size: int = 50, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self._load_runs = load_runs
+        self._load_names = load_names
+        self.page_size = page_size
+        self._runs: list[SyncRunRow] = []
+        self._names: dict[int, str] = {}
+        self._more = False
+
+    # -- loading
+
+    def refresh(self) -> None:
+        """Re-read the runs shown so far (at least one page): new runs are inserted on top, changed ones updated.
+
+        Rows already shown keep their place (and the view its selection) unless runs disappeared, e.g. with
+        a removed integration; then the model is reset.
+        """
+        shown = max(self.page_size, len(self._runs))
+        # Read a page beyond what is shown: room for runs started since, and to know whether older ones exist.
+        runs = list(self._load_runs(shown + self.page_size + 1))
+        self._names = self._load_names()
+        old_ids = [run.id for run in self._runs]
+        new_ids = [run.id for run in runs]
+        if old_ids and old_ids[0] in new_ids:
+            added = new_ids.index(old_ids[0])
+            if new_ids[added : added + len(old_ids)] == old_ids:
+                if added:
+                    self.beginInsertRows(QModelIndex(), 0, added - 1)
+                    self._runs[:0] = runs[:added]
+                    self.endInsertRows()
+                self._runs[added:] = runs[added : added + len(old_ids)]
+                self.dataChanged.emit(self.index(0, 0), self.index(len(self._runs) - 1, len(RunColumn) - 1))
+                self._more = len(runs) > len(self._runs)
+                return
+        self.beginResetModel()
+        self._runs = runs[:shown]
+        self._more = len(runs) > shown
+        self.endResetModel()
+
+    def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008 (Qt's own signature)
+        """Whether older runs exist beyond those loaded."""
+        return not parent.isValid() and self._more
+
+    def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
+        """Append the next page of older runs."""
+        if parent.isValid() or not self._more:
+            return
+        wanted = len(self._runs) + self.page_size
+        runs = list(self._load_runs(wanted + 1))
+        oldest = min((run.id for run in self._runs), default=None)
+        older = [run for run in runs if oldest is None or run.id < oldest][: self.page_size]
+        self._more = len(runs) > wanted
+        if not older:
+            self._more = False
+            return
+        first = len(self._runs)
+        self.beginInsertRows(QModelIndex(), first, first + len(older) - 1)
+        self._runs.extend(older)
+        self.endInsertRows()
+        logger.debug("loaded %d older runs (%d shown)", len(older), len(self._runs))
+
+    # -- reading
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """How many runs are loaded."""
+        return 0 if parent.isValid() else len(self._runs)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """How many columns."""
+        return 0 if parent.isValid() else len(RunColumn)
+
+    def run_at(self, row: int) -> SyncRunRow:
+        """The run at ``row`` (raises ``IndexError``)."""
+        return self._runs[row]
+
+    def row_of(self, run_id: int) -> int | None:
+        """The row showing run ``run_id``, if it is loaded."""
+        for number, run in enumerate(self._runs):
+            if run.id == run_id:
+                return number
+        return None
+
+    def integration_name(self, run: SyncRunRow) -> str:
+        """The name of the run's integration."""
+        return self._names.get(run.integration_id, f"integration {run.integration_id}")
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Column titles across the top."""
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(RunColumn):
+            if role == Qt.ItemDataRole.DisplayRole:
+                return RunColumn(section).title
+            if role == Qt.ItemDataRole.TextAlignmentRole and RunColumn(section) in _COUNT_ATTRIBUTES:
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Each cell's text, alignment, colour and tooltip; the run itself under ``RunRole``."""
+        if not index.isValid() or not 0 <= index.row() < len(self._runs):
+            return None
+        run = self._runs[index.row()]
+        column = RunColumn(index.column())
+        if role == self.RunRole:
+            return run
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(run, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in _COUNT_ATTRIBUTES:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if column is RunColumn.STATUS:
+                return QBrush(_STATUS_COLOURS.get(run_status(run), _MUTED))
+            if column is RunColumn.FAILED and run.failed:
+                return QBrush(_FAILED)
+            return None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column is RunColumn.STARTED:
+                return f"Started {local_time(run.started_at, seconds=True)}, finished {local_time(run.finished_at, seconds=True)}"
+            if column is RunColumn.STATUS and run.message:
+                return run.message
+        return None
+
+    def _display(self, run: SyncRunRow, column: RunColumn) -> str | int:
+        match column:
+            case RunColumn.STARTED:
+                return local_time(run.started_at)
+            case RunColumn.INTEGRATION:
+                return self.integration_name(run)
+            case RunColumn.TRIGGER:
+                return named(TRIGGER_NAMES, run.trigger)
+            case RunColumn.DIRECTION:
+                return named(RUN_DIRECTION_NAMES, run.direction)
+            case RunColumn.STATUS:
+                return named(RUN_STATUS_NAMES, run.status)
+            case RunColumn.DURATION:
+                seconds = run_seconds(run)
+                return "running…" if seconds is None else duration_text(seconds)
+            case _:
+                return int(getattr(run, _COUNT_ATTRIBUTES[column]) or 0)
+
+
+class LogColumn(IntEnum):
+    """The columns of one run's record log, in order."""
+
+    OBJECT = 0
+    RECORD = 1
+    OUTCOME = 2
+    ERROR = 3
+    MESSAGE = 4
+
+    @property
+    def title(self) -> str:
+        """The column's header."""
+        return _LOG_TITLES[self]
+
+
+_LOG_TITLES: dict[LogColumn, str] = {
+    LogColumn.OBJECT: "Object",
+    LogColumn.RECORD: "Record",
+    LogColumn.OUTCOME: "Outcome",
+    LogColumn.ERROR: "Error category",
+    LogColumn.MESSAGE: "Message",
+}
+
+#: Failed records first, then conflicts and skips, then the rest: what needs a look comes first.
+_OUTCOME_ORDER = {"failed": 0, "conflict": 1, "skipped": 2}
+
+
+class RecordLogTableModel(QAbstractTableModel):
+    """One run's per-record outcomes, failures first, with named columns (:class:`LogColumn`)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[SyncRecordLogRow] = []
+
+    def show_log(self, rows: Sequence[SyncRecordLogRow]) -> None:
+        """Show these log rows (failures first, then in the order they happened)."""
+        ordered = sorted(rows, key=lambda r: (_OUTCOME_ORDER.get(str(r.outcome), 3), r.id or 0))
+        self.beginResetModel()
+        self._rows = ordered
+        self.endResetModel()
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self.show_log([])
+
+    def log_row(self, row: int) -> SyncRecordLogRow:
+        """The log row at ``row`` (raises ``IndexError``)."""
+        return self._rows[row]
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """How many records the run logged."""
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """How many columns."""
+        return 0 if parent.isValid() else len(LogColumn)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Column titles across the top."""
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            if 0 <= section < len(LogColumn):
+                return LogColumn(section).title
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Each cell's text; failed outcomes in red; the full message as tooltip."""
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        column = LogColumn(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            match column:
+                case LogColumn.OBJECT:
+                    return str(row.object).capitalize()
+                case LogColumn.RECORD:
+                    return row.record_key
+                case LogColumn.OUTCOME:
+                    return named(OUTCOME_NAMES, row.outcome)
+                case LogColumn.ERROR:
+                    return named(ERROR_CATEGORY_NAMES, row.error_category) if row.error_category else ""
+                case LogColumn.MESSAGE:
+                    return row.message or ""
+        if role == Qt.ItemDataRole.ToolTipRole and column is LogColumn.MESSAGE and row.message:
+            return row.message
+        if role == Qt.ItemDataRole.ForegroundRole and str(row.outcome) == "failed":
+            return QBrush(_FAILED)
+        return None

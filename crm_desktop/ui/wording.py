@@ -1,0 +1,161 @@
+"""How the panels word sync facts for the marketer: statuses, triggers, times, durations, counts and errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from crm_desktop.app.crm_actions import ConnectionInfo
+from crm_desktop.app.errors import (
+    CredentialsError,
+    InvalidRecordError,
+    NotFoundError,
+    ProviderError,
+    StoreError,
+    VaultError,
+)
+from crm_desktop.app.sync_service import SyncResult, SyncTrigger
+from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
+
+logger = logging.getLogger(__name__)
+
+TRIGGER_NAMES: dict[str, str] = {
+    SyncTrigger.MANUAL: "Manual",
+    SyncTrigger.SCHEDULED: "Scheduled",
+    SyncTrigger.AUTO: "Automatic",
+    SyncTrigger.CLI: "Command line",
+}
+
+#: A run's direction as stored (``SyncDirectionChoice`` values, or ``undo`` for an undo's own run).
+RUN_DIRECTION_NAMES: dict[str, str] = {
+    "both": "Two-way",
+    "push": "Push",
+    "pull": "Pull",
+    "push_new": "Push new",
+    "undo": "Undo",
+}
+
+RUN_STATUS_NAMES: dict[str, str] = {
+    "running": "Running",
+    "succeeded": "Succeeded",
+    "partial": "Partly done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+OUTCOME_NAMES: dict[str, str] = {
+    RecordOutcome.CREATED: "Created",
+    RecordOutcome.UPDATED: "Updated",
+    RecordOutcome.UNCHANGED: "Unchanged",
+    RecordOutcome.FAILED: "Failed",
+    RecordOutcome.CONFLICT: "Conflict",
+    RecordOutcome.SKIPPED: "Skipped",
+}
+
+ERROR_CATEGORY_NAMES: dict[str, str] = {
+    ErrorCategory.AUTH: "Sign-in",
+    ErrorCategory.RATE_LIMIT: "Rate limit",
+    ErrorCategory.VALIDATION: "Invalid record",
+    ErrorCategory.DUPLICATE: "Duplicate",
+    ErrorCategory.NOT_FOUND: "Not found",
+    ErrorCategory.NETWORK: "Network",
+    ErrorCategory.SERVER: "CRM server",
+}
+
+#: Errors whose message is written for the user; anything else is a bug and is logged with its traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    ProviderError,
+    VaultError,
+    NotFoundError,
+    StoreError,
+    CredentialsError,
+    InvalidRecordError,
+    ValueError,
+    OSError,
+)
+
+
+def named(names: Mapping[str, str], value: object) -> str:
+    """The marketer's word for an enum value, or the value itself when it has none."""
+    text = str(getattr(value, "value", value))
+    return names.get(text, text.replace("_", " ").capitalize())
+
+
+def local_time(moment: datetime | None, *, seconds: bool = False) -> str:
+    """A stored (UTC) time in the computer's zone, e.g. ``2025-03-14 09:26``; ``—`` when unknown."""
+    if moment is None:
+        return "—"
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def duration_text(seconds: float | None) -> str:
+    """A run's length as people say it: ``0.4 s``, ``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    if seconds is None:
+        return "—"
+    seconds = max(seconds, 0.0)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """``3 created, 1 updated, 40 unchanged, 0 failed, 1 conflict``."""
+    conflicts = counts.get("conflicts", 0)
+    return (
+        f"{counts.get('created', 0)} created, {counts.get('updated', 0)} updated, "
+        f"{counts.get('unchanged', 0)} unchanged, {counts.get('failed', 0)} failed, "
+        f"{conflicts} conflict{'' if conflicts == 1 else 's'}"
+    )
+
+
+def result_sentence(name: str, result: SyncResult) -> str:
+    """One sentence for a finished run: what it did, or why it stopped."""
+    status = str(getattr(result.status, "value", result.status))
+    calls = f"{result.api_calls} API call{'' if result.api_calls == 1 else 's'}, {duration_text(result.duration)}"
+    if status == "failed":
+        return f"Sync of “{name}” failed: {result.message or 'see the run for details'}."
+    sentence = f"Synced “{name}”: {counts_text(result.counts)} ({calls})."
+    if status == "partial":
+        sentence += f" Stopped early: {result.message}." if result.message else " Some records failed."
+    return sentence
+
+
+def error_sentence(action: str, error: BaseException) -> str:
+    """``<action> failed: <why>.``; an unexpected error (a bug) is logged with its traceback."""
+    if not isinstance(error, EXPECTED_ERRORS):
+        logger.error("%s failed unexpectedly", action, exc_info=error)
+    reason = str(error).strip().rstrip(".") or type(error).__name__
+    return f"{action} failed: {reason}."
+
+
+def quota_text(info: ConnectionInfo) -> str:
+    """The API budget left, as far as the CRM tells."""
+    quota = info.quota
+    if quota is None:
+        return "not reported"
+    parts = []
+    if quota.remaining is not None:
+        parts.append(f"{quota.remaining:,} calls left" + (f" of {quota.limit:,}" if quota.limit is not None else ""))
+    elif quota.used is not None and quota.limit is not None:
+        parts.append(f"{quota.limit - quota.used:,} calls left of {quota.limit:,}")
+    if quota.window_remaining is not None:
+        parts.append(f"{quota.window_remaining:,} left in the burst window")
+    return ", ".join(parts) or "not reported"
+
+
+def connection_sentence(info: ConnectionInfo) -> str:
+    """What a successful connection test found: account, user, scopes and quota."""
+    scopes = ", ".join(info.scopes) if info.scopes else "not reported"
+    return (
+        f"Connected to {info.account} as {info.user}.\n"
+        f"Scopes: {scopes}.\n"
+        f"API budget: {quota_text(info)}."
+    )

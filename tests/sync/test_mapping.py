@@ -1,0 +1,93 @@
+"""Mapping validation against each CRM sandbox's live field list."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.domain.models import Provider
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.store.models import FieldDirection
+from crm_desktop.sync.mapping import FieldMapping
+from tests.sync.conftest import SyncBench, open_bench, scenario
+
+
+def remap(bench: SyncBench, local_field: str, crm_field: str, obj: RecordObject = RecordObject.CONTACT,
+          direction: FieldDirection = FieldDirection.TWO_WAY) -> None:
+    """Point one local field at another CRM field (adding the mapping when it is new)."""
+    mappings = [m for m in bench.mappings(obj) if m.local_field != local_field]
+    mappings.append(FieldMapping(local_field, crm_field, direction))
+    bench.service.save_mappings(bench.integration, obj, mappings)
+
+
+@pytest.mark.parametrize("obj", list(RecordObject), ids=lambda o: o.value)
+@scenario
+async def test_the_default_mappings_fit_each_crm(any_crm: SyncBench, obj: RecordObject) -> None:
+    assert await any_crm.service.check_mappings(any_crm.name, obj) == []
+
+
+@scenario
+async def test_a_missing_crm_field_is_named(hubspot: SyncBench) -> None:
+    remap(hubspot, "tiktokUsername", "tiktok_handle")
+    problems = await hubspot.service.check_mappings(hubspot.name, RecordObject.CONTACT)
+    assert [(p.local_field, p.crm_field) for p in problems] == [("tiktokUsername", "tiktok_handle")]
+    assert "no such field" in problems[0].reason
+    assert "tiktokUsername -> tiktok_handle" in str(problems[0])
+
+
+@scenario
+async def test_text_into_a_number_field_is_a_type_mismatch(hubspot: SyncBench) -> None:
+    remap(hubspot, "company", "social_followers")
+    [problem] = await hubspot.service.check_mappings(hubspot.name, RecordObject.CONTACT)
+    assert problem.local_field == "company"
+    assert "numbers" in problem.reason and "text" in problem.reason
+
+
+@scenario
+async def test_a_read_only_crm_field_must_be_pull_only(hubspot: SyncBench) -> None:
+    remap(hubspot, "custom.hubspot_id", "hs_object_id")
+    [problem] = await hubspot.service.check_mappings(hubspot.name, RecordObject.CONTACT)
+    assert "read-only" in problem.reason
+    remap(hubspot, "custom.hubspot_id", "lastmodifieddate", direction=FieldDirection.PULL_ONLY)
+    assert await hubspot.service.check_mappings(hubspot.name, RecordObject.CONTACT) == []
+
+
+@scenario
+async def test_a_computed_field_cannot_be_pulled(hubspot: SyncBench) -> None:
+    mappings = [
+        replace(m, direction=FieldDirection.TWO_WAY) if m.local_field == "socialFollowers" else m
+        for m in hubspot.mappings()
+    ]
+    hubspot.service.save_mappings(hubspot.integration, RecordObject.CONTACT, mappings)
+    [problem] = await hubspot.service.check_mappings(hubspot.name, RecordObject.CONTACT)
+    assert problem.local_field == "socialFollowers"
+    assert "only be pushed" in problem.reason
+
+
+@pytest.mark.parametrize("any_crm", [Provider.SALESFORCE], indirect=True, ids=lambda p: p.value)
+@scenario
+async def test_a_number_into_a_checkbox_is_a_type_mismatch(any_crm: SyncBench) -> None:
+    remap(any_crm, "socialEngagementScore", "HasOptedOutOfEmail", direction=FieldDirection.PUSH_ONLY)
+    [problem] = await any_crm.service.check_mappings(any_crm.name, RecordObject.CONTACT)
+    assert problem.local_field == "socialEngagementScore"
+    assert "cannot hold a number" in problem.reason and "boolean" in problem.reason
+
+
+@scenario
+async def test_salesforce_without_the_social_fields_names_each_one(data_dir: Path) -> None:
+    sandbox = SalesforceSandbox(SandboxConfig())
+    sandbox.set_custom_fields([])
+    bench = open_bench(Provider.SALESFORCE, data_dir, sandbox)
+    try:
+        problems = await bench.service.check_mappings(bench.name, RecordObject.CONTACT)
+    finally:
+        bench.workspace.close()
+    assert {p.crm_field for p in problems} == {
+        "twitter_username__c", "instagram_username__c", "linkedin_url__c",
+        "social_followers__c", "social_engagement_score__c",
+    }
+    assert all("no such field" in p.reason for p in problems)
