@@ -102,7 +102,7 @@ def test_usage_and_configuration_errors_exit_2(
         code = main(argv)
     except SystemExit as exc:  # argparse usage errors
         code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert code == ExitCode.USAGE
     assert message in err
     assert "tok-secret-value" not in err

@@ -18,6 +18,8 @@ from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["ConnectionInfo", "CrmActions", "CrmRecord", "PushReport", "RecordResult"]
+
 
 @dataclass
 class PushReport:

@@ -45,6 +45,7 @@ __all__ = [
     "FieldDirection",
     "ImportReport",
     "SyncDirectionChoice",
+    "SyncRecordLogRow",
     "SyncResult",
     "SyncRunRow",
     "SyncService",

@@ -6,8 +6,9 @@ Usage::
     validate_exchange(response.request, response)   # AssertionError with a readable message on any mismatch
 
 The files are Pipedrive's own (not redistributable, so not in this repository): they are read from
-``$CRM_DESKTOP_PIPEDRIVE_SPEC_DIR``, else from ``../shared/vendor-specs/pipedrive`` beside the checkout. Each is parsed once per
-process. Requests are matched to the spec's server (``https://api.pipedrive.com/v1`` and ``.../api/v2``) by host:
+``$CRM_DESKTOP_PIPEDRIVE_SPEC_DIR``, else from ``../shared/vendor-specs/pipedrive`` beside the checkout.
+Each is parsed once per process. Requests are matched to the spec's server
+(``https://api.pipedrive.com/v1`` and ``.../api/v2``) by host:
 the path is kept, since the sandbox serves Pipedrive's own paths (``/v1/...``, ``/api/v2/...``) at its base URL.
 """
 

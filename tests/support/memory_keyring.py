@@ -7,7 +7,10 @@ from keyring.errors import PasswordDeleteError
 
 
 class MemoryKeyring(KeyringBackend):
-    """Keeps passwords in a dict; selectable with ``PYTHON_KEYRING_BACKEND=tests.support.memory_keyring.MemoryKeyring``."""
+    """Keeps passwords in a dict.
+
+    Selectable with ``PYTHON_KEYRING_BACKEND=tests.support.memory_keyring.MemoryKeyring``.
+    """
 
     priority = 1  # type: ignore[assignment]
 
