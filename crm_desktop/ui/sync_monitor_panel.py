@@ -1,15 +1,534 @@
-"""The Sync Monitor panel: every sync run with its outcome, counts and errors."""
+"""The Sync Monitor panel: start syncs, follow their progress, read every run's outcome and undo a run."""
 
 from __future__ import annotations
 
-from crm_desktop.ui.planned_panel import PlannedPanel
+import asyncio
+import logging
+from collections import Counter
+from typing import Protocol
+
+from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger
+from crm_desktop.ui.scheduler import Outcome
+from crm_desktop.ui.sync_runs_model import (
+    LogColumn,
+    RecordLogTableModel,
+    RunColumn,
+    SyncRunsTableModel,
+    run_seconds,
+    run_status,
+)
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.widgets import Notice, PanelHeading
+from crm_desktop.ui.wording import (
+    ERROR_CATEGORY_NAMES,
+    RUN_DIRECTION_NAMES,
+    RUN_STATUS_NAMES,
+    TRIGGER_NAMES,
+    duration_text,
+    error_sentence,
+    local_time,
+    named,
+    result_sentence,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How often the run table is re-read while syncs run (rows of running runs change in the store).
+LIVE_REFRESH_MS = 1000
 
 
-class SyncMonitorPanel(PlannedPanel):
-    """Shows each sync run: trigger, status, created/updated/unchanged/failed counts and grouped errors."""
+class ProgressReport(Protocol):
+    """What the sync engine reports while it runs."""
 
-    TITLE = "Sync Monitor"
-    PURPOSE = (
-        "Every sync run per integration: when and why it ran, how many records were created, updated, "
-        "unchanged or failed, the API budget left, and errors grouped by cause."
-    )
+    integration: str
+    phase: str
+    done: int
+    total: int
+
+
+def progress_text(name: str, report: ProgressReport | None) -> str:
+    """``“hs”: pushing contacts, 200 of 450`` (or ``starting…`` before the first report)."""
+    if report is None:
+        return f"“{name}”: starting…"
+    if report.total > 0:
+        return f"“{name}”: {report.phase}, {report.done:,} of {report.total:,}"
+    return f"“{name}”: {report.phase}"
+
+
+class SyncMonitorPanel(QWidget):
+    """Starts syncs (one integration or all), shows their live progress and the history of every run.
+
+    A second "Sync now" on an integration that is already syncing follows the running sync instead of starting
+    another. Selecting a run shows its per-record log; a finished run can be undone after a confirmation.
+
+    Attributes:
+        integration_combo: the integration "Sync now" syncs.
+        sync_button: syncs the chosen integration.
+        sync_all_button: syncs every integration.
+        progress_bar, progress_label: the running syncs' progress.
+        notice: what the last syncs or the undo did, or why they failed.
+        runs_model, runs_table: the run history.
+        run_summary: the selected run in words.
+        undo_button: undoes the selected run (after a confirmation).
+        log_model, log_table: the selected run's per-record log.
+        confirm_box: the undo confirmation while it is open.
+        live_refresh: re-reads the run table while syncs run.
+
+    Signals:
+        runs_finished(): after syncs or an undo finished (counts and conflicts may have changed).
+        status_message(str): a short note for the status bar.
+    """
+
+    runs_finished = Signal()
+    status_message = Signal(str)
+
+    IDLE_TEXT = "No sync running."
+
+    def __init__(
+        self,
+        sync: SyncService,
+        tasks: BackgroundTasks | None = None,
+        parent: QWidget | None = None,
+        *,
+        page_size: int = 50,
+    ) -> None:
+        super().__init__(parent)
+        self._sync = sync
+        self._tasks = tasks if tasks is not None else BackgroundTasks()
+        self._running: dict[str, asyncio.Task[SyncResult | None]] = {}
+        self._progress: dict[str, ProgressReport | None] = {}
+        self._scheduled: list[str] = []
+        self._notices: dict[str, tuple[str, bool]] = {}
+        self._undoing: int | None = None
+        self.confirm_box: QMessageBox | None = None
+
+        heading = PanelHeading(
+            "Sync Monitor",
+            "Every sync run per integration: when and why it ran, how many records were created, updated, "
+            "unchanged or failed, and each record's outcome.",
+        )
+
+        self.integration_combo = QComboBox()
+        self.integration_combo.setMinimumWidth(220)
+        self.integration_combo.setToolTip("The integration “Sync now” syncs.")
+        self.sync_button = QPushButton("Sync now")
+        self.sync_button.setProperty("primary", True)
+        self.sync_all_button = QPushButton("Sync all now")
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Integration"))
+        controls.addWidget(self.integration_combo)
+        controls.addWidget(self.sync_button)
+        controls.addWidget(self.sync_all_button)
+        controls.addStretch(1)
+
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setFixedWidth(220)
+        self.progress_label = QLabel(self.IDLE_TEXT)
+        self.progress_label.setObjectName("progressLabel")
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar)
+        progress_row.addWidget(self.progress_label, 1)
+
+        self.notice = Notice()
+
+        self.runs_model = SyncRunsTableModel(self._load_runs, self._integration_names, page_size, self)
+        self.runs_table = QTableView()
+        self.runs_table.setObjectName("runsTable")
+        self.runs_table.setModel(self.runs_model)
+        self._style_table(self.runs_table)
+        runs_header = self.runs_table.horizontalHeader()
+        runs_header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        runs_header.setStretchLastSection(True)
+
+        details_box = QGroupBox("Selected run")
+        self.run_summary = QLabel("Select a run to see each record's outcome.")
+        self.run_summary.setObjectName("runSummary")
+        self.run_summary.setWordWrap(True)
+        self.run_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.undo_button = QPushButton("Undo run…")
+        self.undo_button.setToolTip("Put back the values this run changed, here and in the CRM.")
+        summary_row = QHBoxLayout()
+        summary_row.addWidget(self.run_summary, 1)
+        summary_row.addWidget(self.undo_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.log_model = RecordLogTableModel(self)
+        self.log_table = QTableView()
+        self.log_table.setObjectName("recordLogTable")
+        self.log_table.setModel(self.log_model)
+        self._style_table(self.log_table)
+        self.log_table.horizontalHeader().setStretchLastSection(True)
+        details_layout = QVBoxLayout(details_box)
+        details_layout.addLayout(summary_row)
+        details_layout.addWidget(self.log_table, 1)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
+        splitter.addWidget(self.runs_table)
+        splitter.addWidget(details_box)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(12)
+        layout.addWidget(heading)
+        layout.addLayout(controls)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.notice)
+        layout.addWidget(splitter, 1)
+
+        self.live_refresh = QTimer(self)
+        self.live_refresh.setInterval(LIVE_REFRESH_MS)
+        self.live_refresh.timeout.connect(self.refresh_runs)
+
+        self.sync_button.clicked.connect(self._sync_chosen)
+        self.sync_all_button.clicked.connect(self.sync_all)
+        self.undo_button.clicked.connect(self.confirm_undo)
+        self.runs_table.selectionModel().selectionChanged.connect(self._run_selection_changed)
+
+        self.reload_integrations()
+        self.refresh_runs()
+        self._fit_run_columns()
+        self._show_selected_run()
+
+    @staticmethod
+    def _style_table(table: QTableView) -> None:
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setAlternatingRowColors(True)
+        table.setShowGrid(False)
+        table.setWordWrap(False)
+        table.verticalHeader().hide()
+        header = table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setMinimumSectionSize(56)
+
+    def _fit_run_columns(self) -> None:
+        widths = {RunColumn.STARTED: 130, RunColumn.INTEGRATION: 150, RunColumn.TRIGGER: 90, RunColumn.DIRECTION: 80,
+                  RunColumn.STATUS: 90, RunColumn.DURATION: 80}
+        for column in RunColumn:
+            self.runs_table.setColumnWidth(column, widths.get(column, 76))
+        for column, width in {LogColumn.OBJECT: 70, LogColumn.RECORD: 240, LogColumn.OUTCOME: 90,
+                              LogColumn.ERROR: 120}.items():
+            self.log_table.setColumnWidth(column, width)
+
+    # -- reading the store
+
+    def _load_runs(self, limit: int) -> list[SyncRunRow]:
+        return self._sync.runs(limit=limit)
+
+    def _integration_names(self) -> dict[int, str]:
+        return {i.id: i.name for i in self._sync.integrations.list() if i.id is not None}
+
+    def reload_integrations(self) -> None:
+        """Re-read the integrations for the combo, keeping the chosen one."""
+        chosen = self.integration_combo.currentText()
+        names = [integration.name for integration in self._sync.integrations.list()]
+        self.integration_combo.blockSignals(True)
+        self.integration_combo.clear()
+        self.integration_combo.addItems(names)
+        if chosen in names:
+            self.integration_combo.setCurrentText(chosen)
+        self.integration_combo.blockSignals(False)
+        self._update_buttons()
+
+    def refresh_runs(self) -> None:
+        """Re-read the run history (new runs appear on top; the selection stays)."""
+        selected = self.selected_run()
+        self.runs_model.refresh()
+        if selected is not None:
+            row = self.runs_model.row_of(selected.id)
+            if row is not None and self.selected_row() != row:
+                self.runs_table.selectRow(row)
+        self._show_selected_run()
+
+    # -- syncing
+
+    @property
+    def running_integrations(self) -> list[str]:
+        """The integrations this panel is syncing now."""
+        return [name for name, task in self._running.items() if not task.done()]
+
+    def _sync_chosen(self) -> None:
+        self.sync_now()
+
+    def sync_now(self, name: str | None = None) -> asyncio.Task[SyncResult | None] | None:
+        """Sync one integration (the combo's by default); a second call while it runs follows the running sync."""
+        name = name or self.integration_combo.currentText()
+        if not name:
+            return None
+        running = self._running.get(name)
+        if running is not None and not running.done():
+            self._say(name, f"“{name}” is already syncing; following that run.", error=False)
+            return running
+        if not self.running_integrations and not self._scheduled:
+            self._notices.clear()
+        self._progress[name] = None
+        task = self._tasks.start(self._run_sync(name), name=f"sync {name}")
+        self._running[name] = task
+        self._syncs_changed()
+        return task
+
+    def sync_all(self) -> list[asyncio.Task[SyncResult | None]]:
+        """Sync every integration (those already syncing are followed, not started twice)."""
+        tasks = []
+        for integration in self._sync.integrations.list():
+            task = self.sync_now(integration.name)
+            if task is not None:
+                tasks.append(task)
+        if not tasks:
+            self.notice.say("There is no integration to sync yet. Add one in Integrations.", "info")
+        return tasks
+
+    async def _run_sync(self, name: str) -> SyncResult | None:
+        result: SyncResult | None = None
+        try:
+            result = await self._sync.sync(
+                name, trigger=SyncTrigger.MANUAL, progress=lambda report: self._progress_reported(name, report)
+            )
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self._say(name, error_sentence(f"Sync of “{name}”", exc), error=True)
+        else:
+            failed = str(getattr(result.status, "value", result.status)) == "failed"
+            self._say(name, result_sentence(name, result), error=failed)
+            self.status_message.emit(f"Sync of “{name}” finished")
+        finally:
+            self._running.pop(name, None)
+            self._progress.pop(name, None)
+            self._runs_ended(select=result.run_id if result is not None else None)
+        return result
+
+    def _progress_reported(self, name: str, report: ProgressReport) -> None:
+        self._progress[name] = report
+        self._show_progress()
+
+    def _say(self, key: str, text: str, *, error: bool) -> None:
+        self._notices[key] = (text, error)
+        lines = [line for line, _ in self._notices.values()]
+        self.notice.say("\n".join(lines), "error" if any(e for _, e in self._notices.values()) else "ok")
+
+    def _syncs_changed(self) -> None:
+        self._show_progress()
+        self._update_buttons()
+        if (self.running_integrations or self._scheduled) and not self.live_refresh.isActive():
+            self.live_refresh.start()
+        self.refresh_runs()
+
+    def _runs_ended(self, select: int | None = None) -> None:
+        if not self.running_integrations and not self._scheduled and self._undoing is None:
+            self.live_refresh.stop()
+        self._show_progress()
+        self._update_buttons()
+        self.refresh_runs()
+        if select is not None and (row := self.runs_model.row_of(select)) is not None:
+            self.runs_table.selectRow(row)
+        self.runs_finished.emit()
+
+    def _show_progress(self) -> None:
+        names = self.running_integrations
+        scheduled = [name for name in self._scheduled if name not in names]
+        if not names and not scheduled:
+            self.progress_bar.setRange(0, 1)
+            self.progress_bar.setValue(0)
+            self.progress_label.setText(self.IDLE_TEXT)
+            return
+        reports = [self._progress.get(name) for name in names]
+        parts = [progress_text(name, report) for name, report in zip(names, reports, strict=True)]
+        parts += [f"“{name}”: scheduled sync running…" for name in scheduled]
+        self.progress_label.setText("   ·   ".join(parts))
+        totals = [r.total for r in reports if r is not None]
+        if scheduled or len(totals) < len(reports) or not all(totals):
+            self.progress_bar.setRange(0, 0)  # busy: no total known yet
+            return
+        done = sum(min(r.done, r.total) for r in reports if r is not None)
+        self.progress_bar.setRange(0, sum(totals))
+        self.progress_bar.setValue(done)
+
+    def _update_buttons(self) -> None:
+        has_integrations = self.integration_combo.count() > 0
+        self.sync_button.setEnabled(has_integrations)
+        self.sync_all_button.setEnabled(has_integrations)
+        self._update_undo_button()
+
+    # -- scheduled syncs (from the window's scheduler)
+
+    def scheduled_started(self, names: list[str]) -> None:
+        """Show that the scheduler started these integrations' syncs."""
+        if not self.running_integrations and not self._scheduled:
+            self._notices.clear()
+        self._scheduled = list(names)
+        self._syncs_changed()
+
+    def scheduled_finished(self, outcomes: list[Outcome]) -> None:
+        """Show what the scheduled syncs did."""
+        self._scheduled = []
+        for name, outcome in outcomes:
+            if isinstance(outcome, Exception):
+                self._say(name, "Scheduled: " + error_sentence(f"Sync of “{name}”", outcome), error=True)
+            else:
+                failed = str(getattr(outcome.status, "value", outcome.status)) == "failed"
+                self._say(name, "Scheduled: " + result_sentence(name, outcome), error=failed)
+        self._runs_ended()
+
+    # -- the selected run
+
+    def selected_row(self) -> int | None:
+        """The selected row of the run table, if any."""
+        rows = self.runs_table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def selected_run(self) -> SyncRunRow | None:
+        """The selected run, if any."""
+        row = self.selected_row()
+        return self.runs_model.run_at(row) if row is not None else None
+
+    def select_run(self, run_id: int) -> bool:
+        """Select a run by its id (if it is loaded)."""
+        row = self.runs_model.row_of(run_id)
+        if row is None:
+            return False
+        self.runs_table.selectRow(row)
+        return True
+
+    def _run_selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self._show_selected_run()
+
+    def _show_selected_run(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            self.run_summary.setText("Select a run to see each record's outcome.")
+            self.log_model.clear()
+            self._update_undo_button()
+            return
+        try:
+            run, log = self._sync.run(run.id)
+        except Exception as exc:  # e.g. the run went with its integration
+            self.run_summary.setText(error_sentence("Reading the run", exc))
+            self.log_model.clear()
+            self._update_undo_button()
+            return
+        self.run_summary.setText(self.describe_run(run, [str(r.error_category) for r in log if r.error_category]))
+        self.log_model.show_log(log)
+        self._update_undo_button()
+
+    def describe_run(self, run: SyncRunRow, error_categories: list[str]) -> str:
+        """The selected run in words: what, when, how it went, and failures grouped by cause."""
+        name = self.runs_model.integration_name(run)
+        direction = named(RUN_DIRECTION_NAMES, run.direction).lower()
+        trigger = named(TRIGGER_NAMES, run.trigger).lower()
+        seconds = run_seconds(run)
+        took = "still running" if seconds is None else f"took {duration_text(seconds)}"
+        lines = [
+            f"Run {run.id} of “{name}”: {trigger} {direction} sync, started {local_time(run.started_at)}, {took}. "
+            f"Status: {named(RUN_STATUS_NAMES, run.status).lower()}.",
+            f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
+            f"{run.conflicts} conflicts, {run.api_calls} API calls.",
+        ]
+        if error_categories:
+            groups = Counter(error_categories)
+            lines.append(
+                "Errors by cause: "
+                + ", ".join(f"{named(ERROR_CATEGORY_NAMES, c)} {n}" for c, n in groups.most_common())
+                + "."
+            )
+        if run.message:
+            lines.append(f"Note: {run.message}.")
+        return "\n".join(lines)
+
+    # -- undo
+
+    def _update_undo_button(self) -> None:
+        run = self.selected_run()
+        name = self.runs_model.integration_name(run) if run is not None else ""
+        self.undo_button.setEnabled(
+            run is not None
+            and run_status(run) != "running"
+            and run.direction != "undo"
+            and self._undoing is None
+            and name not in self.running_integrations
+            and name not in self._scheduled
+        )
+
+    def confirm_undo(self) -> QMessageBox | None:
+        """Ask before undoing the selected run (window-modal, returns at once)."""
+        run = self.selected_run()
+        if run is None or not self.undo_button.isEnabled():
+            return None
+        name = self.runs_model.integration_name(run)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Undo run",
+            f"Undo run {run.id} of “{name}” ({local_time(run.started_at)})?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText(
+            "The values this run changed are put back, here and in the CRM. Records it created are kept; "
+            "the undo is recorded as a run of its own."
+        )
+        box.button(QMessageBox.StandardButton.Yes).setText("Undo run")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _result: self._undo_answered(box, run.id))
+        self.confirm_box = box
+        box.open()
+        return box
+
+    def _undo_answered(self, box: QMessageBox, run_id: int) -> None:
+        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        if self.confirm_box is box:
+            self.confirm_box = None
+        box.deleteLater()
+        if confirmed:
+            self.undo(run_id)
+
+    def undo(self, run_id: int) -> asyncio.Task[None] | None:
+        """Undo run ``run_id`` (no confirmation; :meth:`confirm_undo` asks first)."""
+        if self._undoing is not None:
+            return None
+        self._undoing = run_id
+        self._update_undo_button()
+        self.notice.say(f"Undoing run {run_id}…", "info")
+        return self._tasks.start(self._run_undo(run_id), name=f"undo run {run_id}")
+
+    async def _run_undo(self, run_id: int) -> None:
+        select: int | None = None
+        try:
+            report = await self._sync.undo(run_id)
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self._notices.clear()
+            self._say("undo", error_sentence(f"Undo of run {run_id}", exc), error=True)
+        else:
+            select = report.run_id
+            text = (
+                f"Undid run {run_id}: {report.restored_local} value(s) put back here, "
+                f"{report.restored_crm} in the CRM."
+            )
+            if report.kept:
+                text += " Kept: " + "; ".join(report.kept) + "."
+            self._notices.clear()
+            self._say("undo", text, error=False)
+            self.status_message.emit(f"Undid run {run_id}")
+        finally:
+            self._undoing = None
+            self._runs_ended(select=select)

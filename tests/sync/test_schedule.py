@@ -1,0 +1,122 @@
+"""The schedule: full syncs every sync_interval, new contacts pushed every push_new_interval, gaps caught up once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from crm_desktop.domain.models import SyncConfig, SyncDirection
+from crm_desktop.store.models import SyncRunStatus, SyncTrigger, utcnow
+from crm_desktop.sync.engine import SyncDirectionChoice
+from tests.sync.conftest import SyncBench, person, scenario
+
+HOUR = timedelta(hours=1)
+
+
+def configure(bench: SyncBench, **settings: object) -> None:
+    config = bench.integration.sync_config.model_copy(update=settings)
+    bench.workspace.integrations.update(bench.integration.model_copy(update={"sync_config": config}))
+
+
+def record_run(bench: SyncBench, direction: str, started_at: datetime,
+               status: SyncRunStatus = SyncRunStatus.SUCCEEDED) -> int:
+    """A finished run in the store, as if it had started at ``started_at``."""
+    run_id = bench.store.start_run(bench.integration.id or 0, SyncTrigger.SCHEDULED, direction)
+    bench.store.finish_run(run_id, status)
+    bench.store.update_run(run_id, started_at=started_at)
+    return run_id
+
+
+def due(bench: SyncBench, now: datetime) -> list[tuple[str, SyncDirectionChoice]]:
+    return [(item.integration.name, item.direction) for item in bench.service.due(now)]
+
+
+def test_a_sync_never_run_is_due(hubspot: SyncBench) -> None:
+    [item] = hubspot.service.due(utcnow())
+    assert (item.integration.name, item.direction, item.due_since) == ("crm", SyncDirectionChoice.BOTH, None)
+
+
+@scenario
+async def test_not_due_right_after_a_success_then_push_new_hourly_and_full_every_six_hours(hubspot: SyncBench) -> None:
+    hubspot.save(person(1))
+    result = await hubspot.sync()
+    assert result.status is SyncRunStatus.SUCCEEDED
+    [run] = hubspot.service.runs()
+    start = run.started_at
+    assert due(hubspot, utcnow()) == []
+    assert due(hubspot, start + 59 * 60 * timedelta(seconds=1)) == []
+    assert due(hubspot, start + HOUR) == [("crm", SyncDirectionChoice.PUSH_NEW)]
+    assert due(hubspot, start + 5 * HOUR + timedelta(minutes=59)) == [("crm", SyncDirectionChoice.PUSH_NEW)]
+    assert due(hubspot, start + 6 * HOUR) == [("crm", SyncDirectionChoice.BOTH)]
+    assert hubspot.service.next_due(hubspot.integration) == start + HOUR
+
+    # An hourly push at +1 h moves the next push, not the next full sync.
+    record_run(hubspot, "push_new", start + HOUR)
+    assert due(hubspot, start + HOUR + timedelta(minutes=30)) == []
+    assert due(hubspot, start + 2 * HOUR) == [("crm", SyncDirectionChoice.PUSH_NEW)]
+    assert due(hubspot, start + 6 * HOUR) == [("crm", SyncDirectionChoice.BOTH)]
+
+
+def test_a_long_gap_is_caught_up_once(hubspot: SyncBench) -> None:
+    now = utcnow()
+    record_run(hubspot, "both", now - 3 * 24 * HOUR)
+    record_run(hubspot, "push_new", now - 3 * 24 * HOUR + HOUR)
+    [item] = hubspot.service.due(now)
+    assert item.direction is SyncDirectionChoice.BOTH
+    assert item.due_since == now - 3 * 24 * HOUR + 6 * HOUR
+    # Once the catch-up ran, nothing is due until the next slot.
+    record_run(hubspot, "both", now)
+    assert due(hubspot, now + timedelta(minutes=1)) == []
+    assert due(hubspot, now + HOUR) == [("crm", SyncDirectionChoice.PUSH_NEW)]
+
+
+def test_failed_runs_do_not_count_as_done(hubspot: SyncBench) -> None:
+    now = utcnow()
+    record_run(hubspot, "both", now - 7 * HOUR)
+    record_run(hubspot, "both", now - HOUR, SyncRunStatus.FAILED)
+    assert due(hubspot, now) == [("crm", SyncDirectionChoice.BOTH)]
+    record_run(hubspot, "both", now - timedelta(minutes=30), SyncRunStatus.PARTIAL)
+    assert due(hubspot, now) == [], "a partial run did its records: it counts"
+
+
+def test_the_configured_direction_and_intervals_are_followed(hubspot: SyncBench) -> None:
+    now = utcnow()
+    configure(hubspot, direction=SyncDirection.PULL, sync_interval=30)
+    assert due(hubspot, now) == [("crm", SyncDirectionChoice.PULL)]
+    record_run(hubspot, "pull", now)
+    assert due(hubspot, now + timedelta(minutes=29)) == []
+    assert due(hubspot, now + timedelta(minutes=30)) == [("crm", SyncDirectionChoice.PULL)]
+    assert due(hubspot, now + 5 * HOUR) == [("crm", SyncDirectionChoice.PULL)], "a pull-only sync never pushes"
+
+    configure(hubspot, direction=SyncDirection.BIDIRECTIONAL, push_new_interval=15)
+    record_run(hubspot, "both", now)
+    assert due(hubspot, now + timedelta(minutes=15)) == [("crm", SyncDirectionChoice.PUSH_NEW)]
+
+    configure(hubspot, auto_sync=False)
+    assert due(hubspot, now + 24 * HOUR) == []
+    assert hubspot.service.next_due(hubspot.integration) is None
+
+
+@scenario
+async def test_run_due_catches_up_and_push_new_sends_only_new_contacts(hubspot: SyncBench) -> None:
+    hubspot.save(person(1), person(2))
+    [(name, first)] = await hubspot.service.run_due()
+    assert name == "crm" and not isinstance(first, Exception)
+    assert first.counts["created"] == 2
+    assert await hubspot.service.run_due() == []
+
+    # An hour later: a new contact and an edited one; the hourly push sends only the new one.
+    hubspot.save(person(3))
+    hubspot.change("person1@example.com", first_name="Augusta")
+    for run in hubspot.service.runs():
+        hubspot.store.update_run(run.id, started_at=run.started_at - HOUR)
+    mark = hubspot.mark()
+    [(_, hourly)] = await hubspot.service.run_due()
+    assert not isinstance(hourly, Exception)
+    assert hubspot.service.runs()[0].direction == "push_new"
+    assert hourly.counts["created"] == 1 and hourly.counts["updated"] == 0
+    [write] = hubspot.writes_since(mark)
+    assert [i["id"] for i in write.body["inputs"]] == ["person3@example.com"]
+    assert await hubspot.crm_value("person1@example.com", "firstName") == "Ada1"
+    # The edit goes with the next full sync.
+    await hubspot.sync()
+    assert await hubspot.crm_value("person1@example.com", "firstName") == "Augusta"
