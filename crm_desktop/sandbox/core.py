@@ -374,6 +374,10 @@ class Sandbox:
     def log_request(self, entry: LoggedRequest) -> None:
         self.requests.append(entry)
 
+    def loggable_path(self, path: str) -> str:
+        """The path as the request log keeps it; emulators whose API puts a secret in the path replace it."""
+        return path
+
     async def delay(self) -> None:
         """Sleep the configured latency plus jitter."""
         latency = self.config.latency_ms
@@ -519,17 +523,18 @@ class SandboxMiddleware:
         await sandbox.delay()
         fault = sandbox.faults.request_fault(path)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        logged_headers = {k: ("<redacted>" if k in _SECRET_HEADERS else v) for k, v in headers.items()}
+        logged_headers = {k: (REDACTED if k in _SECRET_HEADERS else v) for k, v in headers.items()}
         body: Any = None
         if sandbox.config.log_bodies and raw_body:
             try:
-                body = json.loads(raw_body)
+                body = redact_json(json.loads(raw_body))
             except ValueError:
-                body = raw_body.decode("utf-8", "replace")[:2000]
+                # Form bodies (OAuth token requests) carry secrets as url-encoded pairs.
+                body = redact_query(raw_body.decode("utf-8", "replace")[:2000])
         entry = LoggedRequest(
             number=number,
             method=scope["method"],
-            path=path,
+            path=sandbox.loggable_path(path),
             query=redact_query(scope.get("query_string", b"").decode("latin-1")),
             status=0,
             fault=fault.value if fault else None,
@@ -550,17 +555,42 @@ class SandboxMiddleware:
             entry.status = status_holder["status"]
 
 
-_SECRET_HEADERS = {"authorization", "x-api-token", "cookie"}
-_SECRET_QUERY_PARAMS = {"api_token", "access_token"}
+REDACTED = "<redacted>"
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-token", "cookie"}
+#: Query and form parameters that carry credentials (API tokens, OAuth secrets, codes and verifiers).
+_SECRET_PARAMS = {
+    "api_token",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "token",
+    "password",
+}
+#: JSON body keys that carry credentials (HubSpot's token-info call sends ``tokenKey``), compared lower-case.
+_SECRET_JSON_KEYS = {"tokenkey", "access_token", "refresh_token", "client_secret", "api_token", "password"}
 
 
 def redact_query(query: str) -> str:
-    """A query string with secret parameters (Pipedrive's ``api_token``...) replaced, for the request log."""
+    """A query string or form body with secret parameters (``api_token``, ``client_secret``...) replaced."""
     parts = []
     for part in query.split("&"):
         name, sep, _value = part.partition("=")
-        parts.append(f"{name}{sep}<redacted>" if sep and name.lower() in _SECRET_QUERY_PARAMS else part)
+        parts.append(f"{name}{sep}{REDACTED}" if sep and name.lower() in _SECRET_PARAMS else part)
     return "&".join(parts)
+
+
+def redact_json(body: Any) -> Any:
+    """A JSON body with the values of secret keys replaced, at any depth, for the request log."""
+    if isinstance(body, dict):
+        return {
+            key: REDACTED if str(key).lower() in _SECRET_JSON_KEYS else redact_json(value)
+            for key, value in body.items()
+        }
+    if isinstance(body, list):
+        return [redact_json(item) for item in body]
+    return body
 
 
 class InProcessTransport(httpx.AsyncBaseTransport):

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from crm_desktop.domain.models import normalise_email
 from crm_desktop.sandbox.core import (
+    REDACTED,
     FaultKind,
     RollingWindow,
     Sandbox,
@@ -92,6 +93,7 @@ _MISSING_SCOPES_MESSAGE = (
     "This app hasn't been granted all required scopes to make this call. "
     "Read more about required scopes here: https://developers.hubspot.com/scopes."
 )
+_TOKEN_INFO_PREFIX = "/oauth/v1/access-tokens/"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z]+")
@@ -728,6 +730,12 @@ class HubSpotSandbox(Sandbox):
         if "search_index_delay_seconds" in durations:
             self.search_index_delay_seconds = durations["search_index_delay_seconds"]
 
+    def loggable_path(self, path: str) -> str:
+        """The token-info path carries the access token itself: the request log keeps it out."""
+        if path.startswith(_TOKEN_INFO_PREFIX) and len(path) > len(_TOKEN_INFO_PREFIX):
+            return _TOKEN_INFO_PREFIX + REDACTED
+        return path
+
     def fault_response(self, kind: FaultKind) -> Response:
         if kind is FaultKind.RATE_LIMIT:
             response = self._rate_limit_error("TEN_SECONDLY_ROLLING").response()
@@ -831,7 +839,7 @@ class HubSpotSandbox(Sandbox):
         objects = "/crm/v3/objects/{object_type}"
         return [
             Route("/oauth/v1/token", self._oauth_token, methods=["POST"]),
-            Route("/oauth/v1/access-tokens/{token}", self._access_token_info, methods=["GET"]),
+            Route(_TOKEN_INFO_PREFIX + "{token}", self._access_token_info, methods=["GET"]),
             Route("/oauth/v2/private-apps/get/access-token-info", self._private_app_token_info, methods=["POST"]),
             Route("/account-info/v3/details", api(self._account_details, "account"), methods=["GET"]),
             Route("/crm/v3/properties/{object_type}", api(self._list_properties, "schema_read"), methods=["GET"]),

@@ -12,7 +12,7 @@ from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
-from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger
+from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
 from crm_desktop.sync.mapping import CLEARED, FieldMapping, Value, apply_values, record_values, to_crm
@@ -301,6 +301,7 @@ def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
     if config.direction is not SyncDirection.PULL:
         last_push = store.last_successful_run(integration.id, ["push_new", "push", "both"])
         times.append(last_push + timedelta(minutes=config.push_new_interval) if last_push else None)
-    if any(t is None for t in times):
-        return None if not times else min((t for t in times if t is not None), default=None)
-    return min(t for t in times if t is not None)
+    known = [t for t in times if t is not None]
+    if len(known) < len(times):
+        return utcnow()  # a sync that never ran is due now
+    return min(known)

@@ -22,6 +22,7 @@ from crm_desktop.sync.mapping import (
     FieldMapping,
     Value,
     apply_values,
+    crm_holds,
     from_crm,
     record_values,
     to_crm,
@@ -347,12 +348,13 @@ class SyncEngine:
             name = mapping.local_field
             crm_value, local_value = crm_values.get(name), local_values.get(name)
             base_value = base.get(name) if link else None
-            if crm_value == local_value:
-                new_base[name] = crm_value
+            raw = record.fields.get(mapping.crm_field)
+            if crm_value == local_value or crm_holds(mapping, local_value, raw):
+                new_base[name] = local_value
                 continue
             if name in open_fields:
                 continue  # waits for the marketer
-            crm_changed = crm_value != base_value or not link
+            crm_changed = not link or (crm_value != base_value and not crm_holds(mapping, base_value, raw))
             local_changed = local_value != base_value or not link
             if not mapping.pulls:
                 new_base[name] = crm_value  # push only: the local value goes out in the push phase

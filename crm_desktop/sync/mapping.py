@@ -304,14 +304,26 @@ def to_crm(mapping: FieldMapping, value: Value) -> Any:
 
 
 def from_crm(mapping: FieldMapping, value: Any) -> Value:
-    """A CRM value as the local field's canonical text."""
+    """A CRM value as the local field's canonical text (a CRM value shared by several local ones reads as the
+    first of them)."""
     text = canonical(value)
     if text is not None and mapping.value_map:
-        reverse = {crm: local for local, crm in mapping.value_map}
+        reverse: dict[str, str] = {}
+        for local, crm in mapping.value_map:
+            reverse.setdefault(crm, local)
         text = reverse.get(text, text)
     if text is not None and mapping.local_field == "email":
         text = text.lower()
     return text
+
+
+def crm_holds(mapping: FieldMapping, local_value: Value, crm_value: Any) -> bool:
+    """Whether the CRM holds what pushing ``local_value`` writes there (transforms and value maps applied).
+
+    Pushes can lose detail (two lead statuses share one Salesforce status, a long name is truncated, a blank goes
+    out as a default): such a CRM value still agrees with the local one and is no change on either side.
+    """
+    return canonical(to_crm(mapping, local_value)) == canonical(crm_value)
 
 
 def values_hash(values: dict[str, Any]) -> str:
@@ -480,6 +492,7 @@ __all__ = [
     "Transform",
     "apply_values",
     "canonical",
+    "crm_holds",
     "default_mappings",
     "from_crm",
     "record_values",

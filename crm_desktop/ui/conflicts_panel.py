@@ -1,15 +1,346 @@
-"""The Conflicts panel: records changed both here and in the CRM, waiting for a decision."""
+"""The Conflicts panel: fields changed both here and in the CRM, resolved by keeping one value or typing another."""
 
 from __future__ import annotations
 
-from crm_desktop.ui.planned_panel import PlannedPanel
+import asyncio
+import logging
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QItemSelection, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.app.sync_service import ConflictRow, SyncService
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.widgets import Notice, PanelHeading
+from crm_desktop.ui.wording import error_sentence, local_time
+
+logger = logging.getLogger(__name__)
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+#: How a blank value is shown (a blank is a value too: the other side may have cleared the field).
+BLANK = "(blank)"
+
+_MUTED = QColor("#94a3b8")
 
 
-class ConflictsPanel(PlannedPanel):
-    """Lists records that changed on both sides since the last sync, to keep one version or merge them."""
+class ConflictColumn(IntEnum):
+    """The columns of the conflicts table, in order."""
 
-    TITLE = "Conflicts"
-    PURPOSE = (
-        "Records changed both here and in the CRM since the last sync, shown side by side, so you can keep "
-        "the local version, keep the CRM's, or merge them field by field."
-    )
+    INTEGRATION = 0
+    RECORD = 1
+    FIELD = 2
+    LOCAL_VALUE = 3
+    CRM_VALUE = 4
+    BASE_VALUE = 5
+    LOCAL_CHANGED = 6
+    CRM_CHANGED = 7
+
+    @property
+    def title(self) -> str:
+        """The column's header."""
+        return _CONFLICT_TITLES[self]
+
+
+_CONFLICT_TITLES: dict[ConflictColumn, str] = {
+    ConflictColumn.INTEGRATION: "Integration",
+    ConflictColumn.RECORD: "Record",
+    ConflictColumn.FIELD: "Field",
+    ConflictColumn.LOCAL_VALUE: "Local value",
+    ConflictColumn.CRM_VALUE: "CRM value",
+    ConflictColumn.BASE_VALUE: "Last synced value",
+    ConflictColumn.LOCAL_CHANGED: "Changed here",
+    ConflictColumn.CRM_CHANGED: "Changed in CRM",
+}
+
+_VALUE_COLUMNS = {ConflictColumn.LOCAL_VALUE, ConflictColumn.CRM_VALUE, ConflictColumn.BASE_VALUE}
+
+
+class ConflictsTableModel(QAbstractTableModel):
+    """Open conflicts, oldest first, with named columns (:class:`ConflictColumn`); usable without a view.
+
+    ``ConflictRole`` on any cell gives the row's conflict.
+    """
+
+    ConflictRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(
+        self,
+        load_conflicts: Callable[[], list[ConflictRow]],
+        load_names: Callable[[], dict[int, str]],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._load_conflicts = load_conflicts
+        self._load_names = load_names
+        self._rows: list[ConflictRow] = []
+        self._names: dict[int, str] = {}
+
+    def refresh(self) -> None:
+        """Re-read the open conflicts."""
+        rows = self._load_conflicts()
+        names = self._load_names()
+        self.beginResetModel()
+        self._rows = rows
+        self._names = names
+        self.endResetModel()
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
+        """How many open conflicts."""
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        """How many columns."""
+        return 0 if parent.isValid() else len(ConflictColumn)
+
+    def conflict_at(self, row: int) -> ConflictRow:
+        """The conflict at ``row`` (raises ``IndexError``)."""
+        return self._rows[row]
+
+    def row_of(self, conflict_id: int) -> int | None:
+        """The row showing conflict ``conflict_id``, if it is open."""
+        for number, conflict in enumerate(self._rows):
+            if conflict.id == conflict_id:
+                return number
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Column titles across the top."""
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            if 0 <= section < len(ConflictColumn):
+                return ConflictColumn(section).title
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Each cell's text; blanks greyed; full values in the tooltip."""
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        conflict = self._rows[index.row()]
+        column = ConflictColumn(index.column())
+        if role == self.ConflictRole:
+            return conflict
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(conflict, column)
+        if role == Qt.ItemDataRole.ToolTipRole and column in _VALUE_COLUMNS:
+            return self._value(conflict, column) or BLANK
+        if role == Qt.ItemDataRole.ForegroundRole and column in _VALUE_COLUMNS and not self._value(conflict, column):
+            return QBrush(_MUTED)
+        return None
+
+    @staticmethod
+    def _value(conflict: ConflictRow, column: ConflictColumn) -> str | None:
+        return {
+            ConflictColumn.LOCAL_VALUE: conflict.local_value,
+            ConflictColumn.CRM_VALUE: conflict.crm_value,
+            ConflictColumn.BASE_VALUE: conflict.base_value,
+        }[column]
+
+    def _display(self, conflict: ConflictRow, column: ConflictColumn) -> str:
+        match column:
+            case ConflictColumn.INTEGRATION:
+                return self._names.get(conflict.integration_id, f"integration {conflict.integration_id}")
+            case ConflictColumn.RECORD:
+                return f"{str(conflict.object).capitalize()} {conflict.record_key}"
+            case ConflictColumn.FIELD:
+                return conflict.field
+            case ConflictColumn.LOCAL_CHANGED:
+                return local_time(conflict.local_changed_at)
+            case ConflictColumn.CRM_CHANGED:
+                return local_time(conflict.crm_changed_at)
+            case _:
+                value = self._value(conflict, column)
+                return value if value else BLANK
+
+
+class ConflictsPanel(QWidget):
+    """Lists the fields changed on both sides since the last sync and applies the marketer's decision to both.
+
+    Attributes:
+        model, table: the open conflicts.
+        keep_crm_button, keep_local_button, use_value_button: the decisions for the selected conflict.
+        notice: what the last decision did, or why it failed.
+        value_dialog: the "Use this value…" prompt while it is open.
+
+    Signals:
+        conflicts_changed(): after a conflict was resolved (the open count changed).
+        status_message(str): a short note for the status bar.
+    """
+
+    conflicts_changed = Signal()
+    status_message = Signal(str)
+
+    def __init__(self, sync: SyncService, tasks: BackgroundTasks | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._sync = sync
+        self._tasks = tasks if tasks is not None else BackgroundTasks()
+        self._resolving: int | None = None
+        self.value_dialog: QInputDialog | None = None
+
+        heading = PanelHeading(
+            "Conflicts",
+            "Fields changed both here and in the CRM since the last sync, whose rule says to ask you. "
+            "Keep the CRM's value, keep yours, or type the right one: it is written to both sides.",
+        )
+        self.notice = Notice()
+        self.model = ConflictsTableModel(self._sync.conflicts, self._integration_names, self)
+        self.table = QTableView()
+        self.table.setObjectName("conflictsTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(60)
+
+        self.keep_crm_button = QPushButton("Keep CRM value")
+        self.keep_local_button = QPushButton("Keep local value")
+        self.use_value_button = QPushButton("Use this value…")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.keep_crm_button)
+        buttons.addWidget(self.keep_local_button)
+        buttons.addWidget(self.use_value_button)
+        buttons.addStretch(1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(12)
+        layout.addWidget(heading)
+        layout.addWidget(self.notice)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+
+        self.keep_crm_button.clicked.connect(self.keep_crm_value)
+        self.keep_local_button.clicked.connect(self.keep_local_value)
+        self.use_value_button.clicked.connect(self.ask_for_value)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.reload()
+
+    def _integration_names(self) -> dict[int, str]:
+        return {i.id: i.name for i in self._sync.integrations.list() if i.id is not None}
+
+    def reload(self) -> None:
+        """Re-read the open conflicts, keeping the selection (or selecting the first)."""
+        current = self.selected_conflict()
+        try:
+            self.model.refresh()
+        except Exception as exc:  # the store cannot be read: say so rather than crash
+            self.notice.say(error_sentence("Reading the conflicts", exc), "error")
+            return
+        row = self.model.row_of(current.id) if current is not None else None
+        if row is None and self.model.rowCount() > 0:
+            row = 0
+        if row is not None:
+            self.table.selectRow(row)
+        self._fit_columns()
+        self._update_buttons()
+
+    def _fit_columns(self) -> None:
+        for column in ConflictColumn:
+            self.table.resizeColumnToContents(column)
+            self.table.setColumnWidth(column, min(max(self.table.columnWidth(column), 90), 240))
+
+    def selected_conflict(self) -> ConflictRow | None:
+        """The selected conflict, if any."""
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.conflict_at(rows[0].row()) if rows else None
+
+    def _selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        enabled = self.selected_conflict() is not None and self._resolving is None
+        for button in (self.keep_crm_button, self.keep_local_button, self.use_value_button):
+            button.setEnabled(enabled)
+
+    # -- decisions
+
+    def keep_crm_value(self) -> asyncio.Task[None] | None:
+        """Keep the CRM's value of the selected conflict on both sides."""
+        return self._resolve(take="crm")
+
+    def keep_local_value(self) -> asyncio.Task[None] | None:
+        """Keep the local value of the selected conflict on both sides."""
+        return self._resolve(take="local")
+
+    def ask_for_value(self) -> QInputDialog | None:
+        """Ask for the value to keep (window-modal, returns at once); OK writes it to both sides."""
+        conflict = self.selected_conflict()
+        if conflict is None or self._resolving is not None:
+            return None
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Use this value")
+        dialog.setLabelText(
+            f"The value of {conflict.field} for {conflict.record_key}, here and in the CRM "
+            "(leave it empty to clear the field):"
+        )
+        dialog.setInputMode(QInputDialog.InputMode.TextInput)
+        dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
+        dialog.setTextValue(conflict.local_value or conflict.crm_value or "")
+        dialog.setOkButtonText("Use this value")
+        conflict_id = conflict.id
+        dialog.finished.connect(lambda result: self._value_answered(dialog, conflict_id, result))
+        self.value_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _value_answered(self, dialog: QInputDialog, conflict_id: int, result: int) -> None:
+        value = dialog.textValue()
+        if self.value_dialog is dialog:
+            self.value_dialog = None
+        dialog.deleteLater()
+        if result == QInputDialog.DialogCode.Accepted and self.model.row_of(conflict_id) is not None:
+            self._resolve(value=value, conflict_id=conflict_id)
+
+    def _resolve(
+        self, *, take: str | None = None, value: str | None = None, conflict_id: int | None = None
+    ) -> asyncio.Task[None] | None:
+        if self._resolving is not None:
+            return None
+        if conflict_id is None:
+            selected = self.selected_conflict()
+            if selected is None:
+                return None
+            conflict_id = selected.id
+        row = self.model.row_of(conflict_id)
+        if row is None:
+            return None
+        conflict = self.model.conflict_at(row)
+        self._resolving = conflict_id
+        self._update_buttons()
+        self.notice.say(f"Writing the kept value of {conflict.field} for {conflict.record_key}…", "info")
+        return self._tasks.start(self._apply(conflict, take, value), name=f"resolve conflict {conflict_id}")
+
+    async def _apply(self, conflict: ConflictRow, take: str | None, value: str | None) -> None:
+        try:
+            kept = await self._sync.resolve(conflict.id, take=take, value=value)
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self.notice.say(error_sentence(f"Resolving {conflict.field} of {conflict.record_key}", exc), "error")
+        else:
+            shown = f"“{kept}”" if kept else "a blank"
+            self.notice.say(f"Kept {shown} for {conflict.field} of {conflict.record_key}, here and in the CRM.", "ok")
+            self.status_message.emit(f"Resolved the conflict on {conflict.field} of {conflict.record_key}")
+        finally:
+            self._resolving = None
+            self.reload()
+            self.conflicts_changed.emit()

@@ -25,6 +25,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
 from crm_desktop.ui.integrations_panel import IntegrationsPanel
+from crm_desktop.ui.scheduler import SyncScheduler
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.theme import app_icon, icon
@@ -39,6 +40,8 @@ DISPLAY_NAME = "CRM Desktop"
 GEOMETRY_KEY = "main_window/geometry"
 PANEL_KEY = "main_window/panel"
 DEFAULT_SIZE = QSize(1120, 720)
+#: The sidebar row of the Conflicts panel (its text carries the open count).
+CONFLICTS_ROW = 2
 
 
 def app_settings() -> QSettings:
@@ -82,12 +85,14 @@ class PanelEntry:
 class MainWindow(QMainWindow):
     """The app's window: a sidebar switching four panels, with the data dir and database in the status bar.
 
-    Geometry and the selected panel are remembered in QSettings. Closing saves them and cancels the
-    window's running tasks.
+    Geometry and the selected panel are remembered in QSettings. While the window is open the scheduler runs
+    the syncs that fall due; the sidebar's Conflicts entry counts the open conflicts. Closing saves the state,
+    stops the scheduler and cancels the window's running tasks.
 
     Attributes:
         workspace: the open workspace.
-        tasks: asyncio tasks started by the panels (cancelled on close).
+        tasks: asyncio tasks started by the panels and the scheduler (cancelled on close).
+        scheduler: runs due syncs every minute.
         sidebar: the panel list.
         stack: the panels.
         integrations_panel, field_mapping_panel, conflicts_panel, sync_monitor_panel: the panels.
@@ -108,10 +113,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(DISPLAY_NAME)
         self.setWindowIcon(app_icon())
 
-        self.integrations_panel = IntegrationsPanel(workspace.integrations, workspace.vault.availability)
-        self.field_mapping_panel = FieldMappingPanel()
-        self.conflicts_panel = ConflictsPanel()
-        self.sync_monitor_panel = SyncMonitorPanel()
+        self.integrations_panel = IntegrationsPanel(
+            workspace.integrations, workspace.vault.availability, crm=workspace.crm, tasks=self.tasks
+        )
+        self.field_mapping_panel = FieldMappingPanel(workspace.sync, self.tasks)
+        self.conflicts_panel = ConflictsPanel(workspace.sync, self.tasks)
+        self.sync_monitor_panel = SyncMonitorPanel(workspace.sync, self.tasks)
+        self.scheduler = SyncScheduler(workspace.sync, self.tasks, parent=self)
         self.panels = [
             PanelEntry("Integrations", "integrations.svg", self.integrations_panel),
             PanelEntry("Field Mapping", "field-mapping.svg", self.field_mapping_panel),
@@ -144,10 +152,20 @@ class MainWindow(QMainWindow):
         self.location_label.setToolTip(str(workspace.paths.database_file or describe_database(workspace.paths)))
         self.statusBar().addPermanentWidget(self.location_label, 1)
         self.statusBar().setSizeGripEnabled(False)
-        self.integrations_panel.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        for panel in (self.integrations_panel, self.field_mapping_panel, self.conflicts_panel,
+                      self.sync_monitor_panel):
+            panel.status_message.connect(self._show_status)
+        self.integrations_panel.integrations_changed.connect(self._integrations_changed)
+        self.sync_monitor_panel.runs_finished.connect(self.refresh_conflicts)
+        self.conflicts_panel.conflicts_changed.connect(self._conflicts_resolved)
+        self.scheduler.batch_started.connect(self.sync_monitor_panel.scheduled_started)
+        self.scheduler.batch_finished.connect(self.sync_monitor_panel.scheduled_finished)
+        self.scheduler.check_failed.connect(self._show_status)
 
         self._build_menus()
         self._restore_state()
+        self.refresh_conflicts()
+        self.scheduler.start()
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -174,6 +192,34 @@ class MainWindow(QMainWindow):
         box.open()
 
     # -- panels
+
+    def _show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _integrations_changed(self) -> None:
+        self.sync_monitor_panel.reload_integrations()
+        self.sync_monitor_panel.refresh_runs()
+        self.field_mapping_panel.reload_integrations()
+        self.refresh_conflicts()
+
+    def _conflicts_resolved(self) -> None:
+        self.refresh_conflicts(reload_panel=False)
+
+    def refresh_conflicts(self, reload_panel: bool = True) -> int:
+        """Count the open conflicts into the sidebar ("Conflicts (3)") and re-read the Conflicts panel."""
+        try:
+            count = self.workspace.sync.conflict_count()
+        except Exception as exc:  # a store that cannot be read must not break the window
+            logger.warning("cannot count the open conflicts: %s", exc)
+            return 0
+        item = self.sidebar.item(CONFLICTS_ROW)
+        item.setText(f"Conflicts ({count})" if count else "Conflicts")
+        item.setToolTip(
+            f"{count} field(s) changed on both sides wait for your decision" if count else "No open conflicts"
+        )
+        if reload_panel:
+            self.conflicts_panel.reload()
+        return count
 
     def _panel_chosen(self, row: int) -> None:
         if 0 <= row < self.stack.count():
@@ -209,6 +255,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Save the window's state, cancel its running tasks, and say it closed."""
         self.save_state()
+        self.scheduler.stop()
         self.tasks.cancel_all()
         event.accept()
         logger.info("main window closed")

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from crm_desktop.sandbox import hubspot as hubspot_module
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.hubspot import HubSpotSandbox, epoch_ms, parse_instant
@@ -719,6 +720,125 @@ def test_notes_attach_to_contacts() -> None:
         assert len((await client.get(notes)).json()["results"]) == 3
         contact = (await client.get(f"{CONTACTS}/{contact_id}", params={"associations": "notes"})).json()
         assert len(contact["associations"]["notes"]["results"]) == 3
+
+    run(sandbox, scenario)
+
+
+# -- associations (v4) -------------------------------------------------------------------------------------------
+def v4_read(from_type: str, to_type: str) -> str:
+    return f"/crm/v4/associations/{from_type}/{to_type}/batch/read"
+
+
+def unlabeled(type_id: int) -> dict[str, Any]:
+    return {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+
+
+def test_v4_batch_read_lists_each_records_associations_and_reports_the_rest_as_207() -> None:
+    sandbox = HubSpotSandbox()
+    fan, quiet = sandbox.seed_contacts([{"email": "fan@example.com"}, {"email": "quiet@example.com"}])
+    leads, notes = "/crm/v3/objects/leads", "/crm/v3/objects/notes"
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        primary = (await client.post(leads, json={"properties": {}, "associations": lead_link(fan)})).json()["id"]
+        other = (await client.post(leads, json={"properties": {}, "associations": lead_link(fan, 608)})).json()["id"]
+        note = {"properties": {"hs_timestamp": "2026-03-01T10:00:00Z"}, "associations": lead_link(fan, 202)}
+        note_id = (await client.post(notes, json=note)).json()["id"]
+
+        inputs = [{"id": fan}, {"id": quiet}, {"id": "9"}]
+        read = await client.post(v4_read("contacts", "leads"), json={"inputs": inputs})
+        assert read.status_code == 207
+        body = read.json()
+        assert body["status"] == "COMPLETE" and ISO_MS.match(body["startedAt"]) and ISO_MS.match(body["completedAt"])
+        assert body["results"] == [
+            {
+                "from": {"id": fan},
+                "to": [
+                    {"toObjectId": int(primary), "associationTypes": [unlabeled(609)]},
+                    {"toObjectId": int(other), "associationTypes": [unlabeled(609)]},
+                ],
+            }
+        ]
+        assert body["numErrors"] == 2
+        assert body["errors"][0] == {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+            "message": f"No lead is associated with contact {quiet}.",
+            "context": {"fromObjectId": [quiet], "fromObjectType": ["contact"], "toObjectType": ["lead"]},
+        }
+        assert body["errors"][1]["context"]["fromObjectId"] == ["9"]
+
+        # Object type ids and singular names address the same objects; the primary contact is labeled.
+        back = await client.post(v4_read("0-136", "0-1"), json={"inputs": [{"id": primary}, {"id": other}]})
+        assert back.status_code == 200 and "errors" not in back.json()
+        assert [result["to"] for result in back.json()["results"]] == [
+            [
+                {
+                    "toObjectId": int(fan),
+                    "associationTypes": [
+                        unlabeled(608),
+                        {"category": "HUBSPOT_DEFINED", "typeId": 578, "label": "Primary"},
+                    ],
+                }
+            ],
+            [{"toObjectId": int(fan), "associationTypes": [unlabeled(608)]}],
+        ]
+        to_notes = (await client.post(v4_read("contact", "note"), json={"inputs": [{"id": fan}]})).json()
+        assert to_notes["results"][0]["to"] == [{"toObjectId": int(note_id), "associationTypes": [unlabeled(201)]}]
+
+        # An archived lead is no longer associated.
+        assert (await client.delete(f"{leads}/{other}")).status_code == 204
+        after = (await client.post(v4_read("contacts", "leads"), json={"inputs": [{"id": fan}]})).json()
+        assert [to["toObjectId"] for to in after["results"][0]["to"]] == [int(primary)]
+
+        unknown = await client.post(v4_read("contacts", "widgets"), json={"inputs": [{"id": fan}]})
+        assert unknown.status_code == 400 and unknown.json()["message"] == "Unable to infer object type from: widgets"
+        hundred_and_one = [{"id": str(i)} for i in range(101)]
+        too_many = await client.post(v4_read("contacts", "leads"), json={"inputs": hundred_and_one})
+        assert too_many.status_code == 400 and "Batch input limit exceeded" in too_many.json()["message"]
+        not_inputs = await client.post(v4_read("contacts", "leads"), json={"ids": [fan]})
+        assert not_inputs.status_code == 400
+
+    run(sandbox, scenario)
+
+
+def test_v4_batch_read_pages_a_records_associations_with_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hubspot_module, "ASSOCIATION_PAGE_LIMIT", 2)
+    sandbox = HubSpotSandbox()
+    (contact_id,) = sandbox.seed_contacts([{"email": "chatty@example.com"}])
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        note = {"properties": {"hs_timestamp": "2026-03-01T10:00:00Z"}, "associations": lead_link(contact_id, 202)}
+        created = await client.post("/crm/v3/objects/notes/batch/create", json={"inputs": [note] * 5})
+        note_ids = sorted(int(result["id"]) for result in created.json()["results"])
+        seen: list[int] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            item = {"id": contact_id, **({"after": cursor} if cursor else {})}
+            page = (await client.post(v4_read("contacts", "notes"), json={"inputs": [item]})).json()["results"][0]
+            seen.extend(to["toObjectId"] for to in page["to"])
+            pages += 1
+            if "paging" not in page:
+                break
+            cursor = page["paging"]["next"]["after"]
+        assert seen == note_ids and pages == 3
+        bad = await client.post(v4_read("contacts", "notes"), json={"inputs": [{"id": contact_id, "after": "zz"}]})
+        assert bad.status_code == 400
+
+    run(sandbox, scenario)
+
+
+def test_v4_batch_read_needs_read_scopes_on_both_objects() -> None:
+    sandbox = HubSpotSandbox(scopes=["crm.objects.contacts.read"])
+    (contact_id,) = sandbox.seed_contacts([{"email": "scoped@example.com"}])
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        refused = await client.post(v4_read("contacts", "leads"), json={"inputs": [{"id": contact_id}]})
+        assert refused.status_code == 403
+        assert refused.json()["errors"][0]["context"]["requiredGranularScopes"] == ["crm.objects.leads.read"]
+        allowed = await client.post(v4_read("contacts", "notes"), json={"inputs": [{"id": contact_id}]})
+        assert allowed.status_code == 207
 
     run(sandbox, scenario)
 

@@ -351,20 +351,29 @@ async def test_leads_round_trip_on_hubspot(hubspot: SyncBench) -> None:
 async def test_leads_round_trip_on_salesforce(any_crm: SyncBench) -> None:
     bench = any_crm
     bench.save_lead(social_lead(1, LeadStatus.QUALIFIED))
-    bench.save_lead(social_lead(2))
+    bench.save_lead(social_lead(2, LeadStatus.CONTACTED))
+    bench.save_lead(social_lead(3))
     first = await bench.sync()
     assert first.status is SyncRunStatus.SUCCEEDED, first.failures
-    assert first.counts["created"] == 2
+    assert first.counts["created"] == 3
+    assert await bench.crm_value("lead1@example.com", "status", RecordObject.LEAD) == "Working - Contacted"
 
     mark = bench.mark()
     await bench.sync()
     assert bench.writes_since(mark) == []
-    # "qualified" and "contacted" share one Salesforce status: reading it back must not demote the lead.
-    assert bench.workspace.leads.find("lead1@example.com").status is LeadStatus.QUALIFIED  # type: ignore[union-attr]
+    # "qualified" and "contacted" share one Salesforce status: reading it back changes neither lead.
+    assert lead_status(bench, "lead1@example.com") is LeadStatus.QUALIFIED
+    assert lead_status(bench, "lead2@example.com") is LeadStatus.CONTACTED
 
-    await bench.edit(bench.link("lead2@example.com", RecordObject.LEAD).crm_id,
-                     {"Status": "Closed - Not Converted"}, RecordObject.LEAD)
+    crm_id = bench.link("lead3@example.com", RecordObject.LEAD).crm_id
+    await bench.edit(crm_id, {"Status": "Closed - Not Converted"}, RecordObject.LEAD)
     mark = bench.mark()
     await bench.sync()
-    assert bench.workspace.leads.find("lead2@example.com").status is LeadStatus.UNQUALIFIED  # type: ignore[union-attr]
+    assert lead_status(bench, "lead3@example.com") is LeadStatus.UNQUALIFIED
     assert bench.writes_since(mark) == []
+
+
+def lead_status(bench: SyncBench, email: str) -> LeadStatus:
+    lead = bench.workspace.leads.find(email)
+    assert lead is not None
+    return lead.status

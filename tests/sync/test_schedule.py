@@ -33,6 +33,8 @@ def due(bench: SyncBench, now: datetime) -> list[tuple[str, SyncDirectionChoice]
 def test_a_sync_never_run_is_due(hubspot: SyncBench) -> None:
     [item] = hubspot.service.due(utcnow())
     assert (item.integration.name, item.direction, item.due_since) == ("crm", SyncDirectionChoice.BOTH, None)
+    next_due = hubspot.service.next_due(hubspot.integration)
+    assert next_due is not None and next_due <= utcnow()
 
 
 @scenario
