@@ -27,7 +27,7 @@ from crm_desktop.store.models import (
 from crm_desktop.store.repositories import ContactStore, LeadStore
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import DueSync, UndoReport, due_syncs, next_due_at, resolve_conflict, undo_run
-from crm_desktop.sync.engine import Progress, SyncDirectionChoice, SyncEngine, SyncResult
+from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncDirectionChoice, SyncEngine, SyncResult
 from crm_desktop.sync.mapping import (
     FieldMapping,
     MappingProblem,
@@ -219,8 +219,15 @@ class SyncService:
         return self.integrations.get_by_id(self.store.get_run(run_id).integration_id)
 
     async def undo(self, run_id: int) -> UndoReport:
-        """Undo a run: its audit rows restore the previous values on both sides."""
+        """Undo a run: its audit rows restore the previous values on both sides.
+
+        Raises:
+            SyncAlreadyRunning: when a sync of the integration is running (the store's lock does not tell runs of
+                this process apart).
+        """
         integration = self.integration_of_run(run_id)
+        if self.is_running(integration.name):
+            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
         adapter = self.actions.adapter_for(integration)
         try:
             return await undo_run(self.store, adapter, integration, self.all_mappings(integration), run_id)

@@ -148,12 +148,13 @@ class SyncStore:
                 stale = row.heartbeat_at < now - LOCK_STALE_AFTER or _owner_is_dead(row.owner)
                 if row.owner != owner and not stale:
                     return False
-                if row.owner != owner and row.run_id is not None:
-                    # The owner died mid-run: its run would show "running" for ever. Its pending writes stay in
-                    # the outbox for the next run to resume.
+                if row.owner != owner:
+                    # The owner died mid-run: runs only start under this lock, so any run of the integration
+                    # still "running" is its, and would show so for ever (and could never be undone). Its pending
+                    # writes stay in the outbox for the next run to resume.
                     session.execute(
                         update(SyncRunRow)
-                        .where(SyncRunRow.id == row.run_id, SyncRunRow.status == SyncRunStatus.RUNNING)
+                        .where(SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)
                         .values(status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE)
                     )
                 row.owner, row.acquired_at, row.heartbeat_at, row.run_id = owner, now, now, None

@@ -342,7 +342,7 @@ class SyncEngine:
         new_base = dict(base)
         local_changes: dict[str, Value] = {}
         needs_push = False
-        open_fields = self.store.open_conflict_fields(self.integration_id, obj, local.id) if not dry_run else set()
+        open_fields = self.store.open_conflict_fields(self.integration_id, obj, local.id)
         decided: dict[str, tuple[Value, Value]] = {}
         for mapping in mappings:
             name = mapping.local_field

@@ -281,8 +281,6 @@ class IntegrationsPanel(QWidget):
         self.sign_in_button.setToolTip(
             "Sign in to Salesforce in your web browser; the new tokens go to the OS keyring."
         )
-        buttons.addWidget(self.test_button)
-        buttons.addWidget(self.sign_in_button)
         self.test_button.setVisible(crm is not None)
         self.sign_in_button.setVisible(False)
 
@@ -308,7 +306,12 @@ class IntegrationsPanel(QWidget):
         self.details = IntegrationDetails()
         self.connection = ConnectionStatus()
         details_layout = QVBoxLayout(details_box)
+        connection_buttons = QHBoxLayout()
+        connection_buttons.addWidget(self.test_button)
+        connection_buttons.addWidget(self.sign_in_button)
+        connection_buttons.addStretch(1)
         details_layout.addWidget(self.details)
+        details_layout.addLayout(connection_buttons)
         details_layout.addWidget(self.connection)
 
         layout = QVBoxLayout(self)

@@ -126,7 +126,7 @@ class SyncMonitorPanel(QWidget):
         )
 
         self.integration_combo = QComboBox()
-        self.integration_combo.setMinimumWidth(220)
+        self.integration_combo.setMinimumWidth(150)
         self.integration_combo.setToolTip("The integration “Sync now” syncs.")
         self.sync_button = QPushButton("Sync now")
         self.sync_button.setProperty("primary", True)
@@ -142,7 +142,7 @@ class SyncMonitorPanel(QWidget):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.progress_bar.setTextVisible(False)
-        self.progress_bar.setFixedWidth(220)
+        self.progress_bar.setFixedWidth(180)
         self.progress_label = QLabel(self.IDLE_TEXT)
         self.progress_label.setObjectName("progressLabel")
         progress_row = QHBoxLayout()
@@ -229,9 +229,9 @@ class SyncMonitorPanel(QWidget):
                   RunColumn.STATUS: 90, RunColumn.DURATION: 80}
         for column in RunColumn:
             self.runs_table.setColumnWidth(column, widths.get(column, 76))
-        for column, width in {LogColumn.OBJECT: 70, LogColumn.RECORD: 240, LogColumn.OUTCOME: 90,
-                              LogColumn.ERROR: 120}.items():
-            self.log_table.setColumnWidth(column, width)
+        for log_column, width in {LogColumn.OBJECT: 70, LogColumn.RECORD: 240, LogColumn.OUTCOME: 90,
+                                  LogColumn.ERROR: 120}.items():
+            self.log_table.setColumnWidth(log_column, width)
 
     # -- reading the store
 

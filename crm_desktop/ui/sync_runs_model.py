@@ -232,7 +232,8 @@ class SyncRunsTableModel(QAbstractTableModel):
             return None
         if role == Qt.ItemDataRole.ToolTipRole:
             if column is RunColumn.STARTED:
-                return f"Started {local_time(run.started_at, seconds=True)}, finished {local_time(run.finished_at, seconds=True)}"
+                started, finished = local_time(run.started_at, seconds=True), local_time(run.finished_at, seconds=True)
+                return f"Started {started}, finished {finished}"
             if column is RunColumn.STATUS and run.message:
                 return run.message
         return None
@@ -315,9 +316,9 @@ class RecordLogTableModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Column titles across the top."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            if 0 <= section < len(LogColumn):
-                return LogColumn(section).title
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(LogColumn):
+            return LogColumn(section).title
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -132,6 +133,11 @@ def test_connection_check_endpoints_name_the_portal_and_scopes() -> None:
         assert private.json()["hubId"] == 1234567
 
     run(sandbox, scenario)
+    # The token travels in the path, the body and the header of these calls: the request log keeps none of it.
+    logged = [entry.to_json() for entry in sandbox.requests]
+    assert [entry["path"] for entry in logged][1:3] == ["/oauth/v1/access-tokens/<redacted>"] * 2
+    assert logged[-1]["body"] == {"tokenKey": "<redacted>"}
+    assert token not in json.dumps(logged)
 
 
 def test_a_token_without_the_write_scope_gets_missing_scopes() -> None:

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, utcnow
 from crm_desktop.sync.actions import ConflictResolutionError
+from crm_desktop.sync.engine import SyncAlreadyRunning
 from tests.sync.conftest import SyncBench, person, scenario
 
 EMAIL = "person1@example.com"
@@ -36,8 +38,8 @@ async def change_both(bench: SyncBench, local: str | None, crm: str | None, newe
         await change_crm()
         record = await bench.crm_record(EMAIL)
         assert record is not None and record.modified_at is not None
-        while utcnow() <= record.modified_at:
-            await asyncio.sleep(0.01)
+        await asyncio.sleep(max(0.0, (record.modified_at - utcnow()).total_seconds()) + 0.002)
+        assert utcnow() > record.modified_at
         bench.change(EMAIL, company=local)
 
 
@@ -117,6 +119,20 @@ async def test_a_manual_conflict_waits_with_both_values_and_times(hubspot: SyncB
     again = await hubspot.sync()
     assert hubspot.writes_since(mark) == []
     assert again.counts["conflicts"] == 0
+    assert hubspot.service.conflict_count() == 1
+
+
+@scenario
+async def test_a_dry_run_does_not_count_a_waiting_conflict_again(hubspot: SyncBench) -> None:
+    await manual_conflict(hubspot)
+    await hubspot.edit(hubspot.link(EMAIL).crm_id, {"firstname": "Grace"})
+    expected = [("local", "update", {"firstName": ("Ada1", "Grace")})]
+    plan = await hubspot.sync(dry_run=True)
+    assert [(c.side, c.action, c.fields) for c in plan.changes] == expected
+    assert plan.counts["conflicts"] == 0
+    real = await hubspot.sync()
+    assert [(c.side, c.action, c.fields) for c in real.changes] == expected
+    assert real.counts["conflicts"] == 0
     assert hubspot.service.conflict_count() == 1
 
 
@@ -227,7 +243,8 @@ async def test_undo_restores_the_previous_values_on_both_sides(hubspot: SyncBenc
 
 @scenario
 async def test_undo_of_a_run_that_pulled_new_contacts_keeps_them(hubspot: SyncBench) -> None:
-    hubspot.sandbox.seed_contacts([{"email": "crm.only@example.com", "firstname": "Charles"}])  # type: ignore[attr-defined]
+    assert isinstance(hubspot.sandbox, HubSpotSandbox)
+    hubspot.sandbox.seed_contacts([{"email": "crm.only@example.com", "firstname": "Charles"}])
     run = await hubspot.sync()
     assert run.counts["created"] == 1
     report = await hubspot.service.undo(run.run_id or 0)
@@ -235,3 +252,19 @@ async def test_undo_of_a_run_that_pulled_new_contacts_keeps_them(hubspot: SyncBe
     assert any("crm.only@example.com" in kept for kept in report.kept), report.kept
     assert report.restored_local == report.restored_crm == 0
     assert hubspot.link("crm.only@example.com", RecordObject.CONTACT).crm_id
+
+
+@scenario
+async def test_undo_is_refused_while_a_sync_of_the_integration_runs_in_this_process(hubspot: SyncBench) -> None:
+    await seed(hubspot)
+    [previous] = hubspot.service.runs()
+    hubspot.save(person(3))
+    hubspot.sandbox.config.latency_ms = 5  # keeps the sync in flight
+    running = asyncio.ensure_future(hubspot.sync())
+    await asyncio.sleep(0)  # the sync starts
+    assert hubspot.service.is_running(hubspot.name)
+    with pytest.raises(SyncAlreadyRunning):
+        await hubspot.service.undo(previous.id)
+    result = await running
+    assert result.status is SyncRunStatus.SUCCEEDED
+    assert [run.direction for run in hubspot.service.runs()] == ["both", "both"]

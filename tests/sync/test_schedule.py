@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from crm_desktop.domain.models import SyncConfig, SyncDirection
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.sync.engine import SyncDirectionChoice
 from tests.sync.conftest import SyncBench, person, scenario
