@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -310,7 +310,7 @@ def _path(url: str) -> str:
 
 async def paginate(
     fetch: Callable[[str | None], Awaitable[tuple[list[T], str | None]]], start: str | None = None
-) -> AsyncIterator[tuple[list[T], str | None]]:
+) -> AsyncGenerator[tuple[list[T], str | None], None]:
     """Follow a cursor page by page, yielding (items, next cursor); stop at the end or on a repeated cursor.
 
     Raises:

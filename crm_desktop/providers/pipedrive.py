@@ -10,8 +10,10 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -65,6 +67,13 @@ DEFAULT_CONCURRENCY = 8
 PAGE_LIMIT = 500
 #: Person ids one ``GET /api/v2/persons?ids=`` may name.
 IDS_PER_REQUEST = 100
+#: Unlinked records in one push from which listing every person (500 a call, 10 tokens, no search window) is
+#: tried instead of one search per email (1 call, 20 tokens, 10 per 2 s).
+LIST_DEDUPE_MIN_RECORDS = 20
+#: A listing is abandoned (and emails searched) once it would cost more tokens than the searches: pages per email.
+LIST_PAGES_PER_SEARCH = 2
+#: Overlap of two person listings, so a person changed while a page was being read is listed again.
+LIST_REFRESH_OVERLAP = timedelta(seconds=5)
 #: Notes looked at when deciding whether the social note changed.
 NOTES_LOOKED_AT = 100
 #: How long to back off when Pipedrive answers an HTML 403 (its block after a client kept hammering past a 429).
@@ -668,14 +677,64 @@ class _RecordProblem(Exception):
 _FATAL = (AuthError, BudgetExhaustedError, ConfigurationError)
 
 
+class _PersonIndex:
+    """Every person by email, listed once for a large push and brought up to date before each chunk of writes.
+
+    An email held by several persons resolves to the oldest one, as the search path does. ``since`` is the
+    Pipedrive time the last listing started (less an overlap): listing again from there finds persons created or
+    given an email by someone else since, so the push does not create them a second time.
+    """
+
+    def __init__(self) -> None:
+        self._holders: dict[str, dict[int, dict[str, Any]]] = {}
+        self._emails_of: dict[int, set[str]] = {}
+        self.since = datetime.now(UTC) - LIST_REFRESH_OVERLAP
+
+    def __len__(self) -> int:
+        return len(self._emails_of)
+
+    def add(self, person: dict[str, Any]) -> None:
+        """Index a listed person (again: its old emails are forgotten first)."""
+        person_id = int(person["id"])
+        for email in self._emails_of.pop(person_id, set()):
+            holders = self._holders.get(email, {})
+            holders.pop(person_id, None)
+            if not holders:
+                self._holders.pop(email, None)
+        emails = {_folded_email(item["value"]) for item in _items(person.get("emails"))} - {""}
+        self._emails_of[person_id] = emails
+        for email in emails:
+            self._holders.setdefault(email, {})[person_id] = person
+
+    def get(self, email: str) -> dict[str, Any] | None:
+        """The oldest person with this email, or ``None``."""
+        holders = self._holders.get(email)
+        return holders[min(holders)] if holders else None
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _server_time(response: httpx.Response) -> datetime:
+    """When Pipedrive answered (its ``Date`` header), else this machine's clock."""
+    try:
+        return parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(UTC)
+
+
 class PipedriveAdapter:
     """Pipedrive through its v1 and v2 REST API with an API token, within the burst windows and the daily tokens.
 
-    Persons are v2 (search by exact email, then create or patch one by one, concurrently: Pipedrive has no batch
-    writes and no upsert); leads, notes and person fields are v1. Social data that no custom field takes goes
-    into a note on the person (or lead), added only when its text changed. API calls per person: 2 (search and
-    write) plus one ``ids`` read per 100 records, plus, when the record carries a note, one notes read for a
-    person that already existed and one note write when the text changed.
+    Persons are v2 (found by exact email, then created or patched one by one, concurrently: Pipedrive has no
+    batch writes and no upsert); leads, notes and person fields are v1. A small push searches each email (search
+    has its own window of 10 per 2 s, so it caps a push at 5 persons a second); a push of
+    :data:`LIST_DEDUPE_MIN_RECORDS` or more unlinked records lists every person into an email index instead (500
+    a call), brought up to date with ``updated_since`` before each chunk of writes. Social data that no custom
+    field takes goes into a note on the person (or lead), added only when its text changed. API calls per person:
+    the write (plus a search, or a 500th of a listing), plus, when the record carries a note, one notes read for
+    a person that already existed and one note write when the text changed.
 
     Attributes:
         provider: ``pipedrive``.
@@ -1219,9 +1278,11 @@ class PipedriveAdapter:
     async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
         """Create or update persons (or leads with their persons), one result per record in input order.
 
-        Per chunk of 100 records: search each email (concurrently, within search's window), read the found
-        persons in one ``ids`` call, then write each record (POST or PATCH, concurrently; records sharing an email
-        one after the other), then its social note when the text changed.
+        Unlinked persons are found through an email index of every person when the push is large enough (see
+        the class), else per chunk of 100 records by searching each email (concurrently, within search's window)
+        and reading the found persons in one ``ids`` call. Then each record is written (POST or PATCH,
+        concurrently within the burst window; records sharing an email one after the other), then its social
+        note when the text changed.
 
         Raises:
             AuthError: the token was refused (nothing after it is written).
@@ -1229,13 +1290,55 @@ class PipedriveAdapter:
         """
         results: list[RecordResult | None] = [None] * len(records)
         written: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(records), IDS_PER_REQUEST):
-            chunk = list(enumerate(records))[start : start + IDS_PER_REQUEST]
-            await self._upsert_chunk(obj, chunk, results, written)
+        index = await self._person_index(records)
+        size = PAGE_LIMIT if index is not None else IDS_PER_REQUEST
+        numbered = list(enumerate(records))
+        for start in range(0, len(records), size):
+            if index is not None and start:
+                await self._list_persons_into(index, {"updated_since": _rfc3339(index.since)})
+            await self._upsert_chunk(obj, numbered[start : start + size], results, written, index)
         done = [result for result in results if result is not None]
         if len(done) != len(records):
             raise ProviderError("Pipedrive push ended without a result for every record")  # a bug, not the CRM
         return done
+
+    async def _person_index(self, records: Sequence[OutboundRecord]) -> _PersonIndex | None:
+        """Every person by email when listing them is cheaper than searching each unlinked email, else ``None``."""
+        unlinked = {_folded_email(record.email) for record in records if not record.crm_id} - {""}
+        if len(unlinked) < LIST_DEDUPE_MIN_RECORDS:
+            return None
+        index = _PersonIndex()
+        if not await self._list_persons_into(index, {}, max_pages=LIST_PAGES_PER_SEARCH * len(unlinked)):
+            logger.info("Pipedrive holds too many persons to list for %d emails; searching them", len(unlinked))
+            return None
+        logger.info("Pipedrive persons listed for a push of %d records: %d persons", len(records), len(index))
+        return index
+
+    async def _list_persons_into(
+        self, index: _PersonIndex, params: dict[str, Any], *, max_pages: int | None = None
+    ) -> bool:
+        """List persons (``GET /api/v2/persons``, 500 a page) into ``index``; ``False`` past ``max_pages``."""
+        wanted = {**params, "limit": self.page_size}
+        started: list[datetime] = []
+
+        async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            response = await self._call("GET", PERSONS_PATH, params={**wanted, "cursor": cursor} if cursor else wanted)
+            if not started:
+                started.append(_server_time(response) - LIST_REFRESH_OVERLAP)
+            data, extra = self._data(response)
+            return list(data or []), extra.get("next_cursor")
+
+        pages = 0
+        async with aclosing(paginate(fetch)) as listing:
+            async for persons, following in listing:
+                pages += 1
+                for person in persons:
+                    if isinstance(person, dict) and "id" in person:
+                        index.add(person)
+                if following and max_pages is not None and pages >= max_pages:
+                    return False
+        index.since = started[0]
+        return True
 
     async def _upsert_chunk(
         self,
@@ -1243,6 +1346,7 @@ class PipedriveAdapter:
         chunk: list[tuple[int, OutboundRecord]],
         results: list[RecordResult | None],
         written: dict[str, dict[str, Any]],
+        persons: _PersonIndex | None = None,
     ) -> None:
         pending: list[_Pending] = []
         for index, record in chunk:
@@ -1259,7 +1363,7 @@ class PipedriveAdapter:
             pending.append(_Pending(index=index, record=record, email=email, person=wish, lead=lead))
         if not pending:
             return
-        await self._resolve_existing(obj, pending, results, written)
+        await self._resolve_existing(obj, pending, results, written, persons)
         by_email: dict[str, list[_Pending]] = {}
         for item in pending:
             if results[item.index] is None:
@@ -1300,8 +1404,9 @@ class PipedriveAdapter:
         pending: list[_Pending],
         results: list[RecordResult | None],
         written: dict[str, dict[str, Any]],
+        persons: _PersonIndex | None = None,
     ) -> None:
-        """Find each record's person: its linked id, one written earlier in this push, or a search by email."""
+        """Find each record's person: its linked id, one written earlier in this push, the index or a search."""
 
         async def follow_link(item: _Pending) -> None:
             crm_id = item.record.crm_id
@@ -1323,6 +1428,11 @@ class PipedriveAdapter:
             if item.email in written:
                 item.existing = written[item.email]
                 item.person_id = int(item.existing["id"])
+            elif persons is not None and (listed := persons.get(item.email)) is not None:
+                item.existing = listed
+                item.person_id = int(listed["id"])
+        if persons is not None:
+            return
         emails = sorted({item.email for item in unlinked if item.person_id is None})
 
         async def search(email: str) -> int | ProviderError | None:

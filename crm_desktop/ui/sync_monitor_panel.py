@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger
 from crm_desktop.ui.scheduler import Outcome
@@ -93,10 +94,12 @@ class SyncMonitorPanel(QWidget):
 
     Signals:
         runs_finished(): after syncs or an undo finished (counts and conflicts may have changed).
+        progress_shown(str, int, int): the progress text, records done and records in total (0 when unknown).
         status_message(str): a short note for the status bar.
     """
 
     runs_finished = Signal()
+    progress_shown = Signal(str, int, int)
     status_message = Signal(str)
 
     IDLE_TEXT = "No sync running."
@@ -287,6 +290,8 @@ class SyncMonitorPanel(QWidget):
         self._progress[name] = None
         task = self._tasks.start(self._run_sync(name), name=f"sync {name}")
         self._running[name] = task
+        # Cleaning up in a done callback also covers a task cancelled before it ever ran (the window closing).
+        task.add_done_callback(lambda finished: self._sync_done(name, finished))
         self._syncs_changed()
         return task
 
@@ -302,22 +307,26 @@ class SyncMonitorPanel(QWidget):
         return tasks
 
     async def _run_sync(self, name: str) -> SyncResult | None:
-        result: SyncResult | None = None
         try:
             result = await self._sync.sync(
                 name, trigger=SyncTrigger.MANUAL, progress=lambda report: self._progress_reported(name, report)
             )
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
             self._say(name, error_sentence(f"Sync of “{name}”", exc), error=True)
-        else:
-            failed = str(getattr(result.status, "value", result.status)) == "failed"
-            self._say(name, result_sentence(name, result), error=failed)
-            self.status_message.emit(f"Sync of “{name}” finished")
-        finally:
-            self._running.pop(name, None)
-            self._progress.pop(name, None)
-            self._runs_ended(select=result.run_id if result is not None else None)
+            return None
+        failed = str(getattr(result.status, "value", result.status)) == "failed"
+        self._say(name, result_sentence(name, result), error=failed)
+        self.status_message.emit(f"Sync of “{name}” finished")
         return result
+
+    def _sync_done(self, name: str, task: asyncio.Task[SyncResult | None]) -> None:
+        if not isValid(self):
+            return  # the window is gone; nothing left to show
+        if self._running.get(name) is task:
+            del self._running[name]
+            self._progress.pop(name, None)
+        result = None if task.cancelled() or task.exception() is not None else task.result()
+        self._runs_ended(select=result.run_id if result is not None else None)
 
     def _progress_reported(self, name: str, report: ProgressReport) -> None:
         self._progress[name] = report
@@ -352,18 +361,22 @@ class SyncMonitorPanel(QWidget):
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)
             self.progress_label.setText(self.IDLE_TEXT)
+            self.progress_shown.emit(self.IDLE_TEXT, 0, 0)
             return
         reports = [self._progress.get(name) for name in names]
         parts = [progress_text(name, report) for name, report in zip(names, reports, strict=True)]
         parts += [f"“{name}”: scheduled sync running…" for name in scheduled]
-        self.progress_label.setText("   ·   ".join(parts))
+        text = "   ·   ".join(parts)
+        self.progress_label.setText(text)
         totals = [r.total for r in reports if r is not None]
         if scheduled or len(totals) < len(reports) or not all(totals):
             self.progress_bar.setRange(0, 0)  # busy: no total known yet
+            self.progress_shown.emit(text, 0, 0)
             return
         done = sum(min(r.done, r.total) for r in reports if r is not None)
         self.progress_bar.setRange(0, sum(totals))
         self.progress_bar.setValue(done)
+        self.progress_shown.emit(text, done, sum(totals))
 
     def _update_buttons(self) -> None:
         has_integrations = self.integration_combo.count() > 0

@@ -167,8 +167,9 @@ class DrillSettings:
         max_kills: kills at most (past ``min_kills`` the drill keeps killing until both crash windows were hit).
         batch_size: records per push batch (small batches: more moments to die in).
         latency_ms: the sandbox's delay per request, so kills land while a batch is on the wire.
-        max_delay: each kill lands 0..max_delay seconds after the worker starts its run.
-        seed: seeds the kill delays and the generated people.
+        batches_per_kill: each run is killed after 0..N-1 finished batches plus a random part of the next one
+            (counted in batches rather than seconds, so a faster machine does not push everything before the kills).
+        seed: seeds the kill moments and the generated people.
         finish_timeout: seconds the last, uninterrupted run may take.
     """
 
@@ -178,7 +179,7 @@ class DrillSettings:
     max_kills: int = 30
     batch_size: int = 50
     latency_ms: float = 20.0
-    max_delay: float = 0.6
+    batches_per_kill: int = 3
     seed: int = 20240605
     finish_timeout: float = 90.0
 
@@ -188,7 +189,7 @@ class Kill:
     """What one kill left behind.
 
     Attributes:
-        delay: seconds between the worker's ``ready`` and the SIGKILL.
+        delay: seconds between the worker's ``ready`` (its run about to start) and the SIGKILL.
         batches: batches the worker reported done before dying.
         pending_outbox: writes recorded as intended and not marked done (killed inside the outbox window).
         landed_unlinked: contacts the CRM holds that the local store had not linked (the write landed and the
@@ -283,6 +284,11 @@ def _new_sandbox(provider: str, latency_ms: float, seed: int) -> Any:
 
         # Duplicate rules off: a create sent twice must show up as a duplicate instead of being refused.
         return SalesforceSandbox(config, duplicate_rules=False)
+    if provider == "pipedrive":
+        from crm_desktop.sandbox.pipedrive import PipedriveSandbox
+
+        # The top plan's burst limit (120 requests per 2 s): Pipedrive needs a search and a create per person.
+        return PipedriveSandbox(config, burst_limit=120, daily_token_budget=100_000_000)
     return make_sandbox(provider, config)
 
 
@@ -475,6 +481,28 @@ def run_drill(
                     both_windows = report.outbox_kills > 0 and report.ambiguous_kills > 0
                     return not both_windows and len(report.kills) < settings.max_kills
 
+                batch_seconds: list[float] = []  # observed time between two finished batches
+
+                def wait_for_kill_moment(number: int) -> float:
+                    """Wait for a seeded moment: some finished batches plus part of the next; seconds since ready."""
+                    target, fraction = rng.randrange(settings.batches_per_kill), rng.random()
+                    ready_at = last_at = time.monotonic()
+                    seen = 0
+                    while seen < target and launcher.exit_code(number) is None:
+                        count = sum(1 for line in launcher.worker_lines(number) if line.startswith("progress"))
+                        now = time.monotonic()
+                        if count > seen:
+                            if seen:
+                                batch_seconds.append((now - last_at) / (count - seen))
+                            seen, last_at = count, now
+                        time.sleep(0.002)
+                    recent = sorted(batch_seconds[-20:])
+                    estimate = recent[len(recent) // 2] if recent else 0.3
+                    until = time.monotonic() + fraction * estimate
+                    while launcher.exit_code(number) is None and time.monotonic() < until:
+                        time.sleep(0.002)
+                    return time.monotonic() - ready_at
+
                 launcher.wait_warm()
                 while True:
                     report.workers += 1
@@ -482,10 +510,7 @@ def run_drill(
                     started_at = time.monotonic()
                     launcher.start(number)
                     if launcher.wait_ready(number) and more_kills():
-                        delay = rng.uniform(0.0, settings.max_delay)
-                        ready_at = time.monotonic()
-                        while launcher.exit_code(number) is None and time.monotonic() - ready_at < delay:
-                            time.sleep(0.002)
+                        delay = wait_for_kill_moment(number)
                         if launcher.exit_code(number) is None:
                             launcher.kill(number)
                             _wait_for_quiet(sandbox)

@@ -51,7 +51,7 @@ def test_a_push_killed_again_and_again_lands_every_contact_exactly_once(provider
         max_kills=25,
         batch_size=50,
         latency_ms=20,
-        max_delay=0.6,
+        batches_per_kill=3,
         seed=5150,
     )
     check(run_drill(settings, tmp_path))

@@ -111,6 +111,26 @@ async def test_a_crm_change_flows_to_the_local_store(any_crm: SyncBench) -> None
     assert bench.contact("person3@example.com").first_name == "Grace"
 
 
+@pytest.mark.parametrize("any_crm", [Provider.SALESFORCE], indirect=True, ids=lambda p: p.value)
+@scenario
+async def test_what_a_push_trims_or_fills_in_is_no_change_later(any_crm: SyncBench) -> None:
+    bench = any_crm
+    long_name = "Augusta Ada Byron King Countess of Lovelace"  # Salesforce's FirstName holds 40 characters
+    bench.save(person(1, first_name=long_name), person(2, last_name=None))  # LastName is required: "(unknown)"
+    await bench.sync()
+    assert await bench.crm_value("person1@example.com", "firstName") == long_name[:40]
+    assert await bench.crm_value("person2@example.com", "lastName") == "(unknown)"
+    await bench.edit(bench.link("person1@example.com").crm_id, {"Title": "Countess"})  # touched, not mapped
+    await bench.edit(bench.link("person2@example.com").crm_id, {"Title": "Engineer"})
+
+    mark = bench.mark()
+    again = await bench.sync()
+    assert bench.writes_since(mark) == []
+    assert again.counts["updated"] == again.counts["conflicts"] == 0
+    assert bench.contact("person1@example.com").first_name == long_name
+    assert bench.contact("person2@example.com").last_name is None
+
+
 # -- HubSpot scenarios ---------------------------------------------------------------------------------------------
 
 

@@ -1,10 +1,12 @@
-"""Qt fixtures: a throwaway QSettings location, a workspace on a temporary data dir, and the qasync loop."""
+"""Qt fixtures: a throwaway QSettings location, workspaces (plain, or wired to a HubSpot sandbox), the qasync loop."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import qasync
@@ -13,9 +15,15 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile, SyncConfig
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.ui.theme import stylesheet
 from crm_desktop.vault import Vault
 from tests.support.memory_keyring import MemoryKeyring
+
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +93,94 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if ui_folder in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.qt_log_ignore(*OFFSCREEN_ONLY_MESSAGES))
+
+
+# -- a workspace wired in-process to a HubSpot sandbox -----------------------------------------------------------
+
+
+@dataclass
+class HubSpotBench:
+    """A workspace whose adapters talk to an in-process HubSpot sandbox, with a few local contacts.
+
+    Attributes:
+        sandbox: the in-process HubSpot.
+        workspace: the local side.
+        name: the integration's name.
+    """
+
+    sandbox: HubSpotSandbox
+    workspace: Workspace
+    name: str = "hubspot-marketing"
+
+    def add_integration(self, name: str, *, auto_sync: bool = False, token: str | None = None) -> Integration:
+        """Connect one more integration to the sandbox (a wrong ``token`` gives a refused connection)."""
+        credentials = self.sandbox.credentials() if token is None else {"token": token}
+        return self.workspace.integrations.add(
+            Integration(
+                provider=Provider.HUBSPOT,
+                name=name,
+                base_url=self.sandbox.base_url,
+                sync_config=SyncConfig(auto_sync=auto_sync),
+            ),
+            credentials,
+        )
+
+    def save_people(self, count: int, start: int = 1) -> None:
+        self.workspace.contacts.save_many(person(number) for number in range(start, start + count))
+
+    def crm_id(self, email: str) -> str:
+        """The HubSpot id of a synced contact."""
+        integration = self.workspace.integrations.get(self.name)
+        store = self.workspace.sync.store
+        local = store.local_by_emails(RecordObject.CONTACT, [email])[email]
+        link = store.links_for_local(integration.id or 0, RecordObject.CONTACT, [local.id])[local.id]
+        return link.crm_id
+
+    def edit_in_crm(self, email: str, **properties: Any) -> None:
+        """A salesperson changes the contact in HubSpot, a couple of seconds after the local side."""
+        self.sandbox.clock.advance(2)
+        self.sandbox.edit_record("contacts", self.crm_id(email), properties)
+
+    def edit_locally(self, email: str, **changes: Any) -> None:
+        """The marketer changes the local contact."""
+        contact = self.workspace.contacts.find(email)
+        assert contact is not None
+        self.workspace.contacts.save(contact.model_copy(update=changes))
+
+
+def person(number: int) -> Contact:
+    """A local contact with a Twitter profile, numbered for distinct emails."""
+    return Contact(
+        email=f"person{number}@example.com",
+        first_name=f"Ada{number}",
+        last_name="Lovelace",
+        company="Analytical Engines",
+        phone=f"+1415555{number:04d}",
+        social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username=f"ada{number}", followers=100)],
+    )
+
+
+@pytest.fixture
+def hubspot(tmp_path: Path, keyring_backend: MemoryKeyring) -> Iterator[HubSpotBench]:
+    """A workspace wired to an in-process HubSpot sandbox, one integration and three local contacts."""
+    sandbox = HubSpotSandbox(SandboxConfig())
+    opened = Workspace.open(tmp_path / "synced", vault=Vault(backend=keyring_backend), transport=sandbox.transport())
+    bench = HubSpotBench(sandbox, opened)
+    bench.add_integration(bench.name)
+    bench.save_people(3)
+    try:
+        yield bench
+    finally:
+        opened.close()
+
+
+def drive(qtbot: QtBot, coroutine: Coroutine[Any, Any, T], timeout: int = 10_000) -> T:
+    """Run ``coroutine`` on the (already running) qasync loop and wait for its result, processing Qt events."""
+    task = asyncio.get_event_loop().create_task(coroutine)
+    qtbot.waitUntil(task.done, timeout=timeout)
+    return task.result()
+
+
+def unfinished_tasks() -> list[asyncio.Task[Any]]:
+    """Tasks still running on the current loop."""
+    return [task for task in asyncio.all_tasks(asyncio.get_event_loop()) if not task.done()]

@@ -1,0 +1,164 @@
+"""Conflicts in the main window: the sidebar count after syncs and decisions, and resolving through the panel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QDialogButtonBox, QLineEdit, QWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.store.models import ConflictRule
+from crm_desktop.ui.conflicts_panel import BLANK, ConflictColumn, ConflictsPanel
+from crm_desktop.ui.main_window import CONFLICTS_ROW, MainWindow
+from tests.ui.conftest import HubSpotBench, drive, unfinished_tasks
+
+EMAILS = [f"person{n}@example.com" for n in (1, 2, 3)]
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+@pytest.fixture
+def window(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[MainWindow]:
+    shown = MainWindow(hubspot.workspace)
+    qtbot.addWidget(shown)
+    shown.show()
+    qtbot.waitExposed(shown)
+    yield shown
+    shown.close()
+
+
+def sidebar_text(window: MainWindow) -> str:
+    return window.sidebar.item(CONFLICTS_ROW).text()
+
+
+def sync_from_the_monitor(window: MainWindow, qtbot: QtBot) -> None:
+    monitor = window.sync_monitor_panel
+    with qtbot.waitSignal(monitor.runs_finished, timeout=10_000):
+        click(monitor.sync_button)
+    qtbot.waitUntil(lambda: not window.tasks.pending, timeout=5000)
+
+
+def make_conflicts(window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench) -> None:
+    """Three companies changed on both sides, under a rule that asks the marketer."""
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "company", ConflictRule.MANUAL)
+    sync_from_the_monitor(window, qtbot)
+    for number, email in enumerate(EMAILS, start=1):
+        hubspot.edit_locally(email, company=f"Local Co {number}")
+        hubspot.edit_in_crm(email, company=f"CRM Co {number}")
+    sync_from_the_monitor(window, qtbot)
+
+
+async def crm_company(hubspot: HubSpotBench, email: str) -> str | None:
+    record = await hubspot.workspace.crm.get_record(hubspot.name, RecordObject.CONTACT, email)
+    assert record is not None
+    value = record.fields.get("company")
+    return None if value is None else str(value)
+
+
+def local_company(hubspot: HubSpotBench, email: str) -> str | None:
+    contact = hubspot.workspace.contacts.find(email)
+    assert contact is not None
+    return contact.company
+
+
+def select(panel: ConflictsPanel, email: str) -> None:
+    row = next(r for r in range(panel.model.rowCount()) if email in panel.model.index(r, ConflictColumn.RECORD).data())
+    panel.table.selectRow(row)
+
+
+def resolve_with(window: MainWindow, qtbot: QtBot, button: QWidget) -> None:
+    with qtbot.waitSignal(window.conflicts_panel.conflicts_changed, timeout=10_000):
+        click(button)
+    qtbot.waitUntil(lambda: not window.tasks.pending, timeout=5000)
+
+
+def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    assert sidebar_text(window) == "Conflicts"
+    make_conflicts(window, qtbot, hubspot)
+    assert sidebar_text(window) == "Conflicts (3)"
+
+    panel = window.conflicts_panel
+    window.show_panel(CONFLICTS_ROW)
+    assert panel.model.rowCount() == 3
+    titles = [panel.model.headerData(c, Qt.Orientation.Horizontal) for c in ConflictColumn]
+    assert titles == ["Integration", "Record", "Field", "Local value", "CRM value", "Last synced value",
+                      "Changed here", "Changed in CRM"]
+    first = [panel.model.index(0, c).data() for c in ConflictColumn]
+    assert first[:6] == ["hubspot-marketing", "Contact person1@example.com", "company", "Local Co 1", "CRM Co 1",
+                         "Analytical Engines"]
+    assert all(first[6:]) and first[6] != "—" and first[7] != "—"
+
+    # Keep the CRM's value: the local record takes it, the CRM is left alone.
+    select(panel, EMAILS[0])
+    resolve_with(window, qtbot, panel.keep_crm_button)
+    assert local_company(hubspot, EMAILS[0]) == "CRM Co 1"
+    assert drive(qtbot, crm_company(hubspot, EMAILS[0])) == "CRM Co 1"
+    assert sidebar_text(window) == "Conflicts (2)"
+    assert panel.notice.tone == "ok" and "Kept “CRM Co 1” for company of person1@example.com" in panel.notice.text()
+
+    # Keep the local value: the CRM takes it.
+    select(panel, EMAILS[1])
+    resolve_with(window, qtbot, panel.keep_local_button)
+    assert drive(qtbot, crm_company(hubspot, EMAILS[1])) == "Local Co 2"
+    assert local_company(hubspot, EMAILS[1]) == "Local Co 2"
+    assert sidebar_text(window) == "Conflicts (1)"
+
+    # Type the right value: both sides take it.
+    select(panel, EMAILS[2])
+    click(panel.use_value_button)
+    dialog = panel.value_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.textValue() == "Local Co 3", "the prompt starts from the local value"
+    edit = dialog.findChild(QLineEdit)
+    assert edit is not None
+    edit.selectAll()
+    QTest.keyClicks(edit, "Merged Engines plc")
+    ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
+    resolve_with(window, qtbot, ok)
+    assert local_company(hubspot, EMAILS[2]) == "Merged Engines plc"
+    assert drive(qtbot, crm_company(hubspot, EMAILS[2])) == "Merged Engines plc"
+
+    assert sidebar_text(window) == "Conflicts"
+    assert panel.model.rowCount() == 0
+    assert not panel.keep_crm_button.isEnabled()
+    assert hubspot.workspace.sync.conflict_count() == 0
+    assert not unfinished_tasks()
+
+
+def test_a_refused_write_leaves_the_conflict_open_and_says_why(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    make_conflicts(window, qtbot, hubspot)
+    panel = window.conflicts_panel
+    select(panel, EMAILS[0])
+    hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, probability=1.0, remaining=1))
+    resolve_with(window, qtbot, panel.keep_local_button)
+    assert panel.notice.tone == "error"
+    assert panel.notice.text().startswith("Resolving company of person1@example.com failed: ")
+    assert sidebar_text(window) == "Conflicts (3)"
+    assert local_company(hubspot, EMAILS[0]) == "Local Co 1"
+    assert panel.keep_local_button.isEnabled(), "the buttons come back after the failure"
+
+
+def test_a_blank_value_is_shown_as_blank(window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench) -> None:
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "company", ConflictRule.MANUAL)
+    sync_from_the_monitor(window, qtbot)
+    hubspot.edit_locally(EMAILS[0], company=None)
+    hubspot.edit_in_crm(EMAILS[0], company="CRM Co")
+    sync_from_the_monitor(window, qtbot)
+    panel = window.conflicts_panel
+    assert panel.model.rowCount() == 1
+    assert panel.model.index(0, ConflictColumn.LOCAL_VALUE).data() == BLANK
+    assert panel.model.index(0, ConflictColumn.LOCAL_VALUE).data(Qt.ItemDataRole.ForegroundRole) is not None

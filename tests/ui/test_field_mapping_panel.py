@@ -1,0 +1,157 @@
+"""The Field Mapping panel: the saved mapping in an editable table, saving, reverting and checking against the CRM."""
+
+from __future__ import annotations
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QComboBox, QLineEdit, QWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.store.models import ConflictRule, FieldDirection
+from crm_desktop.ui.field_mapping_panel import FieldMappingPanel, MappingColumn, MappingsTableModel, parse_transforms
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.sync.mapping import Transform
+from tests.ui.conftest import HubSpotBench, unfinished_tasks
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, hubspot: HubSpotBench) -> FieldMappingPanel:
+    widget = FieldMappingPanel(hubspot.workspace.sync, BackgroundTasks())
+    qtbot.addWidget(widget)
+    widget.resize(1000, 640)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def row(panel: FieldMappingPanel, local_field: str) -> int:
+    found = panel.model.row_of(local_field)
+    assert found is not None, f"{local_field} is not mapped"
+    return found
+
+
+def saved(hubspot: HubSpotBench, local_field: str, obj: RecordObject = RecordObject.CONTACT):  # type: ignore[no-untyped-def]
+    mappings = hubspot.workspace.sync.mappings(hubspot.workspace.integrations.get(hubspot.name), obj)
+    return next(m for m in mappings if m.local_field == local_field)
+
+
+def test_the_default_hubspot_mapping_is_shown(panel: FieldMappingPanel) -> None:
+    model = panel.model
+    titles = [model.headerData(c, Qt.Orientation.Horizontal) for c in MappingColumn]
+    assert titles == ["Local field", "CRM field", "Direction", "Conflict rule", "Transforms"]
+    email = row(panel, "email")
+    assert [model.index(email, c).data() for c in MappingColumn][:4] == ["email", "email", "Two-way",
+                                                                          "Newest change wins"]
+    assert model.index(row(panel, "twitterUsername"), MappingColumn.CRM_FIELD).data() == "twitter_username"
+    assert not model.flags(model.index(email, MappingColumn.LOCAL_FIELD)) & Qt.ItemFlag.ItemIsEditable
+    assert model.flags(model.index(email, MappingColumn.CRM_FIELD)) & Qt.ItemFlag.ItemIsEditable
+    assert not panel.save_button.isEnabled() and panel.check_button.isEnabled()
+
+    panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.LEAD))
+    assert panel.model.index(row(panel, "status"), MappingColumn.CRM_FIELD).data() == "hs_lead_status"
+
+
+def test_editing_in_the_table_then_saving_keeps_the_mapping(
+    panel: FieldMappingPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    company = row(panel, "company")
+    index = panel.model.index(company, MappingColumn.CRM_FIELD)
+    panel.table.setCurrentIndex(index)
+    panel.table.edit(index)
+    editor = panel.table.focusWidget()
+    assert isinstance(editor, QLineEdit)
+    editor.selectAll()
+    QTest.keyClicks(editor, "company_name")
+    QTest.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on the next turn of the event loop
+    qtbot.waitUntil(lambda: panel.model.index(company, MappingColumn.CRM_FIELD).data() == "company_name", timeout=1000)
+    assert panel.model.dirty
+    assert panel.save_button.isEnabled() and not panel.integration_combo.isEnabled()
+    assert not panel.check_button.isEnabled(), "the check reads the saved mapping: save first"
+
+    # The conflict rule through its drop-down.
+    rule = panel.model.index(company, MappingColumn.CONFLICT_RULE)
+    panel.table.setCurrentIndex(rule)
+    panel.table.edit(rule)
+    combo = panel.table.focusWidget()
+    assert isinstance(combo, QComboBox)
+    combo.setCurrentIndex(combo.findData(ConflictRule.MANUAL))
+    QTest.keyClick(combo, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: rule.data() == "Ask me (Conflicts)", timeout=1000)
+
+    click(panel.save_button)
+    assert not panel.model.dirty and panel.integration_combo.isEnabled()
+    assert panel.notice.text() == "Saved the contacts mapping of “hubspot-marketing”."
+    mapping = saved(hubspot, "company")
+    assert (mapping.crm_field, mapping.conflict_rule) == ("company_name", ConflictRule.MANUAL)
+
+
+def test_revert_drops_the_edits(panel: FieldMappingPanel, hubspot: HubSpotBench) -> None:
+    phone = panel.model.index(row(panel, "phone"), MappingColumn.DIRECTION)
+    assert panel.model.setData(phone, FieldDirection.OFF)
+    assert phone.data() == "Off"
+    click(panel.revert_button)
+    assert panel.model.index(row(panel, "phone"), MappingColumn.DIRECTION).data() == "Two-way"
+    assert saved(hubspot, "phone").direction is FieldDirection.TWO_WAY
+
+
+def test_an_unknown_transform_is_refused_with_a_sentence(panel: FieldMappingPanel) -> None:
+    transforms = panel.model.index(row(panel, "email"), MappingColumn.TRANSFORMS)
+    before = transforms.data()
+    assert not panel.model.setData(transforms, "trim, shout")
+    assert transforms.data() == before
+    assert panel.notice.tone == "error"
+    assert "“shout” is not a transform" in panel.notice.text()
+    assert panel.model.setData(transforms, "trim; lower")
+    assert transforms.data() == "trim, lower"
+
+
+def test_transforms_parse_in_order() -> None:
+    assert parse_transforms(" trim , LOWER,,") == (Transform.TRIM, Transform.LOWER)
+    assert parse_transforms("") == ()
+    with pytest.raises(ValueError, match="use trim, lower"):
+        parse_transforms("upper")
+
+
+def test_the_model_refuses_a_blank_crm_field() -> None:
+    model = MappingsTableModel()
+    refused: list[str] = []
+    model.edit_refused.connect(refused.append)
+    from crm_desktop.sync.mapping import FieldMapping
+
+    model.show_mappings([FieldMapping("email", "email")])
+    assert not model.setData(model.index(0, MappingColumn.CRM_FIELD), "  ")
+    assert refused == ["email: the CRM field cannot be blank; set the direction to Off instead"]
+    assert not model.dirty
+
+
+def test_check_against_crm_lists_the_problems_and_marks_their_rows(
+    panel: FieldMappingPanel, qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    twitter = row(panel, "twitterUsername")
+    assert panel.model.setData(panel.model.index(twitter, MappingColumn.CRM_FIELD), "twitter_handle_old")
+    assert panel.save()
+    click(panel.check_button)
+    assert not panel.check_button.isEnabled()
+    qtbot.waitUntil(panel.check_button.isEnabled, timeout=5000)
+    text = panel.notice.text()
+    assert panel.notice.tone == "error"
+    assert "twitterUsername → twitter_handle_old: the CRM has no such field" in text
+    assert panel.model.rows_with_problems() == [row(panel, "twitterUsername")]
+    cell = panel.model.index(row(panel, "twitterUsername"), MappingColumn.CRM_FIELD)
+    assert cell.data(Qt.ItemDataRole.ToolTipRole) == "the CRM has no such field"
+
+    # Fixed and checked again: all clear.
+    assert panel.model.setData(cell, "twitter_username")
+    assert panel.save()
+    click(panel.check_button)
+    qtbot.waitUntil(panel.check_button.isEnabled, timeout=5000)
+    assert panel.notice.tone == "ok"
+    assert panel.model.rows_with_problems() == []
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)

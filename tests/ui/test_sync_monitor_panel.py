@@ -1,0 +1,163 @@
+"""The Sync Monitor driven with clicks against an in-process HubSpot: sync now, sync all, progress, details, undo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox, QWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
+from crm_desktop.ui.sync_runs_model import LogColumn, RunColumn
+from crm_desktop.ui.tasks import BackgroundTasks
+from tests.ui.conftest import HubSpotBench, unfinished_tasks
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[SyncMonitorPanel]:
+    widget = SyncMonitorPanel(hubspot.workspace.sync, BackgroundTasks())
+    qtbot.addWidget(widget)
+    widget.resize(1100, 700)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+
+
+def wait_idle(qtbot: QtBot, panel: SyncMonitorPanel) -> None:
+    qtbot.waitUntil(lambda: not panel.running_integrations and panel.progress_label.text() == panel.IDLE_TEXT,
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+
+
+def column(panel: SyncMonitorPanel, run_column: RunColumn) -> list[object]:
+    model = panel.runs_model
+    return [model.index(row, run_column).data() for row in range(model.rowCount())]
+
+
+def test_sync_now_fills_the_runs_table_and_shows_progress(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    assert panel.runs_model.rowCount() == 0
+    assert panel.integration_combo.currentText() == "hubspot-marketing"
+    shown: list[tuple[str, int, int]] = []
+    panel.progress_shown.connect(lambda text, done, total: shown.append((text, done, total)))
+    with qtbot.waitSignal(panel.runs_finished, timeout=10_000):
+        click(panel.sync_button)
+    wait_idle(qtbot, panel)
+
+    assert ("“hubspot-marketing”: starting…", 0, 0) in shown
+    assert ("“hubspot-marketing”: pushing contacts, 3 of 3", 3, 3) in shown
+    assert shown[-1] == (panel.IDLE_TEXT, 0, 0)
+    assert column(panel, RunColumn.STATUS) == ["Succeeded"]
+    assert column(panel, RunColumn.CREATED) == [3]
+    assert column(panel, RunColumn.TRIGGER) == ["Manual"]
+    assert panel.notice.tone == "ok"
+    assert panel.notice.text().startswith("Synced “hubspot-marketing”: 3 created, 0 updated, 0 unchanged, 0 failed")
+    assert hubspot.sandbox.summary()["contacts"] == 3
+    # The new run is selected, with its per-record log below.
+    assert panel.selected_row() == 0
+    assert panel.log_model.rowCount() == 3
+    assert {panel.log_model.index(r, LogColumn.OUTCOME).data() for r in range(3)} == {"Created"}
+    assert "3 created" in panel.run_summary.text()
+    assert panel.sync_button.isEnabled()
+
+
+def test_a_second_click_follows_the_running_sync_and_never_doubles_it(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    first = panel.sync_now()
+    click(panel.sync_button)  # while the first still runs
+    assert panel.sync_now() is first
+    assert "already syncing; following that run" in panel.notice.text()
+    wait_idle(qtbot, panel)
+    assert first is not None and first.result() is not None
+    assert len(hubspot.workspace.sync.runs()) == 1
+    assert panel.runs_model.rowCount() == 1
+
+
+def test_sync_all_syncs_every_integration(panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench) -> None:
+    hubspot.add_integration("hubspot-sales")
+    panel.reload_integrations()
+    assert panel.integration_combo.count() == 2
+    click(panel.sync_all_button)
+    assert sorted(panel.running_integrations) == ["hubspot-marketing", "hubspot-sales"]
+    wait_idle(qtbot, panel)
+    assert sorted(map(str, column(panel, RunColumn.INTEGRATION))) == ["hubspot-marketing", "hubspot-sales"]
+    assert set(column(panel, RunColumn.STATUS)) == {"Succeeded"}
+    lines = panel.notice.text().splitlines()
+    assert len(lines) == 2 and all(line.startswith("Synced “hubspot-") for line in lines)
+    assert hubspot.sandbox.summary()["contacts"] == 3, "the second integration found the contacts, made none"
+
+
+def test_a_refused_token_shows_a_sentence_not_a_crash(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    hubspot.add_integration("hubspot-expired", token="pat-na1-00000000-0000-0000-0000-000000000000")
+    panel.reload_integrations()
+    panel.integration_combo.setCurrentText("hubspot-expired")
+    click(panel.sync_button)
+    wait_idle(qtbot, panel)
+    assert panel.notice.tone == "error"
+    text = panel.notice.text()
+    assert text.startswith("Sync of “hubspot-expired” failed: ") and text.endswith(".")
+    assert "pat-na1" not in text, "no token in what the user sees"
+    assert panel.sync_button.isEnabled()
+
+
+def test_undo_asks_first_then_puts_the_values_back(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+    hubspot.edit_in_crm("person1@example.com", company="Difference Engines Ltd")
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+    contact = hubspot.workspace.contacts.find("person1@example.com")
+    assert contact is not None and contact.company == "Difference Engines Ltd"
+    pull_run = panel.selected_run()
+    assert pull_run is not None and pull_run.updated == 1
+
+    # Cancel first: nothing happens.
+    click(panel.undo_button)
+    box = panel.confirm_box
+    assert box is not None and box.isVisible()
+    click(box.button(QMessageBox.StandardButton.Cancel))
+    qtbot.waitUntil(lambda: panel.confirm_box is None, timeout=1000)
+    assert len(hubspot.workspace.sync.runs()) == 2
+
+    click(panel.undo_button)
+    box = panel.confirm_box
+    assert box is not None
+    assert f"Undo run {pull_run.id}" in box.text()
+    with qtbot.waitSignal(panel.runs_finished, timeout=10_000):
+        click(box.button(QMessageBox.StandardButton.Yes))
+    wait_idle(qtbot, panel)
+
+    contact = hubspot.workspace.contacts.find("person1@example.com")
+    assert contact is not None and contact.company == "Analytical Engines"
+    assert panel.notice.text().startswith(f"Undid run {pull_run.id}: 1 value(s) put back here")
+    assert column(panel, RunColumn.DIRECTION)[0] == "Undo"
+    assert panel.selected_row() == 0, "the undo's own run is selected"
+    assert not panel.undo_button.isEnabled(), "an undo is not undone from here"
+
+
+def test_closing_mid_sync_leaves_no_task_running(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    tasks = panel._tasks
+    task = panel.sync_now()
+    assert task is not None and tasks.pending == [task]
+    assert tasks.cancel_all() == 1
+    qtbot.waitUntil(task.done, timeout=5000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    assert task.cancelled()
+    assert panel.running_integrations == []
+    assert panel.progress_label.text() == panel.IDLE_TEXT

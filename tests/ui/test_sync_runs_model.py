@@ -1,0 +1,175 @@
+"""The Sync Monitor's table models, without a view: named columns, paging with fetchMore, live refresh, the log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.sync_service import SyncTrigger
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
+from tests.ui.conftest import HubSpotBench
+
+
+def add_runs(bench: HubSpotBench, count: int, **finish: object) -> list[int]:
+    """Finished runs written straight to the store (quicker than syncing ``count`` times)."""
+    store = bench.workspace.sync.store
+    integration_id = bench.workspace.integrations.get(bench.name).id
+    assert integration_id is not None
+    ids = []
+    for _ in range(count):
+        run_id = store.start_run(integration_id, SyncTrigger.MANUAL, "both")
+        values = {"created": 2, "updated": 1, "unchanged": 5, "api_calls": 4} | finish
+        store.finish_run(run_id, "succeeded", **values)  # type: ignore[arg-type]
+        ids.append(run_id)
+    return ids
+
+
+def runs_model(workspace: Workspace, page_size: int = 50) -> SyncRunsTableModel:
+    def names() -> dict[int, str]:
+        return {i.id: i.name for i in workspace.integrations.list() if i.id is not None}
+
+    model = SyncRunsTableModel(lambda limit: workspace.sync.runs(limit=limit), names, page_size)
+    model.refresh()
+    return model
+
+
+def cell(model: SyncRunsTableModel, row: int, column: RunColumn) -> object:
+    return model.index(row, column).data()
+
+
+def test_the_columns_are_named_in_order(hubspot: HubSpotBench) -> None:
+    model = runs_model(hubspot.workspace)
+    titles = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert titles == [
+        "Started", "Integration", "Trigger", "Direction", "Status", "Created", "Updated", "Unchanged",
+        "Failed", "Conflicts", "API calls", "Duration",
+    ]
+    assert [column.title for column in RunColumn] == titles
+
+
+def test_a_run_reads_as_the_marketer_says_it(hubspot: HubSpotBench) -> None:
+    [run_id] = add_runs(hubspot, 1, failed=1, conflicts=2, message="HubSpot's daily API budget is spent")
+    model = runs_model(hubspot.workspace)
+    assert model.rowCount() == 1
+    assert cell(model, 0, RunColumn.INTEGRATION) == "hubspot-marketing"
+    assert cell(model, 0, RunColumn.TRIGGER) == "Manual"
+    assert cell(model, 0, RunColumn.DIRECTION) == "Two-way"
+    assert cell(model, 0, RunColumn.STATUS) == "Succeeded"
+    counts = [cell(model, 0, c) for c in (RunColumn.CREATED, RunColumn.UPDATED, RunColumn.UNCHANGED,
+                                          RunColumn.FAILED, RunColumn.CONFLICTS, RunColumn.API_CALLS)]
+    assert counts == [2, 1, 5, 1, 2, 4]
+    assert str(cell(model, 0, RunColumn.DURATION)).endswith(" s")
+    status = model.index(0, RunColumn.STATUS)
+    assert status.data(Qt.ItemDataRole.ToolTipRole) == "HubSpot's daily API budget is spent"
+    assert model.index(0, RunColumn.CREATED).data(Qt.ItemDataRole.TextAlignmentRole) & Qt.AlignmentFlag.AlignRight
+    assert model.index(0, 0).data(SyncRunsTableModel.RunRole).id == run_id
+    assert model.row_of(run_id) == 0
+
+
+def test_a_running_run_says_so(hubspot: HubSpotBench) -> None:
+    store = hubspot.workspace.sync.store
+    integration_id = hubspot.workspace.integrations.get(hubspot.name).id or 0
+    store.start_run(integration_id, SyncTrigger.SCHEDULED, "push_new")
+    model = runs_model(hubspot.workspace)
+    assert cell(model, 0, RunColumn.STATUS) == "Running"
+    assert cell(model, 0, RunColumn.DURATION) == "running…"
+    assert cell(model, 0, RunColumn.TRIGGER) == "Scheduled"
+    assert cell(model, 0, RunColumn.DIRECTION) == "Push new"
+
+
+def test_older_runs_arrive_a_page_at_a_time(hubspot: HubSpotBench) -> None:
+    ids = add_runs(hubspot, 23)
+    model = runs_model(hubspot.workspace, page_size=10)
+    assert model.rowCount() == 10
+    assert model.canFetchMore(QModelIndex())
+    assert [model.run_at(row).id for row in range(10)] == ids[::-1][:10], "newest first"
+
+    model.fetchMore(QModelIndex())
+    assert model.rowCount() == 20
+    assert model.canFetchMore(QModelIndex())
+    model.fetchMore(QModelIndex())
+    assert model.rowCount() == 23
+    assert not model.canFetchMore(QModelIndex())
+    assert [model.run_at(row).id for row in range(23)] == ids[::-1]
+    model.fetchMore(QModelIndex())
+    assert model.rowCount() == 23
+
+
+def test_a_refresh_puts_new_runs_on_top_and_keeps_the_older_pages(hubspot: HubSpotBench, qtbot: QtBot) -> None:
+    ids = add_runs(hubspot, 15)
+    model = runs_model(hubspot.workspace, page_size=10)
+    model.fetchMore(QModelIndex())
+    assert model.rowCount() == 15
+    newer = add_runs(hubspot, 2)
+    with qtbot.waitSignal(model.rowsInserted, timeout=1000) as inserted:
+        model.refresh()
+    assert inserted.args[1:] == [0, 1], "two rows inserted on top, not a reset"
+    assert [model.run_at(row).id for row in range(model.rowCount())] == (ids + newer)[::-1]
+
+
+def test_a_refresh_updates_a_run_that_finished(hubspot: HubSpotBench, qtbot: QtBot) -> None:
+    store = hubspot.workspace.sync.store
+    run_id = store.start_run(hubspot.workspace.integrations.get(hubspot.name).id or 0, SyncTrigger.MANUAL, "both")
+    model = runs_model(hubspot.workspace)
+    assert cell(model, 0, RunColumn.STATUS) == "Running"
+    store.finish_run(run_id, "failed", message="HubSpot refused the token")  # type: ignore[arg-type]
+    with qtbot.waitSignal(model.dataChanged, timeout=1000):
+        model.refresh()
+    assert cell(model, 0, RunColumn.STATUS) == "Failed"
+    assert model.rowCount() == 1
+
+
+def test_removing_the_integration_empties_the_table(hubspot: HubSpotBench) -> None:
+    add_runs(hubspot, 3)
+    model = runs_model(hubspot.workspace)
+    hubspot.workspace.integrations.remove(hubspot.name)
+    model.refresh()
+    assert model.rowCount() == 0
+    assert not model.canFetchMore(QModelIndex())
+
+
+def test_the_page_size_must_be_positive(hubspot: HubSpotBench) -> None:
+    with pytest.raises(ValueError, match="page_size"):
+        SyncRunsTableModel(lambda limit: [], dict, page_size=0)
+
+
+def test_the_record_log_lists_failures_first_with_their_category(hubspot: HubSpotBench) -> None:
+    [run_id] = add_runs(hubspot, 1)
+    store = hubspot.workspace.sync.store
+    store.add_record_outcomes(run_id, [
+        (RecordObject.CONTACT, "ok@example.com", "101", RecordOutcome.CREATED, None, None),
+        (RecordObject.CONTACT, "bad@example.com", None, RecordOutcome.FAILED, ErrorCategory.VALIDATION,
+         "Property values were not valid: phone"),
+        (RecordObject.LEAD, "dup@example.com", None, RecordOutcome.FAILED, ErrorCategory.DUPLICATE,
+         "A contact with this email already exists"),
+    ])
+    _, log = hubspot.workspace.sync.run(run_id)
+    model = RecordLogTableModel()
+    model.show_log(log)
+    titles = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert titles == ["Object", "Record", "Outcome", "Error category", "Message"]
+    rows = [[model.index(r, c).data() for c in LogColumn] for r in range(model.rowCount())]
+    assert rows == [
+        ["Contact", "bad@example.com", "Failed", "Invalid record", "Property values were not valid: phone"],
+        ["Lead", "dup@example.com", "Failed", "Duplicate", "A contact with this email already exists"],
+        ["Contact", "ok@example.com", "Created", "", ""],
+    ]
+    assert model.index(0, LogColumn.OUTCOME).data(Qt.ItemDataRole.ForegroundRole) is not None
+    assert model.index(2, LogColumn.OUTCOME).data(Qt.ItemDataRole.ForegroundRole) is None
+    model.clear()
+    assert model.rowCount() == 0
+
+
+def test_durations_read_naturally() -> None:
+    from crm_desktop.ui.wording import duration_text
+
+    assert duration_text(0.42) == "0.4 s"
+    assert duration_text(12.4) == "12 s"
+    assert duration_text(185) == "3 min 05 s"
+    assert duration_text(timedelta(hours=1, minutes=2).total_seconds()) == "1 h 02 min"
+    assert duration_text(None) == "—"
