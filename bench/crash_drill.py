@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             report = run_drill(settings, Path(work_dir), echo=print if args.verbose else None)
         reports.append(report)
         print(summary(report), flush=True)
+        if len(report.kills) < args.kills:
+            print(f"  note: the push finished after {len(report.kills)} kills, fewer than asked; add contacts")
     if args.json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     return 0 if all(not verdict(r) for r in reports) else 1

@@ -124,8 +124,10 @@ def served(provider: str, latency_ms: float) -> Iterator[ServedSandbox]:
     )
     process.start()
     try:
-        if not parent.poll(60):
-            raise RuntimeError(f"the {provider} sandbox did not start within 60 s")
+        deadline = time.monotonic() + 60
+        while not parent.poll(0.2):
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the {provider} sandbox did not start (see the error above)")
         hello = parent.recv()
         yield ServedSandbox(provider, hello["base_url"], hello["credentials"], parent)
     finally:

@@ -8,10 +8,12 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -66,6 +68,8 @@ WINDOW_SECONDS = 10.0
 #: Search has its own limit: 4 requests per second per token.
 SEARCH_PER_SECOND = 4
 DEFAULT_CONCURRENCY = 4
+#: How far before a full lead pull starts it begins watching the leads' contacts (clock skew, whole-second Date).
+FULL_PULL_CONTACT_OVERLAP = timedelta(minutes=1)
 #: How often a write whose connection died is sent again before its records are reported failed.
 AMBIGUOUS_REPLAYS = 3
 
@@ -160,6 +164,8 @@ _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _PROPERTY_PROBLEMS = re.compile(r"Property values were not valid:\s*(\[.*\])", re.DOTALL)
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Contacts that are (or were) leads: where HubSpot keeps a lead's status, names, company and social fields.
+_HAS_LEAD_STATUS: dict[str, Any] = {"propertyName": "hs_lead_status", "operator": "HAS_PROPERTY"}
 #: A batch start no update time can reach: a lead left untouched reads as unchanged.
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -518,6 +524,150 @@ class _ChangeCursor:
         elif modified == self.modified:
             self.ids = {*(self.ids or set()), record_id}
 
+    def copy(self) -> _ChangeCursor:
+        return _ChangeCursor(self.modified, set(self.ids or ()))
+
+
+@dataclass
+class _LeadCursor:
+    """Where a lead pull stands: the lead objects' own changes and their contacts' changes (where HubSpot keeps
+    the lead status, names, company and social fields), as ``<leads>;<contacts>``.
+
+    A cursor without ``;`` (written before contact changes were watched) watches contacts from its lead time on;
+    ``contacts`` is ``None`` when the pull has not watched them yet (a full pull picks where that starts).
+    """
+
+    leads: _ChangeCursor
+    contacts: _ChangeCursor | None
+
+    @classmethod
+    def read(cls, text: str | None) -> _LeadCursor:
+        if not text:
+            return cls(_ChangeCursor(), None)
+        if ";" not in text:
+            leads = _ChangeCursor.read(text)
+            return cls(leads, _ChangeCursor(leads.modified, set()) if leads.modified else None)
+        lead_text, _, contact_text = text.partition(";")
+        return cls(_ChangeCursor.read(lead_text), _ChangeCursor.read(contact_text) if contact_text else None)
+
+    def text(self) -> str:
+        return f"{self.leads.text()};{self.contacts.text() if self.contacts else ''}"
+
+
+SearchPage = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class _SearchStream:
+    """One object's changes through search, oldest first, fetched a page (200) at a time into a small buffer.
+
+    Every request restarts the query from the newest modification time fetched (skipping the ids already
+    fetched at that instant), so records modified while the pull runs are neither skipped nor the 10,000-result
+    cap reached; ``after`` paging is used only to step over more than a page of records sharing one instant.
+
+    Attributes:
+        emitted: the position of the records taken so far (what a page's cursor may say).
+    """
+
+    def __init__(
+        self,
+        search: SearchPage,
+        object_name: str,
+        modified_property: str,
+        properties: list[str],
+        start: _ChangeCursor,
+        filters: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        self._search = search
+        self._object_name = object_name
+        self._modified_property = modified_property
+        self._properties = properties
+        self._filters = list(filters)
+        self._fetched = start.copy()
+        self.emitted = start.copy()
+        self._buffer: deque[tuple[datetime, str, dict[str, Any]]] = deque()
+        self._offset = 0
+        self._exhausted = False
+
+    @property
+    def waiting(self) -> bool:
+        """Whether its next record is unknown until it fetches another page."""
+        return not self._buffer and not self._exhausted
+
+    def head(self) -> datetime | None:
+        """The modification time of the next record, ``None`` when none is buffered."""
+        return self._buffer[0][0] if self._buffer else None
+
+    def take(self) -> dict[str, Any]:
+        modified, record_id, item = self._buffer.popleft()
+        self.emitted.advance(modified, record_id)
+        return item
+
+    async def fill(self) -> None:
+        """Fetch pages until a record is buffered or the search has no more."""
+        while self.waiting:
+            await self._fetch()
+
+    async def _fetch(self) -> None:
+        filters: list[dict[str, Any]] = []
+        if self._fetched.modified is not None:
+            filters.append(
+                {
+                    "propertyName": self._modified_property,
+                    "operator": "GTE",
+                    "value": str(epoch_ms(self._fetched.modified)),
+                }
+            )
+        filters.extend(self._filters)
+        body: dict[str, Any] = {
+            "sorts": [{"propertyName": self._modified_property, "direction": "ASCENDING"}],
+            "properties": self._properties,
+            "limit": SEARCH_PAGE_SIZE,
+        }
+        if filters:
+            body["filterGroups"] = [{"filters": filters}]
+        if self._offset:
+            body["after"] = str(self._offset)
+        page = await self._search(self._object_name, body)
+        results = [item for item in page.get("results") or [] if isinstance(item, dict)]
+        queried_from = self._fetched.modified
+        for item in results:
+            modified = parse_timestamp(
+                (item.get("properties") or {}).get(self._modified_property) or item.get("updatedAt")
+            )
+            record_id = str(item.get("id"))
+            if modified is None or self._fetched.seen(modified, record_id):
+                continue
+            self._fetched.advance(modified, record_id)
+            self._buffer.append((modified, record_id, item))
+        if not ((page.get("paging") or {}).get("next") or {}).get("after"):
+            self._exhausted = True
+        elif self._fetched.modified != queried_from:
+            self._offset = 0
+        else:
+            self._offset += len(results)
+            if self._offset >= SEARCH_RESULT_CAP:
+                raise ProviderError(
+                    f"HubSpot: more than {SEARCH_RESULT_CAP} {self._object_name} share one modification time; "
+                    "the search API cannot page past them"
+                )
+
+
+async def _merged(streams: Sequence[_SearchStream]) -> AsyncIterator[list[tuple[_SearchStream, dict[str, Any]]]]:
+    """The records of several change searches in modification order, at most a search page at a time."""
+    while True:
+        for stream in streams:
+            await stream.fill()
+        taken: list[tuple[_SearchStream, dict[str, Any]]] = []
+        while len(taken) < SEARCH_PAGE_SIZE and not any(stream.waiting for stream in streams):
+            ready = [(head, order) for order, stream in enumerate(streams) if (head := stream.head()) is not None]
+            if not ready:
+                break
+            chosen = streams[min(ready)[1]]
+            taken.append((chosen, chosen.take()))
+        if not taken:
+            return
+        yield taken
+
 
 # -- default mappings ---------------------------------------------------------------------------------------------
 def _social_note(lines: list[str]) -> str | None:
@@ -662,6 +812,7 @@ class HubSpotAdapter:
         self._properties: dict[str, list[CrmField]] = {}
         self._has_leads_object: bool | None = None
         self._v4_associations: bool | None = None
+        self._search_date: datetime | None = None
 
     # -- connection and quota ---------------------------------------------------------------------------------------
     async def test_connection(self) -> ConnectionInfo:
@@ -943,17 +1094,31 @@ class HubSpotAdapter:
         return dict(await _gather(one(record_id) for record_id in ids))
 
     async def _associations_v4(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        """Associated ids by v4 batch read; a record with more than a page of them is asked again with ``after``."""
+
         async def read(chunk: Sequence[str]) -> dict[str, list[str]]:
-            response = await self._http.request(
-                "POST",
-                f"/crm/v4/associations/{from_object}/{to_object}/batch/read",
-                json={"inputs": [{"id": record_id} for record_id in chunk]},
-            )
             linked: dict[str, list[str]] = {record_id: [] for record_id in chunk}
-            for result in _body(response).get("results") or []:
-                source = str((result.get("from") or {}).get("id", ""))
-                linked.setdefault(source, []).extend(str(to["toObjectId"]) for to in result.get("to") or [])
-            return linked
+            inputs: list[dict[str, str]] = [{"id": record_id} for record_id in chunk]
+            cursors_seen: set[tuple[str, str]] = set()
+            while inputs:
+                response = await self._http.request(
+                    "POST", f"/crm/v4/associations/{from_object}/{to_object}/batch/read", json={"inputs": inputs}
+                )
+                inputs = []
+                for result in _body(response).get("results") or []:
+                    if not isinstance(result, dict):
+                        continue
+                    source = str((result.get("from") or {}).get("id", ""))
+                    targets = linked.setdefault(source, [])
+                    targets.extend(str(to["toObjectId"]) for to in result.get("to") or [] if "toObjectId" in to)
+                    after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                    if after in (None, ""):
+                        continue
+                    if (source, str(after)) in cursors_seen:
+                        raise ProviderError("HubSpot returned the same association page cursor twice; stopped")
+                    cursors_seen.add((source, str(after)))
+                    inputs.append({"id": source, "after": str(after)})
+            return {source: list(dict.fromkeys(targets)) for source, targets in linked.items()}
 
         merged: dict[str, list[str]] = {}
         for part in await _gather(read(chunk) for chunk in _chunks(ids)):
@@ -964,66 +1129,83 @@ class HubSpotAdapter:
     async def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
         """Records modified since ``cursor``, oldest first, a search page (200) at a time.
 
-        Every page restarts the query from the newest modification time seen (skipping the ids already seen at
-        that instant), so records modified while the pull runs are neither skipped nor the 10,000-result cap
-        reached; ``after`` paging is used only to step over more than a page of records sharing one instant.
+        Leads change on two objects: the lead itself and its contact, which holds the lead status, names,
+        company and social fields. A lead pull therefore follows both searches, merged by modification time,
+        and its cursor covers both (see :class:`_LeadCursor`).
         """
-        leads = obj is RecordObject.LEAD and await self._leads_available()
-        object_name = "leads" if leads else "contacts"
-        modified_property = "hs_lastmodifieddate" if leads else "lastmodifieddate"
-        properties = await self._read_properties(object_name)
-        position = _ChangeCursor.read(cursor)
-        offset = 0
-        while True:
-            filters: list[dict[str, Any]] = []
-            if position.modified is not None:
-                filters.append(
-                    {"propertyName": modified_property, "operator": "GTE", "value": str(epoch_ms(position.modified))}
-                )
-            if obj is RecordObject.LEAD and not leads:
-                filters.append({"propertyName": "hs_lead_status", "operator": "HAS_PROPERTY"})
-            body: dict[str, Any] = {
-                "sorts": [{"propertyName": modified_property, "direction": "ASCENDING"}],
-                "properties": properties,
-                "limit": SEARCH_PAGE_SIZE,
-            }
-            if filters:
-                body["filterGroups"] = [{"filters": filters}]
-            if offset:
-                body["after"] = str(offset)
-            response = await self._http.request(
-                "POST", f"/crm/v3/objects/{object_name}/search", json=body, budget=self._search_budget
+        if obj is RecordObject.LEAD and await self._leads_available():
+            async for page in self._lead_changes(cursor):
+                yield page
+            return
+        # Contacts; or leads in an account without the leads object, which are contacts with a lead status.
+        filters = [] if obj is RecordObject.CONTACT else [_HAS_LEAD_STATUS]
+        stream = _SearchStream(
+            self._search_page,
+            "contacts",
+            "lastmodifieddate",
+            await self._read_properties("contacts"),
+            _ChangeCursor.read(cursor),
+            filters,
+        )
+        async for taken in _merged([stream]):
+            yield ChangePage(records=[_contact_record(item) for _stream, item in taken], cursor=stream.emitted.text())
+
+    async def _lead_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
+        """Leads whose lead object or whose contact changed since ``cursor``; a lead changed on both sides in one
+        page comes once."""
+        position = _LeadCursor.read(cursor)
+        pull_started = datetime.now(UTC)
+        self._search_date = None
+        leads = _SearchStream(
+            self._search_page, "leads", "hs_lastmodifieddate", await self._read_properties("leads"), position.leads
+        )
+        await leads.fill()
+        contact_start = position.contacts
+        if contact_start is None:
+            # A full pull reads every lead's contact as it goes: only contacts changed after it began matter.
+            began = min(pull_started, self._search_date or pull_started)
+            contact_start = _ChangeCursor(began - FULL_PULL_CONTACT_OVERLAP, set())
+        contacts = _SearchStream(
+            self._search_page,
+            "contacts",
+            "lastmodifieddate",
+            await self._read_properties("contacts"),
+            contact_start,
+            [_HAS_LEAD_STATUS],
+        )
+        async for taken in _merged([leads, contacts]):
+            records = await self._lead_change_records(
+                [item for stream, item in taken if stream is leads],
+                [item for stream, item in taken if stream is contacts],
+                [stream is leads for stream, _item in taken],
             )
-            if response.status_code >= 400:
-                _category, message = record_failure(_body(response), response.status_code, f"{object_name} search")
-                raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
-            page = _body(response)
-            results = [item for item in page.get("results") or [] if isinstance(item, dict)]
-            queried_from = position.modified
-            fresh: list[dict[str, Any]] = []
-            for item in results:
-                modified = parse_timestamp(
-                    (item.get("properties") or {}).get(modified_property) or item.get("updatedAt")
-                )
-                record_id = str(item.get("id"))
-                if modified is None or position.seen(modified, record_id):
-                    continue
-                position.advance(modified, record_id)
-                fresh.append(item)
-            if fresh:
-                records = await self._lead_records(fresh) if leads else [_contact_record(item) for item in fresh]
-                yield ChangePage(records=records, cursor=position.text())
-            if not ((page.get("paging") or {}).get("next") or {}).get("after"):
-                return
-            if position.modified != queried_from:
-                offset = 0
-            else:
-                offset += len(results)
-                if offset >= SEARCH_RESULT_CAP:
-                    raise ProviderError(
-                        f"HubSpot: more than {SEARCH_RESULT_CAP} {object_name} share one modification time; "
-                        "the search API cannot page past them"
-                    )
+            yield ChangePage(records=records, cursor=_LeadCursor(leads.emitted, contacts.emitted).text())
+
+    async def _search_page(self, object_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One search request within search's own rate limit; notes HubSpot's clock from the ``Date`` header."""
+        response = await self._http.request(
+            "POST", f"/crm/v3/objects/{object_name}/search", json=body, budget=self._search_budget
+        )
+        if response.status_code >= 400:
+            _category, message = record_failure(_body(response), response.status_code, f"{object_name} search")
+            raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
+        with suppress(TypeError, ValueError):
+            self._search_date = parsedate_to_datetime(response.headers.get("date", "")).astimezone(UTC)
+        return _body(response)
+
+    async def _lead_change_records(
+        self, lead_items: list[dict[str, Any]], contact_items: list[dict[str, Any]], order: list[bool]
+    ) -> list[CrmRecord]:
+        """Changed leads (with their contact) and changed contacts (as each of their leads), in ``order`` (``True``
+        for the next lead item); a lead met twice keeps its last place."""
+        from_leads = iter(await self._lead_records(lead_items))
+        from_contacts = iter(await self._contacts_as_leads(contact_items))
+        by_lead: dict[str, CrmRecord] = {}
+        for is_lead in order:
+            for record in [next(from_leads)] if is_lead else next(from_contacts):
+                by_lead.pop(record.crm_id, None)
+                by_lead[record.crm_id] = record
+        return list(by_lead.values())
 
     async def _lead_records(self, items: list[dict[str, Any]]) -> list[CrmRecord]:
         """Lead search results with their primary contact's email and properties."""
@@ -1039,6 +1221,22 @@ class HubSpotAdapter:
             found = linked.get(str(item.get("id"))) or []
             records.append(_lead_record(item, contacts.get(found[0]) if found else None))
         return records
+
+    async def _contacts_as_leads(self, items: list[dict[str, Any]]) -> list[list[CrmRecord]]:
+        """For each contact search result, its leads as lead records (none for a contact without a lead)."""
+        ids = [str(item.get("id")) for item in items]
+        linked = await self._associated_ids("contacts", "leads", ids)
+        lead_ids = list(dict.fromkeys(lead_id for found in linked.values() for lead_id in found))
+        leads = {
+            str(item.get("id")): item
+            for item in await self._batch_read("leads", lead_ids, await self._read_properties("leads"))
+        }
+        grouped: list[list[CrmRecord]] = []
+        for item in items:
+            contact = _contact_record(item)
+            found = [leads[lead_id] for lead_id in linked.get(contact.crm_id) or [] if lead_id in leads]
+            grouped.append([_lead_record(lead, contact) for lead in found])
+        return grouped
 
     # -- notes ------------------------------------------------------------------------------------------------------
     async def add_note(self, obj: RecordObject, crm_id: str, text: str) -> str:
@@ -1141,20 +1339,19 @@ class HubSpotAdapter:
                 ),
             ]
         )
-        gone = [
-            self._upsert_input(index, records[index])
-            for index, written in updated.items()
-            if written.error is not None and str(written.error.get("category")) == "OBJECT_NOT_FOUND"
-        ]
+        # A linked contact that is gone was deleted in HubSpot: reported NOT_FOUND, never re-created by email.
+        gone = [i for i, w in updated.items() if w.error is not None and _record_gone(w.error, w.status)]
         if gone:
-            logger.info("%d linked HubSpot contacts no longer exist; upserting them by email", len(gone))
-            upserted.update(
-                await self._write_batches(
-                    "contacts", "upsert", gone, gate, result_key=_result_email, reconcile=self._replay_upsert
-                )
+            logger.info("%d linked HubSpot contacts no longer exist; not re-creating them", len(gone))
+        for index in gone:
+            email = records[index].email
+            results[index] = RecordResult(
+                email,
+                RecordOutcome.FAILED,
+                category=ErrorCategory.NOT_FOUND,
+                message=f"{email}: contact {records[index].crm_id} no longer exists in HubSpot (deleted there)",
             )
-            for item in gone:
-                updated.pop(item.index, None)
+            updated.pop(index)
         for index, written in {**updated, **upserted}.items():
             results[index] = _write_result(records[index].email, written)
         return [r if r is not None else _missing(records[i].email) for i, r in enumerate(results)]
@@ -1321,7 +1518,11 @@ class HubSpotAdapter:
         try:
             async with gate.slot():
                 response = await self._http.request(
-                    "POST", f"/crm/v3/objects/{object_name}/batch/{action}", json=body, idempotent=idempotent
+                    "POST",
+                    f"/crm/v3/objects/{object_name}/batch/{action}",
+                    json=body,
+                    idempotent=idempotent,
+                    classifier=classify_batch_update if action == "update" else None,
                 )
         except AmbiguousWriteError:
             raise
@@ -1424,6 +1625,22 @@ def _rounds(records: Sequence[OutboundRecord]) -> list[list[int]]:
     return rounds
 
 
+def _record_gone(error: dict[str, Any], status: int | None) -> bool:
+    """Whether a refused batch input names a record HubSpot no longer has (deleted, or no such id)."""
+    category = str(error.get("category") or "")
+    return category == "OBJECT_NOT_FOUND" or (not category and status == 404)
+
+
+def classify_batch_update(response: httpx.Response) -> Verdict:
+    """A batch update refused as a whole because a record in it is gone is a record failure, so the batch is split
+    until that record stands alone; any other answer is decided as :func:`classify_hubspot` decides it."""
+    if response.status_code == 404 and str(_body(response).get("category") or "") == "OBJECT_NOT_FOUND":
+        return Verdict(
+            Decision.RECORD_FAILURE, ErrorCategory.NOT_FOUND, code="OBJECT_NOT_FOUND", reason="not found (404)"
+        )
+    return classify_hubspot(response)
+
+
 def _result_id(result: dict[str, Any]) -> str | None:
     return str(result["id"]) if result.get("id") is not None else None
 
@@ -1460,6 +1677,8 @@ def _contact_record(item: dict[str, Any]) -> CrmRecord:
 def _lead_record(item: dict[str, Any], contact: CrmRecord | None) -> CrmRecord:
     properties = dict(item.get("properties") or {})
     modified = parse_timestamp(properties.get("hs_lastmodifieddate") or item.get("updatedAt"))
+    if contact is not None and contact.modified_at is not None and (modified is None or contact.modified_at > modified):
+        modified = contact.modified_at  # most lead fields live on the contact: its change is the lead's change
     fields = {**(contact.fields if contact else {}), **properties}
     return CrmRecord(
         crm_id=str(item.get("id")), email=contact.email if contact else "", fields=fields, modified_at=modified

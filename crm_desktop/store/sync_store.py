@@ -514,8 +514,10 @@ class SyncStore:
         integration_id: int,
         done: Sequence[tuple[OutboxItem, str, datetime | None]],
         failed: Sequence[tuple[OutboxItem, str]],
+        audit: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Mark writes done (linking each record to its CRM id and moving its base) or failed, in one transaction."""
+        """Mark writes done (linking each record to its CRM id and moving its base) or failed, and store the
+        ``audit`` rows of the writes, all in one transaction."""
         outbox = _table(OutboxRow)
         now = utcnow()
         with self.db.session() as session:
@@ -562,6 +564,10 @@ class SyncStore:
                         updated_at=now,
                     ),
                     [{"outbox_id": item.id, "failed_error": error[:2000]} for item, error in failed],
+                )
+            if audit:
+                session.execute(
+                    insert(_table(AuditLogRow)), [{"at": now, **row, "integration_id": integration_id} for row in audit]
                 )
 
     def mark_deleted_in_crm(self, integration_id: int, obj: RecordObject, local_id: int) -> None:

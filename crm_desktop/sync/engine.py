@@ -571,6 +571,12 @@ class SyncEngine:
                     superseded.append((newest[item.local_id], "superseded by a newer write"))
                 newest[item.local_id] = item
             batch = list(newest.values())
+            # A write resumed after a crash has no plan: its old values are the link's base, not yet moved.
+            resumed = {i.local_id for i in batch if i.email not in plans}
+            old_bases = {
+                local_id: link.base_values
+                for local_id, link in self.store.links_for_local(self.integration_id, obj, list(resumed)).items()
+            } if resumed else {}
             outbound = [OutboundRecord(email=i.email, fields=i.fields, crm_id=i.crm_id) for i in batch]
             results = await self.adapter.upsert(obj, outbound)
             done: list[tuple[OutboxItem, str, datetime | None]] = []
@@ -584,16 +590,14 @@ class SyncEngine:
                         self.store.mark_deleted_in_crm(self.integration_id, obj, item.local_id)
                     continue
                 done.append((item, result.crm_id, item.local_version))
-                changed = plans.get(item.email) or {
-                    k: (None, v) for k, v in item.base_after.items() if v is not None
-                }
-                if result.outcome is not RecordOutcome.UNCHANGED:
+                changed = plans.get(item.email) or _resumed_changes(item, old_bases.get(item.local_id))
+                # A resumed write the CRM already holds was made by the crashed run: audit it, or undo cannot see it.
+                if result.outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
                     audit.extend(self._audit(run, obj, str(item.local_id), "crm", "push", changed))
                     action = "create" if result.outcome is RecordOutcome.CREATED else "update"
                     run.changes.append(PlannedChange(obj, item.email, "crm", action, changed))
-            self.store.complete_outbox(self.integration_id, done, failed)
-            if audit:
-                self.store.add_audit(self.integration_id, audit)
+            # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
+            self.store.complete_outbox(self.integration_id, done, failed, audit)
 
     def _count_push(self, obj: RecordObject, item: OutboxItem, result: RecordResult, run: _Run) -> None:
         outcome = result.outcome
@@ -609,6 +613,13 @@ class SyncEngine:
             category = result.category or ErrorCategory.SERVER
             run.failures.append((item.email, category.value, result.message or "failed"))
         run.outcomes.append((obj, item.email, result.crm_id, outcome, result.category, result.message))
+
+
+def _resumed_changes(item: OutboxItem, old_base: dict[str, Any] | None) -> dict[str, tuple[Value, Value]]:
+    """The fields a resumed write changed: against the link's base when linked, all of them for a new record."""
+    if old_base is None:
+        return {k: (None, v) for k, v in item.base_after.items() if v is not None}
+    return {k: (old_base.get(k), v) for k, v in item.base_after.items() if old_base.get(k) != v}
 
 
 def from_crm_plain(value: Any) -> Value:

@@ -12,9 +12,12 @@ from PySide6.QtCore import QAbstractTableModel, QItemSelection, QModelIndex, QOb
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
+    QLabel,
     QLineEdit,
     QPushButton,
     QTableView,
@@ -25,7 +28,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.sync_service import ConflictRow, SyncService
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import Notice, PanelHeading
-from crm_desktop.ui.wording import error_sentence, local_time
+from crm_desktop.ui.wording import error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +64,73 @@ _CONFLICT_TITLES: dict[ConflictColumn, str] = {
     ConflictColumn.FIELD: "Field",
     ConflictColumn.LOCAL_VALUE: "Local value",
     ConflictColumn.CRM_VALUE: "CRM value",
-    ConflictColumn.BASE_VALUE: "Last synced value",
+    ConflictColumn.BASE_VALUE: "Last synced",
     ConflictColumn.LOCAL_CHANGED: "Changed here",
     ConflictColumn.CRM_CHANGED: "Changed in CRM",
 }
 
 _VALUE_COLUMNS = {ConflictColumn.LOCAL_VALUE, ConflictColumn.CRM_VALUE, ConflictColumn.BASE_VALUE}
+
+
+def record_text(conflict: ConflictRow) -> str:
+    """The conflicting record: its email, marked when it is a lead."""
+    lead = str(conflict.object) == "lead"
+    return f"{conflict.record_key} (lead)" if lead else conflict.record_key
+
+
+def quoted(value: str | None) -> str:
+    """A value as the details show it: in quotes, or ``(blank)``."""
+    return f"“{value}”" if value else BLANK
+
+
+class ConflictDetails(QGroupBox):
+    """The selected conflict in full: both values with when each side changed, and the last synced value.
+
+    Attributes:
+        values: the value label of each row, by its caption.
+    """
+
+    CAPTIONS = ("Record", "Field", "Here", "In the CRM", "Last synced")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Selected conflict", parent)
+        self._form = QFormLayout(self)
+        self._form.setHorizontalSpacing(24)
+        self.values: dict[str, QLabel] = {}
+        for caption in self.CAPTIONS:
+            value = QLabel()
+            value.setObjectName("detailValue")
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.values[caption] = value
+            self._form.addRow(caption, value)
+
+    def add_actions(self, buttons: QHBoxLayout) -> None:
+        """Put the decision buttons under the values."""
+        self._form.addRow(buttons)
+
+    def show_conflict(self, conflict: ConflictRow | None, integration_name: str) -> None:
+        """Show one conflict, or say that none is selected."""
+        if conflict is None:
+            for value in self.values.values():
+                value.clear()
+            self.values["Record"].setText("Select a conflict above.")
+            return
+        local_at, crm_at = conflict.local_changed_at, conflict.crm_changed_at
+        newer = ""
+        if local_at is not None and crm_at is not None and local_at != crm_at:
+            newer = "here" if local_at > crm_at else "crm"
+        texts = {
+            "Record": f"{record_text(conflict)} in “{integration_name}”",
+            "Field": conflict.field,
+            "Here": f"{quoted(conflict.local_value)}, changed {local_time(local_at, seconds=True)}"
+            + (" (the newer change)" if newer == "here" else ""),
+            "In the CRM": f"{quoted(conflict.crm_value)}, changed {local_time(crm_at, seconds=True)}"
+            + (" (the newer change)" if newer == "crm" else ""),
+            "Last synced": quoted(conflict.base_value),
+        }
+        for caption, text in texts.items():
+            self.values[caption].setText(text)
 
 
 class ConflictsTableModel(QAbstractTableModel):
@@ -134,8 +198,15 @@ class ConflictsTableModel(QAbstractTableModel):
             return conflict
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(conflict, column)
-        if role == Qt.ItemDataRole.ToolTipRole and column in _VALUE_COLUMNS:
-            return self._value(conflict, column) or BLANK
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column in (ConflictColumn.INTEGRATION, ConflictColumn.RECORD):
+                return self._display(conflict, column)
+            if column in _VALUE_COLUMNS:
+                return self._value(conflict, column) or BLANK
+            if column is ConflictColumn.LOCAL_CHANGED:
+                return local_time(conflict.local_changed_at, seconds=True)
+            if column is ConflictColumn.CRM_CHANGED:
+                return local_time(conflict.crm_changed_at, seconds=True)
         if role == Qt.ItemDataRole.ForegroundRole and column in _VALUE_COLUMNS and not self._value(conflict, column):
             return QBrush(_MUTED)
         return None
@@ -153,13 +224,13 @@ class ConflictsTableModel(QAbstractTableModel):
             case ConflictColumn.INTEGRATION:
                 return self._names.get(conflict.integration_id, f"integration {conflict.integration_id}")
             case ConflictColumn.RECORD:
-                return f"{str(conflict.object).capitalize()} {conflict.record_key}"
+                return record_text(conflict)
             case ConflictColumn.FIELD:
                 return conflict.field
             case ConflictColumn.LOCAL_CHANGED:
-                return local_time(conflict.local_changed_at)
+                return short_time(conflict.local_changed_at)
             case ConflictColumn.CRM_CHANGED:
-                return local_time(conflict.crm_changed_at)
+                return short_time(conflict.crm_changed_at)
             case _:
                 value = self._value(conflict, column)
                 return value if value else BLANK
@@ -170,6 +241,7 @@ class ConflictsPanel(QWidget):
 
     Attributes:
         model, table: the open conflicts.
+        details: the selected conflict in full.
         keep_crm_button, keep_local_button, use_value_button: the decisions for the selected conflict.
         notice: what the last decision did, or why it failed.
         value_dialog: the "Use this value…" prompt while it is open.
@@ -210,25 +282,29 @@ class ConflictsPanel(QWidget):
         header.setHighlightSections(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(ConflictColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(60)
 
         self.keep_crm_button = QPushButton("Keep CRM value")
         self.keep_local_button = QPushButton("Keep local value")
         self.use_value_button = QPushButton("Use this value…")
         buttons = QHBoxLayout()
+        buttons.setSpacing(8)
+        buttons.setContentsMargins(0, 6, 0, 0)
         buttons.addWidget(self.keep_crm_button)
         buttons.addWidget(self.keep_local_button)
         buttons.addWidget(self.use_value_button)
         buttons.addStretch(1)
+        self.details = ConflictDetails()
+        self.details.add_actions(buttons)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.setSpacing(12)
         layout.addWidget(heading)
         layout.addWidget(self.notice)
-        layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.details)
 
         self.keep_crm_button.clicked.connect(self.keep_crm_value)
         self.keep_local_button.clicked.connect(self.keep_local_value)
@@ -255,21 +331,36 @@ class ConflictsPanel(QWidget):
         self._fit_columns()
         self._update_buttons()
 
+    #: The widest a column grows (full values are in the tooltips and in the details below).
+    MAX_COLUMN_WIDTHS = {ConflictColumn.RECORD: 260}
+    MAX_VALUE_WIDTH = 170
+
     def _fit_columns(self) -> None:
+        # The integration column (the same name on most rows) takes the room the fitted columns leave.
         for column in ConflictColumn:
-            self.table.resizeColumnToContents(column)
-            self.table.setColumnWidth(column, min(max(self.table.columnWidth(column), 90), 240))
+            if column is not ConflictColumn.INTEGRATION:
+                self.table.resizeColumnToContents(column)
+                widest = self.MAX_COLUMN_WIDTHS.get(column, self.MAX_VALUE_WIDTH)
+                self.table.setColumnWidth(column, min(self.table.columnWidth(column), widest))
+
+    def selected_row(self) -> int:
+        """The selected row, or -1."""
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else -1
 
     def selected_conflict(self) -> ConflictRow | None:
         """The selected conflict, if any."""
-        rows = self.table.selectionModel().selectedRows()
-        return self.model.conflict_at(rows[0].row()) if rows else None
+        row = self.selected_row()
+        return self.model.conflict_at(row) if row >= 0 else None
 
     def _selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        enabled = self.selected_conflict() is not None and self._resolving is None
+        conflict = self.selected_conflict()
+        name = self.model.index(self.selected_row(), ConflictColumn.INTEGRATION).data() if conflict else ""
+        self.details.show_conflict(conflict, str(name))
+        enabled = conflict is not None and self._resolving is None
         for button in (self.keep_crm_button, self.keep_local_button, self.use_value_button):
             button.setEnabled(enabled)
 

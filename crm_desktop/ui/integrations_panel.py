@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTableView,
     QVBoxLayout,
@@ -303,7 +304,10 @@ class IntegrationsPanel(QWidget):
         header.setMinimumSectionSize(60)
 
         details_box = QGroupBox("Details")
+        # The details never squeeze below what they need (the table gives way instead).
+        details_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.details = IntegrationDetails()
+        self.details.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.connection = ConnectionStatus()
         details_layout = QVBoxLayout(details_box)
         connection_buttons = QHBoxLayout()

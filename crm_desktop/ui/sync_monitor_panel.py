@@ -120,6 +120,7 @@ class SyncMonitorPanel(QWidget):
         self._scheduled: list[str] = []
         self._notices: dict[str, tuple[str, bool]] = {}
         self._undoing: int | None = None
+        self._shown_run: tuple[int, str, object] | None = None
         self.confirm_box: QMessageBox | None = None
 
         heading = PanelHeading(
@@ -161,7 +162,8 @@ class SyncMonitorPanel(QWidget):
         self._style_table(self.runs_table)
         runs_header = self.runs_table.horizontalHeader()
         runs_header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        runs_header.setStretchLastSection(True)
+        runs_header.setSectionResizeMode(RunColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)
+        runs_header.setMinimumSectionSize(50)
 
         details_box = QGroupBox("Selected run")
         self.run_summary = QLabel("Select a run to see each record's outcome.")
@@ -187,11 +189,11 @@ class SyncMonitorPanel(QWidget):
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.runs_table)
         splitter.addWidget(details_box)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setContentsMargins(20, 20, 20, 20)
         layout.setSpacing(12)
         layout.addWidget(heading)
         layout.addLayout(controls)
@@ -225,13 +227,17 @@ class SyncMonitorPanel(QWidget):
         header = table.horizontalHeader()
         header.setHighlightSections(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setMinimumSectionSize(56)
+        header.setMinimumSectionSize(50)
 
     def _fit_run_columns(self) -> None:
-        widths = {RunColumn.STARTED: 130, RunColumn.INTEGRATION: 150, RunColumn.TRIGGER: 90, RunColumn.DIRECTION: 80,
-                  RunColumn.STATUS: 90, RunColumn.DURATION: 80}
+        # Every column fits its contents; the integration column takes what is left (its tooltip has the name).
+        table = self.runs_table
         for column in RunColumn:
-            self.runs_table.setColumnWidth(column, widths.get(column, 76))
+            if column is not RunColumn.INTEGRATION:
+                table.resizeColumnToContents(column)
+                table.setColumnWidth(
+                    column, max(table.columnWidth(column), table.horizontalHeader().sectionSizeHint(column))
+                )
         for log_column, width in {LogColumn.OBJECT: 70, LogColumn.RECORD: 240, LogColumn.OUTCOME: 90,
                                   LogColumn.ERROR: 120}.items():
             self.log_table.setColumnWidth(log_column, width)
@@ -259,7 +265,10 @@ class SyncMonitorPanel(QWidget):
     def refresh_runs(self) -> None:
         """Re-read the run history (new runs appear on top; the selection stays)."""
         selected = self.selected_run()
+        had_runs = self.runs_model.rowCount() > 0
         self.runs_model.refresh()
+        if not had_runs and self.runs_model.rowCount() > 0:
+            self._fit_run_columns()
         if selected is not None:
             row = self.runs_model.row_of(selected.id)
             if row is not None and self.selected_row() != row:
@@ -329,7 +338,12 @@ class SyncMonitorPanel(QWidget):
         self._runs_ended(select=result.run_id if result is not None else None)
 
     def _progress_reported(self, name: str, report: ProgressReport) -> None:
+        if not isValid(self):
+            return  # a run the closed window started, finishing on its own
+        first = self._progress.get(name) is None
         self._progress[name] = report
+        if first:
+            self.refresh_runs()  # the run's row exists now: show it while it runs
         self._show_progress()
 
     def _say(self, key: str, text: str, *, error: bool) -> None:
@@ -430,17 +444,25 @@ class SyncMonitorPanel(QWidget):
     def _show_selected_run(self) -> None:
         run = self.selected_run()
         if run is None:
+            self._shown_run = None
             self.run_summary.setText("Select a run to see each record's outcome.")
             self.log_model.clear()
+            self._update_undo_button()
+            return
+        # The live refresh re-reads the table every second; re-read a run's log only when the run changed.
+        shown = (run.id, run_status(run), run.finished_at)
+        if shown == self._shown_run:
             self._update_undo_button()
             return
         try:
             run, log = self._sync.run(run.id)
         except Exception as exc:  # e.g. the run went with its integration
+            self._shown_run = None
             self.run_summary.setText(error_sentence("Reading the run", exc))
             self.log_model.clear()
             self._update_undo_button()
             return
+        self._shown_run = shown
         self.run_summary.setText(self.describe_run(run, [str(r.error_category) for r in log if r.error_category]))
         self.log_model.show_log(log)
         self._update_undo_button()
@@ -449,12 +471,13 @@ class SyncMonitorPanel(QWidget):
         """The selected run in words: what, when, how it went, and failures grouped by cause."""
         name = self.runs_model.integration_name(run)
         direction = named(RUN_DIRECTION_NAMES, run.direction).lower()
-        trigger = named(TRIGGER_NAMES, run.trigger).lower()
+        trigger = named(TRIGGER_NAMES, run.trigger)
         seconds = run_seconds(run)
         took = "still running" if seconds is None else f"took {duration_text(seconds)}"
+        what = "Undo" if run.direction == "undo" else f"{trigger} {direction} sync"
         lines = [
-            f"Run {run.id} of “{name}”: {trigger} {direction} sync, started {local_time(run.started_at)}, {took}. "
-            f"Status: {named(RUN_STATUS_NAMES, run.status).lower()}.",
+            f"Run {run.id} of “{name}” — {named(RUN_STATUS_NAMES, run.status).lower()}",
+            f"{what}, started {local_time(run.started_at, seconds=True)}, {took}.",
             f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
             f"{run.conflicts} conflicts, {run.api_calls} API calls.",
         ]

@@ -20,6 +20,7 @@ from crm_desktop.ui.wording import (
     duration_text,
     local_time,
     named,
+    short_time,
 )
 
 logger = logging.getLogger(__name__)
@@ -236,12 +237,14 @@ class SyncRunsTableModel(QAbstractTableModel):
                 return f"Started {started}, finished {finished}"
             if column is RunColumn.STATUS and run.message:
                 return run.message
+            if column is RunColumn.INTEGRATION:
+                return self.integration_name(run)
         return None
 
     def _display(self, run: SyncRunRow, column: RunColumn) -> str | int:
         match column:
             case RunColumn.STARTED:
-                return local_time(run.started_at)
+                return short_time(run.started_at)
             case RunColumn.INTEGRATION:
                 return self.integration_name(run)
             case RunColumn.TRIGGER:

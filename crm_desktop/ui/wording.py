@@ -89,6 +89,21 @@ def local_time(moment: datetime | None, *, seconds: bool = False) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def short_time(moment: datetime | None, now: datetime | None = None) -> str:
+    """A stored (UTC) time as a table cell: ``Today 09:26``, ``Yesterday 17:02``, ``14 Mar 09:26``, ``2024-03-14``."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone()
+    today = (now or datetime.now(local.tzinfo)).astimezone(local.tzinfo).date()
+    if local.date() == today:
+        return f"Today {local:%H:%M}"
+    if (today - local.date()).days == 1:
+        return f"Yesterday {local:%H:%M}"
+    if local.year == today.year:
+        return f"{local.day} {local:%b %H:%M}"
+    return f"{local:%Y-%m-%d}"
+
+
 def duration_text(seconds: float | None) -> str:
     """A run's length as people say it: ``0.4 s``, ``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
     if seconds is None:

@@ -16,7 +16,7 @@ from crm_desktop.providers.errors import AuthError, BudgetExhaustedError
 from crm_desktop.providers.hubspot import HubSpotAdapter, default_contact_record, default_lead_record
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.data import generate_people
-from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.hubspot import ASSOCIATION_PAGE_LIMIT, HubSpotSandbox
 
 T = TypeVar("T")
 
@@ -224,6 +224,77 @@ def test_leads_are_created_with_their_contact_then_updated_in_place() -> None:
     assert associated(hubspot_get(sandbox, f"/crm/v3/objects/notes/{note}", associations="contacts"), "contacts") == [
         contact.crm_id
     ]
+
+
+def test_lead_pull_sees_changes_made_on_the_leads_contact() -> None:
+    sandbox = HubSpotSandbox()
+    lead = Lead(email="grace@example.com", first_name="Grace", last_name="Hopper", source="twitter_dm")
+
+    async def body(adapter: HubSpotAdapter) -> tuple[Any, ...]:
+        [created] = await adapter.upsert(RecordObject.LEAD, [default_lead_record(lead)])
+        [no_lead] = await adapter.upsert(RecordObject.CONTACT, fans(1))
+        first = await pull(adapter, RecordObject.LEAD, None)
+        contact = await adapter.get_record(RecordObject.CONTACT, email="grace@example.com")
+        assert contact is not None
+        # HubSpot keeps a lead's status and names on its contact: a salesperson edits them there.
+        edit = {"properties": {"hs_lead_status": "UNQUALIFIED", "lastname": "Hopper-Murray"}}
+        await control_async(sandbox, "PATCH", f"records/contacts/{contact.crm_id}", edit)
+        # A contact with a lead status but no lead object changes too: it is no lead record.
+        await control_async(sandbox, "PATCH", f"records/contacts/{no_lead.crm_id}", {"hs_lead_status": "NEW"})
+        changed = await pull(adapter, RecordObject.LEAD, first[-1].cursor)
+        settled = await pull(adapter, RecordObject.LEAD, changed[-1].cursor)
+        edited = await adapter.get_record(RecordObject.CONTACT, crm_id=contact.crm_id)
+        return created, first, changed, settled, edited
+
+    created, first, changed, settled, edited = run(sandbox, body)
+    # A full pull reads each lead once, though its contact was written just before.
+    assert [[r.crm_id for r in page.records] for page in first] == [[created.crm_id]]
+    assert [[r.crm_id for r in page.records] for page in changed] == [[created.crm_id]]
+    [record] = changed[0].records
+    assert (record.email, record.fields["hs_lead_status"], record.fields["lastname"]) == (
+        "grace@example.com",
+        "UNQUALIFIED",
+        "Hopper-Murray",
+    )
+    assert record.modified_at == edited.modified_at
+    assert settled == []
+
+
+def test_lost_connection_on_a_note_finds_it_past_a_page_of_associations() -> None:
+    sandbox = HubSpotSandbox()
+    earlier_notes = ASSOCIATION_PAGE_LIMIT + 1
+
+    async def seed_notes(contact_id: str) -> None:
+        headers = {"Authorization": f"Bearer {sandbox.credentials()['token']}"}
+        note = {
+            "properties": {"hs_note_body": "<p>Earlier</p>", "hs_timestamp": "2026-01-01T00:00:00.000Z"},
+            "associations": [
+                {
+                    "to": {"id": contact_id},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}],
+                }
+            ],
+        }
+        async with sandbox.client(headers=headers) as client:
+            for start in range(0, earlier_notes, 100):
+                inputs = [note] * min(100, earlier_notes - start)
+                response = await client.post("/crm/v3/objects/notes/batch/create", json={"inputs": inputs})
+                assert response.status_code == 201, response.text
+
+    async def body(adapter: HubSpotAdapter) -> str:
+        [result] = await adapter.upsert(RecordObject.CONTACT, fans(1))
+        assert result.crm_id is not None
+        await seed_notes(result.crm_id)
+        await control_async(sandbox, "PUT", "faults", {"spec": "reset@1"})
+        return await adapter.add_note(RecordObject.CONTACT, result.crm_id, "Commented on the launch post")
+
+    note_id = run(sandbox, body)
+    # The new note is the contact's newest, on the second page of its associations: found there, not sent again.
+    assert sandbox.summary()["notes"] == earlier_notes + 1
+    note = hubspot_get(sandbox, f"/crm/v3/objects/notes/{note_id}", properties="hs_note_body")
+    assert note["properties"]["hs_note_body"] == "<p>Commented on the launch post</p>"
+    association_reads = [e for e in api_log(sandbox) if e["path"] == "/crm/v4/associations/contacts/notes/batch/read"]
+    assert len(association_reads) == 2
 
 
 def test_note_is_attached_to_the_contact() -> None:

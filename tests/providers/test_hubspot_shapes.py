@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -23,8 +24,20 @@ from crm_desktop.domain.models import (
     SocialProfile,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import AdapterOptions, CreatesCustomFields, CrmAdapter, OutboundRecord
-from crm_desktop.providers.errors import AuthError, RateLimitError, RequestRejectedError
+from crm_desktop.providers.contract import (
+    AdapterOptions,
+    ChangePage,
+    CreatesCustomFields,
+    CrmAdapter,
+    OutboundRecord,
+)
+from crm_desktop.providers.errors import (
+    AuthError,
+    NotFoundError,
+    ProviderError,
+    RateLimitError,
+    RequestRejectedError,
+)
 from crm_desktop.providers.http import Decision
 from crm_desktop.providers.hubspot import (
     HubSpotAdapter,
@@ -334,22 +347,58 @@ def test_linked_record_is_updated_by_id_with_its_new_email() -> None:
     assert (result.outcome, result.crm_id) == (RecordOutcome.UPDATED, "6001")
 
 
-def test_linked_record_deleted_in_hubspot_is_upserted_by_email() -> None:
-    gone = {
-        "status": "COMPLETE",
-        "results": [],
-        "errors": [
-            {"status": "error", "category": "OBJECT_NOT_FOUND", "message": "not found", "context": {"ids": ["6001"]}}
-        ],
-        "startedAt": STARTED,
-    }
+GONE_ERROR = {"status": "error", "category": "OBJECT_NOT_FOUND", "message": "not found", "context": {"ids": ["6001"]}}
+
+
+def gone_in_its_result(request: httpx.Request) -> httpx.Response:
+    """A batch/update answer that refuses input 6001 (deleted in HubSpot) and updates the others (207)."""
+    inputs = json.loads(request.content)["inputs"]
+    results = [
+        {
+            "id": i["id"],
+            "properties": i["properties"],
+            "updatedAt": AFTER,
+            "objectWriteTraceId": i["objectWriteTraceId"],
+        }
+        for i in inputs
+        if i["id"] != "6001"
+    ]
+    body = {"status": "COMPLETE", "results": results, "errors": [GONE_ERROR], "startedAt": STARTED}
+    return httpx.Response(207, json=body)
+
+
+def gone_as_a_whole(request: httpx.Request) -> httpx.Response:
+    """A batch/update refused as a whole (404) while it holds input 6001; updated normally without it."""
+    inputs = json.loads(request.content)["inputs"]
+    if any(i["id"] == "6001" for i in inputs):
+        return httpx.Response(404, json={**GONE_ERROR, "message": "Could not get some CONTACT objects"})
+    return gone_in_its_result(request)
+
+
+@pytest.mark.parametrize("answer", [gone_in_its_result, gone_as_a_whole], ids=["207", "404"])
+def test_linked_record_deleted_in_hubspot_fails_not_found_and_is_not_recreated(
+    answer: Callable[[httpx.Request], httpx.Response],
+) -> None:
+    gone = OutboundRecord(email="ada@example.com", fields={"firstname": "Ada"}, crm_id="6001")
+    kept = OutboundRecord(email="grace@example.com", fields={"firstname": "Grace"}, crm_id="6002")
+    with respx.mock(base_url=API, assert_all_called=False) as mock:
+        update = mock.post("/crm/v3/objects/contacts/batch/update").mock(side_effect=answer)
+        upsert = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
+        results = run_with(lambda a: a.upsert(RecordObject.CONTACT, [gone, kept]))
+    assert not upsert.called, "a contact deleted in HubSpot was upserted by email again"
+    assert update.called
+    assert (results[0].outcome, results[0].category) == (RecordOutcome.FAILED, ErrorCategory.NOT_FOUND)
+    assert results[0].message is not None and "ada@example.com" in results[0].message
+    assert "6001" in results[0].message and "no longer exists" in results[0].message
+    assert (results[1].outcome, results[1].crm_id) == (RecordOutcome.UPDATED, "6002")
+
+
+def test_batch_update_404_without_a_gone_record_still_raises() -> None:
     linked = OutboundRecord(email="ada@example.com", fields={"firstname": "Ada"}, crm_id="6001")
     with respx.mock(base_url=API) as mock:
-        mock.post("/crm/v3/objects/contacts/batch/update").mock(return_value=httpx.Response(207, json=gone))
-        upsert = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
-        [result] = run_with(lambda a: a.upsert(RecordObject.CONTACT, [linked]))
-    assert sent(upsert)["inputs"][0]["id"] == "ada@example.com"
-    assert result.outcome is RecordOutcome.CREATED
+        mock.post("/crm/v3/objects/contacts/batch/update").mock(return_value=httpx.Response(404, text="no route"))
+        with pytest.raises(NotFoundError):
+            run_with(lambda a: a.upsert(RecordObject.CONTACT, [linked]))
 
 
 def test_partial_errors_fail_only_their_records_with_field_and_reason() -> None:
@@ -766,3 +815,215 @@ def test_lead_of_a_new_contact_is_created_without_looking_for_existing_leads() -
     ]
     assert sent(create)["inputs"][0]["properties"] == {"hs_lead_name": "new@example.com"}
     assert (result.outcome, result.crm_id) == (RecordOutcome.CREATED, "302")
+
+
+# -- associations and the lead pull -------------------------------------------------------------------------------
+LEAD_PROPERTIES = {"results": [{"name": "hs_lead_name", "label": "Lead name", "type": "string"}]}
+
+
+def batch_read_of(records: dict[str, dict[str, Any]]) -> Callable[[httpx.Request], httpx.Response]:
+    """A batch/read answer holding the asked records that exist."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        inputs = json.loads(request.content)["inputs"]
+        results = [{"id": i["id"], "properties": records[i["id"]]} for i in inputs if i["id"] in records]
+        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
+
+    return answer
+
+
+def associations_of(linked: dict[str, list[int]], page_size: int = 1000) -> Callable[[httpx.Request], httpx.Response]:
+    """A v4 association batch/read answer: each input's linked ids after its ``after``, a page at a time (207
+    with NO_ASSOCIATIONS_FOUND errors for inputs without any)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        results, errors = [], []
+        for item in json.loads(request.content)["inputs"]:
+            targets = [t for t in linked.get(item["id"], []) if t > int(item.get("after", 0))]
+            if not targets:
+                errors.append(
+                    {"status": "error", "category": "OBJECT_NOT_FOUND", "context": {"fromObjectId": [item["id"]]}}
+                )
+                continue
+            result: dict[str, Any] = {
+                "from": {"id": item["id"]},
+                "to": [{"toObjectId": t, "associationTypes": []} for t in targets[:page_size]],
+            }
+            if len(targets) > page_size:
+                result["paging"] = {"next": {"after": str(targets[page_size - 1])}}
+            results.append(result)
+        body = {"status": "COMPLETE", "results": results, "errors": errors}
+        return httpx.Response(207 if errors else 200, json=body)
+
+    return answer
+
+
+def test_association_batch_read_follows_paging() -> None:
+    contact = {"email": "grace@example.com", "lastmodifieddate": BEFORE}
+    leads = {str(n): {"hs_lastmodifieddate": BEFORE} for n in (301, 302, 303)}
+    with respx.mock(base_url=API) as mock:
+        mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=LEAD_PROPERTIES))
+        mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json={"results": []}))
+        mock.post("/crm/v3/objects/contacts/batch/read").mock(
+            side_effect=lambda request: httpx.Response(200, json={"results": [{"id": "5000", "properties": contact}]})
+        )
+        v4 = mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(
+            side_effect=associations_of({"5000": [301, 302, 303]}, page_size=2)
+        )
+        read = mock.post("/crm/v3/objects/leads/batch/read").mock(side_effect=batch_read_of(leads))
+        found = run_with(lambda a: a.find_by_emails(RecordObject.LEAD, ["grace@example.com"]))
+    assert [sent(v4, n)["inputs"] for n in range(v4.call_count)] == [[{"id": "5000"}], [{"id": "5000", "after": "302"}]]
+    # The contact's newest lead sits on the second page of its associations.
+    assert sent(read)["inputs"] == [{"id": "303"}]
+    assert found["grace@example.com"].crm_id == "303"
+
+
+def test_association_paging_that_repeats_its_cursor_stops() -> None:
+    looping = {"results": [{"from": {"id": "5000"}, "to": [{"toObjectId": 301}], "paging": {"next": {"after": "301"}}}]}
+    contact = {"results": [{"id": "5000", "properties": {"email": "grace@example.com"}}]}
+    with respx.mock(base_url=API) as mock:
+        mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=LEAD_PROPERTIES))
+        mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json={"results": []}))
+        mock.post("/crm/v3/objects/contacts/batch/read").mock(return_value=httpx.Response(200, json=contact))
+        v4 = mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(
+            return_value=httpx.Response(200, json=looping)
+        )
+        with pytest.raises(ProviderError, match="same association page cursor"):
+            run_with(lambda a: a.find_by_emails(RecordObject.LEAD, ["grace@example.com"]))
+    assert v4.call_count == 2
+
+
+def lead_pull_routes(mock: respx.MockRouter, *, date: str | None = None) -> tuple[respx.Route, respx.Route]:
+    """Routes for a lead pull: lead 300 (contact 4000) changed at 10:00:01; contact 5000 (lead 301) at 10:00:02
+    and contact 5001 (a lead status, no lead) at 10:00:03; lead 302 of contact 4000 unchanged."""
+    headers = {"Date": date} if date else {}
+    mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=LEAD_PROPERTIES))
+    mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json={"results": []}))
+    lead_changes = {
+        "results": [{"id": "300", "properties": {"hs_lead_name": "Ada", "hs_lastmodifieddate": "2026-03-01T10:00:01Z"}}]
+    }
+    contact_changes = {
+        "results": [
+            {
+                "id": "5000",
+                "properties": {
+                    "email": "grace@example.com",
+                    "hs_lead_status": "UNQUALIFIED",
+                    "lastmodifieddate": "2026-03-01T10:00:02Z",
+                },
+            },
+            {
+                "id": "5001",
+                "properties": {
+                    "email": "old@example.com",
+                    "hs_lead_status": "NEW",
+                    "lastmodifieddate": "2026-03-01T10:00:03Z",
+                },
+            },
+        ]
+    }
+    leads = mock.post("/crm/v3/objects/leads/search").mock(
+        return_value=httpx.Response(200, json=lead_changes, headers=headers)
+    )
+    contacts = mock.post("/crm/v3/objects/contacts/search").mock(
+        return_value=httpx.Response(200, json=contact_changes, headers=headers)
+    )
+    mock.post("/crm/v4/associations/leads/contacts/batch/read").mock(side_effect=associations_of({"300": [4000]}))
+    mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(side_effect=associations_of({"5000": [301]}))
+    mock.post("/crm/v3/objects/contacts/batch/read").mock(
+        side_effect=batch_read_of({"4000": {"email": "ada@example.com", "lastmodifieddate": "2026-02-01T00:00:00Z"}})
+    )
+    mock.post("/crm/v3/objects/leads/batch/read").mock(
+        side_effect=batch_read_of({"301": {"hs_lead_name": "Grace", "hs_lastmodifieddate": "2026-02-01T00:00:00Z"}})
+    )
+    return leads, contacts
+
+
+async def pull_leads(adapter: HubSpotAdapter, cursor: str | None) -> list[ChangePage]:
+    return [page async for page in adapter.changes_since(RecordObject.LEAD, cursor)]
+
+
+def test_lead_pull_merges_lead_changes_with_changes_of_their_contacts() -> None:
+    cursor = "2026-03-01T10:00:00.000Z|299;2026-03-01T09:00:00.000Z|4999"
+    with respx.mock(base_url=API) as mock:
+        leads, contacts = lead_pull_routes(mock)
+        [page] = run_with(lambda a: pull_leads(a, cursor))
+    assert sent(leads)["filterGroups"] == [
+        {"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "1772359200000"}]}
+    ]
+    assert sent(contacts)["filterGroups"] == [
+        {
+            "filters": [
+                {"propertyName": "lastmodifieddate", "operator": "GTE", "value": "1772355600000"},
+                {"propertyName": "hs_lead_status", "operator": "HAS_PROPERTY"},
+            ]
+        }
+    ]
+    assert sent(contacts)["sorts"] == [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]
+    # Oldest first: lead 300 itself changed, then lead 301 through its contact; contact 5001 has no lead.
+    assert [(r.crm_id, r.email) for r in page.records] == [("300", "ada@example.com"), ("301", "grace@example.com")]
+    assert page.records[1].fields["hs_lead_status"] == "UNQUALIFIED"
+    assert page.records[1].fields["hs_lead_name"] == "Grace"
+    assert page.records[1].modified_at == datetime(2026, 3, 1, 10, 0, 2, tzinfo=UTC)
+    assert page.cursor == "2026-03-01T10:00:01.000Z|300;2026-03-01T10:00:03.000Z|5001"
+
+
+@pytest.mark.parametrize(
+    ("cursor", "lead_filters", "contacts_from"),
+    [
+        # A cursor written before contact changes were watched: contacts are watched from its lead time on.
+        ("2026-03-01T10:00:00.000Z|299", True, "1772359200000"),
+        # A full pull reads every lead's contact: contacts are watched from a minute before it began (HubSpot's
+        # clock from the Date header, when it is behind the local one).
+        (None, False, "1583056740000"),
+    ],
+    ids=["legacy-cursor", "full-pull"],
+)
+def test_lead_pull_picks_where_it_watches_contacts_from(
+    cursor: str | None, lead_filters: bool, contacts_from: str
+) -> None:
+    with respx.mock(base_url=API) as mock:
+        leads, contacts = lead_pull_routes(mock, date="Sun, 01 Mar 2020 10:00:00 GMT")
+        [page] = run_with(lambda a: pull_leads(a, cursor))
+    assert ("filterGroups" in sent(leads)) is lead_filters
+    assert sent(contacts)["filterGroups"][0]["filters"][0]["value"] == contacts_from
+    assert [r.crm_id for r in page.records] == ["300", "301"]
+    assert page.cursor.endswith(";2026-03-01T10:00:03.000Z|5001")
+
+
+def test_lead_met_through_both_searches_in_one_page_comes_once() -> None:
+    with respx.mock(base_url=API) as mock:
+        lead_pull_routes(mock)
+        # Contact 4000 (lead 300's) changed too, after the lead did.
+        mock.post("/crm/v3/objects/contacts/search").mock(
+            return_value=httpx.Response(
+                200,
+                json={
+                    "results": [
+                        {
+                            "id": "4000",
+                            "properties": {
+                                "email": "ada@example.com",
+                                "hs_lead_status": "OPEN_DEAL",
+                                "lastmodifieddate": "2026-03-01T10:00:05Z",
+                            },
+                        }
+                    ]
+                },
+            )
+        )
+        mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(
+            side_effect=associations_of({"4000": [300, 302]})
+        )
+        mock.post("/crm/v3/objects/leads/batch/read").mock(
+            side_effect=batch_read_of(
+                {
+                    "300": {"hs_lead_name": "Ada", "hs_lastmodifieddate": "2026-03-01T10:00:01Z"},
+                    "302": {"hs_lead_name": "Ada again", "hs_lastmodifieddate": "2026-02-01T00:00:00Z"},
+                }
+            )
+        )
+        [page] = run_with(lambda a: pull_leads(a, "2026-03-01T10:00:00.000Z|;2026-03-01T10:00:00.000Z|"))
+    assert [r.crm_id for r in page.records] == ["300", "302"]
+    assert {r.fields["hs_lead_status"] for r in page.records} == {"OPEN_DEAL"}
+    assert page.cursor == "2026-03-01T10:00:01.000Z|300;2026-03-01T10:00:05.000Z|4000"

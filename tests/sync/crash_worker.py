@@ -44,7 +44,7 @@ EXIT_LOCKED = 75
 #: The repository root (workers run there so ``tests.*`` and the keyring backend import).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTEGRATION_NAME = "drill"
-#: What a warm worker loads before waiting for ``go``.
+#: What the fork server loads once, so a forked worker starts at once.
 WARM_MODULES = (
     "crm_desktop.app.workspace",
     "crm_desktop.sync.engine",
@@ -117,7 +117,7 @@ def serve_forks(data_dir: Path, integration_name: str, batch_size: int) -> int:
         importlib.import_module(module)  # the slow part of a start, done once
     _say("warm")
     for line in sys.stdin:
-        parts = line.split()
+        parts = line.rstrip("\n").split(" ", 2)
         if len(parts) != 3 or parts[0] != "go":
             continue
         number, out_path = parts[1], parts[2]

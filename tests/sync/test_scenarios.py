@@ -20,12 +20,6 @@ from tests.sync.conftest import SEARCHES_PER_SECOND, SyncBench, open_bench, pers
 
 EMAILS = [f"person{n}@example.com" for n in (1, 2, 3)]
 
-HUBSPOT_RECREATES_DELETED = pytest.mark.xfail(
-    strict=True,
-    reason="HubSpot adapter: an update of a linked contact that is gone falls back to an upsert by email, "
-    "re-creating it instead of answering NOT_FOUND",
-)
-
 
 def first_name_edit(provider: Provider, first_name: str) -> dict[str, Any]:
     """A salesperson's change of a person's first name, in each CRM's own fields."""
@@ -241,7 +235,7 @@ async def test_a_crm_email_change_moves_the_local_record(hubspot: SyncBench) -> 
 
 @pytest.mark.parametrize(
     "any_crm",
-    [pytest.param(Provider.HUBSPOT, marks=HUBSPOT_RECREATES_DELETED), Provider.SALESFORCE],
+    [Provider.HUBSPOT, Provider.SALESFORCE],
     indirect=True,
     ids=lambda p: p.value,
 )
@@ -367,12 +361,6 @@ async def test_leads_round_trip_on_hubspot(hubspot: SyncBench) -> None:
     assert hubspot.writes_since(mark) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HubSpot adapter: the lead pull watches only the lead object's hs_lastmodifieddate, but every mapped lead "
-    "field (hs_lead_status, names, company, social_*) lives on the lead's contact, so a salesperson's change "
-    "there is never pulled once the cursor has passed the lead",
-)
 @scenario
 async def test_a_lead_status_changed_in_hubspot_is_pulled(hubspot: SyncBench) -> None:
     hubspot.save_lead(social_lead(1))

@@ -92,12 +92,17 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
     window.show_panel(CONFLICTS_ROW)
     assert panel.model.rowCount() == 3
     titles = [panel.model.headerData(c, Qt.Orientation.Horizontal) for c in ConflictColumn]
-    assert titles == ["Integration", "Record", "Field", "Local value", "CRM value", "Last synced value",
+    assert titles == ["Integration", "Record", "Field", "Local value", "CRM value", "Last synced",
                       "Changed here", "Changed in CRM"]
     first = [panel.model.index(0, c).data() for c in ConflictColumn]
-    assert first[:6] == ["hubspot-marketing", "Contact person1@example.com", "company", "Local Co 1", "CRM Co 1",
+    assert first[:6] == ["hubspot-marketing", "person1@example.com", "company", "Local Co 1", "CRM Co 1",
                          "Analytical Engines"]
-    assert all(first[6:]) and first[6] != "—" and first[7] != "—"
+    assert "—" not in (first[6], first[7]), "both sides' change times are known"
+    details = panel.details.values
+    assert details["Record"].text() == "person1@example.com in “hubspot-marketing”"
+    assert details["Here"].text().startswith("“Local Co 1”, changed ")
+    assert details["In the CRM"].text().endswith("(the newer change)"), "the CRM was edited last"
+    assert details["Last synced"].text() == "“Analytical Engines”"
 
     # Keep the CRM's value: the local record takes it, the CRM is left alone.
     select(panel, EMAILS[0])
@@ -124,7 +129,9 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
     assert edit is not None
     edit.selectAll()
     QTest.keyClicks(edit, "Merged Engines plc")
-    ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert buttons is not None
+    ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
     resolve_with(window, qtbot, ok)
     assert local_company(hubspot, EMAILS[2]) == "Merged Engines plc"
     assert drive(qtbot, crm_company(hubspot, EMAILS[2])) == "Merged Engines plc"

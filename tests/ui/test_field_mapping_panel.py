@@ -11,9 +11,9 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.models import ConflictRule, FieldDirection
+from crm_desktop.sync.mapping import FieldMapping, Transform
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel, MappingColumn, MappingsTableModel, parse_transforms
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.sync.mapping import Transform
 from tests.ui.conftest import HubSpotBench, unfinished_tasks
 
 
@@ -37,7 +37,7 @@ def row(panel: FieldMappingPanel, local_field: str) -> int:
     return found
 
 
-def saved(hubspot: HubSpotBench, local_field: str, obj: RecordObject = RecordObject.CONTACT):  # type: ignore[no-untyped-def]
+def saved(hubspot: HubSpotBench, local_field: str, obj: RecordObject = RecordObject.CONTACT) -> FieldMapping:
     mappings = hubspot.workspace.sync.mappings(hubspot.workspace.integrations.get(hubspot.name), obj)
     return next(m for m in mappings if m.local_field == local_field)
 
@@ -123,8 +123,6 @@ def test_the_model_refuses_a_blank_crm_field() -> None:
     model = MappingsTableModel()
     refused: list[str] = []
     model.edit_refused.connect(refused.append)
-    from crm_desktop.sync.mapping import FieldMapping
-
     model.show_mappings([FieldMapping("email", "email")])
     assert not model.setData(model.index(0, MappingColumn.CRM_FIELD), "  ")
     assert refused == ["email: the CRM field cannot be blank; set the direction to Off instead"]

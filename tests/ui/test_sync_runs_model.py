@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
@@ -12,6 +12,7 @@ from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
+from crm_desktop.ui.wording import duration_text, short_time
 from tests.ui.conftest import HubSpotBench
 
 
@@ -166,10 +167,19 @@ def test_the_record_log_lists_failures_first_with_their_category(hubspot: HubSpo
 
 
 def test_durations_read_naturally() -> None:
-    from crm_desktop.ui.wording import duration_text
-
     assert duration_text(0.42) == "0.4 s"
     assert duration_text(12.4) == "12 s"
     assert duration_text(185) == "3 min 05 s"
     assert duration_text(timedelta(hours=1, minutes=2).total_seconds()) == "1 h 02 min"
     assert duration_text(None) == "—"
+
+
+def test_times_in_tables_are_short_and_relative() -> None:
+    now = datetime(2025, 3, 14, 12, 0).astimezone()  # local noon
+    assert short_time(now - timedelta(hours=2), now) == f"Today {(now - timedelta(hours=2)):%H:%M}"
+    yesterday = now - timedelta(days=1)
+    assert short_time(yesterday, now) == f"Yesterday {yesterday:%H:%M}"
+    earlier = now - timedelta(days=20)
+    assert short_time(earlier, now) == f"{earlier.day} {earlier:%b %H:%M}"
+    assert short_time(now - timedelta(days=400), now) == f"{(now - timedelta(days=400)):%Y-%m-%d}"
+    assert short_time(None) == "—"
