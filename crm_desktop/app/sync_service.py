@@ -41,15 +41,19 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ConflictRow",
+    "ConflictRule",
     "DueSync",
     "FieldDirection",
+    "FieldMapping",
     "ImportReport",
+    "MappingProblem",
     "SyncDirectionChoice",
     "SyncRecordLogRow",
     "SyncResult",
     "SyncRunRow",
     "SyncService",
     "SyncTrigger",
+    "Transform",
 ]
 
 

@@ -285,7 +285,7 @@ class HttpCore:
             )
         if verdict.decision is Decision.RATE_LIMITED:
             wait = verdict.wait if verdict.wait is not None else budget.window_seconds
-            budget.block_for(wait)
+            budget.rate_limited(wait)
             raise _RetryableFailure(
                 RateLimitError(f"{self.name}: rate limited ({verdict.reason})", retry_after=wait), wait
             )

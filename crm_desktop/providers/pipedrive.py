@@ -76,6 +76,10 @@ LIST_DEDUPE_MIN_RECORDS = 20
 LIST_PAGES_PER_SEARCH = 2
 #: Overlap of two person listings, so a person changed while a page was being read is listed again.
 LIST_REFRESH_OVERLAP = timedelta(seconds=5)
+#: How old the person index may be when a record is looked up in it; older, what changed since is listed first.
+LIST_REFRESH_SECONDS = 10.0
+#: Records one push prepares at a time when it uses the person index.
+INDEXED_CHUNK = 5_000
 #: Notes looked at when deciding whether the social note changed.
 NOTES_LOOKED_AT = 100
 #: How long to back off when Pipedrive answers an HTML 403 (its block after a client kept hammering past a 429).
@@ -385,6 +389,7 @@ class _SearchBudget(RateBudget):
             concurrency=outer.concurrency,
             clock=clock,
             sleep=sleep,
+            even_pacing=True,
         )
         self.outer = outer
 
@@ -680,7 +685,7 @@ _FATAL = (AuthError, BudgetExhaustedError, ConfigurationError)
 
 
 class _PersonIndex:
-    """Every person by email, listed once for a large push and brought up to date before each chunk of writes.
+    """Every person by email, listed once for a large push and brought up to date while the push writes.
 
     An email held by several persons resolves to the oldest one, as the search path does. ``since`` is the
     Pipedrive time the last listing started (less an overlap): listing again from there finds persons created or
@@ -691,6 +696,10 @@ class _PersonIndex:
         self._holders: dict[str, dict[int, dict[str, Any]]] = {}
         self._emails_of: dict[int, set[str]] = {}
         self.since = datetime.now(UTC) - LIST_REFRESH_OVERLAP
+        #: When (the adapter's clock) the last listing started.
+        self.listed_at = 0.0
+        #: One listing at a time: records looked up meanwhile wait for it.
+        self.lock = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._emails_of)
@@ -773,6 +782,8 @@ class PipedriveAdapter:
             daily_reserve=self.options.daily_reserve,
             clock=clock,
             sleep=sleep,
+            # Pipedrive counts in fixed 2-second windows: an even pace never bunches up at a window's edge.
+            even_pacing=True,
         )
         self.search_budget = _SearchBudget(
             self.budget, window_limit=DEFAULT_SEARCH_BURST_LIMIT, clock=clock, sleep=sleep
@@ -795,6 +806,8 @@ class PipedriveAdapter:
         )
         self.http.client.event_hooks["response"].append(self._observe_rate_headers)
         self.page_size = PAGE_LIMIT
+        self.index_refresh_seconds = LIST_REFRESH_SECONDS
+        self._clock = clock
         self._fields: PersonFieldMap | None = None
         self._field_lock = asyncio.Lock()
         self._known_notes: dict[tuple[str, str], str] = {}
@@ -1293,11 +1306,9 @@ class PipedriveAdapter:
         results: list[RecordResult | None] = [None] * len(records)
         written: dict[str, dict[str, Any]] = {}
         index = await self._person_index(records)
-        size = self.page_size if index is not None else IDS_PER_REQUEST
+        size = INDEXED_CHUNK if index is not None else IDS_PER_REQUEST
         numbered = list(enumerate(records))
         for start in range(0, len(records), size):
-            if index is not None and start:
-                await self._list_persons_into(index, {"updated_since": _rfc3339(index.since)})
             await self._upsert_chunk(obj, numbered[start : start + size], results, written, index)
         done = [result for result in results if result is not None]
         if len(done) != len(records):
@@ -1310,6 +1321,7 @@ class PipedriveAdapter:
         if len(unlinked) < LIST_DEDUPE_MIN_RECORDS:
             return None
         index = _PersonIndex()
+        index.listed_at = self._clock()
         if not await self._list_persons_into(index, {}, max_pages=LIST_PAGES_PER_SEARCH * len(unlinked)):
             logger.info("Pipedrive holds too many persons to list for %d emails; searching them", len(unlinked))
             return None
@@ -1342,6 +1354,14 @@ class PipedriveAdapter:
         index.since = started[0]
         return True
 
+    async def _listed_person(self, index: _PersonIndex, email: str) -> dict[str, Any] | None:
+        """The indexed person with ``email``, after listing what changed since when the index is getting old."""
+        async with index.lock:
+            if self._clock() - index.listed_at >= self.index_refresh_seconds:
+                index.listed_at = self._clock()
+                await self._list_persons_into(index, {"updated_since": _rfc3339(index.since)})
+        return index.get(email)
+
     async def _upsert_chunk(
         self,
         obj: RecordObject,
@@ -1371,13 +1391,22 @@ class PipedriveAdapter:
             if results[item.index] is None:
                 by_email.setdefault(item.email, []).append(item)
 
+        # With the index, a few records per request slot are in progress at a time, so each is looked up just
+        # before it is written (the index stays at most LIST_REFRESH_SECONDS behind Pipedrive).
+        in_progress = asyncio.Semaphore(2 * self.budget.concurrency if persons is not None else len(by_email) or 1)
+
         async def write_in_turn(group: list[_Pending]) -> None:
             # Records sharing an email go one after the other, each seeing the person the one before wrote.
-            for item in group:
-                if item.existing is None and item.email in written:
-                    item.existing = written[item.email]
-                    item.person_id = int(item.existing["id"])
-                results[item.index] = await self._write_one(obj, item, written)
+            async with in_progress:
+                for item in group:
+                    if item.existing is None and item.email in written:
+                        item.existing = written[item.email]
+                        item.person_id = int(item.existing["id"])
+                    elif persons is not None and item.person_id is None:
+                        listed = await self._listed_person(persons, item.email)
+                        if listed is not None:
+                            item.existing, item.person_id = listed, int(listed["id"])
+                    results[item.index] = await self._write_one(obj, item, written)
 
         await self._run_all(write_in_turn(group) for group in by_email.values())
 
@@ -1430,11 +1459,8 @@ class PipedriveAdapter:
             if item.email in written:
                 item.existing = written[item.email]
                 item.person_id = int(item.existing["id"])
-            elif persons is not None and (listed := persons.get(item.email)) is not None:
-                item.existing = listed
-                item.person_id = int(listed["id"])
         if persons is not None:
-            return
+            return  # looked up in the index right before each write
         emails = sorted({item.email for item in unlinked if item.person_id is None})
 
         async def search(email: str) -> int | ProviderError | None:

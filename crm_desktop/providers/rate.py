@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
+#: With even pacing, how many gaps a request may come early to make up for a late wake-up of the one before.
+EVEN_PACING_CATCH_UP = 3
+
 
 @dataclass(frozen=True)
 class RateObservation:
@@ -118,11 +121,16 @@ class RateBudget:
     window limit (the CRM's real plan) and the daily budget; when the daily budget left falls to the reserve,
     requests stop with :class:`BudgetExhaustedError` instead of burning the rest.
 
+    A CRM that counts in fixed windows (Pipedrive) sees a burst that straddles its window boundary twice, so there
+    the budget paces requests evenly (``even_pacing``) instead of sending the window's worth at once. Each 429 the
+    CRM still answers makes the budget keep one more request of the window unspent (up to a tenth of it).
+
     Attributes:
         window_limit: the CRM's requests per window (``None``: no window).
         window_seconds: the window's length.
         concurrency: requests in flight at most.
         daily_reserve: daily calls to keep unspent.
+        even_pacing: whether requests are spread evenly over the window.
     """
 
     def __init__(
@@ -135,12 +143,18 @@ class RateBudget:
         margin: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        even_pacing: bool = False,
     ) -> None:
         self.window_limit = window_limit
         self.window_seconds = window_seconds
         self.concurrency = concurrency
         self.daily_reserve = daily_reserve
+        self.even_pacing = even_pacing
         self._margin = margin
+        #: Extra requests per window kept unspent because the CRM answered 429 anyway.
+        self._penalty = 0
+        #: With even pacing: when the next request is due on the ideal timeline.
+        self._paced_until = 0.0
         self._clock = clock
         self._sleep = sleep
         self._sent: deque[float] = deque()
@@ -160,7 +174,7 @@ class RateBudget:
         """Requests per window the client allows itself: the limit less a small safety margin."""
         if self.window_limit is None:
             return None
-        spare = max(1, math.ceil(self.window_limit * self._margin))
+        spare = max(1, math.ceil(self.window_limit * self._margin)) + self._penalty
         return max(1, self.window_limit - spare)
 
     async def acquire(self) -> None:
@@ -204,6 +218,15 @@ class RateBudget:
                 while self._sent and self._sent[0] <= now - self.window_seconds:
                     self._sent.popleft()
                 if len(self._sent) < limit:
+                    if self.even_pacing:
+                        # One request per gap on an ideal timeline; a late wake-up may catch up a few gaps, so
+                        # sleeping's overshoot does not slow the pace (the rolling window still caps any window).
+                        gap = self.window_seconds / limit
+                        earliest = self._paced_until - EVEN_PACING_CATCH_UP * gap
+                        if now < earliest:
+                            await self._pause(earliest - now)
+                            continue
+                        self._paced_until = max(self._paced_until, now) + gap
                     self._sent.append(now)
                     return
                 await self._pause(self._sent[0] + self.window_seconds - now + 0.001)
@@ -237,6 +260,13 @@ class RateBudget:
     def block_for(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (after a 429 or an empty window)."""
         self._blocked_until = max(self._blocked_until, self._now() + max(0.0, seconds))
+
+    def rate_limited(self, wait: float) -> None:
+        """The CRM refused a request for the window: hold everything for ``wait`` and spend less of each window."""
+        self.block_for(wait)
+        if self.window_limit is not None and self._penalty < math.ceil(self.window_limit * 0.1):
+            self._penalty += 1
+            logger.info("rate window 429 answered: keeping %d more requests of each window unspent", self._penalty)
 
     def quota(self) -> Quota:
         """The budget as last reported."""

@@ -34,11 +34,36 @@ def configure_application(app: QApplication) -> None:
     app.setStyleSheet(stylesheet())
 
 
+#: How long the app waits, once its window closed, for cancelled tasks (a sync, a sign-in) to wind down.
+DRAIN_SECONDS = 10.0
+
+
 async def _until_closed(window: MainWindow) -> None:
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.show()
     await closed.wait()
+    await _drain_tasks()
+
+
+async def _drain_tasks() -> None:
+    """Cancel every other task and let them finish while the loop still runs.
+
+    Their clean-up (closing HTTP connections, marking a run as stopped, releasing a sync lock) needs a running
+    loop: qasync runs whatever is left after ``run_until_complete`` returns without one.
+    """
+    try:
+        current = asyncio.current_task()
+    except RuntimeError:
+        return  # the app was told to quit and its loop already stopped: run_gui's clean-up cancels the rest
+    pending = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    if not pending:
+        return
+    for task in pending:
+        if not task.cancelling():  # a second cancel would interrupt the clean-up of one the window cancelled
+            task.cancel()
+    _, stuck = await asyncio.wait(pending, timeout=DRAIN_SECONDS)
+    logger.info("stopped %d task(s) at exit%s", len(pending), f"; {len(stuck)} did not stop" if stuck else "")
 
 
 def _close_on_signals(loop: asyncio.AbstractEventLoop, window: MainWindow) -> list[signal.Signals]:
@@ -107,9 +132,11 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
         except RuntimeError:
             if main.done():
                 raise
-            # Something called QApplication.quit() while the window was open: close it so its state is saved.
+            # Something called QApplication.quit() while the window was open: close it so its state is saved,
+            # and run the loop again so the window's tasks wind down on a running loop.
             logger.info("the app was asked to quit with its window open")
             window.close()
+            loop.run_until_complete(main)
     finally:
         for number in handled_signals:
             loop.remove_signal_handler(number)

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 # The sync service imports ConflictRule, FieldMapping, MappingProblem and Transform but leaves them out of __all__.
-from crm_desktop.app.sync_service import (  # type: ignore[attr-defined]
+from crm_desktop.app.sync_service import (
     ConflictRule,
     FieldDirection,
     FieldMapping,

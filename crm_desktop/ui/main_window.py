@@ -39,7 +39,7 @@ DISPLAY_NAME = "CRM Desktop"
 
 GEOMETRY_KEY = "main_window/geometry"
 PANEL_KEY = "main_window/panel"
-DEFAULT_SIZE = QSize(1120, 720)
+DEFAULT_SIZE = QSize(1240, 760)
 #: The sidebar row of the Conflicts panel (its text carries the open count).
 CONFLICTS_ROW = 2
 
@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setIconSize(QSize(20, 20))
-        self.sidebar.setFixedWidth(200)
+        self.sidebar.setFixedWidth(184)
         self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.stack = QStackedWidget()
         for entry in self.panels:

@@ -36,7 +36,7 @@ class SyncScheduler(QObject):
     """Runs ``workspace.sync.run_due(trigger=SCHEDULED)`` every minute while the window is open.
 
     What is due comes from the last successful runs in the store, so a sync missed while the app was closed is
-    caught up once by the first check. A check while the previous batch still runs does nothing.
+    caught up once by the first check. A check while the previous batch still runs starts nothing new.
 
     Attributes:
         timer: the repeating minute timer.
@@ -97,7 +97,11 @@ class SyncScheduler(QObject):
         return self._batch is not None and not self._batch.done()
 
     def check_due(self) -> asyncio.Task[list[Outcome]] | None:
-        """Start the scheduled syncs that are due; return their task, or ``None`` when nothing is due."""
+        """Start the scheduled syncs that are due and return their task.
+
+        Returns:
+            the batch's task (the running one, when a batch still runs), or ``None`` when nothing is due.
+        """
         if self._batch is not None and not self._batch.done():
             logger.debug("scheduled syncs still running; this check waits for the next one")
             return self._batch

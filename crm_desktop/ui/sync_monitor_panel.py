@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -71,6 +72,11 @@ def progress_text(name: str, report: ProgressReport | None) -> str:
     if report.total > 0:
         return f"“{name}”: {report.phase}, {report.done:,} of {report.total:,}"
     return f"“{name}”: {report.phase}"
+
+
+def needs_attention(result: SyncResult) -> bool:
+    """Whether a run failed or left records behind (shown in red)."""
+    return str(getattr(result.status, "value", result.status)) in ("failed", "partial")
 
 
 class SyncMonitorPanel(QWidget):
@@ -149,6 +155,7 @@ class SyncMonitorPanel(QWidget):
         self.progress_bar.setFixedWidth(180)
         self.progress_label = QLabel(self.IDLE_TEXT)
         self.progress_label.setObjectName("progressLabel")
+        self.progress_label.setWordWrap(True)  # several syncs at once make a long line
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_bar)
         progress_row.addWidget(self.progress_label, 1)
@@ -229,15 +236,31 @@ class SyncMonitorPanel(QWidget):
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setMinimumSectionSize(50)
 
+    #: The widest text each column can show, so columns fit before any run exists and never clip later.
+    WIDEST_TEXTS: dict[RunColumn, tuple[str, ...]] = {
+        RunColumn.STARTED: ("Today 00:00", "30 Sep 00:00", "2026-12-31"),
+        RunColumn.TRIGGER: tuple(TRIGGER_NAMES.values()),
+        RunColumn.DIRECTION: tuple(RUN_DIRECTION_NAMES.values()),
+        RunColumn.STATUS: tuple(RUN_STATUS_NAMES.values()),
+        RunColumn.DURATION: ("running…", "59 min 59 s", "23 h 59 min"),
+    }
+    #: Counts up to this many digits fit their column.
+    COUNT_DIGITS = 6
+
     def _fit_run_columns(self) -> None:
-        # Every column fits its contents; the integration column takes what is left (its tooltip has the name).
+        # Every column fits the widest text it can show; the integration column takes what is left
+        # (its tooltip has the full name).
         table = self.runs_table
+        table.ensurePolished()  # measure with the stylesheet's font
+        metrics = table.fontMetrics()
+        padding = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 4
+        header = table.horizontalHeader()
         for column in RunColumn:
-            if column is not RunColumn.INTEGRATION:
-                table.resizeColumnToContents(column)
-                table.setColumnWidth(
-                    column, max(table.columnWidth(column), table.horizontalHeader().sectionSizeHint(column))
-                )
+            if column is RunColumn.INTEGRATION:
+                continue
+            texts = self.WIDEST_TEXTS.get(column, ("9" * self.COUNT_DIGITS,))
+            widest = max(metrics.horizontalAdvance(text) for text in texts) + padding
+            table.setColumnWidth(column, max(widest, header.sectionSizeHint(column)))
         for log_column, width in {LogColumn.OBJECT: 70, LogColumn.RECORD: 240, LogColumn.OUTCOME: 90,
                                   LogColumn.ERROR: 120}.items():
             self.log_table.setColumnWidth(log_column, width)
@@ -265,10 +288,7 @@ class SyncMonitorPanel(QWidget):
     def refresh_runs(self) -> None:
         """Re-read the run history (new runs appear on top; the selection stays)."""
         selected = self.selected_run()
-        had_runs = self.runs_model.rowCount() > 0
         self.runs_model.refresh()
-        if not had_runs and self.runs_model.rowCount() > 0:
-            self._fit_run_columns()
         if selected is not None:
             row = self.runs_model.row_of(selected.id)
             if row is not None and self.selected_row() != row:
@@ -323,8 +343,7 @@ class SyncMonitorPanel(QWidget):
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
             self._say(name, error_sentence(f"Sync of “{name}”", exc), error=True)
             return None
-        failed = str(getattr(result.status, "value", result.status)) == "failed"
-        self._say(name, result_sentence(name, result), error=failed)
+        self._say(name, result_sentence(name, result), error=needs_attention(result))
         self.status_message.emit(f"Sync of “{name}” finished")
         return result
 
@@ -414,8 +433,7 @@ class SyncMonitorPanel(QWidget):
             if isinstance(outcome, Exception):
                 self._say(name, "Scheduled: " + error_sentence(f"Sync of “{name}”", outcome), error=True)
             else:
-                failed = str(getattr(outcome.status, "value", outcome.status)) == "failed"
-                self._say(name, "Scheduled: " + result_sentence(name, outcome), error=failed)
+                self._say(name, "Scheduled: " + result_sentence(name, outcome), error=needs_attention(outcome))
         self._runs_ended()
 
     # -- the selected run

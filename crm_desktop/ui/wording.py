@@ -90,15 +90,13 @@ def local_time(moment: datetime | None, *, seconds: bool = False) -> str:
 
 
 def short_time(moment: datetime | None, now: datetime | None = None) -> str:
-    """A stored (UTC) time as a table cell: ``Today 09:26``, ``Yesterday 17:02``, ``14 Mar 09:26``, ``2024-03-14``."""
+    """A stored (UTC) time as a table cell: ``Today 09:26``, ``14 Mar 09:26``, ``2024-03-14`` (another year)."""
     if moment is None:
         return "—"
     local = moment.astimezone()
     today = (now or datetime.now(local.tzinfo)).astimezone(local.tzinfo).date()
     if local.date() == today:
         return f"Today {local:%H:%M}"
-    if (today - local.date()).days == 1:
-        return f"Yesterday {local:%H:%M}"
     if local.year == today.year:
         return f"{local.day} {local:%b %H:%M}"
     return f"{local:%Y-%m-%d}"

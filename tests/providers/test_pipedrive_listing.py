@@ -10,7 +10,7 @@ import httpx
 
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
-from crm_desktop.providers.contract import OutboundRecord
+from crm_desktop.providers.contract import AdapterOptions, OutboundRecord
 from crm_desktop.providers.pipedrive import LIST_DEDUPE_MIN_RECORDS, PipedriveAdapter, default_contact_record
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from tests.providers.test_pipedrive import SpecCheckingTransport, contact, our_notes, persons_with, seeded, statuses
@@ -44,7 +44,8 @@ def push(
     page_size: int,
     wrap: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] = lambda inner: inner,
 ) -> list[Any]:
-    """Upsert ``records`` through the spec-checking transport with a small listing page (several pages, chunks)."""
+    """Upsert ``records`` through the spec-checking transport, listing ``page_size`` persons a page and listing
+    what changed once the index is half a (virtual) second old."""
 
     async def fast_sleep(seconds: float) -> None:
         sandbox.clock.advance(seconds)
@@ -58,8 +59,11 @@ def push(
             transport=wrap(checking),
             sleep=fast_sleep,
             clock=sandbox.clock.monotonic,
+            # Two requests at a time: four records in progress, each looked up in the index just before its write.
+            options=AdapterOptions(concurrency=2),
         )
         adapter.page_size = page_size
+        adapter.index_refresh_seconds = 0.5
         try:
             results = await adapter.upsert(RecordObject.CONTACT, records)
         finally:
@@ -89,7 +93,7 @@ def test_a_large_push_lists_persons_once_and_searches_nothing() -> None:
         assert len(persons_with(sandbox, record.email)) == 1
     assert len(sandbox.persons) == 55
     assert [p.name for p in list(sandbox.persons.values())[:2]] == ["Renamed 0", "Renamed 1"]
-    # 4 pages list the 35 persons; each later chunk of 10 records first lists what changed since.
+    # 4 pages list the 35 persons; while the push writes, what changed since is listed as the index ages.
     pages = listings(sandbox)
     assert len([q for q in pages if "updated_since" not in q]) == 4
     assert len([q for q in pages if "updated_since" in q]) >= 2

@@ -210,3 +210,40 @@ def test_a_window_that_fails_to_build_still_releases_the_loop_and_workspace(
     assert restore_app.quitOnLastWindowClosed()
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+def test_tasks_still_running_at_close_wind_down_on_a_running_loop(
+    restore_app: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring
+) -> None:
+    factory, closed = closing_spy(tmp_path, keyring_backend)
+    cleanups: list[str] = []
+
+    async def sync_like() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            # Closing HTTP connections and releasing the sync lock take several steps, each needing a running
+            # loop (anyio asks for one).
+            for _ in range(5):
+                await asyncio.sleep(0)
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    cleanups.append("no loop")
+                    break
+            else:
+                cleanups.append("loop running")
+
+    def while_running(attempts: int = 200) -> None:
+        window = main_window()
+        if window is None and attempts > 0:
+            QTimer.singleShot(10, lambda: while_running(attempts - 1))
+            return
+        assert window is not None
+        window.tasks.start(sync_like(), name="sync at close")
+        QTimer.singleShot(20, window.close)
+
+    QTimer.singleShot(0, while_running)
+    assert run_gui(factory, ["crm-desktop"]) == 0
+    assert cleanups == ["loop running"]
+    assert closed == [True]

@@ -93,7 +93,7 @@ def test_a_first_start_uses_the_default_size_and_first_panel(make_window: Window
 
 
 def test_the_default_size_fits_small_screens() -> None:
-    assert default_size(QSize(2560, 1440)) == QSize(1120, 720)
+    assert default_size(QSize(2560, 1440)) == QSize(1240, 760)
     assert default_size(QSize(1024, 700)) == QSize(922, 630)  # Qt rounds 921.6 to the nearest pixel
 
 

@@ -75,7 +75,7 @@ def test_every_panel_renders(qtbot: QtBot, styled_app: QApplication, workspace: 
     seed(workspace)
     window = MainWindow(workspace)
     qtbot.addWidget(window)
-    window.resize(1120, 720)
+    window.resize(1240, 760)
     window.show()
     qtbot.waitExposed(window)
     for index, entry in enumerate(window.panels):
@@ -143,7 +143,7 @@ def test_the_sync_panels_render_with_data(
     workspace.sync.set_rule(integration, RecordObject.CONTACT, "company", ConflictRule.MANUAL)
     window = MainWindow(workspace)
     qtbot.addWidget(window)
-    window.resize(1120, 720)
+    window.resize(1240, 760)
     window.show()
     qtbot.waitExposed(window)
     monitor = window.sync_monitor_panel

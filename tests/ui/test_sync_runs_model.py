@@ -178,7 +178,7 @@ def test_times_in_tables_are_short_and_relative() -> None:
     now = datetime(2025, 3, 14, 12, 0).astimezone()  # local noon
     assert short_time(now - timedelta(hours=2), now) == f"Today {(now - timedelta(hours=2)):%H:%M}"
     yesterday = now - timedelta(days=1)
-    assert short_time(yesterday, now) == f"Yesterday {yesterday:%H:%M}"
+    assert short_time(yesterday, now) == f"{yesterday.day} {yesterday:%b %H:%M}"
     earlier = now - timedelta(days=20)
     assert short_time(earlier, now) == f"{earlier.day} {earlier:%b %H:%M}"
     assert short_time(now - timedelta(days=400), now) == f"{(now - timedelta(days=400)):%Y-%m-%d}"
