@@ -9,7 +9,7 @@ official Python SDK, one request at a time. Request counts and 429s are read fro
 Run from the repository root::
 
     python -m bench.push_throughput                      # the issue's figures: 10,000 contacts each
-    python -m bench.push_throughput --count 1000 --sdk-count 200 --crm pipedrive   # a quick look
+    python -m bench.push_throughput --count 1000 --sdk-seconds 30 --crm pipedrive   # a quick look
 """
 
 from __future__ import annotations
@@ -265,20 +265,27 @@ def push_with_adapter(crm: str, contacts: Sequence[Contact], latency_ms: float) 
                        log_facts(sandbox.log(), window_of(crm)), sandbox.summary())
 
 
-def push_with_sdk(crm: str, contacts: Sequence[Contact], latency_ms: float) -> PushRun:
-    """Push ``contacts`` with a straightforward one-request-at-a-time script over the vendor's SDK."""
+def push_with_sdk(crm: str, contacts: Sequence[Contact], latency_ms: float, seconds_budget: float | None) -> PushRun:
+    """Push ``contacts`` with a straightforward one-request-at-a-time script over the vendor's SDK.
+
+    With ``seconds_budget`` the script stops starting new records once it is spent; its records/s is then
+    measured over the records it did push (a one-at-a-time loop runs at a steady pace).
+    """
     records = outbound_records(crm, contacts)
     script = {"hubspot": sdk_push_hubspot, "salesforce": sdk_push_salesforce, "pipedrive": plain_push_pipedrive}[crm]
     with served(crm, latency_ms) as sandbox:
         started = time.perf_counter()
-        outcomes = script(sandbox.base_url, sandbox.credentials, records)
+        deadline = started + seconds_budget if seconds_budget else float("inf")
+        outcomes = script(sandbox.base_url, sandbox.credentials, records, deadline)
         seconds = time.perf_counter() - started
-        return PushRun(crm, "sdk", len(records), seconds, outcomes,
+        return PushRun(crm, "sdk", sum(outcomes.values()), seconds, outcomes,
                        log_facts(sandbox.log(), window_of(crm)), sandbox.summary())
 
 
 # -- the straightforward scripts ------------------------------------------------------------------------------------
-def sdk_push_hubspot(base_url: str, credentials: dict[str, Any], records: Sequence[OutboundRecord]) -> dict[str, int]:
+def sdk_push_hubspot(
+    base_url: str, credentials: dict[str, Any], records: Sequence[OutboundRecord], deadline: float
+) -> dict[str, int]:
     """``hubspot-api-client``: batch upsert by email, 100 contacts a call, one call after the other."""
     from hubspot import HubSpot
     from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInputUpsert, SimplePublicObjectBatchInputUpsert
@@ -286,6 +293,8 @@ def sdk_push_hubspot(base_url: str, credentials: dict[str, Any], records: Sequen
     client = HubSpot(access_token=credentials["token"], host=base_url)
     outcomes: Counter[str] = Counter()
     for start in range(0, len(records), HUBSPOT_BATCH):
+        if time.perf_counter() >= deadline:
+            break
         chunk = records[start : start + HUBSPOT_BATCH]
         inputs = [
             SimplePublicObjectBatchInputUpsert(
@@ -320,17 +329,19 @@ def _loopback_session() -> Any:
 
 
 def sdk_push_salesforce(
-    base_url: str, credentials: dict[str, Any], records: Sequence[OutboundRecord]
+    base_url: str, credentials: dict[str, Any], records: Sequence[OutboundRecord], deadline: float
 ) -> dict[str, int]:
     """``simple-salesforce``: one contact at a time, a SOQL lookup by email, then create or update."""
-    from simple_salesforce import Salesforce
+    from simple_salesforce.api import Salesforce
 
     # simple-salesforce defaults to API 59.0; the org (and CRM Desktop) speak v61.0.
-    sf = Salesforce(
+    sf: Any = Salesforce(
         instance_url=base_url, session_id=credentials["accessToken"], version="61.0", session=_loopback_session()
     )
     outcomes: Counter[str] = Counter()
     for record in records:
+        if time.perf_counter() >= deadline:
+            break
         fields = {**record.fields, "Email": record.email}
         quoted = record.email.replace("\\", "\\\\").replace("'", "\\'")
         found = sf.query(f"SELECT Id FROM Contact WHERE Email = '{quoted}'")["records"]
@@ -344,7 +355,7 @@ def sdk_push_salesforce(
 
 
 def plain_push_pipedrive(
-    base_url: str, credentials: dict[str, Any], records: Sequence[OutboundRecord]
+    base_url: str, credentials: dict[str, Any], records: Sequence[OutboundRecord], deadline: float
 ) -> dict[str, int]:
     """Plain httpx (Pipedrive has no official Python SDK): search each email, create or patch, add the note."""
     import httpx
@@ -363,6 +374,8 @@ def plain_push_pipedrive(
                 return body
 
         for record in records:
+            if time.perf_counter() >= deadline:
+                break
             found = call(
                 "GET", "/api/v2/persons/search", params={"term": record.email, "fields": "email", "exact_match": "true"}
             )["data"]["items"]
@@ -400,7 +413,8 @@ def ceiling_records_per_second(crm: str, records: Sequence[OutboundRecord], late
     if crm == "hubspot":
         return HUBSPOT_WINDOW_LIMIT / HUBSPOT_WINDOW_SECONDS * HUBSPOT_BATCH
     if crm == "salesforce":
-        return SALESFORCE_CONCURRENT * SALESFORCE_COLLECTION / (latency_ms / 1000)
+        # Without latency the concurrent limit binds nothing: no ceiling (infinite), every share is 0.
+        return SALESFORCE_CONCURRENT * SALESFORCE_COLLECTION / (latency_ms / 1000) if latency_ms else float("inf")
     requests_per_person = minimum_calls(crm, records) / len(records)
     return PIPEDRIVE_WINDOW_LIMIT / PIPEDRIVE_WINDOW_SECONDS / requests_per_person
 
@@ -501,9 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=10_000, help="contacts each CRM is pushed (default 10,000)")
     parser.add_argument(
-        "--sdk-count", type=int, default=None,
-        help="contacts the SDK scripts push (default: --count); their one-at-a-time rate is steady, so a smaller "
-        "sample gives the same records/s in far less time",
+        "--sdk-seconds", type=float, default=None,
+        help="time each SDK script may push before it stops starting records (default: until all are pushed); "
+        "a one-at-a-time loop keeps a steady pace, so its records/s over the records it pushed stands",
     )
     parser.add_argument("--skip-sdk", action="store_true", help="do not run the SDK scripts")
     parser.add_argument(
@@ -523,7 +537,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     people = generate_people(largest, args.seed)
     contacts = contacts_of(people)
     pushed = contacts[: args.count]
-    sdk_count = args.count if args.sdk_count is None else args.sdk_count
     print(f"push benchmark: {args.count:,} contacts, latency {args.latency_ms:g} ms, {machine()}")
     reports: list[CrmReport] = []
     for crm in crms:
@@ -534,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if crm == "hubspot" and args.hubspot_sustained_count > args.count:
             sustained = push_with_adapter(crm, contacts[: args.hubspot_sustained_count], args.latency_ms)
             sustained.who = "sustained"
-        sdk_run = None if args.skip_sdk else push_with_sdk(crm, pushed[:sdk_count], args.latency_ms)
+        sdk_run = None if args.skip_sdk else push_with_sdk(crm, pushed, args.latency_ms, args.sdk_seconds)
         report = CrmReport(
             crm,
             adapter_run,
@@ -553,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "count": args.count,
-            "sdk_count": sdk_count,
+            "sdk_seconds": args.sdk_seconds,
             "latency_ms": args.latency_ms,
             "reports": [
                 {**asdict(report), "speedup": report.speedup,

@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.models import Contact, Lead, SocialContext, SocialProfile
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
@@ -27,6 +27,7 @@ from crm_desktop.store.models import (
     LeadRow,
     OutboxRow,
     OutboxStatus,
+    SocialProfileRow,
     SyncCursorRow,
     SyncLockRow,
     SyncRecordLogRow,
@@ -35,12 +36,7 @@ from crm_desktop.store.models import (
     SyncTrigger,
     utcnow,
 )
-from crm_desktop.store.repositories import (
-    NotFoundError,
-    _apply_contact,
-    _contact_from_row,
-    _lead_from_row,
-)
+from crm_desktop.store.repositories import NotFoundError, _apply_contact
 
 logger = logging.getLogger(__name__)
 
@@ -96,21 +92,67 @@ class OutboxItem:
     run_id: int | None
 
 
-def _link(row: CrmLinkRow) -> Link:
-    return Link(
-        row.local_id,
-        row.crm_id,
-        dict(row.base_values),
-        row.pushed_hash,
-        row.crm_modified_at,
-        row.local_synced_at,
-        row.deleted_in_crm,
-    )
+#: The columns of ``crm_links`` a :class:`Link` is made of, in its field order.
+_LINK_COLUMNS = (
+    "local_id", "crm_id", "base_values", "pushed_hash", "crm_modified_at", "local_synced_at", "deleted_in_crm",
+)
+
+
+def _grouped_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by their set of keys (one executemany statement takes rows of one shape)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
 
 
 def _table(row_class: type[Any]) -> Table:
     """The Core table of a mapped class (bulk statements skip the ORM's per-row work)."""
     return cast(Table, row_class.__table__)
+
+
+def _stored_contact(row: Any, profiles: Sequence[Any]) -> Contact:
+    """A stored contact (a ``contacts`` row and its ``social_profiles`` rows) as its model, not validated again:
+    it was when it was saved.
+
+    A sync reads every record it looks at; validating 100,000 stored emails and phones once more cost most of an
+    incremental sync. (:func:`crm_desktop.store.repositories._contact_from_row` is the validating twin.)
+    """
+    return Contact.model_construct(
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        company=row.company,
+        phone=row.phone,
+        social_profiles=[
+            SocialProfile.model_construct(
+                platform=p.platform, username=p.username, url=p.url, followers=p.followers, engagement=p.engagement
+            )
+            for p in profiles
+        ],
+        custom_fields=dict(row.custom_fields),
+    )
+
+
+def _stored_lead(row: Any) -> Lead:
+    """A stored lead as its model, not validated again (see :func:`_stored_contact`)."""
+    context = None
+    if row.social_platform is not None:
+        context = SocialContext.model_construct(
+            platform=row.social_platform,
+            conversation_id=row.conversation_id,
+            sentiment=row.sentiment,
+            engagement_score=row.engagement_score,
+        )
+    return Lead.model_construct(
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        company=row.company,
+        source=row.source,
+        status=row.status,
+        social_context=context,
+    )
 
 
 def lock_owner() -> str:
@@ -287,10 +329,20 @@ class SyncStore:
         return ContactRow if obj is RecordObject.CONTACT else LeadRow
 
     @staticmethod
-    def _local(obj: RecordObject, row: ContactRow | LeadRow) -> LocalRecord:
-        record: Contact | Lead
-        record = _contact_from_row(row) if isinstance(row, ContactRow) else _lead_from_row(row)
-        return LocalRecord(row.id, obj, record, row.updated_at)
+    def _read_locals(session: Session, obj: RecordObject, where: Any) -> list[LocalRecord]:
+        """Local records matching ``where`` (a condition on the contacts or leads table), read as plain rows."""
+        if obj is RecordObject.LEAD:
+            leads = session.execute(select(_table(LeadRow)).where(where))
+            return [LocalRecord(r.id, obj, _stored_lead(r), r.updated_at) for r in leads]
+        contacts, profiles = _table(ContactRow), _table(SocialProfileRow)
+        rows = list(session.execute(select(contacts).where(where)))
+        held: dict[int, list[Any]] = {}
+        for start in range(0, len(rows), 500):
+            ids = [row.id for row in rows[start : start + 500]]
+            statement = select(profiles).where(profiles.c.contact_id.in_(ids)).order_by(profiles.c.id)
+            for profile in session.execute(statement):
+                held.setdefault(profile.contact_id, []).append(profile)
+        return [LocalRecord(r.id, obj, _stored_contact(r, held.get(r.id, [])), r.updated_at) for r in rows]
 
     def _load_rows(self, session: Session, obj: RecordObject, ids: Sequence[int]) -> dict[int, ContactRow | LeadRow]:
         cls = self._row_class(obj)
@@ -301,21 +353,21 @@ class SyncStore:
         return {row.id: row for row in rows}
 
     def local_records(self, obj: RecordObject, ids: Sequence[int]) -> dict[int, LocalRecord]:
+        table = _table(self._row_class(obj))
+        found: dict[int, LocalRecord] = {}
         with self.db.session() as session:
-            rows = self._load_rows(session, obj, ids)
-            return {i: self._local(obj, r) for i, r in rows.items()}
+            for start in range(0, len(ids), 500):
+                for local in self._read_locals(session, obj, table.c.id.in_(list(ids[start : start + 500]))):
+                    found[local.id] = local
+        return found
 
     def local_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, LocalRecord]:
-        cls = self._row_class(obj)
+        table = _table(self._row_class(obj))
         found: dict[str, LocalRecord] = {}
         with self.db.session() as session:
             for start in range(0, len(emails), 500):
-                statement = select(cls).where(cls.email.in_(list(emails[start : start + 500])))
-                if cls is ContactRow:
-                    statement = statement.options(selectinload(ContactRow.social_profiles))
-                rows: list[ContactRow | LeadRow] = list(session.scalars(statement))
-                for row in rows:
-                    found[row.email] = self._local(obj, row)
+                for local in self._read_locals(session, obj, table.c.email.in_(list(emails[start : start + 500]))):
+                    found[local.record.email] = local
         return found
 
     def changed_local_ids(self, integration_id: int, obj: RecordObject, after_id: int, limit: int) -> list[int]:
@@ -390,27 +442,22 @@ class SyncStore:
             return row.id, row.updated_at
 
     # -- links ---------------------------------------------------------------------------------
-    def links_for_local(self, integration_id: int, obj: RecordObject, local_ids: Sequence[int]) -> dict[int, Link]:
+    def _links(self, integration_id: int, obj: RecordObject, *where: Any) -> list[Link]:
+        """Links of one object matching ``where``, read as plain rows (a sync reads a page of them at a time)."""
+        table = _table(CrmLinkRow)
+        statement = select(*(table.c[name] for name in _LINK_COLUMNS)).where(
+            table.c.integration_id == integration_id, table.c.object == obj, *where
+        )
         with self.db.session() as session:
-            rows = session.scalars(
-                select(CrmLinkRow).where(
-                    CrmLinkRow.integration_id == integration_id,
-                    CrmLinkRow.object == obj,
-                    CrmLinkRow.local_id.in_(list(local_ids)),
-                )
-            )
-            return {row.local_id: _link(row) for row in rows}
+            return [Link(*row) for row in session.execute(statement)]
+
+    def links_for_local(self, integration_id: int, obj: RecordObject, local_ids: Sequence[int]) -> dict[int, Link]:
+        found = self._links(integration_id, obj, _table(CrmLinkRow).c.local_id.in_(list(local_ids)))
+        return {link.local_id: link for link in found}
 
     def links_for_crm(self, integration_id: int, obj: RecordObject, crm_ids: Sequence[str]) -> dict[str, Link]:
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(CrmLinkRow).where(
-                    CrmLinkRow.integration_id == integration_id,
-                    CrmLinkRow.object == obj,
-                    CrmLinkRow.crm_id.in_(list(crm_ids)),
-                )
-            )
-            return {row.crm_id: _link(row) for row in rows}
+        found = self._links(integration_id, obj, _table(CrmLinkRow).c.crm_id.in_(list(crm_ids)))
+        return {link.crm_id: link for link in found}
 
     def save_link(self, integration_id: int, obj: RecordObject, local_id: int, crm_id: str, **values: Any) -> None:
         """Create or update the link of a local record (values: base_values, pushed_hash, ...)."""
@@ -449,37 +496,51 @@ class SyncStore:
         obj: RecordObject,
         links: Sequence[tuple[int, str, dict[str, Any]]],
     ) -> None:
-        """:meth:`_save_link` for many records of one object, with two queries instead of two per record."""
-        same_object = (CrmLinkRow.integration_id == integration_id, CrmLinkRow.object == obj)
+        """:meth:`_save_link` for many records of one object: two queries, then one bulk update and one bulk insert."""
+        table = _table(CrmLinkRow)
+        same_object = (table.c.integration_id == integration_id, table.c.object == obj)
         local_ids = [local_id for local_id, _, _ in links]
-        rows = {
-            row.local_id: row
-            for row in session.scalars(select(CrmLinkRow).where(*same_object, CrmLinkRow.local_id.in_(local_ids)))
+        link_ids: dict[int, int] = {
+            local_id: link_id
+            for local_id, link_id in session.execute(
+                select(table.c.local_id, table.c.id).where(*same_object, table.c.local_id.in_(local_ids))
+            )
         }
-        new_crm_ids = [crm_id for local_id, crm_id, _ in links if local_id not in rows]
+        new_crm_ids = [crm_id for local_id, crm_id, _ in links if local_id not in link_ids]
         taken = (
-            list(session.scalars(select(CrmLinkRow).where(*same_object, CrmLinkRow.crm_id.in_(new_crm_ids))))
+            list(session.execute(select(table.c.id, table.c.local_id).where(*same_object,
+                                                                            table.c.crm_id.in_(new_crm_ids))))
             if new_crm_ids
             else []
         )
-        if any(row.local_id in rows for row in taken) or len(set(local_ids)) != len(local_ids):
+        if any(local_id in link_ids for _, local_id in taken) or len(set(local_ids)) != len(local_ids):
             # A CRM id moving between records of this very batch: one by one keeps the order's meaning.
             for local_id, crm_id, values in links:
                 cls._save_link(session, integration_id, obj, local_id, crm_id, **values)
             return
         if taken:
             # CRM ids still linked to other local records (a merge on the CRM side): the links move.
-            for moved in taken:
-                session.delete(moved)
-            session.flush()
+            session.execute(delete(table).where(table.c.id.in_([link_id for link_id, _ in taken])))
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        inserts: list[dict[str, Any]] = []
         for local_id, crm_id, values in links:
-            link = rows.get(local_id)
-            if link is None:
-                link = CrmLinkRow(integration_id=integration_id, object=obj, local_id=local_id, crm_id=crm_id)
-                session.add(link)
-            link.crm_id = crm_id
-            for key, value in values.items():
-                setattr(link, key, value)
+            if local_id in link_ids:
+                names = tuple(sorted(values))
+                row = {"link_id": link_ids[local_id], "new_crm_id": crm_id}
+                updates.setdefault(names, []).append(row | {f"new_{name}": values[name] for name in names})
+            else:
+                inserts.append(
+                    {"integration_id": integration_id, "object": obj, "local_id": local_id, "crm_id": crm_id, **values}
+                )
+        for names, rows in updates.items():
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("link_id"))
+                .values(crm_id=bindparam("new_crm_id"), **{name: bindparam(f"new_{name}") for name in names})
+            )
+            session.execute(statement, rows)
+        for same_keys in _grouped_by_keys(inserts):
+            session.execute(insert(table), same_keys)
 
     # -- outbox --------------------------------------------------------------------------------
     def add_outbox(self, integration_id: int, run_id: int | None, items: Sequence[dict[str, Any]]) -> list[int]:
@@ -594,16 +655,19 @@ class SyncStore:
     ) -> None:
         """Store a pulled page's links, audit rows and conflicts, then advance the cursor, in one transaction."""
         with self.db.session() as session:
-            for local_id, crm_id, base, crm_modified_at, local_synced_at in links:
-                self._save_link(
+            if links:
+                self._save_links(
                     session,
                     integration_id,
                     obj,
-                    local_id,
-                    crm_id,
-                    base_values=base,
-                    crm_modified_at=crm_modified_at,
-                    local_synced_at=local_synced_at,
+                    [
+                        (
+                            local_id,
+                            crm_id,
+                            {"base_values": base, "crm_modified_at": modified, "local_synced_at": synced},
+                        )
+                        for local_id, crm_id, base, modified, synced in links
+                    ],
                 )
             session.add_all(AuditLogRow(integration_id=integration_id, **row) for row in audit)
             session.add_all(ConflictRow(integration_id=integration_id, **row) for row in conflicts)

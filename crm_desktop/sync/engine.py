@@ -277,6 +277,9 @@ class SyncEngine:
         email_links = self.store.links_for_local(
             self.integration_id, obj, [rec.id for rec in locals_by_email.values()]
         ) if locals_by_email else {}
+        # Fields waiting for the marketer in Conflicts, for the whole page in one query.
+        local_ids = [*locals_by_id, *(rec.id for rec in locals_by_email.values())]
+        held = self.store.open_conflict_fields_of(self.integration_id, obj, local_ids) if local_ids else {}
         for record in records:
             link = by_crm.get(record.crm_id)
             local = locals_by_id.get(link.local_id) if link else locals_by_email.get(record.email)
@@ -292,7 +295,7 @@ class SyncEngine:
                 crm_values["email"] = record.email
             try:
                 outcome = self._merge_record(obj, record, crm_values, local, link, mappings, run, dry_run,
-                                             audit, conflicts)
+                                             audit, conflicts, held.get(local.id, set()) if local else set())
             except InvalidRecordError as exc:
                 problem = "; ".join(f"{p.field}: {p.reason}" for p in exc.problems)
                 run.counts["failed"] += 1
@@ -316,6 +319,7 @@ class SyncEngine:
         dry_run: bool,
         audit: list[dict[str, Any]],
         conflicts: list[dict[str, Any]],
+        open_fields: set[str],
     ) -> tuple[int, str, dict[str, Any], datetime | None, datetime | None] | None:
         key = crm_values.get("email") or record.email
         if local is None:
@@ -342,7 +346,6 @@ class SyncEngine:
         new_base = dict(base)
         local_changes: dict[str, Value] = {}
         needs_push = False
-        open_fields = self.store.open_conflict_fields(self.integration_id, obj, local.id)
         decided: dict[str, tuple[Value, Value]] = {}
         for mapping in mappings:
             name = mapping.local_field

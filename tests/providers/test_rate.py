@@ -1,0 +1,77 @@
+"""The rate budget's pacing: a rolling window a little under the limit, even pacing, and the 429 penalty."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from crm_desktop.providers.rate import EVEN_PACING_CATCH_UP, RateBudget
+
+
+class FakeTime:
+    """A clock that only moves when the budget sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def send_times(budget: RateBudget, time: FakeTime, count: int) -> list[float]:
+    """When each of ``count`` requests, sent one after the other, got past the budget."""
+
+    async def main() -> list[float]:
+        times = []
+        for _ in range(count):
+            await budget.acquire()
+            times.append(time.now)
+            budget.release()
+        return times
+
+    return asyncio.run(main())
+
+
+def test_a_rolling_window_sends_a_burst_then_waits_for_the_oldest_to_leave() -> None:
+    time = FakeTime()
+    budget = RateBudget(window_limit=100, window_seconds=10, concurrency=4, clock=time.clock, sleep=time.sleep)
+    times = send_times(budget, time, 200)
+    assert budget.effective_limit == 98
+    assert times[97] == 0.0 and times[98] > 9.9
+    assert max(sum(1 for t in times if start <= t < start + 10) for start in times) <= 98
+
+
+def test_even_pacing_spreads_the_window_and_catches_up_after_a_late_wake_up() -> None:
+    time = FakeTime()
+    budget = RateBudget(
+        window_limit=120, window_seconds=2, concurrency=16, clock=time.clock, sleep=time.sleep, even_pacing=True
+    )
+    times = send_times(budget, time, 240)
+    gap = 2 / 117
+    # A few come at once (the catch-up allowance), then one every gap; never more than the window allows.
+    assert times[: EVEN_PACING_CATCH_UP + 1] == [0.0] * (EVEN_PACING_CATCH_UP + 1)
+    steady = [b - a for a, b in itertools.pairwise(times[10:100])]
+    assert min(steady) > gap * 0.99 and max(steady) < gap * 1.01
+    assert max(sum(1 for t in times if start <= t < start + 2) for start in times) <= 117
+
+    # A request that comes late (the process was busy) may be followed at once by up to the catch-up allowance.
+    time.now += 5 * gap
+    caught_up = send_times(budget, time, EVEN_PACING_CATCH_UP + 2)
+    assert caught_up[: EVEN_PACING_CATCH_UP + 1] == [caught_up[0]] * (EVEN_PACING_CATCH_UP + 1)
+    assert caught_up[-1] > caught_up[0]
+
+
+def test_each_429_holds_every_request_and_keeps_one_more_of_each_window_unspent() -> None:
+    time = FakeTime()
+    budget = RateBudget(window_limit=20, window_seconds=2, concurrency=4, clock=time.clock, sleep=time.sleep)
+    assert budget.effective_limit == 19
+    budget.rate_limited(1.5)
+    assert budget.effective_limit == 18
+    assert send_times(budget, time, 1) == [1.5]
+    for _ in range(10):
+        budget.rate_limited(0)
+    assert budget.effective_limit == 20 - 1 - 2  # the penalty stops at a tenth of the window
