@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -164,21 +165,52 @@ class SavedRecord:
     changed: bool
 
 
-def _contact_from_row(row: ContactRow) -> Contact:
-    return Contact(
+def stored_contact(row: Any, profiles: Sequence[Any]) -> Contact:
+    """A stored contact (a ``contacts`` row and its ``social_profiles`` rows) as its model, not validated again:
+    it was when it was saved.
+
+    A sync reads every record it looks at; validating 100,000 stored emails and phones once more cost most of an
+    incremental sync.
+    """
+    return Contact.model_construct(
         email=row.email,
         first_name=row.first_name,
         last_name=row.last_name,
         company=row.company,
         phone=row.phone,
         social_profiles=[
-            SocialProfile(
+            SocialProfile.model_construct(
                 platform=p.platform, username=p.username, url=p.url, followers=p.followers, engagement=p.engagement
             )
-            for p in row.social_profiles
+            for p in profiles
         ],
         custom_fields=dict(row.custom_fields),
     )
+
+
+def stored_lead(row: Any) -> Lead:
+    """A stored lead as its model, not validated again (see :func:`stored_contact`)."""
+    context = None
+    if row.social_platform is not None:
+        context = SocialContext.model_construct(
+            platform=row.social_platform,
+            conversation_id=row.conversation_id,
+            sentiment=row.sentiment,
+            engagement_score=row.engagement_score,
+        )
+    return Lead.model_construct(
+        email=row.email,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        company=row.company,
+        source=row.source,
+        status=row.status,
+        social_context=context,
+    )
+
+
+def _contact_from_row(row: ContactRow) -> Contact:
+    return stored_contact(row, row.social_profiles)
 
 
 def _apply_contact(row: ContactRow, contact: Contact) -> bool:
@@ -295,23 +327,7 @@ class ContactStore:
 
 
 def _lead_from_row(row: LeadRow) -> Lead:
-    context = None
-    if row.social_platform is not None:
-        context = SocialContext(
-            platform=row.social_platform,
-            conversation_id=row.conversation_id,
-            sentiment=row.sentiment,
-            engagement_score=row.engagement_score,
-        )
-    return Lead(
-        email=row.email,
-        first_name=row.first_name,
-        last_name=row.last_name,
-        company=row.company,
-        source=row.source,
-        status=row.status,
-        social_context=context,
-    )
+    return stored_lead(row)
 
 
 class LeadStore:

@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from crm_desktop.domain.models import Contact, Lead, SocialContext, SocialProfile
+from crm_desktop.domain.models import Contact, Lead
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
@@ -36,7 +36,7 @@ from crm_desktop.store.models import (
     SyncTrigger,
     utcnow,
 )
-from crm_desktop.store.repositories import NotFoundError, _apply_contact
+from crm_desktop.store.repositories import NotFoundError, _apply_contact, stored_contact, stored_lead
 
 logger = logging.getLogger(__name__)
 
@@ -109,50 +109,6 @@ def _grouped_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]
 def _table(row_class: type[Any]) -> Table:
     """The Core table of a mapped class (bulk statements skip the ORM's per-row work)."""
     return cast(Table, row_class.__table__)
-
-
-def _stored_contact(row: Any, profiles: Sequence[Any]) -> Contact:
-    """A stored contact (a ``contacts`` row and its ``social_profiles`` rows) as its model, not validated again:
-    it was when it was saved.
-
-    A sync reads every record it looks at; validating 100,000 stored emails and phones once more cost most of an
-    incremental sync. (:func:`crm_desktop.store.repositories._contact_from_row` is the validating twin.)
-    """
-    return Contact.model_construct(
-        email=row.email,
-        first_name=row.first_name,
-        last_name=row.last_name,
-        company=row.company,
-        phone=row.phone,
-        social_profiles=[
-            SocialProfile.model_construct(
-                platform=p.platform, username=p.username, url=p.url, followers=p.followers, engagement=p.engagement
-            )
-            for p in profiles
-        ],
-        custom_fields=dict(row.custom_fields),
-    )
-
-
-def _stored_lead(row: Any) -> Lead:
-    """A stored lead as its model, not validated again (see :func:`_stored_contact`)."""
-    context = None
-    if row.social_platform is not None:
-        context = SocialContext.model_construct(
-            platform=row.social_platform,
-            conversation_id=row.conversation_id,
-            sentiment=row.sentiment,
-            engagement_score=row.engagement_score,
-        )
-    return Lead.model_construct(
-        email=row.email,
-        first_name=row.first_name,
-        last_name=row.last_name,
-        company=row.company,
-        source=row.source,
-        status=row.status,
-        social_context=context,
-    )
 
 
 def lock_owner() -> str:
@@ -333,7 +289,7 @@ class SyncStore:
         """Local records matching ``where`` (a condition on the contacts or leads table), read as plain rows."""
         if obj is RecordObject.LEAD:
             leads = session.execute(select(_table(LeadRow)).where(where))
-            return [LocalRecord(r.id, obj, _stored_lead(r), r.updated_at) for r in leads]
+            return [LocalRecord(r.id, obj, stored_lead(r), r.updated_at) for r in leads]
         contacts, profiles = _table(ContactRow), _table(SocialProfileRow)
         rows = list(session.execute(select(contacts).where(where)))
         held: dict[int, list[Any]] = {}
@@ -342,7 +298,7 @@ class SyncStore:
             statement = select(profiles).where(profiles.c.contact_id.in_(ids)).order_by(profiles.c.id)
             for profile in session.execute(statement):
                 held.setdefault(profile.contact_id, []).append(profile)
-        return [LocalRecord(r.id, obj, _stored_contact(r, held.get(r.id, [])), r.updated_at) for r in rows]
+        return [LocalRecord(r.id, obj, stored_contact(r, held.get(r.id, [])), r.updated_at) for r in rows]
 
     def _load_rows(self, session: Session, obj: RecordObject, ids: Sequence[int]) -> dict[int, ContactRow | LeadRow]:
         cls = self._row_class(obj)
