@@ -35,6 +35,7 @@ CONFINED: dict[str, set[str]] = {
     "alembic": {"store"},
     "psycopg": {"store"},
     "httpx": {"providers", "sandbox"},
+    "httpcore": {"providers"},
     "respx": set(),
     "keyring": {"vault"},
     "starlette": {"sandbox"},

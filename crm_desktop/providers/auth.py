@@ -126,10 +126,12 @@ class SalesforceAuth(httpx.Auth):
                 await result
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._lock:
-            if self._stale():
-                refresh_response = yield self._refresh_request()
-                await self._apply_refresh(refresh_response)
+        if self._stale():
+            async with self._lock:
+                # Checked again: another request may have refreshed while this one waited for the lock.
+                if self._stale():
+                    refresh_response = yield self._refresh_request()
+                    await self._apply_refresh(refresh_response)
         sent_with = self._authorise(request)
         response = yield request
         if response.status_code == 401:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus
 
 import httpx
 
@@ -313,33 +314,73 @@ def check_field_names(names: Sequence[str]) -> list[str]:
     return list(seen.values())
 
 
+#: Characters a SOQL query keeps unescaped in the URL: RFC 3986 allows them in a query, and an ``IN`` list of
+#: emails is mostly quotes, commas and at signs (``%27``, ``%2C``, ``%40`` would triple them).
+SOQL_URL_SAFE = "'(),@:"
+
+
+def encode_soql(soql: str) -> str:
+    """The ``q=`` parameter of a query URL: SOQL form-encoded, its quotes, commas and at signs left as they are."""
+    if soql.isascii() and not soql.encode("ascii").translate(None, _URL_SAFE_BYTES + b" "):
+        # Nothing to escape but spaces (the usual query of plain emails): skip quoting byte by byte.
+        return "q=" + soql.replace(" ", "+")
+    return "q=" + quote_plus(soql, safe=SOQL_URL_SAFE)
+
+
 def query_url_length(soql: str) -> int:
     """The length of ``/query?q=...`` once URL-encoded, as sent."""
-    return len(f"{DATA_PATH}/query?") + len(urlencode({"q": soql}))
+    return len(f"{DATA_PATH}/query?") + len(encode_soql(soql))
+
+
+#: Bytes ``encode_soql`` leaves as they are; a space becomes ``+``; every other byte becomes ``%XX``.
+_URL_SAFE_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~" + SOQL_URL_SAFE.encode()
+
+
+def _encoded_length(text: str) -> int:
+    """``len(quote_plus(text, safe=SOQL_URL_SAFE))``, counted without building the encoded text."""
+    raw = text.encode("utf-8")
+    escaped = len(raw.translate(None, _URL_SAFE_BYTES)) - raw.count(b" ")
+    return len(raw) + 2 * escaped
 
 
 def email_in_queries(select: str, sobject: str, emails: Sequence[str]) -> list[str]:
     """``SELECT ... WHERE Email IN (...)`` queries covering ``emails``, each under the URL and count limits."""
-    prefix = f"SELECT {select} FROM {sobject} WHERE Email IN ("
+    prefix = email_query_prefix(select, sobject)
+    literals = [soql_quote(email) for email in emails]
+    return [email_query(prefix, [literals[i] for i in group]) for group in email_query_groups(prefix, literals)]
+
+
+def email_query_prefix(select: str, sobject: str) -> str:
+    """The start of an ``Email IN (...)`` query, up to its opening parenthesis."""
+    return f"SELECT {select} FROM {sobject} WHERE Email IN ("
+
+
+def email_query(prefix: str, literals: Sequence[str]) -> str:
+    """One ``Email IN (...)`` query of quoted email literals."""
+    return prefix + ",".join(literals) + ")"
+
+
+def email_query_groups(prefix: str, literals: Sequence[str]) -> list[list[int]]:
+    """Positions of quoted emails, grouped in order so that each group's query stays under the count and URL limits."""
     # URL-encoding works character by character, so a query's encoded length is the sum of its parts'.
     empty_length = query_url_length(prefix + ")")
-    comma_length = len(quote_plus(","))
-    queries: list[str] = []
-    chunk: list[str] = []
+    comma_length = _encoded_length(",")
+    groups: list[list[int]] = []
+    group: list[int] = []
     length = empty_length
-    for email in emails:
-        literal = soql_quote(email)
-        added = len(quote_plus(literal)) + (comma_length if chunk else 0)
-        if chunk and (len(chunk) >= QUERY_EMAILS_LIMIT or length + added > QUERY_URL_LIMIT):
-            queries.append(prefix + ",".join(chunk) + ")")
-            chunk = []
+    for position, literal in enumerate(literals):
+        literal_length = _encoded_length(literal)
+        added = literal_length + (comma_length if group else 0)
+        if group and (len(group) >= QUERY_EMAILS_LIMIT or length + added > QUERY_URL_LIMIT):
+            groups.append(group)
+            group = []
             length = empty_length
-            added = len(quote_plus(literal))
-        chunk.append(literal)
+            added = literal_length
+        group.append(position)
         length += added
-    if chunk:
-        queries.append(prefix + ",".join(chunk) + ")")
-    return queries
+    if group:
+        groups.append(group)
+    return groups
 
 
 def parse_salesforce_datetime(value: Any) -> datetime | None:
@@ -482,6 +523,10 @@ class _Pending:
         self.result = RecordResult(self.email, outcome, crm_id=crm_id, category=category, message=message)
 
 
+#: Values that go on the wire as they are (anything else, dates and times, is formatted by ``_wire_value``).
+_PLAIN_WIRE_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _wire_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return soql_datetime(value)
@@ -593,6 +638,8 @@ class SalesforceAdapter:
             sleep=sleep,
         )
         self._describes: dict[RecordObject, dict[str, Any]] = {}
+        #: Number scales of each object, with the describe they were read from.
+        self._scales: dict[RecordObject, tuple[dict[str, Any], dict[str, int]]] = {}
         self._note_object: str | None = None
 
     # -- connection and quota ------------------------------------------------------------------------------
@@ -676,7 +723,7 @@ class SalesforceAdapter:
         return [have[name.lower()] for name in PULL_FIELDS[obj] if name.lower() in have]
 
     # -- reading ---------------------------------------------------------------------------------------------
-    async def _get_json(self, path: str, what: str, **kwargs: Any) -> Any:
+    async def _get_json(self, path: str | httpx.URL, what: str, **kwargs: Any) -> Any:
         response = await self.http.request("GET", path, **kwargs)
         return self._expect_json(response, what)
 
@@ -706,7 +753,7 @@ class SalesforceAdapter:
 
         async def fetch(next_url: str | None) -> tuple[list[dict[str, Any]], str | None]:
             if next_url is None:
-                body = await self._get_json(f"{DATA_PATH}/query", "a query", params={"q": soql})
+                body = await self._get_json(self.http.query_url(f"{DATA_PATH}/query", encode_soql(soql)), "a query")
             else:
                 body = await self._get_json(next_url, "the next page of a query")
             records = [r for r in body.get("records", []) if isinstance(r, dict)]
@@ -816,9 +863,39 @@ class SalesforceAdapter:
         Existing records are found with one SOQL query per up to 200 emails; creates and updates then go out as
         sObject Collections of up to 200 records with ``allOrNone=false``, in parallel.
         """
+        # A long push asks for the describe while it checks its records, instead of after.
+        early_describe = (
+            asyncio.ensure_future(self._describe(obj))
+            if len(records) > COLLECTION_LIMIT and obj not in self._describes
+            else None
+        )
+        try:
+            items, results = self._pending_items(obj, records)
+        except BaseException:
+            await _abandon(early_describe)
+            raise
+        if not items:
+            await _abandon(early_describe)
+        else:
+            if early_describe is not None:
+                await early_describe
+            await self._upsert_pending(obj, items)
+        for item in items:
+            assert item.result is not None
+            for position in item.positions:
+                results[position] = item.result
+        final = [r for r in results if r is not None]
+        assert len(final) == len(records)
+        return final
+
+    def _pending_items(
+        self, obj: RecordObject, records: Sequence[OutboundRecord]
+    ) -> tuple[list[_Pending], list[RecordResult | None]]:
+        """One item per distinct email (later duplicates merged in), and the results of records refused already."""
         sobject = SOBJECTS[obj]
         results: list[RecordResult | None] = [None] * len(records)
         pending: dict[str, _Pending] = {}
+        lowered_names: dict[str, str] = {}
         for position, record in enumerate(records):
             try:
                 email = _checked_email(record.email)
@@ -838,8 +915,15 @@ class SalesforceAdapter:
                     message=f"{sobject} {email}: the linked Salesforce id is not a Salesforce id",
                 )
                 continue
-            values = {name: _wire_value(value) for name, value in record.fields.items() if name.lower() != "id"}
-            values = {("Email" if name.lower() == "email" else name): value for name, value in values.items()}
+            values: dict[str, Any] = {}
+            for name, value in record.fields.items():
+                lowered = lowered_names.get(name)
+                if lowered is None:
+                    lowered = lowered_names[name] = name.lower()
+                if lowered == "email":
+                    values["Email"] = email
+                elif lowered != "id":
+                    values[name] = value if value.__class__ in _PLAIN_WIRE_TYPES else _wire_value(value)
             values["Email"] = email
             item = pending.get(email)
             if item is None:
@@ -849,20 +933,14 @@ class SalesforceAdapter:
                 item.positions.append(position)
                 item.fields.update(values)
                 item.crm_id = item.crm_id or record.crm_id
-        items = list(pending.values())
-        if items:
-            await self._upsert_pending(obj, items)
-        for item in items:
-            assert item.result is not None
-            for position in item.positions:
-                results[position] = item.result
-        final = [r for r in results if r is not None]
-        assert len(final) == len(records)
-        return final
+        return list(pending.values()), results
 
     async def _upsert_pending(self, obj: RecordObject, items: list[_Pending]) -> None:
         sobject = SOBJECTS[obj]
-        names = check_field_names([name for item in items for name in item.fields])
+        named: dict[str, None] = {}
+        for item in items:
+            named.update(dict.fromkeys(item.fields))
+        names = check_field_names(list(named))
         have = await self._field_names(obj)
         lacking = [name for name in names if name.lower() not in have]
         if lacking:
@@ -872,26 +950,78 @@ class SalesforceAdapter:
                 category=ErrorCategory.VALIDATION,
                 code="INVALID_FIELD",
             )
-        existing = await self._records_by_email(obj, [item.email for item in items], names)
+        await self._query_then_write(obj, items, names)
+
+    async def _query_then_write(self, obj: RecordObject, items: list[_Pending], names: Sequence[str]) -> None:
+        """Look the items up by email and write them, as a pipeline.
+
+        As many workers as the budget lets fly take the next ``Email IN`` query each; what a query's answer
+        leaves to create or update joins one queue of creates and one of updates, and whichever worker fills a
+        queue to a full collection (200) writes it before it queries again. Requests are as few as with every
+        query first, but writes start with the first answer, and the work of reading one answer overlaps
+        the other requests in flight. The part-filled queues are written last.
+        """
+        prefix = email_query_prefix(self._select(names), SOBJECTS[obj])
+        literals = [soql_quote(item.email) for item in items]
+        groups = iter(email_query_groups(prefix, literals))
         creates: list[_Pending] = []
         updates: list[_Pending] = []
-        for item in items:
-            found = existing.get(item.email)
-            if item.crm_id is not None:
-                item.existing = found if found is not None and found.get("Id") == item.crm_id else None
-            elif found is not None:
-                item.crm_id = str(found["Id"])
-                item.existing = found
-            if item.existing is not None and self._unchanged(obj, item):
-                item.finish(RecordOutcome.UNCHANGED, crm_id=item.crm_id)
-            elif item.crm_id is not None:
-                updates.append(item)
-            elif self._ready_to_create(obj, item):
-                creates.append(item)
+
+        async def write_full_collections() -> None:
+            while len(creates) >= COLLECTION_LIMIT or len(updates) >= COLLECTION_LIMIT:
+                if len(creates) >= COLLECTION_LIMIT:
+                    chunk = creates[:COLLECTION_LIMIT]
+                    del creates[:COLLECTION_LIMIT]
+                    await self._create_collection(obj, chunk)
+                else:
+                    chunk = updates[:COLLECTION_LIMIT]
+                    del updates[:COLLECTION_LIMIT]
+                    await self._update_collection(obj, chunk)
+
+        async def worker() -> None:
+            for group in groups:
+                members = [items[position] for position in group]
+                try:
+                    rows = await self._query_all(email_query(prefix, [literals[position] for position in group]))
+                except TransientError as exc:
+                    # Only this query's records are left unanswered: they fail (the next push retries them).
+                    self._fail_all(obj, members, exc)
+                    continue
+                found: dict[str, dict[str, Any]] = {}
+                for row in rows:
+                    found.setdefault(_record_email(row), row)
+                for item in members:
+                    self._sort_item(obj, item, found.get(item.email), creates, updates)
+                await write_full_collections()
+
+        # Twice as many workers as slots: when a slot frees, another worker's request is already waiting for it.
+        workers = max(1, min(2 * self.http.budget.concurrency, len(items) // QUERY_EMAILS_LIMIT + 1))
+        await _gather_all([worker() for _ in range(workers)])
         jobs: list[Coroutine[Any, Any, None]] = []
         jobs += [self._create_collection(obj, chunk) for chunk in _chunks(creates, COLLECTION_LIMIT)]
         jobs += [self._update_collection(obj, chunk) for chunk in _chunks(updates, COLLECTION_LIMIT)]
         await _gather_all(jobs)
+
+    def _sort_item(
+        self,
+        obj: RecordObject,
+        item: _Pending,
+        found: dict[str, Any] | None,
+        creates: list[_Pending],
+        updates: list[_Pending],
+    ) -> None:
+        """Settle an item the CRM holds unchanged; queue the rest to update (known id) or create."""
+        if item.crm_id is not None:
+            item.existing = found if found is not None and found.get("Id") == item.crm_id else None
+        elif found is not None:
+            item.crm_id = str(found["Id"])
+            item.existing = found
+        if item.existing is not None and self._unchanged(obj, item):
+            item.finish(RecordOutcome.UNCHANGED, crm_id=item.crm_id)
+        elif item.crm_id is not None:
+            updates.append(item)
+        elif self._ready_to_create(obj, item):
+            creates.append(item)
 
     def _unchanged(self, obj: RecordObject, item: _Pending) -> bool:
         assert item.existing is not None
@@ -905,10 +1035,15 @@ class SalesforceAdapter:
 
     def _number_scales(self, obj: RecordObject) -> dict[str, int]:
         """Decimal places of the number fields (from the cached describe), by lower-cased name."""
+        described = self._describes.get(obj, {})
+        cached = self._scales.get(obj)
+        if cached is not None and cached[0] is described:
+            return cached[1]
         scales: dict[str, int] = {}
-        for item in self._describes.get(obj, {}).get("fields", []):
+        for item in described.get("fields", []):
             if item.get("type") in {"double", "currency", "percent", "int"} and isinstance(item.get("scale"), int):
                 scales[str(item["name"]).lower()] = item["scale"]
+        self._scales[obj] = (described, scales)
         return scales
 
     def _ready_to_create(self, obj: RecordObject, item: _Pending) -> bool:
@@ -930,13 +1065,11 @@ class SalesforceAdapter:
 
     @staticmethod
     def _collection_body(sobject: str, items: Sequence[_Pending], *, with_id: bool) -> dict[str, Any]:
-        records = []
-        for item in items:
-            record: dict[str, Any] = {"attributes": {"type": sobject}}
-            if with_id:
-                record["Id"] = item.crm_id
-            record.update(item.fields)
-            records.append(record)
+        attributes = {"type": sobject}
+        if with_id:
+            records = [{"attributes": attributes, "Id": item.crm_id, **item.fields} for item in items]
+        else:
+            records = [{"attributes": attributes, **item.fields} for item in items]
         return {"allOrNone": False, "records": records}
 
     async def _create_collection(self, obj: RecordObject, items: list[_Pending]) -> None:
@@ -1075,6 +1208,15 @@ class SalesforceAdapter:
 
 def _chunks(items: Sequence[_Pending], size: int) -> list[list[_Pending]]:
     return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+async def _abandon(task: asyncio.Future[Any] | None) -> None:
+    """Cancel a request started ahead that is no longer wanted, and let it finish (its error is of no interest)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
 
 
 async def _gather_all(coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:

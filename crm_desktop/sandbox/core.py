@@ -174,22 +174,24 @@ class SandboxClock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._offset = timedelta()
-        self._last = datetime.min.replace(tzinfo=UTC)
+        self._offset_ms = 0
+        self._last_ms = 0
 
     def now(self) -> datetime:
-        """The current time, at least one millisecond after the previous answer."""
+        """The current time in whole milliseconds, at least one millisecond after the previous answer."""
         with self._lock:
-            current = datetime.now(UTC) + self._offset
-            current = current.replace(microsecond=(current.microsecond // 1000) * 1000)
-            if current <= self._last:
-                current = self._last + timedelta(milliseconds=1)
-            self._last = current
-            return current
+            current_ms = time.time_ns() // 1_000_000 + self._offset_ms
+            if current_ms <= self._last_ms:
+                current_ms = self._last_ms + 1
+            self._last_ms = current_ms
+        # A whole number of milliseconds divided by 1,000 is exact to the microsecond fromtimestamp rounds to.
+        return datetime.fromtimestamp(current_ms / 1000, UTC)
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward (time-based expiry and windows in tests)."""
         with self._lock:
             self._offset += timedelta(seconds=seconds)
+            self._offset_ms = round(self._offset.total_seconds() * 1000)
 
     def monotonic(self) -> float:
         """Seconds for rate windows, moved by :meth:`advance` too."""
@@ -210,6 +212,9 @@ class LoggedRequest:
     headers: dict[str, str]
     body: Any
     at: float
+    #: When the request arrived (before the configured latency), and seconds until its response was sent.
+    received: float = 0.0
+    seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -499,6 +504,7 @@ class SandboxMiddleware:
         if path.startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
+        received = time.time()
         sandbox = self.sandbox
         sandbox.request_count += 1
         number = sandbox.request_count
@@ -541,6 +547,7 @@ class SandboxMiddleware:
             headers=logged_headers,
             body=body,
             at=time.time(),
+            received=received,
         )
         sandbox.log_request(entry)
         try:
@@ -553,6 +560,7 @@ class SandboxMiddleware:
                 await self.app(scope, replay, capture)
         finally:
             entry.status = status_holder["status"]
+            entry.seconds = time.time() - entry.received
 
 
 REDACTED = "<redacted>"

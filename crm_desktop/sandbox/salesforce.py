@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -50,6 +51,8 @@ DEFAULT_TASK_STATUS = "Completed"
 
 _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+#: Field types whose text is stored as sent, once its length is checked.
+_PLAIN_TEXT_TYPES = frozenset({"string", "phone", "url", "textarea"})
 _EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
@@ -69,24 +72,46 @@ FIELD_SECURITY_HINT = (
 # -- ids and times -------------------------------------------------------------------------------------------------
 def salesforce_id(prefix: str, number: int, pod: str = "Hs") -> str:
     """An 18-character Salesforce id: key prefix, pod, a base-62 counter and the case-safe checksum."""
-    digits = []
-    for _ in range(9):
-        number, rest = divmod(number, 62)
-        digits.append(_ID_ALPHABET[rest])
-    short = f"{prefix}{pod}0{''.join(reversed(digits))}"
-    return short + id_checksum(short)
+    high, low = divmod(number, _LOW_PLACES)
+    head, head_checksum, head_bits = _id_head(prefix, pod, high)
+    tail = _ID_LOW_DIGITS[low]
+    return f"{head}{tail}{head_checksum}{_ID_CHECKSUM[head_bits | _ID_LOW_BITS[low]]}"
+
+
+#: The last two base-62 digits of an id counter: ids of one object share everything before them for 3,844 ids.
+_LOW_PLACES = 62 * 62
+_ID_LOW_DIGITS = tuple(a + b for a in _ID_ALPHABET for b in _ID_ALPHABET)
+#: Their upper-case bits in the third checksum chunk (they are its 4th and 5th characters).
+_ID_LOW_BITS = tuple(
+    (8 if "A" <= a <= "Z" else 0) | (16 if "A" <= b <= "Z" else 0) for a in _ID_ALPHABET for b in _ID_ALPHABET
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _id_head(prefix: str, pod: str, high: int) -> tuple[str, str, int]:
+    """An id's first 13 characters, the checksum of its first ten, and the bits of its third chunk so far."""
+    digits = [""] * 7
+    for place in range(6, -1, -1):
+        high, rest = divmod(high, 62)
+        digits[place] = _ID_ALPHABET[rest]
+    head = f"{prefix}{pod}0{''.join(digits)}"
+    return head, _ID_CHECKSUM[_checksum_bits(head[0:5])] + _ID_CHECKSUM[_checksum_bits(head[5:10])], _checksum_bits(
+        head[10:13]
+    )
 
 
 def id_checksum(short_id: str) -> str:
     """The three characters that make a 15-character id case-insensitively unique."""
-    suffix = []
-    for chunk in range(3):
-        bits = 0
-        for position, char in enumerate(short_id[chunk * 5 : chunk * 5 + 5]):
-            if "A" <= char <= "Z":
-                bits |= 1 << position
-        suffix.append(_ID_CHECKSUM[bits])
-    return "".join(suffix)
+    return "".join(_ID_CHECKSUM[_checksum_bits(short_id[start : start + 5])] for start in (0, 5, 10))
+
+
+def _checksum_bits(chunk: str) -> int:
+    """Bit ``i`` set when character ``i`` of a five-character chunk is an upper-case letter."""
+    bits = 0
+    for position, char in enumerate(chunk):
+        if "A" <= char <= "Z":
+            bits |= 1 << position
+    return bits
 
 
 def to_18(record_id: str) -> str | None:
@@ -490,9 +515,20 @@ class ObjectSchema:
         self.key_prefix = KEY_PREFIXES[name]
         self.fields: list[FieldSpec] = list(fields)
         self._by_lower = {f.name.lower(): f for f in self.fields}
+        #: Fields by the names as clients spell them (filled as they come; writes name the same fields each time).
+        self._by_name = {f.name: f for f in self.fields}
+        #: Fields a write must not leave empty: (name, whether required even when the write does not name it).
+        self.checked_on_write: tuple[tuple[str, bool], ...] = tuple(
+            (f.name, f.required) for f in self.fields if f.required or (f.createable and not f.nillable)
+        )
 
     def get(self, name: str) -> FieldSpec | None:
-        return self._by_lower.get(name.lower())
+        spec = self._by_name.get(name)
+        if spec is None:
+            spec = self._by_lower.get(name.lower())
+            if spec is not None:
+                self._by_name[name] = spec
+        return spec
 
     def field(self, name: str) -> FieldSpec:
         """The field called ``name`` (any case).
@@ -594,16 +630,33 @@ class _Token:
     text: str
     column: int
     value: Any = None
-    like_pattern: str | None = None
 
     @property
     def upper(self) -> str:
         return self.text.upper() if self.kind == "ident" else ""
 
+    @property
+    def like_pattern(self) -> str:
+        """A string literal as the regex of a LIKE pattern (built only when a LIKE needs it)."""
+        return _decode_string(self.text, self.column)[1] if self.kind == "string" else ""
+
+
+def _string_value(raw: str, column: int) -> str:
+    """The value of a quoted SOQL string.
+
+    Raises:
+        SalesforceError: ``MALFORMED_QUERY`` for an escape SOQL does not know.
+    """
+    body = raw[1:-1]
+    # No escapes (an email, a name): the value is the body as written.
+    return body if "\\" not in body else _decode_string(raw, column)[0]
+
 
 def _decode_string(raw: str, column: int) -> tuple[str, str]:
     """The value of a quoted SOQL string, and a LIKE regex built from it (``\\%`` and ``\\_`` stay literal)."""
     body = raw[1:-1]
+    if "\\" not in body:
+        return body, _like_regex(body)
     value: list[str] = []
     pattern: list[str] = []
     index = 0
@@ -625,9 +678,14 @@ def _decode_string(raw: str, column: int) -> tuple[str, str]:
             index += 2
             continue
         value.append(char)
-        pattern.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        pattern.append(_like_regex(char))
         index += 1
     return "".join(value), "".join(pattern)
+
+
+def _like_regex(text: str) -> str:
+    """A LIKE pattern without escapes as a regex: ``%`` any run of characters, ``_`` any one character."""
+    return ".*".join(".".join(re.escape(piece) for piece in part.split("_")) for part in text.split("%"))
 
 
 def tokenize_soql(text: str) -> list[_Token]:
@@ -651,8 +709,7 @@ def tokenize_soql(text: str) -> list[_Token]:
         if kind == "ws":
             continue
         if kind == "string":
-            value, like = _decode_string(raw, column)
-            tokens.append(_Token("string", raw, column, value, like))
+            tokens.append(_Token("string", raw, column, _string_value(raw, column)))
         elif kind == "number":
             tokens.append(_Token("number", raw, column, float(raw)))
         elif kind == "datetime":
@@ -986,7 +1043,7 @@ def compile_where(expression: Expression, schema: ObjectSchema) -> _Predicate:
                 400, "INVALID_QUERY_FILTER_OPERATOR",
                 f"ERROR at Row:1:Column:{expression.column}\ninvalid operator on {spec.type} field: LIKE",
             )
-        regex = re.compile(expression.values[0].like_pattern or "", re.IGNORECASE | re.DOTALL)
+        regex = re.compile(expression.values[0].like_pattern, re.IGNORECASE | re.DOTALL)
         return lambda record: record.get(name) is not None and regex.fullmatch(str(record[name])) is not None
     values = [_literal(token, spec) for token in expression.values]
     if operator in {"IN", "NOT IN"}:
@@ -1566,6 +1623,14 @@ class SalesforceSandbox(Sandbox):
         return values
 
     def _coerce(self, spec: FieldSpec, raw: Any) -> Any:
+        if type(raw) is str and spec.type in _PLAIN_TEXT_TYPES:
+            # The common case, text into a text field: only its length to check (empty text is stored as null).
+            if spec.length and len(raw) > spec.length:
+                raise SalesforceError(
+                    400, "STRING_TOO_LONG", f"{spec.label}: data value too large (max length={spec.length})",
+                    [spec.name],
+                )
+            return raw or None
         if isinstance(raw, (dict, list)):
             raise _json_parser_error(f"Cannot deserialize instance of {spec.type} from {type(raw).__name__} value")
         if spec.type == "boolean":
@@ -1658,10 +1723,9 @@ class SalesforceSandbox(Sandbox):
             SalesforceError: ``REQUIRED_FIELD_MISSING`` listing the fields.
         """
         missing = [
-            spec.name
-            for spec in schema.fields
-            if (spec.required or (spec.createable and not spec.nillable and spec.name in record))
-            and record.get(spec.name) in (None, "")
+            name
+            for name, always in schema.checked_on_write
+            if (always or name in record) and record.get(name) in (None, "")
         ]
         if missing:
             raise SalesforceError(
@@ -1671,9 +1735,10 @@ class SalesforceSandbox(Sandbox):
     def _check_duplicates(self, object_name: str, email: Any, record_id: str | None, allow_save: bool) -> None:
         if not self.duplicate_rules or allow_save or not email:
             return
-        matches = sorted(self._email_index[object_name].get(str(email).casefold(), set()) - {record_id})
-        if not matches:
+        indexed = self._email_index[object_name].get(str(email).casefold())
+        if not indexed or (record_id is not None and indexed == {record_id}):
             return
+        matches = sorted(indexed - {record_id})
         rule = f"Standard_{object_name}_Duplicate_Rule"
         match_records = [
             {

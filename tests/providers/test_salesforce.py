@@ -659,3 +659,34 @@ def test_over_the_concurrent_limit_waits_and_retries() -> None:
     assert refused  # the org refused the requests over its limit...
     assert len(sandbox.records["Contact"]) == 1000  # ...and the adapter waited and sent them again
     assert sleep.waits and max(sleep.waits) >= 2.0  # ConcurrentPerOrg carries no Retry-After: 2 s backoff
+
+
+def test_a_long_push_writes_while_it_still_looks_records_up() -> None:
+    sandbox = new_sandbox()
+    results = run(sandbox, lambda adapter: adapter.upsert(RecordObject.CONTACT, people(2_000)))
+    assert outcomes(results) == [RecordOutcome.CREATED] * 2_000
+    log = [entry for entry in api_log(sandbox) if entry.path in (QUERY, COMPOSITE)]
+    first_write = next(i for i, entry in enumerate(log) if entry.method == "POST")
+    last_query = max(i for i, entry in enumerate(log) if entry.path == QUERY)
+    # Pipelined: the first collection went out before the last lookup; still one query and one write per 200.
+    assert first_write < last_query
+    assert sum(1 for entry in log if entry.path == QUERY) == 10
+    assert sum(1 for entry in log if entry.method == "POST") == 10
+    assert len(sandbox.records["Contact"]) == 2_000
+
+
+def test_a_lookup_that_keeps_failing_fails_only_its_own_records() -> None:
+    sandbox = new_sandbox()
+
+    async def scenario(adapter: SalesforceAdapter) -> Any:
+        # One lookup query answers 503 and, with no retries left, fails; the other four and their writes go on.
+        await control(sandbox, "PUT", "faults", [{"kind": "5xx", "path": "/query", "probability": 1.0, "remaining": 1}])
+        return await adapter.upsert(RecordObject.CONTACT, people(1_000))
+
+    results = run(sandbox, scenario, max_attempts=1)
+    failed = [r for r in results if r.outcome is RecordOutcome.FAILED]
+    assert len(failed) == 200
+    assert {r.category for r in failed} == {ErrorCategory.SERVER}
+    assert all("Contact" in (r.message or "") for r in failed)
+    assert sum(1 for r in results if r.outcome is RecordOutcome.CREATED) == 800
+    assert len(sandbox.records["Contact"]) == 800

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import httpx
 import pytest
@@ -43,6 +43,7 @@ from crm_desktop.providers.salesforce import (
     describe_record_errors,
     email_in_queries,
     encode_cursor,
+    encode_soql,
     query_url_length,
     soql_quote,
 )
@@ -306,6 +307,37 @@ def test_email_queries_respect_count_and_url_limits() -> None:
     assert len(long_queries) > 1
     assert all(query_url_length(q) <= QUERY_URL_LIMIT for q in long_queries)
     assert sum(q.count("@") for q in long_queries) == 200
+
+
+@pytest.mark.parametrize(
+    "soql",
+    [
+        "SELECT Id FROM Contact WHERE Email IN ('ada@example.com','grace.hopper@navy.mil')",
+        "SELECT Id FROM Contact WHERE Email = 'o\\'brien+news@example.com'",
+        "SELECT Id FROM Contact WHERE Name LIKE 'Jos%' AND Email != 'x&y=z@example.com'",
+        "SELECT Id FROM Lead WHERE Company = 'Zürich Böcker #1'",
+    ],
+)
+def test_soql_in_the_url_keeps_quotes_commas_and_at_signs_and_decodes_back(soql: str) -> None:
+    encoded = encode_soql(soql)
+    assert encoded.startswith("q=")
+    assert parse_qs(encoded, keep_blank_values=True)["q"] == [soql]
+    assert query_url_length(soql) == len(f"{DATA}/query?") + len(encoded)
+    assert "&" not in encoded.removeprefix("q=") and " " not in encoded
+
+
+def test_plain_email_lists_go_into_the_url_as_written() -> None:
+    encoded = encode_soql("SELECT Id FROM Contact WHERE Email IN ('ada@example.com','grace.hopper@navy.mil')")
+    assert encoded == "q=SELECT+Id+FROM+Contact+WHERE+Email+IN+('ada@example.com','grace.hopper@navy.mil')"
+
+
+def test_email_queries_fit_the_url_limit_exactly_as_encoded() -> None:
+    emails = [f"{'n' * 40}.o'neil+{i}@{'d' * 30}.example.com" for i in range(400)]
+    queries = email_in_queries("Id, Email", "Contact", emails)
+    assert len(queries) > 2
+    for query in queries:
+        assert query_url_length(query) == len(f"{DATA}/query?") + len(urlencode({"q": query}, safe="'(),@:"))
+        assert query_url_length(query) <= QUERY_URL_LIMIT
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any, TypeVar
 
 import httpx
@@ -253,6 +256,32 @@ def test_request_log_records_faults_and_control_calls_stay_out_of_it() -> None:
         (3, None, 200),
     ]
     assert all(entry.body is None for entry in sandbox.requests)
+
+
+def test_request_log_says_when_each_request_arrived_and_how_long_its_answer_took() -> None:
+    sandbox = EchoSandbox(SandboxConfig(latency_ms=30))
+
+    async def body(client: httpx.AsyncClient) -> None:
+        for n in range(2):
+            assert (await client.post("/echo", json={"n": n})).status_code == 200
+
+    before = time.time()
+    against(sandbox, body)
+    first, second = sandbox.requests
+    assert before <= first.received <= first.at <= second.received
+    # The configured latency is part of each answer's time.
+    assert first.seconds >= 0.03 and second.seconds >= 0.03
+    assert second.received >= first.received + first.seconds
+
+
+def test_clock_answers_whole_milliseconds_that_always_move_forward() -> None:
+    clock = SandboxClock()
+    moments = [clock.now() for _ in range(2_000)]
+    assert all(moment.microsecond % 1000 == 0 and moment.tzinfo is not None for moment in moments)
+    assert all(later - earlier >= timedelta(milliseconds=1) for earlier, later in pairwise(moments))
+    assert abs(moments[0] - datetime.now(UTC)) < timedelta(seconds=5)
+    clock.advance(3600)
+    assert clock.now() - moments[-1] >= timedelta(minutes=59)
 
 
 # -- the control endpoint ----------------------------------------------------------------------------------------

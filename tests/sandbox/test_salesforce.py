@@ -107,6 +107,18 @@ def test_ids_are_real_looking_18_character_ids_with_a_case_checksum() -> None:
     assert to_18(contact_id[:15]) == contact_id
 
 
+@pytest.mark.parametrize("number", [0, 1, 61, 62, 3_843, 3_844, 3_845, 238_327, 1_000_000, 62**7 + 5, 62**9 - 1])
+def test_ids_count_in_base_62_with_the_checksum_of_their_15_characters(number: int) -> None:
+    digits = ""
+    rest = number
+    for _ in range(9):
+        rest, digit = divmod(rest, 62)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"[digit] + digits
+    short = f"00QHs0{digits}"
+    assert salesforce_id("00Q", number) == short + id_checksum(short)
+    assert salesforce_id("00Q", number) < salesforce_id("00Q", number + 1) or number == 62**9 - 1
+
+
 # -- OAuth ---------------------------------------------------------------------------------------------------------
 async def authorize(
     client: httpx.AsyncClient, sandbox: SalesforceSandbox, challenge: str, **extra: str

@@ -1,0 +1,142 @@
+"""The shared HTTP core: retries on the first failure only, its connection pool, and the idle-socket check."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+import respx
+
+from crm_desktop.providers.errors import TransientError
+from crm_desktop.providers.http import HttpCore, socket_caching_transport, socket_readable
+from crm_desktop.providers.rate import RateBudget, read_salesforce_headers
+from crm_desktop.providers.salesforce import classify_salesforce
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
+
+INSTANCE = "https://acme.my.salesforce.com"
+LIMITS = "/services/data/v61.0/limits"
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def core(base_url: str = INSTANCE, *, concurrency: int = 25, max_attempts: int = 6, **kwargs: object) -> HttpCore:
+    return HttpCore(
+        "Salesforce",
+        base_url,
+        classifier=classify_salesforce,
+        budget=RateBudget(window_limit=None, window_seconds=1.0, concurrency=concurrency),
+        read_headers=read_salesforce_headers,
+        max_attempts=max_attempts,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def run_with(http: HttpCore, path: str) -> httpx.Response:
+    async def go() -> httpx.Response:
+        try:
+            return await http.request("GET", path)
+        finally:
+            await http.aclose()
+
+    return asyncio.run(go())
+
+
+def test_server_errors_back_off_exponentially_with_jitter_then_succeed(respx_mock: respx.MockRouter) -> None:
+    route = respx_mock.get(f"{INSTANCE}{LIMITS}").mock(
+        side_effect=[httpx.Response(503), httpx.Response(503), httpx.Response(503), httpx.Response(200, json={})]
+    )
+    sleep = RecordingSleep()
+    response = run_with(core(sleep=sleep), LIMITS)
+    assert response.status_code == 200 and route.call_count == 4
+    first, second, third = sleep.waits
+    assert 0.5 <= first < 1.5 and 1.0 <= second < 2.0 and 2.0 <= third < 3.0
+
+
+def test_retry_after_is_waited_before_the_second_attempt(respx_mock: respx.MockRouter) -> None:
+    respx_mock.get(f"{INSTANCE}{LIMITS}").mock(
+        side_effect=[httpx.Response(503, headers={"Retry-After": "7"}), httpx.Response(200, json={})]
+    )
+    sleep = RecordingSleep()
+    assert run_with(core(sleep=sleep), LIMITS).status_code == 200
+    assert sleep.waits == [7.0]
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_attempts_are_bounded_and_the_last_failure_is_raised(respx_mock: respx.MockRouter, attempts: int) -> None:
+    route = respx_mock.get(f"{INSTANCE}{LIMITS}").mock(return_value=httpx.Response(503))
+    sleep = RecordingSleep()
+    with pytest.raises(TransientError):
+        run_with(core(sleep=sleep, max_attempts=attempts), LIMITS)
+    assert route.call_count == attempts
+    assert len(sleep.waits) == attempts - 1
+
+
+def test_a_query_url_is_built_once_from_an_encoded_query() -> None:
+    http = core()
+    url = http.query_url("/services/data/v61.0/query", "q=SELECT+Id+FROM+Contact+WHERE+Email+IN+('a@b.com')")
+    assert str(url) == f"{INSTANCE}/services/data/v61.0/query?q=SELECT+Id+FROM+Contact+WHERE+Email+IN+('a@b.com')"
+    assert url.params["q"] == "SELECT Id FROM Contact WHERE Email IN ('a@b.com')"
+    asyncio.run(http.aclose())
+
+
+def test_own_transport_keeps_a_connection_per_slot_and_checks_idle_sockets_cheaply() -> None:
+    http = core(concurrency=40)
+    pool = http.client._transport._pool  # type: ignore[attr-defined]
+    # Guards the optimisation against an httpx or httpcore release that moves these attributes.
+    assert type(pool._network_backend).__name__ == "_SocketCachingBackend"
+    assert pool._max_keepalive_connections >= 40
+    asyncio.run(http.aclose())
+    # Wrapping twice does nothing more.
+    transport = httpx.AsyncHTTPTransport()
+    assert socket_caching_transport(socket_caching_transport(transport)) is transport
+    assert type(transport._pool._network_backend._inner).__name__ != "_SocketCachingBackend"  # type: ignore[attr-defined]
+
+
+def test_socket_readable_tells_an_idle_socket_from_one_with_data_or_a_gone_peer() -> None:
+    ours, theirs = socket.socketpair()
+    try:
+        assert socket_readable(ours) is False
+        theirs.sendall(b"x")
+        assert socket_readable(ours) is True
+        ours.recv(1)
+        theirs.close()
+        assert socket_readable(ours) is True, "a peer that left makes the socket readable (end of file)"
+    finally:
+        ours.close()
+    assert socket_readable(ours) is True, "a closed socket counts as readable: the pool drops it"
+
+
+@pytest.mark.loopback
+def test_keep_alive_connections_are_reused_over_real_loopback() -> None:
+    sandbox = SalesforceSandbox(SandboxConfig())
+    token = sandbox.credentials()["accessToken"]
+    with SandboxServer([sandbox]):
+
+        async def go() -> list[int]:
+            http = core(sandbox.base_url, headers={"Authorization": f"Bearer {token}"})
+            connects = 0
+            try:
+                statuses = []
+                for _ in range(3):
+                    batch = await asyncio.gather(*(http.request("GET", LIMITS) for _ in range(5)))
+                    statuses += [response.status_code for response in batch]
+                pool = http.client._transport._pool  # type: ignore[attr-defined]
+                connects = len(pool.connections)
+            finally:
+                await http.aclose()
+            return [*statuses, connects]
+
+        *statuses, connections = asyncio.run(go())
+    assert statuses == [200] * 15
+    # Fifteen requests, five at a time, on at most five kept-alive connections.
+    assert 1 <= connections <= 5
