@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -42,6 +42,7 @@ from crm_desktop.providers.http import (
     Verdict,
     classify_status,
     json_or_none,
+    long_push_collection,
     paginate,
 )
 from crm_desktop.providers.rate import RateBudget, Sleep, read_salesforce_headers, retry_after_seconds
@@ -863,6 +864,12 @@ class SalesforceAdapter:
         Existing records are found with one SOQL query per up to 200 emails; creates and updates then go out as
         sObject Collections of up to 200 records with ``allOrNone=false``, in parallel.
         """
+        with long_push_collection(len(records)) as freeze_built:
+            return await self._upsert(obj, records, freeze_built)
+
+    async def _upsert(
+        self, obj: RecordObject, records: Sequence[OutboundRecord], freeze_built: Callable[[], None]
+    ) -> list[RecordResult]:
         # A long push asks for the describe while it checks its records, instead of after.
         early_describe = (
             asyncio.ensure_future(self._describe(obj))
@@ -874,6 +881,7 @@ class SalesforceAdapter:
         except BaseException:
             await _abandon(early_describe)
             raise
+        freeze_built()
         if not items:
             await _abandon(early_describe)
         else:

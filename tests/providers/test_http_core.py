@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 
 import httpx
@@ -10,7 +11,13 @@ import pytest
 import respx
 
 from crm_desktop.providers.errors import TransientError
-from crm_desktop.providers.http import HttpCore, socket_caching_transport, socket_readable
+from crm_desktop.providers.http import (
+    LONG_PUSH_RECORDS,
+    HttpCore,
+    long_push_collection,
+    socket_caching_transport,
+    socket_readable,
+)
 from crm_desktop.providers.rate import RateBudget, read_salesforce_headers
 from crm_desktop.providers.salesforce import classify_salesforce
 from crm_desktop.sandbox.core import SandboxConfig
@@ -140,3 +147,23 @@ def test_keep_alive_connections_are_reused_over_real_loopback() -> None:
     assert statuses == [200] * 15
     # Fifteen requests, five at a time, on at most five kept-alive connections.
     assert 1 <= connections <= 5
+
+
+def test_a_long_push_freezes_what_exists_for_its_duration_and_nests() -> None:
+    assert gc.get_freeze_count() == 0
+    with long_push_collection(10):
+        assert gc.get_freeze_count() == 0, "a short push leaves the collector alone"
+    with long_push_collection(LONG_PUSH_RECORDS) as freeze_built:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        built = [[n] for n in range(100)]
+        freeze_built()
+        assert gc.get_freeze_count() >= frozen + len(built)
+        frozen = gc.get_freeze_count()
+        with long_push_collection(LONG_PUSH_RECORDS * 2):
+            assert gc.get_freeze_count() == frozen, "a second push at once freezes nothing more"
+        assert gc.get_freeze_count() == frozen, "the first push is still running"
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), long_push_collection(LONG_PUSH_RECORDS):
+        raise RuntimeError("a push that fails still gives the objects back")
+    assert gc.get_freeze_count() == 0
