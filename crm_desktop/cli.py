@@ -407,6 +407,7 @@ def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger
         "apiCalls": result.api_calls,
         "durationSeconds": round(result.duration, 3),
         "message": result.message,
+        "authFailed": result.auth_failed,
         "failures": [{"email": e, "category": c, "message": m} for e, c, m in result.failures],
     }
     if dry_run:
@@ -436,6 +437,8 @@ def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, resu
 
 
 def _result_code(result: SyncResult) -> ExitCode:
+    if result.auth_failed:
+        return ExitCode.AUTH
     failed = result.status.value in {"failed", "partial"} or result.counts.get("failed", 0) > 0
     return ExitCode.PARTIAL if failed else ExitCode.OK
 

@@ -16,7 +16,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode, main
 from crm_desktop.domain.models import Contact, Integration
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule
 
@@ -413,3 +413,19 @@ def test_every_new_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for expected in ("NAME | --all | --due", "--dry-run", "--direction", "cron", "exit codes"):
         assert expected in out
+
+
+def test_credentials_refused_in_the_middle_of_a_run_exit_with_the_auth_code(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    # The token is revoked when the run is already under way (its first batch call is refused with 401).
+    sandbox.faults.replace(
+        [FaultRule(kind=FaultKind.TOKEN_EXPIRY, path="/crm/v3/objects/contacts/batch", probability=1.0, remaining=1)]
+    )
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.AUTH
+    (result,) = data["results"]
+    assert result["status"] == "failed" and result["authFailed"] is True
+    assert result["runId"] is not None and "reconnect" in result["message"]
+    assert sandbox.faults.fired == {"expire": 1}

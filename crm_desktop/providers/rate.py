@@ -113,6 +113,10 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+#: Added to a wait for a rolling window's oldest request to leave it: the CRM saw it arrive after it was sent.
+ROLLING_WINDOW_MARGIN_SECONDS = 0.25
+
+
 class RateBudget:
     """The request budget of one integration (or one endpoint family, e.g. HubSpot search).
 
@@ -251,11 +255,21 @@ class RateBudget:
         if seen.window_remaining is not None:
             self.window_remaining = seen.window_remaining
             if seen.window_remaining <= 0:
-                self.block_for(seen.reset_after if seen.reset_after is not None else self.window_seconds)
+                self.block_for(seen.reset_after if seen.reset_after is not None else self._until_a_request_leaves())
         if seen.daily_limit is not None:
             self.daily_limit = seen.daily_limit
         if seen.daily_remaining is not None:
             self.daily_remaining = seen.daily_remaining
+
+    def _until_a_request_leaves(self) -> float:
+        """How long until the oldest request this client sent in the window leaves it (a CRM whose rolling window
+        is full but names no reset time): a moment after, not a whole window.
+
+        The CRM counts a request when it arrives, a little after it was sent, so the wait carries a margin.
+        """
+        if not self._sent:
+            return self.window_seconds
+        return max(0.0, self._sent[0] + self.window_seconds - self._now()) + ROLLING_WINDOW_MARGIN_SECONDS
 
     def block_for(self, seconds: float) -> None:
         """Hold every request for ``seconds`` (after a 429 or an empty window)."""

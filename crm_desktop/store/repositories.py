@@ -16,6 +16,8 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow, utcnow
 
 logger = logging.getLogger(__name__)
+#: Rows written per flush by bulk saves (new rows get their ids in one round trip per batch).
+SAVE_BATCH = 1_000
 
 
 class StoreError(Exception):
@@ -262,6 +264,7 @@ class ContactStore:
         results: list[SavedRecord] = []
         with self._db.session() as session:
             existing = self._rows_by_email(session, [c.email for c in items])
+            unsaved: list[tuple[ContactRow, bool, bool]] = []
             for contact in items:
                 row = existing.get(contact.email)
                 created = row is None
@@ -273,9 +276,19 @@ class ContactStore:
                 if changed and not created:
                     # Profile-only changes do not touch the contacts row, so its onupdate would not fire.
                     row.updated_at = utcnow()
-                session.flush()
-                results.append(SavedRecord(row.id, row.email, created, changed))
+                unsaved.append((row, created, changed))
+                if len(unsaved) >= SAVE_BATCH:
+                    results += self._flushed(session, unsaved)
+            results += self._flushed(session, unsaved)
         return results
+
+    @staticmethod
+    def _flushed(session: Session, unsaved: list[tuple[ContactRow, bool, bool]]) -> list[SavedRecord]:
+        """Write the rows so far in one flush (new rows get their ids together) and empty ``unsaved``."""
+        session.flush()
+        saved = [SavedRecord(row.id, row.email, created, changed) for row, created, changed in unsaved]
+        unsaved.clear()
+        return saved
 
     @staticmethod
     def _rows_by_email(session: Session, emails: list[str]) -> dict[str, ContactRow]:

@@ -90,6 +90,7 @@ class SyncResult:
         changes: every change made or planned.
         failures: (email, category, message) of failed records.
         message: a sentence for a run that stopped early.
+        auth_failed: the run stopped because the CRM refused the integration's credentials (reconnect it).
     """
 
     run_id: int | None
@@ -100,6 +101,7 @@ class SyncResult:
     failures: list[tuple[str, str, str]]
     message: str | None = None
     duration: float = 0.0
+    auth_failed: bool = False
 
 
 class _Run:
@@ -206,6 +208,7 @@ class SyncEngine:
         run = _Run(run_id)
         status = SyncRunStatus.SUCCEEDED
         message: str | None = None
+        auth_failed = False
         try:
             self.store.heartbeat(self.integration_id, run_id)
             for obj in objects:
@@ -217,7 +220,7 @@ class SyncEngine:
                 if direction is not SyncDirectionChoice.PULL:
                     await self._push(obj, run, dry_run=False, only_new=direction is SyncDirectionChoice.PUSH_NEW)
         except AuthError as exc:
-            status, message = SyncRunStatus.FAILED, str(exc)
+            status, message, auth_failed = SyncRunStatus.FAILED, str(exc), True
         except BudgetExhaustedError as exc:
             status, message = SyncRunStatus.PARTIAL, str(exc)
         except ProviderError as exc:
@@ -240,7 +243,7 @@ class SyncEngine:
             self.store.release_lock(self.integration_id)
             await self.adapter.aclose()
         return SyncResult(run_id, status, run.counts, self.adapter.api_calls, run.changes, run.failures, message,
-                          time.monotonic() - started)
+                          time.monotonic() - started, auth_failed)
 
     # -- pull ----------------------------------------------------------------------------------
     async def _pull(self, obj: RecordObject, run: _Run, *, dry_run: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from crm_desktop.providers.rate import EVEN_PACING_CATCH_UP, RateBudget
+from crm_desktop.providers.rate import EVEN_PACING_CATCH_UP, ROLLING_WINDOW_MARGIN_SECONDS, RateBudget, RateObservation
 
 
 class FakeTime:
@@ -75,3 +75,26 @@ def test_each_429_holds_every_request_and_keeps_one_more_of_each_window_unspent(
     for _ in range(10):
         budget.rate_limited(0)
     assert budget.effective_limit == 20 - 1 - 2  # the penalty stops at a tenth of the window
+
+
+def test_a_full_rolling_window_without_a_reset_time_waits_for_its_oldest_request_not_a_whole_window() -> None:
+    time = FakeTime()
+    budget = RateBudget(window_limit=190, window_seconds=10, concurrency=4, clock=time.clock, sleep=time.sleep)
+    send_times(budget, time, 3)
+    time.now = 9.9
+    # The CRM counted our requests a little after we sent them: its window is still full (no reset time given).
+    budget.observe(RateObservation(window_limit=190, window_remaining=0, window_seconds=10.0))
+    (resumed,) = send_times(budget, time, 1)
+    assert resumed == 10.0 + ROLLING_WINDOW_MARGIN_SECONDS, "a moment after the oldest request (sent at 0) left"
+    # With nothing of ours in the window there is nothing to time by: a whole window.
+    fresh = RateBudget(window_limit=190, window_seconds=10, concurrency=4, clock=time.clock, sleep=time.sleep)
+    fresh.observe(RateObservation(window_limit=190, window_remaining=0, window_seconds=10.0))
+    start = time.now
+    (first,) = send_times(fresh, time, 1)
+    assert first == start + 10.0
+    # A reset time from the CRM wins over both.
+    timed = RateBudget(window_limit=120, window_seconds=2, concurrency=4, clock=time.clock, sleep=time.sleep)
+    timed.observe(RateObservation(window_limit=120, window_remaining=0, window_seconds=2.0, reset_after=0.7))
+    start = time.now
+    (first,) = send_times(timed, time, 1)
+    assert first == start + 0.7

@@ -22,6 +22,7 @@ from crm_desktop.domain.models import (
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import LeadRow, SocialProfileRow, SyncRunRow, SyncTrigger, TouchpointRow
 from crm_desktop.store.repositories import (
+    SAVE_BATCH,
     ContactStore,
     DuplicateNameError,
     IntegrationStore,
@@ -196,6 +197,23 @@ def test_save_many_reports_created_updated_and_unchanged(database: Database) -> 
     assert [r.id for r in second[:2]] == [r.id for r in first]
     assert store.count() == 3
     assert [c.email for c in store.page(offset=1, limit=5)] == ["bo@example.com", "cy@example.com"]
+
+
+def test_save_many_past_one_flush_batch_keeps_ids_in_order_and_repeats_as_updates(database: Database) -> None:
+    store = ContactStore(database)
+    count = SAVE_BATCH * 2 + 7
+    people = [Contact(email=f"p{n}@example.com", first_name=f"P{n}") for n in range(count)]
+    # The same person again inside the same save, past a flush boundary, with a change.
+    saved = store.save_many([*people, Contact(email="p3@example.com", first_name="Pat")])
+    assert len(saved) == count + 1
+    assert [r.email for r in saved[:count]] == [p.email for p in people]
+    assert all(r.created and r.changed and r.id for r in saved[:count])
+    assert len({r.id for r in saved[:count]}) == count
+    assert (saved[-1].id, saved[-1].created, saved[-1].changed) == (saved[3].id, False, True)
+    assert store.count() == count
+    assert store.find("p3@example.com") == Contact(email="p3@example.com", first_name="Pat")
+    again = store.save_many(people[:5])
+    assert [(r.id, r.created) for r in again] == [(r.id, False) for r in saved[:5]]
 
 
 def test_contacts_are_unique_by_normalised_email(database: Database) -> None:
