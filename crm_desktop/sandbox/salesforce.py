@@ -240,6 +240,11 @@ class FieldSpec:
     external_id: bool = False
     unique: bool = False
 
+    @functools.cached_property
+    def magnitude_limit(self) -> float:
+        """A number field's values must stay below this in size (its digits before the decimal point)."""
+        return float(10 ** (self.precision - self.scale))
+
     @property
     def required(self) -> bool:
         """Whether a create must give a value (Salesforce's "required" is not nillable and not defaulted)."""
@@ -516,18 +521,18 @@ class ObjectSchema:
         self.fields: list[FieldSpec] = list(fields)
         self._by_lower = {f.name.lower(): f for f in self.fields}
         #: Fields by the names as clients spell them (filled as they come; writes name the same fields each time).
-        self._by_name = {f.name: f for f in self.fields}
+        self.by_name = {f.name: f for f in self.fields}
         #: Fields a write must not leave empty: (name, whether required even when the write does not name it).
         self.checked_on_write: tuple[tuple[str, bool], ...] = tuple(
             (f.name, f.required) for f in self.fields if f.required or (f.createable and not f.nillable)
         )
 
     def get(self, name: str) -> FieldSpec | None:
-        spec = self._by_name.get(name)
+        spec = self.by_name.get(name)
         if spec is None:
             spec = self._by_lower.get(name.lower())
             if spec is not None:
-                self._by_name[name] = spec
+                self.by_name[name] = spec
         return spec
 
     def field(self, name: str) -> FieldSpec:
@@ -1602,17 +1607,19 @@ class SalesforceSandbox(Sandbox):
         """
         values: dict[str, Any] = {}
         read_only: list[str] = []
+        known = schema.by_name
+        coerce = self._coerce
         for key, raw in body.items():
             if key == "attributes":
                 continue
-            spec = schema.field(key)
+            spec = known.get(key) or schema.field(key)
             if spec.name == "Id":
                 raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call" if creating
                                       else "Id in the body must not differ from the record being updated", ["Id"])
             if not (spec.createable if creating else spec.updateable):
                 read_only.append(spec.name)
                 continue
-            values[spec.name] = self._coerce(spec, raw)
+            values[spec.name] = coerce(spec, raw)
         if read_only:
             raise SalesforceError(
                 400,
@@ -1650,7 +1657,7 @@ class SalesforceSandbox(Sandbox):
                 raise _json_parser_error(
                     f"Cannot deserialize instance of double from VALUE_STRING value for {spec.name}"
                 ) from None
-            if not math.isfinite(number) or abs(number) >= 10 ** (spec.precision - spec.scale):
+            if not math.isfinite(number) or abs(number) >= spec.magnitude_limit:
                 raise SalesforceError(
                     400, "NUMBER_OUTSIDE_VALID_RANGE",
                     f"{spec.label}: value outside of valid range on numeric field", [spec.name],
