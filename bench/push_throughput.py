@@ -4,7 +4,9 @@ Each sandbox is served on loopback by :class:`crm_desktop.sandbox.server.Sandbox
 (so the emulator and the client do not share one interpreter lock), with a fixed latency and each CRM's top-plan
 limits. The same generated people are pushed twice into fresh sandboxes: once with CRM Desktop's adapter
 (``adapter.upsert`` of ``default_contact_record`` records) and once by a straightforward script over the vendor's
-official Python SDK, one request at a time. Request counts and 429s are read from the sandbox's own request log.
+official Python SDK, one request at a time. Request counts, 429s, answer times and (Salesforce) the use of the
+concurrent slots are read from the sandbox's own request log. HubSpot (40,000) and Salesforce (50,000) are also
+pushed a longer list, for the steady state past their first window.
 
 Run from the repository root::
 
