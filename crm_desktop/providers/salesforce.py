@@ -861,8 +861,9 @@ class SalesforceAdapter:
     async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
         """Create or update Contacts or Leads by email; one result per input, in input order.
 
-        Existing records are found with one SOQL query per up to 200 emails; creates and updates then go out as
-        sObject Collections of up to 200 records with ``allOrNone=false``, in parallel.
+        Existing records are found with one SOQL query per up to 200 emails; creates and updates go out as sObject
+        Collections of up to 200 records with ``allOrNone=false``, each as soon as one is full, while the other
+        lookups are still in flight (see ``_query_then_write``).
         """
         with long_push_collection(len(records)) as freeze_built:
             return await self._upsert(obj, records, freeze_built)
