@@ -1268,7 +1268,9 @@ class SalesforceSandbox(Sandbox):
         self.custom_fields: list[str] = []
         self.set_custom_fields(custom_fields)
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in OBJECT_NAMES}
-        self._email_index: dict[str, dict[str, set[str]]] = {name: {} for name in OBJECT_NAMES}
+        #: Record ids by case-folded email, per object. Tuples, not sets: a tuple of strings drops out of the
+        #: garbage collector's sight, and an org holds one per distinct email.
+        self._email_index: dict[str, dict[str, tuple[str, ...]]] = {name: {} for name in OBJECT_NAMES}
         self._deleted: dict[str, set[str]] = {name: set() for name in OBJECT_NAMES}
         self._preissued_refresh = self._issue_refresh_token(self.client_id)
         self._preissued_access = self._issue_access_token(self._preissued_refresh)
@@ -1499,15 +1501,21 @@ class SalesforceSandbox(Sandbox):
 
     def _index_email(self, object_name: str, record_id: str, email: Any) -> None:
         if email:
-            self._email_index[object_name].setdefault(str(email).casefold(), set()).add(record_id)
+            index = self._email_index[object_name]
+            key = str(email).casefold()
+            ids = index.get(key, ())
+            if record_id not in ids:
+                index[key] = (*ids, record_id)
 
     def _unindex_email(self, object_name: str, record_id: str, email: Any) -> None:
         if email:
-            ids = self._email_index[object_name].get(str(email).casefold())
-            if ids is not None:
-                ids.discard(record_id)
-                if not ids:
-                    del self._email_index[object_name][str(email).casefold()]
+            index = self._email_index[object_name]
+            key = str(email).casefold()
+            remaining = tuple(i for i in index.get(key, ()) if i != record_id)
+            if remaining:
+                index[key] = remaining
+            else:
+                index.pop(key, None)
 
     def _apply_update(
         self, object_name: str, record_id: str, values: dict[str, Any], *, modified_by: str | None = None
@@ -1559,7 +1567,7 @@ class SalesforceSandbox(Sandbox):
     def _convert_lead(self, lead_id: str) -> None:
         lead = self.records["Lead"][lead_id]
         email = lead.get("Email")
-        existing = sorted(self._email_index["Contact"].get(str(email).casefold(), set())) if email else []
+        existing = sorted(self._email_index["Contact"].get(str(email).casefold(), ())) if email else []
         if existing:
             contact_id = existing[0]
         else:
@@ -1743,10 +1751,9 @@ class SalesforceSandbox(Sandbox):
     def _check_duplicates(self, object_name: str, email: Any, record_id: str | None, allow_save: bool) -> None:
         if not self.duplicate_rules or allow_save or not email:
             return
-        indexed = self._email_index[object_name].get(str(email).casefold())
-        if not indexed or (record_id is not None and indexed == {record_id}):
+        matches = sorted(i for i in self._email_index[object_name].get(str(email).casefold(), ()) if i != record_id)
+        if not matches:
             return
-        matches = sorted(indexed - {record_id})
         rule = f"Standard_{object_name}_Duplicate_Rule"
         match_records = [
             {
@@ -2323,7 +2330,7 @@ class SalesforceSandbox(Sandbox):
                 wanted_ids = {to_18(value) for value in values}
             else:
                 index = self._email_index[schema.name]
-                wanted_ids = set().union(*(index.get(value.casefold(), set()) for value in values))
+                wanted_ids = set().union(*(index.get(value.casefold(), ()) for value in values))
             # Ids grow with creation (base 62 in ASCII order), so sorting them keeps the default order.
             candidates = [records[i] for i in sorted(i for i in wanted_ids if i is not None and i in records)]
         else:
@@ -2436,6 +2443,7 @@ class SalesforceSandbox(Sandbox):
     async def _collection_create(self, request: Request) -> Response:
         all_or_none, items = await self._collection_body(request)
         allow_save = self._allow_save(request)
+        path = request.url.path
         outcomes: list[_WriteOutcome] = []
         for item in items:
             try:
@@ -2445,7 +2453,7 @@ class SalesforceSandbox(Sandbox):
             except SalesforceError as exc:
                 outcomes.append(_WriteOutcome(None, exc))
                 continue
-            outcomes.append(self._create(object_name, item, allow_save=allow_save, path=request.url.path))
+            outcomes.append(self._create(object_name, item, allow_save=allow_save, path=path))
         return self._finish_collection(outcomes, all_or_none, include_failed_ids=False)
 
     async def _collection_update(self, request: Request) -> Response:
