@@ -374,15 +374,10 @@ class HttpCore:
 
         def wait(state: RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
-            # Exponential backoff with jitter, computed here: tenacity 9 deprecates wait_exponential_jitter's
-            # ``initial`` and 8.x lacks its replacement ``multiplier`` (a warning fails the strict test suite).
-            # Attempt 1 here is the request's second attempt: the first failed before the loop began.
-            backoff = min(30.0, 0.5 * float(2**state.attempt_number)) + random.uniform(0, 1.0)
-            if isinstance(failure, _RetryableFailure) and failure.wait is not None:
-                return max(failure.wait, 0.05)
-            return backoff
+            # Attempt 1 of this loop is the request's second: the first failed before the loop began.
+            return _retry_wait(failure if isinstance(failure, _RetryableFailure) else None, state.attempt_number + 1)
 
-        await self._sleep(_first_wait(first_failure))
+        await self._sleep(_retry_wait(first_failure, 1))
         seconds_left = max(0.0, self.max_retry_seconds - (time.monotonic() - started))
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(_RetryableFailure),
@@ -465,11 +460,13 @@ class HttpCore:
         await self.client.aclose()
 
 
-def _first_wait(failure: _RetryableFailure) -> float:
-    """The wait before the second attempt: what the server asked for, else half a second plus jitter."""
-    if failure.wait is not None:
+def _retry_wait(failure: _RetryableFailure | None, failed_attempts: int) -> float:
+    """The wait after ``failed_attempts`` tries: what the server asked for (Retry-After), else exponential backoff
+    with jitter from half a second, at most 30 s (computed here: tenacity 9 deprecates wait_exponential_jitter's
+    ``initial`` and 8.x lacks its replacement ``multiplier``; a warning fails the strict test suite)."""
+    if failure is not None and failure.wait is not None:
         return max(failure.wait, 0.05)
-    return 0.5 + random.uniform(0, 1.0)
+    return min(30.0, 0.5 * float(2 ** (failed_attempts - 1))) + random.uniform(0, 1.0)
 
 
 def _path(url: str | httpx.URL) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -572,6 +571,16 @@ def _normalised(email: str) -> str:
         return email.strip().lower()
 
 
+def _rows_by_email(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Query rows by normalised email, the first row of each email kept."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = _record_email(row)
+        if key and key not in found:
+            found[key] = row
+    return found
+
+
 def _record_email(record: dict[str, Any]) -> str:
     value = record.get("Email")
     return _normalised(value) if isinstance(value, str) and value.strip() else ""
@@ -639,8 +648,8 @@ class SalesforceAdapter:
             sleep=sleep,
         )
         self._describes: dict[RecordObject, dict[str, Any]] = {}
-        #: Number scales of each object, with the describe they were read from.
-        self._scales: dict[RecordObject, tuple[dict[str, Any], dict[str, int]]] = {}
+        #: Decimal places of each object's number fields by lower-cased name, read with its describe.
+        self._scales: dict[RecordObject, dict[str, int]] = {}
         self._note_object: str | None = None
 
     # -- connection and quota ------------------------------------------------------------------------------
@@ -682,6 +691,11 @@ class SalesforceAdapter:
                 f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/describe", f"to describe the {SOBJECTS[obj]} fields"
             )
             self._describes[obj] = body
+            self._scales[obj] = {
+                str(item["name"]).lower(): item["scale"]
+                for item in body.get("fields", [])
+                if item.get("type") in {"double", "currency", "percent", "int"} and isinstance(item.get("scale"), int)
+            }
         return self._describes[obj]
 
     async def _field_names(self, obj: RecordObject) -> dict[str, str]:
@@ -784,13 +798,7 @@ class SalesforceAdapter:
             return {}
         queries = email_in_queries(self._select(check_field_names(fields)), SOBJECTS[obj], wanted)
         pages = await _gather_all([self._query_all(soql) for soql in queries])
-        found: dict[str, dict[str, Any]] = {}
-        for rows in pages:
-            for row in rows:
-                key = _record_email(row)
-                if key and key not in found:
-                    found[key] = row
-        return found
+        return _rows_by_email(row for rows in pages for row in rows)
 
     @staticmethod
     def _crm_record(row: dict[str, Any]) -> CrmRecord:
@@ -977,15 +985,11 @@ class SalesforceAdapter:
         updates: list[_Pending] = []
 
         async def write_full_collections() -> None:
-            while len(creates) >= COLLECTION_LIMIT or len(updates) >= COLLECTION_LIMIT:
-                if len(creates) >= COLLECTION_LIMIT:
-                    chunk = creates[:COLLECTION_LIMIT]
-                    del creates[:COLLECTION_LIMIT]
-                    await self._create_collection(obj, chunk)
-                else:
-                    chunk = updates[:COLLECTION_LIMIT]
-                    del updates[:COLLECTION_LIMIT]
-                    await self._update_collection(obj, chunk)
+            for queue, write in ((creates, self._create_collection), (updates, self._update_collection)):
+                while len(queue) >= COLLECTION_LIMIT:
+                    chunk = queue[:COLLECTION_LIMIT]
+                    del queue[:COLLECTION_LIMIT]
+                    await write(obj, chunk)
 
         async def worker() -> None:
             for group in groups:
@@ -996,9 +1000,7 @@ class SalesforceAdapter:
                     # Only this query's records are left unanswered: they fail (the next push retries them).
                     self._fail_all(obj, members, exc)
                     continue
-                found: dict[str, dict[str, Any]] = {}
-                for row in rows:
-                    found.setdefault(_record_email(row), row)
+                found = _rows_by_email(rows)
                 for item in members:
                     self._sort_item(obj, item, found.get(item.email), creates, updates)
                 await write_full_collections()
@@ -1043,17 +1045,8 @@ class SalesforceAdapter:
         )
 
     def _number_scales(self, obj: RecordObject) -> dict[str, int]:
-        """Decimal places of the number fields (from the cached describe), by lower-cased name."""
-        described = self._describes.get(obj, {})
-        cached = self._scales.get(obj)
-        if cached is not None and cached[0] is described:
-            return cached[1]
-        scales: dict[str, int] = {}
-        for item in described.get("fields", []):
-            if item.get("type") in {"double", "currency", "percent", "int"} and isinstance(item.get("scale"), int):
-                scales[str(item["name"]).lower()] = item["scale"]
-        self._scales[obj] = (described, scales)
-        return scales
+        """Decimal places of the number fields (read with the cached describe), by lower-cased name."""
+        return self._scales.get(obj, {})
 
     def _ready_to_create(self, obj: RecordObject, item: _Pending) -> bool:
         """Fill what Salesforce requires on create; fail the record before sending when it cannot be filled."""
@@ -1224,8 +1217,7 @@ async def _abandon(task: asyncio.Future[Any] | None) -> None:
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _gather_all(coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:

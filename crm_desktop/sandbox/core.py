@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -173,14 +173,13 @@ class SandboxClock:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._offset = timedelta()
-        self._offset_ms = 0
+        self._offset_seconds = 0.0
         self._last_ms = 0
 
     def now(self) -> datetime:
         """The current time in whole milliseconds, at least one millisecond after the previous answer."""
         with self._lock:
-            current_ms = time.time_ns() // 1_000_000 + self._offset_ms
+            current_ms = time.time_ns() // 1_000_000 + round(self._offset_seconds * 1000)
             if current_ms <= self._last_ms:
                 current_ms = self._last_ms + 1
             self._last_ms = current_ms
@@ -190,13 +189,12 @@ class SandboxClock:
     def advance(self, seconds: float) -> None:
         """Move the clock forward (time-based expiry and windows in tests)."""
         with self._lock:
-            self._offset += timedelta(seconds=seconds)
-            self._offset_ms = round(self._offset.total_seconds() * 1000)
+            self._offset_seconds += seconds
 
     def monotonic(self) -> float:
         """Seconds for rate windows, moved by :meth:`advance` too."""
         with self._lock:
-            return time.monotonic() + self._offset.total_seconds()
+            return time.monotonic() + self._offset_seconds
 
 
 @dataclass

@@ -95,9 +95,8 @@ def _id_head(prefix: str, pod: str, high: int) -> tuple[str, str, int]:
         high, rest = divmod(high, 62)
         digits[place] = _ID_ALPHABET[rest]
     head = f"{prefix}{pod}0{''.join(digits)}"
-    return head, _ID_CHECKSUM[_checksum_bits(head[0:5])] + _ID_CHECKSUM[_checksum_bits(head[5:10])], _checksum_bits(
-        head[10:13]
-    )
+    head_checksum = _ID_CHECKSUM[_checksum_bits(head[0:5])] + _ID_CHECKSUM[_checksum_bits(head[5:10])]
+    return head, head_checksum, _checksum_bits(head[10:13])
 
 
 def id_checksum(short_id: str) -> str:
@@ -195,6 +194,13 @@ def _not_found() -> SalesforceError:
 
 def _malformed(message: str) -> SalesforceError:
     return SalesforceError(400, "MALFORMED_QUERY", message)
+
+
+def _too_long(spec: FieldSpec) -> SalesforceError:
+    """``STRING_TOO_LONG`` for a text value over the field's length."""
+    return SalesforceError(
+        400, "STRING_TOO_LONG", f"{spec.label}: data value too large (max length={spec.length})", [spec.name]
+    )
 
 
 def _json_parser_error(message: str) -> SalesforceError:
@@ -521,18 +527,18 @@ class ObjectSchema:
         self.fields: list[FieldSpec] = list(fields)
         self._by_lower = {f.name.lower(): f for f in self.fields}
         #: Fields by the names as clients spell them (filled as they come; writes name the same fields each time).
-        self.by_name = {f.name: f for f in self.fields}
+        self._by_name = {f.name: f for f in self.fields}
         #: Fields a write must not leave empty: (name, whether required even when the write does not name it).
         self.checked_on_write: tuple[tuple[str, bool], ...] = tuple(
             (f.name, f.required) for f in self.fields if f.required or (f.createable and not f.nillable)
         )
 
     def get(self, name: str) -> FieldSpec | None:
-        spec = self.by_name.get(name)
+        spec = self._by_name.get(name)
         if spec is None:
             spec = self._by_lower.get(name.lower())
             if spec is not None:
-                self.by_name[name] = spec
+                self._by_name[name] = spec
         return spec
 
     def field(self, name: str) -> FieldSpec:
@@ -1616,19 +1622,17 @@ class SalesforceSandbox(Sandbox):
         """
         values: dict[str, Any] = {}
         read_only: list[str] = []
-        known = schema.by_name
-        coerce = self._coerce
         for key, raw in body.items():
             if key == "attributes":
                 continue
-            spec = known.get(key) or schema.field(key)
+            spec = schema.field(key)
             if spec.name == "Id":
                 raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call" if creating
                                       else "Id in the body must not differ from the record being updated", ["Id"])
             if not (spec.createable if creating else spec.updateable):
                 read_only.append(spec.name)
                 continue
-            values[spec.name] = coerce(spec, raw)
+            values[spec.name] = self._coerce(spec, raw)
         if read_only:
             raise SalesforceError(
                 400,
@@ -1642,10 +1646,7 @@ class SalesforceSandbox(Sandbox):
         if type(raw) is str and spec.type in _PLAIN_TEXT_TYPES:
             # The common case, text into a text field: only its length to check (empty text is stored as null).
             if spec.length and len(raw) > spec.length:
-                raise SalesforceError(
-                    400, "STRING_TOO_LONG", f"{spec.label}: data value too large (max length={spec.length})",
-                    [spec.name],
-                )
+                raise _too_long(spec)
             return raw or None
         if isinstance(raw, (dict, list)):
             raise _json_parser_error(f"Cannot deserialize instance of {spec.type} from {type(raw).__name__} value")
@@ -1687,9 +1688,7 @@ class SalesforceSandbox(Sandbox):
                     "missing a required field"
                 ) from None
         if spec.length and len(text) > spec.length:
-            raise SalesforceError(
-                400, "STRING_TOO_LONG", f"{spec.label}: data value too large (max length={spec.length})", [spec.name]
-            )
+            raise _too_long(spec)
         if spec.type == "email" and not _EMAIL_RE.match(text):
             raise SalesforceError(400, "INVALID_EMAIL_ADDRESS", f"{spec.label}: invalid email address", [spec.name])
         if spec.type == "picklist" and spec.restricted_picklist and text not in spec.picklist:
