@@ -16,18 +16,20 @@ from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from crm_desktop.domain.models import normalise_email
 from crm_desktop.sandbox.core import (
     REDACTED,
     FaultKind,
+    JSONResponse,
     RollingWindow,
     Sandbox,
     SandboxConfig,
     non_negative_int,
     non_negative_number,
+    parse_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -1108,7 +1110,7 @@ class HubSpotSandbox(Sandbox):
     async def _json_object(request: Request) -> dict[str, Any]:
         raw = await request.body()
         try:
-            data = json.loads(raw) if raw else None
+            data = parse_json(raw) if raw else None
         except ValueError as exc:
             raise HubSpotError(400, f"Invalid input JSON: {exc}") from None
         if not isinstance(data, dict):

@@ -34,10 +34,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeGuard, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from crm_desktop.sandbox.core import FaultKind, FixedWindow, Sandbox, SandboxConfig
+from crm_desktop.sandbox.core import FaultKind, FixedWindow, JSONResponse, Sandbox, SandboxConfig, parse_json
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
     except ValueError:
         raise _bad_request("Invalid JSON in the request body") from None
     if not isinstance(body, dict):
@@ -275,7 +275,7 @@ def _encode_cursor(payload: dict[str, Any]) -> str:
 def _decode_cursor(text: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        payload = json.loads(raw)
+        payload = parse_json(raw)
     except (ValueError, TypeError):
         raise _bad_request("Invalid cursor") from None
     if not isinstance(payload, dict):

@@ -6,11 +6,11 @@ import base64
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import math
 import re
 import secrets
+import sys
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +19,20 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_desktop.domain.models import SocialPlatform, is_loopback_host
-from crm_desktop.sandbox.core import FaultKind, Sandbox, SandboxConfig, non_negative_int, non_negative_number
+from crm_desktop.sandbox.core import (
+    FaultKind,
+    JSONResponse,
+    Sandbox,
+    SandboxConfig,
+    non_negative_int,
+    non_negative_number,
+    parse_json,
+)
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
 
 logger = logging.getLogger(__name__)
@@ -201,6 +209,28 @@ def _too_long(spec: FieldSpec) -> SalesforceError:
     return SalesforceError(
         400, "STRING_TOO_LONG", f"{spec.label}: data value too large (max length={spec.length})", [spec.name]
     )
+
+
+def _invalid_email(spec: FieldSpec) -> SalesforceError:
+    return SalesforceError(400, "INVALID_EMAIL_ADDRESS", f"{spec.label}: invalid email address", [spec.name])
+
+
+def _out_of_range(spec: FieldSpec) -> SalesforceError:
+    return SalesforceError(
+        400, "NUMBER_OUTSIDE_VALID_RANGE", f"{spec.label}: value outside of valid range on numeric field", [spec.name]
+    )
+
+
+def _number_value(quick: QuickField, raw: float) -> float:
+    """A JSON number written to a number field, rounded to its scale as Salesforce stores it.
+
+    Raises:
+        SalesforceError: ``NUMBER_OUTSIDE_VALID_RANGE``.
+    """
+    number = float(raw)
+    if not math.isfinite(number) or abs(number) >= quick.magnitude:
+        raise _out_of_range(quick.spec)
+    return round(number, quick.scale) if quick.scale else float(round(number))
 
 
 def _json_parser_error(message: str) -> SalesforceError:
@@ -513,6 +543,18 @@ def custom_field_spec(name: str) -> FieldSpec:
     return FieldSpec(name, label, "string", 255, custom=True)
 
 
+class QuickField(NamedTuple):
+    """How to check the usual value of a writable text, email or number field (see ``_validated_values``)."""
+
+    spec: FieldSpec
+    is_email: bool
+    #: Text: the most characters; numbers: 0.
+    length: int
+    #: Numbers: the magnitude a value must stay under, and the decimal places kept.
+    magnitude: float = 0.0
+    scale: int = 0
+
+
 class ObjectSchema:
     """The fields of one sObject, looked up case-insensitively as Salesforce does."""
 
@@ -532,6 +574,21 @@ class ObjectSchema:
         self.checked_on_write: tuple[tuple[str, bool], ...] = tuple(
             (f.name, f.required) for f in self.fields if f.required or (f.createable and not f.nillable)
         )
+        #: The text, email and number fields a create (or an update) may set, by name as described: how a write's
+        #: common values (text into a text field, a number into a number field) are checked.
+        self.quick_creates = self._quick_fields(creating=True)
+        self.quick_updates = self._quick_fields(creating=False)
+
+    def _quick_fields(self, *, creating: bool) -> dict[str, QuickField]:
+        quick: dict[str, QuickField] = {}
+        for spec in self.fields:
+            if spec.name == "Id" or not (spec.createable if creating else spec.updateable):
+                continue
+            if spec.type in _PLAIN_TEXT_TYPES or spec.type == "email":
+                quick[spec.name] = QuickField(spec, spec.type == "email", spec.length or sys.maxsize)
+            elif spec.type == "double":
+                quick[spec.name] = QuickField(spec, False, 0, spec.magnitude_limit, spec.scale)
+        return quick
 
     def get(self, name: str) -> FieldSpec | None:
         spec = self._by_name.get(name)
@@ -615,15 +672,17 @@ class ObjectSchema:
 
 # -- SOQL ----------------------------------------------------------------------------------------------------------
 _SOQL_TOKEN = re.compile(
+    # Strings and punctuation first: an IN list of emails is mostly those. No two kinds can start alike, except
+    # datetime, date and number, kept in that order.
     r"""
-    (?P<ws>\s+)
+    (?P<string>'[^'\\]*(?:\\.[^'\\]*)*')
+    |(?P<punct>[(),])
+    |(?P<ws>\s+)
+    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
     |(?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
     |(?P<date>\d{4}-\d{2}-\d{2})(?![\dT:])
     |(?P<number>[+-]?\d+(?:\.\d+)?)(?![A-Za-z_])
-    |(?P<string>'(?:[^'\\]|\\.)*')
-    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
     |(?P<op><=|>=|!=|<>|=|<|>)
-    |(?P<punct>[(),])
     """,
     re.VERBOSE,
 )
@@ -651,17 +710,6 @@ class _Token(NamedTuple):
     def like_pattern(self) -> str:
         """A string literal as the regex of a LIKE pattern (built only when a LIKE needs it)."""
         return _decode_string(self.text, self.column)[1] if self.kind == "string" else ""
-
-
-def _string_value(raw: str, column: int) -> str:
-    """The value of a quoted SOQL string.
-
-    Raises:
-        SalesforceError: ``MALFORMED_QUERY`` for an escape SOQL does not know.
-    """
-    body = raw[1:-1]
-    # No escapes (an email, a name): the value is the body as written.
-    return body if "\\" not in body else _decode_string(raw, column)[0]
 
 
 def _decode_string(raw: str, column: int) -> tuple[str, str]:
@@ -707,32 +755,38 @@ def tokenize_soql(text: str) -> list[_Token]:
         SalesforceError: ``MALFORMED_QUERY`` at the first character that starts no token.
     """
     tokens: list[_Token] = []
+    append = tokens.append
     position = 0
-    while position < len(text):
-        match = _SOQL_TOKEN.match(text, position)
-        if not match:
-            if text[position] == "'":
-                raise _malformed(f"ERROR at Row:1:Column:{position + 1}\nunterminated string literal")
-            raise _malformed(f"ERROR at Row:1:Column:{position + 1}\nunexpected token: '{text[position]}'")
-        kind = match.lastgroup or ""
-        raw = match.group()
-        column = position + 1
+    # finditer walks the text in C; a token that does not start where the previous one ended is a gap nothing
+    # matched (or the text stopped matching before its end).
+    for match in _SOQL_TOKEN.finditer(text):
+        start = match.start()
+        if start != position:
+            break
         position = match.end()
+        kind = match.lastgroup or ""
         if kind == "ws":
             continue
+        raw = text[start:position]
+        column = start + 1
         if kind == "string":
-            tokens.append(_Token("string", raw, column, _string_value(raw, column)))
+            # No escapes (an email, a name): the value is the body as written.
+            append(_Token(kind, raw, column, raw[1:-1] if "\\" not in raw else _decode_string(raw, column)[0]))
         elif kind == "number":
-            tokens.append(_Token("number", raw, column, float(raw)))
+            append(_Token(kind, raw, column, float(raw)))
         elif kind == "datetime":
-            tokens.append(_Token("datetime", raw, column, parse_datetime_literal(raw)))
+            append(_Token(kind, raw, column, parse_datetime_literal(raw)))
         elif kind == "date":
             try:
-                tokens.append(_Token("date", raw, column, date.fromisoformat(raw)))
+                append(_Token(kind, raw, column, date.fromisoformat(raw)))
             except ValueError:
                 raise _malformed(f"ERROR at Row:1:Column:{column}\nvalue of date literal is invalid: {raw}") from None
         else:
-            tokens.append(_Token(kind, raw, column))
+            append(_Token(kind, raw, column))
+    if position < len(text):
+        if text[position] == "'":
+            raise _malformed(f"ERROR at Row:1:Column:{position + 1}\nunterminated string literal")
+        raise _malformed(f"ERROR at Row:1:Column:{position + 1}\nunexpected token: '{text[position]}'")
     return tokens
 
 
@@ -1484,9 +1538,13 @@ class SalesforceSandbox(Sandbox):
         self._next_number[object_name] += 1
         return salesforce_id(KEY_PREFIXES[object_name], self._next_number[object_name])
 
-    def _insert(self, object_name: str, values: dict[str, Any], *, created_by: str | None = None) -> str:
+    def _insert(
+        self, object_name: str, values: dict[str, Any], *, created_by: str | None = None, now: datetime | None = None
+    ) -> str:
+        """Store a new record; ``now``: the time of the request it came with (a collection's records share it)."""
         record_id = self._new_id(object_name)
-        now = self.clock.now()
+        if now is None:
+            now = self.clock.now()
         author = created_by or self.user_id
         record: dict[str, Any] = {
                 "Id": record_id,
@@ -1622,7 +1680,22 @@ class SalesforceSandbox(Sandbox):
         """
         values: dict[str, Any] = {}
         read_only: list[str] = []
+        quick_fields = schema.quick_creates if creating else schema.quick_updates
         for key, raw in body.items():
+            quick = quick_fields.get(key)
+            if quick is not None:
+                kind = raw.__class__
+                if kind is str and quick.length:
+                    # Text into a text field: its length to check (empty text is stored as null), and an email's form.
+                    if len(raw) > quick.length:
+                        raise _too_long(quick.spec)
+                    if quick.is_email and raw and not _EMAIL_RE.match(raw):
+                        raise _invalid_email(quick.spec)
+                    values[key] = raw or None
+                    continue
+                if (kind is float or kind is int) and not quick.length:
+                    values[key] = _number_value(quick, raw)
+                    continue
             if key == "attributes":
                 continue
             spec = schema.field(key)
@@ -1668,10 +1741,7 @@ class SalesforceSandbox(Sandbox):
                     f"Cannot deserialize instance of double from VALUE_STRING value for {spec.name}"
                 ) from None
             if not math.isfinite(number) or abs(number) >= spec.magnitude_limit:
-                raise SalesforceError(
-                    400, "NUMBER_OUTSIDE_VALID_RANGE",
-                    f"{spec.label}: value outside of valid range on numeric field", [spec.name],
-                )
+                raise _out_of_range(spec)
             return round(number, spec.scale) if spec.scale else float(round(number))
         if raw is None:
             return None
@@ -1690,7 +1760,7 @@ class SalesforceSandbox(Sandbox):
         if spec.length and len(text) > spec.length:
             raise _too_long(spec)
         if spec.type == "email" and not _EMAIL_RE.match(text):
-            raise SalesforceError(400, "INVALID_EMAIL_ADDRESS", f"{spec.label}: invalid email address", [spec.name])
+            raise _invalid_email(spec)
         if spec.type == "picklist" and spec.restricted_picklist and text not in spec.picklist:
             raise SalesforceError(
                 400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
@@ -1750,7 +1820,10 @@ class SalesforceSandbox(Sandbox):
     def _check_duplicates(self, object_name: str, email: Any, record_id: str | None, allow_save: bool) -> None:
         if not self.duplicate_rules or allow_save or not email:
             return
-        matches = sorted(i for i in self._email_index[object_name].get(str(email).casefold(), ()) if i != record_id)
+        holders = self._email_index[object_name].get(str(email).casefold())
+        if not holders:
+            return
+        matches = sorted(i for i in holders if i != record_id)
         if not matches:
             return
         rule = f"Standard_{object_name}_Duplicate_Rule"
@@ -1803,7 +1876,9 @@ class SalesforceSandbox(Sandbox):
             [],
         )
 
-    def _create(self, object_name: str, body: dict[str, Any], *, allow_save: bool, path: str) -> _WriteOutcome:
+    def _create(
+        self, object_name: str, body: dict[str, Any], *, allow_save: bool, path: str, now: datetime | None = None
+    ) -> _WriteOutcome:
         schema = self.schemas[object_name]
         try:
             values = self._validated_values(schema, body, creating=True)
@@ -1812,7 +1887,7 @@ class SalesforceSandbox(Sandbox):
             self._check_duplicates(object_name, values.get("Email"), None, allow_save)
         except SalesforceError as exc:
             return _WriteOutcome(None, exc)
-        record_id = self._insert(object_name, values)
+        record_id = self._insert(object_name, values, now=now)
         return _WriteOutcome(record_id, undo=lambda: self._discard(object_name, record_id))
 
     def _discard(self, object_name: str, record_id: str) -> None:
@@ -2097,7 +2172,7 @@ class SalesforceSandbox(Sandbox):
         if not raw.strip():
             raise _json_parser_error("The HTTP entity body is required, but this request has no entity body.")
         try:
-            return json.loads(raw)
+            return parse_json(raw)
         except ValueError:
             raise _json_parser_error("Unexpected character in the request body: it is not valid JSON") from None
 
@@ -2111,6 +2186,9 @@ class SalesforceSandbox(Sandbox):
         return False
 
     def _object(self, name: str) -> ObjectSchema:
+        schema = self.schemas.get(name)
+        if schema is not None:
+            return schema
         for schema_name, schema in self.schemas.items():
             if schema_name.lower() == name.lower():
                 return schema
@@ -2443,6 +2521,8 @@ class SalesforceSandbox(Sandbox):
         all_or_none, items = await self._collection_body(request)
         allow_save = self._allow_save(request)
         path = request.url.path
+        # One request is one transaction: its records share their created and modified time, as in Salesforce.
+        now = self.clock.now()
         outcomes: list[_WriteOutcome] = []
         for item in items:
             try:
@@ -2452,7 +2532,7 @@ class SalesforceSandbox(Sandbox):
             except SalesforceError as exc:
                 outcomes.append(_WriteOutcome(None, exc))
                 continue
-            outcomes.append(self._create(object_name, item, allow_save=allow_save, path=path))
+            outcomes.append(self._create(object_name, item, allow_save=allow_save, path=path, now=now))
         return self._finish_collection(outcomes, all_or_none, include_failed_ids=False)
 
     async def _collection_update(self, request: Request) -> Response:

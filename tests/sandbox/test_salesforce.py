@@ -348,6 +348,44 @@ def test_contact_create_read_update_delete(sandbox: SalesforceSandbox) -> None:
     with_api(sandbox, go)
 
 
+def test_a_collection_checks_each_value_like_a_single_write_and_stamps_its_records_once(
+    sandbox: SalesforceSandbox,
+) -> None:
+    contact = {"attributes": {"type": "Contact"}, "LastName": "Kim"}
+    records = [
+        {**contact, "Email": "kim@x.com", "Phone": "", "social_followers__c": 12, "social_engagement_score__c": 7.256},
+        {**contact, "Title": "x" * 129},
+        {**contact, "Email": "kim@"},
+        {**contact, "social_followers__c": 1e20},
+        {**contact, "social_engagement_score__c": True},
+        {**contact, "CreatedDate": "2024-01-01T00:00:00Z"},
+        {**contact, "lastname": "Lower", "EMAIL": "lower@x.com"},
+    ]
+
+    async def go(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+        response = await client.post(f"{API_PREFIX}/composite/sobjects", json={"allOrNone": False, "records": records})
+        return list(response.json())
+
+    results = with_api(sandbox, go)
+    codes = [result["errors"][0]["statusCode"] if not result["success"] else "ok" for result in results]
+    assert codes == [
+        "ok",
+        "STRING_TOO_LONG",
+        "INVALID_EMAIL_ADDRESS",
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        "JSON_PARSER_ERROR",
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        "ok",
+    ]
+    first, lower = (sandbox.records["Contact"][results[i]["id"]] for i in (0, 6))
+    # Empty text is stored as null; numbers are rounded to their field's scale.
+    assert first["Phone"] is None and first["social_followers__c"] == 12.0
+    assert first["social_engagement_score__c"] == 7.26
+    assert (lower["LastName"], lower["Email"]) == ("Lower", "lower@x.com")
+    # One request is one transaction: its records share their created and modified time.
+    assert first["CreatedDate"] == lower["CreatedDate"] == lower["SystemModstamp"]
+
+
 def test_writes_are_validated_like_salesforce(sandbox: SalesforceSandbox) -> None:
     async def go(client: httpx.AsyncClient) -> None:
         missing = await client.post(f"{API_PREFIX}/sobjects/Lead", json={"FirstName": "No", "Email": "no@x.com"})
