@@ -37,3 +37,10 @@ def memory_keyring(request: pytest.FixtureRequest) -> Iterator[MemoryKeyring | N
         yield backend
     finally:
         keyring.set_keyring(previous)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """respx mocks at the httpx client (``using="httpx"``): the adapters' own transport is not httpcore's."""
+    for item in items:
+        if "respx_mock" in getattr(item, "fixturenames", ()) and item.get_closest_marker("respx") is None:
+            item.add_marker(pytest.mark.respx(using="httpx"))

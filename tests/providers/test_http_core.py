@@ -1,10 +1,10 @@
-"""The shared HTTP core: retries on the first failure only, its connection pool, and the idle-socket check."""
+"""The shared HTTP core: retries on the first failure only, JSON bodies, kept-alive connections, long pushes."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import socket
+import json
 
 import httpx
 import pytest
@@ -14,12 +14,13 @@ from crm_desktop.providers.errors import TransientError
 from crm_desktop.providers.http import (
     LONG_PUSH_RECORDS,
     HttpCore,
+    json_or_none,
     long_push_collection,
-    socket_caching_transport,
-    socket_readable,
+    with_encoded_json,
 )
 from crm_desktop.providers.rate import RateBudget, read_salesforce_headers
 from crm_desktop.providers.salesforce import classify_salesforce
+from crm_desktop.providers.transport import LeanHttpTransport
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
@@ -96,31 +97,25 @@ def test_a_query_url_is_built_once_from_an_encoded_query() -> None:
     asyncio.run(http.aclose())
 
 
-def test_own_transport_keeps_a_connection_per_slot_and_checks_idle_sockets_cheaply() -> None:
+def test_own_transport_keeps_a_connection_alive_per_slot() -> None:
     http = core(concurrency=40)
-    pool = http.client._transport._pool  # type: ignore[attr-defined]
-    # Guards the optimisation against an httpx or httpcore release that moves these attributes.
-    assert type(pool._network_backend).__name__ == "_SocketCachingBackend"
-    assert pool._max_keepalive_connections >= 40
+    assert isinstance(http.transport, LeanHttpTransport)
+    assert http.transport.max_keepalive_connections >= 40
     asyncio.run(http.aclose())
-    # Wrapping twice does nothing more.
-    transport = httpx.AsyncHTTPTransport()
-    assert socket_caching_transport(socket_caching_transport(transport)) is transport
-    assert type(transport._pool._network_backend._inner).__name__ != "_SocketCachingBackend"  # type: ignore[attr-defined]
 
 
-def test_socket_readable_tells_an_idle_socket_from_one_with_data_or_a_gone_peer() -> None:
-    ours, theirs = socket.socketpair()
-    try:
-        assert socket_readable(ours) is False
-        theirs.sendall(b"x")
-        assert socket_readable(ours) is True
-        ours.recv(1)
-        theirs.close()
-        assert socket_readable(ours) is True, "a peer that left makes the socket readable (end of file)"
-    finally:
-        ours.close()
-    assert socket_readable(ours) is True, "a closed socket counts as readable: the pool drops it"
+def test_json_bodies_are_encoded_once_compact_and_read_back_whatever_the_charset() -> None:
+    body = {"records": [{"LastName": "Müller", "Score": 2.5, "Tags": None}]}
+    encoded = with_encoded_json({"json": body, "headers": {"Sforce-Duplicate-Rule-Header": "allowSave=true"}})
+    assert "json" not in encoded
+    assert encoded["content"] == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    assert encoded["headers"] == {"Content-Type": "application/json", "Sforce-Duplicate-Rule-Header": "allowSave=true"}
+    assert with_encoded_json({"params": {"a": 1}}) == {"params": {"a": 1}}
+    assert json_or_none(httpx.Response(200, content=encoded["content"])) == body
+    latin_1 = {"content-type": "application/json; charset=latin-1"}
+    latin = httpx.Response(200, content='{"name": "Jos\xe9"}'.encode("latin-1"), headers=latin_1)
+    assert json_or_none(latin) == {"name": "José"}
+    assert json_or_none(httpx.Response(502, content=b"<html>Bad gateway</html>")) is None
 
 
 @pytest.mark.loopback
@@ -137,8 +132,7 @@ def test_keep_alive_connections_are_reused_over_real_loopback() -> None:
                 for _ in range(3):
                     batch = await asyncio.gather(*(http.request("GET", LIMITS) for _ in range(5)))
                     statuses += [response.status_code for response in batch]
-                pool = http.client._transport._pool  # type: ignore[attr-defined]
-                connects = len(pool.connections)
+                connects = http.transport.idle_connections()
             finally:
                 await http.aclose()
             return [*statuses, connects]

@@ -289,7 +289,7 @@ def test_adapter_meets_the_contract_and_creates_fields() -> None:
 
 def test_upsert_sends_batches_of_100_by_email_with_the_bearer_token() -> None:
     records = [record(f"person{i}@example.com", social_followers=i, active=True) for i in range(250)]
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
         results = run_with(lambda a: a.upsert(RecordObject.CONTACT, records))
     assert [len(sent(route, n)["inputs"]) for n in range(3)] == [100, 100, 50]
@@ -322,7 +322,7 @@ def test_upsert_outcomes_follow_new_flag_and_modification_time() -> None:
             del result["objectWriteTraceId"]  # mapped back by email then
         return httpx.Response(200, json=body)
 
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=answer)
         results = run_with(lambda a: a.upsert(RecordObject.CONTACT, [record(f"p{i}@example.com") for i in range(3)]))
     assert [r.outcome for r in results] == [RecordOutcome.CREATED, RecordOutcome.UNCHANGED, RecordOutcome.UPDATED]
@@ -336,7 +336,7 @@ def test_linked_record_is_updated_by_id_with_its_new_email() -> None:
         return httpx.Response(200, json={"status": "COMPLETE", "results": [result], "startedAt": STARTED})
 
     linked = OutboundRecord(email="new@example.com", fields={"firstname": "Ada"}, crm_id="6001")
-    with respx.mock(base_url=API, assert_all_called=False) as mock:
+    with respx.mock(using="httpx", base_url=API, assert_all_called=False) as mock:
         update = mock.post("/crm/v3/objects/contacts/batch/update").mock(side_effect=update_answer)
         upsert = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
         [result] = run_with(lambda a: a.upsert(RecordObject.CONTACT, [linked]))
@@ -381,7 +381,7 @@ def test_linked_record_deleted_in_hubspot_fails_not_found_and_is_not_recreated(
 ) -> None:
     gone = OutboundRecord(email="ada@example.com", fields={"firstname": "Ada"}, crm_id="6001")
     kept = OutboundRecord(email="grace@example.com", fields={"firstname": "Grace"}, crm_id="6002")
-    with respx.mock(base_url=API, assert_all_called=False) as mock:
+    with respx.mock(using="httpx", base_url=API, assert_all_called=False) as mock:
         update = mock.post("/crm/v3/objects/contacts/batch/update").mock(side_effect=answer)
         upsert = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
         results = run_with(lambda a: a.upsert(RecordObject.CONTACT, [gone, kept]))
@@ -395,7 +395,7 @@ def test_linked_record_deleted_in_hubspot_fails_not_found_and_is_not_recreated(
 
 def test_batch_update_404_without_a_gone_record_still_raises() -> None:
     linked = OutboundRecord(email="ada@example.com", fields={"firstname": "Ada"}, crm_id="6001")
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.post("/crm/v3/objects/contacts/batch/update").mock(return_value=httpx.Response(404, text="no route"))
         with pytest.raises(NotFoundError):
             run_with(lambda a: a.upsert(RecordObject.CONTACT, [linked]))
@@ -410,7 +410,7 @@ def test_partial_errors_fail_only_their_records_with_field_and_reason() -> None:
         ]
         return httpx.Response(207, json=body)
 
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=answer)
         results = run_with(lambda a: a.upsert(RecordObject.CONTACT, [record(f"p{i}@example.com") for i in range(3)]))
     assert [r.outcome for r in results] == [RecordOutcome.CREATED, RecordOutcome.FAILED, RecordOutcome.CREATED]
@@ -438,7 +438,7 @@ def test_batch_refused_as_a_whole_is_split_until_the_bad_record_stands_alone() -
 
     records = [record(f"p{i}@example.com") for i in range(8)]
     records[5] = record("bad@example.com", social_followers="lots")
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=answer)
         results = run_with(lambda a: a.upsert(RecordObject.CONTACT, records))
     # 8 -> 4 + 4 -> (2 + 2) -> (1 + 1): one refused batch per level, ok halves sent once.
@@ -450,7 +450,7 @@ def test_batch_refused_as_a_whole_is_split_until_the_bad_record_stands_alone() -
 
 def test_duplicate_emails_in_one_push_go_in_separate_batches() -> None:
     records = [record("twice@example.com"), record("other@example.com"), record("TWICE@example.com".lower())]
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
         results = run_with(lambda a: a.upsert(RecordObject.CONTACT, records))
     assert [[i["id"] for i in sent(route, n)["inputs"]] for n in range(2)] == [
@@ -463,7 +463,7 @@ def test_duplicate_emails_in_one_push_go_in_separate_batches() -> None:
 def test_conflict_on_a_linked_email_change_is_a_duplicate_failure() -> None:
     conflict = {"status": "error", "category": "CONFLICT", "message": "Contact already exists. Existing ID: 6002"}
     linked = OutboundRecord(email="taken@example.com", fields={}, crm_id="6001")
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.post("/crm/v3/objects/contacts/batch/update").mock(return_value=httpx.Response(409, json=conflict))
         [result] = run_with(lambda a: a.upsert(RecordObject.CONTACT, [linked]))
     assert result.category is ErrorCategory.DUPLICATE
@@ -482,7 +482,7 @@ def test_upsert_whose_connection_died_is_replayed_and_still_reported_created() -
             result["createdAt"] = STARTED  # created by the lost first attempt
         return httpx.Response(200, json=body)
 
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=answer)
         results = run_with(lambda a: a.upsert(RecordObject.CONTACT, [record("p@example.com")]))
     assert route.call_count == 2
@@ -507,7 +507,7 @@ def test_find_by_emails_reads_in_batches_by_email() -> None:
         return httpx.Response(207, json={"status": "COMPLETE", "results": results, "errors": []})
 
     emails = ["Known@Example.com"] + [f"p{i}@example.com" for i in range(149)] + ["known@example.com", "not-an-email"]
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json=properties))
         route = mock.post("/crm/v3/objects/contacts/batch/read").mock(side_effect=answer)
         found = run_with(lambda a: a.find_by_emails(RecordObject.CONTACT, emails))
@@ -538,7 +538,7 @@ def test_changes_since_searches_by_modification_time_and_pages_past_shared_insta
             + [{"id": "900", "properties": {"email": "late@x.com", "lastmodifieddate": later}}]
         },
     ]
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json={"results": []}))
         route = mock.post("/crm/v3/objects/contacts/search").mock(
             side_effect=[httpx.Response(200, json=page) for page in pages]
@@ -574,7 +574,7 @@ def test_changes_since_restarts_the_window_after_each_page() -> None:
             {"id": "3", "properties": {"lastmodifieddate": "2026-03-01T10:00:01.000Z"}},
         ]
     }
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json={"results": []}))
         route = mock.post("/crm/v3/objects/contacts/search").mock(
             side_effect=[httpx.Response(200, json=page), httpx.Response(200, json=last)]
@@ -592,7 +592,7 @@ def test_changes_since_restarts_the_window_after_each_page() -> None:
 
 
 def test_add_note_posts_escaped_body_timestamp_and_contact_association() -> None:
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/notes").mock(return_value=httpx.Response(201, json={"id": "40001"}))
         note_id = run_with(lambda a: a.add_note(RecordObject.CONTACT, "1001", "Liked <post>\nvia Instagram"))
     body = sent(route)
@@ -612,7 +612,7 @@ def test_create_field_posts_a_contact_property() -> None:
         "fieldType": "select",
         "options": [{"label": "positive", "value": "positive"}, {"label": "negative", "value": "negative"}],
     }
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/properties/contacts").mock(return_value=httpx.Response(201, json=created))
         field = run_with(
             lambda a: a.create_field(
@@ -640,14 +640,14 @@ def test_create_field_posts_a_contact_property() -> None:
 
 def test_create_field_refused_names_the_property() -> None:
     refused = {"status": "error", "category": "VALIDATION_ERROR", "message": "Property name 'Bad Name' is invalid"}
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.post("/crm/v3/properties/contacts").mock(return_value=httpx.Response(400, json=refused))
         with pytest.raises(RequestRejectedError, match="property Bad Name: Property name 'Bad Name' is invalid"):
             run_with(lambda a: a.create_field(RecordObject.CONTACT, "Bad Name", "Bad", "string"))
 
 
 def test_test_connection_reads_account_then_token_scopes() -> None:
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/account-info/v3/details").mock(
             return_value=httpx.Response(200, json={"portalId": 62515, "timeZone": "Europe/Berlin"})
         )
@@ -664,7 +664,7 @@ def test_test_connection_reads_account_then_token_scopes() -> None:
 
 
 def test_test_connection_with_unknown_scopes() -> None:
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/account-info/v3/details").mock(return_value=httpx.Response(200, json={"portalId": 1}))
         mock.get(f"/oauth/v1/access-tokens/{TOKEN}").mock(return_value=httpx.Response(404, json={}))
         mock.post("/oauth/v2/private-apps/get/access-token-info").mock(return_value=httpx.Response(404, json={}))
@@ -686,7 +686,7 @@ def test_lead_push_upserts_the_contact_then_creates_the_associated_lead() -> Non
         return httpx.Response(201, json={"status": "COMPLETE", "results": [result], "startedAt": STARTED})
 
     lead = default_lead_record(Lead(email="grace@example.com", first_name="Grace", status=LeadStatus.NEW))
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=lead_properties))
         contact = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=existing_contact)
         v4 = mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(
@@ -719,7 +719,7 @@ def test_lead_create_whose_connection_died_is_reconciled_without_a_second_lead()
         httpx.Response(200, json={"results": []}),
         httpx.Response(200, json={"results": [{"from": {"id": "5000"}, "to": [{"toObjectId": 301}]}]}),
     ]
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=lead_properties))
         mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=existing_contact)
         mock.post("/crm/v4/associations/contacts/leads/batch/read").mock(side_effect=associations)
@@ -735,7 +735,7 @@ def test_ten_secondly_429_waits_what_retry_after_says() -> None:
     limited = httpx.Response(
         429, json={"status": "error", "policyName": "TEN_SECONDLY_ROLLING"}, headers={"Retry-After": "3"}
     )
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(
             side_effect=[
                 limited,
@@ -752,7 +752,7 @@ def test_ten_secondly_429_waits_what_retry_after_says() -> None:
 
 def test_daily_429_stops_at_once() -> None:
     daily = httpx.Response(429, json={"status": "error", "policyName": "DAILY", "errorType": "RATE_LIMIT"})
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(return_value=daily)
         with pytest.raises(RateLimitError, match="daily API limit"):
             run_with(lambda a: a.upsert(RecordObject.CONTACT, [record("p@example.com")]))
@@ -768,7 +768,7 @@ def test_expired_private_app_token_asks_to_reconnect_without_retrying() -> None:
             "message": "The OAuth token used to make this call expired 1 second(s) ago.",
         },
     )
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         route = mock.post("/crm/v3/objects/contacts/batch/upsert").mock(return_value=expired)
         with pytest.raises(AuthError, match="reconnect") as caught:
             run_with(lambda a: a.upsert(RecordObject.CONTACT, [record("p@example.com")]))
@@ -792,7 +792,7 @@ def test_headers_correct_the_window_and_feed_the_quota() -> None:
         assert adapter._budget.window_limit == 190
         assert adapter.api_calls == 1
 
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/contacts").mock(
             return_value=httpx.Response(200, json={"results": []}, headers=headers)
         )
@@ -802,7 +802,7 @@ def test_headers_correct_the_window_and_feed_the_quota() -> None:
 def test_lead_of_a_new_contact_is_created_without_looking_for_existing_leads() -> None:
     lead_properties = {"results": [{"name": "hs_lead_name", "label": "Lead name", "type": "string"}]}
     created = {"status": "COMPLETE", "results": [{"id": "302", "objectWriteTraceId": "0"}], "startedAt": STARTED}
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=lead_properties))
         mock.post("/crm/v3/objects/contacts/batch/upsert").mock(side_effect=upsert_answer)
         create = mock.post("/crm/v3/objects/leads/batch/create").mock(return_value=httpx.Response(201, json=created))
@@ -861,7 +861,7 @@ def associations_of(linked: dict[str, list[int]], page_size: int = 1000) -> Call
 def test_association_batch_read_follows_paging() -> None:
     contact = {"email": "grace@example.com", "lastmodifieddate": BEFORE}
     leads = {str(n): {"hs_lastmodifieddate": BEFORE} for n in (301, 302, 303)}
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=LEAD_PROPERTIES))
         mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json={"results": []}))
         mock.post("/crm/v3/objects/contacts/batch/read").mock(
@@ -881,7 +881,7 @@ def test_association_batch_read_follows_paging() -> None:
 def test_association_paging_that_repeats_its_cursor_stops() -> None:
     looping = {"results": [{"from": {"id": "5000"}, "to": [{"toObjectId": 301}], "paging": {"next": {"after": "301"}}}]}
     contact = {"results": [{"id": "5000", "properties": {"email": "grace@example.com"}}]}
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         mock.get("/crm/v3/properties/leads").mock(return_value=httpx.Response(200, json=LEAD_PROPERTIES))
         mock.get("/crm/v3/properties/contacts").mock(return_value=httpx.Response(200, json={"results": []}))
         mock.post("/crm/v3/objects/contacts/batch/read").mock(return_value=httpx.Response(200, json=contact))
@@ -945,7 +945,7 @@ async def pull_leads(adapter: HubSpotAdapter, cursor: str | None) -> list[Change
 
 def test_lead_pull_merges_lead_changes_with_changes_of_their_contacts() -> None:
     cursor = "2026-03-01T10:00:00.000Z|299;2026-03-01T09:00:00.000Z|4999"
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         leads, contacts = lead_pull_routes(mock)
         [page] = run_with(lambda a: pull_leads(a, cursor))
     assert sent(leads)["filterGroups"] == [
@@ -982,7 +982,7 @@ def test_lead_pull_merges_lead_changes_with_changes_of_their_contacts() -> None:
 def test_lead_pull_picks_where_it_watches_contacts_from(
     cursor: str | None, lead_filters: bool, contacts_from: str
 ) -> None:
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         leads, contacts = lead_pull_routes(mock, date="Sun, 01 Mar 2020 10:00:00 GMT")
         [page] = run_with(lambda a: pull_leads(a, cursor))
     assert ("filterGroups" in sent(leads)) is lead_filters
@@ -992,7 +992,7 @@ def test_lead_pull_picks_where_it_watches_contacts_from(
 
 
 def test_lead_met_through_both_searches_in_one_page_comes_once() -> None:
-    with respx.mock(base_url=API) as mock:
+    with respx.mock(using="httpx", base_url=API) as mock:
         lead_pull_routes(mock)
         # Contact 4000 (lead 300's) changed too, after the lead did.
         mock.post("/crm/v3/objects/contacts/search").mock(

@@ -172,7 +172,7 @@ def test_the_adapter_meets_the_contract_and_creates_custom_fields() -> None:
 # -- request shapes ----------------------------------------------------------------------------------------------
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_connection_sends_the_token_in_a_header_and_reads_the_budget(
     respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -208,7 +208,7 @@ def test_connection_sends_the_token_in_a_header_and_reads_the_budget(
     assert TOKEN not in caplog.text
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_list_fields_pages_and_shows_names_not_hashes(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get("/v1/personFields").mock(
         side_effect=[
@@ -244,7 +244,7 @@ def test_list_fields_pages_and_shows_names_not_hashes(respx_mock: respx.MockRout
         mapping.wire_value(SENTIMENT_HASH, "furious")
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_find_by_emails_searches_exactly_then_reads_full_persons(respx_mock: respx.MockRouter) -> None:
     search = respx_mock.get("/api/v2/persons/search").mock(
         side_effect=lambda request: ok(
@@ -271,7 +271,7 @@ def test_find_by_emails_searches_exactly_then_reads_full_persons(respx_mock: res
     assert record.modified_at is not None and record.modified_at.isoformat() == "2026-03-01T10:00:00+00:00"
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_upsert_creates_a_person_and_its_escaped_social_note(respx_mock: respx.MockRouter) -> None:
     respx_mock.get("/api/v2/persons/search").mock(return_value=ok({"items": []}, {"next_cursor": None}))
     create = respx_mock.post("/api/v2/persons").mock(return_value=ok(person()))
@@ -299,7 +299,7 @@ def test_upsert_creates_a_person_and_its_escaped_social_note(respx_mock: respx.M
     assert calls == 3  # search, create, note: a new person needs no look at its notes
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_upsert_patches_only_what_differs_and_keeps_other_phones(respx_mock: respx.MockRouter) -> None:
     respx_mock.get("/v1/personFields").mock(return_value=ok(PERSON_FIELDS, {"more_items_in_collection": False}))
     respx_mock.get("/api/v2/persons/search").mock(return_value=ok(search_hit(), {"next_cursor": None}))
@@ -327,7 +327,7 @@ def test_upsert_patches_only_what_differs_and_keeps_other_phones(respx_mock: res
     assert [(r.outcome, r.crm_id) for r in results] == [(RecordOutcome.UPDATED, "7")]
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_upsert_of_an_identical_person_writes_nothing(respx_mock: respx.MockRouter) -> None:
     respx_mock.get("/api/v2/persons/search").mock(return_value=ok(search_hit(), {"next_cursor": None}))
     respx_mock.get("/api/v2/persons").mock(return_value=ok([person()], {"next_cursor": None}))
@@ -341,7 +341,7 @@ def test_upsert_of_an_identical_person_writes_nothing(respx_mock: respx.MockRout
     assert calls == 2  # search and the ids read; no write
 
 
-@respx.mock(base_url=API, assert_all_called=False)
+@respx.mock(using="httpx", base_url=API, assert_all_called=False)
 def test_a_linked_record_is_read_by_id_without_a_search_and_gets_its_new_email(respx_mock: respx.MockRouter) -> None:
     search = respx_mock.get("/api/v2/persons/search")
     listing = respx_mock.get("/api/v2/persons").mock(return_value=ok([person()], {"next_cursor": None}))
@@ -359,7 +359,7 @@ def test_a_linked_record_is_read_by_id_without_a_search_and_gets_its_new_email(r
     assert results[0].outcome is RecordOutcome.UPDATED
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_a_refused_field_fails_only_its_record_and_is_named_not_hashed(respx_mock: respx.MockRouter) -> None:
     respx_mock.get("/v1/personFields").mock(return_value=ok(PERSON_FIELDS, {"more_items_in_collection": False}))
     respx_mock.get("/api/v2/persons/search").mock(return_value=ok({"items": []}, {"next_cursor": None}))
@@ -394,7 +394,7 @@ def test_a_refused_field_fails_only_its_record_and_is_named_not_hashed(respx_moc
     )
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_upsert_of_a_lead_creates_the_person_first_then_a_linked_lead(respx_mock: respx.MockRouter) -> None:
     respx_mock.get("/api/v2/persons/search").mock(return_value=ok({"items": []}, {"next_cursor": None}))
     respx_mock.post("/api/v2/persons").mock(return_value=ok(person()))
@@ -416,7 +416,7 @@ def test_upsert_of_a_lead_creates_the_person_first_then_a_linked_lead(respx_mock
     assert [(r.outcome, r.crm_id) for r in results] == [(RecordOutcome.CREATED, LEAD_ID)]
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_deals_activities_and_notes_shapes(respx_mock: respx.MockRouter) -> None:
     deal = respx_mock.post("/api/v2/deals").mock(return_value=ok({"id": 41, "title": "Renewal"}))
     activity = respx_mock.post("/api/v2/activities").mock(return_value=ok({"id": 42, "subject": "Call back"}))
@@ -443,7 +443,7 @@ def test_deals_activities_and_notes_shapes(respx_mock: respx.MockRouter) -> None
     assert sent_json(note) == {"content": "<p>Met at the fair</p>", "person_id": 7}
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_changes_since_follows_the_cursor_and_resumes_after_the_delivered_ones(respx_mock: respx.MockRouter) -> None:
     first = person(1, update_time="2026-03-01T10:00:00Z")
     second = person(2, update_time="2026-03-01T10:00:05Z")
@@ -487,7 +487,7 @@ def test_change_mark_redelivers_a_record_edited_again_within_the_same_second() -
         ChangeMark("not a cursor")
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_create_field_posts_name_and_type_and_reuses_an_existing_name(respx_mock: respx.MockRouter) -> None:
     respx_mock.get("/v1/personFields").mock(return_value=ok(PERSON_FIELDS, {"more_items_in_collection": False}))
     created = {"id": 9, "key": "2" * 40, "name": "Social followers", "field_type": "double", "edit_flag": True}
@@ -587,7 +587,7 @@ def test_classifier_decision_table(
     assert (verdict.decision, verdict.category, verdict.wait, verdict.code) == (decision, category, wait, code)
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_a_refused_token_raises_auth_error_without_retrying(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get("/v1/users/me").mock(return_value=refused(401, "unauthorized access"))
     with pytest.raises(AuthError, match="reconnect") as caught:
@@ -596,7 +596,7 @@ def test_a_refused_token_raises_auth_error_without_retrying(respx_mock: respx.Mo
     assert TOKEN not in str(caught.value)
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_server_errors_are_retried_and_rate_limits_wait_as_told(respx_mock: respx.MockRouter) -> None:
     user = {"id": 1, "name": "A", "email": "a@acme.example.com", "company_name": "Acme"}
     route = respx_mock.get("/v1/users/me").mock(
@@ -614,7 +614,7 @@ def test_server_errors_are_retried_and_rate_limits_wait_as_told(respx_mock: resp
     assert any(wait >= BLOCKED_WAIT_SECONDS for wait in sleep.waits)
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_a_spent_daily_budget_stops_everything_at_once(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get("/v1/users/me").mock(
         return_value=refused(429, "Daily API token budget spent", {"x-daily-requests-left": "0", "retry-after": "9000"})
@@ -634,7 +634,7 @@ def test_a_spent_daily_budget_stops_everything_at_once(respx_mock: respx.MockRou
     assert route.call_count == 1  # the second call stopped before it was sent
 
 
-@respx.mock(base_url=API, assert_all_called=False)
+@respx.mock(using="httpx", base_url=API, assert_all_called=False)
 def test_the_daily_reserve_stops_a_call_before_it_would_spend_it(respx_mock: respx.MockRouter) -> None:
     user = {"id": 1, "name": "A", "email": "a@acme.example.com", "company_name": "Acme"}
     respx_mock.get("/v1/users/me").mock(return_value=ok(user, headers={"x-daily-requests-left": "115"}))
@@ -750,7 +750,7 @@ def test_note_html_escapes_and_fingerprints_ignore_markup() -> None:
     assert PersonFieldMap().name_for("name") == "name"
 
 
-@respx.mock(base_url=API)
+@respx.mock(using="httpx", base_url=API)
 def test_a_record_with_only_the_last_name_keeps_the_first_name(respx_mock: respx.MockRouter) -> None:
     respx_mock.get("/api/v2/persons").mock(return_value=ok([person()], {"next_cursor": None}))
     patch = respx_mock.patch("/api/v2/persons/7").mock(return_value=ok(person(name="Ana Lovelace")))

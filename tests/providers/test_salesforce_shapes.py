@@ -426,7 +426,7 @@ def test_protocols() -> None:
     asyncio.run(adapter.aclose())
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_connection_userinfo_and_limits(respx_mock: respx.MockRouter) -> None:
     userinfo = respx_mock.get("/services/oauth2/userinfo").mock(
         return_value=sf_response(
@@ -458,7 +458,7 @@ def test_connection_userinfo_and_limits(respx_mock: respx.MockRouter) -> None:
     assert calls == 2
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_list_fields_and_missing_fields(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(
         return_value=sf_response(200, describe_body("Contact", social=False))
@@ -486,7 +486,7 @@ def test_list_fields_and_missing_fields(respx_mock: respx.MockRouter) -> None:
     assert missing == SOCIAL
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_find_by_emails_query_and_next_records_url(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(return_value=sf_response(200, describe_body("Contact")))
     first_page = {
@@ -551,7 +551,7 @@ def _collection_results(request: httpx.Request, outcomes: dict[str, Any]) -> lis
     return results
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_upsert_query_then_collections(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(return_value=sf_response(200, describe_body("Contact")))
     existing = [
@@ -636,7 +636,7 @@ def test_upsert_query_then_collections(respx_mock: respx.MockRouter) -> None:
     assert results[6].category is ErrorCategory.VALIDATION and "LastName" in (results[6].message or "")
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_lead_company_filled_and_last_name_required(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Lead/describe").mock(return_value=sf_response(200, describe_body("Lead")))
     respx_mock.get(f"{DATA}/query").mock(return_value=sf_response(200, {"totalSize": 0, "done": True, "records": []}))
@@ -670,7 +670,7 @@ def test_lead_company_filled_and_last_name_required(respx_mock: respx.MockRouter
     assert [r["Company"] for r in sent] == ["Social leads", "Social leads", "Own Co"]
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_whole_batch_rejection_is_split_until_each_record_has_its_own_result(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(return_value=sf_response(200, describe_body("Contact")))
     respx_mock.get(f"{DATA}/query").mock(return_value=sf_response(200, {"totalSize": 0, "done": True, "records": []}))
@@ -710,7 +710,7 @@ def test_whole_batch_rejection_is_split_until_each_record_has_its_own_result(res
     assert sorted(created_emails) == sorted(f"p{i}@x.com" for i in range(7))
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_ambiguous_create_is_reconciled_without_duplicates(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(return_value=sf_response(200, describe_body("Contact")))
     landed: dict[str, str] = {}
@@ -754,7 +754,7 @@ def test_ambiguous_create_is_reconciled_without_duplicates(respx_mock: respx.Moc
     assert results[0].crm_id == "003LANDED"
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_changes_since_query_shape_and_cursor(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Lead/describe").mock(
         return_value=sf_response(200, describe_body("Lead", social=False))
@@ -789,7 +789,7 @@ def test_changes_since_query_shape_and_cursor(respx_mock: respx.MockRouter) -> N
     assert pages[0].cursor == "2026-02-01T10:00:00.500Z|00QB"
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_add_note_shape(respx_mock: respx.MockRouter) -> None:
     note = respx_mock.post(f"{DATA}/sobjects/Note").mock(
         return_value=sf_response(201, {"id": "002N", "success": True, "errors": []})
@@ -810,7 +810,7 @@ def test_add_note_shape(respx_mock: respx.MockRouter) -> None:
     }
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=False)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=False)
 def test_session_expiry_refreshes_once_and_saves_tokens(respx_mock: respx.MockRouter) -> None:
     def userinfo(request: httpx.Request) -> httpx.Response:
         if request.headers["Authorization"] == "Bearer access-2":
@@ -846,7 +846,7 @@ def test_session_expiry_refreshes_once_and_saves_tokens(respx_mock: respx.MockRo
     assert saved and saved[0]["accessToken"] == "access-2" and saved[0]["refreshToken"] == "refresh-1"
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=False)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=False)
 def test_invalid_refresh_token_is_auth_error_without_retry(respx_mock: respx.MockRouter) -> None:
     limits = respx_mock.get(f"{DATA}/limits").mock(
         return_value=sf_response(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
@@ -869,7 +869,7 @@ def test_invalid_refresh_token_is_auth_error_without_retry(respx_mock: respx.Moc
     assert limits.call_count == 1 and token.call_count == 1 and not userinfo.called
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=False)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=False)
 def test_daily_limit_is_fatal_and_concurrent_limit_waits(respx_mock: respx.MockRouter) -> None:
     answers = [
         sf_response(403, [{"message": "ConcurrentPerOrg Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
@@ -895,7 +895,7 @@ def test_daily_limit_is_fatal_and_concurrent_limit_waits(respx_mock: respx.MockR
     assert sleep.waits and sleep.waits[0] >= 2.0
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=False)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=False)
 def test_limit_header_feeds_quota_and_reserve_stops_early(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(
         return_value=sf_response(200, describe_body("Contact"), {"Sforce-Limit-Info": "api-usage=14950/15000"})
@@ -917,7 +917,7 @@ def test_limit_header_feeds_quota_and_reserve_stops_early(respx_mock: respx.Mock
     assert route.call_count == 1
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=False)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=False)
 def test_missing_mapped_field_stops_push_naming_it(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(
         return_value=sf_response(200, describe_body("Contact", social=False))
@@ -938,7 +938,7 @@ def test_missing_mapped_field_stops_push_naming_it(respx_mock: respx.MockRouter)
     assert not writes.called
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=False)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=False)
 def test_malformed_query_is_fatal_and_not_retried(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(return_value=sf_response(200, describe_body("Contact")))
     query = respx_mock.get(f"{DATA}/query").mock(
@@ -958,7 +958,7 @@ def test_malformed_query_is_fatal_and_not_retried(respx_mock: respx.MockRouter) 
     assert query.call_count == 1
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_add_note_falls_back_to_a_task_when_the_org_has_no_note(respx_mock: respx.MockRouter) -> None:
     note = respx_mock.post(f"{DATA}/sobjects/Note").mock(
         return_value=sf_response(404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}])
@@ -989,7 +989,7 @@ def test_add_note_falls_back_to_a_task_when_the_org_has_no_note(respx_mock: resp
     }
 
 
-@respx.mock(base_url=INSTANCE, assert_all_called=True)
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
 def test_server_errors_outlasting_retries_fail_only_that_collection(respx_mock: respx.MockRouter) -> None:
     respx_mock.get(f"{DATA}/sobjects/Contact/describe").mock(return_value=sf_response(200, describe_body("Contact")))
     existing = {"attributes": {"type": "Contact"}, "Id": "003OLD", "Email": "old@x.com", "LastName": "Before"}

@@ -1,0 +1,381 @@
+"""HTTP/1.1 for the adapters: kept-alive connections on asyncio protocols, answers parsed by httptools' C parser."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterable
+
+import httptools
+import httpx
+
+#: Seconds an idle connection is kept for the next request (servers close theirs after 5 to 120 s).
+KEEPALIVE_SECONDS = 5.0
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: one exchange at a time, the answer read whole (the adapters read every body)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser: httptools.HttpResponseParser | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._head_only = False
+        self._status = 0
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._keep_alive = False
+        self._bytes_read = 0
+        self._ends_at_close = False
+        self._writable: asyncio.Future[None] | None = None
+        self._read_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            # Bytes nobody asked for on an idle connection: the server is closing it or is broken.
+            self.close()
+            return
+        self._bytes_read += len(data)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(httpx.RemoteProtocolError("the server switched protocols; only HTTP/1.1 is spoken here"))
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 ({exc})"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is not None and not self._waiter.done():
+            if self._ends_at_close and exc is None:
+                # A body without a length (HTTP/1.0 style) ends where the server closes the connection.
+                self._finish(keep_alive=False)
+            elif self._bytes_read:
+                self._waiter.set_exception(
+                    httpx.RemoteProtocolError("the server closed the connection in the middle of its answer")
+                )
+            else:
+                self._waiter.set_exception(
+                    httpx.RemoteProtocolError("the server closed the connection without answering")
+                )
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(httpx.WriteError("the connection closed while the request was sent"))
+
+    def pause_writing(self) -> None:
+        self._writable = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    # -- httptools callbacks -------------------------------------------------------------------------------------
+    def on_status(self, status: bytes) -> None:
+        self._reason = status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        self._status = self._parser.get_status_code()
+        names = {name.lower() for name, _value in self._headers}
+        self._ends_at_close = (
+            self._status >= 200
+            and self._status not in (204, 304)
+            and b"content-length" not in names
+            and b"transfer-encoding" not in names
+        )
+        if self._head_only and self._status >= 200:
+            # An answer to HEAD has no body whatever its Content-Length says; the parser would wait for one.
+            self._finish(keep_alive=False)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        assert self._parser is not None
+        if 100 <= self._status < 200:
+            # An interim answer (103 Early Hints...): the real one follows on the same connection.
+            self._headers, self._body, self._reason = [], [], b""
+            return
+        self._finish(keep_alive=self._parser.should_keep_alive())
+
+    # -- the exchange ----------------------------------------------------------------------------------------
+    def _finish(self, *, keep_alive: bool) -> None:
+        self._keep_alive = keep_alive
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def exchange(
+        self,
+        head: bytes,
+        body: bytes | AsyncIterable[bytes],
+        *,
+        chunked: bool,
+        head_only: bool,
+        read_timeout: float | None,
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool]:
+        """Send one request and read its whole answer: (status, reason, headers, body, whether to keep the connection).
+
+        Raises:
+            httpx.TransportError: the connection failed, the answer was not HTTP, or nothing came for
+                ``read_timeout`` seconds.
+        """
+        transport = self._transport
+        if transport is None or self.closed:
+            raise httpx.RemoteProtocolError("the connection is closed")
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_only = head_only
+        self._status, self._reason, self._headers, self._body = 0, b"", [], []
+        self._bytes_read = 0
+        self._ends_at_close = False
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiter = waiter
+        try:
+            if isinstance(body, bytes):
+                if len(body) < 65536:
+                    transport.write(head + body)
+                else:
+                    transport.write(head)
+                    transport.write(body)
+            else:
+                transport.write(head)
+                await self._send_stream(transport, body, chunked)
+            if read_timeout is not None:
+                self._read_timer = self._loop.call_later(read_timeout, self._check_read, read_timeout, 0)
+            await waiter
+        except BaseException:
+            # Cancelled or failed mid-exchange: the connection's state is unknown, so it is not used again.
+            self.close()
+            raise
+        finally:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+            self._waiter = None
+            self._parser = None
+        return self._status, self._reason, self._headers, b"".join(self._body), self._keep_alive and not self.closed
+
+    def _check_read(self, read_timeout: float, seen: int) -> None:
+        """Fail the exchange when no byte came for ``read_timeout`` seconds (httpx's read timeout: between reads)."""
+        self._read_timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._bytes_read != seen:
+            self._read_timer = self._loop.call_later(read_timeout, self._check_read, read_timeout, self._bytes_read)
+            return
+        self._fail(httpx.ReadTimeout(f"no answer for {read_timeout:g} s"))
+
+    async def _send_stream(self, transport: asyncio.Transport, body: AsyncIterable[bytes], chunked: bool) -> None:
+        async for chunk in body:
+            if not chunk:
+                continue
+            transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if self._writable is not None:
+                await self._writable
+        if chunked:
+            transport.write(b"0\r\n\r\n")
+
+
+def _request_head(request: httpx.Request) -> tuple[bytes, bool]:
+    """The request line and headers, and whether the body goes chunked.
+
+    Raises:
+        httpx.LocalProtocolError: a header would break the message (a line break in it).
+    """
+    lines = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    chunked = False
+    for name, value in request.headers.raw:
+        if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
+            raise httpx.LocalProtocolError(f"the header {name!r} is not a valid HTTP header", request=request)
+        if name.lower() == b"transfer-encoding" and value.lower() == b"chunked":
+            chunked = True
+        lines += (name, b": ", value, b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines), chunked
+
+
+class LeanHttpTransport(httpx.AsyncBaseTransport):
+    """The adapters' HTTP/1.1 transport: a pool of kept-alive connections per origin, TLS verified.
+
+    httpx's own transport (httpcore, h11, anyio) spent more CPU per request than the rest of a push's client
+    side together; this one hands each answer to httptools' C parser from an asyncio protocol, learns that a server
+    closed an idle connection the moment it does (no polling before reuse), and reads every answer whole, which is
+    what the adapters do with every answer anyway.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: bool | ssl.SSLContext = True,
+        max_connections: int = 100,
+        max_keepalive_connections: int = 20,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
+    ) -> None:
+        self._verify = verify
+        self._ssl_context: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
+        self._max_connections = max_connections
+        self.max_keepalive_connections = max_keepalive_connections
+        self._keepalive_seconds = keepalive_seconds
+        self._idle: dict[tuple[bytes, bytes, int], list[_Connection]] = {}
+        self._open = 0
+        #: Requests waiting for a connection when all ``max_connections`` are in use, first come first served.
+        self._waiting: list[asyncio.Future[None]] = []
+        self._closed = False
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            # Built on the first https connection (loading the CA bundle takes tens of milliseconds).
+            self._ssl_context = httpx.create_ssl_context(verify=bool(self._verify))
+        return self._ssl_context
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise httpx.ConnectError("the HTTP client is closed", request=request)
+        url = request.url
+        scheme = url.raw_scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"only http and https URLs are supported, not {url.scheme!r}")
+        origin = (scheme, url.raw_host, url.port or _DEFAULT_PORTS[scheme])
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        head, chunked = _request_head(request)
+        body: bytes | AsyncIterable[bytes]
+        try:
+            body = request.content
+        except httpx.RequestNotRead:
+            stream = request.stream
+            assert isinstance(stream, AsyncIterable)
+            body = stream
+        connection = await self._connection(request, origin, timeouts)
+        try:
+            status, reason, headers, content, keep = await connection.exchange(
+                head,
+                body,
+                chunked=chunked,
+                head_only=request.method == "HEAD",
+                read_timeout=timeouts.get("read"),
+            )
+        except httpx.TransportError as exc:
+            exc.request = request
+            self._release(origin, connection, keep=False)
+            raise
+        except BaseException:
+            self._release(origin, connection, keep=False)
+            raise
+        self._release(origin, connection, keep=keep)
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=httpx.ByteStream(content),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+        )
+
+    async def _connection(
+        self, request: httpx.Request, origin: tuple[bytes, bytes, int], timeouts: dict[str, float | None]
+    ) -> _Connection:
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and now - connection.idle_since < self._keepalive_seconds:
+                return connection
+            connection.close()
+            self._open -= 1
+        if self._open >= self._max_connections:
+            await self._wait_for_room(request, timeouts.get("pool"))
+            return await self._connection(request, origin, timeouts)
+        self._open += 1
+        try:
+            return await self._connect(request, origin, timeouts.get("connect"))
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+
+    async def _wait_for_room(self, request: httpx.Request, pool_timeout: float | None) -> None:
+        room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(room)
+        try:
+            await asyncio.wait_for(room, pool_timeout)
+        except TimeoutError:
+            raise httpx.PoolTimeout("no connection came free in time", request=request) from None
+        finally:
+            if room in self._waiting:
+                self._waiting.remove(room)
+
+    def _wake_one(self) -> None:
+        while self._waiting:
+            room = self._waiting.pop(0)
+            if not room.done():
+                room.set_result(None)
+                return
+
+    async def _connect(
+        self, request: httpx.Request, origin: tuple[bytes, bytes, int], connect_timeout: float | None
+    ) -> _Connection:
+        scheme, raw_host, port = origin
+        host = raw_host.decode("ascii").strip("[]")
+        loop = asyncio.get_running_loop()
+        tls = self._tls() if scheme == b"https" else None
+        try:
+            _transport, connection = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(loop), host, port, ssl=tls, server_hostname=host if tls else None
+                ),
+                connect_timeout,
+            )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(
+                f"no connection to {host}:{port} within {connect_timeout:g} s", request=request
+            ) from None
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError(f"TLS with {host}:{port} failed: {exc.reason or exc}", request=request) from None
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {reason}", request=request) from None
+        return connection
+
+    def _release(self, origin: tuple[bytes, bytes, int], connection: _Connection, *, keep: bool) -> None:
+        idle = self._idle.setdefault(origin, [])
+        if keep and not connection.closed and not self._closed and len(idle) < self.max_keepalive_connections:
+            connection.idle_since = time.monotonic()
+            idle.append(connection)
+        else:
+            connection.close()
+            self._open -= 1
+        self._wake_one()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+            idle.clear()
+        self._open = 0
+
+    def idle_connections(self) -> int:
+        """Connections kept open for the next request."""
+        return sum(len(idle) for idle in self._idle.values())
