@@ -224,7 +224,8 @@ class LoggedRequest:
     headers: dict[str, str]
     body: Any
     at: float
-    #: When the request arrived (before the configured latency), and seconds until its response was sent.
+    #: When the request arrived, and seconds until its response was sent (the configured latency, or the
+    #: emulator's time when that was longer).
     received: float = 0.0
     seconds: float = 0.0
 
@@ -237,8 +238,10 @@ class SandboxConfig:
     """How a sandbox behaves; every field can also be set at run time through the control endpoint.
 
     Attributes:
-        latency_ms: fixed delay added to every API request.
-        jitter_ms: extra uniformly random delay, 0..jitter_ms.
+        latency_ms: how long every API request takes to be answered, from its arrival: the vendor's response time
+            (network and the vendor's own work). The emulator does its work within it, so its CPU time does not
+            add to the latency; a request whose work (or wait for the emulator) takes longer is answered when done.
+        jitter_ms: extra uniformly random latency, 0..jitter_ms.
         faults: fault rules active from the start.
         seed: seed for faults, jitter and generated data.
         contacts: how many generated contacts (and a share of leads) the sandbox starts with.
@@ -395,13 +398,12 @@ class Sandbox:
         """The path as the request log keeps it; emulators whose API puts a secret in the path replace it."""
         return path
 
-    async def delay(self) -> None:
-        """Sleep the configured latency plus jitter."""
+    def latency_seconds(self) -> float:
+        """How long this request takes to be answered: the configured latency plus jitter, in seconds."""
         latency = self.config.latency_ms
         if self.config.jitter_ms:
             latency += self.random.uniform(0, self.config.jitter_ms)
-        if latency > 0:
-            await asyncio.sleep(latency / 1000)
+        return latency / 1000
 
     async def _control_state(self, request: Request) -> Response:
         return JSONResponse(
@@ -532,13 +534,15 @@ class SandboxMiddleware:
             return {"type": "http.request", "body": raw_body, "more_body": False}
 
         status_holder: dict[str, int] = {"status": 0}
+        answer: list[Message] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = int(message["status"])
-            await send(message)
+            answer.append(message)
 
-        await sandbox.delay()
+        # The answer is due a latency after the request arrived; the emulator works out the answer meanwhile.
+        due = time.monotonic() + sandbox.latency_seconds()
         fault = sandbox.faults.request_fault(path)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         logged_headers = {k: (REDACTED if k in _SECRET_HEADERS else v) for k, v in headers.items()}
@@ -567,12 +571,23 @@ class SandboxMiddleware:
                 response = sandbox.fault_response(fault)
                 await response(scope, replay, capture)
             elif fault in (FaultKind.CONNECTION_RESET, FaultKind.READ_TIMEOUT):
+                await _sleep_until(due)
                 raise SandboxDrop(fault)
             else:
                 await self.app(scope, replay, capture)
+            await _sleep_until(due)
+            for message in answer:
+                await send(message)
         finally:
             entry.status = status_holder["status"]
             entry.seconds = time.time() - entry.received
+
+
+async def _sleep_until(due: float) -> None:
+    """Wait until the monotonic clock reads ``due`` (at once when it is past)."""
+    left = due - time.monotonic()
+    if left > 0:
+        await asyncio.sleep(left)
 
 
 REDACTED = "<redacted>"

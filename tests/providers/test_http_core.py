@@ -94,6 +94,13 @@ def test_a_query_url_is_built_once_from_an_encoded_query() -> None:
     url = http.query_url("/services/data/v61.0/query", "q=SELECT+Id+FROM+Contact+WHERE+Email+IN+('a@b.com')")
     assert str(url) == f"{INSTANCE}/services/data/v61.0/query?q=SELECT+Id+FROM+Contact+WHERE+Email+IN+('a@b.com')"
     assert url.params["q"] == "SELECT Id FROM Contact WHERE Email IN ('a@b.com')"
+    # Built without httpx's parse, it is the URL httpx's parse builds, for encoded and for raw queries alike.
+    for query in ("q=SELECT+Id+FROM+Contact+WHERE+Email+IN+('o%27neil%40x.com','b@c.io')", "q=a b", "q=%zz"):
+        fast = http.query_url("services/data/v61.0/query", query)
+        slow = http.client.base_url.copy_with(raw_path=b"/services/data/v61.0/query?" + query.encode())
+        assert (str(fast), fast.raw_path, fast.params) == (str(slow), slow.raw_path, slow.params)
+    with pytest.raises(httpx.InvalidURL):
+        http.query_url("services/data/v61.0/query", "q=a#b\n")
     asyncio.run(http.aclose())
 
 

@@ -52,6 +52,9 @@ class EchoSandbox(Sandbox):
         return [Route("/echo", self._echo, methods=["GET", "POST"])]
 
     async def _echo(self, request: Request) -> Response:
+        work = float(request.query_params.get("work", "0"))
+        if work:
+            time.sleep(work)  # noqa: ASYNC251 -- stands for the emulator's own CPU time on this request
         return JSONResponse({"ok": True})
 
     def fault_response(self, kind: FaultKind) -> Response:
@@ -272,6 +275,21 @@ def test_request_log_says_when_each_request_arrived_and_how_long_its_answer_took
     # The configured latency is part of each answer's time.
     assert first.seconds >= 0.03 and second.seconds >= 0.03
     assert second.received >= first.received + first.seconds
+
+
+def test_latency_is_the_answer_time_with_the_emulators_own_work_inside_it() -> None:
+    sandbox = EchoSandbox(SandboxConfig(latency_ms=60))
+
+    async def body(client: httpx.AsyncClient) -> None:
+        for work in ("0.03", "0", "0.09"):
+            assert (await client.get("/echo", params={"work": work})).status_code == 200
+
+    against(sandbox, body)
+    worked, idle, slow = (entry.seconds for entry in sandbox.requests)
+    # 30 ms of work fits in the 60 ms latency: answered at 60 ms, as an idle request is.
+    assert 0.06 <= worked < 0.085 and 0.06 <= idle < 0.085
+    # Work longer than the latency is answered when done, not a latency later.
+    assert 0.09 <= slow < 0.12
 
 
 def test_clock_answers_whole_milliseconds_that_always_move_forward() -> None:
