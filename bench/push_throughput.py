@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import html
 import json
 import logging
@@ -78,6 +79,8 @@ def _sandbox_process(provider: str, latency_ms: float, limits: dict[str, Any], c
     sandbox = make_sandbox(provider, SandboxConfig(latency_ms=latency_ms, log_bodies=False, max_log=2_000_000))
     sandbox.apply_config(limits)
     server = SandboxServer([sandbox])
+    # As `crm-desktop sandbox` does in its own process: what is loaded stays out of full garbage collections.
+    gc.freeze()
     server.start()
     try:
         conn.send({"base_url": sandbox.base_url, "credentials": sandbox.credentials()})

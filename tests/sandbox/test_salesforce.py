@@ -23,6 +23,7 @@ from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.salesforce import (
     API_PREFIX,
     DEFAULT_CUSTOM_FIELDS,
+    WRITE_SLICE,
     SalesforceSandbox,
     id_checksum,
     parse_datetime_literal,
@@ -384,6 +385,37 @@ def test_a_collection_checks_each_value_like_a_single_write_and_stamps_its_recor
     assert (lower["LastName"], lower["Email"]) == ("Lower", "lower@x.com")
     # One request is one transaction: its records share their created and modified time.
     assert first["CreatedDate"] == lower["CreatedDate"] == lower["SystemModstamp"]
+
+
+@pytest.mark.parametrize("all_or_none", [False, True])
+def test_a_long_collection_lets_other_requests_in_unless_it_is_one_transaction(
+    sandbox: SalesforceSandbox, all_or_none: bool
+) -> None:
+    records = [{"attributes": {"type": "Contact"}, "LastName": f"P{n}", "Email": f"p{n}@x.com"} for n in range(200)]
+    turns: list[int] = []
+
+    async def go(client: httpx.AsyncClient) -> int:
+        async def other_work() -> None:
+            while True:
+                turns.append(len(sandbox.records["Contact"]))
+                await asyncio.sleep(0)
+
+        watcher = asyncio.ensure_future(other_work())
+        await asyncio.sleep(0)
+        response = await client.post(
+            f"{API_PREFIX}/composite/sobjects", json={"allOrNone": all_or_none, "records": records}
+        )
+        watcher.cancel()
+        return response.status_code
+
+    assert with_api(sandbox, go) == 200
+    assert len(sandbox.records["Contact"]) == 200
+    # Other work ran while the collection was part written (between two slices of its records)...
+    part_written = sorted({count for count in turns if 0 < count < 200})
+    if all_or_none:
+        assert part_written == [], "...except inside one all-or-none transaction"
+    else:
+        assert part_written == list(range(WRITE_SLICE, 200, WRITE_SLICE))
 
 
 def test_writes_are_validated_like_salesforce(sandbox: SalesforceSandbox) -> None:
