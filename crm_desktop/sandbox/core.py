@@ -242,6 +242,9 @@ class SandboxConfig:
             (network and the vendor's own work). The emulator does its work within it, so its CPU time does not
             add to the latency; a request whose work (or wait for the emulator) takes longer is answered when done.
         jitter_ms: extra uniformly random latency, 0..jitter_ms.
+        latency_before_work: wait the whole latency before working on a request instead, so the emulator's own
+            time (and its wait for other requests) adds to every answer's time: a slower, host-dependent emulation,
+            kept for comparisons.
         faults: fault rules active from the start.
         seed: seed for faults, jitter and generated data.
         contacts: how many generated contacts (and a share of leads) the sandbox starts with.
@@ -252,6 +255,7 @@ class SandboxConfig:
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
+    latency_before_work: bool = False
     faults: list[FaultRule] = field(default_factory=list)
     seed: int = 7
     contacts: int = 0
@@ -543,6 +547,8 @@ class SandboxMiddleware:
 
         # The answer is due a latency after the request arrived; the emulator works out the answer meanwhile.
         due = time.monotonic() + sandbox.latency_seconds()
+        if sandbox.config.latency_before_work:
+            await _sleep_until(due)
         fault = sandbox.faults.request_fault(path)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         logged_headers = {k: (REDACTED if k in _SECRET_HEADERS else v) for k, v in headers.items()}

@@ -291,6 +291,12 @@ def test_latency_is_the_answer_time_with_the_emulators_own_work_inside_it() -> N
     # Work longer than the latency is answered when done, not a latency later.
     assert 0.09 <= slow < 0.12
 
+    # The comparison model: the latency first, then the work.
+    before = EchoSandbox(SandboxConfig(latency_ms=60, latency_before_work=True))
+    against(before, body)
+    worked, idle, slow = (entry.seconds for entry in before.requests)
+    assert 0.09 <= worked < 0.115 and 0.06 <= idle < 0.085 and 0.15 <= slow < 0.18
+
 
 def test_clock_answers_whole_milliseconds_that_always_move_forward() -> None:
     clock = SandboxClock()
