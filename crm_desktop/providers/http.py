@@ -366,6 +366,8 @@ class HttpCore:
             ) from None
         finally:
             budget.release()
+        # The request waiting for the slot just freed goes out before this answer is worked on, not after.
+        await asyncio.sleep(0)
         verdict = classifier(response)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s %s -> %s %s", self.name, method, _path(url), response.status_code, verdict.decision)

@@ -161,6 +161,8 @@ class FaultPlan:
         with self._lock:
             number = self._counters.get(kind, 0) + 1
             self._counters[kind] = number
+            if not self._rules:
+                return False
             for rule in self._rules:
                 if rule.kind != kind or (rule.path and rule.path not in path):
                     continue

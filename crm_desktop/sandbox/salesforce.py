@@ -2525,41 +2525,48 @@ class SalesforceSandbox(Sandbox):
         # One request is one transaction: its records share their created and modified time, as in Salesforce.
         now = self.clock.now()
         outcomes: list[_WriteOutcome] = []
-        for position, item in enumerate(items):
-            await _let_others_in(position, all_or_none)
-            try:
-                object_name = self._collection_type(item)
-                if "Id" in item or "id" in item:
-                    raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call", [])
-            except SalesforceError as exc:
-                outcomes.append(_WriteOutcome(None, exc))
-                continue
-            outcomes.append(self._create(object_name, item, allow_save=allow_save, path=path, now=now))
+        for number, part in enumerate(_write_slices(items)):
+            if number and not all_or_none:
+                await asyncio.sleep(0)
+            for item in part:
+                try:
+                    object_name = self._collection_type(item)
+                    if "Id" in item or "id" in item:
+                        raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call", [])
+                except SalesforceError as exc:
+                    outcomes.append(_WriteOutcome(None, exc))
+                    continue
+                outcomes.append(self._create(object_name, item, allow_save=allow_save, path=path, now=now))
         return self._finish_collection(outcomes, all_or_none, include_failed_ids=False)
 
     async def _collection_update(self, request: Request) -> Response:
         all_or_none, items = await self._collection_body(request)
         allow_save = self._allow_save(request)
+        path = request.url.path
         outcomes: list[_WriteOutcome] = []
-        for position, item in enumerate(items):
-            await _let_others_in(position, all_or_none)
-            try:
-                object_name = self._collection_type(item)
-                raw_id = next((item[key] for key in item if key.lower() == "id"), None)
-                if not isinstance(raw_id, str) or not raw_id:
-                    raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call", [])
-                record_id = to_18(raw_id)
-                if record_id is None or not record_id.startswith(KEY_PREFIXES[object_name]):
-                    raise SalesforceError(400, "MALFORMED_ID", f"{object_name} ID: id value of incorrect type", ["Id"])
-                if record_id in self._deleted[object_name]:
-                    raise SalesforceError(400, "ENTITY_IS_DELETED", "entity is deleted", [])
-                if record_id not in self.records[object_name]:
-                    raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
-            except SalesforceError as exc:
-                outcomes.append(_WriteOutcome(None, exc))
-                continue
-            body = {key: value for key, value in item.items() if key.lower() != "id"}
-            outcomes.append(self._update(object_name, record_id, body, allow_save=allow_save, path=request.url.path))
+        for number, part in enumerate(_write_slices(items)):
+            if number and not all_or_none:
+                await asyncio.sleep(0)
+            for item in part:
+                try:
+                    object_name = self._collection_type(item)
+                    raw_id = next((item[key] for key in item if key.lower() == "id"), None)
+                    if not isinstance(raw_id, str) or not raw_id:
+                        raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call", [])
+                    record_id = to_18(raw_id)
+                    if record_id is None or not record_id.startswith(KEY_PREFIXES[object_name]):
+                        raise SalesforceError(
+                            400, "MALFORMED_ID", f"{object_name} ID: id value of incorrect type", ["Id"]
+                        )
+                    if record_id in self._deleted[object_name]:
+                        raise SalesforceError(400, "ENTITY_IS_DELETED", "entity is deleted", [])
+                    if record_id not in self.records[object_name]:
+                        raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+                except SalesforceError as exc:
+                    outcomes.append(_WriteOutcome(None, exc))
+                    continue
+                body = {key: value for key, value in item.items() if key.lower() != "id"}
+                outcomes.append(self._update(object_name, record_id, body, allow_save=allow_save, path=path))
         return self._finish_collection(outcomes, all_or_none, include_failed_ids=True)
 
     async def _collection_delete(self, request: Request) -> Response:
@@ -2632,21 +2639,21 @@ _ATTACHMENT_FIELDS = {"Task": "WhoId", "Note": "ParentId"}
 WRITE_SLICE = 40
 
 
-async def _let_others_in(position: int, all_or_none: bool) -> None:
-    """Every ``WRITE_SLICE`` records of a collection, let the event loop serve the other requests.
+def _write_slices(items: list[Any]) -> list[list[Any]]:
+    """A collection's records, ``WRITE_SLICE`` at a time: between two, the event loop serves the other requests.
 
     A 200-record collection is milliseconds of work, during which answers due to other requests would wait: a
-    salesforce org serves its requests side by side. An ``allOrNone`` collection is one transaction and runs
+    Salesforce org serves its requests side by side. An ``allOrNone`` collection is one transaction and runs
     through (its records stay unseen by other requests until it commits or rolls back).
     """
-    if position and not all_or_none and position % WRITE_SLICE == 0:
-        await asyncio.sleep(0)
+    return [items[start : start + WRITE_SLICE] for start in range(0, len(items), WRITE_SLICE)]
 
 
 def _derive_fields(object_name: str, record: dict[str, Any]) -> None:
     """Recompute the fields Salesforce derives from others: a person's Name, whether a Task is closed."""
     if object_name in PERSON_OBJECTS:
-        record["Name"] = " ".join(part for part in (record.get("FirstName"), record.get("LastName")) if part)
+        first, last = record.get("FirstName"), record.get("LastName")
+        record["Name"] = f"{first} {last}" if first and last else first or last or ""
     elif object_name == "Task":
         record["IsClosed"] = record.get("Status") in CLOSED_TASK_STATUSES
 

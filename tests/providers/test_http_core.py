@@ -111,6 +111,29 @@ def test_own_transport_keeps_a_connection_alive_per_slot() -> None:
     asyncio.run(http.aclose())
 
 
+def test_a_freed_slot_sends_the_waiting_request_before_the_answer_is_worked_on() -> None:
+    order: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        order.append(f"sent {request.url.params['n']}")
+        return httpx.Response(200, json={})
+
+    http = core(concurrency=1, transport=httpx.MockTransport(answer))
+
+    async def one(n: str) -> None:
+        await http.request("GET", LIMITS, params={"n": n})
+        order.append(f"worked on {n}")
+
+    async def go() -> None:
+        try:
+            await asyncio.gather(one("a"), one("b"))
+        finally:
+            await http.aclose()
+
+    asyncio.run(go())
+    assert order == ["sent a", "sent b", "worked on a", "worked on b"]
+
+
 def test_json_bodies_are_encoded_once_compact_and_read_back_whatever_the_charset() -> None:
     body = {"records": [{"LastName": "Müller", "Score": 2.5, "Tags": None}]}
     encoded = with_encoded_json({"json": body, "headers": {"Sforce-Duplicate-Rule-Header": "allowSave=true"}})
