@@ -2635,8 +2635,9 @@ _CREATE_DEFAULTS: dict[str, dict[str, Any]] = {
 _ATTACHMENT_FIELDS = {"Task": "WhoId", "Note": "ParentId"}
 
 
-#: Records of a collection written between two looks at the other requests (answers due, requests arrived).
-WRITE_SLICE = 40
+#: Records of a collection written between two looks at the other requests (answers due, requests arrived):
+#: about a third of a millisecond of work.
+WRITE_SLICE = 20
 
 
 def _write_slices(items: list[Any]) -> list[list[Any]]:
