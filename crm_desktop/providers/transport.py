@@ -13,6 +13,8 @@ import httpx
 #: Seconds an idle connection is kept for the next request (servers close theirs after 5 to 120 s).
 KEEPALIVE_SECONDS = 5.0
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
+#: Methods sent again, once, when a reused connection turns out closed before any answer (reads change nothing).
+_SAFE_TO_RESEND = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class _Connection(asyncio.Protocol):
@@ -35,6 +37,8 @@ class _Connection(asyncio.Protocol):
         self._ends_at_close = False
         self._writable: asyncio.Future[None] | None = None
         self._read_timer: asyncio.TimerHandle | None = None
+        #: Exchanges this connection has carried (a reused connection may have been closed by the server).
+        self.exchanges = 0
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -123,6 +127,11 @@ class _Connection(asyncio.Protocol):
             self._waiter.set_exception(error)
         self.close()
 
+    @property
+    def answered_nothing(self) -> bool:
+        """Whether the last exchange failed before a single byte of an answer came."""
+        return self._bytes_read == 0
+
     def close(self) -> None:
         self.closed = True
         if self._transport is not None:
@@ -136,6 +145,7 @@ class _Connection(asyncio.Protocol):
         chunked: bool,
         head_only: bool,
         read_timeout: float | None,
+        write_timeout: float | None = None,
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool]:
         """Send one request and read its whole answer: (status, reason, headers, body, whether to keep the connection).
 
@@ -151,6 +161,7 @@ class _Connection(asyncio.Protocol):
         self._status, self._reason, self._headers, self._body = 0, b"", [], []
         self._bytes_read = 0
         self._ends_at_close = False
+        self.exchanges += 1
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._waiter = waiter
         try:
@@ -162,7 +173,7 @@ class _Connection(asyncio.Protocol):
                     transport.write(body)
             else:
                 transport.write(head)
-                await self._send_stream(transport, body, chunked)
+                await self._send_stream(transport, body, chunked, write_timeout)
             if read_timeout is not None:
                 self._read_timer = self._loop.call_later(read_timeout, self._check_read, read_timeout, 0)
             await waiter
@@ -189,13 +200,19 @@ class _Connection(asyncio.Protocol):
             return
         self._fail(httpx.ReadTimeout(f"no answer for {read_timeout:g} s"))
 
-    async def _send_stream(self, transport: asyncio.Transport, body: AsyncIterable[bytes], chunked: bool) -> None:
+    async def _send_stream(
+        self, transport: asyncio.Transport, body: AsyncIterable[bytes], chunked: bool, write_timeout: float | None
+    ) -> None:
         async for chunk in body:
             if not chunk:
                 continue
             transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
             if self._writable is not None:
-                await self._writable
+                # The server is not reading: wait until it does, at most the write timeout.
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._writable), write_timeout)
+                except TimeoutError:
+                    raise httpx.WriteTimeout(f"the server read none of the request for {write_timeout:g} s") from None
         if chunked:
             transport.write(b"0\r\n\r\n")
 
@@ -269,22 +286,30 @@ class LeanHttpTransport(httpx.AsyncBaseTransport):
             stream = request.stream
             assert isinstance(stream, AsyncIterable)
             body = stream
-        connection = await self._connection(request, origin, timeouts)
-        try:
-            status, reason, headers, content, keep = await connection.exchange(
-                head,
-                body,
-                chunked=chunked,
-                head_only=request.method == "HEAD",
-                read_timeout=timeouts.get("read"),
-            )
-        except httpx.TransportError as exc:
-            exc.request = request
-            self._release(origin, connection, keep=False)
-            raise
-        except BaseException:
-            self._release(origin, connection, keep=False)
-            raise
+        for _attempt in range(2):
+            connection = await self._connection(request, origin, timeouts)
+            reused = connection.exchanges > 0
+            try:
+                status, reason, headers, content, keep = await connection.exchange(
+                    head,
+                    body,
+                    chunked=chunked,
+                    head_only=request.method == "HEAD",
+                    read_timeout=timeouts.get("read"),
+                    write_timeout=timeouts.get("write"),
+                )
+                break
+            except httpx.TransportError as exc:
+                self._release(origin, connection, keep=False)
+                if reused and connection.answered_nothing and request.method in _SAFE_TO_RESEND and _attempt == 0:
+                    # A kept-alive connection the server closed as the request went out (it closes idle ones
+                    # when it likes): nothing was answered, and a read is safe to send again on a new connection.
+                    continue
+                exc.request = request
+                raise
+            except BaseException:
+                self._release(origin, connection, keep=False)
+                raise
         self._release(origin, connection, keep=keep)
         return httpx.Response(
             status,

@@ -282,3 +282,40 @@ def test_tls_is_verified() -> None:
     assert LeanHttpTransport(verify=context)._tls() is context
     built = LeanHttpTransport()._tls()
     assert built.verify_mode is ssl.CERT_REQUIRED and built.check_hostname
+
+
+def test_a_server_that_stops_reading_a_streamed_body_is_a_write_timeout() -> None:
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    async def endless() -> AsyncIterator[bytes]:
+        for _ in range(400):
+            yield b"x" * 1_000_000
+
+    async def go() -> None:
+        async with Scripted(deaf) as url, client(url) as http:
+            with pytest.raises(httpx.WriteTimeout):
+                await http.post("/", content=endless(), timeout=httpx.Timeout(5.0, write=0.3))
+
+    run(go)
+
+
+def test_a_kept_alive_connection_closed_under_a_read_is_retried_once_but_never_under_a_write() -> None:
+    async def one_answer_then_drop_the_next(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(200, b'{"n": 1}'))
+        await writer.drain()
+        await read_request(reader)  # the next request on this connection: closed without an answer
+
+    server = Scripted(one_answer_then_drop_the_next)
+
+    async def go() -> list[Any]:
+        async with server as url, client(url) as http:
+            first = (await http.get("/")).json()
+            again = (await http.get("/")).json()  # the server drops it; sent again on a new connection
+            with pytest.raises(httpx.RemoteProtocolError):
+                await http.post("/", content=b"{}")  # a write is never sent twice by the transport
+            return [first, again]
+
+    assert run(go) == [{"n": 1}, {"n": 1}]
+    assert server.connections == 2  # the read went again on a second connection; the write failed on it
