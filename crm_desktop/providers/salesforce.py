@@ -1163,10 +1163,10 @@ class SalesforceAdapter:
                     message=f"{sobject} {item.email}: Salesforce's answer did not list one result per record",
                 )
             return
+        written = RecordOutcome.CREATED if creating else RecordOutcome.UPDATED
         for item, answer in zip(items, body, strict=True):
             if isinstance(answer, dict) and answer.get("success"):
-                outcome = RecordOutcome.CREATED if creating else RecordOutcome.UPDATED
-                item.finish(outcome, crm_id=str(answer.get("id") or item.crm_id or ""))
+                item.result = RecordResult(item.email, written, crm_id=str(answer.get("id") or item.crm_id or ""))
                 continue
             errors = answer.get("errors", []) if isinstance(answer, dict) else []
             category, message = describe_record_errors([e for e in errors if isinstance(e, dict)])
