@@ -140,18 +140,14 @@ class ServedSandbox:
         return held
 
 
-#: ``--latency-before-work``: the sandboxes wait their latency before they work on a request (set by ``main``).
-LATENCY_BEFORE_WORK = [False]
-
-
 @contextmanager
-def served(provider: str, latency_ms: float) -> Iterator[ServedSandbox]:
+def served(provider: str, latency_ms: float, latency_before_work: bool = False) -> Iterator[ServedSandbox]:
     """A fresh sandbox of ``provider`` with top-plan limits, served on loopback by a child process."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(
         target=_sandbox_process,
-        args=(provider, latency_ms, TOP_PLAN_LIMITS[provider], child, LATENCY_BEFORE_WORK[0]),
+        args=(provider, latency_ms, TOP_PLAN_LIMITS[provider], child, latency_before_work),
         daemon=True,
     )
     process.start()
@@ -322,10 +318,12 @@ async def _adapter_push(sandbox: ServedSandbox, records: Sequence[OutboundRecord
     return seconds, dict(outcomes)
 
 
-def push_with_adapter(crm: str, contacts: Sequence[Contact], latency_ms: float) -> PushRun:
+def push_with_adapter(
+    crm: str, contacts: Sequence[Contact], latency_ms: float, latency_before_work: bool = False
+) -> PushRun:
     """Push ``contacts`` with CRM Desktop's adapter into a fresh sandbox."""
     records = outbound_records(crm, contacts)
-    with served(crm, latency_ms) as sandbox:
+    with served(crm, latency_ms, latency_before_work) as sandbox:
         sandbox_cpu, client_cpu = sandbox.cpu_seconds(), time.process_time()
         seconds, outcomes = asyncio.run(_adapter_push(sandbox, records))
         sandbox_cpu, client_cpu = sandbox.cpu_seconds() - sandbox_cpu, time.process_time() - client_cpu
@@ -334,7 +332,13 @@ def push_with_adapter(crm: str, contacts: Sequence[Contact], latency_ms: float) 
                        client_cpu, sandbox_cpu)
 
 
-def push_with_sdk(crm: str, contacts: Sequence[Contact], latency_ms: float, seconds_budget: float | None) -> PushRun:
+def push_with_sdk(
+    crm: str,
+    contacts: Sequence[Contact],
+    latency_ms: float,
+    seconds_budget: float | None,
+    latency_before_work: bool = False,
+) -> PushRun:
     """Push ``contacts`` with a straightforward one-request-at-a-time script over the vendor's SDK.
 
     With ``seconds_budget`` the script stops starting new records once it is spent; its records/s is then
@@ -342,7 +346,7 @@ def push_with_sdk(crm: str, contacts: Sequence[Contact], latency_ms: float, seco
     """
     records = outbound_records(crm, contacts)
     script = {"hubspot": sdk_push_hubspot, "salesforce": sdk_push_salesforce, "pipedrive": plain_push_pipedrive}[crm]
-    with served(crm, latency_ms) as sandbox:
+    with served(crm, latency_ms, latency_before_work) as sandbox:
         started = time.perf_counter()
         deadline = started + seconds_budget if seconds_budget else float("inf")
         outcomes = script(sandbox.base_url, sandbox.credentials, records, deadline)
@@ -623,7 +627,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4, help="seed of the generated people")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
-    LATENCY_BEFORE_WORK[0] = args.latency_before_work
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     crms = args.crm or list(CRMS)
@@ -638,12 +641,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for crm in crms:
         print(f"\n== {crm}")
         records = outbound_records(crm, pushed)
-        adapter_run = push_with_adapter(crm, pushed, args.latency_ms)
+        adapter_run = push_with_adapter(crm, pushed, args.latency_ms, args.latency_before_work)
         sustained = None
         if sustained_counts.get(crm, 0) > args.count:
-            sustained = push_with_adapter(crm, contacts[: sustained_counts[crm]], args.latency_ms)
+            sustained = push_with_adapter(
+                crm, contacts[: sustained_counts[crm]], args.latency_ms, args.latency_before_work
+            )
             sustained.who = "sustained"
-        sdk_run = None if args.skip_sdk else push_with_sdk(crm, pushed, args.latency_ms, args.sdk_seconds)
+        sdk_run = (
+            None
+            if args.skip_sdk
+            else push_with_sdk(crm, pushed, args.latency_ms, args.sdk_seconds, args.latency_before_work)
+        )
         report = CrmReport(
             crm,
             adapter_run,

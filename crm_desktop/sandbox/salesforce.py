@@ -13,7 +13,7 @@ import re
 import secrets
 import sys
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -2525,9 +2525,7 @@ class SalesforceSandbox(Sandbox):
         # One request is one transaction: its records share their created and modified time, as in Salesforce.
         now = self.clock.now()
         outcomes: list[_WriteOutcome] = []
-        for number, part in enumerate(_write_slices(items)):
-            if number and not all_or_none:
-                await asyncio.sleep(0)
+        async for part in _write_slices(items, all_or_none):
             for item in part:
                 try:
                     object_name = self._collection_type(item)
@@ -2544,9 +2542,7 @@ class SalesforceSandbox(Sandbox):
         allow_save = self._allow_save(request)
         path = request.url.path
         outcomes: list[_WriteOutcome] = []
-        for number, part in enumerate(_write_slices(items)):
-            if number and not all_or_none:
-                await asyncio.sleep(0)
+        async for part in _write_slices(items, all_or_none):
             for item in part:
                 try:
                     object_name = self._collection_type(item)
@@ -2640,14 +2636,17 @@ _ATTACHMENT_FIELDS = {"Task": "WhoId", "Note": "ParentId"}
 WRITE_SLICE = 20
 
 
-def _write_slices(items: list[Any]) -> list[list[Any]]:
-    """A collection's records, ``WRITE_SLICE`` at a time: between two, the event loop serves the other requests.
+async def _write_slices(items: list[Any], all_or_none: bool) -> AsyncIterator[list[Any]]:
+    """A collection's records, ``WRITE_SLICE`` at a time; between two, the event loop serves the other requests.
 
     A 200-record collection is milliseconds of work, during which answers due to other requests would wait: a
     Salesforce org serves its requests side by side. An ``allOrNone`` collection is one transaction and runs
     through (its records stay unseen by other requests until it commits or rolls back).
     """
-    return [items[start : start + WRITE_SLICE] for start in range(0, len(items), WRITE_SLICE)]
+    for start in range(0, len(items), WRITE_SLICE):
+        if start and not all_or_none:
+            await asyncio.sleep(0)
+        yield items[start : start + WRITE_SLICE]
 
 
 def _derive_fields(object_name: str, record: dict[str, Any]) -> None:
