@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import html
 import json
 import logging
@@ -75,7 +74,7 @@ def _sandbox_process(
 ) -> None:
     """Child process: serve one sandbox on loopback and answer the parent's questions about its request log."""
     from crm_desktop.sandbox.core import SandboxConfig
-    from crm_desktop.sandbox.server import SandboxServer, make_sandbox
+    from crm_desktop.sandbox.server import SandboxServer, make_sandbox, settle_serving_process
 
     logging.basicConfig(level=logging.WARNING)
     config = SandboxConfig(
@@ -84,8 +83,8 @@ def _sandbox_process(
     sandbox = make_sandbox(provider, config)
     sandbox.apply_config(limits)
     server = SandboxServer([sandbox])
-    # As `crm-desktop sandbox` does in its own process: what is loaded stays out of full garbage collections.
-    gc.freeze()
+    # As `crm-desktop sandbox` does in its own process.
+    settle_serving_process()
     server.start()
     try:
         conn.send({"base_url": sandbox.base_url, "credentials": sandbox.credentials()})
@@ -215,10 +214,28 @@ def log_facts(
         rate_limited_steady=sum(1 for entry in steady if entry[2] == 429),
         endpoints=dict(endpoints.most_common()),
         seconds=last - first,
-        steady_request_rate=len(steady) / steady_span if len(steady) > 1 and steady_span > 1.0 else None,
+        steady_request_rate=_arrival_rate(sorted(entry[3] for entry in steady)) if steady_span > 1.0 else None,
         mean_response_seconds=answered / len(entries),
         slot_occupancy=occupancy,
     )
+
+
+def _arrival_rate(arrivals: Sequence[float]) -> float | None:
+    """Requests per second over ``arrivals`` (in order): the least-squares slope of the request count over time.
+
+    Dividing the count by the span is at the mercy of the span's edges: requests under a concurrency limit come in
+    waves (each slot is taken again about a round trip after it was last), and a span that ends on a wave counts
+    all of it. The slope through every arrival follows the count over the whole span instead.
+    """
+    count = len(arrivals)
+    if count < 3:
+        return None
+    mean_time = sum(arrivals) / count
+    mean_index = (count - 1) / 2
+    spread = sum((at - mean_time) ** 2 for at in arrivals)
+    if spread <= 0:
+        return None
+    return sum((at - mean_time) * (index - mean_index) for index, at in enumerate(arrivals)) / spread
 
 
 # -- the pushes ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import sys
 import threading
@@ -58,7 +57,7 @@ def add_demo_commands(commands: Any, json_flag: JsonFlag, parser_class: type[arg
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Serve sandboxes until a signal; print their URLs and credentials when ready."""
     from crm_desktop.sandbox.core import SandboxConfig, parse_fault_spec
-    from crm_desktop.sandbox.server import make_sandbox, serve_until_signal
+    from crm_desktop.sandbox.server import make_sandbox, new_serving_loop, serve_until_signal, settle_serving_process
 
     try:
         rules = parse_fault_spec(args.faults) if args.faults else []
@@ -82,9 +81,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     # A process of its own: what it loaded (modules, seeded records) is frozen out of full garbage collections,
     # each of which walked all of it again while every request in flight waited (tens of milliseconds).
-    gc.freeze()
+    settle_serving_process()
     try:
-        asyncio.run(serve_until_signal(sandboxes, args.host, ports, ready))
+        with asyncio.Runner(loop_factory=new_serving_loop) as runner:
+            runner.run(serve_until_signal(sandboxes, args.host, ports, ready))
     except (ValueError, OSError) as exc:
         sys.stderr.write(f"crm-desktop: cannot serve the sandboxes: {exc}\n")
         return 2

@@ -328,7 +328,8 @@ class Sandbox:
         self.random = random.Random(self.config.seed)
         self.requests: deque[LoggedRequest] = deque(maxlen=self.config.max_log)
         self.request_count = 0
-        self.lock = asyncio.Lock()
+        #: The emulator works on one request at a time, in arrival order (see :class:`WorkTurns`).
+        self.work_turns = WorkTurns()
         self.base_url = "http://127.0.0.1"
         self._app: ASGIApp | None = None
 
@@ -509,6 +510,47 @@ class Sandbox:
         return JSONResponse(record)
 
 
+class WorkTurns:
+    """One request's emulator work at a time, first come first served, on whichever event loop runs it.
+
+    A served vendor answers after its latency whatever else it is doing; an emulator on one event loop cannot,
+    unless the answers that fall due jump the queue of work. Work taking turns does that: the loop runs at most
+    one request's work between two looks at its timers and sockets, so a due answer leaves at once instead of
+    behind a slice of every request still being worked on.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        if not self._busy:
+            self._busy = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                # The turn was handed over as the waiter was cancelled: pass it on.
+                self._pass_on()
+            else:
+                self._waiting.remove(turn)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._pass_on()
+
+    def _pass_on(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._busy = False
+
+
 class SandboxMiddleware:
     """Adds latency, request-level faults and the request log around an emulator's routes."""
 
@@ -582,7 +624,8 @@ class SandboxMiddleware:
                 await _sleep_until(due)
                 raise SandboxDrop(fault)
             else:
-                await self.app(scope, replay, capture)
+                async with sandbox.work_turns:
+                    await self.app(scope, replay, capture)
             await _sleep_until(due)
             for message in answer:
                 await send(message)
@@ -592,10 +635,15 @@ class SandboxMiddleware:
 
 
 async def _sleep_until(due: float) -> None:
-    """Wait until the monotonic clock reads ``due`` (at once when it is past)."""
+    """Wait until the monotonic clock reads ``due`` (at once when it is past), never less.
+
+    libuv rounds a timer to the millisecond from the time its loop iteration began, so a sleep can end a little
+    early: the rest is slept again.
+    """
     left = due - time.monotonic()
-    if left > 0:
+    while left > 0:
         await asyncio.sleep(left)
+        left = due - time.monotonic()
 
 
 REDACTED = "<redacted>"

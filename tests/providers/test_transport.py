@@ -99,6 +99,19 @@ def test_requests_reuse_kept_alive_connections_up_to_the_pool_limit() -> None:
     assert server.connections <= 3, "never more connections than the pool allows, reused for 13 requests"
 
 
+def test_it_runs_on_uvloop_whose_transports_are_not_asyncio_transports() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    server = Scripted(keep_answering)
+
+    async def go() -> list[int]:
+        async with server as url, client(url) as http:
+            return [(await http.post("/x", content=b"a" * n)).json()["got"] for n in range(3)]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(go()) == [0, 1, 2]
+    assert server.connections == 1
+
+
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error() -> None:
     async def one_answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)

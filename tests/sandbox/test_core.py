@@ -26,6 +26,7 @@ from crm_desktop.sandbox.core import (
     Sandbox,
     SandboxClock,
     SandboxConfig,
+    WorkTurns,
     non_negative_int,
     parse_fault_spec,
     redact_json,
@@ -47,14 +48,29 @@ class EchoSandbox(Sandbox):
         super().__init__(config)
         self.echo_limit = 10
         self.expired = False
+        #: Requests whose work is under way, the most seen at once, and the order their work started in.
+        self.working = 0
+        self.most_working = 0
+        self.started: list[str] = []
 
     def api_routes(self) -> list[BaseRoute]:
         return [Route("/echo", self._echo, methods=["GET", "POST"])]
 
     async def _echo(self, request: Request) -> Response:
         work = float(request.query_params.get("work", "0"))
-        if work:
-            time.sleep(work)  # noqa: ASYNC251 -- stands for the emulator's own CPU time on this request
+        slices = int(request.query_params.get("slices", "1"))
+        self.working += 1
+        self.most_working = max(self.most_working, self.working)
+        self.started.append(request.query_params.get("n", ""))
+        try:
+            for part in range(slices):
+                if part:
+                    # Between two slices of its work an emulator lets the event loop serve the other requests.
+                    await asyncio.sleep(0)
+                if work:
+                    time.sleep(work / slices)  # noqa: ASYNC251 -- stands for the emulator's own CPU time
+        finally:
+            self.working -= 1
         return JSONResponse({"ok": True})
 
     def fault_response(self, kind: FaultKind) -> Response:
@@ -296,6 +312,58 @@ def test_latency_is_the_answer_time_with_the_emulators_own_work_inside_it() -> N
     against(before, body)
     worked, idle, slow = (entry.seconds for entry in before.requests)
     assert 0.09 <= worked < 0.115 and 0.06 <= idle < 0.085 and 0.15 <= slow < 0.18
+
+
+def test_the_emulator_works_on_one_request_at_a_time_in_arrival_order() -> None:
+    sandbox = EchoSandbox(SandboxConfig(latency_ms=20))
+
+    async def body(client: httpx.AsyncClient) -> list[int]:
+        sent = []
+        for n in range(5):
+            sent.append(asyncio.ensure_future(client.get("/echo", params={"work": "0.005", "slices": 4, "n": n})))
+            await asyncio.sleep(0.001)
+        return [answer.status_code for answer in await asyncio.gather(*sent)]
+
+    assert against(sandbox, body) == [200] * 5
+    # Each request's work is in slices that let the loop run other things; another request's work is not one.
+    assert sandbox.most_working == 1
+    assert sandbox.started == ["0", "1", "2", "3", "4"]
+
+
+def test_work_turns_go_first_come_first_served_and_a_cancelled_waiter_passes_its_turn_on() -> None:
+    turns = WorkTurns()
+    order: list[str] = []
+
+    async def work(name: str, hold: asyncio.Event | None = None) -> None:
+        async with turns:
+            order.append(name)
+            if hold is not None:
+                await hold.wait()
+            await asyncio.sleep(0)
+
+    async def go() -> None:
+        hold = asyncio.Event()
+        first = asyncio.ensure_future(work("first", hold))
+        await asyncio.sleep(0)
+        waiting = [asyncio.ensure_future(work(name)) for name in ("second", "gone", "third")]
+        await asyncio.sleep(0)
+        waiting[1].cancel()
+        hold.set()
+        await asyncio.gather(first, waiting[0], waiting[2])
+        assert waiting[1].cancelled()
+        # Cancelled once its turn was handed over: the turn goes on to the next.
+        async with turns:
+            late = asyncio.ensure_future(work("late"))
+            after = asyncio.ensure_future(work("after"))
+            await asyncio.sleep(0)
+        late.cancel()
+        await after
+        assert late.cancelled()
+        async with turns:
+            order.append("free again")
+
+    asyncio.run(go())
+    assert order == ["first", "second", "third", "after", "free again"]
 
 
 def test_clock_answers_whole_milliseconds_that_always_move_forward() -> None:

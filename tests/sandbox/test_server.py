@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -15,9 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from crm_desktop.sandbox.core import Sandbox, SandboxConfig
+from crm_desktop.sandbox.core import Sandbox, SandboxConfig, _sleep_until
 from crm_desktop.sandbox.salesforce import API_PREFIX, SalesforceSandbox
-from crm_desktop.sandbox.server import SandboxServer, _bind, make_sandbox, serve_until_signal
+from crm_desktop.sandbox.server import (
+    SERVING_GC_THRESHOLD,
+    SandboxServer,
+    _bind,
+    make_sandbox,
+    serve_until_signal,
+    settle_serving_process,
+)
 
 pytestmark = pytest.mark.loopback
 
@@ -191,3 +199,39 @@ def test_make_sandbox_builds_the_other_emulators(provider: str, module: str) -> 
     pytest.importorskip(f"crm_desktop.sandbox.{module}")
     sandbox = make_sandbox(provider, SandboxConfig(seed=4))
     assert sandbox.provider == provider
+
+
+def test_sandboxes_are_served_on_uvloop_where_it_is_installed_and_never_answer_early() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    sandbox = SalesforceSandbox(SandboxConfig(latency_ms=7))
+    with SandboxServer([sandbox]) as server:
+        assert isinstance(server._loop, uvloop.Loop)
+        with httpx.Client(base_url=sandbox.base_url) as client:
+            for _ in range(20):
+                assert client.get("/services/data").status_code == 200
+    assert all(entry.seconds >= 0.007 for entry in sandbox.requests)
+
+    # libuv's millisecond timers, counted from when the loop iteration began, may end a sleep early: the wait
+    # for an answer's due time sleeps the rest.
+    async def woken_after_due() -> list[float]:
+        late = []
+        for n in range(150):
+            due = time.monotonic() + 0.0003 * (n % 10 + 1)
+            time.sleep(0.0007)  # noqa: ASYNC251 -- the emulator's work, done before the answer is due
+            await _sleep_until(due)
+            late.append(time.monotonic() - due)
+        return late
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert min(runner.run(woken_after_due())) >= 0
+
+
+def test_a_serving_process_keeps_young_garbage_collections_rare_and_what_it_loaded_frozen() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_serving_process()
+        assert gc.get_threshold() == (SERVING_GC_THRESHOLD, before[1], before[2])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
