@@ -37,7 +37,7 @@ from crm_desktop.providers.errors import (
     TransientError,
 )
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, retry_after_seconds
-from crm_desktop.providers.transport import LeanHttpTransport
+from crm_desktop.providers.transport import SLOTS_EXTENSION, LeanHttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +359,13 @@ class HttpCore:
     ) -> httpx.Response:
         # Built before a slot is taken: no request has to wait behind the work of building this one.
         request = self.client.build_request(method, url, **kwargs)
-        await budget.acquire()
+        # With no window to count requests in, the transport takes the concurrency slot itself as the request goes
+        # on the wire, and passes it on from inside the callback that reads the answer: the next request, its
+        # bytes ready, goes out at once instead of after two turns of the event loop.
+        slot_in_transport = budget.window_limit is None and isinstance(self.transport, LeanHttpTransport)
+        await budget.acquire(slot=not slot_in_transport)
+        if slot_in_transport:
+            request.extensions[SLOTS_EXTENSION] = budget.slots
         try:
             response = await self.client.send(request)
         except httpx.TransportError as exc:
@@ -372,9 +378,10 @@ class HttpCore:
                 TransientError(f"{self.name}: network failure ({kind})", category=ErrorCategory.NETWORK), None
             ) from None
         finally:
-            budget.release()
-        # The request waiting for the slot just freed goes out before this answer is worked on, not after.
-        await asyncio.sleep(0)
+            budget.release(slot=not slot_in_transport)
+        if not slot_in_transport:
+            # The request waiting for the slot just freed goes out before this answer is worked on, not after.
+            await asyncio.sleep(0)
         verdict = classifier(response)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s %s -> %s %s", self.name, method, _path(url), response.status_code, verdict.decision)

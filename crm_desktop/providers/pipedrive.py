@@ -393,17 +393,17 @@ class _SearchBudget(RateBudget):
         )
         self.outer = outer
 
-    async def acquire(self) -> None:
-        await super().acquire()
+    async def acquire(self, *, slot: bool = True) -> None:
+        await super().acquire(slot=slot)
         try:
             await self.outer.acquire()
         except BaseException:
-            super().release()
+            super().release(slot=slot)
             raise
 
-    def release(self) -> None:
+    def release(self, *, slot: bool = True) -> None:
         self.outer.release()
-        super().release()
+        super().release(slot=slot)
 
 
 class _TokenMeter:

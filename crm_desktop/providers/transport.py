@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from typing import cast
 
 import httptools
 import httpx
 
+from crm_desktop.providers.rate import RequestSlots, SlotWaiter
+
 #: Seconds an idle connection is kept for the next request (servers close theirs after 5 to 120 s).
 KEEPALIVE_SECONDS = 5.0
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
+#: A request extension: the :class:`RequestSlots` (concurrency limit) whose slot the request takes as it goes on the
+#: wire and gives back from inside the callback that reads its answer's last byte, to a request whose bytes wait.
+SLOTS_EXTENSION = "crm_desktop.slots"
+#: (status, reason phrase, headers, body, whether the connection may carry another exchange)
+_Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool]
 #: Methods sent again, once, when a reused connection turns out closed before any answer (reads change nothing).
 _SAFE_TO_RESEND = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -27,19 +34,22 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._parser: httptools.HttpResponseParser | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[_Answer] | None = None
         self._head_only = False
         self._status = 0
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
-        self._keep_alive = False
         self._bytes_read = 0
         self._ends_at_close = False
         self._writable: asyncio.Future[None] | None = None
         self._read_timer: asyncio.TimerHandle | None = None
         #: Exchanges this connection has carried (a reused connection may have been closed by the server).
         self.exchanges = 0
+        #: Called once the answer is whole, inside the protocol callback that completed it: (status, keep-alive).
+        self._on_answer: Callable[[_Connection, int, bool], None] | None = None
+        #: (scheme, host, port) this connection goes to.
+        self.origin: tuple[bytes, bytes, int] = (b"", b"", 0)
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,7 +103,8 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        assert self._parser is not None
+        if self._parser is None:
+            return
         self._status = self._parser.get_status_code()
         names = {name.lower() for name, _value in self._headers}
         self._ends_at_close = (
@@ -110,7 +121,9 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        assert self._parser is not None
+        if self._parser is None:
+            # The exchange already ended (an answer to HEAD ends at its headers).
+            return
         if 100 <= self._status < 200:
             # An interim answer (103 Early Hints...): the real one follows on the same connection.
             self._headers, self._body, self._reason = [], [], b""
@@ -119,14 +132,31 @@ class _Connection(asyncio.Protocol):
 
     # -- the exchange ----------------------------------------------------------------------------------------
     def _finish(self, *, keep_alive: bool) -> None:
-        self._keep_alive = keep_alive
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        keep = keep_alive and not self.closed
+        waiter.set_result((self._status, self._reason, self._headers, b"".join(self._body), keep))
+        on_answer = self._on_answer
+        self._end_exchange()
+        if on_answer is not None:
+            # Still inside the callback that read the answer's last byte: the request slot and this connection go
+            # to the next request now, not after the answer has travelled up to its caller.
+            on_answer(self, self._status, keep)
 
     def _fail(self, error: Exception) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(error)
         self.close()
+
+    def _end_exchange(self) -> None:
+        """Forget the exchange that just ended, so that the next one may start on this connection at once."""
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+        self._waiter = None
+        self._parser = None
+        self._on_answer = None
 
     @property
     def answered_nothing(self) -> bool:
@@ -138,21 +168,28 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    async def exchange(
+    @property
+    def in_exchange(self) -> bool:
+        """Whether an exchange is under way on this connection."""
+        return self._waiter is not None
+
+    def begin(
         self,
         head: bytes,
-        body: bytes | AsyncIterable[bytes],
+        body: bytes,
         *,
-        chunked: bool,
         head_only: bool,
         read_timeout: float | None,
-        write_timeout: float | None = None,
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool]:
-        """Send one request and read its whole answer: (status, reason, headers, body, whether to keep the connection).
+        on_answer: Callable[[_Connection, int, bool], None] | None = None,
+    ) -> asyncio.Future[_Answer]:
+        """Put a request on the wire (``body`` follows ``head`` unless streamed after) and return its answer-to-be.
+
+        Synchronous, so that a request can go out from inside the callback that read the previous answer.
+        ``on_answer`` is called with this connection, the status and the keep-alive verdict the moment the answer
+        is whole, before anyone awaiting the answer resumes; the connection may by then carry the next exchange.
 
         Raises:
-            httpx.TransportError: the connection failed, the answer was not HTTP, or nothing came for
-                ``read_timeout`` seconds.
+            httpx.RemoteProtocolError: the connection is closed.
         """
         transport = self._transport
         if transport is None or self.closed:
@@ -163,32 +200,57 @@ class _Connection(asyncio.Protocol):
         self._bytes_read = 0
         self._ends_at_close = False
         self.exchanges += 1
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiter: asyncio.Future[_Answer] = self._loop.create_future()
         self._waiter = waiter
+        self._on_answer = on_answer
+        if len(body) < 65536:
+            transport.write(head + body)
+        else:
+            transport.write(head)
+            transport.write(body)
+        if read_timeout is not None:
+            self._read_timer = self._loop.call_later(read_timeout, self._check_read, read_timeout, 0)
+        return waiter
+
+    def watch_reads(self, waiter: asyncio.Future[_Answer], read_timeout: float | None) -> None:
+        """Start counting the read timeout (for a streamed body: once it is sent)."""
+        if read_timeout is not None and self._waiter is waiter and not waiter.done():
+            self._read_timer = self._loop.call_later(read_timeout, self._check_read, read_timeout, 0)
+
+    async def send_stream(
+        self, waiter: asyncio.Future[_Answer], body: AsyncIterable[bytes], chunked: bool, write_timeout: float | None
+    ) -> None:
+        """Stream a request body after :meth:`begin` sent the head."""
+        transport = self._transport
         try:
-            if isinstance(body, bytes):
-                if len(body) < 65536:
-                    transport.write(head + body)
-                else:
-                    transport.write(head)
-                    transport.write(body)
-            else:
-                transport.write(head)
-                await self._send_stream(transport, body, chunked, write_timeout)
-            if read_timeout is not None:
-                self._read_timer = self._loop.call_later(read_timeout, self._check_read, read_timeout, 0)
-            await waiter
+            if transport is None or self._waiter is not waiter:
+                raise httpx.RemoteProtocolError("the connection is closed")
+            await self._send_stream(transport, body, chunked, write_timeout)
         except BaseException:
-            # Cancelled or failed mid-exchange: the connection's state is unknown, so it is not used again.
-            self.close()
+            self.abandon(waiter)
             raise
-        finally:
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-                self._read_timer = None
-            self._waiter = None
-            self._parser = None
-        return self._status, self._reason, self._headers, b"".join(self._body), self._keep_alive and not self.closed
+
+    async def answer(self, waiter: asyncio.Future[_Answer]) -> _Answer:
+        """The whole answer to the request :meth:`begin` sent: (status, reason, headers, body, keep-alive).
+
+        Raises:
+            httpx.TransportError: the connection failed, the answer was not HTTP, or nothing came for the read
+                timeout.
+        """
+        try:
+            return await waiter
+        except BaseException:
+            self.abandon(waiter)
+            raise
+
+    def abandon(self, waiter: asyncio.Future[_Answer]) -> bool:
+        """Drop the exchange of ``waiter`` if it is still under way; whether it was."""
+        if self._waiter is not waiter:
+            return False
+        # Cancelled or failed mid-exchange: the connection's state is unknown, so it is not used again.
+        self._end_exchange()
+        self.close()
+        return True
 
     def _check_read(self, read_timeout: float, seen: int) -> None:
         """Fail the exchange when no byte came for ``read_timeout`` seconds (httpx's read timeout: between reads)."""
@@ -236,6 +298,115 @@ def _request_head(request: httpx.Request) -> tuple[bytes, bool]:
     return b"".join(lines), chunked
 
 
+class _Flight:
+    """One request's hold on a concurrency slot and a connection, each given back once."""
+
+    __slots__ = ("connection", "origin", "slot_held", "slots", "transport")
+
+    def __init__(self, transport: LeanHttpTransport, origin: tuple[bytes, bytes, int], slots: RequestSlots | None):
+        self.transport = transport
+        self.origin = origin
+        self.slots = slots
+        self.slot_held = False
+        #: The connection carrying this request's exchange, until it is given back.
+        self.connection: _Connection | None = None
+
+    def begin(
+        self, connection: _Connection, head: bytes, body: bytes, head_only: bool, read_timeout: float | None
+    ) -> asyncio.Future[_Answer]:
+        """Send the request on ``connection``, which this flight holds until the answer (or a failure)."""
+        self.connection = connection
+        return connection.begin(head, body, head_only=head_only, read_timeout=read_timeout, on_answer=self.answered)
+
+    def answered(self, connection: _Connection, status: int, keep: bool) -> None:
+        """The answer is whole (called from the connection's protocol callback): free the slot and the connection.
+
+        The slot goes to the request that waited longest, handing it this connection when it is kept alive; a
+        request queued with its bytes ready is on the wire before this returns.
+        """
+        self.connection = None
+        keep = keep and not connection.closed and not self.transport.closed
+        if self.slot_held and self.slots is not None:
+            self.slot_held = False
+            self.slots.give_back(connection if keep else None)
+        if not connection.in_exchange:
+            self.transport.release_connection(self.origin, connection, keep=keep)
+
+    def drop(self, connection: _Connection) -> None:
+        """The exchange on ``connection`` failed or was cancelled: close it unless its answer came and it was given
+        back already (the slot stays held for a resend)."""
+        if self.connection is connection:
+            self.connection = None
+            self.transport.release_connection(self.origin, connection, keep=False)
+
+    def end(self) -> None:
+        """The request is over, however it ended: whatever it still holds goes back."""
+        if self.slot_held and self.slots is not None:
+            self.slot_held = False
+            self.slots.give_back()
+
+
+class _Queued(SlotWaiter):
+    """A request waiting for a concurrency slot with its bytes ready to go."""
+
+    __slots__ = ("body", "flight", "future", "head", "head_only", "origin", "read_timeout", "started")
+
+    def __init__(
+        self,
+        origin: tuple[bytes, bytes, int],
+        head: bytes,
+        body: bytes | None,
+        head_only: bool,
+        read_timeout: float | None,
+        flight: _Flight,
+    ) -> None:
+        self.origin = origin
+        self.head = head
+        #: ``None`` for a streamed body, which is sent from its own task.
+        self.body = body
+        self.head_only = head_only
+        self.read_timeout = read_timeout
+        self.flight = flight
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.started: tuple[_Connection, asyncio.Future[_Answer]] | None = None
+
+    def granted(self, handed: object | None) -> bool:
+        if self.future.done():
+            return False
+        # Held from now on, even if the answer were whole before the waiting task resumes.
+        self.flight.slot_held = True
+        if (
+            isinstance(handed, _Connection)
+            and self.body is not None
+            and handed.origin == self.origin
+            and not handed.closed
+            and not handed.in_exchange
+        ):
+            # The connection the slot came with, kept alive: the request goes out on it now.
+            self.started = (handed, self.flight.begin(handed, self.head, self.body, self.head_only, self.read_timeout))
+        self.future.set_result(None)
+        return True
+
+    async def wait(self, transport: LeanHttpTransport) -> tuple[_Connection, asyncio.Future[_Answer]] | None:
+        """Wait for the slot; the connection and answer-to-be when the request already went out with it."""
+        slots = self.flight.slots
+        assert slots is not None
+        slots.queue(self)
+        try:
+            await self.future
+        except asyncio.CancelledError:
+            if not self.future.done() or self.future.cancelled():
+                slots.leave(self)
+            elif self.started is not None:
+                # Granted, and sent, just as the request was cancelled: the exchange is dropped half way (unless
+                # its answer already came). The slot goes back with the rest of the request.
+                connection, waiter = self.started
+                connection.abandon(waiter)
+                self.flight.drop(connection)
+            raise
+        return self.started
+
+
 class LeanHttpTransport(httpx.AsyncBaseTransport):
     """The adapters' HTTP/1.1 transport: a pool of kept-alive connections per origin, TLS verified.
 
@@ -280,42 +451,59 @@ class LeanHttpTransport(httpx.AsyncBaseTransport):
         origin = (scheme, url.raw_host, url.port or _DEFAULT_PORTS[scheme])
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         head, chunked = _request_head(request)
-        body: bytes | AsyncIterable[bytes]
+        stream: AsyncIterable[bytes] | None = None
+        content = b""
         try:
-            body = request.content
+            content = request.content
         except httpx.RequestNotRead:
+            assert isinstance(request.stream, AsyncIterable)
             stream = request.stream
-            assert isinstance(stream, AsyncIterable)
-            body = stream
-        for _attempt in range(2):
-            connection = await self._connection(request, origin, timeouts)
-            reused = connection.exchanges > 0
-            try:
-                status, reason, headers, content, keep = await connection.exchange(
-                    head,
-                    body,
-                    chunked=chunked,
-                    head_only=request.method == "HEAD",
-                    read_timeout=timeouts.get("read"),
-                    write_timeout=timeouts.get("write"),
-                )
-                break
-            except httpx.TransportError as exc:
-                self._release(origin, connection, keep=False)
-                if reused and connection.answered_nothing and request.method in _SAFE_TO_RESEND and _attempt == 0:
-                    # A kept-alive connection the server closed as the request went out (it closes idle ones
-                    # when it likes): nothing was answered, and a read is safe to send again on a new connection.
-                    continue
-                exc.request = request
-                raise
-            except BaseException:
-                self._release(origin, connection, keep=False)
-                raise
-        self._release(origin, connection, keep=keep)
+        head_only = request.method == "HEAD"
+        read_timeout = timeouts.get("read")
+        flight = _Flight(self, origin, request.extensions.get(SLOTS_EXTENSION))
+        try:
+            started: tuple[_Connection, asyncio.Future[_Answer]] | None = None
+            if flight.slots is not None:
+                if flight.slots.try_take():
+                    flight.slot_held = True
+                else:
+                    queued = _Queued(origin, head, content if stream is None else None, head_only, read_timeout, flight)
+                    started = await queued.wait(self)
+            for attempt in range(2):
+                if started is not None:
+                    (connection, waiter), started = started, None
+                    reused = True
+                else:
+                    connection = await self._connection(request, origin, timeouts)
+                    reused = connection.exchanges > 0
+                    waiter = None
+                try:
+                    if waiter is None:
+                        waiter = flight.begin(
+                            connection, head, content, head_only, read_timeout if stream is None else None
+                        )
+                        if stream is not None:
+                            await connection.send_stream(waiter, stream, chunked, timeouts.get("write"))
+                            connection.watch_reads(waiter, read_timeout)
+                    status, reason, headers, body, _keep = await connection.answer(waiter)
+                    break
+                except httpx.TransportError as exc:
+                    flight.drop(connection)
+                    if reused and connection.answered_nothing and request.method in _SAFE_TO_RESEND and attempt == 0:
+                        # A kept-alive connection the server closed as the request went out (it closes idle ones
+                        # when it likes): nothing was answered, and a read is safe to send again on a new connection.
+                        continue
+                    exc.request = request
+                    raise
+                except BaseException:
+                    flight.drop(connection)
+                    raise
+        finally:
+            flight.end()
         return httpx.Response(
             status,
             headers=headers,
-            stream=httpx.ByteStream(content),
+            stream=httpx.ByteStream(body),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
 
@@ -382,9 +570,15 @@ class LeanHttpTransport(httpx.AsyncBaseTransport):
         except OSError as exc:
             reason = exc.strerror or exc
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {reason}", request=request) from None
+        connection.origin = origin
         return connection
 
-    def _release(self, origin: tuple[bytes, bytes, int], connection: _Connection, *, keep: bool) -> None:
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def release_connection(self, origin: tuple[bytes, bytes, int], connection: _Connection, *, keep: bool) -> None:
+        """Keep ``connection`` for the next request, or close it; either way a request waiting for room may go."""
         idle = self._idle.setdefault(origin, [])
         if keep and not connection.closed and not self._closed and len(idle) < self.max_keepalive_connections:
             connection.idle_since = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from crm_desktop.providers.http import (
 )
 from crm_desktop.providers.rate import RateBudget, read_salesforce_headers
 from crm_desktop.providers.salesforce import classify_salesforce
-from crm_desktop.providers.transport import LeanHttpTransport
+from crm_desktop.providers.transport import LeanHttpTransport, _Connection
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
@@ -191,3 +192,144 @@ def test_a_long_push_freezes_what_exists_for_its_duration_and_nests() -> None:
     with pytest.raises(RuntimeError), long_push_collection(LONG_PUSH_RECORDS):
         raise RuntimeError("a push that fails still gives the objects back")
     assert gc.get_freeze_count() == 0
+
+
+class CountingServer:
+    """A loopback HTTP/1.1 server that answers each request after ``delay`` and counts requests in flight."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                await asyncio.sleep(self.delay)
+                status = 401 if b"bearer old" in head.lower() else 200
+                body = b'{"ok": true}' if status == 200 else b'[{"errorCode": "INVALID_SESSION_ID"}]'
+                self.in_flight -= 1
+                writer.write(b"HTTP/1.1 %d X\r\ncontent-length: %d\r\n\r\n%s" % (status, len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            # The client hung up, or the test's loop is closing.
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_a_freed_slot_takes_its_connection_to_the_waiting_request_from_inside_the_answers_callback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = CountingServer()
+    order: list[str] = []
+    begin = _Connection.begin
+
+    def noted_begin(connection: _Connection, head: bytes, body: bytes, **options: Any) -> Any:
+        order.append("wrote " + head.split(b" ")[1].decode().rpartition("n=")[2])
+        return begin(connection, head, body, **options)
+
+    monkeypatch.setattr(_Connection, "begin", noted_begin)
+
+    async def go() -> None:
+        async with server as url:
+            await pushed(url)
+
+    async def pushed(url: str) -> None:
+        http = core(url, concurrency=3)
+        original = http.transport.handle_async_request
+
+        async def noted(request: httpx.Request) -> httpx.Response:
+            response = await original(request)
+            order.append(f"answered {request.url.params['n']}")
+            return response
+
+        http.transport.handle_async_request = noted  # type: ignore[method-assign]
+        try:
+            await asyncio.gather(*(http.request("GET", LIMITS, params={"n": n}) for n in range(12)))
+            assert http.budget.slots.taken == 0
+        finally:
+            await http.aclose()
+
+    asyncio.run(go())
+    assert server.most_in_flight == 3, "never more requests in flight than the slots"
+    assert server.connections == 3, "each freed slot's kept-alive connection carries the next request"
+    # Request 3 waited for a slot with its bytes ready, and went out on the connection request 0 freed from inside
+    # the callback that read request 0's answer: before the transport even handed that answer back.
+    assert order.index("wrote 3") < order.index("answered 0")
+    assert sorted(o for o in order if o.startswith("answered")) == sorted(f"answered {n}" for n in range(12))
+
+
+def test_a_request_cancelled_while_it_waits_for_a_slot_leaves_the_line_and_the_slots_add_up() -> None:
+    server = CountingServer(delay=0.15)
+
+    async def go() -> None:
+        async with server as url:
+            await waited(url)
+
+    async def waited(url: str) -> None:
+        http = core(url, concurrency=1)
+        try:
+            first = asyncio.ensure_future(http.request("GET", LIMITS))
+            await asyncio.sleep(0.02)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(http.request("GET", LIMITS), 0.03)
+            assert (await first).status_code == 200
+            assert (await http.request("GET", LIMITS)).status_code == 200
+            assert http.budget.slots.taken == 0
+        finally:
+            await http.aclose()
+
+    asyncio.run(go())
+    assert server.most_in_flight == 1
+
+
+def test_a_request_sent_again_after_a_401_takes_a_slot_again() -> None:
+    server = CountingServer(delay=0.01)
+
+    class RefreshOn401(httpx.Auth):
+        def __init__(self) -> None:
+            self.token = "old"
+            self.refreshes = 0
+
+        def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            response = yield request
+            if response.status_code == 401:
+                self.token, self.refreshes = "new", self.refreshes + 1
+                request.headers["Authorization"] = f"Bearer {self.token}"
+                yield request
+
+    auth = RefreshOn401()
+
+    async def go() -> list[int]:
+        async with server as url:
+            return await refreshed(url)
+
+    async def refreshed(url: str) -> list[int]:
+        http = core(url, concurrency=2, auth=auth)
+        try:
+            answers = await asyncio.gather(*(http.request("GET", LIMITS) for _ in range(8)))
+            assert http.budget.slots.taken == 0
+            return [answer.status_code for answer in answers]
+        finally:
+            await http.aclose()
+
+    assert asyncio.run(go()) == [200] * 8
+    assert auth.refreshes >= 1
+    assert server.most_in_flight == 2, "a request sent again after a 401 waits for a slot like any other"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from crm_desktop.providers.rate import EVEN_PACING_CATCH_UP, ROLLING_WINDOW_MARGIN_SECONDS, RateBudget, RateObservation
+from crm_desktop.providers.rate import (
+    EVEN_PACING_CATCH_UP,
+    ROLLING_WINDOW_MARGIN_SECONDS,
+    RateBudget,
+    RateObservation,
+    RequestSlots,
+    SlotWaiter,
+)
 
 
 class FakeTime:
@@ -98,3 +105,48 @@ def test_a_full_rolling_window_without_a_reset_time_waits_for_its_oldest_request
     start = time.now
     (first,) = send_times(timed, time, 1)
     assert first == start + 0.7
+
+
+def test_request_slots_go_to_the_longest_waiter_with_what_the_holder_hands_over() -> None:
+    class Waiter(SlotWaiter):
+        def __init__(self, name: str, gone: bool = False) -> None:
+            self.name, self.gone, self.got = name, gone, "nothing yet"
+
+        def granted(self, handed: object | None) -> bool:
+            if self.gone:
+                return False
+            self.got = handed
+            return True
+
+    slots = RequestSlots(2)
+    assert slots.try_take() and slots.try_take() and not slots.try_take()
+    first, gone, second = Waiter("first"), Waiter("gone", gone=True), Waiter("second")
+    for waiter in (first, gone, second):
+        slots.queue(waiter)
+    slots.give_back("connection 1")
+    # A waiter no longer waiting is skipped; the slot (and what came with it) goes to the next.
+    slots.give_back("connection 2")
+    assert (first.got, second.got, slots.taken) == ("connection 1", "connection 2", 2)
+    # Nobody waiting: a slot given back is free, and taken before anyone queues behind it.
+    slots.give_back()
+    assert slots.taken == 1 and slots.try_take()
+
+
+def test_a_task_waiting_for_a_slot_that_is_cancelled_passes_a_slot_it_was_just_handed() -> None:
+    async def go() -> None:
+        slots = RequestSlots(1)
+        await slots.take()
+        handed, left = asyncio.ensure_future(slots.take()), asyncio.ensure_future(slots.take())
+        await asyncio.sleep(0)
+        slots.give_back()  # to ``handed``...
+        handed.cancel()  # ...cancelled before it ran: the slot goes on to ``left``
+        await left
+        assert handed.cancelled() and slots.taken == 1
+        waiting = asyncio.ensure_future(slots.take())
+        await asyncio.sleep(0)
+        waiting.cancel()  # cancelled while in line: it leaves the line
+        await asyncio.gather(waiting, return_exceptions=True)
+        slots.give_back()
+        assert slots.taken == 0
+
+    asyncio.run(go())
