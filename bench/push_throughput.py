@@ -214,10 +214,26 @@ def log_facts(
         rate_limited_steady=sum(1 for entry in steady if entry[2] == 429),
         endpoints=dict(endpoints.most_common()),
         seconds=last - first,
-        steady_request_rate=_arrival_rate(sorted(entry[3] for entry in steady)) if steady_span > 1.0 else None,
+        steady_request_rate=(
+            _arrival_rate(sorted(entry[3] for entry in steady))
+            if concurrent_limit
+            else _whole_windows_rate([entry[3] for entry in steady], first + window_seconds, window_seconds)
+        )
+        if steady_span > 1.0
+        else None,
         mean_response_seconds=answered / len(entries),
         slot_occupancy=occupancy,
     )
+
+
+def _whole_windows_rate(arrivals: Sequence[float], start: float, window_seconds: float) -> float | None:
+    """Requests per second over the whole rate windows from ``start``: under a window limit, requests come a window's
+    worth at a time, and only whole windows count each burst once."""
+    windows = int((max(arrivals, default=start) - start) // window_seconds) if arrivals else 0
+    if windows < 1:
+        return None
+    end = start + windows * window_seconds
+    return sum(1 for at in arrivals if start <= at < end) / (windows * window_seconds)
 
 
 def _arrival_rate(arrivals: Sequence[float]) -> float | None:
@@ -225,7 +241,8 @@ def _arrival_rate(arrivals: Sequence[float]) -> float | None:
 
     Dividing the count by the span is at the mercy of the span's edges: requests under a concurrency limit come in
     waves (each slot is taken again about a round trip after it was last), and a span that ends on a wave counts
-    all of it. The slope through every arrival follows the count over the whole span instead.
+    all of it. The slope through every arrival follows the count over the whole span instead. (Under a window
+    limit the waves are a window long: :func:`_whole_windows_rate`.)
     """
     count = len(arrivals)
     if count < 3:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.push_throughput import _arrival_rate, log_facts
+from bench.push_throughput import _arrival_rate, _whole_windows_rate, log_facts
 
 
 def waves(slots: int, period: float, count: int, start: float = 0.0) -> list[float]:
@@ -32,3 +32,12 @@ def test_a_log_gives_its_steady_rate_after_the_first_window_and_its_429s() -> No
     assert facts.steady_request_rate == pytest.approx(247.5, rel=0.02)
     assert facts.endpoints == {"POST /services/data/v61.0/composite/sobjects": 751}
     assert _arrival_rate([1.0, 1.0]) is None
+
+
+def test_the_steady_rate_under_a_window_limit_counts_whole_windows() -> None:
+    # HubSpot-like: 186 requests spread over the first 1.9 s of every 10 s window (a client keeping 4 of 190 spare).
+    arrivals = [window * 10.0 + 1.9 * n / 186 for window in range(3) for n in range(186)][:400]
+    entries = [("POST", "/crm/v3/objects/contacts/batch/upsert", 200, at, at, 0.1) for at in arrivals]
+    facts = log_facts(entries, 10.0)
+    assert facts.steady_request_rate == pytest.approx(18.6)
+    assert _whole_windows_rate([], 10.0, 10.0) is None
