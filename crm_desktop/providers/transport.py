@@ -42,6 +42,10 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._bytes_read = 0
         self._ends_at_close = False
+        #: Once the answer is whole: whether the connection may be kept (``None`` until then).
+        self._complete: bool | None = None
+        #: Bytes came after the whole answer (a broken server): the connection is not kept.
+        self._trailing = False
         self._writable: asyncio.Future[None] | None = None
         self._read_timer: asyncio.TimerHandle | None = None
         #: Exchanges this connection has carried (a reused connection may have been closed by the server).
@@ -67,8 +71,17 @@ class _Connection(asyncio.Protocol):
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(httpx.RemoteProtocolError("the server switched protocols; only HTTP/1.1 is spoken here"))
+            return
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 ({exc})"))
+            if self._complete is None:
+                self._fail(httpx.RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 ({exc})"))
+                return
+            # The answer was whole; what came after it is not HTTP: keep the answer, not the connection.
+            self._trailing = True
+        if self._complete is not None:
+            # Finished once the whole chunk is parsed (not from inside the parser's callback), so that bytes after
+            # the answer are seen before the connection goes to the next request.
+            self._finish(keep_alive=self._complete and not self._trailing)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -96,14 +109,21 @@ class _Connection(asyncio.Protocol):
         self._writable = None
 
     # -- httptools callbacks -------------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._complete is not None:
+            # A second answer to one request: the server is broken, the connection not to be used again.
+            self._trailing = True
+
     def on_status(self, status: bytes) -> None:
-        self._reason = status
+        if self._complete is None:
+            self._reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        if self._complete is None:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        if self._parser is None:
+        if self._parser is None or self._complete is not None:
             return
         self._status = self._parser.get_status_code()
         names = {name.lower() for name, _value in self._headers}
@@ -113,22 +133,23 @@ class _Connection(asyncio.Protocol):
             and b"content-length" not in names
             and b"transfer-encoding" not in names
         )
-        if self._head_only and self._status >= 200:
+        if self._head_only and self._status >= 200 and self._complete is None:
             # An answer to HEAD has no body whatever its Content-Length says; the parser would wait for one.
-            self._finish(keep_alive=False)
+            self._complete = False
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        if self._complete is None:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self._parser is None:
-            # The exchange already ended (an answer to HEAD ends at its headers).
+        if self._parser is None or self._complete is not None:
+            # The answer already ended (an answer to HEAD ends at its headers), or this is a second one.
             return
         if 100 <= self._status < 200:
             # An interim answer (103 Early Hints...): the real one follows on the same connection.
             self._headers, self._body, self._reason = [], [], b""
             return
-        self._finish(keep_alive=self._parser.should_keep_alive())
+        self._complete = self._parser.should_keep_alive()
 
     # -- the exchange ----------------------------------------------------------------------------------------
     def _finish(self, *, keep_alive: bool) -> None:
@@ -199,6 +220,8 @@ class _Connection(asyncio.Protocol):
         self._status, self._reason, self._headers, self._body = 0, b"", [], []
         self._bytes_read = 0
         self._ends_at_close = False
+        self._complete = None
+        self._trailing = False
         self.exchanges += 1
         waiter: asyncio.Future[_Answer] = self._loop.create_future()
         self._waiter = waiter

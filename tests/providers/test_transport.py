@@ -148,6 +148,24 @@ def test_connection_close_and_http_1_0_answers_are_not_reused() -> None:
     assert server.connections == 2
 
 
+@pytest.mark.parametrize("after", [answer(200, b'{"n": 2}'), b"\x00 not http at all"])
+def test_bytes_after_a_whole_answer_keep_the_answer_but_not_the_connection(after: bytes) -> None:
+    async def twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(answer(200, b'{"n": 1}') + after)
+            await writer.drain()
+
+    server = Scripted(twice)
+
+    async def go() -> list[Any]:
+        async with server as url, client(url) as http:
+            return [(await http.get("/")).json() for _ in range(2)]
+
+    assert run(go) == [{"n": 1}, {"n": 1}]
+    assert server.connections == 2, "a connection that said more than its answer is not used again"
+
+
 def test_chunked_gzip_answers_are_decoded_and_interim_answers_skipped() -> None:
     payload = gzip.compress(b'{"records": [1, 2, 3]}')
 
