@@ -552,6 +552,10 @@ V4_ASSOCIATION_LABELS: dict[str, tuple[AssociationLabel, ...]] = {
 
 
 # -- state --------------------------------------------------------------------------------------------------------
+#: The property most searches ask for (a push looks its records up by email): search keeps an index of it.
+EMAIL_PROPERTY = "email"
+
+
 @dataclass
 class StoredRecord:
     """One CRM object as the sandbox holds it; property values are strings, as on HubSpot's wire."""
@@ -671,6 +675,9 @@ class HubSpotSandbox(Sandbox):
                 definition.created_at = definition.updated_at = created
             self._properties[name] = {d.name: d for d in definitions}
         self._records: dict[str, dict[str, StoredRecord]] = {name: {} for name in OBJECT_KINDS}
+        #: Per object: lower-cased email -> ids of the records any of whose search versions held it (a superset:
+        #: search still checks each candidate's version visible at the time).
+        self._search_emails: dict[str, dict[str, set[str]]] = {name: {} for name in OBJECT_KINDS}
         self._next_id: dict[str, int] = {kind.name: kind.first_id for kind in OBJECT_KINDS.values()}
         self._email_index: dict[str, str] = {}
         if self.config.contacts:
@@ -1434,6 +1441,9 @@ class HubSpotSandbox(Sandbox):
         snapshot = None if record.archived else dict(record.properties)
         versions = record.search_versions
         versions.append((now + self.search_index_delay_seconds, snapshot))
+        email = snapshot.get(EMAIL_PROPERTY) if snapshot else None
+        if email:
+            self._search_emails[record.object_name].setdefault(email.strip().lower(), set()).add(record.id)
         visible = [i for i, (at, _) in enumerate(versions) if at <= now]
         if visible:
             del versions[: visible[-1]]
@@ -1648,6 +1658,28 @@ class HubSpotSandbox(Sandbox):
                 return snapshot
         return None
 
+    def _search_candidates(self, kind: ObjectKind, groups: list[list[SearchFilter]]) -> Iterable[StoredRecord]:
+        """The records a search must look at, oldest first: when every filter group asks for an email (``EQ`` or
+        ``IN``), those that ever held one of the emails asked for, else all of them."""
+        records = self._records[kind.name]
+        wanted: set[str] = set()
+        for group in groups or [[]]:
+            emails = next(
+                (
+                    f.operands
+                    for f in group
+                    if f.definition.name == EMAIL_PROPERTY and f.operator in ("EQ", "IN") and not f.definition.multiple
+                ),
+                None,
+            )
+            if emails is None:
+                return records.values()
+            wanted.update(str(email) for email in emails)
+        index = self._search_emails[kind.name]
+        ids = set().union(*(index.get(email, set()) for email in wanted))
+        # Ids are handed out in order, so sorting them numerically is creation order, as a full scan goes.
+        return [records[record_id] for record_id in sorted(ids, key=int) if record_id in records]
+
     def _parse_filters(self, kind: ObjectKind, raw_groups: Any) -> list[list[SearchFilter]]:
         if raw_groups is None:
             return []
@@ -1764,7 +1796,7 @@ class HubSpotSandbox(Sandbox):
 
         now = self.clock.monotonic()
         matches: list[tuple[StoredRecord, dict[str, str]]] = []
-        for record in self._records[kind.name].values():
+        for record in self._search_candidates(kind, groups):
             snapshot = self._searchable(record, now)
             if snapshot is None:
                 continue

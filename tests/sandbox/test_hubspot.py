@@ -642,6 +642,46 @@ def test_new_writes_become_searchable_after_the_index_delay() -> None:
     run(sandbox, scenario)
 
 
+def test_search_by_email_looks_at_the_records_that_held_the_email_and_sees_what_search_would() -> None:
+    sandbox = HubSpotSandbox(search_index_delay_seconds=5)
+    ids = sandbox.seed_contacts([{"email": f"p{n}@x.com", "firstname": f"P{n}"} for n in range(300)])
+    sandbox.clock.advance(5)
+
+    def by_email(*addresses: str, groups: int = 1) -> dict[str, Any]:
+        values = list(addresses)
+        filters = [{"propertyName": "email", "operator": "IN", "values": values}]
+        return {"filterGroups": [{"filters": filters}] * groups, "limit": 100, "properties": ["email", "firstname"]}
+
+    def in_order(body: dict[str, Any]) -> list[str]:
+        return [result["properties"]["email"] for result in body["results"]]
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        found = (await client.post(SEARCH, json=by_email("P250@X.com", "p3@x.com", "nobody@x.com"))).json()
+        # Oldest first, as a scan finds them; case does not matter.
+        assert in_order(found) == ["p3@x.com", "p250@x.com"] and found["total"] == 2
+        # An email changed: search sees the old one until the index catches up, then only the new one.
+        changed = await client.patch(f"{CONTACTS}/{ids[3]}", json={"properties": {"email": "moved@x.com"}})
+        assert changed.status_code == 200
+        assert in_order((await client.post(SEARCH, json=by_email("p3@x.com"))).json()) == ["p3@x.com"]
+        assert (await client.post(SEARCH, json=by_email("moved@x.com"))).json()["total"] == 0
+        sandbox.clock.advance(5)
+        assert (await client.post(SEARCH, json=by_email("p3@x.com"))).json()["total"] == 0
+        assert in_order((await client.post(SEARCH, json=by_email("moved@x.com"))).json()) == ["moved@x.com"]
+        # Another filter beside the email in the group still applies; a group without an email filter means all.
+        narrowed = {"filterGroups": [{"filters": [
+            {"propertyName": "email", "operator": "EQ", "value": "p7@x.com"},
+            {"propertyName": "firstname", "operator": "EQ", "value": "P8"},
+        ]}]}
+        assert (await client.post(SEARCH, json=narrowed)).json()["total"] == 0
+        mixed = {"filterGroups": [
+            {"filters": [{"propertyName": "email", "operator": "EQ", "value": "p7@x.com"}]},
+            {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "P8"}]},
+        ], "limit": 10}
+        assert in_order((await client.post(SEARCH, json=mixed)).json()) == ["p7@x.com", "p8@x.com"]
+
+    run(sandbox, scenario)
+
+
 # -- leads and notes ---------------------------------------------------------------------------------------------
 def lead_link(contact_id: str, type_id: int = 578) -> list[dict[str, Any]]:
     return [
