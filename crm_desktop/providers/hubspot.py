@@ -1420,11 +1420,24 @@ class HubSpotAdapter:
         for index, lead_id in untouched.items():
             written[index] = _Written(result={"id": lead_id}, started_at=_FAR_FUTURE)
         to_create = [i for i in pending if i not in lead_ids]
-        to_create += [
-            i for i, w in written.items() if w.error is not None and w.error.get("category") == "OBJECT_NOT_FOUND"
-        ]
-        for index in to_create:
-            written.pop(index, None)
+        for index, lead_written in list(written.items()):
+            if lead_written.error is None or not _record_gone(lead_written.error, lead_written.status):
+                continue
+            written.pop(index)
+            if records[index].crm_id:
+                # The lead this record is linked to was deleted in HubSpot (a salesperson's decision, as for a
+                # contact): reported NOT_FOUND, never re-created behind their back.
+                results[index] = RecordResult(
+                    records[index].email,
+                    RecordOutcome.FAILED,
+                    crm_id=records[index].crm_id,
+                    category=ErrorCategory.NOT_FOUND,
+                    message=f"{records[index].email}: lead {records[index].crm_id} no longer exists in HubSpot "
+                    "(deleted there)",
+                )
+            else:
+                # Found through its contact a moment ago and gone since: the contact gets a new lead.
+                to_create.append(index)
         creates = [
             self._lead_create_input(index, records[index], pending[index], lead_fields[index]) for index in to_create
         ]

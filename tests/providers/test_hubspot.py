@@ -226,6 +226,28 @@ def test_leads_are_created_with_their_contact_then_updated_in_place() -> None:
     ]
 
 
+def test_a_linked_lead_deleted_in_hubspot_fails_not_found_and_is_not_re_created() -> None:
+    sandbox = HubSpotSandbox()
+    lead = Lead(email="grace@example.com", first_name="Grace", last_name="Hopper", source="twitter_dm")
+
+    async def body(adapter: HubSpotAdapter) -> tuple[Any, ...]:
+        (created,) = await adapter.upsert(RecordObject.LEAD, [default_lead_record(lead)])
+        headers = {"Authorization": f"Bearer {sandbox.credentials()['token']}"}
+        async with sandbox.client(headers=headers) as client:
+            # A salesperson deletes the lead in HubSpot.
+            assert (await client.delete(f"/crm/v3/objects/leads/{created.crm_id}")).status_code == 204
+        linked = replace(default_lead_record(lead), crm_id=created.crm_id)
+        (again,) = await adapter.upsert(RecordObject.LEAD, [linked])
+        return created, again
+
+    created, again = run(sandbox, body)
+    assert (again.outcome, again.category) == (RecordOutcome.FAILED, ErrorCategory.NOT_FOUND)
+    assert again.crm_id == created.crm_id
+    assert again.message is not None and "no longer exists in HubSpot" in again.message
+    assert sandbox.summary()["leads"] == 0, "the deleted lead was re-created"
+    assert sandbox.summary()["contacts"] == 1
+
+
 def test_lead_pull_sees_changes_made_on_the_leads_contact() -> None:
     sandbox = HubSpotSandbox()
     lead = Lead(email="grace@example.com", first_name="Grace", last_name="Hopper", source="twitter_dm")
