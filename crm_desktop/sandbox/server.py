@@ -111,10 +111,11 @@ class _AbortOnDrop:
                 raise
             if drop.kind is FaultKind.READ_TIMEOUT:
                 await self._hold()
-            sock = transport.get_extra_info("socket")
+            sock = None if transport.is_closing() else transport.get_extra_info("socket")
             if sock is not None:
-                with contextlib.suppress(OSError):
-                    # Linger 0: close with RST rather than FIN.
+                # Linger 0: close with RST rather than FIN. (A client that gave up during a held timeout has closed
+                # the connection already; uvloop's socket for it then has no file descriptor: ValueError.)
+                with contextlib.suppress(OSError, ValueError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
             # Let uvicorn see the connection lost, so it does not try to answer on it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import signal
 import socket
@@ -94,6 +95,29 @@ def test_salesforce_over_loopback_oauth_query_and_dropped_connections(
     server.stop()
     assert not port_is_open(url)
     server.stop()  # idempotent
+
+
+def test_a_held_timeout_the_client_gave_up_on_is_dropped_quietly(
+    serve_on_loopback: Callable[..., SandboxServer],
+) -> None:
+    sandbox = SalesforceSandbox(SandboxConfig(seed=6, hang_seconds=0.3))
+    serve_on_loopback(sandbox)
+    headers = {"Authorization": f"Bearer {sandbox.credentials()['accessToken']}"}
+    httpx.put(f"{sandbox.base_url}/__sandbox__/faults", json={"spec": "timeout@1"})
+    errors: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = errors.append  # type: ignore[method-assign]
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        with httpx.Client(base_url=sandbox.base_url) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                client.get(f"{API_PREFIX}/limits", headers=headers, timeout=0.05)
+            # The client closed the connection while the sandbox held the request: dropping it later is a no-op.
+            time.sleep(0.5)
+            assert client.get(f"{API_PREFIX}/limits", headers=headers).status_code == 200
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert errors == [], [record.getMessage() for record in errors]
 
 
 def test_stopping_drops_a_held_request_at_once(serve_on_loopback: Callable[..., SandboxServer]) -> None:
