@@ -19,8 +19,8 @@ _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 #: A request extension: the :class:`RequestSlots` (concurrency limit) whose slot the request takes as it goes on the
 #: wire and gives back from inside the callback that reads its answer's last byte, to a request whose bytes wait.
 SLOTS_EXTENSION = "crm_desktop.slots"
-#: (status, reason phrase, headers, body, whether the connection may carry another exchange)
-_Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes, bool]
+#: (status, reason phrase, headers, body); whether the connection is kept goes to the exchange's ``on_answer``
+_Answer = tuple[int, bytes, list[tuple[bytes, bytes]], bytes]
 #: Methods sent again, once, when a reused connection turns out closed before any answer (reads change nothing).
 _SAFE_TO_RESEND = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -50,7 +50,7 @@ class _Connection(asyncio.Protocol):
         self._read_timer: asyncio.TimerHandle | None = None
         #: Exchanges this connection has carried (a reused connection may have been closed by the server).
         self.exchanges = 0
-        #: Called once the answer is whole, inside the protocol callback that completed it: (status, keep-alive).
+        #: Called when the answer is whole, inside the callback that completed it: (connection, status, keep-alive).
         self._on_answer: Callable[[_Connection, int, bool], None] | None = None
         #: (scheme, host, port) this connection goes to.
         self.origin: tuple[bytes, bytes, int] = (b"", b"", 0)
@@ -157,7 +157,7 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         keep = keep_alive and not self.closed
-        waiter.set_result((self._status, self._reason, self._headers, b"".join(self._body), keep))
+        waiter.set_result((self._status, self._reason, self._headers, b"".join(self._body)))
         on_answer = self._on_answer
         self._end_exchange()
         if on_answer is not None:
@@ -254,7 +254,7 @@ class _Connection(asyncio.Protocol):
             raise
 
     async def answer(self, waiter: asyncio.Future[_Answer]) -> _Answer:
-        """The whole answer to the request :meth:`begin` sent: (status, reason, headers, body, keep-alive).
+        """The whole answer to the request :meth:`begin` sent: (status, reason, headers, body).
 
         Raises:
             httpx.TransportError: the connection failed, the answer was not HTTP, or nothing came for the read
@@ -508,7 +508,7 @@ class LeanHttpTransport(httpx.AsyncBaseTransport):
                         if stream is not None:
                             await connection.send_stream(waiter, stream, chunked, timeouts.get("write"))
                             connection.watch_reads(waiter, read_timeout)
-                    status, reason, headers, body, _keep = await connection.answer(waiter)
+                    status, reason, headers, body = await connection.answer(waiter)
                     break
                 except httpx.TransportError as exc:
                     flight.drop(connection)
