@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from crm_desktop import cli
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode, main
+from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.models import Integration
 from crm_desktop.sandbox.core import Sandbox, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
@@ -52,7 +52,7 @@ def _credentials(provider: str, sandbox: Sandbox) -> dict[str, Any]:
 def crm(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Sandbox]:
     provider = str(request.param)
     sandbox = _sandbox(provider)
-    monkeypatch.setattr(cli, "http_transport", sandbox.transport())
+    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
     directory = tmp_path / "D"
     workspace = Workspace.open(directory)
     try:
@@ -123,7 +123,7 @@ def test_leads_push_reports_bad_rows_by_line(
 def test_refused_credentials_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     sandbox = HubSpotSandbox(SandboxConfig(contacts=0))
-    monkeypatch.setattr(cli, "http_transport", sandbox.transport())
+    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
     workspace = Workspace.open(tmp_path / "D")
     try:
         workspace.integrations.add(Integration(provider="hubspot", name="crm", base_url=sandbox.base_url),

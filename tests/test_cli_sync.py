@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from crm_desktop import cli
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode, main
+from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.models import Contact, Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
@@ -37,7 +37,7 @@ def sandbox() -> HubSpotSandbox:
 @pytest.fixture
 def data_dir(tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A workspace with one HubSpot integration ``hs``; every workspace the CLI opens talks to the sandbox."""
-    monkeypatch.setattr(cli, "http_transport", sandbox.transport())
+    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
     directory = tmp_path / "D"
     with workspace_at(directory) as workspace:
         workspace.integrations.add(

@@ -1,0 +1,118 @@
+"""What every ``crm-desktop`` command shares: exit codes, the parser class, output and workspace helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any, NoReturn, TextIO
+
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.providers.factory import Transport
+
+logger = logging.getLogger(__name__)
+
+
+class ExitCode(IntEnum):
+    """Stable exit codes of every command."""
+
+    OK = 0
+    PARTIAL = 1
+    USAGE = 2
+    AUTH = 3
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can fix; carries the exit code."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that exits with the usage code and a one-line hint."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+#: The HTTP transport every workspace opened by a command uses: ``None`` (real sockets) except in tests, which point
+#: it at an in-process sandbox.
+http_transport: Transport | None = None
+
+
+def emit(args: argparse.Namespace, data: Any, text: str, out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+    if getattr(args, "json", False):
+        stream.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    else:
+        stream.write(text.rstrip("\n") + "\n")
+
+
+def open_workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace.open(args.data_dir, transport=http_transport)
+
+
+def shown(value: Any) -> str:
+    """A field value as the marketer reads it."""
+    return "(blank)" if value is None or value == "" else str(value)
+
+
+def when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+def integration_names(workspace: Workspace) -> dict[int, str]:
+    return {i.id: i.name for i in workspace.integrations.list() if i.id is not None}
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [header, *rows])
+
+
+def duration_text(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s"
+
+
+class closing:
+    """Close a workspace when the command ends."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+    def __enter__(self) -> Workspace:
+        return self.workspace
+
+    def __exit__(self, *exc: object) -> None:
+        self.workspace.close()
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def fail(message: str, code: ExitCode) -> int:
+    sys.stderr.write(f"crm-desktop: {message}\n")
+    return int(code)
+
+
+#: The record counts of a run, in the order they are printed.
+COUNT_KEYS = ("created", "updated", "unchanged", "failed", "conflicts")
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """A run's counts as one line: ``3 created, 1 updated, ...``."""
+    return ", ".join(f"{counts.get(key, 0)} {key}" for key in COUNT_KEYS)

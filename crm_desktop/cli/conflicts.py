@@ -1,0 +1,142 @@
+"""``crm-desktop conflicts ...``: list, show and resolve fields changed on both sides."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from crm_desktop.app.sync_service import (
+    ConflictRow,
+)
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    Parser,
+    closing,
+    emit,
+    integration_names,
+    json_flag,
+    open_workspace,
+    shown,
+    table,
+    when,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _conflict_json(conflict: ConflictRow, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": conflict.id,
+        "integration": names.get(conflict.integration_id, str(conflict.integration_id)),
+        "runId": conflict.run_id,
+        "object": conflict.object.value,
+        "record": conflict.record_key,
+        "crmId": conflict.crm_id,
+        "field": conflict.field,
+        "localValue": conflict.local_value,
+        "crmValue": conflict.crm_value,
+        "baseValue": conflict.base_value,
+        "localChangedAt": conflict.local_changed_at,
+        "crmChangedAt": conflict.crm_changed_at,
+        "status": conflict.status.value,
+        "resolution": conflict.resolution,
+        "resolvedValue": conflict.resolved_value,
+        "createdAt": conflict.created_at,
+        "resolvedAt": conflict.resolved_at,
+    }
+
+
+def cmd_conflicts_list(args: argparse.Namespace) -> int:
+    """List the conflicts waiting for a decision."""
+    with closing(open_workspace(args)) as workspace:
+        names = integration_names(workspace)
+        items = [_conflict_json(c, names) for c in workspace.sync.conflicts(args.integration)]
+    if not items:
+        emit(args, [], "no open conflicts")
+        return ExitCode.OK
+    header = ("ID", "INTEGRATION", "OBJECT", "RECORD", "FIELD", "LOCAL", "CRM")
+    rows = [(str(i["id"]), i["integration"], i["object"], i["record"], i["field"], shown(i["localValue"]),
+             shown(i["crmValue"])) for i in items]
+    emit(args, items, table(header, rows) + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
+    return ExitCode.OK
+
+
+def cmd_conflicts_show(args: argparse.Namespace) -> int:
+    """Show one conflict: both values, the last agreed value and when each side changed."""
+    with closing(open_workspace(args)) as workspace:
+        data = _conflict_json(workspace.sync.conflict(args.id), integration_names(workspace))
+    lines = [
+        f"conflict:     {data['id']} ({data['status']})",
+        f"integration:  {data['integration']}",
+        f"record:       {data['object']} {data['record']} (CRM id {data['crmId'] or '-'})",
+        f"field:        {data['field']}",
+        f"local value:  {shown(data['localValue'])}  (changed {when(data['localChangedAt'])})",
+        f"CRM value:    {shown(data['crmValue'])}  (changed {when(data['crmChangedAt'])})",
+        f"last synced:  {shown(data['baseValue'])}",
+        f"found by:     run {data['runId'] or '-'} at {when(data['createdAt'])}",
+    ]
+    if data["status"] == "open":
+        lines.append(f"resolve with: crm-desktop conflicts resolve {data['id']} --take crm|local "
+                     f"(or --set {data['field']}=VALUE)")
+    else:
+        lines.append(f"resolved:     {data['resolution']}: {shown(data['resolvedValue'])} "
+                     f"at {when(data['resolvedAt'])}")
+    emit(args, data, "\n".join(lines))
+    return ExitCode.OK
+
+
+def cmd_conflicts_resolve(args: argparse.Namespace) -> int:
+    """Resolve a conflict on both sides: take the CRM's value, the local one, or set a value."""
+    with closing(open_workspace(args)) as workspace:
+        conflict = workspace.sync.conflict(args.id)
+        value: str | None = None
+        if args.set is not None:
+            field_name, equals, value = args.set.partition("=")
+            if not equals:
+                raise CommandError(f"--set takes FIELD=VALUE, e.g. --set {conflict.field}=...")
+            if field_name.strip() != conflict.field:
+                raise CommandError(f"--set: conflict {conflict.id} is about {conflict.field}, not "
+                                   f"{field_name.strip() or '(nothing)'}; use --set {conflict.field}=VALUE")
+        kept = asyncio.run(workspace.sync.resolve(args.id, take=args.take, value=value))
+    how = f"took the {'CRM' if args.take == 'crm' else 'local'} value" if args.take else "set the value"
+    data = {"id": conflict.id, "field": conflict.field, "record": conflict.record_key,
+            "resolution": args.take or "value", "value": kept}
+    emit(args, data, f"conflict {conflict.id} resolved ({how}): {conflict.record_key} {conflict.field} = "
+                      f"{shown(kept)} locally and in the CRM")
+    return ExitCode.OK
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``conflicts`` and its actions."""
+    conflicts = commands.add_parser("conflicts", help="list, show and resolve sync conflicts")
+    conflict_commands = conflicts.add_subparsers(title="conflicts commands", metavar="ACTION", required=True,
+                                                 parser_class=Parser)
+    listing = conflict_commands.add_parser(
+        "list", help="list open conflicts",
+        description="List the fields changed on both sides that wait for your decision (fields whose rule is "
+        "manual).",
+    )
+    listing.add_argument("--integration", metavar="NAME", help="only this integration's conflicts")
+    json_flag(listing)
+    listing.set_defaults(handler=cmd_conflicts_list)
+    show = conflict_commands.add_parser("show", help="show one conflict: both values and the last synced one")
+    show.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
+    json_flag(show)
+    show.set_defaults(handler=cmd_conflicts_show)
+    resolve = conflict_commands.add_parser(
+        "resolve", help="resolve a conflict on both sides",
+        description="Resolve a conflict: the value kept is written to the CRM and to the local store, and becomes "
+        "the new last-synced value.",
+    )
+    resolve.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
+    decision = resolve.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--take", choices=["crm", "local"], help="keep the CRM's value or the local one")
+    decision.add_argument("--set", metavar="FIELD=VALUE",
+                          help="keep a value of your own; FIELD must be the conflict's field (an empty VALUE "
+                          "blanks it)")
+    json_flag(resolve)
+    resolve.set_defaults(handler=cmd_conflicts_resolve)
+

@@ -1,0 +1,208 @@
+"""``crm-desktop integration ...``: add, list, show, remove, test and sign in to CRM connections."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from typing import Any
+
+from crm_desktop.app.errors import (
+    VaultError,
+)
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli.common import (
+    ExitCode,
+    Parser,
+    closing,
+    emit,
+    json_flag,
+    open_workspace,
+)
+from crm_desktop.domain.credentials import parse_secret
+from crm_desktop.domain.models import PROVIDERS, Integration, Provider
+
+logger = logging.getLogger(__name__)
+
+
+def _integration_json(workspace: Workspace, integration: Integration) -> dict[str, Any]:
+    data = integration.to_wire()
+    try:
+        stored = workspace.integrations.has_credentials(integration)
+        data["credentials"] = "stored in OS keyring" if stored else "missing"
+    except VaultError:
+        data["credentials"] = "keyring unavailable"
+    return data
+
+
+def _read_secret(provider: Provider) -> dict[str, Any]:
+    if sys.stdin.isatty():
+        prompt = {
+            Provider.HUBSPOT: "HubSpot private-app token: ",
+            Provider.PIPEDRIVE: "Pipedrive API token: ",
+            Provider.SALESFORCE: "Salesforce credentials JSON: ",
+        }[provider]
+        text = getpass.getpass(prompt)
+    else:
+        text = sys.stdin.read()
+    return parse_secret(provider, text)
+
+
+def cmd_integration_add(args: argparse.Namespace) -> int:
+    """Add an integration; its secret comes on stdin and goes to the OS keyring."""
+    provider = Provider(args.provider)
+    integration = Integration(
+        provider=provider,
+        name=args.name,
+        description=args.description or "",
+        base_url=args.base_url,
+        domain=args.domain,
+    )
+    credentials = _read_secret(provider) if args.secret_stdin else None
+    with closing(open_workspace(args)) as workspace:
+        saved = workspace.integrations.add(integration, credentials)
+        data = _integration_json(workspace, saved)
+    note = "" if credentials else " (no credentials yet: add them with --secret-stdin or `integration login`)"
+    emit(args, data, f"added {saved.provider.value} integration {saved.name!r}{note}")
+    return ExitCode.OK
+
+
+def cmd_integration_list(args: argparse.Namespace) -> int:
+    """List integrations."""
+    with closing(open_workspace(args)) as workspace:
+        items = [_integration_json(workspace, i) for i in workspace.integrations.list()]
+    if not items:
+        emit(args, [], "no integrations yet: add one with `crm-desktop integration add`")
+        return ExitCode.OK
+    width = max(len(i["name"]) for i in items)
+    lines = [
+        f"{i['name']:<{width}}  {i['provider']:<10}  {i['syncConfig']['direction']:<13}  "
+        f"every {i['syncConfig']['syncInterval']} min  credentials: {i['credentials']}"
+        for i in items
+    ]
+    emit(args, items, "\n".join(lines))
+    return ExitCode.OK
+
+
+def cmd_integration_show(args: argparse.Namespace) -> int:
+    """Show one integration."""
+    with closing(open_workspace(args)) as workspace:
+        data = _integration_json(workspace, workspace.integrations.get(args.name))
+    config = data["syncConfig"]
+    text = "\n".join(
+        [
+            f"name:         {data['name']}",
+            f"provider:     {data['provider']}",
+            f"description:  {data.get('description') or '-'}",
+            f"base URL:     {data.get('baseUrl') or '(vendor default)'}",
+            f"domain:       {data.get('domain') or '-'}",
+            f"scopes:       {', '.join(data.get('scopes') or []) or '-'}",
+            f"sync:         {config['direction']} every {config['syncInterval']} min, "
+            f"auto-sync {'on' if config['autoSync'] else 'off'}",
+            f"credentials:  {data['credentials']}",
+        ]
+    )
+    emit(args, data, text)
+    return ExitCode.OK
+
+
+def cmd_integration_remove(args: argparse.Namespace) -> int:
+    """Remove an integration and its keyring entry."""
+    with closing(open_workspace(args)) as workspace:
+        removed = workspace.integrations.remove(args.name)
+    emit(args, {"removed": removed.name}, f"removed integration {removed.name!r} and its keyring entry")
+    return ExitCode.OK
+
+
+def cmd_integration_test(args: argparse.Namespace) -> int:
+    """Test an integration's connection: who am I, scopes, quota left."""
+    with closing(open_workspace(args)) as workspace:
+        info = asyncio.run(workspace.crm.test_connection(args.name))
+    quota = info.quota
+    data: dict[str, Any] = {
+        "integration": args.name,
+        "ok": True,
+        "account": info.account,
+        "user": info.user,
+        "scopes": list(info.scopes),
+        "quota": None
+        if quota is None
+        else {"used": quota.used, "limit": quota.limit, "remaining": quota.remaining},
+    }
+    quota_text = "unknown"
+    if quota is not None and quota.remaining is not None:
+        quota_text = f"{quota.remaining} calls left" + (f" of {quota.limit}" if quota.limit else "")
+    text = (
+        f"connection ok: {info.account} as {info.user}\n"
+        f"scopes: {', '.join(info.scopes) or 'not reported'}\nquota: {quota_text}"
+    )
+    emit(args, data, text)
+    return ExitCode.OK
+
+
+def cmd_integration_login(args: argparse.Namespace) -> int:
+    """Sign in to Salesforce in the system browser (PKCE, loopback redirect)."""
+    with closing(open_workspace(args)) as workspace:
+        actions = workspace.crm
+        sys.stderr.write("opening the browser to sign in to Salesforce; waiting for you to finish...\n")
+        asyncio.run(actions.sign_in(args.name, port=args.port, client_id=args.client_id))
+    emit(args, {"integration": args.name, "signedIn": True}, f"signed in; tokens for {args.name!r} are in the keyring")
+    return ExitCode.OK
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``integration`` and its actions."""
+    integration = commands.add_parser("integration", help="add, list, show and remove CRM integrations")
+    integration_commands = integration.add_subparsers(
+        title="integration commands", metavar="ACTION", required=True, parser_class=Parser
+    )
+    add = integration_commands.add_parser(
+        "add",
+        help="connect a CRM",
+        description="Connect a CRM. Secrets are read from stdin only (never from arguments): HubSpot a private-app "
+        "token, Pipedrive an API token, Salesforce a JSON object with clientId, clientSecret, accessToken, "
+        "refreshToken and instanceUrl.",
+    )
+    add.add_argument("--provider", required=True, choices=PROVIDERS)
+    add.add_argument("--name", required=True, help="a name for this connection, e.g. 'hubspot-prod'")
+    add.add_argument("--description", help="what this connection is for")
+    add.add_argument("--base-url", help="API base URL (a Salesforce My Domain, or a sandbox); http only to loopback")
+    add.add_argument("--domain", help="company domain (Pipedrive: the 'acme' of acme.pipedrive.com)")
+    add.add_argument("--secret-stdin", action="store_true", help="read the secret from stdin")
+    json_flag(add)
+    add.set_defaults(handler=cmd_integration_add)
+
+    listing = integration_commands.add_parser("list", help="list integrations")
+    json_flag(listing)
+    listing.set_defaults(handler=cmd_integration_list)
+
+    show = integration_commands.add_parser("show", help="show one integration")
+    show.add_argument("name")
+    json_flag(show)
+    show.set_defaults(handler=cmd_integration_show)
+
+    remove = integration_commands.add_parser("remove", help="remove an integration and its keyring entry")
+    remove.add_argument("name")
+    json_flag(remove)
+    remove.set_defaults(handler=cmd_integration_remove)
+
+    test = integration_commands.add_parser("test", help="test the connection: who am I, scopes, quota left")
+    test.add_argument("name")
+    json_flag(test)
+    test.set_defaults(handler=cmd_integration_test)
+
+    login = integration_commands.add_parser(
+        "login",
+        help="sign in to Salesforce in the system browser",
+        description="Sign in to Salesforce with the authorization-code flow and PKCE in the system browser; the "
+        "redirect comes back to a one-shot listener on 127.0.0.1 (register http://localhost:PORT/OauthRedirect "
+        "as the connected app's callback).",
+    )
+    login.add_argument("name")
+    login.add_argument("--port", type=int, default=1717, help="loopback port of the redirect (default 1717)")
+    login.add_argument("--client-id", help="the connected app's consumer key (default: the stored one)")
+    json_flag(login)
+    login.set_defaults(handler=cmd_integration_login)
+

@@ -1,0 +1,143 @@
+"""``crm-desktop runs ...``: the sync run history, one run's record log, and undo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from crm_desktop.app.sync_service import (
+    SyncRunRow,
+)
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    Parser,
+    closing,
+    counts_text,
+    duration_text,
+    emit,
+    integration_names,
+    json_flag,
+    open_workspace,
+    table,
+    when,
+)
+from crm_desktop.sync.engine import SyncAlreadyRunning
+
+logger = logging.getLogger(__name__)
+
+
+def _run_json(run: SyncRunRow, names: dict[int, str]) -> dict[str, Any]:
+    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "id": run.id,
+        "integration": names.get(run.integration_id, str(run.integration_id)),
+        "trigger": run.trigger.value,
+        "direction": run.direction,
+        "dryRun": run.dry_run,
+        "status": run.status.value,
+        "counts": {"created": run.created, "updated": run.updated, "unchanged": run.unchanged,
+                   "failed": run.failed, "conflicts": run.conflicts},
+        "total": run.total,
+        "apiCalls": run.api_calls,
+        "message": run.message,
+        "startedAt": run.started_at,
+        "finishedAt": run.finished_at,
+        "durationSeconds": None if duration is None else round(duration, 3),
+    }
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    """List recent sync runs, newest first."""
+    with closing(open_workspace(args)) as workspace:
+        names = integration_names(workspace)
+        items = [_run_json(r, names) for r in workspace.sync.runs(args.integration, limit=args.limit)]
+    if not items:
+        emit(args, [], "no sync runs yet")
+        return ExitCode.OK
+    header = ("RUN", "INTEGRATION", "STARTED", "TRIGGER", "DIRECTION", "STATUS", "CREATED", "UPDATED",
+              "UNCHANGED", "FAILED", "CONFLICTS", "API CALLS", "DURATION")
+    rows = [
+        (str(i["id"]), i["integration"], when(i["startedAt"]), i["trigger"], i["direction"], i["status"],
+         *(str(i["counts"][k]) for k in ("created", "updated", "unchanged", "failed", "conflicts")),
+         str(i["apiCalls"]), duration_text(i["durationSeconds"]))
+        for i in items
+    ]
+    emit(args, items, table(header, rows))
+    return ExitCode.OK
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    """Show one run and what happened to each record."""
+    with closing(open_workspace(args)) as workspace:
+        run, log = workspace.sync.run(args.id)
+        data = _run_json(run, integration_names(workspace))
+    records: list[dict[str, Any]] = [
+        {"object": r.object.value, "record": r.record_key, "crmId": r.crm_id, "outcome": r.outcome.value,
+         "category": r.error_category.value if r.error_category else None, "message": r.message}
+        for r in log
+    ]
+    lines = [
+        f"run:          {data['id']} ({data['status']})",
+        f"integration:  {data['integration']}",
+        f"trigger:      {data['trigger']}, direction {data['direction']}",
+        f"started:      {when(data['startedAt'])}",
+        f"finished:     {when(data['finishedAt'])} ({duration_text(data['durationSeconds'])})",
+        f"records:      {counts_text(data['counts'])}",
+        f"API calls:    {data['apiCalls']}",
+        f"message:      {data['message'] or '-'}",
+    ]
+    if records:
+        lines.append(f"record log ({len(records)}):")
+        lines.append(table(
+            ("  OBJECT", "OUTCOME", "RECORD", "CRM ID", "DETAIL"),
+            [("  " + r["object"], r["outcome"], r["record"], r["crmId"] or "-",
+              ": ".join(x for x in (r["category"], r["message"]) if x)) for r in records],
+        ))
+    else:
+        lines.append("record log:   empty")
+    emit(args, {"run": data, "records": records}, "\n".join(lines))
+    return ExitCode.OK
+
+
+def cmd_runs_undo(args: argparse.Namespace) -> int:
+    """Undo a run: put back the values it changed, on both sides."""
+    with closing(open_workspace(args)) as workspace:
+        try:
+            report = asyncio.run(workspace.sync.undo(args.id))
+        except SyncAlreadyRunning as exc:
+            raise CommandError(str(exc), ExitCode.PARTIAL) from None
+        undo_run, _ = workspace.sync.run(report.run_id)
+    data = {"runId": args.id, "undoRunId": report.run_id, "status": undo_run.status.value,
+            "restoredLocal": report.restored_local, "restoredCrm": report.restored_crm, "kept": report.kept}
+    lines = [f"undid run {args.id} (as run {report.run_id}, {undo_run.status.value}): "
+             f"{report.restored_local} local and {report.restored_crm} CRM field values restored"]
+    lines.extend(f"  kept: {reason}" for reason in report.kept)
+    emit(args, data, "\n".join(lines))
+    return ExitCode.OK if undo_run.status.value == "succeeded" else ExitCode.PARTIAL
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``runs`` and its actions."""
+    runs = commands.add_parser("runs", help="sync run history: list, show, undo")
+    run_commands = runs.add_subparsers(title="runs commands", metavar="ACTION", required=True, parser_class=Parser)
+    run_list = run_commands.add_parser("list", help="list recent sync runs, newest first")
+    run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
+    run_list.add_argument("--limit", type=int, default=50, metavar="N", help="how many runs (default 50)")
+    json_flag(run_list)
+    run_list.set_defaults(handler=cmd_runs_list)
+    run_show = run_commands.add_parser("show", help="show one run and the outcome of each record")
+    run_show.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
+    json_flag(run_show)
+    run_show.set_defaults(handler=cmd_runs_show)
+    undo = run_commands.add_parser(
+        "undo", help="undo a run: put back the values it changed",
+        description="Undo a run: every field value it changed is set back, locally and in the CRM. Records the "
+        "run created are kept (sync never deletes) and reported. The undo is itself a run. Exit 1 if the CRM "
+        "refused to take some values back.",
+    )
+    undo.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
+    json_flag(undo)
+    undo.set_defaults(handler=cmd_runs_undo)

@@ -1,0 +1,253 @@
+"""``crm-desktop sync``: one integration, all of them, or what the schedule says is due; dry runs print the plan."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from crm_desktop.app.errors import (
+    AuthError,
+    ConfigurationError,
+    CredentialsError,
+    ProviderError,
+    VaultError,
+)
+from crm_desktop.app.sync_service import (
+    SyncDirectionChoice,
+    SyncResult,
+    SyncTrigger,
+)
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    closing,
+    counts_text,
+    emit,
+    json_flag,
+    open_workspace,
+    shown,
+    when,
+)
+from crm_desktop.domain.models import SyncDirection
+from crm_desktop.sync.engine import PlannedChange, SyncAlreadyRunning
+
+logger = logging.getLogger(__name__)
+
+
+_CONFIGURED_DIRECTION = {
+    SyncDirection.PUSH: SyncDirectionChoice.PUSH,
+    SyncDirection.PULL: SyncDirectionChoice.PULL,
+    SyncDirection.BIDIRECTIONAL: SyncDirectionChoice.BOTH,
+}
+
+
+def _change_json(change: PlannedChange) -> dict[str, Any]:
+    return {
+        "object": change.object.value,
+        "email": change.email,
+        "side": change.side,
+        "action": change.action,
+        "fields": {name: {"old": old, "new": new} for name, (old, new) in change.fields.items()},
+        "reason": change.reason or None,
+    }
+
+
+def _change_lines(change: PlannedChange) -> list[str]:
+    where = {"crm": "in CRM", "local": "locally"}.get(change.side, change.side)
+    if change.action == "conflict":
+        where = ""
+    head = f"  {change.action:<8} {where:<8} {change.object.value:<7} {change.email}"
+    if change.action == "skip":
+        return [f"{head}: {change.reason}"]
+    lines = [head]
+    for name, (old, new) in change.fields.items():
+        if change.action == "conflict":
+            lines.append(f"      {name}: local {shown(old)} | CRM {shown(new)}; {change.reason}")
+        else:
+            lines.append(f"      {name}: {shown(old)} -> {shown(new)}")
+    return lines
+
+
+
+
+def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
+                 result: SyncResult) -> dict[str, Any]:
+    """One run as JSON; a dry run carries its plan (a real run's per-record log is in ``runs show``)."""
+    data: dict[str, Any] = {
+        "integration": name,
+        "runId": result.run_id,
+        "dryRun": dry_run,
+        "direction": direction.value,
+        "trigger": trigger.value,
+        "status": result.status.value,
+        "counts": dict(result.counts),
+        "apiCalls": result.api_calls,
+        "durationSeconds": round(result.duration, 3),
+        "message": result.message,
+        "authFailed": result.auth_failed,
+        "failures": [{"email": e, "category": c, "message": m} for e, c, m in result.failures],
+    }
+    if dry_run:
+        data["plan"] = [_change_json(c) for c in result.changes]
+    return data
+
+
+def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, result: SyncResult) -> list[str]:
+    if dry_run:
+        head = f"{name}: dry run of {direction.value}, nothing written"
+    else:
+        head = f"{name}: {result.status.value} (run {result.run_id}, {direction.value})"
+    lines = [f"{head}: {counts_text(result.counts)}; {result.api_calls} API calls in {result.duration:.1f} s"]
+    if result.message:
+        lines.append(f"  stopped: {result.message}")
+    lines.extend(f"  failed   {email}  {category}: {message}" for email, category, message in result.failures)
+    if dry_run:
+        if result.changes:
+            lines.append("  plan:")
+            for change in result.changes:
+                lines.extend("  " + line for line in _change_lines(change))
+        else:
+            lines.append("  plan: nothing to change")
+    elif result.counts.get("conflicts"):
+        lines.append("  conflicts waiting for you: crm-desktop conflicts list")
+    return lines
+
+
+def _result_code(result: SyncResult) -> ExitCode:
+    if result.auth_failed:
+        return ExitCode.AUTH
+    failed = result.status.value in {"failed", "partial"} or result.counts.get("failed", 0) > 0
+    return ExitCode.PARTIAL if failed else ExitCode.OK
+
+
+def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
+    integration = workspace.integrations.get(name)
+    holder = workspace.sync.store.lock_holder(integration.id) if integration.id is not None else None
+    detail = ""
+    if holder is not None:
+        owner, run_id = holder
+        detail = f" (process {owner}" + (f", run {run_id}" if run_id else "") + ")"
+    return f"{exc}{detail}; try again when it has finished"
+
+
+Outcome = tuple[str, SyncDirectionChoice, SyncResult | Exception]
+
+
+def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrigger) -> list[Outcome]:
+    """Run the syncs the arguments ask for; with several, one integration's failure does not stop the others."""
+    service = workspace.sync
+    if args.due and not args.dry_run:
+        outcomes: list[Outcome] = []
+        for name, result in asyncio.run(service.run_due(trigger=trigger)):
+            direction = SyncDirectionChoice.BOTH
+            if isinstance(result, SyncResult) and result.run_id is not None:
+                direction = SyncDirectionChoice(service.run(result.run_id)[0].direction)
+            outcomes.append((name, direction, result))
+        return outcomes
+    if args.due:
+        jobs = [(item.integration.name, item.direction) for item in service.due()]
+    else:
+        targets = workspace.integrations.list() if args.all else [workspace.integrations.get(args.name)]
+        jobs = [
+            (i.name, SyncDirectionChoice(args.direction) if args.direction
+             else _CONFIGURED_DIRECTION[i.sync_config.direction])
+            for i in targets
+        ]
+    outcomes = []
+    for name, direction in jobs:
+        try:
+            outcomes.append((name, direction, asyncio.run(service.sync(name, direction, trigger,
+                                                                       dry_run=args.dry_run))))
+        except (SyncAlreadyRunning, AuthError, ProviderError, ConfigurationError, CredentialsError,
+                VaultError) as exc:
+            if args.name:
+                raise  # one integration: the error is the command's error
+            logger.warning("sync of %s failed: %s", name, exc)
+            outcomes.append((name, direction, exc))
+    return outcomes
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Sync one integration, all of them, or what the schedule says is due."""
+    if args.due and args.direction:
+        raise CommandError("--direction cannot be combined with --due (the schedule decides the direction)")
+    trigger = SyncTrigger.SCHEDULED if args.due else SyncTrigger.CLI
+    with closing(open_workspace(args)) as workspace:
+        try:
+            outcomes = _run_syncs(args, workspace, trigger)
+        except SyncAlreadyRunning as exc:
+            raise CommandError(_refusal(workspace, args.name, exc), ExitCode.PARTIAL) from None
+        results: list[dict[str, Any]] = []
+        lines: list[str] = []
+        code = ExitCode.OK
+        for name, direction, outcome in outcomes:
+            if isinstance(outcome, SyncResult):
+                results.append(_result_json(name, direction, trigger, args.dry_run, outcome))
+                lines.extend(_result_lines(name, direction, args.dry_run, outcome))
+                code = max(code, _result_code(outcome))
+                continue
+            reason = _refusal(workspace, name, outcome) if isinstance(outcome, SyncAlreadyRunning) else str(outcome)
+            results.append({"integration": name, "direction": direction.value, "status": "error", "error": reason})
+            lines.append(f"{name}: not synced: {reason}")
+            code = max(code, ExitCode.AUTH if isinstance(outcome, AuthError) else ExitCode.PARTIAL)
+        if not outcomes:
+            lines.append(_nothing_to_do(workspace, args.due))
+    emit(args, {"results": results}, "\n".join(lines))
+    return code
+
+
+def _nothing_to_do(workspace: Workspace, due: bool) -> str:
+    if not due:
+        return "no integrations yet: add one with `crm-desktop integration add`"
+    upcoming = []
+    for integration in workspace.integrations.list():
+        if not integration.sync_config.auto_sync:
+            upcoming.append(f"{integration.name}: auto-sync off")
+        else:
+            upcoming.append(f"{integration.name}: next at {when(workspace.sync.next_due(integration))}")
+    return "nothing due" + (" (" + "; ".join(upcoming) + ")" if upcoming else "")
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``sync``."""
+    sync = commands.add_parser(
+        "sync",
+        help="sync contacts and leads with a CRM (one integration, all, or what is due)",
+        usage="%(prog)s (NAME | --all | --due) [--direction {push,pull,both}] [--dry-run] [--json]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Sync local contacts and leads with a CRM: pull the CRM's changes, merge them field
+by field (a field changed on both sides is decided by its conflict rule, or waits
+in `crm-desktop conflicts` when the rule is manual), then push local changes.
+
+Prints one line per integration: status, run id, counts (created, updated,
+unchanged, failed, conflicts), API calls and duration, then any failed records.
+With --dry-run it asks the CRM what would change and prints the full plan
+(creates, updates per field as old -> new, conflicts, skips with reasons),
+writing nothing anywhere.""",
+        epilog="""\
+--due is meant for cron or a systemd timer, e.g.
+  */5 * * * *  crm-desktop sync --due
+It runs each integration's full sync every sync interval (default 6 h) and the
+push of new contacts every push-new interval (default 1 h); runs missed while the
+machine was off are caught up once. Integrations with auto-sync off are skipped.
+
+exit codes:
+  0  every run succeeded
+  1  a record or a run failed, or another process is already syncing it
+  2  usage or configuration error (e.g. no such integration)
+  3  the CRM refused the credentials""",
+    )
+    which = sync.add_mutually_exclusive_group(required=True)
+    which.add_argument("name", nargs="?", metavar="NAME", help="the integration to sync")
+    which.add_argument("--all", action="store_true", help="sync every integration, one after another")
+    which.add_argument("--due", action="store_true", help="run the scheduled syncs that are due now")
+    sync.add_argument("--direction", choices=[d.value for d in SyncDirectionChoice if d.value != "push_new"],
+                      help="push, pull or both (default: the integration's configured direction)")
+    sync.add_argument("--dry-run", action="store_true", help="print the plan against the CRM; write nothing")
+    json_flag(sync)
+    sync.set_defaults(handler=cmd_sync)
+
