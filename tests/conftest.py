@@ -40,7 +40,7 @@ def memory_keyring(request: pytest.FixtureRequest) -> Iterator[MemoryKeyring | N
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """respx mocks at the httpx client (``using="httpx"``): the adapters' own transport is not httpcore's."""
+    """respx mocks at the httpx client (``using="httpx"``), whatever transport the client was given."""
     for item in items:
         if "respx_mock" in getattr(item, "fixturenames", ()) and item.get_closest_marker("respx") is None:
             item.add_marker(pytest.mark.respx(using="httpx"))

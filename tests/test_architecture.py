@@ -41,7 +41,7 @@ CONFINED: dict[str, set[str]] = {
     "psycopg": {"store"},
     "httpx": {"providers", "sandbox"},
     "httpcore": set(),
-    "httptools": {"providers"},
+    "httptools": set(),
     "orjson": {"providers", "sandbox"},
     "respx": set(),
     "keyring": {"vault"},

@@ -37,7 +37,6 @@ from crm_desktop.providers.errors import (
     TransientError,
 )
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, retry_after_seconds
-from crm_desktop.providers.transport import SLOTS_EXTENSION, LeanHttpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -193,13 +192,26 @@ def _is_encoded(text: str) -> bool:
     return bool(_ENCODED_CHARACTERS.fullmatch(text)) and ("%" not in text or not _BROKEN_ESCAPE.search(text))
 
 
+def pool_limits(concurrency: int) -> httpx.Limits:
+    """Connections for a budget letting ``concurrency`` requests fly at once, every one kept alive.
+
+    httpx keeps 20 alive by default: under a budget of 25 in flight, connections would be closed and opened
+    again all through a long push. The budget's slots keep requests from queueing for a connection; two spare
+    ones cover a connection still closing while its slot's next request opens another.
+    """
+    return httpx.Limits(
+        max_connections=concurrency + 2, max_keepalive_connections=concurrency, keepalive_expiry=30.0
+    )
+
+
 class HttpCore:
     """One long-lived ``httpx.AsyncClient`` per integration, with auth, retries, budget and classification.
 
     Attributes:
         name: the CRM, for logs.
         client: the HTTP client (TLS verified; plain http only to loopback).
-        transport: its transport (:class:`LeanHttpTransport` unless a test or the sandbox passed one).
+        transport: its transport (httpx's own, with a pool sized for the budget's concurrency, unless a test or
+            the sandbox passed one).
         budget: the integration's rate budget.
         calls: requests sent, retries included.
         rate_limited: 429 answers seen.
@@ -235,11 +247,7 @@ class HttpCore:
         self.calls = 0
         self.rate_limited = 0
         if transport is None:
-            # Keep a connection alive for every request the budget lets fly at once (httpx keeps 20): above that,
-            # connections would be closed and opened again all through a long push.
-            transport = LeanHttpTransport(
-                verify=True, max_connections=100, max_keepalive_connections=max(20, budget.concurrency + 5)
-            )
+            transport = httpx.AsyncHTTPTransport(verify=True, limits=pool_limits(budget.concurrency))
         self.transport = transport
         self.client = httpx.AsyncClient(
             base_url=safe_url,
@@ -359,13 +367,7 @@ class HttpCore:
     ) -> httpx.Response:
         # Built before a slot is taken: no request has to wait behind the work of building this one.
         request = self.client.build_request(method, url, **kwargs)
-        # With no window to count requests in, the transport takes the concurrency slot itself as the request goes
-        # on the wire, and passes it on from inside the callback that reads the answer: the next request, its
-        # bytes ready, goes out at once instead of after two turns of the event loop.
-        slot_in_transport = budget.window_limit is None and isinstance(self.transport, LeanHttpTransport)
-        await budget.acquire(slot=not slot_in_transport)
-        if slot_in_transport:
-            request.extensions[SLOTS_EXTENSION] = budget.slots
+        await budget.acquire()
         try:
             response = await self.client.send(request)
         except httpx.TransportError as exc:
@@ -378,10 +380,9 @@ class HttpCore:
                 TransientError(f"{self.name}: network failure ({kind})", category=ErrorCategory.NETWORK), None
             ) from None
         finally:
-            budget.release(slot=not slot_in_transport)
-        if not slot_in_transport:
-            # The request waiting for the slot just freed goes out before this answer is worked on, not after.
-            await asyncio.sleep(0)
+            budget.release()
+        # The request waiting for the slot just freed goes out before this answer is worked on, not after.
+        await asyncio.sleep(0)
         verdict = classifier(response)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s %s -> %s %s", self.name, method, _path(url), response.status_code, verdict.decision)

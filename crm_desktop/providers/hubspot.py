@@ -425,16 +425,16 @@ class SearchBudget(RateBudget):
         super().__init__(**kwargs)
         self._main = main
 
-    async def acquire(self, *, slot: bool = True) -> None:
+    async def acquire(self) -> None:
         await self._main.acquire()
         try:
-            await super().acquire(slot=slot)
+            await super().acquire()
         except BaseException:
             self._main.release()
             raise
 
-    def release(self, *, slot: bool = True) -> None:
-        super().release(slot=slot)
+    def release(self) -> None:
+        super().release()
         self._main.release()
 
 

@@ -393,17 +393,17 @@ class _SearchBudget(RateBudget):
         )
         self.outer = outer
 
-    async def acquire(self, *, slot: bool = True) -> None:
-        await super().acquire(slot=slot)
+    async def acquire(self) -> None:
+        await super().acquire()
         try:
             await self.outer.acquire()
         except BaseException:
-            super().release(slot=slot)
+            super().release()
             raise
 
-    def release(self, *, slot: bool = True) -> None:
+    def release(self) -> None:
         self.outer.release()
-        super().release(slot=slot)
+        super().release()
 
 
 class _TokenMeter:

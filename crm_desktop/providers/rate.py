@@ -117,77 +117,44 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 ROLLING_WINDOW_MARGIN_SECONDS = 0.25
 
 
-class SlotWaiter:
-    """One request waiting in :class:`RequestSlots`' queue."""
-
-    def granted(self, handed: object | None) -> bool:
-        """Take the slot (and ``handed``, what the last holder gives along with it); ``False``: no longer waiting."""
-        raise NotImplementedError
-
-
-class _TaskWaiter(SlotWaiter):
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
-
-    def granted(self, handed: object | None) -> bool:
-        if self.future.done():
-            return False
-        self.future.set_result(None)
-        return True
-
-
 class RequestSlots:
     """Requests allowed in flight at once, each freed slot handed straight to the request that waited longest.
 
-    A holder gives its slot back with :meth:`give_back`, optionally with something for the next holder: the
-    adapters' transport frees a slot from inside the callback that read an answer's last byte, handing over the
-    kept-alive connection too, and a request queued there goes out on it before that callback returns.
+    A slot freed while requests wait is never seen free, so a newcomer cannot take it ahead of them.
+
+    Attributes:
+        limit: requests in flight at most.
+        taken: slots held now.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.taken = 0
-        self._waiting: deque[SlotWaiter] = deque()
-
-    def try_take(self) -> bool:
-        """Take a slot if one is free and nobody waits for it first."""
-        if self.taken < self.limit and not self._waiting:
-            self.taken += 1
-            return True
-        return False
-
-    def queue(self, waiter: SlotWaiter) -> None:
-        """Wait in line; ``waiter.granted`` is called when a slot comes its way."""
-        self._waiting.append(waiter)
-
-    def leave(self, waiter: SlotWaiter) -> None:
-        """Stop waiting (a cancelled request)."""
-        if waiter in self._waiting:
-            self._waiting.remove(waiter)
+        self._waiting: deque[asyncio.Future[None]] = deque()
 
     async def take(self) -> None:
         """Wait for a slot."""
-        if self.try_take():
+        if self.taken < self.limit and not self._waiting:
+            self.taken += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = _TaskWaiter(future)
-        self.queue(waiter)
+        self._waiting.append(future)
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 # Handed the slot just as it was cancelled: pass it on.
                 self.give_back()
-            else:
-                self.leave(waiter)
+            elif future in self._waiting:
+                self._waiting.remove(future)
             raise
 
-    def give_back(self, handed: object | None = None) -> None:
-        """Free a slot: to the first waiter still waiting (with ``handed``), else back to the pool."""
+    def give_back(self) -> None:
+        """Free a slot: to the first request still waiting, else back to the pool."""
         while self._waiting:
-            if self._waiting.popleft().granted(handed):
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_result(None)
                 return
         self.taken = max(0, self.taken - 1)
 
@@ -237,7 +204,7 @@ class RateBudget:
         self._clock = clock
         self._sleep = sleep
         self._sent: deque[float] = deque()
-        #: The concurrency slots; the adapters' transport takes them itself (:meth:`acquire` with ``slot=False``).
+        #: The concurrency slots.
         self.slots = RequestSlots(concurrency)
         self._window_lock = asyncio.Lock()
         self._blocked_until = 0.0
@@ -257,23 +224,18 @@ class RateBudget:
         spare = max(1, math.ceil(self.window_limit * self._margin)) + self._penalty
         return max(1, self.window_limit - spare)
 
-    async def acquire(self, *, slot: bool = True) -> None:
+    async def acquire(self) -> None:
         """Wait for a slot and room in the window; raise when the daily budget is at its reserve.
 
         Requests already in flight count against the daily budget too, so parallel requests cannot overshoot it.
-        ``slot=False`` leaves the concurrency slot to whoever sends the request (the transport takes it from
-        :attr:`slots` as the request goes on the wire); only a budget without a window should be used so, since the
-        window counts a request when it is admitted.
         """
         self._check_daily()
-        if slot:
-            await self.slots.take()
+        await self.slots.take()
         try:
             await self._wait_for_window()
             self._check_daily()
         except BaseException:
-            if slot:
-                self.slots.give_back()
+            self.slots.give_back()
             raise
         self._in_flight += 1
 
@@ -285,11 +247,10 @@ class RateBudget:
                 status=None,
             )
 
-    def release(self, *, slot: bool = True) -> None:
-        """The request admitted by :meth:`acquire` is done; free its concurrency slot if it took one."""
+    def release(self) -> None:
+        """The request admitted by :meth:`acquire` is done; free its concurrency slot."""
         self._in_flight = max(0, self._in_flight - 1)
-        if slot:
-            self.slots.give_back()
+        self.slots.give_back()
 
     async def _wait_for_window(self) -> None:
         async with self._window_lock:

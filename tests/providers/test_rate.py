@@ -11,7 +11,6 @@ from crm_desktop.providers.rate import (
     RateBudget,
     RateObservation,
     RequestSlots,
-    SlotWaiter,
 )
 
 
@@ -107,29 +106,34 @@ def test_a_full_rolling_window_without_a_reset_time_waits_for_its_oldest_request
     assert first == start + 0.7
 
 
-def test_request_slots_go_to_the_longest_waiter_with_what_the_holder_hands_over() -> None:
-    class Waiter(SlotWaiter):
-        def __init__(self, name: str, gone: bool = False) -> None:
-            self.name, self.gone, self.got = name, gone, "nothing yet"
+def test_request_slots_go_to_the_longest_waiter_not_to_a_newcomer() -> None:
+    async def go() -> list[str]:
+        slots = RequestSlots(2)
+        got: list[str] = []
 
-        def granted(self, handed: object | None) -> bool:
-            if self.gone:
-                return False
-            self.got = handed
-            return True
+        async def wait(name: str) -> None:
+            await slots.take()
+            got.append(name)
 
-    slots = RequestSlots(2)
-    assert slots.try_take() and slots.try_take() and not slots.try_take()
-    first, gone, second = Waiter("first"), Waiter("gone", gone=True), Waiter("second")
-    for waiter in (first, gone, second):
-        slots.queue(waiter)
-    slots.give_back("connection 1")
-    # A waiter no longer waiting is skipped; the slot (and what came with it) goes to the next.
-    slots.give_back("connection 2")
-    assert (first.got, second.got, slots.taken) == ("connection 1", "connection 2", 2)
-    # Nobody waiting: a slot given back is free, and taken before anyone queues behind it.
-    slots.give_back()
-    assert slots.taken == 1 and slots.try_take()
+        await slots.take()
+        await slots.take()
+        first, second = asyncio.ensure_future(wait("first")), asyncio.ensure_future(wait("second"))
+        await asyncio.sleep(0)
+        slots.give_back()
+        # The freed slot is already the first waiter's: a newcomer queues behind the second.
+        late = asyncio.ensure_future(wait("late"))
+        await asyncio.sleep(0)
+        slots.give_back()
+        await asyncio.gather(first, second)
+        assert slots.taken == 2 and not late.done()
+        slots.give_back()
+        await late
+        slots.give_back()
+        slots.give_back()
+        assert slots.taken == 0
+        return got
+
+    assert asyncio.run(go()) == ["first", "second", "late"]
 
 
 def test_a_task_waiting_for_a_slot_that_is_cancelled_passes_a_slot_it_was_just_handed() -> None:
