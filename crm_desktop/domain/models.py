@@ -80,6 +80,7 @@ class TouchpointType(StrEnum):
     """What a person did with the brand's social content."""
 
     POST_VIEW = "post_view"
+    VIEW = "view"
     CLICK = "click"
     LIKE = "like"
     COMMENT = "comment"
@@ -88,6 +89,7 @@ class TouchpointType(StrEnum):
     MENTION = "mention"
     FOLLOW = "follow"
     FORM_SUBMIT = "form_submit"
+    CONVERSION = "conversion"
 
 
 class SyncDirection(StrEnum):
@@ -157,7 +159,7 @@ def check_base_url(value: str) -> str:
 
 def _record_label(data: Any) -> str:
     if isinstance(data, dict):
-        for key in ("email", "name", "username", "postId", "post_id"):
+        for key in ("email", "name", "username", "messageId", "conversationId", "postId", "post_id"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()

@@ -78,6 +78,7 @@ class SyncTrigger(StrEnum):
     SCHEDULED = "scheduled"
     AUTO = "auto"
     CLI = "cli"
+    IMPORT = "import"
 
 
 class SyncRunStatus(StrEnum):
@@ -206,6 +207,8 @@ class LeadRow(Base):
     conversation_id: Mapped[str | None] = mapped_column(String(100))
     sentiment: Mapped[Sentiment | None] = mapped_column(str_enum(Sentiment, "sentiment"))
     engagement_score: Mapped[float | None] = mapped_column(Float)
+    social_profiles: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
@@ -256,7 +259,8 @@ class SyncRunRow(Base):
     __table_args__ = (Index("ix_sync_runs_integration_started", "integration_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    # No integration for an import into the local store (trigger ``import``).
+    integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
     trigger: Mapped[SyncTrigger] = mapped_column(str_enum(SyncTrigger, "sync_trigger"))
     status: Mapped[SyncRunStatus] = mapped_column(
         str_enum(SyncRunStatus, "sync_run_status"), default=SyncRunStatus.RUNNING

@@ -42,7 +42,7 @@ STORE_TABLES = {
     "sync_locks",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0002"
+SHIPPED_HEAD = "0003"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
