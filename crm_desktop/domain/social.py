@@ -1,0 +1,325 @@
+"""Social data as the platforms send it and the store keeps it: conversations, messages, engagements, campaigns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, ClassVar, Self
+
+from pydantic import Field, PlainSerializer, ValidationInfo, field_validator, model_validator
+
+from crm_desktop.domain.models import (
+    Sentiment,
+    SocialPlatform,
+    TouchpointType,
+    WireModel,
+    normalise_email,
+)
+
+#: Longest message text kept locally; a longer one is refused rather than silently cut.
+MESSAGE_TEXT_MAX = 10_000
+
+ExternalId = Annotated[str, Field(min_length=1, max_length=100)]
+Username = Annotated[str, Field(min_length=1, max_length=100)]
+CampaignName = Annotated[str, Field(min_length=1, max_length=120)]
+EmailText = Annotated[str, Field(max_length=254)]
+
+
+class MessageDirection(StrEnum):
+    """Who wrote a message: the person (inbound) or the brand (outbound)."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ConversionSource(StrEnum):
+    """Where the news of a conversion came from."""
+
+    CRM_PULL = "crm_pull"
+    API = "api"
+
+
+class AttributionModel(StrEnum):
+    """How a lead's or a conversion's credit is shared among its touchpoints."""
+
+    FIRST_TOUCH = "first_touch"
+    LAST_TOUCH = "last_touch"
+    LINEAR = "linear"
+    TIME_DECAY = "time_decay"
+    POSITION_BASED = "position_based"
+
+
+class SocialEventKind(StrEnum):
+    """The three kinds of social event a platform sends (and a file can hold)."""
+
+    CONVERSATIONS = "conversations"
+    MESSAGES = "messages"
+    ENGAGEMENTS = "engagements"
+
+
+def aware_utc(value: datetime) -> datetime:
+    """A timestamp in UTC; one without a time zone is refused (its instant is unknown).
+
+    Raises:
+        ValueError: when the timestamp has no time zone.
+    """
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone, e.g. 2026-11-27T10:00:00Z")
+    return value.astimezone(UTC)
+
+
+def normalise_username(value: str) -> str:
+    """A social username as it is matched: without a leading ``@``, lower-cased (platforms ignore case)."""
+    return value.strip().lstrip("@").lower()
+
+
+def _optional_email(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    return normalise_email(value)
+
+
+def _optional_username(value: str | None) -> str | None:
+    if value is None:
+        return None
+    stripped = value.strip().lstrip("@")
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+class Participant(WireModel):
+    """The person on the other side of a conversation, known by email, by username, or both."""
+
+    record_kind: ClassVar[str] = "participant"
+
+    email: EmailText | None = None
+    first_name: Annotated[str | None, Field(max_length=80)] = None
+    last_name: Annotated[str | None, Field(max_length=80)] = None
+    username: Username | None = None
+    profile_url: Annotated[str | None, Field(max_length=500, pattern=r"^https?://\S+$")] = None
+    followers: Annotated[int | None, Field(ge=0)] = None
+
+    _email = field_validator("email")(_optional_email)
+    _username = field_validator("username")(_optional_username)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if self.email is None and self.username is None:
+            raise ValueError("give the person's email or username")
+        return self
+
+
+class EngagementUser(WireModel):
+    """Who engaged with a post: by email, by username on the event's platform, or both."""
+
+    record_kind: ClassVar[str] = "user"
+
+    email: EmailText | None = None
+    username: Username | None = None
+
+    _email = field_validator("email")(_optional_email)
+    _username = field_validator("username")(_optional_username)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if self.email is None and self.username is None:
+            raise ValueError("give the person's email or username")
+        return self
+
+
+class ConversationEvent(WireModel):
+    """A conversation started on a platform (the body of ``POST /api/social/conversations``)."""
+
+    record_kind: ClassVar[str] = "conversation"
+
+    conversation_id: ExternalId
+    platform: SocialPlatform
+    started_at: datetime
+    campaign: CampaignName | None = None
+    participant: Participant
+
+    _started = field_validator("started_at")(aware_utc)
+
+
+class Message(WireModel):
+    """One message of a conversation (the body of ``POST /api/social/messages``)."""
+
+    record_kind: ClassVar[str] = "message"
+
+    conversation_id: ExternalId
+    message_id: ExternalId
+    direction: MessageDirection
+    sent_at: datetime
+    text: Annotated[str, Field(max_length=MESSAGE_TEXT_MAX)]
+    sentiment: Sentiment | None = None
+
+    _sent = field_validator("sent_at")(aware_utc)
+
+
+class EngagementEvent(WireModel):
+    """A person engaged with the brand's content (the body of ``POST /api/social/engagements``)."""
+
+    record_kind: ClassVar[str] = "engagement"
+
+    platform: SocialPlatform
+    type: TouchpointType
+    timestamp: datetime
+    post_id: ExternalId | None = None
+    conversation_id: ExternalId | None = None
+    campaign: CampaignName | None = None
+    user: EngagementUser
+
+    _timestamp = field_validator("timestamp")(aware_utc)
+
+
+class PersonRef(WireModel):
+    """How the store knows a person: a contact's email, or (platform, username) while still anonymous."""
+
+    record_kind: ClassVar[str] = "person"
+
+    email: EmailText | None = None
+    platform: SocialPlatform | None = None
+    username: Username | None = None
+
+    _email = field_validator("email")(_optional_email)
+    _username = field_validator("username")(_optional_username)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if self.email is None and (self.platform is None or self.username is None):
+            raise ValueError("give the person's email, or a platform and a username")
+        return self
+
+
+class Conversation(WireModel):
+    """A conversation as the store keeps it: who, when, how many messages each way, the latest mood.
+
+    ``crm_links`` maps an integration's name to the id of the CRM record the conversation is linked to.
+    """
+
+    record_kind: ClassVar[str] = "conversation"
+
+    conversation_id: ExternalId
+    platform: SocialPlatform
+    participant: PersonRef
+    started_at: datetime
+    last_message_at: datetime | None = None
+    messages_in: Annotated[int, Field(ge=0)] = 0
+    messages_out: Annotated[int, Field(ge=0)] = 0
+    latest_sentiment: Sentiment | None = None
+    campaign: CampaignName | None = None
+    crm_links: dict[str, str] = Field(default_factory=dict)
+
+
+class Campaign(WireModel):
+    """A marketing campaign that touchpoints name; the name is unique."""
+
+    record_kind: ClassVar[str] = "campaign"
+
+    name: CampaignName
+    platform: SocialPlatform | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default_factory=list, max_length=50)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else aware_utc(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
+            raise ValueError("endsAt is before startsAt")
+        return self
+
+
+class Conversion(WireModel):
+    """A lead or contact that converted (a won deal, a converted lead, a purchase), with its value if known.
+
+    ``external_id`` is the CRM's or the caller's id of the conversion, so a pulled or re-sent one is kept once.
+    """
+
+    record_kind: ClassVar[str] = "conversion"
+
+    email: EmailText
+    timestamp: datetime
+    value: Annotated[
+        Decimal | None,
+        Field(ge=0, max_digits=16, decimal_places=2),
+        PlainSerializer(lambda v: None if v is None else float(v), return_type=float | None, when_used="json"),
+    ] = None
+    currency: Annotated[str | None, Field(pattern=r"^[A-Za-z]{3}$", validate_default=True)] = None
+    source: ConversionSource = ConversionSource.API
+    external_id: ExternalId | None = None
+    integration: Annotated[str | None, Field(max_length=80)] = None
+
+    _email = field_validator("email")(normalise_email)
+    _timestamp = field_validator("timestamp")(aware_utc)
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("value") is not None:
+                raise ValueError("a value needs its currency (ISO 4217, e.g. EUR)")
+            return None
+        return value.upper()
+
+
+#: Interactions that count towards the engagement score besides touchpoint types.
+INBOUND_MESSAGE = "inbound_message"
+OUTBOUND_MESSAGE = "outbound_message"
+
+#: Default points per interaction, before recency decay (see docs/scoring.md).
+DEFAULT_WEIGHTS: dict[str, float] = {
+    TouchpointType.POST_VIEW.value: 1.0,
+    TouchpointType.VIEW.value: 1.0,
+    TouchpointType.CLICK.value: 3.0,
+    TouchpointType.LIKE.value: 2.0,
+    TouchpointType.COMMENT.value: 5.0,
+    TouchpointType.SHARE.value: 8.0,
+    TouchpointType.DM.value: 10.0,
+    TouchpointType.MENTION.value: 5.0,
+    TouchpointType.FOLLOW.value: 4.0,
+    TouchpointType.FORM_SUBMIT.value: 8.0,
+    TouchpointType.CONVERSION.value: 0.0,
+    INBOUND_MESSAGE: 6.0,
+    OUTBOUND_MESSAGE: 1.0,
+}
+INTERACTION_KINDS: frozenset[str] = frozenset(DEFAULT_WEIGHTS)
+
+
+class ScoringSettings(WireModel):
+    """A workspace's engagement-score and attribution settings (see docs/scoring.md).
+
+    Attributes:
+        weights: points per interaction kind (a touchpoint type, ``inbound_message`` or ``outbound_message``).
+        half_life_days: an interaction counts half as much after this many days.
+        saturation: the decayed points at which activity is half of its maximum.
+        reach_share: the part of the score that needs reach; with no followers the score tops out at 100 minus it.
+        reach_cap_followers: followers at which reach is full (log scale below).
+        attribution_half_life_days: the half-life of the time-decay attribution model.
+    """
+
+    record_kind: ClassVar[str] = "scoring settings"
+
+    weights: dict[str, Annotated[float, Field(ge=0, le=1000)]] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    half_life_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
+    saturation: Annotated[float, Field(gt=0, le=100_000)] = 20.0
+    reach_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+    reach_cap_followers: Annotated[int, Field(ge=10)] = 1_000_000
+    attribution_half_life_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
+
+    @field_validator("weights")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - INTERACTION_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown interaction {', '.join(unknown)}; use one of {', '.join(sorted(INTERACTION_KINDS))}"
+            )
+        # A partial table changes only the kinds it names.
+        return {**DEFAULT_WEIGHTS, **value}
