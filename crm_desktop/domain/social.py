@@ -323,3 +323,75 @@ class ScoringSettings(WireModel):
             )
         # A partial table changes only the kinds it names.
         return {**DEFAULT_WEIGHTS, **value}
+
+
+class EventAction(StrEnum):
+    """What recording one social event did to the store (a re-delivered event is ``unchanged``)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class CreditedTouchpoint(WireModel):
+    """One touchpoint of an attribution and the share of the credit it earned."""
+
+    record_kind: ClassVar[str] = "credited touchpoint"
+
+    timestamp: datetime
+    platform: SocialPlatform
+    type: TouchpointType
+    campaign: str | None = None
+    credit: float
+
+
+class LeadAttribution(WireModel):
+    """A lead's credits under one model (``GET .../leads/:leadId/attribution``); credits sum to 1.
+
+    ``converted_at`` is the lead's first conversion when it has one: only the touchpoints before it count, and the
+    time-decay model measures ages back from it (from ``reference`` = now otherwise).
+    """
+
+    record_kind: ClassVar[str] = "attribution"
+
+    lead_id: int
+    email: str
+    model: AttributionModel
+    reference: datetime
+    converted_at: datetime | None = None
+    touchpoints: list[CreditedTouchpoint] = Field(default_factory=list)
+
+
+class ReportRow(WireModel):
+    """One campaign's or platform's line of the attribution report.
+
+    Attributes:
+        name: the campaign or platform (``None`` for touchpoints without a campaign).
+        touchpoints: touchpoints in the period.
+        leads: distinct leads among the people behind them.
+        conversions_credited: the conversions' credit this line earned (each conversion shares 1).
+        value_credited: the conversions' value this line earned, per currency.
+    """
+
+    record_kind: ClassVar[str] = "report row"
+
+    name: str | None = None
+    touchpoints: int = 0
+    leads: int = 0
+    conversions_credited: float = 0.0
+    value_credited: dict[str, float] = Field(default_factory=dict)
+
+
+class AttributionReport(WireModel):
+    """Per campaign and per platform: touchpoints, leads, conversions and value credited under one model."""
+
+    record_kind: ClassVar[str] = "attribution report"
+
+    model: AttributionModel
+    since: datetime | None = None
+    campaign: str | None = None
+    conversions: int = 0
+    unattributed_conversions: int = 0
+    value: dict[str, float] = Field(default_factory=dict)
+    by_campaign: list[ReportRow] = Field(default_factory=list)
+    by_platform: list[ReportRow] = Field(default_factory=list)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     DateTime,
     Enum,
     Float,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -30,6 +33,7 @@ from crm_desktop.domain.models import (
     TouchpointType,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.domain.social import ConversionSource, MessageDirection
 
 
 def utcnow() -> datetime:
@@ -213,19 +217,136 @@ class LeadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
 
-class TouchpointRow(Base):
-    """One interaction of a contact with a campaign's social content."""
+class SocialIdentityRow(Base):
+    """A (platform, username) a social event named, linked to its contact once an email is known.
 
-    __tablename__ = "touchpoints"
+    Until then it is an anonymous person: its touchpoints and conversations wait on it, and join the person with
+    that email (contact or lead) the moment some event or import gives the email for the username.
+    """
+
+    __tablename__ = "social_identities"
+    __table_args__ = (UniqueConstraint("platform", "username", name="identity_platform_username"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
-    timestamp: Mapped[datetime]
+    platform: Mapped[SocialPlatform] = mapped_column(str_enum(SocialPlatform, "identity_platform"))
+    #: Lower-cased, without a leading "@": platforms match usernames ignoring case.
+    username: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    first_name: Mapped[str | None] = mapped_column(String(80))
+    last_name: Mapped[str | None] = mapped_column(String(80))
+    profile_url: Mapped[str | None] = mapped_column(String(500))
+    followers: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    linked_at: Mapped[datetime | None]
+
+
+class TouchpointRow(Base):
+    """One interaction of a person with the brand.
+
+    The person is an email (the contact's or the lead's) or, until the email is known, a social identity.
+    ``event_key`` is a digest of the event that recorded it, so a re-delivered event is kept once.
+    """
+
+    __tablename__ = "touchpoints"
+    __table_args__ = (
+        CheckConstraint("email IS NOT NULL OR identity_id IS NOT NULL", name="touchpoint_person"),
+        Index("ix_touchpoints_email_timestamp", "email", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("social_identities.id", ondelete="CASCADE"), index=True
+    )
+    timestamp: Mapped[datetime] = mapped_column(index=True)
     platform: Mapped[SocialPlatform] = mapped_column(str_enum(SocialPlatform, "touchpoint_platform"))
     type: Mapped[TouchpointType] = mapped_column(str_enum(TouchpointType, "touchpoint_type"))
     post_id: Mapped[str | None] = mapped_column(String(100))
     conversation_id: Mapped[str | None] = mapped_column(String(100))
     campaign: Mapped[str | None] = mapped_column(String(120), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationRow(Base):
+    """A social conversation, unique per platform, with its message counts kept from the messages table."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("platform", "conversation_id", name="conversation_platform_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(100), index=True)
+    platform: Mapped[SocialPlatform] = mapped_column(str_enum(SocialPlatform, "conversation_platform"))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("social_identities.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime]
+    last_message_at: Mapped[datetime | None]
+    messages_in: Mapped[int] = mapped_column(default=0)
+    messages_out: Mapped[int] = mapped_column(default=0)
+    latest_sentiment: Mapped[Sentiment | None] = mapped_column(str_enum(Sentiment, "conversation_sentiment"))
+    campaign: Mapped[str | None] = mapped_column(String(120))
+    #: integration id (as text) -> the id of the CRM record the conversation is linked to.
+    crm_links: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MessageRow(Base):
+    """One message; kept even when it arrives before its conversation (webhooks come in any order)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(100), unique=True)
+    conversation_id: Mapped[str] = mapped_column(String(100), index=True)
+    direction: Mapped[MessageDirection] = mapped_column(str_enum(MessageDirection, "message_direction"))
+    sent_at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text)
+    sentiment: Mapped[Sentiment | None] = mapped_column(str_enum(Sentiment, "message_sentiment"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignRow(Base):
+    """A marketing campaign, unique by name; created on first mention by a touchpoint."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    platform: Mapped[SocialPlatform | None] = mapped_column(str_enum(SocialPlatform, "campaign_platform"))
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversionRow(Base):
+    """A person (by email) that converted, with its value; ``event_key`` keeps a pulled or re-sent one once."""
+
+    __tablename__ = "conversions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    timestamp: Mapped[datetime] = mapped_column(index=True)
+    value: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    source: Mapped[ConversionSource] = mapped_column(str_enum(ConversionSource, "conversion_source"))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    integration: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkspaceSettingRow(Base):
+    """One named, JSON-valued setting of the workspace (e.g. the engagement-score weights)."""
+
+    __tablename__ = "workspace_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class FieldMappingRow(Base):

@@ -40,9 +40,15 @@ STORE_TABLES = {
     "outbox",
     "sync_cursors",
     "sync_locks",
+    "social_identities",
+    "conversations",
+    "messages",
+    "campaigns",
+    "conversions",
+    "workspace_settings",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0003"
+SHIPPED_HEAD = "0004"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.

@@ -1,0 +1,433 @@
+"""The social data service the local API, the CLI and the GUI share: events in, scores and attribution out.
+
+Every ``record_*`` call is one transaction and idempotent (platforms re-deliver webhooks): recording the same event
+again answers ``unchanged`` and changes nothing. After an event the person's engagement score is recomputed and,
+when the person is a local lead, written to the lead (its ``socialContext.engagementScore``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crm_desktop.domain.attribution import Touch, attribute
+from crm_desktop.domain.errors import InvalidRecordError
+from crm_desktop.domain.models import WireModel, normalise_email
+from crm_desktop.domain.scoring import EngagementScore, engagement_score
+from crm_desktop.domain.social import (
+    AttributionModel,
+    AttributionReport,
+    ConversationEvent,
+    Conversion,
+    CreditedTouchpoint,
+    EngagementEvent,
+    EventAction,
+    LeadAttribution,
+    Message,
+    PersonRef,
+    ReportRow,
+    ScoringSettings,
+    SocialEventKind,
+)
+from crm_desktop.store.database import Database
+from crm_desktop.store.repositories import NotFoundError
+from crm_desktop.store.social_store import Person, RecordedEvent, SocialStore
+
+logger = logging.getLogger(__name__)
+
+#: The workspace setting that holds :class:`ScoringSettings`.
+SCORING_SETTING = "social.scoring"
+#: Events written per transaction by a file import.
+IMPORT_BATCH = 1_000
+
+__all__ = [
+    "NotFoundError",
+    "RecordedEvent",
+    "RefusedRow",
+    "SocialImportReport",
+    "SocialService",
+]
+
+
+def utcnow() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RefusedRow:
+    """One refused field of a file row: line, record, the user's field name and why."""
+
+    line: int
+    record: str
+    field: str
+    reason: str
+
+
+@dataclass
+class SocialImportReport:
+    """What importing a file of social events did."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    linked_touchpoints: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    refused: list[RefusedRow] = field(default_factory=list)
+
+    @property
+    def refused_lines(self) -> int:
+        """How many rows were refused."""
+        return len({r.line for r in self.refused})
+
+
+class SocialService:
+    """Records social events with identity stitching, and computes engagement scores and attribution.
+
+    Args:
+        database: the workspace's store.
+        clock: now (tests freeze it); time decay and the score's recency are measured from it.
+    """
+
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = SocialStore(database)
+        self._clock = clock
+
+    # -- settings -------------------------------------------------------------------------------------------
+
+    def scoring_settings(self) -> ScoringSettings:
+        """The workspace's weights and half-lives (the documented defaults until changed)."""
+        stored = self.store.setting(SCORING_SETTING)
+        return ScoringSettings.model_validate(stored) if stored else ScoringSettings()
+
+    def set_scoring_settings(self, settings: ScoringSettings) -> ScoringSettings:
+        """Save the workspace's weights and half-lives; scores are recomputed with them from now on."""
+        self.store.put_setting(SCORING_SETTING, settings.model_dump(mode="json", by_alias=True))
+        return settings
+
+    # -- events ---------------------------------------------------------------------------------------------
+
+    def record_conversation(self, event: ConversationEvent) -> RecordedEvent:
+        """A conversation started: upsert the participant's local contact (when an email is given), stitch the
+        username to it, keep the conversation and a ``dm`` touchpoint at its start."""
+        return self.record_conversations([event])[0]
+
+    def record_conversations(self, events: Sequence[ConversationEvent]) -> list[RecordedEvent]:
+        """Several conversations in one transaction."""
+        results = self.store.record_conversations(events)
+        self._rescore(results)
+        return results
+
+    def record_message(self, message: Message) -> RecordedEvent:
+        """A message of a conversation; the conversation's counts, last message time and latest sentiment follow.
+
+        A message may arrive before its conversation: it is kept, and counted once the conversation arrives.
+        """
+        return self.record_messages([message])[0]
+
+    def record_messages(self, messages: Sequence[Message]) -> list[RecordedEvent]:
+        """Several messages in one transaction."""
+        results = self.store.record_messages(messages)
+        self._rescore(results)
+        return results
+
+    def record_engagement(self, event: EngagementEvent) -> RecordedEvent:
+        """A person engaged with a post: a touchpoint of that person (by email, or by username until the email is
+        known; a username on a contact's social profile is that contact)."""
+        return self.record_engagements([event])[0]
+
+    def record_engagements(self, events: Sequence[EngagementEvent]) -> list[RecordedEvent]:
+        """Several engagements in one transaction."""
+        results = self.store.record_engagements(events)
+        self._rescore(results)
+        return results
+
+    def record_conversion(self, conversion: Conversion) -> RecordedEvent:
+        """A lead or contact converted (pulled from a CRM or recorded by the API); kept once per external id."""
+        return self.store.record_conversions([conversion])[0]
+
+    def record_conversions(self, conversions: Sequence[Conversion]) -> list[RecordedEvent]:
+        """Several conversions in one transaction."""
+        return self.store.record_conversions(conversions)
+
+    def _rescore(self, results: Sequence[RecordedEvent]) -> None:
+        """Write the new score of every lead these events touched (each person once)."""
+        emails = {
+            r.person.email for r in results if r.person.email is not None and r.action is not EventAction.UNCHANGED
+        }
+        if not emails:
+            return
+        leads = self.store.lead_emails()
+        settings = self.scoring_settings()
+        for email in sorted(emails & leads):
+            score = self._score(Person(email), settings)
+            self.store.set_lead_score(email, score.score)
+
+    # -- scores and attribution ------------------------------------------------------------------------------
+
+    def engagement_score(self, person: PersonRef) -> EngagementScore:
+        """The engagement score of a person named by email, or by (platform, username).
+
+        Raises:
+            NotFoundError: when a username was never seen.
+        """
+        self.store.link_identities_from_profiles()
+        found = self.store.find_person(person)
+        if found is None:
+            raise NotFoundError(f"no social activity of {person.platform} user {person.username!r}")
+        return self._score(found, self.scoring_settings())
+
+    def _score(self, person: Person, settings: ScoringSettings) -> EngagementScore:
+        interactions, followers = self.store.interactions(person)
+        return engagement_score(interactions, followers, settings, self._clock())
+
+    def _lead(self, lead: int | str) -> tuple[int, str]:
+        if isinstance(lead, int) or (isinstance(lead, str) and lead.isdigit()):
+            found = self.store.lead_by_id(int(lead))
+        else:
+            try:
+                email = normalise_email(lead)
+            except ValueError:
+                raise NotFoundError(f"no lead {lead!r}: give its local id or its email") from None
+            found = self.store.lead_by_email(email)
+        if found is None:
+            raise NotFoundError(f"no lead {lead!r} in the local store")
+        return found
+
+    def attribution(self, lead: int | str, model: AttributionModel) -> LeadAttribution:
+        """A lead's touchpoints and the credit each earned under ``model`` (credits sum to 1 when it has any).
+
+        Args:
+            lead: the lead's local id, or its email.
+            model: the attribution model.
+
+        Raises:
+            NotFoundError: when there is no such lead.
+        """
+        lead_id, email = self._lead(lead)
+        self.store.link_identities_from_profiles()
+        conversions = self.store.conversions(email=email)
+        converted_at = conversions[0].timestamp if conversions else None
+        reference = converted_at or self._clock()
+        touches = self.store.touches(email)
+        if converted_at is not None:
+            touches = [t for t in touches if t.timestamp <= converted_at]
+        half_life = self.scoring_settings().attribution_half_life_days
+        credits = attribute(touches, model, reference, half_life)
+        return LeadAttribution.model_construct(
+            lead_id=lead_id,
+            email=email,
+            model=model,
+            reference=reference,
+            converted_at=converted_at,
+            touchpoints=[_credited(c.touch, c.credit) for c in credits],
+        )
+
+    def attribution_report(
+        self, model: AttributionModel, since: datetime | None = None, campaign: str | None = None
+    ) -> AttributionReport:
+        """Per campaign and per platform: touchpoints and leads since ``since``, and the credit and value of the
+        conversions since ``since`` that their touchpoints earned under ``model``.
+
+        Each conversion's credit is shared among its person's touchpoints before it (older ones than ``since``
+        included: they did help). ``campaign`` keeps only that campaign's touchpoints and credit.
+        """
+        self.store.link_identities_from_profiles()
+        half_life = self.scoring_settings().attribution_half_life_days
+        leads = self.store.lead_emails()
+        by_campaign: dict[str | None, _Line] = defaultdict(_Line)
+        by_platform: dict[str | None, _Line] = defaultdict(_Line)
+        for stored in self.store.touchpoints_since(since):
+            touch = stored.touch
+            if campaign is not None and touch.campaign != campaign:
+                continue
+            for line in (by_campaign[touch.campaign], by_platform[touch.platform.value]):
+                line.touchpoints += 1
+                if stored.email is not None and stored.email in leads:
+                    line.leads.add(stored.email)
+        conversions = self.store.conversions(since=since)
+        touches_of = self.store.touches_by_email(c.email for c in conversions)
+        report = AttributionReport.model_construct(
+            model=model,
+            since=since,
+            campaign=campaign,
+            conversions=0,
+            unattributed_conversions=0,
+            value={},
+            by_campaign=[],
+            by_platform=[],
+        )
+        for conversion in conversions:
+            before = [t for t in touches_of.get(conversion.email, []) if t.timestamp <= conversion.timestamp]
+            credits = attribute(before, model, conversion.timestamp, half_life)
+            mine = [c for c in credits if campaign is None or c.touch.campaign == campaign]
+            if campaign is not None and not mine:
+                continue
+            report.conversions += 1
+            if not credits:
+                report.unattributed_conversions += 1
+            if conversion.value is not None and conversion.currency is not None:
+                report.value[conversion.currency] = report.value.get(conversion.currency, 0.0) + float(conversion.value)
+            for credit in mine:
+                for line in (by_campaign[credit.touch.campaign], by_platform[credit.touch.platform.value]):
+                    line.conversions += credit.credit
+                    if conversion.value is not None and conversion.currency is not None:
+                        line.value[conversion.currency] += credit.credit * float(conversion.value)
+        report.value = {k: round(v, 2) for k, v in sorted(report.value.items())}
+        report.by_campaign = _rows(by_campaign)
+        report.by_platform = _rows(by_platform)
+        return report
+
+    # -- files ----------------------------------------------------------------------------------------------
+
+    def import_file(self, path: Path, kind: SocialEventKind | None = None) -> SocialImportReport:
+        """Record the events of a JSONL or CSV file; every row is validated first and refused rows are reported by
+        line, field and reason. With no ``kind``, each row's kind is read from its fields (``messageId``: a
+        message; ``participant`` or ``startedAt``: a conversation; otherwise an engagement).
+
+        All valid rows are written or none: a store error leaves the store as it was.
+
+        Raises:
+            ValueError: when the file type is not supported.
+            OSError: when the file cannot be read.
+        """
+        report = SocialImportReport()
+        batches: dict[SocialEventKind, list[WireModel]] = {k: [] for k in SocialEventKind}
+        for line, row, error in _file_rows(path):
+            if row is None:
+                report.refused.append(RefusedRow(line, "(unreadable)", "(row)", error or "unreadable"))
+                continue
+            row_kind = kind or _kind_of(row)
+            model = _MODELS[row_kind]
+            try:
+                record = model.model_validate(_shaped(row, row_kind) if path.suffix.lower() == ".csv" else row)
+            except InvalidRecordError as exc:
+                for problem in exc.problems:
+                    report.refused.append(RefusedRow(line, exc.record, problem.field, problem.reason))
+                continue
+            batches[row_kind].append(record)
+        conversations = [r for r in batches[SocialEventKind.CONVERSATIONS] if isinstance(r, ConversationEvent)]
+        messages = [r for r in batches[SocialEventKind.MESSAGES] if isinstance(r, Message)]
+        engagements = [r for r in batches[SocialEventKind.ENGAGEMENTS] if isinstance(r, EngagementEvent)]
+        results = self.store.record_all(conversations, messages, engagements)
+        report.by_kind = {
+            SocialEventKind.CONVERSATIONS.value: len(conversations),
+            SocialEventKind.MESSAGES.value: len(messages),
+            SocialEventKind.ENGAGEMENTS.value: len(engagements),
+        }
+        for result in results:
+            if result.action is EventAction.CREATED:
+                report.created += 1
+            elif result.action is EventAction.UPDATED:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+            report.linked_touchpoints += result.linked_touchpoints
+        self._rescore(results)
+        return report
+
+
+@dataclass
+class _Line:
+    touchpoints: int = 0
+    leads: set[str] = field(default_factory=set)
+    conversions: float = 0.0
+    value: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+def _rows(lines: dict[str | None, _Line]) -> list[ReportRow]:
+    ordered = sorted(lines.items(), key=lambda item: (-item[1].conversions, -item[1].touchpoints, item[0] or "~"))
+    return [
+        ReportRow.model_construct(
+            name=name,
+            touchpoints=line.touchpoints,
+            leads=len(line.leads),
+            conversions_credited=round(line.conversions, 4),
+            value_credited={k: round(v, 2) for k, v in sorted(line.value.items())},
+        )
+        for name, line in ordered
+    ]
+
+
+def _credited(touch: Touch, credit: float) -> CreditedTouchpoint:
+    return CreditedTouchpoint.model_construct(
+        timestamp=touch.timestamp, platform=touch.platform, type=touch.type, campaign=touch.campaign, credit=credit
+    )
+
+
+_MODELS: dict[SocialEventKind, type[WireModel]] = {
+    SocialEventKind.CONVERSATIONS: ConversationEvent,
+    SocialEventKind.MESSAGES: Message,
+    SocialEventKind.ENGAGEMENTS: EngagementEvent,
+}
+_PARTICIPANT_COLUMNS = {"email", "firstName", "lastName", "username", "profileUrl", "followers"}
+_USER_COLUMNS = {"email", "username"}
+
+
+def _kind_of(row: dict[str, Any]) -> SocialEventKind:
+    keys = {_camel(k) for k in row if k}
+    if "messageId" in keys:
+        return SocialEventKind.MESSAGES
+    if "participant" in keys or "startedAt" in keys:
+        return SocialEventKind.CONVERSATIONS
+    return SocialEventKind.ENGAGEMENTS
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.strip().split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _shaped(row: dict[str, Any], kind: SocialEventKind) -> dict[str, Any]:
+    """A flat CSV row in the event's JSON shape: person columns go under ``participant`` or ``user``; blanks are
+    left out; unknown columns stay, so validation names them."""
+    nested_key, nested_columns = {
+        SocialEventKind.CONVERSATIONS: ("participant", _PARTICIPANT_COLUMNS),
+        SocialEventKind.ENGAGEMENTS: ("user", _USER_COLUMNS),
+        SocialEventKind.MESSAGES: ("", set()),
+    }[kind]
+    shaped: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
+    for raw_key, value in row.items():
+        if raw_key is None or value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        key = _camel(raw_key)
+        if key in nested_columns:
+            nested[key] = value
+        else:
+            shaped[key] = value
+    if nested_key:
+        shaped[nested_key] = nested
+    return shaped
+
+
+def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                yield reader.line_num, dict(row), None
+    elif suffix in {".jsonl", ".ndjson"}:
+        with path.open(encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    item = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield number, None, f"not valid JSON ({exc.msg})"
+                    continue
+                if not isinstance(item, dict):
+                    yield number, None, "each line must be one JSON object"
+                    continue
+                yield number, item, None
+    else:
+        raise ValueError(f"{path.name}: use a .jsonl or .csv file")

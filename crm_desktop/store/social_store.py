@@ -1,0 +1,843 @@
+"""Social data in the store: people by email or social identity, conversations, messages, touchpoints, conversions.
+
+Every write method takes a batch and writes it in one transaction (flushing every ``SAVE_BATCH`` rows), so an API
+request or an imported file is all or nothing. Events are idempotent: a touchpoint or a conversion is keyed by a
+digest of what identifies it, a message by its id, a conversation by (platform, id); a re-delivered event changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm_desktop.domain.attribution import Touch
+from crm_desktop.domain.models import SocialPlatform, TouchpointType
+from crm_desktop.domain.scoring import Interaction
+from crm_desktop.domain.social import (
+    INBOUND_MESSAGE,
+    OUTBOUND_MESSAGE,
+    Campaign,
+    Conversation,
+    ConversationEvent,
+    Conversion,
+    ConversionSource,
+    EngagementEvent,
+    EventAction,
+    Message,
+    MessageDirection,
+    PersonRef,
+    normalise_username,
+)
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import (
+    CampaignRow,
+    ContactRow,
+    ConversationRow,
+    ConversionRow,
+    LeadRow,
+    MessageRow,
+    SocialIdentityRow,
+    SocialProfileRow,
+    TouchpointRow,
+    WorkspaceSettingRow,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Rows written per flush within one batch.
+SAVE_BATCH = 1_000
+#: Keys per ``IN (...)`` list, well under SQLite's and PostgreSQL's parameter limits.
+_IN_CHUNK = 500
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who an event belongs to: an email (a contact's or a lead's), a social identity not yet known by email, or both.
+
+    Attributes:
+        email: the normalised email, once known.
+        identity_id: the (platform, username) identity the event named, if it named one.
+        platform: that identity's platform.
+        username: that identity's username (lower-cased).
+    """
+
+    email: str | None
+    identity_id: int | None = None
+    platform: SocialPlatform | None = None
+    username: str | None = None
+
+    def ref(self) -> PersonRef | None:
+        """The person as the wire shows it, or ``None`` when nobody is known yet (a message before its conversation)."""
+        if self.email is None and self.identity_id is None:
+            return None
+        if self.email is not None:
+            return PersonRef.model_construct(email=self.email, platform=self.platform, username=self.username)
+        return PersonRef.model_construct(email=None, platform=self.platform, username=self.username)
+
+
+NOBODY = Person(email=None)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """The outcome of recording one event.
+
+    Attributes:
+        action: created, updated, or unchanged (a re-delivery).
+        person: who it belongs to after identity stitching.
+        linked_touchpoints: earlier touchpoints this event moved from an anonymous identity to the email it gave.
+    """
+
+    action: EventAction
+    person: Person
+    linked_touchpoints: int = 0
+
+
+@dataclass(frozen=True)
+class StoredTouch:
+    """A touchpoint with its person and id, as the report reads it."""
+
+    touch: Touch
+    email: str | None
+    identity_id: int | None
+
+
+@dataclass(frozen=True)
+class StoredConversion:
+    """A conversion as the report and attribution read it."""
+
+    id: int
+    email: str
+    timestamp: datetime
+    value: Decimal | None
+    currency: str | None
+
+
+def event_key(*parts: Any) -> str:
+    """A stable digest (64 hex characters) of what identifies an event."""
+    text = json.dumps([str(p) if p is not None else None for p in parts], separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+@dataclass
+class _Stitcher:
+    """Finds or creates the person an event names, within one transaction, and links identities to emails."""
+
+    session: Session
+    identities: dict[tuple[SocialPlatform, str], SocialIdentityRow] = field(default_factory=dict)
+
+    def identity(self, platform: SocialPlatform, username: str) -> SocialIdentityRow:
+        key = (platform, normalise_username(username))
+        row = self.identities.get(key)
+        if row is None:
+            row = self.session.scalar(
+                select(SocialIdentityRow).where(
+                    SocialIdentityRow.platform == key[0], SocialIdentityRow.username == key[1]
+                )
+            )
+            if row is None:
+                row = SocialIdentityRow(platform=key[0], username=key[1])
+                self.session.add(row)
+                self.session.flush()
+            self.identities[key] = row
+        return row
+
+    def email_from_profiles(self, platform: SocialPlatform, username: str) -> str | None:
+        """The email of the contact whose social profile carries this username (the oldest such contact)."""
+        return self.session.scalar(
+            select(ContactRow.email)
+            .join(SocialProfileRow, SocialProfileRow.contact_id == ContactRow.id)
+            .where(SocialProfileRow.platform == platform, func.lower(SocialProfileRow.username) == username)
+            .order_by(ContactRow.id)
+            .limit(1)
+        )
+
+    def resolve(
+        self,
+        platform: SocialPlatform,
+        email: str | None,
+        username: str | None,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        profile_url: str | None = None,
+        followers: int | None = None,
+    ) -> tuple[Person, int]:
+        """The person an event names, and how many earlier touchpoints were linked to its email just now."""
+        if username is None:
+            return Person(email=email), 0
+        identity = self.identity(platform, username)
+        for attribute, value in (
+            ("first_name", first_name),
+            ("last_name", last_name),
+            ("profile_url", profile_url),
+            ("followers", followers),
+        ):
+            if value is not None and getattr(identity, attribute) != value:
+                setattr(identity, attribute, value)
+        linked = 0
+        if email is None:
+            email = identity.email or self.email_from_profiles(identity.platform, identity.username)
+        if email is not None and identity.email is None:
+            linked = self.link(identity, email)
+        # An identity keeps the first email it was linked to; an event naming another email belongs to that email.
+        return Person(
+            email=email, identity_id=identity.id, platform=identity.platform, username=identity.username
+        ), linked
+
+    def link(self, identity: SocialIdentityRow, email: str) -> int:
+        """Give an anonymous identity its email: its touchpoints and conversations join that person."""
+        identity.email = email
+        identity.linked_at = utcnow()
+        self.session.flush()
+        moved = self.session.execute(
+            update(TouchpointRow)
+            .where(TouchpointRow.identity_id == identity.id, TouchpointRow.email.is_(None))
+            .values(email=email)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.execute(
+            update(ConversationRow)
+            .where(ConversationRow.identity_id == identity.id, ConversationRow.email.is_(None))
+            .values(email=email)
+            .execution_options(synchronize_session=False)
+        )
+        contact = self.session.scalar(select(ContactRow).where(ContactRow.email == email))
+        if contact is not None:
+            self.add_profile(contact, identity)
+        count = int(getattr(moved, "rowcount", 0) or 0)
+        logger.info("social identity %s linked to a person by email; %d earlier touchpoints joined", identity.id, count)
+        return count
+
+    def add_profile(self, contact: ContactRow, identity: SocialIdentityRow) -> None:
+        """Put the identity on the contact's social profiles (so later events by username find the contact)."""
+        for profile in contact.social_profiles:
+            if profile.platform == identity.platform and profile.username.lower() == identity.username:
+                if identity.followers is not None and profile.followers != identity.followers:
+                    profile.followers = identity.followers
+                    contact.updated_at = utcnow()
+                return
+        contact.social_profiles.append(
+            SocialProfileRow(
+                platform=identity.platform,
+                username=identity.username,
+                url=identity.profile_url,
+                followers=identity.followers or 0,
+                engagement=0.0,
+            )
+        )
+        # A profile-only change does not touch the contacts row, so its onupdate would not fire.
+        contact.updated_at = utcnow()
+
+
+class SocialStore:
+    """Conversations, messages, touchpoints, campaigns, conversions and settings, with identity stitching."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # -- writing --------------------------------------------------------------------------------------------
+
+    def _in_one_transaction(self, work: Callable[[Session], list[T]]) -> list[T]:
+        """Run a batch in one transaction; once more when a concurrent writer took a unique key first."""
+        for attempt in (1, 2):
+            try:
+                with self._db.session() as session:
+                    return work(session)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                logger.info("a concurrent writer recorded the same social data first; recording the batch again")
+        raise AssertionError("unreachable")
+
+    def record_conversations(self, events: Sequence[ConversationEvent]) -> list[RecordedEvent]:
+        """Record conversation starts: the participant's person (a local contact upserted when the email is given),
+        the conversation, its campaign and a ``dm`` touchpoint at its start."""
+        return self._in_one_transaction(lambda session: self._conversations(session, events))
+
+    def _conversations(self, session: Session, events: Sequence[ConversationEvent]) -> list[RecordedEvent]:
+        stitcher = _Stitcher(session)
+        results: list[RecordedEvent] = []
+        for number, event in enumerate(events, start=1):
+            participant = event.participant
+            if participant.email is not None:
+                self._upsert_contact(session, participant.email, participant.first_name, participant.last_name)
+            person, linked = stitcher.resolve(
+                event.platform,
+                participant.email,
+                participant.username,
+                first_name=participant.first_name,
+                last_name=participant.last_name,
+                profile_url=participant.profile_url,
+                followers=participant.followers,
+            )
+            if participant.email is not None and person.identity_id is not None:
+                contact = session.scalar(select(ContactRow).where(ContactRow.email == participant.email))
+                identity = session.get(SocialIdentityRow, person.identity_id)
+                if contact is not None and identity is not None and identity.email == participant.email:
+                    stitcher.add_profile(contact, identity)
+            self._ensure_campaign(session, event.campaign, event.platform)
+            row = session.scalar(
+                select(ConversationRow).where(
+                    ConversationRow.platform == event.platform, ConversationRow.conversation_id == event.conversation_id
+                )
+            )
+            values = {
+                "email": person.email,
+                "identity_id": person.identity_id,
+                "started_at": event.started_at,
+                "campaign": event.campaign,
+            }
+            if row is None:
+                row = ConversationRow(
+                    conversation_id=event.conversation_id, platform=event.platform, crm_links={}, **values
+                )
+                session.add(row)
+                session.flush()
+                self._refresh_conversations(session, {event.conversation_id})
+                action = EventAction.CREATED
+            else:
+                action = EventAction.UNCHANGED
+                for attribute, value in values.items():
+                    if value is None and attribute in {"email", "identity_id"}:
+                        continue  # a later event naming the person differently never forgets who it was
+                    if getattr(row, attribute) != value:
+                        setattr(row, attribute, value)
+                        action = EventAction.UPDATED
+            touch_changed = self._put_touchpoint(
+                session,
+                event_key("conversation", event.platform, event.conversation_id),
+                row.email,
+                row.identity_id,
+                timestamp=row.started_at,
+                platform=event.platform,
+                type=TouchpointType.DM,
+                post_id=None,
+                conversation_id=event.conversation_id,
+                campaign=row.campaign,
+            )
+            if touch_changed and action is EventAction.UNCHANGED:
+                action = EventAction.UPDATED
+            results.append(
+                RecordedEvent(action, Person(row.email, row.identity_id, person.platform, person.username), linked)
+            )
+            if number % SAVE_BATCH == 0:
+                session.flush()
+        return results
+
+    def record_all(
+        self,
+        conversations: Sequence[ConversationEvent],
+        messages: Sequence[Message],
+        engagements: Sequence[EngagementEvent],
+    ) -> list[RecordedEvent]:
+        """Record a mixed batch (a file) in one transaction: conversations first, so the messages and engagements
+        of the same batch find their people; results in that order."""
+
+        def work(session: Session) -> list[RecordedEvent]:
+            results = self._conversations(session, conversations) if conversations else []
+            results += self._messages(session, messages) if messages else []
+            results += self._engagements(session, engagements) if engagements else []
+            return results
+
+        return self._in_one_transaction(work)
+
+    def record_messages(self, messages: Sequence[Message]) -> list[RecordedEvent]:
+        """Record messages (a re-sent one with the same content changes nothing; an edited one is updated) and
+        refresh their conversations' counts, last message time and latest sentiment."""
+        return self._in_one_transaction(lambda session: self._messages(session, messages))
+
+    def _messages(self, session: Session, messages: Sequence[Message]) -> list[RecordedEvent]:
+        existing: dict[str, MessageRow] = {}
+        ids = [m.message_id for m in messages]
+        for chunk in _chunks(ids):
+            for found in session.scalars(select(MessageRow).where(MessageRow.message_id.in_(chunk))):
+                existing[found.message_id] = found
+        actions: list[EventAction] = []
+        for number, message in enumerate(messages, start=1):
+            values = {
+                "conversation_id": message.conversation_id,
+                "direction": message.direction,
+                "sent_at": message.sent_at,
+                "text": message.text,
+                "sentiment": message.sentiment,
+            }
+            row = existing.get(message.message_id)
+            if row is None:
+                row = MessageRow(message_id=message.message_id, **values)
+                session.add(row)
+                existing[message.message_id] = row
+                actions.append(EventAction.CREATED)
+            else:
+                action = EventAction.UNCHANGED
+                for attribute, value in values.items():
+                    if getattr(row, attribute) != value:
+                        setattr(row, attribute, value)
+                        action = EventAction.UPDATED
+                actions.append(action)
+            if number % SAVE_BATCH == 0:
+                session.flush()
+        session.flush()
+        people = self._refresh_conversations(session, {m.conversation_id for m in messages})
+        return [
+            RecordedEvent(action, people.get(message.conversation_id, NOBODY))
+            for action, message in zip(actions, messages, strict=True)
+        ]
+
+    def record_engagements(self, events: Sequence[EngagementEvent]) -> list[RecordedEvent]:
+        """Record engagements as touchpoints of their person; a ``conversion`` engagement of a person known by
+        email is also a conversion."""
+        return self._in_one_transaction(lambda session: self._engagements(session, events))
+
+    def _engagements(self, session: Session, events: Sequence[EngagementEvent]) -> list[RecordedEvent]:
+        stitcher = _Stitcher(session)
+        results: list[RecordedEvent] = []
+        for number, event in enumerate(events, start=1):
+            person, linked = stitcher.resolve(event.platform, event.user.email, event.user.username)
+            self._ensure_campaign(session, event.campaign, event.platform)
+            # The same engagement re-delivered with the email added is still the same engagement.
+            who = ("username", person.username) if person.username is not None else ("email", person.email)
+            key = event_key(
+                "engagement",
+                event.platform,
+                event.type,
+                event.timestamp.isoformat(),
+                event.post_id,
+                event.conversation_id,
+                event.campaign,
+                *who,
+            )
+            created = self._put_touchpoint(
+                session,
+                key,
+                person.email,
+                person.identity_id,
+                timestamp=event.timestamp,
+                platform=event.platform,
+                type=event.type,
+                post_id=event.post_id,
+                conversation_id=event.conversation_id,
+                campaign=event.campaign,
+            )
+            if event.type is TouchpointType.CONVERSION and person.email is not None:
+                self._put_conversion(
+                    session,
+                    Conversion.model_construct(
+                        email=person.email,
+                        timestamp=event.timestamp,
+                        value=None,
+                        currency=None,
+                        source=ConversionSource.API,
+                        external_id=None,
+                        integration=None,
+                    ),
+                    key,
+                )
+            results.append(RecordedEvent(EventAction.CREATED if created else EventAction.UNCHANGED, person, linked))
+            if number % SAVE_BATCH == 0:
+                session.flush()
+        return results
+
+    def record_conversions(self, conversions: Sequence[Conversion]) -> list[RecordedEvent]:
+        """Record conversions; one with an ``external_id`` is kept once per (integration, id) and updated when its
+        value or time changes (a deal's amount edited in the CRM)."""
+
+        def work(session: Session) -> list[RecordedEvent]:
+            results = []
+            for conversion in conversions:
+                if conversion.external_id is not None:
+                    key = event_key("conversion", conversion.integration, conversion.external_id)
+                else:
+                    key = event_key(
+                        "conversion",
+                        conversion.email,
+                        conversion.timestamp.isoformat(),
+                        conversion.value,
+                        conversion.currency,
+                    )
+                action = self._put_conversion(session, conversion, key)
+                results.append(RecordedEvent(action, Person(conversion.email)))
+            return results
+
+        return self._in_one_transaction(work)
+
+    def _put_conversion(self, session: Session, conversion: Conversion, key: str) -> EventAction:
+        row = session.scalar(select(ConversionRow).where(ConversionRow.event_key == key))
+        values = {
+            "email": conversion.email,
+            "timestamp": conversion.timestamp,
+            "value": conversion.value,
+            "currency": conversion.currency,
+            "source": conversion.source,
+            "external_id": conversion.external_id,
+            "integration": conversion.integration,
+        }
+        if row is None:
+            session.add(ConversionRow(event_key=key, **values))
+            session.flush()
+            return EventAction.CREATED
+        action = EventAction.UNCHANGED
+        for attribute, value in values.items():
+            if getattr(row, attribute) != value:
+                setattr(row, attribute, value)
+                action = EventAction.UPDATED
+        return action
+
+    def _put_touchpoint(
+        self, session: Session, key: str, email: str | None, identity_id: int | None, **values: Any
+    ) -> bool:
+        """Insert the touchpoint, or bring the one with this key up to date; whether anything changed."""
+        row = session.scalar(select(TouchpointRow).where(TouchpointRow.event_key == key))
+        if row is None:
+            session.add(TouchpointRow(event_key=key, email=email, identity_id=identity_id, **values))
+            return True
+        changed = False
+        wanted = {**values, "email": email or row.email, "identity_id": identity_id or row.identity_id}
+        for attribute, value in wanted.items():
+            if getattr(row, attribute) != value:
+                setattr(row, attribute, value)
+                changed = True
+        return changed
+
+    @staticmethod
+    def _upsert_contact(session: Session, email: str, first_name: str | None, last_name: str | None) -> None:
+        contact = session.scalar(select(ContactRow).where(ContactRow.email == email))
+        if contact is None:
+            session.add(ContactRow(email=email, first_name=first_name, last_name=last_name, custom_fields={}))
+            session.flush()
+            return
+        # Social data fills blanks; it never overwrites a name the marketer or the CRM gave.
+        if contact.first_name is None and first_name is not None:
+            contact.first_name = first_name
+        if contact.last_name is None and last_name is not None:
+            contact.last_name = last_name
+
+    @staticmethod
+    def _ensure_campaign(session: Session, name: str | None, platform: SocialPlatform) -> None:
+        if name is None:
+            return
+        if session.scalar(select(CampaignRow.id).where(CampaignRow.name == name)) is None:
+            session.add(CampaignRow(name=name, platform=platform, tags=[]))
+            session.flush()
+
+    @staticmethod
+    def _refresh_conversations(session: Session, conversation_ids: set[str]) -> dict[str, Person]:
+        """Recount the messages of these conversations; the person of each one found."""
+        people: dict[str, Person] = {}
+        for chunk in _chunks(sorted(conversation_ids)):
+            counts: dict[str, dict[MessageDirection, int]] = {}
+            last: dict[str, datetime] = {}
+            for conversation_id, direction, count, latest in session.execute(
+                select(MessageRow.conversation_id, MessageRow.direction, func.count(), func.max(MessageRow.sent_at))
+                .where(MessageRow.conversation_id.in_(chunk))
+                .group_by(MessageRow.conversation_id, MessageRow.direction)
+            ):
+                counts.setdefault(conversation_id, {})[direction] = int(count)
+                latest_at = _as_aware(latest)
+                if conversation_id not in last or latest_at > last[conversation_id]:
+                    last[conversation_id] = latest_at
+            moods = {}
+            for conversation_id, sentiment in session.execute(
+                select(MessageRow.conversation_id, MessageRow.sentiment)
+                .where(MessageRow.conversation_id.in_(chunk), MessageRow.sentiment.is_not(None))
+                .order_by(MessageRow.conversation_id, MessageRow.sent_at, MessageRow.id)
+            ):
+                moods[conversation_id] = sentiment  # the latest wins
+            for row in session.scalars(select(ConversationRow).where(ConversationRow.conversation_id.in_(chunk))):
+                mine = counts.get(row.conversation_id, {})
+                row.messages_in = mine.get(MessageDirection.INBOUND, 0)
+                row.messages_out = mine.get(MessageDirection.OUTBOUND, 0)
+                row.last_message_at = last.get(row.conversation_id)
+                row.latest_sentiment = moods.get(row.conversation_id)
+                people[row.conversation_id] = Person(row.email, row.identity_id)
+        return people
+
+    def link_identities_from_profiles(self) -> int:
+        """Link every anonymous identity whose username a contact's social profile now carries (a contacts import
+        may have given it); return how many touchpoints joined a person."""
+
+        def work(session: Session) -> list[int]:
+            stitcher = _Stitcher(session)
+            matches = session.execute(
+                select(SocialIdentityRow, ContactRow.email)
+                .join(
+                    SocialProfileRow,
+                    (SocialProfileRow.platform == SocialIdentityRow.platform)
+                    & (func.lower(SocialProfileRow.username) == SocialIdentityRow.username),
+                )
+                .join(ContactRow, ContactRow.id == SocialProfileRow.contact_id)
+                .where(SocialIdentityRow.email.is_(None))
+                .order_by(SocialIdentityRow.id, ContactRow.id)
+            ).all()
+            moved = 0
+            for identity, email in matches:
+                if identity.email is None:
+                    moved += stitcher.link(identity, email)
+            return [moved]
+
+        return self._in_one_transaction(work)[0]
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def find_person(self, person: PersonRef) -> Person | None:
+        """The stored person a reference names (an identity linked since is read as its email), if any."""
+        with self._db.session() as session:
+            if person.email is not None:
+                return Person(email=person.email)
+            assert person.platform is not None and person.username is not None
+            identity = session.scalar(
+                select(SocialIdentityRow).where(
+                    SocialIdentityRow.platform == person.platform,
+                    SocialIdentityRow.username == normalise_username(person.username),
+                )
+            )
+            if identity is None:
+                return None
+            return Person(identity.email, identity.id, identity.platform, identity.username)
+
+    def interactions(self, person: Person) -> tuple[list[Interaction], int]:
+        """Everything a person did that counts towards the score, and their reach (largest follower count)."""
+        with self._db.session() as session:
+            touch_filter, conversation_filter = self._filters(person)
+            found = [
+                Interaction(kind.value, _as_aware(at))
+                for kind, at in session.execute(select(TouchpointRow.type, TouchpointRow.timestamp).where(touch_filter))
+            ]
+            conversation_ids = select(ConversationRow.conversation_id).where(conversation_filter).scalar_subquery()
+            for direction, at in session.execute(
+                select(MessageRow.direction, MessageRow.sent_at).where(MessageRow.conversation_id.in_(conversation_ids))
+            ):
+                kind = INBOUND_MESSAGE if direction is MessageDirection.INBOUND else OUTBOUND_MESSAGE
+                found.append(Interaction(kind, _as_aware(at)))
+            followers = 0
+            if person.email is not None:
+                followers = int(
+                    session.scalar(
+                        select(func.max(SocialProfileRow.followers))
+                        .join(ContactRow, ContactRow.id == SocialProfileRow.contact_id)
+                        .where(ContactRow.email == person.email)
+                    )
+                    or 0
+                )
+                identity_filter = SocialIdentityRow.email == person.email
+                if person.identity_id is not None:
+                    identity_filter = or_(identity_filter, SocialIdentityRow.id == person.identity_id)
+            else:
+                identity_filter = SocialIdentityRow.id == person.identity_id
+            followers = max(
+                followers,
+                int(session.scalar(select(func.max(SocialIdentityRow.followers)).where(identity_filter)) or 0),
+            )
+            return found, followers
+
+    @staticmethod
+    def _filters(person: Person) -> tuple[Any, Any]:
+        if person.email is not None:
+            return TouchpointRow.email == person.email, ConversationRow.email == person.email
+        return (
+            TouchpointRow.identity_id == person.identity_id,
+            ConversationRow.identity_id == person.identity_id,
+        )
+
+    def touches(self, email: str) -> list[Touch]:
+        """A person's touchpoints that earn attribution credit (a ``conversion`` is the outcome, not a touch)."""
+        with self._db.session() as session:
+            rows = session.scalars(
+                select(TouchpointRow)
+                .where(TouchpointRow.email == email, TouchpointRow.type != TouchpointType.CONVERSION)
+                .order_by(TouchpointRow.timestamp, TouchpointRow.id)
+            ).all()
+            return [_touch(row) for row in rows]
+
+    def touchpoints_since(self, since: datetime | None) -> list[StoredTouch]:
+        """Every credit-earning touchpoint at or after ``since`` (all when ``None``), oldest first."""
+        with self._db.session() as session:
+            statement = select(TouchpointRow).where(TouchpointRow.type != TouchpointType.CONVERSION)
+            if since is not None:
+                statement = statement.where(TouchpointRow.timestamp >= since)
+            rows = session.scalars(statement.order_by(TouchpointRow.timestamp, TouchpointRow.id)).all()
+            return [StoredTouch(_touch(row), row.email, row.identity_id) for row in rows]
+
+    def touches_by_email(self, emails: Iterable[str]) -> dict[str, list[Touch]]:
+        """The credit-earning touchpoints of many people at once, oldest first."""
+        found: dict[str, list[Touch]] = {}
+        wanted = sorted(set(emails))
+        with self._db.session() as session:
+            for chunk in _chunks(wanted):
+                for row in session.scalars(
+                    select(TouchpointRow)
+                    .where(TouchpointRow.email.in_(chunk), TouchpointRow.type != TouchpointType.CONVERSION)
+                    .order_by(TouchpointRow.timestamp, TouchpointRow.id)
+                ):
+                    assert row.email is not None
+                    found.setdefault(row.email, []).append(_touch(row))
+        return found
+
+    def conversions(self, since: datetime | None = None, email: str | None = None) -> list[StoredConversion]:
+        """Conversions at or after ``since``, of one person or of everyone, oldest first."""
+        with self._db.session() as session:
+            statement = select(ConversionRow)
+            if since is not None:
+                statement = statement.where(ConversionRow.timestamp >= since)
+            if email is not None:
+                statement = statement.where(ConversionRow.email == email)
+            rows = session.scalars(statement.order_by(ConversionRow.timestamp, ConversionRow.id)).all()
+            return [
+                StoredConversion(row.id, row.email, _as_aware(row.timestamp), row.value, row.currency) for row in rows
+            ]
+
+    def lead_emails(self) -> set[str]:
+        """The emails of every local lead."""
+        with self._db.session() as session:
+            return set(session.scalars(select(LeadRow.email)))
+
+    def lead_by_id(self, lead_id: int) -> tuple[int, str] | None:
+        """A lead's (id, email) by its local id."""
+        with self._db.session() as session:
+            row = session.get(LeadRow, lead_id)
+            return (row.id, row.email) if row else None
+
+    def lead_by_email(self, email: str) -> tuple[int, str] | None:
+        """A lead's (id, email) by its normalised email."""
+        with self._db.session() as session:
+            lead_id = session.scalar(select(LeadRow.id).where(LeadRow.email == email))
+            return (lead_id, email) if lead_id is not None else None
+
+    def set_lead_score(self, email: str, score: float) -> bool:
+        """Write a lead's engagement score (its ``socialContext.engagementScore``); whether it changed."""
+        with self._db.session() as session:
+            row = session.scalar(select(LeadRow).where(LeadRow.email == email))
+            if row is None or row.engagement_score == score:
+                return False
+            row.engagement_score = score
+            return True
+
+    def conversation(self, platform: SocialPlatform, conversation_id: str) -> Conversation | None:
+        """A stored conversation, with its CRM links by integration name."""
+        with self._db.session() as session:
+            row = session.scalar(
+                select(ConversationRow).where(
+                    ConversationRow.platform == platform, ConversationRow.conversation_id == conversation_id
+                )
+            )
+            if row is None:
+                return None
+            identity = session.get(SocialIdentityRow, row.identity_id) if row.identity_id is not None else None
+            participant = PersonRef.model_construct(
+                email=row.email,
+                platform=identity.platform if identity else None,
+                username=identity.username if identity else None,
+            )
+            return Conversation.model_construct(
+                conversation_id=row.conversation_id,
+                platform=row.platform,
+                participant=participant,
+                started_at=_as_aware(row.started_at),
+                last_message_at=_as_aware(row.last_message_at) if row.last_message_at else None,
+                messages_in=row.messages_in,
+                messages_out=row.messages_out,
+                latest_sentiment=row.latest_sentiment,
+                campaign=row.campaign,
+                crm_links=dict(row.crm_links),
+            )
+
+    def campaigns(self) -> list[Campaign]:
+        """Every campaign, by name."""
+        with self._db.session() as session:
+            return [
+                Campaign.model_construct(
+                    name=row.name,
+                    platform=row.platform,
+                    starts_at=row.starts_at,
+                    ends_at=row.ends_at,
+                    tags=list(row.tags),
+                )
+                for row in session.scalars(select(CampaignRow).order_by(CampaignRow.name))
+            ]
+
+    def save_campaign(self, campaign: Campaign) -> EventAction:
+        """Insert a campaign or update the one with its name."""
+        with self._db.session() as session:
+            row = session.scalar(select(CampaignRow).where(CampaignRow.name == campaign.name))
+            values = {
+                "platform": campaign.platform,
+                "starts_at": campaign.starts_at,
+                "ends_at": campaign.ends_at,
+                "tags": list(campaign.tags),
+            }
+            if row is None:
+                session.add(CampaignRow(name=campaign.name, **values))
+                return EventAction.CREATED
+            action = EventAction.UNCHANGED
+            for attribute, value in values.items():
+                if getattr(row, attribute) != value:
+                    setattr(row, attribute, value)
+                    action = EventAction.UPDATED
+            return action
+
+    def counts(self) -> dict[str, int]:
+        """How many rows each social table holds (for reports and tests)."""
+        tables = {
+            "identities": SocialIdentityRow,
+            "conversations": ConversationRow,
+            "messages": MessageRow,
+            "touchpoints": TouchpointRow,
+            "campaigns": CampaignRow,
+            "conversions": ConversionRow,
+        }
+        with self._db.session() as session:
+            return {
+                name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+                for name, table in tables.items()
+            }
+
+    # -- settings -------------------------------------------------------------------------------------------
+
+    def setting(self, key: str) -> dict[str, Any] | None:
+        """A workspace setting's stored value, if it was ever set."""
+        with self._db.session() as session:
+            row = session.get(WorkspaceSettingRow, key)
+            return dict(row.value) if row else None
+
+    def put_setting(self, key: str, value: dict[str, Any]) -> None:
+        """Store a workspace setting."""
+        with self._db.session() as session:
+            row = session.get(WorkspaceSettingRow, key)
+            if row is None:
+                session.add(WorkspaceSettingRow(key=key, value=value))
+            else:
+                row.value = value
+
+
+def _as_aware(value: datetime) -> datetime:
+    # Aggregates (max) bypass the column type, so SQLite hands back a naive (UTC) datetime or a string.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _touch(row: TouchpointRow) -> Touch:
+    return Touch(
+        timestamp=_as_aware(row.timestamp), platform=row.platform, type=row.type, campaign=row.campaign, order=row.id
+    )
