@@ -74,7 +74,7 @@ def _sandbox_process(
 ) -> None:
     """Child process: serve one sandbox on loopback and answer the parent's questions about its request log."""
     from crm_desktop.sandbox.core import SandboxConfig
-    from crm_desktop.sandbox.server import SandboxServer, make_sandbox, settle_serving_process
+    from crm_desktop.sandbox.server import SandboxServer, make_sandbox, new_serving_loop, settle_serving_process
 
     logging.basicConfig(level=logging.WARNING)
     config = SandboxConfig(
@@ -82,8 +82,8 @@ def _sandbox_process(
     )
     sandbox = make_sandbox(provider, config)
     sandbox.apply_config(limits)
-    server = SandboxServer([sandbox])
-    # As `crm-desktop sandbox` does in its own process.
+    # As `crm-desktop sandbox` does in its own process: uvloop (the bench extra) and the serving collector settings.
+    server = SandboxServer([sandbox], loop_factory=new_serving_loop)
     settle_serving_process()
     server.start()
     try:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import json
 import logging
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -146,39 +144,6 @@ class AmbiguousWriteError(TransientError):
 
 
 _AMBIGUOUS = (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteError, httpx.WriteTimeout)
-
-
-#: Records from which a push keeps Python's full garbage collections off the objects that existed before it.
-LONG_PUSH_RECORDS = 5_000
-_long_pushes = 0
-
-
-@contextlib.contextmanager
-def long_push_collection(records: int) -> Iterator[Callable[[], None]]:
-    """Keep a long push's records out of the garbage collector's sight until the push ends.
-
-    A push of tens of thousands of records holds them all (and what the app loaded besides); each full collection
-    walked every one of them again, a quarter of a long Salesforce push's client time. What is alive when the
-    push starts is frozen; the function yielded freezes what the push has built since (its own per-record state),
-    once that is built. Frozen objects are not lost: they return to the collector when the last long push ends.
-    """
-    global _long_pushes
-    if records < LONG_PUSH_RECORDS:
-        yield _nothing
-        return
-    if _long_pushes == 0:
-        gc.freeze()
-    _long_pushes += 1
-    try:
-        yield gc.freeze
-    finally:
-        _long_pushes -= 1
-        if _long_pushes == 0:
-            gc.unfreeze()
-
-
-def _nothing() -> None:
-    """What a short push does to freeze what it built."""
 
 
 #: The characters of a percent-encoded URL path or query: RFC 3986's unreserved and sub-delimiters, and ``%``...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -873,12 +873,6 @@ class SalesforceAdapter:
         Collections of up to 200 records with ``allOrNone=false``, each as soon as one is full, while the other
         lookups are still in flight (see ``_query_then_write``).
         """
-        with long_push_collection(len(records)) as freeze_built:
-            return await self._upsert(obj, records, freeze_built)
-
-    async def _upsert(
-        self, obj: RecordObject, records: Sequence[OutboundRecord], freeze_built: Callable[[], None]
-    ) -> list[RecordResult]:
         # A long push asks for the describe while it checks its records, instead of after.
         early_describe = (
             asyncio.ensure_future(self._describe(obj))
@@ -890,7 +884,6 @@ class SalesforceAdapter:
         except BaseException:
             await _abandon(early_describe)
             raise
-        freeze_built()
         if not items:
             await _abandon(early_describe)
         else:

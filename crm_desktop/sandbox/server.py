@@ -44,6 +44,7 @@ def settle_serving_process() -> None:
 
     What is loaded by now (modules, seeded records) is frozen out of full collections, and young collections run
     every :data:`SERVING_GC_THRESHOLD` allocations: a request's short-lived objects are gone before one comes.
+    The settings hold for the whole process: never call this where the app runs too (the GUI, demo mode).
     """
     gc.freeze()
     _young, middle, old = gc.get_threshold()
@@ -51,10 +52,11 @@ def settle_serving_process() -> None:
 
 
 def new_serving_loop() -> asyncio.AbstractEventLoop:
-    """The event loop sandboxes are served on: uvloop's where it is installed (as uvicorn would pick), else asyncio's.
+    """The event loop of a process whose job is serving sandboxes: uvloop's where it is installed, else asyncio's.
 
     libuv spends about a fifth less of the emulator's time per request on sockets and timers than asyncio's
-    selector loop, and a sandbox's answers are due at their latency whatever the emulator is doing.
+    selector loop, and a sandbox's answers are due at their latency whatever the emulator is doing. uvloop comes
+    with the ``bench`` extra only: a process that also runs the app (demo mode, tests) serves on asyncio's loop.
     """
     try:
         import uvloop
@@ -234,7 +236,9 @@ class _Served:
 class SandboxServer:
     """Serves sandboxes on loopback from a background thread; ``start()`` returns once they accept connections.
 
-    Usable as a context manager. Each sandbox's ``base_url`` is set to its real URL.
+    Usable as a context manager. Each sandbox's ``base_url`` is set to its real URL. The thread runs its own loop
+    (asyncio's unless ``loop_factory`` says otherwise: a process that shares it, such as the app in demo mode,
+    gets no process-wide event-loop or collector tuning from it).
 
     Attributes:
         sandboxes: what is served, in order.
@@ -249,8 +253,10 @@ class SandboxServer:
         *,
         log_level: str = "warning",
         start_timeout: float = 10.0,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
     ) -> None:
         self.sandboxes = list(sandboxes)
+        self._loop_factory = loop_factory
         self.host = host
         self._ports = list(ports) if ports is not None else None
         self._log_level = log_level
@@ -291,7 +297,7 @@ class SandboxServer:
     def _run(self) -> None:
         served = self._served
         assert served is not None
-        loop = new_serving_loop()
+        loop = self._loop_factory()
         self._loop = loop
         try:
             loop.run_until_complete(served.serve(self._ready.set))

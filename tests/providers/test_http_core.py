@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 
 import httpx
@@ -12,11 +11,9 @@ import respx
 
 from crm_desktop.providers.errors import TransientError
 from crm_desktop.providers.http import (
-    LONG_PUSH_RECORDS,
     AmbiguousWriteError,
     HttpCore,
     json_or_none,
-    long_push_collection,
     with_encoded_json,
 )
 from crm_desktop.providers.rate import RateBudget, read_salesforce_headers
@@ -165,26 +162,6 @@ def test_parallel_requests_reach_the_sandbox_over_real_loopback() -> None:
             return statuses
 
         assert asyncio.run(go()) == [200] * 15
-
-
-def test_a_long_push_freezes_what_exists_for_its_duration_and_nests() -> None:
-    assert gc.get_freeze_count() == 0
-    with long_push_collection(10):
-        assert gc.get_freeze_count() == 0, "a short push leaves the collector alone"
-    with long_push_collection(LONG_PUSH_RECORDS) as freeze_built:
-        frozen = gc.get_freeze_count()
-        assert frozen > 0
-        built = [[n] for n in range(100)]
-        freeze_built()
-        assert gc.get_freeze_count() >= frozen + len(built)
-        frozen = gc.get_freeze_count()
-        with long_push_collection(LONG_PUSH_RECORDS * 2):
-            assert gc.get_freeze_count() == frozen, "a second push at once freezes nothing more"
-        assert gc.get_freeze_count() == frozen, "the first push is still running"
-    assert gc.get_freeze_count() == 0
-    with pytest.raises(RuntimeError), long_push_collection(LONG_PUSH_RECORDS):
-        raise RuntimeError("a push that fails still gives the objects back")
-    assert gc.get_freeze_count() == 0
 
 
 class CountingServer:

@@ -24,6 +24,7 @@ from crm_desktop.sandbox.server import (
     SandboxServer,
     _bind,
     make_sandbox,
+    new_serving_loop,
     serve_until_signal,
     settle_serving_process,
 )
@@ -225,10 +226,22 @@ def test_make_sandbox_builds_the_other_emulators(provider: str, module: str) -> 
     assert sandbox.provider == provider
 
 
-def test_sandboxes_are_served_on_uvloop_where_it_is_installed_and_never_answer_early() -> None:
+def test_sandboxes_served_beside_the_app_run_on_asyncios_own_loop() -> None:
+    # Demo mode serves them in the GUI's process: nothing process-wide (uvloop's policy, collector settings) may
+    # come with them.
+    sandbox = SalesforceSandbox(SandboxConfig())
+    threshold = gc.get_threshold()
+    with SandboxServer([sandbox]) as server:
+        assert type(server._loop).__module__.startswith("asyncio")
+        with httpx.Client(base_url=sandbox.base_url) as client:
+            assert client.get("/services/data").status_code == 200
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+
+
+def test_a_serving_process_serves_on_uvloop_when_asked_and_never_answers_early() -> None:
     uvloop = pytest.importorskip("uvloop")
     sandbox = SalesforceSandbox(SandboxConfig(latency_ms=7))
-    with SandboxServer([sandbox]) as server:
+    with SandboxServer([sandbox], loop_factory=new_serving_loop) as server:
         assert isinstance(server._loop, uvloop.Loop)
         with httpx.Client(base_url=sandbox.base_url) as client:
             for _ in range(20):
