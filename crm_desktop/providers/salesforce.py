@@ -41,7 +41,6 @@ from crm_desktop.providers.http import (
     Verdict,
     classify_status,
     json_or_none,
-    long_push_collection,
     paginate,
 )
 from crm_desktop.providers.rate import RateBudget, Sleep, read_salesforce_headers, retry_after_seconds
