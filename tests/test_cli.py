@@ -82,7 +82,7 @@ def test_salesforce_takes_a_json_secret(
         (["integration", "add", "--provider", "hubspot"], None, "--name"),
         (["integration", "add", "--provider", "zoho", "--name", "x"], None, "invalid choice"),
         (["integration", "add", "--provider", "hubspot", "--name", "x", "--base-url", "http://example.com"],
-         None, "baseUrl: plain http is allowed only to loopback"),
+         None, "--base-url: plain http is allowed only to loopback"),
         (["integration", "add", "--provider", "hubspot", "--name", "x", "--secret-stdin"], "", "no hubspot secret"),
         (["integration", "add", "--provider", "salesforce", "--name", "x", "--secret-stdin"], "not-json",
          "JSON object"),

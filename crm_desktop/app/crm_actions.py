@@ -93,12 +93,18 @@ class CrmActions:
         )
 
     async def test_connection(self, name: str) -> ConnectionInfo:
-        """Who the credentials are, their scopes and the quota left (raises AuthError when refused)."""
-        adapter = self.adapter_for(self.integrations.get(name))
+        """Who the credentials are, their scopes and the quota left (raises AuthError when refused).
+
+        The scopes the CRM reports are kept with the integration, so listing it shows what it may do.
+        """
+        integration = self.integrations.get(name)
+        adapter = self.adapter_for(integration)
         try:
-            return await adapter.test_connection()
+            info = await adapter.test_connection()
         finally:
             await adapter.aclose()
+        self.integrations.record_scopes(integration, info.scopes)
+        return info
 
     async def push_file(self, name: str, path: Path, obj: RecordObject) -> PushReport:
         """Validate every row of a contacts or leads file, then push the valid ones."""

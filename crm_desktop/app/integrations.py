@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from crm_desktop.domain.credentials import validate_credentials
+from crm_desktop.domain.credentials import check_lasting_session, validate_credentials
 from crm_desktop.domain.models import Integration
-from crm_desktop.store.repositories import IntegrationStore
+from crm_desktop.store.repositories import DuplicateNameError, IntegrationStore
 from crm_desktop.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,10 @@ class IntegrationService:
         """One integration by name (raises ``NotFoundError``)."""
         return self._store.get(name)
 
+    def find(self, name: str) -> Integration | None:
+        """The integration with that name, if any."""
+        return self._store.find(name)
+
     def get_by_id(self, integration_id: int) -> Integration:
         """One integration by id (raises ``NotFoundError``)."""
         return self._store.get_by_id(integration_id)
@@ -40,7 +45,7 @@ class IntegrationService:
             VaultError: when the keyring cannot take them (the integration is then not created).
             DuplicateNameError: when the name is taken.
         """
-        checked = validate_credentials(integration.provider, credentials) if credentials is not None else None
+        checked = self._checked_credentials(integration, credentials)
         if checked is not None:
             ok, message = self._vault.availability()
             if not ok:
@@ -59,14 +64,36 @@ class IntegrationService:
     def update(self, integration: Integration, credentials: dict[str, Any] | None = None) -> Integration:
         """Save an edited integration; replace its credentials when new ones are given.
 
+        The name is checked before the keyring is touched, so a refused edit never leaves new credentials behind
+        old settings.
+
         Raises:
             CredentialsError, VaultError, NotFoundError, DuplicateNameError.
         """
-        checked = validate_credentials(integration.provider, credentials) if credentials is not None else None
+        checked = self._checked_credentials(integration, credentials)
+        same_name = self._store.find(integration.name)
+        if same_name is not None and same_name.id != integration.id:
+            raise DuplicateNameError(f"an integration named {integration.name!r} already exists")
         if checked is not None:
             assert integration.id is not None
             self._vault.save(integration.id, checked)
         return self._store.update(integration)
+
+    @staticmethod
+    def _checked_credentials(integration: Integration, credentials: dict[str, Any] | None) -> dict[str, Any] | None:
+        if credentials is None:
+            return None
+        checked = validate_credentials(integration.provider, credentials)
+        check_lasting_session(integration.provider, checked, integration.name)
+        return checked
+
+    def record_scopes(self, integration: Integration, scopes: Sequence[str]) -> Integration:
+        """Keep the scopes a connection test found (a CRM that reports none leaves the known ones)."""
+        found = sorted(set(scopes))
+        if not found or found == sorted(integration.scopes):
+            return integration
+        current = self._store.get_by_id(integration.id) if integration.id is not None else integration
+        return self._store.update(current.model_copy(update={"scopes": found}))
 
     def has_credentials(self, integration: Integration) -> bool:
         """Whether the keyring holds credentials for the integration."""

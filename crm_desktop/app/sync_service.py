@@ -177,13 +177,25 @@ class SyncService:
         self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
         progress: Progress | None,
     ) -> SyncResult:
-        adapter = self.actions.adapter_for(integration)
+        assert integration.id is not None
+        # The lock comes before any network call: a run of another process is refused at once, not after the
+        # adapter's first calls (the engine takes the same lock again, as the same owner, and releases it).
+        if not dry_run and not self.store.acquire_lock(integration.id):
+            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+        try:
+            adapter = self.actions.adapter_for(integration)
+        except BaseException:
+            if not dry_run:
+                self.store.release_lock(integration.id)
+            raise
         mappings = self.all_mappings(integration)
         try:
             fields = {obj: await adapter.list_fields(obj) for obj in RecordObject if mappings.get(obj)}
             mappings = {obj: with_crm_lengths(m, fields.get(obj, [])) for obj, m in mappings.items()}
-        except Exception:
+        except BaseException:
             await adapter.aclose()
+            if not dry_run:
+                self.store.release_lock(integration.id)
             raise
         engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress)
         return await engine.run(direction, trigger, dry_run=dry_run)

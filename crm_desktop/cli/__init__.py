@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,12 +25,23 @@ from crm_desktop.app.logging_setup import configure_logging
 from crm_desktop.app.paths import resolve_paths
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import conflicts, integrations, records, runs, sync
-from crm_desktop.cli.common import CommandError, ExitCode, Handler, Parser, emit, fail, json_flag
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    Handler,
+    Parser,
+    UsageError,
+    emit,
+    fail,
+    json_flag,
+    write_json_error,
+)
 from crm_desktop.cli.demo import add_demo_commands, open_demo_gui
+from crm_desktop.cli.display import missing_display, no_display_message
 from crm_desktop.sync.actions import ConflictResolutionError
 from crm_desktop.sync.engine import SyncAlreadyRunning
 
-__all__ = ["ExitCode", "build_parser", "main"]
+__all__ = ["ERROR_EXITS", "ExitCode", "build_parser", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,43 +87,71 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What each known error means to a script: its exit code and a stable error code (``--json``). An error's class is
+#: looked up along its hierarchy, so a subclass not listed takes its parent's row; anything else is a bug and raises.
+ERROR_EXITS: dict[type[BaseException], tuple[ExitCode, str]] = {
+    InvalidRecordError: (ExitCode.USAGE, "invalid_input"),
+    CredentialsError: (ExitCode.USAGE, "invalid_credentials"),
+    DuplicateNameError: (ExitCode.USAGE, "duplicate_name"),
+    NotFoundError: (ExitCode.USAGE, "not_found"),
+    StoreConfigError: (ExitCode.USAGE, "store_unusable"),
+    ConflictResolutionError: (ExitCode.USAGE, "conflict_not_resolved"),
+    VaultError: (ExitCode.USAGE, "keyring_unusable"),
+    ConfigurationError: (ExitCode.USAGE, "configuration"),
+    AuthError: (ExitCode.AUTH, "auth_refused"),
+    SyncAlreadyRunning: (ExitCode.PARTIAL, "sync_running"),
+    ProviderError: (ExitCode.PARTIAL, "crm_error"),
+    KeyboardInterrupt: (ExitCode.PARTIAL, "interrupted"),
+}
+
+
+def error_exit(exc: BaseException) -> tuple[ExitCode, str] | None:
+    """The exit code and error code of a known error, or ``None`` for one no row covers."""
+    if isinstance(exc, CommandError):
+        return exc.code, exc.error_code
+    for cls in type(exc).__mro__:
+        if cls in ERROR_EXITS:
+            return ERROR_EXITS[cls]
+    return None
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed command, mapping known errors to exit codes and one clear line on stderr."""
+    """Run a parsed command; a known error becomes its exit code and one clear line (JSON too with ``--json``)."""
     handler: Handler = args.handler
     try:
         return int(handler(args))
-    except CommandError as exc:
-        return fail(str(exc), exc.code)
-    except (InvalidRecordError, CredentialsError, DuplicateNameError, StoreConfigError) as exc:
-        return fail(str(exc), ExitCode.USAGE)
-    except ConflictResolutionError as exc:
-        return fail(str(exc), ExitCode.USAGE)
-    except SyncAlreadyRunning as exc:
-        return fail(str(exc), ExitCode.PARTIAL)
-    except NotFoundError as exc:
-        return fail(str(exc), ExitCode.USAGE)
-    except VaultError as exc:
-        return fail(str(exc), ExitCode.USAGE)
-    except AuthError as exc:
-        return fail(str(exc), ExitCode.AUTH)
-    except ConfigurationError as exc:
-        return fail(str(exc), ExitCode.USAGE)
-    except ProviderError as exc:
-        return fail(str(exc), ExitCode.PARTIAL)
-    except KeyboardInterrupt:
-        return fail("interrupted", ExitCode.PARTIAL)
+    except (Exception, KeyboardInterrupt) as exc:
+        known = error_exit(exc)
+        if known is None:
+            raise
+        code, error_code = known
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        return fail(message, code, error_code=error_code, as_json=getattr(args, "json", False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``crm-desktop``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(arguments)
+    except UsageError as exc:
+        # argparse's own exit code for a usage error, raised like argparse so callers see the same thing.
+        sys.stderr.write(exc.usage)
+        sys.stderr.write(f"{exc}\n")
+        if "--json" in arguments:
+            write_json_error(str(exc), ExitCode.USAGE, "usage")
+        raise SystemExit(int(ExitCode.USAGE)) from None
     paths = resolve_paths(args.data_dir)
     try:
         configure_logging(paths.log_file, level=logging.DEBUG if args.verbose else logging.INFO, console=args.verbose)
     except OSError as exc:
-        return fail(f"cannot write logs under {paths.data_dir}: {exc.strerror}", ExitCode.USAGE)
+        return fail(f"cannot write logs under {paths.data_dir}: {exc.strerror}", ExitCode.USAGE,
+                    error_code="data_dir_unusable", as_json=getattr(args, "json", False))
     if args.handler is None:
+        no_display = missing_display(os.environ)
+        if no_display is not None:
+            return fail(no_display_message(no_display), ExitCode.USAGE)
         if args.demo:
             return open_demo_gui(args.data_dir)
         return open_gui(args)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any, NoReturn, TextIO
 
+from crm_desktop.app.text import duration_text as run_length_text
+from crm_desktop.app.text import plural
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.providers.factory import Transport
 
@@ -27,19 +29,29 @@ class ExitCode(IntEnum):
 
 
 class CommandError(Exception):
-    """A command failed in a way the user can fix; carries the exit code."""
+    """A command failed in a way the user can fix; carries the exit code and a stable error code for ``--json``."""
 
-    def __init__(self, message: str, code: ExitCode = ExitCode.USAGE) -> None:
+    def __init__(self, message: str, code: ExitCode = ExitCode.USAGE, error_code: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.error_code = error_code or {
+            ExitCode.USAGE: "usage", ExitCode.AUTH: "auth_refused", ExitCode.PARTIAL: "failed"
+        }.get(code, "failed")
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (argparse's complaint), with the usage of the command it was for."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that exits with the usage code and a one-line hint."""
+    """argparse whose complaints reach ``main`` as :class:`UsageError` (so ``--json`` can get them as JSON)."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+        raise UsageError(f"{self.prog}: error: {message}", self.format_usage())
 
 
 Handler = Callable[[argparse.Namespace], int]
@@ -81,7 +93,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def duration_text(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.1f} s"
+    """A run's length, written the same by ``sync``, ``runs list`` and ``runs show`` (``-`` when unknown)."""
+    return "-" if seconds is None else run_length_text(seconds)
+
+
+def stored_run_seconds(started_at: datetime, finished_at: datetime | None) -> float | None:
+    """A recorded run's length from its row: what every command shows for it."""
+    return None if finished_at is None else (finished_at - started_at).total_seconds()
 
 
 class closing:
@@ -104,9 +122,18 @@ def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
-def fail(message: str, code: ExitCode) -> int:
+def fail(message: str, code: ExitCode, *, error_code: str = "", as_json: bool = False) -> int:
+    """Report a command's failure: one line on stderr, and ``{"error": {...}}`` on stdout with ``--json``."""
     sys.stderr.write(f"crm-desktop: {message}\n")
+    if as_json:
+        write_json_error(message, code, error_code)
     return int(code)
+
+
+def write_json_error(message: str, code: ExitCode, error_code: str) -> None:
+    """``{"error": {"code", "message", "exitCode"}}`` on stdout, where a script reading ``--json`` looks."""
+    error = {"code": error_code or "failed", "message": message, "exitCode": int(code)}
+    sys.stdout.write(json.dumps({"error": error}, indent=2, sort_keys=True) + "\n")
 
 
 #: The record counts of a run, in the order they are printed.
@@ -114,5 +141,8 @@ COUNT_KEYS = ("created", "updated", "unchanged", "failed", "conflicts")
 
 
 def counts_text(counts: dict[str, int]) -> str:
-    """A run's counts as one line: ``3 created, 1 updated, ...``."""
-    return ", ".join(f"{counts.get(key, 0)} {key}" for key in COUNT_KEYS)
+    """A run's counts as one line: ``3 created, 1 updated, ..., 1 conflict``."""
+    return ", ".join(
+        plural(counts.get(key, 0), "conflict") if key == "conflicts" else f"{counts.get(key, 0)} {key}"
+        for key in COUNT_KEYS
+    )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.app.text import plural
 from crm_desktop.domain.models import PROVIDERS
 
 JsonFlag = Callable[[argparse.ArgumentParser], None]
@@ -113,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             lines += [f"sandbox {s['provider']}: {s['baseUrl']}" for s in summary["sandboxes"]]
             for run in summary.get("firstSync", []):
                 lines.append(f"first sync of {run['integration']}: {run['status']}, {run['created']} created, "
-                             f"{run['updated']} updated, {run['failed']} failed, {run['apiCalls']} API calls")
+                             f"{run['updated']} updated, {run['failed']} failed, {plural(run['apiCalls'], 'API call')}")
             sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         if args.serve:

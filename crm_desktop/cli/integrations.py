@@ -10,10 +10,13 @@ import sys
 from typing import Any
 
 from crm_desktop.app.errors import (
+    CredentialsError,
+    InvalidRecordError,
     VaultError,
 )
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.common import (
+    CommandError,
     ExitCode,
     Parser,
     closing,
@@ -21,7 +24,7 @@ from crm_desktop.cli.common import (
     json_flag,
     open_workspace,
 )
-from crm_desktop.domain.credentials import parse_secret
+from crm_desktop.domain.credentials import check_lasting_session, needs_sign_in, parse_secret
 from crm_desktop.domain.models import PROVIDERS, Integration, Provider
 
 logger = logging.getLogger(__name__)
@@ -50,21 +53,66 @@ def _read_secret(provider: Provider) -> dict[str, Any]:
     return parse_secret(provider, text)
 
 
+#: The command-line option of each integration field, so problems name what the user typed.
+_OPTIONS = {"name": "--name", "description": "--description", "baseUrl": "--base-url", "domain": "--domain"}
+
+
+def _integration_problems(exc: InvalidRecordError) -> list[str]:
+    return [f"{_OPTIONS.get(p.field, p.field)}: {p.reason}" for p in exc.problems]
+
+
 def cmd_integration_add(args: argparse.Namespace) -> int:
-    """Add an integration; its secret comes on stdin and goes to the OS keyring."""
+    """Add an integration; its secret comes on stdin and goes to the OS keyring.
+
+    Every problem (the name, the other options, the secret) is found and reported together before anything is
+    written, so one corrected command succeeds and a refused one leaves nothing behind.
+    """
     provider = Provider(args.provider)
-    integration = Integration(
-        provider=provider,
-        name=args.name,
-        description=args.description or "",
-        base_url=args.base_url,
-        domain=args.domain,
-    )
-    credentials = _read_secret(provider) if args.secret_stdin else None
+    problems: list[str] = []
+    integration: Integration | None = None
+    try:
+        integration = Integration(
+            provider=provider,
+            name=args.name,
+            description=args.description or "",
+            base_url=args.base_url,
+            domain=args.domain,
+        )
+    except InvalidRecordError as exc:
+        problems.extend(_integration_problems(exc))
     with closing(open_workspace(args)) as workspace:
+        if workspace.integrations.find(args.name) is not None:
+            problems.append(
+                f"--name: an integration named {args.name!r} already exists (change it with "
+                f"`crm-desktop integration update {args.name} ...`, or choose another name)"
+            )
+        credentials: dict[str, Any] | None = None
+        if args.secret_stdin:
+            try:
+                credentials = _read_secret(provider)
+                check_lasting_session(provider, credentials, args.name)
+            except CredentialsError as exc:
+                problems.append(f"secret: {exc}")
+        elif provider is not Provider.SALESFORCE:
+            problems.append(
+                f"secret: none given; pipe the {provider.value} token in with --secret-stdin "
+                f"(e.g. `crm-desktop integration add --provider {provider.value} --name {args.name} --secret-stdin "
+                "< token.txt`)"
+            )
+        if problems or integration is None:
+            raise CommandError(
+                f"integration {args.name!r} was not added:\n" + "\n".join(f"  {p}" for p in problems),
+                ExitCode.USAGE, "invalid_integration",
+            )
         saved = workspace.integrations.add(integration, credentials)
         data = _integration_json(workspace, saved)
-    note = "" if credentials else " (no credentials yet: add them with --secret-stdin or `integration login`)"
+    note = ""
+    if needs_sign_in(provider, credentials):
+        note = (
+            f"\nno Salesforce tokens yet: sign in with `crm-desktop integration login {saved.name}"
+            + ("" if credentials else " --client-id CONSUMER_KEY") + "` before the first sync"
+        )
+    data["needsSignIn"] = needs_sign_in(provider, credentials)
     emit(args, data, f"added {saved.provider.value} integration {saved.name!r}{note}")
     return ExitCode.OK
 
@@ -79,7 +127,8 @@ def cmd_integration_list(args: argparse.Namespace) -> int:
     width = max(len(i["name"]) for i in items)
     lines = [
         f"{i['name']:<{width}}  {i['provider']:<10}  {i['syncConfig']['direction']:<13}  "
-        f"every {i['syncConfig']['syncInterval']} min  credentials: {i['credentials']}"
+        f"every {i['syncConfig']['syncInterval']} min  credentials: {i['credentials']}  "
+        f"scopes: {', '.join(i.get('scopes') or []) or '(not tested yet)'}"
         for i in items
     ]
     emit(args, items, "\n".join(lines))
@@ -98,7 +147,7 @@ def cmd_integration_show(args: argparse.Namespace) -> int:
             f"description:  {data.get('description') or '-'}",
             f"base URL:     {data.get('baseUrl') or '(vendor default)'}",
             f"domain:       {data.get('domain') or '-'}",
-            f"scopes:       {', '.join(data.get('scopes') or []) or '-'}",
+            f"scopes:       {', '.join(data.get('scopes') or []) or '(not known: run `crm-desktop integration test`)'}",
             f"sync:         {config['direction']} every {config['syncInterval']} min, "
             f"auto-sync {'on' if config['autoSync'] else 'off'}",
             f"credentials:  {data['credentials']}",

@@ -12,6 +12,7 @@ from crm_desktop.app.crm_actions import PushReport
 from crm_desktop.app.sync_service import (
     ImportReport,
 )
+from crm_desktop.app.text import plural
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -53,7 +54,7 @@ def _print_push(args: argparse.Namespace, report: PushReport) -> int:
     summary = report.summary()
     lines.append(
         "summary: {created} created, {updated} updated, {unchanged} unchanged, {failed} failed, "
-        "{invalidRows} invalid rows, {apiCalls} API calls".format(**summary)
+        "{invalidRows} invalid rows, ".format(**summary) + plural(summary["apiCalls"], "API call")
     )
     emit(args, {"records": rows, "summary": summary}, "\n".join(lines))
     return ExitCode.PARTIAL if report.failed else ExitCode.OK

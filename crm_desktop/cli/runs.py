@@ -21,6 +21,7 @@ from crm_desktop.cli.common import (
     integration_names,
     json_flag,
     open_workspace,
+    stored_run_seconds,
     table,
     when,
 )
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def _run_json(run: SyncRunRow, names: dict[int, str]) -> dict[str, Any]:
-    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    duration = stored_run_seconds(run.started_at, run.finished_at)
     return {
         "id": run.id,
         "integration": names.get(run.integration_id, str(run.integration_id)),
@@ -108,7 +109,7 @@ def cmd_runs_undo(args: argparse.Namespace) -> int:
         try:
             report = asyncio.run(workspace.sync.undo(args.id))
         except SyncAlreadyRunning as exc:
-            raise CommandError(str(exc), ExitCode.PARTIAL) from None
+            raise CommandError(str(exc), ExitCode.PARTIAL, "sync_running") from None
         undo_run, _ = workspace.sync.run(report.run_id)
     data = {"runId": args.id, "undoRunId": report.run_id, "status": undo_run.status.value,
             "restoredLocal": report.restored_local, "restoredCrm": report.restored_crm, "kept": report.kept}

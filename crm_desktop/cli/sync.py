@@ -19,16 +19,19 @@ from crm_desktop.app.sync_service import (
     SyncResult,
     SyncTrigger,
 )
+from crm_desktop.app.text import plural
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     closing,
     counts_text,
+    duration_text,
     emit,
     json_flag,
     open_workspace,
     shown,
+    stored_run_seconds,
     when,
 )
 from crm_desktop.domain.models import SyncDirection
@@ -73,8 +76,16 @@ def _change_lines(change: PlannedChange) -> list[str]:
 
 
 
+def _recorded_seconds(workspace: Workspace, result: SyncResult) -> float | None:
+    """The length of the run as recorded, so ``sync`` and ``runs list`` print the same duration."""
+    if result.run_id is None:
+        return None
+    row, _ = workspace.sync.run(result.run_id)
+    return stored_run_seconds(row.started_at, row.finished_at)
+
+
 def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
-                 result: SyncResult) -> dict[str, Any]:
+                 result: SyncResult, seconds: float | None = None) -> dict[str, Any]:
     """One run as JSON; a dry run carries its plan (a real run's per-record log is in ``runs show``)."""
     data: dict[str, Any] = {
         "integration": name,
@@ -85,7 +96,7 @@ def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger
         "status": result.status.value,
         "counts": dict(result.counts),
         "apiCalls": result.api_calls,
-        "durationSeconds": round(result.duration, 3),
+        "durationSeconds": round(result.duration if seconds is None else seconds, 3),
         "message": result.message,
         "authFailed": result.auth_failed,
         "failures": [{"email": e, "category": c, "message": m} for e, c, m in result.failures],
@@ -95,12 +106,15 @@ def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger
     return data
 
 
-def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, result: SyncResult) -> list[str]:
+def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, result: SyncResult,
+                  seconds: float | None = None) -> list[str]:
+    """The run in words; ``seconds`` is the recorded run's length (what ``runs list`` shows), when there is one."""
     if dry_run:
         head = f"{name}: dry run of {direction.value}, nothing written"
     else:
         head = f"{name}: {result.status.value} (run {result.run_id}, {direction.value})"
-    lines = [f"{head}: {counts_text(result.counts)}; {result.api_calls} API calls in {result.duration:.1f} s"]
+    took = duration_text(result.duration if seconds is None else seconds)
+    lines = [f"{head}: {counts_text(result.counts)}; {plural(result.api_calls, 'API call')} in {took}"]
     if result.message:
         lines.append(f"  stopped: {result.message}")
     lines.extend(f"  failed   {email}  {category}: {message}" for email, category, message in result.failures)
@@ -121,6 +135,15 @@ def _result_code(result: SyncResult) -> ExitCode:
         return ExitCode.AUTH
     failed = result.status.value in {"failed", "partial"} or result.counts.get("failed", 0) > 0
     return ExitCode.PARTIAL if failed else ExitCode.OK
+
+
+def _error_code(error: Exception) -> ExitCode:
+    """What one integration's error means for the exit code of a run over several."""
+    if isinstance(error, AuthError):
+        return ExitCode.AUTH
+    if isinstance(error, ConfigurationError | CredentialsError | VaultError):
+        return ExitCode.USAGE
+    return ExitCode.PARTIAL
 
 
 def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
@@ -179,20 +202,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
         try:
             outcomes = _run_syncs(args, workspace, trigger)
         except SyncAlreadyRunning as exc:
-            raise CommandError(_refusal(workspace, args.name, exc), ExitCode.PARTIAL) from None
+            raise CommandError(_refusal(workspace, args.name, exc), ExitCode.PARTIAL, "sync_running") from None
         results: list[dict[str, Any]] = []
         lines: list[str] = []
         code = ExitCode.OK
         for name, direction, outcome in outcomes:
             if isinstance(outcome, SyncResult):
-                results.append(_result_json(name, direction, trigger, args.dry_run, outcome))
-                lines.extend(_result_lines(name, direction, args.dry_run, outcome))
+                seconds = _recorded_seconds(workspace, outcome)
+                results.append(_result_json(name, direction, trigger, args.dry_run, outcome, seconds))
+                lines.extend(_result_lines(name, direction, args.dry_run, outcome, seconds))
                 code = max(code, _result_code(outcome))
                 continue
             reason = _refusal(workspace, name, outcome) if isinstance(outcome, SyncAlreadyRunning) else str(outcome)
-            results.append({"integration": name, "direction": direction.value, "status": "error", "error": reason})
-            lines.append(f"{name}: not synced: {reason}")
-            code = max(code, ExitCode.AUTH if isinstance(outcome, AuthError) else ExitCode.PARTIAL)
+            outcome_code = _error_code(outcome)
+            # A set-up problem (no credentials, an unusable keyring) is skipped, not failed: it needs the user.
+            status = "skipped" if outcome_code is ExitCode.USAGE else "error"
+            results.append({"integration": name, "direction": direction.value, "status": status, "error": reason})
+            lines.append(f"{name}: {'skipped' if status == 'skipped' else 'not synced'}: {reason}")
+            code = max(code, outcome_code)
         if not outcomes:
             lines.append(_nothing_to_do(workspace, args.due))
     emit(args, {"results": results}, "\n".join(lines))

@@ -150,3 +150,34 @@ def validate_credentials(provider: Provider, data: dict[str, Any]) -> dict[str, 
         return model.model_validate(data).to_vault()
     except ValidationError as exc:
         raise _explain(exc, provider) from None
+
+
+def needs_sign_in(provider: Provider, credentials: dict[str, Any] | None) -> bool:
+    """Whether the integration still has to sign in (Salesforce with only its connected app, or nothing at all)."""
+    if not credentials:
+        return True
+    if provider is Provider.SALESFORCE:
+        return not credentials.get("accessToken") and not credentials.get("refreshToken")
+    return False
+
+
+def check_lasting_session(provider: Provider, credentials: dict[str, Any], integration_name: str) -> None:
+    """Refuse Salesforce tokens that cannot outlive their session: an access token with no refresh token.
+
+    Such a secret works for about two hours, then every sync fails until someone signs in again; the user is told at
+    once instead. Only the connected app (``clientId``, ``clientSecret``) without tokens is fine: the integration then
+    signs in with ``crm-desktop integration login``.
+
+    Raises:
+        CredentialsError: naming ``refreshToken`` and what to do.
+    """
+    if provider is not Provider.SALESFORCE or not credentials.get("accessToken") or credentials.get("refreshToken"):
+        return
+    reason = (
+        "missing: an access token alone stops working when its session ends (about 2 hours) and cannot be renewed. "
+        "Include the refresh token, or give only clientId and clientSecret and sign in with "
+        f"`crm-desktop integration login {integration_name}`"
+    )
+    raise CredentialsError(
+        f"{provider.value} credentials are invalid: refreshToken: {reason}", [FieldProblem("refreshToken", reason)]
+    )

@@ -52,6 +52,7 @@ class SalesforceAuth(httpx.Auth):
     Attributes:
         credentials: clientId, clientSecret, accessToken, refreshToken, instanceUrl, issuedAt (epoch ms).
         refreshes: how many refreshes happened.
+        integration_name: the integration's name, for the sign-in command an expired session's error names.
     """
 
     requires_response_body = True
@@ -64,8 +65,10 @@ class SalesforceAuth(httpx.Auth):
         save_tokens: TokenSaver | None = None,
         session_seconds: float | None = 7200.0,
         clock: Callable[[], float] = time.time,
+        integration_name: str = "NAME",
     ) -> None:
         self.credentials = dict(credentials)
+        self.integration_name = integration_name
         self._token_url = token_url
         self._save_tokens = save_tokens
         self._session_seconds = session_seconds
@@ -89,7 +92,10 @@ class SalesforceAuth(httpx.Auth):
     def _refresh_request(self) -> httpx.Request:
         refresh_token = self.credentials.get("refreshToken")
         if not refresh_token:
-            raise AuthError("Salesforce session expired and no refresh token is stored; sign in again")
+            raise AuthError(
+                "the Salesforce session expired and no refresh token is stored to renew it; sign in again with "
+                f"`crm-desktop integration login {self.integration_name}` (or the Sign in button)"
+            )
         form = {
             "grant_type": "refresh_token",
             "refresh_token": str(refresh_token),
@@ -109,7 +115,7 @@ class SalesforceAuth(httpx.Auth):
             error = body.get("error", f"HTTP {response.status_code}") if isinstance(body, dict) else "refused"
             raise AuthError(
                 f"Salesforce refused to refresh the session ({error}); reconnect the integration "
-                "(`crm-desktop integration login NAME` or the Sign in button)",
+                f"(`crm-desktop integration login {self.integration_name}` or the Sign in button)",
                 status=response.status_code,
             )
         self.credentials["accessToken"] = body["access_token"]

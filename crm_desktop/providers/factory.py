@@ -32,9 +32,13 @@ def build_adapter(
         ConfigurationError: when no credentials are stored.
     """
     if not credentials:
+        sign_in = (
+            f", or sign in with `crm-desktop integration login {integration.name}`"
+            if integration.provider is Provider.SALESFORCE else ""
+        )
         raise ConfigurationError(
-            f"integration {integration.name!r} has no credentials in the OS keyring; add them "
-            "(`crm-desktop integration add ... --secret-stdin`, or sign in for Salesforce)"
+            f"integration {integration.name!r} has no credentials in the OS keyring; add them with "
+            f"`crm-desktop integration update {integration.name} --secret-stdin`{sign_in} (or Edit… in the app)"
         )
     kwargs: dict[str, Any] = {"transport": transport, "save_tokens": save_tokens, "sleep": sleep, "options": options}
     if integration.provider is Provider.HUBSPOT:

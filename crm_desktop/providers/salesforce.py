@@ -617,13 +617,17 @@ class SalesforceAdapter:
         if not base_url:
             raise ConfigurationError("Salesforce credentials carry no instance URL; sign in again")
         if not credentials.get("accessToken") and not credentials.get("refreshToken"):
-            raise ConfigurationError("no Salesforce tokens are stored for this integration; sign in first")
+            raise ConfigurationError(
+                f"no Salesforce tokens are stored for {integration.name!r}; sign in first with "
+                f"`crm-desktop integration login {integration.name}` (or the Sign in button)"
+            )
         login_url = (integration.base_url or DEFAULT_LOGIN_URL).rstrip("/")
         self.auth = SalesforceAuth(
             credentials,
             f"{login_url}/services/oauth2/token",
             save_tokens=save_tokens,
             session_seconds=self.options.salesforce_session_seconds,
+            integration_name=integration.name,
         )
         budget = RateBudget(
             window_limit=self.options.window_limit,

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger
+from crm_desktop.app.text import plural
 from crm_desktop.ui.scheduler import Outcome
 from crm_desktop.ui.sync_runs_model import (
     LogColumn,
@@ -497,7 +498,7 @@ class SyncMonitorPanel(QWidget):
             f"Run {run.id} of “{name}” — {named(RUN_STATUS_NAMES, run.status).lower()}",
             f"{what}, started {local_time(run.started_at, seconds=True)}, {took}.",
             f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
-            f"{run.conflicts} conflicts, {run.api_calls} API calls.",
+            f"{plural(run.conflicts, 'conflict')}, {plural(run.api_calls, 'API call')}.",
         ]
         if error_categories:
             groups = Counter(error_categories)

@@ -16,6 +16,8 @@ from crm_desktop.app.errors import (
     VaultError,
 )
 from crm_desktop.app.sync_service import SyncResult, SyncTrigger
+from crm_desktop.app.text import duration_text as run_length_text
+from crm_desktop.app.text import plural
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 
 logger = logging.getLogger(__name__)
@@ -103,20 +105,8 @@ def short_time(moment: datetime | None, now: datetime | None = None) -> str:
 
 
 def duration_text(seconds: float | None) -> str:
-    """A run's length as people say it: ``0.4 s``, ``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
-    if seconds is None:
-        return "—"
-    seconds = max(seconds, 0.0)
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, rest = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {rest:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    """A run's length as people say it: ``0.4 s``, ``12 s``, ``3 min 05 s``, ``1 h 02 min`` (``—`` when unknown)."""
+    return "—" if seconds is None else run_length_text(seconds)
 
 
 def counts_text(counts: Mapping[str, int]) -> str:
@@ -132,7 +122,7 @@ def counts_text(counts: Mapping[str, int]) -> str:
 def result_sentence(name: str, result: SyncResult) -> str:
     """One sentence for a finished run: what it did, or why it stopped."""
     status = str(getattr(result.status, "value", result.status))
-    calls = f"{result.api_calls} API call{'' if result.api_calls == 1 else 's'}, {duration_text(result.duration)}"
+    calls = f"{plural(result.api_calls, 'API call')}, {duration_text(result.duration)}"
     if status == "failed":
         return f"Sync of “{name}” failed: {result.message or 'see the run for details'}."
     sentence = f"Synced “{name}”: {counts_text(result.counts)} ({calls})."
