@@ -1,4 +1,4 @@
-"""Serve sandbox CRMs over loopback HTTP with uvicorn: from a background thread (tests) or until a signal (CLI)."""
+"""Serve sandbox CRMs over loopback HTTP(S) with uvicorn: from a background thread (tests) or until a signal (CLI)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -28,6 +30,22 @@ SANDBOX_CLASSES: dict[str, tuple[str, str]] = {
     "hubspot": ("crm_desktop.sandbox.hubspot", "HubSpotSandbox"),
     "pipedrive": ("crm_desktop.sandbox.pipedrive", "PipedriveSandbox"),
 }
+
+@dataclass(frozen=True)
+class ServingTls:
+    """Serve over HTTPS with this certificate and key (PEM files).
+
+    Attributes:
+        certfile: the server's certificate chain.
+        keyfile: its private key.
+        server_name: the host name the announced ``https://`` URLs use (a name the certificate carries, which
+            resolves to the loopback address or is reached through a proxy); ``None``: the address listened on.
+    """
+
+    certfile: Path
+    keyfile: Path
+    server_name: str | None = None
+
 
 #: How long a stopping server lets open requests finish (a held ``timeout`` fault would otherwise block it).
 GRACEFUL_SHUTDOWN_SECONDS = 1
@@ -133,9 +151,10 @@ class _LoopbackServer(uvicorn.Server):
         yield
 
 
-def _url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+def _url(host: str, port: int, tls: ServingTls | None = None) -> str:
+    name = tls.server_name if tls is not None and tls.server_name else host
+    shown = f"[{name}]" if ":" in name else name
+    return f"{'https' if tls is not None else 'http'}://{shown}:{port}"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -159,7 +178,14 @@ def _bind(host: str, port: int) -> socket.socket:
 class _Served:
     """Sockets and uvicorn servers for a set of sandboxes, bound before serving so each URL is known up front."""
 
-    def __init__(self, sandboxes: Sequence[Sandbox], host: str, ports: Sequence[int] | None, log_level: str) -> None:
+    def __init__(
+        self,
+        sandboxes: Sequence[Sandbox],
+        host: str,
+        ports: Sequence[int] | None,
+        log_level: str,
+        tls: ServingTls | None = None,
+    ) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"sandboxes listen on loopback only, not {host!r}")
         wanted = list(ports) if ports is not None else [0] * len(sandboxes)
@@ -173,7 +199,7 @@ class _Served:
             for sandbox, port in zip(self.sandboxes, wanted, strict=True):
                 sock = _bind(host, port)
                 self.sockets.append(sock)
-                sandbox.base_url = _url(host, sock.getsockname()[1])
+                sandbox.base_url = _url(host, sock.getsockname()[1], tls)
                 dropper = _AbortOnDrop(sandbox.app(), sandbox)
                 self.droppers.append(dropper)
                 config = uvicorn.Config(
@@ -182,6 +208,8 @@ class _Served:
                     access_log=False,
                     lifespan="off",
                     timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                    ssl_certfile=str(tls.certfile) if tls is not None else None,
+                    ssl_keyfile=str(tls.keyfile) if tls is not None else None,
                 )
                 self.servers.append(_LoopbackServer(config))
         except BaseException:
@@ -243,6 +271,7 @@ class SandboxServer:
     Attributes:
         sandboxes: what is served, in order.
         host: the loopback address listened on.
+        tls: the certificate and key when served over HTTPS.
     """
 
     def __init__(
@@ -253,11 +282,13 @@ class SandboxServer:
         *,
         log_level: str = "warning",
         start_timeout: float = 10.0,
+        tls: ServingTls | None = None,
         loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
     ) -> None:
         self.sandboxes = list(sandboxes)
         self._loop_factory = loop_factory
         self.host = host
+        self.tls = tls
         self._ports = list(ports) if ports is not None else None
         self._log_level = log_level
         self._start_timeout = start_timeout
@@ -281,7 +312,7 @@ class SandboxServer:
         """
         if self._thread is not None:
             raise RuntimeError("sandbox server already started")
-        self._served = _Served(self.sandboxes, self.host, self._ports, self._log_level)
+        self._served = _Served(self.sandboxes, self.host, self._ports, self._log_level, self.tls)
         self._ready.clear()
         self._error = None
         self._thread = threading.Thread(target=self._run, name="sandbox-server", daemon=True)
@@ -341,12 +372,13 @@ async def serve_until_signal(
     on_ready: Callable[[Sequence[Sandbox]], None] | None = None,
     *,
     log_level: str = "warning",
+    tls: ServingTls | None = None,
 ) -> None:
-    """Serve ``sandboxes`` until SIGINT or SIGTERM, then shut down cleanly.
+    """Serve ``sandboxes`` until SIGINT or SIGTERM, then shut down cleanly (over HTTPS with ``tls``).
 
     ``on_ready`` is called with the sandboxes (their ``base_url`` set) once all accept connections.
     """
-    served = _Served(sandboxes, host, ports, log_level)
+    served = _Served(sandboxes, host, ports, log_level, tls)
     loop = asyncio.get_running_loop()
     handled = (signal.SIGINT, signal.SIGTERM)
 

@@ -8,20 +8,24 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import trustme
 
 from crm_desktop.sandbox.core import Sandbox, SandboxConfig, _sleep_until
 from crm_desktop.sandbox.salesforce import API_PREFIX, SalesforceSandbox
 from crm_desktop.sandbox.server import (
     SERVING_GC_THRESHOLD,
     SandboxServer,
+    ServingTls,
     _bind,
     make_sandbox,
     new_serving_loop,
@@ -272,3 +276,27 @@ def test_a_serving_process_keeps_young_garbage_collections_rare_and_what_it_load
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_sandboxes_are_served_over_https_with_the_certificate_given(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "crm.sandbox.test")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    for number, blob in enumerate(issued.cert_chain_pems):
+        blob.write_to_path(str(cert), append=number > 0)
+    issued.private_key_pem.write_to_path(str(key))
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    sandbox = SalesforceSandbox(SandboxConfig())
+    with SandboxServer([sandbox], tls=ServingTls(cert, key)):
+        assert sandbox.base_url.startswith("https://127.0.0.1:")
+        assert httpx.get(f"{sandbox.base_url}/__sandbox__/state", verify=trusted).status_code == 200
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(f"{sandbox.base_url}/__sandbox__/state", verify=ssl.create_default_context())
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(sandbox.base_url.replace("https://", "http://") + "/__sandbox__/state")
+    # A name the certificate carries is announced instead of the address (a proxy resolves it).
+    named = SalesforceSandbox(SandboxConfig())
+    with SandboxServer([named], tls=ServingTls(cert, key, server_name="crm.sandbox.test")):
+        assert named.base_url.startswith("https://crm.sandbox.test:")
+        assert named.credentials()["instanceUrl"] == named.base_url
