@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from crm_desktop.domain.models import Contact, Integration, Lead, SocialContext, SocialProfile, SyncConfig
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow, utcnow
+from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow, TouchpointRow, utcnow
 
 logger = logging.getLogger(__name__)
 #: Rows written per flush by bulk saves (new rows get their ids in one round trip per batch).
@@ -328,7 +328,7 @@ class ContactStore:
             return int(session.scalar(select(func.count()).select_from(ContactRow)) or 0)
 
     def remove(self, email: str) -> None:
-        """Delete a contact and its profiles and touchpoints.
+        """Delete a contact and its profiles, and its touchpoints unless a lead with its email still owns them.
 
         Raises:
             NotFoundError: when there is none.
@@ -337,6 +337,8 @@ class ContactStore:
             result = session.execute(delete(ContactRow).where(ContactRow.email == email))
             if getattr(result, "rowcount", 0) == 0:
                 raise NotFoundError(f"no contact with email {email!r}")
+            if session.scalar(select(LeadRow.id).where(LeadRow.email == email)) is None:
+                session.execute(delete(TouchpointRow).where(TouchpointRow.email == email))
 
 
 def _lead_from_row(row: LeadRow) -> Lead:

@@ -12,17 +12,23 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from crm_desktop.domain.models import LeadStatus, Provider, Sentiment, SocialPlatform, TouchpointType
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.domain.social import ConversionSource, MessageDirection
 from crm_desktop.store.database import Database, StoreConfigError, make_engine, sqlite_url, upgrade_to_head
 from crm_desktop.store.models import (
     AuditLogRow,
     Base,
+    CampaignRow,
     ConflictRow,
     ContactRow,
+    ConversationRow,
+    ConversionRow,
     CrmLinkRow,
     FieldMappingRow,
     IntegrationRow,
     LeadRow,
+    MessageRow,
     OutboxRow,
+    SocialIdentityRow,
     SocialProfileRow,
     SyncCursorRow,
     SyncRecordLogRow,
@@ -55,10 +61,35 @@ def one_row_per_table(database: Database) -> dict[str, int]:
         rows: list[Any] = [
             LeadRow(email="ana@example.com", social_platform=SocialPlatform.TWITTER, sentiment=Sentiment.POSITIVE),
             TouchpointRow(
-                contact_id=contact.id,
+                event_key="1" * 64,
+                email=contact.email,
                 timestamp=datetime(2026, 11, 27, 10, tzinfo=UTC),
                 platform=SocialPlatform.INSTAGRAM,
                 type=TouchpointType.COMMENT,
+            ),
+            SocialIdentityRow(platform=SocialPlatform.TIKTOK, username="ana"),
+            ConversationRow(
+                conversation_id="c-1",
+                platform=SocialPlatform.TWITTER,
+                email=contact.email,
+                started_at=datetime(2026, 11, 27, 9, tzinfo=UTC),
+                latest_sentiment=Sentiment.MIXED,
+                crm_links={},
+            ),
+            MessageRow(
+                message_id="m-1",
+                conversation_id="c-1",
+                direction=MessageDirection.INBOUND,
+                sent_at=datetime(2026, 11, 27, 9, 5, tzinfo=UTC),
+                text="Hello",
+                sentiment=Sentiment.POSITIVE,
+            ),
+            CampaignRow(name="Black Friday", platform=SocialPlatform.INSTAGRAM, tags=[]),
+            ConversionRow(
+                event_key="2" * 64,
+                email=contact.email,
+                timestamp=datetime(2026, 11, 28, tzinfo=UTC),
+                source=ConversionSource.API,
             ),
             FieldMappingRow(
                 integration_id=integration.id, object=RecordObject.CONTACT, local_field="email", crm_field="email"

@@ -291,7 +291,8 @@ def test_removing_a_contact_cascades_to_profiles_and_touchpoints(database: Datab
     with database.session() as session:
         session.add(
             TouchpointRow(
-                contact_id=saved.id,
+                event_key="1" * 64,
+                email=saved.email,
                 timestamp=datetime(2026, 11, 27, 9, tzinfo=UTC),
                 platform=SocialPlatform.TWITTER,
                 type=TouchpointType.DM,
