@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.providers.network import NetworkSettings
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ class AdapterOptions:
         salesforce_session_seconds: Salesforce session lifetime, to refresh before known expiry.
         default_lead_company: Salesforce Lead's required Company when a record has none (``None``: derive it
             from the email's domain).
+        network: the workspace's proxy and trusted certificates.
     """
 
     window_limit: int | None = None
@@ -243,3 +245,4 @@ class AdapterOptions:
     max_retry_seconds: float = 300.0
     salesforce_session_seconds: float | None = 7200.0
     default_lead_company: str | None = None
+    network: NetworkSettings = field(default_factory=NetworkSettings)

@@ -34,6 +34,7 @@ from crm_desktop.providers.errors import (
     RequestRejectedError,
     TransientError,
 )
+from crm_desktop.providers.network import NetworkSettings, explain_connect_failure
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class HttpCore:
         name: the CRM, for logs.
         client: the HTTP client (TLS verified; plain http only to loopback).
         transport: its transport (httpx's own, with a pool sized for the budget's concurrency, unless a test or
-            the sandbox passed one).
+            the sandbox passed one); requests through a proxy go by the proxy's own transport.
         budget: the integration's rate budget.
         calls: requests sent, retries included.
         rate_limited: 429 answers seen.
@@ -193,6 +194,7 @@ class HttpCore:
         auth: httpx.Auth | None = None,
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        network: NetworkSettings | None = None,
         timeout: float = 30.0,
         max_attempts: int = 6,
         max_retry_seconds: float = 300.0,
@@ -211,17 +213,21 @@ class HttpCore:
         self._sleep = sleep
         self.calls = 0
         self.rate_limited = 0
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(verify=True, limits=pool_limits(budget.concurrency))
-        self.transport = transport
+        # The proxies and trusted certificates of the workspace (the OS trust store, the environment's proxies
+        # when it sets none); a transport passed in (the in-process sandbox of tests) replaces them.
+        routes: dict[str, Any] = (
+            {"transport": transport}
+            if transport is not None
+            else (network or NetworkSettings()).client_options(pool_limits(budget.concurrency))
+        )
+        self.transport: httpx.AsyncBaseTransport = routes["transport"]
         self.client = httpx.AsyncClient(
             base_url=safe_url,
             auth=auth,
             headers={"User-Agent": "crm-desktop/0.1", **(headers or {})},
-            transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            verify=True,
             follow_redirects=False,
+            **routes,
         )
         self.client.event_hooks["request"].append(self._count_request)
         self.client.event_hooks["response"].append(self._observe_response)
@@ -336,6 +342,9 @@ class HttpCore:
         try:
             response = await self.client.send(request)
         except httpx.TransportError as exc:
+            refused = explain_connect_failure(exc, request.url, self.name)
+            if refused is not None:
+                raise refused from None
             kind = type(exc).__name__
             if not idempotent and isinstance(exc, _AMBIGUOUS):
                 raise AmbiguousWriteError(

@@ -804,6 +804,7 @@ class HubSpotAdapter:
             auth=HeaderTokenAuth("Authorization", f"Bearer {token}"),
             headers={"Accept": "application/json"},
             transport=transport,
+            network=self.options.network,
             timeout=self.options.timeout,
             max_attempts=self.options.max_attempts,
             max_retry_seconds=self.options.max_retry_seconds,

@@ -799,6 +799,7 @@ class PipedriveAdapter:
             auth=HeaderTokenAuth("x-api-token", token),
             headers={"Accept": "application/json"},
             transport=transport,
+            network=self.options.network,
             timeout=self.options.timeout,
             max_attempts=self.options.max_attempts,
             max_retry_seconds=self.options.max_retry_seconds,

@@ -645,6 +645,7 @@ class SalesforceAdapter:
             auth=self.auth,
             headers={"Accept": "application/json"},
             transport=transport,
+            network=self.options.network,
             timeout=self.options.timeout,
             max_attempts=self.options.max_attempts,
             max_retry_seconds=self.options.max_retry_seconds,

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from crm_desktop.providers.errors import AuthError, ConfigurationError
+from crm_desktop.providers.errors import AuthError, ConfigurationError, TransientError
+from crm_desktop.providers.network import NetworkSettings, explain_connect_failure
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ async def salesforce_sign_in(
     port: int = 1717,
     wait_seconds: float = 300.0,
     transport: httpx.AsyncBaseTransport | None = None,
+    network: NetworkSettings | None = None,
     scope: str = "api refresh_token",
 ) -> dict[str, Any]:
     """Sign the user in through the system browser and return credentials for the vault.
@@ -130,12 +132,15 @@ async def salesforce_sign_in(
         open_browser: opens the authorize URL (the system browser by default).
         port: loopback port of the redirect (the connected app's callback must be ``http://localhost:PORT/OauthRedirect``).
         wait_seconds: seconds to wait for the user.
-        transport: an HTTP transport for the token exchange (tests).
+        transport: an HTTP transport for the token exchange (an in-process sandbox in tests).
+        network: the workspace's proxy and trusted certificates for the token exchange.
         scope: OAuth scopes asked for.
 
     Raises:
         AuthError: the user cancelled, the state did not match, or the code was refused.
         ConfigurationError: the port is taken.
+        NetworkSetupError: the login server's certificate or the proxy refused the token exchange.
+        TransientError: the login server could not be reached.
     """
     pkce = PkcePair.create()
     state = secrets.token_urlsafe(24)
@@ -185,8 +190,23 @@ async def salesforce_sign_in(
     }
     if client_secret:
         form["client_secret"] = client_secret
-    async with httpx.AsyncClient(transport=transport, timeout=30.0, verify=True) as client:
-        response = await client.post(f"{login_url.rstrip('/')}/services/oauth2/token", data=form)
+    token_url = f"{login_url.rstrip('/')}/services/oauth2/token"
+    client = (
+        httpx.AsyncClient(transport=transport, timeout=30.0)
+        if transport is not None
+        else (network or NetworkSettings()).open_client(timeout=30.0)
+    )
+    try:
+        async with client:
+            response = await client.post(token_url, data=form)
+    except httpx.TransportError as exc:
+        refused = explain_connect_failure(exc, token_url, "Salesforce sign-in")
+        if refused is not None:
+            raise refused from None
+        raise TransientError(
+            f"Salesforce sign-in: could not reach {httpx.URL(token_url).host} to exchange the code "
+            f"({type(exc).__name__}); check the network and proxy settings, then sign in again"
+        ) from None
     try:
         body = response.json()
     except ValueError:
