@@ -9,19 +9,19 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
-from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform, normalise_email
+from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.auth import HeaderTokenAuth, TokenSaver
+from crm_desktop.providers.base import AdapterBase
 from crm_desktop.providers.contract import (
     AdapterOptions,
     ChangePage,
@@ -29,7 +29,6 @@ from crm_desktop.providers.contract import (
     CrmField,
     CrmRecord,
     OutboundRecord,
-    Quota,
     RecordResult,
 )
 from crm_desktop.providers.errors import (
@@ -45,12 +44,22 @@ from crm_desktop.providers.http import (
     OK,
     AmbiguousWriteError,
     Decision,
-    HttpCore,
     Verdict,
     classify_status,
     json_or_none,
 )
-from crm_desktop.providers.rate import RateBudget, Sleep, read_hubspot_headers, retry_after_seconds
+from crm_desktop.providers.rate import Sleep, read_hubspot_headers, retry_after_seconds
+from crm_desktop.providers.toolkit import (
+    ChangeCursor,
+    StackedBudget,
+    chunks,
+    email_key,
+    gather_or_cancel,
+    parse_crm_time,
+    server_time,
+    utc_millis,
+    write_or_reconcile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +79,6 @@ SEARCH_PER_SECOND = 4
 DEFAULT_CONCURRENCY = 4
 #: How far before a full lead pull starts it begins watching the leads' contacts (clock skew, whole-second Date).
 FULL_PULL_CONTACT_OVERLAP = timedelta(minutes=1)
-#: How often a write whose connection died is sent again before its records are reported failed.
-AMBIGUOUS_REPLAYS = 3
 
 #: HubSpot-defined association types used here.
 LEAD_TO_PRIMARY_CONTACT = 578
@@ -171,40 +178,15 @@ _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
-def iso_ms(moment: datetime) -> str:
-    """HubSpot's timestamp text: UTC with milliseconds and a ``Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Read HubSpot's ISO 8601 text or epoch milliseconds; ``None`` when absent or unreadable."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    try:
-        if text.lstrip("-").isdigit():
-            return _EPOCH + timedelta(milliseconds=int(text))
-        parsed = datetime.fromisoformat(text)
-    except (ValueError, OverflowError):
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since 1970, how HubSpot's search compares date-times."""
     return (moment.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
-def _email_key(value: str) -> str | None:
-    """The normalised email used as the dedupe key, or ``None`` when the text is no email address."""
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        return normalise_email(text)
-    except ValueError:
-        return text.lower() if "@" in text else None
+def _email_key(value: Any) -> str:
+    """The dedupe key of an email, ``''`` for text with no ``@``: HubSpot looks contacts up by email only."""
+    key = email_key(value)
+    return key if "@" in key else ""
 
 
 def _wire_value(value: Any) -> Any:
@@ -212,7 +194,7 @@ def _wire_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return iso_ms(value)
+        return utc_millis(value)
     return value
 
 
@@ -220,31 +202,6 @@ def _wire_properties(fields: dict[str, Any], *, drop: Iterable[str] = ()) -> dic
     """Field values to send; ``None`` means "leave as is" and is not sent (send ``""`` to clear)."""
     dropped = set(drop)
     return {name: _wire_value(value) for name, value in fields.items() if value is not None and name not in dropped}
-
-
-def _chunks(items: Sequence[T], size: int = BATCH_SIZE) -> list[Sequence[T]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return _first_error(error)
-        if not isinstance(error, asyncio.CancelledError):
-            return error
-    return group.exceptions[0]
-
-
-async def _gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run coroutines concurrently; the first failure cancels the rest and is raised as itself."""
-    tasks: list[asyncio.Task[T]] = []
-    try:
-        async with asyncio.TaskGroup() as group:
-            for coroutine in coroutines:
-                tasks.append(group.create_task(coroutine))
-    except BaseExceptionGroup as failures:
-        raise _first_error(failures) from None
-    return [task.result() for task in tasks]
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
@@ -417,27 +374,6 @@ def classify_hubspot(response: httpx.Response) -> Verdict:
     return classify_status(response)
 
 
-# -- time and budgets ---------------------------------------------------------------------------------------------
-class SearchBudget(RateBudget):
-    """Search's own 4-per-second budget, taken together with the integration's budget (search counts there too)."""
-
-    def __init__(self, main: RateBudget, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._main = main
-
-    async def acquire(self) -> None:
-        await self._main.acquire()
-        try:
-            await super().acquire()
-        except BaseException:
-            self._main.release()
-            raise
-
-    def release(self) -> None:
-        super().release()
-        self._main.release()
-
-
 # -- batch writes -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _BatchInput:
@@ -487,45 +423,8 @@ class _WriteGate:
                 raise
 
 
-Reconcile = Callable[[Sequence[_BatchInput], _WriteGate], Awaitable[dict[int, _Written]]]
-
-
-@dataclass
-class _ChangeCursor:
-    """Where a change pull stands: the newest modification time seen and the ids seen at exactly that time."""
-
-    modified: datetime | None = None
-    ids: set[str] | None = None
-
-    @classmethod
-    def read(cls, text: str | None) -> _ChangeCursor:
-        if not text:
-            return cls()
-        stamp, _, ids = text.partition("|")
-        modified = parse_timestamp(stamp)
-        if modified is None:
-            raise ProviderError("the stored HubSpot change cursor cannot be read; run a full pull")
-        return cls(modified, {part for part in ids.split(",") if part})
-
-    def text(self) -> str:
-        if self.modified is None:
-            return ""
-        return f"{iso_ms(self.modified)}|{','.join(sorted(self.ids or ()))}"
-
-    def seen(self, modified: datetime, record_id: str) -> bool:
-        return self.modified is not None and (
-            modified < self.modified or (modified == self.modified and record_id in (self.ids or set()))
-        )
-
-    def advance(self, modified: datetime, record_id: str) -> None:
-        if self.modified is None or modified > self.modified:
-            self.modified = modified
-            self.ids = {record_id}
-        elif modified == self.modified:
-            self.ids = {*(self.ids or set()), record_id}
-
-    def copy(self) -> _ChangeCursor:
-        return _ChangeCursor(self.modified, set(self.ids or ()))
+#: Which inputs of a batch whose connection died after sending landed anyway (looked up in HubSpot).
+Lookup = Callable[[Sequence[_BatchInput]], Awaitable[dict[int, _Written]]]
 
 
 @dataclass
@@ -537,18 +436,19 @@ class _LeadCursor:
     ``contacts`` is ``None`` when the pull has not watched them yet (a full pull picks where that starts).
     """
 
-    leads: _ChangeCursor
-    contacts: _ChangeCursor | None
+    leads: ChangeCursor
+    contacts: ChangeCursor | None
 
     @classmethod
     def read(cls, text: str | None) -> _LeadCursor:
         if not text:
-            return cls(_ChangeCursor(), None)
+            return cls(ChangeCursor(), None)
         if ";" not in text:
-            leads = _ChangeCursor.read(text)
-            return cls(leads, _ChangeCursor(leads.modified, set()) if leads.modified else None)
+            leads = ChangeCursor.read(text, "HubSpot")
+            return cls(leads, ChangeCursor(leads.moment, leads.stamp) if leads.moment else None)
         lead_text, _, contact_text = text.partition(";")
-        return cls(_ChangeCursor.read(lead_text), _ChangeCursor.read(contact_text) if contact_text else None)
+        contacts = ChangeCursor.read(contact_text, "HubSpot") if contact_text else None
+        return cls(ChangeCursor.read(lead_text, "HubSpot"), contacts)
 
     def text(self) -> str:
         return f"{self.leads.text()};{self.contacts.text() if self.contacts else ''}"
@@ -574,7 +474,7 @@ class _SearchStream:
         object_name: str,
         modified_property: str,
         properties: list[str],
-        start: _ChangeCursor,
+        start: ChangeCursor,
         filters: Sequence[dict[str, Any]] = (),
     ) -> None:
         self._search = search
@@ -599,7 +499,7 @@ class _SearchStream:
 
     def take(self) -> dict[str, Any]:
         modified, record_id, item = self._buffer.popleft()
-        self.emitted.advance(modified, record_id)
+        self.emitted.advance(modified, utc_millis(modified), record_id)
         return item
 
     async def fill(self) -> None:
@@ -609,12 +509,12 @@ class _SearchStream:
 
     async def _fetch(self) -> None:
         filters: list[dict[str, Any]] = []
-        if self._fetched.modified is not None:
+        if self._fetched.moment is not None:
             filters.append(
                 {
                     "propertyName": self._modified_property,
                     "operator": "GTE",
-                    "value": str(epoch_ms(self._fetched.modified)),
+                    "value": str(epoch_ms(self._fetched.moment)),
                 }
             )
         filters.extend(self._filters)
@@ -629,19 +529,19 @@ class _SearchStream:
             body["after"] = str(self._offset)
         page = await self._search(self._object_name, body)
         results = [item for item in page.get("results") or [] if isinstance(item, dict)]
-        queried_from = self._fetched.modified
+        queried_from = self._fetched.moment
         for item in results:
-            modified = parse_timestamp(
+            modified = parse_crm_time(
                 (item.get("properties") or {}).get(self._modified_property) or item.get("updatedAt")
             )
             record_id = str(item.get("id"))
-            if modified is None or self._fetched.seen(modified, record_id):
+            if modified is None or not self._fetched.is_new(modified, record_id):
                 continue
-            self._fetched.advance(modified, record_id)
+            self._fetched.advance(modified, utc_millis(modified), record_id)
             self._buffer.append((modified, record_id, item))
         if not ((page.get("paging") or {}).get("next") or {}).get("after"):
             self._exhausted = True
-        elif self._fetched.modified != queried_from:
+        elif self._fetched.moment != queried_from:
             self._offset = 0
         else:
             self._offset += len(results)
@@ -753,7 +653,7 @@ def default_lead_record(lead: Lead) -> OutboundRecord:
 
 
 # -- the adapter --------------------------------------------------------------------------------------------------
-class HubSpotAdapter:
+class HubSpotAdapter(AdapterBase):
     """HubSpot CRM v3 through a private-app token: contacts, leads (with their contact), notes and properties.
 
     Attributes:
@@ -777,38 +677,24 @@ class HubSpotAdapter:
         token = str(credentials.get("token") or "").strip()
         if not token:
             raise ConfigurationError("HubSpot needs a private-app token; reconnect the integration")
-        self.integration = integration
-        self.options = options or AdapterOptions()
         self._token = token
         self._save_tokens = save_tokens  # private-app tokens never change; kept for the common constructor
-        self._budget = RateBudget(
-            window_limit=self.options.window_limit or DEFAULT_WINDOW_LIMIT,
-            window_seconds=WINDOW_SECONDS,
-            concurrency=self.options.concurrency or DEFAULT_CONCURRENCY,
-            daily_reserve=self.options.daily_reserve,
-            sleep=sleep,
-        )
-        self._search_budget = SearchBudget(
-            self._budget,
-            window_limit=SEARCH_PER_SECOND,
-            window_seconds=1.0,
-            concurrency=1,
-            sleep=sleep,
-        )
-        self._http = HttpCore(
-            "HubSpot",
-            integration.base_url or DEFAULT_BASE_URL,
+        super().__init__(
+            integration,
+            options,
+            name="HubSpot",
+            base_url=integration.base_url or DEFAULT_BASE_URL,
             classifier=classify_hubspot,
-            budget=self._budget,
             read_headers=read_hubspot_headers,
             auth=HeaderTokenAuth("Authorization", f"Bearer {token}"),
-            headers={"Accept": "application/json"},
             transport=transport,
-            network=self.options.network,
-            timeout=self.options.timeout,
-            max_attempts=self.options.max_attempts,
-            max_retry_seconds=self.options.max_retry_seconds,
             sleep=sleep,
+            window_limit=DEFAULT_WINDOW_LIMIT,
+            window_seconds=WINDOW_SECONDS,
+            concurrency=DEFAULT_CONCURRENCY,
+        )
+        self._search_budget = StackedBudget(
+            self.budget, window_limit=SEARCH_PER_SECOND, window_seconds=1.0, concurrency=1, sleep=sleep
         )
         self._properties: dict[str, list[CrmField]] = {}
         self._has_leads_object: bool | None = None
@@ -822,7 +708,7 @@ class HubSpotAdapter:
         Raises:
             AuthError: when HubSpot refuses the token.
         """
-        details = _body(await self._http.request("GET", "/account-info/v3/details"))
+        details = _body(await self.http.request("GET", "/account-info/v3/details"))
         portal = details.get("portalId")
         account = f"HubSpot account {portal}" if portal is not None else "HubSpot account"
         if details.get("timeZone"):
@@ -833,22 +719,22 @@ class HubSpotAdapter:
     async def _token_info(self) -> tuple[str, list[str]]:
         """Who the token acts as and its scopes; ``("private app", [])`` when HubSpot does not say."""
         # The token sits in this path, so the call skips the core's request log.
-        await self._budget.acquire()
+        await self.budget.acquire()
         try:
-            response: httpx.Response | None = await self._http.client.get(
+            response: httpx.Response | None = await self.http.client.get(
                 f"/oauth/v1/access-tokens/{quote(self._token, safe='')}"
             )
         except httpx.TransportError:
             response = None
         finally:
-            self._budget.release()
+            self.budget.release()
         if response is not None and response.status_code == 200:
             info = _body(response)
             user = str(info.get("user") or (f"app {info['app_id']}" if info.get("app_id") else "private app"))
             return user, [str(scope) for scope in info.get("scopes") or []]
         # Not an OAuth token (HubSpot answers 404 for private-app tokens there): ask the private-app endpoint.
         try:
-            private = await self._http.request(
+            private = await self.http.request(
                 "POST", "/oauth/v2/private-apps/get/access-token-info", json={"tokenKey": self._token}
             )
         except (NotFoundError, AuthError):
@@ -856,17 +742,6 @@ class HubSpotAdapter:
         info = _body(private) if private.status_code == 200 else {}
         user = f"private app {info['appId']}" if info.get("appId") else "private app"
         return user, [str(scope) for scope in info.get("scopes") or []]
-
-    def quota(self) -> Quota:
-        """The daily and ten-second budget as HubSpot's last response headers reported it."""
-        return self._budget.quota()
-
-    @property
-    def api_calls(self) -> int:
-        return self._http.calls
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # -- properties -------------------------------------------------------------------------------------------------
     async def list_fields(self, obj: RecordObject) -> list[CrmField]:
@@ -904,7 +779,7 @@ class HubSpotAdapter:
 
     async def _object_fields(self, object_name: str, *, refresh: bool = False) -> list[CrmField]:
         if refresh or object_name not in self._properties:
-            response = await self._http.request("GET", f"/crm/v3/properties/{object_name}")
+            response = await self.http.request("GET", f"/crm/v3/properties/{object_name}")
             self._properties[object_name] = [
                 _crm_field(item) for item in _body(response).get("results") or [] if not item.get("hidden")
             ]
@@ -958,16 +833,9 @@ class HubSpotAdapter:
                 {"label": option, "value": option, "displayOrder": order} for order, option in enumerate(options)
             ]
         self._properties.pop(object_name, None)
-        for _attempt in range(AMBIGUOUS_REPLAYS):
-            try:
-                response = await self._http.request(
-                    "POST", f"/crm/v3/properties/{object_name}", json=body, idempotent=False
-                )
-            except AmbiguousWriteError:
-                existing = await self._existing_property(object_name, name)
-                if existing is not None:
-                    return existing
-                continue
+
+        async def create() -> CrmField:
+            response = await self.http.request("POST", f"/crm/v3/properties/{object_name}", json=body, idempotent=False)
             if response.status_code in (200, 201):
                 return _crm_field(_body(response))
             if response.status_code == 409:
@@ -978,11 +846,14 @@ class HubSpotAdapter:
             raise RequestRejectedError(
                 f"HubSpot: {message}", status=response.status_code, category=category, code=str(category)
             )
-        raise TransientError(f"HubSpot: creating property {name} could not be confirmed (connection lost)")
+
+        return await write_or_reconcile(
+            create, lambda: self._existing_property(object_name, name), what=f"HubSpot: creating property {name}"
+        )
 
     async def _existing_property(self, object_name: str, name: str) -> CrmField | None:
         try:
-            response = await self._http.request("GET", f"/crm/v3/properties/{object_name}/{name}")
+            response = await self.http.request("GET", f"/crm/v3/properties/{object_name}/{name}")
         except NotFoundError:
             return None
         return _crm_field(_body(response))
@@ -990,7 +861,7 @@ class HubSpotAdapter:
     # -- reads ------------------------------------------------------------------------------------------------------
     async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
         """Existing contacts (or leads, by their contact's email) by normalised email, via batch read by email."""
-        wanted = list(dict.fromkeys(key for key in (_email_key(e) for e in emails) if key))
+        wanted = list(dict.fromkeys(key for key in map(_email_key, emails) if key))
         if not wanted:
             return {}
         contacts = await self._contacts_by_email(wanted)
@@ -1028,13 +899,13 @@ class HubSpotAdapter:
             body: dict[str, Any] = {"properties": properties, "inputs": [{"id": value} for value in chunk]}
             if by_email:
                 body["idProperty"] = "email"
-            response = await self._http.request("POST", f"/crm/v3/objects/{object_name}/batch/read", json=body)
+            response = await self.http.request("POST", f"/crm/v3/objects/{object_name}/batch/read", json=body)
             if response.status_code >= 400:
                 _category, message = record_failure(_body(response), response.status_code, f"{object_name} read")
                 raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
             return [item for item in _body(response).get("results") or [] if isinstance(item, dict)]
 
-        pages = await _gather(read(chunk) for chunk in _chunks(ids))
+        pages = await gather_or_cancel(read(chunk) for chunk in chunks(ids, BATCH_SIZE))
         return [item for page in pages for item in page]
 
     async def get_record(
@@ -1067,7 +938,7 @@ class HubSpotAdapter:
         if associations:
             params["associations"] = associations
         try:
-            response = await self._http.request("GET", f"/crm/v3/objects/{object_name}/{record_id}", params=params)
+            response = await self.http.request("GET", f"/crm/v3/objects/{object_name}/{record_id}", params=params)
         except NotFoundError:
             return None
         if response.status_code >= 400:
@@ -1092,7 +963,7 @@ class HubSpotAdapter:
             item = await self._get_object(from_object, record_id, ["hs_object_id"], associations=to_object)
             return record_id, _association_ids(item, to_object) if item else []
 
-        return dict(await _gather(one(record_id) for record_id in ids))
+        return dict(await gather_or_cancel(one(record_id) for record_id in ids))
 
     async def _associations_v4(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
         """Associated ids by v4 batch read; a record with more than a page of them is asked again with ``after``."""
@@ -1102,7 +973,7 @@ class HubSpotAdapter:
             inputs: list[dict[str, str]] = [{"id": record_id} for record_id in chunk]
             cursors_seen: set[tuple[str, str]] = set()
             while inputs:
-                response = await self._http.request(
+                response = await self.http.request(
                     "POST", f"/crm/v4/associations/{from_object}/{to_object}/batch/read", json={"inputs": inputs}
                 )
                 inputs = []
@@ -1122,7 +993,7 @@ class HubSpotAdapter:
             return {source: list(dict.fromkeys(targets)) for source, targets in linked.items()}
 
         merged: dict[str, list[str]] = {}
-        for part in await _gather(read(chunk) for chunk in _chunks(ids)):
+        for part in await gather_or_cancel(read(chunk) for chunk in chunks(ids, BATCH_SIZE)):
             merged.update(part)
         return merged
 
@@ -1145,7 +1016,7 @@ class HubSpotAdapter:
             "contacts",
             "lastmodifieddate",
             await self._read_properties("contacts"),
-            _ChangeCursor.read(cursor),
+            ChangeCursor.read(cursor, "HubSpot"),
             filters,
         )
         async for taken in _merged([stream]):
@@ -1165,7 +1036,7 @@ class HubSpotAdapter:
         if contact_start is None:
             # A full pull reads every lead's contact as it goes: only contacts changed after it began matter.
             began = min(pull_started, self._search_date or pull_started)
-            contact_start = _ChangeCursor(began - FULL_PULL_CONTACT_OVERLAP, set())
+            contact_start = ChangeCursor.starting_at(began - FULL_PULL_CONTACT_OVERLAP)
         contacts = _SearchStream(
             self._search_page,
             "contacts",
@@ -1184,14 +1055,13 @@ class HubSpotAdapter:
 
     async def _search_page(self, object_name: str, body: dict[str, Any]) -> dict[str, Any]:
         """One search request within search's own rate limit; notes HubSpot's clock from the ``Date`` header."""
-        response = await self._http.request(
+        response = await self.http.request(
             "POST", f"/crm/v3/objects/{object_name}/search", json=body, budget=self._search_budget
         )
         if response.status_code >= 400:
             _category, message = record_failure(_body(response), response.status_code, f"{object_name} search")
             raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
-        with suppress(TypeError, ValueError):
-            self._search_date = parsedate_to_datetime(response.headers.get("date", "")).astimezone(UTC)
+        self._search_date = server_time(response) or self._search_date
         return _body(response)
 
     async def _lead_change_records(
@@ -1254,7 +1124,7 @@ class HubSpotAdapter:
                 raise NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
             contact_id = contacts[0]
         body_html = _note_html(text)
-        stamp = iso_ms(datetime.now(UTC))
+        stamp = utc_millis(datetime.now(UTC))
         body = {
             "properties": {"hs_note_body": body_html, "hs_timestamp": stamp},
             "associations": [
@@ -1264,30 +1134,25 @@ class HubSpotAdapter:
                 }
             ],
         }
-        for _attempt in range(AMBIGUOUS_REPLAYS):
-            try:
-                response = await self._http.request("POST", "/crm/v3/objects/notes", json=body, idempotent=False)
-            except AmbiguousWriteError:
-                existing = await self._find_note(contact_id, body_html, stamp)
-                if existing is not None:
-                    return existing
-                continue
+
+        async def post() -> str:
+            response = await self.http.request("POST", "/crm/v3/objects/notes", json=body, idempotent=False)
             if response.status_code >= 400:
                 category, message = record_failure(_body(response), response.status_code, f"note on {contact_id}")
                 raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
             return str(_body(response).get("id"))
-        raise TransientError(f"HubSpot: the note on {contact_id} could not be confirmed (connection lost)")
+
+        return await write_or_reconcile(
+            post, lambda: self._find_note(contact_id, body_html, stamp), what=f"HubSpot: the note on {contact_id}"
+        )
 
     async def _find_note(self, contact_id: str, body_html: str, stamp: str) -> str | None:
         """The note a lost connection may have created: same contact, body and timestamp."""
         note_ids = (await self._associated_ids("contacts", "notes", [contact_id])).get(contact_id) or []
-        wanted = parse_timestamp(stamp)
+        wanted = parse_crm_time(stamp)
         for item in await self._batch_read("notes", note_ids, ["hs_note_body", "hs_timestamp"]):
             properties = item.get("properties") or {}
-            if (
-                properties.get("hs_note_body") == body_html
-                and parse_timestamp(properties.get("hs_timestamp")) == wanted
-            ):
+            if properties.get("hs_note_body") == body_html and parse_crm_time(properties.get("hs_timestamp")) == wanted:
                 return str(item.get("id"))
         return None
 
@@ -1332,11 +1197,11 @@ class HubSpotAdapter:
                 linked.append(_BatchInput(index, record.crm_id, {"id": record.crm_id, "properties": properties}))
             else:
                 by_email.append(self._upsert_input(index, record))
-        updated, upserted = await _gather(
+        updated, upserted = await gather_or_cancel(
             [
                 self._write_batches("contacts", "update", linked, gate, result_key=_result_id),
                 self._write_batches(
-                    "contacts", "upsert", by_email, gate, result_key=_result_email, reconcile=self._replay_upsert
+                    "contacts", "upsert", by_email, gate, result_key=_result_email, lookup=self._upsert_lookup
                 ),
             ]
         )
@@ -1362,22 +1227,11 @@ class HubSpotAdapter:
         properties = _wire_properties(record.fields, drop=("email",))
         return _BatchInput(index, record.email, {"idProperty": "email", "id": record.email, "properties": properties})
 
-    async def _replay_upsert(self, chunk: Sequence[_BatchInput], gate: _WriteGate) -> dict[int, _Written]:
-        """An upsert whose connection died is sent again: by unique email it cannot duplicate a contact."""
-        first_sent = time.monotonic()
-        for _attempt in range(AMBIGUOUS_REPLAYS):
-            logger.info("HubSpot upsert of %d contacts lost its connection; sending it again", len(chunk))
-            try:
-                answered = await self._write_chunk("contacts", "upsert", chunk, gate, _result_email)
-            except AmbiguousWriteError:
-                continue
-            elapsed = time.monotonic() - first_sent
-            return {
-                index: _Written(w.result, w.error, w.status, w.started_at, w.failure, replayed_after=elapsed)
-                for index, w in answered.items()
-            }
-        failure = TransientError("HubSpot: the connection kept failing after the upsert was sent")
-        return {item.index: _Written(failure=failure) for item in chunk}
+    @staticmethod
+    async def _upsert_lookup(chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+        """Nothing to look up after an upsert lost its connection: by unique email, sending it again cannot
+        duplicate a contact."""
+        return {}
 
     async def _upsert_leads(self, records: Sequence[OutboundRecord], gate: _WriteGate) -> list[RecordResult]:
         """Leads with unique emails: upsert each lead's contact, then update its lead or create one associated."""
@@ -1443,7 +1297,7 @@ class HubSpotAdapter:
             self._lead_create_input(index, records[index], pending[index], lead_fields[index]) for index in to_create
         ]
         created = await self._write_batches(
-            "leads", "create", creates, gate, result_key=lambda _result: None, reconcile=self._reconcile_lead_creates
+            "leads", "create", creates, gate, result_key=lambda _result: None, lookup=self._lead_create_lookup
         )
         for index, lead_written in {**written, **created}.items():
             lead = _write_result(records[index].email, lead_written, created=index in created)
@@ -1462,29 +1316,14 @@ class HubSpotAdapter:
         }
         return _BatchInput(index, contact_id, {"properties": properties, "associations": [association]})
 
-    async def _reconcile_lead_creates(self, chunk: Sequence[_BatchInput], gate: _WriteGate) -> dict[int, _Written]:
-        """Lead creation lost its connection: leads that now exist on their contact were created; create the rest."""
-        reconciled: dict[int, _Written] = {}
-        remaining = list(chunk)
-        for _attempt in range(AMBIGUOUS_REPLAYS):
-            linked = await self._associated_ids("contacts", "leads", [item.key for item in remaining])
-            still_missing = []
-            for item in remaining:
-                found = linked.get(item.key) or []
-                if found:
-                    reconciled[item.index] = _Written(result={"id": max(found, key=_id_order), "new": True})
-                else:
-                    still_missing.append(item)
-            if not still_missing:
-                return reconciled
-            try:
-                reconciled.update(await self._write_chunk("leads", "create", still_missing, gate, lambda _r: None))
-                return reconciled
-            except AmbiguousWriteError:
-                remaining = still_missing
-        failure = TransientError("HubSpot: the connection kept failing while creating leads")
-        reconciled.update({item.index: _Written(failure=failure) for item in remaining})
-        return reconciled
+    async def _lead_create_lookup(self, chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+        """After lead creation lost its connection: the leads that now exist on their contact were created."""
+        linked = await self._associated_ids("contacts", "leads", [item.key for item in chunk])
+        return {
+            item.index: _Written(result={"id": max(found, key=_id_order), "new": True})
+            for item in chunk
+            if (found := linked.get(item.key))
+        }
 
     async def _write_batches(
         self,
@@ -1494,22 +1333,45 @@ class HubSpotAdapter:
         gate: _WriteGate,
         *,
         result_key: Callable[[dict[str, Any]], str | None],
-        reconcile: Reconcile | None = None,
+        lookup: Lookup | None = None,
     ) -> dict[int, _Written]:
-        """Send inputs in batches of 100, concurrently within the rate budget; what became of each input."""
+        """Send inputs in batches of 100, concurrently within the rate budget; what became of each input.
+
+        A write HubSpot could duplicate (creates, upserts) whose connection died after sending is looked up with
+        ``lookup`` and only what did not land is sent again.
+        """
 
         async def send(chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
-            try:
+            if lookup is None:
                 return await self._write_chunk(
                     object_name, action, chunk, gate, result_key, idempotent=action == "update"
                 )
-            except AmbiguousWriteError:
-                if reconcile is None:
-                    raise
-                return await reconcile(chunk, gate)
+            settled: dict[int, _Written] = {}
+            remaining = list(chunk)
+            lost_at: float | None = None
+
+            async def write() -> dict[int, _Written]:
+                answered = await self._write_chunk(object_name, action, remaining, gate, result_key)
+                if lost_at is not None:
+                    # Sent again: what HubSpot created since the first send was created by this push.
+                    elapsed = time.monotonic() - lost_at
+                    answered = {index: replace(w, replayed_after=elapsed) for index, w in answered.items()}
+                return {**settled, **answered}
+
+            async def reconcile() -> dict[int, _Written] | None:
+                nonlocal remaining, lost_at
+                lost_at = lost_at if lost_at is not None else time.monotonic()
+                settled.update(await lookup(remaining))
+                remaining = [item for item in remaining if item.index not in settled]
+                return None if remaining else settled
+
+            try:
+                return await write_or_reconcile(write, reconcile, what=f"HubSpot {object_name} {action}")
+            except AmbiguousWriteError as exc:
+                return {**settled, **{item.index: _Written(failure=exc) for item in remaining}}
 
         merged: dict[int, _Written] = {}
-        for part in await _gather(send(chunk) for chunk in _chunks(inputs)):
+        for part in await gather_or_cancel(send(chunk) for chunk in chunks(inputs, BATCH_SIZE)):
             merged.update(part)
         return merged
 
@@ -1531,7 +1393,7 @@ class HubSpotAdapter:
         body = {"inputs": [{**item.payload, "objectWriteTraceId": str(item.index)} for item in chunk]}
         try:
             async with gate.slot():
-                response = await self._http.request(
+                response = await self.http.request(
                     "POST",
                     f"/crm/v3/objects/{object_name}/batch/{action}",
                     json=body,
@@ -1553,7 +1415,7 @@ class HubSpotAdapter:
                 len(chunk),
                 response.status_code,
             )
-            halves = await _gather(
+            halves = await gather_or_cancel(
                 self._write_chunk(object_name, action, half, gate, result_key, idempotent=idempotent)
                 for half in (chunk[:middle], chunk[middle:])
             )
@@ -1566,7 +1428,7 @@ def _match_batch(
     chunk: Sequence[_BatchInput], payload: dict[str, Any], result_key: Callable[[dict[str, Any]], str | None]
 ) -> dict[int, _Written]:
     """Match a batch answer's results and errors to its inputs (trace id first, then email or id)."""
-    started = parse_timestamp(payload.get("startedAt"))
+    started = parse_crm_time(payload.get("startedAt"))
     by_trace = {str(item.index): item for item in chunk}
     by_key = {item.key.lower(): item for item in chunk}
     written: dict[int, _Written] = {}
@@ -1601,12 +1463,12 @@ def _write_result(email: str, written: _Written, *, created: bool = False) -> Re
     if created or result.get("new"):
         return RecordResult(email, RecordOutcome.CREATED, crm_id)
     started = written.started_at
-    created_at = parse_timestamp(result.get("createdAt"))
+    created_at = parse_crm_time(result.get("createdAt"))
     replayed = written.replayed_after
     # After a lost first attempt, a record created since that attempt was created by this push.
     if replayed is not None and started and created_at and created_at >= started - timedelta(seconds=replayed + 2):
         return RecordResult(email, RecordOutcome.CREATED, crm_id)
-    updated_at = parse_timestamp(
+    updated_at = parse_crm_time(
         result.get("updatedAt")
         or (result.get("properties") or {}).get("lastmodifieddate")
         or (result.get("properties") or {}).get("hs_lastmodifieddate")
@@ -1683,14 +1545,14 @@ def _crm_field(item: dict[str, Any]) -> CrmField:
 
 def _contact_record(item: dict[str, Any]) -> CrmRecord:
     properties = dict(item.get("properties") or {})
-    email = _email_key(str(properties.get("email") or "")) or ""
-    modified = parse_timestamp(properties.get("lastmodifieddate") or item.get("updatedAt"))
+    email = _email_key(properties.get("email"))
+    modified = parse_crm_time(properties.get("lastmodifieddate") or item.get("updatedAt"))
     return CrmRecord(crm_id=str(item.get("id")), email=email, fields=properties, modified_at=modified)
 
 
 def _lead_record(item: dict[str, Any], contact: CrmRecord | None) -> CrmRecord:
     properties = dict(item.get("properties") or {})
-    modified = parse_timestamp(properties.get("hs_lastmodifieddate") or item.get("updatedAt"))
+    modified = parse_crm_time(properties.get("hs_lastmodifieddate") or item.get("updatedAt"))
     if contact is not None and contact.modified_at is not None and (modified is None or contact.modified_at > modified):
         modified = contact.modified_at  # most lead fields live on the contact: its change is the lead's change
     fields = {**(contact.fields if contact else {}), **properties}

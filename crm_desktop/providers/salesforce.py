@@ -7,15 +7,16 @@ import logging
 import re
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
 
-from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform, normalise_email
+from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.auth import SalesforceAuth, TokenSaver
+from crm_desktop.providers.base import AdapterBase
 from crm_desktop.providers.contract import (
     AdapterOptions,
     ChangePage,
@@ -23,7 +24,6 @@ from crm_desktop.providers.contract import (
     CrmField,
     CrmRecord,
     OutboundRecord,
-    Quota,
     RecordResult,
 )
 from crm_desktop.providers.errors import (
@@ -37,13 +37,21 @@ from crm_desktop.providers.http import (
     OK,
     AmbiguousWriteError,
     Decision,
-    HttpCore,
     Verdict,
     classify_status,
     json_or_none,
-    paginate,
 )
-from crm_desktop.providers.rate import RateBudget, Sleep, read_salesforce_headers, retry_after_seconds
+from crm_desktop.providers.rate import Sleep, read_salesforce_headers, retry_after_seconds
+from crm_desktop.providers.toolkit import (
+    checked_email,
+    chunks,
+    email_key,
+    gather_or_cancel,
+    paginate,
+    parse_crm_time,
+    utc_millis,
+    write_or_reconcile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +68,14 @@ QUERY_URL_LIMIT = 16_000
 CHANGES_QUERY_LIMIT = 10_000
 #: Long-running concurrent requests a production org allows.
 DEFAULT_CONCURRENCY = 25
-#: Times a create is reconciled and re-sent after its connection died mid-write.
-RECONCILE_ROUNDS = 3
 #: Wait when the org's concurrent request limit is hit and Salesforce gave no Retry-After.
 CONCURRENCY_WAIT_SECONDS = 2.0
+#: Why a create fails whose connection died mid-write when Salesforce cannot then be asked whether it landed.
+_UNCONFIRMED = TransientError(
+    "the connection failed while creating it and Salesforce could not be asked whether it landed; "
+    "the next push finds it if it did",
+    category=ErrorCategory.NETWORK,
+)
 
 SOBJECTS: dict[RecordObject, str] = {RecordObject.CONTACT: "Contact", RecordObject.LEAD: "Lead"}
 #: Where enrichment notes go, in order of preference: a classic Note, else a Task (an activity on the person).
@@ -105,10 +117,6 @@ FREE_MAIL_DOMAINS = frozenset({
 # fmt: on
 _SECOND_LEVEL_LABELS = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "ne", "or"})
 
-#: An address that is plainly normalised already: lower-case ASCII, one @, a dotted domain.
-_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-_PLAIN_EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{1,18}$")
 _NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_]+)' on (?:entity|sobject of type) '?([A-Za-z0-9_]+)")
@@ -293,12 +301,6 @@ def soql_quote(value: str) -> str:
     return f"'{escaped}'"
 
 
-def soql_datetime(moment: datetime) -> str:
-    """A SOQL datetime literal in UTC with milliseconds (``2026-01-15T12:00:00.000Z``)."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def check_field_names(names: Sequence[str]) -> list[str]:
     """Field API names safe to put in SOQL, in order without repeats.
 
@@ -382,23 +384,10 @@ def email_query_groups(prefix: str, literals: Sequence[str]) -> list[list[int]]:
     return groups
 
 
-def parse_salesforce_datetime(value: Any) -> datetime | None:
-    """Salesforce's ``2026-01-15T12:00:00.000+0000`` (or ISO with ``Z``) as an aware datetime."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def encode_cursor(modstamp: datetime, record_id: str) -> str:
-    """The change cursor: the last record's SystemModstamp and Id (the Id breaks ties between equal stamps)."""
-    return f"{soql_datetime(modstamp)}|{record_id}"
+    """The change cursor: the last record's SystemModstamp and Id (SOQL orders by both, so the Id is a keyset
+    position among equal stamps, not a set of ids delivered as the other CRMs' cursors keep)."""
+    return f"{utc_millis(modstamp)}|{record_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str | None]:
@@ -408,7 +397,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str | None]:
         ConfigurationError: when the cursor is not one this adapter wrote.
     """
     stamp, _, record_id = cursor.partition("|")
-    moment = parse_salesforce_datetime(stamp)
+    moment = parse_crm_time(stamp)
     if moment is None or (record_id and not _RECORD_ID.match(record_id)):
         raise ConfigurationError("the stored Salesforce pull position cannot be read; reset the integration's pull")
     return moment, record_id or None
@@ -528,7 +517,7 @@ _PLAIN_WIRE_TYPES = frozenset({str, int, float, bool, type(None)})
 
 def _wire_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return soql_datetime(value)
+        return utc_millis(value)
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -552,40 +541,17 @@ def _same_value(current: Any, wanted: Any, *, is_email: bool = False, scale: int
     return bool(current == wanted)
 
 
-def _checked_email(email: str) -> str:
-    """The normalised email; already-normalised input (the usual case) skips the slower full validation.
-
-    Raises:
-        ValueError: when it is not an email address.
-    """
-    if _PLAIN_EMAIL.match(email):
-        return email
-    return normalise_email(email)
-
-
-def _normalised(email: str) -> str:
-    try:
-        return _checked_email(email)
-    except ValueError:
-        return email.strip().lower()
-
-
 def _rows_by_email(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Query rows by normalised email, the first row of each email kept."""
     found: dict[str, dict[str, Any]] = {}
     for row in rows:
-        key = _record_email(row)
+        key = email_key(row.get("Email"))
         if key and key not in found:
             found[key] = row
     return found
 
 
-def _record_email(record: dict[str, Any]) -> str:
-    value = record.get("Email")
-    return _normalised(value) if isinstance(value, str) and value.strip() else ""
-
-
-class SalesforceAdapter:
+class SalesforceAdapter(AdapterBase):
     """Salesforce REST (API v61.0) as a CRM Desktop adapter.
 
     Dedupes by email with one SOQL query per up to 200 records, writes with sObject Collections (200 records a
@@ -611,8 +577,7 @@ class SalesforceAdapter:
         sleep: Sleep = asyncio.sleep,
         options: AdapterOptions | None = None,
     ) -> None:
-        self.integration = integration
-        self.options = options or AdapterOptions()
+        options = options or AdapterOptions()
         base_url = integration.base_url or credentials.get("instanceUrl")
         if not base_url:
             raise ConfigurationError("Salesforce credentials carry no instance URL; sign in again")
@@ -626,30 +591,23 @@ class SalesforceAdapter:
             credentials,
             f"{login_url}/services/oauth2/token",
             save_tokens=save_tokens,
-            session_seconds=self.options.salesforce_session_seconds,
+            session_seconds=options.salesforce_session_seconds,
             integration_name=integration.name,
         )
-        budget = RateBudget(
-            window_limit=self.options.window_limit,
-            window_seconds=1.0,
-            concurrency=self.options.concurrency or DEFAULT_CONCURRENCY,
-            daily_reserve=self.options.daily_reserve,
-            sleep=sleep,
-        )
-        self.http = HttpCore(
-            "Salesforce",
-            str(base_url),
+        super().__init__(
+            integration,
+            options,
+            name="Salesforce",
+            base_url=str(base_url),
             classifier=classify_salesforce,
-            budget=budget,
             read_headers=read_salesforce_headers,
             auth=self.auth,
-            headers={"Accept": "application/json"},
             transport=transport,
-            network=self.options.network,
-            timeout=self.options.timeout,
-            max_attempts=self.options.max_attempts,
-            max_retry_seconds=self.options.max_retry_seconds,
             sleep=sleep,
+            # Salesforce has no burst window: only its concurrent long-running request limit.
+            window_limit=None,
+            window_seconds=1.0,
+            concurrency=DEFAULT_CONCURRENCY,
         )
         self._describes: dict[RecordObject, dict[str, Any]] = {}
         #: Decimal places of each object's number fields by lower-cased name, read with its describe.
@@ -674,19 +632,6 @@ class SalesforceAdapter:
         user = str(info.get("preferred_username") or info.get("email") or info.get("user_id") or info.get("sub", ""))
         account = str(info.get("organization_id") or "")
         return ConnectionInfo(account=account, user=user, scopes=(), quota=self.quota())
-
-    def quota(self) -> Quota:
-        """The daily API budget as last reported (``Sforce-Limit-Info`` or ``/limits``)."""
-        return self.http.budget.quota()
-
-    @property
-    def api_calls(self) -> int:
-        """Requests sent so far, retries and token refreshes included."""
-        return self.http.calls
-
-    async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self.http.aclose()
 
     # -- fields ----------------------------------------------------------------------------------------------
     async def _describe(self, obj: RecordObject, *, fresh: bool = False) -> dict[str, Any]:
@@ -801,7 +746,7 @@ class SalesforceAdapter:
         if not wanted:
             return {}
         queries = email_in_queries(self._select(check_field_names(fields)), SOBJECTS[obj], wanted)
-        pages = await _gather_all([self._query_all(soql) for soql in queries])
+        pages = await gather_or_cancel(self._query_all(soql) for soql in queries)
         return _rows_by_email(row for rows in pages for row in rows)
 
     @staticmethod
@@ -809,15 +754,15 @@ class SalesforceAdapter:
         values = {k: v for k, v in row.items() if k not in {"attributes", "Id"}}
         return CrmRecord(
             crm_id=str(row.get("Id", "")),
-            email=_record_email(row),
+            email=email_key(row.get("Email")),
             fields=values,
-            modified_at=parse_salesforce_datetime(row.get("SystemModstamp")),
+            modified_at=parse_crm_time(row.get("SystemModstamp")),
         )
 
     async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
         """Existing Contacts or Leads by normalised email (one SOQL ``Email IN`` query per 200 emails)."""
         fields = await self._pull_fields(obj)
-        rows = await self._records_by_email(obj, [_normalised(e) for e in emails], fields)
+        rows = await self._records_by_email(obj, [email_key(e) for e in emails], fields)
         return {email: self._crm_record(row) for email, row in rows.items()}
 
     async def get_record(
@@ -832,7 +777,7 @@ class SalesforceAdapter:
             rows = await self._query_all(soql)
             return self._crm_record(rows[0]) if rows else None
         if email is not None:
-            key = _normalised(email)
+            key = email_key(email)
             return (await self.find_by_emails(obj, [key])).get(key)
         raise ValueError("get_record needs an email or a crm_id")
 
@@ -844,7 +789,7 @@ class SalesforceAdapter:
         while True:
             where = ""
             if position is not None:
-                stamp = soql_datetime(position[0])
+                stamp = utc_millis(position[0])
                 if position[1]:
                     where = (
                         f" WHERE (SystemModstamp > {stamp} OR (SystemModstamp = {stamp} "
@@ -912,7 +857,7 @@ class SalesforceAdapter:
         lowered_names: dict[str, str] = {}
         for position, record in enumerate(records):
             try:
-                email = _checked_email(record.email)
+                email = checked_email(record.email)
             except ValueError as exc:
                 results[position] = RecordResult(
                     record.email,
@@ -1004,11 +949,11 @@ class SalesforceAdapter:
 
         # Twice as many workers as slots: when a slot frees, another worker's request is already waiting for it.
         workers = max(1, min(2 * self.http.budget.concurrency, len(items) // QUERY_EMAILS_LIMIT + 1))
-        await _gather_all([worker() for _ in range(workers)])
+        await gather_or_cancel(worker() for _ in range(workers))
         jobs: list[Coroutine[Any, Any, None]] = []
-        jobs += [self._create_collection(obj, chunk) for chunk in _chunks(creates, COLLECTION_LIMIT)]
-        jobs += [self._update_collection(obj, chunk) for chunk in _chunks(updates, COLLECTION_LIMIT)]
-        await _gather_all(jobs)
+        jobs += [self._create_collection(obj, chunk) for chunk in chunks(creates, COLLECTION_LIMIT)]
+        jobs += [self._update_collection(obj, chunk) for chunk in chunks(updates, COLLECTION_LIMIT)]
+        await gather_or_cancel(jobs)
 
     def _sort_item(
         self,
@@ -1075,7 +1020,8 @@ class SalesforceAdapter:
         """POST a collection; after a connection lost mid-write, look the emails up and create only the missing."""
         sobject = SOBJECTS[obj]
         remaining = list(items)
-        for _round in range(RECONCILE_ROUNDS):
+
+        async def create() -> bool:
             try:
                 response = await self.http.request(
                     "POST",
@@ -1084,41 +1030,31 @@ class SalesforceAdapter:
                     json=self._collection_body(sobject, remaining, with_id=False),
                 )
             except AmbiguousWriteError:
-                logger.warning(
-                    "Salesforce %s create of %d records may or may not have landed; reconciling",
-                    sobject,
-                    len(remaining),
-                )
-                try:
-                    found = await self._records_by_email(obj, [item.email for item in remaining], [])
-                except TransientError:
-                    for item in remaining:
-                        item.finish(
-                            RecordOutcome.FAILED,
-                            category=ErrorCategory.NETWORK,
-                            message=f"{sobject} {item.email}: the connection failed while creating it and Salesforce "
-                            "could not be asked whether it landed; the next push finds it if it did",
-                        )
-                    return
-                for item in remaining:
-                    row = found.get(item.email)
-                    if row is not None:
-                        item.finish(RecordOutcome.CREATED, crm_id=str(row["Id"]))
-                remaining = [item for item in remaining if item.result is None]
-                if not remaining:
-                    return
-                continue
+                raise
             except TransientError as exc:
                 self._fail_all(obj, remaining, exc)
-                return
+                return True
             await self._apply_collection(obj, remaining, response, creating=True)
-            return
-        for item in remaining:
-            item.finish(
-                RecordOutcome.FAILED,
-                category=ErrorCategory.NETWORK,
-                message=f"{sobject} {item.email}: the connection kept failing while creating it; not created",
-            )
+            return True
+
+        async def reconcile() -> bool | None:
+            nonlocal remaining
+            try:
+                found = await self._records_by_email(obj, [item.email for item in remaining], [])
+            except TransientError:
+                self._fail_all(obj, remaining, _UNCONFIRMED)
+                return True
+            for item in remaining:
+                row = found.get(item.email)
+                if row is not None:
+                    item.finish(RecordOutcome.CREATED, crm_id=str(row["Id"]))
+            remaining = [item for item in remaining if item.result is None]
+            return None if remaining else True
+
+        try:
+            await write_or_reconcile(create, reconcile, what=f"Salesforce {sobject} create of {len(items)} records")
+        except AmbiguousWriteError as exc:
+            self._fail_all(obj, remaining, exc)
 
     async def _update_collection(self, obj: RecordObject, items: list[_Pending]) -> None:
         """PATCH a collection by Id (updates are idempotent: replays are safe)."""
@@ -1146,7 +1082,7 @@ class SalesforceAdapter:
             if len(items) > 1:
                 middle = len(items) // 2
                 retry = self._create_collection if creating else self._update_collection
-                await _gather_all([retry(obj, items[:middle]), retry(obj, items[middle:])])
+                await gather_or_cancel([retry(obj, items[:middle]), retry(obj, items[middle:])])
                 return
             category, message = describe_record_errors(salesforce_errors(response))
             items[0].finish(RecordOutcome.FAILED, category=category, message=f"{sobject} {items[0].email}: {message}")
@@ -1205,25 +1141,9 @@ class SalesforceAdapter:
         )
 
 
-def _chunks(items: Sequence[_Pending], size: int) -> list[list[_Pending]]:
-    return [list(items[start : start + size]) for start in range(0, len(items), size)]
-
-
 async def _abandon(task: asyncio.Future[Any] | None) -> None:
     """Cancel a request started ahead that is no longer wanted, and let it finish (its error is of no interest)."""
     if task is None:
         return
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-async def _gather_all(coros: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
-    """Run coroutines together; when one fails, cancel the rest and raise its error."""
-    tasks = [asyncio.ensure_future(coro) for coro in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

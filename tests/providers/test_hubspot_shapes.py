@@ -789,7 +789,7 @@ def test_headers_correct_the_window_and_feed_the_quota() -> None:
         await adapter.list_fields(RecordObject.CONTACT)
         quota = adapter.quota()
         assert (quota.limit, quota.remaining, quota.used, quota.window_remaining) == (625000, 600000, 25000, 180)
-        assert adapter._budget.window_limit == 190
+        assert adapter.budget.window_limit == 190
         assert adapter.api_calls == 1
 
     with respx.mock(using="httpx", base_url=API) as mock:

@@ -1,0 +1,92 @@
+"""The base of the three CRM adapters: integration, options, one HTTP core with its rate budget, quota and closing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar
+
+import httpx
+
+from crm_desktop.domain.models import Integration
+from crm_desktop.providers.contract import AdapterOptions, Quota
+from crm_desktop.providers.http import Classifier, HttpCore
+from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep
+
+
+class AdapterBase:
+    """What every adapter has the same way; a subclass adds only its CRM's wire shapes, errors and batch rules.
+
+    Attributes:
+        provider: the CRM's name (``salesforce``, ``hubspot``, ``pipedrive``).
+        integration: the integration the adapter serves.
+        options: tuning (rate window, concurrency, daily reserve, retries).
+        http: the shared HTTP core (auth, retries, classification) of the integration.
+    """
+
+    provider: ClassVar[str]
+
+    def __init__(
+        self,
+        integration: Integration,
+        options: AdapterOptions | None,
+        *,
+        name: str,
+        base_url: str,
+        classifier: Classifier,
+        read_headers: Callable[[httpx.Headers], RateObservation],
+        auth: httpx.Auth,
+        transport: httpx.AsyncBaseTransport | None,
+        sleep: Sleep,
+        window_limit: int | None,
+        window_seconds: float,
+        concurrency: int,
+        clock: Callable[[], float] = time.monotonic,
+        even_pacing: bool = False,
+    ) -> None:
+        """Build the integration's budget and HTTP core; ``window_limit`` and ``concurrency`` are the CRM's
+        defaults, which the options override."""
+        self.integration = integration
+        self.options = options or AdapterOptions()
+        budget = RateBudget(
+            window_limit=self.options.window_limit or window_limit,
+            window_seconds=window_seconds,
+            concurrency=self.options.concurrency or concurrency,
+            daily_reserve=self.options.daily_reserve,
+            clock=clock,
+            sleep=sleep,
+            even_pacing=even_pacing,
+        )
+        self.http = HttpCore(
+            name,
+            base_url,
+            classifier=classifier,
+            budget=budget,
+            read_headers=read_headers,
+            auth=auth,
+            headers={"Accept": "application/json"},
+            transport=transport,
+            network=self.options.network,
+            timeout=self.options.timeout,
+            max_attempts=self.options.max_attempts,
+            max_retry_seconds=self.options.max_retry_seconds,
+            sleep=sleep,
+        )
+
+    @property
+    def budget(self) -> RateBudget:
+        """The integration's request budget (window, concurrency, daily calls)."""
+        return self.http.budget
+
+    def quota(self) -> Quota:
+        """The API budget as the CRM last reported it (headers or a limits call)."""
+        return self.http.budget.quota()
+
+    @property
+    def api_calls(self) -> int:
+        """Requests sent so far, retries and token refreshes included."""
+        return self.http.calls
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and its connections."""
+        await self.http.aclose()

@@ -1,0 +1,281 @@
+"""What the three adapters share besides HTTP: gathering, chunks, email keys, CRM times, cursors and safe writes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from crm_desktop.domain.models import normalise_email
+from crm_desktop.providers.errors import ProviderError
+from crm_desktop.providers.http import AmbiguousWriteError
+from crm_desktop.providers.rate import RateBudget
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# -- running requests together ----------------------------------------------------------------------------------
+
+
+async def gather_or_cancel(work: Iterable[Awaitable[T]]) -> list[T]:
+    """Run awaitables together and return their results in order; the first failure cancels the rest.
+
+    The failure is raised as itself once every sibling has finished cancelling, so no request of a stopped push
+    is still in flight (or still holding a budget slot) when the caller sees the error.
+    """
+    tasks = [asyncio.ensure_future(item) for item in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive lists of at most ``size`` (a CRM's batch or query limit), order kept."""
+    if size < 1:
+        raise ValueError("a chunk holds at least one item")
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
+# -- email keys ---------------------------------------------------------------------------------------------------
+
+#: An address that is plainly normalised already: lower-case ASCII, one @, a dotted domain.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_PLAIN_EMAIL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$")
+
+
+def checked_email(email: str) -> str:
+    """The normalised email, the dedupe key; an address already normalised (the usual case) skips full validation.
+
+    Raises:
+        ValueError: when it is not an email address.
+    """
+    if _PLAIN_EMAIL.match(email):
+        return email
+    return normalise_email(email)
+
+
+def email_key(value: Any) -> str:
+    """The dedupe key of an email as a CRM holds it: normalised, or lower-cased when it does not validate;
+    ``''`` when there is none."""
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    try:
+        return checked_email(text)
+    except ValueError:
+        return text.lower()
+
+
+# -- CRM times ----------------------------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_crm_time(value: Any) -> datetime | None:
+    """A CRM timestamp as an aware UTC datetime; ``None`` when absent or unreadable.
+
+    Reads every shape the three CRMs send: ISO 8601 with ``Z`` or an offset (``+0000`` included), with or
+    without milliseconds, Pipedrive v1's ``2025-01-01 10:20:00`` (UTC), and HubSpot's epoch milliseconds.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        if text.lstrip("-").isdigit():
+            return _EPOCH + timedelta(milliseconds=int(text))
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc_millis(moment: datetime) -> str:
+    """A time as ``2026-01-15T12:00:00.000Z``: UTC with milliseconds, what SOQL and HubSpot compare."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def server_time(response: httpx.Response) -> datetime | None:
+    """When the CRM answered, by its ``Date`` header; ``None`` without a readable one."""
+    try:
+        return parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# -- budgets ------------------------------------------------------------------------------------------------------
+
+
+class StackedBudget(RateBudget):
+    """An endpoint family's own budget (a search limit) on top of the integration's: a request takes room in both.
+
+    Always in one order, this budget's room first and then the integration's, and given back in reverse, so two
+    requests can never each hold one budget while waiting for the other, and a request waiting for its own
+    narrower window holds no slot of the integration's meanwhile.
+
+    Attributes:
+        shared: the integration's budget, which every request counts against too.
+    """
+
+    def __init__(self, shared: RateBudget, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shared = shared
+
+    async def acquire(self) -> None:
+        await super().acquire()
+        try:
+            await self.shared.acquire()
+        except BaseException:
+            super().release()
+            raise
+
+    def release(self) -> None:
+        self.shared.release()
+        super().release()
+
+
+# -- change cursors -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChangeCursor:
+    """Where a change pull stands: the newest change time delivered, and the records delivered at exactly that time.
+
+    CRMs filter changes by time with ``>=``, and several records share one time; those already delivered are
+    skipped when a pull starts again from the cursor. A record's ``digest`` tells a version from another where the
+    CRM's times are too coarse to (whole seconds): the record comes again when it changed within that second.
+    As text, ``<stamp>|<id>[:<digest>],...``, it is what the sync engine stores.
+
+    Attributes:
+        moment: the newest change time delivered (``None``: nothing yet).
+        stamp: that time as the CRM wrote it, so the next pull's filter is exactly the CRM's own value.
+        seen: record id -> digest of each record delivered at ``moment`` (``''`` where versions need no digest).
+    """
+
+    moment: datetime | None = None
+    stamp: str = ""
+    seen: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def starting_at(cls, moment: datetime) -> ChangeCursor:
+        """A cursor that delivers everything changed at ``moment`` or later."""
+        return cls(moment, utc_millis(moment))
+
+    @classmethod
+    def read(cls, text: str | None, crm: str) -> ChangeCursor:
+        """The cursor :meth:`text` wrote (empty text: from the start).
+
+        Raises:
+            ProviderError: when the text is not a cursor, naming ``crm``.
+        """
+        if not text:
+            return cls()
+        stamp, _, entries = text.partition("|")
+        moment = parse_crm_time(stamp)
+        if moment is None:
+            raise ProviderError(f"the stored {crm} change cursor cannot be read; pull everything again")
+        seen: dict[str, str] = {}
+        for entry in entries.split(","):
+            record_id, _, digest = entry.partition(":")
+            if record_id:
+                seen[record_id] = digest
+        return cls(moment, stamp, seen)
+
+    def text(self) -> str:
+        """The cursor as stored text (``''`` before anything was delivered)."""
+        if self.moment is None:
+            return ""
+        entries = ",".join(f"{key}:{digest}" if digest else key for key, digest in sorted(self.seen.items()))
+        return f"{self.stamp}|{entries}"
+
+    def is_new(self, moment: datetime | None, record_id: str, digest: str = "") -> bool:
+        """Whether a record changed at ``moment`` was not delivered before (in this version)."""
+        if moment is None or self.moment is None or moment > self.moment:
+            return True
+        return moment == self.moment and self.seen.get(record_id) != digest
+
+    def advance(self, moment: datetime | None, stamp: str, record_id: str, digest: str = "") -> None:
+        """Note a delivered record changed at ``moment`` (written ``stamp`` by the CRM)."""
+        if moment is None or (self.moment is not None and moment < self.moment):
+            return
+        if self.moment is None or moment > self.moment:
+            self.moment, self.stamp, self.seen = moment, stamp, {}
+        self.seen[record_id] = digest
+
+    def copy(self) -> ChangeCursor:
+        return ChangeCursor(self.moment, self.stamp, dict(self.seen))
+
+
+# -- pages --------------------------------------------------------------------------------------------------------
+
+
+async def paginate(
+    fetch: Callable[[str | None], Awaitable[tuple[list[T], str | None]]], start: str | None = None
+) -> AsyncGenerator[tuple[list[T], str | None], None]:
+    """Follow a cursor page by page, yielding (items, next cursor); stop at the end or on a repeated cursor.
+
+    Raises:
+        ProviderError: when the CRM hands back a cursor it already gave (a loop).
+    """
+    seen: set[str] = set()
+    cursor = start
+    while True:
+        items, following = await fetch(cursor)
+        yield items, following
+        if not following:
+            return
+        if following in seen or following == start:
+            raise ProviderError("the CRM returned the same page cursor twice; stopped to avoid a loop")
+        seen.add(following)
+        cursor = following
+
+
+# -- writes that must not land twice ------------------------------------------------------------------------------
+
+#: Times a write whose connection failed after sending is looked up and sent again before it is given up.
+RECONCILE_ROUNDS = 3
+
+
+async def write_or_reconcile(
+    write: Callable[[], Awaitable[R]],
+    reconcile: Callable[[], Awaitable[R | None]],
+    *,
+    what: str,
+    rounds: int = RECONCILE_ROUNDS,
+) -> R:
+    """Send a write the CRM would duplicate on a replay; after a connection lost mid-write, look before writing again.
+
+    ``write`` sends what is still unwritten. When it raises :class:`AmbiguousWriteError` (sent, answer lost),
+    ``reconcile`` asks the CRM what landed: it returns the result when everything did, else ``None``, having
+    narrowed what ``write`` sends next to what is still missing. So nothing is sent a second time without a
+    look-up in between. Errors of ``write`` (other than the lost answer) and of ``reconcile`` go to the caller.
+
+    Raises:
+        AmbiguousWriteError: when the connection failed after sending in every one of ``rounds`` tries; nothing
+            was written twice.
+    """
+    for _round in range(rounds):
+        try:
+            return await write()
+        except AmbiguousWriteError:
+            logger.info("%s lost its connection after it was sent; looking it up before writing again", what)
+        found = await reconcile()
+        if found is not None:
+            return found
+    raise AmbiguousWriteError(f"{what}: the connection kept failing after it was sent; nothing was written twice")

@@ -1,0 +1,325 @@
+"""The adapters' shared toolkit: gathering, chunks, email keys, CRM times, stacked budgets, cursors, safe writes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from crm_desktop.providers.errors import ProviderError, RequestRejectedError
+from crm_desktop.providers.http import AmbiguousWriteError
+from crm_desktop.providers.rate import RateBudget
+from crm_desktop.providers.toolkit import (
+    ChangeCursor,
+    StackedBudget,
+    checked_email,
+    chunks,
+    email_key,
+    gather_or_cancel,
+    paginate,
+    parse_crm_time,
+    utc_millis,
+    write_or_reconcile,
+)
+
+# -- gather_or_cancel ----------------------------------------------------------------------------------------------
+
+
+def test_gather_returns_results_in_order() -> None:
+    async def value(number: int, delay: float) -> int:
+        await asyncio.sleep(delay)
+        return number
+
+    assert asyncio.run(gather_or_cancel([value(1, 0.02), value(2, 0.0), value(3, 0.01)])) == [1, 2, 3]
+
+
+def test_gather_cancels_siblings_on_first_failure_and_raises_it_as_itself() -> None:
+    finished: list[str] = []
+    cancelled: list[str] = []
+
+    async def slow(name: str) -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(name)
+            raise
+        finished.append(name)
+        return name
+
+    async def failing() -> str:
+        await asyncio.sleep(0)
+        raise RequestRejectedError("refused")
+
+    async def main() -> None:
+        with pytest.raises(RequestRejectedError, match="refused"):
+            await gather_or_cancel([slow("a"), failing(), slow("b")])
+        # The siblings were cancelled and had finished cancelling when the error reached the caller.
+        assert sorted(cancelled) == ["a", "b"]
+        assert finished == []
+
+    asyncio.run(asyncio.wait_for(main(), timeout=5))
+
+
+# -- chunks ---------------------------------------------------------------------------------------------------------
+
+
+def test_chunks_keep_order_and_size() -> None:
+    assert chunks(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert chunks([], 3) == []
+    with pytest.raises(ValueError):
+        chunks([1], 0)
+
+
+# -- email keys -----------------------------------------------------------------------------------------------------
+
+
+def test_email_keys() -> None:
+    assert email_key("  Ada@Example.COM ") == "ada@example.com"
+    assert email_key("ada@example.com") == "ada@example.com"
+    assert email_key(None) == "" and email_key("   ") == ""
+    assert email_key("Not An Email") == "not an email"  # kept (lower-cased) so the CRM's answer can name it
+    assert checked_email("ada@example.com") == "ada@example.com"
+    with pytest.raises(ValueError):
+        checked_email("no-at-sign")
+
+
+# -- CRM times ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-15T12:00:00.000+0000",  # Salesforce
+        "2026-01-15T12:00:00.000Z",  # HubSpot
+        "2026-01-15T12:00:00Z",  # Pipedrive v2
+        "2026-01-15 12:00:00",  # Pipedrive v1 (UTC)
+        "2026-01-15T13:00:00+01:00",
+        "1768478400000",  # HubSpot epoch milliseconds
+        1768478400000,
+    ],
+)
+def test_every_crm_time_shape_reads_as_the_same_utc_moment(text: object) -> None:
+    moment = parse_crm_time(text)
+    assert moment == datetime(2026, 1, 15, 12, tzinfo=UTC)
+    assert moment is not None and moment.utcoffset() is not None and moment.tzinfo is UTC
+
+
+@pytest.mark.parametrize("text", [None, "", "   ", "yesterday", True, "2026-13-45T00:00:00Z"])
+def test_unreadable_times_are_none(text: object) -> None:
+    assert parse_crm_time(text) is None
+
+
+def test_utc_millis() -> None:
+    assert utc_millis(datetime(2026, 1, 15, 13, 0, 0, 123456, tzinfo=UTC)) == "2026-01-15T13:00:00.123Z"
+
+
+# -- stacked budget -------------------------------------------------------------------------------------------------
+
+
+class OrderedBudget(RateBudget):
+    """A budget that notes when it is taken and given back."""
+
+    def __init__(self, name: str, log: list[str], **kwargs: object) -> None:
+        super().__init__(window_limit=None, window_seconds=1.0, concurrency=1)
+        self.name = name
+        self.log = log
+
+    async def acquire(self) -> None:
+        self.log.append(f"take {self.name}")
+        await super().acquire()
+
+    def release(self) -> None:
+        self.log.append(f"give {self.name}")
+        super().release()
+
+
+class LoggedStack(StackedBudget):
+    def __init__(self, shared: RateBudget, log: list[str]) -> None:
+        super().__init__(shared, window_limit=None, window_seconds=1.0, concurrency=1)
+        self.log = log
+
+    async def acquire(self) -> None:
+        self.log.append("take own")
+        await super().acquire()
+
+    def release(self) -> None:
+        super().release()
+        self.log.append("gave own")
+
+
+def test_stacked_budget_takes_its_own_room_then_the_shared_and_gives_back_in_reverse() -> None:
+    log: list[str] = []
+    shared = OrderedBudget("shared", log)
+    search = LoggedStack(shared, log)
+
+    async def main() -> None:
+        await search.acquire()
+        search.release()
+
+    asyncio.run(main())
+    assert log == ["take own", "take shared", "give shared", "gave own"]
+
+
+def test_stacked_budgets_in_one_order_never_deadlock() -> None:
+    """Searches and plain requests racing for one shared slot and one search slot all get through."""
+    shared = RateBudget(window_limit=None, window_seconds=1.0, concurrency=1)
+    search = StackedBudget(shared, window_limit=None, window_seconds=1.0, concurrency=1)
+    done: list[str] = []
+
+    async def request(budget: RateBudget, name: str) -> None:
+        await budget.acquire()
+        await asyncio.sleep(0)
+        budget.release()
+        done.append(name)
+
+    async def main() -> None:
+        work = [request(search if n % 2 else shared, f"r{n}") for n in range(40)]
+        await asyncio.wait_for(asyncio.gather(*work), timeout=5)
+
+    asyncio.run(main())
+    assert len(done) == 40
+    assert shared.slots.taken == 0 and search.slots.taken == 0
+
+
+def test_stacked_budget_gives_its_own_room_back_when_the_shared_one_refuses() -> None:
+    shared = RateBudget(window_limit=None, window_seconds=1.0, concurrency=1, daily_reserve=10)
+    shared.daily_remaining = 5  # below the reserve: the shared budget refuses
+    search = StackedBudget(shared, window_limit=None, window_seconds=1.0, concurrency=1)
+
+    async def main() -> None:
+        with pytest.raises(ProviderError, match="stopped early"):
+            await search.acquire()
+
+    asyncio.run(main())
+    assert search.slots.taken == 0
+
+
+# -- change cursor --------------------------------------------------------------------------------------------------
+
+
+def test_change_cursor_skips_what_it_delivered_and_redelivers_a_new_version() -> None:
+    cursor = ChangeCursor()
+    at = datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
+    assert cursor.is_new(at, "5")
+    cursor.advance(at, "2026-03-01T10:00:05Z", "5", "d1")
+    cursor.advance(at, "2026-03-01T10:00:05Z", "6", "")
+    resumed = ChangeCursor.read(cursor.text(), "Pipedrive")
+    assert resumed.text() == "2026-03-01T10:00:05Z|5:d1,6"
+    assert resumed.stamp == "2026-03-01T10:00:05Z"  # given back to the CRM exactly as it wrote it
+    assert not resumed.is_new(at, "5", "d1")
+    assert resumed.is_new(at, "5", "d2")  # edited again within the same second
+    assert not resumed.is_new(at, "6")
+    assert resumed.is_new(at, "7")
+    assert not resumed.is_new(datetime(2026, 3, 1, 10, 0, 4, tzinfo=UTC), "8")
+    later = datetime(2026, 3, 1, 10, 0, 6, tzinfo=UTC)
+    assert resumed.is_new(later, "5", "d1")
+    resumed.advance(later, "2026-03-01T10:00:06Z", "9")
+    assert resumed.text() == "2026-03-01T10:00:06Z|9"
+    resumed.advance(at, "2026-03-01T10:00:05Z", "10")  # older than the cursor: no step back
+    assert resumed.text() == "2026-03-01T10:00:06Z|9"
+
+
+def test_change_cursor_from_nothing_and_refusal() -> None:
+    assert ChangeCursor.read(None, "HubSpot").text() == ""
+    assert ChangeCursor.starting_at(datetime(2026, 3, 1, tzinfo=UTC)).text() == "2026-03-01T00:00:00.000Z|"
+    with pytest.raises(ProviderError, match="HubSpot change cursor cannot be read"):
+        ChangeCursor.read("not a cursor", "HubSpot")
+
+
+# -- paginate -------------------------------------------------------------------------------------------------------
+
+
+def test_paginate_follows_the_cursor_to_the_end() -> None:
+    pages = {None: ([1, 2], "b"), "b": ([3], "c"), "c": ([4], None)}
+
+    async def fetch(cursor: str | None) -> tuple[list[int], str | None]:
+        return pages[cursor]
+
+    async def main() -> list[int]:
+        return [item async for items, _ in paginate(fetch) for item in items]
+
+    assert asyncio.run(main()) == [1, 2, 3, 4]
+
+
+def test_paginate_stops_on_a_repeated_cursor() -> None:
+    pages = {None: ([1], "b"), "b": ([2], "c"), "c": ([3], "b")}
+    fetched: list[str | None] = []
+
+    async def fetch(cursor: str | None) -> tuple[list[int], str | None]:
+        fetched.append(cursor)
+        return pages[cursor]
+
+    async def main() -> None:
+        with pytest.raises(ProviderError, match="same page cursor twice"):
+            async for _ in paginate(fetch):
+                pass
+
+    asyncio.run(main())
+    assert fetched == [None, "b", "c"]  # never fetched "b" a second time
+
+
+# -- write_or_reconcile ---------------------------------------------------------------------------------------------
+
+
+class FlakyCrm:
+    """A CRM whose connection fails after the write is sent, ``lost`` times; each write lands when ``lands``."""
+
+    def __init__(self, lost: int, *, lands: bool) -> None:
+        self.lost = lost
+        self.lands = lands
+        self.records: list[str] = []
+        self.calls: list[str] = []
+
+    async def write(self, name: str) -> str:
+        self.calls.append("write")
+        if self.lost:
+            self.lost -= 1
+            if self.lands:
+                self.records.append(name)
+            raise AmbiguousWriteError("connection lost after sending")
+        self.records.append(name)
+        return f"id-{len(self.records)}"
+
+    async def find(self, name: str) -> str | None:
+        self.calls.append("find")
+        return f"id-{self.records.index(name) + 1}" if name in self.records else None
+
+
+def test_a_write_that_landed_is_found_and_not_sent_again() -> None:
+    crm = FlakyCrm(lost=1, lands=True)
+    result = asyncio.run(write_or_reconcile(lambda: crm.write("ada"), lambda: crm.find("ada"), what="create ada"))
+    assert result == "id-1"
+    assert crm.records == ["ada"]
+    assert crm.calls == ["write", "find"]
+
+
+def test_a_write_that_did_not_land_is_looked_up_before_each_new_send() -> None:
+    crm = FlakyCrm(lost=2, lands=False)
+    result = asyncio.run(write_or_reconcile(lambda: crm.write("ada"), lambda: crm.find("ada"), what="create ada"))
+    assert result == "id-1" and crm.records == ["ada"]
+    assert crm.calls == ["write", "find", "write", "find", "write"]
+
+
+def test_never_two_writes_without_a_look_up_between_and_gives_up_after_the_rounds() -> None:
+    crm = FlakyCrm(lost=10, lands=False)
+    with pytest.raises(AmbiguousWriteError, match="nothing was written twice"):
+        asyncio.run(write_or_reconcile(lambda: crm.write("ada"), lambda: crm.find("ada"), what="create ada", rounds=3))
+    assert crm.calls == ["write", "find", "write", "find", "write", "find"]
+    assert all(a != b or a == "find" for a, b in zip(crm.calls, crm.calls[1:], strict=False))
+
+
+def test_other_failures_are_not_reconciled() -> None:
+    calls: list[str] = []
+
+    async def write() -> str:
+        calls.append("write")
+        raise RequestRejectedError("invalid")
+
+    async def find() -> str | None:
+        calls.append("find")
+        return None
+
+    with pytest.raises(RequestRejectedError):
+        asyncio.run(write_or_reconcile(write, find, what="create"))
+    assert calls == ["write"]
