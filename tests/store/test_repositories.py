@@ -289,22 +289,24 @@ def test_removing_a_contact_cascades_to_profiles_and_touchpoints(database: Datab
     )
     LeadStore(database).save(Lead(email="ana.lopez@example.com"))
     with database.session() as session:
-        session.add(
-            TouchpointRow(
-                event_key="1" * 64,
-                email=saved.email,
-                timestamp=datetime(2026, 11, 27, 9, tzinfo=UTC),
-                platform=SocialPlatform.TWITTER,
-                type=TouchpointType.DM,
+        for number, email in enumerate((saved.email, kept.email)):
+            session.add(
+                TouchpointRow(
+                    event_key=str(number) * 64,
+                    email=email,
+                    timestamp=datetime(2026, 11, 27, 9, tzinfo=UTC),
+                    platform=SocialPlatform.TWITTER,
+                    type=TouchpointType.DM,
+                )
             )
-        )
 
     contacts.remove("ana.lopez@example.com")
+    contacts.remove("bo@example.com")
 
     with database.session() as session:
-        profile_owners = session.scalars(select(SocialProfileRow.contact_id)).all()
-        assert profile_owners == [kept.id]
-        assert session.scalar(select(func.count()).select_from(TouchpointRow)) == 0
+        assert session.scalars(select(SocialProfileRow.contact_id)).all() == []
+        # Ana's touchpoints stay with her lead (same email); Bo's went with him.
+        assert session.scalars(select(TouchpointRow.email)).all() == ["ana.lopez@example.com"]
         lead = session.scalars(select(LeadRow)).one()
         assert lead.contact_id is None  # the lead stays, unlinked
     assert contacts.find("ana.lopez@example.com") is None
