@@ -9,6 +9,7 @@ from pathlib import Path
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.paths import AppPaths, resolve_paths
+from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.providers.factory import Transport
 from crm_desktop.store.database import Database, MigrationReport
@@ -32,6 +33,7 @@ class Workspace:
         leads: local leads.
         crm: one-shot CRM actions (test, push a file, fetch, sign in).
         sync: the sync service (runs, schedule, conflicts, history, undo, mappings, import).
+        social: social events in (identity stitching), engagement scores and attribution out.
     """
 
     paths: AppPaths
@@ -43,6 +45,7 @@ class Workspace:
     leads: LeadStore
     crm: CrmActions
     sync: SyncService
+    social: SocialService
 
     @classmethod
     def open(
@@ -72,6 +75,7 @@ class Workspace:
             leads=LeadStore(database),
             crm=crm,
             sync=SyncService(database, integrations, crm),
+            social=SocialService(database),
         )
 
     def close(self) -> None:
