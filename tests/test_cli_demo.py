@@ -113,3 +113,41 @@ def test_demo_headless_sets_up_three_integrations_and_syncs(tmp_path: Path) -> N
         assert run["failed"] == 0
     # The demo never touches the real workspace next to it.
     assert not (tmp_path / "crm-desktop.db").exists()
+
+
+def test_sandbox_serves_https_with_the_certificate_given_and_announces_https_urls(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    for number, blob in enumerate(server.cert_chain_pems):
+        blob.write_to_path(str(cert), append=number > 0)
+    server.private_key_pem.write_to_path(str(key))
+    process = _start_sandbox("--provider", "pipedrive", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        [ready] = _read_lines(process, 1)
+        base_url = str(ready["baseUrl"])
+        assert base_url.startswith("https://127.0.0.1:") and str(ready["control"]).startswith(base_url)
+        trusted = ssl.create_default_context()
+        ca.configure_trust(trusted)
+        assert httpx.get(str(ready["control"]), verify=trusted).status_code == 200
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(str(ready["control"]), verify=ssl.create_default_context())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        _finish(process)
+
+
+def test_sandbox_refuses_a_certificate_without_its_key(tmp_path: Path) -> None:
+    (tmp_path / "server.pem").write_text("")
+    process = _start_sandbox("--tls-cert", str(tmp_path / "server.pem"))
+    try:
+        assert process.wait(timeout=30) == 2
+        assert process.stderr is not None
+        assert "--tls-cert and --tls-key go together" in process.stderr.read()
+    finally:
+        _finish(process)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, ConnectionInfo, CrmAdapter, CrmRecord, RecordResult
 from crm_desktop.providers.factory import Transport, build_adapter, default_record_mappers
+from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class CrmActions:
         integrations: the integration service (store + vault).
         transport: an HTTP transport for the adapters (in-process sandboxes in tests; ``None`` for real sockets).
         options: adapter tuning.
+        network: reads the workspace's proxy and trust settings afresh for each adapter and sign-in.
     """
 
     def __init__(
@@ -73,10 +75,12 @@ class CrmActions:
         *,
         transport: Transport | None = None,
         options: AdapterOptions | None = None,
+        network: Callable[[], NetworkSettings] = NetworkSettings,
     ) -> None:
         self.integrations = integrations
         self.transport = transport
         self.options = options
+        self.network = network
 
     def adapter_for(self, integration: Integration) -> CrmAdapter:
         """A new adapter for ``integration``; refreshed tokens are written back to the vault."""
@@ -89,7 +93,7 @@ class CrmActions:
             self.integrations.credentials(integration),
             transport=self.transport,
             save_tokens=save_tokens,
-            options=self.options,
+            options=replace(self.options or AdapterOptions(), network=self.network()),
         )
 
     async def test_connection(self, name: str) -> ConnectionInfo:
@@ -165,7 +169,8 @@ class CrmActions:
             raise ValueError("no Salesforce client id (consumer key) is known for this integration; give one")
         login_url = integration.base_url or "https://login.salesforce.com"
         credentials = await salesforce_sign_in(
-            login_url, client_id, client_secret, open_browser=open_browser, port=port, transport=self.transport
+            login_url, client_id, client_secret, open_browser=open_browser, port=port, transport=self.transport,
+            network=self.network(),
         )
         self.integrations.save_credentials(integration, credentials)
         return integration

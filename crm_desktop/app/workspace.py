@@ -9,11 +9,13 @@ from pathlib import Path
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.paths import AppPaths, resolve_paths
+from crm_desktop.app.settings import NetworkSettingsService
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.providers.factory import Transport
 from crm_desktop.store.database import Database, MigrationReport
 from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
+from crm_desktop.store.settings import WorkspaceSettingsStore
 from crm_desktop.vault import Vault
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class Workspace:
         leads: local leads.
         crm: one-shot CRM actions (test, push a file, fetch, sign in).
         sync: the sync service (runs, schedule, conflicts, history, undo, mappings, import).
+        network: the proxy and trust settings every adapter and sign-in uses.
         social: social events in (identity stitching), engagement scores and attribution out.
     """
 
@@ -45,6 +48,7 @@ class Workspace:
     leads: LeadStore
     crm: CrmActions
     sync: SyncService
+    network: NetworkSettingsService
     social: SocialService
 
     @classmethod
@@ -64,7 +68,8 @@ class Workspace:
             logger.info("store backed up to %s before migrating", migration.backup)
         vault = vault or Vault()
         integrations = IntegrationService(IntegrationStore(database), vault)
-        crm = CrmActions(integrations, transport=transport)
+        network = NetworkSettingsService(WorkspaceSettingsStore(database), vault)
+        crm = CrmActions(integrations, transport=transport, network=network.network)
         return cls(
             paths=paths,
             database=database,
@@ -75,6 +80,7 @@ class Workspace:
             leads=LeadStore(database),
             crm=crm,
             sync=SyncService(database, integrations, crm),
+            network=network,
             social=SocialService(database),
         )
 

@@ -38,6 +38,9 @@ def add_demo_commands(commands: Any, json_flag: JsonFlag, parser_class: type[arg
                          help="fault spec, e.g. '5xx:0.05,429:0.02,reset:0.01,timeout@40,expire@100,invalid:0.01'")
     sandbox.add_argument("--contacts", type=int, default=0, help="generated contacts each sandbox starts with")
     sandbox.add_argument("--seed", type=int, default=7, help="seed of the generated data and the faults")
+    sandbox.add_argument("--tls-cert", type=Path, metavar="CERT.pem",
+                         help="serve over HTTPS with this certificate chain (PEM; needs --tls-key)")
+    sandbox.add_argument("--tls-key", type=Path, metavar="KEY.pem", help="the certificate's private key (PEM)")
     sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = commands.add_parser(
@@ -58,13 +61,29 @@ def add_demo_commands(commands: Any, json_flag: JsonFlag, parser_class: type[arg
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Serve sandboxes until a signal; print their URLs and credentials when ready."""
     from crm_desktop.sandbox.core import SandboxConfig, parse_fault_spec
-    from crm_desktop.sandbox.server import make_sandbox, new_serving_loop, serve_until_signal, settle_serving_process
+    from crm_desktop.sandbox.server import (
+        ServingTls,
+        make_sandbox,
+        new_serving_loop,
+        serve_until_signal,
+        settle_serving_process,
+    )
 
     try:
         rules = parse_fault_spec(args.faults) if args.faults else []
     except ValueError as exc:
         sys.stderr.write(f"crm-desktop: --faults: {exc}\n")
         return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        sys.stderr.write("crm-desktop: --tls-cert and --tls-key go together (the certificate and its key)\n")
+        return 2
+    tls = None
+    if args.tls_cert is not None:
+        for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+            if not path.is_file():
+                sys.stderr.write(f"crm-desktop: {flag}: {path} is not a readable file\n")
+                return 2
+        tls = ServingTls(args.tls_cert, args.tls_key)
     providers = [args.provider] if args.provider else list(PROVIDERS)
     sandboxes = [
         make_sandbox(p, SandboxConfig(latency_ms=args.latency_ms, jitter_ms=args.jitter_ms, faults=list(rules),
@@ -85,7 +104,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     settle_serving_process()
     try:
         with asyncio.Runner(loop_factory=new_serving_loop) as runner:
-            runner.run(serve_until_signal(sandboxes, args.host, ports, ready))
+            runner.run(serve_until_signal(sandboxes, args.host, ports, ready, tls=tls))
     except (ValueError, OSError) as exc:
         sys.stderr.write(f"crm-desktop: cannot serve the sandboxes: {exc}\n")
         return 2

@@ -167,3 +167,58 @@ class Vault:
             raise VaultError(f"the OS keyring refused to delete the credentials ({type(exc).__name__})") from None
         logger.info("credentials of integration %s deleted from the keyring", integration_id)
         return True
+
+    def load_secret(self, account: str) -> str | None:
+        """A secret that is not an integration's (a proxy password), or ``None`` when none is stored.
+
+        Raises:
+            VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            return self.backend.get_password(self.service, account)
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to read {account} ({type(exc).__name__})") from None
+
+    def save_secret(self, account: str, secret: str) -> None:
+        """Store (replace) a secret that is not an integration's under ``account``.
+
+        Raises:
+            VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            self.backend.set_password(self.service, account, secret)
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.NoKeyringError:
+            raise VaultUnavailableError(_INSTALL_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to store {account} ({type(exc).__name__})") from None
+        logger.info("%s saved to the keyring", account)
+
+    def delete_secret(self, account: str) -> bool:
+        """Delete the secret under ``account``; ``False`` when there was none.
+
+        Raises:
+            VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            self.backend.delete_password(self.service, account)
+        except keyring.errors.PasswordDeleteError:
+            return False
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to delete {account} ({type(exc).__name__})") from None
+        logger.info("%s deleted from the keyring", account)
+        return True
