@@ -34,8 +34,12 @@ def configure_application(app: QApplication) -> None:
     app.setStyleSheet(stylesheet())
 
 
-#: How long the app waits, once its window closed, for cancelled tasks (a sync, a sign-in) to wind down.
-DRAIN_SECONDS = 10.0
+#: How long the app waits, once its window closed, for cancelled tasks (a sync, a sign-in) to wind down. A clean-up
+#: still waiting on a CRM by then is cancelled again, and gets LAST_CALL_SECONDS more: closing the app never waits
+#: more than five seconds on the network.
+DRAIN_SECONDS = 4.0
+#: How long tasks cancelled a second time, once the loop stopped, get to end before the loop closes without them.
+LAST_CALL_SECONDS = 1.0
 
 
 async def _until_closed(window: MainWindow) -> None:
@@ -84,11 +88,15 @@ def _finish_loop(loop: asyncio.AbstractEventLoop) -> None:
     for task in pending:
         task.cancel()
     if pending:
-        results = loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        for task, result in zip(pending, results, strict=True):
-            if isinstance(result, Exception):
-                logger.error("task %s failed while shutting down: %s", task.get_name(), type(result).__name__)
+        _, stuck = loop.run_until_complete(asyncio.wait(pending, timeout=LAST_CALL_SECONDS))
+        for task in pending:
+            if task.done() and not task.cancelled() and isinstance(task.exception(), Exception):
+                logger.error("task %s failed while shutting down: %s", task.get_name(),
+                             type(task.exception()).__name__)
         logger.info("cancelled %d task(s) still running at exit", len(pending))
+        if stuck:
+            logger.warning("left %d task(s) that would not stop: %s", len(stuck),
+                           ", ".join(sorted(task.get_name() for task in stuck)))
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
 
