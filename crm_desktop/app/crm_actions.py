@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.integrations import IntegrationService
-from crm_desktop.app.record_files import RowProblem, read_records
+from crm_desktop.app.push_fields import CrmFieldNames, outbound_record
+from crm_desktop.app.record_files import ReadResult, RowProblem, RowWarning, read_records
 from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, ConnectionInfo, CrmAdapter, CrmRecord, RecordResult
@@ -30,12 +31,18 @@ class PushReport:
         problems: rows refused before sending (line, record, field, reason).
         results: per-record outcomes from the CRM, in file order.
         lines: the file line of each result.
+        not_sent: per result, the other columns not sent because the CRM has no field for them.
+        warnings: values of valid rows that were not kept (social columns without a username).
+        notices: about the whole file (empty, header only).
         api_calls: requests sent.
     """
 
     problems: list[RowProblem] = field(default_factory=list)
     results: list[RecordResult] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    not_sent: list[list[str]] = field(default_factory=list)
+    warnings: list[RowWarning] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     api_calls: int = 0
 
     def count(self, outcome: RecordOutcome) -> int:
@@ -111,27 +118,29 @@ class CrmActions:
         return info
 
     async def push_file(self, name: str, path: Path, obj: RecordObject) -> PushReport:
-        """Validate every row of a contacts or leads file, then push the valid ones."""
+        """Validate every row of a contacts or leads file, then push the valid ones.
+
+        Other columns go to the CRM field of that name, or are listed as not sent (see :mod:`push_fields`).
+        """
         integration = self.integrations.get(name)
         report = PushReport()
         mappers = default_record_mappers(integration.provider)
-        outbound = []
-        if obj is RecordObject.CONTACT:
-            contacts = read_records(path, Contact)
-            report.problems = contacts.problems
-            for line, contact in contacts.records:
-                report.lines.append(line)
-                outbound.append(mappers.default_contact_record(contact))
-        else:
-            leads = read_records(path, Lead)
-            report.problems = leads.problems
-            for line, lead in leads.records:
-                report.lines.append(line)
-                outbound.append(mappers.default_lead_record(lead))
-        if not outbound:
+        read: ReadResult[Any] = (
+            read_records(path, Contact) if obj is RecordObject.CONTACT else read_records(path, Lead)
+        )
+        report.problems, report.warnings, report.notices = read.problems, read.warnings, read.notices
+        if not read.records:
             return report
         adapter = self.adapter_for(integration)
         try:
+            crm_fields = CrmFieldNames.of(await adapter.list_fields(obj))
+            build = mappers.default_contact_record if obj is RecordObject.CONTACT else mappers.default_lead_record
+            outbound = []
+            for line, record in read.records:
+                made, not_sent = outbound_record(record, build, crm_fields, mappers.default_contact_record)
+                report.lines.append(line)
+                report.not_sent.append(not_sent)
+                outbound.append(made)
             report.results = await adapter.upsert(obj, outbound)
         finally:
             report.api_calls = adapter.api_calls

@@ -4,165 +4,519 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Lead, SocialPlatform
+from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
+from crm_desktop.domain.models import Contact, Lead, SocialPlatform, normalise_email
 
 RecordT = TypeVar("RecordT", Contact, Lead)
 
-_CONTACT_COLUMNS = {"email", "firstName", "lastName", "company", "phone"}
-_LEAD_COLUMNS = {"email", "firstName", "lastName", "company", "source", "status"}
-_LEAD_CONTEXT_COLUMNS = {"platform", "conversationId", "sentiment", "engagementScore"}
-_PROFILE_PARTS = ("username", "url", "followers", "engagement")
+#: The parts of a social profile a file can carry per network (``twitter_username``, ``twitter_followers``...).
+PROFILE_PARTS = ("username", "url", "followers", "engagement")
+_PART_ALIASES = {"username": "username", "handle": "username", "url": "url", "link": "url",
+                 "followers": "followers", "engagement": "engagement"}
+_CONTACT_FIELDS = ("firstName", "lastName", "company", "phone")
+_LEAD_FIELDS = ("firstName", "lastName", "company", "source", "status")
+_LEAD_CONTEXT_FIELDS = ("platform", "conversationId", "sentiment", "engagementScore")
+#: What a profile part is reset to when ``--blank-clears`` empties it.
+_PART_BLANKS: dict[str, Any] = {"url": None, "followers": 0, "engagement": 0.0}
+#: Bytes of a CSV file read to guess its delimiter.
+_SNIFF_BYTES = 64 * 1024
+
+
+def header_key(name: str) -> str:
+    """A header as it is matched: case, spaces, underscores, hyphens and dots do not count (``E-mail`` = ``email``)."""
+    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
+
+
+def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
+    """Matched header -> field key (``firstName``, ``social.twitter.followers``) of a contacts or leads file."""
+    fields = _CONTACT_FIELDS if model is Contact else _LEAD_FIELDS + _LEAD_CONTEXT_FIELDS
+    known = {header_key(name): name for name in ("email", *fields)}
+    known["emailaddress"] = "email"
+    for platform in SocialPlatform:
+        for alias, part in _PART_ALIASES.items():
+            known[header_key(f"{platform.value}_{alias}")] = f"social.{platform.value}.{part}"
+    return known
+
+
+def column_label(key: str) -> str:
+    """How a field key is named to the marketer: ``social.twitter.followers`` -> ``twitter_followers``."""
+    if key.startswith("social."):
+        _, platform, part = key.split(".", 2)
+        return f"{platform}_{part}"
+    return key.removeprefix("custom.")
 
 
 @dataclass(frozen=True)
 class RowProblem:
-    """One refused row: where it is, which record, which field and why.
+    """One refused row: where it is, which record, which fields and why (one per row, however many fields).
 
     Attributes:
         line: the 1-based line number in the file (the header is line 1 of a CSV).
         record: the record's email or name, when the row has one.
-        field: the wire name of the bad field.
-        reason: a sentence the marketer can act on.
+        field: the user's column name of the bad field (several joined with ``, ``).
+        reason: a sentence the marketer can act on (one per field, joined with ``; ``).
+        problems: each bad field and its reason.
     """
 
     line: int
     record: str
     field: str
     reason: str
+    problems: tuple[FieldProblem, ...] = ()
+
+    @classmethod
+    def of(cls, line: int, record: str, problems: list[FieldProblem]) -> RowProblem:
+        """One problem for a row from the problems of its fields."""
+        if len(problems) == 1:
+            return cls(line, record, problems[0].field, problems[0].reason, tuple(problems))
+        return cls(line, record, ", ".join(p.field for p in problems),
+                   "; ".join(f"{p.field}: {p.reason}" for p in problems), tuple(problems))
 
     def __str__(self) -> str:
+        if len(self.problems) > 1:
+            return f"line {self.line} ({self.record}): {self.reason}"
         return f"line {self.line} ({self.record}): {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RowWarning:
+    """Something of a kept row that was not kept: which columns and why.
+
+    Attributes:
+        line: the 1-based line number in the file.
+        record: the record's email.
+        columns: the user's column names whose values were dropped.
+        reason: what to write instead.
+    """
+
+    line: int
+    record: str
+    columns: tuple[str, ...]
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line} ({self.record}): {', '.join(self.columns)} not kept: {self.reason}"
+
+
+@dataclass
+class FileRow:
+    """One readable row of a file, as the fields it carries.
+
+    Attributes:
+        line: the 1-based line number.
+        email: the normalised email the row is matched by.
+        values: field key -> the cell's value, for every column the file has (``None`` for an empty cell).
+        columns: field key -> the user's column name.
+    """
+
+    line: int
+    email: str
+    values: dict[str, Any]
+    columns: dict[str, str] = field(default_factory=dict)
+
+    def label(self, key: str) -> str:
+        return self.columns.get(key) or column_label(key)
+
+
+@dataclass
+class FileRows:
+    """The rows of a file, the rows refused before any record was built, and warnings about the whole file."""
+
+    rows: list[FileRow] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class ReadResult(Generic[RecordT]):
-    """Valid records with their line numbers, and the problems of the refused rows."""
+    """Valid records with their line numbers, the problems of the refused rows, and what was not kept."""
 
     records: list[tuple[int, RecordT]] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowWarning] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.strip().split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+# -- the user's words --------------------------------------------------------------------------------------------
+_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^Input should be greater than or equal to (.+)$"), r"must be \1 or more"),
+    (re.compile(r"^Input should be greater than (.+)$"), r"must be more than \1"),
+    (re.compile(r"^Input should be less than or equal to (.+)$"), r"must be \1 or less"),
+    (re.compile(r"^Input should be a valid integer.*$"), "must be a whole number"),
+    (re.compile(r"^Input should be a valid number.*$"), "must be a number"),
+    (re.compile(r"^String should have at most (\d+) characters?$"), r"must be at most \1 characters"),
+    (re.compile(r"^String should have at least 1 character$"), "must not be blank"),
+    (re.compile(r"^String should match pattern '\^\[a-z0-9_\]\+\$'$"),
+     "only lower-case letters, digits and _ (e.g. twitter_dm)"),
+    (re.compile(r"^Field required$"), "required"),
+    (re.compile(r"^Extra inputs are not permitted$"), "not a known field"),
+    (re.compile(r"^Input should be (.+)$"), r"must be \1"),
+)
 
 
-def _blank_to_none(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
+def plain_reason(reason: str) -> str:
+    """A validation message in plain words (``must be 0 or more`` for pydantic's ``greater than or equal to 0``)."""
+    for pattern, replacement in _REASONS:
+        if pattern.match(reason):
+            return pattern.sub(replacement, reason)
+    return reason
 
 
-def contact_from_flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Turn a flat CSV row into the seed's contact shape.
+# -- profiles from links -----------------------------------------------------------------------------------------
+_PROFILE_HOSTS: dict[str, tuple[tuple[str, ...], str]] = {
+    # platform: (hosts, the path's shape: "first" = /<user>, "at" = /@<user>, "in" = /in/<slug>)
+    "twitter": (("twitter.com", "x.com"), "first"),
+    "instagram": (("instagram.com",), "first"),
+    "facebook": (("facebook.com", "fb.com"), "first"),
+    "linkedin": (("linkedin.com",), "in"),
+    "tiktok": (("tiktok.com",), "at"),
+    "youtube": (("youtube.com",), "at"),
+    "threads": (("threads.net", "threads.com"), "at"),
+}
+#: First path segments that are pages of the network, not a person.
+_NOT_PEOPLE = {"i", "home", "intent", "share", "search", "explore", "p", "reel", "reels", "stories", "watch",
+               "profile.php", "pages", "groups", "events", "hashtag", "settings", "login", "channel", "c", "user"}
 
-    Columns: email, firstName (or first_name), lastName, company, phone; ``<platform>_username``,
-    ``<platform>_url``, ``<platform>_followers``, ``<platform>_engagement`` per social network; any other column
-    becomes a custom field.
+
+def username_from_url(platform: str, url: str) -> str | None:
+    """The username a profile link shows, where the network's link shape allows (``https://x.com/ann`` -> ``ann``).
+
+    Shapes: twitter.com or x.com/<user>, instagram.com/<user>, facebook.com/<user>, linkedin.com/in/<slug>,
+    tiktok.com/@<user>, youtube.com/@<handle>, threads.net/@<user>.
     """
-    data: dict[str, Any] = {"customFields": {}}
-    profiles: dict[str, dict[str, Any]] = {}
-    platforms = {p.value for p in SocialPlatform}
-    for raw_key, raw_value in row.items():
-        if raw_key is None:
-            continue
-        value = _blank_to_none(raw_value)
-        key = raw_key.strip()
-        platform, _, part = key.lower().partition("_")
-        if platform in platforms and part in _PROFILE_PARTS:
-            if value is not None:
-                profiles.setdefault(platform, {"platform": platform})[part] = value
-            continue
-        camel = _camel(key)
-        if camel in _CONTACT_COLUMNS:
-            if value is not None:
-                data[camel] = value
-        elif value is not None:
-            data["customFields"][key] = value
-    data["socialProfiles"] = [p for p in profiles.values() if "username" in p]
-    return data
+    known = _PROFILE_HOSTS.get(platform)
+    if known is None:
+        return None
+    hosts, shape = known
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in {"http", "https"} or not any(host == h or host.endswith("." + h) for h in hosts):
+        return None
+    segments = [unquote(s) for s in parts.path.split("/") if s]
+    if not segments:
+        return None
+    if shape == "in":
+        name = segments[1] if len(segments) >= 2 and segments[0].lower() == "in" else None
+    elif shape == "at":
+        name = segments[0][1:] if segments[0].startswith("@") else None
+    else:
+        name = segments[0].lstrip("@") if segments[0].lower() not in _NOT_PEOPLE else None
+    return name if name and len(name) <= 100 and not any(c.isspace() for c in name) else None
 
 
-def lead_from_flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Turn a flat CSV row into the seed's lead shape (platform, conversationId, sentiment, engagementScore)."""
-    data: dict[str, Any] = {}
-    context: dict[str, Any] = {}
-    for raw_key, raw_value in row.items():
-        if raw_key is None:
-            continue
-        value = _blank_to_none(raw_value)
-        camel = _camel(raw_key)
-        if value is None:
-            continue
-        if camel in _LEAD_COLUMNS:
-            data[camel] = value
-        elif camel in _LEAD_CONTEXT_COLUMNS:
-            context[camel] = value
+# -- reading -----------------------------------------------------------------------------------------------------
+def _sniffed_dialect(path: Path) -> type[csv.Dialect] | str:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        sample = handle.read(_SNIFF_BYTES)
+    if "\n" in sample and len(sample) == _SNIFF_BYTES:
+        sample = sample[: sample.rindex("\n")]  # a cut line would mislead the guess
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        return "excel"  # one column, or too little text to tell: commas
+
+
+def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
+    known = _columns_for(model)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle, _sniffed_dialect(path))
+        header = next(reader, None)
+        if header is None or not any(h.strip() for h in header):
+            result.notices.append(f"{path.name} is empty: nothing to import")
+            return
+        keys: list[str | None] = []
+        taken: dict[str, str] = {}
+        for raw in header:
+            name = raw.strip()
+            if not name:
+                keys.append(None)
+                continue
+            key = known.get(header_key(name)) or f"custom.{name}"
+            if key in taken:
+                raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
+                                 "keep one")
+            taken[key] = name
+            keys.append(key)
+        if "email" not in taken:
+            seen = ", ".join(repr(h.strip()) for h in header if h.strip())
+            raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
+                             f"{seen}")
+        result.columns = dict(taken)
+        rows = 0
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            rows += 1
+            values: dict[str, Any] = {}
+            for column, cell in zip(keys, cells, strict=False):
+                if column is not None:
+                    values[column] = cell.strip() or None
+            for column in keys[len(cells):]:
+                if column is not None:
+                    values[column] = None
+            yield reader.line_num, values
+        if not rows:
+            result.notices.append(f"{path.name} has a header but no rows: nothing to import")
+
+
+def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dict[str, Any]:
+    """A JSON Lines record (the app's own shape) as field key -> value, for the keys it has."""
+    fields = _CONTACT_FIELDS if model is Contact else _LEAD_FIELDS
+    by_name = {name: name for name in ("email", *fields)}
+    by_name.update({"first_name": "firstName", "last_name": "lastName"})
+    values: dict[str, Any] = {}
+    for name, value in item.items():
+        if name in by_name:
+            values[by_name[name]] = value
+        elif name in ("socialProfiles", "social_profiles") and isinstance(value, list):
+            values["socialProfiles"] = value
+        elif name in ("customFields", "custom_fields") and isinstance(value, dict):
+            values.update({f"custom.{key}": inner for key, inner in value.items()})
+        elif name in ("socialContext", "social_context") and model is Lead:
+            values["socialContext"] = value
         else:
-            data[camel] = value  # refused by validation, naming the unknown column
-    if context:
-        data["socialContext"] = context
-    return data
+            values[f"extra.{name}"] = value
+    return values
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+def read_rows(path: Path, model: type[Contact] | type[Lead]) -> FileRows:
+    """Read every row of a contacts or leads file and match it by email; refuse unreadable rows and bad emails.
+
+    Raises:
+        ValueError: when the file type is not supported, or a CSV has no email column (the message lists the
+            headers seen).
+        OSError: when the file cannot be read.
+    """
+    result = FileRows()
     suffix = path.suffix.lower()
+    items: Iterator[tuple[int, dict[str, Any]]]
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            for row in reader:
-                yield reader.line_num, dict(row), None
+        items = _csv_rows(path, model, result)
     elif suffix in {".jsonl", ".ndjson", ".json"}:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, None, f"not valid JSON ({exc.msg})"
-                    continue
-                if not isinstance(item, dict):
-                    yield number, None, "each line must be one JSON object"
-                    continue
-                yield number, item, None
+        items = _jsonl_rows(path, model, result)
     else:
         raise ValueError(f"{path.name}: use a .csv or .jsonl file")
+    seen: dict[str, int] = {}
+    for line, values in items:
+        columns = result.columns
+        email_column = columns.get("email", "email")
+        raw_email = values.get("email")
+        label = raw_email.strip() if isinstance(raw_email, str) and raw_email.strip() else "(unnamed)"
+        if not isinstance(raw_email, str) or not raw_email.strip():
+            result.problems.append(RowProblem.of(line, label, [FieldProblem(email_column, "required")]))
+            continue
+        try:
+            email = normalise_email(raw_email)
+        except ValueError as exc:
+            result.problems.append(RowProblem.of(line, label, [FieldProblem(email_column, str(exc))]))
+            continue
+        if email in seen:
+            again = FieldProblem(email_column, f"same email as line {seen[email]}; row skipped")
+            result.problems.append(RowProblem.of(line, email, [again]))
+            continue
+        seen[email] = line
+        result.rows.append(FileRow(line, email, values, columns))
+    if suffix != ".csv" and not result.rows and not result.problems and not result.notices:
+        result.notices.append(f"{path.name} is empty: nothing to import")
+    return result
+
+
+def _jsonl_rows(
+    path: Path, model: type[Contact] | type[Lead], result: FileRows
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                result.problems.append(RowProblem.of(number, "(unreadable)",
+                                                     [FieldProblem("(row)", f"not valid JSON ({exc.msg})")]))
+                continue
+            if not isinstance(item, dict):
+                result.problems.append(RowProblem.of(number, "(unreadable)",
+                                                     [FieldProblem("(row)", "each line must be one JSON object")]))
+                continue
+            yield number, _json_values(item, model)
+
+
+# -- building records --------------------------------------------------------------------------------------------
+@dataclass
+class BuiltRecord(Generic[RecordT]):
+    """A row made into a record (on top of the stored one, when there is one), with what was not kept."""
+
+    record: RecordT
+    warnings: list[RowWarning] = field(default_factory=list)
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def build_record(
+    model: type[RecordT], row: FileRow, existing: RecordT | None = None, *, blank_clears: bool = False
+) -> BuiltRecord[RecordT]:
+    """The record a row makes: the stored record with the row's columns laid over it, validated.
+
+    Only the columns the file has are touched; an empty cell leaves the stored value alone unless
+    ``blank_clears``. A profile of a network the record has no profile on needs a username, or a link the
+    username can be read from; otherwise its columns are named in a warning.
+
+    Raises:
+        InvalidRecordError: naming the user's columns of every bad value.
+    """
+    data: dict[str, Any] = existing.to_wire() if existing is not None else {}
+    data["email"] = row.email
+    profiles: list[dict[str, Any]] = list(data.get("socialProfiles") or [])
+    custom: dict[str, Any] = dict(data.get("customFields") or {})
+    context: dict[str, Any] = dict(data.get("socialContext") or {})
+    social: dict[str, dict[str, Any]] = {}
+    warnings: list[RowWarning] = []
+    for key, value in row.values.items():
+        blank = _is_blank(value)
+        if key == "email" or (blank and not blank_clears):
+            continue
+        if key.startswith("social."):
+            _, platform, part = key.split(".", 2)
+            social.setdefault(platform, {})[part] = None if blank else value
+        elif key == "socialProfiles":
+            profiles = _merged_profiles(profiles, value if isinstance(value, list) else [])
+        elif key == "socialContext":
+            context = dict(value) if isinstance(value, dict) else {}
+        elif key.startswith("custom."):
+            name = key.removeprefix("custom.")
+            if blank:
+                custom.pop(name, None)
+            else:
+                custom[name] = value
+        elif key in _LEAD_CONTEXT_FIELDS:
+            context[key] = None if blank else value
+        elif key.startswith("extra."):
+            data[key.removeprefix("extra.")] = value
+        elif key == "status" and blank:
+            continue  # a lead always has a status
+        else:
+            data[key] = None if blank else value
+    for platform, parts in social.items():
+        _lay_profile(profiles, platform, parts, row, warnings)
+    data["socialProfiles"] = profiles
+    data["customFields"] = custom
+    if model is Lead:
+        data["socialContext"] = context if any(v is not None for v in context.values()) else None
+    try:
+        record = model.model_validate(data)
+    except InvalidRecordError as exc:
+        raise InvalidRecordError(exc.kind, row.email, _user_problems(exc.problems, row, profiles)) from None
+    return BuiltRecord(record, warnings)
+
+
+def _merged_profiles(profiles: list[dict[str, Any]], given: list[Any]) -> list[dict[str, Any]]:
+    """The stored profiles with the given ones laid over them by network (JSON Lines' ``socialProfiles``)."""
+    result = [dict(p) for p in profiles]
+    for item in given:
+        if not isinstance(item, dict):
+            result.append(item)
+            continue
+        platform = item.get("platform")
+        found = next((p for p in result if isinstance(p, dict) and p.get("platform") == platform), None)
+        if found is None:
+            result.append(dict(item))
+        else:
+            found.update(item)
+    return result
+
+
+def _lay_profile(
+    profiles: list[dict[str, Any]], platform: str, parts: dict[str, Any], row: FileRow, warnings: list[RowWarning]
+) -> None:
+    """Put one network's columns on its profile: update the stored one, or start one when a username is known."""
+    found = next((p for p in profiles if p.get("platform") == platform), None)
+    if found is not None:
+        if "username" in parts and parts["username"] is None:
+            profiles.remove(found)  # --blank-clears with an empty username: the profile goes
+            return
+        for part, value in parts.items():
+            found[part] = _PART_BLANKS.get(part) if value is None else value
+        return
+    given = {part: value for part, value in parts.items() if value is not None}
+    if not given:
+        return
+    username = given.get("username")
+    if username is None and isinstance(given.get("url"), str):
+        username = username_from_url(platform, given["url"])
+    if username is None:
+        columns = tuple(row.label(f"social.{platform}.{part}") for part in PROFILE_PARTS if part in given)
+        shape = _link_example(platform)
+        hint = f", or a {platform}_url like {shape}" if shape else ""
+        warnings.append(RowWarning(row.line, row.email, columns,
+                                   f"a {platform} profile needs a {platform}_username{hint}"))
+        return
+    profiles.append({"platform": platform, **given, "username": username})
+
+
+def _link_example(platform: str) -> str | None:
+    known = _PROFILE_HOSTS.get(platform)
+    if known is None:
+        return None
+    hosts, shape = known
+    path = {"first": "NAME", "at": "@NAME", "in": "in/NAME"}[shape]
+    return f"https://{hosts[0]}/{path}"
+
+
+def _user_problems(problems: list[FieldProblem], row: FileRow, profiles: list[dict[str, Any]]) -> list[FieldProblem]:
+    """Validation problems named by the user's columns, in plain words."""
+    result: list[FieldProblem] = []
+    for problem in problems:
+        path = problem.field.split(".")
+        name = problem.field
+        if path[0] == "socialProfiles" and len(path) >= 3 and path[1].isdigit() and int(path[1]) < len(profiles):
+            platform = profiles[int(path[1])].get("platform")
+            if isinstance(platform, str) and f"social.{platform}.{path[2]}" in row.columns:
+                name = row.label(f"social.{platform}.{path[2]}")
+            elif isinstance(platform, str) and not row.columns.get("socialProfiles") and row.columns:
+                name = f"{platform}_{path[2]}"
+        elif path[0] == "customFields" and len(path) >= 2:
+            name = row.label(f"custom.{path[1]}") if row.columns else problem.field
+        elif path[0] == "socialContext" and len(path) >= 2 and path[1] in row.columns:
+            name = row.label(path[1])
+        elif path[0] in row.columns:
+            name = row.label(path[0])
+        reason = plain_reason(problem.reason)
+        if reason == "not a known field" and row.columns:
+            reason = "not a known column"
+        result.append(FieldProblem(name, reason))
+    return result
 
 
 def read_records(path: Path, model: type[RecordT]) -> ReadResult[RecordT]:
-    """Validate every row of a contacts or leads file; keep valid rows and explain every bad one.
+    """Validate every row of a contacts or leads file; keep valid rows and explain every bad one (once per row).
 
     Raises:
-        ValueError: when the file type is not supported.
+        ValueError: when the file type is not supported, or a CSV has no email column.
         OSError: when the file cannot be read.
     """
-    result: ReadResult[RecordT] = ReadResult()
-    is_csv = path.suffix.lower() == ".csv"
-    seen: dict[str, int] = {}
-    for line, row, error in _rows(path):
-        if row is None:
-            result.problems.append(RowProblem(line, "(unreadable)", "(row)", error or "unreadable"))
-            continue
-        if is_csv:
-            row = contact_from_flat_row(row) if model is Contact else lead_from_flat_row(row)
+    rows = read_rows(path, model)
+    result: ReadResult[RecordT] = ReadResult(problems=list(rows.problems), notices=list(rows.notices))
+    for row in rows.rows:
         try:
-            record = model.model_validate(row)
+            built = build_record(model, row)
         except InvalidRecordError as exc:
-            for problem in exc.problems:
-                result.problems.append(RowProblem(line, exc.record, problem.field, problem.reason))
+            result.problems.append(RowProblem.of(row.line, row.email, exc.problems))
             continue
-        if record.email in seen:
-            result.problems.append(
-                RowProblem(line, record.email, "email", f"same email as line {seen[record.email]}; row skipped")
-            )
-            continue
-        seen[record.email] = line
-        result.records.append((line, record))
+        result.records.append((row.line, built.record))
+        result.warnings.extend(built.warnings)
+    result.problems.sort(key=lambda p: p.line)
     return result

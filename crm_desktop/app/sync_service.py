@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.crm_actions import CrmActions
+from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
-from crm_desktop.app.record_files import RowProblem, read_records
-from crm_desktop.domain.models import Contact, Integration, Lead
+from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
@@ -24,7 +24,7 @@ from crm_desktop.store.models import (
     SyncTrigger,
     utcnow,
 )
-from crm_desktop.store.repositories import ContactStore, LeadStore
+from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import DueSync, UndoReport, due_syncs, next_due_at, resolve_conflict, undo_run
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncDirectionChoice, SyncEngine, SyncResult
@@ -57,16 +57,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class ImportReport:
-    """What importing a file into the local store did."""
-
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    problems: list[RowProblem] = field(default_factory=list)
-
-
 class SyncService:
     """Runs syncs and everything around them for every integration of a workspace.
 
@@ -80,6 +70,7 @@ class SyncService:
         self.actions = actions
         self.contacts = ContactStore(database)
         self.leads = LeadStore(database)
+        self.imports = ImportService(database)
         self._running: dict[int, asyncio.Task[SyncResult]] = {}
 
     # -- mappings ------------------------------------------------------------------------------
@@ -232,7 +223,10 @@ class SyncService:
         return self.store.get_run(run_id), self.store.record_log(run_id)
 
     def integration_of_run(self, run_id: int) -> Integration:
-        return self.integrations.get_by_id(self.store.get_run(run_id).integration_id)
+        integration_id = self.store.get_run(run_id).integration_id
+        if integration_id is None:
+            raise NotFoundError(f"run {run_id} is an import into the local store; it has no integration")
+        return self.integrations.get_by_id(integration_id)
 
     async def undo(self, run_id: int) -> UndoReport:
         """Undo a run: its audit rows restore the previous values on both sides.
@@ -241,6 +235,8 @@ class SyncService:
             SyncAlreadyRunning: when a sync of the integration is running (the store's lock does not tell runs of
                 this process apart).
         """
+        if self.store.get_run(run_id).trigger is SyncTrigger.IMPORT:
+            return self.imports.undo(run_id)
         integration = self.integration_of_run(run_id)
         if self.is_running(integration.name):
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
@@ -274,22 +270,8 @@ class SyncService:
             await adapter.aclose()
 
     # -- local import --------------------------------------------------------------------------
-    def import_file(self, path: Path, obj: RecordObject = RecordObject.CONTACT) -> ImportReport:
-        """Validate a CSV/JSONL file and save its valid rows in the local store (all valid rows at once)."""
-        report = ImportReport()
-        if obj is RecordObject.CONTACT:
-            contacts = read_records(path, Contact)
-            report.problems = contacts.problems
-            saved = self.contacts.save_many([c for _, c in contacts.records])
-        else:
-            leads = read_records(path, Lead)
-            report.problems = leads.problems
-            saved = [self.leads.save(lead) for _, lead in leads.records]
-        for item in saved:
-            if item.created:
-                report.created += 1
-            elif item.changed:
-                report.updated += 1
-            else:
-                report.unchanged += 1
-        return report
+    def import_file(
+        self, path: Path, obj: RecordObject = RecordObject.CONTACT, *, blank_clears: bool = False
+    ) -> ImportReport:
+        """Validate a CSV/JSONL file and lay its valid rows over the local store (see :class:`ImportService`)."""
+        return self.imports.import_file(path, obj, blank_clears=blank_clears)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
+from crm_desktop.app.imports import ImportUndoError
 from crm_desktop.app.sync_service import (
     SyncRunRow,
 )
@@ -34,7 +35,8 @@ def _run_json(run: SyncRunRow, names: dict[int, str]) -> dict[str, Any]:
     duration = stored_run_seconds(run.started_at, run.finished_at)
     return {
         "id": run.id,
-        "integration": names.get(run.integration_id, str(run.integration_id)),
+        "integration": "(local import)" if run.integration_id is None
+        else names.get(run.integration_id, str(run.integration_id)),
         "trigger": run.trigger.value,
         "direction": run.direction,
         "dryRun": run.dry_run,
@@ -108,6 +110,8 @@ def cmd_runs_undo(args: argparse.Namespace) -> int:
     with closing(open_workspace(args)) as workspace:
         try:
             report = asyncio.run(workspace.sync.undo(args.id))
+        except ImportUndoError as exc:
+            raise CommandError(str(exc), ExitCode.PARTIAL) from None
         except SyncAlreadyRunning as exc:
             raise CommandError(str(exc), ExitCode.PARTIAL, "sync_running") from None
         undo_run, _ = workspace.sync.run(report.run_id)

@@ -124,12 +124,16 @@ def normalise_phone(value: str, region: str | None = None) -> str:
     Raises:
         ValueError: when the number cannot be read or is not a possible number.
     """
+    region = region or phone_region()
     try:
-        parsed = phonenumbers.parse(value, region or phone_region())
+        parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         raise ValueError("not a phone number") from None
     if not phonenumbers.is_valid_number(parsed):
-        raise ValueError("not a valid phone number for its country")
+        if value.strip().startswith("+"):
+            raise ValueError("not a valid phone number for its country")
+        raise ValueError(f"not a valid phone number in region {region}, where numbers without a +country code "
+                         "are read (set by CRM_DESKTOP_PHONE_REGION)")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -410,6 +414,8 @@ class Lead(WireModel):
     source: Annotated[str | None, Field(max_length=80, pattern=r"^[a-z0-9_]+$")] = None
     status: LeadStatus = LeadStatus.NEW
     social_context: SocialContext | None = None
+    social_profiles: list[SocialProfile] = Field(default_factory=list)
+    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue] = Field(default_factory=dict)
 
     _email = field_validator("email")(_validate_email_field)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 import httpx
 
@@ -23,7 +24,7 @@ class AdapterBase:
         http: the shared HTTP core (auth, retries, classification) of the integration.
     """
 
-    provider: str
+    provider: ClassVar[str]
 
     def __init__(
         self,

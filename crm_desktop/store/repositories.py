@@ -11,7 +11,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from crm_desktop.domain.models import Contact, Integration, Lead, SocialContext, SocialProfile, SyncConfig
+from crm_desktop.domain.models import (
+    Contact,
+    Integration,
+    Lead,
+    SocialContext,
+    SocialPlatform,
+    SocialProfile,
+    SyncConfig,
+)
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow, TouchpointRow, utcnow
 
@@ -208,7 +216,33 @@ def stored_lead(row: Any) -> Lead:
         source=row.source,
         status=row.status,
         social_context=context,
+        social_profiles=[
+            SocialProfile.model_construct(
+                platform=SocialPlatform(p["platform"]), username=p["username"], url=p.get("url"),
+                followers=p.get("followers", 0), engagement=p.get("engagement", 0.0),
+            )
+            for p in (row.social_profiles or [])
+        ],
+        custom_fields=dict(row.custom_fields or {}),
     )
+
+
+def lead_row_values(lead: Lead) -> dict[str, Any]:
+    """The ``leads`` columns of a lead (all but its email and contact)."""
+    context = lead.social_context
+    return {
+        "first_name": lead.first_name,
+        "last_name": lead.last_name,
+        "company": lead.company,
+        "source": lead.source,
+        "status": lead.status,
+        "social_platform": context.platform if context else None,
+        "conversation_id": context.conversation_id if context else None,
+        "sentiment": context.sentiment if context else None,
+        "engagement_score": context.engagement_score if context else None,
+        "social_profiles": [p.model_dump(mode="json") for p in lead.social_profiles],
+        "custom_fields": dict(lead.custom_fields),
+    }
 
 
 def _contact_from_row(row: ContactRow) -> Contact:
@@ -302,6 +336,11 @@ class ContactStore:
                 found[row.email] = row
         return found
 
+    def find_many(self, emails: Sequence[str]) -> dict[str, Contact]:
+        """The contacts with those (already normalised) emails, by email."""
+        with self._db.session() as session:
+            return {email: _contact_from_row(row) for email, row in self._rows_by_email(session, list(emails)).items()}
+
     def find(self, email: str) -> Contact | None:
         """The contact with that (already normalised) email, if any."""
         with self._db.session() as session:
@@ -353,34 +392,58 @@ class LeadStore:
 
     def save(self, lead: Lead) -> SavedRecord:
         """Insert a lead, or update the one with the same email."""
+        return self.save_many([lead])[0]
+
+    def save_many(self, leads: Iterable[Lead]) -> list[SavedRecord]:
+        """Insert or update many leads in one transaction (all or nothing)."""
+        items = list(leads)
+        results: list[SavedRecord] = []
         with self._db.session() as session:
-            row = session.scalar(select(LeadRow).where(LeadRow.email == lead.email))
-            created = row is None
-            if row is None:
-                row = LeadRow(email=lead.email)
-                session.add(row)
-            context = lead.social_context
-            values = {
-                "first_name": lead.first_name,
-                "last_name": lead.last_name,
-                "company": lead.company,
-                "source": lead.source,
-                "status": lead.status,
-                "social_platform": context.platform if context else None,
-                "conversation_id": context.conversation_id if context else None,
-                "sentiment": context.sentiment if context else None,
-                "engagement_score": context.engagement_score if context else None,
-            }
-            changed = created
-            for attribute, value in values.items():
-                if getattr(row, attribute) != value:
-                    setattr(row, attribute, value)
-                    changed = True
-            contact_id = session.scalar(select(ContactRow.id).where(ContactRow.email == lead.email))
-            if row.contact_id != contact_id:
-                row.contact_id = contact_id
+            emails = [lead.email for lead in items]
+            existing: dict[str, LeadRow] = {}
+            contact_ids: dict[str, int] = {}
+            for start in range(0, len(emails), 500):
+                chunk = emails[start : start + 500]
+                existing.update((r.email, r) for r in session.scalars(select(LeadRow).where(LeadRow.email.in_(chunk))))
+                contact_ids.update(
+                    (email, contact_id) for email, contact_id in session.execute(
+                        select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(chunk))
+                    )
+                )
+            unsaved: list[tuple[LeadRow, bool, bool]] = []
+            for lead in items:
+                row = existing.get(lead.email)
+                created = row is None
+                if row is None:
+                    row = LeadRow(email=lead.email)
+                    session.add(row)
+                    existing[lead.email] = row
+                changed = created
+                for attribute, value in lead_row_values(lead).items():
+                    if getattr(row, attribute) != value:
+                        setattr(row, attribute, value)
+                        changed = True
+                contact_id = contact_ids.get(lead.email)
+                if row.contact_id != contact_id:
+                    row.contact_id = contact_id
+                unsaved.append((row, created, changed))
+                if len(unsaved) >= SAVE_BATCH:
+                    session.flush()
+                    results += [SavedRecord(r.id, r.email, c, ch) for r, c, ch in unsaved]
+                    unsaved.clear()
             session.flush()
-            return SavedRecord(row.id, row.email, created, changed)
+            results += [SavedRecord(r.id, r.email, c, ch) for r, c, ch in unsaved]
+        return results
+
+    def find_many(self, emails: Sequence[str]) -> dict[str, Lead]:
+        """The leads with those (already normalised) emails, by email."""
+        found: dict[str, Lead] = {}
+        with self._db.session() as session:
+            for start in range(0, len(emails), 500):
+                chunk = list(emails[start : start + 500])
+                found.update((row.email, _lead_from_row(row))
+                             for row in session.scalars(select(LeadRow).where(LeadRow.email.in_(chunk))))
+        return found
 
     def find(self, email: str) -> Lead | None:
         """The lead with that (already normalised) email, if any."""

@@ -201,7 +201,9 @@ class SyncRunsTableModel(QAbstractTableModel):
         return None
 
     def integration_name(self, run: SyncRunRow) -> str:
-        """The name of the run's integration."""
+        """The name of the run's integration (an import into the local store has none)."""
+        if run.integration_id is None:
+            return "local import"
         return self._names.get(run.integration_id, f"integration {run.integration_id}")
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

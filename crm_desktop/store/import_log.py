@@ -1,0 +1,69 @@
+"""Imports into the local store as runs: a ``sync_runs`` row with trigger ``import`` and its audit rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import AuditLogRow, SyncRunRow, SyncRunStatus, SyncTrigger, utcnow
+
+#: The direction column of an import run and of the undo of one.
+IMPORT_DIRECTION = "import"
+UNDO_DIRECTION = "undo"
+
+
+class ImportLog:
+    """Import runs: started, finished with their counts and audit rows (old and new value of every field changed).
+
+    They belong to no integration; ``runs undo`` reads their audit rows like a sync run's.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def start(self, message: str, *, direction: str = IMPORT_DIRECTION) -> int:
+        """A new running import run; its id."""
+        with self._db.session() as session:
+            run = SyncRunRow(integration_id=None, trigger=SyncTrigger.IMPORT, direction=direction, message=message)
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish(
+        self, run_id: int, status: SyncRunStatus, audit: Sequence[dict[str, Any]], **counts: int
+    ) -> None:
+        """Record the run's outcome and its audit rows (``entity``, ``entity_id``, ``field``, old and new) at once."""
+        now = utcnow()
+        with self._db.session() as session:
+            if audit:
+                session.execute(
+                    insert(AuditLogRow),
+                    [{"at": now, "source": "import", "side": "local", **row, "run_id": run_id, "integration_id": None}
+                     for row in audit],
+                )
+            run = session.get(SyncRunRow, run_id)
+            if run is not None:
+                run.status = status
+                run.finished_at = now
+                for name, value in counts.items():
+                    setattr(run, name, value)
+
+    def undone_by(self, run_id: int) -> int | None:
+        """The run that undid import run ``run_id`` successfully, if any."""
+        with self._db.session() as session:
+            return session.scalar(
+                select(SyncRunRow.id).where(
+                    SyncRunRow.trigger == SyncTrigger.IMPORT,
+                    SyncRunRow.direction == UNDO_DIRECTION,
+                    SyncRunRow.message == undo_message(run_id),
+                    SyncRunRow.status == SyncRunStatus.SUCCEEDED,
+                ).limit(1)
+            )
+
+
+def undo_message(run_id: int) -> str:
+    """The message of the run that undoes import run ``run_id``."""
+    return f"undo of run {run_id}"

@@ -1,0 +1,126 @@
+"""Reading contacts and leads files: delimiters, headers, profiles from links, the user's column names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.app.record_files import header_key, read_records, username_from_url
+from crm_desktop.domain.models import Contact, Lead
+
+
+@pytest.mark.parametrize(
+    ("platform", "url", "username"),
+    [
+        ("twitter", "https://twitter.com/annlee", "annlee"),
+        ("twitter", "https://x.com/annlee/", "annlee"),
+        ("twitter", "https://x.com/home", None),
+        ("instagram", "https://www.instagram.com/ann.lee/", "ann.lee"),
+        ("linkedin", "https://www.linkedin.com/in/ann-lee-42/", "ann-lee-42"),
+        ("linkedin", "https://www.linkedin.com/company/acme", None),
+        ("tiktok", "https://www.tiktok.com/@annlee", "annlee"),
+        ("tiktok", "https://www.tiktok.com/annlee", None),
+        ("youtube", "https://www.youtube.com/@AnnLee", "AnnLee"),
+        ("youtube", "https://www.youtube.com/channel/UC123", None),
+        ("facebook", "https://facebook.com/ann.lee", "ann.lee"),
+        ("facebook", "https://facebook.com/profile.php?id=4", None),
+        ("twitter", "https://instagram.com/annlee", None),
+        ("twitter", "ftp://x.com/annlee", None),
+        ("reddit", "https://reddit.com/u/annlee", None),
+    ],
+)
+def test_usernames_come_from_links_where_the_shape_allows(platform: str, url: str, username: str | None) -> None:
+    assert username_from_url(platform, url) == username
+
+
+def test_headers_match_without_case_spaces_underscores_or_hyphens() -> None:
+    assert {header_key(h) for h in ("Email", " E-mail ", "EMAIL", "e_mail")} == {"email"}
+    assert header_key("First Name") == header_key("first_name") == header_key("firstName")
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_semicolon_file_with_capitalised_headers_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "Email;First Name;Company;Twitter Username\nann@example.com;Ann;Acme, Inc;annlee\n")
+    result = read_records(path, Contact)
+    assert result.problems == []
+    [(line, ann)] = result.records
+    assert (line, ann.email, ann.first_name, ann.company) == (2, "ann@example.com", "Ann", "Acme, Inc")
+    assert [p.username for p in ann.social_profiles] == ["annlee"]
+
+
+def test_a_tab_file_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "email\tcompany\nann@example.com\tAcme; Ltd\n")
+    [(_, ann)] = read_records(path, Contact).records
+    assert ann.company == "Acme; Ltd"
+
+
+def test_no_email_column_names_the_headers_seen(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "mail;name\nann@example.com;Ann\n")
+    with pytest.raises(ValueError, match=r"no email column.*headers seen are: 'mail', 'name'"):
+        read_records(path, Contact)
+
+
+def test_profiles_without_a_username_are_kept_from_their_link_or_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "c.csv",
+        "email,linkedin_url,tiktok_followers,youtube_url\n"
+        "ann@example.com,https://www.linkedin.com/in/ann-lee,300,https://www.youtube.com/channel/UC1\n",
+    )
+    result = read_records(path, Contact)
+    [(_, ann)] = result.records
+    assert [(p.platform.value, p.username, p.url) for p in ann.social_profiles] == [
+        ("linkedin", "ann-lee", "https://www.linkedin.com/in/ann-lee")
+    ]
+    assert sorted(w.columns for w in result.warnings) == [("tiktok_followers",), ("youtube_url",)]
+    assert all(w.line == 2 and w.record == "ann@example.com" for w in result.warnings)
+    assert "tiktok_username" in next(w.reason for w in result.warnings if w.columns == ("tiktok_followers",))
+
+
+def test_messages_name_the_users_columns_in_plain_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_DESKTOP_PHONE_REGION", "GB")
+    path = write(
+        tmp_path, "c.csv",
+        "email,twitter_username,Twitter Followers,phone\n"
+        "ann@example.com,annlee,-5,\n"
+        "bob@example.com,,,415 555 0132\n",
+    )
+    result = read_records(path, Contact)
+    assert result.records == []
+    first, second = result.problems
+    assert (first.line, first.field, first.reason) == (2, "Twitter Followers", "must be 0 or more")
+    assert second.field == "phone"
+    assert "region GB" in second.reason and "CRM_DESKTOP_PHONE_REGION" in second.reason
+
+
+def test_leads_take_the_social_columns_and_a_bad_row_is_reported_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "l.csv",
+        "email,twitter_username,twitter_followers,source,favorite_color\n"
+        "lee@example.com,leeo,12,twitter_dm,blue\n"
+        "max@example.com,maxo,-1,Bad Source,\n",
+    )
+    result = read_records(path, Lead)
+    [(_, lee)] = result.records
+    assert [(p.username, p.followers) for p in lee.social_profiles] == [("leeo", 12)]
+    assert lee.custom_fields == {"favorite_color": "blue"}
+    [bad] = result.problems
+    assert bad.line == 3 and {p.field for p in bad.problems} == {"source", "twitter_followers"}
+
+
+@pytest.mark.parametrize("text", ["", "email,company\n", "email,company\n\n , \n"])
+def test_an_empty_file_says_so(tmp_path: Path, text: str) -> None:
+    result = read_records(write(tmp_path, "c.csv", text), Contact)
+    assert result.records == [] and result.problems == []
+    [notice] = result.notices
+    assert "nothing to import" in notice
+
+
+def test_an_empty_jsonl_file_says_so(tmp_path: Path) -> None:
+    result = read_records(write(tmp_path, "c.jsonl", "\n"), Contact)
+    assert [n for n in result.notices if "empty" in n]
