@@ -22,6 +22,8 @@ from tests.support.forward_proxy import ForwardProxy
 from tests.support.memory_keyring import MemoryKeyring
 
 PASSWORD = "s3cret-Proxy-pw"
+#: A name this computer cannot resolve (``.test`` is reserved) and the test proxy resolves to loopback.
+PROXY_ONLY_NAME = "crm.sandbox.test"
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +118,7 @@ def test_a_proxy_password_goes_to_the_keyring_never_to_the_database_and_is_shown
 
 def write_certificates(folder: Path) -> tuple[Path, ServingTls]:
     ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1")
+    issued = ca.issue_cert("127.0.0.1", PROXY_ONLY_NAME)
     folder.mkdir(parents=True, exist_ok=True)
     bundle, cert, key = folder / "company-root.pem", folder / "server.pem", folder / "server.key"
     ca.cert_pem.write_to_path(str(bundle))
@@ -126,10 +128,12 @@ def write_certificates(folder: Path) -> tuple[Path, ServingTls]:
     return bundle, ServingTls(cert, key)
 
 
-@pytest.fixture
-def tls_crm(tmp_path: Path) -> Iterator[tuple[Path, Path, HubSpotSandbox]]:
-    """A workspace with one integration on a HubSpot sandbox served over HTTPS by a CA the OS does not trust."""
+@pytest.fixture(params=[None])
+def tls_crm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, Path, HubSpotSandbox]]:
+    """A workspace with one integration on a HubSpot sandbox served over HTTPS by a CA the OS does not trust
+    (at the host name the test asks for, else at 127.0.0.1)."""
     bundle, tls = write_certificates(tmp_path / "pki")
+    tls = ServingTls(tls.certfile, tls.keyfile, server_name=request.param)
     sandbox = HubSpotSandbox(SandboxConfig(contacts=0))
     with SandboxServer([sandbox], tls=tls):
         home = tmp_path / "D"
@@ -171,12 +175,14 @@ def test_a_push_over_tls_is_refused_until_the_company_root_is_trusted_then_succe
 
 
 @pytest.mark.loopback
+@pytest.mark.parametrize("tls_crm", [PROXY_ONLY_NAME], indirect=True)
 def test_a_push_goes_through_the_workspace_proxy_with_its_password_from_the_keyring(
     tls_crm: tuple[Path, Path, HubSpotSandbox], tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     home, bundle, sandbox = tls_crm
-    port = sandbox.base_url.rsplit(":", 1)[1]
+    host = sandbox.base_url.removeprefix("https://")
+    assert host.startswith(PROXY_ONLY_NAME), "a name this computer cannot resolve: only the proxy reaches it"
     with ForwardProxy(tmp_path / "proxy", basic_auth=f"ann:{PASSWORD}") as proxy:
         address = proxy.url.removeprefix("http://")
         assert run(home, ["config", "set", "ca-bundle", str(bundle)], capsys, monkeypatch)[0] == ExitCode.OK
@@ -185,7 +191,7 @@ def test_a_push_goes_through_the_workspace_proxy_with_its_password_from_the_keyr
         assert code == ExitCode.OK, err
         code, out, err = run(home, ["contacts", "push", "crm", "--file", str(contacts_file(tmp_path)), "--json"],
                              capsys, monkeypatch)
-        log = proxy.wait_for_log(f"CONNECT 127.0.0.1:{port}")
+        log = proxy.wait_for_log(f"CONNECT {host}")
     assert code == ExitCode.OK, err
     assert summary(out)["created"] == 2
-    assert f"CONNECT 127.0.0.1:{port}" in log
+    assert f"CONNECT {host}" in log

@@ -40,6 +40,8 @@ class NetworkSetupError(ConfigurationError):
 
 
 PROXY_SCHEMES = ("http", "https")
+#: Hosts always reached directly, proxy or not: this computer's loopback.
+LOOPBACK_ROUTES = ("all://localhost", "all://127.0.0.1", "all://[::1]")
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ class NetworkSettings:
         """httpx mount patterns -> the proxy URL for them, or ``None`` for hosts reached directly.
 
         The environment's proxies are read as curl reads them (``urllib.request.getproxies``, which also reads
-        the system settings on Windows and macOS); the workspace's proxy replaces them for every scheme.
+        the system settings on Windows and macOS); the workspace's proxy replaces them for every scheme. Loopback
+        addresses are always reached directly, as browsers do.
         """
         found = getproxies()
         routes: dict[str, str | None] = {}
@@ -186,6 +189,10 @@ class NetworkSettings:
                     logger.warning("%s_PROXY ignored: only http:// and https:// proxies are supported", scheme.upper())
                     continue
                 routes[f"{scheme}://"] = url
+        if not routes:
+            return routes
+        # A proxy cannot reach this computer's own loopback (the sandboxes of demo mode), wherever it runs.
+        routes.update(dict.fromkeys(LOOPBACK_ROUTES))
         for host in (h.strip() for h in found.get("no", "").split(",")):
             if host == "*":
                 return {}

@@ -160,10 +160,11 @@ def test_environment_proxies_route_by_scheme_and_no_proxy_names_direct_hosts(mon
     assert routes == {
         "https://": "http://tls-proxy:3128",
         "http://": "http://plain-proxy:8080",
+        "all://localhost": None,
+        "all://127.0.0.1": None,
+        "all://[::1]": None,
         "all://*intranet.corp": None,
         "all://10.1.2.3": None,
-        "all://[::1]": None,
-        "all://localhost": None,
         "all://*internal": None,
     }
     # The workspace's proxy replaces the environment's for every scheme; NO_PROXY still applies.
@@ -171,6 +172,9 @@ def test_environment_proxies_route_by_scheme_and_no_proxy_names_direct_hosts(mon
     assert mine["all://"] == "http://bob:pw@mine:3128" and "https://" not in mine and mine["all://localhost"] is None
     monkeypatch.setenv("NO_PROXY", "*")
     assert NetworkSettings().proxy_routes() == {}
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("HTTP_PROXY")
+    assert NetworkSettings().proxy_routes() == {}, "no proxy: nothing to route"
 
 
 def test_socks_proxies_in_the_environment_are_ignored_with_a_warning(
@@ -240,24 +244,28 @@ def test_the_sandbox_serves_https_that_plain_httpx_refuses_without_the_ca(tls_hu
 
 
 @pytest.mark.loopback
-def test_a_push_goes_through_https_proxy_from_the_environment_with_connect(
+def test_a_push_goes_through_the_environment_s_https_proxy_with_connect_but_never_to_loopback(
     tls_hubspot: HubSpotSandbox, certificates: Certificates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = tls_hubspot.base_url.rsplit(":", 1)[1]
-    with ForwardProxy(tmp_path / "proxy") as proxy:
+    named = HubSpotSandbox(SandboxConfig(contacts=0))
+    trusted = NetworkSettings(ca_bundle=certificates.ca_bundle)
+    with (
+        SandboxServer([named], tls=certificates.tls(server_name=PROXY_ONLY_NAME)),
+        ForwardProxy(tmp_path / "proxy") as proxy,
+    ):
         monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-        outcomes = push(hubspot_adapter(tls_hubspot, NetworkSettings(ca_bundle=certificates.ca_bundle)))
-        log = proxy.wait_for_log(f"CONNECT 127.0.0.1:{port}")
-    assert outcomes == [RecordOutcome.CREATED] * 3
-    assert f"CONNECT 127.0.0.1:{port}" in log
-    # NO_PROXY sends the same push around the proxy.
-    with ForwardProxy(tmp_path / "bypassed") as proxy:
-        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        assert push(hubspot_adapter(tls_hubspot, NetworkSettings(ca_bundle=certificates.ca_bundle))) == [
-            RecordOutcome.UNCHANGED
-        ] * 3
-        assert "CONNECT" not in proxy.log()
+        outcomes = push(hubspot_adapter(named, trusted))
+        # This computer's loopback (demo mode's sandboxes) is reached directly: a proxy could never reach it.
+        direct = push(hubspot_adapter(tls_hubspot, trusted))
+        log = proxy.wait_for_log(f"CONNECT {PROXY_ONLY_NAME}:")
+        # NO_PROXY sends a push around the proxy: to a name only the proxy knows, it cannot connect.
+        monkeypatch.setenv("NO_PROXY", "sandbox.test")
+        unreached = push(hubspot_adapter(named, trusted))
+        bypassed = proxy.log()
+    assert outcomes == direct == [RecordOutcome.CREATED] * 3
+    assert unreached == [RecordOutcome.FAILED] * 3
+    assert f"CONNECT {PROXY_ONLY_NAME}:" in log and "CONNECT 127.0.0.1" not in log
+    assert bypassed.count("CONNECT") == log.count("CONNECT")
 
 
 @pytest.mark.loopback
