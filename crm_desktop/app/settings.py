@@ -141,6 +141,60 @@ class NetworkSettingsService:
         logger.info("setting %s removed", key.value)
         return True
 
+    def proxy_for_editing(self) -> tuple[str, bool]:
+        """The proxy URL without its password (``""``: none set), and whether the keyring holds a password."""
+        stored = self.store.get(_STORE_KEYS[SettingKey.PROXY])
+        if stored is None:
+            return "", False
+        return ProxyUrl(str(stored["address"]), stored.get("username")).shown, bool(stored.get("passwordAccount"))
+
+    def save(self, *, proxy: str, proxy_password: str | None, ca_bundle: str, trust: str) -> None:
+        """Check every value, then save them all (the settings dialog): nothing is written when one is refused.
+
+        Args:
+            proxy: the proxy URL (``""``: none, the environment's apply).
+            proxy_password: its password; ``None`` keeps the stored one while the user name stays the same.
+            ca_bundle: a PEM file (``""``: none).
+            trust: ``system`` or ``certifi``.
+
+        Raises:
+            SettingsError: naming the setting refused and why.
+            VaultError: when the proxy password cannot be stored.
+        """
+        try:
+            parsed = parse_proxy_url(proxy) if proxy.strip() else None
+        except NetworkSetupError as exc:
+            raise SettingsError(f"{SettingKey.PROXY.value}: {exc}") from None
+        try:
+            bundle = check_ca_bundle(ca_bundle) if ca_bundle.strip() else None
+        except NetworkSetupError as exc:
+            raise SettingsError(f"{SettingKey.CA_BUNDLE.value}: {exc}") from None
+        try:
+            chosen = _trust(trust)
+        except NetworkSetupError as exc:
+            raise SettingsError(f"{SettingKey.TRUST.value}: {exc}") from None
+        keep_password = False
+        if parsed is not None and parsed.password is None and proxy_password:
+            if parsed.username is None:
+                raise SettingsError(f"{SettingKey.PROXY.value}: a proxy password needs a user name in the URL")
+            parsed = parsed.with_password(proxy_password)
+        elif parsed is not None and parsed.password is None and proxy_password is None:
+            stored = self.store.get(_STORE_KEYS[SettingKey.PROXY]) or {}
+            keep_password = bool(stored.get("passwordAccount")) and stored.get("username") == parsed.username
+        if parsed is None:
+            self.unset(SettingKey.PROXY)
+        else:
+            self._set_proxy(parsed, keep_password=keep_password)
+        if bundle is None:
+            self.unset(SettingKey.CA_BUNDLE)
+        else:
+            self.store.put(_STORE_KEYS[SettingKey.CA_BUNDLE], {"value": str(bundle)})
+        if chosen is Trust.SYSTEM:
+            self.unset(SettingKey.TRUST)
+        else:
+            self.store.put(_STORE_KEYS[SettingKey.TRUST], {"value": chosen.value})
+        logger.info("network settings saved")
+
     def network(self) -> NetworkSettings:
         """The settings every adapter and sign-in of the workspace uses (the proxy with its password).
 
@@ -162,11 +216,13 @@ class NetworkSettingsService:
             ca_bundle=Path(bundle["value"]) if bundle else None,
         )
 
-    def _set_proxy(self, proxy: ProxyUrl) -> None:
+    def _set_proxy(self, proxy: ProxyUrl, *, keep_password: bool = False) -> None:
         previous = self.store.get(_STORE_KEYS[SettingKey.PROXY]) or {}
         old_account = previous.get("passwordAccount")
         value: dict[str, Any] = {"address": proxy.address, "username": proxy.username}
-        if proxy.password:
+        if keep_password and old_account:
+            value["passwordAccount"] = old_account
+        elif proxy.password:
             # A fresh account per workspace and setting: two workspaces' proxies never share a keyring entry.
             account = str(old_account or f"network-proxy-{secrets.token_hex(6)}")
             self.vault.save_secret(account, proxy.password)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
 
 import httpx
 
@@ -24,7 +23,7 @@ class AdapterBase:
         http: the shared HTTP core (auth, retries, classification) of the integration.
     """
 
-    provider: ClassVar[str]
+    provider: str
 
     def __init__(
         self,

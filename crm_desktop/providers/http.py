@@ -8,10 +8,10 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -38,8 +38,6 @@ from crm_desktop.providers.network import NetworkSettings, explain_connect_failu
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, retry_after_seconds
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class Decision(StrEnum):
@@ -404,24 +402,3 @@ def _retry_wait(failure: _RetryableFailure | None, failed_attempts: int) -> floa
 def _path(url: str | httpx.URL) -> str:
     """The path of a URL without its query (queries can hold emails)."""
     return url.path if isinstance(url, httpx.URL) else url.split("?", 1)[0]
-
-
-async def paginate(
-    fetch: Callable[[str | None], Awaitable[tuple[list[T], str | None]]], start: str | None = None
-) -> AsyncGenerator[tuple[list[T], str | None], None]:
-    """Follow a cursor page by page, yielding (items, next cursor); stop at the end or on a repeated cursor.
-
-    Raises:
-        ProviderError: when the CRM hands back a cursor it already gave (a loop).
-    """
-    seen: set[str] = set()
-    cursor = start
-    while True:
-        items, following = await fetch(cursor)
-        yield items, following
-        if not following:
-            return
-        if following in seen:
-            raise ProviderError("the CRM returned the same page cursor twice; stopped to avoid a loop")
-        seen.add(following)
-        cursor = following

@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
 
-from crm_desktop.domain.models import Contact, Integration, Lead, normalise_email, normalise_phone
+from crm_desktop.domain.models import Contact, Integration, Lead, normalise_phone
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.auth import HeaderTokenAuth, TokenSaver
+from crm_desktop.providers.base import AdapterBase
 from crm_desktop.providers.contract import (
     AdapterOptions,
     ChangePage,
@@ -28,7 +28,6 @@ from crm_desktop.providers.contract import (
     CrmField,
     CrmRecord,
     OutboundRecord,
-    Quota,
     RecordResult,
 )
 from crm_desktop.providers.errors import (
@@ -43,15 +42,23 @@ from crm_desktop.providers.errors import (
 )
 from crm_desktop.providers.http import (
     OK,
-    AmbiguousWriteError,
     Decision,
-    HttpCore,
     Verdict,
     classify_status,
     json_or_none,
-    paginate,
 )
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, read_pipedrive_headers, retry_after_seconds
+from crm_desktop.providers.toolkit import (
+    ChangeCursor,
+    StackedBudget,
+    chunks,
+    email_key,
+    gather_or_cancel,
+    paginate,
+    parse_crm_time,
+    server_time,
+    write_or_reconcile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -379,33 +386,6 @@ class PersonFieldMap:
 # -- rate budgets ------------------------------------------------------------------------------------------------
 
 
-class _SearchBudget(RateBudget):
-    """Search's own 2-second window stacked on the integration's budget: a search takes room in both."""
-
-    def __init__(self, outer: RateBudget, *, window_limit: int, clock: Callable[[], float], sleep: Sleep) -> None:
-        super().__init__(
-            window_limit=window_limit,
-            window_seconds=BURST_WINDOW_SECONDS,
-            concurrency=outer.concurrency,
-            clock=clock,
-            sleep=sleep,
-            even_pacing=True,
-        )
-        self.outer = outer
-
-    async def acquire(self) -> None:
-        await super().acquire()
-        try:
-            await self.outer.acquire()
-        except BaseException:
-            super().release()
-            raise
-
-    def release(self) -> None:
-        self.outer.release()
-        super().release()
-
-
 class _TokenMeter:
     """Daily API tokens: those the headers say are left, less those of calls in flight, never below the reserve.
 
@@ -457,19 +437,6 @@ def company_base_url(domain: str | None) -> str:
     return f"https://{name}.pipedrive.com"
 
 
-def parse_time(text: Any) -> datetime | None:
-    """A Pipedrive timestamp (``2025-01-01T10:20:00Z``, ``...00.123Z`` or v1's ``2025-01-01 10:20:00``) in UTC."""
-    if not isinstance(text, str) or not text.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def note_html(text: str, heading: str | None = None) -> str:
     """Plain note text as the HTML Pipedrive stores (escaped; one line per line), under an optional bold heading."""
     lines = [html.escape(line.strip()) for line in text.strip().splitlines()]
@@ -489,16 +456,6 @@ def _phone_key(phone: Any) -> str:
         return normalise_phone(text)
     except ValueError:
         return re.sub(r"\D", "", text)
-
-
-def _folded_email(value: Any) -> str:
-    text = str(value or "").strip()
-    if not text:
-        return ""
-    try:
-        return normalise_email(text)
-    except ValueError:
-        return text.lower()
 
 
 def _number(value: Any) -> float | None:
@@ -560,20 +517,26 @@ def person_record(person: Mapping[str, Any]) -> CrmRecord:
         fields.update(custom)
     return CrmRecord(
         crm_id=str(person["id"]),
-        email=_folded_email(_primary(emails)),
+        email=email_key(_primary(emails)),
         fields=fields,
-        modified_at=parse_time(person.get("update_time")),
+        modified_at=parse_crm_time(person.get("update_time")),
     )
 
 
-def lead_record(lead: Mapping[str, Any], email: str = "") -> CrmRecord:
-    """A v1 lead as a :class:`CrmRecord` (its person's email given separately)."""
+def lead_record(lead: Mapping[str, Any], person: Mapping[str, Any] | None = None) -> CrmRecord:
+    """A v1 lead as a :class:`CrmRecord`, with its person's email and names: a Pipedrive lead has no name or email
+    of its own, a push writes them to the lead's person, so a pull reads them back from there."""
     fields = {key: value for key, value in lead.items() if key != "id"}
+    email = ""
+    if person is not None:
+        held = person_record(person)
+        email = held.email
+        fields.update({key: held.fields.get(key) for key in ("first_name", "last_name", "email")})
     return CrmRecord(
         crm_id=str(lead["id"]),
-        email=_folded_email(email),
+        email=email_key(email),
         fields=fields,
-        modified_at=parse_time(lead.get("update_time")),
+        modified_at=parse_crm_time(lead.get("update_time")),
     )
 
 
@@ -583,49 +546,22 @@ def record_digest(raw: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-class ChangeMark:
-    """Where a change pull stands: the last ``update_time`` seen, and the records delivered at exactly that time.
+class ChangeMark(ChangeCursor):
+    """The change cursor of a Pipedrive pull, read from the records as Pipedrive lists them.
 
     Pipedrive's v2 times have whole seconds, so several records share one; a record is delivered again when it
-    comes back at the cursor's time with other values (edited again within that second). As text
-    (``2025-01-01T10:20:00Z|12:ab12cd34ef56,13:...``) it is the cursor the sync engine stores.
+    comes back at the cursor's time with other values (edited again within that second): each delivered record
+    is kept with a digest of its values (``2025-01-01T10:20:00Z|12:ab12cd34ef56,13:...``).
     """
 
-    def __init__(self, cursor: str | None = None) -> None:
-        self.moment: str | None = None
-        self.seen: dict[str, str] = {}
-        if not cursor:
-            return
-        moment, separator, entries = cursor.partition("|")
-        if not separator or parse_time(moment) is None:
-            raise ProviderError("the stored Pipedrive change cursor is unreadable; pull everything again")
-        self.moment = moment
-        for entry in entries.split(","):
-            record_id, _, digest = entry.partition(":")
-            if record_id:
-                self.seen[record_id] = digest
-
-    def is_new(self, raw: Mapping[str, Any]) -> bool:
+    def is_new_record(self, raw: Mapping[str, Any]) -> bool:
         """Whether a listed record was not delivered before with these values."""
-        changed = parse_time(raw.get("update_time"))
-        if changed is None or changed != parse_time(self.moment):
-            return True
-        return self.seen.get(str(raw["id"])) != record_digest(raw)
+        return self.is_new(parse_crm_time(raw.get("update_time")), str(raw["id"]), record_digest(raw))
 
-    def advance(self, raw: Mapping[str, Any]) -> None:
+    def deliver(self, raw: Mapping[str, Any]) -> None:
         """Note a delivered record."""
-        text = str(raw.get("update_time") or "")
-        changed = parse_time(text)
-        current = parse_time(self.moment)
-        if changed is None or (current is not None and changed < current):
-            return
-        if current is None or changed > current:
-            self.moment, self.seen = text, {}
-        self.seen[str(raw["id"])] = record_digest(raw)
-
-    def cursor(self) -> str:
-        entries = ",".join(f"{record_id}:{digest}" for record_id, digest in sorted(self.seen.items()))
-        return f"{self.moment or ''}|{entries}"
+        stamp = str(raw.get("update_time") or "")
+        self.advance(parse_crm_time(stamp), stamp, str(raw["id"]), record_digest(raw))
 
 
 # -- what a record asks for --------------------------------------------------------------------------------------
@@ -712,7 +648,7 @@ class _PersonIndex:
             holders.pop(person_id, None)
             if not holders:
                 self._holders.pop(email, None)
-        emails = {_folded_email(item["value"]) for item in _items(person.get("emails"))} - {""}
+        emails = {email_key(item["value"]) for item in _items(person.get("emails"))} - {""}
         self._emails_of[person_id] = emails
         for email in emails:
             self._holders.setdefault(email, {})[person_id] = person
@@ -727,15 +663,7 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _server_time(response: httpx.Response) -> datetime:
-    """When Pipedrive answered (its ``Date`` header), else this machine's clock."""
-    try:
-        return parsedate_to_datetime(response.headers["date"]).astimezone(UTC)
-    except (KeyError, TypeError, ValueError):
-        return datetime.now(UTC)
-
-
-class PipedriveAdapter:
+class PipedriveAdapter(AdapterBase):
     """Pipedrive through its v1 and v2 REST API with an API token, within the burst windows and the daily tokens.
 
     Persons are v2 (found by exact email, then created or patched one by one, concurrently: Pipedrive has no
@@ -772,39 +700,34 @@ class PipedriveAdapter:
             raise ConfigurationError(
                 "Pipedrive needs an API token (Pipedrive > Personal preferences > API); store it with the integration"
             )
-        self.integration = integration
-        self.options = options or AdapterOptions()
-        base_url = integration.base_url or company_base_url(integration.domain or credentials.get("companyDomain"))
-        self.budget = RateBudget(
-            window_limit=self.options.window_limit or DEFAULT_BURST_LIMIT,
-            window_seconds=BURST_WINDOW_SECONDS,
-            concurrency=self.options.concurrency or DEFAULT_CONCURRENCY,
-            daily_reserve=self.options.daily_reserve,
-            clock=clock,
-            sleep=sleep,
-            # Pipedrive counts in fixed 2-second windows: an even pace never bunches up at a window's edge.
-            even_pacing=True,
-        )
-        self.search_budget = _SearchBudget(
-            self.budget, window_limit=DEFAULT_SEARCH_BURST_LIMIT, clock=clock, sleep=sleep
-        )
-        self._tokens = _TokenMeter(self.budget)
-        self.http = HttpCore(
-            "Pipedrive",
-            base_url,
+        super().__init__(
+            integration,
+            options,
+            name="Pipedrive",
+            base_url=integration.base_url or company_base_url(integration.domain or credentials.get("companyDomain")),
             classifier=self._classify,
-            budget=self.budget,
             read_headers=_no_rate_headers,
             # The token goes in a header, never in the query string, which ends up in logs.
             auth=HeaderTokenAuth("x-api-token", token),
-            headers={"Accept": "application/json"},
             transport=transport,
-            network=self.options.network,
-            timeout=self.options.timeout,
-            max_attempts=self.options.max_attempts,
-            max_retry_seconds=self.options.max_retry_seconds,
             sleep=sleep,
+            window_limit=DEFAULT_BURST_LIMIT,
+            window_seconds=BURST_WINDOW_SECONDS,
+            concurrency=DEFAULT_CONCURRENCY,
+            clock=clock,
+            # Pipedrive counts in fixed 2-second windows: an even pace never bunches up at a window's edge.
+            even_pacing=True,
         )
+        self.search_budget = StackedBudget(
+            self.budget,
+            window_limit=DEFAULT_SEARCH_BURST_LIMIT,
+            window_seconds=BURST_WINDOW_SECONDS,
+            concurrency=self.budget.concurrency,
+            clock=clock,
+            sleep=sleep,
+            even_pacing=True,
+        )
+        self._tokens = _TokenMeter(self.budget)
         self.http.client.event_hooks["response"].append(self._observe_rate_headers)
         self.page_size = PAGE_LIMIT
         self.index_refresh_seconds = LIST_REFRESH_SECONDS
@@ -875,17 +798,6 @@ class PipedriveAdapter:
     def _humanise(self, text: str) -> str:
         return (self._fields or PersonFieldMap()).humanise(text)
 
-    async def _run_all(self, work: Iterable[Awaitable[T]]) -> list[T]:
-        """Run coroutines concurrently (the budget paces their requests); on a fatal error cancel the rest."""
-        tasks = [asyncio.ensure_future(item) for item in work]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-
     # -- contract: connection, fields, quota -----------------------------------------------------------------------
     async def test_connection(self) -> ConnectionInfo:
         """``GET /v1/users/me``: the company, the token's user, their apps, and the budget from the headers."""
@@ -925,22 +837,27 @@ class PipedriveAdapter:
         """List the person fields again (every page) and cache them."""
         fields: list[CrmField] = []
         option_ids: dict[str, dict[str, int]] = {}
-        start = 0
-        while True:
+
+        async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            start = int(cursor or 0)
             response = await self._call("GET", "/v1/personFields", params={"start": start, "limit": self.page_size})
             data, extra = self._data(response)
-            for raw in data or []:
+            paging = _v1_paging(extra)
+            if not paging.get("more_items_in_collection"):
+                return list(data or []), None
+            following = paging.get("next_start")
+            return list(data or []), str(
+                following if isinstance(following, int) and following > start else start + self.page_size
+            )
+
+        async for page, _ in paginate(fetch):
+            for raw in page:
                 if not isinstance(raw, dict) or not raw.get("key"):
                     continue
                 crm_field, ids = _person_field(raw)
                 fields.append(crm_field)
                 if ids:
                     option_ids[crm_field.name] = ids
-            paging = _v1_paging(extra)
-            if not paging.get("more_items_in_collection"):
-                break
-            following = paging.get("next_start")
-            start = int(following) if isinstance(following, int) and following > start else start + self.page_size
         self._fields = PersonFieldMap(tuple(fields), option_ids)
         return self._fields
 
@@ -994,17 +911,6 @@ class PipedriveAdapter:
         logger.info("Pipedrive person field created: %s (%s)", made.label, made.type)
         return made
 
-    def quota(self) -> Quota:
-        """Daily tokens left (``x-daily-requests-left``) and the burst window left, as last reported."""
-        return self.budget.quota()
-
-    @property
-    def api_calls(self) -> int:
-        return self.http.calls
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
     # -- reading persons -------------------------------------------------------------------------------------------
     async def _search_person_id(self, email: str) -> int | None:
         """``GET /api/v2/persons/search?term=<email>&fields=email&exact_match=true``: the oldest person with it."""
@@ -1017,7 +923,7 @@ class PipedriveAdapter:
             int(item["id"])
             for entry in items or []
             if isinstance(entry, dict) and isinstance(item := entry.get("item"), dict) and "id" in item
-            if any(_folded_email(value) == email for value in item.get("emails") or [])
+            if any(email_key(value) == email for value in item.get("emails") or [])
         )
         if len(matches) > 1:
             logger.warning("Pipedrive holds %d persons with the same email; the oldest one is used", len(matches))
@@ -1027,8 +933,7 @@ class PipedriveAdapter:
         """Full persons, 100 ids a call (``GET /api/v2/persons?ids=``)."""
         wanted = sorted(set(ids))
         found: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(wanted), IDS_PER_REQUEST):
-            chunk = wanted[start : start + IDS_PER_REQUEST]
+        for chunk in chunks(wanted, IDS_PER_REQUEST):
             params = {"ids": ",".join(map(str, chunk)), "limit": IDS_PER_REQUEST}
 
             async def fetch(cursor: str | None, params: dict[str, Any] = params) -> tuple[list[Any], str | None]:
@@ -1051,7 +956,7 @@ class PipedriveAdapter:
 
     async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
         """Existing persons (or their leads) by email: one search per email, concurrently, then full reads."""
-        wanted = sorted({_folded_email(email) for email in emails if str(email).strip()})
+        wanted = sorted({email_key(email) for email in emails if str(email).strip()})
 
         async def search(email: str) -> int | None:
             try:
@@ -1060,15 +965,15 @@ class PipedriveAdapter:
                 logger.warning("Pipedrive refused one email search: %s", exc)
                 return None
 
-        ids = await self._run_all(search(email) for email in wanted)
+        ids = await gather_or_cancel(search(email) for email in wanted)
         by_email = {email: person_id for email, person_id in zip(wanted, ids, strict=True) if person_id is not None}
         persons = await self._persons_by_ids(by_email.values())
         if obj is RecordObject.CONTACT:
             return {email: person_record(persons[pid]) for email, pid in by_email.items() if pid in persons}
-        leads = await self._run_all(self._own_lead(pid) for pid in by_email.values())
+        leads = await gather_or_cancel(self._own_lead(pid) for pid in by_email.values())
         return {
-            email: lead_record(lead, email)
-            for (email, _pid), lead in zip(by_email.items(), leads, strict=True)
+            email: lead_record(lead, persons.get(pid))
+            for (email, pid), lead in zip(by_email.items(), leads, strict=True)
             if lead is not None
         }
 
@@ -1082,7 +987,7 @@ class PipedriveAdapter:
                 if lead is None:
                     return None
                 person = await self._person(int(lead["person_id"])) if lead.get("person_id") else None
-                return lead_record(lead, person_record(person).email if person else "")
+                return lead_record(lead, person)
             if email:
                 found = await self.find_by_emails(RecordObject.LEAD, [email])
                 return next(iter(found.values()), None)
@@ -1093,7 +998,7 @@ class PipedriveAdapter:
             person = await self._person(int(crm_id))
             return person_record(person) if person else None
         if email:
-            person_id = await self._search_person_id(_folded_email(email))
+            person_id = await self._search_person_id(email_key(email))
             person = await self._person(person_id) if person_id is not None else None
             return person_record(person) if person else None
         return None
@@ -1111,10 +1016,10 @@ class PipedriveAdapter:
         return self._person_changes(cursor)
 
     async def _person_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
-        mark = ChangeMark(cursor)
+        mark = ChangeMark.read(cursor, "Pipedrive")
         params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc", "limit": self.page_size}
-        if mark.moment:
-            params["updated_since"] = mark.moment
+        if mark.stamp:
+            params["updated_since"] = mark.stamp
 
         async def fetch(page_cursor: str | None) -> tuple[list[Any], str | None]:
             page_params = {**params, "cursor": page_cursor} if page_cursor else params
@@ -1122,40 +1027,43 @@ class PipedriveAdapter:
             return list(data or []), extra.get("next_cursor")
 
         async for persons, _ in paginate(fetch):
-            fresh = [p for p in persons if isinstance(p, dict) and "id" in p and mark.is_new(p)]
+            fresh = [p for p in persons if isinstance(p, dict) and "id" in p and mark.is_new_record(p)]
             for person in fresh:
-                mark.advance(person)
+                mark.deliver(person)
             if fresh:
-                yield ChangePage(records=[person_record(p) for p in fresh], cursor=mark.cursor())
+                yield ChangePage(records=[person_record(p) for p in fresh], cursor=mark.text())
 
     async def _lead_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
-        mark = ChangeMark(cursor)
+        mark = ChangeMark.read(cursor, "Pipedrive")
         skip_ahead = 0
         while True:
             # Each page starts again from the last time seen, so leads updated while paging shift nothing away.
             params: dict[str, Any] = {"sort": "update_time", "limit": self.page_size, "start": skip_ahead}
-            if mark.moment:
-                params["updated_since"] = mark.moment
+            if mark.stamp:
+                params["updated_since"] = mark.stamp
             data, extra = self._data(await self._call("GET", "/v1/leads", params=params))
-            fresh = [lead for lead in data or [] if isinstance(lead, dict) and "id" in lead and mark.is_new(lead)]
+            fresh = [
+                lead for lead in data or [] if isinstance(lead, dict) and "id" in lead and mark.is_new_record(lead)
+            ]
             more = bool(_v1_paging(extra).get("more_items_in_collection"))
             if fresh:
-                emails = await self._emails_of_persons(lead.get("person_id") for lead in fresh)
+                persons = await self._persons_by_ids(
+                    {pid for pid in (lead.get("person_id") for lead in fresh)
+                     if isinstance(pid, int) and not isinstance(pid, bool)}
+                )
                 for lead in fresh:
-                    mark.advance(lead)
-                records = [lead_record(lead, emails.get(lead.get("person_id"), "")) for lead in fresh]
-                yield ChangePage(records=records, cursor=mark.cursor())
+                    mark.deliver(lead)
+                records = [
+                    lead_record(lead, persons.get(pid) if isinstance(pid := lead.get("person_id"), int) else None)
+                    for lead in fresh
+                ]
+                yield ChangePage(records=records, cursor=mark.text())
                 skip_ahead = 0
             elif more:
                 # A whole page shares one time and was delivered before: step over it.
                 skip_ahead += self.page_size
             if not more:
                 return
-
-    async def _emails_of_persons(self, person_ids: Iterable[Any]) -> dict[Any, str]:
-        ids = {int(pid) for pid in person_ids if isinstance(pid, int) and not isinstance(pid, bool)}
-        persons = await self._persons_by_ids(ids)
-        return {pid: person_record(person).email for pid, person in persons.items()}
 
     # -- leads -----------------------------------------------------------------------------------------------------
     async def _lead(self, lead_id: str) -> dict[str, Any] | None:
@@ -1202,7 +1110,7 @@ class PipedriveAdapter:
 
         async def find() -> dict[str, Any] | None:
             for note in await self._notes_of(target):
-                added = parse_time(note.get("add_time"))
+                added = parse_crm_time(note.get("add_time"))
                 recent = added is not None and added >= started - RECONCILE_WINDOW
                 if recent and note_fingerprint(str(note.get("content"))) == wanted:
                     return note
@@ -1264,7 +1172,7 @@ class PipedriveAdapter:
         params = {"person_id": person_id, "sort_by": "add_time", "sort_direction": "desc", "limit": 50}
         data, _ = self._data(await self._call("GET", path, params=params))
         for item in data or []:
-            added = parse_time(item.get("add_time")) if isinstance(item, dict) else None
+            added = parse_crm_time(item.get("add_time")) if isinstance(item, dict) else None
             if added is None or added < started - RECONCILE_WINDOW:
                 continue
             if all(item.get(key) == value for key, value in same.items()):
@@ -1275,20 +1183,14 @@ class PipedriveAdapter:
         self, path: str, body: dict[str, Any], find: Callable[[], Awaitable[dict[str, Any] | None]]
     ) -> dict[str, Any]:
         """Create something Pipedrive would duplicate on a replay: after a lost connection, look before writing."""
-        for _attempt in range(3):
-            try:
-                response = await self._call("POST", path, idempotent=False, json=body)
-            except AmbiguousWriteError:
-                logger.info("Pipedrive POST %s lost its connection; checking whether it was saved", path)
-                found = await find()
-                if found is not None:
-                    return found
-                continue
-            data, _ = self._data(response)
+
+        async def post() -> dict[str, Any]:
+            data, _ = self._data(await self._call("POST", path, idempotent=False, json=body))
             if not isinstance(data, dict) or "id" not in data:
                 raise TransientError(f"Pipedrive POST {path} answered without the new record's id")
             return data
-        raise AmbiguousWriteError(f"Pipedrive POST {path} kept losing its connection; nothing was duplicated")
+
+        return await write_or_reconcile(post, find, what=f"Pipedrive POST {path}")
 
     # -- upsert ----------------------------------------------------------------------------------------------------
     async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
@@ -1308,9 +1210,8 @@ class PipedriveAdapter:
         written: dict[str, dict[str, Any]] = {}
         index = await self._person_index(records)
         size = INDEXED_CHUNK if index is not None else IDS_PER_REQUEST
-        numbered = list(enumerate(records))
-        for start in range(0, len(records), size):
-            await self._upsert_chunk(obj, numbered[start : start + size], results, written, index)
+        for numbered in chunks(list(enumerate(records)), size):
+            await self._upsert_chunk(obj, numbered, results, written, index)
         done = [result for result in results if result is not None]
         if len(done) != len(records):
             raise ProviderError("Pipedrive push ended without a result for every record")  # a bug, not the CRM
@@ -1318,7 +1219,7 @@ class PipedriveAdapter:
 
     async def _person_index(self, records: Sequence[OutboundRecord]) -> _PersonIndex | None:
         """Every person by email when listing them is cheaper than searching each unlinked email, else ``None``."""
-        unlinked = {_folded_email(record.email) for record in records if not record.crm_id} - {""}
+        unlinked = {email_key(record.email) for record in records if not record.crm_id} - {""}
         if len(unlinked) < LIST_DEDUPE_MIN_RECORDS:
             return None
         index = _PersonIndex()
@@ -1339,7 +1240,7 @@ class PipedriveAdapter:
         async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
             response = await self._call("GET", PERSONS_PATH, params={**wanted, "cursor": cursor} if cursor else wanted)
             if not started:
-                started.append(_server_time(response) - LIST_REFRESH_OVERLAP)
+                started.append((server_time(response) or datetime.now(UTC)) - LIST_REFRESH_OVERLAP)
             data, extra = self._data(response)
             return list(data or []), extra.get("next_cursor")
 
@@ -1373,7 +1274,7 @@ class PipedriveAdapter:
     ) -> None:
         pending: list[_Pending] = []
         for index, record in chunk:
-            email = _folded_email(record.email)
+            email = email_key(record.email)
             try:
                 if not email:
                     raise _RecordProblem("email", "is empty; Pipedrive persons are matched by email")
@@ -1409,7 +1310,7 @@ class PipedriveAdapter:
                             item.existing, item.person_id = listed, int(listed["id"])
                     results[item.index] = await self._write_one(obj, item, written)
 
-        await self._run_all(write_in_turn(group) for group in by_email.values())
+        await gather_or_cancel(write_in_turn(group) for group in by_email.values())
 
     async def _wire_custom_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Record fields with custom field names turned into keys and option labels into option ids."""
@@ -1453,7 +1354,7 @@ class PipedriveAdapter:
                 person_id = lead.get("person_id")
                 item.person_id = person_id if isinstance(person_id, int) else None
 
-        await self._run_all(follow_link(item) for item in pending)
+        await gather_or_cancel(follow_link(item) for item in pending)
         await self._read_persons(item for item in pending if item.person_id is not None)
         unlinked = [item for item in pending if item.person_id is None]
         for item in unlinked:
@@ -1472,7 +1373,7 @@ class PipedriveAdapter:
             except ProviderError as exc:
                 return exc
 
-        found = dict(zip(emails, await self._run_all(search(email) for email in emails), strict=True))
+        found = dict(zip(emails, await gather_or_cancel(search(email) for email in emails), strict=True))
         for item in unlinked:
             if item.person_id is not None:
                 continue
@@ -1548,21 +1449,9 @@ class PipedriveAdapter:
         return (data if isinstance(data, dict) else item.existing), RecordOutcome.UPDATED
 
     async def _create_person(self, item: _Pending) -> dict[str, Any]:
-        body = _new_person_body(item.person)
-        for _attempt in range(3):
-            try:
-                response = await self._call("POST", PERSONS_PATH, idempotent=False, json=body)
-            except AmbiguousWriteError:
-                logger.info("Pipedrive person create lost its connection; searching before writing again")
-                found = await self._reconcile_person(item.email)
-                if found is not None:
-                    return found
-                continue
-            data, _ = self._data(response)
-            if not isinstance(data, dict) or "id" not in data:
-                raise TransientError("Pipedrive created a person without answering its id")
-            return data
-        raise AmbiguousWriteError("Pipedrive person create kept losing its connection; nothing was duplicated")
+        return await self._post_once(
+            PERSONS_PATH, _new_person_body(item.person), lambda: self._reconcile_person(item.email)
+        )
 
     async def _reconcile_person(self, email: str) -> dict[str, Any] | None:
         """After a lost create: search the email again, then (search lags writes) look among the newest persons."""
@@ -1573,7 +1462,7 @@ class PipedriveAdapter:
         data, _ = self._data(await self._call("GET", PERSONS_PATH, params=params))
         for person in data or []:
             if isinstance(person, dict) and any(
-                _folded_email(item.get("value")) == email for item in _items(person.get("emails"))
+                email_key(item.get("value")) == email for item in _items(person.get("emails"))
             ):
                 return person
         return None
@@ -1676,7 +1565,7 @@ def _person_changes(wish: _PersonWish, existing: Mapping[str, Any]) -> dict[str,
     if name and str(existing.get("name") or "").strip() != name:
         changes["name"] = name
     emails = _items(existing.get("emails"))
-    if not any(_folded_email(item["value"]) == wish.email for item in emails):
+    if not any(email_key(item["value"]) == wish.email for item in emails):
         changes["emails"] = [{"value": wish.email, "primary": True, "label": "work"}] + [
             {"value": str(item["value"]), "primary": False, "label": str(item.get("label") or "work")}
             for item in emails

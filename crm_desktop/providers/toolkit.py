@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -173,12 +173,12 @@ class ChangeCursor:
     seen: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def starting_at(cls, moment: datetime) -> ChangeCursor:
+    def starting_at(cls, moment: datetime) -> Self:
         """A cursor that delivers everything changed at ``moment`` or later."""
         return cls(moment, utc_millis(moment))
 
     @classmethod
-    def read(cls, text: str | None, crm: str) -> ChangeCursor:
+    def read(cls, text: str | None, crm: str) -> Self:
         """The cursor :meth:`text` wrote (empty text: from the start).
 
         Raises:

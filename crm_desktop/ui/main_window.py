@@ -25,6 +25,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
 from crm_desktop.ui.integrations_panel import IntegrationsPanel
+from crm_desktop.ui.network_dialog import NetworkSettingsDialog
 from crm_desktop.ui.scheduler import SyncScheduler
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.tasks import BackgroundTasks
@@ -173,10 +174,22 @@ class MainWindow(QMainWindow):
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
         file_menu.addAction(self.quit_action)
+        settings_menu = self.menuBar().addMenu("&Settings")
+        self.network_action = QAction("&Network…", self)
+        self.network_action.triggered.connect(self.open_network_settings)
+        settings_menu.addAction(self.network_action)
         help_menu = self.menuBar().addMenu("&Help")
         about_action = QAction(f"&About {DISPLAY_NAME}", self)
         about_action.triggered.connect(self._show_about)
         help_menu.addAction(about_action)
+
+    def open_network_settings(self) -> NetworkSettingsDialog:
+        """Open Settings > Network (proxy, extra CA certificates, trust) over the window."""
+        dialog = NetworkSettingsDialog(self.workspace.network, self)
+        dialog.accepted.connect(lambda: self._show_status("Network settings saved; they apply to the next request"))
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
 
     def _show_about(self) -> None:
         box = QMessageBox(

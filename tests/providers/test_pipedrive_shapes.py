@@ -477,14 +477,14 @@ def test_changes_since_follows_the_cursor_and_resumes_after_the_delivered_ones(r
 def test_change_mark_redelivers_a_record_edited_again_within_the_same_second() -> None:
     mark = ChangeMark()
     original = person(5, update_time="2026-03-01T10:00:05Z")
-    mark.advance(original)
-    resumed = ChangeMark(mark.cursor())
-    assert resumed.moment == "2026-03-01T10:00:05Z"
-    assert not resumed.is_new(original)
-    assert resumed.is_new(person(5, update_time="2026-03-01T10:00:05Z", name="Ana S."))
-    assert resumed.is_new(person(6, update_time="2026-03-01T10:00:05Z"))
-    with pytest.raises(Exception, match="unreadable"):
-        ChangeMark("not a cursor")
+    mark.deliver(original)
+    resumed = ChangeMark.read(mark.text(), "Pipedrive")
+    assert resumed.stamp == "2026-03-01T10:00:05Z"
+    assert not resumed.is_new_record(original)
+    assert resumed.is_new_record(person(5, update_time="2026-03-01T10:00:05Z", name="Ana S."))
+    assert resumed.is_new_record(person(6, update_time="2026-03-01T10:00:05Z"))
+    with pytest.raises(Exception, match="Pipedrive change cursor cannot be read"):
+        ChangeMark.read("not a cursor", "Pipedrive")
 
 
 @respx.mock(using="httpx", base_url=API)

@@ -1,0 +1,118 @@
+"""``crm-desktop attribution ...``: the campaign and platform report, and one lead's credits, from the local store."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime
+from typing import Any
+
+from crm_desktop.cli.common import CommandError, ExitCode, Parser, closing, emit, json_flag, open_workspace, table
+from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
+
+MODELS = [m.value for m in AttributionModel]
+DEFAULT_MODEL = AttributionModel.LINEAR
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``--since``: a date (midnight UTC) or an ISO 8601 time with its zone.
+
+    Raises:
+        CommandError: when it is neither.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(f"--since {value}: not a date; write 2026-11-01 or 2026-11-01T09:00:00Z") from None
+    if moment.tzinfo is None:
+        raise CommandError(f"--since {value}: give the time zone, e.g. 2026-11-01T09:00:00Z")
+    return moment.astimezone(UTC)
+
+
+def _money(values: dict[str, float]) -> str:
+    return ", ".join(f"{amount:,.2f} {currency}" for currency, amount in values.items()) or "-"
+
+
+def _report_table(title: str, rows: list[ReportRow]) -> list[str]:
+    body = [
+        [row.name or "(no campaign)", str(row.touchpoints), str(row.leads), f"{row.conversions_credited:.2f}",
+         _money(row.value_credited)]
+        for row in rows
+    ]
+    return [table([title, "touchpoints", "leads", "conversions", "value"], body)] if body else [f"{title}: none"]
+
+
+def _report_text(report: AttributionReport) -> str:
+    scope = [f"model {report.model.value}"]
+    if report.since:
+        scope.append(f"since {report.since:%Y-%m-%d %H:%M} UTC")
+    if report.campaign:
+        scope.append(f"campaign {report.campaign}")
+    lines = [
+        f"attribution report ({', '.join(scope)}): {report.conversions} conversions "
+        f"({report.unattributed_conversions} without touchpoints), value {_money(report.value)}",
+        "",
+        *_report_table("campaign", report.by_campaign),
+        "",
+        *_report_table("platform", report.by_platform),
+    ]
+    return "\n".join(lines)
+
+
+def cmd_attribution_report(args: argparse.Namespace) -> int:
+    """Per campaign and per platform: touchpoints, leads, conversions and value credited."""
+    since = parse_since(args.since)
+    with closing(open_workspace(args)) as workspace:
+        report = workspace.social.attribution_report(AttributionModel(args.model), since, args.campaign)
+    emit(args, report.to_wire(), _report_text(report))
+    return ExitCode.OK
+
+
+def cmd_attribution_lead(args: argparse.Namespace) -> int:
+    """One lead's touchpoints and the credit each earned."""
+    lead: int | str = int(args.lead) if args.lead.isdigit() else args.lead
+    with closing(open_workspace(args)) as workspace:
+        attribution = workspace.social.attribution(lead, AttributionModel(args.model))
+    body = [
+        [f"{t.timestamp:%Y-%m-%d %H:%M}", t.platform.value, t.type.value, t.campaign or "(no campaign)",
+         f"{t.credit:.4f}"]
+        for t in attribution.touchpoints
+    ]
+    when = (
+        f"converted {attribution.converted_at:%Y-%m-%d %H:%M} UTC" if attribution.converted_at else "not converted"
+    )
+    head = f"lead {attribution.lead_id} ({attribution.email}), {when}, model {attribution.model.value}"
+    text = head + "\n" + (table(["time (UTC)", "platform", "type", "campaign", "credit"], body) if body
+                          else "no touchpoints")
+    emit(args, attribution.to_wire(), text)
+    return ExitCode.OK
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``attribution`` and its actions."""
+    group = commands.add_parser("attribution", help="which campaigns and platforms earned the leads and conversions")
+    actions = group.add_subparsers(title="attribution commands", metavar="ACTION", required=True,
+                                   parser_class=Parser)
+    report = actions.add_parser(
+        "report",
+        help="per campaign and per platform: touchpoints, leads, conversions and value credited",
+        description="Each conversion's credit (1) is shared among its person's touchpoints before it by the "
+        "model; --since keeps the touchpoints and conversions from that date on; --campaign keeps one campaign.",
+    )
+    report.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL.value,
+                        help=f"attribution model (default {DEFAULT_MODEL.value})")
+    report.add_argument("--since", metavar="DATE", help="2026-11-01 (UTC) or 2026-11-01T09:00:00+01:00")
+    report.add_argument("--campaign", help="only this campaign")
+    json_flag(report)
+    report.set_defaults(handler=cmd_attribution_report)
+
+    lead = actions.add_parser("lead", help="one lead's touchpoints and the credit each earned")
+    lead.add_argument("lead", metavar="ID", help="the lead's local id or its email")
+    lead.add_argument("--model", choices=MODELS, required=True, help="attribution model")
+    json_flag(lead)
+    lead.set_defaults(handler=cmd_attribution_lead)

@@ -1,0 +1,234 @@
+"""Social data in the store: identity stitching (username first, email later), idempotent replay, messages before
+their conversation, conversions kept once; on SQLite and, in CI's second pass, PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.exc import StatementError
+
+from crm_desktop.domain.models import Contact, Lead, SocialPlatform
+from crm_desktop.domain.social import ConversationEvent, Conversion, EngagementEvent, EventAction, Message
+from crm_desktop.store.database import Database, _alembic_config
+from crm_desktop.store.models import ConversationRow, SocialIdentityRow, TouchpointRow
+from crm_desktop.store.repositories import ContactStore, LeadStore
+from crm_desktop.store.social_store import Person, SocialStore
+
+pytestmark = pytest.mark.postgres
+
+
+def engagement(username: str | None = None, email: str | None = None, **fields: Any) -> EngagementEvent:
+    user = {k: v for k, v in {"username": username, "email": email}.items() if v is not None}
+    body = {"platform": "instagram", "type": "like", "timestamp": "2026-11-20T10:00:00Z", "user": user, **fields}
+    return EngagementEvent.model_validate(body)
+
+
+def conversation(participant: dict[str, Any], conversation_id: str = "ig-1", **fields: Any) -> ConversationEvent:
+    body = {"conversationId": conversation_id, "platform": "instagram", "startedAt": "2026-11-22T09:00:00Z",
+            "participant": participant, **fields}
+    return ConversationEvent.model_validate(body)
+
+
+def message(message_id: str, direction: str = "inbound", **fields: Any) -> Message:
+    body = {"conversationId": "ig-1", "messageId": message_id, "direction": direction,
+            "sentAt": "2026-11-22T09:05:00Z", "text": "Do you ship to Lisbon?", **fields}
+    return Message.model_validate(body)
+
+
+def touchpoint_people(database: Database) -> list[tuple[str | None, str]]:
+    with database.session() as session:
+        rows = session.execute(
+            select(TouchpointRow.email, TouchpointRow.type).order_by(TouchpointRow.timestamp, TouchpointRow.id)
+        ).all()
+        return [(email, kind.value) for email, kind in rows]
+
+
+def test_username_first_email_later_moves_the_earlier_touchpoints(database: Database) -> None:
+    store = SocialStore(database)
+    first = store.record_engagements([
+        engagement("@Ana.Lopez", timestamp="2026-11-18T10:00:00Z", campaign="Winter Sale"),
+        engagement("ana.lopez", type="comment", timestamp="2026-11-19T10:00:00Z", postId="p-9"),
+    ])
+    assert [r.person.email for r in first] == [None, None]
+    assert first[0].person.identity_id == first[1].person.identity_id  # one anonymous person, case ignored
+    assert touchpoint_people(database) == [(None, "like"), (None, "comment")]
+
+    started = store.record_conversations(
+        [conversation({"email": "Ana@Example.com", "username": "ana.lopez", "firstName": "Ana", "followers": 870})]
+    )
+
+    assert started[0].action is EventAction.CREATED
+    assert started[0].person.email == "ana@example.com"
+    assert started[0].linked_touchpoints == 2
+    assert touchpoint_people(database) == [("ana@example.com", "like"), ("ana@example.com", "comment"),
+                                           ("ana@example.com", "dm")]
+    contact = ContactStore(database).find("ana@example.com")
+    assert contact is not None and contact.first_name == "Ana"
+    assert [(p.platform, p.username, p.followers) for p in contact.social_profiles] == [
+        (SocialPlatform.INSTAGRAM, "ana.lopez", 870)
+    ]
+    # Later events by username alone now belong to Ana.
+    later = store.record_engagements([engagement("ANA.LOPEZ", type="share", timestamp="2026-11-25T10:00:00Z")])
+    assert later[0].person.email == "ana@example.com"
+
+
+def test_a_username_on_a_contact_s_profile_is_that_contact(database: Database) -> None:
+    ContactStore(database).save(
+        Contact.model_validate(
+            {"email": "bo@example.com", "socialProfiles": [{"platform": "instagram", "username": "BoBuilds"}]}
+        )
+    )
+    store = SocialStore(database)
+
+    [recorded] = store.record_engagements([engagement("@bobuilds")])
+
+    assert recorded.person.email == "bo@example.com"
+    assert touchpoint_people(database) == [("bo@example.com", "like")]
+
+
+def test_a_contacts_import_that_gives_the_username_links_the_anonymous_person(database: Database) -> None:
+    store = SocialStore(database)
+    store.record_engagements([engagement("cy_runs"), engagement("cy_runs", type="click")])
+    assert touchpoint_people(database) == [(None, "like"), (None, "click")]
+    ContactStore(database).save(
+        Contact.model_validate(
+            {"email": "cy@example.com", "socialProfiles": [{"platform": "instagram", "username": "Cy_Runs"}]}
+        )
+    )
+
+    assert store.link_identities_from_profiles() == 2
+
+    assert touchpoint_people(database) == [("cy@example.com", "like"), ("cy@example.com", "click")]
+    assert store.link_identities_from_profiles() == 0
+
+
+def test_an_engagement_by_email_of_a_lead_needs_no_contact(database: Database) -> None:
+    LeadStore(database).save(Lead(email="dee@example.com"))
+    store = SocialStore(database)
+
+    store.record_engagements([engagement(email="DEE@example.com")])
+
+    assert touchpoint_people(database) == [("dee@example.com", "like")]
+    assert ContactStore(database).count() == 0
+    assert [t.type.value for t in store.touches("dee@example.com")] == ["like"]
+
+
+def test_re_delivered_events_change_nothing(database: Database) -> None:
+    store = SocialStore(database)
+    events = [engagement("eve"), engagement("eve", type="share", campaign="Launch")]
+    chat = conversation({"username": "eve", "email": "eve@example.com"}, campaign="Launch")
+    messages = [message("m-1", sentiment="positive"), message("m-2", "outbound", sentAt="2026-11-22T09:06:00Z")]
+    assert {r.action for r in store.record_engagements(events)} == {EventAction.CREATED}
+    assert store.record_conversations([chat])[0].action is EventAction.CREATED
+    assert {r.action for r in store.record_messages(messages)} == {EventAction.CREATED}
+    counts = store.counts()
+
+    again = [
+        *store.record_engagements(events),
+        *store.record_conversations([chat]),
+        *store.record_messages(messages),
+        # the same engagement re-delivered with the email added is still the same engagement
+        *store.record_engagements([engagement("eve", email="eve@example.com")]),
+    ]
+
+    assert {r.action for r in again} == {EventAction.UNCHANGED}
+    assert store.counts() == counts == {
+        "identities": 1, "conversations": 1, "messages": 2, "touchpoints": 3, "campaigns": 1, "conversions": 0
+    }
+
+
+def test_an_edited_message_is_updated_and_counts_follow(database: Database) -> None:
+    store = SocialStore(database)
+    store.record_conversations([conversation({"username": "fay"})])
+    store.record_messages([message("m-1"), message("m-2", "outbound", sentAt="2026-11-22T10:00:00Z")])
+
+    [edited] = store.record_messages([message("m-1", text="Do you ship to Porto?", sentiment="mixed")])
+
+    assert edited.action is EventAction.UPDATED
+    stored = store.conversation(SocialPlatform.INSTAGRAM, "ig-1")
+    assert stored is not None
+    assert (stored.messages_in, stored.messages_out) == (1, 1)
+    assert stored.last_message_at == datetime(2026, 11, 22, 10, tzinfo=UTC)
+    assert stored.latest_sentiment is not None and stored.latest_sentiment.value == "mixed"
+
+
+def test_messages_before_their_conversation_are_kept_and_counted_when_it_arrives(database: Database) -> None:
+    store = SocialStore(database)
+    early = store.record_messages([message("m-1", sentiment="negative"), message("m-2")])
+    assert [r.person for r in early] == [Person(None), Person(None)]
+
+    store.record_conversations([conversation({"email": "gil@example.com"})])
+
+    stored = store.conversation(SocialPlatform.INSTAGRAM, "ig-1")
+    assert stored is not None
+    assert (stored.messages_in, stored.messages_out, stored.latest_sentiment) == (2, 0, "negative")
+    assert stored.participant.email == "gil@example.com"
+
+
+def test_a_conversation_of_an_anonymous_participant_joins_the_email_later(database: Database) -> None:
+    store = SocialStore(database)
+    store.record_conversations([conversation({"username": "hal"})])
+    with database.session() as session:
+        assert session.scalars(select(ConversationRow.email)).all() == [None]
+
+    store.record_engagements([engagement("hal", email="hal@example.com")])
+
+    with database.session() as session:
+        assert session.scalars(select(ConversationRow.email)).all() == ["hal@example.com"]
+        identity = session.scalars(select(SocialIdentityRow)).one()
+        assert (identity.username, identity.email) == ("hal", "hal@example.com")
+
+
+def test_conversions_are_kept_once_per_external_id_and_follow_its_value(database: Database) -> None:
+    store = SocialStore(database)
+    won = {"email": "ivy@example.com", "timestamp": "2026-11-28T15:00:00Z", "value": "1200.50", "currency": "eur",
+           "source": "crm_pull", "externalId": "deal-7", "integration": "Pipedrive"}
+    assert store.record_conversions([Conversion.model_validate(won)])[0].action is EventAction.CREATED
+    assert store.record_conversions([Conversion.model_validate(won)])[0].action is EventAction.UNCHANGED
+
+    [edited] = store.record_conversions([Conversion.model_validate({**won, "value": "1500"})])
+
+    assert edited.action is EventAction.UPDATED
+    [stored] = store.conversions()
+    assert (stored.email, str(stored.value), stored.currency) == ("ivy@example.com", "1500.00", "EUR")
+
+
+def test_a_batch_is_all_or_nothing(database: Database) -> None:
+    store = SocialStore(database)
+    good = conversation({"username": "jo"}, conversation_id="ig-2")
+    # Built without validation, a message with a naive time reaches the store, which refuses it: the
+    # conversation recorded before it in the same batch is rolled back with it.
+    bad = Message.model_construct(conversation_id="ig-2", message_id="m-1", direction="inbound",
+                                  sent_at=datetime(2026, 11, 22), text="x", sentiment=None)
+
+    with pytest.raises(StatementError, match="naive datetime"):
+        store.record_all([good], [bad], [])
+
+    assert store.counts() == dict.fromkeys(store.counts(), 0)
+
+
+def test_migration_0004_carries_old_touchpoints_over_by_the_contact_s_email(blank_database: Database) -> None:
+    config = _alembic_config(blank_database.engine)
+    with blank_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        connection.execute(
+            text("INSERT INTO contacts (email, custom_fields, created_at, updated_at) "
+                 "VALUES ('kim@example.com', '{}', :at, :at)"),
+            {"at": datetime(2026, 11, 1, tzinfo=UTC)},
+        )
+        connection.execute(text(
+            "INSERT INTO touchpoints (contact_id, timestamp, platform, type, campaign) "
+            "SELECT id, :at, 'linkedin', 'comment', 'Webinar' FROM contacts"
+        ), {"at": datetime(2026, 11, 2, 8, tzinfo=UTC)})
+
+    blank_database.migrate()
+
+    [touch] = SocialStore(blank_database).touches("kim@example.com")
+    assert (touch.timestamp, touch.platform.value, touch.type.value, touch.campaign) == (
+        datetime(2026, 11, 2, 8, tzinfo=UTC), "linkedin", "comment", "Webinar"
+    )

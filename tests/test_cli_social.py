@@ -1,0 +1,181 @@
+"""``crm-desktop social import|score|scoring`` and ``crm-desktop attribution report|lead`` on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli import ExitCode, main
+from crm_desktop.domain.models import Lead
+from crm_desktop.domain.social import Conversion
+
+EVENTS = [
+    {"platform": "twitter", "type": "click", "timestamp": "2026-11-10T10:00:00Z", "campaign": "Launch",
+     "user": {"username": "@AnaB"}},
+    {"conversationId": "tw-1", "platform": "twitter", "startedAt": "2026-11-17T10:00:00Z", "campaign": "Webinar",
+     "participant": {"email": "ana@example.com", "username": "anab", "firstName": "Ana"}},
+    {"conversationId": "tw-1", "messageId": "m-1", "direction": "inbound", "sentAt": "2026-11-17T10:05:00Z",
+     "text": "Interested!", "sentiment": "positive"},
+    {"platform": "linkedin", "type": "comment", "timestamp": "2026-11-24T10:00:00Z", "campaign": "Webinar",
+     "user": {"email": "ana@example.com"}},
+]
+
+
+def run(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["--data-dir", str(data_dir), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
+    code, out, err = run(data_dir, [*argv, "--json"], capsys)
+    assert out, err
+    return code, json.loads(out)
+
+
+def social_counts(data_dir: Path) -> dict[str, int]:
+    workspace = Workspace.open(data_dir)
+    try:
+        return workspace.social.store.counts()
+    finally:
+        workspace.close()
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_social_import_records_valid_rows_and_refuses_bad_ones_by_line_field_and_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    bad_engagement = {"platform": "myspace", "type": "like", "timestamp": "2026-11-20T10:00:00", "user": {}}
+    path = write_jsonl(tmp_path / "feed.jsonl", [*EVENTS, bad_engagement, "{oops"])
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL
+    assert (report["created"], report["updated"], report["unchanged"]) == (4, 0, 0)
+    assert report["byKind"] == {"conversations": 1, "messages": 1, "engagements": 2}
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [
+        (5, "platform"), (5, "timestamp"), (5, "user"), (6, "(row)")
+    ]
+    assert "needs a time zone" in report["refused"][1]["reason"]
+    assert social_counts(data)["touchpoints"] == 3
+
+    code, out, _ = run(data, ["social", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+    assert "line     5  refused  (unnamed)  user: give the person's email or username" in out
+    assert "0 created, 0 updated, 4 unchanged, 2 rows refused" in out
+
+
+def test_a_refused_file_leaves_the_store_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "D"
+    run(data, ["social", "import", str(write_jsonl(tmp_path / "ok.jsonl", EVENTS))], capsys)
+    before = social_counts(data)
+
+    only_bad = write_jsonl(tmp_path / "bad.jsonl", [{**EVENTS[2], "direction": "sideways"}])
+    code, report = run_json(data, ["social", "import", str(only_bad), "--kind", "messages"], capsys)
+    assert code == ExitCode.PARTIAL
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(1, "direction")]
+
+    wrong = tmp_path / "feed.xlsx"
+    wrong.write_text("x", encoding="utf-8")
+    code, _, err = run(data, ["social", "import", str(wrong)], capsys)
+    assert code == ExitCode.USAGE and ".jsonl or .csv" in err
+    code, _, err = run(data, ["social", "import", str(tmp_path / "missing.jsonl")], capsys)
+    assert code == ExitCode.USAGE and "no such file" in err
+
+    assert social_counts(data) == before
+
+
+def test_social_import_reads_flat_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "D"
+    path = tmp_path / "engagements.csv"
+    path.write_text(
+        "platform,type,timestamp,campaign,username,email\n"
+        "instagram,share,2026-11-20T10:00:00Z,Launch,bo_builds,\n"
+        "instagram,like,2026-11-21T10:00:00Z,,bo_builds,bo@example.com\n"
+        "instagram,poke,2026-11-21T10:00:00Z,,bo_builds,\n",
+        encoding="utf-8",
+    )
+
+    code, report = run_json(data, ["social", "import", str(path), "--kind", "engagements"], capsys)
+
+    assert code == ExitCode.PARTIAL
+    assert report["created"] == 2 and report["linkedTouchpoints"] == 1
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(4, "type")]
+    code, score = run_json(data, ["social", "score", "--email", "bo@example.com"], capsys)
+    assert code == ExitCode.OK and score["interactions"] == 2
+
+
+def test_scoring_settings_are_shown_changed_and_refused_with_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    code, shown = run_json(data, ["social", "scoring"], capsys)
+    assert code == ExitCode.OK and shown["weights"]["like"] == 2.0 and shown["halfLifeDays"] == 30.0
+
+    code, changed = run_json(data, ["social", "scoring", "--weight", "like=4", "--half-life-days", "14"], capsys)
+    assert code == ExitCode.OK and (changed["weights"]["like"], changed["halfLifeDays"]) == (4.0, 14.0)
+    assert run_json(data, ["social", "scoring"], capsys)[1] == changed
+
+    code, _, err = run(data, ["social", "scoring", "--weight", "retweet=3"], capsys)
+    assert code == ExitCode.USAGE and "weights: unknown interaction retweet" in err
+    code, _, err = run(data, ["social", "scoring", "--half-life-days", "0"], capsys)
+    assert code == ExitCode.USAGE and "halfLifeDays" in err
+    assert run_json(data, ["social", "scoring"], capsys)[1] == changed
+
+    code, reset = run_json(data, ["social", "scoring", "--reset"], capsys)
+    assert reset == shown
+
+
+def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "D"
+    run(data, ["social", "import", str(write_jsonl(tmp_path / "feed.jsonl", EVENTS))], capsys)
+    workspace = Workspace.open(data)
+    try:
+        lead_id = workspace.leads.save(Lead(email="ana@example.com")).id
+        workspace.social.record_conversion(
+            Conversion(email="ana@example.com", timestamp="2026-11-25T00:00:00Z", value=300, currency="USD")
+        )
+    finally:
+        workspace.close()
+
+    # Ana's touches before her conversion: click (Launch, twitter), dm (Webinar, twitter), comment (Webinar,
+    # linkedin). Position based: 0.4 / 0.2 / 0.4.
+    code, report = run_json(data, ["attribution", "report", "--model", "position_based"], capsys)
+    assert code == ExitCode.OK
+    assert report["conversions"] == 1 and report["value"] == {"USD": 300.0}
+    by_campaign = {row.get("name"): row for row in report["byCampaign"]}
+    assert by_campaign["Webinar"] == {"name": "Webinar", "touchpoints": 2, "leads": 1, "conversionsCredited": 0.6,
+                                      "valueCredited": {"USD": 180.0}}
+    assert by_campaign["Launch"]["conversionsCredited"] == 0.4
+    by_platform = {row["name"]: row for row in report["byPlatform"]}
+    assert (by_platform["twitter"]["conversionsCredited"], by_platform["linkedin"]["valueCredited"]) == (
+        0.6, {"USD": 120.0}
+    )
+
+    code, only = run_json(data, ["attribution", "report", "--campaign", "Launch", "--since", "2026-11-01"], capsys)
+    assert [row["name"] for row in only["byCampaign"]] == ["Launch"]
+    assert only["byCampaign"][0]["conversionsCredited"] == pytest.approx(1 / 3, abs=1e-4)  # linear by default
+    code, later = run_json(data, ["attribution", "report", "--since", "2026-11-15"], capsys)
+    assert sum(row["touchpoints"] for row in later["byCampaign"]) == 2
+
+    code, credits = run_json(data, ["attribution", "lead", str(lead_id), "--model", "first_touch"], capsys)
+    assert code == ExitCode.OK
+    assert credits["leadId"] == lead_id and credits["convertedAt"] == "2026-11-25T00:00:00Z"
+    assert [(t["type"], t["credit"]) for t in credits["touchpoints"]] == [("click", 1.0), ("dm", 0.0),
+                                                                         ("comment", 0.0)]
+    code, out, _ = run(data, ["attribution", "lead", "ana@example.com", "--model", "linear"], capsys)
+    assert code == ExitCode.OK and "0.3333" in out
+
+    code, _, err = run(data, ["attribution", "lead", "404", "--model", "linear"], capsys)
+    assert code == ExitCode.USAGE and "no lead 404" in err
+    code, _, err = run(data, ["attribution", "report", "--since", "last week"], capsys)
+    assert code == ExitCode.USAGE and "--since last week: not a date" in err
