@@ -723,13 +723,29 @@ class SocialStore:
             return (lead_id, email) if lead_id is not None else None
 
     def set_lead_score(self, email: str, score: float) -> bool:
-        """Write a lead's engagement score (its ``socialContext.engagementScore``); whether it changed."""
+        """Write a lead's engagement score (its ``socialContext.engagementScore``); whether it changed.
+
+        A lead with no social context yet gets the platform of its latest touchpoint, since a context names one.
+        """
         with self._db.session() as session:
             row = session.scalar(select(LeadRow).where(LeadRow.email == email))
-            if row is None or row.engagement_score == score:
+            if row is None:
                 return False
-            row.engagement_score = score
-            return True
+            changed = False
+            if row.social_platform is None:
+                latest = session.scalar(
+                    select(TouchpointRow.platform)
+                    .where(TouchpointRow.email == email)
+                    .order_by(TouchpointRow.timestamp.desc(), TouchpointRow.id.desc())
+                    .limit(1)
+                )
+                if latest is not None:
+                    row.social_platform = latest
+                    changed = True
+            if row.engagement_score != score:
+                row.engagement_score = score
+                changed = True
+            return changed
 
     def conversation(self, platform: SocialPlatform, conversation_id: str) -> Conversation | None:
         """A stored conversation, with its CRM links by integration name."""

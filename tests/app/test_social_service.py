@@ -1,0 +1,126 @@
+"""The social data service: scores written to leads, attribution of a lead and its conversion, the report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_desktop.app.social import SocialService
+from crm_desktop.domain.models import Lead
+from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef, ScoringSettings
+from crm_desktop.store.database import Database, sqlite_url
+from crm_desktop.store.repositories import LeadStore, NotFoundError
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    database = Database(sqlite_url(tmp_path / "crm.db"))
+    database.migrate()
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def service(database: Database) -> SocialService:
+    return SocialService(database, clock=lambda: NOW)
+
+
+def engagement(kind: str, when: str, campaign: str | None = None, **user: Any) -> EngagementEvent:
+    body = {"platform": "tiktok", "type": kind, "timestamp": when, "user": user}
+    if campaign:
+        body["campaign"] = campaign
+    return EngagementEvent.model_validate(body)
+
+
+def test_an_event_rescores_the_lead_it_belongs_to(service: SocialService, database: Database) -> None:
+    leads = LeadStore(database)
+    leads.save(Lead(email="lia@example.com"))
+    service.record_engagement(engagement("dm", "2026-12-01T00:00:00Z", username="lia"))
+    assert leads.find("lia@example.com").social_context is None  # type: ignore[union-attr]
+
+    # The email arrives with the next event: the earlier dm joins Lia, and her lead gets the score of both.
+    service.record_engagement(engagement("share", "2026-11-01T00:00:00Z", username="lia", email="lia@example.com"))
+
+    # dm now: 10; share 30 days ago: 8 * 0.5 = 4; activity 14; 1 - 2^(-0.7) = 0.384428; * 0.8 = 30.75 -> 30.8
+    lead = leads.find("lia@example.com")
+    assert lead is not None and lead.social_context is not None
+    assert lead.social_context.engagement_score == 30.8
+    assert service.engagement_score(PersonRef(platform="tiktok", username="LIA")).score == 30.8
+    with pytest.raises(NotFoundError):
+        service.engagement_score(PersonRef(platform="tiktok", username="nobody"))
+
+
+def test_the_workspace_weights_change_the_score(service: SocialService) -> None:
+    service.record_engagement(engagement("like", "2026-12-01T00:00:00Z", email="max@example.com"))
+    before = service.engagement_score(PersonRef(email="max@example.com")).score
+    service.set_scoring_settings(ScoringSettings(weights={"like": 20}))
+
+    # like now: 20 points; 1 - 2^(-1) = 0.5; * 0.8 = 40
+    assert (before, service.engagement_score(PersonRef(email="max@example.com")).score) == (5.4, 40.0)
+    assert service.scoring_settings().weights["like"] == 20.0
+
+
+def test_a_converted_lead_is_credited_for_the_touches_before_its_conversion(
+    service: SocialService, database: Database
+) -> None:
+    lead_id = LeadStore(database).save(Lead(email="noa@example.com")).id
+    for kind, when, campaign in [
+        ("click", "2026-11-10T00:00:00Z", "Launch"),
+        ("comment", "2026-11-17T00:00:00Z", "Webinar"),
+        ("like", "2026-11-28T00:00:00Z", "Launch"),  # after the conversion: no credit
+    ]:
+        service.record_engagement(engagement(kind, when, campaign, email="noa@example.com"))
+    service.record_conversion(Conversion(email="noa@example.com", timestamp="2026-11-24T00:00:00Z"))
+
+    decayed = service.attribution(lead_id, AttributionModel.TIME_DECAY)
+
+    # ages back from the conversion: 14 and 7 days; weights 0.25 and 0.5 of 0.75
+    assert decayed.converted_at == decayed.reference == datetime(2026, 11, 24, tzinfo=UTC)
+    assert [(t.type.value, t.campaign) for t in decayed.touchpoints] == [("click", "Launch"), ("comment", "Webinar")]
+    assert [t.credit for t in decayed.touchpoints] == pytest.approx([1 / 3, 2 / 3])
+    assert service.attribution("NOA@example.com", AttributionModel.LAST_TOUCH).to_wire()["touchpoints"][-1] == {
+        "timestamp": "2026-11-17T00:00:00Z", "platform": "tiktok", "type": "comment", "campaign": "Webinar",
+        "credit": 1.0,
+    }
+
+
+def test_a_lead_not_converted_is_measured_from_now(service: SocialService, database: Database) -> None:
+    lead_id = LeadStore(database).save(Lead(email="ola@example.com")).id
+    assert service.attribution(lead_id, AttributionModel.LINEAR).touchpoints == []
+    service.record_engagement(engagement("click", "2026-11-24T00:00:00Z", email="ola@example.com"))
+    service.record_engagement(engagement("click", "2026-11-30T12:00:00Z", email="ola@example.com"))
+
+    decayed = service.attribution(lead_id, AttributionModel.TIME_DECAY)
+
+    # ages from now (Dec 1): 7 days and 0.5 day; weights 0.5 and 2^(-0.5/7) = 0.951695
+    assert decayed.converted_at is None and decayed.reference == NOW
+    assert [t.credit for t in decayed.touchpoints] == pytest.approx([0.5 / 1.451695, 0.951695 / 1.451695])
+    with pytest.raises(NotFoundError):
+        service.attribution(999, AttributionModel.LINEAR)
+
+
+def test_the_report_counts_conversions_without_touchpoints_and_keeps_currencies_apart(service: SocialService) -> None:
+    service.record_engagement(engagement("share", "2026-11-20T00:00:00Z", "Launch", email="pia@example.com"))
+    service.record_conversions([
+        Conversion(email="pia@example.com", timestamp="2026-11-21T00:00:00Z", value=100, currency="EUR"),
+        Conversion(email="quinn@example.com", timestamp="2026-11-22T00:00:00Z", value=50, currency="USD"),
+    ])
+
+    report = service.attribution_report(AttributionModel.LAST_TOUCH).to_wire()
+
+    assert (report["conversions"], report["unattributedConversions"]) == (2, 1)
+    assert report["value"] == {"EUR": 100.0, "USD": 50.0}
+    assert report["byCampaign"] == [
+        {"name": "Launch", "touchpoints": 1, "leads": 0, "conversionsCredited": 1.0, "valueCredited": {"EUR": 100.0}}
+    ]
+    assert service.attribution_report(AttributionModel.LINEAR, since=datetime(2026, 11, 22, tzinfo=UTC)).to_wire()[
+        "byCampaign"
+    ] == []
