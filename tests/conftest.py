@@ -19,6 +19,8 @@ def isolated_home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: p
     """Point CRM_DESKTOP_HOME at a fresh folder; keep CRM_DESKTOP_DB_URL only for the store suite."""
     home = tmp_path / "crm-home"
     monkeypatch.setenv("CRM_DESKTOP_HOME", str(home))
+    # The app serves its local API while open: on a free port, so tests never fight over the default one.
+    monkeypatch.setenv("CRM_DESKTOP_API_PORT", "0")
     if "store" not in Path(str(request.node.path)).parts:
         monkeypatch.delenv("CRM_DESKTOP_DB_URL", raising=False)
     return home

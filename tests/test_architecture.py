@@ -20,7 +20,8 @@ ALLOWED_LAYERS: dict[str, set[str]] = {
     "sandbox": {"domain", "sandbox"},
     "sync": {"domain", "store", "vault", "providers", "sync"},
     "app": {"domain", "store", "vault", "providers", "sync", "sandbox", "app"},
-    "ui": {"domain", "app", "ui"},
+    "api": {"domain", "app", "api"},
+    "ui": {"domain", "app", "api", "ui"},
 }
 # Top-level modules anyone may import (no dependencies of their own beyond the standard library).
 SHARED_LEAVES = {"crm_desktop", "crm_desktop.resources_path"}
@@ -45,8 +46,9 @@ CONFINED: dict[str, set[str]] = {
     "orjson": {"providers", "sandbox"},
     "respx": set(),
     "keyring": {"vault"},
-    "starlette": {"sandbox"},
-    "uvicorn": {"sandbox"},
+    "starlette": {"sandbox", "api"},
+    "uvicorn": {"sandbox", "api"},
+    "fastapi": {"api"},
 }
 
 

@@ -14,6 +14,7 @@ from crm_desktop.providers.errors import (
 )
 from crm_desktop.store.database import StoreConfigError
 from crm_desktop.store.repositories import DuplicateNameError, NotFoundError, StoreError
+from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.vault import VaultError, VaultLockedError, VaultUnavailableError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "RateLimitError",
     "StoreConfigError",
     "StoreError",
+    "SyncAlreadyRunning",
     "TransientError",
     "VaultError",
     "VaultLockedError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -164,9 +165,67 @@ class SyncService:
             if task.done() and self._running.get(integration.id) is task:
                 del self._running[integration.id]
 
+    async def start(
+        self, name: str, direction: SyncDirectionChoice = SyncDirectionChoice.BOTH,
+        trigger: SyncTrigger = SyncTrigger.MANUAL,
+    ) -> int:
+        """Start a sync of one integration in the background and return its run id once the run has begun.
+
+        Raises:
+            SyncAlreadyRunning: when a run of the integration is going on (here or in another process).
+            AuthError, ProviderError, VaultError: when the run cannot begin.
+        """
+        integration = self.integrations.get(name)
+        assert integration.id is not None
+        if self.is_running(name):
+            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+        started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def begun(run_id: int) -> None:
+            if not started.done():
+                started.set_result(run_id)
+
+        task = asyncio.ensure_future(self._run(integration, direction, trigger, False, None, on_started=begun))
+        self._running[integration.id] = task
+        task.add_done_callback(lambda done: self._finished_in_background(integration, done))
+        waiting: list[asyncio.Future[Any]] = [started, task]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            return started.result()
+        return task.result().run_id or 0  # raises what stopped the run from beginning
+
+    def _finished_in_background(self, integration: Integration, task: asyncio.Task[SyncResult]) -> None:
+        if self._running.get(integration.id or -1) is task:
+            del self._running[integration.id or -1]
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("background sync of %s stopped: %s", integration.name, task.exception())
+
+    async def push_now(
+        self, name: str, local_ids: dict[RecordObject, list[int]], trigger: SyncTrigger = SyncTrigger.AUTO
+    ) -> SyncResult:
+        """Push these local records to the integration's CRM now, as a recorded run (nothing is pulled).
+
+        Raises:
+            SyncAlreadyRunning: when a run of the integration is going on (here or in another process).
+        """
+        integration = self.integrations.get(name)
+        assert integration.id is not None
+        if self.is_running(name):
+            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+        task = asyncio.ensure_future(
+            self._run(integration, SyncDirectionChoice.PUSH, trigger, False, None, local_ids=local_ids)
+        )
+        self._running[integration.id] = task
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and self._running.get(integration.id) is task:
+                del self._running[integration.id]
+
     async def _run(
         self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
-        progress: Progress | None,
+        progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
+        on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:
         assert integration.id is not None
         # The lock comes before any network call: a run of another process is refused at once, not after the
@@ -180,6 +239,8 @@ class SyncService:
                 self.store.release_lock(integration.id)
             raise
         mappings = self.all_mappings(integration)
+        if local_ids is not None:
+            mappings = {obj: m for obj, m in mappings.items() if local_ids.get(obj)}
         try:
             fields = {obj: await adapter.list_fields(obj) for obj in RecordObject if mappings.get(obj)}
             mappings = {obj: with_crm_lengths(m, fields.get(obj, [])) for obj, m in mappings.items()}
@@ -189,7 +250,7 @@ class SyncService:
                 self.store.release_lock(integration.id)
             raise
         engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress)
-        return await engine.run(direction, trigger, dry_run=dry_run)
+        return await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
 
     def is_running(self, name: str) -> bool:
         integration = self.integrations.get(name)
@@ -228,10 +289,15 @@ class SyncService:
             raise NotFoundError(f"run {run_id} is an import into the local store; it has no integration")
         return self.integrations.get_by_id(integration_id)
 
-    async def undo(self, run_id: int) -> UndoReport:
+    async def undo(self, run_id: int, trigger: SyncTrigger = SyncTrigger.MANUAL, *, force: bool = False) -> UndoReport:
         """Undo a run: its audit rows restore the previous values on both sides.
 
+        Args:
+            trigger: what asked for the undo (``cli`` from the command line, ``manual`` from the app).
+            force: put back the values from before the run even where they changed after it.
+
         Raises:
+            UndoRefused: when the run was undone already, or values it wrote changed after it (without ``force``).
             SyncAlreadyRunning: when a sync of the integration is running (the store's lock does not tell runs of
                 this process apart).
         """
@@ -242,7 +308,8 @@ class SyncService:
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
         adapter = self.actions.adapter_for(integration)
         try:
-            return await undo_run(self.store, adapter, integration, self.all_mappings(integration), run_id)
+            return await undo_run(self.store, adapter, integration, self.all_mappings(integration), run_id,
+                                  trigger=trigger, force=force)
         finally:
             await adapter.aclose()
 

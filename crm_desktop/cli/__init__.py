@@ -24,7 +24,7 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.logging_setup import configure_logging
 from crm_desktop.app.paths import resolve_paths
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.cli import attribution, config, conflicts, integrations, records, runs, social, sync
+from crm_desktop.cli import api, attribution, config, conflicts, integrations, records, runs, serve, social, sync
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     social.add_commands(commands)
     attribution.add_commands(commands)
     config.add_commands(commands)
+    serve.add_commands(commands)
+    api.add_commands(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from crm_desktop import __version__
+from crm_desktop.api.server import start_local_api
 from crm_desktop.app.errors import StoreConfigError, VaultError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.main_window import APPLICATION, DISPLAY_NAME, ORGANISATION, MainWindow
@@ -42,11 +43,16 @@ DRAIN_SECONDS = 4.0
 LAST_CALL_SECONDS = 1.0
 
 
-async def _until_closed(window: MainWindow) -> None:
+async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.show()
-    await closed.wait()
+    api = start_local_api(workspace)
+    try:
+        await closed.wait()
+    finally:
+        if api is not None:
+            await api.stop()
     await _drain_tasks()
 
 
@@ -134,7 +140,7 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
     try:
         window = MainWindow(workspace)
         handled_signals = _close_on_signals(loop, window)
-        main = loop.create_task(_until_closed(window), name="main window")
+        main = loop.create_task(_until_closed(window, workspace), name="main window")
         try:
             loop.run_until_complete(main)
         except RuntimeError:

@@ -148,6 +148,44 @@ class Vault:
         self.save(integration_id, current)
         return current
 
+    #: The keyring account of the local API's bearer token.
+    API_TOKEN_ACCOUNT = "local-api-token"
+
+    def load_api_token(self) -> str | None:
+        """The local API's bearer token, or ``None`` before the first start.
+
+        Raises:
+            VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            return self.backend.get_password(self.service, self.API_TOKEN_ACCOUNT)
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to read the API token ({type(exc).__name__})") from None
+
+    def save_api_token(self, token: str) -> None:
+        """Store (replace) the local API's bearer token.
+
+        Raises:
+            VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
+        """
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            self.backend.set_password(self.service, self.API_TOKEN_ACCOUNT, token)
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.NoKeyringError:
+            raise VaultUnavailableError(_INSTALL_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to store the API token ({type(exc).__name__})") from None
+        logger.info("local API token saved to the keyring")
+
     def delete(self, integration_id: int) -> bool:
         """Delete an integration's credentials; ``False`` when there were none.
 

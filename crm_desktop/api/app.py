@@ -1,0 +1,403 @@
+"""The local API's routes, its bearer-token guard, body limit and error answers, built on the app's services."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crm_desktop import __version__
+from crm_desktop.api.wire import (
+    BatchReport,
+    BatchRow,
+    BatchSummary,
+    CrmContact,
+    EventRecorded,
+    FieldError,
+    IntegrationCreated,
+    IntegrationRequest,
+    Problem,
+    RecordSynced,
+    RunCounts,
+    RunRecord,
+    RunReport,
+    RunStarted,
+)
+from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.app.errors import (
+    AuthError,
+    ConfigurationError,
+    DuplicateNameError,
+    InvalidRecordError,
+    NotFoundError,
+    ProviderError,
+    RateLimitError,
+    SyncAlreadyRunning,
+    VaultError,
+)
+from crm_desktop.app.record_files import plain_reason
+from crm_desktop.app.record_intake import CrmRefusedRecord, IntakeResult, RecordIntake, validate_rows
+from crm_desktop.app.social import RecordedEvent
+from crm_desktop.app.sync_service import SyncDirectionChoice, SyncTrigger
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.errors import FieldProblem
+from crm_desktop.domain.models import Contact, Lead, WireModel, normalise_email
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.domain.social import (
+    AttributionModel,
+    AttributionReport,
+    ConversationEvent,
+    EngagementEvent,
+    EventAction,
+    LeadAttribution,
+    Message,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The largest request body accepted (10,000 contacts of a batch fit well within it).
+MAX_BODY_BYTES = 5 * 1024 * 1024
+#: The most contacts one batch may carry.
+MAX_BATCH = 10_000
+
+RECONNECT = "the CRM refused the integration's credentials: reconnect the integration"
+
+
+class BearerTokenGuard:
+    """Checks the bearer token before a request reaches a route (so before its body is even parsed).
+
+    Only ``/api/`` needs the token; the OpenAPI document and the docs page are open (they hold no data).
+    """
+
+    def __init__(self, app: ASGIApp, tokens: ApiTokens) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope["path"]).startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        scheme, _, presented = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not self.tokens.accepts(presented.strip()):
+            answer = JSONResponse(
+                {"detail": "missing or wrong API token: send 'Authorization: Bearer <token>' "
+                           "(`crm-desktop api token` prints it)", "errors": []},
+                status_code=401, headers={"WWW-Authenticate": "Bearer"},
+            )
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _problem(status: int, detail: str, problems: list[FieldProblem] | None = None,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+    body = Problem(detail=detail, errors=[FieldError(field=p.field, reason=plain_reason(p.reason))
+                                          for p in problems or []])
+    return JSONResponse(body.to_wire() | {"errors": [e.to_wire() for e in body.errors]}, status_code=status,
+                        headers=headers)
+
+
+def _body_model(request: Request) -> type[WireModel] | None:
+    """The domain model a route's JSON body is, so a refused body is explained in the domain's own words."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    annotation = getattr(getattr(field, "field_info", None), "annotation", None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, WireModel) else None
+
+
+async def _validation_answer(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _problem(400, "the request body is not valid JSON")
+    body_errors = [e for e in errors if e.get("loc", ("",))[0] == "body"]
+    model = _body_model(request)
+    if body_errors and model is not None:
+        raw = await request.body()
+        if not raw.strip():
+            return _problem(422, "a JSON body is required", [FieldProblem("(body)", "a JSON body is required")])
+        try:
+            model.model_validate(json.loads(raw))
+        except InvalidRecordError as refused:
+            return _refused(refused)
+        except ValueError:
+            return _problem(400, "the request body is not valid JSON")
+    problems = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        where = location[1:] if len(location) > 1 and location[0] in {"body", "query", "path"} else location
+        problems.append(FieldProblem(".".join(where) or "(body)", str(error.get("msg", "")).removeprefix(
+            "Value error, ")))
+    return _problem(422, "; ".join(f"{p.field}: {p.reason}" for p in problems), problems)
+
+
+def _refused(refused: InvalidRecordError) -> JSONResponse:
+    """422 naming each field and reason in the words ``contacts import`` uses."""
+    details = "; ".join(f"{p.field}: {plain_reason(p.reason)}" for p in refused.problems)
+    return _problem(422, f"{refused.kind} {refused.record} is invalid: {details}", refused.problems)
+
+
+def _install_error_answers(app: FastAPI) -> None:
+    """Every error a client can cause, or the CRM can, as a status and a sentence; never a 500 for bad input."""
+    app.add_exception_handler(RequestValidationError, _validation_answer)  # type: ignore[arg-type]
+
+    async def http_answer(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return _problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    app.add_exception_handler(HTTPException, http_answer)
+
+    def handles(kind: type[Exception]) -> Callable[[Callable[[Exception], JSONResponse]],
+                                                    Callable[[Request, Exception], Awaitable[JSONResponse]]]:
+        def register(make: Callable[[Exception], JSONResponse]) -> Callable[
+                [Request, Exception], Awaitable[JSONResponse]]:
+            async def answer(request: Request, exc: Exception) -> JSONResponse:
+                return make(exc)
+
+            app.add_exception_handler(kind, answer)
+            return answer
+
+        return register
+
+    @handles(InvalidRecordError)
+    def _invalid(exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidRecordError)
+        return _refused(exc)
+
+    @handles(NotFoundError)
+    def _not_found(exc: Exception) -> JSONResponse:
+        return _problem(404, str(exc))
+
+    @handles(DuplicateNameError)
+    def _duplicate(exc: Exception) -> JSONResponse:
+        return _problem(409, str(exc))
+
+    @handles(SyncAlreadyRunning)
+    def _running(exc: Exception) -> JSONResponse:
+        return _problem(409, f"{exc}; try again when it has finished")
+
+    @handles(VaultError)
+    def _vault(exc: Exception) -> JSONResponse:
+        return _problem(503, str(exc))
+
+    @handles(ProviderError)
+    def _provider(exc: Exception) -> JSONResponse:
+        if isinstance(exc, AuthError | ConfigurationError):
+            return _problem(502, f"{RECONNECT} ({exc})")
+        if isinstance(exc, CrmRefusedRecord) and exc.category in {ErrorCategory.VALIDATION, ErrorCategory.DUPLICATE}:
+            return _problem(422, f"the CRM refused the record: {exc}", [FieldProblem("(record)", str(exc))])
+        if isinstance(exc, RateLimitError):
+            wait = max(1, round(exc.retry_after or 10))
+            return _problem(503, f"the CRM is rate-limiting: {exc}", headers={"Retry-After": str(wait)})
+        return _problem(502, f"the CRM could not be reached or failed: {exc}")
+
+
+def _synced(result: IntakeResult) -> RecordSynced:
+    assert result.local_id is not None and result.action is not None
+    return RecordSynced(local_id=result.local_id, crm_id=result.crm_id, action=result.action)
+
+
+def _batch_row(result: IntakeResult) -> BatchRow:
+    problems = list(result.problems)
+    if not problems and result.message and result.action is not None and result.action.value == "failed":
+        problems = [FieldProblem("(record)", result.message)]
+    errors = [FieldError(field=p.field, reason=plain_reason(p.reason)) for p in problems]
+    return BatchRow(
+        index=result.index, email=result.email, action=result.action, local_id=result.local_id,
+        crm_id=result.crm_id, category=result.category, error=errors[0] if errors else None, errors=errors,
+    )
+
+
+IntegrationKey = Annotated[str, Path(min_length=1, max_length=80, description="the integration's name or id")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not valid JSON"},
+    401: {"model": Problem, "description": "missing or wrong bearer token"},
+    404: {"model": Problem, "description": "no such integration"},
+    409: {"model": Problem, "description": "a sync of the integration is already running"},
+    413: {"model": Problem, "description": "the body is over 5 MB"},
+    422: {"model": Problem, "description": "each refused field with the reason"},
+    502: {"model": Problem, "description": "the CRM refused the credentials (reconnect the integration) or failed"},
+}
+
+
+def create_app(workspace: Workspace, tokens: ApiTokens) -> FastAPI:
+    """The local API on ``workspace``'s services, guarded by ``tokens``."""
+    intake = RecordIntake(workspace.integrations, workspace.sync, workspace.crm, workspace.contacts, workspace.leads)
+    api = FastAPI(
+        title="CRM Desktop local API",
+        version=__version__,
+        description="Feed CRM Desktop from a social-media platform or a script: contacts, leads and sync runs "
+                    "on the integrations of this workspace. Every `/api/` call needs `Authorization: Bearer <token>`"
+                    " (`crm-desktop api token` prints it).",
+        max_body_size=MAX_BODY_BYTES,
+    )
+    bearer = [Depends(HTTPBearer(auto_error=False, description="the token `crm-desktop api token` prints"))]
+    _install_error_answers(api)
+
+    @api.post("/api/crm/integrations", status_code=201, response_model=IntegrationCreated, responses=ERRORS,
+              dependencies=bearer, tags=["integrations"])
+    async def create_integration(request: IntegrationRequest) -> IntegrationCreated:
+        """Create an integration; its credentials go to the OS keyring and are never echoed back."""
+        saved = intake.add_integration(
+            provider=request.provider, name=request.name, credentials=request.credentials,
+            description=request.description, scopes=request.scopes, sync_config=request.sync_config,
+            domain=request.domain, base_url=request.base_url,
+        )
+        return IntegrationCreated(**saved.model_dump(), has_credentials=intake.integrations.has_credentials(saved))
+
+    @api.post("/api/crm/integrations/{integration}/contacts/sync", response_model=RecordSynced, responses=ERRORS,
+              dependencies=bearer, tags=["contacts"])
+    async def sync_contact(integration: IntegrationKey, contact: Contact) -> RecordSynced:
+        """Validate a contact, save it locally (matched by normalised email) and push it to that CRM now."""
+        return _synced(await intake.push_one(integration, contact))
+
+    @api.post("/api/crm/integrations/{integration}/leads/sync", response_model=RecordSynced, responses=ERRORS,
+              dependencies=bearer, tags=["leads"])
+    async def sync_lead(integration: IntegrationKey, lead: Lead) -> RecordSynced:
+        """Validate a lead with its social context, save it locally and push it to that CRM now."""
+        return _synced(await intake.push_one(integration, lead))
+
+    @api.get("/api/crm/integrations/{integration}/contacts", response_model=CrmContact, responses=ERRORS,
+             dependencies=bearer, tags=["contacts"])
+    async def get_contact(
+        integration: IntegrationKey, email: Annotated[str, Query(min_length=1, max_length=254)]
+    ) -> CrmContact | JSONResponse:
+        """Read a contact live from the CRM by email, in the app's Contact shape; 404 when the CRM has none."""
+        try:
+            wanted = normalise_email(email)
+        except ValueError as exc:
+            return _problem(422, f"email: {exc}", [FieldProblem("email", str(exc))])
+        found = await intake.crm_contact(integration, wanted)
+        if found is None:
+            return _problem(404, f"{integration}: the CRM has no contact with email {wanted}")
+        return CrmContact(**found.contact.model_dump(), crm_id=found.crm_id, modified_at=found.modified_at)
+
+    @api.post("/api/crm/integrations/{integration}/contacts/batch-sync", response_model=BatchReport,
+              responses=ERRORS, dependencies=bearer, tags=["contacts"])
+    async def batch_sync_contacts(
+        integration: IntegrationKey,
+        contacts: Annotated[list[Any], Body(description=f"up to {MAX_BATCH:,} contacts in the Contact shape")],
+    ) -> BatchReport | JSONResponse:
+        """Validate every contact; save and push the valid ones in the CRM's native batches. One result per row,
+        in order (its action, or the field and reason it was refused), and a summary."""
+        if len(contacts) > MAX_BATCH:
+            reason = f"at most {MAX_BATCH:,} contacts per request (got {len(contacts):,})"
+            return _problem(422, reason, [FieldProblem("(body)", reason)])
+        intake.integration(integration)  # an unknown integration is a 404 before anything is saved
+        valid, refused = validate_rows(contacts, Contact)
+        report = await intake.push(integration, RecordObject.CONTACT, valid)
+        rows = sorted([*refused, *report.results], key=lambda r: r.index)
+        report.results = rows
+        summary = report.summary()
+        return BatchReport(
+            results=[_batch_row(r) for r in rows],
+            summary=BatchSummary(
+                total=summary["total"], created=summary["created"], updated=summary["updated"],
+                unchanged=summary["unchanged"], failed=summary["failed"], invalid=summary["invalid"],
+                api_calls=summary["apiCalls"],
+            ),
+            run_id=report.run_id,
+        )
+
+    @api.post("/api/crm/integrations/{integration}/sync-from-crm", status_code=202, response_model=RunStarted,
+              responses=ERRORS, dependencies=bearer, tags=["runs"])
+    async def sync_from_crm(integration: IntegrationKey) -> JSONResponse:
+        """Start a bidirectional sync run in the background; ``GET /api/crm/runs/{runId}`` reports it."""
+        name = intake.integration(integration).name
+        run_id = await workspace.sync.start(name, SyncDirectionChoice.BOTH, SyncTrigger.MANUAL)
+        return JSONResponse(RunStarted(run_id=run_id).to_wire(), status_code=202,
+                            headers={"Location": f"/api/crm/runs/{run_id}"})
+
+    @api.get("/api/crm/runs/{run_id}", response_model=RunReport, responses=ERRORS, dependencies=bearer,
+             tags=["runs"])
+    async def get_run(run_id: Annotated[int, Path(ge=1, le=2**62)]) -> RunReport:
+        """A sync run as it stands (``running`` until it ends), with what it did to each record."""
+        run, log = workspace.sync.run(run_id)
+        return RunReport(
+            run_id=run.id,
+            integration=(workspace.integrations.get_by_id(run.integration_id).name
+                         if run.integration_id is not None else "(removed)"),
+            trigger=run.trigger.value, direction=run.direction, status=run.status.value,
+            counts=RunCounts(created=run.created, updated=run.updated, unchanged=run.unchanged, failed=run.failed,
+                             conflicts=run.conflicts),
+            api_calls=run.api_calls, message=run.message, started_at=run.started_at, finished_at=run.finished_at,
+            records=[
+                RunRecord(object=r.object.value, record=r.record_key, crm_id=r.crm_id, outcome=r.outcome,
+                          category=r.error_category, message=r.message)
+                for r in log
+            ],
+        )
+
+    _add_social_routes(api, workspace, intake, bearer)
+    api.add_middleware(BearerTokenGuard, tokens=tokens)
+    return api
+
+
+def _recorded(recorded: RecordedEvent) -> JSONResponse:
+    """201 for a new event, 200 for an update or a re-delivery (which changed nothing)."""
+    body = EventRecorded(action=recorded.action, person=recorded.person.ref(),
+                         linked_touchpoints=recorded.linked_touchpoints)
+    return JSONResponse(body.to_wire(), status_code=201 if recorded.action is EventAction.CREATED else 200)
+
+
+EVENT_ANSWERS: dict[int | str, dict[str, Any]] = {
+    201: {"model": EventRecorded, "description": "a new event was recorded"},
+    400: ERRORS[400], 401: ERRORS[401], 413: ERRORS[413], 422: ERRORS[422],
+}
+
+
+def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake, bearer: list[Any]) -> None:
+    """The three event endpoints (idempotent: platforms re-deliver webhooks) and attribution."""
+    social = workspace.social
+
+    @api.post("/api/social/conversations", response_model=EventRecorded, responses=EVENT_ANSWERS,
+              dependencies=bearer, tags=["social events"])
+    async def conversation_started(event: ConversationEvent) -> JSONResponse:
+        """A conversation started on a platform: its participant becomes (or is linked to) a contact."""
+        return _recorded(social.record_conversation(event))
+
+    @api.post("/api/social/messages", response_model=EventRecorded, responses=EVENT_ANSWERS,
+              dependencies=bearer, tags=["social events"])
+    async def message_sent(message: Message) -> JSONResponse:
+        """A message in a conversation, inbound or outbound; the person's engagement score follows."""
+        return _recorded(social.record_message(message))
+
+    @api.post("/api/social/engagements", response_model=EventRecorded, responses=EVENT_ANSWERS,
+              dependencies=bearer, tags=["social events"])
+    async def post_engagement(event: EngagementEvent) -> JSONResponse:
+        """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign."""
+        return _recorded(social.record_engagement(event))
+
+    @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,
+             responses=ERRORS, dependencies=bearer, tags=["attribution"])
+    async def lead_attribution(
+        integration: IntegrationKey,
+        lead_id: Annotated[str, Path(min_length=1, max_length=254,
+                                     description="the lead's id in that CRM, its local id, or its email")],
+        model: AttributionModel = AttributionModel.LINEAR,
+    ) -> LeadAttribution:
+        """The lead's touchpoints and the credit each earned under ``model``; credits sum to 1."""
+        return social.attribution(intake.local_lead(integration, lead_id), model)
+
+    @api.get("/api/attribution/report", response_model=AttributionReport, responses=ERRORS, dependencies=bearer,
+             tags=["attribution"])
+    async def attribution_report(
+        model: AttributionModel = AttributionModel.LINEAR,
+        since: Annotated[datetime | None, Query(description="ISO date or time (UTC when no zone is given)")] = None,
+        campaign: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
+    ) -> AttributionReport:
+        """Per campaign and per platform: touchpoints, leads, conversions and value credited under ``model``."""
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return social.attribution_report(model, since, campaign)
+

@@ -1,0 +1,161 @@
+"""What the local API's requests and answers carry, on top of the domain models (camelCase on the wire)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
+
+from crm_desktop.domain.models import Contact, Integration, Provider, SyncConfig, WireModel
+from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
+from crm_desktop.domain.social import EventAction, PersonRef
+
+
+class IntegrationRequest(WireModel):
+    """``POST /api/crm/integrations``: a new integration and its credentials (which go to the OS keyring only)."""
+
+    record_kind: ClassVar[str] = "integration"
+
+    provider: Provider
+    name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[^\s/\\][^/\\]*$")]
+    description: Annotated[str, Field(max_length=500)] = ""
+    scopes: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    sync_config: SyncConfig | None = None
+    domain: Annotated[
+        str | None,
+        Field(max_length=500, description="the Salesforce instance URL or the Pipedrive company domain"),
+    ] = None
+    base_url: Annotated[
+        str | None, Field(max_length=500, description="where the CRM's API is, when not the vendor's (a sandbox)")
+    ] = None
+    credentials: Annotated[
+        dict[str, Any],
+        Field(description="HubSpot {token}; Pipedrive {apiToken}; Salesforce {clientId, clientSecret, accessToken, "
+                          "refreshToken, instanceUrl}. Kept in the OS keyring, never echoed back"),
+    ]
+
+
+class IntegrationCreated(Integration):
+    """The integration as stored (no credentials), and whether the keyring holds them."""
+
+    has_credentials: bool
+
+
+class RecordSynced(WireModel):
+    """One contact or lead saved locally and pushed to the CRM."""
+
+    local_id: int
+    crm_id: str | None
+    action: Annotated[RecordOutcome, Field(description="created, updated or unchanged in the CRM")]
+
+
+class CrmContact(Contact):
+    """A contact read live from the CRM, in the app's Contact shape, with the CRM's id."""
+
+    crm_id: str
+    modified_at: datetime | None = None
+
+
+class FieldError(WireModel):
+    """One refused field: its wire name and the reason, as the CLI's import reports them."""
+
+    field: str
+    reason: str
+
+
+class BatchRow(WireModel):
+    """One row of a batch, in request order: the CRM's action, or why it was refused."""
+
+    index: int
+    email: str
+    action: RecordOutcome | None = None
+    local_id: int | None = None
+    crm_id: str | None = None
+    category: ErrorCategory | None = None
+    error: FieldError | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class BatchSummary(WireModel):
+    """Counts of a batch."""
+
+    total: int
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    invalid: int
+    api_calls: int
+
+
+class BatchReport(WireModel):
+    """The answer to a batch: one row per contact, in order, a summary and the run that pushed them."""
+
+    results: list[BatchRow]
+    summary: BatchSummary
+    run_id: int | None = None
+
+
+class RunStarted(WireModel):
+    """A sync run started in the background."""
+
+    run_id: int
+
+
+class RunCounts(WireModel):
+    """Records per outcome in a run."""
+
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    conflicts: int
+
+
+class RunRecord(WireModel):
+    """What a run did to one record."""
+
+    object: str
+    record: str
+    crm_id: str | None = None
+    outcome: RecordOutcome
+    category: ErrorCategory | None = None
+    message: str | None = None
+
+
+class RunReport(WireModel):
+    """A sync run as it stands (``running`` until it ends) and what it did to each record."""
+
+    run_id: int
+    integration: str
+    trigger: str
+    direction: str
+    status: str
+    counts: RunCounts
+    api_calls: int
+    message: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+    records: list[RunRecord] = Field(default_factory=list)
+
+
+class Problem(WireModel):
+    """An error answer: a sentence, and for 422 each refused field with its reason."""
+
+    detail: str
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class EventRecorded(WireModel):
+    """What recording a social event did: ``unchanged`` for a re-delivered one (nothing changed then).
+
+    Attributes:
+        action: created, updated or unchanged.
+        person: who it belongs to after identity stitching (an email, or a platform and username while anonymous).
+        linked_touchpoints: earlier anonymous touchpoints this event joined to the email it gave.
+    """
+
+    action: EventAction
+    person: PersonRef | None = None
+    linked_touchpoints: int = 0

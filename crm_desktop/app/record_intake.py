@@ -1,0 +1,285 @@
+"""Records that arrive one at a time or in batches (the local API): validated, saved locally, pushed to a CRM now."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crm_desktop.app.crm_actions import CrmActions
+from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.sync_service import SyncService
+from crm_desktop.domain.credentials import CredentialsError
+from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
+from crm_desktop.domain.models import Contact, Integration, Lead, Provider, SyncConfig
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.providers.errors import AuthError, ProviderError
+from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
+from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
+from crm_desktop.sync.mapping import apply_values, from_crm
+
+logger = logging.getLogger(__name__)
+
+Record = Contact | Lead
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What happened to one record of a request, in request order.
+
+    Attributes:
+        index: the record's position in the request (0 for a single record).
+        email: the normalised email ('' when the record was refused before its email could be read).
+        action: created, updated or unchanged in the CRM, or failed; ``None`` when validation refused it.
+        local_id: the local record's id, once saved.
+        crm_id: the CRM record's id, once linked.
+        problems: why validation refused it (field and reason, as the CLI's import reports them).
+        category: why the CRM refused it.
+        message: the CRM's refusal, naming the field where it did.
+    """
+
+    index: int
+    email: str
+    action: RecordOutcome | None = None
+    local_id: int | None = None
+    crm_id: str | None = None
+    problems: tuple[FieldProblem, ...] = ()
+    category: ErrorCategory | None = None
+    message: str | None = None
+
+
+@dataclass
+class IntakeReport:
+    """Every record's result, and the run that pushed the valid ones.
+
+    Attributes:
+        results: one per record of the request, in order.
+        run_id: the sync run that pushed them (``None`` when none was valid).
+        api_calls: requests the run sent to the CRM.
+    """
+
+    results: list[IntakeResult] = field(default_factory=list)
+    run_id: int | None = None
+    api_calls: int = 0
+
+    def summary(self) -> dict[str, int]:
+        """Counts per action, the rows refused by validation, and the CRM calls used."""
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "invalid": 0}
+        for result in self.results:
+            counts["invalid" if result.action is None else result.action.value] += 1
+        return {**counts, "total": len(self.results), "apiCalls": self.api_calls}
+
+
+@dataclass(frozen=True)
+class CrmContact:
+    """A contact read live from a CRM, in the app's Contact shape, with the CRM's id and change time."""
+
+    crm_id: str
+    contact: Contact
+    modified_at: datetime | None
+
+
+class CrmRefusedRecord(ProviderError):
+    """The CRM refused the one record a request pushed (the message names the field where the CRM did)."""
+
+
+def validate_rows(rows: Sequence[Any], model: type[Record]) -> tuple[list[tuple[int, Record]], list[IntakeResult]]:
+    """Validate every row; return the valid records with their index, and one refused result per bad row.
+
+    A second row with the email of an earlier one is refused, naming that row, as the CLI's import does with lines.
+    """
+    valid: list[tuple[int, Record]] = []
+    refused: list[IntakeResult] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            refused.append(IntakeResult(index, "", problems=(FieldProblem("(record)", "must be a JSON object"),)))
+            continue
+        try:
+            record = model.model_validate(row)
+        except InvalidRecordError as exc:
+            email = row.get("email") if isinstance(row.get("email"), str) else ""
+            refused.append(IntakeResult(index, str(email), problems=tuple(exc.problems)))
+            continue
+        if record.email in seen:
+            reason = f"same email as row {seen[record.email]}; row skipped"
+            refused.append(IntakeResult(index, record.email, problems=(FieldProblem("email", reason),)))
+            continue
+        seen[record.email] = index
+        valid.append((index, record))
+    return valid, refused
+
+
+class RecordIntake:
+    """Integrations, contacts and leads as the local API receives them, on the services the GUI and CLI use.
+
+    Attributes:
+        integrations: the integrations service (store + vault).
+        sync: the sync service (its engine pushes, through the durable outbox, as a recorded run).
+        crm: one-shot CRM actions.
+    """
+
+    def __init__(
+        self, integrations: IntegrationService, sync: SyncService, crm: CrmActions, contacts: ContactStore,
+        leads: LeadStore,
+    ) -> None:
+        self.integrations = integrations
+        self.sync = sync
+        self.crm = crm
+        self._contacts = contacts
+        self._leads = leads
+
+    def integration(self, key: str) -> Integration:
+        """The integration named ``key``, or else the one whose id it is.
+
+        Raises:
+            NotFoundError: when neither exists.
+        """
+        try:
+            return self.integrations.get(key)
+        except NotFoundError:
+            if key.isdigit():
+                try:
+                    return self.integrations.get_by_id(int(key))
+                except NotFoundError:
+                    pass
+            raise NotFoundError(f"no integration named {key!r} or with that id") from None
+
+    def local_lead(self, key: str, lead: str) -> int | str:
+        """The local lead a path's ``leadId`` names: the CRM's id of a lead linked in that integration, else a local
+        id (digits) or an email, as the social service takes them.
+
+        Raises:
+            NotFoundError: for an unknown integration.
+        """
+        integration = self.integration(key)
+        assert integration.id is not None
+        link = self.sync.store.links_for_crm(integration.id, RecordObject.LEAD, [lead]).get(lead)
+        if link is not None:
+            return link.local_id
+        return int(lead) if lead.isdigit() else lead
+
+    def add_integration(
+        self, *, provider: Provider, name: str, credentials: dict[str, Any], description: str = "",
+        scopes: Sequence[str] = (), sync_config: SyncConfig | None = None, domain: str | None = None,
+        base_url: str | None = None,
+    ) -> Integration:
+        """Create an integration; its credentials go to the OS keyring and nowhere else.
+
+        ``domain`` is the Salesforce instance URL or the Pipedrive company domain (HubSpot needs none);
+        ``base_url`` points the integration elsewhere (a sandbox).
+
+        Raises:
+            InvalidRecordError: naming each bad field (credentials' fields under ``credentials.``).
+            DuplicateNameError: when the name is taken.
+            VaultError: when the keyring cannot take the credentials (nothing is created then).
+        """
+        if provider is Provider.SALESFORCE and domain:
+            base_url, domain = base_url or domain, None
+        integration = Integration(
+            provider=provider, name=name, description=description, scopes=list(scopes),
+            sync_config=sync_config or SyncConfig(), base_url=base_url, domain=domain,
+        )
+        try:
+            return self.integrations.add(integration, credentials)
+        except CredentialsError as exc:
+            problems = [FieldProblem(f"credentials.{p.field}", p.reason) for p in exc.problems]
+            raise InvalidRecordError(
+                "integration", name, problems or [FieldProblem("credentials", str(exc))]
+            ) from None
+
+    async def push(self, key: str, obj: RecordObject, records: Sequence[tuple[int, Record]]) -> IntakeReport:
+        """Save valid records locally (matched by normalised email, all in one transaction for contacts), then
+        push them to the integration's CRM now, through the sync engine's outbox as one recorded run.
+
+        Raises:
+            NotFoundError: for an unknown integration.
+            SyncAlreadyRunning: when a run of the integration is going on (nothing is saved then, when this
+                process knows it).
+            AuthError: when the CRM refuses the integration's credentials (the records stay saved locally and go
+                with the next sync).
+            ProviderError: when the run stopped for another reason (rate limit, network).
+        """
+        integration = self.integration(key)
+        assert integration.id is not None
+        report = IntakeReport()
+        if not records:
+            return report
+        if self.sync.is_running(integration.name):
+            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+        if obj is RecordObject.CONTACT:
+            saved = self._contacts.save_many([r for _, r in records if isinstance(r, Contact)])
+        else:
+            saved = [self._leads.save(r) for _, r in records if isinstance(r, Lead)]
+        ids = [s.id for s in saved]
+        run = await self.sync.push_now(integration.name, {obj: ids})
+        self._raise_for_run(run)
+        report.run_id, report.api_calls = run.run_id, run.api_calls
+        logged = {row.record_key: row for row in self.sync.run(run.run_id)[1]} if run.run_id is not None else {}
+        links = self.sync.store.links_for_local(integration.id, obj, ids)
+        for (index, _), item in zip(records, saved, strict=True):
+            link = links.get(item.id)
+            row = logged.get(item.email)
+            if row is not None and row.outcome is not RecordOutcome.SKIPPED:
+                report.results.append(
+                    IntakeResult(index, item.email, row.outcome, item.id, row.crm_id or (link.crm_id if link else None),
+                                 category=row.error_category, message=row.message)
+                )
+            elif link is not None and not link.deleted_in_crm:
+                report.results.append(IntakeResult(index, item.email, RecordOutcome.UNCHANGED, item.id, link.crm_id))
+            else:
+                reason = (row.message if row is not None and row.message
+                          else "not pushed: no field of it maps to the CRM")
+                report.results.append(
+                    IntakeResult(index, item.email, RecordOutcome.FAILED, item.id,
+                                 category=row.error_category if row is not None else ErrorCategory.VALIDATION,
+                                 message=reason)
+                )
+        return report
+
+    @staticmethod
+    def _raise_for_run(run: SyncResult) -> None:
+        if run.auth_failed:
+            raise AuthError(run.message or "the CRM refused the integration's credentials")
+        if run.message and run.status.value == "failed":
+            raise ProviderError(run.message)
+
+    async def push_one(self, key: str, record: Record) -> IntakeResult:
+        """Save one contact or lead locally and push it now (see :meth:`push`).
+
+        Raises:
+            CrmRefusedRecord: when the CRM refused it (the local record stays saved).
+            and what :meth:`push` raises.
+        """
+        obj = RecordObject.CONTACT if isinstance(record, Contact) else RecordObject.LEAD
+        report = await self.push(key, obj, [(0, record)])
+        result = report.results[0]
+        if result.action is RecordOutcome.FAILED:
+            raise CrmRefusedRecord(result.message or "the CRM refused the record", category=result.category)
+        return result
+
+    async def crm_contact(self, key: str, email: str) -> CrmContact | None:
+        """Read a contact live from the integration's CRM by email, in the app's Contact shape (its pulled
+        mapped fields); ``None`` when the CRM has none.
+
+        A CRM value the app would refuse (a phone it cannot read, say) is left out rather than failing the read.
+        """
+        integration = self.integration(key)
+        found = await self.crm.get_record(integration.name, RecordObject.CONTACT, email)
+        if found is None:
+            return None
+        values = {
+            m.local_field: from_crm(m, found.fields[m.crm_field])
+            for m in self.sync.mappings(integration, RecordObject.CONTACT)
+            if m.pulls and m.crm_field in found.fields and m.local_field != "email"
+        }
+        contact: Record = Contact(email=found.email or email)
+        for name, value in values.items():
+            try:
+                contact = apply_values(contact, {name: value})
+            except InvalidRecordError as exc:
+                logger.info("contact %s from %s: %s left out (%s)", email, integration.name, name, exc.problems)
+        assert isinstance(contact, Contact)
+        return CrmContact(found.crm_id, contact, found.modified_at)

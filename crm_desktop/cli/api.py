@@ -1,0 +1,36 @@
+"""``crm-desktop api token|rotate``: the local API's bearer token, kept in the OS keyring."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.cli.common import ExitCode, Parser, emit, json_flag
+from crm_desktop.vault import Vault
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    """Print the local API's token (made now if the API never started)."""
+    token = ApiTokens(Vault()).current()
+    emit(args, {"token": token}, token)
+    return ExitCode.OK
+
+
+def cmd_api_rotate(args: argparse.Namespace) -> int:
+    """Replace the token; the old one stops working at once, also in a running server."""
+    token = ApiTokens(Vault()).rotate()
+    emit(args, {"token": token}, token)
+    return ExitCode.OK
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``api token`` and ``api rotate``."""
+    api = commands.add_parser("api", help="the local API's bearer token")
+    actions = api.add_subparsers(title="actions", metavar="ACTION", required=True, parser_class=Parser)
+    token = actions.add_parser("token", help="print the token the local API accepts (kept in the OS keyring)")
+    json_flag(token)
+    token.set_defaults(handler=cmd_api_token)
+    rotate = actions.add_parser("rotate", help="replace the token; the old one stops working at once")
+    json_flag(rotate)
+    rotate.set_defaults(handler=cmd_api_rotate)
