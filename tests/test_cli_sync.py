@@ -163,7 +163,7 @@ def test_sync_pushes_then_a_second_sync_sends_nothing(
     assert code == ExitCode.OK
     [result] = data["results"]
     assert result["integration"] == "hs" and result["status"] == "succeeded" and result["trigger"] == "cli"
-    assert result["counts"] == {"created": 2, "updated": 0, "unchanged": 0, "failed": 0, "conflicts": 0}
+    assert result["counts"] == {"created": 2, "updated": 0, "unchanged": 0, "failed": 0, "conflicts": 0, "decided": 0}
     assert result["apiCalls"] > 0 and isinstance(result["runId"], int) and result["dryRun"] is False
     assert "plan" not in result and result["failures"] == []
     assert sandbox.summary()["contacts"] == 2
@@ -190,7 +190,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     creates = {c["email"]: c for c in result["plan"] if c["action"] == "create"}
     assert set(creates) == {"ann@example.com", "cy@example.com"}
     assert creates["ann@example.com"]["side"] == "crm"
-    assert creates["ann@example.com"]["fields"]["company"] == {"old": None, "new": "Acme"}
+    assert creates["ann@example.com"]["fields"]["company"] == {"old": None, "new": "Acme", "reason": "new locally"}
     assert sandbox.summary()["contacts"] == 0 and crm_writes(sandbox) == []
     code, data = run_json(data_dir, ["runs", "list"], capsys)
     assert [r["trigger"] for r in data] == ["import"]  # the import is a run; the dry run is not

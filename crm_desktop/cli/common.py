@@ -141,8 +141,14 @@ COUNT_KEYS = ("created", "updated", "unchanged", "failed", "conflicts")
 
 
 def counts_text(counts: dict[str, int]) -> str:
-    """A run's counts as one line: ``3 created, 1 updated, ..., 1 conflict``."""
-    return ", ".join(
-        plural(counts.get(key, 0), "conflict") if key == "conflicts" else f"{counts.get(key, 0)} {key}"
+    """A run's counts as one line: ``3 created, 1 updated, ..., 1 conflict waiting, decided by rule (2)``.
+
+    ``conflicts`` counts the fields waiting for the marketer, ``decided`` those a conflict rule settled.
+    """
+    parts = [
+        plural(counts.get(key, 0), "conflict") + " waiting" if key == "conflicts" else f"{counts.get(key, 0)} {key}"
         for key in COUNT_KEYS
-    )
+    ]
+    if counts.get("decided"):
+        parts.append(f"decided by rule ({counts['decided']})")
+    return ", ".join(parts)

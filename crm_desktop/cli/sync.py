@@ -35,7 +35,8 @@ from crm_desktop.cli.common import (
     when,
 )
 from crm_desktop.domain.models import SyncDirection
-from crm_desktop.sync.engine import PlannedChange, SyncAlreadyRunning
+from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 
 logger = logging.getLogger(__name__)
 
@@ -51,29 +52,43 @@ def _change_json(change: PlannedChange) -> dict[str, Any]:
     return {
         "object": change.object.value,
         "email": change.email,
-        "side": change.side,
-        "action": change.action,
-        "fields": {name: {"old": old, "new": new} for name, (old, new) in change.fields.items()},
+        "side": change.side.value,
+        "action": change.action.value,
+        "fields": {
+            name: {"old": field.old, "new": field.new, "reason": field.reason or None}
+            for name, field in change.fields.items()
+        },
         "reason": change.reason or None,
+        "decision": change.decision.value if change.decision else None,
     }
 
 
 def _change_lines(change: PlannedChange) -> list[str]:
-    where = {"crm": "in CRM", "local": "locally"}.get(change.side, change.side)
-    if change.action == "conflict":
+    where = "in CRM" if change.side is Side.CRM else "locally"
+    if change.action is ChangeAction.CONFLICT:
         where = ""
-    head = f"  {change.action:<8} {where:<8} {change.object.value:<7} {change.email}"
-    if change.action == "skip":
+    head = f"  {change.action.value:<8} {where:<8} {change.object.value:<7} {change.email}"
+    if change.action is ChangeAction.SKIP:
         return [f"{head}: {change.reason}"]
     lines = [head]
-    for name, (old, new) in change.fields.items():
-        if change.action == "conflict":
-            lines.append(f"      {name}: local {shown(old)} | CRM {shown(new)}; {change.reason}")
+    for name, field in change.fields.items():
+        if change.action is ChangeAction.CONFLICT:
+            lines.append(f"      {name}: local {shown(field.old)} | CRM {shown(field.new)}; {change.reason}")
         else:
-            lines.append(f"      {name}: {shown(old)} -> {shown(new)}")
+            lines.append(f"      {name}: {shown(field.old)} -> {shown(field.new)}")
     return lines
 
 
+def _conflict_lines(result: SyncResult) -> list[str]:
+    """Conflicts the rules decided apart from those waiting; the hint only when some wait."""
+    lines: list[str] = []
+    decided = result.counts.get("decided", 0)
+    waiting = result.counts.get("conflicts", 0)
+    if decided:
+        lines.append(f"  decided by rule ({decided}): fields changed on both sides, settled by their conflict rule")
+    if waiting:
+        lines.append(f"  conflicts waiting for you ({waiting}): crm-desktop conflicts list")
+    return lines
 
 
 def _recorded_seconds(workspace: Workspace, result: SyncResult) -> float | None:
@@ -99,7 +114,7 @@ def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger
         "durationSeconds": round(result.duration if seconds is None else seconds, 3),
         "message": result.message,
         "authFailed": result.auth_failed,
-        "failures": [{"email": e, "category": c, "message": m} for e, c, m in result.failures],
+        "failures": [{"email": f.email, "category": f.category.value, "message": f.message} for f in result.failures],
     }
     if dry_run:
         data["plan"] = [_change_json(c) for c in result.changes]
@@ -117,7 +132,7 @@ def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, resu
     lines = [f"{head}: {counts_text(result.counts)}; {plural(result.api_calls, 'API call')} in {took}"]
     if result.message:
         lines.append(f"  stopped: {result.message}")
-    lines.extend(f"  failed   {email}  {category}: {message}" for email, category, message in result.failures)
+    lines.extend(f"  failed   {f.email}  {f.category.value}: {f.message}" for f in result.failures)
     if dry_run:
         if result.changes:
             lines.append("  plan:")
@@ -125,8 +140,7 @@ def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, resu
                 lines.extend("  " + line for line in _change_lines(change))
         else:
             lines.append("  plan: nothing to change")
-    elif result.counts.get("conflicts"):
-        lines.append("  conflicts waiting for you: crm-desktop conflicts list")
+    lines.extend(_conflict_lines(result))
     return lines
 
 

@@ -153,6 +153,9 @@ class IntegrationRow(Base):
     sync_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     base_url: Mapped[str | None] = mapped_column(String(500))
     domain: Mapped[str | None] = mapped_column(String(253))
+    #: When the credentials in the keyring were last set by a person (added, replaced, signed in), for the
+    #: rotation reminder; a token refresh does not count.
+    keys_set_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -393,6 +396,10 @@ class SyncRunRow(Base):
     unchanged: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
     conflicts: Mapped[int] = mapped_column(default=0)
+    #: Fields changed on both sides that a conflict rule settled (``conflicts`` counts those waiting).
+    conflicts_decided: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: For an undo's own run: the run it undid.
+    undoes_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
     api_calls: Mapped[int] = mapped_column(default=0)
     total: Mapped[int] = mapped_column(default=0)
     message: Mapped[str | None] = mapped_column(Text)

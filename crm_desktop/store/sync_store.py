@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -36,7 +36,12 @@ from crm_desktop.store.models import (
     SyncTrigger,
     utcnow,
 )
-from crm_desktop.store.repositories import NotFoundError, _apply_contact, stored_contact, stored_lead
+from crm_desktop.store.repositories import (
+    NotFoundError,
+    _apply_contact,
+    stored_contact,
+    stored_lead,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +95,34 @@ class OutboxItem:
     values_hash: str
     local_version: datetime | None
     run_id: int | None
+
+
+@dataclass(frozen=True)
+class PulledWrite:
+    """What applying a pulled record writes: its new local values (if any), its link with the merge base, and the
+    audit rows and conflicts that go with it.
+
+    Attributes:
+        local_id: the local record; ``None`` for a record the pull creates.
+        record: the new local values; ``None`` when the local record stays as it is.
+        crm_id: the CRM record linked.
+        base_values: the merge base after the pull.
+        crm_modified_at: the CRM's change stamp of the record.
+        needs_push: the push phase still has to send local values (the link is not marked synced).
+        local_version: the local record's ``updated_at`` when it is not rewritten (marks it synced).
+        audit: audit rows without ``entity_id`` (the local id, known once a created record is inserted).
+        conflicts: conflict rows without ``local_id``.
+    """
+
+    local_id: int | None
+    record: Contact | Lead | None
+    crm_id: str
+    base_values: dict[str, Any]
+    crm_modified_at: datetime | None
+    needs_push: bool = False
+    local_version: datetime | None = None
+    audit: tuple[dict[str, Any], ...] = ()
+    conflicts: tuple[dict[str, Any], ...] = ()
 
 
 #: The columns of ``crm_links`` a :class:`Link` is made of, in its field order.
@@ -187,9 +220,11 @@ class SyncStore:
             return (row.owner, row.run_id) if row else None
 
     # -- runs ----------------------------------------------------------------------------------
-    def start_run(self, integration_id: int, trigger: SyncTrigger, direction: str, message: str | None = None) -> int:
+    def start_run(self, integration_id: int, trigger: SyncTrigger, direction: str, message: str | None = None,
+                  *, undoes_run_id: int | None = None) -> int:
         with self.db.session() as session:
-            run = SyncRunRow(integration_id=integration_id, trigger=trigger, direction=direction, message=message)
+            run = SyncRunRow(integration_id=integration_id, trigger=trigger, direction=direction, message=message,
+                             undoes_run_id=undoes_run_id)
             session.add(run)
             session.flush()
             return run.id
@@ -369,33 +404,39 @@ class SyncStore:
         self, obj: RecordObject, local_id: int | None, record: Contact | Lead
     ) -> tuple[int, datetime]:
         """Create or update a local record (by id when known); return its id and new ``updated_at``."""
-        cls = self._row_class(obj)
         with self.db.session() as session:
             row: ContactRow | LeadRow | None = None
             if local_id is not None:
                 row = self._load_rows(session, obj, [local_id]).get(local_id)
             if row is None:
-                if cls is ContactRow:
-                    row = ContactRow(email=record.email, custom_fields={})
-                else:
-                    row = LeadRow(email=record.email)
+                row = self._new_row(obj, record)
                 session.add(row)
-            row.email = record.email
-            if isinstance(row, ContactRow):
-                assert isinstance(record, Contact)
-                _apply_contact(row, record)
-            else:
-                assert isinstance(record, Lead)
-                context = record.social_context
-                row.first_name, row.last_name, row.company = record.first_name, record.last_name, record.company
-                row.source, row.status = record.source, record.status
-                row.social_platform = context.platform if context else None
-                row.conversation_id = context.conversation_id if context else None
-                row.sentiment = context.sentiment if context else None
-                row.engagement_score = context.engagement_score if context else None
+            self._fill_row(row, record)
             row.updated_at = utcnow()
             session.flush()
             return row.id, row.updated_at
+
+    def _new_row(self, obj: RecordObject, record: Contact | Lead) -> ContactRow | LeadRow:
+        if self._row_class(obj) is ContactRow:
+            return ContactRow(email=record.email, custom_fields={})
+        return LeadRow(email=record.email)
+
+    @staticmethod
+    def _fill_row(row: ContactRow | LeadRow, record: Contact | Lead) -> None:
+        """Give a contact or lead row the values of a domain record."""
+        row.email = record.email
+        if isinstance(row, ContactRow):
+            assert isinstance(record, Contact)
+            _apply_contact(row, record)
+            return
+        assert isinstance(record, Lead)
+        context = record.social_context
+        row.first_name, row.last_name, row.company = record.first_name, record.last_name, record.company
+        row.source, row.status = record.source, record.status
+        row.social_platform = context.platform if context else None
+        row.conversation_id = context.conversation_id if context else None
+        row.sentiment = context.sentiment if context else None
+        row.engagement_score = context.engagement_score if context else None
 
     # -- links ---------------------------------------------------------------------------------
     def _links(self, integration_id: int, obj: RecordObject, *where: Any) -> list[Link]:
@@ -587,6 +628,37 @@ class SyncStore:
                     insert(_table(AuditLogRow)), [{"at": now, **row, "integration_id": integration_id} for row in audit]
                 )
 
+    def mark_pushed(
+        self,
+        integration_id: int,
+        obj: RecordObject,
+        records: Sequence[tuple[int, str, dict[str, Any] | None, str | None, datetime | None]],
+    ) -> None:
+        """Mark records the push had nothing to send for as synced, in one transaction.
+
+        Each is (local id, CRM id, new merge base or ``None`` to keep it, pushed hash, local version synced): a
+        record already linked keeps its base; one found in the CRM by email holding its values gets linked.
+        """
+        if not records:
+            return
+        with self.db.session() as session:
+            self._save_links(
+                session,
+                integration_id,
+                obj,
+                [
+                    (
+                        local_id,
+                        crm_id,
+                        {"local_synced_at": synced}
+                        if base is None
+                        else {"base_values": base, "pushed_hash": digest, "local_synced_at": synced,
+                              "deleted_in_crm": False},
+                    )
+                    for local_id, crm_id, base, digest, synced in records
+                ],
+            )
+
     def mark_deleted_in_crm(self, integration_id: int, obj: RecordObject, local_id: int) -> None:
         with self.db.session() as session:
             session.execute(
@@ -599,35 +671,68 @@ class SyncStore:
                 .values(deleted_in_crm=True)
             )
 
-    # -- pull page commit ----------------------------------------------------------------------
-    def commit_pull_page(
+    # -- pulled page / undo apply ---------------------------------------------------------------
+    def apply_record_writes(
         self,
         integration_id: int,
         obj: RecordObject,
-        cursor: str,
-        links: Sequence[tuple[int, str, dict[str, Any], datetime | None, datetime | None]],
-        audit: Sequence[dict[str, Any]],
-        conflicts: Sequence[dict[str, Any]],
+        writes: Sequence[PulledWrite],
+        *,
+        cursor: str | None = None,
     ) -> None:
-        """Store a pulled page's links, audit rows and conflicts, then advance the cursor, in one transaction."""
+        """Write records' local values, links, audit rows and conflicts, then advance the cursor (a pulled page's),
+        all in one transaction with a handful of batched statements: a crash leaves all of it or none."""
+        now = utcnow()
         with self.db.session() as session:
-            if links:
-                self._save_links(
-                    session,
-                    integration_id,
-                    obj,
-                    [
-                        (
-                            local_id,
-                            crm_id,
-                            {"base_values": base, "crm_modified_at": modified, "local_synced_at": synced},
-                        )
-                        for local_id, crm_id, base, modified, synced in links
-                    ],
+            changed = [w for w in writes if w.record is not None and w.local_id is not None]
+            rows = self._load_rows(session, obj, [w.local_id for w in changed if w.local_id is not None])
+            written: list[tuple[PulledWrite, ContactRow | LeadRow | None]] = []
+            for write in writes:
+                row: ContactRow | LeadRow | None = None
+                if write.record is not None:
+                    row = rows.get(write.local_id) if write.local_id is not None else None
+                    if row is None and write.local_id is not None:
+                        continue  # deleted locally since the page was planned: nothing to merge into
+                    if row is None:
+                        row = self._new_row(obj, write.record)
+                        session.add(row)
+                    self._fill_row(row, write.record)
+                    row.updated_at = now
+                written.append((write, row))
+            session.flush()
+            links: list[tuple[int, str, dict[str, Any]]] = []
+            audit: list[dict[str, Any]] = []
+            conflicts: list[dict[str, Any]] = []
+            for write, row in written:
+                local_id = row.id if row is not None else write.local_id
+                assert local_id is not None
+                synced_at = None if write.needs_push else (row.updated_at if row is not None else write.local_version)
+                links.append(
+                    (
+                        local_id,
+                        write.crm_id,
+                        {
+                            "base_values": write.base_values,
+                            "crm_modified_at": write.crm_modified_at,
+                            "local_synced_at": synced_at,
+                        },
+                    )
                 )
-            session.add_all(AuditLogRow(integration_id=integration_id, **row) for row in audit)
-            session.add_all(ConflictRow(integration_id=integration_id, **row) for row in conflicts)
-            self._set_cursor(session, integration_id, obj, cursor)
+                audit.extend(
+                    {"at": now, **entry, "entity_id": str(local_id), "integration_id": integration_id}
+                    for entry in write.audit
+                )
+                conflicts.extend(
+                    {**entry, "local_id": local_id, "integration_id": integration_id} for entry in write.conflicts
+                )
+            if links:
+                self._save_links(session, integration_id, obj, links)
+            if audit:
+                session.execute(insert(_table(AuditLogRow)), audit)
+            if conflicts:
+                session.execute(insert(_table(ConflictRow)), conflicts)
+            if cursor is not None:
+                self._set_cursor(session, integration_id, obj, cursor)
 
     # -- audit ---------------------------------------------------------------------------------
     def add_audit(self, integration_id: int, rows: Sequence[dict[str, Any]]) -> None:
@@ -637,6 +742,54 @@ class SyncStore:
         with self.db.session() as session:
             session.execute(
                 insert(_table(AuditLogRow)), [{"at": now, **row, "integration_id": integration_id} for row in rows]
+            )
+
+    def iter_audit_for_run(self, run_id: int, page_size: int = 1000) -> Iterator[AuditLogRow]:
+        """A run's audit rows, oldest first, read a page at a time."""
+        after = 0
+        while True:
+            with self.db.session() as session:
+                statement = (
+                    select(AuditLogRow)
+                    .where(AuditLogRow.run_id == run_id, AuditLogRow.id > after)
+                    .order_by(AuditLogRow.id)
+                    .limit(page_size)
+                )
+                rows = list(session.scalars(statement))
+                for row in rows:
+                    session.expunge(row)
+            yield from rows
+            if len(rows) < page_size:
+                return
+            after = rows[-1].id
+
+    def audit_changes_after(
+        self, entity: str, entity_ids: Sequence[str], after_id: int
+    ) -> dict[str, set[tuple[str, str]]]:
+        """Per record, the (field, side) pairs changed by audit rows newer than ``after_id``."""
+        found: dict[str, set[tuple[str, str]]] = {}
+        if not entity_ids:
+            return found
+        with self.db.session() as session:
+            rows = session.execute(
+                select(AuditLogRow.entity_id, AuditLogRow.field, AuditLogRow.side).where(
+                    AuditLogRow.entity == entity,
+                    AuditLogRow.entity_id.in_(list(entity_ids)),
+                    AuditLogRow.id > after_id,
+                )
+            )
+            for entity_id, name, side in rows:
+                found.setdefault(entity_id, set()).add((name, side))
+        return found
+
+    def undo_of(self, run_id: int) -> int | None:
+        """The run that undid ``run_id`` (and did not fail), if any."""
+        with self.db.session() as session:
+            return session.scalar(
+                select(SyncRunRow.id).where(
+                    SyncRunRow.undoes_run_id == run_id,
+                    SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
+                ).order_by(SyncRunRow.id).limit(1)
             )
 
     def audit_for_run(self, run_id: int) -> list[AuditLogRow]:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from crm_desktop.domain.models import Integration, SyncDirection
-from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
-from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
 from crm_desktop.sync.mapping import CLEARED, FieldMapping, Value, apply_values, record_values, to_crm
+from crm_desktop.sync.plan import ChangeAction, FieldChange, PlannedChange, Side, SyncPlan
 
 logger = logging.getLogger(__name__)
 
@@ -101,21 +101,89 @@ async def resolve_conflict(
     return kept
 
 
+class UndoRefused(ConflictResolutionError):
+    """An undo that would be wrong: the run was undone already, or values it wrote changed since."""
+
+
+@dataclass(frozen=True)
+class ChangedSince:
+    """A value a run wrote that changed after it (by a later run, a conflict resolution or an edit)."""
+
+    email: str
+    field: str
+    side: Side
+    run_left: Value
+    now: Value
+
+    def __str__(self) -> str:
+        where = "in the CRM" if self.side is Side.CRM else "locally"
+        return f"{self.email} {self.field} ({where}): the run left {shown(self.run_left)}, now {shown(self.now)}"
+
+
 @dataclass
 class UndoReport:
-    """What undoing a run restored.
+    """What undoing a run did, counted from what was written, record by record.
 
     Attributes:
         run_id: the undo's own run.
-        restored_local: local fields set back.
-        restored_crm: CRM fields set back.
-        kept: records the undo could not take back, with the reason.
+        plan: the undo's plan as applied (per record and side, field: current -> restored).
+        restored_local: local field values set back.
+        restored_crm: CRM field values the run had written, set back.
+        aligned_crm: CRM field values the run had only pulled, written so both sides hold the restored value.
+        kept: records the undo left as they are, with the reason.
+        overridden: values changed after the run that ``force`` overwrote.
     """
 
     run_id: int
+    plan: SyncPlan = field(default_factory=SyncPlan)
     restored_local: int = 0
     restored_crm: int = 0
+    aligned_crm: int = 0
     kept: list[str] = field(default_factory=list)
+    overridden: list[ChangedSince] = field(default_factory=list)
+
+
+def shown(value: Value) -> str:
+    return "(blank)" if value is None else repr(value)
+
+
+@dataclass
+class _AuditedRecord:
+    """One record's fields a run changed: the oldest old value and the newest new value, per side."""
+
+    obj: RecordObject
+    local_id: int
+    local: dict[str, tuple[Value, Value]] = field(default_factory=dict)
+    crm: dict[str, tuple[Value, Value]] = field(default_factory=dict)
+
+
+@dataclass
+class _RecordUndo:
+    """The undo plan of one record."""
+
+    audited: _AuditedRecord
+    local: LocalRecord
+    link: Link | None
+    local_changes: dict[str, FieldChange]
+    crm_send: dict[str, Any]
+    crm_changes: dict[str, FieldChange]
+    new_base: dict[str, Any]
+
+
+def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord], int]:
+    """The run's changes per record (streamed from its audit rows), and the id of its last audit row."""
+    records: dict[tuple[str, str], _AuditedRecord] = {}
+    last_id = 0
+    for row in store.iter_audit_for_run(run_id):
+        last_id = max(last_id, row.id)
+        if not row.entity_id.isdigit() or row.entity not in {o.value for o in RecordObject}:
+            continue
+        audited = records.setdefault((row.entity, row.entity_id),
+                                     _AuditedRecord(RecordObject(row.entity), int(row.entity_id)))
+        changes = audited.crm if row.side == Side.CRM.value else audited.local
+        first = changes.get(row.field)
+        changes[row.field] = (first[0] if first else row.old_value, row.new_value)
+    return list(records.values()), last_id
 
 
 async def undo_run(
@@ -124,10 +192,19 @@ async def undo_run(
     integration: Integration,
     mappings: dict[RecordObject, list[FieldMapping]],
     run_id: int,
+    *,
+    trigger: SyncTrigger = SyncTrigger.MANUAL,
+    force: bool = False,
+    batch_size: int = 200,
 ) -> UndoReport:
-    """Restore the values a run changed, on both sides, from its audit rows; the undo is a run of its own.
+    """Put back the values a run changed, on both sides, from its audit rows; the undo is a run of its own.
+
+    The undo is planned first (per record and side: current value -> the value before the run), then the CRM
+    values go out in the CRM's batches and the local values are written in one transaction. Values changed after
+    the run are not overwritten unless ``force``.
 
     Raises:
+        UndoRefused: when the run was undone already, or (without ``force``) values it wrote changed since.
         ConflictResolutionError: when the run belongs to another integration or is still running.
         SyncAlreadyRunning: when a sync of the integration is running.
     """
@@ -137,110 +214,202 @@ async def undo_run(
         raise ConflictResolutionError(f"run {run_id} belongs to another integration")
     if target.status is SyncRunStatus.RUNNING:
         raise ConflictResolutionError(f"run {run_id} is still running")
-    rows = store.audit_for_run(run_id)
+    earlier = store.undo_of(run_id)
+    if earlier is not None:
+        raise UndoRefused(f"run {run_id} was already undone (by run {earlier})")
     if not store.acquire_lock(integration.id):
         raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
-    undo_id = store.start_run(integration.id, SyncTrigger.MANUAL, "undo", message=f"undo of run {run_id}")
-    report = UndoReport(undo_id)
-    status = SyncRunStatus.SUCCEEDED
     try:
-        # The oldest value of each field wins: a run may touch one field twice (pull, then conflict).
-        local_old: dict[tuple[str, str], dict[str, Value]] = defaultdict(dict)
-        crm_old: dict[tuple[str, str], dict[str, Value]] = defaultdict(dict)
-        for row in reversed(rows):
-            target_map = local_old if row.side == "local" else crm_old
-            target_map[(row.entity, row.entity_id)][row.field] = row.old_value
-        audit: list[dict[str, Any]] = []
-        for entity, entity_id in dict.fromkeys([*local_old, *crm_old]):
-            restored = await _undo_record(
-                store, adapter, integration.id, mappings, undo_id, RecordObject(entity), int(entity_id),
-                local_old.get((entity, entity_id), {}), crm_old.get((entity, entity_id), {}), report, audit,
+        audited, last_audit_id = _audited_records(store, run_id)
+        plans, kept, changed = _plan_undo(store, integration.id, mappings, audited, last_audit_id)
+        if changed and not force:
+            listed = "; ".join(str(c) for c in changed)
+            raise UndoRefused(
+                f"run {run_id} was not undone: {len(changed)} value(s) it wrote changed after it: {listed}. "
+                "Undo with --force to put back the values from before the run anyway"
             )
-            if not restored:
+        undo_id = store.start_run(integration.id, trigger, "undo", message=f"undo of run {run_id}",
+                                  undoes_run_id=run_id)
+        report = UndoReport(undo_id, kept=[k for _, k in kept], overridden=changed)
+        log: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]] = [
+            (obj, key, None, RecordOutcome.SKIPPED, None, reason.split(": ", 1)[-1])
+            for (obj, key), reason in kept
+        ]
+        status = SyncRunStatus.SUCCEEDED
+        try:
+            failed, written = await _send_undo(adapter, plans, batch_size, report, log)
+            if failed:
                 status = SyncRunStatus.PARTIAL
-        store.add_audit(integration.id, audit)
-    except BaseException:
-        status = SyncRunStatus.FAILED
-        raise
+            _write_undo(store, integration.id, undo_id, run_id, [p for p in plans if id(p) not in failed],
+                        written, report, log)
+        except BaseException:
+            status = SyncRunStatus.FAILED
+            raise
+        finally:
+            outcomes = [entry[3] for entry in log]
+            store.add_record_outcomes(undo_id, log)
+            store.finish_run(undo_id, status, updated=outcomes.count(RecordOutcome.UPDATED),
+                             unchanged=outcomes.count(RecordOutcome.UNCHANGED),
+                             failed=outcomes.count(RecordOutcome.FAILED), total=len(outcomes),
+                             api_calls=adapter.api_calls, message=f"undo of run {run_id}")
     finally:
-        store.finish_run(undo_id, status, updated=report.restored_local + report.restored_crm,
-                         api_calls=adapter.api_calls, message=f"undo of run {run_id}")
         store.release_lock(integration.id)
     return report
 
 
-async def _undo_record(
+def _plan_undo(
     store: SyncStore,
-    adapter: CrmAdapter,
     integration_id: int,
     mappings: dict[RecordObject, list[FieldMapping]],
-    undo_id: int,
-    obj: RecordObject,
-    local_id: int,
-    pulled: dict[str, Value],
-    pushed: dict[str, Value],
-    report: UndoReport,
-    audit: list[dict[str, Any]],
-) -> bool:
-    """Give one record's fields the values they had before the run, on both sides; ``False`` when the CRM refused.
+    audited: list[_AuditedRecord],
+    last_audit_id: int,
+) -> tuple[list[_RecordUndo], list[tuple[tuple[RecordObject, str], str]], list[ChangedSince]]:
+    """Plan the undo of each audited record; returns the plans, the records kept (with why) and the values that
+    changed after the run. Reads the store a batch of records at a time; writes nothing."""
+    plans: list[_RecordUndo] = []
+    kept: list[tuple[tuple[RecordObject, str], str]] = []
+    changed: list[ChangedSince] = []
+    for obj in RecordObject:
+        of_obj = [a for a in audited if a.obj is obj]
+        by_local = {m.local_field: m for m in mappings.get(obj, [])}
+        for start in range(0, len(of_obj), 500):
+            chunk = of_obj[start : start + 500]
+            ids = [a.local_id for a in chunk]
+            records = store.local_records(obj, ids)
+            links = store.links_for_local(integration_id, obj, ids)
+            later = store.audit_changes_after(obj.value, [str(i) for i in ids], last_audit_id)
+            for item in chunk:
+                local = records.get(item.local_id)
+                if local is None:
+                    kept.append(((obj, f"{obj.value} {item.local_id}"),
+                                 f"{obj.value} {item.local_id}: deleted since; nothing to restore"))
+                    continue
+                email = local.record.email
+                link = links.get(item.local_id)
+                if "email" in item.local and item.local["email"][0] is None:
+                    kept.append(((obj, email), f"{email}: created locally by the run; kept (delete it by hand)"))
+                    continue
+                if item.crm and not item.local and all(old is None for old, _ in item.crm.values()):
+                    kept.append(((obj, email), f"{email}: created in the CRM by the run; kept (sync never deletes)"))
+                    continue
+                current = record_values(local.record)
+                base = dict(link.base_values) if link is not None else {}
+                touched_later = later.get(str(item.local_id), set())
+                for name, (_, new) in item.local.items():
+                    if current.get(name) != new or (name, Side.LOCAL.value) in touched_later:
+                        changed.append(ChangedSince(email, name, Side.LOCAL, new, current.get(name)))
+                for name, (_, new) in item.crm.items():
+                    if (name, Side.CRM.value) in touched_later or (link is not None and base.get(name) != new):
+                        changed.append(ChangedSince(email, name, Side.CRM, new, base.get(name)))
+                restore = {name: old for name, (old, _) in {**item.crm, **item.local}.items()}
+                local_changes = {
+                    name: FieldChange(current.get(name), value, "value before the run")
+                    for name, value in restore.items() if current.get(name) != value
+                }
+                crm_send: dict[str, Any] = {}
+                crm_changes: dict[str, FieldChange] = {}
+                new_base = dict(base)
+                if link is not None and not link.deleted_in_crm:
+                    for name, value in restore.items():
+                        mapping = by_local.get(name)
+                        if mapping is None or not mapping.pushes or base.get(name) == value:
+                            continue
+                        outgoing = to_crm(mapping, value)
+                        if outgoing is None and name not in item.crm:
+                            continue  # the run did not write this field to the CRM: a blank does not wipe it there
+                        crm_send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
+                        reason = "value before the run" if name in item.crm else "both sides hold the restored value"
+                        crm_changes[name] = FieldChange(base.get(name), value, reason)
+                        new_base[name] = value
+                elif item.crm:
+                    kept.append(((obj, email), f"{email}: no longer linked to the CRM; CRM values kept"))
+                new_base.update({name: value for name, value in restore.items() if base.get(name) == current.get(name)})
+                plans.append(_RecordUndo(item, local, link, local_changes, crm_send, crm_changes, new_base))
+    return plans, kept, changed
 
-    A pulled field gets back its old local value, a pushed one the value both sides agreed on before; both sides
-    and the merge base then hold it, so the next sync neither redoes the run nor writes anything.
-    """
-    local = store.local_records(obj, [local_id]).get(local_id)
-    if local is None:
-        report.kept.append(f"{obj.value} {local_id}: deleted since; nothing to restore")
-        return True
-    email = local.record.email
-    if "email" in pulled and pulled["email"] is None:
-        report.kept.append(f"{email}: created locally by the run; kept (delete it by hand)")
-        return True
-    if pushed and not pulled and all(value is None for value in pushed.values()):
-        report.kept.append(f"{email}: created in the CRM by the run; kept (sync never deletes)")
-        return True
-    restore = {**pushed, **pulled}
-    by_local = {m.local_field: m for m in mappings.get(obj, [])}
-    link = store.links_for_local(integration_id, obj, [local_id]).get(local_id)
-    base = dict(link.base_values) if link is not None else {}
-    send: dict[str, Any] = {}
-    sent: dict[str, Value] = {}
-    if link is not None and not link.deleted_in_crm:
-        for name, value in restore.items():
-            mapping = by_local.get(name)
-            if mapping is None or not mapping.pushes or base.get(name) == value:
-                continue
-            outgoing = to_crm(mapping, value)
-            if outgoing is None and name not in pushed:
-                continue  # the run did not write this field to the CRM: a blank does not wipe it there
-            send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
-            sent[name] = value
-    elif pushed:
-        report.kept.append(f"{email}: no longer linked to the CRM; CRM values kept")
-    if send and link is not None:
-        [result] = await adapter.upsert(obj, [OutboundRecord(email, send, crm_id=link.crm_id)])
-        if result.outcome is RecordOutcome.FAILED:
-            report.kept.append(f"{email}: the CRM refused the old values ({result.message}); nothing restored")
-            return False
-        report.restored_crm += len(send)
-        audit.extend({"run_id": undo_id, "entity": obj.value, "entity_id": str(local_id), "field": name,
-                      "old_value": base.get(name), "new_value": value, "source": "undo", "side": "crm"}
-                     for name, value in sent.items())
-    current = record_values(local.record)
-    local_changes = {name: value for name, value in restore.items() if current.get(name) != value}
-    synced_at = link.local_synced_at if link is not None else None
-    if local_changes:
-        _, updated_at = store.save_local(obj, local_id, apply_values(local.record, local_changes))
-        report.restored_local += len(local_changes)
-        audit.extend({"run_id": undo_id, "entity": obj.value, "entity_id": str(local_id), "field": name,
-                      "old_value": current.get(name), "new_value": value, "source": "undo", "side": "local"}
-                     for name, value in local_changes.items())
-        if synced_at is not None and synced_at >= local.updated_at:
-            synced_at = updated_at  # nothing else was waiting to be pushed
-    if link is not None:
-        base.update(sent)
-        base.update({name: value for name, value in restore.items() if base.get(name) == current.get(name)})
-        store.save_link(integration_id, obj, local_id, link.crm_id, base_values=base, local_synced_at=synced_at)
-    return True
+
+async def _send_undo(
+    adapter: CrmAdapter,
+    plans: list[_RecordUndo],
+    batch_size: int,
+    report: UndoReport,
+    log: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]],
+) -> tuple[set[int], set[int]]:
+    """Send the CRM side of the undo in the CRM's batches; returns the plans (by ``id``) the CRM refused, and
+    those it wrote."""
+    failed: set[int] = set()
+    written: set[int] = set()
+    for obj in RecordObject:
+        outgoing = [p for p in plans if p.audited.obj is obj and p.crm_send and p.link is not None]
+        for start in range(0, len(outgoing), batch_size):
+            chunk = outgoing[start : start + batch_size]
+            records = [OutboundRecord(p.local.record.email, p.crm_send, crm_id=p.link.crm_id if p.link else None)
+                       for p in chunk]
+            results = await adapter.upsert(obj, records)
+            for plan, result in zip(chunk, results, strict=True):
+                email = plan.local.record.email
+                if result.outcome is RecordOutcome.FAILED:
+                    failed.add(id(plan))
+                    report.kept.append(f"{email}: the CRM refused the old values ({result.message}); nothing restored")
+                    log.append((obj, email, plan.link.crm_id if plan.link else None, RecordOutcome.FAILED,
+                                result.category, f"the CRM refused the old values: {result.message}"))
+                    continue
+                if result.outcome is RecordOutcome.UNCHANGED:
+                    continue  # the CRM held these values already: nothing was written there
+                written.add(id(plan))
+                report.plan.add(PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, plan.crm_changes))
+                report.restored_crm += sum(1 for name in plan.crm_changes if name in plan.audited.crm)
+                report.aligned_crm += sum(1 for name in plan.crm_changes if name not in plan.audited.crm)
+    return failed, written
+
+
+def _write_undo(
+    store: SyncStore,
+    integration_id: int,
+    undo_id: int,
+    run_id: int,
+    plans: list[_RecordUndo],
+    written: set[int],
+    report: UndoReport,
+    log: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]],
+) -> None:
+    """Write the local side of the undo, its links and audit rows, one transaction per object."""
+    for obj in RecordObject:
+        writes: list[PulledWrite] = []
+        for plan in (p for p in plans if p.audited.obj is obj):
+            email, local = plan.local.record.email, plan.local
+            crm_written = plan.crm_changes if id(plan) in written else {}
+            audit = [
+                {"run_id": undo_id, "entity": obj.value, "field": name, "old_value": change.old,
+                 "new_value": change.new, "source": "undo", "side": Side.LOCAL.value}
+                for name, change in plan.local_changes.items()
+            ] + [
+                {"run_id": undo_id, "entity": obj.value, "field": name, "old_value": change.old,
+                 "new_value": change.new, "source": "undo", "side": Side.CRM.value}
+                for name, change in crm_written.items()
+            ]
+            record = apply_values(local.record, {k: c.new for k, c in plan.local_changes.items()}) \
+                if plan.local_changes else None
+            if plan.link is None:
+                if record is not None:
+                    store.save_local(obj, local.id, record)
+                    store.add_audit(integration_id, [{**row, "entity_id": str(local.id)} for row in audit])
+            else:
+                # Local edits made since the last sync must still be pushed: marked synced only if none wait.
+                waiting = plan.link.local_synced_at is None or plan.link.local_synced_at < local.updated_at
+                writes.append(PulledWrite(local.id, record, plan.link.crm_id, plan.new_base,
+                                          plan.link.crm_modified_at, needs_push=waiting,
+                                          local_version=plan.link.local_synced_at, audit=tuple(audit)))
+            if plan.local_changes:
+                report.plan.add(PlannedChange(obj, email, Side.LOCAL, ChangeAction.UPDATE, plan.local_changes))
+                report.restored_local += len(plan.local_changes)
+            sides = [name + " (local)" for name in plan.local_changes]
+            sides += [name + " (CRM)" for name in crm_written]
+            log.append((obj, email, plan.link.crm_id if plan.link else None,
+                        RecordOutcome.UPDATED if sides else RecordOutcome.UNCHANGED, None,
+                        f"undo of run {run_id}: " + (", ".join(sides) if sides else "nothing to put back")))
+        if writes:
+            store.apply_record_writes(integration_id, obj, writes)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
-"""The sync engine: pull, three-way merge per field, push through a crash-safe outbox, run history and dry runs."""
+"""The sync engine: each pulled page and push batch is planned as a typed :class:`SyncPlan`, then applied.
+
+A dry run computes the same plans and keeps their effects in memory (so the push side sees what the pull would
+have left); a real run writes them: a pulled page in one transaction, a push batch through the crash-safe outbox.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -16,11 +20,10 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, OutboundRecord, RecordResult
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ProviderError
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
-from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, SyncStore
+from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
-    Value,
     apply_values,
     crm_holds,
     from_crm,
@@ -28,10 +31,33 @@ from crm_desktop.sync.mapping import (
     to_crm,
     values_hash,
 )
+from crm_desktop.sync.plan import (
+    ChangeAction,
+    ConflictDecision,
+    FieldChange,
+    PlannedChange,
+    Side,
+    SyncPlan,
+    Value,
+)
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[["SyncProgress"], None]
+
+__all__ = [
+    "ChangeAction",
+    "ConflictDecision",
+    "FieldChange",
+    "PlannedChange",
+    "Side",
+    "SyncAlreadyRunning",
+    "SyncDirectionChoice",
+    "SyncEngine",
+    "SyncPlan",
+    "SyncProgress",
+    "SyncResult",
+]
 
 
 class SyncDirectionChoice(StrEnum):
@@ -58,37 +84,38 @@ class SyncProgress:
 
 
 @dataclass(frozen=True)
-class PlannedChange:
-    """One change a run makes (or, in a dry run, would make).
+class RecordFailure:
+    """A record that failed: its key, why (category) and the message naming field and reason."""
 
-    Attributes:
-        object: contact or lead.
-        email: the record.
-        side: ``crm`` (written to the CRM) or ``local`` (written to the local store).
-        action: ``create``, ``update``, ``conflict`` or ``skip``.
-        fields: field -> (old, new) values.
-        reason: why a record is skipped or how a conflict was decided.
-    """
+    email: str
+    category: ErrorCategory
+    message: str
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of a run's record log."""
 
     object: RecordObject
-    email: str
-    side: str
-    action: str
-    fields: dict[str, tuple[Value, Value]] = field(default_factory=dict)
-    reason: str = ""
+    key: str
+    crm_id: str | None
+    outcome: RecordOutcome
+    category: ErrorCategory | None = None
+    message: str | None = None
 
 
 @dataclass
 class SyncResult:
-    """What a run did: counts, per-record outcomes, the plan of a dry run.
+    """What a run did: its plan (applied, or only planned by a dry run), counts and failures.
 
     Attributes:
         run_id: the ``sync_runs`` row (``None`` for a dry run, which writes nothing).
         status: succeeded, partial or failed.
-        counts: created / updated / unchanged / failed / conflicts.
+        counts: created / updated / unchanged / failed records, ``conflicts`` fields waiting for the marketer and
+            ``decided`` fields their rule settled.
         api_calls: requests sent to the CRM.
-        changes: every change made or planned.
-        failures: (email, category, message) of failed records.
+        plan: every change made (or, in a dry run, planned).
+        failures: records that failed.
         message: a sentence for a run that stopped early.
         auth_failed: the run stopped because the CRM refused the integration's credentials (reconnect it).
     """
@@ -97,49 +124,119 @@ class SyncResult:
     status: SyncRunStatus
     counts: dict[str, int]
     api_calls: int
-    changes: list[PlannedChange]
-    failures: list[tuple[str, str, str]]
+    plan: SyncPlan
+    failures: list[RecordFailure]
     message: str | None = None
     duration: float = 0.0
     auth_failed: bool = False
 
+    @property
+    def changes(self) -> list[PlannedChange]:
+        """The changes made or planned (records left unchanged are only counted)."""
+        return self.plan.shown()
 
+
+@dataclass(frozen=True)
+class _PulledState:
+    """What applying a pulled record leaves locally: a dry run's push phase reads it instead of the store."""
+
+    record: Contact | Lead
+    crm_id: str
+    base: dict[str, Value]
+    needs_push: bool
+
+
+@dataclass
 class _Run:
-    """Mutable bookkeeping of one run."""
+    """Bookkeeping of one run: the plan so far, failures, the record log, and what a dry run holds in memory."""
 
-    def __init__(self, run_id: int | None) -> None:
-        self.run_id = run_id
-        self.counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "conflicts": 0}
-        self.changes: list[PlannedChange] = []
-        self.failures: list[tuple[str, str, str]] = []
-        self.outcomes: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]] = []
-        #: (object, local id) -> fields this run left to the marketer (a dry run keeps them only here).
-        self.held: dict[tuple[RecordObject, int], set[str]] = {}
+    run_id: int | None
+    dry_run: bool
+    plan: SyncPlan = field(default_factory=SyncPlan)
+    failures: list[RecordFailure] = field(default_factory=list)
+    log: list[LogEntry] = field(default_factory=list)
+    #: (object, local id) -> fields this run left to the marketer.
+    held: dict[tuple[RecordObject, int], set[str]] = field(default_factory=dict)
+    #: (object, local id) -> the pulled state a dry run did not write.
+    pulled: dict[tuple[RecordObject, int], _PulledState] = field(default_factory=dict)
+    #: Push only these local records (per object), when given.
+    only: dict[RecordObject, list[int]] | None = None
 
-    def skip(self, obj: RecordObject, key: str, crm_id: str | None, category: ErrorCategory | None, reason: str,
-             *, side: str) -> None:
-        """Record a skipped record in the log and in the plan (``side``: where it would have been written)."""
-        self.outcomes.append((obj, key, crm_id, RecordOutcome.SKIPPED, category, reason))
-        self.changes.append(PlannedChange(obj, key, side, "skip", reason=reason))
+    def counts(self) -> dict[str, int]:
+        counted = self.plan.counts()
+        return {
+            "created": counted.created,
+            "updated": counted.updated,
+            "unchanged": counted.unchanged,
+            "failed": len(self.failures),
+            "conflicts": counted.waiting,
+            "decided": counted.decided,
+        }
+
+    def fail(self, obj: RecordObject, key: str, crm_id: str | None, category: ErrorCategory, message: str,
+             logged: str | None = None) -> None:
+        self.failures.append(RecordFailure(key, category, message))
+        self.log.append(LogEntry(obj, key, crm_id, RecordOutcome.FAILED, category, logged or message))
 
 
-def _decide(rule: ConflictRule, local: Value, crm: Value, local_at: datetime | None, crm_at: datetime | None) -> str:
-    """Which side wins a field changed on both sides: ``local``, ``crm`` or ``manual``."""
+def _skip(obj: RecordObject, key: str, crm_id: str | None, category: ErrorCategory | None, reason: str,
+          side: Side) -> tuple[PlannedChange, LogEntry]:
+    return (PlannedChange(obj, key, side, ChangeAction.SKIP, reason=reason),
+            LogEntry(obj, key, crm_id, RecordOutcome.SKIPPED, category, reason))
+
+
+def _decide(rule: ConflictRule, local: Value, crm: Value, local_at: datetime | None,
+            crm_at: datetime | None) -> ConflictDecision:
+    """How a field changed on both sides is settled under ``rule``."""
+    crm_kept, local_kept = ConflictDecision.CRM_KEPT, ConflictDecision.LOCAL_KEPT
     if rule is ConflictRule.MANUAL:
-        return "manual"
+        return ConflictDecision.WAITING
     if rule is ConflictRule.PREFER_CRM:
-        return "crm"
+        return crm_kept
     if rule is ConflictRule.PREFER_LOCAL:
-        return "local"
+        return local_kept
     if rule is ConflictRule.PREFER_CRM_UNLESS_BLANK:
-        return "crm" if crm is not None else "local"
+        return crm_kept if crm is not None else local_kept
     if rule is ConflictRule.PREFER_LOCAL_UNLESS_BLANK:
-        return "local" if local is not None else "crm"
+        return local_kept if local is not None else crm_kept
     if crm_at is None:
-        return "local"
+        return local_kept
     if local_at is None:
-        return "crm"
-    return "crm" if crm_at > local_at else "local"
+        return crm_kept
+    return crm_kept if crm_at > local_at else local_kept
+
+
+_RULE_WORDS = {
+    ConflictRule.LAST_WRITE_WINS: "last change wins",
+    ConflictRule.PREFER_CRM: "prefer CRM",
+    ConflictRule.PREFER_LOCAL: "prefer local",
+    ConflictRule.PREFER_CRM_UNLESS_BLANK: "prefer CRM unless blank",
+    ConflictRule.PREFER_LOCAL_UNLESS_BLANK: "prefer local unless blank",
+    ConflictRule.MANUAL: "ask me",
+}
+
+
+@dataclass
+class _RecordPlan:
+    """The plan of one pulled record: its changes, its writes, its log lines and the fields left waiting."""
+
+    changes: list[PlannedChange] = field(default_factory=list)
+    write: PulledWrite | None = None
+    log: list[LogEntry] = field(default_factory=list)
+    held: set[str] = field(default_factory=set)
+    state: _PulledState | None = None
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """One local record the push phase sends: its CRM fields, the merge base after, and the fields it changes."""
+
+    local: LocalRecord
+    link: Link | None
+    send: dict[str, Any]
+    base_after: dict[str, Value]
+    changed: dict[str, FieldChange]
+    digest: str
 
 
 class SyncEngine:
@@ -183,95 +280,124 @@ class SyncEngine:
         *,
         dry_run: bool = False,
         objects: Sequence[RecordObject] = (RecordObject.CONTACT, RecordObject.LEAD),
+        local_ids: dict[RecordObject, list[int]] | None = None,
+        on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:
-        """Run one sync. A dry run computes the full plan against the CRM and writes nothing anywhere.
+        """Run one sync. A dry run computes the same plan against the CRM and writes nothing anywhere.
+
+        Args:
+            local_ids: push only these local records (per object) instead of every changed one.
+            on_started: called with the run's id once it is recorded.
 
         Raises:
             SyncAlreadyRunning: when another run of this integration holds the lock.
         """
         started = time.monotonic()
         if dry_run:
-            run = _Run(None)
+            run = _Run(None, dry_run=True, only=local_ids)
             try:
-                for obj in objects:
-                    if direction in (SyncDirectionChoice.PULL, SyncDirectionChoice.BOTH):
-                        await self._pull(obj, run, dry_run=True)
-                    if direction is not SyncDirectionChoice.PULL:
-                        await self._push(obj, run, dry_run=True, only_new=direction is SyncDirectionChoice.PUSH_NEW)
+                await self._run_objects(direction, objects, run)
             finally:
                 await self.adapter.aclose()
-            return SyncResult(None, SyncRunStatus.SUCCEEDED, run.counts, self.adapter.api_calls, run.changes,
-                              run.failures, duration=time.monotonic() - started)
+            return self._result(run, SyncRunStatus.SUCCEEDED, None, started, auth_failed=False)
         if not self.store.acquire_lock(self.integration_id):
+            await self.adapter.aclose()
             raise SyncAlreadyRunning(f"a sync of {self.integration.name!r} is already running")
-        run_id = self.store.start_run(self.integration_id, trigger, direction.value)
-        run = _Run(run_id)
-        status = SyncRunStatus.SUCCEEDED
-        message: str | None = None
-        auth_failed = False
         try:
-            self.store.heartbeat(self.integration_id, run_id)
-            for obj in objects:
-                if not self.mappings.get(obj):
-                    continue
-                await self._resume_outbox(obj, run)
-                if direction in (SyncDirectionChoice.PULL, SyncDirectionChoice.BOTH):
-                    await self._pull(obj, run, dry_run=False)
-                if direction is not SyncDirectionChoice.PULL:
-                    await self._push(obj, run, dry_run=False, only_new=direction is SyncDirectionChoice.PUSH_NEW)
-        except AuthError as exc:
-            status, message, auth_failed = SyncRunStatus.FAILED, str(exc), True
-        except BudgetExhaustedError as exc:
-            status, message = SyncRunStatus.PARTIAL, str(exc)
-        except ProviderError as exc:
-            status, message = SyncRunStatus.FAILED, str(exc)
-        except BaseException as exc:
-            status, message = SyncRunStatus.FAILED, f"stopped: {type(exc).__name__}"
-            raise
+            run = _Run(self.store.start_run(self.integration_id, trigger, direction.value), dry_run=False,
+                       only=local_ids)
+            assert run.run_id is not None
+            if on_started is not None:
+                on_started(run.run_id)
+            status = SyncRunStatus.SUCCEEDED
+            message: str | None = None
+            auth_failed = False
+            try:
+                self.store.heartbeat(self.integration_id, run.run_id)
+                await self._run_objects(direction, objects, run)
+            except AuthError as exc:
+                status, message, auth_failed = SyncRunStatus.FAILED, str(exc), True
+            except BudgetExhaustedError as exc:
+                status, message = SyncRunStatus.PARTIAL, str(exc)
+            except ProviderError as exc:
+                status, message = SyncRunStatus.FAILED, str(exc)
+            except BaseException as exc:
+                status, message = SyncRunStatus.FAILED, f"stopped: {type(exc).__name__}"
+                raise
+            finally:
+                if status is SyncRunStatus.SUCCEEDED and run.failures:
+                    status = SyncRunStatus.PARTIAL
+                counts = run.counts()
+                self.store.add_record_outcomes(
+                    run.run_id,
+                    [(e.object, e.key, e.crm_id, e.outcome, e.category, e.message) for e in run.log],
+                )
+                self.store.finish_run(
+                    run.run_id,
+                    status,
+                    api_calls=self.adapter.api_calls,
+                    message=message,
+                    total=sum(counts[k] for k in ("created", "updated", "unchanged", "failed")),
+                    created=counts["created"],
+                    updated=counts["updated"],
+                    unchanged=counts["unchanged"],
+                    failed=counts["failed"],
+                    conflicts=counts["conflicts"],
+                    conflicts_decided=counts["decided"],
+                )
         finally:
-            if status is SyncRunStatus.SUCCEEDED and run.counts["failed"]:
-                status = SyncRunStatus.PARTIAL
-            self.store.add_record_outcomes(run_id, run.outcomes)
-            self.store.finish_run(
-                run_id,
-                status,
-                api_calls=self.adapter.api_calls,
-                message=message,
-                total=sum(run.counts[k] for k in ("created", "updated", "unchanged", "failed")),
-                **run.counts,
-            )
             self.store.release_lock(self.integration_id)
             await self.adapter.aclose()
-        return SyncResult(run_id, status, run.counts, self.adapter.api_calls, run.changes, run.failures, message,
+        return self._result(run, status, message, started, auth_failed=auth_failed)
+
+    def _result(self, run: _Run, status: SyncRunStatus, message: str | None, started: float, *,
+                auth_failed: bool) -> SyncResult:
+        return SyncResult(run.run_id, status, run.counts(), self.adapter.api_calls, run.plan, run.failures, message,
                           time.monotonic() - started, auth_failed)
 
+    async def _run_objects(self, direction: SyncDirectionChoice, objects: Sequence[RecordObject], run: _Run) -> None:
+        for obj in objects:
+            if not self.mappings.get(obj) or (run.only is not None and not run.only.get(obj)):
+                continue
+            if not run.dry_run:
+                await self._resume_outbox(obj, run)
+            if direction in (SyncDirectionChoice.PULL, SyncDirectionChoice.BOTH):
+                await self._pull(obj, run)
+            if direction is not SyncDirectionChoice.PULL:
+                await self._push(obj, run, only_new=direction is SyncDirectionChoice.PUSH_NEW)
+
     # -- pull ----------------------------------------------------------------------------------
-    async def _pull(self, obj: RecordObject, run: _Run, *, dry_run: bool) -> None:
+    async def _pull(self, obj: RecordObject, run: _Run) -> None:
         mappings = [m for m in self.mappings.get(obj, []) if m.direction.value != "off"]
         if not mappings:
             return
         cursor = self.store.get_cursor(self.integration_id, obj)
         done = 0
         async for page in self.adapter.changes_since(obj, cursor):
-            links, audit, conflicts = await self._merge_page(obj, page.records, mappings, run, dry_run=dry_run)
-            if not dry_run:
-                self.store.commit_pull_page(self.integration_id, obj, page.cursor, links, audit, conflicts)
+            planned = self.plan_pull_page(obj, page.records, mappings, run.run_id)
+            writes: list[PulledWrite] = []
+            for local_id, record_plan in planned:
+                run.plan.extend(record_plan.changes)
+                run.log.extend(record_plan.log)
+                if local_id is not None and record_plan.held:
+                    run.held.setdefault((obj, local_id), set()).update(record_plan.held)
+                if record_plan.write is not None:
+                    writes.append(record_plan.write)
+                if run.dry_run and local_id is not None and record_plan.state is not None:
+                    run.pulled[(obj, local_id)] = record_plan.state
+            for entry in (e for _, p in planned for e in p.log if e.outcome is RecordOutcome.FAILED):
+                run.failures.append(RecordFailure(entry.key, entry.category or ErrorCategory.VALIDATION,
+                                                  entry.message or "failed"))
+            if not run.dry_run:
+                self.store.apply_record_writes(self.integration_id, obj, writes, cursor=page.cursor)
                 self.store.heartbeat(self.integration_id, run.run_id)
             done += len(page.records)
             self._report(f"pulling {obj.value}s", done, done)
 
-    async def _merge_page(
-        self,
-        obj: RecordObject,
-        records: Sequence[CrmRecord],
-        mappings: list[FieldMapping],
-        run: _Run,
-        *,
-        dry_run: bool,
-    ) -> tuple[list[Any], list[dict[str, Any]], list[dict[str, Any]]]:
-        links_out: list[Any] = []
-        audit: list[dict[str, Any]] = []
-        conflicts: list[dict[str, Any]] = []
+    def plan_pull_page(
+        self, obj: RecordObject, records: Sequence[CrmRecord], mappings: list[FieldMapping], run_id: int | None,
+    ) -> list[tuple[int | None, _RecordPlan]]:
+        """The plan of a pulled page, record by record (with each one's local id), from the store; writes nothing."""
         by_crm = self.store.links_for_crm(self.integration_id, obj, [r.crm_id for r in records])
         linked_ids = [link.local_id for link in by_crm.values()]
         locals_by_id = self.store.local_records(obj, linked_ids) if linked_ids else {}
@@ -280,37 +406,42 @@ class SyncEngine:
         email_links = self.store.links_for_local(
             self.integration_id, obj, [rec.id for rec in locals_by_email.values()]
         ) if locals_by_email else {}
-        # Fields waiting for the marketer in Conflicts, for the whole page in one query.
         local_ids = [*locals_by_id, *(rec.id for rec in locals_by_email.values())]
         held = self.store.open_conflict_fields_of(self.integration_id, obj, local_ids) if local_ids else {}
+        planned: list[tuple[int | None, _RecordPlan]] = []
+        claimed: set[int] = set()
+        created: set[str] = set()
         for record in records:
             link = by_crm.get(record.crm_id)
             local = locals_by_id.get(link.local_id) if link else locals_by_email.get(record.email)
-            if link is None and local is not None and local.id in email_links:
+            duplicate = local is not None and link is None and (local.id in email_links or local.id in claimed)
+            if duplicate or (local is None and record.email and record.email in created):
                 # The local record is linked to another CRM record: a duplicate in the CRM. Keep the first link.
-                run.skip(obj, record.email, record.crm_id, ErrorCategory.DUPLICATE,
-                         "another CRM record with this email is already linked", side="local")
+                change, entry = _skip(obj, record.email, record.crm_id, ErrorCategory.DUPLICATE,
+                                      "another CRM record with this email is already linked", Side.LOCAL)
+                planned.append((None, _RecordPlan([change], log=[entry])))
                 continue
             crm_values = {m.local_field: from_crm(m, record.fields.get(m.crm_field)) for m in mappings}
-            if m_email := crm_values.get("email"):
-                crm_values["email"] = m_email
-            elif record.email:
+            if not crm_values.get("email") and record.email:
                 crm_values["email"] = record.email
             try:
-                outcome = self._merge_record(obj, record, crm_values, local, link, mappings, run, dry_run,
-                                             audit, conflicts, held.get(local.id, set()) if local else set())
+                record_plan = self._plan_record(obj, record, crm_values, local, link, mappings, run_id,
+                                                 held.get(local.id, set()) if local else set())
             except InvalidRecordError as exc:
                 problem = "; ".join(f"{p.field}: {p.reason}" for p in exc.problems)
-                run.counts["failed"] += 1
-                run.failures.append((record.email, ErrorCategory.VALIDATION.value, problem))
-                run.outcomes.append((obj, record.email or record.crm_id, record.crm_id, RecordOutcome.FAILED,
-                                     ErrorCategory.VALIDATION, f"pulled values refused locally: {problem}"))
+                key = record.email or record.crm_id
+                entry = LogEntry(obj, key, record.crm_id, RecordOutcome.FAILED, ErrorCategory.VALIDATION,
+                                 f"pulled values refused locally: {problem}")
+                planned.append((None, _RecordPlan(log=[entry])))
                 continue
-            if outcome is not None:
-                links_out.append(outcome)
-        return links_out, audit, conflicts
+            if local is not None:
+                claimed.add(local.id)
+            elif record_plan.write is not None and record_plan.write.record is not None:
+                created.add(record_plan.write.record.email)
+            planned.append((local.id if local else None, record_plan))
+        return planned
 
-    def _merge_record(
+    def _plan_record(
         self,
         obj: RecordObject,
         record: CrmRecord,
@@ -318,38 +449,40 @@ class SyncEngine:
         local: LocalRecord | None,
         link: Link | None,
         mappings: list[FieldMapping],
-        run: _Run,
-        dry_run: bool,
-        audit: list[dict[str, Any]],
-        conflicts: list[dict[str, Any]],
+        run_id: int | None,
         open_fields: set[str],
-    ) -> tuple[int, str, dict[str, Any], datetime | None, datetime | None] | None:
+    ) -> _RecordPlan:
+        """The plan of one pulled record against its local record and merge base.
+
+        Raises:
+            InvalidRecordError: when the pulled values are not valid locally.
+        """
+        plan = _RecordPlan()
         key = crm_values.get("email") or record.email
         if local is None:
             if not key:
-                run.skip(obj, record.crm_id, record.crm_id, None, "the CRM record has no email", side="local")
-                return None
+                change, entry = _skip(obj, record.crm_id, record.crm_id, None, "the CRM record has no email",
+                                      Side.LOCAL)
+                return _RecordPlan([change], log=[entry])
             pulled = {m.local_field: crm_values.get(m.local_field) for m in mappings if m.pulls}
             pulled["email"] = key
             empty: Contact | Lead = Contact(email=key) if obj is RecordObject.CONTACT else Lead(email=key)
-            created = apply_values(empty, {k: v for k, v in pulled.items() if k != "email"})
-            changes: dict[str, tuple[Value, Value]] = {k: (None, v) for k, v in pulled.items() if v is not None}
-            run.changes.append(PlannedChange(obj, key, "local", "create", changes))
-            run.counts["created"] += 1
-            run.outcomes.append((obj, key, record.crm_id, RecordOutcome.CREATED, None, "pulled from the CRM"))
-            if dry_run:
-                return None
-            local_id, updated_at = self.store.save_local(obj, None, created)
-            audit.extend(self._audit(run, obj, str(local_id), "local", "pull", changes))
+            new_record = apply_values(empty, {k: v for k, v in pulled.items() if k != "email"})
+            fields = {k: FieldChange(None, v, "new in the CRM") for k, v in pulled.items() if v is not None}
+            plan.changes.append(PlannedChange(obj, key, Side.LOCAL, ChangeAction.CREATE, fields))
+            plan.log.append(LogEntry(obj, key, record.crm_id, RecordOutcome.CREATED, None, "pulled from the CRM"))
             base = {m.local_field: crm_values.get(m.local_field) for m in mappings}
-            return (local_id, record.crm_id, base, record.modified_at, updated_at)
+            plan.write = PulledWrite(None, new_record, record.crm_id, base, record.modified_at,
+                                     audit=tuple(_audit(run_id, obj, Side.LOCAL, "pull", fields)))
+            return plan
 
+        email = local.record.email
         local_values = record_values(local.record)
         base = dict(link.base_values) if link else {}
         new_base = dict(base)
-        local_changes: dict[str, Value] = {}
+        local_changes: dict[str, FieldChange] = {}
         needs_push = False
-        decided: dict[str, tuple[Value, Value]] = {}
+        conflicts: list[dict[str, Any]] = []
         for mapping in mappings:
             name = mapping.local_field
             crm_value, local_value = crm_values.get(name), local_values.get(name)
@@ -366,85 +499,72 @@ class SyncEngine:
                 new_base[name] = crm_value  # push only: the local value goes out in the push phase
                 needs_push = True
                 continue
+            decision: ConflictDecision | None = None
             if not mapping.pushes or (crm_changed and not local_changed):
-                winner = "crm"
+                keep_crm = True
             elif local_changed and not crm_changed:
-                winner = "local"
+                keep_crm = False
             else:
-                winner = _decide(mapping.conflict_rule, local_value, crm_value, local.updated_at, record.modified_at)
-                run.counts["conflicts"] += 1
-                if winner == "manual":
+                decision = _decide(mapping.conflict_rule, local_value, crm_value, local.updated_at,
+                                   record.modified_at)
+                if decision is ConflictDecision.WAITING:
                     conflicts.append(
-                        {
-                            "run_id": run.run_id,
-                            "object": obj,
-                            "local_id": local.id,
-                            "crm_id": record.crm_id,
-                            "record_key": local.record.email,
-                            "field": name,
-                            "local_value": local_value,
-                            "crm_value": crm_value,
-                            "base_value": base_value,
-                            "local_changed_at": local.updated_at,
-                            "crm_changed_at": record.modified_at,
-                        }
+                        {"run_id": run_id, "object": obj, "crm_id": record.crm_id, "record_key": email,
+                         "field": name, "local_value": local_value, "crm_value": crm_value,
+                         "base_value": base_value, "local_changed_at": local.updated_at,
+                         "crm_changed_at": record.modified_at}
                     )
-                    run.changes.append(PlannedChange(obj, local.record.email, "local", "conflict",
-                                                     {name: (local_value, crm_value)}, "waits for you (manual rule)"))
-                    run.held.setdefault((obj, local.id), set()).add(name)
-                    run.outcomes.append((obj, local.record.email, record.crm_id, RecordOutcome.CONFLICT, None,
-                                         f"{name}: changed on both sides; waits in Conflicts"))
+                    plan.changes.append(PlannedChange(
+                        obj, email, Side.LOCAL, ChangeAction.CONFLICT,
+                        {name: FieldChange(local_value, crm_value, decision.sentence)}, decision.sentence, decision,
+                    ))
+                    plan.held.add(name)
+                    plan.log.append(LogEntry(obj, email, record.crm_id, RecordOutcome.CONFLICT, None,
+                                             f"{name}: changed on both sides; waits in Conflicts"))
                     continue
-                decided[name] = (local_value, crm_value)
-            if winner == "crm":
-                if crm_value is None and local_value is not None and not mapping.blank_wipes:
-                    # A blank never wipes a value: keep ours and send it back.
-                    new_base[name] = None
-                    needs_push = needs_push or mapping.pushes
-                    continue
-                local_changes[name] = crm_value
+                keep_crm = decision is ConflictDecision.CRM_KEPT
+            if keep_crm and crm_value is None and local_value is not None and not mapping.blank_wipes:
+                # A blank never wipes a value: keep ours and send it back.
+                new_base[name] = None
+                needs_push = needs_push or mapping.pushes
+                keep_crm = False
+                if decision is not None:
+                    decision = ConflictDecision.LOCAL_KEPT
+            elif keep_crm:
+                reason = decision.sentence if decision else "changed in the CRM"
+                local_changes[name] = FieldChange(local_value, crm_value, reason)
                 new_base[name] = crm_value
             else:
                 needs_push = True  # the push phase sends the local value (base stays where it was)
-        for name, (local_value, crm_value) in decided.items():
-            side = "crm" if name in local_changes else "local"
-            kept = f"decided by rule: {side} value kept"
-            run.changes.append(
-                PlannedChange(obj, local.record.email, side, "conflict", {name: (local_value, crm_value)}, kept)
-            )
-        synced_at: datetime | None = local.updated_at
+            if decision is not None:
+                rule = _RULE_WORDS[mapping.conflict_rule]
+                side = Side.LOCAL if decision is ConflictDecision.CRM_KEPT else Side.CRM
+                reason = f"{decision.sentence} ({rule})"
+                plan.changes.append(PlannedChange(
+                    obj, email, side, ChangeAction.CONFLICT,
+                    {name: FieldChange(local_value, crm_value, reason)}, reason, decision,
+                ))
+                plan.log.append(LogEntry(obj, email, record.crm_id, RecordOutcome.CONFLICT, None,
+                                         f"{name}: changed on both sides; {reason}"))
+        updated: Contact | Lead | None = None
         if local_changes:
-            pulled_changes: dict[str, tuple[Value, Value]] = {
-                k: (local_values.get(k), v) for k, v in local_changes.items()
-            }
-            run.changes.append(PlannedChange(obj, local.record.email, "local", "update", pulled_changes))
-            run.counts["updated"] += 1
-            run.outcomes.append((obj, local.record.email, record.crm_id, RecordOutcome.UPDATED, None,
-                                 "pulled: " + ", ".join(sorted(local_changes))))
-            if not dry_run:
-                updated = apply_values(local.record, local_changes)
-                _, synced_at = self.store.save_local(obj, local.id, updated)
-                audit.extend(self._audit(run, obj, str(local.id), "local", "pull", pulled_changes))
-        if dry_run:
-            return None
-        if needs_push:
-            synced_at = None  # the push phase looks at this record
-        return (local.id, record.crm_id, new_base, record.modified_at, synced_at)
-
-    @staticmethod
-    def _audit(run: _Run, obj: RecordObject, entity_id: str, side: str, source: str,
-               changes: dict[str, tuple[Value, Value]]) -> list[dict[str, Any]]:
-        return [
-            {"run_id": run.run_id, "entity": obj.value, "entity_id": entity_id, "field": name,
-             "old_value": old, "new_value": new, "source": source, "side": side}
-            for name, (old, new) in changes.items()
-        ]
+            updated = apply_values(local.record, {k: c.new for k, c in local_changes.items()})
+            plan.changes.append(PlannedChange(obj, email, Side.LOCAL, ChangeAction.UPDATE, local_changes))
+            plan.log.append(LogEntry(obj, email, record.crm_id, RecordOutcome.UPDATED, None,
+                                     "pulled: " + ", ".join(sorted(local_changes))))
+        plan.write = PulledWrite(
+            local.id, updated, record.crm_id, new_base, record.modified_at, needs_push=needs_push,
+            local_version=local.updated_at,
+            audit=tuple(_audit(run_id, obj, Side.LOCAL, "pull", local_changes)), conflicts=tuple(conflicts),
+        )
+        plan.state = _PulledState(updated or local.record, record.crm_id, new_base, needs_push)
+        return plan
 
     # -- push ----------------------------------------------------------------------------------
     def _outbound(
         self, local: LocalRecord, link: Link | None, mappings: list[FieldMapping], held: frozenset[str] = frozenset()
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, tuple[Value, Value]], str] | None:
-        """(CRM fields to send, base after, changed fields, hash of all pushed values); ``None`` when nothing.
+    ) -> _Outgoing | None:
+        """What the push sends for a record; ``None`` when nothing.
 
         ``held`` fields have an open conflict: they wait for the marketer and are never sent.
         """
@@ -454,8 +574,9 @@ class SyncEngine:
         digest = values_hash(full)
         base = dict(link.base_values) if link else {}
         send: dict[str, Any] = {}
-        changed: dict[str, tuple[Value, Value]] = {}
+        changed: dict[str, FieldChange] = {}
         new_base = dict(base)
+        reason = "changed locally" if link is not None else "new locally"
         for mapping in pushable:
             name = mapping.local_field
             value = values.get(name)
@@ -465,96 +586,137 @@ class SyncEngine:
             if outgoing is None and not mapping.blank_wipes:
                 continue  # a blank never wipes the CRM's value
             send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
-            changed[name] = (base.get(name), value)
+            changed[name] = FieldChange(base.get(name), value, reason)
             new_base[name] = value
         if link is not None and not send:
             return None
-        return send, new_base, changed, digest
+        return _Outgoing(local, link, send, new_base, changed, digest)
 
-    async def _push(self, obj: RecordObject, run: _Run, *, dry_run: bool, only_new: bool) -> None:
+    async def _push(self, obj: RecordObject, run: _Run, *, only_new: bool) -> None:
         mappings = self.mappings.get(obj, [])
         if not any(m.pushes for m in mappings):
             return
         after_id = 0
         done = 0
+        if run.only is not None:
+            chosen = sorted(set(run.only.get(obj, [])))
+            for start in range(0, len(chosen), self.batch_size):
+                await self._push_batch(obj, run, chosen[start : start + self.batch_size], mappings)
+                done += len(chosen[start : start + self.batch_size])
+                self._report(f"pushing {obj.value}s", done, len(chosen))
+            return
         while True:
             if only_new:
-                ids = self.store.unlinked_local_ids(self.integration_id, obj, after_id, self.batch_size)
+                page = self.store.unlinked_local_ids(self.integration_id, obj, after_id, self.batch_size)
             else:
-                ids = self.store.changed_local_ids(self.integration_id, obj, after_id, self.batch_size)
-            if not ids:
+                page = self.store.changed_local_ids(self.integration_id, obj, after_id, self.batch_size)
+            ids = page
+            if run.pulled:
+                upper = page[-1] if len(page) == self.batch_size else None
+                ids = self._pulled_push_ids(obj, run, page, after_id, upper, only_new=only_new)
+            if ids:
+                await self._push_batch(obj, run, ids, mappings)
+            if not page:
                 break
-            after_id = ids[-1]
-            records = self.store.local_records(obj, ids)
-            links = self.store.links_for_local(self.integration_id, obj, ids)
-            held = self.store.open_conflict_fields_of(self.integration_id, obj, ids)
-            for (held_obj, local_id), names in run.held.items():
-                if held_obj is obj and local_id in records:
-                    held[local_id] = held.get(local_id, set()) | names
-            items: list[dict[str, Any]] = []
-            unchanged: list[tuple[LocalRecord, Link]] = []
-            plans: dict[str, dict[str, tuple[Value, Value]]] = {}
-            for local_id in ids:
-                local = records[local_id]
-                link = links.get(local_id)
-                outbound = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())))
-                if outbound is None:
-                    assert link is not None
-                    unchanged.append((local, link))
-                    continue
-                send, new_base, changed, digest = outbound
-                plans[local.record.email] = changed
-                items.append(
-                    {
-                        "object": obj,
-                        "local_id": local.id,
-                        "email": local.record.email,
-                        "crm_id": link.crm_id if link else None,
-                        "fields": send,
-                        "base_after": new_base,
-                        "values_hash": digest,
-                        "local_version": local.updated_at,
-                    }
-                )
-            run.counts["unchanged"] += len(unchanged)
-            if dry_run:
-                await self._plan_push(obj, items, plans, run)
-            else:
-                for local, link in unchanged:
-                    self.store.save_link(self.integration_id, obj, local.id, link.crm_id,
-                                         local_synced_at=local.updated_at)
-                if items:
-                    self.store.add_outbox(self.integration_id, run.run_id, items)
-                    await self._send(obj, self.store.pending_outbox(self.integration_id, obj), run, plans)
-                self.store.heartbeat(self.integration_id, run.run_id)
+            after_id = page[-1]
             done += len(ids)
             self._report(f"pushing {obj.value}s", done, done)
 
-    async def _plan_push(
-        self, obj: RecordObject, items: list[dict[str, Any]], plans: dict[str, dict[str, tuple[Value, Value]]],
-        run: _Run,
-    ) -> None:
-        if not items:
-            return
-        existing = await self.adapter.find_by_emails(obj, [i["email"] for i in items])
-        for item in items:
-            found = existing.get(item["email"])
-            if item["crm_id"] is None and found is None:
-                run.counts["created"] += 1
-                created: dict[str, tuple[Value, Value]] = {k: (None, v) for k, (_, v) in plans[item["email"]].items()}
-                run.changes.append(PlannedChange(obj, item["email"], "crm", "create", created))
+    @staticmethod
+    def _pulled_push_ids(obj: RecordObject, run: _Run, page: list[int], lower: int, upper: int | None, *,
+                         only_new: bool) -> list[int]:
+        """A dry run's push page as the store would hold it after the pull: pulled records are linked, marked
+        synced unless they still have values to send."""
+        states = {local_id: state for (o, local_id), state in run.pulled.items() if o is obj}
+        if only_new:
+            return [i for i in page if i not in states]
+        kept = {i for i in page if i not in states or states[i].needs_push}
+        kept.update(
+            i for i, state in states.items()
+            if state.needs_push and i > lower and (upper is None or i <= upper)
+        )
+        return sorted(kept)
+
+    async def _push_batch(self, obj: RecordObject, run: _Run, ids: list[int], mappings: list[FieldMapping]) -> None:
+        """Plan one batch of local records against the CRM, then (in a real run) send it through the outbox."""
+        records = self.store.local_records(obj, ids)
+        links = self.store.links_for_local(self.integration_id, obj, ids)
+        for local_id in ids:
+            state = run.pulled.get((obj, local_id))
+            if state is None or local_id not in records:
                 continue
-            current = found.fields if found else {}
-            changes: dict[str, tuple[Value, Value]] = {}
-            for crm_field, value in item["fields"].items():
-                before = from_crm_plain(current.get(crm_field))
-                if before != from_crm_plain(value):
-                    changes[crm_field] = (before, from_crm_plain(value))
-            if changes:
-                run.counts["updated"] += 1
-                run.changes.append(PlannedChange(obj, item["email"], "crm", "update", changes))
+            records[local_id] = replace(records[local_id], record=state.record)
+            known = links.get(local_id)
+            links[local_id] = Link(local_id, state.crm_id, dict(state.base), known.pushed_hash if known else None,
+                                   known.crm_modified_at if known else None, None, False)
+        held = self.store.open_conflict_fields_of(self.integration_id, obj, ids)
+        for (held_obj, local_id), names in run.held.items():
+            if held_obj is obj and local_id in records:
+                held[local_id] = held.get(local_id, set()) | names
+        outgoing: list[_Outgoing] = []
+        unchanged: list[tuple[LocalRecord, Link]] = []
+        for local_id in ids:
+            local = records.get(local_id)
+            if local is None:
+                continue
+            link = links.get(local_id)
+            planned_out = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())))
+            if planned_out is None:
+                assert link is not None
+                unchanged.append((local, link))
             else:
-                run.counts["unchanged"] += 1
+                outgoing.append(planned_out)
+        # A record never linked may already be in the CRM (same email): one search per batch tells a create from
+        # an update, in a dry run and a real run alike.
+        unlinked = [o.local.record.email for o in outgoing if o.link is None]
+        found = await self.adapter.find_by_emails(obj, unlinked) if unlinked else {}
+        planned: dict[str, PlannedChange] = {}
+        sends: list[_Outgoing] = []
+        matched: list[tuple[_Outgoing, str]] = []
+        for out in outgoing:
+            email = out.local.record.email
+            match = found.get(email) if out.link is None else None
+            if out.link is not None:
+                planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, out.changed)
+            elif match is None:
+                planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.CREATE, out.changed)
+            else:
+                differs = _differences(out, match, mappings)
+                if not differs:
+                    matched.append((out, match.crm_id))
+                    continue
+                planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, differs)
+            sends.append(out)
+        same = [PlannedChange(obj, local.record.email, Side.CRM, ChangeAction.UNCHANGED) for local, _ in unchanged]
+        same.extend(PlannedChange(obj, out.local.record.email, Side.CRM, ChangeAction.UNCHANGED) for out, _ in matched)
+        run.plan.extend(same)
+        if run.dry_run:
+            run.plan.extend(planned.values())
+            return
+        self.store.mark_pushed(
+            self.integration_id, obj,
+            [(local.id, link.crm_id, None, None, local.updated_at) for local, link in unchanged]
+            + [(out.local.id, crm_id, out.base_after, out.digest, out.local.updated_at) for out, crm_id in matched],
+        )
+        run.log.extend(LogEntry(obj, out.local.record.email, crm_id, RecordOutcome.UNCHANGED, None,
+                                "already in the CRM with these values; linked") for out, crm_id in matched)
+        if sends:
+            items = [
+                {
+                    "object": obj,
+                    "local_id": out.local.id,
+                    "email": out.local.record.email,
+                    "crm_id": out.link.crm_id if out.link else None,
+                    "fields": out.send,
+                    "base_after": out.base_after,
+                    "values_hash": out.digest,
+                    "local_version": out.local.updated_at,
+                }
+                for out in sends
+            ]
+            self.store.add_outbox(self.integration_id, run.run_id, items)
+            await self._send(obj, self.store.pending_outbox(self.integration_id, obj), run, planned)
+        self.store.heartbeat(self.integration_id, run.run_id)
 
     async def _resume_outbox(self, obj: RecordObject, run: _Run) -> None:
         """Send writes a crashed run recorded but never marked done; matching by CRM id or email avoids duplicates."""
@@ -563,10 +725,9 @@ class SyncEngine:
             logger.info("resuming %d pending writes of %s", len(pending), self.integration.name)
             await self._send(obj, pending, run, {})
 
-    async def _send(
-        self, obj: RecordObject, pending: list[OutboxItem], run: _Run,
-        plans: dict[str, dict[str, tuple[Value, Value]]],
-    ) -> None:
+    async def _send(self, obj: RecordObject, pending: list[OutboxItem], run: _Run,
+                    planned: dict[str, PlannedChange]) -> None:
+        """Send outbox writes in batches and apply the CRM's answers; the run's plan gets what was really done."""
         for start in range(0, len(pending), self.batch_size):
             chunk = pending[start : start + self.batch_size]
             # Several intents for one record (a crash between two runs): only the newest is sent.
@@ -578,7 +739,7 @@ class SyncEngine:
                 newest[item.local_id] = item
             batch = list(newest.values())
             # A write resumed after a crash has no plan: its old values are the link's base, not yet moved.
-            resumed = {i.local_id for i in batch if i.email not in plans}
+            resumed = {i.local_id for i in batch if i.email not in planned}
             old_bases = {
                 local_id: link.base_values
                 for local_id, link in self.store.links_for_local(self.integration_id, obj, list(resumed)).items()
@@ -589,47 +750,68 @@ class SyncEngine:
             failed: list[tuple[OutboxItem, str]] = list(superseded)
             audit: list[dict[str, Any]] = []
             for item, result in zip(batch, results, strict=True):
-                self._count_push(obj, item, result, run)
                 if result.outcome is RecordOutcome.FAILED or not result.crm_id:
                     failed.append((item, result.message or "failed"))
-                    if result.category is ErrorCategory.NOT_FOUND and item.crm_id:
-                        self.store.mark_deleted_in_crm(self.integration_id, obj, item.local_id)
+                    self._push_failed(obj, item, result, run)
                     continue
                 done.append((item, result.crm_id, item.local_version))
-                changed = plans.get(item.email) or _resumed_changes(item, old_bases.get(item.local_id))
+                run.log.append(LogEntry(obj, item.email, result.crm_id, result.outcome, result.category,
+                                        result.message))
+                plan = planned.get(item.email)
+                changed = dict(plan.fields) if plan else _resumed_changes(item, old_bases.get(item.local_id))
+                if result.outcome is RecordOutcome.UNCHANGED:
+                    run.plan.add(PlannedChange(obj, item.email, Side.CRM, ChangeAction.UNCHANGED))
+                else:
+                    action = ChangeAction.CREATE if result.outcome is RecordOutcome.CREATED else ChangeAction.UPDATE
+                    run.plan.add(PlannedChange(obj, item.email, Side.CRM, action, changed))
                 # A resumed write the CRM already holds was made by the crashed run: audit it, or undo cannot see it.
                 if result.outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
-                    audit.extend(self._audit(run, obj, str(item.local_id), "crm", "push", changed))
-                    action = "create" if result.outcome is RecordOutcome.CREATED else "update"
-                    run.changes.append(PlannedChange(obj, item.email, "crm", action, changed))
+                    audit.extend(_audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)))
             # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
             self.store.complete_outbox(self.integration_id, done, failed, audit)
 
-    def _count_push(self, obj: RecordObject, item: OutboxItem, result: RecordResult, run: _Run) -> None:
-        outcome = result.outcome
-        if outcome is RecordOutcome.FAILED and result.category is ErrorCategory.NOT_FOUND and item.crm_id:
-            run.counts["unchanged"] += 0
-            run.skip(obj, item.email, item.crm_id, ErrorCategory.NOT_FOUND, "deleted in the CRM; not re-created",
-                     side="crm")
+    def _push_failed(self, obj: RecordObject, item: OutboxItem, result: RecordResult, run: _Run) -> None:
+        if result.category is ErrorCategory.NOT_FOUND and item.crm_id:
+            self.store.mark_deleted_in_crm(self.integration_id, obj, item.local_id)
+            change, entry = _skip(obj, item.email, item.crm_id, ErrorCategory.NOT_FOUND,
+                                  "deleted in the CRM; not re-created", Side.CRM)
+            run.plan.add(change)
+            run.log.append(entry)
             return
-        key = {RecordOutcome.CREATED: "created", RecordOutcome.UPDATED: "updated",
-               RecordOutcome.UNCHANGED: "unchanged"}.get(outcome, "failed")
-        run.counts[key] += 1
-        if key == "failed":
-            category = result.category or ErrorCategory.SERVER
-            run.failures.append((item.email, category.value, result.message or "failed"))
-        run.outcomes.append((obj, item.email, result.crm_id, outcome, result.category, result.message))
+        run.fail(obj, item.email, result.crm_id, result.category or ErrorCategory.SERVER, result.message or "failed")
 
 
-def _resumed_changes(item: OutboxItem, old_base: dict[str, Any] | None) -> dict[str, tuple[Value, Value]]:
+def _audit(run_id: int | None, obj: RecordObject, side: Side, source: str, changes: dict[str, FieldChange],
+           entity_id: str | None = None) -> list[dict[str, Any]]:
+    """Audit rows of applied field changes (``entity_id`` filled by the store for a record it creates)."""
+    rows: list[dict[str, Any]] = [
+        {"run_id": run_id, "entity": obj.value, "field": name, "old_value": change.old,
+         "new_value": change.new, "source": source, "side": side.value}
+        for name, change in changes.items()
+    ]
+    if entity_id is not None:
+        for row in rows:
+            row["entity_id"] = entity_id
+    return rows
+
+
+def _differences(out: _Outgoing, match: CrmRecord, mappings: list[FieldMapping]) -> dict[str, FieldChange]:
+    """The fields a record found in the CRM by email does not hold yet, as the CRM value -> the local value."""
+    values = record_values(out.local.record)
+    differs: dict[str, FieldChange] = {}
+    for mapping in mappings:
+        if mapping.crm_field not in out.send or mapping.local_field == "email":
+            continue
+        raw = match.fields.get(mapping.crm_field)
+        value = values.get(mapping.local_field)
+        if not crm_holds(mapping, value, raw):
+            differs[mapping.local_field] = FieldChange(from_crm(mapping, raw), value, "differs in the CRM")
+    return differs
+
+
+def _resumed_changes(item: OutboxItem, old_base: dict[str, Any] | None) -> dict[str, FieldChange]:
     """The fields a resumed write changed: against the link's base when linked, all of them for a new record."""
+    reason = "resumed after an interrupted run"
     if old_base is None:
-        return {k: (None, v) for k, v in item.base_after.items() if v is not None}
-    return {k: (old_base.get(k), v) for k, v in item.base_after.items() if old_base.get(k) != v}
-
-
-def from_crm_plain(value: Any) -> Value:
-    """A CRM value as comparable text (dry-run diffs)."""
-    from crm_desktop.sync.mapping import canonical
-
-    return canonical(value)
+        return {k: FieldChange(None, v, reason) for k, v in item.base_after.items() if v is not None}
+    return {k: FieldChange(old_base.get(k), v, reason) for k, v in item.base_after.items() if old_base.get(k) != v}

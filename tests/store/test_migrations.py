@@ -48,7 +48,7 @@ STORE_TABLES = {
     "workspace_settings",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0004"
+SHIPPED_HEAD = "0005"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.

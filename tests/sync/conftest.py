@@ -28,6 +28,7 @@ from crm_desktop.store.models import AuditLogRow, Base, ConflictRule
 from crm_desktop.store.sync_store import Link, SyncStore
 from crm_desktop.sync.engine import SyncDirectionChoice, SyncResult
 from crm_desktop.sync.mapping import FieldMapping
+from crm_desktop.sync.plan import PlannedChange, Value
 
 SHARED_MEMORY = Path("/dev/shm")
 SEARCHES_PER_SECOND = 100
@@ -50,6 +51,11 @@ def scenario(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., No
         asyncio.run(test(*args, **kwargs))
 
     return run
+
+
+def values_of(change: PlannedChange) -> dict[str, tuple[Value, Value]]:
+    """A planned change's fields as field -> (old, new)."""
+    return {name: (field.old, field.new) for name, field in change.fields.items()}
 
 
 def is_write(request: LoggedRequest) -> bool:

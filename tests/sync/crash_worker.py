@@ -101,7 +101,7 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
             "status": result.status.value,
             "counts": result.counts,
             "apiCalls": result.api_calls,
-            "failures": result.failures[:20],
+            "failures": [[f.email, f.category.value, f.message] for f in result.failures[:20]],
             "message": result.message,
             "seconds": round(result.duration, 2),
         }

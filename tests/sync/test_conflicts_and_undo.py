@@ -12,7 +12,7 @@ from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, utcnow
 from crm_desktop.sync.actions import ConflictResolutionError
 from crm_desktop.sync.engine import SyncAlreadyRunning
-from tests.sync.conftest import SyncBench, person, scenario
+from tests.sync.conftest import SyncBench, person, scenario, values_of
 
 EMAIL = "person1@example.com"
 ORIGINAL = "Analytical Engines"
@@ -75,18 +75,19 @@ async def test_a_field_changed_on_both_sides_follows_its_rule(hubspot: SyncBench
     await change_both(hubspot, case.local, case.crm, case.newer)
 
     result = await hubspot.sync()
-    assert result.counts["conflicts"] == 1
+    # Settled by the rule: counted as decided, none waits for the marketer.
+    assert (result.counts["decided"], result.counts["conflicts"]) == (1, 0)
     assert hubspot.contact(EMAIL).company == case.kept
     assert await hubspot.crm_value(EMAIL, "company") == case.kept
     assert hubspot.service.conflicts() == []
     [decided] = [c for c in result.changes if c.action == "conflict"]
-    assert decided.fields == {"company": (case.local, case.crm)}
+    assert values_of(decided) == {"company": (case.local, case.crm)}
     assert hubspot.contact("person2@example.com").company == ORIGINAL
 
     mark = hubspot.mark()
     again = await hubspot.sync()
     assert hubspot.writes_since(mark) == []
-    assert again.counts["conflicts"] == 0
+    assert (again.counts["decided"], again.counts["conflicts"]) == (0, 0)
     assert hubspot.contact(EMAIL).company == case.kept
 
 
@@ -128,10 +129,10 @@ async def test_a_dry_run_does_not_count_a_waiting_conflict_again(hubspot: SyncBe
     await hubspot.edit(hubspot.link(EMAIL).crm_id, {"firstname": "Grace"})
     expected = [("local", "update", {"firstName": ("Ada1", "Grace")})]
     plan = await hubspot.sync(dry_run=True)
-    assert [(c.side, c.action, c.fields) for c in plan.changes] == expected
+    assert [(c.side, c.action, values_of(c)) for c in plan.changes] == expected
     assert plan.counts["conflicts"] == 0
     real = await hubspot.sync()
-    assert [(c.side, c.action, c.fields) for c in real.changes] == expected
+    assert [(c.side, c.action, values_of(c)) for c in real.changes] == expected
     assert real.counts["conflicts"] == 0
     assert hubspot.service.conflict_count() == 1
 

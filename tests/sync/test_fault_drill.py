@@ -110,11 +110,13 @@ class FaultDrill:
         crm = self.crm()
         assert [email for email, n in crm.items() if n > 1] == [], "a contact was created twice"
         assert set(crm) <= self.emails
-        refused = {email for email, category, _ in result.failures if category == ErrorCategory.VALIDATION.value}
-        others = [f for f in result.failures if f[1] != ErrorCategory.VALIDATION.value]
+        refused = {f.email for f in result.failures if f.category is ErrorCategory.VALIDATION}
+        others = [f for f in result.failures if f.category is not ErrorCategory.VALIDATION]
         assert others == [], f"transient faults leaked out as failures: {others[:3]}"
-        for email, _, reason in result.failures:
-            assert reason and email in reason, f"the reason of {email} does not name it: {reason!r}"
+        for failure in result.failures:
+            assert failure.message and failure.email in failure.message, (
+                f"the reason of {failure.email} does not name it: {failure.message!r}"
+            )
         _, log = self.workspace.sync.run(result.run_id)
         failed_rows = [row for row in log if row.outcome is RecordOutcome.FAILED]
         assert {row.record_key for row in failed_rows} == refused
