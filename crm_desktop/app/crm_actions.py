@@ -11,9 +11,11 @@ from typing import Any
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.push_fields import CrmFieldNames, outbound_record
 from crm_desktop.app.record_files import ReadResult, RowProblem, RowWarning, read_records
+from crm_desktop.domain.credentials import needs_sign_in
 from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, ConnectionInfo, CrmAdapter, CrmRecord, RecordResult
+from crm_desktop.providers.errors import ConfigurationError
 from crm_desktop.providers.factory import Transport, build_adapter, default_record_mappers
 from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
@@ -61,6 +63,23 @@ class PushReport:
             "invalidRows": len(self.problems),
             "apiCalls": self.api_calls,
         }
+
+
+@dataclass(frozen=True)
+class IntegrationUpdate:
+    """What ``update_integration`` did.
+
+    Attributes:
+        integration: the integration as saved.
+        connection: what the CRM said when the credentials were tested (``None``: not tested).
+        credentials_replaced: whether new credentials went to the keyring.
+        needs_sign_in: the new credentials carry no tokens yet (Salesforce signs in next).
+    """
+
+    integration: Integration
+    connection: ConnectionInfo | None
+    credentials_replaced: bool
+    needs_sign_in: bool
 
 
 AdapterFactory = Callable[[Integration, dict[str, Any] | None], CrmAdapter]
@@ -164,22 +183,77 @@ class CrmActions:
         The connected app's client id (and secret, if any) come from the stored credentials unless given.
 
         Raises:
-            ValueError: for a non-Salesforce integration or when no client id is known.
+            ConfigurationError: for a non-Salesforce integration or when no client id is known.
             AuthError: when the sign-in fails.
         """
         integration = self.integrations.get(name)
         if integration.provider is not Provider.SALESFORCE:
-            raise ValueError(f"{integration.name!r} is a {integration.provider.value} integration; "
-                             "only Salesforce uses the browser sign-in")
+            raise ConfigurationError(
+                f"{integration.name!r} is a {integration.provider.value} integration; only Salesforce uses the "
+                f"browser sign-in (replace its token with `crm-desktop integration update {integration.name} "
+                "--secret-stdin`)"
+            )
         stored = self.integrations.credentials(integration) or {}
         client_id = client_id or stored.get("clientId")
         client_secret = client_secret or stored.get("clientSecret")
         if not client_id:
-            raise ValueError("no Salesforce client id (consumer key) is known for this integration; give one")
+            raise ConfigurationError(
+                "no Salesforce client id (consumer key) is known for this integration; give one with --client-id"
+            )
         login_url = integration.base_url or "https://login.salesforce.com"
         credentials = await salesforce_sign_in(
             login_url, client_id, client_secret, open_browser=open_browser, port=port, transport=self.transport,
             network=self.network(),
         )
-        self.integrations.save_credentials(integration, credentials)
+        self.integrations.save_credentials(integration, credentials, set_by_person=True)
         return integration
+
+    async def update_integration(
+        self, name: str, changes: dict[str, Any], credentials: dict[str, Any] | None = None
+    ) -> IntegrationUpdate:
+        """Change an integration in place, keeping its links, runs, mappings and cursors (its id stays).
+
+        New credentials, or the stored ones at a new address, are tested against the CRM first; refused ones are
+        not saved and the old ones stay. Salesforce credentials without tokens cannot be tested: they are saved and
+        the integration signs in next.
+
+        Args:
+            name: the integration's current name.
+            changes: new values of ``name``, ``description``, ``base_url``, ``domain`` (others are refused).
+            credentials: new credentials, replacing the stored ones.
+
+        Raises:
+            InvalidRecordError: a changed field is invalid.
+            CredentialsError: the new credentials do not fit the CRM.
+            DuplicateNameError: the new name is taken.
+            AuthError, ProviderError: the CRM refused the credentials or could not be reached (nothing saved).
+        """
+        current = self.integrations.get(name)
+        unknown = set(changes) - {"name", "description", "base_url", "domain"}
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))} of an integration here")
+        edited = Integration(**(current.model_dump(by_alias=False) | changes))
+        checked = self.integrations.check_credentials(edited, credentials) if credentials is not None else None
+        moved = edited.base_url != current.base_url or edited.domain != current.domain
+        to_test = checked if checked is not None else (self.integrations.credentials(current) if moved else None)
+        info: ConnectionInfo | None = None
+        if to_test is not None and not needs_sign_in(edited.provider, to_test):
+            tested: dict[str, Any] = dict(to_test)
+
+            def keep_refreshed(refreshed: dict[str, Any]) -> None:
+                tested.update(refreshed)  # a refresh during the test: the newest tokens are the ones to keep
+
+            adapter = build_adapter(edited, to_test, transport=self.transport, save_tokens=keep_refreshed,
+                                    options=replace(self.options or AdapterOptions(), network=self.network()))
+            try:
+                info = await adapter.test_connection()
+            finally:
+                await adapter.aclose()
+            if checked is not None:
+                checked = self.integrations.check_credentials(edited, tested)
+        saved = self.integrations.update(edited, checked)
+        if info is not None:
+            saved = self.integrations.record_scopes(saved, info.scopes)
+        return IntegrationUpdate(
+            saved, info, checked is not None, checked is not None and needs_sign_in(edited.provider, checked)
+        )

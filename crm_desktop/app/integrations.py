@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from crm_desktop.domain.credentials import check_lasting_session, validate_credentials
@@ -14,12 +16,69 @@ from crm_desktop.vault import Vault, VaultError
 logger = logging.getLogger(__name__)
 
 
-class IntegrationService:
-    """What the Integrations panel and ``crm-desktop integration ...`` do, in one place."""
+#: Days after which the app reminds to rotate an integration's keys, unless ``CRM_DESKTOP_ROTATE_KEYS_DAYS`` says.
+DEFAULT_ROTATE_AFTER_DAYS = 90
+ROTATE_AFTER_ENV = "CRM_DESKTOP_ROTATE_KEYS_DAYS"
 
-    def __init__(self, store: IntegrationStore, vault: Vault) -> None:
+
+def rotate_after_days(environ: Mapping[str, str]) -> int:
+    """The rotation reminder's period in days from the environment (``0`` turns the reminder off).
+
+    A value that is not a whole number of days is ignored, with a warning in the log, rather than stopping the app.
+    """
+    text = environ.get(ROTATE_AFTER_ENV, "").strip()
+    if not text:
+        return DEFAULT_ROTATE_AFTER_DAYS
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if days < 0:
+        logger.warning("%s=%r is not a number of days; reminding after %d days", ROTATE_AFTER_ENV, text,
+                       DEFAULT_ROTATE_AFTER_DAYS)
+        return DEFAULT_ROTATE_AFTER_DAYS
+    return days
+
+
+@dataclass(frozen=True)
+class KeyAge:
+    """How old an integration's stored keys are, and whether it is time to rotate them.
+
+    Attributes:
+        set_at: when a person last set them.
+        days: whole days since.
+        rotate_after_days: the reminder's period (``0``: no reminder).
+    """
+
+    set_at: datetime
+    days: int
+    rotate_after_days: int
+
+    @property
+    def rotation_due(self) -> bool:
+        """Whether the keys are older than the reminder's period."""
+        return self.rotate_after_days > 0 and self.days >= self.rotate_after_days
+
+    def text(self) -> str:
+        """``set today``, ``set 1 day ago``, ``set 120 days ago``."""
+        if self.days == 0:
+            return "set today"
+        return f"set {self.days} day{'' if self.days == 1 else 's'} ago"
+
+
+class IntegrationService:
+    """What the Integrations panel and ``crm-desktop integration ...`` do, in one place.
+
+    Attributes:
+        rotate_after_days: after how many days the app reminds to rotate an integration's keys (``0``: never).
+    """
+
+    def __init__(
+        self, store: IntegrationStore, vault: Vault, *, rotate_after_days: int = DEFAULT_ROTATE_AFTER_DAYS
+    ) -> None:
         self._store = store
         self._vault = vault
+        self.rotate_after_days = rotate_after_days
 
     def list(self) -> list[Integration]:
         """Every integration, by name."""
@@ -58,6 +117,8 @@ class IntegrationService:
             except VaultError:
                 self._store.remove(saved.name)
                 raise
+            self._store.mark_keys_set(saved.id)
+            saved = self._store.get_by_id(saved.id)
         logger.info("integration %s (%s) added", saved.name, saved.provider.value)
         return saved
 
@@ -77,7 +138,23 @@ class IntegrationService:
         if checked is not None:
             assert integration.id is not None
             self._vault.save(integration.id, checked)
-        return self._store.update(integration)
+        saved = self._store.update(integration)
+        if checked is not None:
+            assert saved.id is not None
+            self._store.mark_keys_set(saved.id)
+            saved = self._store.get_by_id(saved.id)
+            logger.info("credentials of integration %s replaced", saved.name)
+        return saved
+
+    def check_credentials(self, integration: Integration, credentials: dict[str, Any]) -> dict[str, Any]:
+        """The credentials in the form the keyring keeps, checked for the integration's CRM.
+
+        Raises:
+            CredentialsError: naming the bad field (Salesforce tokens without a refresh token included).
+        """
+        checked = self._checked_credentials(integration, credentials)
+        assert checked is not None
+        return checked
 
     @staticmethod
     def _checked_credentials(integration: Integration, credentials: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -105,10 +182,23 @@ class IntegrationService:
         assert integration.id is not None
         return self._vault.load(integration.id)
 
-    def save_credentials(self, integration: Integration, credentials: dict[str, Any]) -> None:
-        """Replace the integration's credentials (after a sign-in or a token refresh)."""
+    def save_credentials(self, integration: Integration, credentials: dict[str, Any], *, set_by_person: bool = False
+                         ) -> None:
+        """Replace the integration's credentials: after a token refresh, or (``set_by_person``) a sign-in.
+
+        Only keys a person set restart the rotation reminder; a refresh renews a session, not the keys behind it.
+        """
         assert integration.id is not None
         self._vault.save(integration.id, validate_credentials(integration.provider, credentials))
+        if set_by_person:
+            self._store.mark_keys_set(integration.id)
+
+    def key_age(self, integration: Integration, now: datetime | None = None) -> KeyAge | None:
+        """How old the integration's keys are, or ``None`` when nobody recorded setting them."""
+        if integration.keys_set_at is None:
+            return None
+        elapsed = (now or datetime.now(UTC)) - integration.keys_set_at
+        return KeyAge(integration.keys_set_at, max(elapsed.days, 0), self.rotate_after_days)
 
     def remove(self, name: str) -> Integration:
         """Delete the integration's keyring entry, then the integration and its data in the store.

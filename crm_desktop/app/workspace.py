@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from crm_desktop.app.crm_actions import CrmActions
-from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.integrations import IntegrationService, rotate_after_days
 from crm_desktop.app.paths import AppPaths, resolve_paths
 from crm_desktop.app.settings import NetworkSettingsService
 from crm_desktop.app.social import SocialService
@@ -67,7 +68,9 @@ class Workspace:
         if migration.backup is not None:
             logger.info("store backed up to %s before migrating", migration.backup)
         vault = vault or Vault()
-        integrations = IntegrationService(IntegrationStore(database), vault)
+        integrations = IntegrationService(
+            IntegrationStore(database), vault, rotate_after_days=rotate_after_days(os.environ)
+        )
         network = NetworkSettingsService(WorkspaceSettingsStore(database), vault)
         crm = CrmActions(integrations, transport=transport, network=network.network)
         return cls(

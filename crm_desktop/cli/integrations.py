@@ -10,10 +10,12 @@ import sys
 from typing import Any
 
 from crm_desktop.app.errors import (
+    AuthError,
     CredentialsError,
     InvalidRecordError,
     VaultError,
 )
+from crm_desktop.app.text import plural
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.common import (
     CommandError,
@@ -32,12 +34,34 @@ logger = logging.getLogger(__name__)
 
 def _integration_json(workspace: Workspace, integration: Integration) -> dict[str, Any]:
     data = integration.to_wire()
+    stored = False
     try:
         stored = workspace.integrations.has_credentials(integration)
         data["credentials"] = "stored in OS keyring" if stored else "missing"
     except VaultError:
         data["credentials"] = "keyring unavailable"
+    age = workspace.integrations.key_age(integration) if stored else None
+    data["keyAgeDays"] = age.days if age else None
+    data["rotateAfterDays"] = workspace.integrations.rotate_after_days or None
+    data["rotationDue"] = bool(age and age.rotation_due)
     return data
+
+
+def _age_text(days: int | None) -> str:
+    """``set today``, ``set 1 day ago``, ``set 120 days ago``; ``-`` when unknown."""
+    if days is None:
+        return "-"
+    return "set today" if days == 0 else f"set {plural(days, 'day')} ago"
+
+
+def _rotation_hints(items: list[dict[str, Any]]) -> list[str]:
+    """One reminder per integration whose keys are older than the rotation period."""
+    return [
+        f"rotate: the keys of {i['name']!r} were {_age_text(i['keyAgeDays'])} (reminder after "
+        f"{i['rotateAfterDays']} days); put new ones in with `crm-desktop integration update {i['name']} "
+        "--secret-stdin` (links, runs, mappings and cursors are kept)"
+        for i in items if i.get("rotationDue")
+    ]
 
 
 def _read_secret(provider: Provider) -> dict[str, Any]:
@@ -128,10 +152,11 @@ def cmd_integration_list(args: argparse.Namespace) -> int:
     lines = [
         f"{i['name']:<{width}}  {i['provider']:<10}  {i['syncConfig']['direction']:<13}  "
         f"every {i['syncConfig']['syncInterval']} min  credentials: {i['credentials']}  "
+        f"keys: {_age_text(i['keyAgeDays'])}{' (rotate!)' if i.get('rotationDue') else ''}  "
         f"scopes: {', '.join(i.get('scopes') or []) or '(not tested yet)'}"
         for i in items
     ]
-    emit(args, items, "\n".join(lines))
+    emit(args, items, "\n".join(lines + _rotation_hints(items)))
     return ExitCode.OK
 
 
@@ -151,9 +176,55 @@ def cmd_integration_show(args: argparse.Namespace) -> int:
             f"sync:         {config['direction']} every {config['syncInterval']} min, "
             f"auto-sync {'on' if config['autoSync'] else 'off'}",
             f"credentials:  {data['credentials']}",
+            f"keys:         {_age_text(data['keyAgeDays'])}",
+            *_rotation_hints([data]),
         ]
     )
     emit(args, data, text)
+    return ExitCode.OK
+
+
+def cmd_integration_update(args: argparse.Namespace) -> int:
+    """Change an integration in place; new credentials are tested against the CRM before they are saved."""
+    changes: dict[str, Any] = {
+        field: value
+        for field, value in (("name", args.new_name), ("description", args.description),
+                             ("base_url", args.base_url), ("domain", args.domain))
+        if value is not None
+    }
+    if not changes and not args.secret_stdin:
+        raise CommandError("nothing to change: give --name, --description, --base-url, --domain or --secret-stdin")
+    with closing(open_workspace(args)) as workspace:
+        current = workspace.integrations.get(args.name)
+        credentials = _read_secret(current.provider) if args.secret_stdin else None
+        try:
+            update = asyncio.run(workspace.crm.update_integration(args.name, changes, credentials))
+        except InvalidRecordError as exc:
+            raise CommandError(
+                f"integration {args.name!r} was not changed:\n"
+                + "\n".join(f"  {p}" for p in _integration_problems(exc)),
+                ExitCode.USAGE, "invalid_integration",
+            ) from None
+        except AuthError as exc:
+            raise CommandError(
+                f"the CRM refused the new credentials, so nothing was changed and the old ones stay: {exc}",
+                ExitCode.AUTH, "auth_refused",
+            ) from None
+        data = _integration_json(workspace, update.integration)
+    saved = update.integration
+    lines = [f"updated integration {saved.name!r}" + (f" (was {args.name!r})" if saved.name != args.name else "")]
+    if update.connection is not None:
+        info = update.connection
+        lines.append(f"connection tested: {info.account} as {info.user}")
+    if update.credentials_replaced:
+        lines.append("new credentials stored in the OS keyring; the old ones are gone")
+    if update.needs_sign_in:
+        lines.append(f"no Salesforce tokens yet: sign in with `crm-desktop integration login {saved.name}`")
+    lines.append("links, runs, mappings and cursors are kept")
+    data["tested"] = update.connection is not None
+    data["credentialsReplaced"] = update.credentials_replaced
+    data["needsSignIn"] = update.needs_sign_in
+    emit(args, data, "\n".join(lines))
     return ExitCode.OK
 
 
@@ -212,7 +283,9 @@ def add_commands(commands: Any) -> None:
         help="connect a CRM",
         description="Connect a CRM. Secrets are read from stdin only (never from arguments): HubSpot a private-app "
         "token, Pipedrive an API token, Salesforce a JSON object with clientId, clientSecret, accessToken, "
-        "refreshToken and instanceUrl.",
+        "refreshToken and instanceUrl (an accessToken needs its refreshToken). A Salesforce integration may start "
+        "without tokens and sign in with `integration login`. Every problem is reported at once and nothing is "
+        "written unless all is well; to change an existing integration use `integration update`.",
     )
     add.add_argument("--provider", required=True, choices=PROVIDERS)
     add.add_argument("--name", required=True, help="a name for this connection, e.g. 'hubspot-prod'")
@@ -231,6 +304,24 @@ def add_commands(commands: Any) -> None:
     show.add_argument("name")
     json_flag(show)
     show.set_defaults(handler=cmd_integration_show)
+
+    update = integration_commands.add_parser(
+        "update",
+        help="change an integration in place: rename it, move it, or replace its credentials",
+        description="Change an integration in place; its links, runs, mappings and sync cursors are kept. New "
+        "credentials (read from stdin only, as for `add`) are tested against the CRM before they are saved: "
+        "refused ones are not saved and the old ones stay. A new --base-url or --domain is tested with the stored "
+        "credentials. Salesforce credentials without tokens are saved untested; sign in next with "
+        "`integration login`.",
+    )
+    update.add_argument("name", help="the integration's current name")
+    update.add_argument("--name", dest="new_name", metavar="NEW", help="a new name")
+    update.add_argument("--description", help="what this connection is for")
+    update.add_argument("--base-url", help="API base URL ('' for the vendor's default); http only to loopback")
+    update.add_argument("--domain", help="company domain (Pipedrive: the 'acme' of acme.pipedrive.com)")
+    update.add_argument("--secret-stdin", action="store_true", help="read new credentials from stdin")
+    json_flag(update)
+    update.set_defaults(handler=cmd_integration_update)
 
     remove = integration_commands.add_parser("remove", help="remove an integration and its keyring entry")
     remove.add_argument("name")

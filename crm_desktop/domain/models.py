@@ -472,6 +472,8 @@ class Integration(WireModel):
     sync_config: SyncConfig = Field(default_factory=SyncConfig)
     base_url: str | None = None
     domain: Annotated[str | None, Field(max_length=253)] = None
+    #: When a person last set its credentials (added, replaced, signed in); ``None`` when unknown or never.
+    keys_set_at: datetime | None = None
 
     @field_validator("base_url")
     @classmethod

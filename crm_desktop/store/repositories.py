@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -50,6 +51,7 @@ def _integration_from_row(row: IntegrationRow) -> Integration:
         sync_config=SyncConfig.model_validate(row.sync_config),
         base_url=row.base_url,
         domain=row.domain,
+        keys_set_at=row.keys_set_at,
     )
 
 
@@ -142,6 +144,14 @@ class IntegrationStore:
                 return _integration_from_row(row)
         except IntegrityError:
             raise DuplicateNameError(f"an integration named {integration.name!r} already exists") from None
+
+    def mark_keys_set(self, integration_id: int, when: datetime | None = None) -> None:
+        """Record that the integration's credentials were set now (or at ``when``)."""
+        with self._db.session() as session:
+            row = session.get(IntegrationRow, integration_id)
+            if row is None:
+                raise NotFoundError(f"no integration with id {integration_id}")
+            row.keys_set_at = when or utcnow()
 
     def remove(self, name: str) -> Integration:
         """Delete an integration and everything that belongs to it; return what was deleted.

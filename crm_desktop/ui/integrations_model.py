@@ -12,7 +12,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QWidget
 
 from crm_desktop.app.errors import VaultError
-from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.integrations import IntegrationService, KeyAge
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
 
 logger = logging.getLogger(__name__)
@@ -105,10 +105,17 @@ class IntegrationRow:
     Attributes:
         integration: the stored integration.
         credentials: whether its credentials are in the keyring.
+        key_age: how old the stored keys are (``None``: none stored, or nobody recorded when they were set).
     """
 
     integration: Integration
     credentials: CredentialsState
+    key_age: KeyAge | None = None
+
+    @property
+    def rotation_due(self) -> bool:
+        """Whether the stored keys are older than the rotation reminder's period."""
+        return self.key_age is not None and self.key_age.rotation_due
 
 
 def credentials_state(service: IntegrationService, integration: Integration) -> CredentialsState:
@@ -134,7 +141,11 @@ class IntegrationsTableModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         """Reload every integration from the store and its credentials state from the keyring."""
-        rows = [IntegrationRow(i, credentials_state(self._service, i)) for i in self._service.list()]
+        rows = []
+        for integration in self._service.list():
+            state = credentials_state(self._service, integration)
+            age = self._service.key_age(integration) if state is CredentialsState.STORED else None
+            rows.append(IntegrationRow(integration, state, age))
         self.beginResetModel()
         self._rows = rows
         self.endResetModel()
@@ -198,6 +209,8 @@ class IntegrationsTableModel(QAbstractTableModel):
             case IntegrationColumn.BASE_URL:
                 return integration.base_url or "vendor default"
             case IntegrationColumn.CREDENTIALS:
+                if row.rotation_due and row.key_age is not None:
+                    return f"{row.credentials.value} · rotate ({row.key_age.days} d old)"
                 return row.credentials.value
             case IntegrationColumn.SYNC:
                 return sync_text(integration.sync_config)
@@ -212,16 +225,23 @@ class IntegrationsTableModel(QAbstractTableModel):
                 return integration.base_url
             return default_api_address(integration)
         if column is IntegrationColumn.CREDENTIALS:
-            return {
+            text = {
                 CredentialsState.STORED: "The credentials are kept in the operating system's keyring.",
                 CredentialsState.MISSING: "No credentials yet: use Edit… to add them.",
                 CredentialsState.UNAVAILABLE: "The OS keyring is locked or missing, so the credentials cannot be read.",
             }[row.credentials]
+            if row.key_age is not None:
+                text += f" Keys {row.key_age.text()}."
+            if row.rotation_due and row.key_age is not None:
+                text += (f" Time to rotate them (reminder after {row.key_age.rotate_after_days} days): create new "
+                         "keys in the CRM, then Edit… and paste them; the sync history is kept.")
+            return text
         return None
 
     @staticmethod
     def _foreground(row: IntegrationRow, column: IntegrationColumn) -> QBrush | None:
-        if column is IntegrationColumn.CREDENTIALS and row.credentials is not CredentialsState.STORED:
+        if column is IntegrationColumn.CREDENTIALS and (row.credentials is not CredentialsState.STORED
+                                                       or row.rotation_due):
             return QBrush(_WARNING)
         if column is IntegrationColumn.BASE_URL and not row.integration.base_url:
             return QBrush(_MUTED)

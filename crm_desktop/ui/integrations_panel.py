@@ -138,7 +138,7 @@ class IntegrationDetails(QWidget):
         values: the value label of each shown attribute, by its caption.
     """
 
-    CAPTIONS = ("CRM", "Description", "Base URL", "Company domain", "Scopes", "Sync", "Credentials")
+    CAPTIONS = ("CRM", "Description", "Base URL", "Company domain", "Scopes", "Sync", "Credentials", "Keys")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -188,8 +188,18 @@ class IntegrationDetails(QWidget):
                 CredentialsState.UNAVAILABLE: "cannot be read: the OS keyring is locked or missing",
             }[row.credentials],
         }
+        age = row.key_age
+        texts["Keys"] = "—" if age is None else age.text()[0].upper() + age.text()[1:]
+        if row.rotation_due and age is not None:
+            texts["Keys"] += (f" — time to rotate them (reminder after {age.rotate_after_days} days): create new "
+                              "keys in the CRM, then Edit… and paste them")
         for caption, text in texts.items():
             self.values[caption].setText(text)
+        keys = self.values["Keys"]
+        if keys.property("rotate") != row.rotation_due:
+            keys.setProperty("rotate", row.rotation_due)
+            keys.style().unpolish(keys)
+            keys.style().polish(keys)
         # Only Pipedrive addresses a company by its domain.
         self._form.setRowVisible(
             self.values["Company domain"], integration.provider is Provider.PIPEDRIVE or bool(integration.domain)
@@ -266,6 +276,10 @@ class IntegrationsPanel(QWidget):
         self.keyring_warning.setObjectName("keyringWarning")
         self.keyring_warning.setWordWrap(True)
         self.keyring_warning.hide()
+        self.rotation_warning = QLabel()
+        self.rotation_warning.setObjectName("rotationWarning")
+        self.rotation_warning.setWordWrap(True)
+        self.rotation_warning.hide()
 
         self.add_button = QPushButton("Add…")
         self.add_button.setProperty("primary", True)
@@ -323,6 +337,7 @@ class IntegrationsPanel(QWidget):
         layout.setSpacing(12)
         layout.addWidget(heading)
         layout.addWidget(self.keyring_warning)
+        layout.addWidget(self.rotation_warning)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
         layout.addWidget(details_box)
@@ -344,6 +359,7 @@ class IntegrationsPanel(QWidget):
         keep = select or (current.name if (current := self.selected_integration()) else None)
         self._update_keyring_warning()
         self.model.refresh()
+        self._update_rotation_warning()
         row = self.model.row_of(keep) if keep else None
         if row is None and self.model.rowCount() > 0:
             row = 0
@@ -367,6 +383,20 @@ class IntegrationsPanel(QWidget):
         ok, message = self._keyring_availability()
         self.keyring_warning.setText("Credentials cannot be saved: " + message)
         self.keyring_warning.setVisible(not ok)
+
+    def _update_rotation_warning(self) -> None:
+        due = [self.model.row(number) for number in range(self.model.rowCount())]
+        due = [row for row in due if row.rotation_due and row.key_age is not None]
+        if not due:
+            self.rotation_warning.hide()
+            return
+        names = ", ".join(f"“{row.integration.name}” ({row.key_age.days} days old)" for row in due if row.key_age)
+        period = due[0].key_age.rotate_after_days if due[0].key_age else 0
+        self.rotation_warning.setText(
+            f"Time to rotate keys (reminder after {period} days): {names}. Create new keys in the CRM, then "
+            "Edit… and paste them; links, runs and mappings are kept."
+        )
+        self.rotation_warning.show()
 
     def selected_row(self) -> int | None:
         """The selected table row, if any."""

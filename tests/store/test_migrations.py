@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -21,7 +23,7 @@ from crm_desktop.store.database import (
     sqlite_url,
 )
 from crm_desktop.store.models import Base
-from crm_desktop.store.repositories import ContactStore
+from crm_desktop.store.repositories import ContactStore, IntegrationStore
 
 pytestmark = pytest.mark.postgres
 
@@ -48,7 +50,7 @@ STORE_TABLES = {
     "workspace_settings",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0005"
+SHIPPED_HEAD = "0006"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
@@ -193,3 +195,20 @@ def test_a_new_sqlite_file_is_not_backed_up(tmp_path: Path, monkeypatch: pytest.
 
     assert (report.from_revision, report.to_revision, report.backup) == (None, "9001", None)
     assert sorted(p.name for p in tmp_path.iterdir() if ".bak" in p.name) == []
+
+
+def test_integrations_added_before_keys_were_dated_count_from_when_they_were_added(blank_database: Database) -> None:
+    config = database_module._alembic_config(blank_database.engine)
+    with blank_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+    added = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    with blank_database.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO integrations (provider, name, description, scopes, sync_config, created_at, updated_at)"
+                 " VALUES ('hubspot', 'hs', '', '[]', '{}', :added, :added)"),
+            {"added": added},
+        )
+    blank_database.migrate()
+    integration = IntegrationStore(blank_database).get("hs")
+    assert integration.keys_set_at == added

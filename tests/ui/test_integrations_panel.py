@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 
 import keyring.backends.fail
 import keyring.errors
@@ -15,6 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration, Provider, SyncDirection
+from crm_desktop.store.models import utcnow
 from crm_desktop.ui.integrations_model import IntegrationColumn
 from crm_desktop.ui.integrations_panel import IntegrationDialog, IntegrationsPanel
 from crm_desktop.vault import SERVICE_NAME, Vault
@@ -461,3 +463,35 @@ def test_without_a_usable_keyring_the_dialog_refuses_the_secret_and_adds_nothing
         assert keyless.integrations.list() == []
     finally:
         keyless.close()
+
+
+def test_old_keys_are_flagged_until_new_ones_are_pasted(
+    panel: IntegrationsPanel, workspace: Workspace, qtbot: QtBot
+) -> None:
+    added = add_hubspot(panel, qtbot)
+    assert added.id is not None
+    assert table_text(panel, added.name, IntegrationColumn.CREDENTIALS) == "stored in keyring"
+    assert panel.details.values["Keys"].text() == "Set today"
+    assert panel.rotation_warning.isHidden()
+
+    workspace.integrations._store.mark_keys_set(added.id, utcnow() - timedelta(days=120))
+    panel.reload(select=added.name)
+    assert table_text(panel, added.name, IntegrationColumn.CREDENTIALS) == "stored in keyring · rotate (120 d old)"
+    row = panel.model.row_of(added.name)
+    assert row is not None
+    tooltip = str(panel.model.index(row, IntegrationColumn.CREDENTIALS).data(Qt.ItemDataRole.ToolTipRole))
+    assert "set 120 days ago" in tooltip and "reminder after 90 days" in tooltip
+    assert panel.details.values["Keys"].text().startswith("Set 120 days ago — time to rotate them")
+    assert panel.details.values["Keys"].property("rotate") is True
+    assert panel.rotation_warning.isVisible()
+    assert "“hubspot-marketing” (120 days old)" in panel.rotation_warning.text()
+
+    click(panel.edit_button)
+    dialog = panel.dialog
+    assert dialog is not None
+    type_into(dialog.credential_edits[Provider.HUBSPOT]["token"], "pat-na1-rotated-token-7777")
+    click(ok_button(dialog))
+    assert not dialog.isVisible()
+    assert table_text(panel, added.name, IntegrationColumn.CREDENTIALS) == "stored in keyring"
+    assert panel.details.values["Keys"].text() == "Set today"
+    assert panel.rotation_warning.isHidden()
