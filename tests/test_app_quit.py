@@ -40,3 +40,5 @@ def test_the_app_quits_with_status_0_and_a_quiet_stderr_after_syncing_thousands_
     assert report.at_quit["frozen_objects"] == 0
     assert report.at_quit["gc_threshold"][0] == 700
     assert report.at_quit["uvloop_loaded"] is False
+    # The sandboxes run in a child process: no emulator thread competes with the GUI for the interpreter.
+    assert "sandbox-server" not in report.at_quit["threads"]

@@ -21,7 +21,7 @@ from crm_desktop.domain.models import (
 )
 from crm_desktop.sandbox.core import SandboxConfig, parse_fault_spec
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
-from crm_desktop.sandbox.server import SandboxServer, make_sandbox
+from crm_desktop.sandbox.process import SandboxProcess, SandboxSpec
 from crm_desktop.vault import Vault
 from crm_desktop.vault.ephemeral import EphemeralKeyring
 
@@ -46,12 +46,12 @@ class Demo:
     """A running demo: the sandbox server and the workspace wired to it.
 
     Attributes:
-        server: the loopback server of the three sandboxes (stop it when done).
+        server: the child process serving the three sandboxes on loopback (stop it when done).
         workspace: the demo workspace (its own data dir).
         local_contacts: how many social contacts the local store starts with.
     """
 
-    server: SandboxServer
+    server: SandboxProcess
     workspace: Workspace
     local_contacts: int
 
@@ -119,20 +119,20 @@ def start_demo(
 ) -> Demo:
     """Start the three sandboxes on free loopback ports and a fresh demo workspace wired to them.
 
-    The demo data dir is rebuilt at every start (the sandboxes are new too). Sandbox tokens are throwaway and kept
-    in process memory only, so the demo runs even where no OS keyring exists; real integrations never use that.
+    The sandboxes are served by a child process of their own: the app's process (its GUI loop, its database
+    calls) does none of the emulators' work. The demo data dir is rebuilt at every start (the sandboxes are new
+    too). Sandbox tokens are throwaway and kept in process memory only, so the demo runs even where no OS keyring
+    exists; real integrations never use that.
     """
     rules = parse_fault_spec(faults) if faults else []
-    sandboxes = [
-        make_sandbox(p.value, SandboxConfig(latency_ms=latency_ms, faults=list(rules), seed=seed + i,
-                                            contacts=crm_contacts))
-        for i, p in enumerate(Provider)
-    ]
     # The demo plays a top-plan account of each CRM, so a first sync takes seconds, not minutes.
-    for sandbox in sandboxes:
-        sandbox.apply_config(TOP_PLAN_LIMITS.get(sandbox.provider, {}))
-    server = SandboxServer(sandboxes)
+    server = SandboxProcess([
+        SandboxSpec(p.value, SandboxConfig(latency_ms=latency_ms, faults=list(rules), seed=seed + i,
+                                           contacts=crm_contacts), TOP_PLAN_LIMITS.get(p.value, {}))
+        for i, p in enumerate(Provider)
+    ])
     server.start()
+    sandboxes = server.sandboxes
     try:
         folder = demo_data_dir(data_dir)
         if folder.exists():

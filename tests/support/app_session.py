@@ -16,6 +16,7 @@ import gc
 import json
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -235,6 +236,7 @@ class _Session:
             "frozen_objects": gc.get_freeze_count(),
             "gc_threshold": list(gc.get_threshold()),
             "uvloop_loaded": "uvloop" in sys.modules,
+            "threads": sorted(thread.name for thread in threading.enumerate()),
             "loop": type(asyncio.get_event_loop()).__module__,
         }
         (self.settings.data_dir / "session-report.json").write_text(json.dumps(self.facts), encoding="utf-8")
