@@ -430,3 +430,94 @@ def test_credentials_refused_in_the_middle_of_a_run_exit_with_the_auth_code(
     assert result["status"] == "failed" and result["authFailed"] is True
     assert result["runId"] is not None and "reconnect" in result["message"]
     assert sandbox.faults.fired == {"expire": 1}
+
+
+# -- mappings, decided conflicts, undo -------------------------------------------------------------
+
+
+def change_first_name_on_both_sides(data_dir: Path, sandbox: HubSpotSandbox, local: str, crm: str) -> None:
+    """The marketer edits ann's first name here, then a salesperson edits it in the CRM."""
+    with workspace_at(data_dir) as workspace:
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None
+        workspace.contacts.save(ann.model_copy(update={"first_name": local}))
+    sandbox.clock.advance(2)
+    sandbox.edit_record("contacts", crm_id_of(sandbox, "ann@example.com"), {"firstname": crm})
+
+
+def test_mapping_show_and_set(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, shown = run_json(data_dir, ["mapping", "show", "hs", "--object", "contact"], capsys)
+    assert code == ExitCode.OK
+    first = next(m for m in shown["mappings"] if m["field"] == "firstName")
+    assert (first["crmField"], first["direction"], first["rule"]) == ("firstname", "two_way", "last_write_wins")
+    assert {m["object"] for m in shown["mappings"]} == {"contact"}
+
+    code, changed = run_json(data_dir, ["mapping", "set", "hs", "firstname", "--rule", "manual"], capsys)
+    assert code == ExitCode.OK and (changed["field"], changed["rule"]) == ("firstName", "manual")
+    code, out, _ = run(data_dir, ["mapping", "set", "hs", "company", "--object", "lead", "--direction", "pull_only"],
+                       capsys)
+    assert code == ExitCode.OK and "lead company" in out and "pull_only" in out
+    code, out, _ = run(data_dir, ["mapping", "show", "hs"], capsys)
+    [row] = [line for line in out.splitlines() if line.split()[:2] == ["contact", "firstName"]]
+    assert "ask me" in row
+    [row] = [line for line in out.splitlines() if line.split()[:2] == ["lead", "company"]]
+    assert "pull_only" in row
+
+    code, _, err = run(data_dir, ["mapping", "set", "hs", "favourite", "--rule", "manual"], capsys)
+    assert code == ExitCode.USAGE and "no field 'favourite'" in err and "firstName" in err
+    code, _, err = run(data_dir, ["mapping", "set", "hs", "firstName"], capsys)
+    assert code == ExitCode.USAGE and "--rule" in err
+    code, _, err = run(data_dir, ["mapping", "set", "hs", "custom.segment", "--rule", "manual"], capsys)
+    assert code == ExitCode.USAGE and "--crm-field" in err
+
+
+def test_conflicts_decided_by_rule_are_reported_apart_from_waiting_ones(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    assert run(data_dir, ["mapping", "set", "hs", "firstName", "--rule", "prefer_crm"], capsys)[0] == ExitCode.OK
+    change_first_name_on_both_sides(data_dir, sandbox, "Annie", "Anna")
+
+    code, out, _ = run(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.OK
+    assert "decided by rule (1)" in out and "0 conflicts waiting" in out
+    assert "conflicts waiting for you" not in out
+    assert run(data_dir, ["conflicts", "list"], capsys)[1].strip() == "no open conflicts"
+    code, runs = run_json(data_dir, ["runs", "list"], capsys)
+    decided_run = runs[0]
+    assert (decided_run["counts"]["decided"], decided_run["counts"]["conflicts"]) == (1, 0)
+    code, shown = run_json(data_dir, ["runs", "show", str(decided_run["id"])], capsys)
+    [logged] = [r for r in shown["records"] if r["outcome"] == "conflict"]
+    assert logged["record"] == "ann@example.com" and "decided by rule: CRM value kept" in logged["message"]
+    code, out, _ = run(data_dir, ["runs", "show", str(decided_run["id"])], capsys)
+    assert "decided by rule (1)" in out and "record log:   empty" not in out
+
+    assert run(data_dir, ["mapping", "set", "hs", "firstName", "--rule", "manual"], capsys)[0] == ExitCode.OK
+    change_first_name_on_both_sides(data_dir, sandbox, "Ann", "Annette")
+    code, out, _ = run(data_dir, ["sync", "hs"], capsys)
+    assert "conflicts waiting for you (1): crm-desktop conflicts list" in out and "decided by rule" not in out
+
+
+def test_runs_undo_is_refused_twice_and_records_its_trigger_and_log(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    sandbox.edit_record("contacts", crm_id_of(sandbox, "cy@example.com"), {"company": "Globex"})
+    code, data = run_json(data_dir, ["sync", "hs", "--direction", "pull"], capsys)
+    pull_run = data["results"][0]["runId"]
+
+    code, out, _ = run(data_dir, ["runs", "undo", str(pull_run)], capsys)
+    assert code == ExitCode.OK
+    assert "1 local field value restored, 0 CRM field values restored, 1 CRM field value set to the restored" in out
+    assert "company: Globex -> Initech" in out
+    code, runs = run_json(data_dir, ["runs", "list"], capsys)
+    assert (runs[0]["direction"], runs[0]["trigger"]) == ("undo", "cli")
+    code, shown = run_json(data_dir, ["runs", "show", str(runs[0]["id"])], capsys)
+    assert [(r["record"], r["outcome"]) for r in shown["records"]] == [("cy@example.com", "updated")]
+
+    before = last_request(sandbox)
+    code, _, err = run(data_dir, ["runs", "undo", str(pull_run)], capsys)
+    assert code == ExitCode.PARTIAL and f"run {pull_run} was already undone" in err
+    assert crm_writes(sandbox, before) == []

@@ -34,6 +34,7 @@ from crm_desktop.sync.mapping import (
     MappingProblem,
     Transform,
     default_mappings,
+    local_fields,
     validate_mappings,
     with_crm_lengths,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "FieldDirection",
     "FieldMapping",
     "ImportReport",
+    "MappingChangeError",
     "MappingProblem",
     "SyncDirectionChoice",
     "SyncRecordLogRow",
@@ -56,6 +58,10 @@ __all__ = [
     "SyncTrigger",
     "Transform",
 ]
+
+
+class MappingChangeError(ValueError):
+    """A field mapping cannot be changed as asked; the message says why."""
 
 
 class SyncService:
@@ -128,6 +134,47 @@ class SyncService:
             for m in self.mappings(integration, obj)
         ]
         self.save_mappings(integration, obj, mappings)
+
+    def change_mapping(
+        self,
+        integration: Integration,
+        obj: RecordObject,
+        local_field: str,
+        *,
+        rule: ConflictRule | None = None,
+        direction: FieldDirection | None = None,
+        crm_field: str | None = None,
+    ) -> FieldMapping:
+        """Change one field's conflict rule, direction or CRM field (mapping a known local field not mapped yet
+        needs its CRM field); returns the field's mapping as saved.
+
+        Raises:
+            MappingChangeError: for a field that is not a local field, or not mapped and given no CRM field.
+        """
+        known = local_fields(obj)
+        mappings = self.mappings(integration, obj)
+        by_name = {m.local_field.casefold(): m.local_field for m in mappings}
+        by_name.update({name.casefold(): name for name in known})
+        name = by_name.get(local_field.strip().casefold())
+        if name is None and local_field.startswith("custom."):
+            name = local_field
+        if name is None:
+            choices = ", ".join(sorted({m.local_field for m in mappings} | set(known)))
+            raise MappingChangeError(f"{obj.value}s have no field {local_field!r}; fields: {choices}")
+        current = next((m for m in mappings if m.local_field == name), None)
+        if current is None:
+            if not crm_field:
+                raise MappingChangeError(f"{name} is not mapped yet: give its CRM field (--crm-field)")
+            current = FieldMapping(name, crm_field)
+            mappings.append(current)
+        changed = replace(
+            current,
+            conflict_rule=rule or current.conflict_rule,
+            direction=direction or current.direction,
+            crm_field=(crm_field or current.crm_field).strip(),
+        )
+        self.save_mappings(integration, obj, [changed if m.local_field == name else m for m in mappings])
+        return changed
 
     async def check_mappings(self, name: str, obj: RecordObject) -> list[MappingProblem]:
         """Validate the mappings against the CRM's live field list."""

@@ -24,7 +24,19 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.logging_setup import configure_logging
 from crm_desktop.app.paths import resolve_paths
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.cli import api, attribution, config, conflicts, integrations, records, runs, serve, social, sync
+from crm_desktop.cli import (
+    api,
+    attribution,
+    config,
+    conflicts,
+    integrations,
+    mapping,
+    records,
+    runs,
+    serve,
+    social,
+    sync,
+)
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -83,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_commands(commands)
     sync.add_commands(commands)
     conflicts.add_commands(commands)
+    mapping.add_commands(commands)
     runs.add_commands(commands)
     social.add_commands(commands)
     attribution.add_commands(commands)

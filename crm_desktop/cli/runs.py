@@ -10,7 +10,9 @@ from typing import Any
 from crm_desktop.app.imports import ImportUndoError
 from crm_desktop.app.sync_service import (
     SyncRunRow,
+    SyncTrigger,
 )
+from crm_desktop.app.text import plural
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -22,10 +24,12 @@ from crm_desktop.cli.common import (
     integration_names,
     json_flag,
     open_workspace,
+    shown,
     stored_run_seconds,
     table,
     when,
 )
+from crm_desktop.sync.actions import UndoRefused
 from crm_desktop.sync.engine import SyncAlreadyRunning
 
 logger = logging.getLogger(__name__)
@@ -42,7 +46,7 @@ def _run_json(run: SyncRunRow, names: dict[int, str]) -> dict[str, Any]:
         "dryRun": run.dry_run,
         "status": run.status.value,
         "counts": {"created": run.created, "updated": run.updated, "unchanged": run.unchanged,
-                   "failed": run.failed, "conflicts": run.conflicts},
+                   "failed": run.failed, "conflicts": run.conflicts, "decided": run.conflicts_decided},
         "total": run.total,
         "apiCalls": run.api_calls,
         "message": run.message,
@@ -61,10 +65,10 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         emit(args, [], "no sync runs yet")
         return ExitCode.OK
     header = ("RUN", "INTEGRATION", "STARTED", "TRIGGER", "DIRECTION", "STATUS", "CREATED", "UPDATED",
-              "UNCHANGED", "FAILED", "CONFLICTS", "API CALLS", "DURATION")
+              "UNCHANGED", "FAILED", "WAITING", "DECIDED", "API CALLS", "DURATION")
     rows = [
         (str(i["id"]), i["integration"], when(i["startedAt"]), i["trigger"], i["direction"], i["status"],
-         *(str(i["counts"][k]) for k in ("created", "updated", "unchanged", "failed", "conflicts")),
+         *(str(i["counts"][k]) for k in ("created", "updated", "unchanged", "failed", "conflicts", "decided")),
          str(i["apiCalls"]), duration_text(i["durationSeconds"]))
         for i in items
     ]
@@ -109,16 +113,33 @@ def cmd_runs_undo(args: argparse.Namespace) -> int:
     """Undo a run: put back the values it changed, on both sides."""
     with closing(open_workspace(args)) as workspace:
         try:
-            report = asyncio.run(workspace.sync.undo(args.id))
+            report = asyncio.run(workspace.sync.undo(args.id, SyncTrigger.CLI, force=args.force))
         except ImportUndoError as exc:
             raise CommandError(str(exc), ExitCode.PARTIAL) from None
         except SyncAlreadyRunning as exc:
             raise CommandError(str(exc), ExitCode.PARTIAL, "sync_running") from None
+        except UndoRefused as exc:
+            raise CommandError(str(exc), ExitCode.PARTIAL, "undo_refused") from None
         undo_run, _ = workspace.sync.run(report.run_id)
     data = {"runId": args.id, "undoRunId": report.run_id, "status": undo_run.status.value,
-            "restoredLocal": report.restored_local, "restoredCrm": report.restored_crm, "kept": report.kept}
+            "restoredLocal": report.restored_local, "restoredCrm": report.restored_crm,
+            "alignedCrm": report.aligned_crm, "kept": report.kept,
+            "overridden": [str(c) for c in report.overridden],
+            "changes": [
+                {"object": c.object.value, "email": c.email, "side": c.side.value,
+                 "fields": {name: {"from": f.old, "to": f.new} for name, f in c.fields.items()}}
+                for c in report.plan.changes
+            ]}
+    crm = f"{plural(report.restored_crm, 'CRM field value')} restored"
+    if report.aligned_crm:
+        crm += f", {plural(report.aligned_crm, 'CRM field value')} set to the restored local value"
     lines = [f"undid run {args.id} (as run {report.run_id}, {undo_run.status.value}): "
-             f"{report.restored_local} local and {report.restored_crm} CRM field values restored"]
+             f"{plural(report.restored_local, 'local field value')} restored, {crm}"]
+    for change in report.plan.changes:
+        where = "in CRM" if change.side.value == "crm" else "locally"
+        lines.append(f"  {where:<8} {change.object.value:<7} {change.email}")
+        lines.extend(f"      {name}: {shown(f.old)} -> {shown(f.new)}" for name, f in change.fields.items())
+    lines.extend(f"  overwritten (--force): {item}" for item in report.overridden)
     lines.extend(f"  kept: {reason}" for reason in report.kept)
     emit(args, data, "\n".join(lines))
     return ExitCode.OK if undo_run.status.value == "succeeded" else ExitCode.PARTIAL
@@ -139,10 +160,14 @@ def add_commands(commands: Any) -> None:
     run_show.set_defaults(handler=cmd_runs_show)
     undo = run_commands.add_parser(
         "undo", help="undo a run: put back the values it changed",
-        description="Undo a run: every field value it changed is set back, locally and in the CRM. Records the "
-        "run created are kept (sync never deletes) and reported. The undo is itself a run. Exit 1 if the CRM "
-        "refused to take some values back.",
+        description="Undo a run: every field value it changed is set back, locally and in the CRM (a value the run "
+        "only pulled is written to the CRM too, so both sides agree). Records the run created are kept (sync never "
+        "deletes) and reported. The undo is itself a run, with a record log. Refused (exit 1) when the run was "
+        "undone already, or when values it wrote changed after it (listed; --force overwrites them). Exit 1 if "
+        "the CRM refused to take some values back.",
     )
     undo.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
+    undo.add_argument("--force", action="store_true",
+                      help="put back the values from before the run even where they changed after it")
     json_flag(undo)
     undo.set_defaults(handler=cmd_runs_undo)

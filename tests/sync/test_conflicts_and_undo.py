@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, utcnow
-from crm_desktop.sync.actions import ConflictResolutionError
-from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
+from crm_desktop.sync.actions import ConflictResolutionError, UndoRefused
+from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
+from crm_desktop.sync.plan import Side
 from tests.sync.conftest import SyncBench, person, scenario, values_of
 
 EMAIL = "person1@example.com"
@@ -269,3 +270,65 @@ async def test_undo_is_refused_while_a_sync_of_the_integration_runs_in_this_proc
     result = await running
     assert result.status is SyncRunStatus.SUCCEEDED
     assert [run.direction for run in hubspot.service.runs()] == ["both", "both"]
+
+
+@scenario
+async def test_undo_of_a_pull_counts_what_it_wrote_record_by_record(hubspot: SyncBench) -> None:
+    await seed(hubspot)
+    await hubspot.edit(hubspot.link(EMAIL).crm_id, {"firstname": "Grace"})
+    pulled = await hubspot.sync(SyncDirectionChoice.PULL)
+    assert hubspot.contact(EMAIL).first_name == "Grace"
+    mark = hubspot.mark()
+
+    report = await hubspot.service.undo(pulled.run_id or 0, SyncTrigger.CLI)
+    # The run wrote one local value; the CRM is set to it too so both sides agree, and said so apart.
+    assert (report.restored_local, report.restored_crm, report.aligned_crm) == (1, 0, 1)
+    assert [(c.email, c.side, values_of(c)) for c in report.plan.changes] == [
+        (EMAIL, Side.CRM, {"firstName": ("Grace", "Ada1")}),
+        (EMAIL, Side.LOCAL, {"firstName": ("Grace", "Ada1")}),
+    ]
+    assert len(hubspot.writes_since(mark)) == 1
+    undo_run, log = hubspot.service.run(report.run_id)
+    assert (undo_run.trigger, undo_run.direction, undo_run.updated) == (SyncTrigger.CLI, "undo", 1)
+    assert [(row.record_key, row.outcome) for row in log] == [(EMAIL, RecordOutcome.UPDATED)]
+    assert log[0].message == f"undo of run {pulled.run_id}: firstName (local), firstName (CRM)"
+
+
+@scenario
+async def test_a_run_is_undone_once(hubspot: SyncBench) -> None:
+    await seed(hubspot)
+    hubspot.change(EMAIL, company="Difference Engines")
+    run = await hubspot.sync()
+    await hubspot.service.undo(run.run_id or 0)
+    mark = hubspot.mark()
+    with pytest.raises(UndoRefused, match=f"run {run.run_id} was already undone"):
+        await hubspot.service.undo(run.run_id or 0)
+    assert hubspot.writes_since(mark) == []
+    assert [r.direction for r in hubspot.service.runs()].count("undo") == 1
+
+
+@scenario
+async def test_undo_refuses_to_overwrite_a_later_conflict_resolution_unless_forced(hubspot: SyncBench) -> None:
+    await seed(hubspot)
+    await hubspot.edit(hubspot.link(EMAIL).crm_id, {"company": "CRM Co"})
+    older = await hubspot.sync()  # pulls the company
+    assert hubspot.contact(EMAIL).company == "CRM Co"
+    hubspot.set_rule("company", ConflictRule.MANUAL)
+    await change_both(hubspot, "Local Co", "Other CRM Co", "crm")
+    await hubspot.sync()
+    [conflict] = hubspot.service.conflicts()
+    await hubspot.service.resolve(conflict.id, take="local")
+    before = hubspot.snapshot()
+    mark = hubspot.mark()
+
+    with pytest.raises(UndoRefused) as refused:
+        await hubspot.service.undo(older.run_id or 0)
+    assert f"{EMAIL} company (locally): the run left 'CRM Co', now 'Local Co'" in str(refused.value)
+    assert "--force" in str(refused.value)
+    assert hubspot.writes_since(mark) == []
+    assert hubspot.snapshot() == before, "a refused undo wrote something"
+
+    report = await hubspot.service.undo(older.run_id or 0, force=True)
+    assert [str(c) for c in report.overridden][0].startswith(f"{EMAIL} company (locally)")
+    assert hubspot.contact(EMAIL).company == ORIGINAL
+    assert await hubspot.crm_value(EMAIL, "company") == ORIGINAL
