@@ -43,6 +43,17 @@ def salesforce_session_expired(response: httpx.Response) -> bool:
     return True
 
 
+def granted_tokens(response: httpx.Response) -> tuple[dict[str, Any] | None, str]:
+    """The tokens Salesforce's token endpoint granted, or ``None`` and the error it named (for the message)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code == 200 and isinstance(body, dict) and "access_token" in body:
+        return body, ""
+    return None, str(body.get("error", f"HTTP {response.status_code}")) if isinstance(body, dict) else "refused"
+
+
 class SalesforceAuth(httpx.Auth):
     """Bearer access token, refreshed with the refresh token before known expiry or once on ``INVALID_SESSION_ID``.
 
@@ -107,12 +118,8 @@ class SalesforceAuth(httpx.Auth):
 
     async def _apply_refresh(self, response: httpx.Response) -> None:
         await response.aread()
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200 or "access_token" not in body:
-            error = body.get("error", f"HTTP {response.status_code}") if isinstance(body, dict) else "refused"
+        body, error = granted_tokens(response)
+        if body is None:
             raise AuthError(
                 f"Salesforce refused to refresh the session ({error}); reconnect the integration "
                 f"(`crm-desktop integration login {self.integration_name}` or the Sign in button)",

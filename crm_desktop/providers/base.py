@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from typing import TypedDict
 
 import httpx
 
 from crm_desktop.domain.models import Integration
+from crm_desktop.providers.auth import TokenSaver
 from crm_desktop.providers.contract import AdapterOptions, Quota
 from crm_desktop.providers.http import Classifier, HttpCore
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep
+
+
+class AdapterWiring(TypedDict, total=False):
+    """What the factory (or a test) hands every adapter besides its integration and credentials; all optional.
+
+    Keys:
+        transport: an HTTP transport instead of the network's (the in-process sandbox of tests).
+        save_tokens: where refreshed tokens are stored (Salesforce's sessions).
+        sleep: how the adapter waits (tests pass a fast one).
+        options: tuning (rate window, concurrency, daily reserve, retries, network).
+        clock: the monotonic clock the rate budget reads.
+    """
+
+    transport: httpx.AsyncBaseTransport | None
+    save_tokens: TokenSaver | None
+    sleep: Sleep
+    options: AdapterOptions | None
+    clock: Callable[[], float]
 
 
 class AdapterBase:
@@ -28,25 +49,24 @@ class AdapterBase:
     def __init__(
         self,
         integration: Integration,
-        options: AdapterOptions | None,
+        wiring: AdapterWiring,
         *,
         name: str,
         base_url: str,
         classifier: Classifier,
         read_headers: Callable[[httpx.Headers], RateObservation],
         auth: httpx.Auth,
-        transport: httpx.AsyncBaseTransport | None,
-        sleep: Sleep,
         window_limit: int | None,
         window_seconds: float,
         concurrency: int,
-        clock: Callable[[], float] = time.monotonic,
         even_pacing: bool = False,
     ) -> None:
         """Build the integration's budget and HTTP core; ``window_limit`` and ``concurrency`` are the CRM's
         defaults, which the options override."""
         self.integration = integration
-        self.options = options or AdapterOptions()
+        self.options = wiring.get("options") or AdapterOptions()
+        sleep = self._sleep = wiring.get("sleep", asyncio.sleep)
+        clock = self._clock = wiring.get("clock", time.monotonic)
         budget = RateBudget(
             window_limit=self.options.window_limit or window_limit,
             window_seconds=window_seconds,
@@ -64,7 +84,7 @@ class AdapterBase:
             read_headers=read_headers,
             auth=auth,
             headers={"Accept": "application/json"},
-            transport=transport,
+            transport=wiring.get("transport"),
             network=self.options.network,
             timeout=self.options.timeout,
             max_attempts=self.options.max_attempts,

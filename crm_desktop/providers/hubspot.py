@@ -13,42 +13,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
 
 from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.auth import HeaderTokenAuth, TokenSaver
-from crm_desktop.providers.base import AdapterBase
-from crm_desktop.providers.contract import (
-    AdapterOptions,
-    ChangePage,
-    ConnectionInfo,
-    CrmField,
-    CrmRecord,
-    OutboundRecord,
-    RecordResult,
-)
-from crm_desktop.providers.errors import (
-    AuthError,
-    ConfigurationError,
-    NotFoundError,
-    ProviderError,
-    RateLimitError,
-    RequestRejectedError,
-    TransientError,
-)
-from crm_desktop.providers.http import (
-    OK,
-    AmbiguousWriteError,
-    Decision,
-    Verdict,
-    classify_status,
-    json_or_none,
-)
-from crm_desktop.providers.rate import Sleep, read_hubspot_headers, retry_after_seconds
+from crm_desktop.providers import errors
+from crm_desktop.providers.auth import HeaderTokenAuth
+from crm_desktop.providers.base import AdapterBase, AdapterWiring
+from crm_desktop.providers.contract import ChangePage, ConnectionInfo, CrmField, CrmRecord, OutboundRecord, RecordResult
+from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdict, classify_status, json_or_none
+from crm_desktop.providers.rate import read_hubspot_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     ChangeCursor,
     StackedBudget,
@@ -57,6 +34,7 @@ from crm_desktop.providers.toolkit import (
     gather_or_cancel,
     parse_crm_time,
     server_time,
+    social_context_values,
     utc_millis,
     write_or_reconcile,
 )
@@ -294,6 +272,9 @@ def record_failure(error: dict[str, Any], status: int | None, label: str) -> tup
     return category, f"{label}: {message[:300] or 'refused by HubSpot'}"
 
 
+_EXPIRED_TOKEN = "the HubSpot token has expired and a private-app token cannot be refreshed"
+
+
 def classify_hubspot(response: httpx.Response) -> Verdict:
     """HubSpot's decision table: auth, scopes, the two rate-limit policies, conflicts, validation, server errors."""
     status = response.status_code
@@ -302,18 +283,12 @@ def classify_hubspot(response: httpx.Response) -> Verdict:
     body = _body(response)
     category = str(body.get("category") or "")
     if status == 401:
-        if category == "EXPIRED_AUTHENTICATION":
-            return Verdict(
-                Decision.REFRESH_THEN_RETRY,
-                ErrorCategory.AUTH,
-                code=category,
-                reason="the HubSpot token has expired and a private-app token cannot be refreshed",
-            )
+        expired = category == "EXPIRED_AUTHENTICATION"
         return Verdict(
-            Decision.FATAL,
+            Decision.REFRESH_THEN_RETRY if expired else Decision.FATAL,
             ErrorCategory.AUTH,
             code=category or "INVALID_AUTHENTICATION",
-            reason="HubSpot refused the private-app token (401)",
+            reason=_EXPIRED_TOKEN if expired else "HubSpot refused the private-app token (401)",
         )
     if status == 403:
         scopes = _required_scopes(body)
@@ -349,13 +324,8 @@ def classify_hubspot(response: httpx.Response) -> Verdict:
             reason=f"{(policy or 'rate').lower()} limit reached (429)",
         )
     if status >= 500 or status == 423:
-        return Verdict(
-            Decision.RETRY,
-            ErrorCategory.SERVER,
-            wait=retry_after_seconds(response),
-            code=category,
-            reason=f"HubSpot server error ({status})",
-        )
+        wait, reason = retry_after_seconds(response), f"HubSpot server error ({status})"
+        return Verdict(Decision.RETRY, ErrorCategory.SERVER, wait=wait, code=category, reason=reason)
     if status == 409:
         existing = _EXISTING_ID.search(str(body.get("message") or ""))
         reason = f"already exists (record {existing.group(1)})" if existing else "already exists (409)"
@@ -392,7 +362,7 @@ class _Written:
     error: dict[str, Any] | None = None
     status: int | None = None
     started_at: datetime | None = None
-    failure: ProviderError | None = None
+    failure: errors.ProviderError | None = None
     #: seconds between the first (connection-lost) attempt and the replay that answered, when replayed.
     replayed_after: float | None = None
 
@@ -409,7 +379,7 @@ class _WriteGate:
 
     def __init__(self, concurrency: int) -> None:
         self._slots = asyncio.Semaphore(concurrency)
-        self.stopped: ProviderError | None = None
+        self.stopped: errors.ProviderError | None = None
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -418,7 +388,7 @@ class _WriteGate:
                 raise self.stopped
             try:
                 yield
-            except (AuthError, RateLimitError) as exc:
+            except (errors.AuthError, errors.RateLimitError) as exc:
                 self.stopped = exc
                 raise
 
@@ -546,7 +516,7 @@ class _SearchStream:
         else:
             self._offset += len(results)
             if self._offset >= SEARCH_RESULT_CAP:
-                raise ProviderError(
+                raise errors.ProviderError(
                     f"HubSpot: more than {SEARCH_RESULT_CAP} {self._object_name} share one modification time; "
                     "the search API cannot page past them"
                 )
@@ -638,11 +608,8 @@ def default_lead_record(lead: Lead) -> OutboundRecord:
     if lead.source:
         lines.append(f"Lead source: {lead.source}")
     context = lead.social_context
+    fields.update(social_context_values(context, sentiment="social_sentiment", engagement="social_engagement_score"))
     if context is not None:
-        if context.sentiment is not None:
-            fields["social_sentiment"] = context.sentiment.value
-        if context.engagement_score is not None:
-            fields["social_engagement_score"] = context.engagement_score
         if context.conversation_id:
             lines.append(f"Conversation on {context.platform.value}: {context.conversation_id}")
         elif not lead.source:
@@ -664,37 +631,25 @@ class HubSpotAdapter(AdapterBase):
 
     provider = "hubspot"
 
-    def __init__(
-        self,
-        integration: Integration,
-        credentials: dict[str, Any],
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        save_tokens: TokenSaver | None = None,
-        sleep: Sleep = asyncio.sleep,
-        options: AdapterOptions | None = None,
-    ) -> None:
+    def __init__(self, integration: Integration, credentials: dict[str, Any], **wiring: Unpack[AdapterWiring]) -> None:
         token = str(credentials.get("token") or "").strip()
         if not token:
-            raise ConfigurationError("HubSpot needs a private-app token; reconnect the integration")
+            raise errors.ConfigurationError("HubSpot needs a private-app token; reconnect the integration")
         self._token = token
-        self._save_tokens = save_tokens  # private-app tokens never change; kept for the common constructor
         super().__init__(
             integration,
-            options,
+            wiring,
             name="HubSpot",
             base_url=integration.base_url or DEFAULT_BASE_URL,
             classifier=classify_hubspot,
             read_headers=read_hubspot_headers,
             auth=HeaderTokenAuth("Authorization", f"Bearer {token}"),
-            transport=transport,
-            sleep=sleep,
             window_limit=DEFAULT_WINDOW_LIMIT,
             window_seconds=WINDOW_SECONDS,
             concurrency=DEFAULT_CONCURRENCY,
         )
         self._search_budget = StackedBudget(
-            self.budget, window_limit=SEARCH_PER_SECOND, window_seconds=1.0, concurrency=1, sleep=sleep
+            self.budget, window_limit=SEARCH_PER_SECOND, window_seconds=1.0, concurrency=1, sleep=self._sleep
         )
         self._properties: dict[str, list[CrmField]] = {}
         self._has_leads_object: bool | None = None
@@ -737,7 +692,7 @@ class HubSpotAdapter(AdapterBase):
             private = await self.http.request(
                 "POST", "/oauth/v2/private-apps/get/access-token-info", json={"tokenKey": self._token}
             )
-        except (NotFoundError, AuthError):
+        except (errors.NotFoundError, errors.AuthError):
             return "private app", []
         info = _body(private) if private.status_code == 200 else {}
         user = f"private app {info['appId']}" if info.get("appId") else "private app"
@@ -755,7 +710,7 @@ class HubSpotAdapter(AdapterBase):
             return contacts
         try:
             leads = await self._object_fields("leads", refresh=True)
-        except NotFoundError:
+        except errors.NotFoundError:
             self._has_leads_object = False
             return contacts
         self._has_leads_object = True
@@ -791,7 +746,7 @@ class HubSpotAdapter(AdapterBase):
             try:
                 await self._object_fields("leads")
                 self._has_leads_object = True
-            except NotFoundError:
+            except errors.NotFoundError:
                 self._has_leads_object = False
                 logger.info("HubSpot account has no leads object: leads are written as contacts")
         return self._has_leads_object
@@ -813,7 +768,7 @@ class HubSpotAdapter(AdapterBase):
         """
         kind, _, option_text = field_type.partition(":")
         if kind.strip().lower() not in PROPERTY_TYPES:
-            raise RequestRejectedError(
+            raise errors.RequestRejectedError(
                 f"HubSpot: cannot create {name}: unknown field type {kind!r} (use one of {', '.join(PROPERTY_TYPES)})"
             )
         type_, field_kind = PROPERTY_TYPES[kind.strip().lower()]
@@ -828,7 +783,7 @@ class HubSpotAdapter(AdapterBase):
         if type_ == "enumeration":
             options = [part.strip() for part in option_text.split(",") if part.strip()]
             if not options:
-                raise RequestRejectedError(f"HubSpot: cannot create {name}: an enumeration needs its options")
+                raise errors.RequestRejectedError(f"HubSpot: cannot create {name}: an enumeration needs its options")
             body["options"] = [
                 {"label": option, "value": option, "displayOrder": order} for order, option in enumerate(options)
             ]
@@ -843,7 +798,7 @@ class HubSpotAdapter(AdapterBase):
                 if existing is not None and existing.type == type_:
                     return existing
             category, message = record_failure(_body(response), response.status_code, f"property {name}")
-            raise RequestRejectedError(
+            raise errors.RequestRejectedError(
                 f"HubSpot: {message}", status=response.status_code, category=category, code=str(category)
             )
 
@@ -854,7 +809,7 @@ class HubSpotAdapter(AdapterBase):
     async def _existing_property(self, object_name: str, name: str) -> CrmField | None:
         try:
             response = await self.http.request("GET", f"/crm/v3/properties/{object_name}/{name}")
-        except NotFoundError:
+        except errors.NotFoundError:
             return None
         return _crm_field(_body(response))
 
@@ -902,7 +857,7 @@ class HubSpotAdapter(AdapterBase):
             response = await self.http.request("POST", f"/crm/v3/objects/{object_name}/batch/read", json=body)
             if response.status_code >= 400:
                 _category, message = record_failure(_body(response), response.status_code, f"{object_name} read")
-                raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
+                raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
             return [item for item in _body(response).get("results") or [] if isinstance(item, dict)]
 
         pages = await gather_or_cancel(read(chunk) for chunk in chunks(ids, BATCH_SIZE))
@@ -939,7 +894,7 @@ class HubSpotAdapter(AdapterBase):
             params["associations"] = associations
         try:
             response = await self.http.request("GET", f"/crm/v3/objects/{object_name}/{record_id}", params=params)
-        except NotFoundError:
+        except errors.NotFoundError:
             return None
         if response.status_code >= 400:
             return None
@@ -952,7 +907,7 @@ class HubSpotAdapter(AdapterBase):
         if self._v4_associations is not False:
             try:
                 found = await self._associations_v4(from_object, to_object, ids)
-            except NotFoundError:
+            except errors.NotFoundError:
                 self._v4_associations = False
                 logger.info("HubSpot v4 batch association read unavailable; reading associations per record")
             else:
@@ -987,7 +942,7 @@ class HubSpotAdapter(AdapterBase):
                     if after in (None, ""):
                         continue
                     if (source, str(after)) in cursors_seen:
-                        raise ProviderError("HubSpot returned the same association page cursor twice; stopped")
+                        raise errors.ProviderError("HubSpot returned the same association page cursor twice; stopped")
                     cursors_seen.add((source, str(after)))
                     inputs.append({"id": source, "after": str(after)})
             return {source: list(dict.fromkeys(targets)) for source, targets in linked.items()}
@@ -1060,7 +1015,7 @@ class HubSpotAdapter(AdapterBase):
         )
         if response.status_code >= 400:
             _category, message = record_failure(_body(response), response.status_code, f"{object_name} search")
-            raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
+            raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
         self._search_date = server_time(response) or self._search_date
         return _body(response)
 
@@ -1121,7 +1076,7 @@ class HubSpotAdapter(AdapterBase):
         if obj is RecordObject.LEAD and await self._leads_available():
             contacts = (await self._associated_ids("leads", "contacts", [crm_id])).get(crm_id) or []
             if not contacts:
-                raise NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
+                raise errors.NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
             contact_id = contacts[0]
         body_html = _note_html(text)
         stamp = utc_millis(datetime.now(UTC))
@@ -1139,7 +1094,7 @@ class HubSpotAdapter(AdapterBase):
             response = await self.http.request("POST", "/crm/v3/objects/notes", json=body, idempotent=False)
             if response.status_code >= 400:
                 category, message = record_failure(_body(response), response.status_code, f"note on {contact_id}")
-                raise RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
+                raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
             return str(_body(response).get("id"))
 
         return await write_or_reconcile(
@@ -1402,7 +1357,7 @@ class HubSpotAdapter(AdapterBase):
                 )
         except AmbiguousWriteError:
             raise
-        except TransientError as exc:
+        except errors.TransientError as exc:
             return {item.index: _Written(failure=exc) for item in chunk}
         payload = _body(response)
         if response.status_code >= 400:

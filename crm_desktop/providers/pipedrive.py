@@ -8,46 +8,22 @@ import html
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import httpx
 
 from crm_desktop.domain.models import Contact, Integration, Lead, normalise_phone
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.auth import HeaderTokenAuth, TokenSaver
-from crm_desktop.providers.base import AdapterBase
-from crm_desktop.providers.contract import (
-    AdapterOptions,
-    ChangePage,
-    ConnectionInfo,
-    CrmField,
-    CrmRecord,
-    OutboundRecord,
-    RecordResult,
-)
-from crm_desktop.providers.errors import (
-    AuthError,
-    BudgetExhaustedError,
-    ConfigurationError,
-    NotFoundError,
-    ProviderError,
-    RateLimitError,
-    RequestRejectedError,
-    TransientError,
-)
-from crm_desktop.providers.http import (
-    OK,
-    Decision,
-    Verdict,
-    classify_status,
-    json_or_none,
-)
-from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, read_pipedrive_headers, retry_after_seconds
+from crm_desktop.providers import errors
+from crm_desktop.providers.auth import HeaderTokenAuth
+from crm_desktop.providers.base import AdapterBase, AdapterWiring
+from crm_desktop.providers.contract import ChangePage, ConnectionInfo, CrmField, CrmRecord, OutboundRecord, RecordResult
+from crm_desktop.providers.http import OK, Decision, Verdict, classify_status, json_or_none
+from crm_desktop.providers.rate import RateBudget, RateObservation, read_pipedrive_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     ChangeCursor,
     StackedBudget,
@@ -217,6 +193,11 @@ def _daily_budget_spent(response: httpx.Response, error: str) -> bool:
     return left is not None and left.strip() == "0"
 
 
+_TOKEN_REFUSED = (
+    "Pipedrive refused the API token (401); copy the current token from Pipedrive's Personal preferences > API"
+)
+
+
 def classify_pipedrive(response: httpx.Response) -> Verdict:
     """Pipedrive's answer as a decision: retry, slow down, stop, or refuse this record (reading its error envelope)."""
     status = response.status_code
@@ -225,13 +206,7 @@ def classify_pipedrive(response: httpx.Response) -> Verdict:
     body = json_or_none(response)
     error = pipedrive_error(body)
     if status == 401:
-        return Verdict(
-            Decision.FATAL,
-            ErrorCategory.AUTH,
-            code="UNAUTHORIZED",
-            reason="Pipedrive refused the API token (401); copy the current token from Pipedrive's Personal "
-            "preferences > API",
-        )
+        return Verdict(Decision.FATAL, ErrorCategory.AUTH, code="UNAUTHORIZED", reason=_TOKEN_REFUSED)
     if status == 403:
         if _looks_like_html(response):
             return Verdict(
@@ -278,7 +253,7 @@ def classify_pipedrive(response: httpx.Response) -> Verdict:
     return classify_status(response)
 
 
-class RecordRejectedError(RequestRejectedError):
+class RecordRejectedError(errors.RequestRejectedError):
     """Pipedrive refused one record or call as invalid; ``field`` is the field it named, when it named one."""
 
     def __init__(
@@ -406,7 +381,7 @@ class _TokenMeter:
             self.heard_on = None
         left = self.budget.daily_remaining
         if left is not None and left - self.in_flight - cost < self.budget.daily_reserve:
-            raise BudgetExhaustedError(
+            raise errors.BudgetExhaustedError(
                 f"stopped early: {left} of today's Pipedrive API tokens are left and the next call costs {cost} "
                 f"(keeping {self.budget.daily_reserve} in reserve); the budget resets at 00:00 UTC",
                 status=None,
@@ -432,7 +407,9 @@ def company_base_url(domain: str | None) -> str:
         ConfigurationError: when there is no domain.
     """
     if not domain or not domain.strip():
-        raise ConfigurationError("Pipedrive needs the company domain (the 'acme' of acme.pipedrive.com) or a base URL")
+        raise errors.ConfigurationError(
+            "Pipedrive needs the company domain (the 'acme' of acme.pipedrive.com) or a base URL"
+        )
     name = domain.strip().lower().removeprefix("https://").rstrip("/").removesuffix(".pipedrive.com")
     return f"https://{name}.pipedrive.com"
 
@@ -617,7 +594,7 @@ class _RecordProblem(Exception):
         self.reason = reason
 
 
-_FATAL = (AuthError, BudgetExhaustedError, ConfigurationError)
+_FATAL = (errors.AuthError, errors.BudgetExhaustedError, errors.ConfigurationError)
 
 
 class _PersonIndex:
@@ -684,37 +661,24 @@ class PipedriveAdapter(AdapterBase):
 
     provider = "pipedrive"
 
-    def __init__(
-        self,
-        integration: Integration,
-        credentials: dict[str, Any],
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        save_tokens: TokenSaver | None = None,
-        sleep: Sleep = asyncio.sleep,
-        options: AdapterOptions | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, integration: Integration, credentials: dict[str, Any], **wiring: Unpack[AdapterWiring]) -> None:
         token = str(credentials.get("apiToken") or "").strip()
         if not token:
-            raise ConfigurationError(
+            raise errors.ConfigurationError(
                 "Pipedrive needs an API token (Pipedrive > Personal preferences > API); store it with the integration"
             )
         super().__init__(
             integration,
-            options,
+            wiring,
             name="Pipedrive",
             base_url=integration.base_url or company_base_url(integration.domain or credentials.get("companyDomain")),
             classifier=self._classify,
             read_headers=_no_rate_headers,
             # The token goes in a header, never in the query string, which ends up in logs.
             auth=HeaderTokenAuth("x-api-token", token),
-            transport=transport,
-            sleep=sleep,
             window_limit=DEFAULT_BURST_LIMIT,
             window_seconds=BURST_WINDOW_SECONDS,
             concurrency=DEFAULT_CONCURRENCY,
-            clock=clock,
             # Pipedrive counts in fixed 2-second windows: an even pace never bunches up at a window's edge.
             even_pacing=True,
         )
@@ -723,15 +687,14 @@ class PipedriveAdapter(AdapterBase):
             window_limit=DEFAULT_SEARCH_BURST_LIMIT,
             window_seconds=BURST_WINDOW_SECONDS,
             concurrency=self.budget.concurrency,
-            clock=clock,
-            sleep=sleep,
+            clock=self._clock,
+            sleep=self._sleep,
             even_pacing=True,
         )
         self._tokens = _TokenMeter(self.budget)
         self.http.client.event_hooks["response"].append(self._observe_rate_headers)
         self.page_size = PAGE_LIMIT
         self.index_refresh_seconds = LIST_REFRESH_SECONDS
-        self._clock = clock
         self._fields: PersonFieldMap | None = None
         self._field_lock = asyncio.Lock()
         self._known_notes: dict[tuple[str, str], str] = {}
@@ -766,9 +729,9 @@ class PipedriveAdapter(AdapterBase):
             return await self.http.request(
                 method, url, idempotent=idempotent, budget=self.search_budget if search else None, **kwargs
             )
-        except RateLimitError as exc:
-            if self.budget.daily_remaining == 0 and not isinstance(exc, BudgetExhaustedError):
-                raise BudgetExhaustedError(
+        except errors.RateLimitError as exc:
+            if self.budget.daily_remaining == 0 and not isinstance(exc, errors.BudgetExhaustedError):
+                raise errors.BudgetExhaustedError(
                     "Pipedrive's daily API token budget for the company is spent; it resets at 00:00 UTC",
                     status=exc.status,
                     retry_after=exc.retry_after,
@@ -784,7 +747,7 @@ class PipedriveAdapter(AdapterBase):
             extra = body.get("additional_data")
             return body.get("data"), extra if isinstance(extra, dict) else {}
         if response.is_success:
-            raise TransientError(f"Pipedrive answered {response.status_code} without its JSON envelope")
+            raise errors.TransientError(f"Pipedrive answered {response.status_code} without its JSON envelope")
         verdict = classify_pipedrive(response)
         error = self._humanise(pipedrive_error(body)) or f"rejected ({response.status_code})"
         raise RecordRejectedError(
@@ -803,7 +766,7 @@ class PipedriveAdapter(AdapterBase):
         """``GET /v1/users/me``: the company, the token's user, their apps, and the budget from the headers."""
         data, _ = self._data(await self._call("GET", "/v1/users/me"))
         if not isinstance(data, dict):
-            raise TransientError("Pipedrive's /v1/users/me answered without a user")
+            raise errors.TransientError("Pipedrive's /v1/users/me answered without a user")
         account = data.get("company_name") or data.get("company_domain") or self.integration.name
         user = data.get("email") or data.get("name") or "unknown user"
         scopes = tuple(
@@ -874,14 +837,14 @@ class PipedriveAdapter(AdapterBase):
                 when Pipedrive refuses the field.
         """
         if obj is not RecordObject.CONTACT:
-            raise RequestRejectedError(
+            raise errors.RequestRejectedError(
                 "Pipedrive keeps lead custom fields with the deal fields; create them in Pipedrive's settings",
                 category=ErrorCategory.VALIDATION,
             )
         title = (label or name).strip()
         kind = field_type if field_type in PIPEDRIVE_FIELD_TYPES else _FIELD_TYPE_ALIASES.get(field_type.lower())
         if not title or kind is None:
-            raise RequestRejectedError(
+            raise errors.RequestRejectedError(
                 f"cannot create Pipedrive field {title!r} of type {field_type!r}: "
                 f"types are {', '.join(PIPEDRIVE_FIELD_TYPES)}",
                 category=ErrorCategory.VALIDATION,
@@ -950,7 +913,7 @@ class PipedriveAdapter(AdapterBase):
     async def _person(self, person_id: int) -> dict[str, Any] | None:
         try:
             data, _ = self._data(await self._call("GET", f"{PERSONS_PATH}/{person_id}"))
-        except NotFoundError:
+        except errors.NotFoundError:
             return None
         return data if isinstance(data, dict) else None
 
@@ -1048,8 +1011,11 @@ class PipedriveAdapter(AdapterBase):
             more = bool(_v1_paging(extra).get("more_items_in_collection"))
             if fresh:
                 persons = await self._persons_by_ids(
-                    {pid for pid in (lead.get("person_id") for lead in fresh)
-                     if isinstance(pid, int) and not isinstance(pid, bool)}
+                    {
+                        pid
+                        for pid in (lead.get("person_id") for lead in fresh)
+                        if isinstance(pid, int) and not isinstance(pid, bool)
+                    }
                 )
                 for lead in fresh:
                     mark.deliver(lead)
@@ -1069,7 +1035,7 @@ class PipedriveAdapter(AdapterBase):
     async def _lead(self, lead_id: str) -> dict[str, Any] | None:
         try:
             data, _ = self._data(await self._call("GET", f"/v1/leads/{lead_id}"))
-        except (NotFoundError, RecordRejectedError):
+        except (errors.NotFoundError, RecordRejectedError):
             return None
         return data if isinstance(data, dict) else None
 
@@ -1187,7 +1153,7 @@ class PipedriveAdapter(AdapterBase):
         async def post() -> dict[str, Any]:
             data, _ = self._data(await self._call("POST", path, idempotent=False, json=body))
             if not isinstance(data, dict) or "id" not in data:
-                raise TransientError(f"Pipedrive POST {path} answered without the new record's id")
+                raise errors.TransientError(f"Pipedrive POST {path} answered without the new record's id")
             return data
 
         return await write_or_reconcile(post, find, what=f"Pipedrive POST {path}")
@@ -1214,7 +1180,7 @@ class PipedriveAdapter(AdapterBase):
             await self._upsert_chunk(obj, numbered, results, written, index)
         done = [result for result in results if result is not None]
         if len(done) != len(records):
-            raise ProviderError("Pipedrive push ended without a result for every record")  # a bug, not the CRM
+            raise errors.ProviderError("Pipedrive push ended without a result for every record")  # a bug, not the CRM
         return done
 
     async def _person_index(self, records: Sequence[OutboundRecord]) -> _PersonIndex | None:
@@ -1365,12 +1331,12 @@ class PipedriveAdapter(AdapterBase):
             return  # looked up in the index right before each write
         emails = sorted({item.email for item in unlinked if item.person_id is None})
 
-        async def search(email: str) -> int | ProviderError | None:
+        async def search(email: str) -> int | errors.ProviderError | None:
             try:
                 return await self._search_person_id(email)
             except _FATAL:
                 raise
-            except ProviderError as exc:
+            except errors.ProviderError as exc:
                 return exc
 
         found = dict(zip(emails, await gather_or_cancel(search(email) for email in emails), strict=True))
@@ -1378,7 +1344,7 @@ class PipedriveAdapter(AdapterBase):
             if item.person_id is not None:
                 continue
             outcome = found[item.email]
-            if isinstance(outcome, ProviderError):
+            if isinstance(outcome, errors.ProviderError):
                 results[item.index] = self._failure(item.record, outcome, "the search for the person")
             else:
                 item.person_id = outcome
@@ -1426,10 +1392,10 @@ class PipedriveAdapter(AdapterBase):
             return RecordResult(email=record.email, outcome=outcome, crm_id=crm_id)
         except _FATAL:
             raise
-        except ProviderError as exc:
+        except errors.ProviderError as exc:
             return replace(self._failure(record, exc, stage), crm_id=crm_id)
 
-    def _failure(self, record: OutboundRecord, exc: ProviderError, stage: str) -> RecordResult:
+    def _failure(self, record: OutboundRecord, exc: errors.ProviderError, stage: str) -> RecordResult:
         if isinstance(exc, RecordRejectedError):
             where = f" field '{self._humanise(exc.field)}'" if exc.field else ""
             message = f"{record.email}: Pipedrive refused {stage}{where}: {exc}"
@@ -1591,18 +1557,6 @@ def _failed(record: OutboundRecord, category: ErrorCategory, message: str) -> Re
     return RecordResult(
         email=record.email, outcome=RecordOutcome.FAILED, crm_id=record.crm_id, category=category, message=message
     )
-
-
-#: Seed social field names -> what they hold, in the order the note lists them.
-SOCIAL_FIELD_NAMES = (
-    "twitter_username",
-    "instagram_username",
-    "linkedin_url",
-    "social_followers",
-    "social_engagement_score",
-    "social_sentiment",
-    "lead_source_detail",
-)
 
 
 #: The seed field that identifies a person on each platform.

@@ -8,15 +8,15 @@ import re
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote_plus
 
 import httpx
 
 from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.auth import SalesforceAuth, TokenSaver
-from crm_desktop.providers.base import AdapterBase
+from crm_desktop.providers.auth import SalesforceAuth
+from crm_desktop.providers.base import AdapterBase, AdapterWiring
 from crm_desktop.providers.contract import (
     AdapterOptions,
     ChangePage,
@@ -33,15 +33,8 @@ from crm_desktop.providers.errors import (
     RequestRejectedError,
     TransientError,
 )
-from crm_desktop.providers.http import (
-    OK,
-    AmbiguousWriteError,
-    Decision,
-    Verdict,
-    classify_status,
-    json_or_none,
-)
-from crm_desktop.providers.rate import Sleep, read_salesforce_headers, retry_after_seconds
+from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdict, classify_status, json_or_none
+from crm_desktop.providers.rate import read_salesforce_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     checked_email,
     chunks,
@@ -49,6 +42,7 @@ from crm_desktop.providers.toolkit import (
     gather_or_cancel,
     paginate,
     parse_crm_time,
+    social_context_values,
     utc_millis,
     write_or_reconcile,
 )
@@ -235,13 +229,8 @@ def classify_salesforce(response: httpx.Response) -> Verdict:
             Decision.RATE_LIMITED, ErrorCategory.RATE_LIMIT, wait=retry_after_seconds(response), code=code, reason="429"
         )
     if status >= 500:
-        return Verdict(
-            Decision.RETRY,
-            ErrorCategory.SERVER,
-            wait=retry_after_seconds(response),
-            code=code,
-            reason=f"Salesforce server error ({status}{' ' + code if code else ''})",
-        )
+        wait, reason = retry_after_seconds(response), f"Salesforce server error ({status}{' ' + code if code else ''})"
+        return Verdict(Decision.RETRY, ErrorCategory.SERVER, wait=wait, code=code, reason=reason)
     if status in (400, 409, 412, 413, 415, 422):
         category = record_error_category(code) if code else ErrorCategory.VALIDATION
         return Verdict(Decision.RECORD_FAILURE, category, code=code, reason=f"rejected ({status} {code})".strip())
@@ -426,15 +415,15 @@ def _profile_field_values(profiles: Sequence[Any]) -> tuple[dict[str, Any], list
     return values, extra
 
 
+def _filled(values: dict[str, Any]) -> dict[str, Any]:
+    """The values that hold something: an empty name or phone is left out of the write."""
+    return {name: value for name, value in values.items() if value}
+
+
 def default_contact_record(contact: Contact) -> OutboundRecord:
     """The default mapping of a contact to Salesforce Contact fields, social custom fields included."""
-    fields: dict[str, Any] = {"Email": contact.email}
-    if contact.first_name:
-        fields["FirstName"] = contact.first_name
-    if contact.last_name:
-        fields["LastName"] = contact.last_name
-    if contact.phone:
-        fields["Phone"] = contact.phone
+    names = {"Email": contact.email, "FirstName": contact.first_name, "LastName": contact.last_name}
+    fields = _filled({**names, "Phone": contact.phone})
     social, extra = _profile_field_values(contact.social_profiles)
     fields.update(social)
     for name, value in contact.custom_fields.items():
@@ -451,22 +440,16 @@ def default_contact_record(contact: Contact) -> OutboundRecord:
 
 def default_lead_record(lead: Lead) -> OutboundRecord:
     """The default mapping of a lead to Salesforce Lead fields (Company is filled at upsert when missing)."""
-    fields: dict[str, Any] = {"Email": lead.email, "Status": LEAD_STATUS_VALUES[lead.status]}
-    if lead.first_name:
-        fields["FirstName"] = lead.first_name
-    if lead.last_name:
-        fields["LastName"] = lead.last_name
-    if lead.company:
-        fields["Company"] = lead.company
-    if lead.source:
-        fields["lead_source_detail__c"] = lead.source
+    names = {"Email": lead.email, "Status": LEAD_STATUS_VALUES[lead.status], "FirstName": lead.first_name}
+    fields = _filled(
+        {**names, "LastName": lead.last_name, "Company": lead.company, "lead_source_detail__c": lead.source}
+    )
     note: str | None = None
     context = lead.social_context
+    fields.update(
+        social_context_values(context, sentiment="social_sentiment__c", engagement="social_engagement_score__c")
+    )
     if context is not None:
-        if context.sentiment is not None:
-            fields["social_sentiment__c"] = context.sentiment.value
-        if context.engagement_score is not None:
-            fields["social_engagement_score__c"] = context.engagement_score
         conversation = f" (conversation {context.conversation_id})" if context.conversation_id else ""
         note = f"Lead from a {context.platform.value} conversation{conversation}."
     return OutboundRecord(email=lead.email, fields=fields, note=note)
@@ -567,17 +550,8 @@ class SalesforceAdapter(AdapterBase):
 
     provider = "salesforce"
 
-    def __init__(
-        self,
-        integration: Integration,
-        credentials: dict[str, Any],
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        save_tokens: TokenSaver | None = None,
-        sleep: Sleep = asyncio.sleep,
-        options: AdapterOptions | None = None,
-    ) -> None:
-        options = options or AdapterOptions()
+    def __init__(self, integration: Integration, credentials: dict[str, Any], **wiring: Unpack[AdapterWiring]) -> None:
+        options = wiring.get("options") or AdapterOptions()
         base_url = integration.base_url or credentials.get("instanceUrl")
         if not base_url:
             raise ConfigurationError("Salesforce credentials carry no instance URL; sign in again")
@@ -590,20 +564,18 @@ class SalesforceAdapter(AdapterBase):
         self.auth = SalesforceAuth(
             credentials,
             f"{login_url}/services/oauth2/token",
-            save_tokens=save_tokens,
+            save_tokens=wiring.get("save_tokens"),
             session_seconds=options.salesforce_session_seconds,
             integration_name=integration.name,
         )
         super().__init__(
             integration,
-            options,
+            wiring,
             name="Salesforce",
             base_url=str(base_url),
             classifier=classify_salesforce,
             read_headers=read_salesforce_headers,
             auth=self.auth,
-            transport=transport,
-            sleep=sleep,
             # Salesforce has no burst window: only its concurrent long-running request limit.
             window_limit=None,
             window_seconds=1.0,

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from crm_desktop.providers.auth import granted_tokens
 from crm_desktop.providers.errors import AuthError, ConfigurationError, TransientError
 from crm_desktop.providers.network import NetworkSettings, explain_connect_failure
 
@@ -207,12 +208,8 @@ async def salesforce_sign_in(
             f"Salesforce sign-in: could not reach {httpx.URL(token_url).host} to exchange the code "
             f"({type(exc).__name__}); check the network and proxy settings, then sign in again"
         ) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if response.status_code != 200 or "access_token" not in body:
-        error = body.get("error", f"HTTP {response.status_code}") if isinstance(body, dict) else "refused"
+    body, error = granted_tokens(response)
+    if body is None:
         raise AuthError(f"Salesforce refused the sign-in code ({error})")
     logger.info("signed in to Salesforce")
     credentials: dict[str, Any] = {

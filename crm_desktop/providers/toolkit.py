@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from crm_desktop.domain.models import normalise_email
+from crm_desktop.domain.models import SocialContext, normalise_email
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
@@ -78,6 +78,16 @@ def email_key(value: Any) -> str:
         return checked_email(text)
     except ValueError:
         return text.lower()
+
+
+def social_context_values(context: SocialContext | None, *, sentiment: str, engagement: str) -> dict[str, Any]:
+    """A lead's social context as the values of the CRM's ``sentiment`` and ``engagement`` fields (those it has)."""
+    values: dict[str, Any] = {}
+    if context is not None and context.sentiment is not None:
+        values[sentiment] = context.sentiment.value
+    if context is not None and context.engagement_score is not None:
+        values[engagement] = context.engagement_score
+    return values
 
 
 # -- CRM times ----------------------------------------------------------------------------------------------------
