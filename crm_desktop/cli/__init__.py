@@ -29,6 +29,7 @@ from crm_desktop.cli import (
     attribution,
     config,
     conflicts,
+    diagnostics,
     integrations,
     mapping,
     records,
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     conflicts.add_commands(commands)
     mapping.add_commands(commands)
     runs.add_commands(commands)
+    diagnostics.add_commands(commands)
     social.add_commands(commands)
     attribution.add_commands(commands)
     config.add_commands(commands)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop import __version__
+from crm_desktop.app.diagnostics import export_diagnostics
 from crm_desktop.app.paths import APP_AUTHOR, APP_NAME, AppPaths
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
@@ -99,6 +102,8 @@ class MainWindow(QMainWindow):
         integrations_panel, field_mapping_panel, conflicts_panel, sync_monitor_panel: the panels.
         location_label: the status bar's data dir and database.
         quit_action: File > Quit (closes the window, like its close button).
+        diagnostics_action: Help > Export diagnostics (a redacted support bundle).
+        diagnostics_dialog: the file dialog of the last export asked for.
 
     Signals:
         closed(): emitted once the window has accepted a close.
@@ -163,6 +168,7 @@ class MainWindow(QMainWindow):
         self.scheduler.batch_finished.connect(self.sync_monitor_panel.scheduled_finished)
         self.scheduler.check_failed.connect(self._show_status)
 
+        self.diagnostics_dialog: QFileDialog | None = None
         self._build_menus()
         self._restore_state()
         self.refresh_conflicts()
@@ -179,9 +185,42 @@ class MainWindow(QMainWindow):
         self.network_action.triggered.connect(self.open_network_settings)
         settings_menu.addAction(self.network_action)
         help_menu = self.menuBar().addMenu("&Help")
+        self.diagnostics_action = QAction("Export &diagnostics…", self)
+        self.diagnostics_action.setToolTip(
+            "Save a zip for support: versions, settings, integrations, recent runs and logs, with every secret "
+            "and personal value removed"
+        )
+        self.diagnostics_action.triggered.connect(self.choose_diagnostics_file)
+        help_menu.addAction(self.diagnostics_action)
         about_action = QAction(f"&About {DISPLAY_NAME}", self)
         about_action.triggered.connect(self._show_about)
         help_menu.addAction(about_action)
+
+    def choose_diagnostics_file(self) -> QFileDialog:
+        """Help > Export diagnostics: ask where to save the bundle (window-modal, returns at once)."""
+        dialog = QFileDialog(self, "Export diagnostics", str(Path.home() / "crm-desktop-diagnostics.zip"),
+                             "Zip files (*.zip)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix("zip")
+        dialog.fileSelected.connect(lambda path: self.export_diagnostics(Path(path)))
+        dialog.finished.connect(dialog.deleteLater)
+        self.diagnostics_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def export_diagnostics(self, destination: Path) -> bool:
+        """Write the support bundle to ``destination`` and say where it went (or why it could not be written)."""
+        try:
+            report = export_diagnostics(self.workspace, destination, qt_platform=QGuiApplication.platformName())
+        except OSError as exc:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Export diagnostics",
+                              f"The diagnostics could not be saved to {destination}: {exc.strerror or exc}",
+                              QMessageBox.StandardButton.Ok, self)
+            box.finished.connect(box.deleteLater)
+            box.open()
+            return False
+        self._show_status(f"Diagnostics saved to {report.path} (secrets and personal data removed)")
+        return True
 
     def open_network_settings(self) -> NetworkSettingsDialog:
         """Open Settings > Network (proxy, extra CA certificates, trust) over the window."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.paths import AppPaths
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
 from crm_desktop.ui.integrations_panel import IntegrationsPanel
@@ -163,3 +166,24 @@ def test_file_quit_closes_the_window(make_window: WindowFactory, qtbot: QtBot) -
     assert QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "CRM Desktop", "crm-desktop").contains(
         PANEL_KEY
     )
+
+
+def test_help_export_diagnostics_saves_a_redacted_bundle(
+    make_window: WindowFactory, workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.integrations.add(Integration(provider="hubspot", name="hs"), {"token": "pat-na1-secret-0000-9999"})
+    window = make_window()
+    help_menu = next(menu for menu in window.menuBar().findChildren(QMenu) if menu.title() == "&Help")
+    assert window.diagnostics_action in help_menu.actions()
+    window.diagnostics_action.trigger()
+    dialog = window.diagnostics_dialog
+    assert dialog is not None and dialog.isVisible()
+    destination = tmp_path / "support.zip"
+    dialog.selectFile(str(destination))
+    dialog.accept()
+    assert destination.exists()
+    with zipfile.ZipFile(destination) as bundle:
+        about = json.loads(bundle.read("about.json"))
+        assert about["qt"]["platform"] == "offscreen"
+        assert b"pat-na1-secret-0000-9999" not in b"".join(bundle.read(name) for name in bundle.namelist())
+    assert "Diagnostics saved to" in window.statusBar().currentMessage()
