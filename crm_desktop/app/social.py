@@ -164,9 +164,8 @@ class SocialService:
         }
         if not emails:
             return
-        leads = self.store.lead_emails()
         settings = self.scoring_settings()
-        for email in sorted(emails & leads):
+        for email in sorted(self.store.leads_among(emails)):
             score = self._score(Person(email), settings)
             self.store.set_lead_score(email, score.score)
 

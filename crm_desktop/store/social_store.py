@@ -12,14 +12,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from crm_desktop.domain.attribution import Touch
 from crm_desktop.domain.models import SocialPlatform, TouchpointType
@@ -144,32 +144,57 @@ class _Stitcher:
 
     session: Session
     identities: dict[tuple[SocialPlatform, str], SocialIdentityRow] = field(default_factory=dict)
+    #: (platform, username) -> the email of the contact whose profile carries it; None when none does.
+    profile_emails: dict[tuple[SocialPlatform, str], str | None] = field(default_factory=dict)
+    #: Identities given their email in this batch, whose earlier rows move at :meth:`finish`.
+    links: dict[int, tuple[SocialIdentityRow, str]] = field(default_factory=dict)
+
+    def preload(self, names: Iterable[tuple[SocialPlatform, str]]) -> None:
+        """Read (or create, in one flush) the identities a batch names, and the contacts whose profiles carry them,
+        so a large batch costs a few queries per 500 names rather than a few per event."""
+        wanted = sorted(
+            {(platform, normalise_username(username)) for platform, username in names} - set(self.identities)
+        )
+        by_platform: dict[SocialPlatform, list[str]] = {}
+        for platform, username in wanted:
+            by_platform.setdefault(platform, []).append(username)
+        for platform, usernames in by_platform.items():
+            for chunk in _chunks(usernames):
+                for row in self.session.scalars(
+                    select(SocialIdentityRow).where(
+                        SocialIdentityRow.platform == platform, SocialIdentityRow.username.in_(chunk)
+                    )
+                ):
+                    self.identities[(row.platform, row.username)] = row
+                for email, username in self.session.execute(
+                    select(ContactRow.email, func.lower(SocialProfileRow.username))
+                    .join(SocialProfileRow, SocialProfileRow.contact_id == ContactRow.id)
+                    .where(SocialProfileRow.platform == platform, func.lower(SocialProfileRow.username).in_(chunk))
+                    .order_by(ContactRow.id.desc())
+                ):
+                    self.profile_emails[(platform, username)] = email  # the oldest contact is read last and wins
+        missing = [key for key in wanted if key not in self.identities]
+        for platform, username in missing:
+            row = SocialIdentityRow(platform=platform, username=username)
+            self.session.add(row)
+            self.identities[(platform, username)] = row
+        if missing:
+            self.session.flush()
+        for key in wanted:
+            self.profile_emails.setdefault(key, None)
 
     def identity(self, platform: SocialPlatform, username: str) -> SocialIdentityRow:
         key = (platform, normalise_username(username))
-        row = self.identities.get(key)
-        if row is None:
-            row = self.session.scalar(
-                select(SocialIdentityRow).where(
-                    SocialIdentityRow.platform == key[0], SocialIdentityRow.username == key[1]
-                )
-            )
-            if row is None:
-                row = SocialIdentityRow(platform=key[0], username=key[1])
-                self.session.add(row)
-                self.session.flush()
-            self.identities[key] = row
-        return row
+        if key not in self.identities:
+            self.preload([key])
+        return self.identities[key]
 
     def email_from_profiles(self, platform: SocialPlatform, username: str) -> str | None:
         """The email of the contact whose social profile carries this username (the oldest such contact)."""
-        return self.session.scalar(
-            select(ContactRow.email)
-            .join(SocialProfileRow, SocialProfileRow.contact_id == ContactRow.id)
-            .where(SocialProfileRow.platform == platform, func.lower(SocialProfileRow.username) == username)
-            .order_by(ContactRow.id)
-            .limit(1)
-        )
+        key = (platform, username)
+        if key not in self.profile_emails:
+            self.preload([key])
+        return self.profile_emails.get(key)
 
     def resolve(
         self,
@@ -181,10 +206,11 @@ class _Stitcher:
         last_name: str | None = None,
         profile_url: str | None = None,
         followers: int | None = None,
-    ) -> tuple[Person, int]:
-        """The person an event names, and how many earlier touchpoints were linked to its email just now."""
+    ) -> tuple[Person, bool]:
+        """The person an event names, and whether this event gave an anonymous identity its email (its earlier
+        touchpoints then join that email at :meth:`finish`)."""
         if username is None:
-            return Person(email=email), 0
+            return Person(email=email), False
         identity = self.identity(platform, username)
         for attribute, value in (
             ("first_name", first_name),
@@ -194,39 +220,61 @@ class _Stitcher:
         ):
             if value is not None and getattr(identity, attribute) != value:
                 setattr(identity, attribute, value)
-        linked = 0
+        linked = False
         if email is None:
             email = identity.email or self.email_from_profiles(identity.platform, identity.username)
         if email is not None and identity.email is None:
-            linked = self.link(identity, email)
+            self.link(identity, email)
+            linked = True
         # An identity keeps the first email it was linked to; an event naming another email belongs to that email.
         return Person(
             email=email, identity_id=identity.id, platform=identity.platform, username=identity.username
         ), linked
 
-    def link(self, identity: SocialIdentityRow, email: str) -> int:
-        """Give an anonymous identity its email: its touchpoints and conversations join that person."""
+    def link(self, identity: SocialIdentityRow, email: str) -> None:
+        """Give an anonymous identity its email; its earlier touchpoints and conversations follow at :meth:`finish`."""
         identity.email = email
         identity.linked_at = utcnow()
+        self.links[identity.id] = (identity, email)
+
+    def finish(self) -> dict[int, int]:
+        """Move the rows of the identities linked in this batch to their emails (one flush, two updates each) and
+        put the usernames on those contacts' profiles; how many touchpoints moved, by identity id."""
+        if not self.links:
+            return {}
         self.session.flush()
-        moved = self.session.execute(
-            update(TouchpointRow)
-            .where(TouchpointRow.identity_id == identity.id, TouchpointRow.email.is_(None))
-            .values(email=email)
-            .execution_options(synchronize_session=False)
+        moved: dict[int, int] = {}
+        for identity_id, (_, email) in self.links.items():
+            result = self.session.execute(
+                update(TouchpointRow)
+                .where(TouchpointRow.identity_id == identity_id, TouchpointRow.email.is_(None))
+                .values(email=email)
+                .execution_options(synchronize_session=False)
+            )
+            self.session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.identity_id == identity_id, ConversationRow.email.is_(None))
+                .values(email=email)
+                .execution_options(synchronize_session=False)
+            )
+            moved[identity_id] = int(getattr(result, "rowcount", 0) or 0)
+        emails = sorted({email for _, email in self.links.values()})
+        contacts: dict[str, ContactRow] = {}
+        for chunk in _chunks(emails):
+            for contact in self.session.scalars(
+                select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
+            ):
+                contacts[contact.email] = contact
+        for identity, email in self.links.values():
+            if email in contacts:
+                self.add_profile(contacts[email], identity)
+        logger.info(
+            "%d social identities linked to people by email; %d earlier touchpoints joined",
+            len(self.links),
+            sum(moved.values()),
         )
-        self.session.execute(
-            update(ConversationRow)
-            .where(ConversationRow.identity_id == identity.id, ConversationRow.email.is_(None))
-            .values(email=email)
-            .execution_options(synchronize_session=False)
-        )
-        contact = self.session.scalar(select(ContactRow).where(ContactRow.email == email))
-        if contact is not None:
-            self.add_profile(contact, identity)
-        count = int(getattr(moved, "rowcount", 0) or 0)
-        logger.info("social identity %s linked to a person by email; %d earlier touchpoints joined", identity.id, count)
-        return count
+        self.links.clear()
+        return moved
 
     def add_profile(self, contact: ContactRow, identity: SocialIdentityRow) -> None:
         """Put the identity on the contact's social profiles (so later events by username find the contact)."""
@@ -276,7 +324,9 @@ class SocialStore:
 
     def _conversations(self, session: Session, events: Sequence[ConversationEvent]) -> list[RecordedEvent]:
         stitcher = _Stitcher(session)
+        stitcher.preload((e.platform, e.participant.username) for e in events if e.participant.username is not None)
         results: list[RecordedEvent] = []
+        linking: dict[int, int | None] = {}
         for number, event in enumerate(events, start=1):
             participant = event.participant
             if participant.email is not None:
@@ -337,12 +387,12 @@ class SocialStore:
             )
             if touch_changed and action is EventAction.UNCHANGED:
                 action = EventAction.UPDATED
-            results.append(
-                RecordedEvent(action, Person(row.email, row.identity_id, person.platform, person.username), linked)
-            )
+            results.append(RecordedEvent(action, Person(row.email, row.identity_id, person.platform, person.username)))
+            if linked:
+                linking[len(results) - 1] = person.identity_id
             if number % SAVE_BATCH == 0:
                 session.flush()
-        return results
+        return _with_links(results, linking, stitcher.finish())
 
     def record_all(
         self,
@@ -408,36 +458,56 @@ class SocialStore:
         email is also a conversion."""
         return self._in_one_transaction(lambda session: self._engagements(session, events))
 
+    @staticmethod
+    def _engagement_key(event: EngagementEvent) -> str:
+        # The same engagement re-delivered with the email added is still the same engagement.
+        user = event.user
+        who = ("username", normalise_username(user.username)) if user.username is not None else ("email", user.email)
+        return event_key(
+            "engagement",
+            event.platform,
+            event.type,
+            event.timestamp.isoformat(),
+            event.post_id,
+            event.conversation_id,
+            event.campaign,
+            *who,
+        )
+
     def _engagements(self, session: Session, events: Sequence[EngagementEvent]) -> list[RecordedEvent]:
         stitcher = _Stitcher(session)
+        stitcher.preload((e.platform, e.user.username) for e in events if e.user.username is not None)
+        self._ensure_campaigns(session, {(e.campaign, e.platform) for e in events if e.campaign is not None})
+        keys = [self._engagement_key(event) for event in events]
+        touchpoints: dict[str, TouchpointRow] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            for found in session.scalars(select(TouchpointRow).where(TouchpointRow.event_key.in_(chunk))):
+                touchpoints[found.event_key] = found
         results: list[RecordedEvent] = []
-        for number, event in enumerate(events, start=1):
+        linking: dict[int, int | None] = {}
+        for number, (event, key) in enumerate(zip(events, keys, strict=True), start=1):
             person, linked = stitcher.resolve(event.platform, event.user.email, event.user.username)
-            self._ensure_campaign(session, event.campaign, event.platform)
-            # The same engagement re-delivered with the email added is still the same engagement.
-            who = ("username", person.username) if person.username is not None else ("email", person.email)
-            key = event_key(
-                "engagement",
-                event.platform,
-                event.type,
-                event.timestamp.isoformat(),
-                event.post_id,
-                event.conversation_id,
-                event.campaign,
-                *who,
-            )
-            created = self._put_touchpoint(
-                session,
-                key,
-                person.email,
-                person.identity_id,
-                timestamp=event.timestamp,
-                platform=event.platform,
-                type=event.type,
-                post_id=event.post_id,
-                conversation_id=event.conversation_id,
-                campaign=event.campaign,
-            )
+            row = touchpoints.get(key)
+            if row is None:
+                row = TouchpointRow(
+                    event_key=key,
+                    email=person.email,
+                    identity_id=person.identity_id,
+                    timestamp=event.timestamp,
+                    platform=event.platform,
+                    type=event.type,
+                    post_id=event.post_id,
+                    conversation_id=event.conversation_id,
+                    campaign=event.campaign,
+                )
+                session.add(row)
+                touchpoints[key] = row
+                action = EventAction.CREATED
+            else:
+                # A re-delivery: the engagement is the same; only who it belongs to may be known better now.
+                action = EventAction.UNCHANGED
+                if row.email is None and person.email is not None:
+                    row.email = person.email
             if event.type is TouchpointType.CONVERSION and person.email is not None:
                 self._put_conversion(
                     session,
@@ -452,10 +522,12 @@ class SocialStore:
                     ),
                     key,
                 )
-            results.append(RecordedEvent(EventAction.CREATED if created else EventAction.UNCHANGED, person, linked))
+            results.append(RecordedEvent(action, person))
+            if linked:
+                linking[len(results) - 1] = person.identity_id
             if number % SAVE_BATCH == 0:
                 session.flush()
-        return results
+        return _with_links(results, linking, stitcher.finish())
 
     def record_conversions(self, conversions: Sequence[Conversion]) -> list[RecordedEvent]:
         """Record conversions; one with an ``external_id`` is kept once per (integration, id) and updated when its
@@ -533,10 +605,25 @@ class SocialStore:
 
     @staticmethod
     def _ensure_campaign(session: Session, name: str | None, platform: SocialPlatform) -> None:
-        if name is None:
-            return
-        if session.scalar(select(CampaignRow.id).where(CampaignRow.name == name)) is None:
-            session.add(CampaignRow(name=name, platform=platform, tags=[]))
+        if name is not None:
+            SocialStore._ensure_campaigns(session, {(name, platform)})
+
+    @staticmethod
+    def _ensure_campaigns(session: Session, named: set[tuple[str, SocialPlatform]]) -> None:
+        """Create the campaigns a batch names that do not exist yet (with the platform they were first seen on)."""
+        first_platform: dict[str, SocialPlatform] = {}
+        for name, platform in sorted(named):
+            first_platform.setdefault(name, platform)
+        known: set[str] = set()
+        for chunk in _chunks(sorted(first_platform)):
+            known.update(session.scalars(select(CampaignRow.name).where(CampaignRow.name.in_(chunk))))
+        new = [
+            CampaignRow(name=name, platform=platform, tags=[])
+            for name, platform in first_platform.items()
+            if name not in known
+        ]
+        if new:
+            session.add_all(new)
             session.flush()
 
     @staticmethod
@@ -588,11 +675,10 @@ class SocialStore:
                 .where(SocialIdentityRow.email.is_(None))
                 .order_by(SocialIdentityRow.id, ContactRow.id)
             ).all()
-            moved = 0
             for identity, email in matches:
                 if identity.email is None:
-                    moved += stitcher.link(identity, email)
-            return [moved]
+                    stitcher.link(identity, email)
+            return [sum(stitcher.finish().values())]
 
         return self._in_one_transaction(work)[0]
 
@@ -709,6 +795,14 @@ class SocialStore:
         """The emails of every local lead."""
         with self._db.session() as session:
             return set(session.scalars(select(LeadRow.email)))
+
+    def leads_among(self, emails: Iterable[str]) -> set[str]:
+        """Which of these emails are local leads' (a few queries however many leads the store holds)."""
+        found: set[str] = set()
+        with self._db.session() as session:
+            for chunk in _chunks(sorted(set(emails))):
+                found.update(session.scalars(select(LeadRow.email).where(LeadRow.email.in_(chunk))))
+        return found
 
     def lead_by_id(self, lead_id: int) -> tuple[int, str] | None:
         """A lead's (id, email) by its local id."""
@@ -842,6 +936,16 @@ class SocialStore:
                 session.add(WorkspaceSettingRow(key=key, value=value))
             else:
                 row.value = value
+
+
+def _with_links(
+    results: list[RecordedEvent], linking: dict[int, int | None], moved: dict[int, int]
+) -> list[RecordedEvent]:
+    """The results with the touchpoints each linking event moved."""
+    for index, identity_id in linking.items():
+        if identity_id is not None and moved.get(identity_id):
+            results[index] = replace(results[index], linked_touchpoints=moved[identity_id])
+    return results
 
 
 def _as_aware(value: datetime) -> datetime:
