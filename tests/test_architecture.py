@@ -156,6 +156,8 @@ def test_every_layer_exists() -> None:
         ("app/bad.py", "import sqlalchemy\n", "sqlalchemy belongs in store"),
         ("ui/bad.py", "def f():\n    import httpx\n", "httpx belongs in providers, sandbox"),
         ("sync/bad.py", "import keyring\n", "keyring belongs in vault"),
+        ("app/bad.py", "from fastapi import FastAPI\n", "fastapi belongs in api"),
+        ("api/bad.py", "from crm_desktop.store.database import Database\n", "api/ may not import store/"),
         ("store/bad.py", "from crm_desktop import cli\n", "layers may not import entry points"),
     ],
 )

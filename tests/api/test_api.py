@@ -1,0 +1,330 @@
+"""The seed's eight endpoints of the local API against each in-process sandbox CRM: happy paths, the token,
+refused fields named as the CLI names them, replays that change nothing, and every error status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_desktop.api.app import MAX_BATCH, MAX_BODY_BYTES
+from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.app.record_files import read_records
+from crm_desktop.domain.models import Contact
+from tests.api.conftest import LocalApi, integration_body
+
+ANN = {
+    "email": "Ann.Lee@Example.com",
+    "firstName": "Ann",
+    "lastName": "Lee",
+    "company": "Acme",
+    "socialProfiles": [{"platform": "twitter", "username": "annlee", "followers": 1200}],
+}
+LEA = {
+    "email": "lea@example.com",
+    "firstName": "Lea",
+    "lastName": "Park",
+    "company": "Globex",
+    "source": "twitter_dm",
+    "socialContext": {"platform": "twitter", "conversationId": "c-1", "sentiment": "positive",
+                      "engagementScore": 72},
+}
+
+
+def count(api: LocalApi, kind: str) -> int:
+    """Records of a kind in the sandbox CRM (read from the CRM, not from the API's answer)."""
+    names = {"contact": {"hubspot": "contacts", "salesforce": "Contact", "pipedrive": "persons"},
+             "lead": {"hubspot": "leads", "salesforce": "Lead", "pipedrive": "leads"}}
+    return int(api.sandbox.summary()[names[kind][api.provider]])
+
+
+async def finished(api: LocalApi, run_id: int) -> dict[str, Any]:
+    """The run's report once it is no longer running (asked the way a client would, every 50 ms)."""
+    for _ in range(600):
+        report = dict((await api.get(f"/api/crm/runs/{run_id}")).json())
+        if report["status"] != "running":
+            return report
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} still running after 30 s")
+
+
+def test_a_contact_is_created_then_unchanged_then_updated_in_the_crm(api: LocalApi) -> None:
+    async def scenario() -> None:
+        first = await api.post("/api/crm/integrations/crm/contacts/sync", ANN)
+        assert first.status_code == 200, first.text
+        created = first.json()
+        assert created["action"] == "created" and created["crmId"] and created["localId"] >= 1
+
+        # A replay changes nothing, here or in the CRM; the integration's id works as well as its name.
+        integration_id = api.workspace.integrations.get("crm").id
+        again = await api.post(f"/api/crm/integrations/{integration_id}/contacts/sync", ANN)
+        assert again.status_code == 200, again.text
+        assert again.json() == {**created, "action": "unchanged"}
+        assert count(api, "contact") == 1
+
+        changed = await api.post("/api/crm/integrations/crm/contacts/sync", {**ANN, "firstName": "Annie"})
+        assert changed.json() == {**created, "action": "updated"}
+
+        # Read back live from the CRM, in the app's Contact shape.
+        read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "ANN.LEE@example.com"})
+        assert read.status_code == 200, read.text
+        contact = read.json()
+        assert contact["crmId"] == created["crmId"]
+        assert contact["email"] == "ann.lee@example.com"
+        assert (contact["firstName"], contact["lastName"]) == ("Annie", "Lee")
+        Contact.model_validate({k: v for k, v in contact.items() if k not in {"crmId", "modifiedAt"}})
+        assert count(api, "contact") == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_lead_is_pushed_with_its_social_context(api: LocalApi) -> None:
+    async def scenario() -> None:
+        first = await api.post("/api/crm/integrations/crm/leads/sync", LEA)
+        assert first.status_code == 200, first.text
+        assert first.json()["action"] == "created" and first.json()["crmId"]
+        again = await api.post("/api/crm/integrations/crm/leads/sync", LEA)
+        assert again.json()["action"] == "unchanged"
+        assert count(api, "lead") == 1
+        stored = api.workspace.leads.find("lea@example.com")
+        assert stored is not None and stored.social_context is not None
+        assert stored.social_context.engagement_score == 72
+
+    asyncio.run(scenario())
+
+
+def test_get_contact_answers_404_when_the_crm_has_none(api: LocalApi) -> None:
+    async def scenario() -> None:
+        missing = await api.get("/api/crm/integrations/crm/contacts", params={"email": "nobody@example.com"})
+        assert missing.status_code == 404
+        assert "nobody@example.com" in missing.json()["detail"]
+        bad = await api.get("/api/crm/integrations/crm/contacts", params={"email": "not-an-email"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "email"
+
+    asyncio.run(scenario())
+
+
+def test_batch_sync_answers_each_row_in_order_and_a_replay_changes_nothing(api: LocalApi) -> None:
+    rows: list[Any] = [
+        {"email": "a1@example.com", "firstName": "A"},
+        {"email": "not-an-email", "firstName": "B"},
+        {"email": "a3@example.com", "socialProfiles": [{"platform": "twitter", "username": "x", "followers": -1}]},
+        {"email": "A1@example.com"},
+        "just a string",
+        *({"email": f"bulk{i}@example.com", "lastName": f"N{i}"} for i in range(25)),
+    ]
+
+    async def scenario() -> None:
+        answer = await api.post("/api/crm/integrations/crm/contacts/batch-sync", rows)
+        assert answer.status_code == 200, answer.text
+        report = answer.json()
+        results = report["results"]
+        assert [r["index"] for r in results] == list(range(len(rows)))
+        assert results[0]["action"] == "created" and results[0]["crmId"]
+        assert results[1]["action"] is None and results[1]["error"]["field"] == "email"
+        assert results[2]["error"] == {"field": "socialProfiles.0.followers", "reason": "must be 0 or more"}
+        assert results[3]["error"]["field"] == "email" and "row 0" in results[3]["error"]["reason"]
+        assert results[4]["error"]["field"] == "(record)"
+        assert all(r["action"] == "created" for r in results[5:])
+        assert report["summary"] == {"total": 30, "created": 26, "updated": 0, "unchanged": 0, "failed": 0,
+                                     "invalid": 4, "apiCalls": report["summary"]["apiCalls"]}
+        assert report["runId"] and count(api, "contact") == 26
+
+        replay = await api.post("/api/crm/integrations/crm/contacts/batch-sync", rows)
+        assert replay.json()["summary"]["created"] == 0 and replay.json()["summary"]["unchanged"] == 26
+        assert count(api, "contact") == 26
+
+    asyncio.run(scenario())
+
+
+def test_sync_from_crm_runs_in_the_background_and_is_reported(api: LocalApi) -> None:
+    async def scenario() -> None:
+        api.workspace.contacts.save(Contact(email="local@example.com", first_name="Lo"))
+        started = await api.post("/api/crm/integrations/crm/sync-from-crm")
+        assert started.status_code == 202, started.text
+        run_id = started.json()["runId"]
+        assert started.headers["location"] == f"/api/crm/runs/{run_id}"
+        report = await finished(api, run_id)
+        assert report["status"] == "succeeded", report
+        assert report["integration"] == "crm" and report["direction"] == "both"
+        assert report["counts"]["created"] >= 1
+        assert any(r["record"] == "local@example.com" and r["outcome"] == "created" for r in report["records"])
+        assert (await api.get("/api/crm/runs/999999")).status_code == 404
+
+    asyncio.run(scenario())
+
+
+def test_a_second_sync_of_a_running_integration_is_refused_with_409(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        api.workspace.contacts.save_many([Contact(email=f"p{i}@example.com") for i in range(300)])
+        api.sandbox.apply_config({"latency_ms": 30})
+        started = await api.post("/api/crm/integrations/crm/sync-from-crm")
+        assert started.status_code == 202
+        second = await api.post("/api/crm/integrations/crm/sync-from-crm")
+        assert second.status_code == 409 and "already running" in second.json()["detail"]
+        push = await api.post("/api/crm/integrations/crm/contacts/sync", ANN)
+        assert push.status_code == 409
+        assert api.workspace.contacts.find("ann.lee@example.com") is None, "nothing saved when refused"
+        assert (await finished(api, started.json()["runId"]))["status"] == "succeeded"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/crm/integrations", {"provider": "hubspot", "name": "x", "credentials": {}}),
+        ("POST", "/api/crm/integrations/crm/contacts/sync", ANN),
+        ("POST", "/api/crm/integrations/crm/leads/sync", LEA),
+        ("GET", "/api/crm/integrations/crm/contacts?email=ann@example.com", None),
+        ("POST", "/api/crm/integrations/crm/contacts/batch-sync", [ANN]),
+        ("POST", "/api/crm/integrations/crm/sync-from-crm", None),
+        ("GET", "/api/crm/runs/1", None),
+    ],
+)
+def test_every_endpoint_refuses_a_missing_or_wrong_token(
+    hubspot_api: LocalApi, method: str, path: str, body: Any
+) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": api.token},
+                        {"Authorization": f"Basic {api.token}"}):
+            answer = await api.client.request(method, path, json=body, headers=headers)
+            assert answer.status_code == 401, (headers, answer.text)
+            assert answer.headers["www-authenticate"] == "Bearer"
+        assert api.workspace.contacts.count() == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_rotated_token_locks_the_old_one_out_at_once(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        assert (await api.get("/api/crm/runs/1")).status_code == 404
+        old = api.token
+        api.token = ApiTokens(api.workspace.vault).rotate()
+        assert api.token != old and len(api.token) >= 43
+        assert (await api.client.get("/api/crm/runs/1", headers={"Authorization": f"Bearer {old}"})).status_code \
+            == 401
+        assert (await api.get("/api/crm/runs/1")).status_code == 404
+
+    asyncio.run(scenario())
+
+
+def test_refused_fields_are_named_as_the_cli_import_names_them(hubspot_api: LocalApi, tmp_path: Path) -> None:
+    api = hubspot_api
+    row = {"email": "ann@example.com", "phone": "12", "socialProfiles": [{"platform": "myspace", "username": "x"}],
+           "nickname": "x"}
+    path = tmp_path / "contacts.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    # A refused line of `contacts import` carries each of its field problems.
+    expected = [{"field": f.field, "reason": f.reason}
+                for p in read_records(path, Contact).problems for f in getattr(p, "problems", ()) or [p]]
+
+    async def scenario() -> None:
+        await api.add_integration()
+        answer = await api.post("/api/crm/integrations/crm/contacts/sync", row)
+        assert answer.status_code == 422
+        assert answer.json()["errors"] == expected
+        assert [e["field"] for e in expected] == ["phone", "socialProfiles.0.platform", "nickname"]
+        bad_email = await api.post("/api/crm/integrations/crm/contacts/sync", {"email": "bad@"})
+        assert bad_email.status_code == 422 and bad_email.json()["errors"][0]["field"] == "email"
+        lead = await api.post("/api/crm/integrations/crm/leads/sync",
+                              {"email": "x@example.com", "socialContext": {"platform": "twitter",
+                                                                             "sentiment": "angry"}})
+        assert lead.status_code == 422 and lead.json()["errors"][0]["field"] == "socialContext.sentiment"
+        assert api.workspace.contacts.count() == 0 and api.workspace.leads.count() == 0
+
+    asyncio.run(scenario())
+
+
+def test_bad_bodies_get_400_413_and_422_never_500(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        path = "/api/crm/integrations/crm/contacts/sync"
+        headers = {**api.auth, "Content-Type": "application/json"}
+        malformed = await api.client.post(path, content=b'{"email": ', headers=headers)
+        assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["detail"]
+        empty = await api.client.post(path, content=b"", headers=headers)
+        assert empty.status_code == 422
+        not_object = await api.post(path, [1, 2])
+        assert not_object.status_code == 422
+        big = b'{"email": "a@example.com", "company": "' + b"x" * MAX_BODY_BYTES + b'"}'
+        assert (await api.client.post(path, content=big, headers=headers)).status_code == 413
+
+        async def chunks() -> Any:
+            for _ in range(6):
+                yield b" " * (1024 * 1024)
+
+        streamed = await api.client.post(path, content=chunks(), headers=headers)
+        assert streamed.status_code == 413
+        too_many = await api.post("/api/crm/integrations/crm/contacts/batch-sync",
+                                  [{"email": "a@example.com"}] * (MAX_BATCH + 1))
+        assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "(body)"
+        unknown = await api.post("/api/crm/integrations/nope/contacts/sync", ANN)
+        assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
+        assert api.workspace.contacts.count() == 0
+
+    asyncio.run(scenario())
+
+
+def test_create_integration_keeps_credentials_in_the_keyring_only(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        body = integration_body("hubspot", api.sandbox, "hubspot-prod")
+        created = await api.post("/api/crm/integrations", body)
+        assert created.status_code == 201, created.text
+        answer = created.json()
+        assert answer["name"] == "hubspot-prod" and answer["provider"] == "hubspot" and answer["hasCredentials"]
+        secret = body["credentials"]["token"]
+        assert secret not in created.text and "credentials" not in answer
+        stored = api.workspace.integrations.get("hubspot-prod")
+        assert api.workspace.integrations.credentials(stored) == {"token": secret}
+
+        duplicate = await api.post("/api/crm/integrations", body)
+        assert duplicate.status_code == 409
+        bad = await api.post("/api/crm/integrations", {**body, "name": "other", "credentials": {"token": "x"}})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "credentials.token"
+        assert "x" not in [e["reason"] for e in bad.json()["errors"]]
+        wrong = await api.post("/api/crm/integrations", {**body, "name": "o2", "provider": "zoho"})
+        assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "provider"
+        assert [i.name for i in api.workspace.integrations.list()] == ["hubspot-prod"]
+
+        salesforce = await api.post("/api/crm/integrations", {
+            "provider": "salesforce", "name": "sf", "domain": "https://acme.my.salesforce.com",
+            "credentials": {"clientId": "key", "accessToken": "00Dxx!token-value", "refreshToken": "refresh-tok",
+                            "instanceUrl": "https://acme.my.salesforce.com"}})
+        assert salesforce.status_code == 201, salesforce.text
+        assert salesforce.json()["baseUrl"] == "https://acme.my.salesforce.com"
+
+    asyncio.run(scenario())
+
+
+def test_a_crm_refusing_the_credentials_is_a_502_saying_reconnect(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        body = integration_body("hubspot", api.sandbox)
+        body["credentials"] = {"token": "pat-na1-00000000-0000-0000-0000-000000000000"}
+        assert (await api.post("/api/crm/integrations", body)).status_code == 201
+        answer = await api.post("/api/crm/integrations/crm/contacts/sync", ANN)
+        assert answer.status_code == 502
+        assert "reconnect the integration" in answer.json()["detail"]
+        read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "ann@example.com"})
+        assert read.status_code == 502
+        # The contact is kept locally and goes with the next sync once reconnected.
+        assert api.workspace.contacts.find("ann.lee@example.com") is not None
+
+    asyncio.run(scenario())
