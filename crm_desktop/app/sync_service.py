@@ -27,7 +27,15 @@ from crm_desktop.store.models import (
 )
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.store.sync_store import SyncStore
-from crm_desktop.sync.actions import DueSync, UndoReport, due_syncs, next_due_at, resolve_conflict, undo_run
+from crm_desktop.sync.actions import (
+    DueSync,
+    UndoRefused,
+    UndoReport,
+    due_syncs,
+    next_due_at,
+    resolve_conflict,
+    undo_run,
+)
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncDirectionChoice, SyncEngine, SyncResult
 from crm_desktop.sync.mapping import (
     FieldMapping,
@@ -57,6 +65,7 @@ __all__ = [
     "SyncService",
     "SyncTrigger",
     "Transform",
+    "UndoRefused",
 ]
 
 

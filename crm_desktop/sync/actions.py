@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,7 +103,15 @@ async def resolve_conflict(
 
 
 class UndoRefused(ConflictResolutionError):
-    """An undo that would be wrong: the run was undone already, or values it wrote changed since."""
+    """An undo that would be wrong: the run was undone already, or values it wrote changed since.
+
+    Attributes:
+        changed: the values that changed after the run (empty when it was undone already).
+    """
+
+    def __init__(self, message: str, changed: Sequence[ChangedSince] = ()) -> None:
+        super().__init__(message)
+        self.changed = list(changed)
 
 
 @dataclass(frozen=True)
@@ -226,7 +235,8 @@ async def undo_run(
             listed = "; ".join(str(c) for c in changed)
             raise UndoRefused(
                 f"run {run_id} was not undone: {len(changed)} value(s) it wrote changed after it: {listed}. "
-                "Undo with --force to put back the values from before the run anyway"
+                "Undo with --force to put back the values from before the run anyway",
+                changed,
             )
         undo_id = store.start_run(integration.id, trigger, "undo", message=f"undo of run {run_id}",
                                   undoes_run_id=run_id)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger
+from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger, UndoRefused
 from crm_desktop.app.text import plural
 from crm_desktop.ui.scheduler import Outcome
 from crm_desktop.ui.sync_runs_model import (
@@ -498,7 +498,8 @@ class SyncMonitorPanel(QWidget):
             f"Run {run.id} of “{name}” — {named(RUN_STATUS_NAMES, run.status).lower()}",
             f"{what}, started {local_time(run.started_at, seconds=True)}, {took}.",
             f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
-            f"{plural(run.conflicts, 'conflict')}, {plural(run.api_calls, 'API call')}.",
+            f"{plural(run.conflicts, 'conflict')} waiting, {run.conflicts_decided} decided by rule, "
+            f"{plural(run.api_calls, 'API call')}.",
         ]
         if error_categories:
             groups = Counter(error_categories)
@@ -557,19 +558,56 @@ class SyncMonitorPanel(QWidget):
         if confirmed:
             self.undo(run_id)
 
-    def undo(self, run_id: int) -> asyncio.Task[None] | None:
-        """Undo run ``run_id`` (no confirmation; :meth:`confirm_undo` asks first)."""
+    def undo(self, run_id: int, *, force: bool = False) -> asyncio.Task[None] | None:
+        """Undo run ``run_id`` (no confirmation; :meth:`confirm_undo` asks first).
+
+        ``force`` overwrites values changed after the run (asked for in :meth:`_ask_to_overwrite`).
+        """
         if self._undoing is not None:
             return None
         self._undoing = run_id
         self._update_undo_button()
         self.notice.say(f"Undoing run {run_id}…", "info")
-        return self._tasks.start(self._run_undo(run_id), name=f"undo run {run_id}")
+        return self._tasks.start(self._run_undo(run_id, force), name=f"undo run {run_id}")
 
-    async def _run_undo(self, run_id: int) -> None:
+    def _ask_to_overwrite(self, run_id: int, refused: UndoRefused) -> QMessageBox:
+        """Values the run wrote changed after it: ask before putting the older ones back over them."""
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Undo run",
+            f"{plural(len(refused.changed), 'value')} changed after run {run_id}. Put the values from before "
+            "the run back over them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText("\n".join(str(change) for change in refused.changed))
+        box.button(QMessageBox.StandardButton.Yes).setText("Overwrite them")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _result: self._overwrite_answered(box, run_id))
+        self.confirm_box = box
+        box.open()
+        return box
+
+    def _overwrite_answered(self, box: QMessageBox, run_id: int) -> None:
+        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        if self.confirm_box is box:
+            self.confirm_box = None
+        box.deleteLater()
+        if confirmed:
+            self.undo(run_id, force=True)
+
+    async def _run_undo(self, run_id: int, force: bool = False) -> None:
         select: int | None = None
         try:
-            report = await self._sync.undo(run_id)
+            report = await self._sync.undo(run_id, force=force)
+        except UndoRefused as exc:
+            self._notices.clear()
+            if exc.changed:
+                self._say("undo", f"Run {run_id} was not undone: {plural(len(exc.changed), 'value')} changed "
+                          "after it.", error=True)
+                self._ask_to_overwrite(run_id, exc)
+            else:
+                self._say("undo", f"{exc}.", error=True)
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
             self._notices.clear()
             self._say("undo", error_sentence(f"Undo of run {run_id}", exc), error=True)
@@ -577,8 +615,11 @@ class SyncMonitorPanel(QWidget):
             select = report.run_id
             text = (
                 f"Undid run {run_id}: {report.restored_local} value(s) put back here, "
-                f"{report.restored_crm} in the CRM."
+                f"{report.restored_crm} in the CRM"
             )
+            if report.aligned_crm:
+                text += f" ({report.aligned_crm} more set there to match)"
+            text += "."
             if report.kept:
                 text += " Kept: " + "; ".join(report.kept) + "."
             self._notices.clear()
