@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform
+from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers import errors
 from crm_desktop.providers.auth import HeaderTokenAuth
@@ -35,6 +35,7 @@ from crm_desktop.providers.toolkit import (
     parse_crm_time,
     server_time,
     social_context_values,
+    social_profile_values,
     utc_millis,
     write_or_reconcile,
 )
@@ -557,27 +558,12 @@ def default_contact_record(contact: Contact) -> OutboundRecord:
         "company": contact.company,
         "phone": contact.phone,
     }
-    unmapped: list[str] = []
-    taken: set[SocialPlatform] = set()
-    for profile in contact.social_profiles:
-        if profile.platform in taken or profile.platform not in (
-            SocialPlatform.TWITTER,
-            SocialPlatform.INSTAGRAM,
-            SocialPlatform.LINKEDIN,
-        ):
-            link = f", {profile.url}" if profile.url else ""
-            unmapped.append(f"{profile.platform.value}: @{profile.username} ({profile.followers:,} followers{link})")
-            continue
-        taken.add(profile.platform)
-        if profile.platform is SocialPlatform.TWITTER:
-            fields["twitter_username"] = profile.username
-        elif profile.platform is SocialPlatform.INSTAGRAM:
-            fields["instagram_username"] = profile.username
-        else:
-            fields["linkedin_url"] = profile.url or f"https://www.linkedin.com/in/{profile.username}"
-    if contact.social_profiles:
-        fields["social_followers"] = sum(p.followers for p in contact.social_profiles)
-        fields["social_engagement_score"] = round(max(p.engagement for p in contact.social_profiles), 2)
+    social, profiles = social_profile_values(contact.social_profiles, str)
+    fields.update(social)
+    unmapped = [
+        f"{p.platform.value}: @{p.username} ({p.followers:,} followers{f', {p.url}' if p.url else ''})"
+        for p in profiles
+    ]
     for name, value in contact.custom_fields.items():
         if value is None:
             continue

@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, SocialPlatform
+from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.auth import SalesforceAuth
 from crm_desktop.providers.base import AdapterBase, AdapterWiring
@@ -43,6 +43,7 @@ from crm_desktop.providers.toolkit import (
     paginate,
     parse_crm_time,
     social_context_values,
+    social_profile_values,
     utc_millis,
     write_or_reconcile,
 )
@@ -395,26 +396,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str | None]:
 # -- the default field mapping ----------------------------------------------------------------------------
 
 
-def _profile_field_values(profiles: Sequence[Any]) -> tuple[dict[str, Any], list[str]]:
-    """Social custom field values from a person's profiles, and note lines for profiles without a field."""
-    values: dict[str, Any] = {}
-    extra: list[str] = []
-    for profile in profiles:
-        if profile.platform is SocialPlatform.TWITTER and "twitter_username__c" not in values:
-            values["twitter_username__c"] = profile.username
-        elif profile.platform is SocialPlatform.INSTAGRAM and "instagram_username__c" not in values:
-            values["instagram_username__c"] = profile.username
-        elif profile.platform is SocialPlatform.LINKEDIN and "linkedin_url__c" not in values:
-            values["linkedin_url__c"] = profile.url or f"https://www.linkedin.com/in/{profile.username}"
-        else:
-            link = f" {profile.url}" if profile.url else ""
-            extra.append(f"{profile.platform.value}: @{profile.username}{link} ({profile.followers} followers)")
-    if profiles:
-        values["social_followers__c"] = sum(p.followers for p in profiles)
-        values["social_engagement_score__c"] = round(max(p.engagement for p in profiles), 2)
-    return values, extra
-
-
 def _filled(values: dict[str, Any]) -> dict[str, Any]:
     """The values that hold something: an empty name or phone is left out of the write."""
     return {name: value for name, value in values.items() if value}
@@ -424,8 +405,11 @@ def default_contact_record(contact: Contact) -> OutboundRecord:
     """The default mapping of a contact to Salesforce Contact fields, social custom fields included."""
     names = {"Email": contact.email, "FirstName": contact.first_name, "LastName": contact.last_name}
     fields = _filled({**names, "Phone": contact.phone})
-    social, extra = _profile_field_values(contact.social_profiles)
+    social, unmapped = social_profile_values(contact.social_profiles, lambda name: f"{name}__c")
     fields.update(social)
+    extra = [
+        f"{p.platform.value}: @{p.username}{f' {p.url}' if p.url else ''} ({p.followers} followers)" for p in unmapped
+    ]
     for name, value in contact.custom_fields.items():
         if name.endswith("__c") and _FIELD_NAME.match(name):
             fields[name] = value

@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from crm_desktop.domain.models import SocialContext, normalise_email
+from crm_desktop.domain.models import SocialContext, SocialPlatform, SocialProfile, normalise_email
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
@@ -78,6 +78,39 @@ def email_key(value: Any) -> str:
         return checked_email(text)
     except ValueError:
         return text.lower()
+
+
+#: The seed's social field that takes a person's first profile on each network.
+_PROFILE_FIELDS = {
+    SocialPlatform.TWITTER: "twitter_username",
+    SocialPlatform.INSTAGRAM: "instagram_username",
+    SocialPlatform.LINKEDIN: "linkedin_url",
+}
+
+
+def social_profile_values(
+    profiles: Sequence[SocialProfile], field_name: Callable[[str], str]
+) -> tuple[dict[str, Any], list[SocialProfile]]:
+    """The seed's social fields from a person's profiles, and the profiles no field takes (for the note).
+
+    The first profile on Twitter, Instagram and LinkedIn fills that network's field (LinkedIn its URL, the public
+    one when the profile has none); followers are summed and the best engagement kept. ``field_name`` turns a
+    seed field's name into the CRM's (``twitter_username`` -> ``twitter_username__c``).
+    """
+    values: dict[str, Any] = {}
+    unmapped: list[SocialProfile] = []
+    for profile in profiles:
+        seed = _PROFILE_FIELDS.get(profile.platform)
+        if seed is None or field_name(seed) in values:
+            unmapped.append(profile)
+        elif profile.platform is SocialPlatform.LINKEDIN:
+            values[field_name(seed)] = profile.url or f"https://www.linkedin.com/in/{profile.username}"
+        else:
+            values[field_name(seed)] = profile.username
+    if profiles:
+        values[field_name("social_followers")] = sum(p.followers for p in profiles)
+        values[field_name("social_engagement_score")] = round(max(p.engagement for p in profiles), 2)
+    return values, unmapped
 
 
 def social_context_values(context: SocialContext | None, *, sentiment: str, engagement: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from crm_desktop.domain.models import SocialPlatform, SocialProfile
 from crm_desktop.providers.errors import ProviderError, RequestRejectedError
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
@@ -19,6 +20,7 @@ from crm_desktop.providers.toolkit import (
     gather_or_cancel,
     paginate,
     parse_crm_time,
+    social_profile_values,
     utc_millis,
     write_or_reconcile,
 )
@@ -82,6 +84,27 @@ def test_email_keys() -> None:
     assert checked_email("ada@example.com") == "ada@example.com"
     with pytest.raises(ValueError):
         checked_email("no-at-sign")
+
+
+# -- social profiles -----------------------------------------------------------------------------------------------
+
+
+def test_first_profile_per_network_fills_its_field_and_the_rest_go_to_the_note() -> None:
+    profiles = [
+        SocialProfile(platform=SocialPlatform.TWITTER, username="ada", followers=100, engagement=2.345),
+        SocialProfile(platform=SocialPlatform.TWITTER, username="ada_alt", followers=5, engagement=1.0),
+        SocialProfile(platform=SocialPlatform.LINKEDIN, username="ada-l", followers=7, engagement=4.0),
+        SocialProfile(platform=SocialPlatform.TIKTOK, username="ada_t", followers=3, engagement=9.876),
+    ]
+    values, unmapped = social_profile_values(profiles, lambda name: f"{name}__c")
+    assert values == {
+        "twitter_username__c": "ada",
+        "linkedin_url__c": "https://www.linkedin.com/in/ada-l",
+        "social_followers__c": 115,
+        "social_engagement_score__c": 9.88,
+    }
+    assert [p.username for p in unmapped] == ["ada_alt", "ada_t"]
+    assert social_profile_values([], str) == ({}, [])
 
 
 # -- CRM times ------------------------------------------------------------------------------------------------------
