@@ -110,17 +110,25 @@ def test_an_import_is_a_run_that_undo_takes_back_once(data_dir: Path, tmp_path: 
     assert code == ExitCode.PARTIAL and "already undone" in err
 
 
-def test_undo_keeps_a_value_changed_after_the_import(data_dir: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_undo_refuses_over_a_value_changed_after_the_import_unless_forced(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, first = run_json(data_dir, ["contacts", "import", str(write(tmp_path, "1.csv",
-                                                                   "email,company\nann@example.com,Globex\n"))],
-                        capsys)
+                                                                   "email,company,lastName\n"
+                                                                   "ann@example.com,Globex,Park\n"))], capsys)
     run(data_dir, ["contacts", "import", str(write(tmp_path, "2.csv", "email,company\nann@example.com,Initech\n"))],
         capsys)
-    code, undo = run_json(data_dir, ["runs", "undo", str(first["runId"])], capsys)
+    code, _, err = run(data_dir, ["runs", "undo", str(first["runId"])], capsys)
     assert code == ExitCode.PARTIAL
-    assert undo["restoredLocal"] == 0 and any("company changed since the import" in k for k in undo["kept"])
-    assert stored(data_dir)["company"] == "Initech"
+    assert "company" in err and "'Globex', now 'Initech'" in err and "--force" in err
+    assert stored(data_dir)["company"] == "Initech" and stored(data_dir)["lastName"] == "Park"  # nothing undone
+
+    code, undo = run_json(data_dir, ["runs", "undo", str(first["runId"]), "--force"], capsys)
+    assert code == ExitCode.OK, undo
+    assert undo["restoredLocal"] == 2 and len(undo["overridden"]) == 1
+    [change] = undo["changes"]
+    assert change["fields"] == {"company": {"from": "Initech", "to": "Acme"}, "lastName": {"from": "Park", "to": "Lee"}}
+    assert (stored(data_dir)["company"], stored(data_dir)["lastName"]) == ("Acme", "Lee")
 
 
 def test_social_columns_without_a_username_warn_by_column(data_dir: Path, tmp_path: Path,

@@ -24,7 +24,9 @@ from crm_desktop.store.import_log import UNDO_DIRECTION, ImportLog, undo_message
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import ContactStore, LeadStore, SavedRecord
 from crm_desktop.store.sync_store import SyncStore
-from crm_desktop.sync.actions import UndoReport
+from crm_desktop.sync.actions import ChangedSince, UndoRefused, UndoReport
+from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
+from crm_desktop.sync.plan import FieldChange as PlanFieldChange
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ def _changes(old: dict[str, str | None], new: dict[str, str | None]) -> dict[str
     return {key: (old.get(key), new.get(key)) for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)}
 
 
-class ImportUndoError(Exception):
+class ImportUndoError(UndoRefused):
     """An import run cannot be undone (not an import, still running, or undone already); the message says why."""
 
 
@@ -141,7 +143,6 @@ class ImportService:
         self.leads = LeadStore(database)
         self.log = ImportLog(database)
         self.store = SyncStore(database)
-        self._moved = False
 
     def _model(self, obj: RecordObject) -> type[Contact] | type[Lead]:
         return Contact if obj is RecordObject.CONTACT else Lead
@@ -186,15 +187,24 @@ class ImportService:
         status = SyncRunStatus.FAILED
         audit: list[dict[str, Any]] = []
         try:
-            saved = self._save_many(obj, [record for _, record, _ in built])
-            for (row, _, changes), item in zip(built, saved, strict=True):
-                outcome = "created" if item.created else "updated" if changes else "unchanged"
+            # Unchanged records are not written: their rows (and updated_at, which a sync reads) stay as they are.
+            changed = [(row, record, changes) for row, record, changes in built if changes]
+            saved = iter(self._save_many(obj, [record for _, record, _ in changed]))
+            for row, _, changes in built:
+                if not changes:
+                    report.unchanged += 1
+                    report.records.append(RecordChange(row.line, row.email, "unchanged"))
+                    continue
+                item = next(saved)
+                outcome = "created" if item.created else "updated"
                 setattr(report, outcome, getattr(report, outcome) + 1)
                 shown = [FieldChange(column_label(k), old, new) for k, (old, new) in changes.items()
                          if k != CREATED_FIELD]
                 report.records.append(RecordChange(row.line, row.email, outcome, shown))
+                # An undo keeps the records an import created, so their one audit row says only that.
+                kept = {CREATED_FIELD: changes[CREATED_FIELD]} if item.created else changes
                 audit.extend({"entity": obj.value, "entity_id": str(item.id), "field": key, "old_value": old,
-                              "new_value": new} for key, (old, new) in changes.items())
+                              "new_value": new} for key, (old, new) in kept.items())
             status = SyncRunStatus.PARTIAL if report.problems else SyncRunStatus.SUCCEEDED
             report.run_id = run_id
         finally:
@@ -203,14 +213,15 @@ class ImportService:
                             total=len(built) + len(report.problems))
         return report
 
-    def undo(self, run_id: int) -> UndoReport:
+    def undo(self, run_id: int, *, force: bool = False) -> UndoReport:
         """Set back the local values import run ``run_id`` changed; the undo is an import run of its own.
 
-        A field changed again since the import (by a sync, a conflict resolution or another import) keeps its
-        current value and is listed; records the import created are kept and listed.
+        Like the undo of a sync, it is refused when a value the import wrote changed since (by a sync, a conflict
+        resolution or another import), listing them, unless ``force``. Records the import created are kept and listed.
 
         Raises:
-            ImportUndoError: when the run is not an import, is still running, or was undone already.
+            ImportUndoError: when the run is not an import, is still running, was undone already, or values it
+                wrote changed since (without ``force``).
         """
         run = self.store.get_run(run_id)
         if run.trigger is not SyncTrigger.IMPORT:
@@ -220,64 +231,80 @@ class ImportService:
         undone = self.log.undone_by(run_id)
         if undone is not None:
             raise ImportUndoError(f"run {run_id} was already undone (by run {undone})")
-        rows = self.store.audit_for_run(run_id)
         by_record: dict[tuple[str, int], dict[str, tuple[str | None, str | None]]] = {}
-        for audit in rows:
+        for audit in self.store.audit_for_run(run_id):
             fields = by_record.setdefault((audit.entity, int(audit.entity_id)), {})
             fields.setdefault(audit.field, (audit.old_value, audit.new_value))  # the first change is the oldest
-        self._moved = False
+        kept: list[str] = []
+        moved: list[ChangedSince] = []
+        plans: list[_RecordUndo] = []
+        for (entity, local_id), fields in by_record.items():
+            planned = self._plan_record(RecordObject(entity), local_id, fields, kept, moved)
+            if planned is not None:
+                plans.append(planned)
+        if moved and not force:
+            listed = "; ".join(str(item) for item in moved)
+            raise ImportUndoError(f"run {run_id}: values it wrote changed since: {listed}. Nothing was undone; "
+                                  "--force puts back the values from before the import anyway")
         undo_id = self.log.start(undo_message(run_id), direction=UNDO_DIRECTION)
-        report = UndoReport(undo_id)
+        report = UndoReport(undo_id, kept=kept, overridden=moved)
         audit_rows: list[dict[str, Any]] = []
         status = SyncRunStatus.FAILED
-        restored_records = 0
         try:
-            for (entity, local_id), fields in by_record.items():
-                if self._undo_record(RecordObject(entity), local_id, fields, report, audit_rows):
-                    restored_records += 1
-            # Values changed since the import were kept: the undo is partial and may be tried again later.
-            status = SyncRunStatus.PARTIAL if self._moved else SyncRunStatus.SUCCEEDED
+            for planned in plans:
+                self._save_many(planned.obj, [planned.restored])
+                report.restored_local += len(planned.changes)
+                report.plan.add(PlannedChange(planned.obj, planned.email, Side.LOCAL, ChangeAction.UPDATE, {
+                    column_label(key): PlanFieldChange(old, new) for key, (old, new) in planned.changes.items()}))
+                audit_rows.extend({"entity": planned.obj.value, "entity_id": str(planned.local_id), "field": key,
+                                   "old_value": old, "new_value": new, "source": "undo"}
+                                  for key, (old, new) in planned.changes.items())
+            status = SyncRunStatus.SUCCEEDED
         finally:
-            self.log.finish(undo_id, status, audit_rows, updated=restored_records, total=len(by_record))
+            self.log.finish(undo_id, status, audit_rows, updated=len(plans), total=len(by_record))
         return report
 
-    def _undo_record(
+    def _plan_record(
         self, obj: RecordObject, local_id: int, fields: dict[str, tuple[str | None, str | None]],
-        report: UndoReport, audit: list[dict[str, Any]],
-    ) -> bool:
+        kept: list[str], moved: list[ChangedSince],
+    ) -> _RecordUndo | None:
+        """What undoing one record takes: its fields back to the values before the import (``None``: nothing)."""
         local = self.store.local_records(obj, [local_id]).get(local_id)
         if local is None:
-            report.kept.append(f"{obj.value} {local_id}: deleted since; nothing to restore")
-            return False
+            kept.append(f"{obj.value} {local_id}: deleted since; nothing to restore")
+            return None
         record = local.record
         email = record.email
         if CREATED_FIELD in fields and fields[CREATED_FIELD][0] is None:
-            report.kept.append(f"{email}: created by the import; kept (delete it by hand)")
-            return False
+            kept.append(f"{email}: created by the import; kept (delete it by hand)")
+            return None
         current = field_values(record)
         restore: dict[str, str | None] = {}
-        moved: list[str] = []
         for key, (old, new) in fields.items():
             if current.get(key) == old:
                 continue
             if current.get(key) != new:
-                moved.append(column_label(key))
-                continue
+                moved.append(ChangedSince(email, column_label(key), Side.LOCAL, new, current.get(key)))
             restore[key] = old
-        if moved:
-            self._moved = True
-            report.kept.append(f"{email}: {', '.join(moved)} changed since the import; current value kept")
         if not restore:
-            return False
+            return None
         row = FileRow(0, email, dict(restore))
         restored: Contact | Lead
         if isinstance(record, Contact):
             restored = build_record(Contact, row, record, blank_clears=True).record
         else:
             restored = build_record(Lead, row, record, blank_clears=True).record
-        self._save_many(obj, [restored])
         after = field_values(restored)
-        report.restored_local += len(restore)
-        audit.extend({"entity": obj.value, "entity_id": str(local_id), "field": key, "old_value": current.get(key),
-                      "new_value": after.get(key), "source": "undo"} for key in restore)
-        return True
+        changes = {key: (current.get(key), after.get(key)) for key in restore}
+        return _RecordUndo(obj, local_id, email, restored, changes)
+
+
+@dataclass
+class _RecordUndo:
+    """One record's undo: the record with its old values, and each field's current -> restored value."""
+
+    obj: RecordObject
+    local_id: int
+    email: str
+    restored: Contact | Lead
+    changes: dict[str, tuple[str | None, str | None]]

@@ -358,7 +358,7 @@ class SyncService:
                 this process apart).
         """
         if self.store.get_run(run_id).trigger is SyncTrigger.IMPORT:
-            return self.imports.undo(run_id)
+            return self.imports.undo(run_id, force=force)
         integration = self.integration_of_run(run_id)
         if self.is_running(integration.name):
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from datetime import UTC, datetime
@@ -105,6 +106,9 @@ def phone_region() -> str:
     return os.environ.get("CRM_DESKTOP_PHONE_REGION", DEFAULT_PHONE_REGION).upper()
 
 
+# An import reads each address twice (to find the stored record, then in the model), and email_validator's work is
+# most of a row's validation; the answer for a given text never changes.
+@functools.lru_cache(maxsize=262_144)
 def normalise_email(value: str) -> str:
     """Return the normalised, lower-cased form of an email address.
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import AuditLogRow, SyncRunRow, SyncRunStatus, SyncTrigger, utcnow
@@ -40,7 +40,7 @@ class ImportLog:
         with self._db.session() as session:
             if audit:
                 session.execute(
-                    insert(AuditLogRow),
+                    insert(cast(Table, AuditLogRow.__table__)),
                     [{"at": now, "source": "import", "side": "local", **row, "run_id": run_id, "integration_id": None}
                      for row in audit],
                 )

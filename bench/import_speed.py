@@ -1,0 +1,85 @@
+"""Issue 14 §6 benchmark: importing a CSV of new contacts into the local store, then the same file again.
+
+A fresh workspace (SQLite store) imports a generated file through the same service `crm-desktop contacts import`
+uses: every row read, matched by email, validated (email, phone, profiles), saved, and recorded as an undoable run.
+The second import of the same file changes nothing and writes nothing but its run.
+
+Run from the repository root::
+
+    python -m bench.import_speed                   # the issue's figure: 100,000 contacts
+    python -m bench.import_speed --count 10000     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.outcomes import RecordObject
+
+HEADER = ("email", "firstName", "lastName", "company", "phone", "twitter_username", "twitter_followers",
+          "linkedin_url", "favorite_color")
+
+
+def write_contacts(path: Path, count: int) -> None:
+    """A contacts CSV of ``count`` distinct people: names, a company, a phone on two rows of three, a Twitter
+    profile, a LinkedIn link on every other row, and one other column."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for number in range(count):
+            writer.writerow((
+                f"person{number}@example.com", f"First{number % 997}", f"Last{number % 991}", f"Company {number % 500}",
+                f"+1 415 555 {number % 10_000:04d}" if number % 3 else "", f"handle{number}", str(number % 50_000),
+                f"https://www.linkedin.com/in/person-{number}" if number % 2 else "", ("blue", "green")[number % 2],
+            ))
+
+
+def run(count: int, directory: Path) -> dict[str, Any]:
+    """Import the file twice into a fresh workspace and time each import."""
+    source = directory / "contacts.csv"
+    write_contacts(source, count)
+    workspace = Workspace.open(directory / "workspace")
+    try:
+        started = time.perf_counter()
+        first = workspace.sync.import_file(source, RecordObject.CONTACT)
+        first_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        again = workspace.sync.import_file(source, RecordObject.CONTACT)
+        again_seconds = time.perf_counter() - started
+        stored = workspace.contacts.count()
+    finally:
+        workspace.close()
+    assert (first.created, len(first.problems), stored) == (count, 0, count), (first.created, first.problems[:3])
+    assert (again.unchanged, again.updated, again.created) == (count, 0, 0)
+    return {
+        "contacts": count,
+        "firstImportSeconds": round(first_seconds, 1),
+        "rowsPerSecond": round(count / first_seconds),
+        "sameFileAgainSeconds": round(again_seconds, 1),
+        "measuredAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000, help="contacts in the file (default 100,000)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="crm-import-bench-") as folder:
+        print(json.dumps(run(args.count, Path(folder)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
