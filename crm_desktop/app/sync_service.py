@@ -14,7 +14,7 @@ from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.domain.models import Integration
-from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
     ConflictRow,
@@ -339,6 +339,18 @@ class SyncService:
     def run(self, run_id: int) -> tuple[SyncRunRow, list[SyncRecordLogRow]]:
         return self.store.get_run(run_id), self.store.record_log(run_id)
 
+    def run_log(self, run_id: int, *, offset: int = 0, limit: int = 500,
+                failures_first: bool = False) -> list[SyncRecordLogRow]:
+        """One page of a run's record log (a run of 100,000 records is never read whole)."""
+        return self.store.record_log_page(run_id, offset=offset, limit=limit, failures_first=failures_first)
+
+    def run_log_size(self, run_id: int) -> int:
+        return self.store.record_log_count(run_id)
+
+    def run_errors(self, run_id: int) -> dict[ErrorCategory, int]:
+        """How many records of a run failed or were skipped, per error category."""
+        return self.store.record_log_errors(run_id)
+
     def integration_of_run(self, run_id: int) -> Integration:
         integration_id = self.store.get_run(run_id).integration_id
         if integration_id is None:
@@ -370,9 +382,10 @@ class SyncService:
             await adapter.aclose()
 
     # -- conflicts -----------------------------------------------------------------------------
-    def conflicts(self, name: str | None = None) -> list[ConflictRow]:
+    def conflicts(self, name: str | None = None, *, after_id: int = 0, limit: int | None = None) -> list[ConflictRow]:
+        """Open conflicts, oldest first (a page of ``limit`` after conflict ``after_id`` when given)."""
         integration_id = self.integrations.get(name).id if name else None
-        return self.store.open_conflicts(integration_id)
+        return self.store.open_conflicts(integration_id, after_id=after_id, limit=limit)
 
     def conflict_count(self) -> int:
         return self.store.count_open_conflicts()

@@ -473,8 +473,11 @@ class SyncMonitorPanel(QWidget):
         if shown == self._shown_run:
             self._update_undo_button()
             return
+        run_id = run.id
         try:
-            run, log = self._sync.run(run.id)
+            run = self._sync.store.get_run(run_id)
+            errors = self._sync.run_errors(run_id)
+            logged = self._sync.run_log_size(run_id)
         except Exception as exc:  # e.g. the run went with its integration
             self._shown_run = None
             self.run_summary.setText(error_sentence("Reading the run", exc))
@@ -482,11 +485,13 @@ class SyncMonitorPanel(QWidget):
             self._update_undo_button()
             return
         self._shown_run = shown
-        self.run_summary.setText(self.describe_run(run, [str(r.error_category) for r in log if r.error_category]))
-        self.log_model.show_log(log)
+        self.run_summary.setText(self.describe_run(run, Counter({str(c): n for c, n in errors.items()})))
+        self.log_model.show_pages(
+            lambda offset, limit: self._sync.run_log(run_id, offset=offset, limit=limit, failures_first=True), logged
+        )
         self._update_undo_button()
 
-    def describe_run(self, run: SyncRunRow, error_categories: list[str]) -> str:
+    def describe_run(self, run: SyncRunRow, error_categories: Counter[str]) -> str:
         """The selected run in words: what, when, how it went, and failures grouped by cause."""
         name = self.runs_model.integration_name(run)
         direction = named(RUN_DIRECTION_NAMES, run.direction).lower()
@@ -502,7 +507,7 @@ class SyncMonitorPanel(QWidget):
             f"{plural(run.api_calls, 'API call')}.",
         ]
         if error_categories:
-            groups = Counter(error_categories)
+            groups = error_categories
             lines.append(
                 "Errors by cause: "
                 + ", ".join(f"{named(ERROR_CATEGORY_NAMES, c)} {n}" for c, n in groups.most_common())
