@@ -551,4 +551,4 @@ def test_runs_show_and_conflicts_list_read_a_page_at_a_time(
     code, out, _ = run(data_dir, ["conflicts", "list", "--limit", "1"], capsys)
     assert f"more conflicts wait: crm-desktop conflicts list --after {page[0]['id']}" in out
     code, rest = run_json(data_dir, ["conflicts", "list", "--after", str(page[0]["id"])], capsys)
-    assert [c["id"] for c in rest] == [page[0]["id"] + 1]
+    assert code == ExitCode.OK and [c["id"] for c in rest] == [page[0]["id"] + 1]
