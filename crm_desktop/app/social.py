@@ -19,11 +19,13 @@ from typing import Any
 
 from crm_desktop.domain.attribution import Touch, attribute
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import WireModel, normalise_email
+from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
 from crm_desktop.domain.scoring import EngagementScore, engagement_score
 from crm_desktop.domain.social import (
     AttributionModel,
     AttributionReport,
+    Campaign,
+    Conversation,
     ConversationEvent,
     Conversion,
     CreditedTouchpoint,
@@ -168,6 +170,24 @@ class SocialService:
         for email in sorted(self.store.leads_among(emails)):
             score = self._score(Person(email), settings)
             self.store.set_lead_score(email, score.score)
+
+    def link_conversation(
+        self, platform: SocialPlatform, conversation_id: str, integration_id: int, crm_id: str
+    ) -> bool:
+        """Remember the CRM record a conversation is linked to in an integration (workflow 1 stores it)."""
+        return self.store.link_conversation(platform, conversation_id, integration_id, crm_id)
+
+    def conversation(self, platform: SocialPlatform, conversation_id: str) -> Conversation | None:
+        """A stored conversation: its person, message counts, latest sentiment, campaign and CRM links."""
+        return self.store.conversation(platform, conversation_id)
+
+    def campaigns(self) -> list[Campaign]:
+        """Every campaign, by name (touchpoints create theirs on first mention)."""
+        return self.store.campaigns()
+
+    def save_campaign(self, campaign: Campaign) -> EventAction:
+        """Create a campaign or update the one with its name (platform, dates, tags)."""
+        return self.store.save_campaign(campaign)
 
     # -- scores and attribution ------------------------------------------------------------------------------
 

@@ -196,7 +196,7 @@ class PersonRef(WireModel):
 class Conversation(WireModel):
     """A conversation as the store keeps it: who, when, how many messages each way, the latest mood.
 
-    ``crm_links`` maps an integration's name to the id of the CRM record the conversation is linked to.
+    ``crm_links`` maps an integration's id (as text) to the id of the CRM record the conversation is linked to.
     """
 
     record_kind: ClassVar[str] = "conversation"

@@ -53,6 +53,7 @@ from crm_desktop.store.models import (
     WorkspaceSettingRow,
     utcnow,
 )
+from crm_desktop.store.repositories import NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -869,6 +870,28 @@ class SocialStore:
                 campaign=row.campaign,
                 crm_links=dict(row.crm_links),
             )
+
+    def link_conversation(
+        self, platform: SocialPlatform, conversation_id: str, integration_id: int, crm_id: str
+    ) -> bool:
+        """Store the CRM record a conversation was linked to in an integration; whether it changed.
+
+        Raises:
+            NotFoundError: when there is no such conversation.
+        """
+        with self._db.session() as session:
+            row = session.scalar(
+                select(ConversationRow).where(
+                    ConversationRow.platform == platform, ConversationRow.conversation_id == conversation_id
+                )
+            )
+            if row is None:
+                raise NotFoundError(f"no {platform.value} conversation {conversation_id!r}")
+            key = str(integration_id)
+            if row.crm_links.get(key) == crm_id:
+                return False
+            row.crm_links = {**row.crm_links, key: crm_id}
+            return True
 
     def campaigns(self) -> list[Campaign]:
         """Every campaign, by name."""

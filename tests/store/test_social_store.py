@@ -12,10 +12,17 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 
 from crm_desktop.domain.models import Contact, Lead, SocialPlatform
-from crm_desktop.domain.social import ConversationEvent, Conversion, EngagementEvent, EventAction, Message
+from crm_desktop.domain.social import (
+    Campaign,
+    ConversationEvent,
+    Conversion,
+    EngagementEvent,
+    EventAction,
+    Message,
+)
 from crm_desktop.store.database import Database, _alembic_config
 from crm_desktop.store.models import ConversationRow, SocialIdentityRow, TouchpointRow
-from crm_desktop.store.repositories import ContactStore, LeadStore
+from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.store.social_store import Person, SocialStore
 
 pytestmark = pytest.mark.postgres
@@ -232,3 +239,28 @@ def test_migration_0004_carries_old_touchpoints_over_by_the_contact_s_email(blan
     assert (touch.timestamp, touch.platform.value, touch.type.value, touch.campaign) == (
         datetime(2026, 11, 2, 8, tzinfo=UTC), "linkedin", "comment", "Webinar"
     )
+
+
+def test_a_conversation_remembers_its_crm_record_per_integration(database: Database) -> None:
+    store = SocialStore(database)
+    store.record_conversations([conversation({"email": "lou@example.com"})])
+
+    assert store.link_conversation(SocialPlatform.INSTAGRAM, "ig-1", 3, "0035g00000XyZ")
+    assert not store.link_conversation(SocialPlatform.INSTAGRAM, "ig-1", 3, "0035g00000XyZ")
+    assert store.link_conversation(SocialPlatform.INSTAGRAM, "ig-1", 7, "901")
+
+    stored = store.conversation(SocialPlatform.INSTAGRAM, "ig-1")
+    assert stored is not None and stored.crm_links == {"3": "0035g00000XyZ", "7": "901"}
+    with pytest.raises(NotFoundError):
+        store.link_conversation(SocialPlatform.TWITTER, "ig-1", 3, "x")
+
+
+def test_campaigns_are_created_on_first_mention_and_kept_by_name(database: Database) -> None:
+    store = SocialStore(database)
+    store.record_engagements([engagement("mo", campaign="Spring"), engagement("mo", type="share", campaign="Spring")])
+    assert [(c.name, c.platform) for c in store.campaigns()] == [("Spring", SocialPlatform.INSTAGRAM)]
+
+    spring = Campaign(name="Spring", platform="instagram", startsAt="2026-03-01T00:00:00Z", tags=["q1", "retail"])
+    assert store.save_campaign(spring) is EventAction.UPDATED
+    assert store.save_campaign(spring) is EventAction.UNCHANGED
+    assert store.campaigns()[0].tags == ["q1", "retail"]
