@@ -22,10 +22,14 @@ from crm_desktop.api.wire import (
     BatchRow,
     BatchSummary,
     CrmContact,
+    Enriched,
+    EnrichRequest,
     EventRecorded,
     FieldError,
     IntegrationCreated,
     IntegrationRequest,
+    LeadTouchpointsRecorded,
+    LeadTouchpointsRequest,
     Problem,
     RecordSynced,
     RunCounts,
@@ -232,7 +236,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def create_app(workspace: Workspace, tokens: ApiTokens) -> FastAPI:
     """The local API on ``workspace``'s services, guarded by ``tokens``."""
-    intake = RecordIntake(workspace.integrations, workspace.sync, workspace.crm, workspace.contacts, workspace.leads)
+    intake = RecordIntake(workspace.integrations, workspace.sync, workspace.crm, workspace.contacts, workspace.leads,
+                          workspace.social)
     api = FastAPI(
         title="CRM Desktop local API",
         version=__version__,
@@ -307,6 +312,33 @@ def create_app(workspace: Workspace, tokens: ApiTokens) -> FastAPI:
                 api_calls=summary["apiCalls"],
             ),
             run_id=report.run_id,
+        )
+
+    @api.post("/api/crm/integrations/{integration}/contacts/enrich", response_model=Enriched, responses=ERRORS,
+              dependencies=bearer, tags=["contacts"])
+    async def enrich_contact(integration: IntegrationKey, request: EnrichRequest) -> Enriched:
+        """Write a contact's social profiles, follower counts and engagement score to its CRM record now, and
+        (``includeHistory``) its engagement history as a note on the record's timeline; answers what was written."""
+        done = await intake.enrich(integration, request.contact_id or request.email or "", request.social_profiles,
+                                   with_history=request.include_history)
+        assert done.result.local_id is not None and done.result.action is not None
+        return Enriched(local_id=done.result.local_id, crm_id=done.result.crm_id, action=done.result.action,
+                        written=done.result.written, engagement_score=done.score.score if done.score else None,
+                        history_note_id=done.note_id)
+
+    @api.post("/api/crm/integrations/{integration}/leads/attribution", response_model=LeadTouchpointsRecorded,
+              responses=ERRORS, dependencies=bearer, tags=["attribution"])
+    async def record_lead_touchpoints(integration: IntegrationKey,
+                                      request: LeadTouchpointsRequest) -> LeadTouchpointsRecorded:
+        """Record the lead's touchpoints and campaign (touchpoints sent again count once), recompute its
+        attribution and engagement score, and update the CRM lead now."""
+        done = await intake.record_lead_touchpoints(integration, request.lead_id, request.touchpoints,
+                                                    request.campaign, request.model)
+        assert done.result.local_id is not None and done.result.action is not None
+        return LeadTouchpointsRecorded(
+            local_id=done.result.local_id, crm_id=done.result.crm_id, action=done.result.action,
+            new_touchpoints=done.new_touchpoints, engagement_score=done.score.score if done.score else None,
+            attribution=done.attribution,
         )
 
     @api.post("/api/crm/integrations/{integration}/sync-from-crm", status_code=202, response_model=RunStarted,

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from crm_desktop.domain.models import Contact, Integration, Provider, SyncConfig, WireModel
+from crm_desktop.domain.models import (
+    Contact,
+    Integration,
+    Provider,
+    SocialProfile,
+    SyncConfig,
+    Touchpoint,
+    WireModel,
+)
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
-from crm_desktop.domain.social import EventAction, PersonRef
+from crm_desktop.domain.social import AttributionModel, EventAction, LeadAttribution, PersonRef
 
 
 class IntegrationRequest(WireModel):
@@ -159,3 +167,58 @@ class EventRecorded(WireModel):
     action: EventAction
     person: PersonRef | None = None
     linked_touchpoints: int = 0
+
+
+class EnrichRequest(WireModel):
+    """``POST .../contacts/enrich``: which contact, the social profiles to write, and whether to add its history."""
+
+    record_kind: ClassVar[str] = "enrichment"
+
+    contact_id: Annotated[
+        str | None,
+        Field(min_length=1, max_length=254, description="the CRM's id of the contact, its local id or its email"),
+    ] = None
+    email: Annotated[str | None, Field(max_length=254)] = None
+    social_profiles: Annotated[list[SocialProfile], Field(max_length=20)] = Field(default_factory=list)
+    include_history: Annotated[bool, Field(description="also add the engagement history as a note")] = False
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if not self.contact_id and not self.email:
+            raise ValueError("give the contact's contactId or email")
+        return self
+
+
+class Enriched(WireModel):
+    """What enriching wrote to the CRM record: the fields changed, the engagement score, the history note."""
+
+    local_id: int
+    crm_id: str | None
+    action: RecordOutcome
+    written: dict[str, Any] = Field(default_factory=dict)
+    engagement_score: float | None = None
+    history_note_id: str | None = None
+
+
+class LeadTouchpointsRequest(WireModel):
+    """``POST .../leads/attribution``: a lead's touchpoints and campaign, and the model to answer with."""
+
+    record_kind: ClassVar[str] = "lead attribution"
+
+    lead_id: Annotated[str, Field(min_length=1, max_length=254,
+                                  description="the CRM's id of the lead, its local id or its email")]
+    campaign: Annotated[str | None, Field(min_length=1, max_length=120,
+                                          description="for the touchpoints that name none")] = None
+    touchpoints: Annotated[list[Touchpoint], Field(max_length=1000)] = Field(default_factory=list)
+    model: AttributionModel = AttributionModel.LINEAR
+
+
+class LeadTouchpointsRecorded(WireModel):
+    """The lead updated in the CRM, how many touchpoints were new, its score and its attribution."""
+
+    local_id: int
+    crm_id: str | None
+    action: RecordOutcome
+    new_touchpoints: int
+    engagement_score: float | None = None
+    attribution: LeadAttribution

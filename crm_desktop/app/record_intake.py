@@ -10,11 +10,29 @@ from typing import Any
 
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.credentials import CredentialsError
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
-from crm_desktop.domain.models import Contact, Integration, Lead, Provider, SyncConfig
+from crm_desktop.domain.models import (
+    Contact,
+    Integration,
+    Lead,
+    Provider,
+    SocialProfile,
+    SyncConfig,
+    Touchpoint,
+    normalise_email,
+)
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.domain.scoring import EngagementScore
+from crm_desktop.domain.social import (
+    AttributionModel,
+    EngagementEvent,
+    EngagementUser,
+    LeadAttribution,
+    PersonRef,
+)
 from crm_desktop.providers.errors import AuthError, ProviderError
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
@@ -48,6 +66,7 @@ class IntakeResult:
     problems: tuple[FieldProblem, ...] = ()
     category: ErrorCategory | None = None
     message: str | None = None
+    written: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,11 +142,12 @@ class RecordIntake:
 
     def __init__(
         self, integrations: IntegrationService, sync: SyncService, crm: CrmActions, contacts: ContactStore,
-        leads: LeadStore,
+        leads: LeadStore, social: SocialService,
     ) -> None:
         self.integrations = integrations
         self.sync = sync
         self.crm = crm
+        self.social = social
         self._contacts = contacts
         self._leads = leads
 
@@ -219,13 +239,19 @@ class RecordIntake:
         report.run_id, report.api_calls = run.run_id, run.api_calls
         logged = {row.record_key: row for row in self.sync.run(run.run_id)[1]} if run.run_id is not None else {}
         links = self.sync.store.links_for_local(integration.id, obj, ids)
+        written = {
+            change.email: {name: value.new for name, value in change.fields.items()}
+            for change in run.plan.changes
+            if change.side.value == "crm" and change.action.value in {"create", "update"}
+        }
         for (index, _), item in zip(records, saved, strict=True):
             link = links.get(item.id)
             row = logged.get(item.email)
             if row is not None and row.outcome is not RecordOutcome.SKIPPED:
                 report.results.append(
                     IntakeResult(index, item.email, row.outcome, item.id, row.crm_id or (link.crm_id if link else None),
-                                 category=row.error_category, message=row.message)
+                                 category=row.error_category, message=row.message,
+                                 written=written.get(item.email, {}))
                 )
             elif link is not None and not link.deleted_in_crm:
                 report.results.append(IntakeResult(index, item.email, RecordOutcome.UNCHANGED, item.id, link.crm_id))
@@ -283,3 +309,140 @@ class RecordIntake:
                 logger.info("contact %s from %s: %s left out (%s)", email, integration.name, name, exc.problems)
         assert isinstance(contact, Contact)
         return CrmContact(found.crm_id, contact, found.modified_at)
+
+    def local_contact(self, key: str, contact: str) -> Contact:
+        """The local contact a request names: by the CRM's id of a contact linked in that integration, the local
+        id, or the email.
+
+        Raises:
+            NotFoundError: when the local store has no such contact (or no such integration).
+        """
+        integration = self.integration(key)
+        assert integration.id is not None
+        link = self.sync.store.links_for_crm(integration.id, RecordObject.CONTACT, [contact]).get(contact)
+        local_id = link.local_id if link is not None else int(contact) if contact.isdigit() else None
+        if local_id is not None:
+            found = self.sync.store.local_records(RecordObject.CONTACT, [local_id]).get(local_id)
+            if found is not None and isinstance(found.record, Contact):
+                return found.record
+        else:
+            try:
+                stored = self._contacts.find(normalise_email(contact))
+            except ValueError:
+                stored = None
+            if stored is not None:
+                return stored
+        raise NotFoundError(f"no contact {contact!r} in the local store: push it first (contacts/sync)")
+
+    async def enrich(
+        self, key: str, contact: str, profiles: Sequence[SocialProfile], *, with_history: bool
+    ) -> Enrichment:
+        """Write a contact's social profiles (merged by platform), follower counts and engagement score to the CRM
+        record now, and with ``with_history`` its engagement history as a note on the record's timeline.
+
+        Raises:
+            NotFoundError: for an unknown integration or contact.
+            and what :meth:`push_one` raises.
+        """
+        current = self.local_contact(key, contact)
+        merged = {p.platform: p for p in current.social_profiles}
+        merged.update({p.platform: p for p in profiles})
+        enriched = current.model_copy(update={"social_profiles": list(merged.values())})
+        score = self._score_of(enriched.email)
+        result = await self.push_one(key, enriched)
+        # Where no mapped field carries the social data (Pipedrive's defaults), a note on the record does.
+        carried = any(m.pushes and _is_social_field(m.local_field)
+                      for m in self.sync.mappings(self.integration(key), RecordObject.CONTACT))
+        changed = enriched.social_profiles != current.social_profiles
+        note_id = None
+        if result.crm_id is not None and (with_history or (changed and not carried)):
+            note_id = await self._add_note(key, RecordObject.CONTACT, result.crm_id,
+                                           self._history(enriched, score, with_touchpoints=with_history))
+        return Enrichment(result, score, note_id)
+
+    def _score_of(self, email: str) -> EngagementScore | None:
+        try:
+            return self.social.engagement_score(PersonRef(email=email))
+        except NotFoundError:
+            return None
+
+    def _history(self, contact: Contact, score: EngagementScore | None, *, with_touchpoints: bool) -> str:
+        """A note of the social data: the score and its parts, the profiles, and the latest touchpoints."""
+        lines = ["Social engagement (CRM Desktop)"]
+        if score is not None:
+            lines.append(f"Engagement score: {score.score:.1f}/100 from {score.interactions} interactions "
+                         f"and {score.followers:,} followers")
+        for profile in contact.social_profiles:
+            lines.append(f"{profile.platform.value}: @{profile.username}, {profile.followers:,} followers")
+        touches = sorted(self.social.store.touches(contact.email), key=lambda t: (t.timestamp, t.order))
+        if touches and with_touchpoints:
+            lines.append(f"Last interaction: {touches[-1].timestamp:%Y-%m-%d %H:%M} UTC; recent touchpoints:")
+            lines.extend(
+                f"- {t.timestamp:%Y-%m-%d} {t.platform.value} {t.type.value}"
+                + (f" ({t.campaign})" if t.campaign else "")
+                for t in reversed(touches[-HISTORY_TOUCHPOINTS:])
+            )
+        return "\n".join(lines)
+
+    async def _add_note(self, key: str, obj: RecordObject, crm_id: str, text: str) -> str:
+        integration = self.integration(key)
+        adapter = self.crm.adapter_for(integration)
+        try:
+            return await adapter.add_note(obj, crm_id, text)
+        finally:
+            await adapter.aclose()
+
+    async def record_lead_touchpoints(
+        self, key: str, lead: str, touchpoints: Sequence[Touchpoint], campaign: str | None,
+        model: AttributionModel,
+    ) -> LeadTouchpoints:
+        """Record a lead's touchpoints (a campaign given once applies to those without one), recompute its score
+        and attribution, and update the CRM lead now. Recording is idempotent: touchpoints sent again count once.
+
+        Raises:
+            NotFoundError: for an unknown integration or lead.
+            and what :meth:`push_one` raises.
+        """
+        reference = self.local_lead(key, lead)
+        email = self.social.attribution(reference, model).email
+        events = [
+            EngagementEvent(platform=t.platform, type=t.type.value, timestamp=t.timestamp, post_id=t.post_id,
+                            conversation_id=t.conversation_id, campaign=t.campaign or campaign,
+                            user=EngagementUser(email=email))
+            for t in touchpoints
+        ]
+        recorded = self.social.record_engagements(events)
+        new = sum(1 for r in recorded if r.action.value != "unchanged")
+        stored = self._leads.find(email)
+        if stored is None:
+            raise NotFoundError(f"no lead {lead!r} in the local store")
+        result = await self.push_one(key, stored)
+        return LeadTouchpoints(result, new, self.social.attribution(reference, model), self._score_of(email))
+
+
+def _is_social_field(local_field: str) -> bool:
+    """Whether a local field holds social data (a profile's username or link, the reach, the score)."""
+    return local_field in {"socialFollowers", "socialEngagementScore"} or local_field.endswith(("Username", "Url"))
+
+
+#: Touchpoints listed in an engagement-history note, newest first.
+HISTORY_TOUCHPOINTS = 10
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """What enriching a contact wrote: the push's result, the score, the history note's id."""
+
+    result: IntakeResult
+    score: EngagementScore | None
+    note_id: str | None
+
+
+@dataclass(frozen=True)
+class LeadTouchpoints:
+    """What recording a lead's touchpoints did: the CRM update, how many were new, the attribution, the score."""
+
+    result: IntakeResult
+    new_touchpoints: int
+    attribution: LeadAttribution
+    score: EngagementScore | None

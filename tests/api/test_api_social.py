@@ -115,3 +115,84 @@ def test_lead_attribution_by_crm_id_or_local_id_and_the_report(hubspot_api: Loca
         assert campaigns["launch"]["touchpoints"] == 2 and campaigns["black-friday"]["touchpoints"] == 1
 
     asyncio.run(scenario())
+
+
+def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: LocalApi) -> None:
+    async def scenario() -> None:
+        pushed = await api.post("/api/crm/integrations/crm/contacts/sync",
+                                {"email": "lea@example.com", "firstName": "Lea"})
+        crm_id = pushed.json()["crmId"]
+        assert (await api.post("/api/social/conversations", CONVERSATION)).status_code == 201
+        notes_before = api.sandbox.summary()
+        enrich = {"contactId": crm_id, "includeHistory": True,
+                  "socialProfiles": [{"platform": "twitter", "username": "leapark", "followers": 800,
+                                      "url": "https://twitter.com/leapark"}]}
+        answer = await api.post("/api/crm/integrations/crm/contacts/enrich", enrich)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["crmId"] == crm_id
+        if api.provider == "pipedrive":
+            # No default field carries social data in Pipedrive: the note does.
+            assert body["action"] == "unchanged" and body["written"] == {}
+        else:
+            assert body["action"] == "updated" and body["written"], body
+        assert body["engagementScore"] is not None and body["historyNoteId"]
+        after = api.sandbox.summary()
+        timeline = {"hubspot": "notes", "salesforce": "Note", "pipedrive": "notes"}[api.provider]
+        assert after[timeline] == notes_before[timeline] + 1, (notes_before, after)
+
+        if api.provider != "pipedrive":
+            read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "lea@example.com"})
+            profiles = {p["platform"]: p for p in read.json()["socialProfiles"]}
+            assert profiles["twitter"]["username"] == "leapark"
+
+        again = await api.post("/api/crm/integrations/crm/contacts/enrich", {**enrich, "includeHistory": False})
+        assert again.json()["action"] == "unchanged" and again.json()["written"] == {}
+        assert again.json()["historyNoteId"] is None and api.sandbox.summary()[timeline] == after[timeline]
+        if api.provider == "pipedrive":
+            more = await api.post("/api/crm/integrations/crm/contacts/enrich", {
+                "email": "lea@example.com", "socialProfiles": [{"platform": "instagram", "username": "lea.ig"}]})
+            assert more.json()["historyNoteId"], "a new profile goes in a note where no field carries it"
+            assert api.sandbox.summary()[timeline] == after[timeline] + 1
+        missing = await api.post("/api/crm/integrations/crm/contacts/enrich", {"email": "nobody@example.com"})
+        assert missing.status_code == 404
+        neither = await api.post("/api/crm/integrations/crm/contacts/enrich", {"includeHistory": True})
+        assert neither.status_code == 422
+
+    asyncio.run(scenario())
+
+
+def test_lead_touchpoints_are_recorded_once_and_the_crm_lead_updated(api: LocalApi) -> None:
+    async def scenario() -> None:
+        pushed = await api.post("/api/crm/integrations/crm/leads/sync",
+                                {"email": "lea@example.com", "lastName": "Park",
+                                 "socialContext": {"platform": "twitter"}})
+        crm_id = pushed.json()["crmId"]
+        body = {"leadId": crm_id, "campaign": "launch", "model": "first_touch", "touchpoints": [
+            {"timestamp": "2026-11-20T09:00:00Z", "platform": "twitter", "type": "post_view", "postId": "p1"},
+            {"timestamp": "2026-11-21T09:00:00Z", "platform": "twitter", "type": "comment", "postId": "p1",
+             "campaign": "black-friday"},
+        ]}
+        first = await api.post("/api/crm/integrations/crm/leads/attribution", body)
+        assert first.status_code == 200, first.text
+        answer = first.json()
+        assert answer["crmId"] == crm_id and answer["newTouchpoints"] == 2
+        assert answer["engagementScore"] > 0
+        # Pipedrive's default lead mapping carries no engagement score field (its social data goes in notes).
+        assert answer["action"] == ("unchanged" if api.provider == "pipedrive" else "updated")
+        credits = [(t["campaign"], t["credit"]) for t in answer["attribution"]["touchpoints"]]
+        assert credits == [("launch", 1.0), ("black-friday", 0.0)]
+        stored = api.workspace.leads.find("lea@example.com")
+        assert stored is not None and stored.social_context is not None
+        assert stored.social_context.engagement_score == answer["engagementScore"]
+
+        replay = await api.post("/api/crm/integrations/crm/leads/attribution", body)
+        assert replay.json()["newTouchpoints"] == 0 and replay.json()["action"] == "unchanged"
+        unknown = await api.post("/api/crm/integrations/crm/leads/attribution", {**body, "leadId": "nobody"})
+        assert unknown.status_code == 404
+        bad = await api.post("/api/crm/integrations/crm/leads/attribution",
+                             {**body, "touchpoints": [{"timestamp": "2026-11-20T09:00:00", "platform": "twitter",
+                                                       "type": "post_view"}]})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "touchpoints.0.timestamp"
+
+    asyncio.run(scenario())
