@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -37,7 +38,7 @@ TOUCHPOINT_TYPES = (
 )
 
 
-def _touchpoints_table(types: tuple[str, ...]) -> list[sa.SchemaItem]:
+def _touchpoints_table(types: tuple[str, ...]) -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("timestamp", crm_desktop.store.models.UTCDateTime(timezone=True), nullable=False),
