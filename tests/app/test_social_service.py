@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from crm_desktop.app.social import SocialService
-from crm_desktop.domain.models import Lead
+from crm_desktop.domain.models import Lead, SocialPlatform
 from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef, ScoringSettings
 from crm_desktop.store.database import Database, sqlite_url
 from crm_desktop.store.repositories import LeadStore, NotFoundError
@@ -124,3 +124,34 @@ def test_the_report_counts_conversions_without_touchpoints_and_keeps_currencies_
     assert service.attribution_report(AttributionModel.LINEAR, since=datetime(2026, 11, 22, tzinfo=UTC)).to_wire()[
         "byCampaign"
     ] == []
+
+
+def test_a_csv_of_conversations_and_messages_is_read_by_its_columns(service: SocialService, tmp_path: Path) -> None:
+    conversations = tmp_path / "conversations.csv"
+    conversations.write_text(
+        "conversationId,platform,startedAt,campaign,email,username,firstName,followers\n"
+        "fb-1,facebook,2026-11-20T08:00:00Z,Launch,rio@example.com,rio.s,Rio,3400\n"
+        "fb-2,facebook,2026-11-20T09:00:00Z,,,,,\n",
+        encoding="utf-8",
+    )
+    messages = tmp_path / "messages.csv"
+    messages.write_text(
+        "conversationId,messageId,direction,sentAt,text,sentiment\n"
+        "fb-1,fm-1,inbound,2026-11-20T08:01:00Z,\"Hi, is this in stock?\",neutral\n"
+        "fb-1,fm-2,outbound,2026-11-20T08:03:00Z,Yes!,\n"
+        "fb-1,fm-3,inbound,2026-11-20T08:04:00Z,Great,ecstatic\n",
+        encoding="utf-8",
+    )
+
+    first = service.import_file(conversations)
+    second = service.import_file(messages)
+
+    assert (first.created, [(r.line, r.field) for r in first.refused]) == (1, [(3, "participant")])
+    assert (second.created, [(r.line, r.field) for r in second.refused]) == (2, [(4, "sentiment")])
+    stored = service.conversation(SocialPlatform.FACEBOOK, "fb-1")
+    assert stored is not None
+    assert (stored.messages_in, stored.messages_out, stored.latest_sentiment) == (1, 1, "neutral")
+    assert stored.participant.email == "rio@example.com" and stored.campaign == "Launch"
+    # what counts for Rio: the dm touchpoint of the conversation and its two valid messages
+    score = service.engagement_score(PersonRef(email="rio@example.com"))
+    assert (score.interactions, score.followers) == (3, 3400)
