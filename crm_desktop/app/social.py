@@ -325,11 +325,16 @@ class SocialService:
                 continue
             row_kind = kind or _kind_of(row)
             model = _MODELS[row_kind]
+            columns: dict[str, str] = {}
+            if path.suffix.lower() == ".csv":
+                row, columns = _shaped(row, row_kind)
             try:
-                record = model.model_validate(_shaped(row, row_kind) if path.suffix.lower() == ".csv" else row)
+                record = model.model_validate(row)
             except InvalidRecordError as exc:
                 for problem in exc.problems:
-                    report.refused.append(RefusedRow(line, exc.record, problem.field, problem.reason))
+                    # A CSV row's problems are named by the user's column, not the nested JSON path.
+                    where = columns.get(problem.field, problem.field)
+                    report.refused.append(RefusedRow(line, exc.record, where, problem.reason))
                 continue
             batches[row_kind].append(record)
         conversations = [r for r in batches[SocialEventKind.CONVERSATIONS] if isinstance(r, ConversationEvent)]
@@ -404,9 +409,12 @@ def _camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _shaped(row: dict[str, Any], kind: SocialEventKind) -> dict[str, Any]:
-    """A flat CSV row in the event's JSON shape: person columns go under ``participant`` or ``user``; blanks are
-    left out; unknown columns stay, so validation names them."""
+def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], dict[str, str]]:
+    """A flat CSV row in the event's JSON shape, and each wire path's column name in the file.
+
+    Person columns go under ``participant`` or ``user``; blanks are left out; unknown columns stay, so validation
+    names them.
+    """
     nested_key, nested_columns = {
         SocialEventKind.CONVERSATIONS: ("participant", _PARTICIPANT_COLUMNS),
         SocialEventKind.ENGAGEMENTS: ("user", _USER_COLUMNS),
@@ -414,17 +422,26 @@ def _shaped(row: dict[str, Any], kind: SocialEventKind) -> dict[str, Any]:
     }[kind]
     shaped: dict[str, Any] = {}
     nested: dict[str, Any] = {}
+    columns: dict[str, str] = {}
     for raw_key, value in row.items():
-        if raw_key is None or value is None or (isinstance(value, str) and not value.strip()):
+        if raw_key is None:
             continue
         key = _camel(raw_key)
+        if key in nested_columns:
+            columns[f"{nested_key}.{key}"] = raw_key.strip()
+        else:
+            columns[key] = raw_key.strip()
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
         if key in nested_columns:
             nested[key] = value
         else:
             shaped[key] = value
     if nested_key:
         shaped[nested_key] = nested
-    return shaped
+        given = [columns[f"{nested_key}.{c}"] for c in ("email", "username") if f"{nested_key}.{c}" in columns]
+        columns[nested_key] = " or ".join(given) or "email or username"
+    return shaped, columns
 
 
 def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:

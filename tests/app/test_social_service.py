@@ -131,7 +131,8 @@ def test_a_csv_of_conversations_and_messages_is_read_by_its_columns(service: Soc
     conversations.write_text(
         "conversationId,platform,startedAt,campaign,email,username,firstName,followers\n"
         "fb-1,facebook,2026-11-20T08:00:00Z,Launch,rio@example.com,rio.s,Rio,3400\n"
-        "fb-2,facebook,2026-11-20T09:00:00Z,,,,,\n",
+        "fb-2,facebook,2026-11-20T09:00:00Z,,,,,\n"
+        "fb-3,facebook,2026-11-20T09:00:00Z,,sam@example.com,,,lots\n",
         encoding="utf-8",
     )
     messages = tmp_path / "messages.csv"
@@ -146,7 +147,10 @@ def test_a_csv_of_conversations_and_messages_is_read_by_its_columns(service: Soc
     first = service.import_file(conversations)
     second = service.import_file(messages)
 
-    assert (first.created, [(r.line, r.field) for r in first.refused]) == (1, [(3, "participant")])
+    # refused rows name the file's columns, not the JSON paths (participant.followers)
+    assert (first.created, [(r.line, r.field) for r in first.refused]) == (
+        1, [(3, "email or username"), (4, "followers")]
+    )
     assert (second.created, [(r.line, r.field) for r in second.refused]) == (2, [(4, "sentiment")])
     stored = service.conversation(SocialPlatform.FACEBOOK, "fb-1")
     assert stored is not None
