@@ -437,13 +437,6 @@ class DueSync:
     due_since: datetime | None
 
 
-_CONFIG_DIRECTION = {
-    SyncDirection.PUSH: SyncDirectionChoice.PUSH,
-    SyncDirection.PULL: SyncDirectionChoice.PULL,
-    SyncDirection.BIDIRECTIONAL: SyncDirectionChoice.BOTH,
-}
-
-
 def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) -> list[DueSync]:
     """The scheduled syncs due at ``now``, computed from the last successful runs in the store.
 
@@ -454,7 +447,7 @@ def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) 
         config = integration.sync_config
         if integration.id is None or not config.auto_sync:
             continue
-        full = _CONFIG_DIRECTION[config.direction]
+        full = SyncDirectionChoice.configured(config.direction)
         last_full = store.last_successful_run(integration.id, [full.value, "both"])
         next_full = last_full + timedelta(minutes=config.sync_interval) if last_full else None
         if next_full is None or now >= next_full:
@@ -473,7 +466,7 @@ def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
     config = integration.sync_config
     if integration.id is None or not config.auto_sync:
         return None
-    full = _CONFIG_DIRECTION[config.direction]
+    full = SyncDirectionChoice.configured(config.direction)
     times = []
     last_full = store.last_successful_run(integration.id, [full.value, "both"])
     times.append(last_full + timedelta(minutes=config.sync_interval) if last_full else None)
