@@ -122,7 +122,9 @@ class LocalApiServer:
         try:
             await listening
         except BaseException:
-            self._close_listeners()
+            # Its sockets are closed by stop() once the serve task has ended: closed under a server still being
+            # set up, the loop would go on watching a dead descriptor.
+            self._server.request_exit()
             raise
         logger.info("local API listening on %s", self.url)
         return self.url

@@ -42,8 +42,12 @@ async def serve(workspace: Workspace, port: int, poll_seconds: float = SCHEDULE_
     server = LocalApiServer(workspace, port)
     try:
         url = await server.start()
-    except OSError as exc:
-        raise CommandError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; choose another --port") from None
+    except BaseException as exc:
+        await server.stop()
+        if isinstance(exc, OSError):
+            raise CommandError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; choose another --port") \
+                from None
+        raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed: list[signal.Signals] = []

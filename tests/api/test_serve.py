@@ -8,6 +8,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,16 @@ def test_serve_prints_its_url_answers_and_stops_on_sigterm(tmp_path: Path) -> No
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": FILE_KEYRING, FILE_KEYRING_PATH_ENV: str(tmp_path / "keyring.json"),
+           "CRM_DESKTOP_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "crm_desktop", "serve", "--port", str(port)], env=env,
+                              capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
