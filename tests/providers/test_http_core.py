@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
 import json
+import sys
 
 import httpx
 import pytest
@@ -366,3 +368,31 @@ def test_a_kept_alive_connection_closed_under_a_read_is_sent_again_but_never_und
     asyncio.run(go())
     assert len(sleep.waits) == 1, "the dropped read was retried once"
     assert server.requests == [b"GET", b"GET", b"GET", b"POST"], "the write went once"
+
+
+def test_httpcore_finds_the_event_loop_library_without_searching_for_it_on_every_request() -> None:
+    # httpcore asks sniffio which async library runs, importing it inside the call: without sniffio installed the
+    # failed import searched sys.path again at every request (about a millisecond each, several per request).
+    looked_up: list[str] = []
+
+    class NoteLookups(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+            looked_up.append(fullname)
+
+    server = CountingServer(delay=0.0)
+
+    async def go() -> None:
+        async with server as url:
+            http = core(url, concurrency=2)
+            try:
+                await http.request("GET", LIMITS)
+                sys.meta_path.insert(0, NoteLookups())
+                try:
+                    await asyncio.gather(*(http.request("GET", LIMITS) for _ in range(10)))
+                finally:
+                    del sys.meta_path[0]
+            finally:
+                await http.aclose()
+
+    asyncio.run(go())
+    assert looked_up == []
