@@ -88,6 +88,8 @@ class SyncService:
         self.leads = LeadStore(database)
         self.imports = ImportService(database)
         self._running: dict[int, asyncio.Task[SyncResult]] = {}
+        #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
+        self._push_turns: dict[int, asyncio.Lock] = {}
 
     # -- mappings ------------------------------------------------------------------------------
     def mappings(self, integration: Integration, obj: RecordObject) -> list[FieldMapping]:
@@ -261,22 +263,20 @@ class SyncService:
     ) -> SyncResult:
         """Push these local records to the integration's CRM now, as a recorded run (nothing is pulled).
 
+        Pushes of the same integration take turns; a full sync going on is not waited for.
+
         Raises:
-            SyncAlreadyRunning: when a run of the integration is going on (here or in another process).
+            SyncAlreadyRunning: when a sync of the integration is going on (here or in another process).
         """
         integration = self.integrations.get(name)
         assert integration.id is not None
-        if self.is_running(name):
-            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
-        task = asyncio.ensure_future(
-            self._run(integration, SyncDirectionChoice.PUSH, trigger, False, None, local_ids=local_ids)
-        )
-        self._running[integration.id] = task
-        try:
+        async with self._push_turns.setdefault(integration.id, asyncio.Lock()):
+            if self.is_running(name):
+                raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+            task = asyncio.ensure_future(
+                self._run(integration, SyncDirectionChoice.PUSH, trigger, False, None, local_ids=local_ids)
+            )
             return await asyncio.shield(task)
-        finally:
-            if task.done() and self._running.get(integration.id) is task:
-                del self._running[integration.id]
 
     async def _run(
         self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,

@@ -328,3 +328,14 @@ def test_a_crm_refusing_the_credentials_is_a_502_saying_reconnect(hubspot_api: L
         assert api.workspace.contacts.find("ann.lee@example.com") is not None
 
     asyncio.run(scenario())
+
+
+def test_concurrent_pushes_to_one_integration_take_turns(api: LocalApi) -> None:
+    async def scenario() -> None:
+        bodies = [{"email": f"c{i}@example.com", "firstName": f"C{i}"} for i in range(6)]
+        answers = await asyncio.gather(*(api.post("/api/crm/integrations/crm/contacts/sync", b) for b in bodies))
+        assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+        assert {a.json()["action"] for a in answers} == {"created"}
+        assert len({a.json()["crmId"] for a in answers}) == 6 and count(api, "contact") == 6
+
+    asyncio.run(scenario())
