@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sys
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from crm_desktop.app.workspace import Workspace
@@ -17,6 +19,8 @@ from crm_desktop.cli import ExitCode, main
 from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.models import Contact, Integration
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.providers.contract import AdapterOptions
+from crm_desktop.providers.errors import ProviderError
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import AccessToken, HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, utcnow
@@ -208,3 +212,20 @@ def test_a_token_refresh_is_not_a_rotation_but_a_sign_in_is(tmp_path: Path) -> N
         workspace.integrations.save_credentials(saved, tokens, set_by_person=True)
         age = workspace.integrations.key_age(workspace.integrations.get("sf"))
         assert age is not None and age.days == 0 and not age.rotation_due
+
+
+
+def test_a_crm_out_of_reach_changes_nothing(data_dir: Path, memory_keyring: MemoryKeyring) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    before_keyring = dict(memory_keyring.entries)
+    with workspace_at(data_dir) as workspace:
+        before = workspace.integrations.get("hs")
+        workspace.crm.transport = httpx.MockTransport(unreachable)
+        workspace.crm.options = AdapterOptions(max_attempts=1)
+        with pytest.raises(ProviderError, match="network"):
+            asyncio.run(workspace.crm.update_integration("hs", {"name": "moved"}, {"token": NEW_TOKEN}))
+        assert workspace.integrations.get("hs") == before
+        assert workspace.integrations.find("moved") is None
+    assert memory_keyring.entries == before_keyring

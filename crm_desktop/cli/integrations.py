@@ -13,6 +13,7 @@ from crm_desktop.app.errors import (
     AuthError,
     CredentialsError,
     InvalidRecordError,
+    ProviderError,
     VaultError,
 )
 from crm_desktop.app.text import plural
@@ -209,6 +210,11 @@ def cmd_integration_update(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"the CRM refused the new credentials, so nothing was changed and the old ones stay: {exc}",
                 ExitCode.AUTH, "auth_refused",
+            ) from None
+        except ProviderError as exc:
+            raise CommandError(
+                f"the new settings could not be tested against the CRM ({exc}), so nothing was changed; try again "
+                "when the CRM can be reached", ExitCode.PARTIAL, "crm_error",
             ) from None
         data = _integration_json(workspace, update.integration)
     saved = update.integration
