@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -267,50 +267,11 @@ class SyncStore:
             )
 
     def record_log(self, run_id: int) -> list[SyncRecordLogRow]:
-        """A run's whole record log (a small run's; large ones are read with :meth:`record_log_page`)."""
-        rows: list[SyncRecordLogRow] = []
-        while page := self.record_log_page(run_id, offset=len(rows), limit=1000):
-            rows.extend(page)
-            if len(page) < 1000:
-                break
-        return rows
-
-    def record_log_page(
-        self, run_id: int, *, offset: int = 0, limit: int = 500, failures_first: bool = False
-    ) -> list[SyncRecordLogRow]:
-        """One page of a run's record log, in the order it happened (failed, then conflicting, then skipped records
-        first when asked)."""
-        statement = select(SyncRecordLogRow).where(SyncRecordLogRow.run_id == run_id)
-        if failures_first:
-            rank = case(
-                (SyncRecordLogRow.outcome == RecordOutcome.FAILED, 0),
-                (SyncRecordLogRow.outcome == RecordOutcome.CONFLICT, 1),
-                (SyncRecordLogRow.outcome == RecordOutcome.SKIPPED, 2),
-                else_=3,
-            )
-            statement = statement.order_by(rank, SyncRecordLogRow.id)
-        else:
-            statement = statement.order_by(SyncRecordLogRow.id)
         with self.db.session() as session:
-            rows = list(session.scalars(statement.offset(offset).limit(limit)))
+            rows = list(session.scalars(select(SyncRecordLogRow).where(SyncRecordLogRow.run_id == run_id)))
             for row in rows:
                 session.expunge(row)
             return rows
-
-    def record_log_count(self, run_id: int) -> int:
-        with self.db.session() as session:
-            statement = select(func.count()).select_from(SyncRecordLogRow).where(SyncRecordLogRow.run_id == run_id)
-            return int(session.scalar(statement) or 0)
-
-    def record_log_errors(self, run_id: int) -> dict[ErrorCategory, int]:
-        """How many records of a run failed or were skipped, per error category."""
-        with self.db.session() as session:
-            rows = session.execute(
-                select(SyncRecordLogRow.error_category, func.count())
-                .where(SyncRecordLogRow.run_id == run_id, SyncRecordLogRow.error_category.is_not(None))
-                .group_by(SyncRecordLogRow.error_category)
-            )
-            return {category: int(count) for category, count in rows if category is not None}
 
     def add_record_outcomes(
         self,
@@ -866,17 +827,9 @@ class SyncStore:
             session.add_all(FieldMappingRow(integration_id=integration_id, object=obj, **row) for row in rows)
 
     # -- conflicts -----------------------------------------------------------------------------
-    def open_conflicts(
-        self, integration_id: int | None = None, *, after_id: int = 0, limit: int | None = None
-    ) -> list[ConflictRow]:
-        """Open conflicts, oldest first; a page of ``limit`` after conflict ``after_id`` when given."""
+    def open_conflicts(self, integration_id: int | None = None) -> list[ConflictRow]:
         with self.db.session() as session:
-            statement = (
-                select(ConflictRow)
-                .where(ConflictRow.status == ConflictStatus.OPEN, ConflictRow.id > after_id)
-                .order_by(ConflictRow.id)
-                .limit(limit)
-            )
+            statement = select(ConflictRow).where(ConflictRow.status == ConflictStatus.OPEN).order_by(ConflictRow.id)
             if integration_id is not None:
                 statement = statement.where(ConflictRow.integration_id == integration_id)
             rows = list(session.scalars(statement))

@@ -24,11 +24,14 @@ from PySide6.QtWidgets import (
 from crm_desktop import __version__
 from crm_desktop.app.diagnostics import export_diagnostics
 from crm_desktop.app.paths import APP_AUTHOR, APP_NAME, AppPaths
+from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.ui.attribution_panel import AttributionPanel
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
 from crm_desktop.ui.integrations_panel import IntegrationsPanel
 from crm_desktop.ui.network_dialog import NetworkSettingsDialog
+from crm_desktop.ui.people_panel import PeoplePanel
 from crm_desktop.ui.scheduler import SyncScheduler
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.tasks import BackgroundTasks
@@ -126,11 +129,18 @@ class MainWindow(QMainWindow):
         self.conflicts_panel = ConflictsPanel(workspace.sync, self.tasks)
         self.sync_monitor_panel = SyncMonitorPanel(workspace.sync, self.tasks)
         self.scheduler = SyncScheduler(workspace.sync, self.tasks, parent=self)
+        self.people = PeopleService(workspace.database, workspace.social, workspace.sync)
+        self.people_panel = PeoplePanel(self.people, self._integration_choices())
+        self.attribution_panel = AttributionPanel(self.people)
+        self.people_panel.status_message.connect(self._show_status)
+        self.attribution_panel.status_message.connect(self._show_status)
         self.panels = [
             PanelEntry("Integrations", "integrations.svg", self.integrations_panel),
             PanelEntry("Field Mapping", "field-mapping.svg", self.field_mapping_panel),
             PanelEntry("Conflicts", "conflicts.svg", self.conflicts_panel),
             PanelEntry("Sync Monitor", "sync-monitor.svg", self.sync_monitor_panel),
+            PanelEntry("People", "people.svg", self.people_panel),
+            PanelEntry("Attribution", "attribution.svg", self.attribution_panel),
         ]
 
         self.sidebar = QListWidget()
@@ -248,7 +258,11 @@ class MainWindow(QMainWindow):
     def _show_status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
+    def _integration_choices(self) -> list[tuple[int, str]]:
+        return [(i.id, i.name) for i in self.workspace.integrations.list() if i.id is not None]
+
     def _integrations_changed(self) -> None:
+        self.people_panel.set_integrations(self._integration_choices())
         self.sync_monitor_panel.reload_integrations()
         self.sync_monitor_panel.refresh_runs()
         self.field_mapping_panel.reload_integrations()

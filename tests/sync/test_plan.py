@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from crm_desktop.domain.models import Lead, LeadStatus, Provider, SocialContext
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import OutboundRecord
@@ -112,18 +110,3 @@ async def test_a_dry_run_plans_exactly_what_the_run_then_applies(any_crm: SyncBe
     assert again_dry.changes == [] and again.changes == []
     assert bench.writes_since(mark) == []
     assert counts_of(again_dry) == counts_of(again)
-
-
-@scenario
-async def test_the_lock_is_released_when_a_run_cannot_even_be_recorded(hubspot: SyncBench,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*_args: object, **_kwargs: object) -> int:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(hubspot.store, "start_run", refuse)
-    with pytest.raises(OSError, match="disk full"):
-        await hubspot.sync()
-    assert hubspot.store.lock_holder(hubspot.integration.id or 0) is None
-    monkeypatch.undo()
-    result = await hubspot.sync()
-    assert result.status is SyncRunStatus.SUCCEEDED

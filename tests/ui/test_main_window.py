@@ -46,10 +46,10 @@ def click_sidebar(window: MainWindow, row: int) -> None:
     QTest.mouseClick(window.sidebar.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, position)
 
 
-def test_the_sidebar_lists_four_panels_with_icons(make_window: WindowFactory) -> None:
+def test_the_sidebar_lists_the_panels_with_icons(make_window: WindowFactory) -> None:
     window = make_window()
     titles = [window.sidebar.item(row).text() for row in range(window.sidebar.count())]
-    assert titles == ["Integrations", "Field Mapping", "Conflicts", "Sync Monitor"]
+    assert titles == ["Integrations", "Field Mapping", "Conflicts", "Sync Monitor", "People", "Attribution"]
     assert all(not window.sidebar.item(row).icon().isNull() for row in range(window.sidebar.count()))
     assert not window.windowIcon().isNull()
     assert window.windowTitle() == "CRM Desktop"

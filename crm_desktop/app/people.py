@@ -1,0 +1,212 @@
+"""People and campaigns for the marketer's desk: paged lists of contacts and leads, one person's whole story, an
+import preview, and the attribution report with its touchpoints-per-day series."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from crm_desktop.app.imports import ImportReport
+from crm_desktop.app.record_files import RowProblem, build_record, read_rows
+from crm_desktop.app.social import SocialService
+from crm_desktop.app.sync_service import SyncService
+from crm_desktop.domain.errors import InvalidRecordError
+from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.scoring import EngagementScore
+from crm_desktop.domain.social import AttributionModel, AttributionReport, LeadAttribution, PersonRef
+from crm_desktop.store.database import Database
+from crm_desktop.store.people_store import (
+    AuditLine,
+    CrmLinkLine,
+    Keyset,
+    PeopleColumn,
+    PeopleQuery,
+    PeopleStore,
+    PersonLine,
+    ProfileLine,
+    SyncState,
+    TimelineEntry,
+    TouchpointSeries,
+)
+from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AuditLine", "CrmLinkLine", "ImportPreview", "Keyset", "NotFoundError", "PeopleColumn", "PeopleQuery",
+    "PeopleService", "PersonDetail", "PersonLine", "ProfileLine", "SyncState", "TimelineEntry", "TouchpointSeries",
+    "write_report_csv",
+]
+
+
+@dataclass
+class PersonDetail:
+    """Everything the detail pane shows about one contact or lead.
+
+    Attributes:
+        obj, local_id, email, name, company: the record.
+        profiles: its social profiles with follower counts.
+        score: its engagement score with the parts it is made of (``None`` without social activity).
+        timeline: touchpoints and conversations, newest first.
+        attribution: for a lead, its credits under each model.
+        crm_links: per integration, the CRM record and its sync state.
+        audit: recorded field changes, newest first.
+    """
+
+    obj: RecordObject
+    local_id: int
+    email: str
+    name: str
+    company: str | None
+    profiles: list[ProfileLine] = field(default_factory=list)
+    score: EngagementScore | None = None
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    attribution: dict[AttributionModel, LeadAttribution] = field(default_factory=dict)
+    crm_links: list[CrmLinkLine] = field(default_factory=list)
+    audit: list[AuditLine] = field(default_factory=list)
+
+
+@dataclass
+class ImportPreview:
+    """What importing a file would do, worked out before anything is saved.
+
+    Attributes:
+        path: the file.
+        obj: contacts or leads.
+        new, existing: valid rows that would create or update a record.
+        problems: refused rows (line, field as the file names it, reason).
+        notices: about the whole file.
+    """
+
+    path: Path
+    obj: RecordObject
+    new: int = 0
+    existing: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        """Rows that would be saved."""
+        return self.new + self.existing
+
+
+class PeopleService:
+    """The People panel's reads and imports, on the workspace's store and services."""
+
+    def __init__(self, database: Database, social: SocialService, sync: SyncService) -> None:
+        self.store = PeopleStore(database)
+        self._contacts = ContactStore(database)
+        self._leads = LeadStore(database)
+        self._social = social
+        self._sync = sync
+
+    def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200) -> list[PersonLine]:
+        """The next page of people matching ``query`` (see :meth:`PeopleStore.page`)."""
+        return self.store.page(query, after, limit)
+
+    def count(self, query: PeopleQuery) -> int:
+        """How many people match ``query``."""
+        return self.store.count(query)
+
+    def campaign_names(self) -> list[str]:
+        """Campaign names for the filter."""
+        return self.store.campaign_names()
+
+    def detail(self, obj: RecordObject, local_id: int) -> PersonDetail:
+        """One contact's or lead's profiles, score, timeline, attribution, CRM records and history.
+
+        Raises:
+            NotFoundError: when the record is gone.
+        """
+        email = self.store.email_of(obj, local_id)
+        if email is None:
+            raise NotFoundError(f"no {obj.value} {local_id} in the local store")
+        record: Contact | Lead | None = (
+            self._contacts.find(email) if obj is RecordObject.CONTACT else self._leads.find(email)
+        )
+        name = " ".join(p for p in ((record.first_name, record.last_name) if record else ()) if p)
+        detail = PersonDetail(obj, local_id, email, name, record.company if record else None)
+        detail.profiles = self.store.profiles(email)
+        try:
+            score = self._social.engagement_score(PersonRef(email=email))
+            detail.score = score if score.interactions or score.followers else None
+        except NotFoundError:
+            detail.score = None
+        detail.timeline = self.store.timeline(email)
+        if obj is RecordObject.LEAD:
+            detail.attribution = {model: self._social.attribution(local_id, model) for model in AttributionModel}
+        detail.crm_links = self.store.crm_links(obj, local_id, email)
+        detail.audit = self.store.audit(obj, local_id)
+        return detail
+
+    # -- import --------------------------------------------------------------------------------------------
+
+    def preview_import(self, path: Path, obj: RecordObject) -> ImportPreview:
+        """Validate a CSV/JSONL file as the import does, saving nothing.
+
+        Raises:
+            ValueError: for an unsupported file or a CSV without an email column.
+            OSError: when the file cannot be read.
+        """
+        model: type[Contact] | type[Lead] = Contact if obj is RecordObject.CONTACT else Lead
+        rows = read_rows(path, model)
+        preview = ImportPreview(path, obj, problems=list(rows.problems), notices=list(rows.notices))
+        emails = [row.email for row in rows.rows]
+        existing: dict[str, Contact] | dict[str, Lead] = (
+            self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails)
+        )
+        seen: set[str] = set()
+        for row in rows.rows:
+            before = existing.get(row.email)
+            try:
+                build_record(model, row, before)  # type: ignore[type-var]
+            except InvalidRecordError as exc:
+                preview.problems.append(RowProblem.of(row.line, row.email, exc.problems))
+                continue
+            if before is None and row.email not in seen:
+                preview.new += 1
+            else:
+                preview.existing += 1
+            seen.add(row.email)
+        preview.problems.sort(key=lambda problem: problem.line)
+        return preview
+
+    def import_file(self, path: Path, obj: RecordObject) -> ImportReport:
+        """Save the valid rows of a file (the same import as ``crm-desktop contacts import``)."""
+        return self._sync.import_file(path, obj)
+
+    # -- attribution ---------------------------------------------------------------------------------------
+
+    def attribution_report(self, model: AttributionModel, since: datetime | None) -> AttributionReport:
+        """The campaigns' and platforms' credit under ``model`` since ``since``."""
+        return self._social.attribution_report(model, since)
+
+    def touchpoints_per_day(self, since: datetime | None) -> TouchpointSeries:
+        """Touchpoints per day and platform, for the chart."""
+        return self.store.touchpoints_per_day(since)
+
+
+
+def write_report_csv(report: AttributionReport, path: Path) -> int:
+    """Write the report's campaign and platform lines to a CSV file, with one value column per currency
+    (``value_credited_EUR``...); returns the number of data lines.
+
+    Raises:
+        OSError: when the file cannot be written.
+    """
+    lines = [("campaign", row) for row in report.by_campaign] + [("platform", row) for row in report.by_platform]
+    currencies = sorted({currency for _, row in lines for currency in row.value_credited} | set(report.value))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "breakdown", "name", "touchpoints", "leads", "conversions_credited",
+                         *(f"value_credited_{currency}" for currency in currencies)])
+        for breakdown, row in lines:
+            writer.writerow([report.model.value, breakdown, row.name or "", row.touchpoints, row.leads,
+                             f"{row.conversions_credited:.4f}",
+                             *(f"{row.value_credited.get(currency, 0.0):.2f}" for currency in currencies)])
+    return len(lines)

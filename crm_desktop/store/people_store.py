@@ -1,0 +1,459 @@
+"""The People and Attribution panels' reads: filtered, sorted, keyset-paged contacts and leads, and one person's
+profiles, timeline, CRM links and audit history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, func, literal, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import (
+    AuditLogRow,
+    ContactRow,
+    ConversationRow,
+    CrmLinkRow,
+    IntegrationRow,
+    LeadRow,
+    OutboxRow,
+    OutboxStatus,
+    SocialProfileRow,
+    SyncRecordLogRow,
+    SyncRunRow,
+    TouchpointRow,
+)
+
+
+class PeopleColumn(StrEnum):
+    """The sortable columns of the People list (sorted in SQL, ties broken by the local id)."""
+
+    NAME = "name"
+    EMAIL = "email"
+    COMPANY = "company"
+    SCORE = "score"
+    UPDATED = "updated"
+
+
+class SyncState(StrEnum):
+    """A record's state in one integration, as the People filter offers it."""
+
+    LINKED = "linked"
+    NOT_LINKED = "not_linked"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class PeopleQuery:
+    """What the People list shows: which records, filtered how, sorted by what.
+
+    Attributes:
+        obj: contacts or leads.
+        text: matched anywhere in the name, email or company (case-insensitive); blank matches all.
+        platform: only people with a profile (contacts) or a source platform (leads) on it.
+        campaign: only people with a touchpoint of that campaign.
+        score_min, score_max: the engagement score range (people without a score are left out when set).
+        integration_id, sync_state: only records in that state in that integration.
+        sort: the sort column; descending reverses it.
+    """
+
+    obj: RecordObject = RecordObject.CONTACT
+    text: str = ""
+    platform: SocialPlatform | None = None
+    campaign: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    integration_id: int | None = None
+    sync_state: SyncState | None = None
+    sort: PeopleColumn = PeopleColumn.EMAIL
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class PersonLine:
+    """One row of the People list.
+
+    Attributes:
+        id: the local id.
+        email, first_name, last_name, company: as stored.
+        score: the engagement score (a lead's own; a contact's is its lead's with the same email).
+        platforms: the platforms of its profiles (contacts) or its source platform (leads).
+        updated_at: when the record last changed locally.
+        sort_key: the value of the sort column (the keyset's first half).
+    """
+
+    id: int
+    email: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    score: float | None
+    platforms: tuple[str, ...]
+    updated_at: datetime
+    sort_key: Any
+
+    @property
+    def name(self) -> str:
+        """First and last name, as one text."""
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+#: Where the next page starts: the last row's sort value and id.
+Keyset = tuple[Any, int]
+
+
+@dataclass(frozen=True)
+class ProfileLine:
+    """One social profile of a person."""
+
+    platform: str
+    username: str
+    url: str | None
+    followers: int
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One touchpoint or conversation of a person, for the timeline."""
+
+    at: datetime
+    platform: str
+    kind: str
+    campaign: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class CrmLinkLine:
+    """A person's record in one integration.
+
+    Attributes:
+        integration: the integration's name.
+        provider: its CRM.
+        crm_id: the CRM record id (``None`` when never linked).
+        last_synced: when a sync last agreed with the CRM.
+        state: linked, deleted in the CRM, waiting to be sent, failed or not linked.
+        last_error: the newest error a sync reported for this record.
+    """
+
+    integration: str
+    provider: str
+    base_url: str | None
+    domain: str | None
+    crm_id: str | None
+    last_synced: datetime | None
+    state: str
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    """One recorded change of a person's field."""
+
+    at: datetime
+    field: str
+    before: str | None
+    after: str | None
+    source: str
+    side: str
+    run_id: int | None
+
+
+@dataclass
+class TouchpointSeries:
+    """Touchpoints per day and platform, for a line chart."""
+
+    days: list[date] = field(default_factory=list)
+    per_platform: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.lower()}%"
+
+
+class PeopleStore:
+    """Reads of the People panel, a page at a time; nothing here loads every row."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # -- the list ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _score_column(query: PeopleQuery) -> ColumnElement[Any]:
+        if query.obj is RecordObject.LEAD:
+            return LeadRow.__table__.c.engagement_score
+        return (
+            select(LeadRow.engagement_score).where(LeadRow.email == ContactRow.email).scalar_subquery()
+        )
+
+    def _sort_column(self, query: PeopleQuery) -> ColumnElement[Any]:
+        row: Any = LeadRow if query.obj is RecordObject.LEAD else ContactRow
+        if query.sort is PeopleColumn.NAME:
+            return func.lower(func.coalesce(row.first_name, "") + literal(" ") + func.coalesce(row.last_name, ""))
+        if query.sort is PeopleColumn.COMPANY:
+            return func.lower(func.coalesce(row.company, ""))
+        if query.sort is PeopleColumn.SCORE:
+            return func.coalesce(self._score_column(query), -1.0)
+        if query.sort is PeopleColumn.UPDATED:
+            return row.updated_at  # type: ignore[no-any-return]
+        return row.email  # type: ignore[no-any-return]
+
+    def _filtered(self, query: PeopleQuery, statement: Select[Any]) -> Select[Any]:
+        lead = query.obj is RecordObject.LEAD
+        row: Any = LeadRow if lead else ContactRow
+        if query.text.strip():
+            pattern = _like(query.text.strip())
+            statement = statement.where(
+                or_(
+                    func.lower(row.email).like(pattern, escape="\\"),
+                    func.lower(func.coalesce(row.first_name, "") + literal(" ") + func.coalesce(row.last_name, ""))
+                    .like(pattern, escape="\\"),
+                    func.lower(func.coalesce(row.company, "")).like(pattern, escape="\\"),
+                )
+            )
+        if query.platform is not None:
+            if lead:
+                statement = statement.where(LeadRow.social_platform == query.platform)
+            else:
+                statement = statement.where(
+                    exists().where(
+                        SocialProfileRow.contact_id == ContactRow.id, SocialProfileRow.platform == query.platform
+                    )
+                )
+        if query.campaign:
+            statement = statement.where(
+                exists().where(TouchpointRow.email == row.email, TouchpointRow.campaign == query.campaign)
+            )
+        score = self._score_column(query)
+        if query.score_min is not None:
+            statement = statement.where(score >= query.score_min)
+        if query.score_max is not None:
+            statement = statement.where(score <= query.score_max)
+        if query.integration_id is not None and query.sync_state is not None:
+            linked = exists().where(
+                CrmLinkRow.integration_id == query.integration_id,
+                CrmLinkRow.object == query.obj,
+                CrmLinkRow.local_id == row.id,
+            )
+            if query.sync_state is SyncState.LINKED:
+                statement = statement.where(linked)
+            elif query.sync_state is SyncState.NOT_LINKED:
+                statement = statement.where(~linked)
+            else:
+                statement = statement.where(
+                    exists().where(
+                        OutboxRow.integration_id == query.integration_id,
+                        OutboxRow.object == query.obj,
+                        OutboxRow.local_id == row.id,
+                        OutboxRow.status == OutboxStatus.FAILED,
+                    )
+                )
+        return statement
+
+    def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200) -> list[PersonLine]:
+        """The next ``limit`` people of ``query`` after the keyset ``after`` (the first page when ``None``)."""
+        lead = query.obj is RecordObject.LEAD
+        row: Any = LeadRow if lead else ContactRow
+        sort = self._sort_column(query)
+        score = self._score_column(query)
+        statement = select(
+            row.id, row.email, row.first_name, row.last_name, row.company, score, row.updated_at, sort,
+            *([LeadRow.social_platform] if lead else []),
+        )
+        statement = self._filtered(query, statement)
+        if after is not None:
+            key = tuple_(sort, row.id)
+            bound = tuple_(literal(after[0]), literal(after[1]))
+            statement = statement.where(key < bound if query.descending else key > bound)
+        order = (sort.desc(), row.id.desc()) if query.descending else (sort.asc(), row.id.asc())
+        statement = statement.order_by(*order).limit(limit)
+        with self._db.session() as session:
+            rows = session.execute(statement).all()
+            platforms = (
+                {r[0]: ((r[8].value,) if r[8] is not None else ()) for r in rows}
+                if lead
+                else self._profile_platforms(session, [r[0] for r in rows])
+            )
+        return [
+            PersonLine(
+                id=r[0], email=r[1], first_name=r[2], last_name=r[3], company=r[4],
+                score=float(r[5]) if r[5] is not None else None, platforms=platforms.get(r[0], ()),
+                updated_at=r[6], sort_key=r[7],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _profile_platforms(session: Session, contact_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        found: dict[int, list[str]] = {}
+        if not contact_ids:
+            return {}
+        for contact_id, platform in session.execute(
+            select(SocialProfileRow.contact_id, SocialProfileRow.platform)
+            .where(SocialProfileRow.contact_id.in_(contact_ids))
+            .order_by(SocialProfileRow.contact_id, SocialProfileRow.platform)
+        ):
+            found.setdefault(contact_id, []).append(platform.value)
+        return {key: tuple(value) for key, value in found.items()}
+
+    def count(self, query: PeopleQuery) -> int:
+        """How many people ``query`` matches."""
+        row: Any = LeadRow if query.obj is RecordObject.LEAD else ContactRow
+        statement = self._filtered(query, select(func.count()).select_from(row))
+        with self._db.session() as session:
+            return int(session.scalar(statement) or 0)
+
+    def campaign_names(self) -> list[str]:
+        """Every campaign a touchpoint named, by name."""
+        with self._db.session() as session:
+            return sorted(
+                name for name in session.scalars(select(TouchpointRow.campaign).distinct()) if name is not None
+            )
+
+    # -- one person ----------------------------------------------------------------------------------------
+
+    def email_of(self, obj: RecordObject, local_id: int) -> str | None:
+        """The email of a contact or lead, or ``None`` when it is gone."""
+        row: Any = LeadRow if obj is RecordObject.LEAD else ContactRow
+        with self._db.session() as session:
+            return session.scalar(select(row.email).where(row.id == local_id))
+
+    def profiles(self, email: str) -> list[ProfileLine]:
+        """The social profiles of the contact with that email, and a lead's own profiles of the same email."""
+        with self._db.session() as session:
+            found = [
+                ProfileLine(p.platform.value, p.username, p.url, int(p.followers or 0))
+                for p in session.scalars(
+                    select(SocialProfileRow)
+                    .join(ContactRow, ContactRow.id == SocialProfileRow.contact_id)
+                    .where(ContactRow.email == email)
+                    .order_by(SocialProfileRow.platform)
+                )
+            ]
+            lead_profiles = session.scalar(select(LeadRow.social_profiles).where(LeadRow.email == email)) or []
+        seen = {(p.platform, p.username.lower()) for p in found}
+        for item in lead_profiles:
+            platform, username = str(item.get("platform", "")), str(item.get("username", ""))
+            if platform and username and (platform, username.lower()) not in seen:
+                found.append(ProfileLine(platform, username, item.get("url"), int(item.get("followers") or 0)))
+        return found
+
+    def timeline(self, email: str, limit: int = 500) -> list[TimelineEntry]:
+        """A person's newest touchpoints and conversations, newest first."""
+        with self._db.session() as session:
+            entries = [
+                TimelineEntry(t.timestamp, t.platform.value, t.type.value, t.campaign,
+                              f"post {t.post_id}" if t.post_id else (f"conversation {t.conversation_id}"
+                                                                    if t.conversation_id else ""))
+                for t in session.scalars(
+                    select(TouchpointRow).where(TouchpointRow.email == email)
+                    .order_by(TouchpointRow.timestamp.desc(), TouchpointRow.id.desc()).limit(limit)
+                )
+            ]
+            for c in session.scalars(
+                select(ConversationRow).where(ConversationRow.email == email)
+                .order_by(ConversationRow.started_at.desc()).limit(limit)
+            ):
+                sentiment = f", {c.latest_sentiment.value}" if c.latest_sentiment is not None else ""
+                entries.append(TimelineEntry(
+                    c.started_at, c.platform.value, "conversation", c.campaign,
+                    f"{c.messages_in} in / {c.messages_out} out{sentiment}",
+                ))
+        entries.sort(key=lambda e: e.at, reverse=True)
+        return entries[:limit]
+
+    def crm_links(self, obj: RecordObject, local_id: int, email: str) -> list[CrmLinkLine]:
+        """Per integration, the record's CRM id, last sync, state and newest error."""
+        lines: list[CrmLinkLine] = []
+        with self._db.session() as session:
+            for integration in session.scalars(select(IntegrationRow).order_by(IntegrationRow.name)):
+                link = session.scalar(select(CrmLinkRow).where(
+                    CrmLinkRow.integration_id == integration.id, CrmLinkRow.object == obj,
+                    CrmLinkRow.local_id == local_id,
+                ))
+                outbox = session.scalar(
+                    select(OutboxRow).where(
+                        OutboxRow.integration_id == integration.id, OutboxRow.object == obj,
+                        OutboxRow.local_id == local_id,
+                    ).order_by(OutboxRow.id.desc()).limit(1)
+                )
+                error = session.execute(
+                    select(SyncRecordLogRow.message, SyncRecordLogRow.outcome)
+                    .join(SyncRunRow, SyncRunRow.id == SyncRecordLogRow.run_id)
+                    .where(SyncRunRow.integration_id == integration.id, SyncRecordLogRow.object == obj,
+                           SyncRecordLogRow.record_key == email)
+                    .order_by(SyncRecordLogRow.id.desc()).limit(1)
+                ).first()
+                last_error = error[0] if error is not None and error[1] is RecordOutcome.FAILED else None
+                if outbox is not None and outbox.status is OutboxStatus.FAILED:
+                    state, last_error = "failed", outbox.error or last_error
+                elif outbox is not None and outbox.status is OutboxStatus.PENDING:
+                    state = "waiting to be sent"
+                elif link is not None and link.deleted_in_crm:
+                    state = "deleted in the CRM"
+                elif link is not None:
+                    state = "failed" if last_error else "linked"
+                else:
+                    state = "failed" if last_error else "not linked"
+                lines.append(CrmLinkLine(
+                    integration=integration.name, provider=integration.provider.value,
+                    base_url=integration.base_url, domain=integration.domain,
+                    crm_id=link.crm_id if link is not None else None,
+                    last_synced=link.updated_at if link is not None else None,
+                    state=state, last_error=last_error,
+                ))
+        return lines
+
+    def audit(self, obj: RecordObject, local_id: int, limit: int = 500) -> list[AuditLine]:
+        """The record's recorded changes, newest first; ``source`` says what made them (an import, a sync...)."""
+        with self._db.session() as session:
+            rows = session.execute(
+                select(AuditLogRow, SyncRunRow.trigger, IntegrationRow.name)
+                .outerjoin(SyncRunRow, SyncRunRow.id == AuditLogRow.run_id)
+                .outerjoin(IntegrationRow, IntegrationRow.id == AuditLogRow.integration_id)
+                .where(AuditLogRow.entity == obj.value, AuditLogRow.entity_id == str(local_id))
+                .order_by(AuditLogRow.id.desc()).limit(limit)
+            ).all()
+        lines = []
+        for audit, trigger, integration in rows:
+            source = audit.source if audit.source else ""
+            if not source:
+                source = str(trigger.value) if trigger is not None else "local"
+            if integration:
+                source = f"{source} · {integration}"
+            lines.append(AuditLine(audit.at, audit.field, audit.old_value, audit.new_value, source, audit.side,
+                                   audit.run_id))
+        return lines
+
+    # -- attribution chart ---------------------------------------------------------------------------------
+
+    def touchpoints_per_day(self, since: datetime | None) -> TouchpointSeries:
+        """Touchpoints per calendar day (UTC) and platform since ``since`` (all when ``None``)."""
+        day = func.date(TouchpointRow.timestamp)
+        statement = select(day, TouchpointRow.platform, func.count()).group_by(day, TouchpointRow.platform)
+        if since is not None:
+            statement = statement.where(TouchpointRow.timestamp >= since)
+        counts: dict[tuple[date, str], int] = {}
+        with self._db.session() as session:
+            for when, platform, count in session.execute(statement):
+                key_day = when if isinstance(when, date) else date.fromisoformat(str(when))
+                counts[(key_day, platform.value)] = int(count)
+        days = sorted({key[0] for key in counts})
+        platforms = sorted({key[1] for key in counts})
+        return TouchpointSeries(
+            days=days, per_platform={p: [counts.get((d, p), 0) for d in days] for p in platforms}
+        )
+
+
+__all__ = [
+    "AuditLine", "CrmLinkLine", "Keyset", "PeopleColumn", "PeopleQuery", "PeopleStore", "PersonLine",
+    "ProfileLine", "SyncState", "TimelineEntry", "TouchpointSeries",
+]

@@ -1,0 +1,316 @@
+"""The Attribution panel: campaigns' and platforms' touchpoints, leads and credited conversions under a chosen
+model and period, with a bar chart per campaign, a line chart of touchpoints per platform, and a CSV export."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from PySide6.QtCharts import (
+    QBarCategoryAxis,
+    QBarSeries,
+    QBarSet,
+    QChart,
+    QChartView,
+    QDateTimeAxis,
+    QLineSeries,
+    QValueAxis,
+)
+from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTime, Signal
+from PySide6.QtGui import QPainter, QShowEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
+from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
+from crm_desktop.ui.people_panel import MODEL_NAMES, fill_table, small_table
+from crm_desktop.ui.widgets import Notice, PanelHeading
+
+logger = logging.getLogger(__name__)
+
+#: The period choices: label and days back (``None``: all time; ``-1``: since a chosen date).
+PERIODS: list[tuple[str, int | None]] = [
+    ("All time", None),
+    ("Last 7 days", 7),
+    ("Last 30 days", 30),
+    ("Last 90 days", 90),
+    ("Since a date…", -1),
+]
+NO_CAMPAIGN = "(no campaign)"
+REPORT_HEADERS = ["Touchpoints", "Leads", "Conversions credited", "Value credited"]
+
+
+def value_text(values: dict[str, float]) -> str:
+    """Money per currency, e.g. ``EUR 1,200.00 · USD 80.00``; ``—`` when none."""
+    return " · ".join(f"{currency} {amount:,.2f}" for currency, amount in sorted(values.items())) or "—"
+
+
+def report_rows(rows: list[ReportRow], blank_name: str) -> list[list[str]]:
+    """A report breakdown as table text."""
+    return [[row.name or blank_name, f"{row.touchpoints:,}", f"{row.leads:,}", f"{row.conversions_credited:.2f}",
+             value_text(row.value_credited)] for row in rows]
+
+
+class AttributionPanel(QWidget):
+    """Which campaigns and platforms earned the conversions, under the model and period the marketer picks.
+
+    Attributes:
+        service: the People service (the report and the touchpoint series).
+        model_combo, period_combo, since_edit: the report's settings.
+        summary_label: conversions, unattributed and value.
+        campaigns_table, platforms_table: the breakdowns.
+        conversions_chart, touchpoints_chart: the QtCharts views.
+        export_button: saves the report as CSV.
+        report, series: what is shown.
+
+    Signals:
+        status_message(str): a line for the window's status bar.
+    """
+
+    status_message = Signal(str)
+
+    def __init__(self, service: PeopleService, now: datetime | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.service = service
+        self._now = now
+        self.report: AttributionReport | None = None
+        self.series: TouchpointSeries | None = None
+        self.file_dialog: QFileDialog | None = None
+        self._loaded = False
+
+        heading = PanelHeading(
+            "Attribution", "Which campaigns and platforms earned your conversions. Pick a model to see how the "
+            "credit of each conversion is shared among the touchpoints before it."
+        )
+        self.model_combo = QComboBox()
+        self.model_combo.setAccessibleName("Attribution model")
+        for model, name in MODEL_NAMES.items():
+            self.model_combo.addItem(name, model)
+        self.model_combo.setCurrentIndex(self.model_combo.findData(AttributionModel.LINEAR))
+        self.period_combo = QComboBox()
+        self.period_combo.setAccessibleName("Period")
+        for label, days in PERIODS:
+            self.period_combo.addItem(label, days)
+        self.since_edit = QDateEdit()
+        self.since_edit.setAccessibleName("Since date")
+        self.since_edit.setCalendarPopup(True)
+        self.since_edit.setDisplayFormat("yyyy-MM-dd")
+        self.since_edit.setDate(QDate.currentDate().addDays(-30))
+        self.since_edit.setEnabled(False)
+        for combo in (self.model_combo, self.period_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.setAccessibleName("Export the report as CSV")
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Model"))
+        controls.addWidget(self.model_combo)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("Period"))
+        controls.addWidget(self.period_combo)
+        controls.addWidget(self.since_edit)
+        controls.addStretch(1)
+
+        self.summary_label = QLabel()
+        self.summary_label.setAccessibleName("Report summary")
+        self.summary_label.setWordWrap(True)
+        self.notice = Notice()
+        self.campaigns_table = small_table("Campaigns")
+        self.platforms_table = small_table("Platforms")
+
+        self.conversions_chart = QChartView()
+        self.conversions_chart.setAccessibleName("Credited conversions per campaign")
+        self.touchpoints_chart = QChartView()
+        self.touchpoints_chart.setAccessibleName("Touchpoints over time per platform")
+        for view in (self.conversions_chart, self.touchpoints_chart):
+            view.setRenderHint(QPainter.RenderHint.Antialiasing)
+            view.setMinimumHeight(220)
+
+        grid = QGridLayout()
+        grid.addWidget(QLabel("<b>Campaigns</b>"), 0, 0)
+        grid.addWidget(QLabel("<b>Platforms</b>"), 0, 1)
+        grid.addWidget(self.campaigns_table, 1, 0)
+        grid.addWidget(self.platforms_table, 1, 1)
+        grid.addWidget(self.conversions_chart, 2, 0)
+        grid.addWidget(self.touchpoints_chart, 2, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        grid.setRowStretch(1, 2)
+        grid.setRowStretch(2, 3)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 16, 20, 12)
+        layout.addWidget(heading)
+        layout.addLayout(controls)
+        summary = QHBoxLayout()
+        summary.addWidget(self.summary_label, 1)
+        summary.addWidget(self.export_button)
+        layout.addLayout(summary)
+        layout.addWidget(self.notice)
+        layout.addLayout(grid, 1)
+
+        self.model_combo.currentIndexChanged.connect(lambda _: self.refresh())
+        self.period_combo.currentIndexChanged.connect(self._period_chosen)
+        self.since_edit.dateChanged.connect(lambda _: self.refresh())
+        self.export_button.clicked.connect(self.choose_export_file)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Work the report out the first time the panel is shown (not at window start)."""
+        super().showEvent(event)
+        if not self._loaded:
+            self.refresh()
+
+    @property
+    def model(self) -> AttributionModel:
+        """The chosen attribution model."""
+        return AttributionModel(self.model_combo.currentData())
+
+    def since(self) -> datetime | None:
+        """The start of the chosen period (UTC), or ``None`` for all time."""
+        days = self.period_combo.currentData()
+        if days is None:
+            return None
+        if days == -1:
+            chosen = self.since_edit.date()
+            return datetime(chosen.year(), chosen.month(), chosen.day(), tzinfo=UTC)
+        now = self._now or datetime.now(UTC)
+        return datetime.combine((now - timedelta(days=days)).date(), time(), tzinfo=UTC)
+
+    def _period_chosen(self, _index: int) -> None:
+        self.since_edit.setEnabled(self.period_combo.currentData() == -1)
+        self.refresh()
+
+    def refresh(self) -> AttributionReport | None:
+        """Work the report out for the chosen model and period and redraw the tables and charts."""
+        self._loaded = True
+        since = self.since()
+        try:
+            report = self.service.attribution_report(self.model, since)
+            series = self.service.touchpoints_per_day(since)
+        except Exception as exc:  # the store cannot be read: say so, keep the window usable
+            logger.warning("cannot work out the attribution report: %s", exc)
+            self.notice.say(f"The attribution report could not be worked out: {exc}", "error")
+            return None
+        self.notice.clear_notice()
+        self.report, self.series = report, series
+        attributed = report.conversions - report.unattributed_conversions
+        self.summary_label.setText(
+            f"<b>{report.conversions:,}</b> conversion(s) in the period, {attributed:,} credited to touchpoints "
+            f"({report.unattributed_conversions:,} without any) · value {value_text(report.value)} · "
+            f"model: {MODEL_NAMES[report.model]}"
+        )
+        fill_table(self.campaigns_table, ["Campaign", *REPORT_HEADERS], report_rows(report.by_campaign, NO_CAMPAIGN))
+        fill_table(self.platforms_table, ["Platform", *REPORT_HEADERS], report_rows(report.by_platform, "—"))
+        for table in (self.campaigns_table, self.platforms_table):
+            table.resizeColumnsToContents()
+            table.horizontalHeader().setStretchLastSection(True)
+        self._draw_conversions(report)
+        self._draw_touchpoints(series)
+        return report
+
+    def _draw_conversions(self, report: AttributionReport) -> None:
+        chart = QChart()
+        chart.setTitle("Conversions credited per campaign")
+        chart.legend().hide()
+        chart.setMargins(QMargins(4, 4, 4, 4))
+        rows = sorted(report.by_campaign, key=lambda row: row.conversions_credited, reverse=True)[:12]
+        bars = QBarSet("Conversions credited")
+        for row in rows:
+            bars.append(round(row.conversions_credited, 2))
+        series = QBarSeries()
+        series.append(bars)
+        chart.addSeries(series)
+        names = QBarCategoryAxis()
+        names.append([row.name or NO_CAMPAIGN for row in rows] or ["—"])
+        names.setLabelsAngle(-30 if len(rows) > 4 else 0)
+        counts = QValueAxis()
+        counts.setRange(0, max([row.conversions_credited for row in rows] + [1.0]) * 1.1)
+        counts.setLabelFormat("%.1f")
+        chart.addAxis(names, Qt.AlignmentFlag.AlignBottom)
+        chart.addAxis(counts, Qt.AlignmentFlag.AlignLeft)
+        series.attachAxis(names)
+        series.attachAxis(counts)
+        self._replace_chart(self.conversions_chart, chart)
+
+    def _draw_touchpoints(self, data: TouchpointSeries) -> None:
+        chart = QChart()
+        chart.setTitle("Touchpoints per day and platform")
+        chart.setMargins(QMargins(4, 4, 4, 4))
+        chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        moments = [
+            QDateTime(QDate(day.year, day.month, day.day), QTime(0, 0), Qt.TimeSpec.UTC).toMSecsSinceEpoch()
+            for day in data.days
+        ]
+        axis_x = QDateTimeAxis()
+        axis_x.setFormat("dd MMM")
+        axis_y = QValueAxis()
+        axis_y.setLabelFormat("%d")
+        chart.addAxis(axis_x, Qt.AlignmentFlag.AlignBottom)
+        chart.addAxis(axis_y, Qt.AlignmentFlag.AlignLeft)
+        highest = 1
+        for platform, counts in data.per_platform.items():
+            line = QLineSeries()
+            line.setName(platform.capitalize())
+            for moment, count in zip(moments, counts, strict=True):
+                line.append(float(moment), float(count))
+            highest = max(highest, *counts)
+            chart.addSeries(line)
+            line.attachAxis(axis_x)
+            line.attachAxis(axis_y)
+        if moments:
+            first, last = moments[0], moments[-1]
+            if first == last:
+                first, last = first - 86_400_000, last + 86_400_000
+            axis_x.setRange(QDateTime.fromMSecsSinceEpoch(first, Qt.TimeSpec.UTC),
+                            QDateTime.fromMSecsSinceEpoch(last, Qt.TimeSpec.UTC))
+        axis_x.setTickCount(min(max(len(moments), 2), 7))
+        axis_y.setRange(0, highest * 1.1)
+        if not data.per_platform:
+            chart.legend().hide()
+        self._replace_chart(self.touchpoints_chart, chart)
+
+    @staticmethod
+    def _replace_chart(view: QChartView, chart: QChart) -> None:
+        old = view.chart()
+        view.setChart(chart)
+        if old is not None:
+            old.deleteLater()
+
+    # -- export ----------------------------------------------------------------------------------------------
+
+    def choose_export_file(self) -> QFileDialog:
+        """Ask where to save the CSV (window-modal; returns at once)."""
+        name = f"attribution-{self.model.value}.csv"
+        dialog = QFileDialog(self, "Export attribution report", str(Path.home() / name), "CSV files (*.csv)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix("csv")
+        dialog.fileSelected.connect(lambda path: self.export_csv(Path(path)))
+        dialog.finished.connect(dialog.deleteLater)
+        self.file_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def export_csv(self, path: Path) -> bool:
+        """Write the report on show to ``path``."""
+        report = self.report or self.refresh()
+        if report is None:
+            return False
+        try:
+            lines = write_report_csv(report, path)
+        except OSError as exc:
+            self.notice.say(f"The report could not be saved to {path}: {exc.strerror or exc}", "error")
+            return False
+        text = f"Attribution report saved to {path} ({lines} line(s))"
+        self.notice.say(text, "ok")
+        self.status_message.emit(text)
+        return True
