@@ -82,7 +82,7 @@ def test_a_column_without_a_crm_field_is_listed_as_not_sent_and_never_fails_the_
     assert by_email["ann@example.com"]["outcome"] == "created"
     assert by_email["ann@example.com"]["notSent"] == ["favorite_color"]
     assert by_email["bo@example.com"]["notSent"] == []
-    assert report["notSent"]["columns"] == ["favorite_color"] and "Field Mapping" in report["notSent"]["hint"]
+    assert report["notSent"]["columns"] == ["favorite_color"] and "create a CRM field" in report["notSent"]["hint"]
     assert "not sent: no CRM field: favorite_color" in text
     assert "ultramarine" not in crm_text(sandbox)  # not in a property, a note or a custom field
 

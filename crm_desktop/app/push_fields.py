@@ -19,8 +19,8 @@ from crm_desktop.providers.contract import CrmField, OutboundRecord
 NOT_SENT = "not sent: no CRM field"
 #: How to get such a column sent.
 NOT_SENT_HINT = (
-    "create a field of that name in the CRM (on Salesforce NAME__c) or map the column in the app's Field Mapping "
-    "panel, then push again"
+    "create a CRM field with the column's name as its API name or label (on Salesforce NAME__c; HubSpot and "
+    "Pipedrive: a contact property / person field), then push again: the column goes to it"
 )
 
 
