@@ -13,21 +13,22 @@ from tests.support.app_session import SessionSettings, run_app_session
 
 pytestmark = pytest.mark.loopback
 
-#: Enough for tens of thousands of Qt calls on the GUI loop, which wore None away under PySide6 6.12.0.
-CONTACTS = 2_000
+#: With the demo's own records, about 1,500 contacts and leads to each of the three CRMs: tens of thousands of Qt
+#: calls on the GUI loop, which wore None away under PySide6 6.12.0 (it aborted at 1,000).
+CONTACTS = 1_000
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_the_app_quits_with_status_0_and_a_quiet_stderr_after_syncing_thousands_of_contacts(tmp_path: Path) -> None:
     report = run_app_session(
         SessionSettings(
             data_dir=tmp_path / "data",
             contacts=CONTACTS,
             collect_before_quit=True,
-            # Pipedrive writes one person per request: a larger burst than the top plan's 120 per 2 s keeps the
-            # session within a CI minute; the quit is what is tested here, not the rate limit.
+            # Pipedrive writes one person per request (and searches): larger bursts than the top plan's keep the
+            # session within a CI minute or so; the quit is what is tested here, not the rate limits.
             pipedrive_burst=1_200,
-            timeout=240,
+            timeout=400,
         )
     )
     assert report.unexpected_stderr == []

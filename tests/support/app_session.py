@@ -36,8 +36,8 @@ class SessionSettings:
         data_dir: the app's data dir (the demo builds its workspace in ``<data_dir>/demo``).
         contacts: contacts in the CSV imported before the sync.
         collect_before_quit: force a full garbage collection just before quitting.
-        pipedrive_burst: requests per 2 s the Pipedrive sandbox allows (``None``: the demo's top plan, 120), so a
-            CI-sized session is not spent waiting on a rate limit.
+        pipedrive_burst: requests (and searches) per 2 s the Pipedrive sandbox allows (``None``: the demo's top
+            plan), so a CI-sized session is not spent waiting on a rate limit.
         timeout: seconds the whole session may take.
     """
 
@@ -199,7 +199,8 @@ class _Session:
 
         for integration in window.workspace.integrations.list():
             if integration.provider.value == "pipedrive":
-                answer = httpx.patch(f"{integration.base_url}/__sandbox__/config", json={"burst_limit": burst})
+                limits = {"burst_limit": burst, "search_burst_limit": burst}
+                answer = httpx.patch(f"{integration.base_url}/__sandbox__/config", json=limits)
                 answer.raise_for_status()
 
     async def _measure_stalls(self) -> None:
