@@ -179,7 +179,7 @@ def port_from_env(environ: Mapping[str, str] | None = None) -> int | None:
     value = (os.environ if environ is None else environ).get(PORT_ENV, "").strip().lower()
     if value in {"off", "no", "false"}:
         return None
-    if value.isdigit() and int(value) < 65536:
+    if value.isascii() and value.isdigit() and int(value) < 65536:
         return int(value)
     if value:
         logger.warning("%s=%r is not a port; the API uses %d", PORT_ENV, value, DEFAULT_PORT)

@@ -160,7 +160,7 @@ class RecordIntake:
         try:
             return self.integrations.get(key)
         except NotFoundError:
-            if key.isdigit():
+            if _is_local_id(key):
                 try:
                     return self.integrations.get_by_id(int(key))
                 except NotFoundError:
@@ -179,7 +179,11 @@ class RecordIntake:
         link = self.sync.store.links_for_crm(integration.id, RecordObject.LEAD, [lead]).get(lead)
         if link is not None:
             return link.local_id
-        return int(lead) if lead.isdigit() else lead
+        if _is_local_id(lead):
+            return int(lead)
+        if lead.isdigit():  # other digits ('²', '٣') name no lead, and the social service would read them as an id
+            raise NotFoundError(f"no lead {lead!r} in the local store")
+        return lead
 
     def add_integration(
         self, *, provider: Provider, name: str, credentials: dict[str, Any], description: str = "",
@@ -320,7 +324,7 @@ class RecordIntake:
         integration = self.integration(key)
         assert integration.id is not None
         link = self.sync.store.links_for_crm(integration.id, RecordObject.CONTACT, [contact]).get(contact)
-        local_id = link.local_id if link is not None else int(contact) if contact.isdigit() else None
+        local_id = link.local_id if link is not None else int(contact) if _is_local_id(contact) else None
         if local_id is not None:
             found = self.sync.store.local_records(RecordObject.CONTACT, [local_id]).get(local_id)
             if found is not None and isinstance(found.record, Contact):
@@ -418,6 +422,11 @@ class RecordIntake:
             raise NotFoundError(f"no lead {lead!r} in the local store")
         result = await self.push_one(key, stored)
         return LeadTouchpoints(result, new, self.social.attribution(reference, model), self._score_of(email))
+
+
+def _is_local_id(text: str) -> bool:
+    """Whether a path or body value is a local id: ASCII digits only (``str.isdigit`` also takes '²')."""
+    return text.isascii() and text.isdigit()
 
 
 def _is_social_field(local_field: str) -> bool:

@@ -339,3 +339,19 @@ def test_concurrent_pushes_to_one_integration_take_turns(api: LocalApi) -> None:
         assert len({a.json()["crmId"] for a in answers}) == 6 and count(api, "contact") == 6
 
     asyncio.run(scenario())
+
+
+def test_digits_that_are_not_ascii_name_nothing(hubspot_api: LocalApi) -> None:
+    """'²' passes str.isdigit but is no id (found by the generated requests)."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        batch = await api.post("/api/crm/integrations/%C2%B2/contacts/batch-sync", [])
+        assert batch.status_code == 404
+        lead = await api.get("/api/crm/integrations/crm/leads/%C2%B2/attribution")
+        assert lead.status_code == 404
+        enrich = await api.post("/api/crm/integrations/crm/contacts/enrich", {"contactId": "²"})
+        assert enrich.status_code == 404
+
+    asyncio.run(scenario())
