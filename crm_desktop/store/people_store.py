@@ -221,7 +221,14 @@ class PeopleStore:
             )
         if query.platform is not None:
             if lead:
-                statement = statement.where(LeadRow.social_platform == query.platform)
+                # A lead's own source platform, or a profile of the contact with the same email.
+                statement = statement.where(or_(
+                    LeadRow.social_platform == query.platform,
+                    exists().where(
+                        ContactRow.email == LeadRow.email, SocialProfileRow.contact_id == ContactRow.id,
+                        SocialProfileRow.platform == query.platform,
+                    ),
+                ))
             else:
                 statement = statement.where(
                     exists().where(
@@ -277,11 +284,14 @@ class PeopleStore:
         statement = statement.order_by(*order).limit(limit)
         with self._db.session() as session:
             rows = session.execute(statement).all()
-            platforms = (
-                {r[0]: ((r[8].value,) if r[8] is not None else ()) for r in rows}
-                if lead
-                else self._profile_platforms(session, [r[0] for r in rows])
-            )
+            if lead:
+                by_email = self._profile_platforms_by_email(session, [r[1] for r in rows])
+                platforms = {
+                    r[0]: tuple(sorted({*by_email.get(r[1], ()), *((r[8].value,) if r[8] is not None else ())}))
+                    for r in rows
+                }
+            else:
+                platforms = self._profile_platforms(session, [r[0] for r in rows])
         return [
             PersonLine(
                 id=r[0], email=r[1], first_name=r[2], last_name=r[3], company=r[4],
@@ -302,6 +312,19 @@ class PeopleStore:
             .order_by(SocialProfileRow.contact_id, SocialProfileRow.platform)
         ):
             found.setdefault(contact_id, []).append(platform.value)
+        return {key: tuple(value) for key, value in found.items()}
+
+    @staticmethod
+    def _profile_platforms_by_email(session: Session, emails: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {}
+        if not emails:
+            return {}
+        for email, platform in session.execute(
+            select(ContactRow.email, SocialProfileRow.platform)
+            .join(SocialProfileRow, SocialProfileRow.contact_id == ContactRow.id)
+            .where(ContactRow.email.in_(emails))
+        ):
+            found.setdefault(email, []).append(platform.value)
         return {key: tuple(value) for key, value in found.items()}
 
     def count(self, query: PeopleQuery) -> int:

@@ -458,16 +458,18 @@ class PeoplePanel(QWidget):
     def current_query(self) -> PeopleQuery:
         """The query the filters describe (keeping the sort)."""
         low, high = self.score_min.value(), self.score_max.value()
+        # Qt hands an enum stored as item data back as its plain value.
+        platform, state = self.platform_combo.currentData(), self.state_combo.currentData()
         return replace(
             self.model.query,
             obj=RecordObject.LEAD if self.kind_tabs.currentIndex() == 1 else RecordObject.CONTACT,
             text=self.filter_edit.text(),
-            platform=self.platform_combo.currentData(),
+            platform=SocialPlatform(platform) if platform else None,
             campaign=self.campaign_combo.currentData(),
             score_min=low if low > 0 else None,
             score_max=high if high < 100 else None,
             integration_id=self.integration_combo.currentData(),
-            sync_state=self.state_combo.currentData(),
+            sync_state=SyncState(state) if state else None,
         )
 
     def apply_filters(self, force: bool = False) -> None:

@@ -1,0 +1,228 @@
+"""The People panel driven by keys and clicks: filter as you type, tabs, sort, detail pane, import with preview."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QComboBox, QTableView, QTableWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.people import PeopleService
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sync.engine import SyncDirectionChoice
+from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.people_model import PersonColumn
+from crm_desktop.ui.people_panel import PeoplePanel
+from tests.support.marketing_data import email_of, seed_marketing
+from tests.ui.conftest import HubSpotBench
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, workspace: Workspace) -> PeoplePanel:
+    seed_marketing(workspace)
+    made = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
+    qtbot.addWidget(made)
+    made.resize(1100, 700)
+    made.show()
+    qtbot.waitExposed(made)
+    return made
+
+
+def emails(panel: PeoplePanel) -> list[str]:
+    model = panel.model
+    return [model.data(model.index(row, PersonColumn.EMAIL)) for row in range(model.rowCount())]
+
+
+def click_row(view: QTableView, row: int) -> None:
+    rect = view.visualRect(view.model().index(row, PersonColumn.EMAIL))
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center())
+
+
+def choose(combo: QComboBox, text: str) -> None:
+    """Pick an entry the way a keyboard user does: focus the combo and type the start of its text."""
+    combo.setFocus()
+    index = combo.findText(text)
+    assert index >= 0, f"{text!r} is not offered"
+    while combo.currentIndex() != index:
+        QTest.keyClick(combo, Qt.Key.Key_Down if combo.currentIndex() < index else Qt.Key.Key_Up)
+
+
+def cells(table: QTableWidget, column: int) -> list[str]:
+    return [table.item(row, column).text() for row in range(table.rowCount())]
+
+
+def test_the_panel_opens_on_the_contacts(panel: PeoplePanel) -> None:
+    assert panel.model.total == 24
+    assert panel.count_label.text() == "24 contacts"
+    assert emails(panel) == sorted(emails(panel))
+
+
+def test_typing_filters_by_name_email_or_company(qtbot: QtBot, panel: PeoplePanel) -> None:
+    QTest.keySequence(panel, "Ctrl+F")
+    assert panel.filter_edit.hasFocus()
+    QTest.keyClicks(panel.filter_edit, "babbage")
+    qtbot.waitUntil(lambda: panel.model.total == 6, timeout=2000)
+    assert panel.count_label.text() == "6 contacts"
+    QTest.keyClick(panel.filter_edit, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(panel.filter_edit, "grace")
+    qtbot.waitUntil(lambda: panel.model.total == 3, timeout=2000)
+    assert all(email.startswith("grace.") for email in emails(panel))
+
+
+def test_the_leads_tab_and_the_platform_and_score_filters(qtbot: QtBot, panel: PeoplePanel) -> None:
+    tab = panel.kind_tabs.tabRect(1).center()
+    QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, tab)
+    assert panel.model.query.obj is RecordObject.LEAD
+    assert panel.count_label.text() == "8 leads"
+    choose(panel.platform_combo, "Twitter")
+    assert panel.model.query.platform is SocialPlatform.TWITTER
+    assert panel.model.total == 8  # every lead (number % 3 == 0) is a Twitter person in the demo data
+    choose(panel.platform_combo, "Linkedin")
+    assert panel.model.total < 8
+    assert all("linkedin" in line.platforms for line in map(panel.model.line, range(panel.model.rowCount()))
+               if line is not None)
+    choose(panel.platform_combo, "All platforms")
+    panel.score_min.setFocus()
+    panel.score_min.selectAll()
+    QTest.keyClicks(panel.score_min, "10")
+    QTest.keyClick(panel.score_min, Qt.Key.Key_Return)
+    assert panel.model.query.score_min == 10
+    shown = [panel.model.line(row) for row in range(panel.model.rowCount())]
+    assert shown and all(line is not None and line.score is not None and line.score >= 10 for line in shown)
+    assert panel.model.total < 8
+
+
+def test_clicking_a_header_sorts_in_sql(qtbot: QtBot, panel: PeoplePanel) -> None:
+    header = panel.table.horizontalHeader()
+    point = QPoint(header.sectionViewportPosition(PersonColumn.COMPANY) + 10, header.height() // 2)
+    QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+    assert panel.model.query.sort.value == "company"
+    companies = [panel.model.line(row).company for row in range(panel.model.rowCount())]  # type: ignore[union-attr]
+    assert companies == sorted(companies, key=lambda c: (c or "").lower(), reverse=panel.model.query.descending)
+
+
+def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) -> None:
+    QTest.keyClicks(panel.filter_edit, email_of(0))
+    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=2000)
+    tab = panel.kind_tabs.tabRect(1).center()
+    QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, tab)
+    assert panel.model.total == 1
+    click_row(panel.table, 0)
+    detail = panel.detail_pane.detail
+    assert detail is not None and detail.email == email_of(0) and detail.obj is RecordObject.LEAD
+    pane = panel.detail_pane
+    assert "Engagement score:" in pane.score_label.text() and detail.score is not None
+    assert f"{detail.score.score:.1f}" in pane.score_label.text()
+    assert "interaction" in pane.breakdown_label.text() and "followers" in pane.breakdown_label.text()
+    assert cells(pane.profiles_table, 0) == ["twitter"] and cells(pane.profiles_table, 2) == ["150"]
+    kinds = cells(pane.timeline_table, 2)
+    assert "conversation" in kinds and "post view" in kinds
+    table = pane.attribution_table
+    headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert headers[4:] == ["First touch", "Last touch", "Linear", "Time decay", "Position based"]
+    first_touch = cells(pane.attribution_table, 4)
+    assert first_touch[0] == "100%" and set(first_touch[1:]) <= {"0%"}
+    assert "Converted" in pane.attribution_note.text()
+
+
+def test_a_contact_shows_its_crm_record_and_history(
+    qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    workspace = hubspot.workspace
+    result = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirectionChoice.PUSH))
+    assert result.counts["created"] == 3
+    hubspot.edit_locally("person2@example.com", company="Local Co")
+    window = MainWindow(workspace)
+    qtbot.addWidget(window)
+    window.show()
+    item = window.sidebar.findItems("People", Qt.MatchFlag.MatchExactly)[0]
+    QTest.mouseClick(window.sidebar.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     window.sidebar.visualItemRect(item).center())
+    panel = window.people_panel
+    assert window.current_panel is panel and panel.model.total == 3
+    choose(panel.integration_combo, hubspot.name)
+    choose(panel.state_combo, "Linked")
+    assert panel.model.total == 3
+    choose(panel.state_combo, "Not linked")
+    assert panel.model.total == 0
+    choose(panel.state_combo, "Any state")
+    row = emails(panel).index("person1@example.com")
+    click_row(panel.table, row)
+    links = panel.detail_pane.links_table
+    assert cells(links, 0) == [hubspot.name]
+    assert cells(links, 2) == [hubspot.crm_id("person1@example.com")]
+    assert cells(links, 4) == ["linked"] and cells(links, 3) != ["—"]
+    row = emails(panel).index("person2@example.com")
+    QTest.keyClick(panel.table, Qt.Key.Key_Down if row > emails(panel).index("person1@example.com") else Qt.Key.Key_Up)
+    detail = panel.detail_pane.detail
+    assert detail is not None and detail.email == "person2@example.com"
+    history = panel.detail_pane.history_table
+    assert history.rowCount() > 0, "the push is in the history"
+    assert all(hubspot.name in source for source in cells(history, 4))
+    assert "Local Co" not in cells(history, 3), "a save outside an import or a sync is not audited"
+
+
+# -- import ----------------------------------------------------------------------------------------------------
+
+
+def test_an_import_previews_refused_rows_before_saving(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "Email,First Name,Company\n"
+        "new.person@example.com,Nova,Acme\n"
+        f"{email_of(1)},Grace,New Company\n"
+        "not-an-email,Bad,Row\n",
+        encoding="utf-8",
+    )
+    dialog = panel.preview_import(path)
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    assert "2 valid row(s): 1 new, 1 update existing contacts; 1 refused" in dialog.summary.text()
+    problems = dialog.problems_table
+    assert cells(problems, 0) == ["4"] and cells(problems, 2) == ["Email"]
+    assert workspace.contacts.find("new.person@example.com") is None, "nothing is saved before Save"
+    with qtbot.waitSignal(panel.people_changed):
+        QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert panel.notice.text().startswith("Imported: 1 created, 1 updated, 0 unchanged, 1 refused (run ")
+    saved = workspace.contacts.find("new.person@example.com")
+    assert saved is not None and saved.first_name == "Nova"
+    assert panel.model.total == 25
+    found = workspace.contacts.find(email_of(1))
+    assert found is not None and found.company == "New Company"
+    row = emails(panel).index(email_of(1))
+    click_row(panel.table, row)
+    history = panel.detail_pane.history_table
+    assert ["company", "Babbage & Co", "New Company"] in [
+        [history.item(r, c).text() for c in (1, 2, 3)] for r in range(history.rowCount())
+    ]
+
+
+def test_cancelling_the_preview_saves_nothing(qtbot: QtBot, panel: PeoplePanel, tmp_path: Path,
+                                              workspace: Workspace) -> None:
+    path = tmp_path / "leads.jsonl"
+    path.write_text(json.dumps({"email": "lead.new@example.com", "firstName": "Lee"}) + "\n", encoding="utf-8")
+    QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     panel.kind_tabs.tabRect(1).center())
+    dialog = panel.preview_import(path)
+    assert dialog is not None and dialog.preview.obj is RecordObject.LEAD
+    assert dialog.problems_table.isHidden()
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)
+    QApplication.processEvents()
+    assert workspace.leads.find("lead.new@example.com") is None
+    assert not panel.notice.isVisible()
+
+
+def test_an_unreadable_file_is_said_plainly(panel: PeoplePanel, tmp_path: Path) -> None:
+    path = tmp_path / "people.xlsx"
+    path.write_text("x", encoding="utf-8")
+    assert panel.preview_import(path) is None
+    assert panel.notice.isVisible() and "people.xlsx cannot be imported" in panel.notice.text()
