@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.models import SocialPlatform, TouchpointType
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
@@ -459,9 +459,13 @@ class PeopleStore:
     # -- attribution chart ---------------------------------------------------------------------------------
 
     def touchpoints_per_day(self, since: datetime | None) -> TouchpointSeries:
-        """Touchpoints per calendar day (UTC) and platform since ``since`` (all when ``None``)."""
+        """Credit-earning touchpoints per calendar day (UTC) and platform since ``since`` (all when ``None``)."""
         day = func.date(TouchpointRow.timestamp)
-        statement = select(day, TouchpointRow.platform, func.count()).group_by(day, TouchpointRow.platform)
+        statement = (
+            select(day, TouchpointRow.platform, func.count())
+            .where(TouchpointRow.type != TouchpointType.CONVERSION)  # the outcome, not a touch (as in the report)
+            .group_by(day, TouchpointRow.platform)
+        )
         if since is not None:
             statement = statement.where(TouchpointRow.timestamp >= since)
         counts: dict[tuple[date, str], int] = {}

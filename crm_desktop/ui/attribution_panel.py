@@ -17,7 +17,7 @@ from PySide6.QtCharts import (
     QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTime, Signal
+from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTimeZone, Signal
 from PySide6.QtGui import QPainter, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -247,10 +247,7 @@ class AttributionPanel(QWidget):
         chart.setTitle("Touchpoints per day and platform")
         chart.setMargins(QMargins(4, 4, 4, 4))
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
-        moments = [
-            QDateTime(QDate(day.year, day.month, day.day), QTime(0, 0), Qt.TimeSpec.UTC).toMSecsSinceEpoch()
-            for day in data.days
-        ]
+        moments = [int(datetime.combine(day, time(), tzinfo=UTC).timestamp() * 1000) for day in data.days]
         axis_x = QDateTimeAxis()
         axis_x.setFormat("dd MMM")
         axis_y = QValueAxis()
@@ -271,8 +268,8 @@ class AttributionPanel(QWidget):
             first, last = moments[0], moments[-1]
             if first == last:
                 first, last = first - 86_400_000, last + 86_400_000
-            axis_x.setRange(QDateTime.fromMSecsSinceEpoch(first, Qt.TimeSpec.UTC),
-                            QDateTime.fromMSecsSinceEpoch(last, Qt.TimeSpec.UTC))
+            axis_x.setRange(QDateTime.fromMSecsSinceEpoch(first, QTimeZone.utc()),
+                            QDateTime.fromMSecsSinceEpoch(last, QTimeZone.utc()))
         axis_x.setTickCount(min(max(len(moments), 2), 7))
         axis_y.setRange(0, highest * 1.1)
         if not data.per_platform:

@@ -1,0 +1,137 @@
+"""The Attribution panel driven by keys: model and period change the tables and charts at once; CSV export."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PySide6.QtCharts import QBarSeries, QLineSeries
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QComboBox, QTableWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.people import PeopleService
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.social import AttributionModel
+from crm_desktop.ui.attribution_panel import AttributionPanel
+from tests.support.marketing_data import CAMPAIGNS, seed_marketing
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, workspace: Workspace) -> AttributionPanel:
+    now = seed_marketing(workspace)
+    made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
+    qtbot.addWidget(made)
+    made.resize(1100, 760)
+    made.show()
+    qtbot.waitExposed(made)
+    return made
+
+
+def choose(combo: QComboBox, text: str) -> None:
+    combo.setFocus()
+    index = combo.findText(text)
+    assert index >= 0, f"{text!r} is not offered"
+    while combo.currentIndex() != index:
+        QTest.keyClick(combo, Qt.Key.Key_Down if combo.currentIndex() < index else Qt.Key.Key_Up)
+
+
+def table_rows(table: QTableWidget) -> dict[str, list[str]]:
+    return {
+        table.item(row, 0).text(): [table.item(row, column).text() for column in range(1, table.columnCount())]
+        for row in range(table.rowCount())
+    }
+
+
+def bar_values(panel: AttributionPanel) -> dict[str, float]:
+    chart = panel.conversions_chart.chart()
+    series = chart.series()[0]
+    assert isinstance(series, QBarSeries)
+    names = chart.axes(Qt.Orientation.Horizontal)[0].categories()  # type: ignore[attr-defined]
+    bars = series.barSets()[0]
+    return {name: bars.at(index) for index, name in enumerate(names)}
+
+
+def test_the_report_fills_the_tables_and_charts(panel: AttributionPanel, workspace: Workspace) -> None:
+    report = workspace.social.attribution_report(AttributionModel.LINEAR)
+    assert panel.model is AttributionModel.LINEAR
+    campaigns = table_rows(panel.campaigns_table)
+    assert set(campaigns) == set(CAMPAIGNS)
+    for row in report.by_campaign:
+        assert campaigns[row.name or ""] == [
+            str(row.touchpoints), str(row.leads), f"{row.conversions_credited:.2f}",
+            f"EUR {row.value_credited['EUR']:,.2f}",
+        ]
+    assert set(table_rows(panel.platforms_table)) == {"twitter", "instagram", "linkedin"}
+    assert f"<b>{report.conversions}</b> conversion(s)" in panel.summary_label.text()
+    assert bar_values(panel) == pytest.approx({row.name: row.conversions_credited for row in report.by_campaign},
+                                              abs=0.01)
+    lines = panel.touchpoints_chart.chart().series()
+    assert sorted(line.name() for line in lines) == ["Instagram", "Linkedin", "Twitter"]
+    assert all(isinstance(line, QLineSeries) for line in lines)
+    total = sum(point.y() for line in lines for point in line.points())  # type: ignore[attr-defined]
+    assert total == sum(row.touchpoints for row in report.by_platform)
+
+
+def test_changing_the_model_updates_the_numbers_and_charts_at_once(panel: AttributionPanel,
+                                                                   workspace: Workspace) -> None:
+    choose(panel.model_combo, "First touch")
+    assert panel.model is AttributionModel.FIRST_TOUCH
+    first = workspace.social.attribution_report(AttributionModel.FIRST_TOUCH)
+    first_bars = bar_values(panel)
+    assert first_bars == pytest.approx({row.name: row.conversions_credited for row in first.by_campaign}, abs=0.01)
+    assert "model: First touch" in panel.summary_label.text()
+    choose(panel.model_combo, "Last touch")
+    last = workspace.social.attribution_report(AttributionModel.LAST_TOUCH)
+    assert bar_values(panel) == pytest.approx({row.name: row.conversions_credited for row in last.by_campaign},
+                                              abs=0.01)
+    assert bar_values(panel) != pytest.approx(first_bars, abs=0.01), "the demo data credits the models differently"
+    credited = {name: values[2] for name, values in table_rows(panel.campaigns_table).items()}
+    assert credited == {row.name: f"{row.conversions_credited:.2f}" for row in last.by_campaign}
+
+
+def test_the_period_limits_the_touchpoints(panel: AttributionPanel, workspace: Workspace) -> None:
+    everything = sum(int(values[0]) for values in table_rows(panel.platforms_table).values())
+    choose(panel.period_combo, "Last 7 days")
+    assert not panel.since_edit.isEnabled()
+    since = panel.since()
+    assert since is not None and since > datetime.now(UTC) - timedelta(days=8)
+    recent = sum(int(values[0]) for values in table_rows(panel.platforms_table).values())
+    expected = workspace.social.attribution_report(AttributionModel.LINEAR, since)
+    assert recent == sum(row.touchpoints for row in expected.by_platform) < everything
+    choose(panel.period_combo, "Since a date…")
+    assert panel.since_edit.isEnabled()
+    panel.since_edit.setFocus()
+    chosen = (datetime.now(UTC) - timedelta(days=3)).date()
+    panel.since_edit.setDate(chosen)
+    since = panel.since()
+    assert since is not None and since.date() == chosen
+    assert sum(int(values[0]) for values in table_rows(panel.platforms_table).values()) <= recent
+
+
+def test_export_writes_the_report_as_csv(qtbot: QtBot, panel: AttributionPanel, tmp_path: Path) -> None:
+    choose(panel.model_combo, "Time decay")
+    path = tmp_path / "report.csv"
+    dialog = panel.choose_export_file()
+    dialog.selectFile(str(path))
+    dialog.accept()
+    qtbot.waitUntil(path.exists, timeout=2000)
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert panel.report is not None
+    assert len(rows) == len(panel.report.by_campaign) + len(panel.report.by_platform)
+    assert {row["model"] for row in rows} == {"time_decay"}
+    campaigns = {row["name"]: row for row in rows if row["breakdown"] == "campaign"}
+    for line in panel.report.by_campaign:
+        assert float(campaigns[line.name or ""]["conversions_credited"]) == pytest.approx(line.conversions_credited,
+                                                                                          abs=1e-4)
+        assert campaigns[line.name or ""]["value_credited_EUR"] == f"{line.value_credited['EUR']:.2f}"
+    assert "saved to" in panel.notice.text()
+
+
+def test_an_unwritable_export_is_said_plainly(panel: AttributionPanel, tmp_path: Path) -> None:
+    assert not panel.export_csv(tmp_path / "missing-folder" / "report.csv")
+    assert panel.notice.isVisible() and "could not be saved" in panel.notice.text()
