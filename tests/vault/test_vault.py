@@ -131,3 +131,27 @@ def test_entries_are_per_integration_under_the_app_service(memory_keyring: Memor
     assert set(memory_keyring.entries) == {(SERVICE_NAME, "integration-1"), (SERVICE_NAME, "integration-2")}
     vault.delete(1)
     assert set(memory_keyring.entries) == {(SERVICE_NAME, "integration-2")}
+
+
+@pytest.mark.secret_service
+def test_a_secret_of_its_own_account_round_trips_through_the_secret_service(secret_service_vault: Vault) -> None:
+    vault = secret_service_vault
+    vault.save_secret("network-proxy-test", "proxy pass: w0rd")
+    assert vault.load_secret("network-proxy-test") == "proxy pass: w0rd"
+    assert vault.backend.get_password("crm-desktop-test", "network-proxy-test") == "proxy pass: w0rd"
+    assert vault.delete_secret("network-proxy-test") is True
+    assert vault.load_secret("network-proxy-test") is None
+    assert vault.delete_secret("network-proxy-test") is False
+
+
+def test_a_secret_of_its_own_account_is_refused_without_a_safe_keyring_and_never_shown() -> None:
+    with pytest.raises(VaultUnavailableError, match="Secret Service"):
+        Vault(backend=keyring.backends.fail.Keyring()).save_secret("network-proxy-x", "pw-never-stored")
+    locked = Vault(backend=_LockedKeyring())
+    with pytest.raises(VaultLockedError) as caught:
+        locked.save_secret("network-proxy-x", "pw-very-secret")
+    assert "pw-very-secret" not in str(caught.value)
+    with pytest.raises(VaultLockedError):
+        locked.load_secret("network-proxy-x")
+    with pytest.raises(VaultLockedError):
+        locked.delete_secret("network-proxy-x")
