@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QVBoxLayout,
@@ -47,7 +48,8 @@ PERIODS: list[tuple[str, int | None]] = [
     ("Since a date…", -1),
 ]
 NO_CAMPAIGN = "(no campaign)"
-REPORT_HEADERS = ["Touchpoints", "Leads", "Conversions credited", "Value credited"]
+#: Two-line headers keep both breakdowns readable side by side.
+REPORT_HEADERS = ["Touchpoints", "Leads", "Conversions\ncredited", "Value\ncredited"]
 
 
 def value_text(values: dict[str, float]) -> str:
@@ -106,7 +108,7 @@ class AttributionPanel(QWidget):
         self.since_edit.setCalendarPopup(True)
         self.since_edit.setDisplayFormat("yyyy-MM-dd")
         self.since_edit.setDate(QDate.currentDate().addDays(-30))
-        self.since_edit.setEnabled(False)
+        self.since_edit.setVisible(False)
         for combo in (self.model_combo, self.period_combo):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
@@ -127,6 +129,8 @@ class AttributionPanel(QWidget):
         self.notice = Notice()
         self.campaigns_table = small_table("Campaigns")
         self.platforms_table = small_table("Platforms")
+        for table in (self.campaigns_table, self.platforms_table):
+            table.setMinimumHeight(150)
 
         self.conversions_chart = QChartView()
         self.conversions_chart.setAccessibleName("Credited conversions per campaign")
@@ -187,7 +191,7 @@ class AttributionPanel(QWidget):
         return datetime.combine((now - timedelta(days=days)).date(), time(), tzinfo=UTC)
 
     def _period_chosen(self, _index: int) -> None:
-        self.since_edit.setEnabled(self.period_combo.currentData() == -1)
+        self.since_edit.setVisible(self.period_combo.currentData() == -1)
         self.refresh()
 
     def refresh(self) -> AttributionReport | None:
@@ -212,8 +216,9 @@ class AttributionPanel(QWidget):
         fill_table(self.campaigns_table, ["Campaign", *REPORT_HEADERS], report_rows(report.by_campaign, NO_CAMPAIGN))
         fill_table(self.platforms_table, ["Platform", *REPORT_HEADERS], report_rows(report.by_platform, "—"))
         for table in (self.campaigns_table, self.platforms_table):
-            table.resizeColumnsToContents()
-            table.horizontalHeader().setStretchLastSection(True)
+            header = table.horizontalHeader()
+            header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+            header.setStretchLastSection(True)
         self._draw_conversions(report)
         self._draw_touchpoints(series)
         return report

@@ -32,8 +32,8 @@ class PersonColumn(IntEnum):
     NAME = 0
     EMAIL = 1
     COMPANY = 2
-    PLATFORMS = 3
-    SCORE = 4
+    SCORE = 3
+    PLATFORMS = 4
     UPDATED = 5
 
 
@@ -41,8 +41,8 @@ HEADERS = {
     PersonColumn.NAME: "Name",
     PersonColumn.EMAIL: "Email",
     PersonColumn.COMPANY: "Company",
+    PersonColumn.SCORE: "Score",
     PersonColumn.PLATFORMS: "Platforms",
-    PersonColumn.SCORE: "Engagement",
     PersonColumn.UPDATED: "Updated",
 }
 

@@ -38,7 +38,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
 from crm_desktop.ui.widgets import Notice, PanelHeading
-from crm_desktop.ui.wording import local_time
+from crm_desktop.ui.wording import local_time, short_time
 
 logger = logging.getLogger(__name__)
 
@@ -203,13 +203,15 @@ class PersonDetailPane(QWidget):
         models = list(AttributionModel)
         rows = []
         for number, touch in enumerate(touches):
-            row = [local_time(touch.timestamp), touch.platform.value, touch.type.value, touch.campaign or ""]
+            row = [f"{short_time(touch.timestamp)} · {touch.platform.value} {touch.type.value.replace('_', ' ')}"]
             for model in models:
                 credited = detail.attribution[model].touchpoints
                 row.append(f"{credited[number].credit:.0%}" if number < len(credited) else "")
+            row.append(touch.campaign or "")
             rows.append(row)
-        fill_table(self.attribution_table, ["When", "Platform", "Touch", "Campaign", *(MODEL_NAMES[m] for m in models)],
-                   rows)
+        # Two-line model names keep the five credit columns narrow enough for the pane.
+        fill_table(self.attribution_table,
+                   ["Touchpoint", *(MODEL_NAMES[m].replace(" ", "\n") for m in models), "Campaign"], rows)
 
 
 class ImportPreviewDialog(QDialog):
@@ -339,7 +341,7 @@ class PeoplePanel(QWidget):
         for combo in (self.platform_combo, self.campaign_combo, self.integration_combo, self.state_combo):
             # Narrow at the window's minimum size, as wide as the longest entry when there is room.
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(6)
+            combo.setMinimumContentsLength(11)
         self.import_button = QPushButton("Import…")
         self.import_button.setAccessibleName("Import a CSV or JSONL file")
         self.import_button.setToolTip("Import contacts or leads from a CSV or JSONL file, with a preview first")
@@ -378,8 +380,9 @@ class PeoplePanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in ((PersonColumn.NAME, 150), (PersonColumn.EMAIL, 210), (PersonColumn.COMPANY, 140),
-                              (PersonColumn.PLATFORMS, 110), (PersonColumn.SCORE, 90)):
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keeps both ends of a long email
+        for column, width in ((PersonColumn.NAME, 120), (PersonColumn.EMAIL, 190), (PersonColumn.COMPANY, 130),
+                              (PersonColumn.PLATFORMS, 110), (PersonColumn.SCORE, 64)):
             header.resizeSection(column, width)
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
@@ -396,6 +399,7 @@ class PeoplePanel(QWidget):
         self.splitter.addWidget(self.detail_pane)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([560, 480])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 16, 20, 12)

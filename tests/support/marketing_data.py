@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from random import Random
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Lead, SocialPlatform, SocialProfile
@@ -51,13 +52,14 @@ def seed_marketing(workspace: Workspace, people: int = 24, now: datetime | None 
     workspace.contacts.save_many(contacts)
     workspace.leads.save_many(leads)
     events = []
+    spread = Random(2026)  # the same "random" activity on every run
     for number in range(people):
         for step in range(1 + number % 4):
             kind = ("post_view", "like", "click", "comment")[step]
             events.append(EngagementEvent(
                 platform=PLATFORMS[(number + step) % 3],
                 type=kind,  # type: ignore[arg-type]
-                timestamp=now - timedelta(days=20 - (number + 3 * step) % 20, hours=step),
+                timestamp=now - timedelta(days=spread.randint(2, 20), hours=spread.randint(0, 23)),
                 post_id=f"post-{step}",
                 campaign=CAMPAIGNS[(number // 2 + step) % 3],
                 user=EngagementUser(email=email_of(number)),

@@ -126,8 +126,9 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
     assert "conversation" in kinds and "post view" in kinds
     table = pane.attribution_table
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    assert headers[4:] == ["First touch", "Last touch", "Linear", "Time decay", "Position based"]
-    first_touch = cells(pane.attribution_table, 4)
+    assert headers == ["Touchpoint", "First\ntouch", "Last\ntouch", "Linear", "Time\ndecay", "Position\nbased",
+                       "Campaign"]
+    first_touch = cells(pane.attribution_table, 1)
     assert first_touch[0] == "100%" and set(first_touch[1:]) <= {"0%"}
     assert "Converted" in pane.attribution_note.text()
 
