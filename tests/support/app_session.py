@@ -14,6 +14,7 @@ import asyncio
 import csv
 import gc
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -141,8 +142,6 @@ def _to_json(settings: SessionSettings) -> dict[str, Any]:
 
 
 def _child_environment() -> dict[str, str]:
-    import os
-
     environment = dict(os.environ)
     environment["QT_QPA_PLATFORM"] = "offscreen"
     return environment
