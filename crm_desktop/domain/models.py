@@ -460,7 +460,10 @@ class Touchpoint(WireModel):
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("needs a time zone, e.g. 2026-11-27T10:00:00Z")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant a datetime holds
+            raise ValueError("is out of range once in UTC") from None
 
 
 class SyncConfig(WireModel):

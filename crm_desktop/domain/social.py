@@ -62,11 +62,14 @@ def aware_utc(value: datetime) -> datetime:
     """A timestamp in UTC; one without a time zone is refused (its instant is unknown).
 
     Raises:
-        ValueError: when the timestamp has no time zone.
+        ValueError: when the timestamp has no time zone, or is out of range once in UTC.
     """
     if value.tzinfo is None:
         raise ValueError("needs a time zone, e.g. 2026-11-27T10:00:00Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant a datetime holds
+        raise ValueError("is out of range once in UTC") from None
 
 
 def normalise_username(value: str) -> str:

@@ -355,3 +355,27 @@ def test_digits_that_are_not_ascii_name_nothing(hubspot_api: LocalApi) -> None:
         assert enrich.status_code == 404
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/social/conversations", {"conversationId": "0", "platform": "reddit",
+                                       "startedAt": "0001-01-01T00:00:00+00:01",
+                                       "participant": {"email": "a@example.com"}}, "startedAt"),
+        ("/api/crm/integrations/crm/leads/attribution",
+         {"leadId": "1", "touchpoints": [{"timestamp": "0001-01-01T00:00:00+01:00", "platform": "twitter",
+                                          "type": "click"}]}, "touchpoints.0.timestamp"),
+    ],
+)
+def test_a_time_before_the_first_instant_is_a_422(hubspot_api: LocalApi, path: str, body: Any, field: str) -> None:
+    """An offset that takes the year 1 before its start once in UTC (found by the generated requests)."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        answer = await api.post(path, body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == field
+
+    asyncio.run(scenario())
