@@ -209,16 +209,24 @@ class PeopleStore:
     def _filtered(self, query: PeopleQuery, statement: Select[Any]) -> Select[Any]:
         lead = query.obj is RecordObject.LEAD
         row: Any = LeadRow if lead else ContactRow
-        if query.text.strip():
-            pattern = _like(query.text.strip())
-            statement = statement.where(
-                or_(
-                    func.lower(row.email).like(pattern, escape="\\"),
-                    func.lower(func.coalesce(row.first_name, "") + literal(" ") + func.coalesce(row.last_name, ""))
-                    .like(pattern, escape="\\"),
-                    func.lower(func.coalesce(row.company, "")).like(pattern, escape="\\"),
-                )
+        text = query.text.strip()
+        if text:
+            pattern = _like(text)
+            # SQLite's LIKE ignores ASCII case by itself and lower() on every row doubles a full scan's cost;
+            # PostgreSQL's LIKE does not, so it gets ILIKE.
+            sqlite = self._db.is_sqlite
+
+            def matches(column: Any) -> ColumnElement[bool]:
+                if sqlite:
+                    return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
+                return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]
+
+            # A text with a space may span first and last name; without one, each column alone is cheaper.
+            name = (
+                [matches(func.coalesce(row.first_name, "") + literal(" ") + func.coalesce(row.last_name, ""))]
+                if " " in text else [matches(row.first_name), matches(row.last_name)]
             )
+            statement = statement.where(or_(matches(row.email), *name, matches(row.company)))
         if query.platform is not None:
             if lead:
                 # A lead's own source platform, or a profile of the contact with the same email.

@@ -56,6 +56,14 @@ SORT_COLUMNS = {
 }
 
 
+_DISPLAY = Qt.ItemDataRole.DisplayRole.value
+_ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole.value
+_USER = Qt.ItemDataRole.UserRole.value
+_RIGHT = (Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value
+_NAME, _EMAIL, _COMPANY, _SCORE, _PLATFORMS = (int(c) for c in (
+    PersonColumn.NAME, PersonColumn.EMAIL, PersonColumn.COMPANY, PersonColumn.SCORE, PersonColumn.PLATFORMS))
+
+
 class PeopleTableModel(QAbstractTableModel):
     """Contacts or leads of a query, read ``PAGE_SIZE`` rows at a time as the view asks for more.
 
@@ -167,26 +175,29 @@ class PeopleTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        line = self.line(index.row()) if index.isValid() else None
-        if line is None:
-            return None
-        column = PersonColumn(index.column())
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column is PersonColumn.NAME:
+        # Called for every visible cell and role on each repaint: plain int comparisons, no enum lookups.
+        if role == _DISPLAY:
+            row = index.row()
+            if not 0 <= row < len(self._rows):
+                return None
+            line = self._rows[row]
+            column = index.column()
+            if column == _NAME:
                 return line.name or "—"
-            if column is PersonColumn.EMAIL:
+            if column == _EMAIL:
                 return line.email
-            if column is PersonColumn.COMPANY:
+            if column == _COMPANY:
                 return line.company or ""
-            if column is PersonColumn.PLATFORMS:
-                return ", ".join(line.platforms)
-            if column is PersonColumn.SCORE:
+            if column == _SCORE:
                 return f"{line.score:.1f}" if line.score is not None else "—"
+            if column == _PLATFORMS:
+                return ", ".join(line.platforms)
             return short_time(line.updated_at)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column is PersonColumn.SCORE:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.UserRole:
-            return line.id
+        if role == _ALIGNMENT and index.column() == _SCORE:
+            return _RIGHT
+        if role == _USER:
+            line_or_none = self.line(index.row())
+            return line_or_none.id if line_or_none is not None else None
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
