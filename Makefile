@@ -3,13 +3,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint system-packages venv clean
+.PHONY: run test lint package system-packages venv clean
 
 run: system-packages venv
 	$(BIN)/crm-desktop --demo
 
 test: system-packages venv
 	sh tools/run-tests.sh $(VENV)
+
+# The packaged app (no Python needed to run it): dist/crm-desktop/ and dist/crm-desktop-<version>-linux-<arch>.tar.gz.
+package: system-packages venv
+	$(BIN)/pip install -q -e '.[package]'
+	sh packaging/build.sh $(VENV)
 
 lint: venv
 	$(BIN)/ruff check crm_desktop tests bench

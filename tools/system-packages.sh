@@ -1,11 +1,13 @@
 #!/bin/sh
 # Install the Debian packages CRM Desktop and its tests need: Qt's xcb/EGL libraries and fonts, a D-Bus session
-# bus and gnome-keyring (the OS keyring), Xvfb (a virtual screen) and PostgreSQL 15 (team store tests).
+# bus and gnome-keyring (the OS keyring), Xvfb (a virtual screen), PostgreSQL 15 (team store tests), and the
+# validators of the packaged app's desktop entry and AppStream metainfo (desktop-file-utils, appstream).
 # Installs only what is missing, and only where apt-get can run (as root, or with passwordless sudo).
 set -eu
 PACKAGES="libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0
-libxcb-xfixes0 libxcb-xkb1 fonts-dejavu-core dbus dbus-x11 gnome-keyring xvfb xauth postgresql"
+libxcb-xfixes0 libxcb-xkb1 fonts-dejavu-core dbus dbus-x11 gnome-keyring xvfb xauth postgresql
+desktop-file-utils appstream"
 
 missing=""
 for p in $PACKAGES; do
