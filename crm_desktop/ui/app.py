@@ -17,6 +17,7 @@ from crm_desktop.app.errors import StoreConfigError, VaultError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.main_window import APPLICATION, DISPLAY_NAME, ORGANISATION, MainWindow
 from crm_desktop.ui.theme import app_icon, stylesheet
+from crm_desktop.ui.welcome import offer_welcome
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.show()
+    offer_welcome(window)  # a first run: try the demo CRMs or connect one
     api = start_local_api(workspace)
     try:
         await closed.wait()
