@@ -130,7 +130,7 @@ class AttributionPanel(QWidget):
         self.campaigns_table = small_table("Campaigns")
         self.platforms_table = small_table("Platforms")
         for table in (self.campaigns_table, self.platforms_table):
-            table.setMinimumHeight(150)
+            table.setMinimumHeight(110)
 
         self.conversions_chart = QChartView()
         self.conversions_chart.setAccessibleName("Credited conversions per campaign")
@@ -138,7 +138,7 @@ class AttributionPanel(QWidget):
         self.touchpoints_chart.setAccessibleName("Touchpoints over time per platform")
         for view in (self.conversions_chart, self.touchpoints_chart):
             view.setRenderHint(QPainter.RenderHint.Antialiasing)
-            view.setMinimumHeight(220)
+            view.setMinimumHeight(180)
 
         grid = QGridLayout()
         grid.addWidget(QLabel("<b>Campaigns</b>"), 0, 0)
