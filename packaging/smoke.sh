@@ -11,8 +11,10 @@ PACKAGE=$(cd "${1:-dist/crm-desktop}" && pwd)
 APP="$PACKAGE/crm-desktop"
 work=$(mktemp -d)
 gui_pid=""
+xvfb_pid=""
 cleanup() {
     [ -n "$gui_pid" ] && kill -KILL "$gui_pid" 2>/dev/null || true
+    [ -n "$xvfb_pid" ] && kill -TERM "$xvfb_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -35,28 +37,53 @@ runs=$(grep -c '"status": "succeeded"' demo.json || true)
 [ "$runs" = 3 ] || { cat demo.json demo.err >&2; fail "demo: $runs of 3 first syncs succeeded"; }
 echo "ok: demo --headless --sync: 3 first syncs succeeded"
 
-# 3. the GUI offscreen: wait for the window's scheduler to start (the window is built), then a polite kill
+# 3. the GUI: wait for the window's scheduler to start (the window is built), then a polite kill. Offscreen, and
+# on X11 (xcb) under Xvfb where xvfb-run is installed. The first run also opens the welcome over the window.
 log="$CRM_DESKTOP_HOME/logs/crm-desktop.log"
-"$APP" > gui.out 2> gui.err &
-gui_pid=$!
-waited=0
-until grep -q "sync scheduler started" "$log" 2>/dev/null; do
-    kill -0 "$gui_pid" 2>/dev/null || { cat gui.err >&2; fail "the GUI exited before its window opened"; }
-    [ "$waited" -lt 120 ] || fail "the GUI's window did not open within 120 s"
-    sleep 1
-    waited=$((waited + 1))
-done
-sleep 2  # let the first-run welcome and the panels settle before closing
-kill -TERM "$gui_pid"
-status=0
-wait "$gui_pid" || status=$?
-gui_pid=""
-[ "$status" = 0 ] || { cat gui.err >&2; fail "the GUI exited with status $status on SIGTERM"; }
-grep -q "GUI closed" "$log" || fail "the GUI did not log a clean close"
-# Qt's offscreen platform says this about every top-level window; anything else on stderr is a problem.
-unexpected=$(grep -v "This plugin does not support propagateSizeHints()" gui.err || true)
-[ -z "$unexpected" ] || fail "the GUI wrote to stderr: $unexpected"
-echo "ok: GUI opened offscreen in about $waited s and closed cleanly (status 0)"
+open_and_close_gui() {  # $1: Qt platform; the rest: the command that runs the app
+    platform=$1
+    shift
+    opened_before=$(grep -c "sync scheduler started" "$log" 2>/dev/null || true)
+    closed_before=$(grep -c "GUI closed" "$log" 2>/dev/null || true)
+    QT_QPA_PLATFORM=$platform "$@" > gui.out 2> gui.err &
+    gui_pid=$!
+    waited=0
+    until [ "$(grep -c "sync scheduler started" "$log" 2>/dev/null || true)" -gt "${opened_before:-0}" ]; do
+        kill -0 "$gui_pid" 2>/dev/null || { cat gui.err >&2; fail "$platform: the GUI exited before its window opened"; }
+        [ "$waited" -lt 120 ] || fail "$platform: the GUI's window did not open within 120 s"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    sleep 2  # let the welcome and the panels settle before closing
+    kill -TERM "$gui_pid"
+    status=0
+    wait "$gui_pid" || status=$?
+    gui_pid=""
+    [ "$status" = 0 ] || { cat gui.err >&2; fail "$platform: the GUI exited with status $status on SIGTERM"; }
+    [ "$(grep -c "GUI closed" "$log")" -gt "${closed_before:-0}" ] || fail "$platform: no clean close in the log"
+    # Qt's offscreen platform says this about every top-level window; anything else on stderr is a problem.
+    unexpected=$(grep -v "This plugin does not support propagateSizeHints()" gui.err || true)
+    [ -z "$unexpected" ] || fail "$platform: the GUI wrote to stderr: $unexpected"
+    echo "ok: GUI ($platform) opened in about $waited s and closed cleanly (status 0)"
+}
+open_and_close_gui offscreen "$APP"
+grep -q "first run: showing the welcome" "$log" || fail "the first run did not open the welcome"
+echo "ok: the first run opened the welcome"
+if command -v Xvfb >/dev/null 2>&1; then
+    Xvfb -displayfd 1 -screen 0 1280x800x24 -nolisten tcp > xvfb.display 2> xvfb.err &
+    xvfb_pid=$!
+    waited=0
+    until [ -s xvfb.display ]; do
+        [ "$waited" -lt 30 ] || fail "Xvfb did not start: $(cat xvfb.err)"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    export DISPLAY=":$(cat xvfb.display)"
+    open_and_close_gui xcb "$APP"
+    kill -TERM "$xvfb_pid"
+    wait "$xvfb_pid" || true
+    xvfb_pid=""
+fi
 
 # 4. the desktop entry and the AppStream metainfo
 desktop-file-validate "$PACKAGE/share/applications/crm-desktop.desktop" || fail "desktop-file-validate"
