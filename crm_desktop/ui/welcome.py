@@ -127,6 +127,7 @@ def offer_welcome(
     settings = settings if settings is not None else app_settings()
     if not welcome_due(bool(window.workspace.integrations.list()), settings):
         return None
+    logger.info("first run: showing the welcome")
     dialog = WelcomeDialog(window)
 
     def dismiss() -> None:
