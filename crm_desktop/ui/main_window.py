@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
             panel.status_message.connect(self._show_status)
         self.integrations_panel.integrations_changed.connect(self._integrations_changed)
         self.sync_monitor_panel.runs_finished.connect(self.refresh_conflicts)
+        self.sync_monitor_panel.runs_finished.connect(self.people_panel.refresh_detail)
         self.conflicts_panel.conflicts_changed.connect(self._conflicts_resolved)
         self.scheduler.batch_started.connect(self.sync_monitor_panel.scheduled_started)
         self.scheduler.batch_finished.connect(self.sync_monitor_panel.scheduled_finished)

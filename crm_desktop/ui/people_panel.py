@@ -524,6 +524,18 @@ class PeoplePanel(QWidget):
         self.detail_pane.show_detail(detail)
         return detail
 
+    def refresh_detail(self) -> PersonDetail | None:
+        """Read the person on show again (after a sync changed their CRM records or history)."""
+        shown = self.detail_pane.detail
+        if shown is None:
+            return None
+        try:
+            detail = self.service.detail(shown.obj, shown.local_id)
+        except NotFoundError:
+            detail = None
+        self.detail_pane.show_detail(detail)
+        return detail
+
     # -- import ----------------------------------------------------------------------------------------------
 
     def choose_import_file(self) -> QFileDialog:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableView, QTableWidget
@@ -227,3 +228,23 @@ def test_an_unreadable_file_is_said_plainly(panel: PeoplePanel, tmp_path: Path) 
     path.write_text("x", encoding="utf-8")
     assert panel.preview_import(path) is None
     assert panel.notice.isVisible() and "people.xlsx cannot be imported" in panel.notice.text()
+
+
+def test_a_sync_from_the_monitor_refreshes_the_person_on_show(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    window = MainWindow(hubspot.workspace)
+    qtbot.addWidget(window)
+    window.show()
+    window.show_panel(window.stack.indexOf(window.people_panel))
+    panel = window.people_panel
+    click_row(panel.table, emails(panel).index("person1@example.com"))
+    links = panel.detail_pane.links_table
+    assert cells(links, 4) == ["not linked"] and cells(links, 2) == ["—"]
+    QTest.keyClick(panel.table, Qt.Key.Key_Return)
+    assert panel.detail_pane.detail is not None and panel.detail_pane.detail.email == "person1@example.com"
+    with qtbot.waitSignal(window.sync_monitor_panel.runs_finished, timeout=10_000):
+        window.sync_monitor_panel.sync_now(hubspot.name)
+    qtbot.waitUntil(lambda: not window.tasks.pending, timeout=5000)
+    assert cells(links, 4) == ["linked"]
+    assert cells(links, 2) == [hubspot.crm_id("person1@example.com")]
