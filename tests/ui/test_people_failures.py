@@ -1,0 +1,37 @@
+"""A record the CRM refused shows as failed in the People panel: its state, its error and the sync-state filter."""
+
+from __future__ import annotations
+
+import asyncio
+
+from crm_desktop.app.people import PeopleQuery, PeopleService, SyncState
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.sync.engine import SyncDirectionChoice
+from tests.ui.conftest import HubSpotBench
+
+
+def test_a_refused_record_is_failed_with_its_error(hubspot: HubSpotBench) -> None:
+    workspace = hubspot.workspace
+    hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[1]))
+    result = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirectionChoice.PUSH))
+    assert result.counts["failed"] == 1, result.counts
+    service = PeopleService(workspace.database, workspace.social, workspace.sync)
+    integration = workspace.integrations.get(hubspot.name)
+    lines = service.page(PeopleQuery(), None, 10)
+    states = {}
+    for line in lines:
+        link = service.detail(RecordObject.CONTACT, line.id).crm_links[0]
+        states[line.email] = (link.state, link.last_error)
+    failed = [email for email, (state, _) in states.items() if state == "failed"]
+    assert len(failed) == 1, states
+    assert states[failed[0]][1], "the CRM's reason is shown"
+    assert sorted(email for email, (state, _) in states.items() if state == "linked") == sorted(
+        set(states) - set(failed)
+    )
+    linked = PeopleQuery(integration_id=integration.id, sync_state=SyncState.LINKED)
+    assert service.count(linked) == 2
+    not_linked = PeopleQuery(integration_id=integration.id, sync_state=SyncState.NOT_LINKED)
+    assert [line.email for line in service.page(not_linked, None, 10)] == failed
+    failing = PeopleQuery(integration_id=integration.id, sync_state=SyncState.FAILED)
+    assert [line.email for line in service.page(failing, None, 10)] == failed
