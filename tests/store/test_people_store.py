@@ -1,0 +1,95 @@
+"""The People reads on SQLite and (with CRM_DESKTOP_DB_URL) PostgreSQL: keyset pages, SQL sorts, filters, series."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from crm_desktop.app.social import SocialService
+from crm_desktop.domain.models import Contact, Lead, SocialContext, SocialPlatform, SocialProfile
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.social import EngagementEvent, EngagementUser
+from crm_desktop.store.database import Database
+from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore, PersonLine
+from crm_desktop.store.repositories import ContactStore, LeadStore
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def people(database: Database) -> PeopleStore:
+    ContactStore(database).save_many(
+        Contact(
+            email=f"p{n:03d}@example.com",
+            first_name=("Ada", "Grace", "Alan")[n % 3],
+            last_name=f"Tester{n % 5}",
+            company=None if n % 4 == 0 else ("Acme 100%", "Globex")[n % 2],
+            social_profiles=[SocialProfile(platform=SocialPlatform.LINKEDIN, username=f"li{n}", followers=n)]
+            if n % 2 else [],
+        )
+        for n in range(60)
+    )
+    LeadStore(database).save_many(
+        Lead(email=f"p{n:03d}@example.com", first_name="Lead", last_name=f"L{n}",
+             social_context=SocialContext(platform=SocialPlatform.TWITTER, engagement_score=float(n % 7)))
+        for n in range(0, 60, 2)
+    )
+    SocialService(database, clock=lambda: NOW).record_engagements([
+        EngagementEvent(platform=SocialPlatform.TWITTER, type="like",  # type: ignore[arg-type]
+                        timestamp=NOW - timedelta(days=n % 3), campaign="Launch" if n % 3 == 0 else None,
+                        user=EngagementUser(email=f"p{n:03d}@example.com"))
+        for n in range(0, 30)
+    ])
+    return PeopleStore(database)
+
+
+def every_page(store: PeopleStore, query: PeopleQuery, size: int = 7) -> list[PersonLine]:
+    lines: list[PersonLine] = []
+    while True:
+        after = (lines[-1].sort_key, lines[-1].id) if lines else None
+        page = store.page(query, after, size)
+        lines.extend(page)
+        if len(page) < size:
+            return lines
+
+
+@pytest.mark.parametrize("sort", list(PeopleColumn))
+@pytest.mark.parametrize("descending", [False, True])
+def test_keyset_pages_give_every_row_once_in_sql_order(people: PeopleStore, sort: PeopleColumn,
+                                                       descending: bool) -> None:
+    for obj, total in ((RecordObject.CONTACT, 60), (RecordObject.LEAD, 30)):
+        lines = every_page(people, PeopleQuery(obj=obj, sort=sort, descending=descending))
+        assert len(lines) == total == len({line.id for line in lines}) == people.count(PeopleQuery(obj=obj))
+        keys = [(line.sort_key, line.id) for line in lines]
+        assert keys == sorted(keys, reverse=descending)
+
+
+def test_the_text_filter_ignores_case_and_takes_wildcards_literally(people: PeopleStore) -> None:
+    assert people.count(PeopleQuery(text="GRACE")) == 20
+    assert people.count(PeopleQuery(text="grace tester1")) == len([n for n in range(60) if n % 3 == 1 and n % 5 == 1])
+    assert people.count(PeopleQuery(text="P01")) == 10
+    assert people.count(PeopleQuery(text="100%")) == len([n for n in range(60) if n % 4 and n % 2 == 0])
+    assert people.count(PeopleQuery(text="_")) == 0
+
+
+def test_platform_campaign_and_score_filters(people: PeopleStore) -> None:
+    assert people.count(PeopleQuery(platform=SocialPlatform.LINKEDIN)) == 30
+    assert people.count(PeopleQuery(obj=RecordObject.LEAD, platform=SocialPlatform.TWITTER)) == 30
+    assert people.count(PeopleQuery(campaign="Launch")) == 10
+    scores = [line.score for line in every_page(people, PeopleQuery(obj=RecordObject.LEAD))]
+    assert all(score is not None for score in scores)
+    middle = sorted(scores)[len(scores) // 2]  # type: ignore[type-var]
+    high = PeopleQuery(obj=RecordObject.LEAD, score_min=middle)
+    assert 0 < people.count(high) == len([s for s in scores if s is not None and s >= middle]) < len(scores)
+    contacts = every_page(people, PeopleQuery(score_max=1))
+    assert contacts and all(line.score is not None and line.score <= 1 for line in contacts)
+
+
+def test_touchpoints_per_day_and_the_timeline(people: PeopleStore) -> None:
+    series = people.touchpoints_per_day(None)
+    assert [day.isoformat() for day in series.days] == ["2026-11-18", "2026-11-19", "2026-11-20"]
+    assert series.per_platform == {"twitter": [10, 10, 10]}
+    assert people.touchpoints_per_day(NOW - timedelta(hours=1)).per_platform == {"twitter": [10]}
+    timeline = people.timeline("p003@example.com")
+    assert [(entry.kind, entry.campaign) for entry in timeline] == [("like", "Launch")]
