@@ -10,19 +10,45 @@ import keyring
 import pytest
 
 from tests.support.memory_keyring import MemoryKeyring
+from tests.support.postgres import reset_postgres_schema
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+TESTS_ROOT = Path(__file__).resolve().parent
+DB_URL_ENV = "CRM_DESKTOP_DB_URL"
+#: The suites that run a second time on PostgreSQL when CRM_DESKTOP_DB_URL is set (tools/run-tests.sh does).
+POSTGRES_SUITES = ("store", "sync", "ui/test_scheduler.py", "test_cli_sync.py")
+#: Files of those suites that stay on SQLite: the crash drill SIGKILLs forked workers mid-write dozens of times per
+#: CRM (minutes of wall time); it proves the engine's recovery, which does not depend on the backend.
+SQLITE_ONLY_FILES = frozenset({"sync/test_crash_drill.py"})
+
+
+def runs_on_postgres(test_file: Path) -> bool:
+    """Whether a test file is part of the PostgreSQL pass (CRM_DESKTOP_DB_URL set), as listed in POSTGRES_SUITES."""
+    if not test_file.resolve().is_relative_to(TESTS_ROOT):
+        return False
+    relative = test_file.resolve().relative_to(TESTS_ROOT).as_posix()
+    if relative in SQLITE_ONLY_FILES:
+        return False
+    return any(relative == suite or relative.startswith(f"{suite}/") for suite in POSTGRES_SUITES)
 
 
 @pytest.fixture(autouse=True)
 def isolated_home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point CRM_DESKTOP_HOME at a fresh folder; keep CRM_DESKTOP_DB_URL only for the store suite."""
+    """Point CRM_DESKTOP_HOME at a fresh folder; keep CRM_DESKTOP_DB_URL only for the suites that run on it.
+
+    Outside the store suite (which resets the database in its own fixtures), a test of the PostgreSQL pass starts
+    on an empty ``public`` schema, as a new SQLite file would be empty.
+    """
     home = tmp_path / "crm-home"
     monkeypatch.setenv("CRM_DESKTOP_HOME", str(home))
     # The app serves its local API while open: on a free port, so tests never fight over the default one.
     monkeypatch.setenv("CRM_DESKTOP_API_PORT", "0")
-    if "store" not in Path(str(request.node.path)).parts:
-        monkeypatch.delenv("CRM_DESKTOP_DB_URL", raising=False)
+    test_file = Path(str(request.node.path))
+    if not runs_on_postgres(test_file):
+        monkeypatch.delenv(DB_URL_ENV, raising=False)
+    elif os.environ.get(DB_URL_ENV) and "store" not in test_file.parts:
+        reset_postgres_schema(os.environ[DB_URL_ENV])
     return home
 
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import make_url
 
 from crm_desktop.store.database import Database, sqlite_url
+from tests.support.postgres import reset_postgres_schema
 
 DB_URL_ENV = "CRM_DESKTOP_DB_URL"
 
@@ -31,17 +31,6 @@ def pytest_report_header(config: pytest.Config) -> str:
     if url is None:
         return "store backend: SQLite (set CRM_DESKTOP_DB_URL to run on PostgreSQL too)"
     return f"store backend: {make_url(url).render_as_string(hide_password=True)}"
-
-
-def reset_postgres_schema(url: str) -> None:
-    """Drop everything in the ``public`` schema (tables, alembic_version) and make it anew."""
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

@@ -26,6 +26,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "crm_test"
@@ -61,6 +64,17 @@ class RunningPostgres:
     @property
     def log_file(self) -> Path:
         return Path(self.folder) / "postgres.log"
+
+
+def reset_postgres_schema(url: str) -> None:
+    """Drop everything in the database's ``public`` schema (tables, alembic_version) and make it anew."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
 
 
 def find_bin_dir() -> Path:
