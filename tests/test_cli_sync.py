@@ -521,3 +521,34 @@ def test_runs_undo_is_refused_twice_and_records_its_trigger_and_log(
     code, _, err = run(data_dir, ["runs", "undo", str(pull_run)], capsys)
     assert code == ExitCode.PARTIAL and f"run {pull_run} was already undone" in err
     assert crm_writes(sandbox, before) == []
+
+
+def test_runs_show_and_conflicts_list_read_a_page_at_a_time(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+    run_id = data["results"][0]["runId"]
+    code, first = run_json(data_dir, ["runs", "show", str(run_id), "--limit", "1"], capsys)
+    assert (len(first["records"]), first["recordsTotal"], first["offset"]) == (1, 2, 0)
+    code, out, _ = run(data_dir, ["runs", "show", str(run_id), "--limit", "1"], capsys)
+    assert "record log (2, 1-1 shown):" in out and f"more: crm-desktop runs show {run_id} --offset 1" in out
+    code, second = run_json(data_dir, ["runs", "show", str(run_id), "--limit", "1", "--offset", "1"], capsys)
+    assert {first["records"][0]["record"], second["records"][0]["record"]} == {"ann@example.com", "cy@example.com"}
+
+    assert run(data_dir, ["mapping", "set", "hs", "company", "--rule", "manual"], capsys)[0] == ExitCode.OK
+    with workspace_at(data_dir) as workspace:
+        for email in ("ann@example.com", "cy@example.com"):
+            found = workspace.contacts.find(email)
+            assert found is not None
+            workspace.contacts.save(found.model_copy(update={"company": "Local Co"}))
+    sandbox.clock.advance(2)
+    for email in ("ann@example.com", "cy@example.com"):
+        sandbox.edit_record("contacts", crm_id_of(sandbox, email), {"company": "CRM Co"})
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    code, page = run_json(data_dir, ["conflicts", "list", "--limit", "1"], capsys)
+    assert len(page) == 1
+    code, out, _ = run(data_dir, ["conflicts", "list", "--limit", "1"], capsys)
+    assert f"more conflicts wait: crm-desktop conflicts list --after {page[0]['id']}" in out
+    code, rest = run_json(data_dir, ["conflicts", "list", "--after", str(page[0]["id"])], capsys)
+    assert code == ExitCode.OK and [c["id"] for c in rest] == [page[0]["id"] + 1]

@@ -49,18 +49,30 @@ def _conflict_json(conflict: ConflictRow, names: dict[int, str]) -> dict[str, An
     }
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def cmd_conflicts_list(args: argparse.Namespace) -> int:
     """List the conflicts waiting for a decision."""
     with closing(open_workspace(args)) as workspace:
         names = integration_names(workspace)
-        items = [_conflict_json(c, names) for c in workspace.sync.conflicts(args.integration)]
+        # One more than asked tells whether another page follows, without counting the whole table.
+        page = workspace.sync.conflicts(args.integration, after_id=args.after, limit=args.limit + 1)
+        items = [_conflict_json(c, names) for c in page[: args.limit]]
     if not items:
         emit(args, [], "no open conflicts")
         return ExitCode.OK
     header = ("ID", "INTEGRATION", "OBJECT", "RECORD", "FIELD", "LOCAL", "CRM")
     rows = [(str(i["id"]), i["integration"], i["object"], i["record"], i["field"], shown(i["localValue"]),
              shown(i["crmValue"])) for i in items]
-    emit(args, items, table(header, rows) + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
+    text = table(header, rows)
+    if len(page) > args.limit:
+        text += f"\nmore conflicts wait: crm-desktop conflicts list --after {items[-1]['id']}"
+    emit(args, items, text + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
     return ExitCode.OK
 
 
@@ -120,6 +132,8 @@ def add_commands(commands: Any) -> None:
         "manual).",
     )
     listing.add_argument("--integration", metavar="NAME", help="only this integration's conflicts")
+    listing.add_argument("--limit", type=_positive, default=200, metavar="N", help="at most N (default 200)")
+    listing.add_argument("--after", type=int, default=0, metavar="ID", help="those after conflict ID (the next page)")
     json_flag(listing)
     listing.set_defaults(handler=cmd_conflicts_list)
     show = conflict_commands.add_parser("show", help="show one conflict: both values and the last synced one")

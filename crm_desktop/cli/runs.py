@@ -79,7 +79,9 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 def cmd_runs_show(args: argparse.Namespace) -> int:
     """Show one run and what happened to each record."""
     with closing(open_workspace(args)) as workspace:
-        run, log = workspace.sync.run(args.id)
+        run = workspace.sync.store.get_run(args.id)
+        log = workspace.sync.run_log(args.id, offset=args.offset, limit=args.limit)
+        logged = workspace.sync.run_log_size(args.id)
         data = _run_json(run, integration_names(workspace))
     records: list[dict[str, Any]] = [
         {"object": r.object.value, "record": r.record_key, "crmId": r.crm_id, "outcome": r.outcome.value,
@@ -97,15 +99,19 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         f"message:      {data['message'] or '-'}",
     ]
     if records:
-        lines.append(f"record log ({len(records)}):")
+        shown_part = "" if len(records) == logged else f", {args.offset + 1}-{args.offset + len(records)} shown"
+        lines.append(f"record log ({logged}{shown_part}):")
         lines.append(table(
             ("  OBJECT", "OUTCOME", "RECORD", "CRM ID", "DETAIL"),
             [("  " + r["object"], r["outcome"], r["record"], r["crmId"] or "-",
               ": ".join(x for x in (r["category"], r["message"]) if x)) for r in records],
         ))
+        if args.offset + len(records) < logged:
+            lines.append(f"more: crm-desktop runs show {args.id} --offset {args.offset + len(records)}")
     else:
-        lines.append("record log:   empty")
-    emit(args, {"run": data, "records": records}, "\n".join(lines))
+        lines.append(f"record log:   {'empty' if not logged else f'{logged} records, none from {args.offset + 1}'}")
+    emit(args, {"run": data, "records": records, "recordsTotal": logged, "offset": args.offset},
+         "\n".join(lines))
     return ExitCode.OK
 
 
@@ -156,6 +162,9 @@ def add_commands(commands: Any) -> None:
     run_list.set_defaults(handler=cmd_runs_list)
     run_show = run_commands.add_parser("show", help="show one run and the outcome of each record")
     run_show.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
+    run_show.add_argument("--limit", type=int, default=500, metavar="N",
+                          help="at most N records of the log (default 500)")
+    run_show.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K records")
     json_flag(run_show)
     run_show.set_defaults(handler=cmd_runs_show)
     undo = run_commands.add_parser(

@@ -34,18 +34,12 @@ from crm_desktop.cli.common import (
     stored_run_seconds,
     when,
 )
-from crm_desktop.domain.models import SyncDirection
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 
 logger = logging.getLogger(__name__)
 
 
-_CONFIGURED_DIRECTION = {
-    SyncDirection.PUSH: SyncDirectionChoice.PUSH,
-    SyncDirection.PULL: SyncDirectionChoice.PULL,
-    SyncDirection.BIDIRECTIONAL: SyncDirectionChoice.BOTH,
-}
 
 
 def _change_json(change: PlannedChange) -> dict[str, Any]:
@@ -190,7 +184,7 @@ def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrig
         targets = workspace.integrations.list() if args.all else [workspace.integrations.get(args.name)]
         jobs = [
             (i.name, SyncDirectionChoice(args.direction) if args.direction
-             else _CONFIGURED_DIRECTION[i.sync_config.direction])
+             else SyncDirectionChoice.configured(i.sync_config.direction))
             for i in targets
         ]
     outcomes = []

@@ -332,8 +332,9 @@ class ContactStore:
                  "phone": c.phone, "custom_fields": dict(c.custom_fields), "created_at": now, "updated_at": now}
                 for c in chunk
             ]
-            statement = insert(contacts_table).returning(contacts_table.c.id, contacts_table.c.email,
-                                                         sort_by_parameter_order=True)
+            # Ids are matched back by email (unique), not by order: asking for the parameters' order makes SQLite
+            # insert one row per statement.
+            statement = insert(contacts_table).returning(contacts_table.c.id, contacts_table.c.email)
             ids = {email: contact_id for contact_id, email in session.execute(statement, rows)}
             profiles = [
                 {"contact_id": ids[c.email], "platform": p.platform, "username": p.username, "url": p.url,

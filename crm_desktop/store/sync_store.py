@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -37,8 +37,10 @@ from crm_desktop.store.models import (
     utcnow,
 )
 from crm_desktop.store.repositories import (
+    ContactStore,
     NotFoundError,
     _apply_contact,
+    lead_row_values,
     stored_contact,
     stored_lead,
 )
@@ -267,11 +269,50 @@ class SyncStore:
             )
 
     def record_log(self, run_id: int) -> list[SyncRecordLogRow]:
+        """A run's whole record log (a small run's; large ones are read with :meth:`record_log_page`)."""
+        rows: list[SyncRecordLogRow] = []
+        while page := self.record_log_page(run_id, offset=len(rows), limit=1000):
+            rows.extend(page)
+            if len(page) < 1000:
+                break
+        return rows
+
+    def record_log_page(
+        self, run_id: int, *, offset: int = 0, limit: int = 500, failures_first: bool = False
+    ) -> list[SyncRecordLogRow]:
+        """One page of a run's record log, in the order it happened (failed, then conflicting, then skipped records
+        first when asked)."""
+        statement = select(SyncRecordLogRow).where(SyncRecordLogRow.run_id == run_id)
+        if failures_first:
+            rank = case(
+                (SyncRecordLogRow.outcome == RecordOutcome.FAILED, 0),
+                (SyncRecordLogRow.outcome == RecordOutcome.CONFLICT, 1),
+                (SyncRecordLogRow.outcome == RecordOutcome.SKIPPED, 2),
+                else_=3,
+            )
+            statement = statement.order_by(rank, SyncRecordLogRow.id)
+        else:
+            statement = statement.order_by(SyncRecordLogRow.id)
         with self.db.session() as session:
-            rows = list(session.scalars(select(SyncRecordLogRow).where(SyncRecordLogRow.run_id == run_id)))
+            rows = list(session.scalars(statement.offset(offset).limit(limit)))
             for row in rows:
                 session.expunge(row)
             return rows
+
+    def record_log_count(self, run_id: int) -> int:
+        with self.db.session() as session:
+            statement = select(func.count()).select_from(SyncRecordLogRow).where(SyncRecordLogRow.run_id == run_id)
+            return int(session.scalar(statement) or 0)
+
+    def record_log_errors(self, run_id: int) -> dict[ErrorCategory, int]:
+        """How many records of a run failed or were skipped, per error category."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(SyncRecordLogRow.error_category, func.count())
+                .where(SyncRecordLogRow.run_id == run_id, SyncRecordLogRow.error_category.is_not(None))
+                .group_by(SyncRecordLogRow.error_category)
+            )
+            return {category: int(count) for category, count in rows if category is not None}
 
     def add_record_outcomes(
         self,
@@ -430,13 +471,8 @@ class SyncStore:
             _apply_contact(row, record)
             return
         assert isinstance(record, Lead)
-        context = record.social_context
-        row.first_name, row.last_name, row.company = record.first_name, record.last_name, record.company
-        row.source, row.status = record.source, record.status
-        row.social_platform = context.platform if context else None
-        row.conversation_id = context.conversation_id if context else None
-        row.sentiment = context.sentiment if context else None
-        row.engagement_score = context.engagement_score if context else None
+        for name, value in lead_row_values(record).items():
+            setattr(row, name, value)
 
     # -- links ---------------------------------------------------------------------------------
     def _links(self, integration_id: int, obj: RecordObject, *where: Any) -> list[Link]:
@@ -686,27 +722,27 @@ class SyncStore:
         with self.db.session() as session:
             changed = [w for w in writes if w.record is not None and w.local_id is not None]
             rows = self._load_rows(session, obj, [w.local_id for w in changed if w.local_id is not None])
-            written: list[tuple[PulledWrite, ContactRow | LeadRow | None]] = []
+            new = [w.record for w in writes if w.record is not None and w.local_id is None]
+            inserted = self._insert_records(session, obj, new, now) if new else {}
+            # (write, local id, the record's updated_at when this transaction wrote it)
+            written: list[tuple[PulledWrite, int, datetime | None]] = []
             for write in writes:
-                row: ContactRow | LeadRow | None = None
-                if write.record is not None:
-                    row = rows.get(write.local_id) if write.local_id is not None else None
-                    if row is None and write.local_id is not None:
-                        continue  # deleted locally since the page was planned: nothing to merge into
-                    if row is None:
-                        row = self._new_row(obj, write.record)
-                        session.add(row)
+                if write.record is None:
+                    assert write.local_id is not None
+                    written.append((write, write.local_id, None))
+                elif write.local_id is None:
+                    written.append((write, inserted[write.record.email], now))
+                elif (row := rows.get(write.local_id)) is not None:
                     self._fill_row(row, write.record)
                     row.updated_at = now
-                written.append((write, row))
+                    written.append((write, write.local_id, now))
+                # else: deleted locally since the page was planned: nothing to merge into
             session.flush()
             links: list[tuple[int, str, dict[str, Any]]] = []
             audit: list[dict[str, Any]] = []
             conflicts: list[dict[str, Any]] = []
-            for write, row in written:
-                local_id = row.id if row is not None else write.local_id
-                assert local_id is not None
-                synced_at = None if write.needs_push else (row.updated_at if row is not None else write.local_version)
+            for write, local_id, written_at in written:
+                synced_at = None if write.needs_push else (written_at or write.local_version)
                 links.append(
                     (
                         local_id,
@@ -733,6 +769,29 @@ class SyncStore:
                 session.execute(insert(_table(ConflictRow)), conflicts)
             if cursor is not None:
                 self._set_cursor(session, integration_id, obj, cursor)
+
+    def _insert_records(
+        self, session: Session, obj: RecordObject, records: Sequence[Contact | Lead], now: datetime
+    ) -> dict[str, int]:
+        """Insert new local records (and a contact's profiles) with bulk statements; their ids by email."""
+        if obj is RecordObject.CONTACT:
+            contacts = [r for r in records if isinstance(r, Contact)]
+            saved = ContactStore._inserted(session, contacts)
+            ids = {email: item.id for email, item in saved.items()}
+            # One stamp for the page: the link's "synced at" compares with it.
+            table = _table(ContactRow)
+            for start in range(0, len(ids), 500):
+                chunk = list(ids.values())[start : start + 500]
+                session.execute(update(table).where(table.c.id.in_(chunk)).values(updated_at=now))
+            return ids
+        table = _table(LeadRow)
+        rows = [
+            {"email": r.email, **lead_row_values(r), "created_at": now, "updated_at": now}
+            for r in records if isinstance(r, Lead)
+        ]
+        # Matched back by email (unique): asking for the parameters' order makes SQLite insert a row per statement.
+        statement = insert(table).returning(table.c.id, table.c.email)
+        return {email: lead_id for lead_id, email in session.execute(statement, rows)}
 
     # -- audit ---------------------------------------------------------------------------------
     def add_audit(self, integration_id: int, rows: Sequence[dict[str, Any]]) -> None:
@@ -827,9 +886,17 @@ class SyncStore:
             session.add_all(FieldMappingRow(integration_id=integration_id, object=obj, **row) for row in rows)
 
     # -- conflicts -----------------------------------------------------------------------------
-    def open_conflicts(self, integration_id: int | None = None) -> list[ConflictRow]:
+    def open_conflicts(
+        self, integration_id: int | None = None, *, after_id: int = 0, limit: int | None = None
+    ) -> list[ConflictRow]:
+        """Open conflicts, oldest first; a page of ``limit`` after conflict ``after_id`` when given."""
         with self.db.session() as session:
-            statement = select(ConflictRow).where(ConflictRow.status == ConflictStatus.OPEN).order_by(ConflictRow.id)
+            statement = (
+                select(ConflictRow)
+                .where(ConflictRow.status == ConflictStatus.OPEN, ConflictRow.id > after_id)
+                .order_by(ConflictRow.id)
+                .limit(limit)
+            )
             if integration_id is not None:
                 statement = statement.where(ConflictRow.integration_id == integration_id)
             rows = list(session.scalars(statement))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,7 +103,15 @@ async def resolve_conflict(
 
 
 class UndoRefused(ConflictResolutionError):
-    """An undo that would be wrong: the run was undone already, or values it wrote changed since."""
+    """An undo that would be wrong: the run was undone already, or values it wrote changed since.
+
+    Attributes:
+        changed: the values that changed after the run (empty when it was undone already).
+    """
+
+    def __init__(self, message: str, changed: Sequence[ChangedSince] = ()) -> None:
+        super().__init__(message)
+        self.changed = list(changed)
 
 
 @dataclass(frozen=True)
@@ -226,7 +235,8 @@ async def undo_run(
             listed = "; ".join(str(c) for c in changed)
             raise UndoRefused(
                 f"run {run_id} was not undone: {len(changed)} value(s) it wrote changed after it: {listed}. "
-                "Undo with --force to put back the values from before the run anyway"
+                "Undo with --force to put back the values from before the run anyway",
+                changed,
             )
         undo_id = store.start_run(integration.id, trigger, "undo", message=f"undo of run {run_id}",
                                   undoes_run_id=run_id)
@@ -427,13 +437,6 @@ class DueSync:
     due_since: datetime | None
 
 
-_CONFIG_DIRECTION = {
-    SyncDirection.PUSH: SyncDirectionChoice.PUSH,
-    SyncDirection.PULL: SyncDirectionChoice.PULL,
-    SyncDirection.BIDIRECTIONAL: SyncDirectionChoice.BOTH,
-}
-
-
 def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) -> list[DueSync]:
     """The scheduled syncs due at ``now``, computed from the last successful runs in the store.
 
@@ -444,7 +447,7 @@ def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) 
         config = integration.sync_config
         if integration.id is None or not config.auto_sync:
             continue
-        full = _CONFIG_DIRECTION[config.direction]
+        full = SyncDirectionChoice.configured(config.direction)
         last_full = store.last_successful_run(integration.id, [full.value, "both"])
         next_full = last_full + timedelta(minutes=config.sync_interval) if last_full else None
         if next_full is None or now >= next_full:
@@ -463,7 +466,7 @@ def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
     config = integration.sync_config
     if integration.id is None or not config.auto_sync:
         return None
-    full = _CONFIG_DIRECTION[config.direction]
+    full = SyncDirectionChoice.configured(config.direction)
     times = []
     last_full = store.last_successful_run(integration.id, [full.value, "both"])
     times.append(last_full + timedelta(minutes=config.sync_interval) if last_full else None)

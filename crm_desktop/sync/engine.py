@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Integration, Lead
+from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, OutboundRecord, RecordResult
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ProviderError
@@ -61,12 +61,21 @@ __all__ = [
 
 
 class SyncDirectionChoice(StrEnum):
-    """Which way a run goes: ``push_new`` is the hourly push of records never synced."""
+    """Which way a run goes: ``push_new`` is the hourly push of records never synced.
+
+    An integration's configured direction (:class:`SyncDirection`) names the same ways; :meth:`configured` is the
+    one place that reads it as a run's direction.
+    """
 
     PUSH = "push"
     PULL = "pull"
     BOTH = "both"
     PUSH_NEW = "push_new"
+
+    @classmethod
+    def configured(cls, direction: SyncDirection) -> SyncDirectionChoice:
+        """The run direction of an integration's configured sync direction."""
+        return {SyncDirection.PUSH: cls.PUSH, SyncDirection.PULL: cls.PULL}.get(direction, cls.BOTH)
 
 
 class SyncAlreadyRunning(Exception):

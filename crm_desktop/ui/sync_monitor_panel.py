@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger
+from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger, UndoRefused
 from crm_desktop.app.text import plural
 from crm_desktop.ui.scheduler import Outcome
 from crm_desktop.ui.sync_runs_model import (
@@ -473,8 +473,11 @@ class SyncMonitorPanel(QWidget):
         if shown == self._shown_run:
             self._update_undo_button()
             return
+        run_id = run.id
         try:
-            run, log = self._sync.run(run.id)
+            run = self._sync.store.get_run(run_id)
+            errors = self._sync.run_errors(run_id)
+            logged = self._sync.run_log_size(run_id)
         except Exception as exc:  # e.g. the run went with its integration
             self._shown_run = None
             self.run_summary.setText(error_sentence("Reading the run", exc))
@@ -482,11 +485,13 @@ class SyncMonitorPanel(QWidget):
             self._update_undo_button()
             return
         self._shown_run = shown
-        self.run_summary.setText(self.describe_run(run, [str(r.error_category) for r in log if r.error_category]))
-        self.log_model.show_log(log)
+        self.run_summary.setText(self.describe_run(run, Counter({str(c): n for c, n in errors.items()})))
+        self.log_model.show_pages(
+            lambda offset, limit: self._sync.run_log(run_id, offset=offset, limit=limit, failures_first=True), logged
+        )
         self._update_undo_button()
 
-    def describe_run(self, run: SyncRunRow, error_categories: list[str]) -> str:
+    def describe_run(self, run: SyncRunRow, error_categories: Counter[str]) -> str:
         """The selected run in words: what, when, how it went, and failures grouped by cause."""
         name = self.runs_model.integration_name(run)
         direction = named(RUN_DIRECTION_NAMES, run.direction).lower()
@@ -498,10 +503,11 @@ class SyncMonitorPanel(QWidget):
             f"Run {run.id} of “{name}” — {named(RUN_STATUS_NAMES, run.status).lower()}",
             f"{what}, started {local_time(run.started_at, seconds=True)}, {took}.",
             f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
-            f"{plural(run.conflicts, 'conflict')}, {plural(run.api_calls, 'API call')}.",
+            f"{plural(run.conflicts, 'conflict')} waiting, {run.conflicts_decided} decided by rule, "
+            f"{plural(run.api_calls, 'API call')}.",
         ]
         if error_categories:
-            groups = Counter(error_categories)
+            groups = error_categories
             lines.append(
                 "Errors by cause: "
                 + ", ".join(f"{named(ERROR_CATEGORY_NAMES, c)} {n}" for c, n in groups.most_common())
@@ -557,19 +563,56 @@ class SyncMonitorPanel(QWidget):
         if confirmed:
             self.undo(run_id)
 
-    def undo(self, run_id: int) -> asyncio.Task[None] | None:
-        """Undo run ``run_id`` (no confirmation; :meth:`confirm_undo` asks first)."""
+    def undo(self, run_id: int, *, force: bool = False) -> asyncio.Task[None] | None:
+        """Undo run ``run_id`` (no confirmation; :meth:`confirm_undo` asks first).
+
+        ``force`` overwrites values changed after the run (asked for in :meth:`_ask_to_overwrite`).
+        """
         if self._undoing is not None:
             return None
         self._undoing = run_id
         self._update_undo_button()
         self.notice.say(f"Undoing run {run_id}…", "info")
-        return self._tasks.start(self._run_undo(run_id), name=f"undo run {run_id}")
+        return self._tasks.start(self._run_undo(run_id, force), name=f"undo run {run_id}")
 
-    async def _run_undo(self, run_id: int) -> None:
+    def _ask_to_overwrite(self, run_id: int, refused: UndoRefused) -> QMessageBox:
+        """Values the run wrote changed after it: ask before putting the older ones back over them."""
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Undo run",
+            f"{plural(len(refused.changed), 'value')} changed after run {run_id}. Put the values from before "
+            "the run back over them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText("\n".join(str(change) for change in refused.changed))
+        box.button(QMessageBox.StandardButton.Yes).setText("Overwrite them")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _result: self._overwrite_answered(box, run_id))
+        self.confirm_box = box
+        box.open()
+        return box
+
+    def _overwrite_answered(self, box: QMessageBox, run_id: int) -> None:
+        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        if self.confirm_box is box:
+            self.confirm_box = None
+        box.deleteLater()
+        if confirmed:
+            self.undo(run_id, force=True)
+
+    async def _run_undo(self, run_id: int, force: bool = False) -> None:
         select: int | None = None
         try:
-            report = await self._sync.undo(run_id)
+            report = await self._sync.undo(run_id, force=force)
+        except UndoRefused as exc:
+            self._notices.clear()
+            if exc.changed:
+                self._say("undo", f"Run {run_id} was not undone: {plural(len(exc.changed), 'value')} changed "
+                          "after it.", error=True)
+                self._ask_to_overwrite(run_id, exc)
+            else:
+                self._say("undo", f"{exc}.", error=True)
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
             self._notices.clear()
             self._say("undo", error_sentence(f"Undo of run {run_id}", exc), error=True)
@@ -577,8 +620,11 @@ class SyncMonitorPanel(QWidget):
             select = report.run_id
             text = (
                 f"Undid run {run_id}: {report.restored_local} value(s) put back here, "
-                f"{report.restored_crm} in the CRM."
+                f"{report.restored_crm} in the CRM"
             )
+            if report.aligned_crm:
+                text += f" ({report.aligned_crm} more set there to match)"
+            text += "."
             if report.kept:
                 text += " Kept: " + "; ".join(report.kept) + "."
             self._notices.clear()

@@ -288,20 +288,52 @@ _LOG_TITLES: dict[LogColumn, str] = {
 #: Failed records first, then conflicts and skips, then the rest: what needs a look comes first.
 _OUTCOME_ORDER = {"failed": 0, "conflict": 1, "skipped": 2}
 
+#: Reads a page of a run's log: ``(offset, limit) -> rows``.
+LogPages = Callable[[int, int], Sequence[SyncRecordLogRow]]
+
 
 class RecordLogTableModel(QAbstractTableModel):
     """One run's per-record outcomes, failures first, with named columns (:class:`LogColumn`)."""
 
+    #: Log rows read at a time: a run of 100,000 records is read as the view scrolls, never whole.
+    PAGE_SIZE = 500
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[SyncRecordLogRow] = []
+        self._fetch: LogPages | None = None
+        self._total = 0
 
     def show_log(self, rows: Sequence[SyncRecordLogRow]) -> None:
         """Show these log rows (failures first, then in the order they happened)."""
         ordered = sorted(rows, key=lambda r: (_OUTCOME_ORDER.get(str(r.outcome), 3), r.id or 0))
         self.beginResetModel()
-        self._rows = ordered
+        self._rows, self._fetch, self._total = ordered, None, len(ordered)
         self.endResetModel()
+
+    def show_pages(self, fetch: LogPages, total: int) -> None:
+        """Show a run's log read a page at a time: ``fetch(offset, limit)`` returns rows in display order
+        (failures first), ``total`` is how many there are."""
+        self.beginResetModel()
+        self._fetch, self._total = fetch, total
+        self._rows = list(fetch(0, self.PAGE_SIZE)) if total else []
+        self.endResetModel()
+
+    def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008
+        """Whether log rows remain to be read."""
+        return not parent.isValid() and self._fetch is not None and len(self._rows) < self._total
+
+    def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
+        """Read the next page of the log."""
+        if not self.canFetchMore(parent) or self._fetch is None:
+            return
+        page = list(self._fetch(len(self._rows), self.PAGE_SIZE))
+        if not page:
+            self._total = len(self._rows)
+            return
+        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(page) - 1)
+        self._rows.extend(page)
+        self.endInsertRows()
 
     def clear(self) -> None:
         """Show nothing."""

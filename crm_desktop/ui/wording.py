@@ -110,13 +110,18 @@ def duration_text(seconds: float | None) -> str:
 
 
 def counts_text(counts: Mapping[str, int]) -> str:
-    """``3 created, 1 updated, 40 unchanged, 0 failed, 1 conflict``."""
-    conflicts = counts.get("conflicts", 0)
-    return (
+    """``3 created, 1 updated, 40 unchanged, 0 failed, 1 conflict waiting, 2 decided by rule``.
+
+    ``conflicts`` are the fields waiting for the marketer, ``decided`` those their conflict rule settled.
+    """
+    text = (
         f"{counts.get('created', 0)} created, {counts.get('updated', 0)} updated, "
         f"{counts.get('unchanged', 0)} unchanged, {counts.get('failed', 0)} failed, "
-        f"{conflicts} conflict{'' if conflicts == 1 else 's'}"
+        f"{plural(counts.get('conflicts', 0), 'conflict')} waiting"
     )
+    if counts.get("decided"):
+        text += f", {counts['decided']} decided by rule"
+    return text
 
 
 def result_sentence(name: str, result: SyncResult) -> str:

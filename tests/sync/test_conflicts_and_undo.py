@@ -329,6 +329,6 @@ async def test_undo_refuses_to_overwrite_a_later_conflict_resolution_unless_forc
     assert hubspot.snapshot() == before, "a refused undo wrote something"
 
     report = await hubspot.service.undo(older.run_id or 0, force=True)
-    assert [str(c) for c in report.overridden][0].startswith(f"{EMAIL} company (locally)")
+    assert str(report.overridden[0]).startswith(f"{EMAIL} company (locally)")
     assert hubspot.contact(EMAIL).company == ORIGINAL
     assert await hubspot.crm_value(EMAIL, "company") == ORIGINAL

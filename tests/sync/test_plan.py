@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from sqlalchemy import event
+
 from crm_desktop.domain.models import Lead, LeadStatus, Provider, SocialContext
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import OutboundRecord
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, SyncRunStatus
-from crm_desktop.sync.engine import SyncResult
+from crm_desktop.sync.engine import SyncDirectionChoice, SyncResult
 from crm_desktop.sync.plan import ChangeAction, ConflictDecision, PlannedChange, Side
 from tests.sync.conftest import SyncBench, person, scenario, values_of
 
@@ -110,3 +114,88 @@ async def test_a_dry_run_plans_exactly_what_the_run_then_applies(any_crm: SyncBe
     assert again_dry.changes == [] and again.changes == []
     assert bench.writes_since(mark) == []
     assert counts_of(again_dry) == counts_of(again)
+
+
+@scenario
+async def test_the_lock_is_released_when_a_run_cannot_even_be_recorded(hubspot: SyncBench,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(hubspot.store, "start_run", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        await hubspot.sync()
+    assert hubspot.store.lock_holder(hubspot.integration.id or 0) is None
+    monkeypatch.undo()
+    result = await hubspot.sync()
+    assert result.status is SyncRunStatus.SUCCEEDED
+
+
+@scenario
+async def test_a_pulled_page_is_written_whole_or_not_at_all(hubspot: SyncBench,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    hubspot.save(person(1), person(2))
+    await hubspot.sync()
+    for email, name in (("person1@example.com", "Grace"), ("person2@example.com", "Augusta")):
+        await hubspot.edit(hubspot.link(email).crm_id, first_name_edit(Provider.HUBSPOT, name))
+    integration_id = hubspot.integration.id or 0
+    cursor = hubspot.store.get_cursor(integration_id, RecordObject.CONTACT)
+    audit_before = len(hubspot.audit_rows())
+
+    def crash(*_args: object, **_kwargs: object) -> None:
+        raise OSError("killed while writing the page")
+
+    # The links are written after the local values and before the audit rows and the cursor.
+    monkeypatch.setattr(type(hubspot.store), "_save_links", staticmethod(crash))
+    with pytest.raises(OSError):
+        await hubspot.sync(SyncDirectionChoice.PULL)
+    assert [hubspot.contact(e).first_name for e in ("person1@example.com", "person2@example.com")] == ["Ada1", "Ada2"]
+    assert hubspot.store.get_cursor(integration_id, RecordObject.CONTACT) == cursor
+    assert len(hubspot.audit_rows()) == audit_before
+
+    monkeypatch.undo()
+    again = await hubspot.sync(SyncDirectionChoice.PULL)
+    assert again.counts["updated"] == 2
+    assert [hubspot.contact(e).first_name for e in ("person1@example.com", "person2@example.com")] == [
+        "Grace", "Augusta"]
+
+
+async def statements_to_pull(bench: SyncBench, count: int, first: int) -> int:
+    """SQL statements the store runs to apply a pulled page of ``count`` new CRM contacts and ``count`` edits."""
+    assert isinstance(bench.sandbox, HubSpotSandbox)
+    bench.sandbox.seed_contacts(
+        {"email": f"crm{n}@example.com", "firstname": f"Crm{n}"} for n in range(first, first + count)
+    )
+    for n in range(first, first + count):
+        await bench.edit(bench.link(f"person{n}@example.com").crm_id, {"firstname": f"Edited{n}"})
+    engine = bench.workspace.database.engine
+    executed: list[str] = []
+    store_type = type(bench.store)
+    apply = store_type.apply_record_writes
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            executed.append(statement.split("(")[0][:60])
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            apply(self, *args, **kwargs)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+
+    store_type.apply_record_writes = counting  # type: ignore[method-assign]
+    try:
+        result = await bench.sync(SyncDirectionChoice.PULL)
+    finally:
+        store_type.apply_record_writes = apply  # type: ignore[method-assign]
+    assert (result.counts["created"], result.counts["updated"]) == (count, count)
+    return len(executed)
+
+
+@scenario
+async def test_applying_a_pulled_page_costs_no_query_per_record(hubspot: SyncBench) -> None:
+    hubspot.save(*(person(n) for n in range(60)))
+    await hubspot.sync()
+    few = await statements_to_pull(hubspot, 5, 0)
+    many = await statements_to_pull(hubspot, 50, 5)
+    assert many == few, f"{few} statements for a page of 10 records, {many} for one of 100"

@@ -149,6 +149,42 @@ def test_undo_asks_first_then_puts_the_values_back(
     assert not panel.undo_button.isEnabled(), "an undo is not undone from here"
 
 
+def test_undo_asks_before_overwriting_a_value_changed_after_the_run(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+    hubspot.edit_in_crm("person1@example.com", company="Difference Engines Ltd")
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+    pull_run = panel.selected_run()
+    assert pull_run is not None
+    hubspot.edit_locally("person1@example.com", company="Babbage & Co")  # changed after the run
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+
+    panel.undo(pull_run.id)
+    qtbot.waitUntil(lambda: panel.confirm_box is not None, timeout=10_000)
+    box = panel.confirm_box
+    assert box is not None and "1 value changed after run" in box.text()
+    assert "person1@example.com company (locally)" in box.informativeText()
+    assert panel.notice.text() == f"Run {pull_run.id} was not undone: 1 value changed after it."
+    click(box.button(QMessageBox.StandardButton.Cancel))
+    wait_idle(qtbot, panel)
+    contact = hubspot.workspace.contacts.find("person1@example.com")
+    assert contact is not None and contact.company == "Babbage & Co", "a refused undo changed nothing"
+
+    panel.undo(pull_run.id)
+    qtbot.waitUntil(lambda: panel.confirm_box is not None, timeout=10_000)
+    box = panel.confirm_box
+    assert box is not None
+    with qtbot.waitSignal(panel.runs_finished, timeout=10_000):
+        click(box.button(QMessageBox.StandardButton.Yes))
+    wait_idle(qtbot, panel)
+    contact = hubspot.workspace.contacts.find("person1@example.com")
+    assert contact is not None and contact.company == "Analytical Engines"
+
+
 def test_closing_mid_sync_leaves_no_task_running(
     panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:

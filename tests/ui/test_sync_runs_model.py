@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.sync_service import SyncTrigger
+from crm_desktop.app.sync_service import SyncRecordLogRow, SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
@@ -164,6 +164,32 @@ def test_the_record_log_lists_failures_first_with_their_category(hubspot: HubSpo
     assert model.index(2, LogColumn.OUTCOME).data(Qt.ItemDataRole.ForegroundRole) is None
     model.clear()
     assert model.rowCount() == 0
+
+
+def test_a_large_record_log_is_read_a_page_at_a_time_failures_first(hubspot: HubSpotBench) -> None:
+    [run_id] = add_runs(hubspot, 1)
+    store = hubspot.workspace.sync.store
+    created = [(RecordObject.CONTACT, f"p{n}@example.com", str(n), RecordOutcome.CREATED, None, None)
+               for n in range(1200)]
+    failed = [(RecordObject.CONTACT, "late@example.com", None, RecordOutcome.FAILED, ErrorCategory.VALIDATION,
+               "phone: not a number")]
+    store.add_record_outcomes(run_id, [*created, *failed])
+    service = hubspot.workspace.sync
+    reads: list[tuple[int, int]] = []
+
+    def fetch(offset: int, limit: int) -> list[SyncRecordLogRow]:
+        reads.append((offset, limit))
+        return service.run_log(run_id, offset=offset, limit=limit, failures_first=True)
+
+    model = RecordLogTableModel()
+    model.show_pages(fetch, service.run_log_size(run_id))
+    assert model.rowCount() == RecordLogTableModel.PAGE_SIZE and model.canFetchMore()
+    assert model.index(0, LogColumn.RECORD).data() == "late@example.com", "the failure comes first"
+    while model.canFetchMore():
+        model.fetchMore()
+    assert model.rowCount() == 1201
+    assert reads == [(0, 500), (500, 500), (1000, 500)]
+    assert service.run_errors(run_id) == {ErrorCategory.VALIDATION: 1}
 
 
 def test_durations_read_naturally() -> None:
