@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import keyring
 import keyring.backends.fail
@@ -12,6 +13,8 @@ import keyring.errors
 from keyring.backend import KeyringBackend
 
 logger = logging.getLogger(__name__)
+
+_Result = TypeVar("_Result")
 
 SERVICE_NAME = "crm-desktop"
 
@@ -94,6 +97,40 @@ class Vault:
         """The keyring account of one integration."""
         return f"integration-{integration_id}"
 
+    def _keyring_call(self, refusal: str, operation: Callable[[], _Result]) -> _Result:
+        """Run one keyring operation, turning keyring failures into vault errors that name ``refusal``."""
+        ok, message = self.availability()
+        if not ok:
+            raise VaultUnavailableError(message)
+        try:
+            return operation()
+        except keyring.errors.KeyringLocked:
+            raise VaultLockedError(_LOCKED_HINT) from None
+        except keyring.errors.NoKeyringError:
+            raise VaultUnavailableError(_INSTALL_HINT) from None
+        except keyring.errors.KeyringError as exc:
+            raise VaultError(f"the OS keyring refused to {refusal} ({type(exc).__name__})") from None
+
+    def _read(self, account: str, what: str) -> str | None:
+        """The value under ``account``, or ``None``; ``what`` names it in error messages."""
+        return self._keyring_call(f"read {what}", lambda: self.backend.get_password(self.service, account))
+
+    def _write(self, account: str, value: str, what: str) -> None:
+        """Store (replace) the value under ``account``; ``what`` names it in error messages."""
+        self._keyring_call(f"store {what}", lambda: self.backend.set_password(self.service, account, value))
+
+    def _erase(self, account: str, what: str) -> bool:
+        """Delete the value under ``account``; ``False`` when there was none."""
+
+        def delete() -> bool:
+            try:
+                self.backend.delete_password(self.service, account)
+            except keyring.errors.PasswordDeleteError:
+                return False
+            return True
+
+        return self._keyring_call(f"delete {what}", delete)
+
     def save(self, integration_id: int, credentials: dict[str, Any]) -> None:
         """Store (replace) the credentials of an integration.
 
@@ -102,18 +139,8 @@ class Vault:
             VaultLockedError: when the keyring is locked.
             VaultError: for any other keyring failure.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
         payload = json.dumps(credentials, separators=(",", ":"), sort_keys=True)
-        try:
-            self.backend.set_password(self.service, self.account(integration_id), payload)
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.NoKeyringError:
-            raise VaultUnavailableError(_INSTALL_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to store the credentials ({type(exc).__name__})") from None
+        self._write(self.account(integration_id), payload, "the credentials")
         logger.info("credentials of integration %s saved to the keyring", integration_id)
 
     def load(self, integration_id: int) -> dict[str, Any] | None:
@@ -122,15 +149,7 @@ class Vault:
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
-        try:
-            payload = self.backend.get_password(self.service, self.account(integration_id))
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to read the credentials ({type(exc).__name__})") from None
+        payload = self._read(self.account(integration_id), "the credentials")
         if payload is None:
             return None
         try:
@@ -157,15 +176,7 @@ class Vault:
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
-        try:
-            return self.backend.get_password(self.service, self.API_TOKEN_ACCOUNT)
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to read the API token ({type(exc).__name__})") from None
+        return self._read(self.API_TOKEN_ACCOUNT, "the API token")
 
     def save_api_token(self, token: str) -> None:
         """Store (replace) the local API's bearer token.
@@ -173,17 +184,7 @@ class Vault:
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
-        try:
-            self.backend.set_password(self.service, self.API_TOKEN_ACCOUNT, token)
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.NoKeyringError:
-            raise VaultUnavailableError(_INSTALL_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to store the API token ({type(exc).__name__})") from None
+        self._write(self.API_TOKEN_ACCOUNT, token, "the API token")
         logger.info("local API token saved to the keyring")
 
     def delete(self, integration_id: int) -> bool:
@@ -192,17 +193,8 @@ class Vault:
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
-        try:
-            self.backend.delete_password(self.service, self.account(integration_id))
-        except keyring.errors.PasswordDeleteError:
+        if not self._erase(self.account(integration_id), "the credentials"):
             return False
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to delete the credentials ({type(exc).__name__})") from None
         logger.info("credentials of integration %s deleted from the keyring", integration_id)
         return True
 
@@ -212,15 +204,7 @@ class Vault:
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
-        try:
-            return self.backend.get_password(self.service, account)
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to read {account} ({type(exc).__name__})") from None
+        return self._read(account, account)
 
     def save_secret(self, account: str, secret: str) -> None:
         """Store (replace) a secret that is not an integration's under ``account``.
@@ -228,17 +212,7 @@ class Vault:
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
-        try:
-            self.backend.set_password(self.service, account, secret)
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.NoKeyringError:
-            raise VaultUnavailableError(_INSTALL_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to store {account} ({type(exc).__name__})") from None
+        self._write(account, secret, account)
         logger.info("%s saved to the keyring", account)
 
     def delete_secret(self, account: str) -> bool:
@@ -247,16 +221,7 @@ class Vault:
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
-        ok, message = self.availability()
-        if not ok:
-            raise VaultUnavailableError(message)
-        try:
-            self.backend.delete_password(self.service, account)
-        except keyring.errors.PasswordDeleteError:
+        if not self._erase(account, account):
             return False
-        except keyring.errors.KeyringLocked:
-            raise VaultLockedError(_LOCKED_HINT) from None
-        except keyring.errors.KeyringError as exc:
-            raise VaultError(f"the OS keyring refused to delete {account} ({type(exc).__name__})") from None
         logger.info("%s deleted from the keyring", account)
         return True
