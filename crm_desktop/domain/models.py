@@ -443,6 +443,20 @@ class Lead(WireModel):
     _email = field_validator("email")(_validate_email_field)
 
 
+def aware_utc(value: datetime) -> datetime:
+    """A timestamp in UTC; one without a time zone is refused (its instant is unknown).
+
+    Raises:
+        ValueError: when the timestamp has no time zone, or is out of range once in UTC.
+    """
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone, e.g. 2026-11-27T10:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant a datetime holds
+        raise ValueError("is out of range once in UTC") from None
+
+
 class Touchpoint(WireModel):
     """One interaction of a person with a campaign's social content."""
 
@@ -455,15 +469,7 @@ class Touchpoint(WireModel):
     conversation_id: Annotated[str | None, Field(max_length=100)] = None
     campaign: Annotated[str | None, Field(max_length=120)] = None
 
-    @field_validator("timestamp")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a time zone, e.g. 2026-11-27T10:00:00Z")
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant a datetime holds
-            raise ValueError("is out of range once in UTC") from None
+    _utc = field_validator("timestamp")(aware_utc)
 
 
 class SyncConfig(WireModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Self
@@ -14,6 +14,7 @@ from crm_desktop.domain.models import (
     SocialPlatform,
     TouchpointType,
     WireModel,
+    aware_utc,
     normalise_email,
 )
 
@@ -58,20 +59,6 @@ class SocialEventKind(StrEnum):
     ENGAGEMENTS = "engagements"
 
 
-def aware_utc(value: datetime) -> datetime:
-    """A timestamp in UTC; one without a time zone is refused (its instant is unknown).
-
-    Raises:
-        ValueError: when the timestamp has no time zone, or is out of range once in UTC.
-    """
-    if value.tzinfo is None:
-        raise ValueError("needs a time zone, e.g. 2026-11-27T10:00:00Z")
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant a datetime holds
-        raise ValueError("is out of range once in UTC") from None
-
-
 def normalise_username(value: str) -> str:
     """A social username as it is matched: without a leading ``@``, lower-cased (platforms ignore case)."""
     return value.strip().lstrip("@").lower()
@@ -92,44 +79,37 @@ def _optional_username(value: str | None) -> str | None:
     return stripped
 
 
-class Participant(WireModel):
+class _PersonByEmailOrUsername(WireModel):
+    """A person known by email, by username, or both (at least one is required)."""
+
+    email: EmailText | None = None
+    username: Username | None = None
+
+    _email = field_validator("email")(_optional_email)
+    _username = field_validator("username")(_optional_username)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if self.email is None and self.username is None:
+            raise ValueError("give the person's email or username")
+        return self
+
+
+class Participant(_PersonByEmailOrUsername):
     """The person on the other side of a conversation, known by email, by username, or both."""
 
     record_kind: ClassVar[str] = "participant"
 
-    email: EmailText | None = None
     first_name: Annotated[str | None, Field(max_length=80)] = None
     last_name: Annotated[str | None, Field(max_length=80)] = None
-    username: Username | None = None
     profile_url: Annotated[str | None, Field(max_length=500, pattern=r"^https?://\S+$")] = None
     followers: Annotated[int | None, Field(ge=0)] = None
 
-    _email = field_validator("email")(_optional_email)
-    _username = field_validator("username")(_optional_username)
 
-    @model_validator(mode="after")
-    def _someone(self) -> Self:
-        if self.email is None and self.username is None:
-            raise ValueError("give the person's email or username")
-        return self
-
-
-class EngagementUser(WireModel):
+class EngagementUser(_PersonByEmailOrUsername):
     """Who engaged with a post: by email, by username on the event's platform, or both."""
 
     record_kind: ClassVar[str] = "user"
-
-    email: EmailText | None = None
-    username: Username | None = None
-
-    _email = field_validator("email")(_optional_email)
-    _username = field_validator("username")(_optional_username)
-
-    @model_validator(mode="after")
-    def _someone(self) -> Self:
-        if self.email is None and self.username is None:
-            raise ValueError("give the person's email or username")
-        return self
 
 
 class ConversationEvent(WireModel):
