@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.cli import ExitCode, main
+from crm_desktop.cli import ExitCode
+from tests.support.cli_runs import run, run_json
 
 FULL = (
     "email,firstName,lastName,company,phone,twitter_username,twitter_followers\n"
     "ann@example.com,Ann,Lee,Acme,+1 415 555 0132,annlee,1200\n"
 )
-
-
-def run(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(["--data-dir", str(data_dir), *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
-    code, out, err = run(data_dir, [*argv, "--json"], capsys)
-    assert out, err
-    return code, json.loads(out)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

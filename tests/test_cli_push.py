@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,8 +12,7 @@ from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.models import Integration
 from crm_desktop.sandbox.core import Sandbox, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.sandbox.pipedrive import PipedriveSandbox
-from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from tests.support.cli_runs import cli_workspace_on_sandbox, run_json
 
 CONTACTS_CSV = (
     "email,firstName,lastName,company,phone,twitter_username,twitter_followers\n"
@@ -32,44 +29,10 @@ LEADS_JSONL = (
 )
 
 
-def _sandbox(provider: str) -> Sandbox:
-    config = SandboxConfig(contacts=0)
-    if provider == "hubspot":
-        return HubSpotSandbox(config)
-    if provider == "pipedrive":
-        sandbox: Sandbox = PipedriveSandbox(config)
-        sandbox.apply_config({"burst_limit": 120, "search_burst_limit": 100})
-        return sandbox
-    return SalesforceSandbox(config)
-
-
-def _credentials(provider: str, sandbox: Sandbox) -> dict[str, Any]:
-    credentials = sandbox.credentials()
-    return {"apiToken": credentials["apiToken"]} if provider == "pipedrive" else credentials
-
-
 @pytest.fixture(params=["hubspot", "salesforce", "pipedrive"])
 def crm(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Sandbox]:
-    provider = str(request.param)
-    sandbox = _sandbox(provider)
-    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
     directory = tmp_path / "D"
-    workspace = Workspace.open(directory)
-    try:
-        workspace.integrations.add(
-            Integration(provider=provider, name="crm", base_url=sandbox.base_url, domain="acme"),
-            _credentials(provider, sandbox),
-        )
-    finally:
-        workspace.close()
-    return directory, sandbox
-
-
-def run_json(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
-    code = main(["--data-dir", str(data_dir), *argv, "--json"])
-    out, err = capsys.readouterr()
-    assert out, err
-    return code, json.loads(out)
+    return directory, cli_workspace_on_sandbox(directory, str(request.param), monkeypatch)
 
 
 def test_integration_test_reports_who_and_quota(crm: tuple[Path, Sandbox], capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,44 +8,18 @@ from typing import Any
 
 import pytest
 
-from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode, main
-from crm_desktop.cli import common as cli_common
-from crm_desktop.domain.models import Integration
-from crm_desktop.sandbox.core import Sandbox, SandboxConfig
+from crm_desktop.sandbox.core import Sandbox
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
-
-
-def _sandbox(provider: str) -> Sandbox:
-    config = SandboxConfig(contacts=0)
-    if provider == "hubspot":
-        return HubSpotSandbox(config)
-    if provider == "pipedrive":
-        sandbox: Sandbox = PipedriveSandbox(config)
-        sandbox.apply_config({"burst_limit": 120, "search_burst_limit": 100})
-        return sandbox
-    return SalesforceSandbox(config)
+from tests.support.cli_runs import cli_workspace_on_sandbox
 
 
 @pytest.fixture(params=["hubspot", "salesforce", "pipedrive"])
 def crm(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Sandbox]:
-    provider = str(request.param)
-    sandbox = _sandbox(provider)
-    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
-    credentials = sandbox.credentials()
-    if provider == "pipedrive":
-        credentials = {"apiToken": credentials["apiToken"]}
     directory = tmp_path / "D"
-    workspace = Workspace.open(directory)
-    try:
-        workspace.integrations.add(
-            Integration(provider=provider, name="crm", base_url=sandbox.base_url, domain="acme"), credentials
-        )
-    finally:
-        workspace.close()
-    return directory, sandbox
+    return directory, cli_workspace_on_sandbox(directory, str(request.param), monkeypatch)
 
 
 def push(data_dir: Path, noun: str, path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, Any, str]:

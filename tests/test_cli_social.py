@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.cli import ExitCode, main
+from crm_desktop.cli import ExitCode
 from crm_desktop.domain.models import Lead
 from crm_desktop.domain.social import Conversion
+from tests.support.cli_runs import run, run_json
 
 EVENTS = [
     {"platform": "twitter", "type": "click", "timestamp": "2026-11-10T10:00:00Z", "campaign": "Launch",
@@ -23,18 +24,6 @@ EVENTS = [
     {"platform": "linkedin", "type": "comment", "timestamp": "2026-11-24T10:00:00Z", "campaign": "Webinar",
      "user": {"email": "ana@example.com"}},
 ]
-
-
-def run(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(["--data-dir", str(data_dir), *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
-    code, out, err = run(data_dir, [*argv, "--json"], capsys)
-    assert out, err
-    return code, json.loads(out)
 
 
 def social_counts(data_dir: Path) -> dict[str, int]:

@@ -3,15 +3,11 @@ HubSpot sandbox."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode, main
 from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.models import Contact, Integration
@@ -19,6 +15,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule
+from tests.support.cli_runs import run, run_json, workspace_at
 
 CONTACTS_CSV = (
     "email,firstName,lastName,company,twitter_username\n"
@@ -44,27 +41,6 @@ def data_dir(tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.Monkey
             Integration(provider="hubspot", name="hs", base_url=sandbox.base_url), sandbox.credentials()
         )
     return directory
-
-
-@contextmanager
-def workspace_at(directory: Path) -> Iterator[Workspace]:
-    workspace = Workspace.open(directory)
-    try:
-        yield workspace
-    finally:
-        workspace.close()
-
-
-def run(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(["--data-dir", str(data_dir), *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
-    code, out, err = run(data_dir, [*argv, "--json"], capsys)
-    assert out, err
-    return code, json.loads(out)
 
 
 def crm_writes(sandbox: HubSpotSandbox, after: int = 0) -> list[str]:
@@ -552,3 +528,23 @@ def test_runs_show_and_conflicts_list_read_a_page_at_a_time(
     assert f"more conflicts wait: crm-desktop conflicts list --after {page[0]['id']}" in out
     code, rest = run_json(data_dir, ["conflicts", "list", "--after", str(page[0]["id"])], capsys)
     assert code == ExitCode.OK and [c["id"] for c in rest] == [page[0]["id"] + 1]
+
+
+def test_a_column_without_a_crm_field_is_kept_listed_as_not_sent_and_never_fails_the_record(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "colours.csv"
+    path.write_text("email,firstName,favorite_color\nann@example.com,Ann,teal\nbo@example.com,Bo,\n", encoding="utf-8")
+    assert run(data_dir, ["contacts", "import", str(path)], capsys)[0] == ExitCode.OK
+
+    code, plan = run_json(data_dir, ["sync", "hs", "--direction", "push", "--dry-run", "--json"], capsys)
+    assert code == ExitCode.OK and plan["notSent"]["columns"] == {"favorite_color": 1}
+    code, out, _ = run(data_dir, ["sync", "hs", "--direction", "push"], capsys)
+    assert code == ExitCode.OK and "2 created" in out and "0 failed" in out
+    assert "not sent: no CRM field: favorite_color (1 record); kept locally" in out
+    assert "crm-desktop mapping set hs custom.COLUMN --crm-field FIELD" in out
+    assert crm_value(sandbox, "ann@example.com", "firstname") == "Ann"
+    assert crm_value(sandbox, "ann@example.com", "favorite_color") is None
+    with workspace_at(data_dir) as workspace:
+        ann = workspace.contacts.find("ann@example.com")
+    assert ann is not None and ann.custom_fields == {"favorite_color": "teal"}

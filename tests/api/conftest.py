@@ -14,26 +14,8 @@ import pytest
 from crm_desktop.api.app import create_app
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.sandbox.core import Sandbox, SandboxConfig
-from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.sandbox.pipedrive import PipedriveSandbox
-from crm_desktop.sandbox.salesforce import SalesforceSandbox
-
-
-def make_sandbox(provider: str, **config: Any) -> Sandbox:
-    settings = SandboxConfig(contacts=0, **config)
-    if provider == "hubspot":
-        return HubSpotSandbox(settings)
-    if provider == "pipedrive":
-        sandbox: Sandbox = PipedriveSandbox(settings)
-        sandbox.apply_config({"burst_limit": 120, "search_burst_limit": 100})
-        return sandbox
-    return SalesforceSandbox(settings)
-
-
-def credentials_of(provider: str, sandbox: Sandbox) -> dict[str, Any]:
-    credentials = sandbox.credentials()
-    return {"apiToken": credentials["apiToken"]} if provider == "pipedrive" else credentials
+from crm_desktop.sandbox.core import Sandbox
+from tests.support.cli_runs import credentials_of, make_sandbox
 
 
 def integration_body(provider: str, sandbox: Sandbox, name: str = "crm") -> dict[str, Any]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from crm_desktop.api.server import LocalApiServer
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
-from tests.api.conftest import credentials_of, make_sandbox
+from tests.support.cli_runs import credentials_of, make_sandbox
 
 pytestmark = pytest.mark.loopback
 

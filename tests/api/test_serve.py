@@ -21,7 +21,8 @@ from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.serve import run_schedule
 from crm_desktop.domain.models import Contact, Integration
-from tests.api.conftest import credentials_of, integration_body, make_sandbox
+from tests.api.conftest import integration_body
+from tests.support.cli_runs import credentials_of, make_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 # tests.support.file_keyring is named, not imported: once imported, keyring would offer it to every test here.
