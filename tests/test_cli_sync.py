@@ -538,7 +538,8 @@ def test_a_column_without_a_crm_field_is_kept_listed_as_not_sent_and_never_fails
     assert run(data_dir, ["contacts", "import", str(path)], capsys)[0] == ExitCode.OK
 
     code, plan = run_json(data_dir, ["sync", "hs", "--direction", "push", "--dry-run", "--json"], capsys)
-    assert code == ExitCode.OK and plan["notSent"]["columns"] == {"favorite_color": 1}
+    [planned] = plan["results"]
+    assert code == ExitCode.OK and planned["notSent"]["columns"] == {"favorite_color": 1}
     code, out, _ = run(data_dir, ["sync", "hs", "--direction", "push"], capsys)
     assert code == ExitCode.OK and "2 created" in out and "0 failed" in out
     assert "not sent: no CRM field: favorite_color (1 record); kept locally" in out

@@ -14,6 +14,7 @@ from crm_desktop.app.errors import (
     ProviderError,
     VaultError,
 )
+from crm_desktop.app.push_fields import NOT_SENT
 from crm_desktop.app.sync_service import (
     SyncDirectionChoice,
     SyncResult,
@@ -110,6 +111,9 @@ def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger
         "authFailed": result.auth_failed,
         "failures": [{"email": f.email, "category": f.category.value, "message": f.message} for f in result.failures],
     }
+    if result.not_sent:
+        data["notSent"] = {"columns": dict(result.not_sent), "reason": NOT_SENT,
+                           "hint": f"crm-desktop mapping set {name} custom.COLUMN --crm-field FIELD"}
     if dry_run:
         data["plan"] = [_change_json(c) for c in result.changes]
     return data
@@ -127,6 +131,10 @@ def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, resu
     if result.message:
         lines.append(f"  stopped: {result.message}")
     lines.extend(f"  failed   {f.email}  {f.category.value}: {f.message}" for f in result.failures)
+    if result.not_sent:
+        columns = ", ".join(f"{column} ({plural(count, 'record')})" for column, count in result.not_sent.items())
+        lines.append(f"  {NOT_SENT}: {columns}; kept locally. To send one, map it to a CRM field: "
+                     f"crm-desktop mapping set {name} custom.COLUMN --crm-field FIELD (or in Field Mapping)")
     if dry_run:
         if result.changes:
             lines.append("  plan:")

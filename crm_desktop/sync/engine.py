@@ -138,6 +138,9 @@ class SyncResult:
     message: str | None = None
     duration: float = 0.0
     auth_failed: bool = False
+    #: Custom fields (a file's other columns) the push did not send because no mapping gives them a CRM field:
+    #: column -> records. They stay in the local store; they never fail a record.
+    not_sent: dict[str, int] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[PlannedChange]:
@@ -170,6 +173,8 @@ class _Run:
     pulled: dict[tuple[RecordObject, int], _PulledState] = field(default_factory=dict)
     #: Push only these local records (per object), when given.
     only: dict[RecordObject, list[int]] | None = None
+    #: Custom fields left unsent for want of a mapped CRM field: column -> records pushed without it.
+    not_sent: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counted = self.plan.counts()
@@ -362,7 +367,7 @@ class SyncEngine:
     def _result(self, run: _Run, status: SyncRunStatus, message: str | None, started: float, *,
                 auth_failed: bool) -> SyncResult:
         return SyncResult(run.run_id, status, run.counts(), self.adapter.api_calls, run.plan, run.failures, message,
-                          time.monotonic() - started, auth_failed)
+                          time.monotonic() - started, auth_failed, dict(sorted(run.not_sent.items())))
 
     async def _run_objects(self, direction: SyncDirectionChoice, objects: Sequence[RecordObject], run: _Run) -> None:
         for obj in objects:
@@ -675,6 +680,7 @@ class SyncEngine:
                 unchanged.append((local, link))
             else:
                 outgoing.append(planned_out)
+        _count_not_sent(run, outgoing, mappings)
         # A record never linked may already be in the CRM (same email): one search per batch tells a create from
         # an update, in a dry run and a real run alike.
         unlinked = [o.local.record.email for o in outgoing if o.link is None]
@@ -788,6 +794,15 @@ class SyncEngine:
             run.log.append(entry)
             return
         run.fail(obj, item.email, result.crm_id, result.category or ErrorCategory.SERVER, result.message or "failed")
+
+
+def _count_not_sent(run: _Run, outgoing: list[_Outgoing], mappings: list[FieldMapping]) -> None:
+    """Count the custom fields of records about to be sent that no mapping carries to the CRM."""
+    mapped = {m.local_field.removeprefix("custom.") for m in mappings
+              if m.pushes and m.local_field.startswith("custom.")}
+    for out in outgoing:
+        for column in out.local.record.custom_fields.keys() - mapped:
+            run.not_sent[column] = run.not_sent.get(column, 0) + 1
 
 
 def _audit(run_id: int | None, obj: RecordObject, side: Side, source: str, changes: dict[str, FieldChange],
