@@ -10,8 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,6 @@ from crm_desktop.app.errors import (
     VaultLockedError,
 )
 from crm_desktop.app.text import duration_text, plural
-from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ERROR_EXITS, ExitCode, main, run_command
 from crm_desktop.cli import common as cli_common
 from crm_desktop.cli.display import missing_display
@@ -42,16 +39,8 @@ from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sync.actions import ConflictResolutionError
 from crm_desktop.sync.engine import SyncAlreadyRunning
+from tests.support.cli_runs import workspace_at
 from tests.support.memory_keyring import MemoryKeyring
-
-
-@contextmanager
-def workspace_at(directory: Path) -> Iterator[Workspace]:
-    workspace = Workspace.open(directory)
-    try:
-        yield workspace
-    finally:
-        workspace.close()
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,

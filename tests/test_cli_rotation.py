@@ -6,8 +6,6 @@ import asyncio
 import io
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,18 +22,10 @@ from crm_desktop.providers.errors import ProviderError
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import AccessToken, HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, utcnow
+from tests.support.cli_runs import workspace_at
 from tests.support.memory_keyring import MemoryKeyring
 
 NEW_TOKEN = "pat-na1-rotated-0000-1111-2222"
-
-
-@contextmanager
-def workspace_at(directory: Path) -> Iterator[Workspace]:
-    workspace = Workspace.open(directory)
-    try:
-        yield workspace
-    finally:
-        workspace.close()
 
 
 def run(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
