@@ -278,6 +278,15 @@ def cmd_integration_login(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _connection_options(parser: argparse.ArgumentParser, *, base_url_help: str, secret_help: str) -> None:
+    """The options ``integration add`` and ``integration update`` share, so the two stay alike."""
+    parser.add_argument("--description", help="what this connection is for")
+    parser.add_argument("--base-url", help=base_url_help)
+    parser.add_argument("--domain", help="company domain (Pipedrive: the 'acme' of acme.pipedrive.com)")
+    parser.add_argument("--secret-stdin", action="store_true", help=secret_help)
+    json_flag(parser)
+
+
 def add_commands(commands: Any) -> None:
     """Register ``integration`` and its actions."""
     integration = commands.add_parser("integration", help="add, list, show and remove CRM integrations")
@@ -295,11 +304,11 @@ def add_commands(commands: Any) -> None:
     )
     add.add_argument("--provider", required=True, choices=PROVIDERS)
     add.add_argument("--name", required=True, help="a name for this connection, e.g. 'hubspot-prod'")
-    add.add_argument("--description", help="what this connection is for")
-    add.add_argument("--base-url", help="API base URL (a Salesforce My Domain, or a sandbox); http only to loopback")
-    add.add_argument("--domain", help="company domain (Pipedrive: the 'acme' of acme.pipedrive.com)")
-    add.add_argument("--secret-stdin", action="store_true", help="read the secret from stdin")
-    json_flag(add)
+    _connection_options(
+        add,
+        base_url_help="API base URL (a Salesforce My Domain, or a sandbox); http only to loopback",
+        secret_help="read the secret from stdin",
+    )
     add.set_defaults(handler=cmd_integration_add)
 
     listing = integration_commands.add_parser("list", help="list integrations")
@@ -322,11 +331,11 @@ def add_commands(commands: Any) -> None:
     )
     update.add_argument("name", help="the integration's current name")
     update.add_argument("--name", dest="new_name", metavar="NEW", help="a new name")
-    update.add_argument("--description", help="what this connection is for")
-    update.add_argument("--base-url", help="API base URL ('' for the vendor's default); http only to loopback")
-    update.add_argument("--domain", help="company domain (Pipedrive: the 'acme' of acme.pipedrive.com)")
-    update.add_argument("--secret-stdin", action="store_true", help="read new credentials from stdin")
-    json_flag(update)
+    _connection_options(
+        update,
+        base_url_help="API base URL ('' for the vendor's default); http only to loopback",
+        secret_help="read new credentials from stdin",
+    )
     update.set_defaults(handler=cmd_integration_update)
 
     remove = integration_commands.add_parser("remove", help="remove an integration and its keyring entry")
