@@ -367,13 +367,11 @@ class SocialStore:
                 self._refresh_conversations(session, {event.conversation_id})
                 action = EventAction.CREATED
             else:
-                action = EventAction.UNCHANGED
-                for attribute, value in values.items():
-                    if value is None and attribute in {"email", "identity_id"}:
-                        continue  # a later event naming the person differently never forgets who it was
-                    if getattr(row, attribute) != value:
-                        setattr(row, attribute, value)
-                        action = EventAction.UPDATED
+                # A later event naming the person differently never forgets who it was.
+                action = _update_row(row, {
+                    attribute: value for attribute, value in values.items()
+                    if value is not None or attribute not in {"email", "identity_id"}
+                })
             touch_changed = self._put_touchpoint(
                 session,
                 event_key("conversation", event.platform, event.conversation_id),
@@ -439,12 +437,7 @@ class SocialStore:
                 existing[message.message_id] = row
                 actions.append(EventAction.CREATED)
             else:
-                action = EventAction.UNCHANGED
-                for attribute, value in values.items():
-                    if getattr(row, attribute) != value:
-                        setattr(row, attribute, value)
-                        action = EventAction.UPDATED
-                actions.append(action)
+                actions.append(_update_row(row, values))
             if number % SAVE_BATCH == 0:
                 session.flush()
         session.flush()
@@ -568,12 +561,7 @@ class SocialStore:
             session.add(ConversionRow(event_key=key, **values))
             session.flush()
             return EventAction.CREATED
-        action = EventAction.UNCHANGED
-        for attribute, value in values.items():
-            if getattr(row, attribute) != value:
-                setattr(row, attribute, value)
-                action = EventAction.UPDATED
-        return action
+        return _update_row(row, values)
 
     def _put_touchpoint(
         self, session: Session, key: str, email: str | None, identity_id: int | None, **values: Any
@@ -583,13 +571,8 @@ class SocialStore:
         if row is None:
             session.add(TouchpointRow(event_key=key, email=email, identity_id=identity_id, **values))
             return True
-        changed = False
         wanted = {**values, "email": email or row.email, "identity_id": identity_id or row.identity_id}
-        for attribute, value in wanted.items():
-            if getattr(row, attribute) != value:
-                setattr(row, attribute, value)
-                changed = True
-        return changed
+        return _update_row(row, wanted) is EventAction.UPDATED
 
     @staticmethod
     def _upsert_contact(session: Session, email: str, first_name: str | None, last_name: str | None) -> None:
@@ -920,12 +903,7 @@ class SocialStore:
             if row is None:
                 session.add(CampaignRow(name=campaign.name, **values))
                 return EventAction.CREATED
-            action = EventAction.UNCHANGED
-            for attribute, value in values.items():
-                if getattr(row, attribute) != value:
-                    setattr(row, attribute, value)
-                    action = EventAction.UPDATED
-            return action
+            return _update_row(row, values)
 
     def counts(self) -> dict[str, int]:
         """How many rows each social table holds (for reports and tests)."""
@@ -959,6 +937,16 @@ class SocialStore:
                 session.add(WorkspaceSettingRow(key=key, value=value))
             else:
                 row.value = value
+
+
+def _update_row(row: Any, values: dict[str, Any]) -> EventAction:
+    """Set on ``row`` the values that differ: UPDATED when any did, UNCHANGED when all were already so."""
+    action = EventAction.UNCHANGED
+    for attribute, value in values.items():
+        if getattr(row, attribute) != value:
+            setattr(row, attribute, value)
+            action = EventAction.UPDATED
+    return action
 
 
 def _with_links(
