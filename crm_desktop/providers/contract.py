@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
@@ -202,6 +203,65 @@ class CrmAdapter(Protocol):
         ...
 
 
+class TimelineKind(StrEnum):
+    """What a timeline entry records on a CRM record (the social workflows' interactions)."""
+
+    CONVERSATION_STARTED = "conversation_started"
+    MESSAGES = "messages"
+    ENGAGEMENT = "engagement"
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One interaction to show on a CRM record's timeline: a Salesforce Task, a HubSpot note, a Pipedrive activity.
+
+    Attributes:
+        crm_id: the record (contact or lead) the entry belongs to.
+        subject: one line (Salesforce Subject, at most 255 characters; the note's first line elsewhere).
+        body: the details in plain text (the adapter escapes it where the CRM wants HTML).
+        occurred_at: when the interaction happened (UTC).
+        kind: what it records.
+    """
+
+    crm_id: str
+    subject: str
+    body: str
+    occurred_at: datetime
+    kind: TimelineKind
+
+
+@dataclass(frozen=True)
+class TimelineResult:
+    """What happened to one timeline entry, in input order: its id in the CRM, or why the CRM refused it.
+
+    Attributes:
+        entry_id: the Task, note or activity id (``None`` when refused).
+        category: why it was refused.
+        message: a sentence naming the record and the reason.
+    """
+
+    entry_id: str | None
+    category: ErrorCategory | None = None
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.entry_id is not None
+
+
+@runtime_checkable
+class LogsTimeline(Protocol):
+    """A CRM whose records carry a timeline of interactions the app can add to, in the CRM's native batches."""
+
+    async def log_timeline(self, obj: RecordObject, entries: Sequence[TimelineEntry]) -> list[TimelineResult]:
+        """Add the entries to their records' timelines; one result per entry, in input order.
+
+        Raises:
+            AuthError, RateLimitError, TransientError: when the whole request failed (nothing is half-reported).
+        """
+        ...
+
+
 @runtime_checkable
 class CreatesCustomFields(Protocol):
     """A CRM where the app can create a missing custom field (HubSpot properties, Pipedrive personFields)."""
@@ -217,6 +277,15 @@ class ReportsMissingFields(Protocol):
 
     async def missing_fields(self, obj: RecordObject, wanted: Sequence[str]) -> list[str]:
         """The wanted field names the CRM lacks."""
+        ...
+
+
+@runtime_checkable
+class ReadsMappedFields(Protocol):
+    """A CRM whose reads name the fields they return (Salesforce's SOQL): reads also take the mapped fields."""
+
+    def read_mapped_fields(self, obj: RecordObject, names: Sequence[str]) -> None:
+        """Read these fields too (those the CRM has) in every later find, get and pull of ``obj``."""
         ...
 
 
@@ -246,3 +315,26 @@ class AdapterOptions:
     salesforce_session_seconds: float | None = 7200.0
     default_lead_company: str | None = None
     network: NetworkSettings = field(default_factory=NetworkSettings)
+
+
+# -- merges --
+@dataclass(frozen=True)
+class MergeResult:
+    """A merge the CRM did: the record that remains and the one folded into it.
+
+    Attributes:
+        surviving_id: the CRM id of the record that remains (HubSpot may answer with a new id).
+        merged_id: the CRM id of the record that is gone.
+    """
+
+    surviving_id: str
+    merged_id: str
+
+
+@runtime_checkable
+class MergesRecords(Protocol):
+    """A CRM whose API merges two records of a kind (HubSpot contacts, Pipedrive persons)."""
+
+    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
+        """Fold ``merge_id`` into ``keep_id`` in the CRM; ``keep_id``'s values win where both have one."""
+        ...

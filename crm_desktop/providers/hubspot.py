@@ -23,7 +23,18 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.providers import errors
 from crm_desktop.providers.auth import HeaderTokenAuth
 from crm_desktop.providers.base import AdapterBase, AdapterWiring
-from crm_desktop.providers.contract import ChangePage, ConnectionInfo, CrmField, CrmRecord, OutboundRecord, RecordResult
+from crm_desktop.providers.contract import (
+    ChangePage,
+    ConnectionInfo,
+    CrmField,
+    CrmRecord,
+    MergeResult,
+    OutboundRecord,
+    RecordResult,
+    TimelineEntry,
+    TimelineResult,
+)
+from crm_desktop.providers.conversions import CrmConversion
 from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdict, classify_status, json_or_none
 from crm_desktop.providers.rate import read_hubspot_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
@@ -55,6 +66,8 @@ DEFAULT_WINDOW_LIMIT = 100
 WINDOW_SECONDS = 10.0
 #: Search has its own limit: 4 requests per second per token.
 SEARCH_PER_SECOND = 4
+#: Lifecycle stages that count as a conversion (opportunity or customer reached; evangelist is past both).
+CONVERTED_LIFECYCLE_STAGES = ("opportunity", "customer", "evangelist")
 DEFAULT_CONCURRENCY = 4
 #: How far before a full lead pull starts it begins watching the leads' contacts (clock skew, whole-second Date).
 FULL_PULL_CONTACT_OVERLAP = timedelta(minutes=1)
@@ -1362,6 +1375,162 @@ class HubSpotAdapter(AdapterBase):
             )
             return {**halves[0], **halves[1]}
         return _match_batch(chunk, payload, result_key)
+
+    # -- timeline --
+    async def log_timeline(self, obj: RecordObject, entries: Sequence[TimelineEntry]) -> list[TimelineResult]:
+        """Notes associated with their contacts (``note_to_contact``, 202), up to 100 per ``notes/batch/create``;
+        a lead's entry goes to the lead's contact, as HubSpot shows a lead's activity there.
+
+        A connection lost after sending is settled by reading the contacts' notes (same body and timestamp) before
+        sending what is missing, so no note is written twice.
+        """
+        targets = [entry.crm_id for entry in entries]
+        if obj is RecordObject.LEAD and entries and await self._leads_available():
+            contacts = await self._associated_ids("leads", "contacts", sorted(set(targets)))
+            targets = [(contacts.get(crm_id) or [""])[0] for crm_id in targets]
+        results: list[TimelineResult] = []
+        for start in range(0, len(entries), NOTES_PER_BATCH):
+            part = list(zip(entries[start : start + NOTES_PER_BATCH], targets[start : start + NOTES_PER_BATCH],
+                            strict=True))
+            results.extend(await self._log_notes(part))
+        return results
+
+    async def _log_notes(self, part: list[tuple[TimelineEntry, str]]) -> list[TimelineResult]:
+        answers: dict[int, TimelineResult] = {}
+        inputs: dict[int, dict[str, Any]] = {}
+        for index, (entry, contact_id) in enumerate(part):
+            if not contact_id:
+                answers[index] = TimelineResult(None, ErrorCategory.NOT_FOUND,
+                                                f"HubSpot: lead {entry.crm_id} has no contact to carry the note")
+                continue
+            inputs[index] = {
+                "properties": {
+                    "hs_timestamp": utc_millis(entry.occurred_at),
+                    "hs_note_body": _note_html(f"{entry.subject}\n{entry.body}")[:NOTE_BODY_LIMIT],
+                },
+                "associations": [{
+                    "to": {"id": contact_id},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}],
+                }],
+            }
+
+        def finished() -> list[TimelineResult]:
+            return [answers[i] for i in range(len(part))]
+
+        async def create() -> list[TimelineResult]:
+            waiting = [i for i in inputs if i not in answers]
+            if not waiting:
+                return finished()
+            body = {"inputs": [{**inputs[i], "objectWriteTraceId": str(i)} for i in waiting]}
+            response = await self.http.request("POST", "/crm/v3/objects/notes/batch/create", json=body,
+                                               idempotent=False)
+            payload = _body(response)
+            if response.status_code >= 400 and not payload.get("results"):
+                category, message = record_failure(payload, response.status_code, "notes")
+                for index in waiting:
+                    answers[index] = TimelineResult(None, category, f"HubSpot: {message}")
+                return finished()
+            for result in payload.get("results") or []:
+                trace = str(result.get("objectWriteTraceId")) if isinstance(result, dict) else ""
+                if trace.isdigit() and int(trace) in inputs and result.get("id"):
+                    answers[int(trace)] = TimelineResult(str(result["id"]))
+            for error in payload.get("errors") or []:
+                context = error.get("context") if isinstance(error, dict) else None
+                for trace in (context or {}).get("objectWriteTraceId") or []:
+                    if str(trace).isdigit() and int(trace) in inputs:
+                        category, message = record_failure(error, response.status_code,
+                                                           f"note on contact {part[int(trace)][1]}")
+                        answers[int(trace)] = TimelineResult(None, category, f"HubSpot: {message}")
+            for index in waiting:
+                answers.setdefault(index, TimelineResult(None, ErrorCategory.SERVER,
+                                                         "HubSpot's answer did not list this note"))
+            return finished()
+
+        async def reconcile() -> list[TimelineResult] | None:
+            waiting = [i for i in inputs if i not in answers]
+            contacts = sorted({part[i][1] for i in waiting})
+            note_ids = [n for ids in (await self._associated_ids("contacts", "notes", contacts)).values() for n in ids]
+            landed: dict[tuple[str, datetime | None], list[str]] = {}
+            for item in await self._batch_read("notes", sorted(set(note_ids)), ["hs_note_body", "hs_timestamp"]):
+                properties = item.get("properties") or {}
+                key = (str(properties.get("hs_note_body")), parse_crm_time(properties.get("hs_timestamp")))
+                landed.setdefault(key, []).append(str(item.get("id")))
+            for index in waiting:
+                properties = inputs[index]["properties"]
+                ids = landed.get((properties["hs_note_body"], parse_crm_time(properties["hs_timestamp"])))
+                if ids:
+                    answers[index] = TimelineResult(ids.pop(0))
+            return finished() if len(answers) == len(part) else None
+
+        return await write_or_reconcile(create, reconcile, what=f"HubSpot: {len(inputs)} notes")
+
+    # -- conversions and deals --
+    async def conversions_since(self, since: datetime | None) -> list[CrmConversion]:
+        """Contacts whose lifecycle stage reached opportunity or customer (or evangelist, past them), changed at
+        or after ``since``: one conversion per contact, dated when it first reached one of them.
+
+        HubSpot stamps ``hs_lifecyclestage_<stage>_date`` the first time a contact enters a stage; the earliest of
+        the opportunity, customer and evangelist dates is the conversion (the contact's ``lastmodifieddate`` when
+        none is set, as on a portal that renamed its stages). A lifecycle stage carries no amount.
+        """
+        dates = [f"hs_lifecyclestage_{stage}_date" for stage in CONVERTED_LIFECYCLE_STAGES]
+        stream = _SearchStream(
+            self._search_page,
+            "contacts",
+            "lastmodifieddate",
+            ["email", "lifecyclestage", "lastmodifieddate", *dates],
+            ChangeCursor.starting_at(since) if since is not None else ChangeCursor(),
+            [{"propertyName": "lifecyclestage", "operator": "IN", "values": list(CONVERTED_LIFECYCLE_STAGES)}],
+        )
+        found: list[CrmConversion] = []
+        while True:
+            await stream.fill()
+            if stream.head() is None:
+                return found
+            item = stream.take()
+            properties = item.get("properties") or {}
+            email = email_key(properties.get("email"))
+            if not email:
+                continue
+            modified = parse_crm_time(properties.get("lastmodifieddate") or item.get("updatedAt"))
+            reached = [moment for name in dates if (moment := parse_crm_time(properties.get(name))) is not None]
+            converted_at = min(reached) if reached else modified
+            if converted_at is None:
+                continue
+            found.append(
+                CrmConversion(
+                    external_id=f"contact:{item.get('id')}",
+                    email=email,
+                    converted_at=converted_at,
+                    what=f"lifecycle stage {properties.get('lifecyclestage')}",
+                    modified_at=modified,
+                )
+            )
+
+    # -- merges --
+    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
+        """``POST /crm/v3/objects/contacts/merge`` (``primaryObjectId`` keeps its values where both have one);
+        the survivor is the id HubSpot answers with, which may be a new one.
+
+        Raises:
+            RequestRejectedError: for leads (HubSpot merges contacts here) or a merge HubSpot refuses.
+            NotFoundError: when either contact is gone.
+        """
+        if obj is not RecordObject.CONTACT:
+            raise errors.RequestRejectedError("HubSpot: only contacts are merged from CRM Desktop")
+        body = {"primaryObjectId": keep_id, "objectIdToMerge": merge_id}
+        response = await self.http.request("POST", "/crm/v3/objects/contacts/merge", json=body, idempotent=False)
+        payload = _body(response)
+        if response.status_code >= 400:
+            category, message = record_failure(payload, response.status_code, f"merge of contact {merge_id}")
+            raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
+        return MergeResult(surviving_id=str(payload.get("id") or keep_id), merged_id=merge_id)
+
+
+#: Inputs per HubSpot batch request.
+NOTES_PER_BATCH = 100
+#: HubSpot's limit on a note's body.
+NOTE_BODY_LIMIT = 65_536
 
 
 # -- mapping responses --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar, Unpack
 
 import httpx
@@ -21,7 +22,18 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.providers import errors
 from crm_desktop.providers.auth import HeaderTokenAuth
 from crm_desktop.providers.base import AdapterBase, AdapterWiring
-from crm_desktop.providers.contract import ChangePage, ConnectionInfo, CrmField, CrmRecord, OutboundRecord, RecordResult
+from crm_desktop.providers.contract import (
+    ChangePage,
+    ConnectionInfo,
+    CrmField,
+    CrmRecord,
+    MergeResult,
+    OutboundRecord,
+    RecordResult,
+    TimelineEntry,
+    TimelineResult,
+)
+from crm_desktop.providers.conversions import CrmConversion, DealPipeline, DealStage
 from crm_desktop.providers.http import OK, Decision, Verdict, classify_status, json_or_none
 from crm_desktop.providers.rate import RateBudget, RateObservation, read_pipedrive_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
@@ -1460,6 +1472,188 @@ class PipedriveAdapter(AdapterBase):
             return lead, RecordOutcome.UNCHANGED
         data, _ = self._data(await self._call("PATCH", f"/v1/leads/{lead['id']}", json=changes))
         return (data if isinstance(data, dict) else lead), RecordOutcome.UPDATED
+
+    # -- timeline --
+    async def log_timeline(self, obj: RecordObject, entries: Sequence[TimelineEntry]) -> list[TimelineResult]:
+        """Done activities (``POST /api/v2/activities``, type ``task``) on persons or leads; Pipedrive has no batch
+        create, so a few are sent at once within the burst window.
+
+        Each entry answers for itself: one that could not be sent (network, rate limit) reports it with its category
+        so that the caller retries only that one; a lost answer is settled by listing the record's activities first.
+        """
+        results: list[TimelineResult] = []
+        for part in chunks(list(entries), ACTIVITIES_AT_ONCE):
+            results.extend(await gather_or_cancel(self._log_activity(obj, entry) for entry in part))
+        return results
+
+    async def _log_activity(self, obj: RecordObject, entry: TimelineEntry) -> TimelineResult:
+        moment = entry.occurred_at.astimezone(UTC)
+        body: dict[str, Any] = {
+            "subject": entry.subject[:ACTIVITY_SUBJECT_LIMIT],
+            "type": "task",
+            "due_date": moment.date().isoformat(),
+            "due_time": moment.strftime("%H:%M"),
+            "done": True,
+            "note": note_html(entry.body),
+        }
+        if obj is RecordObject.LEAD:
+            body["lead_id"] = entry.crm_id
+            listing: dict[str, Any] = {"lead_id": entry.crm_id}
+        elif entry.crm_id.isascii() and entry.crm_id.isdigit():
+            body["person_id"] = int(entry.crm_id)
+            listing = {"person_id": int(entry.crm_id)}
+        else:
+            return TimelineResult(None, ErrorCategory.NOT_FOUND, f"{entry.crm_id!r} is not a Pipedrive person id")
+
+        async def find() -> dict[str, Any] | None:
+            data, _ = self._data(await self._call("GET", "/api/v2/activities",
+                                                  params={**listing, "limit": ACTIVITIES_LOOKED_AT}))
+            for activity in data or []:
+                if isinstance(activity, dict) and all(
+                    activity.get(key) == body[key] for key in ("subject", "due_date", "due_time")
+                ):
+                    return activity
+            return None
+
+        what = f"activity on {'lead' if obj is RecordObject.LEAD else 'person'} {entry.crm_id}"
+        try:
+            created = await self._post_once("/api/v2/activities", body, find)
+        except (errors.AuthError, errors.RateLimitError, errors.TransientError) as exc:
+            return TimelineResult(None, exc.category, f"Pipedrive: {what}: {exc}")
+        except errors.RequestRejectedError as exc:
+            return TimelineResult(None, exc.category, f"Pipedrive: {what}: {exc}")
+        return TimelineResult(str(created["id"]))
+
+    # -- merges --
+    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
+        """``PUT /v1/persons/{merge_id}/merge`` with ``merge_with_id`` = ``keep_id``: Pipedrive keeps that person
+        (its data wins) and folds the other into it; 40 API tokens.
+
+        Raises:
+            RequestRejectedError: for leads (Pipedrive merges persons) or a merge Pipedrive refuses.
+            NotFoundError: when either person is gone.
+        """
+        if obj is not RecordObject.CONTACT:
+            raise errors.RequestRejectedError("Pipedrive: only persons are merged from CRM Desktop")
+        if not (keep_id.isdigit() and merge_id.isdigit()):
+            raise errors.RequestRejectedError(f"Pipedrive: person ids are numbers, not {keep_id!r} and {merge_id!r}")
+        response = await self.http.request(
+            "PUT", f"/v1/persons/{merge_id}/merge", json={"merge_with_id": int(keep_id)}, idempotent=False
+        )
+        if response.status_code >= 400:
+            raise errors.RequestRejectedError(
+                f"Pipedrive refused merging person {merge_id} into {keep_id} (HTTP {response.status_code})",
+                status=response.status_code,
+            )
+        data = response.json().get("data") or {}
+        return MergeResult(surviving_id=str(data.get("id") or keep_id), merged_id=merge_id)
+
+    # -- conversions and deals --
+    async def conversions_since(self, since: datetime | None) -> list[CrmConversion]:
+        """Won deals of a person changed since ``since`` (``GET /api/v2/deals?status=won&updated_since=``), with
+        their value and currency; the persons' emails come from ``GET /api/v2/persons?ids=``."""
+        params: dict[str, Any] = {
+            "status": "won", "sort_by": "update_time", "sort_direction": "asc", "limit": self.page_size
+        }
+        if since is not None:
+            params["updated_since"] = _rfc3339(since)
+
+        async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            page_params = {**params, "cursor": cursor} if cursor else params
+            data, extra = self._data(await self._call("GET", "/api/v2/deals", params=page_params))
+            return list(data or []), extra.get("next_cursor")
+
+        deals: list[dict[str, Any]] = []
+        async for page, _ in paginate(fetch):
+            deals.extend(d for d in page if isinstance(d, dict) and d.get("person_id") and d.get("status") == "won")
+        persons = await self._persons_by_ids(int(d["person_id"]) for d in deals)
+        found: list[CrmConversion] = []
+        for deal in deals:
+            person = persons.get(int(deal["person_id"]))
+            email = email_key(_primary(_items(person.get("emails")))) if person else ""
+            won = parse_crm_time(deal.get("won_time") or deal.get("close_time") or deal.get("update_time"))
+            if not email or won is None:
+                continue
+            value = deal.get("value")
+            priced = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+            found.append(
+                CrmConversion(
+                    external_id=f"deal:{deal['id']}",
+                    email=email,
+                    converted_at=won,
+                    what="deal won",
+                    value=Decimal(str(value)).quantize(Decimal("0.01")) if priced else None,
+                    currency=(str(deal.get("currency") or "").upper() or None) if priced else None,
+                    modified_at=parse_crm_time(deal.get("update_time")),
+                )
+            )
+        return found
+
+    async def deal_pipelines(self) -> list[DealPipeline]:
+        """The live pipelines (``GET /api/v2/pipelines``) with their stages (``GET /api/v2/stages``), in order."""
+
+        def lister(path: str) -> Callable[[str | None], Awaitable[tuple[list[Any], str | None]]]:
+            async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+                params: dict[str, Any] = {"limit": self.page_size, **({"cursor": cursor} if cursor else {})}
+                data, extra = self._data(await self._call("GET", path, params=params))
+                return list(data or []), extra.get("next_cursor")
+
+            return fetch
+
+        pipelines = [p async for page, _ in paginate(lister("/api/v2/pipelines")) for p in page if isinstance(p, dict)]
+        stages = [s async for page, _ in paginate(lister("/api/v2/stages")) for s in page if isinstance(s, dict)]
+        live = [p for p in pipelines if not p.get("is_deleted")]
+        live.sort(key=lambda p: (p.get("order_nr") or 0, p.get("id") or 0))
+        return [
+            DealPipeline(
+                id=str(p["id"]),
+                name=str(p.get("name") or p["id"]),
+                stages=tuple(
+                    DealStage(id=str(s["id"]), name=str(s.get("name") or s["id"]))
+                    for s in sorted(stages, key=lambda s: (s.get("order_nr") or 0, s.get("id") or 0))
+                    if s.get("pipeline_id") == p["id"] and not s.get("is_deleted")
+                ),
+            )
+            for p in live
+        ]
+
+    async def person_deal(self, email: str, pipeline_id: str) -> str | None:
+        """A deal the person already has in the pipeline (``GET /api/v2/deals?person_id=&pipeline_id=``)."""
+        person_id = await self._search_person_id(email_key(email))
+        if person_id is None:
+            return None
+        params = {"person_id": person_id, "pipeline_id": int(pipeline_id), "limit": 1}
+        data, _ = self._data(await self._call("GET", "/api/v2/deals", params=params))
+        deals = [d for d in data or [] if isinstance(d, dict) and "id" in d]
+        return str(deals[0]["id"]) if deals else None
+
+    async def open_person_deal(
+        self, email: str, title: str, pipeline_id: str, stage_id: str, value: Decimal | None, currency: str | None
+    ) -> str | None:
+        """``POST /api/v2/deals {title, person_id, pipeline_id, stage_id[, value, currency]}`` for the person with
+        that email; ``None`` when Pipedrive has no such person yet. A lost answer is looked up, never re-sent."""
+        person_id = await self._search_person_id(email_key(email))
+        if person_id is None:
+            return None
+        body: dict[str, Any] = {
+            "title": title, "person_id": person_id, "pipeline_id": int(pipeline_id), "stage_id": int(stage_id)
+        }
+        if value is not None and currency:
+            body.update(value=float(value), currency=currency)
+        started = datetime.now(UTC)
+
+        async def find() -> dict[str, Any] | None:
+            return await self._recent_item("/api/v2/deals", person_id, started, {"title": title})
+
+        deal = await self._post_once("/api/v2/deals", body, find)
+        return str(deal["id"])
+
+
+#: Activities sent at once (Pipedrive has no batch create; the burst window allows a few in flight).
+ACTIVITIES_AT_ONCE = 5
+#: Pipedrive's subject length, and the activities read back after a lost answer.
+ACTIVITY_SUBJECT_LIMIT = 255
+ACTIVITIES_LOOKED_AT = 100
 
 
 # -- record building ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Unpack
 from urllib.parse import quote_plus
 
@@ -25,7 +25,10 @@ from crm_desktop.providers.contract import (
     CrmRecord,
     OutboundRecord,
     RecordResult,
+    TimelineEntry,
+    TimelineResult,
 )
+from crm_desktop.providers.conversions import CrmConversion
 from crm_desktop.providers.errors import (
     ConfigurationError,
     NotFoundError,
@@ -454,6 +457,69 @@ def company_from_email(email: str) -> str:
     return "-".join(part[:1].upper() + part[1:] for part in name.split("-")) or COMPANY_NOT_PROVIDED
 
 
+# -- custom fields (Tooling API) -------------------------------------------------------------------------------
+
+TOOLING_PATH = f"{DATA_PATH}/tooling"
+_CUSTOM_FIELD_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c$")
+#: Errors meaning the user may not change the org's setup.
+PERMISSION_CODES = frozenset({"INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY", "API_DISABLED_FOR_ORG"})
+#: The field types ``create_field`` takes, and the Tooling ``Metadata`` of each (Salesforce's own field types).
+TOOLING_FIELD_TYPES: dict[str, dict[str, Any]] = {
+    "text": {"type": "Text", "length": 255},
+    "string": {"type": "Text", "length": 255},
+    "url": {"type": "Url"},
+    "number": {"type": "Number", "precision": 18, "scale": 0},
+    "integer": {"type": "Number", "precision": 18, "scale": 0},
+    "decimal": {"type": "Number", "precision": 5, "scale": 2},
+    "textarea": {"type": "LongTextArea", "length": 32768, "visibleLines": 5},
+}
+
+
+def tooling_field_metadata(label: str, field_type: str) -> dict[str, Any]:
+    """The Tooling API ``Metadata`` of a new custom field: its label, type and size.
+
+    Raises:
+        RequestRejectedError: for a type Salesforce fields are not made of here.
+    """
+    kind, _, option_text = field_type.partition(":")
+    kind = kind.strip().lower()
+    if kind in {"enumeration", "picklist"}:
+        values = [part.strip() for part in option_text.split(",") if part.strip()]
+        if not values:
+            raise RequestRejectedError(
+                "Salesforce: a picklist field needs its values", category=ErrorCategory.VALIDATION
+            )
+        value_set = {
+            "restricted": True,
+            "valueSetDefinition": {
+                "sorted": False,
+                "value": [{"fullName": value, "label": value, "default": False} for value in values],
+            },
+        }
+        return {"label": label, "type": "Picklist", "valueSet": value_set}
+    if kind not in TOOLING_FIELD_TYPES:
+        raise RequestRejectedError(
+            f"Salesforce: unknown field type {field_type!r} (use one of {', '.join(TOOLING_FIELD_TYPES)}, "
+            "enumeration:A,B)",
+            category=ErrorCategory.VALIDATION,
+        )
+    return {"label": label, **TOOLING_FIELD_TYPES[kind]}
+
+
+def _field_from_metadata(api_name: str, metadata: dict[str, Any]) -> CrmField:
+    """A field just created, as describe would list it (when the user cannot see it yet)."""
+    kinds = {"Text": "string", "Url": "url", "Number": "double", "LongTextArea": "textarea", "Picklist": "picklist"}
+    values = metadata.get("valueSet", {}).get("valueSetDefinition", {}).get("value", [])
+    return CrmField(
+        name=api_name,
+        label=str(metadata.get("label") or api_name),
+        type=kinds.get(str(metadata.get("type")), "string"),
+        custom=True,
+        length=metadata.get("length"),
+        options=tuple(str(v["fullName"]) for v in values),
+    )
+
+
 # -- upsert internals ------------------------------------------------------------------------------------------
 
 
@@ -569,6 +635,8 @@ class SalesforceAdapter(AdapterBase):
         #: Decimal places of each object's number fields by lower-cased name, read with its describe.
         self._scales: dict[RecordObject, dict[str, int]] = {}
         self._note_object: str | None = None
+        #: Fields the field mapping reads besides :data:`PULL_FIELDS`, per object (see ``read_mapped_fields``).
+        self._mapped_fields: dict[RecordObject, tuple[str, ...]] = {}
 
     # -- connection and quota ------------------------------------------------------------------------------
     async def test_connection(self) -> ConnectionInfo:
@@ -640,7 +708,8 @@ class SalesforceAdapter(AdapterBase):
 
     async def _pull_fields(self, obj: RecordObject) -> list[str]:
         have = await self._field_names(obj)
-        return [have[name.lower()] for name in PULL_FIELDS[obj] if name.lower() in have]
+        wanted = dict.fromkeys(name.lower() for name in (*PULL_FIELDS[obj], *self._mapped_fields.get(obj, ())))
+        return [have[name] for name in wanted if name in have]
 
     # -- reading ---------------------------------------------------------------------------------------------
     async def _get_json(self, path: str | httpx.URL, what: str, **kwargs: Any) -> Any:
@@ -1095,6 +1164,197 @@ class SalesforceAdapter(AdapterBase):
             f"this Salesforce org offers neither Note nor Task over the REST API; the note on {sobject} {crm_id} "
             "was not saved"
         )
+
+    # -- timeline --
+    async def log_timeline(self, obj: RecordObject, entries: Sequence[TimelineEntry]) -> list[TimelineResult]:
+        """Completed Tasks on Contacts or Leads (``WhoId``), up to 200 per ``composite/sobjects`` request.
+
+        A connection lost after sending is settled by looking the Tasks up (same ``WhoId`` and ``Subject``, created
+        since the write began) before sending what is missing, so no Task is written twice.
+        """
+        results: list[TimelineResult] = []
+        for part in chunks(list(entries), COLLECTION_LIMIT):
+            results.extend(await self._log_tasks(obj, part))
+        return results
+
+    async def _log_tasks(self, obj: RecordObject, entries: list[TimelineEntry]) -> list[TimelineResult]:
+        answers: dict[int, TimelineResult] = {}
+        for index, entry in enumerate(entries):
+            if not _RECORD_ID.match(entry.crm_id):
+                answers[index] = TimelineResult(None, ErrorCategory.NOT_FOUND,
+                                                f"{entry.crm_id!r} is not a Salesforce {SOBJECTS[obj]} id")
+        started = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=TASK_LOOKUP_SLACK_SECONDS)
+
+        async def create() -> list[TimelineResult]:
+            waiting = [i for i in range(len(entries)) if i not in answers]
+            if waiting:
+                body = {"allOrNone": False, "records": [_task_record(entries[i]) for i in waiting]}
+                response = await self.http.request(
+                    "POST", f"{DATA_PATH}/composite/sobjects", idempotent=False, json=body
+                )
+                if response.status_code >= 300:
+                    category, message = describe_record_errors(salesforce_errors(response))
+                    raise RequestRejectedError(f"Salesforce refused the Tasks: {message}",
+                                               status=response.status_code, category=category)
+                answer = json_or_none(response)
+                if not isinstance(answer, list) or len(answer) != len(waiting):
+                    raise TransientError("Salesforce's answer did not list one result per Task")
+                for index, item in zip(waiting, answer, strict=True):
+                    if isinstance(item, dict) and item.get("success") and item.get("id"):
+                        answers[index] = TimelineResult(str(item["id"]))
+                        continue
+                    errors = item.get("errors", []) if isinstance(item, dict) else []
+                    category, message = describe_record_errors([e for e in errors if isinstance(e, dict)])
+                    answers[index] = TimelineResult(
+                        None, category, f"Task on {SOBJECTS[obj]} {entries[index].crm_id}: {message}"
+                    )
+            return [answers[i] for i in range(len(entries))]
+
+        async def reconcile() -> list[TimelineResult] | None:
+            waiting = [i for i in range(len(entries)) if i not in answers]
+            who = ", ".join(sorted({soql_quote(entries[i].crm_id) for i in waiting}))
+            rows = await self._query_all(
+                f"SELECT Id, WhoId, Subject FROM Task WHERE WhoId IN ({who}) "
+                f"AND CreatedDate >= {started.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            )
+            landed: dict[tuple[str, str], list[str]] = {}
+            for row in rows:
+                landed.setdefault((str(row.get("WhoId"))[:15], str(row.get("Subject"))), []).append(str(row["Id"]))
+            for index in waiting:
+                entry = entries[index]
+                ids = landed.get((entry.crm_id[:15], _short(entry.subject, TASK_SUBJECT_LIMIT)))
+                if ids:
+                    answers[index] = TimelineResult(ids.pop(0))
+            return [answers[i] for i in range(len(entries))] if len(answers) == len(entries) else None
+
+        return await write_or_reconcile(create, reconcile, what=f"Salesforce Tasks on {len(entries)} records")
+
+    # -- conversions and deals --
+    async def conversions_since(self, since: datetime | None) -> list[CrmConversion]:
+        """Converted Leads (``IsConverted = true``) changed after ``since``: one conversion per Lead.
+
+        ``ConvertedDate`` is a date; a converted Lead is read-only, so its ``SystemModstamp`` is the moment of the
+        conversion when it falls on that date (else the end of that day, UTC). A Lead conversion carries no amount
+        (that is on the Opportunity it may have made), so the value is left empty.
+        """
+        where = "IsConverted = true"
+        if since is not None:
+            where += f" AND SystemModstamp > {utc_millis(since)}"
+        rows = await self._query_all(
+            f"SELECT Id, Email, ConvertedDate, SystemModstamp FROM Lead WHERE {where} ORDER BY SystemModstamp, Id"
+        )
+        found: list[CrmConversion] = []
+        for row in rows:
+            email = email_key(row.get("Email"))
+            day = str(row.get("ConvertedDate") or "")
+            if not email or not day:
+                continue
+            try:
+                converted_on = date.fromisoformat(day[:10])
+            except ValueError:
+                continue
+            modified = parse_crm_time(row.get("SystemModstamp"))
+            moment = (
+                modified
+                if modified is not None and modified.astimezone(UTC).date() == converted_on
+                else datetime(converted_on.year, converted_on.month, converted_on.day, 23, 59, 59, tzinfo=UTC)
+            )
+            found.append(
+                CrmConversion(
+                    external_id=f"lead:{str(row.get('Id'))[:15]}",
+                    email=email,
+                    converted_at=moment,
+                    what="lead converted",
+                    modified_at=modified,
+                )
+            )
+        return found
+
+
+#: Salesforce's Task Subject and Description lengths.
+TASK_SUBJECT_LIMIT = 255
+TASK_DESCRIPTION_LIMIT = 32_000
+#: How far before a write the look-up after a lost answer reaches (clock skew between this machine and the org).
+TASK_LOOKUP_SLACK_SECONDS = 300
+
+
+def _task_record(entry: TimelineEntry) -> dict[str, Any]:
+    """A completed Task for one interaction: WhoId, Subject, ActivityDate, Status, Description."""
+    return {
+        "attributes": {"type": "Task"},
+        "WhoId": entry.crm_id,
+        "Subject": _short(entry.subject, TASK_SUBJECT_LIMIT),
+        "ActivityDate": entry.occurred_at.astimezone(UTC).date().isoformat(),
+        "Status": "Completed",
+        "Description": entry.body[:TASK_DESCRIPTION_LIMIT],
+    }
+
+    # -- custom fields ---------------------------------------------------------------------------------------
+    def read_mapped_fields(self, obj: RecordObject, names: Sequence[str]) -> None:
+        """Read these fields too (those the org has) in every later find, get and pull: the mapped ones."""
+        self._mapped_fields[obj] = tuple(check_field_names([n for n in names if _FIELD_NAME.match(n)]))
+
+    async def create_field(self, obj: RecordObject, name: str, label: str, field_type: str) -> CrmField:
+        """Create a custom field with the Tooling API (``POST /tooling/sobjects/CustomField``).
+
+        ``name`` is the API name (``twitter_username__c``; the ``__c`` is added when missing); ``field_type`` one
+        of :data:`TOOLING_FIELD_TYPES`, an enumeration listing its values after a colon
+        (``enumeration:positive,neutral``). A field that exists already (``DUPLICATE_DEVELOPER_NAME``) is returned
+        as the org describes it. Salesforce grants a new field to no profile: until an admin grants field-level
+        security, the integration user may not see it (the caller checks with :meth:`list_fields`).
+
+        Raises:
+            RequestRejectedError: an unknown type or name, or Salesforce refused (category ``auth`` when the user
+                lacks the permission to customize the org).
+        """
+        api_name = name if name.endswith("__c") else f"{name}__c"
+        if not _CUSTOM_FIELD_NAME.match(api_name):
+            raise RequestRejectedError(
+                f"Salesforce: {api_name!r} is not a custom field API name (letters, digits and single underscores, "
+                "starting with a letter, ending in __c)",
+                category=ErrorCategory.VALIDATION,
+            )
+        metadata = tooling_field_metadata(label or api_name.removesuffix("__c"), field_type)
+        sobject = SOBJECTS[obj]
+        body = {"FullName": f"{sobject}.{api_name}", "Metadata": metadata}
+
+        async def create() -> CrmField:
+            response = await self.http.request(
+                "POST", f"{TOOLING_PATH}/sobjects/CustomField", idempotent=False, json=body
+            )
+            if response.status_code < 300:
+                return await self._described_field(obj, api_name) or _field_from_metadata(api_name, metadata)
+            errors = salesforce_errors(response)
+            code = _first_code(errors)
+            if code == "DUPLICATE_DEVELOPER_NAME":
+                existing = await self._described_field(obj, api_name)
+                if existing is not None:
+                    return existing
+                return _field_from_metadata(api_name, metadata)
+            message = _short(" ".join(str(e.get("message") or "") for e in errors)) or str(response.status_code)
+            if code in PERMISSION_CODES or response.status_code == 403:
+                raise RequestRejectedError(
+                    f"Salesforce: no permission to create {sobject}.{api_name} ({code or response.status_code}): "
+                    "the integration user needs the 'Customize Application' permission",
+                    status=response.status_code,
+                    category=ErrorCategory.AUTH,
+                    code=code,
+                )
+            raise RequestRejectedError(
+                f"Salesforce refused to create {sobject}.{api_name}: {message} ({code or response.status_code})",
+                status=response.status_code,
+                category=ErrorCategory.VALIDATION,
+                code=code,
+            )
+
+        async def find() -> CrmField | None:
+            return await self._described_field(obj, api_name)
+
+        return await write_or_reconcile(create, find, what=f"Salesforce: creating {sobject}.{api_name}")
+
+    async def _described_field(self, obj: RecordObject, api_name: str) -> CrmField | None:
+        """The field as a fresh describe of ``obj`` shows it to the integration user, or ``None``."""
+        return next((f for f in await self.list_fields(obj) if f.name.lower() == api_name.lower()), None)
 
 
 async def _abandon(task: asyncio.Future[Any] | None) -> None:
