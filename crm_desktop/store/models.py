@@ -554,3 +554,56 @@ class SyncLockRow(Base):
     run_id: Mapped[int | None] = mapped_column()
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncAttemptMetricsRow(Base):
+    """The figures of one sync attempt: a run, or an attempt refused before its run began (CRM unreachable).
+
+    The Sync Monitor's health line reads the newest attempt of each integration (why it failed, the quota the CRM
+    reported last); the hourly table below holds the same figures summed for the charts.
+    """
+
+    __tablename__ = "sync_attempt_metrics"
+    __table_args__ = (Index("ix_sync_attempt_metrics_integration_at", "integration_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    #: No run when the attempt stopped before the run was recorded.
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[SyncRunStatus] = mapped_column(str_enum(SyncRunStatus, "attempt_status"))
+    #: Why the attempt as a whole failed or stopped early (``None`` when it ran to the end).
+    error_category: Mapped[ErrorCategory | None] = mapped_column(str_enum(ErrorCategory, "attempt_error_category"))
+    message: Mapped[str | None] = mapped_column(Text)
+    contacts_synced: Mapped[int] = mapped_column(default=0)
+    leads_synced: Mapped[int] = mapped_column(default=0)
+    records_failed: Mapped[int] = mapped_column(default=0)
+    api_calls: Mapped[int] = mapped_column(default=0)
+    api_errors: Mapped[int] = mapped_column(default=0)
+    quota_limit: Mapped[int | None] = mapped_column()
+    quota_remaining: Mapped[int | None] = mapped_column()
+
+
+class SyncHourlyMetricsRow(Base):
+    """One integration's sync figures summed over one hour (UTC), for the Sync Monitor's charts."""
+
+    __tablename__ = "sync_hourly_metrics"
+    __table_args__ = (UniqueConstraint("integration_id", "hour", name="integration_hour"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    #: The hour's start.
+    hour: Mapped[datetime] = mapped_column(index=True)
+    runs: Mapped[int] = mapped_column(default=0)
+    runs_succeeded: Mapped[int] = mapped_column(default=0)
+    contacts_synced: Mapped[int] = mapped_column(default=0)
+    leads_synced: Mapped[int] = mapped_column(default=0)
+    records_failed: Mapped[int] = mapped_column(default=0)
+    api_calls: Mapped[int] = mapped_column(default=0)
+    api_errors: Mapped[int] = mapped_column(default=0)
+    #: Social event -> CRM delivery latency, summed, and how many events it sums.
+    latency_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_events: Mapped[int] = mapped_column(default=0)
+    #: The most of the daily API quota seen used in the hour, and the quota then.
+    quota_used: Mapped[int | None] = mapped_column()
+    quota_limit: Mapped[int | None] = mapped_column()

@@ -48,9 +48,11 @@ STORE_TABLES = {
     "campaigns",
     "conversions",
     "workspace_settings",
+    "sync_attempt_metrics",
+    "sync_hourly_metrics",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0006"
+SHIPPED_HEAD = "0007"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
