@@ -168,7 +168,9 @@ def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
     detail = ""
     if holder is not None:
         owner, run_id = holder
-        detail = f" (process {owner}" + (f", run {run_id}" if run_id else "") + ")"
+        machine, _, pid = owner.rpartition(":")
+        where = f"on {machine}, process {pid}" if machine else f"process {owner}"
+        detail = f" ({where}" + (f", run {run_id}" if run_id else "") + ")"
     return f"{exc}{detail}; try again when it has finished"
 
 

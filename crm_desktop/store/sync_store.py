@@ -146,14 +146,25 @@ def _table(row_class: type[Any]) -> Table:
     return cast(Table, row_class.__table__)
 
 
+#: Names this desktop in the team's sync locks ("already running on <name>"); the host name when unset. Two
+#: machines that share a database but not a host name (cloned VMs, containers) set it to tell themselves apart.
+MACHINE_NAME_ENV = "CRM_DESKTOP_MACHINE_NAME"
+
+
+def machine_name() -> str:
+    """This desktop's name in the team: ``CRM_DESKTOP_MACHINE_NAME`` or else the host name."""
+    return os.environ.get(MACHINE_NAME_ENV, "").strip() or socket.gethostname()
+
+
 def lock_owner() -> str:
-    """This process's lock owner id: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's lock owner id: machine name and pid."""
+    return f"{machine_name()}:{os.getpid()}"
 
 
 def _owner_is_dead(owner: str) -> bool:
+    # Only a process of this machine can be looked for; another desktop's lock goes stale by its heartbeat alone.
     host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != machine_name() or not pid_text.isdigit():
         return False
     try:
         os.kill(int(pid_text), 0)
