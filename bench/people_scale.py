@@ -6,9 +6,12 @@ Core inserts into the store's tables, because the validated import would spend m
 exist; the panel then reads them through the same service and model the app uses.
 
 - open: from creating the panel to its first page painted (the count and the first keyset page).
-- scroll to the end: the view is scrolled to the bottom again and again, as a user dragging the scroll bar down
-  would; each step lets the model fetch one more page (``fetchMore``) and repaints. A step's wall time is a stall
-  of the event loop. Also: the filter typed on the full table, and a sort by name (no index: a full scan).
+- drag to the end: the scroll bar dragged from the top to the bottom in ``--drag-steps`` even moves, as a user
+  dragging it does; each move repaints the rows now in view, reading the pages they fall on. A step's wall time is
+  a stall of the event loop.
+- page down: ``--page-steps`` presses of Page Down from the top (each page read next to the last one).
+- jump to the end: the view scrolled from the top straight to the bottom (what Ctrl+End does).
+- Also: the filter typed on the full table, a sort by name (no index: a full scan), and after it a jump to the end.
 
 Run from the repository root (Qt offscreen)::
 
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QAbstractSlider, QApplication
 from sqlalchemy import insert
 
 from crm_desktop.app.people import PeopleService
@@ -70,7 +73,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def run(count: int, directory: Path, max_steps: int | None) -> dict[str, Any]:
+def run(count: int, directory: Path, drag_steps: int, page_steps: int) -> dict[str, Any]:
     app = QApplication.instance() or QApplication([])
     workspace = Workspace.open(directory / "workspace")
     try:
@@ -84,15 +87,33 @@ def run(count: int, directory: Path, max_steps: int | None) -> dict[str, Any]:
         open_ms = (time.perf_counter() - started) * 1000
         assert panel.model.total == count, (panel.model.total, count)
 
-        steps: list[float] = []
-        scroll_started = time.perf_counter()
-        while panel.model.canFetchMore() and (max_steps is None or len(steps) < max_steps):
-            step = time.perf_counter()
-            panel.table.scrollToBottom()
+        bar = panel.table.verticalScrollBar()
+        drag: list[float] = []
+        for step in range(1, drag_steps + 1):
+            started = time.perf_counter()
+            bar.setValue(bar.maximum() * step // drag_steps)
             app.processEvents()
-            steps.append((time.perf_counter() - step) * 1000)
-        scroll_seconds = time.perf_counter() - scroll_started
-        rows_loaded = panel.model.rowCount()
+            drag.append((time.perf_counter() - started) * 1000)
+        at_end = panel.model.line(count - 1)
+        last_shown = panel.table.model().data(panel.table.model().index(count - 1, PersonColumn.EMAIL))
+        assert at_end is not None and last_shown == f"person{count - 1:07d}@example.com", last_shown
+
+        bar.setValue(0)
+        app.processEvents()
+        page_down: list[float] = []
+        panel.table.setFocus()
+        for _ in range(page_steps):
+            started = time.perf_counter()
+            bar.triggerAction(QAbstractSlider.SliderAction.SliderPageStepAdd)
+            app.processEvents()
+            page_down.append((time.perf_counter() - started) * 1000)
+        bar.setValue(0)
+        app.processEvents()
+        started = time.perf_counter()
+        panel.table.scrollToBottom()
+        app.processEvents()
+        jump_ms = (time.perf_counter() - started) * 1000
+        pages_held = panel.model.pages_held
 
         started = time.perf_counter()
         panel.filter_edit.setText("person00001")
@@ -106,6 +127,10 @@ def run(count: int, directory: Path, max_steps: int | None) -> dict[str, Any]:
         panel.model.sort(PersonColumn.NAME, Qt.SortOrder.AscendingOrder)
         app.processEvents()
         sort_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        panel.table.scrollToBottom()
+        app.processEvents()
+        sorted_jump_ms = (time.perf_counter() - started) * 1000
         panel.close()
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
@@ -114,16 +139,20 @@ def run(count: int, directory: Path, max_steps: int | None) -> dict[str, Any]:
         "contacts": count,
         "fill_seconds": round(fill_seconds, 1),
         "open_ms": round(open_ms, 1),
-        "scroll_steps": len(steps),
-        "rows_loaded": rows_loaded,
-        "scroll_seconds": round(scroll_seconds, 1),
-        "step_ms_p50": round(statistics.median(steps), 2) if steps else None,
-        "step_ms_p99": round(percentile(steps, 0.99), 2) if steps else None,
-        "step_ms_max": round(max(steps), 2) if steps else None,
-        "steps_over_100ms": sum(1 for s in steps if s > 100),
+        "drag_steps": len(drag),
+        "drag_step_ms_p50": round(statistics.median(drag), 2),
+        "drag_step_ms_p99": round(percentile(drag, 0.99), 2),
+        "drag_step_ms_max": round(max(drag), 2),
+        "page_down_steps": len(page_down),
+        "page_down_ms_p50": round(statistics.median(page_down), 2) if page_down else None,
+        "page_down_ms_max": round(max(page_down), 2) if page_down else None,
+        "jump_to_end_ms": round(jump_ms, 1),
+        "steps_over_100ms": sum(1 for s in drag + page_down + [jump_ms] if s > 100),
+        "pages_held": pages_held,
         "filter_ms": round(filter_ms, 1),
         "filter_matches": filtered,
         "sort_by_name_ms": round(sort_ms, 1),
+        "sorted_by_name_jump_to_end_ms": round(sorted_jump_ms, 1),
         "peak_rss_mb": round(peak_rss_mb),
         "python": platform.python_version(),
         "load_average": os.getloadavg()[0],
@@ -133,10 +162,11 @@ def run(count: int, directory: Path, max_steps: int | None) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000, help="contacts in the store")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop scrolling after this many pages")
+    parser.add_argument("--drag-steps", type=int, default=1000, help="moves of the scroll bar from top to bottom")
+    parser.add_argument("--page-steps", type=int, default=1000, help="Page Down presses from the top")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        print(json.dumps(run(args.count, Path(directory), args.max_steps), indent=2))
+        print(json.dumps(run(args.count, Path(directory), args.drag_steps, args.page_steps), indent=2))
 
 
 if __name__ == "__main__":

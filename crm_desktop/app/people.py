@@ -105,9 +105,17 @@ class PeopleService:
         self._social = social
         self._sync = sync
 
-    def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200) -> list[PersonLine]:
+    def page(
+        self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *, inclusive: bool = False
+    ) -> list[PersonLine]:
         """The next page of people matching ``query`` (see :meth:`PeopleStore.page`)."""
-        return self.store.page(query, after, limit)
+        return self.store.page(query, after, limit, inclusive=inclusive)
+
+    def keyset_at(
+        self, query: PeopleQuery, offset: int, anchor: Keyset | None = None, *, backwards: bool = False
+    ) -> Keyset | None:
+        """Where a page ``offset`` rows from ``anchor`` starts (see :meth:`PeopleStore.keyset_at`)."""
+        return self.store.keyset_at(query, offset, anchor, backwards=backwards)
 
     def count(self, query: PeopleQuery) -> int:
         """How many people match ``query``."""

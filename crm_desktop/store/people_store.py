@@ -273,8 +273,11 @@ class PeopleStore:
                 )
         return statement
 
-    def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200) -> list[PersonLine]:
-        """The next ``limit`` people of ``query`` after the keyset ``after`` (the first page when ``None``)."""
+    def page(
+        self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *, inclusive: bool = False
+    ) -> list[PersonLine]:
+        """The next ``limit`` people of ``query`` after the keyset ``after`` (the first page when ``None``);
+        ``inclusive`` starts at the row of that keyset itself."""
         lead = query.obj is RecordObject.LEAD
         row: Any = LeadRow if lead else ContactRow
         sort = self._sort_column(query)
@@ -285,11 +288,8 @@ class PeopleStore:
         )
         statement = self._filtered(query, statement)
         if after is not None:
-            key = tuple_(sort, row.id)
-            bound = tuple_(literal(after[0]), literal(after[1]))
-            statement = statement.where(key < bound if query.descending else key > bound)
-        order = (sort.desc(), row.id.desc()) if query.descending else (sort.asc(), row.id.asc())
-        statement = statement.order_by(*order).limit(limit)
+            statement = statement.where(self._beyond(query, after, backwards=False, inclusive=inclusive))
+        statement = statement.order_by(*self._order(query, backwards=False)).limit(limit)
         with self._db.session() as session:
             rows = session.execute(statement).all()
             if lead:
@@ -308,6 +308,40 @@ class PeopleStore:
             )
             for r in rows
         ]
+
+    def _beyond(self, query: PeopleQuery, key: Keyset, *, backwards: bool, inclusive: bool) -> ColumnElement[bool]:
+        """Rows after ``key`` in the query's order (before it when ``backwards``)."""
+        row: Any = LeadRow if query.obj is RecordObject.LEAD else ContactRow
+        columns = tuple_(self._sort_column(query), row.id)
+        bound = tuple_(literal(key[0]), literal(key[1]))
+        if query.descending != backwards:
+            return columns <= bound if inclusive else columns < bound
+        return columns >= bound if inclusive else columns > bound
+
+    def _order(self, query: PeopleQuery, *, backwards: bool) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        row: Any = LeadRow if query.obj is RecordObject.LEAD else ContactRow
+        sort = self._sort_column(query)
+        if query.descending != backwards:
+            return sort.desc(), row.id.desc()
+        return sort.asc(), row.id.asc()
+
+    def keyset_at(
+        self, query: PeopleQuery, offset: int, anchor: Keyset | None = None, *, backwards: bool = False
+    ) -> Keyset | None:
+        """The keyset of the row ``offset`` rows from ``anchor``, so a page can start anywhere without reading the
+        rows before it: forwards from the anchor's own row (from the first row when ``None``), or backwards from
+        the row before the anchor (from the last row when ``None``). ``None`` when there is no such row.
+
+        Only the sort value and id are read, so on an indexed sort SQLite steps through the index alone.
+        """
+        row: Any = LeadRow if query.obj is RecordObject.LEAD else ContactRow
+        statement = self._filtered(query, select(self._sort_column(query), row.id))
+        if anchor is not None:
+            statement = statement.where(self._beyond(query, anchor, backwards=backwards, inclusive=not backwards))
+        statement = statement.order_by(*self._order(query, backwards=backwards)).offset(max(offset, 0)).limit(1)
+        with self._db.session() as session:
+            found = session.execute(statement).first()
+        return (found[0], int(found[1])) if found is not None else None
 
     @staticmethod
     def _profile_platforms(session: Session, contact_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:

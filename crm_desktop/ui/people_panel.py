@@ -365,7 +365,7 @@ class PeoplePanel(QWidget):
         sync_filters.addWidget(self.state_combo)
         sync_filters.addStretch(1)
 
-        self.model = PeopleTableModel(service.page, service.count, PeopleQuery(), self)
+        self.model = PeopleTableModel(service, PeopleQuery(), self)
         self.table = QTableView()
         self.table.setAccessibleName("People list")
         self.table.setModel(self.model)

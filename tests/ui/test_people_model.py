@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QTableView
 from pytestqt.qtbot import QtBot
 
@@ -36,35 +36,68 @@ def service(workspace: Workspace) -> PeopleService:
     return PeopleService(workspace.database, workspace.social, workspace.sync)
 
 
-class CountingLoader:
-    """Wraps the service's page reads to record each call's keyset and size."""
+class CountingReader:
+    """The service's reads, recording each page read (keyset, size, inclusive) and each keyset seek (offset)."""
 
     def __init__(self, service: PeopleService) -> None:
         self.service = service
-        self.calls: list[tuple[Keyset | None, int]] = []
+        self.pages: list[tuple[Keyset | None, int, bool]] = []
+        self.seeks: list[tuple[int, bool]] = []
 
-    def __call__(self, query: PeopleQuery, after: Keyset | None, limit: int) -> Sequence[PersonLine]:
-        self.calls.append((after, limit))
-        return self.service.page(query, after, limit)
+    def count(self, query: PeopleQuery) -> int:
+        return self.service.count(query)
+
+    def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *,
+             inclusive: bool = False) -> Sequence[PersonLine]:
+        self.pages.append((after, limit, inclusive))
+        return self.service.page(query, after, limit, inclusive=inclusive)
+
+    def keyset_at(self, query: PeopleQuery, offset: int, anchor: Keyset | None = None, *,
+                  backwards: bool = False) -> Keyset | None:
+        self.seeks.append((offset, backwards))
+        return self.service.keyset_at(query, offset, anchor, backwards=backwards)
 
 
-def test_fetch_more_reads_one_page_at_a_time(service: PeopleService) -> None:
-    loader = CountingLoader(service)
-    model = PeopleTableModel(loader, service.count, page_size=50)
+def email_at(model: PeopleTableModel, row: int) -> str:
+    return str(model.data(model.index(row, PersonColumn.EMAIL)))
+
+
+def test_the_row_count_is_the_count_and_pages_are_read_when_shown(service: PeopleService) -> None:
+    reader = CountingReader(service)
+    model = PeopleTableModel(reader, page_size=50)
     model.reload()
-    assert model.total == 1000
-    assert model.rowCount() == 50
-    assert model.canFetchMore(QModelIndex())
-    model.fetchMore(QModelIndex())
-    assert model.rowCount() == 100
-    assert loader.calls == [(None, 50), (("p0050@example.com", 50), 50)]
-    emails = [model.data(model.index(row, PersonColumn.EMAIL)) for row in range(model.rowCount())]
-    assert emails == [f"p{number:04d}@example.com" for number in range(1, 101)]
+    assert model.total == model.rowCount() == 1000
+    assert reader.pages == [(None, 50, False)]
+    assert email_at(model, 49) == "p0050@example.com"
+    assert email_at(model, 50) == "p0051@example.com"
+    assert reader.pages[-1] == (("p0050@example.com", 50), 50, False), "the next page starts after the last keyset"
+    assert model.pages_loaded == 2
+
+
+def test_a_far_page_is_found_from_the_nearest_end_without_reading_the_rows_before(service: PeopleService) -> None:
+    reader = CountingReader(service)
+    model = PeopleTableModel(reader, page_size=50)
+    model.reload()
+    assert email_at(model, 999) == "p1000@example.com"
+    assert reader.seeks == [(49, True)], "the last page is seeked backwards from the end: 49 rows, not 950"
+    assert email_at(model, 950) == "p0951@example.com"
+    assert email_at(model, 700) == "p0701@example.com"
+    assert reader.seeks[-1] == (249, True), "from the nearest known page start (row 950), backwards"
+    assert model.pages_loaded == 3
+
+
+def test_only_a_bounded_number_of_pages_is_held(service: PeopleService) -> None:
+    model = PeopleTableModel(CountingReader(service), page_size=10, pages_kept=5)
+    model.reload()
+    emails = [email_at(model, row) for row in range(1000)]
+    assert emails == [f"p{number:04d}@example.com" for number in range(1, 1001)]
+    assert model.pages_held == 5
+    assert email_at(model, 3) == "p0004@example.com", "a dropped page is read again"
 
 
 def test_a_view_reads_only_the_pages_it_shows(qtbot: QtBot, qapp: QApplication, service: PeopleService) -> None:
-    loader = CountingLoader(service)
-    model = PeopleTableModel(loader, service.count, page_size=100)
+    reader = CountingReader(service)
+    model = PeopleTableModel(reader, page_size=100)
     view = QTableView()
     qtbot.addWidget(view)
     view.setModel(model)
@@ -73,40 +106,38 @@ def test_a_view_reads_only_the_pages_it_shows(qtbot: QtBot, qapp: QApplication, 
     qtbot.waitExposed(view)
     model.reload()
     QApplication.processEvents()
-    assert model.rowCount() < model.total, "the view must not make the model read every row"
-    before = len(loader.calls)
+    assert model.rowCount() == 1000
+    assert model.pages_loaded == 1
     view.scrollToBottom()
     QApplication.processEvents()
-    assert len(loader.calls) == before + 1, "scrolling to the bottom reads exactly one more page"
-    assert model.rowCount() == 100 * len(loader.calls) < 1000
-
-
-def test_the_last_page_ends_the_fetching(service: PeopleService) -> None:
-    model = PeopleTableModel(service.page, service.count, page_size=400)
-    model.reload()
-    model.fetchMore(QModelIndex())
-    model.fetchMore(QModelIndex())
-    assert model.rowCount() == 1000
-    assert not model.canFetchMore(QModelIndex())
+    assert model.pages_loaded == 2, "jumping to the bottom reads the last page only"
+    assert reader.seeks == [(99, True)]
+    assert view.model().data(view.indexAt(view.viewport().rect().bottomLeft() + QPoint(5, -5))) is not None
 
 
 @pytest.mark.parametrize("descending", [False, True])
-def test_sorting_is_done_in_sql_across_pages(service: PeopleService, descending: bool) -> None:
-    model = PeopleTableModel(service.page, service.count, page_size=64)
+@pytest.mark.parametrize("sort_column", [PersonColumn.COMPANY, PersonColumn.EMAIL, PersonColumn.NAME])
+def test_sorting_is_done_in_sql_across_pages(
+    service: PeopleService, descending: bool, sort_column: PersonColumn
+) -> None:
+    model = PeopleTableModel(service, page_size=64)
     model.reload()
     order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
-    model.sort(PersonColumn.COMPANY, order)
-    assert model.query.sort is PeopleColumn.COMPANY and model.query.descending is descending
-    while model.canFetchMore(QModelIndex()):
-        model.fetchMore(QModelIndex())
-    rows = [model.line(row) for row in range(model.rowCount())]
-    keys = [(line.company, line.id) for line in rows if line is not None]
-    assert len(keys) == 1000 and len({key[1] for key in keys}) == 1000, "no row lost or repeated at page edges"
+    model.sort(sort_column, order)
+    assert model.query.descending is descending
+    # Read the pages out of order (end, middle, start) as a dragged scroll bar does.
+    rows = [model.line(row) for row in [*range(999, 499, -1), *range(0, 500)]]
+    by_row = dict(zip([*range(999, 499, -1), *range(0, 500)], rows, strict=True))
+    ordered = [by_row[row] for row in range(1000)]
+    assert all(line is not None for line in ordered)
+    ids = [line.id for line in ordered if line is not None]
+    assert len(set(ids)) == 1000, "no row lost or repeated at page edges"
+    keys = [(line.sort_key, line.id) for line in ordered if line is not None]
     assert keys == sorted(keys, reverse=descending)
 
 
 def test_filters_run_in_sql(service: PeopleService) -> None:
-    model = PeopleTableModel(service.page, service.count, page_size=50)
+    model = PeopleTableModel(service, page_size=50)
     model.set_query(PeopleQuery(text="NAME3 test"))
     assert model.total == len([n for n in range(1, 1001) if n % 7 == 3])
     model.set_query(PeopleQuery(platform=SocialPlatform.INSTAGRAM))
