@@ -24,6 +24,7 @@ from crm_desktop.cli.common import (
     json_flag,
     open_workspace,
 )
+from crm_desktop.cli.listing import add_list_command
 from crm_desktop.domain.models import normalise_email
 from crm_desktop.domain.outcomes import RecordObject
 
@@ -194,7 +195,7 @@ def cmd_leads_import(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Register ``contacts`` and ``leads`` and their actions."""
     for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
-        group = commands.add_parser(noun, help=f"import, push and fetch {noun}")
+        group = commands.add_parser(noun, help=f"list, import, push and fetch {noun}")
         group_commands = group.add_subparsers(title=f"{noun} commands", metavar="ACTION", required=True,
                                               parser_class=Parser)
         push = group_commands.add_parser(
@@ -228,3 +229,4 @@ def add_commands(commands: Any) -> None:
                              help="an empty cell erases the stored value (default: it leaves it as it is)")
         json_flag(imports)
         imports.set_defaults(handler=cmd_contacts_import if noun == "contacts" else cmd_leads_import)
+        add_list_command(group_commands, noun)

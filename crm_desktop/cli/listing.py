@@ -1,0 +1,107 @@
+"""``crm-desktop contacts|leads list``: the store's people, filtered and paged, so a script sees what a run left."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
+from crm_desktop.cli.common import CommandError, ExitCode, closing, emit, json_flag, open_workspace
+from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.outcomes import RecordObject
+
+#: How many people ``list`` prints when ``--limit`` is not given.
+DEFAULT_LIMIT = 50
+#: The most one call lists; larger exports page with ``--after``.
+MAX_LIMIT = 10_000
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number is needed, not {text!r}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"from 1 to {MAX_LIMIT:,}, not {value}")
+    return value
+
+
+def _line_json(line: PersonLine) -> dict[str, Any]:
+    return {
+        "id": line.id, "email": line.email, "firstName": line.first_name, "lastName": line.last_name,
+        "company": line.company, "engagementScore": line.score, "platforms": list(line.platforms),
+        "updatedAt": line.updated_at.isoformat(),
+    }
+
+
+def _line_text(line: PersonLine) -> str:
+    score = "-" if line.score is None else f"{line.score:.0f}"
+    parts = [f"{line.id:>7}", line.email, line.name or "-", line.company or "-", f"score {score}"]
+    if line.platforms:
+        parts.append(",".join(line.platforms))
+    return "  ".join(parts)
+
+
+def _query(args: argparse.Namespace, obj: RecordObject, workspace: Any) -> PeopleQuery:
+    integration_id = None
+    if args.integration:
+        integration = workspace.integrations.get(args.integration)  # NotFoundError names the missing one
+        integration_id = integration.id
+    elif args.state:
+        raise CommandError("--state needs --integration NAME: a record's sync state is per integration")
+    return PeopleQuery(
+        obj=obj, text=args.filter or "", platform=SocialPlatform(args.platform) if args.platform else None,
+        campaign=args.campaign, score_min=args.min_score, score_max=args.max_score, integration_id=integration_id,
+        sync_state=SyncState(args.state) if args.state else None, sort=PeopleColumn(args.sort),
+        descending=args.descending,
+    )
+
+
+def _list(args: argparse.Namespace, obj: RecordObject) -> int:
+    with closing(open_workspace(args)) as workspace:
+        people = PeopleService(workspace.database, workspace.social, workspace.sync)
+        query = _query(args, obj, workspace)
+        total = people.count(query)
+        lines = people.page(query, None, args.limit)
+    shown = len(lines)
+    noun = obj.value if shown == 1 else f"{obj.value}s"
+    more = f" (first {shown} of {total:,}; raise --limit to see more)" if total > shown else ""
+    text = "\n".join([*map(_line_text, lines), f"{shown:,} {noun}{more}"])
+    emit(args, {"total": total, "shown": shown, "people": [_line_json(line) for line in lines]}, text)
+    return ExitCode.OK
+
+
+def cmd_contacts_list(args: argparse.Namespace) -> int:
+    """List the store's contacts."""
+    return _list(args, RecordObject.CONTACT)
+
+
+def cmd_leads_list(args: argparse.Namespace) -> int:
+    """List the store's leads."""
+    return _list(args, RecordObject.LEAD)
+
+
+def add_list_command(group_commands: Any, noun: str) -> None:
+    """Register ``contacts list`` or ``leads list`` in the group's subcommands."""
+    listing = group_commands.add_parser(
+        "list",
+        help=f"list the {noun} in the local store",
+        description=f"List the {noun} in the local store (what imports and syncs left there), sorted by email "
+        "unless --sort says otherwise. Filters combine.",
+    )
+    listing.add_argument("--filter", metavar="TEXT", help="text found in the name, email or company (any case)")
+    listing.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N",
+                         help=f"how many to list (default {DEFAULT_LIMIT}, at most {MAX_LIMIT:,})")
+    listing.add_argument("--platform", type=str.lower, choices=[p.value for p in SocialPlatform],
+                         help="only people with a profile on this platform")
+    listing.add_argument("--campaign", metavar="NAME", help="only people with a touchpoint of this campaign")
+    listing.add_argument("--min-score", type=float, metavar="N", help="engagement score at least N (0-100)")
+    listing.add_argument("--max-score", type=float, metavar="N", help="engagement score at most N (0-100)")
+    listing.add_argument("--integration", metavar="NAME", help="with --state: the integration the state is in")
+    listing.add_argument("--state", type=str.lower, choices=[s.value for s in SyncState],
+                         help="only records in this state in --integration")
+    listing.add_argument("--sort", type=str.lower, choices=[c.value for c in PeopleColumn],
+                         default=PeopleColumn.EMAIL.value, help="the column to sort by (default: email)")
+    listing.add_argument("--descending", action="store_true", help="reverse the order")
+    json_flag(listing)
+    listing.set_defaults(handler=cmd_contacts_list if noun == "contacts" else cmd_leads_list)

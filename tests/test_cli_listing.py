@@ -1,0 +1,88 @@
+"""``contacts list`` / ``leads list``: what an import or a sync left in the store, filtered, sorted and limited."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.cli import ExitCode
+from tests.support.cli_runs import run, run_json
+
+CONTACTS = (
+    "email,firstName,lastName,company,twitter_username,twitter_followers\n"
+    "ann@example.com,Ann,Lee,Acme,annlee,1200\n"
+    "bob@example.com,Bob,Ray,Globex,,\n"
+    "cat@example.com,Cat,Ng,Acme Labs,,\n"
+)
+LEADS = "email,firstName,lastName,company,source\ndan@example.com,Dan,Ito,Initech,twitter\n"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    directory = tmp_path / "D"
+    (tmp_path / "contacts.csv").write_text(CONTACTS, encoding="utf-8")
+    (tmp_path / "leads.csv").write_text(LEADS, encoding="utf-8")
+    assert run(directory, ["contacts", "import", str(tmp_path / "contacts.csv")], capsys)[0] == ExitCode.OK
+    assert run(directory, ["leads", "import", str(tmp_path / "leads.csv")], capsys)[0] == ExitCode.OK
+    return directory
+
+
+def test_contacts_list_shows_what_the_import_saved(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_json(data_dir, ["contacts", "list"], capsys)
+    assert code == ExitCode.OK
+    assert report["total"] == report["shown"] == 3
+    assert [p["email"] for p in report["people"]] == ["ann@example.com", "bob@example.com", "cat@example.com"]
+    ann = report["people"][0]
+    assert (ann["firstName"], ann["lastName"], ann["company"], ann["platforms"]) == ("Ann", "Lee", "Acme", ["twitter"])
+
+
+def test_filter_sort_and_limit(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, acme = run_json(data_dir, ["contacts", "list", "--filter", "ACME"], capsys)
+    assert [p["email"] for p in acme["people"]] == ["ann@example.com", "cat@example.com"]
+    _, first = run_json(data_dir, ["contacts", "list", "--sort", "name", "--descending", "--limit", "1"], capsys)
+    assert (first["total"], first["shown"], first["people"][0]["email"]) == (3, 1, "cat@example.com")
+    code, out, _ = run(data_dir, ["contacts", "list", "--limit", "2"], capsys)
+    assert code == ExitCode.OK
+    assert out.splitlines()[-1] == "2 contacts (first 2 of 3; raise --limit to see more)"
+    assert "ann@example.com  Ann Lee  Acme" in out
+
+
+def test_leads_list_is_its_own_table(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(data_dir, ["leads", "list"], capsys)
+    assert code == ExitCode.OK
+    assert "dan@example.com  Dan Ito  Initech" in out and out.splitlines()[-1] == "1 lead"
+    _, none = run_json(data_dir, ["leads", "list", "--filter", "ann"], capsys)
+    assert none == {"total": 0, "shown": 0, "people": []}
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--limit", "0"], "argument --limit: from 1 to 10,000, not 0"),
+        (["--limit", "lots"], "argument --limit: a whole number is needed, not 'lots'"),
+        (["--sort", "shoe size"], "argument --sort: invalid choice: 'shoe size' (choose from"),
+    ],
+)
+def test_malformed_arguments_are_usage_errors(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(data_dir, ["contacts", "list", *argv], capsys)
+    assert exited.value.code == ExitCode.USAGE
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--state", "failed"], "--state needs --integration NAME"),
+        (["--integration", "nowhere"], "nowhere"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_reason(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    code, out, err = run(data_dir, ["contacts", "list", *argv], capsys)
+    assert code == ExitCode.USAGE, (out, err)
+    assert said in err
