@@ -13,6 +13,7 @@ from typing import Any
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.sync_worker import SyncWorker, on_loop
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.store.database import Database
@@ -90,6 +91,19 @@ class SyncService:
         self._running: dict[int, asyncio.Task[SyncResult]] = {}
         #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
         self._push_turns: dict[int, asyncio.Lock] = {}
+        self._worker: SyncWorker | None = None
+
+    def run_off_thread(self) -> SyncWorker:
+        """Run syncs from now on in a worker thread (the desktop app: its loop must only draw); idempotent."""
+        if self._worker is None or not self._worker.running:
+            self._worker = SyncWorker()
+        return self._worker
+
+    def close(self) -> None:
+        """Stop the sync worker, if any (runs still going are cancelled and wind down first)."""
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     # -- mappings ------------------------------------------------------------------------------
     def mappings(self, integration: Integration, obj: RecordObject) -> list[FieldMapping]:
@@ -279,6 +293,21 @@ class SyncService:
             return await asyncio.shield(task)
 
     async def _run(
+        self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
+        progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
+        on_started: Callable[[int], None] | None = None,
+    ) -> SyncResult:
+        """One run, on the sync worker when there is one (its callbacks come back to this loop), else here."""
+        if self._worker is None:
+            return await self._run_here(integration, direction, trigger, dry_run, progress, local_ids=local_ids,
+                                        on_started=on_started)
+        here = asyncio.get_running_loop()
+        return await self._worker.run(self._run_here(
+            integration, direction, trigger, dry_run, on_loop(here, progress) if progress else None,
+            local_ids=local_ids, on_started=on_loop(here, on_started) if on_started else None,
+        ))
+
+    async def _run_here(
         self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
         on_started: Callable[[int], None] | None = None,

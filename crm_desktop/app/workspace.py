@@ -88,5 +88,6 @@ class Workspace:
         )
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Stop the sync worker and release the database connections."""
+        self.sync.close()
         self.database.close()

@@ -117,6 +117,8 @@ class MainWindow(QMainWindow):
     def __init__(self, workspace: Workspace, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.workspace = workspace
+        # Sync runs write the store and merge records: in a worker thread, so this window never waits on them.
+        workspace.sync.run_off_thread()
         self.tasks = BackgroundTasks()
         self._settings = settings if settings is not None else app_settings()
         self.setWindowTitle(DISPLAY_NAME)
