@@ -16,6 +16,7 @@ from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.sync_worker import SyncWorker, on_loop
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.providers.contract import CrmField, ReadsMappedFields
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
     ConflictRow,
@@ -43,6 +44,7 @@ from crm_desktop.sync.mapping import (
     MappingProblem,
     Transform,
     default_mappings,
+    fit_to_crm,
     local_fields,
     validate_mappings,
     with_crm_lengths,
@@ -209,7 +211,7 @@ class SyncService:
             fields = await adapter.list_fields(obj)
         finally:
             await adapter.aclose()
-        return validate_mappings(obj, self.mappings(integration, obj), fields)
+        return validate_mappings(obj, self.mappings(integration, obj), fields, integration.provider)
 
     # -- runs ----------------------------------------------------------------------------------
     async def sync(
@@ -328,7 +330,10 @@ class SyncService:
             mappings = {obj: m for obj, m in mappings.items() if local_ids.get(obj)}
         try:
             fields = {obj: await adapter.list_fields(obj) for obj in RecordObject if mappings.get(obj)}
-            mappings = {obj: with_crm_lengths(m, fields.get(obj, [])) for obj, m in mappings.items()}
+            mappings = {obj: self._fitted(integration, obj, m, fields.get(obj, [])) for obj, m in mappings.items()}
+            if isinstance(adapter, ReadsMappedFields):
+                for obj, fitted in mappings.items():
+                    adapter.read_mapped_fields(obj, [m.crm_field for m in fitted])
         except BaseException:
             await adapter.aclose()
             if not dry_run:
@@ -336,6 +341,19 @@ class SyncService:
             raise
         engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress)
         return await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
+
+    @staticmethod
+    def _fitted(
+        integration: Integration, obj: RecordObject, mappings: list[FieldMapping], crm_fields: list[CrmField]
+    ) -> list[FieldMapping]:
+        """The mappings a run uses: CRM fields by wire name and length; seed social fields the CRM lacks left out."""
+        fitted = fit_to_crm(integration.provider, obj, mappings, crm_fields)
+        if fitted.missing:
+            logger.warning(
+                "%s has no %s field %s; not synced until created (crm-desktop fields ensure %s)",
+                integration.name, obj.value, ", ".join(fitted.missing), integration.name,
+            )
+        return with_crm_lengths(fitted.mappings, crm_fields)
 
     def is_running(self, name: str) -> bool:
         integration = self.integrations.get(name)

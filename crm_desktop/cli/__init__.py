@@ -30,6 +30,7 @@ from crm_desktop.cli import (
     config,
     conflicts,
     diagnostics,
+    fields,
     integrations,
     mapping,
     records,
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_commands(commands)
     conflicts.add_commands(commands)
     mapping.add_commands(commands)
+    fields.add_commands(commands)
     runs.add_commands(commands)
     diagnostics.add_commands(commands)
     social.add_commands(commands)

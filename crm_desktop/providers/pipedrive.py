@@ -347,6 +347,12 @@ class PersonFieldMap:
             ValueError: a label that is not one of the field's options.
         """
         known = self.get(key)
+        if known is not None and known.type == "double" and isinstance(value, str):
+            # Mapped values travel as text ("4.5"); Pipedrive's number fields take JSON numbers only.
+            number = _number(value)
+            if number is None:
+                raise ValueError(f"{value!r} is not a number")
+            return int(number) if number.is_integer() else number
         if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
             return value
         ids = self.option_ids.get(key, {})

@@ -1270,25 +1270,6 @@ class SalesforceAdapter(AdapterBase):
             )
         return found
 
-
-#: Salesforce's Task Subject and Description lengths.
-TASK_SUBJECT_LIMIT = 255
-TASK_DESCRIPTION_LIMIT = 32_000
-#: How far before a write the look-up after a lost answer reaches (clock skew between this machine and the org).
-TASK_LOOKUP_SLACK_SECONDS = 300
-
-
-def _task_record(entry: TimelineEntry) -> dict[str, Any]:
-    """A completed Task for one interaction: WhoId, Subject, ActivityDate, Status, Description."""
-    return {
-        "attributes": {"type": "Task"},
-        "WhoId": entry.crm_id,
-        "Subject": _short(entry.subject, TASK_SUBJECT_LIMIT),
-        "ActivityDate": entry.occurred_at.astimezone(UTC).date().isoformat(),
-        "Status": "Completed",
-        "Description": entry.body[:TASK_DESCRIPTION_LIMIT],
-    }
-
     # -- custom fields ---------------------------------------------------------------------------------------
     def read_mapped_fields(self, obj: RecordObject, names: Sequence[str]) -> None:
         """Read these fields too (those the org has) in every later find, get and pull: the mapped ones."""
@@ -1355,6 +1336,25 @@ def _task_record(entry: TimelineEntry) -> dict[str, Any]:
     async def _described_field(self, obj: RecordObject, api_name: str) -> CrmField | None:
         """The field as a fresh describe of ``obj`` shows it to the integration user, or ``None``."""
         return next((f for f in await self.list_fields(obj) if f.name.lower() == api_name.lower()), None)
+
+
+#: Salesforce's Task Subject and Description lengths.
+TASK_SUBJECT_LIMIT = 255
+TASK_DESCRIPTION_LIMIT = 32_000
+#: How far before a write the look-up after a lost answer reaches (clock skew between this machine and the org).
+TASK_LOOKUP_SLACK_SECONDS = 300
+
+
+def _task_record(entry: TimelineEntry) -> dict[str, Any]:
+    """A completed Task for one interaction: WhoId, Subject, ActivityDate, Status, Description."""
+    return {
+        "attributes": {"type": "Task"},
+        "WhoId": entry.crm_id,
+        "Subject": _short(entry.subject, TASK_SUBJECT_LIMIT),
+        "ActivityDate": entry.occurred_at.astimezone(UTC).date().isoformat(),
+        "Status": "Completed",
+        "Description": entry.body[:TASK_DESCRIPTION_LIMIT],
+    }
 
 
 async def _abandon(task: asyncio.Future[Any] | None) -> None:

@@ -350,6 +350,18 @@ class Sandbox:
         """
         raise NotImplementedError
 
+    def salesperson_action(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A salesperson's step in the CRM's UI that turns a person into a conversion, named by ``action``.
+
+        Salesforce ``convert-lead``, HubSpot ``lifecycle``, Pipedrive ``win-deal``; each takes the person's
+        ``email`` and answers the changed record.
+
+        Raises:
+            KeyError: unknown action, or no such person (the control endpoint answers 404).
+            ValueError: a step the CRM would refuse (400).
+        """
+        raise KeyError(f"no salesperson action {action!r} in the {self.provider} sandbox")
+
     def credentials(self) -> dict[str, Any]:
         """What a client needs to connect (token, or OAuth client and tokens)."""
         raise NotImplementedError
@@ -381,6 +393,7 @@ class Sandbox:
                 self._control_edit,
                 methods=["PATCH"],
             ),
+            Route(f"{CONTROL_PREFIX}/salesperson/{{action}}", self._control_salesperson, methods=["POST"]),
         ]
 
     def app(self) -> ASGIApp:
@@ -505,6 +518,21 @@ class Sandbox:
             )
         except KeyError as exc:
             return JSONResponse({"error": f"not found: {exc}"}, status_code=404)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(record)
+
+    async def _control_salesperson(self, request: Request) -> Response:
+        try:
+            payload = parse_json(await request.body())
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return JSONResponse({"error": "the salesperson's step must be a JSON object"}, status_code=400)
+        try:
+            record = self.salesperson_action(request.path_params["action"], payload)
+        except KeyError as exc:
+            return JSONResponse({"error": f"not found: {exc.args[0] if exc.args else exc}"}, status_code=404)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(record)

@@ -289,6 +289,12 @@ LIFECYCLE_STAGES = _options(
     ("Evangelist", "evangelist"),
     ("Other", "other"),
 )
+
+def lifecycle_date_property(stage: str) -> str:
+    """The read-only contact property HubSpot stamps when the contact first enters a lifecycle stage."""
+    return f"hs_lifecyclestage_{stage}_date"
+
+
 LEAD_STATUSES = _options(
     ("New", "NEW"),
     ("Open", "OPEN"),
@@ -364,6 +370,11 @@ def standard_properties(object_name: str) -> list[PropertyDefinition]:
             _standard("createdate", "Create Date", "datetime", "date", group, read_only=True),
             _standard("lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
             _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
+            *(
+                _standard(lifecycle_date_property(str(stage["value"])), f"Became a {stage['label']} Date",
+                          "datetime", "date", "contact_activity", read_only=True)
+                for stage in LIFECYCLE_STAGES
+            ),
         ]
     if object_name == "leads":
         group = "leadinformation"
@@ -771,6 +782,32 @@ class HubSpotSandbox(Sandbox):
         except HubSpotError as exc:
             raise ValueError(exc.message) from None
         return self._record_json(kind, record, all_properties=True)
+
+    def salesperson_action(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``lifecycle`` ``{"email", "stage"}`` (default ``customer``): the rep moves the contact's lifecycle stage
+        forward, as HubSpot's UI does; HubSpot stamps ``hs_lifecyclestage_<stage>_date`` the first time.
+
+        Raises:
+            KeyError: another action, or no contact with that email.
+            ValueError: an unknown stage, or a move backwards (HubSpot only moves a lifecycle forward).
+        """
+        if action != "lifecycle":
+            raise KeyError(f"no salesperson action {action!r} in HubSpot (lifecycle)")
+        email = str(payload.get("email") or "").strip().lower()
+        if not email:
+            raise ValueError("lifecycle needs the contact's email")
+        record_id = self._email_index.get(email)
+        record = self._records["contacts"].get(record_id or "")
+        if record is None or record.archived:
+            raise KeyError(f"contact with email {email}")
+        stage = str(payload.get("stage") or "customer")
+        order = [str(option["value"]) for option in LIFECYCLE_STAGES]
+        if stage not in order:
+            raise ValueError(f"{stage!r} is not a lifecycle stage ({', '.join(order)})")
+        current = record.properties.get("lifecyclestage")
+        if current in order and order.index(current) > order.index(stage):
+            raise ValueError(f"the lifecycle stage only moves forward: {current} is past {stage}")
+        return self.edit_record("contacts", record.id, {"lifecyclestage": stage})
 
     # -- seeding ---------------------------------------------------------------------------------------------------
     def seed_contacts(self, rows: Iterable[dict[str, Any]]) -> list[str]:
@@ -1458,6 +1495,8 @@ class HubSpotSandbox(Sandbox):
         properties.update(
             {kind.created_property: iso_ms(now), kind.modified_property: iso_ms(now), "hs_object_id": record_id}
         )
+        if kind is CONTACTS:
+            _stamp_lifecycle(properties, now)
         record = StoredRecord(record_id, kind.name, properties, created_at=now, updated_at=now)
         self._records[kind.name][record_id] = record
         if kind is CONTACTS and properties.get("email"):
@@ -1499,6 +1538,8 @@ class HubSpotSandbox(Sandbox):
             else:
                 record.properties[name] = value
         now = self.clock.now()
+        if kind is CONTACTS and "lifecyclestage" in changed:
+            _stamp_lifecycle(record.properties, now)
         record.updated_at = now
         record.properties[kind.modified_property] = iso_ms(now)
         self._write_search_version(record)
@@ -2094,3 +2135,9 @@ _LEAD_STAGE = {
     "unqualified": "unqualified-stage-id",
     "converted": "connected-stage-id",
 }
+
+def _stamp_lifecycle(properties: dict[str, Any], now: datetime) -> None:
+    """Stamp the date the contact entered its lifecycle stage, once (a later move back and forth keeps it)."""
+    stage = properties.get("lifecyclestage")
+    if stage:
+        properties.setdefault(lifecycle_date_property(str(stage)), iso_ms(now))

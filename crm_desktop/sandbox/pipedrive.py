@@ -425,6 +425,39 @@ class Activity:
 
 
 @dataclass
+class Pipeline:
+    """A deal pipeline (v2 ``/pipelines``)."""
+
+    id: int
+    name: str
+    order_nr: int
+    add_time: datetime
+    is_deal_probability_enabled: bool = False
+
+
+@dataclass
+class Stage:
+    """A stage of a pipeline (v2 ``/stages``)."""
+
+    id: int
+    name: str
+    pipeline_id: int
+    order_nr: int
+    add_time: datetime
+    deal_probability: int = 100
+
+
+#: The pipelines a new company account has, with their stages: Pipedrive's default one and a second the marketing
+#: team made, so that a pipeline is really chosen by name.
+DEFAULT_PIPELINES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Pipeline", ("Qualified", "Contact Made", "Demo Scheduled", "Proposal Made", "Negotiations Started")),
+    ("Social leads", ("New social lead", "Qualified", "Proposal")),
+)
+#: Token cost of the v2 pipelines and stages lists (their ``x-token-cost`` in the spec; other lists cost 10).
+PIPELINE_LIST_COST = 5
+
+
+@dataclass
 class Deal:
     """A v2 deal."""
 
@@ -508,6 +541,15 @@ class PipedriveSandbox(Sandbox):
         self.deals: dict[int, Deal] = {}
         self.person_fields: list[PersonField] = []
         self._next: dict[str, int] = {}
+        self.pipelines: dict[int, Pipeline] = {}
+        self.stages: dict[int, Stage] = {}
+        for order, (pipeline_name, stage_names) in enumerate(DEFAULT_PIPELINES, start=1):
+            pipeline = Pipeline(self._take_id("pipeline"), pipeline_name, order, created)
+            self.pipelines[pipeline.id] = pipeline
+            for stage_order, stage_name in enumerate(stage_names, start=1):
+                probability = min(100, 20 * stage_order)
+                stage = Stage(self._take_id("stage"), stage_name, pipeline.id, stage_order, created, probability)
+                self.stages[stage.id] = stage
         for key, name, field_type, mandatory, options in _STANDARD_PERSON_FIELDS:
             self._add_person_field(name, field_type, options, key=key, mandatory=mandatory)
         if social_fields:
@@ -534,6 +576,8 @@ class PipedriveSandbox(Sandbox):
             "notes": len(self.notes),
             "activities": len(self.activities),
             "deals": len(self.deals),
+            "wonDeals": sum(1 for d in self.deals.values() if d.status == "won"),
+            "pipelines": len(self.pipelines),
             "organizations": len(self.organizations),
             "personFields": len(self.person_fields),
             "customPersonFields": sum(1 for f in self.person_fields if f.custom),
@@ -673,6 +717,9 @@ class PipedriveSandbox(Sandbox):
             route("/api/v2/deals", self._list_deals, "GET", v2["list"]),
             route("/api/v2/deals", self._create_deal, "POST", v2["create"]),
             route("/api/v2/deals/{deal_id:int}", self._get_deal, "GET", v2["get"]),
+            route("/api/v2/pipelines", self._list_pipelines, "GET", PIPELINE_LIST_COST),
+            route("/api/v2/pipelines/{pipeline_id:int}", self._get_pipeline, "GET", v2["get"]),
+            route("/api/v2/stages", self._list_stages, "GET", PIPELINE_LIST_COST),
             Route(
                 "/{path:path}",
                 self._unknown_path,
@@ -1640,9 +1687,12 @@ class PipedriveSandbox(Sandbox):
         visible_to = body.get("visible_to", 3)
         if not _is_int(visible_to) or visible_to not in _VISIBLE_TO:
             raise _bad_request("Validation failed: visible_to: must be one of 1, 3, 5, 7")
+        stage = self._deal_stage(body)
         self._refuse_if_invalid(request.url.path)
         now = self.clock.now()
         deal = Deal(
+            pipeline_id=stage.pipeline_id,
+            stage_id=stage.id,
             id=self._take_id("deal"),
             title=title,
             owner_id=int(owner_id or self.user["id"]),
@@ -1671,7 +1721,7 @@ class PipedriveSandbox(Sandbox):
 
     async def _list_deals(self, request: Request) -> Response:
         deals: list[Deal] = list(self.deals.values())
-        for param in ("owner_id", "person_id", "org_id"):
+        for param in ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id"):
             wanted = _query_int(request, param)
             if wanted is not None:
                 deals = [d for d in deals if getattr(d, param) == wanted]
@@ -1682,6 +1732,138 @@ class PipedriveSandbox(Sandbox):
         deals = _filter_updated(request, deals, lambda d: d.update_time)
         page, next_cursor = _v2_page(request, deals, _TIMESTAMP_SORTS, lambda d: d.id)
         return _ok([self._deal_wire(d) for d in page], {"next_cursor": next_cursor})
+
+
+    def _deal_stage(self, body: dict[str, Any]) -> Stage:
+        """The stage a new deal goes to: ``stage_id`` (which names its pipeline), else the first stage of
+        ``pipeline_id``, else the first stage of the default pipeline (the lowest ``order_nr``)."""
+        if body.get("stage_id") is not None:
+            stage_id = _int_field(body, "stage_id")
+            stage = self.stages.get(int(stage_id or 0))
+            if stage is None:
+                raise _bad_request(f"Validation failed: stage_id: stage {stage_id} not found")
+            if body.get("pipeline_id") is not None and _int_field(body, "pipeline_id") != stage.pipeline_id:
+                raise _bad_request(
+                    f"Validation failed: stage_id: stage {stage.id} is not in pipeline {body['pipeline_id']}"
+                )
+            return stage
+        if body.get("pipeline_id") is not None:
+            pipeline_id = _int_field(body, "pipeline_id")
+            if pipeline_id not in self.pipelines:
+                raise _bad_request(f"Validation failed: pipeline_id: pipeline {pipeline_id} not found")
+        else:
+            pipeline_id = min(self.pipelines.values(), key=lambda p: p.order_nr).id
+        return min((s for s in self.stages.values() if s.pipeline_id == pipeline_id), key=lambda s: s.order_nr)
+
+    # -- pipelines and stages (v2) ---------------------------------------------------------------------------------
+    def _pipeline_wire(self, pipeline: Pipeline) -> dict[str, Any]:
+        return {
+            "id": pipeline.id,
+            "name": pipeline.name,
+            "order_nr": pipeline.order_nr,
+            "is_deleted": False,
+            "is_deal_probability_enabled": pipeline.is_deal_probability_enabled,
+            "add_time": _v2_time(pipeline.add_time),
+            "update_time": _v2_time(pipeline.add_time),
+        }
+
+    def _stage_wire(self, stage: Stage) -> dict[str, Any]:
+        return {
+            "id": stage.id,
+            "order_nr": stage.order_nr,
+            "name": stage.name,
+            "is_deleted": False,
+            "deal_probability": stage.deal_probability,
+            "pipeline_id": stage.pipeline_id,
+            "is_deal_rot_enabled": False,
+            "days_to_rotten": None,
+            "add_time": _v2_time(stage.add_time),
+            "update_time": _v2_time(stage.add_time),
+        }
+
+    async def _list_pipelines(self, request: Request) -> Response:
+        pipelines = list(self.pipelines.values())
+        sorts: dict[str, Callable[[Any], Any]] = {
+            "id": lambda p: p.id,
+            "update_time": lambda p: _epoch_ms(p.add_time),
+            "add_time": lambda p: _epoch_ms(p.add_time),
+        }
+        page, next_cursor = _v2_page(request, pipelines, sorts, lambda p: p.id)
+        return _ok([self._pipeline_wire(p) for p in page], {"next_cursor": next_cursor})
+
+    async def _get_pipeline(self, request: Request) -> Response:
+        pipeline = self.pipelines.get(int(request.path_params["pipeline_id"]))
+        if pipeline is None:
+            raise PipedriveApiError(404, "Pipeline not found")
+        return _ok(self._pipeline_wire(pipeline))
+
+    async def _list_stages(self, request: Request) -> Response:
+        stages = list(self.stages.values())
+        pipeline_id = _query_int(request, "pipeline_id")
+        if pipeline_id is not None:
+            stages = [s for s in stages if s.pipeline_id == pipeline_id]
+        sorts: dict[str, Callable[[Any], Any]] = {
+            "id": lambda s: s.id, "order_nr": lambda s: s.order_nr,
+            "update_time": lambda s: _epoch_ms(s.add_time), "add_time": lambda s: _epoch_ms(s.add_time),
+        }
+        page, next_cursor = _v2_page(request, stages, sorts, lambda s: s.id)
+        return _ok([self._stage_wire(s) for s in page], {"next_cursor": next_cursor})
+
+    # -- a salesperson's doing ---------------------------------------------------------------------------------------
+    def salesperson_action(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``win-deal`` ``{"email", "value"?, "currency"?, "dealId"?}``: the rep marks the person's newest open deal
+        won (or the deal ``dealId``); a person with no open deal gets one, won at once (the rep's "add deal, won").
+
+        Raises:
+            KeyError: another action, no person with that email, or no such deal.
+            ValueError: a bad value or currency, or a deal already closed.
+        """
+        if action != "win-deal":
+            raise KeyError(f"no salesperson action {action!r} in Pipedrive (win-deal)")
+        value = payload.get("value")
+        if value is not None and (not _is_number(value) or value < 0):
+            raise ValueError("value must be a non-negative number")
+        currency = payload.get("currency")
+        if currency is not None and (not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency)):
+            raise ValueError("currency must be a 3-letter currency code")
+        now = self.clock.now()
+        if payload.get("dealId") is not None:
+            deal = self.deals.get(int(payload["dealId"]))
+            if deal is None:
+                raise KeyError(f"deal {payload['dealId']}")
+        else:
+            email = str(payload.get("email") or "").strip().lower()
+            if not email:
+                raise ValueError("win-deal needs the person's email or dealId")
+            people = [p for p in self.persons.values() if any(
+                str(e.get("value", "")).lower() == email for e in p.emails
+            )]
+            if not people:
+                raise KeyError(f"person with email {email}")
+            person = people[0]
+            open_deals = sorted(
+                (d for d in self.deals.values() if d.person_id == person.id and d.status == "open"),
+                key=lambda d: d.add_time, reverse=True,
+            )
+            if open_deals:
+                deal = open_deals[0]
+            else:
+                stage = self._deal_stage({})
+                deal = Deal(
+                    id=self._take_id("deal"), title=f"{person.name} deal", owner_id=self.user["id"], add_time=now,
+                    update_time=now, person_id=person.id, org_id=person.org_id, pipeline_id=stage.pipeline_id,
+                    stage_id=stage.id,
+                )
+                self.deals[deal.id] = deal
+        if deal.status != "open":
+            raise ValueError(f"deal {deal.id} is {deal.status} already")
+        if value is not None:
+            deal.value = value
+        if currency is not None:
+            deal.currency = currency
+        deal.status = "won"
+        deal.won_time = deal.close_time = deal.update_time = now
+        return self._deal_wire(deal)
 
 
 # -- helpers shared by the handlers -----------------------------------------------------------------------------

@@ -1495,6 +1495,32 @@ class SalesforceSandbox(Sandbox):
             self._convert_lead(full_id)
         return self._render(schema.name, records[full_id])
 
+    def salesperson_action(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``convert-lead`` ``{"email"}`` (or ``{"leadId"}``): the rep converts the Lead as the Convert button
+        does (a Contact created or linked, ``IsConverted``, ``ConvertedDate``, status ``Closed - Converted``).
+
+        Raises:
+            KeyError: another action, or no Lead with that email or id.
+            ValueError: the Lead is converted already (``CANNOT_UPDATE_CONVERTED_LEAD``).
+        """
+        if action != "convert-lead":
+            raise KeyError(f"no salesperson action {action!r} in Salesforce (convert-lead)")
+        lead_id = payload.get("leadId")
+        if lead_id:
+            full_id = to_18(str(lead_id)) or str(lead_id)
+            if full_id not in self.records["Lead"]:
+                raise KeyError(f"Lead {lead_id}")
+        else:
+            email = str(payload.get("email") or "").strip()
+            if not email:
+                raise ValueError("convert-lead needs the lead's email or leadId")
+            holders = sorted(self._email_index["Lead"].get(email.casefold(), ()))
+            if not holders:
+                raise KeyError(f"Lead with Email {email}")
+            open_ones = [i for i in holders if not self.records["Lead"][i].get("IsConverted")]
+            full_id = (open_ones or holders)[0]
+        return self.edit_record("Lead", full_id, {"IsConverted": True})
+
     def _schema_for_edit(self, object_name: str) -> ObjectSchema:
         lowered = object_name.lower().rstrip("s")
         for name, schema in self.schemas.items():

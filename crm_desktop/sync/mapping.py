@@ -27,6 +27,7 @@ from crm_desktop.providers.contract import CrmField
 from crm_desktop.providers.hubspot import LEAD_STATUS_VALUES as HUBSPOT_LEAD_STATUS
 from crm_desktop.providers.salesforce import LEAD_STATUS_VALUES as SALESFORCE_LEAD_STATUS
 from crm_desktop.store.models import ConflictRule, FieldDirection
+from crm_desktop.sync.social_fields import social_field_names, social_fields
 
 Value = str | None
 
@@ -61,6 +62,18 @@ class LocalField:
     computed: bool = False
 
 
+#: A profile's public address when it carries none (what the networks link to).
+_PROFILE_URLS = {
+    SocialPlatform.TWITTER: "https://x.com/{}",
+    SocialPlatform.INSTAGRAM: "https://www.instagram.com/{}/",
+}
+#: Profile URL fields that a pull may set, by the network they belong to.
+_PROFILE_URL_FIELDS = {
+    "twitterUrl": SocialPlatform.TWITTER,
+    "instagramUrl": SocialPlatform.INSTAGRAM,
+    "linkedinUrl": SocialPlatform.LINKEDIN,
+}
+
 _PROFILE_USERNAME_FIELDS = {
     "twitterUsername": SocialPlatform.TWITTER,
     "instagramUsername": SocialPlatform.INSTAGRAM,
@@ -83,8 +96,14 @@ CONTACT_FIELDS: dict[str, LocalField] = {
         LocalField("youtubeUsername", "YouTube channel"),
         LocalField("facebookUsername", "Facebook username"),
         LocalField("linkedinUrl", "LinkedIn profile URL", "url"),
+        LocalField("twitterUrl", "Twitter/X profile URL", "url"),
+        LocalField("instagramUrl", "Instagram profile URL", "url"),
+        LocalField("linkedinUsername", "LinkedIn username"),
+        LocalField("twitterFollowers", "Twitter/X followers", "number", computed=True),
+        LocalField("instagramFollowers", "Instagram followers", "number", computed=True),
         LocalField("socialFollowers", "Total social followers", "number", computed=True),
         LocalField("socialEngagementScore", "Social engagement score", "number", computed=True),
+        LocalField("socialTouchpoints", "Engagement history (summary)", computed=True),
     ]
 }
 
@@ -192,6 +211,11 @@ def contact_values(contact: Contact) -> dict[str, Value]:
         values[name] = found.username if found else None
     linkedin = by_platform.get(SocialPlatform.LINKEDIN)
     values["linkedinUrl"] = (linkedin.url or f"https://www.linkedin.com/in/{linkedin.username}") if linkedin else None
+    values["linkedinUsername"] = linkedin.username if linkedin else None
+    for prefix, platform in (("twitter", SocialPlatform.TWITTER), ("instagram", SocialPlatform.INSTAGRAM)):
+        found = by_platform.get(platform)
+        values[f"{prefix}Url"] = (found.url or _PROFILE_URLS[platform].format(found.username)) if found else None
+        values[f"{prefix}Followers"] = canonical(found.followers) if found else None
     profiles = contact.social_profiles
     values["socialFollowers"] = canonical(sum(p.followers for p in profiles)) if profiles else None
     values["socialEngagementScore"] = canonical(max(p.engagement for p in profiles)) if profiles else None
@@ -248,13 +272,18 @@ def apply_values(record: Contact | Lead, changes: dict[str, Value]) -> Contact |
                     profiles[platform]["username"] = value
                 else:
                     profiles[platform] = {"platform": platform, "username": value}
-            elif name == "linkedinUrl":
+            elif name == "linkedinUrl" or (name in _PROFILE_URL_FIELDS and value is not None):
+                platform = _PROFILE_URL_FIELDS[name]
                 if value is None:
-                    profiles.pop(SocialPlatform.LINKEDIN, None)
+                    profiles.pop(platform, None)
                 else:
-                    current = profiles.get(SocialPlatform.LINKEDIN, {"platform": SocialPlatform.LINKEDIN})
+                    current = profiles.get(platform, {"platform": platform})
                     current.update(url=value, username=current.get("username") or _username_from_url(value))
-                    profiles[SocialPlatform.LINKEDIN] = current
+                    profiles[platform] = current
+            elif name == "linkedinUsername" and value is not None:
+                current = profiles.get(SocialPlatform.LINKEDIN, {"platform": SocialPlatform.LINKEDIN})
+                current["username"] = value
+                profiles[SocialPlatform.LINKEDIN] = current
             elif name.startswith("custom."):
                 key = name.removeprefix("custom.")
                 if value is None:
@@ -347,6 +376,10 @@ def _status_map(values: dict[LeadStatus, str]) -> tuple[tuple[str, str], ...]:
     return tuple((status.value, crm) for status, crm in values.items())
 
 
+def _social_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping]:
+    return [_m(f.local_field, f.name, f.direction) for f in social_fields(provider, obj)]
+
+
 def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping]:
     """Sensible default mappings per CRM, the seed's social custom fields included."""
     if provider is Provider.SALESFORCE:
@@ -357,11 +390,7 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
                 _m("lastName", "LastName", _TWO, Transform.TRIM, Transform.TRUNCATE, Transform.DEFAULT,
                    length=80, default_value="(unknown)"),
                 _m("phone", "Phone", _TWO, Transform.E164),
-                _m("twitterUsername", "twitter_username__c"),
-                _m("instagramUsername", "instagram_username__c"),
-                _m("linkedinUrl", "linkedin_url__c"),
-                _m("socialFollowers", "social_followers__c", _PUSH),
-                _m("socialEngagementScore", "social_engagement_score__c", _PUSH),
+                *_social_mappings(provider, obj),
             ]
         return [
             _m("email", "Email", _TWO, Transform.TRIM, Transform.LOWER),
@@ -382,11 +411,7 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
                 _m("lastName", "lastname", _TWO, Transform.TRIM),
                 _m("company", "company", _TWO, Transform.TRIM),
                 _m("phone", "phone", _TWO, Transform.E164),
-                _m("twitterUsername", "twitter_username"),
-                _m("instagramUsername", "instagram_username"),
-                _m("linkedinUrl", "linkedin_url"),
-                _m("socialFollowers", "social_followers", _PUSH),
-                _m("socialEngagementScore", "social_engagement_score", _PUSH),
+                *_social_mappings(provider, obj),
             ]
         return [
             _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
@@ -397,13 +422,15 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
             _m("sentiment", "social_sentiment"),
             _m("engagementScore", "social_engagement_score"),
         ]
-    # Pipedrive: standard person fields; social data goes to notes unless custom fields are mapped (seed default).
+    # Pipedrive: standard person fields and the seed's three custom fields by name (their keys are looked up at
+    # sync time); the rest of the social data goes into the person's note (seed default).
     if obj is RecordObject.CONTACT:
         return [
             _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
             _m("firstName", "first_name", _TWO, Transform.TRIM),
             _m("lastName", "last_name", _TWO, Transform.TRIM),
             _m("phone", "phone", _TWO, Transform.E164),
+            *_social_mappings(provider, obj),
         ]
     return [
         _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
@@ -434,13 +461,20 @@ class MappingProblem:
 
 
 def validate_mappings(
-    obj: RecordObject, mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]
+    obj: RecordObject, mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField],
+    provider: Provider | None = None,
 ) -> list[MappingProblem]:
-    """Check mappings against the CRM's live fields: missing fields, read-only targets, incompatible types."""
+    """Check mappings against the CRM's live fields: missing fields, read-only targets, incompatible types.
+
+    A custom field is found by its wire name or its label (Pipedrive's fields are mapped by name); a missing seed
+    social field of ``provider`` is named with the command that creates it.
+    """
     problems: list[MappingProblem] = []
     known = local_fields(obj)
     by_name = {f.name: f for f in crm_fields}
     by_lower = {f.name.lower(): f for f in crm_fields}
+    by_label = {f.label.lower(): f for f in reversed(crm_fields) if f.custom}
+    seed = social_field_names(provider, obj) if provider is not None else frozenset()
     seen: set[str] = set()
     for mapping in mappings:
         if mapping.direction is FieldDirection.OFF:
@@ -452,9 +486,13 @@ def validate_mappings(
         if mapping.local_field in seen:
             problems.append(MappingProblem(mapping.local_field, mapping.crm_field, "mapped twice"))
         seen.add(mapping.local_field)
-        crm = by_name.get(mapping.crm_field) or by_lower.get(mapping.crm_field.lower())
+        wanted = mapping.crm_field.lower()
+        crm = by_name.get(mapping.crm_field) or by_lower.get(wanted) or by_label.get(wanted)
         if crm is None:
-            problems.append(MappingProblem(mapping.local_field, mapping.crm_field, "the CRM has no such field"))
+            reason = "the CRM has no such field"
+            if wanted in seed:
+                reason += "; create it with `crm-desktop fields ensure NAME`"
+            problems.append(MappingProblem(mapping.local_field, mapping.crm_field, reason))
             continue
         if local is not None and local.computed and mapping.pulls:
             problems.append(
@@ -475,6 +513,46 @@ def validate_mappings(
     return problems
 
 
+@dataclass(frozen=True)
+class FittedMappings:
+    """Mappings as a run sends them, and the seed social fields it leaves out because the CRM lacks them.
+
+    Attributes:
+        mappings: each CRM field under the CRM's wire name (a Pipedrive field named by its name gets its key).
+        missing: the seed social fields the CRM does not have (``fields ensure`` creates them).
+    """
+
+    mappings: list[FieldMapping]
+    missing: list[str]
+
+
+def fit_to_crm(
+    provider: Provider, obj: RecordObject, mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]
+) -> FittedMappings:
+    """Address each mapped CRM field by its wire name, and leave out the seed's social fields the CRM lacks.
+
+    A field is found by wire name, else (custom fields) by label, case-insensitive: Pipedrive's custom fields are
+    mapped by name and written by their 40-hex key. A seed social field the CRM lacks is left out of the run (not
+    failing every record); a field a person mapped by hand is kept, so a wrong name still fails loudly.
+    """
+    by_name = {f.name.casefold(): f.name for f in crm_fields}
+    by_label: dict[str, str] = {}
+    for crm_field in crm_fields:
+        if crm_field.custom:
+            by_label.setdefault(crm_field.label.casefold(), crm_field.name)
+    seed = social_field_names(provider, obj)
+    kept: list[FieldMapping] = []
+    missing: list[str] = []
+    for mapping in mappings:
+        key = mapping.crm_field.casefold()
+        wire = by_name.get(key) or by_label.get(key)
+        if wire is None and key in seed and mapping.direction is not FieldDirection.OFF:
+            missing.append(mapping.crm_field)
+            continue
+        kept.append(replace(mapping, crm_field=wire) if wire is not None and wire != mapping.crm_field else mapping)
+    return FittedMappings(kept, missing)
+
+
 def with_crm_lengths(mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]) -> list[FieldMapping]:
     """Mappings whose ``truncate`` uses the CRM field's real length."""
     lengths = {f.name: f.length for f in crm_fields if f.length}
@@ -486,6 +564,7 @@ __all__ = [
     "CONTACT_FIELDS",
     "LEAD_FIELDS",
     "FieldMapping",
+    "FittedMappings",
     "InvalidRecordError",
     "LocalField",
     "MappingProblem",
@@ -494,6 +573,7 @@ __all__ = [
     "canonical",
     "crm_holds",
     "default_mappings",
+    "fit_to_crm",
     "from_crm",
     "record_values",
     "to_crm",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from crm_desktop.app.field_setup import FieldSetupService
 from crm_desktop.domain.models import Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import SandboxConfig
@@ -27,7 +28,21 @@ def remap(bench: SyncBench, local_field: str, crm_field: str, obj: RecordObject 
 @pytest.mark.parametrize("obj", list(RecordObject), ids=lambda o: o.value)
 @scenario
 async def test_the_default_mappings_fit_each_crm(any_crm: SyncBench, obj: RecordObject) -> None:
+    # Pipedrive has no social person fields until `fields ensure` creates them; mapped by name, they then fit.
+    report = await FieldSetupService(any_crm.workspace.crm).ensure_social_fields(any_crm.name)
+    assert report.ok, report.to_wire()
     assert await any_crm.service.check_mappings(any_crm.name, obj) == []
+
+
+@scenario
+async def test_a_missing_seed_field_names_the_command_that_creates_it(data_dir: Path) -> None:
+    pipedrive = open_bench(Provider.PIPEDRIVE, data_dir)
+    try:
+        problems = await pipedrive.service.check_mappings(pipedrive.name, RecordObject.CONTACT)
+    finally:
+        pipedrive.workspace.close()
+    assert {p.crm_field for p in problems} == {"twitter_username", "instagram_username", "social_engagement_score"}
+    assert all("crm-desktop fields ensure" in p.reason for p in problems)
 
 
 @scenario
@@ -87,7 +102,8 @@ async def test_salesforce_without_the_social_fields_names_each_one(data_dir: Pat
     finally:
         bench.workspace.close()
     assert {p.crm_field for p in problems} == {
-        "twitter_username__c", "instagram_username__c", "linkedin_url__c",
-        "social_followers__c", "social_engagement_score__c",
+        "twitter_username__c", "twitter_url__c", "twitter_followers__c", "instagram_username__c",
+        "instagram_url__c", "instagram_followers__c", "linkedin_username__c", "linkedin_url__c",
+        "social_engagement_score__c", "social_touchpoints__c", "social_followers__c",
     }
     assert all("no such field" in p.reason for p in problems)
