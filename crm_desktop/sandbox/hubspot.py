@@ -423,8 +423,12 @@ def social_contact_properties() -> list[PropertyDefinition]:
     group = "socialmediainformation"
     return [
         _custom("twitter_username", "Twitter username", "string", "text", group),
+        _custom("twitter_followers", "Twitter followers", "number", "number", group),
         _custom("instagram_username", "Instagram username", "string", "text", group),
+        _custom("instagram_followers", "Instagram followers", "number", "number", group),
+        _custom("linkedin_username", "LinkedIn username", "string", "text", group),
         _custom("linkedin_url", "LinkedIn URL", "string", "text", group),
+        _custom("social_touchpoints", "Social touchpoints", "string", "textarea", group),
         _custom("social_followers", "Social followers", "number", "number", group),
         _custom("social_engagement_score", "Social engagement score", "number", "number", group),
         _custom("social_sentiment", "Social sentiment", "enumeration", "select", group, SENTIMENTS),

@@ -517,8 +517,15 @@ SOCIAL_CUSTOM_FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
     for spec in (
         FieldSpec("twitter_username__c", "Twitter Username", "string", 100, custom=True),
+        FieldSpec("twitter_url__c", "Twitter URL", "url", 255, custom=True),
+        FieldSpec("twitter_followers__c", "Twitter Followers", "double", precision=18, scale=0, custom=True),
         FieldSpec("instagram_username__c", "Instagram Username", "string", 100, custom=True),
+        FieldSpec("instagram_url__c", "Instagram URL", "url", 255, custom=True),
+        FieldSpec("instagram_followers__c", "Instagram Followers", "double", precision=18, scale=0, custom=True),
+        FieldSpec("linkedin_username__c", "LinkedIn Username", "string", 100, custom=True),
         FieldSpec("linkedin_url__c", "LinkedIn URL", "url", 255, custom=True),
+        FieldSpec("social_touchpoints__c", "Social Touchpoints", "textarea", 32768, custom=True, filterable=False,
+                  sortable=False),
         FieldSpec("social_followers__c", "Social Followers", "double", precision=18, scale=0, custom=True),
         FieldSpec("social_engagement_score__c", "Social Engagement Score", "double", precision=5, scale=2,
                   custom=True),
@@ -1300,8 +1307,18 @@ class SalesforceSandbox(Sandbox):
         custom_fields: Sequence[str] = DEFAULT_CUSTOM_FIELDS,
         duplicate_rules: bool = True,
         require_client_secret: bool = False,
+        customize_application: bool = True,
+        field_access_on_create: bool = True,
     ) -> None:
         super().__init__(config)
+        #: Whether the integration user may change the org's setup (create fields with the Tooling API).
+        self.customize_application = customize_application
+        #: Whether a field created over the Tooling API is readable by the integration user at once; real orgs
+        #: grant a new field to no profile, so an admin must grant field-level security before the API sees it.
+        self.field_access_on_create = field_access_on_create
+        #: Fields created over the Tooling API, per object, and whether the integration user may see each.
+        self.created_fields: dict[str, dict[str, tuple[FieldSpec, bool]]] = {}
+        self._next_field_number = 1
         self.token_ttl_seconds = token_ttl_seconds
         self.token_ttl_calls = token_ttl_calls
         self.daily_api_limit = daily_api_limit
@@ -1346,17 +1363,40 @@ class SalesforceSandbox(Sandbox):
         """
         specs = [custom_field_spec(name) for name in names]
         self.custom_fields = [spec.name for spec in specs]
-        self.schemas = {
-            "Contact": ObjectSchema("Contact", "Contact", "Contacts", [*_contact_fields(), *specs], mergeable=True),
-            "Lead": ObjectSchema("Lead", "Lead", "Leads", [*_lead_fields(), *specs], mergeable=True),
-            "Task": ObjectSchema("Task", "Task", "Tasks", _task_fields()),
-            "Note": ObjectSchema("Note", "Note", "Notes", _note_fields()),
-        }
+        self.created_fields = {}
+        self._build_schemas(specs)
         kept = {spec.name for spec in specs}
         for records in getattr(self, "records", {}).values():
             for record in records.values():
                 for name in [n for n in record if n.endswith("__c") and n not in kept]:
                     del record[name]
+
+    def _build_schemas(self, specs: Sequence[FieldSpec]) -> None:
+        """Contact and Lead with the configured custom fields and those created since (the visible ones)."""
+
+        def created(object_name: str) -> list[FieldSpec]:
+            return [spec for spec, visible in self.created_fields.get(object_name, {}).values() if visible]
+
+        self.schemas = {
+            "Contact": ObjectSchema(
+                "Contact", "Contact", "Contacts", [*_contact_fields(), *specs, *created("Contact")], mergeable=True
+            ),
+            "Lead": ObjectSchema("Lead", "Lead", "Leads", [*_lead_fields(), *specs, *created("Lead")], mergeable=True),
+            "Task": ObjectSchema("Task", "Task", "Tasks", _task_fields()),
+            "Note": ObjectSchema("Note", "Note", "Notes", _note_fields()),
+        }
+
+    def grant_field_access(self) -> list[str]:
+        """Grant the integration user read and edit on every created field (an admin setting field-level security);
+        returns the fields granted, as ``Object.Field``."""
+        granted: list[str] = []
+        for object_name, fields in self.created_fields.items():
+            for name, (spec, visible) in list(fields.items()):
+                if not visible:
+                    fields[name] = (spec, True)
+                    granted.append(f"{object_name}.{name}")
+        self._build_schemas([custom_field_spec(name) for name in self.custom_fields])
+        return granted
 
     def apply_config(self, changes: dict[str, Any]) -> None:
         """Run-time settings: token lifetime, limits, page size, custom fields, duplicate rules, API usage.
@@ -1389,8 +1429,9 @@ class SalesforceSandbox(Sandbox):
             for name in raw_fields:
                 custom_field_spec(name)
             custom_fields = raw_fields
-        if "duplicate_rules" in changes and not isinstance(changes["duplicate_rules"], bool):
-            raise ValueError("duplicate_rules must be true or false")
+        for flag in ("duplicate_rules", "customize_application", "field_access_on_create", "grant_field_access"):
+            if flag in changes and not isinstance(changes[flag], bool):
+                raise ValueError(f"{flag} must be true or false")
 
         if "token_ttl_seconds" in numbers:
             self.token_ttl_seconds = numbers["token_ttl_seconds"]
@@ -1407,6 +1448,12 @@ class SalesforceSandbox(Sandbox):
             self.set_custom_fields(custom_fields)
         if "duplicate_rules" in changes:
             self.duplicate_rules = changes["duplicate_rules"]
+        if "customize_application" in changes:
+            self.customize_application = changes["customize_application"]
+        if "field_access_on_create" in changes:
+            self.field_access_on_create = changes["field_access_on_create"]
+        if changes.get("grant_field_access"):
+            self.grant_field_access()
         if "api_usage" in counts:
             self.set_api_usage(counts["api_usage"])
 
@@ -2258,6 +2305,8 @@ class SalesforceSandbox(Sandbox):
             api("/sobjects/{object_name}/updated/", GET=self._updated),
             api("/sobjects/{object_name}/{record_id}", GET=self._get_one, PATCH=self._update_one,
                 DELETE=self._delete_one),
+            api("/tooling/sobjects/CustomField", POST=self._create_custom_field),
+            api("/tooling/sobjects/CustomField/", POST=self._create_custom_field),
             Route("/services/data/{rest:path}", self._api({"GET": self._unknown, "POST": self._unknown,
                                                             "PATCH": self._unknown, "PUT": self._unknown,
                                                             "DELETE": self._unknown}),
@@ -2320,6 +2369,100 @@ class SalesforceSandbox(Sandbox):
     async def _describe(self, request: Request) -> Response:
         schema = self._object(request.path_params["object_name"])
         return JSONResponse(schema.describe(f"{self.base_url}/{schema.key_prefix}"))
+
+    # -- Tooling API: CustomField ------------------------------------------------------------------------------------
+    async def _create_custom_field(self, request: Request) -> Response:
+        """``POST /tooling/sobjects/CustomField {"FullName": "Contact.x__c", "Metadata": {label, type, ...}}``.
+
+        Answers 201 ``{"id": "00N...", "success": true, "errors": [], "warnings": [], "infos": []}``. The field is
+        then in the object's describe, unless field-level security still hides it from the integration user.
+        """
+        body = await self._json_body(request)
+        if not isinstance(body, dict):
+            raise _json_parser_error("Cannot deserialize instance of CustomField from the request body")
+        if not self.customize_application:
+            raise SalesforceError(400, "INSUFFICIENT_ACCESS",
+                                  "insufficient access rights on object id: Customize Application is required")
+        full_name = body.get("FullName")
+        metadata = body.get("Metadata")
+        if not isinstance(full_name, str) or not full_name:
+            raise SalesforceError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [FullName]",
+                                  fields=["FullName"])
+        if not isinstance(metadata, dict):
+            raise SalesforceError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [Metadata]",
+                                  fields=["Metadata"])
+        object_name, _, field_name = full_name.partition(".")
+        schema = next((s for n, s in self.schemas.items() if n.lower() == object_name.lower()), None)
+        if schema is None or schema.name not in PERSON_OBJECTS:
+            raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY",
+                                  f"In field: FullName - no CustomObject named {object_name} found")
+        if not re.fullmatch(r"[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c", field_name):
+            raise SalesforceError(400, "INVALID_FIELD",
+                                  f"The field name {field_name} is not valid: a custom field's API name ends in __c "
+                                  "and holds letters, digits and single underscores")
+        hidden = self.created_fields.get(schema.name, {})
+        if schema.get(field_name) is not None or field_name.lower() in {n.lower() for n in hidden}:
+            raise SalesforceError(400, "DUPLICATE_DEVELOPER_NAME",
+                                  f"There is already a field named {field_name.removesuffix('__c')} on "
+                                  f"{schema.name}.")
+        spec = self._field_from_metadata(field_name, metadata)
+        self.created_fields.setdefault(schema.name, {})[spec.name] = (spec, self.field_access_on_create)
+        self._build_schemas([custom_field_spec(name) for name in self.custom_fields])
+        field_id = salesforce_id("00N", self._next_field_number, pod="5g")
+        self._next_field_number += 1
+        return JSONResponse({"id": field_id, "success": True, "errors": [], "warnings": [], "infos": []},
+                            status_code=201)
+
+    @staticmethod
+    def _field_from_metadata(name: str, metadata: dict[str, Any]) -> FieldSpec:
+        """A field spec from Tooling ``Metadata``, checked as Salesforce checks it (label, type and sizes).
+
+        Raises:
+            SalesforceError: ``FIELD_INTEGRITY_EXCEPTION`` naming what is missing or out of range.
+        """
+
+        def refuse(message: str) -> SalesforceError:
+            return SalesforceError(400, "FIELD_INTEGRITY_EXCEPTION", message)
+
+        label = metadata.get("label")
+        if not isinstance(label, str) or not label.strip():
+            raise refuse("Field Label: You must enter a value")
+        if len(label) > 40:
+            raise refuse("Field Label: data value too large (max length=40)")
+        kind = metadata.get("type")
+
+        def number(key: str, low: int, high: int) -> int:
+            value = metadata.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise refuse(f"{key.capitalize()}: must be a whole number from {low} to {high}")
+            return value
+
+        if kind == "Text":
+            return FieldSpec(name, label, "string", number("length", 1, 255), custom=True)
+        if kind == "Url":
+            return FieldSpec(name, label, "url", 255, custom=True)
+        if kind == "Number":
+            precision = number("precision", 1, 18)
+            scale = number("scale", 0, precision)
+            return FieldSpec(name, label, "double", precision=precision, scale=scale, custom=True)
+        if kind == "LongTextArea":
+            length = number("length", 256, 131072)
+            number("visibleLines", 2, 50)
+            return FieldSpec(name, label, "textarea", length, custom=True, filterable=False, sortable=False)
+        if kind == "Picklist":
+            value_set = metadata.get("valueSet")
+            definition = value_set.get("valueSetDefinition") if isinstance(value_set, dict) else None
+            values = definition.get("value") if isinstance(definition, dict) else None
+            if not isinstance(values, list) or not values:
+                raise refuse("Values: a picklist needs at least one value (valueSet.valueSetDefinition.value)")
+            names = [str(v["fullName"]) for v in values if isinstance(v, dict) and isinstance(v.get("fullName"), str)]
+            if len(names) != len(values) or not all(names):
+                raise refuse("Values: each value needs a fullName")
+            restricted = bool(value_set.get("restricted")) if isinstance(value_set, dict) else False
+            return FieldSpec(name, label, "picklist", 255, custom=True, picklist=tuple(names),
+                             restricted_picklist=restricted)
+        raise refuse(f"Type: {kind!r} is not a field type this org creates (Text, Url, Number, LongTextArea, "
+                     "Picklist)")
 
     async def _create_one(self, request: Request) -> Response:
         schema = self._object(request.path_params["object_name"])
