@@ -40,7 +40,9 @@ from crm_desktop.store.repositories import (
     ContactStore,
     NotFoundError,
     _apply_contact,
+    _apply_contact_columns,
     lead_row_values,
+    save_profiles_in_bulk,
     stored_contact,
     stored_lead,
 )
@@ -474,12 +476,21 @@ class SyncStore:
         return LeadRow(email=record.email)
 
     @staticmethod
-    def _fill_row(row: ContactRow | LeadRow, record: Contact | Lead) -> None:
-        """Give a contact or lead row the values of a domain record."""
+    def _fill_row(
+        row: ContactRow | LeadRow,
+        record: Contact | Lead,
+        profiles_later: list[tuple[ContactRow, Contact]] | None = None,
+    ) -> None:
+        """Give a contact or lead row the values of a domain record; a contact's profiles go to ``profiles_later``
+        when given, for :func:`save_profiles_in_bulk`, else into the row's collection."""
         row.email = record.email
         if isinstance(row, ContactRow):
             assert isinstance(record, Contact)
-            _apply_contact(row, record)
+            if profiles_later is None:
+                _apply_contact(row, record)
+            else:
+                _apply_contact_columns(row, record)
+                profiles_later.append((row, record))
             return
         assert isinstance(record, Lead)
         for name, value in lead_row_values(record).items():
@@ -737,6 +748,7 @@ class SyncStore:
             inserted = self._insert_records(session, obj, new, now) if new else {}
             # (write, local id, the record's updated_at when this transaction wrote it)
             written: list[tuple[PulledWrite, int, datetime | None]] = []
+            profiles: list[tuple[ContactRow, Contact]] = []
             for write in writes:
                 if write.record is None:
                     assert write.local_id is not None
@@ -744,11 +756,12 @@ class SyncStore:
                 elif write.local_id is None:
                     written.append((write, inserted[write.record.email], now))
                 elif (row := rows.get(write.local_id)) is not None:
-                    self._fill_row(row, write.record)
+                    self._fill_row(row, write.record, profiles)
                     row.updated_at = now
                     written.append((write, write.local_id, now))
                 # else: deleted locally since the page was planned: nothing to merge into
             session.flush()
+            save_profiles_in_bulk(session, profiles)
             links: list[tuple[int, str, dict[str, Any]]] = []
             audit: list[dict[str, Any]] = []
             conflicts: list[dict[str, Any]] = []
