@@ -1,0 +1,224 @@
+"""Conversions pulled from the three sandbox CRMs over loopback, credited in the attribution report, and Pipedrive
+deals made once in a pipeline chosen by name."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration, Lead, LeadStatus, Provider
+from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.pipedrive import PipedriveSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
+from crm_desktop.store.models import WorkspaceSettingRow
+
+pytestmark = pytest.mark.loopback
+
+
+@dataclass
+class Crms:
+    workspace: Workspace
+    conversions: ConversionService
+    salesforce: SalesforceSandbox
+    hubspot: HubSpotSandbox
+    pipedrive: PipedriveSandbox
+
+    def salesperson(self, sandbox: Any, action: str, body: dict[str, Any]) -> httpx.Response:
+        """A salesperson's step through the sandbox's control endpoint, over the socket."""
+        return httpx.post(f"{sandbox.base_url}/__sandbox__/salesperson/{action}", json=body, timeout=10)
+
+    def pull(self, name: str) -> Any:
+        return asyncio.run(self.conversions.pull(name))
+
+
+@pytest.fixture
+def crms(tmp_path: Path) -> Iterator[Crms]:
+    salesforce = SalesforceSandbox(SandboxConfig(contacts=8, seed=3))
+    hubspot = HubSpotSandbox(SandboxConfig(contacts=0, seed=4))
+    pipedrive = PipedriveSandbox(SandboxConfig(contacts=8, seed=5))
+    pipedrive.apply_config({"burst_limit": 120, "search_burst_limit": 100})
+    server = SandboxServer([salesforce, hubspot, pipedrive])
+    server.start()
+    workspace = Workspace.open(tmp_path / "workspace")
+    try:
+        for provider, sandbox in ((Provider.SALESFORCE, salesforce), (Provider.HUBSPOT, hubspot),
+                                  (Provider.PIPEDRIVE, pipedrive)):
+            credentials = sandbox.credentials()
+            if provider is Provider.PIPEDRIVE:
+                credentials = {"apiToken": credentials["apiToken"]}
+            workspace.integrations.add(
+                Integration(provider=provider, name=provider.value, base_url=sandbox.base_url, domain="acme"),
+                credentials,
+            )
+        conversions = ConversionService(workspace.database, workspace.integrations, workspace.crm, workspace.social)
+        yield Crms(workspace, conversions, salesforce, hubspot, pipedrive)
+    finally:
+        workspace.close()
+        server.stop()
+
+
+def touch(crms: Crms, email: str, campaign: str, *, days_ago: float = 2, kind: str = "click") -> None:
+    """A social touchpoint of the person in a campaign, before the salesperson's step."""
+    crms.workspace.social.record_engagement(
+        EngagementEvent.model_validate({
+            "platform": "twitter", "type": kind, "campaign": campaign, "user": {"email": email},
+            "timestamp": (datetime.now(UTC) - timedelta(days=days_ago)).isoformat(),
+        })
+    )
+
+
+def campaign_row(crms: Crms, campaign: str) -> dict[str, Any]:
+    report = crms.workspace.social.attribution_report(AttributionModel.LINEAR).to_wire()
+    rows = {row.get("name"): row for row in report["byCampaign"]}
+    return rows.get(campaign, {"conversionsCredited": 0, "valueCredited": {}})
+
+
+def test_salesforce_converted_lead_is_pulled_once_and_credited(crms: Crms) -> None:
+    lead = next(iter(crms.salesforce.records["Lead"].values()))
+    email = str(lead["Email"]).lower()
+    touch(crms, email, "SF spring")
+    assert crms.pull("salesforce").pulled == 0  # nothing converted yet
+
+    answer = crms.salesperson(crms.salesforce, "convert-lead", {"email": email})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["IsConverted"] is True
+
+    report = crms.pull("salesforce")
+    assert (report.pulled, report.created) == (1, 1)
+    assert campaign_row(crms, "SF spring")["conversionsCredited"] == pytest.approx(1.0)
+
+    assert crms.pull("salesforce").created == 0
+    with crms.workspace.database.session() as session:  # a pull from the very start reads the lead again
+        session.delete(session.get(WorkspaceSettingRow, "conversions.cursor.1"))
+    again = crms.pull("salesforce")
+    assert (again.pulled, again.created, again.unchanged) == (1, 0, 1)
+    assert crms.workspace.social.attribution_report(AttributionModel.LINEAR).conversions == 1
+    # A converted lead cannot be converted again: Salesforce's own refusal.
+    refused = crms.salesperson(crms.salesforce, "convert-lead", {"email": email})
+    assert refused.status_code == 400 and "CANNOT_UPDATE_CONVERTED_LEAD" in refused.text
+
+
+def test_hubspot_lifecycle_customer_is_a_conversion(crms: Crms) -> None:
+    created = httpx.post(
+        f"{crms.hubspot.base_url}/crm/v3/objects/contacts",
+        headers={"Authorization": f"Bearer {crms.hubspot.credentials()['token']}"},
+        json={"properties": {"email": "ana@example.com", "firstname": "Ana", "lifecyclestage": "lead"}},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    touch(crms, "ana@example.com", "HS launch")
+    assert crms.pull("hubspot").pulled == 0  # a lead is not a conversion
+
+    moved = crms.salesperson(crms.hubspot, "lifecycle", {"email": "ana@example.com", "stage": "opportunity"})
+    assert moved.status_code == 200, moved.text
+    became = moved.json()["properties"]["hs_lifecyclestage_opportunity_date"]
+    first = crms.pull("hubspot")
+    assert (first.pulled, first.created) == (1, 1)
+    # Reaching customer later is the same conversion, still dated when it reached opportunity.
+    assert crms.salesperson(crms.hubspot, "lifecycle", {"email": "ana@example.com"}).status_code == 200
+    second = crms.pull("hubspot")
+    assert (second.pulled, second.created, second.unchanged) == (1, 0, 1)
+    (stored,) = crms.workspace.social.store.conversions()
+    assert stored.timestamp == datetime.fromisoformat(became.replace("Z", "+00:00"))
+    assert campaign_row(crms, "HS launch")["conversionsCredited"] == pytest.approx(1.0)
+    # HubSpot's lifecycle only moves forward.
+    back = crms.salesperson(crms.hubspot, "lifecycle", {"email": "ana@example.com", "stage": "lead"})
+    assert back.status_code == 400 and "forward" in back.text
+    assert crms.salesperson(crms.hubspot, "lifecycle", {"email": "nobody@example.com"}).status_code == 404
+
+
+def test_pipedrive_won_deal_brings_its_value(crms: Crms) -> None:
+    person = next(iter(crms.pipedrive.persons.values()))
+    email = str(person.emails[0]["value"]).lower()
+    touch(crms, email, "PD webinar", days_ago=3)
+    touch(crms, email, "PD retarget", days_ago=1)
+    won = crms.salesperson(crms.pipedrive, "win-deal", {"email": email, "value": 1200, "currency": "EUR"})
+    assert won.status_code == 200, won.text
+    assert won.json()["status"] == "won"
+
+    report = crms.pull("pipedrive")
+    assert (report.pulled, report.created) == (1, 1)
+    assert campaign_row(crms, "PD webinar")["valueCredited"] == {"EUR": pytest.approx(600.0)}
+    assert campaign_row(crms, "PD retarget")["conversionsCredited"] == pytest.approx(0.5)
+    assert crms.pull("pipedrive").created == 0
+    assert crms.workspace.social.attribution_report(AttributionModel.LINEAR).value == {"EUR": 1200.0}
+
+
+def test_pipeline_is_chosen_by_name_and_unknown_names_are_refused(crms: Crms) -> None:
+    with pytest.raises(PipelineChoiceError) as unknown:
+        asyncio.run(crms.conversions.choose_pipeline("pipedrive", "Enterprise"))
+    assert "Pipeline, Social leads" in str(unknown.value)
+    assert "Social leads / New social lead" in unknown.value.choices
+    with pytest.raises(PipelineChoiceError) as no_stage:
+        asyncio.run(crms.conversions.choose_pipeline("pipedrive", "social leads", "Won"))
+    assert "New social lead, Qualified, Proposal" in str(no_stage.value)
+    with pytest.raises(PipelineChoiceError, match="Pipedrive integrations"):
+        asyncio.run(crms.conversions.pipelines("hubspot"))
+
+    choice = asyncio.run(crms.conversions.choose_pipeline("pipedrive", "social leads", "qualified"))
+    assert (choice.pipeline_name, choice.stage_name) == ("Social leads", "Qualified")
+    stage = crms.pipedrive.stages[int(choice.stage_id)]
+    assert (stage.name, stage.pipeline_id) == ("Qualified", int(choice.pipeline_id))
+    saved = crms.workspace.integrations.get("pipedrive").sync_config.deal_pipeline
+    assert saved == choice
+
+
+def test_qualified_lead_gets_one_deal_in_the_chosen_pipeline(crms: Crms) -> None:
+    asyncio.run(crms.conversions.choose_pipeline("pipedrive", "Social leads", "New social lead"))
+    persons = list(crms.pipedrive.persons.values())
+    qualified = str(persons[0].emails[0]["value"]).lower()
+    converted = str(persons[1].emails[0]["value"]).lower()
+    crms.workspace.leads.save(Lead(email=qualified, first_name="Qia", last_name="Lee", status=LeadStatus.QUALIFIED))
+    crms.workspace.leads.save(Lead(email="later@example.com", last_name="Later", status=LeadStatus.CONVERTED))
+    crms.workspace.leads.save(Lead(email=str(persons[2].emails[0]["value"]), status=LeadStatus.NEW))
+    touch(crms, converted, "API")  # a conversion recorded by the API, not by this CRM
+    crms.workspace.social.record_conversion(
+        Conversion.model_validate(
+            {"email": converted, "timestamp": datetime.now(UTC).isoformat(), "value": 99.5, "currency": "USD"}
+        )
+    )
+
+    report = crms.pull("pipedrive")
+    made = dict(report.deals_created)
+    assert set(made) == {qualified, converted}
+    assert report.deals_waiting == ["later@example.com"]  # no person in Pipedrive yet
+    deal = crms.pipedrive.deals[int(made[qualified])]
+    assert deal.person_id == persons[0].id
+    assert (deal.pipeline_id, deal.stage_id) == (2, 6)
+    assert deal.title == "Qia Lee (social lead)"
+    priced = crms.pipedrive.deals[int(made[converted])]
+    assert (priced.value, priced.currency) == (99.5, "USD")
+
+    count = len(crms.pipedrive.deals)
+    again = crms.pull("pipedrive")
+    assert again.deals_created == [] and len(crms.pipedrive.deals) == count  # never a second deal
+
+    # The desktop's memory lost (another desktop, a restored backup): the CRM's own deal is found, not duplicated.
+    fresh = Workspace.open(crms.workspace.paths.data_dir)
+    try:
+        with fresh.database.session() as session:
+            session.delete(session.get(WorkspaceSettingRow, "conversions.deals.3"))
+        service = ConversionService(fresh.database, fresh.integrations, fresh.crm, fresh.social)
+        rebuilt = asyncio.run(service.pull("pipedrive"))
+        assert rebuilt.deals_created == [] and rebuilt.deals_found == 2
+        assert len(crms.pipedrive.deals) == count
+        # The deal won by the salesperson comes back as a conversion, with its value.
+        assert httpx.post(f"{crms.pipedrive.base_url}/__sandbox__/salesperson/win-deal",
+                          json={"dealId": deal.id, "value": 5000, "currency": "EUR"}, timeout=10).status_code == 200
+        won = asyncio.run(service.pull("pipedrive"))
+        assert (won.pulled, won.created) == (1, 1)
+        assert fresh.social.attribution_report(AttributionModel.LINEAR).value["EUR"] == 5000.0
+    finally:
+        fresh.close()
