@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import Any
 
+from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
 from crm_desktop.app.errors import (
     AuthError,
     CredentialsError,
@@ -278,6 +279,59 @@ def cmd_integration_login(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_integration_pipeline(args: argparse.Namespace) -> int:
+    """List the CRM's deal pipelines, or choose by name where converted or qualified leads get their deal."""
+    with closing(open_workspace(args)) as workspace:
+        service = ConversionService(workspace.database, workspace.integrations, workspace.crm, workspace.social)
+        integration = workspace.integrations.get(args.name)
+        if args.clear:
+            service.clear_pipeline(args.name)
+            emit(args, {"integration": integration.name, "dealPipeline": None},
+                 f"{integration.name}: no deals are made for converted or qualified leads any more")
+            return ExitCode.OK
+        try:
+            if args.pipeline is None:
+                pipelines = asyncio.run(service.pipelines(args.name))
+                current = integration.sync_config.deal_pipeline
+                data = {
+                    "integration": integration.name,
+                    "dealPipeline": current.to_wire() if current else None,
+                    "pipelines": [{"id": p.id, "name": p.name, "stages": [{"id": s.id, "name": s.name}
+                                                                          for s in p.stages]} for p in pipelines],
+                }
+                chosen = f"{current.pipeline_name} / {current.stage_name}" if current else "none chosen"
+                lines = [f"deal pipeline of {integration.name}: {chosen}"]
+                lines += [f"  {p.name}: {', '.join(s.name for s in p.stages)}" for p in pipelines]
+                emit(args, data, "\n".join(lines))
+                return ExitCode.OK
+            choice = asyncio.run(service.choose_pipeline(args.name, args.pipeline, args.stage))
+        except PipelineChoiceError as exc:
+            raise CommandError(str(exc), ExitCode.USAGE, "unknown_pipeline") from None
+    emit(args, {"integration": integration.name, "dealPipeline": choice.to_wire()},
+         f"{integration.name}: converted or qualified leads get a deal in {choice.pipeline_name} / "
+         f"{choice.stage_name}")
+    return ExitCode.OK
+
+
+def cmd_integration_conversions(args: argparse.Namespace) -> int:
+    """Pull the CRM's conversions now (a sync does it too), and make the deals of the chosen pipeline."""
+    with closing(open_workspace(args)) as workspace:
+        service = ConversionService(workspace.database, workspace.integrations, workspace.crm, workspace.social)
+        report = asyncio.run(service.pull(args.name))
+    lines = [
+        f"conversions of {report.integration}: {report.pulled} on the CRM, {report.created} new, "
+        f"{report.updated} updated, {report.unchanged} already recorded ({plural(report.api_calls, 'API call')})"
+    ]
+    if report.deals_created or report.deals_found or report.deals_waiting or report.deal_errors:
+        lines.append(
+            f"deals: {len(report.deals_created)} made, {report.deals_found} already there, "
+            f"{len(report.deals_waiting)} waiting for their person to reach the CRM"
+        )
+    lines += [f"deal refused for {email}: {reason}" for email, reason in report.deal_errors]
+    emit(args, report.to_wire(), "\n".join(lines))
+    return ExitCode.PARTIAL if report.deal_errors else ExitCode.OK
+
+
 def _connection_options(parser: argparse.ArgumentParser, *, base_url_help: str, secret_help: str) -> None:
     """The options ``integration add`` and ``integration update`` share, so the two stay alike."""
     parser.add_argument("--description", help="what this connection is for")
@@ -360,4 +414,30 @@ def add_commands(commands: Any) -> None:
     login.add_argument("--client-id", help="the connected app's consumer key (default: the stored one)")
     json_flag(login)
     login.set_defaults(handler=cmd_integration_login)
+
+    pipeline = integration_commands.add_parser(
+        "pipeline",
+        help="list the CRM's deal pipelines, or choose one by name for the deals of converted leads (Pipedrive)",
+        description="Without --pipeline, list the CRM's live deal pipelines and their stages and the one chosen. "
+        "With --pipeline NAME (and --stage NAME, else its first stage), choose where every lead that converts or "
+        "is marked qualified gets its deal, linked to its person, once; won deals come back as conversions. "
+        "Names are matched without regard to case; an unknown one is refused with the names there are.",
+    )
+    pipeline.add_argument("name")
+    pipeline.add_argument("--pipeline", metavar="NAME", help="the pipeline's name, as the CRM shows it")
+    pipeline.add_argument("--stage", metavar="NAME", help="the stage's name (default: the pipeline's first)")
+    pipeline.add_argument("--clear", action="store_true", help="stop making deals")
+    json_flag(pipeline)
+    pipeline.set_defaults(handler=cmd_integration_pipeline)
+
+    conversions = integration_commands.add_parser(
+        "conversions",
+        help="pull the CRM's conversions now (a sync does too) and make the deals of the chosen pipeline",
+        description="Record what the CRM calls a conversion, each once (a re-pull changes nothing): Salesforce "
+        "Leads converted (IsConverted, ConvertedDate), HubSpot contacts whose lifecycle stage reached "
+        "opportunity or customer, Pipedrive deals won (with their value). They show in `attribution report`.",
+    )
+    conversions.add_argument("name")
+    json_flag(conversions)
+    conversions.set_defaults(handler=cmd_integration_conversions)
 
