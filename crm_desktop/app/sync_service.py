@@ -10,13 +10,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.app.conversions import ConversionService
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_worker import SyncWorker, on_loop
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CrmField, ReadsMappedFields
+from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
     ConflictRow,
@@ -72,6 +75,10 @@ __all__ = [
 ]
 
 
+#: The runs that pull, after which the CRM's conversions are pulled too.
+PULLING = frozenset({"pull", "both"})
+
+
 class MappingChangeError(ValueError):
     """A field mapping cannot be changed as asked; the message says why."""
 
@@ -89,6 +96,8 @@ class SyncService:
         self.actions = actions
         self.contacts = ContactStore(database)
         self.leads = LeadStore(database)
+        #: Brings each CRM's conversions (and Pipedrive's deals) after a run that pulls.
+        self.conversions = ConversionService(database, integrations, actions, SocialService(database))
         self.imports = ImportService(database)
         self._running: dict[int, asyncio.Task[SyncResult]] = {}
         #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
@@ -340,7 +349,18 @@ class SyncService:
                 self.store.release_lock(integration.id)
             raise
         engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress)
-        return await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
+        result = await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
+        if not dry_run and local_ids is None and direction in PULLING and not result.auth_failed:
+            await self._pull_conversions(integration)
+        return result
+
+    async def _pull_conversions(self, integration: Integration) -> None:
+        """Record the CRM's conversions and make Pipedrive's deals; a CRM failure there is logged and never
+        fails the run that pulled the records (the next run tries again)."""
+        try:
+            await self.conversions.pull(integration.name)
+        except ProviderError as exc:
+            logger.warning("conversions of %s not pulled: %s", integration.name, exc)
 
     @staticmethod
     def _fitted(

@@ -222,3 +222,15 @@ def test_qualified_lead_gets_one_deal_in_the_chosen_pipeline(crms: Crms) -> None
         assert fresh.social.attribution_report(AttributionModel.LINEAR).value["EUR"] == 5000.0
     finally:
         fresh.close()
+
+
+def test_a_sync_pulls_the_conversions_too(crms: Crms) -> None:
+    person = next(iter(crms.pipedrive.persons.values()))
+    email = str(person.emails[0]["value"]).lower()
+    touch(crms, email, "Sync pulled")
+    assert crms.salesperson(crms.pipedrive, "win-deal", {"email": email, "value": 300, "currency": "USD"}
+                            ).status_code == 200
+    asyncio.run(crms.workspace.sync.sync("pipedrive"))
+    report = crms.workspace.social.attribution_report(AttributionModel.LAST_TOUCH)
+    assert report.conversions == 1 and report.value == {"USD": 300.0}
+    assert campaign_row(crms, "Sync pulled")["conversionsCredited"] == pytest.approx(1.0)
