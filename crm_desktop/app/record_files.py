@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -216,8 +217,47 @@ def username_from_url(platform: str, url: str) -> str | None:
 
 
 # -- reading -----------------------------------------------------------------------------------------------------
-def _sniffed_dialect(path: Path) -> type[csv.Dialect] | str:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+#: Byte order marks of the Unicode encodings a spreadsheet may save text in (Excel's "Unicode Text" is UTF-16).
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def text_encoding(path: Path) -> str:
+    """How to read a file's text: UTF-16/32 when it starts with their byte order mark, else UTF-8 (BOM or not).
+
+    Raises:
+        ValueError: when the file is not UTF-8 text, naming the first line that is not and how to save it.
+        OSError: when the file cannot be read.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        for bom, encoding in _BOMS:
+            if head.startswith(bom):
+                return encoding
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        lines_before = offset = 0
+        while chunk := handle.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines_before + chunk.count(b"\n", 0, max(exc.start, 0)) + 1
+                raise ValueError(
+                    f"{path.name}: line {line} is not UTF-8 text (byte 0x{chunk[exc.start]:02x} at byte "
+                    f"{offset + exc.start + 1:,}); save the file as UTF-8 (in Excel: CSV UTF-8) and import it again"
+                ) from None
+            lines_before += chunk.count(b"\n")
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path.name}: the file ends in the middle of a character (it is cut short or not "
+                             "UTF-8); save it as UTF-8 and import it again") from None
+    return "utf-8-sig"
+
+
+def _sniffed_dialect(path: Path, encoding: str) -> type[csv.Dialect] | str:
+    with path.open(newline="", encoding=encoding) as handle:
         sample = handle.read(_SNIFF_BYTES)
     if "\n" in sample and len(sample) == _SNIFF_BYTES:
         sample = sample[: sample.rindex("\n")]  # a cut line would mislead the guess
@@ -230,45 +270,58 @@ def _sniffed_dialect(path: Path) -> type[csv.Dialect] | str:
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
     known = _columns_for(model)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, _sniffed_dialect(path))
-        header = next(reader, None)
-        if header is None or not any(h.strip() for h in header):
-            result.notices.append(f"{path.name} is empty: nothing to import")
-            return
-        keys: list[str | None] = []
-        taken: dict[str, str] = {}
-        for raw in header:
-            name = raw.strip()
-            if not name:
-                keys.append(None)
-                continue
-            key = known.get(header_key(name)) or f"custom.{name}"
-            if key in taken:
-                raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
-                                 "keep one")
-            taken[key] = name
-            keys.append(key)
-        if "email" not in taken:
-            seen = ", ".join(repr(h.strip()) for h in header if h.strip())
-            raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
-                             f"{seen}")
-        result.columns = dict(taken)
-        rows = 0
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            rows += 1
-            values: dict[str, Any] = {}
-            for column, cell in zip(keys, cells, strict=False):
-                if column is not None:
-                    values[column] = cell.strip() or None
-            for column in keys[len(cells):]:
-                if column is not None:
-                    values[column] = None
-            yield reader.line_num, values
-        if not rows:
-            result.notices.append(f"{path.name} has a header but no rows: nothing to import")
+    encoding = text_encoding(path)
+    with path.open(newline="", encoding=encoding) as handle:
+        reader = csv.reader(handle, _sniffed_dialect(path, encoding))
+        try:
+            yield from _csv_records(path, reader, known, result)
+        except csv.Error as exc:
+            # The usual cause is a quote opened and never closed: the rest of the file reads as one cell.
+            hint = ("; most likely a quote (\") opened and never closed" if "field larger" in str(exc) else "")
+            raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc}){hint}") from None
+
+
+def _csv_records(
+    path: Path, reader: Any, known: dict[str, str], result: FileRows
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows of an open CSV reader (see :func:`_csv_rows`)."""
+    header = next(reader, None)
+    if header is None or not any(h.strip() for h in header):
+        result.notices.append(f"{path.name} is empty: nothing to import")
+        return
+    keys: list[str | None] = []
+    taken: dict[str, str] = {}
+    for raw in header:
+        name = raw.strip()
+        if not name:
+            keys.append(None)
+            continue
+        key = known.get(header_key(name)) or f"custom.{name}"
+        if key in taken:
+            raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
+                             "keep one")
+        taken[key] = name
+        keys.append(key)
+    if "email" not in taken:
+        seen = ", ".join(repr(h.strip()) for h in header if h.strip())
+        raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
+                         f"{seen}")
+    result.columns = dict(taken)
+    rows = 0
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue
+        rows += 1
+        values: dict[str, Any] = {}
+        for column, cell in zip(keys, cells, strict=False):
+            if column is not None:
+                values[column] = cell.strip() or None
+        for column in keys[len(cells):]:
+            if column is not None:
+                values[column] = None
+        yield reader.line_num, values
+    if not rows:
+        result.notices.append(f"{path.name} has a header but no rows: nothing to import")
 
 
 def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dict[str, Any]:
@@ -336,7 +389,7 @@ def read_rows(path: Path, model: type[Contact] | type[Lead]) -> FileRows:
 def _jsonl_rows(
     path: Path, model: type[Contact] | type[Lead], result: FileRows
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding=text_encoding(path)) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -345,6 +398,10 @@ def _jsonl_rows(
             except json.JSONDecodeError as exc:
                 result.problems.append(RowProblem.of(number, "(unreadable)",
                                                      [FieldProblem("(row)", f"not valid JSON ({exc.msg})")]))
+                continue
+            except RecursionError:
+                result.problems.append(RowProblem.of(number, "(unreadable)", [FieldProblem(
+                    "(row)", "nested too deeply to read (lists or objects inside each other hundreds of times)")]))
                 continue
             if not isinstance(item, dict):
                 result.problems.append(RowProblem.of(number, "(unreadable)",

@@ -1,0 +1,66 @@
+"""Files that broke the import before the fuzzing found them: other encodings, runaway quotes, absurd nesting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.cli import ExitCode
+from tests.support.cli_runs import run, run_json
+
+ROWS = "email,firstName\nann@example.com,Ann\nbéa@example.com,Béatrice\n"
+
+
+def test_a_utf16_file_from_excel_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "unicode.csv"
+    path.write_bytes(ROWS.replace(",", "\t").encode("utf-16"))  # Excel's "Unicode Text": UTF-16 with a BOM, tabs
+    code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.OK, report
+    assert report["created"] == 2
+    assert [c["new"] for c in report["records"][1]["changes"].values()] == ["Béatrice"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    text = ROWS if suffix == ".csv" else '{"email": "ann@example.com"}\n{"email": "béa@example.com"}\n'
+    path = tmp_path / f"latin{suffix}"
+    path.write_bytes(text.encode("latin-1"))
+    code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.USAGE
+    message = report["error"]["message"]
+    line = 3 if suffix == ".csv" else 2
+    assert f"latin{suffix}: line {line} is not UTF-8 text (byte 0xe9" in message and "save the file as UTF-8" in message
+    code, report = run_json(tmp_path / "D", ["contacts", "list"], capsys)
+    assert report["total"] == 0  # nothing half-written
+
+
+def test_a_quote_never_closed_is_named_instead_of_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text('email,firstName\nann@example.com,"Ann\n' + "x" * 200_000 + "\n", encoding="utf-8")
+    code, out, err = run(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.USAGE, (out, err)
+    assert "quote.csv: line" in err and 'most likely a quote (") opened and never closed' in err
+
+
+def test_absurd_nesting_refuses_that_line_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "deep.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text(f'{{"email": "deep@example.com", "customFields": {{"x": {deep}}}}}\n'
+                    '{"email": "ann@example.com", "firstName": "Ann"}\n', encoding="utf-8")
+    code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+    assert report["created"] == 1
+    assert [(r["line"], r["problems"][0]["reason"]) for r in report["refused"]] == [
+        (1, "nested too deeply to read (lists or objects inside each other hundreds of times)")]
+
+
+def test_a_bom_on_a_jsonl_file_keeps_its_first_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_text('\ufeff{"email": "ann@example.com"}\n', encoding="utf-8")
+    code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert (code, report["created"], report["refused"]) == (ExitCode.OK, 1, [])
