@@ -38,13 +38,18 @@ from crm_desktop.providers.http import OK, Decision, Verdict, classify_status, j
 from crm_desktop.providers.rate import RateBudget, RateObservation, read_pipedrive_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     ChangeCursor,
+    FieldCache,
     StackedBudget,
     chunks,
+    distinct_email_keys,
     email_key,
+    failed_result,
     gather_or_cancel,
     paginate,
     parse_crm_time,
+    results_in_order,
     server_time,
+    utc_seconds,
     write_or_reconcile,
 )
 
@@ -654,10 +659,6 @@ class _PersonIndex:
         return holders[min(holders)] if holders else None
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class PipedriveAdapter(AdapterBase):
     """Pipedrive through its v1 and v2 REST API with an API token, within the burst windows and the daily tokens.
 
@@ -713,8 +714,8 @@ class PipedriveAdapter(AdapterBase):
         self.http.client.event_hooks["response"].append(self._observe_rate_headers)
         self.page_size = PAGE_LIMIT
         self.index_refresh_seconds = LIST_REFRESH_SECONDS
-        self._fields: PersonFieldMap | None = None
-        self._field_lock = asyncio.Lock()
+        #: The person fields, under the one key ``person`` (Pipedrive's leads have no fields of their own).
+        self._person_fields: FieldCache[str, PersonFieldMap] = FieldCache(self._read_person_fields)
         self._known_notes: dict[tuple[str, str], str] = {}
 
     # -- plumbing --------------------------------------------------------------------------------------------------
@@ -777,7 +778,7 @@ class PipedriveAdapter(AdapterBase):
         )
 
     def _humanise(self, text: str) -> str:
-        return (self._fields or PersonFieldMap()).humanise(text)
+        return (self._person_fields.held("person") or PersonFieldMap()).humanise(text)
 
     # -- contract: connection, fields, quota -----------------------------------------------------------------------
     async def test_connection(self) -> ConnectionInfo:
@@ -800,7 +801,7 @@ class PipedriveAdapter(AdapterBase):
         A lead's own fields come first for leads, then the fields of its person (owner, labels and visibility
         belong to the lead there).
         """
-        person_fields = await self._load_person_fields()
+        person_fields = await self._person_fields.get("person", fresh=True)
         if obj is RecordObject.CONTACT:
             return list(person_fields.fields)
         lead_fields = [CrmField(name=key, label=label, type=kind) for key, label, kind in LEAD_FIELDS]
@@ -808,14 +809,10 @@ class PipedriveAdapter(AdapterBase):
 
     async def field_map(self) -> PersonFieldMap:
         """The person fields by key and by name (listed once, then cached; :meth:`create_field` adds to it)."""
-        async with self._field_lock:
-            if self._fields is None:
-                await self._load_person_fields()
-        assert self._fields is not None
-        return self._fields
+        return await self._person_fields.get("person")
 
-    async def _load_person_fields(self) -> PersonFieldMap:
-        """List the person fields again (every page) and cache them."""
+    async def _read_person_fields(self, _key: str) -> PersonFieldMap:
+        """List the person fields (every page)."""
         fields: list[CrmField] = []
         option_ids: dict[str, dict[str, int]] = {}
 
@@ -839,8 +836,7 @@ class PipedriveAdapter(AdapterBase):
                 fields.append(crm_field)
                 if ids:
                     option_ids[crm_field.name] = ids
-        self._fields = PersonFieldMap(tuple(fields), option_ids)
-        return self._fields
+        return PersonFieldMap(tuple(fields), option_ids)
 
     async def create_field(
         self, obj: RecordObject, name: str, label: str, field_type: str, options: Sequence[str] = ()
@@ -877,7 +873,7 @@ class PipedriveAdapter(AdapterBase):
             body["options"] = [{"label": choice} for choice in choices]
 
         async def find() -> dict[str, Any] | None:
-            again = await self._load_person_fields()
+            again = await self._person_fields.get("person", fresh=True)
             key = again.key_for(title)
             return {"id": key, "key": key} if key is not None else None
 
@@ -888,7 +884,7 @@ class PipedriveAdapter(AdapterBase):
             assert made is not None
             return made
         made, option_ids = _person_field(data)
-        self._fields = (await self.field_map()).with_field(made, option_ids)
+        self._person_fields.put("person", (await self.field_map()).with_field(made, option_ids))
         logger.info("Pipedrive person field created: %s (%s)", made.label, made.type)
         return made
 
@@ -912,21 +908,24 @@ class PipedriveAdapter(AdapterBase):
 
     async def _persons_by_ids(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Full persons, 100 ids a call (``GET /api/v2/persons?ids=``)."""
-        wanted = sorted(set(ids))
         found: dict[int, dict[str, Any]] = {}
-        for chunk in chunks(wanted, IDS_PER_REQUEST):
+        for chunk in chunks(sorted(set(ids)), IDS_PER_REQUEST):
             params = {"ids": ",".join(map(str, chunk)), "limit": IDS_PER_REQUEST}
-
-            async def fetch(cursor: str | None, params: dict[str, Any] = params) -> tuple[list[Any], str | None]:
-                page_params = {**params, "cursor": cursor} if cursor else params
-                data, extra = self._data(await self._call("GET", PERSONS_PATH, params=page_params))
-                return list(data or []), extra.get("next_cursor")
-
-            async for persons, _ in paginate(fetch):
-                for person in persons:
-                    if isinstance(person, dict) and "id" in person:
-                        found[int(person["id"])] = person
+            async for persons in self._v2_pages(PERSONS_PATH, params):
+                found.update((int(person["id"]), person) for person in persons)
         return found
+
+    async def _v2_pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        """A v2 list's records (those with an id), a page at a time, following Pipedrive's ``next_cursor``."""
+
+        async def fetch(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+            page_params = {**params, "cursor": cursor} if cursor else params
+            data, extra = self._data(await self._call("GET", path, params=page_params))
+            return [item for item in data or [] if isinstance(item, dict) and "id" in item], extra.get("next_cursor")
+
+        async with aclosing(paginate(fetch)) as pages:
+            async for items, _ in pages:
+                yield items
 
     async def _person(self, person_id: int) -> dict[str, Any] | None:
         try:
@@ -937,7 +936,7 @@ class PipedriveAdapter(AdapterBase):
 
     async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
         """Existing persons (or their leads) by email: one search per email, concurrently, then full reads."""
-        wanted = sorted({email_key(email) for email in emails if str(email).strip()})
+        wanted = sorted(distinct_email_keys(emails))
 
         async def search(email: str) -> int | None:
             try:
@@ -1002,13 +1001,8 @@ class PipedriveAdapter(AdapterBase):
         if mark.stamp:
             params["updated_since"] = mark.stamp
 
-        async def fetch(page_cursor: str | None) -> tuple[list[Any], str | None]:
-            page_params = {**params, "cursor": page_cursor} if page_cursor else params
-            data, extra = self._data(await self._call("GET", PERSONS_PATH, params=page_params))
-            return list(data or []), extra.get("next_cursor")
-
-        async for persons, _ in paginate(fetch):
-            fresh = [p for p in persons if isinstance(p, dict) and "id" in p and mark.is_new_record(p)]
+        async for persons in self._v2_pages(PERSONS_PATH, params):
+            fresh = [p for p in persons if mark.is_new_record(p)]
             for person in fresh:
                 mark.deliver(person)
             if fresh:
@@ -1196,10 +1190,7 @@ class PipedriveAdapter(AdapterBase):
         size = INDEXED_CHUNK if index is not None else IDS_PER_REQUEST
         for numbered in chunks(list(enumerate(records)), size):
             await self._upsert_chunk(obj, numbered, results, written, index)
-        done = [result for result in results if result is not None]
-        if len(done) != len(records):
-            raise errors.ProviderError("Pipedrive push ended without a result for every record")  # a bug, not the CRM
-        return done
+        return results_in_order(results, records, "Pipedrive")
 
     async def _person_index(self, records: Sequence[OutboundRecord]) -> _PersonIndex | None:
         """Every person by email when listing them is cheaper than searching each unlinked email, else ``None``."""
@@ -1245,7 +1236,7 @@ class PipedriveAdapter(AdapterBase):
         async with index.lock:
             if self._clock() - index.listed_at >= self.index_refresh_seconds:
                 index.listed_at = self._clock()
-                await self._list_persons_into(index, {"updated_since": _rfc3339(index.since)})
+                await self._list_persons_into(index, {"updated_since": utc_seconds(index.since)})
         return index.get(email)
 
     async def _upsert_chunk(
@@ -1266,7 +1257,7 @@ class PipedriveAdapter(AdapterBase):
                 wish, lead = _split_fields(obj, email, fields)
             except _RecordProblem as problem:
                 message = f"{record.email}: field '{problem.field_name}' {problem.reason}"
-                results[index] = _failed(record, ErrorCategory.VALIDATION, message)
+                results[index] = failed_result(record.email, ErrorCategory.VALIDATION, message, crm_id=record.crm_id)
                 continue
             pending.append(_Pending(index=index, record=record, email=email, person=wish, lead=lead))
         if not pending:
@@ -1419,7 +1410,7 @@ class PipedriveAdapter(AdapterBase):
             message = f"{record.email}: Pipedrive refused {stage}{where}: {exc}"
         else:
             message = f"{record.email}: {stage} was not written: {exc}"
-        return _failed(record, exc.category, message)
+        return failed_result(record.email, exc.category, message, crm_id=record.crm_id)
 
     async def _write_person(self, item: _Pending) -> tuple[dict[str, Any], RecordOutcome]:
         """POST a new person or PATCH what differs; nothing when the person already has these values."""
@@ -1562,7 +1553,7 @@ class PipedriveAdapter(AdapterBase):
             "status": "won", "sort_by": "update_time", "sort_direction": "asc", "limit": self.page_size
         }
         if since is not None:
-            params["updated_since"] = _rfc3339(since)
+            params["updated_since"] = utc_seconds(since)
 
         async def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
             page_params = {**params, "cursor": cursor} if cursor else params
@@ -1751,12 +1742,6 @@ def _person_changes(wish: _PersonWish, existing: Mapping[str, Any]) -> dict[str,
     if custom:
         changes["custom_fields"] = custom
     return changes
-
-
-def _failed(record: OutboundRecord, category: ErrorCategory, message: str) -> RecordResult:
-    return RecordResult(
-        email=record.email, outcome=RecordOutcome.FAILED, crm_id=record.crm_id, category=category, message=message
-    )
 
 
 #: The seed field that identifies a person on each platform.

@@ -39,12 +39,16 @@ from crm_desktop.providers.errors import (
 from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdict, classify_status, json_or_none
 from crm_desktop.providers.rate import read_salesforce_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
+    FieldCache,
     checked_email,
     chunks,
+    distinct_email_keys,
     email_key,
+    failed_result,
     gather_or_cancel,
     paginate,
     parse_crm_time,
+    results_in_order,
     social_context_values,
     social_profile_values,
     utc_millis,
@@ -631,7 +635,7 @@ class SalesforceAdapter(AdapterBase):
             window_seconds=1.0,
             concurrency=DEFAULT_CONCURRENCY,
         )
-        self._describes: dict[RecordObject, dict[str, Any]] = {}
+        self._describes: FieldCache[RecordObject, dict[str, Any]] = FieldCache(self._read_describe)
         #: Decimal places of each object's number fields by lower-cased name, read with its describe.
         self._scales: dict[RecordObject, dict[str, int]] = {}
         self._note_object: str | None = None
@@ -659,17 +663,18 @@ class SalesforceAdapter(AdapterBase):
 
     # -- fields ----------------------------------------------------------------------------------------------
     async def _describe(self, obj: RecordObject, *, fresh: bool = False) -> dict[str, Any]:
-        if fresh or obj not in self._describes:
-            body = await self._get_json(
-                f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/describe", f"to describe the {SOBJECTS[obj]} fields"
-            )
-            self._describes[obj] = body
-            self._scales[obj] = {
-                str(item["name"]).lower(): item["scale"]
-                for item in body.get("fields", [])
-                if item.get("type") in {"double", "currency", "percent", "int"} and isinstance(item.get("scale"), int)
-            }
-        return self._describes[obj]
+        return await self._describes.get(obj, fresh=fresh)
+
+    async def _read_describe(self, obj: RecordObject) -> dict[str, Any]:
+        body: dict[str, Any] = await self._get_json(
+            f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/describe", f"to describe the {SOBJECTS[obj]} fields"
+        )
+        self._scales[obj] = {
+            str(item["name"]).lower(): item["scale"]
+            for item in body.get("fields", [])
+            if item.get("type") in {"double", "currency", "percent", "int"} and isinstance(item.get("scale"), int)
+        }
+        return body
 
     async def _field_names(self, obj: RecordObject) -> dict[str, str]:
         """The org's field API names of ``obj``, by lower-cased name (SOQL names are case-insensitive)."""
@@ -767,7 +772,7 @@ class SalesforceAdapter(AdapterBase):
         self, obj: RecordObject, emails: Sequence[str], fields: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
         """Raw records by normalised email, one query per up to 200 emails, run in parallel."""
-        wanted = list(dict.fromkeys(e for e in emails if e))
+        wanted = distinct_email_keys(emails, str)
         if not wanted:
             return {}
         queries = email_in_queries(self._select(check_field_names(fields)), SOBJECTS[obj], wanted)
@@ -787,7 +792,7 @@ class SalesforceAdapter(AdapterBase):
     async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
         """Existing Contacts or Leads by normalised email (one SOQL ``Email IN`` query per 200 emails)."""
         fields = await self._pull_fields(obj)
-        rows = await self._records_by_email(obj, [email_key(e) for e in emails], fields)
+        rows = await self._records_by_email(obj, distinct_email_keys(emails), fields)
         return {email: self._crm_record(row) for email, row in rows.items()}
 
     async def get_record(
@@ -865,12 +870,9 @@ class SalesforceAdapter(AdapterBase):
                 await early_describe
             await self._upsert_pending(obj, items)
         for item in items:
-            assert item.result is not None
             for position in item.positions:
                 results[position] = item.result
-        final = [r for r in results if r is not None]
-        assert len(final) == len(records)
-        return final
+        return results_in_order(results, records, "Salesforce")
 
     def _pending_items(
         self, obj: RecordObject, records: Sequence[OutboundRecord]
@@ -884,20 +886,13 @@ class SalesforceAdapter(AdapterBase):
             try:
                 email = checked_email(record.email)
             except ValueError as exc:
-                results[position] = RecordResult(
-                    record.email,
-                    RecordOutcome.FAILED,
-                    category=ErrorCategory.VALIDATION,
-                    message=f"{sobject} {record.email}: Email: {exc}",
+                results[position] = failed_result(
+                    record.email, ErrorCategory.VALIDATION, f"{sobject} {record.email}: Email: {exc}"
                 )
                 continue
             if record.crm_id is not None and not _RECORD_ID.match(record.crm_id):
-                results[position] = RecordResult(
-                    email,
-                    RecordOutcome.FAILED,
-                    category=ErrorCategory.NOT_FOUND,
-                    message=f"{sobject} {email}: the linked Salesforce id is not a Salesforce id",
-                )
+                message = f"{sobject} {email}: the linked Salesforce id is not a Salesforce id"
+                results[position] = failed_result(email, ErrorCategory.NOT_FOUND, message)
                 continue
             values: dict[str, Any] = {}
             for name, value in record.fields.items():

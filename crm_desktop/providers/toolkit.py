@@ -1,4 +1,5 @@
-"""What the three adapters share besides HTTP: gathering, chunks, email keys, CRM times, cursors and safe writes."""
+"""What the three adapters share besides HTTP: gathering, chunks, email keys, CRM times, cached field lists,
+cursors, safe writes and the assembly of an upsert's results."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
 from crm_desktop.domain.models import SocialContext, SocialPlatform, SocialProfile, normalise_email
+from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
+from crm_desktop.providers.contract import OutboundRecord, RecordResult
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
@@ -22,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+K = TypeVar("K")
 
 # -- running requests together ----------------------------------------------------------------------------------
 
@@ -78,6 +82,11 @@ def email_key(value: Any) -> str:
         return checked_email(text)
     except ValueError:
         return text.lower()
+
+
+def distinct_email_keys(emails: Iterable[Any], key: Callable[[Any], str] = email_key) -> list[str]:
+    """The dedupe keys of ``emails`` (by ``key``), each once, in order, without empty ones: what a look-up asks."""
+    return list(dict.fromkeys(found for found in map(key, emails) if found))
 
 
 #: The seed's social field that takes a person's first profile on each network.
@@ -154,6 +163,16 @@ def utc_millis(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def utc_seconds(moment: datetime) -> str:
+    """A time as ``2026-01-15T12:00:00Z``: UTC in whole seconds (RFC 3339), what Pipedrive's v2 filters take."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_millis(moment: datetime) -> int:
+    """Milliseconds since 1970, how HubSpot's search compares date-times."""
+    return (moment.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
+
+
 def server_time(response: httpx.Response) -> datetime | None:
     """When the CRM answered, by its ``Date`` header; ``None`` without a readable one."""
     try:
@@ -191,6 +210,45 @@ class StackedBudget(RateBudget):
     def release(self) -> None:
         self.shared.release()
         super().release()
+
+
+# -- field lists --------------------------------------------------------------------------------------------------
+
+
+class FieldCache(Generic[K, T]):
+    """A CRM's field list per object (a describe, a property list), read once and kept until read again.
+
+    One read at a time per object: requests that need the fields while they are being read wait for that read
+    instead of sending their own.
+    """
+
+    def __init__(self, read: Callable[[K], Awaitable[T]]) -> None:
+        self._read = read
+        self._held: dict[K, T] = {}
+        self._locks: dict[K, asyncio.Lock] = {}
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._held
+
+    def held(self, key: K) -> T | None:
+        """What is kept for ``key`` without reading it (``None``: not read yet)."""
+        return self._held.get(key)
+
+    async def get(self, key: K, *, fresh: bool = False) -> T:
+        """The fields of ``key``: read now when ``fresh`` or never read, else as kept."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if fresh or key not in self._held:
+                self._held[key] = await self._read(key)
+            return self._held[key]
+
+    def put(self, key: K, value: T) -> None:
+        """Keep ``value`` for ``key`` (a field list with a field just created)."""
+        self._held[key] = value
+
+    def forget(self, key: K) -> None:
+        """Read ``key`` again next time (its fields changed)."""
+        self._held.pop(key, None)
 
 
 # -- change cursors -----------------------------------------------------------------------------------------------
@@ -287,6 +345,31 @@ async def paginate(
             raise ProviderError("the CRM returned the same page cursor twice; stopped to avoid a loop")
         seen.add(following)
         cursor = following
+
+
+# -- results --------------------------------------------------------------------------------------------------------
+
+
+def failed_result(
+    email: str, category: ErrorCategory | None, message: str, *, crm_id: str | None = None
+) -> RecordResult:
+    """One record's failure: ``message`` names the record, the field and the reason."""
+    return RecordResult(email, RecordOutcome.FAILED, crm_id=crm_id, category=category, message=message)
+
+
+def results_in_order(
+    results: Sequence[RecordResult | None], records: Sequence[OutboundRecord], crm: str
+) -> list[RecordResult]:
+    """An upsert's answer: one result per record in input order; a record the CRM's answer left without one fails
+    (as a server error, so the next push tries it again) rather than going missing."""
+    return [
+        result
+        if result is not None
+        else failed_result(
+            record.email, ErrorCategory.SERVER, f"{record.email}: {crm}'s answer held no result for this record"
+        )
+        for result, record in zip(results, records, strict=True)
+    ]
 
 
 # -- writes that must not land twice ------------------------------------------------------------------------------

@@ -8,20 +8,27 @@ from datetime import UTC, datetime
 import pytest
 
 from crm_desktop.domain.models import SocialPlatform, SocialProfile
+from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
+from crm_desktop.providers.contract import OutboundRecord, RecordResult
 from crm_desktop.providers.errors import ProviderError, RequestRejectedError
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
 from crm_desktop.providers.toolkit import (
     ChangeCursor,
+    FieldCache,
     StackedBudget,
     checked_email,
     chunks,
+    distinct_email_keys,
     email_key,
+    epoch_millis,
     gather_or_cancel,
     paginate,
     parse_crm_time,
+    results_in_order,
     social_profile_values,
     utc_millis,
+    utc_seconds,
     write_or_reconcile,
 )
 
@@ -346,3 +353,55 @@ def test_other_failures_are_not_reconciled() -> None:
     with pytest.raises(RequestRejectedError):
         asyncio.run(write_or_reconcile(write, find, what="create"))
     assert calls == ["write"]
+
+
+# -- email look-ups, times, field lists, results ---------------------------------------------------------------------
+
+
+def test_distinct_email_keys_normalise_drop_blanks_and_keep_the_first_order() -> None:
+    emails = [" Ada@Example.com", "", None, "grace@example.com", "ada@example.com", "   "]
+    assert distinct_email_keys(emails) == ["ada@example.com", "grace@example.com"]
+    assert distinct_email_keys(["B", "a", "B"], str) == ["B", "a"]
+
+
+def test_utc_seconds_and_epoch_millis_write_a_time_as_pipedrive_and_hubspot_compare_it() -> None:
+    moment = datetime(2026, 1, 15, 13, 0, 1, 987_000, tzinfo=UTC)
+    assert utc_seconds(moment) == "2026-01-15T13:00:01Z"
+    assert epoch_millis(moment) == 1_768_482_001_987
+    assert parse_crm_time(str(epoch_millis(moment))) == moment
+
+
+def test_a_field_cache_reads_once_while_requests_wait_and_again_when_asked() -> None:
+    reads: list[str] = []
+
+    async def read(key: str) -> list[str]:
+        reads.append(key)
+        await asyncio.sleep(0.01)
+        return [f"{key}-{len(reads)}"]
+
+    async def scenario() -> None:
+        cache: FieldCache[str, list[str]] = FieldCache(read)
+        assert cache.held("contacts") is None and "contacts" not in cache
+        first, second = await asyncio.gather(cache.get("contacts"), cache.get("contacts"))
+        assert first == second == ["contacts-1"] and reads == ["contacts"]
+        assert await cache.get("contacts", fresh=True) == ["contacts-2"]
+        cache.put("contacts", ["made"])
+        assert await cache.get("contacts") == ["made"]
+        cache.forget("contacts")
+        assert await cache.get("contacts") == ["contacts-3"]
+
+    asyncio.run(scenario())
+
+
+def test_results_in_order_fail_a_record_the_answer_left_out_instead_of_losing_it() -> None:
+    records = [OutboundRecord("a@example.com", {}), OutboundRecord("b@example.com", {})]
+    done = RecordResult("a@example.com", RecordOutcome.CREATED, "1")
+    assert results_in_order([done, None], records, "HubSpot") == [
+        done,
+        RecordResult(
+            "b@example.com",
+            RecordOutcome.FAILED,
+            category=ErrorCategory.SERVER,
+            message="b@example.com: HubSpot's answer held no result for this record",
+        ),
+    ]
