@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import shutil
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.paths import resolve_paths
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import (
@@ -22,6 +28,7 @@ from crm_desktop.domain.models import (
 from crm_desktop.sandbox.core import SandboxConfig, parse_fault_spec
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
 from crm_desktop.sandbox.process import SandboxProcess, SandboxSpec
+from crm_desktop.sandbox.social_feed import DEFAULT_PER_MINUTE, FeedPerson, FeedStats, Salesperson, SocialFeed
 from crm_desktop.vault import Vault
 from crm_desktop.vault.ephemeral import EphemeralKeyring
 
@@ -54,6 +61,28 @@ class Demo:
     server: SandboxProcess
     workspace: Workspace
     local_contacts: int
+    crm_contacts: int = 30
+    seed: int = 7
+
+    def social_feed(self, api_url: str, token: str, per_minute: float = DEFAULT_PER_MINUTE) -> SocialFeed:
+        """The demo's social platform: events about the demo's people (local and in the CRMs) to the local API at
+        ``api_url``, and now and then a salesperson converting one of a sandbox's people."""
+        local = generate_people(self.local_contacts, self.seed + 100)
+        in_crms = {p.value: generate_people(self.crm_contacts, self.seed + i) for i, p in enumerate(Provider)}
+        people = {person.email: _feed_person(person) for group in [local, *in_crms.values()] for person in group}
+        salespeople = []
+        for sandbox in self.server.sandboxes:
+            crm_people = in_crms.get(sandbox.provider, [])
+            if sandbox.provider == Provider.SALESFORCE.value:
+                crm_people = [p for p in crm_people if p.is_lead]  # Salesforce converts Leads
+            elif sandbox.provider == Provider.HUBSPOT.value:
+                crm_people = [p for p in crm_people if p.lifecycle != "customer"]
+            integration = self.workspace.integrations.find(DEMO_NAMES[Provider(sandbox.provider)])
+            if crm_people and integration is not None:
+                salespeople.append(Salesperson(sandbox.provider, sandbox.base_url, str(integration.id),
+                                               tuple(p.email for p in crm_people)))
+        return SocialFeed(api_url, token, list(people.values()), salespeople=salespeople, per_minute=per_minute,
+                          seed=self.seed)
 
     def describe(self) -> dict[str, Any]:
         """What was set up, for ``demo --headless``."""
@@ -72,6 +101,80 @@ class Demo:
     def stop(self) -> None:
         self.workspace.close()
         self.server.stop()
+
+
+#: Events per minute of the demo's social feed (``0``: no feed).
+FEED_RATE_ENV = "CRM_DESKTOP_DEMO_FEED_PER_MINUTE"
+
+
+def feed_rate(environ: Mapping[str, str] | None = None) -> float:
+    """The demo feed's events per minute: ``CRM_DESKTOP_DEMO_FEED_PER_MINUTE``, else a few a minute.
+
+    Raises:
+        ValueError: naming the variable, when it is not a number of 0 or more.
+    """
+    text = (os.environ if environ is None else environ).get(FEED_RATE_ENV, "").strip()
+    if not text:
+        return DEFAULT_PER_MINUTE
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ValueError(f"{FEED_RATE_ENV}={text!r} is not a number of events per minute") from None
+    if not rate >= 0:
+        raise ValueError(f"{FEED_RATE_ENV}={text!r}: give 0 (no feed) or more events per minute")
+    return rate
+
+
+def _feed_person(person: GeneratedPerson) -> FeedPerson:
+    facts = person.facts_on(person.social_platform) or person.profile_facts[0]
+    return FeedPerson(person.email, person.first_name, person.last_name, facts.platform.value, facts.username,
+                      facts.followers)
+
+
+class FeedThread:
+    """The demo's social feed on a thread of its own (its own event loop), beside the app's loop and window.
+
+    It posts to the app's local API at ``api_url`` once that answers, with the workspace's API token, and stops
+    within a moment when told (at quit), however slow its rate.
+    """
+
+    def __init__(self, demo: Demo, api_url: str, per_minute: float = DEFAULT_PER_MINUTE) -> None:
+        self.feed = demo.social_feed(api_url, ApiTokens(demo.workspace.vault).current(), per_minute)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="demo social feed", daemon=True)
+
+    @property
+    def stats(self) -> FeedStats:
+        return self.feed.stats
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self.feed.run(self._stop)
+
+        try:
+            asyncio.run(main())
+        except Exception:  # the demo's window goes on without its feed
+            logger.exception("the demo's social feed stopped")
+        finally:
+            self._ready.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop posting (the step in flight finishes or is dropped) and wait for the thread to end."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # its loop already ended
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
 
 def demo_data_dir(data_dir: Path | None = None) -> Path:
@@ -160,4 +263,4 @@ def start_demo(
         server.stop()
         raise
     logger.info("demo workspace ready in %s", folder)
-    return Demo(server, workspace, local_contacts)
+    return Demo(server, workspace, local_contacts, crm_contacts, seed)

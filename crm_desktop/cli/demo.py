@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import socket
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,14 @@ def add_demo_commands(commands: Any, json_flag: JsonFlag, parser_class: type[arg
     demo.add_argument("--headless", action="store_true", help="no window (the only mode of this command)")
     demo.add_argument("--contacts", type=int, default=300, help="local social contacts to start with")
     demo.add_argument("--sync", action="store_true", help="also run a first sync of each integration")
-    demo.add_argument("--serve", action="store_true", help="keep the sandboxes running until Ctrl-C")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the sandboxes running until Ctrl-C, with the local API and the social feed")
+    demo.add_argument("--feed-rate", type=float, metavar="N", default=None,
+                      help="social feed events per minute with --serve (default: $CRM_DESKTOP_DEMO_FEED_PER_MINUTE "
+                      "or 6; 0: no feed)")
+    demo.add_argument("--api-port", type=int, default=None,
+                      help="port of the demo's local API with --serve (default: $CRM_DESKTOP_API_PORT or 8765; 0: a "
+                      "free one)")
     json_flag(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -137,23 +146,91 @@ def cmd_demo(args: argparse.Namespace) -> int:
             sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         if args.serve:
-            sys.stderr.write("sandboxes running; Ctrl-C to stop\n")
-            stop = threading.Event()
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+            rate = demo_feed_rate(args.feed_rate)
+            asyncio.run(serve_demo(demo, args.api_port, rate))
         failed = any(r["status"] == "failed" for r in summary.get("firstSync", []))
         return 1 if failed else 0
     finally:
         demo.stop()
 
 
+def demo_feed_rate(given: float | None) -> float:
+    """``--feed-rate``, else ``$CRM_DESKTOP_DEMO_FEED_PER_MINUTE``, else a few a minute.
+
+    Raises:
+        CommandError: for a negative rate or an unreadable variable.
+    """
+    from crm_desktop.app.demo import feed_rate
+    from crm_desktop.cli.common import CommandError
+
+    if given is not None:
+        if not given >= 0:
+            raise CommandError(f"--feed-rate {given}: give 0 (no feed) or more events per minute")
+        return given
+    try:
+        return feed_rate()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def serve_demo(demo: Any, api_port: int | None, rate: float) -> None:
+    """Serve the demo's local API and run its social feed until Ctrl-C or SIGTERM; then stop both cleanly."""
+    from crm_desktop.api.server import LocalApiServer, port_from_env
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(number, stop.set)
+    port = api_port if api_port is not None else port_from_env()
+    api = LocalApiServer(demo.workspace, port or 0)
+    url = await api.start()
+    sys.stdout.write(json.dumps({"api": url, "feedPerMinute": rate}) + "\n")
+    sys.stdout.flush()
+    sys.stderr.write("sandboxes, local API and social feed running; Ctrl-C to stop\n")
+    try:
+        if rate > 0:
+            feed = demo.social_feed(url, api.tokens.current(), rate)
+            stats = await feed.run(stop)
+            sys.stderr.write(f"social feed: {plural(stats.events, 'event')} posted, "
+                             f"{plural(stats.salesperson_steps, 'salesperson step')}\n")
+        else:
+            await stop.wait()
+    finally:
+        await api.stop()
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def open_demo_gui(data_dir: Path | None) -> int:
-    """Start the sandboxes and the demo workspace, then open the app on it; stop the sandboxes on exit."""
-    from crm_desktop.app.demo import start_demo
+    """Start the sandboxes and the demo workspace, then open the app on it with the social feed posting to its local
+    API; stop the feed and the sandboxes on exit."""
+    from crm_desktop.api.server import PORT_ENV, port_from_env
+    from crm_desktop.app.demo import FeedThread, feed_rate, start_demo
     from crm_desktop.ui.app import run_gui
 
-    demo = start_demo(data_dir)
     try:
+        rate = feed_rate()
+    except ValueError as exc:
+        sys.stderr.write(f"crm-desktop: {exc}\n")
+        return 2
+    demo = start_demo(data_dir)
+    feed: FeedThread | None = None
+    try:
+        port = port_from_env()
+        if rate > 0 and port is not None:
+            if not port or not os.environ.get(PORT_ENV, "").strip():
+                # The feed must know where the app's API listens: a free port, which the app then takes.
+                port = _free_loopback_port()
+                os.environ[PORT_ENV] = str(port)
+            feed = FeedThread(demo, f"http://127.0.0.1:{port}", rate)
+            feed.start()
         return run_gui(lambda: demo.workspace, sys.argv[:1])
     finally:
+        if feed is not None:
+            feed.stop()
         demo.server.stop()

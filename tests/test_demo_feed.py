@@ -1,0 +1,170 @@
+"""The demo's social feed: events posted to the real local API land in the store, a salesperson's steps in the
+sandboxes come back as conversions, and the feed stops at once when told, in-process and as ``demo --serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.api.server import LocalApiServer
+from crm_desktop.app.demo import Demo, FeedThread, feed_rate, start_demo
+from crm_desktop.domain.social import AttributionModel
+from crm_desktop.sandbox.social_feed import SocialFeed
+
+pytestmark = pytest.mark.loopback
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    running = start_demo(tmp_path, local_contacts=12, crm_contacts=8)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+async def _runs_finished(demo: Demo) -> None:
+    deadline = time.monotonic() + 60
+    names = [i.name for i in demo.workspace.integrations.list()]
+    while any(demo.workspace.sync.is_running(name) for name in names):
+        assert time.monotonic() < deadline, "the syncs the feed started did not finish"
+        await asyncio.sleep(0.1)
+
+
+def test_feed_events_land_and_salesperson_steps_come_back_as_conversions(demo: Demo) -> None:
+    async def scenario() -> None:
+        api = LocalApiServer(demo.workspace, 0)
+        url = await api.start()
+        try:
+            feed = demo.social_feed(url, api.tokens.current(), per_minute=6000)
+            feed.step_every = 4
+            stats = await feed.run(limit=24)
+            await _runs_finished(demo)
+        finally:
+            await api.stop()
+        assert stats.refused == 0 and not stats.errors, stats.errors
+        assert stats.events >= 15 and stats.posted.get("engagement", 0) > 0
+        assert stats.posted.get("conversation", 0) > 0 and stats.salesperson_steps == 6
+        assert stats.syncs_started >= 3
+        store = demo.workspace.social.store
+        assert len(store.touchpoints_since(None)) >= stats.posted["engagement"]
+        report = demo.workspace.social.attribution_report(AttributionModel.LINEAR)
+        # Every salesperson's step was pulled back by the sync it started; the feed's events credit them.
+        assert report.conversions >= 6
+        assert {row.name for row in report.by_campaign} & {"Spring launch", "Webinar series", "Customer stories",
+                                                          "Black Friday"}
+        assert any(row.conversions_credited > 0 for row in report.by_campaign)
+
+    asyncio.run(scenario())
+
+
+def test_the_same_seed_gives_the_same_stream(demo: Demo) -> None:
+    def first(feed: SocialFeed, count: int) -> list[tuple[str, str]]:
+        steps = feed.steps()
+        return [(s.kind, json.dumps(s.body, sort_keys=True)[:60]) for s in (next(steps) for _ in range(count))]
+
+    one = demo.social_feed("http://127.0.0.1:1", "t")
+    two = demo.social_feed("http://127.0.0.1:1", "t")
+    one._clock = two._clock = lambda: datetime(2026, 12, 1, tzinfo=UTC)
+    assert first(one, 30) == first(two, 30)
+
+
+def test_a_slow_feed_stops_at_once_when_told(demo: Demo) -> None:
+    async def scenario() -> float:
+        api = LocalApiServer(demo.workspace, 0)
+        url = await api.start()
+        try:
+            feed = demo.social_feed(url, api.tokens.current(), per_minute=1)  # a minute between events
+            stop = asyncio.Event()
+            running = asyncio.ensure_future(feed.run(stop))
+            deadline = time.monotonic() + 30
+            while feed.stats.events == 0:
+                assert time.monotonic() < deadline, feed.stats.errors
+                await asyncio.sleep(0.05)
+            asked = time.monotonic()
+            stop.set()
+            await asyncio.wait_for(running, timeout=5)
+            return time.monotonic() - asked
+        finally:
+            await api.stop()
+
+    assert asyncio.run(scenario()) < 1.0
+
+
+def test_the_feed_thread_posts_beside_the_apps_loop_and_stops(demo: Demo) -> None:
+    async def scenario() -> int:
+        api = LocalApiServer(demo.workspace, 0)
+        url = await api.start()
+        feed = FeedThread(demo, url, per_minute=3000)
+        feed.start()
+        try:
+            deadline = time.monotonic() + 30
+            while feed.stats.events < 5:
+                assert time.monotonic() < deadline, feed.stats.errors
+                await asyncio.sleep(0.05)
+        finally:
+            await asyncio.to_thread(feed.stop)
+            await api.stop()
+        return feed.stats.events
+
+    assert asyncio.run(scenario()) >= 5
+
+
+def test_the_rate_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert feed_rate({}) == 6.0
+    assert feed_rate({"CRM_DESKTOP_DEMO_FEED_PER_MINUTE": "30"}) == 30.0
+    assert feed_rate({"CRM_DESKTOP_DEMO_FEED_PER_MINUTE": "0"}) == 0.0
+    with pytest.raises(ValueError, match="CRM_DESKTOP_DEMO_FEED_PER_MINUTE='fast'"):
+        feed_rate({"CRM_DESKTOP_DEMO_FEED_PER_MINUTE": "fast"})
+    with pytest.raises(ValueError, match="0 \\(no feed\\) or more"):
+        feed_rate({"CRM_DESKTOP_DEMO_FEED_PER_MINUTE": "-2"})
+
+
+def test_demo_serve_runs_the_feed_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CRM_DESKTOP_DB_URL"}
+    env["PYTHONPATH"] = str(REPO)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crm_desktop", "--data-dir", str(tmp_path), "demo", "--headless", "--contacts", "10",
+         "--serve", "--api-port", "0", "--feed-rate", "600", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[dict[str, object]] = []
+        buffer = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            buffer += line
+            try:
+                lines.append(json.loads(buffer))
+                buffer = ""
+            except ValueError:
+                continue
+            if "api" in lines[-1]:
+                break
+        assert lines and lines[-1]["feedPerMinute"] == 600
+        time.sleep(3)  # ten events a second
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        posted = [line for line in err.splitlines() if line.startswith("social feed:")]
+        assert posted and int(posted[0].split()[2]) >= 5, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
