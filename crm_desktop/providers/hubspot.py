@@ -39,11 +39,16 @@ from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdic
 from crm_desktop.providers.rate import read_hubspot_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     ChangeCursor,
+    FieldCache,
     StackedBudget,
     chunks,
+    distinct_email_keys,
     email_key,
+    epoch_millis,
+    failed_result,
     gather_or_cancel,
     parse_crm_time,
+    results_in_order,
     server_time,
     social_context_values,
     social_profile_values,
@@ -162,7 +167,6 @@ PROPERTY_TYPES: dict[str, tuple[str, str]] = {
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _PROPERTY_PROBLEMS = re.compile(r"Property values were not valid:\s*(\[.*\])", re.DOTALL)
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Contacts that are (or were) leads: where HubSpot keeps a lead's status, names, company and social fields.
 _HAS_LEAD_STATUS: dict[str, Any] = {"propertyName": "hs_lead_status", "operator": "HAS_PROPERTY"}
 #: A batch start no update time can reach: a lead left untouched reads as unchanged.
@@ -170,11 +174,6 @@ _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 # -- small helpers ------------------------------------------------------------------------------------------------
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since 1970, how HubSpot's search compares date-times."""
-    return (moment.astimezone(UTC) - _EPOCH) // timedelta(milliseconds=1)
-
-
 def _email_key(value: Any) -> str:
     """The dedupe key of an email, ``''`` for text with no ``@``: HubSpot looks contacts up by email only."""
     key = email_key(value)
@@ -199,6 +198,18 @@ def _wire_properties(fields: dict[str, Any], *, drop: Iterable[str] = ()) -> dic
 def _body(response: httpx.Response) -> dict[str, Any]:
     data = json_or_none(response)
     return data if isinstance(data, dict) else {}
+
+
+def _answered(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The JSON body of a success about ``what``.
+
+    Raises:
+        RequestRejectedError: naming ``what`` and HubSpot's reason, with its category, when HubSpot refused it.
+    """
+    if response.status_code >= 400:
+        category, message = record_failure(_body(response), response.status_code, what)
+        raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
+    return _body(response)
 
 
 # -- reading HubSpot's errors -------------------------------------------------------------------------------------
@@ -498,7 +509,7 @@ class _SearchStream:
                 {
                     "propertyName": self._modified_property,
                     "operator": "GTE",
-                    "value": str(epoch_ms(self._fetched.moment)),
+                    "value": str(epoch_millis(self._fetched.moment)),
                 }
             )
         filters.extend(self._filters)
@@ -650,7 +661,7 @@ class HubSpotAdapter(AdapterBase):
         self._search_budget = StackedBudget(
             self.budget, window_limit=SEARCH_PER_SECOND, window_seconds=1.0, concurrency=1, sleep=self._sleep
         )
-        self._properties: dict[str, list[CrmField]] = {}
+        self._properties: FieldCache[str, list[CrmField]] = FieldCache(self._read_object_fields)
         self._has_leads_object: bool | None = None
         self._v4_associations: bool | None = None
         self._search_date: datetime | None = None
@@ -732,12 +743,11 @@ class HubSpotAdapter(AdapterBase):
         ]
 
     async def _object_fields(self, object_name: str, *, refresh: bool = False) -> list[CrmField]:
-        if refresh or object_name not in self._properties:
-            response = await self.http.request("GET", f"/crm/v3/properties/{object_name}")
-            self._properties[object_name] = [
-                _crm_field(item) for item in _body(response).get("results") or [] if not item.get("hidden")
-            ]
-        return self._properties[object_name]
+        return await self._properties.get(object_name, fresh=refresh)
+
+    async def _read_object_fields(self, object_name: str) -> list[CrmField]:
+        response = await self.http.request("GET", f"/crm/v3/properties/{object_name}")
+        return [_crm_field(item) for item in _body(response).get("results") or [] if not item.get("hidden")]
 
     async def _leads_available(self) -> bool:
         """Whether the account has HubSpot's leads object (found out once, by listing its properties)."""
@@ -786,7 +796,7 @@ class HubSpotAdapter(AdapterBase):
             body["options"] = [
                 {"label": option, "value": option, "displayOrder": order} for order, option in enumerate(options)
             ]
-        self._properties.pop(object_name, None)
+        self._properties.forget(object_name)
 
         async def create() -> CrmField:
             response = await self.http.request("POST", f"/crm/v3/properties/{object_name}", json=body, idempotent=False)
@@ -815,7 +825,7 @@ class HubSpotAdapter(AdapterBase):
     # -- reads ------------------------------------------------------------------------------------------------------
     async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
         """Existing contacts (or leads, by their contact's email) by normalised email, via batch read by email."""
-        wanted = list(dict.fromkeys(key for key in map(_email_key, emails) if key))
+        wanted = distinct_email_keys(emails, _email_key)
         if not wanted:
             return {}
         contacts = await self._contacts_by_email(wanted)
@@ -854,10 +864,8 @@ class HubSpotAdapter(AdapterBase):
             if by_email:
                 body["idProperty"] = "email"
             response = await self.http.request("POST", f"/crm/v3/objects/{object_name}/batch/read", json=body)
-            if response.status_code >= 400:
-                _category, message = record_failure(_body(response), response.status_code, f"{object_name} read")
-                raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
-            return [item for item in _body(response).get("results") or [] if isinstance(item, dict)]
+            answer = _answered(response, f"{object_name} read")
+            return [item for item in answer.get("results") or [] if isinstance(item, dict)]
 
         pages = await gather_or_cancel(read(chunk) for chunk in chunks(ids, BATCH_SIZE))
         return [item for page in pages for item in page]
@@ -1012,11 +1020,9 @@ class HubSpotAdapter(AdapterBase):
         response = await self.http.request(
             "POST", f"/crm/v3/objects/{object_name}/search", json=body, budget=self._search_budget
         )
-        if response.status_code >= 400:
-            _category, message = record_failure(_body(response), response.status_code, f"{object_name} search")
-            raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code)
+        answer = _answered(response, f"{object_name} search")
         self._search_date = server_time(response) or self._search_date
-        return _body(response)
+        return answer
 
     async def _lead_change_records(
         self, lead_items: list[dict[str, Any]], contact_items: list[dict[str, Any]], order: list[bool]
@@ -1091,10 +1097,7 @@ class HubSpotAdapter(AdapterBase):
 
         async def post() -> str:
             response = await self.http.request("POST", "/crm/v3/objects/notes", json=body, idempotent=False)
-            if response.status_code >= 400:
-                category, message = record_failure(_body(response), response.status_code, f"note on {contact_id}")
-                raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
-            return str(_body(response).get("id"))
+            return str(_answered(response, f"note on {contact_id}").get("id"))
 
         return await write_or_reconcile(
             post, lambda: self._find_note(contact_id, body_html, stamp), what=f"HubSpot: the note on {contact_id}"
@@ -1134,7 +1137,7 @@ class HubSpotAdapter(AdapterBase):
                 written = await self._upsert_contacts(chosen, gate)
             for index, result in zip(round_indexes, written, strict=True):
                 results[index] = result
-        return [result for result in results if result is not None]
+        return results_in_order(results, records, "HubSpot")
 
     async def _upsert_contacts(self, records: Sequence[OutboundRecord], gate: _WriteGate) -> list[RecordResult]:
         """Contacts with unique emails: linked ones updated by id, the rest upserted by email."""
@@ -1143,9 +1146,7 @@ class HubSpotAdapter(AdapterBase):
         by_email: list[_BatchInput] = []
         for index, record in enumerate(records):
             if not record.email:
-                results[index] = RecordResult(
-                    "", RecordOutcome.FAILED, category=ErrorCategory.VALIDATION, message="(no email): email: required"
-                )
+                results[index] = failed_result("", ErrorCategory.VALIDATION, "(no email): email: required")
             elif record.crm_id:
                 properties = {**_wire_properties(record.fields), "email": record.email}
                 linked.append(_BatchInput(index, record.crm_id, {"id": record.crm_id, "properties": properties}))
@@ -1165,16 +1166,12 @@ class HubSpotAdapter(AdapterBase):
             logger.info("%d linked HubSpot contacts no longer exist; not re-creating them", len(gone))
         for index in gone:
             email = records[index].email
-            results[index] = RecordResult(
-                email,
-                RecordOutcome.FAILED,
-                category=ErrorCategory.NOT_FOUND,
-                message=f"{email}: contact {records[index].crm_id} no longer exists in HubSpot (deleted there)",
-            )
+            message = f"{email}: contact {records[index].crm_id} no longer exists in HubSpot (deleted there)"
+            results[index] = failed_result(email, ErrorCategory.NOT_FOUND, message)
             updated.pop(index)
         for index, written in {**updated, **upserted}.items():
             results[index] = _write_result(records[index].email, written)
-        return [r if r is not None else _missing(records[i].email) for i, r in enumerate(results)]
+        return results_in_order(results, records, "HubSpot")
 
     @staticmethod
     def _upsert_input(index: int, record: OutboundRecord) -> _BatchInput:
@@ -1200,12 +1197,8 @@ class HubSpotAdapter(AdapterBase):
             if contact.ok and contact.crm_id:
                 pending[index] = contact.crm_id
             else:
-                results[index] = RecordResult(
-                    records[index].email,
-                    RecordOutcome.FAILED,
-                    category=contact.category,
-                    message=f"the lead's contact was not written: {contact.message}",
-                )
+                message = f"the lead's contact was not written: {contact.message}"
+                results[index] = failed_result(records[index].email, contact.category, message)
         lead_fields = {
             i: _wire_properties({k: v for k, v in records[i].fields.items() if k in lead_names}) for i in pending
         }
@@ -1236,14 +1229,9 @@ class HubSpotAdapter(AdapterBase):
             if records[index].crm_id:
                 # The lead this record is linked to was deleted in HubSpot (a salesperson's decision, as for a
                 # contact): reported NOT_FOUND, never re-created behind their back.
-                results[index] = RecordResult(
-                    records[index].email,
-                    RecordOutcome.FAILED,
-                    crm_id=records[index].crm_id,
-                    category=ErrorCategory.NOT_FOUND,
-                    message=f"{records[index].email}: lead {records[index].crm_id} no longer exists in HubSpot "
-                    "(deleted there)",
-                )
+                email, crm_id = records[index].email, records[index].crm_id
+                message = f"{email}: lead {crm_id} no longer exists in HubSpot (deleted there)"
+                results[index] = failed_result(email, ErrorCategory.NOT_FOUND, message, crm_id=crm_id)
             else:
                 # Found through its contact a moment ago and gone since: the contact gets a new lead.
                 to_create.append(index)
@@ -1259,7 +1247,7 @@ class HubSpotAdapter(AdapterBase):
             if lead.outcome is RecordOutcome.UNCHANGED and contact.outcome is not RecordOutcome.UNCHANGED:
                 lead = RecordResult(lead.email, RecordOutcome.UPDATED, lead.crm_id)
             results[index] = lead
-        return [r if r is not None else _missing(records[i].email) for i, r in enumerate(results)]
+        return results_in_order(results, records, "HubSpot")
 
     @staticmethod
     def _lead_create_input(index: int, record: OutboundRecord, contact_id: str, fields: dict[str, Any]) -> _BatchInput:
@@ -1526,6 +1514,19 @@ class HubSpotAdapter(AdapterBase):
             raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
         return MergeResult(surviving_id=str(payload.get("id") or keep_id), merged_id=merge_id)
 
+    # -- record links --
+    async def portal_id(self) -> str:
+        """The portal id (``/account-info/v3/details``), which HubSpot's web addresses of records carry.
+
+        Raises:
+            ConfigurationError: when HubSpot's answer has no portal id.
+        """
+        details = _body(await self.http.request("GET", "/account-info/v3/details"))
+        portal = details.get("portalId")
+        if portal in (None, ""):
+            raise errors.ConfigurationError("HubSpot did not tell the account's portal id")
+        return str(portal)
+
 
 #: Inputs per HubSpot batch request.
 NOTES_PER_BATCH = 100
@@ -1562,12 +1563,9 @@ def _match_batch(
 def _write_result(email: str, written: _Written, *, created: bool = False) -> RecordResult:
     """One record's result from what became of its batch input (``created``: it was a batch create)."""
     if written.failure is not None:
-        return RecordResult(
-            email, RecordOutcome.FAILED, category=written.failure.category, message=f"{email}: {written.failure}"
-        )
+        return failed_result(email, written.failure.category, f"{email}: {written.failure}")
     if written.error is not None or written.result is None:
-        category, message = record_failure(written.error or {}, written.status, email)
-        return RecordResult(email, RecordOutcome.FAILED, category=category, message=message)
+        return failed_result(email, *record_failure(written.error or {}, written.status, email))
     result = written.result
     crm_id = str(result.get("id")) if result.get("id") is not None else None
     if created or result.get("new"):
@@ -1586,15 +1584,6 @@ def _write_result(email: str, written: _Written, *, created: bool = False) -> Re
     if started is not None and updated_at is not None and updated_at < started:
         return RecordResult(email, RecordOutcome.UNCHANGED, crm_id)
     return RecordResult(email, RecordOutcome.UPDATED, crm_id)
-
-
-def _missing(email: str) -> RecordResult:
-    return RecordResult(
-        email,
-        RecordOutcome.FAILED,
-        category=ErrorCategory.SERVER,
-        message=f"{email}: HubSpot's answer held no result for this record",
-    )
 
 
 def _rounds(records: Sequence[OutboundRecord]) -> list[list[int]]:
