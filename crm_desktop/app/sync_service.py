@@ -21,6 +21,7 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CrmField, ReadsMappedFields
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
+from crm_desktop.store.engagement_store import EngagementStore
 from crm_desktop.store.models import (
     ConflictRow,
     ConflictRule,
@@ -42,6 +43,7 @@ from crm_desktop.sync.actions import (
     undo_run,
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncDirectionChoice, SyncEngine, SyncResult
+from crm_desktop.sync.extras import SocialPushExtras
 from crm_desktop.sync.mapping import (
     FieldMapping,
     MappingProblem,
@@ -92,6 +94,8 @@ class SyncService:
 
     def __init__(self, database: Database, integrations: IntegrationService, actions: CrmActions) -> None:
         self.store = SyncStore(database)
+        #: Reads people's engagement history for the summary field and Pipedrive's social note.
+        self.engagement = EngagementStore(database)
         self.integrations = integrations
         self.actions = actions
         self.contacts = ContactStore(database)
@@ -348,7 +352,8 @@ class SyncService:
             if not dry_run:
                 self.store.release_lock(integration.id)
             raise
-        engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress)
+        extras = SocialPushExtras(self.engagement, integration.provider, mappings)
+        engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress, extras=extras)
         result = await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
         if not dry_run and local_ids is None and direction in PULLING and not result.auth_failed:
             await self._pull_conversions(integration)

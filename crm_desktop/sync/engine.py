@@ -21,6 +21,7 @@ from crm_desktop.providers.contract import CrmAdapter, CrmRecord, OutboundRecord
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ProviderError
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
+from crm_desktop.sync.extras import PushExtras
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
@@ -272,8 +273,11 @@ class SyncEngine:
         *,
         batch_size: int = 200,
         progress: Progress | None = None,
+        extras: PushExtras | None = None,
     ) -> None:
         assert integration.id is not None
+        #: Values from outside the record (the engagement summary) and the note a pushed record carries.
+        self.extras = extras
         self.store = store
         self.integration = integration
         self.integration_id: int = integration.id
@@ -576,13 +580,16 @@ class SyncEngine:
 
     # -- push ----------------------------------------------------------------------------------
     def _outbound(
-        self, local: LocalRecord, link: Link | None, mappings: list[FieldMapping], held: frozenset[str] = frozenset()
+        self, local: LocalRecord, link: Link | None, mappings: list[FieldMapping], held: frozenset[str] = frozenset(),
+        computed: dict[str, Value] | None = None,
     ) -> _Outgoing | None:
         """What the push sends for a record; ``None`` when nothing.
 
         ``held`` fields have an open conflict: they wait for the marketer and are never sent.
         """
         values = record_values(local.record)
+        if computed:
+            values.update(computed)
         pushable = [m for m in mappings if m.pushes]
         full = {m.crm_field: to_crm(m, values.get(m.local_field)) for m in pushable}
         digest = values_hash(full)
@@ -664,6 +671,7 @@ class SyncEngine:
             links[local_id] = Link(local_id, state.crm_id, dict(state.base), known.pushed_hash if known else None,
                                    known.crm_modified_at if known else None, None, False)
         held = self.store.open_conflict_fields_of(self.integration_id, obj, ids)
+        computed = self.extras.values(obj, [r.record for r in records.values()]) if self.extras else {}
         for (held_obj, local_id), names in run.held.items():
             if held_obj is obj and local_id in records:
                 held[local_id] = held.get(local_id, set()) | names
@@ -674,7 +682,8 @@ class SyncEngine:
             if local is None:
                 continue
             link = links.get(local_id)
-            planned_out = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())))
+            planned_out = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())),
+                                         computed.get(local.record.email))
             if planned_out is None:
                 assert link is not None
                 unchanged.append((local, link))
@@ -759,7 +768,9 @@ class SyncEngine:
                 local_id: link.base_values
                 for local_id, link in self.store.links_for_local(self.integration_id, obj, list(resumed)).items()
             } if resumed else {}
-            outbound = [OutboundRecord(email=i.email, fields=i.fields, crm_id=i.crm_id) for i in batch]
+            notes = self._notes(obj, batch)
+            outbound = [OutboundRecord(email=i.email, fields=i.fields, crm_id=i.crm_id, note=notes.get(i.local_id))
+                        for i in batch]
             results = await self.adapter.upsert(obj, outbound)
             done: list[tuple[OutboxItem, str, datetime | None]] = []
             failed: list[tuple[OutboxItem, str]] = list(superseded)
@@ -784,6 +795,19 @@ class SyncEngine:
                     audit.extend(_audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)))
             # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
             self.store.complete_outbox(self.integration_id, done, failed, audit)
+
+    def _notes(self, obj: RecordObject, batch: list[OutboxItem]) -> dict[int, str]:
+        """The note each write carries (from the records as they are now: a resumed write gets one too)."""
+        if self.extras is None:
+            return {}
+        records = self.store.local_records(obj, [i.local_id for i in batch])
+        computed = self.extras.values(obj, [r.record for r in records.values()])
+        notes: dict[int, str] = {}
+        for local_id, local in records.items():
+            note = self.extras.note(obj, local.record, computed.get(local.record.email, {}))
+            if note:
+                notes[local_id] = note
+        return notes
 
     def _push_failed(self, obj: RecordObject, item: OutboxItem, result: RecordResult, run: _Run) -> None:
         if result.category is ErrorCategory.NOT_FOUND and item.crm_id:

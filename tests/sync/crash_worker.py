@@ -66,7 +66,7 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
     from crm_desktop.domain.outcomes import RecordObject
     from crm_desktop.store.models import SyncTrigger
     from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice, SyncEngine, SyncProgress
-    from crm_desktop.sync.mapping import with_crm_lengths
+    from crm_desktop.sync.mapping import run_mappings
 
     workspace = Workspace.open(data_dir)
     try:
@@ -74,7 +74,8 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
         adapter = workspace.crm.adapter_for(integration)
         mappings = workspace.sync.mappings(integration, RecordObject.CONTACT)
         try:
-            mappings = with_crm_lengths(mappings, await adapter.list_fields(RecordObject.CONTACT))
+            fields = await adapter.list_fields(RecordObject.CONTACT)
+            mappings = run_mappings(integration.provider, RecordObject.CONTACT, mappings, fields)
         except BaseException:
             await adapter.aclose()
             raise

@@ -31,7 +31,7 @@ from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.sync.engine import SyncDirectionChoice, SyncEngine, SyncResult
-from crm_desktop.sync.mapping import with_crm_lengths
+from crm_desktop.sync.mapping import run_mappings
 from tests.sync.crash_worker import crm_contacts
 
 pytestmark = pytest.mark.loopback
@@ -92,7 +92,8 @@ class FaultDrill:
         )
         mappings = self.workspace.sync.mappings(integration, RecordObject.CONTACT)
         try:
-            mappings = with_crm_lengths(mappings, await adapter.list_fields(RecordObject.CONTACT))
+            fields = await adapter.list_fields(RecordObject.CONTACT)
+            mappings = run_mappings(integration.provider, RecordObject.CONTACT, mappings, fields)
         except BaseException:
             await adapter.aclose()
             raise

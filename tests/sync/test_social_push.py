@@ -1,0 +1,103 @@
+"""Social data on a sync: the engagement summary field on every CRM, and Pipedrive's social note (never dropped)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from crm_desktop.app.field_setup import FieldSetupService
+from crm_desktop.domain.models import Contact, Provider, SocialPlatform, SocialProfile
+from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.pipedrive import PipedriveSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from tests.sync.conftest import SyncBench, person, scenario
+
+EMAIL = "person1@example.com"
+
+
+def record_history(bench: SyncBench) -> None:
+    """Ada talks to the brand on Twitter (negative, then positive) and comments on an Instagram post."""
+    social = bench.workspace.social
+    social.record_conversation(ConversationEvent.model_validate({
+        "conversationId": "c-1", "platform": "twitter", "startedAt": "2026-01-10T09:00:00Z",
+        "participant": {"email": EMAIL, "username": "ada1"},
+    }))
+    for number, (hour, sentiment) in enumerate([(9, "negative"), (12, "positive")], start=1):
+        social.record_message(Message.model_validate({
+            "conversationId": "c-1", "messageId": f"m-{number}", "direction": "inbound",
+            "sentAt": f"2026-01-10T{hour:02d}:30:00Z", "text": "hello", "sentiment": sentiment,
+        }))
+    social.record_engagement(EngagementEvent.model_validate({
+        "platform": "instagram", "type": "comment", "timestamp": "2026-01-11T08:00:00Z", "campaign": "spring",
+        "user": {"email": EMAIL},
+    }))
+
+
+def ada() -> Contact:
+    return person(1, social_profiles=[
+        SocialProfile(platform=SocialPlatform.TWITTER, username="ada1", followers=101),
+        SocialProfile(platform=SocialPlatform.TIKTOK, username="ada.dances", followers=5000),
+    ])
+
+
+@pytest.mark.parametrize("any_crm", [Provider.SALESFORCE, Provider.HUBSPOT], indirect=True, ids=lambda p: p.value)
+@scenario
+async def test_the_engagement_summary_reaches_salesforce_and_hubspot(any_crm: SyncBench) -> None:
+    any_crm.save(ada())
+    record_history(any_crm)
+    result = await any_crm.sync()
+    assert result.counts["failed"] == 0, result.failures
+    sandbox = any_crm.sandbox
+    if isinstance(sandbox, SalesforceSandbox):
+        [record] = sandbox.records["Contact"].values()
+        summary = record["social_touchpoints__c"]
+    else:
+        assert isinstance(sandbox, HubSpotSandbox)
+        [contact] = sandbox._records["contacts"].values()
+        summary = contact.properties["social_touchpoints"]
+    assert summary.splitlines()[:3] == [
+        "Conversations: 1 (twitter 1)",
+        "Last interaction: 2026-01-11 08:00 UTC (comment on instagram)",
+        "Sentiment trend: improving, latest positive (2 readings)",
+    ]
+    assert "- 2026-01-11 08:00 UTC instagram comment (spring)" in summary
+
+
+@pytest.mark.parametrize("any_crm", [Provider.PIPEDRIVE], indirect=True, ids=lambda p: p.value)
+@scenario
+async def test_pipedrive_gets_the_social_fields_by_name_and_a_note_written_once(any_crm: SyncBench) -> None:
+    sandbox = any_crm.sandbox
+    assert isinstance(sandbox, PipedriveSandbox)
+    report = await FieldSetupService(any_crm.workspace.crm).ensure_social_fields(any_crm.name)
+    assert report.ok
+    any_crm.save(ada())
+    record_history(any_crm)
+    result = await any_crm.sync()
+    assert result.counts["failed"] == 0, result.failures
+    keys = {f.name: f.key for f in sandbox.person_fields if f.custom}
+    [ada_person] = sandbox.persons.values()
+    assert ada_person.custom_fields[keys["twitter_username"]] == "ada1"
+    [note] = sandbox.notes.values()
+    assert note.person_id == ada_person.id
+    # What no field carries is in the note: the TikTok profile, the company, the engagement history.
+    assert "@ada.dances" in note.content and "Analytical Engines" in note.content
+    assert "Engagement history:" in note.content and "Conversations: 1 (twitter 1)" in note.content
+    assert "@ada1" not in note.content  # the handle is in its own field
+    # An unchanged person is not pushed again; a changed one keeps the one note while its text is the same.
+    await any_crm.sync()
+    any_crm.change(EMAIL, first_name="Adeline")
+    result = await any_crm.sync()
+    assert result.counts["failed"] == 0, result.failures
+    assert len(sandbox.notes) == 1
+    # New history and a push: the note is brought up to date (a new note, Pipedrive's notes being a log).
+    any_crm.workspace.social.record_engagement(EngagementEvent.model_validate({
+        "platform": "twitter", "type": "share", "timestamp": datetime(2026, 1, 12, tzinfo=UTC).isoformat(),
+        "user": {"email": EMAIL},
+    }))
+    any_crm.change(EMAIL, first_name="Ada")
+    await any_crm.sync()
+    assert len(sandbox.notes) == 2
+    newest = max(sandbox.notes.values(), key=lambda n: n.id)
+    assert "Last interaction: 2026-01-12 00:00 UTC (share on twitter)" in newest.content
