@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar, Unpack
 from urllib.parse import quote
 
@@ -1459,7 +1460,8 @@ class HubSpotAdapter(AdapterBase):
 
         HubSpot stamps ``hs_lifecyclestage_<stage>_date`` the first time a contact enters a stage; the earliest of
         the opportunity, customer and evangelist dates is the conversion (the contact's ``lastmodifieddate`` when
-        none is set, as on a portal that renamed its stages). A lifecycle stage carries no amount.
+        none is set, as on a portal that renamed its stages). Its value is the amount of the contact's won deals
+        (see :meth:`_won_deal_values`).
         """
         dates = [f"hs_lifecyclestage_{stage}_date" for stage in CONVERTED_LIFECYCLE_STAGES]
         stream = _SearchStream(
@@ -1474,7 +1476,7 @@ class HubSpotAdapter(AdapterBase):
         while True:
             await stream.fill()
             if stream.head() is None:
-                return found
+                return await self._priced(found) if found else found
             item = stream.take()
             properties = item.get("properties") or {}
             email = email_key(properties.get("email"))
@@ -1494,6 +1496,67 @@ class HubSpotAdapter(AdapterBase):
                     modified_at=modified,
                 )
             )
+
+    async def _priced(self, found: list[CrmConversion]) -> list[CrmConversion]:
+        values = await self._won_deal_values([c.external_id.partition(":")[2] for c in found])
+        priced = []
+        for conversion in found:
+            value = values.get(conversion.external_id.partition(":")[2])
+            priced.append(replace(conversion, value=value[0], currency=value[1]) if value else conversion)
+        return priced
+
+    async def _won_deal_values(self, contact_ids: Sequence[str]) -> dict[str, tuple[Decimal, str]]:
+        """Per contact, the summed ``amount`` of its associated deals in a won stage (closed, probability 1, read
+        from ``GET /crm/v3/pipelines/deals``), in the currency most of it is in (``deal_currency_code``, else the
+        portal's). A token without the deals scopes reads none: the conversions are kept without a value."""
+        try:
+            pipelines = _answered(await self.http.request("GET", "/crm/v3/pipelines/deals"), "deal pipelines")
+            won = {
+                str(stage.get("id"))
+                for pipeline in pipelines.get("results") or [] if isinstance(pipeline, dict)
+                for stage in pipeline.get("stages") or [] if isinstance(stage, dict)
+                if str((stage.get("metadata") or {}).get("isClosed")).lower() == "true"
+                and _probability(stage) == 1.0
+            }
+            deal_ids = await self._associations_v4("contacts", "deals", contact_ids)
+            wanted = sorted({d for ids in deal_ids.values() for d in ids})
+            if not won or not wanted:
+                return {}
+            deals = {
+                str(item.get("id")): item.get("properties") or {}
+                for item in await self._batch_read("deals", wanted, ["amount", "deal_currency_code", "dealstage"])
+            }
+        except errors.AuthError:
+            raise
+        except errors.ProviderError as exc:
+            logger.warning("HubSpot: deal amounts not read (%s); conversions kept without a value", exc)
+            return {}
+        portal_currency: str | None = None
+        values: dict[str, tuple[Decimal, str]] = {}
+        for contact_id, ids in deal_ids.items():
+            sums: dict[str, Decimal] = {}
+            for deal_id in ids:
+                deal = deals.get(deal_id) or {}
+                if str(deal.get("dealstage")) not in won or deal.get("amount") in (None, ""):
+                    continue
+                currency = str(deal.get("deal_currency_code") or "")
+                if not currency:
+                    portal_currency = portal_currency or await self._portal_currency()
+                    currency = portal_currency
+                try:
+                    amount = Decimal(str(deal["amount"]))
+                except ArithmeticError:
+                    continue
+                sums[currency] = sums.get(currency, Decimal(0)) + amount
+            if sums:
+                currency, amount = max(sums.items(), key=lambda item: item[1])
+                values[contact_id] = (amount.quantize(Decimal("0.01")), currency.upper())
+        return values
+
+    async def _portal_currency(self) -> str:
+        """The portal's company currency (``GET /account-info/v3/details``), for deals without their own."""
+        details = _answered(await self.http.request("GET", "/account-info/v3/details"), "account details")
+        return str(details.get("companyCurrency") or "USD")
 
     # -- merges --
     async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
@@ -1674,3 +1737,11 @@ def _association_ids(item: dict[str, Any], to_object: str) -> list[str]:
 def _note_html(text: str) -> str:
     """A plain-text note as the HTML HubSpot shows (escaped, line breaks kept)."""
     return "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"
+
+
+def _probability(stage: dict[str, Any]) -> float | None:
+    """A pipeline stage's win probability (HubSpot sends it as a string)."""
+    try:
+        return float(str((stage.get("metadata") or {}).get("probability")))
+    except (TypeError, ValueError):
+        return None

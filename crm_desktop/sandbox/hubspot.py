@@ -85,6 +85,8 @@ DEFAULT_SCOPES = (
     "crm.schemas.contacts.write",
     "crm.objects.leads.read",
     "crm.objects.leads.write",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
 )
 
 _AUTH_MISSING_MESSAGE = (
@@ -415,7 +417,50 @@ def standard_properties(object_name: str) -> list[PropertyDefinition]:
             _standard("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
             _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
         ]
+    if object_name == "deals":
+        group = "dealinformation"
+        pipeline = DEAL_PIPELINES[0]
+        stages = [(str(s["label"]), str(s["id"])) for s in pipeline["stages"]]
+        return [
+            _standard("dealname", "Deal Name", "string", "text", group),
+            _standard("amount", "Amount", "number", "number", group),
+            _standard("deal_currency_code", "Currency", "enumeration", "select", group,
+                      options=_options(("Euro", "EUR"), ("US Dollar", "USD"), ("British Pound", "GBP"))),
+            _standard("pipeline", "Pipeline", "enumeration", "select", group,
+                      options=_options((str(pipeline["label"]), str(pipeline["id"])))),
+            _standard("dealstage", "Deal Stage", "enumeration", "radio", group, options=_options(*stages)),
+            _standard("closedate", "Close Date", "datetime", "date", group),
+            _standard("createdate", "Create Date", "datetime", "date", group, read_only=True),
+            _standard("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
+            _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
+        ]
     raise KeyError(object_name)
+
+
+def _stage(stage_id: str, label: str, order: int, probability: str, closed: bool = False) -> dict[str, Any]:
+    return {"id": stage_id, "label": label, "displayOrder": order, "archived": False,
+            "metadata": {"isClosed": "true" if closed else "false", "probability": probability}}
+
+
+#: A portal's deal pipelines (``GET /crm/v3/pipelines/deals``): HubSpot's default Sales Pipeline. Metadata values
+#: are strings, as HubSpot sends them.
+DEAL_PIPELINES: tuple[dict[str, Any], ...] = (
+    {
+        "id": "default",
+        "label": "Sales Pipeline",
+        "displayOrder": 0,
+        "archived": False,
+        "stages": [
+            _stage("appointmentscheduled", "Appointment Scheduled", 0, "0.2"),
+            _stage("qualifiedtobuy", "Qualified To Buy", 1, "0.4"),
+            _stage("presentationscheduled", "Presentation Scheduled", 2, "0.6"),
+            _stage("decisionmakerboughtin", "Decision Maker Bought-In", 3, "0.8"),
+            _stage("contractsent", "Contract Sent", 4, "0.9"),
+            _stage("closedwon", "Closed Won", 5, "1.0", closed=True),
+            _stage("closedlost", "Closed Lost", 6, "0.0", closed=True),
+        ],
+    },
+)
 
 
 def social_contact_properties() -> list[PropertyDefinition]:
@@ -439,6 +484,7 @@ PROPERTY_GROUPS: dict[str, tuple[str, ...]] = {
     "contacts": ("contactinformation", "socialmediainformation", "emailinformation", "analyticsinformation"),
     "leads": ("leadinformation",),
     "notes": ("engagement",),
+    "deals": ("dealinformation",),
 }
 
 
@@ -506,9 +552,26 @@ NOTES = ObjectKind(
     first_id=40_000_000_001,
     required_properties=("hs_timestamp",),
 )
-OBJECT_KINDS: dict[str, ObjectKind] = {kind.name: kind for kind in (CONTACTS, LEADS, NOTES)}
+DEALS = ObjectKind(
+    name="deals",
+    type_id="0-3",
+    label="DEAL",
+    created_property="createdate",
+    modified_property="hs_lastmodifieddate",
+    default_properties=("amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
+                        "hs_object_id", "pipeline"),
+    text_properties=("dealname",),
+    read_scope="crm.objects.deals.read",
+    write_scope="crm.objects.deals.write",
+    schema_read_scope="crm.schemas.deals.read",
+    schema_write_scope="crm.schemas.deals.write",
+    first_id=50_000_000_001,
+    required_properties=("dealname", "dealstage"),
+)
+OBJECT_KINDS: dict[str, ObjectKind] = {kind.name: kind for kind in (CONTACTS, LEADS, NOTES, DEALS)}
 _OBJECT_ALIASES = {
     **{kind.type_id: kind.name for kind in OBJECT_KINDS.values()},
+    "deal": "deals",
     "contact": "contacts",
     "lead": "leads",
     "note": "notes",
@@ -531,6 +594,8 @@ ASSOCIATION_TYPES: dict[int, AssociationType] = {
     201: AssociationType(201, "contacts", "notes", "contact_to_note", "note_to_contact"),
     578: AssociationType(578, "leads", "contacts", "lead_to_primary_contact", "contact_to_lead"),
     608: AssociationType(608, "leads", "contacts", "lead_to_contact", "contact_to_lead"),
+    3: AssociationType(3, "deals", "contacts", "deal_to_contact", "contact_to_deal"),
+    4: AssociationType(4, "contacts", "deals", "contact_to_deal", "deal_to_contact"),
 }
 LEAD_TO_PRIMARY_CONTACT = 578
 LEAD_TO_CONTACT = 608
@@ -563,6 +628,8 @@ V4_ASSOCIATION_LABELS: dict[str, tuple[AssociationLabel, ...]] = {
         AssociationLabel(LEAD_TO_PRIMARY_CONTACT, "Primary"),
     ),
     "contact_to_lead": (AssociationLabel(CONTACT_TO_LEAD),),
+    "deal_to_contact": (AssociationLabel(3),),
+    "contact_to_deal": (AssociationLabel(4),),
 }
 
 
@@ -811,7 +878,34 @@ class HubSpotSandbox(Sandbox):
         current = record.properties.get("lifecyclestage")
         if current in order and order.index(current) > order.index(stage):
             raise ValueError(f"the lifecycle stage only moves forward: {current} is past {stage}")
+        amount = payload.get("amount")
+        if amount is not None:
+            if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+                raise ValueError("amount must be a non-negative number")
+            currency = str(payload.get("currency") or "USD")
+            name = " ".join(str(record.properties.get(p) or "") for p in ("firstname", "lastname")).strip()
+            try:
+                values = self._validated_values(DEALS, {
+                    "dealname": f"{name or email} deal", "amount": str(amount), "deal_currency_code": currency,
+                    "dealstage": "closedwon", "closedate": iso_ms(self.clock.now()),
+                }, creating=True)
+            except HubSpotError as exc:
+                raise ValueError(exc.message) from None
+            self._insert(DEALS, values, [(ASSOCIATION_TYPES[3], record)])
         return self.edit_record("contacts", record.id, {"lifecyclestage": stage})
+
+    async def _list_pipelines(self, request: Request) -> Response:
+        """``GET /crm/v3/pipelines/deals``: the portal's deal pipelines and their stages."""
+        if self._kind(request) is not DEALS:
+            raise HubSpotError(400, f"Unable to infer object type from: {request.path_params['object_type']}",
+                               "VALIDATION_ERROR")
+        now = self._properties["deals"]["createdate"].created_at
+        results = [
+            {**pipeline, "createdAt": now, "updatedAt": now,
+             "stages": [{**stage, "createdAt": now, "updatedAt": now} for stage in pipeline["stages"]]}
+            for pipeline in DEAL_PIPELINES
+        ]
+        return JSONResponse({"results": results})
 
     # -- seeding ---------------------------------------------------------------------------------------------------
     def seed_contacts(self, rows: Iterable[dict[str, Any]]) -> list[str]:
@@ -906,6 +1000,7 @@ class HubSpotSandbox(Sandbox):
             Route(f"{objects}/{{record_id}}", api(self._get_record, "read"), methods=["GET"]),
             Route(f"{objects}/{{record_id}}", api(self._update_record, "write"), methods=["PATCH"]),
             Route(f"{objects}/{{record_id}}", api(self._archive_record, "write"), methods=["DELETE"]),
+            Route("/crm/v3/pipelines/{object_type}", api(self._list_pipelines, "read"), methods=["GET"]),
             Route(
                 "/crm/v4/associations/{from_object_type}/{to_object_type}/batch/read",
                 api(self._batch_read_associations, "associations"),
@@ -1501,6 +1596,8 @@ class HubSpotSandbox(Sandbox):
         )
         if kind is CONTACTS:
             _stamp_lifecycle(properties, now)
+        if kind is DEALS:
+            properties.setdefault("pipeline", str(DEAL_PIPELINES[0]["id"]))
         record = StoredRecord(record_id, kind.name, properties, created_at=now, updated_at=now)
         self._records[kind.name][record_id] = record
         if kind is CONTACTS and properties.get("email"):

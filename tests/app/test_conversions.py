@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,25 @@ def test_a_sync_pulls_the_conversions_too(crms: Crms) -> None:
     report = crms.workspace.social.attribution_report(AttributionModel.LAST_TOUCH)
     assert report.conversions == 1 and report.value == {"USD": 300.0}
     assert campaign_row(crms, "Sync pulled")["conversionsCredited"] == pytest.approx(1.0)
+
+
+def test_hubspot_conversion_is_worth_the_contacts_won_deals(crms: Crms) -> None:
+    token = {"Authorization": f"Bearer {crms.hubspot.credentials()['token']}"}
+    contact = httpx.post(f"{crms.hubspot.base_url}/crm/v3/objects/contacts", headers=token, timeout=10,
+                         json={"properties": {"email": "bo@example.com", "lifecyclestage": "salesqualifiedlead"}})
+    contact_id = contact.json()["id"]
+    open_deal = httpx.post(f"{crms.hubspot.base_url}/crm/v3/objects/deals", headers=token, timeout=10, json={
+        "properties": {"dealname": "Open", "dealstage": "contractsent", "amount": "999", "deal_currency_code": "EUR"},
+        "associations": [{"to": {"id": contact_id},
+                          "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]}],
+    })
+    assert open_deal.status_code == 201, open_deal.text
+    touch(crms, "bo@example.com", "HS deals")
+    # The salesperson closes a deal won and makes the contact a customer.
+    won = crms.salesperson(crms.hubspot, "lifecycle", {"email": "bo@example.com", "amount": 1500, "currency": "EUR"})
+    assert won.status_code == 200, won.text
+    report = crms.pull("hubspot")
+    assert (report.pulled, report.created) == (1, 1)
+    (stored,) = crms.workspace.social.store.conversions()
+    assert (stored.value, stored.currency) == (Decimal("1500.00"), "EUR")  # the open deal is not counted
+    assert campaign_row(crms, "HS deals")["valueCredited"] == {"EUR": pytest.approx(1500.0)}

@@ -131,3 +131,35 @@ def test_hubspot_stamps_the_date_a_contact_enters_each_lifecycle_stage() -> None
     assert found["results"][0]["properties"]["hs_lifecyclestage_customer_date"]
     assert send(sandbox, "POST", "/__sandbox__/salesperson/lifecycle",
                 json={"email": "ana@example.com", "stage": "vip"}).status_code == 400
+
+
+def test_hubspot_deals_and_their_pipeline() -> None:
+    sandbox = HubSpotSandbox(SandboxConfig(contacts=1))
+    headers = {"Authorization": f"Bearer {sandbox.credentials()['token']}"}
+    (pipeline,) = send(sandbox, "GET", "/crm/v3/pipelines/deals", headers).json()["results"]
+    assert (pipeline["id"], pipeline["label"]) == ("default", "Sales Pipeline")
+    stages = {stage["id"]: stage["metadata"] for stage in pipeline["stages"]}
+    assert stages["closedwon"] == {"isClosed": "true", "probability": "1.0"}
+    assert stages["appointmentscheduled"] == {"isClosed": "false", "probability": "0.2"}
+    assert send(sandbox, "GET", "/crm/v3/pipelines/widgets", headers).status_code == 400
+    contact_id = next(iter(sandbox._records["contacts"]))
+    association = [{"to": {"id": contact_id}, "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                                         "associationTypeId": 3}]}]
+    missing = send(sandbox, "POST", "/crm/v3/objects/deals", headers, json={"properties": {"dealname": "X"}})
+    assert missing.status_code == 400 and "dealstage" in missing.text
+    wrong_stage = send(sandbox, "POST", "/crm/v3/objects/deals", headers,
+                       json={"properties": {"dealname": "X", "dealstage": "signed"}})
+    assert wrong_stage.status_code == 400
+    deal = send(sandbox, "POST", "/crm/v3/objects/deals", headers, json={
+        "properties": {"dealname": "Annual", "dealstage": "closedwon", "amount": "1200"},
+        "associations": association,
+    })
+    assert deal.status_code == 201, deal.text
+    assert deal.json()["properties"]["pipeline"] == "default"  # HubSpot's default pipeline when none is given
+    linked = send(sandbox, "POST", "/crm/v4/associations/contacts/deals/batch/read", headers,
+                  json={"inputs": [{"id": contact_id}]}).json()["results"]
+    assert [to["toObjectId"] for to in linked[0]["to"]] == [int(deal.json()["id"])]
+    no_scope = HubSpotSandbox(SandboxConfig(contacts=0), scopes=("oauth", "crm.objects.contacts.read"))
+    refused = send(no_scope, "GET", "/crm/v3/pipelines/deals",
+                   {"Authorization": f"Bearer {no_scope.credentials()['token']}"})
+    assert refused.status_code == 403
