@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import logging
@@ -10,7 +9,6 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +40,7 @@ from crm_desktop.providers.toolkit import (
     ChangeCursor,
     FieldCache,
     StackedBudget,
+    WriteGate,
     chunks,
     distinct_email_keys,
     email_key,
@@ -50,6 +49,7 @@ from crm_desktop.providers.toolkit import (
     gather_or_cancel,
     parse_crm_time,
     results_in_order,
+    rounds_by_email,
     server_time,
     social_context_values,
     social_profile_values,
@@ -391,32 +391,6 @@ class _Written:
     failure: errors.ProviderError | None = None
     #: seconds between the first (connection-lost) attempt and the replay that answered, when replayed.
     replayed_after: float | None = None
-
-
-class _WriteGate:
-    """One push's batch writes: a few in flight at a time, and none sent after a failure that stops the push.
-
-    Without it a batch waiting for a free slot would still go out in the instant between another batch's
-    refused token (or daily limit) and the cancellation of the push.
-
-    Attributes:
-        stopped: the error that stopped the push, once one did.
-    """
-
-    def __init__(self, concurrency: int) -> None:
-        self._slots = asyncio.Semaphore(concurrency)
-        self.stopped: errors.ProviderError | None = None
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        async with self._slots:
-            if self.stopped is not None:
-                raise self.stopped
-            try:
-                yield
-            except (errors.AuthError, errors.RateLimitError) as exc:
-                self.stopped = exc
-                raise
 
 
 #: Which inputs of a batch whose connection died after sending landed anyway (looked up in HubSpot).
@@ -1123,8 +1097,8 @@ class HubSpotAdapter(AdapterBase):
             RateLimitError: HubSpot's daily limit is used up, or BudgetExhaustedError at the daily reserve.
         """
         results: list[RecordResult | None] = [None] * len(records)
-        gate = _WriteGate(self.options.concurrency or DEFAULT_CONCURRENCY)
-        for round_indexes in _rounds(records):
+        gate = WriteGate(self.options.concurrency or DEFAULT_CONCURRENCY)
+        for round_indexes in rounds_by_email(records):
             chosen = [records[i] for i in round_indexes]
             if obj is RecordObject.LEAD and await self._leads_available():
                 written = await self._upsert_leads(chosen, gate)
@@ -1140,7 +1114,7 @@ class HubSpotAdapter(AdapterBase):
                 results[index] = result
         return results_in_order(results, records, "HubSpot")
 
-    async def _upsert_contacts(self, records: Sequence[OutboundRecord], gate: _WriteGate) -> list[RecordResult]:
+    async def _upsert_contacts(self, records: Sequence[OutboundRecord], gate: WriteGate) -> list[RecordResult]:
         """Contacts with unique emails: linked ones updated by id, the rest upserted by email."""
         results: list[RecordResult | None] = [None] * len(records)
         linked: list[_BatchInput] = []
@@ -1185,7 +1159,7 @@ class HubSpotAdapter(AdapterBase):
         duplicate a contact."""
         return {}
 
-    async def _upsert_leads(self, records: Sequence[OutboundRecord], gate: _WriteGate) -> list[RecordResult]:
+    async def _upsert_leads(self, records: Sequence[OutboundRecord], gate: WriteGate) -> list[RecordResult]:
         """Leads with unique emails: upsert each lead's contact, then update its lead or create one associated."""
         lead_names = {f.name for f in await self._object_fields("leads")} - {"hs_object_id"}
         contact_parts = [
@@ -1273,7 +1247,7 @@ class HubSpotAdapter(AdapterBase):
         object_name: str,
         action: str,
         inputs: Sequence[_BatchInput],
-        gate: _WriteGate,
+        gate: WriteGate,
         *,
         result_key: Callable[[dict[str, Any]], str | None],
         lookup: Lookup | None = None,
@@ -1323,7 +1297,7 @@ class HubSpotAdapter(AdapterBase):
         object_name: str,
         action: str,
         chunk: Sequence[_BatchInput],
-        gate: _WriteGate,
+        gate: WriteGate,
         result_key: Callable[[dict[str, Any]], str | None],
         *,
         idempotent: bool = False,
@@ -1647,20 +1621,6 @@ def _write_result(email: str, written: _Written, *, created: bool = False) -> Re
     if started is not None and updated_at is not None and updated_at < started:
         return RecordResult(email, RecordOutcome.UNCHANGED, crm_id)
     return RecordResult(email, RecordOutcome.UPDATED, crm_id)
-
-
-def _rounds(records: Sequence[OutboundRecord]) -> list[list[int]]:
-    """Input positions grouped so no group repeats an email (a batch may not name one twice); order kept."""
-    rounds: list[list[int]] = []
-    seen: dict[str, int] = {}
-    for index, record in enumerate(records):
-        key = record.email.lower()
-        number = seen.get(key, 0)
-        seen[key] = number + 1
-        if number == len(rounds):
-            rounds.append([])
-        rounds[number].append(index)
-    return rounds
 
 
 def _record_gone(error: dict[str, Any], status: int | None) -> bool:

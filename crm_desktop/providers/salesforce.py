@@ -40,6 +40,7 @@ from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdic
 from crm_desktop.providers.rate import read_salesforce_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     FieldCache,
+    abandon,
     checked_email,
     chunks,
     distinct_email_keys,
@@ -861,10 +862,10 @@ class SalesforceAdapter(AdapterBase):
         try:
             items, results = self._pending_items(obj, records)
         except BaseException:
-            await _abandon(early_describe)
+            await abandon(early_describe)
             raise
         if not items:
-            await _abandon(early_describe)
+            await abandon(early_describe)
         else:
             if early_describe is not None:
                 await early_describe
@@ -1350,11 +1351,3 @@ def _task_record(entry: TimelineEntry) -> dict[str, Any]:
         "Status": "Completed",
         "Description": entry.body[:TASK_DESCRIPTION_LIMIT],
     }
-
-
-async def _abandon(task: asyncio.Future[Any] | None) -> None:
-    """Cancel a request started ahead that is no longer wanted, and let it finish (its error is of no interest)."""
-    if task is None:
-        return
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)

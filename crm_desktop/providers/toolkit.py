@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -17,7 +18,7 @@ import httpx
 from crm_desktop.domain.models import SocialContext, SocialPlatform, SocialProfile, normalise_email
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.providers.contract import OutboundRecord, RecordResult
-from crm_desktop.providers.errors import ProviderError
+from crm_desktop.providers.errors import AuthError, ProviderError, RateLimitError
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
 
@@ -44,6 +45,55 @@ async def gather_or_cancel(work: Iterable[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def abandon(task: asyncio.Future[Any] | None) -> None:
+    """Cancel a request started ahead that is no longer wanted, and let it finish (its error is of no interest)."""
+    if task is None:
+        return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+class WriteGate:
+    """One push's writes: a few in flight at a time, and none sent after a failure that stops the push.
+
+    Without it a write waiting for a free slot would still go out in the instant between another write's
+    refused token (or spent daily limit) and the cancellation of the push.
+
+    Attributes:
+        stopped: the error that stopped the push, once one did.
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self.stopped: ProviderError | None = None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the push's write slots; refuse at once when the push was stopped."""
+        async with self._slots:
+            if self.stopped is not None:
+                raise self.stopped
+            try:
+                yield
+            except (AuthError, RateLimitError) as exc:
+                self.stopped = exc
+                raise
+
+
+def rounds_by_email(records: Sequence[OutboundRecord]) -> list[list[int]]:
+    """Input positions grouped so no group repeats an email (a batch may not name one twice); order kept."""
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for index, record in enumerate(records):
+        key = record.email.lower()
+        number = seen.get(key, 0)
+        seen[key] = number + 1
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(index)
+    return rounds
 
 
 def chunks(items: Sequence[T], size: int) -> list[list[T]]:
