@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -164,6 +165,41 @@ def test_demo_serve_runs_the_feed_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert process.returncode == 0, err
         posted = [line for line in err.splitlines() if line.startswith("social feed:")]
         assert posted and int(posted[0].split()[2]) >= 5, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+
+
+def _touchpoints_in(database: Path) -> int:
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+            return int(connection.execute("SELECT count(*) FROM touchpoints").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # not migrated yet
+
+
+@pytest.mark.timeout(240)
+def test_the_apps_demo_mode_runs_the_feed_into_its_window_and_quits_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"CRM_DESKTOP_DB_URL", "CRM_DESKTOP_API_PORT"}}
+    env.update(PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen", CRM_DESKTOP_DEMO_FEED_PER_MINUTE="600")
+    process = subprocess.Popen([sys.executable, "-m", "crm_desktop", "--data-dir", str(tmp_path), "--demo"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        database = tmp_path / "demo" / "crm-desktop.db"
+        deadline = time.monotonic() + 150
+        while _touchpoints_in(database) < 5:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the demo's feed posted nothing to the app's local API"
+            time.sleep(0.5)
+        asked = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert time.monotonic() - asked < 20
+        assert "Traceback" not in err, err
     finally:
         if process.poll() is None:
             process.kill()
