@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, ChangeUndoService
+from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
+from crm_desktop.app.duplicates import DuplicateService
 from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.record_files import RowProblem, build_record, read_rows
 from crm_desktop.app.social import SocialService
@@ -19,6 +22,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.scoring import EngagementScore
 from crm_desktop.domain.social import AttributionModel, AttributionReport, LeadAttribution, PersonRef
 from crm_desktop.store.database import Database
+from crm_desktop.store.models import SyncTrigger
 from crm_desktop.store.people_store import (
     AuditLine,
     CrmLinkLine,
@@ -33,12 +37,29 @@ from crm_desktop.store.people_store import (
     TouchpointSeries,
 )
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
+from crm_desktop.store.settings import WorkspaceSettingsStore
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "AuditLine", "CrmLinkLine", "ImportPreview", "Keyset", "NotFoundError", "PeopleColumn", "PeopleQuery",
-    "PeopleService", "PersonDetail", "PersonLine", "ProfileLine", "SyncState", "TimelineEntry", "TouchpointSeries",
+    "AuditLine",
+    "ChangeUndoRefused",
+    "ChangeUndoReport",
+    "CrmLinkLine",
+    "CrmLinkUnavailable",
+    "ImportPreview",
+    "Keyset",
+    "NotFoundError",
+    "PeopleColumn",
+    "PeopleQuery",
+    "PeopleService",
+    "PersonDetail",
+    "PersonLine",
+    "ProfileLine",
+    "SyncOneResult",
+    "SyncState",
+    "TimelineEntry",
+    "TouchpointSeries",
     "write_report_csv",
 ]
 
@@ -95,8 +116,32 @@ class ImportPreview:
         return self.new + self.existing
 
 
+@dataclass(frozen=True)
+class SyncOneResult:
+    """What pushing one record now did.
+
+    Attributes:
+        integration: the integration's name.
+        outcome: created, updated, unchanged or failed.
+        message: a sentence for the marketer (the CRM's reason when it failed).
+        run_id: the push's run in the Sync Monitor.
+    """
+
+    integration: str
+    outcome: str
+    message: str
+    run_id: int | None
+
+
 class PeopleService:
-    """The People panel's reads and imports, on the workspace's store and services."""
+    """The People panel's reads, imports and one-person actions, on the workspace's store and services.
+
+    Attributes:
+        store: the People reads.
+        links: web addresses of CRM records.
+        changes: undo of a single recorded change.
+        duplicates: likely duplicates and merges.
+    """
 
     def __init__(self, database: Database, social: SocialService, sync: SyncService) -> None:
         self.store = PeopleStore(database)
@@ -104,6 +149,38 @@ class PeopleService:
         self._leads = LeadStore(database)
         self._social = social
         self._sync = sync
+        self.links = CrmWebLinks(sync.integrations, sync.actions, WorkspaceSettingsStore(database))
+        self.changes = ChangeUndoService(database)
+        self.duplicates = DuplicateService(database, sync.integrations, sync.actions)
+
+    # -- one person's CRM records ------------------------------------------------------------------------------
+
+    async def record_url(self, integration: str, obj: RecordObject, crm_id: str) -> str:
+        """The CRM web UI's page of a linked record (see :class:`CrmWebLinks`)."""
+        return await self.links.url(integration, obj, crm_id)
+
+    async def sync_one(self, integration: str, obj: RecordObject, local_id: int) -> SyncOneResult:
+        """Push this one record to the integration's CRM now, through the push service, as a recorded run.
+
+        Raises:
+            SyncAlreadyRunning: when a sync of the integration is going on.
+            AuthError, ProviderError, VaultError: when the push cannot begin.
+        """
+        result = await self._sync.push_now(integration, {obj: [local_id]}, trigger=SyncTrigger.MANUAL)
+        if result.failures:
+            failure = result.failures[0]
+            return SyncOneResult(integration, "failed", f"{integration}: failed: {failure.message}", result.run_id)
+        if result.message and not any(result.counts.get(k) for k in ("created", "updated", "unchanged")):
+            return SyncOneResult(integration, "failed", f"{integration}: {result.message}", result.run_id)
+        for outcome in ("created", "updated"):
+            if result.counts.get(outcome):
+                return SyncOneResult(integration, outcome, f"{integration}: {outcome} in the CRM", result.run_id)
+        return SyncOneResult(integration, "unchanged", f"{integration}: the CRM already holds these values",
+                             result.run_id)
+
+    def undo_change(self, audit_id: int, *, force: bool = False) -> ChangeUndoReport:
+        """Put back the value one recorded change replaced (see :class:`ChangeUndoService`)."""
+        return self.changes.undo(audit_id, force=force)
 
     def page(
         self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *, inclusive: bool = False

@@ -292,6 +292,7 @@ LIFECYCLE_STAGES = _options(
     ("Other", "other"),
 )
 
+
 def lifecycle_date_property(stage: str) -> str:
     """The read-only contact property HubSpot stamps when the contact first enters a lifecycle stage."""
     return f"hs_lifecyclestage_{stage}_date"
@@ -995,6 +996,7 @@ class HubSpotSandbox(Sandbox):
             Route(f"{objects}/batch/update", api(self._batch_update, "write"), methods=["POST"]),
             Route(f"{objects}/batch/upsert", api(self._batch_upsert, "write"), methods=["POST"]),
             Route(f"{objects}/batch/archive", api(self._batch_archive, "write"), methods=["POST"]),
+            Route(f"{objects}/merge", api(self._merge_records, "write"), methods=["POST"]),
             Route(objects, api(self._list_records, "read"), methods=["GET"]),
             Route(objects, api(self._create_record, "write"), methods=["POST"]),
             Route(f"{objects}/{{record_id}}", api(self._get_record, "read"), methods=["GET"]),
@@ -1688,6 +1690,49 @@ class HubSpotSandbox(Sandbox):
         self._archive(kind, record)
         return Response(status_code=204)
 
+    async def _merge_records(self, request: Request) -> Response:
+        """``POST /crm/v3/objects/{type}/merge``: the record to merge folds into the primary, whose values win;
+        the primary's empty properties take the merged one's values, the merged one's email becomes an additional
+        email, its associations move to the primary, and it is gone (404) afterwards."""
+        kind = self._kind(request)
+        body = await self._json_object(request)
+        primary_id, merged_id = body.get("primaryObjectId"), body.get("objectIdToMerge")
+        missing = [name for name, value in (("primaryObjectId", primary_id), ("objectIdToMerge", merged_id))
+                   if value in (None, "")]
+        if missing:
+            raise HubSpotError(400, f"Invalid input JSON: {', '.join(missing)} required", "VALIDATION_ERROR")
+        if str(primary_id) == str(merged_id):
+            raise HubSpotError(400, "Cannot merge an object with itself", "VALIDATION_ERROR")
+        primary = self._find(kind, str(primary_id), None)
+        merged = self._find(kind, str(merged_id), None)
+        fill = {
+            name: value for name, value in merged.properties.items()
+            if value not in (None, "") and primary.properties.get(name) in (None, "")
+            and name not in (kind.created_property, kind.modified_property, "hs_object_id", "email")
+        }
+        merged_email = merged.properties.get("email")
+        if kind is CONTACTS and merged_email:
+            extra = [e for e in (primary.properties.get("hs_additional_emails") or "").split(";") if e]
+            fill["hs_additional_emails"] = ";".join([*extra, merged_email])
+        earlier_ids = [i for i in (primary.properties.get("hs_merged_object_ids") or "").split(";") if i]
+        fill["hs_merged_object_ids"] = ";".join([*earlier_ids, merged.id])
+        moved = {other: dict(targets) for other, targets in merged.associations.items()}
+        self._archive(kind, merged)
+        del self._records[kind.name][merged.id]
+        for other_name, targets in moved.items():
+            for target, label in targets.items():
+                other = self._records[other_name].get(target)
+                if other is None:
+                    continue
+                primary.associations.setdefault(other_name, {})[target] = label
+                other.associations.setdefault(kind.name, {})[primary.id] = label
+        now = self.clock.now()
+        primary.properties.update(fill)
+        primary.updated_at = now
+        primary.properties[kind.modified_property] = iso_ms(now)
+        self._write_search_version(primary)
+        return JSONResponse(self._record_json(kind, primary, all_properties=True))
+
     def _batch_response(
         self, results: list[dict[str, Any]], errors: list[dict[str, Any]], started: datetime, ok_status: int = 200
     ) -> Response:
@@ -2236,6 +2281,7 @@ _LEAD_STAGE = {
     "unqualified": "unqualified-stage-id",
     "converted": "connected-stage-id",
 }
+
 
 def _stamp_lifecycle(properties: dict[str, Any], now: datetime) -> None:
     """Stamp the date the contact entered its lifecycle stage, once (a later move back and forth keeps it)."""

@@ -57,6 +57,9 @@ TOKEN_COSTS: dict[str, dict[str, int]] = {
     "v1": {"get": 2, "list": 20, "create": 10, "update": 10, "search": 40, "delete": 6},
 }
 
+#: ``PUT /v1/persons/{id}/merge`` costs 40 tokens (the v1 spec's ``x-token-cost``).
+PERSON_MERGE_COST = 40
+
 #: Field types a person field can be created with (``POST /v1/personFields``).
 PERSON_FIELD_TYPES = (
     "address", "date", "daterange", "double", "enum", "monetary", "org", "people", "phone", "set", "text", "time",
@@ -699,6 +702,7 @@ class PipedriveSandbox(Sandbox):
             route("/api/v2/persons/{person_id:int}", self._get_person, "GET", v2["get"]),
             route("/api/v2/persons/{person_id:int}", self._update_person, "PATCH", v2["update"]),
             route("/api/v2/persons/{person_id:int}", self._delete_person, "DELETE", v2["delete"]),
+            route("/v1/persons/{person_id:int}/merge", self._merge_persons, "PUT", PERSON_MERGE_COST),
             route("/v1/leads", self._list_leads, "GET", v1["list"]),
             route("/v1/leads", self._create_lead, "POST", v1["create"]),
             route("/v1/leads/{lead_id}", self._get_lead, "GET", v1["get"]),
@@ -1037,6 +1041,56 @@ class PipedriveSandbox(Sandbox):
         person = self._person_or_404(request)
         del self.persons[person.id]
         return _ok({"id": person.id})
+
+    async def _merge_persons(self, request: Request) -> Response:
+        """``PUT /v1/persons/{id}/merge``: person ``id`` folds into ``merge_with_id``, whose data wins where both
+        have a value; emails and phones are combined; deals, leads, notes and activities move to the survivor; the
+        answer is the survivor in v1's shape with ``merge_what_id``."""
+        merged = self._person_or_404(request)
+        body = await _json_body(request)
+        raw = body.get("merge_with_id")
+        if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+            raise _bad_request("Validation failed: merge_with_id: is required and must be an integer")
+        survivor = self.persons.get(int(raw))
+        if survivor is None:
+            raise PipedriveApiError(404, "Person not found")
+        if survivor.id == merged.id:
+            raise _bad_request("Cannot merge a person with itself")
+        for kind in ("emails", "phones"):
+            kept = getattr(survivor, kind)
+            values = {item["value"].lower() for item in kept}
+            for item in getattr(merged, kind):
+                if item["value"].lower() not in values:
+                    kept.append({**item, "primary": False})
+        for key, value in merged.custom_fields.items():
+            if survivor.custom_fields.get(key) in (None, "") and value not in (None, ""):
+                survivor.custom_fields[key] = value
+        if survivor.org_id is None:
+            survivor.org_id = merged.org_id
+        for owned in (*self.leads.values(), *self.deals.values(), *self.notes.values(), *self.activities.values()):
+            if getattr(owned, "person_id", None) == merged.id:
+                setattr(owned, "person_id", survivor.id)  # noqa: B010 - four record classes share the field
+        del self.persons[merged.id]
+        survivor.update_time = self.clock.now()
+        first, _, last = survivor.name.partition(" ")
+        data: dict[str, Any] = {
+            "id": survivor.id,
+            "name": survivor.name,
+            "first_name": first,
+            "last_name": last,
+            "owner_id": survivor.owner_id,
+            "email": [dict(e) for e in survivor.emails],
+            "phone": [dict(p) for p in survivor.phones],
+            "active_flag": True,
+            "visible_to": str(survivor.visible_to),
+            "add_time": _v1_time(survivor.add_time),
+            "update_time": _v1_time(survivor.update_time),
+            "merge_what_id": merged.id,
+            **{key: survivor.custom_fields.get(key) for key in self._custom_person_fields()},
+        }
+        if survivor.org_id is not None:  # the spec's org_id is a non-nullable integer: absent when there is none
+            data["org_id"] = survivor.org_id
+        return _ok(data)
 
     async def _list_persons(self, request: Request) -> Response:
         persons: list[Person] = list(self.persons.values())
@@ -1732,7 +1786,6 @@ class PipedriveSandbox(Sandbox):
         deals = _filter_updated(request, deals, lambda d: d.update_time)
         page, next_cursor = _v2_page(request, deals, _TIMESTAMP_SORTS, lambda d: d.id)
         return _ok([self._deal_wire(d) for d in page], {"next_cursor": next_cursor})
-
 
     def _deal_stage(self, body: dict[str, Any]) -> Stage:
         """The stage a new deal goes to: ``stage_id`` (which names its pipeline), else the first stage of

@@ -27,6 +27,7 @@ from crm_desktop.store.models import (
     SocialProfileRow,
     SyncRecordLogRow,
     SyncRunRow,
+    SyncRunStatus,
     TouchpointRow,
 )
 
@@ -154,8 +155,9 @@ class CrmLinkLine:
 
 @dataclass(frozen=True)
 class AuditLine:
-    """One recorded change of a person's field."""
+    """One recorded change of a person's field (``id``: the audit row, for undoing this one change)."""
 
+    id: int
     at: datetime
     field: str
     before: str | None
@@ -494,9 +496,28 @@ class PeopleStore:
                 source = str(trigger.value) if trigger is not None else "local"
             if integration:
                 source = f"{source} · {integration}"
-            lines.append(AuditLine(audit.at, audit.field, audit.old_value, audit.new_value, source, audit.side,
-                                   audit.run_id))
+            lines.append(AuditLine(audit.id, audit.at, audit.field, audit.old_value, audit.new_value, source,
+                                   audit.side, audit.run_id))
         return lines
+
+    def audit_entry(self, audit_id: int) -> tuple[RecordObject, int, AuditLine] | None:
+        """One audit row with the record it belongs to, or ``None`` when there is no such row (or it is not about
+        a contact or lead)."""
+        with self._db.session() as session:
+            audit = session.get(AuditLogRow, audit_id)
+            if audit is None or audit.entity not in {o.value for o in RecordObject} or not audit.entity_id.isdigit():
+                return None
+            return RecordObject(audit.entity), int(audit.entity_id), AuditLine(
+                audit.id, audit.at, audit.field, audit.old_value, audit.new_value, audit.source, audit.side,
+                audit.run_id)
+
+    def run_with_message(self, message: str) -> int | None:
+        """The newest succeeded run whose message is ``message`` (how a single change's undo is found again)."""
+        with self._db.session() as session:
+            return session.scalar(
+                select(SyncRunRow.id).where(SyncRunRow.message == message, SyncRunRow.status == SyncRunStatus.SUCCEEDED)
+                .order_by(SyncRunRow.id.desc()).limit(1)
+            )
 
     # -- attribution chart ---------------------------------------------------------------------------------
 

@@ -143,6 +143,13 @@ class PeopleTableModel(QAbstractTableModel):
         self.endResetModel()
         self.reset_done.emit(self.total)
 
+    def refresh(self) -> None:
+        """Read the rows on show again (a record changed) without resetting the view or its selection."""
+        self._pages.clear()
+        self._starts.clear()
+        if self.total:
+            self.dataChanged.emit(self.index(0, 0), self.index(self.total - 1, len(PersonColumn) - 1))
+
     @property
     def pages_held(self) -> int:
         """Pages in memory now."""

@@ -1,14 +1,17 @@
-"""The People panel: contacts and leads in a lazily paged, filtered, SQL-sorted table, one person's whole story in a
-detail pane, and a CSV/JSONL import with a preview of the refused rows before anything is saved."""
+"""The People panel: contacts and leads in a windowed, filtered, SQL-sorted table, one person's whole story in a
+detail pane (open a CRM record, sync one now, undo one change), a CSV/JSONL import with a preview of the refused
+rows before anything is saved, and likely duplicates with a per-field merge."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
+from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -20,6 +23,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QTabBar,
@@ -31,12 +35,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from crm_desktop.app.duplicates import MERGED_FIELD, DuplicateReport, MergeError, MergePlan, MergeReport
+from crm_desktop.app.errors import ProviderError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.imports import ImportReport
-from crm_desktop.app.people import ImportPreview, NotFoundError, PeopleQuery, PeopleService, PersonDetail, SyncState
-from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.app.people import (
+    AuditLine,
+    ChangeUndoRefused,
+    ChangeUndoReport,
+    CrmLinkLine,
+    CrmLinkUnavailable,
+    ImportPreview,
+    NotFoundError,
+    PeopleQuery,
+    PeopleService,
+    PersonDetail,
+    SyncOneResult,
+    SyncState,
+)
+from crm_desktop.domain.models import Provider, SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel
+from crm_desktop.ui.integrations_model import CRM_NAMES
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
+from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import Notice, PanelHeading
 from crm_desktop.ui.wording import local_time, short_time
 
@@ -87,13 +108,24 @@ def small_table(name: str) -> QTableWidget:
 
 class PersonDetailPane(QWidget):
     """One person: header, engagement score with its parts, and tabs for profiles, timeline, attribution, CRM
-    records and history.
+    records (open one in the CRM, sync this one now) and history (undo one change).
 
     Attributes:
         detail: the person shown (``None`` when nobody is selected).
         title, score_label, breakdown_label: the header.
         tabs: the detail tabs; profiles_table, timeline_table, attribution_table, links_table, history_table.
+        open_button, sync_one_button, links_result: the CRM records tab's actions and what the last one did.
+        undo_button, history_result: the history tab's undo of the selected change and what it did.
+
+    Signals:
+        open_requested(int): open the CRM record on that row of ``links_table`` in the browser.
+        sync_one_requested(int): push the person to the integration on that row now.
+        undo_requested(int): undo the recorded change with that audit id.
     """
+
+    open_requested = Signal(int)
+    sync_one_requested = Signal(int)
+    undo_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -113,7 +145,25 @@ class PersonDetailPane(QWidget):
         self.attribution_note = QLabel()
         self.attribution_note.setWordWrap(True)
         self.links_table = small_table("CRM records")
+        self.links_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.open_button = QPushButton("Open in CRM")
+        self.open_button.setAccessibleName("Open the record in the CRM")
+        self.open_button.setToolTip("Open the selected CRM record in your browser")
+        self.sync_one_button = QPushButton("Sync this one now")
+        self.sync_one_button.setAccessibleName("Sync this one now")
+        self.sync_one_button.setToolTip("Push this person to the selected integration's CRM now")
+        self.links_result = QLabel()
+        self.links_result.setWordWrap(True)
+        self.links_result.setAccessibleName("CRM record action result")
+        self.links_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.history_table = small_table("History")
+        self.history_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.undo_button = QPushButton("Undo this change")
+        self.undo_button.setAccessibleName("Undo the selected change")
+        self.undo_button.setToolTip("Put back the value from before the selected change; the next sync sends it")
+        self.history_result = QLabel()
+        self.history_result.setWordWrap(True)
+        self.history_result.setAccessibleName("Undo result")
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Person details")
         attribution = QWidget()
@@ -124,20 +174,80 @@ class PersonDetailPane(QWidget):
         self.tabs.addTab(self.profiles_table, "Profiles")
         self.tabs.addTab(self.timeline_table, "Timeline")
         self.tabs.addTab(attribution, "Attribution")
-        self.tabs.addTab(self.links_table, "CRM records")
-        self.tabs.addTab(self.history_table, "History")
+        links = QWidget()
+        links_layout = QVBoxLayout(links)
+        links_layout.setContentsMargins(0, 4, 0, 0)
+        links_layout.addWidget(self.links_table, 1)
+        link_buttons = QHBoxLayout()
+        link_buttons.addWidget(self.open_button)
+        link_buttons.addWidget(self.sync_one_button)
+        link_buttons.addStretch(1)
+        links_layout.addLayout(link_buttons)
+        links_layout.addWidget(self.links_result)
+        history = QWidget()
+        history_layout = QVBoxLayout(history)
+        history_layout.setContentsMargins(0, 4, 0, 0)
+        history_layout.addWidget(self.history_table, 1)
+        history_buttons = QHBoxLayout()
+        history_buttons.addWidget(self.undo_button)
+        history_buttons.addStretch(1)
+        history_layout.addLayout(history_buttons)
+        history_layout.addWidget(self.history_result)
+        self.tabs.addTab(links, "CRM records")
+        self.tabs.addTab(history, "History")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.score_label)
         layout.addWidget(self.breakdown_label)
         layout.addWidget(self.tabs, 1)
+        self.open_button.clicked.connect(lambda: self._emit_for_link(self.open_requested))
+        self.sync_one_button.clicked.connect(lambda: self._emit_for_link(self.sync_one_requested))
+        self.undo_button.clicked.connect(self._emit_undo)
+        self.links_table.itemSelectionChanged.connect(self._update_buttons)
+        self.history_table.itemSelectionChanged.connect(self._update_buttons)
         self.show_detail(None)
+
+    def selected_link_row(self) -> int | None:
+        """The row of the CRM records table that is selected (the first when only one)."""
+        rows = self.links_table.selectionModel().selectedRows() if self.links_table.selectionModel() else []
+        return rows[0].row() if rows else None
+
+    def selected_change(self) -> AuditLine | None:
+        """The recorded change selected in the history."""
+        rows = self.history_table.selectionModel().selectedRows() if self.history_table.selectionModel() else []
+        if self.detail is None or not rows or rows[0].row() >= len(self.detail.audit):
+            return None
+        return self.detail.audit[rows[0].row()]
+
+    def _emit_for_link(self, signal: Any) -> None:
+        row = self.selected_link_row()
+        if row is not None:
+            signal.emit(row)
+
+    def _emit_undo(self) -> None:
+        change = self.selected_change()
+        if change is not None and change.field != MERGED_FIELD:
+            self.undo_requested.emit(change.id)
+
+    def _update_buttons(self) -> None:
+        row = self.selected_link_row()
+        link = self.detail.crm_links[row] if self.detail is not None and row is not None else None
+        self.open_button.setEnabled(link is not None and link.crm_id is not None)
+        self.sync_one_button.setEnabled(link is not None)
+        change = self.selected_change()
+        self.undo_button.setEnabled(change is not None and change.field != MERGED_FIELD)
 
     def show_detail(self, detail: PersonDetail | None) -> None:
         """Show ``detail`` (or the empty state)."""
+        same_person = (detail is not None and self.detail is not None
+                       and (detail.obj, detail.local_id) == (self.detail.obj, self.detail.local_id))
+        link_row, history_row = self.selected_link_row(), self.history_table.currentRow()
         self.detail = detail
         self.tabs.setEnabled(detail is not None)
+        if not same_person:
+            self.links_result.clear()
+            self.history_result.clear()
         if detail is None:
             self.title.setText("Select a person to see their details")
             self.score_label.clear()
@@ -148,6 +258,7 @@ class PersonDetailPane(QWidget):
                 table.setRowCount(0)
                 table.setColumnCount(0)
             self.attribution_note.clear()
+            self._update_buttons()
             return
         kind = "Lead" if detail.obj is RecordObject.LEAD else "Contact"
         heading = f"<b>{detail.name or detail.email}</b> · {kind}"
@@ -174,7 +285,8 @@ class PersonDetailPane(QWidget):
                     for e in detail.timeline])
         self._show_attribution(detail)
         fill_table(self.links_table, ["Integration", "CRM", "CRM record id", "Last synced", "State", "Last error"],
-                   [[link.integration, link.provider, link.crm_id or "—", local_time(link.last_synced),
+                   [[link.integration, CRM_NAMES.get(Provider(link.provider), link.provider), link.crm_id or "—",
+                     local_time(link.last_synced),
                      link.state, link.last_error or ""] for link in detail.crm_links])
         fill_table(self.history_table, ["When", "Field", "Before", "After", "Source", "Side"],
                    [[local_time(a.at, seconds=True), a.field, a.before or "", a.after or "", a.source, a.side]
@@ -183,6 +295,12 @@ class PersonDetailPane(QWidget):
                       self.attribution_table):
             table.resizeColumnsToContents()
             table.horizontalHeader().setStretchLastSection(True)
+        if detail.crm_links:
+            keep = link_row if same_person and link_row is not None else 0
+            self.links_table.selectRow(min(keep, len(detail.crm_links) - 1))
+        if same_person and 0 <= history_row < len(detail.audit):
+            self.history_table.selectRow(history_row)
+        self._update_buttons()
 
     def _show_attribution(self, detail: PersonDetail) -> None:
         if detail.obj is not RecordObject.LEAD:
@@ -260,6 +378,243 @@ class ImportPreviewDialog(QDialog):
         self.resize(720, 420 if preview.problems else 140)
 
 
+class DuplicatesDialog(QDialog):
+    """Likely duplicate contacts (same email, phone or social username) and those the CRMs reported; merge two
+    with a per-field pick, locally and in each CRM whose API merges.
+
+    Attributes:
+        groups_table: one row per group of contacts sharing a value.
+        reported_table: the CRMs' duplicate refusals.
+        keep_combo, other_combo: the contact kept and the one merged into it.
+        fields_table: per field, the kept and the other value; check "Take other" to keep the other's.
+        crm_label: what happens in each CRM.
+        merge_button: merges (after a confirmation).
+        result_label: what the last search or merge did.
+        report, plan: the last search and merge plan.
+
+    Signals:
+        merged(str): a merge finished; the argument says what it did.
+    """
+
+    merged = Signal(str)
+
+    def __init__(self, service: PeopleService, tasks: BackgroundTasks, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.tasks = tasks
+        self.report: DuplicateReport | None = None
+        self.plan: MergePlan | None = None
+        self.confirm_box: QMessageBox | None = None
+        self.setWindowTitle("Duplicate contacts")
+        self.setAccessibleName("Duplicate contacts")
+        self.groups_table = small_table("Likely duplicates")
+        self.groups_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.reported_table = small_table("Duplicates the CRMs reported")
+        self.keep_combo = QComboBox()
+        self.keep_combo.setAccessibleName("Contact to keep")
+        self.other_combo = QComboBox()
+        self.other_combo.setAccessibleName("Contact to merge into it")
+        self.fields_table = small_table("Field values to keep")
+        self.crm_label = QLabel()
+        self.crm_label.setWordWrap(True)
+        self.crm_label.setAccessibleName("What happens in each CRM")
+        self.merge_button = QPushButton("Merge…")
+        self.merge_button.setAccessibleName("Merge the two contacts")
+        self.merge_button.setEnabled(False)
+        self.result_label = QLabel("Looking for duplicates…")
+        self.result_label.setWordWrap(True)
+        self.result_label.setAccessibleName("Duplicates result")
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+
+        pick = QHBoxLayout()
+        pick.addWidget(QLabel("Keep"))
+        pick.addWidget(self.keep_combo, 1)
+        pick.addWidget(QLabel("and merge into it"))
+        pick.addWidget(self.other_combo, 1)
+        merge_box = QWidget()
+        merge_layout = QVBoxLayout(merge_box)
+        merge_layout.setContentsMargins(0, 0, 0, 0)
+        merge_layout.addLayout(pick)
+        merge_layout.addWidget(self.fields_table, 1)
+        merge_layout.addWidget(self.crm_label)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.merge_button)
+        buttons.addStretch(1)
+        merge_layout.addLayout(buttons)
+        tabs = QTabWidget()
+        tabs.setAccessibleName("Duplicate kinds")
+        tabs.addTab(self.groups_table, "Likely duplicates")
+        tabs.addTab(self.reported_table, "Reported by the CRMs")
+        self.kind_tabs = tabs
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(tabs)
+        splitter.addWidget(merge_box)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([180, 380])
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Contacts that share a normalised email, an E.164 phone or a social username. Pick a "
+                                "group, the contact to keep, and the values to keep; the other contact is merged "
+                                "into it here and in every CRM whose API merges."))
+        layout.itemAt(0).widget().setWordWrap(True)  # type: ignore[union-attr]
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.result_label)
+        layout.addWidget(close)
+        self.resize(860, 680)
+        self.groups_table.itemSelectionChanged.connect(self._group_chosen)
+        self.keep_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
+        self.other_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
+        self.merge_button.clicked.connect(self.confirm_merge)
+
+    def find_duplicates(self) -> DuplicateReport:
+        """Look for duplicates again and list them."""
+        self.report = report = self.service.duplicates.find()
+        fill_table(self.groups_table, ["Why", "Shared value", "Contacts"],
+                   [[group.reason.value.capitalize(), group.shared, ", ".join(email for _, email in group.contacts)]
+                    for group in report.groups])
+        fill_table(self.reported_table, ["Integration", "Contact", "What the CRM said", "When"],
+                   [[r.integration, r.email, r.message, local_time(r.at)] for r in report.reported])
+        for table in (self.groups_table, self.reported_table):
+            table.resizeColumnsToContents()
+            table.horizontalHeader().setStretchLastSection(True)
+        self.result_label.setText(
+            f"{len(report.groups)} group(s) of likely duplicates; {len(report.reported)} reported by the CRMs."
+            if report.groups or report.reported else "No likely duplicates found.")
+        if report.groups:
+            self.groups_table.selectRow(0)
+        else:
+            self._show_plan(None)
+        return report
+
+    def _group_chosen(self) -> None:
+        rows = self.groups_table.selectionModel().selectedRows()
+        if self.report is None or not rows:
+            return
+        group = self.report.groups[rows[0].row()]
+        for combo, chosen in ((self.keep_combo, 0), (self.other_combo, 1)):
+            combo.blockSignals(True)
+            combo.clear()
+            for local_id, email in group.contacts:
+                combo.addItem(email, local_id)
+            combo.setCurrentIndex(min(chosen, combo.count() - 1))
+            combo.blockSignals(False)
+        self._pair_changed()
+
+    def _pair_changed(self) -> asyncio.Task[MergePlan | None] | None:
+        keep, other = self.keep_combo.currentData(), self.other_combo.currentData()
+        if keep is None or other is None or keep == other:
+            self._show_plan(None)
+            if keep is not None and keep == other:
+                self.crm_label.setText("Pick two different contacts.")
+            return None
+        return self.tasks.start(self._plan(int(keep), int(other)), name="merge plan")
+
+    async def _plan(self, keep: int, other: int) -> MergePlan | None:
+        try:
+            plan = await self.service.duplicates.plan(keep, other)
+        except (MergeError, ProviderError, VaultError) as exc:
+            self._show_plan(None)
+            self.crm_label.setText(str(exc))
+            return None
+        if (self.keep_combo.currentData(), self.other_combo.currentData()) == (keep, other):
+            self._show_plan(plan)
+        return plan
+
+    def _show_plan(self, plan: MergePlan | None) -> None:
+        self.plan = plan
+        self.merge_button.setEnabled(plan is not None)
+        if plan is None:
+            fill_table(self.fields_table, [], [])
+            self.crm_label.clear()
+            return
+        fill_table(self.fields_table, ["Field", f"Keep: {plan.keep_email}", f"Other: {plan.other_email}",
+                                       "Take other"],
+                   [[f.label, f.keep or "—", f.other or "—", ""] for f in plan.fields])
+        for row, choice in enumerate(plan.fields):
+            item = QTableWidgetItem("")
+            item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+            take = choice.keep in (None, "") and choice.other not in (None, "")
+            item.setCheckState(Qt.CheckState.Checked if take else Qt.CheckState.Unchecked)
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"Take the other's {choice.label}")
+            self.fields_table.setItem(row, 3, item)
+        self.fields_table.resizeColumnsToContents()
+        header = self.fields_table.horizontalHeader()
+        header.setStretchLastSection(False)
+        # The values may be long; the check box column needs only its header's width.
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        lines = []
+        for step in plan.crm_steps:
+            crm = CRM_NAMES[step.provider]
+            if step.action == "merge":
+                lines.append(f"{step.integration}: {crm} merges {step.other_crm_id} into {step.keep_crm_id}")
+            elif step.action == "by hand":
+                lines.append(f"{step.integration}: both are in {crm}: merge {step.other_crm_id} into "
+                             f"{step.keep_crm_id} in {crm} itself (its API has no merge)")
+            elif step.action == "move link":
+                lines.append(f"{step.integration}: the kept contact takes over {crm} record {step.other_crm_id}")
+        lines.append("Social profiles and custom fields the kept contact lacks come from the other. "
+                     f"{plan.other_email} is then deleted here.")
+        self.crm_label.setText("\n".join(lines))
+
+    def taken_fields(self) -> set[str]:
+        """The fields whose "Take other" box is checked."""
+        if self.plan is None:
+            return set()
+        return {choice.field for row, choice in enumerate(self.plan.fields)
+                if (item := self.fields_table.item(row, 3)) is not None
+                and item.checkState() == Qt.CheckState.Checked}
+
+    def confirm_merge(self) -> QMessageBox | None:
+        """Ask before merging (a merge cannot be undone in the CRMs)."""
+        if self.plan is None:
+            return None
+        plan = self.plan
+        box = QMessageBox(QMessageBox.Icon.Question, "Merge contacts",
+                          f"Merge {plan.other_email} into {plan.keep_email}?",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("The CRMs that merge do it now and cannot take it back.")
+        merge = box.addButton("Merge", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(_result: int) -> None:
+            if self.confirm_box is box:
+                self.confirm_box = None
+            box.deleteLater()
+            if box.clickedButton() is merge:
+                self.merge(plan)
+
+        box.finished.connect(answered)
+        self.confirm_box = box
+        box.open()
+        return box
+
+    def merge(self, plan: MergePlan) -> asyncio.Task[MergeReport | None]:
+        """Merge the plan's two contacts with the fields checked."""
+        self.merge_button.setEnabled(False)
+        self.result_label.setText(f"Merging {plan.other_email} into {plan.keep_email}…")
+        return self.tasks.start(self._merge(plan, self.taken_fields()), name="merge contacts")
+
+    async def _merge(self, plan: MergePlan, take: set[str]) -> MergeReport | None:
+        try:
+            report = await self.service.duplicates.merge(plan.keep_id, plan.other_id, take)
+        except (MergeError, ProviderError, VaultError, NotFoundError) as exc:
+            self.result_label.setText(f"Not merged: {exc}")
+            self.merge_button.setEnabled(True)
+            return None
+        parts = [f"Merged {report.merged_email} into {plan.keep_email}"]
+        if report.changed:
+            parts.append("took " + ", ".join(report.changed))
+        parts.extend(report.merged_in_crm)
+        parts.extend(report.by_hand)
+        text = "; ".join(parts) + "."
+        self.find_duplicates()
+        self.result_label.setText(text)
+        self.merged.emit(text)
+        return report
+
+
 def import_summary(report: ImportReport) -> str:
     """The sentence an import ends with."""
     text = (f"Imported: {report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
@@ -296,7 +651,10 @@ class PeoplePanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.service = service
+        self.tasks = BackgroundTasks()
         self.preview_dialog: ImportPreviewDialog | None = None
+        self.duplicates_dialog: DuplicatesDialog | None = None
+        self.confirm_box: QMessageBox | None = None
         self.file_dialog: QFileDialog | None = None
         self._loaded = False
 
@@ -345,11 +703,15 @@ class PeoplePanel(QWidget):
         self.import_button = QPushButton("Import…")
         self.import_button.setAccessibleName("Import a CSV or JSONL file")
         self.import_button.setToolTip("Import contacts or leads from a CSV or JSONL file, with a preview first")
+        self.duplicates_button = QPushButton("Duplicates…")
+        self.duplicates_button.setAccessibleName("Find duplicate contacts")
+        self.duplicates_button.setToolTip("Contacts that look like one person, and those the CRMs reported; merge two")
 
         filters = QHBoxLayout()
         filters.addWidget(self.kind_tabs)
         filters.addWidget(self.filter_edit, 1)
         filters.addWidget(self.import_button)
+        filters.addWidget(self.duplicates_button)
         more = QHBoxLayout()
         more.addWidget(self.platform_combo)
         more.addWidget(self.campaign_combo)
@@ -421,6 +783,10 @@ class PeoplePanel(QWidget):
         self.score_max.valueChanged.connect(lambda _: self.apply_filters())
         self.kind_tabs.currentChanged.connect(lambda _: self.apply_filters())
         self.import_button.clicked.connect(self.choose_import_file)
+        self.duplicates_button.clicked.connect(self.open_duplicates)
+        self.detail_pane.open_requested.connect(self.open_in_crm)
+        self.detail_pane.sync_one_requested.connect(self.sync_one_now)
+        self.detail_pane.undo_requested.connect(self.undo_change)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.activated.connect(self._open_row)
         self.model.reset_done.connect(self._count_changed)
@@ -535,6 +901,122 @@ class PeoplePanel(QWidget):
             detail = None
         self.detail_pane.show_detail(detail)
         return detail
+
+    # -- one person's CRM records and history ---------------------------------------------------------------
+
+    def _link(self, row: int) -> CrmLinkLine | None:
+        detail = self.detail_pane.detail
+        return detail.crm_links[row] if detail is not None and 0 <= row < len(detail.crm_links) else None
+
+    def open_in_crm(self, row: int) -> asyncio.Task[str | None] | None:
+        """Open the CRM record on ``row`` of the CRM records tab in the browser (its address is built from the
+        integration's settings; HubSpot's portal id is asked for once)."""
+        link, detail = self._link(row), self.detail_pane.detail
+        if link is None or detail is None or link.crm_id is None:
+            return None
+        return self.tasks.start(self._open_in_crm(detail.obj, link), name=f"open {link.integration} record")
+
+    async def _open_in_crm(self, obj: RecordObject, link: CrmLinkLine) -> str | None:
+        assert link.crm_id is not None
+        try:
+            url = await self.service.record_url(link.integration, obj, link.crm_id)
+        except (CrmLinkUnavailable, ProviderError, VaultError) as exc:
+            self.detail_pane.links_result.setText(f"{link.integration}: cannot open the record: {exc}")
+            return None
+        if not QDesktopServices.openUrl(QUrl(url)):
+            self.detail_pane.links_result.setText(f"{link.integration}: no browser opened {url}")
+            return None
+        self.detail_pane.links_result.setText(f"Opened {url}")
+        return url
+
+    def sync_one_now(self, row: int) -> asyncio.Task[SyncOneResult | None] | None:
+        """Push the person on show to the integration on ``row`` now, and say what the CRM did."""
+        link, detail = self._link(row), self.detail_pane.detail
+        if link is None or detail is None:
+            return None
+        self.detail_pane.sync_one_button.setEnabled(False)
+        self.detail_pane.links_result.setText(f"{link.integration}: sending…")
+        return self.tasks.start(self._sync_one(link.integration, detail.obj, detail.local_id),
+                                name=f"sync one to {link.integration}")
+
+    async def _sync_one(self, integration: str, obj: RecordObject, local_id: int) -> SyncOneResult | None:
+        result: SyncOneResult | None = None
+        try:
+            result = await self.service.sync_one(integration, obj, local_id)
+            text = result.message + (f" (run {result.run_id})" if result.run_id else "")
+        except (SyncAlreadyRunning, ProviderError, VaultError, NotFoundError) as exc:
+            text = f"{integration}: not sent: {exc}"
+        finally:
+            self.detail_pane.sync_one_button.setEnabled(True)
+        self.refresh_detail()
+        self.detail_pane.links_result.setText(text)
+        self.status_message.emit(text)
+        return result
+
+    def undo_change(self, audit_id: int, *, force: bool = False) -> ChangeUndoReport | None:
+        """Undo one recorded change; when its value changed since, ask before putting the old one back anyway."""
+        try:
+            report = self.service.undo_change(audit_id, force=force)
+        except ChangeUndoRefused as exc:
+            if exc.changed_since and not force:
+                self._ask_to_force_undo(audit_id, str(exc))
+            else:
+                self.detail_pane.history_result.setText(f"Not undone: {exc}")
+            return None
+        self.model.refresh()
+        self.refresh_detail()
+        text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
+                f"{report.replaced or '(blank)'}; run {report.run_id}); the next sync sends it to the CRMs")
+        self.detail_pane.history_result.setText(text)
+        self.status_message.emit(text)
+        return report
+
+    def _ask_to_force_undo(self, audit_id: int, reason: str) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Undo this change", reason, QMessageBox.StandardButton.Cancel,
+                          self)
+        force = box.addButton("Undo anyway", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(_result: int) -> None:
+            if self.confirm_box is box:
+                self.confirm_box = None
+            box.deleteLater()
+            if box.clickedButton() is force:
+                self.undo_change(audit_id, force=True)
+            else:
+                self.detail_pane.history_result.setText("Not undone: the newer value was kept.")
+
+        box.finished.connect(answered)
+        self.confirm_box = box
+        box.open()
+        return box
+
+    # -- duplicates ------------------------------------------------------------------------------------------
+
+    def open_duplicates(self) -> DuplicatesDialog:
+        """Show likely duplicates and the CRMs' reports; a merge there refreshes the list."""
+        if self.duplicates_dialog is not None:
+            self.duplicates_dialog.raise_()
+            self.duplicates_dialog.find_duplicates()
+            return self.duplicates_dialog
+        dialog = DuplicatesDialog(self.service, self.tasks, self)
+        dialog.merged.connect(self._merged)
+        dialog.finished.connect(lambda _result: self._duplicates_closed(dialog))
+        self.duplicates_dialog = dialog
+        dialog.show()
+        dialog.find_duplicates()
+        return dialog
+
+    def _duplicates_closed(self, dialog: DuplicatesDialog) -> None:
+        if self.duplicates_dialog is dialog:
+            self.duplicates_dialog = None
+        dialog.deleteLater()
+
+    def _merged(self, text: str) -> None:
+        self.notice.say(text, "ok")
+        self.status_message.emit(text)
+        self.reload()
+        self.people_changed.emit()
 
     # -- import ----------------------------------------------------------------------------------------------
 

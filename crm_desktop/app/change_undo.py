@@ -1,0 +1,150 @@
+"""Undoing one recorded change of one contact's or lead's field: the value from before it is put back locally, the
+undo is audited as a run of its own, and the next sync pushes it to the CRMs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from crm_desktop.app.imports import field_values
+from crm_desktop.app.record_files import FileRow, build_record, column_label
+from crm_desktop.domain.errors import InvalidRecordError
+from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.store.database import Database
+from crm_desktop.store.import_log import UNDO_DIRECTION, ImportLog
+from crm_desktop.store.models import SyncRunStatus
+from crm_desktop.store.people_store import PeopleStore
+from crm_desktop.store.repositories import ContactStore, LeadStore
+from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.sync.actions import UndoRefused
+from crm_desktop.sync.mapping import apply_values, record_values
+
+logger = logging.getLogger(__name__)
+
+
+def change_undo_message(audit_id: int) -> str:
+    """The message of the run that undoes recorded change ``audit_id``."""
+    return f"undo of change {audit_id}"
+
+
+class ChangeUndoRefused(UndoRefused):
+    """A single change cannot be undone; the message says why (and whether forcing would help).
+
+    Attributes:
+        changed_since: the field holds another value than the change wrote (forcing puts the old one back anyway).
+    """
+
+    def __init__(self, message: str, *, changed_since: bool = False) -> None:
+        super().__init__(message)
+        self.changed_since = changed_since
+
+
+@dataclass(frozen=True)
+class ChangeUndoReport:
+    """What undoing one change did.
+
+    Attributes:
+        run_id: the undo's own run (its audit row says field, before and after, source ``undo``).
+        email: the record's email.
+        field: the field as the marketer's columns name it.
+        restored: the value put back.
+        replaced: the value it replaced.
+    """
+
+    run_id: int
+    email: str
+    field: str
+    restored: str | None
+    replaced: str | None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "value"):
+        return str(value.value)
+    return str(value)
+
+
+class ChangeUndoService:
+    """Undoes one audited field change of a contact or lead."""
+
+    def __init__(self, database: Database) -> None:
+        self._people = PeopleStore(database)
+        self._store = SyncStore(database)
+        self._contacts = ContactStore(database)
+        self._leads = LeadStore(database)
+        self._log = ImportLog(database)
+
+    def undo(self, audit_id: int, *, force: bool = False) -> ChangeUndoReport:
+        """Put back the value recorded change ``audit_id`` replaced.
+
+        Args:
+            force: undo even though the field changed again after that change (the newer value is lost).
+
+        Raises:
+            ChangeUndoRefused: no such change; not a field value; the record is gone; undone already; the
+                field already holds the old value; or (without ``force``) the field changed since.
+        """
+        found = self._people.audit_entry(audit_id)
+        if found is None:
+            raise ChangeUndoRefused(f"there is no recorded change {audit_id} of a contact or lead")
+        obj, local_id, change = found
+        label = column_label(change.field)
+        undone = self._people.run_with_message(change_undo_message(audit_id))
+        if undone is not None:
+            raise ChangeUndoRefused(f"change {audit_id} ({label}) was already undone (by run {undone})")
+        local = self._store.local_records(obj, [local_id]).get(local_id)
+        if local is None:
+            raise ChangeUndoRefused(f"the {obj.value} of change {audit_id} is no longer in the local store")
+        record = local.record
+        by_import = field_values(record)
+        by_sync = {name: _text(value) for name, value in record_values(record).items()}
+        if change.field in by_import or change.field.startswith(("custom.", "social.")):
+            current = by_import.get(change.field)
+        elif change.field in by_sync and change.field != "email":
+            current = by_sync[change.field]
+        else:
+            raise ChangeUndoRefused(f"{record.email}: {label!r} is not a field value that can be put back")
+        if current == change.before:
+            raise ChangeUndoRefused(f"{record.email}: {label} already holds {change.before or '(blank)'!s}")
+        if current != change.after and not force:
+            raise ChangeUndoRefused(
+                f"{record.email}: {label} changed since this change (it wrote {change.after or '(blank)'}, it is "
+                f"now {current or '(blank)'}); nothing was undone. Undo anyway to put back "
+                f"{change.before or '(blank)'} over the newer value", changed_since=True,
+            )
+        try:
+            restored = self._restored(record, change.field, change.before, by_import)
+        except InvalidRecordError as exc:
+            raise ChangeUndoRefused(f"{record.email}: {label}: the old value is not valid now: {exc}") from exc
+        run_id = self._log.start(change_undo_message(audit_id), direction=UNDO_DIRECTION)
+        status = SyncRunStatus.FAILED
+        audit_rows: list[dict[str, Any]] = []
+        try:
+            if isinstance(restored, Contact):
+                self._contacts.save(restored)
+            else:
+                self._leads.save(restored)
+            audit_rows.append({"entity": obj.value, "entity_id": str(local_id), "field": change.field,
+                               "old_value": current, "new_value": change.before, "source": "undo"})
+            status = SyncRunStatus.SUCCEEDED
+        finally:
+            self._log.finish(run_id, status, audit_rows, updated=1 if audit_rows else 0, total=1)
+        logger.info("undid change %s of %s %s (%s)", audit_id, obj.value, local_id, change.field)
+        return ChangeUndoReport(run_id, record.email, label, change.before, current)
+
+    @staticmethod
+    def _restored(record: Contact | Lead, name: str, value: str | None,
+                  by_import: dict[str, str | None]) -> Contact | Lead:
+        if name in by_import or name.startswith(("custom.", "social.")):
+            row = FileRow(0, record.email, {name: value})
+            if isinstance(record, Contact):
+                return build_record(Contact, row, record, blank_clears=True).record
+            return build_record(Lead, row, record, blank_clears=True).record
+        return apply_values(record, {name: value})
+
+
+__all__ = ["ChangeUndoRefused", "ChangeUndoReport", "ChangeUndoService", "RecordObject", "change_undo_message"]

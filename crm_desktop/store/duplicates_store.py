@@ -1,0 +1,191 @@
+"""Reads and writes behind the Duplicates view: contacts sharing a phone or a social username, duplicates the CRMs
+reported, and the local half of merging two contacts in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, insert, select, update
+
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import (
+    AuditLogRow,
+    ContactRow,
+    CrmLinkRow,
+    IntegrationRow,
+    SocialProfileRow,
+    SyncRecordLogRow,
+    SyncRunRow,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class ReportedDuplicate:
+    """A record a CRM refused or flagged as a duplicate of one it already holds.
+
+    Attributes:
+        integration: the integration's name.
+        email: the local record's email.
+        local_id: the local contact's id (``None`` when it is gone).
+        crm_id: the CRM id the log names, if any.
+        message: the CRM's reason, as the sync logged it.
+        at: when the sync logged it.
+    """
+
+    integration: str
+    email: str
+    local_id: int | None
+    crm_id: str | None
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LinkMove:
+    """What a merge does to one integration's link of the contact merged away.
+
+    Attributes:
+        integration_id: the integration.
+        keep_crm_id: the CRM id the kept contact is linked to afterwards (``None``: leave its link as it is).
+    """
+
+    integration_id: int
+    keep_crm_id: str | None
+
+
+class DuplicateStore:
+    """Duplicate candidates and the merge's local writes; nothing here reads every row into memory at once."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def emails(self, batch: int = 10_000) -> Iterator[tuple[int, str]]:
+        """Every contact's (id, email), streamed in id order a batch at a time."""
+        after = 0
+        while True:
+            with self._db.session() as session:
+                rows = session.execute(
+                    select(ContactRow.id, ContactRow.email).where(ContactRow.id > after)
+                    .order_by(ContactRow.id).limit(batch)
+                ).all()
+            if not rows:
+                return
+            for local_id, email in rows:
+                yield int(local_id), str(email)
+            after = int(rows[-1][0])
+
+    def shared_phones(self, limit: int = 1000) -> list[tuple[str, list[int]]]:
+        """Phones (E.164, as stored) held by more than one contact, with the contacts' ids."""
+        with self._db.session() as session:
+            phones = session.scalars(
+                select(ContactRow.phone).where(ContactRow.phone.is_not(None), ContactRow.phone != "")
+                .group_by(ContactRow.phone).having(func.count() > 1).order_by(ContactRow.phone).limit(limit)
+            ).all()
+            found: dict[str, list[int]] = {}
+            if phones:
+                for phone, local_id in session.execute(
+                    select(ContactRow.phone, ContactRow.id).where(ContactRow.phone.in_(phones))
+                    .order_by(ContactRow.phone, ContactRow.id)
+                ):
+                    found.setdefault(str(phone), []).append(int(local_id))
+        return list(found.items())
+
+    def shared_usernames(self, limit: int = 1000) -> list[tuple[str, str, list[int]]]:
+        """(platform, username) pairs (case-insensitive) on profiles of more than one contact, with their ids."""
+        username = func.lower(SocialProfileRow.username)
+        with self._db.session() as session:
+            groups = session.execute(
+                select(SocialProfileRow.platform, username)
+                .group_by(SocialProfileRow.platform, username)
+                .having(func.count(func.distinct(SocialProfileRow.contact_id)) > 1)
+                .order_by(SocialProfileRow.platform, username).limit(limit)
+            ).all()
+            found: list[tuple[str, str, list[int]]] = []
+            for platform, name in groups:
+                ids = session.scalars(
+                    select(SocialProfileRow.contact_id).distinct()
+                    .where(SocialProfileRow.platform == platform, username == name)
+                    .order_by(SocialProfileRow.contact_id)
+                ).all()
+                found.append((platform.value, str(name), [int(i) for i in ids]))
+        return found
+
+    def reported_by_crms(self, limit: int = 500) -> list[ReportedDuplicate]:
+        """The newest duplicate refusals the syncs logged for contacts, one per integration and email."""
+        with self._db.session() as session:
+            rows = session.execute(
+                select(IntegrationRow.name, SyncRecordLogRow.record_key, SyncRecordLogRow.crm_id,
+                       SyncRecordLogRow.message, SyncRecordLogRow.at, ContactRow.id)
+                .join(SyncRunRow, SyncRunRow.id == SyncRecordLogRow.run_id)
+                .join(IntegrationRow, IntegrationRow.id == SyncRunRow.integration_id)
+                .outerjoin(ContactRow, ContactRow.email == SyncRecordLogRow.record_key)
+                .where(SyncRecordLogRow.object == RecordObject.CONTACT,
+                       SyncRecordLogRow.outcome == RecordOutcome.FAILED,
+                       SyncRecordLogRow.error_category == ErrorCategory.DUPLICATE)
+                .order_by(SyncRecordLogRow.id.desc()).limit(limit * 4)
+            ).all()
+        seen: set[tuple[str, str]] = set()
+        found: list[ReportedDuplicate] = []
+        for integration, email, crm_id, message, at, local_id in rows:
+            if (integration, email) in seen:
+                continue
+            seen.add((integration, email))
+            found.append(ReportedDuplicate(integration, email, local_id, crm_id, message or "", at))
+        return found[:limit]
+
+    def contacts_by_id(self, ids: Sequence[int]) -> dict[int, str]:
+        """The emails of these contacts (ids that are gone are left out)."""
+        if not ids:
+            return {}
+        with self._db.session() as session:
+            return {int(i): str(e) for i, e in session.execute(
+                select(ContactRow.id, ContactRow.email).where(ContactRow.id.in_(list(ids))))}
+
+    def links_of(self, local_ids: Sequence[int]) -> dict[int, dict[int, str]]:
+        """Per integration id, the CRM ids of these contacts (local id -> CRM id)."""
+        found: dict[int, dict[int, str]] = {}
+        with self._db.session() as session:
+            for integration_id, local_id, crm_id in session.execute(
+                select(CrmLinkRow.integration_id, CrmLinkRow.local_id, CrmLinkRow.crm_id)
+                .where(CrmLinkRow.object == RecordObject.CONTACT, CrmLinkRow.local_id.in_(list(local_ids)))
+            ):
+                found.setdefault(int(integration_id), {})[int(local_id)] = str(crm_id)
+        return found
+
+    def finish_merge(
+        self, keep_id: int, merged_id: int, moves: Sequence[LinkMove], audit: Sequence[dict[str, Any]]
+    ) -> None:
+        """Delete the merged contact (its profiles go with it), point the kept contact's links where the CRMs'
+        merges left them, drop the merged contact's links, and record the audit rows: one transaction."""
+        now = utcnow()
+        links = cast(Table, CrmLinkRow.__table__)
+        with self._db.session() as session:
+            for move in moves:
+                if move.keep_crm_id is None:
+                    continue
+                same = (links.c.integration_id == move.integration_id, links.c.object == RecordObject.CONTACT)
+                if session.scalar(select(links.c.id).where(*same, links.c.local_id == keep_id)) is not None:
+                    # The merged contact's link goes first: the survivor may carry the CRM id it was linked to.
+                    session.execute(delete(links).where(*same, links.c.local_id == merged_id))
+                    session.execute(update(links).where(*same, links.c.local_id == keep_id)
+                                    .values(crm_id=move.keep_crm_id))
+                else:
+                    # Only the merged contact was linked: its link (and merge base) now belongs to the kept one.
+                    session.execute(update(links).where(*same, links.c.local_id == merged_id)
+                                    .values(local_id=keep_id, crm_id=move.keep_crm_id))
+            session.execute(delete(links).where(
+                links.c.object == RecordObject.CONTACT, links.c.local_id == merged_id))
+            session.execute(delete(SocialProfileRow).where(SocialProfileRow.contact_id == merged_id))
+            session.execute(delete(ContactRow).where(ContactRow.id == merged_id))
+            if audit:
+                session.execute(insert(cast(Table, AuditLogRow.__table__)), [
+                    {"at": now, "side": "local", "run_id": None, "integration_id": None, **row} for row in audit
+                ])
+
+
+__all__ = ["DuplicateStore", "LinkMove", "ReportedDuplicate"]

@@ -1,0 +1,299 @@
+"""One person's actions against the three sandbox CRMs over loopback: duplicates found and merged (in HubSpot and
+Pipedrive through their merge APIs, Salesforce said to merge by hand), sync one record now, the record's web
+address, and undo of a single recorded change (refused when the value moved, pushed by the next sync)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crm_desktop.app.change_undo import ChangeUndoRefused
+from crm_desktop.app.crm_web import CrmLinkUnavailable, record_web_url
+from crm_desktop.app.duplicates import DuplicateReason, MergeError, email_identity
+from crm_desktop.app.people import PeopleService
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile, SyncDirection
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.pipedrive import PipedriveSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
+from crm_desktop.store.models import SyncRecordLogRow, SyncRunStatus, SyncTrigger
+
+pytestmark = pytest.mark.loopback
+
+
+@dataclass
+class Desk:
+    workspace: Workspace
+    people: PeopleService
+    salesforce: SalesforceSandbox
+    hubspot: HubSpotSandbox
+    pipedrive: PipedriveSandbox
+
+    def local_id(self, email: str) -> int:
+        found = self.workspace.sync.store.local_by_emails(RecordObject.CONTACT, [email])
+        return found[email].id
+
+    def crm_id(self, name: str, email: str) -> str:
+        integration = self.workspace.integrations.get(name)
+        local = self.local_id(email)
+        links = self.workspace.sync.store.links_for_local(integration.id or 0, RecordObject.CONTACT, [local])
+        return links[local].crm_id
+
+    def push_all(self) -> None:
+        ids = [self.local_id(c.email) for c in self.workspace.contacts.page(0, 100)]
+        for name in ("salesforce", "hubspot", "pipedrive"):
+            result = asyncio.run(self.workspace.sync.push_now(name, {RecordObject.CONTACT: ids}, SyncTrigger.MANUAL))
+            assert not result.failures, result.failures
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    salesforce = SalesforceSandbox(SandboxConfig(contacts=0, seed=3))
+    hubspot = HubSpotSandbox(SandboxConfig(contacts=0, seed=4))
+    pipedrive = PipedriveSandbox(SandboxConfig(contacts=0, seed=5))
+    pipedrive.apply_config({"burst_limit": 120, "search_burst_limit": 100})
+    server = SandboxServer([salesforce, hubspot, pipedrive])
+    server.start()
+    workspace = Workspace.open(tmp_path / "workspace")
+    try:
+        for provider, sandbox in ((Provider.SALESFORCE, salesforce), (Provider.HUBSPOT, hubspot),
+                                  (Provider.PIPEDRIVE, pipedrive)):
+            credentials = sandbox.credentials()
+            if provider is Provider.PIPEDRIVE:
+                credentials = {"apiToken": credentials["apiToken"]}
+            workspace.integrations.add(
+                Integration(provider=provider, name=provider.value, base_url=sandbox.base_url,
+                            domain="acme" if provider is Provider.PIPEDRIVE else None),
+                credentials,
+            )
+        workspace.contacts.save_many([
+            Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace", company=None,
+                    phone="+14155550101",
+                    social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ada")]),
+            Contact(email="ada+news@example.com", first_name="Augusta", last_name="King",
+                    company="Analytical Engines", phone="+14155550101",
+                    social_profiles=[SocialProfile(platform=SocialPlatform.INSTAGRAM, username="ada.k")]),
+            Contact(email="grace@example.com", first_name="Grace", last_name="Hopper", company="Navy",
+                    social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ADA")]),
+        ])
+        people = PeopleService(workspace.database, workspace.social, workspace.sync)
+        yield Desk(workspace, people, salesforce, hubspot, pipedrive)
+    finally:
+        workspace.close()
+        server.stop()
+
+
+def test_email_identity_reaches_the_same_mailbox() -> None:
+    assert email_identity("Ada+News@Example.com") == "ada@example.com"
+    assert email_identity("a.d.a@googlemail.com") == email_identity("ada@gmail.com") == "ada@gmail.com"
+    assert email_identity("a.da@example.com") == "a.da@example.com", "dots matter outside Gmail"
+
+
+def test_likely_duplicates_by_email_phone_and_username(desk: Desk) -> None:
+    report = desk.people.duplicates.find()
+    found = {(group.reason, group.shared): [email for _, email in group.contacts] for group in report.groups}
+    assert found == {
+        (DuplicateReason.EMAIL, "ada@example.com"): ["ada@example.com", "ada+news@example.com"],
+        (DuplicateReason.PHONE, "+14155550101"): ["ada@example.com", "ada+news@example.com"],
+        (DuplicateReason.SOCIAL, "twitter: ada"): ["ada@example.com", "grace@example.com"],
+    }
+    assert report.reported == []
+
+
+def test_duplicates_the_crms_reported_are_listed_once_per_integration_and_email(desk: Desk) -> None:
+    # A Salesforce duplicate rule's refusal as the sync engine logs it (the adapters match by email first, so the
+    # sandboxes only refuse one in a race): two runs, the newest message wins.
+    integration = desk.workspace.integrations.get("salesforce")
+    store = desk.workspace.sync.store
+    for message in ("first refusal", "DUPLICATES_DETECTED: You're creating a duplicate record"):
+        run = store.start_run(integration.id or 0, SyncTrigger.MANUAL, SyncDirection.PUSH)
+        with desk.workspace.database.session() as session:
+            session.add(SyncRecordLogRow(run_id=run, object=RecordObject.CONTACT, record_key="grace@example.com",
+                                         crm_id=None, outcome=RecordOutcome.FAILED,
+                                         error_category=ErrorCategory.DUPLICATE, message=message))
+        store.finish_run(run, SyncRunStatus.PARTIAL)
+    reported = desk.people.duplicates.find().reported
+    assert [(r.integration, r.email, r.local_id, r.message) for r in reported] == [
+        ("salesforce", "grace@example.com", desk.local_id("grace@example.com"),
+         "DUPLICATES_DETECTED: You're creating a duplicate record")]
+
+
+def test_merge_in_hubspot_and_pipedrive_and_by_hand_in_salesforce(desk: Desk) -> None:
+    desk.push_all()
+    keep, other = desk.local_id("ada@example.com"), desk.local_id("ada+news@example.com")
+    hubspot_keep = desk.crm_id("hubspot", "ada@example.com")
+    hubspot_other = desk.crm_id("hubspot", "ada+news@example.com")
+    pipedrive_keep = desk.crm_id("pipedrive", "ada@example.com")
+    pipedrive_other = desk.crm_id("pipedrive", "ada+news@example.com")
+    salesforce_other = desk.crm_id("salesforce", "ada+news@example.com")
+
+    plan = asyncio.run(desk.people.duplicates.plan(keep, other))
+    assert {step.integration: step.action for step in plan.crm_steps} == {
+        "hubspot": "merge", "pipedrive": "merge", "salesforce": "by hand"}
+    assert [(f.label, f.keep, f.other) for f in plan.fields] == [
+        ("firstName", "Ada", "Augusta"), ("lastName", "Lovelace", "King"), ("company", None, "Analytical Engines"),
+        ("phone", "+14155550101", "+14155550101")]
+
+    report = asyncio.run(desk.people.duplicates.merge(keep, other, {"company", "lastName"}))
+
+    assert {"lastName", "company", "instagram_username"} <= set(report.changed)
+    assert "firstName" not in report.changed
+    assert any("hubspot" in line for line in report.merged_in_crm)
+    assert any("pipedrive" in line for line in report.merged_in_crm)
+    assert len(report.by_hand) == 1 and report.by_hand[0].startswith("salesforce:")
+    assert salesforce_other in report.by_hand[0]
+    # HubSpot, over the socket: the merged contact is gone, the kept one carries its email as an additional one.
+    answer = httpx.get(f"{desk.hubspot.base_url}/crm/v3/objects/contacts/{hubspot_other}",
+                       headers={"Authorization": f"Bearer {desk.hubspot.credentials()['token']}"}, timeout=10)
+    assert answer.status_code == 404
+    kept = desk.hubspot._records["contacts"][hubspot_keep].properties
+    assert kept["hs_additional_emails"] == "ada+news@example.com"
+    assert kept["hs_merged_object_ids"] == hubspot_other
+    # Pipedrive: the other person is gone, its email joined the kept person's emails.
+    assert int(pipedrive_other) not in desk.pipedrive.persons
+    emails = [e["value"] for e in desk.pipedrive.persons[int(pipedrive_keep)].emails]
+    assert emails == ["ada@example.com", "ada+news@example.com"]
+    # Locally: one contact, with the picked fields, both profiles, and the audit of the merge.
+    assert desk.workspace.contacts.find("ada+news@example.com") is None
+    merged = desk.workspace.contacts.find("ada@example.com")
+    assert merged is not None
+    assert (merged.first_name, merged.last_name, merged.company) == ("Ada", "King", "Analytical Engines")
+    assert {p.platform for p in merged.social_profiles} == {SocialPlatform.TWITTER, SocialPlatform.INSTAGRAM}
+    audit = desk.people.store.audit(RecordObject.CONTACT, keep)
+    assert {(a.field, a.before, a.after) for a in audit if a.source.startswith("merge")} >= {
+        ("lastName", "Lovelace", "King"), ("company", None, "Analytical Engines"),
+        ("merged contact", "ada+news@example.com", "ada@example.com")}
+    links = desk.people.duplicates.store.links_of([keep, other])
+    assert other not in {local for by_local in links.values() for local in by_local}
+    # The next sync pushes the picked values to HubSpot.
+    result = asyncio.run(desk.workspace.sync.push_now("hubspot", {RecordObject.CONTACT: [keep]}, SyncTrigger.MANUAL))
+    assert not result.failures
+    kept = desk.hubspot._records["contacts"][hubspot_keep].properties
+    assert (kept.get("lastname"), kept.get("company")) == ("King", "Analytical Engines")
+
+
+def test_a_merge_of_a_contact_with_itself_or_a_gone_one_is_refused(desk: Desk) -> None:
+    keep = desk.local_id("ada@example.com")
+    with pytest.raises(MergeError, match="itself"):
+        asyncio.run(desk.people.duplicates.merge(keep, keep))
+    with pytest.raises(MergeError, match="99999"):
+        asyncio.run(desk.people.duplicates.merge(keep, 99999))
+    with pytest.raises(MergeError, match="email"):
+        asyncio.run(desk.people.duplicates.merge(keep, desk.local_id("grace@example.com"), {"email"}))
+    assert desk.workspace.contacts.find("grace@example.com") is not None
+
+
+def test_sync_one_pushes_just_that_record_now(desk: Desk) -> None:
+    ada = desk.local_id("ada@example.com")
+    first = asyncio.run(desk.people.sync_one("pipedrive", RecordObject.CONTACT, ada))
+    assert (first.outcome, first.run_id is not None) == ("created", True)
+    assert [p.name for p in desk.pipedrive.persons.values()] == ["Ada Lovelace"], "only that one record went"
+    again = asyncio.run(desk.people.sync_one("pipedrive", RecordObject.CONTACT, ada))
+    assert again.outcome == "unchanged"
+    contact = desk.workspace.contacts.find("ada@example.com")
+    assert contact is not None
+    desk.workspace.contacts.save(contact.model_copy(update={"first_name": "Augusta"}))
+    third = asyncio.run(desk.people.sync_one("pipedrive", RecordObject.CONTACT, ada))
+    assert third.outcome == "updated"
+    assert [p.name for p in desk.pipedrive.persons.values()] == ["Augusta Lovelace"]
+    detail = desk.people.detail(RecordObject.CONTACT, ada)
+    line = next(link for link in detail.crm_links if link.integration == "pipedrive")
+    assert (line.state, line.crm_id) == ("linked", desk.crm_id("pipedrive", "ada@example.com"))
+
+
+def test_record_web_addresses_from_the_integration_settings(desk: Desk) -> None:
+    desk.push_all()
+    ada = "ada@example.com"
+    salesforce_id = desk.crm_id("salesforce", ada)
+    url = asyncio.run(desk.people.record_url("salesforce", RecordObject.CONTACT, salesforce_id))
+    assert url == f"{desk.salesforce.base_url}/lightning/r/Contact/{salesforce_id}/view"
+    hubspot_id = desk.crm_id("hubspot", ada)
+    url = asyncio.run(desk.people.record_url("hubspot", RecordObject.CONTACT, hubspot_id))
+    assert url == f"https://app.hubspot.com/contacts/{desk.hubspot.portal_id}/record/0-1/{hubspot_id}"
+    calls = desk.hubspot.request_count
+    again = asyncio.run(desk.people.record_url("hubspot", RecordObject.CONTACT, hubspot_id))
+    assert again == url
+    assert desk.hubspot.request_count == calls, "the portal id is asked for once, then kept"
+    pipedrive_id = desk.crm_id("pipedrive", ada)
+    url = asyncio.run(desk.people.record_url("pipedrive", RecordObject.CONTACT, pipedrive_id))
+    assert url == f"https://acme.pipedrive.com/person/{pipedrive_id}"
+    assert record_web_url(Provider.SALESFORCE, RecordObject.LEAD, "00Q1", instance_url="https://x.my.salesforce.com/"
+                          ) == "https://x.my.salesforce.com/lightning/r/Lead/00Q1/view"
+    with pytest.raises(CrmLinkUnavailable, match="company domain"):
+        record_web_url(Provider.PIPEDRIVE, RecordObject.CONTACT, "7")
+
+
+def import_company(desk: Desk, company: str) -> None:
+    csv = desk.workspace.paths.data_dir / "company.csv"
+    csv.write_text(f"email,company\nada@example.com,{company}\n", encoding="utf-8")
+    report = desk.workspace.sync.import_file(csv, RecordObject.CONTACT)
+    assert report.updated == 1
+
+
+def hubspot_company(desk: Desk) -> str | None:
+    return desk.hubspot._records["contacts"][desk.crm_id("hubspot", "ada@example.com")].properties.get("company")
+
+
+def push_ada(desk: Desk, name: str) -> None:
+    ada = desk.local_id("ada@example.com")
+    result = asyncio.run(desk.workspace.sync.push_now(name, {RecordObject.CONTACT: [ada]}, SyncTrigger.MANUAL))
+    assert not result.failures, result.failures
+
+
+def test_undo_of_one_change_is_audited_and_pushed_by_the_next_sync(desk: Desk) -> None:
+    desk.push_all()
+    ada = desk.local_id("ada@example.com")
+    import_company(desk, "First Co")
+    push_ada(desk, "hubspot")
+    import_company(desk, "Second Co")
+    push_ada(desk, "hubspot")
+    assert hubspot_company(desk) == "Second Co"
+    change = next(a for a in desk.people.store.audit(RecordObject.CONTACT, ada)
+                  if a.field == "company" and a.after == "Second Co" and a.side == "local")
+    assert change.before == "First Co"
+
+    report = desk.people.undo_change(change.id)
+    assert (report.field, report.restored, report.replaced) == ("company", "First Co", "Second Co")
+    contact = desk.workspace.contacts.find("ada@example.com")
+    assert contact is not None and contact.company == "First Co"
+    newest = desk.people.store.audit(RecordObject.CONTACT, ada)[0]
+    assert (newest.field, newest.before, newest.after, newest.source) == ("company", "Second Co", "First Co", "undo")
+    with pytest.raises(ChangeUndoRefused, match="already undone"):
+        desk.people.undo_change(change.id)
+
+    push_ada(desk, "hubspot")
+    assert hubspot_company(desk) == "First Co", "the undo reached the CRM on the next sync"
+
+
+def test_undo_is_refused_when_the_value_changed_since_unless_forced(desk: Desk) -> None:
+    ada = desk.local_id("ada@example.com")
+    import_company(desk, "First Co")
+    import_company(desk, "Second Co")
+    first = next(a for a in desk.people.store.audit(RecordObject.CONTACT, ada) if a.after == "First Co")
+    with pytest.raises(ChangeUndoRefused) as refused:
+        desk.people.undo_change(first.id)
+    assert refused.value.changed_since and "Second Co" in str(refused.value)
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and stored.company == "Second Co", "a refused undo changes nothing"
+    report = desk.people.undo_change(first.id, force=True)
+    assert (report.restored, report.replaced) == (None, "Second Co")
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and stored.company is None
+
+
+def test_a_merge_row_is_not_a_value_to_put_back(desk: Desk) -> None:
+    keep, other = desk.local_id("ada@example.com"), desk.local_id("grace@example.com")
+    asyncio.run(desk.people.duplicates.merge(keep, other))
+    merged_row = next(a for a in desk.people.store.audit(RecordObject.CONTACT, keep) if a.field == "merged contact")
+    with pytest.raises(ChangeUndoRefused, match="not a field value"):
+        desk.people.undo_change(merged_row.id)
+    with pytest.raises(ChangeUndoRefused, match="no recorded change"):
+        desk.people.undo_change(10_000)

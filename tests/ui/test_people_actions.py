@@ -1,0 +1,312 @@
+"""The People panel's one-person actions, by clicks and keys, against sandbox CRMs over loopback: sync this one
+now, open the record in the CRM, undo one change (and the confirmation when it moved), and the Duplicates view's
+per-field merge. Also renders the detail pane and the Duplicates view to PNG.
+
+Set ``CRM_DESKTOP_SHOTS=docs/screenshots`` to keep the images (the README shows them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox, QTableView, QTableWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.people import PeopleService
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.pipedrive import PipedriveSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
+from crm_desktop.store.models import SyncTrigger
+from crm_desktop.ui.people_model import PersonColumn
+from crm_desktop.ui.people_panel import PeoplePanel
+from tests.ui.test_screenshots import distinct_colours, save_shot, shots_dir
+
+__all__ = ["shots_dir"]
+
+pytestmark = pytest.mark.loopback
+
+CRM_TAB, HISTORY_TAB = 3, 4
+
+
+class UrlRecorder(QObject):
+    """Takes the place of the browser: records each address the app asks the desktop to open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[str] = []
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.opened.append(url.toString())
+
+
+@dataclass
+class Desk:
+    workspace: Workspace
+    panel: PeoplePanel
+    hubspot: HubSpotSandbox
+    pipedrive: PipedriveSandbox
+    salesforce: SalesforceSandbox
+
+    def row_of(self, email: str) -> int:
+        model = self.panel.model
+        return next(row for row in range(model.rowCount()) if model.line(row).email == email)  # type: ignore[union-attr]
+
+    def local_id(self, email: str) -> int:
+        return self.workspace.sync.store.local_by_emails(RecordObject.CONTACT, [email])[email].id
+
+    def crm_id(self, name: str, email: str) -> str:
+        integration = self.workspace.integrations.get(name)
+        local = self.local_id(email)
+        return self.workspace.sync.store.links_for_local(integration.id or 0, RecordObject.CONTACT, [local])[
+            local].crm_id
+
+
+@pytest.fixture
+def desk(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) -> Iterator[Desk]:
+    hubspot = HubSpotSandbox(SandboxConfig(contacts=0, seed=4))
+    pipedrive = PipedriveSandbox(SandboxConfig(contacts=0, seed=5))
+    pipedrive.apply_config({"burst_limit": 120, "search_burst_limit": 100})
+    salesforce = SalesforceSandbox(SandboxConfig(contacts=0, seed=3))
+    server = SandboxServer([hubspot, pipedrive, salesforce])
+    server.start()
+    try:
+        for provider, sandbox in ((Provider.HUBSPOT, hubspot), (Provider.PIPEDRIVE, pipedrive),
+                                  (Provider.SALESFORCE, salesforce)):
+            credentials = sandbox.credentials()
+            if provider is Provider.PIPEDRIVE:
+                credentials = {"apiToken": credentials["apiToken"]}
+            workspace.integrations.add(Integration(
+                provider=provider, name=provider.value, base_url=sandbox.base_url,
+                domain="acme" if provider is Provider.PIPEDRIVE else None), credentials)
+        workspace.contacts.save_many([
+            Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace", phone="+14155550101",
+                    social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ada",
+                                                   followers=1200)]),
+            Contact(email="ada+news@example.com", first_name="Augusta", last_name="King",
+                    company="Analytical Engines", phone="+14155550101"),
+            Contact(email="grace@example.com", first_name="Grace", last_name="Hopper", company="Navy"),
+        ])
+        panel = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
+        qtbot.addWidget(panel)
+        panel.resize(1240, 760)
+        panel.show()
+        qtbot.waitExposed(panel)
+        yield Desk(workspace, panel, hubspot, pipedrive, salesforce)
+        qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=10_000)
+    finally:
+        server.stop()
+
+
+def click_row(view: QTableView, row: int, column: int = PersonColumn.EMAIL) -> None:
+    view.scrollTo(view.model().index(row, column))
+    rect = view.visualRect(view.model().index(row, column))
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center())
+
+
+def click_table_row(table: QTableWidget, row: int) -> None:
+    rect = table.visualItemRect(table.item(row, 0))
+    QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center())
+
+
+def cells(table: QTableWidget, column: int) -> list[str]:
+    return [table.item(row, column).text() for row in range(table.rowCount())]
+
+
+def show_person(desk: Desk, email: str, tab: int) -> None:
+    click_row(desk.panel.table, desk.row_of(email))
+    pane = desk.panel.detail_pane
+    assert pane.detail is not None and pane.detail.email == email
+    tabs = pane.tabs
+    QTest.mouseClick(tabs.tabBar(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     tabs.tabBar().tabRect(tab).center())
+    assert tabs.currentIndex() == tab
+
+
+def test_sync_this_one_now_then_open_it_in_the_crm(qtbot: QtBot, desk: Desk) -> None:
+    recorder = UrlRecorder()
+    QDesktopServices.setUrlHandler("https", recorder, "open")
+    try:
+        show_person(desk, "ada@example.com", CRM_TAB)
+        pane = desk.panel.detail_pane
+        links = pane.links_table
+        row = cells(links, 0).index("pipedrive")
+        click_table_row(links, row)
+        assert not pane.open_button.isEnabled(), "nothing to open before the record is in the CRM"
+        QTest.mouseClick(pane.sync_one_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "created" in pane.links_result.text(), timeout=15_000)
+        assert [p.name for p in desk.pipedrive.persons.values()] == ["Ada Lovelace"], "only this one was sent"
+        assert desk.hubspot.request_count == 0, "nothing went to the other integrations"
+        assert cells(links, 4)[row] == "linked"
+        person_id = desk.crm_id("pipedrive", "ada@example.com")
+        assert cells(links, 2)[row] == person_id
+        assert links.currentRow() == row, "the row stays selected after the refresh"
+
+        QTest.mouseClick(pane.open_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(recorder.opened), timeout=5000)
+        assert recorder.opened == [f"https://acme.pipedrive.com/person/{person_id}"]
+        assert pane.links_result.text() == f"Opened https://acme.pipedrive.com/person/{person_id}"
+
+        hubspot_row = cells(links, 0).index("hubspot")
+        click_table_row(links, hubspot_row)
+        QTest.keyClick(pane.sync_one_button, Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: "hubspot: created" in pane.links_result.text(), timeout=15_000)
+        QTest.mouseClick(pane.open_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(recorder.opened) == 2, timeout=5000)
+        contact_id = desk.crm_id("hubspot", "ada@example.com")
+        assert recorder.opened[1] == (
+            f"https://app.hubspot.com/contacts/{desk.hubspot.portal_id}/record/0-1/{contact_id}")
+    finally:
+        QDesktopServices.unsetUrlHandler("https")
+
+
+def test_a_refused_push_shows_the_crms_reason(qtbot: QtBot, desk: Desk) -> None:
+    desk.hubspot.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[1]))
+    show_person(desk, "grace@example.com", CRM_TAB)
+    pane = desk.panel.detail_pane
+    row = cells(pane.links_table, 0).index("hubspot")
+    click_table_row(pane.links_table, row)
+    QTest.mouseClick(pane.sync_one_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "failed" in pane.links_result.text(), timeout=15_000)
+    assert cells(pane.links_table, 4)[row] == "failed"
+    assert cells(pane.links_table, 5)[row], "the CRM's reason is listed"
+
+
+def import_company(desk: Desk, company: str) -> None:
+    csv = desk.workspace.paths.data_dir / "company.csv"
+    csv.write_text(f"email,company\nada@example.com,{company}\n", encoding="utf-8")
+    assert desk.workspace.sync.import_file(csv, RecordObject.CONTACT).updated == 1
+
+
+def test_undo_one_change_from_the_history_and_the_next_sync_sends_it(qtbot: QtBot, desk: Desk) -> None:
+    import_company(desk, "First Co")
+    import_company(desk, "Second Co")
+    desk.panel.reload()
+    show_person(desk, "ada@example.com", HISTORY_TAB)
+    pane = desk.panel.detail_pane
+    history = pane.history_table
+    assert cells(history, 3)[:2] == ["Second Co", "First Co"]
+    click_table_row(history, 0)
+    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    assert "company is First Co again" in pane.history_result.text()
+    assert cells(history, 1)[0] == "company" and cells(history, 4)[0] == "undo"
+    assert desk.panel.model.data(desk.panel.model.index(desk.row_of("ada@example.com"), PersonColumn.COMPANY)) == (
+        "First Co"), "the list shows the value put back"
+
+    task = desk.panel.tasks.start(desk.workspace.sync.push_now(
+        "hubspot", {RecordObject.CONTACT: [desk.local_id("ada@example.com")]}, SyncTrigger.MANUAL), name="push")
+    qtbot.waitUntil(task.done, timeout=15_000)
+    assert not task.result().failures
+    assert desk.hubspot._records["contacts"][desk.crm_id("hubspot", "ada@example.com")].properties["company"] == (
+        "First Co")
+
+
+def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None:
+    import_company(desk, "First Co")
+    import_company(desk, "Second Co")
+    desk.panel.reload()
+    show_person(desk, "ada@example.com", HISTORY_TAB)
+    pane = desk.panel.detail_pane
+    row = cells(pane.history_table, 3).index("First Co")
+    click_table_row(pane.history_table, row)
+    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    box = desk.panel.confirm_box
+    assert box is not None and "changed since" in box.text()
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: desk.panel.confirm_box is None)
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and stored.company == "Second Co", "cancelled: nothing changed"
+
+    click_table_row(pane.history_table, cells(pane.history_table, 3).index("First Co"))
+    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    box = desk.panel.confirm_box
+    assert box is not None
+    anyway = next(b for b in box.buttons() if b.text() == "Undo anyway")
+    QTest.mouseClick(anyway, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "again" in pane.history_result.text())
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and stored.company is None
+
+
+def push_everyone(qtbot: QtBot, desk: Desk) -> None:
+    ids = [desk.local_id(e) for e in ("ada@example.com", "ada+news@example.com", "grace@example.com")]
+    for name in ("hubspot", "pipedrive", "salesforce"):
+        task = desk.panel.tasks.start(desk.workspace.sync.push_now(name, {RecordObject.CONTACT: ids},
+                                                                   SyncTrigger.MANUAL), name=f"push {name}")
+        qtbot.waitUntil(task.done, timeout=20_000)
+        assert not task.result().failures
+
+
+def test_merge_two_duplicates_with_a_per_field_pick(qtbot: QtBot, desk: Desk, shots_dir: Path,
+                                                    styled_app: QApplication) -> None:
+    push_everyone(qtbot, desk)
+    hubspot_other = desk.crm_id("hubspot", "ada+news@example.com")
+    QTest.mouseClick(desk.panel.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = desk.panel.duplicates_dialog
+    assert dialog is not None
+    assert cells(dialog.groups_table, 0) == ["Same email", "Same phone"]
+    assert cells(dialog.groups_table, 2)[0] == "ada@example.com, ada+news@example.com"
+    click_table_row(dialog.groups_table, 0)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert (dialog.keep_combo.currentText(), dialog.other_combo.currentText()) == (
+        "ada@example.com", "ada+news@example.com")
+    fields = dialog.fields_table
+    assert cells(fields, 0) == ["firstName", "lastName", "company", "phone"]
+    take = fields.item(2, 3)
+    assert take.checkState() == Qt.CheckState.Checked, "a blank kept value defaults to the other's"
+    last_name = fields.item(1, 3)
+    assert last_name.checkState() == Qt.CheckState.Unchecked
+    fields.setCurrentCell(1, 3)
+    fields.setFocus()
+    QTest.keyClick(fields, Qt.Key.Key_Space)
+    assert last_name.checkState() == Qt.CheckState.Checked
+    assert "in Salesforce itself" in dialog.crm_label.text()
+    assert "hubspot: HubSpot merges" in dialog.crm_label.text()
+    image = save_shot(dialog, shots_dir / "people-duplicates.png")
+    assert distinct_colours(image) > 20
+
+    QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirm_box
+    assert box is not None
+    merge = next(b for b in box.buttons() if b.text() == "Merge")
+    QTest.mouseClick(merge, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result_label.text().startswith("Merged"), timeout=20_000)
+    text = dialog.result_label.text()
+    assert "hubspot: contact" in text and "pipedrive: person" in text and "salesforce: merge Contact" in text
+    assert cells(dialog.groups_table, 0) == [], "the duplicates are gone from the list"
+    assert desk.workspace.contacts.find("ada+news@example.com") is None
+    kept = desk.workspace.contacts.find("ada@example.com")
+    assert kept is not None and (kept.last_name, kept.company) == ("King", "Analytical Engines")
+    assert hubspot_other not in desk.hubspot._records["contacts"]
+    assert desk.panel.model.total == 2 and desk.panel.notice.isVisible()
+
+
+def test_the_detail_pane_renders(qtbot: QtBot, desk: Desk, shots_dir: Path, styled_app: QApplication) -> None:
+    push_everyone(qtbot, desk)
+    import_company(desk, "Engines Ltd")
+    desk.panel.reload()
+    show_person(desk, "ada@example.com", CRM_TAB)
+    pane = desk.panel.detail_pane
+    click_table_row(pane.links_table, cells(pane.links_table, 0).index("hubspot"))
+    QTest.mouseClick(pane.sync_one_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "hubspot: updated in the CRM" in pane.links_result.text(), timeout=15_000)
+    assert cells(pane.links_table, 1) == ["HubSpot", "Pipedrive", "Salesforce"]
+    image = save_shot(desk.panel, shots_dir / "people-crm-records.png")
+    assert distinct_colours(image) > 20
+    QTest.mouseClick(pane.tabs.tabBar(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     pane.tabs.tabBar().tabRect(HISTORY_TAB).center())
+    click_table_row(pane.history_table, 0)
+    image = save_shot(desk.panel, shots_dir / "people-history.png")
+    assert distinct_colours(image) > 20
