@@ -4,6 +4,7 @@ of the control endpoint: convert a lead, move a lifecycle stage, win a deal."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -163,3 +164,55 @@ def test_hubspot_deals_and_their_pipeline() -> None:
     refused = send(no_scope, "GET", "/crm/v3/pipelines/deals",
                    {"Authorization": f"Bearer {no_scope.credentials()['token']}"})
     assert refused.status_code == 403
+
+
+class SpecCheckedTransport(httpx.AsyncBaseTransport):
+    """The sandbox's transport, each exchange validated against Pipedrive's OpenAPI files."""
+
+    def __init__(self, sandbox: PipedriveSandbox) -> None:
+        self.inner = sandbox.transport()
+        self.checked: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        validate_exchange(request, response)
+        self.checked.append(f"{request.method} {request.url.path}")
+        return response
+
+
+@needs_spec
+def test_the_pipedrive_adapters_conversion_and_deal_requests_match_the_spec() -> None:
+    from crm_desktop.domain.models import Integration, Provider
+    from crm_desktop.providers.factory import build_adapter
+    from crm_desktop.providers.pipedrive import PipedriveAdapter
+
+    sandbox = PipedriveSandbox(SandboxConfig(contacts=3), burst_limit=1000, search_burst_limit=1000)
+    person = next(iter(sandbox.persons.values()))
+    email = str(person.emails[0]["value"])
+    transport = SpecCheckedTransport(sandbox)
+
+    async def scenario() -> None:
+        adapter = build_adapter(Integration(provider=Provider.PIPEDRIVE, name="crm", base_url=sandbox.base_url,
+                                            domain="acme"), {"apiToken": sandbox.credentials()["apiToken"]},
+                                transport=transport)
+        assert isinstance(adapter, PipedriveAdapter)
+        try:
+            pipelines = await adapter.deal_pipelines()
+            social = next(p for p in pipelines if p.name == "Social leads")
+            assert await adapter.person_deal(email, social.id) is None
+            deal_id = await adapter.open_person_deal(email, "Ana (social lead)", social.id, social.stages[1].id,
+                                                     None, None)
+            assert deal_id is not None and await adapter.person_deal(email, social.id) == deal_id
+            async with sandbox.client() as client:
+                await client.post("/__sandbox__/salesperson/win-deal",
+                                  json={"dealId": int(deal_id), "value": 70, "currency": "EUR"})
+            (won,) = await adapter.conversions_since(None)
+            assert (won.external_id, won.value, won.currency) == (f"deal:{deal_id}", 70, "EUR")
+            assert await adapter.conversions_since(datetime.now(UTC) + timedelta(hours=1)) == []
+        finally:
+            await adapter.aclose()
+
+    asyncio.run(scenario())
+    assert {"GET /api/v2/pipelines", "GET /api/v2/stages", "GET /api/v2/persons/search", "POST /api/v2/deals",
+            "GET /api/v2/deals", "GET /api/v2/persons"} <= set(transport.checked)
