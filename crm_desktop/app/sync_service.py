@@ -81,6 +81,10 @@ __all__ = [
 PULLING = frozenset({"pull", "both"})
 
 
+#: Told how each run ended: the integration, and the run's result or the error that stopped it.
+RunListener = Callable[[Integration, "SyncResult | Exception"], None]
+
+
 class MappingChangeError(ValueError):
     """A field mapping cannot be changed as asked; the message says why."""
 
@@ -106,6 +110,7 @@ class SyncService:
         self._running: dict[int, asyncio.Task[SyncResult]] = {}
         #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
         self._push_turns: dict[int, asyncio.Lock] = {}
+        self._run_listeners: list[RunListener] = []
         self._worker: SyncWorker | None = None
 
     def run_off_thread(self) -> SyncWorker:
@@ -312,15 +317,42 @@ class SyncService:
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
         on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:
-        """One run, on the sync worker when there is one (its callbacks come back to this loop), else here."""
-        if self._worker is None:
-            return await self._run_here(integration, direction, trigger, dry_run, progress, local_ids=local_ids,
-                                        on_started=on_started)
-        here = asyncio.get_running_loop()
-        return await self._worker.run(self._run_here(
-            integration, direction, trigger, dry_run, on_loop(here, progress) if progress else None,
-            local_ids=local_ids, on_started=on_loop(here, on_started) if on_started else None,
-        ))
+        """One run, on the sync worker when there is one (its callbacks come back to this loop), else here.
+
+        The run's listeners hear how it ended (a dry run is not a run: they hear nothing of it).
+        """
+        try:
+            if self._worker is None:
+                result = await self._run_here(integration, direction, trigger, dry_run, progress,
+                                              local_ids=local_ids, on_started=on_started)
+            else:
+                here = asyncio.get_running_loop()
+                result = await self._worker.run(self._run_here(
+                    integration, direction, trigger, dry_run, on_loop(here, progress) if progress else None,
+                    local_ids=local_ids, on_started=on_loop(here, on_started) if on_started else None,
+                ))
+        except Exception as exc:
+            if not dry_run:
+                self._tell_run_listeners(integration, exc)
+            raise
+        if not dry_run:
+            self._tell_run_listeners(integration, result)
+        return result
+
+    def add_run_listener(self, listener: RunListener) -> None:
+        """Call ``listener`` with the integration and the result (or the error) of every run that ends here."""
+        self._run_listeners.append(listener)
+
+    def remove_run_listener(self, listener: RunListener) -> None:
+        if listener in self._run_listeners:
+            self._run_listeners.remove(listener)
+
+    def _tell_run_listeners(self, integration: Integration, outcome: SyncResult | Exception) -> None:
+        for listener in list(self._run_listeners):
+            try:
+                listener(integration, outcome)
+            except Exception:  # a listener's bug must not turn a finished run into a failed one
+                logger.exception("a run listener failed on the run of %s", integration.name)
 
     async def _run_here(
         self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,

@@ -7,9 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_desktop.app.alerts import AlertService
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService, rotate_after_days
 from crm_desktop.app.paths import AppPaths, resolve_paths
+from crm_desktop.app.preferences import PreferencesService
 from crm_desktop.app.settings import NetworkSettingsService
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
@@ -38,6 +40,8 @@ class Workspace:
         sync: the sync service (runs, schedule, conflicts, history, undo, mappings, import).
         network: the proxy and trust settings every adapter and sign-in uses.
         social: social events in (identity stitching), engagement scores and attribution out.
+        preferences: the desktop's settings (local API, background syncing, notifications, theme).
+        alerts: failed runs, refused sign-ins, low quotas and data-quality issues, kept for the Alerts view.
     """
 
     paths: AppPaths
@@ -51,6 +55,8 @@ class Workspace:
     sync: SyncService
     network: NetworkSettingsService
     social: SocialService
+    preferences: PreferencesService
+    alerts: AlertService
 
     @classmethod
     def open(
@@ -71,7 +77,8 @@ class Workspace:
         integrations = IntegrationService(
             IntegrationStore(database), vault, rotate_after_days=rotate_after_days(os.environ)
         )
-        network = NetworkSettingsService(WorkspaceSettingsStore(database), vault)
+        settings_store = WorkspaceSettingsStore(database)
+        network = NetworkSettingsService(settings_store, vault)
         crm = CrmActions(integrations, transport=transport, network=network.network)
         return cls(
             paths=paths,
@@ -85,6 +92,8 @@ class Workspace:
             sync=SyncService(database, integrations, crm),
             network=network,
             social=SocialService(database),
+            preferences=PreferencesService(settings_store),
+            alerts=AlertService(database),
         )
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import (
     LeadStatus,
     Provider,
@@ -607,3 +608,22 @@ class SyncHourlyMetricsRow(Base):
     #: The most of the daily API quota seen used in the hour, and the quota then.
     quota_used: Mapped[int | None] = mapped_column()
     quota_limit: Mapped[int | None] = mapped_column()
+
+
+class AlertRow(Base):
+    """One alert raised for the marketer (a failed run, a refused sign-in, a low quota, data-quality issues)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_kind_integration_raised", "kind", "integration_id", "raised_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[AlertKind] = mapped_column(str_enum(AlertKind, "alert_kind"))
+    #: ``None`` once the integration was removed; its name stays for the record.
+    integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id", ondelete="SET NULL"))
+    integration_name: Mapped[str] = mapped_column(String(80))
+    message: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Times the same alert came again within the quiet period (counted, not notified).
+    repeats: Mapped[int] = mapped_column(default=0)

@@ -17,7 +17,7 @@ from typing import Any
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import CrmAdapter, CrmRecord, OutboundRecord, RecordResult
+from crm_desktop.providers.contract import CrmAdapter, CrmRecord, OutboundRecord, Quota, RecordResult
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ProviderError
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
@@ -142,6 +142,8 @@ class SyncResult:
     #: Custom fields (a file's other columns) the push did not send because no mapping gives them a CRM field:
     #: column -> records. They stay in the local store; they never fail a record.
     not_sent: dict[str, int] = field(default_factory=dict)
+    #: The CRM's API budget as its last response reported it (the alerts warn when little is left).
+    quota: Quota | None = None
 
     @property
     def changes(self) -> list[PlannedChange]:
@@ -371,7 +373,8 @@ class SyncEngine:
     def _result(self, run: _Run, status: SyncRunStatus, message: str | None, started: float, *,
                 auth_failed: bool) -> SyncResult:
         return SyncResult(run.run_id, status, run.counts(), self.adapter.api_calls, run.plan, run.failures, message,
-                          time.monotonic() - started, auth_failed, dict(sorted(run.not_sent.items())))
+                          time.monotonic() - started, auth_failed, dict(sorted(run.not_sent.items())),
+                          self.adapter.quota())
 
     async def _run_objects(self, direction: SyncDirectionChoice, objects: Sequence[RecordObject], run: _Run) -> None:
         for obj in objects:

@@ -50,9 +50,10 @@ STORE_TABLES = {
     "workspace_settings",
     "sync_attempt_metrics",
     "sync_hourly_metrics",
+    "alerts",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0007"
+SHIPPED_HEAD = "0008"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.

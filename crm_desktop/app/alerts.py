@@ -1,0 +1,162 @@
+"""Alerts from sync runs (failed, refused sign-in, low quota, refused records, duplicates), without storms.
+
+The same alert, meaning the same kind for the same integration, is notified at most once per quiet period
+(15 minutes); what comes again sooner is counted on the alert already shown, so the Alerts view still tells how
+often it happened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from crm_desktop.domain.alerts import Alert, AlertKind
+from crm_desktop.domain.models import Integration, Provider
+from crm_desktop.domain.outcomes import ErrorCategory
+from crm_desktop.providers.contract import Quota
+from crm_desktop.providers.errors import AuthError
+from crm_desktop.store.alerts_store import AlertStore
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import SyncRunStatus
+from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Alert", "AlertKind", "AlertService", "RaisedAlert"]
+
+#: The same alert (kind and integration) is notified at most once in this period.
+QUIET_PERIOD = timedelta(minutes=15)
+#: Below this share of the daily API quota left, the marketer is warned.
+QUOTA_WARNING_SHARE = 0.10
+#: How many refused records a message names before saying "and N more".
+NAMED_RECORDS = 2
+
+
+def utcnow() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RaisedAlert:
+    """An alert as raised now.
+
+    Attributes:
+        alert: the stored alert (a repeat carries the count of repeats).
+        notify: whether to show it as a desktop notification (``False``: it repeats one notified within the quiet
+            period).
+    """
+
+    alert: Alert
+    notify: bool
+
+
+def quota_share_left(quota: Quota | None) -> float | None:
+    """The share (0..1) of the daily quota left, when the CRM reported both the limit and what is left."""
+    if quota is None or not quota.limit or quota.remaining is None:
+        return None
+    return max(0.0, min(1.0, quota.remaining / quota.limit))
+
+
+#: The CRMs' names as their users know them.
+CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
+
+
+def _crm(integration: Integration) -> str:
+    return CRM_NAMES[integration.provider]
+
+
+def _records(count: int) -> str:
+    return f"{count:,} record" + ("" if count == 1 else "s")
+
+
+class AlertService:
+    """Raises, stores and lists the workspace's alerts.
+
+    Args:
+        database: the workspace's store (alerts survive a restart).
+        clock: now (tests move it by hand).
+        quiet_period: how long the same alert stays quiet after it was notified.
+    """
+
+    def __init__(
+        self, database: Database, clock: Callable[[], datetime] = utcnow, quiet_period: timedelta = QUIET_PERIOD
+    ) -> None:
+        self.store = AlertStore(database)
+        self._clock = clock
+        self.quiet_period = quiet_period
+
+    def raise_alert(
+        self, kind: AlertKind, integration: Integration, message: str, run_id: int | None = None
+    ) -> RaisedAlert:
+        """Store an alert, or count it on the same one notified less than the quiet period ago."""
+        now = self._clock()
+        last = self.store.latest(kind, integration.id)
+        if last is not None and now - last.raised_at < self.quiet_period:
+            logger.info("alert %s for %s repeats within the quiet period; not notified", kind.value,
+                        integration.name)
+            return RaisedAlert(self.store.repeat(last.id, message, run_id, now), notify=False)
+        logger.info("alert %s raised for %s", kind.value, integration.name)
+        return RaisedAlert(self.store.add(kind, integration.id, integration.name, message, run_id, now), notify=True)
+
+    def alerts_for_run(self, integration: Integration, outcome: SyncResult | BaseException) -> list[RaisedAlert]:
+        """The alerts one finished run (or a run that could not start) gives.
+
+        A refused sign-in is one "reconnect" alert, not also a failed run; a run already going on is no alert.
+        """
+        name = f"“{integration.name}”"
+        if isinstance(outcome, SyncAlreadyRunning):
+            return []
+        if isinstance(outcome, AuthError):
+            return [self.raise_alert(AlertKind.AUTH_FAILED, integration,
+                                     f"{_crm(integration)} refused the sign-in of {name}: {outcome}. "
+                                     "Reconnect it to resume syncing.")]
+        if isinstance(outcome, BaseException):
+            return [self.raise_alert(AlertKind.RUN_FAILED, integration,
+                                     f"The sync of {name} could not run: {outcome}")]
+        raised: list[RaisedAlert] = []
+        run = f"run #{outcome.run_id}" if outcome.run_id is not None else "the run"
+        if outcome.auth_failed:
+            raised.append(self.raise_alert(
+                AlertKind.AUTH_FAILED, integration,
+                f"{_crm(integration)} refused the sign-in of {name} during {run}: "
+                f"{outcome.message or 'credentials refused'}. Reconnect it to resume syncing.", outcome.run_id))
+        elif outcome.status is SyncRunStatus.FAILED:
+            raised.append(self.raise_alert(
+                AlertKind.RUN_FAILED, integration,
+                f"The sync of {name} failed ({run}): {outcome.message or 'see the run for details'}",
+                outcome.run_id))
+        refused = [f for f in outcome.failures if f.category is ErrorCategory.VALIDATION]
+        if refused:
+            named = "; ".join(f"{f.email}: {f.message}" for f in refused[:NAMED_RECORDS])
+            more = f" and {len(refused) - NAMED_RECORDS:,} more" if len(refused) > NAMED_RECORDS else ""
+            raised.append(self.raise_alert(
+                AlertKind.REFUSED_RECORDS, integration,
+                f"{_crm(integration)} refused {_records(len(refused))} of {name} in {run} "
+                f"({named}{more}).", outcome.run_id))
+        duplicates = [f for f in outcome.failures if f.category is ErrorCategory.DUPLICATE]
+        if duplicates:
+            raised.append(self.raise_alert(
+                AlertKind.DUPLICATES_FOUND, integration,
+                f"{_records(len(duplicates))} of {name} match existing duplicates in {_crm(integration)} "
+                f"({run}): {', '.join(f.email for f in duplicates[:NAMED_RECORDS])}"
+                + (f" and {len(duplicates) - NAMED_RECORDS:,} more" if len(duplicates) > NAMED_RECORDS else ""),
+                outcome.run_id))
+        share = quota_share_left(outcome.quota)
+        if share is not None and share < QUOTA_WARNING_SHARE and outcome.quota is not None:
+            raised.append(self.raise_alert(
+                AlertKind.QUOTA_LOW, integration,
+                f"{share:.0%} of {name}'s daily {_crm(integration)} API quota is left "
+                f"({outcome.quota.remaining:,} of {outcome.quota.limit:,} calls); syncs slow down or stop "
+                "until it resets.", outcome.run_id))
+        return raised
+
+    def recent(self, limit: int = 200) -> list[Alert]:
+        """The newest alerts, the latest occurrence first."""
+        return self.store.recent(limit)
+
+    def clear(self) -> int:
+        """Forget every alert (the Alerts view's "Clear")."""
+        return self.store.clear()
