@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.crm_actions import PushReport
+from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
+from crm_desktop.app.people import PeopleService
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
 from crm_desktop.app.record_files import RowProblem
 from crm_desktop.app.sync_service import (
@@ -192,6 +194,59 @@ def cmd_leads_import(args: argparse.Namespace) -> int:
     return _import(args, RecordObject.LEAD)
 
 
+# -- duplicates and merges -----------------------------------------------------------------------
+
+
+def cmd_contacts_duplicates(args: argparse.Namespace) -> int:
+    """List likely duplicate contacts and those the CRMs reported."""
+    with closing(open_workspace(args)) as workspace:
+        report = PeopleService(workspace.database, workspace.social, workspace.sync).duplicates.find(args.limit)
+    data = {
+        "groups": [{"reason": group.reason.name.lower(), "shared": group.shared,
+                    "contacts": [{"id": local_id, "email": email} for local_id, email in group.contacts]}
+                   for group in report.groups],
+        "reported": [{"integration": r.integration, "email": r.email, "id": r.local_id, "crmId": r.crm_id,
+                      "message": r.message, "at": r.at.isoformat()} for r in report.reported],
+    }
+    lines = [f"{group.reason.value}: {group.shared}: {', '.join(email for _, email in group.contacts)}"
+             for group in report.groups]
+    lines += [f"reported by {r.integration}: {r.email}: {r.message}" for r in report.reported]
+    emit(args, data, "\n".join(lines) if lines else "no likely duplicates")
+    return ExitCode.OK
+
+
+def _contact_id(workspace: Any, key: str) -> int:
+    """A contact's local id from its email (or its id)."""
+    if key.isdigit():
+        return int(key)
+    try:
+        email = normalise_email(key)
+    except ValueError as exc:
+        raise CommandError(f"{key!r}: {exc}") from None
+    found = workspace.sync.store.local_by_emails(RecordObject.CONTACT, [email]).get(email)
+    if found is None:
+        raise CommandError(f"no contact with email {email}")
+    return int(found.id)
+
+
+def cmd_contacts_merge(args: argparse.Namespace) -> int:
+    """Merge contact OTHER into KEEP, here and in every CRM whose API merges."""
+    with closing(open_workspace(args)) as workspace:
+        duplicates = PeopleService(workspace.database, workspace.social, workspace.sync).duplicates
+        keep, other = _contact_id(workspace, args.keep), _contact_id(workspace, args.other)
+        try:
+            report = asyncio.run(duplicates.merge(keep, other, set(args.take or ())))
+        except MergeError as exc:
+            raise CommandError(str(exc)) from None
+    data = {"kept": keep, "merged": report.merged_email, "took": report.changed,
+            "mergedInCrm": report.merged_in_crm, "mergeByHand": report.by_hand}
+    lines = [f"merged {report.merged_email} into contact {keep}"
+             + (f"; took {', '.join(report.changed)}" if report.changed else "")]
+    lines += report.merged_in_crm + [f"by hand: {line}" for line in report.by_hand]
+    emit(args, data, "\n".join(lines))
+    return ExitCode.PARTIAL if report.by_hand else ExitCode.OK
+
+
 def add_commands(commands: Any) -> None:
     """Register ``contacts`` and ``leads`` and their actions."""
     for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
@@ -214,6 +269,27 @@ def add_commands(commands: Any) -> None:
             get.add_argument("--email", required=True)
             json_flag(get)
             get.set_defaults(handler=cmd_contacts_get)
+            duplicates = group_commands.add_parser(
+                "duplicates", help="list likely duplicate contacts and those the CRMs reported",
+                description="Contacts sharing a normalised email (no +tag, no dots at Gmail), an E.164 phone or a "
+                "social username, and the duplicates the CRMs refused in syncs.",
+            )
+            duplicates.add_argument("--limit", type=int, default=1000, help="at most this many groups of each kind")
+            json_flag(duplicates)
+            duplicates.set_defaults(handler=cmd_contacts_duplicates)
+            merge = group_commands.add_parser(
+                "merge", help="merge one contact into another, here and in the CRMs",
+                description="Merge contact OTHER into KEEP (each an email or a local id): first in every CRM whose "
+                "API merges (HubSpot, Pipedrive), then here. KEEP keeps its values except the --take fields; "
+                "profiles and custom fields it lacks come from OTHER. Salesforce's REST API has no merge: the "
+                "output says what to merge there. Exit 1 when a CRM must be merged by hand.",
+            )
+            merge.add_argument("keep", metavar="KEEP", help="the contact that remains (email or id)")
+            merge.add_argument("other", metavar="OTHER", help="the contact merged into it (email or id)")
+            merge.add_argument("--take", action="append", choices=MERGE_FIELDS, metavar="FIELD",
+                               help=f"take OTHER's value of this field (repeatable; {', '.join(MERGE_FIELDS)})")
+            json_flag(merge)
+            merge.set_defaults(handler=cmd_contacts_merge)
         singular = noun.removesuffix("s")
         imports = group_commands.add_parser(
             "import",

@@ -1,0 +1,83 @@
+"""``crm-desktop contacts duplicates`` and ``contacts merge`` against sandbox CRMs over loopback: the same service
+the People panel uses, by email or id, with a per-field --take."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
+from crm_desktop.store.models import SyncTrigger
+from tests.support.cli_runs import run, run_json, workspace_at
+
+pytestmark = pytest.mark.loopback
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[tuple[Path, HubSpotSandbox]]:
+    hubspot = HubSpotSandbox(SandboxConfig(contacts=0, seed=4))
+    salesforce = SalesforceSandbox(SandboxConfig(contacts=0, seed=3))
+    server = SandboxServer([hubspot, salesforce])
+    server.start()
+    try:
+        with workspace_at(tmp_path / "data") as workspace:
+            for provider, sandbox in ((Provider.HUBSPOT, hubspot), (Provider.SALESFORCE, salesforce)):
+                workspace.integrations.add(
+                    Integration(provider=provider, name=provider.value, base_url=sandbox.base_url),
+                    sandbox.credentials())
+            workspace.contacts.save_many([
+                Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace"),
+                Contact(email="ada+news@example.com", first_name="Augusta", company="Engines",
+                        social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ada")]),
+            ])
+            ids = [c.id for c in workspace.sync.store.local_by_emails(
+                RecordObject.CONTACT, ["ada@example.com", "ada+news@example.com"]).values()]
+            for name in ("hubspot", "salesforce"):
+                result = asyncio.run(workspace.sync.push_now(name, {RecordObject.CONTACT: ids}, SyncTrigger.CLI))
+                assert not result.failures
+        yield tmp_path / "data", hubspot
+    finally:
+        server.stop()
+
+
+def test_duplicates_then_merge(home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir, hubspot = home
+    code, listed = run_json(data_dir, ["contacts", "duplicates"], capsys)
+    assert code == 0
+    assert listed["groups"] == [{"reason": "email", "shared": "ada@example.com", "contacts": [
+        {"id": 1, "email": "ada@example.com"}, {"id": 2, "email": "ada+news@example.com"}]}]
+    assert listed["reported"] == []
+    code, out, _ = run(data_dir, ["contacts", "duplicates"], capsys)
+    assert out == "same email: ada@example.com: ada@example.com, ada+news@example.com\n"
+
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "2", "--take", "company"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    assert merged["merged"] == "ada+news@example.com" and "company" in merged["took"]
+    assert [line.split(":")[0] for line in merged["mergedInCrm"]] == ["hubspot"]
+    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"]
+    assert len([r for r in hubspot._records["contacts"].values() if not r.archived]) == 1
+    with workspace_at(data_dir) as workspace:
+        kept = workspace.contacts.find("ada@example.com")
+        assert kept is not None and (kept.first_name, kept.company) == ("Ada", "Engines")
+        assert workspace.contacts.find("ada+news@example.com") is None
+    code, listed = run_json(data_dir, ["contacts", "duplicates"], capsys)
+    assert listed["groups"] == []
+
+
+def test_merge_refusals_name_the_problem(home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir, _ = home
+    code, _, err = run(data_dir, ["contacts", "merge", "ada@example.com", "ada@example.com"], capsys)
+    assert code == 2 and "cannot be merged with itself" in err
+    code, _, err = run(data_dir, ["contacts", "merge", "ada@example.com", "nobody@example.com"], capsys)
+    assert code == 2 and "no contact with email nobody@example.com" in err
+    with pytest.raises(SystemExit) as usage:
+        run(data_dir, ["contacts", "merge", "1", "2", "--take", "email"], capsys)
+    assert usage.value.code == 2 and "invalid choice: 'email'" in capsys.readouterr().err
