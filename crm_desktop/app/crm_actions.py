@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -14,8 +15,16 @@ from crm_desktop.app.record_files import ReadResult, RowProblem, RowWarning, rea
 from crm_desktop.domain.credentials import needs_sign_in
 from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
-from crm_desktop.providers.contract import AdapterOptions, ConnectionInfo, CrmAdapter, CrmRecord, RecordResult
-from crm_desktop.providers.errors import ConfigurationError
+from crm_desktop.providers.contract import (
+    AdapterOptions,
+    ConnectionInfo,
+    CrmAdapter,
+    CrmRecord,
+    KeepsNotes,
+    OutboundRecord,
+    RecordResult,
+)
+from crm_desktop.providers.errors import ConfigurationError, ProviderError
 from crm_desktop.providers.factory import Transport, build_adapter, default_record_mappers
 from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
@@ -83,6 +92,33 @@ class IntegrationUpdate:
 
 
 AdapterFactory = Callable[[Integration, dict[str, Any] | None], CrmAdapter]
+
+#: Notes written at once after a push.
+NOTES_IN_FLIGHT = 8
+
+
+async def keep_notes(
+    adapter: KeepsNotes, obj: RecordObject, records: list[OutboundRecord], results: list[RecordResult]
+) -> list[RecordResult]:
+    """Write the note each pushed record carries (what no CRM field takes), once: an unchanged note is not added
+    again. A record whose note the CRM refused is reported failed, naming the note (the record itself is saved).
+    """
+    turns = asyncio.Semaphore(NOTES_IN_FLIGHT)
+
+    async def keep(record: OutboundRecord, result: RecordResult) -> RecordResult:
+        if not record.note or not record.note.strip() or not result.ok or not result.crm_id:
+            return result
+        async with turns:
+            try:
+                added = await adapter.keep_note(obj, result.crm_id, record.note)
+            except ProviderError as exc:
+                return replace(result, outcome=RecordOutcome.FAILED, category=exc.category,
+                               message=f"{record.email}: saved, but its social note was not written: {exc}")
+        if added and result.outcome is RecordOutcome.UNCHANGED:
+            return replace(result, outcome=RecordOutcome.UPDATED)
+        return result
+
+    return list(await asyncio.gather(*(keep(r, res) for r, res in zip(records, results, strict=True))))
 
 
 class CrmActions:
@@ -161,6 +197,8 @@ class CrmActions:
                 report.not_sent.append(not_sent)
                 outbound.append(made)
             report.results = await adapter.upsert(obj, outbound)
+            if isinstance(adapter, KeepsNotes):
+                report.results = await keep_notes(adapter, obj, outbound, report.results)
         finally:
             report.api_calls = adapter.api_calls
             await adapter.aclose()

@@ -281,6 +281,16 @@ class ReportsMissingFields(Protocol):
 
 
 @runtime_checkable
+class KeepsNotes(Protocol):
+    """A CRM whose upsert leaves ``OutboundRecord.note`` to the caller (Salesforce, HubSpot; Pipedrive writes its
+    social note itself while upserting)."""
+
+    async def keep_note(self, obj: RecordObject, crm_id: str, text: str) -> bool:
+        """Attach the note unless the record already has one saying exactly that; True when one was added."""
+        ...
+
+
+@runtime_checkable
 class ReadsMappedFields(Protocol):
     """A CRM whose reads name the fields they return (Salesforce's SOQL): reads also take the mapped fields."""
 

@@ -1564,6 +1564,29 @@ class HubSpotAdapter(AdapterBase):
             raise errors.ConfigurationError("HubSpot did not tell the account's portal id")
         return str(portal)
 
+    # -- custom fields --
+    async def keep_note(self, obj: RecordObject, crm_id: str, text: str) -> bool:
+        """Attach the record's social note (what no property carries) unless one of the contact's notes already
+        says exactly that; True when a note was added. A lead's note goes to its contact, as ``add_note``'s.
+
+        Raises:
+            NotFoundError: when a lead has no contact to carry the note.
+            RequestRejectedError: when HubSpot refuses the note.
+        """
+        contact_id = crm_id
+        if obj is RecordObject.LEAD and await self._leads_available():
+            contacts = (await self._associated_ids("leads", "contacts", [crm_id])).get(crm_id) or []
+            if not contacts:
+                raise errors.NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
+            contact_id = contacts[0]
+        body_html = _note_html(text)
+        note_ids = (await self._associated_ids("contacts", "notes", [contact_id])).get(contact_id) or []
+        for item in await self._batch_read("notes", note_ids, ["hs_note_body"]):
+            if (item.get("properties") or {}).get("hs_note_body") == body_html:
+                return False
+        await self.add_note(RecordObject.CONTACT, contact_id, text)
+        return True
+
 
 #: Inputs per HubSpot batch request.
 NOTES_PER_BATCH = 100

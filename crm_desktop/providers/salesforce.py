@@ -466,6 +466,8 @@ def company_from_email(email: str) -> str:
 
 TOOLING_PATH = f"{DATA_PATH}/tooling"
 _CUSTOM_FIELD_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c$")
+#: A record's newest notes compared with a social note before adding it again.
+NOTES_COMPARED = 50
 #: Errors meaning the user may not change the org's setup.
 PERMISSION_CODES = frozenset({"INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY", "API_DISABLED_FOR_ORG"})
 #: The field types ``create_field`` takes, and the Tooling ``Metadata`` of each (Salesforce's own field types).
@@ -1332,6 +1334,34 @@ class SalesforceAdapter(AdapterBase):
     async def _described_field(self, obj: RecordObject, api_name: str) -> CrmField | None:
         """The field as a fresh describe of ``obj`` shows it to the integration user, or ``None``."""
         return next((f for f in await self.list_fields(obj) if f.name.lower() == api_name.lower()), None)
+
+    async def keep_note(self, obj: RecordObject, crm_id: str, text: str) -> bool:
+        """Attach the record's social note (what no field carries) unless one of its notes already says exactly
+        that; True when a note was added (a Note, or a Task in an org without Notes, as ``add_note``).
+
+        Raises:
+            NotFoundError: for an id that is not a Salesforce id, or an org with neither Note nor Task.
+            RequestRejectedError: when Salesforce refuses the note.
+        """
+        if not _RECORD_ID.match(crm_id):
+            raise NotFoundError(f"{crm_id!r} is not a Salesforce id")
+        wanted = " ".join(text.split())
+        kinds = [self._note_object] if self._note_object else list(NOTE_OBJECTS)
+        for kind in kinds:
+            body, parent = ("Body", "ParentId") if kind == "Note" else ("Description", "WhoId")
+            soql = (
+                f"SELECT Id, {body} FROM {kind} WHERE {parent} = {soql_quote(crm_id)} "
+                f"ORDER BY CreatedDate DESC LIMIT {NOTES_COMPARED}"
+            )
+            try:
+                rows = await self._query_all(soql)
+            except (NotFoundError, RequestRejectedError):
+                continue  # no such object in this org: add_note finds the kind it has
+            if any(" ".join(str(row.get(body) or "").split()) == wanted for row in rows):
+                return False
+            break
+        await self.add_note(obj, crm_id, text)
+        return True
 
 
 #: Salesforce's Task Subject and Description lengths.
