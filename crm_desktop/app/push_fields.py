@@ -20,7 +20,8 @@ NOT_SENT = "not sent: no CRM field"
 #: How to get such a column sent.
 NOT_SENT_HINT = (
     "create a CRM field with the column's name as its API name or label (on Salesforce NAME__c; HubSpot and "
-    "Pipedrive: a contact property / person field), then push again: the column goes to it"
+    "Pipedrive: a contact property / person field), then push again: the column goes to it (the seed's social "
+    "fields: crm-desktop fields ensure NAME)"
 )
 
 
