@@ -166,3 +166,15 @@ def test_a_salesforce_field_hidden_by_field_security_says_what_the_admin_does(
     sandbox.grant_field_access()
     code, report = run_json(data_dir, ["fields", "ensure", "crm"], capsys)
     assert code == ExitCode.OK and {f["status"] for f in report["fields"]} == {"present"}
+
+
+def test_pipedrive_without_the_right_to_add_fields_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox = PipedriveSandbox(SandboxConfig(contacts=0), can_add_fields=False)
+    data_dir = on_sandbox(tmp_path / "D", sandbox, monkeypatch)
+    code, report = run_json(data_dir, ["fields", "ensure", "crm"], capsys)
+    assert code == ExitCode.PARTIAL
+    assert {f["status"] for f in report["fields"]} == {"failed"}
+    assert all("permission refused" in f["reason"] and "Pipedrive admin" in f["reason"] for f in report["fields"])
+    assert not any(f.custom for f in sandbox.person_fields)

@@ -517,8 +517,11 @@ class PipedriveSandbox(Sandbox):
         search_burst_limit: int = DEFAULT_SEARCH_BURST_LIMIT,
         daily_token_budget: int = DEFAULT_DAILY_TOKEN_BUDGET,
         social_fields: bool = False,
+        can_add_fields: bool = True,
     ) -> None:
         super().__init__(config)
+        #: Whether the token's user may add custom fields (admins, or users granted it); others get a 403.
+        self.can_add_fields = can_add_fields
         self.company_domain = company_domain
         self.burst_limit = burst_limit
         self.search_burst_limit = search_burst_limit
@@ -1506,6 +1509,8 @@ class PipedriveSandbox(Sandbox):
         return _ok([f.to_wire() for f in page], additional)
 
     async def _create_person_field(self, request: Request) -> Response:
+        if not self.can_add_fields:
+            raise PipedriveApiError(403, "You do not have permission to add custom fields")
         body = await _json_body(request)
         if "name" not in body:
             raise _bad_request("Validation failed: name: Parameter 'name' is required")
