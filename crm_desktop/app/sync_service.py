@@ -28,6 +28,7 @@ from crm_desktop.store.models import (
     FieldDirection,
     SyncRecordLogRow,
     SyncRunRow,
+    SyncRunStatus,
     SyncTrigger,
     utcnow,
 )
@@ -387,7 +388,9 @@ class SyncService:
         extras = SocialPushExtras(self.engagement, integration.provider, mappings)
         engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress, extras=extras)
         result = await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
-        if not dry_run and local_ids is None and direction in PULLING and not result.auth_failed:
+        # Not after a run the CRM refused or could not be reached in: the pull would only wait out its retries.
+        stopped = result.auth_failed or result.status is SyncRunStatus.OFFLINE
+        if not dry_run and local_ids is None and direction in PULLING and not stopped:
             await self._pull_conversions(integration)
         return result
 

@@ -149,7 +149,7 @@ def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, resu
 def _result_code(result: SyncResult) -> ExitCode:
     if result.auth_failed:
         return ExitCode.AUTH
-    failed = result.status.value in {"failed", "partial"} or result.counts.get("failed", 0) > 0
+    failed = result.status.value in {"failed", "partial", "offline"} or result.counts.get("failed", 0) > 0
     return ExitCode.PARTIAL if failed else ExitCode.OK
 
 

@@ -94,6 +94,8 @@ class SyncRunStatus(StrEnum):
     PARTIAL = "partial"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: The CRM could not be reached (network down, host unreachable): what was not delivered waits for the next run.
+    OFFLINE = "offline"
 
 
 class FieldDirection(StrEnum):

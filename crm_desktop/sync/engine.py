@@ -336,11 +336,18 @@ class SyncEngine:
                 self.store.heartbeat(self.integration_id, run.run_id)
                 await self._run_objects(direction, objects, run)
             except AuthError as exc:
-                status, message, auth_failed = SyncRunStatus.FAILED, str(exc), True
+                status, message, auth_failed, stopped_by = SyncRunStatus.FAILED, str(exc), True, exc.category
             except BudgetExhaustedError as exc:
-                status, message = SyncRunStatus.PARTIAL, str(exc)
+                status, message, stopped_by = SyncRunStatus.PARTIAL, str(exc), exc.category
             except ProviderError as exc:
-                status, message = SyncRunStatus.FAILED, str(exc)
+                status, message, stopped_by = SyncRunStatus.FAILED, str(exc), exc.category
+                if exc.category is ErrorCategory.NETWORK:
+                    # Unreachable, not refused: nothing is wrong with the data, and what was not delivered is
+                    # still owed (the outbox, the changes not yet pushed); the next run sends it.
+                    status = SyncRunStatus.OFFLINE
+                    waiting = sum(self.store.count_changed_local(self.integration_id, o) for o in objects)
+                    message = (f"the CRM could not be reached ({exc}); {waiting:,} "
+                               f"{'record waits' if waiting == 1 else 'records wait'} for the next run")
             except BaseException as exc:
                 status, message = SyncRunStatus.FAILED, f"stopped: {type(exc).__name__}"
                 raise

@@ -37,6 +37,7 @@ _STATUS_COLOURS = {
     "partial": QColor("#b45309"),
     "failed": QColor("#b91c1c"),
     "cancelled": QColor("#64748b"),
+    "offline": QColor("#b45309"),
     "running": QColor("#1d4ed8"),
 }
 _MUTED = QColor("#64748b")

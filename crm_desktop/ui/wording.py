@@ -44,6 +44,7 @@ RUN_STATUS_NAMES: dict[str, str] = {
     "partial": "Partly done",
     "failed": "Failed",
     "cancelled": "Cancelled",
+    "offline": "Offline",
 }
 
 OUTCOME_NAMES: dict[str, str] = {

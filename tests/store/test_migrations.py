@@ -51,9 +51,10 @@ STORE_TABLES = {
     "sync_attempt_metrics",
     "sync_hourly_metrics",
     "alerts",
+    "workflow_events",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0008"
+SHIPPED_HEAD = "0010"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
