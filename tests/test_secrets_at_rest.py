@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from crm_desktop.app.demo import start_demo
-from crm_desktop.app.sync_service import SyncDirectionChoice
+from crm_desktop.domain.models import SyncDirection
 from tests.sync.crash_worker import DrillSettings, run_drill
 
 pytestmark = pytest.mark.loopback
@@ -44,7 +44,7 @@ def test_a_full_demo_sync_leaves_no_secret_in_the_data_dir(tmp_path: Path) -> No
     try:
         workspace = demo.workspace
         for integration in workspace.integrations.list():
-            result = asyncio.run(workspace.sync.sync(integration.name, SyncDirectionChoice.BOTH))
+            result = asyncio.run(workspace.sync.sync(integration.name, SyncDirection.BOTH))
             assert result.status.value == "succeeded", (integration.name, result.message)
         # The keyring's latest (refreshed tokens included) and the sandboxes' own.
         secrets = secret_values(

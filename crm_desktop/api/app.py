@@ -52,10 +52,10 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.record_files import plain_reason
 from crm_desktop.app.record_intake import CrmRefusedRecord, IntakeResult, RecordIntake, validate_rows
 from crm_desktop.app.social import RecordedEvent
-from crm_desktop.app.sync_service import SyncDirectionChoice, SyncTrigger
+from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import FieldProblem
-from crm_desktop.domain.models import Contact, Lead, WireModel, normalise_email
+from crm_desktop.domain.models import Contact, Lead, SyncDirection, WireModel, normalise_email
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.domain.social import (
     AttributionModel,
@@ -346,7 +346,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens) -> FastAPI:
     async def sync_from_crm(integration: IntegrationKey) -> JSONResponse:
         """Start a bidirectional sync run in the background; ``GET /api/crm/runs/{runId}`` reports it."""
         name = intake.integration(integration).name
-        run_id = await workspace.sync.start(name, SyncDirectionChoice.BOTH, SyncTrigger.MANUAL)
+        run_id = await workspace.sync.start(name, SyncDirection.BOTH, SyncTrigger.MANUAL)
         return JSONResponse(RunStarted(run_id=run_id).to_wire(), status_code=202,
                             headers={"Location": f"/api/crm/runs/{run_id}"})
 

@@ -10,10 +10,10 @@ from typing import Any
 from crm_desktop.app.imports import field_values
 from crm_desktop.app.record_files import FileRow, build_record, column_label
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
-from crm_desktop.store.import_log import UNDO_DIRECTION, ImportLog
+from crm_desktop.store.import_log import ImportLog
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.store.repositories import ContactStore, LeadStore
@@ -120,7 +120,7 @@ class ChangeUndoService:
             restored = self._restored(record, change.field, change.before, by_import)
         except InvalidRecordError as exc:
             raise ChangeUndoRefused(f"{record.email}: {label}: the old value is not valid now: {exc}") from exc
-        run_id = self._log.start(change_undo_message(audit_id), direction=UNDO_DIRECTION)
+        run_id = self._log.start(change_undo_message(audit_id), direction=SyncDirection.UNDO)
         status = SyncRunStatus.FAILED
         audit_rows: list[dict[str, Any]] = []
         try:

@@ -17,10 +17,10 @@ from crm_desktop.app.record_files import (
     read_rows,
 )
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
-from crm_desktop.store.import_log import UNDO_DIRECTION, ImportLog, undo_message
+from crm_desktop.store.import_log import ImportLog, undo_message
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import ContactStore, LeadStore, SavedRecord
 from crm_desktop.store.sync_store import SyncStore
@@ -246,7 +246,7 @@ class ImportService:
             listed = "; ".join(str(item) for item in moved)
             raise ImportUndoError(f"run {run_id}: values it wrote changed since: {listed}. Nothing was undone; "
                                   "--force puts back the values from before the import anyway")
-        undo_id = self.log.start(undo_message(run_id), direction=UNDO_DIRECTION)
+        undo_id = self.log.start(undo_message(run_id), direction=SyncDirection.UNDO)
         report = UndoReport(undo_id, kept=kept, overridden=moved)
         audit_rows: list[dict[str, Any]] = []
         status = SyncRunStatus.FAILED

@@ -16,7 +16,7 @@ from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_worker import SyncWorker, on_loop
-from crm_desktop.domain.models import Integration
+from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CrmField, ReadsMappedFields
 from crm_desktop.providers.errors import ProviderError
@@ -43,7 +43,7 @@ from crm_desktop.sync.actions import (
     resolve_conflict,
     undo_run,
 )
-from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncDirectionChoice, SyncEngine, SyncResult
+from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
 from crm_desktop.sync.mapping import (
     FieldMapping,
@@ -67,7 +67,6 @@ __all__ = [
     "ImportReport",
     "MappingChangeError",
     "MappingProblem",
-    "SyncDirectionChoice",
     "SyncRecordLogRow",
     "SyncResult",
     "SyncRunRow",
@@ -236,7 +235,7 @@ class SyncService:
     async def sync(
         self,
         name: str,
-        direction: SyncDirectionChoice = SyncDirectionChoice.BOTH,
+        direction: SyncDirection = SyncDirection.BOTH,
         trigger: SyncTrigger = SyncTrigger.MANUAL,
         *,
         dry_run: bool = False,
@@ -259,7 +258,7 @@ class SyncService:
                 del self._running[integration.id]
 
     async def start(
-        self, name: str, direction: SyncDirectionChoice = SyncDirectionChoice.BOTH,
+        self, name: str, direction: SyncDirection = SyncDirection.BOTH,
         trigger: SyncTrigger = SyncTrigger.MANUAL,
     ) -> int:
         """Start a sync of one integration in the background and return its run id once the run has begun.
@@ -309,12 +308,12 @@ class SyncService:
             if self.is_running(name):
                 raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
             task = asyncio.ensure_future(
-                self._run(integration, SyncDirectionChoice.PUSH, trigger, False, None, local_ids=local_ids)
+                self._run(integration, SyncDirection.PUSH, trigger, False, None, local_ids=local_ids)
             )
             return await asyncio.shield(task)
 
     async def _run(
-        self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
+        self, integration: Integration, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
         on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:
@@ -356,7 +355,7 @@ class SyncService:
                 logger.exception("a run listener failed on the run of %s", integration.name)
 
     async def _run_here(
-        self, integration: Integration, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
+        self, integration: Integration, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
         on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:

@@ -16,7 +16,6 @@ from crm_desktop.app.errors import (
 )
 from crm_desktop.app.push_fields import NOT_SENT
 from crm_desktop.app.sync_service import (
-    SyncDirectionChoice,
     SyncResult,
     SyncTrigger,
 )
@@ -35,6 +34,7 @@ from crm_desktop.cli.common import (
     stored_run_seconds,
     when,
 )
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 
@@ -94,7 +94,7 @@ def _recorded_seconds(workspace: Workspace, result: SyncResult) -> float | None:
     return stored_run_seconds(row.started_at, row.finished_at)
 
 
-def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger, dry_run: bool,
+def _result_json(name: str, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
                  result: SyncResult, seconds: float | None = None) -> dict[str, Any]:
     """One run as JSON; a dry run carries its plan (a real run's per-record log is in ``runs show``)."""
     data: dict[str, Any] = {
@@ -119,7 +119,7 @@ def _result_json(name: str, direction: SyncDirectionChoice, trigger: SyncTrigger
     return data
 
 
-def _result_lines(name: str, direction: SyncDirectionChoice, dry_run: bool, result: SyncResult,
+def _result_lines(name: str, direction: SyncDirection, dry_run: bool, result: SyncResult,
                   seconds: float | None = None) -> list[str]:
     """The run in words; ``seconds`` is the recorded run's length (what ``runs list`` shows), when there is one."""
     if dry_run:
@@ -174,7 +174,7 @@ def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
     return f"{exc}{detail}; try again when it has finished"
 
 
-Outcome = tuple[str, SyncDirectionChoice, SyncResult | Exception]
+Outcome = tuple[str, SyncDirection, SyncResult | Exception]
 
 
 def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrigger) -> list[Outcome]:
@@ -183,9 +183,9 @@ def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrig
     if args.due and not args.dry_run:
         outcomes: list[Outcome] = []
         for name, result in asyncio.run(service.run_due(trigger=trigger)):
-            direction = SyncDirectionChoice.BOTH
+            direction = SyncDirection.BOTH
             if isinstance(result, SyncResult) and result.run_id is not None:
-                direction = SyncDirectionChoice(service.run(result.run_id)[0].direction)
+                direction = SyncDirection(service.run(result.run_id)[0].direction)
             outcomes.append((name, direction, result))
         return outcomes
     if args.due:
@@ -193,8 +193,8 @@ def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrig
     else:
         targets = workspace.integrations.list() if args.all else [workspace.integrations.get(args.name)]
         jobs = [
-            (i.name, SyncDirectionChoice(args.direction) if args.direction
-             else SyncDirectionChoice.configured(i.sync_config.direction))
+            (i.name, SyncDirection(args.direction) if args.direction
+             else i.sync_config.direction)
             for i in targets
         ]
     outcomes = []
@@ -290,7 +290,7 @@ exit codes:
     which.add_argument("name", nargs="?", metavar="NAME", help="the integration to sync")
     which.add_argument("--all", action="store_true", help="sync every integration, one after another")
     which.add_argument("--due", action="store_true", help="run the scheduled syncs that are due now")
-    sync.add_argument("--direction", choices=[d.value for d in SyncDirectionChoice if d.value != "push_new"],
+    sync.add_argument("--direction", choices=[d.value for d in SyncDirection.configurable()],
                       help="push, pull or both (default: the integration's configured direction)")
     sync.add_argument("--dry-run", action="store_true", help="print the plan against the CRM; write nothing")
     json_flag(sync)

@@ -95,11 +95,28 @@ class TouchpointType(StrEnum):
 
 
 class SyncDirection(StrEnum):
-    """Which way an integration moves records."""
+    """Which way records move: an integration's configured way (push, pull or both), and each run's.
+
+    Only runs go the other ways: ``push_new`` (the scheduled push of records never synced), ``undo`` (an undo's own
+    run) and ``import`` (a file import, with no CRM). The values are what the store keeps for runs and integrations.
+    """
 
     PUSH = "push"
     PULL = "pull"
-    BIDIRECTIONAL = "bidirectional"
+    BOTH = "both"
+    PUSH_NEW = "push_new"
+    UNDO = "undo"
+    IMPORT = "import"
+
+    @classmethod
+    def configurable(cls) -> tuple[SyncDirection, ...]:
+        """The ways an integration can be set to sync (the others are a run's only)."""
+        return (cls.PUSH, cls.PULL, cls.BOTH)
+
+    @classmethod
+    def _missing_(cls, value: object) -> SyncDirection | None:
+        # Integrations saved two-way store it as "bidirectional", the local API's word for it.
+        return cls.BOTH if value == "bidirectional" else None
 
 
 def phone_region() -> str:
@@ -484,12 +501,19 @@ class DealPipelineChoice(WireModel):
     stage_name: Annotated[str, Field(min_length=1, max_length=255)]
 
 
+def _configurable_direction(direction: SyncDirection) -> SyncDirection:
+    if direction not in SyncDirection.configurable():
+        raise ValueError(f"an integration syncs push, pull or both, not {direction.value}")
+    return direction
+
+
 class SyncConfig(WireModel):
     """How and when an integration syncs."""
 
     record_kind: ClassVar[str] = "sync config"
 
-    direction: SyncDirection = SyncDirection.BIDIRECTIONAL
+    direction: SyncDirection = SyncDirection.BOTH
+    _direction = field_validator("direction")(_configurable_direction)
     sync_interval: Annotated[int, Field(ge=5, le=10080, description="minutes between scheduled syncs")] = 360
     auto_sync: bool = True
     push_new_interval: Annotated[

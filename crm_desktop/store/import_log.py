@@ -7,12 +7,9 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import AuditLogRow, SyncRunRow, SyncRunStatus, SyncTrigger, utcnow
-
-#: The direction column of an import run and of the undo of one.
-IMPORT_DIRECTION = "import"
-UNDO_DIRECTION = "undo"
 
 
 class ImportLog:
@@ -24,7 +21,7 @@ class ImportLog:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def start(self, message: str, *, direction: str = IMPORT_DIRECTION) -> int:
+    def start(self, message: str, *, direction: SyncDirection = SyncDirection.IMPORT) -> int:
         """A new running import run; its id."""
         with self._db.session() as session:
             run = SyncRunRow(integration_id=None, trigger=SyncTrigger.IMPORT, direction=direction, message=message)
@@ -57,7 +54,7 @@ class ImportLog:
             return session.scalar(
                 select(SyncRunRow.id).where(
                     SyncRunRow.trigger == SyncTrigger.IMPORT,
-                    SyncRunRow.direction == UNDO_DIRECTION,
+                    SyncRunRow.direction == SyncDirection.UNDO,
                     SyncRunRow.message == undo_message(run_id),
                     SyncRunRow.status == SyncRunStatus.SUCCEEDED,
                 ).limit(1)

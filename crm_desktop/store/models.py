@@ -31,6 +31,7 @@ from crm_desktop.domain.models import (
     Provider,
     Sentiment,
     SocialPlatform,
+    SyncDirection,
     TouchpointType,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
@@ -61,6 +62,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class StoredSyncDirection(TypeDecorator[SyncDirection]):
+    """A run's :class:`SyncDirection` kept as its plain value (VARCHAR(16), no CHECK: the column predates the enum)."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: SyncDirection | str | None, dialect: Any) -> str | None:
+        return None if value is None else SyncDirection(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> SyncDirection | None:
+        return None if value is None else SyncDirection(value)
 
 
 def str_enum(enum: type[StrEnum], name: str) -> Enum:
@@ -392,7 +406,7 @@ class SyncRunRow(Base):
     status: Mapped[SyncRunStatus] = mapped_column(
         str_enum(SyncRunStatus, "sync_run_status"), default=SyncRunStatus.RUNNING
     )
-    direction: Mapped[str] = mapped_column(String(16), default="both")
+    direction: Mapped[SyncDirection] = mapped_column(StoredSyncDirection(), default=SyncDirection.BOTH)
     dry_run: Mapped[bool] = mapped_column(default=False)
     created: Mapped[int] = mapped_column(default=0)
     updated: Mapped[int] = mapped_column(default=0)

@@ -14,7 +14,7 @@ from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
@@ -235,7 +235,7 @@ class SyncStore:
             return (row.owner, row.run_id) if row else None
 
     # -- runs ----------------------------------------------------------------------------------
-    def start_run(self, integration_id: int, trigger: SyncTrigger, direction: str, message: str | None = None,
+    def start_run(self, integration_id: int, trigger: SyncTrigger, direction: SyncDirection, message: str | None = None,
                   *, undoes_run_id: int | None = None) -> int:
         with self.db.session() as session:
             run = SyncRunRow(integration_id=integration_id, trigger=trigger, direction=direction, message=message,
@@ -269,7 +269,7 @@ class SyncStore:
                 session.expunge(row)
             return rows
 
-    def last_successful_run(self, integration_id: int, directions: Sequence[str]) -> datetime | None:
+    def last_successful_run(self, integration_id: int, directions: Sequence[SyncDirection]) -> datetime | None:
         """When the last run in one of ``directions`` that did not fail started."""
         with self.db.session() as session:
             return session.scalar(

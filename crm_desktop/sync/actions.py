@@ -14,7 +14,7 @@ from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
-from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
+from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.mapping import CLEARED, FieldMapping, Value, apply_values, record_values, to_crm
 from crm_desktop.sync.plan import ChangeAction, FieldChange, PlannedChange, Side, SyncPlan
 
@@ -238,7 +238,7 @@ async def undo_run(
                 "Undo with --force to put back the values from before the run anyway",
                 changed,
             )
-        undo_id = store.start_run(integration.id, trigger, "undo", message=f"undo of run {run_id}",
+        undo_id = store.start_run(integration.id, trigger, SyncDirection.UNDO, message=f"undo of run {run_id}",
                                   undoes_run_id=run_id)
         report = UndoReport(undo_id, kept=[k for _, k in kept], overridden=changed)
         log: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]] = [
@@ -433,8 +433,12 @@ class DueSync:
     """
 
     integration: Integration
-    direction: SyncDirectionChoice
+    direction: SyncDirection
     due_since: datetime | None
+
+
+#: Runs that push new records: any of them resets the hourly push of new contacts.
+PUSHING_DIRECTIONS = (SyncDirection.PUSH_NEW, SyncDirection.PUSH, SyncDirection.BOTH)
 
 
 def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) -> list[DueSync]:
@@ -447,17 +451,17 @@ def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) 
         config = integration.sync_config
         if integration.id is None or not config.auto_sync:
             continue
-        full = SyncDirectionChoice.configured(config.direction)
-        last_full = store.last_successful_run(integration.id, [full.value, "both"])
+        full = config.direction
+        last_full = store.last_successful_run(integration.id, [full, SyncDirection.BOTH])
         next_full = last_full + timedelta(minutes=config.sync_interval) if last_full else None
         if next_full is None or now >= next_full:
             due.append(DueSync(integration, full, next_full))
             continue
         if config.direction is not SyncDirection.PULL:
-            last_push = store.last_successful_run(integration.id, ["push_new", "push", "both"])
+            last_push = store.last_successful_run(integration.id, PUSHING_DIRECTIONS)
             next_push = last_push + timedelta(minutes=config.push_new_interval) if last_push else None
             if next_push is None or now >= next_push:
-                due.append(DueSync(integration, SyncDirectionChoice.PUSH_NEW, next_push))
+                due.append(DueSync(integration, SyncDirection.PUSH_NEW, next_push))
     return due
 
 
@@ -466,12 +470,12 @@ def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
     config = integration.sync_config
     if integration.id is None or not config.auto_sync:
         return None
-    full = SyncDirectionChoice.configured(config.direction)
+    full = config.direction
     times = []
-    last_full = store.last_successful_run(integration.id, [full.value, "both"])
+    last_full = store.last_successful_run(integration.id, [full, SyncDirection.BOTH])
     times.append(last_full + timedelta(minutes=config.sync_interval) if last_full else None)
     if config.direction is not SyncDirection.PULL:
-        last_push = store.last_successful_run(integration.id, ["push_new", "push", "both"])
+        last_push = store.last_successful_run(integration.id, PUSHING_DIRECTIONS)
         times.append(last_push + timedelta(minutes=config.push_new_interval) if last_push else None)
     known = [t for t in times if t is not None]
     if len(known) < len(times):

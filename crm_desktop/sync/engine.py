@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from crm_desktop.domain.errors import InvalidRecordError
@@ -53,7 +52,6 @@ __all__ = [
     "PlannedChange",
     "Side",
     "SyncAlreadyRunning",
-    "SyncDirectionChoice",
     "SyncEngine",
     "SyncPlan",
     "SyncProgress",
@@ -61,22 +59,8 @@ __all__ = [
 ]
 
 
-class SyncDirectionChoice(StrEnum):
-    """Which way a run goes: ``push_new`` is the hourly push of records never synced.
-
-    An integration's configured direction (:class:`SyncDirection`) names the same ways; :meth:`configured` is the
-    one place that reads it as a run's direction.
-    """
-
-    PUSH = "push"
-    PULL = "pull"
-    BOTH = "both"
-    PUSH_NEW = "push_new"
-
-    @classmethod
-    def configured(cls, direction: SyncDirection) -> SyncDirectionChoice:
-        """The run direction of an integration's configured sync direction."""
-        return {SyncDirection.PUSH: cls.PUSH, SyncDirection.PULL: cls.PULL}.get(direction, cls.BOTH)
+#: The ways a sync run goes (undo and import runs are recorded by other services).
+SYNC_RUN_DIRECTIONS = frozenset({SyncDirection.PUSH, SyncDirection.PULL, SyncDirection.BOTH, SyncDirection.PUSH_NEW})
 
 
 class SyncAlreadyRunning(Exception):
@@ -295,7 +279,7 @@ class SyncEngine:
     # -- entry point ---------------------------------------------------------------------------
     async def run(
         self,
-        direction: SyncDirectionChoice = SyncDirectionChoice.BOTH,
+        direction: SyncDirection = SyncDirection.BOTH,
         trigger: SyncTrigger = SyncTrigger.MANUAL,
         *,
         dry_run: bool = False,
@@ -311,7 +295,10 @@ class SyncEngine:
 
         Raises:
             SyncAlreadyRunning: when another run of this integration holds the lock.
+            ValueError: for a direction a sync does not go (``undo``, ``import``).
         """
+        if direction not in SYNC_RUN_DIRECTIONS:
+            raise ValueError(f"a sync runs push, pull, both or push_new, not {direction.value}")
         started = time.monotonic()
         if dry_run:
             run = _Run(None, dry_run=True, only=local_ids)
@@ -324,7 +311,7 @@ class SyncEngine:
             await self.adapter.aclose()
             raise SyncAlreadyRunning(f"a sync of {self.integration.name!r} is already running")
         try:
-            run = _Run(self.store.start_run(self.integration_id, trigger, direction.value), dry_run=False,
+            run = _Run(self.store.start_run(self.integration_id, trigger, direction), dry_run=False,
                        only=local_ids)
             assert run.run_id is not None
             if on_started is not None:
@@ -383,16 +370,16 @@ class SyncEngine:
                           time.monotonic() - started, auth_failed, dict(sorted(run.not_sent.items())),
                           self.adapter.quota())
 
-    async def _run_objects(self, direction: SyncDirectionChoice, objects: Sequence[RecordObject], run: _Run) -> None:
+    async def _run_objects(self, direction: SyncDirection, objects: Sequence[RecordObject], run: _Run) -> None:
         for obj in objects:
             if not self.mappings.get(obj) or (run.only is not None and not run.only.get(obj)):
                 continue
             if not run.dry_run:
                 await self._resume_outbox(obj, run)
-            if direction in (SyncDirectionChoice.PULL, SyncDirectionChoice.BOTH):
+            if direction in (SyncDirection.PULL, SyncDirection.BOTH):
                 await self._pull(obj, run)
-            if direction is not SyncDirectionChoice.PULL:
-                await self._push(obj, run, only_new=direction is SyncDirectionChoice.PUSH_NEW)
+            if direction is not SyncDirection.PULL:
+                await self._push(obj, run, only_new=direction is SyncDirection.PUSH_NEW)
 
     # -- pull ----------------------------------------------------------------------------------
     async def _pull(self, obj: RecordObject, run: _Run) -> None:

@@ -28,7 +28,7 @@ CRM_NAMES: dict[Provider, str] = {
 
 #: How each sync direction is named to the marketer.
 DIRECTION_NAMES: dict[SyncDirection, str] = {
-    SyncDirection.BIDIRECTIONAL: "Two-way",
+    SyncDirection.BOTH: "Two-way",
     SyncDirection.PUSH: "Push to CRM",
     SyncDirection.PULL: "Pull from CRM",
 }

@@ -28,6 +28,7 @@ from shiboken6 import isValid
 
 from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger, UndoRefused
 from crm_desktop.app.text import plural
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.ui.scheduler import Outcome
 from crm_desktop.ui.sync_runs_model import (
     LogColumn,
@@ -498,7 +499,7 @@ class SyncMonitorPanel(QWidget):
         trigger = named(TRIGGER_NAMES, run.trigger)
         seconds = run_seconds(run)
         took = "still running" if seconds is None else f"took {duration_text(seconds)}"
-        what = "Undo" if run.direction == "undo" else f"{trigger} {direction} sync"
+        what = "Undo" if run.direction is SyncDirection.UNDO else f"{trigger} {direction} sync"
         lines = [
             f"Run {run.id} of “{name}” — {named(RUN_STATUS_NAMES, run.status).lower()}",
             f"{what}, started {local_time(run.started_at, seconds=True)}, {took}.",
@@ -525,7 +526,7 @@ class SyncMonitorPanel(QWidget):
         self.undo_button.setEnabled(
             run is not None
             and run_status(run) != "running"
-            and run.direction != "undo"
+            and run.direction is not SyncDirection.UNDO
             and self._undoing is None
             and name not in self.running_integrations
             and name not in self._scheduled

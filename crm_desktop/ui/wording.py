@@ -18,6 +18,7 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.sync_service import SyncResult, SyncTrigger
 from crm_desktop.app.text import duration_text as run_length_text
 from crm_desktop.app.text import plural
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 
 logger = logging.getLogger(__name__)
@@ -29,13 +30,13 @@ TRIGGER_NAMES: dict[str, str] = {
     SyncTrigger.CLI: "Command line",
 }
 
-#: A run's direction as stored (``SyncDirectionChoice`` values, or ``undo`` for an undo's own run).
+#: A run's direction, as the Sync Monitor names it.
 RUN_DIRECTION_NAMES: dict[str, str] = {
-    "both": "Two-way",
-    "push": "Push",
-    "pull": "Pull",
-    "push_new": "Push new",
-    "undo": "Undo",
+    SyncDirection.BOTH: "Two-way",
+    SyncDirection.PUSH: "Push",
+    SyncDirection.PULL: "Pull",
+    SyncDirection.PUSH_NEW: "Push new",
+    SyncDirection.UNDO: "Undo",
 }
 
 RUN_STATUS_NAMES: dict[str, str] = {

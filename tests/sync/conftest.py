@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Contact, Integration, Lead, Provider, SocialProfile, SyncConfig
+from crm_desktop.domain.models import Contact, Integration, Lead, Provider, SocialProfile, SyncConfig, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmRecord
 from crm_desktop.sandbox.core import LoggedRequest, Sandbox, SandboxConfig
@@ -26,7 +26,7 @@ from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.store.models import AuditLogRow, Base, ConflictRule
 from crm_desktop.store.sync_store import Link, SyncStore
-from crm_desktop.sync.engine import SyncDirectionChoice, SyncResult
+from crm_desktop.sync.engine import SyncResult
 from crm_desktop.sync.mapping import FieldMapping
 from crm_desktop.sync.plan import PlannedChange, Value
 
@@ -107,7 +107,7 @@ class SyncBench:
         return self.workspace.integrations.get(self.name)
 
     async def sync(
-        self, direction: SyncDirectionChoice = SyncDirectionChoice.BOTH, *, dry_run: bool = False
+        self, direction: SyncDirection = SyncDirection.BOTH, *, dry_run: bool = False
     ) -> SyncResult:
         return await self.service.sync(self.name, direction, dry_run=dry_run)
 

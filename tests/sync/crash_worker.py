@@ -63,9 +63,10 @@ def _say(line: str) -> None:
 async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> int:
     """Push the workspace's contacts through the sync engine once; the process exit code."""
     from crm_desktop.app.workspace import Workspace
+    from crm_desktop.domain.models import SyncDirection
     from crm_desktop.domain.outcomes import RecordObject
     from crm_desktop.store.models import SyncTrigger
-    from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice, SyncEngine, SyncProgress
+    from crm_desktop.sync.engine import SyncAlreadyRunning, SyncEngine, SyncProgress
     from crm_desktop.sync.mapping import run_mappings
 
     workspace = Workspace.open(data_dir)
@@ -93,7 +94,7 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
         )
         _say("ready")
         try:
-            result = await engine.run(SyncDirectionChoice.PUSH, SyncTrigger.MANUAL, objects=(RecordObject.CONTACT,))
+            result = await engine.run(SyncDirection.PUSH, SyncTrigger.MANUAL, objects=(RecordObject.CONTACT,))
         except SyncAlreadyRunning:
             await adapter.aclose()
             _say("locked")

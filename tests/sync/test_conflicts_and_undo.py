@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.sync.actions import ConflictResolutionError, UndoRefused
-from crm_desktop.sync.engine import SyncAlreadyRunning, SyncDirectionChoice
+from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.plan import Side
 from tests.sync.conftest import SyncBench, person, scenario, values_of
 
@@ -276,7 +277,7 @@ async def test_undo_is_refused_while_a_sync_of_the_integration_runs_in_this_proc
 async def test_undo_of_a_pull_counts_what_it_wrote_record_by_record(hubspot: SyncBench) -> None:
     await seed(hubspot)
     await hubspot.edit(hubspot.link(EMAIL).crm_id, {"firstname": "Grace"})
-    pulled = await hubspot.sync(SyncDirectionChoice.PULL)
+    pulled = await hubspot.sync(SyncDirection.PULL)
     assert hubspot.contact(EMAIL).first_name == "Grace"
     mark = hubspot.mark()
 

@@ -17,14 +17,14 @@ import pytest
 from sqlalchemy import update
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Contact, Integration, Provider, SocialProfile
+from crm_desktop.domain.models import Contact, Integration, Provider, SocialProfile, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import OutboundRecord, RecordResult
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.sync_store import INTERRUPTED_MESSAGE, LOCK_STALE_AFTER
-from crm_desktop.sync.engine import SyncDirectionChoice, SyncEngine
+from crm_desktop.sync.engine import SyncEngine
 from tests.sync.crash_worker import DrillReport, DrillSettings, run_drill
 
 CONTACTS = 2000
@@ -87,7 +87,7 @@ def test_a_write_resumed_after_a_crash_is_audited_and_can_be_undone(
             Contact(email=email, first_name="Ada", last_name="Lovelace",
                     social_profiles=[SocialProfile(platform="twitter", username="ada")])
         )
-        first = await workspace.sync.sync("crm", SyncDirectionChoice.PUSH)
+        first = await workspace.sync.sync("crm", SyncDirection.PUSH)
         assert first.counts["created"] == 1
         local = workspace.contacts.find(email)
         assert local is not None
@@ -105,7 +105,7 @@ def test_a_write_resumed_after_a_crash_is_audited_and_can_be_undone(
         mappings = {RecordObject.CONTACT: workspace.sync.mappings(integration, RecordObject.CONTACT)}
         engine = SyncEngine(workspace.sync.store, integration, adapter, mappings)
         with pytest.raises(ProcessDied):
-            await engine.run(SyncDirectionChoice.PUSH, objects=(RecordObject.CONTACT,))
+            await engine.run(SyncDirection.PUSH, objects=(RecordObject.CONTACT,))
         assert integration.id is not None
         store = workspace.sync.store
         [pending] = store.pending_outbox(integration.id, RecordObject.CONTACT)
@@ -113,7 +113,7 @@ def test_a_write_resumed_after_a_crash_is_audited_and_can_be_undone(
         crm = await sandbox_first_name(workspace, email)
         assert crm == ("Augusta" if dies == "after the write landed" else "Ada")
 
-        resumed = await workspace.sync.sync("crm", SyncDirectionChoice.PUSH)
+        resumed = await workspace.sync.sync("crm", SyncDirection.PUSH)
         assert resumed.status is SyncRunStatus.SUCCEEDED
         assert store.pending_outbox(integration.id, RecordObject.CONTACT) == []
         assert await sandbox_first_name(workspace, email) == "Augusta"
@@ -159,7 +159,7 @@ def test_a_run_whose_process_died_is_closed_by_the_next_run(tmp_path: Path) -> N
             session.execute(
                 update(SyncLockRow).values(heartbeat_at=utcnow() - LOCK_STALE_AFTER * 2)
             )
-        result = asyncio.run(workspace.sync.sync("crm", SyncDirectionChoice.PUSH))
+        result = asyncio.run(workspace.sync.sync("crm", SyncDirection.PUSH))
         assert result.status is SyncRunStatus.SUCCEEDED
         closed = store.get_run(ghost)
         assert closed.status is SyncRunStatus.FAILED

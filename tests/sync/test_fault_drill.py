@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Contact, Integration, Provider
+from crm_desktop.domain.models import Contact, Integration, Provider, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions
 from crm_desktop.providers.factory import build_adapter
@@ -30,7 +30,7 @@ from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import SyncRunStatus
-from crm_desktop.sync.engine import SyncDirectionChoice, SyncEngine, SyncResult
+from crm_desktop.sync.engine import SyncEngine, SyncResult
 from crm_desktop.sync.mapping import run_mappings
 from tests.sync.crash_worker import crm_contacts
 
@@ -100,7 +100,7 @@ class FaultDrill:
         engine = SyncEngine(
             self.workspace.sync.store, integration, adapter, {RecordObject.CONTACT: mappings}, batch_size=BATCH_SIZE
         )
-        return await engine.run(SyncDirectionChoice.PUSH, objects=(RecordObject.CONTACT,))
+        return await engine.run(SyncDirection.PUSH, objects=(RecordObject.CONTACT,))
 
     def crm(self) -> Counter[str]:
         return Counter(email for _, email in crm_contacts(self.sandbox))

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from crm_desktop.domain.models import Lead, LeadStatus, Provider, SocialContext
+from crm_desktop.domain.models import Lead, LeadStatus, Provider, SocialContext, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import OutboundRecord
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, SyncRunStatus
-from crm_desktop.sync.engine import SyncDirectionChoice, SyncResult
+from crm_desktop.sync.engine import SyncResult
 from crm_desktop.sync.plan import ChangeAction, ConflictDecision, PlannedChange, Side
 from tests.sync.conftest import SyncBench, person, scenario, values_of
 
@@ -148,13 +148,13 @@ async def test_a_pulled_page_is_written_whole_or_not_at_all(hubspot: SyncBench,
     # The links are written after the local values and before the audit rows and the cursor.
     monkeypatch.setattr(type(hubspot.store), "_save_links", staticmethod(crash))
     with pytest.raises(OSError):
-        await hubspot.sync(SyncDirectionChoice.PULL)
+        await hubspot.sync(SyncDirection.PULL)
     assert [hubspot.contact(e).first_name for e in ("person1@example.com", "person2@example.com")] == ["Ada1", "Ada2"]
     assert hubspot.store.get_cursor(integration_id, RecordObject.CONTACT) == cursor
     assert len(hubspot.audit_rows()) == audit_before
 
     monkeypatch.undo()
-    again = await hubspot.sync(SyncDirectionChoice.PULL)
+    again = await hubspot.sync(SyncDirection.PULL)
     assert again.counts["updated"] == 2
     assert [hubspot.contact(e).first_name for e in ("person1@example.com", "person2@example.com")] == [
         "Grace", "Augusta"]
@@ -185,7 +185,7 @@ async def statements_to_pull(bench: SyncBench, count: int, first: int) -> int:
 
     store_type.apply_record_writes = counting  # type: ignore[method-assign]
     try:
-        result = await bench.sync(SyncDirectionChoice.PULL)
+        result = await bench.sync(SyncDirection.PULL)
     finally:
         store_type.apply_record_writes = apply  # type: ignore[method-assign]
     assert (result.counts["created"], result.counts["updated"]) == (count, count)

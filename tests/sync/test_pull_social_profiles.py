@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.models import SocialPlatform, SyncDirection
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.sync.engine import SyncDirectionChoice
 from tests.sync.conftest import SyncBench, person, scenario
 
 
@@ -52,7 +51,7 @@ async def statements_to_pull_profiles(
 
     store_type.apply_record_writes = counting  # type: ignore[method-assign]
     try:
-        result = await bench.sync(SyncDirectionChoice.PULL)
+        result = await bench.sync(SyncDirection.PULL)
     finally:
         store_type.apply_record_writes = apply  # type: ignore[method-assign]
     assert result.counts["updated"] == len(numbers)

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger, utcnow
-from crm_desktop.sync.engine import SyncDirectionChoice
 from tests.sync.conftest import SyncBench, person, scenario
 
 HOUR = timedelta(hours=1)
@@ -26,13 +25,13 @@ def record_run(bench: SyncBench, direction: str, started_at: datetime,
     return run_id
 
 
-def due(bench: SyncBench, now: datetime) -> list[tuple[str, SyncDirectionChoice]]:
+def due(bench: SyncBench, now: datetime) -> list[tuple[str, SyncDirection]]:
     return [(item.integration.name, item.direction) for item in bench.service.due(now)]
 
 
 def test_a_sync_never_run_is_due(hubspot: SyncBench) -> None:
     [item] = hubspot.service.due(utcnow())
-    assert (item.integration.name, item.direction, item.due_since) == ("crm", SyncDirectionChoice.BOTH, None)
+    assert (item.integration.name, item.direction, item.due_since) == ("crm", SyncDirection.BOTH, None)
     next_due = hubspot.service.next_due(hubspot.integration)
     assert next_due is not None and next_due <= utcnow()
 
@@ -46,16 +45,16 @@ async def test_not_due_right_after_a_success_then_push_new_hourly_and_full_every
     start = run.started_at
     assert due(hubspot, utcnow()) == []
     assert due(hubspot, start + 59 * 60 * timedelta(seconds=1)) == []
-    assert due(hubspot, start + HOUR) == [("crm", SyncDirectionChoice.PUSH_NEW)]
-    assert due(hubspot, start + 5 * HOUR + timedelta(minutes=59)) == [("crm", SyncDirectionChoice.PUSH_NEW)]
-    assert due(hubspot, start + 6 * HOUR) == [("crm", SyncDirectionChoice.BOTH)]
+    assert due(hubspot, start + HOUR) == [("crm", SyncDirection.PUSH_NEW)]
+    assert due(hubspot, start + 5 * HOUR + timedelta(minutes=59)) == [("crm", SyncDirection.PUSH_NEW)]
+    assert due(hubspot, start + 6 * HOUR) == [("crm", SyncDirection.BOTH)]
     assert hubspot.service.next_due(hubspot.integration) == start + HOUR
 
     # An hourly push at +1 h moves the next push, not the next full sync.
     record_run(hubspot, "push_new", start + HOUR)
     assert due(hubspot, start + HOUR + timedelta(minutes=30)) == []
-    assert due(hubspot, start + 2 * HOUR) == [("crm", SyncDirectionChoice.PUSH_NEW)]
-    assert due(hubspot, start + 6 * HOUR) == [("crm", SyncDirectionChoice.BOTH)]
+    assert due(hubspot, start + 2 * HOUR) == [("crm", SyncDirection.PUSH_NEW)]
+    assert due(hubspot, start + 6 * HOUR) == [("crm", SyncDirection.BOTH)]
 
 
 def test_a_long_gap_is_caught_up_once(hubspot: SyncBench) -> None:
@@ -63,19 +62,19 @@ def test_a_long_gap_is_caught_up_once(hubspot: SyncBench) -> None:
     record_run(hubspot, "both", now - 3 * 24 * HOUR)
     record_run(hubspot, "push_new", now - 3 * 24 * HOUR + HOUR)
     [item] = hubspot.service.due(now)
-    assert item.direction is SyncDirectionChoice.BOTH
+    assert item.direction is SyncDirection.BOTH
     assert item.due_since == now - 3 * 24 * HOUR + 6 * HOUR
     # Once the catch-up ran, nothing is due until the next slot.
     record_run(hubspot, "both", now)
     assert due(hubspot, now + timedelta(minutes=1)) == []
-    assert due(hubspot, now + HOUR) == [("crm", SyncDirectionChoice.PUSH_NEW)]
+    assert due(hubspot, now + HOUR) == [("crm", SyncDirection.PUSH_NEW)]
 
 
 def test_failed_runs_do_not_count_as_done(hubspot: SyncBench) -> None:
     now = utcnow()
     record_run(hubspot, "both", now - 7 * HOUR)
     record_run(hubspot, "both", now - HOUR, SyncRunStatus.FAILED)
-    assert due(hubspot, now) == [("crm", SyncDirectionChoice.BOTH)]
+    assert due(hubspot, now) == [("crm", SyncDirection.BOTH)]
     record_run(hubspot, "both", now - timedelta(minutes=30), SyncRunStatus.PARTIAL)
     assert due(hubspot, now) == [], "a partial run did its records: it counts"
 
@@ -83,15 +82,15 @@ def test_failed_runs_do_not_count_as_done(hubspot: SyncBench) -> None:
 def test_the_configured_direction_and_intervals_are_followed(hubspot: SyncBench) -> None:
     now = utcnow()
     configure(hubspot, direction=SyncDirection.PULL, sync_interval=30)
-    assert due(hubspot, now) == [("crm", SyncDirectionChoice.PULL)]
+    assert due(hubspot, now) == [("crm", SyncDirection.PULL)]
     record_run(hubspot, "pull", now)
     assert due(hubspot, now + timedelta(minutes=29)) == []
-    assert due(hubspot, now + timedelta(minutes=30)) == [("crm", SyncDirectionChoice.PULL)]
-    assert due(hubspot, now + 5 * HOUR) == [("crm", SyncDirectionChoice.PULL)], "a pull-only sync never pushes"
+    assert due(hubspot, now + timedelta(minutes=30)) == [("crm", SyncDirection.PULL)]
+    assert due(hubspot, now + 5 * HOUR) == [("crm", SyncDirection.PULL)], "a pull-only sync never pushes"
 
-    configure(hubspot, direction=SyncDirection.BIDIRECTIONAL, push_new_interval=15)
+    configure(hubspot, direction=SyncDirection.BOTH, push_new_interval=15)
     record_run(hubspot, "both", now)
-    assert due(hubspot, now + timedelta(minutes=15)) == [("crm", SyncDirectionChoice.PUSH_NEW)]
+    assert due(hubspot, now + timedelta(minutes=15)) == [("crm", SyncDirection.PUSH_NEW)]
 
     configure(hubspot, auto_sync=False)
     assert due(hubspot, now + 24 * HOUR) == []

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 
 from crm_desktop.app.people import PeopleQuery, PeopleService, SyncState
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
-from crm_desktop.sync.engine import SyncDirectionChoice
 from tests.ui.conftest import HubSpotBench
 
 
 def test_a_refused_record_is_failed_with_its_error(hubspot: HubSpotBench) -> None:
     workspace = hubspot.workspace
     hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[1]))
-    result = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirectionChoice.PUSH))
+    result = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
     assert result.counts["failed"] == 1, result.counts
     service = PeopleService(workspace.database, workspace.social, workspace.sync)
     integration = workspace.integrations.get(hubspot.name)

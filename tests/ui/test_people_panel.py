@@ -15,9 +15,8 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.models import SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.sync.engine import SyncDirectionChoice
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
@@ -138,7 +137,7 @@ def test_a_contact_shows_its_crm_record_and_history(
     qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
     workspace = hubspot.workspace
-    result = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirectionChoice.PUSH))
+    result = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
     assert result.counts["created"] == 3
     hubspot.edit_locally("person2@example.com", company="Local Co")
     window = MainWindow(workspace)
