@@ -442,6 +442,7 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
 # -- validation against the CRM's live field list -------------------------------------------
 
 _NUMERIC_CRM_TYPES = {"double", "currency", "percent", "int", "integer", "number", "long"}
+_BOOLEAN_CRM_TYPES = {"boolean", "bool", "checkbox", "booleancheckbox"}
 _TEXTUAL_CRM_TYPES = {
     "string", "textarea", "email", "phone", "url", "picklist", "enumeration", "text", "varchar", "phone_number",
     "multipicklist", "combobox", "id", "reference", "enum", "set", "autocomplete", "visible_to", "largetext",
@@ -510,6 +511,9 @@ def validate_mappings(
             )
         elif local_kind == "number" and crm_type not in _NUMERIC_CRM_TYPES | _TEXTUAL_CRM_TYPES:
             problems.append(MappingProblem(mapping.local_field, crm.label, f"cannot hold a number ({crm.type})"))
+        elif crm_type in _BOOLEAN_CRM_TYPES:
+            reason = f"holds only yes/no ({crm.type}) but {local_kind} is text"
+            problems.append(MappingProblem(mapping.local_field, crm.label, reason))
     return problems
 
 
@@ -553,13 +557,6 @@ def fit_to_crm(
     return FittedMappings(kept, missing)
 
 
-def run_mappings(
-    provider: Provider, obj: RecordObject, mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]
-) -> list[FieldMapping]:
-    """The mappings a sync run uses against the CRM's live fields: :func:`fit_to_crm`, then real lengths."""
-    return with_crm_lengths(fit_to_crm(provider, obj, mappings, crm_fields).mappings, crm_fields)
-
-
 def with_crm_lengths(mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]) -> list[FieldMapping]:
     """Mappings whose ``truncate`` uses the CRM field's real length."""
     lengths = {f.name: f.length for f in crm_fields if f.length}
@@ -583,7 +580,6 @@ __all__ = [
     "fit_to_crm",
     "from_crm",
     "record_values",
-    "run_mappings",
     "to_crm",
     "validate_mappings",
     "values_hash",

@@ -14,23 +14,33 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QRect,
+    QSize,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QCompleter,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QSplitter,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableView,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+
+from crm_desktop.app.field_mapping import CrmField, EnsureReport, FieldMappingService, PreviewLine, find_crm_field
 
 # The sync service imports ConflictRule, FieldMapping, MappingProblem and Transform but leaves them out of __all__.
 from crm_desktop.app.sync_service import (
@@ -135,6 +145,22 @@ class MappingsTableModel(QAbstractTableModel):
         self._mappings: list[FieldMapping] = []
         self._problems: dict[str, list[str]] = {}
         self._dirty = False
+        self._crm_fields: list[CrmField] = []
+
+    def set_crm_fields(self, fields: list[CrmField]) -> None:
+        """The CRM's live fields: CRM fields show by label and are picked from this list."""
+        self._crm_fields = list(fields)
+        if self._mappings:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._mappings) - 1, len(MappingColumn) - 1))
+
+    @property
+    def crm_fields(self) -> list[CrmField]:
+        """The CRM's live fields, once read (empty before)."""
+        return list(self._crm_fields)
+
+    def crm_field_of(self, mapping: FieldMapping) -> CrmField | None:
+        """The live CRM field a mapping names, if the CRM has it."""
+        return find_crm_field(self._crm_fields, mapping.crm_field) if self._crm_fields else None
 
     def show_mappings(self, mappings: list[FieldMapping]) -> None:
         """Show saved mappings (no unsaved edits, no problems)."""
@@ -143,6 +169,14 @@ class MappingsTableModel(QAbstractTableModel):
         self._problems = {}
         self.endResetModel()
         self._set_dirty(False)
+
+    def show_edited(self, mappings: list[FieldMapping]) -> None:
+        """Show mappings that are not saved yet (the defaults, say): Save keeps them, Revert drops them."""
+        self.beginResetModel()
+        self._mappings = list(mappings)
+        self._problems = {}
+        self.endResetModel()
+        self._set_dirty(True)
 
     def mappings(self) -> list[FieldMapping]:
         """The mappings as edited."""
@@ -159,7 +193,7 @@ class MappingsTableModel(QAbstractTableModel):
             self.dirty_changed.emit(dirty)
 
     def set_problems(self, problems: list[MappingProblem]) -> None:
-        """Mark the rows a check found wrong (red, with the reasons as tooltip)."""
+        """Mark the rows a check found wrong (red, a warning sign, and the reasons as tooltip)."""
         found: dict[str, list[str]] = {}
         for problem in problems:
             found.setdefault(problem.local_field, []).append(problem.reason)
@@ -198,11 +232,13 @@ class MappingsTableModel(QAbstractTableModel):
         return None
 
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
-        """Every column but the local field is editable."""
+        """Every column but the local field is editable; the CRM field once the CRM's field list is read."""
         flags = super().flags(index)
-        if index.isValid() and index.column() != MappingColumn.LOCAL_FIELD:
-            flags |= Qt.ItemFlag.ItemIsEditable
-        return flags
+        if not index.isValid() or index.column() == MappingColumn.LOCAL_FIELD:
+            return flags
+        if index.column() == MappingColumn.CRM_FIELD and not self._crm_fields:
+            return flags
+        return flags | Qt.ItemFlag.ItemIsEditable
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Each cell's text, its edit value, and the check's problems in red."""
@@ -210,7 +246,10 @@ class MappingsTableModel(QAbstractTableModel):
             return None
         mapping = self._mappings[index.row()]
         column = MappingColumn(index.column())
+        crm_field = self.crm_field_of(mapping) if column is MappingColumn.CRM_FIELD else None
         if role == Qt.ItemDataRole.DisplayRole:
+            if crm_field is not None:
+                return f"{crm_field.label}  ·  {crm_field.type}"
             return self._display(mapping, column)
         if role == Qt.ItemDataRole.EditRole:
             return self._edit_value(mapping, column)
@@ -220,8 +259,13 @@ class MappingsTableModel(QAbstractTableModel):
                 return QBrush(_PROBLEM)
             if mapping.direction is FieldDirection.OFF:
                 return QBrush(_MUTED)
-        if role == Qt.ItemDataRole.ToolTipRole and problems:
-            return "; ".join(problems)
+        if role == Qt.ItemDataRole.DecorationRole and problems and column is MappingColumn.CRM_FIELD:
+            return _warning_icon()
+        if role == Qt.ItemDataRole.ToolTipRole:
+            lines = list(problems or [])
+            if crm_field is not None:
+                lines.append(f"{crm_field.label} ({crm_field.type}); API name: {shown_name(crm_field)}")
+            return "; ".join(lines) or None
         return None
 
     @staticmethod
@@ -289,6 +333,120 @@ class MappingsTableModel(QAbstractTableModel):
                 raise ValueError("the local field is fixed")
 
 
+def _warning_icon() -> Any:
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+
+
+def shown_name(crm_field: CrmField) -> str:
+    """A CRM field's wire name as the marketer may see it: never a Pipedrive 40-hex key."""
+    name = crm_field.name
+    if len(name) == 40 and all(c in "0123456789abcdef" for c in name):
+        return "custom field"
+    return name
+
+
+#: The role under which the CRM field picker's items carry their secondary text (type and API name).
+SECONDARY_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class CrmFieldItemDelegate(QStyledItemDelegate):
+    """Draws a CRM field in the picker: its label, and greyed on the right its type and API name."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
+        """The label as usual, then the secondary text right-aligned."""
+        super().paint(painter, option, index)
+        secondary = index.data(SECONDARY_ROLE)
+        if not secondary:
+            return
+        painter.save()
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText
+        painter.setPen(option.palette.color(role))
+        rect: QRect = option.rect.adjusted(0, 0, -8, 0)
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), secondary)
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: ModelIndex) -> QSize:
+        """Room for the label and the secondary text side by side."""
+        hint = super().sizeHint(option, index)
+        secondary = index.data(SECONDARY_ROLE) or ""
+        width = option.fontMetrics.horizontalAdvance(f"{secondary}      ")
+        return QSize(hint.width() + width, max(hint.height(), 24))
+
+
+class CrmFieldPicker(QComboBox):
+    """The CRM's live fields by label, searchable as you type (any part of the label or API name); only a field
+    from the list can be chosen, never a typed name."""
+
+    def __init__(self, fields: list[CrmField], mapped_name: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("CRM field")
+        self.setEditable(True)
+        self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.setItemDelegate(CrmFieldItemDelegate(self))
+        for crm_field in fields:
+            self.addItem(crm_field.label, mapped_name(crm_field))
+            row = self.count() - 1
+            self.setItemData(row, f"{crm_field.type}  ·  {shown_name(crm_field)}", SECONDARY_ROLE)
+            self.setItemData(row, f"{crm_field.label} ({crm_field.type}); API name: {shown_name(crm_field)}",
+                             Qt.ItemDataRole.ToolTipRole)
+        searching = QCompleter(self.model(), self)
+        searching.setFilterMode(Qt.MatchFlag.MatchContains)
+        searching.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        searching.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        popup = searching.popup()
+        if popup is not None:
+            popup.setItemDelegate(CrmFieldItemDelegate(popup))
+        self.setCompleter(searching)
+        self.view().setMinimumWidth(420)
+
+    def chosen(self) -> Any:
+        """The chosen field's mapped name, or ``None`` when the text is not a field of the list."""
+        position = self.findText(self.currentText().strip(), Qt.MatchFlag.MatchFixedString)
+        return self.itemData(position) if position >= 0 else None
+
+
+class CrmFieldDelegate(QStyledItemDelegate):
+    """Edits the CRM field column with a :class:`CrmFieldPicker` of the CRM's live fields.
+
+    Signals:
+        refused(str): the text typed was not a field of the CRM.
+    """
+
+    refused = Signal(str)
+
+    def __init__(self, model: MappingsTableModel, mapped_name: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._mapped_name = mapped_name
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: ModelIndex) -> QWidget:
+        """A picker of the CRM's fields."""
+        return CrmFieldPicker(self._model.crm_fields, self._mapped_name, parent)
+
+    def setEditorData(self, editor: QWidget, index: ModelIndex) -> None:
+        """Select the mapped field."""
+        assert isinstance(editor, CrmFieldPicker)
+        current = self._model.crm_field_of(self._model.mapping_at(index.row()))
+        position = editor.findText(current.label) if current is not None else -1
+        editor.setCurrentIndex(position)
+        if position < 0:
+            editor.setEditText("")
+
+    def setModelData(self, editor: QWidget, model: QAbstractItemModel, index: ModelIndex) -> None:
+        """Write the chosen field; text that names no field of the CRM is refused."""
+        assert isinstance(editor, CrmFieldPicker)
+        chosen = editor.chosen()
+        if chosen is None:
+            typed = editor.currentText().strip()
+            if typed:
+                self.refused.emit(f"the CRM has no field “{typed}”: pick one from its list")
+            return
+        model.setData(index, chosen, Qt.ItemDataRole.EditRole)
+
+
 class ChoiceDelegate(QStyledItemDelegate):
     """Edits a cell with a drop-down of named values (a direction, a conflict rule)."""
 
@@ -315,29 +473,58 @@ class ChoiceDelegate(QStyledItemDelegate):
         model.setData(index, editor.currentData(), Qt.ItemDataRole.EditRole)
 
 
+class PreviewColumn(IntEnum):
+    """The columns of the preview of one record."""
+
+    LOCAL_FIELD = 0
+    LOCAL_VALUE = 1
+    CRM_FIELD = 2
+    CRM_VALUE = 3
+
+
+_UNSAVED = "Unsaved changes: Save to use them in the next sync, or Revert."
+_LIVE_PROBLEMS_START = "Against the CRM's live field list:"
+
+_PREVIEW_TITLES = ("Local field", "Local value", "CRM field", "Sent to the CRM")
+
+
 class FieldMappingPanel(QWidget):
     """Shows and edits how each local field maps to the chosen integration's CRM field, and checks it.
 
-    While there are unsaved edits the integration and object cannot be switched: Save or Revert first.
+    CRM fields are picked by label from the CRM's live field list (read when an integration is chosen); each edit
+    is checked against that list at once (missing field, read-only, a type that cannot hold the value) and the
+    preview shows one real record as the next push would write it. While there are unsaved edits the integration
+    and object cannot be switched: Save or Revert first.
 
     Attributes:
         integration_combo, object_combo: what is shown.
         model, table: the mappings.
         save_button, revert_button: keep or drop the edits.
         check_button: checks the saved mapping against the CRM's live fields.
+        refresh_fields_button: reads the CRM's field list again.
+        create_fields_button: creates the seed's social fields the CRM lacks.
+        defaults_button: puts the CRM's default mapping in the table (saved with Save).
+        preview_combo, preview_table: the record previewed and its fields, local value -> CRM value.
         notice: what was saved, the check's problems, or why something failed.
 
     Signals:
         status_message(str): a short note for the status bar.
+        crm_fields_loaded(): the CRM's field list was read (or failed to be).
     """
 
     status_message = Signal(str)
+    crm_fields_loaded = Signal()
 
-    def __init__(self, sync: SyncService, tasks: BackgroundTasks | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, sync: SyncService, tasks: BackgroundTasks | None = None, parent: QWidget | None = None,
+                 *, service: FieldMappingService | None = None) -> None:
         super().__init__(parent)
         self._sync = sync
+        self._service = service if service is not None else FieldMappingService(sync)
         self._tasks = tasks if tasks is not None else BackgroundTasks()
         self._checking = False
+        self._creating = False
+        self._loading_fields: tuple[str, RecordObject] | None = None
+        self._fields: dict[tuple[str, RecordObject], list[CrmField]] = {}
 
         heading = PanelHeading(
             "Field Mapping",
@@ -345,12 +532,25 @@ class FieldMappingPanel(QWidget):
             "syncs with, which way it flows, and who wins when both sides changed it.",
         )
         self.integration_combo = QComboBox()
+        self.integration_combo.setAccessibleName("Integration")
         self.integration_combo.setMinimumWidth(160)
         self.object_combo = QComboBox()
+        self.object_combo.setAccessibleName("Records")
         for obj, name in OBJECT_NAMES.items():
             self.object_combo.addItem(name, obj)
+        self.fields_label = QLabel("")
+        self.fields_label.setObjectName("fieldsLabel")
+        self.refresh_fields_button = QPushButton("Refresh fields")
+        self.refresh_fields_button.setToolTip("Read the CRM's field list again (after adding a field in the CRM).")
+        self.create_fields_button = QPushButton("Create missing fields")
+        self.create_fields_button.setToolTip(
+            "Create the social fields (usernames, profile URLs, followers, engagement) the CRM lacks, through its "
+            "API; the same as `crm-desktop fields ensure`."
+        )
         self.check_button = QPushButton("Check against CRM")
         self.check_button.setToolTip("Compare the saved mapping with the CRM's live field list.")
+        self.defaults_button = QPushButton("Reset to defaults")
+        self.defaults_button.setToolTip("Put the CRM's default mapping in the table; Save keeps it.")
         self.revert_button = QPushButton("Revert")
         self.save_button = QPushButton("Save")
         self.save_button.setProperty("primary", True)
@@ -360,8 +560,13 @@ class FieldMappingPanel(QWidget):
         controls.addWidget(QLabel("Records"))
         controls.addWidget(self.object_combo)
         controls.addStretch(1)
+        crm_side = QHBoxLayout()
+        crm_side.addWidget(self.fields_label, 1)
+        crm_side.addWidget(self.refresh_fields_button)
+        crm_side.addWidget(self.create_fields_button)
         edits = QHBoxLayout()
         edits.addWidget(self.check_button)
+        edits.addWidget(self.defaults_button)
         edits.addStretch(1)
         edits.addWidget(self.revert_button)
         edits.addWidget(self.save_button)
@@ -370,6 +575,7 @@ class FieldMappingPanel(QWidget):
         self.model = MappingsTableModel(self)
         self.table = QTableView()
         self.table.setObjectName("mappingTable")
+        self.table.setAccessibleName("Field mappings")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -381,8 +587,10 @@ class FieldMappingPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
         self.table.verticalHeader().hide()
+        self._crm_field_delegate = CrmFieldDelegate(self.model, self._mapped_name, self)
         self._direction_delegate = ChoiceDelegate(dict(FIELD_DIRECTION_NAMES), self)
         self._rule_delegate = ChoiceDelegate(dict(CONFLICT_RULE_NAMES), self)
+        self.table.setItemDelegateForColumn(MappingColumn.CRM_FIELD, self._crm_field_delegate)
         self.table.setItemDelegateForColumn(MappingColumn.DIRECTION, self._direction_delegate)
         self.table.setItemDelegateForColumn(MappingColumn.CONFLICT_RULE, self._rule_delegate)
         header = self.table.horizontalHeader()
@@ -390,17 +598,52 @@ class FieldMappingPanel(QWidget):
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in {MappingColumn.LOCAL_FIELD: 190, MappingColumn.CRM_FIELD: 230,
-                              MappingColumn.DIRECTION: 110, MappingColumn.CONFLICT_RULE: 180}.items():
+        for column, width in {MappingColumn.LOCAL_FIELD: 170, MappingColumn.CRM_FIELD: 290,
+                              MappingColumn.DIRECTION: 100, MappingColumn.CONFLICT_RULE: 170}.items():
             self.table.setColumnWidth(column, width)
+
+        self.preview_combo = QComboBox()
+        self.preview_combo.setAccessibleName("Record previewed")
+        self.preview_combo.setMinimumWidth(240)
+        self.preview_table = QTableWidget(0, len(PreviewColumn))
+        self.preview_table.setObjectName("mappingPreview")
+        self.preview_table.setAccessibleName("Preview of one record mapped")
+        self.preview_table.setHorizontalHeaderLabels(list(_PREVIEW_TITLES))
+        self.preview_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.preview_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.preview_table.setShowGrid(False)
+        self.preview_table.verticalHeader().hide()
+        self.preview_table.setAlternatingRowColors(True)
+        preview_header = self.preview_table.horizontalHeader()
+        preview_header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        preview_header.setStretchLastSection(True)
+        for place, wide in {PreviewColumn.LOCAL_FIELD: 170, PreviewColumn.LOCAL_VALUE: 210,
+                            PreviewColumn.CRM_FIELD: 200}.items():
+            self.preview_table.setColumnWidth(place, wide)
+        preview_box = QGroupBox("Preview: one record as the next push writes it")
+        preview_layout = QVBoxLayout(preview_box)
+        preview_row = QHBoxLayout()
+        preview_row.addWidget(QLabel("Record"))
+        preview_row.addWidget(self.preview_combo)
+        preview_row.addStretch(1)
+        preview_layout.addLayout(preview_row)
+        preview_layout.addWidget(self.preview_table)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(preview_box)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.setSpacing(12)
         layout.addWidget(heading)
         layout.addLayout(controls)
+        layout.addLayout(crm_side)
         layout.addWidget(self.notice)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(split, 1)
         layout.addLayout(edits)
 
         self.integration_combo.currentIndexChanged.connect(self.load_mappings)
@@ -408,8 +651,14 @@ class FieldMappingPanel(QWidget):
         self.save_button.clicked.connect(self.save)
         self.revert_button.clicked.connect(self.load_mappings)
         self.check_button.clicked.connect(self.check_against_crm)
+        self.refresh_fields_button.clicked.connect(lambda: self.load_crm_fields(refresh=True))
+        self.create_fields_button.clicked.connect(self.create_missing_fields)
+        self.defaults_button.clicked.connect(self.reset_to_defaults)
+        self.preview_combo.currentIndexChanged.connect(self.show_preview)
         self.model.edit_refused.connect(lambda reason: self.notice.say(reason, "error"))
+        self._crm_field_delegate.refused.connect(lambda reason: self.notice.say(reason, "error"))
         self.model.dirty_changed.connect(self._dirty_changed)
+        self.model.dataChanged.connect(self._mappings_edited)
         self.reload_integrations()
 
     # -- choosing
@@ -449,7 +698,9 @@ class FieldMappingPanel(QWidget):
         integration = self.integration()
         if integration is None:
             self.model.show_mappings([])
+            self.model.set_crm_fields([])
             self.notice.say("Add an integration in Integrations to map its fields.", "info")
+            self._fill_preview_choices(None)
             self._update_buttons()
             return
         try:
@@ -459,11 +710,129 @@ class FieldMappingPanel(QWidget):
             self.notice.say(error_sentence("Reading the mapping", exc), "error")
         else:
             self.model.show_mappings(mappings)
+        fields = self._fields.get((integration.name, self.record_object))
+        self.model.set_crm_fields(fields or [])
+        self._fill_preview_choices(integration)
+        if fields is None:
+            self.load_crm_fields()
+        else:
+            self._check_live()
         self._update_buttons()
+
+    def _mapped_name(self, crm_field: CrmField) -> str:
+        integration = self.integration()
+        return self._service.mapped_name(integration, crm_field) if integration else crm_field.name
+
+    # -- the CRM's live field list
+
+    def load_crm_fields(self, *, refresh: bool = False) -> asyncio.Task[None] | None:
+        """Read the chosen integration's live field list (kept until Refresh fields); ``None`` when no loop runs."""
+        integration = self.integration()
+        if integration is None:
+            return None
+        key = (integration.name, self.record_object)
+        if self._loading_fields == key:
+            return None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no asyncio loop runs (a model test without the app's loop): fields stay unread
+            return None
+        if refresh:
+            self._fields.pop(key, None)
+        self._loading_fields = key
+        self.fields_label.setText(f"Reading the {key[1].value} fields of “{key[0]}”…")
+        self._update_buttons()
+        return self._tasks.start(self._read_fields(*key), name=f"read fields of {key[0]}")
+
+    async def _read_fields(self, name: str, obj: RecordObject) -> None:
+        try:
+            fields = await self._service.crm_fields(name, obj)
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self.fields_label.setText("")
+            self.notice.say(error_sentence(f"Reading the field list of “{name}”", exc), "error")
+        else:
+            self._fields[(name, obj)] = fields
+            if self._shows(name, obj):
+                self.model.set_crm_fields(fields)
+                self.fields_label.setText(f"{len(fields)} {obj.value} fields in the CRM")
+                self._check_live()
+                self.show_preview()
+        finally:
+            if self._loading_fields == (name, obj):
+                self._loading_fields = None
+            self._update_buttons()
+            self.crm_fields_loaded.emit()
+
+    def _shows(self, name: str, obj: RecordObject) -> bool:
+        return self.integration_combo.currentText() == name and self.record_object is obj
+
+    def _mappings_edited(self, *_: Any) -> None:
+        self._check_live()
+        self.show_preview()
+
+    def _check_live(self) -> None:
+        """Mark the rows the CRM's live fields cannot take, as they stand (saved or not)."""
+        integration = self.integration()
+        fields = self.model.crm_fields
+        if integration is None or not fields:
+            return
+        problems = self._service.problems(integration, self.record_object, self.model.mappings(), fields)
+        self.model.dataChanged.disconnect(self._mappings_edited)
+        try:
+            self.model.set_problems(problems)
+        finally:
+            self.model.dataChanged.connect(self._mappings_edited)
+        if not problems:
+            if self.notice.tone == "error" and self.notice.text().startswith(_LIVE_PROBLEMS_START):
+                self._dirty_changed(self.model.dirty) if self.model.dirty else self.notice.clear_notice()
+            return
+        lines = [_UNSAVED] if self.model.dirty else []
+        lines.append(f"{_LIVE_PROBLEMS_START} {len(problems)} field(s) the CRM cannot take as mapped (marked ⚠):")
+        lines += [f"• {p.local_field} → {p.crm_field}: {p.reason}" for p in problems]
+        self.notice.say("\n".join(lines), "error")
+
+    # -- the preview
+
+    def _fill_preview_choices(self, integration: Integration | None) -> None:
+        emails: list[str] = []
+        if integration is not None:
+            try:
+                emails = self._service.preview_choices(integration, self.record_object)
+            except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+                self.notice.say(error_sentence("Reading the records to preview", exc), "error")
+        self.preview_combo.blockSignals(True)
+        self.preview_combo.clear()
+        self.preview_combo.addItems(emails)
+        self.preview_combo.blockSignals(False)
+        self.show_preview()
+
+    def show_preview(self) -> None:
+        """Show the chosen record mapped by the table's mapping (saved or not), local value -> CRM value."""
+        email = self.preview_combo.currentText()
+        lines: list[PreviewLine] = []
+        if email:
+            try:
+                lines = self._service.preview(self.record_object, email, self.model.mappings(), self.model.crm_fields)
+            except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+                self.notice.say(error_sentence("The preview", exc), "error")
+        self.preview_table.setRowCount(len(lines))
+        for number, line in enumerate(lines):
+            sent = "not sent (pull only or off)" if not line.pushed else (
+                "— (blank: nothing is sent)" if line.crm_value is None else str(line.crm_value))
+            cells = (line.local_label, "—" if line.local_value is None else line.local_value, line.crm_label, sent)
+            for place, text in zip(PreviewColumn, cells, strict=True):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                if place is PreviewColumn.CRM_VALUE and (not line.pushed or line.crm_value is None):
+                    item.setForeground(QBrush(_MUTED))
+                self.preview_table.setItem(number, place, item)
+
+    # -- buttons
 
     def _dirty_changed(self, dirty: bool) -> None:
         if dirty:
-            self.notice.say("Unsaved changes: Save to use them in the next sync, or Revert.", "info")
+            self.notice.say(_UNSAVED, "info")
+            self._check_live()
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -474,6 +843,22 @@ class FieldMappingPanel(QWidget):
         self.save_button.setEnabled(dirty)
         self.revert_button.setEnabled(dirty)
         self.check_button.setEnabled(has_integration and not dirty and not self._checking)
+        self.defaults_button.setEnabled(has_integration)
+        self.refresh_fields_button.setEnabled(has_integration and self._loading_fields is None)
+        self.create_fields_button.setEnabled(has_integration and not self._creating)
+
+    def reset_to_defaults(self) -> None:
+        """Put the CRM's default mapping of the shown records in the table (Save keeps it, Revert drops it)."""
+        integration = self.integration()
+        if integration is None:
+            return
+        defaults = self._service.defaults(integration, self.record_object)
+        if defaults == self.model.mappings():
+            self.notice.say("The mapping is the default one already.", "info")
+            return
+        self.model.show_edited(defaults)
+        self._check_live()
+        self.show_preview()
 
     # -- saving and checking
 
@@ -510,8 +895,7 @@ class FieldMappingPanel(QWidget):
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
             self.notice.say(error_sentence("The check against the CRM", exc), "error")
         else:
-            still_shown = self.integration_combo.currentText() == name and self.record_object is obj
-            if still_shown:
+            if self._shows(name, obj):
                 self.model.set_problems(problems)
             if problems:
                 lines = [f"{len(problems)} problem(s) with the {OBJECT_NAMES[obj].lower()} mapping of “{name}”:"]
@@ -522,3 +906,40 @@ class FieldMappingPanel(QWidget):
         finally:
             self._checking = False
             self._update_buttons()
+
+    def create_missing_fields(self) -> asyncio.Task[None] | None:
+        """Create the seed's social fields the chosen CRM lacks, then read its field list again."""
+        integration = self.integration()
+        if integration is None or self._creating:
+            return None
+        self._creating = True
+        self._update_buttons()
+        self.notice.say(f"Creating the social fields “{integration.name}” lacks…", "info")
+        return self._tasks.start(self._create(integration.name), name=f"create fields in {integration.name}")
+
+    async def _create(self, name: str) -> None:
+        try:
+            report = await self._service.create_missing_fields(name)
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self.notice.say(error_sentence(f"Creating fields in “{name}”", exc), "error")
+        else:
+            self.notice.say(ensure_sentence(report), "ok" if report.ok else "error")
+            self.status_message.emit(f"Fields of “{name}” checked")
+            for key in [key for key in self._fields if key[0] == name]:
+                del self._fields[key]
+            if self.integration_combo.currentText() == name:
+                self.load_crm_fields(refresh=True)
+        finally:
+            self._creating = False
+            self._update_buttons()
+
+
+def ensure_sentence(report: EnsureReport) -> str:
+    """What "Create missing fields" did, in a few lines."""
+    created = [f.label for f in report.fields if f.status.value == "created"]
+    present = [f for f in report.fields if f.status.value == "present"]
+    lines = [f"Created {len(created)} field(s) in “{report.integration}”: {', '.join(created)}." if created
+             else f"“{report.integration}” has every social field already ({len(present)})."]
+    lines += [f"• {f.label}: {f.reason}" for f in report.fields if f.reason]
+    lines += list(report.notes)
+    return "\n".join(lines)

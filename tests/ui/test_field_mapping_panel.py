@@ -6,7 +6,7 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QComboBox, QLineEdit, QWidget
+from PySide6.QtWidgets import QComboBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.domain.outcomes import RecordObject
@@ -51,7 +51,10 @@ def test_the_default_hubspot_mapping_is_shown(panel: FieldMappingPanel) -> None:
                                                                           "Newest change wins"]
     assert model.index(row(panel, "twitterUsername"), MappingColumn.CRM_FIELD).data() == "twitter_username"
     assert not model.flags(model.index(email, MappingColumn.LOCAL_FIELD)) & Qt.ItemFlag.ItemIsEditable
-    assert model.flags(model.index(email, MappingColumn.CRM_FIELD)) & Qt.ItemFlag.ItemIsEditable
+    assert not model.flags(model.index(email, MappingColumn.CRM_FIELD)) & Qt.ItemFlag.ItemIsEditable, (
+        "without the CRM's field list a CRM field could only be typed"
+    )
+    assert model.flags(model.index(email, MappingColumn.DIRECTION)) & Qt.ItemFlag.ItemIsEditable
     assert not panel.save_button.isEnabled() and panel.check_button.isEnabled()
 
     panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.LEAD))
@@ -59,18 +62,19 @@ def test_the_default_hubspot_mapping_is_shown(panel: FieldMappingPanel) -> None:
 
 
 def test_editing_in_the_table_then_saving_keeps_the_mapping(
-    panel: FieldMappingPanel, qtbot: QtBot, hubspot: HubSpotBench
+    panel: FieldMappingPanel, qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
 ) -> None:
+    panel.load_crm_fields()
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=5000)
     company = row(panel, "company")
     index = panel.model.index(company, MappingColumn.CRM_FIELD)
     panel.table.setCurrentIndex(index)
     panel.table.edit(index)
     editor = panel.table.focusWidget()
-    assert isinstance(editor, QLineEdit)
-    editor.selectAll()
-    QTest.keyClicks(editor, "company_name")
+    assert isinstance(editor, QComboBox), "the CRM field is picked from the CRM's list"
+    editor.setCurrentIndex(editor.findText("Job Title"))
     QTest.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on the next turn of the event loop
-    qtbot.waitUntil(lambda: panel.model.index(company, MappingColumn.CRM_FIELD).data() == "company_name", timeout=1000)
+    qtbot.waitUntil(lambda: saved_name(panel, company) == "jobtitle", timeout=1000)
     assert panel.model.dirty
     assert panel.save_button.isEnabled() and not panel.integration_combo.isEnabled()
     assert not panel.check_button.isEnabled(), "the check reads the saved mapping: save first"
@@ -89,7 +93,11 @@ def test_editing_in_the_table_then_saving_keeps_the_mapping(
     assert not panel.model.dirty and panel.integration_combo.isEnabled()
     assert panel.notice.text() == "Saved the contacts mapping of “hubspot-marketing”."
     mapping = saved(hubspot, "company")
-    assert (mapping.crm_field, mapping.conflict_rule) == ("company_name", ConflictRule.MANUAL)
+    assert (mapping.crm_field, mapping.conflict_rule) == ("jobtitle", ConflictRule.MANUAL)
+
+
+def saved_name(panel: FieldMappingPanel, row_number: int) -> str:
+    return str(panel.model.index(row_number, MappingColumn.CRM_FIELD).data(Qt.ItemDataRole.EditRole))
 
 
 def test_revert_drops_the_edits(panel: FieldMappingPanel, hubspot: HubSpotBench) -> None:

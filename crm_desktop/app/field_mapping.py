@@ -1,0 +1,142 @@
+"""What the Field Mapping panel needs besides saving: the CRM's live fields, checks as you edit, one real record
+mapped as a preview, the defaults, and creating the seed's social fields in the CRM."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from crm_desktop.app.field_setup import EnsureReport, FieldSetupService
+from crm_desktop.app.sync_service import SyncService
+from crm_desktop.domain.models import Contact, Integration, Lead, Provider
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.providers.contract import CrmField
+from crm_desktop.sync.mapping import (
+    FieldMapping,
+    LocalField,
+    MappingProblem,
+    default_mappings,
+    local_fields,
+    record_values,
+    to_crm,
+    validate_mappings,
+    with_crm_lengths,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CrmField", "EnsureReport", "FieldMappingService", "LocalField", "PreviewLine", "find_crm_field"]
+
+#: How many records the preview offers to choose from.
+PREVIEW_CHOICES = 25
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    """One mapped field of the previewed record: its local value and what a push would write to the CRM.
+
+    Attributes:
+        local_field: the local field's wire name.
+        local_label: its name for the marketer.
+        local_value: the local value (canonical text; ``None`` for blank).
+        crm_label: the CRM field's label (its wire name when the CRM does not list it).
+        crm_value: the value a push sends (transforms and value maps applied; ``None``: nothing is sent).
+        pushed: whether the mapping's direction sends this field at all.
+    """
+
+    local_field: str
+    local_label: str
+    local_value: str | None
+    crm_label: str
+    crm_value: Any
+    pushed: bool
+
+
+def find_crm_field(crm_fields: list[CrmField], name: str) -> CrmField | None:
+    """The CRM field a mapping names: by wire name (any case), else a custom field by its label (Pipedrive's
+    custom fields are mapped by name; their 40-hex keys are never shown)."""
+    key = name.casefold()
+    found = next((f for f in crm_fields if f.name.casefold() == key), None)
+    return found or next((f for f in crm_fields if f.custom and f.label.casefold() == key), None)
+
+
+class FieldMappingService:
+    """The Field Mapping panel's services on top of the sync service's saved mappings.
+
+    Attributes:
+        sync: saved mappings, integrations, local records and the adapters.
+        field_setup: creates the seed's social fields a CRM lacks (``crm-desktop fields ensure``).
+    """
+
+    def __init__(self, sync: SyncService, field_setup: FieldSetupService | None = None) -> None:
+        self.sync = sync
+        self.field_setup = field_setup if field_setup is not None else FieldSetupService(sync.actions)
+
+    async def crm_fields(self, name: str, obj: RecordObject) -> list[CrmField]:
+        """The CRM's live fields of contacts or leads, by label."""
+        integration = self.sync.integrations.get(name)
+        adapter = self.sync.actions.adapter_for(integration)
+        try:
+            fields = await adapter.list_fields(obj)
+        finally:
+            await adapter.aclose()
+        return sorted(fields, key=lambda f: (f.label.casefold(), f.name))
+
+    @staticmethod
+    def local_fields(obj: RecordObject) -> dict[str, LocalField]:
+        """The local fields of contacts or leads."""
+        return local_fields(obj)
+
+    @staticmethod
+    def defaults(integration: Integration, obj: RecordObject) -> list[FieldMapping]:
+        """The CRM's default mapping (the seed's social fields included)."""
+        return default_mappings(integration.provider, obj)
+
+    @staticmethod
+    def mapped_name(integration: Integration, crm_field: CrmField) -> str:
+        """What a mapping stores for a chosen CRM field: its wire name, or a Pipedrive custom field's name."""
+        if integration.provider is Provider.PIPEDRIVE and crm_field.custom:
+            return crm_field.label
+        return crm_field.name
+
+    @staticmethod
+    def problems(integration: Integration, obj: RecordObject, mappings: list[FieldMapping],
+                 crm_fields: list[CrmField]) -> list[MappingProblem]:
+        """What is wrong with (possibly unsaved) mappings against the CRM's fields: missing, read-only, wrong type."""
+        return validate_mappings(obj, mappings, crm_fields, integration.provider)
+
+    def preview_choices(self, integration: Integration, obj: RecordObject) -> list[str]:
+        """Emails of records to preview: those the next push sends first, else (contacts) the first by email."""
+        assert integration.id is not None
+        store = self.sync.store
+        ids = store.changed_local_ids(integration.id, obj, 0, PREVIEW_CHOICES)
+        emails = [local.record.email for local in store.local_records(obj, ids).values()]
+        if not emails and obj is RecordObject.CONTACT:
+            emails = [contact.email for contact in self.sync.contacts.page(0, PREVIEW_CHOICES)]
+        return emails
+
+    def preview(self, obj: RecordObject, email: str, mappings: list[FieldMapping],
+                crm_fields: list[CrmField]) -> list[PreviewLine]:
+        """One record as the mappings would write it to the CRM, field by field (``[]`` for an unknown email)."""
+        record: Contact | Lead | None = (
+            self.sync.contacts.find(email) if obj is RecordObject.CONTACT else self.sync.leads.find(email)
+        )
+        if record is None:
+            return []
+        values = record_values(record)
+        known = local_fields(obj)
+        lines = []
+        for mapping in with_crm_lengths(mappings, crm_fields):
+            crm_field = find_crm_field(crm_fields, mapping.crm_field)
+            local = values.get(mapping.local_field)
+            label = known[mapping.local_field].label if mapping.local_field in known else mapping.local_field
+            lines.append(PreviewLine(
+                mapping.local_field, label, local, crm_field.label if crm_field else mapping.crm_field,
+                to_crm(mapping, local) if mapping.pushes else None, mapping.pushes,
+            ))
+        return lines
+
+    async def create_missing_fields(self, name: str) -> EnsureReport:
+        """Create the seed's social fields the CRM lacks (the same as ``crm-desktop fields ensure NAME``)."""
+        return await self.field_setup.ensure_social_fields(name)

@@ -1,0 +1,251 @@
+"""The Field Mapping panel on real sandboxes over loopback: CRM fields picked by label from the live field list,
+types checked as you edit, one real contact previewed, the seed's social fields created, defaults restored."""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile, SyncConfig
+from crm_desktop.sandbox.core import Sandbox, SandboxConfig
+from crm_desktop.sandbox.pipedrive import PipedriveSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
+from crm_desktop.ui.field_mapping_panel import SECONDARY_ROLE, CrmFieldPicker, FieldMappingPanel, MappingColumn
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.vault import Vault
+from tests.support.memory_keyring import MemoryKeyring
+
+pytestmark = pytest.mark.loopback
+
+HEX_KEY = re.compile(r"\b[0-9a-f]{40}\b")
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+@pytest.fixture(autouse=True)
+def collected_on_the_gui_thread() -> Iterator[None]:
+    """Collect the test's Qt objects here: a collection on a sandbox server's thread would destroy them there."""
+    yield
+    gc.collect()
+
+
+def served_workspace(tmp_path: Path, keyring: MemoryKeyring, sandbox: Sandbox, provider: Provider,
+                     name: str) -> Workspace:
+    workspace = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring))
+    credentials = sandbox.credentials()
+    domain = credentials.pop("companyDomain", None)
+    workspace.integrations.add(
+        Integration(provider=provider, name=name, base_url=sandbox.base_url, domain=domain,
+                    sync_config=SyncConfig(auto_sync=False)),
+        credentials,
+    )
+    workspace.contacts.save(Contact(
+        email="ada@example.com", first_name="Ada", company="Analytical Engines",
+        phone="+1 415 555 0100",
+        social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ada_l", followers=1200)],
+    ))
+    return workspace
+
+
+@pytest.fixture
+def salesforce(tmp_path: Path, keyring_backend: MemoryKeyring) -> Iterator[Workspace]:
+    sandbox = SalesforceSandbox(SandboxConfig())
+    with SandboxServer([sandbox]):
+        workspace = served_workspace(tmp_path, keyring_backend, sandbox, Provider.SALESFORCE, "Salesforce")
+        try:
+            yield workspace
+        finally:
+            workspace.close()
+
+
+@pytest.fixture
+def pipedrive(tmp_path: Path, keyring_backend: MemoryKeyring) -> Iterator[Workspace]:
+    sandbox = PipedriveSandbox(SandboxConfig())
+    with SandboxServer([sandbox]):
+        workspace = served_workspace(tmp_path, keyring_backend, sandbox, Provider.PIPEDRIVE, "Pipedrive")
+        try:
+            yield workspace
+        finally:
+            workspace.close()
+
+
+def open_panel(qtbot: QtBot, workspace: Workspace) -> FieldMappingPanel:
+    panel = FieldMappingPanel(workspace.sync, BackgroundTasks())
+    qtbot.addWidget(panel)
+    panel.resize(1100, 760)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=10_000)
+    return panel
+
+
+def pick(panel: FieldMappingPanel, qtbot: QtBot, local_field: str, search: str) -> CrmFieldPicker:
+    """Double-click the local field's CRM field cell and put ``search`` in its search box (the completer's popup
+    is not shown: the offscreen platform cannot grab the keyboard for it)."""
+    row = panel.model.row_of(local_field)
+    assert row is not None
+    index = panel.model.index(row, MappingColumn.CRM_FIELD)
+    panel.table.scrollTo(index)
+    where = panel.table.visualRect(index).center()
+    QTest.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, where)
+    QTest.mouseDClick(panel.table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, where)
+    picker = panel.table.focusWidget()
+    assert isinstance(picker, CrmFieldPicker)
+    picker.setEditText(search)
+    completer = picker.completer()
+    assert completer is not None
+    completer.setCompletionPrefix(search)
+    return picker
+
+
+def test_a_crm_field_is_picked_by_label_and_a_wrong_type_is_flagged_inline(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, salesforce)
+    email_row = panel.model.row_of("email")
+    assert email_row is not None
+    assert panel.model.index(email_row, MappingColumn.CRM_FIELD).data() == "Email  ·  email"
+    assert "API name: Email" in panel.model.index(email_row, MappingColumn.CRM_FIELD).data(Qt.ItemDataRole.ToolTipRole)
+
+    picker = pick(panel, qtbot, "twitterUsername", "opt out")
+    completer = picker.completer()
+    assert completer is not None and completer.completionCount() == 1, "the search matches any part of a label"
+    offered = picker.findText("Email Opt Out")
+    assert picker.itemData(offered, SECONDARY_ROLE) == "boolean  ·  HasOptedOutOfEmail"
+    assert completer.currentCompletion() == "Email Opt Out"
+    picker.setCurrentIndex(offered)
+    QTest.keyClick(picker, Qt.Key.Key_Return)
+    row = panel.model.row_of("twitterUsername")
+    assert row is not None
+    cell = panel.model.index(row, MappingColumn.CRM_FIELD)
+    qtbot.waitUntil(lambda: cell.data(Qt.ItemDataRole.EditRole) == "HasOptedOutOfEmail", timeout=2000)
+    assert cell.data() == "Email Opt Out  ·  boolean"
+    assert row in panel.model.rows_with_problems()
+    assert "holds only yes/no (boolean) but string is text" in cell.data(Qt.ItemDataRole.ToolTipRole)
+    assert cell.data(Qt.ItemDataRole.DecorationRole) is not None, "a warning sign on the row"
+
+    # A name typed that is not in the CRM's list is refused: CRM fields are never typed.
+    picker = pick(panel, qtbot, "phone", "Nickname__c")
+    QTest.keyClick(picker, Qt.Key.Key_Return)
+    qtbot.wait(200)
+    assert "the CRM has no field “Nickname__c”" in panel.notice.text(), (panel.notice.text(), picker.currentText())
+
+
+def test_the_preview_shows_one_real_contact_as_the_push_writes_it(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, salesforce)
+    assert panel.preview_combo.currentText() == "ada@example.com"
+    shown = {panel.preview_table.item(r, 0).text(): (panel.preview_table.item(r, 1).text(),
+                                                      panel.preview_table.item(r, 2).text(),
+                                                      panel.preview_table.item(r, 3).text())
+             for r in range(panel.preview_table.rowCount())}
+    assert shown["First name"] == ("Ada", "First Name", "Ada")
+    assert shown["Phone"] == ("+14155550100", "Business Phone", "+14155550100")
+    assert shown["Twitter/X username"] == ("ada_l", "Twitter Username", "ada_l")
+    assert shown["Twitter/X followers"] == ("1200", "Twitter Followers", "1200")
+    assert shown["Last name"] == ("—", "Last Name", "(unknown)"), "Salesforce's required last name gets its default"
+    assert shown["Instagram username"] == ("—", "Instagram Username", "— (blank: nothing is sent)")
+
+    # An unsaved edit shows in the preview at once: the first name pulled only is not sent.
+    row = panel.model.row_of("firstName")
+    assert row is not None
+    from crm_desktop.store.models import FieldDirection
+
+    assert panel.model.setData(panel.model.index(row, MappingColumn.DIRECTION), FieldDirection.PULL_ONLY)
+    labels = [panel.preview_table.item(r, 0).text() for r in range(panel.preview_table.rowCount())]
+    first = labels.index("First name")
+    assert panel.preview_table.item(first, 3).text() == "not sent (pull only or off)"
+
+
+def test_pipedrive_fields_show_by_label_and_create_missing_fields_adds_the_social_ones(
+    qtbot: QtBot, pipedrive: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, pipedrive)
+    before = {f.label for f in panel.model.crm_fields}
+    click(panel.create_fields_button)
+    qtbot.waitUntil(lambda: panel.create_fields_button.isEnabled() and panel.refresh_fields_button.isEnabled(),
+                    timeout=15_000)
+    qtbot.waitUntil(lambda: {f.label for f in panel.model.crm_fields} != before, timeout=10_000)
+    assert panel.notice.tone == "ok", panel.notice.text()
+    assert "Created" in panel.notice.text()
+    created = [f for f in panel.model.crm_fields if f.custom and f.label not in before]
+    assert created and all(HEX_KEY.fullmatch(f.name) for f in created), "Pipedrive keys its custom fields by hash"
+
+    shown = [panel.model.index(r, MappingColumn.CRM_FIELD).data() for r in range(panel.model.rowCount())]
+    tips = [panel.model.index(r, MappingColumn.CRM_FIELD).data(Qt.ItemDataRole.ToolTipRole) or ""
+            for r in range(panel.model.rowCount())]
+    assert not any(HEX_KEY.search(text) for text in shown + tips)
+    assert panel.model.rows_with_problems() == [], "every seed field exists now"
+
+    picker = pick(panel, qtbot, "twitterUsername", created[0].label[:4])
+    texts = [picker.itemText(i) + str(picker.itemData(i, SECONDARY_ROLE)) for i in range(picker.count())]
+    assert not any(HEX_KEY.search(text) for text in texts)
+    QTest.keyClick(picker, Qt.Key.Key_Escape)
+
+
+def test_reset_to_defaults_puts_the_default_mapping_back_until_saved(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, salesforce)
+    integration = salesforce.integrations.get("Salesforce")
+    from crm_desktop.domain.outcomes import RecordObject
+    from crm_desktop.store.models import FieldDirection
+
+    row = panel.model.row_of("phone")
+    assert row is not None
+    assert panel.model.setData(panel.model.index(row, MappingColumn.DIRECTION), FieldDirection.OFF)
+    click(panel.save_button)
+    assert salesforce.sync.mappings(integration, RecordObject.CONTACT)[row].direction is FieldDirection.OFF
+
+    click(panel.defaults_button)
+    assert panel.model.dirty and panel.save_button.isEnabled()
+    assert panel.model.index(row, MappingColumn.DIRECTION).data() == "Two-way"
+    click(panel.save_button)
+    phone = next(m for m in salesforce.sync.mappings(integration, RecordObject.CONTACT) if m.local_field == "phone")
+    assert phone.direction is FieldDirection.TWO_WAY
+
+
+def test_the_panel_renders_with_a_flagged_field_and_a_preview(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop, styled_app: object, tmp_path: Path
+) -> None:
+    """Rendered to ``field-mapping.png`` (``CRM_DESKTOP_SHOTS=docs/screenshots`` keeps it for the README)."""
+    panel = open_panel(qtbot, salesforce)
+    picker = pick(panel, qtbot, "twitterFollowers", "opt out")
+    picker.setCurrentIndex(picker.findText("Email Opt Out"))
+    QTest.keyClick(picker, Qt.Key.Key_Return)
+    row = panel.model.row_of("twitterFollowers")
+    assert row is not None
+    qtbot.waitUntil(lambda: row in panel.model.rows_with_problems(), timeout=2000)
+    assert "• twitterFollowers → Email Opt Out: cannot hold a number (boolean)" in panel.notice.text()
+    panel.resize(1100, 900)
+    panel.table.clearSelection()
+    panel.table.setCurrentIndex(panel.model.index(0, 0))
+    panel.table.clearSelection()
+    folder = Path(os.environ.get("CRM_DESKTOP_SHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        QApplication.processEvents()
+    path = folder / "field-mapping.png"
+    assert panel.grab().save(str(path))
+    image = QImage(str(path))
+    assert not image.isNull() and image.width() >= panel.width()
+    problem_red = QColor("#b91c1c").rgb()
+    assert any(image.pixel(x, y) == problem_red for y in range(0, image.height(), 2) for x in range(image.width())), (
+        "the flagged row is drawn in red"
+    )
