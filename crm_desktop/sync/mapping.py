@@ -557,6 +557,13 @@ def fit_to_crm(
     return FittedMappings(kept, missing)
 
 
+def run_mappings(
+    provider: Provider, obj: RecordObject, mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]
+) -> list[FieldMapping]:
+    """The mappings a sync run uses against the CRM's live fields: :func:`fit_to_crm`, then real lengths."""
+    return with_crm_lengths(fit_to_crm(provider, obj, mappings, crm_fields).mappings, crm_fields)
+
+
 def with_crm_lengths(mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField]) -> list[FieldMapping]:
     """Mappings whose ``truncate`` uses the CRM field's real length."""
     lengths = {f.name: f.length for f in crm_fields if f.length}
@@ -580,6 +587,7 @@ __all__ = [
     "fit_to_crm",
     "from_crm",
     "record_values",
+    "run_mappings",
     "to_crm",
     "validate_mappings",
     "values_hash",
