@@ -53,6 +53,7 @@ from crm_desktop.app.record_files import plain_reason
 from crm_desktop.app.record_intake import CrmRefusedRecord, IntakeResult, RecordIntake, validate_rows
 from crm_desktop.app.social import RecordedEvent
 from crm_desktop.app.sync_service import SyncTrigger
+from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import FieldProblem
 from crm_desktop.domain.models import Contact, Lead, SyncDirection, WireModel, normalise_email
@@ -234,7 +235,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(workspace: Workspace, tokens: ApiTokens) -> FastAPI:
+def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflows | None = None) -> FastAPI:
     """The local API on ``workspace``'s services, guarded by ``tokens``."""
     intake = RecordIntake(workspace.integrations, workspace.sync, workspace.crm, workspace.contacts, workspace.leads,
                           workspace.social)
@@ -370,7 +371,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens) -> FastAPI:
             ],
         )
 
-    _add_social_routes(api, workspace, intake, bearer)
+    _add_social_routes(api, workspace, intake, bearer, workflows or SocialWorkflows.for_workspace(workspace))
     api.add_middleware(BearerTokenGuard, tokens=tokens)
     return api
 
@@ -388,27 +389,38 @@ EVENT_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake, bearer: list[Any]) -> None:
-    """The three event endpoints (idempotent: platforms re-deliver webhooks) and attribution."""
+def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake, bearer: list[Any],
+                       workflows: SocialWorkflows) -> None:
+    """The three event endpoints (idempotent: platforms re-deliver webhooks), which queue each event for every
+    integration's CRM (the workflows), and attribution."""
     social = workspace.social
 
     @api.post("/api/social/conversations", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def conversation_started(event: ConversationEvent) -> JSONResponse:
-        """A conversation started on a platform: its participant becomes (or is linked to) a contact."""
-        return _recorded(social.record_conversation(event))
+        """A conversation started on a platform: its participant becomes (or is linked to) a contact, created or
+        updated in each CRM with a "Conversation started" entry on its timeline."""
+        recorded = social.record_conversation(event)
+        workflows.queue_conversations([event])
+        return _recorded(recorded)
 
     @api.post("/api/social/messages", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def message_sent(message: Message) -> JSONResponse:
-        """A message in a conversation, inbound or outbound; the person's engagement score follows."""
-        return _recorded(social.record_message(message))
+        """A message in a conversation, inbound or outbound; the person's engagement score follows, and the CRM
+        record gets the score and the message on its timeline (a burst of messages as one entry)."""
+        recorded = social.record_message(message)
+        workflows.queue_messages([message])
+        return _recorded(recorded)
 
     @api.post("/api/social/engagements", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def post_engagement(event: EngagementEvent) -> JSONResponse:
-        """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign."""
-        return _recorded(social.record_engagement(event))
+        """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign; when
+        the person is a lead, the CRM lead gets its new score."""
+        recorded = social.record_engagement(event)
+        workflows.queue_engagements([event])
+        return _recorded(recorded)
 
     @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,
              responses=ERRORS, dependencies=bearer, tags=["attribution"])
@@ -432,4 +444,3 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         return social.attribution_report(model, since, campaign)
-

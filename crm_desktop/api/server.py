@@ -13,6 +13,7 @@ import uvicorn
 
 from crm_desktop.api.app import create_app
 from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -77,12 +78,14 @@ class LocalApiServer:
     Attributes:
         url: where it listens, e.g. ``http://127.0.0.1:8765`` (set by :meth:`start`).
         tokens: the bearer token it accepts (made at first start).
+        workflows: the social workflows, delivering queued events to the CRMs while the API is served.
     """
 
     def __init__(self, workspace: Workspace, port: int = DEFAULT_PORT) -> None:
         self.workspace = workspace
         self.port = port
         self.tokens = ApiTokens(workspace.vault)
+        self.workflows = SocialWorkflows.for_workspace(workspace)
         self.url = ""
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -101,7 +104,7 @@ class LocalApiServer:
         self._socket = _listen(self.port)
         self.url = f"http://{HOST}:{self._socket.getsockname()[1]}"
         config = uvicorn.Config(
-            create_app(self.workspace, self.tokens),
+            create_app(self.workspace, self.tokens, self.workflows),
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -127,6 +130,8 @@ class LocalApiServer:
             self._server.request_exit()
             raise
         logger.info("local API listening on %s", self.url)
+        # Events queued earlier (the CRM was down, the app was closed) go now; new ones within seconds.
+        self.workflows.start()
         return self.url
 
     def start_in_background(self) -> None:
@@ -140,7 +145,11 @@ class LocalApiServer:
         self._starting.add_done_callback(started)
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish (up to a few seconds), and close (idempotent)."""
+        """Stop accepting, let requests in flight finish (up to a few seconds), and close (idempotent).
+
+        Event deliveries in flight stop too: their events stay queued and go at the next start.
+        """
+        await self.workflows.stop()
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
             await asyncio.gather(self._starting, return_exceptions=True)

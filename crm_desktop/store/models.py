@@ -643,3 +643,51 @@ class AlertRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Times the same alert came again within the quiet period (counted, not notified).
     repeats: Mapped[int] = mapped_column(default=0)
+
+class WorkflowEventKind(StrEnum):
+    """Which social workflow an event starts (conversation -> contact, message -> engagement, engagement -> lead)."""
+
+    CONVERSATION = "conversation"
+    MESSAGE = "message"
+    ENGAGEMENT = "engagement"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a social event's delivery to a CRM stands (``sending``: claimed by a delivery in flight)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class WorkflowEventRow(Base):
+    """A social event waiting to reach one integration's CRM (the workflows' durable outbox).
+
+    One row per (integration, event key): a re-delivered event finds its row and adds nothing.
+    """
+
+    __tablename__ = "workflow_events"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "event_key", name="workflow_event_key"),
+        Index("ix_workflow_events_integration_status", "integration_id", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    event_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[WorkflowEventKind] = mapped_column(str_enum(WorkflowEventKind, "workflow_event_kind"))
+    #: The event as received (its wire form), so delivery needs nothing else to say what happened.
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[DeliveryStatus] = mapped_column(
+        str_enum(DeliveryStatus, "workflow_delivery_status"), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    #: The CRM record the event reached and the timeline entry it added, once delivered.
+    crm_id: Mapped[str | None] = mapped_column(String(64))
+    entry_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

@@ -1,0 +1,319 @@
+"""The social workflows' durable outbox: events waiting for each integration's CRM, claimed, delivered or failed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Table, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.store.database import Database
+from crm_desktop.store.models import (
+    ContactRow,
+    ConversationRow,
+    DeliveryStatus,
+    SyncRunRow,
+    SyncRunStatus,
+    SyncTrigger,
+    WorkflowEventKind,
+    WorkflowEventRow,
+    utcnow,
+)
+
+#: Keys per ``IN (...)`` list, well under SQLite's and PostgreSQL's parameter limits.
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """An event to deliver: which workflow, its idempotency key, and the event as received."""
+
+    kind: WorkflowEventKind
+    event_key: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    """An event claimed for one delivery.
+
+    Attributes:
+        id: the outbox row.
+        kind: which workflow it starts.
+        payload: the event as received.
+        attempts: deliveries tried before this one.
+        received_at: when the app received it (latency is measured from here).
+    """
+
+    id: int
+    kind: WorkflowEventKind
+    payload: dict[str, Any]
+    attempts: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationFacts:
+    """What delivery needs of a stored conversation: whose it is, where, and its CRM links."""
+
+    conversation_id: str
+    platform: SocialPlatform
+    email: str | None
+    campaign: str | None
+    started_at: datetime
+    crm_links: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeliveredEvent:
+    """A delivered event's times (for the latency figures)."""
+
+    kind: WorkflowEventKind
+    received_at: datetime
+    delivered_at: datetime
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+class WorkflowStore:
+    """SQL of the workflow outbox (one transaction per call)."""
+
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def enqueue(self, integration_ids: Sequence[int], events: Sequence[QueuedEvent]) -> int:
+        """Queue each event for each integration, skipping (integration, key) pairs already queued; returns how
+        many rows were added. A re-delivered event therefore adds nothing, whatever became of the first."""
+        if not integration_ids or not events:
+            return 0
+        now = utcnow()
+        rows = [
+            {"integration_id": integration_id, "event_key": event.event_key, "kind": event.kind,
+             "payload": event.payload, "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": now,
+             "received_at": now}
+            for integration_id in integration_ids
+            for event in events
+        ]
+        dialect = postgresql if self.db.engine.url.get_backend_name() == "postgresql" else sqlite
+        table = cast(Table, WorkflowEventRow.__table__)
+        keys = sorted({event.event_key for event in events})
+        with self.db.session() as session:
+            queued: set[tuple[int, str]] = set()
+            for part in _chunks(keys):
+                queued.update((integration_id, key) for integration_id, key in session.execute(
+                    select(table.c.integration_id, table.c.event_key).where(
+                        table.c.integration_id.in_(integration_ids), table.c.event_key.in_(part))
+                ))
+            rows = [row for row in rows if (row["integration_id"], row["event_key"]) not in queued]
+            # A concurrent request queuing the same event between the look-up and here is skipped by the key.
+            statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["integration_id", "event_key"])
+            for part in _chunks(rows):
+                session.execute(statement, list(part))
+        return len(rows)
+
+    def claim(self, integration_id: int, now: datetime, limit: int) -> list[ClaimedEvent]:
+        """Claim up to ``limit`` pending events due by ``now``, oldest first (marked ``sending``); a claim another
+        process made first is not taken again."""
+        with self.db.session() as session:
+            ids = list(session.scalars(
+                select(WorkflowEventRow.id)
+                .where(WorkflowEventRow.integration_id == integration_id,
+                       WorkflowEventRow.status == DeliveryStatus.PENDING,
+                       WorkflowEventRow.next_attempt_at <= now)
+                .order_by(WorkflowEventRow.id)
+                .limit(limit)
+            ))
+            if not ids:
+                return []
+            session.execute(
+                update(WorkflowEventRow)
+                .where(WorkflowEventRow.id.in_(ids), WorkflowEventRow.status == DeliveryStatus.PENDING)
+                .values(status=DeliveryStatus.SENDING, claimed_at=now)
+            )
+            rows = session.scalars(
+                select(WorkflowEventRow)
+                .where(WorkflowEventRow.id.in_(ids), WorkflowEventRow.status == DeliveryStatus.SENDING,
+                       WorkflowEventRow.claimed_at == now)
+                .order_by(WorkflowEventRow.id)
+            )
+            return [ClaimedEvent(r.id, r.kind, dict(r.payload), r.attempts, r.received_at) for r in rows]
+
+    def finish(
+        self,
+        done: Sequence[tuple[int, str | None, str | None]],
+        failed: Sequence[tuple[int, str]],
+        retry: Sequence[tuple[int, str, datetime]],
+    ) -> None:
+        """Settle claimed events in one transaction: done (with the CRM record and timeline entry), failed for good
+        (with the reason), or back to pending until ``next_attempt_at`` (with why)."""
+        now = utcnow()
+        table = cast(Table, WorkflowEventRow.__table__)
+        with self.db.session() as session:
+            if done:
+                session.execute(
+                    update(table).where(table.c.id == bindparam("row_id")).values(
+                        status=DeliveryStatus.DONE, crm_id=bindparam("done_crm_id"),
+                        entry_id=bindparam("done_entry_id"), attempts=table.c.attempts + 1, delivered_at=now,
+                        error=None, claimed_at=None,
+                    ),
+                    [{"row_id": i, "done_crm_id": c, "done_entry_id": e} for i, c, e in done],
+                )
+            if failed:
+                session.execute(
+                    update(table).where(table.c.id == bindparam("row_id")).values(
+                        status=DeliveryStatus.FAILED, error=bindparam("why"), attempts=table.c.attempts + 1,
+                        claimed_at=None,
+                    ),
+                    [{"row_id": i, "why": why[:2000]} for i, why in failed],
+                )
+            if retry:
+                session.execute(
+                    update(table).where(table.c.id == bindparam("row_id")).values(
+                        status=DeliveryStatus.PENDING, error=bindparam("why"), attempts=table.c.attempts + 1,
+                        next_attempt_at=bindparam("at"), claimed_at=None,
+                    ),
+                    [{"row_id": i, "why": why[:2000], "at": at} for i, why, at in retry],
+                )
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Put claimed events back as pending, untouched (a delivery stopped before it sent them)."""
+        if not ids:
+            return
+        with self.db.session() as session:
+            for part in _chunks(list(ids)):
+                session.execute(
+                    update(WorkflowEventRow)
+                    .where(WorkflowEventRow.id.in_(part), WorkflowEventRow.status == DeliveryStatus.SENDING)
+                    .values(status=DeliveryStatus.PENDING, claimed_at=None)
+                )
+
+    def release_stale(self, before: datetime) -> int:
+        """Put back as pending the claims older than ``before`` (a process that stopped mid-delivery)."""
+        with self.db.session() as session:
+            result = cast(CursorResult[Any], session.execute(
+                update(WorkflowEventRow)
+                .where(WorkflowEventRow.status == DeliveryStatus.SENDING, WorkflowEventRow.claimed_at < before)
+                .values(status=DeliveryStatus.PENDING, claimed_at=None)
+            ))
+            return max(result.rowcount or 0, 0)
+
+    def next_attempt(self, integration_id: int) -> datetime | None:
+        """When the integration's earliest pending event is due (``None``: none pending)."""
+        with self.db.session() as session:
+            return session.scalar(
+                select(func.min(WorkflowEventRow.next_attempt_at)).where(
+                    WorkflowEventRow.integration_id == integration_id,
+                    WorkflowEventRow.status == DeliveryStatus.PENDING,
+                )
+            )
+
+    def counts(self, integration_id: int | None = None) -> dict[DeliveryStatus, int]:
+        """Events per delivery status (of one integration, or of all)."""
+        query = select(WorkflowEventRow.status, func.count()).group_by(WorkflowEventRow.status)
+        if integration_id is not None:
+            query = query.where(WorkflowEventRow.integration_id == integration_id)
+        with self.db.session() as session:
+            found = {status: count for status, count in session.execute(query)}
+        return {status: int(found.get(status, 0)) for status in DeliveryStatus}
+
+    def failures(self, integration_id: int, limit: int = 100) -> list[tuple[WorkflowEventKind, dict[str, Any], str]]:
+        """Events the CRM refused for good, newest first: kind, event, reason."""
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(WorkflowEventRow)
+                .where(WorkflowEventRow.integration_id == integration_id,
+                       WorkflowEventRow.status == DeliveryStatus.FAILED)
+                .order_by(WorkflowEventRow.id.desc())
+                .limit(limit)
+            )
+            return [(r.kind, dict(r.payload), r.error or "") for r in rows]
+
+    def delivered(self, integration_id: int | None = None) -> list[DeliveredEvent]:
+        """Delivered events with their receive and delivery times, oldest first."""
+        query = select(WorkflowEventRow.kind, WorkflowEventRow.received_at, WorkflowEventRow.delivered_at).where(
+            WorkflowEventRow.status == DeliveryStatus.DONE
+        )
+        if integration_id is not None:
+            query = query.where(WorkflowEventRow.integration_id == integration_id)
+        with self.db.session() as session:
+            return [
+                DeliveredEvent(kind, received, delivered)
+                for kind, received, delivered in session.execute(query.order_by(WorkflowEventRow.id))
+                if delivered is not None
+            ]
+
+    def oldest_pending(self, integration_id: int) -> datetime | None:
+        """When the integration's oldest waiting event arrived (``None``: none waits)."""
+        with self.db.session() as session:
+            return session.scalar(
+                select(func.min(WorkflowEventRow.received_at)).where(
+                    WorkflowEventRow.integration_id == integration_id,
+                    WorkflowEventRow.status == DeliveryStatus.PENDING,
+                )
+            )
+
+    def last_sync_started(self, integration_id: int) -> datetime | None:
+        """When the integration's last sync a person or the schedule started (not an automatic push), if it did
+        not fail."""
+        with self.db.session() as session:
+            return session.scalar(
+                select(func.max(SyncRunRow.started_at)).where(
+                    SyncRunRow.integration_id == integration_id,
+                    SyncRunRow.trigger.in_([SyncTrigger.MANUAL, SyncTrigger.SCHEDULED, SyncTrigger.CLI]),
+                    SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
+                    SyncRunRow.dry_run.is_(False),
+                )
+            )
+
+    def entries_written(self, integration_id: int) -> int:
+        """How many distinct timeline entries the integration's delivered events wrote."""
+        with self.db.session() as session:
+            return int(session.scalar(
+                select(func.count(func.distinct(WorkflowEventRow.entry_id))).where(
+                    WorkflowEventRow.integration_id == integration_id, WorkflowEventRow.entry_id.is_not(None))
+            ) or 0)
+
+    # -- what delivery reads of the social data -----------------------------------------------------------------
+
+    def conversations(self, conversation_ids: Iterable[str]) -> dict[str, list[ConversationFacts]]:
+        """Stored conversations by conversation id (a message names none of the platform, so each platform's)."""
+        wanted = sorted(set(conversation_ids))
+        found: dict[str, list[ConversationFacts]] = {}
+        with self.db.session() as session:
+            for part in _chunks(wanted):
+                for row in session.scalars(select(ConversationRow).where(ConversationRow.conversation_id.in_(part))):
+                    found.setdefault(row.conversation_id, []).append(ConversationFacts(
+                        row.conversation_id, row.platform, row.email, row.campaign, row.started_at,
+                        dict(row.crm_links or {}),
+                    ))
+        return found
+
+    def contact_ids(self, emails: Iterable[str]) -> dict[str, int]:
+        """Local contact ids by normalised email (emails with no contact are absent)."""
+        wanted = sorted(set(emails))
+        found: dict[str, int] = {}
+        with self.db.session() as session:
+            for part in _chunks(wanted):
+                found.update((email, contact_id) for email, contact_id in session.execute(
+                    select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(part))))
+        return found
+
+    def conversation_contacts_since(self, since: datetime | None, until: datetime) -> list[int]:
+        """Local contacts of the conversations recorded in ``[since, until)`` (``since`` ``None``: all before)."""
+        query = (
+            select(ContactRow.id)
+            .join(ConversationRow, ConversationRow.email == ContactRow.email)
+            .where(ConversationRow.created_at < until)
+            .distinct()
+        )
+        if since is not None:
+            query = query.where(ConversationRow.created_at >= since)
+        with self.db.session() as session:
+            return sorted(session.scalars(query))

@@ -1,0 +1,338 @@
+"""The three social workflows end to end: events posted to the local API over loopback reach sandbox CRMs served
+over loopback, through the durable outbox, once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crm_desktop.api.server import LocalApiServer
+from crm_desktop.app.sync_service import SyncTrigger
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration, Lead, SocialContext, SyncConfig, SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.social import ConversationEvent
+from crm_desktop.providers.contract import AdapterOptions
+from crm_desktop.sandbox.core import FaultKind, FaultRule, Sandbox
+from crm_desktop.sandbox.server import SandboxServer
+from crm_desktop.store.models import DeliveryStatus
+from tests.support.cli_runs import credentials_of, make_sandbox
+
+PROVIDERS = ["salesforce", "hubspot", "pipedrive"]
+
+CONVERSATION = {
+    "conversationId": "tw-c-1",
+    "platform": "twitter",
+    "startedAt": "2026-11-20T10:00:00Z",
+    "campaign": "black-friday",
+    "participant": {"email": "Lea@Example.com", "firstName": "Lea", "lastName": "Park", "username": "@leapark",
+                    "followers": 800},
+}
+
+
+def message(number: int, direction: str = "inbound") -> dict[str, Any]:
+    return {"conversationId": "tw-c-1", "messageId": f"m-{number}", "direction": direction,
+            "sentAt": f"2026-11-20T10:{number // 60 + 1:02d}:{number % 60:02d}Z", "text": f"Message {number}",
+            "sentiment": "positive"}
+
+
+@dataclass
+class Desk:
+    """The app serving its local API on loopback, with one integration ``crm`` on a sandbox served on loopback."""
+
+    workspace: Workspace
+    server: LocalApiServer
+    sandbox: Sandbox
+    served: SandboxServer
+    provider: str
+    client: httpx.AsyncClient
+
+    async def post(self, path: str, body: Any) -> httpx.Response:
+        answer = await self.client.post(path, json=body)
+        assert answer.status_code in (200, 201), answer.text
+        return answer
+
+    def counts(self) -> dict[DeliveryStatus, int]:
+        return self.server.workflows.store.counts()
+
+    async def settled(self, within: float = 20.0) -> dict[DeliveryStatus, int]:
+        """Wait until nothing is pending or in flight."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            counts = self.counts()
+            if counts[DeliveryStatus.PENDING] == 0 and counts[DeliveryStatus.SENDING] == 0:
+                return counts
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"events still waiting after {within} s: {self.counts()}")
+
+    def api_requests(self) -> int:
+        return sum(1 for r in self.sandbox.requests if "/__sandbox__" not in r.path)
+
+
+def crm_people(sandbox: Sandbox, provider: str) -> list[dict[str, Any]]:
+    """The contacts/persons the sandbox holds, as email and id."""
+    if provider == "salesforce":
+        return [{"id": r["Id"], "email": r.get("Email")} for r in sandbox.records["Contact"].values()]  # type: ignore[attr-defined]
+    if provider == "hubspot":
+        return [{"id": r.id, "email": r.properties.get("email")}
+                for r in sandbox._records["contacts"].values() if not r.archived]  # type: ignore[attr-defined]
+    return [{"id": str(p.id), "email": p.emails[0]["value"] if p.emails else None}
+            for p in sandbox.persons.values()]  # type: ignore[attr-defined]
+
+
+def crm_timeline(sandbox: Sandbox, provider: str) -> list[tuple[str, str]]:
+    """(record id, subject or body) of every timeline entry the sandbox holds."""
+    if provider == "salesforce":
+        return [(t["WhoId"], f"{t['Subject']}\n{t.get('Description')}")
+                for t in sandbox.records["Task"].values()]  # type: ignore[attr-defined]
+    if provider == "hubspot":
+        return [(next(iter(n.associations.get("contacts", {})), ""), n.properties["hs_note_body"])
+                for n in sandbox._records["notes"].values()]  # type: ignore[attr-defined]
+    return [(str(a.person_id), f"{a.subject}\n{a.note}") for a in sandbox.activities.values()]  # type: ignore[attr-defined]
+
+
+def run_desk(tmp_path: Path, provider: str, scenario: Callable[[Desk], Awaitable[None]], *,
+             auto_sync: bool = True, sandbox_config: dict[str, Any] | None = None) -> Sandbox:
+    sandbox = make_sandbox(provider, **(sandbox_config or {}))
+    served = SandboxServer([sandbox])
+    served.start()
+    try:
+        workspace = Workspace.open(tmp_path / "data")
+        # One try per request: a CRM that is down fails the delivery at once, and the outbox retries it.
+        workspace.crm.options = AdapterOptions(max_attempts=1, timeout=5.0)
+        workspace.integrations.add(
+            Integration(provider=provider, name="crm", base_url=sandbox.base_url, domain="acme",
+                        sync_config=SyncConfig(auto_sync=auto_sync)),
+            credentials_of(provider, sandbox),
+        )
+
+        async def main() -> None:
+            server = LocalApiServer(workspace, 0)
+            url = await server.start()
+            token = server.tokens.current()
+            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                                         timeout=30) as client:
+                try:
+                    await scenario(Desk(workspace, server, sandbox, served, provider, client))
+                finally:
+                    await server.stop()
+
+        try:
+            asyncio.run(main())
+        finally:
+            workspace.close()
+    finally:
+        served.stop()
+    return sandbox
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield str(request.param)
+
+
+def test_a_new_conversation_becomes_one_crm_contact_with_a_timeline_entry(tmp_path: Path, provider: str) -> None:
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 1 and counts[DeliveryStatus.FAILED] == 0
+        # Re-delivered by the platform: nothing new is queued, nothing changes in the CRM.
+        before = desk.api_requests()
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await asyncio.sleep(0.3)
+        assert desk.counts()[DeliveryStatus.DONE] == 1 and desk.api_requests() == before
+        conversation = desk.workspace.social.conversation("twitter", "tw-c-1")
+        assert conversation is not None
+        people = crm_people(desk.sandbox, provider)
+        assert [p["email"] for p in people] == ["lea@example.com"]
+        assert conversation.crm_links == {"1": people[0]["id"]} or list(conversation.crm_links.values()) == [
+            people[0]["id"]]
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    timeline = crm_timeline(sandbox, provider)
+    assert len(timeline) == 1
+    who, text = timeline[0]
+    assert who == crm_people(sandbox, provider)[0]["id"]
+    assert "Conversation started on Twitter" in text and "black-friday" in text
+
+
+def test_an_existing_crm_contact_is_updated_not_duplicated(tmp_path: Path, provider: str) -> None:
+    async def scenario(desk: Desk) -> None:
+        # The contact is in the CRM already (pushed earlier by a sync): the conversation finds it by email.
+        await desk.post("/api/crm/integrations/crm/contacts/sync", {"email": "lea@example.com", "lastName": "Park"})
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert [p["email"] for p in crm_people(sandbox, provider)] == ["lea@example.com"]
+    assert len(crm_timeline(sandbox, provider)) == 1
+
+
+def test_a_burst_of_messages_is_a_handful_of_crm_calls(tmp_path: Path, provider: str) -> None:
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        before = desk.api_requests()
+        await asyncio.gather(*(desk.post("/api/social/messages", message(n)) for n in range(50)))
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 51 and counts[DeliveryStatus.FAILED] == 0
+        calls = desk.api_requests() - before
+        # Group commit: the first message goes alone, the rest pile up behind it and go together.
+        assert calls <= 16, f"{calls} CRM calls for 50 messages"
+        # Replaying the burst queues nothing and calls the CRM no more.
+        for n in range(50):
+            await desk.post("/api/social/messages", message(n))
+        await asyncio.sleep(0.3)
+        assert desk.api_requests() - before == calls
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    timeline = crm_timeline(sandbox, provider)
+    text = "\n".join(t for _, t in timeline)
+    assert all(f"Message {n}" in text for n in range(50))  # every message is on the timeline, once
+    assert sum(text.count(f"Message {n}]") + text.count(f"Message {n}\n") for n in range(50)) <= 50
+    assert len(timeline) <= 8
+
+
+def test_messages_raise_the_contact_engagement_score_in_the_crm(tmp_path: Path, provider: str) -> None:
+    scores: list[float] = []
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        for n in range(3):
+            await desk.post("/api/social/messages", message(n))
+        await desk.settled()
+        contact = desk.workspace.contacts.find("lea@example.com")
+        assert contact is not None
+        scores.extend(p.engagement for p in contact.social_profiles)
+        found = await desk.workspace.crm.get_record("crm", RecordObject.CONTACT, "lea@example.com")
+        assert found is not None
+        mapped = {"salesforce": "social_engagement_score__c", "hubspot": "social_engagement_score"}.get(provider)
+        if mapped is not None:  # Pipedrive's default carrier of social data is the person's note
+            assert float(found.fields[mapped]) == pytest.approx(max(scores), abs=0.1)
+
+    run_desk(tmp_path, provider, scenario)
+    assert scores and max(scores) > 0
+
+
+def test_an_engagement_of_a_lead_updates_the_crm_lead(tmp_path: Path, provider: str) -> None:
+    async def scenario(desk: Desk) -> None:
+        lead = Lead(email="max@example.com", first_name="Max", last_name="Moe", company="Moe GmbH",
+                    social_context=SocialContext(platform="twitter"))
+        synced = await desk.post("/api/crm/integrations/crm/leads/sync", lead.to_wire())
+        before = desk.api_requests()
+        await desk.post("/api/social/engagements", {
+            "platform": "twitter", "type": "share", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+            "campaign": "black-friday", "user": {"email": "max@example.com"}})
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 1
+        assert desk.api_requests() > before  # the lead was pushed with its new score
+        stored = desk.workspace.leads.find("max@example.com")
+        assert stored is not None and stored.social_context is not None
+        assert (stored.social_context.engagement_score or 0) > 0
+        found = await desk.workspace.crm.get_record("crm", RecordObject.LEAD, "max@example.com")
+        assert found is not None and found.crm_id == synced.json()["crmId"]
+        # Someone the CRM knows nothing of: the touchpoint is stored, the CRM is not called.
+        quiet = desk.api_requests()
+        await desk.post("/api/social/engagements", {
+            "platform": "twitter", "type": "like", "timestamp": "2026-11-21T09:05:00Z", "user": {"username": "anon"}})
+        await desk.settled()
+        assert desk.api_requests() == quiet
+
+    run_desk(tmp_path, provider, scenario)
+
+
+def test_a_crm_down_during_an_event_gets_it_once_when_back(tmp_path: Path, provider: str) -> None:
+    async def scenario(desk: Desk) -> None:
+        port = int(desk.sandbox.base_url.rsplit(":", 1)[1])
+        desk.served.stop()  # the CRM is down: connections are refused
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.post("/api/social/messages", message(1))
+        await asyncio.sleep(1.0)
+        counts = desk.counts()
+        assert counts[DeliveryStatus.DONE] == 0 and counts[DeliveryStatus.FAILED] == 0
+        assert counts[DeliveryStatus.PENDING] == 2
+        # Back on the same address: the queued events go, once.
+        restarted = SandboxServer([desk.sandbox], ports=[port])
+        restarted.start()
+        desk.served = restarted
+        counts = await desk.settled(within=30)
+        assert counts[DeliveryStatus.DONE] == 2
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert len(crm_people(sandbox, provider)) == 1
+    assert len(crm_timeline(sandbox, provider)) == 2
+
+
+def test_events_queued_while_the_app_was_closed_go_at_the_next_start(tmp_path: Path) -> None:
+    provider = "hubspot"
+
+    async def first(desk: Desk) -> None:
+        await desk.server.workflows.stop()  # the app is closing: events are kept, not sent
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await asyncio.sleep(0.3)
+        assert desk.counts()[DeliveryStatus.PENDING] == 1
+        assert crm_people(desk.sandbox, provider) == []
+        desk.server.workflows.start()  # the next start
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, first)
+    assert len(crm_people(sandbox, provider)) == 1 and len(crm_timeline(sandbox, provider)) == 1
+
+
+def test_with_auto_sync_off_events_wait_for_a_sync(tmp_path: Path) -> None:
+    provider = "pipedrive"
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await asyncio.sleep(1.5)
+        assert desk.counts()[DeliveryStatus.PENDING] == 1
+        assert crm_people(desk.sandbox, provider) == []
+        # A sync the marketer starts (here the command line's, as another process would record it).
+        result = await desk.workspace.sync.sync("crm", SyncDirection.PUSH, SyncTrigger.CLI)
+        assert result.run_id is not None
+        counts = await desk.settled(within=30)
+        assert counts[DeliveryStatus.DONE] == 1
+
+    sandbox = run_desk(tmp_path, provider, scenario, auto_sync=False)
+    assert len(crm_people(sandbox, provider)) == 1 and len(crm_timeline(sandbox, provider)) == 1
+
+
+def test_the_hourly_job_pushes_contacts_of_new_conversations_once(tmp_path: Path) -> None:
+    provider = "salesforce"
+
+    async def scenario(desk: Desk) -> None:
+        workflows = desk.server.workflows
+        await workflows.stop()
+        # Conversations that came in without the API (a file import): nothing was queued for them.
+        desk.workspace.social.record_conversations([ConversationEvent.model_validate(CONVERSATION)])
+        assert workflows.hourly_due()
+        outcomes = await workflows.push_conversation_contacts()
+        assert [(name, getattr(o, "counts", {}).get("created")) for name, o in outcomes] == [("crm", 1)]
+        assert not workflows.hourly_due()
+        assert await workflows.push_conversation_contacts() == []  # nothing new since its last run
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert [p["email"] for p in crm_people(sandbox, provider)] == ["lea@example.com"]
+
+
+def test_a_rate_limited_crm_gets_the_event_once_after_the_wait(tmp_path: Path) -> None:
+    provider = "hubspot"
+
+    async def scenario(desk: Desk) -> None:
+        # The CRM answers 429 to the next three requests: the delivery stops, the event waits and goes again.
+        desk.sandbox.faults.add(FaultRule(FaultKind.RATE_LIMIT, at=[desk.sandbox.request_count + n for n in (1, 2, 3)]))
+        await desk.post("/api/social/conversations", CONVERSATION)
+        counts = await desk.settled(within=30)
+        assert counts[DeliveryStatus.DONE] == 1
+        assert sum(desk.sandbox.faults.fired.values()) >= 1
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert len(crm_people(sandbox, provider)) == 1 and len(crm_timeline(sandbox, provider)) == 1
