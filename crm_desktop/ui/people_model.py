@@ -3,10 +3,13 @@ pages read by keyset around what the view shows (never every row in memory)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Protocol
 
@@ -41,6 +44,29 @@ class PeopleReader(Protocol):
 PAGE_SIZE = 200
 #: Pages kept in memory; older ones are dropped (and read again if the view comes back to them).
 PAGES_KEPT = 64
+#: Pages asked for in the background and not read yet; older requests are dropped (the view has moved on).
+PAGES_WAITING = 8
+
+
+@dataclass(frozen=True)
+class _PagePlan:
+    """How to read one page: from a keyset (``after``, ``inclusive`` of it), or after stepping ``seek``'s rows
+    (steps, anchor, backwards) to find that keyset."""
+
+    after: Keyset | None
+    inclusive: bool
+    seek: tuple[int, Keyset | None, bool] | None = None
+
+
+def _read(reader: PeopleReader, query: PeopleQuery, size: int, plan: _PagePlan) -> list[PersonLine]:
+    """Read one page as planned (safe on any thread: the store opens a session per call)."""
+    after = plan.after
+    if plan.seek is not None:
+        steps, anchor, backwards = plan.seek
+        after = reader.keyset_at(query, steps, anchor, backwards=backwards)
+        if after is None:
+            return []
+    return list(reader.page(query, after, size, inclusive=plan.inclusive))
 
 class PersonColumn(IntEnum):
     """The columns of the People list, in order."""
@@ -89,6 +115,10 @@ class PeopleTableModel(QAbstractTableModel):
     At most ``pages_kept`` pages are held, so scrolling a million rows keeps memory and garbage collection small.
     Sorting and filtering start a new query in SQL, never a sort in memory.
 
+    With ``background``, a page the view paints before it is read is read on a reading thread (the newest asked
+    for first) and its rows are drawn when it arrives, so dragging the scroll bar never waits for the store;
+    :meth:`line` still reads at once (a row the user picked).
+
     Attributes:
         query: the current filter and sort.
         total: how many rows the query matches.
@@ -99,6 +129,7 @@ class PeopleTableModel(QAbstractTableModel):
     """
 
     reset_done = Signal(int)
+    _page_read = Signal(int, int, object)
 
     def __init__(
         self,
@@ -107,9 +138,18 @@ class PeopleTableModel(QAbstractTableModel):
         parent: QObject | None = None,
         page_size: int = PAGE_SIZE,
         pages_kept: int = PAGES_KEPT,
+        *,
+        background: bool = False,
     ) -> None:
         super().__init__(parent)
         self._reader = reader
+        self._background = background
+        self._lock = threading.Lock()
+        self._waiting: OrderedDict[int, _PagePlan] = OrderedDict()
+        self._reading: int | None = None
+        self._generation = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._page_read.connect(self._page_arrived)
         self._page_size = page_size
         self._pages_kept = max(pages_kept, 2)
         self.query = query or PeopleQuery()
@@ -129,8 +169,7 @@ class PeopleTableModel(QAbstractTableModel):
     def reload(self) -> None:
         """Count the query's rows again and forget the pages read (after an import, a sync or a new filter)."""
         self.beginResetModel()
-        self._pages.clear()
-        self._starts.clear()
+        self._forget()
         self.pages_loaded = 0
         try:
             self.total = self._reader.count(self.query)
@@ -145,10 +184,20 @@ class PeopleTableModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         """Read the rows on show again (a record changed) without resetting the view or its selection."""
-        self._pages.clear()
-        self._starts.clear()
+        recent = list(self._pages)[-4:]
+        self._forget()
+        for number in sorted(recent):
+            self._page(number)
         if self.total:
             self.dataChanged.emit(self.index(0, 0), self.index(self.total - 1, len(PersonColumn) - 1))
+
+    def _forget(self) -> None:
+        """Drop every page, and every background read asked for before now."""
+        with self._lock:
+            self._generation += 1
+            self._waiting.clear()
+        self._pages.clear()
+        self._starts.clear()
 
     @property
     def pages_held(self) -> int:
@@ -163,29 +212,35 @@ class PeopleTableModel(QAbstractTableModel):
             return held
         page = self._read_page(number)
         self.pages_loaded += 1
+        self._store(number, page)
+        return page
+
+    def _store(self, number: int, page: list[PersonLine]) -> None:
         self._pages[number] = page
+        self._pages.move_to_end(number)
         if page:
             self._starts[number] = (page[0].sort_key, page[0].id)
         while len(self._pages) > self._pages_kept:
             self._pages.popitem(last=False)
-        return page
 
     def _read_page(self, number: int) -> list[PersonLine]:
-        size = self._page_size
-        if number == 0:
-            return list(self._reader.page(self.query, None, size))
-        before = self._pages.get(number - 1)
-        if before is not None and len(before) == size:
-            return list(self._reader.page(self.query, (before[-1].sort_key, before[-1].id), size))
-        start = self._starts.get(number)
-        if start is None:
-            start = self._find_start(number)
-            if start is None:
-                return []
-        return list(self._reader.page(self.query, start, size, inclusive=True))
+        return _read(self._reader, self.query, self._page_size, self._plan(number))
 
-    def _find_start(self, number: int) -> Keyset | None:
-        """The keyset of the page's first row, stepping as few rows as possible from a known page start or an end."""
+    def _plan(self, number: int) -> _PagePlan:
+        """How page ``number`` is read: after the previous page's last keyset, from its known start, or from a
+        keyset found by stepping from the nearest known page start or an end."""
+        if number == 0:
+            return _PagePlan(None, False)
+        before = self._pages.get(number - 1)
+        if before is not None and len(before) == self._page_size:
+            return _PagePlan((before[-1].sort_key, before[-1].id), False)
+        start = self._starts.get(number)
+        if start is not None:
+            return _PagePlan(start, True)
+        return _PagePlan(None, True, self._seek(number))
+
+    def _seek(self, number: int) -> tuple[int, Keyset | None, bool]:
+        """Rows to step, from which anchor, which way, to reach the page's first row (the fewest steps)."""
         first_row = number * self._page_size
         # (rows to step, anchor, backwards): from the first row, from the last, or from a known page start.
         choices: list[tuple[int, Keyset | None, bool]] = [
@@ -197,7 +252,81 @@ class PeopleTableModel(QAbstractTableModel):
             else:
                 choices.append(((known - number) * self._page_size - 1, key, True))
         steps, anchor, backwards = min(choices, key=lambda choice: choice[0])
-        return self._reader.keyset_at(self.query, max(steps, 0), anchor, backwards=backwards)
+        return max(steps, 0), anchor, backwards
+
+    # -- reading in the background -----------------------------------------------------------------------------
+
+    def _held_line(self, row: int) -> PersonLine | None:
+        """The person on ``row`` if their page is held; otherwise ask for the page in the background."""
+        if not 0 <= row < self.total:
+            return None
+        number = row // self._page_size
+        page = self._pages.get(number)
+        if page is None:
+            self._request(number)
+            return None
+        offset = row % self._page_size
+        return page[offset] if offset < len(page) else None
+
+    def _request(self, number: int) -> None:
+        with self._lock:
+            if number in self._waiting or number == self._reading:
+                return
+            self._waiting[number] = self._plan(number)
+            # The view asked for these as it went by; only the newest are still worth reading.
+            while len(self._waiting) > PAGES_WAITING:
+                self._waiting.popitem(last=False)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="people-pages")
+        self._executor.submit(self._read_newest)
+
+    def _read_newest(self) -> None:
+        """On the reading thread: read the newest page asked for and hand it to the GUI thread."""
+        with self._lock:
+            if not self._waiting:
+                return
+            number, plan = self._waiting.popitem(last=True)
+            self._reading = number
+            generation, query = self._generation, self.query
+        result: list[PersonLine] | Exception
+        try:
+            result = _read(self._reader, query, self._page_size, plan)
+        except Exception as exc:  # the store went away or failed: said on the GUI thread
+            result = exc
+        finally:
+            with self._lock:
+                self._reading = None
+        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
+            self._page_read.emit(generation, number, result)
+
+    def _page_arrived(self, generation: int, number: int, result: object) -> None:
+        if generation != self._generation:
+            return
+        if isinstance(result, Exception):
+            logger.warning("page %d of the people list could not be read: %s", number, result)
+            return
+        assert isinstance(result, list)
+        self.pages_loaded += 1
+        self._store(number, result)
+        first = number * self._page_size
+        last = min(self.total, first + self._page_size) - 1
+        if last >= first:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(PersonColumn) - 1))
+
+    @property
+    def pages_waiting(self) -> int:
+        """Pages asked for and not read yet."""
+        with self._lock:
+            return len(self._waiting) + (self._reading is not None)
+
+    def close(self) -> None:
+        """Stop reading in the background (pages asked for are dropped)."""
+        with self._lock:
+            self._waiting.clear()
+            self._generation += 1
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def line(self, row: int) -> PersonLine | None:
         """The person on ``row`` (read with its page if needed)."""
@@ -236,10 +365,10 @@ class PeopleTableModel(QAbstractTableModel):
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         # Called for every visible cell and role on each repaint: plain int comparisons, no enum lookups.
         if role == _DISPLAY:
-            line = self.line(index.row())
-            if line is None:
-                return None
+            line = self._held_line(index.row()) if self._background else self.line(index.row())
             column = index.column()
+            if line is None:
+                return "…" if column == _NAME and 0 <= index.row() < self.total else None
             if column == _NAME:
                 return line.name or "—"
             if column == _EMAIL:

@@ -727,7 +727,7 @@ class PeoplePanel(QWidget):
         sync_filters.addWidget(self.state_combo)
         sync_filters.addStretch(1)
 
-        self.model = PeopleTableModel(service, PeopleQuery(), self)
+        self.model = PeopleTableModel(service, PeopleQuery(), self, background=True)
         self.table = QTableView()
         self.table.setAccessibleName("People list")
         self.table.setModel(self.model)

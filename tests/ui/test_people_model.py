@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -164,3 +165,45 @@ def test_score_campaign_and_sync_state_filters(workspace: Workspace) -> None:
     assert 0 < service.count(PeopleQuery(campaign="Black Friday")) < service.count(PeopleQuery())
     assert service.count(PeopleQuery(campaign="No Such Campaign")) == 0
     assert service.count(PeopleQuery(integration_id=1, sync_state=SyncState.LINKED)) == 0
+
+
+class ThreadRecordingReader(CountingReader):
+    """Also records which thread each page read ran on."""
+
+    def __init__(self, service: PeopleService) -> None:
+        super().__init__(service)
+        self.threads: list[str] = []
+
+    def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *,
+             inclusive: bool = False) -> Sequence[PersonLine]:
+        self.threads.append(threading.current_thread().name)
+        return super().page(query, after, limit, inclusive=inclusive)
+
+
+def test_in_the_background_a_view_never_waits_for_the_store(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService
+) -> None:
+    reader = ThreadRecordingReader(service)
+    model = PeopleTableModel(reader, page_size=50, background=True)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    model.reload()
+    assert reader.threads == [threading.current_thread().name], "the first page is read at once"
+    assert model.data(model.index(999, PersonColumn.EMAIL)) is None, "not read on the GUI thread"
+    assert model.data(model.index(999, PersonColumn.NAME)) == "…", (
+        "a row not read yet is drawn as waiting, without reading")
+    view.scrollToBottom()
+    qtbot.waitUntil(lambda: model.data(model.index(999, PersonColumn.EMAIL)) is not None, timeout=5000)
+    assert email_at(model, 999) == "p1000@example.com"
+    assert reader.threads[1:] and all(name.startswith("people-pages") for name in reader.threads[1:])
+    # A new query drops what was asked for under the old one.
+    model.sort(PersonColumn.EMAIL, Qt.SortOrder.DescendingOrder)
+    assert email_at(model, 0) == "p1000@example.com"
+    view.scrollToBottom()
+    qtbot.waitUntil(lambda: model.data(model.index(999, PersonColumn.EMAIL)) is not None, timeout=5000)
+    assert email_at(model, 999) == "p0001@example.com"
+    model.close()
