@@ -644,6 +644,7 @@ class AlertRow(Base):
     #: Times the same alert came again within the quiet period (counted, not notified).
     repeats: Mapped[int] = mapped_column(default=0)
 
+
 class WorkflowEventKind(StrEnum):
     """Which social workflow an event starts (conversation -> contact, message -> engagement, engagement -> lead)."""
 
