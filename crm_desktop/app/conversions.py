@@ -26,6 +26,10 @@ from crm_desktop.store.database import Database
 
 logger = logging.getLogger(__name__)
 
+#: People a pull looks up for their deal at most (two Pipedrive searches each, from search's own 10-per-2-s window):
+#: the others wait for the next pull, so a backlog never holds a sync for minutes.
+DEALS_PER_PULL = 100
+
 __all__ = ["ConversionPullReport", "ConversionService", "DealPipeline", "PipelineChoiceError"]
 
 
@@ -53,6 +57,7 @@ class ConversionPullReport:
         deals_created: ``(email, deal id)`` of deals made in the chosen pipeline.
         deals_found: people who already had a deal there (made by hand, or before this desktop's records).
         deals_waiting: emails with no person in the CRM yet (their deal is made by a pull after a sync pushed them).
+        deals_deferred: people left for the next pull (more than :data:`DEALS_PER_PULL` to look up).
         deal_errors: ``(email, reason)`` of deals the CRM refused.
         api_calls: requests sent.
     """
@@ -65,6 +70,7 @@ class ConversionPullReport:
     deals_created: list[tuple[str, str]] = field(default_factory=list)
     deals_found: int = 0
     deals_waiting: list[str] = field(default_factory=list)
+    deals_deferred: int = 0
     deal_errors: list[tuple[str, str]] = field(default_factory=list)
     api_calls: int = 0
 
@@ -78,6 +84,7 @@ class ConversionPullReport:
             "dealsCreated": [{"email": email, "dealId": deal} for email, deal in self.deals_created],
             "dealsFound": self.deals_found,
             "dealsWaiting": self.deals_waiting,
+            "dealsDeferred": self.deals_deferred,
             "dealErrors": [{"email": email, "reason": reason} for email, reason in self.deal_errors],
             "apiCalls": self.api_calls,
         }
@@ -97,6 +104,7 @@ class ConversionService:
         self, database: Database, integrations: IntegrationService, actions: CrmActions, social: SocialService
     ) -> None:
         self.store = ConversionPullStore(database)
+        self.deals_per_pull = DEALS_PER_PULL
         self.integrations = integrations
         self.actions = actions
         self.social = social
@@ -173,9 +181,10 @@ class ConversionService:
     ) -> None:
         assert integration.id is not None
         made = self.store.deals(integration.id)
-        for candidate in self.store.deal_candidates(excluding_integration=str(integration.id)):
-            if candidate.email in made:
-                continue
+        waiting = [c for c in self.store.deal_candidates(excluding_integration=str(integration.id))
+                   if c.email not in made]
+        report.deals_deferred = max(0, len(waiting) - self.deals_per_pull)
+        for candidate in waiting[: self.deals_per_pull]:
             existing = await adapter.person_deal(candidate.email, choice.pipeline_id)
             if existing is not None:
                 self.store.put_deal(integration.id, candidate.email, existing)

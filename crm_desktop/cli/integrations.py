@@ -322,10 +322,12 @@ def cmd_integration_conversions(args: argparse.Namespace) -> int:
         f"conversions of {report.integration}: {report.pulled} on the CRM, {report.created} new, "
         f"{report.updated} updated, {report.unchanged} already recorded ({plural(report.api_calls, 'API call')})"
     ]
-    if report.deals_created or report.deals_found or report.deals_waiting or report.deal_errors:
+    if report.deals_created or report.deals_found or report.deals_waiting or report.deal_errors or \
+            report.deals_deferred:
         lines.append(
             f"deals: {len(report.deals_created)} made, {report.deals_found} already there, "
-            f"{len(report.deals_waiting)} waiting for their person to reach the CRM"
+            f"{len(report.deals_waiting)} waiting for their person to reach the CRM, "
+            f"{report.deals_deferred} left for the next pull"
         )
     lines += [f"deal refused for {email}: {reason}" for email, reason in report.deal_errors]
     emit(args, report.to_wire(), "\n".join(lines))

@@ -257,3 +257,18 @@ def test_hubspot_conversion_is_worth_the_contacts_won_deals(crms: Crms) -> None:
     (stored,) = crms.workspace.social.store.conversions()
     assert (stored.value, stored.currency) == (Decimal("1500.00"), "EUR")  # the open deal is not counted
     assert campaign_row(crms, "HS deals")["valueCredited"] == {"EUR": pytest.approx(1500.0)}
+
+
+def test_a_large_backlog_of_deals_is_made_over_several_pulls(crms: Crms) -> None:
+    asyncio.run(crms.conversions.choose_pipeline("pipedrive", "Pipeline"))
+    emails = [str(p.emails[0]["value"]).lower() for p in list(crms.pipedrive.persons.values())[:3]]
+    for email in emails:
+        crms.workspace.leads.save(Lead(email=email, status=LeadStatus.QUALIFIED))
+    crms.conversions.deals_per_pull = 2
+    first = crms.pull("pipedrive")
+    assert (len(first.deals_created), first.deals_deferred) == (2, 1)
+    second = crms.pull("pipedrive")
+    assert (len(second.deals_created), second.deals_deferred) == (1, 0)
+    assert sorted(d.person_id for d in crms.pipedrive.deals.values()) == sorted(
+        p.id for p in list(crms.pipedrive.persons.values())[:3]
+    )
