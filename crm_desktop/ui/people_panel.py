@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.duplicates import MERGED_FIELD, DuplicateReport, MergeError, MergePlan, MergeReport
-from crm_desktop.app.errors import ProviderError, SyncAlreadyRunning, VaultError
+from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.people import (
     AuditLine,
@@ -390,7 +390,7 @@ class DuplicatesDialog(QDialog):
         crm_label: what happens in each CRM.
         merge_button: merges (after a confirmation).
         result_label: what the last search or merge did.
-        report, plan: the last search and merge plan.
+        report, plan: the last search and merge plan; searching: a search is running.
 
     Signals:
         merged(str): a merge finished; the argument says what it did.
@@ -403,6 +403,7 @@ class DuplicatesDialog(QDialog):
         self.service = service
         self.tasks = tasks
         self.report: DuplicateReport | None = None
+        self.searching = False
         self.plan: MergePlan | None = None
         self.confirm_box: QMessageBox | None = None
         self.setWindowTitle("Duplicate contacts")
@@ -467,9 +468,25 @@ class DuplicatesDialog(QDialog):
         self.other_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
         self.merge_button.clicked.connect(self.confirm_merge)
 
-    def find_duplicates(self) -> DuplicateReport:
-        """Look for duplicates again and list them."""
-        self.report = report = self.service.duplicates.find()
+    def find_duplicates(self) -> asyncio.Task[DuplicateReport | None]:
+        """Look for duplicates again, off the GUI thread (it reads every contact's email), and list them."""
+        self.searching = True
+        self.result_label.setText("Looking for duplicates…")
+        return self.tasks.start(self._find(), name="find duplicates")
+
+    async def _find(self) -> DuplicateReport | None:
+        try:
+            report = await asyncio.to_thread(self.service.duplicates.find)
+        except StoreError as exc:
+            self.result_label.setText(f"Duplicates could not be read: {exc}")
+            return None
+        finally:
+            self.searching = False
+        self._show_report(report)
+        return report
+
+    def _show_report(self, report: DuplicateReport) -> None:
+        self.report = report
         fill_table(self.groups_table, ["Why", "Shared value", "Contacts"],
                    [[group.reason.value.capitalize(), group.shared, ", ".join(email for _, email in group.contacts)]
                     for group in report.groups])
@@ -485,7 +502,6 @@ class DuplicatesDialog(QDialog):
             self.groups_table.selectRow(0)
         else:
             self._show_plan(None)
-        return report
 
     def _group_chosen(self) -> None:
         rows = self.groups_table.selectionModel().selectedRows()
@@ -609,9 +625,10 @@ class DuplicatesDialog(QDialog):
         parts.extend(report.merged_in_crm)
         parts.extend(report.by_hand)
         text = "; ".join(parts) + "."
-        self.find_duplicates()
-        self.result_label.setText(text)
         self.merged.emit(text)
+        found = await asyncio.to_thread(self.service.duplicates.find)
+        self._show_report(found)
+        self.result_label.setText(text)
         return report
 
 

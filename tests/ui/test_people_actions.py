@@ -256,6 +256,7 @@ def test_merge_two_duplicates_with_a_per_field_pick(qtbot: QtBot, desk: Desk, sh
     QTest.mouseClick(desk.panel.duplicates_button, Qt.MouseButton.LeftButton)
     dialog = desk.panel.duplicates_dialog
     assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.report is not None and not dialog.searching, timeout=10_000)
     assert cells(dialog.groups_table, 0) == ["Same email", "Same phone"]
     assert cells(dialog.groups_table, 2)[0] == "ada@example.com, ada+news@example.com"
     click_table_row(dialog.groups_table, 0)
