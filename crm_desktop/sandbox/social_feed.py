@@ -217,7 +217,8 @@ class SocialFeed:
         if salesperson.provider == "pipedrive":
             body.update(value=self._random.choice((900, 2400, 4800, 12000)), currency="EUR")
         elif salesperson.provider == "hubspot":
-            body["stage"] = "customer"
+            # The contact becomes a customer with a deal closed won (what its conversion is worth).
+            body.update(stage="customer", amount=self._random.choice((600, 1800, 3600)), currency="EUR")
         return FeedStep("salesperson", body, salesperson)
 
     # -- sending --------------------------------------------------------------------------------------------------
