@@ -1,4 +1,4 @@
-"""The workspace's network settings (proxy, CA bundle, trust), shared by the ``config`` command and the GUI."""
+"""Workspace settings: the network's (proxy, CA bundle, trust) for ``config`` and the GUI, and the Sync Monitor's."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from crm_desktop.vault import Vault
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NetworkSettings", "NetworkSettingsService", "SettingKey", "SettingValue", "SettingsError"]
+__all__ = [
+    "NetworkSettings", "NetworkSettingsService", "SettingKey", "SettingValue", "SettingsError", "SyncPreviewSetting",
+]
 
 
 class SettingKey(StrEnum):
@@ -246,3 +248,25 @@ def _trust(text: str) -> Trust:
         raise NetworkSetupError(
             f"{text!r} is not a trust source; use system (the OS trust store) or certifi (Mozilla's bundle)"
         ) from None
+
+
+#: Store key of whether "Sync all now" shows the dry-run preview first.
+_PREVIEW_FIRST_KEY = "monitor.preview-before-sync-all"
+
+
+class SyncPreviewSetting:
+    """Whether "Sync all now" first shows what it would change (on unless "Don't ask again" was ticked).
+
+    Attributes:
+        store: the workspace's settings table.
+    """
+
+    def __init__(self, store: WorkspaceSettingsStore) -> None:
+        self.store = store
+
+    def asks_first(self) -> bool:
+        stored = self.store.get(_PREVIEW_FIRST_KEY)
+        return True if stored is None else bool(stored.get("ask", True))
+
+    def set_asks_first(self, ask: bool) -> None:
+        self.store.put(_PREVIEW_FIRST_KEY, {"ask": bool(ask)})

@@ -12,8 +12,9 @@ from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService, rotate_after_days
 from crm_desktop.app.paths import AppPaths, resolve_paths
 from crm_desktop.app.preferences import PreferencesService
-from crm_desktop.app.settings import NetworkSettingsService
+from crm_desktop.app.settings import NetworkSettingsService, SyncPreviewSetting
 from crm_desktop.app.social import SocialService
+from crm_desktop.app.sync_monitor import SyncMonitorService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.providers.factory import Transport
 from crm_desktop.store.database import Database, MigrationReport
@@ -40,6 +41,7 @@ class Workspace:
         sync: the sync service (runs, schedule, conflicts, history, undo, mappings, import).
         network: the proxy and trust settings every adapter and sign-in uses.
         social: social events in (identity stitching), engagement scores and attribution out.
+        monitor: every sync attempt's figures, each integration's health, a run's errors and their retry.
         preferences: the desktop's settings (local API, background syncing, notifications, theme).
         alerts: failed runs, refused sign-ins, low quotas and data-quality issues, kept for the Alerts view.
     """
@@ -55,6 +57,7 @@ class Workspace:
     sync: SyncService
     network: NetworkSettingsService
     social: SocialService
+    monitor: SyncMonitorService
     preferences: PreferencesService
     alerts: AlertService
 
@@ -80,6 +83,7 @@ class Workspace:
         settings_store = WorkspaceSettingsStore(database)
         network = NetworkSettingsService(settings_store, vault)
         crm = CrmActions(integrations, transport=transport, network=network.network)
+        sync = SyncService(database, integrations, crm)
         return cls(
             paths=paths,
             database=database,
@@ -89,9 +93,10 @@ class Workspace:
             contacts=ContactStore(database),
             leads=LeadStore(database),
             crm=crm,
-            sync=SyncService(database, integrations, crm),
+            sync=sync,
             network=network,
             social=SocialService(database),
+            monitor=SyncMonitorService(database, sync, SyncPreviewSetting(settings_store)),
             preferences=PreferencesService(settings_store),
             alerts=AlertService(database),
         )

@@ -1,13 +1,15 @@
-"""``crm-desktop runs ...``: the sync run history, one run's record log, and undo."""
+"""``crm-desktop runs ...``: the sync run history, one run's record log and errors, retry of its failures, undo."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.imports import ImportUndoError
+from crm_desktop.app.sync_monitor import NothingToRetry
 from crm_desktop.app.sync_service import (
     SyncRunRow,
     SyncTrigger,
@@ -151,9 +153,57 @@ def cmd_runs_undo(args: argparse.Namespace) -> int:
     return ExitCode.OK if undo_run.status.value == "succeeded" else ExitCode.PARTIAL
 
 
+def cmd_runs_errors(args: argparse.Namespace) -> int:
+    """A run's failed records grouped by error category, with a sample each; ``--csv`` writes them all."""
+    with closing(open_workspace(args)) as workspace:
+        workspace.sync.store.get_run(args.id)
+        groups = workspace.monitor.error_groups(args.id)
+        written = workspace.monitor.export_errors(args.id, args.csv) if args.csv is not None else None
+    data: dict[str, Any] = {
+        "runId": args.id,
+        "groups": [{"category": g.category.value if g.category else None, "count": g.count,
+                    "sampleRecord": g.sample_record, "sampleMessage": g.sample_message} for g in groups],
+    }
+    if not groups:
+        lines = [f"run {args.id} has no failed records"]
+    else:
+        lines = [table(("CATEGORY", "RECORDS", "SAMPLE"),
+                       [((g.category.value if g.category else "other"), str(g.count),
+                         f"{g.sample_record}: {g.sample_message}") for g in groups])]
+    if written is not None:
+        data["csv"] = {"path": str(args.csv), "records": written}
+        lines.append(f"wrote {plural(written, 'failed record')} to {args.csv}")
+    emit(args, data, "\n".join(lines))
+    return ExitCode.OK
+
+
+def cmd_runs_retry(args: argparse.Namespace) -> int:
+    """Send just the failed records of a run again, as a push run of its integration."""
+    with closing(open_workspace(args)) as workspace:
+        try:
+            report = asyncio.run(workspace.monitor.retry_failed(args.id, SyncTrigger.CLI))
+        except NothingToRetry as exc:
+            raise CommandError(str(exc), ExitCode.PARTIAL, "nothing_to_retry") from None
+        except SyncAlreadyRunning as exc:
+            raise CommandError(str(exc), ExitCode.PARTIAL, "sync_running") from None
+        result = report.result
+        assert result is not None and result.run_id is not None
+        retry_run = workspace.sync.store.get_run(result.run_id)
+        data = {"runId": args.id, "retryRunId": result.run_id, "retried": report.retried,
+                "notLocal": report.not_local, **_run_json(retry_run, integration_names(workspace))}
+    lines = [f"retried {plural(report.retried, 'failed record')} of run {args.id} as run {result.run_id} "
+             f"({retry_run.status.value}): {counts_text(data['counts'])}"]
+    lines.extend(f"  {failure.email}: {failure.category.value}: {failure.message}" for failure in result.failures)
+    if report.not_local:
+        lines.append(f"not retried ({plural(len(report.not_local), 'record')} pulled from the CRM; the next sync "
+                     "pulls them again): " + ", ".join(report.not_local))
+    emit(args, data, "\n".join(lines))
+    return ExitCode.OK if retry_run.status.value == "succeeded" else ExitCode.PARTIAL
+
+
 def add_commands(commands: Any) -> None:
     """Register ``runs`` and its actions."""
-    runs = commands.add_parser("runs", help="sync run history: list, show, undo")
+    runs = commands.add_parser("runs", help="sync run history: list, show, errors, retry, undo")
     run_commands = runs.add_subparsers(title="runs commands", metavar="ACTION", required=True, parser_class=Parser)
     run_list = run_commands.add_parser("list", help="list recent sync runs, newest first")
     run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
@@ -167,6 +217,25 @@ def add_commands(commands: Any) -> None:
     run_show.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K records")
     json_flag(run_show)
     run_show.set_defaults(handler=cmd_runs_show)
+    errors = run_commands.add_parser(
+        "errors", help="a run's failed records by error category, with a sample; --csv writes them all",
+        description="Group a run's failed records by error category (validation, duplicate, auth, rate limit, "
+        "server, network...) with how many and a sample message. --csv writes every failed record to a CSV file; "
+        "cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with an apostrophe.",
+    )
+    errors.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
+    errors.add_argument("--csv", type=Path, metavar="PATH", help="write the failed records to this CSV file")
+    json_flag(errors)
+    errors.set_defaults(handler=cmd_runs_errors)
+    retry = run_commands.add_parser(
+        "retry", help="send just the failed records of a run again",
+        description="Push the local records that failed in run ID again, as a new push run of the same "
+        "integration (nothing else is sent or pulled). Records that failed while being pulled are not local "
+        "records: the next sync pulls them again. Exit 1 when records fail again or there is nothing to retry.",
+    )
+    retry.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
+    json_flag(retry)
+    retry.set_defaults(handler=cmd_runs_retry)
     undo = run_commands.add_parser(
         "undo", help="undo a run: put back the values it changed",
         description="Undo a run: every field value it changed is set back, locally and in the CRM (a value the run "

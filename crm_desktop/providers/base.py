@@ -106,6 +106,11 @@ class AdapterBase:
         """Requests sent so far, retries and token refreshes included."""
         return self.http.calls
 
+    @property
+    def api_errors(self) -> int:
+        """Answers of 400 and above so far (a retried 503 counts each time)."""
+        return self.http.error_responses
+
     async def aclose(self) -> None:
         """Close the HTTP client and its connections."""
         await self.http.aclose()

@@ -198,6 +198,11 @@ class CrmAdapter(Protocol):
         """Requests sent so far (retries included)."""
         ...
 
+    @property
+    def api_errors(self) -> int:
+        """Answers of 400 and above among those requests."""
+        ...
+
     async def aclose(self) -> None:
         """Close the HTTP client."""
         ...

@@ -179,6 +179,7 @@ class HttpCore:
         budget: the integration's rate budget.
         calls: requests sent, retries included.
         rate_limited: 429 answers seen.
+        error_responses: answers of 400 and above seen (retried ones included), for the API error rate.
     """
 
     def __init__(
@@ -211,6 +212,7 @@ class HttpCore:
         self._sleep = sleep
         self.calls = 0
         self.rate_limited = 0
+        self.error_responses = 0
         # The proxies and trusted certificates of the workspace (the OS trust store, the environment's proxies
         # when it sets none); a transport passed in (the in-process sandbox of tests) replaces them.
         routes: dict[str, Any] = (
@@ -235,6 +237,8 @@ class HttpCore:
 
     async def _observe_response(self, response: httpx.Response) -> None:
         self.budget.observe(self._read_headers(response.headers))
+        if response.status_code >= 400:
+            self.error_responses += 1
         if response.status_code == 429:
             self.rate_limited += 1
 

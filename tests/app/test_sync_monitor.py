@@ -1,0 +1,198 @@
+"""The Sync Monitor service against an in-process HubSpot sandbox: health, metrics, error groups, retry, CSV export."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.app.sync_monitor import (
+    HealthState,
+    MetricsRange,
+    NothingToRetry,
+    health_state,
+    inert_cell,
+)
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, Integration, Provider, SyncConfig
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.store.metrics_store import AttemptFigures, HealthFacts
+from crm_desktop.store.models import SyncRunStatus, SyncTrigger
+from crm_desktop.vault import Vault
+from tests.support.memory_keyring import MemoryKeyring
+
+NAME = "hubspot-marketing"
+
+
+@pytest.fixture
+def sandbox() -> HubSpotSandbox:
+    return HubSpotSandbox(SandboxConfig())
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, memory_keyring: MemoryKeyring | None, sandbox: HubSpotSandbox) -> Iterator[Workspace]:
+    assert memory_keyring is not None
+    opened = Workspace.open(tmp_path / "data", vault=Vault(backend=memory_keyring), transport=sandbox.transport())
+    opened.integrations.add(
+        Integration(provider=Provider.HUBSPOT, name=NAME, base_url=sandbox.base_url,
+                    sync_config=SyncConfig(auto_sync=False)),
+        sandbox.credentials(),
+    )
+    opened.contacts.save_many(
+        Contact(email=f"person{n}@example.com", first_name=f"Ada{n}", last_name="Lovelace") for n in range(1, 5)
+    )
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_a_successful_sync_is_in_sync_with_its_figures_charted(workspace: Workspace) -> None:
+    [before] = workspace.monitor.health()
+    assert (before.state, before.last_success_at, before.outbox_pending) == (HealthState.NOT_SYNCED, None, 0)
+
+    result = asyncio.run(workspace.sync.sync(NAME))
+
+    [line] = workspace.monitor.health()
+    assert line.state is HealthState.IN_SYNC, line.reason
+    assert line.last_success_at == workspace.sync.store.get_run(result.run_id or 0).finished_at
+    assert line.outbox_pending == 0
+    assert line.quota_limit is not None and line.quota_remaining is not None
+    assert line.quota_remaining < line.quota_limit, "the run's calls came off the daily quota"
+    series = workspace.monitor.metrics(MetricsRange.DAY)
+    assert len(series.points) == 24
+    now_point = series.points[-1]
+    assert (now_point.contacts_per_hour, now_point.runs, now_point.success_rate) == (4.0, 1, 1.0)
+    assert now_point.api_error_rate == 0.0
+    assert now_point.quota_used_share[NAME] > 0
+    assert all(p.runs == 0 and p.success_rate is None for p in series.points[:-1])
+    assert len(workspace.monitor.metrics(MetricsRange.WEEK).points) == 28
+    month = workspace.monitor.metrics(MetricsRange.MONTH)
+    assert len(month.points) == 30 and month.points[-1].contacts_per_hour == pytest.approx(4 / 24)
+
+
+def test_failed_records_group_by_category_and_retry_sends_just_them(
+    workspace: Workspace, sandbox: HubSpotSandbox
+) -> None:
+    sandbox.faults.replace([FaultRule(FaultKind.INVALID_RECORD, at=[2])])
+    first = asyncio.run(workspace.sync.sync(NAME))
+    assert first.status is SyncRunStatus.PARTIAL and first.run_id is not None
+    [failure] = first.failures
+    [line] = workspace.monitor.health()
+    assert line.state is HealthState.FAILING
+
+    [group] = workspace.monitor.error_groups(first.run_id)
+    assert (group.category, group.count, group.sample_record) == (ErrorCategory.VALIDATION, 1, failure.email)
+    assert group.sample_message == failure.message
+
+    report = asyncio.run(workspace.monitor.retry_failed(first.run_id))
+
+    assert report.retried == 1 and report.not_local == []
+    assert report.result is not None and report.result.status is SyncRunStatus.SUCCEEDED
+    retry_run = workspace.sync.store.get_run(report.result.run_id or 0)
+    assert (retry_run.created, retry_run.updated, retry_run.unchanged, retry_run.total) == (1, 0, 0, 1)
+    assert retry_run.direction == "push"
+    assert retry_run.message == f"retry of the failed records of run {first.run_id}"
+    assert sandbox.summary()["contacts"] == 4
+    [line] = workspace.monitor.health()
+    assert line.state is HealthState.IN_SYNC
+    with pytest.raises(NothingToRetry, match="no failed records"):
+        asyncio.run(workspace.monitor.retry_failed(report.result.run_id or 0))
+
+
+def test_a_refused_token_needs_reconnect(workspace: Workspace, sandbox: HubSpotSandbox) -> None:
+    workspace.integrations.add(
+        Integration(provider=Provider.HUBSPOT, name="hubspot-expired", base_url=sandbox.base_url),
+        {"token": "pat-na1-00000000-0000-0000-0000-000000000000"},
+    )
+    with pytest.raises(Exception):  # noqa: B017 (whichever error the adapter raises; the health line tells)
+        asyncio.run(workspace.sync.sync("hubspot-expired"))
+
+    lines = {line.name: line for line in workspace.monitor.health()}
+    assert lines["hubspot-expired"].state is HealthState.NEEDS_RECONNECT
+    assert "pat-na1" not in lines["hubspot-expired"].reason
+    assert lines[NAME].state is HealthState.NOT_SYNCED
+
+
+def test_error_export_keeps_formulas_inert(workspace: Workspace, tmp_path: Path) -> None:
+    integration = workspace.integrations.get(NAME)
+    store = workspace.sync.store
+    run = store.start_run(integration.id or 0, SyncTrigger.MANUAL, "push")
+    store.add_record_outcomes(run, [
+        (RecordObject.CONTACT, "=HYPERLINK(\"http://evil\")@example.com", None, RecordOutcome.FAILED,
+         ErrorCategory.VALIDATION, "+cmd|' /C calc'!A0"),
+        (RecordObject.CONTACT, "ok@example.com", None, RecordOutcome.CREATED, None, None),
+        (RecordObject.LEAD, "lead@example.com", None, RecordOutcome.FAILED, ErrorCategory.DUPLICATE,
+         "-2+3 exists already"),
+        (RecordObject.LEAD, "at@example.com", None, RecordOutcome.FAILED, ErrorCategory.SERVER, "@SUM(A1)"),
+    ])
+    target = tmp_path / "errors.csv"
+
+    assert workspace.monitor.export_errors(run, target) == 3
+
+    with target.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["run", "object", "record", "crm_id", "error_category", "message", "at"]
+    assert [row[2] for row in rows[1:]] == ["'=HYPERLINK(\"http://evil\")@example.com", "lead@example.com",
+                                           "at@example.com"]
+    assert [row[5] for row in rows[1:]] == ["'+cmd|' /C calc'!A0", "'-2+3 exists already", "'@SUM(A1)"]
+    assert [row[4] for row in rows[1:]] == ["validation", "duplicate", "server"]
+    assert not (tmp_path / "errors.csv.part").exists()
+
+
+def test_inert_cell_prefixes_only_formula_starts() -> None:
+    assert [inert_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "plain", "", None, 42)] == [
+        "'=1+1", "'+1", "'-1", "'@x", "'\tx", "plain", "", "", "42"]
+
+
+def test_event_latency_averages_per_bucket(workspace: Workspace) -> None:
+    now = datetime.now(UTC)
+    workspace.monitor.record_event_latency(NAME, 3.0, at=now)
+    workspace.monitor.record_event_latency(NAME, 5.0, at=now)
+    workspace.monitor.record_event_latency(NAME, 60.0, at=now - timedelta(hours=30))
+
+    day = workspace.monitor.metrics(MetricsRange.DAY, now)
+    assert day.points[-1].average_latency == 4.0
+    assert all(p.average_latency is None for p in day.points[:-1]), "30 hours ago is outside the last 24 hours"
+    week = workspace.monitor.metrics(MetricsRange.WEEK, now)
+    assert [p.average_latency for p in week.points if p.average_latency is not None][-1] == 4.0
+    assert 60.0 in [p.average_latency for p in week.points]
+
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def facts(attempt: AttemptFigures | None = None, heartbeat: datetime | None = None) -> HealthFacts:
+    return HealthFacts(1, attempt, None, heartbeat, heartbeat, 0)
+
+
+@pytest.mark.parametrize(("attempt", "heartbeat", "state"), [
+    (None, None, HealthState.NOT_SYNCED),
+    (None, NOW - timedelta(seconds=20), HealthState.SYNCING),
+    (AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED), NOW - timedelta(hours=2), HealthState.IN_SYNC),
+    (AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED), None, HealthState.IN_SYNC),
+    (AttemptFigures(1, 1, SyncRunStatus.PARTIAL, records_failed=2), None, HealthState.FAILING),
+    (AttemptFigures(1, 1, SyncRunStatus.FAILED, ErrorCategory.SERVER, "HubSpot answered 503"), None,
+     HealthState.FAILING),
+    (AttemptFigures(1, 1, SyncRunStatus.FAILED, ErrorCategory.AUTH, "refused"), None, HealthState.NEEDS_RECONNECT),
+    (AttemptFigures(1, None, SyncRunStatus.FAILED, ErrorCategory.NETWORK, "no route"), None, HealthState.OFFLINE),
+    (AttemptFigures(1, 1, SyncRunStatus.PARTIAL, ErrorCategory.RATE_LIMIT, "budget spent"), None,
+     HealthState.RATE_LIMITED),
+    (AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED, quota_limit=100, quota_remaining=0), None,
+     HealthState.RATE_LIMITED),
+])
+def test_health_state_from_the_facts(attempt: AttemptFigures | None, heartbeat: datetime | None,
+                                     state: HealthState) -> None:
+    assert health_state(facts(attempt, heartbeat), running_here=False, now=NOW)[0] is state
+
+
+def test_running_here_is_syncing_and_a_stale_lock_is_not() -> None:
+    assert health_state(facts(), running_here=True, now=NOW)[0] is HealthState.SYNCING
+    stale = facts(AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED), NOW - timedelta(hours=1))
+    assert health_state(stale, running_here=False, now=NOW)[0] is HealthState.IN_SYNC
