@@ -1052,12 +1052,7 @@ class HubSpotAdapter(AdapterBase):
             NotFoundError: when a lead has no contact to carry the note.
             RequestRejectedError: when HubSpot refuses the note.
         """
-        contact_id = crm_id
-        if obj is RecordObject.LEAD and await self._leads_available():
-            contacts = (await self._associated_ids("leads", "contacts", [crm_id])).get(crm_id) or []
-            if not contacts:
-                raise errors.NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
-            contact_id = contacts[0]
+        contact_id = await self._note_contact(obj, crm_id)
         body_html = _note_html(text)
         stamp = utc_millis(datetime.now(UTC))
         body = {
@@ -1077,6 +1072,19 @@ class HubSpotAdapter(AdapterBase):
         return await write_or_reconcile(
             post, lambda: self._find_note(contact_id, body_html, stamp), what=f"HubSpot: the note on {contact_id}"
         )
+
+    async def _note_contact(self, obj: RecordObject, crm_id: str) -> str:
+        """The contact a note on this record goes to: the contact itself, or a lead's contact.
+
+        Raises:
+            NotFoundError: when a lead has no contact to carry the note.
+        """
+        if obj is not RecordObject.LEAD or not await self._leads_available():
+            return crm_id
+        contacts = (await self._associated_ids("leads", "contacts", [crm_id])).get(crm_id) or []
+        if not contacts:
+            raise errors.NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
+        return contacts[0]
 
     async def _find_note(self, contact_id: str, body_html: str, stamp: str) -> str | None:
         """The note a lost connection may have created: same contact, body and timestamp."""
@@ -1573,12 +1581,7 @@ class HubSpotAdapter(AdapterBase):
             NotFoundError: when a lead has no contact to carry the note.
             RequestRejectedError: when HubSpot refuses the note.
         """
-        contact_id = crm_id
-        if obj is RecordObject.LEAD and await self._leads_available():
-            contacts = (await self._associated_ids("leads", "contacts", [crm_id])).get(crm_id) or []
-            if not contacts:
-                raise errors.NotFoundError(f"HubSpot: lead {crm_id} has no contact to attach the note to")
-            contact_id = contacts[0]
+        contact_id = await self._note_contact(obj, crm_id)
         body_html = _note_html(text)
         note_ids = (await self._associated_ids("contacts", "notes", [contact_id])).get(contact_id) or []
         for item in await self._batch_read("notes", note_ids, ["hs_note_body"]):
