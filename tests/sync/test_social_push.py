@@ -101,3 +101,18 @@ async def test_pipedrive_gets_the_social_fields_by_name_and_a_note_written_once(
     assert len(sandbox.notes) == 2
     newest = max(sandbox.notes.values(), key=lambda n: n.id)
     assert "Last interaction: 2026-01-12 00:00 UTC (share on twitter)" in newest.content
+
+
+@pytest.mark.parametrize("any_crm", [Provider.SALESFORCE], indirect=True, ids=lambda p: p.value)
+@scenario
+async def test_a_salesforce_pull_reads_every_mapped_field(any_crm: SyncBench) -> None:
+    # twitter_url__c is in no fixed read list: only the mapping asks for it.
+    any_crm.save(ada())
+    first = await any_crm.sync()
+    assert first.counts["failed"] == 0, first.failures
+    [crm_id] = any_crm.sandbox.records["Contact"]  # type: ignore[attr-defined]
+    await any_crm.edit(crm_id, {"twitter_url__c": "https://x.com/ada_lovelace"})
+    result = await any_crm.sync()
+    assert result.counts["failed"] == 0, result.failures
+    twitter = next(p for p in any_crm.contact(EMAIL).social_profiles if p.platform is SocialPlatform.TWITTER)
+    assert twitter.url == "https://x.com/ada_lovelace" and twitter.username == "ada1"
