@@ -415,34 +415,44 @@ class SyncStore:
                     found[local.record.email] = local
         return found
 
+    def _changed_local(self, columns: Any, integration_id: int, obj: RecordObject) -> Any:
+        """``SELECT columns`` over the local records never synced or changed since their last sync."""
+        cls = self._row_class(obj)
+        return (
+            select(columns)
+            .select_from(cls)
+            .outerjoin(
+                CrmLinkRow,
+                and_(
+                    CrmLinkRow.integration_id == integration_id,
+                    CrmLinkRow.object == obj,
+                    CrmLinkRow.local_id == cls.id,
+                ),
+            )
+            .where(
+                or_(
+                    CrmLinkRow.id.is_(None),
+                    and_(
+                        CrmLinkRow.deleted_in_crm.is_(False),
+                        or_(CrmLinkRow.local_synced_at.is_(None), cls.updated_at > CrmLinkRow.local_synced_at),
+                    ),
+                ),
+            )
+        )
+
     def changed_local_ids(self, integration_id: int, obj: RecordObject, after_id: int, limit: int) -> list[int]:
         """Ids of local records never synced or changed since their last sync, in id order, one page at a time."""
         cls = self._row_class(obj)
         with self.db.session() as session:
             statement = (
-                select(cls.id)
-                .outerjoin(
-                    CrmLinkRow,
-                    and_(
-                        CrmLinkRow.integration_id == integration_id,
-                        CrmLinkRow.object == obj,
-                        CrmLinkRow.local_id == cls.id,
-                    ),
-                )
-                .where(
-                    cls.id > after_id,
-                    or_(
-                        CrmLinkRow.id.is_(None),
-                        and_(
-                            CrmLinkRow.deleted_in_crm.is_(False),
-                            or_(CrmLinkRow.local_synced_at.is_(None), cls.updated_at > CrmLinkRow.local_synced_at),
-                        ),
-                    ),
-                )
-                .order_by(cls.id)
-                .limit(limit)
+                self._changed_local(cls.id, integration_id, obj).where(cls.id > after_id).order_by(cls.id).limit(limit)
             )
             return list(session.scalars(statement))
+
+    def count_changed_local(self, integration_id: int, obj: RecordObject) -> int:
+        """How many local records a push would look at (never synced, or changed since): a push's progress total."""
+        with self.db.session() as session:
+            return int(session.scalar(self._changed_local(func.count(), integration_id, obj)) or 0)
 
     def unlinked_local_ids(self, integration_id: int, obj: RecordObject, after_id: int, limit: int) -> list[int]:
         """Ids of local records not yet linked to the CRM (the hourly "push new contacts")."""

@@ -128,6 +128,11 @@ class SyncResult:
     not_sent: dict[str, int] = field(default_factory=dict)
     #: The CRM's API budget as its last response reported it (the alerts warn when little is left).
     quota: Quota | None = None
+    #: Why the run stopped early, as an error category (the Sync Monitor's health line: reconnect, rate-limited,
+    #: offline...); ``None`` when it ran to the end.
+    stopped_by: ErrorCategory | None = None
+    #: CRM answers of 400 and above among ``api_calls``.
+    api_errors: int = 0
 
     @property
     def changes(self) -> list[PlannedChange]:
@@ -319,6 +324,7 @@ class SyncEngine:
             status = SyncRunStatus.SUCCEEDED
             message: str | None = None
             auth_failed = False
+            stopped_by: ErrorCategory | None = None
             try:
                 self.store.heartbeat(self.integration_id, run.run_id)
                 await self._run_objects(direction, objects, run)
@@ -362,13 +368,13 @@ class SyncEngine:
         finally:
             self.store.release_lock(self.integration_id)
             await self.adapter.aclose()
-        return self._result(run, status, message, started, auth_failed=auth_failed)
+        return self._result(run, status, message, started, auth_failed=auth_failed, stopped_by=stopped_by)
 
     def _result(self, run: _Run, status: SyncRunStatus, message: str | None, started: float, *,
-                auth_failed: bool) -> SyncResult:
+                auth_failed: bool, stopped_by: ErrorCategory | None = None) -> SyncResult:
         return SyncResult(run.run_id, status, run.counts(), self.adapter.api_calls, run.plan, run.failures, message,
                           time.monotonic() - started, auth_failed, dict(sorted(run.not_sent.items())),
-                          self.adapter.quota())
+                          self.adapter.quota(), stopped_by, self.adapter.api_errors)
 
     async def _run_objects(self, direction: SyncDirection, objects: Sequence[RecordObject], run: _Run) -> None:
         for obj in objects:
@@ -623,6 +629,8 @@ class SyncEngine:
                 done += len(chosen[start : start + self.batch_size])
                 self._report(f"pushing {obj.value}s", done, len(chosen))
             return
+        # The total gives the Sync Monitor a time left; a dry run's pulled records change it, so it has none.
+        total = None if only_new or run.pulled else self.store.count_changed_local(self.integration_id, obj)
         while True:
             if only_new:
                 page = self.store.unlinked_local_ids(self.integration_id, obj, after_id, self.batch_size)
@@ -638,7 +646,7 @@ class SyncEngine:
                 break
             after_id = page[-1]
             done += len(ids)
-            self._report(f"pushing {obj.value}s", done, done)
+            self._report(f"pushing {obj.value}s", done, done if total is None else max(total, done))
 
     @staticmethod
     def _pulled_push_ids(obj: RecordObject, run: _Run, page: list[int], lower: int, upper: int | None, *,
