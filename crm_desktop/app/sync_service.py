@@ -438,6 +438,10 @@ class SyncService:
                 outcomes.append((item.integration.name, exc))
         return outcomes
 
+    def runs_changed(self, newer_than: int, unfinished: list[int]) -> list[SyncRunRow]:
+        """Runs started after run ``newer_than`` and the ``unfinished`` ones as they stand (a live view's re-read)."""
+        return self.store.runs_changed(newer_than, unfinished)
+
     def runs(self, name: str | None = None, limit: int = 50) -> list[SyncRunRow]:
         integration_id = self.integrations.get(name).id if name else None
         return self.store.list_runs(integration_id, limit)

@@ -269,6 +269,18 @@ class SyncStore:
                 session.expunge(row)
             return rows
 
+    def runs_changed(self, newer_than: int, unfinished: Sequence[int]) -> list[SyncRunRow]:
+        """Runs started after run ``newer_than`` and the ``unfinished`` runs as they stand now, newest first: what
+        a live view of the run history re-reads instead of every run it shows."""
+        with self.db.session() as session:
+            wanted = SyncRunRow.id > newer_than
+            if unfinished:
+                wanted = or_(wanted, SyncRunRow.id.in_(list(unfinished)))
+            rows = list(session.scalars(select(SyncRunRow).where(wanted).order_by(SyncRunRow.id.desc())))
+            for row in rows:
+                session.expunge(row)
+            return rows
+
     def last_successful_run(self, integration_id: int, directions: Sequence[SyncDirection]) -> datetime | None:
         """When the last run in one of ``directions`` that did not fail started."""
         with self.db.session() as session:

@@ -164,7 +164,8 @@ class SyncMonitorPanel(QWidget):
 
         self.notice = Notice()
 
-        self.runs_model = SyncRunsTableModel(self._load_runs, self._integration_names, page_size, self)
+        self.runs_model = SyncRunsTableModel(self._load_runs, self._integration_names, page_size, self,
+                                             load_changed=self._sync.runs_changed)
         self.runs_table = QTableView()
         self.runs_table.setObjectName("runsTable")
         self.runs_table.setModel(self.runs_model)
@@ -212,7 +213,7 @@ class SyncMonitorPanel(QWidget):
 
         self.live_refresh = QTimer(self)
         self.live_refresh.setInterval(LIVE_REFRESH_MS)
-        self.live_refresh.timeout.connect(self.refresh_runs)
+        self.live_refresh.timeout.connect(self._refresh_live_runs)
 
         self.sync_button.clicked.connect(self._sync_chosen)
         self.sync_all_button.clicked.connect(self.sync_all)
@@ -286,6 +287,14 @@ class SyncMonitorPanel(QWidget):
             self.integration_combo.setCurrentText(chosen)
         self.integration_combo.blockSignals(False)
         self._update_buttons()
+
+    def _refresh_live_runs(self) -> None:
+        """The live timer's tick: only new runs and the running ones are re-read (the selection stays)."""
+        selected = self.selected_run()
+        self.runs_model.refresh_live()
+        row = self.runs_model.row_of(selected.id) if selected is not None else None
+        if row is not None and self.selected_row() != row:
+            self.runs_table.selectRow(row)
 
     def refresh_runs(self) -> None:
         """Re-read the run history (new runs appear on top; the selection stays)."""

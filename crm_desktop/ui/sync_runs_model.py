@@ -31,6 +31,8 @@ ModelIndex = QModelIndex | QPersistentModelIndex
 RunsLoader = Callable[[int], Sequence[SyncRunRow]]
 #: The integrations' names by id (a removed integration's runs go with it).
 NamesLoader = Callable[[], dict[int, str]]
+#: Reads the runs started after a run id, and the given unfinished runs as they stand now.
+ChangedRunsLoader = Callable[[int, list[int]], Sequence[SyncRunRow]]
 
 _STATUS_COLOURS = {
     "succeeded": QColor("#15803d"),
@@ -116,9 +118,11 @@ class SyncRunsTableModel(QAbstractTableModel):
     RunRole = Qt.ItemDataRole.UserRole + 1
 
     def __init__(
-        self, load_runs: RunsLoader, load_names: NamesLoader, page_size: int = 50, parent: QObject | None = None
+        self, load_runs: RunsLoader, load_names: NamesLoader, page_size: int = 50, parent: QObject | None = None,
+        *, load_changed: ChangedRunsLoader | None = None,
     ) -> None:
         super().__init__(parent)
+        self._load_changed = load_changed
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self._load_runs = load_runs
@@ -157,6 +161,28 @@ class SyncRunsTableModel(QAbstractTableModel):
         self._runs = runs[:shown]
         self._more = len(runs) > shown
         self.endResetModel()
+
+    def refresh_live(self) -> None:
+        """While syncs run: re-read only the runs started since the newest shown and the shown runs not finished
+        yet (a small indexed read), not every run shown; falls back to :meth:`refresh` without such a reader."""
+        if self._load_changed is None or not self._runs:
+            self.refresh()
+            return
+        newest = self._runs[0].id
+        unfinished = [run.id for run in self._runs if run.finished_at is None]
+        changed = list(self._load_changed(newest, unfinished))
+        added = [run for run in changed if run.id > newest]
+        if any(run.integration_id not in self._names for run in added):
+            self._names = self._load_names()
+        if added:
+            self.beginInsertRows(QModelIndex(), 0, len(added) - 1)
+            self._runs[:0] = added
+            self.endInsertRows()
+        updated = {run.id: run for run in changed if run.id <= newest}
+        for row, run in enumerate(self._runs):
+            if run.id in updated:
+                self._runs[row] = updated[run.id]
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(RunColumn) - 1))
 
     def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008 (Qt's own signature)
         """Whether older runs exist beyond those loaded."""
