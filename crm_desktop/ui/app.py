@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
 
@@ -12,11 +13,12 @@ from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from crm_desktop import __version__
-from crm_desktop.api.server import start_local_api
+from crm_desktop.api.server import PORT_ENV, LocalApiServer, port_from_env, start_local_api
 from crm_desktop.app.errors import StoreConfigError, VaultError
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.ui.accessibility import AccessibleNames, install_accessible_names
 from crm_desktop.ui.main_window import APPLICATION, DISPLAY_NAME, ORGANISATION, MainWindow
-from crm_desktop.ui.theme import app_icon, stylesheet
+from crm_desktop.ui.theme import app_icon, apply_theme, resolve_theme, stylesheet
 from crm_desktop.ui.welcome import offer_welcome
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ def configure_application(app: QApplication) -> None:
     QApplication.setDesktopFileName(APPLICATION)
     app.setWindowIcon(app_icon())
     app.setStyleSheet(stylesheet())
+    if app.findChild(AccessibleNames) is None:
+        install_accessible_names(app)
 
 
 #: How long the app waits, once its window closed, for cancelled tasks (a sync, a sign-in) to wind down. A clean-up
@@ -44,15 +48,44 @@ DRAIN_SECONDS = 4.0
 LAST_CALL_SECONDS = 1.0
 
 
+def local_api_port(workspace: Workspace) -> int | None:
+    """Where the app serves its local API: ``CRM_DESKTOP_API_PORT`` when set, else Settings (``None``: off)."""
+    if os.environ.get(PORT_ENV, "").strip():
+        return port_from_env()
+    preferences = workspace.preferences.get()
+    return preferences.local_api_port if preferences.local_api_enabled else None
+
+
+def apply_preferred_theme(app: QApplication, workspace: Workspace) -> None:
+    """Dress the app in the theme Settings chose (the system's light or dark mode, unless overridden)."""
+    apply_theme(app, resolve_theme(workspace.preferences.get().theme.value))
+
+
 async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.show()
     offer_welcome(window)  # a first run: try the demo CRMs or connect one
-    api = start_local_api(workspace)
+    port = local_api_port(workspace)
+    api: LocalApiServer | None = start_local_api(workspace, port) if port is not None else None
+    restarting: list[asyncio.Task[None]] = []
+
+    async def restart_api() -> None:
+        nonlocal api
+        if api is not None:
+            await api.stop()
+        port = local_api_port(workspace)
+        api = start_local_api(workspace, port) if port is not None else None
+        logger.info("local API %s", f"moved to port {port}" if port is not None else "turned off")
+
+    window.desk.local_api_changed.connect(
+        lambda: restarting.append(asyncio.ensure_future(restart_api()))
+    )
     try:
         await closed.wait()
     finally:
+        if restarting:
+            await asyncio.gather(*restarting, return_exceptions=True)
         if api is not None:
             await api.stop()
     await _drain_tasks()
@@ -79,11 +112,12 @@ async def _drain_tasks() -> None:
 
 
 def _close_on_signals(loop: asyncio.AbstractEventLoop, window: MainWindow) -> list[signal.Signals]:
-    """Close the window (saving its state) on Ctrl+C or a polite kill, where the platform allows it."""
+    """Quit (closing the window and saving its state, even with the app in the tray) on Ctrl+C or a polite kill,
+    where the platform allows it."""
     installed = []
     for number in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(number, window.close)
+            loop.add_signal_handler(number, window.quit)
         except (NotImplementedError, RuntimeError, ValueError):
             continue  # Windows' loops and non-main threads have no signal handlers
         installed.append(number)
@@ -131,6 +165,13 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
         logger.error("cannot open the workspace: %s", exc)
         QMessageBox.critical(None, f"{DISPLAY_NAME} cannot start", str(exc))
         return EXIT_CANNOT_START
+    apply_preferred_theme(app, workspace)
+
+    def follow_system_theme(_scheme: object) -> None:
+        apply_preferred_theme(app, workspace)
+
+    # "Follow the system": a desktop switching to dark mode (or back) while the app runs is followed at once.
+    app.styleHints().colorSchemeChanged.connect(follow_system_theme)
 
     # The window, not Qt's last-window rule, ends the run, so the loop stops only after the close was handled.
     quit_on_last_window = app.quitOnLastWindowClosed()
@@ -151,7 +192,7 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
             # Something called QApplication.quit() while the window was open: close it so its state is saved,
             # and run the loop again so the window's tasks wind down on a running loop.
             logger.info("the app was asked to quit with its window open")
-            window.close()
+            window.quit()
             loop.run_until_complete(main)
     finally:
         for number in handled_signals:
@@ -161,6 +202,7 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
         if window is not None:
             window.deleteLater()
             QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        app.styleHints().colorSchemeChanged.disconnect(follow_system_theme)
         workspace.close()
         app.setQuitOnLastWindowClosed(quit_on_last_window)
         logger.info("GUI closed")

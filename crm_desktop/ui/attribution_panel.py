@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 from crm_desktop.ui.people_panel import MODEL_NAMES, fill_table, small_table
+from crm_desktop.ui.theme import current_theme, style_chart
 from crm_desktop.ui.widgets import Notice, PanelHeading
 
 logger = logging.getLogger(__name__)
@@ -284,6 +285,7 @@ class AttributionPanel(QWidget):
     @staticmethod
     def _replace_chart(view: QChartView, chart: QChart) -> None:
         old = view.chart()
+        style_chart(chart, current_theme())
         view.setChart(chart)
         if old is not None:
             old.deleteLater()

@@ -270,6 +270,7 @@ class ConflictsPanel(QWidget):
         self.model = ConflictsTableModel(self._sync.conflicts, self._integration_names, self)
         self.table = QTableView()
         self.table.setObjectName("conflictsTable")
+        self.table.setAccessibleName("Open conflicts")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

@@ -301,6 +301,7 @@ class IntegrationsPanel(QWidget):
 
         self.model = IntegrationsTableModel(service, self)
         self.table = QTableView()
+        self.table.setAccessibleName("Integrations")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

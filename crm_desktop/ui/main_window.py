@@ -28,6 +28,7 @@ from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.attribution_panel import AttributionPanel
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
+from crm_desktop.ui.desk import Desk
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
 from crm_desktop.ui.integrations_panel import IntegrationsPanel
 from crm_desktop.ui.network_dialog import NetworkSettingsDialog
@@ -46,6 +47,7 @@ DISPLAY_NAME = "CRM Desktop"
 
 GEOMETRY_KEY = "main_window/geometry"
 PANEL_KEY = "main_window/panel"
+DOCKS_KEY = "main_window/docks"
 DEFAULT_SIZE = QSize(1240, 760)
 #: The sidebar row of the Conflicts panel (its text carries the open count).
 CONFLICTS_ROW = 2
@@ -114,7 +116,14 @@ class MainWindow(QMainWindow):
 
     closed = Signal()
 
-    def __init__(self, workspace: Workspace, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: QSettings | None = None,
+        parent: QWidget | None = None,
+        *,
+        tray_available: bool | None = None,
+    ) -> None:
         super().__init__(parent)
         self.workspace = workspace
         # Sync runs write the store and merge records: in a worker thread, so this window never waits on them.
@@ -147,6 +156,7 @@ class MainWindow(QMainWindow):
 
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
+        self.sidebar.setAccessibleName("Panels")
         self.sidebar.setIconSize(QSize(20, 20))
         self.sidebar.setFixedWidth(184)
         self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -183,17 +193,18 @@ class MainWindow(QMainWindow):
 
         self.diagnostics_dialog: QFileDialog | None = None
         self._build_menus()
+        self.desk = Desk(self, tray_available=tray_available)
         self._restore_state()
         self.refresh_conflicts()
-        self.scheduler.start()
+        self.desk.start()
 
     def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
+        self.file_menu = file_menu = self.menuBar().addMenu("&File")
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        self.quit_action.triggered.connect(self.close)
+        self.quit_action.triggered.connect(self.quit)
         file_menu.addAction(self.quit_action)
-        settings_menu = self.menuBar().addMenu("&Settings")
+        self.settings_menu = settings_menu = self.menuBar().addMenu("&Settings")
         self.network_action = QAction("&Network…", self)
         self.network_action.triggered.connect(self.open_network_settings)
         settings_menu.addAction(self.network_action)
@@ -309,21 +320,42 @@ class MainWindow(QMainWindow):
         geometry = self._settings.value(GEOMETRY_KEY)
         if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
             self.resize(default_size(self.screen().availableGeometry().size()))
+        docks = self._settings.value(DOCKS_KEY)
+        if isinstance(docks, QByteArray):
+            self.restoreState(docks)
         try:
             panel = int(self._settings.value(PANEL_KEY, 0))  # type: ignore[call-overload]
         except (TypeError, ValueError):
             panel = 0
         self.show_panel(panel if 0 <= panel < self.stack.count() else 0)
 
+    @property
+    def window_settings(self) -> QSettings:
+        """Where the window keeps its own state (size, panel, docks)."""
+        return self._settings
+
     def save_state(self) -> None:
-        """Write geometry and the selected panel to QSettings."""
+        """Write geometry, docks and the selected panel to QSettings."""
         self._settings.setValue(GEOMETRY_KEY, self.saveGeometry())
+        self._settings.setValue(DOCKS_KEY, self.saveState())
         self._settings.setValue(PANEL_KEY, self.sidebar.currentRow())
         self._settings.sync()
 
+    def quit(self) -> None:
+        """File > Quit, or the tray's Quit: close the window for good, even while auto-sync would keep it."""
+        self.desk.quit()
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Save the window's state, cancel its running tasks, and say it closed."""
+        """Hide to the tray while auto-sync runs there; otherwise save the state, cancel the tasks, say it closed."""
+        if self.desk.keeps_running_on_close():
+            self.save_state()
+            event.ignore()
+            self.hide()
+            self.desk.went_to_tray()
+            logger.info("main window hidden; syncing goes on in the tray")
+            return
         self.save_state()
+        self.desk.stop()
         self.scheduler.stop()
         self.tasks.cancel_all()
         event.accept()

@@ -1,10 +1,19 @@
-"""The app's look: its icon, the sidebar icons and the light stylesheet, read from the resources folder."""
+"""The app's look: its icon, the sidebar icons, and the light and dark themes (palette and stylesheet).
+
+The stylesheet is written once, in light colours; the dark theme is the same sheet with every colour swapped
+for its dark counterpart (:data:`DARK_COLOURS`), so the two never drift apart.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from enum import StrEnum
 
-from PySide6.QtGui import QIcon
+from PySide6.QtCharts import QChart, QChartView
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+from PySide6.QtWidgets import QApplication
 
 from crm_desktop.resources_path import resource_file
 
@@ -13,8 +22,52 @@ logger = logging.getLogger(__name__)
 APP_ICON = "crm-desktop.svg"
 
 
+class Theme(StrEnum):
+    """The two sets of colours the app draws with."""
+
+    LIGHT = "light"
+    DARK = "dark"
+
+
+#: Each colour of ``style.qss`` and what it becomes in the dark theme (slate greys inverted, accents kept,
+#: tinted notices darkened with light text).
+DARK_COLOURS = {
+    "#ffffff": "#0f172a",
+    "#f8fafc": "#172033",
+    "#f1f5f9": "#1e293b",
+    "#e2e8f0": "#334155",
+    "#cbd5e1": "#475569",
+    "#94a3b8": "#64748b",
+    "#64748b": "#94a3b8",
+    "#475569": "#a3b1c6",
+    "#334155": "#cbd5e1",
+    "#1e293b": "#e2e8f0",
+    "#0f172a": "#f8fafc",
+    "#dbeafe": "#1e3a8a",
+    "#1e3a8a": "#dbeafe",
+    "#bfdbfe": "#1d4ed8",
+    "#93c5fd": "#1e40af",
+    "#2563eb": "#2563eb",
+    "#1d4ed8": "#3b82f6",
+    "#fef2f2": "#3b1219",
+    "#fff7f7": "#3b1219",
+    "#fecaca": "#7f1d1d",
+    "#991b1b": "#fca5a5",
+    "#dc2626": "#f87171",
+    "#f0fdf4": "#052e16",
+    "#bbf7d0": "#166534",
+    "#166534": "#86efac",
+    "#fffbeb": "#3a2a0a",
+    "#fde68a": "#92400e",
+    "#92400e": "#fcd34d",
+    "#b45309": "#fbbf24",
+}
+
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}\b")
+
+
 def icon(file_name: str) -> QIcon:
-    """An icon from ``resources/icons`` (an SVG scales to any size).
+    """An icon from ``resources/icons`` (an SVG: sharp at any size and device pixel ratio).
 
     Raises:
         FileNotFoundError: when the icon is not in the resources folder.
@@ -27,10 +80,102 @@ def app_icon() -> QIcon:
     return icon(APP_ICON)
 
 
-def stylesheet() -> str:
-    """The Qt stylesheet applied to the whole app.
+def stylesheet(theme: Theme = Theme.LIGHT) -> str:
+    """The Qt stylesheet applied to the whole app, in ``theme``'s colours.
 
     Raises:
         FileNotFoundError: when ``style.qss`` is not in the resources folder.
+        KeyError: when ``style.qss`` uses a colour the dark theme has no counterpart for.
     """
-    return resource_file("style.qss").read_text(encoding="utf-8")
+    text = resource_file("style.qss").read_text(encoding="utf-8")
+    if theme is Theme.LIGHT:
+        return text
+    return _HEX_COLOUR.sub(lambda match: DARK_COLOURS[match.group(0).lower()], text)
+
+
+def palette(theme: Theme) -> QPalette:
+    """The palette for what the stylesheet leaves to the style (menus, scroll bars, check boxes, charts)."""
+    dark = theme is Theme.DARK
+    colours = {
+        QPalette.ColorRole.Window: "#0f172a" if dark else "#ffffff",
+        QPalette.ColorRole.WindowText: "#e2e8f0" if dark else "#1e293b",
+        QPalette.ColorRole.Base: "#0f172a" if dark else "#ffffff",
+        QPalette.ColorRole.AlternateBase: "#172033" if dark else "#f8fafc",
+        QPalette.ColorRole.Text: "#e2e8f0" if dark else "#1e293b",
+        QPalette.ColorRole.PlaceholderText: "#94a3b8" if dark else "#64748b",
+        QPalette.ColorRole.Button: "#1e293b" if dark else "#f8fafc",
+        QPalette.ColorRole.ButtonText: "#e2e8f0" if dark else "#1e293b",
+        QPalette.ColorRole.BrightText: "#ffffff",
+        QPalette.ColorRole.Highlight: "#1d4ed8" if dark else "#bfdbfe",
+        QPalette.ColorRole.HighlightedText: "#f8fafc" if dark else "#0f172a",
+        QPalette.ColorRole.ToolTipBase: "#1e293b" if dark else "#ffffff",
+        QPalette.ColorRole.ToolTipText: "#e2e8f0" if dark else "#1e293b",
+        QPalette.ColorRole.Link: "#60a5fa" if dark else "#1d4ed8",
+        QPalette.ColorRole.LinkVisited: "#a78bfa" if dark else "#6d28d9",
+        QPalette.ColorRole.Light: "#475569" if dark else "#ffffff",
+        QPalette.ColorRole.Midlight: "#334155" if dark else "#f1f5f9",
+        QPalette.ColorRole.Mid: "#475569" if dark else "#cbd5e1",
+        QPalette.ColorRole.Dark: "#020617" if dark else "#94a3b8",
+        QPalette.ColorRole.Shadow: "#000000" if dark else "#64748b",
+    }
+    result = QPalette()
+    for role, colour in colours.items():
+        result.setColor(role, QColor(colour))
+    for role, colour in ((QPalette.ColorRole.WindowText, "#64748b"), (QPalette.ColorRole.Text, "#64748b"),
+                         (QPalette.ColorRole.ButtonText, "#64748b")):
+        result.setColor(QPalette.ColorGroup.Disabled, role, QColor(colour))
+    return result
+
+
+def system_theme() -> Theme:
+    """The desktop's light or dark mode (light when the platform does not say)."""
+    scheme = QGuiApplication.styleHints().colorScheme()
+    return Theme.DARK if scheme == Qt.ColorScheme.Dark else Theme.LIGHT
+
+
+def resolve_theme(choice: str) -> Theme:
+    """The theme for a preference: ``light``, ``dark``, or ``system`` (the desktop's mode now)."""
+    if choice == Theme.DARK.value:
+        return Theme.DARK
+    if choice == Theme.LIGHT.value:
+        return Theme.LIGHT
+    return system_theme()
+
+
+def style_chart(chart: QChart, theme: Theme) -> None:
+    """Draw a chart in the theme: Qt's light or dark chart theme on the window's own background.
+
+    The chart theme also colours the series and axes a panel adds later.
+    """
+    dark = theme is Theme.DARK
+    chart.setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
+    chart.setBackgroundBrush(QColor("#0f172a" if dark else "#ffffff"))
+
+
+class ChartTheming(QObject):
+    """Dresses every chart view in the app's theme when it is first polished (charts are drawn, not styled)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Polish and isinstance(watched, QChartView):
+            style_chart(watched.chart(), current_theme())
+        return False
+
+
+def apply_theme(app: QApplication, theme: Theme) -> None:
+    """Dress the whole app in ``theme``: the palette, the stylesheet in its colours, and every chart."""
+    app.setPalette(palette(theme))
+    app.setStyleSheet(stylesheet(theme))
+    app.setProperty("crmTheme", theme.value)
+    if app.findChild(ChartTheming) is None:
+        app.installEventFilter(ChartTheming(app))
+    for widget in app.allWidgets():
+        if isinstance(widget, QChartView):
+            style_chart(widget.chart(), theme)
+    logger.info("%s theme applied", theme.value)
+
+
+def current_theme(app: QApplication | None = None) -> Theme:
+    """The theme :func:`apply_theme` last applied (light until then)."""
+    instance = app or QApplication.instance()
+    value = instance.property("crmTheme") if instance is not None else None
+    return Theme(value) if value in (Theme.LIGHT.value, Theme.DARK.value) else Theme.LIGHT

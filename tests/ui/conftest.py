@@ -83,8 +83,13 @@ def qasync_loop(qapp: QApplication, qtbot: QtBot) -> Iterator[qasync.QEventLoop]
         qapp.exec()
 
 
-#: Messages only the headless "offscreen" platform prints (it cannot forward a window's size hints).
-OFFSCREEN_ONLY_MESSAGES = (r"This plugin does not support propagateSizeHints\(\)",)
+#: Messages only the headless "offscreen" platform prints (it cannot forward a window's size hints or raise a window,
+#: and has no native tray window to follow when a test shows the tray icon).
+OFFSCREEN_ONLY_MESSAGES = (
+    r"This plugin does not support propagateSizeHints\(\)",
+    r"No such signal QPlatformNativeInterface::systemTrayWindowChanged",
+    r"This plugin does not support raise\(\)",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

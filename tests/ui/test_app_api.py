@@ -73,3 +73,62 @@ def test_the_window_serves_the_api_until_it_closes(
     assert seen.get("unauthorised") == 401
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/openapi.json")
+
+
+def test_settings_choose_the_api_port_and_move_or_stop_it_at_once(
+    qapp: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRM_DESKTOP_API_PORT", raising=False)
+    first, second = free_port(), free_port()
+    seen: dict[str, object] = {}
+    names = (QCoreApplication.organizationName(), QCoreApplication.applicationName())
+
+    async def answers(port: int) -> bool:
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                await client.get("/openapi.json")
+        except httpx.ConnectError:
+            return False
+        return True
+
+    async def until(port: int, serving: bool) -> bool:
+        for _ in range(200):
+            if await answers(port) == serving:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def move_then_stop(window: MainWindow) -> None:
+        try:
+            seen["first"] = await until(first, serving=True)
+            window.desk.apply_preferences(window.workspace.preferences.update(local_api_port=second))
+            seen["moved"] = await until(second, serving=True) and await until(first, serving=False)
+            window.desk.apply_preferences(window.workspace.preferences.update(local_api_enabled=False))
+            seen["stopped"] = await until(second, serving=False)
+        finally:
+            window.desk.quit()
+
+    def when_shown(attempts: int = 200) -> None:
+        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
+                      None)
+        if window is None:
+            if attempts:
+                QTimer.singleShot(10, lambda: when_shown(attempts - 1))
+            else:
+                QCoreApplication.quit()
+            return
+        seen["task"] = asyncio.get_event_loop().create_task(move_then_stop(window))
+
+    def workspace() -> Workspace:
+        opened = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))
+        opened.preferences.update(local_api_port=first)
+        return opened
+
+    QTimer.singleShot(0, when_shown)
+    try:
+        assert run_gui(workspace, ["crm-desktop"]) == 0
+    finally:
+        QCoreApplication.setOrganizationName(names[0])
+        QCoreApplication.setApplicationName(names[1])
+        qapp.setStyleSheet("")
+    assert (seen.get("first"), seen.get("moved"), seen.get("stopped")) == (True, True, True), seen

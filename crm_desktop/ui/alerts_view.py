@@ -1,0 +1,242 @@
+"""The Alerts view: every alert with its time, integration and run, and what to do next (open the run, reconnect)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.domain.alerts import Alert, AlertKind
+from crm_desktop.ui.wording import local_time, short_time
+
+logger = logging.getLogger(__name__)
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+AlertsLoader = Callable[[], list[Alert]]
+
+
+class AlertColumn(IntEnum):
+    """The Alerts table's columns."""
+
+    WHEN = 0
+    INTEGRATION = 1
+    ALERT = 2
+    DETAILS = 3
+    RUN = 4
+
+
+HEADERS = {
+    AlertColumn.WHEN: "When",
+    AlertColumn.INTEGRATION: "Integration",
+    AlertColumn.ALERT: "Alert",
+    AlertColumn.DETAILS: "Details",
+    AlertColumn.RUN: "Run",
+}
+
+
+def alert_title(alert: Alert) -> str:
+    """The alert's kind in words, with how often it came again (“Sync failed (3 times)”)."""
+    return f"{alert.title} ({alert.repeats + 1} times)" if alert.repeats else alert.title
+
+
+class AlertsTableModel(QAbstractTableModel):
+    """Alerts, the latest occurrence first, with named columns (:class:`AlertColumn`); ``AlertRole`` gives the alert."""
+
+    AlertRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, load: AlertsLoader, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._load = load
+        self._alerts: list[Alert] = []
+
+    def refresh(self) -> None:
+        """Re-read the alerts."""
+        self.beginResetModel()
+        self._alerts = list(self._load())
+        self.endResetModel()
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
+        return 0 if parent.isValid() else len(self._alerts)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(AlertColumn)
+
+    def alert_at(self, row: int) -> Alert:
+        """The alert at ``row`` (raises ``IndexError``)."""
+        return self._alerts[row]
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[AlertColumn(section)]
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._alerts):
+            return None
+        alert = self._alerts[index.row()]
+        column = AlertColumn(index.column())
+        if role == self.AlertRole:
+            return alert
+        if role == Qt.ItemDataRole.DisplayRole:
+            return {
+                AlertColumn.WHEN: short_time(alert.last_seen_at),
+                AlertColumn.INTEGRATION: alert.integration_name,
+                AlertColumn.ALERT: alert_title(alert),
+                AlertColumn.DETAILS: alert.message,
+                AlertColumn.RUN: f"Run #{alert.run_id}" if alert.run_id is not None else "—",
+            }[column]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column is AlertColumn.WHEN:
+                first = local_time(alert.raised_at, seconds=True)
+                last = local_time(alert.last_seen_at, seconds=True)
+                return f"First: {first}\nLast: {last}" if alert.repeats else first
+            if column is AlertColumn.RUN and alert.run_id is not None:
+                return "Open this run in the Sync Monitor (Enter or double-click)"
+            return alert.message
+        return None
+
+
+class AlertsPanel(QWidget):
+    """The alerts listed for the marketer, with "Open run", "Reconnect…" and "Clear".
+
+    Attributes:
+        model, table: the alerts.
+        open_run_button: shows the selected alert's run in the Sync Monitor.
+        reconnect_button: opens the selected integration's connection settings (a refused sign-in).
+        clear_button: forgets every alert.
+        empty_label: said when there is no alert.
+
+    Signals:
+        run_requested(int): open this run.
+        reconnect_requested(str): reconnect this integration.
+        cleared(): the alerts were cleared.
+    """
+
+    run_requested = Signal(int)
+    reconnect_requested = Signal(str)
+    cleared = Signal()
+
+    def __init__(self, load: AlertsLoader, clear: Callable[[], int], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._clear = clear
+        self.model = AlertsTableModel(load, self)
+        self.table = QTableView()
+        self.table.setObjectName("alertsTable")
+        self.table.setAccessibleName("Alerts")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(AlertColumn.DETAILS, QHeaderView.ResizeMode.Stretch)
+        for column, width in ((AlertColumn.WHEN, 110), (AlertColumn.INTEGRATION, 150), (AlertColumn.ALERT, 170),
+                              (AlertColumn.RUN, 80)):
+            self.table.setColumnWidth(column, width)
+
+        self.empty_label = QLabel("No alerts. Failed syncs, sign-ins to renew, low API quotas and refused records "
+                                  "show up here.")
+        self.empty_label.setObjectName("panelSubtitle")
+        self.empty_label.setWordWrap(True)
+        self.open_run_button = QPushButton("Open run")
+        self.open_run_button.setAccessibleName("Open the alert's run")
+        self.reconnect_button = QPushButton("Reconnect…")
+        self.reconnect_button.setAccessibleName("Reconnect the alert's integration")
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setAccessibleName("Clear all alerts")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.empty_label)
+        buttons.addStretch(1)
+        buttons.addWidget(self.open_run_button)
+        buttons.addWidget(self.reconnect_button)
+        buttons.addWidget(self.clear_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 8)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+
+        self.open_run_button.clicked.connect(self.open_selected_run)
+        self.reconnect_button.clicked.connect(self.reconnect_selected)
+        self.clear_button.clicked.connect(self.clear)
+        self.table.doubleClicked.connect(lambda _index: self.act_on_selected())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        self.table.installEventFilter(self)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the alerts (the selection goes back to the newest)."""
+        self.model.refresh()
+        self.empty_label.setVisible(self.model.rowCount() == 0)
+        self._update_buttons()
+
+    def selected_alert(self) -> Alert | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.alert_at(rows[0].row()) if rows else None
+
+    def select_row(self, row: int) -> None:
+        self.table.selectRow(row)
+
+    def _update_buttons(self) -> None:
+        alert = self.selected_alert()
+        self.open_run_button.setEnabled(alert is not None and alert.run_id is not None)
+        self.reconnect_button.setEnabled(
+            alert is not None and alert.kind is AlertKind.AUTH_FAILED and alert.integration_id is not None
+        )
+        self.clear_button.setEnabled(self.model.rowCount() > 0)
+
+    def open_selected_run(self) -> bool:
+        """Ask to show the selected alert's run; ``False`` when it has none."""
+        alert = self.selected_alert()
+        if alert is None or alert.run_id is None:
+            return False
+        self.run_requested.emit(alert.run_id)
+        return True
+
+    def reconnect_selected(self) -> bool:
+        """Ask to reconnect the selected alert's integration; ``False`` unless it is a refused sign-in."""
+        alert = self.selected_alert()
+        if alert is None or alert.kind is not AlertKind.AUTH_FAILED or alert.integration_id is None:
+            return False
+        self.reconnect_requested.emit(alert.integration_name)
+        return True
+
+    def act_on_selected(self) -> None:
+        """Enter or a double-click: reconnect a refused sign-in, otherwise open the run."""
+        if not self.reconnect_selected():
+            self.open_selected_run()
+
+    def clear(self) -> None:
+        """Forget every alert."""
+        removed = self._clear()
+        logger.info("cleared %d alert(s)", removed)
+        self.refresh()
+        self.cleared.emit()
+
+    def eventFilter(self, watched: QObject, event: Any) -> bool:
+        """Enter on the table acts on the selected alert."""
+        if watched is self.table and isinstance(event, QKeyEvent) and event.type() == QKeyEvent.Type.KeyPress \
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.selected_alert() is not None:
+            self.act_on_selected()
+            return True
+        return super().eventFilter(watched, event)

@@ -1,0 +1,359 @@
+"""What the window offers around its panels: the tray icon, alerts and notifications, settings and shortcuts.
+
+Kept apart from ``main_window`` so the window stays a sidebar of panels; the window builds one :class:`Desk`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit, QMenu, QWidget
+
+from crm_desktop.app.alerts import RaisedAlert
+from crm_desktop.app.preferences import DeskPreferences
+from crm_desktop.app.sync_service import SyncResult
+from crm_desktop.domain.alerts import AlertKind
+from crm_desktop.domain.models import Integration
+from crm_desktop.ui.alerts_view import AlertsPanel
+from crm_desktop.ui.settings_dialog import SettingsDialog
+from crm_desktop.ui.theme import apply_theme, resolve_theme
+from crm_desktop.ui.tray import DeskTray
+
+if TYPE_CHECKING:
+    from crm_desktop.ui.main_window import MainWindow
+
+logger = logging.getLogger(__name__)
+
+#: QSettings key: the "closing keeps syncing in the tray" notification was shown (it is said once).
+TRAY_EXPLAINED_KEY = "tray/explained"
+#: The Alerts view's first height, in pixels.
+ALERTS_DOCK_HEIGHT = 170
+#: Shown once, the first time closing the window leaves the app running in the tray.
+TRAY_EXPLANATION = (
+    "CRM Desktop keeps syncing in the background. Open it or quit from the tray icon's menu; "
+    "turn this off in Settings."
+)
+
+
+def has_own_find_shortcut(panel: QWidget) -> bool:
+    """Whether a panel handles Ctrl+F itself (the window's Ctrl+F then stays out of its way)."""
+    find = QKeySequence(QKeySequence.StandardKey.Find)
+    return any(shortcut.key().matches(find) == QKeySequence.SequenceMatch.ExactMatch
+               for shortcut in panel.findChildren(QShortcut))
+
+
+def filter_control(panel: QWidget) -> QWidget | None:
+    """The control Ctrl+F goes to: the panel's ``filter_edit``, else its first visible text field or list choice."""
+    named = getattr(panel, "filter_edit", None)
+    if isinstance(named, QWidget):
+        return named
+    for widget in panel.findChildren(QWidget):
+        if isinstance(widget, QLineEdit | QComboBox) and widget.isVisibleTo(panel) and widget.isEnabled():
+            return widget
+    return None
+
+
+class Desk(QObject):
+    """The window's tray icon, Alerts view, notifications, Settings dialog and keyboard shortcuts.
+
+    Attributes:
+        window: the main window.
+        preferences: the workspace's desktop preferences as last saved.
+        tray: the tray icon and its menu.
+        alerts_panel, alerts_dock: the Alerts view, docked at the bottom of the window.
+        panel_actions: View > one action per panel (Ctrl+1..6).
+        sync_all_action: File > Sync all now (Ctrl+R).
+        find_action: View > Filter (Ctrl+F).
+        settings_action: Settings > Preferences (Ctrl+,).
+        settings_dialog: the Settings dialog while it is open.
+
+    Signals:
+        local_api_changed(): the local API was turned on or off, or moved to another port.
+        alerts_shown(list): the alerts just raised (a repeat included), after they were listed.
+    """
+
+    local_api_changed = Signal()
+    alerts_shown = Signal(list)
+
+    def __init__(self, window: MainWindow, *, tray_available: bool | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.workspace = window.workspace
+        self.preferences = self.workspace.preferences.get()
+        self.settings_dialog: SettingsDialog | None = None
+        self._quitting = False
+
+        self.alerts_panel = AlertsPanel(self.workspace.alerts.recent, self.workspace.alerts.clear)
+        self.alerts_dock = QDockWidget("Alerts", window)
+        self.alerts_dock.setObjectName("alertsDock")
+        self.alerts_dock.setAccessibleName("Alerts")
+        self.alerts_dock.setWidget(self.alerts_panel)
+        self.alerts_dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea
+                                         | Qt.DockWidgetArea.RightDockWidgetArea)
+        window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.alerts_dock)
+        # A strip under the panel, not half the window (a remembered size replaces it).
+        window.resizeDocks([self.alerts_dock], [ALERTS_DOCK_HEIGHT], Qt.Orientation.Vertical)
+        self.alerts_dock.hide()
+        self.alerts_panel.run_requested.connect(self.open_run)
+        self.alerts_panel.reconnect_requested.connect(self.reconnect)
+
+        self.tray = DeskTray(window, available=tray_available)
+        self.tray.set_paused(not self.preferences.auto_sync)
+        self.tray.open_requested.connect(self.open_window)
+        self.tray.sync_all_requested.connect(self.sync_all)
+        self.tray.pause_toggled.connect(lambda paused: self.set_auto_sync(not paused))
+        self.tray.quit_requested.connect(self.quit)
+
+        self._build_actions()
+        self._panel_keys()
+        self.workspace.sync.add_run_listener(self._run_ended)
+        window.stack.currentChanged.connect(lambda _index: self._update_find_action())
+        self._update_find_action()
+
+    # -- actions and shortcuts
+
+    def _build_actions(self) -> None:
+        window = self.window
+        self.sync_all_action = QAction("Sync all &now", window)
+        self.sync_all_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.sync_all_action.triggered.connect(self.sync_all)
+        window.file_menu.insertAction(window.quit_action, self.sync_all_action)
+        window.file_menu.insertSeparator(window.quit_action)
+
+        self.view_menu = QMenu("&View", window)
+        window.menuBar().insertMenu(window.settings_menu.menuAction(), self.view_menu)
+        self.panel_actions: list[QAction] = []
+        for number, entry in enumerate(window.panels, start=1):
+            action = QAction(entry.title, window)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda _checked=False, index=number - 1: self.go_to_panel(index))
+            self.view_menu.addAction(action)
+            self.panel_actions.append(action)
+        self.view_menu.addSeparator()
+        self.find_action = QAction("&Filter", window)
+        self.find_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Find))
+        self.find_action.triggered.connect(self.focus_filter)
+        self.view_menu.addAction(self.find_action)
+        self.alerts_action = self.alerts_dock.toggleViewAction()
+        self.alerts_action.setText("&Alerts")
+        self.alerts_action.setShortcut(QKeySequence("Ctrl+Shift+A"))
+        self.view_menu.addAction(self.alerts_action)
+
+        self.settings_action = QAction("&Preferences…", window)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
+        self.settings_action.triggered.connect(self.open_settings)
+        window.settings_menu.insertAction(window.network_action, self.settings_action)
+
+    def _panel_keys(self) -> None:
+        """Delete and Enter on the Integrations table: remove (after asking) and edit; Enter on a run: its log."""
+        integrations = self.window.integrations_panel
+        remove = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), integrations.table)
+        remove.setContext(Qt.ShortcutContext.WidgetShortcut)
+        remove.activated.connect(integrations.confirm_remove)
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            edit = QShortcut(QKeySequence(key), integrations.table)
+            edit.setContext(Qt.ShortcutContext.WidgetShortcut)
+            edit.activated.connect(integrations.open_edit_dialog)
+            monitor = self.window.sync_monitor_panel
+            details = QShortcut(QKeySequence(key), monitor.runs_table)
+            details.setContext(Qt.ShortcutContext.WidgetShortcut)
+            details.activated.connect(lambda table=monitor.log_table: table.setFocus(
+                Qt.FocusReason.ShortcutFocusReason))
+
+    def go_to_panel(self, index: int) -> None:
+        """Ctrl+1..6: show a panel and move the keyboard into it."""
+        self.window.show_panel(index)
+        panel = self.window.current_panel
+        target = panel.focusProxy() or next(
+            (w for w in panel.findChildren(QWidget)
+             if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(panel) and w.isEnabled()), panel)
+        target.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def _update_find_action(self) -> None:
+        # A panel with its own Ctrl+F (People) handles it while the keyboard is in it; two shortcuts on one key
+        # would both be refused as ambiguous.
+        self.find_action.setEnabled(not has_own_find_shortcut(self.window.current_panel))
+
+    def focus_filter(self) -> bool:
+        """Ctrl+F: put the keyboard in the current panel's filter; ``False`` when the panel has none."""
+        panel = self.window.current_panel
+        focus_own = getattr(panel, "focus_filter", None)
+        if callable(focus_own):
+            focus_own()
+            return True
+        control = filter_control(panel)
+        if control is None:
+            self.window.statusBar().showMessage("This panel has nothing to filter.", 4000)
+            return False
+        control.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        if isinstance(control, QLineEdit):
+            control.selectAll()
+        return True
+
+    def sync_all(self) -> None:
+        """Ctrl+R, or the tray: sync every integration, shown in the Sync Monitor (the window comes back from the
+        tray for it: "Sync all now" may first ask, over the window)."""
+        if not self.window.isVisible():
+            self.open_window()
+        self.window.sync_monitor_panel.sync_all()
+
+    # -- the window and the tray
+
+    def open_window(self) -> None:
+        """Show the window again (from the tray), in front."""
+        self.window.showNormal()
+        self.window.raise_()
+        self.window.activateWindow()
+
+    def quit(self) -> None:
+        """Quit for real (the tray's Quit): the window closes even while auto-sync runs."""
+        self._quitting = True
+        self.window.close()
+
+    def keeps_running_on_close(self) -> bool:
+        """Whether closing the window only hides it: a tray to live in, auto-sync on, and the setting on."""
+        return (not self._quitting and self.tray.visible and self.preferences.keep_in_tray
+                and self.preferences.auto_sync)
+
+    def went_to_tray(self) -> None:
+        """Say once (ever) that the app keeps syncing in the tray."""
+        settings = self.window.window_settings
+        if settings.value(TRAY_EXPLAINED_KEY, False, type=bool):
+            return
+        if self.tray.notify("CRM Desktop is still running", TRAY_EXPLANATION, warning=False,
+                            on_click=self.open_window):
+            settings.setValue(TRAY_EXPLAINED_KEY, True)
+            settings.sync()
+
+    def set_auto_sync(self, enabled: bool) -> None:
+        """Run or pause scheduled syncs (the tray's "Pause auto-sync", the Settings), and remember it."""
+        self.preferences = self.workspace.preferences.update(auto_sync=enabled)
+        self._apply_auto_sync()
+
+    def _apply_auto_sync(self) -> None:
+        scheduler = self.window.scheduler
+        if self.preferences.auto_sync and not scheduler.active:
+            scheduler.start()
+        elif not self.preferences.auto_sync and scheduler.active:
+            scheduler.stop()
+        self.tray.set_paused(not self.preferences.auto_sync)
+        self.window.statusBar().showMessage(
+            "Auto-sync is on" if self.preferences.auto_sync else "Auto-sync paused: syncs run only when you ask",
+            5000)
+
+    def start(self) -> None:
+        """Show the tray icon and start auto-sync as the preferences say (when the window opens)."""
+        self.tray.show()
+        if self.preferences.auto_sync:
+            self.window.scheduler.start()
+        self.window.attribution_panel.model_combo.setCurrentIndex(
+            self.window.attribution_panel.model_combo.findData(self.preferences.attribution_model))
+
+    def stop(self) -> None:
+        """The window closes for good: hear no more runs, take the tray icon away."""
+        self.workspace.sync.remove_run_listener(self._run_ended)
+        self.tray.hide()
+
+    # -- alerts
+
+    def _run_ended(self, integration: Integration, outcome: SyncResult | Exception) -> None:
+        self.run_ended(integration, outcome)
+
+    def run_ended(self, integration: Integration, outcome: SyncResult | Exception) -> list[RaisedAlert]:
+        """A run ended: raise its alerts, list them, and notify those not repeating a recent one."""
+        try:
+            raised = self.workspace.alerts.alerts_for_run(integration, outcome)
+        except Exception as exc:  # the store cannot take the alert: the run's own outcome still shows
+            logger.warning("cannot record the alerts of the run of %s: %s", integration.name, exc)
+            return []
+        if not raised:
+            return []
+        self.alerts_panel.refresh()
+        for item in raised:
+            if item.notify and self.preferences.notifications:
+                self.notify(item)
+        self.alerts_shown.emit(raised)
+        return raised
+
+    def notify(self, raised: RaisedAlert) -> bool:
+        """Show one alert as a desktop notification; clicking it reconnects or shows the alert's run."""
+        alert = raised.alert
+        if alert.kind is AlertKind.AUTH_FAILED:
+            def on_click() -> None:
+                self.reconnect(alert.integration_name)
+        else:
+            def on_click() -> None:
+                self.show_alerts()
+                if alert.run_id is not None:
+                    self.open_run(alert.run_id)
+        title = f"{alert.title}: {alert.integration_name}"
+        text = alert.message + (" Click to reconnect." if alert.kind is AlertKind.AUTH_FAILED else "")
+        return self.tray.notify(title, text, on_click=on_click)
+
+    def show_alerts(self) -> None:
+        """Show the Alerts view."""
+        self.open_window()
+        self.alerts_dock.show()
+        self.alerts_dock.raise_()
+
+    def open_run(self, run_id: int) -> bool:
+        """Show a run in the Sync Monitor (from an alert)."""
+        self.open_window()
+        monitor = self.window.sync_monitor_panel
+        self.window.show_panel(self.window.stack.indexOf(monitor))
+        monitor.refresh_runs()
+        found = monitor.select_run(run_id)
+        if not found:
+            self.window.statusBar().showMessage(f"Run #{run_id} is no longer in the run history.", 6000)
+        return found
+
+    def reconnect(self, name: str) -> bool:
+        """Open an integration's connection settings to sign in again (from an alert or its notification)."""
+        self.open_window()
+        panel = self.window.integrations_panel
+        self.window.show_panel(self.window.stack.indexOf(panel))
+        panel.reload(select=name)
+        selected = panel.selected_integration()
+        if selected is None or selected.name != name:
+            self.window.statusBar().showMessage(f"The integration “{name}” no longer exists.", 6000)
+            return False
+        panel.open_edit_dialog()
+        return True
+
+    # -- settings
+
+    def open_settings(self) -> SettingsDialog:
+        """Settings > Preferences (window-modal, returns at once)."""
+        dialog = SettingsDialog(self.workspace, tray_available=self.tray.available, parent=self.window)
+        dialog.saved.connect(self.apply_preferences)
+        dialog.network_requested.connect(self.window.open_network_settings)
+        dialog.finished.connect(lambda _result: self._settings_closed(dialog))
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _settings_closed(self, dialog: SettingsDialog) -> None:
+        if self.settings_dialog is dialog:
+            self.settings_dialog = None
+        dialog.deleteLater()
+
+    def apply_preferences(self, preferences: DeskPreferences) -> None:
+        """Put saved settings to work: theme, auto-sync, the attribution model, the local API."""
+        before, self.preferences = self.preferences, preferences
+        app = QApplication.instance()
+        if isinstance(app, QApplication) and preferences.theme != before.theme:
+            apply_theme(app, resolve_theme(preferences.theme.value))
+        if preferences.auto_sync != before.auto_sync:
+            self._apply_auto_sync()
+        if preferences.attribution_model != before.attribution_model:
+            combo = self.window.attribution_panel.model_combo
+            combo.setCurrentIndex(combo.findData(preferences.attribution_model))
+        if (preferences.local_api_enabled, preferences.local_api_port) != (before.local_api_enabled,
+                                                                            before.local_api_port):
+            self.local_api_changed.emit()
+        self.window.integrations_panel.reload()
+        self.window.statusBar().showMessage("Settings saved", 5000)

@@ -1,0 +1,438 @@
+"""Settings: local API, background syncing and schedules, engagement scoring, attribution, notifications, theme.
+
+Everything here is stored in the workspace's database (the API token in the OS keyring); only the window's own
+state (size, panel, docks) lives in QSettings. Nothing is saved until Save, and nothing at all when one value is
+refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.app.errors import InvalidRecordError, VaultError
+from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration
+from crm_desktop.domain.social import DEFAULT_WEIGHTS, AttributionModel, ScoringSettings
+
+logger = logging.getLogger(__name__)
+
+THEME_NAMES = {
+    ThemeChoice.SYSTEM: "Follow the system (light or dark)",
+    ThemeChoice.LIGHT: "Light",
+    ThemeChoice.DARK: "Dark",
+}
+MODEL_NAMES = {
+    AttributionModel.FIRST_TOUCH: "First touch",
+    AttributionModel.LAST_TOUCH: "Last touch",
+    AttributionModel.LINEAR: "Linear",
+    AttributionModel.TIME_DECAY: "Time decay",
+    AttributionModel.POSITION_BASED: "Position based",
+}
+#: The scoring weights as the marketer knows the interactions.
+INTERACTION_NAMES = {
+    "post_view": "Post view",
+    "view": "Profile or page view",
+    "click": "Click",
+    "like": "Like",
+    "comment": "Comment",
+    "share": "Share",
+    "dm": "Direct message",
+    "mention": "Mention",
+    "follow": "Follow",
+    "form_submit": "Form submitted",
+    "conversion": "Conversion",
+    "inbound_message": "Message received",
+    "outbound_message": "Message sent",
+}
+#: Schedule limits, as the integrations' own settings take them (minutes).
+MIN_INTERVAL, MAX_INTERVAL = 5, 10080
+
+
+@dataclass
+class ScheduleRow:
+    """One integration's schedule controls."""
+
+    integration: Integration
+    auto_sync: QCheckBox
+    sync_interval: QSpinBox
+    push_new_interval: QSpinBox
+
+
+def minutes_box(value: int, name: str) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(MIN_INTERVAL, MAX_INTERVAL)
+    box.setSuffix(" min")
+    box.setValue(value)
+    box.setAccessibleName(name)
+    return box
+
+
+class SettingsDialog(QDialog):
+    """The workspace's settings in tabs: General, Schedules, Local API, Scoring.
+
+    Attributes:
+        tabs: the tabs.
+        auto_sync_box, tray_box, notifications_box, theme_combo, model_combo: General.
+        network_button: opens Settings > Network (proxy and certificates).
+        schedules: one row of controls per integration.
+        api_enabled_box, api_port_box, token_edit, copy_token_button, rotate_token_button: Local API.
+        weight_boxes, half_life_box, attribution_half_life_box: Scoring.
+        error_label: why the last save was refused.
+        confirm_box: the "rotate the token?" question while it is open.
+
+    Signals:
+        saved(object): the :class:`DeskPreferences` just saved.
+        network_requested(): Settings > Network was asked for.
+    """
+
+    saved = Signal(object)
+    network_requested = Signal()
+
+    def __init__(self, workspace: Workspace, *, tray_available: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self.tokens = ApiTokens(workspace.vault)
+        self.confirm_box: QMessageBox | None = None
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(620)
+        preferences = workspace.preferences.get()
+        scoring = workspace.social.scoring_settings()
+
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Settings sections")
+        self.tabs.addTab(self._general_tab(preferences, tray_available), "General")
+        self.tabs.addTab(self._schedules_tab(), "Schedules")
+        self.tabs.addTab(self._api_tab(preferences), "Local API")
+        self.tabs.addTab(self._scoring_tab(scoring), "Scoring")
+
+        self.error_label = QLabel()
+        self.error_label.setObjectName("dialogError")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.save_button.setAccessibleName("Save settings")
+        buttons.button(QDialogButtonBox.StandardButton.Cancel).setAccessibleName("Cancel")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+
+    # -- tabs
+
+    def _general_tab(self, preferences: DeskPreferences, tray_available: bool) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.auto_sync_box = QCheckBox("Run scheduled syncs in the background")
+        self.auto_sync_box.setChecked(preferences.auto_sync)
+        self.auto_sync_box.setAccessibleName("Auto-sync")
+        self.auto_sync_box.setToolTip("Off: nothing syncs until you press Sync now (the tray's “Pause auto-sync”).")
+        self.tray_box = QCheckBox("Keep syncing in the system tray when the window is closed")
+        self.tray_box.setAccessibleName("Keep running in the tray")
+        self.tray_box.setChecked(preferences.keep_in_tray)
+        if not tray_available:
+            self.tray_box.setEnabled(False)
+            self.tray_box.setToolTip("This desktop has no system tray: closing the window quits the app.")
+        self.notifications_box = QCheckBox("Show desktop notifications for alerts")
+        self.notifications_box.setAccessibleName("Desktop notifications")
+        self.notifications_box.setToolTip("Failed syncs, sign-ins to renew, low API quotas, refused records. "
+                                          "The Alerts view lists them either way.")
+        self.notifications_box.setChecked(preferences.notifications)
+        self.theme_combo = QComboBox()
+        self.theme_combo.setAccessibleName("Theme")
+        for choice, name in THEME_NAMES.items():
+            self.theme_combo.addItem(name, choice)
+        self.theme_combo.setCurrentIndex(self.theme_combo.findData(preferences.theme))
+        self.model_combo = QComboBox()
+        self.model_combo.setAccessibleName("Default attribution model")
+        for model, name in MODEL_NAMES.items():
+            self.model_combo.addItem(name, model)
+        self.model_combo.setCurrentIndex(self.model_combo.findData(preferences.attribution_model))
+        self.network_button = QPushButton("Proxy and certificates…")
+        self.network_button.setAccessibleName("Network settings")
+        self.network_button.setToolTip("Settings > Network: the proxy, extra CA certificates and trust source.")
+        self.network_button.clicked.connect(self.network_requested)
+        network_row = QHBoxLayout()
+        network_row.addWidget(self.network_button)
+        network_row.addStretch(1)
+
+        form.addRow("Auto-sync", self.auto_sync_box)
+        form.addRow("Tray", self.tray_box)
+        form.addRow("Notifications", self.notifications_box)
+        form.addRow("Theme", self.theme_combo)
+        form.addRow("Attribution model", self.model_combo)
+        form.addRow("Network", network_row)
+        return page
+
+    def _schedules_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        hint = QLabel("How often each integration syncs while auto-sync runs. A full sync pulls and pushes; "
+                      "“new contacts” pushes only contacts added since.")
+        hint.setObjectName("dialogHint")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(16)
+        for column, title in enumerate(("Integration", "Auto-sync", "Full sync every", "New contacts every")):
+            header = QLabel(title)
+            header.setStyleSheet("font-weight: 600")
+            grid.addWidget(header, 0, column)
+        self.schedules: list[ScheduleRow] = []
+        for row, integration in enumerate(self.workspace.integrations.list(), start=1):
+            config = integration.sync_config
+            auto = QCheckBox()
+            auto.setChecked(config.auto_sync)
+            auto.setAccessibleName(f"Auto-sync {integration.name}")
+            full = minutes_box(config.sync_interval, f"Full sync interval of {integration.name}")
+            new = minutes_box(config.push_new_interval, f"New contacts interval of {integration.name}")
+            grid.addWidget(QLabel(integration.name), row, 0)
+            grid.addWidget(auto, row, 1, Qt.AlignmentFlag.AlignCenter)
+            grid.addWidget(full, row, 2)
+            grid.addWidget(new, row, 3)
+            self.schedules.append(ScheduleRow(integration, auto, full, new))
+        if not self.schedules:
+            grid.addWidget(QLabel("No integration yet: add one in Integrations."), 1, 0, 1, 4)
+        grid.setColumnStretch(0, 1)
+        layout.addLayout(grid)
+        layout.addStretch(1)
+        return page
+
+    def _api_tab(self, preferences: DeskPreferences) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.api_enabled_box = QCheckBox("Serve the local API on 127.0.0.1 while the app is open")
+        self.api_enabled_box.setAccessibleName("Local API on")
+        self.api_enabled_box.setChecked(preferences.local_api_enabled)
+        self.api_port_box = QSpinBox()
+        self.api_port_box.setRange(1024, 65535)
+        self.api_port_box.setValue(preferences.local_api_port)
+        self.api_port_box.setAccessibleName("Local API port")
+        self.api_port_box.setMaximumWidth(120)
+        self.api_port_box.setEnabled(preferences.local_api_enabled)
+        self.api_enabled_box.toggled.connect(self.api_port_box.setEnabled)
+        self.token_edit = QLineEdit()
+        self.token_edit.setReadOnly(True)
+        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token_edit.setAccessibleName("Local API token")
+        self.show_token_box = QCheckBox("Show")
+        self.show_token_box.setAccessibleName("Show the token")
+        self.show_token_box.toggled.connect(
+            lambda shown: self.token_edit.setEchoMode(
+                QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password)
+        )
+        self.copy_token_button = QPushButton("Copy")
+        self.copy_token_button.setAccessibleName("Copy the token")
+        self.rotate_token_button = QPushButton("Rotate…")
+        self.rotate_token_button.setAccessibleName("Rotate the token")
+        self.rotate_token_button.setToolTip("Make a new token; the old one stops working at once.")
+        self.copy_token_button.clicked.connect(self.copy_token)
+        self.rotate_token_button.clicked.connect(self.confirm_rotate)
+        token_row = QHBoxLayout()
+        token_row.addWidget(self.token_edit, 1)
+        token_row.addWidget(self.show_token_box)
+        token_row.addWidget(self.copy_token_button)
+        token_row.addWidget(self.rotate_token_button)
+        self.token_note = QLabel("Send it as “Authorization: Bearer <token>”. It is kept in the OS keyring.")
+        self.token_note.setObjectName("dialogHint")
+        self.token_note.setWordWrap(True)
+        form.addRow("Local API", self.api_enabled_box)
+        form.addRow("Port", self.api_port_box)
+        form.addRow("Token", token_row)
+        form.addRow("", self.token_note)
+        self._load_token()
+        return page
+
+    def _scoring_tab(self, scoring: ScoringSettings) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        hint = QLabel("Points each interaction adds to a person's engagement score (0-100), and how fast "
+                      "interactions fade. See docs/scoring.md.")
+        hint.setObjectName("dialogHint")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(16)
+        self.weight_boxes: dict[str, QDoubleSpinBox] = {}
+        for number, kind in enumerate(DEFAULT_WEIGHTS):
+            box = QDoubleSpinBox()
+            box.setRange(0.0, 1000.0)
+            box.setDecimals(1)
+            box.setSingleStep(0.5)
+            box.setValue(scoring.weights.get(kind, DEFAULT_WEIGHTS[kind]))
+            name = INTERACTION_NAMES.get(kind, kind.replace("_", " ").capitalize())
+            box.setAccessibleName(f"Weight of {name.lower()}")
+            label = QLabel(name)
+            label.setBuddy(box)
+            row, column = divmod(number, 2)
+            grid.addWidget(label, row, column * 2)
+            grid.addWidget(box, row, column * 2 + 1)
+            self.weight_boxes[kind] = box
+        layout.addLayout(grid)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        self.half_life_box = QDoubleSpinBox()
+        self.half_life_box.setRange(0.5, 3650.0)
+        self.half_life_box.setDecimals(1)
+        self.half_life_box.setSuffix(" days")
+        self.half_life_box.setValue(scoring.half_life_days)
+        self.half_life_box.setAccessibleName("Engagement half-life")
+        self.attribution_half_life_box = QDoubleSpinBox()
+        self.attribution_half_life_box.setRange(0.5, 3650.0)
+        self.attribution_half_life_box.setDecimals(1)
+        self.attribution_half_life_box.setSuffix(" days")
+        self.attribution_half_life_box.setValue(scoring.attribution_half_life_days)
+        self.attribution_half_life_box.setAccessibleName("Time-decay attribution half-life")
+        form.addRow("An interaction counts half after", self.half_life_box)
+        form.addRow("Time-decay attribution half-life", self.attribution_half_life_box)
+        layout.addLayout(form)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(page)
+        return scroll
+
+    # -- the API token
+
+    def _load_token(self) -> None:
+        try:
+            token = self.tokens.current()
+        except VaultError as exc:
+            self.token_edit.clear()
+            self.token_edit.setPlaceholderText("unavailable: the OS keyring cannot be read")
+            self.token_note.setText(f"The token cannot be shown: {exc}")
+            for widget in (self.copy_token_button, self.rotate_token_button, self.show_token_box):
+                widget.setEnabled(False)
+            return
+        self.token_edit.setText(token)
+        self.token_edit.setCursorPosition(0)
+
+    def copy_token(self) -> None:
+        """Put the token on the clipboard."""
+        QGuiApplication.clipboard().setText(self.token_edit.text())
+        self.token_note.setText("Token copied to the clipboard.")
+
+    def confirm_rotate(self) -> QMessageBox:
+        """Ask before making a new token (window-modal, returns at once)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Rotate the API token",
+                          "Make a new local API token? Scripts and tools using the old one stop working at once.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.button(QMessageBox.StandardButton.Yes).setText("Rotate")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _result: self._rotate_answered(box))
+        self.confirm_box = box
+        box.open()
+        return box
+
+    def _rotate_answered(self, box: QMessageBox) -> None:
+        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        self.confirm_box = None
+        box.deleteLater()
+        if confirmed:
+            self.rotate_token()
+
+    def rotate_token(self) -> bool:
+        """Replace the token now (the old one stops working, also in the running API)."""
+        try:
+            self.token_edit.setText(self.tokens.rotate())
+            self.token_edit.setCursorPosition(0)
+        except VaultError as exc:
+            self._refuse(f"The token could not be rotated: {exc}")
+            return False
+        self.token_note.setText("New token made; the old one no longer works.")
+        return True
+
+    # -- saving
+
+    def preferences(self) -> DeskPreferences:
+        """The preferences as the dialog shows them."""
+        return DeskPreferences(
+            local_api_enabled=self.api_enabled_box.isChecked(),
+            local_api_port=self.api_port_box.value(),
+            auto_sync=self.auto_sync_box.isChecked(),
+            keep_in_tray=self.tray_box.isChecked(),
+            notifications=self.notifications_box.isChecked(),
+            theme=ThemeChoice(self.theme_combo.currentData()),
+            attribution_model=AttributionModel(self.model_combo.currentData()),
+        )
+
+    def scoring(self) -> ScoringSettings:
+        """The scoring settings as the dialog shows them (the others kept as saved).
+
+        Raises:
+            InvalidRecordError: naming the refused value.
+        """
+        current = self.workspace.social.scoring_settings()
+        return ScoringSettings.model_validate({
+            **current.model_dump(by_alias=True),
+            "weights": {kind: box.value() for kind, box in self.weight_boxes.items()},
+            "halfLifeDays": self.half_life_box.value(),
+            "attributionHalfLifeDays": self.attribution_half_life_box.value(),
+        })
+
+    def _schedules_changed(self) -> list[Integration]:
+        changed = []
+        for row in self.schedules:
+            config = row.integration.sync_config.model_copy(update={
+                "auto_sync": row.auto_sync.isChecked(),
+                "sync_interval": row.sync_interval.value(),
+                "push_new_interval": row.push_new_interval.value(),
+            })
+            if config != row.integration.sync_config:
+                changed.append(row.integration.model_copy(update={"sync_config": config}))
+        return changed
+
+    def save(self) -> bool:
+        """Check everything, then save it all; say why and save nothing when a value is refused."""
+        try:
+            scoring = self.scoring()
+            preferences = self.preferences()
+        except (InvalidRecordError, ValueError) as exc:
+            self._refuse(str(exc))
+            return False
+        for integration in self._schedules_changed():
+            self.workspace.integrations.update(integration)
+        self.workspace.social.set_scoring_settings(scoring)
+        self.workspace.preferences.save(preferences)
+        logger.info("settings saved")
+        self.saved.emit(preferences)
+        return True
+
+    def _refuse(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.show()
+
+    def accept(self) -> None:
+        """Save, and close only when everything was saved."""
+        if self.save():
+            super().accept()

@@ -1,0 +1,257 @@
+"""The tray icon, closing to the tray, alerts as notifications and in the Alerts view, and the keyboard shortcuts,
+driven through real clicks and keys on offscreen widgets (the tray's presence is given: offscreen has none)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.alerts import AlertKind
+from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.ui.alerts_view import AlertColumn
+from crm_desktop.ui.desk import TRAY_EXPLAINED_KEY, TRAY_EXPLANATION
+from crm_desktop.ui.integration_dialog import IntegrationDialog
+from crm_desktop.ui.main_window import MainWindow
+from tests.ui.conftest import HubSpotBench
+
+WindowFactory = Callable[..., MainWindow]
+
+
+@pytest.fixture
+def make_window(qtbot: QtBot, workspace: Workspace) -> WindowFactory:
+    def make(*, tray: bool = True, on: Workspace | None = None) -> MainWindow:
+        window = MainWindow(on or workspace, tray_available=tray)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        with qtbot.waitActive(window):  # shortcuts go to the active window
+            window.activateWindow()
+        return window
+
+    return make
+
+
+def close_for_good(window: MainWindow) -> None:
+    window.desk.quit()
+
+
+# -- the tray ------------------------------------------------------------------------------------------------------
+
+
+def test_the_tray_menu_offers_open_sync_all_pause_and_quit(make_window: WindowFactory) -> None:
+    window = make_window()
+    tray = window.desk.tray
+    assert tray.visible
+    assert [a.text() for a in tray.menu.actions() if not a.isSeparator()] == [
+        "Open CRM Desktop", "Sync all now", "Pause auto-sync", "Quit"]
+    assert not tray.pause_action.isChecked() and window.scheduler.active
+    close_for_good(window)
+
+
+def test_pause_auto_sync_stops_the_scheduler_and_is_remembered(
+    make_window: WindowFactory, workspace: Workspace
+) -> None:
+    window = make_window()
+    window.desk.tray.pause_action.trigger()
+    assert not window.scheduler.active
+    assert workspace.preferences.get().auto_sync is False
+    close_for_good(window)
+
+    again = make_window()
+    assert again.desk.tray.pause_action.isChecked() and not again.scheduler.active
+    again.desk.tray.pause_action.trigger()
+    assert again.scheduler.active and workspace.preferences.get().auto_sync
+    close_for_good(again)
+
+
+def test_closing_keeps_the_app_in_the_tray_and_says_so_once(make_window: WindowFactory, qtbot: QtBot) -> None:
+    window = make_window()
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.close()
+    assert not window.isVisible() and closed == [], "hidden, not closed: auto-sync goes on"
+    assert window.scheduler.active
+    assert window.desk.tray.last_notification == ("CRM Desktop is still running", TRAY_EXPLANATION)
+    assert window.window_settings.value(TRAY_EXPLAINED_KEY, type=bool) is True
+
+    window.desk.tray.last_notification = None
+    window.desk.tray.open_action.trigger()
+    assert window.isVisible()
+    window.close()
+    assert window.desk.tray.last_notification is None, "said once, not at every close"
+
+    window.desk.tray.quit_action.trigger()
+    assert closed == [True] and not window.scheduler.active and not window.desk.tray.visible
+
+
+def test_without_a_tray_closing_quits_as_before(make_window: WindowFactory) -> None:
+    window = make_window(tray=False)
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    assert not window.desk.tray.visible
+    window.close()
+    assert closed == [True]
+
+
+def test_with_auto_sync_paused_closing_quits(make_window: WindowFactory) -> None:
+    window = make_window()
+    window.desk.tray.pause_action.trigger()
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.close()
+    assert closed == [True], "nothing runs in the background, so nothing stays behind"
+
+
+def test_file_quit_quits_even_with_the_tray(make_window: WindowFactory) -> None:
+    window = make_window()
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.quit_action.trigger()
+    assert closed == [True]
+
+
+# -- alerts --------------------------------------------------------------------------------------------------------
+
+
+def sync(window: MainWindow, qtbot: QtBot, name: str) -> None:
+    task = window.sync_monitor_panel.sync_now(name)
+    assert task is not None
+    qtbot.waitUntil(task.done, timeout=20_000)
+
+
+def test_a_refused_sign_in_is_notified_listed_and_reconnects(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, make_window: WindowFactory
+) -> None:
+    hubspot.add_integration("hubspot-expired", token="pat-na1-revoked")
+    window = make_window(on=hubspot.workspace)
+    sync(window, qtbot, "hubspot-expired")
+    tray = window.desk.tray
+    assert tray.last_notification is not None
+    title, text = tray.last_notification
+    assert title == "Reconnect needed: hubspot-expired"
+    assert "Click to reconnect" in text and "pat-na1-revoked" not in text
+
+    panel = window.desk.alerts_panel
+    assert panel.model.rowCount() == 1
+    index = panel.model.index(0, AlertColumn.ALERT)
+    assert panel.model.data(index) == "Reconnect needed"
+
+    tray.click_notification()  # the marketer clicks the notification
+    dialog = window.integrations_panel.dialog
+    assert isinstance(dialog, IntegrationDialog) and dialog.isVisible()
+    assert window.current_panel is window.integrations_panel
+    assert window.integrations_panel.selected_integration().name == "hubspot-expired"  # type: ignore[union-attr]
+    dialog.reject()
+
+    tray.last_notification = None
+    sync(window, qtbot, "hubspot-expired")
+    assert tray.last_notification is None, "the same alert within 15 minutes is not notified again"
+    assert panel.model.rowCount() == 1
+    assert panel.model.data(panel.model.index(0, AlertColumn.ALERT)) == "Reconnect needed (2 times)"
+    close_for_good(window)
+
+
+def test_the_alerts_view_opens_the_run_and_survives_a_restart(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, make_window: WindowFactory
+) -> None:
+    hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[1]))
+    window = make_window(on=hubspot.workspace)
+    sync(window, qtbot, hubspot.name)
+    [alert] = hubspot.workspace.alerts.recent()
+    assert alert.kind is AlertKind.REFUSED_RECORDS and alert.run_id is not None
+
+    window.desk.alerts_action.trigger()  # View > Alerts
+    panel = window.desk.alerts_panel
+    assert window.desk.alerts_dock.isVisible()
+    rect = panel.table.visualRect(panel.model.index(0, AlertColumn.RUN))
+    QTest.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     rect.center())
+    assert panel.open_run_button.isEnabled() and not panel.reconnect_button.isEnabled()
+    QTest.keyClick(panel.table, Qt.Key.Key_Return)
+    assert window.current_panel is window.sync_monitor_panel
+    assert window.sync_monitor_panel.selected_run().id == alert.run_id  # type: ignore[union-attr]
+    close_for_good(window)
+
+    again = make_window(on=hubspot.workspace)
+    assert again.desk.alerts_dock.isVisible(), "the dock's state is remembered"
+    assert again.desk.alerts_panel.model.rowCount() == 1
+    assert again.desk.alerts_panel.model.alert_at(0).run_id == alert.run_id
+    close_for_good(again)
+
+
+def test_notifications_off_still_lists_the_alert(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, make_window: WindowFactory
+) -> None:
+    hubspot.workspace.preferences.update(notifications=False)
+    hubspot.add_integration("hubspot-expired", token="pat-na1-revoked")
+    window = make_window(on=hubspot.workspace)
+    sync(window, qtbot, "hubspot-expired")
+    assert window.desk.tray.last_notification is None
+    assert window.desk.alerts_panel.model.rowCount() == 1
+    close_for_good(window)
+
+
+# -- keyboard ------------------------------------------------------------------------------------------------------
+
+
+def test_ctrl_1_to_6_switch_panels_in_sidebar_order(make_window: WindowFactory) -> None:
+    window = make_window(tray=False)
+    for number in (3, 5, 6, 1, 2, 4):
+        QTest.keyClick(window, getattr(Qt.Key, f"Key_{number}"), Qt.KeyboardModifier.ControlModifier)
+        assert window.sidebar.currentRow() == number - 1
+        assert window.current_panel is window.panels[number - 1].widget
+        assert window.current_panel.isAncestorOf(QApplication.focusWidget())
+
+
+def test_ctrl_f_goes_to_the_current_panels_filter(make_window: WindowFactory) -> None:
+    window = make_window(tray=False)
+    QTest.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)  # People
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.focusWidget() is window.people_panel.filter_edit
+    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)  # Attribution
+    QTest.keyClick(window.sidebar, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.focusWidget() is window.attribution_panel.model_combo
+    QTest.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)  # Integrations: nothing to filter
+    QTest.keyClick(window.sidebar, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.statusBar().currentMessage() == "This panel has nothing to filter."
+
+
+def test_ctrl_r_syncs_every_integration(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, make_window: WindowFactory
+) -> None:
+    hubspot.add_integration("hubspot-emea")
+    window = make_window(on=hubspot.workspace, tray=False)
+    runs_before = len(hubspot.workspace.sync.runs())
+    QTest.keyClick(window.sidebar, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    preview = getattr(window.sync_monitor_panel, "preview_dialog", None)
+    if preview is not None:  # the Sync Monitor shows what would change first: proceed
+        qtbot.waitUntil(preview.proceed_button.isEnabled, timeout=20_000)
+        QTest.mouseClick(preview.proceed_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(hubspot.workspace.sync.runs()) == runs_before + 2
+                    and not window.sync_monitor_panel.running_integrations, timeout=20_000)
+
+
+def test_enter_edits_and_delete_removes_the_selected_integration(
+    qtbot: QtBot, hubspot: HubSpotBench, make_window: WindowFactory
+) -> None:
+    window = make_window(on=hubspot.workspace, tray=False)
+    table = window.integrations_panel.table
+    table.setFocus()
+    table.selectRow(0)
+    QTest.keyClick(table, Qt.Key.Key_Return)
+    dialog = window.integrations_panel.dialog
+    assert isinstance(dialog, IntegrationDialog) and dialog.isVisible()
+    dialog.reject()
+    qtbot.waitUntil(lambda: window.integrations_panel.dialog is None)
+    QTest.keyClick(table, Qt.Key.Key_Delete)
+    box = window.integrations_panel.confirm_box
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: hubspot.workspace.integrations.list() == [])

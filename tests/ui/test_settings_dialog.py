@@ -1,0 +1,158 @@
+"""Settings: opened with Ctrl+, from the window, every value saved to the workspace's database on Save (nothing on
+Cancel), the API token copied and rotated, the theme applied, and Settings > Network reached from it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QCheckBox, QDialogButtonBox, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.app.preferences import ThemeChoice
+from crm_desktop.domain.social import AttributionModel
+from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.network_dialog import NetworkSettingsDialog
+from crm_desktop.ui.settings_dialog import SettingsDialog
+from crm_desktop.ui.theme import Theme, apply_theme, current_theme
+from tests.ui.conftest import HubSpotBench
+
+
+@pytest.fixture
+def window(qtbot: QtBot, hubspot: HubSpotBench) -> MainWindow:
+    opened = MainWindow(hubspot.workspace, tray_available=False)
+    qtbot.addWidget(opened)
+    opened.show()
+    with qtbot.waitActive(opened):
+        opened.activateWindow()
+    return opened
+
+
+@pytest.fixture
+def light_again(qapp: QApplication) -> Iterator[None]:
+    """Put the test app back in its plain light look after a test that switches themes."""
+    yield
+    apply_theme(qapp, Theme.LIGHT)
+    qapp.setStyleSheet("")
+
+
+def open_settings(window: MainWindow, qtbot: QtBot) -> SettingsDialog:
+    QTest.keyClick(window.sidebar, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    dialog = window.desk.settings_dialog
+    assert isinstance(dialog, SettingsDialog)
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def click_save(dialog: SettingsDialog) -> None:
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+
+
+def tick(box: QCheckBox) -> None:
+    """Click the check box's square (a stretched check box does not react to clicks right of its text)."""
+    QTest.mouseClick(box, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(8, box.height() // 2))
+
+
+def test_every_setting_is_saved_to_the_workspace(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, light_again: None
+) -> None:
+    workspace = hubspot.workspace
+    dialog = open_settings(window, qtbot)
+    local_api: list[bool] = []
+    window.desk.local_api_changed.connect(lambda: local_api.append(True))
+
+    dialog.tabs.setCurrentIndex(0)
+    tick(dialog.notifications_box)
+    dialog.theme_combo.setCurrentIndex(dialog.theme_combo.findData(ThemeChoice.DARK))
+    dialog.model_combo.setCurrentIndex(dialog.model_combo.findData(AttributionModel.TIME_DECAY))
+    dialog.tabs.setCurrentIndex(1)
+    [row] = dialog.schedules
+    assert not row.auto_sync.isChecked(), "the bench's integration starts without auto-sync"
+    row.sync_interval.selectAll()
+    QTest.keyClicks(row.sync_interval, "90")
+    tick(row.auto_sync)
+    dialog.tabs.setCurrentIndex(2)
+    dialog.api_port_box.selectAll()
+    QTest.keyClicks(dialog.api_port_box, "9123")
+    dialog.tabs.setCurrentIndex(3)
+    dialog.weight_boxes["comment"].selectAll()
+    QTest.keyClicks(dialog.weight_boxes["comment"], "12")
+    dialog.half_life_box.selectAll()
+    QTest.keyClicks(dialog.half_life_box, "14")
+    click_save(dialog)
+
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    saved = workspace.preferences.get()
+    assert (saved.notifications, saved.theme, saved.attribution_model, saved.local_api_port) == (
+        False, ThemeChoice.DARK, AttributionModel.TIME_DECAY, 9123)
+    scoring = workspace.social.scoring_settings()
+    assert scoring.weights["comment"] == 12.0 and scoring.half_life_days == 14.0
+    config = workspace.integrations.get(hubspot.name).sync_config
+    assert (config.sync_interval, config.auto_sync) == (90, True)
+    assert local_api == [True], "the app restarts its local API on the new port"
+    assert current_theme() is Theme.DARK
+    assert window.attribution_panel.model_combo.currentData() == AttributionModel.TIME_DECAY
+
+
+def test_cancel_saves_nothing(qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench) -> None:
+    before = hubspot.workspace.preferences.get()
+    dialog = open_settings(window, qtbot)
+    tick(dialog.auto_sync_box)
+    dialog.api_port_box.setValue(9999)
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert buttons is not None
+    QTest.mouseClick(buttons.button(QDialogButtonBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert hubspot.workspace.preferences.get() == before
+    assert window.scheduler.active
+
+
+def test_turning_auto_sync_off_stops_the_scheduler(qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench) -> None:
+    dialog = open_settings(window, qtbot)
+    tick(dialog.auto_sync_box)
+    click_save(dialog)
+    assert not window.scheduler.active
+    assert window.desk.tray.pause_action.isChecked()
+
+
+def test_the_token_is_copied_and_rotated(qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench) -> None:
+    tokens = ApiTokens(hubspot.workspace.vault)
+    old = tokens.current()
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(2)
+    assert dialog.token_edit.text() == old
+    QTest.mouseClick(dialog.copy_token_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == old
+
+    QTest.mouseClick(dialog.rotate_token_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirm_box
+    assert isinstance(box, QMessageBox)
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    new = dialog.token_edit.text()
+    assert new != old and tokens.accepts(new) and not tokens.accepts(old)
+
+
+def test_a_refused_rotation_keeps_the_old_token(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    tokens = ApiTokens(hubspot.workspace.vault)
+    old = tokens.current()
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(2)
+    QTest.mouseClick(dialog.rotate_token_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirm_box
+    assert isinstance(box, QMessageBox)
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert tokens.accepts(old) and dialog.token_edit.text() == old
+
+
+def test_network_settings_open_from_settings(qtbot: QtBot, window: MainWindow) -> None:
+    dialog = open_settings(window, qtbot)
+    QTest.mouseClick(dialog.network_button, Qt.MouseButton.LeftButton)
+    network = window.findChild(NetworkSettingsDialog)
+    assert network is not None
+    qtbot.waitUntil(network.isVisible)
+    network.reject()

@@ -1,0 +1,183 @@
+"""Every panel rendered light and dark with demo data (docs/screenshots/ when ``CRM_DESKTOP_SHOTS`` says so), the
+dark theme really dark, icons sharp at 2x, and every control of every panel and dialog named for screen readers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QApplication, QPushButton, QTableView, QWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.domain.models import Integration, Provider
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.store.models import ConflictRule
+from crm_desktop.ui.accessibility import install_accessible_names, unnamed_controls
+from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.theme import DARK_COLOURS, Theme, apply_theme, icon, resource_file, stylesheet
+from tests.support.marketing_data import seed_marketing
+from tests.ui.conftest import HubSpotBench
+from tests.ui.test_screenshots import distinct_colours, save_shot, shots_dir
+
+__all__ = ["shots_dir"]
+
+
+@pytest.fixture
+def themed(qapp: QApplication) -> Iterator[QApplication]:
+    """The app in a theme the test picks; plain light again afterwards."""
+    yield qapp
+    apply_theme(qapp, Theme.LIGHT)
+    qapp.setStyleSheet("")
+
+
+@pytest.fixture
+def demo_window(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, qapp: QApplication
+) -> Iterator[MainWindow]:
+    """The window over demo data: marketing people and campaigns, a HubSpot integration synced twice (one record
+    refused, two conflicts), a Salesforce one, and the alert the refused record raised."""
+    workspace = hubspot.workspace
+    seed_marketing(workspace, people=40)
+    workspace.integrations.add(
+        Integration(provider=Provider.SALESFORCE, name="salesforce-prod", description="Production org",
+                    base_url=hubspot.sandbox.base_url),
+        {"clientId": "3MVG9-demo-consumer-key"},
+    )
+    workspace.sync.set_rule(workspace.integrations.get(hubspot.name), RecordObject.CONTACT, "company",
+                            ConflictRule.MANUAL)
+    names = install_accessible_names(qapp)
+    window = MainWindow(workspace, tray_available=False)
+    qtbot.addWidget(window)
+    window.resize(1240, 820)
+    window.show()
+    qtbot.waitExposed(window)
+
+    def sync_now() -> None:
+        task = window.sync_monitor_panel.sync_now(hubspot.name)
+        assert task is not None
+        qtbot.waitUntil(task.done, timeout=20_000)
+
+    hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[5]))
+    sync_now()
+    for number, email in enumerate(("person1@example.com", "person2@example.com"), start=1):
+        hubspot.edit_locally(email, company=f"Local Co {number}")
+        hubspot.edit_in_crm(email, company=f"CRM Co {number}")
+    sync_now()
+    window.refresh_conflicts()
+    window.desk.alerts_dock.show()
+    try:
+        yield window
+    finally:
+        qapp.removeEventFilter(names)
+        names.deleteLater()
+
+
+@pytest.mark.parametrize("theme", list(Theme))
+def test_every_panel_renders_in_both_themes(
+    demo_window: MainWindow, themed: QApplication, shots_dir: Path, theme: Theme
+) -> None:
+    apply_theme(themed, theme)
+    window = demo_window
+    for index, entry in enumerate(window.panels):
+        window.show_panel(index)
+        name = entry.title.lower().replace(" ", "-")
+        image = save_shot(window, shots_dir / f"{theme.value}-{name}.png")
+        assert distinct_colours(image) > 20, f"{entry.title} looks blank in the {theme.value} theme"
+        lightness = mean_lightness(image)
+        if theme is Theme.DARK:
+            assert lightness < 70, f"{entry.title} is dark in the dark theme (mean lightness {lightness:.0f})"
+        else:
+            assert lightness > 190, f"{entry.title} is light in the light theme (mean lightness {lightness:.0f})"
+
+
+def mean_lightness(image: QImage, step: int = 6) -> float:
+    values = [QColor(image.pixel(x, y)).lightness()
+              for y in range(0, image.height(), step) for x in range(0, image.width(), step)]
+    return sum(values) / len(values)
+
+
+def test_the_settings_dialog_renders_in_both_themes(
+    qtbot: QtBot, demo_window: MainWindow, themed: QApplication, shots_dir: Path
+) -> None:
+    for theme in Theme:
+        apply_theme(themed, theme)
+        dialog = demo_window.desk.open_settings()
+        qtbot.waitExposed(dialog)
+        for index in range(dialog.tabs.count()):
+            dialog.tabs.setCurrentIndex(index)
+            tab = dialog.tabs.tabText(index).lower().replace(" ", "-")
+            image = save_shot(dialog, shots_dir / f"{theme.value}-settings-{tab}.png")
+            assert distinct_colours(image) > 10
+        dialog.reject()
+        qtbot.waitUntil(lambda: demo_window.desk.settings_dialog is None)
+
+
+def test_every_control_of_every_panel_and_dialog_has_an_accessible_name(
+    qtbot: QtBot, demo_window: MainWindow
+) -> None:
+    window = demo_window
+    problems = []
+    for index, entry in enumerate(window.panels):
+        window.show_panel(index)
+        if missing := unnamed_controls(entry.widget):
+            problems.append(f"{entry.title}: {describe(missing)}")
+    in_panels = {id(w) for entry in window.panels for w in unnamed_controls(entry.widget)}
+    if missing := [w for w in unnamed_controls(window) if id(w) not in in_panels]:
+        problems.append(f"window: {describe(missing)}")
+    dialogs = [window.desk.open_settings(), window.open_network_settings()]
+    window.integrations_panel.reload(select="salesforce-prod")
+    dialogs.append(window.integrations_panel.open_edit_dialog())  # type: ignore[arg-type]
+    for dialog in dialogs:
+        qtbot.waitExposed(dialog)
+        if missing := unnamed_controls(dialog):
+            problems.append(f"{dialog.windowTitle()}: {describe(missing)}")
+        dialog.reject()
+    assert not problems, "controls without an accessible name:\n" + "\n".join(problems)
+
+
+def test_the_walk_finds_an_unnamed_control(qtbot: QtBot, qapp: QApplication) -> None:
+    """The accessibility walk is not vacuous: a control showing nothing to name it by is reported."""
+    names = install_accessible_names(qapp)
+    try:
+        root = QWidget()
+        qtbot.addWidget(root)
+        table = QTableView(root)
+        named = QPushButton("Sync now", root)
+        root.show()
+        qtbot.waitExposed(root)
+        assert unnamed_controls(root) == [table]
+        assert named.accessibleName() == "Sync now"
+    finally:
+        qapp.removeEventFilter(names)
+
+
+def describe(widgets: list[QWidget]) -> str:
+    return ", ".join(f"{type(w).__name__}({w.objectName() or w.toolTip()[:30]!r})" for w in widgets)
+
+
+def test_every_stylesheet_colour_has_a_dark_counterpart() -> None:
+    light = resource_file("style.qss").read_text(encoding="utf-8")
+    dark = stylesheet(Theme.DARK)
+    assert dark != light
+    for colour, counterpart in DARK_COLOURS.items():
+        if colour in light and colour != counterpart:
+            assert colour not in dark.lower() or colour in DARK_COLOURS.values()
+
+
+@pytest.mark.parametrize("name", ["crm-desktop.svg", "people.svg", "sync-monitor.svg"])
+def test_icons_are_drawn_sharp_at_twice_the_pixels(qapp: QApplication, name: str) -> None:
+    """An icon asked for at a device pixel ratio of 2 is drawn at 2x from its SVG, not a 1x bitmap scaled up."""
+    sharp = icon(name).pixmap(QSize(24, 24), 2.0)
+    assert sharp.devicePixelRatio() == 2.0
+    assert (sharp.width(), sharp.height()) == (48, 48)
+    drawn_at_48 = icon(name).pixmap(QSize(48, 48), 1.0).toImage()
+    scaled_up = icon(name).pixmap(QSize(24, 24), 1.0).toImage().scaled(48, 48)
+    as_drawn = sharp.toImage()
+    as_drawn.setDevicePixelRatio(1.0)
+    assert as_drawn.convertToFormat(drawn_at_48.format()) == drawn_at_48
+    assert as_drawn.convertToFormat(scaled_up.format()) != scaled_up
