@@ -33,12 +33,13 @@ from crm_desktop.store.metrics_store import (
 )
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
-from crm_desktop.sync.plan import ChangeAction
+from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 from crm_desktop.vault import VaultError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ChangeAction",
     "ErrorGroup",
     "HealthState",
     "IntegrationHealth",
@@ -46,7 +47,9 @@ __all__ = [
     "MetricsRange",
     "MetricsSeries",
     "NothingToRetry",
+    "PlannedChange",
     "RetryReport",
+    "Side",
     "SyncMonitorService",
     "attempt_figures",
     "health_state",

@@ -190,7 +190,7 @@ class _Session:
             self._set_pipedrive_burst(window, self.settings.pipedrive_burst)
         self._meter = asyncio.ensure_future(self._measure_stalls())
         self.sync_started = time.monotonic()
-        window.sync_monitor_panel.sync_all_button.click()
+        window.sync_monitor_panel.sync_all_now()
         QTimer.singleShot(200, self.wait_for_syncs)
 
     def _set_pipedrive_burst(self, window: Any, burst: int) -> None:

@@ -133,6 +133,7 @@ def test_closing_cancels_running_tasks_and_says_it_closed(
     make_window: WindowFactory, qtbot: QtBot, qasync_loop: qasync.QEventLoop
 ) -> None:
     window = make_window()
+    qtbot.waitUntil(lambda: not window.tasks.pending, timeout=5000)  # the Sync Monitor's first health read
     task = window.tasks.start(asyncio.sleep(3600), name="long sync")
     assert window.tasks.pending == [task]
     with qtbot.waitSignal(window.closed, timeout=1000):

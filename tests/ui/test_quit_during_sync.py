@@ -87,7 +87,7 @@ def window() -> MainWindow | None:
 
 
 def sync_all(shown: MainWindow) -> None:
-    shown.sync_monitor_panel.sync_all_button.click()
+    shown.sync_monitor_panel.sync_all_now()  # at once, without the preview dialog
 
 
 def start_app(

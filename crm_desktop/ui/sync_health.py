@@ -1,0 +1,232 @@
+"""The Sync Monitor's health board: per integration its state, last good sync, outbox, quota gauge and progress."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
+
+from crm_desktop.app.sync_monitor import HealthState, IntegrationHealth
+from crm_desktop.app.text import duration_text, plural
+from crm_desktop.ui.wording import local_time
+
+logger = logging.getLogger(__name__)
+
+#: The dot's colour per state: readable on the light and the dark theme alike.
+STATE_COLOURS = {
+    HealthState.IN_SYNC: "#16a34a",
+    HealthState.SYNCING: "#2563eb",
+    HealthState.FAILING: "#dc2626",
+    HealthState.NEEDS_RECONNECT: "#dc2626",
+    HealthState.RATE_LIMITED: "#d97706",
+    HealthState.OFFLINE: "#64748b",
+    HealthState.NOT_SYNCED: "#64748b",
+}
+
+#: Below this share of the daily quota left, the gauge turns amber; below the second, red.
+QUOTA_LOW, QUOTA_CRITICAL = 0.25, 0.10
+
+
+@dataclass
+class _Phase:
+    phase: str
+    started: float
+    first_done: int
+
+
+class ProgressRate:
+    """Records per second and time left of one integration's sync, from its progress reports.
+
+    The rate is measured from the first report of the current phase (pulling, pushing...), so a phase that starts
+    slowly or quickly is not averaged with the one before.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._phase: _Phase | None = None
+        self.rate: float | None = None
+        self.seconds_left: float | None = None
+
+    def report(self, phase: str, done: int, total: int) -> None:
+        now = self._clock()
+        if self._phase is None or self._phase.phase != phase or done < self._phase.first_done:
+            self._phase = _Phase(phase, now, done)
+            self.rate = self.seconds_left = None
+            return
+        elapsed = now - self._phase.started
+        counted = done - self._phase.first_done
+        if elapsed <= 0 or counted <= 0:
+            return
+        self.rate = counted / elapsed
+        # A total equal to what is done is no total: the engine says so when it cannot know (a CRM's pages).
+        self.seconds_left = (total - done) / self.rate if total > done else None
+
+    def text(self) -> str:
+        """``35 records/s · about 12 s left`` (empty until measured; no time left without a total)."""
+        if self.rate is None:
+            return ""
+        parts = [f"{self.rate:,.0f} records/s" if self.rate >= 10 else f"{self.rate:,.1f} records/s"]
+        if self.seconds_left is not None:
+            left = self.seconds_left
+            parts.append(f"about {duration_text(left)} left" if left >= 1 else "under a second left")
+        return " · ".join(parts)
+
+
+def progress_figures(phase: str, done: int, total: int) -> str:
+    """``pushing contacts, 200 of 603`` when the total is known, else ``pulling contacts: 400 so far``."""
+    if total > done:
+        return f"{phase}, {done:,} of {total:,}"
+    return f"{phase}: {done:,} so far" if done else phase
+
+
+def quota_text(line: IntegrationHealth) -> str:
+    """``8,300 of 10,000 calls left today`` or why it is unknown."""
+    if line.quota_limit is None or line.quota_remaining is None:
+        return "API quota: not reported yet"
+    return f"{line.quota_remaining:,} of {line.quota_limit:,} API calls left today"
+
+
+class HealthRow:
+    """The widgets of one integration's health line (created by :class:`HealthBoard`).
+
+    Attributes:
+        name_label, state_label, last_sync_label, outbox_label: the texts.
+        quota_bar: the daily API quota left, as a gauge.
+        progress_bar, progress_label: the running sync's progress, rate and time left (hidden when idle).
+    """
+
+    def __init__(self, board: HealthBoard, name: str) -> None:
+        self.name = name
+        self.name_label = QLabel(name)
+        self.name_label.setObjectName("healthName")
+        self.name_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.name_label.font()
+        font.setBold(True)
+        self.name_label.setFont(font)
+        self.state_label = QLabel()
+        self.state_label.setObjectName("healthState")
+        self.state_label.setTextFormat(Qt.TextFormat.RichText)
+        self.last_sync_label = QLabel()
+        self.outbox_label = QLabel()
+        self.quota_bar = QProgressBar()
+        self.quota_bar.setObjectName("quotaGauge")
+        self.quota_bar.setRange(0, 1000)
+        self.quota_bar.setFixedWidth(150)
+        self.quota_bar.setFormat("%p% left")
+        self.quota_bar.setAccessibleName(f"API quota left for {name}")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("syncProgress")
+        self.progress_bar.setFixedWidth(150)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setAccessibleName(f"Sync progress of {name}")
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("syncRate")
+        self._clock = board.clock
+        self.rate = ProgressRate(board.clock)
+        self.health: IntegrationHealth | None = None
+        self.show_progress(None)
+
+    def widgets(self) -> list[QWidget]:
+        return [self.name_label, self.state_label, self.last_sync_label, self.outbox_label, self.quota_bar,
+                self.progress_bar, self.progress_label]
+
+    def show_health(self, line: IntegrationHealth) -> None:
+        self.health = line
+        colour = STATE_COLOURS[line.state]
+        self.state_label.setText(f'<span style="color:{colour}">●</span> {line.state.label}')
+        self.state_label.setToolTip(line.reason[:1].upper() + line.reason[1:])
+        self.state_label.setAccessibleName(f"{self.name}: {line.state.label}")
+        when = local_time(line.last_success_at) if line.last_success_at else "never"
+        self.last_sync_label.setText(f"Last successful sync: {when}")
+        self.outbox_label.setText(
+            "Outbox: empty" if not line.outbox_pending else f"Outbox: {plural(line.outbox_pending, 'record')} waiting"
+        )
+        self.outbox_label.setToolTip("Records recorded for the CRM and not yet confirmed by it; the next sync sends "
+                                     "them first.")
+        share = line.quota_left_share
+        self.quota_bar.setEnabled(share is not None)
+        self.quota_bar.setValue(round((share or 0.0) * 1000))
+        self.quota_bar.setFormat("%p% left" if share is not None else "quota unknown")
+        self.quota_bar.setToolTip(quota_text(line))
+        level = "ok" if share is None or share >= QUOTA_LOW else ("low" if share >= QUOTA_CRITICAL else "critical")
+        self.quota_bar.setProperty("level", level)
+        chunk = {"ok": "#16a34a", "low": "#d97706", "critical": "#dc2626"}[level]
+        self.quota_bar.setStyleSheet(f"QProgressBar::chunk {{ background: {chunk}; border-radius: 3px; }}")
+
+    def show_progress(self, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> None:
+        """Show a running sync's ``(phase, done, total)``; ``None`` hides the bar (or, when ``scheduled``, shows it
+        busy without figures)."""
+        if report is None:
+            self.rate = ProgressRate(self._clock)
+            self.progress_bar.setVisible(scheduled)
+            self.progress_label.setVisible(scheduled)
+            self.progress_bar.setRange(0, 0)
+            self.progress_label.setText("scheduled sync running…" if scheduled else "")
+            return
+        phase, done, total = report
+        self.rate.report(phase, done, total)
+        self.progress_bar.setVisible(True)
+        self.progress_label.setVisible(True)
+        if total > done:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
+        else:
+            self.progress_bar.setRange(0, 0)  # busy: no total known
+        figures = progress_figures(phase, done, total)
+        rate = self.rate.text()
+        self.progress_label.setText(f"{figures} · {rate}" if rate else figures)
+
+
+class HealthBoard(QWidget):
+    """One health line per integration, in a grid so the columns line up.
+
+    Attributes:
+        rows: the lines by integration name.
+        empty_label: shown while there is no integration.
+        clock: the monotonic clock progress rates are measured with.
+    """
+
+    def __init__(self, parent: QWidget | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(parent)
+        self.setObjectName("healthBoard")
+        self.clock = clock
+        self.rows: dict[str, HealthRow] = {}
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setHorizontalSpacing(18)
+        self._grid.setVerticalSpacing(6)
+        self.empty_label = QLabel("No integration yet: add one in Integrations.")
+        self._grid.addWidget(self.empty_label, 0, 0)
+
+    def show_health(self, lines: Sequence[IntegrationHealth]) -> None:
+        """Show these lines (integrations added or removed since are added or removed)."""
+        names = [line.name for line in lines]
+        if names != list(self.rows):
+            self._rebuild(names)
+        for line in lines:
+            self.rows[line.name].show_health(line)
+
+    def _rebuild(self, names: list[str]) -> None:
+        kept = {name: row for name, row in self.rows.items() if name in names}
+        for name, row in self.rows.items():
+            if name not in kept:
+                for widget in row.widgets():
+                    widget.deleteLater()
+        for row in kept.values():
+            for widget in row.widgets():
+                self._grid.removeWidget(widget)
+        self.rows = {name: kept.get(name) or HealthRow(self, name) for name in names}
+        self.empty_label.setVisible(not names)
+        for number, row in enumerate(self.rows.values()):
+            for column, widget in enumerate(row.widgets()):
+                self._grid.addWidget(widget, number, column)
+        self._grid.setColumnStretch(6, 1)  # the progress text takes the room left
+
+    def show_progress(self, name: str, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> None:
+        row = self.rows.get(name)
+        if row is not None:
+            row.show_progress(report, scheduled=scheduled)

@@ -1,0 +1,283 @@
+"""The dry-run preview "Sync all now" offers first: every create, update (field by field), conflict and skip.
+
+The plans come from the engine's dry run (the same :class:`SyncPlan` ``crm-desktop sync --dry-run`` prints); the
+table reads them a page at a time, so a plan of 100,000 changes never builds 100,000 rows at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from enum import IntEnum
+from typing import Any, NamedTuple
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side
+from crm_desktop.app.sync_service import SyncResult
+from crm_desktop.app.text import plural
+
+logger = logging.getLogger(__name__)
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+_ACTION_WORDS = {
+    ChangeAction.CREATE: "Create",
+    ChangeAction.UPDATE: "Update",
+    ChangeAction.CONFLICT: "Conflict",
+    ChangeAction.SKIP: "Skip",
+}
+_ACTION_COLOURS = {
+    ChangeAction.CREATE: QColor("#15803d"),
+    ChangeAction.CONFLICT: QColor("#b45309"),
+    ChangeAction.SKIP: QColor("#64748b"),
+}
+
+
+def shown(value: str | None) -> str:
+    return "(blank)" if value is None or value == "" else value
+
+
+class PreviewRow(NamedTuple):
+    """One line of the preview: a field of an update or conflict, a whole create, or a skip."""
+
+    integration: str
+    object: str
+    record: str
+    where: str
+    action: ChangeAction
+    field: str
+    change: str
+
+
+def preview_rows(integration: str, changes: list[PlannedChange]) -> Iterator[PreviewRow]:
+    """The plan's changes as preview lines, in the plan's order (records left unchanged are not listed)."""
+    for change in changes:
+        where = "In the CRM" if change.side is Side.CRM else "Here"
+        obj = change.object.value.capitalize()
+        if change.action is ChangeAction.UNCHANGED:
+            continue
+        if change.action is ChangeAction.SKIP:
+            yield PreviewRow(integration, obj, change.email, where, change.action, "", change.reason)
+        elif change.action is ChangeAction.CREATE:
+            values = ", ".join(f"{name}: {shown(f.new)}" for name, f in change.fields.items())
+            yield PreviewRow(integration, obj, change.email, where, change.action,
+                             plural(len(change.fields), "field"), values)
+        elif change.action is ChangeAction.CONFLICT:
+            decision = change.decision.sentence if change.decision is not None else change.reason
+            for name, f in change.fields.items():
+                yield PreviewRow(integration, obj, change.email, where, change.action, name,
+                                 f"here {shown(f.old)} · CRM {shown(f.new)} — {decision}")
+        else:
+            for name, f in change.fields.items():
+                yield PreviewRow(integration, obj, change.email, where, change.action, name,
+                                 f"{shown(f.old)} → {shown(f.new)}")
+
+
+class PreviewColumn(IntEnum):
+    """The preview table's columns, in order."""
+
+    INTEGRATION = 0
+    OBJECT = 1
+    RECORD = 2
+    WHERE = 3
+    ACTION = 4
+    FIELD = 5
+    CHANGE = 6
+
+
+_TITLES = ("Integration", "Object", "Record", "Where", "Change", "Field", "Old → new, or why")
+
+
+class PreviewTableModel(QAbstractTableModel):
+    """The preview's lines, read from the plans a page at a time as the view scrolls (``fetchMore``)."""
+
+    PAGE_SIZE = 200
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[PreviewRow] = []
+        self._pending: list[Iterator[PreviewRow]] = []
+        self._exhausted = True
+
+    def add_plan(self, integration: str, changes: list[PlannedChange]) -> None:
+        """Queue one integration's plan; its first page shows at once if the table has room."""
+        self._pending.append(preview_rows(integration, changes))
+        self._exhausted = False
+        if len(self._rows) < self.PAGE_SIZE:
+            self.fetchMore()
+
+    def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008 (Qt's own signature)
+        return not parent.isValid() and not self._exhausted
+
+    def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
+        """Read the next page of lines."""
+        if parent.isValid():
+            return
+        page: list[PreviewRow] = []
+        while self._pending and len(page) < self.PAGE_SIZE:
+            line = next(self._pending[0], None)
+            if line is None:
+                self._pending.pop(0)
+                continue
+            page.append(line)
+        self._exhausted = not self._pending
+        if not page:
+            return
+        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(page) - 1)
+        self._rows.extend(page)
+        self.endInsertRows()
+
+    def row(self, number: int) -> PreviewRow:
+        return self._rows[number]
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(PreviewColumn)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return _TITLES[section]
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        line = self._rows[index.row()]
+        column = PreviewColumn(index.column())
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            if column is PreviewColumn.ACTION:
+                return _ACTION_WORDS[line.action]
+            return line[column]
+        if role == Qt.ItemDataRole.ForegroundRole and column is PreviewColumn.ACTION:
+            colour = _ACTION_COLOURS.get(line.action)
+            return QBrush(colour) if colour is not None else None
+        return None
+
+
+class SyncPreviewDialog(QDialog):
+    """What "Sync all now" would change, asked before it does: Proceed or Cancel, and "Don't ask again".
+
+    Window-modal, opened with ``open()``; the panel adds each integration's plan as its dry run ends.
+
+    Attributes:
+        summary_label: the counts per integration, or what is still being worked out.
+        busy_bar: moves while dry runs are still running.
+        table, model: every change, paged.
+        dont_ask_check: "Don't ask again" (the workspace setting).
+        proceed_button, cancel_button: the two answers.
+
+    Signals:
+        proceed_chosen(bool): Proceed was pressed; whether "Don't ask again" was ticked.
+    """
+
+    proceed_chosen = Signal(bool)
+
+    def __init__(self, names: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Sync all now — preview")
+        self.setWindowModality(Qt.WindowModality.WindowModal)
+        self.resize(940, 560)
+        self._waiting = list(names)
+        self._lines: dict[str, str] = {}
+        self.summary_label = QLabel()
+        self.summary_label.setObjectName("previewSummary")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setMaximumHeight(6)
+        self.model = PreviewTableModel(self)
+        self.table = QTableView()
+        self.table.setObjectName("previewTable")
+        self.table.setAccessibleName("Changes the sync would make")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for column, width in ((PreviewColumn.INTEGRATION, 140), (PreviewColumn.OBJECT, 70),
+                              (PreviewColumn.RECORD, 200), (PreviewColumn.WHERE, 90), (PreviewColumn.ACTION, 80),
+                              (PreviewColumn.FIELD, 110)):
+            self.table.setColumnWidth(column, width)
+        self.dont_ask_check = QCheckBox("Don't ask again (tick “Preview first” in the Sync Monitor to see this again)")
+        buttons = QDialogButtonBox()
+        self.proceed_button = QPushButton("Proceed")
+        self.proceed_button.setProperty("primary", True)
+        self.proceed_button.setEnabled(False)
+        self.cancel_button = QPushButton("Cancel")
+        buttons.addButton(self.proceed_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
+        self.cancel_button.setDefault(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Nothing has been written yet. This is what syncing every integration now would do:"))
+        layout.addWidget(self.summary_label)
+        layout.addWidget(self.busy_bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.dont_ask_check)
+        layout.addWidget(buttons)
+        self.proceed_button.clicked.connect(self._proceed)
+        self.cancel_button.clicked.connect(self.reject)
+        self._show_summary()
+
+    def add_plan(self, name: str, result: SyncResult) -> None:
+        """Show one integration's dry run."""
+        counts = result.plan.counts()
+        skips = sum(1 for c in result.plan.changes if c.action is ChangeAction.SKIP)
+        self._lines[name] = (
+            f"“{name}”: {counts.created} to create, {counts.updated} to update, {counts.unchanged} unchanged, "
+            f"{plural(counts.waiting, 'conflict')} for you, {counts.decided} decided by rule, {skips} skipped"
+        )
+        self.model.add_plan(name, result.plan.changes)
+        self._done(name)
+
+    def add_failure(self, name: str, sentence: str) -> None:
+        """Say that one integration's dry run failed (its real sync would most likely fail the same way)."""
+        self._lines[name] = sentence
+        self._done(name)
+
+    def _done(self, name: str) -> None:
+        if name in self._waiting:
+            self._waiting.remove(name)
+        self._show_summary()
+
+    @property
+    def waiting(self) -> list[str]:
+        """The integrations whose dry run is still running."""
+        return list(self._waiting)
+
+    def _show_summary(self) -> None:
+        lines = list(self._lines.values())
+        if self._waiting:
+            lines.append("Working out what " + ", ".join(f"“{n}”" for n in self._waiting) + " would change…")
+        self.summary_label.setText("\n".join(lines))
+        self.busy_bar.setVisible(bool(self._waiting))
+        self.proceed_button.setEnabled(not self._waiting)
+        if not self._waiting:
+            self.proceed_button.setDefault(True)
+
+    def _proceed(self) -> None:
+        self.proceed_chosen.emit(self.dont_ask_check.isChecked())
+        self.accept()

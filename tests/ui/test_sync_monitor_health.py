@@ -1,0 +1,258 @@
+"""The Sync Monitor's health lines, preview, error groups, retry, export and metrics, driven by clicks and keys
+against an in-process HubSpot sandbox on a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.sync_monitor import MetricsRange
+from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.sync.plan import ChangeAction
+from crm_desktop.ui.sync_health import ProgressRate, progress_figures
+from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
+from crm_desktop.ui.sync_preview_dialog import PreviewColumn, PreviewTableModel, SyncPreviewDialog
+from crm_desktop.ui.sync_runs_model import ErrorColumn, RunColumn
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.wording import local_time
+from tests.ui.conftest import HubSpotBench, unfinished_tasks
+
+NAME = "hubspot-marketing"
+
+
+def click(widget: QWidget) -> None:
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[SyncMonitorPanel]:
+    widget = SyncMonitorPanel(hubspot.workspace.monitor, BackgroundTasks())
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    qtbot.waitExposed(widget)
+    qtbot.waitUntil(lambda: NAME in widget.health_board.rows, timeout=5000)
+    yield widget
+
+
+def wait_idle(qtbot: QtBot, panel: SyncMonitorPanel) -> None:
+    qtbot.waitUntil(lambda: not panel.running_integrations and panel.progress_label.text() == panel.IDLE_TEXT,
+                    timeout=15_000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+
+
+def state_text(panel: SyncMonitorPanel, name: str = NAME) -> str:
+    return panel.health_board.rows[name].state_label.text()
+
+
+def open_preview(panel: SyncMonitorPanel, qtbot: QtBot) -> SyncPreviewDialog:
+    QTest.mouseClick(panel.sync_all_button, Qt.MouseButton.LeftButton)
+    dialog = panel.preview_dialog
+    assert dialog is not None and dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.proceed_button.isEnabled(), timeout=15_000)
+    return dialog
+
+
+def preview_lines(model: PreviewTableModel) -> list[tuple[str, ...]]:
+    return [tuple(str(model.index(r, c).data()) for c in PreviewColumn) for r in range(model.rowCount())]
+
+
+def test_health_line_goes_from_not_synced_to_in_sync_with_quota_and_last_sync(
+    panel: SyncMonitorPanel, qtbot: QtBot
+) -> None:
+    row = panel.health_board.rows[NAME]
+    assert "Not synced yet" in state_text(panel)
+    assert row.last_sync_label.text() == "Last successful sync: never"
+    assert row.outbox_label.text() == "Outbox: empty"
+    assert not row.quota_bar.isEnabled() and row.quota_bar.text() == "quota unknown"
+    assert not row.progress_bar.isVisible()
+
+    with qtbot.waitSignal(panel.health_shown, timeout=15_000):
+        click(panel.sync_button)
+        wait_idle(qtbot, panel)
+
+    qtbot.waitUntil(lambda: "In sync" in state_text(panel), timeout=5000)
+    [run] = panel._sync.runs()
+    assert row.last_sync_label.text() == f"Last successful sync: {local_time(run.finished_at)}"
+    assert row.quota_bar.isEnabled() and 0 < row.quota_bar.value() <= 1000
+    assert row.quota_bar.text().endswith("% left")
+    assert "API calls left today" in row.quota_bar.toolTip()
+    assert not row.progress_bar.isVisible(), "the progress bar goes when the sync ends"
+
+
+def test_each_integration_shows_its_progress_with_rate_and_time_left(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    hubspot.save_people(600, start=10)
+    row = panel.health_board.rows[NAME]
+    seen: list[tuple[bool, str]] = []
+    panel.progress_shown.connect(lambda *_: seen.append((row.progress_bar.isVisible(), row.progress_label.text())))
+
+    click(panel.sync_button)
+    wait_idle(qtbot, panel)
+
+    shown = [text for visible, text in seen if visible]
+    assert shown[0] == "pushing contacts, 200 of 603", shown
+    assert shown[1].startswith("pushing contacts, 400 of 603 · ") and shown[1].endswith(" left"), shown
+    assert "records/s" in shown[1], shown
+    assert shown[-1].startswith("pushing contacts: 603 so far · "), "done: a rate, no time left"
+    assert not row.progress_bar.isVisible()
+
+
+def test_sync_all_previews_first_then_proceeds_or_cancels(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    dialog = open_preview(panel, qtbot)
+    assert "“hubspot-marketing”: 3 to create, 0 to update" in dialog.summary_label.text()
+    lines = preview_lines(dialog.model)
+    assert [(line[PreviewColumn.RECORD], line[PreviewColumn.WHERE], line[PreviewColumn.ACTION]) for line in lines] \
+        == [(f"person{n}@example.com", "In the CRM", "Create") for n in (1, 2, 3)]
+    assert "email: person1@example.com" in lines[0][PreviewColumn.CHANGE]
+    assert hubspot.sandbox.summary()["contacts"] == 0, "a preview writes nothing"
+
+    click(dialog.cancel_button)
+    qtbot.waitUntil(lambda: panel.preview_dialog is None, timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    assert hubspot.workspace.sync.runs() == [] and panel.running_integrations == []
+
+    dialog = open_preview(panel, qtbot)
+    with qtbot.waitSignal(panel.runs_finished, timeout=15_000):
+        click(dialog.proceed_button)
+    wait_idle(qtbot, panel)
+    assert hubspot.sandbox.summary()["contacts"] == 3
+    assert [run.created for run in hubspot.workspace.sync.runs()] == [3]
+    assert panel.preview_first_check.isChecked(), "asked again next time"
+
+    # An update is shown field by field, old -> new; then "Don't ask again" turns the preview off for good.
+    hubspot.edit_locally("person2@example.com", company="Difference Engines Ltd")
+    dialog = open_preview(panel, qtbot)
+    [update] = [line for line in preview_lines(dialog.model) if line[PreviewColumn.ACTION] == "Update"]
+    assert (update[PreviewColumn.RECORD], update[PreviewColumn.FIELD], update[PreviewColumn.CHANGE]) == (
+        "person2@example.com", "company", "Analytical Engines → Difference Engines Ltd")
+    click(dialog.dont_ask_check)
+    with qtbot.waitSignal(panel.runs_finished, timeout=15_000):
+        click(dialog.proceed_button)
+    wait_idle(qtbot, panel)
+    assert not panel.preview_first_check.isChecked()
+    assert not hubspot.workspace.monitor.preview.asks_first(), "saved in the workspace"
+    click(panel.sync_all_button)
+    assert panel.preview_dialog is None and panel.running_integrations == [NAME], "synced at once"
+    wait_idle(qtbot, panel)
+
+
+def test_a_large_preview_is_read_a_page_at_a_time(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    hubspot.save_people(500, start=10)
+    dialog = open_preview(panel, qtbot)
+    model = dialog.model
+    assert model.rowCount() == PreviewTableModel.PAGE_SIZE and model.canFetchMore()
+    assert "503 to create" in dialog.summary_label.text()
+    for _ in range(10):
+        dialog.table.scrollToBottom()
+        QApplication.processEvents()
+        if not model.canFetchMore():
+            break
+    assert model.rowCount() == 503 and not model.canFetchMore()
+    assert {model.row(r).action for r in range(model.rowCount())} == {ChangeAction.CREATE}
+    click(dialog.cancel_button)
+    qtbot.waitUntil(lambda: panel.preview_dialog is None, timeout=2000)
+
+
+def test_errors_by_category_retry_just_the_failed_and_export(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench, tmp_path: Path
+) -> None:
+    hubspot.sandbox.faults.replace([FaultRule(FaultKind.INVALID_RECORD, at=[2])])
+    click(panel.sync_button)
+    wait_idle(qtbot, panel)
+    qtbot.waitUntil(lambda: panel.errors_model.rowCount() == 1, timeout=5000)
+    first_run = panel.selected_run()
+    assert first_run is not None and first_run.failed == 1
+    errors = panel.errors_model
+    assert errors.index(0, ErrorColumn.CATEGORY).data() == "Invalid record"
+    assert errors.index(0, ErrorColumn.RECORDS).data() == 1
+    assert "is invalid" in errors.index(0, ErrorColumn.SAMPLE).data()
+    qtbot.waitUntil(lambda: "Failing" in state_text(panel), timeout=5000)
+    assert panel.retry_button.isEnabled() and panel.export_button.isEnabled()
+
+    # Export: the file dialog, a chosen name, the CSV written.
+    click(panel.export_button)
+    file_dialog = panel.export_dialog
+    assert isinstance(file_dialog, QFileDialog) and file_dialog.isVisible()
+    target = tmp_path / "errors.csv"
+    file_dialog.selectFile(str(target))
+    file_dialog.accept()
+    qtbot.waitUntil(lambda: panel.notice.text().startswith("Exported"), timeout=5000)
+    assert panel.notice.text() == f"Exported 1 failed record of run {first_run.id} to {target}."
+    with target.open(encoding="utf-8-sig", newline="") as handle:
+        [_, row] = list(csv.reader(handle))
+    assert row[4] == "validation"
+
+    with qtbot.waitSignal(panel.runs_finished, timeout=15_000):
+        click(panel.retry_button)
+    wait_idle(qtbot, panel)
+    assert panel.notice.text().startswith(
+        f"Retried 1 failed record of run {first_run.id} as run {first_run.id + 1}: 1 created, 0 updated")
+    assert hubspot.sandbox.summary()["contacts"] == 3
+    retry_run = panel.selected_run()
+    assert retry_run is not None and retry_run.id == first_run.id + 1 and retry_run.total == 1
+    assert panel.runs_model.index(0, RunColumn.DIRECTION).data() == "Push"
+    qtbot.waitUntil(lambda: "In sync" in state_text(panel), timeout=5000)
+    qtbot.waitUntil(lambda: panel.errors_model.rowCount() == 0, timeout=5000)
+    assert not panel.retry_button.isEnabled() and not panel.export_button.isEnabled()
+
+
+def test_metrics_tab_charts_the_stored_figures_per_range(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    click(panel.sync_button)
+    wait_idle(qtbot, panel)
+    hubspot.workspace.monitor.record_event_latency(NAME, 2.5)
+
+    tab_bar = panel.tabs.tabBar()
+    assert tab_bar.tabText(1) == "Metrics"
+    with qtbot.waitSignal(panel.metrics_shown, timeout=5000):
+        QTest.mouseClick(tab_bar, Qt.MouseButton.LeftButton, pos=tab_bar.tabRect(1).center())
+    charts = panel.charts
+    assert charts.series is not None and charts.series.range is MetricsRange.DAY
+    assert charts.line_values(charts.contacts_chart)["Contacts"][-1] == 3.0
+    assert charts.line_values(charts.success_chart)["Success"] == [100.0]
+    assert charts.line_values(charts.errors_chart)["Errors"] == [0.0]
+    assert charts.line_values(charts.latency_chart)["Latency"] == [2.5]
+    [quota] = charts.line_values(charts.quota_chart)[NAME]
+    assert 0 < quota < 100
+    assert "1 sync run(s), 3 contact(s) synced" in charts.summary_label.text()
+
+    charts.range_combo.setFocus()
+    with qtbot.waitSignal(panel.metrics_shown, timeout=5000):
+        QTest.keyClick(charts.range_combo, Qt.Key.Key_Down)
+    assert charts.chosen_range is MetricsRange.WEEK
+    assert charts.series is not None and len(charts.series.points) == 28
+    assert len(charts.line_values(charts.contacts_chart)["Contacts"]) == 28
+
+
+def test_progress_rate_measures_each_phase_and_tells_time_left_only_with_a_total() -> None:
+    now = [100.0]
+    rate = ProgressRate(lambda: now[0])
+    rate.report("pushing contacts", 0, 1000)
+    assert rate.text() == ""
+    now[0] += 2
+    rate.report("pushing contacts", 200, 1000)
+    assert (rate.rate, rate.seconds_left) == (100.0, 8.0)
+    assert rate.text() == "100 records/s · about 8.0 s left"
+    now[0] += 1
+    rate.report("pulling leads", 50, 50)  # a new phase starts over
+    assert rate.text() == ""
+    now[0] += 5
+    rate.report("pulling leads", 100, 100)
+    assert rate.text() == "10 records/s", "no total known: no time left"
+    assert progress_figures("pulling leads", 100, 100) == "pulling leads: 100 so far"
+    assert progress_figures("pushing contacts", 200, 603) == "pushing contacts, 200 of 603"
