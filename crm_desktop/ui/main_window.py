@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
         )
         self.field_mapping_panel = FieldMappingPanel(workspace.sync, self.tasks)
         self.conflicts_panel = ConflictsPanel(workspace.sync, self.tasks)
-        self.sync_monitor_panel = SyncMonitorPanel(workspace.sync, self.tasks)
+        self.sync_monitor_panel = SyncMonitorPanel(workspace.monitor, self.tasks)
         self.scheduler = SyncScheduler(workspace.sync, self.tasks, parent=self)
         self.people = PeopleService(workspace.database, workspace.social, workspace.sync)
         self.people_panel = PeoplePanel(self.people, self._integration_choices())

@@ -1,16 +1,21 @@
-"""The Sync Monitor panel: start syncs, follow their progress, read every run's outcome and undo a run."""
+"""The Sync Monitor panel: health per integration, syncs with a preview and progress, runs, errors, retry, metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
-from typing import Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
+    QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -18,19 +23,35 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStyle,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 from shiboken6 import isValid
 
-from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncService, SyncTrigger, UndoRefused
+from crm_desktop.app.sync_monitor import (
+    ErrorGroup,
+    IntegrationHealth,
+    MetricsRange,
+    MetricsSeries,
+    NothingToRetry,
+    RetryReport,
+    SyncMonitorService,
+)
+from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncTrigger, UndoRefused
 from crm_desktop.app.text import plural
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.ui.scheduler import Outcome
+from crm_desktop.ui.sync_health import HealthBoard
+from crm_desktop.ui.sync_metrics_charts import MetricsCharts
+from crm_desktop.ui.sync_preview_dialog import SyncPreviewDialog
 from crm_desktop.ui.sync_runs_model import (
+    ErrorColumn,
+    ErrorGroupsTableModel,
     LogColumn,
     RecordLogTableModel,
     RunColumn,
@@ -56,6 +77,10 @@ logger = logging.getLogger(__name__)
 
 #: How often the run table is re-read while syncs run (rows of running runs change in the store).
 LIVE_REFRESH_MS = 1000
+#: How often the health lines are re-read when nothing happens here (a cron sync, another desktop).
+HEALTH_REFRESH_MS = 30_000
+
+T = TypeVar("T")
 
 
 class ProgressReport(Protocol):
@@ -81,48 +106,90 @@ def needs_attention(result: SyncResult) -> bool:
     return str(getattr(result.status, "value", result.status)) in ("failed", "partial")
 
 
+def retry_sentence(report: RetryReport) -> str:
+    """What "Retry failed" did, in one or two sentences."""
+    result = report.result
+    if result is None:
+        return f"Nothing of run {report.run_id} was sent again."
+    counts = result.counts
+    text = (
+        f"Retried {plural(report.retried, 'failed record')} of run {report.run_id} as run {result.run_id}: "
+        f"{counts.get('created', 0)} created, {counts.get('updated', 0)} updated, {counts.get('unchanged', 0)} "
+        f"unchanged, {counts.get('failed', 0)} failed again."
+    )
+    if report.not_local:
+        text += (f" {plural(len(report.not_local), 'record')} pulled from the CRM "
+                 "will be pulled again by the next sync.")
+    return text
+
+
 class SyncMonitorPanel(QWidget):
-    """Starts syncs (one integration or all), shows their live progress and the history of every run.
+    """Each integration's health, syncs (one or all, after a dry-run preview) with their live progress, the
+    history of every run with its errors by category, retry of a run's failures, undo, and metrics over time.
 
     A second "Sync now" on an integration that is already syncing follows the running sync instead of starting
-    another. Selecting a run shows its per-record log; a finished run can be undone after a confirmation.
+    another. Selecting a run shows its error groups and per-record log; a finished run can be undone after a
+    confirmation. Store reads for health, errors and metrics run in a thread, never on the GUI thread.
 
     Attributes:
         integration_combo: the integration "Sync now" syncs.
         sync_button: syncs the chosen integration.
-        sync_all_button: syncs every integration.
-        progress_bar, progress_label: the running syncs' progress.
-        notice: what the last syncs or the undo did, or why they failed.
+        sync_all_button: syncs every integration, after the preview unless "Preview first" is off.
+        preview_first_check: whether "Sync all now" shows the dry-run preview first (the workspace setting).
+        preview_dialog: the preview while it is open.
+        health_board: one health line per integration, with its sync's progress, rate and time left.
+        progress_bar, progress_label: the running syncs' progress, all together.
+        notice: what the last syncs, the retry or the undo did, or why they failed.
+        tabs: "Runs" and "Metrics".
         runs_model, runs_table: the run history.
         run_summary: the selected run in words.
         undo_button: undoes the selected run (after a confirmation).
+        errors_model, errors_table: the selected run's failed records by error category.
+        retry_button: sends the selected run's failed records again.
+        export_button: writes the selected run's failed records to a CSV file.
+        export_dialog: the file dialog while it is open.
         log_model, log_table: the selected run's per-record log.
+        charts: the metrics charts with their range selector.
         confirm_box: the undo confirmation while it is open.
         live_refresh: re-reads the run table while syncs run.
+        health_refresh: re-reads the health lines now and then.
 
     Signals:
         runs_finished(): after syncs or an undo finished (counts and conflicts may have changed).
         progress_shown(str, int, int): the progress text, records done and records in total (0 when unknown).
         status_message(str): a short note for the status bar.
+        health_shown(), metrics_shown(), errors_shown(): the health lines, the charts, or the selected run's error
+            groups were read and drawn.
     """
 
     runs_finished = Signal()
     progress_shown = Signal(str, int, int)
     status_message = Signal(str)
+    health_shown = Signal()
+    metrics_shown = Signal()
+    errors_shown = Signal()
 
     IDLE_TEXT = "No sync running."
 
     def __init__(
         self,
-        sync: SyncService,
+        monitor: SyncMonitorService,
         tasks: BackgroundTasks | None = None,
         parent: QWidget | None = None,
         *,
         page_size: int = 50,
     ) -> None:
         super().__init__(parent)
-        self._sync = sync
+        self._monitor = monitor
+        self._sync = monitor.sync
         self._tasks = tasks if tasks is not None else BackgroundTasks()
+        self._loading: set[str] = set()
+        self._wanted: dict[str, tuple[Callable[[], Any], Callable[[Any], None], str]] = {}
+        self._retrying: int | None = None
+        self._errors_run: int | None = None
+        self._preview_tasks: list[asyncio.Task[None]] = []
+        self.preview_dialog: SyncPreviewDialog | None = None
+        self.export_dialog: QFileDialog | None = None
         self._running: dict[str, asyncio.Task[SyncResult | None]] = {}
         self._progress: dict[str, ProgressReport | None] = {}
         self._scheduled: list[str] = []
@@ -133,22 +200,38 @@ class SyncMonitorPanel(QWidget):
 
         heading = PanelHeading(
             "Sync Monitor",
-            "Every sync run per integration: when and why it ran, how many records were created, updated, "
-            "unchanged or failed, and each record's outcome.",
+            "How each integration is doing, every sync run with its errors and each record's outcome, and the "
+            "figures over time.",
         )
 
         self.integration_combo = QComboBox()
-        self.integration_combo.setMinimumWidth(150)
+        self.integration_combo.setMinimumWidth(120)
+        self.integration_combo.setAccessibleName("Integration to sync")
         self.integration_combo.setToolTip("The integration “Sync now” syncs.")
         self.sync_button = QPushButton("Sync now")
         self.sync_button.setProperty("primary", True)
         self.sync_all_button = QPushButton("Sync all now")
+        self.sync_all_button.setToolTip("Sync every integration (Ctrl+R), after a preview of what would change.")
+        self.preview_first_check = QCheckBox("Preview first")
+        self.preview_first_check.setToolTip("Show what “Sync all now” would change, and ask, before it syncs.")
+        self.preview_first_check.setChecked(self._monitor.preview.asks_first())
         controls = QHBoxLayout()
-        controls.addWidget(QLabel("Integration"))
         controls.addWidget(self.integration_combo)
         controls.addWidget(self.sync_button)
         controls.addWidget(self.sync_all_button)
+        controls.addWidget(self.preview_first_check)
         controls.addStretch(1)
+
+        health_box = QGroupBox("Health")
+        self.health_board = HealthBoard()
+        # A narrow window scrolls the health lines sideways rather than squeezing or clipping them.
+        self.health_scroll = QScrollArea()
+        self.health_scroll.setWidget(self.health_board)
+        self.health_scroll.setWidgetResizable(True)
+        self.health_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        health_layout = QVBoxLayout(health_box)
+        health_layout.setContentsMargins(8, 4, 8, 4)
+        health_layout.addWidget(self.health_scroll)
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
@@ -185,7 +268,6 @@ class SyncMonitorPanel(QWidget):
         self.undo_button.setToolTip("Put back the values this run changed, here and in the CRM.")
         summary_row = QHBoxLayout()
         summary_row.addWidget(self.run_summary, 1)
-        summary_row.addWidget(self.undo_button, 0, Qt.AlignmentFlag.AlignTop)
         self.log_model = RecordLogTableModel(self)
         self.log_table = QTableView()
         self.log_table.setObjectName("recordLogTable")
@@ -193,8 +275,29 @@ class SyncMonitorPanel(QWidget):
         self.log_table.setModel(self.log_model)
         self._style_table(self.log_table)
         self.log_table.horizontalHeader().setStretchLastSection(True)
+        self.errors_model = ErrorGroupsTableModel(self)
+        self.errors_table = QTableView()
+        self.errors_table.setObjectName("errorGroupsTable")
+        self.errors_table.setAccessibleName("Errors of the selected run by category")
+        self.errors_table.setModel(self.errors_model)
+        self._style_table(self.errors_table)
+        self.errors_table.horizontalHeader().setStretchLastSection(True)
+        self.errors_table.setColumnWidth(ErrorColumn.CATEGORY, 120)
+        self.errors_table.setColumnWidth(ErrorColumn.RECORDS, 70)
+        self.errors_table.setMinimumHeight(54)
+        self.errors_table.setMaximumHeight(110)
+        self.retry_button = QPushButton("Retry failed")
+        self.retry_button.setToolTip("Send just this run's failed records to the CRM again.")
+        self.export_button = QPushButton("Export errors…")
+        self.export_button.setToolTip("Save this run's failed records as a CSV file.")
+        for button in (self.retry_button, self.export_button, self.undo_button):
+            summary_row.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+        self.runs_table.setMinimumHeight(56)
+        self.log_table.setMinimumHeight(56)
         details_layout = QVBoxLayout(details_box)
+        details_layout.setSpacing(6)
         details_layout.addLayout(summary_row)
+        details_layout.addWidget(self.errors_table)
         details_layout.addWidget(self.log_table, 1)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -204,28 +307,57 @@ class SyncMonitorPanel(QWidget):
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(20, 20, 20, 20)
-        layout.setSpacing(12)
+        self.charts = MetricsCharts()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(splitter, "Runs")
+        self.tabs.addTab(self.charts, "Metrics")
+
+        content = QWidget()
+        content.setObjectName("syncMonitorContent")
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(16, 16, 16, 16)
+        layout.setSpacing(8)
         layout.addWidget(heading)
         layout.addLayout(controls)
+        layout.addWidget(health_box)
         layout.addLayout(progress_row)
         layout.addWidget(self.notice)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.tabs, 1)
+        # The window's smallest size is smaller than health, runs and details together: scroll then, never clip.
+        page = QScrollArea()
+        page.setWidget(content)
+        page.setWidgetResizable(True)
+        page.setFrameShape(QFrame.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(page)
 
         self.live_refresh = QTimer(self)
         self.live_refresh.setInterval(LIVE_REFRESH_MS)
         self.live_refresh.timeout.connect(self._refresh_live_runs)
 
+        self.health_refresh = QTimer(self)
+        self.health_refresh.setInterval(HEALTH_REFRESH_MS)
+        self.health_refresh.timeout.connect(self.refresh_health)
+        self.health_refresh.start()
+
         self.sync_button.clicked.connect(self._sync_chosen)
         self.sync_all_button.clicked.connect(self.sync_all)
+        self.preview_first_check.toggled.connect(self._monitor.preview.set_asks_first)
         self.undo_button.clicked.connect(self.confirm_undo)
+        self.retry_button.clicked.connect(self.retry_selected)
+        self.export_button.clicked.connect(self.choose_export_file)
         self.runs_table.selectionModel().selectionChanged.connect(self._run_selection_changed)
+        self.charts.range_changed.connect(lambda _value: self.refresh_metrics())
+        self.tabs.currentChanged.connect(lambda _index: self._tab_changed())
 
         self.reload_integrations()
         self.refresh_runs()
         self._fit_run_columns()
         self._show_selected_run()
+        self._fit_health_height()
+        self.refresh_health()
 
     @staticmethod
     def _style_table(table: QTableView) -> None:
@@ -308,6 +440,94 @@ class SyncMonitorPanel(QWidget):
                 self.runs_table.selectRow(row)
         self._show_selected_run()
 
+    # -- reading the store off the GUI thread
+
+    def _load(self, key: str, read: Callable[[], T], show: Callable[[T], None], what: str) -> None:
+        """Run ``read`` (store work) in a thread and give its result to ``show`` on the GUI thread.
+
+        Asked again while a read of the same ``key`` runs, the newest ask is read once that one ends (the older
+        result is dropped), so a burst of refreshes costs two reads, not one per ask.
+        """
+        self._wanted[key] = (read, show, what)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a panel drawn without the app's qasync loop (a screenshot): read here
+            del self._wanted[key]
+            show(read())
+            return
+        if key not in self._loading:
+            self._loading.add(key)
+            self._tasks.start(self._read_in_thread(key), name=f"read {key}")
+
+    async def _read_in_thread(self, key: str) -> None:
+        try:
+            while key in self._wanted:
+                wanted = self._wanted[key]
+                read, show, what = wanted
+                try:
+                    result: Any = await asyncio.to_thread(read)
+                except Exception as exc:  # a read that fails says so in the panel, never crashes it
+                    if not isValid(self):
+                        return
+                    self.notice.say(error_sentence(what, exc), "error")
+                    if self._wanted.get(key) is wanted:
+                        del self._wanted[key]
+                    continue
+                if not isValid(self):
+                    return
+                if self._wanted.get(key) is wanted:  # nothing newer was asked meanwhile
+                    del self._wanted[key]
+                    show(result)
+        finally:
+            self._loading.discard(key)
+
+    def refresh_health(self) -> None:
+        """Re-read every integration's health line (in a thread)."""
+        self._load("health", self._monitor.health, self._show_health, "Reading the integrations' health")
+
+    def _show_health(self, lines: list[IntegrationHealth]) -> None:
+        self.health_board.show_health(lines)
+        self._fit_health_height()
+        for name in self.running_integrations:
+            report = self._progress.get(name)
+            self.health_board.show_progress(name, None if report is None else
+                                            (report.phase, report.done, report.total), scheduled=report is None)
+        for name in self._scheduled:
+            if name not in self.running_integrations:
+                self.health_board.show_progress(name, None, scheduled=True)
+        self.health_shown.emit()
+
+    #: The health box shows this many lines before it scrolls.
+    HEALTH_LINES_SHOWN = 4
+
+    def _fit_health_height(self) -> None:
+        board = self.health_board
+        board.adjustSize()
+        rows = max(1, len(board.rows))
+        per_row = board.sizeHint().height() / rows
+        wanted = round(per_row * min(rows, self.HEALTH_LINES_SHOWN))
+        scrollbar = self.health_scroll.horizontalScrollBar().sizeHint().height()
+        self.health_scroll.setFixedHeight(wanted + scrollbar + 2)
+
+    def refresh_metrics(self) -> None:
+        """Re-read the charts' figures for the chosen range (in a thread)."""
+        span = self.charts.chosen_range
+        self._load("metrics", lambda: self._monitor.metrics(span), self._show_metrics, "Reading the metrics")
+
+    def _show_metrics(self, series: MetricsSeries) -> None:
+        self.charts.show_series(series)
+        self.metrics_shown.emit()
+
+    def _tab_changed(self) -> None:
+        if self.tabs.currentWidget() is self.charts:
+            self.refresh_metrics()
+
+    def show_metrics_tab(self, span: MetricsRange | None = None) -> None:
+        """Show the Metrics tab (for ``span`` when given)."""
+        if span is not None:
+            self.charts.range_combo.setCurrentIndex(self.charts.range_combo.findData(span.value))
+        self.tabs.setCurrentWidget(self.charts)
+
     # -- syncing
 
     @property
@@ -337,8 +557,54 @@ class SyncMonitorPanel(QWidget):
         self._syncs_changed()
         return task
 
-    def sync_all(self) -> list[asyncio.Task[SyncResult | None]]:
-        """Sync every integration (those already syncing are followed, not started twice)."""
+    def sync_all(self) -> SyncPreviewDialog | None:
+        """"Sync all now" (the button, Ctrl+R): first the dry-run preview with Proceed / Cancel, unless "Preview
+        first" is off; returns the preview while it is open."""
+        names = [integration.name for integration in self._sync.integrations.list()]
+        if not names:
+            self.notice.say("There is no integration to sync yet. Add one in Integrations.", "info")
+            return None
+        if not self.preview_first_check.isChecked():
+            self.sync_all_now()
+            return None
+        if self.preview_dialog is not None:
+            self.preview_dialog.raise_()
+            return self.preview_dialog
+        dialog = SyncPreviewDialog(names, self)
+        dialog.proceed_chosen.connect(self._preview_proceeded)
+        dialog.finished.connect(lambda _result: self._preview_closed(dialog))
+        self.preview_dialog = dialog
+        self._preview_tasks = [
+            self._tasks.start(self._preview_one(dialog, name), name=f"preview {name}") for name in names
+        ]
+        dialog.open()
+        return dialog
+
+    async def _preview_one(self, dialog: SyncPreviewDialog, name: str) -> None:
+        try:
+            result = await self._sync.sync(name, dry_run=True)
+        except Exception as exc:  # the preview says why, the marketer decides
+            if isValid(dialog):
+                dialog.add_failure(name, error_sentence(f"Preview of “{name}”", exc))
+            return
+        if isValid(dialog):
+            dialog.add_plan(name, result)
+
+    def _preview_proceeded(self, dont_ask_again: bool) -> None:
+        if dont_ask_again:
+            self.preview_first_check.setChecked(False)  # saved by its toggled signal
+        self.sync_all_now()
+
+    def _preview_closed(self, dialog: SyncPreviewDialog) -> None:
+        for task in self._preview_tasks:
+            task.cancel()  # Cancel while plans are still being worked out stops asking the CRMs
+        self._preview_tasks = []
+        if self.preview_dialog is dialog:
+            self.preview_dialog = None
+        dialog.deleteLater()
+
+    def sync_all_now(self) -> list[asyncio.Task[SyncResult | None]]:
+        """Sync every integration now, without a preview (those already syncing are followed, not started twice)."""
         tasks = []
         for integration in self._sync.integrations.list():
             task = self.sync_now(integration.name)
@@ -366,6 +632,7 @@ class SyncMonitorPanel(QWidget):
         if self._running.get(name) is task:
             del self._running[name]
             self._progress.pop(name, None)
+            self.health_board.show_progress(name, None)
         result = None if task.cancelled() or task.exception() is not None else task.result()
         self._runs_ended(select=result.run_id if result is not None else None)
 
@@ -376,6 +643,7 @@ class SyncMonitorPanel(QWidget):
         self._progress[name] = report
         if first:
             self.refresh_runs()  # the run's row exists now: show it while it runs
+        self.health_board.show_progress(name, (report.phase, report.done, report.total))
         self._show_progress()
 
     def _say(self, key: str, text: str, *, error: bool) -> None:
@@ -386,6 +654,7 @@ class SyncMonitorPanel(QWidget):
     def _syncs_changed(self) -> None:
         self._show_progress()
         self._update_buttons()
+        self.refresh_health()
         if (self.running_integrations or self._scheduled) and not self.live_refresh.isActive():
             self.live_refresh.start()
         self.refresh_runs()
@@ -398,6 +667,9 @@ class SyncMonitorPanel(QWidget):
         self.refresh_runs()
         if select is not None and (row := self.runs_model.row_of(select)) is not None:
             self.runs_table.selectRow(row)
+        self.refresh_health()
+        if self.tabs.currentWidget() is self.charts:
+            self.refresh_metrics()
         self.runs_finished.emit()
 
     def _show_progress(self) -> None:
@@ -441,6 +713,9 @@ class SyncMonitorPanel(QWidget):
 
     def scheduled_finished(self, outcomes: list[Outcome]) -> None:
         """Show what the scheduled syncs did."""
+        for name in self._scheduled:
+            if name not in self.running_integrations:
+                self.health_board.show_progress(name, None)
         self._scheduled = []
         for name, outcome in outcomes:
             if isinstance(outcome, Exception):
@@ -478,6 +753,7 @@ class SyncMonitorPanel(QWidget):
             self._shown_run = None
             self.run_summary.setText("Select a run to see each record's outcome.")
             self.log_model.clear()
+            self._show_errors(None, [])
             self._update_undo_button()
             return
         # The live refresh re-reads the table every second; re-read a run's log only when the run changed.
@@ -494,6 +770,7 @@ class SyncMonitorPanel(QWidget):
             self._shown_run = None
             self.run_summary.setText(error_sentence("Reading the run", exc))
             self.log_model.clear()
+            self._show_errors(None, [])
             self._update_undo_button()
             return
         self._shown_run = shown
@@ -501,7 +778,105 @@ class SyncMonitorPanel(QWidget):
         self.log_model.show_pages(
             lambda offset, limit: self._sync.run_log(run_id, offset=offset, limit=limit, failures_first=True), logged
         )
+        if self._errors_run != run_id:
+            self._show_errors(None, [])
+        self._load("errors", lambda: self._monitor.error_groups(run_id),
+                   lambda groups: self._show_errors(run_id, groups), "Reading the run's errors")
         self._update_undo_button()
+
+    # -- the selected run's errors: retry and export
+
+    def _show_errors(self, run_id: int | None, groups: list[ErrorGroup]) -> None:
+        selected = self.selected_run()
+        if run_id is not None and (selected is None or selected.id != run_id):
+            return  # the selection moved on while the errors were read
+        self._errors_run = run_id
+        self.errors_model.show_groups(groups)
+        self._update_error_buttons()
+        if run_id is not None:
+            self.errors_shown.emit()
+
+    def _update_error_buttons(self) -> None:
+        run = self.selected_run()
+        failed = self.errors_model.failed if run is not None and self._errors_run == run.id else 0
+        name = self.runs_model.integration_name(run) if run is not None else ""
+        self.export_button.setEnabled(failed > 0)
+        self.retry_button.setEnabled(
+            failed > 0
+            and run is not None
+            and run.integration_id is not None
+            and run_status(run) != "running"
+            and self._retrying is None
+            and name not in self.running_integrations
+            and name not in self._scheduled
+        )
+
+    def retry_selected(self) -> asyncio.Task[None] | None:
+        """"Retry failed": send the selected run's failed records again."""
+        run = self.selected_run()
+        if run is None or not self.retry_button.isEnabled():
+            return None
+        return self.retry(run.id)
+
+    def retry(self, run_id: int) -> asyncio.Task[None] | None:
+        """Send just the failed records of run ``run_id`` again, as a new push run (no confirmation)."""
+        if self._retrying is not None:
+            return None
+        self._retrying = run_id
+        self._update_error_buttons()
+        self.notice.say(f"Sending the failed records of run {run_id} again…", "info")
+        return self._tasks.start(self._run_retry(run_id), name=f"retry run {run_id}")
+
+    async def _run_retry(self, run_id: int) -> None:
+        select: int | None = None
+        try:
+            report = await self._monitor.retry_failed(run_id)
+        except NothingToRetry as exc:
+            self._notices.clear()
+            self._say("retry", f"{exc}.", error=True)
+        except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
+            self._notices.clear()
+            self._say("retry", error_sentence(f"Retry of run {run_id}", exc), error=True)
+        else:
+            result = report.result
+            select = result.run_id if result is not None else None
+            self._notices.clear()
+            self._say("retry", retry_sentence(report), error=result is None or needs_attention(result))
+            self.status_message.emit(f"Retried the failed records of run {run_id}")
+        finally:
+            self._retrying = None
+            if isValid(self):
+                self._runs_ended(select=select)
+
+    def choose_export_file(self) -> QFileDialog | None:
+        """"Export errors…": ask where to save the selected run's failed records (window-modal; returns at once)."""
+        run = self.selected_run()
+        if run is None or not self.export_button.isEnabled():
+            return None
+        run_id = run.id
+        dialog = QFileDialog(self, "Export errors", str(Path.home() / f"sync-run-{run_id}-errors.csv"),
+                             "CSV files (*.csv)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix("csv")
+        dialog.fileSelected.connect(lambda path: self.export_errors(run_id, Path(path)))
+        dialog.finished.connect(lambda _result: self._export_dialog_closed(dialog))
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _export_dialog_closed(self, dialog: QFileDialog) -> None:
+        if self.export_dialog is dialog:
+            self.export_dialog = None
+        dialog.deleteLater()
+
+    def export_errors(self, run_id: int, path: Path) -> None:
+        """Write run ``run_id``'s failed records to ``path`` (in a thread) and say how many."""
+        self._load(f"export {path}", lambda: self._monitor.export_errors(run_id, path),
+                   lambda count: self._exported(run_id, path, count), f"Exporting the errors of run {run_id}")
+
+    def _exported(self, run_id: int, path: Path, count: int) -> None:
+        self.notice.say(f"Exported {plural(count, 'failed record')} of run {run_id} to {path}.", "ok")
+        self.status_message.emit(f"Exported the errors of run {run_id}")
 
     def describe_run(self, run: SyncRunRow, error_categories: Counter[str]) -> str:
         """The selected run in words: what, when, how it went, and failures grouped by cause."""
@@ -542,6 +917,7 @@ class SyncMonitorPanel(QWidget):
             and name not in self.running_integrations
             and name not in self._scheduled
         )
+        self._update_error_buttons()
 
     def confirm_undo(self) -> QMessageBox | None:
         """Ask before undoing the selected run (window-modal, returns at once)."""

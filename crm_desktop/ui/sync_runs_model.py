@@ -1,4 +1,4 @@
-"""Table models of the Sync Monitor: the run history (paged with fetchMore) and one run's per-record log."""
+"""Table models of the Sync Monitor: the run history (paged with fetchMore), one run's per-record log and errors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from crm_desktop.app.sync_monitor import ErrorGroup
 from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
@@ -406,5 +407,67 @@ class RecordLogTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and column is LogColumn.MESSAGE and row.message:
             return row.message
         if role == Qt.ItemDataRole.ForegroundRole and str(row.outcome) == "failed":
+            return QBrush(_FAILED)
+        return None
+
+
+class ErrorColumn(IntEnum):
+    """The columns of a run's error groups, in order."""
+
+    CATEGORY = 0
+    RECORDS = 1
+    SAMPLE = 2
+
+
+_ERROR_TITLES = ("Error", "Records", "Sample")
+
+
+class ErrorGroupsTableModel(QAbstractTableModel):
+    """A run's failed records grouped by error category: how many, and one record's message as a sample."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._groups: list[ErrorGroup] = []
+
+    def show_groups(self, groups: Sequence[ErrorGroup]) -> None:
+        self.beginResetModel()
+        self._groups = list(groups)
+        self.endResetModel()
+
+    def group(self, row: int) -> ErrorGroup:
+        return self._groups[row]
+
+    @property
+    def failed(self) -> int:
+        """How many records failed, all categories together."""
+        return sum(group.count for group in self._groups)
+
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._groups)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(ErrorColumn)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return _ERROR_TITLES[section]
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._groups):
+            return None
+        group = self._groups[index.row()]
+        column = ErrorColumn(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column is ErrorColumn.CATEGORY:
+                return named(ERROR_CATEGORY_NAMES, group.category) if group.category else "Other"
+            if column is ErrorColumn.RECORDS:
+                return group.count
+            return f"{group.sample_record}: {group.sample_message}"
+        if role == Qt.ItemDataRole.ToolTipRole and column is ErrorColumn.SAMPLE:
+            return f"{group.sample_record}: {group.sample_message}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and column is ErrorColumn.RECORDS:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and column is ErrorColumn.CATEGORY:
             return QBrush(_FAILED)
         return None
