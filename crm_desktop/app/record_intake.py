@@ -13,6 +13,7 @@ from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.credentials import CredentialsError
+from crm_desktop.domain.engagement_summary import engagement_summary
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import (
     Contact,
@@ -36,7 +37,7 @@ from crm_desktop.domain.social import (
 from crm_desktop.providers.errors import AuthError, ProviderError
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
-from crm_desktop.sync.mapping import apply_values, from_crm
+from crm_desktop.sync.mapping import apply_values, from_crm, run_mappings
 
 logger = logging.getLogger(__name__)
 
@@ -355,14 +356,26 @@ class RecordIntake:
         score = self._score_of(enriched.email)
         result = await self.push_one(key, enriched)
         # Where no mapped field carries the social data (Pipedrive's defaults), a note on the record does.
-        carried = any(m.pushes and _is_social_field(m.local_field)
-                      for m in self.sync.mappings(self.integration(key), RecordObject.CONTACT))
+        carried = await self._social_fields_carried(self.integration(key))
         changed = enriched.social_profiles != current.social_profiles
         note_id = None
         if result.crm_id is not None and (with_history or (changed and not carried)):
             note_id = await self._add_note(key, RecordObject.CONTACT, result.crm_id,
                                            self._history(enriched, score, with_touchpoints=with_history))
         return Enrichment(result, score, note_id)
+
+    async def _social_fields_carried(self, integration: Integration) -> bool:
+        """Whether a mapped field the CRM really has carries social profiles (a seed field the CRM lacks, say a
+        Pipedrive person field not created yet, carries nothing)."""
+        adapter = self.crm.adapter_for(integration)
+        try:
+            fields = await adapter.list_fields(RecordObject.CONTACT)
+        finally:
+            await adapter.aclose()
+        mappings = run_mappings(
+            integration.provider, RecordObject.CONTACT, self.sync.mappings(integration, RecordObject.CONTACT), fields
+        )
+        return any(m.pushes and _is_social_field(m.local_field) for m in mappings)
 
     def _score_of(self, email: str) -> EngagementScore | None:
         try:
@@ -378,14 +391,13 @@ class RecordIntake:
                          f"and {score.followers:,} followers")
         for profile in contact.social_profiles:
             lines.append(f"{profile.platform.value}: @{profile.username}, {profile.followers:,} followers")
-        touches = sorted(self.social.store.touches(contact.email), key=lambda t: (t.timestamp, t.order))
-        if touches and with_touchpoints:
-            lines.append(f"Last interaction: {touches[-1].timestamp:%Y-%m-%d %H:%M} UTC; recent touchpoints:")
-            lines.extend(
-                f"- {t.timestamp:%Y-%m-%d} {t.platform.value} {t.type.value}"
-                + (f" ({t.campaign})" if t.campaign else "")
-                for t in reversed(touches[-HISTORY_TOUCHPOINTS:])
-            )
+        if with_touchpoints:
+            # The same summary the CRM's social_touchpoints field holds: conversations, last interaction,
+            # sentiment trend and the newest touchpoints.
+            history = self.sync.engagement.histories([contact.email]).get(contact.email)
+            summary = engagement_summary(history, recent=HISTORY_TOUCHPOINTS) if history else None
+            if summary:
+                lines.append(summary)
         return "\n".join(lines)
 
     async def _add_note(self, key: str, obj: RecordObject, crm_id: str, text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from crm_desktop.domain.models import Lead
 from tests.api.conftest import LocalApi
@@ -117,6 +118,16 @@ def test_lead_attribution_by_crm_id_or_local_id_and_the_report(hubspot_api: Loca
     asyncio.run(scenario())
 
 
+def newest_note(api: LocalApi) -> str:
+    """The text of the note the sandbox CRM received last."""
+    sandbox: Any = api.sandbox
+    if api.provider == "salesforce":
+        return str(list(sandbox.records["Note"].values())[-1]["Body"])
+    if api.provider == "hubspot":
+        return str(list(sandbox._records["notes"].values())[-1].properties["hs_note_body"])
+    return str(max(sandbox.notes.values(), key=lambda note: note.id).content)
+
+
 def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: LocalApi) -> None:
     async def scenario() -> None:
         pushed = await api.post("/api/crm/integrations/crm/contacts/sync",
@@ -140,6 +151,9 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         after = api.sandbox.summary()
         timeline = {"hubspot": "notes", "salesforce": "Note", "pipedrive": "notes"}[api.provider]
         assert after[timeline] == notes_before[timeline] + 1, (notes_before, after)
+        # The history note holds the engagement summary: the conversation and the sentiment so far.
+        assert "Conversations: 1 (twitter 1)" in newest_note(api)
+        assert "Sentiment trend: no sentiment yet" in newest_note(api)
 
         if api.provider != "pipedrive":
             read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "lea@example.com"})
