@@ -29,6 +29,7 @@ from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import SyncTrigger
+from crm_desktop.ui.accessibility import name_controls, unnamed_controls
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
 from tests.ui.test_screenshots import distinct_colours, save_shot, shots_dir
@@ -275,6 +276,8 @@ def test_merge_two_duplicates_with_a_per_field_pick(qtbot: QtBot, desk: Desk, sh
     assert last_name.checkState() == Qt.CheckState.Checked
     assert "in Salesforce itself" in dialog.crm_label.text()
     assert "hubspot: HubSpot merges" in dialog.crm_label.text()
+    name_controls(dialog)  # what the app's filter does when the window is shown
+    assert unnamed_controls(dialog) == [], "every control of the Duplicates view has an accessible name"
     image = save_shot(dialog, shots_dir / "people-duplicates.png")
     assert distinct_colours(image) > 20
 
