@@ -64,3 +64,9 @@ def test_a_bom_on_a_jsonl_file_keeps_its_first_line(tmp_path: Path, capsys: pyte
     path.write_text('\ufeff{"email": "ann@example.com"}\n', encoding="utf-8")
     code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
     assert (code, report["created"], report["refused"]) == (ExitCode.OK, 1, [])
+
+
+def test_a_file_name_too_long_for_the_system_is_a_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(tmp_path / "D", ["leads", "import", "x" * 5000], capsys)
+    assert code == ExitCode.USAGE, (out, err)
+    assert "File name too long: xxxx" in err and "Traceback" not in err and len(err) < 300

@@ -437,8 +437,9 @@ class RecordIntake:
 
 
 def _is_local_id(text: str) -> bool:
-    """Whether a path or body value is a local id: ASCII digits only (``str.isdigit`` also takes '²')."""
-    return text.isascii() and text.isdigit()
+    """Whether a path or body value is a local id: ASCII digits only (``str.isdigit`` also takes '²'), short enough
+    for the store's 64-bit ids."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def _is_social_field(local_field: str) -> bool:

@@ -209,7 +209,9 @@ class SocialService:
 
     def _lead(self, lead: int | str) -> tuple[int, str]:
         if isinstance(lead, int) or (isinstance(lead, str) and lead.isdigit()):
-            found = self.store.lead_by_id(int(lead))
+            number = int(lead)
+            # Beyond the store's 64-bit ids no lead can have it (and the database would refuse the number).
+            found = self.store.lead_by_id(number) if 0 < number < 2**63 else None
         else:
             try:
                 email = normalise_email(lead)

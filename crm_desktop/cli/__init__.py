@@ -124,6 +124,9 @@ ERROR_EXITS: dict[type[BaseException], tuple[ExitCode, str]] = {
     SyncAlreadyRunning: (ExitCode.PARTIAL, "sync_running"),
     ProviderError: (ExitCode.PARTIAL, "crm_error"),
     KeyboardInterrupt: (ExitCode.PARTIAL, "interrupted"),
+    # Last, as the widest: a file or folder the command was given cannot be used (too long a name, no permission,
+    # disk full). Commands that read a file say so themselves; this keeps any other from ending in a traceback.
+    OSError: (ExitCode.USAGE, "file_unusable"),
 }
 
 
@@ -137,6 +140,16 @@ def error_exit(exc: BaseException) -> tuple[ExitCode, str] | None:
     return None
 
 
+def _sentence(exc: BaseException) -> str:
+    """An error as one line; an OS error names its file, shortened, and the system's reason without its number."""
+    if isinstance(exc, OSError) and type(exc) in (OSError, FileNotFoundError, PermissionError, IsADirectoryError,
+                                                   NotADirectoryError, FileExistsError):
+        name = str(exc.filename or "")
+        shown = name if len(name) <= 80 else f"{name[:60]}...{name[-12:]}"
+        return f"{exc.strerror or exc}: {shown}" if shown else str(exc.strerror or exc)
+    return str(exc)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run a parsed command; a known error becomes its exit code and one clear line (JSON too with ``--json``)."""
     handler: Handler = args.handler
@@ -147,7 +160,7 @@ def run_command(args: argparse.Namespace) -> int:
         if known is None:
             raise
         code, error_code = known
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _sentence(exc)
         return fail(message, code, error_code=error_code, as_json=getattr(args, "json", False))
 
 

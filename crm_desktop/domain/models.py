@@ -34,6 +34,10 @@ NameText = Annotated[str, Field(max_length=80)]
 CompanyText = Annotated[str, Field(max_length=255)]
 
 
+#: The largest follower count kept: what the store's column holds (the largest accounts have under a billion, so a
+#: bigger figure is a typo or a unit mix-up, refused by name rather than stored wrong).
+MAX_FOLLOWERS = 2_147_483_647
+
 class Provider(StrEnum):
     """The CRMs CRM Desktop talks to."""
 
@@ -392,7 +396,7 @@ class SocialProfile(WireModel):
     platform: SocialPlatform
     username: Annotated[str, Field(min_length=1, max_length=100)]
     url: Annotated[str | None, Field(max_length=500)] = None
-    followers: Annotated[int, Field(ge=0)] = 0
+    followers: Annotated[int, Field(ge=0, le=MAX_FOLLOWERS)] = 0
     engagement: Annotated[float, Field(ge=0, le=100)] = 0.0
 
     @field_validator("username")

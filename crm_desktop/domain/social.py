@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Self
 from pydantic import Field, PlainSerializer, ValidationInfo, field_validator, model_validator
 
 from crm_desktop.domain.models import (
+    MAX_FOLLOWERS,
     Sentiment,
     SocialPlatform,
     TouchpointType,
@@ -103,7 +104,7 @@ class Participant(_PersonByEmailOrUsername):
     first_name: Annotated[str | None, Field(max_length=80)] = None
     last_name: Annotated[str | None, Field(max_length=80)] = None
     profile_url: Annotated[str | None, Field(max_length=500, pattern=r"^https?://\S+$")] = None
-    followers: Annotated[int | None, Field(ge=0)] = None
+    followers: Annotated[int | None, Field(ge=0, le=MAX_FOLLOWERS)] = None
 
 
 class EngagementUser(_PersonByEmailOrUsername):
