@@ -181,7 +181,7 @@ async def _run(seconds: float, rate: float, latency_ms: float, seed: int, direct
                     while sent < due:
                         path, body = feeder.next_event(sent / rate)
                         feeder.posted[path.rsplit("/", 1)[1]] += 1
-                        posts.append(asyncio.create_task(client.post(path, json=body)))
+                        posts.append(asyncio.create_task(_post(client, path, body)))
                         sent += 1
                     await asyncio.sleep(max(0.0, (sent / rate) - (time.monotonic() - started)))
                 answers = await asyncio.gather(*posts, return_exceptions=True)
@@ -213,6 +213,18 @@ async def _run(seconds: float, rate: float, latency_ms: float, seed: int, direct
         "host": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}",
         "crms": [asdict(f) for f in figures],
     }
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    """Post an event as a webhook sender does: again when the connection drops (a keep-alive connection the server
+    closed as it was reused); the endpoints are idempotent, so a second delivery changes nothing."""
+    for attempt in range(3):
+        try:
+            return await client.post(path, json=body)
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _figures(workspace: Workspace, store: WorkflowStore, crm: str, sent: int, conversations: int,

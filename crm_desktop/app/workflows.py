@@ -355,7 +355,8 @@ class SocialWorkflows:
         for event, engagement in engagements:
             if event.id in contact_of:
                 platforms.setdefault(contact_of[event.id], set()).add(engagement.platform)
-        self._write_scores(platforms)
+        # Off the loop: scoring reads every interaction of each person, and the API keeps answering meanwhile.
+        await asyncio.to_thread(self._write_scores, platforms)
 
         contact_ids = self.store.contact_ids(set(contact_of.values()))
         lead_ids = {email: found[0] for email in set(lead_of.values())
