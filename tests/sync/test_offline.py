@@ -57,6 +57,7 @@ def undelivered(workspace: Workspace) -> int:
     return workspace.sync.store.count_changed_local(integration_id, RecordObject.CONTACT)
 
 
+@pytest.mark.timeout(300)  # real processes and waits out retries: minutes on a loaded CI host
 def test_a_crm_gone_mid_sync_ends_the_run_offline_and_the_next_run_delivers_once(tmp_path: Path) -> None:
     port = free_port()
     sandbox = HubSpotSandbox(SandboxConfig(contacts=0, latency_ms=LATENCY_MS))

@@ -153,6 +153,7 @@ def _wait_until_settled(database_url: str, deadline: float) -> list[SyncRunRow]:
         time.sleep(0.5)
 
 
+@pytest.mark.timeout(300)  # real processes and waits out retries: minutes on a loaded CI host
 def test_two_desktops_fire_scheduled_manual_and_cli_syncs_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
