@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from crm_desktop.app.imports import ImportReport
 from crm_desktop.domain.alerts import Alert, AlertKind
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory
@@ -32,6 +34,8 @@ QUIET_PERIOD = timedelta(minutes=15)
 QUOTA_WARNING_SHARE = 0.10
 #: How many refused records a message names before saying "and N more".
 NAMED_RECORDS = 2
+#: The "integration" an alert about the local store itself (an import) is listed under.
+LOCAL_STORE = "Local store"
 
 
 def utcnow() -> datetime:
@@ -89,17 +93,34 @@ class AlertService:
         self.quiet_period = quiet_period
 
     def raise_alert(
-        self, kind: AlertKind, integration: Integration, message: str, run_id: int | None = None
+        self, kind: AlertKind, integration: Integration | None, message: str, run_id: int | None = None
     ) -> RaisedAlert:
-        """Store an alert, or count it on the same one notified less than the quiet period ago."""
+        """Store an alert, or count it on the same one notified less than the quiet period ago.
+
+        Args:
+            integration: the integration it concerns; ``None`` for the local store (an import).
+        """
         now = self._clock()
-        last = self.store.latest(kind, integration.id)
+        integration_id = integration.id if integration is not None else None
+        name = integration.name if integration is not None else LOCAL_STORE
+        last = self.store.latest(kind, integration_id)
         if last is not None and now - last.raised_at < self.quiet_period:
-            logger.info("alert %s for %s repeats within the quiet period; not notified", kind.value,
-                        integration.name)
+            logger.info("alert %s for %s repeats within the quiet period; not notified", kind.value, name)
             return RaisedAlert(self.store.repeat(last.id, message, run_id, now), notify=False)
-        logger.info("alert %s raised for %s", kind.value, integration.name)
-        return RaisedAlert(self.store.add(kind, integration.id, integration.name, message, run_id, now), notify=True)
+        logger.info("alert %s raised for %s", kind.value, name)
+        return RaisedAlert(self.store.add(kind, integration_id, name, message, run_id, now), notify=True)
+
+    def alerts_for_import(self, path: Path, report: ImportReport) -> list[RaisedAlert]:
+        """The alert an import into the local store gives: its refused rows (line, column, reason), if any."""
+        if not report.problems:
+            return []
+        named = "; ".join(f"line {p.line}, {p.field}: {p.reason}" for p in report.problems[:NAMED_RECORDS])
+        more = (f" and {len(report.problems) - NAMED_RECORDS:,} more" if len(report.problems) > NAMED_RECORDS
+                else "")
+        rows = f"{len(report.problems):,} row" + ("" if len(report.problems) == 1 else "s")
+        saved = "the other rows were saved" if report.run_id is not None else "nothing was saved"
+        return [self.raise_alert(AlertKind.REFUSED_RECORDS, None,
+                                 f"{rows} of {path.name} refused ({named}{more}); {saved}.", report.run_id)]
 
     def alerts_for_run(self, integration: Integration, outcome: SyncResult | BaseException) -> list[RaisedAlert]:
         """The alerts one finished run (or a run that could not start) gives.

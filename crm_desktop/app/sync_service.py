@@ -83,6 +83,8 @@ PULLING = frozenset({"pull", "both"})
 
 #: Told how each run ended: the integration, and the run's result or the error that stopped it.
 RunListener = Callable[[Integration, "SyncResult | Exception"], None]
+#: Told what each import of a file into the local store did: the file and the import's report.
+ImportListener = Callable[[Path, ImportReport], None]
 
 
 class MappingChangeError(ValueError):
@@ -111,6 +113,7 @@ class SyncService:
         #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
         self._push_turns: dict[int, asyncio.Lock] = {}
         self._run_listeners: list[RunListener] = []
+        self._import_listeners: list[ImportListener] = []
         self._worker: SyncWorker | None = None
 
     def run_off_thread(self) -> SyncWorker:
@@ -519,5 +522,22 @@ class SyncService:
     def import_file(
         self, path: Path, obj: RecordObject = RecordObject.CONTACT, *, blank_clears: bool = False
     ) -> ImportReport:
-        """Validate a CSV/JSONL file and lay its valid rows over the local store (see :class:`ImportService`)."""
-        return self.imports.import_file(path, obj, blank_clears=blank_clears)
+        """Validate a CSV/JSONL file and lay its valid rows over the local store (see :class:`ImportService`).
+
+        The import listeners hear what it did (refused rows included).
+        """
+        report = self.imports.import_file(path, obj, blank_clears=blank_clears)
+        for listener in list(self._import_listeners):
+            try:
+                listener(path, report)
+            except Exception:  # a listener's bug must not undo a saved import
+                logger.exception("an import listener failed on %s", path.name)
+        return report
+
+    def add_import_listener(self, listener: ImportListener) -> None:
+        """Call ``listener`` with the file and the report of every import into the local store."""
+        self._import_listeners.append(listener)
+
+    def remove_import_listener(self, listener: ImportListener) -> None:
+        if listener in self._import_listeners:
+            self._import_listeners.remove(listener)

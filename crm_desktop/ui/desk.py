@@ -6,6 +6,7 @@ Kept apart from ``main_window`` so the window stays a sidebar of panels; the win
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -13,6 +14,7 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit, QMenu, QWidget
 
 from crm_desktop.app.alerts import RaisedAlert
+from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.preferences import DeskPreferences
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.domain.alerts import AlertKind
@@ -110,6 +112,7 @@ class Desk(QObject):
         self._build_actions()
         self._panel_keys()
         self.workspace.sync.add_run_listener(self._run_ended)
+        self.workspace.sync.add_import_listener(self._imported)
         window.stack.currentChanged.connect(lambda _index: self._update_find_action())
         self._update_find_action()
 
@@ -256,12 +259,21 @@ class Desk(QObject):
     def stop(self) -> None:
         """The window closes for good: hear no more runs, take the tray icon away."""
         self.workspace.sync.remove_run_listener(self._run_ended)
+        self.workspace.sync.remove_import_listener(self._imported)
         self.tray.hide()
 
     # -- alerts
 
     def _run_ended(self, integration: Integration, outcome: SyncResult | Exception) -> None:
         self.run_ended(integration, outcome)
+
+    def _imported(self, path: Path, report: ImportReport) -> None:
+        try:
+            raised = self.workspace.alerts.alerts_for_import(path, report)
+        except Exception as exc:  # the store cannot take the alert: the import's own summary still shows
+            logger.warning("cannot record the alerts of the import of %s: %s", path.name, exc)
+            return
+        self._show_raised(raised)
 
     def run_ended(self, integration: Integration, outcome: SyncResult | Exception) -> list[RaisedAlert]:
         """A run ended: raise its alerts, list them, and notify those not repeating a recent one."""
@@ -270,14 +282,17 @@ class Desk(QObject):
         except Exception as exc:  # the store cannot take the alert: the run's own outcome still shows
             logger.warning("cannot record the alerts of the run of %s: %s", integration.name, exc)
             return []
+        self._show_raised(raised)
+        return raised
+
+    def _show_raised(self, raised: list[RaisedAlert]) -> None:
         if not raised:
-            return []
+            return
         self.alerts_panel.refresh()
         for item in raised:
             if item.notify and self.preferences.notifications:
                 self.notify(item)
         self.alerts_shown.emit(raised)
-        return raised
 
     def notify(self, raised: RaisedAlert) -> bool:
         """Show one alert as a desktop notification; clicking it reconnects or shows the alert's run."""

@@ -208,3 +208,27 @@ def test_alerts_survive_a_restart(tmp_path: Path, memory_keyring: MemoryKeyring 
 
 def failed_run_without_row() -> SyncResult:
     return SyncResult(None, SyncRunStatus.FAILED, {}, 0, SyncPlan(), [], "network down", 0.0)
+
+
+# -- imports into the local store ----------------------------------------------------------------------------------
+
+
+def test_an_import_with_refused_rows_raises_one_alert_naming_line_column_and_reason(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    heard: list[int] = []
+    workspace.sync.add_import_listener(lambda _path, report: heard.append(len(report.problems)))
+    clean = tmp_path / "clean.csv"
+    clean.write_text("email,firstName\nada@example.com,Ada\n", encoding="utf-8")
+    assert workspace.alerts.alerts_for_import(clean, workspace.sync.import_file(clean)) == []
+
+    messy = tmp_path / "webinar-signups.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\ngrace@example.com,Grace\n", encoding="utf-8")
+    report = workspace.sync.import_file(messy)
+    assert heard == [0, 1], "the listener hears every import"
+    [raised] = workspace.alerts.alerts_for_import(messy, report)
+    assert (raised.alert.kind, raised.alert.integration_name, raised.notify) == (
+        AlertKind.REFUSED_RECORDS, "Local store", True)
+    assert raised.alert.message.startswith("1 row of webinar-signups.csv refused (line 2, email: ")
+    assert raised.alert.message.endswith("; the other rows were saved.")
+    assert raised.alert.run_id == report.run_id is not None

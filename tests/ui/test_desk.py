@@ -4,6 +4,7 @@ driven through real clicks and keys on offscreen widgets (the tray's presence is
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import qasync
@@ -195,6 +196,23 @@ def test_notifications_off_still_lists_the_alert(
     sync(window, qtbot, "hubspot-expired")
     assert window.desk.tray.last_notification is None
     assert window.desk.alerts_panel.model.rowCount() == 1
+    close_for_good(window)
+
+
+def test_refused_import_rows_are_notified_and_listed(
+    qtbot: QtBot, workspace: Workspace, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    messy = tmp_path / "fair-leads.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\ngrace@example.com,Grace\n", encoding="utf-8")
+    workspace.sync.import_file(messy)  # as the People panel's Import… saves a file
+    assert window.desk.tray.last_notification is not None
+    title, text = window.desk.tray.last_notification
+    assert title == "Records refused: Local store"
+    assert text.startswith("1 row of fair-leads.csv refused (line 2, email:")
+    panel = window.desk.alerts_panel
+    assert panel.model.rowCount() == 1
+    assert panel.model.data(panel.model.index(0, AlertColumn.INTEGRATION)) == "Local store"
     close_for_good(window)
 
 
