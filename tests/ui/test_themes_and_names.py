@@ -3,6 +3,7 @@ dark theme really dark, icons sharp at 2x, and every control of every panel and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,11 +163,11 @@ def describe(widgets: list[QWidget]) -> str:
 
 def test_every_stylesheet_colour_has_a_dark_counterpart() -> None:
     light = resource_file("style.qss").read_text(encoding="utf-8")
-    dark = stylesheet(Theme.DARK)
-    assert dark != light
-    for colour, counterpart in DARK_COLOURS.items():
-        if colour in light and colour != counterpart:
-            assert colour not in dark.lower() or colour in DARK_COLOURS.values()
+    used = {colour.lower() for colour in re.findall(r"#[0-9a-fA-F]{6}\b", light)}
+    assert used <= DARK_COLOURS.keys(), f"no dark colour for {sorted(used - DARK_COLOURS.keys())}"
+    dark = stylesheet(Theme.DARK).lower()
+    assert "#ffffff" not in dark and "background: #0f172a" in dark, "the window background is dark"
+    assert stylesheet(Theme.LIGHT) == light
 
 
 @pytest.mark.parametrize("name", ["crm-desktop.svg", "people.svg", "sync-monitor.svg"])
