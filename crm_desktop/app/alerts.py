@@ -178,6 +178,10 @@ class AlertService:
         """The newest alerts, the latest occurrence first."""
         return self.store.recent(limit)
 
+    def dismiss(self, alert_id: int) -> bool:
+        """Forget one alert (Delete in the Alerts view); a new occurrence is notified again."""
+        return self.store.delete(alert_id)
+
     def clear(self) -> int:
         """Forget every alert (the Alerts view's "Clear")."""
         return self.store.clear()

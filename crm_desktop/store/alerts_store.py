@@ -87,6 +87,15 @@ class AlertStore:
         with self._db.session() as session:
             return session.scalar(select(func.count()).select_from(AlertRow)) or 0
 
+    def delete(self, alert_id: int) -> bool:
+        """Remove one alert; ``False`` when it was not there."""
+        with self._db.session() as session:
+            row = session.get(AlertRow, alert_id)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
     def clear(self) -> int:
         """Remove every alert; return how many there were."""
         with self._db.session() as session:

@@ -130,9 +130,16 @@ class AlertsPanel(QWidget):
     reconnect_requested = Signal(str)
     cleared = Signal()
 
-    def __init__(self, load: AlertsLoader, clear: Callable[[], int], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        load: AlertsLoader,
+        clear: Callable[[], int],
+        dismiss: Callable[[int], bool] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._clear = clear
+        self._dismiss = dismiss
         self.model = AlertsTableModel(load, self)
         self.table = QTableView()
         self.table.setObjectName("alertsTable")
@@ -233,10 +240,25 @@ class AlertsPanel(QWidget):
         self.refresh()
         self.cleared.emit()
 
+    def dismiss_selected(self) -> bool:
+        """Forget the selected alert (Delete); ``False`` when none is selected."""
+        alert = self.selected_alert()
+        if alert is None or self._dismiss is None:
+            return False
+        self._dismiss(alert.id)
+        row = self.table.selectionModel().selectedRows()[0].row()
+        self.refresh()
+        if self.model.rowCount():
+            self.table.selectRow(min(row, self.model.rowCount() - 1))
+        return True
+
     def eventFilter(self, watched: QObject, event: Any) -> bool:
-        """Enter on the table acts on the selected alert."""
+        """Enter on the table acts on the selected alert; Delete forgets it."""
         if watched is self.table and isinstance(event, QKeyEvent) and event.type() == QKeyEvent.Type.KeyPress \
-                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.selected_alert() is not None:
-            self.act_on_selected()
-            return True
+                and self.selected_alert() is not None:
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.act_on_selected()
+                return True
+            if event.key() == Qt.Key.Key_Delete:
+                return self.dismiss_selected()
         return super().eventFilter(watched, event)

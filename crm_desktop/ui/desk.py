@@ -88,7 +88,8 @@ class Desk(QObject):
         self.settings_dialog: SettingsDialog | None = None
         self._quitting = False
 
-        self.alerts_panel = AlertsPanel(self.workspace.alerts.recent, self.workspace.alerts.clear)
+        self.alerts_panel = AlertsPanel(self.workspace.alerts.recent, self.workspace.alerts.clear,
+                                        self.workspace.alerts.dismiss)
         self.alerts_dock = QDockWidget("Alerts", window)
         self.alerts_dock.setObjectName("alertsDock")
         self.alerts_dock.setAccessibleName("Alerts")

@@ -216,6 +216,25 @@ def test_refused_import_rows_are_notified_and_listed(
     close_for_good(window)
 
 
+def test_delete_forgets_the_selected_alert(
+    qtbot: QtBot, workspace: Workspace, make_window: WindowFactory, tmp_path: Path
+) -> None:
+    window = make_window()
+    messy = tmp_path / "fair-leads.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\n", encoding="utf-8")
+    workspace.sync.import_file(messy)
+    window.desk.alerts_action.trigger()
+    panel = window.desk.alerts_panel
+    panel.table.setFocus()
+    panel.select_row(0)
+    QTest.keyClick(panel.table, Qt.Key.Key_Delete)
+    assert panel.model.rowCount() == 0 and workspace.alerts.recent() == []
+    window.desk.tray.last_notification = None
+    workspace.sync.import_file(messy)
+    assert window.desk.tray.last_notification is not None, "a forgotten alert is notified again when it comes back"
+    close_for_good(window)
+
+
 # -- keyboard ------------------------------------------------------------------------------------------------------
 
 
