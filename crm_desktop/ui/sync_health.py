@@ -115,12 +115,14 @@ class HealthRow:
         self.quota_bar = QProgressBar()
         self.quota_bar.setObjectName("quotaGauge")
         self.quota_bar.setRange(0, 1000)
-        self.quota_bar.setFixedWidth(150)
-        self.quota_bar.setFormat("%p% left")
+        self.quota_bar.setFixedWidth(110)
+        self.quota_bar.setTextVisible(False)
         self.quota_bar.setAccessibleName(f"API quota left for {name}")
+        self.quota_label = QLabel()
+        self.quota_label.setObjectName("quotaLeft")
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("syncProgress")
-        self.progress_bar.setFixedWidth(150)
+        self.progress_bar.setFixedWidth(110)
         self.progress_bar.setTextVisible(False)
         self.progress_bar.setAccessibleName(f"Sync progress of {name}")
         self.progress_label = QLabel()
@@ -132,7 +134,7 @@ class HealthRow:
 
     def widgets(self) -> list[QWidget]:
         return [self.name_label, self.state_label, self.last_sync_label, self.outbox_label, self.quota_bar,
-                self.progress_bar, self.progress_label]
+                self.quota_label, self.progress_bar, self.progress_label]
 
     def show_health(self, line: IntegrationHealth) -> None:
         self.health = line
@@ -150,8 +152,9 @@ class HealthRow:
         share = line.quota_left_share
         self.quota_bar.setEnabled(share is not None)
         self.quota_bar.setValue(round((share or 0.0) * 1000))
-        self.quota_bar.setFormat("%p% left" if share is not None else "quota unknown")
+        self.quota_label.setText("API quota: unknown" if share is None else f"{share:.0%} of API quota left")
         self.quota_bar.setToolTip(quota_text(line))
+        self.quota_label.setToolTip(quota_text(line))
         level = "ok" if share is None or share >= QUOTA_LOW else ("low" if share >= QUOTA_CRITICAL else "critical")
         self.quota_bar.setProperty("level", level)
         chunk = {"ok": "#16a34a", "low": "#d97706", "critical": "#dc2626"}[level]
@@ -224,7 +227,7 @@ class HealthBoard(QWidget):
         for number, row in enumerate(self.rows.values()):
             for column, widget in enumerate(row.widgets()):
                 self._grid.addWidget(widget, number, column)
-        self._grid.setColumnStretch(6, 1)  # the progress text takes the room left
+        self._grid.setColumnStretch(7, 1)  # the progress text takes the room left
 
     def show_progress(self, name: str, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> None:
         row = self.rows.get(name)

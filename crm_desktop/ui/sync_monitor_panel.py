@@ -123,6 +123,18 @@ def retry_sentence(report: RetryReport) -> str:
     return text
 
 
+class _PageLayout(QVBoxLayout):
+    """The panel's page layout inside its scroll area: the page is as tall as the view unless its smallest size
+    does not fit.
+
+    Its wrapped labels would otherwise make the scroll area size the page by height-for-width, i.e. to its
+    preferred height, and scroll at every window size.
+    """
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
 class SyncMonitorPanel(QWidget):
     """Each integration's health, syncs (one or all, after a dry-run preview) with their live progress, the
     history of every run with its errors by category, retry of a run's failures, undo, and metrics over time.
@@ -283,7 +295,7 @@ class SyncMonitorPanel(QWidget):
         self._style_table(self.errors_table)
         self.errors_table.horizontalHeader().setStretchLastSection(True)
         self.errors_table.setColumnWidth(ErrorColumn.CATEGORY, 120)
-        self.errors_table.setColumnWidth(ErrorColumn.RECORDS, 70)
+        self.errors_table.setColumnWidth(ErrorColumn.RECORDS, 80)
         self.errors_table.setMinimumHeight(54)
         self.errors_table.setMaximumHeight(110)
         self.retry_button = QPushButton("Retry failed")
@@ -315,7 +327,7 @@ class SyncMonitorPanel(QWidget):
 
         content = QWidget()
         content.setObjectName("syncMonitorContent")
-        layout = QVBoxLayout(content)
+        layout = _PageLayout(content)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(8)
         layout.addWidget(heading)

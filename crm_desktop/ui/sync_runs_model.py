@@ -422,6 +422,13 @@ class ErrorColumn(IntEnum):
 _ERROR_TITLES = ("Error", "Records", "Sample")
 
 
+def sample_text(group: ErrorGroup) -> str:
+    """The sample's message, led by its record unless the message names it first already."""
+    if group.sample_message.startswith(group.sample_record):
+        return group.sample_message
+    return f"{group.sample_record}: {group.sample_message}"
+
+
 class ErrorGroupsTableModel(QAbstractTableModel):
     """A run's failed records grouped by error category: how many, and one record's message as a sample."""
 
@@ -463,9 +470,9 @@ class ErrorGroupsTableModel(QAbstractTableModel):
                 return named(ERROR_CATEGORY_NAMES, group.category) if group.category else "Other"
             if column is ErrorColumn.RECORDS:
                 return group.count
-            return f"{group.sample_record}: {group.sample_message}"
+            return sample_text(group)
         if role == Qt.ItemDataRole.ToolTipRole and column is ErrorColumn.SAMPLE:
-            return f"{group.sample_record}: {group.sample_message}"
+            return sample_text(group)
         if role == Qt.ItemDataRole.TextAlignmentRole and column is ErrorColumn.RECORDS:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and column is ErrorColumn.CATEGORY:

@@ -72,7 +72,7 @@ def test_health_line_goes_from_not_synced_to_in_sync_with_quota_and_last_sync(
     assert "Not synced yet" in state_text(panel)
     assert row.last_sync_label.text() == "Last successful sync: never"
     assert row.outbox_label.text() == "Outbox: empty"
-    assert not row.quota_bar.isEnabled() and row.quota_bar.text() == "quota unknown"
+    assert not row.quota_bar.isEnabled() and row.quota_label.text() == "API quota: unknown"
     assert not row.progress_bar.isVisible()
 
     with qtbot.waitSignal(panel.health_shown, timeout=15_000):
@@ -83,7 +83,7 @@ def test_health_line_goes_from_not_synced_to_in_sync_with_quota_and_last_sync(
     [run] = panel._sync.runs()
     assert row.last_sync_label.text() == f"Last successful sync: {local_time(run.finished_at)}"
     assert row.quota_bar.isEnabled() and 0 < row.quota_bar.value() <= 1000
-    assert row.quota_bar.text().endswith("% left")
+    assert row.quota_label.text().endswith("% of API quota left")
     assert "API calls left today" in row.quota_bar.toolTip()
     assert not row.progress_bar.isVisible(), "the progress bar goes when the sync ends"
 

@@ -24,7 +24,8 @@ from tests.ui.test_screenshots import distinct_colours, save_shot, shots_dir
 __all__ = ["shots_dir"]
 
 
-def earlier_figures(bench: HubSpotBench, name: str, hours: int, *, failing_every: int = 0) -> None:
+def earlier_figures(bench: HubSpotBench, name: str, hours: int, *, failing_every: int = 0,
+                    calls_per_hour: int = 2_000) -> None:
     """A day of hourly runs before the ones the test makes, as the store would hold them (for the charts)."""
     integration = bench.workspace.integrations.get(name)
     assert integration.id is not None
@@ -36,7 +37,7 @@ def earlier_figures(bench: HubSpotBench, name: str, hours: int, *, failing_every
             integration.id, None, SyncRunStatus.PARTIAL if failed else SyncRunStatus.SUCCEEDED,
             contacts_synced=40 + (hour * 37) % 90, leads_synced=hour % 7, records_failed=3 if failed else 0,
             api_calls=60 + hour % 11, api_errors=4 if failed else hour % 2, quota_limit=250_000,
-            quota_remaining=250_000 - 2_000 * (hours - hour + 1), at=now - timedelta(hours=hour, minutes=10),
+            quota_remaining=250_000 - calls_per_hour * (hours - hour + 1), at=now - timedelta(hours=hour, minutes=10),
         ))
         bench.workspace.monitor.store.record_event_latency(
             integration.id, 4.0 + (hour * 13) % 9, at=now - timedelta(hours=hour, minutes=20))
@@ -50,7 +51,7 @@ def test_the_sync_monitor_renders_health_errors_and_metrics(
     hubspot.add_integration("hubspot-emea", token="pat-na1-00000000-0000-0000-0000-000000000000")
     hubspot.save_people(40, start=4)
     earlier_figures(hubspot, "hubspot-marketing", 23)
-    earlier_figures(hubspot, "hubspot-sales", 23, failing_every=5)
+    earlier_figures(hubspot, "hubspot-sales", 23, failing_every=5, calls_per_hour=4_500)
     window = MainWindow(hubspot.workspace)
     qtbot.addWidget(window)
     window.resize(1240, 900)
