@@ -256,3 +256,25 @@ def test_progress_rate_measures_each_phase_and_tells_time_left_only_with_a_total
     assert rate.text() == "10 records/s", "no total known: no time left"
     assert progress_figures("pulling leads", 100, 100) == "pulling leads: 100 so far"
     assert progress_figures("pushing contacts", 200, 603) == "pushing contacts, 200 of 603"
+
+
+def test_ctrl_r_in_the_window_offers_the_preview_first(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    from crm_desktop.ui.main_window import MainWindow
+
+    window = MainWindow(hubspot.workspace, tray_available=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    with qtbot.waitActive(window):  # shortcuts go to the active window
+        window.activateWindow()
+    QTest.keyClick(window.sidebar, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    panel = window.sync_monitor_panel
+    qtbot.waitUntil(lambda: panel.preview_dialog is not None, timeout=2000)
+    dialog = panel.preview_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.proceed_button.isEnabled(), timeout=15_000)
+    assert panel.running_integrations == [] and hubspot.workspace.sync.runs() == []
+    click(dialog.cancel_button)
+    qtbot.waitUntil(lambda: panel.preview_dialog is None and not unfinished_tasks(), timeout=5000)
