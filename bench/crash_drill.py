@@ -1,4 +1,4 @@
-"""Issue 5 crash drill, the long version: push contacts, SIGKILL the pushing process again and again, check the CRM.
+"""Crash drill at scale: sync contacts two ways, SIGKILL the syncing process again and again, check both sides.
 
 The sandbox is served on real loopback from this process (so it outlives every worker) with a fixed latency; the
 pushes run in worker processes forked by ``python -m tests.sync.crash_worker DATA_DIR --fork-server`` and are
@@ -7,9 +7,16 @@ counts every contact the CRM holds by email (duplicates, missing), checks each l
 the run history. Credentials cross processes through the test-only file keyring (``tests/support/file_keyring.py``).
 Salesforce runs with its duplicate rules off, so a create sent twice would show as a duplicate.
 
+Two-way (the default, issue 14 section 5): the CRM starts with 20% of the people of its own (pulled), 20% more are
+on both sides with another phone locally, the rest are local only (pushed); the workers run two-way syncs, so pull
+pages and their one-transaction apply are killed too. The drill also checks that every person is in the local
+store exactly once, then undoes the finishing run as ``runs undo`` does and compares every local and CRM value with
+what the two sides held before that run. ``--no-two-way`` runs the push-only drill of issue 5.
+
 Run from the repository root (POSIX only)::
 
-    python -m bench.crash_drill                                  # HubSpot and Salesforce, 5,000 contacts, 40 kills
+    python -m bench.crash_drill                                  # all three CRMs, 5,000 contacts, 50 kills, two-way
+    python -m bench.crash_drill --crm pipedrive --contacts 1000 --kills 10
     python -m bench.crash_drill --crm salesforce --contacts 2000 --kills 10 --json
 """
 
@@ -44,6 +51,15 @@ def verdict(report: DrillReport) -> list[str]:
         problems.append(f"{len(report.unexpected)} CRM contacts no local contact has")
     if report.unlinked or report.wrong_links:
         problems.append(f"{len(report.unlinked)} contacts unlinked, {len(report.wrong_links)} linked wrongly")
+    if report.local_missing:
+        problems.append(f"{len(report.local_missing)} people missing from the local store")
+    if report.local_duplicates:
+        problems.append(f"{report.local_duplicates} local contacts more than one per person")
+    if report.undo.get("local_mismatch_count") or report.undo.get("crm_mismatch_count"):
+        problems.append(
+            f"undoing the finishing run left {report.undo['local_mismatch_count']} local and "
+            f"{report.undo['crm_mismatch_count']} CRM records unlike before it"
+        )
     if report.pending_outbox:
         problems.append(f"{report.pending_outbox} writes still pending in the outbox")
     if report.running_runs:
@@ -62,7 +78,17 @@ def summary(report: DrillReport) -> str:
         f"  CRM holds {report.crm_records} contacts; duplicates {len(report.duplicates)}, missing "
         f"{len(report.missing)}, unlinked {len(report.unlinked)}, wrong links {len(report.wrong_links)}, "
         f"pending writes {report.pending_outbox}, runs left running {report.running_runs}",
+        f"  local store holds {report.local_contacts} contacts; missing {len(report.local_missing)}, duplicates "
+        f"{report.local_duplicates}",
     ]
+    if report.undo:
+        undo = report.undo
+        lines.append(
+            f"  undo of run {undo['run']}: restored {undo['restored']}; compared {undo['checked']['local']} local and "
+            f"{undo['checked']['crm']} CRM records with before the run ({undo['edits_carried']} edits it carried: "
+            f"with before the edit): {undo['local_mismatch_count']} local and "
+            f"{undo['crm_mismatch_count']} CRM differ; {undo['created_kept']} records the run created kept"
+        )
     problems = verdict(report)
     lines.append("  verdict: " + ("PASS" if not problems else "FAIL: " + "; ".join(problems)))
     return "\n".join(lines)
@@ -70,9 +96,11 @@ def summary(report: DrillReport) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--crm", choices=[*CRMS, "all"], action="append", help="default: hubspot and salesforce")
+    parser.add_argument("--crm", choices=[*CRMS, "all"], action="append", help="default: all three")
     parser.add_argument("--contacts", type=int, default=5000)
-    parser.add_argument("--kills", type=int, default=40, help="kills at least")
+    parser.add_argument("--kills", type=int, default=50, help="kills at least")
+    parser.add_argument("--two-way", action=argparse.BooleanOptionalAction, default=True,
+                        help="sync both ways and check the undo of the finishing run (default); --no-two-way: push")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument(
@@ -83,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the full reports as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    chosen = args.crm or ["hubspot", "salesforce"]
+    chosen = args.crm or ["all"]
     crms = list(CRMS) if "all" in chosen else list(dict.fromkeys(chosen))
     print(f"crash drill {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}")
@@ -99,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             batches_per_kill=args.batches_per_kill,
             seed=args.seed,
             finish_timeout=max(120.0, args.contacts / 20),
+            two_way=args.two_way,
         )
         with tempfile.TemporaryDirectory(prefix=f"crash-drill-{crm}-") as work_dir:
             report = run_drill(settings, Path(work_dir), echo=print if args.verbose else None)
@@ -107,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(report.kills) < args.kills:
             print(f"  note: the push finished after {len(report.kills)} kills, fewer than asked; add contacts")
     if args.json:
-        print(json.dumps([r.to_json() for r in reports], indent=2))
+        print(json.dumps([r.to_json() for r in reports], indent=2, default=str))
     return 0 if all(not verdict(r) for r in reports) else 1
 
 

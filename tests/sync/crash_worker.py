@@ -44,6 +44,8 @@ EXIT_LOCKED = 75
 #: The repository root (workers run there so ``tests.*`` and the keyring backend import).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTEGRATION_NAME = "drill"
+#: The local fields the two-way drill compares before a run and after its undo.
+SNAPSHOT_FIELDS = ("first_name", "last_name", "phone")
 #: What the fork server loads once, so a forked worker starts at once.
 WARM_MODULES = (
     "crm_desktop.app.workspace",
@@ -60,8 +62,8 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> int:
-    """Push the workspace's contacts through the sync engine once; the process exit code."""
+async def push_once(data_dir: Path, integration_name: str, batch_size: int, direction: str = "push") -> int:
+    """Sync the workspace's contacts through the engine once (``push`` or ``both`` ways); the process exit code."""
     from crm_desktop.app.workspace import Workspace
     from crm_desktop.domain.models import SyncDirection
     from crm_desktop.domain.outcomes import RecordObject
@@ -94,12 +96,13 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
         )
         _say("ready")
         try:
-            result = await engine.run(SyncDirection.PUSH, SyncTrigger.MANUAL, objects=(RecordObject.CONTACT,))
+            result = await engine.run(SyncDirection(direction), SyncTrigger.MANUAL, objects=(RecordObject.CONTACT,))
         except SyncAlreadyRunning:
             await adapter.aclose()
             _say("locked")
             return EXIT_LOCKED
         summary = {
+            "runId": result.run_id,
             "status": result.status.value,
             "counts": result.counts,
             "apiCalls": result.api_calls,
@@ -113,7 +116,7 @@ async def push_once(data_dir: Path, integration_name: str, batch_size: int) -> i
         workspace.close()
 
 
-def serve_forks(data_dir: Path, integration_name: str, batch_size: int) -> int:
+def serve_forks(data_dir: Path, integration_name: str, batch_size: int, direction: str = "push") -> int:
     """The ``--fork-server`` launcher: fork one pushing worker per ``go NUMBER OUTFILE`` line, one at a time."""
     for module in WARM_MODULES:
         importlib.import_module(module)  # the slow part of a start, done once
@@ -131,7 +134,7 @@ def serve_forks(data_dir: Path, integration_name: str, batch_size: int) -> int:
                 os.dup2(handle, 1)
                 os.dup2(handle, 2)
                 os.close(handle)
-                code = asyncio.run(push_once(data_dir, integration_name, batch_size))
+                code = asyncio.run(push_once(data_dir, integration_name, batch_size, direction))
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -150,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--integration", default=INTEGRATION_NAME)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--fork-server", action="store_true", help="fork one worker per 'go N OUTFILE' on stdin")
+    parser.add_argument("--direction", choices=("push", "both"), default="push", help="push only or two-way")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.fork_server:
-        return serve_forks(args.data_dir, args.integration, args.batch_size)
-    return asyncio.run(push_once(args.data_dir, args.integration, args.batch_size))
+        return serve_forks(args.data_dir, args.integration, args.batch_size, args.direction)
+    return asyncio.run(push_once(args.data_dir, args.integration, args.batch_size, args.direction))
 
 
 # -- the driver ----------------------------------------------------------------------------------------------------
@@ -173,6 +177,15 @@ class DrillSettings:
             (counted in batches rather than seconds, so a faster machine does not push everything before the kills).
         seed: seeds the kill moments and the generated people.
         finish_timeout: seconds the last, uninterrupted run may take.
+        two_way: sync both ways: the CRM starts with contacts of its own (``crm_only_share`` of the people, to
+            pull) and ``shared_share`` more that the local store also holds with another phone (changed on both
+            sides); the rest are local only (to push). The drill then also undoes the finishing run and compares
+            both sides with what they held before it.
+        crm_only_share: share of the people only the CRM holds at the start (two-way only).
+        shared_share: share of the people both sides hold at the start (two-way only).
+        edits_per_run: two-way only: before each run, this many linked contacts get a new first name in the CRM
+            (a salesperson's edit, to pull) and as many others locally (to push), so every run, the finishing
+            one too, updates both sides.
     """
 
     provider: str
@@ -184,6 +197,10 @@ class DrillSettings:
     batches_per_kill: int = 3
     seed: int = 20240605
     finish_timeout: float = 90.0
+    two_way: bool = False
+    crm_only_share: float = 0.2
+    shared_share: float = 0.2
+    edits_per_run: int = 5
 
 
 @dataclass
@@ -223,6 +240,12 @@ class DrillReport:
         unlinked: local contacts without a link.
         wrong_links: local contacts linked to another CRM id than the CRM's record of their email.
         pending_outbox: writes still pending at the end.
+        local_contacts: local contacts at the end.
+        local_missing: emails of the drill's people the local store lacks (a pulled record lost).
+        local_duplicates: local contacts more than one per email of the drill's people.
+        undo: what undoing the finishing run restored (two-way only): ``checked`` records compared on each side,
+            ``local_mismatches`` / ``crm_mismatches`` (email: before, after undo), ``created_kept`` records the
+            finishing run created (an undo restores values; it deletes nothing), ``kept`` the undo's own notes.
         running_runs: runs still marked running at the end (killed runs nobody closed).
         finish_seconds: wall time of the finishing run, from ``go`` to exit.
         seconds: wall time of the drill.
@@ -241,6 +264,10 @@ class DrillReport:
     wrong_links: list[str] = field(default_factory=list)
     pending_outbox: int = 0
     running_runs: int = 0
+    local_contacts: int = 0
+    local_missing: list[str] = field(default_factory=list)
+    local_duplicates: int = 0
+    undo: dict[str, Any] = field(default_factory=dict)
     finish_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -276,11 +303,57 @@ def crm_contacts(sandbox: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _new_sandbox(provider: str, latency_ms: float, seed: int) -> Any:
+def crm_values(sandbox: Any) -> dict[str, tuple[str, ...]]:
+    """Lower-cased email -> (first name, last name, phone) of every live contact a sandbox holds (first per email)."""
+    values: dict[str, tuple[str, ...]] = {}
+    if sandbox.provider == "hubspot":
+        for r in list(sandbox._records["contacts"].values()):
+            if not r.archived:
+                props = r.properties
+                email = str(props.get("email") or "").lower()
+                values.setdefault(email, tuple(str(props.get(k) or "") for k in ("firstname", "lastname", "phone")))
+    elif sandbox.provider == "salesforce":
+        for row in list(sandbox.records["Contact"].values()):
+            email = str(row.get("Email") or "").lower()
+            values.setdefault(email, tuple(str(row.get(k) or "") for k in ("FirstName", "LastName", "Phone")))
+    else:
+        for person in list(sandbox.persons.values()):
+            primary = next((e for e in person.emails if e.get("primary")), person.emails[0] if person.emails else {})
+            phone = next((p for p in person.phones if p.get("primary")), person.phones[0] if person.phones else {})
+            email = str(primary.get("value") or "").lower()
+            values.setdefault(email, (person.name, "", str(phone.get("value") or "")))
+    return values
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A drill's edit of one contact on one ``side`` (``crm`` or ``local``), with both sides' values before it."""
+
+    side: str
+    local: tuple[str, ...]
+    crm: tuple[str, ...]
+
+
+#: First names the drill's edits give (letters only: every CRM takes them).
+EDIT_NAMES = ("Alva", "Bruno", "Cleo", "Dara", "Emil", "Fenna", "Goran", "Hedda", "Ivo", "Juno")
+
+
+def _edit_in_crm(sandbox: Any, crm_id: str, first_name: str, last_name: str) -> None:
+    """A salesperson renames a contact in the CRM's UI."""
+    if sandbox.provider == "hubspot":
+        sandbox.edit_record("contacts", crm_id, {"firstname": first_name})
+    elif sandbox.provider == "salesforce":
+        sandbox.edit_record("Contact", crm_id, {"FirstName": first_name})
+    else:
+        sandbox.edit_record("persons", crm_id, {"name": f"{first_name} {last_name}"})
+
+
+def _new_sandbox(provider: str, latency_ms: float, seed: int, crm_contacts: int = 0) -> Any:
     from crm_desktop.sandbox.core import SandboxConfig
     from crm_desktop.sandbox.server import make_sandbox
 
-    config = SandboxConfig(contacts=0, latency_ms=latency_ms, seed=seed)
+    # ``crm_contacts``: the CRM starts with the first ones of ``generate_people(n, seed)`` (the drill's own people).
+    config = SandboxConfig(contacts=crm_contacts, latency_ms=latency_ms, seed=seed)
     if provider == "salesforce":
         from crm_desktop.sandbox.salesforce import SalesforceSandbox
 
@@ -400,6 +473,62 @@ class _Launcher:
         return "\n".join(self.worker_lines(number))[-3000:]
 
 
+def _undo_and_compare(
+    workspace: Any,
+    sandbox: Any,
+    run_id: int,
+    before: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]],
+    edits: dict[str, Edit],
+    audited: set[str],
+    local_values: Callable[[], dict[str, tuple[str, ...]]],
+) -> dict[str, Any]:
+    """Undo run ``run_id`` as ``runs undo`` does, then compare both sides with what they held before the run.
+
+    An edit the run carried across (a salesperson's just before it, pulled; a local one, pushed) is undone on both
+    sides, as ``runs undo`` documents: both sides get the value from before the edit and agree again. So an edited
+    contact the run's audit names (``audited``: emails) is compared with both sides' values before the edit; every
+    other record with what its side held before the run. (A write a killed run landed without recording it belongs
+    to the run that resumes and records it: its undo takes that write back too.)
+    """
+    after_run = local_values(), crm_values(sandbox)
+    from crm_desktop.store.models import SyncTrigger
+
+    report = asyncio.run(workspace.sync.undo(run_id, SyncTrigger.CLI))
+    _wait_for_quiet(sandbox)
+    local_after, crm_after = local_values(), crm_values(sandbox)
+    local_before, crm_before = before
+    local_before, crm_before = dict(local_before), dict(crm_before)
+    carried = 0
+    for email, edit in edits.items():
+        if email in audited:
+            local_before[email], crm_before[email] = edit.local, edit.crm
+            carried += 1
+    local_mismatches: dict[str, list[Any]] = {
+        e: [v, local_after.get(e)] for e, v in local_before.items() if local_after.get(e) != v
+    }
+    crm_mismatches: dict[str, list[Any]] = {
+        e: [v, crm_after.get(e)] for e, v in crm_before.items() if crm_after.get(e) != v
+    }
+    for mismatches in (local_mismatches, crm_mismatches):
+        for email, values in mismatches.items():
+            values.append({"after the run": [after_run[0].get(email), after_run[1].get(email)]})
+            if email in edits:
+                values.append(f"edited on the {edits[email].side} side")
+    created = (set(local_after) - set(local_before)) | (set(crm_after) - set(crm_before))
+    return {
+        "run": run_id,
+        "checked": {"local": len(local_before), "crm": len(crm_before)},
+        "restored": {"local": report.restored_local, "crm": report.restored_crm, "aligned": report.aligned_crm},
+        "local_mismatches": dict(list(local_mismatches.items())[:20]),
+        "local_mismatch_count": len(local_mismatches),
+        "crm_mismatches": dict(list(crm_mismatches.items())[:20]),
+        "crm_mismatch_count": len(crm_mismatches),
+        "created_kept": len(created),
+        "edits_carried": carried,
+        "kept": report.kept[:20],
+    }
+
+
 def run_drill(
     settings: DrillSettings, work_dir: Path, *, echo: Callable[[str], None] | None = None
 ) -> DrillReport:
@@ -411,6 +540,7 @@ def run_drill(
     from crm_desktop.sandbox.server import SandboxServer
     from crm_desktop.store.database import Database
     from crm_desktop.store.models import SyncRunStatus
+    from crm_desktop.store.repositories import ContactStore
     from crm_desktop.store.sync_store import SyncStore
     from crm_desktop.vault import Vault
     from tests.support.file_keyring import BACKEND_NAME, KEYRING_FILE_ENV, FileKeyring
@@ -422,14 +552,19 @@ def run_drill(
     keyring_file = work_dir / "keyring.json"
     report = DrillReport(settings.provider, settings.contacts)
     provider = Provider(settings.provider)
-    sandbox = _new_sandbox(settings.provider, settings.latency_ms, settings.seed)
     people = generate_people(settings.contacts, settings.seed)
+    crm_only = round(settings.contacts * settings.crm_only_share) if settings.two_way else 0
+    shared = round(settings.contacts * settings.shared_share) if settings.two_way else 0
+    sandbox = _new_sandbox(settings.provider, settings.latency_ms, settings.seed, crm_only + shared)
+    all_emails = [p.email.lower() for p in people]
+    at_start_in_crm = set(all_emails[: crm_only + shared])
     env = {**os.environ, "PYTHON_KEYRING_BACKEND": BACKEND_NAME, KEYRING_FILE_ENV: str(keyring_file)}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.pop("CRM_DESKTOP_DB_URL", None)
     command = [
         sys.executable, "-m", "tests.sync.crash_worker", str(data_dir),
         "--integration", INTEGRATION_NAME, "--batch-size", str(settings.batch_size),
+        "--direction", "both" if settings.two_way else "push",
     ]
     # Started first: it loads the app's modules while the sandbox and the contacts are set up.
     launcher = _Launcher(command, env, work_dir)
@@ -455,10 +590,12 @@ def run_drill(
                         first_name=p.first_name,
                         last_name=p.last_name,
                         company=p.company,
-                        phone=p.phone,
+                        # Shared people: the local side holds another phone than the CRM (another person's).
+                        phone=people[(i + 1) % len(people)].phone if i < crm_only + shared else p.phone,
                         social_profiles=p.social_profiles,
                     )
-                    for p in people
+                    for i, p in enumerate(people)
+                    if i >= crm_only
                 )
                 database_url = workspace.paths.database_url
             finally:
@@ -468,14 +605,52 @@ def run_drill(
             database = Database(database_url)
             store = SyncStore(database)
             try:
-                ids_by_email = {
-                    email: record.id
-                    for email, record in store.local_by_emails(RecordObject.CONTACT, [p.email for p in people]).items()
-                }
+                def local_values() -> dict[str, tuple[str, ...]]:
+                    found = store.local_by_emails(RecordObject.CONTACT, [p.email for p in people])
+                    return {
+                        email.lower(): tuple(str(getattr(r.record, name, None) or "") for name in SNAPSHOT_FIELDS)
+                        for email, r in found.items()
+                    }
+
+                def local_ids() -> dict[str, int]:
+                    found = store.local_by_emails(RecordObject.CONTACT, [p.email for p in people])
+                    return {email.lower(): record.id for email, record in found.items()}
+
+                ids_by_email = local_ids()
 
                 def linked_emails() -> dict[str, str]:
+                    if settings.two_way:  # pulled contacts get local ids as the drill goes
+                        ids_by_email.update(local_ids())
                     links = store.links_for_local(integration_id, RecordObject.CONTACT, list(ids_by_email.values()))
                     return {email: links[i].crm_id for email, i in ids_by_email.items() if i in links}
+
+                before_final: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] = ({}, {})
+                contact_store = ContactStore(database)
+                edited: set[str] = set()  # each contact is edited once, on one side: no edit meets another
+
+                def edit_both_sides() -> None:
+                    """Edit some linked contacts in the CRM and others locally; keep both sides' values before."""
+                    linked = linked_emails()
+                    candidates = sorted(set(linked) - edited)
+                    chosen = rng.sample(candidates, min(len(candidates), 2 * settings.edits_per_run))
+                    edited.update(chosen)
+                    crm_side, local_side = chosen[::2], chosen[1::2]
+                    before = crm_values(sandbox)
+                    local_before = local_values()
+                    for email in crm_side:
+                        current = contact_store.find(email)
+                        last_name = current.last_name if current and current.last_name else ""
+                        _edit_in_crm(sandbox, linked[email], rng.choice(EDIT_NAMES), last_name)
+                    for email in local_side:
+                        current = contact_store.find(email)
+                        if current is not None:
+                            contact_store.save(current.model_copy(update={"first_name": rng.choice(EDIT_NAMES)}))
+                    for side, emails in (("crm", crm_side), ("local", local_side)):
+                        for email in emails:
+                            if email in before and email in local_before:
+                                edits[email] = Edit(side, local_before[email], before[email])
+
+                edits: dict[str, Edit] = {}
 
                 def more_kills() -> bool:
                     if len(report.kills) < settings.min_kills:
@@ -509,6 +684,9 @@ def run_drill(
                 while True:
                     report.workers += 1
                     number = report.workers
+                    if settings.two_way:  # both sides as the next run finds them, for the undo check
+                        edit_both_sides()
+                        before_final = (local_values(), crm_values(sandbox))
                     started_at = time.monotonic()
                     launcher.start(number)
                     if launcher.wait_ready(number) and more_kills():
@@ -521,7 +699,9 @@ def run_drill(
                                 delay=round(delay, 3),
                                 batches=sum(1 for line in launcher.worker_lines(number) if line.startswith("progress")),
                                 pending_outbox=len(store.pending_outbox(integration_id, RecordObject.CONTACT)),
-                                landed_unlinked=len({email for _, email in crm_contacts(sandbox)} - set(linked)),
+                                landed_unlinked=len(
+                                    {email for _, email in crm_contacts(sandbox)} - set(linked) - at_start_in_crm
+                                ),
                                 linked=len(linked),
                             )
                             report.kills.append(kill)
@@ -548,14 +728,31 @@ def run_drill(
                 linked = linked_emails()
                 report.crm_records = len(records)
                 report.duplicates = {email: n for email, n in counts.items() if n > 1}
-                report.missing = sorted(set(ids_by_email) - set(counts))
-                report.unexpected = sorted(set(counts) - set(ids_by_email))
-                report.unlinked = sorted(set(ids_by_email) - set(linked))
+                report.missing = sorted(set(all_emails) - set(counts))
+                report.unexpected = sorted(set(counts) - set(all_emails))
+                report.unlinked = sorted(set(all_emails) - set(linked))
                 report.wrong_links = sorted(email for email, crm_id in linked.items() if crm_id_of.get(email) != crm_id)
                 report.pending_outbox = len(store.pending_outbox(integration_id, RecordObject.CONTACT))
                 report.running_runs = sum(
                     1 for run in store.list_runs(integration_id, limit=1000) if run.status is SyncRunStatus.RUNNING
                 )
+                report.local_missing = sorted(set(all_emails) - set(local_ids()))
+                workspace = Workspace.open(data_dir, vault=Vault(FileKeyring(keyring_file)))
+                try:
+                    report.local_contacts = workspace.contacts.count()
+                    report.local_duplicates = report.local_contacts - (len(all_emails) - len(report.local_missing))
+                    if settings.two_way and report.final.get("runId"):
+                        run_id = int(report.final["runId"])
+                        # Contacts whose first name (the field the edits change) the run's audit names.
+                        audited_ids = {
+                            row.entity_id for row in store.iter_audit_for_run(run_id) if row.field == "first_name"
+                        }
+                        audited = {e for e, i in local_ids().items() if str(i) in audited_ids}
+                        audited |= {e for e, crm_id in linked_emails().items() if crm_id in audited_ids}
+                        report.undo = _undo_and_compare(workspace, sandbox, run_id, before_final, edits, audited,
+                                                        local_values)
+                finally:
+                    workspace.close()
             finally:
                 database.close()
     finally:
