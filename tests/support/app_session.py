@@ -224,7 +224,8 @@ class _Session:
             self._meter.cancel()
         runs = {}
         for run in window.workspace.sync.runs():
-            if run.integration_id is None:
+            # The sync the session started, not the pushes the social workflows make after it (the demo's feed).
+            if run.integration_id is None or run.trigger.value == "auto":
                 continue
             name = window.workspace.sync.integration_of_run(run.id).name
             runs.setdefault(name, {"status": run.status.value, "created": run.created, "updated": run.updated,
