@@ -96,6 +96,9 @@ class RecordResult:
         crm_id: the CRM record id, when there is one.
         category: why it failed.
         message: a sentence naming the field and reason (no tokens, no other customers' data).
+        crm_modified_at: the CRM's change stamp of the record right after this write (the stamp its change feed
+            pages by: Salesforce ``SystemModstamp``, HubSpot ``lastmodifieddate``, Pipedrive ``update_time``);
+            ``None`` when unknown. The engine keeps it to recognise the write's own echo in the next pull.
     """
 
     email: str
@@ -103,6 +106,7 @@ class RecordResult:
     crm_id: str | None = None
     category: ErrorCategory | None = None
     message: str | None = None
+    crm_modified_at: datetime | None = None
 
     @property
     def ok(self) -> bool:

@@ -1228,7 +1228,10 @@ class HubSpotAdapter(AdapterBase):
             lead = _write_result(records[index].email, lead_written, created=index in created)
             contact = contact_results[index]
             if lead.outcome is RecordOutcome.UNCHANGED and contact.outcome is not RecordOutcome.UNCHANGED:
-                lead = RecordResult(lead.email, RecordOutcome.UPDATED, lead.crm_id)
+                lead = replace(lead, outcome=RecordOutcome.UPDATED)
+            if lead.crm_modified_at is not None and contact.crm_modified_at is not None:
+                # A pulled lead's stamp is the later of its own and its contact's (most lead fields live there).
+                lead = replace(lead, crm_modified_at=max(lead.crm_modified_at, contact.crm_modified_at))
             results[index] = lead
         return results_in_order(results, records, "HubSpot")
 
@@ -1631,22 +1634,24 @@ def _write_result(email: str, written: _Written, *, created: bool = False) -> Re
         return failed_result(email, *record_failure(written.error or {}, written.status, email))
     result = written.result
     crm_id = str(result.get("id")) if result.get("id") is not None else None
-    if created or result.get("new"):
-        return RecordResult(email, RecordOutcome.CREATED, crm_id)
-    started = written.started_at
-    created_at = parse_crm_time(result.get("createdAt"))
-    replayed = written.replayed_after
-    # After a lost first attempt, a record created since that attempt was created by this push.
-    if replayed is not None and started and created_at and created_at >= started - timedelta(seconds=replayed + 2):
-        return RecordResult(email, RecordOutcome.CREATED, crm_id)
+    # The batch answer's change stamp is the one the change search reads back: the engine keeps it to know the
+    # echo of this write.
     updated_at = parse_crm_time(
         result.get("updatedAt")
         or (result.get("properties") or {}).get("lastmodifieddate")
         or (result.get("properties") or {}).get("hs_lastmodifieddate")
     )
+    if created or result.get("new"):
+        return RecordResult(email, RecordOutcome.CREATED, crm_id, crm_modified_at=updated_at)
+    started = written.started_at
+    created_at = parse_crm_time(result.get("createdAt"))
+    replayed = written.replayed_after
+    # After a lost first attempt, a record created since that attempt was created by this push.
+    if replayed is not None and started and created_at and created_at >= started - timedelta(seconds=replayed + 2):
+        return RecordResult(email, RecordOutcome.CREATED, crm_id, crm_modified_at=updated_at)
     if started is not None and updated_at is not None and updated_at < started:
-        return RecordResult(email, RecordOutcome.UNCHANGED, crm_id)
-    return RecordResult(email, RecordOutcome.UPDATED, crm_id)
+        return RecordResult(email, RecordOutcome.UNCHANGED, crm_id, crm_modified_at=updated_at)
+    return RecordResult(email, RecordOutcome.UPDATED, crm_id, crm_modified_at=updated_at)
 
 
 def _record_gone(error: dict[str, Any], status: int | None) -> bool:

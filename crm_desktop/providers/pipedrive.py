@@ -1382,6 +1382,8 @@ class PipedriveAdapter(AdapterBase):
                 crm_id, outcome = str(person_id), person_outcome
                 note_target = ("person_id", crm_id)
                 fresh = person_outcome is RecordOutcome.CREATED
+                # The answer's update_time is the stamp the change feed pages by: the engine knows this write's echo.
+                stamp = parse_crm_time(person.get("update_time"))
             else:
                 stage = "the lead"
                 lead, lead_outcome = await self._write_lead(
@@ -1393,12 +1395,13 @@ class PipedriveAdapter(AdapterBase):
                     outcome = RecordOutcome.UPDATED
                 note_target = ("lead_id", crm_id)
                 fresh = lead_outcome is RecordOutcome.CREATED
+                stamp = parse_crm_time(lead.get("update_time"))
             if record.note and record.note.strip():
                 stage = "the social note"
                 added = await self._sync_social_note(note_target, record.note, fresh=fresh)
                 if added and outcome is RecordOutcome.UNCHANGED:
                     outcome = RecordOutcome.UPDATED
-            return RecordResult(email=record.email, outcome=outcome, crm_id=crm_id)
+            return RecordResult(email=record.email, outcome=outcome, crm_id=crm_id, crm_modified_at=stamp)
         except _FATAL:
             raise
         except errors.ProviderError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -653,9 +653,14 @@ class SyncStore:
         done: Sequence[tuple[OutboxItem, str, datetime | None]],
         failed: Sequence[tuple[OutboxItem, str]],
         audit: Sequence[dict[str, Any]] = (),
+        crm_stamps: Mapping[int, datetime | None] | None = None,
     ) -> None:
         """Mark writes done (linking each record to its CRM id and moving its base) or failed, and store the
-        ``audit`` rows of the writes, all in one transaction."""
+        ``audit`` rows of the writes, all in one transaction.
+
+        ``crm_stamps`` (outbox id -> the CRM's change stamp right after the write) become the links'
+        ``crm_modified_at``, so the next pull knows these writes' echoes; a write without one clears it."""
+        stamps = crm_stamps or {}
         outbox = _table(OutboxRow)
         now = utcnow()
         with self.db.session() as session:
@@ -683,6 +688,7 @@ class SyncStore:
                             {
                                 "base_values": item.base_after,
                                 "pushed_hash": item.values_hash,
+                                "crm_modified_at": stamps.get(item.id),
                                 "local_synced_at": local_version,
                                 "deleted_in_crm": False,
                             },

@@ -418,8 +418,17 @@ class SyncEngine:
     def plan_pull_page(
         self, obj: RecordObject, records: Sequence[CrmRecord], mappings: list[FieldMapping], run_id: int | None,
     ) -> list[tuple[int | None, _RecordPlan]]:
-        """The plan of a pulled page, record by record (with each one's local id), from the store; writes nothing."""
+        """The plan of a pulled page, record by record (with each one's local id), from the store; writes nothing.
+
+        A record whose change stamp is the one the CRM gave this app's own last write of it is that write's echo:
+        the CRM holds what the link's base says, so it is passed over without loading or merging anything. Any
+        later change (a salesperson's edit, a workflow) moves the stamp, and the record is merged as usual.
+        """
         by_crm = self.store.links_for_crm(self.integration_id, obj, [r.crm_id for r in records])
+        echoes = {r.crm_id for r in records if _is_echo(r, by_crm.get(r.crm_id), mappings)}
+        if echoes:
+            records = [r for r in records if r.crm_id not in echoes]
+            by_crm = {crm_id: link for crm_id, link in by_crm.items() if crm_id not in echoes}
         linked_ids = [link.local_id for link in by_crm.values()]
         locals_by_id = self.store.local_records(obj, linked_ids) if linked_ids else {}
         unlinked_emails = [r.email for r in records if r.crm_id not in by_crm and r.email]
@@ -777,6 +786,7 @@ class SyncEngine:
             outbound = [OutboundRecord(email=i.email, fields=i.fields, crm_id=i.crm_id, note=notes.get(i.local_id))
                         for i in batch]
             results = await self.adapter.upsert(obj, outbound)
+            stamps: dict[int, datetime | None] = {}
             done: list[tuple[OutboxItem, str, datetime | None]] = []
             failed: list[tuple[OutboxItem, str]] = list(superseded)
             audit: list[dict[str, Any]] = []
@@ -786,6 +796,7 @@ class SyncEngine:
                     self._push_failed(obj, item, result, run)
                     continue
                 done.append((item, result.crm_id, item.local_version))
+                stamps[item.id] = result.crm_modified_at
                 run.log.append(LogEntry(obj, item.email, result.crm_id, result.outcome, result.category,
                                         result.message))
                 plan = planned.get(item.email)
@@ -799,7 +810,7 @@ class SyncEngine:
                 if result.outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
                     audit.extend(_audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)))
             # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
-            self.store.complete_outbox(self.integration_id, done, failed, audit)
+            self.store.complete_outbox(self.integration_id, done, failed, audit, crm_stamps=stamps)
 
     def _notes(self, obj: RecordObject, batch: list[OutboxItem]) -> dict[int, str]:
         """The note each write carries (from the records as they are now: a resumed write gets one too)."""
@@ -823,6 +834,37 @@ class SyncEngine:
             run.log.append(entry)
             return
         run.fail(obj, item.email, result.crm_id, result.category or ErrorCategory.SERVER, result.message or "failed")
+
+
+def _is_echo(record: CrmRecord, link: Link | None, mappings: list[FieldMapping]) -> bool:
+    """Whether a pulled record is the echo of this app's own last write: the CRM stamp that write left.
+
+    A stamp to the whole second (Pipedrive's v2 ``update_time``) cannot tell the write from an edit made in the
+    same second, so such a record must also hold the merge base's values: only then is there nothing to merge.
+    """
+    if (
+        link is None
+        or link.deleted_in_crm
+        or link.crm_modified_at is None
+        or record.modified_at is None
+        or record.modified_at != link.crm_modified_at
+    ):
+        return False
+    return bool(record.modified_at.microsecond) or _holds_base(record, link, mappings)
+
+
+def _holds_base(record: CrmRecord, link: Link, mappings: list[FieldMapping]) -> bool:
+    """Whether the CRM record holds its merge base in every mapped field (as :meth:`SyncEngine._plan_record`
+    compares them: nothing changed on the CRM's side)."""
+    for mapping in mappings:
+        raw = record.fields.get(mapping.crm_field)
+        value = from_crm(mapping, raw)
+        if mapping.local_field == "email" and not value:
+            value = record.email or None
+        base_value = link.base_values.get(mapping.local_field)
+        if value != base_value and not crm_holds(mapping, base_value, raw):
+            return False
+    return True
 
 
 def _count_not_sent(run: _Run, outgoing: list[_Outgoing], mappings: list[FieldMapping]) -> None:
