@@ -9,7 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, exists, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import SocialPlatform, TouchpointType
@@ -29,6 +29,9 @@ from crm_desktop.store.models import (
     SyncRunRow,
     SyncRunStatus,
     TouchpointRow,
+    company_sort_key,
+    lead_score_sort_key,
+    name_sort_key,
 )
 
 
@@ -198,12 +201,16 @@ class PeopleStore:
 
     def _sort_column(self, query: PeopleQuery) -> ColumnElement[Any]:
         row: Any = LeadRow if query.obj is RecordObject.LEAD else ContactRow
+        # Name, company and a lead's score are the expressions of their sort indexes (see store.models).
         if query.sort is PeopleColumn.NAME:
-            return func.lower(func.coalesce(row.first_name, "") + literal(" ") + func.coalesce(row.last_name, ""))
+            return name_sort_key(row)
         if query.sort is PeopleColumn.COMPANY:
-            return func.lower(func.coalesce(row.company, ""))
+            return company_sort_key(row)
         if query.sort is PeopleColumn.SCORE:
-            return func.coalesce(self._score_column(query), -1.0)
+            if query.obj is RecordObject.LEAD:
+                return lead_score_sort_key()
+            # A contact's score is its lead's: no index can order by it, so this sort reads every contact.
+            return func.coalesce(self._score_column(query), literal_column("-1.0"))
         if query.sort is PeopleColumn.UPDATED:
             return row.updated_at  # type: ignore[no-any-return]
         return row.email  # type: ignore[no-any-return]

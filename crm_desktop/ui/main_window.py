@@ -358,6 +358,7 @@ class MainWindow(QMainWindow):
         self.desk.stop()
         self.scheduler.stop()
         self.tasks.cancel_all()
+        self.people_panel.stop_reading()
         event.accept()
         logger.info("main window closed")
         self.closed.emit()

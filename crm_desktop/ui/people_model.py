@@ -117,19 +117,27 @@ class PeopleTableModel(QAbstractTableModel):
 
     With ``background``, a page the view paints before it is read is read on a reading thread (the newest asked
     for first) and its rows are drawn when it arrives, so dragging the scroll bar never waits for the store;
-    :meth:`line` still reads at once (a row the user picked).
+    :meth:`line` still reads at once (a row the user picked). A new query (a filter typed, a sort clicked) is
+    counted and its first page read on that thread too: the list is empty and :attr:`busy` until both are in,
+    and the answer to a query the user has already replaced is dropped.
 
     Attributes:
         query: the current filter and sort.
         total: how many rows the query matches.
         pages_loaded: pages read since the last reset.
+        busy: a new query's count and first page are being read.
 
     Signals:
         reset_done(int): the query changed and its count is in; the argument is the total.
+        busy_changed(bool): reading a new query's count and first page started (True) or ended (False).
+        read_failed(str): a new query could not be read; the argument says why.
     """
 
     reset_done = Signal(int)
+    busy_changed = Signal(bool)
+    read_failed = Signal(str)
     _page_read = Signal(int, int, object)
+    _first_read = Signal(int, object)
 
     def __init__(
         self,
@@ -150,6 +158,8 @@ class PeopleTableModel(QAbstractTableModel):
         self._generation = 0
         self._executor: ThreadPoolExecutor | None = None
         self._page_read.connect(self._page_arrived)
+        self._first_read.connect(self._first_arrived)
+        self.busy = False
         self._page_size = page_size
         self._pages_kept = max(pages_kept, 2)
         self.query = query or PeopleQuery()
@@ -167,7 +177,11 @@ class PeopleTableModel(QAbstractTableModel):
         self.reload()
 
     def reload(self) -> None:
-        """Count the query's rows again and forget the pages read (after an import, a sync or a new filter)."""
+        """Count the query's rows again and forget the pages read (after an import, a sync or a new filter); in
+        the background, the count and the first page are read on the reading thread."""
+        if self._background:
+            self._reload_in_background()
+            return
         self.beginResetModel()
         self._forget()
         self.pages_loaded = 0
@@ -181,6 +195,57 @@ class PeopleTableModel(QAbstractTableModel):
             raise
         self.endResetModel()
         self.reset_done.emit(self.total)
+
+    def _reload_in_background(self) -> None:
+        self.beginResetModel()
+        self._forget()
+        self.pages_loaded = 0
+        self.total = 0
+        self.endResetModel()
+        generation, query = self._generation, self.query
+        if not self.busy:
+            self.busy = True
+            self.busy_changed.emit(True)
+        self._reading_thread().submit(self._read_first, generation, query)
+
+    def _read_first(self, generation: int, query: PeopleQuery) -> None:
+        """On the reading thread: count ``query`` and read its first page, unless a newer query came first."""
+        with self._lock:
+            if generation != self._generation:
+                return
+        result: tuple[int, list[PersonLine]] | Exception
+        try:
+            total = self._reader.count(query)
+            page = _read(self._reader, query, self._page_size, _PagePlan(None, False)) if total else []
+            result = (total, page)
+        except Exception as exc:  # the store went away or failed: said on the GUI thread
+            result = exc
+        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
+            self._first_read.emit(generation, result)
+
+    def _first_arrived(self, generation: int, result: object) -> None:
+        if generation != self._generation:
+            return  # the user changed the query again; its own read is on the way
+        self.busy = False
+        self.busy_changed.emit(False)
+        if isinstance(result, Exception):
+            logger.warning("the people list could not be read: %s", result)
+            self.read_failed.emit(str(result))
+            return
+        assert isinstance(result, tuple)
+        total, page = result
+        self.beginResetModel()
+        self.total = total
+        if page:
+            self.pages_loaded += 1
+            self._store(0, page)
+        self.endResetModel()
+        self.reset_done.emit(total)
+
+    def _reading_thread(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="people-pages")
+        return self._executor
 
     def refresh(self) -> None:
         """Read the rows on show again (a record changed) without resetting the view or its selection."""
@@ -276,9 +341,7 @@ class PeopleTableModel(QAbstractTableModel):
             # The view asked for these as it went by; only the newest are still worth reading.
             while len(self._waiting) > PAGES_WAITING:
                 self._waiting.popitem(last=False)
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="people-pages")
-        self._executor.submit(self._read_newest)
+        self._reading_thread().submit(self._read_newest)
 
     def _read_newest(self) -> None:
         """On the reading thread: read the newest page asked for and hand it to the GUI thread."""
@@ -320,13 +383,22 @@ class PeopleTableModel(QAbstractTableModel):
             return len(self._waiting) + (self._reading is not None)
 
     def close(self) -> None:
-        """Stop reading in the background (pages asked for are dropped)."""
+        """Stop the reading thread: reads asked for are dropped, the one under way is waited for (its answer is
+        dropped too), and the thread has ended when this returns."""
         with self._lock:
             self._waiting.clear()
             self._generation += 1
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self.busy:
+            self.busy = False
+            self.busy_changed.emit(False)
+
+    @property
+    def reading(self) -> bool:
+        """Whether the reading thread is running (started by the first background read, ended by :meth:`close`)."""
+        return self._executor is not None
 
     def line(self, row: int) -> PersonLine | None:
         """The person on ``row`` (read with its page if needed)."""

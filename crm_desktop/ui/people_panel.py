@@ -807,6 +807,8 @@ class PeoplePanel(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.activated.connect(self._open_row)
         self.model.reset_done.connect(self._count_changed)
+        self.model.busy_changed.connect(self._busy_changed)
+        self.model.read_failed.connect(self._read_failed)
         find = QShortcut(QKeySequence.StandardKey.Find, self)
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         find.activated.connect(self.focus_filter)
@@ -876,6 +878,21 @@ class PeoplePanel(QWidget):
     def _count_changed(self, total: int) -> None:
         kind = "leads" if self.model.query.obj is RecordObject.LEAD else "contacts"
         self.count_label.setText(f"{total:,} {kind}")
+
+    def _busy_changed(self, busy: bool) -> None:
+        # The list is empty while a new filter or sort is read; the count line says why.
+        if busy:
+            self.count_label.setText("Searching…")
+        self.table.setCursor(Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor)
+
+    def _read_failed(self, reason: str) -> None:
+        self.count_label.setText("")
+        self.notice.say(f"The people list could not be read: {reason}", "error")
+
+    def stop_reading(self) -> None:
+        """Stop the list's reading thread (the window is closing); reads still asked for are dropped."""
+        self._filter_timer.stop()
+        self.model.close()
 
     def focus_filter(self) -> None:
         """Ctrl+F: put the cursor in the filter."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,7 +55,7 @@ STORE_TABLES = {
     "workflow_events",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0010"
+SHIPPED_HEAD = "0011"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
@@ -112,9 +113,19 @@ def test_upgrade_head_on_an_empty_database_builds_every_table(blank_database: Da
     assert set(Base.metadata.tables) == STORE_TABLES
 
 
+# The People list's sort indexes are on expressions: SQLAlchemy cannot reflect those from SQLite (it warns and skips
+# them, and so does Alembic), and PostgreSQL hands them back rewritten with casts and parentheses Alembic does not
+# see through. tests/store/test_people_sort_indexes.py checks them on both instead: built, dropped, and used.
+def not_a_sort_index(_object: object, name: str | None, type_: str, _reflected: bool, _compare_to: object) -> bool:
+    return not (type_ == "index" and name is not None and name.endswith("_sort"))
+
+
 def test_migrated_schema_matches_the_orm_metadata(database: Database) -> None:
-    with database.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+    with database.engine.connect() as connection, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Skipped unsupported reflection of expression-based index ix_\w+_sort")
+        warnings.filterwarnings("ignore", r"autogenerate skipping metadata-specified expression-based index")
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": not_a_sort_index})
         differences = compare_metadata(context, Base.metadata)
 
     assert differences == []

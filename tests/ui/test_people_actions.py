@@ -105,6 +105,7 @@ def desk(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) -> 
         panel.resize(1240, 760)
         panel.show()
         qtbot.waitExposed(panel)
+        qtbot.waitUntil(lambda: not panel.model.busy, timeout=5000)  # read on the list's reading thread
         yield Desk(workspace, panel, hubspot, pipedrive, salesforce)
         qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=10_000)
     finally:
@@ -195,6 +196,7 @@ def test_undo_one_change_from_the_history_and_the_next_sync_sends_it(qtbot: QtBo
     import_company(desk, "First Co")
     import_company(desk, "Second Co")
     desk.panel.reload()
+    qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)  # read on the list's reading thread
     show_person(desk, "ada@example.com", HISTORY_TAB)
     pane = desk.panel.detail_pane
     history = pane.history_table
@@ -218,6 +220,7 @@ def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None
     import_company(desk, "First Co")
     import_company(desk, "Second Co")
     desk.panel.reload()
+    qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)  # read on the list's reading thread
     show_person(desk, "ada@example.com", HISTORY_TAB)
     pane = desk.panel.detail_pane
     row = cells(pane.history_table, 3).index("First Co")
@@ -294,6 +297,7 @@ def test_merge_two_duplicates_with_a_per_field_pick(qtbot: QtBot, desk: Desk, sh
     kept = desk.workspace.contacts.find("ada@example.com")
     assert kept is not None and (kept.last_name, kept.company) == ("King", "Analytical Engines")
     assert hubspot_other not in desk.hubspot._records["contacts"]
+    qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)
     assert desk.panel.model.total == 2 and desk.panel.notice.isVisible()
 
 
@@ -301,6 +305,7 @@ def test_the_detail_pane_renders(qtbot: QtBot, desk: Desk, shots_dir: Path, styl
     push_everyone(qtbot, desk)
     import_company(desk, "Engines Ltd")
     desk.panel.reload()
+    qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)  # read on the list's reading thread
     show_person(desk, "ada@example.com", CRM_TAB)
     pane = desk.panel.detail_pane
     click_table_row(pane.links_table, cells(pane.links_table, 0).index("hubspot"))

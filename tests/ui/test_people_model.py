@@ -168,11 +168,19 @@ def test_score_campaign_and_sync_state_filters(workspace: Workspace) -> None:
 
 
 class ThreadRecordingReader(CountingReader):
-    """Also records which thread each page read ran on."""
+    """Also records which thread each count and page read ran on; ``gate``, when set, holds counts until opened."""
 
     def __init__(self, service: PeopleService) -> None:
         super().__init__(service)
         self.threads: list[str] = []
+        self.count_threads: list[str] = []
+        self.gate: threading.Event | None = None
+
+    def count(self, query: PeopleQuery) -> int:
+        self.count_threads.append(threading.current_thread().name)
+        if self.gate is not None:
+            assert self.gate.wait(10), "the test never opened the gate"
+        return super().count(query)
 
     def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *,
              inclusive: bool = False) -> Sequence[PersonLine]:
@@ -180,30 +188,109 @@ class ThreadRecordingReader(CountingReader):
         return super().page(query, after, limit, inclusive=inclusive)
 
 
-def test_in_the_background_a_view_never_waits_for_the_store(
-    qtbot: QtBot, qapp: QApplication, service: PeopleService
-) -> None:
-    reader = ThreadRecordingReader(service)
-    model = PeopleTableModel(reader, page_size=50, background=True)
+def shown_view(qtbot: QtBot, model: PeopleTableModel) -> QTableView:
     view = QTableView()
     qtbot.addWidget(view)
     view.setModel(model)
     view.resize(600, 400)
     view.show()
     qtbot.waitExposed(view)
-    model.reload()
-    assert reader.threads == [threading.current_thread().name], "the first page is read at once"
+    return view
+
+
+def test_in_the_background_a_view_never_waits_for_the_store(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService
+) -> None:
+    reader = ThreadRecordingReader(service)
+    model = PeopleTableModel(reader, page_size=50, background=True)
+    view = shown_view(qtbot, model)
+    with qtbot.waitSignal(model.reset_done, timeout=5000) as counted:
+        model.reload()
+        assert model.busy and model.total == 0, "nothing is read on the GUI thread"
+    assert counted.args == [1000] and not model.busy
     assert model.data(model.index(999, PersonColumn.EMAIL)) is None, "not read on the GUI thread"
     assert model.data(model.index(999, PersonColumn.NAME)) == "…", (
         "a row not read yet is drawn as waiting, without reading")
     view.scrollToBottom()
     qtbot.waitUntil(lambda: model.data(model.index(999, PersonColumn.EMAIL)) is not None, timeout=5000)
     assert email_at(model, 999) == "p1000@example.com"
-    assert reader.threads[1:] and all(name.startswith("people-pages") for name in reader.threads[1:])
     # A new query drops what was asked for under the old one.
-    model.sort(PersonColumn.EMAIL, Qt.SortOrder.DescendingOrder)
+    with qtbot.waitSignal(model.reset_done, timeout=5000):
+        model.sort(PersonColumn.EMAIL, Qt.SortOrder.DescendingOrder)
     assert email_at(model, 0) == "p1000@example.com"
     view.scrollToBottom()
     qtbot.waitUntil(lambda: model.data(model.index(999, PersonColumn.EMAIL)) is not None, timeout=5000)
     assert email_at(model, 999) == "p0001@example.com"
+    gui = threading.current_thread().name
+    assert reader.threads and gui not in reader.threads and gui not in reader.count_threads
     model.close()
+
+
+@pytest.mark.parametrize("change", ["filter", "sort"])
+def test_a_filter_or_sort_change_is_read_off_the_gui_thread(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService, change: str
+) -> None:
+    reader = ThreadRecordingReader(service)
+    model = PeopleTableModel(reader, page_size=50, background=True)
+    shown_view(qtbot, model)
+    with qtbot.waitSignal(model.reset_done, timeout=5000):
+        model.reload()
+    reader.threads.clear()
+    reader.count_threads.clear()
+    reader.gate = threading.Event()
+    busy: list[bool] = []
+    model.busy_changed.connect(busy.append)
+    if change == "filter":
+        model.set_query(PeopleQuery(text="globex"))
+    else:
+        model.sort(PersonColumn.NAME, Qt.SortOrder.DescendingOrder)
+    # The store is held on the reading thread: the GUI thread is back at once, the list empty and busy.
+    assert busy == [True] and model.busy and model.rowCount() == 0
+    assert model.data(model.index(0, PersonColumn.EMAIL)) is None
+    with qtbot.waitSignal(model.reset_done, timeout=5000) as counted:
+        reader.gate.set()
+    assert busy == [True, False]
+    assert counted.args == [500 if change == "filter" else 1000]
+    assert reader.count_threads and reader.threads
+    assert all(name.startswith("people-pages") for name in reader.count_threads + reader.threads), (
+        reader.count_threads, reader.threads)
+    first = email_at(model, 0)
+    assert first.startswith("p") and (change == "sort" or int(first[1:5]) % 2 == 0), "a Globex contact first"
+    model.close()
+
+
+def test_the_answer_to_a_replaced_query_is_dropped(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService
+) -> None:
+    reader = ThreadRecordingReader(service)
+    model = PeopleTableModel(reader, page_size=50, background=True)
+    shown_view(qtbot, model)
+    reader.gate = threading.Event()
+    totals: list[int] = []
+    model.reset_done.connect(totals.append)
+    model.set_query(PeopleQuery(text="acme"))  # its count waits at the gate...
+    qtbot.waitUntil(lambda: len(reader.count_threads) == 1, timeout=5000)
+    model.set_query(PeopleQuery(text="name3 tester"))  # ...while the user types on
+    model.set_query(PeopleQuery(text="name3"))
+    reader.gate.set()
+    qtbot.waitUntil(lambda: not model.busy, timeout=5000)
+    qtbot.wait(100)
+    # Only the newest query's answer is shown; the one typed over before it started was never read.
+    assert totals == [len([n for n in range(1, 1001) if n % 7 == 3])]
+    assert len(reader.count_threads) == 2
+    assert model.query.text == "name3" and model.total == totals[0]
+    assert all(line.first_name == "Name3" for line in (model.line(row) for row in range(model.total)) if line)
+    model.close()
+
+
+def test_close_stops_the_reading_thread(qtbot: QtBot, qapp: QApplication, service: PeopleService) -> None:
+    reader = ThreadRecordingReader(service)
+    model = PeopleTableModel(reader, page_size=50, background=True)
+    shown_view(qtbot, model)
+    with qtbot.waitSignal(model.reset_done, timeout=5000):
+        model.reload()
+    assert model.reading
+    assert any(thread.name.startswith("people-pages") for thread in threading.enumerate())
+    model.close()
+    assert not model.reading
+    assert not any(thread.name.startswith("people-pages") for thread in threading.enumerate())

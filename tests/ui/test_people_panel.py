@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import qasync
@@ -13,7 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableView, QTableWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.people import PeopleService
+from crm_desktop.app.people import PeopleQuery, PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
@@ -32,7 +34,13 @@ def panel(qtbot: QtBot, workspace: Workspace) -> PeoplePanel:
     made.resize(1100, 700)
     made.show()
     qtbot.waitExposed(made)
+    settle(qtbot, made)
     return made
+
+
+def settle(qtbot: QtBot, panel: PeoplePanel) -> None:
+    """Wait for the list's count and first page, read on its reading thread after a filter or sort change."""
+    qtbot.waitUntil(lambda: not panel.model.busy, timeout=5000)
 
 
 def emails(panel: PeoplePanel) -> list[str]:
@@ -80,20 +88,26 @@ def test_the_leads_tab_and_the_platform_and_score_filters(qtbot: QtBot, panel: P
     tab = panel.kind_tabs.tabRect(1).center()
     QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, tab)
     assert panel.model.query.obj is RecordObject.LEAD
+    assert panel.count_label.text() == "Searching…"
+    settle(qtbot, panel)
     assert panel.count_label.text() == "8 leads"
     choose(panel.platform_combo, "Twitter")
+    settle(qtbot, panel)
     assert panel.model.query.platform is SocialPlatform.TWITTER
     assert panel.model.total == 8  # every lead (number % 3 == 0) is a Twitter person in the demo data
     choose(panel.platform_combo, "Linkedin")
+    settle(qtbot, panel)
     assert panel.model.total < 8
     assert all("linkedin" in line.platforms for line in map(panel.model.line, range(panel.model.rowCount()))
                if line is not None)
     choose(panel.platform_combo, "All platforms")
+    settle(qtbot, panel)
     panel.score_min.setFocus()
     panel.score_min.selectAll()
     QTest.keyClicks(panel.score_min, "10")
     QTest.keyClick(panel.score_min, Qt.Key.Key_Return)
     assert panel.model.query.score_min == 10
+    settle(qtbot, panel)
     shown = [panel.model.line(row) for row in range(panel.model.rowCount())]
     assert shown and all(line is not None and line.score is not None and line.score >= 10 for line in shown)
     assert panel.model.total < 8
@@ -104,7 +118,9 @@ def test_clicking_a_header_sorts_in_sql(qtbot: QtBot, panel: PeoplePanel) -> Non
     point = QPoint(header.sectionViewportPosition(PersonColumn.COMPANY) + 10, header.height() // 2)
     QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
     assert panel.model.query.sort.value == "company"
+    settle(qtbot, panel)
     companies = [panel.model.line(row).company for row in range(panel.model.rowCount())]  # type: ignore[union-attr]
+    assert len(companies) == 24
     assert companies == sorted(companies, key=lambda c: (c or "").lower(), reverse=panel.model.query.descending)
 
 
@@ -113,6 +129,7 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
     qtbot.waitUntil(lambda: panel.model.total == 1, timeout=2000)
     tab = panel.kind_tabs.tabRect(1).center()
     QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, tab)
+    settle(qtbot, panel)
     assert panel.model.total == 1
     click_row(panel.table, 0)
     detail = panel.detail_pane.detail
@@ -147,13 +164,17 @@ def test_a_contact_shows_its_crm_record_and_history(
     QTest.mouseClick(window.sidebar.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      window.sidebar.visualItemRect(item).center())
     panel = window.people_panel
+    settle(qtbot, panel)
     assert window.current_panel is panel and panel.model.total == 3
     choose(panel.integration_combo, hubspot.name)
     choose(panel.state_combo, "Linked")
+    settle(qtbot, panel)
     assert panel.model.total == 3
     choose(panel.state_combo, "Not linked")
+    settle(qtbot, panel)
     assert panel.model.total == 0
     choose(panel.state_combo, "Any state")
+    settle(qtbot, panel)
     row = emails(panel).index("person1@example.com")
     click_row(panel.table, row)
     links = panel.detail_pane.links_table
@@ -196,6 +217,7 @@ def test_an_import_previews_refused_rows_before_saving(
     assert panel.notice.text().startswith("Imported: 1 created, 1 updated, 0 unchanged, 1 refused (run ")
     saved = workspace.contacts.find("new.person@example.com")
     assert saved is not None and saved.first_name == "Nova"
+    settle(qtbot, panel)
     assert panel.model.total == 25
     found = workspace.contacts.find(email_of(1))
     assert found is not None and found.company == "New Company"
@@ -237,6 +259,7 @@ def test_a_sync_from_the_monitor_refreshes_the_person_on_show(
     window.show()
     window.show_panel(window.stack.indexOf(window.people_panel))
     panel = window.people_panel
+    settle(qtbot, panel)
     click_row(panel.table, emails(panel).index("person1@example.com"))
     links = panel.detail_pane.links_table
     assert cells(links, 4) == ["not linked"] and cells(links, 2) == ["—"]
@@ -247,3 +270,49 @@ def test_a_sync_from_the_monitor_refreshes_the_person_on_show(
     qtbot.waitUntil(lambda: not window.tasks.pending, timeout=5000)
     assert cells(links, 4) == ["linked"]
     assert cells(links, 2) == [hubspot.crm_id("person1@example.com")]
+
+
+def test_typing_is_read_once_after_the_last_key_and_off_the_gui_thread(qtbot: QtBot, panel: PeoplePanel) -> None:
+    gui = threading.get_ident()
+    counted: list[tuple[str, int]] = []
+    paged: list[int] = []
+    service = panel.service
+    count, page = service.count, service.page
+
+    def recording_count(query: PeopleQuery) -> int:
+        counted.append((query.text, threading.get_ident()))
+        return count(query)
+
+    def recording_page(*args: Any, **kwargs: Any) -> Any:
+        paged.append(threading.get_ident())
+        return page(*args, **kwargs)
+
+    service.count = recording_count  # type: ignore[method-assign]
+    service.page = recording_page  # type: ignore[method-assign]
+    QTest.keyClicks(panel.filter_edit, "grace")
+    assert counted == [] and not panel.model.busy, "nothing is read while the user types"
+    qtbot.waitUntil(lambda: panel.model.total == 3 and not panel.model.busy, timeout=3000)
+    assert [text for text, _ in counted] == ["grace"], "one read after the last key, not one per key"
+    assert all(ident != gui for _, ident in counted) and paged and gui not in paged
+    counted.clear()
+    paged.clear()
+    header = panel.table.horizontalHeader()
+    point = QPoint(header.sectionViewportPosition(PersonColumn.NAME) + 10, header.height() // 2)
+    QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+    assert panel.model.query.sort.value == "name"
+    settle(qtbot, panel)
+    assert counted and all(ident != gui for _, ident in counted) and paged and gui not in paged
+
+
+def test_closing_the_window_stops_the_lists_reading_thread(qtbot: QtBot, workspace: Workspace) -> None:
+    seed_marketing(workspace)
+    window = MainWindow(workspace)
+    qtbot.addWidget(window)
+    window.show()
+    window.show_panel(window.stack.indexOf(window.people_panel))
+    settle(qtbot, window.people_panel)
+    assert window.people_panel.model.reading
+    assert any(thread.name.startswith("people-pages") for thread in threading.enumerate())
+    window.close()
+    assert not window.people_panel.model.reading
+    assert not any(thread.name.startswith("people-pages") for thread in threading.enumerate())

@@ -33,6 +33,7 @@ def test_the_people_and_attribution_panels_render(
     people = window.people_panel
     QTest.mouseClick(people.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      people.kind_tabs.tabRect(1).center())
+    qtbot.waitUntil(lambda: not people.model.busy, timeout=5000)  # read on the list's reading thread
     row = next(r for r in range(people.model.rowCount()) if people.model.line(r).email == email_of(0))  # type: ignore[union-attr]
     people.table.selectRow(row)
     assert people.detail_pane.detail is not None
