@@ -745,7 +745,7 @@ def run_drill(
                         run_id = int(report.final["runId"])
                         # Contacts whose first name (the field the edits change) the run's audit names.
                         audited_ids = {
-                            row.entity_id for row in store.iter_audit_for_run(run_id) if row.field == "first_name"
+                            row.entity_id for row in store.iter_audit_for_run(run_id) if row.field == "firstName"
                         }
                         audited = {e for e, i in local_ids().items() if str(i) in audited_ids}
                         audited |= {e for e, crm_id in linked_emails().items() if crm_id in audited_ids}
