@@ -298,6 +298,7 @@ class SyncMonitorPanel(QWidget):
         self.errors_table.setColumnWidth(ErrorColumn.RECORDS, 80)
         self.errors_table.setMinimumHeight(54)
         self.errors_table.setMaximumHeight(110)
+        self.errors_table.hide()
         self.retry_button = QPushButton("Retry failed")
         self.retry_button.setToolTip("Send just this run's failed records to the CRM again.")
         self.export_button = QPushButton("Export errors…")
@@ -804,6 +805,7 @@ class SyncMonitorPanel(QWidget):
             return  # the selection moved on while the errors were read
         self._errors_run = run_id
         self.errors_model.show_groups(groups)
+        self.errors_table.setVisible(bool(groups))  # room for the record log when nothing failed
         self._update_error_buttons()
         if run_id is not None:
             self.errors_shown.emit()

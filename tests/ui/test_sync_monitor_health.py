@@ -182,6 +182,7 @@ def test_errors_by_category_retry_just_the_failed_and_export(
     assert "is invalid" in errors.index(0, ErrorColumn.SAMPLE).data()
     qtbot.waitUntil(lambda: "Failing" in state_text(panel), timeout=5000)
     assert panel.retry_button.isEnabled() and panel.export_button.isEnabled()
+    assert panel.errors_table.isVisible()
 
     # Export: the file dialog, a chosen name, the CSV written.
     click(panel.export_button)
@@ -207,6 +208,7 @@ def test_errors_by_category_retry_just_the_failed_and_export(
     assert panel.runs_model.index(0, RunColumn.DIRECTION).data() == "Push"
     qtbot.waitUntil(lambda: "In sync" in state_text(panel), timeout=5000)
     qtbot.waitUntil(lambda: panel.errors_model.rowCount() == 0, timeout=5000)
+    assert not panel.errors_table.isVisible(), "no failures: no error table"
     assert not panel.retry_button.isEnabled() and not panel.export_button.isEnabled()
 
 
