@@ -215,8 +215,9 @@ class PeopleTableModel(QAbstractTableModel):
                 return
         result: tuple[int, list[PersonLine]] | Exception
         try:
-            total = self._reader.count(query)
-            page = _read(self._reader, query, self._page_size, _PagePlan(None, False)) if total else []
+            page = _read(self._reader, query, self._page_size, _PagePlan(None, False))
+            # A first page that is not full is every row: a narrow filter skips the count's own scan.
+            total = len(page) if len(page) < self._page_size else self._reader.count(query)
             result = (total, page)
         except Exception as exc:  # the store went away or failed: said on the GUI thread
             result = exc

@@ -294,3 +294,19 @@ def test_close_stops_the_reading_thread(qtbot: QtBot, qapp: QApplication, servic
     model.close()
     assert not model.reading
     assert not any(thread.name.startswith("people-pages") for thread in threading.enumerate())
+
+
+def test_a_narrow_filter_is_not_counted_apart_from_its_first_page(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService
+) -> None:
+    reader = ThreadRecordingReader(service)
+    model = PeopleTableModel(reader, page_size=50, background=True)
+    shown_view(qtbot, model)
+    with qtbot.waitSignal(model.reset_done, timeout=5000) as counted:
+        model.set_query(PeopleQuery(text="p000"))  # p0001..p0009: one page, not full
+    assert counted.args == [9] and reader.count_threads == []
+    assert [email_at(model, row) for row in (0, 8)] == ["p0001@example.com", "p0009@example.com"]
+    with qtbot.waitSignal(model.reset_done, timeout=5000) as counted:
+        model.set_query(PeopleQuery(text="p00"))  # 99 rows: a full first page, so counted
+    assert counted.args == [99] and len(reader.count_threads) == 1
+    model.close()
