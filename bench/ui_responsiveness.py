@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -41,7 +42,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
-                max_seconds: float) -> dict[str, Any]:
+                max_seconds: float, freeze: bool = False) -> dict[str, Any]:
     """Stalls of the GUI's event loop during "Sync all now" of the three sandboxes (see the module docstring)."""
     import qasync
     from PySide6.QtCore import QElapsedTimer, QTimer
@@ -64,6 +65,18 @@ def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
     people_row = next(i for i, entry in enumerate(window.panels) if entry.title == "People")
     window.sidebar.setCurrentRow(people_row)
     window.scheduler.stop()
+    if freeze:
+        gc.freeze()  # what the window loaded stays out of later full collections
+    collections: list[tuple[int, float]] = []
+    collection_started = [0.0]
+
+    def timed_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collection_started[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            collections.append((2, (time.perf_counter() - collection_started[0]) * 1000))
+
+    gc.callbacks.append(timed_collection)
 
     stalls: list[float] = []
     clock = QElapsedTimer()
@@ -124,6 +137,10 @@ def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
         "fillSeconds": round(fill_seconds, 1),
         "syncSeconds": round(seconds, 1),
         "stoppedAtCap": capped,
+        "gcFrozen": freeze,
+        "fullCollections": len(collections),
+        "fullCollectionMaxMs": round(max((ms for _, ms in collections), default=0.0)),
+        "fullCollectionsOver100Ms": sum(1 for _, ms in collections if ms > 100),
         "stallsOver100Ms": long_stalls[:40],
         "runs": runs,
         "heartbeats": len(stalls),
@@ -182,7 +199,7 @@ def cold_start(directory: Path, tries: int) -> dict[str, Any]:
             seconds.append(line["paintedAt"] - started)
             rss = max(rss, line["peakRssMb"])
     return {"tries": tries, "firstPaintSeconds": [round(s, 2) for s in seconds],
-            "median": round(statistics.median(seconds), 2), "peakRssMb": round(rss, 1)}
+            "median": round(statistics.median(seconds), 2) if seconds else None, "peakRssMb": round(rss, 1)}
 
 
 def people_scale(count: int) -> dict[str, Any]:
@@ -201,6 +218,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=10_000, help="local contacts synced")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="each sandbox's answer time")
     parser.add_argument("--inline", action="store_true", help="sync on the GUI's loop (no worker), to compare")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the window is open")
     parser.add_argument("--max-seconds", type=float, default=3600.0,
                         help="stop measuring (and cancel the syncs still running) after this long")
     parser.add_argument("--people", type=int, default=1_000_000, help="contacts for the People panel at scale")
@@ -217,7 +235,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         if not args.skip_sync:
             report["sync"] = sync_stalls(args.contacts, args.latency_ms, args.inline, Path(directory),
-                                         args.max_seconds)
+                                         args.max_seconds, args.gc_freeze)
             print(json.dumps({"sync": report["sync"]}), file=sys.stderr, flush=True)  # kept if a later part fails
         report["coldStart"] = cold_start(Path(directory), args.cold_starts)
         print(json.dumps({"coldStart": report["coldStart"]}), file=sys.stderr, flush=True)
