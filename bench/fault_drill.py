@@ -56,10 +56,12 @@ LIMITS: dict[str, dict[str, Any]] = {
 MAX_RUNS = 5
 
 
-def fault_profile(crm: str, expire_every: int = 500, horizon: int = 200_000) -> list[FaultRule]:
-    """The issue's mixed profile. Pipedrive integrations sign in with an API token, which does not expire: the
-    sandbox's "expiry" there revokes it, which rightly stops the run for the marketer to reconnect, so Pipedrive's
-    profile has no expiry (HubSpot's and Salesforce's OAuth access tokens expire and are refreshed)."""
+def fault_profile(crm: str, expire_every: int = 500, horizon: int = 200_000, *, revoke: bool = False
+                  ) -> list[FaultRule]:
+    """The issue's mixed profile. Token expiry applies to Salesforce, whose OAuth access tokens expire and are
+    refreshed. HubSpot (private-app token) and Pipedrive (API token) integrations sign in with tokens that do not
+    expire: the sandbox's "expiry" there is a revocation, which rightly stops the run for the marketer to reconnect
+    (``--revoke`` adds it to see that: nothing is lost, the next run goes on)."""
     rules = [
         FaultRule(FaultKind.SERVER_ERROR, probability=0.10),
         FaultRule(FaultKind.RATE_LIMIT, probability=0.05),
@@ -67,7 +69,7 @@ def fault_profile(crm: str, expire_every: int = 500, horizon: int = 200_000) -> 
         FaultRule(FaultKind.READ_TIMEOUT, probability=0.005),
         FaultRule(FaultKind.INVALID_RECORD, probability=0.01),
     ]
-    if crm != "pipedrive":
+    if crm == "salesforce" or revoke:
         rules.append(FaultRule(FaultKind.TOKEN_EXPIRY, at=list(range(expire_every, horizon, expire_every))))
     return rules
 
@@ -107,8 +109,10 @@ class DrillReport:
         return self.lost == 0 and self.duplicates == 0 and self.landed + self.listed_invalid == self.contacts
 
 
-async def drill(crm: str, count: int, seed: int, data_dir: Path) -> DrillReport:
-    sandbox = make_sandbox(crm, SandboxConfig(seed=seed, log_bodies=False, faults=fault_profile(crm)))
+async def drill(crm: str, count: int, seed: int, data_dir: Path, expire_every: int = 500, *,
+                revoke: bool = False) -> DrillReport:
+    faults = fault_profile(crm, expire_every, revoke=revoke)
+    sandbox = make_sandbox(crm, SandboxConfig(seed=seed, log_bodies=False, faults=faults))
     sandbox.apply_config(LIMITS[crm])
     workspace = Workspace.open(data_dir, vault=Vault(backend=EphemeralKeyring()), transport=sandbox.transport())
     report = DrillReport(crm, count)
@@ -166,13 +170,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crm", choices=PROVIDERS, action="append", help="only this CRM (repeatable)")
     parser.add_argument("--contacts", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--expire-every", type=int, default=500, metavar="N",
+                        help="access tokens expire after each N requests (default 500; HubSpot and Salesforce "
+                        "write 100 and 200 records a request, so 5,000 contacts take about 120: use a smaller N "
+                        "to see expiry at that size)")
+    parser.add_argument("--revoke", action="store_true",
+                        help="HubSpot and Pipedrive too: their tokens revoked at the same pace (each revocation "
+                        "stops the run, which is run again)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     reports = []
     for crm in args.crm or PROVIDERS:
         with tempfile.TemporaryDirectory(prefix=f"fault-drill-{crm}-") as folder:
-            report = asyncio.run(drill(crm, args.contacts, args.seed, Path(folder)))
+            report = asyncio.run(drill(crm, args.contacts, args.seed, Path(folder), args.expire_every,
+                                         revoke=args.revoke))
         reports.append(report)
         if not args.json:
             print(f"{crm:>10}: {report.landed:,} landed + {report.listed_invalid:,} listed invalid of "
