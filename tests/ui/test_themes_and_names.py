@@ -80,12 +80,14 @@ def demo_window(
 
 @pytest.mark.parametrize("theme", list(Theme))
 def test_every_panel_renders_in_both_themes(
-    demo_window: MainWindow, themed: QApplication, shots_dir: Path, theme: Theme
+    qtbot: QtBot, demo_window: MainWindow, themed: QApplication, shots_dir: Path, theme: Theme
 ) -> None:
     apply_theme(themed, theme)
     window = demo_window
     for index, entry in enumerate(window.panels):
         window.show_panel(index)
+        # The People list is read on its reading thread: shoot it with its rows.
+        qtbot.waitUntil(lambda: not window.people_panel.model.busy, timeout=5000)
         name = entry.title.lower().replace(" ", "-")
         image = save_shot(window, shots_dir / f"{theme.value}-{name}.png")
         assert distinct_colours(image) > 20, f"{entry.title} looks blank in the {theme.value} theme"
