@@ -1373,7 +1373,11 @@ class SalesforceAdapter(AdapterBase):
         flows and other tools running as that user would pass for the app's own writes. The writes are done
         whatever this read meets: a record left without a stamp is merged again by the next pull, nothing worse.
         """
-        written = [item for item in items if item.result is not None and item.result.ok and item.result.crm_id]
+        written = [
+            item for item in items
+            if item.result is not None and item.result.crm_id
+            and item.result.outcome in (RecordOutcome.CREATED, RecordOutcome.UPDATED)
+        ]
         if not written:
             return
         queries = [

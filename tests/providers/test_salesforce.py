@@ -131,9 +131,10 @@ def test_create_then_update_then_unchanged() -> None:
     assert outcomes(updated) == [RecordOutcome.UPDATED] * 2 + [RecordOutcome.UNCHANGED] * 3
     assert outcomes(again) == [RecordOutcome.UNCHANGED] * 5
     assert [r.crm_id for r in updated] == [r.crm_id for r in created]
-    assert calls1 == 3  # describe, one dedupe query, one create collection
-    assert calls2 - calls1 == 2  # one query, one update collection
-    assert calls3 - calls2 == 1  # one query, nothing to write
+    # Each write is followed by one read of the written records' change stamps (the engine's echo recognition).
+    assert calls1 == 4  # describe, one dedupe query, one create collection, one stamp read
+    assert calls2 - calls1 == 3  # one query, one update collection, one stamp read
+    assert calls3 - calls2 == 1  # one query, nothing to write (nor to read back)
     contacts = {c["Email"]: c for c in stored(sandbox, "Contact")}
     assert len(contacts) == 5
     assert contacts["p0@acme-0.com"]["social_followers__c"] == 100.0
@@ -201,8 +202,8 @@ def test_api_calls_per_record_stay_near_one_per_hundred() -> None:
     results, calls = run(sandbox, scenario)
     assert all(r.outcome is RecordOutcome.CREATED for r in results)
     assert len(sandbox.records["Contact"]) == 1000
-    assert calls == 11  # describe + 5 queries + 5 collections of 200
-    assert calls / len(records) <= 0.011
+    assert calls == 16  # describe + 5 queries + 5 collections of 200 + 5 reads of their change stamps
+    assert calls / len(records) <= 0.016
 
 
 def test_lead_company_filled_and_missing_last_name_refused_before_sending() -> None:
@@ -517,7 +518,8 @@ def test_connection_reset_on_a_read_is_retried() -> None:
     results = run(sandbox, scenario)
     assert outcomes(results) == [RecordOutcome.CREATED] * 3
     queries = [r for r in api_log(sandbox) if r.path == QUERY]
-    assert [q.fault for q in queries] == ["reset", None]
+    # The dedupe query, reset then retried; then the read of the written records' change stamps.
+    assert [q.fault for q in queries] == ["reset", None, None]
 
 
 def test_connection_reset_before_a_create_landed_creates_once() -> None:
@@ -532,7 +534,7 @@ def test_connection_reset_before_a_create_landed_creates_once() -> None:
     assert len(sandbox.records["Contact"]) == 4
     paths = [(r.method, r.path) for r in api_log(sandbox)]
     assert paths.count(("POST", COMPOSITE)) == 2  # the dropped create, then the one that landed
-    assert paths.count(("GET", QUERY)) == 2  # the dedupe query, then the reconciling one
+    assert paths.count(("GET", QUERY)) == 3  # the dedupe query, the reconciling one, the change stamps' read
 
 
 class LoseFirstCreateAnswer(httpx.AsyncBaseTransport):
@@ -669,9 +671,10 @@ def test_a_long_push_writes_while_it_still_looks_records_up() -> None:
     log = [entry for entry in api_log(sandbox) if entry.path in (QUERY, COMPOSITE)]
     first_write = next(i for i, entry in enumerate(log) if entry.method == "POST")
     last_query = max(i for i, entry in enumerate(log) if entry.path == QUERY)
-    # Pipelined: the first collection went out before the last lookup; still one query and one write per 200.
+    # Pipelined: the first collection went out before the last lookup; still one lookup, one write and one read
+    # of the written change stamps per 200.
     assert first_write < last_query
-    assert sum(1 for entry in log if entry.path == QUERY) == 10
+    assert sum(1 for entry in log if entry.path == QUERY) == 20
     assert sum(1 for entry in log if entry.method == "POST") == 10
     assert len(sandbox.records["Contact"]) == 2_000
 

@@ -597,7 +597,7 @@ def test_upsert_query_then_collections(respx_mock: respx.MockRouter) -> None:
         RecordOutcome.FAILED,
         RecordOutcome.FAILED,
     ]
-    assert calls == 4  # describe, one query, one create collection, one update collection
+    assert calls == 5  # describe, one query, one create and one update collection, one change stamps' read
     soql = soql_of(query.calls[0].request)
     assert soql.startswith("SELECT Id, Email, LastName, twitter_username__c, social_followers__c, FirstName, ")
     assert soql.endswith(
@@ -746,7 +746,7 @@ def test_ambiguous_create_is_reconciled_without_duplicates(respx_mock: respx.Moc
 
     results = asyncio.run(run())
     assert attempts == [["r0@x.com", "r1@x.com", "r2@x.com"], ["r1@x.com", "r2@x.com"]]
-    assert query_route.call_count == 2
+    assert query_route.call_count == 3  # the lookup, the reconciling lookup, the read of the change stamps
     assert soql_of(query_route.calls[1].request) == (
         "SELECT Id, Email, SystemModstamp FROM Contact WHERE Email IN ('r0@x.com','r1@x.com','r2@x.com')"
     )
