@@ -250,6 +250,9 @@ class PeopleTableModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         """Read the rows on show again (a record changed) without resetting the view or its selection."""
+        if self.busy:  # the list is empty until its first page is in: read that again, with the change
+            self._reload_in_background()
+            return
         recent = list(self._pages)[-4:]
         self._forget()
         for number in sorted(recent):

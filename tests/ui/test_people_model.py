@@ -310,3 +310,19 @@ def test_a_narrow_filter_is_not_counted_apart_from_its_first_page(
         model.set_query(PeopleQuery(text="p00"))  # 99 rows: a full first page, so counted
     assert counted.args == [99] and len(reader.count_threads) == 1
     model.close()
+
+
+def test_a_refresh_while_a_new_query_is_read_still_ends_with_its_rows(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService
+) -> None:
+    reader = ThreadRecordingReader(service)
+    model = PeopleTableModel(reader, page_size=50, background=True)
+    shown_view(qtbot, model)
+    reader.gate = threading.Event()
+    model.set_query(PeopleQuery(text="globex"))
+    qtbot.waitUntil(lambda: len(reader.count_threads) == 1, timeout=5000)
+    model.refresh()  # a record changed while the count waits
+    reader.gate.set()
+    qtbot.waitUntil(lambda: not model.busy, timeout=5000)
+    assert model.total == 500 and email_at(model, 0) == "p0002@example.com"
+    model.close()
