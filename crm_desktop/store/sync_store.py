@@ -532,6 +532,18 @@ class SyncStore:
         found = self._links(integration_id, obj, _table(CrmLinkRow).c.local_id.in_(list(local_ids)))
         return {link.local_id: link for link in found}
 
+    def link_stamps(self, integration_id: int, obj: RecordObject, crm_ids: Sequence[str]) -> dict[str, datetime]:
+        """CRM id -> the CRM's change stamp kept on its link (links with one, to a record not deleted in the CRM).
+
+        Two columns only: a pull checks a whole page for its own writes' echoes before it reads any merge base."""
+        table = _table(CrmLinkRow)
+        statement = select(table.c.crm_id, table.c.crm_modified_at).where(
+            table.c.integration_id == integration_id, table.c.object == obj, table.c.crm_id.in_(list(crm_ids)),
+            table.c.crm_modified_at.is_not(None), table.c.deleted_in_crm.is_(False),
+        )
+        with self.db.session() as session:
+            return {crm_id: stamp for crm_id, stamp in session.execute(statement)}
+
     def links_for_crm(self, integration_id: int, obj: RecordObject, crm_ids: Sequence[str]) -> dict[str, Link]:
         found = self._links(integration_id, obj, _table(CrmLinkRow).c.crm_id.in_(list(crm_ids)))
         return {link.crm_id: link for link in found}

@@ -424,7 +424,13 @@ class SyncEngine:
         the CRM holds what the link's base says, so it is passed over without loading or merging anything. Any
         later change (a salesperson's edit, a workflow) moves the stamp, and the record is merged as usual.
         """
-        by_crm = self.store.links_for_crm(self.integration_id, obj, [r.crm_id for r in records])
+        # Stamps to the millisecond decide alone, from two columns; the merge bases are read for the rest.
+        stamps = self.store.link_stamps(self.integration_id, obj, [r.crm_id for r in records])
+        records = [
+            r for r in records
+            if not (r.modified_at is not None and r.modified_at.microsecond and stamps.get(r.crm_id) == r.modified_at)
+        ]
+        by_crm = self.store.links_for_crm(self.integration_id, obj, [r.crm_id for r in records]) if records else {}
         echoes = {r.crm_id for r in records if _is_echo(r, by_crm.get(r.crm_id), mappings)}
         if echoes:
             records = [r for r in records if r.crm_id not in echoes]
