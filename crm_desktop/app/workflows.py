@@ -22,7 +22,7 @@ from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Integration, SocialPlatform, SyncDirection
+from crm_desktop.domain.models import Contact, Integration, Lead, SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.scoring import engagement_score
 from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message, PersonRef
@@ -34,6 +34,7 @@ from crm_desktop.store.repositories import ContactStore, NotFoundError
 from crm_desktop.store.social_store import Person, event_key
 from crm_desktop.store.workflow_store import ClaimedEvent, ConversationFacts, QueuedEvent, WorkflowStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
+from crm_desktop.sync.mapping import apply_values, from_crm, record_values
 
 logger = logging.getLogger(__name__)
 
@@ -335,14 +336,24 @@ class SocialWorkflows:
             else:
                 contact_of[event.id] = facts.email
         lead_of: dict[int, str] = {}
+        unknown: dict[int, str] = {}
         for event, engagement in engagements:
             email = self._email_of(engagement)
             if email is not None and self.social.store.lead_by_email(email) is not None:
                 lead_of[event.id] = email
             elif email is not None and self.store.contact_ids([email]) and self._linked_contact(integration, email):
                 contact_of[event.id] = email  # a known contact's score changed: its engagement fields follow
+            elif email is not None:
+                unknown[event.id] = email  # perhaps a lead of the CRM's own: asked below, once for the batch
             else:
                 batch.done[event.id] = (None, None)  # the touchpoint is stored; no CRM lead or contact to update
+        if unknown:
+            brought = await self._leads_from_crm(integration, set(unknown.values()), report)
+            for event_id, email in unknown.items():
+                if email in brought:
+                    lead_of[event_id] = email
+                else:
+                    batch.done[event_id] = (None, None)
 
         platforms: dict[str, set[SocialPlatform]] = {}
         for event, conversation in conversations:
@@ -402,6 +413,45 @@ class SocialWorkflows:
         except InvalidRecordError:
             return None
         return found.email if found is not None else None
+
+    async def _leads_from_crm(self, integration: Integration, emails: set[str], report: DeliveryReport) -> set[str]:
+        """The emails among ``emails`` that are leads in the CRM, each brought in as a local lead linked to it.
+
+        The CRM lead's mapped values are the local lead's and the link's merge base, so the push that follows sends
+        only what the app adds (the engagement score and attribution), as an update of that lead.
+        """
+        assert integration.id is not None
+        adapter = self.crm.adapter_for(integration)
+        try:
+            found = await adapter.find_by_emails(RecordObject.LEAD, sorted(emails))
+        finally:
+            report.api_calls += adapter.api_calls
+            await adapter.aclose()
+        mappings = self.sync.mappings(integration, RecordObject.LEAD)
+        brought: set[str] = set()
+        for email, record in sorted(found.items()):
+            if self.social.store.lead_by_email(email) is not None:
+                brought.add(email)  # brought in meanwhile (another integration's delivery, a pull): the push links it
+                continue
+            pulled = {m.local_field: from_crm(m, record.fields.get(m.crm_field))
+                      for m in mappings if m.pulls and m.local_field != "email"}
+            try:
+                lead = apply_values(Lead(email=email), pulled)
+            except (InvalidRecordError, ValueError) as exc:
+                # Pushing a lead whose CRM values were not taken would overwrite them: it is left alone.
+                logger.warning("workflows: CRM lead %s of %s is not brought in: %s", record.crm_id, integration.name,
+                               exc)
+                continue
+            values = record_values(lead)
+            local_id, _ = self.sync.store.save_local(RecordObject.LEAD, None, lead)
+            self.sync.store.save_link(integration.id, RecordObject.LEAD, local_id, record.crm_id,
+                                      base_values={m.local_field: values.get(m.local_field) for m in mappings},
+                                      crm_modified_at=record.modified_at)
+            # Recorded before the lead existed here: its score is computed now, from every touchpoint stored.
+            score = self.social.engagement_score(PersonRef(email=email))
+            self.social.store.set_lead_score(email, score.score)
+            brought.add(email)
+        return brought
 
     def _linked_contact(self, integration: Integration, email: str) -> bool:
         assert integration.id is not None

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from crm_desktop.api.server import LocalApiServer
+from crm_desktop.app.record_intake import RecordIntake
 from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration, Lead, SocialContext, SyncConfig, SyncDirection
@@ -247,6 +248,62 @@ def test_an_engagement_of_a_lead_updates_the_crm_lead(tmp_path: Path, provider: 
         assert desk.api_requests() == quiet
 
     run_desk(tmp_path, provider, scenario)
+
+
+def test_an_engagement_of_a_lead_only_the_crm_has_updates_that_lead_once(tmp_path: Path, provider: str) -> None:
+    async def scenario(desk: Desk) -> None:
+        # The lead is put in the CRM by another workspace: this app has no lead, contact or link of that person.
+        seeder = Workspace.open(tmp_path / "seeder")
+        try:
+            seeder.integrations.add(
+                Integration(provider=provider, name="crm", base_url=desk.sandbox.base_url, domain="acme"),
+                credentials_of(provider, desk.sandbox))
+            seeded = await RecordIntake(seeder.integrations, seeder.sync, seeder.crm, seeder.contacts, seeder.leads,
+                                        seeder.social).push_one("crm", Lead(email="ivy@example.com", first_name="Ivy",
+                                                                            last_name="Lo", company="Lo Ltd"))
+        finally:
+            seeder.close()
+        assert seeded.crm_id is not None and desk.workspace.leads.find("ivy@example.com") is None
+        before = await desk.workspace.crm.get_record("crm", RecordObject.LEAD, "ivy@example.com")
+        assert before is not None
+        engagement = {"platform": "twitter", "type": "share", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-2",
+                      "campaign": "black-friday", "user": {"email": "Ivy@example.com"}}
+        await desk.post("/api/social/engagements", engagement)
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 1 and counts[DeliveryStatus.FAILED] == 0
+        stored = desk.workspace.leads.find("ivy@example.com")
+        assert stored is not None and (stored.first_name, stored.last_name) == ("Ivy", "Lo")
+        assert stored.social_context is not None and (stored.social_context.engagement_score or 0) > 0
+        integration = desk.workspace.integrations.get("crm")
+        assert integration.id is not None
+        local_id = desk.workspace.social.store.lead_by_email("ivy@example.com")
+        assert local_id is not None
+        link = desk.workspace.sync.store.links_for_local(integration.id, RecordObject.LEAD, [local_id[0]])
+        assert link[local_id[0]].crm_id == seeded.crm_id
+        found = await desk.workspace.crm.get_record("crm", RecordObject.LEAD, "ivy@example.com")
+        assert found is not None and found.crm_id == seeded.crm_id  # updated, not duplicated
+        named = {k for k, v in before.fields.items() if v in ("Ivy", "Lo", "Lo Ltd")}
+        assert named and {k for k in named if found.fields.get(k) == before.fields[k]} == named  # the CRM's values kept
+        mapped = {"salesforce": "social_engagement_score__c", "hubspot": "social_engagement_score"}.get(provider)
+        if mapped is not None:  # Pipedrive's leads carry no score field: the score goes on the local lead only
+            assert float(found.fields[mapped]) == pytest.approx(stored.social_context.engagement_score, abs=0.1)
+        # The same event again: nothing queued, nothing sent.
+        quiet = desk.api_requests()
+        await desk.post("/api/social/engagements", engagement)
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 1 and desk.api_requests() == quiet
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert crm_lead_count(sandbox, provider) == 1
+
+
+def crm_lead_count(sandbox: Sandbox, provider: str) -> int:
+    """How many leads the sandbox holds."""
+    if provider == "salesforce":
+        return len(sandbox.records["Lead"])  # type: ignore[attr-defined]
+    if provider == "hubspot":
+        return sum(1 for r in sandbox._records["leads"].values() if not r.archived)  # type: ignore[attr-defined]
+    return len(sandbox.leads)  # type: ignore[attr-defined]
 
 
 def test_a_crm_down_during_an_event_gets_it_once_when_back(tmp_path: Path, provider: str) -> None:
