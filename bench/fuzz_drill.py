@@ -61,10 +61,7 @@ def drill_api(work: Path, examples: int, seed: int) -> DrillResult:
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
-    from crm_desktop.app.workspace import Workspace
-    from crm_desktop.domain.models import Integration
-    from tests.api.test_api_schema import ServedInThread
-    from tests.support.cli_runs import credentials_of, make_sandbox
+    from tests.api.test_api_schema import is_server_fault, send, served_on_hubspot
 
     result = DrillResult()
 
@@ -74,34 +71,24 @@ def drill_api(work: Path, examples: int, seed: int) -> DrillResult:
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(), known=st.booleans())
         def each(case: Any, known: bool) -> None:
-            # Paths name the integration that exists half of the time, so requests reach the services.
-            if known and case.path_parameters and "integration" in case.path_parameters:
-                case.path_parameters["integration"] = "crm"
             try:
-                response = case.call(base_url=url, headers=auth, timeout=30)
+                response = send(case, known, url, auth)
             except Exception as exc:
                 result.fail(f"{operation.label}: {type(exc).__name__}: {exc!s:.300}")
                 return
             result.tally.add(response.status_code)
-            if response.status_code >= 500 and response.status_code not in {502, 503}:
+            if is_server_fault(response.status_code):
                 result.fail(f"{operation.label} {case.body!r:.300}: {response.status_code} {response.text:.300}")
 
         each()
 
-    sandbox = make_sandbox("hubspot")
-    workspace = Workspace.open(work / "api-data", transport=sandbox.transport())
-    workspace.integrations.add(Integration(provider="hubspot", name="crm", base_url=sandbox.base_url),
-                               credentials_of("hubspot", sandbox))
-    try:
-        with ServedInThread(workspace) as served:
-            url = served.server.url
-            schema = schemathesis.openapi.from_dict(httpx.get(f"{url}/openapi.json").json())
-            auth = {"Authorization": f"Bearer {served.server.tokens.current()}"}
-            operations = [found.ok() for found in schema.get_all_operations()]
-            for operation in operations:
-                fuzz(operation, url, auth, max(1, examples // len(operations)))
-    finally:
-        workspace.close()
+    with served_on_hubspot(work / "api-data") as served:
+        url = served.server.url
+        schema = schemathesis.openapi.from_dict(httpx.get(f"{url}/openapi.json").json())
+        auth = {"Authorization": f"Bearer {served.server.tokens.current()}"}
+        operations = [found.ok() for found in schema.get_all_operations()]
+        for operation in operations:
+            fuzz(operation, url, auth, max(1, examples // len(operations)))
     return result
 
 
