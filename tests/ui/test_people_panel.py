@@ -275,7 +275,7 @@ def test_a_sync_from_the_monitor_refreshes_the_person_on_show(
 def test_typing_is_read_once_after_the_last_key_and_off_the_gui_thread(qtbot: QtBot, panel: PeoplePanel) -> None:
     gui = threading.get_ident()
     counted: list[tuple[str, int]] = []
-    paged: list[int] = []
+    paged: list[tuple[str, int]] = []
     service = panel.service
     count, page = service.count, service.page
 
@@ -283,17 +283,18 @@ def test_typing_is_read_once_after_the_last_key_and_off_the_gui_thread(qtbot: Qt
         counted.append((query.text, threading.get_ident()))
         return count(query)
 
-    def recording_page(*args: Any, **kwargs: Any) -> Any:
-        paged.append(threading.get_ident())
-        return page(*args, **kwargs)
+    def recording_page(query: PeopleQuery, *args: Any, **kwargs: Any) -> Any:
+        paged.append((query.text, threading.get_ident()))
+        return page(query, *args, **kwargs)
 
     service.count = recording_count  # type: ignore[method-assign]
     service.page = recording_page  # type: ignore[method-assign]
     QTest.keyClicks(panel.filter_edit, "grace")
-    assert counted == [] and not panel.model.busy, "nothing is read while the user types"
+    assert paged == [] and counted == [] and not panel.model.busy, "nothing is read while the user types"
     qtbot.waitUntil(lambda: panel.model.total == 3 and not panel.model.busy, timeout=3000)
-    assert [text for text, _ in counted] == ["grace"], "one read after the last key, not one per key"
-    assert all(ident != gui for _, ident in counted) and paged and gui not in paged
+    # One read after the last key, not one per key; 3 rows fit one page, so they are their own count.
+    assert [text for text, _ in paged] == ["grace"] and counted == []
+    assert all(ident != gui for _, ident in paged)
     counted.clear()
     paged.clear()
     header = panel.table.horizontalHeader()
@@ -301,18 +302,20 @@ def test_typing_is_read_once_after_the_last_key_and_off_the_gui_thread(qtbot: Qt
     QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
     assert panel.model.query.sort.value == "name"
     settle(qtbot, panel)
-    assert counted and all(ident != gui for _, ident in counted) and paged and gui not in paged
+    assert paged and all(ident != gui for _, ident in counted + paged)
 
 
 def test_closing_the_window_stops_the_lists_reading_thread(qtbot: QtBot, workspace: Workspace) -> None:
     seed_marketing(workspace)
+    before = set(threading.enumerate())
     window = MainWindow(workspace)
     qtbot.addWidget(window)
     window.show()
     window.show_panel(window.stack.indexOf(window.people_panel))
     settle(qtbot, window.people_panel)
     assert window.people_panel.model.reading
-    assert any(thread.name.startswith("people-pages") for thread in threading.enumerate())
+    readers = [t for t in set(threading.enumerate()) - before if t.name.startswith("people-pages")]
+    assert readers, "the list has its reading thread"
     window.close()
     assert not window.people_panel.model.reading
-    assert not any(thread.name.startswith("people-pages") for thread in threading.enumerate())
+    assert not any(thread.is_alive() for thread in readers)
