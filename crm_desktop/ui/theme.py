@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 
 from PySide6.QtCharts import QChart, QChartView
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -152,22 +152,15 @@ def style_chart(chart: QChart, theme: Theme) -> None:
     chart.setBackgroundBrush(QColor("#0f172a" if dark else "#ffffff"))
 
 
-class ChartTheming(QObject):
-    """Dresses every chart view in the app's theme when it is first polished (charts are drawn, not styled)."""
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Polish and isinstance(watched, QChartView):
-            style_chart(watched.chart(), current_theme())
-        return False
-
-
 def apply_theme(app: QApplication, theme: Theme) -> None:
-    """Dress the whole app in ``theme``: the palette, the stylesheet in its colours, and every chart."""
+    """Dress the whole app in ``theme``: the palette, the stylesheet in its colours, and every chart shown now.
+
+    Charts are drawn, not styled: a panel that makes a chart later dresses it with :func:`style_chart` and
+    :func:`current_theme`.
+    """
     app.setPalette(palette(theme))
     app.setStyleSheet(stylesheet(theme))
     app.setProperty("crmTheme", theme.value)
-    if app.findChild(ChartTheming) is None:
-        app.installEventFilter(ChartTheming(app))
     for widget in app.allWidgets():
         if isinstance(widget, QChartView):
             style_chart(widget.chart(), theme)
