@@ -544,25 +544,48 @@ class SocialWorkflows:
     # -- the hourly job -----------------------------------------------------------------------------------------
 
     async def push_conversation_contacts(self) -> list[tuple[str, SyncResult | Exception]]:
-        """The seed's hourly job: push every contact that conversations created since the last run to each
-        integration with auto-sync on (contacts of imported files and late emails included)."""
+        """The seed's hourly job, now whatever its last run: push every contact that conversations created since
+        the last run to each integration with auto-sync on (contacts of imported files and late emails included).
+        Nothing when another runner is pushing them at this moment."""
+        return await self._hourly_push(timedelta(0)) or []
+
+    async def run_hourly_if_due(self) -> list[tuple[str, SyncResult | Exception]] | None:
+        """The hourly job when it is due, once whichever runner asks (the API's workflows, the window's scheduler,
+        ``serve``, ``sync --due``, in this process or another); ``None`` when it was not due or another took it."""
+        return await self._hourly_push(HOURLY)
+
+    async def _hourly_push(self, every: timedelta) -> list[tuple[str, SyncResult | Exception]] | None:
         now = self._clock()
+        # The mark says when the last run started, and from when it pushed: a run that stopped half-way (the
+        # process ended) leaves ``done`` false, and the next run takes its contacts again.
         stored = self.social.store.setting(HOURLY_SETTING) or {}
-        since = datetime.fromisoformat(stored["at"]) if stored.get("at") else None
-        ids = self.store.conversation_contacts_since(since, now)
+        start = stored.get("since") if stored.get("done") is False else stored.get("at")
+        previous = self.store.take_job_run(HOURLY_SETTING, now, every,
+                                           {"at": now.isoformat(), "since": start, "done": False})
+        if previous is None:
+            return None
+        start = previous.get("since") if previous.get("done") is False else previous.get("at")
+        ids = self.store.conversation_contacts_since(datetime.fromisoformat(start) if start else None, now)
         outcomes: list[tuple[str, SyncResult | Exception]] = []
-        if ids:
-            for integration in self.integrations.list():
-                if not integration.sync_config.auto_sync or integration.sync_config.direction is SyncDirection.PULL:
-                    continue
-                try:
-                    outcomes.append((integration.name, await self.sync.push_now(
-                        integration.name, {RecordObject.CONTACT: ids}, trigger=SyncTrigger.SCHEDULED)))
-                except Exception as exc:  # one integration's failure must not stop the others
-                    logger.warning("hourly push of conversation contacts to %s: %s", integration.name, exc)
-                    outcomes.append((integration.name, exc))
+        try:
+            if ids:
+                for integration in self.integrations.list():
+                    if (not integration.sync_config.auto_sync
+                            or integration.sync_config.direction is SyncDirection.PULL):
+                        continue
+                    try:
+                        outcomes.append((integration.name, await self.sync.push_now(
+                            integration.name, {RecordObject.CONTACT: ids}, trigger=SyncTrigger.SCHEDULED)))
+                    except Exception as exc:  # one integration's failure must not stop the others
+                        logger.warning("hourly push of conversation contacts to %s: %s", integration.name, exc)
+                        outcomes.append((integration.name, exc))
+        except BaseException:
+            self.social.store.put_setting(HOURLY_SETTING, previous)  # stopped: due again at the next look
+            raise
         if all(not isinstance(o, Exception) for _, o in outcomes):
-            self.social.store.put_setting(HOURLY_SETTING, {"at": now.isoformat()})
+            self.social.store.put_setting(HOURLY_SETTING, {"at": now.isoformat(), "since": start, "done": True})
+        else:
+            self.social.store.put_setting(HOURLY_SETTING, previous)  # a CRM failed: due again at the next look
         return outcomes
 
     def hourly_due(self) -> bool:
@@ -574,7 +597,7 @@ class SocialWorkflows:
         while True:
             if self.hourly_due():
                 try:
-                    await self.push_conversation_contacts()
+                    await self.run_hourly_if_due()
                 except Exception:
                     logger.exception("workflows: the hourly push of conversation contacts failed")
             await asyncio.sleep(IDLE_CHECK_SECONDS)

@@ -20,6 +20,7 @@ from crm_desktop.app.sync_service import (
     SyncTrigger,
 )
 from crm_desktop.app.text import plural
+from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.common import (
     CommandError,
@@ -177,12 +178,19 @@ def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
 Outcome = tuple[str, SyncDirection, SyncResult | Exception]
 
 
+async def _run_due(workspace: Workspace, trigger: SyncTrigger) -> list[tuple[str, SyncResult | Exception]]:
+    """The due syncs, then the social workflows' hourly push of conversation contacts when due (its runs are
+    listed with the syncs); the push's mark in the store keeps the app and ``serve`` from repeating the hour."""
+    outcomes = await workspace.sync.run_due(trigger=trigger)
+    return outcomes + (await SocialWorkflows.for_workspace(workspace).run_hourly_if_due() or [])
+
+
 def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrigger) -> list[Outcome]:
     """Run the syncs the arguments ask for; with several, one integration's failure does not stop the others."""
     service = workspace.sync
     if args.due and not args.dry_run:
         outcomes: list[Outcome] = []
-        for name, result in asyncio.run(service.run_due(trigger=trigger)):
+        for name, result in asyncio.run(_run_due(workspace, trigger)):
             direction = SyncDirection.BOTH
             if isinstance(result, SyncResult) and result.run_id is not None:
                 direction = SyncDirection(service.run(result.run_id)[0].direction)

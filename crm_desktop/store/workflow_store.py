@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.store.database import Database
@@ -21,6 +22,7 @@ from crm_desktop.store.models import (
     SyncTrigger,
     WorkflowEventKind,
     WorkflowEventRow,
+    WorkspaceSettingRow,
     utcnow,
 )
 
@@ -304,6 +306,34 @@ class WorkflowStore:
                 found.update((email, contact_id) for email, contact_id in session.execute(
                     select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(part))))
         return found
+
+    def take_job_run(self, key: str, now: datetime, every: timedelta, mark: dict[str, Any]) -> dict[str, Any] | None:
+        """Take a periodic job's run: when its mark (setting ``key``) says it last ran ``every`` or longer before
+        ``now``, or never, set the mark to ``mark`` and return what it said before; ``None`` when the job is not due
+        or another runner took this run first.
+
+        A compare-and-set on the mark's change stamp (or its insert), so of runners racing in several processes for
+        the same run exactly one gets it.
+        """
+        with self.db.session() as session:
+            row = session.get(WorkspaceSettingRow, key)
+            previous, stamp = (dict(row.value), row.updated_at) if row is not None else ({}, None)
+        if previous.get("at") and now - datetime.fromisoformat(previous["at"]) < every:
+            return None
+        try:
+            with self.db.session() as session:
+                if stamp is None:
+                    session.add(WorkspaceSettingRow(key=key, value=mark, updated_at=utcnow()))
+                    session.flush()
+                    return previous
+                taken = session.execute(
+                    update(WorkspaceSettingRow)
+                    .where(WorkspaceSettingRow.key == key, WorkspaceSettingRow.updated_at == stamp)
+                    .values(value=mark, updated_at=utcnow())
+                )
+                return previous if cast(CursorResult[Any], taken).rowcount == 1 else None
+        except IntegrityError:
+            return None  # another runner inserted the first mark
 
     def conversation_contacts_since(self, since: datetime | None, until: datetime) -> list[int]:
         """Local contacts of the conversations recorded in ``[since, until)`` (``since`` ``None``: all before)."""

@@ -25,6 +25,7 @@ from crm_desktop import __version__
 from crm_desktop.app.diagnostics import export_diagnostics
 from crm_desktop.app.paths import APP_AUTHOR, APP_NAME, AppPaths
 from crm_desktop.app.people import PeopleService
+from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.attribution_panel import AttributionPanel
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
@@ -139,7 +140,8 @@ class MainWindow(QMainWindow):
         self.field_mapping_panel = FieldMappingPanel(workspace.sync, self.tasks)
         self.conflicts_panel = ConflictsPanel(workspace.sync, self.tasks)
         self.sync_monitor_panel = SyncMonitorPanel(workspace.monitor, self.tasks)
-        self.scheduler = SyncScheduler(workspace.sync, self.tasks, parent=self)
+        self.scheduler = SyncScheduler(workspace.sync, self.tasks, workflows=SocialWorkflows.for_workspace(workspace),
+                                       parent=self)
         self.people = PeopleService(workspace.database, workspace.social, workspace.sync)
         self.people_panel = PeoplePanel(self.people, self._integration_choices())
         self.attribution_panel = AttributionPanel(self.people)

@@ -1,4 +1,5 @@
-"""The scheduler while the app is open: every minute, run the scheduled syncs that are due, one batch at a time."""
+"""The scheduler while the app is open: every minute, run the scheduled syncs that are due, one batch at a time, and
+the social workflows' hourly push when due."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from crm_desktop.app.sync_service import SyncResult, SyncService, SyncTrigger
+from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.ui.tasks import BackgroundTasks
 
 logger = logging.getLogger(__name__)
@@ -59,11 +61,16 @@ class SyncScheduler(QObject):
         *,
         every_seconds: float = CHECK_EVERY_SECONDS,
         first_check_seconds: float = FIRST_CHECK_SECONDS,
+        workflows: SocialWorkflows | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._sync = sync
         self._tasks = tasks
+        # The hourly push runs here too, so that it runs with the local API turned off; its mark in the store
+        # lets only one runner (this, the API's workflows, ``serve``, ``sync --due``) take each hour.
+        self._workflows = workflows
+        self._hourly: asyncio.Task[object] | None = None
         self._batch: asyncio.Task[list[Outcome]] | None = None
         self.timer = QTimer(self)
         self.timer.setObjectName("syncSchedulerTimer")
@@ -102,6 +109,7 @@ class SyncScheduler(QObject):
         Returns:
             the batch's task (the running one, when a batch still runs), or ``None`` when nothing is due.
         """
+        self.check_hourly()
         if self._batch is not None and not self._batch.done():
             logger.debug("scheduled syncs still running; this check waits for the next one")
             return self._batch
@@ -123,6 +131,32 @@ class SyncScheduler(QObject):
         self.batch_started.emit(names)
         self._batch = self._tasks.start(self._run_due(), name="scheduled syncs")
         return self._batch
+
+    def check_hourly(self) -> asyncio.Task[object] | None:
+        """Start the hourly push of conversation contacts when it is due; its task, or ``None`` when not started."""
+        if self._workflows is None:
+            return None
+        if self._hourly is not None and not self._hourly.done():
+            return self._hourly
+        try:
+            if not self._workflows.hourly_due():
+                return None
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None  # no loop: the next check, once the app's loop runs
+        except Exception as exc:  # the store cannot be read: the next check tries again
+            logger.warning("cannot tell whether the hourly contact push is due: %s", exc)
+            return None
+        self._hourly = self._tasks.start(self._run_hourly(self._workflows), name="hourly contact push")
+        return self._hourly
+
+    @staticmethod
+    async def _run_hourly(workflows: SocialWorkflows) -> object:
+        try:
+            return await workflows.run_hourly_if_due()
+        except Exception as exc:  # per-integration failures are in the outcomes; this is anything else
+            logger.warning("the hourly push of conversation contacts stopped: %s", exc)
+            return exc
 
     async def _run_due(self) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -4,9 +4,12 @@ over loopback, through the durable outbox, once."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +19,19 @@ import pytest
 from crm_desktop.api.server import LocalApiServer
 from crm_desktop.app.record_intake import RecordIntake
 from crm_desktop.app.sync_service import SyncTrigger
+from crm_desktop.app.workflows import HOURLY_SETTING
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli.common import ExitCode
 from crm_desktop.domain.models import Integration, Lead, SocialContext, SyncConfig, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import ConversationEvent
 from crm_desktop.providers.contract import AdapterOptions
 from crm_desktop.sandbox.core import FaultKind, FaultRule, Sandbox
 from crm_desktop.sandbox.server import SandboxServer
+from crm_desktop.store.database import Database
 from crm_desktop.store.models import DeliveryStatus
-from tests.support.cli_runs import credentials_of, make_sandbox
+from crm_desktop.store.workflow_store import WorkflowStore
+from tests.support.cli_runs import cli_workspace_on_sandbox, credentials_of, make_sandbox, run_json, workspace_at
 
 PROVIDERS = ["salesforce", "hubspot", "pipedrive"]
 
@@ -378,6 +385,49 @@ def test_the_hourly_job_pushes_contacts_of_new_conversations_once(tmp_path: Path
 
     sandbox = run_desk(tmp_path, provider, scenario)
     assert [p["email"] for p in crm_people(sandbox, provider)] == ["lea@example.com"]
+
+
+def test_sync_due_runs_the_hourly_push_with_no_api_and_not_twice_an_hour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "data"
+    sandbox = cli_workspace_on_sandbox(data_dir, "salesforce", monkeypatch)
+    code, first = run_json(data_dir, ["sync", "--due"], capsys)  # the scheduled sync; the hourly job finds nobody
+    assert code == ExitCode.OK and len(first["results"]) == 1
+    with workspace_at(data_dir) as workspace:
+        workspace.social.record_conversations([ConversationEvent.model_validate(CONVERSATION)])
+        # The last hourly run was more than an hour ago (before the conversation came in).
+        hour_ago = (datetime.now(UTC) - timedelta(minutes=61)).isoformat()
+        workspace.social.store.put_setting(HOURLY_SETTING, {"at": hour_ago, "since": hour_ago, "done": True})
+    code, second = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK
+    [pushed] = second["results"]
+    assert pushed["trigger"] == "scheduled" and pushed["counts"]["created"] == 1
+    assert [p["email"] for p in crm_people(sandbox, "salesforce")] == ["lea@example.com"]
+    code, third = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK and third == {"results": []}  # the same hour: nothing again
+
+
+def test_of_runners_racing_for_the_hourly_run_exactly_one_takes_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    Database(url).migrate()
+    now = datetime.now(UTC)
+    start = threading.Barrier(6)
+
+    def runner() -> dict[str, Any] | None:
+        database = Database(url)
+        try:
+            start.wait()
+            return WorkflowStore(database).take_job_run("workflows.hourly_push", now, timedelta(hours=1),
+                                                        {"at": now.isoformat()})
+        finally:
+            database.close()
+
+    for _ in range(2):  # the first mark is an insert, later ones an update
+        with ThreadPoolExecutor(6) as pool:
+            taken = [r for r in pool.map(lambda _: runner(), range(6)) if r is not None]
+        assert len(taken) == 1
+        now += timedelta(hours=1)
 
 
 def test_a_rate_limited_crm_gets_the_event_once_after_the_wait(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import pytest
 import qasync
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.sync_service import SyncTrigger
+from crm_desktop.app.sync_service import SyncResult, SyncTrigger
+from crm_desktop.domain.social import ConversationEvent
 from crm_desktop.store.models import utcnow
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.scheduler import MAX_TIMER_MS, timer_interval_ms
@@ -115,3 +116,25 @@ def test_a_scheduled_failure_is_a_sentence_in_the_monitor(
     notice = window.sync_monitor_panel.notice
     assert notice.tone == "error"
     assert "hubspot-revoked" in notice.text() and "failed: " in notice.text()
+
+
+def test_with_the_api_off_the_scheduler_runs_the_hourly_contact_push_once(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_DESKTOP_API_PORT", "off")  # the window alone: no local API, so no API workflows
+    hubspot.workspace.social.record_conversations([ConversationEvent.model_validate({
+        "conversationId": "ig-c-9", "platform": "instagram", "startedAt": "2026-11-20T10:00:00Z",
+        "participant": {"email": "nia@example.com", "firstName": "Nia", "username": "nia.k"}})])
+    before = hubspot.sandbox.summary()["contacts"]
+    task = window.scheduler.check_hourly()
+    assert task is not None
+    qtbot.waitUntil(task.done, timeout=10_000)
+    outcomes = task.result()
+    assert isinstance(outcomes, list)
+    [(name, result)] = outcomes
+    assert name == "hubspot-auto" and isinstance(result, SyncResult) and result.counts.get("created") == 1
+    assert hubspot.sandbox.summary()["contacts"] == before + 1
+    assert [run.trigger for run in hubspot.workspace.sync.runs()] == ["scheduled"]
+    # A second tick in the same hour starts nothing.
+    assert window.scheduler.check_hourly() is None
+    assert len(hubspot.workspace.sync.runs()) == 1
