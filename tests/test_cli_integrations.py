@@ -108,6 +108,7 @@ def test_the_table_says_what_the_ladder_said() -> None:
         NotFoundError: ExitCode.USAGE, StoreConfigError: ExitCode.USAGE, ConflictResolutionError: ExitCode.USAGE,
         VaultError: ExitCode.USAGE, ConfigurationError: ExitCode.USAGE, AuthError: ExitCode.AUTH,
         SyncAlreadyRunning: ExitCode.PARTIAL, ProviderError: ExitCode.PARTIAL, KeyboardInterrupt: ExitCode.PARTIAL,
+        OSError: ExitCode.USAGE,
     }
     assert {cls: code for cls, (code, _) in ERROR_EXITS.items()} == expected
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 import qasync
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -33,6 +34,18 @@ def qt_settings_dir(tmp_path: Path) -> Path:
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def qt_objects_die_on_the_gui_thread(qapp: QApplication) -> Iterator[None]:
+    """After each test (and after pytest-qt closed its widgets), delete what was scheduled for deletion and collect
+    the test's garbage here, on the GUI thread. Otherwise a Python collection that happens to run later on another
+    thread (a sandbox server's, the People list's reading thread) destroys Qt widgets there, which corrupts Qt's
+    widget list: a later ``setStyleSheet`` then crashes walking it."""
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture
