@@ -571,7 +571,11 @@ class SyncEngine:
                 local_changes[name] = FieldChange(local_value, crm_value, reason)
                 new_base[name] = crm_value
             else:
-                needs_push = True  # the push phase sends the local value (base stays where it was)
+                # The push phase sends the local value. The base takes the CRM's value as it is now, so the push's
+                # audit records what the CRM held before it (an undo puts that back, also on a first link) and a
+                # push that fails leaves the CRM unchanged against its base: the next run sends the local value.
+                new_base[name] = crm_value
+                needs_push = True
             if decision is not None:
                 rule = _RULE_WORDS[mapping.conflict_rule]
                 side = Side.LOCAL if decision is ConflictDecision.CRM_KEPT else Side.CRM

@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import Enum, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import LeadStatus, Provider, Sentiment, SocialPlatform, TouchpointType
-from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.social import ConversionSource, MessageDirection
 from crm_desktop.store.database import Database, StoreConfigError, make_engine, sqlite_url, upgrade_to_head
 from crm_desktop.store.models import (
+    AlertRow,
     AuditLogRow,
     Base,
     CampaignRow,
@@ -23,6 +25,7 @@ from crm_desktop.store.models import (
     ConversationRow,
     ConversionRow,
     CrmLinkRow,
+    DeliveryStatus,
     FieldMappingRow,
     IntegrationRow,
     LeadRow,
@@ -30,11 +33,15 @@ from crm_desktop.store.models import (
     OutboxRow,
     SocialIdentityRow,
     SocialProfileRow,
+    SyncAttemptMetricsRow,
     SyncCursorRow,
     SyncRecordLogRow,
     SyncRunRow,
+    SyncRunStatus,
     SyncTrigger,
     TouchpointRow,
+    WorkflowEventKind,
+    WorkflowEventRow,
 )
 
 pytestmark = pytest.mark.postgres
@@ -114,6 +121,12 @@ def one_row_per_table(database: Database) -> dict[str, int]:
                 values_hash="0" * 64,
             ),
             SyncCursorRow(integration_id=integration.id, object=RecordObject.CONTACT, cursor="2026-11-27T00:00:00Z"),
+            SyncAttemptMetricsRow(integration_id=integration.id, run_id=run.id, status=SyncRunStatus.FAILED,
+                                  error_category=ErrorCategory.NETWORK),
+            AlertRow(kind=AlertKind.RUN_FAILED, integration_id=integration.id, integration_name="HubSpot EU",
+                     message="the run failed", run_id=run.id),
+            WorkflowEventRow(integration_id=integration.id, event_key="e" * 64, kind=WorkflowEventKind.MESSAGE,
+                             payload={}, status=DeliveryStatus.PENDING),
         ]
         session.add_all(rows)
         session.flush()

@@ -1,18 +1,14 @@
 """Undo of a run that first linked a contact both sides already held (found by the two-way crash drill).
 
-Known bug, kept as a strict expected failure until the engine is fixed: when a two-way run links a local contact to
-the CRM record with the same email and the local value wins, the push's audit row records the CRM's old value as
-empty (``None``), so ``runs undo`` takes the record for one the run created and keeps the CRM's new value instead
-of restoring the one it held before the run. (After a crash the resumed write audits every field with an empty old
-value too, and the undo then blanks them on both sides.)
+When a two-way run links a local contact to the CRM record with the same email and the local value wins, the push's
+audit row must record the value the CRM held before (it recorded it as empty, so ``runs undo`` took the record for
+one the run created and kept the CRM's new value). The same holds for a later conflict the local side wins.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, Provider
@@ -24,7 +20,6 @@ from crm_desktop.vault.ephemeral import EphemeralKeyring
 from tests.sync.conftest import scenario
 
 
-@pytest.mark.xfail(strict=True, reason="the first link's push audits the CRM's old value as empty")
 @scenario
 async def test_undo_of_a_first_link_restores_the_crm_value(tmp_path: Path) -> None:
     sandbox: Any = make_sandbox("hubspot", SandboxConfig())  # HubSpot's own seeding and record table
