@@ -10,17 +10,16 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from crm_desktop.domain.alerts import Alert, AlertKind
+from crm_desktop.ui.widgets import record_table
 from crm_desktop.ui.wording import local_time, short_time
 
 logger = logging.getLogger(__name__)
@@ -141,21 +140,8 @@ class AlertsPanel(QWidget):
         self._clear = clear
         self._dismiss = dismiss
         self.model = AlertsTableModel(load, self)
-        self.table = QTableView()
-        self.table.setObjectName("alertsTable")
-        self.table.setAccessibleName("Alerts")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
+        self.table = record_table(self.model, "Alerts", "alertsTable")
         header = self.table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(AlertColumn.DETAILS, QHeaderView.ResizeMode.Stretch)
         for column, width in ((AlertColumn.WHEN, 110), (AlertColumn.INTEGRATION, 150), (AlertColumn.ALERT, 170),
                               (AlertColumn.RUN, 80)):

@@ -10,7 +10,6 @@ from typing import Any
 from PySide6.QtCore import QItemSelection, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -21,7 +20,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QStackedWidget,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +40,7 @@ from crm_desktop.ui.integrations_model import (
     interval_text,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import PanelHeading, set_tone
+from crm_desktop.ui.widgets import PanelHeading, record_table, set_tone
 from crm_desktop.ui.wording import connection_sentence, error_sentence
 
 __all__ = ["IntegrationDetails", "IntegrationDialog", "IntegrationsPanel", "IntegrationsTableModel"]
@@ -300,20 +298,8 @@ class IntegrationsPanel(QWidget):
         self.sign_in_button.setVisible(False)
 
         self.model = IntegrationsTableModel(service, self)
-        self.table = QTableView()
-        self.table.setAccessibleName("Integrations")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
+        self.table = record_table(self.model, "Integrations")
         header = self.table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         # The description takes whatever room the fitted columns leave; its full text is in the tooltip.
         header.setSectionResizeMode(IntegrationColumn.DESCRIPTION, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(60)

@@ -11,7 +11,6 @@ from typing import Any, Protocol, TypeVar
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -60,7 +59,7 @@ from crm_desktop.ui.sync_runs_model import (
     run_status,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading
+from crm_desktop.ui.widgets import Notice, PanelHeading, style_record_table
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
     RUN_DIRECTION_NAMES,
@@ -374,17 +373,8 @@ class SyncMonitorPanel(QWidget):
 
     @staticmethod
     def _style_table(table: QTableView) -> None:
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.setAlternatingRowColors(True)
-        table.setShowGrid(False)
-        table.setWordWrap(False)
-        table.verticalHeader().hide()
-        header = table.horizontalHeader()
-        header.setHighlightSections(False)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        header.setMinimumSectionSize(50)
+        style_record_table(table)
+        table.horizontalHeader().setMinimumSectionSize(50)
 
     #: The widest text each column can show, so columns fit before any run exists and never clip later.
     WIDEST_TEXTS: dict[RunColumn, tuple[str, ...]] = {

@@ -14,15 +14,12 @@ from typing import Any, NamedTuple
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -30,6 +27,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
+from crm_desktop.ui.widgets import record_table
 
 logger = logging.getLogger(__name__)
 
@@ -205,19 +203,9 @@ class SyncPreviewDialog(QDialog):
         self.busy_bar.setTextVisible(False)
         self.busy_bar.setMaximumHeight(6)
         self.model = PreviewTableModel(self)
-        self.table = QTableView()
-        self.table.setObjectName("previewTable")
-        self.table.setAccessibleName("Changes the sync would make")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
+        self.table = record_table(self.model, "Changes the sync would make", "previewTable", single_selection=False)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for column, width in ((PreviewColumn.INTEGRATION, 140), (PreviewColumn.OBJECT, 70),
                               (PreviewColumn.RECORD, 200), (PreviewColumn.WHERE, 90), (PreviewColumn.ACTION, 80),
                               (PreviewColumn.FIELD, 110)):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QAbstractItemModel, Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 #: The tones a notice can take; the stylesheet colours ``[tone="..."]``.
 TONES = ("info", "ok", "error")
@@ -67,3 +67,32 @@ class Notice(QLabel):
     def tone(self) -> str:
         """The notice's tone."""
         return str(self.property("tone") or "info")
+
+
+def record_table(model: QAbstractItemModel, accessible_name: str, object_name: str = "", *,
+                 single_selection: bool = True) -> QTableView:
+    """A read-only table of records as every panel shows them: whole rows selected, alternating rows, no grid, no
+    row numbers, headers left-aligned, columns sized by hand (the caller stretches the one that takes the room)."""
+    table = QTableView()
+    if object_name:
+        table.setObjectName(object_name)
+    table.setAccessibleName(accessible_name)
+    table.setModel(model)
+    style_record_table(table, single_selection=single_selection)
+    return table
+
+
+def style_record_table(table: QTableView, *, single_selection: bool = True) -> None:
+    """Give an existing table the look of :func:`record_table`."""
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    if single_selection:
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    table.setWordWrap(False)
+    table.verticalHeader().hide()
+    header = table.horizontalHeader()
+    header.setHighlightSections(False)
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
