@@ -111,6 +111,7 @@ def run_desk(tmp_path: Path, provider: str, scenario: Callable[[Desk], Awaitable
     sandbox = make_sandbox(provider, **(sandbox_config or {}))
     served = SandboxServer([sandbox])
     served.start()
+    desks: list[Desk] = []
     try:
         workspace = Workspace.open(tmp_path / "data")
         # One try per request: a CRM that is down fails the delivery at once, and the outbox retries it.
@@ -127,8 +128,9 @@ def run_desk(tmp_path: Path, provider: str, scenario: Callable[[Desk], Awaitable
             token = server.tokens.current()
             async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"},
                                          timeout=30) as client:
+                desks.append(Desk(workspace, server, sandbox, served, provider, client))
                 try:
-                    await scenario(Desk(workspace, server, sandbox, served, provider, client))
+                    await scenario(desks[0])
                 finally:
                     await server.stop()
 
@@ -138,6 +140,8 @@ def run_desk(tmp_path: Path, provider: str, scenario: Callable[[Desk], Awaitable
             workspace.close()
     finally:
         served.stop()
+        for desk in desks:  # a scenario that served the CRM again on its address left that server to stop
+            desk.served.stop()
     return sandbox
 
 
