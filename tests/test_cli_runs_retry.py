@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from crm_desktop.cli import ExitCode
-from crm_desktop.cli import common as cli_common
-from crm_desktop.domain.models import Contact, Integration
+from crm_desktop.domain.models import Contact
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from tests.support.cli_runs import run, run_json, workspace_at
+from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
 
 
 @pytest.fixture
@@ -23,12 +22,8 @@ def sandbox() -> HubSpotSandbox:
 @pytest.fixture
 def data_dir(tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A workspace with one HubSpot integration ``hs`` and three contacts; the CLI talks to the sandbox."""
-    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
-    directory = tmp_path / "D"
+    directory = connect_cli(tmp_path / "D", "hubspot", sandbox, monkeypatch, name="hs")
     with workspace_at(directory) as workspace:
-        workspace.integrations.add(
-            Integration(provider="hubspot", name="hs", base_url=sandbox.base_url), sandbox.credentials()
-        )
         workspace.contacts.save_many(Contact(email=f"p{n}@example.com", first_name=f"P{n}") for n in range(1, 4))
     return directory
 

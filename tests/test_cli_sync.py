@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 
 from crm_desktop.cli import ExitCode, main
-from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.models import Contact, Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule
-from tests.support.cli_runs import run, run_json, workspace_at
+from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
 
 CONTACTS_CSV = (
     "email,firstName,lastName,company,twitter_username\n"
@@ -34,13 +33,7 @@ def sandbox() -> HubSpotSandbox:
 @pytest.fixture
 def data_dir(tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A workspace with one HubSpot integration ``hs``; every workspace the CLI opens talks to the sandbox."""
-    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
-    directory = tmp_path / "D"
-    with workspace_at(directory) as workspace:
-        workspace.integrations.add(
-            Integration(provider="hubspot", name="hs", base_url=sandbox.base_url), sandbox.credentials()
-        )
-    return directory
+    return connect_cli(tmp_path / "D", "hubspot", sandbox, monkeypatch, name="hs")
 
 
 def crm_writes(sandbox: HubSpotSandbox, after: int = 0) -> list[str]:

@@ -16,14 +16,14 @@ import pytest
 
 from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Integration, Lead, LeadStatus, Provider
+from crm_desktop.domain.models import Lead, LeadStatus
 from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent
-from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
-from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import WorkspaceSettingRow
+from tests.support.cli_runs import workspace_at
+from tests.support.served_crms import served_crms
 
 pytestmark = pytest.mark.loopback
 
@@ -46,28 +46,11 @@ class Crms:
 
 @pytest.fixture
 def crms(tmp_path: Path) -> Iterator[Crms]:
-    salesforce = SalesforceSandbox(SandboxConfig(contacts=8, seed=3))
-    hubspot = HubSpotSandbox(SandboxConfig(contacts=0, seed=4))
-    pipedrive = PipedriveSandbox(SandboxConfig(contacts=8, seed=5))
-    pipedrive.apply_config({"burst_limit": 120, "search_burst_limit": 100})
-    server = SandboxServer([salesforce, hubspot, pipedrive])
-    server.start()
-    workspace = Workspace.open(tmp_path / "workspace")
-    try:
-        for provider, sandbox in ((Provider.SALESFORCE, salesforce), (Provider.HUBSPOT, hubspot),
-                                  (Provider.PIPEDRIVE, pipedrive)):
-            credentials = sandbox.credentials()
-            if provider is Provider.PIPEDRIVE:
-                credentials = {"apiToken": credentials["apiToken"]}
-            workspace.integrations.add(
-                Integration(provider=provider, name=provider.value, base_url=sandbox.base_url, domain="acme"),
-                credentials,
-            )
+    with served_crms(salesforce_contacts=8, pipedrive_contacts=8) as served, \
+            workspace_at(tmp_path / "workspace") as workspace:
+        served.connect(workspace)
         conversions = ConversionService(workspace.database, workspace.integrations, workspace.crm, workspace.social)
-        yield Crms(workspace, conversions, salesforce, hubspot, pipedrive)
-    finally:
-        workspace.close()
-        server.stop()
+        yield Crms(workspace, conversions, served.salesforce, served.hubspot, served.pipedrive)
 
 
 def touch(crms: Crms, email: str, campaign: str, *, days_ago: float = 2, kind: str = "click") -> None:

@@ -17,14 +17,14 @@ from crm_desktop.app.crm_web import CrmLinkUnavailable, record_web_url
 from crm_desktop.app.duplicates import DuplicateReason, MergeError, email_identity
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile, SyncDirection
+from crm_desktop.domain.models import Contact, Provider, SocialPlatform, SocialProfile, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
-from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import SyncRecordLogRow, SyncRunStatus, SyncTrigger
+from tests.support.cli_runs import workspace_at
+from tests.support.served_crms import served_crms
 
 pytestmark = pytest.mark.loopback
 
@@ -56,24 +56,8 @@ class Desk:
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
-    salesforce = SalesforceSandbox(SandboxConfig(contacts=0, seed=3))
-    hubspot = HubSpotSandbox(SandboxConfig(contacts=0, seed=4))
-    pipedrive = PipedriveSandbox(SandboxConfig(contacts=0, seed=5))
-    pipedrive.apply_config({"burst_limit": 120, "search_burst_limit": 100})
-    server = SandboxServer([salesforce, hubspot, pipedrive])
-    server.start()
-    workspace = Workspace.open(tmp_path / "workspace")
-    try:
-        for provider, sandbox in ((Provider.SALESFORCE, salesforce), (Provider.HUBSPOT, hubspot),
-                                  (Provider.PIPEDRIVE, pipedrive)):
-            credentials = sandbox.credentials()
-            if provider is Provider.PIPEDRIVE:
-                credentials = {"apiToken": credentials["apiToken"]}
-            workspace.integrations.add(
-                Integration(provider=provider, name=provider.value, base_url=sandbox.base_url,
-                            domain="acme" if provider is Provider.PIPEDRIVE else None),
-                credentials,
-            )
+    with served_crms() as served, workspace_at(tmp_path / "workspace") as workspace:
+        served.connect(workspace)
         workspace.contacts.save_many([
             Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace", company=None,
                     phone="+14155550101",
@@ -85,10 +69,7 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
                     social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ADA")]),
         ])
         people = PeopleService(workspace.database, workspace.social, workspace.sync)
-        yield Desk(workspace, people, salesforce, hubspot, pipedrive)
-    finally:
-        workspace.close()
-        server.stop()
+        yield Desk(workspace, people, served.salesforce, served.hubspot, served.pipedrive)
 
 
 def test_email_identity_reaches_the_same_mailbox() -> None:

@@ -44,6 +44,10 @@ def workspace_at(directory: Path) -> Iterator[Workspace]:
         workspace.close()
 
 
+#: Pipedrive's requests and searches per 2 s, raised so that tests are not throttled.
+PIPEDRIVE_UNTHROTTLED = {"burst_limit": 120, "search_burst_limit": 100}
+
+
 def make_sandbox(provider: str, **config: Any) -> Sandbox:
     """An empty sandbox of ``provider``; Pipedrive's bursts raised so that tests are not throttled."""
     settings = SandboxConfig(contacts=0, **config)
@@ -51,7 +55,7 @@ def make_sandbox(provider: str, **config: Any) -> Sandbox:
         return HubSpotSandbox(settings)
     if provider == "pipedrive":
         sandbox: Sandbox = PipedriveSandbox(settings)
-        sandbox.apply_config({"burst_limit": 120, "search_burst_limit": 100})
+        sandbox.apply_config(PIPEDRIVE_UNTHROTTLED)
         return sandbox
     return SalesforceSandbox(settings)
 
@@ -62,6 +66,22 @@ def credentials_of(provider: str, sandbox: Sandbox) -> dict[str, Any]:
     return {"apiToken": credentials["apiToken"]} if provider == "pipedrive" else credentials
 
 
+def connect_cli(
+    directory: Path, provider: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, name: str = "crm"
+) -> Path:
+    """Create in ``directory`` a workspace with one integration ``name`` on ``sandbox``, and return ``directory``.
+
+    Every workspace the CLI opens afterwards talks to that sandbox.
+    """
+    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
+    with workspace_at(directory) as workspace:
+        workspace.integrations.add(
+            Integration(provider=provider, name=name, base_url=sandbox.base_url, domain="acme"),
+            credentials_of(provider, sandbox),
+        )
+    return directory
+
+
 def cli_workspace_on_sandbox(
     directory: Path, provider: str, monkeypatch: pytest.MonkeyPatch, name: str = "crm"
 ) -> Sandbox:
@@ -70,10 +90,5 @@ def cli_workspace_on_sandbox(
     Every workspace the CLI opens afterwards talks to that sandbox.
     """
     sandbox = make_sandbox(provider)
-    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
-    with workspace_at(directory) as workspace:
-        workspace.integrations.add(
-            Integration(provider=provider, name=name, base_url=sandbox.base_url, domain="acme"),
-            credentials_of(provider, sandbox),
-        )
+    connect_cli(directory, provider, sandbox, monkeypatch, name)
     return sandbox
