@@ -51,9 +51,11 @@ logger = logging.getLogger(__name__)
 
 CRMS = ("salesforce", "hubspot", "pipedrive")
 #: Raised Pipedrive bursts and HubSpot's top plan, so that the figures are the app's, not a plan's throttle.
+#: Pipedrive's daily token budget is 30,000 x plan multiplier x seats: one seat's 30,000 runs out after about 2,400
+#: events of this mix (about 12 tokens an event), so the run gives the company ten seats' worth.
 SETTINGS: dict[str, dict[str, Any]] = {
     "hubspot": {"ten_second_limit": 190},
-    "pipedrive": {"burst_limit": 120, "search_burst_limit": 100},
+    "pipedrive": {"burst_limit": 120, "search_burst_limit": 100, "daily_token_budget": 300_000},
     "salesforce": {},
 }
 #: What the CRM's summary calls its timeline entries and its people.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from crm_desktop.app.conversions import ConversionService
 from crm_desktop.app.crm_actions import CrmActions
@@ -57,6 +57,8 @@ from crm_desktop.sync.mapping import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 __all__ = [
     "ConflictRow",
@@ -251,7 +253,7 @@ class SyncService:
             running = self._running.get(integration.id)
             if running is not None and not running.done():
                 return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._run(integration, direction, trigger, dry_run, progress))
+        task = _outliving_its_caller(self._run(integration, direction, trigger, dry_run, progress), integration)
         if not dry_run:
             self._running[integration.id] = task
         try:
@@ -310,8 +312,8 @@ class SyncService:
         async with self._push_turns.setdefault(integration.id, asyncio.Lock()):
             if self.is_running(name):
                 raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
-            task = asyncio.ensure_future(
-                self._run(integration, SyncDirection.PUSH, trigger, False, None, local_ids=local_ids)
+            task = _outliving_its_caller(
+                self._run(integration, SyncDirection.PUSH, trigger, False, None, local_ids=local_ids), integration
             )
             return await asyncio.shield(task)
 
@@ -416,6 +418,16 @@ class SyncService:
                 integration.name, obj.value, ", ".join(fitted.missing), integration.name,
             )
         return with_crm_lengths(fitted.mappings, crm_fields)
+
+    async def _off_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await ``coroutine`` on the sync worker when there is one (the desktop app's loop only draws), else here."""
+        if self._worker is None:
+            return await coroutine
+        return await self._worker.run(coroutine)
+
+    def _syncing_ids(self) -> set[int]:
+        """The integrations whose sync runs in this process now (read on the caller's loop, which owns the runs)."""
+        return {integration_id for integration_id, task in self._running.items() if not task.done()}
 
     def is_running(self, name: str) -> bool:
         integration = self.integrations.get(name)
@@ -541,3 +553,18 @@ class SyncService:
     def remove_import_listener(self, listener: ImportListener) -> None:
         if listener in self._import_listeners:
             self._import_listeners.remove(listener)
+
+
+def _outliving_its_caller(run: Coroutine[Any, Any, SyncResult], integration: Integration) -> asyncio.Task[SyncResult]:
+    """The run as a task that goes on when the one awaiting it is cancelled (a window closing, a delivery worker
+    stopping): a run stopped halfway would leave its page unapplied. ``asyncio.shield`` forgets the task once its
+    caller is cancelled, so how such a run ended is logged here rather than reported as never retrieved (the run's
+    listeners have heard it already)."""
+    task = asyncio.ensure_future(run)
+
+    def ended(done: asyncio.Task[SyncResult]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            logger.debug("run of %s ended: %s", integration.name, done.exception())
+
+    task.add_done_callback(ended)
+    return task
