@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func, select
+from sqlalchemy import Table, case, distinct, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -269,6 +269,18 @@ class MetricsStore:
                 int(pending.get(integration_id, 0)),
             )
         return facts
+
+    def synced_records(self, run_id: int) -> dict[RecordObject, int]:
+        """Records of each object a run created or updated, on either side, each counted once (from its record
+        log: the run's result keeps only a sample of its changes)."""
+        with self._db.session() as session:
+            rows = session.execute(
+                select(SyncRecordLogRow.object, func.count(distinct(SyncRecordLogRow.record_key)))
+                .where(SyncRecordLogRow.run_id == run_id,
+                       SyncRecordLogRow.outcome.in_([RecordOutcome.CREATED, RecordOutcome.UPDATED]))
+                .group_by(SyncRecordLogRow.object)
+            ).all()
+        return {obj: int(count) for obj, count in rows}
 
     def error_groups(self, run_id: int) -> list[ErrorGroup]:
         """A run's failed records grouped by error category, most first, each with its first record as sample."""

@@ -39,11 +39,12 @@ def lead(number: int) -> Lead:
 
 
 def plan_of(result: SyncResult) -> list[tuple[Any, ...]]:
-    """Every change of a run (unchanged records included), comparable and in a stable order."""
+    """Every change of a run worth showing (records left unchanged are compared by their count, which is all a real
+    run's plan keeps of them), comparable and in a stable order."""
     return sorted(
         (c.key, tuple(sorted((name, f.old, f.new, f.reason) for name, f in c.fields.items())), c.reason,
          c.decision.value if c.decision else "")
-        for c in result.plan.changes
+        for c in result.changes
     )
 
 
