@@ -568,6 +568,10 @@ class OutboxRow(Base):
     crm_id: Mapped[str | None] = mapped_column(String(64))
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     base_after: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What the CRM held, as planned, in each field the write changes (local field -> value): a write resumed
+    #: after a crash is audited with these, so undo puts them back. NULL for a create (nothing held before) and
+    #: for writes queued by a version without this column (the link's base stands in for them).
+    crm_old_values: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     values_hash: Mapped[str] = mapped_column(String(64))
     local_version: Mapped[datetime | None]
     status: Mapped[OutboxStatus] = mapped_column(str_enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING)

@@ -99,6 +99,9 @@ class OutboxItem:
     values_hash: str
     local_version: datetime | None
     run_id: int | None
+    #: What the CRM held, as planned, in each field the write changes (local field -> value); ``None`` for a
+    #: create, and for a write queued before the outbox kept them.
+    crm_old_values: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -655,6 +658,7 @@ class SyncStore:
                 OutboxItem(
                     r.id, r.object, r.local_id, r.email, r.crm_id, dict(r.fields), dict(r.base_after),
                     r.values_hash, r.local_version, r.run_id,
+                    dict(r.crm_old_values) if r.crm_old_values is not None else None,
                 )
                 for r in rows
             ]

@@ -757,6 +757,9 @@ class SyncEngine:
                     "crm_id": out.link.crm_id if out.link else None,
                     "fields": out.send,
                     "base_after": out.base_after,
+                    # Kept with the write: if the process dies after the CRM took it, the run that resumes it
+                    # audits these, whether the record was linked or found by email.
+                    "crm_old_values": _crm_old_values(planned[out.local.record.email]),
                     "values_hash": out.digest,
                     "local_version": out.local.updated_at,
                 }
@@ -786,12 +789,14 @@ class SyncEngine:
                     superseded.append((newest[item.local_id], "superseded by a newer write"))
                 newest[item.local_id] = item
             batch = list(newest.values())
-            # A write resumed after a crash has no plan: its old values are the link's base, not yet moved.
+            # A write resumed after a crash has no plan: its old values are those the outbox kept with it, or for a
+            # write queued before the outbox kept them, the link's base (not yet moved).
             resumed = {i.local_id for i in batch if i.email not in planned}
+            unkept = [i.local_id for i in batch if i.local_id in resumed and i.crm_old_values is None]
             old_bases = {
                 local_id: link.base_values
-                for local_id, link in self.store.links_for_local(self.integration_id, obj, list(resumed)).items()
-            } if resumed else {}
+                for local_id, link in self.store.links_for_local(self.integration_id, obj, unkept).items()
+            } if unkept else {}
             notes = self._notes(obj, batch)
             outbound = [OutboundRecord(email=i.email, fields=i.fields, crm_id=i.crm_id, note=notes.get(i.local_id))
                         for i in batch]
@@ -914,9 +919,20 @@ def _differences(out: _Outgoing, match: CrmRecord, mappings: list[FieldMapping])
     return differs
 
 
-def _resumed_changes(item: OutboxItem, old_base: dict[str, Any] | None) -> dict[str, FieldChange]:
-    """The fields a resumed write changed: against the link's base when linked, all of them for a new record."""
+def _crm_old_values(planned: PlannedChange) -> dict[str, Value] | None:
+    """What the CRM holds in the fields a planned push write changes; ``None`` for a create."""
+    if planned.action is ChangeAction.CREATE:
+        return None
+    return {name: change.old for name, change in planned.fields.items()}
+
+
+def _resumed_changes(item: OutboxItem, link_base: dict[str, Any] | None) -> dict[str, FieldChange]:
+    """The fields a resumed write changed, from the CRM's values before it: those the outbox kept with the write;
+    for a write queued before it kept them, the link's base; none at all (every field new) for a create."""
     reason = "resumed after an interrupted run"
-    if old_base is None:
+    if item.crm_old_values is not None:
+        return {k: FieldChange(old, item.base_after.get(k), reason) for k, old in item.crm_old_values.items()}
+    if link_base is None:
         return {k: FieldChange(None, v, reason) for k, v in item.base_after.items() if v is not None}
-    return {k: FieldChange(old_base.get(k), v, reason) for k, v in item.base_after.items() if old_base.get(k) != v}
+    return {k: FieldChange(link_base.get(k), v, reason) for k, v in item.base_after.items()
+            if link_base.get(k) != v}
