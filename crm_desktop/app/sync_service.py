@@ -493,11 +493,16 @@ class SyncService:
             UndoRefused: when the run was undone already, or values it wrote changed after it (without ``force``).
             SyncAlreadyRunning: when a sync of the integration is running (the store's lock does not tell runs of
                 this process apart).
+
+        On the sync worker when there is one (the desktop app), like a run.
         """
+        return await self._off_loop(self._undo_here(run_id, trigger, force, self._syncing_ids()))
+
+    async def _undo_here(self, run_id: int, trigger: SyncTrigger, force: bool, syncing: set[int]) -> UndoReport:
         if self.store.get_run(run_id).trigger is SyncTrigger.IMPORT:
             return self.imports.undo(run_id, force=force)
         integration = self.integration_of_run(run_id)
-        if self.is_running(integration.name):
+        if integration.id in syncing:
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
         adapter = self.actions.adapter_for(integration)
         try:
@@ -519,7 +524,14 @@ class SyncService:
         return self.store.get_conflict(conflict_id)
 
     async def resolve(self, conflict_id: int, *, take: str | None = None, value: str | None = None) -> Any:
-        """Resolve a conflict: take the CRM's value, the local one, or a typed value; applied to both sides."""
+        """Resolve a conflict: take the CRM's value, the local one, or a typed value; applied to both sides.
+
+        On the sync worker when there is one (the desktop app), like a run: its store writes and CRM call never
+        hold up the caller's loop.
+        """
+        return await self._off_loop(self._resolve_here(conflict_id, take, value))
+
+    async def _resolve_here(self, conflict_id: int, take: str | None, value: str | None) -> Any:
         conflict = self.store.get_conflict(conflict_id)
         integration = self.integrations.get_by_id(conflict.integration_id)
         adapter = self.actions.adapter_for(integration)

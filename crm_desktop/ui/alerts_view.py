@@ -8,18 +8,18 @@ from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from crm_desktop.domain.alerts import Alert, AlertKind
-from crm_desktop.ui.widgets import record_table
+from crm_desktop.ui.widgets import ask_to_confirm, record_table, row_keys
 from crm_desktop.ui.wording import local_time, short_time
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ class AlertsPanel(QWidget):
 
     Attributes:
         model, table: the alerts.
+        keys: Enter reconnects a refused sign-in or opens the alert's run; Delete forgets the alert (after asking).
+        confirm_box: the "forget this alert?" question while it is open.
         open_run_button: shows the selected alert's run in the Sync Monitor.
         reconnect_button: opens the selected integration's connection settings (a refused sign-in).
         clear_button: forgets every alert.
@@ -123,11 +125,13 @@ class AlertsPanel(QWidget):
         run_requested(int): open this run.
         reconnect_requested(str): reconnect this integration.
         cleared(): the alerts were cleared.
+        status_message(str): a short note for the status bar.
     """
 
     run_requested = Signal(int)
     reconnect_requested = Signal(str)
     cleared = Signal()
+    status_message = Signal(str)
 
     def __init__(
         self,
@@ -174,7 +178,9 @@ class AlertsPanel(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.table.doubleClicked.connect(lambda _index: self.act_on_selected())
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
-        self.table.installEventFilter(self)
+        self.confirm_box: QMessageBox | None = None
+        self.keys = row_keys(self.table, on_open=lambda _row: self.act_on_selected(),
+                             on_delete=lambda _row: self.confirm_dismiss(), say=self.status_message.emit)
         self.refresh()
 
     def refresh(self) -> None:
@@ -215,9 +221,9 @@ class AlertsPanel(QWidget):
         return True
 
     def act_on_selected(self) -> None:
-        """Enter or a double-click: reconnect a refused sign-in, otherwise open the run."""
-        if not self.reconnect_selected():
-            self.open_selected_run()
+        """Enter or a double-click: reconnect a refused sign-in, otherwise open the run (or say it has none)."""
+        if not self.reconnect_selected() and not self.open_selected_run():
+            self.status_message.emit("This alert has no run to open.")
 
     def clear(self) -> None:
         """Forget every alert."""
@@ -226,8 +232,23 @@ class AlertsPanel(QWidget):
         self.refresh()
         self.cleared.emit()
 
+    def confirm_dismiss(self) -> QMessageBox | None:
+        """Delete: ask before forgetting the selected alert (window-modal, returns at once)."""
+        alert = self.selected_alert()
+        if alert is None or self._dismiss is None:
+            return None
+        self.confirm_box = ask_to_confirm(
+            self, "Forget alert", f"Forget the alert “{alert_title(alert)}” of {alert.integration_name}?", "Forget",
+            self.dismiss_selected, detail="If it happens again, it is listed and notified again.",
+            on_closed=self._confirm_closed)
+        return self.confirm_box
+
+    def _confirm_closed(self, box: QMessageBox) -> None:
+        if self.confirm_box is box:
+            self.confirm_box = None
+
     def dismiss_selected(self) -> bool:
-        """Forget the selected alert (Delete); ``False`` when none is selected."""
+        """Forget the selected alert (no question; Delete asks first); ``False`` when none is selected."""
         alert = self.selected_alert()
         if alert is None or self._dismiss is None:
             return False
@@ -237,14 +258,3 @@ class AlertsPanel(QWidget):
         if self.model.rowCount():
             self.table.selectRow(min(row, self.model.rowCount() - 1))
         return True
-
-    def eventFilter(self, watched: QObject, event: Any) -> bool:
-        """Enter on the table acts on the selected alert; Delete forgets it."""
-        if watched is self.table and isinstance(event, QKeyEvent) and event.type() == QKeyEvent.Type.KeyPress \
-                and self.selected_alert() is not None:
-            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-                self.act_on_selected()
-                return True
-            if event.key() == Qt.Key.Key_Delete:
-                return self.dismiss_selected()
-        return super().eventFilter(watched, event)

@@ -36,7 +36,7 @@ from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 from crm_desktop.ui.people_panel import MODEL_NAMES, fill_table, small_table
 from crm_desktop.ui.theme import current_theme, style_chart
-from crm_desktop.ui.widgets import Notice, PanelHeading
+from crm_desktop.ui.widgets import Notice, PanelHeading, row_keys
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +75,16 @@ class AttributionPanel(QWidget):
         conversions_chart, touchpoints_chart: the QtCharts views.
         export_button: saves the report as CSV.
         report, series: what is shown.
+        campaigns_keys, platforms_keys: Enter on a campaign or platform lists its leads in People.
 
     Signals:
         status_message(str): a line for the window's status bar.
+        campaign_requested(str), platform_requested(str): list this campaign's or platform's leads in People.
     """
 
     status_message = Signal(str)
+    campaign_requested = Signal(str)
+    platform_requested = Signal(str)
 
     def __init__(self, service: PeopleService, now: datetime | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -168,6 +172,29 @@ class AttributionPanel(QWidget):
         self.period_combo.currentIndexChanged.connect(self._period_chosen)
         self.since_edit.dateChanged.connect(lambda _: self.refresh())
         self.export_button.clicked.connect(self.choose_export_file)
+        figures = "The figures are worked out from the touchpoints and conversions; nothing is deleted here."
+        self.campaigns_keys = row_keys(self.campaigns_table, on_open=self.open_campaign, cannot_delete=figures,
+                                       say=self.status_message.emit)
+        self.platforms_keys = row_keys(self.platforms_table, on_open=self.open_platform, cannot_delete=figures,
+                                       say=self.status_message.emit)
+
+    def open_campaign(self, row: int) -> bool:
+        """Enter on a campaign: its leads in People (``False`` for the touchpoints without a campaign)."""
+        rows = self.report.by_campaign if self.report is not None else []
+        if not 0 <= row < len(rows) or not rows[row].name:
+            self.status_message.emit("These touchpoints have no campaign to list people by.")
+            return False
+        self.campaign_requested.emit(rows[row].name)
+        return True
+
+    def open_platform(self, row: int) -> bool:
+        """Enter on a platform: its leads in People."""
+        rows = self.report.by_platform if self.report is not None else []
+        if not 0 <= row < len(rows) or not rows[row].name:
+            self.status_message.emit("These touchpoints have no platform to list people by.")
+            return False
+        self.platform_requested.emit(rows[row].name)
+        return True
 
     def showEvent(self, event: QShowEvent) -> None:
         """Work the report out the first time the panel is shown (not at window start)."""

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.sync_service import ConflictRow, SyncService
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, record_table
+from crm_desktop.ui.widgets import Notice, PanelHeading, record_table, row_keys
 from crm_desktop.ui.wording import error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
@@ -239,6 +239,7 @@ class ConflictsPanel(QWidget):
 
     Attributes:
         model, table: the open conflicts.
+        keys: Enter moves to the selected conflict's decision buttons; Delete says conflicts are resolved instead.
         details: the selected conflict in full.
         keep_crm_button, keep_local_button, use_value_button: the decisions for the selected conflict.
         notice: what the last decision did, or why it failed.
@@ -296,6 +297,10 @@ class ConflictsPanel(QWidget):
         self.keep_local_button.clicked.connect(self.keep_local_value)
         self.use_value_button.clicked.connect(self.ask_for_value)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.keys = row_keys(
+            self.table, on_open=lambda _row: self.open_resolution(), say=self.status_message.emit,
+            cannot_delete="A conflict is resolved, not deleted: keep the CRM's value, yours, or type the right one.",
+        )
         self.reload()
 
     def _integration_names(self) -> dict[int, str]:
@@ -349,6 +354,14 @@ class ConflictsPanel(QWidget):
         enabled = conflict is not None and self._resolving is None
         for button in (self.keep_crm_button, self.keep_local_button, self.use_value_button):
             button.setEnabled(enabled)
+
+    def open_resolution(self) -> bool:
+        """Enter: put the keyboard on the selected conflict's first decision ("Keep CRM value")."""
+        if not self.keep_crm_button.isEnabled():
+            self.status_message.emit("This conflict is being resolved; wait for the answer.")
+            return False
+        self.keep_crm_button.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        return True
 
     # -- decisions
 
@@ -405,6 +418,7 @@ class ConflictsPanel(QWidget):
         conflict = self.model.conflict_at(row)
         self._resolving = conflict_id
         self._update_buttons()
+        self.table.setCursor(Qt.CursorShape.BusyCursor)
         self.notice.say(f"Writing the kept value of {conflict.field} for {conflict.record_key}…", "info")
         return self._tasks.start(self._apply(conflict, take, value), name=f"resolve conflict {conflict_id}")
 
@@ -419,5 +433,6 @@ class ConflictsPanel(QWidget):
             self.status_message.emit(f"Resolved the conflict on {conflict.field} of {conflict.record_key}")
         finally:
             self._resolving = None
+            self.table.setCursor(Qt.CursorShape.ArrowCursor)
             self.reload()
             self.conflicts_changed.emit()

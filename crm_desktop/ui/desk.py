@@ -102,6 +102,7 @@ class Desk(QObject):
         self.alerts_dock.hide()
         self.alerts_panel.run_requested.connect(self.open_run)
         self.alerts_panel.reconnect_requested.connect(self.reconnect)
+        self.alerts_panel.status_message.connect(lambda text: window.statusBar().showMessage(text, 8000))
 
         self.tray = DeskTray(window, available=tray_available)
         self.tray.set_paused(not self.preferences.auto_sync)
@@ -111,7 +112,6 @@ class Desk(QObject):
         self.tray.quit_requested.connect(self.quit)
 
         self._build_actions()
-        self._panel_keys()
         self.workspace.sync.add_run_listener(self._run_ended)
         self.workspace.sync.add_import_listener(self._imported)
         window.stack.currentChanged.connect(lambda _index: self._update_find_action())
@@ -151,22 +151,6 @@ class Desk(QObject):
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
         self.settings_action.triggered.connect(self.open_settings)
         window.settings_menu.insertAction(window.network_action, self.settings_action)
-
-    def _panel_keys(self) -> None:
-        """Delete and Enter on the Integrations table: remove (after asking) and edit; Enter on a run: its log."""
-        integrations = self.window.integrations_panel
-        remove = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), integrations.table)
-        remove.setContext(Qt.ShortcutContext.WidgetShortcut)
-        remove.activated.connect(integrations.confirm_remove)
-        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            edit = QShortcut(QKeySequence(key), integrations.table)
-            edit.setContext(Qt.ShortcutContext.WidgetShortcut)
-            edit.activated.connect(integrations.open_edit_dialog)
-            monitor = self.window.sync_monitor_panel
-            details = QShortcut(QKeySequence(key), monitor.runs_table)
-            details.setContext(Qt.ShortcutContext.WidgetShortcut)
-            details.activated.connect(lambda table=monitor.log_table: table.setFocus(
-                Qt.FocusReason.ShortcutFocusReason))
 
     def go_to_panel(self, index: int) -> None:
         """Ctrl+1..6: show a panel and move the keyboard into it."""
@@ -358,7 +342,7 @@ class Desk(QObject):
         dialog.deleteLater()
 
     def apply_preferences(self, preferences: DeskPreferences) -> None:
-        """Put saved settings to work: theme, auto-sync, the attribution model, the local API."""
+        """Put saved settings to work: theme, auto-sync, the attribution model, the local API, the preview."""
         before, self.preferences = self.preferences, preferences
         app = QApplication.instance()
         if isinstance(app, QApplication) and preferences.theme != before.theme:
@@ -371,5 +355,7 @@ class Desk(QObject):
         if (preferences.local_api_enabled, preferences.local_api_port) != (before.local_api_enabled,
                                                                             before.local_api_port):
             self.local_api_changed.emit()
+        monitor = self.window.sync_monitor_panel
+        monitor.preview_first_check.setChecked(self.workspace.monitor.preview.asks_first())
         self.window.integrations_panel.reload()
         self.window.statusBar().showMessage("Settings saved", 5000)

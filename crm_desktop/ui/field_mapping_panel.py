@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QStyle,
@@ -54,7 +55,7 @@ from crm_desktop.app.sync_service import (
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading
+from crm_desktop.ui.widgets import Notice, PanelHeading, ask_to_confirm, row_keys
 from crm_desktop.ui.wording import error_sentence
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,10 @@ def parse_transforms(text: str) -> tuple[Transform, ...]:
             known = ", ".join(t.value for t in Transform)
             raise ValueError(f"“{name}” is not a transform; use {known}") from None
     return tuple(transforms)
+
+
+#: The local field records are matched by (never unmapped).
+MATCHED_BY = "email"
 
 
 class MappingColumn(IntEnum):
@@ -181,6 +186,23 @@ class MappingsTableModel(QAbstractTableModel):
     def mappings(self) -> list[FieldMapping]:
         """The mappings as edited."""
         return list(self._mappings)
+
+    def remove_row(self, row: int) -> FieldMapping:
+        """Stop mapping the local field on ``row`` (an unsaved edit: Save keeps it, Revert brings it back).
+
+        Raises:
+            ValueError: for the email, which is how records are matched with the CRM's.
+            IndexError: for a row that is not there.
+        """
+        mapping = self._mappings[row]
+        if mapping.local_field == MATCHED_BY:
+            raise ValueError("the email is how records are matched with the CRM's; it stays mapped")
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._mappings[row]
+        self._problems.pop(mapping.local_field, None)
+        self.endRemoveRows()
+        self._set_dirty(True)
+        return mapping
 
     @property
     def dirty(self) -> bool:
@@ -499,6 +521,8 @@ class FieldMappingPanel(QWidget):
     Attributes:
         integration_combo, object_combo: what is shown.
         model, table: the mappings.
+        keys: Enter picks the selected row's CRM field; Delete unmaps its local field (after asking).
+        confirm_box: the "stop syncing this field?" question while it is open.
         save_button, revert_button: keep or drop the edits.
         check_button: checks the saved mapping against the CRM's live fields.
         refresh_fields_button: reads the CRM's field list again.
@@ -659,6 +683,14 @@ class FieldMappingPanel(QWidget):
         self._crm_field_delegate.refused.connect(lambda reason: self.notice.say(reason, "error"))
         self.model.dirty_changed.connect(self._dirty_changed)
         self.model.dataChanged.connect(self._mappings_edited)
+        self.model.rowsRemoved.connect(self._mappings_edited)
+        self.confirm_box: QMessageBox | None = None
+        self.keys = row_keys(self.table, on_open=self.edit_crm_field, on_delete=self.confirm_unmap,
+                             say=self.status_message.emit)
+        self.preview_keys = row_keys(
+            self.preview_table, say=self.status_message.emit,
+            cannot_open="The preview shows each field in full; pick another record above to preview it.",
+            cannot_delete="The preview follows the mapping above; change or remove a mapping there.")
         self.reload_integrations()
 
     # -- choosing
@@ -722,6 +754,47 @@ class FieldMappingPanel(QWidget):
     def _mapped_name(self, crm_field: CrmField) -> str:
         integration = self.integration()
         return self._service.mapped_name(integration, crm_field) if integration else crm_field.name
+
+    # -- keys: Enter edits, Delete unmaps
+
+    def edit_crm_field(self, row: int) -> bool:
+        """Enter: pick the CRM field of the mapping on ``row`` (once the CRM's field list is read)."""
+        index = self.model.index(row, MappingColumn.CRM_FIELD)
+        if not self.model.flags(index) & Qt.ItemFlag.ItemIsEditable:
+            self.status_message.emit("The CRM's field list is not read yet; CRM fields are picked from it.")
+            return False
+        self.table.setCurrentIndex(index)
+        self.table.edit(index)
+        return True
+
+    def confirm_unmap(self, row: int) -> QMessageBox | None:
+        """Delete: ask before unmapping the local field on ``row`` (an unsaved edit until Save)."""
+        mapping = self.model.mapping_at(row)
+        if mapping.local_field == MATCHED_BY:
+            self.status_message.emit("The email is how records are matched with the CRM's; it stays mapped.")
+            return None
+        self.confirm_box = ask_to_confirm(
+            self, "Remove mapping", f"Stop syncing {mapping.local_field} with {mapping.crm_field}?", "Remove",
+            lambda: self.unmap(mapping.local_field), detail="Save keeps the change; Revert brings the row back.",
+            on_closed=self._confirm_closed)
+        return self.confirm_box
+
+    def _confirm_closed(self, box: QMessageBox) -> None:
+        if self.confirm_box is box:
+            self.confirm_box = None
+
+    def unmap(self, local_field: str) -> bool:
+        """Take ``local_field``'s row out of the mapping (no question; Save keeps it)."""
+        row = self.model.row_of(local_field)
+        if row is None:
+            return False
+        try:
+            self.model.remove_row(row)
+        except ValueError as exc:
+            self.notice.say(f"{local_field}: {exc}", "error")
+            return False
+        self.table.selectRow(min(row, self.model.rowCount() - 1))
+        return True
 
     # -- the CRM's live field list
 

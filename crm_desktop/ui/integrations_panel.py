@@ -40,7 +40,7 @@ from crm_desktop.ui.integrations_model import (
     interval_text,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import PanelHeading, record_table, set_tone
+from crm_desktop.ui.widgets import PanelHeading, record_table, row_keys, set_tone
 from crm_desktop.ui.wording import connection_sentence, error_sentence
 
 __all__ = ["IntegrationDetails", "IntegrationDialog", "IntegrationsPanel", "IntegrationsTableModel"]
@@ -219,6 +219,7 @@ class IntegrationsPanel(QWidget):
     Attributes:
         model: the table model.
         table: the table view.
+        keys: Enter edits the selected integration, Delete removes it (after asking).
         add_button, edit_button, remove_button: the actions.
         test_button: tests the selected integration's connection.
         sign_in_button: signs the selected Salesforce integration in with the browser.
@@ -333,6 +334,8 @@ class IntegrationsPanel(QWidget):
         self.edit_button.clicked.connect(self.open_edit_dialog)
         self.remove_button.clicked.connect(self.confirm_remove)
         self.table.doubleClicked.connect(self.open_edit_dialog)
+        self.keys = row_keys(self.table, on_open=lambda _row: self.open_edit_dialog(),
+                             on_delete=lambda _row: self.confirm_remove(), say=self.status_message.emit)
         self.test_button.clicked.connect(self.test_connection)
         self.sign_in_button.clicked.connect(self.sign_in)
         self.connection.cancel_button.clicked.connect(self.cancel_sign_in)

@@ -27,6 +27,8 @@ from crm_desktop.app.paths import APP_AUTHOR, APP_NAME, AppPaths
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.attribution_panel import AttributionPanel
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
 from crm_desktop.ui.desk import Desk
@@ -188,6 +190,12 @@ class MainWindow(QMainWindow):
         self.integrations_panel.integrations_changed.connect(self._integrations_changed)
         self.sync_monitor_panel.runs_finished.connect(self.refresh_conflicts)
         self.sync_monitor_panel.runs_finished.connect(self.people_panel.refresh_detail)
+        self.sync_monitor_panel.person_requested.connect(
+            lambda obj, email: self.show_people(RecordObject(obj), text=email))
+        self.attribution_panel.campaign_requested.connect(
+            lambda name: self.show_people(RecordObject.LEAD, campaign=name))
+        self.attribution_panel.platform_requested.connect(self._show_platform_people)
+        self.people_panel.change_undone.connect(lambda _run_id: self.sync_monitor_panel.refresh_runs())
         self.conflicts_panel.conflicts_changed.connect(self._conflicts_resolved)
         self.scheduler.batch_started.connect(self.sync_monitor_panel.scheduled_started)
         self.scheduler.batch_finished.connect(self.sync_monitor_panel.scheduled_finished)
@@ -273,6 +281,21 @@ class MainWindow(QMainWindow):
 
     def _show_status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
+
+    def show_people(self, obj: RecordObject, *, text: str = "", campaign: str | None = None,
+                    platform: SocialPlatform | None = None) -> None:
+        """Open People on the contacts or leads matching an email, a campaign or a platform."""
+        self.show_panel(self.stack.indexOf(self.people_panel))
+        self.people_panel.show_filtered(obj, text=text, campaign=campaign, platform=platform)
+        self.people_panel.table.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _show_platform_people(self, name: str) -> None:
+        try:
+            platform = SocialPlatform(name)
+        except ValueError:
+            self._show_status(f"“{name}” is not a platform People can filter by.")
+            return
+        self.show_people(RecordObject.LEAD, platform=platform)
 
     def _integration_choices(self) -> list[tuple[int, str]]:
         return [(i.id, i.name) for i in self.workspace.integrations.list() if i.id is not None]

@@ -58,8 +58,8 @@ from crm_desktop.domain.social import AttributionModel
 from crm_desktop.ui.integrations_model import CRM_NAMES
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading
-from crm_desktop.ui.wording import local_time, short_time
+from crm_desktop.ui.widgets import Notice, PanelHeading, RowKeys, row_keys
+from crm_desktop.ui.wording import error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
 
@@ -116,20 +116,25 @@ class PersonDetailPane(QWidget):
         tabs: the detail tabs; profiles_table, timeline_table, attribution_table, links_table, history_table.
         open_button, sync_one_button, links_result: the CRM records tab's actions and what the last one did.
         undo_button, history_result: the history tab's undo of the selected change and what it did.
+        undoing: an undo of a change is in flight (its button stays disabled).
+        keys: Enter and Delete on each table (Enter on a CRM record opens it in the CRM).
 
     Signals:
         open_requested(int): open the CRM record on that row of ``links_table`` in the browser.
         sync_one_requested(int): push the person to the integration on that row now.
         undo_requested(int): undo the recorded change with that audit id.
+        status_message(str): what Enter or Delete on one of its tables does not do.
     """
 
     open_requested = Signal(int)
     sync_one_requested = Signal(int)
     undo_requested = Signal(int)
+    status_message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.detail: PersonDetail | None = None
+        self.undoing = False
         self.title = QLabel("Select a person to see their details")
         self.title.setObjectName("detailTitle")
         self.title.setWordWrap(True)
@@ -206,6 +211,20 @@ class PersonDetailPane(QWidget):
         self.undo_button.clicked.connect(self._emit_undo)
         self.links_table.itemSelectionChanged.connect(self._update_buttons)
         self.history_table.itemSelectionChanged.connect(self._update_buttons)
+        say = self.status_message.emit
+        read_only = "This list is read from the person's history; nothing is deleted from it."
+        self.keys: list[RowKeys] = [
+            row_keys(self.profiles_table, say=say, cannot_delete=read_only,
+                     cannot_open="A profile's details are all in its row."),
+            row_keys(self.timeline_table, say=say, cannot_delete=read_only,
+                     cannot_open="A touchpoint's details are all in its row."),
+            row_keys(self.attribution_table, say=say, cannot_delete=read_only,
+                     cannot_open="A touchpoint's credit under each model is all in its row."),
+            row_keys(self.links_table, on_open=self.open_requested.emit, say=say,
+                     cannot_delete="A CRM record is deleted in the CRM itself, not from here."),
+            row_keys(self.history_table, say=say, cannot_delete=read_only,
+                     cannot_open="A change's details are all in its row; “Undo this change” puts it back."),
+        ]
         self.show_detail(None)
 
     def selected_link_row(self) -> int | None:
@@ -236,7 +255,13 @@ class PersonDetailPane(QWidget):
         self.open_button.setEnabled(link is not None and link.crm_id is not None)
         self.sync_one_button.setEnabled(link is not None)
         change = self.selected_change()
-        self.undo_button.setEnabled(change is not None and change.field != MERGED_FIELD)
+        self.undo_button.setEnabled(change is not None and change.field != MERGED_FIELD and not self.undoing)
+
+    def set_undoing(self, undoing: bool) -> None:
+        """While an undo is in flight: its button disabled and the history busy."""
+        self.undoing = undoing
+        self.history_table.setCursor(Qt.CursorShape.BusyCursor if undoing else Qt.CursorShape.ArrowCursor)
+        self._update_buttons()
 
     def show_detail(self, detail: PersonDetail | None) -> None:
         """Show ``detail`` (or the empty state)."""
@@ -658,10 +683,12 @@ class PeoplePanel(QWidget):
     Signals:
         status_message(str): a line for the window's status bar.
         people_changed(): an import saved records.
+        change_undone(int): one change was undone, by the run with that id.
     """
 
     status_message = Signal(str)
     people_changed = Signal()
+    change_undone = Signal(int)
 
     def __init__(
         self, service: PeopleService, integrations: list[tuple[int, str]] | None = None, parent: QWidget | None = None
@@ -674,6 +701,8 @@ class PeoplePanel(QWidget):
         self.confirm_box: QMessageBox | None = None
         self.file_dialog: QFileDialog | None = None
         self._loaded = False
+        self._select_first = False
+        self._undoing_change: int | None = None
 
         heading = PanelHeading(
             "People", "Your contacts and leads with their social profiles, engagement, touchpoints, attribution and "
@@ -806,6 +835,11 @@ class PeoplePanel(QWidget):
         self.detail_pane.undo_requested.connect(self.undo_change)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.activated.connect(self._open_row)
+        self.keys = row_keys(
+            self.table, on_open=lambda row: self._open_row(self.model.index(row, 0)), say=self.status_message.emit,
+            cannot_delete="People are not deleted from CRM Desktop; “Duplicates…” merges two into one.",
+        )
+        self.detail_pane.status_message.connect(self.status_message)
         self.model.reset_done.connect(self._count_changed)
         self.model.busy_changed.connect(self._busy_changed)
         self.model.read_failed.connect(self._read_failed)
@@ -878,6 +912,39 @@ class PeoplePanel(QWidget):
     def _count_changed(self, total: int) -> None:
         kind = "leads" if self.model.query.obj is RecordObject.LEAD else "contacts"
         self.count_label.setText(f"{total:,} {kind}")
+        if self._select_first and total:
+            self.table.selectRow(0)
+        self._select_first = False
+
+    def show_filtered(self, obj: RecordObject, *, text: str = "", campaign: str | None = None,
+                      platform: SocialPlatform | None = None) -> None:
+        """Show the contacts or leads matching one thing only (an email, a campaign, a platform: Enter on a run's
+        record or an attribution row), the first of them selected once read; the other filters are cleared."""
+        controls = (self.kind_tabs, self.filter_edit, self.platform_combo, self.campaign_combo, self.score_min,
+                    self.score_max, self.integration_combo, self.state_combo)
+        for control in controls:
+            control.blockSignals(True)
+        try:
+            self.kind_tabs.setCurrentIndex(1 if obj is RecordObject.LEAD else 0)
+            self.filter_edit.setText(text)
+            self.platform_combo.setCurrentIndex(next(
+                (i for i in range(self.platform_combo.count()) if platform is not None
+                 and self.platform_combo.itemData(i) in (platform, platform.value)), 0))
+            if campaign is not None and self.campaign_combo.findData(campaign) < 0:
+                self.campaign_combo.addItem(campaign, campaign)
+            self.campaign_combo.setCurrentIndex(max(self.campaign_combo.findData(campaign), 0) if campaign else 0)
+            self.score_min.setValue(0.0)
+            self.score_max.setValue(100.0)
+            self.integration_combo.setCurrentIndex(0)
+            self.state_combo.setCurrentIndex(0)
+        finally:
+            for control in controls:
+                control.blockSignals(False)
+        self._select_first = True
+        if self._loaded:
+            self.apply_filters(force=True)
+        else:
+            self.reload()
 
     def _busy_changed(self, busy: bool) -> None:
         # The list is empty while a new filter or sort is read; the count line says why.
@@ -987,22 +1054,39 @@ class PeoplePanel(QWidget):
         self.status_message.emit(text)
         return result
 
-    def undo_change(self, audit_id: int, *, force: bool = False) -> ChangeUndoReport | None:
-        """Undo one recorded change; when its value changed since, ask before putting the old one back anyway."""
+    def undo_change(self, audit_id: int, *, force: bool = False) -> asyncio.Task[ChangeUndoReport | None] | None:
+        """Undo one recorded change on a store thread (the button disabled and "Undoing…" shown meanwhile); when
+        its value changed since, ask before putting the old one back anyway. ``None`` while another undo runs."""
+        if self._undoing_change is not None:
+            return None
+        self._undoing_change = audit_id
+        self.detail_pane.set_undoing(True)
+        self.detail_pane.history_result.setText("Undoing the change…")
+        return self.tasks.start(self._undo_change(audit_id, force), name=f"undo change {audit_id}")
+
+    async def _undo_change(self, audit_id: int, force: bool) -> ChangeUndoReport | None:
         try:
-            report = self.service.undo_change(audit_id, force=force)
+            report = await asyncio.to_thread(self.service.undo_change, audit_id, force=force)
         except ChangeUndoRefused as exc:
             if exc.changed_since and not force:
+                self.detail_pane.history_result.setText("")
                 self._ask_to_force_undo(audit_id, str(exc))
             else:
                 self.detail_pane.history_result.setText(f"Not undone: {exc}")
             return None
+        except Exception as exc:  # the store failed: a sentence in the pane, never a crash
+            self.detail_pane.history_result.setText(error_sentence("Undoing the change", exc))
+            return None
+        finally:
+            self._undoing_change = None
+            self.detail_pane.set_undoing(False)
         self.model.refresh()
         self.refresh_detail()
         text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
                 f"{report.replaced or '(blank)'}; run {report.run_id}); the next sync sends it to the CRMs")
         self.detail_pane.history_result.setText(text)
         self.status_message.emit(text)
+        self.change_undone.emit(report.run_id)
         return report
 
     def _ask_to_force_undo(self, audit_id: int, reason: str) -> QMessageBox:

@@ -98,6 +98,7 @@ class SettingsDialog(QDialog):
     Attributes:
         tabs: the tabs.
         auto_sync_box, tray_box, notifications_box, theme_combo, model_combo: General.
+        preview_box: whether "Sync all now" shows its dry-run preview first (the Sync Monitor's "Preview first").
         network_button: opens Settings > Network (proxy and certificates).
         schedules: one row of controls per integration.
         api_enabled_box, api_port_box, token_edit, copy_token_button, rotate_token_button: Local API.
@@ -167,6 +168,10 @@ class SettingsDialog(QDialog):
         self.notifications_box.setToolTip("Failed syncs, sign-ins to renew, low API quotas, refused records. "
                                           "The Alerts view lists them either way.")
         self.notifications_box.setChecked(preferences.notifications)
+        self.preview_box = QCheckBox("Preview what “Sync all now” would change, and ask, before it syncs")
+        self.preview_box.setAccessibleName("Preview before Sync all now")
+        self.preview_box.setToolTip("The preview's “Don't ask again” turns this off; tick it to be asked again.")
+        self.preview_box.setChecked(self.workspace.monitor.preview.asks_first())
         self.theme_combo = QComboBox()
         self.theme_combo.setAccessibleName("Theme")
         for choice, name in THEME_NAMES.items():
@@ -188,6 +193,7 @@ class SettingsDialog(QDialog):
         form.addRow("Auto-sync", self.auto_sync_box)
         form.addRow("Tray", self.tray_box)
         form.addRow("Notifications", self.notifications_box)
+        form.addRow("Sync all now", self.preview_box)
         form.addRow("Theme", self.theme_combo)
         form.addRow("Attribution model", self.model_combo)
         form.addRow("Network", network_row)
@@ -424,6 +430,7 @@ class SettingsDialog(QDialog):
             self.workspace.integrations.update(integration)
         self.workspace.social.set_scoring_settings(scoring)
         self.workspace.preferences.save(preferences)
+        self.workspace.monitor.preview.set_asks_first(self.preview_box.isChecked())
         logger.info("settings saved")
         self.saved.emit(preferences)
         return True

@@ -44,6 +44,7 @@ from crm_desktop.app.sync_monitor import (
 from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncTrigger, UndoRefused
 from crm_desktop.app.text import plural
 from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.scheduler import Outcome
 from crm_desktop.ui.sync_health import HealthBoard
 from crm_desktop.ui.sync_metrics_charts import MetricsCharts
@@ -59,7 +60,7 @@ from crm_desktop.ui.sync_runs_model import (
     run_status,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, style_record_table
+from crm_desktop.ui.widgets import Notice, PanelHeading, row_keys, style_record_table
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
     RUN_DIRECTION_NAMES,
@@ -162,11 +163,14 @@ class SyncMonitorPanel(QWidget):
         log_model, log_table: the selected run's per-record log.
         charts: the metrics charts with their range selector.
         confirm_box: the undo confirmation while it is open.
+        runs_keys, errors_keys, log_keys: Enter on a run or an error group moves to its records; Enter on a record
+            shows the person in People; Delete says what stays.
         live_refresh: re-reads the run table while syncs run.
         health_refresh: re-reads the health lines now and then.
 
     Signals:
         runs_finished(): after syncs or an undo finished (counts and conflicts may have changed).
+        person_requested(str, str): show this record (``contact`` or ``lead``, and its email) in People.
         progress_shown(str, int, int): the progress text, records done and records in total (0 when unknown).
         status_message(str): a short note for the status bar.
         health_shown(), metrics_shown(), errors_shown(): the health lines, the charts, or the selected run's error
@@ -174,6 +178,7 @@ class SyncMonitorPanel(QWidget):
     """
 
     runs_finished = Signal()
+    person_requested = Signal(str, str)
     progress_shown = Signal(str, int, int)
     status_message = Signal(str)
     health_shown = Signal()
@@ -361,6 +366,13 @@ class SyncMonitorPanel(QWidget):
         self.retry_button.clicked.connect(self.retry_selected)
         self.export_button.clicked.connect(self.choose_export_file)
         self.runs_table.selectionModel().selectionChanged.connect(self._run_selection_changed)
+        say = self.status_message.emit
+        self.runs_keys = row_keys(self.runs_table, on_open=lambda _row: self.open_run_records(), say=say,
+                                  cannot_delete="Runs stay in the history; “Undo run…” puts back what a run changed.")
+        self.errors_keys = row_keys(self.errors_table, on_open=lambda _row: self.open_run_records(), say=say,
+                                    cannot_delete="Errors stay with their run; “Retry failed” sends them again.")
+        self.log_keys = row_keys(self.log_table, on_open=self.open_record_person, say=say,
+                                 cannot_delete="A run's record log is its history; nothing is deleted from it.")
         self.charts.range_changed.connect(lambda _value: self.refresh_metrics())
         self.tabs.currentChanged.connect(lambda _index: self._tab_changed())
 
@@ -787,6 +799,22 @@ class SyncMonitorPanel(QWidget):
                    lambda groups: self._show_errors(run_id, groups), "Reading the run's errors")
         self._update_undo_button()
 
+    def open_run_records(self) -> bool:
+        """Enter on a run or an error group: put the keyboard on the selected run's records (failures first)."""
+        if self.log_model.rowCount() == 0:
+            self.status_message.emit("This run has no record outcomes to show.")
+            return False
+        self.log_table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        if not self.log_table.selectionModel().hasSelection():
+            self.log_table.selectRow(0)
+        return True
+
+    def open_record_person(self, row: int) -> bool:
+        """Enter on a record's outcome: show that contact or lead in People."""
+        logged = self.log_model.log_row(row)
+        self.person_requested.emit(str(RecordObject(logged.object).value), logged.record_key)
+        return True
+
     # -- the selected run's errors: retry and export
 
     def _show_errors(self, run_id: int | None, groups: list[ErrorGroup]) -> None:
@@ -964,6 +992,7 @@ class SyncMonitorPanel(QWidget):
             return None
         self._undoing = run_id
         self._update_undo_button()
+        self.runs_table.setCursor(Qt.CursorShape.BusyCursor)
         self.notice.say(f"Undoing run {run_id}…", "info")
         return self._tasks.start(self._run_undo(run_id, force), name=f"undo run {run_id}")
 
@@ -1024,4 +1053,6 @@ class SyncMonitorPanel(QWidget):
             self.status_message.emit(f"Undid run {run_id}")
         finally:
             self._undoing = None
-            self._runs_ended(select=select)
+            if isValid(self):
+                self.runs_table.setCursor(Qt.CursorShape.ArrowCursor)
+                self._runs_ended(select=select)

@@ -210,7 +210,8 @@ class SyncPreviewDialog(QDialog):
                               (PreviewColumn.RECORD, 200), (PreviewColumn.WHERE, 90), (PreviewColumn.ACTION, 80),
                               (PreviewColumn.FIELD, 110)):
             self.table.setColumnWidth(column, width)
-        self.dont_ask_check = QCheckBox("Don't ask again (tick “Preview first” in the Sync Monitor to see this again)")
+        self.dont_ask_check = QCheckBox(
+            "Don't ask again (tick “Preview first” in the Sync Monitor or in Settings to see this again)")
         buttons = QDialogButtonBox()
         self.proceed_button = QPushButton("Proceed")
         self.proceed_button.setProperty("primary", True)
@@ -233,10 +234,9 @@ class SyncPreviewDialog(QDialog):
     def add_plan(self, name: str, result: SyncResult) -> None:
         """Show one integration's dry run."""
         counts = result.plan.counts()
-        skips = sum(1 for c in result.plan.changes if c.action is ChangeAction.SKIP)
         self._lines[name] = (
             f"“{name}”: {counts.created} to create, {counts.updated} to update, {counts.unchanged} unchanged, "
-            f"{plural(counts.waiting, 'conflict')} for you, {counts.decided} decided by rule, {skips} skipped"
+            f"{plural(counts.waiting, 'conflict')} for you, {counts.decided} decided by rule, {counts.skipped} skipped"
         )
         self.model.add_plan(name, result.plan.changes)
         self._done(name)

@@ -1,9 +1,21 @@
-"""Small building blocks the panels share: the heading every panel starts with, and toned notices."""
+"""Small building blocks the panels share: the heading every panel starts with, toned notices, the record
+table's look, and what Enter and Delete do on every table."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractItemModel, Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+from collections.abc import Callable
+
+from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, Signal, SignalInstance
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 #: The tones a notice can take; the stylesheet colours ``[tone="..."]``.
 TONES = ("info", "ok", "error")
@@ -96,3 +108,142 @@ def style_record_table(table: QTableView, *, single_selection: bool = True) -> N
     header.setHighlightSections(False)
     header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+
+
+#: The keys that open a row's details (the main keyboard's Return and the keypad's Enter).
+OPEN_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+#: What Enter or Delete says when no row is selected.
+NO_ROW_SELECTED = "Select a row first."
+
+RowAction = Callable[[int], object]
+
+
+class RowKeys(QObject):
+    """Enter and Delete on a table, the same on every table of the app.
+
+    Enter (or Return) opens the selected row's details or takes its natural next step; Delete starts its
+    destructive action (the panel asks before doing it). A table that offers no such action says so through
+    :attr:`said` (the panel's status bar) rather than ignoring the key. An open cell editor keeps its own keys.
+
+    Attributes:
+        table: the table whose keys are handled.
+
+    Signals:
+        opened(int), deleted(int): Enter or Delete was acted on, for that row.
+        said(str): a sentence for the status bar: no row selected, or what the table does not offer.
+    """
+
+    opened = Signal(int)
+    deleted = Signal(int)
+    said = Signal(str)
+
+    def __init__(
+        self,
+        table: QAbstractItemView,
+        *,
+        on_open: RowAction | None = None,
+        on_delete: RowAction | None = None,
+        cannot_open: str = "",
+        cannot_delete: str = "",
+    ) -> None:
+        super().__init__(table)
+        if (on_open is None and not cannot_open) or (on_delete is None and not cannot_delete):
+            raise ValueError("a table without an Enter or Delete action says why (cannot_open, cannot_delete)")
+        self.table = table
+        self._on_open = on_open
+        self._on_delete = on_delete
+        self._cannot_open = cannot_open
+        self._cannot_delete = cannot_delete
+        table.installEventFilter(self)
+
+    def selected_row(self) -> int | None:
+        """The selected row (the first one when several are), if any."""
+        selection = self.table.selectionModel()
+        rows = sorted(index.row() for index in selection.selectedRows()) if selection is not None else []
+        return rows[0] if rows else None
+
+    def press_enter(self) -> bool:
+        """Act as Enter does; ``False`` when nothing was opened (and the status bar says why)."""
+        return self._act(self._on_open, self._cannot_open, self.opened)
+
+    def press_delete(self) -> bool:
+        """Act as Delete does; ``False`` when nothing was started (and the status bar says why)."""
+        return self._act(self._on_delete, self._cannot_delete, self.deleted)
+
+    def _act(self, action: RowAction | None, cannot: str, done: SignalInstance) -> bool:
+        if action is None:
+            self.said.emit(cannot)
+            return False
+        row = self.selected_row()
+        if row is None:
+            self.said.emit(NO_ROW_SELECTED)
+            return False
+        action(row)
+        done.emit(row)
+        return True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Take Enter, Return and Delete (without Ctrl, Alt or Shift) pressed on the table, not in a cell editor."""
+        if watched is not self.table or event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        if event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            return super().eventFilter(watched, event)
+        # A cell editor's Enter (commit) that its editor left unhandled comes up to the table: not ours.
+        if self.table.state() == QAbstractItemView.State.EditingState:
+            return super().eventFilter(watched, event)
+        if event.key() in OPEN_KEYS:
+            self.press_enter()
+            return True
+        if event.key() == Qt.Key.Key_Delete:
+            self.press_delete()
+            return True
+        return super().eventFilter(watched, event)
+
+
+def row_keys(
+    table: QAbstractItemView,
+    *,
+    on_open: RowAction | None = None,
+    on_delete: RowAction | None = None,
+    cannot_open: str = "",
+    cannot_delete: str = "",
+    say: Callable[[str], object] | None = None,
+) -> RowKeys:
+    """Give ``table`` the app's Enter and Delete (see :class:`RowKeys`); ``say`` shows its sentences."""
+    keys = RowKeys(table, on_open=on_open, on_delete=on_delete, cannot_open=cannot_open,
+                   cannot_delete=cannot_delete)
+    if say is not None:
+        keys.said.connect(say)
+    return keys
+
+
+def ask_to_confirm(
+    parent: QWidget,
+    title: str,
+    question: str,
+    action: str,
+    on_confirmed: Callable[[], object],
+    *,
+    detail: str = "",
+    on_closed: Callable[[QMessageBox], object] | None = None,
+) -> QMessageBox:
+    """Ask before a destructive action (window-modal, returns at once): ``action`` names the button that does it,
+    Cancel is the default; ``on_confirmed`` runs only when the action's button was pressed."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, question,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
+    if detail:
+        box.setInformativeText(detail)
+    box.button(QMessageBox.StandardButton.Yes).setText(action)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+    def answered(_result: int) -> None:
+        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+        if on_closed is not None:
+            on_closed(box)
+        box.deleteLater()
+        if confirmed:
+            on_confirmed()
+
+    box.finished.connect(answered)
+    box.open()
+    return box

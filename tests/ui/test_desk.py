@@ -228,6 +228,14 @@ def test_delete_forgets_the_selected_alert(
     panel.table.setFocus()
     panel.select_row(0)
     QTest.keyClick(panel.table, Qt.Key.Key_Delete)
+    box = panel.confirm_box
+    assert isinstance(box, QMessageBox) and box.isVisible(), "Delete asks first"
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert panel.confirm_box is None and panel.model.rowCount() == 1
+    QTest.keyClick(panel.table, Qt.Key.Key_Delete)
+    box = panel.confirm_box
+    assert isinstance(box, QMessageBox)
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
     assert panel.model.rowCount() == 0 and workspace.alerts.recent() == []
     window.desk.tray.last_notification = None
     workspace.sync.import_file(messy)

@@ -203,7 +203,7 @@ def test_undo_one_change_from_the_history_and_the_next_sync_sends_it(qtbot: QtBo
     assert cells(history, 3)[:2] == ["Second Co", "First Co"]
     click_table_row(history, 0)
     QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
-    assert "company is First Co again" in pane.history_result.text()
+    qtbot.waitUntil(lambda: "company is First Co again" in pane.history_result.text(), timeout=5000)
     assert cells(history, 1)[0] == "company" and cells(history, 4)[0] == "undo"
     assert desk.panel.model.data(desk.panel.model.index(desk.row_of("ada@example.com"), PersonColumn.COMPANY)) == (
         "First Co"), "the list shows the value put back"
@@ -226,6 +226,7 @@ def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None
     row = cells(pane.history_table, 3).index("First Co")
     click_table_row(pane.history_table, row)
     QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: desk.panel.confirm_box is not None, timeout=5000)  # asked once the store answered
     box = desk.panel.confirm_box
     assert box is not None and "changed since" in box.text()
     QTest.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
@@ -235,6 +236,7 @@ def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None
 
     click_table_row(pane.history_table, cells(pane.history_table, 3).index("First Co"))
     QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: desk.panel.confirm_box is not None, timeout=5000)
     box = desk.panel.confirm_box
     assert box is not None
     anyway = next(b for b in box.buttons() if b.text() == "Undo anyway")

@@ -156,3 +156,35 @@ def test_network_settings_open_from_settings(qtbot: QtBot, window: MainWindow) -
     assert network is not None
     qtbot.waitUntil(network.isVisible)
     network.reject()
+
+
+def test_the_sync_all_preview_turned_off_is_turned_back_on_in_settings(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    preview = hubspot.workspace.monitor.preview
+    monitor = window.sync_monitor_panel
+    window.show_panel(window.stack.indexOf(monitor))
+    tick(monitor.preview_first_check)  # as "Don't ask again" in the preview does
+    assert not preview.asks_first()
+
+    dialog = open_settings(window, qtbot)
+    assert not dialog.preview_box.isChecked() and dialog.preview_box.accessibleName()
+    tick(dialog.preview_box)
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert buttons is not None
+    QTest.mouseClick(buttons.button(QDialogButtonBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert not preview.asks_first(), "Cancel saves nothing"
+
+    dialog = open_settings(window, qtbot)
+    tick(dialog.preview_box)
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    assert preview.asks_first()
+    assert monitor.preview_first_check.isChecked(), "the Sync Monitor's box follows"
+
+    dialog = open_settings(window, qtbot)
+    assert dialog.preview_box.isChecked()
+    tick(dialog.preview_box)
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    assert not preview.asks_first() and not monitor.preview_first_check.isChecked()

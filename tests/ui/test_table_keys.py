@@ -1,0 +1,254 @@
+"""Enter and Delete on every table of the window, pressed as keys on offscreen widgets: Enter opens the row's
+details or takes its next step, Delete starts its destructive action after asking, and a table that offers neither
+says so in the status bar instead of ignoring the key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import qasync
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QMessageBox,
+    QTableView,
+    QTableWidget,
+)
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.ui.conflicts_panel import ConflictColumn
+from crm_desktop.ui.field_mapping_panel import MATCHED_BY
+from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.widgets import NO_ROW_SELECTED, RowKeys, row_keys
+from tests.support.marketing_data import CAMPAIGNS, seed_marketing
+from tests.ui.conftest import HubSpotBench, person
+from tests.ui.test_conflicts_panel import make_conflicts
+
+INTEGRATIONS, FIELD_MAPPING, CONFLICTS, SYNC_MONITOR, PEOPLE, ATTRIBUTION = range(6)
+
+
+def open_window(qtbot: QtBot, workspace: Workspace) -> MainWindow:
+    window = MainWindow(workspace, tray_available=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    return window
+
+
+@pytest.fixture
+def synced_window(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[MainWindow]:
+    window = open_window(qtbot, hubspot.workspace)
+    yield window
+    window.desk.quit()
+
+
+def status(window: MainWindow) -> str:
+    return window.statusBar().currentMessage()
+
+
+def press(table: QAbstractItemView, key: Qt.Key, row: int | None = None) -> None:
+    """Select ``row`` (when given) and press ``key`` with the keyboard in the table."""
+    table.setFocus(Qt.FocusReason.OtherFocusReason)
+    if row is not None:
+        table.selectRow(row)
+    QTest.keyClick(table, key)
+
+
+class Letters(QAbstractTableModel):
+    """Three rows of one letter each."""
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else 3
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else 1
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        return "abc"[index.row()] if role == Qt.ItemDataRole.DisplayRole else None
+
+
+def test_row_keys_act_on_the_selected_row_or_say_why_not(qtbot: QtBot) -> None:
+    table = QTableView()
+    table.setModel(Letters(table))
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    qtbot.addWidget(table)
+    table.show()
+    opened: list[int] = []
+    said: list[str] = []
+    row_keys(table, on_open=opened.append, cannot_delete="Letters stay.", say=said.append)
+
+    press(table, Qt.Key.Key_Return)
+    assert (opened, said) == ([], [NO_ROW_SELECTED]), "no row selected: said, not ignored"
+    press(table, Qt.Key.Key_Enter, row=2)  # the keypad's Enter too
+    press(table, Qt.Key.Key_Delete)
+    assert opened == [2] and said[-1] == "Letters stay."
+    QTest.keyClick(table, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert opened == [2], "Ctrl+Enter is not Enter"
+    with pytest.raises(ValueError, match="says why"):
+        RowKeys(table, on_open=opened.append)
+
+
+def test_every_table_of_the_window_answers_enter_and_delete(qtbot: QtBot, workspace: Workspace) -> None:
+    window = open_window(qtbot, workspace)
+    window.desk.alerts_dock.show()
+    tables = window.findChildren(QTableView)
+    names = sorted(table.accessibleName() for table in tables)
+    assert len(tables) >= 16, names
+    for table in tables:
+        name = table.accessibleName()
+        assert name, "every table has an accessible name"
+        assert table.findChildren(RowKeys), f"{name}: Enter and Delete are not handled"
+        page = next((index for index, entry in enumerate(window.panels) if entry.widget.isAncestorOf(table)), None)
+        if page is not None:
+            window.show_panel(page)
+        table.clearSelection()
+        for key in (Qt.Key.Key_Return, Qt.Key.Key_Delete):
+            window.statusBar().clearMessage()
+            press(table, key)
+            assert status(window), f"{key.name} on {name} said nothing"
+    window.desk.quit()
+
+
+def test_enter_on_a_conflict_goes_to_its_decision_and_delete_says_it_is_resolved_instead(
+    qtbot: QtBot, hubspot: HubSpotBench, synced_window: MainWindow
+) -> None:
+    window = synced_window
+    make_conflicts(window, qtbot, hubspot)
+    panel = window.conflicts_panel
+    window.show_panel(CONFLICTS)
+    assert panel.model.rowCount() == 3
+    press(panel.table, Qt.Key.Key_Delete, row=1)
+    assert status(window).startswith("A conflict is resolved, not deleted")
+    assert panel.model.rowCount() == 3
+
+    email = panel.model.index(1, ConflictColumn.RECORD).data()
+    press(panel.table, Qt.Key.Key_Return, row=1)
+    assert QApplication.focusWidget() is panel.keep_crm_button
+    with qtbot.waitSignal(panel.conflicts_changed, timeout=10_000):
+        QTest.keyClick(panel.keep_crm_button, Qt.Key.Key_Space)
+    assert panel.model.rowCount() == 2
+    assert hubspot.workspace.contacts.find(email).company.startswith("CRM Co")  # type: ignore[union-attr]
+
+
+def test_enter_on_a_run_its_errors_and_a_record_leads_to_the_person(
+    qtbot: QtBot, hubspot: HubSpotBench, synced_window: MainWindow
+) -> None:
+    window = synced_window
+    hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[1]))
+    monitor = window.sync_monitor_panel
+    window.show_panel(SYNC_MONITOR)
+    with qtbot.waitSignal(monitor.errors_shown, timeout=15_000):
+        QTest.mouseClick(monitor.sync_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not monitor.running_integrations, timeout=15_000)
+    assert monitor.selected_run() is not None and monitor.errors_model.rowCount() == 1
+
+    press(monitor.runs_table, Qt.Key.Key_Delete, row=0)
+    assert "“Undo run…”" in status(window)
+    press(monitor.runs_table, Qt.Key.Key_Return, row=0)
+    assert QApplication.focusWidget() is monitor.log_table
+    press(monitor.errors_table, Qt.Key.Key_Delete, row=0)
+    assert "“Retry failed”" in status(window)
+    press(monitor.errors_table, Qt.Key.Key_Return, row=0)
+    assert QApplication.focusWidget() is monitor.log_table
+
+    failed = monitor.log_model.log_row(0)  # failures first
+    assert failed.error_category is not None
+    press(monitor.log_table, Qt.Key.Key_Delete, row=0)
+    assert "nothing is deleted" in status(window)
+    press(monitor.log_table, Qt.Key.Key_Return, row=0)
+    people = window.people_panel
+    assert window.current_panel is people
+    assert people.filter_edit.text() == failed.record_key
+    qtbot.waitUntil(lambda: people.detail_pane.detail is not None, timeout=5000)
+    assert people.detail_pane.detail.email == failed.record_key  # type: ignore[union-attr]
+
+
+def test_enter_picks_a_mappings_crm_field_and_delete_unmaps_it_after_asking(
+    qtbot: QtBot, hubspot: HubSpotBench, synced_window: MainWindow
+) -> None:
+    window = synced_window
+    panel = window.field_mapping_panel
+    window.show_panel(FIELD_MAPPING)
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=10_000)
+    company = panel.model.row_of("company")
+    assert company is not None
+
+    press(panel.table, Qt.Key.Key_Return, row=company)
+    assert panel.table.state() == QAbstractItemView.State.EditingState
+    picker = QApplication.focusWidget()
+    assert isinstance(picker, QComboBox) and picker.accessibleName() == "CRM field"
+    picker.setCurrentIndex(picker.findText("Job Title"))
+    QTest.keyClick(picker, Qt.Key.Key_Return)  # commits the pick; the table does not take it as its own Enter
+    qtbot.waitUntil(lambda: panel.model.mapping_at(company).crm_field == "jobtitle", timeout=2000)
+    assert panel.table.state() != QAbstractItemView.State.EditingState and panel.model.dirty
+
+    press(panel.table, Qt.Key.Key_Delete, row=panel.model.row_of(MATCHED_BY))
+    assert panel.confirm_box is None and "stays mapped" in status(window)
+
+    press(panel.table, Qt.Key.Key_Delete, row=company)
+    box = panel.confirm_box
+    assert isinstance(box, QMessageBox) and box.isVisible() and "company" in box.text()
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert panel.model.row_of("company") == company, "cancelled: still mapped"
+
+    press(panel.table, Qt.Key.Key_Delete, row=company)
+    box = panel.confirm_box
+    assert isinstance(box, QMessageBox)
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    assert panel.model.row_of("company") is None and panel.model.dirty
+    QTest.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    saved = hubspot.workspace.sync.mappings(integration, RecordObject.CONTACT)
+    assert "company" not in {m.local_field for m in saved} and MATCHED_BY in {m.local_field for m in saved}
+
+
+def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
+    qtbot: QtBot, workspace: Workspace
+) -> None:
+    workspace.contacts.save_many(person(number) for number in (1, 2, 3))
+    window = open_window(qtbot, workspace)
+    people = window.people_panel
+    window.show_panel(PEOPLE)
+    qtbot.waitUntil(lambda: people.model.rowCount() == 3 and not people.model.busy, timeout=5000)
+    press(people.table, Qt.Key.Key_Delete, row=1)
+    assert status(window).startswith("People are not deleted")
+    assert people.model.rowCount() == 3
+
+    press(people.table, Qt.Key.Key_Return, row=1)
+    detail = people.detail_pane.detail
+    assert detail is not None and detail.email == people.model.line(1).email  # type: ignore[union-attr]
+    assert people.detail_pane.isAncestorOf(QApplication.focusWidget())
+    history = people.detail_pane.history_table
+    assert isinstance(history, QTableWidget)
+    press(history, Qt.Key.Key_Delete)
+    assert "nothing is deleted" in status(window)
+    window.desk.quit()
+
+
+def test_enter_on_a_campaign_lists_its_leads_in_people(qtbot: QtBot, workspace: Workspace) -> None:
+    seed_marketing(workspace)
+    window = open_window(qtbot, workspace)
+    attribution = window.attribution_panel
+    window.show_panel(ATTRIBUTION)
+    table = attribution.campaigns_table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == CAMPAIGNS[1])
+    press(table, Qt.Key.Key_Delete, row=row)
+    assert "nothing is deleted" in status(window)
+
+    press(table, Qt.Key.Key_Return, row=row)
+    people = window.people_panel
+    assert window.current_panel is people
+    assert people.kind_tabs.currentIndex() == 1, "a campaign's leads"
+    assert people.campaign_combo.currentData() == CAMPAIGNS[1]
+    qtbot.waitUntil(lambda: people.detail_pane.detail is not None, timeout=5000)
+    assert people.model.query.campaign == CAMPAIGNS[1] and people.model.rowCount() > 0
+    window.desk.quit()
