@@ -168,7 +168,7 @@ class SettingsDialog(QDialog):
         self.notifications_box.setToolTip("Failed syncs, sign-ins to renew, low API quotas, refused records. "
                                           "The Alerts view lists them either way.")
         self.notifications_box.setChecked(preferences.notifications)
-        self.preview_box = QCheckBox("Preview what “Sync all now” would change, and ask, before it syncs")
+        self.preview_box = QCheckBox("Preview what it would change, and ask, before it syncs")
         self.preview_box.setAccessibleName("Preview before Sync all now")
         self.preview_box.setToolTip("The preview's “Don't ask again” turns this off; tick it to be asked again.")
         self.preview_box.setChecked(self.workspace.monitor.preview.asks_first())
