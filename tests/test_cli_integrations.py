@@ -22,6 +22,7 @@ from crm_desktop.app.errors import (
     DuplicateNameError,
     InvalidRecordError,
     NotFoundError,
+    PermissionRefusedError,
     ProviderError,
     StoreConfigError,
     TransientError,
@@ -107,6 +108,7 @@ def test_the_table_says_what_the_ladder_said() -> None:
         InvalidRecordError: ExitCode.USAGE, CredentialsError: ExitCode.USAGE, DuplicateNameError: ExitCode.USAGE,
         NotFoundError: ExitCode.USAGE, StoreConfigError: ExitCode.USAGE, ConflictResolutionError: ExitCode.USAGE,
         VaultError: ExitCode.USAGE, ConfigurationError: ExitCode.USAGE, AuthError: ExitCode.AUTH,
+        PermissionRefusedError: ExitCode.USAGE,
         SyncAlreadyRunning: ExitCode.PARTIAL, ProviderError: ExitCode.PARTIAL, KeyboardInterrupt: ExitCode.PARTIAL,
         OSError: ExitCode.USAGE,
     }

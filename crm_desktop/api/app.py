@@ -76,6 +76,10 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_BATCH = 10_000
 
 RECONNECT = "the CRM refused the integration's credentials: reconnect the integration"
+PERMISSION_MISSING = (
+    "the CRM accepted the credentials but their user lacks a permission: ask the CRM's admin to grant it "
+    "(reconnecting does not help)"
+)
 
 
 class BearerTokenGuard:
@@ -198,6 +202,8 @@ def _install_error_answers(app: FastAPI) -> None:
     def _provider(exc: Exception) -> JSONResponse:
         if isinstance(exc, AuthError | ConfigurationError):
             return _problem(502, f"{RECONNECT} ({exc})")
+        if isinstance(exc, ProviderError) and exc.category is ErrorCategory.PERMISSION:
+            return _problem(502, f"{PERMISSION_MISSING} ({exc})")
         if isinstance(exc, CrmRefusedRecord) and exc.category in {ErrorCategory.VALIDATION, ErrorCategory.DUPLICATE}:
             return _problem(422, f"the CRM refused the record: {exc}", [FieldProblem("(record)", str(exc))])
         if isinstance(exc, RateLimitError):
@@ -231,7 +237,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "a sync of the integration is already running"},
     413: {"model": Problem, "description": "the body is over 5 MB"},
     422: {"model": Problem, "description": "each refused field with the reason"},
-    502: {"model": Problem, "description": "the CRM refused the credentials (reconnect the integration) or failed"},
+    502: {"model": Problem, "description": "the CRM refused the credentials (reconnect the integration), lacks a "
+          "permission (ask the CRM's admin) or failed"},
 }
 
 

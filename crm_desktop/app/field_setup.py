@@ -11,7 +11,7 @@ from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CreatesCustomFields, CrmAdapter, CrmField
-from crm_desktop.providers.errors import AuthError, ProviderError
+from crm_desktop.providers.errors import ProviderError
 from crm_desktop.sync.social_fields import SENTIMENTS, FieldKind, SocialField, social_fields
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _find(crm_fields: list[CrmField], wanted: SocialField) -> CrmField | None:
 
 def _failure_reason(exc: ProviderError, provider: Provider) -> str:
     text = str(exc)
-    if isinstance(exc, AuthError) or exc.category is ErrorCategory.AUTH:
+    if exc.category is ErrorCategory.PERMISSION:
         needs = {
             Provider.SALESFORCE: "the 'Customize Application' permission",
             Provider.HUBSPOT: "the crm.schemas.contacts.write scope on the private app",

@@ -34,7 +34,7 @@ from crm_desktop.domain.social import (
     LeadAttribution,
     PersonRef,
 )
-from crm_desktop.providers.errors import AuthError, ProviderError
+from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
 from crm_desktop.sync.mapping import apply_values, from_crm, run_mappings
@@ -274,6 +274,8 @@ class RecordIntake:
     def _raise_for_run(run: SyncResult) -> None:
         if run.auth_failed:
             raise AuthError(run.message or "the CRM refused the integration's credentials")
+        if run.stopped_by is ErrorCategory.PERMISSION:
+            raise PermissionRefusedError(run.message or "the CRM user lacks a permission: ask the CRM's admin")
         if run.message and run.status.value == "failed":
             raise ProviderError(run.message)
 

@@ -17,6 +17,7 @@ from crm_desktop.app.errors import (
     DuplicateNameError,
     InvalidRecordError,
     NotFoundError,
+    PermissionRefusedError,
     ProviderError,
     StoreConfigError,
     VaultError,
@@ -121,6 +122,8 @@ ERROR_EXITS: dict[type[BaseException], tuple[ExitCode, str]] = {
     VaultError: (ExitCode.USAGE, "keyring_unusable"),
     ConfigurationError: (ExitCode.USAGE, "configuration"),
     AuthError: (ExitCode.AUTH, "auth_refused"),
+    # The credentials work; the CRM's admin must grant a permission or scope (the message names it).
+    PermissionRefusedError: (ExitCode.USAGE, "permission_refused"),
     SyncAlreadyRunning: (ExitCode.PARTIAL, "sync_running"),
     ProviderError: (ExitCode.PARTIAL, "crm_error"),
     KeyboardInterrupt: (ExitCode.PARTIAL, "interrupted"),

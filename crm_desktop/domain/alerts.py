@@ -12,6 +12,8 @@ class AlertKind(StrEnum):
 
     RUN_FAILED = "run_failed"
     AUTH_FAILED = "auth_failed"
+    #: The CRM refused a call or records for lack of a permission or scope: a CRM admin must grant it.
+    PERMISSION_MISSING = "permission_missing"
     QUOTA_LOW = "quota_low"
     REFUSED_RECORDS = "refused_records"
     DUPLICATES_FOUND = "duplicates_found"
@@ -21,6 +23,7 @@ class AlertKind(StrEnum):
 ALERT_TITLES = {
     AlertKind.RUN_FAILED: "Sync failed",
     AlertKind.AUTH_FAILED: "Reconnect needed",
+    AlertKind.PERMISSION_MISSING: "CRM permission needed",
     AlertKind.QUOTA_LOW: "API quota running out",
     AlertKind.REFUSED_RECORDS: "Records refused",
     AlertKind.DUPLICATES_FOUND: "Duplicates found",

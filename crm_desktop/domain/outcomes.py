@@ -27,6 +27,9 @@ class ErrorCategory(StrEnum):
     """Why a record or a request failed, sorted by what the user does next."""
 
     AUTH = "auth"
+    #: The credentials work but their user (or app) may not do this: a CRM admin must grant a permission or scope;
+    #: reconnecting would not help.
+    PERMISSION = "permission"
     RATE_LIMIT = "rate_limit"
     VALIDATION = "validation"
     DUPLICATE = "duplicate"

@@ -1,4 +1,5 @@
-"""Errors of the provider layer, sorted by what happens next: retry, reconnect, fix the record, or stop."""
+"""Errors of the provider layer, sorted by what happens next: retry, reconnect, ask for a permission, fix the record,
+or stop."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ class AuthError(ProviderError):
     """Credentials were refused and cannot be refreshed: the user must reconnect. Never retried."""
 
     category = ErrorCategory.AUTH
+
+
+class PermissionRefusedError(ProviderError):
+    """The credentials work, but their user or app lacks a permission (a scope, an object access, the API itself).
+
+    Only a CRM admin can fix it, so it is never retried and reconnecting does not help; the message names what to
+    ask for. ``code`` is the vendor's error code (``MISSING_SCOPES``, ``INSUFFICIENT_ACCESS``...).
+    """
+
+    category = ErrorCategory.PERMISSION
+
+    def __init__(self, message: str, *, status: int | None = 403, code: str = "") -> None:
+        super().__init__(message, status=status)
+        self.code = code
 
 
 class RateLimitError(ProviderError):

@@ -29,6 +29,7 @@ from crm_desktop.providers.errors import (
     AuthError,
     ConfigurationError,
     NotFoundError,
+    PermissionRefusedError,
     ProviderError,
     RateLimitError,
     RequestRejectedError,
@@ -83,7 +84,11 @@ def classify_status(response: httpx.Response) -> Verdict:
     if status == 401:
         return Verdict(Decision.FATAL, ErrorCategory.AUTH, reason="the CRM refused the credentials (401)")
     if status == 403:
-        return Verdict(Decision.FATAL, ErrorCategory.AUTH, reason="the credentials lack permission (403)")
+        return Verdict(
+            Decision.FATAL,
+            ErrorCategory.PERMISSION,
+            reason="the CRM user lacks the permission for this call (403): ask the CRM's admin to grant it",
+        )
     if status == 404:
         return Verdict(Decision.FATAL, ErrorCategory.NOT_FOUND, reason="not found (404)")
     if status in (408, 425):
@@ -97,6 +102,14 @@ def classify_status(response: httpx.Response) -> Verdict:
     if status >= 500:
         return Verdict(Decision.RETRY, ErrorCategory.SERVER, wait=retry_after_seconds(response), reason=f"{status}")
     return Verdict(Decision.RECORD_FAILURE, ErrorCategory.VALIDATION, reason=f"rejected ({status})")
+
+
+def request_of(response: httpx.Response) -> httpx.Request | None:
+    """The request a response answers, or ``None`` for a response built without one (as tests build them)."""
+    try:
+        return response.request
+    except RuntimeError:
+        return None
 
 
 def json_or_none(response: httpx.Response) -> Any:
@@ -282,6 +295,7 @@ class HttpCore:
 
         Raises:
             AuthError: credentials refused and not refreshable.
+            PermissionRefusedError: the credentials' user or app lacks a permission (never retried).
             RateLimitError: still rate limited when retries ran out; BudgetExhaustedError when the daily
                 budget is at its reserve.
             TransientError: network or server failure that outlived its retries.
@@ -383,6 +397,8 @@ class HttpCore:
         message = f"{self.name}: {verdict.reason or f'request failed ({response.status_code})'}"
         if verdict.category is ErrorCategory.AUTH or verdict.decision is Decision.REFRESH_THEN_RETRY:
             raise AuthError(message + "; reconnect the integration", status=response.status_code)
+        if verdict.category is ErrorCategory.PERMISSION:
+            raise PermissionRefusedError(message, status=response.status_code, code=verdict.code)
         if verdict.category is ErrorCategory.NOT_FOUND:
             raise NotFoundError(message, status=response.status_code)
         if verdict.category is ErrorCategory.RATE_LIMIT:

@@ -267,7 +267,7 @@ _CATEGORY_OF: dict[str, ErrorCategory] = {
     "RATE_LIMITS": ErrorCategory.RATE_LIMIT,
     "INVALID_AUTHENTICATION": ErrorCategory.AUTH,
     "EXPIRED_AUTHENTICATION": ErrorCategory.AUTH,
-    "MISSING_SCOPES": ErrorCategory.AUTH,
+    "MISSING_SCOPES": ErrorCategory.PERMISSION,
 }
 
 
@@ -319,11 +319,13 @@ def classify_hubspot(response: httpx.Response) -> Verdict:
     if status == 403:
         scopes = _required_scopes(body)
         reason = (
-            f"the private app lacks the scope {', '.join(scopes)} (403)"
+            f"the private app lacks the scope {', '.join(scopes)} (403): ask a HubSpot super admin to add it to the "
+            "private app (Settings > Integrations > Private Apps > Scopes)"
             if scopes
-            else "the private app lacks permission for this call (403)"
+            else "the private app or its user lacks the permission for this call (403): ask a HubSpot super admin to "
+            "grant it"
         )
-        return Verdict(Decision.FATAL, ErrorCategory.AUTH, code=category or "FORBIDDEN", reason=reason)
+        return Verdict(Decision.FATAL, ErrorCategory.PERMISSION, code=category or "FORBIDDEN", reason=reason)
     if status == 429:
         policy = str(body.get("policyName") or "").upper()
         if policy == "DAILY":
@@ -677,7 +679,7 @@ class HubSpotAdapter(AdapterBase):
             private = await self.http.request(
                 "POST", "/oauth/v2/private-apps/get/access-token-info", json={"tokenKey": self._token}
             )
-        except (errors.NotFoundError, errors.AuthError):
+        except (errors.NotFoundError, errors.AuthError, errors.PermissionRefusedError):
             return "private app", []
         info = _body(private) if private.status_code == 200 else {}
         user = f"private app {info['appId']}" if info.get("appId") else "private app"

@@ -32,11 +32,20 @@ from crm_desktop.providers.conversions import CrmConversion
 from crm_desktop.providers.errors import (
     ConfigurationError,
     NotFoundError,
+    PermissionRefusedError,
     ProviderError,
     RequestRejectedError,
     TransientError,
 )
-from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdict, classify_status, json_or_none
+from crm_desktop.providers.http import (
+    OK,
+    AmbiguousWriteError,
+    Decision,
+    Verdict,
+    classify_status,
+    json_or_none,
+    request_of,
+)
 from crm_desktop.providers.rate import read_salesforce_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     FieldCache,
@@ -133,6 +142,15 @@ NOT_FOUND_CODES = frozenset(
     {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY", "MALFORMED_ID", "INVALID_ID_FIELD"}
 )
 RETRYABLE_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE"})
+#: A record the integration user may not write: its object permissions (Create, Edit), the record's sharing, or a
+#: record it points to. Only that record fails; a Salesforce admin grants the access.
+PERMISSION_RECORD_CODES = frozenset(
+    {"INSUFFICIENT_ACCESS_OR_READONLY", "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY", "INSUFFICIENT_ACCESS"}
+)
+#: The org or user may not use the API, or a feature of it, at all: every call fails alike, so the run stops.
+PERMISSION_ORG_CODES = frozenset({"API_DISABLED_FOR_ORG", "FUNCTIONALITY_NOT_ENABLED"})
+_SOBJECT_IN_PATH = re.compile(r"/sobjects/([A-Za-z0-9_]+)")
+_SOQL_FROM = re.compile(r"\bFROM\s+([A-Za-z0-9_]+)", re.IGNORECASE)
 
 
 # -- classification ------------------------------------------------------------------------------------------
@@ -175,6 +193,51 @@ def _fatal_request_reason(code: str, errors: list[dict[str, Any]]) -> str:
     return f"Salesforce refused a query CRM Desktop built ({code}); this is a bug, please report it"
 
 
+def _refused_object(response: httpx.Response) -> str:
+    """The sObject a refused call was about, from its path or its query's FROM (never the query's values)."""
+    request = request_of(response)
+    if request is None:
+        return ""
+    path = request.url.path
+    if "/tooling/" in path:
+        return ""
+    found = _SOBJECT_IN_PATH.search(path)
+    if found:
+        return found.group(1)
+    query = request.url.params.get("q")
+    found = _SOQL_FROM.search(query) if query else None
+    return found.group(1) if found else ""
+
+
+def permission_hint(code: str, sobject: str = "", *, tooling: bool = False) -> str:
+    """What the Salesforce admin must grant for a permission refusal ``code``, in one clause."""
+    if code == "API_DISABLED_FOR_ORG":
+        return "ask your Salesforce admin for the 'API Enabled' permission for the integration user"
+    if code == "FUNCTIONALITY_NOT_ENABLED":
+        return "ask your Salesforce admin to turn on this feature for the org, or to grant it to the integration user"
+    if tooling:
+        return "ask your Salesforce admin for the 'Customize Application' permission for the integration user"
+    if code == "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY":
+        return "ask your Salesforce admin for access to the record it points to (its owner, account or lookup)"
+    what = sobject or "this object"
+    return f"ask your Salesforce admin for Read, Create and Edit on {what} (or sharing access to the record)"
+
+
+def _permission_verdict(response: httpx.Response, code: str) -> Verdict:
+    """A whole call refused for lack of permission: the run stops and says what to ask the admin for."""
+    request = request_of(response)
+    tooling = request is not None and "/tooling/" in request.url.path
+    sobject = _refused_object(response)
+    what = f" on {sobject}" if sobject and code not in PERMISSION_ORG_CODES and not tooling else ""
+    return Verdict(
+        Decision.FATAL,
+        ErrorCategory.PERMISSION,
+        code=code or "FORBIDDEN",
+        reason=f"the Salesforce integration user lacks a permission{what} ({code or 403}): "
+        + permission_hint(code, sobject, tooling=tooling),
+    )
+
+
 def classify_salesforce(response: httpx.Response) -> Verdict:
     """The decision for one Salesforce response, from its status and its error body."""
     status = response.status_code
@@ -182,6 +245,8 @@ def classify_salesforce(response: httpx.Response) -> Verdict:
         return OK
     errors = salesforce_errors(response)
     code = _first_code(errors)
+    if code in PERMISSION_ORG_CODES:
+        return _permission_verdict(response, code)
     if status == 300:
         return Verdict(
             Decision.RECORD_FAILURE,
@@ -221,12 +286,7 @@ def classify_salesforce(response: httpx.Response) -> Verdict:
             return Verdict(
                 Decision.FATAL, ErrorCategory.AUTH, code="Bad_OAuth_Token", reason="Salesforce refused the session"
             )
-        return Verdict(
-            Decision.FATAL,
-            ErrorCategory.AUTH,
-            code=code,
-            reason=f"the Salesforce user lacks permission ({code or 403})",
-        )
+        return _permission_verdict(response, code)
     if status == 404:
         return Verdict(Decision.FATAL, ErrorCategory.NOT_FOUND, code=code or "NOT_FOUND", reason="not found (404)")
     if status == 400 and code in FATAL_REQUEST_CODES:
@@ -254,11 +314,14 @@ def record_error_category(code: str) -> ErrorCategory:
         return ErrorCategory.NOT_FOUND
     if code in RETRYABLE_RECORD_CODES:
         return ErrorCategory.SERVER
+    if code in PERMISSION_RECORD_CODES or code in PERMISSION_ORG_CODES:
+        return ErrorCategory.PERMISSION
     return ErrorCategory.VALIDATION
 
 
-def describe_record_errors(errors: Sequence[dict[str, Any]]) -> tuple[ErrorCategory, str]:
-    """The category and a sentence (fields, reason, code) for one record's Salesforce errors."""
+def describe_record_errors(errors: Sequence[dict[str, Any]], sobject: str = "") -> tuple[ErrorCategory, str]:
+    """The category and a sentence (fields, reason, code) for one record's Salesforce errors; a permission refusal
+    also says what to ask the admin for on ``sobject``."""
     if not errors:
         return ErrorCategory.SERVER, "Salesforce rejected it without saying why"
     parts: list[str] = []
@@ -267,11 +330,15 @@ def describe_record_errors(errors: Sequence[dict[str, Any]]) -> tuple[ErrorCateg
         code = str(item.get("statusCode") or item.get("errorCode") or "UNKNOWN")
         category = category or record_error_category(code)
         fields = [str(f) for f in item.get("fields") or [] if f]
+        where = f"{', '.join(fields)}: " if fields else ""
+        if code in PERMISSION_RECORD_CODES or code in PERMISSION_ORG_CODES:
+            said = _short(str(item.get("message") or "insufficient access"))
+            parts.append(f"{where}{said} ({code}): {permission_hint(code, sobject)}")
+            continue
         if code == "CANNOT_UPDATE_CONVERTED_LEAD":
             reason = "lead was converted; Salesforce no longer lets it be updated"
         else:
             reason = _short(str(item.get("message") or code))
-        where = f"{', '.join(fields)}: " if fields else ""
         parts.append(f"{where}{reason} ({code})")
     return category or ErrorCategory.VALIDATION, "; ".join(parts)
 
@@ -468,8 +535,6 @@ TOOLING_PATH = f"{DATA_PATH}/tooling"
 _CUSTOM_FIELD_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*__c$")
 #: A record's newest notes compared with a social note before adding it again.
 NOTES_COMPARED = 50
-#: Errors meaning the user may not change the org's setup.
-PERMISSION_CODES = frozenset({"INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY", "API_DISABLED_FOR_ORG"})
 #: The field types ``create_field`` takes, and the Tooling ``Metadata`` of each (Salesforce's own field types).
 TOOLING_FIELD_TYPES: dict[str, dict[str, Any]] = {
     "text": {"type": "Text", "length": 255},
@@ -1108,7 +1173,7 @@ class SalesforceAdapter(AdapterBase):
                 retry = self._create_collection if creating else self._update_collection
                 await gather_or_cancel([retry(obj, items[:middle]), retry(obj, items[middle:])])
                 return
-            category, message = describe_record_errors(salesforce_errors(response))
+            category, message = describe_record_errors(salesforce_errors(response), sobject)
             items[0].finish(RecordOutcome.FAILED, category=category, message=f"{sobject} {items[0].email}: {message}")
             return
         body = json_or_none(response)
@@ -1126,7 +1191,7 @@ class SalesforceAdapter(AdapterBase):
                 item.result = RecordResult(item.email, written, crm_id=str(answer.get("id") or item.crm_id or ""))
                 continue
             errors = answer.get("errors", []) if isinstance(answer, dict) else []
-            category, message = describe_record_errors([e for e in errors if isinstance(e, dict)])
+            category, message = describe_record_errors([e for e in errors if isinstance(e, dict)], sobject)
             item.finish(
                 RecordOutcome.FAILED,
                 crm_id=item.crm_id,
@@ -1284,8 +1349,8 @@ class SalesforceAdapter(AdapterBase):
         security, the integration user may not see it (the caller checks with :meth:`list_fields`).
 
         Raises:
-            RequestRejectedError: an unknown type or name, or Salesforce refused (category ``auth`` when the user
-                lacks the permission to customize the org).
+            RequestRejectedError: an unknown type or name, or Salesforce refused.
+            PermissionRefusedError: the integration user lacks the permission to customize the org.
         """
         api_name = name if name.endswith("__c") else f"{name}__c"
         if not _CUSTOM_FIELD_NAME.match(api_name):
@@ -1312,12 +1377,11 @@ class SalesforceAdapter(AdapterBase):
                     return existing
                 return _field_from_metadata(api_name, metadata)
             message = _short(" ".join(str(e.get("message") or "") for e in errors)) or str(response.status_code)
-            if code in PERMISSION_CODES or response.status_code == 403:
-                raise RequestRejectedError(
+            if record_error_category(code) is ErrorCategory.PERMISSION or response.status_code == 403:
+                raise PermissionRefusedError(
                     f"Salesforce: no permission to create {sobject}.{api_name} ({code or response.status_code}): "
-                    "the integration user needs the 'Customize Application' permission",
+                    + permission_hint(code, sobject, tooling=True),
                     status=response.status_code,
-                    category=ErrorCategory.AUTH,
                     code=code,
                 )
             raise RequestRejectedError(

@@ -18,7 +18,7 @@ import httpx
 from crm_desktop.domain.models import SocialContext, SocialPlatform, SocialProfile, normalise_email
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.providers.contract import OutboundRecord, RecordResult
-from crm_desktop.providers.errors import AuthError, ProviderError, RateLimitError
+from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError, RateLimitError
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
 
@@ -59,7 +59,7 @@ class WriteGate:
     """One push's writes: a few in flight at a time, and none sent after a failure that stops the push.
 
     Without it a write waiting for a free slot would still go out in the instant between another write's
-    refused token (or spent daily limit) and the cancellation of the push.
+    refused token (or missing permission, or spent daily limit) and the cancellation of the push.
 
     Attributes:
         stopped: the error that stopped the push, once one did.
@@ -77,7 +77,7 @@ class WriteGate:
                 raise self.stopped
             try:
                 yield
-            except (AuthError, RateLimitError) as exc:
+            except (AuthError, PermissionRefusedError, RateLimitError) as exc:
                 self.stopped = exc
                 raise
 

@@ -102,6 +102,10 @@ _TIME_RE = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 T = TypeVar("T")
 
 
+#: Pipedrive's answer to a call the token's user has no permission for (its OpenAPI files' 403 example).
+NO_PERMISSION = "You do not have permissions to do this."
+
+
 class PipedriveApiError(Exception):
     """An error answered in Pipedrive's envelope (status and message)."""
 
@@ -518,10 +522,14 @@ class PipedriveSandbox(Sandbox):
         daily_token_budget: int = DEFAULT_DAILY_TOKEN_BUDGET,
         social_fields: bool = False,
         can_add_fields: bool = True,
+        can_edit_persons: bool = True,
     ) -> None:
         super().__init__(config)
         #: Whether the token's user may add custom fields (admins, or users granted it); others get a 403.
         self.can_add_fields = can_add_fields
+        #: Whether the token's user's permission set lets it add and edit persons; without it Pipedrive answers
+        #: 403 "You do not have permissions to do this." to each such call.
+        self.can_edit_persons = can_edit_persons
         self.company_domain = company_domain
         self.burst_limit = burst_limit
         self.search_burst_limit = search_burst_limit
@@ -602,6 +610,11 @@ class PipedriveSandbox(Sandbox):
             self.daily_token_budget = _positive_setting(changes, "daily_token_budget")
         if "tokens_spent" in changes:
             self.tokens_spent = max(0, int(changes["tokens_spent"]))
+        for flag in ("can_add_fields", "can_edit_persons"):
+            if flag in changes:
+                if not isinstance(changes[flag], bool):
+                    raise ValueError(f"{flag} must be true or false")
+                setattr(self, flag, changes[flag])
 
     def fault_response(self, kind: FaultKind) -> Response:
         if kind is FaultKind.RATE_LIMIT:
@@ -1012,7 +1025,12 @@ class PipedriveSandbox(Sandbox):
             raise PipedriveApiError(404, "Person not found")
         return person
 
+    def _check_person_permission(self) -> None:
+        if not self.can_edit_persons:
+            raise PipedriveApiError(403, NO_PERMISSION)
+
     async def _create_person(self, request: Request) -> Response:
+        self._check_person_permission()
         body = await _json_body(request)
         changes = self._person_changes(body, creating=True)
         self._refuse_if_invalid(request.url.path)
@@ -1033,6 +1051,7 @@ class PipedriveSandbox(Sandbox):
         return _ok(self._person_wire(person, _custom_filter(request)))
 
     async def _update_person(self, request: Request) -> Response:
+        self._check_person_permission()
         person = self._person_or_404(request)
         changes = self._person_changes(await _json_body(request), creating=False)
         self._refuse_if_invalid(request.url.path)

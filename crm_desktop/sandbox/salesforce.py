@@ -1309,8 +1309,16 @@ class SalesforceSandbox(Sandbox):
         require_client_secret: bool = False,
         customize_application: bool = True,
         field_access_on_create: bool = True,
+        read_only_objects: Sequence[str] = (),
+        api_enabled: bool = True,
     ) -> None:
         super().__init__(config)
+        #: Objects the integration user may read but not create or edit (its profile lacks Create and Edit on
+        #: them): each write of such a record fails with ``INSUFFICIENT_ACCESS_OR_READONLY``.
+        self.read_only_objects = frozenset(read_only_objects)
+        #: Whether the integration user has "API Enabled"; without it every API call answers 403
+        #: ``API_DISABLED_FOR_ORG``.
+        self.api_enabled = api_enabled
         #: Whether the integration user may change the org's setup (create fields with the Tooling API).
         self.customize_application = customize_application
         #: Whether a field created over the Tooling API is readable by the integration user at once; real orgs
@@ -1399,7 +1407,7 @@ class SalesforceSandbox(Sandbox):
         return granted
 
     def apply_config(self, changes: dict[str, Any]) -> None:
-        """Run-time settings: token lifetime, limits, page size, custom fields, duplicate rules, API usage.
+        """Run-time settings: token lifetime, limits, page size, custom fields, duplicate rules, access, API usage.
 
         Every value is checked before any is applied, so a refused change leaves the settings as they were.
 
@@ -1429,9 +1437,16 @@ class SalesforceSandbox(Sandbox):
             for name in raw_fields:
                 custom_field_spec(name)
             custom_fields = raw_fields
-        for flag in ("duplicate_rules", "customize_application", "field_access_on_create", "grant_field_access"):
+        for flag in ("duplicate_rules", "customize_application", "field_access_on_create", "grant_field_access",
+                     "api_enabled"):
             if flag in changes and not isinstance(changes[flag], bool):
                 raise ValueError(f"{flag} must be true or false")
+        read_only: frozenset[str] | None = None
+        if "read_only_objects" in changes:
+            raw_objects = changes["read_only_objects"]
+            if not isinstance(raw_objects, list) or not all(name in OBJECT_NAMES for name in raw_objects):
+                raise ValueError(f"read_only_objects must be a list of object names ({', '.join(OBJECT_NAMES)})")
+            read_only = frozenset(raw_objects)
 
         if "token_ttl_seconds" in numbers:
             self.token_ttl_seconds = numbers["token_ttl_seconds"]
@@ -1452,6 +1467,10 @@ class SalesforceSandbox(Sandbox):
             self.customize_application = changes["customize_application"]
         if "field_access_on_create" in changes:
             self.field_access_on_create = changes["field_access_on_create"]
+        if "api_enabled" in changes:
+            self.api_enabled = changes["api_enabled"]
+        if read_only is not None:
+            self.read_only_objects = read_only
         if changes.get("grant_field_access"):
             self.grant_field_access()
         if "api_usage" in counts:
@@ -1955,6 +1974,7 @@ class SalesforceSandbox(Sandbox):
     ) -> _WriteOutcome:
         schema = self.schemas[object_name]
         try:
+            self._check_write_access(object_name)
             values = self._validated_values(schema, body, creating=True)
             self._check_required(schema, values)
             self._refuse_if_fault(path, values)
@@ -1963,6 +1983,11 @@ class SalesforceSandbox(Sandbox):
             return _WriteOutcome(None, exc)
         record_id = self._insert(object_name, values, now=now)
         return _WriteOutcome(record_id, undo=lambda: self._discard(object_name, record_id))
+
+    def _check_write_access(self, object_name: str) -> None:
+        """Refuse a write to an object the integration user may only read (as Salesforce does, per record)."""
+        if object_name in self.read_only_objects:
+            raise SalesforceError(400, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id", [])
 
     def _discard(self, object_name: str, record_id: str) -> None:
         record = self.records[object_name].pop(record_id)
@@ -1974,6 +1999,7 @@ class SalesforceSandbox(Sandbox):
         schema = self.schemas[object_name]
         record = self.records[object_name][record_id]
         try:
+            self._check_write_access(object_name)
             if record.get("IsConverted"):
                 raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
             values = self._validated_values(schema, body, creating=False)
@@ -2226,6 +2252,8 @@ class SalesforceSandbox(Sandbox):
             raise SalesforceError(
                 401, "INVALID_SESSION_ID", "Session expired or invalid", headers={"WWW-Authenticate": "Token"}
             )
+        if not self.api_enabled:
+            raise SalesforceError(403, "API_DISABLED_FOR_ORG", "API is not enabled for this Organization or Partner")
         if request.scope.get("salesforce.concurrent_refused"):
             raise SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
         if self._api_usage() >= self.daily_api_limit:

@@ -59,6 +59,7 @@ OUTCOME_NAMES: dict[str, str] = {
 
 ERROR_CATEGORY_NAMES: dict[str, str] = {
     ErrorCategory.AUTH: "Sign-in",
+    ErrorCategory.PERMISSION: "Permission",
     ErrorCategory.RATE_LIMIT: "Rate limit",
     ErrorCategory.VALIDATION: "Invalid record",
     ErrorCategory.DUPLICATE: "Duplicate",

@@ -146,7 +146,7 @@ VALIDATION_BODY = {
             "EXPIRED_AUTHENTICATION",
             None,
         ),
-        (403, {"category": "MISSING_SCOPES"}, {}, Decision.FATAL, ErrorCategory.AUTH, "MISSING_SCOPES", None),
+        (403, {"category": "MISSING_SCOPES"}, {}, Decision.FATAL, ErrorCategory.PERMISSION, "MISSING_SCOPES", None),
         (429, {"policyName": "DAILY"}, {}, Decision.FATAL, ErrorCategory.RATE_LIMIT, "DAILY", None),
         (
             429,

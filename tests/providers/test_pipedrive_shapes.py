@@ -535,7 +535,7 @@ CLASSIFIER_TABLE: list[tuple[str, int, dict[str, str], Any, Decision, ErrorCateg
      None, "UNAUTHORIZED"),
     ("blocked after hammering", 403, {"content-type": "text/html"}, "<html><body>Forbidden</body></html>",
      Decision.RATE_LIMITED, ErrorCategory.RATE_LIMIT, BLOCKED_WAIT_SECONDS, "BLOCKED"),
-    ("no permission", 403, {}, {"success": False, "error": "Forbidden"}, Decision.FATAL, ErrorCategory.AUTH, None,
+    ("no permission", 403, {}, {"success": False, "error": "Forbidden"}, Decision.FATAL, ErrorCategory.PERMISSION, None,
      "FORBIDDEN"),
     ("burst with retry-after", 429, {"retry-after": "3"}, {"success": False, "error": "Request over limit"},
      Decision.RATE_LIMITED, ErrorCategory.RATE_LIMIT, 3.0, "RATE_LIMIT"),
