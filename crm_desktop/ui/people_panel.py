@@ -412,6 +412,7 @@ class DuplicatesDialog(QDialog):
         reported_table: the CRMs' duplicate refusals.
         keep_combo, other_combo: the contact kept and the one merged into it.
         fields_table: per field, the kept and the other value; check "Take other" to keep the other's.
+        keys: Enter on a group goes to the contact to keep; elsewhere Enter and Delete say what they do not do.
         crm_label: what happens in each CRM.
         merge_button: merges (after a confirmation).
         result_label: what the last search or merge did.
@@ -492,6 +493,15 @@ class DuplicatesDialog(QDialog):
         self.keep_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
         self.other_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
         self.merge_button.clicked.connect(self.confirm_merge)
+        say = self.result_label.setText
+        self.keys = [
+            row_keys(self.groups_table, on_open=lambda _row: self.keep_combo.setFocus(Qt.FocusReason.OtherFocusReason),
+                     say=say, cannot_delete="A group is found from the contacts themselves: merge two to end it."),
+            row_keys(self.reported_table, say=say, cannot_open="The CRM's report is all in its row.",
+                     cannot_delete="The CRMs' reports are kept with their runs; nothing is deleted here."),
+            row_keys(self.fields_table, say=say, cannot_open="Tick “Take other” (Space) to keep the other's value.",
+                     cannot_delete="A field is kept or taken from the other contact, not deleted."),
+        ]
 
     def find_duplicates(self) -> asyncio.Task[DuplicateReport | None]:
         """Look for duplicates again, off the GUI thread (it reads every contact's email), and list them."""

@@ -252,3 +252,21 @@ def test_enter_on_a_campaign_lists_its_leads_in_people(qtbot: QtBot, workspace: 
     qtbot.waitUntil(lambda: people.detail_pane.detail is not None, timeout=5000)
     assert people.model.query.campaign == CAMPAIGNS[1] and people.model.rowCount() > 0
     window.desk.quit()
+
+
+def test_enter_on_a_duplicate_group_goes_to_the_merge_and_delete_says_what_ends_it(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    twin = person(2).model_copy(update={"phone": person(1).phone})
+    workspace.contacts.save_many([person(1), twin])
+    window = open_window(qtbot, workspace)
+    window.show_panel(PEOPLE)
+    dialog = window.people_panel.open_duplicates()
+    qtbot.waitUntil(lambda: not dialog.searching and dialog.groups_table.rowCount() == 1, timeout=5000)
+    press(dialog.groups_table, Qt.Key.Key_Delete, row=0)
+    assert dialog.result_label.text().startswith("A group is found from the contacts themselves")
+    assert dialog.groups_table.rowCount() == 1
+    press(dialog.groups_table, Qt.Key.Key_Return, row=0)
+    assert QApplication.focusWidget() is dialog.keep_combo and dialog.isVisible(), "Enter did not close the dialog"
+    dialog.reject()
+    window.desk.quit()
