@@ -137,8 +137,11 @@ async def drill(crm: str, count: int, seed: int, data_dir: Path, expire_every: i
                                 "apiCalls": result.api_calls, "message": result.message})
             # A record refused in one run may land in a later one (a refusal is not sent again unless it
             # changes, but a run the faults stopped leaves the rest for the next one).
-            failed.update({f.email.lower(): _reason(f.email, f.message) for f in result.failures})
-            failed_last = {f.email.lower() for f in result.failures}
+            # Every failed record, from the run's record log (the result lists only the first of a large run's).
+            listed = ([(f.record_key, f.message) for f in workspace.monitor.store.failed_records(result.run_id)]
+                      if result.run_id is not None else [(f.email, f.message) for f in result.failures])
+            failed.update({email.lower(): _reason(email, message) for email, message in listed})
+            failed_last = {email.lower() for email, _ in listed}
             if result.status.value in {"succeeded", "partial"}:
                 break
         report.seconds = round(time.perf_counter() - started, 1)

@@ -1,4 +1,5 @@
-"""Alerts from sync runs (failed, refused sign-in, low quota, refused records, duplicates), without storms.
+"""Alerts from sync runs (failed, refused sign-in, missing permission, low quota, refused records, duplicates), without
+storms.
 
 The same alert, meaning the same kind for the same integration, is notified at most once per quiet period
 (15 minutes); what comes again sooner is counted on the alert already shown, so the Alerts view still tells how
@@ -18,7 +19,7 @@ from crm_desktop.domain.alerts import Alert, AlertKind
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory
 from crm_desktop.providers.contract import Quota
-from crm_desktop.providers.errors import AuthError
+from crm_desktop.providers.errors import AuthError, PermissionRefusedError
 from crm_desktop.store.alerts_store import AlertStore
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncRunStatus
@@ -70,6 +71,15 @@ CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Pro
 
 def _crm(integration: Integration) -> str:
     return CRM_NAMES[integration.provider]
+
+
+def _named(listed: list[str], count: int, separator: str) -> str:
+    """The first records of ``count`` by name, and how many more (all of them are in the run's record log)."""
+    shown = listed[:NAMED_RECORDS]
+    unnamed = count - len(shown)
+    if not shown:
+        return "listed in the run's record log"
+    return separator.join(shown) + (f" and {unnamed:,} more" if unnamed > 0 else "")
 
 
 def _records(count: int) -> str:
@@ -125,7 +135,9 @@ class AlertService:
     def alerts_for_run(self, integration: Integration, outcome: SyncResult | BaseException) -> list[RaisedAlert]:
         """The alerts one finished run (or a run that could not start) gives.
 
-        A refused sign-in is one "reconnect" alert, not also a failed run; a run already going on is no alert.
+        A refused sign-in is one "reconnect" alert, not also a failed run; a missing permission is one "permission"
+        alert naming what to ask the CRM's admin for (the sign-in works: reconnecting would not help); a run already
+        going on is no alert.
         """
         name = f"“{integration.name}”"
         if isinstance(outcome, SyncAlreadyRunning):
@@ -134,6 +146,10 @@ class AlertService:
             return [self.raise_alert(AlertKind.AUTH_FAILED, integration,
                                      f"{_crm(integration)} refused the sign-in of {name}: {outcome}. "
                                      "Reconnect it to resume syncing.")]
+        if isinstance(outcome, PermissionRefusedError):
+            return [self.raise_alert(AlertKind.PERMISSION_MISSING, integration,
+                                     f"{_crm(integration)} refused the sync of {name} for lack of a permission: "
+                                     f"{outcome}.")]
         if isinstance(outcome, BaseException):
             return [self.raise_alert(AlertKind.RUN_FAILED, integration,
                                      f"The sync of {name} could not run: {outcome}")]
@@ -144,26 +160,29 @@ class AlertService:
                 AlertKind.AUTH_FAILED, integration,
                 f"{_crm(integration)} refused the sign-in of {name} during {run}: "
                 f"{outcome.message or 'credentials refused'}. Reconnect it to resume syncing.", outcome.run_id))
+        elif outcome.stopped_by is ErrorCategory.PERMISSION or ErrorCategory.PERMISSION in outcome.failed_by_category:
+            raised.append(self._permission_alert(integration, outcome, run))
         elif outcome.status is SyncRunStatus.FAILED:
             raised.append(self.raise_alert(
                 AlertKind.RUN_FAILED, integration,
                 f"The sync of {name} failed ({run}): {outcome.message or 'see the run for details'}",
                 outcome.run_id))
+        # A large run's result lists only its first failures; the counts per category cover every one.
         refused = [f for f in outcome.failures if f.category is ErrorCategory.VALIDATION]
-        if refused:
-            named = "; ".join(f"{f.email}: {f.message}" for f in refused[:NAMED_RECORDS])
-            more = f" and {len(refused) - NAMED_RECORDS:,} more" if len(refused) > NAMED_RECORDS else ""
+        refused_count = max(len(refused), outcome.failed_by_category.get(ErrorCategory.VALIDATION, 0))
+        if refused_count:
+            named = _named([f"{f.email}: {f.message}" for f in refused], refused_count, "; ")
             raised.append(self.raise_alert(
                 AlertKind.REFUSED_RECORDS, integration,
-                f"{_crm(integration)} refused {_records(len(refused))} of {name} in {run} "
-                f"({named}{more}).", outcome.run_id))
+                f"{_crm(integration)} refused {_records(refused_count)} of {name} in {run} ({named}).",
+                outcome.run_id))
         duplicates = [f for f in outcome.failures if f.category is ErrorCategory.DUPLICATE]
-        if duplicates:
+        duplicate_count = max(len(duplicates), outcome.failed_by_category.get(ErrorCategory.DUPLICATE, 0))
+        if duplicate_count:
             raised.append(self.raise_alert(
                 AlertKind.DUPLICATES_FOUND, integration,
-                f"{_records(len(duplicates))} of {name} match existing duplicates in {_crm(integration)} "
-                f"({run}): {', '.join(f.email for f in duplicates[:NAMED_RECORDS])}"
-                + (f" and {len(duplicates) - NAMED_RECORDS:,} more" if len(duplicates) > NAMED_RECORDS else ""),
+                f"{_records(duplicate_count)} of {name} match existing duplicates in {_crm(integration)} "
+                f"({run}): {_named([f.email for f in duplicates], duplicate_count, ', ')}",
                 outcome.run_id))
         share = quota_share_left(outcome.quota)
         if share is not None and share < QUOTA_WARNING_SHARE and outcome.quota is not None:
@@ -173,6 +192,21 @@ class AlertService:
                 f"({outcome.quota.remaining:,} of {outcome.quota.limit:,} calls); syncs slow down or stop "
                 "until it resets.", outcome.run_id))
         return raised
+
+    def _permission_alert(self, integration: Integration, outcome: SyncResult, run: str) -> RaisedAlert:
+        """The alert of a run the CRM refused records or calls of for lack of a permission: how many records, and
+        the CRM's reason with what to ask its admin for."""
+        name = f"“{integration.name}”"
+        refused = [f for f in outcome.failures if f.category is ErrorCategory.PERMISSION]
+        count = max(len(refused), outcome.failed_by_category.get(ErrorCategory.PERMISSION, 0))
+        if outcome.stopped_by is ErrorCategory.PERMISSION:
+            written = f", {_records(count)} not written" if count else ""
+            text = (f"{_crm(integration)} refused the sync of {name} for lack of a permission ({run}{written}): "
+                    f"{outcome.message or 'a permission is missing'}.")
+        else:
+            sample = f" ({refused[0].email}: {refused[0].message})" if refused else ""
+            text = f"{_crm(integration)} refused {_records(count)} of {name} for lack of a permission in {run}{sample}."
+        return self.raise_alert(AlertKind.PERMISSION_MISSING, integration, text, outcome.run_id)
 
     def recent(self, limit: int = 200) -> list[Alert]:
         """The newest alerts, the latest occurrence first."""

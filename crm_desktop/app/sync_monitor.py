@@ -10,7 +10,7 @@ import asyncio
 import csv
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -135,6 +135,9 @@ def health_state(facts: HealthFacts, *, running_here: bool, now: datetime) -> tu
     category = attempt.error_category
     if category is ErrorCategory.AUTH:
         return HealthState.NEEDS_RECONNECT, message or "the CRM refused the credentials"
+    if category is ErrorCategory.PERMISSION:
+        # Reconnecting would not help: the message names the permission or scope to ask the CRM's admin for.
+        return HealthState.FAILING, message or "the CRM user lacks a permission: ask the CRM's admin to grant it"
     if category is ErrorCategory.NETWORK:
         return HealthState.OFFLINE, message or "the CRM could not be reached"
     if category is ErrorCategory.RATE_LIMIT or attempt.quota_remaining == 0:
@@ -146,17 +149,24 @@ def health_state(facts: HealthFacts, *, running_here: bool, now: datetime) -> tu
     return HealthState.IN_SYNC, "the last run succeeded"
 
 
-def _synced(result: SyncResult, obj: RecordObject) -> int:
-    """Records of ``obj`` a run created or updated, on either side, each counted once."""
-    return len({
-        change.email for change in result.plan.changes
-        if change.object is obj and change.action in (ChangeAction.CREATE, ChangeAction.UPDATE)
-    })
+def _synced(result: SyncResult) -> dict[RecordObject, int]:
+    """Records of each object a run's plan creates or updates, on either side, each counted once (exact for a plan
+    that kept every change)."""
+    emails: dict[RecordObject, set[str]] = {}
+    for change in result.plan.changes:
+        if change.action in (ChangeAction.CREATE, ChangeAction.UPDATE):
+            emails.setdefault(change.object, set()).add(change.email)
+    return {obj: len(keys) for obj, keys in emails.items()}
 
 
-def attempt_figures(integration: Integration, outcome: SyncResult | Exception) -> AttemptFigures | None:
+def attempt_figures(integration: Integration, outcome: SyncResult | Exception,
+                    synced: Mapping[RecordObject, int] | None = None) -> AttemptFigures | None:
     """The figures of a sync attempt that ended with ``outcome`` (``None`` for a sync refused as already running,
-    which was no attempt of its own)."""
+    which was no attempt of its own).
+
+    ``synced`` is the records created or updated per object, from the run's record log; without it they are
+    counted from the run's plan, which a large run keeps only a sample of.
+    """
     assert integration.id is not None
     if isinstance(outcome, SyncAlreadyRunning):
         return None
@@ -170,15 +180,25 @@ def attempt_figures(integration: Integration, outcome: SyncResult | Exception) -
         message = str(outcome) or type(outcome).__name__
         return AttemptFigures(integration.id, None, SyncRunStatus.FAILED, category, message)
     quota = outcome.quota
+    if synced is None:
+        synced = _synced(outcome)
+    stopped_by, why = outcome.stopped_by, outcome.message
+    refused = [f for f in outcome.failures if f.category is ErrorCategory.PERMISSION]
+    if stopped_by is None and refused:
+        # Records refused for a permission the CRM user lacks: the health line says which one to ask for.
+        stopped_by = ErrorCategory.PERMISSION
+        count = max(len(refused), outcome.failed_by_category.get(ErrorCategory.PERMISSION, 0))
+        records = f"{count:,} record" + ("" if count == 1 else "s")
+        why = why or f"{records} refused for lack of a permission ({refused[0].message})"
     return AttemptFigures(
         integration.id,
         outcome.run_id,
         outcome.status,
-        outcome.stopped_by,
-        outcome.message,
-        contacts_synced=_synced(outcome, RecordObject.CONTACT),
-        leads_synced=_synced(outcome, RecordObject.LEAD),
-        records_failed=len(outcome.failures),
+        stopped_by,
+        why,
+        contacts_synced=synced.get(RecordObject.CONTACT, 0),
+        leads_synced=synced.get(RecordObject.LEAD, 0),
+        records_failed=outcome.counts.get("failed", len(outcome.failures)),
         api_calls=outcome.api_calls,
         api_errors=outcome.api_errors,
         quota_limit=quota.limit if quota is not None else None,
@@ -337,10 +357,12 @@ class SyncMonitorService:
     # -- recording -----------------------------------------------------------------------------
     def record_attempt(self, integration: Integration, outcome: SyncResult | Exception) -> None:
         """Keep the figures of a sync attempt that just ended (a listener of the sync service)."""
-        figures = attempt_figures(integration, outcome)
-        if figures is None:
-            return
         try:
+            synced = (self.store.synced_records(outcome.run_id)
+                      if isinstance(outcome, SyncResult) and outcome.run_id is not None else None)
+            figures = attempt_figures(integration, outcome, synced)
+            if figures is None:
+                return
             self.store.record_attempt(figures)
         except Exception:  # the run itself is recorded already; a lost figure must not fail it
             logger.exception("could not record the figures of %s's sync", integration.name)

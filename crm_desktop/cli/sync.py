@@ -112,6 +112,8 @@ def _result_json(name: str, direction: SyncDirection, trigger: SyncTrigger, dry_
         "authFailed": result.auth_failed,
         "failures": [{"email": f.email, "category": f.category.value, "message": f.message} for f in result.failures],
     }
+    if result.unlisted_failures:
+        data["failuresNotListed"] = result.unlisted_failures
     if result.not_sent:
         data["notSent"] = {"columns": dict(result.not_sent), "reason": NOT_SENT,
                            "hint": f"crm-desktop mapping set {name} custom.COLUMN --crm-field FIELD"}
@@ -132,6 +134,9 @@ def _result_lines(name: str, direction: SyncDirection, dry_run: bool, result: Sy
     if result.message:
         lines.append(f"  stopped: {result.message}")
     lines.extend(f"  failed   {f.email}  {f.category.value}: {f.message}" for f in result.failures)
+    if result.unlisted_failures:
+        lines.append(f"  and {plural(result.unlisted_failures, 'more failed record')}: "
+                     f"crm-desktop runs errors {result.run_id} --csv FILE lists every one")
     if result.not_sent:
         columns = ", ".join(f"{column} ({plural(count, 'record')})" for column, count in result.not_sent.items())
         lines.append(f"  {NOT_SENT}: {columns}; kept locally. To send one, map it to a CRM field: "

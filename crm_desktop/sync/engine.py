@@ -17,7 +17,7 @@ from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, OutboundRecord, Quota, RecordResult
-from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ProviderError
+from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, PermissionRefusedError, ProviderError
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
 from crm_desktop.sync.extras import PushExtras
@@ -32,6 +32,7 @@ from crm_desktop.sync.mapping import (
     values_hash,
 )
 from crm_desktop.sync.plan import (
+    SAMPLE_SIZE,
     ChangeAction,
     ConflictDecision,
     FieldChange,
@@ -58,6 +59,9 @@ __all__ = [
     "SyncResult",
 ]
 
+
+#: Failed records a real run's result names; every one is counted, and listed in the run's record log.
+FAILURE_SAMPLE = 1_000
 
 #: The ways a sync run goes (undo and import runs are recorded by other services).
 SYNC_RUN_DIRECTIONS = frozenset({SyncDirection.PUSH, SyncDirection.PULL, SyncDirection.BOTH, SyncDirection.PUSH_NEW})
@@ -102,14 +106,19 @@ class LogEntry:
 class SyncResult:
     """What a run did: its plan (applied, or only planned by a dry run), counts and failures.
 
+    A real run's result holds exact counts and a bounded sample of its changes and failures, so it stays small
+    whatever the number of records; each record's outcome and changes are in the store (the run's record log and
+    audit). A dry run's result holds its whole plan and every failure.
+
     Attributes:
         run_id: the ``sync_runs`` row (``None`` for a dry run, which writes nothing).
         status: succeeded, partial or failed.
         counts: created / updated / unchanged / failed records, ``conflicts`` fields waiting for the marketer and
             ``decided`` fields their rule settled.
         api_calls: requests sent to the CRM.
-        plan: every change made (or, in a dry run, planned).
-        failures: records that failed.
+        plan: the changes made (a real run's first :data:`SAMPLE_SIZE` worth showing, with counts of all), or,
+            in a dry run, every change planned.
+        failures: records that failed (a real run's first :data:`FAILURE_SAMPLE`; ``counts["failed"]`` has all).
         message: a sentence for a run that stopped early.
         auth_failed: the run stopped because the CRM refused the integration's credentials (reconnect it).
     """
@@ -133,6 +142,13 @@ class SyncResult:
     stopped_by: ErrorCategory | None = None
     #: CRM answers of 400 and above among ``api_calls``.
     api_errors: int = 0
+    #: Failed records per error category, every one (``failures`` may list only the first of them).
+    failed_by_category: dict[ErrorCategory, int] = field(default_factory=dict)
+
+    @property
+    def unlisted_failures(self) -> int:
+        """Failed records ``failures`` does not list (they are in the run's record log)."""
+        return max(0, sum(self.failed_by_category.values()) - len(self.failures))
 
     @property
     def changes(self) -> list[PlannedChange]:
@@ -152,12 +168,22 @@ class _PulledState:
 
 @dataclass
 class _Run:
-    """Bookkeeping of one run: the plan so far, failures, the record log, and what a dry run holds in memory."""
+    """Bookkeeping of one run: the plan so far, failures, the record log not yet written, and what a dry run holds
+    in memory.
+
+    A real run's plan and failures keep counts and a bounded sample, and its record log is written page by page
+    (:meth:`SyncEngine._write_log`), so what it holds does not grow with the number of records.
+    """
 
     run_id: int | None
     dry_run: bool
     plan: SyncPlan = field(default_factory=SyncPlan)
     failures: list[RecordFailure] = field(default_factory=list)
+    #: Failures ``failures`` keeps (``None``: all).
+    failure_sample: int | None = None
+    #: Failed records per category, every one.
+    failed: dict[ErrorCategory, int] = field(default_factory=dict)
+    #: Record log lines not yet written to the store.
     log: list[LogEntry] = field(default_factory=list)
     #: (object, local id) -> fields this run left to the marketer.
     held: dict[tuple[RecordObject, int], set[str]] = field(default_factory=dict)
@@ -168,20 +194,34 @@ class _Run:
     #: Custom fields left unsent for want of a mapped CRM field: column -> records pushed without it.
     not_sent: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def sampled(cls, run_id: int | None, *, dry_run: bool, only: dict[RecordObject, list[int]] | None) -> _Run:
+        """A run's bookkeeping: a dry run's keeps its whole plan (the preview lists it), and so does a push of
+        chosen records (no larger than the caller's own list, whose report shows each record's values); a run
+        over every changed record keeps counts and samples."""
+        if dry_run or only is not None:
+            return cls(run_id, dry_run, only=only)
+        return cls(run_id, dry_run, SyncPlan(sample=SAMPLE_SIZE), failure_sample=FAILURE_SAMPLE, only=only)
+
     def counts(self) -> dict[str, int]:
         counted = self.plan.counts()
         return {
             "created": counted.created,
             "updated": counted.updated,
             "unchanged": counted.unchanged,
-            "failed": len(self.failures),
+            "failed": sum(self.failed.values()),
             "conflicts": counted.waiting,
             "decided": counted.decided,
         }
 
+    def add_failure(self, failure: RecordFailure) -> None:
+        self.failed[failure.category] = self.failed.get(failure.category, 0) + 1
+        if self.failure_sample is None or len(self.failures) < self.failure_sample:
+            self.failures.append(failure)
+
     def fail(self, obj: RecordObject, key: str, crm_id: str | None, category: ErrorCategory, message: str,
              logged: str | None = None) -> None:
-        self.failures.append(RecordFailure(key, category, message))
+        self.add_failure(RecordFailure(key, category, message))
         self.log.append(LogEntry(obj, key, crm_id, RecordOutcome.FAILED, category, logged or message))
 
 
@@ -306,7 +346,7 @@ class SyncEngine:
             raise ValueError(f"a sync runs push, pull, both or push_new, not {direction.value}")
         started = time.monotonic()
         if dry_run:
-            run = _Run(None, dry_run=True, only=local_ids)
+            run = _Run.sampled(None, dry_run=True, only=local_ids)
             try:
                 await self._run_objects(direction, objects, run)
             finally:
@@ -316,8 +356,8 @@ class SyncEngine:
             await self.adapter.aclose()
             raise SyncAlreadyRunning(f"a sync of {self.integration.name!r} is already running")
         try:
-            run = _Run(self.store.start_run(self.integration_id, trigger, direction), dry_run=False,
-                       only=local_ids)
+            run = _Run.sampled(self.store.start_run(self.integration_id, trigger, direction), dry_run=False,
+                               only=local_ids)
             assert run.run_id is not None
             if on_started is not None:
                 on_started(run.run_id)
@@ -348,10 +388,7 @@ class SyncEngine:
                 if status is SyncRunStatus.SUCCEEDED and run.failures:
                     status = SyncRunStatus.PARTIAL
                 counts = run.counts()
-                self.store.add_record_outcomes(
-                    run.run_id,
-                    [(e.object, e.key, e.crm_id, e.outcome, e.category, e.message) for e in run.log],
-                )
+                self._write_log(run)
                 self.store.finish_run(
                     run.run_id,
                     status,
@@ -374,7 +411,14 @@ class SyncEngine:
                 auth_failed: bool, stopped_by: ErrorCategory | None = None) -> SyncResult:
         return SyncResult(run.run_id, status, run.counts(), self.adapter.api_calls, run.plan, run.failures, message,
                           time.monotonic() - started, auth_failed, dict(sorted(run.not_sent.items())),
-                          self.adapter.quota(), stopped_by, self.adapter.api_errors)
+                          self.adapter.quota(), stopped_by, self.adapter.api_errors, dict(run.failed))
+
+    def _write_log(self, run: _Run) -> None:
+        """Write the record log lines gathered so far (a dry run writes nothing and keeps none)."""
+        if run.log and run.run_id is not None:
+            self.store.add_record_outcomes(
+                run.run_id, [(e.object, e.key, e.crm_id, e.outcome, e.category, e.message) for e in run.log])
+        run.log.clear()
 
     async def _run_objects(self, direction: SyncDirection, objects: Sequence[RecordObject], run: _Run) -> None:
         for obj in objects:
@@ -400,18 +444,20 @@ class SyncEngine:
             for local_id, record_plan in planned:
                 run.plan.extend(record_plan.changes)
                 run.log.extend(record_plan.log)
-                if local_id is not None and record_plan.held:
-                    run.held.setdefault((obj, local_id), set()).update(record_plan.held)
                 if record_plan.write is not None:
                     writes.append(record_plan.write)
+                # A real run's waiting conflicts are in the store by the push phase; a dry run's only here.
+                if run.dry_run and local_id is not None and record_plan.held:
+                    run.held.setdefault((obj, local_id), set()).update(record_plan.held)
                 if run.dry_run and local_id is not None and record_plan.state is not None:
                     run.pulled[(obj, local_id)] = record_plan.state
             for entry in (e for _, p in planned for e in p.log if e.outcome is RecordOutcome.FAILED):
-                run.failures.append(RecordFailure(entry.key, entry.category or ErrorCategory.VALIDATION,
-                                                  entry.message or "failed"))
+                run.add_failure(RecordFailure(entry.key, entry.category or ErrorCategory.VALIDATION,
+                                              entry.message or "failed"))
             if not run.dry_run:
                 self.store.apply_record_writes(self.integration_id, obj, writes, cursor=page.cursor)
                 self.store.heartbeat(self.integration_id, run.run_id)
+            self._write_log(run)
             done += len(page.records)
             self._report(f"pulling {obj.value}s", done, done)
 
@@ -645,6 +691,7 @@ class SyncEngine:
             chosen = sorted(set(run.only.get(obj, [])))
             for start in range(0, len(chosen), self.batch_size):
                 await self._push_batch(obj, run, chosen[start : start + self.batch_size], mappings)
+                self._write_log(run)
                 done += len(chosen[start : start + self.batch_size])
                 self._report(f"pushing {obj.value}s", done, len(chosen))
             return
@@ -661,6 +708,7 @@ class SyncEngine:
                 ids = self._pulled_push_ids(obj, run, page, after_id, upper, only_new=only_new)
             if ids:
                 await self._push_batch(obj, run, ids, mappings)
+                self._write_log(run)
             if not page:
                 break
             after_id = page[-1]
@@ -775,6 +823,7 @@ class SyncEngine:
         if pending:
             logger.info("resuming %d pending writes of %s", len(pending), self.integration.name)
             await self._send(obj, pending, run, {})
+            self._write_log(run)
 
     async def _send(self, obj: RecordObject, pending: list[OutboxItem], run: _Run,
                     planned: dict[str, PlannedChange]) -> None:
@@ -800,7 +849,15 @@ class SyncEngine:
             notes = self._notes(obj, batch)
             outbound = [OutboundRecord(email=i.email, fields=i.fields, crm_id=i.crm_id, note=notes.get(i.local_id))
                         for i in batch]
-            results = await self.adapter.upsert(obj, outbound)
+            try:
+                results = await self.adapter.upsert(obj, outbound)
+            except PermissionRefusedError as exc:
+                # Refused for a permission the CRM user lacks: each write is a failed record (the Sync Monitor
+                # groups them), and the run stops, as every later batch would be refused alike.
+                for item in batch:
+                    run.fail(obj, item.email, item.crm_id, ErrorCategory.PERMISSION, str(exc))
+                self.store.complete_outbox(self.integration_id, [], [*superseded, *((i, str(exc)) for i in batch)])
+                raise
             stamps: dict[int, datetime | None] = {}
             done: list[tuple[OutboxItem, str, datetime | None]] = []
             failed: list[tuple[OutboxItem, str]] = list(superseded)
