@@ -46,6 +46,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 INTEGRATION_NAME = "drill"
 #: The local fields the two-way drill compares before a run and after its undo.
 SNAPSHOT_FIELDS = ("first_name", "last_name", "phone")
+#: The same fields as the audit (and the mappings) name them.
+AUDITED_FIELDS = ("firstName", "lastName", "phone")
 #: What the fork server loads once, so a forked worker starts at once.
 WARM_MODULES = (
     "crm_desktop.app.workspace",
@@ -304,7 +306,10 @@ def crm_contacts(sandbox: Any) -> list[tuple[str, str]]:
 
 
 def crm_values(sandbox: Any) -> dict[str, tuple[str, ...]]:
-    """Lower-cased email -> (first name, last name, phone) of every live contact a sandbox holds (first per email)."""
+    """Lower-cased email -> (first name, last name, phone) of every live contact a sandbox holds (first per email).
+
+    A Pipedrive person has one name; it is split at its first space, as Pipedrive's ``first_name`` and
+    ``last_name`` are (the drill's first names have no space)."""
     values: dict[str, tuple[str, ...]] = {}
     if sandbox.provider == "hubspot":
         for r in list(sandbox._records["contacts"].values()):
@@ -321,7 +326,8 @@ def crm_values(sandbox: Any) -> dict[str, tuple[str, ...]]:
             primary = next((e for e in person.emails if e.get("primary")), person.emails[0] if person.emails else {})
             phone = next((p for p in person.phones if p.get("primary")), person.phones[0] if person.phones else {})
             email = str(primary.get("value") or "").lower()
-            values.setdefault(email, (person.name, "", str(phone.get("value") or "")))
+            first, _, last = person.name.partition(" ")
+            values.setdefault(email, (first, last, str(phone.get("value") or "")))
     return values
 
 
@@ -479,16 +485,19 @@ def _undo_and_compare(
     run_id: int,
     before: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]],
     edits: dict[str, Edit],
-    audited: set[str],
+    written: dict[str, dict[int, str]],
     local_values: Callable[[], dict[str, tuple[str, ...]]],
 ) -> dict[str, Any]:
     """Undo run ``run_id`` as ``runs undo`` does, then compare both sides with what they held before the run.
 
-    An edit the run carried across (a salesperson's just before it, pulled; a local one, pushed) is undone on both
-    sides, as ``runs undo`` documents: both sides get the value from before the edit and agree again. So an edited
-    contact the run's audit names (``audited``: emails) is compared with both sides' values before the edit; every
-    other record with what its side held before the run. (A write a killed run landed without recording it belongs
-    to the run that resumes and records it: its undo takes that write back too.)
+    ``runs undo`` gives each field the run changed its value from before the run on both sides: a field the run
+    pulled gets the local value from before it, a field the run pushed the CRM's (so a local edit the run pushed is
+    undone on both sides too, and a phone the sides disagreed on before the run ends as the CRM had it). ``written``
+    (email -> index in :data:`SNAPSHOT_FIELDS` -> ``local`` or ``crm``, from the run's audit; the local side first,
+    as the undo takes it) says which side's value each changed field must hold; every other field is compared with
+    what its own side held. A CRM write the audit missed, or audited with a wrong old value, shows as a mismatch.
+    (A write a killed run landed without recording it belongs to the run that resumes and records it: its undo
+    takes that write back too.) A record the run created on one side is kept there by design and not compared.
     """
     after_run = local_values(), crm_values(sandbox)
     from crm_desktop.store.models import SyncTrigger
@@ -497,21 +506,25 @@ def _undo_and_compare(
     _wait_for_quiet(sandbox)
     local_after, crm_after = local_values(), crm_values(sandbox)
     local_before, crm_before = before
-    local_before, crm_before = dict(local_before), dict(crm_before)
-    carried = 0
-    for email, edit in edits.items():
-        if email in audited:
-            local_before[email], crm_before[email] = edit.local, edit.crm
-            carried += 1
+
+    def expected(email: str, own: tuple[str, ...]) -> tuple[str, ...]:
+        sides = written.get(email, {})
+        held = {"local": local_before.get(email), "crm": crm_before.get(email)}
+        return tuple((held.get(sides.get(i, "")) or own)[i] for i in range(len(own)))
+
     local_mismatches: dict[str, list[Any]] = {
-        e: [v, local_after.get(e)] for e, v in local_before.items() if local_after.get(e) != v
+        e: [want, local_after.get(e)] for e, v in local_before.items()
+        if local_after.get(e) != (want := expected(e, v))
     }
     crm_mismatches: dict[str, list[Any]] = {
-        e: [v, crm_after.get(e)] for e, v in crm_before.items() if crm_after.get(e) != v
+        e: [want, crm_after.get(e)] for e, v in crm_before.items()
+        if crm_after.get(e) != (want := expected(e, v))
     }
     for mismatches in (local_mismatches, crm_mismatches):
         for email, values in mismatches.items():
-            values.append({"after the run": [after_run[0].get(email), after_run[1].get(email)]})
+            values.append({"before the run": [local_before.get(email), crm_before.get(email)],
+                           "after the run": [after_run[0].get(email), after_run[1].get(email)],
+                           "written by the run": written.get(email, {})})
             if email in edits:
                 values.append(f"edited on the {edits[email].side} side")
     created = (set(local_after) - set(local_before)) | (set(crm_after) - set(crm_before))
@@ -524,7 +537,7 @@ def _undo_and_compare(
         "crm_mismatches": dict(list(crm_mismatches.items())[:20]),
         "crm_mismatch_count": len(crm_mismatches),
         "created_kept": len(created),
-        "edits_carried": carried,
+        "edits_carried": sum(1 for email in edits if 0 in written.get(email, {})),
         "kept": report.kept[:20],
     }
 
@@ -743,13 +756,19 @@ def run_drill(
                     report.local_duplicates = report.local_contacts - (len(all_emails) - len(report.local_missing))
                     if settings.two_way and report.final.get("runId"):
                         run_id = int(report.final["runId"])
-                        # Contacts whose first name (the field the edits change) the run's audit names.
-                        audited_ids = {
-                            row.entity_id for row in store.iter_audit_for_run(run_id) if row.field == "firstName"
-                        }
-                        audited = {e for e, i in local_ids().items() if str(i) in audited_ids}
-                        audited |= {e for e, crm_id in linked_emails().items() if crm_id in audited_ids}
-                        report.undo = _undo_and_compare(workspace, sandbox, run_id, before_final, edits, audited,
+                        # Per contact (the audit's entity is the local id), the compared fields the run changed and
+                        # the side whose value from before the run the undo puts back on both.
+                        email_of = {str(i): e for e, i in local_ids().items()}
+                        written: dict[str, dict[int, str]] = {}
+                        for row in store.iter_audit_for_run(run_id):
+                            email = email_of.get(row.entity_id)
+                            if email is None or row.field not in AUDITED_FIELDS:
+                                continue
+                            sides = written.setdefault(email, {})
+                            index = AUDITED_FIELDS.index(row.field)
+                            if sides.get(index) != "local":
+                                sides[index] = row.side
+                        report.undo = _undo_and_compare(workspace, sandbox, run_id, before_final, edits, written,
                                                         local_values)
                 finally:
                     workspace.close()
