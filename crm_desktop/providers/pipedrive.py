@@ -34,7 +34,7 @@ from crm_desktop.providers.contract import (
     TimelineResult,
 )
 from crm_desktop.providers.conversions import CrmConversion, DealPipeline, DealStage
-from crm_desktop.providers.http import OK, Decision, Verdict, classify_status, json_or_none
+from crm_desktop.providers.http import OK, Decision, Verdict, classify_status, json_or_none, request_of
 from crm_desktop.providers.rate import RateBudget, RateObservation, read_pipedrive_headers, retry_after_seconds
 from crm_desktop.providers.toolkit import (
     ChangeCursor,
@@ -210,6 +210,27 @@ def _daily_budget_spent(response: httpx.Response, error: str) -> bool:
     return left is not None and left.strip() == "0"
 
 
+#: What a refused call was doing, by method and the object in its path: what to ask a Pipedrive admin to allow.
+_ACTIONS = {"GET": "see", "POST": "add", "PUT": "change", "PATCH": "edit", "DELETE": "delete"}
+_OBJECT_WORDS = {
+    "persons": "persons", "leads": "leads", "notes": "notes", "activities": "activities", "deals": "deals",
+    "personFields": "custom person fields", "activityTypes": "activity types", "pipelines": "pipelines",
+    "stages": "stages", "users": "users",
+}
+
+
+def refused_action(response: httpx.Response) -> str:
+    """``add persons``, ``edit leads``...: what a refused call would have done (from its method and path)."""
+    request = request_of(response)
+    if request is None:
+        return "do this"
+    parts = [part for part in request.url.path.split("/") if part]
+    if "merge" in parts:
+        return "merge persons"
+    words = [_OBJECT_WORDS[part] for part in parts if part in _OBJECT_WORDS]
+    return f"{_ACTIONS.get(request.method, 'use')} {words[0]}" if words else "do this"
+
+
 _TOKEN_REFUSED = (
     "Pipedrive refused the API token (401); copy the current token from Pipedrive's Personal preferences > API"
 )
@@ -235,9 +256,10 @@ def classify_pipedrive(response: httpx.Response) -> Verdict:
             )
         return Verdict(
             Decision.FATAL,
-            ErrorCategory.AUTH,
+            ErrorCategory.PERMISSION,
             code="FORBIDDEN",
-            reason=f"the API token's user may not do this (403{': ' + error if error else ''})",
+            reason=f"the API token's user may not {refused_action(response)} (403{': ' + error if error else ''}); "
+            "ask your Pipedrive admin to allow it in the user's permission set (Company settings > Permission sets)",
         )
     if status == 429:
         wait = retry_after_seconds(response)
@@ -617,7 +639,7 @@ class _RecordProblem(Exception):
         self.reason = reason
 
 
-_FATAL = (errors.AuthError, errors.BudgetExhaustedError, errors.ConfigurationError)
+_FATAL = (errors.AuthError, errors.PermissionRefusedError, errors.BudgetExhaustedError, errors.ConfigurationError)
 
 
 class _PersonIndex:
@@ -1518,7 +1540,7 @@ class PipedriveAdapter(AdapterBase):
         what = f"activity on {'lead' if obj is RecordObject.LEAD else 'person'} {entry.crm_id}"
         try:
             created = await self._post_once("/api/v2/activities", body, find)
-        except (errors.AuthError, errors.RateLimitError, errors.TransientError) as exc:
+        except (errors.AuthError, errors.PermissionRefusedError, errors.RateLimitError, errors.TransientError) as exc:
             return TimelineResult(None, exc.category, f"Pipedrive: {what}: {exc}")
         except errors.RequestRejectedError as exc:
             return TimelineResult(None, exc.category, f"Pipedrive: {what}: {exc}")
