@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    # Alembic (and Mako under it) costs a second of a cold start: imported only when a migration is due.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
@@ -104,6 +108,8 @@ def _alembic_config(engine: Engine) -> Config:
 
 def head_revision() -> str:
     """The newest migration shipped with this version of the app."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config(create_engine("sqlite://"))).get_current_head()
     if head is None:
         raise RuntimeError("no migrations shipped with the package")
@@ -112,8 +118,52 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The schema revision of the database (``None`` when it was never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+#: ``revision = "0013"`` / ``down_revision: str | None = "0012"`` at the start of a line of a migration script.
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+def shipped_head_from_scripts() -> str | None:
+    """The one head of the shipped migrations, read from the scripts' text without importing them.
+
+    ``None`` when that reading is not certain (a script without a plain ``revision``, a branch with two heads):
+    the caller then asks Alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        assigned: dict[str, object] = {}
+        for name, value in _REVISION_LINE.findall(script.read_text(encoding="utf-8")):
+            try:
+                assigned.setdefault(name, ast.literal_eval(value))
+            except (ValueError, SyntaxError):
+                return None
+        revision, down = assigned.get("revision"), assigned.get("down_revision")
+        if not isinstance(revision, str) or "down_revision" not in assigned:
+            return None
+        revisions.add(revision)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(str(parent) for parent in down)
+        elif down is not None:
+            return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revisions(engine: Engine) -> list[str] | None:
+    """The rows of ``alembic_version``; ``None`` when they cannot be read (no such table, no database)."""
+    try:
+        with engine.connect() as connection:
+            return [str(row[0]) for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+    except DatabaseError:
+        return None
 
 
 def backup_sqlite(database: Path, revision: str | None) -> Path:
@@ -134,6 +184,8 @@ def backup_sqlite(database: Path, revision: str | None) -> Path:
 
 
 def _is_known_revision(scripts: ScriptDirectory, revision: str) -> bool:
+    from alembic.util import CommandError
+
     # Alembic raises for a revision it has no script of, rather than returning None.
     try:
         return scripts.get_revision(revision) is not None
@@ -144,9 +196,18 @@ def _is_known_revision(scripts: ScriptDirectory, revision: str) -> bool:
 def upgrade_to_head(engine: Engine) -> MigrationReport:
     """Run ``alembic upgrade head``; back up an existing SQLite file first when a migration is pending.
 
+    A database already at the head is recognised without Alembic (a start of the app, every time but after an
+    update): the head is read from the scripts' text and compared with ``alembic_version``.
+
     Raises:
         StoreConfigError: when the database cannot be reached or is newer than this app.
     """
+    shipped = shipped_head_from_scripts()
+    if shipped is not None and _stored_revisions(engine) == [shipped]:
+        return MigrationReport(shipped, shipped, None)
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     head = head_revision()
     try:
         found = current_revision(engine)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
+import sys
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,3 +230,63 @@ def test_integrations_added_before_keys_were_dated_count_from_when_they_were_add
     blank_database.migrate()
     integration = IntegrationStore(blank_database).get("hs")
     assert integration.keys_set_at == added
+
+
+def test_the_head_read_from_the_scripts_text_is_alembics_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert database_module.shipped_head_from_scripts() == head_revision() == SHIPPED_HEAD
+
+    ship_revision_0002(tmp_path / "migrations", monkeypatch)
+    assert database_module.shipped_head_from_scripts() == head_revision() == "9001"
+
+    # A second script on the same parent: two heads, so the text is not trusted and Alembic decides.
+    (tmp_path / "migrations" / "versions" / "9002_other_branch.py").write_text(
+        REVISION_0002.replace("9001", "9002").replace("{head}", SHIPPED_HEAD), encoding="utf-8"
+    )
+    assert database_module.shipped_head_from_scripts() is None
+
+
+def migrate_in_a_fresh_process(path: Path) -> dict[str, object]:
+    """Open and migrate the SQLite file as a start of the app does, in a process that has imported nothing yet."""
+    script = (
+        "import json, sys\n"
+        "from crm_desktop.store.database import Database, sqlite_url\n"
+        f"store = Database(sqlite_url({str(path)!r}))\n"
+        "report = store.migrate()\n"
+        "store.close()\n"
+        "print(json.dumps({'from': report.from_revision, 'to': report.to_revision,\n"
+        "                  'alembic': sorted(m for m in sys.modules if m.split('.')[0] in {'alembic', 'mako'})}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_sqlite_file_at_head_opens_without_importing_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "crm.db"
+    store = Database(sqlite_url(path))
+    store.migrate()
+    store.close()
+
+    result = migrate_in_a_fresh_process(path)
+
+    assert result == {"from": SHIPPED_HEAD, "to": SHIPPED_HEAD, "alembic": []}
+
+
+def test_a_sqlite_file_behind_head_is_still_migrated_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "crm.db"
+    store = Database(sqlite_url(path))
+    config = database_module._alembic_config(store.engine)
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0012")
+    store.close()
+
+    result = migrate_in_a_fresh_process(path)
+
+    assert (result["from"], result["to"]) == ("0012", SHIPPED_HEAD)
+    assert "alembic" in result["alembic"]
+    store = Database(sqlite_url(path))
+    try:
+        assert current_revision(store.engine) == SHIPPED_HEAD
+    finally:
+        store.close()
