@@ -4,9 +4,10 @@ Two child processes run one after the other on one workspace folder, so each one
 
 - ``setup`` saves the generated contacts to the workspace's SQLite store (in chunks of ``SAVE_CHUNK``);
 - ``sync`` opens the workspace, adds the sandbox integration and runs one full sync (pull, then push of every
-  contact) through the app's own sync service, against a sandbox served in the same process (no sockets). The
-  sandbox's own copy of the 100,000 CRM records is part of this process's memory, so the figure overstates what the
-  app alone needs.
+  contact) through the app's own sync service. The sandbox CRM is served over loopback HTTP from a child process of
+  its own (:class:`~crm_desktop.sandbox.process.SandboxProcess`): the real CRM is remote, so its copy of the
+  100,000 records is no part of the app's memory. ``--sandbox in-process`` serves it inside the sync process
+  instead (no sockets; its records then count in the figure).
 
 Each child reports ``ru_maxrss`` (the kernel's high-water mark of its resident memory) and its current RSS at each
 step. With ``--tracemalloc`` the sync child also lists the source lines holding the most memory once the sync is
@@ -16,6 +17,7 @@ Run from the repository root (Linux)::
 
     python -m bench.memory                          # 100,000 contacts, Salesforce sandbox; target < 250 MB
     python -m bench.memory --count 10000 --crm hubspot --tracemalloc
+    python -m bench.memory --count 20000 --sandbox in-process
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,24 +80,39 @@ def setup_phase(data_dir: Path, count: int, seed: int) -> dict[str, Any]:
     return figures
 
 
-async def sync_phase(data_dir: Path, crm: str, trace: bool) -> dict[str, Any]:
-    """Sync the workspace in ``data_dir`` once with a fresh in-process sandbox of ``crm``."""
+async def sync_phase(data_dir: Path, crm: str, trace: bool, in_process: bool) -> dict[str, Any]:
+    """Sync the workspace in ``data_dir`` once with a fresh sandbox of ``crm``, served from a child process (or, with
+    ``in_process``, from this one)."""
+    from crm_desktop.sandbox.core import SandboxConfig
+
+    config = SandboxConfig(log_bodies=False, max_log=REQUEST_LOG)
+    if in_process:
+        from crm_desktop.sandbox.server import make_sandbox
+
+        sandbox = make_sandbox(crm, config)
+        sandbox.apply_config(LIMITS[crm])
+        return await _sync_once(data_dir, crm, trace, sandbox.base_url, sandbox.credentials(), sandbox.summary,
+                                sandbox.transport())
+    from crm_desktop.sandbox.process import SandboxProcess, SandboxSpec
+
+    with SandboxProcess([SandboxSpec(crm, config, LIMITS[crm])]) as served:
+        [remote] = served.sandboxes
+        return await _sync_once(data_dir, crm, trace, remote.base_url, remote.credentials(), remote.summary, None)
+
+
+async def _sync_once(data_dir: Path, crm: str, trace: bool, base_url: str, credentials: dict[str, Any],
+                     summary: Callable[[], dict[str, Any]], transport: Any) -> dict[str, Any]:
+    """Open the workspace, add the integration of the sandbox at ``base_url`` and sync it once; the figures."""
     from crm_desktop.app.workspace import Workspace
     from crm_desktop.domain.models import Integration, Provider
-    from crm_desktop.sandbox.core import SandboxConfig
-    from crm_desktop.sandbox.server import make_sandbox
     from crm_desktop.vault import Vault
     from crm_desktop.vault.ephemeral import EphemeralKeyring
 
     figures: dict[str, Any] = {"importedMb": peak_mb()}
-    sandbox = make_sandbox(crm, SandboxConfig(log_bodies=False, max_log=REQUEST_LOG))
-    sandbox.apply_config(LIMITS[crm])
-    workspace = Workspace.open(data_dir, vault=Vault(backend=EphemeralKeyring()), transport=sandbox.transport())
+    workspace = Workspace.open(data_dir, vault=Vault(backend=EphemeralKeyring()), transport=transport)
     try:
         name = f"memory-{crm}"
-        workspace.integrations.add(
-            Integration(provider=Provider(crm), name=name, base_url=sandbox.base_url), sandbox.credentials()
-        )
+        workspace.integrations.add(Integration(provider=Provider(crm), name=name, base_url=base_url), credentials)
         figures["localContacts"] = workspace.contacts.count()
         figures["beforeSyncMb"] = current_mb()
         figures["peakBeforeSyncMb"] = peak_mb()
@@ -105,7 +123,7 @@ async def sync_phase(data_dir: Path, crm: str, trace: bool) -> dict[str, Any]:
         figures["seconds"] = round(time.perf_counter() - started, 1)
         figures["status"] = str(result.status)
         figures["counts"] = dict(result.counts)
-        figures["crmRecords"] = sandbox.summary()
+        figures["crmRecords"] = summary()
         figures["peakMb"] = peak_mb()
         figures["endMb"] = current_mb()
         if trace:
@@ -129,6 +147,8 @@ def run_child(phase: str, data_dir: Path, args: argparse.Namespace) -> dict[str,
     ]
     if args.tracemalloc:
         command.append("--tracemalloc")
+    if args.sandbox == "in-process":
+        command.extend(["--sandbox", "in-process"])
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the {phase} process failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -154,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crm", choices=sorted(LIMITS), default="salesforce", help="the sandbox CRM")
     parser.add_argument("--seed", type=int, default=5, help="seed of the generated contacts")
     parser.add_argument("--tracemalloc", action="store_true", help="list the top allocations after the sync")
+    parser.add_argument("--sandbox", choices=("process", "in-process"), default="process",
+                        help="serve the sandbox CRM from a child process over loopback HTTP (default), or inside "
+                        "the sync process (its records then count in the figure)")
     parser.add_argument("--data-dir", type=Path, help="workspace folder (default: a temporary one)")
     parser.add_argument("--phase", choices=("setup", "sync"), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
@@ -163,10 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(setup_phase(args.data_dir, args.count, args.seed)))
         return 0
     if args.phase == "sync":
-        print(json.dumps(asyncio.run(sync_phase(args.data_dir, args.crm, args.tracemalloc))))
+        print(json.dumps(asyncio.run(sync_phase(args.data_dir, args.crm, args.tracemalloc,
+                                                args.sandbox == "in-process"))))
         return 0
 
-    print(f"memory benchmark: {args.count:,} contacts, {args.crm} sandbox in-process, {machine()}", flush=True)
+    where = "in the sync process" if args.sandbox == "in-process" else "in a child process"
+    load_before = os.getloadavg()[0]
+    print(f"memory benchmark: {args.count:,} contacts, {args.crm} sandbox served {where}, {machine()}, "
+          f"load average {load_before:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="crm-memory-") as scratch:
         data_dir = args.data_dir or Path(scratch)
         setup = run_child("setup", data_dir, args)
@@ -176,15 +203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sync = run_child("sync", data_dir, args)
     print(f"sync process: {sync['status']} in {sync['seconds']} s, {sync['counts']}; RSS before the sync "
           f"{sync['beforeSyncMb']:.0f} MB, peak RSS {sync['peakMb']:.0f} MB, at the end {sync['endMb']:.0f} MB "
-          f"(target < {TARGET_MB:.0f} MB)")
+          f"(target < {TARGET_MB:.0f} MB); load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} "
+          "at the end")
     for line in sync.get("topAllocations", []):
         print("  " + line)
     problems = check(args.count, setup, sync)
     for problem in problems:
         print(f"FAILED: {problem}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "setup": setup, "sync": sync,
-                                         "problems": problems}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine(), "sandbox": args.sandbox, "setup": setup, "sync": sync,
+                                         "loadAverage": [load_before, os.getloadavg()[0]], "problems": problems},
+                                        indent=2))
     return 1 if problems else 0
 
 
