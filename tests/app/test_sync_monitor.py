@@ -181,6 +181,10 @@ def facts(attempt: AttemptFigures | None = None, heartbeat: datetime | None = No
     (AttemptFigures(1, 1, SyncRunStatus.FAILED, ErrorCategory.SERVER, "HubSpot answered 503"), None,
      HealthState.FAILING),
     (AttemptFigures(1, 1, SyncRunStatus.FAILED, ErrorCategory.AUTH, "refused"), None, HealthState.NEEDS_RECONNECT),
+    # A missing permission is no reconnect: the sign-in works, the CRM's admin must grant it.
+    (AttemptFigures(1, 1, SyncRunStatus.FAILED, ErrorCategory.PERMISSION, "ask the admin"), None, HealthState.FAILING),
+    (AttemptFigures(1, 1, SyncRunStatus.PARTIAL, ErrorCategory.PERMISSION, "ask the admin", quota_limit=100,
+                    quota_remaining=0), None, HealthState.FAILING),
     (AttemptFigures(1, None, SyncRunStatus.FAILED, ErrorCategory.NETWORK, "no route"), None, HealthState.OFFLINE),
     (AttemptFigures(1, 1, SyncRunStatus.PARTIAL, ErrorCategory.RATE_LIMIT, "budget spent"), None,
      HealthState.RATE_LIMITED),
