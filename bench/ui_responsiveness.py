@@ -5,7 +5,8 @@
   clicked. A QTimer heartbeat every ``HEARTBEAT_MS`` measures how late each tick fires: that lateness is a stall of
   the event loop (the time the window could not draw or take a click). p50, p99 and max over the whole sync.
   ``--inline`` runs the same sync on the GUI's own loop (no sync worker), for comparison.
-- cold start: a fresh process from its start to the first paint of the main window on an empty workspace.
+- cold start: a fresh process from its start to the first paint of the main window on an empty workspace, its
+  compiled modules cached by a first start as an installed app's are (``--no-bytecode-cache`` to compile every time).
 - people at scale: ``bench.people_scale`` on ``--people`` contacts in a child process (open, drag to the end).
 - peak RSS of each process.
 
@@ -183,22 +184,32 @@ def cold_start_child(data_dir: str) -> None:
     workspace.close()
 
 
-def cold_start(directory: Path, tries: int) -> dict[str, Any]:
-    """Seconds from a fresh process's start to the first paint of its window (an empty workspace, migrated once)."""
+def cold_start(directory: Path, tries: int, bytecode: bool = True) -> dict[str, Any]:
+    """Seconds from a fresh process's start to the first paint of its window (an empty workspace, migrated once).
+
+    With ``bytecode`` the children may cache compiled modules (in a folder of ``directory``, whatever
+    ``PYTHONDONTWRITEBYTECODE`` says), as an installed app has them; without, every start compiles the app's sources.
+    """
     data_dir = directory / "cold"
+    env = {**os.environ, "CRM_DESKTOP_API_PORT": "off"}
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(directory / "pycache")
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     seconds: list[float] = []
     rss = 0.0
     for attempt in range(tries + 1):
         started = time.time()
         out = subprocess.run(
             [sys.executable, "-m", "bench.ui_responsiveness", "--cold-start-child", str(data_dir)],
-            capture_output=True, text=True, check=True, env={**os.environ, "CRM_DESKTOP_API_PORT": "off"},
+            capture_output=True, text=True, check=True, env=env,
         )
         line = json.loads(out.stdout.strip().splitlines()[-1])
         if attempt:  # the first start creates and migrates the database: a first run ever, not a cold start
             seconds.append(line["paintedAt"] - started)
             rss = max(rss, line["peakRssMb"])
-    return {"tries": tries, "firstPaintSeconds": [round(s, 2) for s in seconds],
+    return {"tries": tries, "bytecodeCached": bytecode, "firstPaintSeconds": [round(s, 2) for s in seconds],
             "median": round(statistics.median(seconds), 2) if seconds else None, "peakRssMb": round(rss, 1)}
 
 
@@ -225,6 +236,8 @@ def main() -> None:
     parser.add_argument("--skip-people", action="store_true")
     parser.add_argument("--skip-sync", action="store_true")
     parser.add_argument("--cold-starts", type=int, default=5)
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="cold starts compile the app's sources every time (no __pycache__), to compare")
     parser.add_argument("--cold-start-child", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold_start_child:
@@ -237,7 +250,7 @@ def main() -> None:
             report["sync"] = sync_stalls(args.contacts, args.latency_ms, args.inline, Path(directory),
                                          args.max_seconds, args.gc_freeze)
             print(json.dumps({"sync": report["sync"]}), file=sys.stderr, flush=True)  # kept if a later part fails
-        report["coldStart"] = cold_start(Path(directory), args.cold_starts)
+        report["coldStart"] = cold_start(Path(directory), args.cold_starts, not args.no_bytecode_cache)
         print(json.dumps({"coldStart": report["coldStart"]}), file=sys.stderr, flush=True)
         if not args.skip_people:
             report["people"] = people_scale(args.people)

@@ -7,19 +7,24 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import qasync
 from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from crm_desktop import __version__
-from crm_desktop.api.server import PORT_ENV, LocalApiServer, port_from_env, start_local_api
 from crm_desktop.app.errors import StoreConfigError, VaultError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.accessibility import AccessibleNames, install_accessible_names
 from crm_desktop.ui.main_window import APPLICATION, DISPLAY_NAME, ORGANISATION, MainWindow
 from crm_desktop.ui.theme import app_icon, apply_theme, resolve_theme, stylesheet
 from crm_desktop.ui.welcome import offer_welcome
+
+if TYPE_CHECKING:
+    # The local API (FastAPI, uvicorn: a second of a cold start) is imported once the window is up, in
+    # _until_closed, never before the first paint.
+    from crm_desktop.api.server import LocalApiServer
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,8 @@ LAST_CALL_SECONDS = 1.0
 
 def local_api_port(workspace: Workspace) -> int | None:
     """Where the app serves its local API: ``CRM_DESKTOP_API_PORT`` when set, else Settings (``None``: off)."""
+    from crm_desktop.api.server import PORT_ENV, port_from_env
+
     if os.environ.get(PORT_ENV, "").strip():
         return port_from_env()
     preferences = workspace.preferences.get()
@@ -66,6 +73,8 @@ async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
     window.closed.connect(closed.set)
     window.show()
     offer_welcome(window)  # a first run: try the demo CRMs or connect one
+    from crm_desktop.api.server import start_local_api
+
     port = local_api_port(workspace)
     api: LocalApiServer | None = start_local_api(workspace, port) if port is not None else None
     restarting: list[asyncio.Task[None]] = []

@@ -1,0 +1,72 @@
+"""A start of the app imports only what its first window needs: no Alembic at head, no local API before the paint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: What a start must not import before its window is painted: migrations (the store is at head) and the local API
+#: server, which starts once the window is up.
+NOT_ON_THE_START_PATH = {"alembic", "mako", "fastapi", "starlette", "uvicorn"}
+
+# A start as crm_desktop.ui.app.run_gui makes it, up to the window's first paint, then the top-level packages loaded.
+START = """
+import json, sys
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication
+
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.ui.app import apply_preferred_theme, configure_application
+from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.vault import Vault
+from crm_desktop.vault.ephemeral import EphemeralKeyring
+
+app = QApplication([])
+configure_application(app)
+workspace = Workspace.open(sys.argv[1], vault=Vault(backend=EphemeralKeyring()))
+apply_preferred_theme(app, workspace)
+window = MainWindow(workspace)
+painted = []
+
+
+class FirstPaint(QObject):
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.Paint and not painted:
+            painted.append(sorted({name.split(".")[0] for name in sys.modules}))
+            app.quit()
+        return False
+
+
+watcher = FirstPaint()
+window.installEventFilter(watcher)
+window.show()
+app.exec()
+window.close()
+workspace.close()
+print(json.dumps({"migratedFrom": workspace.migration.from_revision, "packages": painted[0]}))
+"""
+
+
+def start(data_dir: Path) -> dict[str, object]:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "CRM_DESKTOP_API_PORT": "off"}
+    done = subprocess.run([sys.executable, "-c", START, str(data_dir)], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_start_on_a_migrated_workspace_paints_without_alembic_or_the_local_api(tmp_path: Path) -> None:
+    first = start(tmp_path / "data")  # a first run ever creates and migrates the store: Alembic is due then
+    assert first["migratedFrom"] is None
+    assert "alembic" in first["packages"]  # type: ignore[operator]
+
+    again = start(tmp_path / "data")
+
+    packages = set(again["packages"])  # type: ignore[call-overload]
+    assert again["migratedFrom"] is not None
+    assert "PySide6" in packages and "sqlalchemy" in packages  # the list is the real one
+    assert packages & NOT_ON_THE_START_PATH == set()
