@@ -11,7 +11,9 @@ Two-way (the default, issue 14 section 5): the CRM starts with 20% of the people
 on both sides with another phone locally, the rest are local only (pushed); the workers run two-way syncs, so pull
 pages and their one-transaction apply are killed too. The drill also checks that every person is in the local
 store exactly once, then undoes the finishing run as ``runs undo`` does and compares every local and CRM value with
-what the two sides held before that run. ``--no-two-way`` runs the push-only drill of issue 5.
+what the two sides held before that run (a field the run changed: with the value from before the run that the undo
+puts back on both sides, the local one for a pulled field, the CRM's for a pushed one). ``--no-two-way`` runs the
+push-only drill of issue 5.
 
 Run from the repository root (POSIX only)::
 
@@ -85,9 +87,9 @@ def summary(report: DrillReport) -> str:
         undo = report.undo
         lines.append(
             f"  undo of run {undo['run']}: restored {undo['restored']}; compared {undo['checked']['local']} local and "
-            f"{undo['checked']['crm']} CRM records with before the run ({undo['edits_carried']} edits it carried: "
-            f"with before the edit): {undo['local_mismatch_count']} local and "
-            f"{undo['crm_mismatch_count']} CRM differ; {undo['created_kept']} records the run created kept"
+            f"{undo['checked']['crm']} CRM records with before the run (a field it changed: with the value the undo "
+            f"puts back on both sides; {undo['edits_carried']} edits it carried): {undo['local_mismatch_count']} "
+            f"local and {undo['crm_mismatch_count']} CRM differ; {undo['created_kept']} records the run created kept"
         )
     problems = verdict(report)
     lines.append("  verdict: " + ("PASS" if not problems else "FAIL: " + "; ".join(problems)))

@@ -487,6 +487,7 @@ def _undo_and_compare(
     edits: dict[str, Edit],
     written: dict[str, dict[int, str]],
     local_values: Callable[[], dict[str, tuple[str, ...]]],
+    crm_history: list[dict[str, tuple[str, ...]]],
 ) -> dict[str, Any]:
     """Undo run ``run_id`` as ``runs undo`` does, then compare both sides with what they held before the run.
 
@@ -496,8 +497,10 @@ def _undo_and_compare(
     (email -> index in :data:`SNAPSHOT_FIELDS` -> ``local`` or ``crm``, from the run's audit; the local side first,
     as the undo takes it) says which side's value each changed field must hold; every other field is compared with
     what its own side held. A CRM write the audit missed, or audited with a wrong old value, shows as a mismatch.
-    (A write a killed run landed without recording it belongs to the run that resumes and records it: its undo
-    takes that write back too.) A record the run created on one side is kept there by design and not compared.
+    A write a killed run landed without recording it belongs to the run that resumes and records it: its undo
+    takes that write back too, so a pushed field's value from before the run is read from ``crm_history`` (the
+    CRM's values before each run, oldest first): the last value before the one the run left. A record the run
+    created on one side is kept there by design and not compared.
     """
     after_run = local_values(), crm_values(sandbox)
     from crm_desktop.store.models import SyncTrigger
@@ -507,10 +510,24 @@ def _undo_and_compare(
     local_after, crm_after = local_values(), crm_values(sandbox)
     local_before, crm_before = before
 
+    def crm_before_write(email: str, index: int) -> str | None:
+        left = after_run[1].get(email)
+        for snapshot in reversed(crm_history):
+            held = snapshot.get(email)
+            if held is None:
+                return None  # created by the run, or by a killed run whose write this run resumed
+            if left is None or held[index] != left[index]:
+                return held[index]
+        return left[index] if left else None
+
     def expected(email: str, own: tuple[str, ...]) -> tuple[str, ...]:
-        sides = written.get(email, {})
-        held = {"local": local_before.get(email), "crm": crm_before.get(email)}
-        return tuple((held.get(sides.get(i, "")) or own)[i] for i in range(len(own)))
+        values = list(own)
+        for index, side in written.get(email, {}).items():
+            restored = local_before[email][index] if side == "local" and email in local_before else (
+                crm_before_write(email, index) if side == "crm" else None)
+            if restored is not None:
+                values[index] = restored
+        return tuple(values)
 
     local_mismatches: dict[str, list[Any]] = {
         e: [want, local_after.get(e)] for e, v in local_before.items()
@@ -638,6 +655,7 @@ def run_drill(
                     return {email: links[i].crm_id for email, i in ids_by_email.items() if i in links}
 
                 before_final: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] = ({}, {})
+                crm_history: list[dict[str, tuple[str, ...]]] = []  # the CRM's values before each run
                 contact_store = ContactStore(database)
                 edited: set[str] = set()  # each contact is edited once, on one side: no edit meets another
 
@@ -700,6 +718,7 @@ def run_drill(
                     if settings.two_way:  # both sides as the next run finds them, for the undo check
                         edit_both_sides()
                         before_final = (local_values(), crm_values(sandbox))
+                        crm_history.append(before_final[1])
                     started_at = time.monotonic()
                     launcher.start(number)
                     if launcher.wait_ready(number) and more_kills():
@@ -769,7 +788,7 @@ def run_drill(
                             if sides.get(index) != "local":
                                 sides[index] = row.side
                         report.undo = _undo_and_compare(workspace, sandbox, run_id, before_final, edits, written,
-                                                        local_values)
+                                                        local_values, crm_history)
                 finally:
                     workspace.close()
             finally:
