@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.push_fields import CrmFieldNames, outbound_record
@@ -25,9 +25,12 @@ from crm_desktop.providers.contract import (
     RecordResult,
 )
 from crm_desktop.providers.errors import ConfigurationError, ProviderError
-from crm_desktop.providers.factory import Transport, build_adapter, default_record_mappers
+from crm_desktop.providers.factory import build_adapter, default_record_mappers
 from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
+
+if TYPE_CHECKING:
+    from crm_desktop.providers.factory import Transport
 
 logger = logging.getLogger(__name__)
 

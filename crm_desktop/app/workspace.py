@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crm_desktop.app.alerts import AlertService
 from crm_desktop.app.crm_actions import CrmActions
@@ -16,11 +17,13 @@ from crm_desktop.app.settings import NetworkSettingsService, SyncPreviewSetting
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_monitor import SyncMonitorService
 from crm_desktop.app.sync_service import SyncService
-from crm_desktop.providers.factory import Transport
 from crm_desktop.store.database import Database, MigrationReport
 from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
 from crm_desktop.store.settings import WorkspaceSettingsStore
 from crm_desktop.vault import Vault
+
+if TYPE_CHECKING:
+    from crm_desktop.providers.factory import Transport
 
 logger = logging.getLogger(__name__)
 

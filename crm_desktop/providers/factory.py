@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from crm_desktop.domain.models import Integration, Provider
-from crm_desktop.providers.auth import TokenSaver
 from crm_desktop.providers.contract import AdapterOptions, CrmAdapter
 from crm_desktop.providers.errors import ConfigurationError
-from crm_desktop.providers.rate import Sleep
 
-#: An HTTP transport for adapters (an in-process sandbox in tests); named here so other layers need no httpx.
-Transport = httpx.AsyncBaseTransport
+if TYPE_CHECKING:
+    import httpx
+
+    from crm_desktop.providers.auth import TokenSaver
+    from crm_desktop.providers.rate import Sleep
+
+    #: An HTTP transport for adapters (an in-process sandbox in tests); named here so other layers need no httpx.
+    Transport = httpx.AsyncBaseTransport
+
+
+def __getattr__(name: str) -> Any:
+    # httpx loads with the first adapter, not with the window's start path; those importing ``Transport`` for an
+    # annotation do so under TYPE_CHECKING, and a runtime import of it still gets the class.
+    if name == "Transport":
+        import httpx
+
+        return httpx.AsyncBaseTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_adapter(

@@ -8,16 +8,19 @@ import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 from urllib.request import getproxies
 
 import certifi
-import httpx
 import truststore
 
 from crm_desktop.domain.outcomes import ErrorCategory
 from crm_desktop.providers.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    # httpx is imported where a client is built: the window's start path reads settings, never the network.
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +217,8 @@ class NetworkSettings:
             NetworkSetupError: when the CA bundle cannot be loaded.
         """
         context = self.tls_context()
+        import httpx
+
         pool = limits or httpx.Limits()
         mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
         for pattern, url in self.proxy_routes().items():
@@ -228,6 +233,8 @@ class NetworkSettings:
 
     def open_client(self, **kwargs: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` over these settings (``kwargs``: base URL, timeout, headers...)."""
+        import httpx
+
         limits = kwargs.pop("limits", None)
         return httpx.AsyncClient(**self.client_options(limits), **kwargs)
 
@@ -251,6 +258,8 @@ def _direct_pattern(host: str) -> str | None:
 def explain_connect_failure(exc: httpx.TransportError, url: httpx.URL | str, crm: str) -> NetworkSetupError | None:
     """A refused certificate or a proxy's refusal as a message saying what to change; ``None`` for other
     network failures (a timeout, a reset: worth retrying)."""
+    import httpx
+
     host = httpx.URL(url).host if not isinstance(url, httpx.URL) else url.host
     if isinstance(exc, httpx.ProxyError):
         return NetworkSetupError(

@@ -11,14 +11,14 @@ import time
 import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
-
-from crm_desktop.providers.auth import granted_tokens
 from crm_desktop.providers.errors import AuthError, ConfigurationError, TransientError
 from crm_desktop.providers.network import NetworkSettings, explain_connect_failure
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,10 @@ async def salesforce_sign_in(
     }
     if client_secret:
         form["client_secret"] = client_secret
+    import httpx  # with a sign-in, not with the window that offers one
+
+    from crm_desktop.providers.auth import granted_tokens
+
     token_url = f"{login_url.rstrip('/')}/services/oauth2/token"
     client = (
         httpx.AsyncClient(transport=transport, timeout=30.0)

@@ -8,7 +8,6 @@ from typing import Protocol
 from crm_desktop.domain.engagement_summary import engagement_summary
 from crm_desktop.domain.models import Contact, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.providers import pipedrive
 from crm_desktop.store.engagement_store import EngagementStore
 from crm_desktop.sync.mapping import FieldMapping, Value
 
@@ -69,6 +68,8 @@ class SocialPushExtras:
             for m in self.mappings.get(obj, [])
             if m.pushes and m.local_field in _PIPEDRIVE_SEED_NAMES
         }
+        from crm_desktop.providers import pipedrive  # with its first note: the adapter and httpx under it
+
         # Custom columns go to a field of their name or stay local, never into a note (see app/push_fields).
         bare = record.model_copy(update={"custom_fields": {}})
         if isinstance(bare, Contact):

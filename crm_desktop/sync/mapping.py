@@ -24,8 +24,6 @@ from crm_desktop.domain.models import (
 )
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmField
-from crm_desktop.providers.hubspot import LEAD_STATUS_VALUES as HUBSPOT_LEAD_STATUS
-from crm_desktop.providers.salesforce import LEAD_STATUS_VALUES as SALESFORCE_LEAD_STATUS
 from crm_desktop.store.models import ConflictRule, FieldDirection
 from crm_desktop.sync.social_fields import social_field_names, social_fields
 
@@ -382,6 +380,10 @@ def _social_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
 
 def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping]:
     """Sensible default mappings per CRM, the seed's social custom fields included."""
+    # The adapter modules (httpx under them) load when a mapping is first asked for, not with the sync layer.
+    from crm_desktop.providers.hubspot import LEAD_STATUS_VALUES as HUBSPOT_LEAD_STATUS
+    from crm_desktop.providers.salesforce import LEAD_STATUS_VALUES as SALESFORCE_LEAD_STATUS
+
     if provider is Provider.SALESFORCE:
         if obj is RecordObject.CONTACT:
             return [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 #: What a start must not import before its window is painted: migrations (the store is at head) and the local API
 #: server, which starts once the window is up.
-NOT_ON_THE_START_PATH = {"alembic", "mako", "fastapi", "starlette", "uvicorn"}
+NOT_ON_THE_START_PATH = {"alembic", "mako", "fastapi", "starlette", "uvicorn", "httpx", "httpcore"}
 
 # A start as crm_desktop.ui.app.run_gui makes it, up to the window's first paint, then the top-level packages loaded.
 START = """
