@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -10,11 +12,12 @@ from typing import Any
 
 from crm_desktop.app.record_files import (
     FileRow,
+    FileRows,
     RowProblem,
     RowWarning,
     build_record,
     column_label,
-    read_rows,
+    iter_rows,
 )
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
@@ -32,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 #: The audit field saying a record was created by the import (old value blank).
 CREATED_FIELD = "email"
+#: Rows looked up, laid over their stored records and compared together: an import holds one chunk of the file's
+#: rows (and stored records) at a time, not the whole file.
+IMPORT_CHUNK = 250
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class ImportReport:
         problems: refused rows (one per row).
         warnings: values of kept rows that were not kept (social columns without a username), by column.
         notices: about the whole file (empty, header only).
-        records: per record, the fields changed (old -> new).
+        records: per record, the fields changed (old -> new), made when first read.
         run_id: the import's run (``runs undo`` takes it back); ``None`` when nothing was saved.
         blank_clears: whether empty cells erased stored values.
     """
@@ -80,14 +86,25 @@ class ImportReport:
     problems: list[RowProblem] = field(default_factory=list)
     warnings: list[RowWarning] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
-    records: list[RecordChange] = field(default_factory=list)
     run_id: int | None = None
     blank_clears: bool = False
+    #: Per record, in file order: line, email, outcome and the changed fields as (field key, old, new). Plain
+    #: tuples of text: a 100,000-row import keeps them all, and objects per field would cost the import more than
+    #: its inserts (most callers never read them).
+    outcomes: list[tuple[int, str, str, tuple[tuple[str, str | None, str | None], ...]]] = field(
+        default_factory=list, repr=False)
+
+    @functools.cached_property
+    def records(self) -> list[RecordChange]:
+        """Per record, the fields changed (old -> new) under the file's column names."""
+        return [RecordChange(line, email, outcome, [FieldChange(column_label(key), old, new)
+                                                     for key, old, new in changes])
+                for line, email, outcome, changes in self.outcomes]
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, bool):
@@ -131,6 +148,17 @@ def _changes(old: dict[str, str | None], new: dict[str, str | None]) -> dict[str
     return {key: (old.get(key), new.get(key)) for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)}
 
 
+def _chunks(rows: Iterable[FileRow], size: int) -> Iterator[list[FileRow]]:
+    chunk: list[FileRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 class ImportUndoError(UndoRefused):
     """An import run cannot be undone (not an import, still running, or undone already); the message says why."""
 
@@ -163,54 +191,59 @@ class ImportService:
             OSError: when the file cannot be read.
         """
         model = self._model(obj)
-        rows = read_rows(path, model)
-        report = ImportReport(problems=list(rows.problems), notices=list(rows.notices), blank_clears=blank_clears)
-        existing: dict[str, Any] = dict(self._find_many(obj, [row.email for row in rows.rows]))
-        built: list[tuple[FileRow, Any, dict[str, tuple[str | None, str | None]]]] = []
-        for row in rows.rows:
-            before = existing.get(row.email)
-            try:
-                made = build_record(model, row, before, blank_clears=blank_clears)
-            except InvalidRecordError as exc:
-                report.problems.append(RowProblem.of(row.line, row.email, exc.problems))
-                continue
-            report.warnings.extend(made.warnings)
-            old = field_values(before) if before is not None else {}
-            changes = _changes(old, field_values(made.record))
-            if before is None:
-                changes[CREATED_FIELD] = (None, row.email)
-            built.append((row, made.record, changes))
-        report.problems.sort(key=lambda p: p.line)
-        if not built:
+        read = FileRows()
+        report = ImportReport(blank_clears=blank_clears)
+        # The records to write, each with its place in report.outcomes (which holds its changes).
+        to_save: list[tuple[Any, int]] = []
+        for chunk in _chunks(iter_rows(path, model, read), IMPORT_CHUNK):
+            existing: dict[str, Any] = dict(self._find_many(obj, [row.email for row in chunk]))
+            for row in chunk:
+                before = existing.get(row.email)
+                try:
+                    made = build_record(model, row, before, blank_clears=blank_clears)
+                except InvalidRecordError as exc:
+                    read.problems.append(RowProblem.of(row.line, row.email, exc.problems))
+                    continue
+                report.warnings.extend(made.warnings)
+                after = field_values(made.record)
+                changes: dict[str, tuple[str | None, str | None]]
+                if before is None:
+                    changes = {key: (None, new) for key, new in after.items() if new is not None}
+                else:
+                    changes = _changes(field_values(before), after)
+                if before is not None and not changes:
+                    report.unchanged += 1
+                    report.outcomes.append((row.line, row.email, "unchanged", ()))
+                    continue
+                # Created or updated is known once saved (blank until then).
+                to_save.append((made.record, len(report.outcomes)))
+                report.outcomes.append((row.line, row.email, "", tuple(
+                    (key, old, new) for key, (old, new) in changes.items())))
+        report.problems = sorted(read.problems, key=lambda p: p.line)
+        report.notices = list(read.notices)
+        if not to_save and not report.unchanged:
             return report
         run_id = self.log.start(f"import of {path.name}" + (" (blank cells clear)" if blank_clears else ""))
         status = SyncRunStatus.FAILED
         audit: list[dict[str, Any]] = []
         try:
             # Unchanged records are not written: their rows (and updated_at, which a sync reads) stay as they are.
-            changed = [(row, record, changes) for row, record, changes in built if changes]
-            saved = iter(self._save_many(obj, [record for _, record, _ in changed]))
-            for row, _, changes in built:
-                if not changes:
-                    report.unchanged += 1
-                    report.records.append(RecordChange(row.line, row.email, "unchanged"))
-                    continue
-                item = next(saved)
+            saved = self._save_many(obj, [record for record, _ in to_save])
+            for (_, index), item in zip(to_save, saved, strict=True):
+                line, email, _, shown = report.outcomes[index]
                 outcome = "created" if item.created else "updated"
                 setattr(report, outcome, getattr(report, outcome) + 1)
-                shown = [FieldChange(column_label(k), old, new) for k, (old, new) in changes.items()
-                         if k != CREATED_FIELD]
-                report.records.append(RecordChange(row.line, row.email, outcome, shown))
+                report.outcomes[index] = (line, email, outcome, shown)
                 # An undo keeps the records an import created, so their one audit row says only that.
-                kept = {CREATED_FIELD: changes[CREATED_FIELD]} if item.created else changes
+                kept = ((CREATED_FIELD, None, email),) if item.created else shown
                 audit.extend({"entity": obj.value, "entity_id": str(item.id), "field": key, "old_value": old,
-                              "new_value": new} for key, (old, new) in kept.items())
+                              "new_value": new} for key, old, new in kept)
             status = SyncRunStatus.PARTIAL if report.problems else SyncRunStatus.SUCCEEDED
             report.run_id = run_id
         finally:
             self.log.finish(run_id, status, audit, created=report.created, updated=report.updated,
                             unchanged=report.unchanged, failed=len(report.problems),
-                            total=len(built) + len(report.problems))
+                            total=len(to_save) + report.unchanged + len(report.problems))
         return report
 
     def undo(self, run_id: int, *, force: bool = False) -> UndoReport:

@@ -353,6 +353,19 @@ def read_rows(path: Path, model: type[Contact] | type[Lead]) -> FileRows:
         OSError: when the file cannot be read.
     """
     result = FileRows()
+    result.rows.extend(iter_rows(path, model, result))
+    return result
+
+
+def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[FileRow]:
+    """The readable rows of a file one at a time, as :func:`read_rows` reads them (without keeping them); the
+    refused rows, the notices and the file's columns go into ``result`` as reading goes.
+
+    A large import holds a chunk of rows at a time instead of the whole file.
+
+    Raises:
+        ValueError, OSError: as :func:`read_rows`, when the iteration starts (an unsupported file type at once).
+    """
     suffix = path.suffix.lower()
     items: Iterator[tuple[int, dict[str, Any]]]
     if suffix == ".csv":
@@ -380,10 +393,9 @@ def read_rows(path: Path, model: type[Contact] | type[Lead]) -> FileRows:
             result.problems.append(RowProblem.of(line, email, [again]))
             continue
         seen[email] = line
-        result.rows.append(FileRow(line, email, values, columns))
-    if suffix != ".csv" and not result.rows and not result.problems and not result.notices:
+        yield FileRow(line, email, values, columns)
+    if suffix != ".csv" and not seen and not result.problems and not result.notices:
         result.notices.append(f"{path.name} is empty: nothing to import")
-    return result
 
 
 def _jsonl_rows(

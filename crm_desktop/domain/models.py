@@ -168,7 +168,13 @@ def normalise_phone(value: str, region: str | None = None) -> str:
     Raises:
         ValueError: when the number cannot be read or is not a possible number.
     """
-    region = region or phone_region()
+    return _e164(value, region or phone_region())
+
+
+# phonenumbers' parse and validity checks are most of an import's validation; the answer for a (text, region) pair
+# never changes, and a file or a re-import meets the same numbers again.
+@functools.lru_cache(maxsize=65_536)
+def _e164(value: str, region: str) -> str:
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:

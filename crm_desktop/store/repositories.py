@@ -464,13 +464,18 @@ class ContactStore:
         Read as plain rows, not ORM objects: an import looks up every address of its file here.
         """
         contacts, profiles = cast(Table, ContactRow.__table__), cast(Table, SocialProfileRow.__table__)
+        # Only the columns a Contact holds: the time stamps would be parsed back into datetimes for nothing.
+        contact_columns = (contacts.c.id, contacts.c.email, contacts.c.first_name, contacts.c.last_name,
+                           contacts.c.company, contacts.c.phone, contacts.c.custom_fields)
+        profile_columns = (profiles.c.contact_id, profiles.c.platform, profiles.c.username, profiles.c.url,
+                           profiles.c.followers, profiles.c.engagement)
         found: dict[str, Contact] = {}
         with self._db.session() as session:
             for start in range(0, len(emails), 500):
                 chunk = list(emails[start : start + 500])
-                rows = list(session.execute(select(contacts).where(contacts.c.email.in_(chunk))))
+                rows = list(session.execute(select(*contact_columns).where(contacts.c.email.in_(chunk))))
                 held: dict[int, list[Any]] = {}
-                statement = (select(profiles).where(profiles.c.contact_id.in_([row.id for row in rows]))
+                statement = (select(*profile_columns).where(profiles.c.contact_id.in_([row.id for row in rows]))
                              .order_by(profiles.c.id))
                 for profile in session.execute(statement):
                     held.setdefault(profile.contact_id, []).append(profile)

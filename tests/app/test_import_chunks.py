@@ -1,0 +1,79 @@
+"""An import reads its file a chunk of rows at a time: rows across chunks keep their order, refusals and undo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.app import imports
+from crm_desktop.app.imports import FieldChange
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import normalise_phone
+from crm_desktop.domain.outcomes import RecordObject
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    opened = Workspace.open(tmp_path / "D")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_rows_across_chunks_keep_file_order_refusals_and_undo(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "IMPORT_CHUNK", 3)
+    seed = write(tmp_path / "seed.csv", "email,company\na@example.com,Acme\nb@example.com,Acme\n")
+    assert workspace.sync.import_file(seed, RecordObject.CONTACT).created == 2
+
+    path = write(tmp_path / "people.csv", "Email,Company,Phone,TikTok_Followers\n"
+                 "a@example.com,Acme,,\n"            # line 2: unchanged
+                 "c@example.com,Initech,,\n"         # line 3: created
+                 "b@example.com,Globex,,\n"          # line 4: updated (second chunk starts at line 5)
+                 "d@example.com,Hooli,12,\n"         # line 5: refused, a phone no region reads
+                 "e@example.com,,+1 415 555 0132,\n"  # line 6: created
+                 "C@Example.com,Umbrella,,\n"        # line 7: refused, the email of line 3 (in another chunk)
+                 "f@example.com,,,300\n"             # line 8: created, its TikTok column not kept
+                 "g@example.com,Stark,,\n")          # line 9: created
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+
+    assert (report.created, report.updated, report.unchanged) == (4, 1, 1)
+    assert "records" not in vars(report)  # the per-record report is made when first read
+    assert [(r.line, r.email, r.outcome) for r in report.records] == [
+        (2, "a@example.com", "unchanged"), (3, "c@example.com", "created"), (4, "b@example.com", "updated"),
+        (6, "e@example.com", "created"), (8, "f@example.com", "created"), (9, "g@example.com", "created")]
+    assert report.records[2].changes == [FieldChange("company", "Acme", "Globex")]
+    assert report.records[3].changes == [FieldChange("phone", None, "+14155550132")]
+    assert [(p.line, p.field) for p in report.problems] == [(5, "Phone"), (7, "Email")]
+    assert "region US" in report.problems[0].reason and "same email as line 3" in report.problems[1].reason
+    assert [(w.line, w.columns) for w in report.warnings] == [(8, ("TikTok_Followers",))]
+    assert workspace.contacts.count() == 6
+
+    assert report.run_id is not None
+    undo = workspace.sync.imports.undo(report.run_id)
+    assert undo.restored_local == 1
+    found = workspace.contacts.find("b@example.com")
+    assert found is not None and found.company == "Acme"
+    assert sorted(kept.split(":")[0] for kept in undo.kept) == [
+        "c@example.com", "e@example.com", "f@example.com", "g@example.com"]
+
+
+def test_a_phone_is_read_in_the_region_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Phone answers are remembered per (text, region): a region set later must still be the one a number is read in.
+    monkeypatch.setenv("CRM_DESKTOP_PHONE_REGION", "US")
+    with pytest.raises(ValueError, match="region US"):
+        normalise_phone("020 7946 0018")
+    monkeypatch.setenv("CRM_DESKTOP_PHONE_REGION", "GB")
+    assert normalise_phone("020 7946 0018") == "+442079460018"
+    assert normalise_phone("020 7946 0018", "GB") == "+442079460018"
+    with pytest.raises(ValueError, match="region US"):
+        normalise_phone("020 7946 0018", "US")
