@@ -112,7 +112,11 @@ async def _sync_once(data_dir: Path, crm: str, trace: bool, base_url: str, crede
     workspace = Workspace.open(data_dir, vault=Vault(backend=EphemeralKeyring()), transport=transport)
     try:
         name = f"memory-{crm}"
-        workspace.integrations.add(Integration(provider=Provider(crm), name=name, base_url=base_url), credentials)
+        domain = None
+        if crm == "pipedrive":  # the sandbox issues OAuth tokens too; an API token is what an integration keeps
+            credentials, domain = {"apiToken": credentials["apiToken"]}, "acme"
+        workspace.integrations.add(Integration(provider=Provider(crm), name=name, base_url=base_url, domain=domain),
+                                   credentials)
         figures["localContacts"] = workspace.contacts.count()
         figures["beforeSyncMb"] = current_mb()
         figures["peakBeforeSyncMb"] = peak_mb()
