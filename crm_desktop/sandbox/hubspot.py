@@ -792,12 +792,14 @@ class HubSpotSandbox(Sandbox):
 
     def apply_config(self, changes: dict[str, Any]) -> None:
         """Run-time settings: ``ten_second_limit``, ``daily_limit``, ``search_per_second_limit``,
-        ``token_lifetime_seconds``, ``search_index_delay_seconds``.
+        ``token_lifetime_seconds``, ``search_index_delay_seconds``, and ``scopes`` (those the tokens carry; a call
+        needing another is refused with 403 ``MISSING_SCOPES``).
 
         Every value is checked before any is applied, so a refused change leaves the settings as they were.
 
         Raises:
-            ValueError: naming a setting whose value is not a number of at least 0 (limits: a whole number).
+            ValueError: naming a setting whose value is not a number of at least 0 (limits: a whole number), or
+                scopes that are not a list of scope names.
         """
         limits = {
             key: non_negative_int(changes[key], key)
@@ -809,6 +811,13 @@ class HubSpotSandbox(Sandbox):
             for key in ("token_lifetime_seconds", "search_index_delay_seconds")
             if key in changes
         }
+        scopes = changes.get("scopes")
+        if "scopes" in changes and (
+            not isinstance(scopes, list) or not all(isinstance(scope, str) and scope for scope in scopes)
+        ):
+            raise ValueError("scopes must be a list of scope names")
+        if isinstance(scopes, list):
+            self.scopes = list(scopes)
         if "ten_second_limit" in limits:
             self.ten_second_window.limit = limits["ten_second_limit"]
         if "daily_limit" in limits:

@@ -598,6 +598,9 @@ class PipedriveSandbox(Sandbox):
         }
 
     def apply_config(self, changes: dict[str, Any]) -> None:
+        for flag in ("can_add_fields", "can_edit_persons"):
+            if flag in changes and not isinstance(changes[flag], bool):
+                raise ValueError(f"{flag} must be true or false")
         if "burst_limit" in changes:
             self.burst_limit = _positive_setting(changes, "burst_limit")
             for windows in self._windows.values():
@@ -610,11 +613,10 @@ class PipedriveSandbox(Sandbox):
             self.daily_token_budget = _positive_setting(changes, "daily_token_budget")
         if "tokens_spent" in changes:
             self.tokens_spent = max(0, int(changes["tokens_spent"]))
-        for flag in ("can_add_fields", "can_edit_persons"):
-            if flag in changes:
-                if not isinstance(changes[flag], bool):
-                    raise ValueError(f"{flag} must be true or false")
-                setattr(self, flag, changes[flag])
+        if "can_add_fields" in changes:
+            self.can_add_fields = changes["can_add_fields"]
+        if "can_edit_persons" in changes:
+            self.can_edit_persons = changes["can_edit_persons"]
 
     def fault_response(self, kind: FaultKind) -> Response:
         if kind is FaultKind.RATE_LIMIT:
