@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import qasync
-from PySide6.QtCore import QCoreApplication, QEvent
+from PySide6.QtCore import QCoreApplication, QEvent, QObject
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from crm_desktop import __version__
@@ -68,15 +69,43 @@ def apply_preferred_theme(app: QApplication, workspace: Workspace) -> None:
     apply_theme(app, resolve_theme(workspace.preferences.get().theme.value))
 
 
+#: How long the local API waits for the window's first paint before it starts anyway (a window that never paints).
+FIRST_PAINT_WAIT_SECONDS = 2.0
+
+
+class _FirstPaint(QObject):
+    """Calls ``painted`` when the window it watches first paints."""
+
+    def __init__(self, painted: Callable[[], object]) -> None:
+        super().__init__()
+        self._painted = painted
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self._painted()
+        return False
+
+
 async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
     closed = asyncio.Event()
     window.closed.connect(closed.set)
+    painted = asyncio.Event()
+    window.closed.connect(painted.set)  # closed before it painted: nothing to wait for
+    first_paint = _FirstPaint(painted.set)
+    window.installEventFilter(first_paint)
     window.show()
     offer_welcome(window)  # a first run: try the demo CRMs or connect one
-    from crm_desktop.api.server import start_local_api
+    # Importing the local API (FastAPI, uvicorn) takes a second on a busy machine: the window paints first.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(painted.wait(), FIRST_PAINT_WAIT_SECONDS)
+    window.removeEventFilter(first_paint)
+    # A window closed already is quitting: its clean-ups get the loop, no API is started to stop again.
+    port = None if closed.is_set() else local_api_port(workspace)
+    api: LocalApiServer | None = None
+    if port is not None:
+        from crm_desktop.api.server import start_local_api
 
-    port = local_api_port(workspace)
-    api: LocalApiServer | None = start_local_api(workspace, port) if port is not None else None
+        api = start_local_api(workspace, port)
     restarting: list[asyncio.Task[None]] = []
 
     async def restart_api() -> None:
@@ -84,7 +113,12 @@ async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
         if api is not None:
             await api.stop()
         port = local_api_port(workspace)
-        api = start_local_api(workspace, port) if port is not None else None
+        if port is not None:
+            from crm_desktop.api.server import start_local_api
+
+            api = start_local_api(workspace, port)
+        else:
+            api = None
         logger.info("local API %s", f"moved to port {port}" if port is not None else "turned off")
 
     window.desk.local_api_changed.connect(

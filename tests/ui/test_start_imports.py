@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-#: What a start must not import before its window is painted: migrations (the store is at head) and the local API
-#: server, which starts once the window is up.
+#: What a start must not import before its window is painted: migrations (the store is at head), HTTP clients (no
+#: CRM is called before the window is up) and the local API server, which starts once the window has painted.
 NOT_ON_THE_START_PATH = {"alembic", "mako", "fastapi", "starlette", "uvicorn", "httpx", "httpcore"}
 
 # A start as crm_desktop.ui.app.run_gui makes it, up to the window's first paint, then the top-level packages loaded.
@@ -70,3 +71,68 @@ def test_a_start_on_a_migrated_workspace_paints_without_alembic_or_the_local_api
     assert again["migratedFrom"] is not None
     assert "PySide6" in packages and "sqlalchemy" in packages  # the list is the real one
     assert packages & NOT_ON_THE_START_PATH == set()
+
+
+# The app itself (run_gui) with its local API on: at the first paint the API server is not imported yet, and it is
+# served afterwards.
+START_WITH_API = """
+import json, socket, sys
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+import crm_desktop.ui.app as gui
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.vault import Vault
+from crm_desktop.vault.ephemeral import EphemeralKeyring
+
+port = int(sys.argv[2])
+seen = {}
+
+
+def wait_for_the_api(window, attempts=400):
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            seen["apiServed"] = True
+            window.close()
+            return
+    if attempts:
+        QTimer.singleShot(25, lambda: wait_for_the_api(window, attempts - 1))
+    else:
+        window.close()
+
+
+class FirstPaint(QObject):
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.Paint and "apiImportedAtFirstPaint" not in seen:
+            seen["apiImportedAtFirstPaint"] = "crm_desktop.api.server" in sys.modules
+            QTimer.singleShot(0, lambda: wait_for_the_api(watched))
+        return False
+
+
+watcher = FirstPaint()
+
+
+class WatchedWindow(gui.MainWindow):
+    def __init__(self, workspace):
+        super().__init__(workspace)
+        self.installEventFilter(watcher)
+
+
+gui.MainWindow = WatchedWindow
+vault = Vault(backend=EphemeralKeyring())
+code = gui.run_gui(lambda: Workspace.open(sys.argv[1], vault=vault), ["crm-desktop"])
+print(json.dumps({"exit": code, **seen}))
+"""
+
+
+def test_the_app_paints_its_window_before_it_imports_and_starts_the_local_api(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "CRM_DESKTOP_API_PORT": str(port)}
+    done = subprocess.run([sys.executable, "-c", START_WITH_API, str(tmp_path / "data"), str(port)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "exit": 0, "apiImportedAtFirstPaint": False, "apiServed": True}
