@@ -58,8 +58,11 @@ MESSAGE_EXCERPT = 500
 #: Settings key of the hourly job's last run.
 HOURLY_SETTING = "workflows.hourly_push"
 
-#: Failures worth another try later: the CRM or the network may come back, a reconnect fixes credentials.
-_RETRIABLE = {ErrorCategory.NETWORK, ErrorCategory.SERVER, ErrorCategory.RATE_LIMIT, ErrorCategory.AUTH}
+#: Failures worth another try later: the CRM or the network may come back, a reconnect fixes credentials, and a
+#: CRM admin granting the missing permission lets the waiting events through (each try is one request, refused once).
+_RETRIABLE = {
+    ErrorCategory.NETWORK, ErrorCategory.SERVER, ErrorCategory.RATE_LIMIT, ErrorCategory.AUTH, ErrorCategory.PERMISSION,
+}
 
 
 def utcnow() -> datetime:
