@@ -204,7 +204,10 @@ class AlertService:
             text = (f"{_crm(integration)} refused the sync of {name} for lack of a permission ({run}{written}): "
                     f"{outcome.message or 'a permission is missing'}.")
         else:
-            sample = f" ({refused[0].email}: {refused[0].message})" if refused else ""
+            first = refused[0] if refused else None
+            # The CRMs' record messages mostly name the record already.
+            named = "" if first is None or first.email in first.message else f"{first.email}: "
+            sample = f" ({named}{first.message})" if first is not None else ""
             text = f"{_crm(integration)} refused {_records(count)} of {name} for lack of a permission in {run}{sample}."
         return self.raise_alert(AlertKind.PERMISSION_MISSING, integration, text, outcome.run_id)
 

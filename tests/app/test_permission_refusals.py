@@ -112,6 +112,7 @@ def test_a_permission_refusal_is_grouped_shown_and_alerted_as_a_permission(
     assert [r.alert.kind for r in raised] == [AlertKind.PERMISSION_MISSING]
     assert refusal.ask_for in raised[0].alert.message and "Reconnect" not in raised[0].alert.message
     assert raised[0].alert.run_id == result.run_id
+    assert all(raised[0].alert.message.count(email) <= 1 for email in EMAILS), "a record is named once"
 
     # The export says "permission" for each.
     target = tmp_path / "errors.csv"
