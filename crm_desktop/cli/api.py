@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from crm_desktop.app.api_access import ApiTokens
-from crm_desktop.cli.common import ExitCode, Parser, emit, json_flag
+from crm_desktop.cli.common import ExitCode, Parser, add_action, emit
 from crm_desktop.vault import Vault
 
 
@@ -28,9 +28,5 @@ def add_commands(commands: Any) -> None:
     """Register ``api token`` and ``api rotate``."""
     api = commands.add_parser("api", help="the local API's bearer token")
     actions = api.add_subparsers(title="actions", metavar="ACTION", required=True, parser_class=Parser)
-    token = actions.add_parser("token", help="print the token the local API accepts (kept in the OS keyring)")
-    json_flag(token)
-    token.set_defaults(handler=cmd_api_token)
-    rotate = actions.add_parser("rotate", help="replace the token; the old one stops working at once")
-    json_flag(rotate)
-    rotate.set_defaults(handler=cmd_api_rotate)
+    add_action(actions, "token", cmd_api_token, help="print the token the local API accepts (kept in the OS keyring)")
+    add_action(actions, "rotate", cmd_api_rotate, help="replace the token; the old one stops working at once")

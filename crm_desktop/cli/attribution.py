@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_desktop.cli.common import CommandError, ExitCode, Parser, closing, emit, json_flag, open_workspace, table
+from crm_desktop.cli.common import CommandError, ExitCode, Parser, action, closing, emit, open_workspace, table
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 
 MODELS = [m.value for m in AttributionModel]
@@ -98,21 +98,19 @@ def add_commands(commands: Any) -> None:
     group = commands.add_parser("attribution", help="which campaigns and platforms earned the leads and conversions")
     actions = group.add_subparsers(title="attribution commands", metavar="ACTION", required=True,
                                    parser_class=Parser)
-    report = actions.add_parser(
-        "report",
+    with action(
+        actions, "report", cmd_attribution_report,
         help="per campaign and per platform: touchpoints, leads, conversions and value credited",
         description="Each conversion's credit (1) is shared among its person's touchpoints before it by the "
         "model; --since keeps the touchpoints and conversions from that date on; --campaign keeps one campaign.",
-    )
-    report.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL.value,
-                        help=f"attribution model (default {DEFAULT_MODEL.value})")
-    report.add_argument("--since", metavar="DATE", help="2026-11-01 (UTC) or 2026-11-01T09:00:00+01:00")
-    report.add_argument("--campaign", help="only this campaign")
-    json_flag(report)
-    report.set_defaults(handler=cmd_attribution_report)
+    ) as report:
+        report.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL.value,
+                            help=f"attribution model (default {DEFAULT_MODEL.value})")
+        report.add_argument("--since", metavar="DATE", help="2026-11-01 (UTC) or 2026-11-01T09:00:00+01:00")
+        report.add_argument("--campaign", help="only this campaign")
 
-    lead = actions.add_parser("lead", help="one lead's touchpoints and the credit each earned")
-    lead.add_argument("lead", metavar="ID", help="the lead's local id or its email")
-    lead.add_argument("--model", choices=MODELS, required=True, help="attribution model")
-    json_flag(lead)
-    lead.set_defaults(handler=cmd_attribution_lead)
+    with action(
+        actions, "lead", cmd_attribution_lead, help="one lead's touchpoints and the credit each earned"
+    ) as lead:
+        lead.add_argument("lead", metavar="ID", help="the lead's local id or its email")
+        lead.add_argument("--model", choices=MODELS, required=True, help="attribution model")

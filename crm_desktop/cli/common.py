@@ -6,7 +6,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any, NoReturn, TextIO
@@ -120,6 +121,29 @@ class closing:
 
 def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+@contextmanager
+def action(actions: Any, name: str, handler: Handler, **parser_options: Any) -> Iterator[argparse.ArgumentParser]:
+    """Add the action ``name`` to a command group's subparsers; the block adds its own arguments.
+
+    ``--json`` is added after them, so every action's help lists it last, and ``handler`` runs the action.
+    """
+    parser: argparse.ArgumentParser = actions.add_parser(name, **parser_options)
+    yield parser
+    json_flag(parser)
+    parser.set_defaults(handler=handler)
+
+
+def add_action(actions: Any, name: str, handler: Handler, **parser_options: Any) -> None:
+    """Add an action whose only option is ``--json``."""
+    with action(actions, name, handler, **parser_options):
+        pass
+
+
+def run_id_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``ID`` of a sync run, as ``runs list`` shows it."""
+    parser.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
 
 
 def fail(message: str, code: ExitCode, *, error_code: str = "", as_json: bool = False) -> int:

@@ -8,7 +8,17 @@ import sys
 from typing import Any
 
 from crm_desktop.app.settings import DESCRIPTIONS, SettingKey, SettingsError, SettingValue, setting_key
-from crm_desktop.cli.common import CommandError, ExitCode, Parser, closing, emit, json_flag, open_workspace, table
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    Parser,
+    action,
+    add_action,
+    closing,
+    emit,
+    open_workspace,
+    table,
+)
 
 _KEYS_HELP = "; ".join(f"{key.value}: {DESCRIPTIONS[key]}" for key in SettingKey)
 
@@ -104,27 +114,21 @@ def add_commands(commands: Any) -> None:
     )
     actions = config.add_subparsers(title="actions", metavar="ACTION", parser_class=Parser, required=True)
 
-    get = actions.add_parser("get", help="print a setting (a proxy password is shown as ***)")
-    get.add_argument("key", metavar="KEY", help="proxy, ca-bundle or trust")
-    json_flag(get)
-    get.set_defaults(handler=cmd_config_get)
+    with action(actions, "get", cmd_config_get, help="print a setting (a proxy password is shown as ***)") as get:
+        get.add_argument("key", metavar="KEY", help="proxy, ca-bundle or trust")
 
-    put = actions.add_parser(
-        "set",
+    with action(
+        actions, "set", cmd_config_set,
         help="check and save a setting",
         description=_KEYS_HELP + ". A proxy URL with a password is read from stdin (--stdin), never from arguments.",
-    )
-    put.add_argument("key", metavar="KEY", help="proxy, ca-bundle or trust")
-    put.add_argument("value", metavar="VALUE", nargs="?", help="the value (omit with --stdin)")
-    put.add_argument("--stdin", action="store_true", help="read the value from stdin (hidden prompt on a terminal)")
-    json_flag(put)
-    put.set_defaults(handler=cmd_config_set)
+    ) as put:
+        put.add_argument("key", metavar="KEY", help="proxy, ca-bundle or trust")
+        put.add_argument("value", metavar="VALUE", nargs="?", help="the value (omit with --stdin)")
+        put.add_argument("--stdin", action="store_true", help="read the value from stdin (hidden prompt on a terminal)")
 
-    unset = actions.add_parser("unset", help="remove a setting (and a proxy password from the keyring)")
-    unset.add_argument("key", metavar="KEY", help="proxy, ca-bundle or trust")
-    json_flag(unset)
-    unset.set_defaults(handler=cmd_config_unset)
+    with action(
+        actions, "unset", cmd_config_unset, help="remove a setting (and a proxy password from the keyring)"
+    ) as unset:
+        unset.add_argument("key", metavar="KEY", help="proxy, ca-bundle or trust")
 
-    listing = actions.add_parser("list", help="print every setting")
-    json_flag(listing)
-    listing.set_defaults(handler=cmd_config_list)
+    add_action(actions, "list", cmd_config_list, help="print every setting")

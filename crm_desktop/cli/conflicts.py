@@ -14,10 +14,10 @@ from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     Parser,
+    action,
     closing,
     emit,
     integration_names,
-    json_flag,
     open_workspace,
     shown,
     table,
@@ -126,31 +126,28 @@ def add_commands(commands: Any) -> None:
     conflicts = commands.add_parser("conflicts", help="list, show and resolve sync conflicts")
     conflict_commands = conflicts.add_subparsers(title="conflicts commands", metavar="ACTION", required=True,
                                                  parser_class=Parser)
-    listing = conflict_commands.add_parser(
-        "list", help="list open conflicts",
+    with action(
+        conflict_commands, "list", cmd_conflicts_list, help="list open conflicts",
         description="List the fields changed on both sides that wait for your decision (fields whose rule is "
         "manual).",
-    )
-    listing.add_argument("--integration", metavar="NAME", help="only this integration's conflicts")
-    listing.add_argument("--limit", type=_positive, default=200, metavar="N", help="at most N (default 200)")
-    listing.add_argument("--after", type=int, default=0, metavar="ID", help="those after conflict ID (the next page)")
-    json_flag(listing)
-    listing.set_defaults(handler=cmd_conflicts_list)
-    show = conflict_commands.add_parser("show", help="show one conflict: both values and the last synced one")
-    show.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
-    json_flag(show)
-    show.set_defaults(handler=cmd_conflicts_show)
-    resolve = conflict_commands.add_parser(
-        "resolve", help="resolve a conflict on both sides",
+    ) as listing:
+        listing.add_argument("--integration", metavar="NAME", help="only this integration's conflicts")
+        listing.add_argument("--limit", type=_positive, default=200, metavar="N", help="at most N (default 200)")
+        listing.add_argument("--after", type=int, default=0, metavar="ID",
+                             help="those after conflict ID (the next page)")
+    with action(
+        conflict_commands, "show", cmd_conflicts_show, help="show one conflict: both values and the last synced one"
+    ) as show:
+        show.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
+    with action(
+        conflict_commands, "resolve", cmd_conflicts_resolve, help="resolve a conflict on both sides",
         description="Resolve a conflict: the value kept is written to the CRM and to the local store, and becomes "
         "the new last-synced value.",
-    )
-    resolve.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
-    decision = resolve.add_mutually_exclusive_group(required=True)
-    decision.add_argument("--take", choices=["crm", "local"], help="keep the CRM's value or the local one")
-    decision.add_argument("--set", metavar="FIELD=VALUE",
-                          help="keep a value of your own; FIELD must be the conflict's field (an empty VALUE "
-                          "blanks it)")
-    json_flag(resolve)
-    resolve.set_defaults(handler=cmd_conflicts_resolve)
+    ) as resolve:
+        resolve.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
+        decision = resolve.add_mutually_exclusive_group(required=True)
+        decision.add_argument("--take", choices=["crm", "local"], help="keep the CRM's value or the local one")
+        decision.add_argument("--set", metavar="FIELD=VALUE",
+                              help="keep a value of your own; FIELD must be the conflict's field (an empty VALUE "
+                              "blanks it)")
 

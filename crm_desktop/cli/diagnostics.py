@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.diagnostics import export_diagnostics
-from crm_desktop.cli.common import CommandError, ExitCode, Parser, closing, emit, json_flag, open_workspace
+from crm_desktop.cli.common import CommandError, ExitCode, Parser, action, closing, emit, open_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,12 @@ def add_commands(commands: Any) -> None:
                                       "redacted)")
     actions = diagnostics.add_subparsers(title="diagnostics commands", metavar="ACTION", required=True,
                                          parser_class=Parser)
-    export = actions.add_parser(
-        "export",
+    with action(
+        actions, "export", cmd_diagnostics_export,
         help="write a support bundle (zip)",
         description="Write a zip for whoever helps you: app and library versions, OS, Qt platform, settings, "
         "integrations (never their secrets), the last 20 sync runs with their error categories, and the newest "
         "logs. Every secret in the keyring and every personal value in the local store (names, emails, phone "
         "numbers, social usernames) is redacted before anything is written.",
-    )
-    export.add_argument("file", type=Path, metavar="FILE.zip", help="where to write the bundle")
-    json_flag(export)
-    export.set_defaults(handler=cmd_diagnostics_export)
+    ) as export:
+        export.add_argument("file", type=Path, metavar="FILE.zip", help="where to write the bundle")

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from crm_desktop.app.field_setup import EnsureReport, FieldSetupService, FieldStatus
-from crm_desktop.cli.common import ExitCode, Parser, closing, emit, json_flag, open_workspace, table
+from crm_desktop.cli.common import ExitCode, Parser, action, closing, emit, open_workspace, table
 
 _STATUS_TEXT = {
     FieldStatus.PRESENT: "present",
@@ -46,12 +46,10 @@ def add_commands(commands: Any) -> None:
     """Register ``fields ensure``."""
     fields = commands.add_parser("fields", help="the CRM's custom fields for social data")
     actions = fields.add_subparsers(title="actions", metavar="ACTION", required=True, parser_class=Parser)
-    ensure = actions.add_parser(
-        "ensure",
+    with action(
+        actions, "ensure", cmd_fields_ensure,
         help="create the social custom fields the CRM lacks (Salesforce Tooling API, HubSpot properties, "
         "Pipedrive person fields)",
-    )
-    ensure.add_argument("name", help="the integration")
-    ensure.add_argument("--dry-run", action="store_true", help="list what would be created; create nothing")
-    json_flag(ensure)
-    ensure.set_defaults(handler=cmd_fields_ensure)
+    ) as ensure:
+        ensure.add_argument("name", help="the integration")
+        ensure.add_argument("--dry-run", action="store_true", help="list what would be created; create nothing")

@@ -22,10 +22,12 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
+    Handler,
     Parser,
+    action,
+    add_action,
     closing,
     emit,
-    json_flag,
     open_workspace,
 )
 from crm_desktop.domain.credentials import check_lasting_session, needs_sign_in, parse_secret
@@ -340,7 +342,12 @@ def _connection_options(parser: argparse.ArgumentParser, *, base_url_help: str, 
     parser.add_argument("--base-url", help=base_url_help)
     parser.add_argument("--domain", help="company domain (Pipedrive: the 'acme' of acme.pipedrive.com)")
     parser.add_argument("--secret-stdin", action="store_true", help=secret_help)
-    json_flag(parser)
+
+
+def _on_one_integration(actions: Any, name: str, handler: Handler, **texts: str) -> None:
+    """An action whose only argument is the integration's name."""
+    with action(actions, name, handler, **texts) as parser:
+        parser.add_argument("name")
 
 
 def add_commands(commands: Any) -> None:
@@ -349,97 +356,76 @@ def add_commands(commands: Any) -> None:
     integration_commands = integration.add_subparsers(
         title="integration commands", metavar="ACTION", required=True, parser_class=Parser
     )
-    add = integration_commands.add_parser(
-        "add",
+    with action(
+        integration_commands, "add", cmd_integration_add,
         help="connect a CRM",
         description="Connect a CRM. Secrets are read from stdin only (never from arguments): HubSpot a private-app "
         "token, Pipedrive an API token, Salesforce a JSON object with clientId, clientSecret, accessToken, "
         "refreshToken and instanceUrl (an accessToken needs its refreshToken). A Salesforce integration may start "
         "without tokens and sign in with `integration login`. Every problem is reported at once and nothing is "
         "written unless all is well; to change an existing integration use `integration update`.",
-    )
-    add.add_argument("--provider", required=True, choices=PROVIDERS)
-    add.add_argument("--name", required=True, help="a name for this connection, e.g. 'hubspot-prod'")
-    _connection_options(
-        add,
-        base_url_help="API base URL (a Salesforce My Domain, or a sandbox); http only to loopback",
-        secret_help="read the secret from stdin",
-    )
-    add.set_defaults(handler=cmd_integration_add)
+    ) as add:
+        add.add_argument("--provider", required=True, choices=PROVIDERS)
+        add.add_argument("--name", required=True, help="a name for this connection, e.g. 'hubspot-prod'")
+        _connection_options(
+            add,
+            base_url_help="API base URL (a Salesforce My Domain, or a sandbox); http only to loopback",
+            secret_help="read the secret from stdin",
+        )
 
-    listing = integration_commands.add_parser("list", help="list integrations")
-    json_flag(listing)
-    listing.set_defaults(handler=cmd_integration_list)
+    add_action(integration_commands, "list", cmd_integration_list, help="list integrations")
+    _on_one_integration(integration_commands, "show", cmd_integration_show, help="show one integration")
 
-    show = integration_commands.add_parser("show", help="show one integration")
-    show.add_argument("name")
-    json_flag(show)
-    show.set_defaults(handler=cmd_integration_show)
-
-    update = integration_commands.add_parser(
-        "update",
+    with action(
+        integration_commands, "update", cmd_integration_update,
         help="change an integration in place: rename it, move it, or replace its credentials",
         description="Change an integration in place; its links, runs, mappings and sync cursors are kept. New "
         "credentials (read from stdin only, as for `add`) are tested against the CRM before they are saved: "
         "refused ones are not saved and the old ones stay. A new --base-url or --domain is tested with the stored "
         "credentials. Salesforce credentials without tokens are saved untested; sign in next with "
         "`integration login`.",
+    ) as update:
+        update.add_argument("name", help="the integration's current name")
+        update.add_argument("--name", dest="new_name", metavar="NEW", help="a new name")
+        _connection_options(
+            update,
+            base_url_help="API base URL ('' for the vendor's default); http only to loopback",
+            secret_help="read new credentials from stdin",
+        )
+    _on_one_integration(
+        integration_commands, "remove", cmd_integration_remove, help="remove an integration and its keyring entry"
     )
-    update.add_argument("name", help="the integration's current name")
-    update.add_argument("--name", dest="new_name", metavar="NEW", help="a new name")
-    _connection_options(
-        update,
-        base_url_help="API base URL ('' for the vendor's default); http only to loopback",
-        secret_help="read new credentials from stdin",
+    _on_one_integration(
+        integration_commands, "test", cmd_integration_test, help="test the connection: who am I, scopes, quota left"
     )
-    update.set_defaults(handler=cmd_integration_update)
 
-    remove = integration_commands.add_parser("remove", help="remove an integration and its keyring entry")
-    remove.add_argument("name")
-    json_flag(remove)
-    remove.set_defaults(handler=cmd_integration_remove)
-
-    test = integration_commands.add_parser("test", help="test the connection: who am I, scopes, quota left")
-    test.add_argument("name")
-    json_flag(test)
-    test.set_defaults(handler=cmd_integration_test)
-
-    login = integration_commands.add_parser(
-        "login",
+    with action(
+        integration_commands, "login", cmd_integration_login,
         help="sign in to Salesforce in the system browser",
         description="Sign in to Salesforce with the authorization-code flow and PKCE in the system browser; the "
         "redirect comes back to a one-shot listener on 127.0.0.1 (register http://localhost:PORT/OauthRedirect "
         "as the connected app's callback).",
-    )
-    login.add_argument("name")
-    login.add_argument("--port", type=int, default=1717, help="loopback port of the redirect (default 1717)")
-    login.add_argument("--client-id", help="the connected app's consumer key (default: the stored one)")
-    json_flag(login)
-    login.set_defaults(handler=cmd_integration_login)
+    ) as login:
+        login.add_argument("name")
+        login.add_argument("--port", type=int, default=1717, help="loopback port of the redirect (default 1717)")
+        login.add_argument("--client-id", help="the connected app's consumer key (default: the stored one)")
 
-    pipeline = integration_commands.add_parser(
-        "pipeline",
+    with action(
+        integration_commands, "pipeline", cmd_integration_pipeline,
         help="list the CRM's deal pipelines, or choose one by name for the deals of converted leads (Pipedrive)",
         description="Without --pipeline, list the CRM's live deal pipelines and their stages and the one chosen. "
         "With --pipeline NAME (and --stage NAME, else its first stage), choose where every lead that converts or "
         "is marked qualified gets its deal, linked to its person, once; won deals come back as conversions. "
         "Names are matched without regard to case; an unknown one is refused with the names there are.",
-    )
-    pipeline.add_argument("name")
-    pipeline.add_argument("--pipeline", metavar="NAME", help="the pipeline's name, as the CRM shows it")
-    pipeline.add_argument("--stage", metavar="NAME", help="the stage's name (default: the pipeline's first)")
-    pipeline.add_argument("--clear", action="store_true", help="stop making deals")
-    json_flag(pipeline)
-    pipeline.set_defaults(handler=cmd_integration_pipeline)
-
-    conversions = integration_commands.add_parser(
-        "conversions",
+    ) as pipeline:
+        pipeline.add_argument("name")
+        pipeline.add_argument("--pipeline", metavar="NAME", help="the pipeline's name, as the CRM shows it")
+        pipeline.add_argument("--stage", metavar="NAME", help="the stage's name (default: the pipeline's first)")
+        pipeline.add_argument("--clear", action="store_true", help="stop making deals")
+    _on_one_integration(
+        integration_commands, "conversions", cmd_integration_conversions,
         help="pull the CRM's conversions now (a sync does too) and make the deals of the chosen pipeline",
         description="Record what the CRM calls a conversion, each once (a re-pull changes nothing): Salesforce "
         "Leads converted (IsConverted, ConvertedDate), HubSpot contacts whose lifecycle stage reached "
         "opportunity or customer, Pipedrive deals won (with their value). They show in `attribution report`.",
     )
-    conversions.add_argument("name")
-    json_flag(conversions)
-    conversions.set_defaults(handler=cmd_integration_conversions)
-

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
-from crm_desktop.cli.common import CommandError, ExitCode, closing, emit, json_flag, open_workspace
+from crm_desktop.cli.common import CommandError, ExitCode, action, closing, emit, open_workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 
@@ -83,25 +83,23 @@ def cmd_leads_list(args: argparse.Namespace) -> int:
 
 def add_list_command(group_commands: Any, noun: str) -> None:
     """Register ``contacts list`` or ``leads list`` in the group's subcommands."""
-    listing = group_commands.add_parser(
-        "list",
+    with action(
+        group_commands, "list", cmd_contacts_list if noun == "contacts" else cmd_leads_list,
         help=f"list the {noun} in the local store",
         description=f"List the {noun} in the local store (what imports and syncs left there), sorted by email "
         "unless --sort says otherwise. Filters combine.",
-    )
-    listing.add_argument("--filter", metavar="TEXT", help="text found in the name, email or company (any case)")
-    listing.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N",
-                         help=f"how many to list (default {DEFAULT_LIMIT}, at most {MAX_LIMIT:,})")
-    listing.add_argument("--platform", type=str.lower, choices=[p.value for p in SocialPlatform],
-                         help="only people with a profile on this platform")
-    listing.add_argument("--campaign", metavar="NAME", help="only people with a touchpoint of this campaign")
-    listing.add_argument("--min-score", type=float, metavar="N", help="engagement score at least N (0-100)")
-    listing.add_argument("--max-score", type=float, metavar="N", help="engagement score at most N (0-100)")
-    listing.add_argument("--integration", metavar="NAME", help="with --state: the integration the state is in")
-    listing.add_argument("--state", type=str.lower, choices=[s.value for s in SyncState],
-                         help="only records in this state in --integration")
-    listing.add_argument("--sort", type=str.lower, choices=[c.value for c in PeopleColumn],
-                         default=PeopleColumn.EMAIL.value, help="the column to sort by (default: email)")
-    listing.add_argument("--descending", action="store_true", help="reverse the order")
-    json_flag(listing)
-    listing.set_defaults(handler=cmd_contacts_list if noun == "contacts" else cmd_leads_list)
+    ) as listing:
+        listing.add_argument("--filter", metavar="TEXT", help="text found in the name, email or company (any case)")
+        listing.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N",
+                             help=f"how many to list (default {DEFAULT_LIMIT}, at most {MAX_LIMIT:,})")
+        listing.add_argument("--platform", type=str.lower, choices=[p.value for p in SocialPlatform],
+                             help="only people with a profile on this platform")
+        listing.add_argument("--campaign", metavar="NAME", help="only people with a touchpoint of this campaign")
+        listing.add_argument("--min-score", type=float, metavar="N", help="engagement score at least N (0-100)")
+        listing.add_argument("--max-score", type=float, metavar="N", help="engagement score at most N (0-100)")
+        listing.add_argument("--integration", metavar="NAME", help="with --state: the integration the state is in")
+        listing.add_argument("--state", type=str.lower, choices=[s.value for s in SyncState],
+                             help="only records in this state in --integration")
+        listing.add_argument("--sort", type=str.lower, choices=[c.value for c in PeopleColumn],
+                             default=PeopleColumn.EMAIL.value, help="the column to sort by (default: email)")
+        listing.add_argument("--descending", action="store_true", help="reverse the order")

@@ -16,9 +16,9 @@ from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     Parser,
+    action,
     closing,
     emit,
-    json_flag,
     open_workspace,
     table,
 )
@@ -95,13 +95,11 @@ def add_commands(commands: Any) -> None:
     """Register ``mapping`` and its actions."""
     mapping = commands.add_parser("mapping", help="field mappings: show them, change a field's rule or direction")
     actions = mapping.add_subparsers(title="mapping commands", metavar="ACTION", required=True, parser_class=Parser)
-    show = actions.add_parser("show", help="show an integration's field mappings")
-    show.add_argument("name", metavar="NAME", help="the integration")
-    show.add_argument("--object", choices=[o.value for o in RecordObject], help="only contacts or only leads")
-    json_flag(show)
-    show.set_defaults(handler=cmd_mapping_show)
-    change = actions.add_parser(
-        "set",
+    with action(actions, "show", cmd_mapping_show, help="show an integration's field mappings") as show:
+        show.add_argument("name", metavar="NAME", help="the integration")
+        show.add_argument("--object", choices=[o.value for o in RecordObject], help="only contacts or only leads")
+    with action(
+        actions, "set", cmd_mapping_set,
         help="change one field's conflict rule, direction or CRM field",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
@@ -115,14 +113,12 @@ conflict rules (a field changed on both sides since the last sync):
   prefer_crm_unless_blank    the CRM wins unless its value is blank
   prefer_local_unless_blank  the local value wins unless it is blank
   manual                     ask me: the field waits in `crm-desktop conflicts list`""",
-    )
-    change.add_argument("name", metavar="NAME", help="the integration")
-    change.add_argument("field", metavar="FIELD", help="the local field")
-    change.add_argument("--object", choices=[o.value for o in RecordObject],
-                        help="contact (default) or lead")
-    change.add_argument("--rule", choices=[r.value for r in ConflictRule], help="the conflict rule")
-    change.add_argument("--direction", choices=[d.value for d in FieldDirection],
-                        help="two_way, push_only, pull_only or off")
-    change.add_argument("--crm-field", metavar="CRM_FIELD", help="the CRM field's API name")
-    json_flag(change)
-    change.set_defaults(handler=cmd_mapping_set)
+    ) as change:
+        change.add_argument("name", metavar="NAME", help="the integration")
+        change.add_argument("field", metavar="FIELD", help="the local field")
+        change.add_argument("--object", choices=[o.value for o in RecordObject],
+                            help="contact (default) or lead")
+        change.add_argument("--rule", choices=[r.value for r in ConflictRule], help="the conflict rule")
+        change.add_argument("--direction", choices=[d.value for d in FieldDirection],
+                            help="two_way, push_only, pull_only or off")
+        change.add_argument("--crm-field", metavar="CRM_FIELD", help="the CRM field's API name")

@@ -21,9 +21,9 @@ from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     Parser,
+    action,
     closing,
     emit,
-    json_flag,
     open_workspace,
 )
 from crm_desktop.cli.listing import add_list_command
@@ -253,56 +253,49 @@ def add_commands(commands: Any) -> None:
         group = commands.add_parser(noun, help=f"list, import, push and fetch {noun}")
         group_commands = group.add_subparsers(title=f"{noun} commands", metavar="ACTION", required=True,
                                               parser_class=Parser)
-        push = group_commands.add_parser(
-            "push",
+        with action(
+            group_commands, "push", push_handler,
             help=f"push {noun} from a CSV or JSONL file to a CRM",
             description="Validate every row first (bad rows are reported with line, field and reason; valid rows "
             "are still pushed), push, and print one result per record. Exit 1 if any record failed.",
-        )
-        push.add_argument("name", help="the integration")
-        push.add_argument("--file", type=Path, required=True, help="a .csv or .jsonl file")
-        json_flag(push)
-        push.set_defaults(handler=push_handler)
+        ) as push:
+            push.add_argument("name", help="the integration")
+            push.add_argument("--file", type=Path, required=True, help="a .csv or .jsonl file")
         if noun == "contacts":
-            get = group_commands.add_parser("get", help="fetch one contact from a CRM by email")
-            get.add_argument("name", help="the integration")
-            get.add_argument("--email", required=True)
-            json_flag(get)
-            get.set_defaults(handler=cmd_contacts_get)
-            duplicates = group_commands.add_parser(
-                "duplicates", help="list likely duplicate contacts and those the CRMs reported",
+            with action(group_commands, "get", cmd_contacts_get, help="fetch one contact from a CRM by email") as get:
+                get.add_argument("name", help="the integration")
+                get.add_argument("--email", required=True)
+            with action(
+                group_commands, "duplicates", cmd_contacts_duplicates,
+                help="list likely duplicate contacts and those the CRMs reported",
                 description="Contacts sharing a normalised email (no +tag, no dots at Gmail), an E.164 phone or a "
                 "social username, and the duplicates the CRMs refused in syncs.",
-            )
-            duplicates.add_argument("--limit", type=int, default=1000, help="at most this many groups of each kind")
-            json_flag(duplicates)
-            duplicates.set_defaults(handler=cmd_contacts_duplicates)
-            merge = group_commands.add_parser(
-                "merge", help="merge one contact into another, here and in the CRMs",
+            ) as duplicates:
+                duplicates.add_argument("--limit", type=int, default=1000,
+                                        help="at most this many groups of each kind")
+            with action(
+                group_commands, "merge", cmd_contacts_merge,
+                help="merge one contact into another, here and in the CRMs",
                 description="Merge contact OTHER into KEEP (each an email or a local id): first in every CRM whose "
                 "API merges (HubSpot, Pipedrive), then here. KEEP keeps its values except the --take fields; "
                 "profiles and custom fields it lacks come from OTHER. Salesforce's REST API has no merge: the "
                 "output says what to merge there. Exit 1 when a CRM must be merged by hand.",
-            )
-            merge.add_argument("keep", metavar="KEEP", help="the contact that remains (email or id)")
-            merge.add_argument("other", metavar="OTHER", help="the contact merged into it (email or id)")
-            merge.add_argument("--take", action="append", choices=MERGE_FIELDS, metavar="FIELD",
-                               help=f"take OTHER's value of this field (repeatable; {', '.join(MERGE_FIELDS)})")
-            json_flag(merge)
-            merge.set_defaults(handler=cmd_contacts_merge)
+            ) as merge:
+                merge.add_argument("keep", metavar="KEEP", help="the contact that remains (email or id)")
+                merge.add_argument("other", metavar="OTHER", help="the contact merged into it (email or id)")
+                merge.add_argument("--take", action="append", choices=MERGE_FIELDS, metavar="FIELD",
+                                   help=f"take OTHER's value of this field (repeatable; {', '.join(MERGE_FIELDS)})")
         singular = noun.removesuffix("s")
-        imports = group_commands.add_parser(
-            "import",
+        with action(
+            group_commands, "import", cmd_contacts_import if noun == "contacts" else cmd_leads_import,
             help=f"import {noun} from a CSV or JSONL file into the local store",
             description=f"Validate every row and save the valid ones in the local store, matched by email (an "
             f"existing {singular} gets only the columns the file has; an empty cell changes nothing unless "
             "--blank-clears). Nothing is sent to a CRM until the next sync. Refused rows are reported with line, "
             "column and reason. The import is recorded as a run: `runs undo ID` takes it back. Exit 1 if any row "
             "was refused or the file has no rows.",
-        )
-        imports.add_argument("file", type=Path, metavar="FILE", help="a .csv or .jsonl file")
-        imports.add_argument("--blank-clears", action="store_true",
-                             help="an empty cell erases the stored value (default: it leaves it as it is)")
-        json_flag(imports)
-        imports.set_defaults(handler=cmd_contacts_import if noun == "contacts" else cmd_leads_import)
+        ) as imports:
+            imports.add_argument("file", type=Path, metavar="FILE", help="a .csv or .jsonl file")
+            imports.add_argument("--blank-clears", action="store_true",
+                                 help="an empty cell erases the stored value (default: it leaves it as it is)")
         add_list_command(group_commands, noun)

@@ -19,13 +19,14 @@ from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     Parser,
+    action,
     closing,
     counts_text,
     duration_text,
     emit,
     integration_names,
-    json_flag,
     open_workspace,
+    run_id_argument,
     shown,
     stored_run_seconds,
     table,
@@ -205,47 +206,40 @@ def add_commands(commands: Any) -> None:
     """Register ``runs`` and its actions."""
     runs = commands.add_parser("runs", help="sync run history: list, show, errors, retry, undo")
     run_commands = runs.add_subparsers(title="runs commands", metavar="ACTION", required=True, parser_class=Parser)
-    run_list = run_commands.add_parser("list", help="list recent sync runs, newest first")
-    run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
-    run_list.add_argument("--limit", type=int, default=50, metavar="N", help="how many runs (default 50)")
-    json_flag(run_list)
-    run_list.set_defaults(handler=cmd_runs_list)
-    run_show = run_commands.add_parser("show", help="show one run and the outcome of each record")
-    run_show.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
-    run_show.add_argument("--limit", type=int, default=500, metavar="N",
-                          help="at most N records of the log (default 500)")
-    run_show.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K records")
-    json_flag(run_show)
-    run_show.set_defaults(handler=cmd_runs_show)
-    errors = run_commands.add_parser(
-        "errors", help="a run's failed records by error category, with a sample; --csv writes them all",
+    with action(run_commands, "list", cmd_runs_list, help="list recent sync runs, newest first") as run_list:
+        run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
+        run_list.add_argument("--limit", type=int, default=50, metavar="N", help="how many runs (default 50)")
+    with action(run_commands, "show", cmd_runs_show, help="show one run and the outcome of each record") as run_show:
+        run_id_argument(run_show)
+        run_show.add_argument("--limit", type=int, default=500, metavar="N",
+                              help="at most N records of the log (default 500)")
+        run_show.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K records")
+    with action(
+        run_commands, "errors", cmd_runs_errors,
+        help="a run's failed records by error category, with a sample; --csv writes them all",
         description="Group a run's failed records by error category (validation, duplicate, auth, rate limit, "
         "server, network...) with how many and a sample message. --csv writes every failed record to a CSV file; "
         "cells that a spreadsheet would run as a formula (starting with = + - @) are prefixed with an apostrophe.",
-    )
-    errors.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
-    errors.add_argument("--csv", type=Path, metavar="PATH", help="write the failed records to this CSV file")
-    json_flag(errors)
-    errors.set_defaults(handler=cmd_runs_errors)
-    retry = run_commands.add_parser(
-        "retry", help="send just the failed records of a run again",
+    ) as errors:
+        run_id_argument(errors)
+        errors.add_argument("--csv", type=Path, metavar="PATH", help="write the failed records to this CSV file")
+    with action(
+        run_commands, "retry", cmd_runs_retry,
+        help="send just the failed records of a run again",
         description="Push the local records that failed in run ID again, as a new push run of the same "
         "integration (nothing else is sent or pulled). Records that failed while being pulled are not local "
         "records: the next sync pulls them again. Exit 1 when records fail again or there is nothing to retry.",
-    )
-    retry.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
-    json_flag(retry)
-    retry.set_defaults(handler=cmd_runs_retry)
-    undo = run_commands.add_parser(
-        "undo", help="undo a run: put back the values it changed",
+    ) as retry:
+        run_id_argument(retry)
+    with action(
+        run_commands, "undo", cmd_runs_undo,
+        help="undo a run: put back the values it changed",
         description="Undo a run: every field value it changed is set back, locally and in the CRM (a value the run "
         "only pulled is written to the CRM too, so both sides agree). Records the run created are kept (sync never "
         "deletes) and reported. The undo is itself a run, with a record log. Refused (exit 1) when the run was "
         "undone already, or when values it wrote changed after it (listed; --force overwrites them). Exit 1 if "
         "the CRM refused to take some values back.",
-    )
-    undo.add_argument("id", type=int, metavar="ID", help="the run's id (from `runs list`)")
-    undo.add_argument("--force", action="store_true",
-                      help="put back the values from before the run even where they changed after it")
-    json_flag(undo)
-    undo.set_defaults(handler=cmd_runs_undo)
+    ) as undo:
+        run_id_argument(undo)
+        undo.add_argument("--force", action="store_true",
+                          help="put back the values from before the run even where they changed after it")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.social import SocialImportReport
-from crm_desktop.cli.common import CommandError, ExitCode, Parser, closing, emit, json_flag, open_workspace
+from crm_desktop.cli.common import CommandError, ExitCode, Parser, action, closing, emit, open_workspace
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, normalise_email
 from crm_desktop.domain.social import INTERACTION_KINDS, PersonRef, ScoringSettings, SocialEventKind
@@ -138,8 +138,8 @@ def add_commands(commands: Any) -> None:
     """Register ``social`` and its actions."""
     group = commands.add_parser("social", help="social events in the local store, engagement scores")
     actions = group.add_subparsers(title="social commands", metavar="ACTION", required=True, parser_class=Parser)
-    imports = actions.add_parser(
-        "import",
+    with action(
+        actions, "import", cmd_social_import,
         help="record social events from a JSONL or CSV file",
         description="Validate every row and record the valid ones in the local store, as the local API would "
         "(conversations, messages, engagements; a re-sent event changes nothing). Refused rows are reported with "
@@ -147,37 +147,33 @@ def add_commands(commands: Any) -> None:
         "fields: messageId means a message, participant or startedAt a conversation, anything else an engagement. "
         "CSV columns are the JSON fields, with the person's (email, username, firstName, lastName, profileUrl, "
         "followers) flat. Exit 1 if any row was refused.",
-    )
-    imports.add_argument("file", type=Path, metavar="FILE", help="a .jsonl or .csv file")
-    imports.add_argument("--kind", choices=[k.value for k in SocialEventKind], help="what every row is")
-    json_flag(imports)
-    imports.set_defaults(handler=cmd_social_import)
+    ) as imports:
+        imports.add_argument("file", type=Path, metavar="FILE", help="a .jsonl or .csv file")
+        imports.add_argument("--kind", choices=[k.value for k in SocialEventKind], help="what every row is")
 
-    score = actions.add_parser("score", help="a person's engagement score (0-100) and what it is made of")
-    score.add_argument("--email", help="the person's email")
-    score.add_argument("--platform", choices=[p.value for p in SocialPlatform], help="with --username")
-    score.add_argument("--username", help="the person's username on --platform")
-    json_flag(score)
-    score.set_defaults(handler=cmd_social_score)
+    with action(
+        actions, "score", cmd_social_score, help="a person's engagement score (0-100) and what it is made of"
+    ) as score:
+        score.add_argument("--email", help="the person's email")
+        score.add_argument("--platform", choices=[p.value for p in SocialPlatform], help="with --username")
+        score.add_argument("--username", help="the person's username on --platform")
 
-    scoring = actions.add_parser(
-        "scoring",
+    with action(
+        actions, "scoring", cmd_social_scoring,
         help="show or change the workspace's engagement-score weights and half-lives",
         description="With no option, print the settings. See docs/scoring.md for what each one does.",
-    )
-    scoring.add_argument(
-        "--weight",
-        action="append",
-        metavar="KIND=POINTS",
-        help=f"points of one interaction kind ({', '.join(sorted(INTERACTION_KINDS))}); repeatable",
-    )
-    scoring.add_argument("--half-life-days", type=float, help="recency half-life of the score (default 30)")
-    scoring.add_argument("--saturation", type=float, help="decayed points at which activity is half its maximum")
-    scoring.add_argument("--reach-share", type=float, help="the part of the score that needs reach (0-1)")
-    scoring.add_argument("--reach-cap-followers", type=int, help="followers at which reach is full")
-    scoring.add_argument(
-        "--attribution-half-life-days", type=float, help="half-life of the time-decay attribution model (default 7)"
-    )
-    scoring.add_argument("--reset", action="store_true", help="back to the documented defaults first")
-    json_flag(scoring)
-    scoring.set_defaults(handler=cmd_social_scoring)
+    ) as scoring:
+        scoring.add_argument(
+            "--weight",
+            action="append",
+            metavar="KIND=POINTS",
+            help=f"points of one interaction kind ({', '.join(sorted(INTERACTION_KINDS))}); repeatable",
+        )
+        scoring.add_argument("--half-life-days", type=float, help="recency half-life of the score (default 30)")
+        scoring.add_argument("--saturation", type=float,
+                             help="decayed points at which activity is half its maximum")
+        scoring.add_argument("--reach-share", type=float, help="the part of the score that needs reach (0-1)")
+        scoring.add_argument("--reach-cap-followers", type=int, help="followers at which reach is full")
+        scoring.add_argument("--attribution-half-life-days", type=float,
+                             help="half-life of the time-decay attribution model (default 7)")
+        scoring.add_argument("--reset", action="store_true", help="back to the documented defaults first")
