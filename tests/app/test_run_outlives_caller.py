@@ -35,9 +35,12 @@ def test_a_cancelled_callers_push_fails_quietly_once_its_crm_refuses(tmp_path: P
             loop.set_exception_handler(lambda _loop, context: reported.append(context))
             caller = asyncio.ensure_future(
                 workspace.sync.push_now("pipedrive", {RecordObject.CONTACT: [local_id]}, SyncTrigger.AUTO))
-            while not [t for t in asyncio.all_tasks() if t is not caller and "_run" in repr(t.get_coro())]:
+            for _ in range(1000):  # a few turns of the loop: the push takes its turn, then starts the run
                 await asyncio.sleep(0)
-            run = next(t for t in asyncio.all_tasks() if t is not caller and "_run" in repr(t.get_coro()))
+                runs = [t for t in asyncio.all_tasks() if t is not caller and "_run" in repr(t.get_coro())]
+                if runs:
+                    break
+            run = runs[0]
             caller.cancel()  # a delivery worker stopping while the run is in flight
             with pytest.raises(asyncio.CancelledError):
                 await caller
