@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from crm_desktop.app.api_access import ApiTokens
-from crm_desktop.cli.common import ExitCode, Parser, add_action, emit
+from crm_desktop.cli.common import ExitCode, add_action, command_group, emit
 from crm_desktop.vault import Vault
 
 
@@ -26,7 +26,6 @@ def cmd_api_rotate(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``api token`` and ``api rotate``."""
-    api = commands.add_parser("api", help="the local API's bearer token")
-    actions = api.add_subparsers(title="actions", metavar="ACTION", required=True, parser_class=Parser)
+    actions = command_group(commands, "api", help="the local API's bearer token", title="actions")
     add_action(actions, "token", cmd_api_token, help="print the token the local API accepts (kept in the OS keyring)")
     add_action(actions, "rotate", cmd_api_rotate, help="replace the token; the old one stops working at once")

@@ -6,7 +6,7 @@ import argparse
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_desktop.cli.common import CommandError, ExitCode, Parser, action, closing, emit, open_workspace, table
+from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 
 MODELS = [m.value for m in AttributionModel]
@@ -95,9 +95,9 @@ def cmd_attribution_lead(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``attribution`` and its actions."""
-    group = commands.add_parser("attribution", help="which campaigns and platforms earned the leads and conversions")
-    actions = group.add_subparsers(title="attribution commands", metavar="ACTION", required=True,
-                                   parser_class=Parser)
+    actions = command_group(
+        commands, "attribution", help="which campaigns and platforms earned the leads and conversions"
+    )
     with action(
         actions, "report", cmd_attribution_report,
         help="per campaign and per platform: touchpoints, leads, conversions and value credited",

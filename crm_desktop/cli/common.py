@@ -123,6 +123,20 @@ def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
+def command_group(commands: Any, name: str, *, title: str = "", **parser_options: Any) -> Any:
+    """Add the command group ``crm-desktop NAME ACTION``; returns the subparsers its actions are added to.
+
+    Args:
+        commands: the top-level subparsers.
+        name: the group's command.
+        title: the heading of the actions in the group's help (default ``NAME commands``).
+        parser_options: ``help``, ``description`` of the group.
+    """
+    group = commands.add_parser(name, **parser_options)
+    return group.add_subparsers(title=title or f"{name} commands", metavar="ACTION", required=True,
+                                parser_class=Parser)
+
+
 @contextmanager
 def action(actions: Any, name: str, handler: Handler, **parser_options: Any) -> Iterator[argparse.ArgumentParser]:
     """Add the action ``name`` to a command group's subparsers; the block adds its own arguments.

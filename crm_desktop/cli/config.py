@@ -11,10 +11,10 @@ from crm_desktop.app.settings import DESCRIPTIONS, SettingKey, SettingsError, Se
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
-    Parser,
     action,
     add_action,
     closing,
+    command_group,
     emit,
     open_workspace,
     table,
@@ -109,10 +109,10 @@ def cmd_config_unset(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``config get|set|unset|list``."""
-    config = commands.add_parser(
-        "config", help="network settings of the workspace: proxy, ca-bundle, trust", description=_KEYS_HELP
+    actions = command_group(
+        commands, "config", help="network settings of the workspace: proxy, ca-bundle, trust", description=_KEYS_HELP,
+        title="actions",
     )
-    actions = config.add_subparsers(title="actions", metavar="ACTION", parser_class=Parser, required=True)
 
     with action(actions, "get", cmd_config_get, help="print a setting (a proxy password is shown as ***)") as get:
         get.add_argument("key", metavar="KEY", help="proxy, ca-bundle or trust")

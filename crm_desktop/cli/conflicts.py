@@ -13,9 +13,9 @@ from crm_desktop.app.sync_service import (
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
-    Parser,
     action,
     closing,
+    command_group,
     emit,
     integration_names,
     open_workspace,
@@ -123,9 +123,7 @@ def cmd_conflicts_resolve(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``conflicts`` and its actions."""
-    conflicts = commands.add_parser("conflicts", help="list, show and resolve sync conflicts")
-    conflict_commands = conflicts.add_subparsers(title="conflicts commands", metavar="ACTION", required=True,
-                                                 parser_class=Parser)
+    conflict_commands = command_group(commands, "conflicts", help="list, show and resolve sync conflicts")
     with action(
         conflict_commands, "list", cmd_conflicts_list, help="list open conflicts",
         description="List the fields changed on both sides that wait for your decision (fields whose rule is "

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.diagnostics import export_diagnostics
-from crm_desktop.cli.common import CommandError, ExitCode, Parser, action, closing, emit, open_workspace
+from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,9 @@ def cmd_diagnostics_export(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``diagnostics`` and its actions."""
-    diagnostics = commands.add_parser("diagnostics", help="export a support bundle (secrets and personal data "
-                                      "redacted)")
-    actions = diagnostics.add_subparsers(title="diagnostics commands", metavar="ACTION", required=True,
-                                         parser_class=Parser)
+    actions = command_group(
+        commands, "diagnostics", help="export a support bundle (secrets and personal data redacted)"
+    )
     with action(
         actions, "export", cmd_diagnostics_export,
         help="write a support bundle (zip)",

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from crm_desktop.app.field_setup import EnsureReport, FieldSetupService, FieldStatus
-from crm_desktop.cli.common import ExitCode, Parser, action, closing, emit, open_workspace, table
+from crm_desktop.cli.common import ExitCode, action, closing, command_group, emit, open_workspace, table
 
 _STATUS_TEXT = {
     FieldStatus.PRESENT: "present",
@@ -44,8 +44,7 @@ def cmd_fields_ensure(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``fields ensure``."""
-    fields = commands.add_parser("fields", help="the CRM's custom fields for social data")
-    actions = fields.add_subparsers(title="actions", metavar="ACTION", required=True, parser_class=Parser)
+    actions = command_group(commands, "fields", help="the CRM's custom fields for social data", title="actions")
     with action(
         actions, "ensure", cmd_fields_ensure,
         help="create the social custom fields the CRM lacks (Salesforce Tooling API, HubSpot properties, "

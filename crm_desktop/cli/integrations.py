@@ -23,10 +23,10 @@ from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     Handler,
-    Parser,
     action,
     add_action,
     closing,
+    command_group,
     emit,
     open_workspace,
 )
@@ -352,10 +352,7 @@ def _on_one_integration(actions: Any, name: str, handler: Handler, **texts: str)
 
 def add_commands(commands: Any) -> None:
     """Register ``integration`` and its actions."""
-    integration = commands.add_parser("integration", help="add, list, show and remove CRM integrations")
-    integration_commands = integration.add_subparsers(
-        title="integration commands", metavar="ACTION", required=True, parser_class=Parser
-    )
+    integration_commands = command_group(commands, "integration", help="add, list, show and remove CRM integrations")
     with action(
         integration_commands, "add", cmd_integration_add,
         help="connect a CRM",

@@ -15,9 +15,9 @@ from crm_desktop.app.sync_service import (
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
-    Parser,
     action,
     closing,
+    command_group,
     emit,
     open_workspace,
     table,
@@ -93,8 +93,7 @@ def cmd_mapping_set(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``mapping`` and its actions."""
-    mapping = commands.add_parser("mapping", help="field mappings: show them, change a field's rule or direction")
-    actions = mapping.add_subparsers(title="mapping commands", metavar="ACTION", required=True, parser_class=Parser)
+    actions = command_group(commands, "mapping", help="field mappings: show them, change a field's rule or direction")
     with action(actions, "show", cmd_mapping_show, help="show an integration's field mappings") as show:
         show.add_argument("name", metavar="NAME", help="the integration")
         show.add_argument("--object", choices=[o.value for o in RecordObject], help="only contacts or only leads")

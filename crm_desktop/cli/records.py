@@ -20,9 +20,9 @@ from crm_desktop.app.text import plural
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
-    Parser,
     action,
     closing,
+    command_group,
     emit,
     open_workspace,
 )
@@ -250,9 +250,7 @@ def cmd_contacts_merge(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Register ``contacts`` and ``leads`` and their actions."""
     for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
-        group = commands.add_parser(noun, help=f"list, import, push and fetch {noun}")
-        group_commands = group.add_subparsers(title=f"{noun} commands", metavar="ACTION", required=True,
-                                              parser_class=Parser)
+        group_commands = command_group(commands, noun, help=f"list, import, push and fetch {noun}")
         with action(
             group_commands, "push", push_handler,
             help=f"push {noun} from a CSV or JSONL file to a CRM",

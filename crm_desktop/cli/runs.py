@@ -18,9 +18,9 @@ from crm_desktop.app.text import plural
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
-    Parser,
     action,
     closing,
+    command_group,
     counts_text,
     duration_text,
     emit,
@@ -204,8 +204,7 @@ def cmd_runs_retry(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``runs`` and its actions."""
-    runs = commands.add_parser("runs", help="sync run history: list, show, errors, retry, undo")
-    run_commands = runs.add_subparsers(title="runs commands", metavar="ACTION", required=True, parser_class=Parser)
+    run_commands = command_group(commands, "runs", help="sync run history: list, show, errors, retry, undo")
     with action(run_commands, "list", cmd_runs_list, help="list recent sync runs, newest first") as run_list:
         run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
         run_list.add_argument("--limit", type=int, default=50, metavar="N", help="how many runs (default 50)")

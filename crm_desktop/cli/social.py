@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.social import SocialImportReport
-from crm_desktop.cli.common import CommandError, ExitCode, Parser, action, closing, emit, open_workspace
+from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, normalise_email
 from crm_desktop.domain.social import INTERACTION_KINDS, PersonRef, ScoringSettings, SocialEventKind
@@ -136,8 +136,7 @@ def cmd_social_scoring(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register ``social`` and its actions."""
-    group = commands.add_parser("social", help="social events in the local store, engagement scores")
-    actions = group.add_subparsers(title="social commands", metavar="ACTION", required=True, parser_class=Parser)
+    actions = command_group(commands, "social", help="social events in the local store, engagement scores")
     with action(
         actions, "import", cmd_social_import,
         help="record social events from a JSONL or CSV file",
