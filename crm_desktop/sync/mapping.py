@@ -386,19 +386,10 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
 
     if provider is Provider.SALESFORCE:
         if obj is RecordObject.CONTACT:
-            return [
-                _m("email", "Email", _TWO, Transform.TRIM, Transform.LOWER),
-                _m("firstName", "FirstName", _TWO, Transform.TRIM, Transform.TRUNCATE, length=40),
-                _m("lastName", "LastName", _TWO, Transform.TRIM, Transform.TRUNCATE, Transform.DEFAULT,
-                   length=80, default_value="(unknown)"),
-                _m("phone", "Phone", _TWO, Transform.E164),
-                *_social_mappings(provider, obj),
-            ]
+            return [*_person_mappings(provider), _m("phone", "Phone", _TWO, Transform.E164),
+                    *_social_mappings(provider, obj)]
         return [
-            _m("email", "Email", _TWO, Transform.TRIM, Transform.LOWER),
-            _m("firstName", "FirstName", _TWO, Transform.TRIM, Transform.TRUNCATE, length=40),
-            _m("lastName", "LastName", _TWO, Transform.TRIM, Transform.TRUNCATE, Transform.DEFAULT,
-               length=80, default_value="(unknown)"),
+            *_person_mappings(provider),
             _m("company", "Company", _TWO, Transform.TRIM, Transform.TRUNCATE, length=255),
             _m("status", "Status", _TWO, value_map=_status_map(SALESFORCE_LEAD_STATUS)),
             _m("source", "lead_source_detail__c"),
@@ -407,19 +398,10 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
         ]
     if provider is Provider.HUBSPOT:
         if obj is RecordObject.CONTACT:
-            return [
-                _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
-                _m("firstName", "firstname", _TWO, Transform.TRIM),
-                _m("lastName", "lastname", _TWO, Transform.TRIM),
-                _m("company", "company", _TWO, Transform.TRIM),
-                _m("phone", "phone", _TWO, Transform.E164),
-                *_social_mappings(provider, obj),
-            ]
+            return [*_person_mappings(provider), _m("phone", "phone", _TWO, Transform.E164),
+                    *_social_mappings(provider, obj)]
         return [
-            _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
-            _m("firstName", "firstname", _TWO, Transform.TRIM),
-            _m("lastName", "lastname", _TWO, Transform.TRIM),
-            _m("company", "company", _TWO, Transform.TRIM),
+            *_person_mappings(provider),
             _m("status", "hs_lead_status", _TWO, value_map=_status_map(HUBSPOT_LEAD_STATUS)),
             _m("sentiment", "social_sentiment"),
             _m("engagementScore", "social_engagement_score"),
@@ -427,12 +409,26 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
     # Pipedrive: standard person fields and the seed's three custom fields by name (their keys are looked up at
     # sync time); the rest of the social data goes into the person's note (seed default).
     if obj is RecordObject.CONTACT:
+        return [*_person_mappings(provider), _m("phone", "phone", _TWO, Transform.E164),
+                *_social_mappings(provider, obj)]
+    return _person_mappings(provider)
+
+
+def _person_mappings(provider: Provider) -> list[FieldMapping]:
+    """The email and name fields (HubSpot: and company) a CRM's contacts and leads both have, mapped alike."""
+    if provider is Provider.SALESFORCE:
+        return [
+            _m("email", "Email", _TWO, Transform.TRIM, Transform.LOWER),
+            _m("firstName", "FirstName", _TWO, Transform.TRIM, Transform.TRUNCATE, length=40),
+            _m("lastName", "LastName", _TWO, Transform.TRIM, Transform.TRUNCATE, Transform.DEFAULT,
+               length=80, default_value="(unknown)"),
+        ]
+    if provider is Provider.HUBSPOT:
         return [
             _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
-            _m("firstName", "first_name", _TWO, Transform.TRIM),
-            _m("lastName", "last_name", _TWO, Transform.TRIM),
-            _m("phone", "phone", _TWO, Transform.E164),
-            *_social_mappings(provider, obj),
+            _m("firstName", "firstname", _TWO, Transform.TRIM),
+            _m("lastName", "lastname", _TWO, Transform.TRIM),
+            _m("company", "company", _TWO, Transform.TRIM),
         ]
     return [
         _m("email", "email", _TWO, Transform.TRIM, Transform.LOWER),
