@@ -80,13 +80,18 @@ _PROFILE_USERNAME_FIELDS = {
     "facebookUsername": SocialPlatform.FACEBOOK,
 }
 
+#: The fields contacts and leads both have.
+_PERSON_FIELDS = (
+    LocalField("email", "Email", "email"),
+    LocalField("firstName", "First name"),
+    LocalField("lastName", "Last name"),
+    LocalField("company", "Company"),
+)
+
 CONTACT_FIELDS: dict[str, LocalField] = {
     f.name: f
     for f in [
-        LocalField("email", "Email", "email"),
-        LocalField("firstName", "First name"),
-        LocalField("lastName", "Last name"),
-        LocalField("company", "Company"),
+        *_PERSON_FIELDS,
         LocalField("phone", "Phone", "phone"),
         LocalField("twitterUsername", "Twitter/X username"),
         LocalField("instagramUsername", "Instagram username"),
@@ -108,10 +113,7 @@ CONTACT_FIELDS: dict[str, LocalField] = {
 LEAD_FIELDS: dict[str, LocalField] = {
     f.name: f
     for f in [
-        LocalField("email", "Email", "email"),
-        LocalField("firstName", "First name"),
-        LocalField("lastName", "Last name"),
-        LocalField("company", "Company"),
+        *_PERSON_FIELDS,
         LocalField("source", "Lead source"),
         LocalField("status", "Lead status", "enum"),
         LocalField("platform", "Social platform", "enum"),
