@@ -154,11 +154,12 @@ def _print_import(args: argparse.Namespace, report: ImportReport, obj: RecordObj
                 "problems": _row_problems(p)} for p in report.problems]
     warnings = [{"line": w.line, "record": w.record, "columns": list(w.columns), "reason": w.reason}
                 for w in report.warnings]
+    # The per-record list is only printed with --json: text mode does not build it (100,000 records of an import).
     records = [
         {"line": r.line, "email": r.email, "outcome": r.outcome,
          "changes": {c.field: {"old": c.old, "new": c.new} for c in r.changes}}
         for r in report.records
-    ]
+    ] if getattr(args, "json", False) else []
     data = {"runId": report.run_id, "created": report.created, "updated": report.updated,
             "unchanged": report.unchanged, "refused": refused, "warnings": warnings, "notices": report.notices,
             "blankClears": report.blank_clears, "records": records}
