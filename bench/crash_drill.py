@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         "--batches-per-kill", type=int, default=3, help="kill each run after 0..N-1 batches and part of the next"
     )
     parser.add_argument("--seed", type=int, default=20240605)
+    parser.add_argument("--finish-timeout", type=float,
+                        help="seconds the finishing run may take (default: a contact a 20th of a second, a Pipedrive "
+                        "one a quarter: it writes one person a request; at least 120)")
     parser.add_argument("--verbose", action="store_true", help="print every kill")
     parser.add_argument("--json", action="store_true", help="also print the full reports as JSON")
     args = parser.parse_args(argv)
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=args.latency_ms,
             batches_per_kill=args.batches_per_kill,
             seed=args.seed,
-            finish_timeout=max(120.0, args.contacts / 20),
+            finish_timeout=args.finish_timeout or max(120.0, args.contacts / (4 if crm == "pipedrive" else 20)),
             two_way=args.two_way,
         )
         with tempfile.TemporaryDirectory(prefix=f"crash-drill-{crm}-") as work_dir:
