@@ -406,9 +406,11 @@ LEAD_STATUS_VALUES = ("Open - Not Contacted", "Working - Contacted", "Closed - C
 SENTIMENT_VALUES = ("positive", "neutral", "negative", "mixed")
 
 
-def _contact_fields() -> list[FieldSpec]:
+def _person_name_fields(object_label: str) -> list[FieldSpec]:
+    """The fields a Contact and a Lead both open with: the record ID, the deleted flag, the compound name, the
+    title."""
     return [
-        FieldSpec("Id", "Contact ID", "id", 18, createable=False, updateable=False, nillable=False,
+        FieldSpec("Id", f"{object_label} ID", "id", 18, createable=False, updateable=False, nillable=False,
                   defaulted_on_create=True, id_lookup=True),
         FieldSpec("IsDeleted", "Deleted", "boolean", createable=False, updateable=False, nillable=False,
                   defaulted_on_create=True),
@@ -418,6 +420,12 @@ def _contact_fields() -> list[FieldSpec]:
         FieldSpec("Name", "Full Name", "string", 121, createable=False, updateable=False, nillable=False,
                   name_field=True),
         FieldSpec("Title", "Title", "string", 128),
+    ]
+
+
+def _contact_fields() -> list[FieldSpec]:
+    return [
+        *_person_name_fields("Contact"),
         FieldSpec("Department", "Department", "string", 80),
         FieldSpec("Email", "Email", "email", 80, id_lookup=True),
         FieldSpec("Phone", "Business Phone", "phone", 40),
@@ -433,16 +441,7 @@ def _contact_fields() -> list[FieldSpec]:
 
 def _lead_fields() -> list[FieldSpec]:
     return [
-        FieldSpec("Id", "Lead ID", "id", 18, createable=False, updateable=False, nillable=False,
-                  defaulted_on_create=True, id_lookup=True),
-        FieldSpec("IsDeleted", "Deleted", "boolean", createable=False, updateable=False, nillable=False,
-                  defaulted_on_create=True),
-        FieldSpec("LastName", "Last Name", "string", 80, nillable=False),
-        FieldSpec("FirstName", "First Name", "string", 40),
-        FieldSpec("Salutation", "Salutation", "picklist", 40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
-        FieldSpec("Name", "Full Name", "string", 121, createable=False, updateable=False, nillable=False,
-                  name_field=True),
-        FieldSpec("Title", "Title", "string", 128),
+        *_person_name_fields("Lead"),
         FieldSpec("Company", "Company", "string", 255, nillable=False),
         FieldSpec("City", "City", "string", 40),
         FieldSpec("Country", "Country", "string", 80),
