@@ -69,7 +69,7 @@ def build_adapter(
 def default_record_mappers(provider: Provider) -> Any:
     """The module of ``provider``'s adapter, which holds ``default_contact_record`` and ``default_lead_record``."""
     if provider is Provider.HUBSPOT:
-        from crm_desktop.providers import hubspot as module
+        from crm_desktop.providers import hubspot_records as module
     elif provider is Provider.PIPEDRIVE:
         from crm_desktop.providers import pipedrive as module  # type: ignore[no-redef]
     else:

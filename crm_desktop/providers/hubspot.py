@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import html
-import json
 import logging
-import re
-import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar, Unpack
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
 
-from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus
+from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers import errors
 from crm_desktop.providers.auth import HeaderTokenAuth
@@ -34,8 +29,61 @@ from crm_desktop.providers.contract import (
     TimelineResult,
 )
 from crm_desktop.providers.conversions import CrmConversion
-from crm_desktop.providers.http import OK, AmbiguousWriteError, Decision, Verdict, classify_status, json_or_none
-from crm_desktop.providers.rate import read_hubspot_headers, retry_after_seconds
+from crm_desktop.providers.hubspot_batches import (
+    BATCH_SIZE,
+    BatchInput,
+    Written,
+    lead_create_input,
+    note_results,
+    nothing_to_look_up,
+    result_email,
+    result_id,
+    update_input,
+    upsert_input,
+    write_batches,
+    write_result,
+)
+from crm_desktop.providers.hubspot_deals import (
+    CONVERSION_PROPERTIES,
+    CONVERTED_FILTER,
+    contact_id_of,
+    conversion_of,
+    priced,
+    won_deal_values,
+    won_stages,
+)
+from crm_desktop.providers.hubspot_errors import (
+    WINDOW_SECONDS,
+    answered,
+    body_of,
+    classify_hubspot,
+    record_failure,
+    record_gone,
+)
+from crm_desktop.providers.hubspot_records import (
+    CONTACT_PROPERTIES,
+    LEAD_OBJECT_FIELDS,
+    LEAD_PROPERTIES,
+    NOTE_BODY_LIMIT,
+    association_ids,
+    contact_record,
+    crm_field,
+    hubspot_email_key,
+    id_order,
+    lead_record,
+    note_html,
+    note_input,
+    property_body,
+    wire_properties,
+)
+from crm_desktop.providers.hubspot_search import (
+    HAS_LEAD_STATUS,
+    SEARCH_PER_SECOND,
+    LeadCursor,
+    SearchStream,
+    merged_changes,
+)
+from crm_desktop.providers.rate import read_hubspot_headers
 from crm_desktop.providers.toolkit import (
     ChangeCursor,
     FieldCache,
@@ -43,567 +91,27 @@ from crm_desktop.providers.toolkit import (
     WriteGate,
     chunks,
     distinct_email_keys,
-    email_key,
-    epoch_millis,
     failed_result,
     gather_or_cancel,
     parse_crm_time,
     results_in_order,
     rounds_by_email,
     server_time,
-    social_context_values,
-    social_profile_values,
     utc_millis,
     write_or_reconcile,
 )
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 DEFAULT_BASE_URL = "https://api.hubapi.com"
-#: Inputs per batch request (HubSpot's limit for batch read, create, update and upsert).
-BATCH_SIZE = 100
-#: Results per search page (HubSpot's maximum) and the most one search query can page through.
-SEARCH_PAGE_SIZE = 200
-SEARCH_RESULT_CAP = 10_000
 #: Private apps on Free and Starter: 100 requests per rolling 10 s (Professional: 190; the headers tell).
 DEFAULT_WINDOW_LIMIT = 100
-WINDOW_SECONDS = 10.0
-#: Search has its own limit: 4 requests per second per token.
-SEARCH_PER_SECOND = 4
-#: Lifecycle stages that count as a conversion (opportunity or customer reached; evangelist is past both).
-CONVERTED_LIFECYCLE_STAGES = ("opportunity", "customer", "evangelist")
 DEFAULT_CONCURRENCY = 4
 #: How far before a full lead pull starts it begins watching the leads' contacts (clock skew, whole-second Date).
 FULL_PULL_CONTACT_OVERLAP = timedelta(minutes=1)
 
-#: HubSpot-defined association types used here.
-LEAD_TO_PRIMARY_CONTACT = 578
-NOTE_TO_CONTACT = 202
-
-CONTACT_PROPERTIES = (
-    "email",
-    "firstname",
-    "lastname",
-    "company",
-    "phone",
-    "jobtitle",
-    "website",
-    "lifecyclestage",
-    "hs_lead_status",
-    "twitter_username",
-    "instagram_username",
-    "linkedin_url",
-    "social_followers",
-    "social_engagement_score",
-    "social_sentiment",
-    "createdate",
-    "lastmodifieddate",
-    "hs_object_id",
-)
-LEAD_PROPERTIES = (
-    "hs_lead_name",
-    "hs_lead_type",
-    "hs_lead_label",
-    "hs_pipeline",
-    "hs_pipeline_stage",
-    "hs_createdate",
-    "hs_lastmodifieddate",
-    "hs_object_id",
-)
-#: Lead-object properties of the default lead mapping; dropped when the account has no leads object.
-LEAD_OBJECT_FIELDS = frozenset({"hs_lead_name", "hs_lead_type", "hs_lead_label", "hs_pipeline", "hs_pipeline_stage"})
-LIFECYCLE_STAGES = (
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-)
-#: The app's lead status as HubSpot's contact ``hs_lead_status``, lifecycle stage and lead pipeline stage.
-LEAD_STATUS_VALUES: dict[LeadStatus, str] = {
-    LeadStatus.NEW: "NEW",
-    LeadStatus.CONTACTED: "ATTEMPTED_TO_CONTACT",
-    LeadStatus.QUALIFIED: "OPEN_DEAL",
-    LeadStatus.UNQUALIFIED: "UNQUALIFIED",
-    LeadStatus.CONVERTED: "CONNECTED",
-}
-LEAD_LIFECYCLE_STAGES: dict[LeadStatus, str] = {
-    LeadStatus.NEW: "lead",
-    LeadStatus.CONTACTED: "lead",
-    LeadStatus.QUALIFIED: "salesqualifiedlead",
-    LeadStatus.UNQUALIFIED: "lead",
-    LeadStatus.CONVERTED: "opportunity",
-}
-LEAD_PIPELINE_STAGES: dict[LeadStatus, str] = {
-    LeadStatus.NEW: "new-stage-id",
-    LeadStatus.CONTACTED: "attempting-stage-id",
-    LeadStatus.QUALIFIED: "qualified-stage-id",
-    LeadStatus.UNQUALIFIED: "unqualified-stage-id",
-    LeadStatus.CONVERTED: "connected-stage-id",
-}
-#: The app's field types as HubSpot's property ``type`` and ``fieldType``.
-PROPERTY_TYPES: dict[str, tuple[str, str]] = {
-    "string": ("string", "text"),
-    "text": ("string", "text"),
-    "textarea": ("string", "textarea"),
-    "url": ("string", "text"),
-    "number": ("number", "number"),
-    "integer": ("number", "number"),
-    "float": ("number", "number"),
-    "bool": ("bool", "booleancheckbox"),
-    "boolean": ("bool", "booleancheckbox"),
-    "date": ("date", "date"),
-    "datetime": ("datetime", "date"),
-    "phone": ("phone_number", "phonenumber"),
-    "phone_number": ("phone_number", "phonenumber"),
-    "enumeration": ("enumeration", "select"),
-    "select": ("enumeration", "select"),
-}
-
-_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
-_PROPERTY_PROBLEMS = re.compile(r"Property values were not valid:\s*(\[.*\])", re.DOTALL)
-_EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
-#: Contacts that are (or were) leads: where HubSpot keeps a lead's status, names, company and social fields.
-_HAS_LEAD_STATUS: dict[str, Any] = {"propertyName": "hs_lead_status", "operator": "HAS_PROPERTY"}
 #: A batch start no update time can reach: a lead left untouched reads as unchanged.
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-# -- small helpers ------------------------------------------------------------------------------------------------
-def _email_key(value: Any) -> str:
-    """The dedupe key of an email, ``''`` for text with no ``@``: HubSpot looks contacts up by email only."""
-    key = email_key(value)
-    return key if "@" in key else ""
-
-
-def _wire_value(value: Any) -> Any:
-    """A field value as HubSpot takes it (booleans and date-times as text)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return utc_millis(value)
-    return value
-
-
-def _wire_properties(fields: dict[str, Any], *, drop: Iterable[str] = ()) -> dict[str, Any]:
-    """Field values to send; ``None`` means "leave as is" and is not sent (send ``""`` to clear)."""
-    dropped = set(drop)
-    return {name: _wire_value(value) for name, value in fields.items() if value is not None and name not in dropped}
-
-
-def _body(response: httpx.Response) -> dict[str, Any]:
-    data = json_or_none(response)
-    return data if isinstance(data, dict) else {}
-
-
-def _answered(response: httpx.Response, what: str) -> dict[str, Any]:
-    """The JSON body of a success about ``what``.
-
-    Raises:
-        RequestRejectedError: naming ``what`` and HubSpot's reason, with its category, when HubSpot refused it.
-    """
-    if response.status_code >= 400:
-        category, message = record_failure(_body(response), response.status_code, what)
-        raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
-    return _body(response)
-
-
-# -- reading HubSpot's errors -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PropertyProblem:
-    """One property value HubSpot refused: the property, HubSpot's code and its sentence."""
-
-    name: str
-    code: str
-    message: str
-
-
-def property_problems(error: dict[str, Any]) -> list[PropertyProblem]:
-    """The refused properties of a ``VALIDATION_ERROR`` (from its message's JSON list, else from ``errors``)."""
-    problems: list[PropertyProblem] = []
-    match = _PROPERTY_PROBLEMS.search(str(error.get("message") or ""))
-    if match:
-        try:
-            listed = json.loads(match.group(1))
-        except ValueError:
-            listed = []
-        for item in listed if isinstance(listed, list) else []:
-            if isinstance(item, dict) and item.get("name"):
-                problems.append(
-                    PropertyProblem(str(item["name"]), str(item.get("error") or ""), str(item.get("message") or ""))
-                )
-    if problems:
-        return problems
-    for item in error.get("errors") or []:
-        if not isinstance(item, dict):
-            continue
-        context: dict[str, Any] = item["context"] if isinstance(item.get("context"), dict) else {}
-        names = context.get("propertyName")
-        if isinstance(names, list) and names:
-            problems.append(PropertyProblem(str(names[0]), str(item.get("code") or ""), str(item.get("message") or "")))
-    return problems
-
-
-def _required_scopes(body: dict[str, Any]) -> list[str]:
-    scopes: list[str] = []
-    for item in body.get("errors") or []:
-        context = item.get("context") if isinstance(item, dict) else None
-        if isinstance(context, dict):
-            for key in ("requiredGranularScopes", "requiredScopes"):
-                scopes.extend(str(scope) for scope in context.get(key) or [])
-    return scopes
-
-
-_CATEGORY_OF: dict[str, ErrorCategory] = {
-    "VALIDATION_ERROR": ErrorCategory.VALIDATION,
-    "CONFLICT": ErrorCategory.DUPLICATE,
-    "OBJECT_ALREADY_EXISTS": ErrorCategory.DUPLICATE,
-    "OBJECT_NOT_FOUND": ErrorCategory.NOT_FOUND,
-    "RATE_LIMITS": ErrorCategory.RATE_LIMIT,
-    "INVALID_AUTHENTICATION": ErrorCategory.AUTH,
-    "EXPIRED_AUTHENTICATION": ErrorCategory.AUTH,
-    "MISSING_SCOPES": ErrorCategory.PERMISSION,
-}
-
-
-def record_failure(error: dict[str, Any], status: int | None, label: str) -> tuple[ErrorCategory, str]:
-    """The category and the sentence (record, field, reason) of one refused record."""
-    code = str(error.get("category") or "")
-    category = _CATEGORY_OF.get(code)
-    if category is None:
-        if status == 409:
-            category = ErrorCategory.DUPLICATE
-        elif status == 404:
-            category = ErrorCategory.NOT_FOUND
-        elif status is not None and status >= 500:
-            category = ErrorCategory.SERVER
-        else:
-            category = ErrorCategory.VALIDATION
-    problems = property_problems(error)
-    if problems:
-        reasons = "; ".join(
-            f"{p.name}: {p.message or 'invalid value'}" + (f" ({p.code})" if p.code else "") for p in problems
-        )
-        return category, f"{label}: {reasons}"
-    message = str(error.get("message") or "").strip()
-    if category is ErrorCategory.DUPLICATE:
-        existing = _EXISTING_ID.search(message)
-        detail = f"already exists in HubSpot (record {existing.group(1)})" if existing else "already exists in HubSpot"
-        return category, f"{label}: email: {detail}"
-    return category, f"{label}: {message[:300] or 'refused by HubSpot'}"
-
-
-_EXPIRED_TOKEN = "the HubSpot token has expired and a private-app token cannot be refreshed"
-
-
-def classify_hubspot(response: httpx.Response) -> Verdict:
-    """HubSpot's decision table: auth, scopes, the two rate-limit policies, conflicts, validation, server errors."""
-    status = response.status_code
-    if status < 400:
-        return OK
-    body = _body(response)
-    category = str(body.get("category") or "")
-    if status == 401:
-        expired = category == "EXPIRED_AUTHENTICATION"
-        return Verdict(
-            Decision.REFRESH_THEN_RETRY if expired else Decision.FATAL,
-            ErrorCategory.AUTH,
-            code=category or "INVALID_AUTHENTICATION",
-            reason=_EXPIRED_TOKEN if expired else "HubSpot refused the private-app token (401)",
-        )
-    if status == 403:
-        scopes = _required_scopes(body)
-        reason = (
-            f"the private app lacks the scope {', '.join(scopes)} (403): ask a HubSpot super admin to add it to the "
-            "private app (Settings > Integrations > Private Apps > Scopes)"
-            if scopes
-            else "the private app or its user lacks the permission for this call (403): ask a HubSpot super admin to "
-            "grant it"
-        )
-        return Verdict(Decision.FATAL, ErrorCategory.PERMISSION, code=category or "FORBIDDEN", reason=reason)
-    if status == 429:
-        policy = str(body.get("policyName") or "").upper()
-        if policy == "DAILY":
-            return Verdict(
-                Decision.FATAL,
-                ErrorCategory.RATE_LIMIT,
-                code=policy,
-                reason="HubSpot's daily API limit is used up; sync again after midnight in the account's time zone",
-            )
-        wait = retry_after_seconds(response)
-        if wait is None:
-            interval = response.headers.get("x-hubspot-ratelimit-interval-milliseconds", "")
-            if policy == "SECONDLY":
-                wait = 1.0
-            elif interval.isdigit() and int(interval) > 0:
-                wait = int(interval) / 1000
-            else:
-                wait = WINDOW_SECONDS
-        return Verdict(
-            Decision.RATE_LIMITED,
-            ErrorCategory.RATE_LIMIT,
-            wait=wait,
-            code=policy or "RATE_LIMIT",
-            reason=f"{(policy or 'rate').lower()} limit reached (429)",
-        )
-    if status >= 500 or status == 423:
-        wait, reason = retry_after_seconds(response), f"HubSpot server error ({status})"
-        return Verdict(Decision.RETRY, ErrorCategory.SERVER, wait=wait, code=category, reason=reason)
-    if status == 409:
-        existing = _EXISTING_ID.search(str(body.get("message") or ""))
-        reason = f"already exists (record {existing.group(1)})" if existing else "already exists (409)"
-        return Verdict(Decision.RECORD_FAILURE, ErrorCategory.DUPLICATE, code=category or "CONFLICT", reason=reason)
-    if status == 404:
-        return Verdict(Decision.FATAL, ErrorCategory.NOT_FOUND, code=category, reason="not found in HubSpot (404)")
-    if status in (400, 422):
-        problems = property_problems(body)
-        if problems:
-            reason = "invalid value for " + ", ".join(f"{p.name} ({p.code})" if p.code else p.name for p in problems)
-        else:
-            reason = f"request refused ({status} {category or 'VALIDATION_ERROR'})"
-        return Verdict(
-            Decision.RECORD_FAILURE, ErrorCategory.VALIDATION, code=category or "VALIDATION_ERROR", reason=reason
-        )
-    return classify_status(response)
-
-
-# -- batch writes -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _BatchInput:
-    """One input of a batch write: its position in the caller's list, its echo key and its JSON."""
-
-    index: int
-    key: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Written:
-    """What became of one batch input: a result, a refusal, or a failure that outlived its retries."""
-
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    status: int | None = None
-    started_at: datetime | None = None
-    failure: errors.ProviderError | None = None
-    #: seconds between the first (connection-lost) attempt and the replay that answered, when replayed.
-    replayed_after: float | None = None
-
-
-#: Which inputs of a batch whose connection died after sending landed anyway (looked up in HubSpot).
-Lookup = Callable[[Sequence[_BatchInput]], Awaitable[dict[int, _Written]]]
-
-
-@dataclass
-class _LeadCursor:
-    """Where a lead pull stands: the lead objects' own changes and their contacts' changes (where HubSpot keeps
-    the lead status, names, company and social fields), as ``<leads>;<contacts>``.
-
-    A cursor without ``;`` (written before contact changes were watched) watches contacts from its lead time on;
-    ``contacts`` is ``None`` when the pull has not watched them yet (a full pull picks where that starts).
-    """
-
-    leads: ChangeCursor
-    contacts: ChangeCursor | None
-
-    @classmethod
-    def read(cls, text: str | None) -> _LeadCursor:
-        if not text:
-            return cls(ChangeCursor(), None)
-        if ";" not in text:
-            leads = ChangeCursor.read(text, "HubSpot")
-            return cls(leads, ChangeCursor(leads.moment, leads.stamp) if leads.moment else None)
-        lead_text, _, contact_text = text.partition(";")
-        contacts = ChangeCursor.read(contact_text, "HubSpot") if contact_text else None
-        return cls(ChangeCursor.read(lead_text, "HubSpot"), contacts)
-
-    def text(self) -> str:
-        return f"{self.leads.text()};{self.contacts.text() if self.contacts else ''}"
-
-
-SearchPage = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-class _SearchStream:
-    """One object's changes through search, oldest first, fetched a page (200) at a time into a small buffer.
-
-    Every request restarts the query from the newest modification time fetched (skipping the ids already
-    fetched at that instant), so records modified while the pull runs are neither skipped nor the 10,000-result
-    cap reached; ``after`` paging is used only to step over more than a page of records sharing one instant.
-
-    Attributes:
-        emitted: the position of the records taken so far (what a page's cursor may say).
-    """
-
-    def __init__(
-        self,
-        search: SearchPage,
-        object_name: str,
-        modified_property: str,
-        properties: list[str],
-        start: ChangeCursor,
-        filters: Sequence[dict[str, Any]] = (),
-    ) -> None:
-        self._search = search
-        self._object_name = object_name
-        self._modified_property = modified_property
-        self._properties = properties
-        self._filters = list(filters)
-        self._fetched = start.copy()
-        self.emitted = start.copy()
-        self._buffer: deque[tuple[datetime, str, dict[str, Any]]] = deque()
-        self._offset = 0
-        self._exhausted = False
-
-    @property
-    def waiting(self) -> bool:
-        """Whether its next record is unknown until it fetches another page."""
-        return not self._buffer and not self._exhausted
-
-    def head(self) -> datetime | None:
-        """The modification time of the next record, ``None`` when none is buffered."""
-        return self._buffer[0][0] if self._buffer else None
-
-    def take(self) -> dict[str, Any]:
-        modified, record_id, item = self._buffer.popleft()
-        self.emitted.advance(modified, utc_millis(modified), record_id)
-        return item
-
-    async def fill(self) -> None:
-        """Fetch pages until a record is buffered or the search has no more."""
-        while self.waiting:
-            await self._fetch()
-
-    async def _fetch(self) -> None:
-        filters: list[dict[str, Any]] = []
-        if self._fetched.moment is not None:
-            filters.append(
-                {
-                    "propertyName": self._modified_property,
-                    "operator": "GTE",
-                    "value": str(epoch_millis(self._fetched.moment)),
-                }
-            )
-        filters.extend(self._filters)
-        body: dict[str, Any] = {
-            "sorts": [{"propertyName": self._modified_property, "direction": "ASCENDING"}],
-            "properties": self._properties,
-            "limit": SEARCH_PAGE_SIZE,
-        }
-        if filters:
-            body["filterGroups"] = [{"filters": filters}]
-        if self._offset:
-            body["after"] = str(self._offset)
-        page = await self._search(self._object_name, body)
-        results = [item for item in page.get("results") or [] if isinstance(item, dict)]
-        queried_from = self._fetched.moment
-        for item in results:
-            modified = parse_crm_time(
-                (item.get("properties") or {}).get(self._modified_property) or item.get("updatedAt")
-            )
-            record_id = str(item.get("id"))
-            if modified is None or not self._fetched.is_new(modified, record_id):
-                continue
-            self._fetched.advance(modified, utc_millis(modified), record_id)
-            self._buffer.append((modified, record_id, item))
-        if not ((page.get("paging") or {}).get("next") or {}).get("after"):
-            self._exhausted = True
-        elif self._fetched.moment != queried_from:
-            self._offset = 0
-        else:
-            self._offset += len(results)
-            if self._offset >= SEARCH_RESULT_CAP:
-                raise errors.ProviderError(
-                    f"HubSpot: more than {SEARCH_RESULT_CAP} {self._object_name} share one modification time; "
-                    "the search API cannot page past them"
-                )
-
-
-async def _merged(streams: Sequence[_SearchStream]) -> AsyncIterator[list[tuple[_SearchStream, dict[str, Any]]]]:
-    """The records of several change searches in modification order, at most a search page at a time."""
-    while True:
-        for stream in streams:
-            await stream.fill()
-        taken: list[tuple[_SearchStream, dict[str, Any]]] = []
-        while len(taken) < SEARCH_PAGE_SIZE and not any(stream.waiting for stream in streams):
-            ready = [(head, order) for order, stream in enumerate(streams) if (head := stream.head()) is not None]
-            if not ready:
-                break
-            chosen = streams[min(ready)[1]]
-            taken.append((chosen, chosen.take()))
-        if not taken:
-            return
-        yield taken
-
-
-# -- default mappings ---------------------------------------------------------------------------------------------
-def _social_note(lines: list[str]) -> str | None:
-    return "\n".join(lines) if lines else None
-
-
-def default_contact_record(contact: Contact) -> OutboundRecord:
-    """The default mapping of a contact to HubSpot contact properties, social fields included.
-
-    Profiles on networks without a property (and extra profiles on one network) go to the note. A custom field
-    named ``lifecycle``/``lifecyclestage`` with a HubSpot stage sets ``lifecyclestage``; other custom fields are
-    sent under their own name when it is a valid HubSpot property name.
-    """
-    fields: dict[str, Any] = {
-        "firstname": contact.first_name,
-        "lastname": contact.last_name,
-        "company": contact.company,
-        "phone": contact.phone,
-    }
-    social, profiles = social_profile_values(contact.social_profiles, str)
-    fields.update(social)
-    unmapped = [
-        f"{p.platform.value}: @{p.username} ({p.followers:,} followers{f', {p.url}' if p.url else ''})"
-        for p in profiles
-    ]
-    for name, value in contact.custom_fields.items():
-        if value is None:
-            continue
-        if name.lower() in ("lifecycle", "lifecyclestage", "lifecycle_stage"):
-            stage = str(value).strip().lower().replace(" ", "")
-            if stage in LIFECYCLE_STAGES:
-                fields["lifecyclestage"] = stage
-            continue
-        if _PROPERTY_NAME.match(name):
-            fields[name] = value
-    note = _social_note(["Social profiles without a HubSpot property:", *unmapped] if unmapped else [])
-    return OutboundRecord(email=contact.email, fields={k: v for k, v in fields.items() if v is not None}, note=note)
-
-
-def default_lead_record(lead: Lead) -> OutboundRecord:
-    """The default mapping of a lead: contact properties (status, lifecycle, social) and lead-object properties."""
-    name = " ".join(part for part in (lead.first_name, lead.last_name) if part) or lead.email
-    fields: dict[str, Any] = {
-        "firstname": lead.first_name,
-        "lastname": lead.last_name,
-        "company": lead.company,
-        "hs_lead_status": LEAD_STATUS_VALUES[lead.status],
-        "lifecyclestage": LEAD_LIFECYCLE_STAGES[lead.status],
-        "hs_lead_name": name,
-        "hs_pipeline_stage": LEAD_PIPELINE_STAGES[lead.status],
-    }
-    lines: list[str] = []
-    if lead.source:
-        lines.append(f"Lead source: {lead.source}")
-    context = lead.social_context
-    fields.update(social_context_values(context, sentiment="social_sentiment", engagement="social_engagement_score"))
-    if context is not None:
-        if context.conversation_id:
-            lines.append(f"Conversation on {context.platform.value}: {context.conversation_id}")
-        elif not lead.source:
-            lines.append(f"Came from {context.platform.value}")
-    return OutboundRecord(
-        email=lead.email, fields={k: v for k, v in fields.items() if v is not None}, note=_social_note(lines)
-    )
 
 
 # -- the adapter --------------------------------------------------------------------------------------------------
@@ -650,7 +158,7 @@ class HubSpotAdapter(AdapterBase):
         Raises:
             AuthError: when HubSpot refuses the token.
         """
-        details = _body(await self.http.request("GET", "/account-info/v3/details"))
+        details = body_of(await self.http.request("GET", "/account-info/v3/details"))
         portal = details.get("portalId")
         account = f"HubSpot account {portal}" if portal is not None else "HubSpot account"
         if details.get("timeZone"):
@@ -671,7 +179,7 @@ class HubSpotAdapter(AdapterBase):
         finally:
             self.budget.release()
         if response is not None and response.status_code == 200:
-            info = _body(response)
+            info = body_of(response)
             user = str(info.get("user") or (f"app {info['app_id']}" if info.get("app_id") else "private app"))
             return user, [str(scope) for scope in info.get("scopes") or []]
         # Not an OAuth token (HubSpot answers 404 for private-app tokens there): ask the private-app endpoint.
@@ -681,7 +189,7 @@ class HubSpotAdapter(AdapterBase):
             )
         except (errors.NotFoundError, errors.AuthError, errors.PermissionRefusedError):
             return "private app", []
-        info = _body(private) if private.status_code == 200 else {}
+        info = body_of(private) if private.status_code == 200 else {}
         user = f"private app {info['appId']}" if info.get("appId") else "private app"
         return user, [str(scope) for scope in info.get("scopes") or []]
 
@@ -702,29 +210,14 @@ class HubSpotAdapter(AdapterBase):
             return contacts
         self._has_leads_object = True
         lead_names = {f.name for f in leads}
-        return [
-            *leads,
-            *(
-                CrmField(
-                    name=f.name,
-                    label=f"Contact: {f.label}",
-                    type=f.type,
-                    custom=f.custom,
-                    writable=f.writable,
-                    length=f.length,
-                    options=f.options,
-                )
-                for f in contacts
-                if f.name not in lead_names
-            ),
-        ]
+        return [*leads, *(replace(f, label=f"Contact: {f.label}") for f in contacts if f.name not in lead_names)]
 
     async def _object_fields(self, object_name: str, *, refresh: bool = False) -> list[CrmField]:
         return await self._properties.get(object_name, fresh=refresh)
 
     async def _read_object_fields(self, object_name: str) -> list[CrmField]:
         response = await self.http.request("GET", f"/crm/v3/properties/{object_name}")
-        return [_crm_field(item) for item in _body(response).get("results") or [] if not item.get("hidden")]
+        return [crm_field(item) for item in body_of(response).get("results") or [] if not item.get("hidden")]
 
     async def _leads_available(self) -> bool:
         """Whether the account has HubSpot's leads object (found out once, by listing its properties)."""
@@ -746,44 +239,25 @@ class HubSpotAdapter(AdapterBase):
     async def create_field(self, obj: RecordObject, name: str, label: str, field_type: str) -> CrmField:
         """Create a custom contact (or lead) property; an existing one of the same type is returned as is.
 
-        ``field_type`` is one of :data:`PROPERTY_TYPES`; an enumeration lists its options after a colon
-        (``enumeration:positive,neutral,negative``).
+        ``field_type`` is as :func:`property_body` reads it (``enumeration:positive,neutral,negative``).
 
         Raises:
             RequestRejectedError: when HubSpot refuses the name or type, or the name exists with another type.
         """
-        kind, _, option_text = field_type.partition(":")
-        if kind.strip().lower() not in PROPERTY_TYPES:
-            raise errors.RequestRejectedError(
-                f"HubSpot: cannot create {name}: unknown field type {kind!r} (use one of {', '.join(PROPERTY_TYPES)})"
-            )
-        type_, field_kind = PROPERTY_TYPES[kind.strip().lower()]
+        body = property_body(name, label, field_type)
         object_name = "leads" if obj is RecordObject.LEAD and await self._leads_available() else "contacts"
-        body: dict[str, Any] = {
-            "name": name,
-            "label": label,
-            "type": type_,
-            "fieldType": field_kind,
-            "groupName": "leadinformation" if object_name == "leads" else "contactinformation",
-        }
-        if type_ == "enumeration":
-            options = [part.strip() for part in option_text.split(",") if part.strip()]
-            if not options:
-                raise errors.RequestRejectedError(f"HubSpot: cannot create {name}: an enumeration needs its options")
-            body["options"] = [
-                {"label": option, "value": option, "displayOrder": order} for order, option in enumerate(options)
-            ]
+        body["groupName"] = "leadinformation" if object_name == "leads" else "contactinformation"
         self._properties.forget(object_name)
 
         async def create() -> CrmField:
             response = await self.http.request("POST", f"/crm/v3/properties/{object_name}", json=body, idempotent=False)
             if response.status_code in (200, 201):
-                return _crm_field(_body(response))
+                return crm_field(body_of(response))
             if response.status_code == 409:
                 existing = await self._existing_property(object_name, name)
-                if existing is not None and existing.type == type_:
+                if existing is not None and existing.type == body["type"]:
                     return existing
-            category, message = record_failure(_body(response), response.status_code, f"property {name}")
+            category, message = record_failure(body_of(response), response.status_code, f"property {name}")
             raise errors.RequestRejectedError(
                 f"HubSpot: {message}", status=response.status_code, category=category, code=str(category)
             )
@@ -797,12 +271,12 @@ class HubSpotAdapter(AdapterBase):
             response = await self.http.request("GET", f"/crm/v3/properties/{object_name}/{name}")
         except errors.NotFoundError:
             return None
-        return _crm_field(_body(response))
+        return crm_field(body_of(response))
 
     # -- reads ------------------------------------------------------------------------------------------------------
     async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
         """Existing contacts (or leads, by their contact's email) by normalised email, via batch read by email."""
-        wanted = distinct_email_keys(emails, _email_key)
+        wanted = distinct_email_keys(emails, hubspot_email_key)
         if not wanted:
             return {}
         contacts = await self._contacts_by_email(wanted)
@@ -810,7 +284,7 @@ class HubSpotAdapter(AdapterBase):
             return contacts
         by_contact = {record.crm_id: email for email, record in contacts.items()}
         linked = await self._associated_ids("contacts", "leads", list(by_contact))
-        newest = {contact_id: max(ids, key=_id_order) for contact_id, ids in linked.items() if ids}
+        newest = {contact_id: max(ids, key=id_order) for contact_id, ids in linked.items() if ids}
         leads = await self._batch_read("leads", list(newest.values()), await self._read_properties("leads"))
         leads_by_id = {str(item.get("id")): item for item in leads}
         found: dict[str, CrmRecord] = {}
@@ -818,7 +292,7 @@ class HubSpotAdapter(AdapterBase):
             item = leads_by_id.get(lead_id)
             if item is not None:
                 contact = contacts[by_contact[contact_id]]
-                found[contact.email] = _lead_record(item, contact)
+                found[contact.email] = lead_record(item, contact)
         return found
 
     async def _contacts_by_email(self, emails: Sequence[str]) -> dict[str, CrmRecord]:
@@ -826,7 +300,7 @@ class HubSpotAdapter(AdapterBase):
         wanted = set(emails)
         found: dict[str, CrmRecord] = {}
         for item in items:
-            record = _contact_record(item)
+            record = contact_record(item)
             if record.email in wanted:
                 found[record.email] = record
         return found
@@ -841,7 +315,7 @@ class HubSpotAdapter(AdapterBase):
             if by_email:
                 body["idProperty"] = "email"
             response = await self.http.request("POST", f"/crm/v3/objects/{object_name}/batch/read", json=body)
-            answer = _answered(response, f"{object_name} read")
+            answer = answered(response, f"{object_name} read")
             return [item for item in answer.get("results") or [] if isinstance(item, dict)]
 
         pages = await gather_or_cancel(read(chunk) for chunk in chunks(ids, BATCH_SIZE))
@@ -854,19 +328,19 @@ class HubSpotAdapter(AdapterBase):
         if crm_id is None:
             if not email:
                 raise ValueError("get_record needs an email or a CRM id")
-            key = _email_key(email)
+            key = hubspot_email_key(email)
             return (await self.find_by_emails(obj, [email])).get(key) if key else None
         if obj is RecordObject.CONTACT or not await self._leads_available():
             item = await self._get_object("contacts", crm_id, await self._read_properties("contacts"))
-            return _contact_record(item) if item is not None else None
+            return contact_record(item) if item is not None else None
         item = await self._get_object("leads", crm_id, await self._read_properties("leads"))
         if item is None:
             return None
-        contacts = _association_ids(item, "contacts")
+        contacts = association_ids(item, "contacts")
         contact_item = None
         if contacts:
             contact_item = await self._get_object("contacts", contacts[0], await self._read_properties("contacts"))
-        return _lead_record(item, _contact_record(contact_item) if contact_item else None)
+        return lead_record(item, contact_record(contact_item) if contact_item else None)
 
     async def _get_object(
         self, object_name: str, record_id: str, properties: list[str], *, associations: str | None = None
@@ -882,7 +356,7 @@ class HubSpotAdapter(AdapterBase):
             return None
         if response.status_code >= 400:
             return None
-        return _body(response)
+        return body_of(response)
 
     async def _associated_ids(self, from_object: str, to_object: str, ids: Sequence[str]) -> dict[str, list[str]]:
         """Associated record ids (e.g. a contact's leads): v4 batch read, else one v3 read per record."""
@@ -900,7 +374,7 @@ class HubSpotAdapter(AdapterBase):
 
         async def one(record_id: str) -> tuple[str, list[str]]:
             item = await self._get_object(from_object, record_id, ["hs_object_id"], associations=to_object)
-            return record_id, _association_ids(item, to_object) if item else []
+            return record_id, association_ids(item, to_object) if item else []
 
         return dict(await gather_or_cancel(one(record_id) for record_id in ids))
 
@@ -916,7 +390,7 @@ class HubSpotAdapter(AdapterBase):
                     "POST", f"/crm/v4/associations/{from_object}/{to_object}/batch/read", json={"inputs": inputs}
                 )
                 inputs = []
-                for result in _body(response).get("results") or []:
+                for result in body_of(response).get("results") or []:
                     if not isinstance(result, dict):
                         continue
                     source = str((result.get("from") or {}).get("id", ""))
@@ -942,15 +416,15 @@ class HubSpotAdapter(AdapterBase):
 
         Leads change on two objects: the lead itself and its contact, which holds the lead status, names,
         company and social fields. A lead pull therefore follows both searches, merged by modification time,
-        and its cursor covers both (see :class:`_LeadCursor`).
+        and its cursor covers both (see :class:`LeadCursor`).
         """
         if obj is RecordObject.LEAD and await self._leads_available():
             async for page in self._lead_changes(cursor):
                 yield page
             return
         # Contacts; or leads in an account without the leads object, which are contacts with a lead status.
-        filters = [] if obj is RecordObject.CONTACT else [_HAS_LEAD_STATUS]
-        stream = _SearchStream(
+        filters = [] if obj is RecordObject.CONTACT else [HAS_LEAD_STATUS]
+        stream = SearchStream(
             self._search_page,
             "contacts",
             "lastmodifieddate",
@@ -958,16 +432,16 @@ class HubSpotAdapter(AdapterBase):
             ChangeCursor.read(cursor, "HubSpot"),
             filters,
         )
-        async for taken in _merged([stream]):
-            yield ChangePage(records=[_contact_record(item) for _stream, item in taken], cursor=stream.emitted.text())
+        async for taken in merged_changes([stream]):
+            yield ChangePage(records=[contact_record(item) for _stream, item in taken], cursor=stream.emitted.text())
 
     async def _lead_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
         """Leads whose lead object or whose contact changed since ``cursor``; a lead changed on both sides in one
         page comes once."""
-        position = _LeadCursor.read(cursor)
+        position = LeadCursor.read(cursor)
         pull_started = datetime.now(UTC)
         self._search_date = None
-        leads = _SearchStream(
+        leads = SearchStream(
             self._search_page, "leads", "hs_lastmodifieddate", await self._read_properties("leads"), position.leads
         )
         await leads.fill()
@@ -976,28 +450,28 @@ class HubSpotAdapter(AdapterBase):
             # A full pull reads every lead's contact as it goes: only contacts changed after it began matter.
             began = min(pull_started, self._search_date or pull_started)
             contact_start = ChangeCursor.starting_at(began - FULL_PULL_CONTACT_OVERLAP)
-        contacts = _SearchStream(
+        contacts = SearchStream(
             self._search_page,
             "contacts",
             "lastmodifieddate",
             await self._read_properties("contacts"),
             contact_start,
-            [_HAS_LEAD_STATUS],
+            [HAS_LEAD_STATUS],
         )
-        async for taken in _merged([leads, contacts]):
+        async for taken in merged_changes([leads, contacts]):
             records = await self._lead_change_records(
                 [item for stream, item in taken if stream is leads],
                 [item for stream, item in taken if stream is contacts],
                 [stream is leads for stream, _item in taken],
             )
-            yield ChangePage(records=records, cursor=_LeadCursor(leads.emitted, contacts.emitted).text())
+            yield ChangePage(records=records, cursor=LeadCursor(leads.emitted, contacts.emitted).text())
 
     async def _search_page(self, object_name: str, body: dict[str, Any]) -> dict[str, Any]:
         """One search request within search's own rate limit; notes HubSpot's clock from the ``Date`` header."""
         response = await self.http.request(
             "POST", f"/crm/v3/objects/{object_name}/search", json=body, budget=self._search_budget
         )
-        answer = _answered(response, f"{object_name} search")
+        answer = answered(response, f"{object_name} search")
         self._search_date = server_time(response) or self._search_date
         return answer
 
@@ -1021,13 +495,13 @@ class HubSpotAdapter(AdapterBase):
         linked = await self._associated_ids("leads", "contacts", ids)
         contact_ids = list(dict.fromkeys(found[0] for found in linked.values() if found))
         contacts = {
-            str(item.get("id")): _contact_record(item)
+            str(item.get("id")): contact_record(item)
             for item in await self._batch_read("contacts", contact_ids, await self._read_properties("contacts"))
         }
         records = []
         for item in items:
             found = linked.get(str(item.get("id"))) or []
-            records.append(_lead_record(item, contacts.get(found[0]) if found else None))
+            records.append(lead_record(item, contacts.get(found[0]) if found else None))
         return records
 
     async def _contacts_as_leads(self, items: list[dict[str, Any]]) -> list[list[CrmRecord]]:
@@ -1041,9 +515,9 @@ class HubSpotAdapter(AdapterBase):
         }
         grouped: list[list[CrmRecord]] = []
         for item in items:
-            contact = _contact_record(item)
+            contact = contact_record(item)
             found = [leads[lead_id] for lead_id in linked.get(contact.crm_id) or [] if lead_id in leads]
-            grouped.append([_lead_record(lead, contact) for lead in found])
+            grouped.append([lead_record(lead, contact) for lead in found])
         return grouped
 
     # -- notes ------------------------------------------------------------------------------------------------------
@@ -1055,21 +529,13 @@ class HubSpotAdapter(AdapterBase):
             RequestRejectedError: when HubSpot refuses the note.
         """
         contact_id = await self._note_contact(obj, crm_id)
-        body_html = _note_html(text)
+        body_html = note_html(text)
         stamp = utc_millis(datetime.now(UTC))
-        body = {
-            "properties": {"hs_note_body": body_html, "hs_timestamp": stamp},
-            "associations": [
-                {
-                    "to": {"id": contact_id},
-                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}],
-                }
-            ],
-        }
+        body = note_input(contact_id, body_html, stamp)
 
         async def post() -> str:
             response = await self.http.request("POST", "/crm/v3/objects/notes", json=body, idempotent=False)
-            return str(_answered(response, f"note on {contact_id}").get("id"))
+            return str(answered(response, f"note on {contact_id}").get("id"))
 
         return await write_or_reconcile(
             post, lambda: self._find_note(contact_id, body_html, stamp), what=f"HubSpot: the note on {contact_id}"
@@ -1114,7 +580,7 @@ class HubSpotAdapter(AdapterBase):
                 written = await self._upsert_leads(chosen, gate)
             elif obj is RecordObject.LEAD:
                 stripped = [
-                    OutboundRecord(r.email, _wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS), r.crm_id, r.note)
+                    OutboundRecord(r.email, wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS), r.crm_id, r.note)
                     for r in chosen
                 ]
                 written = await self._upsert_contacts(stripped, gate)
@@ -1127,26 +593,26 @@ class HubSpotAdapter(AdapterBase):
     async def _upsert_contacts(self, records: Sequence[OutboundRecord], gate: WriteGate) -> list[RecordResult]:
         """Contacts with unique emails: linked ones updated by id, the rest upserted by email."""
         results: list[RecordResult | None] = [None] * len(records)
-        linked: list[_BatchInput] = []
-        by_email: list[_BatchInput] = []
+        linked: list[BatchInput] = []
+        by_email: list[BatchInput] = []
         for index, record in enumerate(records):
             if not record.email:
                 results[index] = failed_result("", ErrorCategory.VALIDATION, "(no email): email: required")
             elif record.crm_id:
-                properties = {**_wire_properties(record.fields), "email": record.email}
-                linked.append(_BatchInput(index, record.crm_id, {"id": record.crm_id, "properties": properties}))
+                properties = {**wire_properties(record.fields), "email": record.email}
+                linked.append(update_input(index, record.crm_id, properties))
             else:
-                by_email.append(self._upsert_input(index, record))
+                by_email.append(upsert_input(index, record.email, wire_properties(record.fields, drop=("email",))))
         updated, upserted = await gather_or_cancel(
             [
-                self._write_batches("contacts", "update", linked, gate, result_key=_result_id),
-                self._write_batches(
-                    "contacts", "upsert", by_email, gate, result_key=_result_email, lookup=self._upsert_lookup
+                write_batches(self.http, "contacts", "update", linked, gate, result_key=result_id),
+                write_batches(
+                    self.http, "contacts", "upsert", by_email, gate, result_key=result_email, lookup=nothing_to_look_up
                 ),
             ]
         )
         # A linked contact that is gone was deleted in HubSpot: reported NOT_FOUND, never re-created by email.
-        gone = [i for i, w in updated.items() if w.error is not None and _record_gone(w.error, w.status)]
+        gone = [i for i, w in updated.items() if w.error is not None and record_gone(w.error, w.status)]
         if gone:
             logger.info("%d linked HubSpot contacts no longer exist; not re-creating them", len(gone))
         for index in gone:
@@ -1155,19 +621,8 @@ class HubSpotAdapter(AdapterBase):
             results[index] = failed_result(email, ErrorCategory.NOT_FOUND, message)
             updated.pop(index)
         for index, written in {**updated, **upserted}.items():
-            results[index] = _write_result(records[index].email, written)
+            results[index] = write_result(records[index].email, written)
         return results_in_order(results, records, "HubSpot")
-
-    @staticmethod
-    def _upsert_input(index: int, record: OutboundRecord) -> _BatchInput:
-        properties = _wire_properties(record.fields, drop=("email",))
-        return _BatchInput(index, record.email, {"idProperty": "email", "id": record.email, "properties": properties})
-
-    @staticmethod
-    async def _upsert_lookup(chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
-        """Nothing to look up after an upsert lost its connection: by unique email, sending it again cannot
-        duplicate a contact."""
-        return {}
 
     async def _upsert_leads(self, records: Sequence[OutboundRecord], gate: WriteGate) -> list[RecordResult]:
         """Leads with unique emails: upsert each lead's contact, then update its lead or create one associated."""
@@ -1185,7 +640,7 @@ class HubSpotAdapter(AdapterBase):
                 message = f"the lead's contact was not written: {contact.message}"
                 results[index] = failed_result(records[index].email, contact.category, message)
         lead_fields = {
-            i: _wire_properties({k: v for k, v in records[i].fields.items() if k in lead_names}) for i in pending
+            i: wire_properties({k: v for k, v in records[i].fields.items() if k in lead_names}) for i in pending
         }
         lead_ids = {i: str(records[i].crm_id) for i in pending if records[i].crm_id}
         unlinked = [i for i in pending if i not in lead_ids]
@@ -1195,20 +650,16 @@ class HubSpotAdapter(AdapterBase):
         for index in unlinked:
             found = existing.get(pending[index]) or []
             if found:
-                lead_ids[index] = max(found, key=_id_order)
+                lead_ids[index] = max(found, key=id_order)
         # A lead found through its contact with nothing of its own to change needs no request.
         untouched = {i: lead_ids[i] for i in unlinked if i in lead_ids and not lead_fields[i]}
-        updates = [
-            _BatchInput(index, lead_id, {"id": lead_id, "properties": lead_fields[index]})
-            for index, lead_id in lead_ids.items()
-            if index not in untouched
-        ]
-        written = await self._write_batches("leads", "update", updates, gate, result_key=_result_id)
+        updates = [update_input(i, lead_id, lead_fields[i]) for i, lead_id in lead_ids.items() if i not in untouched]
+        written = await write_batches(self.http, "leads", "update", updates, gate, result_key=result_id)
         for index, lead_id in untouched.items():
-            written[index] = _Written(result={"id": lead_id}, started_at=_FAR_FUTURE)
+            written[index] = Written(result={"id": lead_id}, started_at=_FAR_FUTURE)
         to_create = [i for i in pending if i not in lead_ids]
         for index, lead_written in list(written.items()):
-            if lead_written.error is None or not _record_gone(lead_written.error, lead_written.status):
+            if lead_written.error is None or not record_gone(lead_written.error, lead_written.status):
                 continue
             written.pop(index)
             if records[index].crm_id:
@@ -1220,14 +671,12 @@ class HubSpotAdapter(AdapterBase):
             else:
                 # Found through its contact a moment ago and gone since: the contact gets a new lead.
                 to_create.append(index)
-        creates = [
-            self._lead_create_input(index, records[index], pending[index], lead_fields[index]) for index in to_create
-        ]
-        created = await self._write_batches(
-            "leads", "create", creates, gate, result_key=lambda _result: None, lookup=self._lead_create_lookup
+        creates = [lead_create_input(i, records[i].email, pending[i], lead_fields[i]) for i in to_create]
+        created = await write_batches(
+            self.http, "leads", "create", creates, gate, result_key=lambda _: None, lookup=self._lead_create_lookup
         )
         for index, lead_written in {**written, **created}.items():
-            lead = _write_result(records[index].email, lead_written, created=index in created)
+            lead = write_result(records[index].email, lead_written, created=index in created)
             contact = contact_results[index]
             if lead.outcome is RecordOutcome.UNCHANGED and contact.outcome is not RecordOutcome.UNCHANGED:
                 lead = replace(lead, outcome=RecordOutcome.UPDATED)
@@ -1237,120 +686,14 @@ class HubSpotAdapter(AdapterBase):
             results[index] = lead
         return results_in_order(results, records, "HubSpot")
 
-    @staticmethod
-    def _lead_create_input(index: int, record: OutboundRecord, contact_id: str, fields: dict[str, Any]) -> _BatchInput:
-        properties = {"hs_lead_name": record.email, **fields}
-        association = {
-            "to": {"id": contact_id},
-            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": LEAD_TO_PRIMARY_CONTACT}],
-        }
-        return _BatchInput(index, contact_id, {"properties": properties, "associations": [association]})
-
-    async def _lead_create_lookup(self, chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
+    async def _lead_create_lookup(self, chunk: Sequence[BatchInput]) -> dict[int, Written]:
         """After lead creation lost its connection: the leads that now exist on their contact were created."""
         linked = await self._associated_ids("contacts", "leads", [item.key for item in chunk])
         return {
-            item.index: _Written(result={"id": max(found, key=_id_order), "new": True})
+            item.index: Written(result={"id": max(found, key=id_order), "new": True})
             for item in chunk
             if (found := linked.get(item.key))
         }
-
-    async def _write_batches(
-        self,
-        object_name: str,
-        action: str,
-        inputs: Sequence[_BatchInput],
-        gate: WriteGate,
-        *,
-        result_key: Callable[[dict[str, Any]], str | None],
-        lookup: Lookup | None = None,
-    ) -> dict[int, _Written]:
-        """Send inputs in batches of 100, concurrently within the rate budget; what became of each input.
-
-        A write HubSpot could duplicate (creates, upserts) whose connection died after sending is looked up with
-        ``lookup`` and only what did not land is sent again.
-        """
-
-        async def send(chunk: Sequence[_BatchInput]) -> dict[int, _Written]:
-            if lookup is None:
-                return await self._write_chunk(
-                    object_name, action, chunk, gate, result_key, idempotent=action == "update"
-                )
-            settled: dict[int, _Written] = {}
-            remaining = list(chunk)
-            lost_at: float | None = None
-
-            async def write() -> dict[int, _Written]:
-                answered = await self._write_chunk(object_name, action, remaining, gate, result_key)
-                if lost_at is not None:
-                    # Sent again: what HubSpot created since the first send was created by this push.
-                    elapsed = time.monotonic() - lost_at
-                    answered = {index: replace(w, replayed_after=elapsed) for index, w in answered.items()}
-                return {**settled, **answered}
-
-            async def reconcile() -> dict[int, _Written] | None:
-                nonlocal remaining, lost_at
-                lost_at = lost_at if lost_at is not None else time.monotonic()
-                settled.update(await lookup(remaining))
-                remaining = [item for item in remaining if item.index not in settled]
-                return None if remaining else settled
-
-            try:
-                return await write_or_reconcile(write, reconcile, what=f"HubSpot {object_name} {action}")
-            except AmbiguousWriteError as exc:
-                return {**settled, **{item.index: _Written(failure=exc) for item in remaining}}
-
-        merged: dict[int, _Written] = {}
-        for part in await gather_or_cancel(send(chunk) for chunk in chunks(inputs, BATCH_SIZE)):
-            merged.update(part)
-        return merged
-
-    async def _write_chunk(
-        self,
-        object_name: str,
-        action: str,
-        chunk: Sequence[_BatchInput],
-        gate: WriteGate,
-        result_key: Callable[[dict[str, Any]], str | None],
-        *,
-        idempotent: bool = False,
-    ) -> dict[int, _Written]:
-        """One batch request; a batch refused as a whole is split in halves until each bad record stands alone.
-
-        Raises:
-            AmbiguousWriteError: the connection died after a non-idempotent write was sent.
-        """
-        body = {"inputs": [{**item.payload, "objectWriteTraceId": str(item.index)} for item in chunk]}
-        try:
-            async with gate.slot():
-                response = await self.http.request(
-                    "POST",
-                    f"/crm/v3/objects/{object_name}/batch/{action}",
-                    json=body,
-                    idempotent=idempotent,
-                    classifier=classify_batch_update if action == "update" else None,
-                )
-        except AmbiguousWriteError:
-            raise
-        except errors.TransientError as exc:
-            return {item.index: _Written(failure=exc) for item in chunk}
-        payload = _body(response)
-        if response.status_code >= 400:
-            if len(chunk) == 1:
-                return {chunk[0].index: _Written(error=payload, status=response.status_code)}
-            middle = len(chunk) // 2
-            logger.info(
-                "HubSpot refused a %s batch of %d as a whole (%d); splitting it",
-                action,
-                len(chunk),
-                response.status_code,
-            )
-            halves = await gather_or_cancel(
-                self._write_chunk(object_name, action, half, gate, result_key, idempotent=idempotent)
-                for half in (chunk[:middle], chunk[middle:])
-            )
-            return {**halves[0], **halves[1]}
-        return _match_batch(chunk, payload, result_key)
 
     # -- timeline --
     async def log_timeline(self, obj: RecordObject, entries: Sequence[TimelineEntry]) -> list[TimelineResult]:
@@ -1365,9 +708,7 @@ class HubSpotAdapter(AdapterBase):
             contacts = await self._associated_ids("leads", "contacts", sorted(set(targets)))
             targets = [(contacts.get(crm_id) or [""])[0] for crm_id in targets]
         results: list[TimelineResult] = []
-        for start in range(0, len(entries), NOTES_PER_BATCH):
-            part = list(zip(entries[start : start + NOTES_PER_BATCH], targets[start : start + NOTES_PER_BATCH],
-                            strict=True))
+        for part in chunks(list(zip(entries, targets, strict=True)), BATCH_SIZE):
             results.extend(await self._log_notes(part))
         return results
 
@@ -1379,16 +720,8 @@ class HubSpotAdapter(AdapterBase):
                 answers[index] = TimelineResult(None, ErrorCategory.NOT_FOUND,
                                                 f"HubSpot: lead {entry.crm_id} has no contact to carry the note")
                 continue
-            inputs[index] = {
-                "properties": {
-                    "hs_timestamp": utc_millis(entry.occurred_at),
-                    "hs_note_body": _note_html(f"{entry.subject}\n{entry.body}")[:NOTE_BODY_LIMIT],
-                },
-                "associations": [{
-                    "to": {"id": contact_id},
-                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT}],
-                }],
-            }
+            body_html = note_html(f"{entry.subject}\n{entry.body}")[:NOTE_BODY_LIMIT]
+            inputs[index] = note_input(contact_id, body_html, utc_millis(entry.occurred_at))
 
         def finished() -> list[TimelineResult]:
             return [answers[i] for i in range(len(part))]
@@ -1400,26 +733,8 @@ class HubSpotAdapter(AdapterBase):
             body = {"inputs": [{**inputs[i], "objectWriteTraceId": str(i)} for i in waiting]}
             response = await self.http.request("POST", "/crm/v3/objects/notes/batch/create", json=body,
                                                idempotent=False)
-            payload = _body(response)
-            if response.status_code >= 400 and not payload.get("results"):
-                category, message = record_failure(payload, response.status_code, "notes")
-                for index in waiting:
-                    answers[index] = TimelineResult(None, category, f"HubSpot: {message}")
-                return finished()
-            for result in payload.get("results") or []:
-                trace = str(result.get("objectWriteTraceId")) if isinstance(result, dict) else ""
-                if trace.isdigit() and int(trace) in inputs and result.get("id"):
-                    answers[int(trace)] = TimelineResult(str(result["id"]))
-            for error in payload.get("errors") or []:
-                context = error.get("context") if isinstance(error, dict) else None
-                for trace in (context or {}).get("objectWriteTraceId") or []:
-                    if str(trace).isdigit() and int(trace) in inputs:
-                        category, message = record_failure(error, response.status_code,
-                                                           f"note on contact {part[int(trace)][1]}")
-                        answers[int(trace)] = TimelineResult(None, category, f"HubSpot: {message}")
-            for index in waiting:
-                answers.setdefault(index, TimelineResult(None, ErrorCategory.SERVER,
-                                                         "HubSpot's answer did not list this note"))
+            contacts = {index: part[index][1] for index in inputs}
+            answers.update(note_results(body_of(response), response.status_code, waiting, contacts))
             return finished()
 
         async def reconcile() -> list[TimelineResult] | None:
@@ -1446,65 +761,35 @@ class HubSpotAdapter(AdapterBase):
         or after ``since``: one conversion per contact, dated when it first reached one of them.
 
         HubSpot stamps ``hs_lifecyclestage_<stage>_date`` the first time a contact enters a stage; the earliest of
-        the opportunity, customer and evangelist dates is the conversion (the contact's ``lastmodifieddate`` when
-        none is set, as on a portal that renamed its stages). Its value is the amount of the contact's won deals
-        (see :meth:`_won_deal_values`).
+        the opportunity, customer and evangelist dates is the conversion (see :func:`conversion_of`). Its value is
+        the amount of the contact's won deals (see :meth:`_won_deal_values`).
         """
-        dates = [f"hs_lifecyclestage_{stage}_date" for stage in CONVERTED_LIFECYCLE_STAGES]
-        stream = _SearchStream(
+        stream = SearchStream(
             self._search_page,
             "contacts",
             "lastmodifieddate",
-            ["email", "lifecyclestage", "lastmodifieddate", *dates],
+            list(CONVERSION_PROPERTIES),
             ChangeCursor.starting_at(since) if since is not None else ChangeCursor(),
-            [{"propertyName": "lifecyclestage", "operator": "IN", "values": list(CONVERTED_LIFECYCLE_STAGES)}],
+            [CONVERTED_FILTER],
         )
         found: list[CrmConversion] = []
         while True:
             await stream.fill()
             if stream.head() is None:
-                return await self._priced(found) if found else found
-            item = stream.take()
-            properties = item.get("properties") or {}
-            email = email_key(properties.get("email"))
-            if not email:
-                continue
-            modified = parse_crm_time(properties.get("lastmodifieddate") or item.get("updatedAt"))
-            reached = [moment for name in dates if (moment := parse_crm_time(properties.get(name))) is not None]
-            converted_at = min(reached) if reached else modified
-            if converted_at is None:
-                continue
-            found.append(
-                CrmConversion(
-                    external_id=f"contact:{item.get('id')}",
-                    email=email,
-                    converted_at=converted_at,
-                    what=f"lifecycle stage {properties.get('lifecyclestage')}",
-                    modified_at=modified,
-                )
-            )
-
-    async def _priced(self, found: list[CrmConversion]) -> list[CrmConversion]:
-        values = await self._won_deal_values([c.external_id.partition(":")[2] for c in found])
-        priced = []
-        for conversion in found:
-            value = values.get(conversion.external_id.partition(":")[2])
-            priced.append(replace(conversion, value=value[0], currency=value[1]) if value else conversion)
-        return priced
+                break
+            conversion = conversion_of(stream.take())
+            if conversion is not None:
+                found.append(conversion)
+        if not found:
+            return found
+        return priced(found, await self._won_deal_values([contact_id_of(c) for c in found]))
 
     async def _won_deal_values(self, contact_ids: Sequence[str]) -> dict[str, tuple[Decimal, str]]:
         """Per contact, the summed ``amount`` of its associated deals in a won stage (closed, probability 1, read
         from ``GET /crm/v3/pipelines/deals``), in the currency most of it is in (``deal_currency_code``, else the
         portal's). A token without the deals scopes reads none: the conversions are kept without a value."""
         try:
-            pipelines = _answered(await self.http.request("GET", "/crm/v3/pipelines/deals"), "deal pipelines")
-            won = {
-                str(stage.get("id"))
-                for pipeline in pipelines.get("results") or [] if isinstance(pipeline, dict)
-                for stage in pipeline.get("stages") or [] if isinstance(stage, dict)
-                if str((stage.get("metadata") or {}).get("isClosed")).lower() == "true"
-                and _probability(stage) == 1.0
-            }
+            won = won_stages(answered(await self.http.request("GET", "/crm/v3/pipelines/deals"), "deal pipelines"))
             deal_ids = await self._associations_v4("contacts", "deals", contact_ids)
             wanted = sorted({d for ids in deal_ids.values() for d in ids})
             if not won or not wanted:
@@ -1518,31 +803,11 @@ class HubSpotAdapter(AdapterBase):
         except errors.ProviderError as exc:
             logger.warning("HubSpot: deal amounts not read (%s); conversions kept without a value", exc)
             return {}
-        portal_currency: str | None = None
-        values: dict[str, tuple[Decimal, str]] = {}
-        for contact_id, ids in deal_ids.items():
-            sums: dict[str, Decimal] = {}
-            for deal_id in ids:
-                deal = deals.get(deal_id) or {}
-                if str(deal.get("dealstage")) not in won or deal.get("amount") in (None, ""):
-                    continue
-                currency = str(deal.get("deal_currency_code") or "")
-                if not currency:
-                    portal_currency = portal_currency or await self._portal_currency()
-                    currency = portal_currency
-                try:
-                    amount = Decimal(str(deal["amount"]))
-                except ArithmeticError:
-                    continue
-                sums[currency] = sums.get(currency, Decimal(0)) + amount
-            if sums:
-                currency, amount = max(sums.items(), key=lambda item: item[1])
-                values[contact_id] = (amount.quantize(Decimal("0.01")), currency.upper())
-        return values
+        return await won_deal_values(deal_ids, deals, won, self._portal_currency)
 
     async def _portal_currency(self) -> str:
         """The portal's company currency (``GET /account-info/v3/details``), for deals without their own."""
-        details = _answered(await self.http.request("GET", "/account-info/v3/details"), "account details")
+        details = answered(await self.http.request("GET", "/account-info/v3/details"), "account details")
         return str(details.get("companyCurrency") or "USD")
 
     # -- merges --
@@ -1558,10 +823,7 @@ class HubSpotAdapter(AdapterBase):
             raise errors.RequestRejectedError("HubSpot: only contacts are merged from CRM Desktop")
         body = {"primaryObjectId": keep_id, "objectIdToMerge": merge_id}
         response = await self.http.request("POST", "/crm/v3/objects/contacts/merge", json=body, idempotent=False)
-        payload = _body(response)
-        if response.status_code >= 400:
-            category, message = record_failure(payload, response.status_code, f"merge of contact {merge_id}")
-            raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
+        payload = answered(response, f"merge of contact {merge_id}")
         return MergeResult(surviving_id=str(payload.get("id") or keep_id), merged_id=merge_id)
 
     # -- record links --
@@ -1571,7 +833,7 @@ class HubSpotAdapter(AdapterBase):
         Raises:
             ConfigurationError: when HubSpot's answer has no portal id.
         """
-        details = _body(await self.http.request("GET", "/account-info/v3/details"))
+        details = body_of(await self.http.request("GET", "/account-info/v3/details"))
         portal = details.get("portalId")
         if portal in (None, ""):
             raise errors.ConfigurationError("HubSpot did not tell the account's portal id")
@@ -1587,154 +849,10 @@ class HubSpotAdapter(AdapterBase):
             RequestRejectedError: when HubSpot refuses the note.
         """
         contact_id = await self._note_contact(obj, crm_id)
-        body_html = _note_html(text)
+        body_html = note_html(text)
         note_ids = (await self._associated_ids("contacts", "notes", [contact_id])).get(contact_id) or []
         for item in await self._batch_read("notes", note_ids, ["hs_note_body"]):
             if (item.get("properties") or {}).get("hs_note_body") == body_html:
                 return False
         await self.add_note(RecordObject.CONTACT, contact_id, text)
         return True
-
-
-#: Inputs per HubSpot batch request.
-NOTES_PER_BATCH = 100
-#: HubSpot's limit on a note's body.
-NOTE_BODY_LIMIT = 65_536
-
-
-# -- mapping responses --------------------------------------------------------------------------------------------
-def _match_batch(
-    chunk: Sequence[_BatchInput], payload: dict[str, Any], result_key: Callable[[dict[str, Any]], str | None]
-) -> dict[int, _Written]:
-    """Match a batch answer's results and errors to its inputs (trace id first, then email or id)."""
-    started = parse_crm_time(payload.get("startedAt"))
-    by_trace = {str(item.index): item for item in chunk}
-    by_key = {item.key.lower(): item for item in chunk}
-    written: dict[int, _Written] = {}
-    for result in payload.get("results") or []:
-        if not isinstance(result, dict):
-            continue
-        item = by_trace.get(str(result.get("objectWriteTraceId"))) or by_key.get((result_key(result) or "").lower())
-        if item is not None:
-            written[item.index] = _Written(result=result, started_at=started)
-    for error in payload.get("errors") or []:
-        if not isinstance(error, dict):
-            continue
-        context: dict[str, Any] = error["context"] if isinstance(error.get("context"), dict) else {}
-        traces = [by_trace[str(t)] for t in context.get("objectWriteTraceId") or [] if str(t) in by_trace]
-        keys = [by_key[str(k).lower()] for k in context.get("ids") or [] if str(k).lower() in by_key]
-        for item in traces or keys:
-            written.setdefault(item.index, _Written(error=error))
-    return written
-
-
-def _write_result(email: str, written: _Written, *, created: bool = False) -> RecordResult:
-    """One record's result from what became of its batch input (``created``: it was a batch create)."""
-    if written.failure is not None:
-        return failed_result(email, written.failure.category, f"{email}: {written.failure}")
-    if written.error is not None or written.result is None:
-        return failed_result(email, *record_failure(written.error or {}, written.status, email))
-    result = written.result
-    crm_id = str(result.get("id")) if result.get("id") is not None else None
-    # The batch answer's change stamp is the one the change search reads back: the engine keeps it to know the
-    # echo of this write.
-    updated_at = parse_crm_time(
-        result.get("updatedAt")
-        or (result.get("properties") or {}).get("lastmodifieddate")
-        or (result.get("properties") or {}).get("hs_lastmodifieddate")
-    )
-    if created or result.get("new"):
-        return RecordResult(email, RecordOutcome.CREATED, crm_id, crm_modified_at=updated_at)
-    started = written.started_at
-    created_at = parse_crm_time(result.get("createdAt"))
-    replayed = written.replayed_after
-    # After a lost first attempt, a record created since that attempt was created by this push.
-    if replayed is not None and started and created_at and created_at >= started - timedelta(seconds=replayed + 2):
-        return RecordResult(email, RecordOutcome.CREATED, crm_id, crm_modified_at=updated_at)
-    if started is not None and updated_at is not None and updated_at < started:
-        return RecordResult(email, RecordOutcome.UNCHANGED, crm_id, crm_modified_at=updated_at)
-    return RecordResult(email, RecordOutcome.UPDATED, crm_id, crm_modified_at=updated_at)
-
-
-def _record_gone(error: dict[str, Any], status: int | None) -> bool:
-    """Whether a refused batch input names a record HubSpot no longer has (deleted, or no such id)."""
-    category = str(error.get("category") or "")
-    return category == "OBJECT_NOT_FOUND" or (not category and status == 404)
-
-
-def classify_batch_update(response: httpx.Response) -> Verdict:
-    """A batch update refused as a whole because a record in it is gone is a record failure, so the batch is split
-    until that record stands alone; any other answer is decided as :func:`classify_hubspot` decides it."""
-    if response.status_code == 404 and str(_body(response).get("category") or "") == "OBJECT_NOT_FOUND":
-        return Verdict(
-            Decision.RECORD_FAILURE, ErrorCategory.NOT_FOUND, code="OBJECT_NOT_FOUND", reason="not found (404)"
-        )
-    return classify_hubspot(response)
-
-
-def _result_id(result: dict[str, Any]) -> str | None:
-    return str(result["id"]) if result.get("id") is not None else None
-
-
-def _result_email(result: dict[str, Any]) -> str | None:
-    email = (result.get("properties") or {}).get("email")
-    return str(email) if email else None
-
-
-def _id_order(record_id: str) -> tuple[int, str]:
-    return (int(record_id), record_id) if record_id.isdigit() else (-1, record_id)
-
-
-def _crm_field(item: dict[str, Any]) -> CrmField:
-    meta: dict[str, Any] = item["modificationMetadata"] if isinstance(item.get("modificationMetadata"), dict) else {}
-    read_only = bool(meta.get("readOnlyValue")) or bool(item.get("calculated"))
-    return CrmField(
-        name=str(item.get("name", "")),
-        label=str(item.get("label") or item.get("name", "")),
-        type=str(item.get("type", "string")),
-        custom=not item.get("hubspotDefined", False),
-        writable=not read_only,
-        options=tuple(str(o.get("value")) for o in item.get("options") or [] if isinstance(o, dict)),
-    )
-
-
-def _contact_record(item: dict[str, Any]) -> CrmRecord:
-    properties = dict(item.get("properties") or {})
-    email = _email_key(properties.get("email"))
-    modified = parse_crm_time(properties.get("lastmodifieddate") or item.get("updatedAt"))
-    return CrmRecord(crm_id=str(item.get("id")), email=email, fields=properties, modified_at=modified)
-
-
-def _lead_record(item: dict[str, Any], contact: CrmRecord | None) -> CrmRecord:
-    properties = dict(item.get("properties") or {})
-    modified = parse_crm_time(properties.get("hs_lastmodifieddate") or item.get("updatedAt"))
-    if contact is not None and contact.modified_at is not None and (modified is None or contact.modified_at > modified):
-        modified = contact.modified_at  # most lead fields live on the contact: its change is the lead's change
-    fields = {**(contact.fields if contact else {}), **properties}
-    return CrmRecord(
-        crm_id=str(item.get("id")), email=contact.email if contact else "", fields=fields, modified_at=modified
-    )
-
-
-def _association_ids(item: dict[str, Any], to_object: str) -> list[str]:
-    associations: dict[str, Any] = item["associations"] if isinstance(item.get("associations"), dict) else {}
-    if not associations:
-        return []
-    linked = associations.get(to_object)
-    if linked is None:
-        linked = next((value for key, value in associations.items() if key.startswith(to_object.rstrip("s"))), None)
-    results = linked.get("results") if isinstance(linked, dict) else None
-    return list(dict.fromkeys(str(r.get("id")) for r in results or [] if isinstance(r, dict) and r.get("id")))
-
-
-def _note_html(text: str) -> str:
-    """A plain-text note as the HTML HubSpot shows (escaped, line breaks kept)."""
-    return "<p>" + html.escape(text).replace("\n", "<br>") + "</p>"
-
-
-def _probability(stage: dict[str, Any]) -> float | None:
-    """A pipeline stage's win probability (HubSpot sends it as a string)."""
-    try:
-        return float(str((stage.get("metadata") or {}).get("probability")))
-    except (TypeError, ValueError):
-        return None

@@ -13,7 +13,8 @@ from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, Pr
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, ChangePage, OutboundRecord
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError
-from crm_desktop.providers.hubspot import HubSpotAdapter, default_contact_record, default_lead_record
+from crm_desktop.providers.hubspot import HubSpotAdapter
+from crm_desktop.providers.hubspot_records import default_contact_record, default_lead_record
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.hubspot import ASSOCIATION_PAGE_LIMIT, HubSpotSandbox

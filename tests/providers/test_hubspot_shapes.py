@@ -39,13 +39,9 @@ from crm_desktop.providers.errors import (
     RequestRejectedError,
 )
 from crm_desktop.providers.http import Decision
-from crm_desktop.providers.hubspot import (
-    HubSpotAdapter,
-    classify_hubspot,
-    default_contact_record,
-    default_lead_record,
-    property_problems,
-)
+from crm_desktop.providers.hubspot import HubSpotAdapter
+from crm_desktop.providers.hubspot_errors import classify_hubspot, property_problems
+from crm_desktop.providers.hubspot_records import default_contact_record, default_lead_record
 
 API = "https://api.hubapi.com"
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
