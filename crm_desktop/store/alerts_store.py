@@ -89,12 +89,7 @@ class AlertStore:
 
     def delete(self, alert_id: int) -> bool:
         """Remove one alert; ``False`` when it was not there."""
-        with self._db.session() as session:
-            row = session.get(AlertRow, alert_id)
-            if row is None:
-                return False
-            session.delete(row)
-            return True
+        return self._db.delete_by_key(AlertRow, alert_id)
 
     def clear(self) -> int:
         """Remove every alert; return how many there were."""

@@ -263,6 +263,15 @@ class Database:
                 session.rollback()
                 raise
 
+    def delete_by_key(self, row_class: type[Any], key: Any) -> bool:
+        """Delete the ``row_class`` row whose primary key is ``key``; ``False`` when there was none."""
+        with self.session() as session:
+            row = session.get(row_class, key)
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.url.get_backend_name() == "sqlite"

@@ -33,12 +33,7 @@ class WorkspaceSettingsStore:
 
     def delete(self, key: str) -> bool:
         """Remove a setting; ``False`` when it was not set."""
-        with self._db.session() as session:
-            row = session.get(WorkspaceSettingRow, key)
-            if row is None:
-                return False
-            session.delete(row)
-            return True
+        return self._db.delete_by_key(WorkspaceSettingRow, key)
 
     def all(self, prefix: str = "") -> dict[str, dict[str, Any]]:
         """Every setting whose key starts with ``prefix``, by key."""

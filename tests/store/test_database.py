@@ -14,6 +14,7 @@ from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import LeadStatus, Provider, Sentiment, SocialPlatform, TouchpointType
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.social import ConversionSource, MessageDirection
+from crm_desktop.store.alerts_store import AlertStore
 from crm_desktop.store.database import Database, StoreConfigError, make_engine, sqlite_url, upgrade_to_head
 from crm_desktop.store.models import (
     AlertRow,
@@ -43,6 +44,7 @@ from crm_desktop.store.models import (
     WorkflowEventKind,
     WorkflowEventRow,
 )
+from crm_desktop.store.settings import WorkspaceSettingsStore
 
 pytestmark = pytest.mark.postgres
 
@@ -320,3 +322,20 @@ def test_describe_hides_the_password() -> None:
         assert not store.is_sqlite
     finally:
         store.close()
+
+
+def test_an_alert_and_a_setting_are_deleted_once(database: Database) -> None:
+    alerts, settings = AlertStore(database), WorkspaceSettingsStore(database)
+    kept = alerts.add(AlertKind.RUN_FAILED, None, "HubSpot", "kept", None, datetime(2026, 1, 1, tzinfo=UTC))
+    gone = alerts.add(AlertKind.RUN_FAILED, None, "HubSpot", "gone", None, datetime(2026, 1, 2, tzinfo=UTC))
+    settings.put("theme", {"name": "dark"})
+    settings.put("window", {"width": 900})
+
+    assert alerts.delete(gone.id) is True
+    assert alerts.delete(gone.id) is False
+    assert settings.delete("theme") is True
+    assert settings.delete("theme") is False
+    assert settings.delete("never-set") is False
+
+    assert [a.id for a in alerts.recent()] == [kept.id]
+    assert settings.all() == {"window": {"width": 900}}
