@@ -23,7 +23,7 @@ from crm_desktop.providers.errors import AuthError, PermissionRefusedError
 from crm_desktop.store.alerts_store import AlertStore
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncRunStatus
-from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
+from crm_desktop.sync.engine import RecordFailure, SyncAlreadyRunning, SyncResult
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,13 @@ def _named(listed: list[str], count: int, separator: str) -> str:
     if not shown:
         return "listed in the run's record log"
     return separator.join(shown) + (f" and {unnamed:,} more" if unnamed > 0 else "")
+
+
+def _failures_of(outcome: SyncResult, category: ErrorCategory) -> tuple[list[RecordFailure], int]:
+    """A run's listed failures of one category and how many there were: a large run's result lists only its first
+    failures, while its counts per category cover every one."""
+    listed = [f for f in outcome.failures if f.category is category]
+    return listed, max(len(listed), outcome.failed_by_category.get(category, 0))
 
 
 def _records(count: int) -> str:
@@ -167,17 +174,14 @@ class AlertService:
                 AlertKind.RUN_FAILED, integration,
                 f"The sync of {name} failed ({run}): {outcome.message or 'see the run for details'}",
                 outcome.run_id))
-        # A large run's result lists only its first failures; the counts per category cover every one.
-        refused = [f for f in outcome.failures if f.category is ErrorCategory.VALIDATION]
-        refused_count = max(len(refused), outcome.failed_by_category.get(ErrorCategory.VALIDATION, 0))
+        refused, refused_count = _failures_of(outcome, ErrorCategory.VALIDATION)
         if refused_count:
             named = _named([f"{f.email}: {f.message}" for f in refused], refused_count, "; ")
             raised.append(self.raise_alert(
                 AlertKind.REFUSED_RECORDS, integration,
                 f"{_crm(integration)} refused {_records(refused_count)} of {name} in {run} ({named}).",
                 outcome.run_id))
-        duplicates = [f for f in outcome.failures if f.category is ErrorCategory.DUPLICATE]
-        duplicate_count = max(len(duplicates), outcome.failed_by_category.get(ErrorCategory.DUPLICATE, 0))
+        duplicates, duplicate_count = _failures_of(outcome, ErrorCategory.DUPLICATE)
         if duplicate_count:
             raised.append(self.raise_alert(
                 AlertKind.DUPLICATES_FOUND, integration,
@@ -197,8 +201,7 @@ class AlertService:
         """The alert of a run the CRM refused records or calls of for lack of a permission: how many records, and
         the CRM's reason with what to ask its admin for."""
         name = f"“{integration.name}”"
-        refused = [f for f in outcome.failures if f.category is ErrorCategory.PERMISSION]
-        count = max(len(refused), outcome.failed_by_category.get(ErrorCategory.PERMISSION, 0))
+        refused, count = _failures_of(outcome, ErrorCategory.PERMISSION)
         if outcome.stopped_by is ErrorCategory.PERMISSION:
             written = f", {_records(count)} not written" if count else ""
             text = (f"{_crm(integration)} refused the sync of {name} for lack of a permission ({run}{written}): "
