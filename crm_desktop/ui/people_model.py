@@ -68,6 +68,20 @@ def _read(reader: PeopleReader, query: PeopleQuery, size: int, plan: _PagePlan) 
             return []
     return list(reader.page(query, after, size, inclusive=plan.inclusive))
 
+def _fresh_plan(number: int, size: int, total: int, read: list[tuple[int, list[PersonLine]]]) -> _PagePlan:
+    """How to read page ``number`` knowing only the pages ``read`` just now: after the page before it, else by
+    stepping from the nearer end of the list."""
+    if number == 0:
+        return _PagePlan(None, False)
+    if read and read[-1][0] == number - 1 and len(read[-1][1]) == size:
+        last = read[-1][1][-1]
+        return _PagePlan((last.sort_key, last.id), False)
+    first_row = number * size
+    if first_row <= total - 1 - first_row:
+        return _PagePlan(None, True, (first_row, None, False))
+    return _PagePlan(None, True, (max(total - 1 - first_row, 0), None, True))
+
+
 class PersonColumn(IntEnum):
     """The columns of the People list, in order."""
 
@@ -138,6 +152,7 @@ class PeopleTableModel(QAbstractTableModel):
     read_failed = Signal(str)
     _page_read = Signal(int, int, object)
     _first_read = Signal(int, object)
+    _pages_read_again = Signal(int, object)
 
     def __init__(
         self,
@@ -159,6 +174,7 @@ class PeopleTableModel(QAbstractTableModel):
         self._executor: ThreadPoolExecutor | None = None
         self._page_read.connect(self._page_arrived)
         self._first_read.connect(self._first_arrived)
+        self._pages_read_again.connect(self._pages_arrived_again)
         self.busy = False
         self._page_size = page_size
         self._pages_kept = max(pages_kept, 2)
@@ -249,16 +265,56 @@ class PeopleTableModel(QAbstractTableModel):
         return self._executor
 
     def refresh(self) -> None:
-        """Read the rows on show again (a record changed) without resetting the view or its selection."""
+        """Read the rows on show again (a record changed) without resetting the view or its selection; in the
+        background, they are read on the reading thread and the rows read before stay on show until then."""
         if self.busy:  # the list is empty until its first page is in: read that again, with the change
             self._reload_in_background()
             return
-        recent = list(self._pages)[-4:]
+        recent = sorted(list(self._pages)[-4:])
+        if self._background:
+            with self._lock:
+                generation, query = self._generation, self.query
+            self._reading_thread().submit(self._read_again, generation, query, recent, self.total)
+            return
         self._forget()
-        for number in sorted(recent):
+        for number in recent:
             self._page(number)
+        self._all_rows_changed()
+
+    def _all_rows_changed(self) -> None:
         if self.total:
             self.dataChanged.emit(self.index(0, 0), self.index(self.total - 1, len(PersonColumn) - 1))
+
+    def _read_again(self, generation: int, query: PeopleQuery, numbers: list[int], total: int) -> None:
+        """On the reading thread: read pages ``numbers`` again from scratch (a changed row may have moved, so no
+        keyset read before is trusted), unless a newer query came first."""
+        with self._lock:
+            if generation != self._generation:
+                return
+        pages: list[tuple[int, list[PersonLine]]] = []
+        result: list[tuple[int, list[PersonLine]]] | Exception = pages
+        try:
+            for number in numbers:
+                plan = _fresh_plan(number, self._page_size, total, pages)
+                pages.append((number, _read(self._reader, query, self._page_size, plan)))
+        except Exception as exc:  # the store went away or failed: said on the GUI thread
+            result = exc
+        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
+            self._pages_read_again.emit(generation, result)
+
+    def _pages_arrived_again(self, generation: int, result: object) -> None:
+        if generation != self._generation:
+            return
+        if isinstance(result, Exception):
+            logger.warning("the people list could not be read again: %s", result)
+            return
+        assert isinstance(result, list)
+        self._pages.clear()
+        self._starts.clear()
+        for number, page in result:
+            self.pages_loaded += 1
+            self._store(number, page)
+        self._all_rows_changed()
 
     def _forget(self) -> None:
         """Drop every page, and every background read asked for before now."""

@@ -58,7 +58,7 @@ from crm_desktop.domain.social import AttributionModel
 from crm_desktop.ui.integrations_model import CRM_NAMES
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, RowKeys, row_keys
+from crm_desktop.ui.widgets import Notice, PanelHeading, RowKeys, row_keys, show_rows_in_full
 from crm_desktop.ui.wording import error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
@@ -363,8 +363,11 @@ class ImportPreviewDialog(QDialog):
     Attributes:
         preview: the checked file.
         summary: the counts sentence.
-        problems_table: the refused rows.
-        save_button: saves the valid rows (disabled when there are none).
+        problems_table: the refused rows; Enter (or a double click) on one shows it in full in ``row_notice``,
+            never presses Save.
+        row_notice: the refused row Enter opened, or what Delete does not do.
+        keys: Enter and Delete on the refused rows.
+        save_button: saves the valid rows (disabled when there are none); the dialog's default button.
     """
 
     def __init__(self, preview: ImportPreview, parent: QWidget | None = None) -> None:
@@ -385,6 +388,11 @@ class ImportPreviewDialog(QDialog):
                    [[str(p.line), p.record, p.field, p.reason] for p in preview.problems])
         self.problems_table.resizeColumnsToContents()
         self.problems_table.horizontalHeader().setStretchLastSection(True)
+        self.row_notice = Notice()
+        self.row_notice.setAccessibleName("The selected refused row in full")
+        self.keys = show_rows_in_full(
+            self.problems_table, self.row_notice,
+            cannot_delete="A refused row is fixed in the file itself: correct it there and import the file again.")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.save_button = QPushButton(f"Save {preview.valid} valid row(s)")
         self.save_button.setAccessibleName("Save the valid rows")
@@ -397,9 +405,14 @@ class ImportPreviewDialog(QDialog):
         if preview.problems:
             layout.addWidget(QLabel("Refused rows (fix them in the file and import it again):"))
             layout.addWidget(self.problems_table, 1)
+            layout.addWidget(self.row_notice)
         else:
             self.problems_table.hide()
         layout.addWidget(buttons)
+        # Enter outside the refused rows saves, as the preview asks; with nothing to save it cancels. (Set once the
+        # buttons are in the dialog: a button not in one yet forgets it when the dialog picks its own.)
+        default = self.save_button if preview.valid else buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        default.setDefault(True)
         self.resize(720, 420 if preview.problems else 140)
 
 
@@ -1001,15 +1014,25 @@ class PeoplePanel(QWidget):
         self.detail_pane.show_detail(detail)
         return detail
 
-    def refresh_detail(self) -> PersonDetail | None:
-        """Read the person on show again (after a sync changed their CRM records or history)."""
+    def refresh_detail(self) -> asyncio.Task[PersonDetail | None] | None:
+        """Read the person on show again (after a sync or an undo changed their CRM records or history) on a store
+        thread; the pane shows them as they were until then. ``None`` when nobody is on show."""
         shown = self.detail_pane.detail
         if shown is None:
             return None
+        return self.tasks.start(self._read_detail_again(shown.obj, shown.local_id), name="read the person again")
+
+    async def _read_detail_again(self, obj: RecordObject, local_id: int) -> PersonDetail | None:
         try:
-            detail = self.service.detail(shown.obj, shown.local_id)
+            detail = await asyncio.to_thread(self.service.detail, obj, local_id)
         except NotFoundError:
             detail = None
+        except Exception as exc:  # the store failed: a sentence, the person as they were stays on show
+            self.notice.say(error_sentence("Reading the person again", exc), "error")
+            return None
+        shown = self.detail_pane.detail
+        if shown is None or (shown.obj, shown.local_id) != (obj, local_id):
+            return None  # another person was picked meanwhile
         self.detail_pane.show_detail(detail)
         return detail
 
@@ -1059,7 +1082,7 @@ class PeoplePanel(QWidget):
             text = f"{integration}: not sent: {exc}"
         finally:
             self.detail_pane.sync_one_button.setEnabled(True)
-        self.refresh_detail()
+        await self._read_detail_again(obj, local_id)
         self.detail_pane.links_result.setText(text)
         self.status_message.emit(text)
         return result
@@ -1091,7 +1114,9 @@ class PeoplePanel(QWidget):
             self._undoing_change = None
             self.detail_pane.set_undoing(False)
         self.model.refresh()
-        self.refresh_detail()
+        shown = self.detail_pane.detail
+        if shown is not None:
+            await self._read_detail_again(shown.obj, shown.local_id)
         text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
                 f"{report.replaced or '(blank)'}; run {report.run_id}); the next sync sends it to the CRMs")
         self.detail_pane.history_result.setText(text)

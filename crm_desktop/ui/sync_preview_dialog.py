@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
-from crm_desktop.ui.widgets import record_table
+from crm_desktop.ui.widgets import Notice, record_table, show_rows_in_full
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,9 @@ class SyncPreviewDialog(QDialog):
     Attributes:
         summary_label: the counts per integration, or what is still being worked out.
         busy_bar: moves while dry runs are still running.
-        table, model: every change, paged.
+        table, model: every change, paged; Enter (or a double click) on one shows it in full in ``row_notice``,
+            never presses Proceed.
+        row_notice: the change Enter opened, or what Enter or Delete does not do.
         dont_ask_check: "Don't ask again" (the workspace setting).
         proceed_button, cancel_button: the two answers.
 
@@ -210,6 +212,11 @@ class SyncPreviewDialog(QDialog):
                               (PreviewColumn.RECORD, 200), (PreviewColumn.WHERE, 90), (PreviewColumn.ACTION, 80),
                               (PreviewColumn.FIELD, 110)):
             self.table.setColumnWidth(column, width)
+        self.row_notice = Notice()
+        self.row_notice.setAccessibleName("The selected change in full")
+        self.keys = show_rows_in_full(
+            self.table, self.row_notice,
+            cannot_delete="A change is not left out here: Cancel syncs nothing, and Field Mapping turns a field off.")
         self.dont_ask_check = QCheckBox(
             "Don't ask again (tick “Preview first” in the Sync Monitor or in Settings to see this again)")
         buttons = QDialogButtonBox()
@@ -225,6 +232,7 @@ class SyncPreviewDialog(QDialog):
         layout.addWidget(self.summary_label)
         layout.addWidget(self.busy_bar)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.row_notice)
         layout.addWidget(self.dont_ask_check)
         layout.addWidget(buttons)
         self.proceed_button.clicked.connect(self._proceed)

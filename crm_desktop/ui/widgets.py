@@ -217,6 +217,30 @@ def row_keys(
     return keys
 
 
+def row_in_full(model: QAbstractItemModel, row: int) -> str:
+    """One row of a table as "Column: value" lines (empty cells left out), for cells too long for their column."""
+    lines = []
+    for column in range(model.columnCount()):
+        value = model.index(row, column).data(Qt.ItemDataRole.DisplayRole)
+        if value not in (None, ""):
+            title = model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+            heading = str(title).replace("\n", " ")  # a two-line column title reads as one
+            lines.append(f"{heading}: {value}")
+    return "\n".join(lines)
+
+
+def show_rows_in_full(table: QAbstractItemView, notice: Notice, *, cannot_delete: str) -> RowKeys:
+    """Enter (or a double click) on a row of a dialog's table shows the whole row in ``notice``, and Delete says
+    ``cannot_delete`` there: a key pressed in the table never reaches the dialog's default button."""
+    model = table.model()
+
+    def show(row: int) -> None:
+        notice.say(row_in_full(model, row))
+
+    table.activated.connect(lambda index: show(index.row()))
+    return row_keys(table, on_open=show, cannot_delete=cannot_delete, say=notice.say)
+
+
 def ask_to_confirm(
     parent: QWidget,
     title: str,

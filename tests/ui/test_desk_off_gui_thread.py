@@ -22,6 +22,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.people_model import PersonColumn
 from tests.ui.conftest import HubSpotBench, person
 from tests.ui.test_conflicts_panel import make_conflicts
 
@@ -142,10 +143,9 @@ def import_company(workspace: Workspace, company: str) -> None:
     assert workspace.sync.import_file(csv, RecordObject.CONTACT).updated == 1
 
 
-def test_undoing_one_change_runs_on_a_store_thread(
-    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, slow: SlowCall,
-    monkeypatch: pytest.MonkeyPatch
-) -> None:
+def window_with_a_change_to_undo(qtbot: QtBot, workspace: Workspace) -> MainWindow:
+    """The People panel on show with person1's history open and its change to "Second Co" selected (an import
+    changed the company to "First Co", a second one to "Second Co")."""
     workspace.contacts.save_many([person(1)])
     import_company(workspace, "First Co")
     import_company(workspace, "Second Co")
@@ -156,11 +156,21 @@ def test_undoing_one_change_runs_on_a_store_thread(
     window.show_panel(window.stack.indexOf(people))
     qtbot.waitUntil(lambda: people.model.rowCount() == 1 and not people.model.busy, timeout=5000)
     people.table.selectRow(0)
-    pane = people.detail_pane
-    history = pane.history_table
+    history = people.detail_pane.history_table
     assert isinstance(history, QTableWidget)
     row = next(r for r in range(history.rowCount()) if history.item(r, 3).text() == "Second Co")
     history.selectRow(row)
+    return window
+
+
+def test_undoing_one_change_runs_on_a_store_thread(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, slow: SlowCall,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = window_with_a_change_to_undo(qtbot, workspace)
+    people = window.people_panel
+    pane = people.detail_pane
+    history = pane.history_table
     monkeypatch.setattr(PeopleStore, "audit_entry", slow.wrap(PeopleStore.audit_entry))
 
     with qtbot.waitSignal(people.change_undone, timeout=10_000) as undone:
@@ -173,4 +183,38 @@ def test_undoing_one_change_runs_on_a_store_thread(
     assert workspace.contacts.find("person1@example.com").company == "First Co"  # type: ignore[union-attr]
     assert undone.args is not None and workspace.sync.store.get_run(undone.args[0]) is not None
     assert history.cursor().shape() == Qt.CursorShape.ArrowCursor
+    window.desk.quit()
+
+
+#: The People reads behind the list and the detail pane.
+PEOPLE_READS = ("page", "keyset_at", "count", "email_of", "profiles", "timeline", "crm_links", "audit")
+
+
+def test_after_undoing_one_change_the_list_and_the_person_are_read_again_off_the_gui_thread(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = window_with_a_change_to_undo(qtbot, workspace)
+    people = window.people_panel
+    history = people.detail_pane.history_table
+    reads: list[tuple[str, int]] = []
+
+    def recorded(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def reading(*args: Any, **kwargs: Any) -> Any:
+            reads.append((name, threading.get_ident()))
+            return method(*args, **kwargs)
+
+        return reading
+
+    for name in PEOPLE_READS:
+        monkeypatch.setattr(PeopleStore, name, recorded(name, getattr(PeopleStore, name)))
+    rows_before = history.rowCount()
+
+    with qtbot.waitSignal(people.change_undone, timeout=10_000):
+        QTest.mouseClick(people.detail_pane.undo_button, Qt.MouseButton.LeftButton)
+    assert history.rowCount() == rows_before + 1, "the person's history was read again with the undo in it"
+    assert [history.item(0, c).text() for c in (1, 2, 3)] == ["company", "Second Co", "First Co"]
+    qtbot.waitUntil(lambda: people.model.index(0, PersonColumn.COMPANY).data() == "First Co", timeout=5000)
+    assert {"page", "email_of", "audit"} <= {name for name, _ in reads}, reads
+    assert [name for name, thread in reads if thread == threading.get_ident()] == [], "read on the GUI thread"
     window.desk.quit()

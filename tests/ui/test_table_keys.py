@@ -5,6 +5,7 @@ says so in the status bar instead of ignoring the key."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import qasync
@@ -269,4 +270,71 @@ def test_enter_on_a_duplicate_group_goes_to_the_merge_and_delete_says_what_ends_
     press(dialog.groups_table, Qt.Key.Key_Return, row=0)
     assert QApplication.focusWidget() is dialog.keep_combo and dialog.isVisible(), "Enter did not close the dialog"
     dialog.reject()
+    window.desk.quit()
+
+
+def test_enter_in_the_sync_preview_shows_the_change_and_never_proceeds(
+    qtbot: QtBot, hubspot: HubSpotBench, synced_window: MainWindow
+) -> None:
+    window = synced_window
+    monitor = window.sync_monitor_panel
+    window.show_panel(SYNC_MONITOR)
+    QTest.mouseClick(monitor.sync_all_button, Qt.MouseButton.LeftButton)
+    dialog = monitor.preview_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.proceed_button.isEnabled(), timeout=15_000)
+    assert dialog.proceed_button.isDefault()
+    proceeded: list[bool] = []
+    dialog.proceed_chosen.connect(proceeded.append)
+
+    press(dialog.table, Qt.Key.Key_Return)
+    assert dialog.isVisible() and not proceeded, "Enter in the table pressed Proceed"
+    assert dialog.row_notice.text() == NO_ROW_SELECTED
+    press(dialog.table, Qt.Key.Key_Enter, row=1)
+    assert dialog.isVisible() and not proceeded, "Enter on a change pressed Proceed"
+    shown = dialog.row_notice.text().splitlines()
+    assert shown[:5] == ["Integration: hubspot-marketing", "Object: Contact", "Record: person2@example.com",
+                         "Where: In the CRM", "Change: Create"], shown
+    assert "email: person2@example.com" in shown[-1]
+    press(dialog.table, Qt.Key.Key_Delete, row=2)
+    assert dialog.isVisible() and dialog.row_notice.text().startswith("A change is not left out here")
+    assert dialog.model.rowCount() == 3
+    assert hubspot.sandbox.summary()["contacts"] == 0 and hubspot.workspace.sync.runs() == []
+
+    # Out of the table, Enter is the dialog's default button again.
+    dialog.dont_ask_check.setFocus(Qt.FocusReason.OtherFocusReason)
+    with qtbot.waitSignal(monitor.runs_finished, timeout=15_000):
+        QTest.keyClick(dialog.dont_ask_check, Qt.Key.Key_Return)
+    assert proceeded == [False]
+    qtbot.waitUntil(lambda: not monitor.running_integrations, timeout=15_000)
+    assert hubspot.sandbox.summary()["contacts"] == 3
+
+
+def test_enter_in_the_import_preview_shows_the_refused_row_and_never_saves(
+    qtbot: QtBot, workspace: Workspace, tmp_path: Path
+) -> None:
+    workspace.contacts.save_many([person(1)])
+    window = open_window(qtbot, workspace)
+    people = window.people_panel
+    window.show_panel(PEOPLE)
+    path = tmp_path / "people.csv"
+    path.write_text("Email,First Name\nnew.person@example.com,Nova\nnot-an-email,Bad\n", encoding="utf-8")
+    dialog = people.preview_import(path)
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    assert dialog.save_button.isDefault()
+
+    press(dialog.problems_table, Qt.Key.Key_Return, row=0)
+    assert dialog.isVisible(), "Enter on a refused row pressed Save"
+    assert workspace.contacts.find("new.person@example.com") is None
+    shown = dialog.row_notice.text().splitlines()
+    assert shown[:3] == ["Line: 3", "Record: not-an-email", "Field: Email"], shown
+    assert shown[3].startswith("Reason: ")
+    press(dialog.problems_table, Qt.Key.Key_Delete, row=0)
+    assert dialog.isVisible() and dialog.row_notice.text().startswith("A refused row is fixed in the file itself")
+
+    # Out of the table, Enter is the dialog's default button: Save.
+    with qtbot.waitSignal(people.people_changed, timeout=5000):
+        QTest.keyClick(dialog, Qt.Key.Key_Return)
+    assert workspace.contacts.find("new.person@example.com") is not None
     window.desk.quit()
