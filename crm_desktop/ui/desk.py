@@ -21,7 +21,7 @@ from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import Integration
 from crm_desktop.ui.alerts_view import AlertsPanel
 from crm_desktop.ui.settings_dialog import SettingsDialog
-from crm_desktop.ui.theme import apply_theme, resolve_theme
+from crm_desktop.ui.theme import SystemThemeFollower
 from crm_desktop.ui.tray import DeskTray
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ class Desk(QObject):
         find_action: View > Filter (Ctrl+F).
         settings_action: Settings > Preferences (Ctrl+,).
         settings_dialog: the Settings dialog while it is open.
+        theme_follower: the theme Settings chose, following the desktop's light or dark mode unless overridden
+            (``None`` without a QApplication).
 
     Signals:
         local_api_changed(): the local API was turned on or off, or moved to another port.
@@ -87,6 +89,9 @@ class Desk(QObject):
         self.preferences = self.workspace.preferences.get()
         self.settings_dialog: SettingsDialog | None = None
         self._quitting = False
+        app = QApplication.instance()
+        self.theme_follower = (SystemThemeFollower(app, self.preferences.theme.value, self)
+                               if isinstance(app, QApplication) else None)
 
         self.alerts_panel = AlertsPanel(self.workspace.alerts.recent, self.workspace.alerts.clear,
                                         self.workspace.alerts.dismiss)
@@ -344,12 +349,12 @@ class Desk(QObject):
     def apply_preferences(self, preferences: DeskPreferences) -> None:
         """Put saved settings to work: theme, auto-sync, the attribution model, the local API, the preview."""
         before, self.preferences = self.preferences, preferences
-        app = QApplication.instance()
-        if isinstance(app, QApplication) and preferences.theme != before.theme:
-            apply_theme(app, resolve_theme(preferences.theme.value))
+        if self.theme_follower is not None and preferences.theme != before.theme:
+            self.theme_follower.set_choice(preferences.theme.value)
         if preferences.auto_sync != before.auto_sync:
             self._apply_auto_sync()
-        if preferences.attribution_model != before.attribution_model:
+        # A panel not opened yet reads these settings when it is (Attribution's model, the preview).
+        if preferences.attribution_model != before.attribution_model and self.window.panel_built("Attribution"):
             combo = self.window.attribution_panel.model_combo
             combo.setCurrentIndex(combo.findData(preferences.attribution_model))
         if (preferences.local_api_enabled, preferences.local_api_port) != (before.local_api_enabled,

@@ -1,4 +1,5 @@
-"""The app's look: its icon, the sidebar icons, and the light and dark themes (palette and stylesheet).
+"""The app's look: its icon, the sidebar icons, the light and dark themes (palette and stylesheet), and
+following the desktop's light or dark mode.
 
 The stylesheet is written once, in light colours; the dark theme is the same sheet with every colour swapped
 for its dark counterpart (:data:`DARK_COLOURS`), so the two never drift apart.
@@ -8,14 +9,19 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from PySide6.QtCharts import QChart, QChartView
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from crm_desktop.resources_path import resource_file
+
+if TYPE_CHECKING:
+    # QtCharts loads with the first panel that draws a chart, not with the app's start.
+    from PySide6.QtCharts import QChart
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +139,15 @@ def system_theme() -> Theme:
     return Theme.DARK if scheme == Qt.ColorScheme.Dark else Theme.LIGHT
 
 
-def resolve_theme(choice: str) -> Theme:
-    """The theme for a preference: ``light``, ``dark``, or ``system`` (the desktop's mode now)."""
+def resolve_theme(choice: str, scheme: Qt.ColorScheme | None = None) -> Theme:
+    """The theme for a preference: ``light``, ``dark``, or ``system`` (``scheme`` when the desktop just reported
+    it, else the desktop's mode now)."""
     if choice == Theme.DARK.value:
         return Theme.DARK
     if choice == Theme.LIGHT.value:
         return Theme.LIGHT
+    if scheme is not None:
+        return Theme.DARK if scheme == Qt.ColorScheme.Dark else Theme.LIGHT
     return system_theme()
 
 
@@ -147,6 +156,8 @@ def style_chart(chart: QChart, theme: Theme) -> None:
 
     The chart theme also colours the series and axes a panel adds later.
     """
+    from PySide6.QtCharts import QChart
+
     dark = theme is Theme.DARK
     chart.setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
     chart.setBackgroundBrush(QColor("#0f172a" if dark else "#ffffff"))
@@ -161,9 +172,11 @@ def apply_theme(app: QApplication, theme: Theme) -> None:
     app.setPalette(palette(theme))
     app.setStyleSheet(stylesheet(theme))
     app.setProperty("crmTheme", theme.value)
-    for widget in app.allWidgets():
-        if isinstance(widget, QChartView):
-            style_chart(widget.chart(), theme)
+    charts = sys.modules.get("PySide6.QtCharts")  # not imported yet: no chart exists to dress
+    if charts is not None:
+        for widget in app.allWidgets():
+            if isinstance(widget, charts.QChartView):
+                style_chart(widget.chart(), theme)
     logger.info("%s theme applied", theme.value)
 
 
@@ -172,3 +185,36 @@ def current_theme(app: QApplication | None = None) -> Theme:
     instance = app or QApplication.instance()
     value = instance.property("crmTheme") if instance is not None else None
     return Theme(value) if value in (Theme.LIGHT.value, Theme.DARK.value) else Theme.LIGHT
+
+
+class SystemThemeFollower(QObject):
+    """Dresses the app in the theme Settings chose and, while that choice is "system", follows the desktop
+    switching between light and dark (``QStyleHints.colorSchemeChanged``) at once; a light or dark choice
+    overrides the desktop, so its switches are ignored.
+
+    Attributes:
+        choice: the preference followed: ``system``, ``light`` or ``dark``.
+    """
+
+    def __init__(self, app: QApplication, choice: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._app = app
+        self.choice = choice
+        app.styleHints().colorSchemeChanged.connect(self.system_scheme_changed)
+
+    def set_choice(self, choice: str) -> Theme:
+        """Follow ``choice`` from now on (Settings saved) and apply the theme it means now."""
+        self.choice = choice
+        theme = resolve_theme(choice)
+        apply_theme(self._app, theme)
+        return theme
+
+    @Slot(Qt.ColorScheme)
+    def system_scheme_changed(self, scheme: Qt.ColorScheme) -> Theme | None:
+        """The desktop switched to ``scheme``: apply its theme, unless Settings override the desktop (``None``)."""
+        if self.choice in (Theme.LIGHT.value, Theme.DARK.value):
+            return None
+        theme = resolve_theme(self.choice, scheme)
+        if theme is not current_theme(self._app):
+            apply_theme(self._app, theme)
+        return theme

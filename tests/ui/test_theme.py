@@ -1,16 +1,23 @@
-"""The resources folder is found in a checkout and in an installed wheel; icons and the stylesheet load."""
+"""The resources folder is found in a checkout and in an installed wheel; icons and the stylesheet load; the
+window follows the desktop switching between light and dark unless Settings pick one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QLineEdit
 from pytestqt.qtbot import QtBot
 
 import crm_desktop.resources_path as resources_path
+from crm_desktop.app.preferences import ThemeChoice
+from crm_desktop.app.workspace import Workspace
 from crm_desktop.resources_path import resource_file, resources_dir
-from crm_desktop.ui.theme import app_icon, icon, stylesheet
+from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.theme import Theme, app_icon, apply_theme, current_theme, icon, palette, stylesheet
 
 REPO = Path(__file__).resolve().parents[2]
 ICONS = ["crm-desktop.svg", "integrations.svg", "field-mapping.svg", "conflicts.svg", "sync-monitor.svg"]
@@ -77,3 +84,63 @@ def test_the_stylesheet_applies_without_qt_complaining(qtbot: QtBot, styled_app:
     edit.show()
     qtbot.waitExposed(edit)
     assert styled_app.styleSheet() == text
+
+
+@pytest.fixture
+def light_again(qapp: QApplication) -> Iterator[QApplication]:
+    """The app starts light and is put back in its plain light look afterwards."""
+    apply_theme(qapp, Theme.LIGHT)
+    yield qapp
+    apply_theme(qapp, Theme.LIGHT)
+    qapp.setStyleSheet("")
+
+
+def open_window(qtbot: QtBot, workspace: Workspace, choice: ThemeChoice) -> MainWindow:
+    workspace.preferences.update(theme=choice)
+    window = MainWindow(workspace, tray_available=False)
+    qtbot.addWidget(window)
+    return window
+
+
+def desktop_switches_to(scheme: Qt.ColorScheme) -> None:
+    """What the platform does when the desktop's light or dark mode changes (an offscreen platform never does)."""
+    QGuiApplication.styleHints().colorSchemeChanged.emit(scheme)
+
+
+def dressed_in(app: QApplication, theme: Theme) -> bool:
+    window_colour = app.palette().color(QPalette.ColorRole.Window)
+    return (current_theme(app) is theme and app.styleSheet() == stylesheet(theme)
+            and window_colour == palette(theme).color(QPalette.ColorRole.Window))
+
+
+def test_following_the_system_switches_with_the_desktop(
+    qtbot: QtBot, workspace: Workspace, light_again: QApplication
+) -> None:
+    app = light_again
+    window = open_window(qtbot, workspace, ThemeChoice.SYSTEM)
+    desktop_switches_to(Qt.ColorScheme.Dark)
+    assert dressed_in(app, Theme.DARK)
+    desktop_switches_to(Qt.ColorScheme.Light)
+    assert dressed_in(app, Theme.LIGHT)
+    window.desk.quit()
+
+
+def test_a_theme_picked_in_settings_overrides_the_desktop(
+    qtbot: QtBot, workspace: Workspace, light_again: QApplication
+) -> None:
+    app = light_again
+    window = open_window(qtbot, workspace, ThemeChoice.LIGHT)
+    desktop_switches_to(Qt.ColorScheme.Dark)
+    assert dressed_in(app, Theme.LIGHT), "light was picked: the desktop's dark mode is ignored"
+
+    window.desk.apply_preferences(workspace.preferences.update(theme=ThemeChoice.DARK))
+    assert dressed_in(app, Theme.DARK)
+    desktop_switches_to(Qt.ColorScheme.Light)
+    assert dressed_in(app, Theme.DARK), "dark was picked: the desktop's light mode is ignored"
+
+    window.desk.apply_preferences(workspace.preferences.update(theme=ThemeChoice.SYSTEM))
+    desktop_switches_to(Qt.ColorScheme.Dark)
+    assert dressed_in(app, Theme.DARK), "back to following the desktop"
+    desktop_switches_to(Qt.ColorScheme.Light)
+    assert dressed_in(app, Theme.LIGHT)
+    window.desk.quit()
