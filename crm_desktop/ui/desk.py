@@ -353,8 +353,7 @@ class Desk(QObject):
             self.theme_follower.set_choice(preferences.theme.value)
         if preferences.auto_sync != before.auto_sync:
             self._apply_auto_sync()
-        # A panel not opened yet reads these settings when it is (Attribution's model, the preview).
-        if preferences.attribution_model != before.attribution_model and self.window.panel_built("Attribution"):
+        if preferences.attribution_model != before.attribution_model:
             combo = self.window.attribution_panel.model_combo
             combo.setCurrentIndex(combo.findData(preferences.attribution_model))
         if (preferences.local_api_enabled, preferences.local_api_port) != (before.local_api_enabled,
