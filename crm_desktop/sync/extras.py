@@ -68,14 +68,14 @@ class SocialPushExtras:
             for m in self.mappings.get(obj, [])
             if m.pushes and m.local_field in _PIPEDRIVE_SEED_NAMES
         }
-        from crm_desktop.providers import pipedrive  # with its first note: the adapter and httpx under it
+        from crm_desktop.providers import pipedrive_records  # with its first note: httpx under it
 
         # Custom columns go to a field of their name or stay local, never into a note (see app/push_fields).
         bare = record.model_copy(update={"custom_fields": {}})
         if isinstance(bare, Contact):
-            built = pipedrive.default_contact_record(bare, social_field_keys=sent)
+            built = pipedrive_records.default_contact_record(bare, social_field_keys=sent)
         else:
-            built = pipedrive.default_lead_record(bare, social_field_keys=sent)
+            built = pipedrive_records.default_lead_record(bare, social_field_keys=sent)
         parts = [built.note] if built.note else []
         summary = computed.get(SUMMARY_FIELD)
         if summary:

@@ -24,14 +24,9 @@ from crm_desktop.domain.models import (
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, OutboundRecord
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError
-from crm_desktop.providers.pipedrive import (
-    LEAD_ORIGIN_ID,
-    SOCIAL_NOTE_HEADING,
-    PipedriveAdapter,
-    default_contact_record,
-    default_lead_record,
-    token_cost,
-)
+from crm_desktop.providers.pipedrive import LEAD_ORIGIN_ID, SOCIAL_NOTE_HEADING, PipedriveAdapter
+from crm_desktop.providers.pipedrive_errors import token_cost
+from crm_desktop.providers.pipedrive_records import default_contact_record, default_lead_record
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from tests.sandbox import pipedrive_spec

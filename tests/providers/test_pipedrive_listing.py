@@ -12,7 +12,8 @@ import pytest
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, OutboundRecord
-from crm_desktop.providers.pipedrive import LIST_DEDUPE_MIN_RECORDS, PipedriveAdapter, default_contact_record
+from crm_desktop.providers.pipedrive import LIST_DEDUPE_MIN_RECORDS, PipedriveAdapter
+from crm_desktop.providers.pipedrive_records import default_contact_record
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from tests.providers.test_pipedrive import SpecCheckingTransport, contact, our_notes, persons_with, seeded, statuses
 from tests.sandbox import pipedrive_spec

@@ -27,19 +27,20 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.providers.contract import AdapterOptions, CreatesCustomFields, CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ConfigurationError, RequestRejectedError
 from crm_desktop.providers.http import Decision
-from crm_desktop.providers.pipedrive import (
+from crm_desktop.providers.pipedrive import LEAD_ORIGIN_ID, PipedriveAdapter
+from crm_desktop.providers.pipedrive_errors import (
     BLOCKED_WAIT_SECONDS,
     DAILY_BUDGET_CODE,
-    LEAD_ORIGIN_ID,
-    ChangeMark,
-    PersonFieldMap,
-    PipedriveAdapter,
     classify_pipedrive,
+    token_cost,
+)
+from crm_desktop.providers.pipedrive_fields import PersonFieldMap
+from crm_desktop.providers.pipedrive_records import (
+    ChangeMark,
     default_contact_record,
     default_lead_record,
     note_fingerprint,
     note_html,
-    token_cost,
 )
 from tests.sandbox import pipedrive_spec
 
