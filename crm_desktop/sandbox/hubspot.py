@@ -352,6 +352,15 @@ def _custom(
     return definition
 
 
+def _record_stamps(created: str, modified: str, group: str) -> list[PropertyDefinition]:
+    """The read-only create date, last-modified date and record ID of every object type."""
+    return [
+        _standard(created, "Create Date", "datetime", "date", group, read_only=True),
+        _standard(modified, "Last Modified Date", "datetime", "date", group, read_only=True),
+        _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
+    ]
+
+
 def standard_properties(object_name: str) -> list[PropertyDefinition]:
     """The HubSpot-defined properties the sandbox knows for an object type."""
     if object_name == "contacts":
@@ -370,9 +379,7 @@ def standard_properties(object_name: str) -> list[PropertyDefinition]:
             _standard("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", group, options=LIFECYCLE_STAGES),
             _standard("hs_lead_status", "Lead Status", "enumeration", "radio", group, options=LEAD_STATUSES),
             _standard("twitterhandle", "Twitter Username", "string", "text", "socialmediainformation"),
-            _standard("createdate", "Create Date", "datetime", "date", group, read_only=True),
-            _standard("lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
-            _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
+            *_record_stamps("createdate", "lastmodifieddate", group),
             *(
                 _standard(lifecycle_date_property(str(stage["value"])), f"Became a {stage['label']} Date",
                           "datetime", "date", "contact_activity", read_only=True)
@@ -403,9 +410,7 @@ def standard_properties(object_name: str) -> list[PropertyDefinition]:
             ),
             _standard("hs_pipeline", "Pipeline", "string", "text", group),
             _standard("hs_pipeline_stage", "Lead stage", "enumeration", "select", group, options=LEAD_PIPELINE_STAGES),
-            _standard("hs_createdate", "Create Date", "datetime", "date", group, read_only=True),
-            _standard("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
-            _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
+            *_record_stamps("hs_createdate", "hs_lastmodifieddate", group),
         ]
     if object_name == "notes":
         group = "engagement"
@@ -414,9 +419,7 @@ def standard_properties(object_name: str) -> list[PropertyDefinition]:
             _standard("hs_timestamp", "Activity date", "datetime", "date", group),
             _standard("hubspot_owner_id", "Activity assigned to", "string", "text", group),
             _standard("hs_attachment_ids", "Attached file IDs", "string", "text", group),
-            _standard("hs_createdate", "Create Date", "datetime", "date", group, read_only=True),
-            _standard("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
-            _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
+            *_record_stamps("hs_createdate", "hs_lastmodifieddate", group),
         ]
     if object_name == "deals":
         group = "dealinformation"
@@ -431,9 +434,7 @@ def standard_properties(object_name: str) -> list[PropertyDefinition]:
                       options=_options((str(pipeline["label"]), str(pipeline["id"])))),
             _standard("dealstage", "Deal Stage", "enumeration", "radio", group, options=_options(*stages)),
             _standard("closedate", "Close Date", "datetime", "date", group),
-            _standard("createdate", "Create Date", "datetime", "date", group, read_only=True),
-            _standard("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
-            _standard("hs_object_id", "Record ID", "number", "number", group, read_only=True, unique=True),
+            *_record_stamps("createdate", "hs_lastmodifieddate", group),
         ]
     raise KeyError(object_name)
 
@@ -1772,71 +1773,72 @@ class HubSpotSandbox(Sandbox):
                 400, f"Duplicate IDs found in batch input: [{', '.join(duplicates)}]. IDs must be unique"
             )
 
-    async def _batch_create(self, request: Request) -> Response:
+    async def _write_batch(
+        self,
+        request: Request,
+        write: Callable[[ObjectKind, dict[str, Any]], dict[str, Any]],
+        *,
+        by_id: bool,
+        ok_status: int = 200,
+    ) -> Response:
+        """A batch write: each input written by ``write`` (giving its result) or refused with its own error, both
+        lists in one answer. Inputs that name their record (``by_id``) must name each record once, and their
+        errors carry the id."""
         kind = self._kind(request)
         started = self.clock.now()
         inputs = self._inputs(await self._json_object(request))
+        if by_id:
+            self._check_duplicate_ids(inputs)
         results, errors = [], []
         for item in inputs:
             try:
-                record = self._create(kind, item.get("properties"), item.get("associations"), inject_faults=True)
+                result = write(kind, item)
             except HubSpotError as exc:
-                errors.append(exc.with_context(self._trace(item)).item())
+                named = {"ids": [str(item.get("id", ""))]} if by_id else {}
+                errors.append(exc.with_context({**named, **self._trace(item)}).item())
                 continue
-            results.append({**self._record_json(kind, record, all_properties=True), **_echo_trace(item)})
-        return self._batch_response(results, errors, started, ok_status=201)
+            results.append({**result, **_echo_trace(item)})
+        return self._batch_response(results, errors, started, ok_status=ok_status)
+
+    async def _batch_create(self, request: Request) -> Response:
+        return await self._write_batch(request, self._create_one, by_id=False, ok_status=201)
+
+    def _create_one(self, kind: ObjectKind, item: dict[str, Any]) -> dict[str, Any]:
+        record = self._create(kind, item.get("properties"), item.get("associations"), inject_faults=True)
+        return self._record_json(kind, record, all_properties=True)
 
     async def _batch_update(self, request: Request) -> Response:
-        kind = self._kind(request)
-        started = self.clock.now()
-        inputs = self._inputs(await self._json_object(request))
-        self._check_duplicate_ids(inputs)
-        results, errors = [], []
-        for item in inputs:
-            record_id = str(item.get("id", ""))
-            try:
-                record = self._find(kind, record_id, item.get("idProperty"))
-                self._update(kind, record, item.get("properties"), inject_faults=True)
-            except HubSpotError as exc:
-                errors.append(exc.with_context({"ids": [record_id], **self._trace(item)}).item())
-                continue
-            written = list((item.get("properties") or {}).keys())
-            results.append(
-                {**self._record_json(kind, record, [*kind.default_properties, *written]), **_echo_trace(item)}
-            )
-        return self._batch_response(results, errors, started)
+        return await self._write_batch(request, self._update_one, by_id=True)
+
+    def _update_one(self, kind: ObjectKind, item: dict[str, Any]) -> dict[str, Any]:
+        record = self._find(kind, str(item.get("id", "")), item.get("idProperty"))
+        self._update(kind, record, item.get("properties"), inject_faults=True)
+        written = list((item.get("properties") or {}).keys())
+        return self._record_json(kind, record, [*kind.default_properties, *written])
 
     async def _batch_upsert(self, request: Request) -> Response:
-        kind = self._kind(request)
-        started = self.clock.now()
-        inputs = self._inputs(await self._json_object(request))
-        self._check_duplicate_ids(inputs)
-        results, errors = [], []
-        for item in inputs:
-            record_id = str(item.get("id", ""))
-            id_property = item.get("idProperty") or "hs_object_id"
-            properties = dict(item.get("properties") or {})
-            try:
-                try:
-                    record: StoredRecord | None = self._find(kind, record_id, id_property)
-                except HubSpotError as exc:
-                    if exc.status != 404 or id_property == "hs_object_id":
-                        raise
-                    record = None
-                if record is None:
-                    properties[id_property] = record_id
-                    record = self._create(kind, properties, item.get("associations"), inject_faults=True)
-                    created = True
-                else:
-                    properties.pop(id_property, None)
-                    self._update(kind, record, properties, inject_faults=True)
-                    created = False
-            except HubSpotError as exc:
-                errors.append(exc.with_context({"ids": [record_id], **self._trace(item)}).item())
-                continue
-            written = [*kind.default_properties, *properties.keys(), id_property]
-            results.append({**self._record_json(kind, record, written), "new": created, **_echo_trace(item)})
-        return self._batch_response(results, errors, started)
+        return await self._write_batch(request, self._upsert_one, by_id=True)
+
+    def _upsert_one(self, kind: ObjectKind, item: dict[str, Any]) -> dict[str, Any]:
+        record_id = str(item.get("id", ""))
+        id_property = item.get("idProperty") or "hs_object_id"
+        properties = dict(item.get("properties") or {})
+        try:
+            record: StoredRecord | None = self._find(kind, record_id, id_property)
+        except HubSpotError as exc:
+            if exc.status != 404 or id_property == "hs_object_id":
+                raise
+            record = None
+        if record is None:
+            properties[id_property] = record_id
+            record = self._create(kind, properties, item.get("associations"), inject_faults=True)
+            created = True
+        else:
+            properties.pop(id_property, None)
+            self._update(kind, record, properties, inject_faults=True)
+            created = False
+        written = [*kind.default_properties, *properties.keys(), id_property]
+        return {**self._record_json(kind, record, written), "new": created}
 
     async def _batch_archive(self, request: Request) -> Response:
         kind = self._kind(request)
