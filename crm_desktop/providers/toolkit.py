@@ -455,3 +455,39 @@ async def write_or_reconcile(
         if found is not None:
             return found
     raise AmbiguousWriteError(f"{what}: the connection kept failing after it was sent; nothing was written twice")
+
+
+# -- text and rows --------------------------------------------------------------------------------------------------
+
+
+def one_line(text: str, limit: int = 240) -> str:
+    """``text`` on one line with its spacing collapsed, cut to ``limit`` characters with an ellipsis (for a message
+    or a subject line)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def rows_by_email(rows: Iterable[dict[str, Any]], email_field: str = "Email") -> dict[str, dict[str, Any]]:
+    """Rows a CRM answered by the dedupe key of their ``email_field``; the first row of each email is kept."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = email_key(row.get(email_field))
+        if key and key not in found:
+            found[key] = row
+    return found
+
+
+def match_landed(
+    waiting: Iterable[int], key_of: Callable[[int], K], found: Iterable[tuple[K, str]]
+) -> dict[int, str]:
+    """Writes whose answer was lost, matched to the records found since: by position, the id of a found record
+    with the same key (parent and subject, body and time...), each found record given to one write only, in order."""
+    landed: dict[K, list[str]] = {}
+    for key, record_id in found:
+        landed.setdefault(key, []).append(record_id)
+    matched: dict[int, str] = {}
+    for position in waiting:
+        ids = landed.get(key_of(position))
+        if ids:
+            matched[position] = ids.pop(0)
+    return matched

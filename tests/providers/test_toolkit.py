@@ -23,9 +23,12 @@ from crm_desktop.providers.toolkit import (
     email_key,
     epoch_millis,
     gather_or_cancel,
+    match_landed,
+    one_line,
     paginate,
     parse_crm_time,
     results_in_order,
+    rows_by_email,
     social_profile_values,
     utc_millis,
     utc_seconds,
@@ -405,3 +408,32 @@ def test_results_in_order_fail_a_record_the_answer_left_out_instead_of_losing_it
             message="b@example.com: HubSpot's answer held no result for this record",
         ),
     ]
+
+
+# -- text and rows ---------------------------------------------------------------------------------------------------
+
+
+def test_one_line_collapses_spacing_and_cuts_long_text_with_an_ellipsis() -> None:
+    assert one_line("  Call\n back \t soon ") == "Call back soon"
+    assert one_line("abcd", 4) == "abcd"
+    assert one_line("abcdef", 4) == "abc…"
+    assert len(one_line("x" * 500)) == 240
+
+
+def test_rows_by_email_keys_rows_by_normalised_email_and_keeps_the_first() -> None:
+    rows = [
+        {"Id": "1", "Email": "Jo@Example.COM"},
+        {"Id": "2", "Email": "jo@example.com"},
+        {"Id": "3", "Email": None},
+        {"Id": "4", "Email": "Not An Email"},
+    ]
+    assert rows_by_email(rows) == {"jo@example.com": rows[0], "not an email": rows[3]}
+    assert rows_by_email([{"email": "Ann@Example.com"}], "email") == {"ann@example.com": {"email": "Ann@Example.com"}}
+
+
+def test_match_landed_gives_each_found_record_to_one_waiting_write_in_order() -> None:
+    keys = ["a", "b", "a", "c"]
+    found = [("a", "t1"), ("a", "t2"), ("c", "t3"), ("z", "t4")]
+    assert match_landed([0, 1, 2, 3], keys.__getitem__, found) == {0: "t1", 2: "t2", 3: "t3"}
+    # Two writes alike and one record found: only the first write is matched; the other is sent again.
+    assert match_landed([0, 2], keys.__getitem__, [("a", "t1")]) == {0: "t1"}
