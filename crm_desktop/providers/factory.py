@@ -67,11 +67,11 @@ def build_adapter(
 
 
 def default_record_mappers(provider: Provider) -> Any:
-    """The module of ``provider``'s adapter, which holds ``default_contact_record`` and ``default_lead_record``."""
+    """The module that holds ``provider``'s ``default_contact_record`` and ``default_lead_record``."""
     if provider is Provider.HUBSPOT:
-        from crm_desktop.providers import hubspot as module
+        from crm_desktop.providers import hubspot_records as module
     elif provider is Provider.PIPEDRIVE:
         from crm_desktop.providers import pipedrive_records as module  # type: ignore[no-redef]
     else:
-        from crm_desktop.providers import salesforce as module  # type: ignore[no-redef]
+        from crm_desktop.providers import salesforce_records as module  # type: ignore[no-redef]
     return module

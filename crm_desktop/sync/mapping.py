@@ -384,7 +384,7 @@ def default_mappings(provider: Provider, obj: RecordObject) -> list[FieldMapping
     """Sensible default mappings per CRM, the seed's social custom fields included."""
     # The adapter modules (httpx under them) load when a mapping is first asked for, not with the sync layer.
     from crm_desktop.providers.hubspot_records import LEAD_STATUS_VALUES as HUBSPOT_LEAD_STATUS
-    from crm_desktop.providers.salesforce import LEAD_STATUS_VALUES as SALESFORCE_LEAD_STATUS
+    from crm_desktop.providers.salesforce_records import LEAD_STATUS_VALUES as SALESFORCE_LEAD_STATUS
 
     if provider is Provider.SALESFORCE:
         if obj is RecordObject.CONTACT:

@@ -19,7 +19,7 @@ from crm_desktop.providers.http import (
     with_encoded_json,
 )
 from crm_desktop.providers.rate import RateBudget, read_salesforce_headers
-from crm_desktop.providers.salesforce import classify_salesforce
+from crm_desktop.providers.salesforce_errors import classify_salesforce
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer

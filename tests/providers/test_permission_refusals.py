@@ -16,9 +16,9 @@ from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import AuthError, PermissionRefusedError
 from crm_desktop.providers.factory import build_adapter
 from crm_desktop.providers.http import Decision, classify_status
-from crm_desktop.providers.hubspot import classify_hubspot, record_failure
+from crm_desktop.providers.hubspot_errors import classify_hubspot, record_failure
 from crm_desktop.providers.pipedrive_errors import classify_pipedrive
-from crm_desktop.providers.salesforce import classify_salesforce, describe_record_errors
+from crm_desktop.providers.salesforce_errors import classify_salesforce, describe_record_errors
 from crm_desktop.sandbox.core import Sandbox, SandboxConfig
 from crm_desktop.sandbox.hubspot import DEFAULT_SCOPES, HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox

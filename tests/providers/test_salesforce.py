@@ -20,7 +20,8 @@ from crm_desktop.providers.errors import (
     RateLimitError,
     RequestRejectedError,
 )
-from crm_desktop.providers.salesforce import SalesforceAdapter, default_contact_record, default_lead_record
+from crm_desktop.providers.salesforce import SalesforceAdapter
+from crm_desktop.providers.salesforce_records import default_contact_record, default_lead_record
 from crm_desktop.sandbox.core import LoggedRequest, SandboxConfig
 from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.salesforce import SalesforceSandbox

@@ -32,15 +32,12 @@ from crm_desktop.providers.contract import (
 )
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, RateLimitError, RequestRejectedError
 from crm_desktop.providers.http import Decision
-from crm_desktop.providers.salesforce import (
+from crm_desktop.providers.salesforce import SalesforceAdapter
+from crm_desktop.providers.salesforce_errors import classify_salesforce, describe_record_errors
+from crm_desktop.providers.salesforce_records import company_from_email, default_contact_record, default_lead_record
+from crm_desktop.providers.salesforce_soql import (
     QUERY_URL_LIMIT,
-    SalesforceAdapter,
-    classify_salesforce,
-    company_from_email,
     decode_cursor,
-    default_contact_record,
-    default_lead_record,
-    describe_record_errors,
     email_in_queries,
     encode_cursor,
     encode_soql,

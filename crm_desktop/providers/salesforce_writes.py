@@ -1,0 +1,237 @@
+"""What a Salesforce upsert keeps about each record on its way: its wire values, whether the org holds them
+already, what a create needs, the sObject Collections bodies and how their answers settle each record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.providers.contract import OutboundRecord, RecordResult
+from crm_desktop.providers.errors import ProviderError
+from crm_desktop.providers.http import json_or_none
+from crm_desktop.providers.salesforce_errors import describe_record_errors, salesforce_errors
+from crm_desktop.providers.salesforce_records import SOBJECTS, company_from_email
+from crm_desktop.providers.salesforce_soql import RECORD_ID
+from crm_desktop.providers.toolkit import checked_email, failed_result, utc_millis
+
+#: sObject Collections take at most 200 records a request.
+COLLECTION_LIMIT = 200
+
+
+@dataclass
+class PendingRecord:
+    """One record of an upsert on its way: where it sat in the input, its fields, what the CRM holds."""
+
+    positions: list[int]
+    email: str
+    fields: dict[str, Any]
+    crm_id: str | None = None
+    existing: dict[str, Any] | None = None
+    result: RecordResult | None = None
+
+    def done(self, outcome: RecordOutcome, crm_id: str | None) -> None:
+        """The record was created or updated as ``crm_id``, or found unchanged."""
+        self.result = RecordResult(self.email, outcome, crm_id=crm_id)
+
+    def fail(self, category: ErrorCategory | None, message: str, crm_id: str | None = None) -> None:
+        """The record was not written: ``message`` names it, the field and the reason."""
+        self.result = failed_result(self.email, category, message, crm_id=crm_id)
+
+
+def fail_all(sobject: str, items: Sequence[PendingRecord], exc: ProviderError) -> None:
+    """Fail every one of ``items`` for ``exc`` (a request that did not reach its answer)."""
+    for item in items:
+        item.fail(exc.category, f"{sobject} {item.email}: {exc}")
+
+
+#: Values that go on the wire as they are (anything else, dates and times, is formatted by ``_wire_value``).
+_PLAIN_WIRE_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc_millis(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def pending_records(
+    sobject: str, records: Sequence[OutboundRecord]
+) -> tuple[list[PendingRecord], list[RecordResult | None]]:
+    """One item per distinct email (later duplicates merged in), and the results of records refused already."""
+    results: list[RecordResult | None] = [None] * len(records)
+    pending: dict[str, PendingRecord] = {}
+    lowered_names: dict[str, str] = {}
+    for position, record in enumerate(records):
+        try:
+            email = checked_email(record.email)
+        except ValueError as exc:
+            results[position] = failed_result(
+                record.email, ErrorCategory.VALIDATION, f"{sobject} {record.email}: Email: {exc}"
+            )
+            continue
+        if record.crm_id is not None and not RECORD_ID.match(record.crm_id):
+            message = f"{sobject} {email}: the linked Salesforce id is not a Salesforce id"
+            results[position] = failed_result(email, ErrorCategory.NOT_FOUND, message)
+            continue
+        values: dict[str, Any] = {}
+        for name, value in record.fields.items():
+            lowered = lowered_names.get(name)
+            if lowered is None:
+                lowered = lowered_names[name] = name.lower()
+            if lowered == "email":
+                values["Email"] = email
+            elif lowered != "id":
+                values[name] = value if value.__class__ in _PLAIN_WIRE_TYPES else _wire_value(value)
+        values["Email"] = email
+        item = pending.get(email)
+        if item is None:
+            pending[email] = PendingRecord([position], email, values, record.crm_id)
+        else:
+            # The same person twice in one push: one write with the later values winning.
+            item.positions.append(position)
+            item.fields.update(values)
+            item.crm_id = item.crm_id or record.crm_id
+    return list(pending.values()), results
+
+
+def _same_value(current: Any, wanted: Any, *, is_email: bool = False, scale: int | None = None) -> bool:
+    """Whether the CRM's value already equals the one to write, as Salesforce would store it.
+
+    Salesforce stores empty text as null, compares emails without case, and rounds numbers to the field's scale.
+    """
+    if current in (None, "") and wanted in (None, ""):
+        return True
+    if is_email and isinstance(current, str) and isinstance(wanted, str):
+        return current.strip().lower() == wanted.strip().lower()
+    if isinstance(current, bool) or isinstance(wanted, bool):
+        return current is wanted
+    if isinstance(current, int | float) and isinstance(wanted, int | float):
+        if scale is not None:
+            return round(float(current), scale) == round(float(wanted), scale)
+        return float(current) == float(wanted)
+    return bool(current == wanted)
+
+
+def holds_already(item: PendingRecord, scales: dict[str, int]) -> bool:
+    """Whether the record the org holds (``item.existing``) has every value to write; ``scales`` are the decimal
+    places of the object's number fields by lower-cased name."""
+    assert item.existing is not None
+    lowered = {key.lower(): value for key, value in item.existing.items()}
+    return all(
+        name.lower() in lowered
+        and _same_value(lowered[name.lower()], value, is_email=name == "Email", scale=scales.get(name.lower()))
+        for name, value in item.fields.items()
+    )
+
+
+def ready_to_create(obj: RecordObject, item: PendingRecord, default_company: str | None) -> bool:
+    """Fill what Salesforce requires on create; fail the record before sending when it cannot be filled.
+
+    A Lead without a Company gets ``default_company``, else one guessed from its email's domain.
+    """
+    sobject = SOBJECTS[obj]
+    last_name = item.fields.get("LastName")
+    if not isinstance(last_name, str) or not last_name.strip():
+        item.fail(
+            ErrorCategory.VALIDATION,
+            f"{sobject} {item.email}: LastName: Salesforce requires a last name to create a {sobject}",
+        )
+        return False
+    if obj is RecordObject.LEAD:
+        company = item.fields.get("Company")
+        if not isinstance(company, str) or not company.strip():
+            item.fields["Company"] = default_company or company_from_email(item.email)
+    return True
+
+
+def sort_found(
+    obj: RecordObject,
+    item: PendingRecord,
+    found: dict[str, Any] | None,
+    creates: list[PendingRecord],
+    updates: list[PendingRecord],
+    scales: dict[str, int],
+    default_company: str | None,
+) -> None:
+    """Given the row the org holds for ``item``'s email (``found``), settle an item the CRM holds unchanged and
+    queue the rest to update (known id) or create (see :func:`holds_already` and :func:`ready_to_create`)."""
+    if item.crm_id is not None:
+        item.existing = found if found is not None and found.get("Id") == item.crm_id else None
+    elif found is not None:
+        item.crm_id = str(found["Id"])
+        item.existing = found
+    if item.existing is not None and holds_already(item, scales):
+        item.done(RecordOutcome.UNCHANGED, item.crm_id)
+    elif item.crm_id is not None:
+        updates.append(item)
+    elif ready_to_create(obj, item, default_company):
+        creates.append(item)
+
+
+def collection_body(sobject: str, items: Sequence[PendingRecord], *, with_id: bool) -> dict[str, Any]:
+    """An sObject Collections request of ``items`` (``allOrNone=false``), with their ids for an update."""
+    attributes = {"type": sobject}
+    if with_id:
+        records = [{"attributes": attributes, "Id": item.crm_id, **item.fields} for item in items]
+    else:
+        records = [{"attributes": attributes, **item.fields} for item in items]
+    return {"allOrNone": False, "records": records}
+
+
+def settle_collection(
+    sobject: str, items: Sequence[PendingRecord], response: httpx.Response, *, creating: bool
+) -> None:
+    """Each item's result from an sObject Collections answer: one success or errors per record, in order; a refused
+    request settles its one record (the adapter splits a refused request of several)."""
+    if response.status_code >= 300:
+        category, message = describe_record_errors(salesforce_errors(response), sobject)
+        for item in items:
+            item.fail(category, f"{sobject} {item.email}: {message}")
+        return
+    body = json_or_none(response)
+    if not isinstance(body, list) or len(body) != len(items):
+        for item in items:
+            message = f"{sobject} {item.email}: Salesforce's answer did not list one result per record"
+            item.fail(ErrorCategory.SERVER, message)
+        return
+    written = RecordOutcome.CREATED if creating else RecordOutcome.UPDATED
+    for item, answer in zip(items, body, strict=True):
+        if isinstance(answer, dict) and answer.get("success"):
+            item.done(written, str(answer.get("id") or item.crm_id or ""))
+            continue
+        errors = answer.get("errors", []) if isinstance(answer, dict) else []
+        category, message = describe_record_errors([e for e in errors if isinstance(e, dict)], sobject)
+        item.fail(category, f"{sobject} {item.email}: {message}", crm_id=item.crm_id)
+
+
+def written_records(items: Sequence[PendingRecord]) -> list[PendingRecord]:
+    """The items a push created or updated (not those unchanged or failed), each with its record id."""
+    return [
+        item
+        for item in items
+        if item.result is not None
+        and item.result.crm_id
+        and item.result.outcome in (RecordOutcome.CREATED, RecordOutcome.UPDATED)
+    ]
+
+
+def record_id(item: PendingRecord) -> str:
+    """The id of a written record (see :func:`written_records`)."""
+    assert item.result is not None
+    return str(item.result.crm_id)
+
+
+def stamp_results(written: Sequence[PendingRecord], stamps: dict[str, datetime | None]) -> None:
+    """Give each written record's result its ``SystemModstamp`` from ``stamps`` (by record id), where known."""
+    for item in written:
+        stamp = stamps.get(record_id(item))
+        if stamp is not None:
+            assert item.result is not None
+            item.result = replace(item.result, crm_modified_at=stamp)
