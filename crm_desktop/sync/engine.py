@@ -778,10 +778,15 @@ class SyncEngine:
                 planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.CREATE, out.changed)
             else:
                 differs = _differences(out, match, mappings)
-                if not differs:
+                # The search shows fields, not notes: a match with a note to carry (Pipedrive's social note) is
+                # written, and the adapter adds the note unless the person has it (a note refused before included).
+                noted = self.extras is not None and bool(
+                    self.extras.note(obj, out.local.record, computed.get(email, {})))
+                if not differs and not noted:
                     matched.append((out, match.crm_id))
                     continue
-                planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, differs)
+                planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, differs,
+                                               reason="" if differs else "found by email; its note is written")
             sends.append(out)
         same = [PlannedChange(obj, local.record.email, Side.CRM, ChangeAction.UNCHANGED) for local, _ in unchanged]
         same.extend(PlannedChange(obj, out.local.record.email, Side.CRM, ChangeAction.UNCHANGED) for out, _ in matched)
