@@ -14,20 +14,9 @@ import httpx
 
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers import errors
+from crm_desktop.providers import contract, errors
 from crm_desktop.providers.auth import HeaderTokenAuth
 from crm_desktop.providers.base import AdapterBase, AdapterWiring
-from crm_desktop.providers.contract import (
-    ChangePage,
-    ConnectionInfo,
-    CrmField,
-    CrmRecord,
-    MergeResult,
-    OutboundRecord,
-    RecordResult,
-    TimelineEntry,
-    TimelineResult,
-)
 from crm_desktop.providers.conversions import CrmConversion
 from crm_desktop.providers.hubspot_batches import (
     BATCH_SIZE,
@@ -146,13 +135,13 @@ class HubSpotAdapter(AdapterBase):
         self._search_budget = StackedBudget(
             self.budget, window_limit=SEARCH_PER_SECOND, window_seconds=1.0, concurrency=1, sleep=self._sleep
         )
-        self._properties: FieldCache[str, list[CrmField]] = FieldCache(self._read_object_fields)
+        self._properties: FieldCache[str, list[contract.CrmField]] = FieldCache(self._read_object_fields)
         self._has_leads_object: bool | None = None
         self._v4_associations: bool | None = None
         self._search_date: datetime | None = None
 
     # -- connection and quota ---------------------------------------------------------------------------------------
-    async def test_connection(self) -> ConnectionInfo:
+    async def test_connection(self) -> contract.ConnectionInfo:
         """The HubSpot account, the private app and its scopes (when HubSpot tells), and the quota left.
 
         Raises:
@@ -164,7 +153,7 @@ class HubSpotAdapter(AdapterBase):
         if details.get("timeZone"):
             account += f" ({details['timeZone']})"
         user, scopes = await self._token_info()
-        return ConnectionInfo(account=account, user=user, scopes=tuple(scopes), quota=self.quota())
+        return contract.ConnectionInfo(account=account, user=user, scopes=tuple(scopes), quota=self.quota())
 
     async def _token_info(self) -> tuple[str, list[str]]:
         """Who the token acts as and its scopes; ``("private app", [])`` when HubSpot does not say."""
@@ -194,7 +183,7 @@ class HubSpotAdapter(AdapterBase):
         return user, [str(scope) for scope in info.get("scopes") or []]
 
     # -- properties -------------------------------------------------------------------------------------------------
-    async def list_fields(self, obj: RecordObject) -> list[CrmField]:
+    async def list_fields(self, obj: RecordObject) -> list[contract.CrmField]:
         """Contact properties; for leads the lead object's properties, then the contact's (labelled as such).
 
         Without a leads object in the account (HubSpot plans before Sales Hub Professional), leads are contacts
@@ -212,10 +201,10 @@ class HubSpotAdapter(AdapterBase):
         lead_names = {f.name for f in leads}
         return [*leads, *(replace(f, label=f"Contact: {f.label}") for f in contacts if f.name not in lead_names)]
 
-    async def _object_fields(self, object_name: str, *, refresh: bool = False) -> list[CrmField]:
+    async def _object_fields(self, object_name: str, *, refresh: bool = False) -> list[contract.CrmField]:
         return await self._properties.get(object_name, fresh=refresh)
 
-    async def _read_object_fields(self, object_name: str) -> list[CrmField]:
+    async def _read_object_fields(self, object_name: str) -> list[contract.CrmField]:
         response = await self.http.request("GET", f"/crm/v3/properties/{object_name}")
         return [crm_field(item) for item in body_of(response).get("results") or [] if not item.get("hidden")]
 
@@ -236,7 +225,7 @@ class HubSpotAdapter(AdapterBase):
         custom = [f.name for f in await self._object_fields(object_name) if f.custom]
         return list(dict.fromkeys([*standard, *custom]))
 
-    async def create_field(self, obj: RecordObject, name: str, label: str, field_type: str) -> CrmField:
+    async def create_field(self, obj: RecordObject, name: str, label: str, field_type: str) -> contract.CrmField:
         """Create a custom contact (or lead) property; an existing one of the same type is returned as is.
 
         ``field_type`` is as :func:`property_body` reads it (``enumeration:positive,neutral,negative``).
@@ -249,7 +238,7 @@ class HubSpotAdapter(AdapterBase):
         body["groupName"] = "leadinformation" if object_name == "leads" else "contactinformation"
         self._properties.forget(object_name)
 
-        async def create() -> CrmField:
+        async def create() -> contract.CrmField:
             response = await self.http.request("POST", f"/crm/v3/properties/{object_name}", json=body, idempotent=False)
             if response.status_code in (200, 201):
                 return crm_field(body_of(response))
@@ -266,7 +255,7 @@ class HubSpotAdapter(AdapterBase):
             create, lambda: self._existing_property(object_name, name), what=f"HubSpot: creating property {name}"
         )
 
-    async def _existing_property(self, object_name: str, name: str) -> CrmField | None:
+    async def _existing_property(self, object_name: str, name: str) -> contract.CrmField | None:
         try:
             response = await self.http.request("GET", f"/crm/v3/properties/{object_name}/{name}")
         except errors.NotFoundError:
@@ -274,7 +263,7 @@ class HubSpotAdapter(AdapterBase):
         return crm_field(body_of(response))
 
     # -- reads ------------------------------------------------------------------------------------------------------
-    async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, CrmRecord]:
+    async def find_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, contract.CrmRecord]:
         """Existing contacts (or leads, by their contact's email) by normalised email, via batch read by email."""
         wanted = distinct_email_keys(emails, hubspot_email_key)
         if not wanted:
@@ -287,7 +276,7 @@ class HubSpotAdapter(AdapterBase):
         newest = {contact_id: max(ids, key=id_order) for contact_id, ids in linked.items() if ids}
         leads = await self._batch_read("leads", list(newest.values()), await self._read_properties("leads"))
         leads_by_id = {str(item.get("id")): item for item in leads}
-        found: dict[str, CrmRecord] = {}
+        found: dict[str, contract.CrmRecord] = {}
         for contact_id, lead_id in newest.items():
             item = leads_by_id.get(lead_id)
             if item is not None:
@@ -295,10 +284,10 @@ class HubSpotAdapter(AdapterBase):
                 found[contact.email] = lead_record(item, contact)
         return found
 
-    async def _contacts_by_email(self, emails: Sequence[str]) -> dict[str, CrmRecord]:
+    async def _contacts_by_email(self, emails: Sequence[str]) -> dict[str, contract.CrmRecord]:
         items = await self._batch_read("contacts", emails, await self._read_properties("contacts"), by_email=True)
         wanted = set(emails)
-        found: dict[str, CrmRecord] = {}
+        found: dict[str, contract.CrmRecord] = {}
         for item in items:
             record = contact_record(item)
             if record.email in wanted:
@@ -323,7 +312,7 @@ class HubSpotAdapter(AdapterBase):
 
     async def get_record(
         self, obj: RecordObject, *, email: str | None = None, crm_id: str | None = None
-    ) -> CrmRecord | None:
+    ) -> contract.CrmRecord | None:
         """One contact or lead by CRM id or by email (emails are looked up in a body, never in a URL)."""
         if crm_id is None:
             if not email:
@@ -411,7 +400,7 @@ class HubSpotAdapter(AdapterBase):
         return merged
 
     # -- changes ----------------------------------------------------------------------------------------------------
-    async def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
+    async def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[contract.ChangePage]:
         """Records modified since ``cursor``, oldest first, a search page (200) at a time.
 
         Leads change on two objects: the lead itself and its contact, which holds the lead status, names,
@@ -433,9 +422,10 @@ class HubSpotAdapter(AdapterBase):
             filters,
         )
         async for taken in merged_changes([stream]):
-            yield ChangePage(records=[contact_record(item) for _stream, item in taken], cursor=stream.emitted.text())
+            records = [contact_record(item) for _stream, item in taken]
+            yield contract.ChangePage(records=records, cursor=stream.emitted.text())
 
-    async def _lead_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
+    async def _lead_changes(self, cursor: str | None) -> AsyncIterator[contract.ChangePage]:
         """Leads whose lead object or whose contact changed since ``cursor``; a lead changed on both sides in one
         page comes once."""
         position = LeadCursor.read(cursor)
@@ -464,7 +454,7 @@ class HubSpotAdapter(AdapterBase):
                 [item for stream, item in taken if stream is contacts],
                 [stream is leads for stream, _item in taken],
             )
-            yield ChangePage(records=records, cursor=LeadCursor(leads.emitted, contacts.emitted).text())
+            yield contract.ChangePage(records=records, cursor=LeadCursor(leads.emitted, contacts.emitted).text())
 
     async def _search_page(self, object_name: str, body: dict[str, Any]) -> dict[str, Any]:
         """One search request within search's own rate limit; notes HubSpot's clock from the ``Date`` header."""
@@ -477,19 +467,19 @@ class HubSpotAdapter(AdapterBase):
 
     async def _lead_change_records(
         self, lead_items: list[dict[str, Any]], contact_items: list[dict[str, Any]], order: list[bool]
-    ) -> list[CrmRecord]:
+    ) -> list[contract.CrmRecord]:
         """Changed leads (with their contact) and changed contacts (as each of their leads), in ``order`` (``True``
         for the next lead item); a lead met twice keeps its last place."""
         from_leads = iter(await self._lead_records(lead_items))
         from_contacts = iter(await self._contacts_as_leads(contact_items))
-        by_lead: dict[str, CrmRecord] = {}
+        by_lead: dict[str, contract.CrmRecord] = {}
         for is_lead in order:
             for record in [next(from_leads)] if is_lead else next(from_contacts):
                 by_lead.pop(record.crm_id, None)
                 by_lead[record.crm_id] = record
         return list(by_lead.values())
 
-    async def _lead_records(self, items: list[dict[str, Any]]) -> list[CrmRecord]:
+    async def _lead_records(self, items: list[dict[str, Any]]) -> list[contract.CrmRecord]:
         """Lead search results with their primary contact's email and properties."""
         ids = [str(item.get("id")) for item in items]
         linked = await self._associated_ids("leads", "contacts", ids)
@@ -504,7 +494,7 @@ class HubSpotAdapter(AdapterBase):
             records.append(lead_record(item, contacts.get(found[0]) if found else None))
         return records
 
-    async def _contacts_as_leads(self, items: list[dict[str, Any]]) -> list[list[CrmRecord]]:
+    async def _contacts_as_leads(self, items: list[dict[str, Any]]) -> list[list[contract.CrmRecord]]:
         """For each contact search result, its leads as lead records (none for a contact without a lead)."""
         ids = [str(item.get("id")) for item in items]
         linked = await self._associated_ids("contacts", "leads", ids)
@@ -513,7 +503,7 @@ class HubSpotAdapter(AdapterBase):
             str(item.get("id")): item
             for item in await self._batch_read("leads", lead_ids, await self._read_properties("leads"))
         }
-        grouped: list[list[CrmRecord]] = []
+        grouped: list[list[contract.CrmRecord]] = []
         for item in items:
             contact = contact_record(item)
             found = [leads[lead_id] for lead_id in linked.get(contact.crm_id) or [] if lead_id in leads]
@@ -565,24 +555,23 @@ class HubSpotAdapter(AdapterBase):
         return None
 
     # -- writes -----------------------------------------------------------------------------------------------------
-    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+    async def upsert(
+        self, obj: RecordObject, records: Sequence[contract.OutboundRecord]
+    ) -> list[contract.RecordResult]:
         """Create or update contacts by email (linked ones by id), or leads with their contact; input order kept.
 
         Raises:
             AuthError: the token was refused (the push stops; nothing is retried).
             RateLimitError: HubSpot's daily limit is used up, or BudgetExhaustedError at the daily reserve.
         """
-        results: list[RecordResult | None] = [None] * len(records)
+        results: list[contract.RecordResult | None] = [None] * len(records)
         gate = WriteGate(self.options.concurrency or DEFAULT_CONCURRENCY)
         for round_indexes in rounds_by_email(records):
             chosen = [records[i] for i in round_indexes]
             if obj is RecordObject.LEAD and await self._leads_available():
                 written = await self._upsert_leads(chosen, gate)
             elif obj is RecordObject.LEAD:
-                stripped = [
-                    OutboundRecord(r.email, wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS), r.crm_id, r.note)
-                    for r in chosen
-                ]
+                stripped = [replace(r, fields=wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS)) for r in chosen]
                 written = await self._upsert_contacts(stripped, gate)
             else:
                 written = await self._upsert_contacts(chosen, gate)
@@ -590,9 +579,11 @@ class HubSpotAdapter(AdapterBase):
                 results[index] = result
         return results_in_order(results, records, "HubSpot")
 
-    async def _upsert_contacts(self, records: Sequence[OutboundRecord], gate: WriteGate) -> list[RecordResult]:
+    async def _upsert_contacts(
+        self, records: Sequence[contract.OutboundRecord], gate: WriteGate
+    ) -> list[contract.RecordResult]:
         """Contacts with unique emails: linked ones updated by id, the rest upserted by email."""
-        results: list[RecordResult | None] = [None] * len(records)
+        results: list[contract.RecordResult | None] = [None] * len(records)
         linked: list[BatchInput] = []
         by_email: list[BatchInput] = []
         for index, record in enumerate(records):
@@ -624,14 +615,17 @@ class HubSpotAdapter(AdapterBase):
             results[index] = write_result(records[index].email, written)
         return results_in_order(results, records, "HubSpot")
 
-    async def _upsert_leads(self, records: Sequence[OutboundRecord], gate: WriteGate) -> list[RecordResult]:
+    async def _upsert_leads(
+        self, records: Sequence[contract.OutboundRecord], gate: WriteGate
+    ) -> list[contract.RecordResult]:
         """Leads with unique emails: upsert each lead's contact, then update its lead or create one associated."""
         lead_names = {f.name for f in await self._object_fields("leads")} - {"hs_object_id"}
         contact_parts = [
-            OutboundRecord(r.email, {k: v for k, v in r.fields.items() if k not in lead_names}) for r in records
+            contract.OutboundRecord(r.email, {k: v for k, v in r.fields.items() if k not in lead_names})
+            for r in records
         ]
         contact_results = await self._upsert_contacts(contact_parts, gate)
-        results: list[RecordResult | None] = [None] * len(records)
+        results: list[contract.RecordResult | None] = [None] * len(records)
         pending: dict[int, str] = {}
         for index, contact in enumerate(contact_results):
             if contact.ok and contact.crm_id:
@@ -696,7 +690,9 @@ class HubSpotAdapter(AdapterBase):
         }
 
     # -- timeline --
-    async def log_timeline(self, obj: RecordObject, entries: Sequence[TimelineEntry]) -> list[TimelineResult]:
+    async def log_timeline(
+        self, obj: RecordObject, entries: Sequence[contract.TimelineEntry]
+    ) -> list[contract.TimelineResult]:
         """Notes associated with their contacts (``note_to_contact``, 202), up to 100 per ``notes/batch/create``;
         a lead's entry goes to the lead's contact, as HubSpot shows a lead's activity there.
 
@@ -707,26 +703,26 @@ class HubSpotAdapter(AdapterBase):
         if obj is RecordObject.LEAD and entries and await self._leads_available():
             contacts = await self._associated_ids("leads", "contacts", sorted(set(targets)))
             targets = [(contacts.get(crm_id) or [""])[0] for crm_id in targets]
-        results: list[TimelineResult] = []
+        results: list[contract.TimelineResult] = []
         for part in chunks(list(zip(entries, targets, strict=True)), BATCH_SIZE):
             results.extend(await self._log_notes(part))
         return results
 
-    async def _log_notes(self, part: list[tuple[TimelineEntry, str]]) -> list[TimelineResult]:
-        answers: dict[int, TimelineResult] = {}
+    async def _log_notes(self, part: list[tuple[contract.TimelineEntry, str]]) -> list[contract.TimelineResult]:
+        answers: dict[int, contract.TimelineResult] = {}
         inputs: dict[int, dict[str, Any]] = {}
         for index, (entry, contact_id) in enumerate(part):
             if not contact_id:
-                answers[index] = TimelineResult(None, ErrorCategory.NOT_FOUND,
+                answers[index] = contract.TimelineResult(None, ErrorCategory.NOT_FOUND,
                                                 f"HubSpot: lead {entry.crm_id} has no contact to carry the note")
                 continue
             body_html = note_html(f"{entry.subject}\n{entry.body}")[:NOTE_BODY_LIMIT]
             inputs[index] = note_input(contact_id, body_html, utc_millis(entry.occurred_at))
 
-        def finished() -> list[TimelineResult]:
+        def finished() -> list[contract.TimelineResult]:
             return [answers[i] for i in range(len(part))]
 
-        async def create() -> list[TimelineResult]:
+        async def create() -> list[contract.TimelineResult]:
             waiting = [i for i in inputs if i not in answers]
             if not waiting:
                 return finished()
@@ -737,7 +733,7 @@ class HubSpotAdapter(AdapterBase):
             answers.update(note_results(body_of(response), response.status_code, waiting, contacts))
             return finished()
 
-        async def reconcile() -> list[TimelineResult] | None:
+        async def reconcile() -> list[contract.TimelineResult] | None:
             waiting = [i for i in inputs if i not in answers]
             contacts = sorted({part[i][1] for i in waiting})
             note_ids = [n for ids in (await self._associated_ids("contacts", "notes", contacts)).values() for n in ids]
@@ -750,7 +746,7 @@ class HubSpotAdapter(AdapterBase):
                 properties = inputs[index]["properties"]
                 ids = landed.get((properties["hs_note_body"], parse_crm_time(properties["hs_timestamp"])))
                 if ids:
-                    answers[index] = TimelineResult(ids.pop(0))
+                    answers[index] = contract.TimelineResult(ids.pop(0))
             return finished() if len(answers) == len(part) else None
 
         return await write_or_reconcile(create, reconcile, what=f"HubSpot: {len(inputs)} notes")
@@ -811,7 +807,7 @@ class HubSpotAdapter(AdapterBase):
         return str(details.get("companyCurrency") or "USD")
 
     # -- merges --
-    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
+    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> contract.MergeResult:
         """``POST /crm/v3/objects/contacts/merge`` (``primaryObjectId`` keeps its values where both have one);
         the survivor is the id HubSpot answers with, which may be a new one.
 
@@ -824,7 +820,7 @@ class HubSpotAdapter(AdapterBase):
         body = {"primaryObjectId": keep_id, "objectIdToMerge": merge_id}
         response = await self.http.request("POST", "/crm/v3/objects/contacts/merge", json=body, idempotent=False)
         payload = answered(response, f"merge of contact {merge_id}")
-        return MergeResult(surviving_id=str(payload.get("id") or keep_id), merged_id=merge_id)
+        return contract.MergeResult(surviving_id=str(payload.get("id") or keep_id), merged_id=merge_id)
 
     # -- record links --
     async def portal_id(self) -> str:

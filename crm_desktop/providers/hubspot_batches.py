@@ -33,7 +33,14 @@ BATCH_SIZE = 100
 
 @dataclass(frozen=True)
 class BatchInput:
-    """One input of a batch write: its position in the caller's list, its echo key and its JSON."""
+    """One input of a batch write.
+
+    Attributes:
+        index: its position in the caller's list, sent as its ``objectWriteTraceId``.
+        key: the record id, or an upsert's email, which the answer echoes when it leaves out the trace id; for a
+            new lead, its contact, where the look-up after a lost answer finds it.
+        payload: its JSON in the batch's ``inputs``.
+    """
 
     index: int
     key: str
