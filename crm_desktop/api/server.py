@@ -15,6 +15,7 @@ from crm_desktop.api.app import create_app
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.listening import listening_socket
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +59,6 @@ class _Server(uvicorn.Server):
         self.exit_requested.set()
 
 
-def _listen(port: int) -> socket.socket:
-    """A listening TCP socket on 127.0.0.1 (port 0: a free port the OS picks)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class LocalApiServer:
     """The local API served on the running event loop until :meth:`stop`.
 
@@ -101,7 +88,7 @@ class LocalApiServer:
             RuntimeError: when the server stops before it starts.
         """
         self.tokens.current()
-        self._socket = _listen(self.port)
+        self._socket = listening_socket(HOST, self.port)
         self.url = f"http://{HOST}:{self._socket.getsockname()[1]}"
         config = uvicorn.Config(
             create_app(self.workspace, self.tokens, self.workflows),

@@ -20,6 +20,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_desktop.domain.models import is_loopback_host
+from crm_desktop.listening import listening_socket
 from crm_desktop.sandbox.core import FaultKind, Sandbox, SandboxConfig, SandboxDrop, SocketDropMiddleware
 
 logger = logging.getLogger(__name__)
@@ -159,24 +160,6 @@ def _url(host: str, port: int, tls: ServingTls | None = None) -> str:
     return f"{'https' if tls is not None else 'http'}://{shown}:{port}"
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (port 0: a free port chosen by the OS)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP: asyncio turns Nagle's algorithm off only on sockets that say they are TCP. With it on, a
-    # response's body, written after its headers, waited for the client's delayed ACK: 40 ms on every answer.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class _Served:
     """Sockets and uvicorn servers for a set of sandboxes, bound before serving so each URL is known up front."""
 
@@ -199,7 +182,7 @@ class _Served:
         self.droppers: list[_AbortOnDrop] = []
         try:
             for sandbox, port in zip(self.sandboxes, wanted, strict=True):
-                sock = _bind(host, port)
+                sock = listening_socket(host, port)
                 self.sockets.append(sock)
                 sandbox.base_url = _url(host, sock.getsockname()[1], tls)
                 dropper = _AbortOnDrop(sandbox.app(), sandbox)

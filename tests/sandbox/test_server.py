@@ -26,7 +26,6 @@ from crm_desktop.sandbox.server import (
     SERVING_GC_THRESHOLD,
     SandboxServer,
     ServingTls,
-    _bind,
     make_sandbox,
     new_serving_loop,
     serve_until_signal,
@@ -163,17 +162,6 @@ def test_several_sandboxes_each_get_their_own_port(serve_on_loopback: Callable[.
             headers={"Authorization": f"Bearer {credentials['accessToken']}"},
         )
         assert response.json()["organization_id"] == sandbox.org_id
-
-
-def test_listening_socket_is_tcp_with_nagle_off() -> None:
-    # asyncio turns Nagle's algorithm off only on sockets that say they are TCP; with it on, an answer's body
-    # (written after its headers) waited for the client's delayed ACK.
-    sock = _bind("127.0.0.1", 0)
-    try:
-        assert sock.proto == socket.IPPROTO_TCP
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-    finally:
-        sock.close()
 
 
 def test_server_refuses_non_loopback_hosts_and_a_taken_port() -> None:
