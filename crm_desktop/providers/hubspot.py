@@ -62,6 +62,7 @@ from crm_desktop.providers.hubspot_records import (
     lead_record,
     note_html,
     note_input,
+    note_key,
     property_body,
     wire_properties,
 )
@@ -82,7 +83,7 @@ from crm_desktop.providers.toolkit import (
     distinct_email_keys,
     failed_result,
     gather_or_cancel,
-    parse_crm_time,
+    match_landed,
     results_in_order,
     rounds_by_email,
     server_time,
@@ -547,10 +548,9 @@ class HubSpotAdapter(AdapterBase):
     async def _find_note(self, contact_id: str, body_html: str, stamp: str) -> str | None:
         """The note a lost connection may have created: same contact, body and timestamp."""
         note_ids = (await self._associated_ids("contacts", "notes", [contact_id])).get(contact_id) or []
-        wanted = parse_crm_time(stamp)
+        wanted = note_key(note_input(contact_id, body_html, stamp))
         for item in await self._batch_read("notes", note_ids, ["hs_note_body", "hs_timestamp"]):
-            properties = item.get("properties") or {}
-            if properties.get("hs_note_body") == body_html and parse_crm_time(properties.get("hs_timestamp")) == wanted:
+            if note_key(item) == wanted:
                 return str(item.get("id"))
         return None
 
@@ -737,16 +737,10 @@ class HubSpotAdapter(AdapterBase):
             waiting = [i for i in inputs if i not in answers]
             contacts = sorted({part[i][1] for i in waiting})
             note_ids = [n for ids in (await self._associated_ids("contacts", "notes", contacts)).values() for n in ids]
-            landed: dict[tuple[str, datetime | None], list[str]] = {}
-            for item in await self._batch_read("notes", sorted(set(note_ids)), ["hs_note_body", "hs_timestamp"]):
-                properties = item.get("properties") or {}
-                key = (str(properties.get("hs_note_body")), parse_crm_time(properties.get("hs_timestamp")))
-                landed.setdefault(key, []).append(str(item.get("id")))
-            for index in waiting:
-                properties = inputs[index]["properties"]
-                ids = landed.get((properties["hs_note_body"], parse_crm_time(properties["hs_timestamp"])))
-                if ids:
-                    answers[index] = contract.TimelineResult(ids.pop(0))
+            notes = await self._batch_read("notes", sorted(set(note_ids)), ["hs_note_body", "hs_timestamp"])
+            found = [(note_key(item), str(item.get("id"))) for item in notes]
+            for index, note_id in match_landed(waiting, lambda i: note_key(inputs[i]), found).items():
+                answers[index] = contract.TimelineResult(note_id)
             return finished() if len(answers) == len(part) else None
 
         return await write_or_reconcile(create, reconcile, what=f"HubSpot: {len(inputs)} notes")

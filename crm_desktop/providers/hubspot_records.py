@@ -289,3 +289,9 @@ def note_input(contact_id: str, body_html: str, stamp: str) -> dict[str, Any]:
         "properties": {"hs_note_body": body_html, "hs_timestamp": stamp},
         "associations": [association_to(contact_id, NOTE_TO_CONTACT)],
     }
+
+
+def note_key(note: dict[str, Any]) -> tuple[str, datetime | None]:
+    """What tells a note from another, in a note to send or one HubSpot answered: its body and its time."""
+    properties = note.get("properties") or {}
+    return str(properties.get("hs_note_body")), parse_crm_time(properties.get("hs_timestamp"))
