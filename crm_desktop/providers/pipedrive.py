@@ -47,10 +47,11 @@ from crm_desktop.providers.pipedrive_fields import (
 )
 from crm_desktop.providers.pipedrive_records import (
     ChangeMark,
+    PersonIndex,
     PersonWish,
     added_since,
     holds_email,
-    labelled_values,
+    lead_person_id,
     lead_record,
     new_person_body,
     note_fingerprint,
@@ -154,45 +155,6 @@ class _Pending:
     person_id: int | None = None
     existing: dict[str, Any] | None = None
     lead_existing: dict[str, Any] | None = None
-
-
-class _PersonIndex:
-    """Every person by email, listed once for a large push and brought up to date while the push writes.
-
-    An email held by several persons resolves to the oldest one, as the search path does. ``since`` is the
-    Pipedrive time the last listing started (less an overlap): listing again from there finds persons created or
-    given an email by someone else since, so the push does not create them a second time.
-    """
-
-    def __init__(self) -> None:
-        self._holders: dict[str, dict[int, dict[str, Any]]] = {}
-        self._emails_of: dict[int, set[str]] = {}
-        self.since = datetime.now(UTC) - LIST_REFRESH_OVERLAP
-        #: When (the adapter's clock) the last listing started.
-        self.listed_at = 0.0
-        #: One listing at a time: records looked up meanwhile wait for it.
-        self.lock = asyncio.Lock()
-
-    def __len__(self) -> int:
-        return len(self._emails_of)
-
-    def add(self, person: dict[str, Any]) -> None:
-        """Index a listed person (again: its old emails are forgotten first)."""
-        person_id = int(person["id"])
-        for email in self._emails_of.pop(person_id, set()):
-            holders = self._holders.get(email, {})
-            holders.pop(person_id, None)
-            if not holders:
-                self._holders.pop(email, None)
-        emails = {email_key(item["value"]) for item in labelled_values(person.get("emails"))} - {""}
-        self._emails_of[person_id] = emails
-        for email in emails:
-            self._holders.setdefault(email, {})[person_id] = person
-
-    def get(self, email: str) -> dict[str, Any] | None:
-        """The oldest person with this email, or ``None``."""
-        holders = self._holders.get(email)
-        return holders[min(holders)] if holders else None
 
 
 class PipedriveAdapter(PipedriveDeals, AdapterBase):
@@ -535,18 +497,13 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             ]
             more = bool(_v1_paging(extra).get("more_items_in_collection"))
             if fresh:
-                persons = await self._persons_by_ids(
-                    {
-                        pid
-                        for pid in (lead.get("person_id") for lead in fresh)
-                        if isinstance(pid, int) and not isinstance(pid, bool)
-                    }
-                )
+                person_ids = [lead_person_id(lead) for lead in fresh]
+                persons = await self._persons_by_ids({pid for pid in person_ids if pid is not None})
                 for lead in fresh:
                     mark.deliver(lead)
                 records = [
-                    lead_record(lead, persons.get(pid) if isinstance(pid := lead.get("person_id"), int) else None)
-                    for lead in fresh
+                    lead_record(lead, persons.get(pid) if pid is not None else None)
+                    for lead, pid in zip(fresh, person_ids, strict=True)
                 ]
                 yield ChangePage(records=records, cursor=mark.text())
                 skip_ahead = 0
@@ -661,12 +618,12 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             await self._upsert_chunk(obj, numbered, results, written, index)
         return results_in_order(results, records, "Pipedrive")
 
-    async def _person_index(self, records: Sequence[OutboundRecord]) -> _PersonIndex | None:
+    async def _person_index(self, records: Sequence[OutboundRecord]) -> PersonIndex | None:
         """Every person by email when listing them is cheaper than searching each unlinked email, else ``None``."""
         unlinked = {email_key(record.email) for record in records if not record.crm_id} - {""}
         if len(unlinked) < LIST_DEDUPE_MIN_RECORDS:
             return None
-        index = _PersonIndex()
+        index = PersonIndex(since=datetime.now(UTC) - LIST_REFRESH_OVERLAP)
         index.listed_at = self._clock()
         if not await self._list_persons_into(index, {}, max_pages=LIST_PAGES_PER_SEARCH * len(unlinked)):
             logger.info("Pipedrive holds too many persons to list for %d emails; searching them", len(unlinked))
@@ -675,7 +632,7 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         return index
 
     async def _list_persons_into(
-        self, index: _PersonIndex, params: dict[str, Any], *, max_pages: int | None = None
+        self, index: PersonIndex, params: dict[str, Any], *, max_pages: int | None = None
     ) -> bool:
         """List persons (``GET /api/v2/persons``, 500 a page) into ``index``; ``False`` past ``max_pages``."""
         wanted = {**params, "limit": self.page_size}
@@ -700,7 +657,7 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         index.since = started[0]
         return True
 
-    async def _listed_person(self, index: _PersonIndex, email: str) -> dict[str, Any] | None:
+    async def _listed_person(self, index: PersonIndex, email: str) -> dict[str, Any] | None:
         """The indexed person with ``email``, after listing what changed since when the index is getting old."""
         async with index.lock:
             if self._clock() - index.listed_at >= self.index_refresh_seconds:
@@ -714,7 +671,7 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         chunk: list[tuple[int, OutboundRecord]],
         results: list[RecordResult | None],
         written: dict[str, dict[str, Any]],
-        persons: _PersonIndex | None = None,
+        persons: PersonIndex | None = None,
     ) -> None:
         pending: list[_Pending] = []
         for index, record in chunk:
@@ -768,7 +725,7 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         pending: list[_Pending],
         results: list[RecordResult | None],
         written: dict[str, dict[str, Any]],
-        persons: _PersonIndex | None = None,
+        persons: PersonIndex | None = None,
     ) -> None:
         """Find each record's person: its linked id, one written earlier in this push, the index or a search."""
 
@@ -782,8 +739,7 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             lead = await self._lead(crm_id)
             if lead is not None:
                 item.lead_existing = lead
-                person_id = lead.get("person_id")
-                item.person_id = person_id if isinstance(person_id, int) else None
+                item.person_id = lead_person_id(lead)
 
         await gather_or_cancel(follow_link(item) for item in pending)
         await self._read_persons(item for item in pending if item.person_id is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import json
@@ -166,6 +167,51 @@ class ChangeMark(ChangeCursor):
         """Note a delivered record."""
         stamp = str(raw.get("update_time") or "")
         self.advance(parse_crm_time(stamp), stamp, str(raw["id"]), record_digest(raw))
+
+
+def lead_person_id(lead: Mapping[str, Any]) -> int | None:
+    """The id of a lead's person (``None`` for a lead without one)."""
+    person_id = lead.get("person_id")
+    return person_id if isinstance(person_id, int) and not isinstance(person_id, bool) else None
+
+
+class PersonIndex:
+    """Every person by email, listed once for a large push and brought up to date while the push writes.
+
+    An email held by several persons resolves to the oldest one, as the search path does. ``since`` is the
+    Pipedrive time the last listing started (less an overlap): listing again from there finds persons created or
+    given an email by someone else since, so the push does not create them a second time.
+    """
+
+    def __init__(self, since: datetime) -> None:
+        self._holders: dict[str, dict[int, dict[str, Any]]] = {}
+        self._emails_of: dict[int, set[str]] = {}
+        self.since = since
+        #: When (the adapter's clock) the last listing started.
+        self.listed_at = 0.0
+        #: One listing at a time: records looked up meanwhile wait for it.
+        self.lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self._emails_of)
+
+    def add(self, person: dict[str, Any]) -> None:
+        """Index a listed person (again: its old emails are forgotten first)."""
+        person_id = int(person["id"])
+        for email in self._emails_of.pop(person_id, set()):
+            holders = self._holders.get(email, {})
+            holders.pop(person_id, None)
+            if not holders:
+                self._holders.pop(email, None)
+        emails = {email_key(item["value"]) for item in labelled_values(person.get("emails"))} - {""}
+        self._emails_of[person_id] = emails
+        for email in emails:
+            self._holders.setdefault(email, {})[person_id] = person
+
+    def get(self, email: str) -> dict[str, Any] | None:
+        """The oldest person with this email, or ``None``."""
+        holders = self._holders.get(email)
+        return holders[min(holders)] if holders else None
 
 
 # -- records as written -------------------------------------------------------------------------------------------
