@@ -6,7 +6,7 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -398,28 +398,34 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
         result.notices.append(f"{path.name} is empty: nothing to import")
 
 
+def json_object_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Each non-blank line of a JSONL file by its number: the JSON object it holds and ``None``, or ``None`` and
+    why it cannot be read (not JSON, nested too deeply, not an object)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, None, f"not valid JSON ({exc.msg})"
+        except RecursionError:
+            yield number, None, "nested too deeply to read (lists or objects inside each other hundreds of times)"
+        else:
+            if isinstance(item, dict):
+                yield number, item, None
+            else:
+                yield number, None, "each line must be one JSON object"
+
+
 def _jsonl_rows(
     path: Path, model: type[Contact] | type[Lead], result: FileRows
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding=text_encoding(path)) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                result.problems.append(RowProblem.of(number, "(unreadable)",
-                                                     [FieldProblem("(row)", f"not valid JSON ({exc.msg})")]))
-                continue
-            except RecursionError:
-                result.problems.append(RowProblem.of(number, "(unreadable)", [FieldProblem(
-                    "(row)", "nested too deeply to read (lists or objects inside each other hundreds of times)")]))
-                continue
-            if not isinstance(item, dict):
-                result.problems.append(RowProblem.of(number, "(unreadable)",
-                                                     [FieldProblem("(row)", "each line must be one JSON object")]))
-                continue
-            yield number, _json_values(item, model)
+        for number, item, problem in json_object_lines(handle):
+            if item is None:
+                result.problems.append(RowProblem.of(number, "(unreadable)", [FieldProblem("(row)", str(problem))]))
+            else:
+                yield number, _json_values(item, model)
 
 
 # -- building records --------------------------------------------------------------------------------------------

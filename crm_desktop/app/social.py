@@ -8,7 +8,6 @@ when the person is a local lead, written to the lead (its ``socialContext.engage
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.app.record_files import json_object_lines
 from crm_desktop.domain.attribution import Touch, attribute
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
@@ -455,17 +455,6 @@ def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | N
                 yield reader.line_num, dict(row), None
     elif suffix in {".jsonl", ".ndjson"}:
         with path.open(encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    item = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield number, None, f"not valid JSON ({exc.msg})"
-                    continue
-                if not isinstance(item, dict):
-                    yield number, None, "each line must be one JSON object"
-                    continue
-                yield number, item, None
+            yield from json_object_lines(handle)
     else:
         raise ValueError(f"{path.name}: use a .jsonl or .csv file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,3 +160,19 @@ def test_a_csv_of_conversations_and_messages_is_read_by_its_columns(service: Soc
     # what counts for Rio: the dm touchpoint of the conversation and its two valid messages
     score = service.engagement_score(PersonRef(email="rio@example.com"))
     assert (score.interactions, score.followers) == (3, 3400)
+
+
+def test_a_jsonl_line_nested_too_deeply_is_refused_and_the_others_recorded(
+    service: SocialService, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    valid = {"platform": "tiktok", "type": "like", "timestamp": "2026-03-01T10:00:00Z",
+             "user": {"email": "ada@example.com"}}
+    events.write_text("[" * 100_000 + "]" * 100_000 + "\n" + json.dumps(valid) + "\n", encoding="utf-8")
+
+    report = service.import_file(events)
+
+    assert [(r.line, r.field) for r in report.refused] == [(1, "(row)")]
+    assert "nested too deeply" in report.refused[0].reason
+    assert service.store.counts()["touchpoints"] == 1
+    assert report.created == 1
