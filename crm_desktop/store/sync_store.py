@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -149,6 +149,16 @@ def _grouped_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]
 def _table(row_class: type[Any]) -> Table:
     """The Core table of a mapped class (bulk statements skip the ORM's per-row work)."""
     return cast(Table, row_class.__table__)
+
+
+def _finish_outbox_items(status: OutboxStatus, now: datetime, **columns: Any) -> Update:
+    """A bulk update of outbox items by ``outbox_id`` to ``status`` (with ``columns``), counting the attempt."""
+    outbox = _table(OutboxRow)
+    return (
+        update(outbox)
+        .where(outbox.c.id == bindparam("outbox_id"))
+        .values(status=status, attempts=outbox.c.attempts + 1, updated_at=now, **columns)
+    )
 
 
 #: Names this desktop in the team's sync locks ("already running on <name>"); the host name when unset. Two
@@ -677,19 +687,11 @@ class SyncStore:
         ``crm_stamps`` (outbox id -> the CRM's change stamp right after the write) become the links'
         ``crm_modified_at``, so the next pull knows these writes' echoes; a write without one clears it."""
         stamps = crm_stamps or {}
-        outbox = _table(OutboxRow)
         now = utcnow()
         with self.db.session() as session:
             if done:
                 session.execute(
-                    update(outbox)
-                    .where(outbox.c.id == bindparam("outbox_id"))
-                    .values(
-                        status=OutboxStatus.DONE,
-                        crm_id=bindparam("done_crm_id"),
-                        attempts=outbox.c.attempts + 1,
-                        updated_at=now,
-                    ),
+                    _finish_outbox_items(OutboxStatus.DONE, now, crm_id=bindparam("done_crm_id")),
                     [{"outbox_id": item.id, "done_crm_id": crm_id} for item, crm_id, _ in done],
                 )
             for obj in {item.object for item, _, _ in done}:
@@ -715,14 +717,7 @@ class SyncStore:
                 )
             if failed:
                 session.execute(
-                    update(outbox)
-                    .where(outbox.c.id == bindparam("outbox_id"))
-                    .values(
-                        status=OutboxStatus.FAILED,
-                        error=bindparam("failed_error"),
-                        attempts=outbox.c.attempts + 1,
-                        updated_at=now,
-                    ),
+                    _finish_outbox_items(OutboxStatus.FAILED, now, error=bindparam("failed_error")),
                     [{"outbox_id": item.id, "failed_error": error[:2000]} for item, error in failed],
                 )
             if audit:
