@@ -167,7 +167,8 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
     a call), brought up to date with ``updated_since`` before each chunk of writes. Social data that no custom
     field takes goes into a note on the person (or lead), added only when its text changed. API calls per person:
     the write (plus a search, or a 500th of a listing), plus, when the record carries a note, one notes read for
-    a person that already existed and one note write when the text changed.
+    a person that already existed and one note write when the text changed. Deals, pipelines, won deals and
+    activities are :class:`PipedriveDeals`'s.
 
     Attributes:
         provider: ``pipedrive``.
