@@ -506,31 +506,30 @@ class Sandbox:
         return JSONResponse({"now": self.clock.now().isoformat()})
 
     async def _control_edit(self, request: Request) -> Response:
-        try:
-            changes = parse_json(await request.body())
-        except ValueError:
-            changes = None
-        if not isinstance(changes, dict):
-            return JSONResponse({"error": "the record change must be a JSON object"}, status_code=400)
-        try:
-            record = self.edit_record(
-                request.path_params["object_name"], request.path_params["record_id"], changes
-            )
-        except KeyError as exc:
-            return JSONResponse({"error": f"not found: {exc}"}, status_code=404)
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(record)
+        object_name, record_id = request.path_params["object_name"], request.path_params["record_id"]
+        return await self._control_record_change(
+            request, "the record change", lambda changes: self.edit_record(object_name, record_id, changes)
+        )
 
     async def _control_salesperson(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        return await self._control_record_change(
+            request, "the salesperson's step", lambda payload: self.salesperson_action(action, payload)
+        )
+
+    async def _control_record_change(
+        self, request: Request, what: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Response:
+        """A control call that changes a record as its JSON object body says: the record, or 400 for a body that is
+        not an object or a change the emulator refuses, 404 for a record or action it does not know."""
         try:
-            payload = parse_json(await request.body())
+            body = parse_json(await request.body())
         except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            return JSONResponse({"error": "the salesperson's step must be a JSON object"}, status_code=400)
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"error": f"{what} must be a JSON object"}, status_code=400)
         try:
-            record = self.salesperson_action(request.path_params["action"], payload)
+            record = change(body)
         except KeyError as exc:
             return JSONResponse({"error": f"not found: {exc.args[0] if exc.args else exc}"}, status_code=404)
         except ValueError as exc:

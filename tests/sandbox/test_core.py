@@ -462,7 +462,11 @@ def test_clock_faults_and_edits_refuse_unreadable_bodies_with_400() -> None:
         refused = await client.put("/__sandbox__/faults", json={"spec": "5xx:2"})
         assert refused.status_code == 400 and "'5xx:2'" in refused.json()["error"]
         assert (await client.patch("/__sandbox__/records/contacts/1", content=b"[]")).status_code == 400
-        assert (await client.patch("/__sandbox__/records/contacts/1", json={"x": 1})).status_code == 404
+        missing = await client.patch("/__sandbox__/records/contacts/1", json={"x": 1})
+        assert (missing.status_code, missing.json()) == (404, {"error": "not found: contacts/1"})
+        assert (await client.post("/__sandbox__/salesperson/call", content=b"[]")).status_code == 400
+        unknown = await client.post("/__sandbox__/salesperson/call", json={})
+        assert unknown.status_code == 404 and unknown.json()["error"].startswith("not found: ")
 
     against(sandbox, body)
     assert sandbox.faults.rules == []
