@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, Update, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -146,6 +146,9 @@ def _grouped_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]
     return list(groups.values())
 
 
+RowT = TypeVar("RowT")
+
+
 def _table(row_class: type[Any]) -> Table:
     """The Core table of a mapped class (bulk statements skip the ORM's per-row work)."""
     return cast(Table, row_class.__table__)
@@ -265,10 +268,18 @@ class SyncStore:
         self.update_run(run_id, status=status, finished_at=utcnow(), **values)
 
     def get_run(self, run_id: int) -> SyncRunRow:
+        return self._detached(SyncRunRow, run_id, f"no sync run {run_id}")
+
+    def _detached(self, row_class: type[RowT], key: int, missing: str) -> RowT:
+        """The ``row_class`` row whose primary key is ``key``, detached from its session.
+
+        Raises:
+            NotFoundError: saying ``missing`` when there is none.
+        """
         with self.db.session() as session:
-            row = session.get(SyncRunRow, run_id)
+            row = session.get(row_class, key)
             if row is None:
-                raise NotFoundError(f"no sync run {run_id}")
+                raise NotFoundError(missing)
             session.expunge(row)
             return row
 
@@ -977,12 +988,7 @@ class SyncStore:
             )
 
     def get_conflict(self, conflict_id: int) -> ConflictRow:
-        with self.db.session() as session:
-            row = session.get(ConflictRow, conflict_id)
-            if row is None:
-                raise NotFoundError(f"no conflict {conflict_id}")
-            session.expunge(row)
-            return row
+        return self._detached(ConflictRow, conflict_id, f"no conflict {conflict_id}")
 
     def open_conflict_fields(self, integration_id: int, obj: RecordObject, local_id: int) -> set[str]:
         with self.db.session() as session:
