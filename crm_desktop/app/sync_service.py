@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from crm_desktop.app.conversions import ConversionService
 from crm_desktop.app.crm_actions import CrmActions
@@ -59,6 +59,7 @@ from crm_desktop.sync.mapping import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ListenerArgs = ParamSpec("ListenerArgs")
 
 __all__ = [
     "ConflictRow",
@@ -93,6 +94,30 @@ class MappingChangeError(ValueError):
     """A field mapping cannot be changed as asked; the message says why."""
 
 
+class Listeners(Generic[ListenerArgs]):
+    """The callbacks told of one kind of event. A callback that raises is logged and skipped: it never stops the
+    others, nor undoes what it was told of."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._callbacks: list[Callable[ListenerArgs, None]] = []
+
+    def add(self, callback: Callable[ListenerArgs, None]) -> None:
+        self._callbacks.append(callback)
+
+    def remove(self, callback: Callable[ListenerArgs, None]) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def tell(self, about: str, *args: ListenerArgs.args, **kwargs: ListenerArgs.kwargs) -> None:
+        """Call every callback with ``args``; ``about`` names the event in the log of a callback's failure."""
+        for callback in list(self._callbacks):
+            try:
+                callback(*args, **kwargs)
+            except Exception:
+                logger.exception("%s listener failed on %s", self._kind, about)
+
+
 class SyncService:
     """Runs syncs and everything around them for every integration of a workspace.
 
@@ -114,8 +139,8 @@ class SyncService:
         self._running: dict[int, asyncio.Task[SyncResult]] = {}
         #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
         self._push_turns: dict[int, asyncio.Lock] = {}
-        self._run_listeners: list[RunListener] = []
-        self._import_listeners: list[ImportListener] = []
+        self._run_listeners: Listeners[[Integration, SyncResult | Exception]] = Listeners("a run")
+        self._import_listeners: Listeners[[Path, ImportReport]] = Listeners("an import")
         self._worker: SyncWorker | None = None
 
     def run_off_thread(self) -> SyncWorker:
@@ -338,26 +363,19 @@ class SyncService:
                 ))
         except Exception as exc:
             if not dry_run:
-                self._tell_run_listeners(integration, exc)
+                self._run_listeners.tell(f"the run of {integration.name}", integration, exc)
             raise
         if not dry_run:
-            self._tell_run_listeners(integration, result)
+            # A listener's bug must not turn a finished run into a failed one.
+            self._run_listeners.tell(f"the run of {integration.name}", integration, result)
         return result
 
     def add_run_listener(self, listener: RunListener) -> None:
         """Call ``listener`` with the integration and the result (or the error) of every run that ends here."""
-        self._run_listeners.append(listener)
+        self._run_listeners.add(listener)
 
     def remove_run_listener(self, listener: RunListener) -> None:
-        if listener in self._run_listeners:
-            self._run_listeners.remove(listener)
-
-    def _tell_run_listeners(self, integration: Integration, outcome: SyncResult | Exception) -> None:
-        for listener in list(self._run_listeners):
-            try:
-                listener(integration, outcome)
-            except Exception:  # a listener's bug must not turn a finished run into a failed one
-                logger.exception("a run listener failed on the run of %s", integration.name)
+        self._run_listeners.remove(listener)
 
     async def _run_here(
         self, integration: Integration, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
@@ -551,20 +569,16 @@ class SyncService:
         The import listeners hear what it did (refused rows included).
         """
         report = self.imports.import_file(path, obj, blank_clears=blank_clears)
-        for listener in list(self._import_listeners):
-            try:
-                listener(path, report)
-            except Exception:  # a listener's bug must not undo a saved import
-                logger.exception("an import listener failed on %s", path.name)
+        # A listener's bug must not undo a saved import.
+        self._import_listeners.tell(path.name, path, report)
         return report
 
     def add_import_listener(self, listener: ImportListener) -> None:
         """Call ``listener`` with the file and the report of every import into the local store."""
-        self._import_listeners.append(listener)
+        self._import_listeners.add(listener)
 
     def remove_import_listener(self, listener: ImportListener) -> None:
-        if listener in self._import_listeners:
-            self._import_listeners.remove(listener)
+        self._import_listeners.remove(listener)
 
 
 def _outliving_its_caller(run: Coroutine[Any, Any, SyncResult], integration: Integration) -> asyncio.Task[SyncResult]:
