@@ -123,9 +123,7 @@ class SocialService:
 
     def record_conversations(self, events: Sequence[ConversationEvent]) -> list[RecordedEvent]:
         """Several conversations in one transaction."""
-        results = self.store.record_conversations(events)
-        self._rescore(results)
-        return results
+        return self._rescored(self.store.record_conversations(events))
 
     def record_message(self, message: Message) -> RecordedEvent:
         """A message of a conversation; the conversation's counts, last message time and latest sentiment follow.
@@ -136,9 +134,7 @@ class SocialService:
 
     def record_messages(self, messages: Sequence[Message]) -> list[RecordedEvent]:
         """Several messages in one transaction."""
-        results = self.store.record_messages(messages)
-        self._rescore(results)
-        return results
+        return self._rescored(self.store.record_messages(messages))
 
     def record_engagement(self, event: EngagementEvent) -> RecordedEvent:
         """A person engaged with a post: a touchpoint of that person (by email, or by username until the email is
@@ -147,9 +143,7 @@ class SocialService:
 
     def record_engagements(self, events: Sequence[EngagementEvent]) -> list[RecordedEvent]:
         """Several engagements in one transaction."""
-        results = self.store.record_engagements(events)
-        self._rescore(results)
-        return results
+        return self._rescored(self.store.record_engagements(events))
 
     def record_conversion(self, conversion: Conversion) -> RecordedEvent:
         """A lead or contact converted (pulled from a CRM or recorded by the API); kept once per external id."""
@@ -159,17 +153,17 @@ class SocialService:
         """Several conversions in one transaction."""
         return self.store.record_conversions(conversions)
 
-    def _rescore(self, results: Sequence[RecordedEvent]) -> None:
-        """Write the new score of every lead these events touched (each person once)."""
+    def _rescored(self, results: list[RecordedEvent]) -> list[RecordedEvent]:
+        """Write the new score of every lead these recorded events touched (each person once); the events back."""
         emails = {
             r.person.email for r in results if r.person.email is not None and r.action is not EventAction.UNCHANGED
         }
-        if not emails:
-            return
-        settings = self.scoring_settings()
-        for email in sorted(self.store.leads_among(emails)):
-            score = self._score(Person(email), settings)
-            self.store.set_lead_score(email, score.score)
+        if emails:
+            settings = self.scoring_settings()
+            for email in sorted(self.store.leads_among(emails)):
+                score = self._score(Person(email), settings)
+                self.store.set_lead_score(email, score.score)
+        return results
 
     def link_conversation(
         self, platform: SocialPlatform, conversation_id: str, integration_id: int, crm_id: str
@@ -356,7 +350,7 @@ class SocialService:
             else:
                 report.unchanged += 1
             report.linked_touchpoints += result.linked_touchpoints
-        self._rescore(results)
+        self._rescored(results)
         return report
 
 
