@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, Update, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Select, Table, Update, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -283,27 +283,27 @@ class SyncStore:
             session.expunge(row)
             return row
 
-    def list_runs(self, integration_id: int | None = None, limit: int = 50) -> list[SyncRunRow]:
+    def _all_detached(self, statement: Select[RowT]) -> list[RowT]:
+        """Every row ``statement`` selects, detached from its session."""
         with self.db.session() as session:
-            statement = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
-            if integration_id is not None:
-                statement = statement.where(SyncRunRow.integration_id == integration_id)
             rows = list(session.scalars(statement))
             for row in rows:
                 session.expunge(row)
             return rows
 
+    def list_runs(self, integration_id: int | None = None, limit: int = 50) -> list[SyncRunRow]:
+        statement = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
+        if integration_id is not None:
+            statement = statement.where(SyncRunRow.integration_id == integration_id)
+        return self._all_detached(statement)
+
     def runs_changed(self, newer_than: int, unfinished: Sequence[int]) -> list[SyncRunRow]:
         """Runs started after run ``newer_than`` and the ``unfinished`` runs as they stand now, newest first: what
         a live view of the run history re-reads instead of every run it shows."""
-        with self.db.session() as session:
-            wanted = SyncRunRow.id > newer_than
-            if unfinished:
-                wanted = or_(wanted, SyncRunRow.id.in_(list(unfinished)))
-            rows = list(session.scalars(select(SyncRunRow).where(wanted).order_by(SyncRunRow.id.desc())))
-            for row in rows:
-                session.expunge(row)
-            return rows
+        wanted = SyncRunRow.id > newer_than
+        if unfinished:
+            wanted = or_(wanted, SyncRunRow.id.in_(list(unfinished)))
+        return self._all_detached(select(SyncRunRow).where(wanted).order_by(SyncRunRow.id.desc()))
 
     def last_successful_run(self, integration_id: int, directions: Sequence[SyncDirection]) -> datetime | None:
         """When the last run in one of ``directions`` that did not fail started."""
@@ -342,11 +342,7 @@ class SyncStore:
             statement = statement.order_by(rank, SyncRecordLogRow.id)
         else:
             statement = statement.order_by(SyncRecordLogRow.id)
-        with self.db.session() as session:
-            rows = list(session.scalars(statement.offset(offset).limit(limit)))
-            for row in rows:
-                session.expunge(row)
-            return rows
+        return self._all_detached(statement.offset(offset).limit(limit))
 
     def record_log_count(self, run_id: int) -> int:
         with self.db.session() as session:
@@ -881,16 +877,12 @@ class SyncStore:
         """A run's audit rows, oldest first, read a page at a time."""
         after = 0
         while True:
-            with self.db.session() as session:
-                statement = (
-                    select(AuditLogRow)
-                    .where(AuditLogRow.run_id == run_id, AuditLogRow.id > after)
-                    .order_by(AuditLogRow.id)
-                    .limit(page_size)
-                )
-                rows = list(session.scalars(statement))
-                for row in rows:
-                    session.expunge(row)
+            rows = self._all_detached(
+                select(AuditLogRow)
+                .where(AuditLogRow.run_id == run_id, AuditLogRow.id > after)
+                .order_by(AuditLogRow.id)
+                .limit(page_size)
+            )
             yield from rows
             if len(rows) < page_size:
                 return
@@ -926,27 +918,16 @@ class SyncStore:
             )
 
     def audit_for_run(self, run_id: int) -> list[AuditLogRow]:
-        with self.db.session() as session:
-            statement = select(AuditLogRow).where(AuditLogRow.run_id == run_id).order_by(AuditLogRow.id)
-            rows = list(session.scalars(statement))
-            for row in rows:
-                session.expunge(row)
-            return rows
+        return self._all_detached(select(AuditLogRow).where(AuditLogRow.run_id == run_id).order_by(AuditLogRow.id))
 
     # -- field mappings ------------------------------------------------------------------------
     def load_mappings(self, integration_id: int, obj: RecordObject) -> list[FieldMappingRow]:
         """The saved mappings of an integration's object (empty when the defaults apply)."""
-        with self.db.session() as session:
-            rows = list(
-                session.scalars(
-                    select(FieldMappingRow)
-                    .where(FieldMappingRow.integration_id == integration_id, FieldMappingRow.object == obj)
-                    .order_by(FieldMappingRow.id)
-                )
-            )
-            for row in rows:
-                session.expunge(row)
-            return rows
+        return self._all_detached(
+            select(FieldMappingRow)
+            .where(FieldMappingRow.integration_id == integration_id, FieldMappingRow.object == obj)
+            .order_by(FieldMappingRow.id)
+        )
 
     def save_mappings(self, integration_id: int, obj: RecordObject, rows: Sequence[dict[str, Any]]) -> None:
         """Replace an integration's mappings of one object."""
@@ -964,19 +945,15 @@ class SyncStore:
         self, integration_id: int | None = None, *, after_id: int = 0, limit: int | None = None
     ) -> list[ConflictRow]:
         """Open conflicts, oldest first; a page of ``limit`` after conflict ``after_id`` when given."""
-        with self.db.session() as session:
-            statement = (
-                select(ConflictRow)
-                .where(ConflictRow.status == ConflictStatus.OPEN, ConflictRow.id > after_id)
-                .order_by(ConflictRow.id)
-                .limit(limit)
-            )
-            if integration_id is not None:
-                statement = statement.where(ConflictRow.integration_id == integration_id)
-            rows = list(session.scalars(statement))
-            for row in rows:
-                session.expunge(row)
-            return rows
+        statement = (
+            select(ConflictRow)
+            .where(ConflictRow.status == ConflictStatus.OPEN, ConflictRow.id > after_id)
+            .order_by(ConflictRow.id)
+            .limit(limit)
+        )
+        if integration_id is not None:
+            statement = statement.where(ConflictRow.integration_id == integration_id)
+        return self._all_detached(statement)
 
     def count_open_conflicts(self) -> int:
         with self.db.session() as session:
