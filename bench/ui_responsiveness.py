@@ -154,17 +154,19 @@ def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
 
 
 def cold_start_child(data_dir: str) -> None:
-    """In a fresh process: import, open the workspace, show the window, print the wall time of its first paint."""
+    """In a fresh process: import, open the workspace, show the window as ``run_gui`` does (named app, theme), print
+    the wall time of its first paint."""
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication
 
     from crm_desktop.app.workspace import Workspace
-    from crm_desktop.ui.app import configure_application
+    from crm_desktop.ui.app import apply_preferred_theme, configure_application
     from crm_desktop.ui.main_window import MainWindow
 
     app = QApplication([])
     configure_application(app)
     workspace = Workspace.open(data_dir)
+    apply_preferred_theme(app, workspace)
     window = MainWindow(workspace)
 
     class FirstPaint(QObject):
@@ -192,7 +194,8 @@ def cold_start(directory: Path, tries: int, bytecode: bool = True) -> dict[str, 
     ``PYTHONDONTWRITEBYTECODE`` says), as an installed app has them; without, every start compiles the app's sources.
     """
     data_dir = directory / "cold"
-    env = {**os.environ, "CRM_DESKTOP_API_PORT": "off"}
+    # The window's remembered state (its panel: Integrations on a first start) in a folder of its own, not the user's.
+    env = {**os.environ, "CRM_DESKTOP_API_PORT": "off", "XDG_CONFIG_HOME": str(directory / "config")}
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(directory / "pycache")

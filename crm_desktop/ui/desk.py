@@ -243,8 +243,6 @@ class Desk(QObject):
         self.tray.show()
         if self.preferences.auto_sync:
             self.window.scheduler.start()
-        self.window.attribution_panel.model_combo.setCurrentIndex(
-            self.window.attribution_panel.model_combo.findData(self.preferences.attribution_model))
 
     def stop(self) -> None:
         """The window closes for good: hear no more runs, take the tray icon away."""
@@ -353,13 +351,15 @@ class Desk(QObject):
             self.theme_follower.set_choice(preferences.theme.value)
         if preferences.auto_sync != before.auto_sync:
             self._apply_auto_sync()
-        if preferences.attribution_model != before.attribution_model:
+        # A panel not opened yet reads these settings when it is (Attribution's model, the preview).
+        if preferences.attribution_model != before.attribution_model and self.window.panel_built("Attribution"):
             combo = self.window.attribution_panel.model_combo
             combo.setCurrentIndex(combo.findData(preferences.attribution_model))
         if (preferences.local_api_enabled, preferences.local_api_port) != (before.local_api_enabled,
                                                                             before.local_api_port):
             self.local_api_changed.emit()
-        monitor = self.window.sync_monitor_panel
-        monitor.preview_first_check.setChecked(self.workspace.monitor.preview.asks_first())
-        self.window.integrations_panel.reload()
+        if self.window.panel_built("Sync Monitor"):
+            self.window.sync_monitor_panel.preview_first_check.setChecked(self.workspace.monitor.preview.asks_first())
+        if self.window.panel_built("Integrations"):
+            self.window.integrations_panel.reload()
         self.window.statusBar().showMessage("Settings saved", 5000)

@@ -15,13 +15,23 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.errors import AuthError
 from crm_desktop.app.paths import AppPaths
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
 from crm_desktop.ui.conflicts_panel import ConflictsPanel
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel
 from crm_desktop.ui.integrations_panel import IntegrationsPanel
-from crm_desktop.ui.main_window import PANEL_KEY, MainWindow, app_settings, default_size, describe_database
+from crm_desktop.ui.main_window import (
+    PANEL_KEY,
+    PEOPLE_ROW,
+    SYNC_MONITOR_ROW,
+    MainWindow,
+    app_settings,
+    default_size,
+    describe_database,
+)
+from crm_desktop.ui.people_panel import PeoplePanel
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.widgets import PanelHeading
 
@@ -73,6 +83,59 @@ def test_every_panel_says_what_it_is_for(make_window: WindowFactory) -> None:
         assert heading is not None, f"{entry.title} has no heading"
         assert heading.title.text() == entry.title
         assert len(heading.subtitle.text().split()) > 12, "a full sentence of what the panel holds"
+
+
+def built_titles(window: MainWindow) -> list[str]:
+    return [entry.title for entry in window.panels if entry.built is not None]
+
+
+def test_only_the_panel_on_show_is_built_the_others_on_their_first_opening(make_window: WindowFactory) -> None:
+    window = make_window()
+    assert built_titles(window) == ["Integrations"]
+    stand_ins = [window.stack.widget(row) for row in range(1, window.stack.count())]
+    assert window.stack.count() == 6 and not any(isinstance(page, SyncMonitorPanel) for page in stand_ins)
+
+    click_sidebar(window, SYNC_MONITOR_ROW)
+    monitor = window.current_panel
+    assert isinstance(monitor, SyncMonitorPanel) and monitor.isVisible()
+    assert window.stack.indexOf(monitor) == SYNC_MONITOR_ROW and window.stack.count() == 6
+    assert built_titles(window) == ["Integrations", "Sync Monitor"]
+    click_sidebar(window, 0)
+    click_sidebar(window, SYNC_MONITOR_ROW)
+    assert window.current_panel is monitor, "built once"
+
+    people = window.people_panel  # asking for a panel builds it in its place, without showing it
+    assert isinstance(people, PeoplePanel) and window.stack.indexOf(people) == PEOPLE_ROW
+    assert window.current_panel is monitor and not people.isVisible()
+    assert built_titles(window) == ["Integrations", "Sync Monitor", "People"]
+
+
+def test_a_start_builds_the_remembered_panel_and_not_the_first(make_window: WindowFactory) -> None:
+    settings = app_settings()
+    settings.setValue(PANEL_KEY, 2)
+    settings.sync()
+    window = make_window()
+    assert built_titles(window) == ["Conflicts"]
+    assert isinstance(window.current_panel, ConflictsPanel) and window.current_panel.isVisible()
+
+
+def test_a_scheduled_run_before_the_sync_monitor_was_opened_is_shown_when_it_is(make_window: WindowFactory) -> None:
+    window = make_window()
+    window.scheduler.batch_started.emit(["hs"])
+    window.scheduler.batch_finished.emit([("hs", AuthError("HubSpot refused the access token"))])
+    assert built_titles(window) == ["Integrations"]
+    click_sidebar(window, SYNC_MONITOR_ROW)
+    assert "Scheduled: Sync of “hs” failed: HubSpot refused the access token" in (
+        window.sync_monitor_panel.notice.text())
+
+
+def test_a_scheduled_run_going_on_when_the_sync_monitor_is_opened_shows_there(make_window: WindowFactory) -> None:
+    window = make_window()
+    window.scheduler.batch_started.emit(["hs"])
+    click_sidebar(window, SYNC_MONITOR_ROW)
+    assert "“hs”: scheduled sync running" in window.sync_monitor_panel.progress_label.text()
+    window.scheduler.batch_finished.emit([("hs", AuthError("HubSpot refused the access token"))])
+    assert window.sync_monitor_panel.progress_label.text() == "No sync running."
 
 
 def test_geometry_and_panel_are_restored_in_a_second_window(make_window: WindowFactory, qt_settings_dir: Path) -> None:
