@@ -3,11 +3,11 @@ profiles, timeline, CRM links and audit history."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, exists, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session
@@ -33,6 +33,9 @@ from crm_desktop.store.models import (
     lead_score_sort_key,
     name_sort_key,
 )
+
+#: What a person is known by in a query's rows: a contact's id, or an email.
+PersonKey = TypeVar("PersonKey", int, str)
 
 
 class PeopleColumn(StrEnum):
@@ -176,6 +179,14 @@ class TouchpointSeries:
 
     days: list[date] = field(default_factory=list)
     per_platform: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _platforms_by_person(rows: Iterable[tuple[PersonKey, SocialPlatform]]) -> dict[PersonKey, tuple[str, ...]]:
+    """``(person, platform)`` rows as each person's platform names, in the rows' order."""
+    found: dict[PersonKey, list[str]] = {}
+    for person, platform in rows:
+        found.setdefault(person, []).append(platform.value)
+    return {person: tuple(platforms) for person, platforms in found.items()}
 
 
 def _like(text: str) -> str:
@@ -354,29 +365,23 @@ class PeopleStore:
 
     @staticmethod
     def _profile_platforms(session: Session, contact_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-        found: dict[int, list[str]] = {}
         if not contact_ids:
             return {}
-        for contact_id, platform in session.execute(
+        return _platforms_by_person(session.execute(
             select(SocialProfileRow.contact_id, SocialProfileRow.platform)
             .where(SocialProfileRow.contact_id.in_(contact_ids))
             .order_by(SocialProfileRow.contact_id, SocialProfileRow.platform)
-        ):
-            found.setdefault(contact_id, []).append(platform.value)
-        return {key: tuple(value) for key, value in found.items()}
+        ))
 
     @staticmethod
     def _profile_platforms_by_email(session: Session, emails: Sequence[str]) -> dict[str, tuple[str, ...]]:
-        found: dict[str, list[str]] = {}
         if not emails:
             return {}
-        for email, platform in session.execute(
+        return _platforms_by_person(session.execute(
             select(ContactRow.email, SocialProfileRow.platform)
             .join(SocialProfileRow, SocialProfileRow.contact_id == ContactRow.id)
             .where(ContactRow.email.in_(emails))
-        ):
-            found.setdefault(email, []).append(platform.value)
-        return {key: tuple(value) for key, value in found.items()}
+        ))
 
     def count(self, query: PeopleQuery) -> int:
         """How many people ``query`` matches."""

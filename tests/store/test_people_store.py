@@ -93,3 +93,20 @@ def test_touchpoints_per_day_and_the_timeline(people: PeopleStore) -> None:
     assert people.touchpoints_per_day(NOW - timedelta(hours=1)).per_platform == {"twitter": [10]}
     timeline = people.timeline("p003@example.com")
     assert [(entry.kind, entry.campaign) for entry in timeline] == [("like", "Launch")]
+
+
+def test_each_line_lists_its_persons_platforms(people: PeopleStore, database: Database) -> None:
+    ContactStore(database).save(Contact(email="multi@example.com", social_profiles=[
+        SocialProfile(platform=SocialPlatform.TWITTER, username="multi_t"),
+        SocialProfile(platform=SocialPlatform.INSTAGRAM, username="multi_i"),
+    ]))
+    LeadStore(database).save(Lead(email="multi@example.com",
+                                  social_context=SocialContext(platform=SocialPlatform.LINKEDIN)))
+
+    contacts = {line.email: line.platforms for line in every_page(people, PeopleQuery())}
+    leads = {line.email: line.platforms for line in every_page(people, PeopleQuery(obj=RecordObject.LEAD))}
+
+    assert (contacts["p000@example.com"], contacts["p001@example.com"]) == ((), ("linkedin",))
+    assert sorted(contacts["multi@example.com"]) == ["instagram", "twitter"]
+    assert leads["p000@example.com"] == ("twitter",)
+    assert leads["multi@example.com"] == ("instagram", "linkedin", "twitter")
