@@ -28,7 +28,7 @@ import random
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeGuard, TypeVar
@@ -1338,10 +1338,7 @@ class PipedriveSandbox(Sandbox):
 
     async def _list_leads(self, request: Request) -> Response:
         leads: list[PipedriveLead] = list(self.leads.values())
-        for param, attribute in (("owner_id", "owner_id"), ("person_id", "person_id"), ("organization_id", None)):
-            wanted = _query_int(request, param)
-            if wanted is not None:
-                leads = [lead for lead in leads if getattr(lead, attribute or param) == wanted]
+        leads = _filter_by_numbers(request, leads, ("owner_id", "person_id", "organization_id"))
         since = request.query_params.get("updated_since")
         if since:
             moment = parse_rfc3339(since, "updated_since")
@@ -1471,10 +1468,7 @@ class PipedriveSandbox(Sandbox):
 
     async def _list_notes(self, request: Request) -> Response:
         notes: list[Note] = list(self.notes.values())
-        for param in ("user_id", "person_id", "deal_id", "org_id"):
-            wanted = _query_int(request, param)
-            if wanted is not None:
-                notes = [note for note in notes if getattr(note, param) == wanted]
+        notes = _filter_by_numbers(request, notes, ("user_id", "person_id", "deal_id", "org_id"))
         lead_id = request.query_params.get("lead_id")
         if lead_id:
             notes = [note for note in notes if note.lead_id == lead_id]
@@ -1674,10 +1668,7 @@ class PipedriveSandbox(Sandbox):
 
     async def _list_activities(self, request: Request) -> Response:
         activities: list[Activity] = list(self.activities.values())
-        for param in ("owner_id", "deal_id", "person_id", "org_id"):
-            wanted = _query_int(request, param)
-            if wanted is not None:
-                activities = [a for a in activities if getattr(a, param) == wanted]
+        activities = _filter_by_numbers(request, activities, ("owner_id", "deal_id", "person_id", "org_id"))
         lead_id = request.query_params.get("lead_id")
         if lead_id:
             activities = [a for a in activities if a.lead_id == lead_id]
@@ -1801,10 +1792,7 @@ class PipedriveSandbox(Sandbox):
 
     async def _list_deals(self, request: Request) -> Response:
         deals: list[Deal] = list(self.deals.values())
-        for param in ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id"):
-            wanted = _query_int(request, param)
-            if wanted is not None:
-                deals = [d for d in deals if getattr(d, param) == wanted]
+        deals = _filter_by_numbers(request, deals, ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id"))
         status = request.query_params.get("status")
         if status:
             deals = [d for d in deals if d.status in status.split(",")]
@@ -2046,6 +2034,16 @@ def _custom_filter(request: Request) -> set[str] | None:
     if len(keys) > 15:
         raise _bad_request("Invalid parameter custom_fields: at most 15 keys")
     return keys
+
+
+def _filter_by_numbers(request: Request, records: list[T], params: Sequence[str]) -> list[T]:
+    """The records whose field of each of ``params`` equals the request's whole-number query parameter of that name
+    (``person_id=5``), for each one the request gives."""
+    for param in params:
+        wanted = _query_int(request, param)
+        if wanted is not None:
+            records = [record for record in records if getattr(record, param) == wanted]
+    return records
 
 
 def _filter_ids(request: Request, records: list[T], id_of: Callable[[T], int]) -> list[T]:
