@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.domain.alerts import Alert, AlertKind
-from crm_desktop.ui.widgets import ask_to_confirm, record_table, row_keys
+from crm_desktop.ui.widgets import AsksFirst, record_table, row_keys, selected_row
 from crm_desktop.ui.wording import local_time, short_time
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class AlertsTableModel(QAbstractTableModel):
         return None
 
 
-class AlertsPanel(QWidget):
+class AlertsPanel(QWidget, AsksFirst):
     """The alerts listed for the marketer, with "Open run", "Reconnect…" and "Clear".
 
     Attributes:
@@ -178,7 +178,6 @@ class AlertsPanel(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.table.doubleClicked.connect(lambda _index: self.act_on_selected())
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
-        self.confirm_box: QMessageBox | None = None
         self.keys = row_keys(self.table, on_open=lambda _row: self.act_on_selected(),
                              on_delete=lambda _row: self.confirm_dismiss(), say=self.status_message.emit)
         self.refresh()
@@ -190,8 +189,8 @@ class AlertsPanel(QWidget):
         self._update_buttons()
 
     def selected_alert(self) -> Alert | None:
-        rows = self.table.selectionModel().selectedRows()
-        return self.model.alert_at(rows[0].row()) if rows else None
+        row = selected_row(self.table)
+        return self.model.alert_at(row) if row is not None else None
 
     def select_row(self, row: int) -> None:
         self.table.selectRow(row)
@@ -237,15 +236,9 @@ class AlertsPanel(QWidget):
         alert = self.selected_alert()
         if alert is None or self._dismiss is None:
             return None
-        self.confirm_box = ask_to_confirm(
-            self, "Forget alert", f"Forget the alert “{alert_title(alert)}” of {alert.integration_name}?", "Forget",
-            self.dismiss_selected, detail="If it happens again, it is listed and notified again.",
-            on_closed=self._confirm_closed)
-        return self.confirm_box
-
-    def _confirm_closed(self, box: QMessageBox) -> None:
-        if self.confirm_box is box:
-            self.confirm_box = None
+        return self.ask_first(
+            "Forget alert", f"Forget the alert “{alert_title(alert)}” of {alert.integration_name}?", "Forget",
+            self.dismiss_selected, detail="If it happens again, it is listed and notified again.")
 
     def dismiss_selected(self) -> bool:
         """Forget the selected alert (no question; Delete asks first); ``False`` when none is selected."""

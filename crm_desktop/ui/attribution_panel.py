@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
-from crm_desktop.ui.people_panel import MODEL_NAMES, fill_table, small_table
 from crm_desktop.ui.theme import current_theme, style_chart
-from crm_desktop.ui.widgets import Notice, PanelHeading, row_keys
+from crm_desktop.ui.widgets import Notice, PanelHeading, fill_table, row_keys, small_table
+from crm_desktop.ui.wording import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
 

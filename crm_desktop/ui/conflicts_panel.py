@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -25,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.sync_service import ConflictRow, SyncService
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, record_table, row_keys
+from crm_desktop.ui.widgets import Notice, PanelHeading, record_table, row_keys, selected_row, value_rows
 from crm_desktop.ui.wording import error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
@@ -94,14 +93,7 @@ class ConflictDetails(QGroupBox):
         super().__init__("Selected conflict", parent)
         self._form = QFormLayout(self)
         self._form.setHorizontalSpacing(24)
-        self.values: dict[str, QLabel] = {}
-        for caption in self.CAPTIONS:
-            value = QLabel()
-            value.setObjectName("detailValue")
-            value.setWordWrap(True)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.values[caption] = value
-            self._form.addRow(caption, value)
+        self.values = value_rows(self._form, self.CAPTIONS)
 
     def add_actions(self, buttons: QHBoxLayout) -> None:
         """Put the decision buttons under the values."""
@@ -336,8 +328,8 @@ class ConflictsPanel(QWidget):
 
     def selected_row(self) -> int:
         """The selected row, or -1."""
-        rows = self.table.selectionModel().selectedRows()
-        return rows[0].row() if rows else -1
+        row = selected_row(self.table)
+        return -1 if row is None else row
 
     def selected_conflict(self) -> ConflictRow | None:
         """The selected conflict, if any."""

@@ -55,7 +55,7 @@ from crm_desktop.app.sync_service import (
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, ask_to_confirm, row_keys
+from crm_desktop.ui.widgets import AsksFirst, Notice, PanelHeading, refill_names, row_keys
 from crm_desktop.ui.wording import error_sentence
 
 logger = logging.getLogger(__name__)
@@ -290,19 +290,17 @@ class MappingsTableModel(QAbstractTableModel):
             return "; ".join(lines) or None
         return None
 
-    @staticmethod
-    def _display(mapping: FieldMapping, column: MappingColumn) -> str:
+    @classmethod
+    def _display(cls, mapping: FieldMapping, column: MappingColumn) -> str:
+        """A cell as shown: the edited value, with choices by their names and no transform as a dash."""
         match column:
-            case MappingColumn.LOCAL_FIELD:
-                return mapping.local_field
-            case MappingColumn.CRM_FIELD:
-                return mapping.crm_field
             case MappingColumn.DIRECTION:
                 return FIELD_DIRECTION_NAMES[mapping.direction]
             case MappingColumn.CONFLICT_RULE:
                 return CONFLICT_RULE_NAMES[mapping.conflict_rule]
             case MappingColumn.TRANSFORMS:
-                return ", ".join(t.value for t in mapping.transforms) or "—"
+                return str(cls._edit_value(mapping, column)) or "—"
+        return str(cls._edit_value(mapping, column))
 
     @staticmethod
     def _edit_value(mapping: FieldMapping, column: MappingColumn) -> Any:
@@ -510,7 +508,7 @@ _LIVE_PROBLEMS_START = "Against the CRM's live field list:"
 _PREVIEW_TITLES = ("Local field", "Local value", "CRM field", "Sent to the CRM")
 
 
-class FieldMappingPanel(QWidget):
+class FieldMappingPanel(QWidget, AsksFirst):
     """Shows and edits how each local field maps to the chosen integration's CRM field, and checks it.
 
     CRM fields are picked by label from the CRM's live field list (read when an integration is chosen); each edit
@@ -684,7 +682,6 @@ class FieldMappingPanel(QWidget):
         self.model.dirty_changed.connect(self._dirty_changed)
         self.model.dataChanged.connect(self._mappings_edited)
         self.model.rowsRemoved.connect(self._mappings_edited)
-        self.confirm_box: QMessageBox | None = None
         self.keys = row_keys(self.table, on_open=self.edit_crm_field, on_delete=self.confirm_unmap,
                              say=self.status_message.emit)
         self.preview_keys = row_keys(
@@ -697,15 +694,9 @@ class FieldMappingPanel(QWidget):
 
     def reload_integrations(self) -> None:
         """Re-read the integrations, keeping the chosen one, and show its mapping."""
-        chosen = self.integration_combo.currentText()
-        names = [integration.name for integration in self._sync.integrations.list()]
-        self.integration_combo.blockSignals(True)
-        self.integration_combo.clear()
-        self.integration_combo.addItems(names)
-        if chosen in names:
-            self.integration_combo.setCurrentText(chosen)
-        self.integration_combo.blockSignals(False)
-        if not (self.model.dirty and chosen in names):
+        kept = refill_names(self.integration_combo,
+                            [integration.name for integration in self._sync.integrations.list()])
+        if not (self.model.dirty and kept):
             self.load_mappings()
 
     @property
@@ -773,15 +764,9 @@ class FieldMappingPanel(QWidget):
         if mapping.local_field == MATCHED_BY:
             self.status_message.emit("The email is how records are matched with the CRM's; it stays mapped.")
             return None
-        self.confirm_box = ask_to_confirm(
-            self, "Remove mapping", f"Stop syncing {mapping.local_field} with {mapping.crm_field}?", "Remove",
-            lambda: self.unmap(mapping.local_field), detail="Save keeps the change; Revert brings the row back.",
-            on_closed=self._confirm_closed)
-        return self.confirm_box
-
-    def _confirm_closed(self, box: QMessageBox) -> None:
-        if self.confirm_box is box:
-            self.confirm_box = None
+        return self.ask_first(
+            "Remove mapping", f"Stop syncing {mapping.local_field} with {mapping.crm_field}?", "Remove",
+            lambda: self.unmap(mapping.local_field), detail="Save keeps the change; Revert brings the row back.")
 
     def unmap(self, local_field: str) -> bool:
         """Take ``local_field``'s row out of the mapping (no question; Save keeps it)."""

@@ -40,7 +40,16 @@ from crm_desktop.ui.integrations_model import (
     interval_text,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import PanelHeading, record_table, row_keys, set_tone
+from crm_desktop.ui.widgets import (
+    AsksFirst,
+    PanelHeading,
+    hold_while_open,
+    record_table,
+    row_keys,
+    selected_row,
+    set_tone,
+    value_rows,
+)
 from crm_desktop.ui.wording import connection_sentence, error_sentence
 
 __all__ = ["IntegrationDetails", "IntegrationDialog", "IntegrationsPanel", "IntegrationsTableModel"]
@@ -149,14 +158,7 @@ class IntegrationDetails(QWidget):
         form = self._form = QFormLayout(form_page)
         form.setContentsMargins(0, 0, 0, 0)
         form.setHorizontalSpacing(24)
-        self.values: dict[str, QLabel] = {}
-        for caption in self.CAPTIONS:
-            value = QLabel()
-            value.setObjectName("detailValue")
-            value.setWordWrap(True)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.values[caption] = value
-            form.addRow(caption, value)
+        self.values = value_rows(form, self.CAPTIONS)
         self._pages.addWidget(self._empty)
         self._pages.addWidget(form_page)
         layout = QVBoxLayout(self)
@@ -210,7 +212,7 @@ class IntegrationDetails(QWidget):
         return self._pages.currentIndex() == 1
 
 
-class IntegrationsPanel(QWidget):
+class IntegrationsPanel(QWidget, AsksFirst):
     """Lists the workspace's CRM connections and adds, edits and removes them.
 
     With ``crm`` given, the selected integration's connection can be tested, and a Salesforce integration can
@@ -264,7 +266,6 @@ class IntegrationsPanel(QWidget):
         self.open_browser: BrowserOpener = open_in_system_browser
         self.sign_in_port = SIGN_IN_PORT
         self.dialog: IntegrationDialog | None = None
-        self.confirm_box: QMessageBox | None = None
         self.error_box: QMessageBox | None = None
 
         heading = PanelHeading(
@@ -390,8 +391,7 @@ class IntegrationsPanel(QWidget):
 
     def selected_row(self) -> int | None:
         """The selected table row, if any."""
-        rows = self.table.selectionModel().selectedRows()
-        return rows[0].row() if rows else None
+        return selected_row(self.table)
 
     def selected_integration(self) -> Integration | None:
         """The selected integration, if any."""
@@ -514,15 +514,9 @@ class IntegrationsPanel(QWidget):
     def _open_dialog(self, integration: Integration | None) -> IntegrationDialog:
         dialog = IntegrationDialog(self._service, integration, self)
         dialog.saved.connect(lambda saved: self._saved(saved, added=integration is None))
-        dialog.finished.connect(lambda _result: self._dialog_closed(dialog))
-        self.dialog = dialog
+        hold_while_open(self, "dialog", dialog)
         dialog.open()
         return dialog
-
-    def _dialog_closed(self, dialog: IntegrationDialog) -> None:
-        if self.dialog is dialog:
-            self.dialog = None
-        dialog.deleteLater()
 
     def _saved(self, integration: Integration, added: bool) -> None:
         self.reload(select=integration.name)
@@ -537,31 +531,12 @@ class IntegrationsPanel(QWidget):
         integration = self.selected_integration()
         if integration is None:
             return None
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Remove integration",
-            f"Remove the {CRM_NAMES[integration.provider]} integration “{integration.name}”?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+        return self.ask_first(
+            "Remove integration", f"Remove the {CRM_NAMES[integration.provider]} integration “{integration.name}”?",
+            "Remove", lambda: self.remove(integration.name),
+            detail="Its credentials are deleted from the OS keyring and its sync data from this computer. "
+            "Records in the CRM itself are not touched.",
         )
-        box.setInformativeText(
-            "Its credentials are deleted from the OS keyring and its sync data from this computer. "
-            "Records in the CRM itself are not touched."
-        )
-        box.button(QMessageBox.StandardButton.Yes).setText("Remove")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(lambda _result: self._removal_answered(box, integration))
-        self.confirm_box = box
-        box.open()
-        return box
-
-    def _removal_answered(self, box: QMessageBox, integration: Integration) -> None:
-        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
-        if self.confirm_box is box:
-            self.confirm_box = None
-        box.deleteLater()
-        if confirmed:
-            self.remove(integration.name)
 
     def remove(self, name: str) -> bool:
         """Remove an integration with its keyring entry; show why when that fails."""

@@ -7,13 +7,21 @@ import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, Protocol
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+    SignalInstance,
+)
 
 from crm_desktop.app.people import Keyset, PeopleColumn, PeopleQuery, PersonLine
 from crm_desktop.ui.wording import short_time
@@ -67,6 +75,18 @@ def _read(reader: PeopleReader, query: PeopleQuery, size: int, plan: _PagePlan) 
         if after is None:
             return []
     return list(reader.page(query, after, size, inclusive=plan.inclusive))
+
+def _hand_over(answer: SignalInstance, read: Callable[[], object], *tags: object) -> None:
+    """On the reading thread: run ``read`` and hand what it read, or the error it raised, to the GUI thread through
+    ``answer`` (after ``tags``: the generation, the page number)."""
+    result: object
+    try:
+        result = read()
+    except Exception as exc:  # the store went away or failed: said on the GUI thread
+        result = exc
+    with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
+        answer.emit(*tags, result)
+
 
 def _fresh_plan(number: int, size: int, total: int, read: list[tuple[int, list[PersonLine]]]) -> _PagePlan:
     """How to read page ``number`` knowing only the pages ``read`` just now: after the page before it, else by
@@ -224,21 +244,22 @@ class PeopleTableModel(QAbstractTableModel):
             self.busy_changed.emit(True)
         self._reading_thread().submit(self._read_first, generation, query)
 
+    def _outdated(self, generation: int) -> bool:
+        """Whether a newer query came since ``generation`` (what was asked for it is not worth reading)."""
+        with self._lock:
+            return generation != self._generation
+
     def _read_first(self, generation: int, query: PeopleQuery) -> None:
         """On the reading thread: count ``query`` and read its first page, unless a newer query came first."""
-        with self._lock:
-            if generation != self._generation:
-                return
-        result: tuple[int, list[PersonLine]] | Exception
-        try:
+        if self._outdated(generation):
+            return
+
+        def read() -> tuple[int, list[PersonLine]]:
             page = _read(self._reader, query, self._page_size, _PagePlan(None, False))
             # A first page that is not full is every row: a narrow filter skips the count's own scan.
-            total = len(page) if len(page) < self._page_size else self._reader.count(query)
-            result = (total, page)
-        except Exception as exc:  # the store went away or failed: said on the GUI thread
-            result = exc
-        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
-            self._first_read.emit(generation, result)
+            return (len(page) if len(page) < self._page_size else self._reader.count(query)), page
+
+        _hand_over(self._first_read, read, generation)
 
     def _first_arrived(self, generation: int, result: object) -> None:
         if generation != self._generation:
@@ -288,19 +309,17 @@ class PeopleTableModel(QAbstractTableModel):
     def _read_again(self, generation: int, query: PeopleQuery, numbers: list[int], total: int) -> None:
         """On the reading thread: read pages ``numbers`` again from scratch (a changed row may have moved, so no
         keyset read before is trusted), unless a newer query came first."""
-        with self._lock:
-            if generation != self._generation:
-                return
-        pages: list[tuple[int, list[PersonLine]]] = []
-        result: list[tuple[int, list[PersonLine]]] | Exception = pages
-        try:
+        if self._outdated(generation):
+            return
+
+        def read() -> list[tuple[int, list[PersonLine]]]:
+            pages: list[tuple[int, list[PersonLine]]] = []
             for number in numbers:
                 plan = _fresh_plan(number, self._page_size, total, pages)
                 pages.append((number, _read(self._reader, query, self._page_size, plan)))
-        except Exception as exc:  # the store went away or failed: said on the GUI thread
-            result = exc
-        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
-            self._pages_read_again.emit(generation, result)
+            return pages
+
+        _hand_over(self._pages_read_again, read, generation)
 
     def _pages_arrived_again(self, generation: int, result: object) -> None:
         if generation != self._generation:
@@ -411,16 +430,15 @@ class PeopleTableModel(QAbstractTableModel):
             number, plan = self._waiting.popitem(last=True)
             self._reading = number
             generation, query = self._generation, self.query
-        result: list[PersonLine] | Exception
-        try:
-            result = _read(self._reader, query, self._page_size, plan)
-        except Exception as exc:  # the store went away or failed: said on the GUI thread
-            result = exc
-        finally:
-            with self._lock:
-                self._reading = None
-        with contextlib.suppress(RuntimeError):  # the model was deleted meanwhile
-            self._page_read.emit(generation, number, result)
+
+        def read() -> list[PersonLine]:
+            try:
+                return _read(self._reader, query, self._page_size, plan)
+            finally:
+                with self._lock:
+                    self._reading = None
+
+        _hand_over(self._page_read, read, generation, number)
 
     def _page_arrived(self, generation: int, number: int, result: object) -> None:
         if generation != self._generation:

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTabBar,
     QTableView,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
@@ -58,52 +57,30 @@ from crm_desktop.domain.social import AttributionModel
 from crm_desktop.ui.integrations_model import CRM_NAMES
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, RowKeys, row_keys, show_rows_in_full
-from crm_desktop.ui.wording import error_sentence, local_time, short_time
+from crm_desktop.ui.widgets import (
+    AsksFirst,
+    Notice,
+    PanelHeading,
+    RowKeys,
+    fill_table,
+    hold_while_open,
+    row_keys,
+    selected_row,
+    show_rows_in_full,
+    small_table,
+)
+from crm_desktop.ui.wording import MODEL_NAMES, error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
 
 #: How long the filter waits after the last key before querying (typing a name is one query, not one per key).
 FILTER_DELAY_MS = 200
 
-MODEL_NAMES = {
-    AttributionModel.FIRST_TOUCH: "First touch",
-    AttributionModel.LAST_TOUCH: "Last touch",
-    AttributionModel.LINEAR: "Linear",
-    AttributionModel.TIME_DECAY: "Time decay",
-    AttributionModel.POSITION_BASED: "Position based",
-}
 SYNC_STATE_NAMES = {
     SyncState.LINKED: "Linked",
     SyncState.NOT_LINKED: "Not linked",
     SyncState.FAILED: "Failed",
 }
-
-
-def fill_table(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> None:
-    """Replace a small read-only table's content."""
-    table.clear()
-    table.setColumnCount(len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setRowCount(len(rows))
-    for row, values in enumerate(rows):
-        for column, value in enumerate(values):
-            item = QTableWidgetItem(value)
-            item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
-            item.setToolTip(value if len(value) > 40 else "")
-            table.setItem(row, column, item)
-
-
-def small_table(name: str) -> QTableWidget:
-    """A read-only table of the detail pane."""
-    table = QTableWidget()
-    table.setAccessibleName(name)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.verticalHeader().hide()
-    table.horizontalHeader().setStretchLastSection(True)
-    table.setWordWrap(False)
-    return table
 
 
 class PersonDetailPane(QWidget):
@@ -229,15 +206,14 @@ class PersonDetailPane(QWidget):
 
     def selected_link_row(self) -> int | None:
         """The row of the CRM records table that is selected (the first when only one)."""
-        rows = self.links_table.selectionModel().selectedRows() if self.links_table.selectionModel() else []
-        return rows[0].row() if rows else None
+        return selected_row(self.links_table)
 
     def selected_change(self) -> AuditLine | None:
         """The recorded change selected in the history."""
-        rows = self.history_table.selectionModel().selectedRows() if self.history_table.selectionModel() else []
-        if self.detail is None or not rows or rows[0].row() >= len(self.detail.audit):
+        row = selected_row(self.history_table)
+        if self.detail is None or row is None or row >= len(self.detail.audit):
             return None
-        return self.detail.audit[rows[0].row()]
+        return self.detail.audit[row]
 
     def _emit_for_link(self, signal: Any) -> None:
         row = self.selected_link_row()
@@ -416,7 +392,7 @@ class ImportPreviewDialog(QDialog):
         self.resize(720, 420 if preview.problems else 140)
 
 
-class DuplicatesDialog(QDialog):
+class DuplicatesDialog(QDialog, AsksFirst):
     """Likely duplicate contacts (same email, phone or social username) and those the CRMs reported; merge two
     with a per-field pick, locally and in each CRM whose API merges.
 
@@ -444,7 +420,6 @@ class DuplicatesDialog(QDialog):
         self.report: DuplicateReport | None = None
         self.searching = False
         self.plan: MergePlan | None = None
-        self.confirm_box: QMessageBox | None = None
         self.setWindowTitle("Duplicate contacts")
         self.setAccessibleName("Duplicate contacts")
         self.groups_table = small_table("Likely duplicates")
@@ -552,10 +527,10 @@ class DuplicatesDialog(QDialog):
             self._show_plan(None)
 
     def _group_chosen(self) -> None:
-        rows = self.groups_table.selectionModel().selectedRows()
-        if self.report is None or not rows:
+        row = selected_row(self.groups_table)
+        if self.report is None or row is None:
             return
-        group = self.report.groups[rows[0].row()]
+        group = self.report.groups[row]
         for combo, chosen in ((self.keep_combo, 0), (self.other_combo, 1)):
             combo.blockSignals(True)
             combo.clear()
@@ -635,24 +610,9 @@ class DuplicatesDialog(QDialog):
         if self.plan is None:
             return None
         plan = self.plan
-        box = QMessageBox(QMessageBox.Icon.Question, "Merge contacts",
-                          f"Merge {plan.other_email} into {plan.keep_email}?",
-                          QMessageBox.StandardButton.Cancel, self)
-        box.setInformativeText("The CRMs that merge do it now and cannot take it back.")
-        merge = box.addButton("Merge", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-
-        def answered(_result: int) -> None:
-            if self.confirm_box is box:
-                self.confirm_box = None
-            box.deleteLater()
-            if box.clickedButton() is merge:
-                self.merge(plan)
-
-        box.finished.connect(answered)
-        self.confirm_box = box
-        box.open()
-        return box
+        return self.ask_first("Merge contacts", f"Merge {plan.other_email} into {plan.keep_email}?", "Merge",
+                              lambda: self.merge(plan),
+                              detail="The CRMs that merge do it now and cannot take it back.")
 
     def merge(self, plan: MergePlan) -> asyncio.Task[MergeReport | None]:
         """Merge the plan's two contacts with the fields checked."""
@@ -689,7 +649,7 @@ def import_summary(report: ImportReport) -> str:
     return text
 
 
-class PeoplePanel(QWidget):
+class PeoplePanel(QWidget, AsksFirst):
     """Contacts and leads: filter, sort, page through them and see one person in full; import files.
 
     Attributes:
@@ -721,7 +681,6 @@ class PeoplePanel(QWidget):
         self.tasks = BackgroundTasks()
         self.preview_dialog: ImportPreviewDialog | None = None
         self.duplicates_dialog: DuplicatesDialog | None = None
-        self.confirm_box: QMessageBox | None = None
         self.file_dialog: QFileDialog | None = None
         self._loaded = False
         self._select_first = False
@@ -992,8 +951,7 @@ class PeoplePanel(QWidget):
     # -- the detail pane -------------------------------------------------------------------------------------
 
     def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        self.show_person(rows[0].row() if rows else None)
+        self.show_person(selected_row(self.table))
 
     def _open_row(self, index: QModelIndex) -> None:
         self.show_person(index.row())
@@ -1125,24 +1083,9 @@ class PeoplePanel(QWidget):
         return report
 
     def _ask_to_force_undo(self, audit_id: int, reason: str) -> QMessageBox:
-        box = QMessageBox(QMessageBox.Icon.Warning, "Undo this change", reason, QMessageBox.StandardButton.Cancel,
-                          self)
-        force = box.addButton("Undo anyway", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-
-        def answered(_result: int) -> None:
-            if self.confirm_box is box:
-                self.confirm_box = None
-            box.deleteLater()
-            if box.clickedButton() is force:
-                self.undo_change(audit_id, force=True)
-            else:
-                self.detail_pane.history_result.setText("Not undone: the newer value was kept.")
-
-        box.finished.connect(answered)
-        self.confirm_box = box
-        box.open()
-        return box
+        return self.ask_first(
+            "Undo this change", reason, "Undo anyway", lambda: self.undo_change(audit_id, force=True), warning=True,
+            on_declined=lambda: self.detail_pane.history_result.setText("Not undone: the newer value was kept."))
 
     # -- duplicates ------------------------------------------------------------------------------------------
 
@@ -1154,16 +1097,10 @@ class PeoplePanel(QWidget):
             return self.duplicates_dialog
         dialog = DuplicatesDialog(self.service, self.tasks, self)
         dialog.merged.connect(self._merged)
-        dialog.finished.connect(lambda _result: self._duplicates_closed(dialog))
-        self.duplicates_dialog = dialog
+        hold_while_open(self, "duplicates_dialog", dialog)
         dialog.show()
         dialog.find_duplicates()
         return dialog
-
-    def _duplicates_closed(self, dialog: DuplicatesDialog) -> None:
-        if self.duplicates_dialog is dialog:
-            self.duplicates_dialog = None
-        dialog.deleteLater()
 
     def _merged(self, text: str) -> None:
         self.notice.say(text, "ok")

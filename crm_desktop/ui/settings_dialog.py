@@ -38,6 +38,8 @@ from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.social import DEFAULT_WEIGHTS, AttributionModel, ScoringSettings
+from crm_desktop.ui.widgets import AsksFirst
+from crm_desktop.ui.wording import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +47,6 @@ THEME_NAMES = {
     ThemeChoice.SYSTEM: "Follow the system (light or dark)",
     ThemeChoice.LIGHT: "Light",
     ThemeChoice.DARK: "Dark",
-}
-MODEL_NAMES = {
-    AttributionModel.FIRST_TOUCH: "First touch",
-    AttributionModel.LAST_TOUCH: "Last touch",
-    AttributionModel.LINEAR: "Linear",
-    AttributionModel.TIME_DECAY: "Time decay",
-    AttributionModel.POSITION_BASED: "Position based",
 }
 #: The scoring weights as the marketer knows the interactions.
 INTERACTION_NAMES = {
@@ -92,7 +87,31 @@ def minutes_box(value: int, name: str) -> QSpinBox:
     return box
 
 
-class SettingsDialog(QDialog):
+def half_life_box(days: float, name: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(0.5, 3650.0)
+    box.setDecimals(1)
+    box.setSuffix(" days")
+    box.setValue(days)
+    box.setAccessibleName(name)
+    return box
+
+
+def hinted_grid_tab(hint: str) -> tuple[QWidget, QVBoxLayout, QGridLayout]:
+    """A tab that starts with a hint sentence over a grid of settings (the caller fills the grid)."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    label = QLabel(hint)
+    label.setObjectName("dialogHint")
+    label.setWordWrap(True)
+    layout.addWidget(label)
+    grid = QGridLayout()
+    grid.setHorizontalSpacing(16)
+    layout.addLayout(grid)
+    return page, layout, grid
+
+
+class SettingsDialog(QDialog, AsksFirst):
     """The workspace's settings in tabs: General, Schedules, Local API, Scoring.
 
     Attributes:
@@ -118,7 +137,6 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.workspace = workspace
         self.tokens = ApiTokens(workspace.vault)
-        self.confirm_box: QMessageBox | None = None
         self.setWindowTitle("Settings")
         self.setMinimumWidth(620)
         preferences = workspace.preferences.get()
@@ -200,15 +218,9 @@ class SettingsDialog(QDialog):
         return page
 
     def _schedules_tab(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        hint = QLabel("How often each integration syncs while auto-sync runs. A full sync pulls and pushes; "
-                      "“new contacts” pushes only contacts added since.")
-        hint.setObjectName("dialogHint")
-        hint.setWordWrap(True)
-        layout.addWidget(hint)
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(16)
+        page, layout, grid = hinted_grid_tab(
+            "How often each integration syncs while auto-sync runs. A full sync pulls and pushes; "
+            "“new contacts” pushes only contacts added since.")
         for column, title in enumerate(("Integration", "Auto-sync", "Full sync every", "New contacts every")):
             header = QLabel(title)
             header.setStyleSheet("font-weight: 600")
@@ -229,7 +241,6 @@ class SettingsDialog(QDialog):
         if not self.schedules:
             grid.addWidget(QLabel("No integration yet: add one in Integrations."), 1, 0, 1, 4)
         grid.setColumnStretch(0, 1)
-        layout.addLayout(grid)
         layout.addStretch(1)
         return page
 
@@ -279,15 +290,9 @@ class SettingsDialog(QDialog):
         return page
 
     def _scoring_tab(self, scoring: ScoringSettings) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        hint = QLabel("Points each interaction adds to a person's engagement score (0-100), and how fast "
-                      "interactions fade. See docs/scoring.md.")
-        hint.setObjectName("dialogHint")
-        hint.setWordWrap(True)
-        layout.addWidget(hint)
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(16)
+        page, layout, grid = hinted_grid_tab(
+            "Points each interaction adds to a person's engagement score (0-100), and how fast interactions fade. "
+            "See docs/scoring.md.")
         self.weight_boxes: dict[str, QDoubleSpinBox] = {}
         for number, kind in enumerate(DEFAULT_WEIGHTS):
             box = QDoubleSpinBox()
@@ -303,21 +308,11 @@ class SettingsDialog(QDialog):
             grid.addWidget(label, row, column * 2)
             grid.addWidget(box, row, column * 2 + 1)
             self.weight_boxes[kind] = box
-        layout.addLayout(grid)
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
-        self.half_life_box = QDoubleSpinBox()
-        self.half_life_box.setRange(0.5, 3650.0)
-        self.half_life_box.setDecimals(1)
-        self.half_life_box.setSuffix(" days")
-        self.half_life_box.setValue(scoring.half_life_days)
-        self.half_life_box.setAccessibleName("Engagement half-life")
-        self.attribution_half_life_box = QDoubleSpinBox()
-        self.attribution_half_life_box.setRange(0.5, 3650.0)
-        self.attribution_half_life_box.setDecimals(1)
-        self.attribution_half_life_box.setSuffix(" days")
-        self.attribution_half_life_box.setValue(scoring.attribution_half_life_days)
-        self.attribution_half_life_box.setAccessibleName("Time-decay attribution half-life")
+        self.half_life_box = half_life_box(scoring.half_life_days, "Engagement half-life")
+        self.attribution_half_life_box = half_life_box(scoring.attribution_half_life_days,
+                                                       "Time-decay attribution half-life")
         form.addRow("An interaction counts half after", self.half_life_box)
         form.addRow("Time-decay attribution half-life", self.attribution_half_life_box)
         layout.addLayout(form)
@@ -350,22 +345,10 @@ class SettingsDialog(QDialog):
 
     def confirm_rotate(self) -> QMessageBox:
         """Ask before making a new token (window-modal, returns at once)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Rotate the API token",
-                          "Make a new local API token? Scripts and tools using the old one stop working at once.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.button(QMessageBox.StandardButton.Yes).setText("Rotate")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(lambda _result: self._rotate_answered(box))
-        self.confirm_box = box
-        box.open()
-        return box
-
-    def _rotate_answered(self, box: QMessageBox) -> None:
-        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
-        self.confirm_box = None
-        box.deleteLater()
-        if confirmed:
-            self.rotate_token()
+        return self.ask_first(
+            "Rotate the API token",
+            "Make a new local API token? Scripts and tools using the old one stop working at once.", "Rotate",
+            self.rotate_token)
 
     def rotate_token(self) -> bool:
         """Replace the token now (the old one stops working, also in the running API)."""

@@ -60,7 +60,16 @@ from crm_desktop.ui.sync_runs_model import (
     run_status,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, row_keys, style_record_table
+from crm_desktop.ui.widgets import (
+    AsksFirst,
+    Notice,
+    PanelHeading,
+    hold_while_open,
+    refill_names,
+    row_keys,
+    selected_row,
+    style_record_table,
+)
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
     RUN_DIRECTION_NAMES,
@@ -135,7 +144,7 @@ class _PageLayout(QVBoxLayout):
         return False
 
 
-class SyncMonitorPanel(QWidget):
+class SyncMonitorPanel(QWidget, AsksFirst):
     """Each integration's health, syncs (one or all, after a dry-run preview) with their live progress, the
     history of every run with its errors by category, retry of a run's failures, undo, and metrics over time.
 
@@ -212,7 +221,6 @@ class SyncMonitorPanel(QWidget):
         self._notices: dict[str, tuple[str, bool]] = {}
         self._undoing: int | None = None
         self._shown_run: tuple[int, str, object] | None = None
-        self.confirm_box: QMessageBox | None = None
 
         heading = PanelHeading(
             "Sync Monitor",
@@ -427,14 +435,7 @@ class SyncMonitorPanel(QWidget):
 
     def reload_integrations(self) -> None:
         """Re-read the integrations for the combo, keeping the chosen one."""
-        chosen = self.integration_combo.currentText()
-        names = [integration.name for integration in self._sync.integrations.list()]
-        self.integration_combo.blockSignals(True)
-        self.integration_combo.clear()
-        self.integration_combo.addItems(names)
-        if chosen in names:
-            self.integration_combo.setCurrentText(chosen)
-        self.integration_combo.blockSignals(False)
+        refill_names(self.integration_combo, [integration.name for integration in self._sync.integrations.list()])
         self._update_buttons()
 
     def _refresh_live_runs(self) -> None:
@@ -587,8 +588,8 @@ class SyncMonitorPanel(QWidget):
             return self.preview_dialog
         dialog = SyncPreviewDialog(names, self)
         dialog.proceed_chosen.connect(self._preview_proceeded)
-        dialog.finished.connect(lambda _result: self._preview_closed(dialog))
-        self.preview_dialog = dialog
+        dialog.finished.connect(lambda _result: self._preview_closed())
+        hold_while_open(self, "preview_dialog", dialog)
         self._preview_tasks = [
             self._tasks.start(self._preview_one(dialog, name), name=f"preview {name}") for name in names
         ]
@@ -610,13 +611,10 @@ class SyncMonitorPanel(QWidget):
             self.preview_first_check.setChecked(False)  # saved by its toggled signal
         self.sync_all_now()
 
-    def _preview_closed(self, dialog: SyncPreviewDialog) -> None:
+    def _preview_closed(self) -> None:
         for task in self._preview_tasks:
             task.cancel()  # Cancel while plans are still being worked out stops asking the CRMs
         self._preview_tasks = []
-        if self.preview_dialog is dialog:
-            self.preview_dialog = None
-        dialog.deleteLater()
 
     def sync_all_now(self) -> list[asyncio.Task[SyncResult | None]]:
         """Sync every integration now, without a preview (those already syncing are followed, not started twice)."""
@@ -743,8 +741,7 @@ class SyncMonitorPanel(QWidget):
 
     def selected_row(self) -> int | None:
         """The selected row of the run table, if any."""
-        rows = self.runs_table.selectionModel().selectedRows()
-        return rows[0].row() if rows else None
+        return selected_row(self.runs_table)
 
     def selected_run(self) -> SyncRunRow | None:
         """The selected run, if any."""
@@ -891,15 +888,9 @@ class SyncMonitorPanel(QWidget):
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setDefaultSuffix("csv")
         dialog.fileSelected.connect(lambda path: self.export_errors(run_id, Path(path)))
-        dialog.finished.connect(lambda _result: self._export_dialog_closed(dialog))
-        self.export_dialog = dialog
+        hold_while_open(self, "export_dialog", dialog)
         dialog.open()
         return dialog
-
-    def _export_dialog_closed(self, dialog: QFileDialog) -> None:
-        if self.export_dialog is dialog:
-            self.export_dialog = None
-        dialog.deleteLater()
 
     def export_errors(self, run_id: int, path: Path) -> None:
         """Write run ``run_id``'s failed records to ``path`` (in a thread) and say how many."""
@@ -957,31 +948,13 @@ class SyncMonitorPanel(QWidget):
         if run is None or not self.undo_button.isEnabled():
             return None
         name = self.runs_model.integration_name(run)
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Undo run",
-            f"Undo run {run.id} of “{name}” ({local_time(run.started_at)})?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+        run_id = run.id
+        return self.ask_first(
+            "Undo run", f"Undo run {run_id} of “{name}” ({local_time(run.started_at)})?", "Undo run",
+            lambda: self.undo(run_id),
+            detail="The values this run changed are put back, here and in the CRM. Records it created are kept; "
+            "the undo is recorded as a run of its own.",
         )
-        box.setInformativeText(
-            "The values this run changed are put back, here and in the CRM. Records it created are kept; "
-            "the undo is recorded as a run of its own."
-        )
-        box.button(QMessageBox.StandardButton.Yes).setText("Undo run")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(lambda _result: self._undo_answered(box, run.id))
-        self.confirm_box = box
-        box.open()
-        return box
-
-    def _undo_answered(self, box: QMessageBox, run_id: int) -> None:
-        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
-        if self.confirm_box is box:
-            self.confirm_box = None
-        box.deleteLater()
-        if confirmed:
-            self.undo(run_id)
 
     def undo(self, run_id: int, *, force: bool = False) -> asyncio.Task[None] | None:
         """Undo run ``run_id`` (no confirmation; :meth:`confirm_undo` asks first).
@@ -998,29 +971,13 @@ class SyncMonitorPanel(QWidget):
 
     def _ask_to_overwrite(self, run_id: int, refused: UndoRefused) -> QMessageBox:
         """Values the run wrote changed after it: ask before putting the older ones back over them."""
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
+        return self.ask_first(
             "Undo run",
             f"{plural(len(refused.changed), 'value')} changed after run {run_id}. Put the values from before "
             "the run back over them?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+            "Overwrite them", lambda: self.undo(run_id, force=True),
+            detail="\n".join(str(change) for change in refused.changed), warning=True,
         )
-        box.setInformativeText("\n".join(str(change) for change in refused.changed))
-        box.button(QMessageBox.StandardButton.Yes).setText("Overwrite them")
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(lambda _result: self._overwrite_answered(box, run_id))
-        self.confirm_box = box
-        box.open()
-        return box
-
-    def _overwrite_answered(self, box: QMessageBox, run_id: int) -> None:
-        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
-        if self.confirm_box is box:
-            self.confirm_box = None
-        box.deleteLater()
-        if confirmed:
-            self.undo(run_id, force=True)
 
     async def _run_undo(self, run_id: int, force: bool = False) -> None:
         select: int | None = None

@@ -4,15 +4,21 @@ table's look, and what Enter and Delete do on every table."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, Signal, SignalInstance
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QFormLayout,
     QHeaderView,
     QLabel,
     QMessageBox,
     QTableView,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -81,6 +87,45 @@ class Notice(QLabel):
         return str(self.property("tone") or "info")
 
 
+def value_rows(form: QFormLayout, captions: tuple[str, ...]) -> dict[str, QLabel]:
+    """A details form's rows: a wrapping, selectable value label per caption, returned by caption."""
+    values: dict[str, QLabel] = {}
+    for caption in captions:
+        value = QLabel()
+        value.setObjectName("detailValue")
+        value.setWordWrap(True)
+        value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        values[caption] = value
+        form.addRow(caption, value)
+    return values
+
+
+def fill_table(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> None:
+    """Replace a small read-only table's content."""
+    table.clear()
+    table.setColumnCount(len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.setRowCount(len(rows))
+    for row, values in enumerate(rows):
+        for column, value in enumerate(values):
+            item = QTableWidgetItem(value)
+            item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
+            item.setToolTip(value if len(value) > 40 else "")
+            table.setItem(row, column, item)
+
+
+def small_table(name: str) -> QTableWidget:
+    """A small read-only table (a detail pane's, a dialog's), filled by :func:`fill_table`."""
+    table = QTableWidget()
+    table.setAccessibleName(name)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.verticalHeader().hide()
+    table.horizontalHeader().setStretchLastSection(True)
+    table.setWordWrap(False)
+    return table
+
+
 def record_table(model: QAbstractItemModel, accessible_name: str, object_name: str = "", *,
                  single_selection: bool = True) -> QTableView:
     """A read-only table of records as every panel shows them: whole rows selected, alternating rows, no grid, no
@@ -108,6 +153,27 @@ def style_record_table(table: QTableView, *, single_selection: bool = True) -> N
     header.setHighlightSections(False)
     header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+
+
+def refill_names(combo: QComboBox, names: list[str]) -> bool:
+    """Offer ``names`` in ``combo``, keeping the one chosen while it is still offered, without signalling a change
+    (the caller shows what the choice needs); ``True`` when the choice was kept."""
+    chosen = combo.currentText()
+    kept = chosen in names
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(names)
+    if kept:
+        combo.setCurrentText(chosen)
+    combo.blockSignals(False)
+    return kept
+
+
+def selected_row(table: QAbstractItemView) -> int | None:
+    """The table's selected row (the first one when several are), if any."""
+    selection = table.selectionModel()
+    rows = [index.row() for index in selection.selectedRows()] if selection is not None else []
+    return min(rows) if rows else None
 
 
 #: The keys that open a row's details (the main keyboard's Return and the keypad's Enter).
@@ -158,9 +224,7 @@ class RowKeys(QObject):
 
     def selected_row(self) -> int | None:
         """The selected row (the first one when several are), if any."""
-        selection = self.table.selectionModel()
-        rows = sorted(index.row() for index in selection.selectedRows()) if selection is not None else []
-        return rows[0] if rows else None
+        return selected_row(self.table)
 
     def press_enter(self) -> bool:
         """Act as Enter does; ``False`` when nothing was opened (and the status bar says why)."""
@@ -241,33 +305,61 @@ def show_rows_in_full(table: QAbstractItemView, notice: Notice, *, cannot_delete
     return row_keys(table, on_open=show, cannot_delete=cannot_delete, say=notice.say)
 
 
-def ask_to_confirm(
-    parent: QWidget,
-    title: str,
-    question: str,
-    action: str,
-    on_confirmed: Callable[[], object],
-    *,
-    detail: str = "",
-    on_closed: Callable[[QMessageBox], object] | None = None,
-) -> QMessageBox:
-    """Ask before a destructive action (window-modal, returns at once): ``action`` names the button that does it,
-    Cancel is the default; ``on_confirmed`` runs only when the action's button was pressed."""
-    box = QMessageBox(QMessageBox.Icon.Question, title, question,
-                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, parent)
-    if detail:
-        box.setInformativeText(detail)
-    box.button(QMessageBox.StandardButton.Yes).setText(action)
-    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+class AsksFirst:
+    """For a panel or dialog that asks before its destructive actions, one question at a time.
 
-    def answered(_result: int) -> None:
-        confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
-        if on_closed is not None:
-            on_closed(box)
-        box.deleteLater()
-        if confirmed:
-            on_confirmed()
+    Attributes:
+        confirm_box: the question while it is open (``None`` otherwise).
+    """
 
-    box.finished.connect(answered)
-    box.open()
-    return box
+    confirm_box: QMessageBox | None = None
+
+    def ask_first(
+        self,
+        title: str,
+        question: str,
+        action: str,
+        on_confirmed: Callable[[], object],
+        *,
+        detail: str = "",
+        warning: bool = False,
+        on_declined: Callable[[], object] | None = None,
+    ) -> QMessageBox:
+        """Ask before a destructive action, over this widget (window-modal, returns at once): ``action`` names the
+        button that does it, Cancel is the default; ``on_confirmed`` runs only when the action's button was
+        pressed, ``on_declined`` otherwise. A ``warning`` (the action overwrites something newer) shows the warning
+        icon. :attr:`confirm_box` holds the question while it is open."""
+        box = QMessageBox(QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Question, title, question,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, cast(QWidget, self))
+        if detail:
+            box.setInformativeText(detail)
+        box.button(QMessageBox.StandardButton.Yes).setText(action)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(_result: int) -> None:
+            confirmed = box.clickedButton() is box.button(QMessageBox.StandardButton.Yes)
+            if self.confirm_box is box:
+                self.confirm_box = None
+            box.deleteLater()
+            if confirmed:
+                on_confirmed()
+            elif on_declined is not None:
+                on_declined()
+
+        box.finished.connect(answered)
+        self.confirm_box = box
+        box.open()
+        return box
+
+
+def hold_while_open(owner: QObject, attribute: str, dialog: QDialog) -> None:
+    """Keep ``dialog`` in ``owner``'s ``attribute`` while it is open; once it closes, forget it (unless a newer one
+    took its place) and delete it."""
+    setattr(owner, attribute, dialog)
+
+    def closed(_result: int) -> None:
+        if getattr(owner, attribute, None) is dialog:
+            setattr(owner, attribute, None)
+        dialog.deleteLater()
+
+    dialog.finished.connect(closed)

@@ -20,8 +20,18 @@ from crm_desktop.app.text import duration_text as run_length_text
 from crm_desktop.app.text import plural
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
+from crm_desktop.domain.social import AttributionModel
 
 logger = logging.getLogger(__name__)
+
+#: The attribution models as the panels and Settings name them.
+MODEL_NAMES = {
+    AttributionModel.FIRST_TOUCH: "First touch",
+    AttributionModel.LAST_TOUCH: "Last touch",
+    AttributionModel.LINEAR: "Linear",
+    AttributionModel.TIME_DECAY: "Time decay",
+    AttributionModel.POSITION_BASED: "Position based",
+}
 
 TRIGGER_NAMES: dict[str, str] = {
     SyncTrigger.MANUAL: "Manual",
