@@ -23,6 +23,7 @@ from crm_desktop.ui.alerts_view import AlertsPanel
 from crm_desktop.ui.settings_dialog import SettingsDialog
 from crm_desktop.ui.theme import SystemThemeFollower
 from crm_desktop.ui.tray import DeskTray
+from crm_desktop.ui.widgets import hold_while_open
 
 if TYPE_CHECKING:
     from crm_desktop.ui.main_window import MainWindow
@@ -334,8 +335,7 @@ class Desk(QObject):
         dialog = SettingsDialog(self.workspace, tray_available=self.tray.available, parent=self.window)
         dialog.saved.connect(self.apply_preferences)
         dialog.network_requested.connect(self.window.open_network_settings)
-        dialog.finished.connect(lambda _result: self._settings_closed(dialog))
-        self.settings_dialog = dialog
+        hold_while_open(self, "settings_dialog", dialog)
         dialog.open()
         return dialog
 
