@@ -339,11 +339,6 @@ class Desk(QObject):
         dialog.open()
         return dialog
 
-    def _settings_closed(self, dialog: SettingsDialog) -> None:
-        if self.settings_dialog is dialog:
-            self.settings_dialog = None
-        dialog.deleteLater()
-
     def apply_preferences(self, preferences: DeskPreferences) -> None:
         """Put saved settings to work: theme, auto-sync, the attribution model, the local API, the preview."""
         before, self.preferences = self.preferences, preferences
