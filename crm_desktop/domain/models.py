@@ -12,8 +12,6 @@ from types import UnionType
 from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -153,6 +151,9 @@ def normalise_email(value: str) -> str:
     known = _CHECKED_DOMAINS.get(domain) if at else None
     if known is not None and len(text) <= 254 and len(local) <= 64 and _ASCII_LOCAL_PART.fullmatch(local):
         return f"{local}@{known}".lower()
+    # email_validator and phonenumbers load with the first address or number checked, not with the app's start.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -175,6 +176,8 @@ def normalise_phone(value: str, region: str | None = None) -> str:
 # never changes, and a file or a re-import meets the same numbers again.
 @functools.lru_cache(maxsize=65_536)
 def _e164(value: str, region: str) -> str:
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
@@ -422,22 +425,30 @@ class SocialProfile(WireModel):
 
 
 CustomValue = str | int | float | bool | None
+#: A record's custom fields by name (``custom.NAME`` in mappings and files).
+CustomFields = dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue]
 
 
-class Contact(WireModel):
-    """A person known to the marketing team, deduplicated by normalised email."""
-
-    record_kind: ClassVar[str] = "contact"
+class PersonRecord(WireModel):
+    """What a contact and a lead both open with: the email that identifies the person, the name and company."""
 
     email: Annotated[str, Field(max_length=254)]
     first_name: NameText | None = None
     last_name: NameText | None = None
     company: CompanyText | None = None
-    phone: Annotated[str | None, Field(max_length=40)] = None
-    social_profiles: list[SocialProfile] = Field(default_factory=list)
-    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue] = Field(default_factory=dict)
 
     _email = field_validator("email")(_validate_email_field)
+
+
+class Contact(PersonRecord):
+    """A person known to the marketing team, deduplicated by normalised email."""
+
+    record_kind: ClassVar[str] = "contact"
+
+    phone: Annotated[str | None, Field(max_length=40)] = None
+    social_profiles: list[SocialProfile] = Field(default_factory=list)
+    custom_fields: CustomFields = Field(default_factory=dict)
+
     _phone = field_validator("phone")(_validate_phone_field)
 
 
@@ -452,22 +463,16 @@ class SocialContext(WireModel):
     engagement_score: Annotated[float | None, Field(ge=0, le=100)] = None
 
 
-class Lead(WireModel):
+class Lead(PersonRecord):
     """A prospect raised from a social interaction (a DM, a comment, a form)."""
 
     record_kind: ClassVar[str] = "lead"
 
-    email: Annotated[str, Field(max_length=254)]
-    first_name: NameText | None = None
-    last_name: NameText | None = None
-    company: CompanyText | None = None
     source: Annotated[str | None, Field(max_length=80, pattern=r"^[a-z0-9_]+$")] = None
     status: LeadStatus = LeadStatus.NEW
     social_context: SocialContext | None = None
     social_profiles: list[SocialProfile] = Field(default_factory=list)
-    custom_fields: dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue] = Field(default_factory=dict)
-
-    _email = field_validator("email")(_validate_email_field)
+    custom_fields: CustomFields = Field(default_factory=dict)
 
 
 def aware_utc(value: datetime) -> datetime:
