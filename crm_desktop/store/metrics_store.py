@@ -6,10 +6,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import import_module
 from typing import Any, cast
 
 from sqlalchemy import Table, case, distinct, func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -189,7 +189,9 @@ class MetricsStore:
         values["latency_seconds"] = 0.0
         values.update(added)
         values.update(integration_id=integration_id, hour=hour, quota_used=quota_used, quota_limit=quota_limit)
-        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+        # PostgreSQL's dialect is imported when a PostgreSQL store needs it: a start on SQLite does not load it.
+        insert = (sqlite_insert if session.get_bind().dialect.name == "sqlite"
+                  else import_module("sqlalchemy.dialects.postgresql").insert)
         statement = insert(table).values(**values)
         new = statement.excluded
         changes: dict[str, Any] = {name: table.c[name] + new[name] for name in added}

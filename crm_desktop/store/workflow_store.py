@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from crm_desktop.domain.models import SocialPlatform
@@ -103,7 +104,9 @@ class WorkflowStore:
             for integration_id in integration_ids
             for event in events
         ]
-        dialect = postgresql if self.db.engine.url.get_backend_name() == "postgresql" else sqlite
+        # PostgreSQL's dialect is imported when a PostgreSQL store needs it: a start on SQLite does not load it.
+        dialect = (import_module("sqlalchemy.dialects.postgresql")
+                   if self.db.engine.url.get_backend_name() == "postgresql" else sqlite)
         table = cast(Table, WorkflowEventRow.__table__)
         keys = sorted({event.event_key for event in events})
         with self.db.session() as session:

@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 #: What a start must not import before its window is painted: migrations (the store is at head), HTTP clients (no
-#: CRM is called before the window is up) and the local API server, which starts once the window has painted.
-NOT_ON_THE_START_PATH = {"alembic", "mako", "fastapi", "starlette", "uvicorn", "httpx", "httpcore"}
+#: CRM is called before the window is up), the local API server, which starts once the window has painted, and the
+#: email and phone validators (no record is checked before the window is up).
+NOT_ON_THE_START_PATH = {"alembic", "mako", "fastapi", "starlette", "uvicorn", "httpx", "httpcore", "email_validator",
+                         "phonenumbers"}
 #: The modules of the panels a start does not show (it shows Integrations), and QtCharts, which only Attribution and
 #: the Sync Monitor's metrics draw with: they load when their panel is first opened.
 NOT_BEFORE_THEIR_PANEL = {
@@ -50,7 +52,8 @@ class FirstPaint(QObject):
     def eventFilter(self, watched, event):
         if event.type() == QEvent.Type.Paint and not painted:
             painted.append(sorted({name.split(".")[0] for name in sys.modules}))
-            painted.append(sorted(name for name in sys.modules if name.startswith(("crm_desktop.ui.", "PySide6."))))
+            painted.append(sorted(name for name in sys.modules
+                                  if name.startswith(("crm_desktop.ui.", "PySide6.", "sqlalchemy.dialects."))))
             app.quit()
         return False
 
@@ -90,6 +93,8 @@ def test_a_start_on_a_migrated_workspace_paints_without_alembic_or_the_local_api
     modules = set(again["modules"])  # type: ignore[call-overload]
     assert "crm_desktop.ui.integrations_panel" in modules and "PySide6.QtWidgets" in modules  # the real list
     assert modules & NOT_BEFORE_THEIR_PANEL == set()
+    # A SQLite store's start does not load PostgreSQL's dialect.
+    assert "sqlalchemy.dialects.sqlite" in modules and "sqlalchemy.dialects.postgresql" not in modules
 
 
 # The app itself (run_gui) with its local API on: at the first paint the API server is not imported yet, and it is
