@@ -86,6 +86,9 @@ class DrillReport:
         listed_but_landed: contacts the last run listed as failed that the CRM holds all the same: the person
             landed but a part of its write was refused (on Pipedrive, its social note); listed, so not silent.
         reasons: the refusals' reasons, counted.
+        landed_reasons: the reasons the listed-but-landed contacts were listed with, counted.
+        retry: what retrying the last run's failed records did (as the Sync Monitor's "Retry failed"), faults still
+            on: its status and counts, and how many of the listed-but-landed contacts it left failed.
         faults_fired: the faults the sandbox injected, by kind.
     """
 
@@ -99,6 +102,8 @@ class DrillReport:
     duplicates: int = 0
     listed_but_landed: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    landed_reasons: dict[str, int] = field(default_factory=dict)
+    retry: dict[str, Any] = field(default_factory=dict)
     faults_fired: dict[str, int] = field(default_factory=dict)
     api_calls: int = 0
     #: The first emails found lost or listed-but-landed, to look into.
@@ -138,10 +143,10 @@ async def drill(crm: str, count: int, seed: int, data_dir: Path, expire_every: i
             # A record refused in one run may land in a later one (a refusal is not sent again unless it
             # changes, but a run the faults stopped leaves the rest for the next one).
             # Every failed record, from the run's record log (the result lists only the first of a large run's).
-            listed = ([(f.record_key, f.message) for f in workspace.monitor.store.failed_records(result.run_id)]
+            logged = ([(f.record_key, f.message) for f in workspace.monitor.store.failed_records(result.run_id)]
                       if result.run_id is not None else [(f.email, f.message) for f in result.failures])
-            failed.update({email.lower(): _reason(email, message) for email, message in listed})
-            failed_last = {email.lower() for email, _ in listed}
+            failed.update({email.lower(): _reason(email, message) for email, message in logged})
+            failed_last = {email.lower() for email, _ in logged}
             if result.status.value in {"succeeded", "partial"}:
                 break
         report.seconds = round(time.perf_counter() - started, 1)
@@ -155,7 +160,17 @@ async def drill(crm: str, count: int, seed: int, data_dir: Path, expire_every: i
         report.lost = len(emails - landed - listed)
         report.examples = sorted(emails - landed - listed)[:5] + sorted(failed_last & landed)[:5]
         report.reasons = dict(Counter(failed[email] for email in listed).most_common(5))
+        report.landed_reasons = dict(Counter(failed[email] for email in failed_last & landed).most_common(5))
         report.faults_fired = dict(sandbox.faults.fired)
+        if failed_last and result.run_id is not None:
+            retried = await workspace.monitor.retry_failed(result.run_id)
+            again = retried.result
+            if again is not None and again.run_id is not None:
+                still = {f.record_key.lower() for f in workspace.monitor.store.failed_records(again.run_id)}
+                report.retry = {"status": again.status.value, "counts": dict(again.counts),
+                                "apiCalls": again.api_calls, "retried": retried.retried,
+                                "landed_still_failed": len(still & failed_last & landed),
+                                "still_failed": len(still)}
     finally:
         workspace.close()
     return report
@@ -193,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{crm:>10}: {report.landed:,} landed + {report.listed_invalid:,} listed invalid of "
                   f"{report.contacts:,}; lost {report.lost}, duplicates {report.duplicates}, listed-but-landed "
                   f"{report.listed_but_landed}; {len(report.runs)} run(s), {report.api_calls:,} API calls, "
-                  f"{report.seconds} s; faults {report.faults_fired}; reasons {report.reasons}", flush=True)
+                  f"{report.seconds} s; faults {report.faults_fired}; reasons {report.reasons}; listed-but-landed "
+                  f"reasons {report.landed_reasons}; retry of the failed {report.retry}", flush=True)
     if args.json:
         json.dump({"when": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
                    "reports": [asdict(r) | {"passed": r.passed} for r in reports]}, sys.stdout, indent=2)
