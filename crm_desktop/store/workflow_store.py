@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute
 
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.store.database import Database
@@ -211,13 +212,7 @@ class WorkflowStore:
 
     def next_attempt(self, integration_id: int) -> datetime | None:
         """When the integration's earliest pending event is due (``None``: none pending)."""
-        with self.db.session() as session:
-            return session.scalar(
-                select(func.min(WorkflowEventRow.next_attempt_at)).where(
-                    WorkflowEventRow.integration_id == integration_id,
-                    WorkflowEventRow.status == DeliveryStatus.PENDING,
-                )
-            )
+        return self._earliest_pending(integration_id, WorkflowEventRow.next_attempt_at)
 
     def counts(self, integration_id: int | None = None) -> dict[DeliveryStatus, int]:
         """Events per delivery status (of one integration, or of all)."""
@@ -256,9 +251,13 @@ class WorkflowStore:
 
     def oldest_pending(self, integration_id: int) -> datetime | None:
         """When the integration's oldest waiting event arrived (``None``: none waits)."""
+        return self._earliest_pending(integration_id, WorkflowEventRow.received_at)
+
+    def _earliest_pending(self, integration_id: int, moment: InstrumentedAttribute[datetime]) -> datetime | None:
+        """The earliest ``moment`` of the integration's pending events (``None``: none pending)."""
         with self.db.session() as session:
             return session.scalar(
-                select(func.min(WorkflowEventRow.received_at)).where(
+                select(func.min(moment)).where(
                     WorkflowEventRow.integration_id == integration_id,
                     WorkflowEventRow.status == DeliveryStatus.PENDING,
                 )

@@ -60,3 +60,26 @@ def test_claims_of_a_stopped_delivery_go_again(database: Database) -> None:
     again = store.claim(a, utcnow(), 10)
     store.release([again[0].id])
     assert store.counts(a)[DeliveryStatus.PENDING] == 1 and store.counts(a)[DeliveryStatus.SENDING] == 1
+
+
+def test_the_earliest_pending_event_is_due_and_the_oldest_arrived(database: Database) -> None:
+    a, b = two_integrations(database)
+    store = WorkflowStore(database)
+    assert store.next_attempt(a) is None and store.oldest_pending(a) is None
+    before = utcnow()
+    store.enqueue([a], [event("k1"), event("k2")])
+    store.enqueue([b], [event("k3")])
+    now = utcnow()
+    first, second = store.claim(a, now, 10)
+    store.finish([], [], [(first.id, "CRM down", now + timedelta(seconds=30))])
+
+    # k1 waits for its retry in 30 s, k2 is being sent: only k1 is pending.
+    assert store.next_attempt(a) == now + timedelta(seconds=30)
+    oldest = store.oldest_pending(a)
+    assert oldest is not None and before <= oldest <= now
+    store.release([second.id])
+    due = store.next_attempt(a)
+    assert due is not None and due <= now  # k2 is due again at once
+    store.finish([(first.id, "crm-1", "entry-1"), (second.id, "crm-2", "entry-2")], [], [])
+    assert store.next_attempt(a) is None and store.oldest_pending(a) is None
+    assert store.next_attempt(b) is not None
