@@ -17,7 +17,7 @@ from PySide6.QtCharts import (
     QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTimeZone, Signal
+from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTimeZone, Signal, SignalInstance
 from PySide6.QtGui import QPainter, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -181,19 +181,18 @@ class AttributionPanel(QWidget):
     def open_campaign(self, row: int) -> bool:
         """Enter on a campaign: its leads in People (``False`` for the touchpoints without a campaign)."""
         rows = self.report.by_campaign if self.report is not None else []
-        if not 0 <= row < len(rows) or not rows[row].name:
-            self.status_message.emit("These touchpoints have no campaign to list people by.")
-            return False
-        self.campaign_requested.emit(rows[row].name)
-        return True
+        return self._list_leads(rows, row, "campaign", self.campaign_requested)
 
     def open_platform(self, row: int) -> bool:
         """Enter on a platform: its leads in People."""
         rows = self.report.by_platform if self.report is not None else []
+        return self._list_leads(rows, row, "platform", self.platform_requested)
+
+    def _list_leads(self, rows: list[ReportRow], row: int, what: str, requested: SignalInstance) -> bool:
         if not 0 <= row < len(rows) or not rows[row].name:
-            self.status_message.emit("These touchpoints have no platform to list people by.")
+            self.status_message.emit(f"These touchpoints have no {what} to list people by.")
             return False
-        self.platform_requested.emit(rows[row].name)
+        requested.emit(rows[row].name)
         return True
 
     def showEvent(self, event: QShowEvent) -> None:

@@ -169,19 +169,18 @@ class MappingsTableModel(QAbstractTableModel):
 
     def show_mappings(self, mappings: list[FieldMapping]) -> None:
         """Show saved mappings (no unsaved edits, no problems)."""
-        self.beginResetModel()
-        self._mappings = list(mappings)
-        self._problems = {}
-        self.endResetModel()
-        self._set_dirty(False)
+        self._show(mappings, dirty=False)
 
     def show_edited(self, mappings: list[FieldMapping]) -> None:
         """Show mappings that are not saved yet (the defaults, say): Save keeps them, Revert drops them."""
+        self._show(mappings, dirty=True)
+
+    def _show(self, mappings: list[FieldMapping], *, dirty: bool) -> None:
         self.beginResetModel()
         self._mappings = list(mappings)
         self._problems = {}
         self.endResetModel()
-        self._set_dirty(True)
+        self._set_dirty(dirty)
 
     def mappings(self) -> list[FieldMapping]:
         """The mappings as edited."""

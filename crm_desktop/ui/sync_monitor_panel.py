@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
+from PySide6.QtCore import QAbstractItemModel, QItemSelection, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -65,10 +65,10 @@ from crm_desktop.ui.widgets import (
     Notice,
     PanelHeading,
     hold_while_open,
+    record_table,
     refill_names,
     row_keys,
     selected_row,
-    style_record_table,
 )
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
@@ -273,11 +273,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
 
         self.runs_model = SyncRunsTableModel(self._load_runs, self._integration_names, page_size, self,
                                              load_changed=self._sync.runs_changed)
-        self.runs_table = QTableView()
-        self.runs_table.setObjectName("runsTable")
-        self.runs_table.setAccessibleName("Sync runs")
-        self.runs_table.setModel(self.runs_model)
-        self._style_table(self.runs_table)
+        self.runs_table = self._table(self.runs_model, "Sync runs", "runsTable")
         runs_header = self.runs_table.horizontalHeader()
         runs_header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         runs_header.setSectionResizeMode(RunColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)
@@ -293,18 +289,11 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         summary_row = QHBoxLayout()
         summary_row.addWidget(self.run_summary, 1)
         self.log_model = RecordLogTableModel(self)
-        self.log_table = QTableView()
-        self.log_table.setObjectName("recordLogTable")
-        self.log_table.setAccessibleName("Selected run's records")
-        self.log_table.setModel(self.log_model)
-        self._style_table(self.log_table)
+        self.log_table = self._table(self.log_model, "Selected run's records", "recordLogTable")
         self.log_table.horizontalHeader().setStretchLastSection(True)
         self.errors_model = ErrorGroupsTableModel(self)
-        self.errors_table = QTableView()
-        self.errors_table.setObjectName("errorGroupsTable")
-        self.errors_table.setAccessibleName("Errors of the selected run by category")
-        self.errors_table.setModel(self.errors_model)
-        self._style_table(self.errors_table)
+        self.errors_table = self._table(self.errors_model, "Errors of the selected run by category",
+                                        "errorGroupsTable")
         self.errors_table.horizontalHeader().setStretchLastSection(True)
         self.errors_table.setColumnWidth(ErrorColumn.CATEGORY, 120)
         self.errors_table.setColumnWidth(ErrorColumn.RECORDS, 80)
@@ -392,9 +381,10 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.refresh_health()
 
     @staticmethod
-    def _style_table(table: QTableView) -> None:
-        style_record_table(table)
+    def _table(model: QAbstractItemModel, accessible_name: str, object_name: str) -> QTableView:
+        table = record_table(model, accessible_name, object_name)
         table.horizontalHeader().setMinimumSectionSize(50)
+        return table
 
     #: The widest text each column can show, so columns fit before any run exists and never clip later.
     WIDEST_TEXTS: dict[RunColumn, tuple[str, ...]] = {
