@@ -208,13 +208,8 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
         logger.error("cannot open the workspace: %s", exc)
         QMessageBox.critical(None, f"{DISPLAY_NAME} cannot start", str(exc))
         return EXIT_CANNOT_START
+    # A desktop switching to dark mode (or back) while the app runs is followed by the desk's theme follower.
     apply_preferred_theme(app, workspace)
-
-    def follow_system_theme(_scheme: object) -> None:
-        apply_preferred_theme(app, workspace)
-
-    # "Follow the system": a desktop switching to dark mode (or back) while the app runs is followed at once.
-    app.styleHints().colorSchemeChanged.connect(follow_system_theme)
 
     # The window, not Qt's last-window rule, ends the run, so the loop stops only after the close was handled.
     quit_on_last_window = app.quitOnLastWindowClosed()
@@ -245,7 +240,6 @@ def run_gui(workspace_factory: Callable[[], Workspace], argv: Sequence[str]) -> 
         if window is not None:
             window.deleteLater()
             QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        app.styleHints().colorSchemeChanged.disconnect(follow_system_theme)
         workspace.close()
         app.setQuitOnLastWindowClosed(quit_on_last_window)
         logger.info("GUI closed")
