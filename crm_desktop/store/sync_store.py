@@ -429,23 +429,20 @@ class SyncStore:
         rows: list[ContactRow | LeadRow] = list(session.scalars(statement))
         return {row.id: row for row in rows}
 
-    def local_records(self, obj: RecordObject, ids: Sequence[int]) -> dict[int, LocalRecord]:
+    def _locals_among(self, obj: RecordObject, column: str, values: Sequence[Any]) -> list[LocalRecord]:
+        """The local records whose ``column`` holds one of ``values``, asked for 500 values a query."""
         table = _table(self._row_class(obj))
-        found: dict[int, LocalRecord] = {}
+        found: list[LocalRecord] = []
         with self.db.session() as session:
-            for start in range(0, len(ids), 500):
-                for local in self._read_locals(session, obj, table.c.id.in_(list(ids[start : start + 500]))):
-                    found[local.id] = local
+            for start in range(0, len(values), 500):
+                found.extend(self._read_locals(session, obj, table.c[column].in_(list(values[start : start + 500]))))
         return found
 
+    def local_records(self, obj: RecordObject, ids: Sequence[int]) -> dict[int, LocalRecord]:
+        return {local.id: local for local in self._locals_among(obj, "id", ids)}
+
     def local_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, LocalRecord]:
-        table = _table(self._row_class(obj))
-        found: dict[str, LocalRecord] = {}
-        with self.db.session() as session:
-            for start in range(0, len(emails), 500):
-                for local in self._read_locals(session, obj, table.c.email.in_(list(emails[start : start + 500]))):
-                    found[local.record.email] = local
-        return found
+        return {local.record.email: local for local in self._locals_among(obj, "email", emails)}
 
     def _changed_local(self, columns: Any, integration_id: int, obj: RecordObject) -> Any:
         """``SELECT columns`` over the local records never synced or changed since their last sync."""
