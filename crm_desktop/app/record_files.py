@@ -569,6 +569,9 @@ def _user_problems(problems: list[FieldProblem], row: FileRow, profiles: list[di
             name = row.label(path[1])
         elif path[0] in row.columns:
             name = row.label(path[0])
+        if not name.strip():
+            # A key of nothing but spaces or line breaks is still named, visibly: ' ' or '\n'.
+            name = repr(name)
         reason = plain_reason(problem.reason)
         if reason == "not a known field" and row.columns:
             reason = "not a known column"

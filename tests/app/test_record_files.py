@@ -98,6 +98,16 @@ def test_messages_name_the_users_columns_in_plain_words(tmp_path: Path, monkeypa
     assert "region GB" in second.reason and "CRM_DESKTOP_PHONE_REGION" in second.reason
 
 
+def test_a_key_of_only_spaces_or_line_breaks_is_named_visibly(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.jsonl", '{"email": "ann@example.com", "\\n": 1, " ": 2}\n')
+    result = read_records(path, Contact)
+    assert result.records == []
+    (problem,) = result.problems
+    assert [(p.field, p.reason) for p in problem.problems] == [
+        ("'\\n'", "not a known field"), ("' '", "not a known field")
+    ]
+
+
 def test_leads_take_the_social_columns_and_a_bad_row_is_reported_once(tmp_path: Path) -> None:
     path = write(
         tmp_path, "l.csv",
