@@ -7,9 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-from crm_desktop.app.sync_service import (
-    ConflictRow,
-)
+from crm_desktop.app.sync_service import ConflictRow
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,

@@ -10,13 +10,7 @@ import sys
 from typing import Any
 
 from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
-from crm_desktop.app.errors import (
-    AuthError,
-    CredentialsError,
-    InvalidRecordError,
-    ProviderError,
-    VaultError,
-)
+from crm_desktop.app.errors import AuthError, CredentialsError, InvalidRecordError, ProviderError, VaultError
 from crm_desktop.app.text import plural
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.common import (

@@ -6,22 +6,8 @@ import argparse
 import logging
 from typing import Any
 
-from crm_desktop.app.sync_service import (
-    ConflictRule,
-    FieldDirection,
-    FieldMapping,
-    MappingChangeError,
-)
-from crm_desktop.cli.common import (
-    CommandError,
-    ExitCode,
-    action,
-    closing,
-    command_group,
-    emit,
-    open_workspace,
-    table,
-)
+from crm_desktop.app.sync_service import ConflictRule, FieldDirection, FieldMapping, MappingChangeError
+from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
 from crm_desktop.domain.outcomes import RecordObject
 
 logger = logging.getLogger(__name__)

@@ -13,19 +13,9 @@ from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
 from crm_desktop.app.record_files import RowProblem
-from crm_desktop.app.sync_service import (
-    ImportReport,
-)
+from crm_desktop.app.sync_service import ImportReport
 from crm_desktop.app.text import plural
-from crm_desktop.cli.common import (
-    CommandError,
-    ExitCode,
-    action,
-    closing,
-    command_group,
-    emit,
-    open_workspace,
-)
+from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
 from crm_desktop.cli.listing import add_list_command
 from crm_desktop.domain.models import normalise_email
 from crm_desktop.domain.outcomes import RecordObject

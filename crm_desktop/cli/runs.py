@@ -10,10 +10,7 @@ from typing import Any
 
 from crm_desktop.app.imports import ImportUndoError
 from crm_desktop.app.sync_monitor import NothingToRetry
-from crm_desktop.app.sync_service import (
-    SyncRunRow,
-    SyncTrigger,
-)
+from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger
 from crm_desktop.app.text import plural
 from crm_desktop.cli.common import (
     CommandError,

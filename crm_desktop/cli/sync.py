@@ -7,18 +7,9 @@ import asyncio
 import logging
 from typing import Any
 
-from crm_desktop.app.errors import (
-    AuthError,
-    ConfigurationError,
-    CredentialsError,
-    ProviderError,
-    VaultError,
-)
+from crm_desktop.app.errors import AuthError, ConfigurationError, CredentialsError, ProviderError, VaultError
 from crm_desktop.app.push_fields import NOT_SENT
-from crm_desktop.app.sync_service import (
-    SyncResult,
-    SyncTrigger,
-)
+from crm_desktop.app.sync_service import SyncResult, SyncTrigger
 from crm_desktop.app.text import plural
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
