@@ -1339,10 +1339,7 @@ class PipedriveSandbox(Sandbox):
     async def _list_leads(self, request: Request) -> Response:
         leads: list[PipedriveLead] = list(self.leads.values())
         leads = _filter_by_numbers(request, leads, ("owner_id", "person_id", "organization_id"))
-        since = request.query_params.get("updated_since")
-        if since:
-            moment = parse_rfc3339(since, "updated_since")
-            leads = [lead for lead in leads if lead.update_time >= moment]
+        leads = _filter_updated_since(request, leads, lambda lead: lead.update_time)
         sort_keys: dict[str, Callable[[PipedriveLead], Any]] = {
             "id": lambda lead: lead.sequence,
             "title": lambda lead: lead.title.casefold(),
@@ -1469,13 +1466,8 @@ class PipedriveSandbox(Sandbox):
     async def _list_notes(self, request: Request) -> Response:
         notes: list[Note] = list(self.notes.values())
         notes = _filter_by_numbers(request, notes, ("user_id", "person_id", "deal_id", "org_id"))
-        lead_id = request.query_params.get("lead_id")
-        if lead_id:
-            notes = [note for note in notes if note.lead_id == lead_id]
-        since = request.query_params.get("updated_since")
-        if since:
-            moment = parse_rfc3339(since, "updated_since")
-            notes = [note for note in notes if note.update_time >= moment]
+        notes = _filter_by_texts(request, notes, ("lead_id",))
+        notes = _filter_updated_since(request, notes, lambda note: note.update_time)
         sort_keys: dict[str, Callable[[Note], Any]] = {
             "id": lambda note: note.id,
             "add_time": lambda note: note.add_time,
@@ -1669,9 +1661,7 @@ class PipedriveSandbox(Sandbox):
     async def _list_activities(self, request: Request) -> Response:
         activities: list[Activity] = list(self.activities.values())
         activities = _filter_by_numbers(request, activities, ("owner_id", "deal_id", "person_id", "org_id"))
-        lead_id = request.query_params.get("lead_id")
-        if lead_id:
-            activities = [a for a in activities if a.lead_id == lead_id]
+        activities = _filter_by_texts(request, activities, ("lead_id",))
         done = _query_bool(request, "done")
         if done is not None:
             activities = [a for a in activities if a.done is done]
@@ -2046,6 +2036,16 @@ def _filter_by_numbers(request: Request, records: list[T], params: Sequence[str]
     return records
 
 
+def _filter_by_texts(request: Request, records: list[T], params: Sequence[str]) -> list[T]:
+    """The records whose field of each of ``params`` equals the request's non-empty query parameter of that name
+    (``lead_id=<uuid>``), for each one the request gives."""
+    for param in params:
+        wanted = request.query_params.get(param)
+        if wanted:
+            records = [record for record in records if getattr(record, param) == wanted]
+    return records
+
+
 def _filter_ids(request: Request, records: list[T], id_of: Callable[[T], int]) -> list[T]:
     raw = request.query_params.get("ids")
     if not raw:
@@ -2059,12 +2059,19 @@ def _filter_ids(request: Request, records: list[T], id_of: Callable[[T], int]) -
     return [record for record in records if id_of(record) in wanted]
 
 
-def _filter_updated(request: Request, records: list[T], time_of: Callable[[T], datetime]) -> list[T]:
+def _filter_updated_since(request: Request, records: list[T], time_of: Callable[[T], datetime]) -> list[T]:
+    """The records changed at or after ``updated_since`` (RFC 3339), when the request gives it."""
     since = request.query_params.get("updated_since")
-    until = request.query_params.get("updated_until")
     if since:
         start = parse_rfc3339(since, "updated_since")
         records = [record for record in records if time_of(record) >= start]
+    return records
+
+
+def _filter_updated(request: Request, records: list[T], time_of: Callable[[T], datetime]) -> list[T]:
+    """v2's window: changed at or after ``updated_since`` and before ``updated_until``."""
+    records = _filter_updated_since(request, records, time_of)
+    until = request.query_params.get("updated_until")
     if until:
         end = parse_rfc3339(until, "updated_until")
         records = [record for record in records if time_of(record) < end]

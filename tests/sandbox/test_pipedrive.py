@@ -394,6 +394,27 @@ def test_a_note_targets_exactly_one_record(api: PipedriveApi, sandbox: Pipedrive
     assert len(api.get("/v1/notes").json()["data"]) == 2
 
 
+def test_v1_lists_and_activities_filter_by_update_time_and_lead(api: PipedriveApi, sandbox: PipedriveSandbox) -> None:
+    person = create_person(api, "Filtered Person")
+    old_lead = api.post("/v1/leads", {"title": "Old", "person_id": person["id"]}).json()["data"]
+    api.post("/v1/notes", {"content": "<p>old</p>", "person_id": person["id"]})
+    sandbox.clock.advance(60)
+    mark = sandbox.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    new_lead = api.post("/v1/leads", {"title": "New", "person_id": person["id"]}).json()["data"]
+    on_lead = api.post("/v1/notes", {"content": "<p>new</p>", "lead_id": new_lead["id"]}).json()["data"]
+    activity = api.post("/api/v2/activities", {"subject": "Call", "lead_id": new_lead["id"]}).json()["data"]
+    api.post("/api/v2/activities", {"subject": "Other", "lead_id": old_lead["id"]})
+
+    assert [lead["id"] for lead in api.get("/v1/leads", updated_since=mark).json()["data"]] == [new_lead["id"]]
+    assert [n["id"] for n in api.get("/v1/notes", updated_since=mark).json()["data"]] == [on_lead["id"]]
+    assert [n["id"] for n in api.get("/v1/notes", lead_id=new_lead["id"]).json()["data"]] == [on_lead["id"]]
+    assert len(api.get("/v1/notes", lead_id="").json()["data"]) == 2
+    by_lead = api.get("/api/v2/activities", lead_id=new_lead["id"]).json()["data"]
+    assert [a["id"] for a in by_lead] == [activity["id"]]
+    assert_error(api.get("/v1/leads", updated_since="yesterday"), 400, "updated_since")
+    assert_error(api.get("/v1/notes", updated_since="yesterday"), 400, "updated_since")
+
+
 # -- person fields ---------------------------------------------------------------------------------------------
 
 
