@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import functools
 import hashlib
 import hmac
@@ -1204,6 +1205,39 @@ def _index_lookup(expression: Expression | None, schema: ObjectSchema) -> tuple[
     return None
 
 
+def _stamp_floor(expression: Expression | None, schema: ObjectSchema) -> datetime | None:
+    """The least ``SystemModstamp`` a record matching ``expression`` can have, where the clause bounds it below.
+
+    ``>``, ``>=`` and ``=`` on the stamp bound it; an AND is bounded by any of its terms, an OR only when every
+    branch is (by the least of their floors).
+    """
+    if expression is None:
+        return None
+    if isinstance(expression, BoolExpression):
+        if expression.operator == "NOT":
+            return None
+        floors = [_stamp_floor(operand, schema) for operand in expression.operands]
+        known = [floor for floor in floors if floor is not None]
+        if expression.operator == "AND":
+            return max(known) if known else None
+        return min(known) if known and len(known) == len(floors) else None
+    spec = schema.get(expression.field)
+    if spec is None or spec.name != "SystemModstamp" or expression.operator not in {">", ">=", "="}:
+        return None
+    value = _literal(expression.values[0], spec)
+    return value if isinstance(value, datetime) else None
+
+
+def _in_stamp_order(order_by: list[OrderItem], schema: ObjectSchema) -> bool:
+    """Whether ``ORDER BY`` is ``SystemModstamp`` ascending, alone or then by ``Id`` ascending: the index's order."""
+    names = [schema.get(item.field) for item in order_by]
+    wanted = [["SystemModstamp"], ["SystemModstamp", "Id"]]
+    return (
+        [spec.name if spec is not None else "" for spec in names] in wanted
+        and not any(item.descending for item in order_by)
+    )
+
+
 def _sort_records(records: list[dict[str, Any]], order_by: list[OrderItem], schema: ObjectSchema) -> None:
     for item in reversed(order_by):
         spec = _query_field(schema, item.field, 0)
@@ -1357,6 +1391,10 @@ class SalesforceSandbox(Sandbox):
         #: garbage collector's sight, and an org holds one per distinct email.
         self._email_index: dict[str, dict[str, tuple[str, ...]]] = {name: {} for name in OBJECT_NAMES}
         self._deleted: dict[str, set[str]] = {name: set() for name in OBJECT_NAMES}
+        #: Per object, ``(SystemModstamp, Id as SOQL compares it, Id)`` in stamp order: the index Salesforce keeps on
+        #: the stamp, so a change query reads from its cursor on instead of filtering and sorting every record. Built
+        #: when a query needs it, dropped by any write to the object.
+        self._stamp_index: dict[str, list[tuple[datetime, str, str]] | None] = {name: None for name in OBJECT_NAMES}
         self._preissued_refresh = self._issue_refresh_token(self.client_id)
         self._preissued_access = self._issue_access_token(self._preissued_refresh)
         if self.config.contacts:
@@ -1652,6 +1690,7 @@ class SalesforceSandbox(Sandbox):
         record.update(values)
         _derive_fields(object_name, record)
         self.records[object_name][record_id] = record
+        self._stamp_index[object_name] = None
         self._index_email(object_name, record_id, record.get("Email"))
         return record_id
 
@@ -1685,12 +1724,14 @@ class SalesforceSandbox(Sandbox):
         record["LastModifiedDate"] = now
         record["SystemModstamp"] = now
         record["LastModifiedById"] = modified_by or self.user_id
+        self._stamp_index[object_name] = None
         self._index_email(object_name, record_id, record.get("Email"))
 
         def undo() -> None:
             self._unindex_email(object_name, record_id, record.get("Email"))
             record.clear()
             record.update(before)
+            self._stamp_index[object_name] = None
             self._index_email(object_name, record_id, record.get("Email"))
 
         return undo
@@ -1698,12 +1739,14 @@ class SalesforceSandbox(Sandbox):
     def _delete(self, object_name: str, record_id: str) -> Callable[[], None]:
         """Delete a record, and with a person the Tasks and Notes attached to it (as Salesforce does)."""
         record = self.records[object_name].pop(record_id)
+        self._stamp_index[object_name] = None
         self._unindex_email(object_name, record_id, record.get("Email"))
         self._deleted[object_name].add(record_id)
         attached = [self._delete(name, attached_id) for name, attached_id in self._attached_to(record_id)]
 
         def undo() -> None:
             self.records[object_name][record_id] = record
+            self._stamp_index[object_name] = None
             self._index_email(object_name, record_id, record.get("Email"))
             self._deleted[object_name].discard(record_id)
             for restore in reversed(attached):
@@ -1748,6 +1791,7 @@ class SalesforceSandbox(Sandbox):
                 "LastModifiedById": self.sales_rep_id,
             }
         )
+        self._stamp_index["Lead"] = None
 
     def _render(self, object_name: str, record: dict[str, Any], fields: Sequence[str] | None = None) -> dict[str, Any]:
         names = fields if fields is not None else [spec.name for spec in self.schemas[object_name].fields]
@@ -1990,6 +2034,7 @@ class SalesforceSandbox(Sandbox):
 
     def _discard(self, object_name: str, record_id: str) -> None:
         record = self.records[object_name].pop(record_id)
+        self._stamp_index[object_name] = None
         self._unindex_email(object_name, record_id, record.get("Email"))
 
     def _update(
@@ -2607,6 +2652,9 @@ class SalesforceSandbox(Sandbox):
                 wanted_ids = set().union(*(index.get(value.casefold(), ()) for value in values))
             # Ids grow with creation (base 62 in ASCII order), so sorting them keeps the default order.
             candidates = [records[i] for i in sorted(i for i in wanted_ids if i is not None and i in records)]
+        elif (floor := _stamp_floor(query.where, schema)) is not None and _in_stamp_order(query.order_by, schema):
+            ids = self._ids_from_stamp(schema, floor, predicate, query)
+            return query, fields, ids
         else:
             candidates = records.values()
         matched = [record for record in candidates if predicate is None or predicate(record)]
@@ -2618,6 +2666,29 @@ class SalesforceSandbox(Sandbox):
         if query.limit is not None:
             ids = ids[: query.limit]
         return query, fields, ids
+
+    def _ids_from_stamp(
+        self, schema: ObjectSchema, floor: datetime, predicate: _Predicate | None, query: SoqlQuery
+    ) -> list[str]:
+        """The matching ids in stamp order, read through the stamp index from ``floor`` on, up to LIMIT/OFFSET."""
+        index = self._stamp_index[schema.name]
+        records = self.records[schema.name]
+        if index is None:
+            id_spec = schema.field("Id")
+            index = sorted(
+                (record["SystemModstamp"], _comparable(record_id, id_spec), record_id)
+                for record_id, record in records.items()
+            )
+            self._stamp_index[schema.name] = index
+        wanted = None if query.limit is None else query.offset + query.limit
+        ids: list[str] = []
+        for position in range(bisect.bisect_left(index, (floor,)), len(index)):
+            record_id = index[position][2]
+            if predicate is None or predicate(records[record_id]):
+                ids.append(record_id)
+                if wanted is not None and len(ids) >= wanted:
+                    break
+        return ids[query.offset :] if query.offset else ids
 
     async def _query(self, request: Request) -> Response:
         soql = request.query_params.get("q")

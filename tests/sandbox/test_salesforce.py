@@ -546,6 +546,65 @@ def test_soql_datetime_filter_finds_records_changed_after_a_moment(sandbox: Sale
     with_api(sandbox, go)
 
 
+def soql_moment(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def test_change_queries_through_the_stamp_index_find_what_a_full_scan_finds() -> None:
+    """The emulator reads ``ORDER BY SystemModstamp, Id`` queries through a stamp index (as Salesforce does): after
+    creates sharing a stamp, edits, a rolled-back collection, a conversion and a delete, every cursor position gives
+    exactly the records, in exactly the order, that filtering and sorting all of them gives."""
+    sandbox = SalesforceSandbox(SandboxConfig(seed=3, contacts=60))
+    ids = with_api(sandbox, create_people)
+    contacts = sandbox.records["Contact"]
+    seeded = list(contacts)
+    first_query = "SELECT Id FROM Contact WHERE SystemModstamp > 2000-01-01T00:00:00Z ORDER BY SystemModstamp, Id"
+    assert len(sandbox.run_query(first_query)[2]) == len(contacts)
+    sandbox.clock.advance(1)
+    sandbox.edit_record("Contact", seeded[3], {"Title": "Head of Growth"})
+    sandbox.edit_record("Contact", ids[1], {"Title": "Editor"})
+    sandbox.edit_record("Contact", seeded[10], {"_delete": True})
+    lead_id = next(iter(sandbox.records["Lead"]))
+    sandbox.edit_record("Lead", lead_id, {"IsConverted": True})
+
+    async def failing_collection(client: httpx.AsyncClient) -> None:
+        edits = [
+            {"attributes": {"type": "Contact"}, "Id": seeded[5], "Title": "Rolled back"},
+            {"attributes": {"type": "Contact"}, "Id": seeded[6], "Email": "not-an-email"},
+        ]
+        response = await client.patch(f"{API_PREFIX}/composite/sobjects", json={"allOrNone": True, "records": edits})
+        assert response.status_code == 200 and not any(result["success"] for result in response.json())
+
+    with_api(sandbox, failing_collection)
+
+    def scanned(object_name: str, stamp: datetime, after_id: str) -> list[str]:
+        rows = sorted(sandbox.records[object_name].values(), key=lambda r: (r["SystemModstamp"], r["Id"].casefold()))
+        return [
+            r["Id"] for r in rows
+            if r["SystemModstamp"] > stamp or (r["SystemModstamp"] == stamp and r["Id"].casefold() > after_id.casefold())
+        ]
+
+    for object_name in ("Contact", "Lead"):
+        ordered = scanned(object_name, datetime(2000, 1, 1, tzinfo=UTC), "")
+        assert set(ordered) == set(sandbox.records[object_name])
+        for position in range(0, len(ordered), 3):
+            record = sandbox.records[object_name][ordered[position]]
+            stamp, after = soql_moment(record["SystemModstamp"]), record["Id"]
+            query = (
+                f"SELECT Id FROM {object_name} WHERE (SystemModstamp > {stamp} OR (SystemModstamp = {stamp} "
+                f"AND Id > '{after}')) ORDER BY SystemModstamp, Id"
+            )
+            expected = scanned(object_name, record["SystemModstamp"], after)
+            assert sandbox.run_query(query)[2] == expected
+            assert sandbox.run_query(query + " LIMIT 7")[2] == expected[:7]
+            assert sandbox.run_query(query + " LIMIT 5 OFFSET 2")[2] == expected[2:7]
+    # A write after a query is seen by the next one.
+    newest = sandbox.run_query(first_query)[2][-1]
+    sandbox.clock.advance(1)
+    sandbox.edit_record("Contact", seeded[0], {"Title": "Moved to the end"})
+    assert sandbox.run_query(first_query)[2][-2:] == [newest, seeded[0]]
+
+
 @pytest.mark.parametrize(
     ("query", "error_code"),
     [
