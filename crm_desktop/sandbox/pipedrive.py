@@ -28,7 +28,7 @@ import random
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeGuard, TypeVar
@@ -1022,10 +1022,7 @@ class PipedriveSandbox(Sandbox):
                 setattr(person, key, value)
 
     def _person_or_404(self, request: Request) -> Person:
-        person = self.persons.get(int(request.path_params["person_id"]))
-        if person is None:
-            raise PipedriveApiError(404, "Person not found")
-        return person
+        return _path_record_or_404(request, self.persons, "person_id", "Person")
 
     def _check_person_permission(self) -> None:
         if not self.can_edit_persons:
@@ -1441,10 +1438,7 @@ class PipedriveSandbox(Sandbox):
         return _ok(self._note_wire(note))
 
     def _note_or_404(self, request: Request) -> Note:
-        note = self.notes.get(int(request.path_params["note_id"]))
-        if note is None:
-            raise PipedriveApiError(404, "Note not found")
-        return note
+        return _path_record_or_404(request, self.notes, "note_id", "Note")
 
     async def _get_note(self, request: Request) -> Response:
         return _ok(self._note_wire(self._note_or_404(request)))
@@ -1653,9 +1647,7 @@ class PipedriveSandbox(Sandbox):
         return participants
 
     async def _get_activity(self, request: Request) -> Response:
-        activity = self.activities.get(int(request.path_params["activity_id"]))
-        if activity is None:
-            raise PipedriveApiError(404, "Activity not found")
+        activity = _path_record_or_404(request, self.activities, "activity_id", "Activity")
         return _ok(self._activity_wire(activity))
 
     async def _list_activities(self, request: Request) -> Response:
@@ -1775,9 +1767,7 @@ class PipedriveSandbox(Sandbox):
         return _ok(self._deal_wire(deal))
 
     async def _get_deal(self, request: Request) -> Response:
-        deal = self.deals.get(int(request.path_params["deal_id"]))
-        if deal is None:
-            raise PipedriveApiError(404, "Deal not found")
+        deal = _path_record_or_404(request, self.deals, "deal_id", "Deal")
         return _ok(self._deal_wire(deal))
 
     async def _list_deals(self, request: Request) -> Response:
@@ -1849,9 +1839,7 @@ class PipedriveSandbox(Sandbox):
         return _ok([self._pipeline_wire(p) for p in page], {"next_cursor": next_cursor})
 
     async def _get_pipeline(self, request: Request) -> Response:
-        pipeline = self.pipelines.get(int(request.path_params["pipeline_id"]))
-        if pipeline is None:
-            raise PipedriveApiError(404, "Pipeline not found")
+        pipeline = _path_record_or_404(request, self.pipelines, "pipeline_id", "Pipeline")
         return _ok(self._pipeline_wire(pipeline))
 
     async def _list_stages(self, request: Request) -> Response:
@@ -2024,6 +2012,14 @@ def _custom_filter(request: Request) -> set[str] | None:
     if len(keys) > 15:
         raise _bad_request("Invalid parameter custom_fields: at most 15 keys")
     return keys
+
+
+def _path_record_or_404(request: Request, records: Mapping[int, T], param: str, noun: str) -> T:
+    """The record the path's whole-number id ``param`` names, or Pipedrive's 404 ``"<noun> not found"``."""
+    record = records.get(int(request.path_params[param]))
+    if record is None:
+        raise PipedriveApiError(404, f"{noun} not found")
+    return record
 
 
 def _filter_by_numbers(request: Request, records: list[T], params: Sequence[str]) -> list[T]:

@@ -415,6 +415,27 @@ def test_v1_lists_and_activities_filter_by_update_time_and_lead(api: PipedriveAp
     assert_error(api.get("/v1/notes", updated_since="yesterday"), 400, "updated_since")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("GET", "/api/v2/persons/999", "Person not found"),
+        ("PATCH", "/api/v2/persons/999", "Person not found"),
+        ("DELETE", "/api/v2/persons/999", "Person not found"),
+        ("GET", "/v1/notes/999", "Note not found"),
+        ("DELETE", "/v1/notes/999", "Note not found"),
+        ("GET", "/api/v2/activities/999", "Activity not found"),
+        ("GET", "/api/v2/deals/999", "Deal not found"),
+        ("GET", "/api/v2/pipelines/999", "Pipeline not found"),
+    ],
+)
+def test_an_unknown_id_in_the_path_is_a_404_naming_the_record_type(
+    api: PipedriveApi, method: str, path: str, message: str
+) -> None:
+    body = {"name": "X"} if method == "PATCH" else None
+    body = assert_error(api.request(method, path, json=body), 404)
+    assert body["error"] == message
+
+
 # -- person fields ---------------------------------------------------------------------------------------------
 
 
