@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -489,19 +490,21 @@ def aware_utc(value: datetime) -> datetime:
         raise ValueError("is out of range once in UTC") from None
 
 
+#: A timestamp with a time zone, kept in UTC (see :func:`aware_utc`).
+UtcDatetime = Annotated[datetime, AfterValidator(aware_utc)]
+
+
 class Touchpoint(WireModel):
     """One interaction of a person with a campaign's social content."""
 
     record_kind: ClassVar[str] = "touchpoint"
 
-    timestamp: datetime
+    timestamp: UtcDatetime
     platform: SocialPlatform
     type: TouchpointType
     post_id: Annotated[str | None, Field(max_length=100)] = None
     conversation_id: Annotated[str | None, Field(max_length=100)] = None
     campaign: Annotated[str | None, Field(max_length=120)] = None
-
-    _utc = field_validator("timestamp")(aware_utc)
 
 
 class DealPipelineChoice(WireModel):

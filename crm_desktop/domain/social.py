@@ -14,8 +14,8 @@ from crm_desktop.domain.models import (
     Sentiment,
     SocialPlatform,
     TouchpointType,
+    UtcDatetime,
     WireModel,
-    aware_utc,
     normalise_email,
 )
 
@@ -120,11 +120,9 @@ class ConversationEvent(WireModel):
 
     conversation_id: ExternalId
     platform: SocialPlatform
-    started_at: datetime
+    started_at: UtcDatetime
     campaign: CampaignName | None = None
     participant: Participant
-
-    _started = field_validator("started_at")(aware_utc)
 
 
 class Message(WireModel):
@@ -135,11 +133,9 @@ class Message(WireModel):
     conversation_id: ExternalId
     message_id: ExternalId
     direction: MessageDirection
-    sent_at: datetime
+    sent_at: UtcDatetime
     text: Annotated[str, Field(max_length=MESSAGE_TEXT_MAX)]
     sentiment: Sentiment | None = None
-
-    _sent = field_validator("sent_at")(aware_utc)
 
 
 class EngagementEvent(WireModel):
@@ -149,13 +145,11 @@ class EngagementEvent(WireModel):
 
     platform: SocialPlatform
     type: TouchpointType
-    timestamp: datetime
+    timestamp: UtcDatetime
     post_id: ExternalId | None = None
     conversation_id: ExternalId | None = None
     campaign: CampaignName | None = None
     user: EngagementUser
-
-    _timestamp = field_validator("timestamp")(aware_utc)
 
 
 class PersonRef(WireModel):
@@ -204,14 +198,9 @@ class Campaign(WireModel):
 
     name: CampaignName
     platform: SocialPlatform | None = None
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
     tags: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(default_factory=list, max_length=50)
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else aware_utc(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -229,7 +218,7 @@ class Conversion(WireModel):
     record_kind: ClassVar[str] = "conversion"
 
     email: EmailText
-    timestamp: datetime
+    timestamp: UtcDatetime
     value: Annotated[
         Decimal | None,
         Field(ge=0, max_digits=16, decimal_places=2),
@@ -241,8 +230,6 @@ class Conversion(WireModel):
     integration: Annotated[str | None, Field(max_length=80)] = None
 
     _email = field_validator("email")(normalise_email)
-    _timestamp = field_validator("timestamp")(aware_utc)
-
     @field_validator("currency")
     @classmethod
     def _upper(cls, value: str | None, info: ValidationInfo) -> str | None:
