@@ -205,6 +205,25 @@ def _str_field(body: dict[str, Any], key: str, *, required: bool = False) -> str
     return value.strip() if required else value
 
 
+def _required_text(body: dict[str, Any], key: str) -> str:
+    """A parameter that must be there as a non-empty string; absent, Pipedrive answers "Parameter '<key>' is
+    required"."""
+    _require_parameter(body, key)
+    return _str_field(body, key, required=True)
+
+
+def _require_parameter(body: dict[str, Any], key: str) -> None:
+    if key not in body:
+        raise _bad_request(f"Validation failed: {key}: Parameter '{key}' is required")
+
+
+def _visible_to_field(value: Any) -> int:
+    """A v2 record's ``visible_to``: one of the visibility groups 1, 3, 5 and 7, as a number."""
+    if not _is_int(value) or value not in _VISIBLE_TO:
+        raise _bad_request("Validation failed: visible_to: must be one of 1, 3, 5, 7")
+    return value
+
+
 def _bool_field(body: dict[str, Any], key: str) -> bool:
     value = body.get(key)
     if not isinstance(value, bool):
@@ -850,9 +869,12 @@ class PipedriveSandbox(Sandbox):
         """Create an organization to link persons and leads to; returns its id."""
         return self._organization_named(name, self.clock.now()).id
 
-    def _check_owner(self, owner_id: int | None) -> None:
-        if owner_id is not None and owner_id != self.user["id"]:
+    def _owner_field(self, body: dict[str, Any], key: str = "owner_id") -> int:
+        """The user id ``key`` names; the company's only user is the token's, any other is refused."""
+        owner_id = _int_field(body, key)
+        if owner_id is None or owner_id != self.user["id"]:
             raise _bad_request(f"Validation failed: owner_id: user {owner_id} not found")
+        return owner_id
 
     def _check_org(self, org_id: int | None, key: str = "org_id") -> None:
         if org_id is not None and org_id not in self.organizations:
@@ -980,13 +1002,10 @@ class PipedriveSandbox(Sandbox):
             allowed.append("add_time")
         _reject_unknown(body, allowed, "person")
         changes: dict[str, Any] = {}
-        if creating and "name" not in body:
-            raise _bad_request("Validation failed: name: Parameter 'name' is required")
-        if "name" in body:
-            changes["name"] = _str_field(body, "name", required=True)
+        if creating or "name" in body:
+            changes["name"] = _required_text(body, "name")
         if "owner_id" in body:
-            changes["owner_id"] = _int_field(body, "owner_id")
-            self._check_owner(changes["owner_id"])
+            changes["owner_id"] = self._owner_field(body)
         if "org_id" in body:
             changes["org_id"] = _int_field(body, "org_id", nullable=True)
             self._check_org(changes["org_id"])
@@ -994,10 +1013,7 @@ class PipedriveSandbox(Sandbox):
             if key in body:
                 changes[key] = self._contact_items(body, key)
         if "visible_to" in body:
-            visible_to = body["visible_to"]
-            if not _is_int(visible_to) or visible_to not in _VISIBLE_TO:
-                raise _bad_request("Validation failed: visible_to: must be one of 1, 3, 5, 7")
-            changes["visible_to"] = visible_to
+            changes["visible_to"] = _visible_to_field(body["visible_to"])
         if "label_ids" in body:
             labels = body["label_ids"]
             if not isinstance(labels, list) or not all(_is_int(x) for x in labels):
@@ -1244,13 +1260,10 @@ class PipedriveSandbox(Sandbox):
             allowed.append("is_archived")
         _reject_unknown(body, allowed, "lead")
         changes: dict[str, Any] = {}
-        if creating and "title" not in body:
-            raise _bad_request("Validation failed: title: Parameter 'title' is required")
-        if "title" in body:
-            changes["title"] = _str_field(body, "title", required=True)
+        if creating or "title" in body:
+            changes["title"] = _required_text(body, "title")
         if "owner_id" in body:
-            changes["owner_id"] = _int_field(body, "owner_id")
-            self._check_owner(changes["owner_id"])
+            changes["owner_id"] = self._owner_field(body)
         if "person_id" in body:
             changes["person_id"] = _int_field(body, "person_id", nullable=True)
             self._check_person(changes["person_id"])
@@ -1402,14 +1415,9 @@ class PipedriveSandbox(Sandbox):
 
     async def _create_note(self, request: Request) -> Response:
         body = await _json_body(request)
-        content = _str_field(body, "content", required=True) if "content" in body else ""
-        if not content:
-            raise _bad_request("Validation failed: content: Parameter 'content' is required")
+        content = _required_text(body, "content")
         target = self._note_target(body)
-        user_id = self.user["id"]
-        if "user_id" in body:
-            user_id = _int_field(body, "user_id")
-            self._check_owner(user_id)
+        user_id = self._owner_field(body, "user_id") if "user_id" in body else self.user["id"]
         pinned: dict[str, bool] = {}
         for flag in ("deal", "organization", "person", "project", "task", "lead"):
             value = body.get(f"pinned_to_{flag}_flag")
@@ -1513,11 +1521,8 @@ class PipedriveSandbox(Sandbox):
         if not self.can_add_fields:
             raise PipedriveApiError(403, "You do not have permission to add custom fields")
         body = await _json_body(request)
-        if "name" not in body:
-            raise _bad_request("Validation failed: name: Parameter 'name' is required")
-        name = _str_field(body, "name", required=True)
-        if "field_type" not in body:
-            raise _bad_request("Validation failed: field_type: Parameter 'field_type' is required")
+        name = _required_text(body, "name")
+        _require_parameter(body, "field_type")
         field_type = body["field_type"]
         if field_type not in PERSON_FIELD_TYPES:
             raise _bad_request(f"Validation failed: field_type: must be one of {', '.join(PERSON_FIELD_TYPES)}")
@@ -1578,8 +1583,7 @@ class PipedriveSandbox(Sandbox):
         if activity_type not in _ACTIVITY_TYPES:
             raise _bad_request(f"Validation failed: type: must be one of {', '.join(_ACTIVITY_TYPES)}")
         subject = _str_field(body, "subject", required=True) if "subject" in body else activity_type.capitalize()
-        owner_id = _int_field(body, "owner_id") if "owner_id" in body else self.user["id"]
-        self._check_owner(owner_id)
+        owner_id = self._owner_field(body) if "owner_id" in body else self.user["id"]
         links: dict[str, Any] = {}
         for key, check in (
             ("person_id", self._check_person),
@@ -1712,11 +1716,8 @@ class PipedriveSandbox(Sandbox):
             "is_archived", "archive_time", "lost_reason", "close_time", "won_time", "lost_time",
         ]  # fmt: skip
         _reject_unknown(body, allowed, "deal")
-        if "title" not in body:
-            raise _bad_request("Validation failed: title: Parameter 'title' is required")
-        title = _str_field(body, "title", required=True)
-        owner_id = _int_field(body, "owner_id") if "owner_id" in body else self.user["id"]
-        self._check_owner(owner_id)
+        title = _required_text(body, "title")
+        owner_id = self._owner_field(body) if "owner_id" in body else self.user["id"]
         person_id = _int_field(body, "person_id", nullable=True) if "person_id" in body else None
         self._check_person(person_id)
         org_id = _int_field(body, "org_id", nullable=True) if "org_id" in body else None
@@ -1737,9 +1738,7 @@ class PipedriveSandbox(Sandbox):
         if not isinstance(custom, dict) or custom:
             raise _bad_request("Validation failed: custom_fields: this company has no custom deal fields")
         expected = _date_field(body, "expected_close_date", nullable=True) if "expected_close_date" in body else None
-        visible_to = body.get("visible_to", 3)
-        if not _is_int(visible_to) or visible_to not in _VISIBLE_TO:
-            raise _bad_request("Validation failed: visible_to: must be one of 1, 3, 5, 7")
+        visible_to = _visible_to_field(body.get("visible_to", 3))
         stage = self._deal_stage(body)
         self._refuse_if_invalid(request.url.path)
         now = self.clock.now()

@@ -436,6 +436,44 @@ def test_an_unknown_id_in_the_path_is_a_404_naming_the_record_type(
     assert body["error"] == message
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/api/v2/persons", {}, "Validation failed: name: Parameter 'name' is required"),
+        ("/api/v2/persons", {"name": "  "}, "Validation failed: name: must be a non-empty string"),
+        ("/api/v2/persons", {"name": "X", "owner_id": 99}, "Validation failed: owner_id: user 99 not found"),
+        ("/api/v2/persons", {"name": "X", "owner_id": "1"}, "Validation failed: owner_id: must be a positive integer"),
+        ("/api/v2/persons", {"name": "X", "visible_to": 2}, "Validation failed: visible_to: must be one of 1, 3, 5, 7"),
+        ("/v1/leads", {}, "Validation failed: title: Parameter 'title' is required"),
+        ("/v1/leads", {"title": "L", "owner_id": 99}, "Validation failed: owner_id: user 99 not found"),
+        ("/v1/notes", {}, "Validation failed: content: Parameter 'content' is required"),
+        ("/v1/notes", {"content": ""}, "Validation failed: content: must be a non-empty string"),
+        ("/v1/personFields", {}, "Validation failed: name: Parameter 'name' is required"),
+        ("/v1/personFields", {"name": "F"}, "Validation failed: field_type: Parameter 'field_type' is required"),
+        ("/api/v2/activities", {"owner_id": 99}, "Validation failed: owner_id: user 99 not found"),
+        ("/api/v2/deals", {}, "Validation failed: title: Parameter 'title' is required"),
+        ("/api/v2/deals", {"title": "D", "owner_id": 99}, "Validation failed: owner_id: user 99 not found"),
+        (
+            "/api/v2/deals",
+            {"title": "D", "visible_to": "3"},
+            "Validation failed: visible_to: must be one of 1, 3, 5, 7",
+        ),
+    ],
+)
+def test_a_missing_or_refused_parameter_is_named_in_pipedrives_words(
+    api: PipedriveApi, path: str, body: dict[str, Any], message: str
+) -> None:
+    assert assert_error(api.post(path, body), 400)["error"] == message
+
+
+def test_a_note_by_another_user_is_refused_as_an_unknown_owner(api: PipedriveApi) -> None:
+    person = create_person(api, "Noted")
+    refused = api.post("/v1/notes", {"content": "x", "person_id": person["id"], "user_id": 99})
+    assert assert_error(refused, 400)["error"] == "Validation failed: owner_id: user 99 not found"
+    own = api.post("/v1/notes", {"content": "x", "person_id": person["id"], "user_id": 1}).json()["data"]
+    assert own["user_id"] == 1
+
+
 # -- person fields ---------------------------------------------------------------------------------------------
 
 
