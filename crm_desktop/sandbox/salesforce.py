@@ -2652,8 +2652,10 @@ class SalesforceSandbox(Sandbox):
                 wanted_ids = set().union(*(index.get(value.casefold(), ()) for value in values))
             # Ids grow with creation (base 62 in ASCII order), so sorting them keeps the default order.
             candidates = [records[i] for i in sorted(i for i in wanted_ids if i is not None and i in records)]
-        elif (floor := _stamp_floor(query.where, schema)) is not None and _in_stamp_order(query.order_by, schema):
-            ids = self._ids_from_stamp(schema, floor, predicate, query)
+        elif _in_stamp_order(query.order_by, schema) and (
+            query.where is None or (floor := _stamp_floor(query.where, schema)) is not None
+        ):
+            ids = self._ids_from_stamp(schema, None if query.where is None else floor, predicate, query)
             return query, fields, ids
         else:
             candidates = records.values()
@@ -2668,9 +2670,10 @@ class SalesforceSandbox(Sandbox):
         return query, fields, ids
 
     def _ids_from_stamp(
-        self, schema: ObjectSchema, floor: datetime, predicate: _Predicate | None, query: SoqlQuery
+        self, schema: ObjectSchema, floor: datetime | None, predicate: _Predicate | None, query: SoqlQuery
     ) -> list[str]:
-        """The matching ids in stamp order, read through the stamp index from ``floor`` on, up to LIMIT/OFFSET."""
+        """The matching ids in stamp order, read through the stamp index from ``floor`` (or the first) on, up to
+        LIMIT/OFFSET."""
         index = self._stamp_index[schema.name]
         records = self.records[schema.name]
         if index is None:
@@ -2682,7 +2685,8 @@ class SalesforceSandbox(Sandbox):
             self._stamp_index[schema.name] = index
         wanted = None if query.limit is None else query.offset + query.limit
         ids: list[str] = []
-        for position in range(bisect.bisect_left(index, (floor,)), len(index)):
+        start = 0 if floor is None else bisect.bisect_left(index, (floor,))
+        for position in range(start, len(index)):
             record_id = index[position][2]
             if predicate is None or predicate(records[record_id]):
                 ids.append(record_id)

@@ -579,14 +579,18 @@ def test_change_queries_through_the_stamp_index_find_what_a_full_scan_finds() ->
 
     def scanned(object_name: str, stamp: datetime, after_id: str) -> list[str]:
         rows = sorted(sandbox.records[object_name].values(), key=lambda r: (r["SystemModstamp"], r["Id"].casefold()))
+        after = after_id.casefold()
         return [
             r["Id"] for r in rows
-            if r["SystemModstamp"] > stamp or (r["SystemModstamp"] == stamp and r["Id"].casefold() > after_id.casefold())
+            if r["SystemModstamp"] > stamp or (r["SystemModstamp"] == stamp and r["Id"].casefold() > after)
         ]
 
     for object_name in ("Contact", "Lead"):
         ordered = scanned(object_name, datetime(2000, 1, 1, tzinfo=UTC), "")
         assert set(ordered) == set(sandbox.records[object_name])
+        everything = f"SELECT Id FROM {object_name} ORDER BY SystemModstamp, Id"
+        assert sandbox.run_query(everything)[2] == ordered
+        assert sandbox.run_query(everything + " LIMIT 9 OFFSET 4")[2] == ordered[4:13]
         for position in range(0, len(ordered), 3):
             record = sandbox.records[object_name][ordered[position]]
             stamp, after = soql_moment(record["SystemModstamp"]), record["Id"]
