@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -19,12 +19,12 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.domain.alerts import Alert, AlertKind
+from crm_desktop.ui.table_model import RowsTableModel
 from crm_desktop.ui.widgets import AsksFirst, record_table, row_keys, selected_row
 from crm_desktop.ui.wording import local_time, short_time
 
 logger = logging.getLogger(__name__)
 
-ModelIndex = QModelIndex | QPersistentModelIndex
 AlertsLoader = Callable[[], list[Alert]]
 
 
@@ -52,42 +52,27 @@ def alert_title(alert: Alert) -> str:
     return f"{alert.title} ({alert.repeats + 1} times)" if alert.repeats else alert.title
 
 
-class AlertsTableModel(QAbstractTableModel):
+class AlertsTableModel(RowsTableModel[Alert, AlertColumn]):
     """Alerts, the latest occurrence first, with named columns (:class:`AlertColumn`); ``AlertRole`` gives the alert."""
 
     AlertRole = Qt.ItemDataRole.UserRole + 1
+    columns = AlertColumn
+    titles = HEADERS
 
     def __init__(self, load: AlertsLoader, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._load = load
-        self._alerts: list[Alert] = []
 
     def refresh(self) -> None:
         """Re-read the alerts."""
-        self.beginResetModel()
-        self._alerts = list(self._load())
-        self.endResetModel()
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
-        return 0 if parent.isValid() else len(self._alerts)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(AlertColumn)
+        self._show_rows(list(self._load()))
 
     def alert_at(self, row: int) -> Alert:
         """The alert at ``row`` (raises ``IndexError``)."""
-        return self._alerts[row]
+        return self._rows[row]
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[AlertColumn(section)]
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._alerts):
-            return None
-        alert = self._alerts[index.row()]
-        column = AlertColumn(index.column())
+    def cell(self, alert: Alert, column: AlertColumn, role: int) -> Any:
+        """Each cell's text and tooltip; the alert itself under ``AlertRole``."""
         if role == self.AlertRole:
             return alert
         if role == Qt.ItemDataRole.DisplayRole:

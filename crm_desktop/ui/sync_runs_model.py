@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QObject, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from crm_desktop.app.sync_monitor import ErrorGroup
 from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow
+from crm_desktop.ui.table_model import NUMBER_ALIGNMENT, ModelIndex, RowsTableModel
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
     OUTCOME_NAMES,
@@ -25,8 +26,6 @@ from crm_desktop.ui.wording import (
 )
 
 logger = logging.getLogger(__name__)
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 #: Loads the newest runs, at most ``limit`` of them, newest first.
 RunsLoader = Callable[[int], Sequence[SyncRunRow]]
@@ -106,7 +105,7 @@ def run_seconds(run: SyncRunRow) -> float | None:
     return (run.finished_at - run.started_at).total_seconds()
 
 
-class SyncRunsTableModel(QAbstractTableModel):
+class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
     """Sync runs, newest first, with named columns (:class:`RunColumn`); older runs arrive page by page.
 
     ``RunRole`` on any cell gives the row's run. The model reads through two callables, so it is tested
@@ -117,6 +116,8 @@ class SyncRunsTableModel(QAbstractTableModel):
     """
 
     RunRole = Qt.ItemDataRole.UserRole + 1
+    columns = RunColumn
+    titles = _RUN_TITLES
 
     def __init__(
         self, load_runs: RunsLoader, load_names: NamesLoader, page_size: int = 50, parent: QObject | None = None,
@@ -129,7 +130,6 @@ class SyncRunsTableModel(QAbstractTableModel):
         self._load_runs = load_runs
         self._load_names = load_names
         self.page_size = page_size
-        self._runs: list[SyncRunRow] = []
         self._names: dict[int, str] = {}
         self._more = False
 
@@ -141,48 +141,46 @@ class SyncRunsTableModel(QAbstractTableModel):
         Rows already shown keep their place (and the view its selection) unless runs disappeared, e.g. with
         a removed integration; then the model is reset.
         """
-        shown = max(self.page_size, len(self._runs))
+        shown = max(self.page_size, len(self._rows))
         # Read a page beyond what is shown: room for runs started since, and to know whether older ones exist.
         runs = list(self._load_runs(shown + self.page_size + 1))
         self._names = self._load_names()
-        old_ids = [run.id for run in self._runs]
+        old_ids = [run.id for run in self._rows]
         new_ids = [run.id for run in runs]
         if old_ids and old_ids[0] in new_ids:
             added = new_ids.index(old_ids[0])
             if new_ids[added : added + len(old_ids)] == old_ids:
                 if added:
                     self.beginInsertRows(QModelIndex(), 0, added - 1)
-                    self._runs[:0] = runs[:added]
+                    self._rows[:0] = runs[:added]
                     self.endInsertRows()
-                self._runs[added:] = runs[added : added + len(old_ids)]
-                self.dataChanged.emit(self.index(0, 0), self.index(len(self._runs) - 1, len(RunColumn) - 1))
-                self._more = len(runs) > len(self._runs)
+                self._rows[added:] = runs[added : added + len(old_ids)]
+                self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(RunColumn) - 1))
+                self._more = len(runs) > len(self._rows)
                 return
-        self.beginResetModel()
-        self._runs = runs[:shown]
         self._more = len(runs) > shown
-        self.endResetModel()
+        self._show_rows(runs[:shown])
 
     def refresh_live(self) -> None:
         """While syncs run: re-read only the runs started since the newest shown and the shown runs not finished
         yet (a small indexed read), not every run shown; falls back to :meth:`refresh` without such a reader."""
-        if self._load_changed is None or not self._runs:
+        if self._load_changed is None or not self._rows:
             self.refresh()
             return
-        newest = self._runs[0].id
-        unfinished = [run.id for run in self._runs if run.finished_at is None]
+        newest = self._rows[0].id
+        unfinished = [run.id for run in self._rows if run.finished_at is None]
         changed = list(self._load_changed(newest, unfinished))
         added = [run for run in changed if run.id > newest]
         if any(run.integration_id not in self._names for run in added):
             self._names = self._load_names()
         if added:
             self.beginInsertRows(QModelIndex(), 0, len(added) - 1)
-            self._runs[:0] = added
+            self._rows[:0] = added
             self.endInsertRows()
         updated = {run.id: run for run in changed if run.id <= newest}
-        for row, run in enumerate(self._runs):
+        for row, run in enumerate(self._rows):
             if run.id in updated:
-                self._runs[row] = updated[run.id]
+                self._rows[row] = updated[run.id]
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(RunColumn) - 1))
 
     def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008 (Qt's own signature)
@@ -193,37 +191,29 @@ class SyncRunsTableModel(QAbstractTableModel):
         """Append the next page of older runs."""
         if parent.isValid() or not self._more:
             return
-        wanted = len(self._runs) + self.page_size
+        wanted = len(self._rows) + self.page_size
         runs = list(self._load_runs(wanted + 1))
-        oldest = min((run.id for run in self._runs), default=None)
+        oldest = min((run.id for run in self._rows), default=None)
         older = [run for run in runs if oldest is None or run.id < oldest][: self.page_size]
         self._more = len(runs) > wanted
         if not older:
             self._more = False
             return
-        first = len(self._runs)
+        first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(older) - 1)
-        self._runs.extend(older)
+        self._rows.extend(older)
         self.endInsertRows()
-        logger.debug("loaded %d older runs (%d shown)", len(older), len(self._runs))
+        logger.debug("loaded %d older runs (%d shown)", len(older), len(self._rows))
 
     # -- reading
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """How many runs are loaded."""
-        return 0 if parent.isValid() else len(self._runs)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """How many columns."""
-        return 0 if parent.isValid() else len(RunColumn)
-
     def run_at(self, row: int) -> SyncRunRow:
         """The run at ``row`` (raises ``IndexError``)."""
-        return self._runs[row]
+        return self._rows[row]
 
     def row_of(self, run_id: int) -> int | None:
         """The row showing run ``run_id``, if it is loaded."""
-        for number, run in enumerate(self._runs):
+        for number, run in enumerate(self._rows):
             if run.id == run_id:
                 return number
         return None
@@ -235,26 +225,20 @@ class SyncRunsTableModel(QAbstractTableModel):
         return self._names.get(run.integration_id, f"integration {run.integration_id}")
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles across the top."""
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(RunColumn):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return RunColumn(section).title
-            if role == Qt.ItemDataRole.TextAlignmentRole and RunColumn(section) in _COUNT_ATTRIBUTES:
-                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        """Column titles across the top, the counts' right-aligned like their cells."""
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.TextAlignmentRole and 0 <= section < len(RunColumn):
+            return NUMBER_ALIGNMENT if RunColumn(section) in _COUNT_ATTRIBUTES else None
+        return super().headerData(section, orientation, role)
 
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def cell(self, run: SyncRunRow, column: RunColumn, role: int) -> Any:
         """Each cell's text, alignment, colour and tooltip; the run itself under ``RunRole``."""
-        if not index.isValid() or not 0 <= index.row() < len(self._runs):
-            return None
-        run = self._runs[index.row()]
-        column = RunColumn(index.column())
         if role == self.RunRole:
             return run
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(run, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _COUNT_ATTRIBUTES:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return NUMBER_ALIGNMENT
         if role == Qt.ItemDataRole.ForegroundRole:
             if column is RunColumn.STATUS:
                 return QBrush(_STATUS_COLOURS.get(run_status(run), _MUTED))
@@ -320,15 +304,16 @@ _OUTCOME_ORDER = {"failed": 0, "conflict": 1, "skipped": 2}
 LogPages = Callable[[int, int], Sequence[SyncRecordLogRow]]
 
 
-class RecordLogTableModel(QAbstractTableModel):
+class RecordLogTableModel(RowsTableModel[SyncRecordLogRow, LogColumn]):
     """One run's per-record outcomes, failures first, with named columns (:class:`LogColumn`)."""
 
     #: Log rows read at a time: a run of 100,000 records is read as the view scrolls, never whole.
     PAGE_SIZE = 500
+    columns = LogColumn
+    titles = _LOG_TITLES
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[SyncRecordLogRow] = []
         self._fetch: LogPages | None = None
         self._total = 0
 
@@ -371,27 +356,8 @@ class RecordLogTableModel(QAbstractTableModel):
         """The log row at ``row`` (raises ``IndexError``)."""
         return self._rows[row]
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """How many records the run logged."""
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """How many columns."""
-        return 0 if parent.isValid() else len(LogColumn)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles across the top."""
-        horizontal = orientation == Qt.Orientation.Horizontal
-        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(LogColumn):
-            return LogColumn(section).title
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def cell(self, row: SyncRecordLogRow, column: LogColumn, role: int) -> Any:
         """Each cell's text; failed outcomes in red; the full message as tooltip."""
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = LogColumn(index.column())
         if role == Qt.ItemDataRole.DisplayRole:
             match column:
                 case LogColumn.OBJECT:
@@ -419,7 +385,11 @@ class ErrorColumn(IntEnum):
     SAMPLE = 2
 
 
-_ERROR_TITLES = ("Error", "Records", "Sample")
+_ERROR_TITLES: dict[ErrorColumn, str] = {
+    ErrorColumn.CATEGORY: "Error",
+    ErrorColumn.RECORDS: "Records",
+    ErrorColumn.SAMPLE: "Sample",
+}
 
 
 def sample_text(group: ErrorGroup) -> str:
@@ -429,42 +399,25 @@ def sample_text(group: ErrorGroup) -> str:
     return f"{group.sample_record}: {group.sample_message}"
 
 
-class ErrorGroupsTableModel(QAbstractTableModel):
+class ErrorGroupsTableModel(RowsTableModel[ErrorGroup, ErrorColumn]):
     """A run's failed records grouped by error category: how many, and one record's message as a sample."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._groups: list[ErrorGroup] = []
+    columns = ErrorColumn
+    titles = _ERROR_TITLES
 
     def show_groups(self, groups: Sequence[ErrorGroup]) -> None:
-        self.beginResetModel()
-        self._groups = list(groups)
-        self.endResetModel()
+        self._show_rows(list(groups))
 
     def group(self, row: int) -> ErrorGroup:
-        return self._groups[row]
+        return self._rows[row]
 
     @property
     def failed(self) -> int:
         """How many records failed, all categories together."""
-        return sum(group.count for group in self._groups)
+        return sum(group.count for group in self._rows)
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._groups)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(ErrorColumn)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _ERROR_TITLES[section]
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._groups):
-            return None
-        group = self._groups[index.row()]
-        column = ErrorColumn(index.column())
+    def cell(self, group: ErrorGroup, column: ErrorColumn, role: int) -> Any:
+        """The category in red, the count right-aligned, the sample's message also as tooltip."""
         if role == Qt.ItemDataRole.DisplayRole:
             if column is ErrorColumn.CATEGORY:
                 return named(ERROR_CATEGORY_NAMES, group.category) if group.category else "Other"
@@ -474,7 +427,7 @@ class ErrorGroupsTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and column is ErrorColumn.SAMPLE:
             return sample_text(group)
         if role == Qt.ItemDataRole.TextAlignmentRole and column is ErrorColumn.RECORDS:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return NUMBER_ALIGNMENT
         if role == Qt.ItemDataRole.ForegroundRole and column is ErrorColumn.CATEGORY:
             return QBrush(_FAILED)
         return None
