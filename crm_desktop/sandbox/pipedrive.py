@@ -28,7 +28,7 @@ import random
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeGuard, TypeVar
@@ -876,21 +876,24 @@ class PipedriveSandbox(Sandbox):
             raise _bad_request(f"Validation failed: owner_id: user {owner_id} not found")
         return owner_id
 
-    def _check_org(self, org_id: int | None, key: str = "org_id") -> None:
-        if org_id is not None and org_id not in self.organizations:
-            raise _bad_request(f"Validation failed: {key}: organization {org_id} not found")
-
-    def _check_person(self, person_id: int | None) -> None:
-        if person_id is not None and person_id not in self.persons:
-            raise _bad_request(f"Validation failed: person_id: person {person_id} not found")
+    def _linked_id(self, body: dict[str, Any], key: str, *, nullable: bool = True) -> int | None:
+        """The id of the person, organization or deal ``key`` links to (``person_id``, ``org_id``,
+        ``organization_id``, ``deal_id``); refused unless the company has that record."""
+        record_id = _int_field(body, key, nullable=nullable)
+        linked: dict[str, tuple[Container[int], str]] = {
+            "person_id": (self.persons, "person"),
+            "org_id": (self.organizations, "organization"),
+            "organization_id": (self.organizations, "organization"),
+            "deal_id": (self.deals, "deal"),
+        }
+        records, noun = linked[key]
+        if record_id is not None and record_id not in records:
+            raise _bad_request(f"Validation failed: {key}: {noun} {record_id} not found")
+        return record_id
 
     def _check_lead(self, lead_id: str | None) -> None:
         if lead_id is not None and lead_id not in self.leads:
             raise _bad_request(f"Validation failed: lead_id: lead {lead_id} not found")
-
-    def _check_deal(self, deal_id: int | None) -> None:
-        if deal_id is not None and deal_id not in self.deals:
-            raise _bad_request(f"Validation failed: deal_id: deal {deal_id} not found")
 
     def _refuse_if_invalid(self, path: str) -> None:
         if self.take_fault(FaultKind.INVALID_RECORD, path):
@@ -1007,8 +1010,7 @@ class PipedriveSandbox(Sandbox):
         if "owner_id" in body:
             changes["owner_id"] = self._owner_field(body)
         if "org_id" in body:
-            changes["org_id"] = _int_field(body, "org_id", nullable=True)
-            self._check_org(changes["org_id"])
+            changes["org_id"] = self._linked_id(body, "org_id")
         for key in ("emails", "phones"):
             if key in body:
                 changes[key] = self._contact_items(body, key)
@@ -1264,12 +1266,9 @@ class PipedriveSandbox(Sandbox):
             changes["title"] = _required_text(body, "title")
         if "owner_id" in body:
             changes["owner_id"] = self._owner_field(body)
-        if "person_id" in body:
-            changes["person_id"] = _int_field(body, "person_id", nullable=True)
-            self._check_person(changes["person_id"])
-        if "organization_id" in body:
-            changes["organization_id"] = _int_field(body, "organization_id", nullable=True)
-            self._check_org(changes["organization_id"], "organization_id")
+        for key in ("person_id", "organization_id"):
+            if key in body:
+                changes[key] = self._linked_id(body, key)
         if "label_ids" in body:
             labels = body["label_ids"]
             if not isinstance(labels, list) or not all(isinstance(x, str) and _is_uuid(x) for x in labels):
@@ -1409,9 +1408,7 @@ class PipedriveSandbox(Sandbox):
                 raise _bad_request("Validation failed: lead_id: must be a UUID")
             self._check_lead(lead_id)
             return {"lead_id": lead_id}
-        number = _int_field(body, key)
-        {"person_id": self._check_person, "deal_id": self._check_deal, "org_id": self._check_org}[key](number)
-        return {key: number}
+        return {key: self._linked_id(body, key, nullable=False)}
 
     async def _create_note(self, request: Request) -> Response:
         body = await _json_body(request)
@@ -1585,14 +1582,9 @@ class PipedriveSandbox(Sandbox):
         subject = _str_field(body, "subject", required=True) if "subject" in body else activity_type.capitalize()
         owner_id = self._owner_field(body) if "owner_id" in body else self.user["id"]
         links: dict[str, Any] = {}
-        for key, check in (
-            ("person_id", self._check_person),
-            ("deal_id", self._check_deal),
-            ("org_id", self._check_org),
-        ):
+        for key in ("person_id", "deal_id", "org_id"):
             if body.get(key) is not None:
-                links[key] = _int_field(body, key)
-                check(links[key])
+                links[key] = self._linked_id(body, key)
         if body.get("lead_id") is not None:
             links["lead_id"] = _str_field(body, "lead_id", required=True)
             self._check_lead(links["lead_id"])
@@ -1643,8 +1635,7 @@ class PipedriveSandbox(Sandbox):
         for item in raw:
             if not isinstance(item, dict):
                 raise _bad_request("Validation failed: participants: each item must be an object")
-            participant = _int_field(item, "person_id")
-            self._check_person(participant)
+            participant = self._linked_id(item, "person_id", nullable=False)
             participants.append({"person_id": participant, "primary": bool(item.get("primary", False))})
         if participants and not any(p["primary"] for p in participants):
             participants[0]["primary"] = True
@@ -1718,10 +1709,8 @@ class PipedriveSandbox(Sandbox):
         _reject_unknown(body, allowed, "deal")
         title = _required_text(body, "title")
         owner_id = self._owner_field(body) if "owner_id" in body else self.user["id"]
-        person_id = _int_field(body, "person_id", nullable=True) if "person_id" in body else None
-        self._check_person(person_id)
-        org_id = _int_field(body, "org_id", nullable=True) if "org_id" in body else None
-        self._check_org(org_id)
+        person_id = self._linked_id(body, "person_id") if "person_id" in body else None
+        org_id = self._linked_id(body, "org_id") if "org_id" in body else None
         value = body.get("value", 0)
         if not _is_number(value) or value < 0:
             raise _bad_request("Validation failed: value: must be a non-negative number")

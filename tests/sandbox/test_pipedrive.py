@@ -466,6 +466,40 @@ def test_a_missing_or_refused_parameter_is_named_in_pipedrives_words(
     assert assert_error(api.post(path, body), 400)["error"] == message
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        ("POST", "/api/v2/persons", {"name": "X", "org_id": 77}, "org_id: organization 77 not found"),
+        ("POST", "/v1/leads", {"title": "L", "person_id": 77}, "person_id: person 77 not found"),
+        ("POST", "/v1/leads", {"title": "L", "organization_id": 77}, "organization_id: organization 77 not found"),
+        ("POST", "/v1/notes", {"content": "x", "person_id": 77}, "person_id: person 77 not found"),
+        ("POST", "/v1/notes", {"content": "x", "deal_id": 77}, "deal_id: deal 77 not found"),
+        ("POST", "/v1/notes", {"content": "x", "org_id": 77}, "org_id: organization 77 not found"),
+        ("POST", "/v1/notes", {"content": "x", "org_id": None, "deal_id": "7"}, "deal_id: must be a positive integer"),
+        ("POST", "/api/v2/activities", {"deal_id": 77}, "deal_id: deal 77 not found"),
+        ("POST", "/api/v2/activities", {"org_id": 77}, "org_id: organization 77 not found"),
+        ("POST", "/api/v2/activities", {"participants": [{"person_id": 77}]}, "person_id: person 77 not found"),
+        ("POST", "/api/v2/activities", {"participants": [{"primary": True}]}, "person_id: must be a positive integer"),
+        ("POST", "/api/v2/deals", {"title": "D", "person_id": 77}, "person_id: person 77 not found"),
+        ("POST", "/api/v2/deals", {"title": "D", "org_id": 0}, "org_id: must be a positive integer"),
+    ],
+)
+def test_a_link_to_a_record_the_company_lacks_is_refused_naming_the_field(
+    api: PipedriveApi, method: str, path: str, body: dict[str, Any], message: str
+) -> None:
+    assert assert_error(api.request(method, path, json=body), 400)["error"] == f"Validation failed: {message}"
+
+
+def test_links_may_be_cleared_with_null(api: PipedriveApi) -> None:
+    person = create_person(api, "Linked")
+    lead = api.post("/v1/leads", {"title": "L", "person_id": person["id"]}).json()["data"]
+    deal = api.post("/api/v2/deals", {"title": "D", "person_id": None, "org_id": None}).json()["data"]
+    assert "person_id" not in deal and "org_id" not in deal
+    cleared = api.patch(f"/api/v2/persons/{person['id']}", {"org_id": None})
+    assert cleared.status_code == 200 and cleared.json()["data"].get("org_id") is None
+    assert_error(api.patch(f"/v1/leads/{lead['id']}", {"person_id": None}), 400, "person_id or an organization_id")
+
+
 def test_a_note_by_another_user_is_refused_as_an_unknown_owner(api: PipedriveApi) -> None:
     person = create_person(api, "Noted")
     refused = api.post("/v1/notes", {"content": "x", "person_id": person["id"], "user_id": 99})
