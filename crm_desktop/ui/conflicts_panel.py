@@ -8,7 +8,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QItemSelection, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QItemSelection, QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -23,13 +23,13 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.sync_service import ConflictRow, SyncService
+from crm_desktop.ui.table_model import RowsTableModel
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import Notice, PanelHeading, record_table, row_keys, selected_row, value_rows
 from crm_desktop.ui.wording import error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
 
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 #: How a blank value is shown (a blank is a value too: the other side may have cleared the field).
 BLANK = "(blank)"
@@ -123,13 +123,15 @@ class ConflictDetails(QGroupBox):
             self.values[caption].setText(text)
 
 
-class ConflictsTableModel(QAbstractTableModel):
+class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
     """Open conflicts, oldest first, with named columns (:class:`ConflictColumn`); usable without a view.
 
     ``ConflictRole`` on any cell gives the row's conflict.
     """
 
     ConflictRole = Qt.ItemDataRole.UserRole + 1
+    columns = ConflictColumn
+    titles = _CONFLICT_TITLES
 
     def __init__(
         self,
@@ -140,7 +142,6 @@ class ConflictsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._load_conflicts = load_conflicts
         self._load_names = load_names
-        self._rows: list[ConflictRow] = []
         self._names: dict[int, str] = {}
 
     def refresh(self) -> None:
@@ -151,14 +152,6 @@ class ConflictsTableModel(QAbstractTableModel):
         self._rows = rows
         self._names = names
         self.endResetModel()
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
-        """How many open conflicts."""
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """How many columns."""
-        return 0 if parent.isValid() else len(ConflictColumn)
 
     def conflict_at(self, row: int) -> ConflictRow:
         """The conflict at ``row`` (raises ``IndexError``)."""
@@ -171,19 +164,8 @@ class ConflictsTableModel(QAbstractTableModel):
                 return number
         return None
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles across the top."""
-        horizontal = orientation == Qt.Orientation.Horizontal
-        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(ConflictColumn):
-            return ConflictColumn(section).title
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def cell(self, conflict: ConflictRow, column: ConflictColumn, role: int) -> Any:
         """Each cell's text; blanks greyed; full values in the tooltip."""
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        conflict = self._rows[index.row()]
-        column = ConflictColumn(index.column())
         if role == self.ConflictRole:
             return conflict
         if role == Qt.ItemDataRole.DisplayRole:

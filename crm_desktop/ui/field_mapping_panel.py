@@ -10,10 +10,8 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractItemModel,
-    QAbstractTableModel,
     QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QRect,
     QSize,
     Qt,
@@ -54,13 +52,12 @@ from crm_desktop.app.sync_service import (
 )
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.ui.table_model import ModelIndex, RowsTableModel
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import AsksFirst, Notice, PanelHeading, refill_names, row_keys
 from crm_desktop.ui.wording import error_sentence
 
 logger = logging.getLogger(__name__)
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 OBJECT_NAMES: dict[RecordObject, str] = {RecordObject.CONTACT: "Contacts", RecordObject.LEAD: "Leads"}
 
@@ -131,7 +128,7 @@ _MAPPING_TITLES: dict[MappingColumn, str] = {
 }
 
 
-class MappingsTableModel(QAbstractTableModel):
+class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
     """One integration's mappings of one object, editable in place; usable without a view.
 
     The edit role gives and takes the values themselves: the CRM field's wire name, a ``FieldDirection``, a
@@ -144,10 +141,11 @@ class MappingsTableModel(QAbstractTableModel):
 
     edit_refused = Signal(str)
     dirty_changed = Signal(bool)
+    columns = MappingColumn
+    titles = _MAPPING_TITLES
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._mappings: list[FieldMapping] = []
         self._problems: dict[str, list[str]] = {}
         self._dirty = False
         self._crm_fields: list[CrmField] = []
@@ -155,8 +153,8 @@ class MappingsTableModel(QAbstractTableModel):
     def set_crm_fields(self, fields: list[CrmField]) -> None:
         """The CRM's live fields: CRM fields show by label and are picked from this list."""
         self._crm_fields = list(fields)
-        if self._mappings:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._mappings) - 1, len(MappingColumn) - 1))
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(MappingColumn) - 1))
 
     @property
     def crm_fields(self) -> list[CrmField]:
@@ -177,14 +175,14 @@ class MappingsTableModel(QAbstractTableModel):
 
     def _show(self, mappings: list[FieldMapping], *, dirty: bool) -> None:
         self.beginResetModel()
-        self._mappings = list(mappings)
+        self._rows = list(mappings)
         self._problems = {}
         self.endResetModel()
         self._set_dirty(dirty)
 
     def mappings(self) -> list[FieldMapping]:
         """The mappings as edited."""
-        return list(self._mappings)
+        return list(self._rows)
 
     def remove_row(self, row: int) -> FieldMapping:
         """Stop mapping the local field on ``row`` (an unsaved edit: Save keeps it, Revert brings it back).
@@ -193,11 +191,11 @@ class MappingsTableModel(QAbstractTableModel):
             ValueError: for the email, which is how records are matched with the CRM's.
             IndexError: for a row that is not there.
         """
-        mapping = self._mappings[row]
+        mapping = self._rows[row]
         if mapping.local_field == MATCHED_BY:
             raise ValueError("the email is how records are matched with the CRM's; it stays mapped")
         self.beginRemoveRows(QModelIndex(), row, row)
-        del self._mappings[row]
+        del self._rows[row]
         self._problems.pop(mapping.local_field, None)
         self.endRemoveRows()
         self._set_dirty(True)
@@ -219,37 +217,22 @@ class MappingsTableModel(QAbstractTableModel):
         for problem in problems:
             found.setdefault(problem.local_field, []).append(problem.reason)
         self._problems = found
-        if self._mappings:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._mappings) - 1, len(MappingColumn) - 1))
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(MappingColumn) - 1))
 
     def rows_with_problems(self) -> list[int]:
         """The rows marked by the last check."""
-        return [row for row, m in enumerate(self._mappings) if m.local_field in self._problems]
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
-        """How many local fields are mapped."""
-        return 0 if parent.isValid() else len(self._mappings)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """How many columns."""
-        return 0 if parent.isValid() else len(MappingColumn)
+        return [row for row, m in enumerate(self._rows) if m.local_field in self._problems]
 
     def mapping_at(self, row: int) -> FieldMapping:
         """The mapping at ``row`` (raises ``IndexError``)."""
-        return self._mappings[row]
+        return self._rows[row]
 
     def row_of(self, local_field: str) -> int | None:
         """The row of a local field, if mapped."""
-        for number, mapping in enumerate(self._mappings):
+        for number, mapping in enumerate(self._rows):
             if mapping.local_field == local_field:
                 return number
-        return None
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles across the top."""
-        horizontal = orientation == Qt.Orientation.Horizontal
-        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(MappingColumn):
-            return MappingColumn(section).title
         return None
 
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
@@ -261,12 +244,8 @@ class MappingsTableModel(QAbstractTableModel):
             return flags
         return flags | Qt.ItemFlag.ItemIsEditable
 
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def cell(self, mapping: FieldMapping, column: MappingColumn, role: int) -> Any:
         """Each cell's text, its edit value, and the check's problems in red."""
-        if not index.isValid() or not 0 <= index.row() < len(self._mappings):
-            return None
-        mapping = self._mappings[index.row()]
-        column = MappingColumn(index.column())
         crm_field = self.crm_field_of(mapping) if column is MappingColumn.CRM_FIELD else None
         if role == Qt.ItemDataRole.DisplayRole:
             if crm_field is not None:
@@ -317,9 +296,9 @@ class MappingsTableModel(QAbstractTableModel):
 
     def setData(self, index: ModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         """Change one cell; a refused value leaves the mapping as it was and says why."""
-        if role != Qt.ItemDataRole.EditRole or not index.isValid() or not 0 <= index.row() < len(self._mappings):
+        if role != Qt.ItemDataRole.EditRole or not index.isValid() or not 0 <= index.row() < len(self._rows):
             return False
-        mapping = self._mappings[index.row()]
+        mapping = self._rows[index.row()]
         column = MappingColumn(index.column())
         try:
             changed = self._changed(mapping, column, value)
@@ -328,7 +307,7 @@ class MappingsTableModel(QAbstractTableModel):
             return False
         if changed == mapping:
             return True
-        self._mappings[index.row()] = changed
+        self._rows[index.row()] = changed
         self._problems.pop(mapping.local_field, None)
         self.dataChanged.emit(self.index(index.row(), 0), self.index(index.row(), len(MappingColumn) - 1))
         self._set_dirty(True)

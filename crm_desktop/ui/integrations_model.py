@@ -7,17 +7,16 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QWidget
 
 from crm_desktop.app.errors import VaultError
 from crm_desktop.app.integrations import IntegrationService, KeyAge
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
+from crm_desktop.ui.table_model import RowsTableModel
 
 logger = logging.getLogger(__name__)
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 #: How each CRM is named to the marketer.
 CRM_NAMES: dict[Provider, str] = {
@@ -126,18 +125,19 @@ def credentials_state(service: IntegrationService, integration: Integration) -> 
         return CredentialsState.UNAVAILABLE
 
 
-class IntegrationsTableModel(QAbstractTableModel):
+class IntegrationsTableModel(RowsTableModel[IntegrationRow, IntegrationColumn]):
     """The integrations of the workspace as a table with named columns (:class:`IntegrationColumn`).
 
     ``IntegrationRole`` on any cell gives the row's :class:`Integration`.
     """
 
     IntegrationRole = Qt.ItemDataRole.UserRole + 1
+    columns = IntegrationColumn
+    titles = _COLUMN_TITLES
 
     def __init__(self, service: IntegrationService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
-        self._rows: list[IntegrationRow] = []
 
     def refresh(self) -> None:
         """Reload every integration from the store and its credentials state from the keyring."""
@@ -146,17 +146,7 @@ class IntegrationsTableModel(QAbstractTableModel):
             state = credentials_state(self._service, integration)
             age = self._service.key_age(integration) if state is CredentialsState.STORED else None
             rows.append(IntegrationRow(integration, state, age))
-        self.beginResetModel()
-        self._rows = rows
-        self.endResetModel()
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
-        """How many integrations (none under a valid parent: this is a flat table)."""
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """How many columns."""
-        return 0 if parent.isValid() else len(IntegrationColumn)
+        self._show_rows(rows)
 
     def row(self, row: int) -> IntegrationRow:
         """The row at ``row`` (raises ``IndexError``)."""
@@ -173,19 +163,8 @@ class IntegrationsTableModel(QAbstractTableModel):
                 return number
         return None
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles across the top; nothing down the side."""
-        horizontal = orientation == Qt.Orientation.Horizontal
-        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(IntegrationColumn):
-            return IntegrationColumn(section).title
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def cell(self, row: IntegrationRow, column: IntegrationColumn, role: int) -> Any:
         """What each cell shows, its tooltip and colour, and the integration under ``IntegrationRole``."""
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        column = IntegrationColumn(index.column())
         if role == self.IntegrationRole:
             return row.integration
         if role == Qt.ItemDataRole.DisplayRole:

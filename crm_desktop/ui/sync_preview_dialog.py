@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
+from crm_desktop.ui.table_model import ModelIndex, RowsTableModel
 from crm_desktop.ui.widgets import Notice, record_table, show_rows_in_full
 
 logger = logging.getLogger(__name__)
 
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 _ACTION_WORDS = {
     ChangeAction.CREATE: "Create",
@@ -98,17 +98,26 @@ class PreviewColumn(IntEnum):
     CHANGE = 6
 
 
-_TITLES = ("Integration", "Object", "Record", "Where", "Change", "Field", "Old → new, or why")
+_TITLES: dict[PreviewColumn, str] = {
+    PreviewColumn.INTEGRATION: "Integration",
+    PreviewColumn.OBJECT: "Object",
+    PreviewColumn.RECORD: "Record",
+    PreviewColumn.WHERE: "Where",
+    PreviewColumn.ACTION: "Change",
+    PreviewColumn.FIELD: "Field",
+    PreviewColumn.CHANGE: "Old → new, or why",
+}
 
 
-class PreviewTableModel(QAbstractTableModel):
+class PreviewTableModel(RowsTableModel[PreviewRow, PreviewColumn]):
     """The preview's lines, read from the plans a page at a time as the view scrolls (``fetchMore``)."""
 
     PAGE_SIZE = 200
+    columns = PreviewColumn
+    titles = _TITLES
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[PreviewRow] = []
         self._pending: list[Iterator[PreviewRow]] = []
         self._exhausted = True
 
@@ -143,22 +152,8 @@ class PreviewTableModel(QAbstractTableModel):
     def row(self, number: int) -> PreviewRow:
         return self._rows[number]
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(PreviewColumn)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return _TITLES[section]
-        return None
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        line = self._rows[index.row()]
-        column = PreviewColumn(index.column())
+    def cell(self, line: PreviewRow, column: PreviewColumn, role: int) -> Any:
+        """Each cell's text, also its tooltip; the change coloured by what it does."""
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             if column is PreviewColumn.ACTION:
                 return _ACTION_WORDS[line.action]
