@@ -100,41 +100,28 @@ CAMPAIGNS = (
     "LinkedIn Thought Leadership", "Instagram Giveaway", "Customer Stories", "Early Access Beta", "Podcast Season 2",
 )
 
-#: Platforms people have profiles on, weighted by how common a profile there is among a brand's audience.
-PROFILE_PLATFORMS: tuple[tuple[SocialPlatform, int], ...] = (
-    (SocialPlatform.INSTAGRAM, 26),
-    (SocialPlatform.LINKEDIN, 22),
-    (SocialPlatform.TWITTER, 20),
-    (SocialPlatform.FACEBOOK, 12),
-    (SocialPlatform.TIKTOK, 10),
-    (SocialPlatform.YOUTUBE, 4),
-    (SocialPlatform.THREADS, 3),
-    (SocialPlatform.PINTEREST, 2),
-    (SocialPlatform.REDDIT, 1),
-)
+class SocialNetwork(NamedTuple):
+    """What the generator knows of one social network."""
 
-PROFILE_URLS: dict[SocialPlatform, str] = {
-    SocialPlatform.TWITTER: "https://x.com/{}",
-    SocialPlatform.INSTAGRAM: "https://www.instagram.com/{}/",
-    SocialPlatform.LINKEDIN: "https://www.linkedin.com/in/{}",
-    SocialPlatform.FACEBOOK: "https://www.facebook.com/{}",
-    SocialPlatform.TIKTOK: "https://www.tiktok.com/@{}",
-    SocialPlatform.YOUTUBE: "https://www.youtube.com/@{}",
-    SocialPlatform.THREADS: "https://www.threads.net/@{}",
-    SocialPlatform.PINTEREST: "https://www.pinterest.com/{}/",
-    SocialPlatform.REDDIT: "https://www.reddit.com/user/{}",
-}
+    #: How common a profile there is among a brand's audience (a weight).
+    profile_weight: int
+    #: The profile's public address, ``{}`` standing for the username.
+    profile_url: str
+    #: What a conversation id on the network starts with.
+    conversation_prefix: str
 
-CONVERSATION_PREFIXES: dict[SocialPlatform, str] = {
-    SocialPlatform.TWITTER: "tw",
-    SocialPlatform.INSTAGRAM: "ig",
-    SocialPlatform.LINKEDIN: "li",
-    SocialPlatform.FACEBOOK: "fb",
-    SocialPlatform.TIKTOK: "tt",
-    SocialPlatform.YOUTUBE: "yt",
-    SocialPlatform.THREADS: "th",
-    SocialPlatform.PINTEREST: "pin",
-    SocialPlatform.REDDIT: "rd",
+
+#: The networks people have profiles on, most common first (the order the weighted draw is built in).
+SOCIAL_NETWORKS: dict[SocialPlatform, SocialNetwork] = {
+    SocialPlatform.INSTAGRAM: SocialNetwork(26, "https://www.instagram.com/{}/", "ig"),
+    SocialPlatform.LINKEDIN: SocialNetwork(22, "https://www.linkedin.com/in/{}", "li"),
+    SocialPlatform.TWITTER: SocialNetwork(20, "https://x.com/{}", "tw"),
+    SocialPlatform.FACEBOOK: SocialNetwork(12, "https://www.facebook.com/{}", "fb"),
+    SocialPlatform.TIKTOK: SocialNetwork(10, "https://www.tiktok.com/@{}", "tt"),
+    SocialPlatform.YOUTUBE: SocialNetwork(4, "https://www.youtube.com/@{}", "yt"),
+    SocialPlatform.THREADS: SocialNetwork(3, "https://www.threads.net/@{}", "th"),
+    SocialPlatform.PINTEREST: SocialNetwork(2, "https://www.pinterest.com/{}/", "pin"),
+    SocialPlatform.REDDIT: SocialNetwork(1, "https://www.reddit.com/user/{}", "rd"),
 }
 
 TOUCHPOINT_TYPES: tuple[tuple[TouchpointType, int], ...] = (
@@ -266,7 +253,7 @@ class GeneratedPerson:
 
 
 _SOURCE_PLATFORM = {name: platform for name, platform, _ in LEAD_SOURCES}
-_SOURCE_PREFIX = {name: CONVERSATION_PREFIXES[platform] for name, platform, _ in LEAD_SOURCES}
+_SOURCE_PREFIX = {name: SOCIAL_NETWORKS[platform].conversation_prefix for name, platform, _ in LEAD_SOURCES}
 
 
 #: Letters that Unicode does not decompose into an ASCII base letter.
@@ -359,7 +346,7 @@ class _Weighted(Generic[T]):
 _PROFILE_COUNTS = _Weighted([(1, 45), (2, 35), (3, 20)])
 _TOUCH_COUNTS = _Weighted([(1, 25), (2, 25), (3, 20), (4, 14), (5, 10), (6, 6)])
 _SOURCES = _Weighted([(name, weight) for name, _, weight in LEAD_SOURCES])
-_PLATFORMS = _Weighted(PROFILE_PLATFORMS)
+_PLATFORMS = _Weighted([(platform, network.profile_weight) for platform, network in SOCIAL_NETWORKS.items()])
 _TOUCH_TYPES = _Weighted(TOUCHPOINT_TYPES)
 _SENTIMENTS = _Weighted(
     [(Sentiment.POSITIVE, 45), (Sentiment.NEUTRAL, 35), (Sentiment.NEGATIVE, 12), (Sentiment.MIXED, 8)]
@@ -389,7 +376,7 @@ def _profile_facts(
             ProfileFacts(
                 platform=platform,
                 username=username,
-                url=PROFILE_URLS[platform].format(username),
+                url=SOCIAL_NETWORKS[platform].profile_url.format(username),
                 followers=followers,
                 engagement=_engagement_rate(rng, followers),
             )
