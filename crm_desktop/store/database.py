@@ -6,12 +6,12 @@ import ast
 import logging
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+#: Keys per ``IN (...)`` list, well under SQLite's and PostgreSQL's parameter limits.
+IN_LIST_SIZE = 500
+
+KeyT = TypeVar("KeyT")
+
+
+def in_list_chunks(keys: Sequence[KeyT]) -> Iterator[Sequence[KeyT]]:
+    """``keys`` in slices of :data:`IN_LIST_SIZE`, one ``IN (...)`` list each."""
+    for start in range(0, len(keys), IN_LIST_SIZE):
+        yield keys[start : start + IN_LIST_SIZE]
 
 
 class StoreConfigError(Exception):

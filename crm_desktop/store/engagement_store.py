@@ -10,11 +10,9 @@ from sqlalchemy import select
 from crm_desktop.domain.engagement_summary import ConversationFact, EngagementHistory, Interaction
 from crm_desktop.domain.models import Sentiment, SocialPlatform, TouchpointType
 from crm_desktop.domain.social import MessageDirection
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import ConversationRow, MessageRow, TouchpointRow
 
-#: Emails per ``IN`` list (well under SQLite's and PostgreSQL's parameter limits).
-_IN_CHUNK = 500
 #: Interactions read per person at most: the summary lists the newest few; more only costs reading.
 _INTERACTIONS_PER_PERSON = 50
 
@@ -37,8 +35,7 @@ class EngagementStore:
         sentiments: dict[str, list[tuple[datetime, Sentiment]]] = {}
         interactions: dict[str, list[Interaction]] = {}
         with self._db.session() as session:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
+            for chunk in in_list_chunks(wanted):
                 owners: dict[str, tuple[str, SocialPlatform]] = {}
                 for row in session.scalars(
                     select(ConversationRow).where(ConversationRow.email.in_(chunk)).order_by(ConversationRow.id)

@@ -21,7 +21,7 @@ from crm_desktop.domain.models import (
     SocialProfile,
     SyncConfig,
 )
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow, TouchpointRow, utcnow
 
 logger = logging.getLogger(__name__)
@@ -354,8 +354,8 @@ def save_profiles_in_bulk(session: Session, contacts: Sequence[tuple[ContactRow,
             for p in profiles.new
         )
     table = cast(Table, SocialProfileRow.__table__)
-    for start in range(0, len(gone), 500):
-        session.execute(delete(table).where(table.c.id.in_(gone[start : start + 500])))
+    for chunk in in_list_chunks(gone):
+        session.execute(delete(table).where(table.c.id.in_(chunk)))
     if changed:
         # The SET columns are the parameters' other keys (url, followers, engagement).
         session.execute(update(table).where(table.c.id == bindparam("profile_id")), changed)
@@ -449,8 +449,7 @@ class ContactStore:
     @staticmethod
     def _rows_by_email(session: Session, emails: list[str]) -> dict[str, ContactRow]:
         found: dict[str, ContactRow] = {}
-        for start in range(0, len(emails), 500):
-            chunk = emails[start : start + 500]
+        for chunk in in_list_chunks(emails):
             statement = (
                 select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
             )
@@ -471,8 +470,7 @@ class ContactStore:
                            profiles.c.followers, profiles.c.engagement)
         found: dict[str, Contact] = {}
         with self._db.session() as session:
-            for start in range(0, len(emails), 500):
-                chunk = list(emails[start : start + 500])
+            for chunk in in_list_chunks(emails):
                 rows = list(session.execute(select(*contact_columns).where(contacts.c.email.in_(chunk))))
                 held: dict[int, list[Any]] = {}
                 statement = (select(*profile_columns).where(profiles.c.contact_id.in_([row.id for row in rows]))
@@ -543,8 +541,7 @@ class LeadStore:
             emails = [lead.email for lead in items]
             existing: dict[str, LeadRow] = {}
             contact_ids: dict[str, int] = {}
-            for start in range(0, len(emails), 500):
-                chunk = emails[start : start + 500]
+            for chunk in in_list_chunks(emails):
                 existing.update((r.email, r) for r in session.scalars(select(LeadRow).where(LeadRow.email.in_(chunk))))
                 contact_ids.update(
                     (email, contact_id) for email, contact_id in session.execute(
@@ -580,8 +577,7 @@ class LeadStore:
         """The leads with those (already normalised) emails, by email."""
         found: dict[str, Lead] = {}
         with self._db.session() as session:
-            for start in range(0, len(emails), 500):
-                chunk = list(emails[start : start + 500])
+            for chunk in in_list_chunks(emails):
                 found.update((row.email, _lead_from_row(row))
                              for row in session.scalars(select(LeadRow).where(LeadRow.email.in_(chunk))))
         return found

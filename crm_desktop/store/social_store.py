@@ -39,7 +39,7 @@ from crm_desktop.domain.social import (
     PersonRef,
     normalise_username,
 )
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import (
     CampaignRow,
     ContactRow,
@@ -59,9 +59,6 @@ logger = logging.getLogger(__name__)
 
 #: Rows written per flush within one batch.
 SAVE_BATCH = 1_000
-#: Keys per ``IN (...)`` list, well under SQLite's and PostgreSQL's parameter limits.
-_IN_CHUNK = 500
-
 T = TypeVar("T")
 
 
@@ -134,11 +131,6 @@ def event_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
-
-
 @dataclass
 class _Stitcher:
     """Finds or creates the person an event names, within one transaction, and links identities to emails."""
@@ -160,7 +152,7 @@ class _Stitcher:
         for platform, username in wanted:
             by_platform.setdefault(platform, []).append(username)
         for platform, usernames in by_platform.items():
-            for chunk in _chunks(usernames):
+            for chunk in in_list_chunks(usernames):
                 for row in self.session.scalars(
                     select(SocialIdentityRow).where(
                         SocialIdentityRow.platform == platform, SocialIdentityRow.username.in_(chunk)
@@ -261,7 +253,7 @@ class _Stitcher:
             moved[identity_id] = int(getattr(result, "rowcount", 0) or 0)
         emails = sorted({email for _, email in self.links.values()})
         contacts: dict[str, ContactRow] = {}
-        for chunk in _chunks(emails):
+        for chunk in in_list_chunks(emails):
             for contact in self.session.scalars(
                 select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
             ):
@@ -418,7 +410,7 @@ class SocialStore:
     def _messages(self, session: Session, messages: Sequence[Message]) -> list[RecordedEvent]:
         existing: dict[str, MessageRow] = {}
         ids = [m.message_id for m in messages]
-        for chunk in _chunks(ids):
+        for chunk in in_list_chunks(ids):
             for found in session.scalars(select(MessageRow).where(MessageRow.message_id.in_(chunk))):
                 existing[found.message_id] = found
         actions: list[EventAction] = []
@@ -474,7 +466,7 @@ class SocialStore:
         self._ensure_campaigns(session, {(e.campaign, e.platform) for e in events if e.campaign is not None})
         keys = [self._engagement_key(event) for event in events]
         touchpoints: dict[str, TouchpointRow] = {}
-        for chunk in _chunks(sorted(set(keys))):
+        for chunk in in_list_chunks(sorted(set(keys))):
             for found in session.scalars(select(TouchpointRow).where(TouchpointRow.event_key.in_(chunk))):
                 touchpoints[found.event_key] = found
         results: list[RecordedEvent] = []
@@ -599,7 +591,7 @@ class SocialStore:
         for name, platform in sorted(named):
             first_platform.setdefault(name, platform)
         known: set[str] = set()
-        for chunk in _chunks(sorted(first_platform)):
+        for chunk in in_list_chunks(sorted(first_platform)):
             known.update(session.scalars(select(CampaignRow.name).where(CampaignRow.name.in_(chunk))))
         new = [
             CampaignRow(name=name, platform=platform, tags=[])
@@ -614,7 +606,7 @@ class SocialStore:
     def _refresh_conversations(session: Session, conversation_ids: set[str]) -> dict[str, Person]:
         """Recount the messages of these conversations; the person of each one found."""
         people: dict[str, Person] = {}
-        for chunk in _chunks(sorted(conversation_ids)):
+        for chunk in in_list_chunks(sorted(conversation_ids)):
             counts: dict[str, dict[MessageDirection, int]] = {}
             last: dict[str, datetime] = {}
             for conversation_id, direction, count, latest in session.execute(
@@ -752,7 +744,7 @@ class SocialStore:
         found: dict[str, list[Touch]] = {}
         wanted = sorted(set(emails))
         with self._db.session() as session:
-            for chunk in _chunks(wanted):
+            for chunk in in_list_chunks(wanted):
                 for row in session.scalars(
                     select(TouchpointRow)
                     .where(TouchpointRow.email.in_(chunk), TouchpointRow.type != TouchpointType.CONVERSION)
@@ -784,7 +776,7 @@ class SocialStore:
         """Which of these emails are local leads' (a few queries however many leads the store holds)."""
         found: set[str] = set()
         with self._db.session() as session:
-            for chunk in _chunks(sorted(set(emails))):
+            for chunk in in_list_chunks(sorted(set(emails))):
                 found.update(session.scalars(select(LeadRow.email).where(LeadRow.email.in_(chunk))))
         return found
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import (
     AuditLogRow,
     ConflictRow,
@@ -414,8 +414,8 @@ class SyncStore:
         contacts, profiles = _table(ContactRow), _table(SocialProfileRow)
         rows = list(session.execute(select(contacts).where(where)))
         held: dict[int, list[Any]] = {}
-        for start in range(0, len(rows), 500):
-            ids = [row.id for row in rows[start : start + 500]]
+        for chunk in in_list_chunks(rows):
+            ids = [row.id for row in chunk]
             statement = select(profiles).where(profiles.c.contact_id.in_(ids)).order_by(profiles.c.id)
             for profile in session.execute(statement):
                 held.setdefault(profile.contact_id, []).append(profile)
@@ -434,8 +434,8 @@ class SyncStore:
         table = _table(self._row_class(obj))
         found: list[LocalRecord] = []
         with self.db.session() as session:
-            for start in range(0, len(values), 500):
-                found.extend(self._read_locals(session, obj, table.c[column].in_(list(values[start : start + 500]))))
+            for chunk in in_list_chunks(values):
+                found.extend(self._read_locals(session, obj, table.c[column].in_(chunk)))
         return found
 
     def local_records(self, obj: RecordObject, ids: Sequence[int]) -> dict[int, LocalRecord]:
@@ -847,8 +847,7 @@ class SyncStore:
             ids = {email: item.id for email, item in saved.items()}
             # One stamp for the page: the link's "synced at" compares with it.
             table = _table(ContactRow)
-            for start in range(0, len(ids), 500):
-                chunk = list(ids.values())[start : start + 500]
+            for chunk in in_list_chunks(list(ids.values())):
                 session.execute(update(table).where(table.c.id.in_(chunk)).values(updated_at=now))
             return ids
         table = _table(LeadRow)

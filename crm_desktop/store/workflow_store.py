@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
 from crm_desktop.domain.models import SocialPlatform
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import (
     ContactRow,
     ConversationRow,
@@ -27,9 +27,6 @@ from crm_desktop.store.models import (
     WorkspaceSettingRow,
     utcnow,
 )
-
-#: Keys per ``IN (...)`` list, well under SQLite's and PostgreSQL's parameter limits.
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -81,11 +78,6 @@ class DeliveredEvent:
     delivered_at: datetime
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _IN_CHUNK):
-        yield items[start : start + _IN_CHUNK]
-
-
 class WorkflowStore:
     """SQL of the workflow outbox (one transaction per call)."""
 
@@ -112,7 +104,7 @@ class WorkflowStore:
         keys = sorted({event.event_key for event in events})
         with self.db.session() as session:
             queued: set[tuple[int, str]] = set()
-            for part in _chunks(keys):
+            for part in in_list_chunks(keys):
                 queued.update((integration_id, key) for integration_id, key in session.execute(
                     select(table.c.integration_id, table.c.event_key).where(
                         table.c.integration_id.in_(integration_ids), table.c.event_key.in_(part))
@@ -120,8 +112,8 @@ class WorkflowStore:
             rows = [row for row in rows if (row["integration_id"], row["event_key"]) not in queued]
             # A concurrent request queuing the same event between the look-up and here is skipped by the key.
             statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["integration_id", "event_key"])
-            for part in _chunks(rows):
-                session.execute(statement, list(part))
+            for batch in in_list_chunks(rows):
+                session.execute(statement, list(batch))
         return len(rows)
 
     def claim(self, integration_id: int, now: datetime, limit: int) -> list[ClaimedEvent]:
@@ -193,7 +185,7 @@ class WorkflowStore:
         if not ids:
             return
         with self.db.session() as session:
-            for part in _chunks(list(ids)):
+            for part in in_list_chunks(list(ids)):
                 session.execute(
                     update(WorkflowEventRow)
                     .where(WorkflowEventRow.id.in_(part), WorkflowEventRow.status == DeliveryStatus.SENDING)
@@ -291,7 +283,7 @@ class WorkflowStore:
         wanted = sorted(set(conversation_ids))
         found: dict[str, list[ConversationFacts]] = {}
         with self.db.session() as session:
-            for part in _chunks(wanted):
+            for part in in_list_chunks(wanted):
                 for row in session.scalars(select(ConversationRow).where(ConversationRow.conversation_id.in_(part))):
                     found.setdefault(row.conversation_id, []).append(ConversationFacts(
                         row.conversation_id, row.platform, row.email, row.campaign, row.started_at,
@@ -304,7 +296,7 @@ class WorkflowStore:
         wanted = sorted(set(emails))
         found: dict[str, int] = {}
         with self.db.session() as session:
-            for part in _chunks(wanted):
+            for part in in_list_chunks(wanted):
                 found.update((email, contact_id) for email, contact_id in session.execute(
                     select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(part))))
         return found

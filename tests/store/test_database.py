@@ -15,7 +15,15 @@ from crm_desktop.domain.models import LeadStatus, Provider, Sentiment, SocialPla
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.social import ConversionSource, MessageDirection
 from crm_desktop.store.alerts_store import AlertStore
-from crm_desktop.store.database import Database, StoreConfigError, make_engine, sqlite_url, upgrade_to_head
+from crm_desktop.store.database import (
+    IN_LIST_SIZE,
+    Database,
+    StoreConfigError,
+    in_list_chunks,
+    make_engine,
+    sqlite_url,
+    upgrade_to_head,
+)
 from crm_desktop.store.models import (
     AlertRow,
     AuditLogRow,
@@ -339,3 +347,12 @@ def test_an_alert_and_a_setting_are_deleted_once(database: Database) -> None:
 
     assert [a.id for a in alerts.recent()] == [kept.id]
     assert settings.all() == {"window": {"width": 900}}
+
+
+@pytest.mark.parametrize("count", [0, 1, IN_LIST_SIZE, IN_LIST_SIZE + 1, 3 * IN_LIST_SIZE - 1])
+def test_in_list_chunks_keep_every_key_once_in_order_and_no_list_too_long(count: int) -> None:
+    keys = [f"person{i}@example.com" for i in range(count)]
+    chunks = list(in_list_chunks(keys))
+    assert [key for chunk in chunks for key in chunk] == keys
+    assert all(0 < len(chunk) <= IN_LIST_SIZE for chunk in chunks)
+    assert len(chunks) == -(-count // IN_LIST_SIZE)
