@@ -29,21 +29,24 @@ TOUCHPOINT_SPAN_SECONDS = 180 * 24 * 3600
 
 LIFECYCLE_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "customer")
 
-#: Where a social lead came from: ``<platform>_<interaction>``.
-LEAD_SOURCES: tuple[tuple[str, SocialPlatform, int], ...] = (
-    ("twitter_dm", SocialPlatform.TWITTER, 14),
-    ("twitter_mention", SocialPlatform.TWITTER, 6),
-    ("instagram_comment", SocialPlatform.INSTAGRAM, 14),
-    ("instagram_dm", SocialPlatform.INSTAGRAM, 8),
-    ("linkedin_message", SocialPlatform.LINKEDIN, 14),
-    ("linkedin_form", SocialPlatform.LINKEDIN, 6),
-    ("facebook_ad", SocialPlatform.FACEBOOK, 12),
-    ("facebook_comment", SocialPlatform.FACEBOOK, 4),
-    ("tiktok_comment", SocialPlatform.TIKTOK, 10),
-    ("youtube_comment", SocialPlatform.YOUTUBE, 4),
-    ("threads_reply", SocialPlatform.THREADS, 3),
-    ("reddit_dm", SocialPlatform.REDDIT, 2),
-    ("pinterest_pin", SocialPlatform.PINTEREST, 3),
+#: Where a social lead came from, by network: each interaction and its weight. A lead source is named
+#: ``<platform>_<interaction>`` (``twitter_dm``).
+_LEAD_INTERACTIONS: dict[SocialPlatform, tuple[tuple[str, int], ...]] = {
+    SocialPlatform.TWITTER: (("dm", 14), ("mention", 6)),
+    SocialPlatform.INSTAGRAM: (("comment", 14), ("dm", 8)),
+    SocialPlatform.LINKEDIN: (("message", 14), ("form", 6)),
+    SocialPlatform.FACEBOOK: (("ad", 12), ("comment", 4)),
+    SocialPlatform.TIKTOK: (("comment", 10),),
+    SocialPlatform.YOUTUBE: (("comment", 4),),
+    SocialPlatform.THREADS: (("reply", 3),),
+    SocialPlatform.REDDIT: (("dm", 2),),
+    SocialPlatform.PINTEREST: (("pin", 3),),
+}
+#: Every lead source: its name, network and weight, in the order the weighted draw is built in.
+LEAD_SOURCES: tuple[tuple[str, SocialPlatform, int], ...] = tuple(
+    (f"{platform.value}_{interaction}", platform, weight)
+    for platform, interactions in _LEAD_INTERACTIONS.items()
+    for interaction, weight in interactions
 )
 
 FIRST_NAMES = (
