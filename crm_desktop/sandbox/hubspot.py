@@ -1286,9 +1286,7 @@ class HubSpotSandbox(Sandbox):
 
     @staticmethod
     def _inputs(body: dict[str, Any]) -> list[dict[str, Any]]:
-        inputs = body.get("inputs")
-        if not isinstance(inputs, list) or not all(isinstance(item, dict) for item in inputs):
-            raise HubSpotError(400, "Invalid input JSON: inputs must be a list of objects")
+        inputs = _list_of_objects(body.get("inputs"), "inputs")
         if len(inputs) > BATCH_INPUT_LIMIT:
             raise HubSpotError(
                 400,
@@ -1881,8 +1879,7 @@ class HubSpotSandbox(Sandbox):
     def _parse_filters(self, kind: ObjectKind, raw_groups: Any) -> list[list[SearchFilter]]:
         if raw_groups is None:
             return []
-        if not isinstance(raw_groups, list) or not all(isinstance(g, dict) for g in raw_groups):
-            raise HubSpotError(400, "Invalid input JSON: filterGroups must be a list of objects")
+        raw_groups = _list_of_objects(raw_groups, "filterGroups")
         if len(raw_groups) > SEARCH_MAX_FILTER_GROUPS:
             raise HubSpotError(
                 400,
@@ -1891,9 +1888,7 @@ class HubSpotSandbox(Sandbox):
         total = 0
         groups: list[list[SearchFilter]] = []
         for raw_group in raw_groups:
-            raw_filters = raw_group.get("filters") or []
-            if not isinstance(raw_filters, list) or not all(isinstance(f, dict) for f in raw_filters):
-                raise HubSpotError(400, "Invalid input JSON: filters must be a list of objects")
+            raw_filters = _list_of_objects(raw_group.get("filters") or [], "filters")
             if len(raw_filters) > SEARCH_MAX_FILTERS_PER_GROUP:
                 raise HubSpotError(
                     400,
@@ -2258,6 +2253,13 @@ def _property_options(type_: str, raw: Any) -> list[dict[str, Any]]:
             }
         )
     return options
+
+
+def _list_of_objects(value: Any, name: str) -> list[dict[str, Any]]:
+    """``value`` when it is a JSON array of objects; else HubSpot's 400 naming the body's ``name``."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise HubSpotError(400, f"Invalid input JSON: {name} must be a list of objects")
+    return value
 
 
 def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int) -> int:

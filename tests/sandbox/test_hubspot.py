@@ -331,6 +331,30 @@ def test_batch_upsert_creates_then_updates_by_email() -> None:
     run(sandbox, scenario)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "name"),
+    [
+        (f"{CONTACTS}/batch/create", {"inputs": {"properties": {}}}, "inputs"),
+        (f"{CONTACTS}/batch/update", {"inputs": [{"id": "1"}, "2"]}, "inputs"),
+        (f"{CONTACTS}/batch/read", {"inputs": None}, "inputs"),
+        (SEARCH, {"filterGroups": {"filters": []}}, "filterGroups"),
+        (SEARCH, {"filterGroups": [{"filters": [eq("email", "a@b.c"), "x"]}]}, "filters"),
+    ],
+)
+def test_a_batch_or_search_list_that_is_not_objects_is_refused_by_name(
+    path: str, body: dict[str, Any], name: str
+) -> None:
+    sandbox = HubSpotSandbox()
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        refused = await client.post(path, json=body)
+        assert refused.status_code == 400
+        assert refused.json()["category"] == "VALIDATION_ERROR"
+        assert refused.json()["message"] == f"Invalid input JSON: {name} must be a list of objects"
+
+    run(sandbox, scenario)
+
+
 def test_batch_create_takes_100_inputs_and_refuses_101() -> None:
     sandbox = HubSpotSandbox()
 
