@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -11,14 +11,10 @@ from crm_desktop.domain.engagement_summary import ConversationFact, EngagementHi
 from crm_desktop.domain.models import Sentiment, SocialPlatform, TouchpointType
 from crm_desktop.domain.social import MessageDirection
 from crm_desktop.store.database import Database, in_list_chunks
-from crm_desktop.store.models import ConversationRow, MessageRow, TouchpointRow
+from crm_desktop.store.models import ConversationRow, MessageRow, TouchpointRow, utc_from_store
 
 #: Interactions read per person at most: the summary lists the newest few; more only costs reading.
 _INTERACTIONS_PER_PERSON = 50
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class EngagementStore:
@@ -43,8 +39,8 @@ class EngagementStore:
                     assert row.email is not None
                     owners[row.conversation_id] = (row.email, row.platform)
                     conversations.setdefault(row.email, []).append(ConversationFact(
-                        row.platform, _aware(row.started_at),
-                        _aware(row.last_message_at) if row.last_message_at else None,
+                        row.platform, utc_from_store(row.started_at),
+                        utc_from_store(row.last_message_at) if row.last_message_at else None,
                     ))
                 if owners:
                     for conversation_id, direction, sent_at, sentiment in session.execute(
@@ -54,7 +50,7 @@ class EngagementStore:
                         .order_by(MessageRow.sent_at, MessageRow.id)
                     ):
                         email, platform = owners[conversation_id]
-                        moment = _aware(sent_at)
+                        moment = utc_from_store(sent_at)
                         if sentiment is not None:
                             sentiments.setdefault(email, []).append((moment, sentiment))
                         if direction is MessageDirection.INBOUND:
@@ -66,7 +62,7 @@ class EngagementStore:
                 ):
                     assert touch.email is not None
                     interactions.setdefault(touch.email, []).append(
-                        Interaction(_aware(touch.timestamp), touch.platform, touch.type.value.replace("_", " "),
+                        Interaction(utc_from_store(touch.timestamp), touch.platform, touch.type.value.replace("_", " "),
                                     touch.campaign)
                     )
         people = set(conversations) | set(sentiments) | set(interactions)

@@ -46,6 +46,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_from_store(value: datetime | str) -> datetime:
+    """A moment read back from the store, aware in UTC.
+
+    SQLite forgets the zone (a naive value is UTC), and an aggregate such as ``max`` bypasses the column type, so
+    there SQLite may hand back the ISO text.
+    """
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite forgets the zone; PostgreSQL keeps it)."""
 
@@ -60,11 +73,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return None if value is None else utc_from_store(value)
 
 
 class StoredSyncDirection(TypeDecorator[SyncDirection]):

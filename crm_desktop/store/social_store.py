@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -51,6 +51,7 @@ from crm_desktop.store.models import (
     SocialProfileRow,
     TouchpointRow,
     WorkspaceSettingRow,
+    utc_from_store,
     utcnow,
 )
 from crm_desktop.store.repositories import NotFoundError
@@ -615,7 +616,7 @@ class SocialStore:
                 .group_by(MessageRow.conversation_id, MessageRow.direction)
             ):
                 counts.setdefault(conversation_id, {})[direction] = int(count)
-                latest_at = _as_aware(latest)
+                latest_at = utc_from_store(latest)
                 if conversation_id not in last or latest_at > last[conversation_id]:
                     last[conversation_id] = latest_at
             moods = {}
@@ -681,7 +682,7 @@ class SocialStore:
         with self._db.session() as session:
             touch_filter, conversation_filter = self._filters(person)
             found = [
-                Interaction(kind.value, _as_aware(at))
+                Interaction(kind.value, utc_from_store(at))
                 for kind, at in session.execute(select(TouchpointRow.type, TouchpointRow.timestamp).where(touch_filter))
             ]
             conversation_ids = select(ConversationRow.conversation_id).where(conversation_filter).scalar_subquery()
@@ -689,7 +690,7 @@ class SocialStore:
                 select(MessageRow.direction, MessageRow.sent_at).where(MessageRow.conversation_id.in_(conversation_ids))
             ):
                 kind = INBOUND_MESSAGE if direction is MessageDirection.INBOUND else OUTBOUND_MESSAGE
-                found.append(Interaction(kind, _as_aware(at)))
+                found.append(Interaction(kind, utc_from_store(at)))
             followers = 0
             if person.email is not None:
                 followers = int(
@@ -764,7 +765,8 @@ class SocialStore:
                 statement = statement.where(ConversionRow.email == email)
             rows = session.scalars(statement.order_by(ConversionRow.timestamp, ConversionRow.id)).all()
             return [
-                StoredConversion(row.id, row.email, _as_aware(row.timestamp), row.value, row.currency) for row in rows
+                StoredConversion(row.id, row.email, utc_from_store(row.timestamp), row.value, row.currency)
+                for row in rows
             ]
 
     def lead_emails(self) -> set[str]:
@@ -837,8 +839,8 @@ class SocialStore:
                 conversation_id=row.conversation_id,
                 platform=row.platform,
                 participant=participant,
-                started_at=_as_aware(row.started_at),
-                last_message_at=_as_aware(row.last_message_at) if row.last_message_at else None,
+                started_at=utc_from_store(row.started_at),
+                last_message_at=utc_from_store(row.last_message_at) if row.last_message_at else None,
                 messages_in=row.messages_in,
                 messages_out=row.messages_out,
                 latest_sentiment=row.latest_sentiment,
@@ -951,16 +953,8 @@ def _with_links(
     return results
 
 
-def _as_aware(value: datetime) -> datetime:
-    # Aggregates (max) bypass the column type, so SQLite hands back a naive (UTC) datetime or a string.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _touch(row: TouchpointRow) -> Touch:
     return Touch(
-        timestamp=_as_aware(row.timestamp), platform=row.platform, type=row.type, campaign=row.campaign, order=row.id
+        timestamp=utc_from_store(row.timestamp), platform=row.platform, type=row.type, campaign=row.campaign,
+        order=row.id,
     )

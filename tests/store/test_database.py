@@ -51,6 +51,7 @@ from crm_desktop.store.models import (
     TouchpointRow,
     WorkflowEventKind,
     WorkflowEventRow,
+    utc_from_store,
 )
 from crm_desktop.store.settings import WorkspaceSettingsStore
 
@@ -356,3 +357,18 @@ def test_in_list_chunks_keep_every_key_once_in_order_and_no_list_too_long(count:
     assert [key for chunk in chunks for key in chunk] == keys
     assert all(0 < len(chunk) <= IN_LIST_SIZE for chunk in chunks)
     assert len(chunks) == -(-count // IN_LIST_SIZE)
+
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        datetime(2026, 11, 27, 10, 0),  # SQLite's naive UTC
+        datetime(2026, 11, 27, 11, 0, tzinfo=timezone(timedelta(hours=1))),  # PostgreSQL in its session's zone
+        "2026-11-27 10:00:00.000000",  # an aggregate SQLite hands back as text
+    ],
+)
+def test_a_moment_read_back_from_the_store_is_aware_utc(stored: datetime | str) -> None:
+    moment = utc_from_store(stored)
+    assert moment == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    assert moment.utcoffset() == timedelta(0)
