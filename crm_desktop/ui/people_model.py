@@ -173,6 +173,7 @@ class PeopleTableModel(QAbstractTableModel):
     _page_read = Signal(int, int, object)
     _first_read = Signal(int, object)
     _pages_read_again = Signal(int, object)
+    _read_aside_done = Signal(object, object)
 
     def __init__(
         self,
@@ -195,6 +196,7 @@ class PeopleTableModel(QAbstractTableModel):
         self._page_read.connect(self._page_arrived)
         self._first_read.connect(self._first_arrived)
         self._pages_read_again.connect(self._pages_arrived_again)
+        self._read_aside_done.connect(self._aside_arrived)
         self.busy = False
         self._page_size = page_size
         self._pages_kept = max(pages_kept, 2)
@@ -400,8 +402,9 @@ class PeopleTableModel(QAbstractTableModel):
 
     # -- reading in the background -----------------------------------------------------------------------------
 
-    def _held_line(self, row: int) -> PersonLine | None:
-        """The person on ``row`` if their page is held; otherwise ask for the page in the background."""
+    def held_line(self, row: int) -> PersonLine | None:
+        """The person on ``row`` if their page is held; otherwise ask for the page on the reading thread (its rows
+        are announced by ``dataChanged`` when they arrive)."""
         if not 0 <= row < self.total:
             return None
         number = row // self._page_size
@@ -453,6 +456,15 @@ class PeopleTableModel(QAbstractTableModel):
         last = min(self.total, first + self._page_size) - 1
         if last >= first:
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(PersonColumn) - 1))
+
+    def read_aside(self, read: Callable[[], object], answer: Callable[[object], None]) -> None:
+        """Run ``read`` on the reading thread, after the reads asked for before it, and hand what it read (or the
+        error it raised) to ``answer`` on the GUI thread; nothing is handed over once the model is closed."""
+        self._reading_thread().submit(_hand_over, self._read_aside_done, read, answer)
+
+    def _aside_arrived(self, answer: Callable[[object], None], result: object) -> None:
+        if self._executor is not None:  # not closed meanwhile
+            answer(result)
 
     @property
     def pages_waiting(self) -> int:
@@ -515,7 +527,7 @@ class PeopleTableModel(QAbstractTableModel):
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         # Called for every visible cell and role on each repaint: plain int comparisons, no enum lookups.
         if role == _DISPLAY:
-            line = self._held_line(index.row()) if self._background else self.line(index.row())
+            line = self.held_line(index.row()) if self._background else self.line(index.row())
             column = index.column()
             if line is None:
                 return "…" if column == _NAME and 0 <= index.row() < self.total else None

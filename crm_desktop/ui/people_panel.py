@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from crm_desktop.app.duplicates import MERGED_FIELD, DuplicateReport, MergeError, MergePlan, MergeReport
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
@@ -238,6 +239,13 @@ class PersonDetailPane(QWidget):
         self.undoing = undoing
         self.history_table.setCursor(Qt.CursorShape.BusyCursor if undoing else Qt.CursorShape.ArrowCursor)
         self._update_buttons()
+
+    def show_reading(self, who: str | None) -> None:
+        """While a person picked is read: nobody's details or actions on offer, and the title says whom. The tabs
+        stay enabled, so Enter on the list still moves the keyboard into them."""
+        self.show_detail(None)
+        self.tabs.setEnabled(True)
+        self.title.setText(f"Reading {who}…" if who else "Reading the person…")
 
     def show_detail(self, detail: PersonDetail | None) -> None:
         """Show ``detail`` (or the empty state)."""
@@ -685,6 +693,14 @@ class PeoplePanel(QWidget, AsksFirst):
         self._loaded = False
         self._select_first = False
         self._undoing_change: int | None = None
+        #: The person the detail pane is to show, as (kind, local id), and the number of the newest read of them:
+        #: only that read's answer is drawn.
+        self._person_wanted: tuple[RecordObject, int] | None = None
+        self._person_reads = 0
+        self._person_task: asyncio.Task[PersonDetail | None] | None = None
+        #: A row picked before its page was read: shown once the page arrives.
+        self._row_waiting: int | None = None
+        self._campaign_reads = 0
 
         heading = PanelHeading(
             "People", "Your contacts and leads with their social profiles, engagement, touchpoints, attribution and "
@@ -825,6 +841,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.model.reset_done.connect(self._count_changed)
         self.model.busy_changed.connect(self._busy_changed)
         self.model.read_failed.connect(self._read_failed)
+        self.model.dataChanged.connect(self._rows_arrived)
         find = QShortcut(QKeySequence.StandardKey.Find, self)
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         find.activated.connect(self.focus_filter)
@@ -838,18 +855,32 @@ class PeoplePanel(QWidget, AsksFirst):
             self.reload()
 
     def reload(self) -> None:
-        """Read the campaigns and the current query's first page again."""
+        """Read the campaigns and the current query's count and first page again (after an import or a merge), on
+        the list's reading thread: the GUI thread only draws what they read."""
         self._loaded = True
+        self.apply_filters(force=True)  # asked first: the list's first page is what the user waits for
+        self._campaign_reads += 1
+        number = self._campaign_reads
+        self.model.read_aside(self.service.campaign_names, lambda names: self._campaigns_arrived(number, names))
+
+    def _campaigns_arrived(self, number: int, names: object) -> None:
+        if number != self._campaign_reads or not isValid(self):
+            return  # a newer read is on the way, or the panel is gone
+        if isinstance(names, Exception):
+            logger.warning("the campaign names could not be read: %s", names)
+            return
+        assert isinstance(names, list)
         current = self.campaign_combo.currentData()
+        if current is not None and current not in names:
+            names.append(current)  # the list is filtered by it: the filter keeps saying so
         self.campaign_combo.blockSignals(True)
         self.campaign_combo.clear()
         self.campaign_combo.addItem("All campaigns", None)
-        for name in self.service.campaign_names():
+        for name in names:
             self.campaign_combo.addItem(name, name)
         found = self.campaign_combo.findData(current) if current is not None else 0
         self.campaign_combo.setCurrentIndex(max(found, 0))
         self.campaign_combo.blockSignals(False)
-        self.apply_filters(force=True)
 
     def set_integrations(self, integrations: list[tuple[int, str]]) -> None:
         """The integrations the sync-state filter offers, as (id, name)."""
@@ -889,7 +920,7 @@ class PeoplePanel(QWidget, AsksFirst):
             logger.warning("cannot read the people list: %s", exc)
             self.notice.say(f"The people list could not be read: {exc}", "error")
             return
-        self.detail_pane.show_detail(None)
+        self.show_person(None)
 
     def _count_changed(self, total: int) -> None:
         kind = "leads" if self.model.query.obj is RecordObject.LEAD else "contacts"
@@ -941,6 +972,7 @@ class PeoplePanel(QWidget, AsksFirst):
     def stop_reading(self) -> None:
         """Stop the list's reading thread (the window is closing); reads still asked for are dropped."""
         self._filter_timer.stop()
+        self._row_waiting = None
         self.model.close()
 
     def focus_filter(self) -> None:
@@ -957,42 +989,94 @@ class PeoplePanel(QWidget, AsksFirst):
         self.show_person(index.row())
         self.detail_pane.tabs.setFocus()
 
-    def show_person(self, row: int | None) -> PersonDetail | None:
-        """Show the person on ``row`` in the detail pane."""
-        line = self.model.line(row) if row is not None else None
+    def show_person(self, row: int | None) -> asyncio.Task[PersonDetail | None] | None:
+        """Show the person on ``row`` in the detail pane, read on a store thread (the pane says whom it is reading
+        meanwhile; the person already on show stays until read again). Only the person picked last is drawn: the
+        answer for one picked before is dropped. ``None`` when nobody is to be read now (no row, or the row's page
+        is still being read: the person is read once it arrives)."""
+        self._row_waiting = None
+        line = self.model.held_line(row) if row is not None else None  # no store read here: a held page or none
         if line is None:
-            self.detail_pane.show_detail(None)
+            self._person_wanted = None
+            self._person_reads += 1  # an answer still on the way is for someone no longer picked
+            if row is not None and 0 <= row < self.model.total:
+                self._row_waiting = row  # its page was asked for: see _rows_arrived
+                self.detail_pane.show_reading(None)
+            else:
+                self.detail_pane.show_detail(None)
             return None
-        try:
-            detail = self.service.detail(self.model.query.obj, line.id)
-        except NotFoundError:
-            self.notice.say(f"{line.email} is no longer in the local store; the list was read again.", "info")
-            self.model.reload()
-            return None
-        self.detail_pane.show_detail(detail)
-        return detail
+        wanted = (self.model.query.obj, line.id)
+        reading = self._person_task
+        if wanted == self._person_wanted and reading is not None and not reading.done():
+            return reading  # picked, then opened with Enter: one read
+        shown = self.detail_pane.detail
+        if shown is None or (shown.obj, shown.local_id) != wanted:
+            self.detail_pane.show_reading(line.name or line.email)
+        return self._read_person(*wanted, again=False, who=line.email)
+
+    def _rows_arrived(self, top: QModelIndex, bottom: QModelIndex) -> None:
+        waiting = self._row_waiting
+        if waiting is None:
+            return
+        if top.row() <= waiting <= bottom.row():
+            self.show_person(waiting)
+        else:
+            self.model.held_line(waiting)  # ask again if the request was dropped while the view scrolled by
 
     def refresh_detail(self) -> asyncio.Task[PersonDetail | None] | None:
-        """Read the person on show again (after a sync or an undo changed their CRM records or history) on a store
-        thread; the pane shows them as they were until then. ``None`` when nobody is on show."""
-        shown = self.detail_pane.detail
-        if shown is None:
+        """Read the person on show (or being read) again, after a sync or an undo changed their CRM records or
+        history, on a store thread; the pane shows them as they were until then. ``None`` when nobody is picked."""
+        if self._person_wanted is None:
             return None
-        return self.tasks.start(self._read_detail_again(shown.obj, shown.local_id), name="read the person again")
+        return self._read_person(*self._person_wanted, again=True)
 
-    async def _read_detail_again(self, obj: RecordObject, local_id: int) -> PersonDetail | None:
+    def _read_person(
+        self, obj: RecordObject, local_id: int, *, again: bool, who: str = "That person"
+    ) -> asyncio.Task[PersonDetail | None]:
+        """Start the newest read of one person; the reads started before it are not drawn."""
+        self._person_wanted = (obj, local_id)
+        self._person_reads += 1
+        name = "read the person again" if again else "read the person"
+        self._person_task = self.tasks.start(self._read_detail(self._person_reads, obj, local_id, again, who),
+                                             name=name)
+        return self._person_task
+
+    async def _read_detail(
+        self, number: int, obj: RecordObject, local_id: int, again: bool, who: str
+    ) -> PersonDetail | None:
+        def current() -> bool:  # still the newest read, and the panel still there to draw it
+            return isValid(self) and number == self._person_reads
+
         try:
             detail = await asyncio.to_thread(self.service.detail, obj, local_id)
         except NotFoundError:
-            detail = None
-        except Exception as exc:  # the store failed: a sentence, the person as they were stays on show
-            self.notice.say(error_sentence("Reading the person again", exc), "error")
+            if not current():
+                return None
+            self._person_wanted = None
+            self.detail_pane.show_detail(None)
+            if not again:
+                self.notice.say(f"{who} is no longer in the local store; the list was read again.", "info")
+                self.model.reload()
             return None
-        shown = self.detail_pane.detail
-        if shown is None or (shown.obj, shown.local_id) != (obj, local_id):
-            return None  # another person was picked meanwhile
+        except Exception as exc:  # the store failed: a sentence, never a crash
+            if not current():
+                return None
+            if again and self.detail_pane.detail is not None:  # the person as they were stays on show
+                self.notice.say(error_sentence("Reading the person again", exc), "error")
+            else:
+                self._person_wanted = None
+                self.detail_pane.show_detail(None)
+                self.notice.say(error_sentence("Reading the person", exc), "error")
+            return None
+        if not current():
+            return None  # another person was picked, or this one asked for again, meanwhile
         self.detail_pane.show_detail(detail)
         return detail
+
+    async def _read_again_if_picked(self, obj: RecordObject, local_id: int) -> None:
+        """Read one person again after an action on them, if they are still the one picked."""
+        if self._person_wanted == (obj, local_id):
+            await self._read_person(obj, local_id, again=True)
 
     # -- one person's CRM records and history ---------------------------------------------------------------
 
@@ -1040,7 +1124,7 @@ class PeoplePanel(QWidget, AsksFirst):
             text = f"{integration}: not sent: {exc}"
         finally:
             self.detail_pane.sync_one_button.setEnabled(True)
-        await self._read_detail_again(obj, local_id)
+        await self._read_again_if_picked(obj, local_id)
         self.detail_pane.links_result.setText(text)
         self.status_message.emit(text)
         return result
@@ -1072,9 +1156,10 @@ class PeoplePanel(QWidget, AsksFirst):
             self._undoing_change = None
             self.detail_pane.set_undoing(False)
         self.model.refresh()
-        shown = self.detail_pane.detail
-        if shown is not None:
-            await self._read_detail_again(shown.obj, shown.local_id)
+        if self._person_wanted is not None:
+            await self._read_person(*self._person_wanted, again=True)
+        if not isValid(self):
+            return report  # the panel was closed meanwhile: nothing left to say it in
         text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
                 f"{report.replaced or '(blank)'}; run {report.run_id}); the next sync sends it to the CRMs")
         self.detail_pane.history_result.setText(text)
@@ -1136,13 +1221,24 @@ class PeoplePanel(QWidget, AsksFirst):
         dialog.open()
         return dialog
 
-    def save_import(self, preview: ImportPreview) -> ImportReport | None:
-        """Import the previewed file and show what it did."""
+    def save_import(self, preview: ImportPreview) -> asyncio.Task[ImportReport | None]:
+        """Import the previewed file on a store thread (Import… disabled meanwhile), then show what it did and read
+        the list again."""
+        self.import_button.setEnabled(False)
+        self.notice.say(f"Importing {preview.path.name}…", "info")
+        return self.tasks.start(self._save_import(preview), name="import a file")
+
+    async def _save_import(self, preview: ImportPreview) -> ImportReport | None:
         try:
-            report = self.service.import_file(preview.path, preview.obj)
-        except (ValueError, OSError) as exc:
-            self.notice.say(f"{preview.path.name} cannot be imported: {exc}", "error")
+            report = await asyncio.to_thread(self.service.import_file, preview.path, preview.obj)
+        except (ValueError, OSError, StoreError) as exc:
+            if isValid(self):
+                self.import_button.setEnabled(True)
+                self.notice.say(f"{preview.path.name} cannot be imported: {exc}", "error")
             return None
+        if not isValid(self):
+            return report  # saved; the panel was closed meanwhile
+        self.import_button.setEnabled(True)
         text = import_summary(report)
         self.notice.say(text, "error" if report.problems and not (report.created or report.updated) else "ok")
         self.status_message.emit(text)

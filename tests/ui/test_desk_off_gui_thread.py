@@ -156,6 +156,7 @@ def window_with_a_change_to_undo(qtbot: QtBot, workspace: Workspace) -> MainWind
     window.show_panel(window.stack.indexOf(people))
     qtbot.waitUntil(lambda: people.model.rowCount() == 1 and not people.model.busy, timeout=5000)
     people.table.selectRow(0)
+    qtbot.waitUntil(lambda: people.detail_pane.detail is not None, timeout=5000)  # read on a store thread
     history = people.detail_pane.history_table
     assert isinstance(history, QTableWidget)
     row = next(r for r in range(history.rowCount()) if history.item(r, 3).text() == "Second Co")

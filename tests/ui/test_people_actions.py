@@ -127,10 +127,11 @@ def cells(table: QTableWidget, column: int) -> list[str]:
     return [table.item(row, column).text() for row in range(table.rowCount())]
 
 
-def show_person(desk: Desk, email: str, tab: int) -> None:
+def show_person(qtbot: QtBot, desk: Desk, email: str, tab: int) -> None:
     click_row(desk.panel.table, desk.row_of(email))
     pane = desk.panel.detail_pane
-    assert pane.detail is not None and pane.detail.email == email
+    # Read on a store thread once picked.
+    qtbot.waitUntil(lambda: pane.detail is not None and pane.detail.email == email, timeout=5000)
     tabs = pane.tabs
     QTest.mouseClick(tabs.tabBar(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      tabs.tabBar().tabRect(tab).center())
@@ -141,7 +142,7 @@ def test_sync_this_one_now_then_open_it_in_the_crm(qtbot: QtBot, desk: Desk) -> 
     recorder = UrlRecorder()
     QDesktopServices.setUrlHandler("https", recorder, "open")
     try:
-        show_person(desk, "ada@example.com", CRM_TAB)
+        show_person(qtbot, desk, "ada@example.com", CRM_TAB)
         pane = desk.panel.detail_pane
         links = pane.links_table
         row = cells(links, 0).index("pipedrive")
@@ -176,7 +177,7 @@ def test_sync_this_one_now_then_open_it_in_the_crm(qtbot: QtBot, desk: Desk) -> 
 
 def test_a_refused_push_shows_the_crms_reason(qtbot: QtBot, desk: Desk) -> None:
     desk.hubspot.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[1]))
-    show_person(desk, "grace@example.com", CRM_TAB)
+    show_person(qtbot, desk, "grace@example.com", CRM_TAB)
     pane = desk.panel.detail_pane
     row = cells(pane.links_table, 0).index("hubspot")
     click_table_row(pane.links_table, row)
@@ -197,7 +198,7 @@ def test_undo_one_change_from_the_history_and_the_next_sync_sends_it(qtbot: QtBo
     import_company(desk, "Second Co")
     desk.panel.reload()
     qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)  # read on the list's reading thread
-    show_person(desk, "ada@example.com", HISTORY_TAB)
+    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
     pane = desk.panel.detail_pane
     history = pane.history_table
     assert cells(history, 3)[:2] == ["Second Co", "First Co"]
@@ -221,7 +222,7 @@ def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None
     import_company(desk, "Second Co")
     desk.panel.reload()
     qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)  # read on the list's reading thread
-    show_person(desk, "ada@example.com", HISTORY_TAB)
+    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
     pane = desk.panel.detail_pane
     row = cells(pane.history_table, 3).index("First Co")
     click_table_row(pane.history_table, row)
@@ -308,7 +309,7 @@ def test_the_detail_pane_renders(qtbot: QtBot, desk: Desk, shots_dir: Path, styl
     import_company(desk, "Engines Ltd")
     desk.panel.reload()
     qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)  # read on the list's reading thread
-    show_person(desk, "ada@example.com", CRM_TAB)
+    show_person(qtbot, desk, "ada@example.com", CRM_TAB)
     pane = desk.panel.detail_pane
     click_table_row(pane.links_table, cells(pane.links_table, 0).index("hubspot"))
     QTest.mouseClick(pane.sync_one_button, Qt.MouseButton.LeftButton)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from pathlib import Path
@@ -15,7 +14,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableView, QTableWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.people import PeopleQuery, PeopleService
+from crm_desktop.app.people import PeopleQuery, PeopleService, PersonDetail
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
@@ -23,11 +22,11 @@ from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
 from tests.support.marketing_data import email_of, seed_marketing
-from tests.ui.conftest import HubSpotBench
+from tests.ui.conftest import HubSpotBench, drive
 
 
 @pytest.fixture
-def panel(qtbot: QtBot, workspace: Workspace) -> PeoplePanel:
+def panel(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) -> PeoplePanel:
     seed_marketing(workspace)
     made = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
     qtbot.addWidget(made)
@@ -41,6 +40,14 @@ def panel(qtbot: QtBot, workspace: Workspace) -> PeoplePanel:
 def settle(qtbot: QtBot, panel: PeoplePanel) -> None:
     """Wait for the list's count and first page, read on its reading thread after a filter or sort change."""
     qtbot.waitUntil(lambda: not panel.model.busy, timeout=5000)
+
+
+def shown(qtbot: QtBot, panel: PeoplePanel, email: str) -> PersonDetail:
+    """The person the detail pane shows once ``email`` picked is read (on a store thread)."""
+    qtbot.waitUntil(lambda: panel.detail_pane.detail is not None and panel.detail_pane.detail.email == email,
+                    timeout=5000)
+    assert panel.detail_pane.detail is not None
+    return panel.detail_pane.detail
 
 
 def emails(panel: PeoplePanel) -> list[str]:
@@ -132,8 +139,8 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
     settle(qtbot, panel)
     assert panel.model.total == 1
     click_row(panel.table, 0)
-    detail = panel.detail_pane.detail
-    assert detail is not None and detail.email == email_of(0) and detail.obj is RecordObject.LEAD
+    detail = shown(qtbot, panel, email_of(0))
+    assert detail.obj is RecordObject.LEAD
     pane = panel.detail_pane
     assert "Engagement score:" in pane.score_label.text() and detail.score is not None
     assert f"{detail.score.score:.1f}" in pane.score_label.text()
@@ -151,10 +158,10 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
 
 
 def test_a_contact_shows_its_crm_record_and_history(
-    qtbot: QtBot, hubspot: HubSpotBench
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
 ) -> None:
     workspace = hubspot.workspace
-    result = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
+    result = drive(qtbot, workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
     assert result.counts["created"] == 3
     hubspot.edit_locally("person2@example.com", company="Local Co")
     window = MainWindow(workspace)
@@ -177,14 +184,14 @@ def test_a_contact_shows_its_crm_record_and_history(
     settle(qtbot, panel)
     row = emails(panel).index("person1@example.com")
     click_row(panel.table, row)
+    shown(qtbot, panel, "person1@example.com")
     links = panel.detail_pane.links_table
     assert cells(links, 0) == [hubspot.name]
     assert cells(links, 2) == [hubspot.crm_id("person1@example.com")]
     assert cells(links, 4) == ["linked"] and cells(links, 3) != ["—"]
     row = emails(panel).index("person2@example.com")
     QTest.keyClick(panel.table, Qt.Key.Key_Down if row > emails(panel).index("person1@example.com") else Qt.Key.Key_Up)
-    detail = panel.detail_pane.detail
-    assert detail is not None and detail.email == "person2@example.com"
+    shown(qtbot, panel, "person2@example.com")
     history = panel.detail_pane.history_table
     assert history.rowCount() > 0, "the push is in the history"
     assert all(hubspot.name in source for source in cells(history, 4))
@@ -223,6 +230,7 @@ def test_an_import_previews_refused_rows_before_saving(
     assert found is not None and found.company == "New Company"
     row = emails(panel).index(email_of(1))
     click_row(panel.table, row)
+    shown(qtbot, panel, email_of(1))
     history = panel.detail_pane.history_table
     assert ["company", "Babbage & Co", "New Company"] in [
         [history.item(r, c).text() for c in (1, 2, 3)] for r in range(history.rowCount())
@@ -261,10 +269,12 @@ def test_a_sync_from_the_monitor_refreshes_the_person_on_show(
     panel = window.people_panel
     settle(qtbot, panel)
     click_row(panel.table, emails(panel).index("person1@example.com"))
+    shown(qtbot, panel, "person1@example.com")
     links = panel.detail_pane.links_table
     assert cells(links, 4) == ["not linked"] and cells(links, 2) == ["—"]
     QTest.keyClick(panel.table, Qt.Key.Key_Return)
-    assert panel.detail_pane.detail is not None and panel.detail_pane.detail.email == "person1@example.com"
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+    assert shown(qtbot, panel, "person1@example.com")
     with qtbot.waitSignal(window.sync_monitor_panel.runs_finished, timeout=10_000):
         window.sync_monitor_panel.sync_now(hubspot.name)
     # The person is read again on a store thread once the run is in.

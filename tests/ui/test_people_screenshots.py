@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -21,7 +22,7 @@ __all__ = ["shots_dir"]
 
 
 def test_the_people_and_attribution_panels_render(
-    qtbot: QtBot, styled_app: QApplication, workspace: Workspace, shots_dir: Path
+    qtbot: QtBot, styled_app: QApplication, workspace: Workspace, shots_dir: Path, qasync_loop: qasync.QEventLoop
 ) -> None:
     seed_marketing(workspace, people=60)
     window = MainWindow(workspace)
@@ -36,7 +37,7 @@ def test_the_people_and_attribution_panels_render(
     qtbot.waitUntil(lambda: not people.model.busy, timeout=5000)  # read on the list's reading thread
     row = next(r for r in range(people.model.rowCount()) if people.model.line(r).email == email_of(0))  # type: ignore[union-attr]
     people.table.selectRow(row)
-    assert people.detail_pane.detail is not None
+    qtbot.waitUntil(lambda: people.detail_pane.detail is not None, timeout=5000)  # read on a store thread
     people.detail_pane.tabs.setCurrentIndex(1)
     image = save_shot(window, shots_dir / "window-people.png")
     assert distinct_colours(image) > 20

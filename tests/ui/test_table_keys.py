@@ -215,7 +215,7 @@ def test_enter_picks_a_mappings_crm_field_and_delete_unmaps_it_after_asking(
 
 
 def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
-    qtbot: QtBot, workspace: Workspace
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
 ) -> None:
     workspace.contacts.save_many(person(number) for number in (1, 2, 3))
     window = open_window(qtbot, workspace)
@@ -227,9 +227,9 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
     assert people.model.rowCount() == 3
 
     press(people.table, Qt.Key.Key_Return, row=1)
-    detail = people.detail_pane.detail
-    assert detail is not None and detail.email == people.model.line(1).email  # type: ignore[union-attr]
     assert people.detail_pane.isAncestorOf(QApplication.focusWidget())
+    qtbot.waitUntil(lambda: people.detail_pane.detail is not None, timeout=5000)  # read on a store thread
+    assert people.detail_pane.detail.email == people.model.line(1).email  # type: ignore[union-attr]
     history = people.detail_pane.history_table
     assert isinstance(history, QTableWidget)
     press(history, Qt.Key.Key_Delete)
@@ -237,7 +237,9 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
     window.desk.quit()
 
 
-def test_enter_on_a_campaign_lists_its_leads_in_people(qtbot: QtBot, workspace: Workspace) -> None:
+def test_enter_on_a_campaign_lists_its_leads_in_people(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
     seed_marketing(workspace)
     window = open_window(qtbot, workspace)
     attribution = window.attribution_panel
@@ -313,7 +315,7 @@ def test_enter_in_the_sync_preview_shows_the_change_and_never_proceeds(
 
 
 def test_enter_in_the_import_preview_shows_the_refused_row_and_never_saves(
-    qtbot: QtBot, workspace: Workspace, tmp_path: Path
+    qtbot: QtBot, workspace: Workspace, tmp_path: Path, qasync_loop: qasync.QEventLoop
 ) -> None:
     workspace.contacts.save_many([person(1)])
     window = open_window(qtbot, workspace)

@@ -1,0 +1,264 @@
+"""The People panel reads the store only off the GUI thread: picking a person (their profiles, timeline, CRM records
+and history), and reading the list and the campaigns again after an import or a merge. The person picked last is
+the one shown, whatever order the reads come back in, and a read still under way when the panel goes away ends
+quietly."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtCore import QCoreApplication, QEvent, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QTableView
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.app.people import PeopleService, PersonDetail
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, SocialPlatform, SocialProfile
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.store.people_store import PeopleStore
+from crm_desktop.ui.people_model import PersonColumn
+from crm_desktop.ui.people_panel import PeoplePanel
+
+#: Every People store read behind the list, its filters and the detail pane.
+PEOPLE_READS = ("page", "keyset_at", "count", "campaign_names", "email_of", "profiles", "timeline", "crm_links",
+                "audit")
+#: The reads behind one person's detail pane.
+DETAIL_READS = {"email_of", "profiles", "timeline", "crm_links", "audit"}
+#: The reads behind the list read again (its count, its first page, the campaigns of its filter).
+RELOAD_READS = {"page", "campaign_names"}
+
+
+class StoreReads:
+    """The People store reads made while recording, each with the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.recording = False
+
+    def wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def reading(*args: Any, **kwargs: Any) -> Any:
+            if self.recording:
+                self.calls.append((name, threading.get_ident()))
+            return method(*args, **kwargs)
+
+        return reading
+
+    @property
+    def names(self) -> set[str]:
+        return {name for name, _ in self.calls}
+
+    def on_the_gui_thread(self) -> list[str]:
+        gui = threading.get_ident()
+        return [name for name, thread in self.calls if thread == gui]
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> StoreReads:
+    recorded = StoreReads()
+    for name in PEOPLE_READS:
+        monkeypatch.setattr(PeopleStore, name, recorded.wrap(name, getattr(PeopleStore, name)))
+    return recorded
+
+
+def open_panel(qtbot: QtBot, workspace: Workspace, *, closed_by_qtbot: bool = True) -> PeoplePanel:
+    """Three contacts (two sharing a phone) in a People panel on show, its list read."""
+    workspace.contacts.save_many([
+        Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace", phone="+14155550101",
+                social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ada", followers=1200)]),
+        Contact(email="ada+news@example.com", first_name="Augusta", last_name="King", company="Analytical Engines",
+                phone="+14155550101"),
+        Contact(email="grace@example.com", first_name="Grace", last_name="Hopper", company="Navy"),
+    ])
+    made = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
+    if closed_by_qtbot:
+        qtbot.addWidget(made)
+    made.resize(1240, 760)
+    made.show()
+    qtbot.waitExposed(made)
+    qtbot.waitUntil(lambda: made.model.total == 3 and not made.model.busy, timeout=5000)
+    return made
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) -> Iterator[PeoplePanel]:
+    made = open_panel(qtbot, workspace)
+    yield made
+    qtbot.waitUntil(lambda: not made.tasks.pending, timeout=10_000)
+
+
+def row_of(panel: PeoplePanel, email: str) -> int:
+    model = panel.model
+    return next(row for row in range(model.rowCount()) if model.index(row, PersonColumn.EMAIL).data() == email)
+
+
+def click_row(view: QTableView, row: int) -> None:
+    rect = view.visualRect(view.model().index(row, PersonColumn.EMAIL))
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, rect.center())
+
+
+def shown_email(panel: PeoplePanel) -> str | None:
+    detail = panel.detail_pane.detail
+    return detail.email if detail is not None else None
+
+
+def test_picking_a_person_reads_them_off_the_gui_thread(qtbot: QtBot, panel: PeoplePanel, reads: StoreReads) -> None:
+    reads.recording = True
+    click_row(panel.table, row_of(panel, "ada@example.com"))
+    qtbot.waitUntil(lambda: shown_email(panel) == "ada@example.com", timeout=5000)
+    QTest.keyClick(panel.table, Qt.Key.Key_Down)  # the keyboard picks the next person
+    next_email = panel.model.index(row_of(panel, "ada@example.com") + 1, PersonColumn.EMAIL).data()
+    qtbot.waitUntil(lambda: shown_email(panel) == next_email, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+
+    assert reads.names >= DETAIL_READS, reads.calls
+    assert reads.on_the_gui_thread() == [], "read on the GUI thread"
+
+
+def test_the_list_is_read_again_off_the_gui_thread_after_an_import(
+    qtbot: QtBot, panel: PeoplePanel, reads: StoreReads, tmp_path: Path, workspace: Workspace
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("Email,First Name\nnew.person@example.com,Nova\n", encoding="utf-8")
+    dialog = panel.preview_import(path)
+    assert dialog is not None
+    imported_on: list[int] = []
+    import_file = panel.service.import_file
+
+    def recording_import(*args: Any) -> Any:
+        imported_on.append(threading.get_ident())
+        return import_file(*args)
+
+    panel.service.import_file = recording_import  # type: ignore[method-assign]
+    reads.recording = True
+    with qtbot.waitSignal(panel.people_changed, timeout=5000):
+        QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.model.total == 4 and not panel.model.busy, timeout=5000)
+    qtbot.waitUntil(lambda: reads.names >= RELOAD_READS, timeout=5000)
+
+    assert panel.notice.text().startswith("Imported: 1 created")
+    assert imported_on and threading.get_ident() not in imported_on, "the import ran on the GUI thread"
+    assert reads.on_the_gui_thread() == [], "read on the GUI thread"
+    assert workspace.contacts.find("new.person@example.com") is not None
+
+
+def test_the_list_is_read_again_off_the_gui_thread_after_a_merge(
+    qtbot: QtBot, panel: PeoplePanel, reads: StoreReads, workspace: Workspace
+) -> None:
+    QTest.mouseClick(panel.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = panel.duplicates_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.report is not None and not dialog.searching, timeout=10_000)
+    dialog.groups_table.selectRow(0)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert (dialog.keep_combo.currentText(), dialog.other_combo.currentText()) == (
+        "ada@example.com", "ada+news@example.com")
+    reads.recording = True
+    # Recorded from the merge on: the reads after it are those of the list and the campaigns read again.
+    with qtbot.waitSignal(dialog.merged, timeout=10_000):
+        QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
+        box = dialog.confirm_box
+        assert box is not None
+        QTest.mouseClick(next(b for b in box.buttons() if b.text() == "Merge"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.model.total == 2 and not panel.model.busy, timeout=5000)
+    qtbot.waitUntil(lambda: reads.names >= RELOAD_READS, timeout=5000)
+
+    assert reads.on_the_gui_thread() == [], "read on the GUI thread"
+    assert workspace.contacts.find("ada+news@example.com") is None
+    dialog.close()
+
+
+class HeldRead:
+    """``PeopleService.detail`` held back for one person until released (a slow store for them alone)."""
+
+    def __init__(self, service: PeopleService, held_id: int) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        self._detail = service.detail
+        self._held_id = held_id
+
+    def detail(self, obj: RecordObject, local_id: int) -> PersonDetail:
+        if local_id != self._held_id:
+            return self._detail(obj, local_id)
+        self.started.set()
+        assert self.release.wait(10), "the held read was never released"
+        try:
+            return self._detail(obj, local_id)
+        finally:
+            self.finished.set()
+
+
+def hold_read_of(panel: PeoplePanel, email: str) -> HeldRead:
+    line = panel.model.line(row_of(panel, email))
+    assert line is not None
+    held = HeldRead(panel.service, line.id)
+    panel.service.detail = held.detail  # type: ignore[method-assign]
+    return held
+
+
+def test_picking_a_then_b_shows_b_even_when_a_is_answered_last(qtbot: QtBot, panel: PeoplePanel) -> None:
+    held = hold_read_of(panel, "ada@example.com")
+    click_row(panel.table, row_of(panel, "ada@example.com"))
+    qtbot.waitUntil(held.started.is_set, timeout=5000)
+    pane = panel.detail_pane
+    assert pane.detail is None and pane.title.text() == "Reading Ada Lovelace…"
+    assert not pane.sync_one_button.isEnabled() and not pane.undo_button.isEnabled(), "no actions on nobody"
+
+    click_row(panel.table, row_of(panel, "grace@example.com"))
+    qtbot.waitUntil(lambda: shown_email(panel) == "grace@example.com", timeout=5000)
+    held.release.set()
+    qtbot.waitUntil(held.finished.is_set, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+    QApplication.processEvents()
+
+    assert shown_email(panel) == "grace@example.com", "A's late answer replaced B"
+    assert "Grace Hopper" in pane.title.text()
+    assert panel.table.currentIndex().row() == row_of(panel, "grace@example.com")
+
+
+def test_a_new_filter_drops_the_answer_for_the_person_picked_before(qtbot: QtBot, panel: PeoplePanel) -> None:
+    held = hold_read_of(panel, "ada@example.com")
+    click_row(panel.table, row_of(panel, "ada@example.com"))
+    qtbot.waitUntil(held.started.is_set, timeout=5000)
+    QTest.keyClicks(panel.filter_edit, "grace")
+    qtbot.waitUntil(lambda: panel.model.total == 1 and not panel.model.busy, timeout=5000)
+    held.release.set()
+    qtbot.waitUntil(held.finished.is_set, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+    QApplication.processEvents()
+
+    assert panel.detail_pane.detail is None, "a person no longer in the list was drawn"
+    assert panel.detail_pane.title.text() == "Select a person to see their details"
+
+
+def test_a_read_under_way_when_the_panel_goes_away_ends_quietly(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    panel = open_panel(qtbot, workspace, closed_by_qtbot=False)
+    held = hold_read_of(panel, "ada@example.com")
+    click_row(panel.table, row_of(panel, "ada@example.com"))
+    qtbot.waitUntil(held.started.is_set, timeout=5000)
+    tasks = panel.tasks
+    reading = tasks.pending
+    assert reading, "the person is being read"
+    panel.reload()  # the campaigns and the list are being read too
+    panel.stop_reading()
+    panel.close()
+    panel.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    held.release.set()
+    qtbot.waitUntil(held.finished.is_set, timeout=5000)
+    qtbot.waitUntil(lambda: all(task.done() for task in reading), timeout=5000)
+    QApplication.processEvents()
+
+    assert all(not task.cancelled() and task.exception() is None for task in reading)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
