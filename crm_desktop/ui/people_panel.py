@@ -1206,14 +1206,26 @@ class PeoplePanel(QWidget, AsksFirst):
         dialog.open()
         return dialog
 
-    def preview_import(self, path: Path) -> ImportPreviewDialog | None:
-        """Check ``path`` into the current tab's kind and open the preview; Save imports the valid rows."""
+    def preview_import(self, path: Path) -> asyncio.Task[ImportPreviewDialog | None]:
+        """Check ``path`` into the current tab's kind on a store thread (it reads the file and the records it
+        updates; Import… disabled meanwhile) and open the preview; Save imports the valid rows."""
         obj = RecordObject.LEAD if self.kind_tabs.currentIndex() == 1 else RecordObject.CONTACT
+        self.import_button.setEnabled(False)
+        self.notice.say(f"Checking {path.name}…", "info")
+        return self.tasks.start(self._preview_import(path, obj), name="check a file to import")
+
+    async def _preview_import(self, path: Path, obj: RecordObject) -> ImportPreviewDialog | None:
         try:
-            preview = self.service.preview_import(path, obj)
-        except (ValueError, OSError) as exc:
-            self.notice.say(f"{path.name} cannot be imported: {exc}", "error")
+            preview = await asyncio.to_thread(self.service.preview_import, path, obj)
+        except (ValueError, OSError, StoreError) as exc:
+            if isValid(self):
+                self.import_button.setEnabled(True)
+                self.notice.say(f"{path.name} cannot be imported: {exc}", "error")
             return None
+        if not isValid(self):
+            return None
+        self.import_button.setEnabled(True)
+        self.notice.clear_notice()
         dialog = ImportPreviewDialog(preview, self)
         dialog.accepted.connect(lambda: self.save_import(preview))
         dialog.finished.connect(dialog.deleteLater)

@@ -26,6 +26,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
+from tests.ui.conftest import person
 
 #: Every People store read behind the list, its filters and the detail pane.
 PEOPLE_READS = ("page", "keyset_at", "count", "campaign_names", "email_of", "profiles", "timeline", "crm_links",
@@ -95,6 +96,16 @@ def panel(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) ->
     qtbot.waitUntil(lambda: not made.tasks.pending, timeout=10_000)
 
 
+def recorded_thread(method: Callable[..., Any], threads: list[int]) -> Callable[..., Any]:
+    """``method``, adding the thread of each call to ``threads``."""
+    @functools.wraps(method)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return method(*args, **kwargs)
+
+    return recording
+
+
 def row_of(panel: PeoplePanel, email: str) -> int:
     model = panel.model
     return next(row for row in range(model.rowCount()) if model.index(row, PersonColumn.EMAIL).data() == email)
@@ -123,21 +134,19 @@ def test_picking_a_person_reads_them_off_the_gui_thread(qtbot: QtBot, panel: Peo
     assert reads.on_the_gui_thread() == [], "read on the GUI thread"
 
 
-def test_the_list_is_read_again_off_the_gui_thread_after_an_import(
+def test_an_import_is_checked_saved_and_read_again_off_the_gui_thread(
     qtbot: QtBot, panel: PeoplePanel, reads: StoreReads, tmp_path: Path, workspace: Workspace
 ) -> None:
     path = tmp_path / "people.csv"
     path.write_text("Email,First Name\nnew.person@example.com,Nova\n", encoding="utf-8")
-    dialog = panel.preview_import(path)
-    assert dialog is not None
-    imported_on: list[int] = []
-    import_file = panel.service.import_file
-
-    def recording_import(*args: Any) -> Any:
-        imported_on.append(threading.get_ident())
-        return import_file(*args)
-
-    panel.service.import_file = recording_import  # type: ignore[method-assign]
+    ran_on: dict[str, list[int]] = {"preview_import": [], "import_file": []}
+    for name, calls in ran_on.items():
+        setattr(panel.service, name, recorded_thread(getattr(panel.service, name), calls))
+    checking = panel.preview_import(path)
+    assert not panel.import_button.isEnabled() and panel.notice.text() == "Checking people.csv…"
+    qtbot.waitUntil(checking.done, timeout=5000)
+    dialog = checking.result()
+    assert dialog is not None and panel.import_button.isEnabled()
     reads.recording = True
     with qtbot.waitSignal(panel.people_changed, timeout=5000):
         QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
@@ -145,7 +154,8 @@ def test_the_list_is_read_again_off_the_gui_thread_after_an_import(
     qtbot.waitUntil(lambda: reads.names >= RELOAD_READS, timeout=5000)
 
     assert panel.notice.text().startswith("Imported: 1 created")
-    assert imported_on and threading.get_ident() not in imported_on, "the import ran on the GUI thread"
+    gui = threading.get_ident()
+    assert all(calls and gui not in calls for calls in ran_on.values()), f"ran on the GUI thread: {ran_on}"
     assert reads.on_the_gui_thread() == [], "read on the GUI thread"
     assert workspace.contacts.find("new.person@example.com") is not None
 
@@ -262,3 +272,25 @@ def test_a_read_under_way_when_the_panel_goes_away_ends_quietly(
 
     assert all(not task.cancelled() and task.exception() is None for task in reading)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_row_picked_before_its_page_is_read_is_shown_once_it_arrives(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, reads: StoreReads
+) -> None:
+    workspace.contacts.save_many(person(number) for number in range(1, 451))
+    panel = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.model.total == 450 and not panel.model.busy, timeout=5000)
+    far = 420  # on the third page: not on screen, so not read yet
+    assert panel.model.held_line(far) is None
+    reads.recording = True
+    panel.table.selectRow(far)
+    assert panel.detail_pane.title.text() == "Reading the person…" and panel.detail_pane.detail is None
+    qtbot.waitUntil(lambda: panel.detail_pane.detail is not None, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+
+    line = panel.model.held_line(far)
+    assert line is not None and shown_email(panel) == line.email
+    assert reads.names >= {"page"} | DETAIL_READS, reads.calls
+    assert reads.on_the_gui_thread() == [], "read on the GUI thread"

@@ -20,7 +20,7 @@ from crm_desktop.domain.models import SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
-from crm_desktop.ui.people_panel import PeoplePanel
+from crm_desktop.ui.people_panel import ImportPreviewDialog, PeoplePanel
 from tests.support.marketing_data import email_of, seed_marketing
 from tests.ui.conftest import HubSpotBench, drive
 
@@ -48,6 +48,13 @@ def shown(qtbot: QtBot, panel: PeoplePanel, email: str) -> PersonDetail:
                     timeout=5000)
     assert panel.detail_pane.detail is not None
     return panel.detail_pane.detail
+
+
+def preview(qtbot: QtBot, panel: PeoplePanel, path: Path) -> ImportPreviewDialog | None:
+    """The import preview of ``path``, once the file is checked (on a store thread)."""
+    task = panel.preview_import(path)
+    qtbot.waitUntil(task.done, timeout=5000)
+    return task.result()
 
 
 def emails(panel: PeoplePanel) -> list[str]:
@@ -212,7 +219,7 @@ def test_an_import_previews_refused_rows_before_saving(
         "not-an-email,Bad,Row\n",
         encoding="utf-8",
     )
-    dialog = panel.preview_import(path)
+    dialog = preview(qtbot, panel, path)
     assert dialog is not None
     qtbot.waitExposed(dialog)
     assert "2 valid row(s): 1 new, 1 update existing contacts; 1 refused" in dialog.summary.text()
@@ -243,7 +250,7 @@ def test_cancelling_the_preview_saves_nothing(qtbot: QtBot, panel: PeoplePanel, 
     path.write_text(json.dumps({"email": "lead.new@example.com", "firstName": "Lee"}) + "\n", encoding="utf-8")
     QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                      panel.kind_tabs.tabRect(1).center())
-    dialog = panel.preview_import(path)
+    dialog = preview(qtbot, panel, path)
     assert dialog is not None and dialog.preview.obj is RecordObject.LEAD
     assert dialog.problems_table.isHidden()
     QTest.keyClick(dialog, Qt.Key.Key_Escape)
@@ -252,10 +259,11 @@ def test_cancelling_the_preview_saves_nothing(qtbot: QtBot, panel: PeoplePanel, 
     assert not panel.notice.isVisible()
 
 
-def test_an_unreadable_file_is_said_plainly(panel: PeoplePanel, tmp_path: Path) -> None:
+def test_an_unreadable_file_is_said_plainly(qtbot: QtBot, panel: PeoplePanel, tmp_path: Path) -> None:
     path = tmp_path / "people.xlsx"
     path.write_text("x", encoding="utf-8")
-    assert panel.preview_import(path) is None
+    assert preview(qtbot, panel, path) is None
+    assert panel.import_button.isEnabled()
     assert panel.notice.isVisible() and "people.xlsx cannot be imported" in panel.notice.text()
 
 

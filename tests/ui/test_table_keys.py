@@ -323,7 +323,9 @@ def test_enter_in_the_import_preview_shows_the_refused_row_and_never_saves(
     window.show_panel(PEOPLE)
     path = tmp_path / "people.csv"
     path.write_text("Email,First Name\nnew.person@example.com,Nova\nnot-an-email,Bad\n", encoding="utf-8")
-    dialog = people.preview_import(path)
+    checking = people.preview_import(path)
+    qtbot.waitUntil(checking.done, timeout=5000)  # the file is checked on a store thread
+    dialog = checking.result()
     assert dialog is not None
     qtbot.waitExposed(dialog)
     assert dialog.save_button.isDefault()
