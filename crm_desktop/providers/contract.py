@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -143,6 +143,12 @@ class ChangePage:
     cursor: str
 
 
+#: Given ``(CRM id, change stamp)`` pairs of changed records, the ids that are only the echoes of this app's own
+#: writes (the CRM's stamp is the one it gave our last write). A pull passes it to ``changes_since`` so that an
+#: adapter able to read stamps alone reads full records only for the others.
+EchoCheck = Callable[[Sequence[tuple[str, datetime | None]]], Collection[str]]
+
+
 @dataclass
 class PushSummary:
     """Counts of one push, for the CLI and the Sync Monitor."""
@@ -185,8 +191,14 @@ class CrmAdapter(Protocol):
         """One record by email or CRM id, or ``None``."""
         ...
 
-    def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
-        """Records changed since ``cursor`` (``None``: all), page by page, oldest first."""
+    def changes_since(
+        self, obj: RecordObject, cursor: str | None, *, echoes: EchoCheck | None = None
+    ) -> AsyncIterator[ChangePage]:
+        """Records changed since ``cursor`` (``None``: all), page by page, oldest first.
+
+        With ``echoes``, an adapter may leave out the records it names (the CRM holds what this app wrote): a page
+        can then come with fewer records, or none, while its cursor still moves past them.
+        """
         ...
 
     async def add_note(self, obj: RecordObject, crm_id: str, text: str) -> str:

@@ -401,8 +401,13 @@ class HubSpotAdapter(AdapterBase):
         return merged
 
     # -- changes ----------------------------------------------------------------------------------------------------
-    async def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[contract.ChangePage]:
+    async def changes_since(
+        self, obj: RecordObject, cursor: str | None, *, echoes: contract.EchoCheck | None = None
+    ) -> AsyncIterator[contract.ChangePage]:
         """Records modified since ``cursor``, oldest first, a search page (200) at a time.
+
+        ``echoes`` is not used: a search page brings the properties asked with it, and a stamps-only search would
+        add a batch read for every page that holds any change other than our own.
 
         Leads change on two objects: the lead itself and its contact, which holds the lead status, names,
         company and social fields. A lead pull therefore follows both searches, merged by modification time,

@@ -22,6 +22,7 @@ from crm_desktop.providers.contract import (
     ConnectionInfo,
     CrmField,
     CrmRecord,
+    EchoCheck,
     MergeResult,
     OutboundRecord,
     RecordResult,
@@ -460,8 +461,13 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         return None
 
     # -- changes ---------------------------------------------------------------------------------------------------
-    def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
+    def changes_since(
+        self, obj: RecordObject, cursor: str | None, *, echoes: EchoCheck | None = None
+    ) -> AsyncIterator[ChangePage]:
         """Records changed since ``cursor``, oldest first, a page at a time.
+
+        ``echoes`` is not asked: Pipedrive's lists return whole records only, so there is nothing cheaper to read
+        first.
 
         Persons: ``GET /api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&limit=500`` with
         Pipedrive's cursor. Leads: ``GET /v1/leads?updated_since=&sort=update_time``. The returned cursor is the

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack
 
@@ -21,6 +22,7 @@ from crm_desktop.providers.contract import (
     ConnectionInfo,
     CrmField,
     CrmRecord,
+    EchoCheck,
     OutboundRecord,
     RecordResult,
     TimelineEntry,
@@ -108,6 +110,8 @@ DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 TOOLING_PATH = f"{DATA_PATH}/tooling"
 #: Rows per incremental query before the next query restarts from the cursor (bounds a query cursor's life).
 CHANGES_QUERY_LIMIT = 10_000
+#: What a pull reads first when it can tell its own writes' echoes by their stamps.
+STAMP_SELECT = "Id, SystemModstamp"
 #: Long-running concurrent requests a production org allows.
 DEFAULT_CONCURRENCY = 25
 
@@ -236,7 +240,7 @@ class SalesforceAdapter(AdapterBase):
             raise ProviderError(f"Salesforce's answer ({what}) was not JSON")
         return body
 
-    async def query(self, soql: str) -> AsyncIterator[list[dict[str, Any]]]:
+    async def query(self, soql: str) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Run SOQL and yield its pages of records, following ``nextRecordsUrl``."""
 
         async def fetch(next_url: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -290,26 +294,59 @@ class SalesforceAdapter(AdapterBase):
             return (await self.find_by_emails(obj, [key])).get(key)
         raise ValueError("get_record needs an email or a crm_id")
 
-    async def changes_since(self, obj: RecordObject, cursor: str | None) -> AsyncIterator[ChangePage]:
-        """Records changed after ``cursor``, oldest first, a query page at a time (only non-empty pages)."""
+    async def changes_since(
+        self, obj: RecordObject, cursor: str | None, *, echoes: EchoCheck | None = None
+    ) -> AsyncIterator[ChangePage]:
+        """Records changed after ``cursor``, oldest first, a query page at a time.
+
+        With ``echoes`` the pull reads ``Id, SystemModstamp`` first and then the full records of only those that
+        are not echoes of our own writes, by ``Id IN (...)``: after a large push, the next pull reads a few
+        bytes a record instead of every field of everything it wrote. A page in which the other changes fill
+        more than one ``Id IN`` query is read again whole, and so is the rest of that pull (many changes by
+        others; two calls a page would cost more than the bytes saved).
+        """
         fields = await self._pull_fields(obj)
         select = select_clause(fields)
         position = decode_cursor(cursor) if cursor else None
+        stamps_first = echoes is not None
         while True:
-            soql = changes_query(select, SOBJECTS[obj], position, CHANGES_QUERY_LIMIT)
-            seen = 0
-            async for page in self.query(soql):
-                records = [crm_record(row) for row in page]
-                if not records:
-                    continue
-                seen += len(records)
-                last = records[-1]
-                if last.modified_at is None:
-                    raise ProviderError("Salesforce returned a record without SystemModstamp; cannot page changes")
-                position = (last.modified_at, last.crm_id)
-                yield ChangePage(records=records, cursor=encode_cursor(last.modified_at, last.crm_id))
+            reading_stamps, switched, seen = stamps_first, False, 0
+            soql = changes_query(STAMP_SELECT if reading_stamps else select, SOBJECTS[obj], position,
+                                 CHANGES_QUERY_LIMIT)
+            async with contextlib.aclosing(self.query(soql)) as pages:
+                async for page in pages:
+                    if not page:
+                        continue
+                    if reading_stamps and echoes is not None:
+                        stamped = [(str(row.get("Id")), parse_crm_time(row.get("SystemModstamp"))) for row in page]
+                        known = echoes(stamped)
+                        others = [crm_id for crm_id, _ in stamped if crm_id not in known]
+                        if len(others) > COLLECTION_LIMIT:
+                            stamps_first, switched = False, True
+                            break
+                        records = await self._records_by_id(obj, select, others)
+                        last_id, last_stamp = stamped[-1]
+                    else:
+                        records = [crm_record(row) for row in page]
+                        last_id, last_stamp = records[-1].crm_id, records[-1].modified_at
+                    if last_stamp is None:
+                        raise ProviderError("Salesforce returned a record without SystemModstamp; cannot page changes")
+                    seen += len(page)
+                    position = (last_stamp, last_id)
+                    yield ChangePage(records=records, cursor=encode_cursor(last_stamp, last_id))
+            if switched:
+                continue  # read the page that held them again, whole, and what follows it
             if seen < CHANGES_QUERY_LIMIT:
                 return
+
+    async def _records_by_id(self, obj: RecordObject, select: str, crm_ids: Sequence[str]) -> list[CrmRecord]:
+        """The full records of ``crm_ids`` (up to one ``Id IN`` query), oldest change first; deleted ones left out."""
+        if not crm_ids:
+            return []
+        rows = await self._query_all(id_in_query(select, SOBJECTS[obj], crm_ids))
+        records = [crm_record(row) for row in rows]
+        records.sort(key=lambda record: (record.modified_at or datetime.min.replace(tzinfo=UTC), record.crm_id))
+        return records
 
     # -- writing ---------------------------------------------------------------------------------------------
     async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:

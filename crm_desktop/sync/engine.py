@@ -16,7 +16,7 @@ from typing import Any
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import CrmAdapter, CrmRecord, OutboundRecord, Quota, RecordResult
+from crm_desktop.providers.contract import CrmAdapter, CrmRecord, EchoCheck, OutboundRecord, Quota, RecordResult
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, PermissionRefusedError, ProviderError
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
@@ -438,7 +438,7 @@ class SyncEngine:
             return
         cursor = self.store.get_cursor(self.integration_id, obj)
         done = 0
-        async for page in self.adapter.changes_since(obj, cursor):
+        async for page in self.adapter.changes_since(obj, cursor, echoes=self._echo_check(obj)):
             planned = self.plan_pull_page(obj, page.records, mappings, run.run_id)
             writes: list[PulledWrite] = []
             for local_id, record_plan in planned:
@@ -461,6 +461,15 @@ class SyncEngine:
             done += len(page.records)
             self._report(f"pulling {obj.value}s", done, done)
 
+    def _echo_check(self, obj: RecordObject) -> EchoCheck:
+        """What a pull tells its adapter: which changed records are our own writes' echoes, by their stamps alone."""
+
+        def echoes(stamped: Sequence[tuple[str, datetime | None]]) -> set[str]:
+            kept = self.store.link_stamps(self.integration_id, obj, [crm_id for crm_id, _ in stamped])
+            return {crm_id for crm_id, stamp in stamped if _stamp_is_echo(stamp, kept.get(crm_id))}
+
+        return echoes
+
     def plan_pull_page(
         self, obj: RecordObject, records: Sequence[CrmRecord], mappings: list[FieldMapping], run_id: int | None,
     ) -> list[tuple[int | None, _RecordPlan]]:
@@ -472,10 +481,7 @@ class SyncEngine:
         """
         # Stamps to the millisecond decide alone, from two columns; the merge bases are read for the rest.
         stamps = self.store.link_stamps(self.integration_id, obj, [r.crm_id for r in records])
-        records = [
-            r for r in records
-            if not (r.modified_at is not None and r.modified_at.microsecond and stamps.get(r.crm_id) == r.modified_at)
-        ]
+        records = [r for r in records if not _stamp_is_echo(r.modified_at, stamps.get(r.crm_id))]
         by_crm = self.store.links_for_crm(self.integration_id, obj, [r.crm_id for r in records]) if records else {}
         echoes = {r.crm_id for r in records if _is_echo(r, by_crm.get(r.crm_id), mappings)}
         if echoes:
@@ -911,6 +917,11 @@ class SyncEngine:
             run.log.append(entry)
             return
         run.fail(obj, item.email, result.crm_id, result.category or ErrorCategory.SERVER, result.message or "failed")
+
+
+def _stamp_is_echo(stamp: datetime | None, kept: datetime | None) -> bool:
+    """Whether a CRM change stamp to the millisecond is the one kept from our own last write (decides alone)."""
+    return stamp is not None and bool(stamp.microsecond) and stamp == kept
 
 
 def _is_echo(record: CrmRecord, link: Link | None, mappings: list[FieldMapping]) -> bool:

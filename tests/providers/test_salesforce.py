@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -403,6 +405,74 @@ def test_changes_since_restarts_its_query_after_the_row_limit(monkeypatch: pytes
     assert [len(p.records) for p in pages] == [120, 120, 60]
     first_queries = [r for r in api_log(sandbox) if r.path == QUERY]
     assert len(first_queries) == 3
+
+
+def soql_of(entry: LoggedRequest) -> str:
+    return parse_qs(entry.query).get("q", [""])[0]
+
+
+def test_a_pull_told_its_echoes_reads_stamps_first_and_full_records_only_for_the_others() -> None:
+    """After a push, most changed records are our own writes: the pull reads ``Id, SystemModstamp`` and fetches
+    every field only of the records that are not echoes, while the cursor still moves past all of them."""
+    sandbox = new_sandbox(contacts=450)
+
+    async def scenario(adapter: SalesforceAdapter) -> Any:
+        await control(sandbox, "PATCH", "config", {"query_page_size": 200})
+        everything = [page async for page in adapter.changes_since(RecordObject.CONTACT, None)]
+        ids = [r.crm_id for p in everything for r in p.records]
+        others = {ids[5], ids[260], ids[449]}
+        asked: list[list[str]] = []
+
+        def echoes(stamped: Sequence[tuple[str, datetime | None]]) -> set[str]:
+            asked.append([crm_id for crm_id, _ in stamped])
+            assert all(stamp is not None for _, stamp in stamped)
+            return {crm_id for crm_id, _ in stamped if crm_id not in others}
+
+        sandbox.requests.clear()
+        pages = [page async for page in adapter.changes_since(RecordObject.CONTACT, None, echoes=echoes)]
+        after = [page async for page in adapter.changes_since(RecordObject.CONTACT, pages[-1].cursor, echoes=echoes)]
+        return everything, pages, asked, others, after
+
+    everything, pages, asked, others, after = run(sandbox, scenario)
+    assert [len(p.records) for p in pages] == [1, 1, 1]
+    assert {r.crm_id for p in pages for r in p.records} == others
+    assert [p.cursor for p in pages] == [p.cursor for p in everything]
+    assert [crm_id for page in asked for crm_id in page] == [r.crm_id for p in everything for r in p.records]
+    full = {r.crm_id: r for p in everything for r in p.records}
+    for record in (r for p in pages for r in p.records):
+        assert record.fields == full[record.crm_id].fields and record.email == full[record.crm_id].email
+    assert after == []
+    queries = [soql_of(e) for e in api_log(sandbox) if e.path == QUERY]
+    change_queries = [q for q in queries if "ORDER BY SystemModstamp" in q]
+    assert change_queries and all(q.startswith("SELECT Id, SystemModstamp FROM Contact") for q in change_queries)
+    by_id = [q for q in queries if "WHERE Id IN" in q]
+    assert len(by_id) == 3 and all("twitter_username__c" in q for q in by_id)
+
+
+def test_a_pull_full_of_other_changes_reads_whole_pages_again() -> None:
+    """When the other changes of a page would take more than one ``Id IN`` query, the page and the rest of the
+    pull are read whole (one call a page), and nothing is lost or delivered twice."""
+    sandbox = new_sandbox(contacts=900)
+
+    async def scenario(adapter: SalesforceAdapter) -> Any:
+        await control(sandbox, "PATCH", "config", {"query_page_size": 300})
+        ids = [r.crm_id async for p in adapter.changes_since(RecordObject.CONTACT, None) for r in p.records]
+        ours = set(ids[:300])  # the first page is all echoes, the next ones all others' changes
+        sandbox.requests.clear()
+        pages = [
+            page async for page in adapter.changes_since(
+                RecordObject.CONTACT, None, echoes=lambda stamped: {i for i, _ in stamped if i in ours}
+            )
+        ]
+        return ids, pages
+
+    ids, pages = run(sandbox, scenario)
+    assert [len(p.records) for p in pages] == [0, 300, 300]
+    assert [r.crm_id for p in pages for r in p.records] == ids[300:]
+    queries = [soql_of(e) for e in api_log(sandbox) if e.path == QUERY]
+    assert [q.startswith("SELECT Id, SystemModstamp FROM") for q in queries] == [True, False]
+    assert "WHERE (SystemModstamp >" in queries[1]
+    assert not any("WHERE Id IN" in q for q in queries)
 
 
 class HiddenSObjects(httpx.AsyncBaseTransport):
