@@ -1048,7 +1048,7 @@ class PeoplePanel(QWidget, AsksFirst):
             return isValid(self) and number == self._person_reads
 
         try:
-            detail = await asyncio.to_thread(self.service.detail, obj, local_id)
+            detail = await asyncio.to_thread(self._detail_unless_outdated, number, obj, local_id)
         except NotFoundError:
             if not current():
                 return None
@@ -1068,10 +1068,17 @@ class PeoplePanel(QWidget, AsksFirst):
                 self.detail_pane.show_detail(None)
                 self.notice.say(error_sentence("Reading the person", exc), "error")
             return None
-        if not current():
+        if not current() or detail is None:
             return None  # another person was picked, or this one asked for again, meanwhile
         self.detail_pane.show_detail(detail)
         return detail
+
+    def _detail_unless_outdated(self, number: int, obj: RecordObject, local_id: int) -> PersonDetail | None:
+        """On a store thread: one person's detail, or ``None`` when a newer read was asked for while this one
+        waited for a thread (holding Down through the list skips the people passed whose read had not started)."""
+        if number != self._person_reads:
+            return None
+        return self.service.detail(obj, local_id)
 
     async def _read_again_if_picked(self, obj: RecordObject, local_id: int) -> None:
         """Read one person again after an action on them, if they are still the one picked."""

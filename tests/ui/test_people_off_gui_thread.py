@@ -294,3 +294,26 @@ def test_a_row_picked_before_its_page_is_read_is_shown_once_it_arrives(
     assert line is not None and shown_email(panel) == line.email
     assert reads.names >= {"page"} | DETAIL_READS, reads.calls
     assert reads.on_the_gui_thread() == [], "read on the GUI thread"
+
+
+def test_people_passed_before_their_read_started_are_not_read(qtbot: QtBot, panel: PeoplePanel) -> None:
+    read_ids: list[int] = []
+    detail = panel.service.detail
+
+    def recording_detail(obj: RecordObject, local_id: int) -> PersonDetail:
+        read_ids.append(local_id)
+        return detail(obj, local_id)
+
+    panel.service.detail = recording_detail  # type: ignore[method-assign]
+    ids = {}
+    for email in ("ada@example.com", "grace@example.com"):
+        line = panel.model.line(row_of(panel, email))
+        assert line is not None
+        ids[email] = line.id
+    # Two picks before the loop runs again (a key held down): the first one's read has not started yet.
+    panel.show_person(row_of(panel, "ada@example.com"))
+    panel.show_person(row_of(panel, "grace@example.com"))
+    qtbot.waitUntil(lambda: shown_email(panel) == "grace@example.com", timeout=5000)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+
+    assert read_ids == [ids["grace@example.com"]]
