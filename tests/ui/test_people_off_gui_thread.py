@@ -317,3 +317,34 @@ def test_people_passed_before_their_read_started_are_not_read(qtbot: QtBot, pane
     qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
 
     assert read_ids == [ids["grace@example.com"]]
+
+
+def test_the_campaigns_of_an_older_reload_are_dropped(qtbot: QtBot, panel: PeoplePanel) -> None:
+    first_asked, release = threading.Event(), threading.Event()
+    answers = iter([["Old campaign"], ["New campaign"]])
+
+    def campaign_names() -> list[str]:
+        answer = next(answers)
+        if answer == ["Old campaign"]:
+            first_asked.set()
+            assert release.wait(10), "the first read was never released"
+        return answer
+
+    panel.service.campaign_names = campaign_names  # type: ignore[method-assign]
+    combo = panel.campaign_combo
+    offered: set[str] = set()
+
+    def note_offered(*_: object) -> None:
+        offered.update(combo.itemText(i) for i in range(combo.count()))
+
+    combo.model().rowsInserted.connect(note_offered)
+    combo.model().dataChanged.connect(note_offered)
+    panel.reload()  # after an import, say
+    qtbot.waitUntil(first_asked.is_set, timeout=5000)
+    panel.reload()  # after a merge, while the first is still being read
+    release.set()
+    qtbot.waitUntil(lambda: combo.findText("New campaign") >= 0, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.model.busy and panel.model.total == 3, timeout=5000)
+
+    assert "Old campaign" not in offered, "the older answer was drawn"
+    assert [combo.itemText(i) for i in range(combo.count())] == ["All campaigns", "New campaign"]
