@@ -970,9 +970,12 @@ class PeoplePanel(QWidget, AsksFirst):
         self.notice.say(f"The people list could not be read: {reason}", "error")
 
     def stop_reading(self) -> None:
-        """Stop the list's reading thread (the window is closing); reads still asked for are dropped."""
+        """Stop the list's reading thread (the window is closing); reads still asked for are dropped, and so is the
+        person being read."""
         self._filter_timer.stop()
         self._row_waiting = None
+        if self._person_task is not None:
+            self._person_task.cancel()
         self.model.close()
 
     def focus_filter(self) -> None:

@@ -18,6 +18,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QTableView
 from pytestqt.qtbot import QtBot
+from shiboken6 import isValid
 
 from crm_desktop.app.people import PeopleService, PersonDetail
 from crm_desktop.app.workspace import Workspace
@@ -254,23 +255,53 @@ def test_a_read_under_way_when_the_panel_goes_away_ends_quietly(
     qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, caplog: pytest.LogCaptureFixture
 ) -> None:
     panel = open_panel(qtbot, workspace, closed_by_qtbot=False)
+    campaigns_asked, campaigns_released = threading.Event(), threading.Event()
+    campaign_names = panel.service.campaign_names
+
+    def held_campaign_names() -> list[str]:
+        campaigns_asked.set()
+        assert campaigns_released.wait(10), "the campaign read was never released"
+        return campaign_names()
+
+    panel.service.campaign_names = held_campaign_names  # type: ignore[method-assign]
+    panel.reload()  # after an import, say: the list, then the campaigns, on the reading thread
+    qtbot.waitUntil(lambda: campaigns_asked.is_set() and not panel.model.busy, timeout=5000)
     held = hold_read_of(panel, "ada@example.com")
     click_row(panel.table, row_of(panel, "ada@example.com"))
     qtbot.waitUntil(held.started.is_set, timeout=5000)
-    tasks = panel.tasks
-    reading = tasks.pending
-    assert reading, "the person is being read"
-    panel.reload()  # the campaigns and the list are being read too
-    panel.stop_reading()
+    reading = panel.tasks.pending
+    assert len(reading) == 1, "the person is being read"
     panel.close()
     panel.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not isValid(panel)
     held.release.set()
+    campaigns_released.set()
     qtbot.waitUntil(held.finished.is_set, timeout=5000)
     qtbot.waitUntil(lambda: all(task.done() for task in reading), timeout=5000)
-    QApplication.processEvents()
+    qtbot.wait(50)  # the campaigns' answer, had it been handed over
 
     assert all(not task.cancelled() and task.exception() is None for task in reading)
+    assert reading[0].result() is None, "nothing drawn"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_closing_the_window_drops_the_person_being_read(
+    qtbot: QtBot, panel: PeoplePanel, caplog: pytest.LogCaptureFixture
+) -> None:
+    held = hold_read_of(panel, "ada@example.com")
+    click_row(panel.table, row_of(panel, "ada@example.com"))
+    qtbot.waitUntil(held.started.is_set, timeout=5000)
+    reading = panel.tasks.pending
+    assert len(reading) == 1
+    panel.stop_reading()  # what the window does as it closes
+    qtbot.waitUntil(lambda: reading[0].done(), timeout=5000)
+    held.release.set()
+    qtbot.waitUntil(held.finished.is_set, timeout=5000)
+    QApplication.processEvents()
+
+    assert reading[0].cancelled()
+    assert panel.detail_pane.detail is None and not panel.model.reading
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
