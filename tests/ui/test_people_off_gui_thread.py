@@ -21,8 +21,9 @@ from pytestqt.qtbot import QtBot
 from shiboken6 import isValid
 
 from crm_desktop.app.people import PeopleService, PersonDetail
+from crm_desktop.app.social import SocialService
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Contact, SocialPlatform, SocialProfile
+from crm_desktop.domain.models import Contact, Lead, SocialPlatform, SocialProfile
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.ui.people_model import PersonColumn
@@ -122,17 +123,33 @@ def shown_email(panel: PeoplePanel) -> str | None:
     return detail.email if detail is not None else None
 
 
-def test_picking_a_person_reads_them_off_the_gui_thread(qtbot: QtBot, panel: PeoplePanel, reads: StoreReads) -> None:
+def test_picking_a_person_reads_them_off_the_gui_thread(
+    qtbot: QtBot, panel: PeoplePanel, reads: StoreReads, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace.leads.save_many([Lead(email="lead@example.com", first_name="Lee")])
+    scored_on: list[int] = []
+    attributed_on: list[int] = []
+    monkeypatch.setattr(SocialService, "engagement_score",
+                        recorded_thread(SocialService.engagement_score, scored_on))
+    monkeypatch.setattr(SocialService, "attribution", recorded_thread(SocialService.attribution, attributed_on))
     reads.recording = True
     click_row(panel.table, row_of(panel, "ada@example.com"))
     qtbot.waitUntil(lambda: shown_email(panel) == "ada@example.com", timeout=5000)
     QTest.keyClick(panel.table, Qt.Key.Key_Down)  # the keyboard picks the next person
     next_email = panel.model.index(row_of(panel, "ada@example.com") + 1, PersonColumn.EMAIL).data()
     qtbot.waitUntil(lambda: shown_email(panel) == next_email, timeout=5000)
+    QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     panel.kind_tabs.tabRect(1).center())
+    qtbot.waitUntil(lambda: panel.model.total == 1 and not panel.model.busy, timeout=5000)
+    click_row(panel.table, 0)  # a lead: its attribution under each model too
+    qtbot.waitUntil(lambda: shown_email(panel) == "lead@example.com", timeout=5000)
     qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
 
     assert reads.names >= DETAIL_READS, reads.calls
     assert reads.on_the_gui_thread() == [], "read on the GUI thread"
+    gui = threading.get_ident()
+    assert scored_on and gui not in scored_on, "the engagement score was worked out on the GUI thread"
+    assert attributed_on and gui not in attributed_on, "the attribution was worked out on the GUI thread"
 
 
 def test_an_import_is_checked_saved_and_read_again_off_the_gui_thread(
