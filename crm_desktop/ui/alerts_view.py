@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.domain.alerts import Alert, AlertKind
-from crm_desktop.ui.table_model import RowsTableModel
+from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 from crm_desktop.ui.widgets import AsksFirst, record_table, row_keys, selected_row
 from crm_desktop.ui.wording import local_time, short_time
 
@@ -28,23 +27,14 @@ logger = logging.getLogger(__name__)
 AlertsLoader = Callable[[], list[Alert]]
 
 
-class AlertColumn(IntEnum):
+class AlertColumn(TableColumn):
     """The Alerts table's columns."""
 
-    WHEN = 0
-    INTEGRATION = 1
-    ALERT = 2
-    DETAILS = 3
-    RUN = 4
-
-
-HEADERS = {
-    AlertColumn.WHEN: "When",
-    AlertColumn.INTEGRATION: "Integration",
-    AlertColumn.ALERT: "Alert",
-    AlertColumn.DETAILS: "Details",
-    AlertColumn.RUN: "Run",
-}
+    WHEN = "When"
+    INTEGRATION = "Integration"
+    ALERT = "Alert"
+    DETAILS = "Details"
+    RUN = "Run"
 
 
 def alert_title(alert: Alert) -> str:
@@ -57,7 +47,6 @@ class AlertsTableModel(RowsTableModel[Alert, AlertColumn]):
 
     AlertRole = Qt.ItemDataRole.UserRole + 1
     columns = AlertColumn
-    titles = HEADERS
 
     def __init__(self, load: AlertsLoader, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QObject, Qt, Signal
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.sync_service import ConflictRow, SyncService
-from crm_desktop.ui.table_model import RowsTableModel
+from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import Notice, PanelHeading, record_table, row_keys, selected_row, value_rows
 from crm_desktop.ui.wording import error_sentence, local_time, short_time
@@ -37,34 +36,18 @@ BLANK = "(blank)"
 _MUTED = QColor("#94a3b8")
 
 
-class ConflictColumn(IntEnum):
+class ConflictColumn(TableColumn):
     """The columns of the conflicts table, in order."""
 
-    INTEGRATION = 0
-    RECORD = 1
-    FIELD = 2
-    LOCAL_VALUE = 3
-    CRM_VALUE = 4
-    BASE_VALUE = 5
-    LOCAL_CHANGED = 6
-    CRM_CHANGED = 7
+    INTEGRATION = "Integration"
+    RECORD = "Record"
+    FIELD = "Field"
+    LOCAL_VALUE = "Local value"
+    CRM_VALUE = "CRM value"
+    BASE_VALUE = "Last synced"
+    LOCAL_CHANGED = "Changed here"
+    CRM_CHANGED = "Changed in CRM"
 
-    @property
-    def title(self) -> str:
-        """The column's header."""
-        return _CONFLICT_TITLES[self]
-
-
-_CONFLICT_TITLES: dict[ConflictColumn, str] = {
-    ConflictColumn.INTEGRATION: "Integration",
-    ConflictColumn.RECORD: "Record",
-    ConflictColumn.FIELD: "Field",
-    ConflictColumn.LOCAL_VALUE: "Local value",
-    ConflictColumn.CRM_VALUE: "CRM value",
-    ConflictColumn.BASE_VALUE: "Last synced",
-    ConflictColumn.LOCAL_CHANGED: "Changed here",
-    ConflictColumn.CRM_CHANGED: "Changed in CRM",
-}
 
 _VALUE_COLUMNS = {ConflictColumn.LOCAL_VALUE, ConflictColumn.CRM_VALUE, ConflictColumn.BASE_VALUE}
 
@@ -131,7 +114,6 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
 
     ConflictRole = Qt.ItemDataRole.UserRole + 1
     columns = ConflictColumn
-    titles = _CONFLICT_TITLES
 
     def __init__(
         self,

@@ -52,7 +52,7 @@ from crm_desktop.app.sync_service import (
 )
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.ui.table_model import ModelIndex, RowsTableModel
+from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import AsksFirst, Notice, PanelHeading, refill_names, row_keys
 from crm_desktop.ui.wording import error_sentence
@@ -104,28 +104,14 @@ def parse_transforms(text: str) -> tuple[Transform, ...]:
 MATCHED_BY = "email"
 
 
-class MappingColumn(IntEnum):
+class MappingColumn(TableColumn):
     """The columns of the mapping table, in order."""
 
-    LOCAL_FIELD = 0
-    CRM_FIELD = 1
-    DIRECTION = 2
-    CONFLICT_RULE = 3
-    TRANSFORMS = 4
-
-    @property
-    def title(self) -> str:
-        """The column's header."""
-        return _MAPPING_TITLES[self]
-
-
-_MAPPING_TITLES: dict[MappingColumn, str] = {
-    MappingColumn.LOCAL_FIELD: "Local field",
-    MappingColumn.CRM_FIELD: "CRM field",
-    MappingColumn.DIRECTION: "Direction",
-    MappingColumn.CONFLICT_RULE: "Conflict rule",
-    MappingColumn.TRANSFORMS: "Transforms",
-}
+    LOCAL_FIELD = "Local field"
+    CRM_FIELD = "CRM field"
+    DIRECTION = "Direction"
+    CONFLICT_RULE = "Conflict rule"
+    TRANSFORMS = "Transforms"
 
 
 class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
@@ -142,7 +128,6 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
     edit_refused = Signal(str)
     dirty_changed = Signal(bool)
     columns = MappingColumn
-    titles = _MAPPING_TITLES
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -299,7 +284,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or not 0 <= index.row() < len(self._rows):
             return False
         mapping = self._rows[index.row()]
-        column = MappingColumn(index.column())
+        column = self._columns[index.column()]
         try:
             changed = self._changed(mapping, column, value)
         except ValueError as exc:

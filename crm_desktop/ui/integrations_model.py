@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QWidget
 from crm_desktop.app.errors import VaultError
 from crm_desktop.app.integrations import IntegrationService, KeyAge
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
-from crm_desktop.ui.table_model import RowsTableModel
+from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 
 logger = logging.getLogger(__name__)
 
@@ -68,30 +68,16 @@ class CredentialsState(StrEnum):
     UNAVAILABLE = "keyring unavailable"
 
 
-class IntegrationColumn(IntEnum):
+class IntegrationColumn(TableColumn):
     """The columns of the integrations table, in order."""
 
-    NAME = 0
-    CRM = 1
-    DESCRIPTION = 2
-    BASE_URL = 3
-    CREDENTIALS = 4
-    SYNC = 5
+    NAME = "Name"
+    CRM = "CRM"
+    DESCRIPTION = "Description"
+    BASE_URL = "Base URL"
+    CREDENTIALS = "Credentials"
+    SYNC = "Sync"
 
-    @property
-    def title(self) -> str:
-        """The column's header."""
-        return _COLUMN_TITLES[self]
-
-
-_COLUMN_TITLES: dict[IntegrationColumn, str] = {
-    IntegrationColumn.NAME: "Name",
-    IntegrationColumn.CRM: "CRM",
-    IntegrationColumn.DESCRIPTION: "Description",
-    IntegrationColumn.BASE_URL: "Base URL",
-    IntegrationColumn.CREDENTIALS: "Credentials",
-    IntegrationColumn.SYNC: "Sync",
-}
 
 _MUTED = QColor("#64748b")
 _WARNING = QColor("#b91c1c")
@@ -133,7 +119,6 @@ class IntegrationsTableModel(RowsTableModel[IntegrationRow, IntegrationColumn]):
 
     IntegrationRole = Qt.ItemDataRole.UserRole + 1
     columns = IntegrationColumn
-    titles = _COLUMN_TITLES
 
     def __init__(self, service: IntegrationService, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from enum import IntEnum
 from typing import Any, NamedTuple
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
-from crm_desktop.ui.table_model import ModelIndex, RowsTableModel
+from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.widgets import Notice, record_table, show_rows_in_full
 
 logger = logging.getLogger(__name__)
@@ -86,27 +85,16 @@ def preview_rows(integration: str, changes: list[PlannedChange]) -> Iterator[Pre
                                  f"{shown(f.old)} → {shown(f.new)}")
 
 
-class PreviewColumn(IntEnum):
+class PreviewColumn(TableColumn):
     """The preview table's columns, in order."""
 
-    INTEGRATION = 0
-    OBJECT = 1
-    RECORD = 2
-    WHERE = 3
-    ACTION = 4
-    FIELD = 5
-    CHANGE = 6
-
-
-_TITLES: dict[PreviewColumn, str] = {
-    PreviewColumn.INTEGRATION: "Integration",
-    PreviewColumn.OBJECT: "Object",
-    PreviewColumn.RECORD: "Record",
-    PreviewColumn.WHERE: "Where",
-    PreviewColumn.ACTION: "Change",
-    PreviewColumn.FIELD: "Field",
-    PreviewColumn.CHANGE: "Old → new, or why",
-}
+    INTEGRATION = "Integration"
+    OBJECT = "Object"
+    RECORD = "Record"
+    WHERE = "Where"
+    ACTION = "Change"
+    FIELD = "Field"
+    CHANGE = "Old → new, or why"
 
 
 class PreviewTableModel(RowsTableModel[PreviewRow, PreviewColumn]):
@@ -114,7 +102,6 @@ class PreviewTableModel(RowsTableModel[PreviewRow, PreviewColumn]):
 
     PAGE_SIZE = 200
     columns = PreviewColumn
-    titles = _TITLES
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt
@@ -12,7 +11,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from crm_desktop.app.sync_monitor import ErrorGroup
 from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow
-from crm_desktop.ui.table_model import NUMBER_ALIGNMENT, ModelIndex, RowsTableModel
+from crm_desktop.ui.table_model import NUMBER_ALIGNMENT, ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
     OUTCOME_NAMES,
@@ -46,42 +45,22 @@ _MUTED = QColor("#64748b")
 _FAILED = QColor("#b91c1c")
 
 
-class RunColumn(IntEnum):
+class RunColumn(TableColumn):
     """The columns of the run history, in order."""
 
-    STARTED = 0
-    INTEGRATION = 1
-    TRIGGER = 2
-    DIRECTION = 3
-    STATUS = 4
-    CREATED = 5
-    UPDATED = 6
-    UNCHANGED = 7
-    FAILED = 8
-    CONFLICTS = 9
-    API_CALLS = 10
-    DURATION = 11
+    STARTED = "Started"
+    INTEGRATION = "Integration"
+    TRIGGER = "Trigger"
+    DIRECTION = "Direction"
+    STATUS = "Status"
+    CREATED = "Created"
+    UPDATED = "Updated"
+    UNCHANGED = "Unchanged"
+    FAILED = "Failed"
+    CONFLICTS = "Conflicts"
+    API_CALLS = "API calls"
+    DURATION = "Duration"
 
-    @property
-    def title(self) -> str:
-        """The column's header."""
-        return _RUN_TITLES[self]
-
-
-_RUN_TITLES: dict[RunColumn, str] = {
-    RunColumn.STARTED: "Started",
-    RunColumn.INTEGRATION: "Integration",
-    RunColumn.TRIGGER: "Trigger",
-    RunColumn.DIRECTION: "Direction",
-    RunColumn.STATUS: "Status",
-    RunColumn.CREATED: "Created",
-    RunColumn.UPDATED: "Updated",
-    RunColumn.UNCHANGED: "Unchanged",
-    RunColumn.FAILED: "Failed",
-    RunColumn.CONFLICTS: "Conflicts",
-    RunColumn.API_CALLS: "API calls",
-    RunColumn.DURATION: "Duration",
-}
 
 _COUNT_ATTRIBUTES: dict[RunColumn, str] = {
     RunColumn.CREATED: "created",
@@ -117,7 +96,6 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
 
     RunRole = Qt.ItemDataRole.UserRole + 1
     columns = RunColumn
-    titles = _RUN_TITLES
 
     def __init__(
         self, load_runs: RunsLoader, load_names: NamesLoader, page_size: int = 50, parent: QObject | None = None,
@@ -228,7 +206,7 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
         """Column titles across the top, the counts' right-aligned like their cells."""
         horizontal = orientation == Qt.Orientation.Horizontal
         if horizontal and role == Qt.ItemDataRole.TextAlignmentRole and 0 <= section < len(RunColumn):
-            return NUMBER_ALIGNMENT if RunColumn(section) in _COUNT_ATTRIBUTES else None
+            return NUMBER_ALIGNMENT if self._columns[section] in _COUNT_ATTRIBUTES else None
         return super().headerData(section, orientation, role)
 
     def cell(self, run: SyncRunRow, column: RunColumn, role: int) -> Any:
@@ -274,28 +252,15 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
                 return int(getattr(run, _COUNT_ATTRIBUTES[column]) or 0)
 
 
-class LogColumn(IntEnum):
+class LogColumn(TableColumn):
     """The columns of one run's record log, in order."""
 
-    OBJECT = 0
-    RECORD = 1
-    OUTCOME = 2
-    ERROR = 3
-    MESSAGE = 4
+    OBJECT = "Object"
+    RECORD = "Record"
+    OUTCOME = "Outcome"
+    ERROR = "Error category"
+    MESSAGE = "Message"
 
-    @property
-    def title(self) -> str:
-        """The column's header."""
-        return _LOG_TITLES[self]
-
-
-_LOG_TITLES: dict[LogColumn, str] = {
-    LogColumn.OBJECT: "Object",
-    LogColumn.RECORD: "Record",
-    LogColumn.OUTCOME: "Outcome",
-    LogColumn.ERROR: "Error category",
-    LogColumn.MESSAGE: "Message",
-}
 
 #: Failed records first, then conflicts and skips, then the rest: what needs a look comes first.
 _OUTCOME_ORDER = {"failed": 0, "conflict": 1, "skipped": 2}
@@ -310,7 +275,6 @@ class RecordLogTableModel(RowsTableModel[SyncRecordLogRow, LogColumn]):
     #: Log rows read at a time: a run of 100,000 records is read as the view scrolls, never whole.
     PAGE_SIZE = 500
     columns = LogColumn
-    titles = _LOG_TITLES
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -377,19 +341,12 @@ class RecordLogTableModel(RowsTableModel[SyncRecordLogRow, LogColumn]):
         return None
 
 
-class ErrorColumn(IntEnum):
+class ErrorColumn(TableColumn):
     """The columns of a run's error groups, in order."""
 
-    CATEGORY = 0
-    RECORDS = 1
-    SAMPLE = 2
-
-
-_ERROR_TITLES: dict[ErrorColumn, str] = {
-    ErrorColumn.CATEGORY: "Error",
-    ErrorColumn.RECORDS: "Records",
-    ErrorColumn.SAMPLE: "Sample",
-}
+    CATEGORY = "Error"
+    RECORDS = "Records"
+    SAMPLE = "Sample"
 
 
 def sample_text(group: ErrorGroup) -> str:
@@ -403,7 +360,6 @@ class ErrorGroupsTableModel(RowsTableModel[ErrorGroup, ErrorColumn]):
     """A run's failed records grouped by error category: how many, and one record's message as a sample."""
 
     columns = ErrorColumn
-    titles = _ERROR_TITLES
 
     def show_groups(self, groups: Sequence[ErrorGroup]) -> None:
         self._show_rows(list(groups))

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import IntEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
+
+class TableColumn(IntEnum):
+    """A table's columns, in order, each declared with its header (``STARTED = "Started"``): numbered 0, 1, 2…
+
+    Attributes:
+        title: the column's header.
+    """
+
+    title: str
+
+    def __new__(cls, title: str) -> Self:
+        number = len(cls.__members__)
+        column = int.__new__(cls, number)
+        column._value_ = number
+        column.title = title
+        return column
+
+
 RowT = TypeVar("RowT")
-ColumnT = TypeVar("ColumnT", bound=IntEnum)
+ColumnT = TypeVar("ColumnT", bound=TableColumn)
 
 #: How a number sits in its cell: right-aligned, vertically centred.
 NUMBER_ALIGNMENT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -21,19 +38,18 @@ class RowsTableModel(QAbstractTableModel, Generic[RowT, ColumnT]):
     """A flat table: one row per item of ``_rows``, one column per member of :attr:`columns`.
 
     Counting rows and columns, the titles across the top and refusing an index outside the rows are done here
-    once; a subclass names its columns and their titles and says what a cell holds per role in :meth:`cell`.
+    once; a subclass names its columns and says what a cell holds per role in :meth:`cell`.
 
     Attributes:
-        columns: the column enum, in column order.
-        titles: each column's header.
+        columns: the table's :class:`TableColumn` enum.
     """
 
     columns: type[ColumnT]
-    titles: Mapping[ColumnT, str]
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[RowT] = []
+        self._columns: tuple[ColumnT, ...] = tuple(self.columns)
 
     def _show_rows(self, rows: list[RowT]) -> None:
         """Show ``rows`` instead of what is shown (a model reset: views drop their selection)."""
@@ -47,20 +63,20 @@ class RowsTableModel(QAbstractTableModel, Generic[RowT, ColumnT]):
 
     def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
         """How many columns."""
-        return 0 if parent.isValid() else len(self.columns)
+        return 0 if parent.isValid() else len(self._columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Column titles across the top; nothing down the side."""
         horizontal = orientation == Qt.Orientation.Horizontal
-        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.columns):
-            return self.titles[self.columns(section)]
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self._columns):
+            return self._columns[section].title
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """What the cell holds under ``role`` (:meth:`cell`); nothing for an index outside the rows."""
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        return self.cell(self._rows[index.row()], self.columns(index.column()), role)
+        return self.cell(self._rows[index.row()], self._columns[index.column()], role)
 
     def cell(self, row: RowT, column: ColumnT, role: int) -> Any:
         """What ``row``'s cell in ``column`` holds under ``role`` (``None``: nothing)."""
