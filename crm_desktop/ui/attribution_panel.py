@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 from crm_desktop.ui.theme import current_theme, style_chart
-from crm_desktop.ui.widgets import Notice, PanelHeading, fill_table, row_keys, small_table
+from crm_desktop.ui.widgets import Notice, PanelHeading, ask_where_to_save, fill_table, row_keys, small_table
 from crm_desktop.ui.wording import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
@@ -321,14 +321,8 @@ class AttributionPanel(QWidget):
     def choose_export_file(self) -> QFileDialog:
         """Ask where to save the CSV (window-modal; returns at once)."""
         name = f"attribution-{self.model.value}.csv"
-        dialog = QFileDialog(self, "Export attribution report", str(Path.home() / name), "CSV files (*.csv)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setDefaultSuffix("csv")
-        dialog.fileSelected.connect(lambda path: self.export_csv(Path(path)))
-        dialog.finished.connect(dialog.deleteLater)
-        self.file_dialog = dialog
-        dialog.open()
-        return dialog
+        return ask_where_to_save(self, "file_dialog", "Export attribution report", name, "CSV files (*.csv)",
+                                 self.export_csv)
 
     def export_csv(self, path: Path) -> bool:
         """Write the report on show to ``path``."""

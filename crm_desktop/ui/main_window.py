@@ -34,6 +34,7 @@ from crm_desktop.ui.desk import Desk
 from crm_desktop.ui.scheduler import Outcome, SyncScheduler
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.theme import app_icon, icon
+from crm_desktop.ui.widgets import ask_where_to_save
 
 if TYPE_CHECKING:
     # The panels are imported when first opened (QtCharts with Attribution): a start loads only the one it shows.
@@ -135,7 +136,7 @@ class MainWindow(QMainWindow):
         location_label: the status bar's data dir and database.
         quit_action: File > Quit (closes the window, like its close button).
         diagnostics_action: Help > Export diagnostics (a redacted support bundle).
-        diagnostics_dialog: the file dialog of the last export asked for.
+        diagnostics_dialog: the file dialog while it is open.
 
     Signals:
         closed(): emitted once the window has accepted a close.
@@ -368,15 +369,8 @@ class MainWindow(QMainWindow):
 
     def choose_diagnostics_file(self) -> QFileDialog:
         """Help > Export diagnostics: ask where to save the bundle (window-modal, returns at once)."""
-        dialog = QFileDialog(self, "Export diagnostics", str(Path.home() / "crm-desktop-diagnostics.zip"),
-                             "Zip files (*.zip)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setDefaultSuffix("zip")
-        dialog.fileSelected.connect(lambda path: self.export_diagnostics(Path(path)))
-        dialog.finished.connect(dialog.deleteLater)
-        self.diagnostics_dialog = dialog
-        dialog.open()
-        return dialog
+        return ask_where_to_save(self, "diagnostics_dialog", "Export diagnostics", "crm-desktop-diagnostics.zip",
+                                 "Zip files (*.zip)", self.export_diagnostics)
 
     def export_diagnostics(self, destination: Path) -> bool:
         """Write the support bundle to ``destination`` and say where it went (or why it could not be written)."""

@@ -64,6 +64,7 @@ from crm_desktop.ui.widgets import (
     AsksFirst,
     Notice,
     PanelHeading,
+    ask_where_to_save,
     hold_while_open,
     record_table,
     refill_names,
@@ -873,14 +874,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         if run is None or not self.export_button.isEnabled():
             return None
         run_id = run.id
-        dialog = QFileDialog(self, "Export errors", str(Path.home() / f"sync-run-{run_id}-errors.csv"),
-                             "CSV files (*.csv)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setDefaultSuffix("csv")
-        dialog.fileSelected.connect(lambda path: self.export_errors(run_id, Path(path)))
-        hold_while_open(self, "export_dialog", dialog)
-        dialog.open()
-        return dialog
+        return ask_where_to_save(self, "export_dialog", "Export errors", f"sync-run-{run_id}-errors.csv",
+                                 "CSV files (*.csv)", lambda path: self.export_errors(run_id, path))
 
     def export_errors(self, run_id: int, path: Path) -> None:
         """Write run ``run_id``'s failed records to ``path`` (in a thread) and say how many."""

@@ -4,6 +4,7 @@ table's look, and what Enter and Delete do on every table."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, Signal, SignalInstance
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
+    QFileDialog,
     QFormLayout,
     QHeaderView,
     QLabel,
@@ -363,3 +365,18 @@ def hold_while_open(owner: QObject, attribute: str, dialog: QDialog) -> None:
         dialog.deleteLater()
 
     dialog.finished.connect(closed)
+
+
+def ask_where_to_save(owner: QWidget, attribute: str, title: str, file_name: str, file_filter: str,
+                      on_chosen: Callable[[Path], object]) -> QFileDialog:
+    """Ask where to save a file, suggesting ``file_name`` in the home folder (window-modal, returns at once).
+
+    The name's suffix is added when the marketer types none; ``on_chosen`` gets the path once one is chosen, and
+    ``owner``'s ``attribute`` holds the dialog while it is open (:func:`hold_while_open`)."""
+    dialog = QFileDialog(owner, title, str(Path.home() / file_name), file_filter)
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setDefaultSuffix(Path(file_name).suffix.lstrip("."))
+    dialog.fileSelected.connect(lambda path: on_chosen(Path(path)))
+    hold_while_open(owner, attribute, dialog)
+    dialog.open()
+    return dialog
