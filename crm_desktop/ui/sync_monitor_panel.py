@@ -655,6 +655,11 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         lines = [line for line, _ in self._notices.values()]
         self.notice.say("\n".join(lines), "error" if any(e for _, e in self._notices.values()) else "ok")
 
+    def _say_alone(self, key: str, text: str, *, error: bool) -> None:
+        """Say how a retry or an undo ended in place of every earlier sentence."""
+        self._notices.clear()
+        self._say(key, text, error=error)
+
     def _syncs_changed(self) -> None:
         self._show_progress()
         self._update_buttons()
@@ -852,16 +857,13 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         try:
             report = await self._monitor.retry_failed(run_id)
         except NothingToRetry as exc:
-            self._notices.clear()
-            self._say("retry", f"{exc}.", error=True)
+            self._say_alone("retry", f"{exc}.", error=True)
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
-            self._notices.clear()
-            self._say("retry", error_sentence(f"Retry of run {run_id}", exc), error=True)
+            self._say_alone("retry", error_sentence(f"Retry of run {run_id}", exc), error=True)
         else:
             result = report.result
             select = result.run_id if result is not None else None
-            self._notices.clear()
-            self._say("retry", retry_sentence(report), error=result is None or needs_attention(result))
+            self._say_alone("retry", retry_sentence(report), error=result is None or needs_attention(result))
             self.status_message.emit(f"Retried the failed records of run {run_id}")
         finally:
             self._retrying = None
@@ -969,16 +971,14 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         try:
             report = await self._sync.undo(run_id, force=force)
         except UndoRefused as exc:
-            self._notices.clear()
             if exc.changed:
-                self._say("undo", f"Run {run_id} was not undone: {plural(len(exc.changed), 'value')} changed "
-                          "after it.", error=True)
+                self._say_alone("undo", f"Run {run_id} was not undone: {plural(len(exc.changed), 'value')} changed "
+                                "after it.", error=True)
                 self._ask_to_overwrite(run_id, exc)
             else:
-                self._say("undo", f"{exc}.", error=True)
+                self._say_alone("undo", f"{exc}.", error=True)
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
-            self._notices.clear()
-            self._say("undo", error_sentence(f"Undo of run {run_id}", exc), error=True)
+            self._say_alone("undo", error_sentence(f"Undo of run {run_id}", exc), error=True)
         else:
             select = report.run_id
             text = (
@@ -990,8 +990,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             text += "."
             if report.kept:
                 text += " Kept: " + "; ".join(report.kept) + "."
-            self._notices.clear()
-            self._say("undo", text, error=False)
+            self._say_alone("undo", text, error=False)
             self.status_message.emit(f"Undid run {run_id}")
         finally:
             self._undoing = None
