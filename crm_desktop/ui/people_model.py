@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import IntEnum
 from typing import Any, Protocol
 
@@ -100,6 +101,22 @@ def _fresh_plan(number: int, size: int, total: int, read: list[tuple[int, list[P
     if first_row <= total - 1 - first_row:
         return _PagePlan(None, True, (first_row, None, False))
     return _PagePlan(None, True, (max(total - 1 - first_row, 0), None, True))
+
+
+#: A held row: ``PersonLine``'s fields in order, as a plain tuple of plain values. CPython stops tracking such a
+#: tuple at its first young collection, so the pages a long scroll holds never reach the old generation, whose
+#: growth is what sets off a full collection (a 100 ms stall with the app's 150,000 long-lived objects).
+_Row = tuple[int, str, str | None, str | None, str | None, float | None, tuple[str, ...], datetime, Any]
+
+
+def _row(line: PersonLine) -> _Row:
+    return (line.id, line.email, line.first_name, line.last_name, line.company, line.score, line.platforms,
+            line.updated_at, line.sort_key)
+
+
+def _keyset(row: _Row) -> Keyset:
+    """Where a page read after ``row`` starts: its sort value and id."""
+    return row[8], row[0]
 
 
 class PersonColumn(IntEnum):
@@ -201,7 +218,7 @@ class PeopleTableModel(QAbstractTableModel):
         self._page_size = page_size
         self._pages_kept = max(pages_kept, 2)
         self.query = query or PeopleQuery()
-        self._pages: OrderedDict[int, list[PersonLine]] = OrderedDict()
+        self._pages: OrderedDict[int, list[_Row]] = OrderedDict()
         #: The first keyset of every page read since the reset: tiny, and the start points of jumps.
         self._starts: dict[int, Keyset] = {}
         self.total = 0
@@ -350,24 +367,24 @@ class PeopleTableModel(QAbstractTableModel):
         """Pages in memory now."""
         return len(self._pages)
 
-    def _page(self, number: int) -> list[PersonLine]:
+    def _page(self, number: int) -> list[_Row]:
         """Page ``number``, read now if it is not held."""
         held = self._pages.get(number)
         if held is not None:
             self._pages.move_to_end(number)
             return held
-        page = self._read_page(number)
         self.pages_loaded += 1
-        self._store(number, page)
-        return page
+        return self._store(number, self._read_page(number))
 
-    def _store(self, number: int, page: list[PersonLine]) -> None:
+    def _store(self, number: int, lines: list[PersonLine]) -> list[_Row]:
+        page = [_row(line) for line in lines]
         self._pages[number] = page
         self._pages.move_to_end(number)
         if page:
-            self._starts[number] = (page[0].sort_key, page[0].id)
+            self._starts[number] = _keyset(page[0])
         while len(self._pages) > self._pages_kept:
             self._pages.popitem(last=False)
+        return page
 
     def _read_page(self, number: int) -> list[PersonLine]:
         return _read(self._reader, self.query, self._page_size, self._plan(number))
@@ -379,7 +396,7 @@ class PeopleTableModel(QAbstractTableModel):
             return _PagePlan(None, False)
         before = self._pages.get(number - 1)
         if before is not None and len(before) == self._page_size:
-            return _PagePlan((before[-1].sort_key, before[-1].id), False)
+            return _PagePlan(_keyset(before[-1]), False)
         start = self._starts.get(number)
         if start is not None:
             return _PagePlan(start, True)
@@ -405,6 +422,10 @@ class PeopleTableModel(QAbstractTableModel):
     def held_line(self, row: int) -> PersonLine | None:
         """The person on ``row`` if their page is held; otherwise ask for the page on the reading thread (its rows
         are announced by ``dataChanged`` when they arrive)."""
+        held = self._held_row(row)
+        return PersonLine(*held) if held is not None else None
+
+    def _held_row(self, row: int) -> _Row | None:
         if not 0 <= row < self.total:
             return None
         number = row // self._page_size
@@ -492,6 +513,10 @@ class PeopleTableModel(QAbstractTableModel):
 
     def line(self, row: int) -> PersonLine | None:
         """The person on ``row`` (read with its page if needed)."""
+        found = self._row(row)
+        return PersonLine(*found) if found is not None else None
+
+    def _row(self, row: int) -> _Row | None:
         if not 0 <= row < self.total:
             return None
         page = self._page(row // self._page_size)
@@ -501,8 +526,8 @@ class PeopleTableModel(QAbstractTableModel):
     def row_of(self, local_id: int) -> int | None:
         """The row of a local id among the pages held."""
         for number, page in self._pages.items():
-            for offset, line in enumerate(page):
-                if line.id == local_id:
+            for offset, held in enumerate(page):
+                if held[0] == local_id:
                     return number * self._page_size + offset
         return None
 
@@ -527,26 +552,27 @@ class PeopleTableModel(QAbstractTableModel):
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         # Called for every visible cell and role on each repaint: plain int comparisons, no enum lookups.
         if role == _DISPLAY:
-            line = self.held_line(index.row()) if self._background else self.line(index.row())
+            held = self._held_row(index.row()) if self._background else self._row(index.row())
             column = index.column()
-            if line is None:
+            if held is None:
                 return "…" if column == _NAME and 0 <= index.row() < self.total else None
+            _, email, first_name, last_name, company, score, platforms, updated_at, _ = held
             if column == _NAME:
-                return line.name or "—"
+                return " ".join(part for part in (first_name, last_name) if part) or "—"
             if column == _EMAIL:
-                return line.email
+                return email
             if column == _COMPANY:
-                return line.company or ""
+                return company or ""
             if column == _SCORE:
-                return f"{line.score:.1f}" if line.score is not None else "—"
+                return f"{score:.1f}" if score is not None else "—"
             if column == _PLATFORMS:
-                return ", ".join(line.platforms)
-            return short_time(line.updated_at)
+                return ", ".join(platforms)
+            return short_time(updated_at)
         if role == _ALIGNMENT and index.column() == _SCORE:
             return _RIGHT
         if role == _USER:
-            line_or_none = self.line(index.row())
-            return line_or_none.id if line_or_none is not None else None
+            found = self._row(index.row())
+            return found[0] if found is not None else None
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
