@@ -193,6 +193,9 @@ class _Run:
     only: dict[RecordObject, list[int]] | None = None
     #: Custom fields left unsent for want of a mapped CRM field: column -> records pushed without it.
     not_sent: dict[str, int] = field(default_factory=dict)
+    #: (object, local id) of writes the CRM refused in this run: the run does not send them again (a resumed
+    #: write's refusal would otherwise be sent a second time by the push of a still unlinked record).
+    refused: set[tuple[RecordObject, int]] = field(default_factory=set)
 
     @classmethod
     def sampled(cls, run_id: int | None, *, dry_run: bool, only: dict[RecordObject, list[int]] | None) -> _Run:
@@ -738,6 +741,7 @@ class SyncEngine:
 
     async def _push_batch(self, obj: RecordObject, run: _Run, ids: list[int], mappings: list[FieldMapping]) -> None:
         """Plan one batch of local records against the CRM, then (in a real run) send it through the outbox."""
+        ids = [local_id for local_id in ids if (obj, local_id) not in run.refused]
         records = self.store.local_records(obj, ids)
         links = self.store.links_for_local(self.integration_id, obj, ids)
         for local_id in ids:
@@ -876,6 +880,7 @@ class SyncEngine:
             for item, result in zip(batch, results, strict=True):
                 if result.outcome is RecordOutcome.FAILED or not result.crm_id:
                     failed.append((item, result.message or "failed"))
+                    run.refused.add((obj, item.local_id))
                     self._push_failed(obj, item, result, run)
                     continue
                 done.append((item, result.crm_id, item.local_version))
