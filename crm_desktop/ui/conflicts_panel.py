@@ -141,10 +141,7 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
 
     def row_of(self, conflict_id: int) -> int | None:
         """The row showing conflict ``conflict_id``, if it is open."""
-        for number, conflict in enumerate(self._rows):
-            if conflict.id == conflict_id:
-                return number
-        return None
+        return self._first_row(lambda conflict: conflict.id == conflict_id)
 
     def cell(self, conflict: ConflictRow, column: ConflictColumn, role: int) -> Any:
         """Each cell's text; blanks greyed; full values in the tooltip."""

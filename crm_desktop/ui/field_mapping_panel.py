@@ -215,10 +215,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
 
     def row_of(self, local_field: str) -> int | None:
         """The row of a local field, if mapped."""
-        for number, mapping in enumerate(self._rows):
-            if mapping.local_field == local_field:
-                return number
-        return None
+        return self._first_row(lambda mapping: mapping.local_field == local_field)
 
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
         """Every column but the local field is editable; the CRM field once the CRM's field list is read."""

@@ -143,10 +143,7 @@ class IntegrationsTableModel(RowsTableModel[IntegrationRow, IntegrationColumn]):
 
     def row_of(self, name: str) -> int | None:
         """The row showing the integration called ``name``, if any."""
-        for number, row in enumerate(self._rows):
-            if row.integration.name == name:
-                return number
-        return None
+        return self._first_row(lambda row: row.integration.name == name)
 
     def cell(self, row: IntegrationRow, column: IntegrationColumn, role: int) -> Any:
         """What each cell shows, its tooltip and colour, and the integration under ``IntegrationRole``."""

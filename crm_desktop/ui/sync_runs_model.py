@@ -191,10 +191,7 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
 
     def row_of(self, run_id: int) -> int | None:
         """The row showing run ``run_id``, if it is loaded."""
-        for number, run in enumerate(self._rows):
-            if run.id == run_id:
-                return number
-        return None
+        return self._first_row(lambda run: run.id == run_id)
 
     def integration_name(self, run: SyncRunRow) -> str:
         """The name of the run's integration (an import into the local store has none)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Generic, Self, TypeVar
 
@@ -56,6 +57,10 @@ class RowsTableModel(QAbstractTableModel, Generic[RowT, ColumnT]):
         self.beginResetModel()
         self._rows = rows
         self.endResetModel()
+
+    def _first_row(self, matches: Callable[[RowT], bool]) -> int | None:
+        """The number of the first row that ``matches``, if one does."""
+        return next((number for number, row in enumerate(self._rows) if matches(row)), None)
 
     def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's own signature)
         """How many rows (none under a valid parent: this is a flat table)."""

@@ -34,6 +34,9 @@ class FruitModel(RowsTableModel[Fruit, FruitColumn]):
     def show(self, fruits: list[Fruit]) -> None:
         self._show_rows(fruits)
 
+    def row_of(self, name: str) -> int | None:
+        return self._first_row(lambda fruit: fruit.name == name)
+
     def cell(self, row: Fruit, column: FruitColumn, role: int) -> Any:
         if role == DISPLAY:
             return row.name if column is FruitColumn.NAME else row.count
@@ -62,3 +65,4 @@ def test_cells_headers_and_the_edges_of_the_table(qtbot: QtBot) -> None:
     assert model.headerData(2, HORIZONTAL) is None
     assert model.data(QModelIndex()) is None
     assert model.rowCount(model.index(0, 0)) == 0 and model.columnCount(model.index(0, 0)) == 0
+    assert (model.row_of("pear"), model.row_of("plum")) == (1, None)
