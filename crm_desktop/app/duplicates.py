@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.imports import field_values
-from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.record_files import column_label
+from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.models import Contact, Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import MergesRecords
@@ -137,13 +136,18 @@ class MergeError(ValueError):
 
 
 class DuplicateService:
-    """Finds likely duplicate contacts and merges two of them, locally and in the CRMs."""
+    """Finds likely duplicate contacts and merges two of them, locally and in the CRMs.
 
-    def __init__(self, database: Database, integrations: IntegrationService, actions: CrmActions) -> None:
+    A merge plan and a merge run on the sync worker when there is one (the desktop app), like an undo: their store
+    calls and CRM requests never hold up the GUI's loop.
+    """
+
+    def __init__(self, database: Database, sync: SyncService) -> None:
         self.store = DuplicateStore(database)
         self._contacts = ContactStore(database)
-        self._integrations = integrations
-        self._actions = actions
+        self._integrations = sync.integrations
+        self._actions = sync.actions
+        self._sync = sync
 
     # -- finding -------------------------------------------------------------------------------------------------
 
@@ -193,6 +197,9 @@ class DuplicateService:
         Raises:
             MergeError: the same contact twice, or one that is gone.
         """
+        return await self._sync.off_loop(self._plan_here(keep_id, other_id))
+
+    async def _plan_here(self, keep_id: int, other_id: int) -> MergePlan:
         keep, other = self._pair(keep_id, other_id)
         plan = MergePlan(keep_id, other_id, keep.email, other.email)
         keep_values, other_values = field_values(keep), field_values(other)
@@ -232,7 +239,11 @@ class DuplicateService:
         if unknown:
             raise MergeError(f"cannot take {', '.join(sorted(unknown))} from the other contact: "
                              f"the fields are {', '.join(MERGE_FIELDS)}")
-        plan = await self.plan(keep_id, other_id)
+        return await self._sync.off_loop(self._merge_here(keep_id, other_id, take_from_other))
+
+    async def _merge_here(self, keep_id: int, other_id: int, take_from_other: set[str] | frozenset[str]
+                          ) -> MergeReport:
+        plan = await self._plan_here(keep_id, other_id)
         keep, other = self._pair(keep_id, other_id)
         report = MergeReport(keep_id, other.email)
         moves: list[LinkMove] = []

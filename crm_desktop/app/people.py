@@ -151,7 +151,7 @@ class PeopleService:
         self._sync = sync
         self.links = CrmWebLinks(sync.integrations, sync.actions, WorkspaceSettingsStore(database))
         self.changes = ChangeUndoService(database)
-        self.duplicates = DuplicateService(database, sync.integrations, sync.actions)
+        self.duplicates = DuplicateService(database, sync)
 
     # -- one person's CRM records ------------------------------------------------------------------------------
 

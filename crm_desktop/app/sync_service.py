@@ -437,8 +437,9 @@ class SyncService:
             )
         return with_crm_lengths(fitted.mappings, crm_fields)
 
-    async def _off_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Await ``coroutine`` on the sync worker when there is one (the desktop app's loop only draws), else here."""
+    async def off_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await ``coroutine`` on the sync worker when there is one, else here: the desktop app's loop only draws,
+        so a coroutine's store calls and CRM requests must not run on it."""
         if self._worker is None:
             return await coroutine
         return await self._worker.run(coroutine)
@@ -514,7 +515,7 @@ class SyncService:
 
         On the sync worker when there is one (the desktop app), like a run.
         """
-        return await self._off_loop(self._undo_here(run_id, trigger, force, self._syncing_ids()))
+        return await self.off_loop(self._undo_here(run_id, trigger, force, self._syncing_ids()))
 
     async def _undo_here(self, run_id: int, trigger: SyncTrigger, force: bool, syncing: set[int]) -> UndoReport:
         if self.store.get_run(run_id).trigger is SyncTrigger.IMPORT:
@@ -547,7 +548,7 @@ class SyncService:
         On the sync worker when there is one (the desktop app), like a run: its store writes and CRM call never
         hold up the caller's loop.
         """
-        return await self._off_loop(self._resolve_here(conflict_id, take, value))
+        return await self.off_loop(self._resolve_here(conflict_id, take, value))
 
     async def _resolve_here(self, conflict_id: int, take: str | None, value: str | None) -> Any:
         conflict = self.store.get_conflict(conflict_id)

@@ -1,7 +1,7 @@
 """The People panel reads the store only off the GUI thread: picking a person (their profiles, timeline, CRM records
-and history), and reading the list and the campaigns again after an import or a merge. The person picked last is
-the one shown, whatever order the reads come back in, and a read still under way when the panel goes away ends
-quietly."""
+and history), and reading the list and the campaigns again after an import or a merge; a merge and its plan do their
+store work (and their CRM merge) on the sync worker. The person picked last is the one shown, whatever order the
+reads come back in, and a read still under way when the panel goes away ends quietly."""
 
 from __future__ import annotations
 
@@ -20,15 +20,19 @@ from PySide6.QtWidgets import QApplication, QTableView
 from pytestqt.qtbot import QtBot
 from shiboken6 import isValid
 
+from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.people import PeopleService, PersonDetail
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Lead, SocialPlatform, SocialProfile
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.store.duplicates_store import DuplicateStore
+from crm_desktop.store.models import SyncTrigger
 from crm_desktop.store.people_store import PeopleStore
+from crm_desktop.store.repositories import ContactStore
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
-from tests.ui.conftest import person
+from tests.ui.conftest import HubSpotBench, drive, person
 
 #: Every People store read behind the list, its filters and the detail pane.
 PEOPLE_READS = ("page", "keyset_at", "count", "campaign_names", "email_of", "profiles", "timeline", "crm_links",
@@ -72,8 +76,10 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> StoreReads:
     return recorded
 
 
-def open_panel(qtbot: QtBot, workspace: Workspace, *, closed_by_qtbot: bool = True) -> PeoplePanel:
-    """Three contacts (two sharing a phone) in a People panel on show, its list read."""
+def open_panel(qtbot: QtBot, workspace: Workspace, *, closed_by_qtbot: bool = True, saved_before: int = 0
+               ) -> PeoplePanel:
+    """Three contacts (two sharing a phone) in a People panel on show, its list read (with the ``saved_before``
+    contacts the workspace had)."""
     workspace.contacts.save_many([
         Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace", phone="+14155550101",
                 social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ada", followers=1200)]),
@@ -87,7 +93,7 @@ def open_panel(qtbot: QtBot, workspace: Workspace, *, closed_by_qtbot: bool = Tr
     made.resize(1240, 760)
     made.show()
     qtbot.waitExposed(made)
-    qtbot.waitUntil(lambda: made.model.total == 3 and not made.model.busy, timeout=5000)
+    qtbot.waitUntil(lambda: made.model.total == 3 + saved_before and not made.model.busy, timeout=5000)
     return made
 
 
@@ -202,6 +208,64 @@ def test_the_list_is_read_again_off_the_gui_thread_after_a_merge(
     assert reads.on_the_gui_thread() == [], "read on the GUI thread"
     assert workspace.contacts.find("ada+news@example.com") is None
     dialog.close()
+
+
+#: The store calls a merge plan and a merge make: the two contacts, their CRM links, the integrations, the save.
+MERGE_STORE_CALLS = {
+    DuplicateStore: ("contacts_by_id", "links_of", "finish_merge"),
+    ContactStore: ("find", "save"),
+    IntegrationService: ("list", "get"),
+}
+
+
+def test_a_merge_and_its_plan_do_their_store_work_on_the_sync_worker(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = hubspot.workspace
+    worker = workspace.sync.run_off_thread().thread_id  # as the main window does
+    panel = open_panel(qtbot, workspace, saved_before=3)
+    emails = ["ada@example.com", "ada+news@example.com"]
+    ids = [local.id for local in workspace.sync.store.local_by_emails(RecordObject.CONTACT, emails).values()]
+    pushed = drive(qtbot, workspace.sync.push_now(hubspot.name, {RecordObject.CONTACT: ids}, SyncTrigger.MANUAL))
+    assert not pushed.failures
+    kept_crm_id, other_crm_id = hubspot.crm_id("ada@example.com"), hubspot.crm_id("ada+news@example.com")
+    calls: list[tuple[str, int]] = []
+    for owner, names in MERGE_STORE_CALLS.items():
+        for name in names:
+            monkeypatch.setattr(owner, name, recorded_call(f"{owner.__name__}.{name}", getattr(owner, name), calls))
+    QTest.mouseClick(panel.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = panel.duplicates_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.report is not None and not dialog.searching, timeout=10_000)
+    dialog.groups_table.selectRow(0)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    assert "hubspot-marketing: HubSpot merges" in dialog.crm_label.text()
+    with qtbot.waitSignal(dialog.merged, timeout=10_000):
+        QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
+        box = dialog.confirm_box
+        assert box is not None
+        QTest.mouseClick(next(b for b in box.buttons() if b.text() == "Merge"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.model.total == 5 and not panel.model.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.tasks.pending and not dialog.tasks.pending, timeout=10_000)
+
+    made = {name for name, _ in calls}
+    assert made >= {f"{owner.__name__}.{name}" for owner, names in MERGE_STORE_CALLS.items() for name in names}
+    gui = threading.get_ident()
+    assert [name for name, thread in calls if thread == gui] == [], "the merge's store work ran on the GUI thread"
+    assert {thread for name, thread in calls if name == "DuplicateStore.finish_merge"} == {worker}
+    assert f"{hubspot.name}: contact {other_crm_id} merged into {kept_crm_id}" in dialog.result_label.text()
+    assert workspace.contacts.find("ada+news@example.com") is None
+    dialog.close()
+
+
+def recorded_call(name: str, method: Callable[..., Any], calls: list[tuple[str, int]]) -> Callable[..., Any]:
+    """``method``, adding its name and the thread of each call to ``calls``."""
+    @functools.wraps(method)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append((name, threading.get_ident()))
+        return method(*args, **kwargs)
+
+    return recording
 
 
 class HeldRead:
