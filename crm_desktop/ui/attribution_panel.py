@@ -35,7 +35,15 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 from crm_desktop.ui.theme import current_theme, style_chart
-from crm_desktop.ui.widgets import Notice, PanelHeading, ask_where_to_save, fill_table, row_keys, small_table
+from crm_desktop.ui.widgets import (
+    Notice,
+    PanelHeading,
+    ask_where_to_save,
+    choice_combo,
+    fill_table,
+    row_keys,
+    small_table,
+)
 from crm_desktop.ui.wording import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
@@ -99,11 +107,7 @@ class AttributionPanel(QWidget):
             "Attribution", "Which campaigns and platforms earned your conversions. Pick a model to see how the "
             "credit of each conversion is shared among the touchpoints before it."
         )
-        self.model_combo = QComboBox()
-        self.model_combo.setAccessibleName("Attribution model")
-        for model, name in MODEL_NAMES.items():
-            self.model_combo.addItem(name, model)
-        self.model_combo.setCurrentIndex(self.model_combo.findData(AttributionModel.LINEAR))
+        self.model_combo = choice_combo("Attribution model", MODEL_NAMES, AttributionModel.LINEAR)
         self.period_combo = QComboBox()
         self.period_combo.setAccessibleName("Period")
         for label, days in PERIODS:

@@ -54,7 +54,7 @@ from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import AsksFirst, Notice, PanelHeading, refill_names, row_keys
+from crm_desktop.ui.widgets import AsksFirst, Notice, PanelHeading, choice_combo, refill_names, row_keys
 from crm_desktop.ui.wording import error_sentence
 
 logger = logging.getLogger(__name__)
@@ -516,10 +516,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self.integration_combo = QComboBox()
         self.integration_combo.setAccessibleName("Integration")
         self.integration_combo.setMinimumWidth(160)
-        self.object_combo = QComboBox()
-        self.object_combo.setAccessibleName("Records")
-        for obj, name in OBJECT_NAMES.items():
-            self.object_combo.addItem(name, obj)
+        self.object_combo = choice_combo("Records", OBJECT_NAMES)
         self.fields_label = QLabel("")
         self.fields_label.setObjectName("fieldsLabel")
         self.refresh_fields_button = QPushButton("Refresh fields")

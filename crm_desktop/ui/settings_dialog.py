@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -38,7 +37,7 @@ from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.social import DEFAULT_WEIGHTS, AttributionModel, ScoringSettings
-from crm_desktop.ui.widgets import AsksFirst
+from crm_desktop.ui.widgets import AsksFirst, choice_combo
 from crm_desktop.ui.wording import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
@@ -190,16 +189,8 @@ class SettingsDialog(QDialog, AsksFirst):
         self.preview_box.setAccessibleName("Preview before Sync all now")
         self.preview_box.setToolTip("The preview's “Don't ask again” turns this off; tick it to be asked again.")
         self.preview_box.setChecked(self.workspace.monitor.preview.asks_first())
-        self.theme_combo = QComboBox()
-        self.theme_combo.setAccessibleName("Theme")
-        for choice, name in THEME_NAMES.items():
-            self.theme_combo.addItem(name, choice)
-        self.theme_combo.setCurrentIndex(self.theme_combo.findData(preferences.theme))
-        self.model_combo = QComboBox()
-        self.model_combo.setAccessibleName("Default attribution model")
-        for model, name in MODEL_NAMES.items():
-            self.model_combo.addItem(name, model)
-        self.model_combo.setCurrentIndex(self.model_combo.findData(preferences.attribution_model))
+        self.theme_combo = choice_combo("Theme", THEME_NAMES, preferences.theme)
+        self.model_combo = choice_combo("Default attribution model", MODEL_NAMES, preferences.attribution_model)
         self.network_button = QPushButton("Proxy and certificates…")
         self.network_button.setAccessibleName("Network settings")
         self.network_button.setToolTip("Settings > Network: the proxy, extra CA certificates and trust source.")

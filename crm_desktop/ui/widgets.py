@@ -1,11 +1,11 @@
 """Small building blocks the panels share: the heading every panel starts with, toned notices, the record
-table's look, and what Enter and Delete do on every table."""
+table's look, what Enter and Delete do on every table, choice combo boxes and the save-file question."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, Signal, SignalInstance
 from PySide6.QtGui import QKeyEvent
@@ -155,6 +155,21 @@ def style_record_table(table: QTableView, *, single_selection: bool = True) -> N
     header.setHighlightSections(False)
     header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+
+
+ChoiceT = TypeVar("ChoiceT")
+
+
+def choice_combo(accessible_name: str, names: Mapping[ChoiceT, str], chosen: ChoiceT | None = None) -> QComboBox:
+    """A combo box offering ``names`` (value: what the marketer reads), each item carrying its value as data, with
+    ``chosen`` selected (the first item when ``None``)."""
+    combo = QComboBox()
+    combo.setAccessibleName(accessible_name)
+    for value, name in names.items():
+        combo.addItem(name, value)
+    if chosen is not None:
+        combo.setCurrentIndex(combo.findData(chosen))
+    return combo
 
 
 def refill_names(combo: QComboBox, names: list[str]) -> bool:
