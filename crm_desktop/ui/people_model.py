@@ -4,6 +4,7 @@ pages read by keyset around what the view shows (never every row in memory)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -67,15 +68,19 @@ class _PagePlan:
     seek: tuple[int, Keyset | None, bool] | None = None
 
 
-def _read(reader: PeopleReader, query: PeopleQuery, size: int, plan: _PagePlan) -> list[PersonLine]:
-    """Read one page as planned (safe on any thread: the store opens a session per call)."""
+def _read(reader: PeopleReader, query: PeopleQuery, size: int, plan: _PagePlan) -> list[_Row]:
+    """Read one page as planned, as held rows (safe on any thread: the store opens a session per call).
+
+    The rows are made where they are read, so the PersonLines die young there and what waits for the GUI thread
+    is already untracked by the collector."""
     after = plan.after
     if plan.seek is not None:
         steps, anchor, backwards = plan.seek
         after = reader.keyset_at(query, steps, anchor, backwards=backwards)
         if after is None:
             return []
-    return list(reader.page(query, after, size, inclusive=plan.inclusive))
+    return [_row(line) for line in reader.page(query, after, size, inclusive=plan.inclusive)]
+
 
 def _hand_over(answer: SignalInstance, read: Callable[[], object], *tags: object) -> None:
     """On the reading thread: run ``read`` and hand what it read, or the error it raised, to the GUI thread through
@@ -89,14 +94,13 @@ def _hand_over(answer: SignalInstance, read: Callable[[], object], *tags: object
         answer.emit(*tags, result)
 
 
-def _fresh_plan(number: int, size: int, total: int, read: list[tuple[int, list[PersonLine]]]) -> _PagePlan:
+def _fresh_plan(number: int, size: int, total: int, read: list[tuple[int, list[_Row]]]) -> _PagePlan:
     """How to read page ``number`` knowing only the pages ``read`` just now: after the page before it, else by
     stepping from the nearer end of the list."""
     if number == 0:
         return _PagePlan(None, False)
     if read and read[-1][0] == number - 1 and len(read[-1][1]) == size:
-        last = read[-1][1][-1]
-        return _PagePlan((last.sort_key, last.id), False)
+        return _PagePlan(_keyset(read[-1][1][-1]), False)
     first_row = number * size
     if first_row <= total - 1 - first_row:
         return _PagePlan(None, True, (first_row, None, False))
@@ -208,6 +212,9 @@ class PeopleTableModel(QAbstractTableModel):
         self._lock = threading.Lock()
         self._waiting: OrderedDict[int, _PagePlan] = OrderedDict()
         self._reading: int | None = None
+        #: A task that reads waiting pages is queued or running on the reading thread; it reads until none wait,
+        #: so a fast drag queues one task, not one per page the view went by.
+        self._pages_task = False
         self._generation = 0
         self._executor: ThreadPoolExecutor | None = None
         self._page_read.connect(self._page_arrived)
@@ -273,7 +280,7 @@ class PeopleTableModel(QAbstractTableModel):
         if self._outdated(generation):
             return
 
-        def read() -> tuple[int, list[PersonLine]]:
+        def read() -> tuple[int, list[_Row]]:
             page = _read(self._reader, query, self._page_size, _PagePlan(None, False))
             # A first page that is not full is every row: a narrow filter skips the count's own scan.
             return (len(page) if len(page) < self._page_size else self._reader.count(query)), page
@@ -331,8 +338,8 @@ class PeopleTableModel(QAbstractTableModel):
         if self._outdated(generation):
             return
 
-        def read() -> list[tuple[int, list[PersonLine]]]:
-            pages: list[tuple[int, list[PersonLine]]] = []
+        def read() -> list[tuple[int, list[_Row]]]:
+            pages: list[tuple[int, list[_Row]]] = []
             for number in numbers:
                 plan = _fresh_plan(number, self._page_size, total, pages)
                 pages.append((number, _read(self._reader, query, self._page_size, plan)))
@@ -376,8 +383,7 @@ class PeopleTableModel(QAbstractTableModel):
         self.pages_loaded += 1
         return self._store(number, self._read_page(number))
 
-    def _store(self, number: int, lines: list[PersonLine]) -> list[_Row]:
-        page = [_row(line) for line in lines]
+    def _store(self, number: int, page: list[_Row]) -> list[_Row]:
         self._pages[number] = page
         self._pages.move_to_end(number)
         if page:
@@ -386,7 +392,7 @@ class PeopleTableModel(QAbstractTableModel):
             self._pages.popitem(last=False)
         return page
 
-    def _read_page(self, number: int) -> list[PersonLine]:
+    def _read_page(self, number: int) -> list[_Row]:
         return _read(self._reader, self.query, self._page_size, self._plan(number))
 
     def _plan(self, number: int) -> _PagePlan:
@@ -444,25 +450,30 @@ class PeopleTableModel(QAbstractTableModel):
             # The view asked for these as it went by; only the newest are still worth reading.
             while len(self._waiting) > PAGES_WAITING:
                 self._waiting.popitem(last=False)
-        self._reading_thread().submit(self._read_newest)
-
-    def _read_newest(self) -> None:
-        """On the reading thread: read the newest page asked for and hand it to the GUI thread."""
-        with self._lock:
-            if not self._waiting:
+            if self._pages_task:
                 return
-            number, plan = self._waiting.popitem(last=True)
-            self._reading = number
-            generation, query = self._generation, self.query
+            self._pages_task = True
+        self._reading_thread().submit(self._read_waiting)
 
-        def read() -> list[PersonLine]:
-            try:
-                return _read(self._reader, query, self._page_size, plan)
-            finally:
-                with self._lock:
-                    self._reading = None
+    def _read_waiting(self) -> None:
+        """On the reading thread: read the newest page asked for and hand it to the GUI thread, until none wait."""
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._pages_task = False
+                    return
+                number, plan = self._waiting.popitem(last=True)
+                self._reading = number
+                generation, query = self._generation, self.query
 
-        _hand_over(self._page_read, read, generation, number)
+            _hand_over(self._page_read, functools.partial(self._read_planned, query, plan), generation, number)
+
+    def _read_planned(self, query: PeopleQuery, plan: _PagePlan) -> list[_Row]:
+        try:
+            return _read(self._reader, query, self._page_size, plan)
+        finally:
+            with self._lock:
+                self._reading = None
 
     def _page_arrived(self, generation: int, number: int, result: object) -> None:
         if generation != self._generation:
@@ -502,6 +513,8 @@ class PeopleTableModel(QAbstractTableModel):
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        with self._lock:
+            self._pages_task = False  # a queued task was cancelled with the thread
         if self.busy:
             self.busy = False
             self.busy_changed.emit(False)

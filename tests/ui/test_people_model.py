@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -15,6 +16,7 @@ from crm_desktop.app.people import Keyset, PeopleColumn, PeopleQuery, PeopleServ
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, SocialPlatform, SocialProfile
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.ui import people_model
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
 from tests.support.marketing_data import seed_marketing
 
@@ -244,6 +246,58 @@ def test_in_the_background_a_view_never_waits_for_the_store(
     assert email_at(model, 999) == "p0001@example.com"
     gui = threading.current_thread().name
     assert reader.threads and gui not in reader.threads and gui not in reader.count_threads
+    model.close()
+
+
+class GatedPages(ThreadRecordingReader):
+    """Holds each page read at ``page_gate`` until the test opens it."""
+
+    def __init__(self, service: PeopleService) -> None:
+        super().__init__(service)
+        self.page_gate = threading.Event()
+        self.entered = 0
+
+    def page(self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *,
+             inclusive: bool = False) -> Sequence[PersonLine]:
+        self.entered += 1
+        assert self.page_gate.wait(10), "the test never opened the gate"
+        return super().page(query, after, limit, inclusive=inclusive)
+
+
+def test_a_fast_drag_queues_one_reading_task_and_reads_the_newest_pages(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page the view goes by while the store is busy is noted, not queued as a task of its own: one task reads
+    what waits, newest first, so a drag over a million rows does not pile up hundreds of queued tasks."""
+    submitted: list[str] = []
+
+    class CountingExecutor(people_model.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            submitted.append(getattr(fn, "__name__", repr(fn)))
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(people_model, "ThreadPoolExecutor", CountingExecutor)
+    reader = GatedPages(service)
+    reader.page_gate.set()
+    model = PeopleTableModel(reader, page_size=10, background=True)
+    with qtbot.waitSignal(model.reset_done, timeout=5000):
+        model.reload()
+    reader.page_gate.clear()
+    submitted.clear()
+    for row in range(10, 1000, 10):  # 99 pages gone by while the first of them is being read
+        model.data(model.index(row, PersonColumn.EMAIL))
+    qtbot.waitUntil(lambda: reader.entered >= 2, timeout=5000)
+    assert submitted == ["_read_waiting"]
+    reader.page_gate.set()
+    qtbot.waitUntil(lambda: model.pages_waiting == 0, timeout=5000)
+    assert len(submitted) == 1
+    # The newest pages asked for are read (the view is at the end now); those it went by long ago are dropped.
+    qtbot.waitUntil(lambda: model.data(model.index(990, PersonColumn.EMAIL)) == "p0991@example.com", timeout=5000)
+    assert len(reader.pages) <= 2 + people_model.PAGES_WAITING
+    # After the drag, a new page asked for starts a new task.
+    model.data(model.index(500, PersonColumn.EMAIL))
+    qtbot.waitUntil(lambda: model.data(model.index(500, PersonColumn.EMAIL)) == "p0501@example.com", timeout=5000)
+    assert submitted == ["_read_waiting", "_read_waiting"]
     model.close()
 
 
