@@ -31,7 +31,7 @@ from crm_desktop.store.models import SyncTrigger
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.store.repositories import ContactStore
 from crm_desktop.ui.people_model import PersonColumn
-from crm_desktop.ui.people_panel import PeoplePanel
+from crm_desktop.ui.people_panel import DuplicatesDialog, PeoplePanel
 from tests.ui.conftest import HubSpotBench, drive, person
 
 #: Every People store read behind the list, its filters and the detail pane.
@@ -184,24 +184,35 @@ def test_an_import_is_checked_saved_and_read_again_off_the_gui_thread(
     assert workspace.contacts.find("new.person@example.com") is not None
 
 
-def test_the_list_is_read_again_off_the_gui_thread_after_a_merge(
-    qtbot: QtBot, panel: PeoplePanel, reads: StoreReads, workspace: Workspace
-) -> None:
+def first_duplicates_planned(qtbot: QtBot, panel: PeoplePanel) -> DuplicatesDialog:
+    """Open the Duplicates dialog, pick its first group and wait for the merge plan."""
     QTest.mouseClick(panel.duplicates_button, Qt.MouseButton.LeftButton)
     dialog = panel.duplicates_dialog
     assert dialog is not None
     qtbot.waitUntil(lambda: dialog.report is not None and not dialog.searching, timeout=10_000)
     dialog.groups_table.selectRow(0)
     qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
-    assert (dialog.keep_combo.currentText(), dialog.other_combo.currentText()) == (
-        "ada@example.com", "ada+news@example.com")
-    reads.recording = True
-    # Recorded from the merge on: the reads after it are those of the list and the campaigns read again.
+    return dialog
+
+
+def merge_confirmed(qtbot: QtBot, dialog: DuplicatesDialog) -> None:
+    """Press Merge, confirm, and wait for the dialog to say it merged."""
     with qtbot.waitSignal(dialog.merged, timeout=10_000):
         QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
         box = dialog.confirm_box
         assert box is not None
         QTest.mouseClick(next(b for b in box.buttons() if b.text() == "Merge"), Qt.MouseButton.LeftButton)
+
+
+def test_the_list_is_read_again_off_the_gui_thread_after_a_merge(
+    qtbot: QtBot, panel: PeoplePanel, reads: StoreReads, workspace: Workspace
+) -> None:
+    dialog = first_duplicates_planned(qtbot, panel)
+    assert (dialog.keep_combo.currentText(), dialog.other_combo.currentText()) == (
+        "ada@example.com", "ada+news@example.com")
+    reads.recording = True
+    # Recorded from the merge on: the reads after it are those of the list and the campaigns read again.
+    merge_confirmed(qtbot, dialog)
     qtbot.waitUntil(lambda: panel.model.total == 2 and not panel.model.busy, timeout=5000)
     qtbot.waitUntil(lambda: reads.names >= RELOAD_READS, timeout=5000)
 
@@ -233,18 +244,9 @@ def test_a_merge_and_its_plan_do_their_store_work_on_the_sync_worker(
     for owner, names in MERGE_STORE_CALLS.items():
         for name in names:
             monkeypatch.setattr(owner, name, recorded_call(f"{owner.__name__}.{name}", getattr(owner, name), calls))
-    QTest.mouseClick(panel.duplicates_button, Qt.MouseButton.LeftButton)
-    dialog = panel.duplicates_dialog
-    assert dialog is not None
-    qtbot.waitUntil(lambda: dialog.report is not None and not dialog.searching, timeout=10_000)
-    dialog.groups_table.selectRow(0)
-    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    dialog = first_duplicates_planned(qtbot, panel)
     assert "hubspot-marketing: HubSpot merges" in dialog.crm_label.text()
-    with qtbot.waitSignal(dialog.merged, timeout=10_000):
-        QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
-        box = dialog.confirm_box
-        assert box is not None
-        QTest.mouseClick(next(b for b in box.buttons() if b.text() == "Merge"), Qt.MouseButton.LeftButton)
+    merge_confirmed(qtbot, dialog)
     qtbot.waitUntil(lambda: panel.model.total == 5 and not panel.model.busy, timeout=5000)
     qtbot.waitUntil(lambda: not panel.tasks.pending and not dialog.tasks.pending, timeout=10_000)
 
