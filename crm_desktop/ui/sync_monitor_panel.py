@@ -66,6 +66,7 @@ from crm_desktop.ui.widgets import (
     PanelHeading,
     ask_where_to_save,
     hold_while_open,
+    keep_rows_visible,
     record_table,
     refill_names,
     row_keys,
@@ -89,6 +90,9 @@ logger = logging.getLogger(__name__)
 LIVE_REFRESH_MS = 1000
 #: How often the health lines are re-read when nothing happens here (a cron sync, another desktop).
 HEALTH_REFRESH_MS = 30_000
+#: Rows of the runs list and of the selected run's records shown however small the window: the page scrolls instead.
+RUNS_ROWS_ALWAYS_SHOWN = 4
+RECORD_ROWS_ALWAYS_SHOWN = 3
 
 T = TypeVar("T")
 
@@ -307,8 +311,9 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.export_button.setToolTip("Save this run's failed records as a CSV file.")
         for button in (self.retry_button, self.export_button, self.undo_button):
             summary_row.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
-        self.runs_table.setMinimumHeight(56)
-        self.log_table.setMinimumHeight(56)
+        # A splitter hands its room out by size hints: without a floor the runs list shrank to one row.
+        keep_rows_visible(self.runs_table, RUNS_ROWS_ALWAYS_SHOWN)
+        keep_rows_visible(self.log_table, RECORD_ROWS_ALWAYS_SHOWN)
         details_layout = QVBoxLayout(details_box)
         details_layout.setSpacing(6)
         details_layout.addLayout(summary_row)

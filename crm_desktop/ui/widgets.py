@@ -141,6 +141,14 @@ def record_table(model: QAbstractItemModel, accessible_name: str, object_name: s
     return table
 
 
+def keep_rows_visible(table: QTableView, rows: int) -> int:
+    """Never let a layout or splitter squeeze ``table`` below its header and ``rows`` rows; returns that height."""
+    height = (table.horizontalHeader().sizeHint().height() + rows * table.verticalHeader().defaultSectionSize()
+              + 2 * table.frameWidth())
+    table.setMinimumHeight(height)
+    return height
+
+
 def style_record_table(table: QTableView, *, single_selection: bool = True) -> None:
     """Give an existing table the look of :func:`record_table`."""
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
+from crm_desktop.ui.sync_monitor_panel import RECORD_ROWS_ALWAYS_SHOWN, RUNS_ROWS_ALWAYS_SHOWN, SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import LogColumn, RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from tests.ui.conftest import HubSpotBench, unfinished_tasks
@@ -202,3 +202,15 @@ def test_closing_mid_sync_leaves_no_task_running(
     assert panel.running_integrations == []
     # The panel hears of the cancelled task in its done callback, which the loop runs soon after.
     qtbot.waitUntil(lambda: panel.progress_label.text() == panel.IDLE_TEXT, timeout=2000)
+
+
+def test_a_short_window_scrolls_the_page_rather_than_squeezing_the_runs_list(
+    panel: SyncMonitorPanel, qtbot: QtBot,
+) -> None:
+    click(panel.sync_button)
+    wait_idle(qtbot, panel)
+    panel.resize(1100, 480)
+    qtbot.wait(50)
+    row = panel.runs_table.verticalHeader().defaultSectionSize()
+    assert panel.runs_table.viewport().height() >= RUNS_ROWS_ALWAYS_SHOWN * row
+    assert panel.log_table.viewport().height() >= RECORD_ROWS_ALWAYS_SHOWN * row
