@@ -4,6 +4,7 @@ model and period, with a bar chart per campaign, a line chart of touchpoints per
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from crm_desktop.ui.widgets import (
     row_keys,
     small_table,
 )
-from crm_desktop.ui.wording import MODEL_NAMES
+from crm_desktop.ui.wording import MODEL_NAMES, PLATFORM_NAMES, named
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,25 @@ def value_text(values: dict[str, float]) -> str:
     return " · ".join(f"{currency} {amount:,.2f}" for currency, amount in sorted(values.items())) or "—"
 
 
-def report_rows(rows: list[ReportRow], blank_name: str) -> list[list[str]]:
-    """A report breakdown as table text."""
-    return [[row.name or blank_name, f"{row.touchpoints:,}", f"{row.leads:,}", f"{row.conversions_credited:.2f}",
+def report_rows(rows: list[ReportRow], blank_name: str, names: Mapping[str, str] | None = None) -> list[list[str]]:
+    """A report breakdown as table text (``names``: the marketer's word for a row's name, e.g. a platform's)."""
+    return [[(named(names, row.name) if names and row.name else row.name) or blank_name,
+             f"{row.touchpoints:,}", f"{row.leads:,}", f"{row.conversions_credited:.2f}",
              value_text(row.value_credited)] for row in rows]
+
+
+def fit_value_axis(axis: QValueAxis, highest: float, *, whole_numbers: bool) -> None:
+    """Run ``axis`` from 0 to a round number at or above ``highest``, its ticks on round numbers (Qt's nice
+    numbers); an axis of whole counts never ticks between two whole numbers."""
+    axis.setRange(0, max(highest, 1.0))
+    axis.applyNiceNumbers()
+    if whole_numbers:
+        span = round(axis.max() - axis.min())
+        if span < axis.tickCount() - 1:
+            axis.setTickCount(span + 1)
+        axis.setLabelFormat("%d")
+    else:
+        axis.setLabelFormat("%g")
 
 
 class AttributionPanel(QWidget):
@@ -245,7 +261,8 @@ class AttributionPanel(QWidget):
             f"model: {MODEL_NAMES[report.model]}"
         )
         fill_table(self.campaigns_table, ["Campaign", *REPORT_HEADERS], report_rows(report.by_campaign, NO_CAMPAIGN))
-        fill_table(self.platforms_table, ["Platform", *REPORT_HEADERS], report_rows(report.by_platform, "—"))
+        fill_table(self.platforms_table, ["Platform", *REPORT_HEADERS],
+                   report_rows(report.by_platform, "—", PLATFORM_NAMES))
         for table in (self.campaigns_table, self.platforms_table):
             header = table.horizontalHeader()
             header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -270,8 +287,7 @@ class AttributionPanel(QWidget):
         names.append([row.name or NO_CAMPAIGN for row in rows] or ["—"])
         names.setLabelsAngle(-30 if len(rows) > 4 else 0)
         counts = QValueAxis()
-        counts.setRange(0, max([row.conversions_credited for row in rows] + [1.0]) * 1.1)
-        counts.setLabelFormat("%.1f")
+        fit_value_axis(counts, max([row.conversions_credited for row in rows] + [1.0]), whole_numbers=False)
         chart.addAxis(names, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(counts, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(names)
@@ -287,13 +303,12 @@ class AttributionPanel(QWidget):
         axis_x = QDateTimeAxis()
         axis_x.setFormat("dd MMM")
         axis_y = QValueAxis()
-        axis_y.setLabelFormat("%d")
         chart.addAxis(axis_x, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(axis_y, Qt.AlignmentFlag.AlignLeft)
         highest = 1
         for platform, counts in data.per_platform.items():
             line = QLineSeries()
-            line.setName(platform.capitalize())
+            line.setName(named(PLATFORM_NAMES, platform))
             for moment, count in zip(moments, counts, strict=True):
                 line.append(float(moment), float(count))
             highest = max(highest, *counts)
@@ -307,7 +322,7 @@ class AttributionPanel(QWidget):
             axis_x.setRange(QDateTime.fromMSecsSinceEpoch(first, QTimeZone.utc()),
                             QDateTime.fromMSecsSinceEpoch(last, QTimeZone.utc()))
         axis_x.setTickCount(min(max(len(moments), 2), 7))
-        axis_y.setRange(0, highest * 1.1)
+        fit_value_axis(axis_y, highest, whole_numbers=True)
         if not data.per_platform:
             chart.legend().hide()
         self._replace_chart(self.touchpoints_chart, chart)

@@ -26,7 +26,7 @@ from PySide6.QtCore import (
 )
 
 from crm_desktop.app.people import Keyset, PeopleColumn, PeopleQuery, PersonLine
-from crm_desktop.ui.wording import short_time
+from crm_desktop.ui.wording import PLATFORM_NAMES, short_time
 
 logger = logging.getLogger(__name__)
 
@@ -579,7 +579,7 @@ class PeopleTableModel(QAbstractTableModel):
             if column == _SCORE:
                 return f"{score:.1f}" if score is not None else "—"
             if column == _PLATFORMS:
-                return ", ".join(platforms)
+                return ", ".join([PLATFORM_NAMES.get(platform, platform) for platform in platforms])
             return short_time(updated_at)
         if role == _ALIGNMENT and index.column() == _SCORE:
             return _RIGHT

@@ -70,7 +70,7 @@ from crm_desktop.ui.widgets import (
     show_rows_in_full,
     small_table,
 )
-from crm_desktop.ui.wording import MODEL_NAMES, error_sentence, local_time, short_time
+from crm_desktop.ui.wording import MODEL_NAMES, PLATFORM_NAMES, error_sentence, local_time, named, short_time
 
 logger = logging.getLogger(__name__)
 
@@ -288,10 +288,11 @@ class PersonDetailPane(QWidget):
                 f"{score.reach_part:.0%}"
             )
         fill_table(self.profiles_table, ["Platform", "Username", "Followers", "Profile"],
-                   [[p.platform, p.username, f"{p.followers:,}", p.url or ""] for p in detail.profiles])
+                   [[named(PLATFORM_NAMES, p.platform), p.username, f"{p.followers:,}", p.url or ""]
+                    for p in detail.profiles])
         fill_table(self.timeline_table, ["When", "Platform", "What", "Campaign", "Detail"],
-                   [[local_time(e.at), e.platform, e.kind.replace("_", " "), e.campaign or "", e.detail]
-                    for e in detail.timeline])
+                   [[local_time(e.at), named(PLATFORM_NAMES, e.platform), e.kind.replace("_", " "), e.campaign or "",
+                     e.detail] for e in detail.timeline])
         self._show_attribution(detail)
         fill_table(self.links_table, ["Integration", "CRM", "CRM record id", "Last synced", "State", "Last error"],
                    [[link.integration, CRM_NAMES.get(Provider(link.provider), link.provider), link.crm_id or "—",
@@ -330,7 +331,8 @@ class PersonDetailPane(QWidget):
         models = list(AttributionModel)
         rows = []
         for number, touch in enumerate(touches):
-            row = [f"{short_time(touch.timestamp)} · {touch.platform.value} {touch.type.value.replace('_', ' ')}"]
+            kind = touch.type.value.replace("_", " ")
+            row = [f"{short_time(touch.timestamp)} · {named(PLATFORM_NAMES, touch.platform)} {kind}"]
             for model in models:
                 credited = detail.attribution[model].touchpoints
                 row.append(f"{credited[number].credit:.0%}" if number < len(credited) else "")
@@ -719,7 +721,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.platform_combo.setAccessibleName("Platform")
         self.platform_combo.addItem("All platforms", None)
         for platform in SocialPlatform:
-            self.platform_combo.addItem(platform.value.capitalize(), platform)
+            self.platform_combo.addItem(named(PLATFORM_NAMES, platform), platform)
         self.campaign_combo = QComboBox()
         self.campaign_combo.setAccessibleName("Campaign")
         self.campaign_combo.addItem("All campaigns", None)

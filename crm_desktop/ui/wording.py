@@ -18,7 +18,7 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.sync_service import SyncResult, SyncTrigger
 from crm_desktop.app.text import duration_text as run_length_text
 from crm_desktop.app.text import plural
-from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.models import SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.domain.social import AttributionModel
 
@@ -31,6 +31,19 @@ MODEL_NAMES = {
     AttributionModel.LINEAR: "Linear",
     AttributionModel.TIME_DECAY: "Time decay",
     AttributionModel.POSITION_BASED: "Position based",
+}
+
+#: The social networks as their owners spell them (the wire's values are lower case).
+PLATFORM_NAMES: dict[str, str] = {
+    SocialPlatform.TWITTER: "Twitter/X",
+    SocialPlatform.INSTAGRAM: "Instagram",
+    SocialPlatform.LINKEDIN: "LinkedIn",
+    SocialPlatform.FACEBOOK: "Facebook",
+    SocialPlatform.TIKTOK: "TikTok",
+    SocialPlatform.YOUTUBE: "YouTube",
+    SocialPlatform.THREADS: "Threads",
+    SocialPlatform.PINTEREST: "Pinterest",
+    SocialPlatform.REDDIT: "Reddit",
 }
 
 TRIGGER_NAMES: dict[str, str] = {

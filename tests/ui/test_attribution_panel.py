@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from PySide6.QtCharts import QBarSeries, QLineSeries
+from PySide6.QtCharts import QBarSeries, QLineSeries, QValueAxis
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QComboBox, QTableWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.social import AttributionModel
-from crm_desktop.ui.attribution_panel import AttributionPanel
+from crm_desktop.ui.attribution_panel import AttributionPanel, fit_value_axis
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 
 
@@ -65,12 +65,12 @@ def test_the_report_fills_the_tables_and_charts(panel: AttributionPanel, workspa
             str(row.touchpoints), str(row.leads), f"{row.conversions_credited:.2f}",
             f"EUR {row.value_credited['EUR']:,.2f}",
         ]
-    assert set(table_rows(panel.platforms_table)) == {"twitter", "instagram", "linkedin"}
+    assert set(table_rows(panel.platforms_table)) == {"Twitter/X", "Instagram", "LinkedIn"}
     assert f"<b>{report.conversions}</b> conversion(s)" in panel.summary_label.text()
     assert bar_values(panel) == pytest.approx({row.name: row.conversions_credited for row in report.by_campaign},
                                               abs=0.01)
     lines = panel.touchpoints_chart.chart().series()
-    assert sorted(line.name() for line in lines) == ["Instagram", "Linkedin", "Twitter"]
+    assert sorted(line.name() for line in lines) == ["Instagram", "LinkedIn", "Twitter/X"]
     assert all(isinstance(line, QLineSeries) for line in lines)
     total = sum(point.y() for line in lines for point in line.points())  # type: ignore[attr-defined]
     assert total == sum(row.touchpoints for row in report.by_platform)
@@ -135,3 +135,22 @@ def test_export_writes_the_report_as_csv(qtbot: QtBot, panel: AttributionPanel, 
 def test_an_unwritable_export_is_said_plainly(panel: AttributionPanel, tmp_path: Path) -> None:
     assert not panel.export_csv(tmp_path / "missing-folder" / "report.csv")
     assert panel.notice.isVisible() and "could not be saved" in panel.notice.text()
+
+
+@pytest.mark.parametrize("highest", [0, 1, 2, 3, 5, 6, 7, 11, 51, 99, 1234])
+def test_a_count_axis_ticks_on_whole_numbers_only(qapp: QApplication, highest: int) -> None:
+    axis = QValueAxis()
+    fit_value_axis(axis, highest, whole_numbers=True)
+    step = (axis.max() - axis.min()) / (axis.tickCount() - 1)
+    assert axis.min() == 0 and axis.max() >= max(highest, 1)
+    assert step >= 1 and step == int(step), (highest, axis.max(), axis.tickCount())
+    assert axis.labelFormat() == "%d"
+
+
+@pytest.mark.parametrize("highest", [0.4, 1.0, 7.92, 8.7, 26.5])
+def test_a_credit_axis_tops_out_on_a_round_number(qapp: QApplication, highest: float) -> None:
+    axis = QValueAxis()
+    fit_value_axis(axis, highest, whole_numbers=False)
+    step = (axis.max() - axis.min()) / (axis.tickCount() - 1)
+    assert axis.max() >= highest
+    assert any(abs(step - nice * 10 ** power) < 1e-9 for nice in (1, 2, 2.5, 5) for power in range(-2, 4)), step

@@ -166,7 +166,7 @@ def test_filters_run_in_sql(service: PeopleService) -> None:
     assert model.total == len([n for n in range(1, 1001) if n % 7 == 3])
     model.set_query(PeopleQuery(platform=SocialPlatform.INSTAGRAM))
     assert model.total == 200
-    assert model.data(model.index(0, PersonColumn.PLATFORMS)) == "instagram"
+    assert model.data(model.index(0, PersonColumn.PLATFORMS)) == "Instagram"
     model.set_query(PeopleQuery(text="globex", platform=SocialPlatform.INSTAGRAM))
     assert model.total == 100  # Globex (even numbers) with an Instagram profile (multiples of 5)
     model.set_query(PeopleQuery(text="100%"))

@@ -105,11 +105,11 @@ def test_the_leads_tab_and_the_platform_and_score_filters(qtbot: QtBot, panel: P
     assert panel.count_label.text() == "Searching…"
     settle(qtbot, panel)
     assert panel.count_label.text() == "8 leads"
-    choose(panel.platform_combo, "Twitter")
+    choose(panel.platform_combo, "Twitter/X")
     settle(qtbot, panel)
     assert panel.model.query.platform is SocialPlatform.TWITTER
     assert panel.model.total == 8  # every lead (number % 3 == 0) is a Twitter person in the demo data
-    choose(panel.platform_combo, "Linkedin")
+    choose(panel.platform_combo, "LinkedIn")
     settle(qtbot, panel)
     assert panel.model.total < 8
     assert all("linkedin" in line.platforms for line in map(panel.model.line, range(panel.model.rowCount()))
@@ -152,7 +152,7 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
     assert "Engagement score:" in pane.score_label.text() and detail.score is not None
     assert f"{detail.score.score:.1f}" in pane.score_label.text()
     assert "interaction" in pane.breakdown_label.text() and "followers" in pane.breakdown_label.text()
-    assert cells(pane.profiles_table, 0) == ["twitter"] and cells(pane.profiles_table, 2) == ["150"]
+    assert cells(pane.profiles_table, 0) == ["Twitter/X"] and cells(pane.profiles_table, 2) == ["150"]
     kinds = cells(pane.timeline_table, 2)
     assert "conversation" in kinds and "post view" in kinds
     table = pane.attribution_table
