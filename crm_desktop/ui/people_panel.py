@@ -297,7 +297,7 @@ class PersonDetailPane(QWidget):
         fill_table(self.links_table, ["Integration", "CRM", "CRM record id", "Last synced", "State", "Last error"],
                    [[link.integration, CRM_NAMES.get(Provider(link.provider), link.provider), link.crm_id or "—",
                      local_time(link.last_synced),
-                     link.state, link.last_error or ""] for link in detail.crm_links])
+                     named(SYNC_STATE_NAMES, link.state), link.last_error or ""] for link in detail.crm_links])
         fill_table(self.history_table, ["When", "Field", "Before", "After", "Source", "Side"],
                    [[local_time(a.at, seconds=True), a.field, a.before or "", a.after or "", a.source, a.side]
                     for a in detail.audit])

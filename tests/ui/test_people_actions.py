@@ -152,7 +152,7 @@ def test_sync_this_one_now_then_open_it_in_the_crm(qtbot: QtBot, desk: Desk) -> 
         qtbot.waitUntil(lambda: "created" in pane.links_result.text(), timeout=15_000)
         assert [p.name for p in desk.pipedrive.persons.values()] == ["Ada Lovelace"], "only this one was sent"
         assert desk.hubspot.request_count == 0, "nothing went to the other integrations"
-        assert cells(links, 4)[row] == "linked"
+        assert cells(links, 4)[row] == "Linked"
         person_id = desk.crm_id("pipedrive", "ada@example.com")
         assert cells(links, 2)[row] == person_id
         assert links.currentRow() == row, "the row stays selected after the refresh"
@@ -183,7 +183,7 @@ def test_a_refused_push_shows_the_crms_reason(qtbot: QtBot, desk: Desk) -> None:
     click_table_row(pane.links_table, row)
     QTest.mouseClick(pane.sync_one_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "failed" in pane.links_result.text(), timeout=15_000)
-    assert cells(pane.links_table, 4)[row] == "failed"
+    assert cells(pane.links_table, 4)[row] == "Failed"
     assert cells(pane.links_table, 5)[row], "the CRM's reason is listed"
 
 

@@ -195,7 +195,7 @@ def test_a_contact_shows_its_crm_record_and_history(
     links = panel.detail_pane.links_table
     assert cells(links, 0) == [hubspot.name]
     assert cells(links, 2) == [hubspot.crm_id("person1@example.com")]
-    assert cells(links, 4) == ["linked"] and cells(links, 3) != ["—"]
+    assert cells(links, 4) == ["Linked"] and cells(links, 3) != ["—"]
     row = emails(panel).index("person2@example.com")
     QTest.keyClick(panel.table, Qt.Key.Key_Down if row > emails(panel).index("person1@example.com") else Qt.Key.Key_Up)
     shown(qtbot, panel, "person2@example.com")
@@ -279,14 +279,14 @@ def test_a_sync_from_the_monitor_refreshes_the_person_on_show(
     click_row(panel.table, emails(panel).index("person1@example.com"))
     shown(qtbot, panel, "person1@example.com")
     links = panel.detail_pane.links_table
-    assert cells(links, 4) == ["not linked"] and cells(links, 2) == ["—"]
+    assert cells(links, 4) == ["Not linked"] and cells(links, 2) == ["—"]
     QTest.keyClick(panel.table, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
     assert shown(qtbot, panel, "person1@example.com")
     with qtbot.waitSignal(window.sync_monitor_panel.runs_finished, timeout=10_000):
         window.sync_monitor_panel.sync_now(hubspot.name)
     # The person is read again on a store thread once the run is in.
-    qtbot.waitUntil(lambda: cells(links, 4) == ["linked"], timeout=5000)
+    qtbot.waitUntil(lambda: cells(links, 4) == ["Linked"], timeout=5000)
     assert cells(links, 2) == [hubspot.crm_id("person1@example.com")]
 
 
