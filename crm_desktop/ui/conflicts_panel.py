@@ -24,7 +24,15 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.sync_service import ConflictRow, SyncService
 from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import Notice, PanelHeading, record_table, row_keys, selected_row, value_rows
+from crm_desktop.ui.widgets import (
+    Notice,
+    PanelHeading,
+    record_table,
+    refit_on_new_look,
+    row_keys,
+    selected_row,
+    value_rows,
+)
 from crm_desktop.ui.wording import error_sentence, local_time, short_time
 
 logger = logging.getLogger(__name__)
@@ -221,6 +229,7 @@ class ConflictsPanel(QWidget):
         self.notice = Notice()
         self.model = ConflictsTableModel(self._sync.conflicts, self._integration_names, self)
         self.table = record_table(self.model, "Open conflicts", "conflictsTable")
+        refit_on_new_look(self.table, self._fit_columns)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(ConflictColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(60)

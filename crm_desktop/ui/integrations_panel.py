@@ -45,6 +45,7 @@ from crm_desktop.ui.widgets import (
     PanelHeading,
     hold_while_open,
     record_table,
+    refit_on_new_look,
     row_keys,
     selected_row,
     set_tone,
@@ -341,6 +342,7 @@ class IntegrationsPanel(QWidget, AsksFirst):
         self.sign_in_button.clicked.connect(self.sign_in)
         self.connection.cancel_button.clicked.connect(self.cancel_sign_in)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        refit_on_new_look(self.table, self._fit_columns)
         self.reload()
 
     # -- state

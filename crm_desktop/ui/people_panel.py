@@ -77,7 +77,7 @@ logger = logging.getLogger(__name__)
 #: How long the filter waits after the last key before querying (typing a name is one query, not one per key).
 FILTER_DELAY_MS = 200
 
-SYNC_STATE_NAMES = {
+SYNC_STATE_NAMES: dict[str, str] = {
     SyncState.LINKED: "Linked",
     SyncState.NOT_LINKED: "Not linked",
     SyncState.FAILED: "Failed",

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar, cast
 
-from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, Signal, SignalInstance
+from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -147,6 +147,25 @@ def keep_rows_visible(table: QTableView, rows: int) -> int:
               + 2 * table.frameWidth())
     table.setMinimumHeight(height)
     return height
+
+
+class _RefitOnNewLook(QObject):
+    def __init__(self, table: QTableView, fit: Callable[[], None]) -> None:
+        super().__init__(table)
+        self._fit = fit
+        table.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            # After the table has taken in its new look: the sizes are measured with the new paddings and fonts.
+            QTimer.singleShot(0, self, self._fit)  # dropped with the table
+        return False
+
+
+def refit_on_new_look(table: QTableView, fit: Callable[[], None]) -> None:
+    """Call ``fit`` (a panel's fitting of its columns to their text) again whenever ``table`` changes its style or
+    font, as a theme switch does: columns fitted under the old look would clip their text under the new one."""
+    _RefitOnNewLook(table, fit)
 
 
 def style_record_table(table: QTableView, *, single_selection: bool = True) -> None:

@@ -11,7 +11,7 @@ import keyring.errors
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QDialogButtonBox, QLineEdit, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -19,6 +19,7 @@ from crm_desktop.domain.models import Integration, Provider, SyncDirection
 from crm_desktop.store.models import utcnow
 from crm_desktop.ui.integrations_model import IntegrationColumn
 from crm_desktop.ui.integrations_panel import IntegrationDialog, IntegrationsPanel
+from crm_desktop.ui.theme import Theme, apply_theme
 from crm_desktop.vault import SERVICE_NAME, Vault
 from tests.support.memory_keyring import MemoryKeyring
 
@@ -495,3 +496,24 @@ def test_old_keys_are_flagged_until_new_ones_are_pasted(
     assert table_text(panel, added.name, IntegrationColumn.CREDENTIALS) == "stored in keyring"
     assert panel.details.values["Keys"].text() == "Set today"
     assert panel.rotation_warning.isHidden()
+
+
+def test_names_and_crms_still_fit_their_columns_after_the_theme_changes(
+    qtbot: QtBot, qapp: QApplication, workspace: Workspace,
+) -> None:
+    for name, provider in (("hubspot-marketing", Provider.HUBSPOT), ("salesforce-prod", Provider.SALESFORCE)):
+        workspace.integrations.add(Integration(name=name, provider=provider, base_url="http://127.0.0.1:1"), None)
+    widget = IntegrationsPanel(workspace.integrations, workspace.vault.availability)
+    qtbot.addWidget(widget)
+    widget.resize(1240, 640)
+    widget.show()
+    qtbot.waitExposed(widget)
+    try:
+        apply_theme(qapp, Theme.DARK)  # the stylesheet's padding and fonts come after the columns were fitted
+        qtbot.wait(10)
+        for column in (IntegrationColumn.NAME, IntegrationColumn.CRM):
+            needed = widget.table.sizeHintForColumn(column)
+            assert widget.table.columnWidth(column) >= min(needed, widget.MAX_COLUMN_WIDTH), column
+    finally:
+        qapp.setStyleSheet("")
+        qapp.setPalette(qapp.style().standardPalette())
