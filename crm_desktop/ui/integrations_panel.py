@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -242,6 +243,8 @@ class IntegrationsPanel(QWidget, AsksFirst):
 
     status_message = Signal(str)
     integrations_changed = Signal()
+    #: The keyring check's answer, from its own thread: (can store secrets, the sentence saying so).
+    _keyring_answered = Signal(bool, str)
 
     EMPTY_HINT = "No integrations yet. Click Add… to connect HubSpot, Pipedrive or Salesforce."
     NO_SELECTION_HINT = "Select an integration to see its details."
@@ -258,6 +261,10 @@ class IntegrationsPanel(QWidget, AsksFirst):
         super().__init__(parent)
         self._service = service
         self._keyring_availability = keyring_availability
+        #: Whether the keyring was checked once (its backends are loaded: checking again is quick).
+        self._keyring_known = False
+        self._keyring_checking = False
+        self._keyring_answered.connect(self._keyring_answer)
         self._crm = crm
         self._tasks = tasks if tasks is not None else BackgroundTasks()
         self._testing: set[str] = set()
@@ -373,7 +380,34 @@ class IntegrationsPanel(QWidget, AsksFirst):
     def _update_keyring_warning(self) -> None:
         if self._keyring_availability is None:
             return
-        ok, message = self._keyring_availability()
+        if self._keyring_known:
+            self._show_keyring_warning(*self._ask_keyring())
+        elif not self._keyring_checking:
+            # The first check loads every keyring backend (0.1-0.2 s here; on Linux one runs ldconfig): on a
+            # thread of its own, so that the window paints first. Its answer comes back as a queued signal.
+            self._keyring_checking = True
+            threading.Thread(target=self._check_keyring, name="keyring check", daemon=True).start()
+
+    def _ask_keyring(self) -> tuple[bool, str]:
+        assert self._keyring_availability is not None
+        try:
+            return self._keyring_availability()
+        except Exception as exc:  # a broken backend says so in the panel, as an unusable keyring
+            return False, f"the keyring could not be checked ({type(exc).__name__}: {exc})"
+
+    def _check_keyring(self) -> None:
+        """On the keyring check's thread."""
+        ok, message = self._ask_keyring()
+        try:
+            self._keyring_answered.emit(ok, message)
+        except RuntimeError:  # the panel was closed meanwhile
+            logger.debug("keyring check answered after the Integrations panel closed")
+
+    def _keyring_answer(self, ok: bool, message: str) -> None:
+        self._keyring_known, self._keyring_checking = True, False
+        self._show_keyring_warning(ok, message)
+
+    def _show_keyring_warning(self, ok: bool, message: str) -> None:
         self.keyring_warning.setText("Credentials cannot be saved: " + message)
         self.keyring_warning.setVisible(not ok)
 

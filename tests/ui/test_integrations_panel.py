@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -436,12 +437,34 @@ def test_a_keyring_that_refuses_the_delete_keeps_the_integration_and_says_why(
         other.close()
 
 
-def test_a_missing_keyring_is_announced(qtbot: QtBot, workspace: Workspace) -> None:
-    panel = IntegrationsPanel(workspace.integrations, lambda: (False, "install gnome-keyring"))
+def test_a_missing_keyring_is_announced_from_a_check_off_the_gui_thread(qtbot: QtBot, workspace: Workspace) -> None:
+    checked_on: list[threading.Thread] = []
+
+    def no_keyring() -> tuple[bool, str]:
+        checked_on.append(threading.current_thread())
+        return False, "install gnome-keyring"
+
+    panel = IntegrationsPanel(workspace.integrations, no_keyring)
     qtbot.addWidget(panel)
     panel.show()
-    assert panel.keyring_warning.isVisible()
+    qtbot.waitUntil(panel.keyring_warning.isVisible, timeout=5000)
     assert panel.keyring_warning.text() == "Credentials cannot be saved: install gnome-keyring"
+    assert checked_on and threading.main_thread() not in checked_on  # the first check loads every backend
+    panel.reload()  # once known, checked again where the panel is
+    assert checked_on[-1] is threading.main_thread()
+
+
+def test_a_keyring_that_raises_is_announced_not_a_crash(qtbot: QtBot, workspace: Workspace) -> None:
+    def broken() -> tuple[bool, str]:
+        raise keyring.errors.InitError("no D-Bus session")
+
+    panel = IntegrationsPanel(workspace.integrations, broken)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(panel.keyring_warning.isVisible, timeout=5000)
+    assert "the keyring could not be checked (InitError: no D-Bus session)" in panel.keyring_warning.text()
+    panel.reload()  # and again on the GUI thread
+    assert panel.keyring_warning.isVisible()
 
 
 def test_without_a_usable_keyring_the_dialog_refuses_the_secret_and_adds_nothing(
@@ -453,7 +476,7 @@ def test_without_a_usable_keyring_the_dialog_refuses_the_secret_and_adds_nothing
         panel = IntegrationsPanel(keyless.integrations, keyless.vault.availability)
         qtbot.addWidget(panel)
         panel.show()
-        assert panel.keyring_warning.isVisible()
+        qtbot.waitUntil(panel.keyring_warning.isVisible, timeout=5000)
         dialog = open_add_dialog(panel)
         type_into(dialog.name_edit, "hubspot-marketing")
         type_into(dialog.credential_edits[Provider.HUBSPOT]["token"], HUBSPOT_TOKEN)
