@@ -20,7 +20,7 @@ exist; the panel then reads them through the same service and model the app uses
 
 The store is made and filled in a child process, and the measuring process opens it as it exists, as every start
 of the app after a workspace's first does: the first start migrates the new store with Alembic in the window's
-process, and Alembic's modules and the migration scripts' tables stay loaded there for the rest of that session
+process, and the modules Alembic imports (with a SQL dialect's catalog tables) stay loaded there for that session
 (about 42,000 more objects for the collector to walk in each full collection). ``--first-start`` fills the store
 in the measuring process instead, to measure that session. The report gives the objects the collector tracks once
 the panel is open and how long one full collection of them takes.
