@@ -260,9 +260,11 @@ class AttributionPanel(QWidget):
             f"({report.unattributed_conversions:,} without any) · value {value_text(report.value)} · "
             f"model: {MODEL_NAMES[report.model]}"
         )
-        fill_table(self.campaigns_table, ["Campaign", *REPORT_HEADERS], report_rows(report.by_campaign, NO_CAMPAIGN))
+        figure_columns = range(1, len(REPORT_HEADERS) + 1)
+        fill_table(self.campaigns_table, ["Campaign", *REPORT_HEADERS], report_rows(report.by_campaign, NO_CAMPAIGN),
+                   numbers=figure_columns)
         fill_table(self.platforms_table, ["Platform", *REPORT_HEADERS],
-                   report_rows(report.by_platform, "—", PLATFORM_NAMES))
+                   report_rows(report.by_platform, "—", PLATFORM_NAMES), numbers=figure_columns)
         for table in (self.campaigns_table, self.platforms_table):
             header = table.horizontalHeader()
             header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)

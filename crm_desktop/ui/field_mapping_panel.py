@@ -54,10 +54,22 @@ from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
-from crm_desktop.ui.widgets import AsksFirst, Notice, PanelHeading, choice_combo, refill_names, row_keys
+from crm_desktop.ui.widgets import (
+    AsksFirst,
+    Notice,
+    PanelHeading,
+    choice_combo,
+    keep_rows_visible,
+    refill_names,
+    row_keys,
+)
 from crm_desktop.ui.wording import error_sentence
 
 logger = logging.getLogger(__name__)
+
+#: The rows the mapping and the preview keep in sight however the splitter or a short window squeezes them.
+MAPPING_ROWS_ALWAYS_SHOWN = 4
+PREVIEW_ROWS_ALWAYS_SHOWN = 4
 
 OBJECT_NAMES: dict[RecordObject, str] = {RecordObject.CONTACT: "Contacts", RecordObject.LEAD: "Leads"}
 
@@ -614,6 +626,10 @@ class FieldMappingPanel(QWidget, AsksFirst):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setChildrenCollapsible(False)
+        # Neither side is dragged (or squeezed by the Alerts dock) down to a row or two: a preview of two fields
+        # does not show one record mapped.
+        keep_rows_visible(self.table, MAPPING_ROWS_ALWAYS_SHOWN)
+        keep_rows_visible(self.preview_table, PREVIEW_ROWS_ALWAYS_SHOWN)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 20)

@@ -8,7 +8,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut, QShowEvent
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
+    QStyle,
     QTabBar,
     QTableView,
     QTableWidgetItem,
@@ -65,6 +66,7 @@ from crm_desktop.ui.widgets import (
     RowKeys,
     fill_table,
     hold_while_open,
+    refit_on_new_look,
     row_keys,
     selected_row,
     show_rows_in_full,
@@ -289,7 +291,7 @@ class PersonDetailPane(QWidget):
             )
         fill_table(self.profiles_table, ["Platform", "Username", "Followers", "Profile"],
                    [[named(PLATFORM_NAMES, p.platform), p.username, f"{p.followers:,}", p.url or ""]
-                    for p in detail.profiles])
+                    for p in detail.profiles], numbers=(2,))
         fill_table(self.timeline_table, ["When", "Platform", "What", "Campaign", "Detail"],
                    [[local_time(e.at), named(PLATFORM_NAMES, e.platform), e.kind.replace("_", " "), e.campaign or "",
                      e.detail] for e in detail.timeline])
@@ -340,7 +342,8 @@ class PersonDetailPane(QWidget):
             rows.append(row)
         # Two-line model names keep the five credit columns narrow enough for the pane.
         fill_table(self.attribution_table,
-                   ["Touchpoint", *(MODEL_NAMES[m].replace(" ", "\n") for m in models), "Campaign"], rows)
+                   ["Touchpoint", *(MODEL_NAMES[m].replace(" ", "\n") for m in models), "Campaign"], rows,
+                   numbers=range(1, len(models) + 1))
 
 
 class ImportPreviewDialog(QDialog):
@@ -371,7 +374,7 @@ class ImportPreviewDialog(QDialog):
         self.summary.setText(text)
         self.problems_table = small_table("Refused rows")
         fill_table(self.problems_table, ["Line", "Record", "Field", "Reason"],
-                   [[str(p.line), p.record, p.field, p.reason] for p in preview.problems])
+                   [[str(p.line), p.record, p.field, p.reason] for p in preview.problems], numbers=(0,))
         self.problems_table.resizeColumnsToContents()
         self.problems_table.horizontalHeader().setStretchLastSection(True)
         self.row_notice = Notice()
@@ -789,9 +792,11 @@ class PeoplePanel(QWidget, AsksFirst):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keeps both ends of a long email
-        for column, width in ((PersonColumn.NAME, 120), (PersonColumn.EMAIL, 190), (PersonColumn.COMPANY, 130),
-                              (PersonColumn.PLATFORMS, 110), (PersonColumn.SCORE, 64)):
-            header.resizeSection(column, width)
+        self._fitting_columns = False
+        self._columns_set_by_hand = False
+        self._fit_columns()
+        refit_on_new_look(self.table, self._fit_columns, on_resize=True)
+        header.sectionResized.connect(self._column_resized)
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
         self.detail_pane = PersonDetailPane()
@@ -807,7 +812,9 @@ class PeoplePanel(QWidget, AsksFirst):
         self.splitter.addWidget(self.detail_pane)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([560, 480])
+        self.splitter.setSizes([640, 400])
+        self._fit_detail_pane()
+        refit_on_new_look(self.detail_pane.tabs, self._fit_detail_pane)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 16, 20, 12)
@@ -849,6 +856,53 @@ class PeoplePanel(QWidget, AsksFirst):
         find.activated.connect(self.focus_filter)
 
     # -- loading ---------------------------------------------------------------------------------------------
+
+    #: Per column, the text it is made wide enough to show whole: a typical long value (measured in the table's own
+    #: font, so the widths follow the theme and the system font size). Updated takes what is left.
+    WIDEST_TEXTS: ClassVar[dict[PersonColumn, str]] = {
+        PersonColumn.NAME: "Margaret Hamilton",
+        PersonColumn.EMAIL: "barbara.lovelace32@example.com",
+        PersonColumn.COMPANY: "Analytical Engines",
+        PersonColumn.SCORE: "100.0",
+        PersonColumn.PLATFORMS: "Instagram, LinkedIn",
+    }
+    #: The narrowest Email gets to keep Score in sight; below it a long address elides in its middle.
+    NARROWEST_EMAIL = "ada.hopper8@example.com"
+
+    def _fit_columns(self) -> None:
+        """Size the columns to their text; where the list is too narrow for Name, Email, Company and Score whole,
+        Email gives way (down to :attr:`NARROWEST_EMAIL`). Once the marketer drags a column, their widths stay."""
+        if self._columns_set_by_hand:
+            return
+        self.table.ensurePolished()
+        metrics = self.table.fontMetrics()
+        padding = 2 * (self.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 8
+        header = self.table.horizontalHeader()
+        widths = {column: max(metrics.horizontalAdvance(text) + padding, header.sectionSizeHint(column))
+                  for column, text in self.WIDEST_TEXTS.items()}
+        beside_email = widths[PersonColumn.NAME] + widths[PersonColumn.COMPANY] + widths[PersonColumn.SCORE]
+        room = self.table.viewport().width() - beside_email
+        narrowest = metrics.horizontalAdvance(self.NARROWEST_EMAIL) + padding
+        widths[PersonColumn.EMAIL] = max(narrowest, min(widths[PersonColumn.EMAIL], room))
+        self._fitting_columns = True
+        try:
+            for column, width in widths.items():
+                header.resizeSection(column, width)
+        finally:
+            self._fitting_columns = False
+
+    def _column_resized(self, column: int, _old: int, _new: int) -> None:
+        # Updated stretches with the list; any other column resized outside the fitting is the marketer's drag.
+        if not self._fitting_columns and column in self.WIDEST_TEXTS:
+            self._columns_set_by_hand = True
+
+    def _fit_detail_pane(self) -> None:
+        # The detail pane never gets so narrow that its tabs scroll: History would be out of sight.
+        tabs = self.detail_pane.tabs
+        tabs.ensurePolished()
+        margins = self.detail_pane.contentsMargins()
+        self.detail_pane.setMinimumWidth(tabs.tabBar().sizeHint().width() + 2 * tabs.style().pixelMetric(
+            QStyle.PixelMetric.PM_DefaultFrameWidth) + margins.left() + margins.right() + 8)
 
     def showEvent(self, event: QShowEvent) -> None:
         """Read the first page the first time the panel is shown (not at window start)."""

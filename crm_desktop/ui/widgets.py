@@ -3,7 +3,9 @@ table's look, what Enter and Delete do on every table, choice combo boxes and th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import inspect
+import weakref
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -11,6 +13,7 @@ from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, QTimer, Sign
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -24,6 +27,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+#: Where a table puts a figure (count, money, share): on the right, so its digits line up.
+FIGURE_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 #: The tones a notice can take; the stylesheet colours ``[tone="..."]``.
 TONES = ("info", "ok", "error")
@@ -102,17 +108,24 @@ def value_rows(form: QFormLayout, captions: tuple[str, ...]) -> dict[str, QLabel
     return values
 
 
-def fill_table(table: QTableWidget, headers: list[str], rows: list[list[str]]) -> None:
-    """Replace a small read-only table's content."""
+def fill_table(table: QTableWidget, headers: list[str], rows: list[list[str]], *,
+               numbers: Collection[int] = ()) -> None:
+    """Replace a small read-only table's content; the ``numbers`` columns (counts, money, shares) are right-aligned,
+    cells and header, so their digits line up as in every spreadsheet."""
     table.clear()
     table.setColumnCount(len(headers))
     table.setHorizontalHeaderLabels(headers)
+    for column in numbers:
+        if (header := table.horizontalHeaderItem(column)) is not None:
+            header.setTextAlignment(FIGURE_ALIGNMENT)
     table.setRowCount(len(rows))
     for row, values in enumerate(rows):
         for column, value in enumerate(values):
             item = QTableWidgetItem(value)
             item.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
             item.setToolTip(value if len(value) > 40 else "")
+            if column in numbers:
+                item.setTextAlignment(FIGURE_ALIGNMENT)
             table.setItem(row, column, item)
 
 
@@ -150,22 +163,35 @@ def keep_rows_visible(table: QTableView, rows: int) -> int:
 
 
 class _RefitOnNewLook(QObject):
-    def __init__(self, table: QTableView, fit: Callable[[], None]) -> None:
-        super().__init__(table)
-        self._fit = fit
-        table.installEventFilter(self)
+    def __init__(self, widget: QWidget, fit: Callable[[], None], on_resize: bool) -> None:
+        super().__init__(widget)
+        # A panel's own method is held weakly: the filter, owned by one of the panel's widgets, must not keep the
+        # panel (and a reading thread it owns) alive once the panel is dropped.
+        self._fit: Callable[[], Callable[[], None] | None] = (
+            weakref.WeakMethod(fit) if inspect.ismethod(fit) else lambda: fit)
+        self._events = {QEvent.Type.StyleChange, QEvent.Type.FontChange}
+        widget.installEventFilter(self)
+        if on_resize:
+            self._events.add(QEvent.Type.Resize)
+            if isinstance(widget, QAbstractScrollArea):  # its viewport narrows when a scroll bar shows up
+                widget.viewport().installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
-            # After the table has taken in its new look: the sizes are measured with the new paddings and fonts.
-            QTimer.singleShot(0, self, self._fit)  # dropped with the table
+        if event.type() in self._events:
+            # After the widget has taken in its new look or size: measured with the new paddings, fonts and room.
+            QTimer.singleShot(0, self, self._refit)  # dropped with the widget
         return False
 
+    def _refit(self) -> None:
+        if (fit := self._fit()) is not None:
+            fit()
 
-def refit_on_new_look(table: QTableView, fit: Callable[[], None]) -> None:
-    """Call ``fit`` (a panel's fitting of its columns to their text) again whenever ``table`` changes its style or
-    font, as a theme switch does: columns fitted under the old look would clip their text under the new one."""
-    _RefitOnNewLook(table, fit)
+
+def refit_on_new_look(widget: QWidget, fit: Callable[[], None], *, on_resize: bool = False) -> None:
+    """Call ``fit`` (a panel's sizing of columns or panes to their text) again whenever ``widget`` changes its style
+    or font, as a theme switch does (and, with ``on_resize``, its size): sizes measured under the old look would clip
+    their text under the new one."""
+    _RefitOnNewLook(widget, fit, on_resize)
 
 
 def style_record_table(table: QTableView, *, single_selection: bool = True) -> None:

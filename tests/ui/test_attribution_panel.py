@@ -93,6 +93,22 @@ def test_changing_the_model_updates_the_numbers_and_charts_at_once(panel: Attrib
     assert credited == {row.name: f"{row.conversions_credited:.2f}" for row in last.by_campaign}
 
 
+def test_figures_line_up_on_the_right_names_on_the_left(panel: AttributionPanel) -> None:
+    """Counts and money are right-aligned, header and cells, as in a spreadsheet; still so after a model change."""
+    right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+    for step in ("Linear", "Time decay"):
+        choose(panel.model_combo, step)
+        for table in (panel.campaigns_table, panel.platforms_table):
+            assert table.rowCount() > 0
+            name_header = table.horizontalHeaderItem(0)
+            assert not Qt.AlignmentFlag(name_header.textAlignment()) & Qt.AlignmentFlag.AlignRight
+            for column in range(1, table.columnCount()):
+                assert Qt.AlignmentFlag(table.horizontalHeaderItem(column).textAlignment()) == right
+                for row in range(table.rowCount()):
+                    assert Qt.AlignmentFlag(table.item(row, column).textAlignment()) == right
+                    assert not Qt.AlignmentFlag(table.item(row, 0).textAlignment()) & Qt.AlignmentFlag.AlignRight
+
+
 def test_the_period_limits_the_touchpoints(panel: AttributionPanel, workspace: Workspace) -> None:
     everything = sum(int(values[0]) for values in table_rows(panel.platforms_table).values())
     choose(panel.period_combo, "Last 7 days")

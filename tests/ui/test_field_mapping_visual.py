@@ -23,7 +23,14 @@ from crm_desktop.sandbox.core import Sandbox, SandboxConfig
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
-from crm_desktop.ui.field_mapping_panel import SECONDARY_ROLE, CrmFieldPicker, FieldMappingPanel, MappingColumn
+from crm_desktop.ui.field_mapping_panel import (
+    MAPPING_ROWS_ALWAYS_SHOWN,
+    PREVIEW_ROWS_ALWAYS_SHOWN,
+    SECONDARY_ROLE,
+    CrmFieldPicker,
+    FieldMappingPanel,
+    MappingColumn,
+)
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.vault import Vault
 from tests.support.memory_keyring import MemoryKeyring
@@ -171,6 +178,20 @@ def test_the_preview_shows_one_real_contact_as_the_push_writes_it(
     labels = [panel.preview_table.item(r, 0).text() for r in range(panel.preview_table.rowCount())]
     first = labels.index("First name")
     assert panel.preview_table.item(first, 3).text() == "not sent (pull only or off)"
+
+
+def test_a_short_window_keeps_rows_of_the_mapping_and_the_preview_in_sight(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, salesforce)
+    assert panel.preview_table.rowCount() > PREVIEW_ROWS_ALWAYS_SHOWN
+    for height in (760, 520, 300):
+        panel.resize(1100, height)
+        qtbot.wait(50)
+        for table, rows in ((panel.table, MAPPING_ROWS_ALWAYS_SHOWN),
+                            (panel.preview_table, PREVIEW_ROWS_ALWAYS_SHOWN)):
+            row = table.verticalHeader().defaultSectionSize()
+            assert table.viewport().height() >= rows * row, (height, table.accessibleName())
 
 
 def test_pipedrive_fields_show_by_label_and_create_missing_fields_adds_the_social_ones(

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import qasync
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableView, QTableWidget
 from pytestqt.qtbot import QtBot
@@ -162,6 +163,12 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
     first_touch = cells(pane.attribution_table, 1)
     assert first_touch[0] == "100%" and set(first_touch[1:]) <= {"0%"}
     assert "Converted" in pane.attribution_note.text()
+    right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+    figures = [(pane.profiles_table, 2)] + [(pane.attribution_table, column) for column in range(1, 6)]
+    for figure_table, column in figures:  # follower counts and credit shares line up on the right
+        assert Qt.AlignmentFlag(figure_table.horizontalHeaderItem(column).textAlignment()) == right
+        assert Qt.AlignmentFlag(figure_table.item(0, column).textAlignment()) == right
+    assert not Qt.AlignmentFlag(pane.profiles_table.item(0, 1).textAlignment()) & Qt.AlignmentFlag.AlignRight
 
 
 def test_a_contact_shows_its_crm_record_and_history(
@@ -337,3 +344,59 @@ def test_closing_the_window_stops_the_lists_reading_thread(qtbot: QtBot, workspa
     window.close()
     assert not window.people_panel.model.reading
     assert not any(thread.is_alive() for thread in readers)
+
+
+def section_right_edge(view: QTableView, column: int) -> int:
+    header = view.horizontalHeader()
+    return header.sectionViewportPosition(column) + header.sectionSize(column)
+
+
+def refit(qtbot: QtBot, panel: PeoplePanel, width: int) -> None:
+    panel.resize(width, 700)
+    qtbot.wait(50)  # the fit runs once the resize is taken in
+
+
+def test_the_columns_fit_the_list_and_email_gives_way_first(qtbot: QtBot, panel: PeoplePanel) -> None:
+    """Name, Email, Company and Score stay in sight while the list has room for them with a short email; a long
+    email elides first; on a wide list every column shows its text whole. The detail pane's tabs never scroll."""
+    table = panel.table
+    metrics = table.fontMetrics()
+    narrowest = metrics.horizontalAdvance(panel.NARROWEST_EMAIL)
+    widest = metrics.horizontalAdvance(panel.WIDEST_TEXTS[PersonColumn.EMAIL])
+    gave_way = False
+    for width in range(900, 1101, 25):
+        refit(qtbot, panel, width)
+        email = table.columnWidth(PersonColumn.EMAIL)
+        assert email >= narrowest, width
+        score_in_sight = section_right_edge(table, PersonColumn.SCORE) <= table.viewport().width()
+        at_narrowest = email < narrowest + 20
+        assert score_in_sight or at_narrowest, f"at {width} px Score is out of sight for a wide Email"
+        assert email > widest or at_narrowest or section_right_edge(table, PersonColumn.SCORE) > (
+            table.viewport().width() - 20), f"at {width} px Email elides while the list has room"
+        gave_way |= narrowest < email <= widest and score_in_sight
+        tabs = panel.detail_pane.tabs.tabBar()
+        assert tabs.tabRect(tabs.count() - 1).right() < tabs.width(), f"at {width} px History is out of sight"
+    assert gave_way, "no width between the narrowest and the widest was tried"
+
+    refit(qtbot, panel, 1600)
+    for column, text in panel.WIDEST_TEXTS.items():
+        assert table.columnWidth(column) > metrics.horizontalAdvance(text), column.name
+    assert section_right_edge(table, PersonColumn.PLATFORMS) <= table.viewport().width()
+
+
+def test_a_column_the_marketer_drags_keeps_its_width(qtbot: QtBot, panel: PeoplePanel) -> None:
+    table = panel.table
+    header = table.horizontalHeader()
+    refit(qtbot, panel, 1000)
+    edge = QPoint(section_right_edge(table, PersonColumn.COMPANY) - 1, header.height() // 2)
+    QTest.mousePress(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, edge)
+    moved = edge + QPoint(60, 0)
+    drag = QMouseEvent(QEvent.Type.MouseMove, QPointF(moved), QPointF(header.viewport().mapToGlobal(moved)),
+                       Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(header.viewport(), drag)
+    QTest.mouseRelease(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, moved)
+    dragged = table.columnWidth(PersonColumn.COMPANY)
+    email = table.columnWidth(PersonColumn.EMAIL)
+    refit(qtbot, panel, 1600)
+    assert table.columnWidth(PersonColumn.COMPANY) == dragged
+    assert table.columnWidth(PersonColumn.EMAIL) == email, "a wider list does not undo the marketer's widths"
