@@ -19,7 +19,7 @@ from PySide6.QtCharts import (
     QValueAxis,
 )
 from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTimeZone, Signal, SignalInstance
-from PySide6.QtGui import QPainter, QShowEvent
+from PySide6.QtGui import QFontMetrics, QPainter, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -42,6 +42,7 @@ from crm_desktop.ui.widgets import (
     ask_where_to_save,
     choice_combo,
     fill_table,
+    refit_on_new_look,
     row_keys,
     small_table,
 )
@@ -58,6 +59,8 @@ PERIODS: list[tuple[str, int | None]] = [
     ("Since a date…", -1),
 ]
 NO_CAMPAIGN = "(no campaign)"
+#: What a chart keeps beside its bars: the value axis with its labels and the margins.
+CHART_SIDE_ROOM = 70
 #: Two-line headers keep both breakdowns readable side by side.
 REPORT_HEADERS = ["Touchpoints", "Leads", "Conversions\ncredited", "Value\ncredited"]
 
@@ -86,6 +89,20 @@ def fit_value_axis(axis: QValueAxis, highest: float, *, whole_numbers: bool) -> 
         axis.setLabelFormat("%d")
     else:
         axis.setLabelFormat("%g")
+
+
+def campaign_labels(axis: QBarCategoryAxis, names: list[str], chart_width: int) -> list[str]:
+    """The campaign names to put under the bars of a chart ``chart_width`` wide, whole where they fit.
+
+    Qt cuts a level axis's names short of the room they have ("Spring Laun..."), so its cutting is off. A name
+    wider than its bar's share of the width tilts all the names; one wider than twice that share is shortened
+    with an ellipsis (the Campaigns table beside the chart has it in full)."""
+    metrics = QFontMetrics(axis.labelsFont())
+    room = max(chart_width - CHART_SIDE_ROOM, 1) / max(len(names), 1)
+    crowded = max((metrics.horizontalAdvance(name) for name in names), default=0) > room
+    axis.setTruncateLabels(False)
+    axis.setLabelsAngle(-30 if crowded else 0)
+    return [metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(2 * room)) for name in names]
 
 
 class AttributionPanel(QWidget):
@@ -161,6 +178,8 @@ class AttributionPanel(QWidget):
         self.conversions_chart.setAccessibleName("Credited conversions per campaign")
         self.touchpoints_chart = QChartView()
         self.touchpoints_chart.setAccessibleName("Touchpoints over time per platform")
+        self._campaign_names: list[str] = []
+        refit_on_new_look(self.conversions_chart, self._fit_campaign_labels, on_resize=True)
         for view in (self.conversions_chart, self.touchpoints_chart):
             view.setRenderHint(QPainter.RenderHint.Antialiasing)
             view.setMinimumHeight(180)
@@ -286,8 +305,8 @@ class AttributionPanel(QWidget):
         series.append(bars)
         chart.addSeries(series)
         names = QBarCategoryAxis()
-        names.append([row.name or NO_CAMPAIGN for row in rows] or ["—"])
-        names.setLabelsAngle(-30 if len(rows) > 4 else 0)
+        self._campaign_names = [row.name or NO_CAMPAIGN for row in rows] or ["—"]
+        names.append(campaign_labels(names, self._campaign_names, self.conversions_chart.width()))
         counts = QValueAxis()
         fit_value_axis(counts, max([row.conversions_credited for row in rows] + [1.0]), whole_numbers=False)
         chart.addAxis(names, Qt.AlignmentFlag.AlignBottom)
@@ -328,6 +347,14 @@ class AttributionPanel(QWidget):
         if not data.per_platform:
             chart.legend().hide()
         self._replace_chart(self.touchpoints_chart, chart)
+
+    def _fit_campaign_labels(self) -> None:
+        # The chart's width is known (or changed) only once laid out: the names are put for the width it has.
+        axes = self.conversions_chart.chart().axes(Qt.Orientation.Horizontal)
+        if axes and isinstance(axis := axes[0], QBarCategoryAxis):
+            labels = campaign_labels(axis, self._campaign_names, self.conversions_chart.width())
+            if axis.categories() != labels:
+                axis.setCategories(labels)
 
     @staticmethod
     def _replace_chart(view: QChartView, chart: QChart) -> None:

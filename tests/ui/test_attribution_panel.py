@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from PySide6.QtCharts import QBarSeries, QLineSeries, QValueAxis
+from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QLineSeries, QValueAxis
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableWidget
@@ -16,7 +16,7 @@ from pytestqt.qtbot import QtBot
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.social import AttributionModel
-from crm_desktop.ui.attribution_panel import AttributionPanel, fit_value_axis
+from crm_desktop.ui.attribution_panel import AttributionPanel, campaign_labels, fit_value_axis
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 
 
@@ -170,3 +170,33 @@ def test_a_credit_axis_tops_out_on_a_round_number(qapp: QApplication, highest: f
     step = (axis.max() - axis.min()) / (axis.tickCount() - 1)
     assert axis.max() >= highest
     assert any(abs(step - nice * 10 ** power) < 1e-9 for nice in (1, 2, 2.5, 5) for power in range(-2, 4)), step
+
+
+def test_campaign_names_show_whole_under_the_bars(qtbot: QtBot, panel: AttributionPanel) -> None:
+    """Qt would cut "Spring Launch" to "Spring Laun..." with room to spare: the names are put whole, level once the
+    chart has its width, and tilted when the window gets narrow."""
+    def axis() -> QBarCategoryAxis:
+        found = panel.conversions_chart.chart().axes(Qt.Orientation.Horizontal)[0]
+        assert isinstance(found, QBarCategoryAxis)
+        return found
+
+    qtbot.waitUntil(lambda: axis().labelsAngle() == 0, timeout=2000)
+    assert sorted(axis().categories()) == sorted(CAMPAIGNS)
+    assert not axis().truncateLabels()
+    panel.resize(520, 760)
+    qtbot.waitUntil(lambda: axis().labelsAngle() == -30, timeout=2000)
+    choose(panel.model_combo, "First touch")  # a redraw keeps the tilt the width asks for
+    assert axis().labelsAngle() == -30 and sorted(axis().categories()) == sorted(CAMPAIGNS)
+    panel.resize(1100, 760)
+    qtbot.waitUntil(lambda: axis().labelsAngle() == 0, timeout=2000)
+
+
+def test_crowded_campaign_names_tilt_and_an_overlong_one_is_shortened(qapp: QApplication) -> None:
+    axis = QBarCategoryAxis()
+    names = ["Spring Launch", "Black Friday", "Webinar Series", "Autumn " * 12 + "Sale"]
+    assert campaign_labels(axis, names, 4000) == names
+    assert axis.labelsAngle() == 0
+    shown = campaign_labels(axis, names, 500)
+    assert axis.labelsAngle() == -30 and not axis.truncateLabels()
+    assert shown[:3] == names[:3]
+    assert shown[3].endswith("…") and len(shown[3]) < len(names[3])
