@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
+from crm_desktop.ui.charts import fit_value_axis, replace_chart
 from crm_desktop.ui.theme import current_theme, style_chart
 from crm_desktop.ui.widgets import (
     Notice,
@@ -75,20 +76,6 @@ def report_rows(rows: list[ReportRow], blank_name: str, names: Mapping[str, str]
     return [[(named(names, row.name) if names and row.name else row.name) or blank_name,
              f"{row.touchpoints:,}", f"{row.leads:,}", f"{row.conversions_credited:.2f}",
              value_text(row.value_credited)] for row in rows]
-
-
-def fit_value_axis(axis: QValueAxis, highest: float, *, whole_numbers: bool) -> None:
-    """Run ``axis`` from 0 to a round number at or above ``highest``, its ticks on round numbers (Qt's nice
-    numbers); an axis of whole counts never ticks between two whole numbers."""
-    axis.setRange(0, max(highest, 1.0))
-    axis.applyNiceNumbers()
-    if whole_numbers:
-        span = round(axis.max() - axis.min())
-        if span < axis.tickCount() - 1:
-            axis.setTickCount(span + 1)
-        axis.setLabelFormat("%d")
-    else:
-        axis.setLabelFormat("%g")
 
 
 def campaign_labels(axis: QBarCategoryAxis, names: list[str], chart_width: int) -> list[str]:
@@ -358,11 +345,8 @@ class AttributionPanel(QWidget):
 
     @staticmethod
     def _replace_chart(view: QChartView, chart: QChart) -> None:
-        old = view.chart()
         style_chart(chart, current_theme())
-        view.setChart(chart)
-        if old is not None:
-            old.deleteLater()
+        replace_chart(view, chart)
 
     # -- export ----------------------------------------------------------------------------------------------
 

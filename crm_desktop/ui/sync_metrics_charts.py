@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from crm_desktop.app.sync_monitor import MetricPoint, MetricsRange, MetricsSeries
+from crm_desktop.ui.charts import fit_value_axis, replace_chart
 
 logger = logging.getLogger(__name__)
 
@@ -86,22 +87,20 @@ class MetricsCharts(QWidget):
         hours = series.range.bucket.total_seconds() / 3600
         per = "" if hours == 1 else f" (average of {hours:g} h)"
         self._draw(self.contacts_chart, f"Contacts synced per hour{per}", series,
-                   {"Contacts": [(p, p.contacts_per_hour) for p in points]}, "%.0f", None)
+                   {"Contacts": [(p, p.contacts_per_hour) for p in points]}, whole_numbers=True)
         self._draw(self.success_chart, "Sync success rate (%)", series,
                    {"Success": [(p, p.success_rate * 100) for p in points if p.success_rate is not None]},
-                   "%.0f", (0, 100))
+                   percent=True)
         self._draw(self.errors_chart, "API error rate (%)", series,
-                   {"Errors": [(p, p.api_error_rate * 100) for p in points if p.api_error_rate is not None]},
-                   "%.1f", None)
+                   {"Errors": [(p, p.api_error_rate * 100) for p in points if p.api_error_rate is not None]})
         self._draw(self.latency_chart, "Average event → CRM latency (s)", series,
-                   {"Latency": [(p, p.average_latency) for p in points if p.average_latency is not None]},
-                   "%.1f", None)
+                   {"Latency": [(p, p.average_latency) for p in points if p.average_latency is not None]})
         quota = {
             name: [(p, p.quota_used_share[name] * 100) for p in points if name in p.quota_used_share]
             for name in series.integrations
         }
         self._draw(self.quota_chart, "CRM API quota used (% of the daily quota)", series,
-                   {name: values for name, values in quota.items() if values}, "%.0f", (0, 100), legend=True)
+                   {name: values for name, values in quota.items() if values}, percent=True, legend=True)
         runs = sum(p.runs for p in points)
         synced = sum(p.contacts_per_hour * hours for p in points)
         self.summary_label.setText(
@@ -110,8 +109,10 @@ class MetricsCharts(QWidget):
         )
 
     def _draw(self, view: QChartView, title: str, series: MetricsSeries,
-              lines: dict[str, list[tuple[MetricPoint, float]]], label_format: str,
-              fixed: tuple[float, float] | None, *, legend: bool = False) -> None:
+              lines: dict[str, list[tuple[MetricPoint, float]]], *, whole_numbers: bool = False,
+              percent: bool = False, legend: bool = False) -> None:
+        """Draw ``lines`` over the range; a ``percent`` chart runs 0-100, any other from 0 to a round number above
+        its highest value (ticks on whole numbers only where the figure is a count, ``whole_numbers``)."""
         chart = QChart()
         chart.setTitle(title)
         chart.setMargins(QMargins(2, 2, 2, 2))
@@ -124,7 +125,6 @@ class MetricsCharts(QWidget):
         axis_x.setRange(QDateTime.fromMSecsSinceEpoch(int(series.start.timestamp() * 1000), QTimeZone.systemTimeZone()),
                         QDateTime.fromMSecsSinceEpoch(int(series.end.timestamp() * 1000), QTimeZone.systemTimeZone()))
         axis_y = QValueAxis()
-        axis_y.setLabelFormat(label_format)
         axis_y.setTickCount(5)
         for axis in (axis_x, axis_y):
             axis.setLabelsBrush(self.palette().text())
@@ -143,16 +143,17 @@ class MetricsCharts(QWidget):
             chart.addSeries(line)
             line.attachAxis(axis_x)
             line.attachAxis(axis_y)
-        if fixed is not None:
-            axis_y.setRange(*fixed)
+        if percent:
+            axis_y.setRange(0, 100)
+            axis_y.setLabelFormat("%d")
         else:
-            axis_y.setRange(0, _nice_top(highest))
+            fit_value_axis(axis_y, highest, whole_numbers=whole_numbers)
         chart.legend().setVisible(legend and bool(lines))
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
         chart.legend().setLabelBrush(self.palette().text())
         if not any(lines.values()):
             chart.setTitle(f"{title} — no data yet")
-        _replace_chart(view, chart)
+        replace_chart(view, chart)
 
     def line_values(self, view: QChartView) -> dict[str, list[float]]:
         """The y values each line of a chart shows (for tests and accessibility)."""
@@ -161,20 +162,3 @@ class MetricsCharts(QWidget):
             if isinstance(line, QLineSeries):
                 result[line.name()] = [line.at(i).y() for i in range(line.count())]
         return result
-
-
-def _nice_top(highest: float) -> float:
-    """A round upper bound a little above ``highest`` (at least 1)."""
-    if highest <= 1:
-        return 1.0
-    for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000):
-        if highest * 1.1 <= step * 4:
-            return float(step * 4)
-    return highest * 1.1
-
-
-def _replace_chart(view: QChartView, chart: QChart) -> None:
-    previous = view.chart()
-    view.setChart(chart)
-    if previous is not None:
-        previous.deleteLater()

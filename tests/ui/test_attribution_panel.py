@@ -16,7 +16,8 @@ from pytestqt.qtbot import QtBot
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.social import AttributionModel
-from crm_desktop.ui.attribution_panel import AttributionPanel, campaign_labels, fit_value_axis
+from crm_desktop.ui.attribution_panel import AttributionPanel, campaign_labels
+from crm_desktop.ui.charts import fit_value_axis
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 
 

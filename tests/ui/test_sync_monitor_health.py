@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import qasync
+from PySide6.QtCharts import QChartView, QValueAxis
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
@@ -212,6 +213,12 @@ def test_errors_by_category_retry_just_the_failed_and_export(
     assert not panel.retry_button.isEnabled() and not panel.export_button.isEnabled()
 
 
+def value_axis(view: QChartView) -> QValueAxis:
+    [axis] = view.chart().axes(Qt.Orientation.Vertical)
+    assert isinstance(axis, QValueAxis)
+    return axis
+
+
 def test_metrics_tab_charts_the_stored_figures_per_range(
     panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
@@ -232,6 +239,15 @@ def test_metrics_tab_charts_the_stored_figures_per_range(
     [quota] = charts.line_values(charts.quota_chart)[NAME]
     assert 0 < quota < 100
     assert "1 sync run(s), 3 contact(s) synced" in charts.summary_label.text()
+    # Axes end on round numbers; a count's ticks fall on whole numbers and read without decimals ("3", not "3.0").
+    contacts = value_axis(charts.contacts_chart)
+    assert contacts.labelFormat() == "%d" and contacts.max() >= 3
+    step = (contacts.max() - contacts.min()) / (contacts.tickCount() - 1)
+    assert step == int(step)
+    latency = value_axis(charts.latency_chart)
+    assert latency.labelFormat() == "%g" and 2.5 <= latency.max() <= 5
+    for percent in (charts.success_chart, charts.quota_chart):
+        assert (value_axis(percent).min(), value_axis(percent).max()) == (0, 100)
 
     charts.range_combo.setFocus()
     with qtbot.waitSignal(panel.metrics_shown, timeout=5000):
