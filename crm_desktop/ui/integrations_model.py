@@ -34,18 +34,22 @@ DIRECTION_NAMES: dict[SyncDirection, str] = {
 
 
 def interval_text(minutes: int) -> str:
-    """A sync interval as people say it: ``every 6 h``, ``every 1 d``, ``every 45 min``."""
+    """A sync interval as people say it: ``every 45 min``, ``every hour``, ``every 6 h``, ``every day``,
+    ``every 2 days``."""
     if minutes % 1440 == 0:
-        return f"every {minutes // 1440} d"
+        days = minutes // 1440
+        return "every day" if days == 1 else f"every {days} days"
     if minutes % 60 == 0:
-        return f"every {minutes // 60} h"
+        hours = minutes // 60
+        return "every hour" if hours == 1 else f"every {hours} h"
     return f"every {minutes} min"
 
 
 def sync_text(config: SyncConfig) -> str:
-    """One line for an integration's sync settings, e.g. ``Two-way, every 6 h, auto-sync``."""
-    mode = "auto-sync" if config.auto_sync else "manual only"
-    return f"{DIRECTION_NAMES[config.direction]}, {interval_text(config.sync_interval)}, {mode}"
+    """One line for an integration's sync settings, the same in the table and the details: ``Two-way, every 6 h``
+    with auto-sync on, ``Two-way, when you start it`` with it off (the interval is not used then)."""
+    when = interval_text(config.sync_interval) if config.auto_sync else "when you start it"
+    return f"{DIRECTION_NAMES[config.direction]}, {when}"
 
 
 def default_api_address(integration: Integration) -> str:

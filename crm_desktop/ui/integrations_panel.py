@@ -32,13 +32,13 @@ from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.ui.integration_dialog import IntegrationDialog
 from crm_desktop.ui.integrations_model import (
     CRM_NAMES,
-    DIRECTION_NAMES,
     CredentialsState,
     IntegrationColumn,
     IntegrationRow,
     IntegrationsTableModel,
     default_api_address,
     interval_text,
+    sync_text,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
@@ -182,8 +182,8 @@ class IntegrationDetails(QWidget):
             "Base URL": integration.base_url or default_api_address(integration),
             "Company domain": integration.domain or "—",
             "Scopes": ", ".join(integration.scopes) or "—",
-            "Sync": f"{DIRECTION_NAMES[config.direction]}, {interval_text(config.sync_interval)}, "
-            + ("automatically" if config.auto_sync else "only when you start it"),
+            "Sync": sync_text(config) + ("" if config.auto_sync else
+                                         f" (auto-sync off; {interval_text(config.sync_interval)} when on)"),
             "Credentials": {
                 CredentialsState.STORED: "stored in the OS keyring",
                 CredentialsState.MISSING: "missing: use Edit… to add them",

@@ -66,7 +66,7 @@ def test_rows_show_each_integration(workspace: Workspace) -> None:
         "Main marketing portal",
         "vendor default",
         "stored in keyring",
-        "Two-way, every 6 h, auto-sync",
+        "Two-way, every 6 h",
     ]
     assert [cell(model, 1, c) for c in IntegrationColumn] == [
         "salesforce-sandbox",
@@ -74,7 +74,7 @@ def test_rows_show_each_integration(workspace: Workspace) -> None:
         "",
         "https://acme--full.sandbox.my.salesforce.com",
         "missing",
-        "Push to CRM, every 90 min, manual only",
+        "Push to CRM, when you start it",
     ]
 
 
@@ -152,17 +152,20 @@ def test_the_model_keeps_qts_model_rules(workspace: Workspace) -> None:
 
 @pytest.mark.parametrize(
     ("minutes", "text"),
-    [(5, "every 5 min"), (45, "every 45 min"), (60, "every 1 h"), (360, "every 6 h"), (1440, "every 1 d")],
+    [(5, "every 5 min"), (45, "every 45 min"), (60, "every hour"), (90, "every 90 min"), (360, "every 6 h"),
+     (1440, "every day"), (2880, "every 2 days")],
 )
 def test_interval_text(minutes: int, text: str) -> None:
     assert interval_text(minutes) == text
 
 
-def test_sync_text_names_direction_interval_and_mode() -> None:
+def test_sync_text_names_direction_and_when() -> None:
     assert (
         sync_text(SyncConfig(direction=SyncDirection.PULL, sync_interval=30))
-        == "Pull from CRM, every 30 min, auto-sync"
+        == "Pull from CRM, every 30 min"
     )
+    manual = SyncConfig(direction=SyncDirection.PULL, sync_interval=30, auto_sync=False)
+    assert sync_text(manual) == "Pull from CRM, when you start it", "no interval that does not apply"
 
 
 @pytest.mark.parametrize(

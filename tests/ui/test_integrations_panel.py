@@ -119,7 +119,7 @@ def test_adding_hubspot_through_the_dialog_lists_it_and_puts_the_token_in_the_va
     assert status.args == ["Added HubSpot integration “hubspot-marketing”"]
     assert table_names(panel) == ["hubspot-marketing"]
     assert table_text(panel, "hubspot-marketing", IntegrationColumn.CREDENTIALS) == "stored in keyring"
-    assert table_text(panel, "hubspot-marketing", IntegrationColumn.SYNC) == "Push to CRM, every 2 h, auto-sync"
+    assert table_text(panel, "hubspot-marketing", IntegrationColumn.SYNC) == "Push to CRM, every 2 h"
     saved = workspace.integrations.get("hubspot-marketing")
     assert saved.description == "Main marketing portal"
     assert saved.sync_config.sync_interval == 120
@@ -127,6 +127,7 @@ def test_adding_hubspot_through_the_dialog_lists_it_and_puts_the_token_in_the_va
     assert token_edit.text() == "", "typed secrets are cleared once saved"
     assert panel.selected_integration() == saved
     assert panel.details.values["Credentials"].text() == "stored in the OS keyring"
+    assert panel.details.values["Sync"].text() == "Push to CRM, every 2 h", "the table's words, in the details too"
 
 
 def test_an_http_base_url_is_refused_inline_naming_the_field_and_the_dialog_stays_open(
