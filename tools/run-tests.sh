@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run the whole test suite the way CI does: inside a D-Bus session with an unlocked gnome-keyring (the real
-# Secret Service for the vault tests), Qt offscreen, then the team-mode suites again on a throwaway PostgreSQL 15.
+# Secret Service for the vault tests), Qt offscreen (one test starts the app on Xvfb), then the team-mode suites
+# again on a throwaway PostgreSQL 15.
 set -eu
 VENV="${1:-.venv}"
 [ $# -gt 0 ] && shift
@@ -38,7 +39,8 @@ else
     echo "note: PostgreSQL 15 not installed; the team-mode suites run on SQLite only" >&2
 fi
 
-export CRM_DESKTOP_REQUIRE_SECRET_SERVICE=1 PG_URL PY
+# The theme test runs the app on Xvfb with a desktop portal on a bus of its own (tests/ui/test_theme_follows_desktop.py).
+export CRM_DESKTOP_REQUIRE_SECRET_SERVICE=1 CRM_DESKTOP_REQUIRE_XVFB=1 PG_URL PY
 dbus-run-session -- sh -c '
     set -eu
     printf crm-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null

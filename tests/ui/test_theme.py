@@ -103,7 +103,8 @@ def open_window(qtbot: QtBot, workspace: Workspace, choice: ThemeChoice) -> Main
 
 
 def desktop_switches_to(scheme: Qt.ColorScheme) -> None:
-    """What the platform does when the desktop's light or dark mode changes (an offscreen platform never does)."""
+    """What the platform does when the desktop's light or dark mode changes (an offscreen platform never does;
+    tests/ui/test_theme_follows_desktop.py has Qt's xcb platform do it on Xvfb, told by a desktop portal)."""
     QGuiApplication.styleHints().colorSchemeChanged.emit(scheme)
 
 
