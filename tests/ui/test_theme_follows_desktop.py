@@ -17,11 +17,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication
 
 from crm_desktop.app.preferences import ThemeChoice
 from crm_desktop.app.workspace import Workspace
@@ -134,38 +134,38 @@ def launch(env: dict[str, str], tmp_path: Path, args: list[str], name: str) -> s
     return _start([sys.executable, "-m", *args], env, tmp_path / f"{name}.log")
 
 
-def test_the_app_follows_the_desktop_from_light_to_dark_and_back(
-    qapp: QApplication, desktop: dict[str, str], tmp_path: Path,
-) -> None:
-    data = workspace_choosing(tmp_path / "workspace", ThemeChoice.SYSTEM)
-    portal = launch(desktop, tmp_path, ["tests.support.desktop_portal", "light"], "portal")
+@contextmanager
+def app_on_desktop(desktop: dict[str, str], tmp_path: Path, choice: ThemeChoice,
+                   desktop_scheme: str) -> Iterator[subprocess.Popen[str]]:
+    """The desktop's portal (``desktop_scheme`` to start with) and ``crm-desktop`` on a workspace whose Settings
+    say ``choice``; yields the portal (signal it to switch the desktop) and checks the app is still running."""
+    data = workspace_choosing(tmp_path / "workspace", choice)
+    portal = launch(desktop, tmp_path, ["tests.support.desktop_portal", desktop_scheme], "portal")
     app: subprocess.Popen[str] | None = None
     try:
         assert portal.stdout is not None and portal.stdout.readline().strip() == "ready"
         app = launch(desktop, tmp_path, ["crm_desktop", "--data-dir", str(data)], "app")
-        light = wait_for_screen(desktop, tmp_path, lambda value: value > 150,
-                                "the app on a light desktop (Settings: follow the system)")
-        portal.send_signal(signal.SIGUSR1)  # the marketer switches the desktop to dark
-        dark = wait_for_screen(desktop, tmp_path, lambda value: value < 100, "after the desktop switched to dark")
-        portal.send_signal(signal.SIGUSR2)  # and back
-        wait_for_screen(desktop, tmp_path, lambda value: value > 150, "after the desktop switched back to light")
+        yield portal
         assert app.poll() is None, (tmp_path / "app.log").read_text()
-        assert light - dark > 80
     finally:
         if app is not None:
             _stop(app)
         _stop(portal)
 
 
-def test_a_light_choice_in_settings_ignores_the_desktop_going_dark(
-    qapp: QApplication, desktop: dict[str, str], tmp_path: Path,
-) -> None:
-    data = workspace_choosing(tmp_path / "workspace", ThemeChoice.LIGHT)
-    portal = launch(desktop, tmp_path, ["tests.support.desktop_portal", "dark"], "portal")
-    app: subprocess.Popen[str] | None = None
-    try:
-        assert portal.stdout is not None and portal.stdout.readline().strip() == "ready"
-        app = launch(desktop, tmp_path, ["crm_desktop", "--data-dir", str(data)], "app")
+def test_the_app_follows_the_desktop_from_light_to_dark_and_back(desktop: dict[str, str], tmp_path: Path) -> None:
+    with app_on_desktop(desktop, tmp_path, ThemeChoice.SYSTEM, "light") as portal:
+        light = wait_for_screen(desktop, tmp_path, lambda value: value > 150,
+                                "the app on a light desktop (Settings: follow the system)")
+        portal.send_signal(signal.SIGUSR1)  # the marketer switches the desktop to dark
+        dark = wait_for_screen(desktop, tmp_path, lambda value: value < 100, "after the desktop switched to dark")
+        portal.send_signal(signal.SIGUSR2)  # and back
+        wait_for_screen(desktop, tmp_path, lambda value: value > 150, "after the desktop switched back to light")
+    assert light - dark > 80
+
+
+def test_a_light_choice_in_settings_ignores_the_desktop_going_dark(desktop: dict[str, str], tmp_path: Path) -> None:
+    with app_on_desktop(desktop, tmp_path, ThemeChoice.LIGHT, "dark") as portal:
         wait_for_screen(desktop, tmp_path, lambda value: value > 150, "the app on a dark desktop (Settings: light)")
         assert has_read_the_desktop(portal), "the app never asked the desktop for its colour scheme"
         for _ in range(3):  # the desktop goes light and dark again, and stays dark
@@ -175,8 +175,3 @@ def test_a_light_choice_in_settings_ignores_the_desktop_going_dark(
             time.sleep(0.3)
         time.sleep(1.5)  # what a follower would have done by now (the first test sees it within one reading)
         assert (screen_lightness(desktop, tmp_path / "after.png") or 0) > 150
-        assert app.poll() is None, (tmp_path / "app.log").read_text()
-    finally:
-        if app is not None:
-            _stop(app)
-        _stop(portal)
