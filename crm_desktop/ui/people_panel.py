@@ -64,6 +64,7 @@ from crm_desktop.ui.widgets import (
     Notice,
     PanelHeading,
     RowKeys,
+    column_width_for,
     fill_table,
     hold_while_open,
     refit_on_new_look,
@@ -855,7 +856,7 @@ class PeoplePanel(QWidget, AsksFirst):
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         find.activated.connect(self.focus_filter)
 
-    # -- loading ---------------------------------------------------------------------------------------------
+    # -- the list's columns ----------------------------------------------------------------------------------
 
     #: Per column, the text it is made wide enough to show whole: a typical long value (measured in the table's own
     #: font, so the widths follow the theme and the system font size). Updated takes what is left.
@@ -875,15 +876,13 @@ class PeoplePanel(QWidget, AsksFirst):
         if self._columns_set_by_hand:
             return
         self.table.ensurePolished()
-        metrics = self.table.fontMetrics()
-        padding = 2 * (self.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 8
-        header = self.table.horizontalHeader()
-        widths = {column: max(metrics.horizontalAdvance(text) + padding, header.sectionSizeHint(column))
+        widths = {column: column_width_for(self.table, (text,), column, slack=8)
                   for column, text in self.WIDEST_TEXTS.items()}
         beside_email = widths[PersonColumn.NAME] + widths[PersonColumn.COMPANY] + widths[PersonColumn.SCORE]
         room = self.table.viewport().width() - beside_email
-        narrowest = metrics.horizontalAdvance(self.NARROWEST_EMAIL) + padding
+        narrowest = column_width_for(self.table, (self.NARROWEST_EMAIL,), slack=8)
         widths[PersonColumn.EMAIL] = max(narrowest, min(widths[PersonColumn.EMAIL], room))
+        header = self.table.horizontalHeader()
         self._fitting_columns = True
         try:
             for column, width in widths.items():
@@ -903,6 +902,8 @@ class PeoplePanel(QWidget, AsksFirst):
         margins = self.detail_pane.contentsMargins()
         self.detail_pane.setMinimumWidth(tabs.tabBar().sizeHint().width() + 2 * tabs.style().pixelMetric(
             QStyle.PixelMetric.PM_DefaultFrameWidth) + margins.left() + margins.right() + 8)
+
+    # -- loading ---------------------------------------------------------------------------------------------
 
     def showEvent(self, event: QShowEvent) -> None:
         """Read the first page the first time the panel is shown (not at window start)."""

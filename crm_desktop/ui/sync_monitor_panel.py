@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
-    QStyle,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -65,6 +64,7 @@ from crm_desktop.ui.widgets import (
     Notice,
     PanelHeading,
     ask_where_to_save,
+    column_width_for,
     hold_while_open,
     keep_rows_visible,
     record_table,
@@ -408,15 +408,11 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         # (its tooltip has the full name).
         table = self.runs_table
         table.ensurePolished()  # measure with the stylesheet's font
-        metrics = table.fontMetrics()
-        padding = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 4
-        header = table.horizontalHeader()
         for column in RunColumn:
             if column is RunColumn.INTEGRATION:
                 continue
             texts = self.WIDEST_TEXTS.get(column, ("9" * self.COUNT_DIGITS,))
-            widest = max(metrics.horizontalAdvance(text) for text in texts) + padding
-            table.setColumnWidth(column, max(widest, header.sectionSizeHint(column)))
+            table.setColumnWidth(column, column_width_for(table, texts, column))
         for log_column, width in {LogColumn.OBJECT: 70, LogColumn.RECORD: 240, LogColumn.OUTCOME: 90,
                                   LogColumn.ERROR: 120}.items():
             self.log_table.setColumnWidth(log_column, width)

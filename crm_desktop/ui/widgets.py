@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMessageBox,
+    QStyle,
     QTableView,
     QTableWidget,
     QTableWidgetItem,
@@ -160,6 +161,18 @@ def keep_rows_visible(table: QTableView, rows: int) -> int:
               + 2 * table.frameWidth())
     table.setMinimumHeight(height)
     return height
+
+
+def column_width_for(table: QTableView, texts: Iterable[str], column: int | None = None, *, slack: int = 4) -> int:
+    """The width a column of ``table`` needs to show the widest of ``texts`` whole in the table's own font (and its
+    header's text, when ``column`` is named): the cell's focus-frame margins plus ``slack`` pixels of air. Call
+    ``table.ensurePolished()`` first, so that a stylesheet's font is the one measured."""
+    metrics = table.fontMetrics()
+    padding = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + slack
+    width = max((metrics.horizontalAdvance(text) for text in texts), default=0) + padding
+    if column is not None:
+        width = max(width, table.horizontalHeader().sectionSizeHint(column))
+    return width
 
 
 class _RefitOnNewLook(QObject):
