@@ -12,14 +12,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from crm_desktop.api.server import LocalApiServer
-from crm_desktop.app.demo import Demo, FeedThread, feed_rate, start_demo
+from crm_desktop.app.demo import HISTORY_DAYS, Demo, FeedThread, feed_rate, record_history, start_demo
+from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.social import AttributionModel
+from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.social_feed import SocialFeed
 
 pytestmark = pytest.mark.loopback
@@ -45,6 +47,9 @@ async def _runs_finished(demo: Demo) -> None:
 
 
 def test_feed_events_land_and_salesperson_steps_come_back_as_conversions(demo: Demo) -> None:
+    store = demo.workspace.social.store
+    history = {c.id for c in store.conversions()}  # the demo workspace's past month
+
     async def scenario() -> None:
         api = LocalApiServer(demo.workspace, 0)
         url = await api.start()
@@ -59,17 +64,59 @@ def test_feed_events_land_and_salesperson_steps_come_back_as_conversions(demo: D
         assert stats.events >= 15 and stats.posted.get("engagement", 0) > 0
         assert stats.posted.get("conversation", 0) > 0 and stats.salesperson_steps == 6
         assert stats.syncs_started >= 3
-        store = demo.workspace.social.store
         assert len(store.touchpoints_since(None)) >= stats.posted["engagement"]
         report = demo.workspace.social.attribution_report(AttributionModel.LINEAR)
         # Every salesperson's step was pulled back by the sync it started; the feed's events credit them.
-        assert report.conversions >= 6
-        assert report.value.get("EUR", 0) > 0  # won Pipedrive deals and HubSpot customers' won deals
+        pulled = [c for c in store.conversions() if c.id not in history]
+        assert len(pulled) >= 6
+        assert sum(c.value or 0 for c in pulled if c.currency == "EUR") > 0  # won deals, customers' won deals
         assert {row.name for row in report.by_campaign} & {"Spring launch", "Webinar series", "Customer stories",
                                                           "Black Friday"}
         assert any(row.conversions_credited > 0 for row in report.by_campaign)
 
     asyncio.run(scenario())
+
+
+def test_the_demo_workspace_starts_with_a_month_of_activity_and_conversions(demo: Demo) -> None:
+    """Attribution and the timelines have figures from the first minute: touchpoints spread over the past month,
+    conversations with messages, and conversions with a value, each after its person's first touchpoint."""
+    social = demo.workspace.social
+    touches = social.store.touchpoints_since(None)
+    now = datetime.now(UTC)
+    days = {t.touch.timestamp.date() for t in touches}
+    assert len(days) >= HISTORY_DAYS * 2 // 3, "the activity is spread over the month"
+    assert min(t.touch.timestamp for t in touches) >= now - timedelta(days=HISTORY_DAYS, minutes=5)
+    assert max(t.touch.timestamp for t in touches) <= now
+    conversions = social.store.conversions()
+    assert conversions and all(c.value and c.value > 0 and c.currency == "EUR" for c in conversions)
+    for conversion in conversions:
+        first = min(t.touch.timestamp for t in touches if t.email == conversion.email)
+        assert first < conversion.timestamp <= now, conversion.email
+    report = social.attribution_report(AttributionModel.LINEAR)
+    assert report.unattributed_conversions == 0
+    assert all(row.conversions_credited > 0 for row in report.by_campaign)
+    assert sum(row.conversions_credited for row in report.by_campaign) == pytest.approx(len(conversions))
+
+
+def test_one_seed_gives_one_past(tmp_path: Path) -> None:
+    """Two demo workspaces from one seed and moment hold the same past month, person for person."""
+    people = generate_people(10, 107)
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+    def past(folder: Path) -> tuple[list[tuple[str | None, str, str]], list[tuple[str, str, str]]]:
+        workspace = Workspace.open(folder)
+        try:
+            record_history(workspace, people, seed=7, now=now)
+            store = workspace.social.store
+            return ([(t.email, t.touch.campaign or "", t.touch.timestamp.isoformat())
+                     for t in store.touchpoints_since(None)],
+                    [(c.email, str(c.value), c.timestamp.isoformat()) for c in store.conversions()])
+        finally:
+            workspace.close()
+
+    one = past(tmp_path / "one")
+    assert one[0] and one[1]
+    assert one == past(tmp_path / "two")
 
 
 def test_the_same_seed_gives_the_same_stream(demo: Demo) -> None:
@@ -172,12 +219,14 @@ def test_demo_serve_runs_the_feed_and_stops_on_sigterm(tmp_path: Path) -> None:
             process.communicate(timeout=30)
 
 
-def _touchpoints_in(database: Path) -> int:
+def _touchpoints_in(database: Path, since: datetime) -> int:
+    """Touchpoints at or after ``since`` (the feed's; the demo's past month is before it)."""
     if not database.exists():
         return 0
     try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
-            return int(connection.execute("SELECT count(*) FROM touchpoints").fetchone()[0])
+            return int(connection.execute("SELECT count(*) FROM touchpoints WHERE timestamp >= ?",
+                                          (since.strftime("%Y-%m-%d %H:%M:%S.%f"),)).fetchone()[0])
     except sqlite3.Error:
         return 0  # not migrated yet
 
@@ -186,12 +235,13 @@ def _touchpoints_in(database: Path) -> int:
 def test_the_apps_demo_mode_runs_the_feed_into_its_window_and_quits_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"CRM_DESKTOP_DB_URL", "CRM_DESKTOP_API_PORT"}}
     env.update(PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen", CRM_DESKTOP_DEMO_FEED_PER_MINUTE="600")
+    started = datetime.now(UTC)
     process = subprocess.Popen([sys.executable, "-m", "crm_desktop", "--data-dir", str(tmp_path), "--demo"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         database = tmp_path / "demo" / "crm-desktop.db"
         deadline = time.monotonic() + 150
-        while _touchpoints_in(database) < 5:
+        while _touchpoints_in(database, started) < 5:
             assert process.poll() is None, process.communicate()[1]
             assert time.monotonic() < deadline, "the demo's feed posted nothing to the app's local API"
             time.sleep(0.5)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import shutil
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from random import Random
 from typing import Any
 
 from crm_desktop.app.api_access import ApiTokens
@@ -25,20 +29,26 @@ from crm_desktop.domain.models import (
     SocialContext,
     SyncConfig,
 )
+from crm_desktop.domain.social import ConversationEvent, Conversion, EngagementEvent, Message
 from crm_desktop.sandbox.core import SandboxConfig, parse_fault_spec
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
 from crm_desktop.sandbox.process import SandboxProcess, SandboxSpec
-from crm_desktop.sandbox.social_feed import DEFAULT_PER_MINUTE, FeedPerson, FeedStats, Salesperson, SocialFeed
+from crm_desktop.sandbox.social_feed import (
+    DEFAULT_PER_MINUTE,
+    FeedPerson,
+    FeedStats,
+    Salesperson,
+    SocialFeed,
+    SocialStream,
+)
 from crm_desktop.vault import Vault
 from crm_desktop.vault.ephemeral import EphemeralKeyring
 
 logger = logging.getLogger(__name__)
 
-DEMO_NAMES = {
-    Provider.SALESFORCE: "Salesforce (demo)",
-    Provider.HUBSPOT: "HubSpot (demo)",
-    Provider.PIPEDRIVE: "Pipedrive (demo)",
-}
+#: Each sandbox as its vendor spells the CRM.
+SANDBOX_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
+DEMO_NAMES = {provider: f"{name} (demo)" for provider, name in SANDBOX_NAMES.items()}
 
 
 #: Each CRM's top-plan limits (HubSpot Enterprise 190 per 10 s; Pipedrive's highest burst of 120 per 2 s).
@@ -211,6 +221,62 @@ def _lead(person: GeneratedPerson) -> Lead:
     )
 
 
+#: The demo workspace's past: this many days of social activity before the demo starts, about this many events
+#: (engagements, conversations and their messages), and one person in this many of those who engaged converted.
+HISTORY_DAYS = 30
+HISTORY_EVENTS = 900
+CONVERTED_ONE_IN = 6
+#: What a past conversion was worth (EUR), as the demo's won deals are.
+CONVERSION_VALUES = (600, 900, 1800, 2400, 3600, 4800, 12000)
+
+
+@dataclass(frozen=True)
+class DemoHistory:
+    """What :func:`record_history` put in the demo workspace."""
+
+    engagements: int
+    conversations: int
+    messages: int
+    conversions: int
+
+
+def record_history(workspace: Workspace, people: list[GeneratedPerson], *, seed: int, now: datetime,
+                   days: int = HISTORY_DAYS, events: int = HISTORY_EVENTS) -> DemoHistory:
+    """Give the demo workspace a past: the demo feed's stream of social activity by ``people`` over the ``days``
+    before ``now`` (the same steps the live feed posts, validated as the local API validates them and recorded
+    through the social service), and conversions with their value by some of those who engaged, each after their
+    first touchpoint. So Attribution, the People timelines and the engagement scores have something to show from
+    the first minute."""
+    chance = Random(seed)
+    start = now - timedelta(days=days)
+    moments = sorted(start + timedelta(seconds=chance.uniform(0, days * 86_400)) for _ in range(events))
+    ticks = iter(moments)
+    stream = SocialStream([_feed_person(p) for p in people], seed=seed, clock=lambda: next(ticks))
+    bodies: dict[str, list[dict[str, Any]]] = {"conversation": [], "message": [], "engagement": []}
+    first_touch: dict[str, datetime] = {}
+    for step in itertools.islice(stream.steps(), events):
+        bodies[step.kind].append(step.body)
+        email = (step.body.get("user") or step.body.get("participant") or {}).get("email")
+        moment = step.body.get("timestamp") or step.body.get("startedAt")
+        if email and moment:
+            first_touch.setdefault(email, datetime.fromisoformat(moment))
+    # One transaction per kind; the conversations before their messages.
+    social = workspace.social
+    social.record_conversations([ConversationEvent.model_validate(body) for body in bodies["conversation"]])
+    social.record_messages([Message.model_validate(body) for body in bodies["message"]])
+    social.record_engagements([EngagementEvent.model_validate(body) for body in bodies["engagement"]])
+    converted = sorted(first_touch)[::CONVERTED_ONE_IN]
+    conversions = [
+        Conversion(email=email, timestamp=first_touch[email] + (now - first_touch[email]) * chance.uniform(0.2, 0.9),
+                   value=Decimal(chance.choice(CONVERSION_VALUES)), currency="EUR",
+                   external_id=f"demo-order-{number}")
+        for number, email in enumerate(converted, 1)
+    ]
+    social.record_conversions(conversions)
+    return DemoHistory(len(bodies["engagement"]), len(bodies["conversation"]), len(bodies["message"]),
+                       len(conversions))
+
+
 def start_demo(
     data_dir: Path | None = None,
     *,
@@ -223,9 +289,10 @@ def start_demo(
     """Start the three sandboxes on free loopback ports and a fresh demo workspace wired to them.
 
     The sandboxes are served by a child process of their own: the app's process (its GUI loop, its database
-    calls) does none of the emulators' work. The demo data dir is rebuilt at every start (the sandboxes are new
-    too). Sandbox tokens are throwaway and kept in process memory only, so the demo runs even where no OS keyring
-    exists; real integrations never use that.
+    calls) does none of the emulators' work. The workspace gets the demo's people and a month of their social
+    activity and conversions (:func:`record_history`) while that child comes up. The demo data dir is rebuilt at
+    every start (the sandboxes are new too). Sandbox tokens are throwaway and kept in process memory only, so the
+    demo runs even where no OS keyring exists; real integrations never use that.
     """
     rules = parse_fault_spec(faults) if faults else []
     # The demo plays a top-plan account of each CRM, so a first sync takes seconds, not minutes.
@@ -234,31 +301,32 @@ def start_demo(
                                            contacts=crm_contacts), TOP_PLAN_LIMITS.get(p.value, {}))
         for i, p in enumerate(Provider)
     ])
-    server.start()
-    sandboxes = server.sandboxes
+    server.launch()  # it comes up while the workspace is built
     try:
         folder = demo_data_dir(data_dir)
         if folder.exists():
             shutil.rmtree(folder)
         workspace = Workspace.open(folder, vault=Vault(backend=EphemeralKeyring()))
-        for provider, sandbox in zip(Provider, sandboxes, strict=True):
+        people = generate_people(local_contacts, seed + 100)
+        workspace.contacts.save_many([_contact(p) for p in people])
+        for person in people:
+            if person.is_lead:
+                workspace.leads.save(_lead(person))
+        record_history(workspace, people, seed=seed, now=datetime.now(UTC))
+        server.wait_until_served()
+        for provider, sandbox in zip(Provider, server.sandboxes, strict=True):
             credentials = sandbox.credentials()
             if provider is Provider.PIPEDRIVE:
                 credentials = {"apiToken": credentials["apiToken"]}
             integration = Integration(
                 provider=provider,
                 name=DEMO_NAMES[provider],
-                description=f"Local {provider.value} sandbox at {sandbox.base_url} (demo data)",
+                description=f"{SANDBOX_NAMES[provider]} sandbox on this computer, with generated demo data",
                 base_url=sandbox.base_url,
                 domain="demo" if provider is Provider.PIPEDRIVE else None,
                 sync_config=SyncConfig(auto_sync=False),
             )
             workspace.integrations.add(integration, credentials)
-        people = generate_people(local_contacts, seed + 100)
-        workspace.contacts.save_many([_contact(p) for p in people])
-        for person in people:
-            if person.is_lead:
-                workspace.leads.save(_lead(person))
     except BaseException:
         server.stop()
         raise

@@ -84,6 +84,16 @@ class SandboxProcess:
         Raises:
             RuntimeError: when already started, or the sandboxes do not come up in time or fail to.
         """
+        self.launch()
+        self.wait_until_served()
+
+    def launch(self) -> None:
+        """Start the child without waiting: the caller does other work while it comes up, then calls
+        :meth:`wait_until_served`.
+
+        Raises:
+            RuntimeError: when already started.
+        """
         if self._process is not None:
             raise RuntimeError("sandbox process already started")
         # A fresh interpreter, not a fork of one that may hold Qt, threads and open database connections.
@@ -94,6 +104,16 @@ class SandboxProcess:
         )
         self._process.start()
         child_end.close()
+
+    def wait_until_served(self) -> None:
+        """Wait until every sandbox of a launched child listens; then :attr:`sandboxes` names them.
+
+        Raises:
+            RuntimeError: when not launched, or the sandboxes do not come up in time or fail to (the child is
+                stopped).
+        """
+        if self._process is None or self._conn is None:
+            raise RuntimeError("sandbox process not launched")
         try:
             if not self._conn.poll(self._start_timeout):
                 raise RuntimeError(f"sandbox process did not start within {self._start_timeout:.0f} s")

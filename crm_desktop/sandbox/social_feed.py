@@ -109,53 +109,38 @@ _EVENT_PATHS = {
 }
 
 
-class SocialFeed:
-    """A seeded stream of social events for the local API, with a salesperson's step now and then.
+class SocialStream:
+    """The demo's social activity as a seeded stream of steps: mostly post engagements and messages, a conversation
+    when a person first writes, and (with salespeople) now and then a salesperson's step in a sandbox CRM.
 
     Args:
-        api_url: the local API, e.g. ``http://127.0.0.1:8765``.
-        token: its bearer token.
         people: the audience (events name them by email and username).
         salespeople: the sandbox CRMs where a salesperson converts someone (in turn); none: no conversions.
-        per_minute: events per minute (a salesperson's step counts as one).
         step_every: one salesperson's step in this many steps.
         seed: the same seed gives the same stream.
-        clock: now (event times are now).
-        sleep: waits between steps (tests make it instant).
+        clock: each event's time (asked once per event: live, now; for a past month, moments in turn).
     """
 
     def __init__(
         self,
-        api_url: str,
-        token: str,
         people: Sequence[FeedPerson],
         *,
         salespeople: Sequence[Salesperson] = (),
-        per_minute: float = DEFAULT_PER_MINUTE,
         step_every: int = DEFAULT_STEP_EVERY,
         seed: int = 7,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if per_minute <= 0:
-            raise ValueError("the feed's rate must be above 0 events a minute")
         if not people:
             raise ValueError("the feed needs an audience")
-        self.api_url = api_url.rstrip("/")
-        self._token = token
         self.people = list(people)
         self.salespeople = list(salespeople)
-        self.interval = 60.0 / per_minute
         self.step_every = max(2, step_every)
-        self.stats = FeedStats()
         self._random = random.Random(seed)
         self._clock = clock
-        self._sleep = sleep
         self._conversations: dict[str, tuple[str, str]] = {}  # email -> (platform, conversation id)
         self._converted: set[tuple[str, str]] = set()
         self._message_number = 0
 
-    # -- the stream -----------------------------------------------------------------------------------------------
     def steps(self) -> Iterator[FeedStep]:
         """The stream, endless: mostly engagements and messages, a conversation when a person first writes."""
         number = 0
@@ -220,6 +205,39 @@ class SocialFeed:
             # The contact becomes a customer with a deal closed won (what its conversion is worth).
             body.update(stage="customer", amount=self._random.choice((600, 1800, 3600)), currency="EUR")
         return FeedStep("salesperson", body, salesperson)
+
+class SocialFeed(SocialStream):
+    """The demo's social stream posted to the local API at its rate, as a platform's webhooks would post it.
+
+    Args:
+        api_url: the local API, e.g. ``http://127.0.0.1:8765``.
+        token: its bearer token.
+        people, salespeople, step_every, seed, clock: the stream's (see :class:`SocialStream`).
+        per_minute: events per minute (a salesperson's step counts as one).
+        sleep: waits between steps (tests make it instant).
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        people: Sequence[FeedPerson],
+        *,
+        salespeople: Sequence[Salesperson] = (),
+        per_minute: float = DEFAULT_PER_MINUTE,
+        step_every: int = DEFAULT_STEP_EVERY,
+        seed: int = 7,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError("the feed's rate must be above 0 events a minute")
+        super().__init__(people, salespeople=salespeople, step_every=step_every, seed=seed, clock=clock)
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self.interval = 60.0 / per_minute
+        self.stats = FeedStats()
+        self._sleep = sleep
 
     # -- sending --------------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None, limit: int | None = None,
