@@ -15,7 +15,6 @@ from PySide6.QtCharts import (
     QChart,
     QChartView,
     QDateTimeAxis,
-    QLineSeries,
     QValueAxis,
 )
 from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTimeZone, Signal, SignalInstance
@@ -34,8 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
+from crm_desktop.app.text import plural
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
-from crm_desktop.ui.charts import fit_value_axis, replace_chart
+from crm_desktop.ui.charts import fit_value_axis, line_series, replace_chart
 from crm_desktop.ui.theme import current_theme, style_chart
 from crm_desktop.ui.widgets import (
     Notice,
@@ -66,9 +66,47 @@ CHART_SIDE_ROOM = 70
 REPORT_HEADERS = ["Touchpoints", "Leads", "Conversions\ncredited", "Value\ncredited"]
 
 
+#: The touchpoints chart draws a line for this many platforms (those with the most touchpoints in the period);
+#: the others share one line, so that the lines stay apart and the legend keeps whole names.
+PLATFORM_LINES = 5
+OTHER_PLATFORMS = "Other platforms"
+
+
 def value_text(values: dict[str, float]) -> str:
-    """Money per currency, e.g. ``EUR 1,200.00 · USD 80.00``; ``—`` when none."""
-    return " · ".join(f"{currency} {amount:,.2f}" for currency, amount in sorted(values.items())) or "—"
+    """Money per currency in whole units, as a report reads, e.g. ``EUR 1,200 · USD 80``; ``—`` when none (the
+    CSV export keeps the cents)."""
+    return " · ".join(f"{currency} {amount:,.0f}" for currency, amount in sorted(values.items())) or "—"
+
+
+def summary_text(report: AttributionReport) -> str:
+    """The report in one line: conversions, their worth, how many had touchpoints to credit, the model."""
+    model = f"model: {MODEL_NAMES[report.model]}"
+    if not report.conversions:
+        return f"No conversions in the period yet · {model}"
+    text = f"<b>{report.conversions:,}</b> {'conversion' if report.conversions == 1 else 'conversions'} in the period"
+    if report.value:
+        text += f", worth {value_text(report.value)}"
+    unattributed = report.unattributed_conversions
+    if not unattributed:
+        credited = "credited to its touchpoints" if report.conversions == 1 else "all credited to touchpoints"
+    else:
+        credited = (f"{report.conversions - unattributed:,} credited to touchpoints, {unattributed:,} with no "
+                    f"touchpoint before {'it' if unattributed == 1 else 'them'}")
+    return f"{text}; {credited} · {model}"
+
+
+def platform_lines(data: TouchpointSeries) -> dict[str, list[int]]:
+    """Per line of the touchpoints chart, its name and daily counts: the :data:`PLATFORM_LINES` platforms with the
+    most touchpoints, then (with more platforms than that) the others added up as :data:`OTHER_PLATFORMS`."""
+    ranked = sorted(data.per_platform.items(), key=lambda item: (-sum(item[1]), item[0]))
+    if len(ranked) <= PLATFORM_LINES:
+        shown, rest = ranked, []
+    else:
+        shown, rest = ranked[:PLATFORM_LINES - 1], ranked[PLATFORM_LINES - 1:]
+    lines = {named(PLATFORM_NAMES, platform): counts for platform, counts in shown}
+    if rest:
+        lines[OTHER_PLATFORMS] = [sum(day) for day in zip(*(counts for _platform, counts in rest), strict=True)]
+    return lines
 
 
 def report_rows(rows: list[ReportRow], blank_name: str, names: Mapping[str, str] | None = None) -> list[list[str]]:
@@ -260,12 +298,7 @@ class AttributionPanel(QWidget):
             return None
         self.notice.clear_notice()
         self.report, self.series = report, series
-        attributed = report.conversions - report.unattributed_conversions
-        self.summary_label.setText(
-            f"<b>{report.conversions:,}</b> conversion(s) in the period, {attributed:,} credited to touchpoints "
-            f"({report.unattributed_conversions:,} without any) · value {value_text(report.value)} · "
-            f"model: {MODEL_NAMES[report.model]}"
-        )
+        self.summary_label.setText(summary_text(report))
         figure_columns = range(1, len(REPORT_HEADERS) + 1)
         fill_table(self.campaigns_table, ["Campaign", *REPORT_HEADERS], report_rows(report.by_campaign, NO_CAMPAIGN),
                    numbers=figure_columns)
@@ -314,11 +347,9 @@ class AttributionPanel(QWidget):
         chart.addAxis(axis_x, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(axis_y, Qt.AlignmentFlag.AlignLeft)
         highest = 1
-        for platform, counts in data.per_platform.items():
-            line = QLineSeries()
-            line.setName(named(PLATFORM_NAMES, platform))
-            for moment, count in zip(moments, counts, strict=True):
-                line.append(float(moment), float(count))
+        for name, counts in platform_lines(data).items():
+            line = line_series(name,
+                               ((float(moment), float(count)) for moment, count in zip(moments, counts, strict=True)))
             highest = max(highest, *counts)
             chart.addSeries(line)
             line.attachAxis(axis_x)
@@ -366,7 +397,7 @@ class AttributionPanel(QWidget):
         except OSError as exc:
             self.notice.say(f"The report could not be saved to {path}: {exc.strerror or exc}", "error")
             return False
-        text = f"Attribution report saved to {path} ({lines} line(s))"
+        text = f"Attribution report saved to {path} ({plural(lines, 'line')})"
         self.notice.say(text, "ok")
         self.status_message.emit(text)
         return True

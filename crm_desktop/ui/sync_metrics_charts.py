@@ -10,7 +10,8 @@ from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from crm_desktop.app.sync_monitor import MetricPoint, MetricsRange, MetricsSeries
-from crm_desktop.ui.charts import fit_value_axis, replace_chart
+from crm_desktop.app.text import plural
+from crm_desktop.ui.charts import fit_value_axis, line_series, replace_chart
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class MetricsCharts(QWidget):
         runs = sum(p.runs for p in points)
         synced = sum(p.contacts_per_hour * hours for p in points)
         self.summary_label.setText(
-            f"{series.range.label}: {runs:,} sync run(s), {synced:,.0f} contact(s) synced."
+            f"{series.range.label}: {plural(runs, 'sync run')}, {plural(round(synced), 'contact')} synced."
             if runs else f"{series.range.label}: no sync has run."
         )
 
@@ -133,13 +134,9 @@ class MetricsCharts(QWidget):
         chart.addAxis(axis_y, Qt.AlignmentFlag.AlignLeft)
         highest = 0.0
         for number, (name, values) in enumerate(lines.items()):
-            line = QLineSeries()
-            line.setName(name)
+            line = line_series(name, ((_ms(point), value) for point, value in values))
             line.setPen(QPen(QColor(LINE_COLOURS[number % len(LINE_COLOURS)]), 2))
-            line.setPointsVisible(len(values) < 40)
-            for point, value in values:
-                line.append(_ms(point), value)
-                highest = max(highest, value)
+            highest = max([highest, *(value for _point, value in values)])
             chart.addSeries(line)
             line.attachAxis(axis_x)
             line.attachAxis(axis_y)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,10 +13,17 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.people import PeopleService
+from crm_desktop.app.people import PeopleService, TouchpointSeries
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.social import AttributionModel
-from crm_desktop.ui.attribution_panel import AttributionPanel, campaign_labels
+from crm_desktop.domain.models import SocialPlatform
+from crm_desktop.domain.social import (
+    AttributionModel,
+    AttributionReport,
+    EngagementEvent,
+    EngagementUser,
+    TouchpointType,
+)
+from crm_desktop.ui.attribution_panel import AttributionPanel, campaign_labels, platform_lines, summary_text
 from crm_desktop.ui.charts import fit_value_axis
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 
@@ -64,10 +71,12 @@ def test_the_report_fills_the_tables_and_charts(panel: AttributionPanel, workspa
     for row in report.by_campaign:
         assert campaigns[row.name or ""] == [
             str(row.touchpoints), str(row.leads), f"{row.conversions_credited:.2f}",
-            f"EUR {row.value_credited['EUR']:,.2f}",
+            f"EUR {row.value_credited['EUR']:,.0f}",
         ]
     assert set(table_rows(panel.platforms_table)) == {"Twitter/X", "Instagram", "LinkedIn"}
-    assert f"<b>{report.conversions}</b> conversion(s)" in panel.summary_label.text()
+    assert panel.summary_label.text() == (
+        f"<b>{report.conversions}</b> conversions in the period, worth EUR {report.value['EUR']:,.0f}; "
+        "all credited to touchpoints · model: Linear")
     assert bar_values(panel) == pytest.approx({row.name: row.conversions_credited for row in report.by_campaign},
                                               abs=0.01)
     lines = panel.touchpoints_chart.chart().series()
@@ -201,3 +210,47 @@ def test_crowded_campaign_names_tilt_and_an_overlong_one_is_shortened(qapp: QApp
     assert axis.labelsAngle() == -30 and not axis.truncateLabels()
     assert shown[:3] == names[:3]
     assert shown[3].endswith("…") and len(shown[3]) < len(names[3])
+
+
+def test_the_summary_reads_as_a_sentence() -> None:
+    assert summary_text(AttributionReport(model=AttributionModel.LINEAR)) == (
+        "No conversions in the period yet · model: Linear")
+    one = AttributionReport(model=AttributionModel.FIRST_TOUCH, conversions=1, unattributed_conversions=1,
+                            value={"EUR": 1200.0})
+    assert summary_text(one) == ("<b>1</b> conversion in the period, worth EUR 1,200; 0 credited to touchpoints, "
+                                 "1 with no touchpoint before it · model: First touch")
+    many = AttributionReport(model=AttributionModel.LINEAR, conversions=1204, unattributed_conversions=4,
+                             value={"EUR": 90210.5, "USD": 80.0})
+    assert summary_text(many) == ("<b>1,204</b> conversions in the period, worth EUR 90,210 · USD 80; 1,200 "
+                                  "credited to touchpoints, 4 with no touchpoint before them · model: Linear")
+
+
+def test_the_busiest_platforms_get_a_line_each_and_the_rest_share_one() -> None:
+    per_platform = {"twitter": [1, 0], "instagram": [9, 9], "linkedin": [4, 4], "facebook": [6, 6],
+                    "tiktok": [2, 3], "youtube": [0, 2], "reddit": [1, 1]}
+    series = TouchpointSeries(days=[date(2026, 12, 1), date(2026, 12, 2)], per_platform=per_platform)
+    lines = platform_lines(series)
+    assert list(lines) == ["Instagram", "Facebook", "LinkedIn", "TikTok", "Other platforms"]
+    assert lines["Other platforms"] == [2, 3]  # Reddit, Twitter/X and YouTube, day by day
+    assert sum(map(sum, lines.values())) == sum(map(sum, per_platform.values()))
+    few = TouchpointSeries(days=series.days, per_platform=dict(list(per_platform.items())[:5]))
+    assert set(platform_lines(few)) == {"Twitter/X", "Instagram", "LinkedIn", "Facebook", "TikTok"}
+
+
+def test_touchpoints_of_a_single_day_show_as_points(qtbot: QtBot, workspace: Workspace) -> None:
+    """A line of one point draws nothing: on a workspace whose touchpoints are all of today, each platform's count
+    is marked, so the chart is not empty."""
+    now = datetime.now(UTC)
+    workspace.social.record_engagements([
+        EngagementEvent(platform=platform, type=TouchpointType.LIKE, timestamp=now - timedelta(minutes=5),
+                        post_id="post-1", campaign="Launch", user=EngagementUser(username=f"fan{number}"))
+        for number, platform in enumerate([SocialPlatform.TWITTER, SocialPlatform.TWITTER, SocialPlatform.LINKEDIN])
+    ])
+    made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
+    qtbot.addWidget(made)
+    made.refresh()
+    lines = {line.name(): line for line in made.touchpoints_chart.chart().series()}
+    assert set(lines) == {"Twitter/X", "LinkedIn"}
+    for line in lines.values():
+        assert isinstance(line, QLineSeries) and line.count() == 1 and line.pointsVisible()
+    assert lines["Twitter/X"].at(0).y() == 2
