@@ -53,6 +53,17 @@ class PreviewLine:
     pushed: bool
 
 
+def local_field_label(obj: RecordObject, name: str) -> str:
+    """A local field as the marketer knows it (``firstName``: "First name"; ``custom.segment``: "segment (custom
+    field)"); a name the app does not know is shown as it is."""
+    known = local_fields(obj).get(name)
+    if known is not None:
+        return known.label
+    if name.startswith("custom."):
+        return f"{name.removeprefix('custom.')} (custom field)"
+    return name
+
+
 def find_crm_field(crm_fields: list[CrmField], name: str) -> CrmField | None:
     """The CRM field a mapping names: by wire name (any case), else a custom field by its label (Pipedrive's
     custom fields are mapped by name; their 40-hex keys are never shown)."""
@@ -125,14 +136,13 @@ class FieldMappingService:
         if record is None:
             return []
         values = record_values(record)
-        known = local_fields(obj)
         lines = []
         for mapping in with_crm_lengths(mappings, crm_fields):
             crm_field = find_crm_field(crm_fields, mapping.crm_field)
             local = values.get(mapping.local_field)
-            label = known[mapping.local_field].label if mapping.local_field in known else mapping.local_field
             lines.append(PreviewLine(
-                mapping.local_field, label, local, crm_field.label if crm_field else mapping.crm_field,
+                mapping.local_field, local_field_label(obj, mapping.local_field), local,
+                crm_field.label if crm_field else mapping.crm_field,
                 to_crm(mapping, local) if mapping.pushes else None, mapping.pushes,
             ))
         return lines

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from crm_desktop.app.settings import SyncPreviewSetting
 from crm_desktop.app.sync_service import SyncService
+from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.errors import ProviderError
@@ -144,7 +145,7 @@ def health_state(facts: HealthFacts, *, running_here: bool, now: datetime) -> tu
         return HealthState.RATE_LIMITED, message or "the CRM's API quota is used up"
     if attempt.status in (SyncRunStatus.FAILED, SyncRunStatus.PARTIAL, SyncRunStatus.CANCELLED):
         if attempt.records_failed and not message:
-            message = f"{attempt.records_failed} record(s) failed in the last run"
+            message = f"{plural(attempt.records_failed, 'record')} failed in the last run"
         return HealthState.FAILING, message or f"the last run {attempt.status.value}"
     return HealthState.IN_SYNC, "the last run succeeded"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 
 def plural(count: int, noun: str) -> str:
-    """``1 API call``, ``2 API calls``, ``0 API calls``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """``1 API call``, ``2 API calls``, ``0 API calls``, ``1,200 API calls``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def duration_text(seconds: float) -> str:

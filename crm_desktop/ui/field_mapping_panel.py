@@ -39,7 +39,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.app.field_mapping import CrmField, EnsureReport, FieldMappingService, PreviewLine, find_crm_field
+from crm_desktop.app.field_mapping import (
+    CrmField,
+    EnsureReport,
+    FieldMappingService,
+    PreviewLine,
+    find_crm_field,
+    local_field_label,
+)
 
 # The sync service imports ConflictRule, FieldMapping, MappingProblem and Transform but leaves them out of __all__.
 from crm_desktop.app.sync_service import (
@@ -50,6 +57,7 @@ from crm_desktop.app.sync_service import (
     SyncService,
     Transform,
 )
+from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
@@ -112,6 +120,11 @@ def parse_transforms(text: str) -> tuple[Transform, ...]:
     return tuple(transforms)
 
 
+def problem_lines(obj: RecordObject, problems: list[MappingProblem]) -> list[str]:
+    """A check's problems as the notice lists them: "• First name → FirstName: the CRM has no such field"."""
+    return [f"• {local_field_label(obj, p.local_field)} → {p.crm_field}: {p.reason}" for p in problems]
+
+
 #: The local field records are matched by (never unmapped).
 MATCHED_BY = "email"
 
@@ -146,6 +159,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
         self._problems: dict[str, list[str]] = {}
         self._dirty = False
         self._crm_fields: list[CrmField] = []
+        self._record_object = RecordObject.CONTACT
 
     def set_crm_fields(self, fields: list[CrmField]) -> None:
         """The CRM's live fields: CRM fields show by label and are picked from this list."""
@@ -162,16 +176,22 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
         """The live CRM field a mapping names, if the CRM has it."""
         return find_crm_field(self._crm_fields, mapping.crm_field) if self._crm_fields else None
 
-    def show_mappings(self, mappings: list[FieldMapping]) -> None:
-        """Show saved mappings (no unsaved edits, no problems)."""
-        self._show(mappings, dirty=False)
+    def show_mappings(self, mappings: list[FieldMapping], obj: RecordObject | None = None) -> None:
+        """Show saved mappings of ``obj``'s fields (no unsaved edits, no problems)."""
+        self._show(mappings, obj, dirty=False)
 
-    def show_edited(self, mappings: list[FieldMapping]) -> None:
+    def show_edited(self, mappings: list[FieldMapping], obj: RecordObject | None = None) -> None:
         """Show mappings that are not saved yet (the defaults, say): Save keeps them, Revert drops them."""
-        self._show(mappings, dirty=True)
+        self._show(mappings, obj, dirty=True)
 
-    def _show(self, mappings: list[FieldMapping], *, dirty: bool) -> None:
+    def local_label(self, mapping: FieldMapping) -> str:
+        """The mapping's local field as the marketer knows it ("First name", not ``firstName``)."""
+        return local_field_label(self._record_object, mapping.local_field)
+
+    def _show(self, mappings: list[FieldMapping], obj: RecordObject | None, *, dirty: bool) -> None:
         self.beginResetModel()
+        if obj is not None:
+            self._record_object = obj
         self._rows = list(mappings)
         self._problems = {}
         self.endResetModel()
@@ -244,6 +264,8 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
         if role == Qt.ItemDataRole.DisplayRole:
             if crm_field is not None:
                 return f"{crm_field.label}  ·  {crm_field.type}"
+            if column is MappingColumn.LOCAL_FIELD:
+                return self.local_label(mapping)
             return self._display(mapping, column)
         if role == Qt.ItemDataRole.EditRole:
             return self._edit_value(mapping, column)
@@ -259,6 +281,8 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
             lines = list(problems or [])
             if crm_field is not None:
                 lines.append(f"{crm_field.label} ({crm_field.type}); API name: {shown_name(crm_field)}")
+            if column is MappingColumn.LOCAL_FIELD:
+                lines.append(f"{self.local_label(mapping)}; in files and on the command line: {mapping.local_field}")
             return "; ".join(lines) or None
         return None
 
@@ -297,7 +321,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
         try:
             changed = self._changed(mapping, column, value)
         except ValueError as exc:
-            self.edit_refused.emit(f"{mapping.local_field}: {exc}")
+            self.edit_refused.emit(f"{self.local_label(mapping)}: {exc}")
             return False
         if changed == mapping:
             return True
@@ -705,7 +729,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
             self.model.show_mappings([])
             self.notice.say(error_sentence("Reading the mapping", exc), "error")
         else:
-            self.model.show_mappings(mappings)
+            self.model.show_mappings(mappings, self.record_object)
         fields = self._fields.get((integration.name, self.record_object))
         self.model.set_crm_fields(fields or [])
         self._fill_preview_choices(integration)
@@ -818,8 +842,9 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 self._dirty_changed(self.model.dirty) if self.model.dirty else self.notice.clear_notice()
             return
         lines = [_UNSAVED] if self.model.dirty else []
-        lines.append(f"{_LIVE_PROBLEMS_START} {len(problems)} field(s) the CRM cannot take as mapped (marked ⚠):")
-        lines += [f"• {p.local_field} → {p.crm_field}: {p.reason}" for p in problems]
+        lines.append(
+            f"{_LIVE_PROBLEMS_START} {plural(len(problems), 'field')} the CRM cannot take as mapped (marked ⚠):")
+        lines += problem_lines(self.record_object, problems)
         self.notice.say("\n".join(lines), "error")
 
     # -- the preview
@@ -887,7 +912,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
         if defaults == self.model.mappings():
             self.notice.say("The mapping is the default one already.", "info")
             return
-        self.model.show_edited(defaults)
+        self.model.show_edited(defaults, self.record_object)
         self._check_live()
         self.show_preview()
 
@@ -929,8 +954,9 @@ class FieldMappingPanel(QWidget, AsksFirst):
             if self._shows(name, obj):
                 self.model.set_problems(problems)
             if problems:
-                lines = [f"{len(problems)} problem(s) with the {OBJECT_NAMES[obj].lower()} mapping of “{name}”:"]
-                lines += [f"• {p.local_field} → {p.crm_field}: {p.reason}" for p in problems]
+                mapping = f"the {OBJECT_NAMES[obj].lower()} mapping of “{name}”"
+                lines = [f"{plural(len(problems), 'problem')} with {mapping}:"]
+                lines += problem_lines(obj, problems)
                 self.notice.say("\n".join(lines), "error")
             else:
                 self.notice.say(f"Every mapped field exists in “{name}” and can take its values.", "ok")
@@ -969,7 +995,7 @@ def ensure_sentence(report: EnsureReport) -> str:
     """What "Create missing fields" did, in a few lines."""
     created = [f.label for f in report.fields if f.status.value == "created"]
     present = [f for f in report.fields if f.status.value == "present"]
-    lines = [f"Created {len(created)} field(s) in “{report.integration}”: {', '.join(created)}." if created
+    lines = [f"Created {plural(len(created), 'field')} in “{report.integration}”: {', '.join(created)}." if created
              else f"“{report.integration}” has every social field already ({len(present)})."]
     lines += [f"• {f.label}: {f.reason}" for f in report.fields if f.reason]
     lines += list(report.notes)

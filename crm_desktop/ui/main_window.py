@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop import __version__
 from crm_desktop.app.paths import APP_AUTHOR, APP_NAME, AppPaths
+from crm_desktop.app.text import plural
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import SocialPlatform
@@ -479,7 +480,8 @@ class MainWindow(QMainWindow):
         item = self.sidebar.item(CONFLICTS_ROW)
         item.setText(f"Conflicts ({count})" if count else "Conflicts")
         item.setToolTip(
-            f"{count} field(s) changed on both sides wait for your decision" if count else "No open conflicts"
+            f"{plural(count, 'field')} changed on both sides {'waits' if count == 1 else 'wait'} for your decision"
+            if count else "No open conflicts"
         )
         if reload_panel and self._built(CONFLICTS_ROW) is not None:
             self.conflicts_panel.reload()

@@ -53,6 +53,7 @@ from crm_desktop.app.people import (
     SyncOneResult,
     SyncState,
 )
+from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Provider, SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel
@@ -286,7 +287,7 @@ class PersonDetailPane(QWidget):
         else:
             self.score_label.setText(f"Engagement score: <b>{score.score:.1f}</b> / 100")
             self.breakdown_label.setText(
-                f"Activity {score.activity:.1f} points from {score.interactions} interaction(s) → "
+                f"Activity {score.activity:.1f} points from {plural(score.interactions, 'interaction')} → "
                 f"{score.activity_part:.0%} of saturation · reach {score.followers:,} followers → "
                 f"{score.reach_part:.0%}"
             )
@@ -324,11 +325,12 @@ class PersonDetailPane(QWidget):
         touches = linear.touchpoints if linear is not None else []
         if linear is not None and linear.converted_at is not None:
             self.attribution_note.setText(
-                f"Converted {local_time(linear.converted_at)}: credit of the {len(touches)} touchpoint(s) before it"
+                f"Converted {local_time(linear.converted_at)}: "
+                f"credit of the {plural(len(touches), 'touchpoint')} before it"
             )
         else:
             self.attribution_note.setText(
-                f"Not converted yet: the credit {len(touches)} touchpoint(s) would earn now" if touches
+                f"Not converted yet: the credit {plural(len(touches), 'touchpoint')} would earn now" if touches
                 else "No touchpoints to credit yet."
             )
         models = list(AttributionModel)
@@ -367,7 +369,7 @@ class ImportPreviewDialog(QDialog):
         self.setWindowTitle(f"Import {kind} from {preview.path.name}")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
-        parts = [f"{preview.valid} valid row(s): {preview.new} new, {preview.existing} update existing {kind}",
+        parts = [f"{plural(preview.valid, 'valid row')}: {preview.new} new, {preview.existing} update existing {kind}",
                  f"{len(preview.problems)} refused"]
         text = "; ".join(parts) + ". Nothing is saved until you press Save."
         if preview.notices:
@@ -384,7 +386,7 @@ class ImportPreviewDialog(QDialog):
             self.problems_table, self.row_notice,
             cannot_delete="A refused row is fixed in the file itself: correct it there and import the file again.")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.save_button = QPushButton(f"Save {preview.valid} valid row(s)")
+        self.save_button = QPushButton(f"Save {plural(preview.valid, 'valid row')}")
         self.save_button.setAccessibleName("Save the valid rows")
         self.save_button.setEnabled(preview.valid > 0)
         buttons.addButton(self.save_button, QDialogButtonBox.ButtonRole.AcceptRole)
@@ -533,7 +535,7 @@ class DuplicatesDialog(QDialog, AsksFirst):
             table.resizeColumnsToContents()
             table.horizontalHeader().setStretchLastSection(True)
         self.result_label.setText(
-            f"{len(report.groups)} group(s) of likely duplicates; {len(report.reported)} reported by the CRMs."
+            f"{plural(len(report.groups), 'group')} of likely duplicates; {len(report.reported)} reported by the CRMs."
             if report.groups or report.reported else "No likely duplicates found.")
         if report.groups:
             self.groups_table.selectRow(0)

@@ -983,7 +983,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         else:
             select = report.run_id
             text = (
-                f"Undid run {run_id}: {report.restored_local} value(s) put back here, "
+                f"Undid run {run_id}: {plural(report.restored_local, 'value')} put back here, "
                 f"{report.restored_crm} in the CRM"
             )
             if report.aligned_crm:

@@ -132,7 +132,7 @@ def test_undoing_a_run_runs_on_the_sync_worker(
         assert monitor.notice.text() == f"Undoing run {pull_run.id}…"
     assert_off_the_gui_thread(slow)
     assert set(slow.threads) == {hubspot.workspace.sync.run_off_thread().thread_id}
-    assert monitor.notice.text().startswith(f"Undid run {pull_run.id}: 1 value(s) put back here")
+    assert monitor.notice.text().startswith(f"Undid run {pull_run.id}: 1 value put back here")
     assert hubspot.workspace.contacts.find("person1@example.com").company == "Analytical Engines"  # type: ignore[union-attr]
     assert monitor.runs_table.cursor().shape() == Qt.CursorShape.ArrowCursor
 

@@ -47,7 +47,7 @@ def test_the_default_hubspot_mapping_is_shown(panel: FieldMappingPanel) -> None:
     titles = [model.headerData(c, Qt.Orientation.Horizontal) for c in MappingColumn]
     assert titles == ["Local field", "CRM field", "Direction", "Conflict rule", "Transforms"]
     email = row(panel, "email")
-    assert [model.index(email, c).data() for c in MappingColumn][:4] == ["email", "email", "Two-way",
+    assert [model.index(email, c).data() for c in MappingColumn][:4] == ["Email", "email", "Two-way",
                                                                           "Newest change wins"]
     assert model.index(row(panel, "twitterUsername"), MappingColumn.CRM_FIELD).data() == "twitter_username"
     assert not model.flags(model.index(email, MappingColumn.LOCAL_FIELD)) & Qt.ItemFlag.ItemIsEditable
@@ -133,8 +133,25 @@ def test_the_model_refuses_a_blank_crm_field() -> None:
     model.edit_refused.connect(refused.append)
     model.show_mappings([FieldMapping("email", "email")])
     assert not model.setData(model.index(0, MappingColumn.CRM_FIELD), "  ")
-    assert refused == ["email: the CRM field cannot be blank; set the direction to Off instead"]
+    assert refused == ["Email: the CRM field cannot be blank; set the direction to Off instead"]
     assert not model.dirty
+
+
+@pytest.mark.parametrize(("obj", "field", "label"), [
+    (RecordObject.CONTACT, "firstName", "First name"),
+    (RecordObject.CONTACT, "twitterFollowers", "Twitter/X followers"),
+    (RecordObject.LEAD, "engagementScore", "Engagement score"),
+    (RecordObject.CONTACT, "custom.segment", "segment (custom field)"),
+])
+def test_local_fields_show_by_their_names_for_the_marketer(obj: RecordObject, field: str, label: str) -> None:
+    """The mapping lists "First name", as the preview does; the wire name (what files and the command line use)
+    is in the tooltip and is what an edit works on."""
+    model = MappingsTableModel()
+    model.show_mappings([FieldMapping(field, "crm_name")], obj)
+    cell = model.index(0, MappingColumn.LOCAL_FIELD)
+    assert cell.data() == label
+    assert cell.data(Qt.ItemDataRole.EditRole) == field
+    assert f"on the command line: {field}" in cell.data(Qt.ItemDataRole.ToolTipRole)
 
 
 def test_check_against_crm_lists_the_problems_and_marks_their_rows(
@@ -148,7 +165,7 @@ def test_check_against_crm_lists_the_problems_and_marks_their_rows(
     qtbot.waitUntil(panel.check_button.isEnabled, timeout=5000)
     text = panel.notice.text()
     assert panel.notice.tone == "error"
-    assert "twitterUsername → twitter_handle_old: the CRM has no such field" in text
+    assert "• Twitter/X username → twitter_handle_old: the CRM has no such field" in text
     assert panel.model.rows_with_problems() == [row(panel, "twitterUsername")]
     cell = panel.model.index(row(panel, "twitterUsername"), MappingColumn.CRM_FIELD)
     assert cell.data(Qt.ItemDataRole.ToolTipRole) == "the CRM has no such field"

@@ -253,7 +253,7 @@ def test_the_panel_renders_with_a_flagged_field_and_a_preview(
     row = panel.model.row_of("twitterFollowers")
     assert row is not None
     qtbot.waitUntil(lambda: row in panel.model.rows_with_problems(), timeout=2000)
-    assert "• twitterFollowers → Email Opt Out: cannot hold a number (boolean)" in panel.notice.text()
+    assert "• Twitter/X followers → Email Opt Out: cannot hold a number (boolean)" in panel.notice.text()
     panel.resize(1100, 900)
     panel.table.clearSelection()
     panel.table.setCurrentIndex(panel.model.index(0, 0))

@@ -229,7 +229,7 @@ def test_an_import_previews_refused_rows_before_saving(
     dialog = preview(qtbot, panel, path)
     assert dialog is not None
     qtbot.waitExposed(dialog)
-    assert "2 valid row(s): 1 new, 1 update existing contacts; 1 refused" in dialog.summary.text()
+    assert "2 valid rows: 1 new, 1 update existing contacts; 1 refused" in dialog.summary.text()
     problems = dialog.problems_table
     assert cells(problems, 0) == ["4"] and cells(problems, 2) == ["Email"]
     assert workspace.contacts.find("new.person@example.com") is None, "nothing is saved before Save"

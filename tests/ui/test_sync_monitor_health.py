@@ -238,7 +238,7 @@ def test_metrics_tab_charts_the_stored_figures_per_range(
     assert charts.line_values(charts.latency_chart)["Latency"] == [2.5]
     [quota] = charts.line_values(charts.quota_chart)[NAME]
     assert 0 < quota < 100
-    assert "1 sync run(s), 3 contact(s) synced" in charts.summary_label.text()
+    assert "1 sync run, 3 contacts synced" in charts.summary_label.text()
     # Axes end on round numbers; a count's ticks fall on whole numbers and read without decimals ("3", not "3.0").
     contacts = value_axis(charts.contacts_chart)
     assert contacts.labelFormat() == "%d" and contacts.max() >= 3

@@ -145,7 +145,7 @@ def test_undo_asks_first_then_puts_the_values_back(
 
     contact = hubspot.workspace.contacts.find("person1@example.com")
     assert contact is not None and contact.company == "Analytical Engines"
-    assert panel.notice.text().startswith(f"Undid run {pull_run.id}: 1 value(s) put back here")
+    assert panel.notice.text().startswith(f"Undid run {pull_run.id}: 1 value put back here")
     assert column(panel, RunColumn.DIRECTION)[0] == "Undo"
     assert panel.selected_row() == 0, "the undo's own run is selected"
     assert not panel.undo_button.isEnabled(), "an undo is not undone from here"
