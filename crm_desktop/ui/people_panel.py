@@ -869,21 +869,31 @@ class PeoplePanel(QWidget, AsksFirst):
         PersonColumn.SCORE: "100.0",
         PersonColumn.PLATFORMS: "Instagram, LinkedIn",
     }
-    #: The narrowest Email gets to keep Score in sight; below it a long address elides in its middle.
-    NARROWEST_EMAIL = "ada.hopper8@example.com"
+    #: Where the list is too narrow for Name, Email, Company and Score whole, these give way in this order (Email
+    #: first), each down to the width of its text here; below that a long value elides in its middle. Names keep
+    #: their width: they are how the marketer finds a person.
+    GIVE_WAY: ClassVar[dict[PersonColumn, str]] = {
+        PersonColumn.EMAIL: "ada.hopper8@example.com",
+        PersonColumn.COMPANY: "Babbage & Co",
+    }
+    #: The columns kept in sight while the list has room for their narrowest widths.
+    KEPT_IN_SIGHT = (PersonColumn.NAME, PersonColumn.EMAIL, PersonColumn.COMPANY, PersonColumn.SCORE)
 
     def _fit_columns(self) -> None:
         """Size the columns to their text; where the list is too narrow for Name, Email, Company and Score whole,
-        Email gives way (down to :attr:`NARROWEST_EMAIL`). Once the marketer drags a column, their widths stay."""
+        Email gives way, then Company (:attr:`GIVE_WAY`). Once the marketer drags a column, their widths
+        stay."""
         if self._columns_set_by_hand:
             return
         self.table.ensurePolished()
         widths = {column: column_width_for(self.table, (text,), column, slack=8)
                   for column, text in self.WIDEST_TEXTS.items()}
-        beside_email = widths[PersonColumn.NAME] + widths[PersonColumn.COMPANY] + widths[PersonColumn.SCORE]
-        room = self.table.viewport().width() - beside_email
-        narrowest = column_width_for(self.table, (self.NARROWEST_EMAIL,), slack=8)
-        widths[PersonColumn.EMAIL] = max(narrowest, min(widths[PersonColumn.EMAIL], room))
+        for column, narrowest_text in self.GIVE_WAY.items():
+            overflow = sum(widths[c] for c in self.KEPT_IN_SIGHT) - self.table.viewport().width()
+            if overflow <= 0:
+                break
+            narrowest = column_width_for(self.table, (narrowest_text,), slack=8)
+            widths[column] = max(narrowest, widths[column] - overflow)
         header = self.table.horizontalHeader()
         self._fitting_columns = True
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -357,26 +358,29 @@ def refit(qtbot: QtBot, panel: PeoplePanel, width: int) -> None:
 
 
 def test_the_columns_fit_the_list_and_email_gives_way_first(qtbot: QtBot, panel: PeoplePanel) -> None:
-    """Name, Email, Company and Score stay in sight while the list has room for them with a short email; a long
-    email elides first; on a wide list every column shows its text whole. The detail pane's tabs never scroll."""
+    """Name, Email, Company and Score stay in sight while the list has room for them at their narrowest; Email
+    gives way first, then Company; on a wide list every column shows its text whole. The detail pane's
+    tabs never scroll."""
     table = panel.table
     metrics = table.fontMetrics()
-    narrowest = metrics.horizontalAdvance(panel.NARROWEST_EMAIL)
-    widest = metrics.horizontalAdvance(panel.WIDEST_TEXTS[PersonColumn.EMAIL])
-    gave_way = False
-    for width in range(900, 1101, 25):
+    narrowest = {column: metrics.horizontalAdvance(text) for column, text in panel.GIVE_WAY.items()}
+    widest = {column: metrics.horizontalAdvance(panel.WIDEST_TEXTS[column]) for column in panel.GIVE_WAY}
+    order = list(panel.GIVE_WAY)
+    gave_way: set[PersonColumn] = set()
+    for width in range(860, 1101, 20):
         refit(qtbot, panel, width)
-        email = table.columnWidth(PersonColumn.EMAIL)
-        assert email >= narrowest, width
+        widths = {column: table.columnWidth(column) for column in panel.GIVE_WAY}
+        at_narrowest = {column for column in order if widths[column] < narrowest[column] + 20}
+        assert all(widths[column] >= narrowest[column] for column in order), width
         score_in_sight = section_right_edge(table, PersonColumn.SCORE) <= table.viewport().width()
-        at_narrowest = email < narrowest + 20
-        assert score_in_sight or at_narrowest, f"at {width} px Score is out of sight for a wide Email"
-        assert email > widest or at_narrowest or section_right_edge(table, PersonColumn.SCORE) > (
-            table.viewport().width() - 20), f"at {width} px Email elides while the list has room"
-        gave_way |= narrowest < email <= widest and score_in_sight
+        assert score_in_sight or at_narrowest == set(order), f"at {width} px Score is out of sight"
+        for earlier, later in pairwise(order):
+            if widths[later] <= widest[later]:
+                assert earlier in at_narrowest, f"at {width} px {later.name} gave way before {earlier.name}"
+        gave_way |= {column for column in order if widths[column] <= widest[column] and score_in_sight}
         tabs = panel.detail_pane.tabs.tabBar()
         assert tabs.tabRect(tabs.count() - 1).right() < tabs.width(), f"at {width} px History is out of sight"
-    assert gave_way, "no width between the narrowest and the widest was tried"
+    assert gave_way == set(order), f"only {gave_way} were seen giving way with Score in sight"
 
     refit(qtbot, panel, 1600)
     for column, text in panel.WIDEST_TEXTS.items():
