@@ -154,15 +154,18 @@ class SocialService:
         return self.store.record_conversions(conversions)
 
     def _rescored(self, results: list[RecordedEvent]) -> list[RecordedEvent]:
-        """Write the new score of every lead these recorded events touched (each person once); the events back."""
+        """Write the new score of every lead and contact these recorded events touched (each person once); the
+        events back."""
         emails = {
             r.person.email for r in results if r.person.email is not None and r.action is not EventAction.UNCHANGED
         }
         if emails:
             settings = self.scoring_settings()
-            for email in sorted(self.store.leads_among(emails)):
-                score = self._score(Person(email), settings)
-                self.store.set_lead_score(email, score.score)
+            leads, contacts = self.store.leads_among(emails), self.store.contacts_among(emails)
+            scores = {email: self._score(Person(email), settings).score for email in sorted(leads | contacts)}
+            for email in sorted(leads):
+                self.store.set_lead_score(email, scores[email])
+            self.store.set_contact_scores({email: scores[email] for email in contacts})
         return results
 
     def link_conversation(

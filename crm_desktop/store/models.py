@@ -201,6 +201,9 @@ class ContactRow(Base):
     company: Mapped[str | None] = mapped_column(String(255))
     phone: Mapped[str | None] = mapped_column(String(40))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The engagement score from the person's social activity, written when an event of theirs is recorded (a
+    #: lead keeps its own in ``leads``, as part of its social context); not a change of the contact's data.
+    engagement_score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
@@ -263,9 +266,9 @@ def company_sort_key(row: Any) -> ColumnElement[Any]:
     return func.lower(func.coalesce(row.company, literal_column("''")))
 
 
-def lead_score_sort_key() -> ColumnElement[Any]:
-    """The People list's lead score order (leads without a score first)."""
-    return func.coalesce(LeadRow.__table__.c.engagement_score, literal_column("-1.0"))
+def score_sort_key(row: Any) -> ColumnElement[Any]:
+    """The People list's score order (people without a score first)."""
+    return func.coalesce(row.engagement_score, literal_column("-1.0"))
 
 
 # The keyset sorts of the People list: (sort key, id), so a first page and every page after it are read from the
@@ -274,7 +277,7 @@ for _people in (ContactRow, LeadRow):
     _table = _people.__table__
     Index(f"ix_{_people.__tablename__}_name_sort", name_sort_key(_table.c), _table.c.id)
     Index(f"ix_{_people.__tablename__}_company_sort", company_sort_key(_table.c), _table.c.id)
-Index("ix_leads_score_sort", lead_score_sort_key(), LeadRow.__table__.c.id)
+    Index(f"ix_{_people.__tablename__}_score_sort", score_sort_key(_table.c), _table.c.id)
 
 
 class SocialIdentityRow(Base):

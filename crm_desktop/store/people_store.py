@@ -9,7 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, exists, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import SocialPlatform, TouchpointType
@@ -30,8 +30,8 @@ from crm_desktop.store.models import (
     SyncRunStatus,
     TouchpointRow,
     company_sort_key,
-    lead_score_sort_key,
     name_sort_key,
+    score_sort_key,
 )
 
 #: What a person is known by in a query's rows: a contact's id, or an email.
@@ -89,7 +89,7 @@ class PersonLine:
     Attributes:
         id: the local id.
         email, first_name, last_name, company: as stored.
-        score: the engagement score (a lead's own; a contact's is its lead's with the same email).
+        score: the engagement score as last worked out from the person's social activity.
         platforms: the platforms of its profiles (contacts) or its source platform (leads).
         updated_at: when the record last changed locally.
         sort_key: the value of the sort column (the keyset's first half).
@@ -204,24 +204,18 @@ class PeopleStore:
 
     @staticmethod
     def _score_column(query: PeopleQuery) -> ColumnElement[Any]:
-        if query.obj is RecordObject.LEAD:
-            return LeadRow.__table__.c.engagement_score
-        return (
-            select(LeadRow.engagement_score).where(LeadRow.email == ContactRow.email).scalar_subquery()
-        )
+        row = LeadRow if query.obj is RecordObject.LEAD else ContactRow
+        return row.__table__.c.engagement_score
 
     def _sort_column(self, query: PeopleQuery) -> ColumnElement[Any]:
         row: Any = LeadRow if query.obj is RecordObject.LEAD else ContactRow
-        # Name, company and a lead's score are the expressions of their sort indexes (see store.models).
+        # Name, company and score are the expressions of their sort indexes (see store.models).
         if query.sort is PeopleColumn.NAME:
             return name_sort_key(row)
         if query.sort is PeopleColumn.COMPANY:
             return company_sort_key(row)
         if query.sort is PeopleColumn.SCORE:
-            if query.obj is RecordObject.LEAD:
-                return lead_score_sort_key()
-            # A contact's score is its lead's: no index can order by it, so this sort reads every contact.
-            return func.coalesce(self._score_column(query), literal_column("-1.0"))
+            return score_sort_key(row.__table__.c)
         if query.sort is PeopleColumn.UPDATED:
             return row.updated_at  # type: ignore[no-any-return]
         return row.email  # type: ignore[no-any-return]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -781,6 +781,27 @@ class SocialStore:
             for chunk in in_list_chunks(sorted(set(emails))):
                 found.update(session.scalars(select(LeadRow.email).where(LeadRow.email.in_(chunk))))
         return found
+
+    def contacts_among(self, emails: Iterable[str]) -> set[str]:
+        """Which of these emails are local contacts' (a few queries however many contacts the store holds)."""
+        found: set[str] = set()
+        with self._db.session() as session:
+            for chunk in in_list_chunks(sorted(set(emails))):
+                found.update(session.scalars(select(ContactRow.email).where(ContactRow.email.in_(chunk))))
+        return found
+
+    def set_contact_scores(self, scores: Mapping[str, float]) -> None:
+        """Write contacts' engagement scores by email, in one statement; a score is not a change of the contact's
+        data, so its ``updated_at`` (what the People list and a push go by) stays as it was."""
+        if not scores:
+            return
+        table = cast(Table, ContactRow.__table__)
+        statement = (
+            update(table).where(table.c.email == bindparam("person"))
+            .values(engagement_score=bindparam("score"), updated_at=table.c.updated_at)
+        )
+        with self._db.session() as session:
+            session.execute(statement, [{"person": email, "score": score} for email, score in scores.items()])
 
     def lead_by_id(self, lead_id: int) -> tuple[int, str] | None:
         """A lead's (id, email) by its local id."""

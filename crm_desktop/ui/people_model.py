@@ -557,7 +557,7 @@ class PeopleTableModel(QAbstractTableModel):
             return HEADERS[PersonColumn(section)]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
             if section == PersonColumn.SCORE:
-                return "Engagement score, 0-100 (a contact shows its lead's score)"
+                return "Engagement score, 0-100, as of the person's latest social activity"
             if section == PersonColumn.PLATFORMS:
                 return "Social networks of the person's profiles (not sortable)"
         return None

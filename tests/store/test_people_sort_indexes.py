@@ -19,7 +19,7 @@ from crm_desktop.store.repositories import ContactStore, LeadStore
 pytestmark = pytest.mark.postgres
 
 SORT_INDEXES = {
-    "contacts": {"ix_contacts_name_sort", "ix_contacts_company_sort"},
+    "contacts": {"ix_contacts_name_sort", "ix_contacts_company_sort", "ix_contacts_score_sort"},
     "leads": {"ix_leads_name_sort", "ix_leads_company_sort", "ix_leads_score_sort"},
 }
 
@@ -33,7 +33,7 @@ def sort_indexes(database: Database) -> set[str]:
     return names & set.union(*SORT_INDEXES.values())
 
 
-def test_0011_adds_the_sort_indexes_and_its_downgrade_drops_them(blank_database: Database) -> None:
+def test_0011_and_0014_add_the_sort_indexes_and_their_downgrades_drop_them(blank_database: Database) -> None:
     config = database_module._alembic_config(blank_database.engine)
     with blank_database.engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -80,6 +80,7 @@ def first_page_plan(database: Database, query: PeopleQuery) -> str:
 @pytest.mark.parametrize(("obj", "sort", "index"), [
     (RecordObject.CONTACT, PeopleColumn.NAME, "ix_contacts_name_sort"),
     (RecordObject.CONTACT, PeopleColumn.COMPANY, "ix_contacts_company_sort"),
+    (RecordObject.CONTACT, PeopleColumn.SCORE, "ix_contacts_score_sort"),
     (RecordObject.LEAD, PeopleColumn.NAME, "ix_leads_name_sort"),
     (RecordObject.LEAD, PeopleColumn.COMPANY, "ix_leads_company_sort"),
     (RecordObject.LEAD, PeopleColumn.SCORE, "ix_leads_score_sort"),

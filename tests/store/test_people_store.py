@@ -82,8 +82,13 @@ def test_platform_campaign_and_score_filters(people: PeopleStore) -> None:
     middle = sorted(scores)[len(scores) // 2]  # type: ignore[type-var]
     high = PeopleQuery(obj=RecordObject.LEAD, score_min=middle)
     assert 0 < people.count(high) == len([s for s in scores if s is not None and s >= middle]) < len(scores)
-    contacts = every_page(people, PeopleQuery(score_max=1))
-    assert contacts and all(line.score is not None and line.score <= 1 for line in contacts)
+    # A contact's score is its own social activity's, lead or not: the 30 that engaged have one, the others none.
+    scored = every_page(people, PeopleQuery(score_min=0))
+    assert sorted(line.email for line in scored) == [f"p{n:03d}@example.com" for n in range(30)]
+    assert all(line.score is not None and line.score > 0 for line in scored)
+    lowest = min(line.score for line in scored if line.score is not None)
+    low = every_page(people, PeopleQuery(score_max=lowest))
+    assert low and all(line.score == lowest for line in low)
 
 
 def test_touchpoints_per_day_and_the_timeline(people: PeopleStore) -> None:
