@@ -74,7 +74,15 @@ from crm_desktop.ui.widgets import (
     show_rows_in_full,
     small_table,
 )
-from crm_desktop.ui.wording import MODEL_NAMES, PLATFORM_NAMES, error_sentence, local_time, named, short_time
+from crm_desktop.ui.wording import (
+    MODEL_NAMES,
+    PLATFORM_NAMES,
+    TOUCHPOINT_NAMES,
+    error_sentence,
+    local_time,
+    named,
+    short_time,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -295,8 +303,8 @@ class PersonDetailPane(QWidget):
                    [[named(PLATFORM_NAMES, p.platform), p.username, f"{p.followers:,}", p.url or ""]
                     for p in detail.profiles], numbers=(2,))
         fill_table(self.timeline_table, ["When", "Platform", "What", "Campaign", "Detail"],
-                   [[local_time(e.at), named(PLATFORM_NAMES, e.platform), e.kind.replace("_", " "), e.campaign or "",
-                     e.detail] for e in detail.timeline])
+                   [[short_time(e.at), named(PLATFORM_NAMES, e.platform), named(TOUCHPOINT_NAMES, e.kind),
+                     e.campaign or "", e.detail] for e in detail.timeline])
         self._show_attribution(detail)
         fill_table(self.links_table, ["Integration", "CRM", "CRM record id", "Last synced", "State", "Last error"],
                    [[link.integration, CRM_NAMES.get(Provider(link.provider), link.provider), link.crm_id or "—",
@@ -336,7 +344,7 @@ class PersonDetailPane(QWidget):
         models = list(AttributionModel)
         rows = []
         for number, touch in enumerate(touches):
-            kind = touch.type.value.replace("_", " ")
+            kind = named(TOUCHPOINT_NAMES, touch.type).lower()
             row = [f"{short_time(touch.timestamp)} · {named(PLATFORM_NAMES, touch.platform)} {kind}"]
             for model in models:
                 credited = detail.attribution[model].touchpoints

@@ -18,7 +18,7 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.sync_service import SyncResult, SyncTrigger
 from crm_desktop.app.text import duration_text as run_length_text
 from crm_desktop.app.text import plural
-from crm_desktop.domain.models import SocialPlatform, SyncDirection
+from crm_desktop.domain.models import SocialPlatform, SyncDirection, TouchpointType
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.domain.social import AttributionModel
 
@@ -44,6 +44,23 @@ PLATFORM_NAMES: dict[str, str] = {
     SocialPlatform.THREADS: "Threads",
     SocialPlatform.PINTEREST: "Pinterest",
     SocialPlatform.REDDIT: "Reddit",
+}
+
+#: What a person did, as a timeline lists it (the wire's values are ``post_view``, ``dm``...); a conversation is
+#: an entry of the timeline of its own.
+TOUCHPOINT_NAMES: dict[str, str] = {
+    TouchpointType.POST_VIEW: "Post view",
+    TouchpointType.VIEW: "View",
+    TouchpointType.CLICK: "Click",
+    TouchpointType.LIKE: "Like",
+    TouchpointType.COMMENT: "Comment",
+    TouchpointType.SHARE: "Share",
+    TouchpointType.DM: "Direct message",
+    TouchpointType.MENTION: "Mention",
+    TouchpointType.FOLLOW: "Follow",
+    TouchpointType.FORM_SUBMIT: "Form submitted",
+    TouchpointType.CONVERSION: "Conversion",
+    "conversation": "Conversation",
 }
 
 TRIGGER_NAMES: dict[str, str] = {

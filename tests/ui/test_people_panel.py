@@ -156,7 +156,7 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
     assert "interaction" in pane.breakdown_label.text() and "followers" in pane.breakdown_label.text()
     assert cells(pane.profiles_table, 0) == ["Twitter/X"] and cells(pane.profiles_table, 2) == ["150"]
     kinds = cells(pane.timeline_table, 2)
-    assert "conversation" in kinds and "post view" in kinds
+    assert "Conversation" in kinds and "Post view" in kinds
     table = pane.attribution_table
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     assert headers == ["Touchpoint", "First\ntouch", "Last\ntouch", "Linear", "Time\ndecay", "Position\nbased",
