@@ -49,16 +49,19 @@ class SpecCheckingTransport(httpx.AsyncBaseTransport):
 
     Attributes:
         checked: exchanges checked.
+        paths: each request's method and path, in order.
         violations: what broke the spec.
     """
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.checked = 0
+        self.paths: list[str] = []
         self.violations: list[str] = []
         self.lose_after_saving: Callable[[httpx.Request], bool] | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(f"{request.method} {request.url.path}")
         problems = []
         if not request.headers.get("x-api-token") or "api_token" in request.url.params:
             problems.append(f"{request.method} {request.url.path}: the API token must travel in x-api-token only")
@@ -313,6 +316,24 @@ def test_find_by_emails_and_get_record_by_email_and_id() -> None:
     assert by_email is not None and by_email.crm_id == str(second.id)
     assert by_id is not None and by_id.email == email_one.lower() and by_id.modified_at is not None
     assert missing == (None, None)
+
+
+def test_finding_many_emails_lists_the_persons_instead_of_searching_each() -> None:
+    """A sync's plan looks up each unlinked record's email: 25 of them cost one listing (and one read of the
+    persons found), not 25 searches at search's 5 a second; what is found is the same."""
+    sandbox = seeded(40)
+    persons = list(sandbox.persons.values())[:20]
+    emails = [p.emails[0]["value"] for p in persons] + [f"new{n}@example.com" for n in range(5)]
+
+    async def body(h: Harness) -> tuple[dict[str, Any], list[str]]:
+        found = await h.adapter.find_by_emails(RecordObject.CONTACT, emails)
+        return found, h.transport.paths
+
+    found, paths = run(sandbox, body)
+    assert {email: record.crm_id for email, record in found.items()} == {
+        p.emails[0]["value"].lower(): str(p.id) for p in persons}
+    assert "GET /api/v2/persons/search" not in paths
+    assert paths.count("GET /api/v2/persons") == 2  # the listing (40 persons, one page), then the ids read
 
 
 def test_add_note_escapes_the_text(sandbox: PipedriveSandbox) -> None:
