@@ -84,10 +84,23 @@ def progress_figures(phase: str, done: int, total: int) -> str:
 
 
 def quota_text(line: IntegrationHealth) -> str:
-    """``8,300 of 10,000 calls left today`` or why it is unknown."""
-    if line.quota_limit is None or line.quota_remaining is None:
+    """``8,300 of 10,000 calls left today``, what is left where the CRM reports only that, or why it is unknown."""
+    if line.quota_remaining is None:
         return "API quota: not reported yet"
+    if not line.quota_limit:
+        # Pipedrive reports the tokens left of the company's daily budget, never the budget itself.
+        return f"{line.quota_remaining:,} of the daily API quota left today (the CRM does not report the quota itself)"
     return f"{line.quota_remaining:,} of {line.quota_limit:,} API calls left today"
+
+
+def quota_label_text(line: IntegrationHealth) -> str:
+    """The health line's words for the quota: a share, what is left, or unknown."""
+    share = line.quota_left_share
+    if share is not None:
+        return f"{share:.0%} of API quota left"
+    if line.quota_remaining is not None:
+        return f"API quota: {line.quota_remaining:,} left today"
+    return "API quota: unknown"
 
 
 class HealthRow:
@@ -152,7 +165,7 @@ class HealthRow:
         share = line.quota_left_share
         self.quota_bar.setEnabled(share is not None)
         self.quota_bar.setValue(round((share or 0.0) * 1000))
-        self.quota_label.setText("API quota: unknown" if share is None else f"{share:.0%} of API quota left")
+        self.quota_label.setText(quota_label_text(line))
         self.quota_bar.setToolTip(quota_text(line))
         self.quota_label.setToolTip(quota_text(line))
         level = "ok" if share is None or share >= QUOTA_LOW else ("low" if share >= QUOTA_CRITICAL else "critical")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,17 @@ def test_health_line_goes_from_not_synced_to_in_sync_with_quota_and_last_sync(
     assert row.quota_label.text().endswith("% of API quota left")
     assert "API calls left today" in row.quota_bar.toolTip()
     assert not row.progress_bar.isVisible(), "the progress bar goes when the sync ends"
+
+
+def test_a_crm_that_reports_only_what_is_left_shows_that_not_unknown(panel: SyncMonitorPanel) -> None:
+    """Pipedrive's headers say how many tokens of the daily budget are left, never the budget: the health line
+    says what is left instead of "unknown", and the gauge, which needs the whole, stays off."""
+    row = panel.health_board.rows[NAME]
+    assert row.health is not None
+    row.show_health(replace(row.health, quota_limit=None, quota_remaining=998_821))
+    assert row.quota_label.text() == "API quota: 998,821 left today"
+    assert not row.quota_bar.isEnabled()
+    assert "998,821 of the daily API quota left today" in row.quota_bar.toolTip()
 
 
 def test_each_integration_shows_its_progress_with_rate_and_time_left(
