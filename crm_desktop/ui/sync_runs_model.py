@@ -230,7 +230,7 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
                 return self.integration_name(run)
         return None
 
-    def _display(self, run: SyncRunRow, column: RunColumn) -> str | int:
+    def _display(self, run: SyncRunRow, column: RunColumn) -> str:
         match column:
             case RunColumn.STARTED:
                 return short_time(run.started_at)
@@ -245,8 +245,8 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
             case RunColumn.DURATION:
                 seconds = run_seconds(run)
                 return "running…" if seconds is None else duration_text(seconds)
-            case _:
-                return int(getattr(run, _COUNT_ATTRIBUTES[column]) or 0)
+            case _:  # a count, with thousands separators as the run's summary has them
+                return f"{int(getattr(run, _COUNT_ATTRIBUTES[column]) or 0):,}"
 
 
 class LogColumn(TableColumn):

@@ -57,7 +57,7 @@ def test_sync_now_fills_the_runs_table_and_shows_progress(
     assert ("“hubspot-marketing”: pushing contacts, 3 of 3", 3, 3) in shown
     assert shown[-1] == (panel.IDLE_TEXT, 0, 0)
     assert column(panel, RunColumn.STATUS) == ["Succeeded"]
-    assert column(panel, RunColumn.CREATED) == [3]
+    assert column(panel, RunColumn.CREATED) == ["3"]
     assert column(panel, RunColumn.TRIGGER) == ["Manual"]
     assert panel.notice.tone == "ok"
     assert panel.notice.text().startswith("Synced “hubspot-marketing”: 3 created, 0 updated, 0 unchanged, 0 failed")

@@ -63,13 +63,16 @@ def test_a_run_reads_as_the_marketer_says_it(hubspot: HubSpotBench) -> None:
     assert cell(model, 0, RunColumn.STATUS) == "Succeeded"
     counts = [cell(model, 0, c) for c in (RunColumn.CREATED, RunColumn.UPDATED, RunColumn.UNCHANGED,
                                           RunColumn.FAILED, RunColumn.CONFLICTS, RunColumn.API_CALLS)]
-    assert counts == [2, 1, 5, 1, 2, 4]
+    assert counts == ["2", "1", "5", "1", "2", "4"]
     assert str(cell(model, 0, RunColumn.DURATION)).endswith(" s")
     status = model.index(0, RunColumn.STATUS)
     assert status.data(Qt.ItemDataRole.ToolTipRole) == "HubSpot's daily API budget is spent"
     assert model.index(0, RunColumn.CREATED).data(Qt.ItemDataRole.TextAlignmentRole) & Qt.AlignmentFlag.AlignRight
     assert model.index(0, 0).data(SyncRunsTableModel.RunRole).id == run_id
     assert model.row_of(run_id) == 0
+    add_runs(hubspot, 1, created=10_517, api_calls=1_179)
+    model.refresh()
+    assert cell(model, 0, RunColumn.CREATED) == "10,517" and cell(model, 0, RunColumn.API_CALLS) == "1,179"
 
 
 def test_a_running_run_says_so(hubspot: HubSpotBench) -> None:
