@@ -776,18 +776,17 @@ class SocialStore:
 
     def leads_among(self, emails: Iterable[str]) -> set[str]:
         """Which of these emails are local leads' (a few queries however many leads the store holds)."""
-        found: set[str] = set()
-        with self._db.session() as session:
-            for chunk in in_list_chunks(sorted(set(emails))):
-                found.update(session.scalars(select(LeadRow.email).where(LeadRow.email.in_(chunk))))
-        return found
+        return self._emails_among(LeadRow, emails)
 
     def contacts_among(self, emails: Iterable[str]) -> set[str]:
         """Which of these emails are local contacts' (a few queries however many contacts the store holds)."""
+        return self._emails_among(ContactRow, emails)
+
+    def _emails_among(self, row: type[LeadRow] | type[ContactRow], emails: Iterable[str]) -> set[str]:
         found: set[str] = set()
         with self._db.session() as session:
             for chunk in in_list_chunks(sorted(set(emails))):
-                found.update(session.scalars(select(ContactRow.email).where(ContactRow.email.in_(chunk))))
+                found.update(session.scalars(select(row.email).where(row.email.in_(chunk))))
         return found
 
     def set_contact_scores(self, scores: Mapping[str, float]) -> None:
