@@ -29,6 +29,7 @@ from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Messag
 from crm_desktop.providers.contract import LogsTimeline, TimelineEntry, TimelineKind, TimelineResult
 from crm_desktop.providers.errors import AuthError, ProviderError
 from crm_desktop.store.database import Database
+from crm_desktop.store.metrics_store import MetricsStore
 from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
 from crm_desktop.store.repositories import ContactStore, NotFoundError
 from crm_desktop.store.social_store import Person, event_key
@@ -135,6 +136,7 @@ class SocialWorkflows:
         social: SocialService, *, clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = WorkflowStore(database)
+        self._metrics = MetricsStore(database)
         self.integrations = integrations
         self.sync = sync
         self.crm = crm
@@ -280,18 +282,27 @@ class SocialWorkflows:
                         batch.retry[event.id] = _reason(exc)
             except BaseException:
                 # Stopped (the app is closing) or a bug: whatever is not settled goes back untouched.
-                self._settle(claimed, batch, report)
+                self._settle(integration.id, claimed, batch, report)
                 self.store.release([e.id for e in claimed if not batch.settled(e.id)])
                 raise
-            self._settle(claimed, batch, report)
+            self._settle(integration.id, claimed, batch, report)
             return report
 
-    def _settle(self, claimed: list[ClaimedEvent], batch: _Batch, report: DeliveryReport) -> None:
+    def _settle(self, integration_id: int, claimed: list[ClaimedEvent], batch: _Batch,
+                report: DeliveryReport) -> None:
         now = self._clock()
         attempts = {e.id: e.attempts for e in claimed}
         retry = [(i, why, now + timedelta(seconds=_backoff(attempts[i]))) for i, why in batch.retry.items()]
         self.store.finish([(i, crm, entry) for i, (crm, entry) in batch.done.items()], list(batch.failed.items()),
                           retry)
+        # The Sync Monitor's "event -> CRM latency": from receipt to the CRM's confirmation, for the events that
+        # wrote something to the CRM (one that had nothing to send there says nothing of the CRM's speed).
+        latencies = [max(0.0, (now - e.received_at).total_seconds()) for e in claimed
+                     if e.id in batch.done and any(batch.done[e.id])]
+        try:
+            self._metrics.record_event_latencies(integration_id, latencies, now)
+        except Exception:  # the delivery is settled already; a lost figure must not undo it
+            logger.exception("could not record the delivery latency of %d events", len(latencies))
         report.delivered, report.failed, report.retried = len(batch.done), len(batch.failed), len(batch.retry)
         if batch.failed:
             logger.warning("workflows: %d events refused for good: %s", len(batch.failed),

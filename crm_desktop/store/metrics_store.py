@@ -176,11 +176,22 @@ class MetricsStore:
         Raises:
             ValueError: for a negative or non-finite latency.
         """
-        if not seconds >= 0 or seconds == float("inf"):
-            raise ValueError(f"an event latency must be a finite number of seconds >= 0, not {seconds!r}")
+        self.record_event_latencies(integration_id, [seconds], at)
+
+    def record_event_latencies(self, integration_id: int, seconds: Sequence[float], at: datetime | None = None) -> None:
+        """Add the delivery latencies of the events one delivery confirmed to its hour, in one statement.
+
+        Raises:
+            ValueError: for a negative or non-finite latency (nothing is added).
+        """
+        for one in seconds:
+            if not one >= 0 or one == float("inf"):
+                raise ValueError(f"an event latency must be a finite number of seconds >= 0, not {one!r}")
+        if not seconds:
+            return
         with self._db.session() as session:
             self._add_to_hour(session, integration_id, hour_of(at or utcnow()),
-                              {"latency_seconds": float(seconds), "latency_events": 1})
+                              {"latency_seconds": float(sum(seconds)), "latency_events": len(seconds)})
 
     def _add_to_hour(self, session: Session, integration_id: int, hour: datetime, added: dict[str, Any], *,
                      quota_used: int | None = None, quota_limit: int | None = None) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from crm_desktop.api.server import LocalApiServer
 from crm_desktop.app.record_intake import RecordIntake
+from crm_desktop.app.sync_monitor import MetricsRange
 from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workflows import HOURLY_SETTING
 from crm_desktop.app.workspace import Workspace
@@ -166,6 +167,12 @@ def test_a_new_conversation_becomes_one_crm_contact_with_a_timeline_entry(tmp_pa
         assert [p["email"] for p in people] == ["lea@example.com"]
         assert conversation.crm_links == {"1": people[0]["id"]} or list(conversation.crm_links.values()) == [
             people[0]["id"]]
+        # The Sync Monitor's "average event -> CRM latency" counts the delivery: received to confirmed.
+        points = [p for p in desk.workspace.monitor.metrics(MetricsRange.DAY).points if p.average_latency is not None]
+        assert len(points) == 1 and 0 <= points[0].average_latency < 20  # type: ignore[operator]
+        [hour] = [h for h in desk.workspace.monitor.store.hourly(datetime.now(UTC) - timedelta(hours=2))
+                  if h.latency_events]
+        assert hour.latency_events == 1, "the replayed event was not delivered again, so not counted again"
 
     sandbox = run_desk(tmp_path, provider, scenario)
     timeline = crm_timeline(sandbox, provider)
