@@ -206,6 +206,7 @@ class SocialStream:
             body.update(stage="customer", amount=self._random.choice((600, 1800, 3600)), currency="EUR")
         return FeedStep("salesperson", body, salesperson)
 
+
 class SocialFeed(SocialStream):
     """The demo's social stream posted to the local API at its rate, as a platform's webhooks would post it.
 
