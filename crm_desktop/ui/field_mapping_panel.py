@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -97,27 +99,71 @@ CONFLICT_RULE_NAMES: dict[ConflictRule, str] = {
     ConflictRule.MANUAL: "Ask me (Conflicts)",
 }
 
+#: What each transform does, in the marketer's words (the wire names, such as ``e164``, are for files and the CLI).
+TRANSFORM_NAMES: dict[Transform, str] = {
+    Transform.TRIM: "Trim spaces",
+    Transform.LOWER: "Lower case",
+    Transform.E164: "International phone format",
+    Transform.TRUNCATE: "Cut to the CRM's length",
+    Transform.DEFAULT: "Fill in when blank",
+}
+
+#: A transform's longer explanation, shown as the tooltip of its cell and of its line in the editor.
+TRANSFORM_HINTS: dict[Transform, str] = {
+    Transform.TRIM: "Spaces at either end are removed before the value is sent.",
+    Transform.LOWER: "The value is sent in lower case.",
+    Transform.E164: "Phone numbers are sent as +, country code and number (+442079460958); "
+                    "a number that cannot be read is sent as it is.",
+    Transform.TRUNCATE: "A value longer than the CRM field allows is cut to fit instead of being refused.",
+    Transform.DEFAULT: "When the local value is blank, the mapping's default value is sent instead.",
+}
+
 _PROBLEM = QColor("#b91c1c")
 _MUTED = QColor("#94a3b8")
 
 
+def transform_name(mapping: FieldMapping, transform: Transform) -> str:
+    """A transform as the table shows it, with the mapping's length or default value where it has one."""
+    if transform is Transform.TRUNCATE and mapping.length:
+        return f"Cut to {mapping.length:,} characters"
+    if transform is Transform.DEFAULT and mapping.default_value is not None:
+        return f"“{mapping.default_value}” when blank"
+    return TRANSFORM_NAMES[transform]
+
+
+def transforms_offered(mapping: FieldMapping) -> list[Transform]:
+    """The transforms the editor lists for a mapping: "Fill in when blank" only where it has a default value."""
+    return [t for t in Transform
+            if t is not Transform.DEFAULT or mapping.default_value is not None or t in mapping.transforms]
+
+
 def parse_transforms(text: str) -> tuple[Transform, ...]:
-    """``"trim, lower"`` as transforms, in order.
+    """``"trim, lower"`` (wire names, or the names the table shows) as transforms, in order.
 
     Raises:
         ValueError: naming the unknown transform and the known ones.
     """
+    by_name = {name.lower(): t for t, name in TRANSFORM_NAMES.items()} | {t.value: t for t in Transform}
     transforms = []
     for part in text.replace(";", ",").split(","):
         name = part.strip().lower()
         if not name:
             continue
         try:
-            transforms.append(Transform(name))
-        except ValueError:
-            known = ", ".join(t.value for t in Transform)
-            raise ValueError(f"“{name}” is not a transform; use {known}") from None
+            transforms.append(by_name[name])
+        except KeyError:
+            known = ", ".join(TRANSFORM_NAMES.values())
+            raise ValueError(f"“{part.strip()}” is not a transform; use {known}") from None
     return tuple(transforms)
+
+
+def ordered_transforms(chosen: set[Transform] | list[Transform] | tuple[Transform, ...],
+                       before: tuple[Transform, ...]) -> tuple[Transform, ...]:
+    """The chosen transforms in the order they apply: those kept in their old order, new ones after in the
+    order of ``Transform`` (trim before lower case before the phone format)."""
+    wanted = set(chosen)
+    kept = [t for t in before if t in wanted]
+    return (*kept, *(t for t in Transform if t in wanted and t not in kept))
 
 
 def problem_lines(obj: RecordObject, problems: list[MappingProblem]) -> list[str]:
@@ -143,7 +189,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
     """One integration's mappings of one object, editable in place; usable without a view.
 
     The edit role gives and takes the values themselves: the CRM field's wire name, a ``FieldDirection``, a
-    ``ConflictRule`` and the transforms as ``"trim, lower"``.
+    ``ConflictRule`` and a tuple of ``Transform`` (an edit may also give them as text, ``"trim, lower"``).
 
     Signals:
         edit_refused(str): an edit was refused, with the reason.
@@ -283,7 +329,9 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
                 lines.append(f"{crm_field.label} ({crm_field.type}); API name: {shown_name(crm_field)}")
             if column is MappingColumn.LOCAL_FIELD:
                 lines.append(f"{self.local_label(mapping)}; in files and on the command line: {mapping.local_field}")
-            return "; ".join(lines) or None
+            if column is MappingColumn.TRANSFORMS:
+                lines.extend(f"{transform_name(mapping, t)}: {TRANSFORM_HINTS[t]}" for t in mapping.transforms)
+            return ("\n" if column is MappingColumn.TRANSFORMS else "; ").join(lines) or None
         return None
 
     @classmethod
@@ -295,7 +343,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
             case MappingColumn.CONFLICT_RULE:
                 return CONFLICT_RULE_NAMES[mapping.conflict_rule]
             case MappingColumn.TRANSFORMS:
-                return str(cls._edit_value(mapping, column)) or "—"
+                return ", ".join(transform_name(mapping, t) for t in mapping.transforms) or "—"
         return str(cls._edit_value(mapping, column))
 
     @staticmethod
@@ -310,7 +358,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
             case MappingColumn.CONFLICT_RULE:
                 return mapping.conflict_rule
             case MappingColumn.TRANSFORMS:
-                return ", ".join(t.value for t in mapping.transforms)
+                return mapping.transforms
 
     def setData(self, index: ModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         """Change one cell; a refused value leaves the mapping as it was and says why."""
@@ -344,7 +392,10 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
             case MappingColumn.CONFLICT_RULE:
                 return replace(mapping, conflict_rule=ConflictRule(value))
             case MappingColumn.TRANSFORMS:
-                return replace(mapping, transforms=parse_transforms(str(value)))
+                if isinstance(value, str):  # typed: in the order typed
+                    return replace(mapping, transforms=parse_transforms(value))
+                chosen = [Transform(t) for t in value]
+                return replace(mapping, transforms=ordered_transforms(chosen, mapping.transforms))
             case _:
                 raise ValueError("the local field is fixed")
 
@@ -489,6 +540,60 @@ class ChoiceDelegate(QStyledItemDelegate):
         model.setData(index, editor.currentData(), Qt.ItemDataRole.EditRole)
 
 
+class TransformsDelegate(QStyledItemDelegate):
+    """Edits a mapping's transforms with a list of them by name, each with a check box, over the cell.
+
+    Space or a click on a box ticks it; Enter or leaving the list keeps the ticks, Escape drops them.
+    """
+
+    def __init__(self, model: MappingsTableModel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._model = model
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: ModelIndex) -> QWidget:
+        """The list of the transforms this mapping can use, unticked until ``setEditorData``."""
+        mapping = self._model.mapping_at(index.row())
+        editor = QListWidget(parent)
+        editor.setAccessibleName("Transforms")
+        for transform in transforms_offered(mapping):
+            item = QListWidgetItem(transform_name(mapping, transform), editor)
+            item.setData(Qt.ItemDataRole.UserRole, transform)
+            item.setToolTip(TRANSFORM_HINTS[transform])
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+        editor.setCurrentRow(0)
+        return editor
+
+    def setEditorData(self, editor: QWidget, index: ModelIndex) -> None:
+        """Tick the mapping's transforms."""
+        assert isinstance(editor, QListWidget)
+        chosen = set(index.data(Qt.ItemDataRole.EditRole) or ())
+        for row_number in range(editor.count()):
+            item = editor.item(row_number)
+            ticked = item.data(Qt.ItemDataRole.UserRole) in chosen
+            item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
+
+    def setModelData(self, editor: QWidget, model: QAbstractItemModel, index: ModelIndex) -> None:
+        """Write the ticked transforms."""
+        assert isinstance(editor, QListWidget)
+        ticked = [editor.item(r).data(Qt.ItemDataRole.UserRole) for r in range(editor.count())
+                  if editor.item(r).checkState() == Qt.CheckState.Checked]
+        model.setData(index, ticked, Qt.ItemDataRole.EditRole)
+
+    def updateEditorGeometry(self, editor: QWidget, option: QStyleOptionViewItem, index: ModelIndex) -> None:
+        """As wide as the cell (or its names), as tall as the list, moved up where the view would cut it."""
+        assert isinstance(editor, QListWidget)
+        frame = 2 * editor.frameWidth()
+        height = sum(editor.sizeHintForRow(r) for r in range(editor.count())) + frame
+        width = max(option.rect.width(), editor.sizeHintForColumn(0) + frame + 8)
+        rect = QRect(option.rect.left(), option.rect.top(), width, height)
+        view = editor.parentWidget()
+        view_height = view.height() if view is not None else height
+        if rect.bottom() >= view_height:
+            rect.moveBottom(max(view_height, height) - 1)
+        editor.setGeometry(rect)
+
+
 class PreviewColumn(IntEnum):
     """The columns of the preview of one record."""
 
@@ -608,6 +713,8 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self.table.setItemDelegateForColumn(MappingColumn.CRM_FIELD, self._crm_field_delegate)
         self.table.setItemDelegateForColumn(MappingColumn.DIRECTION, self._direction_delegate)
         self.table.setItemDelegateForColumn(MappingColumn.CONFLICT_RULE, self._rule_delegate)
+        self._transforms_delegate = TransformsDelegate(self.model, self)
+        self.table.setItemDelegateForColumn(MappingColumn.TRANSFORMS, self._transforms_delegate)
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)

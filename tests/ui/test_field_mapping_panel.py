@@ -6,7 +6,7 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtWidgets import QComboBox, QListWidget, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.domain.outcomes import RecordObject
@@ -115,16 +115,77 @@ def test_an_unknown_transform_is_refused_with_a_sentence(panel: FieldMappingPane
     assert not panel.model.setData(transforms, "trim, shout")
     assert transforms.data() == before
     assert panel.notice.tone == "error"
-    assert "“shout” is not a transform" in panel.notice.text()
+    assert "“shout” is not a transform; use Trim spaces, Lower case" in panel.notice.text()
     assert panel.model.setData(transforms, "trim; lower")
-    assert transforms.data() == "trim, lower"
+    assert transforms.data() == "Trim spaces, Lower case"
+    assert transforms.data(Qt.ItemDataRole.EditRole) == (Transform.TRIM, Transform.LOWER)
 
 
 def test_transforms_parse_in_order() -> None:
     assert parse_transforms(" trim , LOWER,,") == (Transform.TRIM, Transform.LOWER)
+    assert parse_transforms("International phone format, trim spaces") == (Transform.E164, Transform.TRIM)
     assert parse_transforms("") == ()
-    with pytest.raises(ValueError, match="use trim, lower"):
+    with pytest.raises(ValueError, match="use Trim spaces, Lower case, International phone format"):
         parse_transforms("upper")
+
+
+def test_transforms_show_in_words_with_the_mappings_own_length_and_default() -> None:
+    model = MappingsTableModel()
+    mapping = FieldMapping("company", "Company", FieldDirection.TWO_WAY, ConflictRule.LAST_WRITE_WINS,
+                           (Transform.TRIM, Transform.TRUNCATE, Transform.DEFAULT), length=80,
+                           default_value="(unknown)")
+    phone = FieldMapping("phone", "Phone", FieldDirection.TWO_WAY, ConflictRule.LAST_WRITE_WINS, (Transform.E164,))
+    model.show_mappings([mapping, phone], RecordObject.LEAD)
+    cell = model.index(0, MappingColumn.TRANSFORMS)
+    assert cell.data() == "Trim spaces, Cut to 80 characters, “(unknown)” when blank"
+    assert "cut to fit instead of being refused" in cell.data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(1, MappingColumn.TRANSFORMS).data() == "International phone format"
+    assert "e164" not in model.index(1, MappingColumn.TRANSFORMS).data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_transforms_are_ticked_in_a_list_by_name(panel: FieldMappingPanel, qtbot: QtBot) -> None:
+    phone = row(panel, "phone")
+    cell = panel.model.index(phone, MappingColumn.TRANSFORMS)
+    assert cell.data() == "International phone format"
+    panel.table.setCurrentIndex(cell)
+    panel.table.edit(cell)
+    editor = panel.table.focusWidget()
+    assert isinstance(editor, QListWidget), "transforms are ticked, not typed"
+    names = [editor.item(r).text() for r in range(editor.count())]
+    assert names == ["Trim spaces", "Lower case", "International phone format", "Cut to the CRM's length"], (
+        "no default value: no “Fill in when blank”"
+    )
+    ticked = [editor.item(r).text() for r in range(editor.count())
+              if editor.item(r).checkState() == Qt.CheckState.Checked]
+    assert ticked == ["International phone format"]
+    assert editor.geometry().bottom() < panel.table.viewport().height(), "the whole list is in sight"
+    QTest.keyClick(editor, Qt.Key.Key_Space)  # on the first line: Trim spaces
+    QTest.keyClick(editor, Qt.Key.Key_Down)
+    QTest.keyClick(editor, Qt.Key.Key_Down)
+    QTest.keyClick(editor, Qt.Key.Key_Space)  # International phone format, off
+    QTest.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: cell.data() == "Trim spaces", timeout=1000)
+    assert panel.model.dirty
+
+    # Escape drops the ticks.
+    panel.table.edit(cell)
+    editor = panel.table.focusWidget()
+    assert isinstance(editor, QListWidget)
+    QTest.keyClick(editor, Qt.Key.Key_Down)
+    QTest.keyClick(editor, Qt.Key.Key_Space)
+    QTest.keyClick(editor, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not editor.isVisible(), timeout=1000)
+    assert cell.data() == "Trim spaces"
+
+
+def test_ticked_transforms_keep_their_order_and_new_ones_apply_after() -> None:
+    model = MappingsTableModel()
+    mapping = FieldMapping("email", "email", FieldDirection.TWO_WAY, ConflictRule.LAST_WRITE_WINS,
+                           (Transform.LOWER, Transform.TRIM))
+    model.show_mappings([mapping], RecordObject.CONTACT)
+    cell = model.index(0, MappingColumn.TRANSFORMS)
+    assert model.setData(cell, [Transform.TRIM, Transform.E164, Transform.LOWER])
+    assert cell.data(Qt.ItemDataRole.EditRole) == (Transform.LOWER, Transform.TRIM, Transform.E164)
 
 
 def test_the_model_refuses_a_blank_crm_field() -> None:
