@@ -12,6 +12,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode
 from crm_desktop.domain.models import Lead
 from crm_desktop.domain.social import Conversion
+from crm_desktop.store.people_store import PeopleQuery, PeopleStore
 from tests.support.cli_runs import run, run_json
 
 EVENTS = [
@@ -112,6 +113,7 @@ def test_scoring_settings_are_shown_changed_and_refused_with_the_field(
 
     code, changed = run_json(data, ["social", "scoring", "--weight", "like=4", "--half-life-days", "14"], capsys)
     assert code == ExitCode.OK and (changed["weights"]["like"], changed["halfLifeDays"]) == (4.0, 14.0)
+    assert changed.pop("rescored") == 0, "a change recomputes the stored scores (nobody has any activity here)"
     assert run_json(data, ["social", "scoring"], capsys)[1] == changed
 
     code, _, err = run(data, ["social", "scoring", "--weight", "retweet=3"], capsys)
@@ -121,7 +123,36 @@ def test_scoring_settings_are_shown_changed_and_refused_with_the_field(
     assert run_json(data, ["social", "scoring"], capsys)[1] == changed
 
     code, reset = run_json(data, ["social", "scoring", "--reset"], capsys)
-    assert reset == shown
+    assert reset.pop("rescored") == 0 and reset == shown
+
+
+def contact_score(data_dir: Path, email: str) -> float | None:
+    workspace = Workspace.open(data_dir)
+    try:
+        [line] = PeopleStore(workspace.database).page(PeopleQuery(text=email), None, 5)
+        return line.score
+    finally:
+        workspace.close()
+
+
+def test_a_scoring_change_and_rescore_bring_the_stored_scores_up_to_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    events = write_jsonl(tmp_path / "events.jsonl", EVENTS)
+    assert run_json(data, ["social", "import", str(events)], capsys)[0] == ExitCode.OK
+    first = contact_score(data, "ana@example.com")
+    assert first is not None and first > 0
+
+    code, out, _ = run(data, ["social", "scoring", "--weight", "comment=40"], capsys)
+    assert code == ExitCode.OK and "scores recomputed with these settings for 1 person" in out
+    raised = contact_score(data, "ana@example.com")
+    code, score = run_json(data, ["social", "score", "--email", "ana@example.com"], capsys)
+    assert raised is not None and raised > first and raised == score["score"], "the People list shows it at once"
+
+    code, out, _ = run(data, ["social", "rescore"], capsys)
+    assert (code, out.strip()) == (ExitCode.OK, "engagement scores recomputed for 1 person")
+    assert run_json(data, ["social", "rescore"], capsys) == (ExitCode.OK, {"rescored": 1})
 
 
 def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

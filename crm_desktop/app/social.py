@@ -160,13 +160,36 @@ class SocialService:
             r.person.email for r in results if r.person.email is not None and r.action is not EventAction.UNCHANGED
         }
         if emails:
-            settings = self.scoring_settings()
-            leads, contacts = self.store.leads_among(emails), self.store.contacts_among(emails)
-            scores = {email: self._score(Person(email), settings).score for email in sorted(leads | contacts)}
-            for email in sorted(leads):
-                self.store.set_lead_score(email, scores[email])
-            self.store.set_contact_scores({email: scores[email] for email in contacts})
+            self._write_scores(emails, self.scoring_settings())
         return results
+
+    def _write_scores(self, emails: set[str], settings: ScoringSettings) -> int:
+        """Score these people as of now and write the scores of those who are leads or contacts; how many."""
+        leads, contacts = self.store.leads_among(emails), self.store.contacts_among(emails)
+        now = self._clock()
+        scores = {
+            email: engagement_score(interactions, followers, settings, now).score
+            for email, (interactions, followers) in self.store.interactions_by_email(leads | contacts).items()
+        }
+        self.store.set_lead_scores({email: scores[email] for email in leads})
+        self.store.set_contact_scores({email: scores[email] for email in contacts})
+        return len(scores)
+
+    def rescore_everyone(self, page_size: int = 500) -> int:
+        """Score again everyone with social activity, as of now and with the current settings, a page at a time;
+        how many leads and contacts were scored.
+
+        A score decays with time and follows the weights, so the stored scores (what the People list shows,
+        sorts and filters by, and pushes to the CRMs) are brought up to date after the settings change and once a
+        day. People with no local activity keep the score they have (one a CRM or a file gave them).
+        """
+        settings = self.scoring_settings()
+        scored = 0
+        after: str | None = None
+        while page := self.store.scored_emails(after, page_size):
+            scored += self._write_scores(set(page), settings)
+            after = page[-1]
+        return scored
 
     def link_conversation(
         self, platform: SocialPlatform, conversation_id: str, integration_id: int, crm_id: str

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 API call``, ``2 API calls``, ``0 API calls``, ``1,200 API calls``."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 API call``, ``2 API calls``, ``0 API calls``, ``1,200 API calls``; ``nouns`` where an ``s`` will not do
+    (``plural(2, "person", "people")``)."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {nouns or noun + 's'}"
 
 
 def duration_text(seconds: float) -> str:

@@ -58,6 +58,10 @@ MANUAL_SYNC_CHECK_SECONDS = 5.0
 MESSAGE_EXCERPT = 500
 #: Settings key of the hourly job's last run.
 HOURLY_SETTING = "workflows.hourly_push"
+#: Stored engagement scores decay with time: everyone's is recomputed this often.
+RESCORE_EVERY = timedelta(days=1)
+#: Settings key of the daily rescore's last run.
+RESCORE_SETTING = "workflows.daily_rescore"
 
 #: Failures worth another try later: the CRM or the network may come back, a reconnect fixes credentials, and a
 #: CRM admin granting the missing permission lets the waiting events through (each try is one request, refused once).
@@ -607,11 +611,45 @@ class SocialWorkflows:
         stored = self.social.store.setting(HOURLY_SETTING) or {}
         return not stored.get("at") or self._clock() - datetime.fromisoformat(stored["at"]) >= HOURLY
 
+    def rescore_due(self) -> bool:
+        """Whether the daily rescore is due (a day since its last run, or never run)."""
+        stored = self.social.store.setting(RESCORE_SETTING) or {}
+        return not stored.get("at") or self._clock() - datetime.fromisoformat(stored["at"]) >= RESCORE_EVERY
+
+    async def run_rescore_if_due(self) -> int | None:
+        """Recompute everyone's stored engagement score (it decays with time) when a day has passed since the last
+        time, once whichever runner asks; how many people were scored, ``None`` when not due or taken by another.
+        The store work runs on a worker thread."""
+        now = self._clock()
+        previous = self.store.take_job_run(RESCORE_SETTING, now, RESCORE_EVERY, {"at": now.isoformat()})
+        if previous is None:
+            return None
+        try:
+            scored = await asyncio.to_thread(self.social.rescore_everyone)
+        except BaseException:
+            self.social.store.put_setting(RESCORE_SETTING, previous)  # due again at the next look
+            raise
+        logger.info("engagement scores recomputed for %d people", scored)
+        return scored
+
+    def periodic_due(self) -> bool:
+        """Whether the hourly push or the daily rescore is due."""
+        return self.hourly_due() or self.rescore_due()
+
+    async def run_periodic_if_due(self) -> list[tuple[str, SyncResult | Exception]] | None:
+        """The hourly push and the daily rescore, each when due; the push's outcomes (``None`` when it did not run).
+        A failed rescore is logged, and does not keep the push from running."""
+        try:
+            await self.run_rescore_if_due()
+        except Exception:
+            logger.exception("workflows: the daily rescore of engagement scores failed")
+        return await self.run_hourly_if_due()
+
     async def _hourly_loop(self) -> None:
         while True:
-            if self.hourly_due():
+            if self.periodic_due():
                 try:
-                    await self.run_hourly_if_due()
+                    await self.run_periodic_if_due()
                 except Exception:
                     logger.exception("workflows: the hourly push of conversation contacts failed")
             await asyncio.sleep(IDLE_CHECK_SECONDS)

@@ -7,7 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.social import SocialImportReport
-from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
+from crm_desktop.app.text import plural
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    action,
+    add_action,
+    closing,
+    command_group,
+    emit,
+    open_workspace,
+)
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, normalise_email
 from crm_desktop.domain.social import INTERACTION_KINDS, PersonRef, ScoringSettings, SocialEventKind
@@ -122,6 +132,9 @@ def cmd_social_scoring(args: argparse.Namespace) -> int:
             except InvalidRecordError as exc:
                 raise CommandError("; ".join(f"{p.field}: {p.reason}" for p in exc.problems)) from None
             current = service.set_scoring_settings(updated)
+            rescored: int | None = service.rescore_everyone()
+        else:
+            rescored = None
     data = current.to_wire()
     lines = [f"{kind:<18} {points:g}" for kind, points in sorted(current.weights.items())]
     lines += [
@@ -130,7 +143,18 @@ def cmd_social_scoring(args: argparse.Namespace) -> int:
         f"reach share          {current.reach_share:g} (full reach at {current.reach_cap_followers} followers)",
         f"attribution half-life {current.attribution_half_life_days:g} days (time decay model)",
     ]
+    if rescored is not None:
+        lines.append(f"scores recomputed with these settings for {plural(rescored, 'person', 'people')}")
+        data = {**data, "rescored": rescored}
     emit(args, data, "\n".join(lines))
+    return ExitCode.OK
+
+
+def cmd_social_rescore(args: argparse.Namespace) -> int:
+    """Bring every stored engagement score up to date (they decay with time: run it daily from cron)."""
+    with closing(open_workspace(args)) as workspace:
+        rescored = workspace.social.rescore_everyone()
+    emit(args, {"rescored": rescored}, f"engagement scores recomputed for {plural(rescored, 'person', 'people')}")
     return ExitCode.OK
 
 
@@ -176,3 +200,11 @@ def add_commands(commands: Any) -> None:
         scoring.add_argument("--attribution-half-life-days", type=float,
                              help="half-life of the time-decay attribution model (default 7)")
         scoring.add_argument("--reset", action="store_true", help="back to the documented defaults first")
+
+    add_action(
+        actions, "rescore", cmd_social_rescore,
+        help="recompute every stored engagement score as of now",
+        description="Scores decay with time; the app recomputes them once a day while it runs and after the "
+        "scoring settings change. Run this daily from cron when the app is not kept open. People with no local "
+        "social activity keep the score a CRM or a file gave them.",
+    )

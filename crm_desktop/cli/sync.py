@@ -175,10 +175,11 @@ Outcome = tuple[str, SyncDirection, SyncResult | Exception]
 
 
 async def _run_due(workspace: Workspace, trigger: SyncTrigger) -> list[tuple[str, SyncResult | Exception]]:
-    """The due syncs, then the social workflows' hourly push of conversation contacts when due (its runs are
-    listed with the syncs); the push's mark in the store keeps the app and ``serve`` from repeating the hour."""
+    """The due syncs, then the social workflows' hourly push of conversation contacts and daily rescore when due
+    (the push's runs are listed with the syncs); their marks in the store keep the app and ``serve`` from
+    repeating them."""
     outcomes = await workspace.sync.run_due(trigger=trigger)
-    return outcomes + (await SocialWorkflows.for_workspace(workspace).run_hourly_if_due() or [])
+    return outcomes + (await SocialWorkflows.for_workspace(workspace).run_periodic_if_due() or [])
 
 
 def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrigger) -> list[Outcome]:

@@ -712,6 +712,56 @@ class SocialStore:
             )
             return found, followers
 
+    def scored_emails(self, after: str | None, limit: int) -> list[str]:
+        """A page of the emails of everyone with activity that counts towards a score (touchpoints or
+        conversations under their email), in email order, after ``after``."""
+        pages: set[str] = set()
+        with self._db.session() as session:
+            for column in (TouchpointRow.email, ConversationRow.email):
+                query = select(column).where(column.is_not(None)).distinct().order_by(column).limit(limit)
+                if after is not None:
+                    query = query.where(column > after)
+                pages.update(email for email in session.scalars(query) if email is not None)
+        return sorted(pages)[:limit]
+
+    def interactions_by_email(self, emails: Iterable[str]) -> dict[str, tuple[list[Interaction], int]]:
+        """What ``interactions`` gives for a person known by email, for many people at once: a few queries a
+        chunk of emails instead of four a person."""
+        wanted = sorted(set(emails))
+        interactions: dict[str, list[Interaction]] = {email: [] for email in wanted}
+        followers: dict[str, int] = dict.fromkeys(wanted, 0)
+        with self._db.session() as session:
+            for chunk in in_list_chunks(wanted):
+                for email, touch_type, at in session.execute(
+                    select(TouchpointRow.email, TouchpointRow.type, TouchpointRow.timestamp)
+                    .where(TouchpointRow.email.in_(chunk))
+                ):
+                    interactions[cast(str, email)].append(Interaction(touch_type.value, utc_from_store(at)))
+                talkers: dict[str, set[str]] = {}
+                for conversation_id, email in session.execute(
+                    select(ConversationRow.conversation_id, ConversationRow.email)
+                    .where(ConversationRow.email.in_(chunk))
+                ):
+                    talkers.setdefault(conversation_id, set()).add(cast(str, email))  # IN (emails): never NULL
+                for ids in in_list_chunks(sorted(talkers)):
+                    for conversation_id, direction, at in session.execute(
+                        select(MessageRow.conversation_id, MessageRow.direction, MessageRow.sent_at)
+                        .where(MessageRow.conversation_id.in_(ids))
+                    ):
+                        said = INBOUND_MESSAGE if direction is MessageDirection.INBOUND else OUTBOUND_MESSAGE
+                        for email in talkers[conversation_id]:
+                            interactions[email].append(Interaction(said, utc_from_store(at)))
+                for reach_query in (
+                    select(ContactRow.email, func.max(SocialProfileRow.followers))
+                    .join(ContactRow, ContactRow.id == SocialProfileRow.contact_id)
+                    .where(ContactRow.email.in_(chunk)).group_by(ContactRow.email),
+                    select(SocialIdentityRow.email, func.max(SocialIdentityRow.followers))
+                    .where(SocialIdentityRow.email.in_(chunk)).group_by(SocialIdentityRow.email),
+                ):
+                    for person, most in session.execute(reach_query):
+                        followers[cast(str, person)] = max(followers[cast(str, person)], int(most or 0))
+        return {email: (interactions[email], followers[email]) for email in wanted}
+
     @staticmethod
     def _filters(person: Person) -> tuple[Any, Any]:
         if person.email is not None:
@@ -815,29 +865,35 @@ class SocialStore:
             return (lead_id, email) if lead_id is not None else None
 
     def set_lead_score(self, email: str, score: float) -> bool:
-        """Write a lead's engagement score (its ``socialContext.engagementScore``); whether it changed.
+        """Write a lead's engagement score (its ``socialContext.engagementScore``); whether it changed."""
+        return bool(self.set_lead_scores({email: score}))
+
+    def set_lead_scores(self, scores: Mapping[str, float]) -> int:
+        """Write leads' engagement scores by email in one transaction; how many leads changed.
 
         A lead with no social context yet gets the platform of its latest touchpoint, since a context names one.
+        A changed score is a change of the lead (its social context is pushed to the CRMs).
         """
+        changed = 0
         with self._db.session() as session:
-            row = session.scalar(select(LeadRow).where(LeadRow.email == email))
-            if row is None:
-                return False
-            changed = False
-            if row.social_platform is None:
-                latest = session.scalar(
-                    select(TouchpointRow.platform)
-                    .where(TouchpointRow.email == email)
-                    .order_by(TouchpointRow.timestamp.desc(), TouchpointRow.id.desc())
-                    .limit(1)
-                )
-                if latest is not None:
-                    row.social_platform = latest
-                    changed = True
-            if row.engagement_score != score:
-                row.engagement_score = score
-                changed = True
-            return changed
+            for chunk in in_list_chunks(sorted(scores)):
+                for row in session.scalars(select(LeadRow).where(LeadRow.email.in_(chunk))):
+                    touched = False
+                    if row.social_platform is None:
+                        latest = session.scalar(
+                            select(TouchpointRow.platform)
+                            .where(TouchpointRow.email == row.email)
+                            .order_by(TouchpointRow.timestamp.desc(), TouchpointRow.id.desc())
+                            .limit(1)
+                        )
+                        if latest is not None:
+                            row.social_platform = latest
+                            touched = True
+                    if row.engagement_score != scores[row.email]:
+                        row.engagement_score = scores[row.email]
+                        touched = True
+                    changed += touched
+        return changed
 
     def conversation(self, platform: SocialPlatform, conversation_id: str) -> Conversation | None:
         """A stored conversation, with its CRM links by integration name."""

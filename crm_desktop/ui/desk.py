@@ -5,6 +5,7 @@ Kept apart from ``main_window`` so the window stays a sidebar of panels; the win
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from crm_desktop.app.alerts import RaisedAlert
 from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.preferences import DeskPreferences
 from crm_desktop.app.sync_service import SyncResult
+from crm_desktop.app.text import plural
 from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import Integration
 from crm_desktop.ui.alerts_view import AlertsPanel
@@ -334,10 +336,30 @@ class Desk(QObject):
         """Settings > Preferences (window-modal, returns at once)."""
         dialog = SettingsDialog(self.workspace, tray_available=self.tray.available, parent=self.window)
         dialog.saved.connect(self.apply_preferences)
+        dialog.scoring_changed.connect(self.rescore)
         dialog.network_requested.connect(self.window.open_network_settings)
         hold_while_open(self, "settings_dialog", dialog)
         dialog.open()
         return dialog
+
+    def rescore(self) -> asyncio.Task[int | None]:
+        """Recompute every stored engagement score (after the scoring settings changed) on a worker thread; say
+        when it is done, and show the new scores in People."""
+        self.window.statusBar().showMessage("Recomputing engagement scores with the new settings…")
+        return self.window.tasks.start(self._rescore(), name="rescore engagement scores")
+
+    async def _rescore(self) -> int | None:
+        try:
+            scored = await asyncio.to_thread(self.workspace.social.rescore_everyone)
+        except Exception as exc:  # the store cannot be written: the daily rescore tries again
+            logger.warning("engagement scores could not be recomputed: %s", exc)
+            self.window.statusBar().showMessage(f"Engagement scores could not be recomputed: {exc}", 8000)
+            return None
+        self.window.statusBar().showMessage(
+            f"Engagement scores recomputed for {plural(scored, 'person', 'people')}", 8000)
+        if self.window.panel_built("People"):
+            self.window.people_panel.reload()
+        return scored
 
     def apply_preferences(self, preferences: DeskPreferences) -> None:
         """Put saved settings to work: theme, auto-sync, the attribution model, the local API, the preview."""

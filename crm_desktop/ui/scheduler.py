@@ -1,5 +1,5 @@
 """The scheduler while the app is open: every minute, run the scheduled syncs that are due, one batch at a time, and
-the social workflows' hourly push when due."""
+the social workflows' hourly push and daily rescore when due."""
 
 from __future__ import annotations
 
@@ -133,13 +133,14 @@ class SyncScheduler(QObject):
         return self._batch
 
     def check_hourly(self) -> asyncio.Task[object] | None:
-        """Start the hourly push of conversation contacts when it is due; its task, or ``None`` when not started."""
+        """Start the hourly push of conversation contacts and the daily rescore when one is due; its task, or
+        ``None`` when not started."""
         if self._workflows is None:
             return None
         if self._hourly is not None and not self._hourly.done():
             return self._hourly
         try:
-            if not self._workflows.hourly_due():
+            if not self._workflows.periodic_due():
                 return None
             asyncio.get_running_loop()
         except RuntimeError:
@@ -153,7 +154,7 @@ class SyncScheduler(QObject):
     @staticmethod
     async def _run_hourly(workflows: SocialWorkflows) -> object:
         try:
-            return await workflows.run_hourly_if_due()
+            return await workflows.run_periodic_if_due()
         except Exception as exc:  # per-integration failures are in the outcomes; this is anything else
             logger.warning("the hourly push of conversation contacts stopped: %s", exc)
             return exc

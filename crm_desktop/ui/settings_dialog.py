@@ -126,10 +126,12 @@ class SettingsDialog(QDialog, AsksFirst):
 
     Signals:
         saved(object): the :class:`DeskPreferences` just saved.
+        scoring_changed(): the saved scoring settings change the engagement scores (they are to be recomputed).
         network_requested(): Settings > Network was asked for.
     """
 
     saved = Signal(object)
+    scoring_changed = Signal()
     network_requested = Signal()
 
     def __init__(self, workspace: Workspace, *, tray_available: bool, parent: QWidget | None = None) -> None:
@@ -402,11 +404,17 @@ class SettingsDialog(QDialog, AsksFirst):
             return False
         for integration in self._schedules_changed():
             self.workspace.integrations.update(integration)
+        # The attribution half-life is read when credit is worked out; the rest is in the stored scores.
+        attribution_only = {"attribution_half_life_days"}
+        scoring_changed = (scoring.model_dump(exclude=attribution_only)
+                           != self.workspace.social.scoring_settings().model_dump(exclude=attribution_only))
         self.workspace.social.set_scoring_settings(scoring)
         self.workspace.preferences.save(preferences)
         self.workspace.monitor.preview.set_asks_first(self.preview_box.isChecked())
         logger.info("settings saved")
         self.saved.emit(preferences)
+        if scoring_changed:
+            self.scoring_changed.emit()
         return True
 
     def _refuse(self, text: str) -> None:

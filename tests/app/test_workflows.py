@@ -18,19 +18,21 @@ import pytest
 
 from crm_desktop.api.server import LocalApiServer
 from crm_desktop.app.record_intake import RecordIntake
+from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_monitor import MetricsRange
 from crm_desktop.app.sync_service import SyncTrigger
-from crm_desktop.app.workflows import HOURLY_SETTING
+from crm_desktop.app.workflows import HOURLY_SETTING, SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.common import ExitCode
 from crm_desktop.domain.models import Integration, Lead, SocialContext, SyncConfig, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.domain.social import ConversationEvent
+from crm_desktop.domain.social import ConversationEvent, PersonRef
 from crm_desktop.providers.contract import AdapterOptions
 from crm_desktop.sandbox.core import FaultKind, FaultRule, Sandbox
 from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import DeliveryStatus
+from crm_desktop.store.people_store import PeopleQuery, PeopleStore
 from crm_desktop.store.workflow_store import WorkflowStore
 from tests.support.cli_runs import cli_workspace_on_sandbox, credentials_of, make_sandbox, run_json, workspace_at
 
@@ -454,3 +456,40 @@ def test_a_rate_limited_crm_gets_the_event_once_after_the_wait(tmp_path: Path) -
 
     sandbox = run_desk(tmp_path, provider, scenario)
     assert len(crm_people(sandbox, provider)) == 1 and len(crm_timeline(sandbox, provider)) == 1
+
+
+def test_the_daily_rescore_runs_once_a_day_whichever_runner_asks(tmp_path: Path) -> None:
+    """Stored scores decay: the app's scheduler, ``serve`` and ``sync --due`` recompute them once a day, and two
+    runners asking at the same moment recompute them once."""
+    with workspace_at(tmp_path / "D") as workspace:
+        clock = [datetime(2026, 11, 21, 9, 0, tzinfo=UTC)]
+        social = SocialService(workspace.database, clock=lambda: clock[0])
+        workflows = [SocialWorkflows(workspace.database, workspace.integrations, workspace.sync, workspace.crm,
+                                     social, clock=lambda: clock[0]) for _ in range(2)]
+        social.record_conversations([ConversationEvent.model_validate(CONVERSATION)])
+        stored = social.store.contacts_among({"lea@example.com"})
+        assert stored == {"lea@example.com"}
+
+        def score_in_list() -> float | None:
+            [line] = PeopleStore(workspace.database).page(PeopleQuery(text="lea@"), None, 5)
+            return line.score
+
+        first = score_in_list()
+        assert first is not None and first > 0
+        assert all(w.rescore_due() for w in workflows)
+
+        async def both() -> list[int | None]:
+            return list(await asyncio.gather(*(w.run_rescore_if_due() for w in workflows)))
+
+        assert sorted(asyncio.run(both()), key=str) == [1, None], "one runner takes the day's rescore"
+        assert not any(w.rescore_due() for w in workflows)
+
+        clock[0] += timedelta(hours=23)
+        assert asyncio.run(workflows[0].run_rescore_if_due()) is None, "not a day yet"
+        assert score_in_list() == first
+        clock[0] += timedelta(hours=2)
+        assert workflows[1].periodic_due()
+        asyncio.run(workflows[1].run_periodic_if_due())
+        later = score_in_list()
+        assert later is not None and later < first, "a day older, a lower score"
+        assert later == social.engagement_score(PersonRef(email="lea@example.com")).score

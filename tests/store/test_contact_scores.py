@@ -11,7 +11,15 @@ from sqlalchemy import text
 from crm_desktop.app.social import SocialService
 from crm_desktop.domain.models import Contact, Lead, SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.domain.social import EngagementEvent, EngagementUser, PersonRef, TouchpointType
+from crm_desktop.domain.social import (
+    ConversationEvent,
+    EngagementEvent,
+    EngagementUser,
+    Message,
+    PersonRef,
+    ScoringSettings,
+    TouchpointType,
+)
 from crm_desktop.store import database as database_module
 from crm_desktop.store.database import Database
 from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore
@@ -84,3 +92,56 @@ def test_0014_starts_each_contact_at_its_leads_score(blank_database: Database) -
         command.downgrade(config, "0013")
     with blank_database.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM contacts")).scalar() == 2
+
+
+def stored_scores(database: Database) -> dict[str, float | None]:
+    with database.engine.connect() as connection:
+        contacts = dict(connection.execute(text("SELECT email, engagement_score FROM contacts")).all())
+        leads = dict(connection.execute(text("SELECT email, engagement_score FROM leads")).all())
+    return {**{f"contact {e}": s for e, s in contacts.items()}, **{f"lead {e}": s for e, s in leads.items()}}
+
+
+def test_a_rescore_brings_every_stored_score_to_what_the_detail_shows_now(database: Database) -> None:
+    """Scores decay and follow the weights: the stored ones (the People list's) are recomputed a page at a time,
+    for everyone with activity, the same as one person's score is worked out; a CRM's score is left alone."""
+    people = [f"p{n}@example.com" for n in range(7)]
+    ContactStore(database).save_many([Contact(email=email) for email in people[:5]])
+    LeadStore(database).save_many([Lead(email=email) for email in people[3:]])
+    LeadStore(database).save_many([Lead.model_validate({
+        "email": "from-crm@example.com",
+        "socialContext": {"platform": "twitter", "engagementScore": 64.0}})])
+    clock = [NOW]
+    social = SocialService(database, clock=lambda: clock[0])
+    social.record_engagements([like(email, hours) for n, email in enumerate(people) for hours in range(n + 1)])
+    social.record_conversations([ConversationEvent.model_validate({
+        "conversationId": "ig-1", "platform": "instagram", "startedAt": (NOW - timedelta(hours=2)).isoformat(),
+        "participant": {"email": people[0], "username": "p0", "followers": 25_000}})])
+    social.record_messages([Message.model_validate({
+        "conversationId": "ig-1", "messageId": f"m-{n}", "direction": "inbound" if n % 2 else "outbound",
+        "sentAt": (NOW - timedelta(minutes=90 - n)).isoformat(), "text": "Hi"}) for n in range(4)])
+    contacts_updated = updated_at(database)
+
+    def shown() -> dict[str, float | None]:
+        expected: dict[str, float | None] = {}
+        for email in people:
+            score = social.engagement_score(PersonRef(email=email)).score
+            if email in people[:5]:
+                expected[f"contact {email}"] = score
+            if email in people[3:]:
+                expected[f"lead {email}"] = score
+        return {**expected, "lead from-crm@example.com": 64.0}
+
+    assert stored_scores(database) == shown(), "as of each person's latest event"
+    before = stored_scores(database)
+
+    clock[0] = NOW + timedelta(days=20)  # twenty days on: every score has decayed
+    assert social.rescore_everyone(page_size=2) == 7
+    after = stored_scores(database)
+    assert after == shown()
+    assert all(after[k] < before[k] for k in after if k != "lead from-crm@example.com")  # type: ignore[operator]
+
+    social.set_scoring_settings(ScoringSettings.model_validate({**social.scoring_settings().to_wire(),
+                                                                "weights": {"like": 9}}))
+    assert social.rescore_everyone(page_size=3) == 7
+    assert stored_scores(database) == shown() != after
+    assert updated_at(database) == contacts_updated, "a rescore is not an edit of the contacts"

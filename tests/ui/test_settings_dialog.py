@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
@@ -14,8 +15,10 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.preferences import ThemeChoice
-from crm_desktop.domain.social import AttributionModel
-from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.domain.social import AttributionModel, EngagementEvent, PersonRef
+from crm_desktop.store.models import utcnow
+from crm_desktop.store.people_store import PeopleQuery, PeopleStore
+from crm_desktop.ui.main_window import PEOPLE_ROW, MainWindow
 from crm_desktop.ui.network_dialog import NetworkSettingsDialog
 from crm_desktop.ui.settings_dialog import SettingsDialog
 from crm_desktop.ui.theme import Theme, apply_theme, current_theme
@@ -58,7 +61,7 @@ def tick(box: QCheckBox) -> None:
 
 
 def test_every_setting_is_saved_to_the_workspace(
-    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, light_again: None
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, light_again: None, qasync_loop: qasync.QEventLoop
 ) -> None:
     workspace = hubspot.workspace
     dialog = open_settings(window, qtbot)
@@ -96,6 +99,54 @@ def test_every_setting_is_saved_to_the_workspace(
     assert local_api == [True], "the app restarts its local API on the new port"
     assert current_theme() is Theme.DARK
     assert window.attribution_panel.model_combo.currentData() == AttributionModel.TIME_DECAY
+
+
+def test_new_weights_rescore_everyone_and_people_shows_the_new_scores(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    workspace = hubspot.workspace
+    [ada] = PeopleStore(workspace.database).page(PeopleQuery(), None, 1)
+    workspace.social.record_engagements([EngagementEvent.model_validate({
+        "platform": "linkedin", "type": "comment", "timestamp": utcnow().isoformat(), "postId": "p-1",
+        "user": {"email": ada.email}})])
+    dialog = open_settings(window, qtbot)  # Ctrl+, from the sidebar, before People takes the focus
+    window.show_panel(PEOPLE_ROW)
+    panel = window.people_panel
+    qtbot.waitUntil(lambda: panel.model.rowCount() > 0 and score_shown(window, ada.email) is not None, timeout=5000)
+    before = score_shown(window, ada.email)
+
+    dialog.tabs.setCurrentIndex(3)
+    dialog.weight_boxes["comment"].selectAll()
+    QTest.keyClicks(dialog.weight_boxes["comment"], "40")
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage()
+                    == "Engagement scores recomputed for 1 person", timeout=5000)
+    expected = workspace.social.engagement_score(PersonRef(email=ada.email)).score
+    assert before is not None and expected > before
+    qtbot.waitUntil(lambda: score_shown(window, ada.email) == expected, timeout=5000)
+
+    # Only the attribution half-life changed: the scores do not depend on it, nothing is recomputed.
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    window.statusBar().clearMessage()
+    dialog = window.desk.open_settings()
+    qtbot.waitExposed(dialog)
+    dialog.tabs.setCurrentIndex(3)
+    dialog.attribution_half_life_box.selectAll()
+    QTest.keyClicks(dialog.attribution_half_life_box, "3")
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    qtbot.wait(200)
+    assert "Engagement scores" not in window.statusBar().currentMessage()
+
+
+def score_shown(window: MainWindow, email: str) -> float | None:
+    """The Score cell of ``email``'s row in the People list, once read."""
+    model = window.people_panel.model
+    for row in range(model.rowCount()):
+        line = model.line(row)
+        if line is not None and line.email == email:
+            return line.score
+    return None
 
 
 def test_cancel_saves_nothing(qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench) -> None:
