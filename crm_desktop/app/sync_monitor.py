@@ -34,7 +34,7 @@ from crm_desktop.store.metrics_store import (
 )
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
-from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
+from crm_desktop.sync.plan import ChangeAction, PlanCounts, PlannedChange, Side
 from crm_desktop.vault import VaultError
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ __all__ = [
     "MetricsRange",
     "MetricsSeries",
     "NothingToRetry",
+    "PlanCounts",
     "PlannedChange",
     "RetryReport",
     "Side",

@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side
+from crm_desktop.app.field_mapping import local_field_label
+from crm_desktop.app.sync_monitor import ChangeAction, PlanCounts, PlannedChange, Side
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
@@ -61,28 +62,54 @@ class PreviewRow(NamedTuple):
     change: str
 
 
+#: Where a change is written, as the preview says it.
+WHERE_NAMES = {Side.CRM: "In the CRM", Side.LOCAL: "In CRM Desktop"}
+
+
 def preview_rows(integration: str, changes: list[PlannedChange]) -> Iterator[PreviewRow]:
-    """The plan's changes as preview lines, in the plan's order (records left unchanged are not listed)."""
+    """The plan's changes as preview lines, in the plan's order (records left unchanged are not listed); fields
+    by the names the marketer knows ("First name", not ``firstName``)."""
     for change in changes:
-        where = "In the CRM" if change.side is Side.CRM else "Here"
+        where = WHERE_NAMES[change.side]
         obj = change.object.value.capitalize()
+
+        def label(name: str, change: PlannedChange = change) -> str:
+            return local_field_label(change.object, name)
+
         if change.action is ChangeAction.UNCHANGED:
             continue
         if change.action is ChangeAction.SKIP:
             yield PreviewRow(integration, obj, change.email, where, change.action, "", change.reason)
         elif change.action is ChangeAction.CREATE:
-            values = ", ".join(f"{name}: {shown(f.new)}" for name, f in change.fields.items())
+            values = ", ".join(f"{label(name)}: {shown(f.new)}" for name, f in change.fields.items())
             yield PreviewRow(integration, obj, change.email, where, change.action,
                              plural(len(change.fields), "field"), values)
         elif change.action is ChangeAction.CONFLICT:
             decision = change.decision.sentence if change.decision is not None else change.reason
             for name, f in change.fields.items():
-                yield PreviewRow(integration, obj, change.email, where, change.action, name,
+                yield PreviewRow(integration, obj, change.email, where, change.action, label(name),
                                  f"here {shown(f.old)} · CRM {shown(f.new)} — {decision}")
         else:
             for name, f in change.fields.items():
-                yield PreviewRow(integration, obj, change.email, where, change.action, name,
+                yield PreviewRow(integration, obj, change.email, where, change.action, label(name),
                                  f"{shown(f.old)} → {shown(f.new)}")
+
+
+def plan_sentence(name: str, counts: PlanCounts) -> str:
+    """One integration's plan in a line, naming only what it would do: "“HubSpot”: 3 to create, 1 conflict for
+    you"; "“HubSpot”: nothing to change (40 unchanged)"."""
+    parts = [text for count, text in (
+        (counts.created, f"{counts.created:,} to create"),
+        (counts.updated, f"{counts.updated:,} to update"),
+        (counts.waiting, f"{plural(counts.waiting, 'conflict')} for you"),
+        (counts.decided, f"{counts.decided:,} decided by rule"),
+        (counts.skipped, f"{counts.skipped:,} skipped"),
+    ) if count]
+    if not parts:
+        return f"“{name}”: nothing to change ({counts.unchanged:,} unchanged)"
+    if counts.unchanged:
+        parts.append(f"{counts.unchanged:,} unchanged")
+    return f"“{name}”: " + ", ".join(parts)
 
 
 class PreviewColumn(TableColumn):
@@ -223,11 +250,7 @@ class SyncPreviewDialog(QDialog):
 
     def add_plan(self, name: str, result: SyncResult) -> None:
         """Show one integration's dry run."""
-        counts = result.plan.counts()
-        self._lines[name] = (
-            f"“{name}”: {counts.created} to create, {counts.updated} to update, {counts.unchanged} unchanged, "
-            f"{plural(counts.waiting, 'conflict')} for you, {counts.decided} decided by rule, {counts.skipped} skipped"
-        )
+        self._lines[name] = plan_sentence(name, result.plan.counts())
         self.model.add_plan(name, result.plan.changes)
         self._done(name)
 

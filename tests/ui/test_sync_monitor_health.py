@@ -16,12 +16,12 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.sync_monitor import MetricsRange
+from crm_desktop.app.sync_monitor import MetricsRange, PlanCounts
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.sync.plan import ChangeAction
 from crm_desktop.ui.sync_health import ProgressRate, progress_figures
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
-from crm_desktop.ui.sync_preview_dialog import PreviewColumn, PreviewTableModel, SyncPreviewDialog
+from crm_desktop.ui.sync_preview_dialog import PreviewColumn, PreviewTableModel, SyncPreviewDialog, plan_sentence
 from crm_desktop.ui.sync_runs_model import ErrorColumn, RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.wording import local_time
@@ -124,11 +124,12 @@ def test_sync_all_previews_first_then_proceeds_or_cancels(
     panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
     dialog = open_preview(panel, qtbot)
-    assert "“hubspot-marketing”: 3 to create, 0 to update" in dialog.summary_label.text()
+    assert "“hubspot-marketing”: 3 to create\n" in dialog.summary_label.text() + "\n", "no list of zeros"
     lines = preview_lines(dialog.model)
     assert [(line[PreviewColumn.RECORD], line[PreviewColumn.WHERE], line[PreviewColumn.ACTION]) for line in lines] \
         == [(f"person{n}@example.com", "In the CRM", "Create") for n in (1, 2, 3)]
-    assert "email: person1@example.com" in lines[0][PreviewColumn.CHANGE]
+    assert lines[0][PreviewColumn.CHANGE].startswith("Email: person1@example.com, First name: Ada1"), (
+        "fields by the names the marketer knows")
     assert hubspot.sandbox.summary()["contacts"] == 0, "a preview writes nothing"
 
     click(dialog.cancel_button)
@@ -149,7 +150,8 @@ def test_sync_all_previews_first_then_proceeds_or_cancels(
     dialog = open_preview(panel, qtbot)
     [update] = [line for line in preview_lines(dialog.model) if line[PreviewColumn.ACTION] == "Update"]
     assert (update[PreviewColumn.RECORD], update[PreviewColumn.FIELD], update[PreviewColumn.CHANGE]) == (
-        "person2@example.com", "company", "Analytical Engines → Difference Engines Ltd")
+        "person2@example.com", "Company", "Analytical Engines → Difference Engines Ltd")
+    assert dialog.summary_label.text().endswith("“hubspot-marketing”: 1 to update")
     click(dialog.dont_ask_check)
     with qtbot.waitSignal(panel.runs_finished, timeout=15_000):
         click(dialog.proceed_button)
@@ -308,3 +310,10 @@ def test_ctrl_r_in_the_window_offers_the_preview_first(
     assert panel.running_integrations == [] and hubspot.workspace.sync.runs() == []
     click(dialog.cancel_button)
     qtbot.waitUntil(lambda: panel.preview_dialog is None and not unfinished_tasks(), timeout=5000)
+
+
+def test_a_plan_line_names_only_what_the_sync_would_do() -> None:
+    assert plan_sentence("HubSpot", PlanCounts(created=1_204, unchanged=3)) == "“HubSpot”: 1,204 to create, 3 unchanged"
+    assert plan_sentence("HubSpot", PlanCounts(updated=2, waiting=1, decided=4, skipped=1)) == (
+        "“HubSpot”: 2 to update, 1 conflict for you, 4 decided by rule, 1 skipped")
+    assert plan_sentence("HubSpot", PlanCounts(unchanged=40)) == "“HubSpot”: nothing to change (40 unchanged)"

@@ -299,7 +299,7 @@ def test_enter_in_the_sync_preview_shows_the_change_and_never_proceeds(
     shown = dialog.row_notice.text().splitlines()
     assert shown[:5] == ["Integration: hubspot-marketing", "Object: Contact", "Record: person2@example.com",
                          "Where: In the CRM", "Change: Create"], shown
-    assert "email: person2@example.com" in shown[-1]
+    assert "Email: person2@example.com" in shown[-1]
     press(dialog.table, Qt.Key.Key_Delete, row=2)
     assert dialog.isVisible() and dialog.row_notice.text().startswith("A change is not left out here")
     assert dialog.model.rowCount() == 3
