@@ -77,6 +77,7 @@ from crm_desktop.ui.wording import (
     RUN_DIRECTION_NAMES,
     RUN_STATUS_NAMES,
     TRIGGER_NAMES,
+    counts_text,
     duration_text,
     error_sentence,
     local_time,
@@ -125,12 +126,10 @@ def retry_sentence(report: RetryReport) -> str:
     result = report.result
     if result is None:
         return f"Nothing of run {report.run_id} was sent again."
-    counts = result.counts
-    text = (
-        f"Retried {plural(report.retried, 'failed record')} of run {report.run_id} as run {result.run_id}: "
-        f"{counts.get('created', 0)} created, {counts.get('updated', 0)} updated, {counts.get('unchanged', 0)} "
-        f"unchanged, {counts.get('failed', 0)} failed again."
-    )
+    done = counts_text({key: result.counts.get(key, 0) for key in ("created", "updated", "unchanged")})
+    failed = result.counts.get("failed", 0)
+    text = (f"Retried {plural(report.retried, 'failed record')} of run {report.run_id} as run {result.run_id}: "
+            + (f"{done}, {failed:,} failed again." if failed else f"{done}."))
     if report.not_local:
         text += (f" {plural(len(report.not_local), 'record')} pulled from the CRM "
                  "will be pulled again by the next sync.")
@@ -900,9 +899,9 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         lines = [
             f"Run {run.id} of “{name}” — {named(RUN_STATUS_NAMES, run.status).lower()}",
             f"{what}, started {local_time(run.started_at, seconds=True)}, {took}.",
-            f"{run.created} created, {run.updated} updated, {run.unchanged} unchanged, {run.failed} failed, "
-            f"{plural(run.conflicts, 'conflict')} waiting, {run.conflicts_decided} decided by rule, "
-            f"{plural(run.api_calls, 'API call')}.",
+            counts_text({"created": run.created, "updated": run.updated, "unchanged": run.unchanged,
+                         "failed": run.failed, "conflicts": run.conflicts,
+                         "decided": run.conflicts_decided}).capitalize() + f"; {plural(run.api_calls, 'API call')}.",
         ]
         if error_categories:
             groups = error_categories

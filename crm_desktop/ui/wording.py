@@ -153,18 +153,17 @@ def duration_text(seconds: float | None) -> str:
 
 
 def counts_text(counts: Mapping[str, int]) -> str:
-    """``3 created, 1 updated, 40 unchanged, 0 failed, 1 conflict waiting, 2 decided by rule``.
+    """What a run did, naming only what it did: ``3 created, 1 failed, 1 conflict waiting, 2 decided by rule``;
+    ``nothing to change`` for a run that found nothing.
 
     ``conflicts`` are the fields waiting for the marketer, ``decided`` those their conflict rule settled.
     """
-    text = (
-        f"{counts.get('created', 0)} created, {counts.get('updated', 0)} updated, "
-        f"{counts.get('unchanged', 0)} unchanged, {counts.get('failed', 0)} failed, "
-        f"{plural(counts.get('conflicts', 0), 'conflict')} waiting"
-    )
+    parts = [f"{counts[key]:,} {key}" for key in ("created", "updated", "unchanged", "failed") if counts.get(key)]
+    if counts.get("conflicts"):
+        parts.append(f"{plural(counts['conflicts'], 'conflict')} waiting")
     if counts.get("decided"):
-        text += f", {counts['decided']} decided by rule"
-    return text
+        parts.append(f"{counts['decided']:,} decided by rule")
+    return ", ".join(parts) or "nothing to change"
 
 
 def result_sentence(name: str, result: SyncResult) -> str:

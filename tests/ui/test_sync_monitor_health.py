@@ -216,7 +216,7 @@ def test_errors_by_category_retry_just_the_failed_and_export(
         click(panel.retry_button)
     wait_idle(qtbot, panel)
     assert panel.notice.text().startswith(
-        f"Retried 1 failed record of run {first_run.id} as run {first_run.id + 1}: 1 created, 0 updated")
+        f"Retried 1 failed record of run {first_run.id} as run {first_run.id + 1}: 1 created.")
     assert hubspot.sandbox.summary()["contacts"] == 3
     retry_run = panel.selected_run()
     assert retry_run is not None and retry_run.id == first_run.id + 1 and retry_run.total == 1

@@ -12,7 +12,7 @@ from crm_desktop.app.sync_service import SyncRecordLogRow, SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
-from crm_desktop.ui.wording import duration_text, short_time
+from crm_desktop.ui.wording import counts_text, duration_text, short_time
 from tests.ui.conftest import HubSpotBench
 
 
@@ -212,3 +212,10 @@ def test_times_in_tables_are_short_and_relative() -> None:
     assert short_time(earlier, now) == f"{earlier.day} {earlier:%b %H:%M}"
     assert short_time(now - timedelta(days=400), now) == f"{(now - timedelta(days=400)):%Y-%m-%d}"
     assert short_time(None) == "—"
+
+
+def test_a_runs_counts_name_only_what_it_did() -> None:
+    assert counts_text({"created": 504, "updated": 0, "unchanged": 0, "failed": 0, "conflicts": 0}) == "504 created"
+    assert counts_text({"created": 0, "updated": 1, "unchanged": 1_204, "failed": 2, "conflicts": 1, "decided": 3}) == (
+        "1 updated, 1,204 unchanged, 2 failed, 1 conflict waiting, 3 decided by rule")
+    assert counts_text({"created": 0, "failed": 0}) == "nothing to change"
