@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
 from crm_desktop.app.sync_monitor import HealthState, IntegrationHealth
 from crm_desktop.app.text import duration_text, plural
-from crm_desktop.ui.wording import local_time
+from crm_desktop.ui.wording import local_time, short_time
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +95,20 @@ def quota_text(line: IntegrationHealth) -> str:
 
 
 def quota_label_text(line: IntegrationHealth) -> str:
-    """The health line's words for the quota: a share, what is left, or unknown."""
+    """The board's cell for the quota left (under its "API quota left" heading): a share, what is left today, or
+    unknown."""
     share = line.quota_left_share
     if share is not None:
-        return f"{share:.0%} of API quota left"
+        return f"{share:.0%}"
     if line.quota_remaining is not None:
-        return f"API quota: {line.quota_remaining:,} left today"
-    return "API quota: unknown"
+        return f"{line.quota_remaining:,} today"
+    return "unknown"
+
+
+#: The board's column headings and how many columns each spans (the quota's spans its gauge and its figure).
+HEADINGS: tuple[tuple[str, int], ...] = (
+    ("", 1), ("State", 1), ("Last successful sync", 1), ("Outbox", 1), ("API quota left", 2),
+)
 
 
 class HealthRow:
@@ -124,7 +132,9 @@ class HealthRow:
         self.state_label.setObjectName("healthState")
         self.state_label.setTextFormat(Qt.TextFormat.RichText)
         self.last_sync_label = QLabel()
+        self.last_sync_label.setAccessibleName(f"Last successful sync of {name}")
         self.outbox_label = QLabel()
+        self.outbox_label.setAccessibleName(f"Outbox of {name}")
         self.quota_bar = QProgressBar()
         self.quota_bar.setObjectName("quotaGauge")
         self.quota_bar.setRange(0, 1000)
@@ -133,6 +143,7 @@ class HealthRow:
         self.quota_bar.setAccessibleName(f"API quota left for {name}")
         self.quota_label = QLabel()
         self.quota_label.setObjectName("quotaLeft")
+        self.quota_label.setAccessibleName(f"API quota left for {name}")
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("syncProgress")
         self.progress_bar.setFixedWidth(110)
@@ -155,10 +166,11 @@ class HealthRow:
         self.state_label.setText(f'<span style="color:{colour}">●</span> {line.state.label}')
         self.state_label.setToolTip(line.reason[:1].upper() + line.reason[1:])
         self.state_label.setAccessibleName(f"{self.name}: {line.state.label}")
-        when = local_time(line.last_success_at) if line.last_success_at else "never"
-        self.last_sync_label.setText(f"Last successful sync: {when}")
+        when = short_time(line.last_success_at) if line.last_success_at else "never"
+        self.last_sync_label.setText(when.replace("Today", "today"))
+        self.last_sync_label.setToolTip(local_time(line.last_success_at) if line.last_success_at else "")
         self.outbox_label.setText(
-            "Outbox: empty" if not line.outbox_pending else f"Outbox: {plural(line.outbox_pending, 'record')} waiting"
+            "empty" if not line.outbox_pending else f"{plural(line.outbox_pending, 'record')} waiting"
         )
         self.outbox_label.setToolTip("Records recorded for the CRM and not yet confirmed by it; the next sync sends "
                                      "them first.")
@@ -198,10 +210,12 @@ class HealthRow:
 
 
 class HealthBoard(QWidget):
-    """One health line per integration, in a grid so the columns line up.
+    """One health line per integration, in a grid under column headings so the columns line up and each cell
+    says only its value ("today 13:57", "12 records waiting", "98%").
 
     Attributes:
         rows: the lines by integration name.
+        headings: the column headings (hidden while there is no integration).
         empty_label: shown while there is no integration.
         clock: the monotonic clock progress rates are measured with.
     """
@@ -213,10 +227,19 @@ class HealthBoard(QWidget):
         self.rows: dict[str, HealthRow] = {}
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
-        self._grid.setHorizontalSpacing(18)
+        self._grid.setHorizontalSpacing(12)
         self._grid.setVerticalSpacing(6)
         self.empty_label = QLabel("No integration yet: add one in Integrations.")
         self._grid.addWidget(self.empty_label, 0, 0)
+        self.headings: list[QLabel] = []
+        for column, (text, span) in enumerate(HEADINGS):
+            if text:
+                heading = QLabel(text)
+                heading.setObjectName("healthHeading")
+                heading.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+                self._grid.addWidget(heading, 0, column, 1, span)
+                heading.hide()
+                self.headings.append(heading)
 
     def show_health(self, lines: Sequence[IntegrationHealth]) -> None:
         """Show these lines (integrations added or removed since are added or removed)."""
@@ -237,7 +260,9 @@ class HealthBoard(QWidget):
                 self._grid.removeWidget(widget)
         self.rows = {name: kept.get(name) or HealthRow(self, name) for name in names}
         self.empty_label.setVisible(not names)
-        for number, row in enumerate(self.rows.values()):
+        for heading in self.headings:
+            heading.setVisible(bool(names))
+        for number, row in enumerate(self.rows.values(), start=1):
             for column, widget in enumerate(row.widgets()):
                 self._grid.addWidget(widget, number, column)
         self._grid.setColumnStretch(7, 1)  # the progress text takes the room left

@@ -301,8 +301,9 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.errors_table.horizontalHeader().setStretchLastSection(True)
         self.errors_table.setColumnWidth(ErrorColumn.CATEGORY, 120)
         self.errors_table.setColumnWidth(ErrorColumn.RECORDS, 80)
-        self.errors_table.setMinimumHeight(54)
-        self.errors_table.setMaximumHeight(110)
+        # At least one category in full however tight the page; three before it scrolls (there are eight).
+        one_row = keep_rows_visible(self.errors_table, 1)
+        self.errors_table.setMaximumHeight(one_row + 2 * self.errors_table.verticalHeader().defaultSectionSize())
         self.errors_table.hide()
         self.retry_button = QPushButton("Retry failed")
         self.retry_button.setToolTip("Send just this run's failed records to the CRM again.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.sync_monitor import MetricsRange, PlanCounts
+from crm_desktop.app.sync_monitor import HealthState, IntegrationHealth, MetricsRange, PlanCounts
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.sync.plan import ChangeAction
-from crm_desktop.ui.sync_health import ProgressRate, progress_figures
+from crm_desktop.ui.sync_health import HealthBoard, ProgressRate, progress_figures
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.sync_preview_dialog import PreviewColumn, PreviewTableModel, SyncPreviewDialog, plan_sentence
 from crm_desktop.ui.sync_runs_model import ErrorColumn, RunColumn
@@ -72,9 +73,11 @@ def test_health_line_goes_from_not_synced_to_in_sync_with_quota_and_last_sync(
 ) -> None:
     row = panel.health_board.rows[NAME]
     assert "Not synced yet" in state_text(panel)
-    assert row.last_sync_label.text() == "Last successful sync: never"
-    assert row.outbox_label.text() == "Outbox: empty"
-    assert not row.quota_bar.isEnabled() and row.quota_label.text() == "API quota: unknown"
+    assert [h.text() for h in panel.health_board.headings] == ["State", "Last successful sync", "Outbox",
+                                                                "API quota left"]
+    assert row.last_sync_label.text() == "never"
+    assert row.outbox_label.text() == "empty"
+    assert not row.quota_bar.isEnabled() and row.quota_label.text() == "unknown"
     assert not row.progress_bar.isVisible()
 
     with qtbot.waitSignal(panel.health_shown, timeout=15_000):
@@ -83,9 +86,10 @@ def test_health_line_goes_from_not_synced_to_in_sync_with_quota_and_last_sync(
 
     qtbot.waitUntil(lambda: "In sync" in state_text(panel), timeout=5000)
     [run] = panel._sync.runs()
-    assert row.last_sync_label.text() == f"Last successful sync: {local_time(run.finished_at)}"
+    assert row.last_sync_label.text() == f"today {local_time(run.finished_at)[-5:]}"
+    assert row.last_sync_label.toolTip() == local_time(run.finished_at)
     assert row.quota_bar.isEnabled() and 0 < row.quota_bar.value() <= 1000
-    assert row.quota_label.text().endswith("% of API quota left")
+    assert row.quota_label.text().endswith("%")
     assert "API calls left today" in row.quota_bar.toolTip()
     assert not row.progress_bar.isVisible(), "the progress bar goes when the sync ends"
 
@@ -96,7 +100,7 @@ def test_a_crm_that_reports_only_what_is_left_shows_that_not_unknown(panel: Sync
     row = panel.health_board.rows[NAME]
     assert row.health is not None
     row.show_health(replace(row.health, quota_limit=None, quota_remaining=998_821))
-    assert row.quota_label.text() == "API quota: 998,821 left today"
+    assert row.quota_label.text() == "998,821 today"
     assert not row.quota_bar.isEnabled()
     assert "998,821 of the daily API quota left today" in row.quota_bar.toolTip()
 
@@ -317,3 +321,16 @@ def test_a_plan_line_names_only_what_the_sync_would_do() -> None:
     assert plan_sentence("HubSpot", PlanCounts(updated=2, waiting=1, decided=4, skipped=1)) == (
         "“HubSpot”: 2 to update, 1 conflict for you, 4 decided by rule, 1 skipped")
     assert plan_sentence("HubSpot", PlanCounts(unchanged=40)) == "“HubSpot”: nothing to change (40 unchanged)"
+
+
+def test_three_health_lines_fit_a_window_1100_px_wide(qtbot: QtBot) -> None:
+    """The panel beside the sidebar of a window 1,100 px wide: every line in full, no sideways scrolling."""
+    board = HealthBoard()
+    qtbot.addWidget(board)
+    synced = datetime.now(UTC) - timedelta(minutes=3)
+    board.show_health([
+        IntegrationHealth("Salesforce (demo)", HealthState.IN_SYNC, "", synced, 0, 15_000, 14_990),
+        IntegrationHealth("Pipedrive (demo)", HealthState.RATE_LIMITED, "", synced, 1_204, None, 987_590),
+        IntegrationHealth("HubSpot (demo)", HealthState.NEEDS_RECONNECT, "", synced, 12, 250_000, 250_000),
+    ])
+    assert board.sizeHint().width() <= 1100 - 220 - 60, "the sidebar and the panel's margins take the rest"
