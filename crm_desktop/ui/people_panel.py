@@ -878,18 +878,19 @@ class PeoplePanel(QWidget, AsksFirst):
         PersonColumn.PLATFORMS: "Instagram, LinkedIn",
     }
     #: Where the list is too narrow for Name, Email, Company and Score whole, these give way in this order (Email
-    #: first), each down to the width of its text here; below that a long value elides in its middle. Names keep
-    #: their width: they are how the marketer finds a person.
+    #: first), each down to the width of its text here; below that a long value elides in its middle. Names give
+    #: way last and least: they are how the marketer finds a person.
     GIVE_WAY: ClassVar[dict[PersonColumn, str]] = {
         PersonColumn.EMAIL: "ada.hopper8@example.com",
         PersonColumn.COMPANY: "Babbage & Co",
+        PersonColumn.NAME: "Ada Lovelace",
     }
     #: The columns kept in sight while the list has room for their narrowest widths.
     KEPT_IN_SIGHT = (PersonColumn.NAME, PersonColumn.EMAIL, PersonColumn.COMPANY, PersonColumn.SCORE)
 
     def _fit_columns(self) -> None:
         """Size the columns to their text; where the list is too narrow for Name, Email, Company and Score whole,
-        Email gives way, then Company (:attr:`GIVE_WAY`). Once the marketer drags a column, their widths
+        Email gives way, then Company, then Name (:attr:`GIVE_WAY`). Once the marketer drags a column, their widths
         stay."""
         if self._columns_set_by_hand:
             return

@@ -359,7 +359,7 @@ def refit(qtbot: QtBot, panel: PeoplePanel, width: int) -> None:
 
 def test_the_columns_fit_the_list_and_email_gives_way_first(qtbot: QtBot, panel: PeoplePanel) -> None:
     """Name, Email, Company and Score stay in sight while the list has room for them at their narrowest; Email
-    gives way first, then Company; on a wide list every column shows its text whole. The detail pane's
+    gives way first, then Company, then Name; on a wide list every column shows its text whole. The detail pane's
     tabs never scroll."""
     table = panel.table
     metrics = table.fontMetrics()
@@ -381,6 +381,9 @@ def test_the_columns_fit_the_list_and_email_gives_way_first(qtbot: QtBot, panel:
         tabs = panel.detail_pane.tabs.tabBar()
         assert tabs.tabRect(tabs.count() - 1).right() < tabs.width(), f"at {width} px History is out of sight"
     assert gave_way == set(order), f"only {gave_way} were seen giving way with Score in sight"
+    for width in (920, 940):  # a window 1,100 px wide, the sidebar beside the panel: Score is in sight
+        refit(qtbot, panel, width)
+        assert section_right_edge(table, PersonColumn.SCORE) <= table.viewport().width(), width
 
     refit(qtbot, panel, 1600)
     for column, text in panel.WIDEST_TEXTS.items():
