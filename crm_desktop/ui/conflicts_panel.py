@@ -21,10 +21,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.sync_service import ConflictRow, SyncService
 from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
+    EmptyTableNote,
     Notice,
     PanelHeading,
     record_table,
@@ -66,6 +68,11 @@ def record_text(conflict: ConflictRow) -> str:
     return f"{conflict.record_key} (lead)" if lead else conflict.record_key
 
 
+def field_label(conflict: ConflictRow) -> str:
+    """The conflicting field as the marketer knows it ("Company", not ``company``)."""
+    return local_field_label(conflict.object, conflict.field)
+
+
 def quoted(value: str | None) -> str:
     """A value as the details show it: in quotes, or ``(blank)``."""
     return f"“{value}”" if value else BLANK
@@ -103,7 +110,7 @@ class ConflictDetails(QGroupBox):
             newer = "here" if local_at > crm_at else "crm"
         texts = {
             "Record": f"{record_text(conflict)} in “{integration_name}”",
-            "Field": conflict.field,
+            "Field": field_label(conflict),
             "Here": f"{quoted(conflict.local_value)}, changed {local_time(local_at, seconds=True)}"
             + (" (the newer change)" if newer == "here" else ""),
             "In the CRM": f"{quoted(conflict.crm_value)}, changed {local_time(crm_at, seconds=True)}"
@@ -185,7 +192,7 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
             case ConflictColumn.RECORD:
                 return record_text(conflict)
             case ConflictColumn.FIELD:
-                return conflict.field
+                return field_label(conflict)
             case ConflictColumn.LOCAL_CHANGED:
                 return short_time(conflict.local_changed_at)
             case ConflictColumn.CRM_CHANGED:
@@ -229,6 +236,9 @@ class ConflictsPanel(QWidget):
         self.notice = Notice()
         self.model = ConflictsTableModel(self._sync.conflicts, self._integration_names, self)
         self.table = record_table(self.model, "Open conflicts", "conflictsTable")
+        self.empty_note = EmptyTableNote(self.table, (
+            "Nothing waits for you. When a field changes both here and in a CRM, and its conflict rule in Field "
+            "Mapping is “Ask me”, the sync leaves it here for you to decide."))
         refit_on_new_look(self.table, self._fit_columns)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(ConflictColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)
@@ -343,7 +353,7 @@ class ConflictsPanel(QWidget):
         dialog = QInputDialog(self)
         dialog.setWindowTitle("Use this value")
         dialog.setLabelText(
-            f"The value of {conflict.field} for {conflict.record_key}, here and in the CRM "
+            f"The value of {field_label(conflict)} for {conflict.record_key}, here and in the CRM "
             "(leave it empty to clear the field):"
         )
         dialog.setInputMode(QInputDialog.InputMode.TextInput)
@@ -381,18 +391,19 @@ class ConflictsPanel(QWidget):
         self._resolving = conflict_id
         self._update_buttons()
         self.table.setCursor(Qt.CursorShape.BusyCursor)
-        self.notice.say(f"Writing the kept value of {conflict.field} for {conflict.record_key}…", "info")
+        self.notice.say(f"Writing the kept value of {field_label(conflict)} for {conflict.record_key}…", "info")
         return self._tasks.start(self._apply(conflict, take, value), name=f"resolve conflict {conflict_id}")
 
     async def _apply(self, conflict: ConflictRow, take: str | None, value: str | None) -> None:
         try:
             kept = await self._sync.resolve(conflict.id, take=take, value=value)
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
-            self.notice.say(error_sentence(f"Resolving {conflict.field} of {conflict.record_key}", exc), "error")
+            self.notice.say(error_sentence(f"Resolving {field_label(conflict)} of {conflict.record_key}", exc), "error")
         else:
             shown = f"“{kept}”" if kept else "a blank"
-            self.notice.say(f"Kept {shown} for {conflict.field} of {conflict.record_key}, here and in the CRM.", "ok")
-            self.status_message.emit(f"Resolved the conflict on {conflict.field} of {conflict.record_key}")
+            self.notice.say(
+                f"Kept {shown} for {field_label(conflict)} of {conflict.record_key}, here and in the CRM.", "ok")
+            self.status_message.emit(f"Resolved the conflict on {field_label(conflict)} of {conflict.record_key}")
         finally:
             self._resolving = None
             self.table.setCursor(Qt.CursorShape.ArrowCursor)

@@ -61,6 +61,7 @@ from crm_desktop.ui.sync_runs_model import (
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
     AsksFirst,
+    EmptyTableNote,
     Notice,
     PanelHeading,
     ask_where_to_save,
@@ -278,6 +279,9 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.runs_model = SyncRunsTableModel(self._load_runs, self._integration_names, page_size, self,
                                              load_changed=self._sync.runs_changed)
         self.runs_table = self._table(self.runs_model, "Sync runs", "runsTable")
+        self.runs_empty_note = EmptyTableNote(self.runs_table, (
+            "No sync has run yet. Press Sync now for the integration picked above, or Sync all now (Ctrl+R) for "
+            "every one."))
         runs_header = self.runs_table.horizontalHeader()
         runs_header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         runs_header.setSectionResizeMode(RunColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, QTimer, Signal, SignalInstance
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
@@ -153,6 +153,43 @@ def record_table(model: QAbstractItemModel, accessible_name: str, object_name: s
     table.setModel(model)
     style_record_table(table, single_selection=single_selection)
     return table
+
+
+class EmptyTableNote(QObject):
+    """A sentence in the middle of a table while its model has no row: what will show there, and how to get it.
+
+    A label on the table's viewport (muted, wrapped), kept to the viewport's size and shown only while the model
+    is empty, so an empty list never looks broken.
+
+    Attributes:
+        label: the sentence's label.
+    """
+
+    def __init__(self, table: QAbstractItemView, text: str) -> None:
+        super().__init__(table)
+        self._table = table
+        self.label = QLabel(text, table.viewport())
+        self.label.setObjectName("emptyTableNote")
+        self.label.setWordWrap(True)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        self.label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        table.viewport().installEventFilter(self)
+        model = table.model()
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.layoutChanged):
+            signal.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, *_args: object) -> None:
+        """Show the sentence when the model is empty, hide it otherwise."""
+        self.label.setVisible(self._table.model().rowCount() == 0)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Keep the sentence the size of the viewport, with a margin."""
+        if event.type() == QEvent.Type.Resize and watched is self._table.viewport():
+            self.label.setGeometry(self._table.viewport().rect().adjusted(24, 12, -24, -12))
+        return False
 
 
 def keep_rows_visible(table: QTableView, rows: int) -> int:

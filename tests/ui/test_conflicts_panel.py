@@ -85,17 +85,22 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
     window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
     assert sidebar_text(window) == "Conflicts"
+    window.show_panel(CONFLICTS_ROW)
+    note = window.conflicts_panel.empty_note.label
+    assert note.isVisible() and note.text().startswith("Nothing waits for you."), "an empty list says why"
+    assert window.conflicts_panel.table.viewport().rect().contains(note.geometry())
     make_conflicts(window, qtbot, hubspot)
     assert sidebar_text(window) == "Conflicts (3)"
 
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS_ROW)
     assert panel.model.rowCount() == 3
+    assert not note.isVisible()
     titles = [panel.model.headerData(c, Qt.Orientation.Horizontal) for c in ConflictColumn]
     assert titles == ["Integration", "Record", "Field", "Local value", "CRM value", "Last synced",
                       "Changed here", "Changed in CRM"]
     first = [panel.model.index(0, c).data() for c in ConflictColumn]
-    assert first[:6] == ["hubspot-marketing", "person1@example.com", "company", "Local Co 1", "CRM Co 1",
+    assert first[:6] == ["hubspot-marketing", "person1@example.com", "Company", "Local Co 1", "CRM Co 1",
                          "Analytical Engines"]
     assert "—" not in (first[6], first[7]), "both sides' change times are known"
     details = panel.details.values
@@ -110,7 +115,7 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
     assert local_company(hubspot, EMAILS[0]) == "CRM Co 1"
     assert drive(qtbot, crm_company(hubspot, EMAILS[0])) == "CRM Co 1"
     assert sidebar_text(window) == "Conflicts (2)"
-    assert panel.notice.tone == "ok" and "Kept “CRM Co 1” for company of person1@example.com" in panel.notice.text()
+    assert panel.notice.tone == "ok" and "Kept “CRM Co 1” for Company of person1@example.com" in panel.notice.text()
 
     # Keep the local value: the CRM takes it.
     select(panel, EMAILS[1])
@@ -152,7 +157,7 @@ def test_a_refused_write_leaves_the_conflict_open_and_says_why(
     hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, probability=1.0, remaining=1))
     resolve_with(window, qtbot, panel.keep_local_button)
     assert panel.notice.tone == "error"
-    assert panel.notice.text().startswith("Resolving company of person1@example.com failed: ")
+    assert panel.notice.text().startswith("Resolving Company of person1@example.com failed: ")
     assert sidebar_text(window) == "Conflicts (3)"
     assert local_company(hubspot, EMAILS[0]) == "Local Co 1"
     assert panel.keep_local_button.isEnabled(), "the buttons come back after the failure"

@@ -46,6 +46,8 @@ def test_sync_now_fills_the_runs_table_and_shows_progress(
     panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
     assert panel.runs_model.rowCount() == 0
+    assert panel.runs_empty_note.label.isVisible() and panel.runs_empty_note.label.text().startswith(
+        "No sync has run yet.")
     assert panel.integration_combo.currentText() == "hubspot-marketing"
     shown: list[tuple[str, int, int]] = []
     panel.progress_shown.connect(lambda text, done, total: shown.append((text, done, total)))
@@ -57,6 +59,7 @@ def test_sync_now_fills_the_runs_table_and_shows_progress(
     assert ("“hubspot-marketing”: pushing contacts, 3 of 3", 3, 3) in shown
     assert shown[-1] == (panel.IDLE_TEXT, 0, 0)
     assert column(panel, RunColumn.STATUS) == ["Succeeded"]
+    assert not panel.runs_empty_note.label.isVisible()
     assert column(panel, RunColumn.CREATED) == ["3"]
     assert column(panel, RunColumn.TRIGGER) == ["Manual"]
     assert panel.notice.tone == "ok"
