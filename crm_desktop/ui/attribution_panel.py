@@ -78,11 +78,15 @@ def value_text(values: dict[str, float]) -> str:
     return " · ".join(f"{currency} {amount:,.0f}" for currency, amount in sorted(values.items())) or "—"
 
 
+#: How narrow a campaign's or platform's name may get in the tables (wider names elide).
+MIN_NAME_WIDTH = 72
+
+
 def summary_text(report: AttributionReport) -> str:
-    """The report in one line: conversions, their worth, how many had touchpoints to credit, the model."""
-    model = f"model: {MODEL_NAMES[report.model]}"
+    """The report in one line: conversions, their worth, how many had touchpoints to credit (the model is the one
+    picked just above it)."""
     if not report.conversions:
-        return f"No conversions in the period yet · {model}"
+        return "No conversions in the period yet"
     text = f"<b>{report.conversions:,}</b> {'conversion' if report.conversions == 1 else 'conversions'} in the period"
     if report.value:
         text += f", worth {value_text(report.value)}"
@@ -92,7 +96,7 @@ def summary_text(report: AttributionReport) -> str:
     else:
         credited = (f"{report.conversions - unattributed:,} credited to touchpoints, {unattributed:,} with no "
                     f"touchpoint before {'it' if unattributed == 1 else 'them'}")
-    return f"{text}; {credited} · {model}"
+    return f"{text}; {credited}"
 
 
 def platform_lines(data: TouchpointSeries) -> dict[str, list[int]]:
@@ -305,9 +309,13 @@ class AttributionPanel(QWidget):
         fill_table(self.platforms_table, ["Platform", *REPORT_HEADERS],
                    report_rows(report.by_platform, "—", PLATFORM_NAMES), numbers=figure_columns)
         for table in (self.campaigns_table, self.platforms_table):
+            # The figures keep their width (the value credited is what the marketer came for); the name takes
+            # what is left and elides when the tables are narrow.
             header = table.horizontalHeader()
+            header.setStretchLastSection(False)
             header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-            header.setStretchLastSection(True)
+            header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+            header.setMinimumSectionSize(MIN_NAME_WIDTH)
         self._draw_conversions(report)
         self._draw_touchpoints(series)
         return report
