@@ -265,6 +265,8 @@ class HealthBoard(QWidget):
         for number, row in enumerate(self.rows.values(), start=1):
             for column, widget in enumerate(row.widgets()):
                 self._grid.addWidget(widget, number, column)
+                if widget not in (row.progress_bar, row.progress_label):  # those show while a sync runs
+                    widget.show()  # now, not when Qt gets to it: the board's height is measured at once
         self._grid.setColumnStretch(7, 1)  # the progress text takes the room left
 
     def show_progress(self, name: str, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> None:

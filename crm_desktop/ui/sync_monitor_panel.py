@@ -515,9 +515,12 @@ class SyncMonitorPanel(QWidget, AsksFirst):
     def _fit_health_height(self) -> None:
         board = self.health_board
         board.adjustSize()
-        rows = max(1, len(board.rows))
-        per_row = board.sizeHint().height() / rows
-        wanted = round(per_row * min(rows, self.HEALTH_LINES_SHOWN))
+        rows = len(board.rows)
+        if rows <= self.HEALTH_LINES_SHOWN:
+            wanted = board.sizeHint().height()
+        else:  # the headings and the first lines; the rest scroll
+            per_line = board.sizeHint().height() / (rows + 1)
+            wanted = round(per_line * (self.HEALTH_LINES_SHOWN + 1))
         scrollbar = self.health_scroll.horizontalScrollBar().sizeHint().height()
         self.health_scroll.setFixedHeight(wanted + scrollbar + 2)
 

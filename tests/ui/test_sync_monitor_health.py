@@ -79,6 +79,9 @@ def test_health_line_goes_from_not_synced_to_in_sync_with_quota_and_last_sync(
     assert row.outbox_label.text() == "empty"
     assert not row.quota_bar.isEnabled() and row.quota_label.text() == "unknown"
     assert not row.progress_bar.isVisible()
+    scroll = panel.health_scroll
+    assert scroll.viewport().height() >= panel.health_board.sizeHint().height() > row.name_label.height(), (
+        "the headings and the line in full, nothing to scroll")
 
     with qtbot.waitSignal(panel.health_shown, timeout=15_000):
         click(panel.sync_button)
