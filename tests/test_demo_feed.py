@@ -236,7 +236,9 @@ def test_the_apps_demo_mode_runs_the_feed_into_its_window_and_quits_cleanly(tmp_
     env = {k: v for k, v in os.environ.items() if k not in {"CRM_DESKTOP_DB_URL", "CRM_DESKTOP_API_PORT"}}
     env.update(PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen", CRM_DESKTOP_DEMO_FEED_PER_MINUTE="600")
     started = datetime.now(UTC)
-    process = subprocess.Popen([sys.executable, "-m", "crm_desktop", "--data-dir", str(tmp_path), "--demo"],
+    # -X faulthandler: should the app hang on quit, SIGABRT makes it print every thread's stack (below).
+    process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "crm_desktop", "--data-dir",
+                                str(tmp_path), "--demo"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         database = tmp_path / "demo" / "crm-desktop.db"
@@ -247,7 +249,15 @@ def test_the_apps_demo_mode_runs_the_feed_into_its_window_and_quits_cleanly(tmp_
             time.sleep(0.5)
         asked = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=60)
+        try:
+            _out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            _out, err = process.communicate(timeout=30)
+            log = tmp_path / "logs" / "crm-desktop.log"
+            tail = log.read_text(encoding="utf-8")[-6000:] if log.exists() else "(no log)"
+            pytest.fail(f"the demo app had not quit 60 s after SIGTERM. Its threads then:\n{err[-12000:]}\n"
+                        f"The end of its log:\n{tail}")
         assert process.returncode == 0, err
         assert time.monotonic() - asked < 20
         assert "Traceback" not in err, err

@@ -95,7 +95,7 @@ def test_resolving_a_conflict_runs_on_the_sync_worker(
         QTest.mouseClick(panel.keep_local_button, Qt.MouseButton.LeftButton)
         assert not panel.keep_local_button.isEnabled() and not panel.keep_crm_button.isEnabled()
         assert panel.table.cursor().shape() == Qt.CursorShape.BusyCursor
-        assert panel.notice.text().startswith("Writing the kept value of company")
+        assert panel.notice.text().startswith("Writing the kept value of Company")
     assert_off_the_gui_thread(slow)
     assert set(slow.threads) == {hubspot.workspace.sync.run_off_thread().thread_id}
     assert panel.notice.tone == "ok" and hubspot.workspace.sync.conflict_count() == 2
