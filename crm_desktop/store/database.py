@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -117,6 +117,56 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction for Alembic; on SQLite with its foreign keys off until the end.
+
+    SQLite cannot alter a constraint, so a migration copies the table into a new one, drops the old and renames the
+    copy. With foreign keys on, that ``DROP TABLE`` is a ``DELETE`` of every row first, and it runs each ``ON DELETE``
+    of the tables that point at it: rebuilding ``sync_runs`` deleted every run's record log and unlinked its audit
+    rows. The foreign keys are checked once the migration has run, and a broken one rolls it back.
+
+    Raises:
+        StoreConfigError: when the migrated rows break a foreign key (nothing is committed).
+    """
+    on_sqlite = engine.url.get_backend_name() == "sqlite"
+    with engine.connect() as connection:
+        if on_sqlite:
+            # A no-op inside a transaction, so set before the migration's begins.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                yield connection
+                if on_sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        table, row_id, parent = broken[0][0], broken[0][1], broken[0][2]
+                        rows = "1 row" if len(broken) == 1 else f"{len(broken)} rows"
+                        raise StoreConfigError(
+                            f"the migration left {rows} pointing at missing ones "
+                            f"(first: {table} row {row_id} -> {parent}); nothing was changed"
+                        )
+        finally:
+            if on_sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+def migrate_to(engine: Engine, revision: str, *, downgrade: bool = False) -> None:
+    """Upgrade (or, with ``downgrade``, downgrade) the schema to ``revision`` ("head": the newest), safely on SQLite.
+
+    Raises:
+        StoreConfigError: see :func:`migration_connection`.
+    """
+    from alembic import command
+
+    config = _alembic_config(engine)
+    with migration_connection(engine) as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+
 def head_revision() -> str:
     """The newest migration shipped with this version of the app."""
     from alembic.script import ScriptDirectory
@@ -216,7 +266,6 @@ def upgrade_to_head(engine: Engine) -> MigrationReport:
     shipped = shipped_head_from_scripts()
     if shipped is not None and _stored_revisions(engine) == [shipped]:
         return MigrationReport(shipped, shipped, None)
-    from alembic import command
     from alembic.script import ScriptDirectory
 
     head = head_revision()
@@ -238,10 +287,7 @@ def upgrade_to_head(engine: Engine) -> MigrationReport:
         database = Path(url.database)
         if found is not None and database.exists() and database.stat().st_size > 0:
             backup = backup_sqlite(database, found)
-    config = _alembic_config(engine)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    migrate_to(engine, "head")
     logger.info("store migrated from %s to %s", found, head)
     return MigrationReport(found, head, backup)
 
