@@ -354,7 +354,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     async def sync_from_crm(integration: IntegrationKey) -> JSONResponse:
         """Start a bidirectional sync run in the background; ``GET /api/crm/runs/{runId}`` reports it."""
         name = intake.integration(integration).name
-        run_id = await workspace.sync.start(name, SyncDirection.BOTH, SyncTrigger.MANUAL)
+        run_id = await workspace.sync.start(name, SyncDirection.BOTH, SyncTrigger.API)
         return JSONResponse(RunStarted(run_id=run_id).to_wire(), status_code=202,
                             headers={"Location": f"/api/crm/runs/{run_id}"})
 

@@ -110,6 +110,8 @@ class SyncTrigger(StrEnum):
     AUTO = "auto"
     CLI = "cli"
     IMPORT = "import"
+    #: another program on this computer, through the local API (``sync-from-crm``).
+    API = "api"
 
 
 class SyncRunStatus(StrEnum):

@@ -262,7 +262,7 @@ class WorkflowStore:
             return session.scalar(
                 select(func.max(SyncRunRow.started_at)).where(
                     SyncRunRow.integration_id == integration_id,
-                    SyncRunRow.trigger.in_([SyncTrigger.MANUAL, SyncTrigger.SCHEDULED, SyncTrigger.CLI]),
+                    SyncRunRow.trigger.not_in([SyncTrigger.AUTO, SyncTrigger.IMPORT]),
                     SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
                     SyncRunRow.dry_run.is_(False),
                 )

@@ -68,6 +68,7 @@ TRIGGER_NAMES: dict[str, str] = {
     SyncTrigger.SCHEDULED: "Scheduled",
     SyncTrigger.AUTO: "Automatic",
     SyncTrigger.CLI: "Command line",
+    SyncTrigger.API: "Local API",
 }
 
 #: A run's direction, as the Sync Monitor names it.

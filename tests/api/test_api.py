@@ -150,6 +150,7 @@ def test_sync_from_crm_runs_in_the_background_and_is_reported(api: LocalApi) -> 
         report = await finished(api, run_id)
         assert report["status"] == "succeeded", report
         assert report["integration"] == "crm" and report["direction"] == "both"
+        assert report["trigger"] == "api", "not “manual”: no one pressed a button in the app"
         assert report["counts"]["created"] >= 1
         assert any(r["record"] == "local@example.com" and r["outcome"] == "created" for r in report["records"])
         assert (await api.get("/api/crm/runs/999999")).status_code == 404

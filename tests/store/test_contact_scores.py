@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alembic import command
 from sqlalchemy import text
 
 from crm_desktop.app.social import SocialService
@@ -20,8 +19,7 @@ from crm_desktop.domain.social import (
     ScoringSettings,
     TouchpointType,
 )
-from crm_desktop.store import database as database_module
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, migrate_to
 from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore
 from crm_desktop.store.repositories import ContactStore, LeadStore
 
@@ -69,10 +67,7 @@ def test_a_person_who_is_both_has_one_score_in_both_lists(database: Database) ->
 
 
 def test_0014_starts_each_contact_at_its_leads_score(blank_database: Database) -> None:
-    config = database_module._alembic_config(blank_database.engine)
-    with blank_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0013")
+    migrate_to(blank_database.engine, "0013")
     # The rows as version 0013 of the schema holds them (the models already have the new column).
     with blank_database.engine.begin() as connection:
         for email in ("lead@example.com", "only@example.com"):
@@ -87,9 +82,7 @@ def test_0014_starts_each_contact_at_its_leads_score(blank_database: Database) -
     with blank_database.engine.connect() as connection:
         scores = dict(connection.execute(text("SELECT email, engagement_score FROM contacts")).all())
     assert scores == {"lead@example.com": 42.5, "only@example.com": None}
-    with blank_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0013")
+    migrate_to(blank_database.engine, "0013", downgrade=True)
     with blank_database.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM contacts")).scalar() == 2
 

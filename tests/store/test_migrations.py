@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -24,6 +23,7 @@ from crm_desktop.store.database import (
     StoreConfigError,
     current_revision,
     head_revision,
+    migrate_to,
     sqlite_url,
 )
 from crm_desktop.store.models import Base
@@ -58,7 +58,7 @@ STORE_TABLES = {
     "workflow_events",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0014"
+SHIPPED_HEAD = "0015"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
@@ -216,10 +216,7 @@ def test_a_new_sqlite_file_is_not_backed_up(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_integrations_added_before_keys_were_dated_count_from_when_they_were_added(blank_database: Database) -> None:
-    config = database_module._alembic_config(blank_database.engine)
-    with blank_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0005")
+    migrate_to(blank_database.engine, "0005")
     added = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
     with blank_database.engine.begin() as connection:
         connection.execute(
@@ -275,10 +272,7 @@ def test_a_sqlite_file_at_head_opens_without_importing_alembic(tmp_path: Path) -
 def test_a_sqlite_file_behind_head_is_still_migrated_at_start(tmp_path: Path) -> None:
     path = tmp_path / "crm.db"
     store = Database(sqlite_url(path))
-    config = database_module._alembic_config(store.engine)
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0012")
+    migrate_to(store.engine, "0012")
     store.close()
 
     result = migrate_in_a_fresh_process(path)

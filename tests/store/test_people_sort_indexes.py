@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import event, inspect, text
 
 from crm_desktop.domain.models import Contact, Lead
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.store import database as database_module
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, migrate_to
 from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore
 from crm_desktop.store.repositories import ContactStore, LeadStore
 
@@ -34,16 +32,11 @@ def sort_indexes(database: Database) -> set[str]:
 
 
 def test_0011_and_0014_add_the_sort_indexes_and_their_downgrades_drop_them(blank_database: Database) -> None:
-    config = database_module._alembic_config(blank_database.engine)
-    with blank_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0010")
+    migrate_to(blank_database.engine, "0010")
     assert sort_indexes(blank_database) == set()
     blank_database.migrate()
     assert sort_indexes(blank_database) == set.union(*SORT_INDEXES.values())
-    with blank_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0010")
+    migrate_to(blank_database.engine, "0010", downgrade=True)
     assert sort_indexes(blank_database) == set()
 
 

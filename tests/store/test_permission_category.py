@@ -5,7 +5,6 @@ models declare fits its column's CHECK constraint after the migrations, so a new
 from __future__ import annotations
 
 import pytest
-from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import Enum, text
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.outcomes import ErrorCategory
 from crm_desktop.store import database as database_module
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, migrate_to
 from crm_desktop.store.models import Base
 from tests.store.test_database import ENUM_COLUMNS, one_row_per_table
 
@@ -42,9 +41,7 @@ def _down_to_before_0013(database: Database) -> None:
     config = database_module._alembic_config(database.engine)
     before = ScriptDirectory.from_config(config).get_revision("0013").down_revision
     assert isinstance(before, str)
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, before)
+    migrate_to(database.engine, before, downgrade=True)
 
 
 def test_permission_is_stored_after_0013_and_made_a_sign_in_error_again_by_a_downgrade(database: Database) -> None:

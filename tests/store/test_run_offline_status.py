@@ -4,13 +4,11 @@ failed ones (on SQLite and, in the PostgreSQL pass, PostgreSQL 15)."""
 from __future__ import annotations
 
 import pytest
-from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from crm_desktop.domain.models import Integration, SyncDirection
-from crm_desktop.store import database as database_module
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import Database, migrate_to
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import IntegrationStore
 from crm_desktop.store.sync_store import SyncStore
@@ -25,10 +23,7 @@ def _run_at(database: Database, status: str) -> None:
 
 
 def test_offline_is_a_run_status_after_0010_and_not_before(blank_database: Database) -> None:
-    config = database_module._alembic_config(blank_database.engine)
-    with blank_database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0009")
+    migrate_to(blank_database.engine, "0009")
     _run_at(blank_database, "failed")
     with pytest.raises(IntegrityError):
         _run_at(blank_database, "offline")
@@ -39,8 +34,7 @@ def test_offline_is_a_run_status_after_0010_and_not_before(blank_database: Datab
     with blank_database.engine.begin() as connection:
         assert [row[0] for row in connection.execute(text("SELECT status FROM sync_runs ORDER BY id"))] == [
             "failed", "offline"]
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0009")
+    migrate_to(blank_database.engine, "0009", downgrade=True)
     with blank_database.engine.begin() as connection:
         assert [row[0] for row in connection.execute(text("SELECT status FROM sync_runs ORDER BY id"))] == [
             "failed", "failed"]
