@@ -92,6 +92,9 @@ logger = logging.getLogger(__name__)
 LIVE_REFRESH_MS = 1000
 #: How often the health lines are re-read when nothing happens here (a cron sync, another desktop).
 HEALTH_REFRESH_MS = 30_000
+#: How often the run table looks for runs this window did not start (the local API, automatic pushes, a cron sync,
+#: another desktop on a team database): one small indexed read, in a thread.
+RUNS_WATCH_MS = 5000
 #: Rows of the runs list and of the selected run's records shown however small the window: the page scrolls instead.
 RUNS_ROWS_ALWAYS_SHOWN = 4
 RECORD_ROWS_ALWAYS_SHOWN = 3
@@ -180,6 +183,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         runs_keys, errors_keys, log_keys: Enter on a run or an error group moves to its records; Enter on a record
             shows the person in People; Delete says what stays.
         live_refresh: re-reads the run table while syncs run.
+        runs_watch: looks for runs started elsewhere when no sync of this window runs.
         health_refresh: re-reads the health lines now and then.
 
     Signals:
@@ -366,6 +370,11 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.health_refresh.timeout.connect(self.refresh_health)
         self.health_refresh.start()
 
+        self.runs_watch = QTimer(self)
+        self.runs_watch.setInterval(RUNS_WATCH_MS)
+        self.runs_watch.timeout.connect(self.look_for_other_runs)
+        self.runs_watch.start()
+
         self.sync_button.clicked.connect(self._sync_chosen)
         self.sync_all_button.clicked.connect(self.sync_all)
         self.preview_first_check.toggled.connect(self._monitor.preview.set_asks_first)
@@ -441,6 +450,25 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         row = self.runs_model.row_of(selected.id) if selected is not None else None
         if row is not None and self.selected_row() != row:
             self.runs_table.selectRow(row)
+
+    def look_for_other_runs(self) -> None:
+        """Show runs started elsewhere and how the running ones stand (the live refresh does it while this window
+        runs a sync); the health lines are re-read when one appears or changes."""
+        if self.live_refresh.isActive():
+            return
+        read = self.runs_model.live_reader()
+        if read is not None:
+            self._load("other runs", read, self._show_other_runs, "Reading the sync runs")
+
+    def _show_other_runs(self, changed: list[SyncRunRow]) -> None:
+        selected = self.selected_run()
+        if not self.runs_model.apply_live(changed):
+            return
+        row = self.runs_model.row_of(selected.id) if selected is not None else None
+        if row is not None and self.selected_row() != row:
+            self.runs_table.selectRow(row)
+        self._show_selected_run()
+        self.refresh_health()
 
     def refresh_runs(self) -> None:
         """Re-read the run history (new runs appear on top; the selection stays)."""

@@ -84,6 +84,11 @@ def run_seconds(run: SyncRunRow) -> float | None:
     return (run.finished_at - run.started_at).total_seconds()
 
 
+def _run_shown_as(run: SyncRunRow) -> tuple[object, ...]:
+    """What the table shows of a run: a re-read run with the same values needs no repaint."""
+    return (run_status(run), run.finished_at, *(getattr(run, name) for name in _COUNT_ATTRIBUTES.values()))
+
+
 class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
     """Sync runs, newest first, with named columns (:class:`RunColumn`); older runs arrive page by page.
 
@@ -142,12 +147,36 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
     def refresh_live(self) -> None:
         """While syncs run: re-read only the runs started since the newest shown and the shown runs not finished
         yet (a small indexed read), not every run shown; falls back to :meth:`refresh` without such a reader."""
-        if self._load_changed is None or not self._rows:
+        read = self.live_reader()
+        if read is None:
             self.refresh()
             return
+        self.apply_live(read())
+
+    def live_reader(self) -> Callable[[], list[SyncRunRow]] | None:
+        """What :meth:`refresh_live` reads, as a call that touches only the store (safe on a worker thread); its
+        result goes to :meth:`apply_live`. ``None`` without a reader of changed runs."""
+        if self._load_changed is None:
+            return None
+        if not self._rows:
+            load_runs, first_page = self._load_runs, self.page_size + 1
+            return lambda: list(load_runs(first_page))
+        load_changed = self._load_changed
         newest = self._rows[0].id
         unfinished = [run.id for run in self._rows if run.finished_at is None]
-        changed = list(self._load_changed(newest, unfinished))
+        return lambda: list(load_changed(newest, unfinished))
+
+    def apply_live(self, changed: list[SyncRunRow]) -> bool:
+        """Show runs read by a :meth:`live_reader` (newest first): new ones on top, shown ones updated. Rows shown
+        since the read was asked for are not added twice. Returns whether anything shown changed."""
+        if not self._rows:
+            if not changed:
+                return False
+            self._names = self._load_names()
+            self._more = len(changed) > self.page_size
+            self._show_rows(changed[: self.page_size])
+            return True
+        newest = self._rows[0].id
         added = [run for run in changed if run.id > newest]
         if any(run.integration_id not in self._names for run in added):
             self._names = self._load_names()
@@ -156,10 +185,13 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
             self._rows[:0] = added
             self.endInsertRows()
         updated = {run.id: run for run in changed if run.id <= newest}
+        changed_rows = False
         for row, run in enumerate(self._rows):
-            if run.id in updated:
+            if run.id in updated and _run_shown_as(updated[run.id]) != _run_shown_as(run):
                 self._rows[row] = updated[run.id]
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(RunColumn) - 1))
+                changed_rows = True
+        return bool(added) or changed_rows
 
     def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008 (Qt's own signature)
         """Whether older runs exist beyond those loaded."""

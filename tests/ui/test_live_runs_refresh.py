@@ -1,13 +1,22 @@
-"""The Sync Monitor's live refresh re-reads only new runs and the runs still going, not every run shown."""
+"""The Sync Monitor's live refresh re-reads only new runs and the runs still going, not every run shown; runs started
+elsewhere show up too."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+
+import pytest
+import qasync
+from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration, Provider, SyncDirection
 from crm_desktop.store.models import SyncRunRow, SyncRunStatus, SyncTrigger
-from crm_desktop.ui.sync_runs_model import SyncRunsTableModel
+from crm_desktop.ui.sync_monitor_panel import RUNS_WATCH_MS, SyncMonitorPanel
+from crm_desktop.ui.sync_runs_model import RunColumn, SyncRunsTableModel
+from crm_desktop.ui.tasks import BackgroundTasks
+from tests.ui.conftest import HubSpotBench
 
 
 def test_the_live_refresh_reads_new_and_unfinished_runs_only(workspace: Workspace) -> None:
@@ -53,3 +62,51 @@ def test_the_live_refresh_reads_new_and_unfinished_runs_only(workspace: Workspac
     reads.clear()
     model.refresh_live()
     assert reads == [("changed", (started, [started], 1))]
+
+
+def test_the_panel_shows_runs_it_did_not_start_read_off_the_gui_thread(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run the local API, an automatic push, a cron sync or another desktop started shows up within a watch tick,
+    with its trigger, and again when it ends; the health line follows."""
+    workspace = hubspot.workspace
+    integration = workspace.integrations.get(hubspot.name)
+    store = workspace.sync.store
+    reading_threads: set[str] = set()
+    read_changed, read_runs = workspace.sync.runs_changed, workspace.sync.runs
+
+    def runs_changed(newer_than: int, unfinished: list[int]) -> list[SyncRunRow]:
+        reading_threads.add(threading.current_thread().name)
+        return read_changed(newer_than, unfinished)
+
+    def runs(name: str | None = None, limit: int = 50) -> list[SyncRunRow]:
+        reading_threads.add(threading.current_thread().name)
+        return read_runs(name, limit)
+
+    monkeypatch.setattr(workspace.sync, "runs_changed", runs_changed)
+    monkeypatch.setattr(workspace.sync, "runs", runs)
+    panel = SyncMonitorPanel(workspace.monitor, BackgroundTasks())
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: hubspot.name in panel.health_board.rows, timeout=5000)
+    assert panel.runs_watch.isActive() and panel.runs_watch.interval() == RUNS_WATCH_MS
+    assert panel.runs_model.rowCount() == 0
+    assert panel.health_board.rows[hubspot.name].last_sync_label.text() == "never"
+    reading_threads.clear()
+
+    first = store.start_run(integration.id or 0, SyncTrigger.API, SyncDirection.BOTH)
+    panel.look_for_other_runs()
+    qtbot.waitUntil(lambda: panel.runs_model.rowCount() == 1, timeout=5000)
+    row = [panel.runs_model.index(0, column).data() for column in (RunColumn.TRIGGER, RunColumn.STATUS)]
+    assert row == ["Local API", "Running"]
+
+    store.finish_run(first, SyncRunStatus.SUCCEEDED, created=3)
+    second = store.start_run(integration.id or 0, SyncTrigger.CLI, SyncDirection.PUSH)
+    store.finish_run(second, SyncRunStatus.FAILED)
+    panel.look_for_other_runs()
+    qtbot.waitUntil(lambda: panel.runs_model.rowCount() == 2, timeout=5000)
+    assert [panel.runs_model.run_at(row).id for row in (0, 1)] == [second, first]
+    assert panel.runs_model.index(1, RunColumn.STATUS).data() == "Succeeded"
+    assert panel.runs_model.index(1, RunColumn.CREATED).data() == "3"
+    qtbot.waitUntil(lambda: panel.health_board.rows[hubspot.name].last_sync_label.text() != "never", timeout=5000)
+    assert reading_threads and threading.main_thread().name not in reading_threads
