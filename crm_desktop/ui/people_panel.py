@@ -881,7 +881,7 @@ class PeoplePanel(QWidget, AsksFirst):
     #: first), each down to the width of its text here; below that a long value elides in its middle. Names give
     #: way last and least: they are how the marketer finds a person.
     GIVE_WAY: ClassVar[dict[PersonColumn, str]] = {
-        PersonColumn.EMAIL: "ada.hopper8@example.com",
+        PersonColumn.EMAIL: "ada8@example.com",
         PersonColumn.COMPANY: "Babbage & Co",
         PersonColumn.NAME: "Ada Lovelace",
     }

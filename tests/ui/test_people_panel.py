@@ -18,7 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.people import PeopleQuery, PeopleService, PersonDetail
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import SocialPlatform, SyncDirection
+from crm_desktop.domain.models import Contact, SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
@@ -389,6 +389,30 @@ def test_the_columns_fit_the_list_and_email_gives_way_first(qtbot: QtBot, panel:
     for column, text in panel.WIDEST_TEXTS.items():
         assert table.columnWidth(column) > metrics.horizontalAdvance(text), column.name
     assert section_right_edge(table, PersonColumn.PLATFORMS) <= table.viewport().width()
+
+
+def test_score_stays_in_sight_once_the_list_is_long_enough_to_scroll(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """In the demo at 1,111 px (the window's width on a 1,440 px screen) Score was cut to "34." behind a horizontal
+    scroll bar: the list, with its vertical scroll bar, was too narrow for Email's narrowest width. Email now gives
+    way further (its middle elides), so Score stays in sight down to a panel 880 px wide."""
+    workspace.contacts.save_many(
+        Contact(email=f"person{number}@example.com", first_name="Ada", last_name=f"Lovelace {number}",
+                company="Analytical Engines")
+        for number in range(80)
+    )
+    panel = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
+    qtbot.addWidget(panel)
+    panel.resize(1100, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    settle(qtbot, panel)
+    table = panel.table
+    qtbot.waitUntil(lambda: table.verticalScrollBar().isVisible(), timeout=5000)
+    for width in range(880, 1001, 10):
+        refit(qtbot, panel, width)
+        assert section_right_edge(table, PersonColumn.SCORE) <= table.viewport().width(), width
 
 
 def test_a_column_the_marketer_drags_keeps_its_width(qtbot: QtBot, panel: PeoplePanel) -> None:
