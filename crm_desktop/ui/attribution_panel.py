@@ -199,7 +199,9 @@ class AttributionPanel(QWidget):
         self.summary_label.setWordWrap(True)
         self.notice = Notice()
         self.campaigns_table = small_table("Campaigns")
+        self.campaigns_table.setObjectName("campaignsTable")
         self.platforms_table = small_table("Platforms")
+        self.platforms_table.setObjectName("platformsTable")
         for table in (self.campaigns_table, self.platforms_table):
             table.setMinimumHeight(110)
 

@@ -270,3 +270,25 @@ def test_the_value_credited_stays_in_sight_in_a_window_1100_px_wide(panel: Attri
         right = table.horizontalHeader().sectionViewportPosition(last) + table.columnWidth(last)
         assert right <= table.viewport().width(), table.accessibleName()
         assert table.columnWidth(0) >= MIN_NAME_WIDTH
+
+
+def test_with_the_apps_look_campaign_names_show_whole_in_a_window_1111_px_wide(
+    styled_app: QApplication, qtbot: QtBot, workspace: Workspace
+) -> None:
+    """The two tables share the 930 px beside the sidebar of a 1,111 px window. With the stylesheet's header
+    padding every figure took so much of it that the demo's "Customer stories" showed as "Customer...". The tables'
+    headers are now as tight as the run history's: campaign and platform names show whole, figures too."""
+    now = seed_marketing(workspace)
+    made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
+    qtbot.addWidget(made)
+    made.resize(930, 760)
+    made.show()
+    qtbot.waitExposed(made)
+    qtbot.wait(50)
+    for table, names in ((made.campaigns_table, ("Customer stories", "Black Friday")),
+                         (made.platforms_table, ("Instagram", "Twitter/X"))):
+        name_width = max(table.fontMetrics().horizontalAdvance(name) for name in names)
+        assert table.columnWidth(0) >= name_width + 6, table.accessibleName()
+        last = table.columnCount() - 1
+        right = table.horizontalHeader().sectionViewportPosition(last) + table.columnWidth(last)
+        assert right <= table.viewport().width(), table.accessibleName()
