@@ -67,6 +67,7 @@ from crm_desktop.ui.widgets import (
     RowKeys,
     column_width_for,
     fill_table,
+    fit_columns_to_view,
     hold_while_open,
     refit_on_new_look,
     row_keys,
@@ -315,8 +316,7 @@ class PersonDetailPane(QWidget):
                     for a in detail.audit])
         for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table,
                       self.attribution_table):
-            table.resizeColumnsToContents()
-            table.horizontalHeader().setStretchLastSection(True)
+            fit_columns_to_view(table)
         if detail.crm_links:
             keep = link_row if same_person and link_row is not None else 0
             self.links_table.selectRow(min(keep, len(detail.crm_links) - 1))

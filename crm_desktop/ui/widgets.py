@@ -130,6 +130,23 @@ def fill_table(table: QTableWidget, headers: list[str], rows: list[list[str]], *
             table.setItem(row, column, item)
 
 
+def fit_columns_to_view(table: QTableWidget, *, narrowest_last: int = 80) -> None:
+    """Size a small table's columns to their text, but give the last one (a URL, an error, a detail) only the room
+    left, its middle elided, so the table does not scroll sideways for one long value; it still stretches when the
+    table widens. Where the other columns leave it less than ``narrowest_last`` px, it keeps its text's width and
+    the table scrolls, as an elided stub would say nothing."""
+    table.resizeColumnsToContents()
+    header = table.horizontalHeader()
+    header.setStretchLastSection(True)
+    last = table.columnCount() - 1
+    if last < 0:
+        return
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    room = table.viewport().width() - sum(header.sectionSize(column) for column in range(last))
+    if narrowest_last <= room < header.sectionSize(last):
+        header.resizeSection(last, room)
+
+
 def small_table(name: str) -> QTableWidget:
     """A small read-only table (a detail pane's, a dialog's), filled by :func:`fill_table`."""
     table = QTableWidget()

@@ -23,6 +23,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import ImportPreviewDialog, PeoplePanel
+from crm_desktop.ui.widgets import fill_table, fit_columns_to_view, small_table
 from tests.support.marketing_data import email_of, seed_marketing
 from tests.ui.conftest import HubSpotBench, drive
 
@@ -170,6 +171,35 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
         assert Qt.AlignmentFlag(figure_table.horizontalHeaderItem(column).textAlignment()) == right
         assert Qt.AlignmentFlag(figure_table.item(0, column).textAlignment()) == right
     assert not Qt.AlignmentFlag(pane.profiles_table.item(0, 1).textAlignment()) & Qt.AlignmentFlag.AlignRight
+
+
+def test_a_long_profile_url_takes_the_room_left_instead_of_scrolling_the_table(qtbot: QtBot) -> None:
+    """In the demo at 1,111 px the Profiles tab scrolled sideways to show "https://www.linkedin.com/in/...": the
+    last column of a detail table now takes the room left, its middle elided, and widens with the table."""
+    table = small_table("Social profiles")
+    qtbot.addWidget(table)
+    table.resize(400, 200)
+    table.show()
+    qtbot.waitExposed(table)
+    url = "https://www.linkedin.com/in/aarav-hill-evergreen-design-marketing-lead"
+    fill_table(table, ["Platform", "Username", "Followers", "Profile"],
+               [["LinkedIn", "aaravhill", "335", url]], numbers=(2,))
+    fit_columns_to_view(table)
+    qtbot.wait(20)
+    header = table.horizontalHeader()
+    assert header.sectionViewportPosition(3) + header.sectionSize(3) <= table.viewport().width()
+    assert table.horizontalScrollBar().maximum() == 0
+    assert table.textElideMode() is Qt.TextElideMode.ElideMiddle and table.item(0, 3).toolTip() == url
+    assert header.sectionSize(0) >= table.fontMetrics().horizontalAdvance("LinkedIn")  # the others keep their text
+
+    table.resize(900, 200)
+    qtbot.wait(20)
+    assert header.sectionSize(3) >= table.fontMetrics().horizontalAdvance(url)
+
+    table.resize(260, 200)  # too narrow for more than a stub of it: the URL keeps its width, the table scrolls
+    qtbot.wait(20)
+    fit_columns_to_view(table)
+    assert header.sectionSize(3) >= table.fontMetrics().horizontalAdvance(url)
 
 
 def test_a_contact_shows_its_crm_record_and_history(
