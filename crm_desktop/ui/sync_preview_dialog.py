@@ -28,7 +28,7 @@ from crm_desktop.app.sync_monitor import ChangeAction, PlanCounts, PlannedChange
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
-from crm_desktop.ui.widgets import Notice, record_table, show_rows_in_full
+from crm_desktop.ui.widgets import Notice, column_width_for, record_table, show_rows_in_full
 
 logger = logging.getLogger(__name__)
 
@@ -217,10 +217,15 @@ class SyncPreviewDialog(QDialog):
         self.table = record_table(self.model, "Changes the sync would make", "previewTable", single_selection=False)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        for column, width in ((PreviewColumn.INTEGRATION, 140), (PreviewColumn.OBJECT, 70),
-                              (PreviewColumn.RECORD, 200), (PreviewColumn.WHERE, 90), (PreviewColumn.ACTION, 80),
+        for column, width in ((PreviewColumn.INTEGRATION, 140), (PreviewColumn.RECORD, 200),
                               (PreviewColumn.FIELD, 110)):
             self.table.setColumnWidth(column, width)
+        # The columns of a few fixed words fit the widest of them, in the table's own font.
+        self.table.ensurePolished()
+        for column, words in ((PreviewColumn.OBJECT, ("Contact", "Lead")),
+                              (PreviewColumn.WHERE, tuple(WHERE_NAMES.values())),
+                              (PreviewColumn.ACTION, tuple(_ACTION_WORDS.values()))):
+            self.table.setColumnWidth(column, column_width_for(self.table, words, column, slack=8))
         self.row_notice = Notice()
         self.row_notice.setAccessibleName("The selected change in full")
         self.keys = show_rows_in_full(

@@ -337,3 +337,19 @@ def test_three_health_lines_fit_a_window_1100_px_wide(qtbot: QtBot) -> None:
         IntegrationHealth("HubSpot (demo)", HealthState.NEEDS_RECONNECT, "", synced, 12, 250_000, 250_000),
     ])
     assert board.sizeHint().width() <= 1100 - 220 - 60, "the sidebar and the panel's margins take the rest"
+
+
+def test_the_previews_word_columns_show_their_words_whole(styled_app: QApplication, qtbot: QtBot) -> None:
+    """In the demo the preview's Where column read "In CRM De…": the columns of a few fixed words (Object, Where,
+    Change) are as wide as their widest word in the table's font, with the app's stylesheet."""
+    dialog = SyncPreviewDialog(["HubSpot (demo)"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    table = dialog.table
+    metrics = table.fontMetrics()
+    for column, words in ((PreviewColumn.OBJECT, ("Contact", "Lead")),
+                          (PreviewColumn.WHERE, ("In the CRM", "In CRM Desktop")),
+                          (PreviewColumn.ACTION, ("Create", "Update", "Conflict"))):
+        widest = max(metrics.horizontalAdvance(word) for word in words)
+        assert table.columnWidth(column) >= widest + 8, column.name
