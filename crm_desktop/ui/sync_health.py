@@ -156,9 +156,13 @@ class HealthRow:
         self.health: IntegrationHealth | None = None
         self.show_progress(None)
 
-    def widgets(self) -> list[QWidget]:
+    def health_widgets(self) -> list[QWidget]:
+        """The health line's cells, in the board's column order."""
         return [self.name_label, self.state_label, self.last_sync_label, self.outbox_label, self.quota_bar,
-                self.quota_label, self.progress_bar, self.progress_label]
+                self.quota_label]
+
+    def widgets(self) -> list[QWidget]:
+        return [*self.health_widgets(), self.progress_bar, self.progress_label]
 
     def show_health(self, line: IntegrationHealth) -> None:
         self.health = line
@@ -185,16 +189,17 @@ class HealthRow:
         chunk = {"ok": "#16a34a", "low": "#d97706", "critical": "#dc2626"}[level]
         self.quota_bar.setStyleSheet(f"QProgressBar::chunk {{ background: {chunk}; border-radius: 3px; }}")
 
-    def show_progress(self, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> None:
+    def show_progress(self, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> bool:
         """Show a running sync's ``(phase, done, total)``; ``None`` hides the bar (or, when ``scheduled``, shows it
-        busy without figures)."""
+        busy without figures). Returns whether the progress line appeared or went (the board's height changed)."""
+        was_shown = not self.progress_bar.isHidden()
         if report is None:
             self.rate = ProgressRate(self._clock)
             self.progress_bar.setVisible(scheduled)
             self.progress_label.setVisible(scheduled)
             self.progress_bar.setRange(0, 0)
             self.progress_label.setText("scheduled sync running…" if scheduled else "")
-            return
+            return was_shown != scheduled
         phase, done, total = report
         self.rate.report(phase, done, total)
         self.progress_bar.setVisible(True)
@@ -207,6 +212,7 @@ class HealthRow:
         figures = progress_figures(phase, done, total)
         rate = self.rate.text()
         self.progress_label.setText(f"{figures} · {rate}" if rate else figures)
+        return not was_shown
 
 
 class HealthBoard(QWidget):
@@ -262,14 +268,18 @@ class HealthBoard(QWidget):
         self.empty_label.setVisible(not names)
         for heading in self.headings:
             heading.setVisible(bool(names))
-        for number, row in enumerate(self.rows.values(), start=1):
-            for column, widget in enumerate(row.widgets()):
-                self._grid.addWidget(widget, number, column)
-                if widget not in (row.progress_bar, row.progress_label):  # those show while a sync runs
-                    widget.show()  # now, not when Qt gets to it: the board's height is measured at once
-        self._grid.setColumnStretch(7, 1)  # the progress text takes the room left
+        for number, row in enumerate(self.rows.values()):
+            line = 1 + 2 * number
+            for column, widget in enumerate(row.health_widgets()):
+                self._grid.addWidget(widget, line, column)
+                widget.show()  # now, not when Qt gets to it: the board's height is measured at once
+            # A running sync's bar and its phase, counts, rate and time left go on a line of their own under the
+            # integration's (hidden, it takes no room), so a line never grows wider than the window while it syncs.
+            self._grid.addWidget(row.progress_bar, line + 1, 1)
+            self._grid.addWidget(row.progress_label, line + 1, 2, 1, len(HEADINGS) - 1)
+        self._grid.setColumnStretch(len(HEADINGS) + 1, 1)  # the lines keep to the left; the room left is here
 
-    def show_progress(self, name: str, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> None:
+    def show_progress(self, name: str, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> bool:
+        """Show (or hide) an integration's progress line; whether it appeared or went."""
         row = self.rows.get(name)
-        if row is not None:
-            row.show_progress(report, scheduled=scheduled)
+        return row is not None and row.show_progress(report, scheduled=scheduled)

@@ -446,14 +446,16 @@ class SyncMonitorPanel(QWidget, AsksFirst):
     def _refresh_live_runs(self) -> None:
         """The live timer's tick: only new runs and the running ones are re-read (the selection stays)."""
         selected = self.selected_run()
-        self.runs_model.refresh_live()
+        started_or_ended = self.runs_model.refresh_live()
         row = self.runs_model.row_of(selected.id) if selected is not None else None
         if row is not None and self.selected_row() != row:
             self.runs_table.selectRow(row)
+        if started_or_ended:  # e.g. an automatic push beside this window's sync: its line says "syncing" no more
+            self.refresh_health()
 
     def look_for_other_runs(self) -> None:
         """Show runs started elsewhere and how the running ones stand (the live refresh does it while this window
-        runs a sync); the health lines are re-read when one appears or changes."""
+        runs a sync); the health lines are re-read when one appears or ends."""
         if self.live_refresh.isActive():
             return
         read = self.runs_model.live_reader()
@@ -527,7 +529,6 @@ class SyncMonitorPanel(QWidget, AsksFirst):
 
     def _show_health(self, lines: list[IntegrationHealth]) -> None:
         self.health_board.show_health(lines)
-        self._fit_health_height()
         for name in self.running_integrations:
             report = self._progress.get(name)
             self.health_board.show_progress(name, None if report is None else
@@ -535,7 +536,14 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         for name in self._scheduled:
             if name not in self.running_integrations:
                 self.health_board.show_progress(name, None, scheduled=True)
+        self._fit_health_height()
         self.health_shown.emit()
+
+    def _show_line_progress(self, name: str, report: tuple[str, int, int] | None, *,
+                            scheduled: bool = False) -> None:
+        """Show an integration's progress line; the health box grows or shrinks with it."""
+        if self.health_board.show_progress(name, report, scheduled=scheduled):
+            self._fit_health_height()
 
     #: The health box shows this many lines before it scrolls.
     HEALTH_LINES_SHOWN = 4
@@ -672,7 +680,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         if self._running.get(name) is task:
             del self._running[name]
             self._progress.pop(name, None)
-            self.health_board.show_progress(name, None)
+            self._show_line_progress(name, None)
         result = None if task.cancelled() or task.exception() is not None else task.result()
         self._runs_ended(select=result.run_id if result is not None else None)
 
@@ -683,7 +691,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self._progress[name] = report
         if first:
             self.refresh_runs()  # the run's row exists now: show it while it runs
-        self.health_board.show_progress(name, (report.phase, report.done, report.total))
+        self._show_line_progress(name, (report.phase, report.done, report.total))
         self._show_progress()
 
     def _say(self, key: str, text: str, *, error: bool) -> None:
@@ -760,7 +768,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         """Show what the scheduled syncs did."""
         for name in self._scheduled:
             if name not in self.running_integrations:
-                self.health_board.show_progress(name, None)
+                self._show_line_progress(name, None)
         self._scheduled = []
         for name, outcome in outcomes:
             if isinstance(outcome, Exception):

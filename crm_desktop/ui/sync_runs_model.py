@@ -144,14 +144,15 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
         self._more = len(runs) > shown
         self._show_rows(runs[:shown])
 
-    def refresh_live(self) -> None:
+    def refresh_live(self) -> bool | None:
         """While syncs run: re-read only the runs started since the newest shown and the shown runs not finished
-        yet (a small indexed read), not every run shown; falls back to :meth:`refresh` without such a reader."""
+        yet (a small indexed read), not every run shown; falls back to :meth:`refresh` without such a reader.
+        Returns whether a run appeared or ended (``None`` after a full refresh)."""
         read = self.live_reader()
         if read is None:
             self.refresh()
-            return
-        self.apply_live(read())
+            return None
+        return self.apply_live(read())
 
     def live_reader(self) -> Callable[[], list[SyncRunRow]] | None:
         """What :meth:`refresh_live` reads, as a call that touches only the store (safe on a worker thread); its
@@ -168,7 +169,8 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
 
     def apply_live(self, changed: list[SyncRunRow]) -> bool:
         """Show runs read by a :meth:`live_reader` (newest first): new ones on top, shown ones updated. Rows shown
-        since the read was asked for are not added twice. Returns whether anything shown changed."""
+        since the read was asked for are not added twice. Returns whether a run appeared or ended (what the
+        health lines follow)."""
         if not self._rows:
             if not changed:
                 return False
@@ -185,13 +187,13 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
             self._rows[:0] = added
             self.endInsertRows()
         updated = {run.id: run for run in changed if run.id <= newest}
-        changed_rows = False
+        ended = False
         for row, run in enumerate(self._rows):
             if run.id in updated and _run_shown_as(updated[run.id]) != _run_shown_as(run):
+                ended |= run.finished_at is None and updated[run.id].finished_at is not None
                 self._rows[row] = updated[run.id]
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(RunColumn) - 1))
-                changed_rows = True
-        return bool(added) or changed_rows
+        return bool(added) or ended
 
     def canFetchMore(self, parent: ModelIndex = QModelIndex()) -> bool:  # noqa: B008 (Qt's own signature)
         """Whether older runs exist beyond those loaded."""

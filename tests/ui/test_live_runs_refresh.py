@@ -53,14 +53,14 @@ def test_the_live_refresh_reads_new_and_unfinished_runs_only(workspace: Workspac
 
     store.finish_run(going, SyncRunStatus.PARTIAL, created=7)
     started = run(None)
-    model.refresh_live()
+    assert model.refresh_live() is True, "a run started and one ended: the health lines follow"
     assert reads == [("changed", (going, [going], 2))], "one small read: the new run and the one that was going"
     assert [model.run_at(0).id, model.run_at(1).id] == [started, going]
     assert model.run_at(1).status is SyncRunStatus.PARTIAL and model.run_at(1).created == 7
     assert model.run_at(2).id == finished[-1] and model.rowCount() == 51
 
     reads.clear()
-    model.refresh_live()
+    assert model.refresh_live() is False, "nothing started or ended"
     assert reads == [("changed", (started, [started], 1))]
 
 

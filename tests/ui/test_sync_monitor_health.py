@@ -338,6 +338,20 @@ def test_three_health_lines_fit_a_window_1100_px_wide(qtbot: QtBot) -> None:
     ])
     assert board.sizeHint().width() <= 1100 - 220 - 60, "the sidebar and the panel's margins take the rest"
 
+    # While all three sync (in the demo the line grew a bar and "pulling co…" behind a sideways scroll bar), each
+    # progress goes on a line of its own under its integration's, and the board is no wider.
+    board.show()
+    qtbot.waitExposed(board)
+    for name in board.rows:
+        assert board.show_progress(name, ("pulling contacts", 1_204, 10_000)), "the progress line appears"
+        assert not board.show_progress(name, ("pulling contacts", 1_300, 10_000)), "and stays"
+    assert board.sizeHint().width() <= 1100 - 220 - 60
+    board.adjustSize()
+    for row in board.rows.values():
+        assert row.progress_label.isVisible() and "1,300 of 10,000" in row.progress_label.text()
+        assert row.progress_bar.geometry().top() >= row.name_label.geometry().bottom()
+    assert board.show_progress("Salesforce (demo)", None), "the line goes when the sync ends"
+
 
 def test_the_previews_word_columns_show_their_words_whole(styled_app: QApplication, qtbot: QtBot) -> None:
     """In the demo the preview's Where column read "In CRM De…": the columns of a few fixed words (Object, Where,
