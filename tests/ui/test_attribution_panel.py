@@ -34,15 +34,20 @@ from crm_desktop.ui.charts import fit_value_axis
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 
 
-@pytest.fixture
-def panel(qtbot: QtBot, workspace: Workspace) -> AttributionPanel:
+def open_panel(qtbot: QtBot, workspace: Workspace, width: int = 1100) -> AttributionPanel:
+    """The panel on the seeded marketing data, shown ``width`` px wide."""
     now = seed_marketing(workspace)
     made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
     qtbot.addWidget(made)
-    made.resize(1100, 760)
+    made.resize(width, 760)
     made.show()
     qtbot.waitExposed(made)
     return made
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, workspace: Workspace) -> AttributionPanel:
+    return open_panel(qtbot, workspace)
 
 
 def choose(combo: QComboBox, text: str) -> None:
@@ -278,12 +283,7 @@ def test_with_the_apps_look_campaign_names_show_whole_in_a_window_1111_px_wide(
     """The two tables share the 930 px beside the sidebar of a 1,111 px window. With the stylesheet's header
     padding every figure took so much of it that the demo's "Customer stories" showed as "Customer...". The tables'
     headers are now as tight as the run history's: campaign and platform names show whole, figures too."""
-    now = seed_marketing(workspace)
-    made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
-    qtbot.addWidget(made)
-    made.resize(930, 760)
-    made.show()
-    qtbot.waitExposed(made)
+    made = open_panel(qtbot, workspace, 930)
     qtbot.wait(50)
     for table, names in ((made.campaigns_table, ("Customer stories", "Black Friday")),
                          (made.platforms_table, ("Instagram", "Twitter/X"))):

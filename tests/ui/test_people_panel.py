@@ -28,9 +28,8 @@ from tests.support.marketing_data import email_of, seed_marketing
 from tests.ui.conftest import HubSpotBench, drive
 
 
-@pytest.fixture
-def panel(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) -> PeoplePanel:
-    seed_marketing(workspace)
+def open_panel(qtbot: QtBot, workspace: Workspace) -> PeoplePanel:
+    """The panel on the workspace's people, 1,100 px wide, its first page read."""
     made = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
     qtbot.addWidget(made)
     made.resize(1100, 700)
@@ -38,6 +37,12 @@ def panel(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) ->
     qtbot.waitExposed(made)
     settle(qtbot, made)
     return made
+
+
+@pytest.fixture
+def panel(qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop) -> PeoplePanel:
+    seed_marketing(workspace)
+    return open_panel(qtbot, workspace)
 
 
 def settle(qtbot: QtBot, panel: PeoplePanel) -> None:
@@ -432,12 +437,7 @@ def test_score_stays_in_sight_once_the_list_is_long_enough_to_scroll(
                 company="Analytical Engines")
         for number in range(80)
     )
-    panel = PeoplePanel(PeopleService(workspace.database, workspace.social, workspace.sync))
-    qtbot.addWidget(panel)
-    panel.resize(1100, 700)
-    panel.show()
-    qtbot.waitExposed(panel)
-    settle(qtbot, panel)
+    panel = open_panel(qtbot, workspace)
     table = panel.table
     qtbot.waitUntil(lambda: table.verticalScrollBar().isVisible(), timeout=5000)
     for width in range(880, 1001, 10):
