@@ -54,7 +54,7 @@ class ConflictColumn(TableColumn):
     FIELD = "Field"
     LOCAL_VALUE = "Local value"
     CRM_VALUE = "CRM value"
-    BASE_VALUE = "Last synced"
+    BASE_VALUE = "Value at last sync"
     LOCAL_CHANGED = "Changed here"
     CRM_CHANGED = "Changed in CRM"
 
@@ -85,7 +85,7 @@ class ConflictDetails(QGroupBox):
         values: the value label of each row, by its caption.
     """
 
-    CAPTIONS = ("Record", "Field", "Here", "In the CRM", "Last synced")
+    CAPTIONS = ("Record", "Field", "Here", "In the CRM", "At last sync")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Selected conflict", parent)
@@ -115,7 +115,7 @@ class ConflictDetails(QGroupBox):
             + (" (the newer change)" if newer == "here" else ""),
             "In the CRM": f"{quoted(conflict.crm_value)}, changed {local_time(crm_at, seconds=True)}"
             + (" (the newer change)" if newer == "crm" else ""),
-            "Last synced": quoted(conflict.base_value),
+            "At last sync": quoted(conflict.base_value),
         }
         for caption, text in texts.items():
             self.values[caption].setText(text)

@@ -97,7 +97,7 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
     assert panel.model.rowCount() == 3
     assert not note.isVisible()
     titles = [panel.model.headerData(c, Qt.Orientation.Horizontal) for c in ConflictColumn]
-    assert titles == ["Integration", "Record", "Field", "Local value", "CRM value", "Last synced",
+    assert titles == ["Integration", "Record", "Field", "Local value", "CRM value", "Value at last sync",
                       "Changed here", "Changed in CRM"]
     first = [panel.model.index(0, c).data() for c in ConflictColumn]
     assert first[:6] == ["hubspot-marketing", "person1@example.com", "Company", "Local Co 1", "CRM Co 1",
@@ -107,7 +107,7 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
     assert details["Record"].text() == "person1@example.com in “hubspot-marketing”"
     assert details["Here"].text().startswith("“Local Co 1”, changed ")
     assert details["In the CRM"].text().endswith("(the newer change)"), "the CRM was edited last"
-    assert details["Last synced"].text() == "“Analytical Engines”"
+    assert details["At last sync"].text() == "“Analytical Engines”"
 
     # Keep the CRM's value: the local record takes it, the CRM is left alone.
     select(panel, EMAILS[0])
