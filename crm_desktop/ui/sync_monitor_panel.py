@@ -447,9 +447,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         """The live timer's tick: only new runs and the running ones are re-read (the selection stays)."""
         selected = self.selected_run()
         started_or_ended = self.runs_model.refresh_live()
-        row = self.runs_model.row_of(selected.id) if selected is not None else None
-        if row is not None and self.selected_row() != row:
-            self.runs_table.selectRow(row)
+        self._select_again(selected)
         if started_or_ended:  # e.g. an automatic push beside this window's sync: its line says "syncing" no more
             self.refresh_health()
 
@@ -466,9 +464,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         selected = self.selected_run()
         if not self.runs_model.apply_live(changed):
             return
-        row = self.runs_model.row_of(selected.id) if selected is not None else None
-        if row is not None and self.selected_row() != row:
-            self.runs_table.selectRow(row)
+        self._select_again(selected)
         self._show_selected_run()
         self.refresh_health()
 
@@ -476,11 +472,14 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         """Re-read the run history (new runs appear on top; the selection stays)."""
         selected = self.selected_run()
         self.runs_model.refresh()
-        if selected is not None:
-            row = self.runs_model.row_of(selected.id)
-            if row is not None and self.selected_row() != row:
-                self.runs_table.selectRow(row)
+        self._select_again(selected)
         self._show_selected_run()
+
+    def _select_again(self, run: SyncRunRow | None) -> None:
+        """Keep ``run`` selected after the table changed under it (rows inserted above move it down)."""
+        row = self.runs_model.row_of(run.id) if run is not None else None
+        if row is not None and self.selected_row() != row:
+            self.runs_table.selectRow(row)
 
     # -- reading the store off the GUI thread
 
