@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -45,6 +44,7 @@ from crm_desktop.ui.widgets import (
     fill_table,
     refit_on_new_look,
     row_keys,
+    scrolling_page,
     small_table,
 )
 from crm_desktop.ui.wording import MODEL_NAMES, PLATFORM_NAMES, named
@@ -227,7 +227,7 @@ class AttributionPanel(QWidget):
         grid.setRowStretch(1, 2)
         grid.setRowStretch(2, 3)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_page(self)
         layout.setContentsMargins(20, 16, 20, 12)
         layout.addWidget(heading)
         layout.addLayout(controls)

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLineEdit,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -32,6 +31,7 @@ from crm_desktop.ui.widgets import (
     record_table,
     refit_on_new_look,
     row_keys,
+    scrolling_page,
     selected_row,
     value_rows,
 )
@@ -257,7 +257,7 @@ class ConflictsPanel(QWidget):
         self.details = ConflictDetails()
         self.details.add_actions(buttons)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_page(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.setSpacing(12)
         layout.addWidget(heading)

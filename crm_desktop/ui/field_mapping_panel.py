@@ -72,14 +72,15 @@ from crm_desktop.ui.widgets import (
     keep_rows_visible,
     refill_names,
     row_keys,
+    scrolling_page,
 )
 from crm_desktop.ui.wording import error_sentence
 
 logger = logging.getLogger(__name__)
 
 #: The rows the mapping and the preview keep in sight however the splitter or a short window squeezes them.
-MAPPING_ROWS_ALWAYS_SHOWN = 4
-PREVIEW_ROWS_ALWAYS_SHOWN = 4
+MAPPING_ROWS_ALWAYS_SHOWN = 3
+PREVIEW_ROWS_ALWAYS_SHOWN = 3
 
 OBJECT_NAMES: dict[RecordObject, str] = {RecordObject.CONTACT: "Contacts", RecordObject.LEAD: "Leads"}
 
@@ -762,7 +763,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
         keep_rows_visible(self.table, MAPPING_ROWS_ALWAYS_SHOWN)
         keep_rows_visible(self.preview_table, PREVIEW_ROWS_ALWAYS_SHOWN)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_page(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.setSpacing(12)
         layout.addWidget(heading)

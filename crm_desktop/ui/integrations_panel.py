@@ -44,10 +44,12 @@ from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
     AsksFirst,
     PanelHeading,
+    bring_into_view,
     hold_while_open,
     record_table,
     refit_on_new_look,
     row_keys,
+    scrolling_page,
     selected_row,
     set_tone,
     value_rows,
@@ -118,6 +120,7 @@ class ConnectionStatus(QWidget):
         self.result.setText(text)
         set_tone(self.result, "error" if error else "ok")
         self.result.show()
+        bring_into_view(self.result)
 
     def show_progress(self, text: str) -> None:
         """Show a neutral note, e.g. while a test runs."""
@@ -329,7 +332,7 @@ class IntegrationsPanel(QWidget, AsksFirst):
         details_layout.addLayout(connection_buttons)
         details_layout.addWidget(self.connection)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_page(self)
         layout.setContentsMargins(24, 20, 24, 20)
         layout.setSpacing(12)
         layout.addWidget(heading)

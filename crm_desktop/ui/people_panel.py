@@ -71,6 +71,7 @@ from crm_desktop.ui.widgets import (
     hold_while_open,
     refit_on_new_look,
     row_keys,
+    scrolling_page,
     selected_row,
     show_rows_in_full,
     small_table,
@@ -827,7 +828,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self._fit_detail_pane()
         refit_on_new_look(self.detail_pane.tabs, self._fit_detail_pane)
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_page(self)
         layout.setContentsMargins(20, 16, 20, 12)
         layout.addWidget(heading)
         layout.addLayout(filters)

@@ -71,6 +71,7 @@ from crm_desktop.ui.widgets import (
     record_table,
     refill_names,
     row_keys,
+    scrolling_page,
     selected_row,
 )
 from crm_desktop.ui.wording import (
@@ -138,18 +139,6 @@ def retry_sentence(report: RetryReport) -> str:
         text += (f" {plural(len(report.not_local), 'record')} pulled from the CRM "
                  "will be pulled again by the next sync.")
     return text
-
-
-class _PageLayout(QVBoxLayout):
-    """The panel's page layout inside its scroll area: the page is as tall as the view unless its smallest size
-    does not fit.
-
-    Its wrapped labels would otherwise make the scroll area size the page by height-for-width, i.e. to its
-    preferred height, and scroll at every window size.
-    """
-
-    def hasHeightForWidth(self) -> bool:
-        return False
 
 
 class SyncMonitorPanel(QWidget, AsksFirst):
@@ -341,9 +330,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.tabs.addTab(splitter, "Runs")
         self.tabs.addTab(self.charts, "Metrics")
 
-        content = QWidget()
-        content.setObjectName("syncMonitorContent")
-        layout = _PageLayout(content)
+        # The window's smallest size is smaller than health, runs and details together: scroll then, never clip.
+        layout = scrolling_page(self)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(8)
         layout.addWidget(heading)
@@ -352,14 +340,6 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         layout.addLayout(progress_row)
         layout.addWidget(self.notice)
         layout.addWidget(self.tabs, 1)
-        # The window's smallest size is smaller than health, runs and details together: scroll then, never clip.
-        page = QScrollArea()
-        page.setWidget(content)
-        page.setWidgetResizable(True)
-        page.setFrameShape(QFrame.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(page)
 
         self.live_refresh = QTimer(self)
         self.live_refresh.setInterval(LIVE_REFRESH_MS)

@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHeaderView,
     QLabel,
     QMessageBox,
+    QScrollArea,
     QStyle,
     QTableView,
     QTableWidget,
@@ -207,6 +209,50 @@ class EmptyTableNote(QObject):
         if event.type() == QEvent.Type.Resize and watched is self._table.viewport():
             self.label.setGeometry(self._table.viewport().rect().adjusted(24, 12, -24, -12))
         return False
+
+
+class _PageLayout(QVBoxLayout):
+    """A panel's layout inside its scroll area: the page is as tall as the view unless its smallest size does not
+    fit.
+
+    Its wrapped labels would otherwise make the scroll area size the page by height-for-width, i.e. to its
+    preferred height, and scroll at every window size.
+    """
+
+    def hasHeightForWidth(self) -> bool:
+        return False
+
+
+def scrolling_page(panel: QWidget) -> QVBoxLayout:
+    """The layout ``panel`` lays its content in: a page in a frameless scroll area that fills the panel.
+
+    A window shorter or narrower than the page's smallest size (a laptop at 150% scaling, the Alerts dock open)
+    scrolls the page; without it, the panel's smallest size would push the window past the screen's edge.
+    """
+    content = QWidget()
+    content.setObjectName("panelPage")
+    page = QScrollArea()
+    page.setWidget(content)
+    page.setWidgetResizable(True)
+    page.setFrameShape(QFrame.Shape.NoFrame)
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(page)
+    return _PageLayout(content)
+
+
+def bring_into_view(widget: QWidget) -> None:
+    """Scroll the page that holds ``widget`` (see ``scrolling_page``) until it is in sight, once the layout has
+    placed it: a result shown below the fold of a short window is otherwise easy to miss."""
+
+    def scroll() -> None:
+        holder = widget.parentWidget()
+        while holder is not None and not isinstance(holder, QScrollArea):
+            holder = holder.parentWidget()
+        if holder is not None and widget.isVisible():
+            holder.ensureWidgetVisible(widget, 0, 8)
+
+    QTimer.singleShot(0, widget, scroll)
 
 
 def keep_rows_visible(table: QTableView, rows: int) -> int:

@@ -1,0 +1,77 @@
+"""A short window (a 1280x720 screen, e.g. 1920x1080 at 150%): panels fit or scroll, never push the window past it."""
+
+from __future__ import annotations
+
+import qasync
+from PySide6.QtCore import QPoint, QSize, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
+from pytestqt.qtbot import QtBot
+
+from crm_desktop.ui.integrations_panel import IntegrationsPanel
+from crm_desktop.ui.main_window import SYNC_MONITOR_ROW, MainWindow, default_size
+from tests.ui.conftest import HubSpotBench, unfinished_tasks
+
+#: A 1280x720 screen less a 40 px taskbar: the default window is 1152x612.
+SHORT_SCREEN = QSize(1280, 680)
+
+
+def page_of(panel: QWidget) -> QScrollArea:
+    page = panel.findChild(QScrollArea)
+    assert page is not None, f"{type(panel).__name__} lays its content in a scrolling page"
+    return page
+
+
+def in_sight(widget: QWidget, page: QScrollArea) -> bool:
+    top = widget.mapTo(page.viewport(), QPoint(0, 0)).y()
+    return top >= 0 and top + widget.height() <= page.viewport().height()
+
+
+def short_window(qtbot: QtBot, hubspot: HubSpotBench) -> MainWindow:
+    window = MainWindow(hubspot.workspace)
+    qtbot.addWidget(window)
+    window.resize(default_size(SHORT_SCREEN))
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def test_every_panel_keeps_the_window_its_size_and_all_but_the_sync_monitor_fit_it(
+    qtbot: QtBot, hubspot: HubSpotBench, styled_app: QApplication, qasync_loop: qasync.QEventLoop
+) -> None:
+    window = short_window(qtbot, hubspot)
+    size = window.size()
+    assert size == QSize(1152, 612)
+    for row, entry in enumerate(window.panels):
+        window.show_panel(row)
+        qtbot.wait(100)
+        assert window.size() == size, f"opening {entry.title} made the window {window.size()}"
+    for row, entry in enumerate(window.panels):
+        window.show_panel(row)
+        qtbot.wait(50)
+        page = page_of(entry.widget)
+        if row != SYNC_MONITOR_ROW:  # health, runs and a run's details together: it scrolls, as it always did
+            assert not page.verticalScrollBar().isVisible(), f"{entry.title} scrolls in a {size} window"
+        assert not page.horizontalScrollBar().isVisible(), f"{entry.title} scrolls sideways"
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+
+
+def test_a_connection_result_below_the_fold_is_scrolled_into_sight(
+    qtbot: QtBot, hubspot: HubSpotBench, styled_app: QApplication, qasync_loop: qasync.QEventLoop
+) -> None:
+    window = short_window(qtbot, hubspot)
+    window.show_panel(0)
+    panel = window.current_panel
+    assert isinstance(panel, IntegrationsPanel)
+    window.resize(window.width(), 480)  # shorter than the panel with a result: the page has to scroll
+    row = panel.model.row_of(hubspot.name)
+    assert row is not None
+    panel.table.selectRow(row)
+    QTest.mouseClick(panel.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
+    page = page_of(panel)
+    result = panel.connection.result
+    assert result.text().startswith("Connected to HubSpot account ")
+    qtbot.waitUntil(lambda: page.verticalScrollBar().isVisible() and in_sight(result, page), timeout=2000)
+    assert window.height() == 480
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
