@@ -69,7 +69,7 @@ REPORT_HEADERS = ["Touchpoints", "Leads", "Conversions\ncredited", "Value\ncredi
 #: The touchpoints chart draws a line for this many platforms (those with the most touchpoints in the period);
 #: the others share one line, so that the lines stay apart and the legend keeps whole names.
 PLATFORM_LINES = 5
-OTHER_PLATFORMS = "Other platforms"
+OTHER_PLATFORMS = "Others"
 
 
 def value_text(values: dict[str, float]) -> str:

@@ -240,8 +240,8 @@ def test_the_busiest_platforms_get_a_line_each_and_the_rest_share_one() -> None:
                     "tiktok": [2, 3], "youtube": [0, 2], "reddit": [1, 1]}
     series = TouchpointSeries(days=[date(2026, 12, 1), date(2026, 12, 2)], per_platform=per_platform)
     lines = platform_lines(series)
-    assert list(lines) == ["Instagram", "Facebook", "LinkedIn", "TikTok", "Other platforms"]
-    assert lines["Other platforms"] == [2, 3]  # Reddit, Twitter/X and YouTube, day by day
+    assert list(lines) == ["Instagram", "Facebook", "LinkedIn", "TikTok", "Others"]
+    assert lines["Others"] == [2, 3]  # Reddit, Twitter/X and YouTube, day by day
     assert sum(map(sum, lines.values())) == sum(map(sum, per_platform.values()))
     few = TouchpointSeries(days=series.days, per_platform=dict(list(per_platform.items())[:5]))
     assert set(platform_lines(few)) == {"Twitter/X", "Instagram", "LinkedIn", "Facebook", "TikTok"}
