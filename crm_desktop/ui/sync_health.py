@@ -179,7 +179,8 @@ class HealthRow:
         self.outbox_label.setToolTip("Records recorded for the CRM and not yet confirmed by it; the next sync sends "
                                      "them first.")
         share = line.quota_left_share
-        self.quota_bar.setEnabled(share is not None)
+        # An empty gauge reads as "nothing left": where the CRM reports no whole to measure against, there is none.
+        self.quota_bar.setHidden(share is None)
         self.quota_bar.setValue(round((share or 0.0) * 1000))
         self.quota_label.setText(quota_label_text(line))
         self.quota_bar.setToolTip(quota_text(line))
