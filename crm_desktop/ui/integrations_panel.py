@@ -491,6 +491,7 @@ class IntegrationsPanel(QWidget, AsksFirst):
         else:
             self._outcomes[name] = (connection_sentence(info), False)
             self.status_message.emit(f"“{name}” is connected")
+            self.reload()  # the test kept the scopes the CRM reported: the details show them
         finally:
             self._testing.discard(name)
             self._show_connection_state()

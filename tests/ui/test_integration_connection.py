@@ -57,6 +57,7 @@ def test_test_connection_shows_the_account_user_scopes_and_quota(
     select(panel, "hubspot-marketing")
     assert panel.test_button.isVisible() and panel.test_button.isEnabled()
     assert not panel.sign_in_button.isVisible(), "only Salesforce signs in with the browser"
+    assert panel.details.values["Scopes"].text() == "—", "none known before a test"
     click(panel.test_button)
     assert not panel.test_button.isEnabled(), "disabled while the test runs"
     assert "Testing the connection to “hubspot-marketing”" in panel.connection.result.text()
@@ -68,6 +69,9 @@ def test_test_connection_shows_the_account_user_scopes_and_quota(
     assert "crm.objects.contacts.write" in text
     assert "calls left of 250,000" in text
     assert panel.connection.result.property("tone") == "ok"
+    # Seen in the demo: the test kept the scopes with the integration, but the details still said "—".
+    assert "crm.objects.contacts.write" in panel.details.values["Scopes"].text()
+    assert panel.selected_integration() is not None and panel.selected_integration().name == "hubspot-marketing"
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
 
 
