@@ -18,7 +18,8 @@ from crm_desktop import __version__
 from crm_desktop.app.errors import StoreConfigError, VaultError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.accessibility import AccessibleNames, install_accessible_names
-from crm_desktop.ui.main_window import APPLICATION, DISPLAY_NAME, ORGANISATION, MainWindow
+from crm_desktop.ui.columns import APPLICATION, ORGANISATION
+from crm_desktop.ui.main_window import DISPLAY_NAME, MainWindow
 from crm_desktop.ui.theme import app_icon, apply_theme, resolve_theme, stylesheet
 from crm_desktop.ui.welcome import offer_welcome
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.sync_service import ConflictRow, SyncService
+from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
@@ -240,6 +241,8 @@ class ConflictsPanel(QWidget):
             "Nothing waits for you. When a field changes both here and in a CRM, and its conflict rule in Field "
             "Mapping is “Ask me”, the sync leaves it here for you to decide."))
         refit_on_new_look(self.table, self._fit_columns)
+        self.column_choice = ColumnChoice(self.table, "conflicts", always_shown=(
+            ConflictColumn.INTEGRATION, ConflictColumn.RECORD, ConflictColumn.FIELD))
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(ConflictColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(60)

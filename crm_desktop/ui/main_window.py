@@ -24,13 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop import __version__
-from crm_desktop.app.paths import APP_AUTHOR, APP_NAME, AppPaths
+from crm_desktop.app.paths import AppPaths
 from crm_desktop.app.text import plural
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.accessibility import AccessibleNames, name_controls
+from crm_desktop.ui.columns import app_settings
 from crm_desktop.ui.desk import Desk
 from crm_desktop.ui.scheduler import Outcome, SyncScheduler
 from crm_desktop.ui.tasks import BackgroundTasks
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: QSettings organisation and application names (the same names the data dir uses).
-ORGANISATION = APP_AUTHOR
-APPLICATION = APP_NAME
 DISPLAY_NAME = "CRM Desktop"
 
 GEOMETRY_KEY = "main_window/geometry"
@@ -61,11 +60,6 @@ DOCKS_KEY = "main_window/docks"
 DEFAULT_SIZE = QSize(1240, 760)
 #: The sidebar's rows (Ctrl+1..6 in this order).
 INTEGRATIONS_ROW, FIELD_MAPPING_ROW, CONFLICTS_ROW, SYNC_MONITOR_ROW, PEOPLE_ROW, ATTRIBUTION_ROW = range(6)
-
-
-def app_settings() -> QSettings:
-    """The user's settings file (an INI file in the platform's config folder, the same on every OS)."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
 
 
 def describe_database(paths: AppPaths) -> str:

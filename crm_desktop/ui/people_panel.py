@@ -57,6 +57,7 @@ from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Provider, SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel
+from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.integrations_model import CRM_NAMES
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
 from crm_desktop.ui.tasks import BackgroundTasks
@@ -806,6 +807,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keeps both ends of a long email
         self._fitting_columns = False
         self._columns_set_by_hand = False
+        self.column_choice = ColumnChoice(self.table, "people", changed=self._fit_columns)
         self._fit_columns()
         refit_on_new_look(self.table, self._fit_columns, on_resize=True)
         header.sectionResized.connect(self._column_resized)
@@ -899,7 +901,8 @@ class PeoplePanel(QWidget, AsksFirst):
         widths = {column: column_width_for(self.table, (text,), column, slack=8)
                   for column, text in self.WIDEST_TEXTS.items()}
         for column, narrowest_text in self.GIVE_WAY.items():
-            overflow = sum(widths[c] for c in self.KEPT_IN_SIGHT) - self.table.viewport().width()
+            overflow = sum(widths[c] for c in self.KEPT_IN_SIGHT
+                           if not self.table.isColumnHidden(c)) - self.table.viewport().width()
             if overflow <= 0:
                 break
             narrowest = column_width_for(self.table, (narrowest_text,), slack=8)

@@ -44,6 +44,7 @@ from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncTrigger, Un
 from crm_desktop.app.text import plural
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.scheduler import Outcome
 from crm_desktop.ui.sync_health import HealthBoard
 from crm_desktop.ui.sync_metrics_charts import MetricsCharts
@@ -279,6 +280,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         runs_header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         runs_header.setSectionResizeMode(RunColumn.INTEGRATION, QHeaderView.ResizeMode.Stretch)
         runs_header.setMinimumSectionSize(50)
+        self.runs_columns = ColumnChoice(self.runs_table, "sync-runs",
+                                         always_shown=(RunColumn.STARTED, RunColumn.INTEGRATION))
 
         details_box = QGroupBox("Selected run")
         self.run_summary = QLabel("Select a run to see each record's outcome.")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QProcess, QSettings, Qt, Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from crm_desktop.ui.columns import app_settings
 from crm_desktop.ui.theme import app_icon
 
 if TYPE_CHECKING:
@@ -122,8 +123,6 @@ def offer_welcome(
     workspace, so the welcome comes back next time while this one is still empty). "Connect a CRM" opens the
     Integrations panel's add dialog; it and "Skip" dismiss the welcome for good.
     """
-    from crm_desktop.ui.main_window import app_settings
-
     settings = settings if settings is not None else app_settings()
     if not welcome_due(bool(window.workspace.integrations.list()), settings):
         return None

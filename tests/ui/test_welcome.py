@@ -16,8 +16,9 @@ from crm_desktop import __version__
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
 from crm_desktop.ui.app import run_gui
+from crm_desktop.ui.columns import app_settings
 from crm_desktop.ui.integration_dialog import IntegrationDialog
-from crm_desktop.ui.main_window import MainWindow, app_settings
+from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.welcome import DISMISSED_KEY, WelcomeDialog, demo_command, offer_welcome
 from crm_desktop.vault import Vault
 from tests.support.memory_keyring import MemoryKeyring
