@@ -36,7 +36,7 @@ from crm_desktop.ui.desk import Desk
 from crm_desktop.ui.scheduler import Outcome, SyncScheduler
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.theme import app_icon, icon
-from crm_desktop.ui.widgets import ask_where_to_save
+from crm_desktop.ui.widgets import ask_where_to_save, within_screen
 
 if TYPE_CHECKING:
     # The panels are imported when first opened (QtCharts with Attribution): a start loads only the one it shows.
@@ -77,7 +77,7 @@ def describe_database(paths: AppPaths) -> str:
 
 def default_size(available: QSize) -> QSize:
     """The first-start window size: roomy, but never more than 90% of the screen."""
-    return DEFAULT_SIZE.boundedTo(available * 0.9)
+    return within_screen(DEFAULT_SIZE, available)
 
 
 class PanelEntry:

@@ -70,6 +70,7 @@ from crm_desktop.ui.widgets import (
     fill_table,
     fit_columns_to_view,
     hold_while_open,
+    open_at_size,
     refit_on_new_look,
     row_keys,
     scrolling_page,
@@ -415,7 +416,7 @@ class ImportPreviewDialog(QDialog):
         # buttons are in the dialog: a button not in one yet forgets it when the dialog picks its own.)
         default = self.save_button if preview.valid else buttons.button(QDialogButtonBox.StandardButton.Cancel)
         default.setDefault(True)
-        self.resize(720, 420 if preview.problems else 140)
+        open_at_size(self, 720, 420 if preview.problems else 140)
 
 
 class DuplicatesDialog(QDialog, AsksFirst):
@@ -502,7 +503,7 @@ class DuplicatesDialog(QDialog, AsksFirst):
         layout.addWidget(splitter, 1)
         layout.addWidget(self.result_label)
         layout.addWidget(close)
-        self.resize(860, 680)
+        open_at_size(self, 860, 680)
         self.groups_table.itemSelectionChanged.connect(self._group_chosen)
         self.keep_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
         self.other_combo.currentIndexChanged.connect(lambda _: self._pair_changed())

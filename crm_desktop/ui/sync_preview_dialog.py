@@ -28,7 +28,7 @@ from crm_desktop.app.sync_monitor import ChangeAction, PlanCounts, PlannedChange
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
-from crm_desktop.ui.widgets import Notice, column_width_for, record_table, show_rows_in_full
+from crm_desktop.ui.widgets import Notice, column_width_for, open_at_size, record_table, show_rows_in_full
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class SyncPreviewDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Sync all now — preview")
         self.setWindowModality(Qt.WindowModality.WindowModal)
-        self.resize(940, 560)
+        open_at_size(self, 940, 560)
         self._waiting = list(names)
         self._lines: dict[str, str] = {}
         self.summary_label = QLabel()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar, cast
 
-from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, Qt, QTimer, Signal, SignalInstance
+from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, QSize, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -253,6 +253,17 @@ def bring_into_view(widget: QWidget) -> None:
             holder.ensureWidgetVisible(widget, 0, 8)
 
     QTimer.singleShot(0, widget, scroll)
+
+
+def within_screen(wanted: QSize, available: QSize) -> QSize:
+    """``wanted``, but never more than 90% of the screen's ``available`` size (a window's first size)."""
+    return wanted.boundedTo(available * 0.9)
+
+
+def open_at_size(window: QWidget, width: int, height: int) -> None:
+    """Give a dialog or window its first size, ``width`` x ``height`` or less on a small screen: a 680 px dialog on
+    a 1280x720 screen (1920x1080 at 150%) would put its buttons under the taskbar."""
+    window.resize(within_screen(QSize(width, height), window.screen().availableGeometry().size()))
 
 
 def keep_rows_visible(table: QTableView, rows: int) -> int:

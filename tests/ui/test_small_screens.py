@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import qasync
-from PySide6.QtCore import QPoint, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtGui import QScreen
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.integrations_panel import IntegrationsPanel
 from crm_desktop.ui.main_window import SYNC_MONITOR_ROW, MainWindow, default_size
+from crm_desktop.ui.sync_preview_dialog import SyncPreviewDialog
 from tests.ui.conftest import HubSpotBench, unfinished_tasks
+from tests.ui.test_people_panel import open_panel as open_people
+from tests.ui.test_people_panel import preview as preview_import
 
 #: A 1280x720 screen less a 40 px taskbar: the default window is 1152x612.
 SHORT_SCREEN = QSize(1280, 680)
@@ -74,4 +82,24 @@ def test_a_connection_result_below_the_fold_is_scrolled_into_sight(
     assert result.text().startswith("Connected to HubSpot account ")
     qtbot.waitUntil(lambda: page.verticalScrollBar().isVisible() and in_sight(result, page), timeout=2000)
     assert window.height() == 480
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+
+
+def test_the_big_dialogs_open_within_a_small_screen(
+    qtbot: QtBot, workspace: Workspace, tmp_path: Path, qasync_loop: qasync.QEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Duplicates dialog opened 680 px tall: on a 1280x720 screen its Close button sat under the taskbar. On
+    that screen (the offscreen one is told it is), each dialog opens within 90% of it."""
+    people = open_people(qtbot, workspace)
+    path = tmp_path / "contacts.csv"
+    path.write_text("email,firstName\nada@example.com,Ada\nnot-an-email,Bob\n", encoding="utf-8")
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _screen: QRect(QPoint(0, 0), SHORT_SCREEN))
+    imported = preview_import(qtbot, people, path)
+    assert imported is not None
+    dialogs: list[QWidget] = [people.open_duplicates(), imported, SyncPreviewDialog(["HubSpot (demo)"], people)]
+    for dialog in dialogs:
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        assert dialog.height() <= 612 and dialog.width() <= 1152, (type(dialog).__name__, dialog.size())
+        dialog.close()
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
