@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 import qasync
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -25,6 +25,7 @@ from crm_desktop.vault import Vault
 from tests.support.memory_keyring import MemoryKeyring
 
 T = TypeVar("T")
+W = TypeVar("W", bound=QWidget)
 
 
 @pytest.fixture(autouse=True)
@@ -203,3 +204,13 @@ def drive(qtbot: QtBot, coroutine: Coroutine[Any, Any, T], timeout: int = 10_000
 def unfinished_tasks() -> list[asyncio.Task[Any]]:
     """Tasks still running on the current loop."""
     return [task for task in asyncio.all_tasks(asyncio.get_event_loop()) if not task.done()]
+
+
+
+def shown(qtbot: QtBot, widget: W, width: int, height: int) -> W:
+    """``widget`` shown ``width`` x ``height`` and exposed; pytest-qt closes it after the test."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

@@ -15,17 +15,12 @@ from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from tests.support.marketing_data import seed_marketing
-from tests.ui.conftest import HubSpotBench
+from tests.ui.conftest import HubSpotBench, shown
 from tests.ui.test_people_panel import open_panel as open_people
 
 
 def sync_monitor(qtbot: QtBot, hubspot: HubSpotBench) -> SyncMonitorPanel:
-    panel = SyncMonitorPanel(hubspot.workspace.monitor, BackgroundTasks())
-    qtbot.addWidget(panel)
-    panel.resize(1100, 700)
-    panel.show()
-    qtbot.waitExposed(panel)
-    return panel
+    return shown(qtbot, SyncMonitorPanel(hubspot.workspace.monitor, BackgroundTasks()), 1100, 700)
 
 
 def right_click_header(qtbot: QtBot, table: QTableView, choice: ColumnChoice) -> QMenu:

@@ -14,7 +14,7 @@ from crm_desktop.store.models import ConflictRule, FieldDirection
 from crm_desktop.sync.mapping import FieldMapping, Transform
 from crm_desktop.ui.field_mapping_panel import FieldMappingPanel, MappingColumn, MappingsTableModel, parse_transforms
 from crm_desktop.ui.tasks import BackgroundTasks
-from tests.ui.conftest import HubSpotBench, unfinished_tasks
+from tests.ui.conftest import HubSpotBench, shown, unfinished_tasks
 
 
 def click(widget: QWidget) -> None:
@@ -23,12 +23,7 @@ def click(widget: QWidget) -> None:
 
 @pytest.fixture
 def panel(qtbot: QtBot, hubspot: HubSpotBench) -> FieldMappingPanel:
-    widget = FieldMappingPanel(hubspot.workspace.sync, BackgroundTasks())
-    qtbot.addWidget(widget)
-    widget.resize(1000, 640)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+    return shown(qtbot, FieldMappingPanel(hubspot.workspace.sync, BackgroundTasks()), 1000, 640)
 
 
 def row(panel: FieldMappingPanel, local_field: str) -> int:

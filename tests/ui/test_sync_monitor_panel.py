@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 from crm_desktop.ui.sync_monitor_panel import RECORD_ROWS_ALWAYS_SHOWN, RUNS_ROWS_ALWAYS_SHOWN, SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import LogColumn, RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
-from tests.ui.conftest import HubSpotBench, unfinished_tasks
+from tests.ui.conftest import HubSpotBench, shown, unfinished_tasks
 
 
 def click(widget: QWidget) -> None:
@@ -23,12 +23,7 @@ def click(widget: QWidget) -> None:
 
 @pytest.fixture
 def panel(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[SyncMonitorPanel]:
-    widget = SyncMonitorPanel(hubspot.workspace.monitor, BackgroundTasks())
-    qtbot.addWidget(widget)
-    widget.resize(1100, 700)
-    widget.show()
-    qtbot.waitExposed(widget)
-    yield widget
+    yield shown(qtbot, SyncMonitorPanel(hubspot.workspace.monitor, BackgroundTasks()), 1100, 700)
 
 
 def wait_idle(qtbot: QtBot, panel: SyncMonitorPanel) -> None:
