@@ -29,7 +29,7 @@ class ColumnChoice:
     column cannot lose it: the last shown column's entry is disabled.
 
     Attributes:
-        menu: the menu while it is open (the header's right click opens it), for keyboard users and tests.
+        menu: the last menu the header's right click opened (while it is open, its entries can be triggered).
     """
 
     def __init__(self, table: QTableView, name: str, *, always_shown: Collection[int] = (0,),
