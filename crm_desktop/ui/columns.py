@@ -36,7 +36,7 @@ class ColumnChoice:
                  settings: Callable[[], QSettings] = app_settings,
                  changed: Callable[[], None] | None = None) -> None:
         self._table = table
-        self._changed = changed
+        self._changed = changed or (lambda: None)
         self._key = f"columns/{name}/hidden"
         self._always_shown = frozenset(always_shown)
         self._settings = settings
@@ -69,16 +69,14 @@ class ColumnChoice:
         """Show or hide one column and remember the choice."""
         self._table.setColumnHidden(column, not shown)
         self._settings().setValue(self._key, self.hidden_headings())
-        if self._changed is not None:
-            self._changed()
+        self._changed()
 
     def show_all(self) -> None:
         """Show every column again."""
         for column in range(self._table.model().columnCount()):
             self._table.setColumnHidden(column, False)
         self._settings().remove(self._key)
-        if self._changed is not None:
-            self._changed()
+        self._changed()
 
     def build_menu(self) -> QMenu:
         """The menu of columns: one ticked entry per column that can be hidden, then "Show all columns"."""

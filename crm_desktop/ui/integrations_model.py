@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -136,6 +136,19 @@ class IntegrationsTableModel(RowsTableModel[IntegrationRow, IntegrationColumn]):
             age = self._service.key_age(integration) if state is CredentialsState.STORED else None
             rows.append(IntegrationRow(integration, state, age))
         self._show_rows(rows)
+
+    def reread(self, name: str) -> bool:
+        """Re-read one integration from the store, keeping what the keyring said of it; whether it is shown.
+
+        For what changes the stored integration but not its keys (a connection test keeps the scopes the CRM
+        reported), so that the keyring is not asked again for every integration.
+        """
+        number = self.row_of(name)
+        if number is None:
+            return False
+        self._rows[number] = replace(self._rows[number], integration=self._service.get(name))
+        self.dataChanged.emit(self.index(number, 0), self.index(number, self.columnCount() - 1))
+        return True
 
     def row(self, row: int) -> IntegrationRow:
         """The row at ``row`` (raises ``IndexError``)."""

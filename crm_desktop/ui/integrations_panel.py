@@ -491,7 +491,9 @@ class IntegrationsPanel(QWidget, AsksFirst):
         else:
             self._outcomes[name] = (connection_sentence(info), False)
             self.status_message.emit(f"“{name}” is connected")
-            self.reload()  # the test kept the scopes the CRM reported: the details show them
+            # The test kept the scopes the CRM reported: the details show them.
+            if self.model.reread(name):
+                self._selection_changed(QItemSelection(), QItemSelection())
         finally:
             self._testing.discard(name)
             self._show_connection_state()

@@ -51,10 +51,14 @@ def hubspot_panel(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEven
 
 
 def test_test_connection_shows_the_account_user_scopes_and_quota(
-    hubspot_panel: IntegrationsPanel, qtbot: QtBot
+    hubspot_panel: IntegrationsPanel, hubspot: HubSpotBench, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     panel = hubspot_panel
     select(panel, "hubspot-marketing")
+    keyring_asked: list[str] = []
+    service = hubspot.workspace.integrations
+    has_credentials = service.has_credentials
+    monkeypatch.setattr(service, "has_credentials", lambda i: keyring_asked.append(i.name) or has_credentials(i))
     assert panel.test_button.isVisible() and panel.test_button.isEnabled()
     assert not panel.sign_in_button.isVisible(), "only Salesforce signs in with the browser"
     assert panel.details.values["Scopes"].text() == "—", "none known before a test"
@@ -71,6 +75,7 @@ def test_test_connection_shows_the_account_user_scopes_and_quota(
     assert panel.connection.result.property("tone") == "ok"
     # Seen in the demo: the test kept the scopes with the integration, but the details still said "—".
     assert "crm.objects.contacts.write" in panel.details.values["Scopes"].text()
+    assert keyring_asked == [], "a test changes no keys: the keyring is not asked again on the GUI thread"
     assert panel.selected_integration() is not None and panel.selected_integration().name == "hubspot-marketing"
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
 
