@@ -9,7 +9,17 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar, cast
 
-from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, QSize, Qt, QTimer, Signal, SignalInstance
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QCoreApplication,
+    QEvent,
+    QObject,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    SignalInstance,
+)
 from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -241,6 +251,11 @@ def scrolling_page(panel: QWidget) -> QVBoxLayout:
     return _PageLayout(content)
 
 
+#: Rounds of posted layout requests let through before scrolling: a new size hint climbs one level of nested
+#: layouts a round (three from the connection result to its page); a round with nothing posted costs nothing.
+LAYOUT_ROUNDS = 8
+
+
 def bring_into_view(widget: QWidget) -> None:
     """Scroll the page that holds ``widget`` (see ``scrolling_page``) until it is in sight, once the layout has
     placed it: a result shown below the fold of a short window is otherwise easy to miss."""
@@ -249,8 +264,14 @@ def bring_into_view(widget: QWidget) -> None:
         holder = widget.parentWidget()
         while holder is not None and not isinstance(holder, QScrollArea):
             holder = holder.parentWidget()
-        if holder is not None and widget.isVisible():
-            holder.ensureWidgetVisible(widget, 0, 8)
+        if holder is None or not widget.isVisible():
+            return
+        # A longer text grows the page in steps, each a posted layout request (label, its box, the page, then the
+        # scroll area's range): let them all land first, or the page is scrolled for the old, shorter text, or
+        # not at all while it still fits.
+        for _round in range(LAYOUT_ROUNDS):
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        holder.ensureWidgetVisible(widget, 0, 8)
 
     QTimer.singleShot(0, widget, scroll)
 

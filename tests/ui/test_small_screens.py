@@ -9,7 +9,7 @@ import qasync
 from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QScreen
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QScrollArea, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -33,6 +33,11 @@ def page_of(panel: QWidget) -> QScrollArea:
 def in_sight(widget: QWidget, page: QScrollArea) -> bool:
     top = widget.mapTo(page.viewport(), QPoint(0, 0)).y()
     return top >= 0 and top + widget.height() <= page.viewport().height()
+
+
+def laid_out(label: QLabel) -> bool:
+    """Whether the page has grown for all of ``label``'s text (until then, a shorter text may still be in sight)."""
+    return label.height() >= label.heightForWidth(label.width())
 
 
 def short_window(qtbot: QtBot, hubspot: HubSpotBench) -> MainWindow:
@@ -80,8 +85,36 @@ def test_a_connection_result_below_the_fold_is_scrolled_into_sight(
     page = page_of(panel)
     result = panel.connection.result
     assert result.text().startswith("Connected to HubSpot account ")
+    qtbot.waitUntil(lambda: laid_out(result), timeout=2000)
     qtbot.waitUntil(lambda: page.verticalScrollBar().isVisible() and in_sight(result, page), timeout=2000)
     assert window.height() == 480
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+
+
+def test_a_result_that_no_longer_fits_is_scrolled_into_sight(
+    qtbot: QtBot, hubspot: HubSpotBench, styled_app: QApplication, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen on Xvfb: the page fit with "Testing the connection…", and the result's longer text grew it past the
+    window's bottom; the page was scrolled before it had grown, so not at all, and the result was cut off."""
+    window = short_window(qtbot, hubspot)
+    window.show_panel(0)
+    panel = window.current_panel
+    assert isinstance(panel, IntegrationsPanel)
+    page = page_of(panel)
+    row = panel.model.row_of(hubspot.name)
+    assert row is not None
+    panel.table.selectRow(row)
+    qtbot.wait(50)
+    # Just room enough for the page with one line below the test button.
+    window.resize(window.width(), window.height() + page.widget().minimumSizeHint().height() + 30
+                  - page.viewport().height())
+    qtbot.waitUntil(lambda: not page.verticalScrollBar().isVisible(), timeout=2000)
+    QTest.mouseClick(panel.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
+    result = panel.connection.result
+    assert result.text().startswith("Connected to HubSpot account ")
+    qtbot.waitUntil(lambda: laid_out(result), timeout=2000)
+    qtbot.waitUntil(lambda: page.verticalScrollBar().isVisible() and in_sight(result, page), timeout=2000)
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
 
 
