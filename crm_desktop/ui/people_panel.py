@@ -75,6 +75,7 @@ from crm_desktop.ui.widgets import (
     row_keys,
     scrolling_page,
     selected_row,
+    set_tone,
     show_rows_in_full,
     small_table,
 )
@@ -98,6 +99,20 @@ SYNC_STATE_NAMES: dict[str, str] = {
     SyncState.NOT_LINKED: "Not linked",
     SyncState.FAILED: "Failed",
 }
+
+
+def link_summary(link: CrmLinkLine) -> tuple[str, str]:
+    """What the CRM records tab says under its table of the selected record, and its tone: the record's state, when
+    it was last synced and its last error in full, which the narrow table can only show cut short or off to the
+    right."""
+    crm = CRM_NAMES.get(Provider(link.provider), link.provider)
+    if link.crm_id is None:
+        said = f"{link.integration}: not in {crm} yet. “Sync this one now” sends it."
+    else:
+        said = f"{link.integration}: {crm} record {link.crm_id}, last synced {local_time(link.last_synced)}."
+    if link.state == SyncState.FAILED or link.last_error:
+        return f"{said}\nThe last sync of it failed: {link.last_error or 'no reason was given'}", "error"
+    return said, "ok" if link.crm_id is not None else "info"
 
 
 class PersonDetailPane(QWidget):
@@ -151,6 +166,12 @@ class PersonDetailPane(QWidget):
         self.sync_one_button = QPushButton("Sync this one now")
         self.sync_one_button.setAccessibleName("Sync this one now")
         self.sync_one_button.setToolTip("Push this person to the selected integration's CRM now")
+        self.link_summary = QLabel()
+        self.link_summary.setObjectName("linkSummary")
+        self.link_summary.setWordWrap(True)
+        self.link_summary.setAccessibleName("Selected CRM record")
+        self.link_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.link_summary.hide()
         self.links_result = QLabel()
         self.links_result.setWordWrap(True)
         self.links_result.setAccessibleName("CRM record action result")
@@ -177,6 +198,7 @@ class PersonDetailPane(QWidget):
         links_layout = QVBoxLayout(links)
         links_layout.setContentsMargins(0, 4, 0, 0)
         links_layout.addWidget(self.links_table, 1)
+        links_layout.addWidget(self.link_summary)
         link_buttons = QHBoxLayout()
         link_buttons.addWidget(self.open_button)
         link_buttons.addWidget(self.sync_one_button)
@@ -246,6 +268,13 @@ class PersonDetailPane(QWidget):
         row = self.selected_link_row()
         link = self.detail.crm_links[row] if self.detail is not None and row is not None else None
         self.open_button.setEnabled(link is not None and link.crm_id is not None)
+        if link is None:
+            self.link_summary.hide()
+        else:
+            text, tone = link_summary(link)
+            self.link_summary.setText(text)
+            set_tone(self.link_summary, tone)
+            self.link_summary.show()
         self.sync_one_button.setEnabled(link is not None)
         change = self.selected_change()
         self.undo_button.setEnabled(change is not None and change.field != MERGED_FIELD and not self.undoing)
@@ -312,7 +341,7 @@ class PersonDetailPane(QWidget):
         self._show_attribution(detail)
         fill_table(self.links_table, ["Integration", "CRM", "CRM record id", "Last synced", "State", "Last error"],
                    [[link.integration, CRM_NAMES.get(Provider(link.provider), link.provider), link.crm_id or "—",
-                     local_time(link.last_synced),
+                     short_time(link.last_synced),
                      named(SYNC_STATE_NAMES, link.state), link.last_error or ""] for link in detail.crm_links])
         fill_table(self.history_table, ["When", "Field", "Before", "After", "Source", "Side"],
                    [[local_time(a.at, seconds=True), a.field, a.before or "", a.after or "", a.source, a.side]

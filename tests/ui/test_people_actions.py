@@ -148,6 +148,8 @@ def test_sync_this_one_now_then_open_it_in_the_crm(qtbot: QtBot, desk: Desk) -> 
         row = cells(links, 0).index("pipedrive")
         click_table_row(links, row)
         assert not pane.open_button.isEnabled(), "nothing to open before the record is in the CRM"
+        assert pane.link_summary.isVisible()
+        assert pane.link_summary.text() == "pipedrive: not in Pipedrive yet. “Sync this one now” sends it."
         QTest.mouseClick(pane.sync_one_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: "created" in pane.links_result.text(), timeout=15_000)
         assert [p.name for p in desk.pipedrive.persons.values()] == ["Ada Lovelace"], "only this one was sent"
@@ -156,6 +158,9 @@ def test_sync_this_one_now_then_open_it_in_the_crm(qtbot: QtBot, desk: Desk) -> 
         person_id = desk.crm_id("pipedrive", "ada@example.com")
         assert cells(links, 2)[row] == person_id
         assert links.currentRow() == row, "the row stays selected after the refresh"
+        assert cells(links, 3)[row].startswith("Today "), "the narrow table says when in few letters"
+        assert pane.link_summary.text().startswith(f"pipedrive: Pipedrive record {person_id}, last synced 20")
+        assert pane.link_summary.property("tone") == "ok"
 
         QTest.mouseClick(pane.open_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: bool(recorder.opened), timeout=5000)
@@ -184,7 +189,11 @@ def test_a_refused_push_shows_the_crms_reason(qtbot: QtBot, desk: Desk) -> None:
     QTest.mouseClick(pane.sync_one_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "failed" in pane.links_result.text(), timeout=15_000)
     assert cells(pane.links_table, 4)[row] == "Failed"
-    assert cells(pane.links_table, 5)[row], "the CRM's reason is listed"
+    reason = cells(pane.links_table, 5)[row]
+    assert reason, "the CRM's reason is listed"
+    # In full under the table too: in the pane's narrow table, Last error is off to the right.
+    assert pane.link_summary.text().endswith(f"The last sync of it failed: {reason}")
+    assert pane.link_summary.property("tone") == "error"
 
 
 def import_company(desk: Desk, company: str) -> None:
