@@ -34,7 +34,7 @@ from crm_desktop.store.metrics_store import (
 )
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
-from crm_desktop.sync.plan import ChangeAction, PlanCounts, PlannedChange, Side
+from crm_desktop.sync.plan import ChangeAction, PlanCounts, PlannedChange, Side, SyncPlan
 from crm_desktop.vault import VaultError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ __all__ = [
     "RetryReport",
     "Side",
     "SyncMonitorService",
+    "SyncPlan",
     "attempt_figures",
     "health_state",
     "inert_cell",

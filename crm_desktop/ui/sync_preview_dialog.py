@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.field_mapping import local_field_label
-from crm_desktop.app.sync_monitor import ChangeAction, PlanCounts, PlannedChange, Side
+from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side, SyncPlan
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
@@ -95,12 +95,17 @@ def preview_rows(integration: str, changes: list[PlannedChange]) -> Iterator[Pre
                                  f"{shown(f.old)} → {shown(f.new)}")
 
 
-def plan_sentence(name: str, counts: PlanCounts) -> str:
-    """One integration's plan in a line, naming only what it would do: "“HubSpot”: 3 to create, 1 conflict for
-    you"; "“HubSpot”: nothing to change (40 unchanged)"."""
-    parts = [text for count, text in (
-        (counts.created, f"{counts.created:,} to create"),
-        (counts.updated, f"{counts.updated:,} to update"),
+def plan_sentence(name: str, plan: SyncPlan) -> str:
+    """One integration's plan in a line, naming only what it would do and where: "“HubSpot”: 3 to create in the
+    CRM, 2 to create in CRM Desktop, 1 conflict for you"; "“HubSpot”: nothing to change (40 unchanged)"."""
+    counts = plan.counts()
+    written = [
+        f"{n:,} to {verb} {where[0].lower()}{where[1:]}"
+        for action, verb in ((ChangeAction.CREATE, "create"), (ChangeAction.UPDATE, "update"))
+        for side, where in WHERE_NAMES.items()
+        if (n := plan.count(side=side, action=action))
+    ]
+    parts = written + [text for count, text in (
         (counts.waiting, f"{plural(counts.waiting, 'conflict')} for you"),
         (counts.decided, f"{counts.decided:,} decided by rule"),
         (counts.skipped, f"{counts.skipped:,} skipped"),
@@ -255,7 +260,7 @@ class SyncPreviewDialog(QDialog):
 
     def add_plan(self, name: str, result: SyncResult) -> None:
         """Show one integration's dry run."""
-        self._lines[name] = plan_sentence(name, result.plan.counts())
+        self._lines[name] = plan_sentence(name, result.plan)
         self.model.add_plan(name, result.plan.changes)
         self._done(name)
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import qasync
@@ -17,9 +18,10 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.sync_monitor import HealthState, IntegrationHealth, MetricsRange, PlanCounts
+from crm_desktop.app.sync_monitor import HealthState, IntegrationHealth, MetricsRange
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
-from crm_desktop.sync.plan import ChangeAction
+from crm_desktop.sync.plan import ChangeAction, ConflictDecision, FieldChange, PlannedChange, Side, SyncPlan
 from crm_desktop.ui.sync_health import HealthBoard, ProgressRate, progress_figures
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.sync_preview_dialog import PreviewColumn, PreviewTableModel, SyncPreviewDialog, plan_sentence
@@ -132,7 +134,7 @@ def test_sync_all_previews_first_then_proceeds_or_cancels(
     panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
     dialog = open_preview(panel, qtbot)
-    assert "“hubspot-marketing”: 3 to create\n" in dialog.summary_label.text() + "\n", "no list of zeros"
+    assert "“hubspot-marketing”: 3 to create in the CRM\n" in dialog.summary_label.text() + "\n", "no list of zeros"
     lines = preview_lines(dialog.model)
     assert [(line[PreviewColumn.RECORD], line[PreviewColumn.WHERE], line[PreviewColumn.ACTION]) for line in lines] \
         == [(f"person{n}@example.com", "In the CRM", "Create") for n in (1, 2, 3)]
@@ -159,7 +161,7 @@ def test_sync_all_previews_first_then_proceeds_or_cancels(
     [update] = [line for line in preview_lines(dialog.model) if line[PreviewColumn.ACTION] == "Update"]
     assert (update[PreviewColumn.RECORD], update[PreviewColumn.FIELD], update[PreviewColumn.CHANGE]) == (
         "person2@example.com", "Company", "Analytical Engines → Difference Engines Ltd")
-    assert dialog.summary_label.text().endswith("“hubspot-marketing”: 1 to update")
+    assert dialog.summary_label.text().endswith("“hubspot-marketing”: 1 to update in the CRM")
     click(dialog.dont_ask_check)
     with qtbot.waitSignal(panel.runs_finished, timeout=15_000):
         click(dialog.proceed_button)
@@ -178,7 +180,7 @@ def test_a_large_preview_is_read_a_page_at_a_time(
     dialog = open_preview(panel, qtbot)
     model = dialog.model
     assert model.rowCount() == PreviewTableModel.PAGE_SIZE and model.canFetchMore()
-    assert "503 to create" in dialog.summary_label.text()
+    assert "503 to create in the CRM" in dialog.summary_label.text()
     for _ in range(10):
         dialog.table.scrollToBottom()
         QApplication.processEvents()
@@ -320,11 +322,29 @@ def test_ctrl_r_in_the_window_offers_the_preview_first(
     qtbot.waitUntil(lambda: panel.preview_dialog is None and not unfinished_tasks(), timeout=5000)
 
 
-def test_a_plan_line_names_only_what_the_sync_would_do() -> None:
-    assert plan_sentence("HubSpot", PlanCounts(created=1_204, unchanged=3)) == "“HubSpot”: 1,204 to create, 3 unchanged"
-    assert plan_sentence("HubSpot", PlanCounts(updated=2, waiting=1, decided=4, skipped=1)) == (
-        "“HubSpot”: 2 to update, 1 conflict for you, 4 decided by rule, 1 skipped")
-    assert plan_sentence("HubSpot", PlanCounts(unchanged=40)) == "“HubSpot”: nothing to change (40 unchanged)"
+def planned(side: Side, action: ChangeAction, count: int, **more: Any) -> list[PlannedChange]:
+    return [PlannedChange(RecordObject.CONTACT, f"p{number}@example.com", side, action, **more)
+            for number in range(count)]
+
+
+def test_a_plan_line_names_only_what_the_sync_would_do_and_where() -> None:
+    """Seen in the demo: "442 to create" did not say whether into the CRM or into CRM Desktop, or how many each."""
+    plan = SyncPlan(planned(Side.CRM, ChangeAction.CREATE, 1_204) + planned(Side.LOCAL, ChangeAction.UNCHANGED, 3))
+    assert plan_sentence("HubSpot", plan) == "“HubSpot”: 1,204 to create in the CRM, 3 unchanged"
+    both_ways = SyncPlan(planned(Side.LOCAL, ChangeAction.CREATE, 142) + planned(Side.CRM, ChangeAction.CREATE, 300))
+    assert plan_sentence("Pipedrive", both_ways) == (
+        "“Pipedrive”: 300 to create in the CRM, 142 to create in CRM Desktop")
+    one_field = {"company": FieldChange("A", "B")}
+    mixed = SyncPlan(
+        planned(Side.LOCAL, ChangeAction.UPDATE, 2, fields=one_field)
+        + planned(Side.LOCAL, ChangeAction.CONFLICT, 1, fields=one_field, decision=ConflictDecision.WAITING)
+        + planned(Side.CRM, ChangeAction.CONFLICT, 4, fields=one_field, decision=ConflictDecision.LOCAL_KEPT)
+        + planned(Side.CRM, ChangeAction.SKIP, 1, reason="no email")
+    )
+    assert plan_sentence("HubSpot", mixed) == (
+        "“HubSpot”: 2 to update in CRM Desktop, 1 conflict for you, 4 decided by rule, 1 skipped")
+    unchanged = SyncPlan(planned(Side.CRM, ChangeAction.UNCHANGED, 40))
+    assert plan_sentence("HubSpot", unchanged) == "“HubSpot”: nothing to change (40 unchanged)"
 
 
 def test_three_health_lines_fit_a_window_1100_px_wide(qtbot: QtBot) -> None:
