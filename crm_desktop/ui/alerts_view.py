@@ -136,8 +136,9 @@ class AlertsPanel(QWidget, AsksFirst):
         self.clear_button = QPushButton("Clear")
         self.clear_button.setAccessibleName("Clear all alerts")
         buttons = QHBoxLayout()
-        buttons.addWidget(self.empty_label)
-        buttons.addStretch(1)
+        # The sentence takes the room left of the buttons (on one line in a wide window); hidden, the room stays.
+        buttons.addWidget(self.empty_label, 1)
+        buttons.addStretch(0)
         buttons.addWidget(self.open_run_button)
         buttons.addWidget(self.reconnect_button)
         buttons.addWidget(self.clear_button)

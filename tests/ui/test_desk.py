@@ -243,6 +243,20 @@ def test_delete_forgets_the_selected_alert(
     close_for_good(window)
 
 
+def test_the_empty_alerts_view_says_so_on_one_line(make_window: WindowFactory, qtbot: QtBot) -> None:
+    """Seen on Xvfb: in a 1,150 px window, "No alerts. …" wrapped to three lines in 270 px left of the buttons."""
+    window = make_window()
+    window.resize(1150, 700)
+    window.desk.alerts_action.trigger()
+    panel = window.desk.alerts_panel
+    label = panel.empty_label
+    qtbot.waitUntil(label.isVisible, timeout=2000)
+    one_line = label.fontMetrics().horizontalAdvance(label.text())
+    qtbot.waitUntil(lambda: label.width() >= one_line, timeout=2000)
+    assert label.geometry().right() < panel.open_run_button.geometry().left()
+    close_for_good(window)
+
+
 # -- keyboard ------------------------------------------------------------------------------------------------------
 
 
