@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QPainter, QPalette
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -925,6 +925,14 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 self._loading_fields = None
             self._update_buttons()
             self.crm_fields_loaded.emit()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Read the CRM's field list if it is still unread: the panel the window opens on is built before the
+        app's loop runs, and a list that failed to load is tried again when the panel is shown again."""
+        super().showEvent(event)
+        integration = self.integration()
+        if integration is not None and (integration.name, self.record_object) not in self._fields:
+            self.load_crm_fields()
 
     def _shows(self, name: str, obj: RecordObject) -> bool:
         return self.integration_combo.currentText() == name and self.record_object is obj

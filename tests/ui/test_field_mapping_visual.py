@@ -101,6 +101,21 @@ def open_panel(qtbot: QtBot, workspace: Workspace) -> FieldMappingPanel:
     return panel
 
 
+def test_the_panel_built_before_the_loop_runs_reads_the_fields_once_shown(
+    qtbot: QtBot, salesforce: Workspace, request: pytest.FixtureRequest
+) -> None:
+    """Seen on Xvfb: the app opened on Field Mapping (the panel of the last session) showed API names and no field
+    count until the integration was changed: the window is built before the app's loop runs."""
+    panel = FieldMappingPanel(salesforce.sync, BackgroundTasks())
+    qtbot.addWidget(panel)
+    assert panel.fields_label.text() == "", "no loop runs yet: nothing is read"
+    request.getfixturevalue("qasync_loop")
+    panel.resize(1100, 760)
+    panel.show()
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=10_000)
+    assert panel.fields_label.text().endswith(" contact fields in the CRM")
+
+
 def pick(panel: FieldMappingPanel, qtbot: QtBot, local_field: str, search: str) -> CrmFieldPicker:
     """Double-click the local field's CRM field cell and put ``search`` in its search box (the completer's popup
     is not shown: the offscreen platform cannot grab the keyboard for it)."""
