@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import field_values
 from crm_desktop.app.record_files import column_label
 from crm_desktop.app.sync_service import SyncService
@@ -203,7 +204,8 @@ class DuplicateService:
         keep, other = self._pair(keep_id, other_id)
         plan = MergePlan(keep_id, other_id, keep.email, other.email)
         keep_values, other_values = field_values(keep), field_values(other)
-        plan.fields = [FieldChoice(name, column_label(name), keep_values.get(name), other_values.get(name))
+        plan.fields = [FieldChoice(name, local_field_label(RecordObject.CONTACT, name), keep_values.get(name),
+                                   other_values.get(name))
                        for name in MERGE_FIELDS]
         links = self.store.links_of([keep_id, other_id])
         for integration in self._integrations.list():

@@ -623,9 +623,13 @@ class DuplicatesDialog(QDialog, AsksFirst):
             fill_table(self.fields_table, [], [])
             self.crm_label.clear()
             return
-        fill_table(self.fields_table, ["Field", f"Keep: {plan.keep_email}", f"Other: {plan.other_email}",
-                                       "Take other"],
+        # The two addresses are in the Keep and "merge into it" boxes above; in a heading they were cut short.
+        fill_table(self.fields_table, ["Field", "Kept contact", "Other contact", "Take other"],
                    [[f.label, f.keep or "—", f.other or "—", ""] for f in plan.fields])
+        for column, email in ((1, plan.keep_email), (2, plan.other_email)):
+            heading = self.fields_table.horizontalHeaderItem(column)
+            if heading is not None:
+                heading.setToolTip(email)
         for row, choice in enumerate(plan.fields):
             item = QTableWidgetItem("")
             item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)

@@ -119,9 +119,9 @@ def test_merge_in_hubspot_and_pipedrive_and_by_hand_in_salesforce(desk: Desk) ->
     plan = asyncio.run(desk.people.duplicates.plan(keep, other))
     assert {step.integration: step.action for step in plan.crm_steps} == {
         "hubspot": "merge", "pipedrive": "merge", "salesforce": "by hand"}
-    assert [(f.label, f.keep, f.other) for f in plan.fields] == [
-        ("firstName", "Ada", "Augusta"), ("lastName", "Lovelace", "King"), ("company", None, "Analytical Engines"),
-        ("phone", "+14155550101", "+14155550101")]
+    assert [(f.field, f.label, f.keep, f.other) for f in plan.fields] == [
+        ("firstName", "First name", "Ada", "Augusta"), ("lastName", "Last name", "Lovelace", "King"),
+        ("company", "Company", None, "Analytical Engines"), ("phone", "Phone", "+14155550101", "+14155550101")]
 
     report = asyncio.run(desk.people.duplicates.merge(keep, other, {"company", "lastName"}))
 

@@ -280,7 +280,10 @@ def test_merge_two_duplicates_with_a_per_field_pick(qtbot: QtBot, desk: Desk, sh
     assert (dialog.keep_combo.currentText(), dialog.other_combo.currentText()) == (
         "ada@example.com", "ada+news@example.com")
     fields = dialog.fields_table
-    assert cells(fields, 0) == ["firstName", "lastName", "company", "phone"]
+    assert cells(fields, 0) == ["First name", "Last name", "Company", "Phone"], "named as the marketer knows them"
+    headings = [fields.horizontalHeaderItem(column) for column in (1, 2)]
+    assert [(h.text(), h.toolTip()) for h in headings if h is not None] == [
+        ("Kept contact", "ada@example.com"), ("Other contact", "ada+news@example.com")]
     take = fields.item(2, 3)
     assert take.checkState() == Qt.CheckState.Checked, "a blank kept value defaults to the other's"
     last_name = fields.item(1, 3)
