@@ -346,9 +346,10 @@ class PersonDetailPane(QWidget):
         fill_table(self.history_table, ["When", "Field", "Before", "After", "Source", "Side"],
                    [[local_time(a.at, seconds=True), a.field, a.before or "", a.after or "", a.source, a.side]
                     for a in detail.audit])
-        for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table,
-                      self.attribution_table):
+        for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table):
             fit_columns_to_view(table)
+        # The five models' shares side by side matter more than the whole of each touchpoint's name.
+        fit_columns_to_view(self.attribution_table, gives_way=0)
         if detail.crm_links:
             keep = link_row if same_person and link_row is not None else 0
             self.links_table.selectRow(min(keep, len(detail.crm_links) - 1))
@@ -377,16 +378,20 @@ class PersonDetailPane(QWidget):
         rows = []
         for number, touch in enumerate(touches):
             kind = named(TOUCHPOINT_NAMES, touch.type).lower()
-            row = [f"{short_time(touch.timestamp)} · {named(PLATFORM_NAMES, touch.platform)} {kind}"]
+            said = f"{short_time(touch.timestamp)} · {named(PLATFORM_NAMES, touch.platform)} {kind}"
+            row = [f"{said} · {touch.campaign}" if touch.campaign else said]
             for model in models:
                 credited = detail.attribution[model].touchpoints
                 row.append(f"{credited[number].credit:.0%}" if number < len(credited) else "")
-            row.append(touch.campaign or "")
             rows.append(row)
-        # Two-line model names keep the five credit columns narrow enough for the pane.
+        # Two-line model names keep the five credit columns narrow enough for the pane; the touchpoint (its
+        # campaign last) gives way to them, whole in its tooltip.
         fill_table(self.attribution_table,
-                   ["Touchpoint", *(MODEL_NAMES[m].replace(" ", "\n") for m in models), "Campaign"], rows,
+                   ["Touchpoint", *(MODEL_NAMES[m].replace(" ", "\n") for m in models)], rows,
                    numbers=range(1, len(models) + 1))
+        for number, row in enumerate(rows):
+            if (item := self.attribution_table.item(number, 0)) is not None:
+                item.setToolTip(row[0])
 
 
 class ImportPreviewDialog(QDialog):
