@@ -156,6 +156,8 @@ class PersonDetailPane(QWidget):
         self.profiles_table = small_table("Social profiles")
         self.timeline_table = small_table("Timeline")
         self.attribution_table = small_table("Attribution per model")
+        self.attribution_table.horizontalHeader().setStretchLastSection(False)  # all five share the width alike
+        self.attribution_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.attribution_note = QLabel()
         self.attribution_note.setWordWrap(True)
         self.links_table = small_table("CRM records")
@@ -241,6 +243,8 @@ class PersonDetailPane(QWidget):
             row_keys(self.history_table, say=say, cannot_delete=read_only,
                      cannot_open="A change's details are all in its row; “Undo this change” puts it back."),
         ]
+        for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table):
+            refit_on_new_look(table, self._fit_tables, on_resize=True)
         self.show_detail(None)
 
     def selected_link_row(self) -> int | None:
@@ -346,16 +350,19 @@ class PersonDetailPane(QWidget):
         fill_table(self.history_table, ["When", "Field", "Before", "After", "Source", "Side"],
                    [[local_time(a.at, seconds=True), a.field, a.before or "", a.after or "", a.source, a.side]
                     for a in detail.audit])
-        for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table):
-            fit_columns_to_view(table)
-        # The five models' shares side by side matter more than the whole of each touchpoint's name.
-        fit_columns_to_view(self.attribution_table, gives_way=0)
+        self._fit_tables()
         if detail.crm_links:
             keep = link_row if same_person and link_row is not None else 0
             self.links_table.selectRow(min(keep, len(detail.crm_links) - 1))
         if same_person and 0 <= history_row < len(detail.audit):
             self.history_table.selectRow(history_row)
         self._update_buttons()
+
+    def _fit_tables(self) -> None:
+        """Fit the tabs' tables to the pane; again when one is first shown or resized (a tab not in sight when a
+        person was shown was measured at a size it did not have)."""
+        for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table):
+            fit_columns_to_view(table)
 
     def _show_attribution(self, detail: PersonDetail) -> None:
         if detail.obj is not RecordObject.LEAD:
@@ -379,19 +386,22 @@ class PersonDetailPane(QWidget):
         for number, touch in enumerate(touches):
             kind = named(TOUCHPOINT_NAMES, touch.type).lower()
             said = f"{short_time(touch.timestamp)} · {named(PLATFORM_NAMES, touch.platform)} {kind}"
-            row = [f"{said} · {touch.campaign}" if touch.campaign else said]
+            rows.append([f"{said} · {touch.campaign}" if touch.campaign else said] + [""] * (len(models) - 1))
+            credits = []
             for model in models:
                 credited = detail.attribution[model].touchpoints
-                row.append(f"{credited[number].credit:.0%}" if number < len(credited) else "")
-            rows.append(row)
-        # Two-line model names keep the five credit columns narrow enough for the pane; the touchpoint (its
-        # campaign last) gives way to them, whole in its tooltip.
-        fill_table(self.attribution_table,
-                   ["Touchpoint", *(MODEL_NAMES[m].replace(" ", "\n") for m in models)], rows,
-                   numbers=range(1, len(models) + 1))
-        for number, row in enumerate(rows):
-            if (item := self.attribution_table.item(number, 0)) is not None:
-                item.setToolTip(row[0])
+                credits.append(f"{credited[number].credit:.0%}" if number < len(credited) else "")
+            rows.append(credits)
+        # Each touchpoint on a line of its own across the table, its credit under each model on the next: in the
+        # 400 px pane the five models' shares side by side and the touchpoint's whole name both fit.
+        self.attribution_table.clearSpans()
+        fill_table(self.attribution_table, [MODEL_NAMES[m].replace(" ", "\n") for m in models], rows,
+                   numbers=range(len(models)))
+        for row in range(0, len(rows), 2):
+            self.attribution_table.setSpan(row, 0, 1, len(models))
+            if (item := self.attribution_table.item(row, 0)) is not None:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+                item.setToolTip(item.text())
 
 
 class ImportPreviewDialog(QDialog):

@@ -142,22 +142,20 @@ def fill_table(table: QTableWidget, headers: list[str], rows: list[list[str]], *
             table.setItem(row, column, item)
 
 
-def fit_columns_to_view(table: QTableWidget, *, narrowest_last: int = 80, gives_way: int | None = None) -> None:
-    """Size a small table's columns to their text, but give the last one (a URL, an error, a detail), or the column
-    ``gives_way`` names, only the room left, its middle elided, so the table does not scroll sideways for one long
-    value; the last column still stretches when the table widens. Where the other columns leave it less than
-    ``narrowest_last`` px, it keeps its text's width and the table scrolls, as an elided stub would say nothing."""
+def fit_columns_to_view(table: QTableWidget, *, narrowest_last: int = 80) -> None:
+    """Size a small table's columns to their text, but give the last one (a URL, an error, a detail) only the room
+    left, its middle elided, so the table does not scroll sideways for one long value; it still stretches when the
+    table widens. Where the other columns leave it less than ``narrowest_last`` px, it keeps its text's width and
+    the table scrolls, as an elided stub would say nothing."""
     header = table.horizontalHeader()
-    header.setStretchLastSection(False)  # measured at their text's width first, the last one too
+    header.setStretchLastSection(False)  # measured at its text's width, not at the width it was stretched to
     table.resizeColumnsToContents()
     last = table.columnCount() - 1
     if last >= 0:
-        giving = last if gives_way is None else gives_way
         table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        room = table.viewport().width() - sum(header.sectionSize(column) for column in range(last + 1)
-                                              if column != giving)
-        if narrowest_last <= room < header.sectionSize(giving):
-            header.resizeSection(giving, room)
+        room = table.viewport().width() - sum(header.sectionSize(column) for column in range(last))
+        if narrowest_last <= room < header.sectionSize(last):
+            header.resizeSection(last, room)
     header.setStretchLastSection(True)
 
 
