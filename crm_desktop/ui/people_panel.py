@@ -78,6 +78,7 @@ from crm_desktop.ui.widgets import (
     set_tone,
     show_rows_in_full,
     small_table,
+    span_lines,
 )
 from crm_desktop.ui.wording import (
     MODEL_NAMES,
@@ -339,9 +340,18 @@ class PersonDetailPane(QWidget):
         fill_table(self.profiles_table, ["Platform", "Username", "Followers", "Profile"],
                    [[named(PLATFORM_NAMES, p.platform), p.username, f"{p.followers:,}", p.url or ""]
                     for p in detail.profiles], numbers=(2,))
-        fill_table(self.timeline_table, ["When", "Platform", "What", "Campaign", "Detail"],
-                   [[short_time(e.at), named(PLATFORM_NAMES, e.platform), named(TOUCHPOINT_NAMES, e.kind),
-                     e.campaign or "", e.detail] for e in detail.timeline])
+        # The detail (a post, a conversation's messages) on a line of its own under its touchpoint: as a fifth
+        # column it had a few pixels of the 400 px pane and scrolled the table sideways.
+        timeline: list[list[str]] = []
+        detail_lines: list[int] = []
+        for e in detail.timeline:
+            timeline.append([short_time(e.at), named(PLATFORM_NAMES, e.platform), named(TOUCHPOINT_NAMES, e.kind),
+                             e.campaign or ""])
+            if e.detail:
+                detail_lines.append(len(timeline))
+                timeline.append([e.detail, "", "", ""])
+        fill_table(self.timeline_table, ["When", "Platform", "What", "Campaign"], timeline)
+        span_lines(self.timeline_table, detail_lines, italic=True)
         self._show_attribution(detail)
         fill_table(self.links_table, ["Integration", "CRM", "CRM record id", "Last synced", "State", "Last error"],
                    [[link.integration, CRM_NAMES.get(Provider(link.provider), link.provider), link.crm_id or "—",
@@ -394,14 +404,9 @@ class PersonDetailPane(QWidget):
             rows.append(credits)
         # Each touchpoint on a line of its own across the table, its credit under each model on the next: in the
         # 400 px pane the five models' shares side by side and the touchpoint's whole name both fit.
-        self.attribution_table.clearSpans()
         fill_table(self.attribution_table, [MODEL_NAMES[m].replace(" ", "\n") for m in models], rows,
                    numbers=range(len(models)))
-        for row in range(0, len(rows), 2):
-            self.attribution_table.setSpan(row, 0, 1, len(models))
-            if (item := self.attribution_table.item(row, 0)) is not None:
-                item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-                item.setToolTip(item.text())
+        span_lines(self.attribution_table, range(0, len(rows), 2))
 
 
 class ImportPreviewDialog(QDialog):

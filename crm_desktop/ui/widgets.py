@@ -142,6 +142,21 @@ def fill_table(table: QTableWidget, headers: list[str], rows: list[list[str]], *
             table.setItem(row, column, item)
 
 
+def span_lines(table: QTableWidget, rows: Iterable[int], *, italic: bool = False) -> None:
+    """Make each of ``rows`` one line across the whole table (its first cell's text, left-aligned and whole in its
+    tooltip, in italics for a line that details the one above): what a narrow table cannot fit in a column."""
+    table.clearSpans()
+    for row in rows:
+        table.setSpan(row, 0, 1, table.columnCount())
+        if (item := table.item(row, 0)) is not None:
+            item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            item.setToolTip(item.text())
+            if italic:
+                font = item.font()
+                font.setItalic(True)
+                item.setFont(font)
+
+
 def fit_columns_to_view(table: QTableWidget, *, narrowest_last: int = 80) -> None:
     """Size a small table's columns to their text, but give the last one (a URL, an error, a detail) only the room
     left, its middle elided, so the table does not scroll sideways for one long value; it still stretches when the

@@ -163,6 +163,15 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
     assert cells(pane.profiles_table, 0) == ["Twitter/X"] and cells(pane.profiles_table, 2) == ["150"]
     kinds = cells(pane.timeline_table, 2)
     assert "Conversation" in kinds and "Post view" in kinds
+    timeline = pane.timeline_table
+    details = [(row, text) for row, text in enumerate(cells(timeline, 0)) if timeline.columnSpan(row, 0) == 4]
+    assert details and all(text.startswith(("post ", "conversation ")) or " in / " in text for _, text in details), (
+        "a touchpoint's detail is a line across the table under it")
+    pane.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(timeline.isVisible, timeout=2000)
+    qtbot.waitUntil(lambda: timeline.horizontalScrollBar().maximum() == 0, timeout=2000)
+    widest = max((text for _, text in details), key=timeline.fontMetrics().horizontalAdvance)
+    assert timeline.columnWidth(0) < timeline.fontMetrics().horizontalAdvance(widest), "When keeps its own width"
     table = pane.attribution_table
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     assert headers == ["First\ntouch", "Last\ntouch", "Linear", "Time\ndecay", "Position\nbased"]
