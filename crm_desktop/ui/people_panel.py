@@ -38,6 +38,7 @@ from shiboken6 import isValid
 
 from crm_desktop.app.duplicates import MERGED_FIELD, DuplicateReport, MergeError, MergePlan, MergeReport
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
+from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.people import (
     AuditLine,
@@ -100,6 +101,17 @@ SYNC_STATE_NAMES: dict[str, str] = {
     SyncState.NOT_LINKED: "Not linked",
     SyncState.FAILED: "Failed",
 }
+
+
+def change_text(change: AuditLine) -> str:
+    """A recorded change's values: "First Co → Second Co" ("—" for none)."""
+    return f"{change.before or '—'} → {change.after or '—'}"
+
+
+def change_origin(change: AuditLine) -> str:
+    """When a recorded change was made, to the second, by what, and where it was written when that was the CRM."""
+    where = ", written in the CRM" if change.side == "crm" else ""
+    return f"{local_time(change.at, seconds=True)} by {change.source}{where}"
 
 
 def link_summary(link: CrmLinkLine) -> tuple[str, str]:
@@ -184,6 +196,12 @@ class PersonDetailPane(QWidget):
         self.undo_button = QPushButton("Undo this change")
         self.undo_button.setAccessibleName("Undo the selected change")
         self.undo_button.setToolTip("Put back the value from before the selected change; the next sync sends it")
+        self.change_summary = QLabel()
+        self.change_summary.setObjectName("linkSummary")
+        self.change_summary.setWordWrap(True)
+        self.change_summary.setAccessibleName("Selected change")
+        self.change_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.change_summary.hide()
         self.history_result = QLabel()
         self.history_result.setWordWrap(True)
         self.history_result.setAccessibleName("Undo result")
@@ -212,6 +230,7 @@ class PersonDetailPane(QWidget):
         history_layout = QVBoxLayout(history)
         history_layout.setContentsMargins(0, 4, 0, 0)
         history_layout.addWidget(self.history_table, 1)
+        history_layout.addWidget(self.change_summary)
         history_buttons = QHBoxLayout()
         history_buttons.addWidget(self.undo_button)
         history_buttons.addStretch(1)
@@ -283,6 +302,13 @@ class PersonDetailPane(QWidget):
         self.sync_one_button.setEnabled(link is not None)
         change = self.selected_change()
         self.undo_button.setEnabled(change is not None and change.field != MERGED_FIELD and not self.undoing)
+        if change is None or self.detail is None:
+            self.change_summary.hide()
+        else:
+            field = local_field_label(self.detail.obj, change.field)
+            self.change_summary.setText(f"{field}: {change_text(change)}\n{change_origin(change)}")
+            set_tone(self.change_summary, "info")
+            self.change_summary.show()
 
     def set_undoing(self, undoing: bool) -> None:
         """While an undo is in flight: its button disabled and the history busy."""
@@ -357,9 +383,15 @@ class PersonDetailPane(QWidget):
                    [[link.integration, CRM_NAMES.get(Provider(link.provider), link.provider), link.crm_id or "—",
                      short_time(link.last_synced),
                      named(SYNC_STATE_NAMES, link.state), link.last_error or ""] for link in detail.crm_links])
-        fill_table(self.history_table, ["When", "Field", "Before", "After", "Source", "Side"],
-                   [[local_time(a.at, seconds=True), a.field, a.before or "", a.after or "", a.source, a.side]
-                    for a in detail.audit])
+        # Three columns, the change last with the room left, who made it in the tooltip and in full under the
+        # table: six (seconds, field keys, before and after apart, source, side) left After cut and Source and
+        # Side out of the 400 px pane.
+        fill_table(self.history_table, ["When", "Field", "Change"],
+                   [[short_time(a.at), local_field_label(detail.obj, a.field), change_text(a)] for a in detail.audit])
+        for row, change in enumerate(detail.audit):
+            for column in range(2):
+                if (item := self.history_table.item(row, column)) is not None:
+                    item.setToolTip(change_origin(change))
         self._fit_tables()
         if detail.crm_links:
             keep = link_row if same_person and link_row is not None else 0

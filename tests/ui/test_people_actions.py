@@ -210,11 +210,17 @@ def test_undo_one_change_from_the_history_and_the_next_sync_sends_it(qtbot: QtBo
     show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
     pane = desk.panel.detail_pane
     history = pane.history_table
-    assert cells(history, 3)[:2] == ["Second Co", "First Co"]
+    assert cells(history, 2)[:2] == ["First Co → Second Co", "— → First Co"]
+    assert cells(history, 1)[:2] == ["Company", "Company"], "fields by the names the marketer knows"
+    assert history.horizontalScrollBar().maximum() == 0, "the whole change in sight in the pane"
     click_table_row(history, 0)
     QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "company is First Co again" in pane.history_result.text(), timeout=5000)
-    assert cells(history, 1)[0] == "company" and cells(history, 4)[0] == "undo"
+    assert cells(history, 1)[0] == "Company" and cells(history, 2)[0] == "Second Co → First Co"
+    assert history.item(0, 0).toolTip().endswith(" by undo"), "who made it, in the row's tooltip"
+    click_table_row(history, 0)
+    summary = pane.change_summary.text()
+    assert summary.startswith("Company: Second Co → First Co\n20") and summary.endswith(" by undo"), summary
     assert desk.panel.model.data(desk.panel.model.index(desk.row_of("ada@example.com"), PersonColumn.COMPANY)) == (
         "First Co"), "the list shows the value put back"
 
@@ -233,7 +239,7 @@ def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None
     qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)  # read on the list's reading thread
     show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
     pane = desk.panel.detail_pane
-    row = cells(pane.history_table, 3).index("First Co")
+    row = cells(pane.history_table, 2).index("— → First Co")
     click_table_row(pane.history_table, row)
     QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: desk.panel.confirm_box is not None, timeout=5000)  # asked once the store answered
@@ -244,7 +250,7 @@ def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None
     stored = desk.workspace.contacts.find("ada@example.com")
     assert stored is not None and stored.company == "Second Co", "cancelled: nothing changed"
 
-    click_table_row(pane.history_table, cells(pane.history_table, 3).index("First Co"))
+    click_table_row(pane.history_table, cells(pane.history_table, 2).index("— → First Co"))
     QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: desk.panel.confirm_box is not None, timeout=5000)
     box = desk.panel.confirm_box
