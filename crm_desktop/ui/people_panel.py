@@ -103,6 +103,17 @@ SYNC_STATE_NAMES: dict[str, str] = {
 }
 
 
+def row_summary(accessible_name: str) -> QLabel:
+    """The box under a detail table that says its selected row in full (hidden until a row is selected)."""
+    label = QLabel()
+    label.setObjectName("rowSummary")
+    label.setWordWrap(True)
+    label.setAccessibleName(accessible_name)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
 def change_text(change: AuditLine) -> str:
     """A recorded change's values: "First Co → Second Co" ("—" for none)."""
     return f"{change.before or '—'} → {change.after or '—'}"
@@ -181,12 +192,7 @@ class PersonDetailPane(QWidget):
         self.sync_one_button = QPushButton("Sync this one now")
         self.sync_one_button.setAccessibleName("Sync this one now")
         self.sync_one_button.setToolTip("Push this person to the selected integration's CRM now")
-        self.link_summary = QLabel()
-        self.link_summary.setObjectName("linkSummary")
-        self.link_summary.setWordWrap(True)
-        self.link_summary.setAccessibleName("Selected CRM record")
-        self.link_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.link_summary.hide()
+        self.link_summary = row_summary("Selected CRM record")
         self.links_result = QLabel()
         self.links_result.setWordWrap(True)
         self.links_result.setAccessibleName("CRM record action result")
@@ -196,12 +202,7 @@ class PersonDetailPane(QWidget):
         self.undo_button = QPushButton("Undo this change")
         self.undo_button.setAccessibleName("Undo the selected change")
         self.undo_button.setToolTip("Put back the value from before the selected change; the next sync sends it")
-        self.change_summary = QLabel()
-        self.change_summary.setObjectName("linkSummary")
-        self.change_summary.setWordWrap(True)
-        self.change_summary.setAccessibleName("Selected change")
-        self.change_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.change_summary.hide()
+        self.change_summary = row_summary("Selected change")
         self.history_result = QLabel()
         self.history_result.setWordWrap(True)
         self.history_result.setAccessibleName("Undo result")
