@@ -256,13 +256,13 @@ class PersonDetailPane(QWidget):
             row_keys(self.profiles_table, say=say, cannot_delete=read_only,
                      cannot_open="A profile's details are all in its row."),
             row_keys(self.timeline_table, say=say, cannot_delete=read_only,
-                     cannot_open="A touchpoint's details are all in its row."),
+                     cannot_open="A touchpoint's details are all in its row and the line under it."),
             row_keys(self.attribution_table, say=say, cannot_delete=read_only,
-                     cannot_open="A touchpoint's credit under each model is all in its row."),
+                     cannot_open="A touchpoint's credit under each model is on the line under it."),
             row_keys(self.links_table, on_open=self.open_requested.emit, say=say,
                      cannot_delete="A CRM record is deleted in the CRM itself, not from here."),
             row_keys(self.history_table, say=say, cannot_delete=read_only,
-                     cannot_open="A change's details are all in its row; “Undo this change” puts it back."),
+                     cannot_open="The selected change is in full under the list; “Undo this change” puts it back."),
         ]
         for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table):
             refit_on_new_look(table, self._fit_tables, on_resize=True)
