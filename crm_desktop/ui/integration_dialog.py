@@ -156,7 +156,7 @@ class IntegrationDialog(QDialog):
             self.provider_combo.addItem(crm_name, provider)
         self.name_edit = QLineEdit()
         # The layout then keeps the dialog wide enough for the hints, and tall enough for every row it shows.
-        self.name_edit.setMinimumWidth(380)
+        self.name_edit.setMinimumWidth(440)  # the credentials' hints, e.g. where HubSpot shows the token, fit
         self.description_edit = QLineEdit()
         self.description_edit.setPlaceholderText("what this connection is for (optional)")
         self.base_url_edit = QLineEdit()
@@ -267,6 +267,7 @@ class IntegrationDialog(QDialog):
         for field in CREDENTIAL_FIELDS[provider]:
             edit = self.credential_edits[provider][field.key]
             edit.setPlaceholderText("blank keeps the stored value" if keep else field.hint)
+            edit.setToolTip(field.hint)  # where to find it, after typing has hidden the placeholder (or cut it)
         if self._original is None:
             hint = (
                 "Kept in the operating system's keyring, never in the database. "

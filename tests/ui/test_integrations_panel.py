@@ -12,7 +12,7 @@ import keyring.errors
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit, QMessageBox, QStyle, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -216,6 +216,12 @@ def test_each_crm_shows_its_own_secret_fields(panel: IntegrationsPanel) -> None:
 
     assert visible_secrets() == ["token"]
     assert not dialog.domain_edit.isVisibleTo(dialog)
+    token = dialog.credential_edits[Provider.HUBSPOT]["token"]
+    hint = "pat-… from Settings > Integrations > Private apps"
+    assert token.placeholderText() == hint and token.toolTip() == hint, "where to find it, still there once typed"
+    dialog.show()
+    shown_at = token.width() - 2 * token.style().pixelMetric(QStyle.PixelMetric.PM_DefaultFrameWidth) - 8
+    assert token.fontMetrics().horizontalAdvance(hint) <= shown_at, "the placeholder is not cut"
     choose(dialog, Provider.PIPEDRIVE)
     assert visible_secrets() == ["apiToken"]
     assert dialog.domain_edit.isVisibleTo(dialog)
