@@ -69,7 +69,7 @@ class WelcomeDialog(QDialog):
         self.setObjectName("welcome")
 
         heading = QLabel("Welcome to CRM Desktop")
-        heading.setObjectName("heading")
+        heading.setObjectName("dialogTitle")  # styled as a panel's title
         intro = QLabel("Sync your social contacts and leads with Salesforce, HubSpot and Pipedrive. "
                        "How would you like to start?")
         intro.setWordWrap(True)

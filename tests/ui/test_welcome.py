@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtGui import QFont
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from crm_desktop import __version__
@@ -163,3 +164,17 @@ def test_the_app_opens_with_the_welcome_on_a_first_run(
         qapp.setStyleSheet("")
     assert code == 0
     assert seen["welcome"] is True
+
+
+def test_the_welcome_has_a_heading_in_the_panels_title_style(
+    qtbot: QtBot, workspace: Workspace, styled_app: QApplication
+) -> None:
+    """Seen on Xvfb: "Welcome to CRM Desktop" stood in the dialog in body text, its style named but never given."""
+    window = open_window(qtbot, workspace)
+    dialog = offer_welcome(window, launch=RecordingLauncher())
+    assert isinstance(dialog, WelcomeDialog)
+    qtbot.waitExposed(dialog)
+    heading = dialog.findChild(QLabel, "dialogTitle")
+    assert heading is not None and heading.text() == "Welcome to CRM Desktop"
+    assert heading.font().pointSizeF() > dialog.font().pointSizeF() and heading.font().weight() > QFont.Weight.Normal
+    dialog.close()
