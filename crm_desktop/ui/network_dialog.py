@@ -84,9 +84,8 @@ class NetworkSettingsDialog(QDialog):
         )
         note.setWordWrap(True)
         self.error_label = QLabel()
-        self.error_label.setObjectName("errorLabel")
+        self.error_label.setObjectName("dialogError")  # the stylesheet's error box, as in the other dialogs
         self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #b3261e")
         self.error_label.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.save)

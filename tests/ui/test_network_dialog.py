@@ -85,6 +85,7 @@ def test_a_refused_value_is_explained_and_nothing_is_saved(
     dialog.bundle_edit.setText(str(not_pem))
     save(dialog)
     assert dialog.isVisible() and dialog.error_label.isVisible()
+    assert dialog.error_label.objectName() == "dialogError", "the error box of every dialog, in both themes"
     assert dialog.error_label.text() == (
         f"ca-bundle: the CA bundle {not_pem} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
     )
