@@ -264,8 +264,10 @@ class PersonDetailPane(QWidget):
             row_keys(self.history_table, say=say, cannot_delete=read_only,
                      cannot_open="The selected change is in full under the list; “Undo this change” puts it back."),
         ]
-        for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table):
-            refit_on_new_look(table, self._fit_tables, on_resize=True)
+        # Once per resize of the pane, and when a tab comes into sight (a tab not in sight when a person was
+        # picked was measured at a size it did not have): not once per table and scroll bar.
+        refit_on_new_look(self.tabs, self._fit_tables, on_resize=True)
+        self.tabs.currentChanged.connect(lambda _tab: QTimer.singleShot(0, self, self._fit_tables))
         self.show_detail(None)
 
     def selected_link_row(self) -> int | None:
@@ -402,8 +404,7 @@ class PersonDetailPane(QWidget):
         self._update_buttons()
 
     def _fit_tables(self) -> None:
-        """Fit the tabs' tables to the pane; again when one is first shown or resized (a tab not in sight when a
-        person was shown was measured at a size it did not have)."""
+        """Fit the tabs' tables to the pane."""
         for table in (self.profiles_table, self.timeline_table, self.links_table, self.history_table):
             fit_columns_to_view(table)
 
