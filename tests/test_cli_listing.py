@@ -86,3 +86,37 @@ def test_bad_arguments_are_refused_with_the_reason(
     code, out, err = run(data_dir, ["contacts", "list", *argv], capsys)
     assert code == ExitCode.USAGE, (out, err)
     assert said in err
+
+
+def test_set_changes_fields_by_hand_as_a_run_that_undoes(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_json(data_dir, ["contacts", "set", "Ann@Example.com", "company=Acme Corp", "first_name=Anne",
+                                       "custom.segment=vip"], capsys)
+    assert code == ExitCode.OK
+    assert report["changes"] == [{"field": "firstName", "old": "Ann", "new": "Anne"},
+                                 {"field": "company", "old": "Acme", "new": "Acme Corp"},
+                                 {"field": "custom.segment", "old": None, "new": "vip"}]
+    _, listed = run_json(data_dir, ["contacts", "list", "--filter", "ann@"], capsys)
+    assert (listed["people"][0]["firstName"], listed["people"][0]["company"]) == ("Anne", "Acme Corp")
+    code, out, _ = run(data_dir, ["leads", "set", "dan@example.com", "status=qualified", "company="], capsys)
+    assert code == ExitCode.OK
+    assert "status: new -> qualified" in out and "company: Initech -> (blank)" in out
+    assert "take it back with: crm-desktop runs undo " in out
+
+    code, _, _ = run(data_dir, ["runs", "undo", str(report["runId"])], capsys)
+    assert code == ExitCode.OK
+    _, listed = run_json(data_dir, ["contacts", "list", "--filter", "ann@"], capsys)
+    assert (listed["people"][0]["firstName"], listed["people"][0]["company"]) == ("Ann", "Acme")
+
+
+def test_set_refuses_bad_values_fields_and_people(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(data_dir, ["contacts", "set", "bob@example.com", "phone=call me", "company=Fine"], capsys)
+    assert code == ExitCode.USAGE
+    assert "bob@example.com" in err and "phone" in err and not out
+    _, listed = run_json(data_dir, ["contacts", "list", "--filter", "bob@"], capsys)
+    assert listed["people"][0]["company"] == "Globex", "nothing of a refused edit is written"
+    code, _, err = run(data_dir, ["contacts", "set", "bob@example.com", "email=x@example.com"], capsys)
+    assert code == ExitCode.USAGE and "'email' is not a field `set` changes" in err
+    code, _, err = run(data_dir, ["contacts", "set", "bob@example.com", "company"], capsys)
+    assert code == ExitCode.USAGE and "expected FIELD=VALUE" in err
+    code, _, err = run(data_dir, ["contacts", "set", "nobody@example.com", "company=X"], capsys)
+    assert code == ExitCode.USAGE and "no contact with email nobody@example.com" in err

@@ -25,7 +25,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import ImportLog, undo_message
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
-from crm_desktop.store.repositories import ContactStore, LeadStore, SavedRecord
+from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError, SavedRecord
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import ChangedSince, UndoRefused, UndoReport
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
@@ -159,6 +159,40 @@ def _chunks(rows: Iterable[FileRow], size: int) -> Iterator[list[FileRow]]:
         yield chunk
 
 
+#: The fields a person's edit form offers (their import keys), besides the custom fields the record holds.
+EDITABLE_FIELDS: dict[RecordObject, tuple[str, ...]] = {
+    RecordObject.CONTACT: ("firstName", "lastName", "company", "phone"),
+    RecordObject.LEAD: ("firstName", "lastName", "company", "source", "status"),
+}
+
+
+def editable_values(obj: RecordObject, record: Contact | Lead) -> dict[str, str | None]:
+    """The values a person's edit form starts from: :data:`EDITABLE_FIELDS`, then the record's custom fields."""
+    values = field_values(record)
+    return {key: values.get(key) for key in values
+            if key in EDITABLE_FIELDS[obj] or key.startswith("custom.")}
+
+
+def edit_message(email: str) -> str:
+    """The message of the run that records an edit of ``email`` made by hand."""
+    return f"edit of {email}"
+
+
+@dataclass(frozen=True)
+class EditReport:
+    """What saving one person's edit did.
+
+    Attributes:
+        email: the record's email.
+        changes: the fields changed, by import key (``firstName``, ``custom.segment``), old and new.
+        run_id: the edit's own run (its audit rows say ``edit``); ``None`` when nothing changed.
+    """
+
+    email: str
+    changes: tuple[FieldChange, ...]
+    run_id: int | None
+
+
 class ImportUndoError(UndoRefused):
     """An import run cannot be undone (not an import, still running, or undone already); the message says why."""
 
@@ -245,6 +279,43 @@ class ImportService:
                             unchanged=report.unchanged, failed=len(report.problems),
                             total=len(to_save) + report.unchanged + len(report.problems))
         return report
+
+    def edit(self, obj: RecordObject, email: str, values: dict[str, str | None]) -> EditReport:
+        """Save the marketer's edit of one stored contact or lead: ``values`` by field key (see
+        :data:`EDITABLE_FIELDS`, ``custom.NAME``), a blank value clearing the field.
+
+        The fields that changed are written together and audited as a run of their own (source ``edit``), which
+        the History tab and ``runs undo`` take back; the next sync sends them to the CRMs.
+
+        Raises:
+            InvalidRecordError: naming every refused field and the reason (nothing is written).
+            NotFoundError: when the record is not stored.
+            ValueError: when a key is not a field that can be edited here (the email is the record's key).
+        """
+        editable = EDITABLE_FIELDS[obj]
+        unknown = [key for key in values if key not in editable and not key.startswith("custom.")]
+        if unknown:
+            raise ValueError(f"{email}: not a field that can be edited here: {', '.join(unknown)}")
+        before = self._find_many(obj, [email]).get(email)
+        if before is None:
+            raise NotFoundError(f"{email}: no such {obj.value} in the local store")
+        model = self._model(obj)
+        made = build_record(model, FileRow(0, email, dict(values)), before, blank_clears=True)  # type: ignore[type-var]
+        changed = _changes(field_values(before), field_values(made.record))
+        if not changed:
+            return EditReport(email, (), None)
+        run_id = self.log.start(edit_message(email))
+        status = SyncRunStatus.FAILED
+        audit: list[dict[str, Any]] = []
+        try:
+            (saved,) = self._save_many(obj, [made.record])
+            audit = [{"entity": obj.value, "entity_id": str(saved.id), "field": key, "old_value": old,
+                      "new_value": new, "source": "edit"} for key, (old, new) in changed.items()]
+            status = SyncRunStatus.SUCCEEDED
+        finally:
+            self.log.finish(run_id, status, audit, updated=1 if audit else 0, failed=0 if audit else 1, total=1)
+        logger.info("edited %s %s by hand (%s)", obj.value, saved.id, ", ".join(changed))
+        return EditReport(email, tuple(FieldChange(key, old, new) for key, (old, new) in changed.items()), run_id)
 
     def undo(self, run_id: int, *, force: bool = False) -> UndoReport:
         """Set back the local values import run ``run_id`` changed; the undo is an import run of its own.

@@ -12,7 +12,7 @@ from pathlib import Path
 from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, ChangeUndoService
 from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.duplicates import DuplicateService
-from crm_desktop.app.imports import ImportReport
+from crm_desktop.app.imports import EditReport, ImportReport, editable_values
 from crm_desktop.app.record_files import RowProblem, build_record, read_rows
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
@@ -47,6 +47,7 @@ __all__ = [
     "ChangeUndoReport",
     "CrmLinkLine",
     "CrmLinkUnavailable",
+    "EditReport",
     "ImportPreview",
     "Keyset",
     "NotFoundError",
@@ -76,6 +77,7 @@ class PersonDetail:
         attribution: for a lead, its credits under each model.
         crm_links: per integration, the CRM record and its sync state.
         audit: recorded field changes, newest first.
+        fields: the values the edit form offers, by field key (see :func:`editable_values`).
     """
 
     obj: RecordObject
@@ -89,6 +91,7 @@ class PersonDetail:
     attribution: dict[AttributionModel, LeadAttribution] = field(default_factory=dict)
     crm_links: list[CrmLinkLine] = field(default_factory=list)
     audit: list[AuditLine] = field(default_factory=list)
+    fields: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -227,7 +230,21 @@ class PeopleService:
             detail.attribution = {model: self._social.attribution(local_id, model) for model in AttributionModel}
         detail.crm_links = self.store.crm_links(obj, local_id, email)
         detail.audit = self.store.audit(obj, local_id)
+        detail.fields = editable_values(obj, record) if record is not None else {}
         return detail
+
+    def edit(self, obj: RecordObject, local_id: int, values: dict[str, str | None]) -> EditReport:
+        """Save the marketer's edit of one person's fields (see :meth:`ImportService.edit`).
+
+        Raises:
+            InvalidRecordError: naming every refused field and the reason (nothing is written).
+            NotFoundError: when the record is gone.
+            ValueError: for a key that is not a field the form offers.
+        """
+        email = self.store.email_of(obj, local_id)
+        if email is None:
+            raise NotFoundError(f"no {obj.value} {local_id} in the local store")
+        return self._sync.imports.edit(obj, email, values)
 
     # -- import --------------------------------------------------------------------------------------------
 

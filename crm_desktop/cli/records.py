@@ -1,4 +1,4 @@
-"""``crm-desktop contacts|leads ...``: push files to a CRM, fetch one contact, import files into the store."""
+"""``crm-desktop contacts|leads ...``: push files to a CRM, fetch one contact, import files, set fields by hand."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from typing import Any
 
 from crm_desktop.app.crm_actions import PushReport
 from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
+from crm_desktop.app.imports import EDITABLE_FIELDS
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
-from crm_desktop.app.record_files import RowProblem
+from crm_desktop.app.record_files import RowProblem, header_key
 from crm_desktop.app.sync_service import ImportReport
 from crm_desktop.app.text import plural
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
@@ -185,6 +186,59 @@ def cmd_leads_import(args: argparse.Namespace) -> int:
     return _import(args, RecordObject.LEAD)
 
 
+# -- one person's fields by hand ------------------------------------------------------------------
+
+
+def _field_key(obj: RecordObject, given: str) -> str:
+    """The edit's key of a FIELD as typed (``company``, ``first_name``, ``custom.segment``), or a usage error."""
+    if given.startswith("custom.") and len(given) > len("custom."):
+        return given
+    wanted = header_key(given)
+    found = next((key for key in EDITABLE_FIELDS[obj] if header_key(key) == wanted), None)
+    if found is None:
+        raise CommandError(f"{given!r} is not a field `set` changes; one of: "
+                           f"{', '.join(EDITABLE_FIELDS[obj])} or custom.NAME")
+    return found
+
+
+def _set(args: argparse.Namespace, obj: RecordObject) -> int:
+    values: dict[str, str | None] = {}
+    for pair in args.assignments:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise CommandError(f"{pair!r}: expected FIELD=VALUE (FIELD= clears the field)")
+        values[_field_key(obj, name.strip())] = value.strip() or None
+    try:
+        email = normalise_email(args.email)
+    except ValueError as exc:
+        raise CommandError(f"{args.email!r}: {exc}") from None
+    with closing(open_workspace(args)) as workspace:
+        people = PeopleService(workspace.database, workspace.social, workspace.sync)
+        found = workspace.sync.store.local_by_emails(obj, [email]).get(email)
+        if found is None:
+            raise CommandError(f"no {obj.value} with email {email}", error_code="not_found")
+        report = people.edit(obj, int(found.id), values)
+    changes = [{"field": change.field, "old": change.old, "new": change.new} for change in report.changes]
+    lines = [f"{change.field}: {change.old or '(blank)'} -> {change.new or '(blank)'}" for change in report.changes]
+    if report.run_id is None:
+        lines.append(f"{email}: nothing changed")
+    else:
+        lines.append(f"{email}: recorded as run {report.run_id}; the next sync sends the changes to the CRMs; "
+                     f"take it back with: crm-desktop runs undo {report.run_id}")
+    emit(args, {"email": email, "changes": changes, "runId": report.run_id}, "\n".join(lines))
+    return ExitCode.OK
+
+
+def cmd_contacts_set(args: argparse.Namespace) -> int:
+    """Change fields of one stored contact by hand."""
+    return _set(args, RecordObject.CONTACT)
+
+
+def cmd_leads_set(args: argparse.Namespace) -> int:
+    """Change fields of one stored lead by hand."""
+    return _set(args, RecordObject.LEAD)
+
+
 # -- duplicates and merges -----------------------------------------------------------------------
 
 
@@ -241,7 +295,7 @@ def cmd_contacts_merge(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Register ``contacts`` and ``leads`` and their actions."""
     for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
-        group_commands = command_group(commands, noun, help=f"list, import, push and fetch {noun}")
+        group_commands = command_group(commands, noun, help=f"list, import, set, push and fetch {noun}")
         with action(
             group_commands, "push", push_handler,
             help=f"push {noun} from a CSV or JSONL file to a CRM",
@@ -287,4 +341,15 @@ def add_commands(commands: Any) -> None:
             imports.add_argument("file", type=Path, metavar="FILE", help="a .csv or .jsonl file")
             imports.add_argument("--blank-clears", action="store_true",
                                  help="an empty cell erases the stored value (default: it leaves it as it is)")
+        with action(
+            group_commands, "set", cmd_contacts_set if noun == "contacts" else cmd_leads_set,
+            help=f"change fields of one stored {singular} by hand",
+            description=f"Change fields of the {singular} with EMAIL in the local store, as the People panel's "
+            "Edit… does: every value is checked first (a refusal names the field and the reason, and nothing is "
+            "written); the changes are recorded as a run (`runs undo ID` takes it back) and the next sync sends "
+            f"them to the CRMs. Fields: {', '.join(EDITABLE_FIELDS[RecordObject(singular)])}, custom.NAME; "
+            "FIELD= clears one. The email is the record's key and is not changed here.",
+        ) as setter:
+            setter.add_argument("email", metavar="EMAIL", help=f"the {singular}'s email")
+            setter.add_argument("assignments", nargs="+", metavar="FIELD=VALUE", help="a field and its new value")
         add_list_command(group_commands, noun)

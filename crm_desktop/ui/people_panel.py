@@ -39,7 +39,7 @@ from shiboken6 import isValid
 from crm_desktop.app.duplicates import MERGED_FIELD, DuplicateReport, MergeError, MergePlan, MergeReport
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.field_mapping import local_field_label
-from crm_desktop.app.imports import ImportReport
+from crm_desktop.app.imports import EditReport, ImportReport
 from crm_desktop.app.people import (
     AuditLine,
     ChangeUndoRefused,
@@ -55,12 +55,14 @@ from crm_desktop.app.people import (
     SyncState,
 )
 from crm_desktop.app.text import plural
+from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Provider, SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel
 from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.integrations_model import CRM_NAMES
 from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
+from crm_desktop.ui.person_edit_dialog import PersonEditDialog
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
     AsksFirst,
@@ -151,14 +153,17 @@ class PersonDetailPane(QWidget):
         undo_button, history_result: the history tab's undo of the selected change and what it did.
         undoing: an undo of a change is in flight (its button stays disabled).
         keys: Enter and Delete on each table (Enter on a CRM record opens it in the CRM).
+        edit_button: Edit… the person's own fields (F2 on the list does the same).
 
     Signals:
+        edit_requested(): edit the person on show.
         open_requested(int): open the CRM record on that row of ``links_table`` in the browser.
         sync_one_requested(int): push the person to the integration on that row now.
         undo_requested(int): undo the recorded change with that audit id.
         status_message(str): what Enter or Delete on one of its tables does not do.
     """
 
+    edit_requested = Signal()
     open_requested = Signal(int)
     sync_one_requested = Signal(int)
     undo_requested = Signal(int)
@@ -172,6 +177,10 @@ class PersonDetailPane(QWidget):
         self.title.setObjectName("detailTitle")
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.edit_button = QPushButton("Edit…")
+        self.edit_button.setAccessibleName("Edit this person")
+        self.edit_button.setToolTip("Change the person's name, company and other fields (F2); the next sync sends "
+                                    "the changes to your CRMs")
         self.score_label = QLabel()
         self.score_label.setAccessibleName("Engagement score")
         self.breakdown_label = QLabel()
@@ -241,13 +250,17 @@ class PersonDetailPane(QWidget):
         self.tabs.addTab(history, "History")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 0, 0, 0)
-        layout.addWidget(self.title)
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.edit_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(header)
         layout.addWidget(self.score_label)
         layout.addWidget(self.breakdown_label)
         layout.addWidget(self.tabs, 1)
         self.open_button.clicked.connect(lambda: self._emit_for_link(self.open_requested))
         self.sync_one_button.clicked.connect(lambda: self._emit_for_link(self.sync_one_requested))
         self.undo_button.clicked.connect(self._emit_undo)
+        self.edit_button.clicked.connect(self.edit_requested)
         self.links_table.itemSelectionChanged.connect(self._update_buttons)
         self.history_table.itemSelectionChanged.connect(self._update_buttons)
         say = self.status_message.emit
@@ -333,6 +346,7 @@ class PersonDetailPane(QWidget):
         link_row, history_row = self.selected_link_row(), self.history_table.currentRow()
         self.detail = detail
         self.tabs.setEnabled(detail is not None)
+        self.edit_button.setEnabled(detail is not None and bool(detail.fields))
         if not same_person:
             self.links_result.clear()
             self.history_result.clear()
@@ -776,10 +790,11 @@ class PeoplePanel(QWidget, AsksFirst):
         import_button: Import a CSV/JSONL file.
         notice: what the last action did.
         preview_dialog: the last import preview opened.
+        edit_dialog: the person's edit form, while open.
 
     Signals:
         status_message(str): a line for the window's status bar.
-        people_changed(): an import saved records.
+        people_changed(): an import or an edit saved records.
         change_undone(int): one change was undone, by the run with that id.
     """
 
@@ -795,6 +810,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.tasks = BackgroundTasks()
         self.preview_dialog: ImportPreviewDialog | None = None
         self.duplicates_dialog: DuplicatesDialog | None = None
+        self.edit_dialog: PersonEditDialog | None = None
         self.file_dialog: QFileDialog | None = None
         self._loaded = False
         self._select_first = False
@@ -942,6 +958,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.detail_pane.open_requested.connect(self.open_in_crm)
         self.detail_pane.sync_one_requested.connect(self.sync_one_now)
         self.detail_pane.undo_requested.connect(self.undo_change)
+        self.detail_pane.edit_requested.connect(self.edit_person)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.activated.connect(self._open_row)
         self.keys = row_keys(
@@ -956,6 +973,9 @@ class PeoplePanel(QWidget, AsksFirst):
         find = QShortcut(QKeySequence.StandardKey.Find, self)
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         find.activated.connect(self.focus_filter)
+        edit = QShortcut(QKeySequence(Qt.Key.Key_F2), self.table)
+        edit.setContext(Qt.ShortcutContext.WidgetShortcut)
+        edit.activated.connect(self.edit_person)
 
     # -- the list's columns ----------------------------------------------------------------------------------
 
@@ -1351,6 +1371,61 @@ class PeoplePanel(QWidget, AsksFirst):
         return self.ask_first(
             "Undo this change", reason, "Undo anyway", lambda: self.undo_change(audit_id, force=True), warning=True,
             on_declined=lambda: self.detail_pane.history_result.setText("Not undone: the newer value was kept."))
+
+    # -- one person's own fields -----------------------------------------------------------------------------
+
+    def edit_person(self) -> PersonEditDialog | None:
+        """Open the edit form of the person on show (``None`` while nobody is, or they are still being read)."""
+        detail = self.detail_pane.detail
+        if detail is None or not detail.fields or self._person_wanted != (detail.obj, detail.local_id):
+            self.status_message.emit("Pick a person first; F2 edits the one on show.")
+            return None
+        if self.edit_dialog is not None:
+            self.edit_dialog.raise_()
+            return self.edit_dialog
+        dialog = PersonEditDialog(detail, self)
+        dialog.save_requested.connect(lambda values: self.save_edit(dialog, values))
+        dialog.finished.connect(lambda _result: self._edit_closed(dialog))
+        self.edit_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _edit_closed(self, dialog: PersonEditDialog) -> None:
+        if self.edit_dialog is dialog:
+            self.edit_dialog = None
+        dialog.deleteLater()
+
+    def save_edit(self, dialog: PersonEditDialog, values: dict[str, str | None]) -> asyncio.Task[EditReport | None]:
+        """Save an edit on a store thread; a refusal goes back to the form, a success closes it and reads the person
+        and the list again."""
+        return self.tasks.start(self._save_edit(dialog, values), name="save an edit")
+
+    async def _save_edit(self, dialog: PersonEditDialog, values: dict[str, str | None]) -> EditReport | None:
+        detail = dialog.detail
+        try:
+            report = await asyncio.to_thread(self.service.edit, detail.obj, detail.local_id, values)
+        except InvalidRecordError as exc:
+            if isValid(dialog):
+                dialog.refuse_record(exc)
+            return None
+        except Exception as exc:  # gone meanwhile, or the store failed: a sentence in the form, never a crash
+            if isValid(dialog):
+                dialog.refuse(error_sentence("Saving the edit", exc))
+            return None
+        if isValid(dialog):
+            dialog.accept()
+        if not isValid(self):
+            return report  # saved; the panel was closed meanwhile
+        named = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes)
+        text = (f"{detail.email}: saved {named}; the next sync sends "
+                f"{'it' if len(report.changes) == 1 else 'them'} to your CRMs") if report.changes else (
+                f"{detail.email}: nothing to save, the values were already there")
+        self.notice.say(text, "ok")
+        self.status_message.emit(text)
+        self.model.refresh()
+        await self._read_again_if_picked(detail.obj, detail.local_id)
+        self.people_changed.emit()
+        return report
 
     # -- duplicates ------------------------------------------------------------------------------------------
 

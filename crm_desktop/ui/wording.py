@@ -18,7 +18,7 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.sync_service import SyncResult, SyncTrigger
 from crm_desktop.app.text import duration_text as run_length_text
 from crm_desktop.app.text import plural
-from crm_desktop.domain.models import SocialPlatform, SyncDirection, TouchpointType
+from crm_desktop.domain.models import LeadStatus, SocialPlatform, SyncDirection, TouchpointType
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.domain.social import AttributionModel
 
@@ -78,6 +78,15 @@ RUN_DIRECTION_NAMES: dict[str, str] = {
     SyncDirection.PULL: "Pull",
     SyncDirection.PUSH_NEW: "Push new",
     SyncDirection.UNDO: "Undo",
+}
+
+#: A lead's status as the form's list names it.
+LEAD_STATUS_NAMES: dict[str, str] = {
+    LeadStatus.NEW: "New",
+    LeadStatus.CONTACTED: "Contacted",
+    LeadStatus.QUALIFIED: "Qualified",
+    LeadStatus.UNQUALIFIED: "Unqualified",
+    LeadStatus.CONVERTED: "Converted",
 }
 
 RUN_STATUS_NAMES: dict[str, str] = {

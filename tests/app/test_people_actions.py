@@ -15,8 +15,9 @@ import pytest
 from crm_desktop.app.change_undo import ChangeUndoRefused
 from crm_desktop.app.crm_web import CrmLinkUnavailable, record_web_url
 from crm_desktop.app.duplicates import DuplicateReason, MergeError, email_identity
-from crm_desktop.app.people import PeopleService
+from crm_desktop.app.people import NotFoundError, PeopleService
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Provider, SocialPlatform, SocialProfile, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
@@ -278,3 +279,50 @@ def test_a_merge_row_is_not_a_value_to_put_back(desk: Desk) -> None:
         desk.people.undo_change(merged_row.id)
     with pytest.raises(ChangeUndoRefused, match="no recorded change"):
         desk.people.undo_change(10_000)
+
+
+def test_an_edit_by_hand_is_saved_audited_undone_and_pushed_by_the_next_sync(desk: Desk) -> None:
+    desk.push_all()
+    ada = desk.local_id("ada@example.com")
+    detail = desk.people.detail(RecordObject.CONTACT, ada)
+    assert detail.fields == {"firstName": "Ada", "lastName": "Lovelace", "company": None, "phone": "+14155550101"}
+
+    report = desk.people.edit(RecordObject.CONTACT, ada, {
+        "firstName": "Ada", "company": "Analytical Engines", "phone": "+1 415 555 0199"})
+    assert [(c.field, c.old, c.new) for c in report.changes] == [
+        ("company", None, "Analytical Engines"), ("phone", "+14155550101", "+14155550199")], "the phone normalised"
+    assert report.run_id is not None
+    run = desk.workspace.sync.store.get_run(report.run_id)
+    assert (run.status, run.message, run.updated) == (SyncRunStatus.SUCCEEDED, "edit of ada@example.com", 1)
+    history = desk.people.store.audit(RecordObject.CONTACT, ada)
+    assert {(a.field, a.before, a.after, a.source) for a in history[:2]} == {
+        ("company", None, "Analytical Engines", "edit"), ("phone", "+14155550101", "+14155550199", "edit")}
+    assert desk.people.edit(RecordObject.CONTACT, ada, {"company": "Analytical Engines"}).run_id is None, \
+        "an edit that changes nothing records no run"
+
+    push_ada(desk, "hubspot")
+    assert hubspot_company(desk) == "Analytical Engines", "the next sync sent the edit to the CRM"
+    company = next(a for a in history if a.field == "company")
+    desk.people.undo_change(company.id)
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and (stored.company, stored.phone) == (None, "+14155550199")
+
+    cleared = desk.people.edit(RecordObject.CONTACT, ada, {"phone": ""})
+    assert [(c.field, c.new) for c in cleared.changes] == [("phone", None)], "a blank value clears the field"
+
+
+def test_a_refused_edit_names_each_field_and_writes_nothing(desk: Desk) -> None:
+    ada = desk.local_id("ada@example.com")
+    before = desk.workspace.contacts.find("ada@example.com")
+    runs = len(desk.workspace.sync.store.list_runs(limit=100))
+    with pytest.raises(InvalidRecordError) as refused:
+        desk.people.edit(RecordObject.CONTACT, ada, {"company": "Fine Co", "phone": "call me maybe",
+                                                     "firstName": "x" * 300})
+    assert set(refused.value.fields) == {"phone", "firstName"}
+    assert "ada@example.com" in str(refused.value)
+    assert desk.workspace.contacts.find("ada@example.com") == before, "nothing of a refused edit is written"
+    assert len(desk.workspace.sync.store.list_runs(limit=100)) == runs, "and no run is recorded"
+    with pytest.raises(ValueError, match="not a field that can be edited"):
+        desk.people.edit(RecordObject.CONTACT, ada, {"email": "other@example.com"})
+    with pytest.raises(NotFoundError):
+        desk.people.edit(RecordObject.CONTACT, 10_000, {"company": "Gone Co"})

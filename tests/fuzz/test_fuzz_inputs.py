@@ -51,6 +51,6 @@ def test_every_command_survives_hostile_arguments(data_dir: Path, argv: list[str
 
 def test_the_cli_fuzzing_reaches_every_command() -> None:
     paths = {" ".join(path) for path, _ in command_paths()}
-    assert {"contacts import", "contacts list", "sync", "runs undo", "integration add", "mapping set",
+    assert {"contacts import", "contacts list", "contacts set", "sync", "runs undo", "integration add", "mapping set",
             "config set"} <= paths
     assert "serve" not in paths and not any(path.startswith("sandbox") for path in paths)

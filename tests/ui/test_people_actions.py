@@ -1,6 +1,6 @@
 """The People panel's one-person actions, by clicks and keys, against sandbox CRMs over loopback: sync this one
-now, open the record in the CRM, undo one change (and the confirmation when it moved), and the Duplicates view's
-per-field merge. Also renders the detail pane and the Duplicates view to PNG.
+now, open the record in the CRM, undo one change (and the confirmation when it moved), edit the person by hand,
+and the Duplicates view's per-field merge. Also renders the detail pane and the Duplicates view to PNG.
 
 Set ``CRM_DESKTOP_SHOTS=docs/screenshots`` to keep the images (the README shows them).
 """
@@ -16,10 +16,10 @@ import qasync
 from PySide6.QtCore import QObject, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox, QTableView, QTableWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QMessageBox, QTableView, QTableWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.people import PeopleService
+from crm_desktop.app.people import PeopleService, PersonDetail
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile
 from crm_desktop.domain.outcomes import RecordObject
@@ -32,6 +32,7 @@ from crm_desktop.store.models import SyncTrigger
 from crm_desktop.ui.accessibility import name_controls, unnamed_controls
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
+from crm_desktop.ui.person_edit_dialog import PersonEditDialog
 from tests.ui.test_screenshots import distinct_colours, save_shot, shots_dir
 
 __all__ = ["shots_dir"]
@@ -340,3 +341,72 @@ def test_the_detail_pane_renders(qtbot: QtBot, desk: Desk, shots_dir: Path, styl
     click_table_row(pane.history_table, 0)
     image = save_shot(desk.panel, shots_dir / "people-history.png")
     assert distinct_colours(image) > 20
+
+
+def test_edit_a_person_by_hand_refused_then_saved_and_sent_by_the_next_sync(
+    qtbot: QtBot, desk: Desk, shots_dir: Path, styled_app: QApplication
+) -> None:
+    panel = desk.panel
+    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
+    pane = panel.detail_pane
+    assert pane.edit_button.isEnabled()
+    panel.table.setFocus()
+    QTest.keyClick(panel.table, Qt.Key.Key_F2)
+    dialog = panel.edit_dialog
+    assert dialog is not None and dialog.isVisible(), "F2 on the list edits the person on show"
+    assert {key: editor.text() for key, editor in dialog.editors.items()} == {  # type: ignore[union-attr]
+        "firstName": "Ada", "lastName": "Lovelace", "company": "", "phone": "+14155550101"}
+    assert not dialog.save_button.isEnabled(), "nothing changed yet"
+    name_controls(dialog)  # what the app's filter does when the window is shown
+    assert unnamed_controls(dialog) == [], "every control of the form has an accessible name"
+    company, phone = dialog.editors["company"], dialog.editors["phone"]
+    QTest.keyClicks(company, "Analytical Engines")
+    phone.selectAll()  # type: ignore[union-attr]
+    QTest.keyClicks(phone, "call me")
+    assert dialog.save_button.isEnabled()
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error_label.isVisible(), timeout=5000)
+    assert dialog.error_label.text().startswith("Not saved, nothing was changed:\nPhone: "), dialog.error_label.text()
+    assert dialog.isVisible() and phone.hasFocus(), "the refused field takes the keyboard, the form stays open"
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and stored.company is None, "nothing of a refused edit is written"
+    save_shot(dialog, shots_dir / "people-edit.png")
+
+    phone.selectAll()  # type: ignore[union-attr]
+    QTest.keyClicks(phone, "+1 415 555 0199")
+    QTest.keyClick(phone, Qt.Key.Key_Return)  # saves: after the refusal, Return must not reach Cancel
+    qtbot.waitUntil(lambda: panel.edit_dialog is None, timeout=5000)
+    assert panel.notice.text() == ("ada@example.com: saved Company, Phone; the next sync sends them to your CRMs")
+    qtbot.waitUntil(lambda: cells(pane.history_table, 1)[:2] == ["Company", "Phone"]
+                    or cells(pane.history_table, 1)[:2] == ["Phone", "Company"], timeout=5000)
+    assert set(cells(pane.history_table, 2)[:2]) == {"— → Analytical Engines", "+14155550101 → +14155550199"}
+    assert pane.history_table.item(0, 0).toolTip().endswith(" by edit")
+    qtbot.waitUntil(lambda: panel.model.data(panel.model.index(desk.row_of("ada@example.com"), PersonColumn.COMPANY))
+                    == "Analytical Engines", timeout=5000)
+
+    task = panel.tasks.start(desk.workspace.sync.push_now(
+        "hubspot", {RecordObject.CONTACT: [desk.local_id("ada@example.com")]}, SyncTrigger.MANUAL), name="push")
+    qtbot.waitUntil(task.done, timeout=15_000)
+    assert not task.result().failures
+    sent = desk.hubspot._records["contacts"][desk.crm_id("hubspot", "ada@example.com")].properties
+    assert (sent["company"], sent["phone"]) == ("Analytical Engines", "+14155550199")
+
+
+def test_a_leads_form_offers_its_status_as_a_list(qtbot: QtBot) -> None:
+    detail = PersonDetail(RecordObject.LEAD, 7, "dan@example.com", "Dan Ito", "Initech")
+    detail.fields = {"firstName": "Dan", "lastName": "Ito", "company": "Initech", "source": "twitter",
+                     "status": "contacted", "custom.segment": "vip"}
+    dialog = PersonEditDialog(detail)
+    qtbot.addWidget(dialog)
+    status = dialog.editors["status"]
+    assert isinstance(status, QComboBox) and status.currentText() == "Contacted"
+    assert [status.itemText(i) for i in range(status.count())] == [
+        "New", "Contacted", "Qualified", "Unqualified", "Converted"]
+    assert dialog.editors["custom.segment"].accessibleName() == "segment (custom field)"
+    sent: list[dict[str, str | None]] = []
+    dialog.save_requested.connect(sent.append)
+    status.setCurrentIndex(status.findData("qualified"))
+    dialog.editors["company"].clear()  # type: ignore[union-attr]
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert sent == [{"company": None, "status": "qualified"}], "only what changed, a cleared field as blank"
+    assert not dialog.save_button.isEnabled(), "not sent twice while saving"
