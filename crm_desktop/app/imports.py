@@ -186,11 +186,17 @@ class EditReport:
         email: the record's email.
         changes: the fields changed, by import key (``firstName``, ``custom.segment``), old and new.
         run_id: the edit's own run (its audit rows say ``edit``); ``None`` when nothing changed.
+        local_id: the record's local id (known for a record added by hand).
     """
 
     email: str
     changes: tuple[FieldChange, ...]
     run_id: int | None
+    local_id: int | None = None
+
+
+class DuplicateRecordError(ValueError):
+    """A record added by hand has the email of a stored one (the email is every record's key)."""
 
 
 class ImportUndoError(UndoRefused):
@@ -315,7 +321,40 @@ class ImportService:
         finally:
             self.log.finish(run_id, status, audit, updated=1 if audit else 0, failed=0 if audit else 1, total=1)
         logger.info("edited %s %s by hand (%s)", obj.value, saved.id, ", ".join(changed))
-        return EditReport(email, tuple(FieldChange(key, old, new) for key, (old, new) in changed.items()), run_id)
+        return EditReport(email, tuple(FieldChange(key, old, new) for key, (old, new) in changed.items()), run_id,
+                          local_id=saved.id)
+
+    def create(self, obj: RecordObject, email: str, values: dict[str, str | None]) -> EditReport:
+        """Add one contact or lead typed by hand (the People panel's New…): checked as an import row is, recorded
+        as a run whose audit row says it was created (``runs undo`` keeps a record it created, as for an import).
+
+        Raises:
+            InvalidRecordError: naming every refused field (the email included) and the reason (nothing is written).
+            ValueError: when a key is not a field the form offers.
+            DuplicateRecordError: when a record with that email is stored already.
+        """
+        unknown = [key for key in values if key not in EDITABLE_FIELDS[obj] and not key.startswith("custom.")]
+        if unknown:
+            raise ValueError(f"{email}: not a field that can be set here: {', '.join(unknown)}")
+        model = self._model(obj)
+        made = build_record(model, FileRow(0, email.strip(), dict(values)), blank_clears=True)  # type: ignore[type-var]
+        email = made.record.email
+        if self._find_many(obj, [email]).get(email) is not None:
+            raise DuplicateRecordError(f"{email} is already a {obj.value}: pick them in the list and use Edit…")
+        run_id = self.log.start(edit_message(email))
+        status = SyncRunStatus.FAILED
+        audit: list[dict[str, Any]] = []
+        try:
+            (saved,) = self._save_many(obj, [made.record])
+            audit = [{"entity": obj.value, "entity_id": str(saved.id), "field": CREATED_FIELD, "old_value": None,
+                      "new_value": email, "source": "edit"}]
+            status = SyncRunStatus.SUCCEEDED
+        finally:
+            self.log.finish(run_id, status, audit, created=1 if audit else 0, failed=0 if audit else 1, total=1)
+        logger.info("added %s %s by hand", obj.value, saved.id)
+        given = {key: value for key, value in field_values(made.record).items() if value is not None}
+        return EditReport(email, tuple(FieldChange(key, None, value) for key, value in given.items()), run_id,
+                          local_id=saved.id)
 
     def undo(self, run_id: int, *, force: bool = False) -> UndoReport:
         """Set back the local values import run ``run_id`` changed; the undo is an import run of its own.

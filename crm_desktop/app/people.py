@@ -12,7 +12,7 @@ from pathlib import Path
 from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, ChangeUndoService
 from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.duplicates import DuplicateService
-from crm_desktop.app.imports import EditReport, ImportReport, editable_values
+from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values
 from crm_desktop.app.record_files import RowProblem, build_record, read_rows
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
@@ -47,6 +47,7 @@ __all__ = [
     "ChangeUndoReport",
     "CrmLinkLine",
     "CrmLinkUnavailable",
+    "DuplicateRecordError",
     "EditReport",
     "ImportPreview",
     "Keyset",
@@ -245,6 +246,15 @@ class PeopleService:
         if email is None:
             raise NotFoundError(f"no {obj.value} {local_id} in the local store")
         return self._sync.imports.edit(obj, email, values)
+
+    def create(self, obj: RecordObject, email: str, values: dict[str, str | None]) -> EditReport:
+        """Add one contact or lead typed by hand (see :meth:`ImportService.create`).
+
+        Raises:
+            InvalidRecordError: naming every refused field and the reason (nothing is written).
+            DuplicateRecordError: when a record with that email is stored already.
+        """
+        return self._sync.imports.create(obj, email, values)
 
     # -- import --------------------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from shiboken6 import isValid
 from crm_desktop.app.duplicates import MERGED_FIELD, DuplicateReport, MergeError, MergePlan, MergeReport
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.field_mapping import local_field_label
-from crm_desktop.app.imports import EditReport, ImportReport
+from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport
 from crm_desktop.app.people import (
     AuditLine,
     ChangeUndoRefused,
@@ -788,6 +788,7 @@ class PeoplePanel(QWidget, AsksFirst):
         count_label: how many match.
         detail_pane: the selected person.
         import_button: Import a CSV/JSONL file.
+        new_button: New… adds a contact or lead by hand.
         notice: what the last action did.
         preview_dialog: the last import preview opened.
         edit_dialog: the person's edit form, while open.
@@ -869,6 +870,10 @@ class PeoplePanel(QWidget, AsksFirst):
         self.import_button = QPushButton("Import…")
         self.import_button.setAccessibleName("Import a CSV or JSONL file")
         self.import_button.setToolTip("Import contacts or leads from a CSV or JSONL file, with a preview first")
+        self.new_button = QPushButton("New…")
+        self.new_button.setAccessibleName("Add a person")
+        self.new_button.setToolTip("Add a contact (or, on the Leads tab, a lead) by hand (Ctrl+N); the next sync "
+                                   "sends it")
         self.duplicates_button = QPushButton("Duplicates…")
         self.duplicates_button.setAccessibleName("Find duplicate contacts")
         self.duplicates_button.setToolTip("Contacts that look like one person, and those the CRMs reported; merge two")
@@ -876,6 +881,7 @@ class PeoplePanel(QWidget, AsksFirst):
         filters = QHBoxLayout()
         filters.addWidget(self.kind_tabs)
         filters.addWidget(self.filter_edit, 1)
+        filters.addWidget(self.new_button)
         filters.addWidget(self.import_button)
         filters.addWidget(self.duplicates_button)
         more = QHBoxLayout()
@@ -954,6 +960,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.score_max.valueChanged.connect(lambda _: self.apply_filters())
         self.kind_tabs.currentChanged.connect(lambda _: self.apply_filters())
         self.import_button.clicked.connect(self.choose_import_file)
+        self.new_button.clicked.connect(self.new_person)
         self.duplicates_button.clicked.connect(self.open_duplicates)
         self.detail_pane.open_requested.connect(self.open_in_crm)
         self.detail_pane.sync_one_requested.connect(self.sync_one_now)
@@ -973,6 +980,9 @@ class PeoplePanel(QWidget, AsksFirst):
         find = QShortcut(QKeySequence.StandardKey.Find, self)
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         find.activated.connect(self.focus_filter)
+        add = QShortcut(QKeySequence.StandardKey.New, self)
+        add.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        add.activated.connect(self.new_person)
         edit = QShortcut(QKeySequence(Qt.Key.Key_F2), self.table)
         edit.setContext(Qt.ShortcutContext.WidgetShortcut)
         edit.activated.connect(self.edit_person)
@@ -1380,10 +1390,18 @@ class PeoplePanel(QWidget, AsksFirst):
         if detail is None or not detail.fields or self._person_wanted != (detail.obj, detail.local_id):
             self.status_message.emit("Pick a person first; F2 edits the one on show.")
             return None
-        if self.edit_dialog is not None:
+        return self._open_form(PersonEditDialog(detail, self))
+
+    def new_person(self) -> PersonEditDialog:
+        """Open the form of a contact or lead (the tab on show) added by hand."""
+        obj = RecordObject.LEAD if self.kind_tabs.currentIndex() == 1 else RecordObject.CONTACT
+        return self._open_form(PersonEditDialog.for_new(obj, self))
+
+    def _open_form(self, dialog: PersonEditDialog) -> PersonEditDialog:
+        if self.edit_dialog is not None:  # one form at a time
+            dialog.deleteLater()
             self.edit_dialog.raise_()
             return self.edit_dialog
-        dialog = PersonEditDialog(detail, self)
         dialog.save_requested.connect(lambda values: self.save_edit(dialog, values))
         dialog.finished.connect(lambda _result: self._edit_closed(dialog))
         self.edit_dialog = dialog
@@ -1396,17 +1414,25 @@ class PeoplePanel(QWidget, AsksFirst):
         dialog.deleteLater()
 
     def save_edit(self, dialog: PersonEditDialog, values: dict[str, str | None]) -> asyncio.Task[EditReport | None]:
-        """Save an edit on a store thread; a refusal goes back to the form, a success closes it and reads the person
-        and the list again."""
-        return self.tasks.start(self._save_edit(dialog, values), name="save an edit")
+        """Save an edit (or add a person) on a store thread; a refusal goes back to the form, a success closes it and
+        reads the person and the list again (a person added is shown, alone in the list, with their details)."""
+        return self.tasks.start(self._save_edit(dialog, values), name="add a person" if dialog.new else "save an edit")
 
     async def _save_edit(self, dialog: PersonEditDialog, values: dict[str, str | None]) -> EditReport | None:
         detail = dialog.detail
         try:
-            report = await asyncio.to_thread(self.service.edit, detail.obj, detail.local_id, values)
+            if dialog.new:
+                fields = {key: value for key, value in values.items() if key != "email"}
+                report = await asyncio.to_thread(self.service.create, detail.obj, values.get("email") or "", fields)
+            else:
+                report = await asyncio.to_thread(self.service.edit, detail.obj, detail.local_id, values)
         except InvalidRecordError as exc:
             if isValid(dialog):
                 dialog.refuse_record(exc)
+            return None
+        except DuplicateRecordError as exc:
+            if isValid(dialog):
+                dialog.refuse(str(exc), ["email"])
             return None
         except Exception as exc:  # gone meanwhile, or the store failed: a sentence in the form, never a crash
             if isValid(dialog):
@@ -1416,6 +1442,13 @@ class PeoplePanel(QWidget, AsksFirst):
             dialog.accept()
         if not isValid(self):
             return report  # saved; the panel was closed meanwhile
+        if dialog.new:
+            text = f"Added {report.email} as a {detail.obj.value}; the next sync sends them to your CRMs"
+            self.notice.say(text, "ok")
+            self.status_message.emit(text)
+            self.show_filtered(detail.obj, text=report.email)
+            self.people_changed.emit()
+            return report
         named = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes)
         text = (f"{detail.email}: saved {named}; the next sync sends "
                 f"{'it' if len(report.changes) == 1 else 'them'} to your CRMs") if report.changes else (

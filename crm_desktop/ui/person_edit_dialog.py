@@ -1,4 +1,4 @@
-"""People > Edit…: a contact's or lead's own fields edited by hand, checked as an import checks them."""
+"""People > Edit… and New…: a contact's or lead's own fields typed by hand, checked as an import checks them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.field_mapping import local_field_label
+from crm_desktop.app.imports import EDITABLE_FIELDS
 from crm_desktop.app.people import PersonDetail
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import LeadStatus
@@ -34,14 +35,16 @@ PLACEHOLDERS: dict[str, str] = {
 class PersonEditDialog(QDialog):
     """The form of one person's fields, starting from their stored values; Save sends only what changed.
 
-    The email is the record's key in every CRM, so it is shown, not edited. A refusal names each field and why, and
-    keeps the form open with the values typed.
+    The email is the record's key in every CRM, so it is shown, not edited (a person added with :meth:`for_new`
+    types it). A refusal names each field and why, and keeps the form open with the values typed.
 
     Attributes:
-        detail: the person edited.
+        detail: the person edited (for a new one: no email, no id, blank fields).
+        new: the form adds a person (New…) instead of editing one.
         editors: the field key -> its line edit (the lead status: a list).
         error_label: why the last save was refused.
-        save_button: Save (enabled once something changed, disabled while saving).
+        save_button: Save, or Add for a new person (enabled once something changed or an email is typed; disabled
+            while saving).
 
     Signals:
         save_requested(dict): the changed values by field key, a blank one as ``None``.
@@ -49,21 +52,30 @@ class PersonEditDialog(QDialog):
 
     save_requested = Signal(dict)
 
-    def __init__(self, detail: PersonDetail, parent: QWidget | None = None) -> None:
+    def __init__(self, detail: PersonDetail, parent: QWidget | None = None, *, new: bool = False) -> None:
         super().__init__(parent)
         self.detail = detail
+        self.new = new
         self.saving = False
         kind = "lead" if detail.obj is RecordObject.LEAD else "contact"
-        self.setWindowTitle(f"Edit {kind}")
+        self.setWindowTitle(f"New {kind}" if new else f"Edit {kind}")
         self.setMinimumWidth(480)
-        heading = QLabel(detail.name or detail.email)
+        heading = QLabel(f"New {kind}" if new else detail.name or detail.email)
         heading.setObjectName("dialogTitle")
-        email = QLabel(detail.email)
-        email.setAccessibleName("Email")
-        email.setToolTip("The email is the record's key in every CRM, so it is not edited here")
         form = QFormLayout()
-        form.addRow("Email", email)
         self.editors: dict[str, QLineEdit | QComboBox] = {}
+        if new:
+            typed = QLineEdit()
+            typed.setPlaceholderText("name@example.com (required: every CRM finds the person by it)")
+            typed.setAccessibleName("Email")
+            typed.textChanged.connect(self._update_save)
+            self.editors["email"] = typed
+            form.addRow("Email", typed)
+        else:
+            shown = QLabel(detail.email)
+            shown.setAccessibleName("Email")
+            shown.setToolTip("The email is the record's key in every CRM, so it is not edited here")
+            form.addRow("Email", shown)
         for key, value in detail.fields.items():
             label = local_field_label(detail.obj, key)
             editor: QLineEdit | QComboBox
@@ -92,7 +104,7 @@ class PersonEditDialog(QDialog):
         self.error_label.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Cancel).setAutoDefault(False)
-        self.save_button = QPushButton("Save")
+        self.save_button = QPushButton("Add" if new else "Save")
         self.save_button.setDefault(True)
         buttons.addButton(self.save_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.save)
@@ -105,17 +117,26 @@ class PersonEditDialog(QDialog):
         layout.addWidget(buttons)
         self._update_save()
 
+    @classmethod
+    def for_new(cls, obj: RecordObject, parent: QWidget | None = None) -> PersonEditDialog:
+        """The form of a contact or lead added by hand: the email and the fields a person's edit offers, blank."""
+        blank = PersonDetail(obj, 0, "", "", None)
+        blank.fields = dict.fromkeys(EDITABLE_FIELDS[obj])
+        return cls(blank, parent, new=True)
+
     def _value(self, key: str) -> str | None:
         editor = self.editors[key]
         text = str(editor.currentData()) if isinstance(editor, QComboBox) else editor.text().strip()
         return text or None
 
     def changed_values(self) -> dict[str, str | None]:
-        """The fields whose value differs from the stored one, blank ones as ``None``."""
+        """The fields whose value differs from the stored one, blank ones as ``None`` (a new person: the email and
+        every field given)."""
         return {key: self._value(key) for key in self.editors if self._value(key) != self.detail.fields.get(key)}
 
     def _update_save(self) -> None:
-        self.save_button.setEnabled(bool(self.changed_values()) and not self.saving)
+        ready = bool(self._value("email")) if self.new else bool(self.changed_values())
+        self.save_button.setEnabled(ready and not self.saving)
         # Disabling the focused Save moves the keyboard to Cancel, which then takes Return for itself: Return in a
         # field must save, never cancel the marketer's typing.
         self.save_button.setDefault(True)
@@ -123,7 +144,7 @@ class PersonEditDialog(QDialog):
     def save(self) -> None:
         """Ask for the changed values to be saved (the dialog stays open until :meth:`saved` or a refusal)."""
         values = self.changed_values()
-        if not values or self.saving:
+        if not values or self.saving or (self.new and not values.get("email")):
             return
         self.set_saving(True)
         self.save_requested.emit(values)

@@ -15,7 +15,7 @@ import pytest
 from crm_desktop.app.change_undo import ChangeUndoRefused
 from crm_desktop.app.crm_web import CrmLinkUnavailable, record_web_url
 from crm_desktop.app.duplicates import DuplicateReason, MergeError, email_identity
-from crm_desktop.app.people import NotFoundError, PeopleService
+from crm_desktop.app.people import DuplicateRecordError, NotFoundError, PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Provider, SocialPlatform, SocialProfile, SyncDirection
@@ -326,3 +326,33 @@ def test_a_refused_edit_names_each_field_and_writes_nothing(desk: Desk) -> None:
         desk.people.edit(RecordObject.CONTACT, ada, {"email": "other@example.com"})
     with pytest.raises(NotFoundError):
         desk.people.edit(RecordObject.CONTACT, 10_000, {"company": "Gone Co"})
+
+
+def test_a_person_added_by_hand_is_checked_recorded_and_pushed(desk: Desk) -> None:
+    with pytest.raises(InvalidRecordError) as refused:
+        desk.people.create(RecordObject.CONTACT, "not an email", {"company": "X"})
+    assert refused.value.fields == ["email"]
+    with pytest.raises(DuplicateRecordError, match="ada@example.com is already a contact"):
+        desk.people.create(RecordObject.CONTACT, " Ada@Example.com ", {"company": "Other Co"})
+    assert desk.workspace.contacts.find("ada@example.com").company is None  # type: ignore[union-attr]
+
+    report = desk.people.create(RecordObject.CONTACT, "Hedy@Example.com", {
+        "firstName": "Hedy", "lastName": "Lamarr", "phone": "+1 415 555 0111", "custom.segment": "vip"})
+    assert (report.email, report.local_id is not None) == ("hedy@example.com", True)
+    assert [(c.field, c.new) for c in report.changes] == [
+        ("firstName", "Hedy"), ("lastName", "Lamarr"), ("phone", "+14155550111"), ("custom.segment", "vip")]
+    stored = desk.workspace.contacts.find("hedy@example.com")
+    assert stored is not None and stored.custom_fields == {"segment": "vip"}
+    run = desk.workspace.sync.store.get_run(report.run_id or 0)
+    assert (run.created, run.message) == (1, "edit of hedy@example.com")
+    history = desk.people.store.audit(RecordObject.CONTACT, report.local_id or 0)
+    assert [(a.field, a.before, a.after, a.source) for a in history] == [("email", None, "hedy@example.com", "edit")]
+
+    lead = desk.people.create(RecordObject.LEAD, "dan@example.com", {"firstName": "Dan", "status": "qualified"})
+    stored_lead = desk.workspace.leads.find("dan@example.com")
+    assert stored_lead is not None and stored_lead.status == "qualified" and lead.run_id is not None
+
+    result = asyncio.run(desk.workspace.sync.push_now("pipedrive", {RecordObject.CONTACT: [report.local_id or 0]},
+                                                      SyncTrigger.MANUAL))
+    assert not result.failures
+    assert [p.name for p in desk.pipedrive.persons.values()] == ["Hedy Lamarr"]

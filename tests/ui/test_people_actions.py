@@ -410,3 +410,32 @@ def test_a_leads_form_offers_its_status_as_a_list(qtbot: QtBot) -> None:
     QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     assert sent == [{"company": None, "status": "qualified"}], "only what changed, a cleared field as blank"
     assert not dialog.save_button.isEnabled(), "not sent twice while saving"
+
+
+def test_add_a_person_by_hand_from_new(qtbot: QtBot, desk: Desk) -> None:
+    panel = desk.panel
+    panel.table.setFocus()
+    QTest.keyClick(panel.table, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    dialog = panel.edit_dialog
+    assert dialog is not None and dialog.new and dialog.windowTitle() == "New contact"
+    assert list(dialog.editors) == ["email", "firstName", "lastName", "company", "phone"]
+    assert not dialog.save_button.isEnabled() and dialog.save_button.text() == "Add", "an email is needed first"
+    QTest.keyClicks(dialog.editors["email"], "Ada@Example.com")
+    QTest.keyClicks(dialog.editors["company"], "Somewhere Else")
+    QTest.keyClick(dialog.editors["company"], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.error_label.isVisible(), timeout=5000)
+    assert dialog.error_label.text().startswith("ada@example.com is already a contact")
+    assert dialog.editors["email"].hasFocus()
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and stored.company is None, "the stored contact is left alone"
+
+    dialog.editors["email"].selectAll()  # type: ignore[union-attr]
+    QTest.keyClicks(dialog.editors["email"], "hedy@example.com")
+    QTest.keyClicks(dialog.editors["firstName"], "Hedy")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.edit_dialog is None, timeout=5000)
+    assert panel.notice.text() == "Added hedy@example.com as a contact; the next sync sends them to your CRMs"
+    pane = panel.detail_pane
+    qtbot.waitUntil(lambda: pane.detail is not None and pane.detail.email == "hedy@example.com", timeout=5000)
+    assert panel.filter_edit.text() == "hedy@example.com" and panel.model.rowCount() == 1, "shown, alone, picked"
+    assert pane.detail.fields["company"] == "Somewhere Else"  # type: ignore[union-attr]
