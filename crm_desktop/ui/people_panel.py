@@ -1123,8 +1123,8 @@ class PeoplePanel(QWidget, AsksFirst):
         self.show_person(None)
 
     def _count_changed(self, total: int) -> None:
-        kind = "leads" if self.model.query.obj is RecordObject.LEAD else "contacts"
-        self.count_label.setText(f"{total:,} {kind}")
+        kind = "lead" if self.model.query.obj is RecordObject.LEAD else "contact"
+        self.count_label.setText(plural(total, kind))
         if self._select_first and total:
             self.table.selectRow(0)
         self._select_first = False

@@ -66,7 +66,8 @@ class PersonEditDialog(QDialog):
         self.editors: dict[str, QLineEdit | QComboBox] = {}
         if new:
             typed = QLineEdit()
-            typed.setPlaceholderText("name@example.com (required: every CRM finds the person by it)")
+            typed.setPlaceholderText("name@example.com (required)")
+            typed.setToolTip("Every CRM finds the person by their email; it cannot be changed later")
             typed.setAccessibleName("Email")
             typed.textChanged.connect(self._update_save)
             self.editors["email"] = typed
@@ -87,13 +88,14 @@ class PersonEditDialog(QDialog):
                 editor.currentIndexChanged.connect(self._update_save)
             else:
                 editor = QLineEdit(value or "")
-                editor.setPlaceholderText(PLACEHOLDERS.get(key, "empty"))
+                editor.setPlaceholderText(PLACEHOLDERS.get(key, "optional" if new else "empty"))
                 editor.setClearButtonEnabled(True)
                 editor.textChanged.connect(self._update_save)
             editor.setAccessibleName(label)
             self.editors[key] = editor
             form.addRow(label, editor)
-        note = QLabel("Saved here first; the next sync sends the changes to your CRMs. History lists each change, "
+        note = QLabel("Saved here first; the next sync sends the person to your CRMs." if new else
+                      "Saved here first; the next sync sends the changes to your CRMs. History lists each change, "
                       "and “Undo this change” puts one back.")
         note.setObjectName("panelSubtitle")
         note.setWordWrap(True)

@@ -438,4 +438,5 @@ def test_add_a_person_by_hand_from_new(qtbot: QtBot, desk: Desk) -> None:
     pane = panel.detail_pane
     qtbot.waitUntil(lambda: pane.detail is not None and pane.detail.email == "hedy@example.com", timeout=5000)
     assert panel.filter_edit.text() == "hedy@example.com" and panel.model.rowCount() == 1, "shown, alone, picked"
+    assert panel.count_label.text() == "1 contact"
     assert pane.detail.fields["company"] == "Somewhere Else"  # type: ignore[union-attr]
