@@ -301,6 +301,12 @@ class ConflictsPanel(QWidget):
     MAX_COLUMN_WIDTHS = {ConflictColumn.RECORD: 260}
     MAX_VALUE_WIDTH = 170
 
+    #: Where the table is too narrow for every column, these give way, in this order, down to this width (their
+    #: values are in full in the tooltips and in the details below), before the integration's name is cut.
+    GIVE_WAY = (ConflictColumn.BASE_VALUE, ConflictColumn.RECORD, ConflictColumn.CRM_VALUE,
+                ConflictColumn.LOCAL_VALUE)
+    NARROWEST_GIVING_WAY = 110
+
     def _fit_columns(self) -> None:
         # The integration column (the same name on most rows) takes the room the fitted columns leave.
         for column in ConflictColumn:
@@ -308,6 +314,21 @@ class ConflictsPanel(QWidget):
                 self.table.resizeColumnToContents(column)
                 widest = self.MAX_COLUMN_WIDTHS.get(column, self.MAX_VALUE_WIDTH)
                 self.table.setColumnWidth(column, min(self.table.columnWidth(column), widest))
+        # At a laptop's width the fitted columns left it 60 px ("HubSp…"): the values give way first.
+        header = self.table.horizontalHeader()
+        shown = [c for c in ConflictColumn if not self.table.isColumnHidden(c)]
+        name_width = max(self.table.sizeHintForColumn(ConflictColumn.INTEGRATION),
+                         header.sectionSizeHint(ConflictColumn.INTEGRATION))
+        excess = (sum(self.table.columnWidth(c) for c in shown if c is not ConflictColumn.INTEGRATION)
+                  + name_width - self.table.viewport().width())
+        for column in self.GIVE_WAY:
+            if excess <= 0:
+                break
+            if column in shown:
+                width = self.table.columnWidth(column)
+                given = max(0, min(excess, width - self.NARROWEST_GIVING_WAY))
+                self.table.setColumnWidth(column, width - given)
+                excess -= given
 
     def selected_row(self) -> int:
         """The selected row, or -1."""

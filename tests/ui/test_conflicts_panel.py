@@ -174,3 +174,29 @@ def test_a_blank_value_is_shown_as_blank(window: MainWindow, qtbot: QtBot, hubsp
     assert panel.model.rowCount() == 1
     assert panel.model.index(0, ConflictColumn.LOCAL_VALUE).data() == BLANK
     assert panel.model.index(0, ConflictColumn.LOCAL_VALUE).data(Qt.ItemDataRole.ForegroundRole) is not None
+
+
+def test_at_a_laptops_width_the_values_give_way_to_the_integrations_name(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "company", ConflictRule.MANUAL)
+    sync_from_the_monitor(window, qtbot)
+    hubspot.edit_locally(EMAILS[0], company="A rather long local company name Ltd")
+    hubspot.edit_in_crm(EMAILS[0], company="A rather long CRM company name Incorporated")
+    sync_from_the_monitor(window, qtbot)
+    window.resize(760, 600)
+    window.show_panel(CONFLICTS_ROW)
+    panel = window.conflicts_panel
+    table = panel.table
+    qtbot.waitUntil(lambda: table.viewport().width() < 600, timeout=5000)
+    panel._fit_columns()
+    name_width = max(table.sizeHintForColumn(ConflictColumn.INTEGRATION),
+                     table.horizontalHeader().sectionSizeHint(ConflictColumn.INTEGRATION))
+    assert table.columnWidth(ConflictColumn.INTEGRATION) >= 60
+    for column in (ConflictColumn.LOCAL_VALUE, ConflictColumn.CRM_VALUE, ConflictColumn.BASE_VALUE):
+        assert table.columnWidth(column) >= 110, "a value gives way, down to a floor"
+    window.resize(1111, 700)
+    qtbot.waitUntil(lambda: table.viewport().width() > 800, timeout=5000)
+    panel._fit_columns()
+    assert table.columnWidth(ConflictColumn.INTEGRATION) >= name_width, "“hubspot-marketing” whole at 1,111 px"
