@@ -332,7 +332,7 @@ def test_a_person_added_by_hand_is_checked_recorded_and_pushed(desk: Desk) -> No
     with pytest.raises(InvalidRecordError) as refused:
         desk.people.create(RecordObject.CONTACT, "not an email", {"company": "X"})
     assert refused.value.fields == ["email"]
-    with pytest.raises(DuplicateRecordError, match="ada@example.com is already a contact"):
+    with pytest.raises(DuplicateRecordError, match=r"ada@example\.com is already a contact"):
         desk.people.create(RecordObject.CONTACT, " Ada@Example.com ", {"company": "Other Co"})
     assert desk.workspace.contacts.find("ada@example.com").company is None  # type: ignore[union-attr]
 
