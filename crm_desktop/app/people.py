@@ -16,6 +16,7 @@ from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportRepo
 from crm_desktop.app.record_files import RowProblem, build_record, read_rows
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
+from crm_desktop.app.text import inert_cell
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead
 from crm_desktop.domain.outcomes import RecordObject
@@ -318,7 +319,8 @@ def write_report_csv(report: AttributionReport, path: Path) -> int:
         writer.writerow(["model", "breakdown", "name", "touchpoints", "leads", "conversions_credited",
                          *(f"value_credited_{currency}" for currency in currencies)])
         for breakdown, row in lines:
-            writer.writerow([report.model.value, breakdown, row.name or "", row.touchpoints, row.leads,
+            # A campaign's name comes from the events (the local API, a file): a spreadsheet must not run it.
+            writer.writerow([report.model.value, breakdown, inert_cell(row.name), row.touchpoints, row.leads,
                              f"{row.conversions_credited:.4f}",
                              *(f"{row.value_credited.get(currency, 0.0):.2f}" for currency in currencies)])
     return len(lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from crm_desktop.app.settings import SyncPreviewSetting
 from crm_desktop.app.sync_service import SyncService
-from crm_desktop.app.text import plural
+from crm_desktop.app.text import inert_cell, plural
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.errors import ProviderError
@@ -61,8 +61,6 @@ __all__ = [
 
 #: A lock whose heartbeat is older than this belongs to a run that died: the integration is not "syncing".
 STALE_HEARTBEAT = timedelta(minutes=5)
-#: Characters that make a spreadsheet read a cell as a formula (or, for tab and CR, start one in some programs).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def utcnow() -> datetime:
@@ -313,12 +311,6 @@ def metrics_series(hours: Iterable[HourlyFigures], names: dict[int, str], span: 
             quota,
         ))
     return MetricsSeries(span, points, sorted(set(names.values())))
-
-
-def inert_cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 @dataclass(frozen=True)

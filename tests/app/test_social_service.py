@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from crm_desktop.app.people import write_report_csv
 from crm_desktop.app.social import SocialService
 from crm_desktop.domain.models import Lead, SocialPlatform
 from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef, ScoringSettings
@@ -125,6 +127,17 @@ def test_the_report_counts_conversions_without_touchpoints_and_keeps_currencies_
     assert service.attribution_report(AttributionModel.LINEAR, since=datetime(2026, 11, 22, tzinfo=UTC)).to_wire()[
         "byCampaign"
     ] == []
+
+
+def test_the_reports_csv_keeps_a_campaign_named_like_a_formula_inert(service: SocialService, tmp_path: Path) -> None:
+    hostile = "=HYPERLINK(\"http://evil.example\",\"Open\")"
+    service.record_engagement(engagement("share", "2026-11-20T00:00:00Z", hostile, email="pia@example.com"))
+    service.record_engagement(engagement("like", "2026-11-20T01:00:00Z", "-Black Friday", email="pia@example.com"))
+    path = tmp_path / "report.csv"
+    assert write_report_csv(service.attribution_report(AttributionModel.LINEAR), path) == 3
+    with path.open(encoding="utf-8", newline="") as handle:
+        names = {row["name"] for row in csv.DictReader(handle) if row["breakdown"] == "campaign"}
+    assert names == {"'" + hostile, "'-Black Friday"}, "a spreadsheet shows the names, never runs them"
 
 
 def test_a_csv_of_conversations_and_messages_is_read_by_its_columns(service: SocialService, tmp_path: Path) -> None:
