@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,8 +13,8 @@ from pathlib import Path
 from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, ChangeUndoService
 from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.duplicates import DuplicateService
-from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values
-from crm_desktop.app.record_files import RowProblem, build_record, read_rows
+from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values, field_values
+from crm_desktop.app.record_files import PROFILE_PARTS, RowProblem, build_record, column_label, read_rows
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.text import inert_cell
@@ -65,6 +66,22 @@ __all__ = [
     "TouchpointSeries",
     "write_report_csv",
 ]
+
+
+#: People read per page by an export.
+EXPORT_PAGE = 1000
+#: An export's first columns (after the email), always written: the fields an import of that kind reads.
+_EXPORT_FIELDS: dict[RecordObject, tuple[str, ...]] = {
+    RecordObject.CONTACT: ("firstName", "lastName", "company", "phone"),
+    RecordObject.LEAD: ("firstName", "lastName", "company", "source", "status", "platform", "conversationId",
+                        "sentiment", "engagementScore"),
+}
+
+
+def _profile_column_order(key: str) -> tuple[str, int]:
+    """``social.twitter.username`` before ``social.twitter.followers``: by network, then as an import lists them."""
+    _, platform, part = key.split(".", 2)
+    return platform, PROFILE_PARTS.index(part) if part in PROFILE_PARTS else len(PROFILE_PARTS)
 
 
 @dataclass
@@ -292,6 +309,55 @@ class PeopleService:
     def import_file(self, path: Path, obj: RecordObject) -> ImportReport:
         """Save the valid rows of a file (the same import as ``crm-desktop contacts import``)."""
         return self._sync.import_file(path, obj)
+
+    # -- export --------------------------------------------------------------------------------------------
+
+    def export_csv(self, query: PeopleQuery, path: Path, *, page_size: int = EXPORT_PAGE) -> int:
+        """Write everyone ``query`` lists, in its order, to a CSV file in the columns an import reads (email, the
+        record's own fields, ``twitter_username``-style profile columns, custom fields by name), so the file can
+        be edited and imported back. Cells a spreadsheet would run as a formula are kept inert. Returns the
+        number of people written.
+
+        The people are read a keyset page at a time, twice (once for the columns the file needs, once to write),
+        so a large list is never held whole.
+
+        Raises:
+            OSError: when the file cannot be written.
+        """
+        model_fields = _EXPORT_FIELDS[query.obj]
+        found: set[str] = set()
+        for record in self._records_of(query, page_size):
+            found.update(key for key, value in field_values(record).items() if value is not None)
+        # A network's columns together, in the order an import names them; custom fields last, by name.
+        extra = sorted((k for k in found if k.startswith("social.")), key=_profile_column_order) + sorted(
+            k for k in found if k.startswith("custom."))
+        keys = [*model_fields, *extra]
+        written = 0
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["email", *(column_label(key) for key in keys)])
+            for record in self._records_of(query, page_size):
+                values = field_values(record)
+                writer.writerow([inert_cell(record.email), *(inert_cell(values.get(key)) for key in keys)])
+                written += 1
+        return written
+
+    def _records_of(self, query: PeopleQuery, page_size: int) -> Iterator[Contact | Lead]:
+        """The stored records ``query`` lists, in its order, read a page at a time."""
+        after: Keyset | None = None
+        while True:
+            lines = self.store.page(query, after, page_size)
+            emails = [line.email for line in lines]
+            records: dict[str, Contact] | dict[str, Lead] = (
+                self._contacts.find_many(emails) if query.obj is RecordObject.CONTACT else self._leads.find_many(emails)
+            )
+            for line in lines:
+                record = records.get(line.email)
+                if record is not None:  # gone since the page was read
+                    yield record
+            if len(lines) < page_size:
+                return
+            after = (lines[-1].sort_key, lines[-1].id)
 
     # -- attribution ---------------------------------------------------------------------------------------
 

@@ -257,14 +257,18 @@ def text_encoding(path: Path) -> str:
 
 
 def _sniffed_dialect(path: Path, encoding: str) -> type[csv.Dialect] | str:
+    """The file's delimiter, guessed from its start; quotes as every spreadsheet writes them (RFC 4180: a double
+    quote, doubled inside a quoted cell). The sniffer's guess of the quoting is not taken: on a quoted cell holding
+    doubled quotes it guessed no doubling, and the value was read with a stray quote in it."""
     with path.open(newline="", encoding=encoding) as handle:
         sample = handle.read(_SNIFF_BYTES)
     if "\n" in sample and len(sample) == _SNIFF_BYTES:
         sample = sample[: sample.rindex("\n")]  # a cut line would mislead the guess
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         return "excel"  # one column, or too little text to tell: commas
+    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter})
 
 
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -5,6 +5,7 @@ address, and undo of a single recorded change (refused when the value moved, pus
 from __future__ import annotations
 
 import asyncio
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from crm_desktop.app.change_undo import ChangeUndoRefused
 from crm_desktop.app.crm_web import CrmLinkUnavailable, record_web_url
 from crm_desktop.app.duplicates import DuplicateReason, MergeError, email_identity
-from crm_desktop.app.people import DuplicateRecordError, NotFoundError, PeopleService
+from crm_desktop.app.people import DuplicateRecordError, NotFoundError, PeopleQuery, PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Provider, SocialPlatform, SocialProfile, SyncDirection
@@ -356,3 +357,34 @@ def test_a_person_added_by_hand_is_checked_recorded_and_pushed(desk: Desk) -> No
                                                       SyncTrigger.MANUAL))
     assert not result.failures
     assert [p.name for p in desk.pipedrive.persons.values()] == ["Hedy Lamarr"]
+
+
+def test_an_export_writes_the_listed_people_in_columns_an_import_reads_back(desk: Desk, tmp_path: Path) -> None:
+    ada = desk.local_id("ada@example.com")
+    desk.people.edit(RecordObject.CONTACT, ada, {"custom.segment": "=HYPERLINK(\"http://evil.example\")"})
+    path = tmp_path / "people.csv"
+    written = desk.people.export_csv(PeopleQuery(obj=RecordObject.CONTACT, text="ada"), path, page_size=1)
+    assert written == 2, "only the people the filter lists, read a page at a time"
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == [
+        "email", "firstName", "lastName", "company", "phone", "instagram_username", "instagram_followers",
+        "instagram_engagement", "twitter_username", "twitter_followers", "twitter_engagement", "segment",
+    ], "the columns the people have, a network's together (no profile has a URL: no URL column)"
+    assert [row["email"] for row in rows] == ["ada+news@example.com", "ada@example.com"], "in the list's order"
+    assert rows[1]["phone"] == "+14155550101", "a phone number is written as it is"
+    assert rows[1]["twitter_username"] == "ada"
+    assert rows[1]["segment"] == "'=HYPERLINK(\"http://evil.example\")", "a formula is kept inert"
+
+    # Edited in a spreadsheet and imported back: only what was changed changes.
+    rows[0]["company"] = "Analytical Engines plc"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = desk.workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert (report.updated, report.problems) == (2, [])
+    changed = {r.email: [(c.field, c.new) for c in r.changes] for r in report.records}
+    assert changed["ada+news@example.com"] == [("company", "Analytical Engines plc")]
+    assert changed["ada@example.com"] == [("segment", "'=HYPERLINK(\"http://evil.example\")")], (
+        "the apostrophe that kept a formula inert is part of the value read back")

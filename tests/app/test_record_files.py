@@ -60,6 +60,18 @@ def test_a_tab_file_is_read(tmp_path: Path) -> None:
     assert ann.company == "Acme; Ltd"
 
 
+def test_doubled_quotes_in_a_quoted_cell_read_as_one_quote(tmp_path: Path) -> None:
+    # What a spreadsheet (and Python's csv) writes for a cell holding quotes. On this file the sniffer guessed
+    # "no doubling" and the value came back with a stray quote: only its guess of the delimiter is taken.
+    path = write(tmp_path, "c.csv", 'email,segment\r\nann@example.com,"\'=HYPERLINK(""http://evil.example"")"\r\n'
+                 "bob@example.com,\r\n")
+    records = {c.email: c for _, c in read_records(path, Contact).records}
+    assert records["ann@example.com"].custom_fields == {"segment": "\'=HYPERLINK(\"http://evil.example\")"}
+    semicolons = write(tmp_path, "s.csv", 'email;company\nann@example.com;"Say ""hi""; Inc"\nbob@example.com;x\n')
+    [(_, ann), _] = read_records(semicolons, Contact).records
+    assert ann.company == 'Say "hi"; Inc'
+
+
 def test_no_email_column_names_the_headers_seen(tmp_path: Path) -> None:
     path = write(tmp_path, "c.csv", "mail;name\nann@example.com;Ann\n")
     with pytest.raises(ValueError, match=r"no email column.*headers seen are: 'mail', 'name'"):
