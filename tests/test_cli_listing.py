@@ -120,3 +120,17 @@ def test_set_refuses_bad_values_fields_and_people(data_dir: Path, capsys: pytest
     assert code == ExitCode.USAGE and "expected FIELD=VALUE" in err
     code, _, err = run(data_dir, ["contacts", "set", "nobody@example.com", "company=X"], capsys)
     assert code == ExitCode.USAGE and "no contact with email nobody@example.com" in err
+
+
+def test_csv_writes_everyone_the_filters_match_for_an_import(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "acme.csv"
+    code, report = run_json(data_dir, ["contacts", "list", "--filter", "acme", "--limit", "1", "--csv", str(path)],
+                            capsys)
+    assert (code, report["exported"]) == (ExitCode.OK, 2), "--limit does not cut an export"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("email,firstName,lastName,company,phone,twitter_username,twitter_followers")
+    assert [line.split(",")[0] for line in lines[1:]] == ["ann@example.com", "cat@example.com"]
+    code, _, err = run(data_dir, ["contacts", "list", "--csv", str(tmp_path / "nowhere" / "x.csv")], capsys)
+    assert code == ExitCode.USAGE and "cannot be written" in err

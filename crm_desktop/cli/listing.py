@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
@@ -61,6 +62,14 @@ def _list(args: argparse.Namespace, obj: RecordObject) -> int:
     with closing(open_workspace(args)) as workspace:
         people = PeopleService(workspace.database, workspace.social, workspace.sync)
         query = _query(args, obj, workspace)
+        if args.csv is not None:
+            try:
+                written = people.export_csv(query, args.csv)
+            except OSError as exc:
+                raise CommandError(f"{args.csv}: cannot be written: {exc.strerror or exc}") from None
+            noun = obj.value if written == 1 else f"{obj.value}s"
+            emit(args, {"exported": written, "file": str(args.csv)}, f"{written:,} {noun} written to {args.csv}")
+            return ExitCode.OK
         total = people.count(query)
         lines = people.page(query, None, args.limit)
     shown = len(lines)
@@ -103,3 +112,6 @@ def add_list_command(group_commands: Any, noun: str) -> None:
         listing.add_argument("--sort", type=str.lower, choices=[c.value for c in PeopleColumn],
                              default=PeopleColumn.EMAIL.value, help="the column to sort by (default: email)")
         listing.add_argument("--descending", action="store_true", help="reverse the order")
+        listing.add_argument("--csv", type=Path, metavar="FILE",
+                             help="write everyone the filters match (no --limit) to FILE in the columns "
+                             f"`{noun} import` reads, instead of listing them")

@@ -69,6 +69,7 @@ from crm_desktop.ui.widgets import (
     Notice,
     PanelHeading,
     RowKeys,
+    ask_where_to_save,
     column_width_for,
     fill_table,
     fit_columns_to_view,
@@ -789,6 +790,7 @@ class PeoplePanel(QWidget, AsksFirst):
         detail_pane: the selected person.
         import_button: Import a CSV/JSONL file.
         new_button: New… adds a contact or lead by hand.
+        export_button: Export… the people listed to CSV.
         notice: what the last action did.
         preview_dialog: the last import preview opened.
         edit_dialog: the person's edit form, while open.
@@ -923,6 +925,10 @@ class PeoplePanel(QWidget, AsksFirst):
         header.sectionResized.connect(self._column_resized)
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setAccessibleName("Export the people listed to CSV")
+        self.export_button.setToolTip("Save everyone the list shows, filtered and sorted as it is, to a CSV file "
+                                      "that Import… reads back")
         self.detail_pane = PersonDetailPane()
         self.notice = Notice()
 
@@ -930,7 +936,10 @@ class PeoplePanel(QWidget, AsksFirst):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.table, 1)
-        left_layout.addWidget(self.count_label)
+        under_list = QHBoxLayout()
+        under_list.addWidget(self.count_label, 1)
+        under_list.addWidget(self.export_button)
+        left_layout.addLayout(under_list)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.detail_pane)
@@ -961,6 +970,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.kind_tabs.currentChanged.connect(lambda _: self.apply_filters())
         self.import_button.clicked.connect(self.choose_import_file)
         self.new_button.clicked.connect(self.new_person)
+        self.export_button.clicked.connect(self.choose_export_file)
         self.duplicates_button.clicked.connect(self.open_duplicates)
         self.detail_pane.open_requested.connect(self.open_in_crm)
         self.detail_pane.sync_one_requested.connect(self.sync_one_now)
@@ -1381,6 +1391,41 @@ class PeoplePanel(QWidget, AsksFirst):
         return self.ask_first(
             "Undo this change", reason, "Undo anyway", lambda: self.undo_change(audit_id, force=True), warning=True,
             on_declined=lambda: self.detail_pane.history_result.setText("Not undone: the newer value was kept."))
+
+    # -- export ----------------------------------------------------------------------------------------------
+
+    def choose_export_file(self) -> QFileDialog:
+        """Ask where to save the people listed (window-modal; returns at once)."""
+        query = self.current_query()
+        name = "leads.csv" if query.obj is RecordObject.LEAD else "contacts.csv"
+        return ask_where_to_save(self, "file_dialog", "Export the people listed", name, "CSV files (*.csv)",
+                                 lambda path: self.export_csv(path, query))
+
+    def export_csv(self, path: Path, query: PeopleQuery | None = None) -> asyncio.Task[int | None]:
+        """Write the people ``query`` (the list's, by default) lists to ``path`` on a store thread (Export…
+        disabled meanwhile) and say how many."""
+        query = query or self.current_query()
+        self.export_button.setEnabled(False)
+        self.notice.say(f"Exporting to {path.name}…", "info")
+        return self.tasks.start(self._export_csv(path, query), name="export people")
+
+    async def _export_csv(self, path: Path, query: PeopleQuery) -> int | None:
+        try:
+            written = await asyncio.to_thread(self.service.export_csv, query, path)
+        except (OSError, StoreError) as exc:
+            if isValid(self):
+                self.export_button.setEnabled(True)
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                self.notice.say(f"The people could not be saved to {path}: {reason}", "error")
+            return None
+        if not isValid(self):
+            return written
+        self.export_button.setEnabled(True)
+        kind = "lead" if query.obj is RecordObject.LEAD else "contact"
+        text = f"Exported {plural(written, kind)} to {path}"
+        self.notice.say(text, "ok")
+        self.status_message.emit(text)
+        return written
 
     # -- one person's own fields -----------------------------------------------------------------------------
 

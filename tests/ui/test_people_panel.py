@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import threading
 from itertools import pairwise
@@ -104,6 +105,31 @@ def test_typing_filters_by_name_email_or_company(qtbot: QtBot, panel: PeoplePane
     QTest.keyClicks(panel.filter_edit, "grace")
     qtbot.waitUntil(lambda: panel.model.total == 3, timeout=2000)
     assert all(email.startswith("grace.") for email in emails(panel))
+
+
+def test_export_saves_the_people_the_list_shows_as_it_sorts_them(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path
+) -> None:
+    QTest.keyClicks(panel.filter_edit, "babbage")
+    qtbot.waitUntil(lambda: panel.model.total == 6, timeout=2000)
+    panel.table.sortByColumn(PersonColumn.EMAIL, Qt.SortOrder.DescendingOrder)
+    qtbot.waitUntil(lambda: not panel.model.busy, timeout=2000)
+    path = tmp_path / "babbage.csv"
+    dialog = panel.choose_export_file()
+    assert dialog.defaultSuffix() == "csv" and dialog.windowTitle() == "Export the people listed"
+    dialog.selectFile(str(path))
+    dialog.accept()
+    qtbot.waitUntil(lambda: "Exported" in panel.notice.text(), timeout=5000)
+    assert panel.notice.text() == f"Exported 6 contacts to {path}"
+    assert panel.export_button.isEnabled()
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["email"] for row in rows] == emails(panel), "the list's people, in the list's order"
+    assert all("babbage" in (row["company"] + row["email"] + row["firstName"] + row["lastName"]).lower()
+               for row in rows)
+    assert panel.export_csv(tmp_path / "missing" / "x.csv") is not None
+    qtbot.waitUntil(lambda: panel.notice.tone == "error", timeout=5000)
+    assert "could not be saved" in panel.notice.text() and panel.export_button.isEnabled()
 
 
 def test_the_leads_tab_and_the_platform_and_score_filters(qtbot: QtBot, panel: PeoplePanel) -> None:
