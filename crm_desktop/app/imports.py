@@ -173,6 +173,13 @@ def editable_values(obj: RecordObject, record: Contact | Lead) -> dict[str, str 
             if key in EDITABLE_FIELDS[obj] or key.startswith("custom.")}
 
 
+def _check_editable(obj: RecordObject, email: str, values: dict[str, str | None]) -> None:
+    """Refuse a key the edit form does not offer (the email above all: it is the record's key)."""
+    unknown = [key for key in values if key not in EDITABLE_FIELDS[obj] and not key.startswith("custom.")]
+    if unknown:
+        raise ValueError(f"{email}: not a field that can be edited here: {', '.join(unknown)}")
+
+
 def edit_message(email: str) -> str:
     """The message of the run that records an edit of ``email`` made by hand."""
     return f"edit of {email}"
@@ -298,10 +305,7 @@ class ImportService:
             NotFoundError: when the record is not stored.
             ValueError: when a key is not a field that can be edited here (the email is the record's key).
         """
-        editable = EDITABLE_FIELDS[obj]
-        unknown = [key for key in values if key not in editable and not key.startswith("custom.")]
-        if unknown:
-            raise ValueError(f"{email}: not a field that can be edited here: {', '.join(unknown)}")
+        _check_editable(obj, email, values)
         before = self._find_many(obj, [email]).get(email)
         if before is None:
             raise NotFoundError(f"{email}: no such {obj.value} in the local store")
@@ -310,19 +314,10 @@ class ImportService:
         changed = _changes(field_values(before), field_values(made.record))
         if not changed:
             return EditReport(email, (), None)
-        run_id = self.log.start(edit_message(email))
-        status = SyncRunStatus.FAILED
-        audit: list[dict[str, Any]] = []
-        try:
-            (saved,) = self._save_many(obj, [made.record])
-            audit = [{"entity": obj.value, "entity_id": str(saved.id), "field": key, "old_value": old,
-                      "new_value": new, "source": "edit"} for key, (old, new) in changed.items()]
-            status = SyncRunStatus.SUCCEEDED
-        finally:
-            self.log.finish(run_id, status, audit, updated=1 if audit else 0, failed=0 if audit else 1, total=1)
-        logger.info("edited %s %s by hand (%s)", obj.value, saved.id, ", ".join(changed))
+        local_id, run_id = self._save_by_hand(obj, made.record, changed, created=False)
+        logger.info("edited %s %s by hand (%s)", obj.value, local_id, ", ".join(changed))
         return EditReport(email, tuple(FieldChange(key, old, new) for key, (old, new) in changed.items()), run_id,
-                          local_id=saved.id)
+                          local_id=local_id)
 
     def create(self, obj: RecordObject, email: str, values: dict[str, str | None]) -> EditReport:
         """Add one contact or lead typed by hand (the People panel's New…): checked as an import row is, recorded
@@ -333,28 +328,35 @@ class ImportService:
             ValueError: when a key is not a field the form offers.
             DuplicateRecordError: when a record with that email is stored already.
         """
-        unknown = [key for key in values if key not in EDITABLE_FIELDS[obj] and not key.startswith("custom.")]
-        if unknown:
-            raise ValueError(f"{email}: not a field that can be set here: {', '.join(unknown)}")
+        _check_editable(obj, email, values)
         model = self._model(obj)
         made = build_record(model, FileRow(0, email.strip(), dict(values)), blank_clears=True)  # type: ignore[type-var]
         email = made.record.email
         if self._find_many(obj, [email]).get(email) is not None:
             raise DuplicateRecordError(f"{email} is already a {obj.value}: pick them in the list and use Edit…")
-        run_id = self.log.start(edit_message(email))
+        # As for an import, a record created has one audit row, saying so (an undo keeps it).
+        local_id, run_id = self._save_by_hand(obj, made.record, {CREATED_FIELD: (None, email)}, created=True)
+        logger.info("added %s %s by hand", obj.value, local_id)
+        given = {key: value for key, value in field_values(made.record).items() if value is not None}
+        return EditReport(email, tuple(FieldChange(key, None, value) for key, value in given.items()), run_id,
+                          local_id=local_id)
+
+    def _save_by_hand(self, obj: RecordObject, record: Contact | Lead,
+                      audited: dict[str, tuple[str | None, str | None]], *, created: bool) -> tuple[int, int]:
+        """Save one record typed by hand as a run of its own, its audit rows saying ``edit``; its id and the run's."""
+        run_id = self.log.start(edit_message(record.email))
         status = SyncRunStatus.FAILED
         audit: list[dict[str, Any]] = []
         try:
-            (saved,) = self._save_many(obj, [made.record])
-            audit = [{"entity": obj.value, "entity_id": str(saved.id), "field": CREATED_FIELD, "old_value": None,
-                      "new_value": email, "source": "edit"}]
+            (saved,) = self._save_many(obj, [record])
+            audit = [{"entity": obj.value, "entity_id": str(saved.id), "field": key, "old_value": old,
+                      "new_value": new, "source": "edit"} for key, (old, new) in audited.items()]
             status = SyncRunStatus.SUCCEEDED
         finally:
-            self.log.finish(run_id, status, audit, created=1 if audit else 0, failed=0 if audit else 1, total=1)
-        logger.info("added %s %s by hand", obj.value, saved.id)
-        given = {key: value for key, value in field_values(made.record).items() if value is not None}
-        return EditReport(email, tuple(FieldChange(key, None, value) for key, value in given.items()), run_id,
-                          local_id=saved.id)
+            done = 1 if audit else 0
+            self.log.finish(run_id, status, audit, **{"created" if created else "updated": done},
+                            failed=1 - done, total=1)
+        return saved.id, run_id
 
     def undo(self, run_id: int, *, force: bool = False) -> UndoReport:
         """Set back the local values import run ``run_id`` changed; the undo is an import run of its own.
