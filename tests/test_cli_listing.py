@@ -129,7 +129,7 @@ def test_csv_writes_everyone_the_filters_match_for_an_import(
     code, report = run_json(data_dir, ["contacts", "list", "--filter", "acme", "--limit", "1", "--csv", str(path)],
                             capsys)
     assert (code, report["exported"]) == (ExitCode.OK, 2), "--limit does not cut an export"
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0].startswith("email,firstName,lastName,company,phone,twitter_username,twitter_followers")
     assert [line.split(",")[0] for line in lines[1:]] == ["ann@example.com", "cat@example.com"]
     code, _, err = run(data_dir, ["contacts", "list", "--csv", str(tmp_path / "nowhere" / "x.csv")], capsys)

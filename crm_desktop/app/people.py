@@ -3,7 +3,6 @@ import preview, and the attribution report with its touchpoints-per-day series."
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,12 +11,12 @@ from pathlib import Path
 
 from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, ChangeUndoService
 from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
+from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values, field_values
 from crm_desktop.app.record_files import PROFILE_PARTS, RowProblem, build_record, column_label, read_rows
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
-from crm_desktop.app.text import inert_cell
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead
 from crm_desktop.domain.outcomes import RecordObject
@@ -333,8 +332,7 @@ class PeopleService:
             k for k in found if k.startswith("custom."))
         keys = [*model_fields, *extra]
         written = 0
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+        with spreadsheet_csv(path) as writer:
             writer.writerow(["email", *(column_label(key) for key in keys)])
             for record in self._records_of(query, page_size):
                 values = field_values(record)
@@ -380,8 +378,7 @@ def write_report_csv(report: AttributionReport, path: Path) -> int:
     """
     lines = [("campaign", row) for row in report.by_campaign] + [("platform", row) for row in report.by_platform]
     currencies = sorted({currency for _, row in lines for currency in row.value_credited} | set(report.value))
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+    with spreadsheet_csv(path) as writer:
         writer.writerow(["model", "breakdown", "name", "touchpoints", "leads", "conversions_credited",
                          *(f"value_credited_{currency}" for currency in currencies)])
         for breakdown, row in lines:

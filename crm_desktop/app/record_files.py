@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from crm_desktop.app.csv_export import cell_value
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, SocialPlatform, normalise_email
 
@@ -319,7 +320,7 @@ def _csv_records(
         values: dict[str, Any] = {}
         for column, cell in zip(keys, cells, strict=False):
             if column is not None:
-                values[column] = cell.strip() or None
+                values[column] = cell_value(cell.strip()) or None
         for column in keys[len(cells):]:
             if column is not None:
                 values[column] = None

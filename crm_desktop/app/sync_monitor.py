@@ -7,7 +7,6 @@ health and charts are read from the store, never from live signals only.
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -16,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.settings import SyncPreviewSetting
 from crm_desktop.app.sync_service import SyncService
-from crm_desktop.app.text import inert_cell, plural
+from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.errors import ProviderError
@@ -415,9 +415,7 @@ class SyncMonitorService:
         """
         self.sync.store.get_run(run_id)  # NotFoundError for an unknown run, before a file is made
         count = 0
-        temporary = path.with_name(path.name + ".part")
-        with temporary.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
+        with spreadsheet_csv(path) as writer:
             writer.writerow(["run", "object", "record", "crm_id", "error_category", "message", "at"])
             for record in self.store.failed_records(run_id):
                 writer.writerow([inert_cell(v) for v in (
@@ -426,7 +424,6 @@ class SyncMonitorService:
                     record.at.astimezone(UTC).isoformat(timespec="seconds"),
                 )])
                 count += 1
-        temporary.replace(path)  # nothing half-written under the chosen name
         return count
 
     # -- retry ---------------------------------------------------------------------------------

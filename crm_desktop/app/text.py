@@ -1,8 +1,6 @@
-"""How counts, durations and exported cells read to a marketer, the same in the app and on the command line."""
+"""How counts and durations read to a marketer, the same in the app and on the command line."""
 
 from __future__ import annotations
-
-import re
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -24,22 +22,3 @@ def duration_text(seconds: float) -> str:
         return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-#: Characters that make a spreadsheet read a cell as a formula (or, for tab and CR, start one in some programs).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-#: A signed number or phone number (``+14155550101``, ``-3.5``, ``+1 (415) 555-0101``): it starts like a formula
-#: but can call nothing, and an apostrophe before it would come back in the number when the file is imported.
-_PLAIN_NUMBER = re.compile(r"[+-][0-9 ().-]*")
-
-
-def inert_cell(value: object) -> str:
-    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe (every
-    export of text that came from outside, a CRM's error or a campaign named in an event, goes through it); a
-    signed number or a phone number is left as it is."""
-    text = "" if value is None else str(value)
-    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
-        return "'" + text
-    return text

@@ -66,7 +66,8 @@ def test_doubled_quotes_in_a_quoted_cell_read_as_one_quote(tmp_path: Path) -> No
     path = write(tmp_path, "c.csv", 'email,segment\r\nann@example.com,"\'=HYPERLINK(""http://evil.example"")"\r\n'
                  "bob@example.com,\r\n")
     records = {c.email: c for _, c in read_records(path, Contact).records}
-    assert records["ann@example.com"].custom_fields == {"segment": "\'=HYPERLINK(\"http://evil.example\")"}
+    # The apostrophe that kept the formula inert in a spreadsheet is not part of the value.
+    assert records["ann@example.com"].custom_fields == {"segment": "=HYPERLINK(\"http://evil.example\")"}
     semicolons = write(tmp_path, "s.csv", 'email;company\nann@example.com;"Say ""hi""; Inc"\nbob@example.com;x\n')
     [(_, ann), _] = read_records(semicolons, Contact).records
     assert ann.company == 'Say "hi"; Inc'

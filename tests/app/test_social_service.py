@@ -135,7 +135,7 @@ def test_the_reports_csv_keeps_a_campaign_named_like_a_formula_inert(service: So
     service.record_engagement(engagement("like", "2026-11-20T01:00:00Z", "-Black Friday", email="pia@example.com"))
     path = tmp_path / "report.csv"
     assert write_report_csv(service.attribution_report(AttributionModel.LINEAR), path) == 3
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         names = {row["name"] for row in csv.DictReader(handle) if row["breakdown"] == "campaign"}
     assert names == {"'" + hostile, "'-Black Friday"}, "a spreadsheet shows the names, never runs them"
 

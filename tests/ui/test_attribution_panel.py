@@ -155,7 +155,7 @@ def test_export_writes_the_report_as_csv(qtbot: QtBot, panel: AttributionPanel, 
     dialog.selectFile(str(path))
     dialog.accept()
     qtbot.waitUntil(path.exists, timeout=2000)
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert panel.report is not None
     assert len(rows) == len(panel.report.by_campaign) + len(panel.report.by_platform)

@@ -122,7 +122,7 @@ def test_export_saves_the_people_the_list_shows_as_it_sorts_them(
     qtbot.waitUntil(lambda: "Exported" in panel.notice.text(), timeout=5000)
     assert panel.notice.text() == f"Exported 6 contacts to {path}"
     assert panel.export_button.isEnabled()
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["email"] for row in rows] == emails(panel), "the list's people, in the list's order"
     assert all("babbage" in (row["company"] + row["email"] + row["firstName"] + row["lastName"]).lower()

@@ -1,0 +1,50 @@
+"""CSV files for spreadsheets: cells that cannot run as formulas, UTF-8 with a BOM, nothing half-written."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: Characters that make a spreadsheet read a cell as a formula (or, for tab and CR, start one in some programs).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+#: A signed number or phone number (``+14155550101``, ``-3.5``, ``+1 (415) 555-0101``): it starts like a formula
+#: but can call nothing, and an apostrophe before it would come back in the number when the file is imported.
+_PLAIN_NUMBER = re.compile(r"[+-][0-9 ().-]*")
+
+
+def inert_cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe (every
+    export of text that came from outside, a CRM's error or a campaign named in an event, goes through it); a
+    signed number or a phone number is left as it is."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def cell_value(cell: str) -> str:
+    """What a CSV cell holds: the apostrophe that keeps a formula inert (ours, or a spreadsheet's text marker, which
+    is no part of the value there either) is dropped, so an export imports back unchanged."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
+@contextmanager
+def spreadsheet_csv(path: Path) -> Iterator[Any]:
+    """A ``csv.writer`` onto ``path``: UTF-8 with a BOM (Excel reads accents right only then; imports skip it),
+    written beside it first and put in its place only when the ``with`` block ends without an error, so a failed
+    export leaves no half file under the chosen name."""
+    temporary = path.with_name(path.name + ".part")
+    try:
+        with temporary.open("w", encoding="utf-8-sig", newline="") as handle:
+            yield csv.writer(handle)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)

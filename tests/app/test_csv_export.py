@@ -1,0 +1,40 @@
+"""CSV files for spreadsheets: formulas kept inert, a BOM for Excel, and no half file after a failed export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.app.csv_export import cell_value, inert_cell, spreadsheet_csv
+
+
+def test_a_written_file_starts_with_a_bom_and_replaces_the_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("old", encoding="utf-8")
+    with spreadsheet_csv(path) as writer:
+        writer.writerow(["email", "lastName"])
+        writer.writerow(["wei@example.com", "Lefèvre"])
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfemail,lastName\r\n")
+    assert path.read_text(encoding="utf-8-sig").splitlines()[1] == "wei@example.com,Lefèvre"
+    assert [p.name for p in tmp_path.iterdir()] == ["people.csv"]
+
+
+def test_a_failed_export_leaves_the_old_file_and_no_part_file(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError), spreadsheet_csv(path) as writer:
+        writer.writerow(["email"])
+        raise RuntimeError("the store went away")
+    assert path.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["people.csv"]
+
+
+def test_inert_cells_and_plain_numbers() -> None:
+    assert inert_cell("=SUM(A1)") == "'=SUM(A1)"
+    assert inert_cell("+1 (415) 555-0101") == "+1 (415) 555-0101"
+
+
+def test_a_cells_inert_apostrophe_is_dropped_when_read_back() -> None:
+    assert [cell_value(inert_cell(v)) for v in ("=SUM(A1)", "@x", "-2+3+cmd|x", "'quoted'", "+1415")] == [
+        "=SUM(A1)", "@x", "-2+3+cmd|x", "'quoted'", "+1415"]
