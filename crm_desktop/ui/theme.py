@@ -52,7 +52,8 @@ DARK_COLOURS = {
     "#dbeafe": "#1e3a8a",
     "#1e3a8a": "#dbeafe",
     "#bfdbfe": "#1d4ed8",
-    "#93c5fd": "#1e40af",
+    "#93c5fd": "#1e293b",  # a disabled main button: slate, not a dimmer accent that reads as enabled
+    "#eff6ff": "#64748b",
     "#2563eb": "#2563eb",
     "#1d4ed8": "#3b82f6",
     "#fef2f2": "#3b1219",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QLineEdit
+from PySide6.QtWidgets import QApplication, QLineEdit, QPushButton
 from pytestqt.qtbot import QtBot
 
 import crm_desktop.resources_path as resources_path
@@ -145,3 +145,23 @@ def test_a_theme_picked_in_settings_overrides_the_desktop(
     desktop_switches_to(Qt.ColorScheme.Light)
     assert dressed_in(app, Theme.LIGHT)
     window.desk.quit()
+
+
+@pytest.mark.parametrize("theme", list(Theme))
+def test_a_disabled_main_button_looks_disabled(qtbot: QtBot, light_again: QApplication, theme: Theme) -> None:
+    # In the dark theme the disabled accent was a dimmer blue with white text: it read as a button to press.
+    apply_theme(light_again, theme)
+    shades = []
+    for enabled in (True, False):
+        button = QPushButton("Save")
+        qtbot.addWidget(button)
+        button.setProperty("primary", True)
+        button.setEnabled(enabled)
+        button.resize(120, 32)
+        button.show()
+        qtbot.waitExposed(button)
+        shades.append(button.grab().toImage().pixelColor(6, 16))
+    enabled_shade, disabled_shade = shades
+    assert enabled_shade.saturation() > 150, "the main button wears the accent"
+    distance = sum(abs(a - b) for a, b in zip(enabled_shade.getRgb()[:3], disabled_shade.getRgb()[:3], strict=True))
+    assert distance > 120, f"disabled {disabled_shade.name()} is too close to enabled {enabled_shade.name()}"
