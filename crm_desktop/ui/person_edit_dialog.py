@@ -144,7 +144,8 @@ class PersonEditDialog(QDialog):
         self.save_button.setDefault(True)
 
     def save(self) -> None:
-        """Ask for the changed values to be saved (the dialog stays open until :meth:`saved` or a refusal)."""
+        """Ask for the changed values to be saved; the form stays open until the panel closes it once they are
+        saved, or :meth:`refuse` says why they were not."""
         values = self.changed_values()
         if not values or self.saving or (self.new and not values.get("email")):
             return
