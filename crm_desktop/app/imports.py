@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.record_files import (
+    CONTACT_FIELDS,
+    LEAD_FIELDS,
     FileRow,
     FileRows,
     RowProblem,
@@ -161,8 +163,8 @@ def _chunks(rows: Iterable[FileRow], size: int) -> Iterator[list[FileRow]]:
 
 #: The fields a person's edit form offers (their import keys), besides the custom fields the record holds.
 EDITABLE_FIELDS: dict[RecordObject, tuple[str, ...]] = {
-    RecordObject.CONTACT: ("firstName", "lastName", "company", "phone"),
-    RecordObject.LEAD: ("firstName", "lastName", "company", "source", "status"),
+    RecordObject.CONTACT: CONTACT_FIELDS,
+    RecordObject.LEAD: LEAD_FIELDS,
 }
 
 

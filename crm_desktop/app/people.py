@@ -14,7 +14,16 @@ from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values, field_values
-from crm_desktop.app.record_files import PROFILE_PARTS, RowProblem, build_record, column_label, read_rows
+from crm_desktop.app.record_files import (
+    CONTACT_FIELDS,
+    LEAD_CONTEXT_FIELDS,
+    LEAD_FIELDS,
+    PROFILE_PARTS,
+    RowProblem,
+    build_record,
+    column_label,
+    read_rows,
+)
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.errors import InvalidRecordError
@@ -71,9 +80,8 @@ __all__ = [
 EXPORT_PAGE = 1000
 #: An export's first columns (after the email), always written: the fields an import of that kind reads.
 _EXPORT_FIELDS: dict[RecordObject, tuple[str, ...]] = {
-    RecordObject.CONTACT: ("firstName", "lastName", "company", "phone"),
-    RecordObject.LEAD: ("firstName", "lastName", "company", "source", "status", "platform", "conversationId",
-                        "sentiment", "engagementScore"),
+    RecordObject.CONTACT: CONTACT_FIELDS,
+    RecordObject.LEAD: LEAD_FIELDS + LEAD_CONTEXT_FIELDS,
 }
 
 

@@ -22,9 +22,9 @@ RecordT = TypeVar("RecordT", Contact, Lead)
 PROFILE_PARTS = ("username", "url", "followers", "engagement")
 _PART_ALIASES = {"username": "username", "handle": "username", "url": "url", "link": "url",
                  "followers": "followers", "engagement": "engagement"}
-_CONTACT_FIELDS = ("firstName", "lastName", "company", "phone")
-_LEAD_FIELDS = ("firstName", "lastName", "company", "source", "status")
-_LEAD_CONTEXT_FIELDS = ("platform", "conversationId", "sentiment", "engagementScore")
+CONTACT_FIELDS = ("firstName", "lastName", "company", "phone")
+LEAD_FIELDS = ("firstName", "lastName", "company", "source", "status")
+LEAD_CONTEXT_FIELDS = ("platform", "conversationId", "sentiment", "engagementScore")
 #: What a profile part is reset to when ``--blank-clears`` empties it.
 _PART_BLANKS: dict[str, Any] = {"url": None, "followers": 0, "engagement": 0.0}
 #: Bytes of a CSV file read to guess its delimiter.
@@ -38,7 +38,7 @@ def header_key(name: str) -> str:
 
 def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
     """Matched header -> field key (``firstName``, ``social.twitter.followers``) of a contacts or leads file."""
-    fields = _CONTACT_FIELDS if model is Contact else _LEAD_FIELDS + _LEAD_CONTEXT_FIELDS
+    fields = CONTACT_FIELDS if model is Contact else LEAD_FIELDS + LEAD_CONTEXT_FIELDS
     known = {header_key(name): name for name in ("email", *fields)}
     known["emailaddress"] = "email"
     for platform in SocialPlatform:
@@ -331,7 +331,7 @@ def _csv_records(
 
 def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dict[str, Any]:
     """A JSON Lines record (the app's own shape) as field key -> value, for the keys it has."""
-    fields = _CONTACT_FIELDS if model is Contact else _LEAD_FIELDS
+    fields = CONTACT_FIELDS if model is Contact else LEAD_FIELDS
     by_name = {name: name for name in ("email", *fields)}
     by_name.update({"first_name": "firstName", "last_name": "lastName"})
     values: dict[str, Any] = {}
@@ -482,7 +482,7 @@ def build_record(
                 custom.pop(name, None)
             else:
                 custom[name] = value
-        elif key in _LEAD_CONTEXT_FIELDS:
+        elif key in LEAD_CONTEXT_FIELDS:
             context[key] = None if blank else value
         elif key.startswith("extra."):
             data[key.removeprefix("extra.")] = value

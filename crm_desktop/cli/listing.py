@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
+from crm_desktop.app.text import plural
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, emit, open_workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
@@ -67,8 +68,8 @@ def _list(args: argparse.Namespace, obj: RecordObject) -> int:
                 written = people.export_csv(query, args.csv)
             except OSError as exc:
                 raise CommandError(f"{args.csv}: cannot be written: {exc.strerror or exc}") from None
-            noun = obj.value if written == 1 else f"{obj.value}s"
-            emit(args, {"exported": written, "file": str(args.csv)}, f"{written:,} {noun} written to {args.csv}")
+            emit(args, {"exported": written, "file": str(args.csv)},
+                 f"{plural(written, obj.value)} written to {args.csv}")
             return ExitCode.OK
         total = people.count(query)
         lines = people.page(query, None, args.limit)
