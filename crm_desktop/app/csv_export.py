@@ -13,25 +13,27 @@ from typing import Any
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-#: A signed number or phone number (``+14155550101``, ``-3.5``, ``+1 (415) 555-0101``): it starts like a formula
-#: but can call nothing, and an apostrophe before it would come back in the number when the file is imported.
-_PLAIN_NUMBER = re.compile(r"[+-][0-9 ().-]*")
+#: One signed number (``-3.5``, an E.164 phone number ``+14155550101``): it starts like a formula, but a spreadsheet
+#: reads it as the number it is. Anything more (``-10-5``, ``+1 (415) 555-0101``) would be worked out as arithmetic.
+_SIGNED_NUMBER = re.compile(r"[+-][0-9]+(\.[0-9]+)?")
 
 
 def inert_cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe (every
     export of text that came from outside, a CRM's error or a campaign named in an event, goes through it); a
-    signed number or a phone number is left as it is."""
+    lone signed number is left as it is. A value that already starts with such an apostrophe gets one more, so
+    that :func:`cell_value` gives it back whole."""
     text = "" if value is None else str(value)
-    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+    if (text.startswith(FORMULA_STARTS) and not _SIGNED_NUMBER.fullmatch(text)) or cell_value(text) != text:
         return "'" + text
     return text
 
 
 def cell_value(cell: str) -> str:
     """What a CSV cell holds: the apostrophe that keeps a formula inert (ours, or a spreadsheet's text marker, which
-    is no part of the value there either) is dropped, so an export imports back unchanged."""
-    if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
+    is no part of the value there either) is dropped, so an export imports back unchanged. One apostrophe only:
+    ``''=x`` was ``'=x`` (:func:`inert_cell` added one)."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS):
         return cell[1:]
     return cell
 

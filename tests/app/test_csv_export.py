@@ -32,9 +32,16 @@ def test_a_failed_export_leaves_the_old_file_and_no_part_file(tmp_path: Path) ->
 
 def test_inert_cells_and_plain_numbers() -> None:
     assert inert_cell("=SUM(A1)") == "'=SUM(A1)"
-    assert inert_cell("+1 (415) 555-0101") == "+1 (415) 555-0101"
+    assert [inert_cell(v) for v in ("+14155550101", "-3.5", "-1")] == ["+14155550101", "-3.5", "-1"]
+    # A spreadsheet works these out as arithmetic (-10-5 becomes -15), so they are kept as text.
+    assert [inert_cell(v) for v in ("-10-5", "+1-1", "-(3)", "--1", "+1 (415) 555-0101")] == [
+        "'-10-5", "'+1-1", "'-(3)", "'--1", "'+1 (415) 555-0101"]
+
+
+VALUES = ("=SUM(A1)", "@x", "-2+3+cmd|x", "'quoted'", "+1415", "'=literal", "'+1", "'-jo@example.com", "''=x",
+          "'\tx", "-10-5", "plain", "")
 
 
 def test_a_cells_inert_apostrophe_is_dropped_when_read_back() -> None:
-    assert [cell_value(inert_cell(v)) for v in ("=SUM(A1)", "@x", "-2+3+cmd|x", "'quoted'", "+1415")] == [
-        "=SUM(A1)", "@x", "-2+3+cmd|x", "'quoted'", "+1415"]
+    # Values that start with an apostrophe of their own come back whole too (they had lost it).
+    assert [cell_value(inert_cell(v)) for v in VALUES] == list(VALUES)
