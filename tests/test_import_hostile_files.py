@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 
 from crm_desktop.cli import ExitCode
+from crm_desktop.domain.models import MAX_CUSTOM_TEXT
 from tests.support.cli_runs import run, run_json
 
 ROWS = "email,firstName\nann@example.com,Ann\nbéa@example.com,Béatrice\n"
@@ -44,7 +46,30 @@ def test_a_quote_never_closed_is_named_instead_of_a_traceback(
     path.write_text('email,firstName\nann@example.com,"Ann\n' + "x" * 200_000 + "\n", encoding="utf-8")
     code, out, err = run(tmp_path / "D", ["contacts", "import", str(path)], capsys)
     assert code == ExitCode.USAGE, (out, err)
-    assert "quote.csv: line" in err and 'most likely a quote (") opened and never closed' in err
+    assert "quote.csv: line" in err and 'or a quote (") opened and never closed' in err
+
+
+def test_no_stored_value_is_too_long_to_import_back() -> None:
+    # csv refuses a cell over its limit; a custom field is refused over the same length when it is saved.
+    assert csv.field_size_limit() == MAX_CUSTOM_TEXT
+
+
+@pytest.mark.parametrize("header, row, delimiter", [
+    ("email;company;firstName", "ann@example.com;Smith, 'A', B;Ann", ";"),
+    ("email,company,firstName", "ann@example.com,\"O'Neil; 'Jr'; x\",Ann", ","),
+    ("E-mail|company|firstName", "ann@example.com|'a'|Ann", "|"),
+])
+def test_the_delimiter_is_the_headers_whatever_the_apostrophes_in_the_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], header: str, row: str, delimiter: str
+) -> None:
+    # csv.Sniffer took the apostrophes in these rows for quotes and guessed the wrong delimiter: no email column.
+    path = tmp_path / "people.csv"
+    path.write_text(f"{header}\r\n{row}\r\nbob@example.com{delimiter}{delimiter}Bob\r\n", encoding="utf-8-sig")
+    code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.OK, report
+    company = row.split(delimiter)[1] if delimiter != "," else "O'Neil; 'Jr'; x"
+    assert report["created"] == 2
+    assert report["records"][0]["changes"]["company"]["new"] == company
 
 
 def test_absurd_nesting_refuses_that_line_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

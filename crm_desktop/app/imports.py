@@ -6,7 +6,6 @@ import functools
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from crm_desktop.app.record_files import (
     FileRows,
     RowProblem,
     RowWarning,
+    as_text,
     build_record,
     column_label,
     iter_rows,
@@ -104,45 +104,35 @@ class ImportReport:
                 for line, email, outcome, changes in self.outcomes]
 
 
-def _text(value: Any) -> str | None:
-    if value is None or type(value) is str:
-        return value
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def field_values(record: Contact | Lead) -> dict[str, str | None]:
     """A record's fields as an import sees them (the keys :func:`build_record` takes), as text."""
     values: dict[str, str | None] = {
-        "firstName": _text(record.first_name),
-        "lastName": _text(record.last_name),
-        "company": _text(record.company),
+        "firstName": as_text(record.first_name),
+        "lastName": as_text(record.last_name),
+        "company": as_text(record.company),
     }
     if isinstance(record, Contact):
-        values["phone"] = _text(record.phone)
+        values["phone"] = as_text(record.phone)
     else:
         context = record.social_context
         values.update(
-            source=_text(record.source),
-            status=_text(record.status),
-            platform=_text(context.platform) if context else None,
-            conversationId=_text(context.conversation_id) if context else None,
-            sentiment=_text(context.sentiment) if context else None,
-            engagementScore=_text(context.engagement_score) if context else None,
+            source=as_text(record.source),
+            status=as_text(record.status),
+            platform=as_text(context.platform) if context else None,
+            conversationId=as_text(context.conversation_id) if context else None,
+            sentiment=as_text(context.sentiment) if context else None,
+            engagementScore=as_text(context.engagement_score) if context else None,
         )
     seen: set[str] = set()
     for profile in record.social_profiles:
-        platform = _text(profile.platform) or ""
+        platform = as_text(profile.platform) or ""
         if platform in seen:
             continue  # a file's columns reach the first profile of a network
         seen.add(platform)
         for part in ("username", "url", "followers", "engagement"):
-            values[f"social.{platform}.{part}"] = _text(getattr(profile, part))
+            values[f"social.{platform}.{part}"] = as_text(getattr(profile, part))
     for name, value in record.custom_fields.items():
-        values[f"custom.{name}"] = _text(value)
+        values[f"custom.{name}"] = as_text(value)
     return values
 
 

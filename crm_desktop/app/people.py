@@ -21,7 +21,7 @@ from crm_desktop.app.record_files import (
     PROFILE_PARTS,
     RowProblem,
     build_record,
-    column_label,
+    file_column,
     read_rows,
 )
 from crm_desktop.app.social import SocialService
@@ -341,7 +341,8 @@ class PeopleService:
         keys = [*model_fields, *extra]
         written = 0
         with spreadsheet_csv(path) as writer:
-            writer.writerow(["email", *(column_label(key) for key in keys)])
+            model = Contact if query.obj is RecordObject.CONTACT else Lead
+            writer.writerow(["email", *(inert_cell(file_column(model, key)) for key in keys)])
             for record in self._records_of(query, page_size):
                 values = field_values(record)
                 writer.writerow([inert_cell(record.email), *(inert_cell(values.get(key)) for key in keys)])

@@ -8,13 +8,14 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from crm_desktop.app.csv_export import cell_value
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
-from crm_desktop.domain.models import Contact, Lead, SocialPlatform, normalise_email
+from crm_desktop.domain.models import MAX_CUSTOM_TEXT, Contact, Lead, SocialPlatform, normalise_email
 
 RecordT = TypeVar("RecordT", Contact, Lead)
 
@@ -27,8 +28,8 @@ LEAD_FIELDS = ("firstName", "lastName", "company", "source", "status")
 LEAD_CONTEXT_FIELDS = ("platform", "conversationId", "sentiment", "engagementScore")
 #: What a profile part is reset to when ``--blank-clears`` empties it.
 _PART_BLANKS: dict[str, Any] = {"url": None, "followers": 0, "engagement": 0.0}
-#: Bytes of a CSV file read to guess its delimiter.
-_SNIFF_BYTES = 64 * 1024
+#: The headers of the email column, as :func:`header_key` makes them (``E-mail``, ``Email Address``).
+_EMAIL_HEADERS = frozenset({"email", "emailaddress"})
 
 
 def header_key(name: str) -> str:
@@ -40,7 +41,7 @@ def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
     """Matched header -> field key (``firstName``, ``social.twitter.followers``) of a contacts or leads file."""
     fields = CONTACT_FIELDS if model is Contact else LEAD_FIELDS + LEAD_CONTEXT_FIELDS
     known = {header_key(name): name for name in ("email", *fields)}
-    known["emailaddress"] = "email"
+    known.update(dict.fromkeys(_EMAIL_HEADERS, "email"))
     for platform in SocialPlatform:
         for alias, part in _PART_ALIASES.items():
             known[header_key(f"{platform.value}_{alias}")] = f"social.{platform.value}.{part}"
@@ -53,6 +54,39 @@ def column_label(key: str) -> str:
         _, platform, part = key.split(".", 2)
         return f"{platform}_{part}"
     return key.removeprefix("custom.")
+
+
+def as_text(value: Any) -> str | None:
+    """A stored value as a file's cell holds it (``True`` -> ``true``, an enum by its value)."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+#: How a file's column names a custom field whatever its name (``custom.Phone`` when a field is called ``Phone``).
+CUSTOM_COLUMN_PREFIX = "custom."
+
+
+def file_column(model: type[Contact] | type[Lead], key: str) -> str:
+    """The column a file of ``model`` names field ``key`` by, read back as that same field: a custom field whose
+    name an import would take for one of the record's own columns (``Phone``, ``E-mail``, ``twitter handle``) or
+    for another field's is written ``custom.<name>``."""
+    label = column_label(key)
+    if key.startswith(CUSTOM_COLUMN_PREFIX) and (
+            header_key(label) in _columns_for(model) or label.lower().startswith(CUSTOM_COLUMN_PREFIX)):
+        return CUSTOM_COLUMN_PREFIX + label
+    return label
+
+
+def _column_key(name: str, known: dict[str, str]) -> str:
+    """The field key a file's column names (see :func:`file_column`)."""
+    if name.lower().startswith(CUSTOM_COLUMN_PREFIX):
+        return CUSTOM_COLUMN_PREFIX + name[len(CUSTOM_COLUMN_PREFIX):]
+    return known.get(header_key(name)) or CUSTOM_COLUMN_PREFIX + name
 
 
 @dataclass(frozen=True)
@@ -257,19 +291,24 @@ def text_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
-def _sniffed_dialect(path: Path, encoding: str) -> type[csv.Dialect] | str:
-    """The file's delimiter, guessed from its start; quotes as every spreadsheet writes them (RFC 4180: a double
-    quote, doubled inside a quoted cell). The sniffer's guess of the quoting is not taken: on a quoted cell holding
-    doubled quotes it guessed no doubling, and the value was read with a stray quote in it."""
+#: The delimiters a CSV file may use: commas, and semicolons where the decimal mark is a comma; tabs; pipes.
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
+    """The file's dialect: quotes as every spreadsheet writes them (RFC 4180: a double quote, doubled inside a
+    quoted cell), and the delimiter its header line is written with: the one that splits the header into an email
+    column and the most others. Read from the header alone: a guess from the rows (``csv.Sniffer``) was misled by
+    apostrophes in the values (``O'Neil; 'Jr'``), which it took for quotes, and by doubled quotes."""
     with path.open(newline="", encoding=encoding) as handle:
-        sample = handle.read(_SNIFF_BYTES)
-    if "\n" in sample and len(sample) == _SNIFF_BYTES:
-        sample = sample[: sample.rindex("\n")]  # a cut line would mislead the guess
-    try:
-        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return "excel"  # one column, or too little text to tell: commas
-    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter})
+        header = handle.readline()
+    best, best_rank = ",", (False, 1)
+    for delimiter in CSV_DELIMITERS:
+        names = next(csv.reader([header], delimiter=delimiter), [])
+        rank = (any(header_key(cell_value(name)) in _EMAIL_HEADERS for name in names), len(names))
+        if rank > best_rank:
+            best, best_rank = delimiter, rank
+    return type("HeaderDialect", (csv.excel,), {"delimiter": best})
 
 
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -277,13 +316,16 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
     known = _columns_for(model)
     encoding = text_encoding(path)
     with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle, _sniffed_dialect(path, encoding))
+        reader = csv.reader(handle, csv_dialect(path, encoding))
         try:
             yield from _csv_records(path, reader, known, result)
         except csv.Error as exc:
-            # The usual cause is a quote opened and never closed: the rest of the file reads as one cell.
-            hint = ("; most likely a quote (\") opened and never closed" if "field larger" in str(exc) else "")
-            raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc}){hint}") from None
+            if "field larger" in str(exc):  # csv's limit is the longest custom value: nothing stored is longer
+                raise ValueError(
+                    f"{path.name}: line {reader.line_num} has a cell of over {MAX_CUSTOM_TEXT:,} characters, longer "
+                    "than any field holds; either a value is that long, or a quote (\") opened and never closed "
+                    "and the rest of the file reads as one cell") from None
+            raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
 
 
 def _csv_records(
@@ -297,11 +339,11 @@ def _csv_records(
     keys: list[str | None] = []
     taken: dict[str, str] = {}
     for raw in header:
-        name = raw.strip()
+        name = cell_value(raw.strip())
         if not name:
             keys.append(None)
             continue
-        key = known.get(header_key(name)) or f"custom.{name}"
+        key = _column_key(name, known)
         if key in taken:
             raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
                              "keep one")
@@ -480,8 +522,8 @@ def build_record(
             name = key.removeprefix("custom.")
             if blank:
                 custom.pop(name, None)
-            else:
-                custom[name] = value
+            elif not (isinstance(value, str) and as_text(custom.get(name)) == value):
+                custom[name] = value  # else the stored value, with its type (5, true), is what the cell says
         elif key in LEAD_CONTEXT_FIELDS:
             context[key] = None if blank else value
         elif key.startswith("extra."):
@@ -569,7 +611,9 @@ def _user_problems(problems: list[FieldProblem], row: FileRow, profiles: list[di
             elif isinstance(platform, str) and not row.columns.get("socialProfiles") and row.columns:
                 name = f"{platform}_{path[2]}"
         elif path[0] == "customFields" and len(path) >= 2:
-            name = row.label(f"custom.{path[1]}") if row.columns else problem.field
+            key = f"custom.{path[1]}"
+            # A file's column by its name there; a value typed by hand by the key it was given as.
+            name = row.label(key) if row.columns else key if key in row.values else problem.field
         elif path[0] == "socialContext" and len(path) >= 2 and path[1] in row.columns:
             name = row.label(path[1])
         elif path[0] in row.columns:

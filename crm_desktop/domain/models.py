@@ -425,7 +425,18 @@ class SocialProfile(WireModel):
         return value
 
 
-CustomValue = str | int | float | bool | None
+#: The longest text a custom field holds: Salesforce's long text area, the longest of the three CRMs', and the
+#: longest cell a CSV file is read with, so that every value stored can be exported and imported back.
+MAX_CUSTOM_TEXT = 131_072
+
+
+def _custom_text_fits(value: str | int | float | bool | None) -> str | int | float | bool | None:
+    if isinstance(value, str) and len(value) > MAX_CUSTOM_TEXT:
+        raise ValueError(f"{len(value):,} characters; a custom field holds at most {MAX_CUSTOM_TEXT:,}")
+    return value
+
+
+CustomValue = Annotated[str | int | float | bool | None, AfterValidator(_custom_text_fits)]
 #: A record's custom fields by name (``custom.NAME`` in mappings and files).
 CustomFields = dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue]
 

@@ -323,6 +323,9 @@ def test_a_refused_edit_names_each_field_and_writes_nothing(desk: Desk) -> None:
     assert "ada@example.com" in str(refused.value)
     assert desk.workspace.contacts.find("ada@example.com") == before, "nothing of a refused edit is written"
     assert len(desk.workspace.sync.store.list_runs(limit=100)) == runs, "and no run is recorded"
+    with pytest.raises(InvalidRecordError, match=r"custom\.notes: 131,073 characters") as refused:
+        desk.people.edit(RecordObject.CONTACT, ada, {"custom.notes": "x" * 131_073})
+    assert refused.value.fields == ["custom.notes"], "named by the key the form gave it as"
     with pytest.raises(ValueError, match="not a field that can be edited"):
         desk.people.edit(RecordObject.CONTACT, ada, {"email": "other@example.com"})
     with pytest.raises(NotFoundError):
@@ -389,3 +392,44 @@ def test_an_export_writes_the_listed_people_in_columns_an_import_reads_back(desk
     changed = {r.email: [(c.field, c.new) for c in r.changes] for r in report.records if r.changes}
     assert changed["ada+news@example.com"] == [("company", "Analytical Engines plc")]
     assert "ada@example.com" not in changed, "the apostrophe that kept a formula inert is not read back"
+
+
+def test_an_export_of_awkward_values_imports_back_as_it_was(desk: Desk, tmp_path: Path) -> None:
+    formula_name = '=HYPERLINK("http://evil.example","x")'
+    desk.workspace.contacts.save_many([
+        Contact(email="'-jo@example.com", first_name="Jo", company="'=literal",
+                custom_fields={"note": "'+1", "Phone": "home", "custom.x": "y", formula_name: "v"}),
+        Contact(email="typed@example.com", first_name="Old", custom_fields={
+            "visits": 5, "vip": True, "ratio": 1.0, "motto": "O'Neil; 'Jr'; x"}),
+    ])
+    path = tmp_path / "people.csv"
+    desk.people.export_csv(PeopleQuery(obj=RecordObject.CONTACT), path)
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    # A custom field an import would take for the record's own phone, or for another prefix, keeps its prefix; a
+    # name that is a formula is as inert in the header as in a cell.
+    assert {"custom.Phone", "custom.custom.x", "'" + formula_name} <= set(header)
+    jo = dict(zip(header, next(r for r in rows if r[0].endswith("jo@example.com")), strict=True))
+    # Values that start with an apostrophe keep it (they had lost it, and the email had made a second contact).
+    assert (jo["email"], jo["company"], jo["note"]) == ("''-jo@example.com", "''=literal", "''+1")
+
+    report = desk.workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert (report.created, report.updated, report.problems) == (0, 0, []), [r.changes for r in report.records]
+    stored = desk.workspace.contacts.find("'-jo@example.com")
+    assert stored is not None and stored.custom_fields == {
+        "note": "'+1", "Phone": "home", "custom.x": "y", formula_name: "v"}
+
+    # One cell edited: the custom fields left alone keep their types (they had all become text).
+    at = header.index("firstName")
+    for row in rows:
+        if row[0] == "typed@example.com":
+            row[at] = "New"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    report = desk.workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert [(c.field, c.new) for r in report.records for c in r.changes] == [("firstName", "New")]
+    typed = desk.workspace.contacts.find("typed@example.com")
+    assert typed is not None and typed.custom_fields == {
+        "visits": 5, "vip": True, "ratio": 1.0, "motto": "O'Neil; 'Jr'; x"}
+    assert [type(v) for v in typed.custom_fields.values()] == [int, bool, float, str]
