@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import ImportLog, undo_message
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
-from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError, SavedRecord
+from crm_desktop.store.repositories import ContactStore, EmailTakenError, LeadStore, NotFoundError, SavedRecord
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import ChangedSince, UndoRefused, UndoReport
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
@@ -285,35 +285,50 @@ class ImportService:
                             total=len(to_save) + report.unchanged + len(report.problems))
         return report
 
-    def edit(self, obj: RecordObject, email: str, values: dict[str, str | None]) -> EditReport:
+    def edit(self, obj: RecordObject, local_id: int, values: dict[str, str | None]) -> EditReport:
         """Save the marketer's edit of one stored contact or lead: ``values`` by field key (see
         :data:`EDITABLE_FIELDS`, ``custom.NAME``), a blank value clearing the field.
 
         The fields that changed are written together and audited as a run of their own (source ``edit``), which
-        the History tab and ``runs undo`` take back; the next sync sends them to the CRMs.
+        the History tab and ``runs undo`` take back; the next sync sends them to the CRMs. The edit is laid over
+        the record as it is when it is written, found by its id: what a sync or an import saved meanwhile (another
+        field, even a new email) stays.
 
         Raises:
             InvalidRecordError: naming every refused field and the reason (nothing is written).
             NotFoundError: when the record is not stored.
             ValueError: when a key is not a field that can be edited here (the email is the record's key).
         """
-        _check_editable(obj, email, values)
-        before = self._find_many(obj, [email]).get(email)
-        if before is None:
-            raise NotFoundError(f"{email}: no such {obj.value} in the local store")
+        _check_editable(obj, f"{obj.value} {local_id}", values)
         model = self._model(obj)
-        made = build_record(model, FileRow(0, email, dict(values)), before, blank_clears=True)  # type: ignore[type-var]
-        changed = _changes(field_values(before), field_values(made.record))
-        if not changed:
-            return EditReport(email, (), None)
-        local_id, run_id = self._save_by_hand(obj, made.record, changed, created=False)
+
+        def edited(before: Any) -> Any:
+            made = build_record(model, FileRow(0, before.email, dict(values)), before, blank_clears=True)
+            return made.record if _changes(field_values(before), field_values(made.record)) else None
+
+        # Checked before a run is recorded: a refused edit, or one that changes nothing, leaves no trace.
+        stored = self.store.local_records(obj, [local_id]).get(local_id)
+        if stored is None:
+            raise NotFoundError(f"no {obj.value} {local_id} in the local store")
+        if edited(stored.record) is None:
+            return EditReport(stored.record.email, (), None, local_id=local_id)
+
+        def write() -> tuple[int, dict[str, tuple[str | None, str | None]]]:
+            outcome = self.store.change_local(obj, local_id, edited)
+            if outcome is None:
+                raise NotFoundError(f"{stored.record.email}: deleted from the local store meanwhile")
+            before, after = outcome
+            return local_id, _changes(field_values(before), field_values(after)) if after is not None else {}
+
+        _, run_id, changed = self._save_by_hand(obj, stored.record.email, write, created=False)
         logger.info("edited %s %s by hand (%s)", obj.value, local_id, ", ".join(changed))
-        return EditReport(email, tuple(FieldChange(key, old, new) for key, (old, new) in changed.items()), run_id,
-                          local_id=local_id)
+        return EditReport(stored.record.email, tuple(FieldChange(key, old, new) for key, (old, new) in changed.items()),
+                          run_id, local_id=local_id)
 
     def create(self, obj: RecordObject, email: str, values: dict[str, str | None]) -> EditReport:
         """Add one contact or lead typed by hand (the People panel's New…): checked as an import row is, recorded
         as a run whose audit row says it was created (``runs undo`` keeps a record it created, as for an import).
+        It is only ever inserted: a record with that email saved meanwhile (by a sync, say) is not overwritten.
 
         Raises:
             InvalidRecordError: naming every refused field (the email included) and the reason (nothing is written).
@@ -324,31 +339,44 @@ class ImportService:
         model = self._model(obj)
         made = build_record(model, FileRow(0, email.strip(), dict(values)), blank_clears=True)  # type: ignore[type-var]
         email = made.record.email
+        taken = DuplicateRecordError(f"{email} is already a {obj.value}: pick them in the list and use Edit…")
         if self._find_many(obj, [email]).get(email) is not None:
-            raise DuplicateRecordError(f"{email} is already a {obj.value}: pick them in the list and use Edit…")
-        # As for an import, a record created has one audit row, saying so (an undo keeps it).
-        local_id, run_id = self._save_by_hand(obj, made.record, {CREATED_FIELD: (None, email)}, created=True)
+            raise taken
+
+        def write() -> tuple[int, dict[str, tuple[str | None, str | None]]]:
+            try:
+                local_id = self.store.add_local(obj, made.record)
+            except EmailTakenError:
+                raise taken from None
+            # As for an import, a record created has one audit row, saying so (an undo keeps it).
+            return local_id, {CREATED_FIELD: (None, email)}
+
+        local_id, run_id, _ = self._save_by_hand(obj, email, write, created=True)
         logger.info("added %s %s by hand", obj.value, local_id)
         given = {key: value for key, value in field_values(made.record).items() if value is not None}
         return EditReport(email, tuple(FieldChange(key, None, value) for key, value in given.items()), run_id,
                           local_id=local_id)
 
-    def _save_by_hand(self, obj: RecordObject, record: Contact | Lead,
-                      audited: dict[str, tuple[str | None, str | None]], *, created: bool) -> tuple[int, int]:
-        """Save one record typed by hand as a run of its own, its audit rows saying ``edit``; its id and the run's."""
-        run_id = self.log.start(edit_message(record.email))
+    def _save_by_hand(
+        self, obj: RecordObject, email: str, write: Callable[[], tuple[int, dict[str, tuple[str | None, str | None]]]],
+        *, created: bool,
+    ) -> tuple[int, int, dict[str, tuple[str | None, str | None]]]:
+        """Record ``write`` (which saves one record typed by hand and returns its id and the changes to audit) as
+        a run of its own, its audit rows saying ``edit``; the record's id, the run's and the changes."""
+        run_id = self.log.start(edit_message(email))
         status = SyncRunStatus.FAILED
         audit: list[dict[str, Any]] = []
+        changed: dict[str, tuple[str | None, str | None]] = {}
         try:
-            (saved,) = self._save_many(obj, [record])
-            audit = [{"entity": obj.value, "entity_id": str(saved.id), "field": key, "old_value": old,
-                      "new_value": new, "source": "edit"} for key, (old, new) in audited.items()]
+            local_id, changed = write()
+            audit = [{"entity": obj.value, "entity_id": str(local_id), "field": key, "old_value": old,
+                      "new_value": new, "source": "edit"} for key, (old, new) in changed.items()]
             status = SyncRunStatus.SUCCEEDED
         finally:
             done = 1 if audit else 0
             self.log.finish(run_id, status, audit, **{"created" if created else "updated": done},
-                            failed=1 - done, total=1)
-        return saved.id, run_id
+                            failed=0 if status is SyncRunStatus.SUCCEEDED else 1, total=1)
+        return local_id, run_id, changed
 
     def undo(self, run_id: int, *, force: bool = False) -> UndoReport:
         """Set back the local values import run ``run_id`` changed; the undo is an import run of its own.

@@ -267,10 +267,7 @@ class PeopleService:
             NotFoundError: when the record is gone.
             ValueError: for a key that is not a field the form offers.
         """
-        email = self.store.email_of(obj, local_id)
-        if email is None:
-            raise NotFoundError(f"no {obj.value} {local_id} in the local store")
-        return self._sync.imports.edit(obj, email, values)
+        return self._sync.imports.edit(obj, local_id, values)
 
     def create(self, obj: RecordObject, email: str, values: dict[str, str | None]) -> EditReport:
         """Add one contact or lead typed by hand (see :meth:`ImportService.create`).

@@ -41,6 +41,10 @@ class NotFoundError(StoreError):
     """The record asked for does not exist."""
 
 
+class EmailTakenError(StoreError):
+    """A new record has the email of a stored one (the email is every record's key)."""
+
+
 def _integration_from_row(row: IntegrationRow) -> Integration:
     return Integration(
         id=row.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -38,6 +38,7 @@ from crm_desktop.store.models import (
 )
 from crm_desktop.store.repositories import (
     ContactStore,
+    EmailTakenError,
     NotFoundError,
     _apply_contact,
     _apply_contact_columns,
@@ -146,6 +147,7 @@ def _grouped_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]
     return list(groups.values())
 
 
+RecordT = TypeVar("RecordT", Contact, Lead)
 RowT = TypeVar("RowT")
 
 
@@ -508,6 +510,48 @@ class SyncStore:
             row.updated_at = utcnow()
             session.flush()
             return row.id, row.updated_at
+
+    def add_local(self, obj: RecordObject, record: Contact | Lead) -> int:
+        """Insert a new local record and return its id; never an update of a stored one.
+
+        Raises:
+            EmailTakenError: when a record with that email is stored (by now: checked by the insert itself).
+        """
+        try:
+            with self.db.session() as session:
+                row = self._new_row(obj, record)
+                session.add(row)
+                self._fill_row(row, record)
+                session.flush()
+                return row.id
+        except IntegrityError:
+            raise EmailTakenError(f"{record.email} is already a {obj.value}") from None
+
+    def change_local(
+        self, obj: RecordObject, local_id: int, change: Callable[[RecordT], RecordT | None]
+    ) -> tuple[RecordT, RecordT | None] | None:
+        """Change one local record by id: ``change`` gets it as stored and returns what to store (``None``: leave
+        it). The record is held from before the read until the write (the database's write lock on SQLite, the
+        row's lock on PostgreSQL), so a sync, import or event saving it meanwhile waits and is not overwritten.
+        An exception from ``change`` writes nothing.
+
+        Returns:
+            The record before and after (after ``None`` when nothing was written), or ``None`` when it is gone.
+        """
+        table = _table(self._row_class(obj))
+        with self.db.session() as session:
+            held = session.execute(update(table).where(table.c.id == local_id).values(updated_at=table.c.updated_at))
+            if not cast(Any, held).rowcount:
+                return None
+            (local,) = self._read_locals(session, obj, table.c.id == local_id)
+            before = cast(RecordT, local.record)
+            after = change(before)
+            if after is not None:
+                row = self._load_rows(session, obj, [local_id])[local_id]
+                self._fill_row(row, after)
+                row.updated_at = utcnow()
+                session.flush()
+            return before, after
 
     def _new_row(self, obj: RecordObject, record: Contact | Lead) -> ContactRow | LeadRow:
         if self._row_class(obj) is ContactRow:

@@ -433,3 +433,77 @@ def test_an_export_of_awkward_values_imports_back_as_it_was(desk: Desk, tmp_path
     assert typed is not None and typed.custom_fields == {
         "visits": 5, "vip": True, "ratio": 1.0, "motto": "O'Neil; 'Jr'; x"}
     assert [type(v) for v in typed.custom_fields.values()] == [int, bool, float, str]
+
+
+def import_rows(desk: Desk, path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    report = desk.workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert not report.problems, report.problems
+
+
+def test_an_edit_keeps_what_was_saved_between_its_read_and_its_write(
+    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = desk.workspace.sync.imports.store
+    read = store.local_records
+    grace = desk.local_id("grace@example.com")
+
+    def then_an_import(obj: RecordObject, ids: list[int]) -> object:
+        found = read(obj, ids)
+        monkeypatch.setattr(store, "local_records", read)  # once
+        import_rows(desk, tmp_path / "meanwhile.csv",
+                    "email,company,linkedin_username\ngrace@example.com,US Navy,ghopper\n")
+        return found
+
+    monkeypatch.setattr(store, "local_records", then_an_import)
+    report = desk.people.edit(RecordObject.CONTACT, grace, {"firstName": "Amazing Grace"})
+    assert [(c.field, c.new) for c in report.changes] == [("firstName", "Amazing Grace")]
+    stored = desk.workspace.contacts.find("grace@example.com")
+    assert stored is not None
+    # The import's company and profile had been overwritten by the edit's copy of the record.
+    assert (stored.first_name, stored.company) == ("Amazing Grace", "US Navy")
+    assert sorted(p.username for p in stored.social_profiles) == ["ADA", "ghopper"]
+
+
+def test_an_edit_follows_the_record_when_its_email_changed_meanwhile(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = desk.workspace.sync.imports.store
+    read = store.local_records
+    grace = desk.local_id("grace@example.com")
+
+    def then_a_pull_renames(obj: RecordObject, ids: list[int]) -> object:
+        found = read(obj, ids)
+        monkeypatch.setattr(store, "local_records", read)
+        renamed = found[grace].record.model_copy(update={"email": "grace@navy.example.com"})
+        store.save_local(obj, grace, renamed)
+        return found
+
+    monkeypatch.setattr(store, "local_records", then_a_pull_renames)
+    desk.people.edit(RecordObject.CONTACT, grace, {"company": "Yale"})
+    emails = sorted(c.email for c in desk.workspace.contacts.page(0, 100))
+    assert "grace@example.com" not in emails, "the edit made a new contact under the old email"
+    moved = desk.workspace.contacts.find("grace@navy.example.com")
+    assert moved is not None and moved.company == "Yale"
+
+
+def test_a_person_added_by_hand_never_overwrites_one_saved_meanwhile(
+    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imports = desk.workspace.sync.imports
+    find = imports._find_many
+
+    def then_an_import(obj: RecordObject, emails: list[str]) -> object:
+        found = find(obj, emails)
+        monkeypatch.setattr(imports, "_find_many", find)
+        import_rows(desk, tmp_path / "meanwhile.csv", "email,company\nhedy@example.com,Big Customer Inc\n")
+        return found
+
+    monkeypatch.setattr(imports, "_find_many", then_an_import)
+    with pytest.raises(DuplicateRecordError, match=r"hedy@example\.com is already a contact"):
+        desk.people.create(RecordObject.CONTACT, "Hedy@Example.com", {"lastName": "Lamarr"})
+    stored = desk.workspace.contacts.find("hedy@example.com")
+    assert stored is not None and (stored.company, stored.last_name) == ("Big Customer Inc", None)
+    runs = desk.workspace.sync.store.list_runs(limit=1)
+    assert (runs[0].message, runs[0].status, runs[0].created) == (
+        "edit of hedy@example.com", SyncRunStatus.FAILED, 0), "the refused add is recorded as failed, not created"
