@@ -299,7 +299,9 @@ def _plan_undo(
                 if "email" in item.local and item.local["email"][0] is None:
                     kept.append(((obj, email), f"{email}: created locally by the run; kept (delete it by hand)"))
                     continue
-                if item.crm and not item.local and all(old is None for old, _ in item.crm.values()):
+                # A record the run created in the CRM has its email among the values written (an update's fields
+                # may all have been blank before, and it is still an update to take back).
+                if "email" in item.crm and item.crm["email"][0] is None and not item.local:
                     kept.append(((obj, email), f"{email}: created in the CRM by the run; kept (sync never deletes)"))
                     continue
                 current = record_values(local.record)

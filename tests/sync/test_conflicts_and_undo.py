@@ -245,6 +245,22 @@ async def test_undo_restores_the_previous_values_on_both_sides(hubspot: SyncBenc
 
 
 @scenario
+async def test_undo_takes_back_a_push_into_fields_that_were_blank_in_the_crm(hubspot: SyncBench) -> None:
+    hubspot.save(person(1, company=None, phone=None))
+    await hubspot.sync()
+    assert await hubspot.crm_value(EMAIL, "company") is None
+    hubspot.change(EMAIL, company="FooCo")
+    run = await hubspot.sync()
+    assert await hubspot.crm_value(EMAIL, "company") == "FooCo"
+
+    report = await hubspot.service.undo(run.run_id or 0)
+    # Every value the run wrote was blank before: it had been taken for a contact the run created, and kept.
+    assert not report.kept, report.kept
+    assert await hubspot.crm_value(EMAIL, "company") is None
+    assert hubspot.contact(EMAIL).company is None
+
+
+@scenario
 async def test_undo_of_a_run_that_pulled_new_contacts_keeps_them(hubspot: SyncBench) -> None:
     assert isinstance(hubspot.sandbox, HubSpotSandbox)
     hubspot.sandbox.seed_contacts([{"email": "crm.only@example.com", "firstname": "Charles"}])
