@@ -175,3 +175,28 @@ def test_done_when_flow_with_the_real_keyring(tmp_path: Path) -> None:
     assert removed.returncode == 0, removed.stderr
     after = subprocess.run([sys.executable, "-c", probe, account], text=True, capture_output=True, env=env)
     assert after.stdout.strip() == "None"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["serve", "--port", "99999"], "argument --port: from 0 to 65,535, not 99,999"),
+    (["serve", "--port", "-1"], "argument --port: from 0 to 65,535, not -1"),
+    (["sandbox", "--provider", "hubspot", "--port", "99999"], "argument --port: from 0 to 65,533, not 99,999"),
+    (["sandbox", "--contacts", "-5"], "argument --contacts: 0 or more, not -5"),
+    (["demo", "--headless", "--contacts", "-5"], "argument --contacts: 0 or more, not -5"),
+    (["demo", "--headless", "--serve", "--api-port", "70000"], "argument --api-port: from 0 to 65,535"),
+    (["integration", "login", "sf", "--port", "99999"], "argument --port: from 1 to 65,535, not 99,999"),
+    (["runs", "list", "--limit", "0"], "argument --limit: 1 or more, not 0"),
+    (["runs", "list", "--limit", "-3"], "argument --limit: 1 or more, not -3"),
+    (["runs", "show", "1", "--offset", "-2"], "argument --offset: 0 or more, not -2"),
+    (["runs", "show", "1", "--limit", "0"], "argument --limit: 1 or more, not 0"),
+    (["contacts", "duplicates", "--limit", "-1"], "argument --limit: 1 or more, not -1"),
+    (["conflicts", "list", "--limit", "x"], "argument --limit: a whole number is needed, not 'x'"),
+])
+def test_a_port_or_count_out_of_range_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    # These crashed with OverflowError or ValueError from deep inside, or listed everything for a negative limit.
+    with pytest.raises(SystemExit) as stopped:
+        main(["--data-dir", str(tmp_path / "D"), *argv])
+    assert stopped.value.code == ExitCode.USAGE
+    assert said in capsys.readouterr().err

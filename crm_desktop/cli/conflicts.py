@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from crm_desktop.app.sync_service import ConflictRow
+from crm_desktop.cli.arguments import LIMIT
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -45,13 +46,6 @@ def _conflict_json(conflict: ConflictRow, names: dict[int, str]) -> dict[str, An
         "createdAt": conflict.created_at,
         "resolvedAt": conflict.resolved_at,
     }
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 def cmd_conflicts_list(args: argparse.Namespace) -> int:
@@ -128,7 +122,7 @@ def add_commands(commands: Any) -> None:
         "manual).",
     ) as listing:
         listing.add_argument("--integration", metavar="NAME", help="only this integration's conflicts")
-        listing.add_argument("--limit", type=_positive, default=200, metavar="N", help="at most N (default 200)")
+        listing.add_argument("--limit", type=LIMIT, default=200, metavar="N", help="at most N (default 200)")
         listing.add_argument("--after", type=int, default=0, metavar="ID",
                              help="those after conflict ID (the next page)")
     with action(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.text import plural
+from crm_desktop.cli.arguments import COUNT, PORT, whole_number
 from crm_desktop.domain.models import PROVIDERS
 
 JsonFlag = Callable[[argparse.ArgumentParser], None]
@@ -32,13 +33,13 @@ def add_demo_commands(commands: Any, json_flag: JsonFlag, parser_class: type[arg
     which.add_argument("--provider", choices=PROVIDERS, help="serve one CRM")
     which.add_argument("--all", action="store_true", help="serve all three (the default)")
     sandbox.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=0,
+    sandbox.add_argument("--port", type=whole_number(0, 65_533), default=0,
                          help="port of the first sandbox (the next ones use the following ports; 0: free ports)")
     sandbox.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every request")
     sandbox.add_argument("--jitter-ms", type=float, default=0.0, help="random extra delay, 0..N ms")
     sandbox.add_argument("--faults", default="",
                          help="fault spec, e.g. '5xx:0.05,429:0.02,reset:0.01,timeout@40,expire@100,invalid:0.01'")
-    sandbox.add_argument("--contacts", type=int, default=0, help="generated contacts each sandbox starts with")
+    sandbox.add_argument("--contacts", type=COUNT, default=0, help="generated contacts each sandbox starts with")
     sandbox.add_argument("--seed", type=int, default=7, help="seed of the generated data and the faults")
     sandbox.add_argument("--tls-cert", type=Path, metavar="CERT.pem",
                          help="serve over HTTPS with this certificate chain (PEM; needs --tls-key)")
@@ -53,14 +54,14 @@ def add_demo_commands(commands: Any, json_flag: JsonFlag, parser_class: type[arg
         "set up; with --sync run a first sync of each; with --serve keep the sandboxes running until Ctrl-C.",
     )
     demo.add_argument("--headless", action="store_true", help="no window (the only mode of this command)")
-    demo.add_argument("--contacts", type=int, default=300, help="local social contacts to start with")
+    demo.add_argument("--contacts", type=COUNT, default=300, help="local social contacts to start with")
     demo.add_argument("--sync", action="store_true", help="also run a first sync of each integration")
     demo.add_argument("--serve", action="store_true",
                       help="keep the sandboxes running until Ctrl-C, with the local API and the social feed")
     demo.add_argument("--feed-rate", type=float, metavar="N", default=None,
                       help="social feed events per minute with --serve (default: $CRM_DESKTOP_DEMO_FEED_PER_MINUTE "
                       "or 6; 0: no feed)")
-    demo.add_argument("--api-port", type=int, default=None,
+    demo.add_argument("--api-port", type=PORT, default=None,
                       help="port of the demo's local API with --serve (default: $CRM_DESKTOP_API_PORT or 8765; 0: a "
                       "free one)")
     json_flag(demo)

@@ -13,6 +13,7 @@ from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
 from crm_desktop.app.errors import AuthError, CredentialsError, InvalidRecordError, ProviderError, VaultError
 from crm_desktop.app.text import plural
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli.arguments import whole_number
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -398,7 +399,8 @@ def add_commands(commands: Any) -> None:
         "as the connected app's callback).",
     ) as login:
         login.add_argument("name")
-        login.add_argument("--port", type=int, default=1717, help="loopback port of the redirect (default 1717)")
+        login.add_argument("--port", type=whole_number(1, 65_535), default=1717,
+                           help="loopback port of the redirect (default 1717)")
         login.add_argument("--client-id", help="the connected app's consumer key (default: the stored one)")
 
     with action(

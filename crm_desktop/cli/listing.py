@@ -8,6 +8,7 @@ from typing import Any
 
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
 from crm_desktop.app.text import plural
+from crm_desktop.cli.arguments import whole_number
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, emit, open_workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
@@ -18,14 +19,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
 
 
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number is needed, not {text!r}") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"from 1 to {MAX_LIMIT:,}, not {value}")
-    return value
+_limit = whole_number(1, MAX_LIMIT)
 
 
 def _line_json(line: PersonLine) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
 from crm_desktop.app.record_files import RowProblem, header_key
 from crm_desktop.app.sync_service import ImportReport
 from crm_desktop.app.text import plural
+from crm_desktop.cli.arguments import LIMIT
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
 from crm_desktop.cli.listing import add_list_command
 from crm_desktop.domain.models import normalise_email
@@ -314,7 +315,7 @@ def add_commands(commands: Any) -> None:
                 description="Contacts sharing a normalised email (no +tag, no dots at Gmail), an E.164 phone or a "
                 "social username, and the duplicates the CRMs refused in syncs.",
             ) as duplicates:
-                duplicates.add_argument("--limit", type=int, default=1000,
+                duplicates.add_argument("--limit", type=LIMIT, default=1000,
                                         help="at most this many groups of each kind")
             with action(
                 group_commands, "merge", cmd_contacts_merge,

@@ -12,6 +12,7 @@ from crm_desktop.app.imports import ImportUndoError
 from crm_desktop.app.sync_monitor import NothingToRetry
 from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger
 from crm_desktop.app.text import plural
+from crm_desktop.cli.arguments import COUNT, LIMIT
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -204,12 +205,12 @@ def add_commands(commands: Any) -> None:
     run_commands = command_group(commands, "runs", help="sync run history: list, show, errors, retry, undo")
     with action(run_commands, "list", cmd_runs_list, help="list recent sync runs, newest first") as run_list:
         run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
-        run_list.add_argument("--limit", type=int, default=50, metavar="N", help="how many runs (default 50)")
+        run_list.add_argument("--limit", type=LIMIT, default=50, metavar="N", help="how many runs (default 50)")
     with action(run_commands, "show", cmd_runs_show, help="show one run and the outcome of each record") as run_show:
         run_id_argument(run_show)
-        run_show.add_argument("--limit", type=int, default=500, metavar="N",
+        run_show.add_argument("--limit", type=LIMIT, default=500, metavar="N",
                               help="at most N records of the log (default 500)")
-        run_show.add_argument("--offset", type=int, default=0, metavar="K", help="skip the first K records")
+        run_show.add_argument("--offset", type=COUNT, default=0, metavar="K", help="skip the first K records")
     with action(
         run_commands, "errors", cmd_runs_errors,
         help="a run's failed records by error category, with a sample; --csv writes them all",

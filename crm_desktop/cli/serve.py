@@ -14,6 +14,7 @@ from typing import Any
 from crm_desktop.api.server import DEFAULT_PORT, LocalApiServer
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.cli.arguments import PORT
 from crm_desktop.cli.common import CommandError, ExitCode, closing, open_workspace
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def add_commands(commands: Any) -> None:
                     "Requests need 'Authorization: Bearer <token>' (`crm-desktop api token`). "
                     "The API's reference is at <url>/docs.",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+    parser.add_argument("--port", type=PORT, default=DEFAULT_PORT,
                         help=f"the port on 127.0.0.1 (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--schedule-poll", type=float, default=SCHEDULE_POLL_SECONDS, help=argparse.SUPPRESS)
     parser.set_defaults(handler=cmd_serve)
