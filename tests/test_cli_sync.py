@@ -542,3 +542,18 @@ def test_a_column_without_a_crm_field_is_kept_listed_as_not_sent_and_never_fails
     with workspace_at(data_dir) as workspace:
         ann = workspace.contacts.find("ann@example.com")
     assert ann is not None and ann.custom_fields == {"favorite_color": "teal"}
+
+
+def test_sync_all_exits_as_each_integration_would_alone_for_a_missing_permission(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the schema scope, the run cannot read the contact fields: it is refused before it starts.
+    sandbox = HubSpotSandbox(SandboxConfig(contacts=0), scopes=["oauth", "crm.objects.contacts.read"])
+    data_dir = connect_cli(tmp_path / "D", "hubspot", sandbox, monkeypatch, name="hs")
+    with workspace_at(data_dir) as workspace:
+        workspace.contacts.save(Contact(email="dee@example.com", first_name="Dee"))
+    code, _, err = run(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.USAGE and "scope" in err, err
+    # --all had said 1 (partly failed): only the CRM's admin can grant the scope, as the single sync says.
+    code, data = run_json(data_dir, ["sync", "--all"], capsys)
+    assert code == ExitCode.USAGE, data

@@ -10,18 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crm_desktop import __version__
-from crm_desktop.app.errors import (
-    AuthError,
-    ConfigurationError,
-    CredentialsError,
-    DuplicateNameError,
-    InvalidRecordError,
-    NotFoundError,
-    PermissionRefusedError,
-    ProviderError,
-    StoreConfigError,
-    VaultError,
-)
 from crm_desktop.app.logging_setup import configure_logging
 from crm_desktop.app.paths import resolve_paths
 from crm_desktop.app.workspace import Workspace
@@ -41,7 +29,6 @@ from crm_desktop.cli import (
     sync,
 )
 from crm_desktop.cli.common import (
-    CommandError,
     ExitCode,
     Handler,
     Parser,
@@ -53,8 +40,7 @@ from crm_desktop.cli.common import (
 )
 from crm_desktop.cli.demo import add_demo_commands, open_demo_gui
 from crm_desktop.cli.display import missing_display, no_display_message
-from crm_desktop.sync.actions import ConflictResolutionError
-from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.cli.exits import ERROR_EXITS, error_exit
 
 __all__ = ["ERROR_EXITS", "ExitCode", "build_parser", "main"]
 
@@ -108,39 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_commands(commands)
     api.add_commands(commands)
     return parser
-
-
-#: What each known error means to a script: its exit code and a stable error code (``--json``). An error's class is
-#: looked up along its hierarchy, so a subclass not listed takes its parent's row; anything else is a bug and raises.
-ERROR_EXITS: dict[type[BaseException], tuple[ExitCode, str]] = {
-    InvalidRecordError: (ExitCode.USAGE, "invalid_input"),
-    CredentialsError: (ExitCode.USAGE, "invalid_credentials"),
-    DuplicateNameError: (ExitCode.USAGE, "duplicate_name"),
-    NotFoundError: (ExitCode.USAGE, "not_found"),
-    StoreConfigError: (ExitCode.USAGE, "store_unusable"),
-    ConflictResolutionError: (ExitCode.USAGE, "conflict_not_resolved"),
-    VaultError: (ExitCode.USAGE, "keyring_unusable"),
-    ConfigurationError: (ExitCode.USAGE, "configuration"),
-    AuthError: (ExitCode.AUTH, "auth_refused"),
-    # The credentials work; the CRM's admin must grant a permission or scope (the message names it).
-    PermissionRefusedError: (ExitCode.USAGE, "permission_refused"),
-    SyncAlreadyRunning: (ExitCode.PARTIAL, "sync_running"),
-    ProviderError: (ExitCode.PARTIAL, "crm_error"),
-    KeyboardInterrupt: (ExitCode.PARTIAL, "interrupted"),
-    # Last, as the widest: a file or folder the command was given cannot be used (too long a name, no permission,
-    # disk full). Commands that read a file say so themselves; this keeps any other from ending in a traceback.
-    OSError: (ExitCode.USAGE, "file_unusable"),
-}
-
-
-def error_exit(exc: BaseException) -> tuple[ExitCode, str] | None:
-    """The exit code and error code of a known error, or ``None`` for one no row covers."""
-    if isinstance(exc, CommandError):
-        return exc.code, exc.error_code
-    for cls in type(exc).__mro__:
-        if cls in ERROR_EXITS:
-            return ERROR_EXITS[cls]
-    return None
 
 
 def _sentence(exc: BaseException) -> str:

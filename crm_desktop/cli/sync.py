@@ -26,6 +26,7 @@ from crm_desktop.cli.common import (
     stored_run_seconds,
     when,
 )
+from crm_desktop.cli.exits import error_exit
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
@@ -151,12 +152,9 @@ def _result_code(result: SyncResult) -> ExitCode:
 
 
 def _error_code(error: Exception) -> ExitCode:
-    """What one integration's error means for the exit code of a run over several."""
-    if isinstance(error, AuthError):
-        return ExitCode.AUTH
-    if isinstance(error, ConfigurationError | CredentialsError | VaultError):
-        return ExitCode.USAGE
-    return ExitCode.PARTIAL
+    """What one integration's error means for the exit code of a run over several: what it means alone."""
+    known = error_exit(error)
+    return known[0] if known is not None else ExitCode.PARTIAL
 
 
 def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
