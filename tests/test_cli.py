@@ -83,6 +83,9 @@ def test_salesforce_takes_a_json_secret(
         (["integration", "add", "--provider", "zoho", "--name", "x"], None, "invalid choice"),
         (["integration", "add", "--provider", "hubspot", "--name", "x", "--base-url", "http://example.com"],
          None, "--base-url: plain http is allowed only to loopback"),
+        # It would be stored and listed as the address: a secret in argv, the store and `integration show`.
+        (["integration", "add", "--provider", "hubspot", "--name", "x", "--base-url",
+          "https://user:tok-secret-value@api.example.com"], None, "--base-url: must not hold a user name or password"),
         (["integration", "add", "--provider", "hubspot", "--name", "x", "--secret-stdin"], "", "no hubspot secret"),
         (["integration", "add", "--provider", "salesforce", "--name", "x", "--secret-stdin"], "not-json",
          "JSON object"),

@@ -205,13 +205,18 @@ def check_base_url(value: str) -> str:
     """Accept https URLs, and plain http only to loopback; return the URL without a trailing slash.
 
     Raises:
-        ValueError: for other schemes, a missing host, or plain http to a non-loopback host.
+        ValueError: for other schemes, a missing host, plain http to a non-loopback host, or a user or password in
+            the URL.
     """
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValueError("must be an http(s) URL with a host, e.g. https://example.my.salesforce.com")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("plain http is allowed only to loopback (127.0.0.1, ::1, localhost); use https")
+    if parts.username is not None or parts.password is not None:
+        # It would be stored, listed and logged as the integration's address: secrets go in the keyring only.
+        raise ValueError("must not hold a user name or password (user:password@); the CRM's secret is given "
+                         "apart and kept in the keyring")
     return value.strip().rstrip("/")
 
 

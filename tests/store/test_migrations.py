@@ -58,7 +58,7 @@ STORE_TABLES = {
     "workflow_events",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0015"
+SHIPPED_HEAD = "0016"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
@@ -227,6 +227,25 @@ def test_integrations_added_before_keys_were_dated_count_from_when_they_were_add
     blank_database.migrate()
     integration = IntegrationStore(blank_database).get("hs")
     assert integration.keys_set_at == added
+
+
+def test_a_user_and_password_in_a_stored_base_url_are_taken_out(blank_database: Database) -> None:
+    migrate_to(blank_database.engine, "0015")
+    added = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    with blank_database.engine.begin() as connection:
+        for name, url in (("leaky", "https://user:hunter2@api.example.com/crm"), ("plain", "https://api.example.com"),
+                          ("at-in-path", "https://api.example.com/@team")):
+            connection.execute(
+                text("INSERT INTO integrations (provider, name, description, scopes, sync_config, base_url, "
+                     "created_at, updated_at) VALUES ('hubspot', :name, '', '[]', '{}', :url, :added, :added)"),
+                {"name": name, "url": url, "added": added},
+            )
+    blank_database.migrate()  # the app refuses such an address now: loading it would fail
+    store = IntegrationStore(blank_database)
+    assert [store.get(n).base_url for n in ("leaky", "plain", "at-in-path")] == [
+        "https://api.example.com/crm", "https://api.example.com", "https://api.example.com/@team"]
+    with blank_database.engine.connect() as connection:
+        assert "hunter2" not in str(connection.execute(text("SELECT base_url FROM integrations")).all())
 
 
 def test_the_head_read_from_the_scripts_text_is_alembics_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
