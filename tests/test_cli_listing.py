@@ -120,6 +120,9 @@ def test_set_refuses_bad_values_fields_and_people(data_dir: Path, capsys: pytest
     assert code == ExitCode.USAGE and "expected FIELD=VALUE" in err
     code, _, err = run(data_dir, ["contacts", "set", "nobody@example.com", "company=X"], capsys)
     assert code == ExitCode.USAGE and "no contact with email nobody@example.com" in err
+    # A lead's status cannot be cleared: this said "nothing changed" and exited 0.
+    code, out, err = run(data_dir, ["leads", "set", "dan@example.com", "status="], capsys)
+    assert code == ExitCode.USAGE and "status: a lead always has a status: give one of new, contacted" in err, out
 
 
 def test_csv_writes_everyone_the_filters_match_for_an_import(

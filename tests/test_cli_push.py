@@ -1,4 +1,4 @@
-"""The adapters' CLI slice: integration test, contacts/leads push and contacts get, against in-process sandboxes."""
+"""The adapters' CLI slice: integration test, contacts/leads push and get, against in-process sandboxes."""
 
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def test_push_validates_every_row_and_pushes_the_valid_ones(
     assert code == ExitCode.OK
     assert found["email"] == "ann@example.com" and found["crmId"] == by_line[2]["crmId"]
     code, missing = run_json(data_dir, ["contacts", "get", "crm", "--email", "nobody@example.com"], capsys)
-    assert code == ExitCode.PARTIAL and missing is None
+    # A script is told why, as by any other error (it printed a bare null).
+    assert code == ExitCode.PARTIAL and missing["error"]["code"] == "not_found"
+    assert missing["error"]["message"] == "no contact with email nobody@example.com in crm"
 
 
 def test_leads_push_reports_bad_rows_by_line(
@@ -81,6 +83,8 @@ def test_leads_push_reports_bad_rows_by_line(
     by_line = {row["line"]: row for row in report["records"]}
     assert by_line[1]["outcome"] == "created", by_line[1]
     assert by_line[2]["outcome"] == "invalid" and by_line[2]["field"] == "socialContext.sentiment"
+    code, found = run_json(data_dir, ["leads", "get", "crm", "--email", "Lea@example.com"], capsys)
+    assert code == ExitCode.OK and (found["email"], found["crmId"]) == ("lea@example.com", by_line[1]["crmId"])
 
 
 def test_refused_credentials_exit_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -21,8 +21,8 @@ from crm_desktop.app.record_files import (
     column_label,
     iter_rows,
 )
-from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Lead, SyncDirection
+from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
+from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import ImportLog, undo_message
@@ -310,6 +310,10 @@ class ImportService:
         stored = self.store.local_records(obj, [local_id]).get(local_id)
         if stored is None:
             raise NotFoundError(f"no {obj.value} {local_id} in the local store")
+        if obj is RecordObject.LEAD and "status" in values and not (values["status"] or "").strip():
+            # An import keeps the status of a blank cell; a blank typed on purpose would seem to have been saved.
+            raise InvalidRecordError(obj.value, stored.record.email, [FieldProblem(
+                "status", "a lead always has a status: give one of " + ", ".join(s.value for s in LeadStatus))])
         if edited(stored.record) is None:
             return EditReport(stored.record.email, (), None, local_id=local_id)
 

@@ -97,15 +97,23 @@ def cmd_leads_push(args: argparse.Namespace) -> int:
 
 def cmd_contacts_get(args: argparse.Namespace) -> int:
     """Fetch one contact from the CRM by email."""
+    return _get(args, RecordObject.CONTACT)
+
+
+def cmd_leads_get(args: argparse.Namespace) -> int:
+    """Fetch one lead from the CRM by email."""
+    return _get(args, RecordObject.LEAD)
+
+
+def _get(args: argparse.Namespace, obj: RecordObject) -> int:
     try:
         email = normalise_email(args.email)
     except ValueError as exc:
         raise CommandError(f"--email: {exc}") from None
     with closing(open_workspace(args)) as workspace:
-        record = asyncio.run(workspace.crm.get_record(args.name, RecordObject.CONTACT, email))
+        record = asyncio.run(workspace.crm.get_record(args.name, obj, email))
     if record is None:
-        emit(args, None, f"no contact with email {email} in {args.name}")
-        return ExitCode.PARTIAL
+        raise CommandError(f"no {obj.value} with email {email} in {args.name}", ExitCode.PARTIAL, "not_found")
     data = {
         "crmId": record.crm_id,
         "email": record.email,
@@ -305,10 +313,12 @@ def add_commands(commands: Any) -> None:
         ) as push:
             push.add_argument("name", help="the integration")
             push.add_argument("--file", type=Path, required=True, help="a .csv or .jsonl file")
+        obj = RecordObject.CONTACT if noun == "contacts" else RecordObject.LEAD
+        with action(group_commands, "get", cmd_contacts_get if noun == "contacts" else cmd_leads_get,
+                    help=f"fetch one {obj.value} from a CRM by email") as get:
+            get.add_argument("name", help="the integration")
+            get.add_argument("--email", required=True)
         if noun == "contacts":
-            with action(group_commands, "get", cmd_contacts_get, help="fetch one contact from a CRM by email") as get:
-                get.add_argument("name", help="the integration")
-                get.add_argument("--email", required=True)
             with action(
                 group_commands, "duplicates", cmd_contacts_duplicates,
                 help="list likely duplicate contacts and those the CRMs reported",
