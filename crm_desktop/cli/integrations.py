@@ -233,10 +233,11 @@ def cmd_integration_update(args: argparse.Namespace) -> int:
 
 
 def cmd_integration_remove(args: argparse.Namespace) -> int:
-    """Remove an integration and its keyring entry."""
+    """Remove an integration, its keyring entry and its sync data (as the Integrations panel's Remove)."""
     with closing(open_workspace(args)) as workspace:
         removed = workspace.integrations.remove(args.name)
-    emit(args, {"removed": removed.name}, f"removed integration {removed.name!r} and its keyring entry")
+    emit(args, {"removed": removed.name}, f"removed integration {removed.name!r}, its keyring entry and its sync "
+         "history (runs, links, mappings); the CRM's records are not touched")
     return ExitCode.OK
 
 
@@ -385,7 +386,8 @@ def add_commands(commands: Any) -> None:
             secret_help="read new credentials from stdin",
         )
     _on_one_integration(
-        integration_commands, "remove", cmd_integration_remove, help="remove an integration and its keyring entry"
+        integration_commands, "remove", cmd_integration_remove,
+        help="remove an integration, its keyring entry and its sync history",
     )
     _on_one_integration(
         integration_commands, "test", cmd_integration_test, help="test the connection: who am I, scopes, quota left"

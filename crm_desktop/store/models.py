@@ -442,7 +442,10 @@ class SyncRunRow(Base):
     """One sync run of one integration."""
 
     __tablename__ = "sync_runs"
-    __table_args__ = (Index("ix_sync_runs_integration_started", "integration_id", "started_at"),)
+    # A run's id is never given again, even after its integration (and its runs) were removed: a script that kept
+    # "run 64" must not undo another run under that number (SQLite reuses the largest id without AUTOINCREMENT).
+    __table_args__ = (Index("ix_sync_runs_integration_started", "integration_id", "started_at"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # No integration for an import into the local store (trigger ``import``).

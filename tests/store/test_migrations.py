@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from crm_desktop.domain.models import Contact
+from crm_desktop.domain.models import Contact, SyncDirection
 from crm_desktop.store import database as database_module
 from crm_desktop.store.database import (
     Database,
@@ -26,8 +26,9 @@ from crm_desktop.store.database import (
     migrate_to,
     sqlite_url,
 )
-from crm_desktop.store.models import Base
+from crm_desktop.store.models import Base, SyncTrigger
 from crm_desktop.store.repositories import ContactStore, IntegrationStore
+from crm_desktop.store.sync_store import SyncStore
 
 pytestmark = pytest.mark.postgres
 
@@ -58,7 +59,7 @@ STORE_TABLES = {
     "workflow_events",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0016"
+SHIPPED_HEAD = "0017"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
@@ -246,6 +247,31 @@ def test_a_user_and_password_in_a_stored_base_url_are_taken_out(blank_database: 
         "https://api.example.com/crm", "https://api.example.com", "https://api.example.com/@team"]
     with blank_database.engine.connect() as connection:
         assert "hunter2" not in str(connection.execute(text("SELECT base_url FROM integrations")).all())
+
+
+def test_a_run_id_is_never_given_again_after_its_integration_was_removed(blank_database: Database) -> None:
+    migrate_to(blank_database.engine, "0016")
+    added = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    with blank_database.engine.begin() as connection:
+        for name in ("kept", "gone"):
+            connection.execute(
+                text("INSERT INTO integrations (provider, name, description, scopes, sync_config, created_at, "
+                     "updated_at) VALUES ('hubspot', :name, '', '[]', '{}', :added, :added)"),
+                {"name": name, "added": added})
+        ids = dict(connection.execute(text("SELECT name, id FROM integrations")).all())
+        for integration in ("kept", "gone"):
+            connection.execute(
+                text("INSERT INTO sync_runs (integration_id, \"trigger\", status, direction, dry_run, started_at, "
+                     "created, updated, unchanged, failed, conflicts, conflicts_decided, total, api_calls) VALUES "
+                     "(:id, 'manual', 'succeeded', 'push', false, :added, 0, 0, 0, 0, 0, 0, 0, 0)"),
+                {"id": ids[integration], "added": added})
+        connection.execute(text("INSERT INTO sync_record_log (run_id, object, record_key, outcome, at) "
+                                "VALUES (1, 'contact', 'ann@example.com', 'created', :added)"), {"added": added})
+    blank_database.migrate()  # the runs table is copied with its ids and rows
+    IntegrationStore(blank_database).remove("gone")  # and run 2 with it
+    next_run = SyncStore(blank_database).start_run(ids["kept"], SyncTrigger.MANUAL, SyncDirection.PUSH)
+    assert next_run == 3, "run 2's id was given again: `runs undo 2` would have undone another run"
+    assert [row.record_key for row in SyncStore(blank_database).record_log(1)] == ["ann@example.com"]
 
 
 def test_the_head_read_from_the_scripts_text_is_alembics_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
