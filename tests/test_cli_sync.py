@@ -439,6 +439,21 @@ def test_mapping_show_and_set(data_dir: Path, capsys: pytest.CaptureFixture[str]
     code, _, err = run(data_dir, ["mapping", "set", "hs", "custom.segment", "--rule", "manual"], capsys)
     assert code == ExitCode.USAGE and "--crm-field" in err
 
+    # Checked against the CRM's live field list, as the panel checks it (a CRM field the CRM lacks was saved, and
+    # the next sync failed every record with PROPERTY_DOESNT_EXIST); blank fields and the email off are refused.
+    code, _, err = run(data_dir, ["mapping", "set", "hs", "lastName", "--crm-field", "does_not_exist"], capsys)
+    assert code == ExitCode.USAGE and "lastName -> does_not_exist: the CRM has no such field" in err, err
+    code, _, err = run(data_dir, ["mapping", "set", "hs", "company", "--crm-field", "   "], capsys)
+    assert code == ExitCode.USAGE and "company: the CRM field is blank" in err
+    code, _, err = run(data_dir, ["mapping", "set", "hs", "email", "--direction", "off"], capsys)
+    assert code == ExitCode.USAGE and "email is every record's key" in err
+    _, shown = run_json(data_dir, ["mapping", "show", "hs", "--object", "contact"], capsys)
+    last = next(m for m in shown["mappings"] if m["field"] == "lastName")
+    assert last["crmField"] == "lastname", "nothing of a refused change is saved"
+    code, changed = run_json(data_dir, ["mapping", "set", "hs", "lastName", "--crm-field", "does_not_exist",
+                                        "--no-check"], capsys)
+    assert code == ExitCode.OK and changed["crmField"] == "does_not_exist"
+
 
 def test_conflicts_decided_by_rule_are_reported_apart_from_waiting_ones(
     data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]

@@ -86,12 +86,7 @@ class FieldMappingService:
 
     async def crm_fields(self, name: str, obj: RecordObject) -> list[CrmField]:
         """The CRM's live fields of contacts or leads, by label."""
-        integration = self.sync.integrations.get(name)
-        adapter = self.sync.actions.adapter_for(integration)
-        try:
-            fields = await adapter.list_fields(obj)
-        finally:
-            await adapter.aclose()
+        fields = await self.sync.crm_field_list(name, obj)
         return sorted(fields, key=lambda f: (f.label.casefold(), f.name))
 
     @staticmethod

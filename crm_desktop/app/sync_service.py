@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -219,12 +219,15 @@ class SyncService:
         rule: ConflictRule | None = None,
         direction: FieldDirection | None = None,
         crm_field: str | None = None,
+        crm_fields: Sequence[CrmField] | None = None,
     ) -> FieldMapping:
         """Change one field's conflict rule, direction or CRM field (mapping a known local field not mapped yet
-        needs its CRM field); returns the field's mapping as saved.
+        needs its CRM field); returns the field's mapping as saved. With ``crm_fields`` (the CRM's live list, see
+        :meth:`crm_field_list`) the changed mapping is checked against it as the Field Mapping panel checks it.
 
         Raises:
-            MappingChangeError: for a field that is not a local field, or not mapped and given no CRM field.
+            MappingChangeError: for a field that is not a local field, or not mapped and given no CRM field; a
+                blank CRM field; the email turned off; a CRM field the CRM lacks or cannot take (nothing is saved).
         """
         known = local_fields(obj)
         mappings = self.mappings(integration, obj)
@@ -246,19 +249,34 @@ class SyncService:
             current,
             conflict_rule=rule or current.conflict_rule,
             direction=direction or current.direction,
-            crm_field=(crm_field or current.crm_field).strip(),
+            crm_field=(crm_field if crm_field is not None else current.crm_field).strip(),
         )
-        self.save_mappings(integration, obj, [changed if m.local_field == name else m for m in mappings])
+        if not changed.crm_field:
+            raise MappingChangeError(f"{name}: the CRM field is blank; give its API name or label")
+        if name == "email" and changed.direction is FieldDirection.OFF:
+            raise MappingChangeError("email is every record's key (records are matched by it): it cannot be off")
+        updated = [changed if m.local_field == name else m for m in mappings]
+        if crm_fields is not None:
+            problems = [p for p in validate_mappings(obj, updated, crm_fields, integration.provider)
+                        if p.local_field == name]
+            if problems:
+                raise MappingChangeError("; ".join(str(p) for p in problems) + "; nothing was changed")
+        self.save_mappings(integration, obj, updated)
         return changed
+
+    async def crm_field_list(self, name: str, obj: RecordObject) -> list[CrmField]:
+        """The CRM's live fields of contacts or leads (one call, or a few for a paged field list)."""
+        integration = self.integrations.get(name)
+        adapter = self.actions.adapter_for(integration)
+        try:
+            return await adapter.list_fields(obj)
+        finally:
+            await adapter.aclose()
 
     async def check_mappings(self, name: str, obj: RecordObject) -> list[MappingProblem]:
         """Validate the mappings against the CRM's live field list."""
         integration = self.integrations.get(name)
-        adapter = self.actions.adapter_for(integration)
-        try:
-            fields = await adapter.list_fields(obj)
-        finally:
-            await adapter.aclose()
+        fields = await self.crm_field_list(name, obj)
         return validate_mappings(obj, self.mappings(integration, obj), fields, integration.provider)
 
     # -- runs ----------------------------------------------------------------------------------

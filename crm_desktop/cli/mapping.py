@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from typing import Any
 
+from crm_desktop.app.errors import ProviderError
 from crm_desktop.app.sync_service import ConflictRule, FieldDirection, FieldMapping, MappingChangeError
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
 from crm_desktop.domain.outcomes import RecordObject
@@ -62,12 +64,20 @@ def cmd_mapping_set(args: argparse.Namespace) -> int:
     obj = RecordObject(args.object or RecordObject.CONTACT.value)
     with closing(open_workspace(args)) as workspace:
         integration = workspace.integrations.get(args.name)
+        crm_fields = None
+        if not args.no_check:
+            try:
+                crm_fields = asyncio.run(workspace.sync.crm_field_list(integration.name, obj))
+            except ProviderError as exc:
+                raise CommandError(f"{integration.name}: the CRM's field list, to check the change against, could "
+                                   f"not be read ({exc}); try again, or save it unchecked with --no-check",
+                                   ExitCode.PARTIAL, "crm_error") from None
         try:
             mapping = workspace.sync.change_mapping(
                 integration, obj, args.field,
                 rule=ConflictRule(args.rule) if args.rule else None,
                 direction=FieldDirection(args.direction) if args.direction else None,
-                crm_field=args.crm_field,
+                crm_field=args.crm_field, crm_fields=crm_fields,
             )
         except MappingChangeError as exc:
             raise CommandError(str(exc)) from None
@@ -90,7 +100,9 @@ def add_commands(commands: Any) -> None:
         description="""\
 Change how one local field syncs. FIELD is the local field (firstName, company,
 twitterUsername, custom.NAME...; see `mapping show`). A field mapped for the first
-time needs --crm-field.
+time needs --crm-field. The change is checked against the CRM's live field list
+first, as the Field Mapping panel checks it (a field the CRM lacks, a read-only or
+incompatible one is refused and nothing is saved); --no-check saves it unchecked.
 
 conflict rules (a field changed on both sides since the last sync):
   last_write_wins            the newest change wins (the default)
@@ -107,3 +119,5 @@ conflict rules (a field changed on both sides since the last sync):
         change.add_argument("--direction", choices=[d.value for d in FieldDirection],
                             help="two_way, push_only, pull_only or off")
         change.add_argument("--crm-field", metavar="CRM_FIELD", help="the CRM field's API name")
+        change.add_argument("--no-check", action="store_true",
+                            help="save without checking the change against the CRM's live field list (offline)")
