@@ -172,7 +172,8 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, report = run_json(data, ["attribution", "report", "--model", "position_based"], capsys)
     assert code == ExitCode.OK
     assert report["conversions"] == 1 and report["value"] == {"USD": 300.0}
-    by_campaign = {row.get("name"): row for row in report["byCampaign"]}
+    assert all("name" in row for row in report["byCampaign"]), "the no-campaign row says name: null"
+    by_campaign = {row["name"]: row for row in report["byCampaign"]}
     assert by_campaign["Webinar"] == {"name": "Webinar", "touchpoints": 2, "leads": 1, "conversionsCredited": 0.6,
                                       "valueCredited": {"USD": 180.0}}
     assert by_campaign["Launch"]["conversionsCredited"] == 0.4

@@ -95,3 +95,9 @@ def test_a_file_name_too_long_for_the_system_is_a_sentence(tmp_path: Path, capsy
     code, out, err = run(tmp_path / "D", ["leads", "import", "x" * 5000], capsys)
     assert code == ExitCode.USAGE, (out, err)
     assert "File name too long: xxxx" in err and "Traceback" not in err and len(err) < 300
+
+
+def test_a_folder_given_as_the_file_is_named_as_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "people.csv").mkdir()
+    code, _, err = run(tmp_path / "D", ["contacts", "import", str(tmp_path / "people.csv")], capsys)
+    assert code == ExitCode.USAGE and "people.csv is a folder; give a .csv or .jsonl file" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,10 @@ def spreadsheet_csv(path: Path) -> Iterator[Any]:
     """A ``csv.writer`` onto ``path``: UTF-8 with a BOM (Excel reads accents right only then; imports skip it),
     written beside it first and put in its place only when the ``with`` block ends without an error, so a failed
     export leaves no half file under the chosen name."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "a folder, not a file name", str(path))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder to save in", str(path.parent))
     temporary = path.with_name(path.name + ".part")
     try:
         with temporary.open("w", encoding="utf-8-sig", newline="") as handle:

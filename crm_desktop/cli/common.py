@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from crm_desktop.app.text import duration_text as run_length_text
@@ -60,6 +61,15 @@ Handler = Callable[[argparse.Namespace], int]
 #: The HTTP transport every workspace opened by a command uses: ``None`` (real sockets) except in tests, which point
 #: it at an in-process sandbox.
 http_transport: Transport | None = None
+
+
+def readable_file(path: Path) -> Path:
+    """``path`` when it is a file to read; otherwise a usage error that says what it is instead."""
+    if path.is_dir():
+        raise CommandError(f"{path} is a folder; give a .csv or .jsonl file")
+    if not path.is_file():
+        raise CommandError(f"no such file: {path}")
+    return path
 
 
 def emit(args: argparse.Namespace, data: Any, text: str, out: TextIO | None = None) -> None:

@@ -17,7 +17,16 @@ from crm_desktop.app.record_files import RowProblem, header_key
 from crm_desktop.app.sync_service import ImportReport
 from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import LIMIT
-from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    action,
+    closing,
+    command_group,
+    emit,
+    open_workspace,
+    readable_file,
+)
 from crm_desktop.cli.listing import add_list_command
 from crm_desktop.domain.models import normalise_email
 from crm_desktop.domain.outcomes import RecordObject
@@ -75,8 +84,7 @@ def _print_push(args: argparse.Namespace, report: PushReport) -> int:
 
 
 def _push(args: argparse.Namespace, obj: RecordObject) -> int:
-    if not args.file.is_file():
-        raise CommandError(f"no such file: {args.file}")
+    readable_file(args.file)
     with closing(open_workspace(args)) as workspace:
         try:
             report = asyncio.run(workspace.crm.push_file(args.name, args.file, obj))
@@ -131,8 +139,7 @@ def _get(args: argparse.Namespace, obj: RecordObject) -> int:
 
 
 def _import(args: argparse.Namespace, obj: RecordObject) -> int:
-    if not args.file.is_file():
-        raise CommandError(f"no such file: {args.file}")
+    readable_file(args.file)
     with closing(open_workspace(args)) as workspace:
         try:
             report = workspace.sync.import_file(args.file, obj, blank_clears=args.blank_clears)

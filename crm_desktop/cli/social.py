@@ -17,6 +17,7 @@ from crm_desktop.cli.common import (
     command_group,
     emit,
     open_workspace,
+    readable_file,
 )
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, normalise_email
@@ -38,8 +39,7 @@ def _import_lines(report: SocialImportReport) -> list[str]:
 
 def cmd_social_import(args: argparse.Namespace) -> int:
     """Record the conversations, messages and engagements of a JSONL or CSV file in the local store."""
-    if not args.file.is_file():
-        raise CommandError(f"no such file: {args.file}")
+    readable_file(args.file)
     kind = SocialEventKind(args.kind) if args.kind else None
     with closing(open_workspace(args)) as workspace:
         try:

@@ -570,7 +570,7 @@ class Integration(WireModel):
 
     id: int | None = None
     provider: Provider
-    name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[^\s/\\][^/\\]*$")]
+    name: Annotated[str, Field(min_length=1, max_length=80)]
     description: Annotated[str, Field(max_length=500)] = ""
     scopes: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     sync_config: SyncConfig = Field(default_factory=SyncConfig)
@@ -578,6 +578,16 @@ class Integration(WireModel):
     domain: Annotated[str | None, Field(max_length=253)] = None
     #: When a person last set its credentials (added, replaced, signed in); ``None`` when unknown or never.
     keys_set_at: datetime | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        # A name keys the keyring entry and is printed in tables, one line a row (spaces around it are stripped).
+        if "/" in value or "\\" in value:
+            raise ValueError("must not contain / or \\")
+        if any(ord(character) < 32 or ord(character) == 127 for character in value):
+            raise ValueError("must not contain a line break, tab or other control character")
+        return value
 
     @field_validator("base_url")
     @classmethod

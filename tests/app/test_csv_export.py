@@ -45,3 +45,15 @@ VALUES = ("=SUM(A1)", "@x", "-2+3+cmd|x", "'quoted'", "+1415", "'=literal", "'+1
 def test_a_cells_inert_apostrophe_is_dropped_when_read_back() -> None:
     # Values that start with an apostrophe of their own come back whole too (they had lost it).
     assert [cell_value(inert_cell(v)) for v in VALUES] == list(VALUES)
+
+
+def test_a_folder_or_a_missing_folder_is_named_not_the_part_file(tmp_path: Path) -> None:
+    # "f/" made "f.part" beside the folder, then failed naming f.part.
+    (tmp_path / "f").mkdir()
+    with pytest.raises(IsADirectoryError) as folder, spreadsheet_csv(tmp_path / "f") as writer:
+        writer.writerow(["email"])
+    assert folder.value.filename == str(tmp_path / "f")
+    with pytest.raises(FileNotFoundError) as missing, spreadsheet_csv(tmp_path / "nowhere" / "x.csv") as writer:
+        writer.writerow(["email"])
+    assert missing.value.filename == str(tmp_path / "nowhere")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"], "no .part file left anywhere"

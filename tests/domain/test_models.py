@@ -185,7 +185,7 @@ INVALID_RECORDS: list[tuple[type[WireModel], dict[str, Any], str, str, str]] = [
         "greater than or equal to 0",
     ),
     (Integration, {"provider": "zoho", "name": "Zoho"}, "Zoho", "provider", "'salesforce', 'hubspot' or 'pipedrive'"),
-    (Integration, {"provider": "hubspot", "name": "a/b"}, "a/b", "name", "pattern"),
+    (Integration, {"provider": "hubspot", "name": "a/b"}, "a/b", "name", "must not contain / or"),
     (Integration, {"provider": "hubspot", "name": TOO_LONG}, TOO_LONG, "name", "at most 80"),
     (
         Integration,
@@ -402,3 +402,16 @@ def test_base_urls_refused(given: str, reason: str) -> None:
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("a\nb", "must not contain a line break, tab or other control character"),
+    ("tab\there", "must not contain a line break, tab or other control character"),
+    ("sales/eu", "must not contain / or \\"),
+])
+def test_an_integration_name_that_would_break_a_table_or_a_keyring_key_is_refused(name: str, reason: str) -> None:
+    # A line break split `integration list`'s table; the pattern's own message was a regular expression.
+    with pytest.raises(InvalidRecordError) as refused:
+        Integration(provider=Provider.HUBSPOT, name=name)
+    assert [(p.field, p.reason) for p in refused.value.problems] == [("name", reason)]
+    assert Integration(provider=Provider.HUBSPOT, name="Sales EU (HubSpot) — main").name
