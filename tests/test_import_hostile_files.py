@@ -101,3 +101,17 @@ def test_a_folder_given_as_the_file_is_named_as_a_folder(tmp_path: Path, capsys:
     (tmp_path / "people.csv").mkdir()
     code, _, err = run(tmp_path / "D", ["contacts", "import", str(tmp_path / "people.csv")], capsys)
     assert code == ExitCode.USAGE and "people.csv is a folder; give a .csv or .jsonl file" in err
+
+
+def test_profiles_or_custom_fields_of_the_wrong_type_are_refused_not_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "people.jsonl"
+    path.write_text('{"email": "ann@example.com", "socialProfiles": "nope"}\n'
+                    '{"email": "bob@example.com", "customFields": [1, 2]}\n'
+                    '{"email": "cy@example.com", "customFields": {"tier": 1}}\n', encoding="utf-8")
+    code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    # The first two were created without their profiles and custom fields, and nothing was said.
+    assert code == ExitCode.PARTIAL and report["created"] == 1
+    assert [(r["line"], [p["field"] for p in r["problems"]]) for r in report["refused"]] == [
+        (1, ["socialProfiles"]), (2, ["customFields"])]

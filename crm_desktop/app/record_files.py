@@ -380,10 +380,14 @@ def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dic
     for name, value in item.items():
         if name in by_name:
             values[by_name[name]] = value
-        elif name in ("socialProfiles", "social_profiles") and isinstance(value, list):
-            values["socialProfiles"] = value
-        elif name in ("customFields", "custom_fields") and isinstance(value, dict):
-            values.update({f"custom.{key}": inner for key, inner in value.items()})
+        elif name in ("socialProfiles", "social_profiles"):
+            # Not a list: validated as given, so the row is refused naming the field (it was dropped unsaid).
+            values["socialProfiles" if isinstance(value, list) else "extra.socialProfiles"] = value
+        elif name in ("customFields", "custom_fields"):
+            if isinstance(value, dict):
+                values.update({f"custom.{key}": inner for key, inner in value.items()})
+            else:
+                values["extra.customFields"] = value
         elif name in ("socialContext", "social_context") and model is Lead:
             values["socialContext"] = value
         else:
@@ -534,8 +538,9 @@ def build_record(
             data[key] = None if blank else value
     for platform, parts in social.items():
         _lay_profile(profiles, platform, parts, row, warnings)
-    data["socialProfiles"] = profiles
-    data["customFields"] = custom
+    for key, built in (("socialProfiles", profiles), ("customFields", custom)):
+        if f"extra.{key}" not in row.values:  # else the value given, of the wrong type, is validated and refused
+            data[key] = built
     if model is Lead:
         data["socialContext"] = context if any(v is not None for v in context.values()) else None
     try:
