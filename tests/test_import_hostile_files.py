@@ -115,3 +115,10 @@ def test_profiles_or_custom_fields_of_the_wrong_type_are_refused_not_dropped(
     assert code == ExitCode.PARTIAL and report["created"] == 1
     assert [(r["line"], [p["field"] for p in r["problems"]]) for r in report["refused"]] == [
         (1, ["socialProfiles"]), (2, ["customFields"])]
+    # The run's record log lists them, as a sync's failed records (`runs show` said "record log: empty").
+    code, shown = run_json(tmp_path / "D", ["runs", "show", str(report["runId"])], capsys)
+    assert [(r["record"], r["outcome"], r["category"], r["message"]) for r in shown["records"]] == [
+        ("ann@example.com", "failed", "validation", "line 1: socialProfiles: must be a valid list"),
+        ("bob@example.com", "failed", "validation", "line 2: customFields: must be a valid dictionary")]
+    code, errors = run_json(tmp_path / "D", ["runs", "errors", str(report["runId"])], capsys)
+    assert [(g["category"], g["count"]) for g in errors["groups"]] == [("validation", 2)]

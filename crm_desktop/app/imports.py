@@ -280,7 +280,11 @@ class ImportService:
             status = SyncRunStatus.PARTIAL if report.problems else SyncRunStatus.SUCCEEDED
             report.run_id = run_id
         finally:
-            self.log.finish(run_id, status, audit, created=report.created, updated=report.updated,
+            refused = [(obj, problem.record or f"line {problem.line}",
+                        f"line {problem.line}: " + (problem.reason if len(problem.problems) > 1
+                                                    else f"{problem.field}: {problem.reason}"))
+                       for problem in report.problems]
+            self.log.finish(run_id, status, audit, refused=refused, created=report.created, updated=report.updated,
                             unchanged=report.unchanged, failed=len(report.problems),
                             total=len(to_save) + report.unchanged + len(report.problems))
         return report
@@ -378,7 +382,7 @@ class ImportService:
             status = SyncRunStatus.SUCCEEDED
         finally:
             done = 1 if audit else 0
-            self.log.finish(run_id, status, audit, **{"created" if created else "updated": done},
+            self.log.finish(run_id, status, audit, created=done if created else 0, updated=0 if created else done,
                             failed=0 if status is SyncRunStatus.SUCCEEDED else 1, total=1)
         return local_id, run_id, changed
 

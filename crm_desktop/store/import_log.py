@@ -1,4 +1,4 @@
-"""Imports into the local store as runs: a ``sync_runs`` row with trigger ``import`` and its audit rows."""
+"""Imports into the local store as runs: a ``sync_runs`` row with trigger ``import``, its audit rows and refusals."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 
 from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import AuditLogRow, SyncRunRow, SyncRunStatus, SyncTrigger, utcnow
+from crm_desktop.store.models import AuditLogRow, SyncRecordLogRow, SyncRunRow, SyncRunStatus, SyncTrigger, utcnow
 
 
 class ImportLog:
@@ -30,11 +31,19 @@ class ImportLog:
             return run.id
 
     def finish(
-        self, run_id: int, status: SyncRunStatus, audit: Sequence[dict[str, Any]], **counts: int
+        self, run_id: int, status: SyncRunStatus, audit: Sequence[dict[str, Any]], *,
+        refused: Sequence[tuple[RecordObject, str, str]] = (), **counts: int,
     ) -> None:
-        """Record the run's outcome and its audit rows (``entity``, ``entity_id``, ``field``, old and new) at once."""
+        """Record the run's outcome and its audit rows (``entity``, ``entity_id``, ``field``, old and new) at once,
+        with each refused row (object, the record's email or line, why) in the run's record log, where `runs show`,
+        `runs errors` and the Sync Monitor list a sync's failed records."""
         now = utcnow()
         with self._db.session() as session:
+            if refused:
+                session.execute(insert(cast(Table, SyncRecordLogRow.__table__)), [
+                    {"run_id": run_id, "object": obj, "record_key": key[:254], "outcome": RecordOutcome.FAILED,
+                     "error_category": ErrorCategory.VALIDATION, "message": message, "at": now}
+                    for obj, key, message in refused])
             if audit:
                 session.execute(
                     insert(cast(Table, AuditLogRow.__table__)),
