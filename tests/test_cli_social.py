@@ -200,3 +200,16 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == ExitCode.USAGE and "no lead 404" in err
     code, _, err = run(data, ["attribution", "report", "--since", "last week"], capsys)
     assert code == ExitCode.USAGE and "--since last week: not a date" in err
+
+
+def test_a_refused_event_is_named_by_its_persons_email_in_plain_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "feed.jsonl", [
+        {"platform": "twitter", "type": "like", "timestamp": "2026-11-20T10:00:00Z",
+         "user": {"email": "ana@example.com", "followers": 5}}])
+    code, report = run_json(tmp_path / "D", ["social", "import", str(path)], capsys)
+    # It said "(unnamed)" and pydantic's "Extra inputs are not permitted".
+    assert code == ExitCode.PARTIAL
+    assert [(r["record"], r["field"], r["reason"]) for r in report["refused"]] == [
+        ("ana@example.com", "user.followers", "not a known field")]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crm_desktop.app.record_files import json_object_lines
+from crm_desktop.app.record_files import json_object_lines, plain_reason
 from crm_desktop.domain.attribution import Touch, attribute
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
@@ -356,7 +356,7 @@ class SocialService:
                 for problem in exc.problems:
                     # A CSV row's problems are named by the user's column, not the nested JSON path.
                     where = columns.get(problem.field, problem.field)
-                    report.refused.append(RefusedRow(line, exc.record, where, problem.reason))
+                    report.refused.append(RefusedRow(line, exc.record, where, plain_reason(problem.reason)))
                 continue
             batches[row_kind].append(record)
         conversations = [r for r in batches[SocialEventKind.CONVERSATIONS] if isinstance(r, ConversationEvent)]

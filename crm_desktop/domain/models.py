@@ -226,6 +226,11 @@ def _record_label(data: Any) -> str:
             value = data.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
+        for person in ("user", "participant"):  # an engagement's or a conversation's person
+            if isinstance(data.get(person), dict):
+                label = _record_label(data[person])
+                if label != "(unnamed)":
+                    return label
     return "(unnamed)"
 
 
