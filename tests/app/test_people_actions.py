@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -441,21 +442,26 @@ def import_rows(desk: Desk, path: Path, text: str) -> None:
     assert not report.problems, report.problems
 
 
+def meanwhile(monkeypatch: pytest.MonkeyPatch, owner: object, method: str, write: Callable[[Any], None]) -> None:
+    """Run ``write`` right after the first call of ``owner.method`` has read the store: another writer's save
+    landing between a service's read and its write."""
+    original = getattr(owner, method)
+
+    def read_then_write(*args: Any) -> Any:
+        monkeypatch.setattr(owner, method, original)
+        found = original(*args)
+        write(found)
+        return found
+
+    monkeypatch.setattr(owner, method, read_then_write)
+
+
 def test_an_edit_keeps_what_was_saved_between_its_read_and_its_write(
     desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = desk.workspace.sync.imports.store
-    read = store.local_records
     grace = desk.local_id("grace@example.com")
-
-    def then_an_import(obj: RecordObject, ids: list[int]) -> object:
-        found = read(obj, ids)
-        monkeypatch.setattr(store, "local_records", read)  # once
-        import_rows(desk, tmp_path / "meanwhile.csv",
-                    "email,company,linkedin_username\ngrace@example.com,US Navy,ghopper\n")
-        return found
-
-    monkeypatch.setattr(store, "local_records", then_an_import)
+    meanwhile(monkeypatch, desk.workspace.sync.imports.store, "local_records", lambda _: import_rows(
+        desk, tmp_path / "meanwhile.csv", "email,company,linkedin_username\ngrace@example.com,US Navy,ghopper\n"))
     report = desk.people.edit(RecordObject.CONTACT, grace, {"firstName": "Amazing Grace"})
     assert [(c.field, c.new) for c in report.changes] == [("firstName", "Amazing Grace")]
     stored = desk.workspace.contacts.find("grace@example.com")
@@ -469,17 +475,13 @@ def test_an_edit_follows_the_record_when_its_email_changed_meanwhile(
     desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = desk.workspace.sync.imports.store
-    read = store.local_records
     grace = desk.local_id("grace@example.com")
 
-    def then_a_pull_renames(obj: RecordObject, ids: list[int]) -> object:
-        found = read(obj, ids)
-        monkeypatch.setattr(store, "local_records", read)
-        renamed = found[grace].record.model_copy(update={"email": "grace@navy.example.com"})
-        store.save_local(obj, grace, renamed)
-        return found
+    def a_pull_renames(found: Any) -> None:
+        store.save_local(RecordObject.CONTACT, grace,
+                         found[grace].record.model_copy(update={"email": "grace@navy.example.com"}))
 
-    monkeypatch.setattr(store, "local_records", then_a_pull_renames)
+    meanwhile(monkeypatch, store, "local_records", a_pull_renames)
     desk.people.edit(RecordObject.CONTACT, grace, {"company": "Yale"})
     emails = sorted(c.email for c in desk.workspace.contacts.page(0, 100))
     assert "grace@example.com" not in emails, "the edit made a new contact under the old email"
@@ -490,16 +492,8 @@ def test_an_edit_follows_the_record_when_its_email_changed_meanwhile(
 def test_a_person_added_by_hand_never_overwrites_one_saved_meanwhile(
     desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    imports = desk.workspace.sync.imports
-    find = imports._find_many
-
-    def then_an_import(obj: RecordObject, emails: list[str]) -> object:
-        found = find(obj, emails)
-        monkeypatch.setattr(imports, "_find_many", find)
-        import_rows(desk, tmp_path / "meanwhile.csv", "email,company\nhedy@example.com,Big Customer Inc\n")
-        return found
-
-    monkeypatch.setattr(imports, "_find_many", then_an_import)
+    meanwhile(monkeypatch, desk.workspace.sync.imports, "_find_many", lambda _: import_rows(
+        desk, tmp_path / "meanwhile.csv", "email,company\nhedy@example.com,Big Customer Inc\n"))
     with pytest.raises(DuplicateRecordError, match=r"hedy@example\.com is already a contact"):
         desk.people.create(RecordObject.CONTACT, "Hedy@Example.com", {"lastName": "Lamarr"})
     stored = desk.workspace.contacts.find("hedy@example.com")
