@@ -226,6 +226,23 @@ def test_an_existing_name_and_a_bad_secret_are_reported_together(
     assert memory_keyring.entries == before
 
 
+def test_a_company_domain_is_refused_where_it_means_nothing(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    memory_keyring: MemoryKeyring,
+) -> None:
+    # Stored on a HubSpot integration and shown by `integration show`, where nothing used it.
+    add = ["--data-dir", str(data_dir), "integration", "add", "--provider", "hubspot", "--name", "hs",
+           "--secret-stdin"]
+    code, _, err = run([*add, "--domain", "acme"], capsys, monkeypatch, "pat-na1-0123456789")
+    assert code == ExitCode.USAGE and "--domain: a hubspot integration has no company domain" in err
+    assert memory_keyring.entries == {}, "nothing of a refused add is written"
+    code, _, err = run(add, capsys, monkeypatch, "pat-na1-0123456789")
+    assert code == ExitCode.OK, err
+    code, _, err = run(["--data-dir", str(data_dir), "integration", "update", "hs", "--domain", "acme"],
+                       capsys, monkeypatch)
+    assert code == ExitCode.USAGE and "no company domain" in err
+
+
 def test_salesforce_access_token_without_refresh_token_is_refused(
     data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     memory_keyring: MemoryKeyring,

@@ -84,6 +84,13 @@ def _integration_problems(exc: InvalidRecordError) -> list[str]:
     return [f"{_OPTIONS.get(p.field, p.field)}: {p.reason}" for p in exc.problems]
 
 
+def _domain_refusal(provider: Provider) -> str:
+    """Why ``--domain`` is refused for ``provider``: it is Pipedrive's company domain and means nothing elsewhere."""
+    salesforce = "; a Salesforce org's My Domain address goes in --base-url" if provider is Provider.SALESFORCE else ""
+    return (f"--domain: a {provider.value} integration has no company domain (it is Pipedrive's, the 'acme' of "
+            f"acme.pipedrive.com){salesforce}")
+
+
 def cmd_integration_add(args: argparse.Namespace) -> int:
     """Add an integration; its secret comes on stdin and goes to the OS keyring.
 
@@ -103,6 +110,8 @@ def cmd_integration_add(args: argparse.Namespace) -> int:
         )
     except InvalidRecordError as exc:
         problems.extend(_integration_problems(exc))
+    if args.domain is not None and provider is not Provider.PIPEDRIVE:
+        problems.append(_domain_refusal(provider))
     with closing(open_workspace(args)) as workspace:
         if workspace.integrations.find(args.name) is not None:
             problems.append(
@@ -195,6 +204,8 @@ def cmd_integration_update(args: argparse.Namespace) -> int:
         raise CommandError("nothing to change: give --name, --description, --base-url, --domain or --secret-stdin")
     with closing(open_workspace(args)) as workspace:
         current = workspace.integrations.get(args.name)
+        if args.domain is not None and current.provider is not Provider.PIPEDRIVE:
+            raise CommandError(_domain_refusal(current.provider))
         credentials = _read_secret(current.provider) if args.secret_stdin else None
         try:
             update = asyncio.run(workspace.crm.update_integration(args.name, changes, credentials))
