@@ -280,9 +280,7 @@ class ImportService:
             status = SyncRunStatus.PARTIAL if report.problems else SyncRunStatus.SUCCEEDED
             report.run_id = run_id
         finally:
-            refused = [(obj, problem.record or f"line {problem.line}",
-                        f"line {problem.line}: " + (problem.reason if len(problem.problems) > 1
-                                                    else f"{problem.field}: {problem.reason}"))
+            refused = [(obj, problem.record or f"line {problem.line}", f"line {problem.line}: {problem.why}")
                        for problem in report.problems]
             self.log.finish(run_id, status, audit, refused=refused, created=report.created, updated=report.updated,
                             unchanged=report.unchanged, failed=len(report.problems),

@@ -115,10 +115,13 @@ class RowProblem:
         return cls(line, record, ", ".join(p.field for p in problems),
                    "; ".join(f"{p.field}: {p.reason}" for p in problems), tuple(problems))
 
+    @property
+    def why(self) -> str:
+        """The refused fields and their reasons, without the line or the record."""
+        return self.reason if len(self.problems) > 1 else f"{self.field}: {self.reason}"
+
     def __str__(self) -> str:
-        if len(self.problems) > 1:
-            return f"line {self.line} ({self.record}): {self.reason}"
-        return f"line {self.line} ({self.record}): {self.field}: {self.reason}"
+        return f"line {self.line} ({self.record}): {self.why}"
 
 
 @dataclass(frozen=True)
