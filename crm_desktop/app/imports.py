@@ -27,7 +27,14 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import ImportLog, undo_message
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
-from crm_desktop.store.repositories import ContactStore, EmailTakenError, LeadStore, NotFoundError, SavedRecord
+from crm_desktop.store.repositories import (
+    ContactStore,
+    EmailTakenError,
+    LeadStore,
+    NotFoundError,
+    Relay,
+    SavedRecord,
+)
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import ChangedSince, UndoRefused, UndoReport
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
@@ -217,8 +224,10 @@ class ImportService:
     def _find_many(self, obj: RecordObject, emails: list[str]) -> dict[str, Contact] | dict[str, Lead]:
         return self.contacts.find_many(emails) if obj is RecordObject.CONTACT else self.leads.find_many(emails)
 
-    def _save_many(self, obj: RecordObject, records: list[Any]) -> list[SavedRecord]:
-        return self.contacts.save_many(records) if obj is RecordObject.CONTACT else self.leads.save_many(records)
+    def _save_many(self, obj: RecordObject, records: list[Any], relay: Relay | None = None) -> list[SavedRecord]:
+        if obj is RecordObject.CONTACT:
+            return self.contacts.save_many(records, relay=relay)
+        return self.leads.save_many(records, relay=relay)
 
     def import_file(self, path: Path, obj: RecordObject, *, blank_clears: bool = False) -> ImportReport:
         """Validate a CSV/JSONL file and lay its valid rows over the stored records (all at once).
@@ -232,8 +241,10 @@ class ImportService:
         model = self._model(obj)
         read = FileRows()
         report = ImportReport(blank_clears=blank_clears)
-        # The records to write, each with its place in report.outcomes (which holds its changes).
+        # The records to write, each with its place in report.outcomes (which holds its changes), its row and
+        # the record it was built over (laid again over the stored one if that changed before the write).
         to_save: list[tuple[Any, int]] = []
+        built_from: dict[str, tuple[FileRow, Any]] = {}
         for chunk in _chunks(iter_rows(path, model, read), IMPORT_CHUNK):
             existing: dict[str, Any] = dict(self._find_many(obj, [row.email for row in chunk]))
             for row in chunk:
@@ -256,6 +267,7 @@ class ImportService:
                     continue
                 # Created or updated is known once saved (blank until then).
                 to_save.append((made.record, len(report.outcomes)))
+                built_from[row.email] = (row, before)
                 report.outcomes.append((row.line, row.email, "", tuple(
                     (key, old, new) for key, (old, new) in changes.items())))
         report.problems = sorted(read.problems, key=lambda p: p.line)
@@ -265,10 +277,41 @@ class ImportService:
         run_id = self.log.start(f"import of {path.name}" + (" (blank cells clear)" if blank_clears else ""))
         status = SyncRunStatus.FAILED
         audit: list[dict[str, Any]] = []
+        rows_read = len(to_save) + report.unchanged + len(report.problems)
+        relaid: dict[str, tuple[int, str, str, tuple[tuple[str, str | None, str | None], ...]] | None] = {}
+
+        def relay(record: Any, now: Any) -> Any:
+            """The row laid again over the record as stored now, when a sync, an edit or an event changed it
+            since it was read (the file's columns win; every other field keeps what was saved meanwhile)."""
+            row, before = built_from[record.email]
+            if (now is None and before is None) or (
+                    now is not None and before is not None and now.to_wire() == before.to_wire()):
+                return record
+            try:
+                made = build_record(model, row, now, blank_clears=blank_clears)
+            except InvalidRecordError as exc:
+                read.problems.append(RowProblem.of(row.line, row.email, exc.problems))
+                relaid[record.email] = None
+                return None
+            after = field_values(made.record)
+            changes = ({key: (None, new) for key, new in after.items() if new is not None} if now is None
+                       else _changes(field_values(now), after))
+            relaid[record.email] = (row.line, row.email, "" if changes else "unchanged", tuple(
+                (key, old, new) for key, (old, new) in changes.items()))
+            return made.record if changes else None
+
         try:
             # Unchanged records are not written: their rows (and updated_at, which a sync reads) stay as they are.
-            saved = self._save_many(obj, [record for record, _ in to_save])
-            for (_, index), item in zip(to_save, saved, strict=True):
+            saved = {item.email: item for item in self._save_many(obj, [record for record, _ in to_save], relay)}
+            for record, index in to_save:
+                if record.email in relaid:
+                    again = relaid[record.email]
+                    report.outcomes[index] = again or (0, "", "refused", ())
+                    if again is not None and again[2] == "unchanged":
+                        report.unchanged += 1
+                if record.email not in saved:
+                    continue
+                item = saved[record.email]
                 line, email, _, shown = report.outcomes[index]
                 outcome = "created" if item.created else "updated"
                 setattr(report, outcome, getattr(report, outcome) + 1)
@@ -277,6 +320,9 @@ class ImportService:
                 kept = ((CREATED_FIELD, None, email),) if item.created else shown
                 audit.extend({"entity": obj.value, "entity_id": str(item.id), "field": key, "old_value": old,
                               "new_value": new} for key, old, new in kept)
+            # A row refused when laid again over a record changed meanwhile is among the problems, not the outcomes.
+            report.outcomes = [outcome for outcome in report.outcomes if outcome[2] != "refused"]
+            report.problems = sorted(read.problems, key=lambda p: p.line)
             status = SyncRunStatus.PARTIAL if report.problems else SyncRunStatus.SUCCEEDED
             report.run_id = run_id
         finally:
@@ -284,7 +330,7 @@ class ImportService:
                        for problem in report.problems]
             self.log.finish(run_id, status, audit, refused=refused, created=report.created, updated=report.updated,
                             unchanged=report.unchanged, failed=len(report.problems),
-                            total=len(to_save) + report.unchanged + len(report.problems))
+                            total=rows_read)
         return report
 
     def edit(self, obj: RecordObject, local_id: int, values: dict[str, str | None]) -> EditReport:

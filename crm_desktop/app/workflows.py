@@ -481,22 +481,32 @@ class SocialWorkflows:
         """Put each person's new engagement score on their contact's profiles of the event's platforms, which is
         what the contact's mapped engagement field carries to the CRM."""
         changed: list[Contact] = []
+        scores: dict[str, float] = {}
         settings = self.social.scoring_settings()
-        for email, touched in platforms.items():
+
+        def rescored(contact: Contact) -> Contact | None:
+            score, touched = scores[contact.email], platforms[contact.email]
+            profiles = [
+                p.model_copy(update={"engagement": score}) if p.platform in touched and p.engagement != score else p
+                for p in contact.social_profiles
+            ]
+            if profiles == contact.social_profiles:
+                return None
+            return contact.model_copy(update={"social_profiles": profiles})
+
+        for email in platforms:
             contact = self._contacts.find(email)
             if contact is None:
                 continue
             # The events were just stitched when recorded: the person is read by email, with no re-stitching.
             interactions, followers = self.social.store.interactions(Person(email))
-            score = round(engagement_score(interactions, followers, settings, self._clock()).score, 1)
-            profiles = [
-                p.model_copy(update={"engagement": score}) if p.platform in touched and p.engagement != score else p
-                for p in contact.social_profiles
-            ]
-            if profiles != contact.social_profiles:
-                changed.append(contact.model_copy(update={"social_profiles": profiles}))
+            scores[email] = round(engagement_score(interactions, followers, settings, self._clock()).score, 1)
+            again = rescored(contact)
+            if again is not None:
+                changed.append(again)
         if changed:
-            self._contacts.save_many(changed)
+            # The scores go onto the contacts as stored when written: a sync saving one meanwhile keeps its values.
+            self._contacts.save_many(changed, relay=lambda _, now: None if now is None else rescored(now))
 
     async def _push(
         self, integration: Integration, contact_ids: dict[str, int], lead_ids: dict[str, int],

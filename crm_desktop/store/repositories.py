@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -27,6 +27,27 @@ from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, Social
 logger = logging.getLogger(__name__)
 #: Rows written per flush by bulk saves (new rows get their ids in one round trip per batch).
 SAVE_BATCH = 1_000
+
+#: Given a record a caller built over what it read earlier and the record as stored now (``None``: not stored),
+#: what to save instead (``None``: leave it as it is). See ``ContactStore.save_many``.
+Relay = Callable[[Any, Any], Any]
+
+
+def hold_for_write(session: Session, table: Table) -> None:
+    """Take SQLite's write lock now, before the rows to write are read (an UPDATE of no row starts a write
+    transaction), so nothing saved by another connection lands between the read and the write. PostgreSQL
+    holds rows instead, with ``FOR UPDATE`` on the read."""
+    session.execute(update(table).where(table.c.id == -1).values(id=table.c.id))
+
+
+def _relaid(items: list[Any], stored: Callable[[str], Any], relay: Relay) -> list[Any]:
+    """The records to save: each one ``relay`` gives for it and its stored state (those it gives ``None`` left out)."""
+    kept = []
+    for item in items:
+        again = relay(item, stored(item.email))
+        if again is not None:
+            kept.append(again)
+    return kept
 
 
 class StoreError(Exception):
@@ -263,6 +284,10 @@ def _contact_from_row(row: ContactRow) -> Contact:
     return stored_contact(row, row.social_profiles)
 
 
+def _contact_or_none(row: ContactRow | None) -> Contact | None:
+    return None if row is None else _contact_from_row(row)
+
+
 def _apply_contact_columns(row: ContactRow, contact: Contact) -> bool:
     """Give a contact row a contact's own columns (not its profiles); whether any changed."""
     changed = False
@@ -377,15 +402,24 @@ class ContactStore:
         """Insert a contact, or update the one with the same email."""
         return self.save_many([contact])[0]
 
-    def save_many(self, contacts: Iterable[Contact]) -> list[SavedRecord]:
+    def save_many(self, contacts: Iterable[Contact], *, relay: Relay | None = None) -> list[SavedRecord]:
         """Insert or update many contacts in one transaction (all or nothing), in the order given.
 
         New contacts are written with bulk inserts (an import of 100,000 new contacts spends its time in the ORM's
         per-row work otherwise); existing ones go through the ORM, which compares each value.
+
+        With ``relay``, each contact is first handed to it with the contact as stored now (``None``: not stored),
+        the rows held from before that read until the write; what it gives is saved instead (``None``: nothing,
+        and no result for it). A caller that built the contacts over an earlier read lays them again over what
+        a sync or an event saved since, rather than overwriting it.
         """
         items = list(contacts)
         with self._db.session() as session:
-            existing = self._rows_by_email(session, [c.email for c in items])
+            if relay is not None:
+                hold_for_write(session, cast(Table, ContactRow.__table__))
+            existing = self._rows_by_email(session, [c.email for c in items], hold=relay is not None)
+            if relay is not None:
+                items = _relaid(items, lambda email: _contact_or_none(existing.get(email)), relay)
             new = [c for c in items if c.email not in existing]
             if new and len({c.email for c in new}) == len(new):
                 inserted = self._inserted(session, new)
@@ -451,12 +485,14 @@ class ContactStore:
         return saved
 
     @staticmethod
-    def _rows_by_email(session: Session, emails: list[str]) -> dict[str, ContactRow]:
+    def _rows_by_email(session: Session, emails: list[str], *, hold: bool = False) -> dict[str, ContactRow]:
         found: dict[str, ContactRow] = {}
         for chunk in in_list_chunks(emails):
             statement = (
                 select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
             )
+            if hold:
+                statement = statement.with_for_update(of=ContactRow)
             for row in session.scalars(statement):
                 found[row.email] = row
         return found
@@ -537,21 +573,30 @@ class LeadStore:
         """Insert a lead, or update the one with the same email."""
         return self.save_many([lead])[0]
 
-    def save_many(self, leads: Iterable[Lead]) -> list[SavedRecord]:
-        """Insert or update many leads in one transaction (all or nothing)."""
+    def save_many(self, leads: Iterable[Lead], *, relay: Relay | None = None) -> list[SavedRecord]:
+        """Insert or update many leads in one transaction (all or nothing); ``relay`` as for
+        :meth:`ContactStore.save_many`."""
         items = list(leads)
         results: list[SavedRecord] = []
         with self._db.session() as session:
+            if relay is not None:
+                hold_for_write(session, cast(Table, LeadRow.__table__))
             emails = [lead.email for lead in items]
             existing: dict[str, LeadRow] = {}
             contact_ids: dict[str, int] = {}
             for chunk in in_list_chunks(emails):
-                existing.update((r.email, r) for r in session.scalars(select(LeadRow).where(LeadRow.email.in_(chunk))))
+                held = select(LeadRow).where(LeadRow.email.in_(chunk))
+                if relay is not None:
+                    held = held.with_for_update()
+                existing.update((r.email, r) for r in session.scalars(held))
                 contact_ids.update(
                     (email, contact_id) for email, contact_id in session.execute(
                         select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(chunk))
                     )
                 )
+            if relay is not None:
+                items = _relaid(items, lambda email: None if (row := existing.get(email)) is None else stored_lead(row),
+                                relay)
             unsaved: list[tuple[LeadRow, bool, bool]] = []
             for lead in items:
                 row = existing.get(lead.email)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -364,3 +366,36 @@ def test_lead_save_reports_changes(database: Database) -> None:
     found = leads.find("lee@example.com")
     assert found is not None
     assert found.status is LeadStatus.QUALIFIED
+
+
+@pytest.mark.parametrize("kind", ["contact", "lead"])
+def test_a_relayed_save_holds_its_rows_until_it_writes(database: Database, kind: str) -> None:
+    """A save with a relay reads the stored record under a lock: another relayed save started meanwhile waits,
+    then lays its change over this one's (both custom fields kept, in one JSON column) instead of being lost."""
+    store: ContactStore | LeadStore = ContactStore(database) if kind == "contact" else LeadStore(database)
+    first: Contact | Lead = (Contact(email="ada@example.com", company="Acme") if kind == "contact"
+                             else Lead(email="ada@example.com", company="Acme"))
+    store.save(first)  # type: ignore[arg-type]
+    other: list[BaseException] = []
+
+    def the_other_writer() -> None:
+        try:
+            store.save_many([first], relay=lambda _, now: now.model_copy(
+                update={"custom_fields": now.custom_fields | {"source": "pull"}}))
+        except BaseException as exc:  # pragma: no cover - reported below
+            other.append(exc)
+
+    racing = threading.Thread(target=the_other_writer)
+
+    def relay(record: Contact | Lead, now: Contact | Lead | None) -> Contact | Lead:
+        assert now is not None and now.company == "Acme"
+        racing.start()
+        time.sleep(0.5)  # time for the other writer to read and write, were the row not held
+        return now.model_copy(update={"custom_fields": now.custom_fields | {"tier": "gold"}})
+
+    saved = store.save_many([first], relay=relay)  # type: ignore[list-item]
+    racing.join(timeout=30)
+    assert not racing.is_alive() and not other
+    assert [(s.email, s.changed) for s in saved] == [("ada@example.com", True)]
+    stored = store.find("ada@example.com")
+    assert stored is not None and stored.custom_fields == {"tier": "gold", "source": "pull"}
