@@ -200,6 +200,8 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == ExitCode.USAGE and "no lead 404" in err
     code, _, err = run(data, ["attribution", "report", "--since", "last week"], capsys)
     assert code == ExitCode.USAGE and "--since last week: not a date" in err
+    code, _, err = run(data, ["attribution", "report", "--since", "0001-01-01T00:00:00+01:00"], capsys)
+    assert code == ExitCode.USAGE and "out of range once in UTC" in err, err
 
 
 def test_a_refused_event_is_named_by_its_persons_email_in_plain_words(

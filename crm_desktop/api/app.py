@@ -12,6 +12,7 @@ from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+from pydantic import AfterValidator
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -56,7 +57,7 @@ from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import FieldProblem
-from crm_desktop.domain.models import Contact, Lead, SyncDirection, WireModel, normalise_email
+from crm_desktop.domain.models import Contact, Lead, SyncDirection, WireModel, aware_utc, normalise_email
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.domain.social import (
     AttributionModel,
@@ -147,6 +148,14 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
         problems.append(FieldProblem(".".join(where) or "(body)", str(error.get("msg", "")).removeprefix(
             "Value error, ")))
     return _problem(422, "; ".join(f"{p.field}: {p.reason}" for p in problems), problems)
+
+
+def _since_in_utc(since: datetime | None) -> datetime | None:
+    """A report's ``since`` in UTC (a time given without a zone is UTC's); one out of range once in UTC is refused
+    as the event bodies' timestamps are."""
+    if since is None:
+        return None
+    return aware_utc(since if since.tzinfo is not None else since.replace(tzinfo=UTC))
 
 
 def _refused(refused: InvalidRecordError) -> JSONResponse:
@@ -444,10 +453,9 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
              tags=["attribution"])
     async def attribution_report(
         model: AttributionModel = AttributionModel.LINEAR,
-        since: Annotated[datetime | None, Query(description="ISO date or time (UTC when no zone is given)")] = None,
+        since: Annotated[datetime | None, AfterValidator(_since_in_utc),
+                         Query(description="ISO date or time (UTC when no zone is given)")] = None,
         campaign: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
     ) -> AttributionReport:
         """Per campaign and per platform: touchpoints, leads, conversions and value credited under ``model``."""
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
         return social.attribution_report(model, since, campaign)

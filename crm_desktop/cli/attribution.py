@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
+from crm_desktop.domain.models import aware_utc
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 
 MODELS = [m.value for m in AttributionModel]
@@ -31,7 +32,10 @@ def parse_since(value: str | None) -> datetime | None:
         raise CommandError(f"--since {value}: not a date; write 2026-11-01 or 2026-11-01T09:00:00Z") from None
     if moment.tzinfo is None:
         raise CommandError(f"--since {value}: give the time zone, e.g. 2026-11-01T09:00:00Z")
-    return moment.astimezone(UTC)
+    try:
+        return aware_utc(moment)
+    except ValueError as exc:
+        raise CommandError(f"--since {value}: {exc}") from None
 
 
 def _money(values: dict[str, float]) -> str:

@@ -72,7 +72,11 @@ def attribute(
     elif model is AttributionModel.LINEAR:
         shares = [1.0 / count] * count
     elif model is AttributionModel.TIME_DECAY:
-        weights = [decay(age_in_days(t.timestamp, reference), half_life_days) for t in ordered]
+        ages = [max(0.0, age_in_days(t.timestamp, reference)) for t in ordered]
+        # Weighed from the newest touch (the shares are the same): touches a thousand half-lives old would all
+        # weigh 0.0 in floating point, and their shares be 0/0.
+        youngest = min(ages)
+        weights = [decay(age - youngest, half_life_days) for age in ages]
         total = sum(weights)
         shares = [w / total for w in weights]
     elif model is AttributionModel.POSITION_BASED:

@@ -114,6 +114,11 @@ def test_lead_attribution_by_crm_id_or_local_id_and_the_report(hubspot_api: Loca
         assert report.status_code == 200, report.text
         campaigns = {row["name"]: row for row in report.json()["byCampaign"]}
         assert campaigns["launch"]["touchpoints"] == 2 and campaigns["black-friday"]["touchpoints"] == 1
+        for beyond in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+            out_of_range = await api.get("/api/attribution/report", params={"since": beyond})
+            assert out_of_range.status_code == 422, out_of_range.text
+            assert out_of_range.json()["errors"][0]["field"] == "since"
+            assert "out of range" in out_of_range.json()["errors"][0]["reason"], out_of_range.text
 
     asyncio.run(scenario())
 

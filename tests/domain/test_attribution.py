@@ -95,3 +95,15 @@ def test_time_decay_half_life_is_a_parameter() -> None:
 def test_no_touch_no_credit() -> None:
     for model in AttributionModel:
         assert attribute([], model, CONVERTED) == []
+
+
+@pytest.mark.parametrize("model", list(AttributionModel))
+def test_touches_a_thousand_half_lives_old_still_share_one_credit(model: AttributionModel) -> None:
+    # 2^-(age/half-life) is 0.0 in floating point past about 1,075 half-lives: 20 years at 7 days, 3 at 1 day.
+    ancient = [touch(365 * 26, 1), touch(365 * 25, 2)]
+    shares = [share for _, share in credits(ancient, model, half_life=1.0)]
+    assert sum(shares) == pytest.approx(1.0)
+    if model is DECAY:
+        # The newer of two touches one year apart, at a one-day half-life, takes all but 2^-365 of the credit.
+        assert shares == pytest.approx([0.0, 1.0])
+        assert [s for _, s in credits([touch(14, 1), touch(7, 2)], DECAY)] == pytest.approx([1 / 3, 2 / 3])
