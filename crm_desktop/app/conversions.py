@@ -16,6 +16,7 @@ from typing import Any
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
+from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import DealPipelineChoice, Integration
 from crm_desktop.domain.social import Conversion, ConversionSource, EventAction
 from crm_desktop.providers.contract import CrmAdapter
@@ -59,6 +60,9 @@ class ConversionPullReport:
         deals_waiting: emails with no person in the CRM yet (their deal is made by a pull after a sync pushed them).
         deals_deferred: people left for the next pull (more than :data:`DEALS_PER_PULL` to look up).
         deal_errors: ``(email, reason)`` of deals the CRM refused.
+        refused: ``(the CRM's id, reason)`` of conversions not recorded: the CRM holds no valid email or value for
+            them (Pipedrive takes any text as an email); the pull goes past them, and records one once it is
+            changed on the CRM.
         api_calls: requests sent.
     """
 
@@ -72,6 +76,7 @@ class ConversionPullReport:
     deals_waiting: list[str] = field(default_factory=list)
     deals_deferred: int = 0
     deal_errors: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
     api_calls: int = 0
 
     def to_wire(self) -> dict[str, Any]:
@@ -86,6 +91,7 @@ class ConversionPullReport:
             "dealsWaiting": self.deals_waiting,
             "dealsDeferred": self.deals_deferred,
             "dealErrors": [{"email": email, "reason": reason} for email, reason in self.deal_errors],
+            "refused": [{"externalId": external_id, "reason": reason} for external_id, reason in self.refused],
             "apiCalls": self.api_calls,
         }
 
@@ -153,9 +159,10 @@ class ConversionService:
         report.pulled = len(found)
         if not found:
             return
-        results = self.social.record_conversions(
-            [
-                Conversion(
+        conversions: list[Conversion] = []
+        for item in found:
+            try:
+                conversions.append(Conversion(
                     email=item.email,
                     timestamp=item.converted_at,
                     value=item.value,
@@ -163,10 +170,13 @@ class ConversionService:
                     source=ConversionSource.CRM_PULL,
                     external_id=item.external_id,
                     integration=str(integration.id),
-                )
-                for item in found
-            ]
-        )
+                ))
+            except InvalidRecordError as exc:
+                # One bad record on the CRM must not hold back the others, nor stop every later pull at it.
+                reason = "; ".join(f"{p.field}: {p.reason}" for p in exc.problems) or str(exc)
+                report.refused.append((item.external_id, reason))
+                logger.warning("%s: conversion %s not recorded (%s)", integration.name, item.external_id, reason)
+        results = self.social.record_conversions(conversions) if conversions else []
         report.created = sum(1 for r in results if r.action is EventAction.CREATED)
         report.updated = sum(1 for r in results if r.action is EventAction.UPDATED)
         report.unchanged = sum(1 for r in results if r.action is EventAction.UNCHANGED)

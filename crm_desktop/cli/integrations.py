@@ -339,8 +339,9 @@ def cmd_integration_conversions(args: argparse.Namespace) -> int:
             f"{report.deals_deferred} left for the next pull"
         )
     lines += [f"deal refused for {email}: {reason}" for email, reason in report.deal_errors]
+    lines += [f"conversion {external_id} not recorded: {reason}" for external_id, reason in report.refused]
     emit(args, report.to_wire(), "\n".join(lines))
-    return ExitCode.PARTIAL if report.deal_errors else ExitCode.OK
+    return ExitCode.PARTIAL if report.deal_errors or report.refused else ExitCode.OK
 
 
 def _connection_options(parser: argparse.ArgumentParser, *, base_url_help: str, secret_help: str) -> None:

@@ -255,3 +255,26 @@ def test_a_large_backlog_of_deals_is_made_over_several_pulls(crms: Crms) -> None
     assert sorted(d.person_id for d in crms.pipedrive.deals.values()) == sorted(
         p.id for p in list(crms.pipedrive.persons.values())[:3]
     )
+
+
+def test_a_conversion_with_no_valid_email_is_refused_and_the_others_recorded(crms: Crms) -> None:
+    # Pipedrive takes any text as a person's email: a won deal of such a person must not stop every pull.
+    bad, good = list(crms.pipedrive.persons.values())[:2]
+    bad.emails[0]["value"] = "bad at example"
+    good_email = str(good.emails[0]["value"]).lower()
+    touch(crms, good_email, "PD good")
+    for email, value in (("bad at example", 99), (good_email, 250)):
+        won = crms.salesperson(crms.pipedrive, "win-deal", {"email": email, "value": value, "currency": "EUR"})
+        assert won.status_code == 200, won.text
+
+    report = crms.pull("pipedrive")
+    assert (report.pulled, report.created) == (2, 1)
+    assert [(external_id.startswith("deal:"), "not a valid email" in reason) for external_id, reason
+            in report.refused] == [(True, True)]
+    assert crms.workspace.social.attribution_report(AttributionModel.LINEAR).value == {"EUR": 250.0}
+    again = crms.pull("pipedrive")  # the CRMs filter from the cursor inclusively: both may be seen again
+    assert again.created == 0 and len(again.refused) <= 1
+    # And a sync, which pulls conversions after its records, ends with its own report (the person is refused
+    # there, as a record): it used to end in the conversion's InvalidRecordError, and so did every later sync.
+    result = asyncio.run(crms.workspace.sync.sync("pipedrive"))
+    assert len(result.failures) == 1 and "bad at example" in result.failures[0].email, result.failures
