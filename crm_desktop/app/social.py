@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from crm_desktop.app.record_files import json_object_lines, plain_reason
 from crm_desktop.domain.attribution import Touch, attribute
-from crm_desktop.domain.errors import InvalidRecordError
+from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
 from crm_desktop.domain.scoring import EngagementScore, engagement_score
 from crm_desktop.domain.social import (
@@ -43,6 +43,8 @@ from crm_desktop.store.repositories import NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, SocialStore
 
 logger = logging.getLogger(__name__)
+#: A conversation or a message: the events whose ids must not clash with another's.
+EventT = TypeVar("EventT", ConversationEvent, Message)
 
 #: The workspace setting that holds :class:`ScoringSettings`.
 SCORING_SETTING = "social.scoring"
@@ -122,7 +124,14 @@ class SocialService:
         return self.record_conversations([event])[0]
 
     def record_conversations(self, events: Sequence[ConversationEvent]) -> list[RecordedEvent]:
-        """Several conversations in one transaction."""
+        """Several conversations in one transaction.
+
+        Raises:
+            InvalidRecordError: when a conversation's id is another platform's conversation's (nothing is recorded).
+        """
+        for event, clash in zip(events, self.store.conversation_id_clashes(events), strict=True):
+            if clash is not None:
+                raise InvalidRecordError("conversation", event.conversation_id, [FieldProblem("conversationId", clash)])
         return self._rescored(self.store.record_conversations(events))
 
     def record_message(self, message: Message) -> RecordedEvent:
@@ -133,7 +142,14 @@ class SocialService:
         return self.record_messages([message])[0]
 
     def record_messages(self, messages: Sequence[Message]) -> list[RecordedEvent]:
-        """Several messages in one transaction."""
+        """Several messages in one transaction.
+
+        Raises:
+            InvalidRecordError: when a message's id is a message of another conversation (nothing is recorded).
+        """
+        for message, clash in zip(messages, self.store.message_id_clashes(messages), strict=True):
+            if clash is not None:
+                raise InvalidRecordError("message", message.message_id, [FieldProblem("messageId", clash)])
         return self._rescored(self.store.record_messages(messages))
 
     def record_engagement(self, event: EngagementEvent) -> RecordedEvent:
@@ -328,6 +344,19 @@ class SocialService:
 
     # -- files ----------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _without_clashes(records: list[EventT], clashes: list[str | None], lines: dict[int, int], field: str,
+                         report: SocialImportReport) -> list[EventT]:
+        """``records`` but those with a clash, which go into ``report.refused`` by their line and id."""
+        kept: list[EventT] = []
+        for record, clash in zip(records, clashes, strict=True):
+            if clash is None:
+                kept.append(record)
+            else:
+                key = record.message_id if isinstance(record, Message) else record.conversation_id
+                report.refused.append(RefusedRow(lines[id(record)], key, field, clash))
+        return kept
+
     def import_file(self, path: Path, kind: SocialEventKind | None = None) -> SocialImportReport:
         """Record the events of a JSONL or CSV file; every row is validated first and refused rows are reported by
         line, field and reason. With no ``kind``, each row's kind is read from its fields (``messageId``: a
@@ -341,6 +370,7 @@ class SocialService:
         """
         report = SocialImportReport()
         batches: dict[SocialEventKind, list[WireModel]] = {k: [] for k in SocialEventKind}
+        lines: dict[int, int] = {}  # id() of a valid row's record -> its line
         for line, row, error in _file_rows(path):
             if row is None:
                 report.refused.append(RefusedRow(line, "(unreadable)", "(row)", error or "unreadable"))
@@ -359,9 +389,16 @@ class SocialService:
                     report.refused.append(RefusedRow(line, exc.record, where, plain_reason(problem.reason)))
                 continue
             batches[row_kind].append(record)
+            lines[id(record)] = line
         conversations = [r for r in batches[SocialEventKind.CONVERSATIONS] if isinstance(r, ConversationEvent)]
         messages = [r for r in batches[SocialEventKind.MESSAGES] if isinstance(r, Message)]
+        # Ids another conversation or platform holds (stored, or earlier in the file) are refused by line.
+        conversations = self._without_clashes(conversations, self.store.conversation_id_clashes(conversations),
+                                              lines, "conversationId", report)
+        messages = self._without_clashes(messages, self.store.message_id_clashes(messages), lines, "messageId",
+                                         report)
         engagements = [r for r in batches[SocialEventKind.ENGAGEMENTS] if isinstance(r, EngagementEvent)]
+        report.refused.sort(key=lambda refused: refused.line)
         results = self.store.record_all(conversations, messages, engagements)
         report.by_kind = {
             SocialEventKind.CONVERSATIONS.value: len(conversations),

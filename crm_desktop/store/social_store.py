@@ -403,6 +403,42 @@ class SocialStore:
 
         return self._in_one_transaction(work)
 
+    def conversation_id_clashes(self, events: Sequence[ConversationEvent]) -> list[str | None]:
+        """Per event, why its conversation id cannot be recorded (``None``: it can): the id is another platform's
+        conversation's, stored or earlier in ``events``. A message names its conversation by id alone, so an id on
+        two platforms would count its messages for both people."""
+        held: dict[str, SocialPlatform] = {}
+        with self._db.session() as session:
+            for chunk in in_list_chunks(sorted({e.conversation_id for e in events})):
+                statement = select(ConversationRow.conversation_id, ConversationRow.platform).where(
+                    ConversationRow.conversation_id.in_(chunk))
+                for conversation_id, platform in session.execute(statement):
+                    held.setdefault(conversation_id, platform)
+        reasons: list[str | None] = []
+        for event in events:
+            other = held.setdefault(event.conversation_id, event.platform)
+            reasons.append(None if other == event.platform else (
+                f"{event.conversation_id!r} is already a {other} conversation: messages name their conversation "
+                "by id alone, so give this one an id of its own (e.g. with the platform as a prefix)"))
+        return reasons
+
+    def message_id_clashes(self, messages: Sequence[Message]) -> list[str | None]:
+        """Per message, why it cannot be recorded (``None``: it can): its id is a message of another conversation,
+        stored or earlier in ``messages`` (recording it would move that message)."""
+        held: dict[str, str] = {}
+        with self._db.session() as session:
+            for chunk in in_list_chunks(sorted({m.message_id for m in messages})):
+                statement = select(MessageRow.message_id, MessageRow.conversation_id).where(
+                    MessageRow.message_id.in_(chunk))
+                held.update((message_id, conversation_id) for message_id, conversation_id in session.execute(statement))
+        reasons: list[str | None] = []
+        for message in messages:
+            other = held.setdefault(message.message_id, message.conversation_id)
+            reasons.append(None if other == message.conversation_id else (
+                f"{message.message_id!r} is already a message of conversation {other!r}: a message id names one "
+                "message"))
+        return reasons
+
     def record_messages(self, messages: Sequence[Message]) -> list[RecordedEvent]:
         """Record messages (a re-sent one with the same content changes nothing; an edited one is updated) and
         refresh their conversations' counts, last message time and latest sentiment."""

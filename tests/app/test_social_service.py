@@ -13,8 +13,17 @@ import pytest
 
 from crm_desktop.app.people import write_report_csv
 from crm_desktop.app.social import SocialService
+from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Lead, SocialPlatform
-from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef, ScoringSettings
+from crm_desktop.domain.social import (
+    AttributionModel,
+    ConversationEvent,
+    Conversion,
+    EngagementEvent,
+    Message,
+    PersonRef,
+    ScoringSettings,
+)
 from crm_desktop.store.database import Database, sqlite_url
 from crm_desktop.store.repositories import LeadStore, NotFoundError
 
@@ -189,3 +198,52 @@ def test_a_jsonl_line_nested_too_deeply_is_refused_and_the_others_recorded(
     assert "nested too deeply" in report.refused[0].reason
     assert service.store.counts()["touchpoints"] == 1
     assert report.created == 1
+
+
+def conversation(conversation_id: str, platform: str, email: str) -> ConversationEvent:
+    return ConversationEvent.model_validate({"conversationId": conversation_id, "platform": platform,
+                                             "startedAt": "2026-11-30T10:00:00Z", "participant": {"email": email}})
+
+
+def message(message_id: str, conversation_id: str) -> Message:
+    return Message.model_validate({"conversationId": conversation_id, "messageId": message_id,
+                                   "direction": "inbound", "sentAt": "2026-11-30T10:05:00Z", "text": "hi"})
+
+
+def interactions(service: SocialService, email: str) -> int:
+    return service.engagement_score(PersonRef(email=email)).interactions
+
+
+def test_ids_held_by_another_conversation_or_platform_are_refused_and_nothing_moves(
+    service: SocialService, tmp_path: Path
+) -> None:
+    service.record_conversation(conversation("42", "twitter", "tw@example.com"))
+    service.record_conversation(conversation("a", "twitter", "a1@example.com"))
+    service.record_message(message("1", "a"))
+    # A message names its conversation by id alone: the same id on Instagram would count Twitter's messages twice.
+    with pytest.raises(InvalidRecordError, match=r"conversationId: '42' is already a twitter conversation"):
+        service.record_conversation(conversation("42", "instagram", "ig@example.com"))
+    # The same message id in another conversation would move the first one there.
+    service.record_conversation(conversation("b", "twitter", "b1@example.com"))
+    with pytest.raises(InvalidRecordError, match=r"messageId: '1' is already a message of conversation 'a'"):
+        service.record_message(message("1", "b"))
+    assert (interactions(service, "a1@example.com"), interactions(service, "b1@example.com")) == (2, 1)
+    service.record_message(message("1", "a"))  # sent again to its own conversation: unchanged, as before
+
+    # A file: the clashing rows are refused by line, the others recorded.
+    path = tmp_path / "events.jsonl"
+    rows = [
+        {"conversationId": "42", "platform": "instagram", "startedAt": "2026-11-30T10:00:00Z",
+         "participant": {"email": "ig@example.com"}},
+        {"conversationId": "b", "messageId": "1", "direction": "inbound", "sentAt": "2026-11-30T10:06:00Z",
+         "text": "moved?"},
+        {"conversationId": "b", "messageId": "2", "direction": "inbound", "sentAt": "2026-11-30T10:07:00Z",
+         "text": "kept"},
+    ]
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    report = service.import_file(path)
+    assert [(r.line, r.record, r.field) for r in report.refused] == [(1, "42", "conversationId"),
+                                                                      (2, "1", "messageId")]
+    assert report.created == 1
+    assert (interactions(service, "a1@example.com"), interactions(service, "b1@example.com")) == (2, 2)
+    assert interactions(service, "tw@example.com") == 1
