@@ -137,6 +137,8 @@ class HubSpotAdapter(AdapterBase):
             self.budget, window_limit=SEARCH_PER_SECOND, window_seconds=1.0, concurrency=1, sleep=self._sleep
         )
         self._properties: FieldCache[str, list[contract.CrmField]] = FieldCache(self._read_object_fields)
+        #: Properties the field mapping reads besides the standard ones, per object (see ``read_mapped_fields``).
+        self._mapped_properties: dict[RecordObject, tuple[str, ...]] = {}
         self._has_leads_object: bool | None = None
         self._v4_associations: bool | None = None
         self._search_date: datetime | None = None
@@ -220,11 +222,20 @@ class HubSpotAdapter(AdapterBase):
                 logger.info("HubSpot account has no leads object: leads are written as contacts")
         return self._has_leads_object
 
+    def read_mapped_fields(self, obj: RecordObject, names: Sequence[str]) -> None:
+        """Read these properties too (those the object has) in every later read: the mapped ones. HubSpot returns
+        only the properties a read names, and a mapped standard one left out (``city``) would read as blank."""
+        self._mapped_properties[obj] = tuple(names)
+
     async def _read_properties(self, object_name: str) -> list[str]:
-        """The properties a read asks for: the standard ones the app maps, plus every custom property."""
+        """The properties a read asks for: the standard ones the app maps, every custom property, and the mapped
+        ones the object has (a lead's mapped fields are read from its contact too, where it is one)."""
         standard = CONTACT_PROPERTIES if object_name == "contacts" else LEAD_PROPERTIES
-        custom = [f.name for f in await self._object_fields(object_name) if f.custom]
-        return list(dict.fromkeys([*standard, *custom]))
+        fields = await self._object_fields(object_name)
+        custom = [f.name for f in fields if f.custom]
+        held = {f.name for f in fields}
+        mapped = [name for names in self._mapped_properties.values() for name in names if name in held]
+        return list(dict.fromkeys([*standard, *custom, *mapped]))
 
     async def create_field(self, obj: RecordObject, name: str, label: str, field_type: str) -> contract.CrmField:
         """Create a custom contact (or lead) property; an existing one of the same type is returned as is.

@@ -6,8 +6,10 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -167,6 +169,12 @@ class FieldMapping:
 # -- local values ---------------------------------------------------------------------------
 
 
+#: A number written as plain digits, with a sign and a decimal part or not (no exponent, no grouping).
+_NUMBER_TEXT = re.compile(r"-?(?P<whole>\d+)(?P<fraction>\.\d+)?")
+#: A whole part with a leading zero (``02134``), which a number would drop.
+_LEADING_ZERO = re.compile(r"0\d")
+
+
 def canonical(value: Any) -> Value:
     """One text form for comparing, hashing and auditing values: ``None`` for blank."""
     if value is None:
@@ -176,7 +184,8 @@ def canonical(value: Any) -> Value:
     if isinstance(value, float):
         if math.isfinite(value) and value == int(value):
             return str(int(value))
-        return repr(round(value, 6))
+        # Ten places: a float's binary noise (0.1 + 0.2) goes, real decimals (a latitude's seven) stay.
+        return repr(round(value, 10))
     if isinstance(value, int):
         return str(value)
     if isinstance(value, list | dict):
@@ -184,14 +193,19 @@ def canonical(value: Any) -> Value:
     text = str(value).strip()
     if not text:
         return None
-    # Numbers the CRM sends as text ("12.0") compare equal to the local number.
-    try:
-        number = float(text)
-    except ValueError:
+    # Numbers the CRM sends as text ("12.0", "12.50") compare equal to the local number, but only where the number
+    # is exactly the text: a code with leading zeros ("02134", "007") or more digits than a float keeps
+    # ("12345678901234567890", "0.1234567") is text, sent and stored as it is.
+    number_text = _NUMBER_TEXT.fullmatch(text)
+    if number_text is None or _LEADING_ZERO.match(number_text.group("whole")):
         return text
-    if math.isfinite(number) and text.replace(".", "", 1).lstrip("-").isdigit():
-        return canonical(number)
-    return text
+    if number_text.group("fraction") is None:
+        return str(int(text))
+    number = float(text)
+    if not math.isfinite(number):
+        return text
+    shown = canonical(number)
+    return shown if shown is not None and Decimal(shown) == Decimal(text) else text
 
 
 def contact_values(contact: Contact) -> dict[str, Value]:
