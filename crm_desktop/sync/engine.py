@@ -499,6 +499,10 @@ class SyncEngine:
         ) if locals_by_email else {}
         local_ids = [*locals_by_id, *(rec.id for rec in locals_by_email.values())]
         held = self.store.open_conflict_fields_of(self.integration_id, obj, local_ids) if local_ids else {}
+        # Emails the CRM changed on linked records: one another local record holds cannot be taken on.
+        renamed = [r.email for r in records if r.email and (link := by_crm.get(r.crm_id)) is not None
+                   and (linked := locals_by_id.get(link.local_id)) is not None and linked.record.email != r.email]
+        taken = self.store.local_by_emails(obj, renamed) if renamed else {}
         planned: list[tuple[int | None, _RecordPlan]] = []
         claimed: set[int] = set()
         created: set[str] = set()
@@ -511,6 +515,13 @@ class SyncEngine:
                 change, entry = _skip(obj, record.email, record.crm_id, ErrorCategory.DUPLICATE,
                                       "another CRM record with this email is already linked", Side.LOCAL)
                 planned.append((None, _RecordPlan([change], log=[entry])))
+                continue
+            other = taken.get(record.email) if local is not None else None
+            if local is not None and other is not None and other.id != local.id:
+                entry = LogEntry(obj, local.record.email, record.crm_id, RecordOutcome.FAILED, ErrorCategory.DUPLICATE,
+                                 f"the CRM changed this record's email to {record.email}, which is another local "
+                                 f"{obj.value}'s: nothing pulled. Merge the two in People (Duplicates), then sync")
+                planned.append((None, _RecordPlan(log=[entry])))
                 continue
             crm_values = {m.local_field: from_crm(m, record.fields.get(m.crm_field)) for m in mappings}
             if not crm_values.get("email") and record.email:
@@ -782,6 +793,15 @@ class SyncEngine:
         for out in outgoing:
             email = out.local.record.email
             match = found.get(email) if out.link is None else None
+            if match is not None and match.email and match.email != email:
+                # Pipedrive finds a person by any of their emails: linked, this person would be written over that
+                # one, and the next pull would rename it to the other's primary email.
+                run.fail(obj, email, match.crm_id, ErrorCategory.DUPLICATE,
+                         f"the CRM holds {email} as another email of its record {match.crm_id}, whose email is "
+                         f"{match.email}: not linked, so as not to write one person over another. Change the "
+                         f"email here to {match.email} to sync them as one (or merge the two in People), or take "
+                         f"{email} off that record in the CRM")
+                continue
             if out.link is not None:
                 planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, out.changed)
             elif match is None:
