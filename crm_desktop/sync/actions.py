@@ -321,6 +321,9 @@ def _plan_undo(
                 crm_send: dict[str, Any] = {}
                 crm_changes: dict[str, FieldChange] = {}
                 new_base = dict(base)
+                # Fields the CRM keeps a value of that the undo blanks locally: their base stays the CRM's value,
+                # or the next sync would take that value for a new change in the CRM and pull it back.
+                crm_kept: set[str] = set()
                 if link is not None and not link.deleted_in_crm:
                     for name, value in restore.items():
                         mapping = by_local.get(name)
@@ -328,6 +331,7 @@ def _plan_undo(
                             continue
                         outgoing = to_crm(mapping, value)
                         if outgoing is None and name not in item.crm:
+                            crm_kept.add(name)
                             continue  # the run did not write this field to the CRM: a blank does not wipe it there
                         crm_send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
                         reason = "value before the run" if name in item.crm else "both sides hold the restored value"
@@ -335,7 +339,8 @@ def _plan_undo(
                         new_base[name] = value
                 elif item.crm:
                     kept.append(((obj, email), f"{email}: no longer linked to the CRM; CRM values kept"))
-                new_base.update({name: value for name, value in restore.items() if base.get(name) == current.get(name)})
+                new_base.update({name: value for name, value in restore.items()
+                                 if base.get(name) == current.get(name) and name not in crm_kept})
                 plans.append(_RecordUndo(item, local, link, local_changes, crm_send, crm_changes, new_base))
     return plans, kept, changed
 

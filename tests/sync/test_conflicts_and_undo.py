@@ -261,6 +261,25 @@ async def test_undo_takes_back_a_push_into_fields_that_were_blank_in_the_crm(hub
 
 
 @scenario
+async def test_undo_of_a_pull_into_blank_local_fields_sticks(hubspot: SyncBench) -> None:
+    hubspot.save(person(1, company=None))
+    await hubspot.sync()
+    # A salesperson fills the blank company and changes the last name; the run pulls both.
+    await hubspot.edit(hubspot.link(EMAIL).crm_id, {"company": "NewCo", "lastname": "Byron"})
+    run = await hubspot.sync()
+    assert (hubspot.contact(EMAIL).company, hubspot.contact(EMAIL).last_name) == ("NewCo", "Byron")
+
+    await hubspot.service.undo(run.run_id or 0)
+    assert (hubspot.contact(EMAIL).company, hubspot.contact(EMAIL).last_name) == (None, "Lovelace")
+    # The CRM keeps its company (a blank does not wipe there), and the next sync does not pull it back.
+    assert await hubspot.crm_value(EMAIL, "company") == "NewCo"
+    plan = await hubspot.sync(dry_run=True)
+    assert [c for c in plan.plan.changes if c.action.value != "unchanged"] == [], plan.plan.changes
+    await hubspot.sync()
+    assert hubspot.contact(EMAIL).company is None
+
+
+@scenario
 async def test_undo_of_a_run_that_pulled_new_contacts_keeps_them(hubspot: SyncBench) -> None:
     assert isinstance(hubspot.sandbox, HubSpotSandbox)
     hubspot.sandbox.seed_contacts([{"email": "crm.only@example.com", "firstname": "Charles"}])
