@@ -523,6 +523,10 @@ class SyncEngine:
                                  f"{obj.value}'s: nothing pulled. Merge the two in People (Duplicates), then sync")
                 planned.append((None, _RecordPlan(log=[entry])))
                 continue
+            if local is not None:
+                base = link.base_values if link is not None else {}
+                record = _split_as_held(record, mappings, (base.get("firstName"), base.get("lastName")),
+                                        (local.record.first_name, local.record.last_name))
             crm_values = {m.local_field: from_crm(m, record.fields.get(m.crm_field)) for m in mappings}
             if not crm_values.get("email") and record.email:
                 crm_values["email"] = record.email
@@ -947,6 +951,29 @@ class SyncEngine:
 def _stamp_is_echo(stamp: datetime | None, kept: datetime | None) -> bool:
     """Whether a CRM change stamp to the millisecond is the one kept from our own last write (decides alone)."""
     return stamp is not None and bool(stamp.microsecond) and stamp == kept
+
+
+def _split_as_held(record: CrmRecord, mappings: list[FieldMapping], *splits: tuple[Any, Any]) -> CrmRecord:
+    """``record`` with its first and last name as one of ``splits`` (the merge base's, then the local record's)
+    when its full ``name`` is that split's two parts joined.
+
+    Pipedrive keeps one full name and derives the parts itself, at the first space: "Mary Ann" and "van der Berg"
+    come back as "Mary" and "Ann van der Berg", which would read as the salesperson's change.
+    """
+    first_field = next((m.crm_field for m in mappings if m.local_field == "firstName"), None)
+    last_field = next((m.crm_field for m in mappings if m.local_field == "lastName"), None)
+    whole = record.fields.get("name")
+    if first_field is None or last_field is None or not isinstance(whole, str) or "name" in (first_field, last_field):
+        return record
+    said = " ".join(whole.split())
+    for first, last in splits:
+        parts = [" ".join(str(part).split()) for part in (first, last) if part]
+        if parts and " ".join(parts) == said:
+            held = (record.fields.get(first_field), record.fields.get(last_field))
+            if held == (first, last):
+                return record
+            return replace(record, fields={**record.fields, first_field: first, last_field: last})
+    return record
 
 
 def _is_echo(record: CrmRecord, link: Link | None, mappings: list[FieldMapping]) -> bool:

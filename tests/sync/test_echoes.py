@@ -110,3 +110,24 @@ async def test_an_edit_in_the_same_second_as_our_write_is_merged(
     await bench.sync()
     assert merged == [edited]
     assert bench.contact("person2@example.com").first_name == "Grace"
+
+
+@scenario
+async def test_names_a_crm_splits_its_own_way_come_back_as_they_went(any_crm: SyncBench) -> None:
+    # Pipedrive keeps one full name and splits it at the first space: "Mary" / "Ann van der Berg".
+    any_crm.save(person(1, first_name="Mary Ann", last_name="van der Berg"))
+    await any_crm.sync()
+    for _ in range(2):
+        again = await any_crm.sync()
+        assert again.counts["updated"] == 0, again.plan.changes
+    stored = any_crm.contact("person1@example.com")
+    assert (stored.first_name, stored.last_name) == ("Mary Ann", "van der Berg")
+
+    # A change of the name in the CRM is still pulled.
+    crm_id = any_crm.link("person1@example.com").crm_id
+    edit = {Provider.PIPEDRIVE: {"name": "Mary Ann Smith"}, Provider.HUBSPOT: {"lastname": "Smith"},
+            Provider.SALESFORCE: {"LastName": "Smith"}}[any_crm.provider]
+    await any_crm.edit(crm_id, edit)
+    await any_crm.sync()
+    stored = any_crm.contact("person1@example.com")
+    assert " ".join(filter(None, (stored.first_name, stored.last_name))) == "Mary Ann Smith"
