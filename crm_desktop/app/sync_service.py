@@ -186,8 +186,16 @@ class SyncService:
         return {obj: self.mappings(integration, obj) for obj in RecordObject}
 
     def save_mappings(self, integration: Integration, obj: RecordObject, mappings: list[FieldMapping]) -> None:
-        """Save an integration's mappings of ``obj`` (replacing the defaults)."""
+        """Save an integration's mappings of ``obj`` (replacing the defaults).
+
+        A field that now flows where it did not (newly mapped, turned to push or pull, or pointed at another CRM
+        field) is compared afresh on every linked record by the next sync: the values already on either side are
+        sent, pulled, or raised as conflicts, not left until the record next changes.
+        """
         assert integration.id is not None
+        flows = {(m.local_field, m.crm_field, m.pushes, m.pulls) for m in self.mappings(integration, obj)}
+        reread = sorted({m.local_field for m in mappings if (m.local_field, m.crm_field, m.pushes, m.pulls) not in flows
+                         and (m.pushes or m.pulls)})
         rows = [
             {
                 "local_field": m.local_field,
@@ -200,7 +208,7 @@ class SyncService:
             }
             for m in mappings
         ]
-        self.store.save_mappings(integration.id, obj, rows)
+        self.store.save_mappings(integration.id, obj, rows, reread=reread)
 
     def set_rule(self, integration: Integration, obj: RecordObject, local_field: str, rule: ConflictRule) -> None:
         """Change one field's conflict rule."""

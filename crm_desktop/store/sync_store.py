@@ -37,6 +37,7 @@ from crm_desktop.store.models import (
     utcnow,
 )
 from crm_desktop.store.repositories import (
+    SAVE_BATCH,
     ContactStore,
     EmailTakenError,
     NotFoundError,
@@ -969,8 +970,16 @@ class SyncStore:
             .order_by(FieldMappingRow.id)
         )
 
-    def save_mappings(self, integration_id: int, obj: RecordObject, rows: Sequence[dict[str, Any]]) -> None:
-        """Replace an integration's mappings of one object."""
+    def save_mappings(
+        self, integration_id: int, obj: RecordObject, rows: Sequence[dict[str, Any]], *, reread: Sequence[str] = ()
+    ) -> None:
+        """Replace an integration's mappings of one object.
+
+        ``reread``: local fields whose flow is new (or goes to another CRM field). In the same transaction every
+        link of the object forgets their merge base, its CRM change stamp and the local version it last pushed,
+        and the object's pull cursor goes: the next sync compares those fields on every linked record, pulling
+        the CRM's values, pushing the local ones, or raising a conflict where both hold different values.
+        """
         with self.db.session() as session:
             session.execute(
                 delete(FieldMappingRow).where(
@@ -979,6 +988,28 @@ class SyncStore:
             )
             session.flush()
             session.add_all(FieldMappingRow(integration_id=integration_id, object=obj, **row) for row in rows)
+            if reread:
+                self._forget_fields(session, integration_id, obj, set(reread))
+
+    @staticmethod
+    def _forget_fields(session: Session, integration_id: int, obj: RecordObject, fields: set[str]) -> None:
+        session.execute(delete(SyncCursorRow).where(
+            SyncCursorRow.integration_id == integration_id, SyncCursorRow.object == obj))
+        table = _table(CrmLinkRow)
+        mine = (table.c.integration_id == integration_id, table.c.object == obj)
+        session.execute(update(table).where(*mine).values(crm_modified_at=None, local_synced_at=None))
+        after_id = 0
+        while True:
+            page = list(session.execute(select(table.c.id, table.c.base_values).where(*mine, table.c.id > after_id)
+                                        .order_by(table.c.id).limit(SAVE_BATCH)))
+            if not page:
+                return
+            after_id = page[-1].id
+            forgot = [{"link_id": row.id, "base": {k: v for k, v in (row.base_values or {}).items() if k not in fields}}
+                      for row in page if fields & set(row.base_values or {})]
+            if forgot:
+                session.execute(update(table).where(table.c.id == bindparam("link_id"))
+                                .values(base_values=bindparam("base")), forgot)
 
     # -- conflicts -----------------------------------------------------------------------------
     def open_conflicts(

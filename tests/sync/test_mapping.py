@@ -147,3 +147,26 @@ async def test_a_mapped_standard_hubspot_property_is_read_and_codes_keep_their_z
 ])
 def test_canonical_text_compares_numbers_and_keeps_codes(given: Any, canonical_text: str | None) -> None:
     assert canonical(given) == canonical_text
+
+
+@scenario
+async def test_a_field_mapped_after_the_first_sync_is_compared_on_every_linked_record(hubspot: SyncBench) -> None:
+    hubspot.save(person(1, custom_fields={"zip": "02134"}), person(2, custom_fields={"zip": "10001"}), person(3))
+    first = await hubspot.sync()
+    assert first.not_sent == {"zip": 2}
+    await hubspot.edit(hubspot.link("person2@example.com").crm_id, {"city": "Boston"})
+    await hubspot.edit(hubspot.link("person3@example.com").crm_id, {"city": "Paris"})
+    await hubspot.sync()  # the edits are pulled; city is not mapped yet
+
+    remap(hubspot, "custom.zip", "city")
+    plan = await hubspot.sync(dry_run=True)
+    assert plan.plan.changes, "mapping a field planned nothing for the values already there"
+    await hubspot.sync()
+    # Pushed where only the local record held a value, pulled where only the CRM did, and where both did the
+    # field's rule decided (last write wins: the salesperson's edit, after the local save).
+    assert hubspot_property(hubspot, "person1@example.com", "city") == "02134"
+    assert hubspot.contact("person3@example.com").custom_fields.get("zip") == "Paris"
+    assert hubspot.contact("person2@example.com").custom_fields.get("zip") == "Boston"
+    assert hubspot_property(hubspot, "person2@example.com", "city") == "Boston"
+    again = await hubspot.sync(dry_run=True)
+    assert [c for c in again.plan.changes if c.action.value != "unchanged"] == []
