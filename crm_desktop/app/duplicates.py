@@ -18,14 +18,13 @@ from crm_desktop.providers.contract import MergesRecords
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.duplicates_store import DuplicateStore, LinkMove, ReportedDuplicate
+from crm_desktop.store.models import MERGED_FIELD
 from crm_desktop.store.repositories import ContactStore, NotFoundError
 
 logger = logging.getLogger(__name__)
 
 #: The contact fields a merge lets the marketer pick, in the order the merge dialog shows them.
 MERGE_FIELDS = ("firstName", "lastName", "company", "phone")
-#: The audit field of the row saying which contact a merge folded in (not a field value: it cannot be undone).
-MERGED_FIELD = "merged contact"
 #: Mail providers that ignore dots in an address's local part.
 _DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
@@ -259,7 +258,7 @@ class DuplicateService:
                 report.by_hand.append(
                     f"{step.integration}: merge {_record_word(step.provider)} {step.other_crm_id} into "
                     f"{step.keep_crm_id} in {step.provider.value.capitalize()} itself (its REST API has no merge); "
-                    f"until then a pull brings {other.email} back"
+                    f"until then its pulls skip {other.email}, listed in their run as merged here"
                 )
             elif step.action == "merge":
                 moves.append(LinkMove(integration.id, await self._merge_in_crm(step, report, other.email)))
@@ -292,7 +291,7 @@ class DuplicateService:
                            step.keep_crm_id, exc)
             report.by_hand.append(
                 f"{step.integration}: the merge was refused ({exc}); merge {_record_word(step.provider)} "
-                f"{step.other_crm_id} into {step.keep_crm_id} there; until then a pull brings {other_email} back"
+                f"{step.other_crm_id} into {step.keep_crm_id} there; until then its pulls skip {other_email}"
             )
             return step.keep_crm_id
         finally:
@@ -320,6 +319,6 @@ def _merged_contact(keep: Contact, other: Contact, take_from_other: set[str] | f
 
 
 __all__ = [
-    "MERGE_FIELDS", "CrmMergeStep", "DuplicateGroup", "DuplicateReason", "DuplicateReport", "DuplicateService",
-    "FieldChoice", "MergeError", "MergePlan", "MergeReport", "NotFoundError", "email_identity",
+    "MERGED_FIELD", "MERGE_FIELDS", "CrmMergeStep", "DuplicateGroup", "DuplicateReason", "DuplicateReport",
+    "DuplicateService", "FieldChoice", "MergeError", "MergePlan", "MergeReport", "NotFoundError", "email_identity",
 ]

@@ -488,6 +488,11 @@ class SyncRecordLogRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+#: The audit field of the row saying which contact a merge folded in (not a field value: it cannot be undone); its
+#: old value is the merged contact's email, its new one the kept contact's.
+MERGED_FIELD = "merged contact"
+
+
 class AuditLogRow(Base):
     """One applied change of one field, with its before and after, so a run can be undone."""
 

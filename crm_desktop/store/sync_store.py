@@ -18,6 +18,7 @@ from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import (
+    MERGED_FIELD,
     AuditLogRow,
     ConflictRow,
     ConflictStatus,
@@ -446,6 +447,23 @@ class SyncStore:
 
     def local_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, LocalRecord]:
         return {local.record.email: local for local in self._locals_among(obj, "email", emails)}
+
+    def merged_into(self, emails: Sequence[str]) -> dict[str, str]:
+        """Of these emails, those of contacts a merge folded into another contact still stored: email -> the kept
+        contact's email (as it is now)."""
+        kept: dict[str, int] = {}
+        with self.db.session() as session:
+            for chunk in in_list_chunks(list(emails)):
+                statement = (select(AuditLogRow.old_value, AuditLogRow.entity_id)
+                             .where(AuditLogRow.field == MERGED_FIELD, AuditLogRow.entity == RecordObject.CONTACT.value,
+                                    AuditLogRow.old_value.in_(chunk))
+                             .order_by(AuditLogRow.id))
+                kept.update((str(email), int(keep_id)) for email, keep_id in session.execute(statement))
+            if not kept:
+                return {}
+            kept_now = select(ContactRow.id, ContactRow.email).where(ContactRow.id.in_(sorted(set(kept.values()))))
+            now = {contact_id: email for contact_id, email in session.execute(kept_now)}
+        return {email: now[keep_id] for email, keep_id in kept.items() if keep_id in now}
 
     def _changed_local(self, columns: Any, integration_id: int, obj: RecordObject) -> Any:
         """``SELECT columns`` over the local records never synced or changed since their last sync."""

@@ -499,6 +499,9 @@ class SyncEngine:
         ) if locals_by_email else {}
         local_ids = [*locals_by_id, *(rec.id for rec in locals_by_email.values())]
         held = self.store.open_conflict_fields_of(self.integration_id, obj, local_ids) if local_ids else {}
+        # People a merge folded into another, whose CRM record is still there (a CRM with no merge API).
+        new_emails = [email for email in unlinked_emails if email not in locals_by_email]
+        merged = self.store.merged_into(new_emails) if new_emails and obj is RecordObject.CONTACT else {}
         # Emails the CRM changed on linked records: one another local record holds cannot be taken on.
         renamed = [r.email for r in records if r.email and (link := by_crm.get(r.crm_id)) is not None
                    and (linked := locals_by_id.get(link.local_id)) is not None and linked.record.email != r.email]
@@ -514,6 +517,12 @@ class SyncEngine:
                 # The local record is linked to another CRM record: a duplicate in the CRM. Keep the first link.
                 change, entry = _skip(obj, record.email, record.crm_id, ErrorCategory.DUPLICATE,
                                       "another CRM record with this email is already linked", Side.LOCAL)
+                planned.append((None, _RecordPlan([change], log=[entry])))
+                continue
+            if local is None and link is None and record.email in merged:
+                change, entry = _skip(obj, record.email, record.crm_id, ErrorCategory.DUPLICATE,
+                                      f"merged here into {merged[record.email]}: not pulled back; merge the two "
+                                      "in the CRM as well", Side.LOCAL)
                 planned.append((None, _RecordPlan([change], log=[entry])))
                 continue
             other = taken.get(record.email) if local is not None else None

@@ -163,6 +163,19 @@ def test_merge_in_hubspot_and_pipedrive_and_by_hand_in_salesforce(desk: Desk) ->
     kept = desk.hubspot._records["contacts"][hubspot_keep].properties
     assert (kept.get("lastname"), kept.get("company")) == ("King", "Analytical Engines")
 
+    # Salesforce still has the merged Contact: a pull does not bring it back, so no sync makes it again in
+    # HubSpot or Pipedrive, which merged it away.
+    pulled = asyncio.run(desk.workspace.sync.sync("salesforce"))
+    assert desk.workspace.contacts.find("ada+news@example.com") is None
+    logged = {row.record_key: row for row in desk.workspace.sync.run(pulled.run_id or 0)[1]}
+    assert "merged here into ada@example.com" in (logged["ada+news@example.com"].message or "")
+    hubspot_contacts = len(desk.hubspot._records["contacts"])
+    for name in ("hubspot", "pipedrive"):
+        asyncio.run(desk.workspace.sync.sync(name))
+    assert len(desk.hubspot._records["contacts"]) == hubspot_contacts
+    assert int(pipedrive_other) not in desk.pipedrive.persons
+    assert desk.crm_id("pipedrive", "ada@example.com") == pipedrive_keep
+
 
 def test_a_merge_of_a_contact_with_itself_or_a_gone_one_is_refused(desk: Desk) -> None:
     keep = desk.local_id("ada@example.com")
