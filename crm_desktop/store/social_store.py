@@ -239,6 +239,7 @@ class _Stitcher:
         self.session.flush()
         moved: dict[int, int] = {}
         for identity_id, (_, email) in self.links.items():
+            self._conversions_of(identity_id, email)
             result = self.session.execute(
                 update(TouchpointRow)
                 .where(TouchpointRow.identity_id == identity_id, TouchpointRow.email.is_(None))
@@ -269,6 +270,21 @@ class _Stitcher:
         )
         self.links.clear()
         return moved
+
+    def _conversions_of(self, identity_id: int, email: str) -> None:
+        """Record the conversions of an identity's ``conversion`` touchpoints, which waited for its email (a
+        conversion is a person's, known by email), each once, under its touchpoint's key."""
+        waiting = list(self.session.execute(
+            select(TouchpointRow.event_key, TouchpointRow.timestamp).where(
+                TouchpointRow.identity_id == identity_id, TouchpointRow.email.is_(None),
+                TouchpointRow.type == TouchpointType.CONVERSION)))
+        if not waiting:
+            return
+        recorded = set(self.session.scalars(select(ConversionRow.event_key).where(
+            ConversionRow.event_key.in_([key for key, _ in waiting]))))
+        self.session.add_all(ConversionRow(event_key=key, email=email, timestamp=timestamp, value=None, currency=None,
+                                           source=ConversionSource.API, external_id=None, integration=None)
+                             for key, timestamp in waiting if key not in recorded)
 
     def add_profile(self, contact: ContactRow, identity: SocialIdentityRow) -> None:
         """Put the identity on the contact's social profiles (so later events by username find the contact)."""
@@ -482,10 +498,13 @@ class SocialStore:
         return self._in_one_transaction(lambda session: self._engagements(session, events))
 
     @staticmethod
-    def _engagement_key(event: EngagementEvent) -> str:
-        # The same engagement re-delivered with the email added is still the same engagement.
+    def _engagement_key(event: EngagementEvent, *, by_email: bool = False) -> str:
+        """What identifies an engagement: the username's (the same engagement re-delivered with the email added is
+        still the same engagement), else the email's; ``by_email``: the email's, which an earlier delivery of it
+        without the username was kept under."""
         user = event.user
-        who = ("username", normalise_username(user.username)) if user.username is not None else ("email", user.email)
+        who = (("username", normalise_username(user.username)) if user.username is not None and not by_email
+               else ("email", user.email))
         return event_key(
             "engagement",
             event.platform,
@@ -502,14 +521,19 @@ class SocialStore:
         stitcher.preload((e.platform, e.user.username) for e in events if e.user.username is not None)
         self._ensure_campaigns(session, {(e.campaign, e.platform) for e in events if e.campaign is not None})
         keys = [self._engagement_key(event) for event in events]
+        # An engagement given with both the username and the email may have come before with the email alone.
+        email_keys = [self._engagement_key(event, by_email=True) if event.user.username is not None
+                      and event.user.email is not None else None for event in events]
         touchpoints: dict[str, TouchpointRow] = {}
-        for chunk in in_list_chunks(sorted(set(keys))):
+        for chunk in in_list_chunks(sorted({*keys, *(key for key in email_keys if key is not None)})):
             for found in session.scalars(select(TouchpointRow).where(TouchpointRow.event_key.in_(chunk))):
                 touchpoints[found.event_key] = found
         results: list[RecordedEvent] = []
         linking: dict[int, int | None] = {}
-        for number, (event, key) in enumerate(zip(events, keys, strict=True), start=1):
+        for number, (event, key, email_key) in enumerate(zip(events, keys, email_keys, strict=True), start=1):
             person, linked = stitcher.resolve(event.platform, event.user.email, event.user.username)
+            if key not in touchpoints and email_key is not None and email_key in touchpoints:
+                key = email_key
             row = touchpoints.get(key)
             if row is None:
                 row = TouchpointRow(

@@ -247,3 +247,31 @@ def test_ids_held_by_another_conversation_or_platform_are_refused_and_nothing_mo
     assert report.created == 1
     assert (interactions(service, "a1@example.com"), interactions(service, "b1@example.com")) == (2, 2)
     assert interactions(service, "tw@example.com") == 1
+
+
+def test_an_engagement_re_delivered_with_the_username_added_counts_once(service: SocialService) -> None:
+    like = {"platform": "twitter", "type": "like", "timestamp": "2026-11-30T09:00:00Z", "postId": "p-1"}
+    first = service.record_engagement(EngagementEvent.model_validate({**like, "user": {"email": "bob@example.com"}}))
+    again = service.record_engagement(EngagementEvent.model_validate(
+        {**like, "user": {"email": "bob@example.com", "username": "bobby"}}))
+    assert (first.action.value, again.action.value) == ("created", "unchanged")
+    assert interactions(service, "bob@example.com") == 1
+
+
+def test_a_conversion_known_by_username_is_recorded_once_the_email_is_known(service: SocialService) -> None:
+    def event(kind: str, when: str, **user: str) -> EngagementEvent:
+        return EngagementEvent.model_validate({"platform": "linkedin", "type": kind, "timestamp": when,
+                                               "campaign": "CT", "user": user})
+
+    service.record_engagement(event("click", "2026-11-20T09:00:00Z", username="carla"))
+    service.record_engagement(event("conversion", "2026-11-21T09:00:00Z", username="carla"))
+    assert service.attribution_report(AttributionModel.LINEAR).conversions == 0  # nobody known by email yet
+    linked = service.record_engagement(event("like", "2026-11-22T09:00:00Z", username="carla",
+                                             email="carla@example.com"))
+    assert linked.linked_touchpoints == 2
+    report = service.attribution_report(AttributionModel.LINEAR)
+    assert report.conversions == 1
+    assert {row.name: row.conversions_credited for row in report.by_campaign}["CT"] == pytest.approx(1.0)
+    # Delivered again, now with the email: still one conversion.
+    service.record_engagement(event("conversion", "2026-11-21T09:00:00Z", username="carla", email="carla@example.com"))
+    assert service.attribution_report(AttributionModel.LINEAR).conversions == 1
