@@ -25,7 +25,7 @@ from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Integration, Lead, SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.scoring import engagement_score
-from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message, PersonRef
+from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message, PersonRef, normalise_username
 from crm_desktop.providers.contract import LogsTimeline, TimelineEntry, TimelineKind, TimelineResult
 from crm_desktop.providers.errors import AuthError, ProviderError
 from crm_desktop.store.database import Database
@@ -108,10 +108,13 @@ class _Batch:
 
 
 def conversation_key(event: ConversationEvent) -> str:
-    """A conversation event's idempotency key: the same event re-sent has the same key; a changed one (a late
-    email, say) has another and is delivered as an update."""
-    return event_key("conversation", event.platform, event.conversation_id,
-                     *sorted(event.participant.to_wire().items()), event.campaign, event.started_at.isoformat())
+    """A conversation event's idempotency key: who it is with and when, as the CRM's timeline entry says it. The
+    same event re-sent has the same key, also with the username's case or the follower count changed (those
+    reach the CRM with the contact, at the next sync); a late email gives another key, delivered as an update."""
+    participant = event.participant
+    username = normalise_username(participant.username) if participant.username is not None else None
+    return event_key("conversation", event.platform, event.conversation_id, participant.email, username,
+                     event.campaign, event.started_at.isoformat())
 
 
 def message_key(message: Message) -> str:

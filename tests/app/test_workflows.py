@@ -161,6 +161,9 @@ def test_a_new_conversation_becomes_one_crm_contact_with_a_timeline_entry(tmp_pa
         # Re-delivered by the platform: nothing new is queued, nothing changes in the CRM.
         before = desk.api_requests()
         await desk.post("/api/social/conversations", CONVERSATION)
+        # Re-delivered again with the username's case and the follower count changed: the same conversation.
+        participant = {**CONVERSATION["participant"], "username": "@LeaPark", "followers": 801}
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": participant})
         await asyncio.sleep(0.3)
         assert desk.counts()[DeliveryStatus.DONE] == 1 and desk.api_requests() == before
         conversation = desk.workspace.social.conversation("twitter", "tw-c-1")
