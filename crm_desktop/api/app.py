@@ -16,6 +16,7 @@ from pydantic import AfterValidator
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
 
 from crm_desktop import __version__
 from crm_desktop.api.wire import (
@@ -108,6 +109,44 @@ class BearerTokenGuard:
             await answer(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+TOO_LARGE = "the body is over 5 MB"
+
+
+class _JsonTooLarge:
+    """Answers a body over the limit with the API's JSON problem (``detail``, ``errors``), as every other error.
+
+    The limit is FastAPI's own (``max_body_size``), whose middleware sits outside the app's exception handlers and
+    answers in plain text; this wraps the whole stack and replaces that answer's text.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replacing = False
+
+        async def json_413(message: AsgiMessage) -> None:
+            nonlocal replacing
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replacing = True
+                await _problem(413, TOO_LARGE)(scope, receive, send)
+                return
+            if not replacing:
+                await send(message)
+
+        await self.app(scope, receive, json_413)
+
+
+class _LocalApiApp(FastAPI):
+    """FastAPI with :class:`_JsonTooLarge` around its middleware stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return _JsonTooLarge(super().build_middleware_stack())
 
 
 def _problem(status: int, detail: str, problems: list[FieldProblem] | None = None,
@@ -244,7 +283,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong bearer token"},
     404: {"model": Problem, "description": "no such integration"},
     409: {"model": Problem, "description": "a sync of the integration is already running"},
-    413: {"model": Problem, "description": "the body is over 5 MB"},
+    413: {"model": Problem, "description": TOO_LARGE},
     422: {"model": Problem, "description": "each refused field with the reason"},
     502: {"model": Problem, "description": "the CRM refused the credentials (reconnect the integration), lacks a "
           "permission (ask the CRM's admin) or failed"},
@@ -255,7 +294,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     """The local API on ``workspace``'s services, guarded by ``tokens``."""
     intake = RecordIntake(workspace.integrations, workspace.sync, workspace.crm, workspace.contacts, workspace.leads,
                           workspace.social)
-    api = FastAPI(
+    api = _LocalApiApp(
         title="CRM Desktop local API",
         version=__version__,
         description="Feed CRM Desktop from a social-media platform or a script: contacts, leads and sync runs "

@@ -423,12 +423,18 @@ class RecordIntake:
         """
         reference = self.local_lead(key, lead)
         email = self.social.attribution(reference, model).email
-        events = [
-            EngagementEvent(platform=t.platform, type=t.type.value, timestamp=t.timestamp, post_id=t.post_id,
-                            conversation_id=t.conversation_id, campaign=t.campaign or campaign,
-                            user=EngagementUser(email=email))
-            for t in touchpoints
-        ]
+        events: list[EngagementEvent] = []
+        for number, t in enumerate(touchpoints):
+            try:
+                events.append(EngagementEvent(
+                    platform=t.platform, type=t.type.value, timestamp=t.timestamp, post_id=t.post_id,
+                    conversation_id=t.conversation_id, campaign=t.campaign or campaign,
+                    user=EngagementUser(email=email)))
+            except InvalidRecordError as exc:
+                # Named by the touchpoint's place in the request: a list of a thousand must say which one.
+                raise InvalidRecordError("lead touchpoints", lead, [
+                    FieldProblem(f"touchpoints.{number}.{problem.field}", problem.reason) for problem in exc.problems
+                ]) from None
         recorded = self.social.record_engagements(events)
         new = sum(1 for r in recorded if r.action.value != "unchanged")
         stored = self._leads.find(email)

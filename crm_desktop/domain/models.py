@@ -417,7 +417,7 @@ class SocialProfile(WireModel):
     username: Annotated[str, Field(min_length=1, max_length=100)]
     url: Annotated[str | None, Field(max_length=500)] = None
     followers: Annotated[int, Field(ge=0, le=MAX_FOLLOWERS)] = 0
-    engagement: Annotated[float, Field(ge=0, le=100)] = 0.0
+    engagement: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.0
 
     @field_validator("username")
     @classmethod
@@ -482,7 +482,7 @@ class SocialContext(WireModel):
     platform: SocialPlatform
     conversation_id: Annotated[str | None, Field(max_length=100)] = None
     sentiment: Sentiment | None = None
-    engagement_score: Annotated[float | None, Field(ge=0, le=100)] = None
+    engagement_score: Annotated[float | None, Field(ge=0, le=100, allow_inf_nan=False)] = None
 
 
 class Lead(PersonRecord):

@@ -277,12 +277,13 @@ class ScoringSettings(WireModel):
 
     record_kind: ClassVar[str] = "scoring settings"
 
-    weights: dict[str, Annotated[float, Field(ge=0, le=1000)]] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    half_life_days: Annotated[float, Field(gt=0, le=3650)] = 30.0
-    saturation: Annotated[float, Field(gt=0, le=100_000)] = 20.0
-    reach_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+    weights: dict[str, Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    half_life_days: Annotated[float, Field(gt=0, le=3650, allow_inf_nan=False)] = 30.0
+    saturation: Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)] = 20.0
+    reach_share: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.2
     reach_cap_followers: Annotated[int, Field(ge=10)] = 1_000_000
-    attribution_half_life_days: Annotated[float, Field(gt=0, le=3650)] = 7.0
+    attribution_half_life_days: Annotated[float, Field(gt=0, le=3650, allow_inf_nan=False)] = 7.0
 
     @field_validator("weights")
     @classmethod

@@ -262,14 +262,16 @@ def test_bad_bodies_get_400_413_and_422_never_500(hubspot_api: LocalApi) -> None
         not_object = await api.post(path, [1, 2])
         assert not_object.status_code == 422
         big = b'{"email": "a@example.com", "company": "' + b"x" * MAX_BODY_BYTES + b'"}'
-        assert (await api.client.post(path, content=big, headers=headers)).status_code == 413
+        too_large = await api.client.post(path, content=big, headers=headers)
+        assert too_large.status_code == 413
+        assert too_large.json() == {"detail": "the body is over 5 MB", "errors": []}, too_large.text
 
         async def chunks() -> Any:
             for _ in range(6):
                 yield b" " * (1024 * 1024)
 
         streamed = await api.client.post(path, content=chunks(), headers=headers)
-        assert streamed.status_code == 413
+        assert streamed.status_code == 413 and streamed.json()["detail"] == "the body is over 5 MB", streamed.text
         too_many = await api.post("/api/crm/integrations/crm/contacts/batch-sync",
                                   [{"email": "a@example.com"}] * (MAX_BATCH + 1))
         assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "(body)"

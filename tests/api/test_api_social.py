@@ -213,5 +213,10 @@ def test_lead_touchpoints_are_recorded_once_and_the_crm_lead_updated(api: LocalA
                              {**body, "touchpoints": [{"timestamp": "2026-11-20T09:00:00", "platform": "twitter",
                                                        "type": "post_view"}]})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "touchpoints.0.timestamp"
+        blank_post = [body["touchpoints"][0], {"timestamp": "2026-11-22T09:00:00Z", "platform": "twitter",
+                                               "type": "like", "postId": ""}]
+        refused = await api.post("/api/crm/integrations/crm/leads/attribution", {**body, "touchpoints": blank_post})
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["touchpoints.1.postId"], refused.text
 
     asyncio.run(scenario())

@@ -415,3 +415,9 @@ def test_an_integration_name_that_would_break_a_table_or_a_keyring_key_is_refuse
         Integration(provider=Provider.HUBSPOT, name=name)
     assert [(p.field, p.reason) for p in refused.value.problems] == [("name", reason)]
     assert Integration(provider=Provider.HUBSPOT, name="Sales EU (HubSpot) — main").name
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_score_that_is_not_a_number_is_refused_as_such(number: float) -> None:
+    with pytest.raises(InvalidRecordError, match="engagement: Input should be a finite number"):
+        SocialProfile.model_validate({"platform": "twitter", "username": "ada", "engagement": number})
