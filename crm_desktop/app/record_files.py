@@ -15,7 +15,14 @@ from urllib.parse import unquote, urlsplit
 
 from crm_desktop.app.csv_export import cell_value
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
-from crm_desktop.domain.models import MAX_CUSTOM_TEXT, Contact, Lead, SocialPlatform, normalise_email
+from crm_desktop.domain.models import (
+    MAX_CUSTOM_TEXT,
+    Contact,
+    Lead,
+    SocialPlatform,
+    custom_value_like,
+    normalise_email,
+)
 
 RecordT = TypeVar("RecordT", Contact, Lead)
 
@@ -530,7 +537,9 @@ def build_record(
             if blank:
                 custom.pop(name, None)
             elif not (isinstance(value, str) and as_text(custom.get(name)) == value):
-                custom[name] = value  # else the stored value, with its type (5, true), is what the cell says
+                # Else the stored value, with its type (5, true), is what the cell says; a new value takes that
+                # type where it reads as one (a number edited stays a number).
+                custom[name] = custom_value_like(custom.get(name), value)
         elif key in LEAD_CONTEXT_FIELDS:
             context[key] = None if blank else value
         elif key.startswith("extra."):

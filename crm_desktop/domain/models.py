@@ -446,6 +446,26 @@ def _custom_text_fits(value: str | int | float | bool | None) -> str | int | flo
     return value
 
 
+_WHOLE_NUMBER = re.compile(r"-?(0|[1-9]\d*)")
+_DECIMAL_NUMBER = re.compile(r"-?(0|[1-9]\d*)\.\d+")
+
+
+def custom_value_like(stored: Any, value: Any) -> Any:
+    """``value`` (text from a file, a form, the audit or a CRM) in the type of the custom value it replaces, when
+    the text reads as one: a number stays a number and a yes/no a yes/no when edited, pulled or undone. Text that
+    does not read as that type (or a code with leading zeros) stays text."""
+    if not isinstance(value, str) or stored is None or isinstance(stored, str):
+        return value
+    text = value.strip()
+    if isinstance(stored, bool):
+        return {"true": True, "false": False}.get(text.lower(), value)
+    if _WHOLE_NUMBER.fullmatch(text):
+        return int(text) if isinstance(stored, int) else float(text)
+    if _DECIMAL_NUMBER.fullmatch(text):
+        return float(text)
+    return value
+
+
 CustomValue = Annotated[str | int | float | bool | None, AfterValidator(_custom_text_fits)]
 #: A record's custom fields by name (``custom.NAME`` in mappings and files).
 CustomFields = dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue]

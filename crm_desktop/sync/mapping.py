@@ -22,6 +22,7 @@ from crm_desktop.domain.models import (
     SocialContext,
     SocialPlatform,
     SocialProfile,
+    custom_value_like,
     normalise_phone,
 )
 from crm_desktop.domain.outcomes import RecordObject
@@ -303,7 +304,7 @@ def apply_values(record: Contact | Lead, changes: dict[str, Value]) -> Contact |
                 if value is None:
                     data["custom_fields"].pop(key, None)
                 else:
-                    data["custom_fields"][key] = value
+                    data["custom_fields"][key] = custom_value_like(data["custom_fields"].get(key), value)
         data["social_profiles"] = list(profiles.values())
         return Contact.model_validate(data)
     context = data.get("social_context") or {}
