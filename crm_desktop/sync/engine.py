@@ -443,12 +443,14 @@ class SyncEngine:
         done = 0
         async for page in self.adapter.changes_since(obj, cursor, echoes=self._echo_check(obj)):
             planned = self.plan_pull_page(obj, page.records, mappings, run.run_id)
-            writes: list[PulledWrite] = []
+            writes = [record_plan.write for _, record_plan in planned if record_plan.write is not None]
+            if not run.dry_run:
+                # Applied before the page is counted: a page whose transaction fails is in no count or log.
+                self.store.apply_record_writes(self.integration_id, obj, writes, cursor=page.cursor)
+                self.store.heartbeat(self.integration_id, run.run_id)
             for local_id, record_plan in planned:
                 run.plan.extend(record_plan.changes)
                 run.log.extend(record_plan.log)
-                if record_plan.write is not None:
-                    writes.append(record_plan.write)
                 # A real run's waiting conflicts are in the store by the push phase; a dry run's only here.
                 if run.dry_run and local_id is not None and record_plan.held:
                     run.held.setdefault((obj, local_id), set()).update(record_plan.held)
@@ -457,9 +459,6 @@ class SyncEngine:
             for entry in (e for _, p in planned for e in p.log if e.outcome is RecordOutcome.FAILED):
                 run.add_failure(RecordFailure(entry.key, entry.category or ErrorCategory.VALIDATION,
                                               entry.message or "failed"))
-            if not run.dry_run:
-                self.store.apply_record_writes(self.integration_id, obj, writes, cursor=page.cursor)
-                self.store.heartbeat(self.integration_id, run.run_id)
             self._write_log(run)
             done += len(page.records)
             self._report(f"pulling {obj.value}s", done, done)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -368,3 +369,22 @@ async def test_undo_refuses_to_overwrite_a_later_conflict_resolution_unless_forc
     assert str(report.overridden[0]).startswith(f"{EMAIL} company (locally)")
     assert hubspot.contact(EMAIL).company == ORIGINAL
     assert await hubspot.crm_value(EMAIL, "company") == ORIGINAL
+
+
+@scenario
+async def test_a_pulled_page_whose_write_fails_is_not_counted(
+    hubspot: SyncBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(hubspot)
+    await hubspot.edit(hubspot.link(EMAIL).crm_id, {"firstname": "Grace"})
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(hubspot.store, "apply_record_writes", disk_full)
+    with pytest.raises(OSError):
+        await hubspot.sync()
+    [run] = hubspot.service.runs(limit=1)
+    assert run.status is SyncRunStatus.FAILED
+    assert (run.updated, run.created) == (0, 0), "the run counted a page that was rolled back"
+    assert hubspot.contact(EMAIL).first_name == "Ada1"
