@@ -26,7 +26,7 @@ from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import ImportLog, undo_message
-from crm_desktop.store.models import SyncRunStatus, SyncTrigger
+from crm_desktop.store.models import LOCAL_TRIGGERS, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import (
     ContactStore,
     EmailTakenError,
@@ -415,7 +415,7 @@ class ImportService:
     ) -> tuple[int, int, dict[str, tuple[str | None, str | None]]]:
         """Record ``write`` (which saves one record typed by hand and returns its id and the changes to audit) as
         a run of its own, its audit rows saying ``edit``; the record's id, the run's and the changes."""
-        run_id = self.log.start(edit_message(email))
+        run_id = self.log.start(edit_message(email), trigger=SyncTrigger.EDIT)
         status = SyncRunStatus.FAILED
         audit: list[dict[str, Any]] = []
         changed: dict[str, tuple[str | None, str | None]] = {}
@@ -441,8 +441,8 @@ class ImportService:
                 wrote changed since (without ``force``).
         """
         run = self.store.get_run(run_id)
-        if run.trigger is not SyncTrigger.IMPORT:
-            raise ImportUndoError(f"run {run_id} is not an import")
+        if run.trigger not in LOCAL_TRIGGERS:
+            raise ImportUndoError(f"run {run_id} is not an import or an edit")
         if run.status is SyncRunStatus.RUNNING:
             raise ImportUndoError(f"run {run_id} is still running")
         undone = self.log.undone_by(run_id)
@@ -463,7 +463,7 @@ class ImportService:
             listed = "; ".join(str(item) for item in moved)
             raise ImportUndoError(f"run {run_id}: values it wrote changed since: {listed}. Nothing was undone; "
                                   "--force puts back the values from before the import anyway")
-        undo_id = self.log.start(undo_message(run_id), direction=SyncDirection.UNDO)
+        undo_id = self.log.start(undo_message(run_id), direction=SyncDirection.UNDO, trigger=run.trigger)
         report = UndoReport(undo_id, kept=kept, overridden=moved)
         audit_rows: list[dict[str, Any]] = []
         status = SyncRunStatus.FAILED

@@ -23,6 +23,7 @@ from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.engagement_store import EngagementStore
 from crm_desktop.store.models import (
+    LOCAL_TRIGGERS,
     ConflictRow,
     ConflictRule,
     FieldDirection,
@@ -524,7 +525,7 @@ class SyncService:
     def integration_of_run(self, run_id: int) -> Integration:
         integration_id = self.store.get_run(run_id).integration_id
         if integration_id is None:
-            raise NotFoundError(f"run {run_id} is an import into the local store; it has no integration")
+            raise NotFoundError(f"run {run_id} is an import or an edit of the local store; it has no integration")
         return self.integrations.get_by_id(integration_id)
 
     async def undo(self, run_id: int, trigger: SyncTrigger = SyncTrigger.MANUAL, *, force: bool = False) -> UndoReport:
@@ -544,7 +545,7 @@ class SyncService:
         return await self.off_loop(self._undo_here(run_id, trigger, force, self._syncing_ids()))
 
     async def _undo_here(self, run_id: int, trigger: SyncTrigger, force: bool, syncing: set[int]) -> UndoReport:
-        if self.store.get_run(run_id).trigger is SyncTrigger.IMPORT:
+        if self.store.get_run(run_id).trigger in LOCAL_TRIGGERS:
             return self.imports.undo(run_id, force=force)
         integration = self.integration_of_run(run_id)
         if integration.id in syncing:

@@ -10,7 +10,15 @@ from sqlalchemy import Table, insert, select
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import AuditLogRow, SyncRecordLogRow, SyncRunRow, SyncRunStatus, SyncTrigger, utcnow
+from crm_desktop.store.models import (
+    LOCAL_TRIGGERS,
+    AuditLogRow,
+    SyncRecordLogRow,
+    SyncRunRow,
+    SyncRunStatus,
+    SyncTrigger,
+    utcnow,
+)
 
 
 class ImportLog:
@@ -22,10 +30,11 @@ class ImportLog:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def start(self, message: str, *, direction: SyncDirection = SyncDirection.IMPORT) -> int:
-        """A new running import run; its id."""
+    def start(self, message: str, *, direction: SyncDirection = SyncDirection.IMPORT,
+              trigger: SyncTrigger = SyncTrigger.IMPORT) -> int:
+        """A new running run on the local store (an import, an edit by hand, an undo of one); its id."""
         with self._db.session() as session:
-            run = SyncRunRow(integration_id=None, trigger=SyncTrigger.IMPORT, direction=direction, message=message)
+            run = SyncRunRow(integration_id=None, trigger=trigger, direction=direction, message=message)
             session.add(run)
             session.flush()
             return run.id
@@ -62,7 +71,7 @@ class ImportLog:
         with self._db.session() as session:
             return session.scalar(
                 select(SyncRunRow.id).where(
-                    SyncRunRow.trigger == SyncTrigger.IMPORT,
+                    SyncRunRow.trigger.in_(LOCAL_TRIGGERS),
                     SyncRunRow.direction == SyncDirection.UNDO,
                     SyncRunRow.message == undo_message(run_id),
                     SyncRunRow.status == SyncRunStatus.SUCCEEDED,

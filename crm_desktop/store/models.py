@@ -112,6 +112,12 @@ class SyncTrigger(StrEnum):
     IMPORT = "import"
     #: another program on this computer, through the local API (``sync-from-crm``).
     API = "api"
+    #: a person changed or added by hand (the People panel's Edit… and New…, ``contacts set``).
+    EDIT = "edit"
+
+
+#: Runs on the local store alone, with no integration: file imports and edits by hand (and their undos).
+LOCAL_TRIGGERS = (SyncTrigger.IMPORT, SyncTrigger.EDIT)
 
 
 class SyncRunStatus(StrEnum):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import (
+    LOCAL_TRIGGERS,
     ContactRow,
     ConversationRow,
     DeliveryStatus,
@@ -262,7 +263,7 @@ class WorkflowStore:
             return session.scalar(
                 select(func.max(SyncRunRow.started_at)).where(
                     SyncRunRow.integration_id == integration_id,
-                    SyncRunRow.trigger.not_in([SyncTrigger.AUTO, SyncTrigger.IMPORT]),
+                    SyncRunRow.trigger.not_in([SyncTrigger.AUTO, *LOCAL_TRIGGERS]),
                     SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
                     SyncRunRow.dry_run.is_(False),
                 )

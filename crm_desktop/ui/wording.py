@@ -69,6 +69,8 @@ TRIGGER_NAMES: dict[str, str] = {
     SyncTrigger.AUTO: "Automatic",
     SyncTrigger.CLI: "Command line",
     SyncTrigger.API: "Local API",
+    SyncTrigger.IMPORT: "File import",
+    SyncTrigger.EDIT: "Edit by hand",
 }
 
 #: A run's direction, as the Sync Monitor names it.
