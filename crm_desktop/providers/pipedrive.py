@@ -911,7 +911,8 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             raise errors.RequestRejectedError("Pipedrive: only persons are merged from CRM Desktop")
         if not (keep_id.isdigit() and merge_id.isdigit()):
             raise errors.RequestRejectedError(f"Pipedrive: person ids are numbers, not {keep_id!r} and {merge_id!r}")
-        response = await self.http.request(
+        # Through _call: the merge's 40 tokens are reserved against the daily budget like any other call's.
+        response = await self._call(
             "PUT", f"/v1/persons/{merge_id}/merge", json={"merge_with_id": int(keep_id)}, idempotent=False
         )
         if response.status_code >= 400:

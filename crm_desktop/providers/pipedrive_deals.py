@@ -142,12 +142,14 @@ class PipedriveDeals:
             return TimelineResult(None, ErrorCategory.NOT_FOUND, f"{entry.crm_id!r} is not a Pipedrive person id")
 
         async def find() -> dict[str, Any] | None:
-            params = {**listing, "limit": ACTIVITIES_LOOKED_AT}
+            # Newest first: the one whose answer was lost is among the latest, however many the person has.
+            params = {**listing, "limit": ACTIVITIES_LOOKED_AT, "sort_by": "add_time", "sort_direction": "desc"}
             data, _ = self._data(await self._call("GET", ACTIVITIES_PATH, params=params))
             for activity in data or []:
-                if isinstance(activity, dict) and all(
-                    activity.get(key) == body[key] for key in ("subject", "due_date", "due_time")
-                ):
+                # v2 answers times with their seconds (15:00:00) whatever was sent (15:00).
+                if (isinstance(activity, dict) and activity.get("subject") == body["subject"]
+                        and activity.get("due_date") == body["due_date"]
+                        and str(activity.get("due_time") or "")[:5] == body["due_time"]):
                     return activity
             return None
 

@@ -27,11 +27,21 @@ _QUOTED_PARAMETER = re.compile(r"[Pp]arameter '(?P<field>[\w.\[\]]+)'")
 
 #: Token cost of a v2 call; v1 calls cost twice as much (Pipedrive's published costs).
 _V2_TOKEN_COSTS = {"get": 1, "list": 10, "create": 5, "update": 5, "search": 20, "delete": 3}
+#: Calls whose cost the OpenAPI files give apart from their kind's (``x-token-cost``): v2 pipelines and stages
+#: lists, 5; a v1 persons merge, 40.
+_SPECIAL_TOKEN_COSTS = {("GET", "/api/v2/pipelines"): 5, ("GET", "/api/v2/stages"): 5}
+_MERGE_COST = 40
 
 
 def token_cost(method: str, path: str) -> int:
-    """The API tokens one call spends (v2: get 1, list 10, create/update 5, search 20, delete 3; v1 twice that)."""
+    """The API tokens one call spends (v2: get 1, list 10, create/update 5, search 20, delete 3; v1 twice that;
+    the pipelines and stages lists 5, a persons merge 40)."""
     path = path.split("?", 1)[0]
+    special = _SPECIAL_TOKEN_COSTS.get((method.upper(), path.rstrip("/")))
+    if special is not None:
+        return special
+    if method.upper() == "PUT" and path.startswith("/v1/") and path.rstrip("/").endswith("/merge"):
+        return _MERGE_COST
     if path.startswith("/api/v2/"):
         rest, factor = path[len("/api/v2/") :], 1
     elif path.startswith("/v1/"):

@@ -1599,7 +1599,8 @@ class PipedriveSandbox(Sandbox):
                 value = _str_field(body, key)
                 if not _TIME_RE.match(value):
                     raise _bad_request(f"Validation failed: {key}: must be HH:MM")
-                schedule[key] = value[:5]
+                # Kept and answered with seconds, as v2 answers them (15:00 is read back as 15:00:00).
+                schedule[key] = value if len(value) == 8 else f"{value}:00"
         text: dict[str, Any] = {key: _str_field(body, key) for key in ("note", "public_description") if key in body}
         if "priority" in body:
             text["priority"] = _int_field(body, "priority")

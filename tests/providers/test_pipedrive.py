@@ -6,6 +6,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -22,7 +23,7 @@ from crm_desktop.domain.models import (
     SocialProfile,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import AdapterOptions, OutboundRecord
+from crm_desktop.providers.contract import AdapterOptions, OutboundRecord, TimelineEntry, TimelineKind
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError
 from crm_desktop.providers.pipedrive import LEAD_ORIGIN_ID, SOCIAL_NOTE_HEADING, PipedriveAdapter
 from crm_desktop.providers.pipedrive_errors import token_cost
@@ -577,3 +578,26 @@ def test_a_linked_lead_is_updated_in_place(sandbox: PipedriveSandbox) -> None:
     stored = sandbox.leads[str(first.crm_id)]
     assert stored.title == "Lin Ked via reddit_comment"
     assert len(our_notes(sandbox, lead_id=stored.id)) == 2  # the source changed, so the note did
+
+
+def test_a_timeline_activity_lost_after_it_was_saved_is_found_among_many_and_not_repeated(
+    sandbox: PipedriveSandbox,
+) -> None:
+    async def body(h: Harness) -> Any:
+        [person] = await h.adapter.upsert(RecordObject.CONTACT, [OutboundRecord(email="d@example.com", fields={})])
+        person_id = person.crm_id or ""
+        # More activities than one listing page: the new one is found among the newest, not the oldest hundred.
+        start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+        older = [TimelineEntry(person_id, f"Older {n}", "", start + timedelta(minutes=n), TimelineKind.MESSAGES)
+                 for n in range(120)]
+        await h.adapter.log_timeline(RecordObject.CONTACT, older)
+        h.transport.lose_after_saving = lambda r: (r.method, r.url.path) == ("POST", "/api/v2/activities")
+        entry = TimelineEntry(person_id, "Replied on X", "hello", datetime(2026, 12, 1, 14, 5, tzinfo=UTC),
+                              TimelineKind.MESSAGES)
+        return int(person_id), await h.adapter.log_timeline(RecordObject.CONTACT, [entry])
+
+    person_id, [result] = run(sandbox, body)
+    replies = [a for a in sandbox.activities.values() if a.person_id == person_id and a.subject == "Replied on X"]
+    assert len(replies) == 1, "the activity whose answer was lost was posted again"
+    assert result.entry_id == str(replies[0].id)
+    assert replies[0].due_time == "14:05:00"  # v2 keeps and answers the seconds

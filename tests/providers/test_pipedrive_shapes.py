@@ -671,6 +671,9 @@ CALLS = [
     ("POST", "/api/v2/deals"),
     ("GET", "/api/v2/activities"),
     ("POST", "/api/v2/activities"),
+    ("GET", "/api/v2/pipelines"),
+    ("GET", "/api/v2/stages"),
+    ("PUT", "/v1/persons/7/merge"),
 ]
 
 
