@@ -65,6 +65,8 @@ class PeopleQuery:
         text: matched anywhere in the name, email or company (case-insensitive); blank matches all.
         platform: only people with a profile (contacts) or a source platform (leads) on it.
         campaign: only people with a touchpoint of that campaign.
+        reached_on: only people with a touchpoint on that platform (what the Attribution panel's platform rows
+            count as their leads).
         score_min, score_max: the engagement score range (people without a score are left out when set).
         integration_id, sync_state: only records in that state in that integration.
         sort: the sort column; descending reverses it.
@@ -74,6 +76,7 @@ class PeopleQuery:
     text: str = ""
     platform: SocialPlatform | None = None
     campaign: str | None = None
+    reached_on: SocialPlatform | None = None
     score_min: float | None = None
     score_max: float | None = None
     integration_id: int | None = None
@@ -260,6 +263,10 @@ class PeopleStore:
         if query.campaign:
             statement = statement.where(
                 exists().where(TouchpointRow.email == row.email, TouchpointRow.campaign == query.campaign)
+            )
+        if query.reached_on is not None:
+            statement = statement.where(
+                exists().where(TouchpointRow.email == row.email, TouchpointRow.platform == query.reached_on)
             )
         score = self._score_column(query)
         if query.score_min is not None:

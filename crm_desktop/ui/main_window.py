@@ -412,10 +412,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 8000)
 
     def show_people(self, obj: RecordObject, *, text: str = "", campaign: str | None = None,
-                    platform: SocialPlatform | None = None) -> None:
-        """Open People on the contacts or leads matching an email, a campaign or a platform."""
+                    platform: SocialPlatform | None = None, reached_on: SocialPlatform | None = None) -> None:
+        """Open People on the contacts or leads matching an email, a campaign, a platform, or reached on one."""
         self.show_panel(PEOPLE_ROW)
-        self.people_panel.show_filtered(obj, text=text, campaign=campaign, platform=platform)
+        self.people_panel.show_filtered(obj, text=text, campaign=campaign, platform=platform, reached_on=reached_on)
         self.people_panel.table.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _show_platform_people(self, name: str) -> None:
@@ -424,7 +424,8 @@ class MainWindow(QMainWindow):
         except ValueError:
             self._show_status(f"“{name}” is not a platform People can filter by.")
             return
-        self.show_people(RecordObject.LEAD, platform=platform)
+        # The row's leads are those with a touchpoint on the platform: People lists the same ones.
+        self.show_people(RecordObject.LEAD, reached_on=platform)
 
     def _integration_choices(self) -> list[tuple[int, str]]:
         return [(i.id, i.name) for i in self.workspace.integrations.list() if i.id is not None]

@@ -96,6 +96,8 @@ from crm_desktop.ui.wording import (
 
 logger = logging.getLogger(__name__)
 
+#: The platform list's data of a "Reached on" entry: this prefix and the platform's value.
+REACHED = "reached:"
 #: How long the filter waits after the last key before querying (typing a name is one query, not one per key).
 FILTER_DELAY_MS = 200
 
@@ -845,6 +847,10 @@ class PeoplePanel(QWidget, AsksFirst):
         self.platform_combo.addItem("All platforms", None)
         for platform in SocialPlatform:
             self.platform_combo.addItem(named(PLATFORM_NAMES, platform), platform)
+        # People reached on a platform (a touchpoint there): what the Attribution panel's platform rows count.
+        self.platform_combo.insertSeparator(self.platform_combo.count())
+        for platform in SocialPlatform:
+            self.platform_combo.addItem(f"Reached on {named(PLATFORM_NAMES, platform)}", f"{REACHED}{platform.value}")
         self.campaign_combo = QComboBox()
         self.campaign_combo.setAccessibleName("Campaign")
         self.campaign_combo.addItem("All campaigns", None)
@@ -1106,11 +1112,13 @@ class PeoplePanel(QWidget, AsksFirst):
         low, high = self.score_min.value(), self.score_max.value()
         # Qt hands an enum stored as item data back as its plain value.
         platform, state = self.platform_combo.currentData(), self.state_combo.currentData()
+        reached = str(platform).removeprefix(REACHED) if str(platform).startswith(REACHED) else None
         return replace(
             self.model.query,
             obj=RecordObject.LEAD if self.kind_tabs.currentIndex() == 1 else RecordObject.CONTACT,
             text=self.filter_edit.text(),
-            platform=SocialPlatform(platform) if platform else None,
+            platform=SocialPlatform(platform) if platform and reached is None else None,
+            reached_on=SocialPlatform(reached) if reached else None,
             campaign=self.campaign_combo.currentData(),
             score_min=low if low > 0 else None,
             score_max=high if high < 100 else None,
@@ -1140,9 +1148,10 @@ class PeoplePanel(QWidget, AsksFirst):
         self._select_first = False
 
     def show_filtered(self, obj: RecordObject, *, text: str = "", campaign: str | None = None,
-                      platform: SocialPlatform | None = None) -> None:
-        """Show the contacts or leads matching one thing only (an email, a campaign, a platform: Enter on a run's
-        record or an attribution row), the first of them selected once read; the other filters are cleared."""
+                      platform: SocialPlatform | None = None, reached_on: SocialPlatform | None = None) -> None:
+        """Show the contacts or leads matching one thing only (an email, a campaign, a platform, the people reached
+        on a platform: Enter on a run's record or an attribution row), the first of them selected once read; the
+        other filters are cleared."""
         controls = (self.kind_tabs, self.filter_edit, self.platform_combo, self.campaign_combo, self.score_min,
                     self.score_max, self.integration_combo, self.state_combo)
         for control in controls:
@@ -1150,9 +1159,10 @@ class PeoplePanel(QWidget, AsksFirst):
         try:
             self.kind_tabs.setCurrentIndex(1 if obj is RecordObject.LEAD else 0)
             self.filter_edit.setText(text)
+            wanted = (platform, platform.value) if platform is not None else (
+                (f"{REACHED}{reached_on.value}",) if reached_on is not None else ())
             self.platform_combo.setCurrentIndex(next(
-                (i for i in range(self.platform_combo.count()) if platform is not None
-                 and self.platform_combo.itemData(i) in (platform, platform.value)), 0))
+                (i for i in range(self.platform_combo.count()) if self.platform_combo.itemData(i) in wanted), 0))
             if campaign is not None and self.campaign_combo.findData(campaign) < 0:
                 self.campaign_combo.addItem(campaign, campaign)
             self.campaign_combo.setCurrentIndex(max(self.campaign_combo.findData(campaign), 0) if campaign else 0)

@@ -259,6 +259,30 @@ def test_enter_on_a_campaign_lists_its_leads_in_people(
     window.desk.quit()
 
 
+def test_enter_on_a_platform_lists_the_leads_its_row_counts(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    seed_marketing(workspace)
+    window = open_window(qtbot, workspace)
+    attribution = window.attribution_panel
+    window.show_panel(ATTRIBUTION)
+    attribution.period_combo.setCurrentIndex(attribution.period_combo.findData(None))  # all time, as People lists
+    table = attribution.platforms_table
+    counted = {table.item(r, 0).text(): r for r in range(table.rowCount())}
+    row = counted["Instagram"]
+    leads_column = next(c for c in range(table.columnCount())
+                        if table.horizontalHeaderItem(c).text().startswith("Leads"))
+    leads = int(table.item(row, leads_column).text())
+
+    press(table, Qt.Key.Key_Return, row=row)
+    people = window.people_panel
+    assert window.current_panel is people and people.kind_tabs.currentIndex() == 1
+    assert people.platform_combo.currentText() == "Reached on Instagram"
+    qtbot.waitUntil(lambda: people.model.query.reached_on is not None and not people.model.busy, timeout=5000)
+    assert people.model.total == leads, "People lists other leads than the row counted"
+    window.desk.quit()
+
+
 def test_enter_on_a_duplicate_group_goes_to_the_merge_and_delete_says_what_ends_it(
     qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
 ) -> None:
