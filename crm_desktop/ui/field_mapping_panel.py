@@ -1034,10 +1034,22 @@ class FieldMappingPanel(QWidget, AsksFirst):
 
     # -- saving and checking
 
-    def save(self) -> bool:
-        """Save the edited mapping; say why when that fails."""
+    def save(self, *, despite_problems: bool = False) -> bool:
+        """Save the edited mapping; say why when that fails. While rows are marked ⚠ (the CRM cannot take them as
+        mapped), ask first: the CLI refuses such a mapping, the panel lets the marketer save it on purpose (to create
+        the field in the CRM afterwards, say)."""
         integration = self.integration()
         if integration is None or not self.model.dirty:
+            return False
+        flagged = self.model.rows_with_problems()
+        if flagged and not despite_problems:
+            names = ", ".join(self.model.mapping_at(row).local_field for row in flagged)
+            self.ask_first(
+                "Save mapping", f"{plural(len(flagged), 'field')} marked ⚠ cannot be synced as mapped ({names}). "
+                "Save anyway?", "Save anyway", lambda: self.save(despite_problems=True),
+                detail="Until the CRM has the field (Create missing fields, or its admin) or the row is changed, "
+                       "the CRM refuses the records a sync sends with it (the seed's social fields are left out "
+                       "instead).", warning=True)
             return False
         try:
             self._sync.save_mappings(integration, self.record_object, self.model.mappings())

@@ -971,6 +971,9 @@ class PeoplePanel(QWidget, AsksFirst):
         self.filter_edit.textChanged.connect(lambda _: self._filter_timer.start())
         for combo in (self.platform_combo, self.campaign_combo, self.integration_combo, self.state_combo):
             combo.currentIndexChanged.connect(lambda _: self.apply_filters())
+        # Each end of the score range holds the other's limit: From above To would list nobody, and say nothing.
+        self.score_min.valueChanged.connect(self.score_max.setMinimum)
+        self.score_max.valueChanged.connect(self.score_min.setMaximum)
         self.score_min.valueChanged.connect(lambda _: self.apply_filters())
         self.score_max.valueChanged.connect(lambda _: self.apply_filters())
         self.kind_tabs.currentChanged.connect(lambda _: self.apply_filters())
@@ -1168,6 +1171,8 @@ class PeoplePanel(QWidget, AsksFirst):
             self.campaign_combo.setCurrentIndex(max(self.campaign_combo.findData(campaign), 0) if campaign else 0)
             self.score_min.setValue(0.0)
             self.score_max.setValue(100.0)
+            self.score_min.setMaximum(100.0)
+            self.score_max.setMinimum(0.0)
             self.integration_combo.setCurrentIndex(0)
             self.state_combo.setCurrentIndex(0)
         finally:

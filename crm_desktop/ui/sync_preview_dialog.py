@@ -248,6 +248,15 @@ class SyncPreviewDialog(QDialog):
         self.cancel_button.setDefault(True)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Nothing has been written yet. This is what syncing every integration now would do:"))
+        self.apart_label: QLabel | None = None
+        if len(names) > 1:
+            # Each is planned against the store as it is now: the people one CRM's pull brings in are pushed to the
+            # others by the runs, and no plan can show them yet.
+            self.apart_label = QLabel("Each integration is planned on its own: people pulled from one CRM are also "
+                                      "pushed to the others, so the runs may create more than these plans show.")
+            self.apart_label.setWordWrap(True)
+            self.apart_label.setAccessibleName("Plans made one integration at a time")
+            layout.addWidget(self.apart_label)
         layout.addWidget(self.summary_label)
         layout.addWidget(self.busy_bar)
         layout.addWidget(self.table, 1)

@@ -6,7 +6,7 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QComboBox, QListWidget, QWidget
+from PySide6.QtWidgets import QComboBox, QListWidget, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.domain.outcomes import RecordObject
@@ -234,3 +234,28 @@ def test_check_against_crm_lists_the_problems_and_marks_their_rows(
     assert panel.notice.tone == "ok"
     assert panel.model.rows_with_problems() == []
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+
+
+def test_saving_a_row_marked_as_impossible_asks_first(
+    panel: FieldMappingPanel, qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel.load_crm_fields()
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=5000)
+    first = row(panel, "firstName")
+    assert panel.model.setData(panel.model.index(first, MappingColumn.CRM_FIELD), "no_such_field_xyz")
+    assert panel.model.rows_with_problems() == [first], "the live check marks the row"
+    assert not panel.save(), "saved without a word about the marked row"
+    box = panel.confirm_box
+    assert box is not None and "Save anyway?" in box.text() and "firstName" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert panel.model.dirty and panel.confirm_box is None
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    saved = {m.local_field: m.crm_field for m in hubspot.workspace.sync.mappings(integration, RecordObject.CONTACT)}
+    assert saved["firstName"] != "no_such_field_xyz"
+
+    panel.save()
+    assert panel.confirm_box is not None
+    panel.confirm_box.button(QMessageBox.StandardButton.Yes).click()
+    assert not panel.model.dirty
+    saved = {m.local_field: m.crm_field for m in hubspot.workspace.sync.mappings(integration, RecordObject.CONTACT)}
+    assert saved["firstName"] == "no_such_field_xyz"

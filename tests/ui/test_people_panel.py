@@ -159,6 +159,11 @@ def test_the_leads_tab_and_the_platform_and_score_filters(qtbot: QtBot, panel: P
     shown = [panel.model.line(row) for row in range(panel.model.rowCount())]
     assert shown and all(line is not None and line.score is not None and line.score >= 10 for line in shown)
     assert panel.model.total < 8
+    # The ends of the range hold each other: To cannot go below From (a range that lists nobody, saying nothing).
+    panel.score_max.setValue(5)
+    assert panel.score_max.value() == 10 and panel.score_min.maximum() == 10
+    panel.score_min.setValue(0)
+    assert panel.score_max.minimum() == 0
 
 
 def test_clicking_a_header_sorts_in_sql(qtbot: QtBot, panel: PeoplePanel) -> None:

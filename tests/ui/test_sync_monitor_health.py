@@ -388,3 +388,14 @@ def test_the_previews_word_columns_show_their_words_whole(styled_app: QApplicati
                           (PreviewColumn.ACTION, ("Create", "Update", "Conflict"))):
         widest = max(metrics.horizontalAdvance(word) for word in words)
         assert table.columnWidth(column) >= widest + 8, column.name
+
+
+def test_a_preview_of_several_integrations_says_each_is_planned_on_its_own(qtbot: QtBot) -> None:
+    """A review counted 436-442 creates in the preview of three demo CRMs and 504-517 in the runs: people pulled
+    from one CRM are pushed to the others, which no plan made against today's store can show."""
+    several = SyncPreviewDialog(["HubSpot (demo)", "Pipedrive (demo)"])
+    one = SyncPreviewDialog(["HubSpot (demo)"])
+    for dialog in (several, one):
+        qtbot.addWidget(dialog)
+    assert several.apart_label is not None and "planned on its own" in several.apart_label.text()
+    assert one.apart_label is None
