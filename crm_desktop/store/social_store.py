@@ -423,13 +423,8 @@ class SocialStore:
         """Per event, why its conversation id cannot be recorded (``None``: it can): the id is another platform's
         conversation's, stored or earlier in ``events``. A message names its conversation by id alone, so an id on
         two platforms would count its messages for both people."""
-        held: dict[str, SocialPlatform] = {}
-        with self._db.session() as session:
-            for chunk in in_list_chunks(sorted({e.conversation_id for e in events})):
-                statement = select(ConversationRow.conversation_id, ConversationRow.platform).where(
-                    ConversationRow.conversation_id.in_(chunk))
-                for conversation_id, platform in session.execute(statement):
-                    held.setdefault(conversation_id, platform)
+        ids = [event.conversation_id for event in events]
+        held = self._held(ConversationRow.conversation_id, ConversationRow.platform, ids)
         reasons: list[str | None] = []
         for event in events:
             other = held.setdefault(event.conversation_id, event.platform)
@@ -441,12 +436,7 @@ class SocialStore:
     def message_id_clashes(self, messages: Sequence[Message]) -> list[str | None]:
         """Per message, why it cannot be recorded (``None``: it can): its id is a message of another conversation,
         stored or earlier in ``messages`` (recording it would move that message)."""
-        held: dict[str, str] = {}
-        with self._db.session() as session:
-            for chunk in in_list_chunks(sorted({m.message_id for m in messages})):
-                statement = select(MessageRow.message_id, MessageRow.conversation_id).where(
-                    MessageRow.message_id.in_(chunk))
-                held.update((message_id, conversation_id) for message_id, conversation_id in session.execute(statement))
+        held = self._held(MessageRow.message_id, MessageRow.conversation_id, [m.message_id for m in messages])
         reasons: list[str | None] = []
         for message in messages:
             other = held.setdefault(message.message_id, message.conversation_id)
@@ -454,6 +444,15 @@ class SocialStore:
                 f"{message.message_id!r} is already a message of conversation {other!r}: a message id names one "
                 "message"))
         return reasons
+
+    def _held(self, key: Any, value: Any, keys: Sequence[str]) -> dict[str, Any]:
+        """Of ``keys`` (values of column ``key``), those stored, each with its first row's column ``value``."""
+        held: dict[str, Any] = {}
+        with self._db.session() as session:
+            for chunk in in_list_chunks(sorted(set(keys))):
+                for stored, what in session.execute(select(key, value).where(key.in_(chunk))):
+                    held.setdefault(stored, what)
+        return held
 
     def record_messages(self, messages: Sequence[Message]) -> list[RecordedEvent]:
         """Record messages (a re-sent one with the same content changes nothing; an edited one is updated) and

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,6 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, custom_value_like
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sync.mapping import apply_values
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    opened = Workspace.open(tmp_path / "D")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.mark.parametrize(("stored", "text", "kept"), [

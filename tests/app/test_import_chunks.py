@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,7 @@ from crm_desktop.app.imports import FieldChange
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import normalise_phone
 from crm_desktop.domain.outcomes import RecordObject
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    opened = Workspace.open(tmp_path / "D")
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
+from tests.app.conftest import write
 
 
 def test_rows_across_chunks_keep_file_order_refusals_and_undo(

@@ -4,7 +4,7 @@ read: what a sync, an edit or an event saved in between stays, and the audit say
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +17,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database, sqlite_url
 from crm_desktop.store.models import ContactRow
 from crm_desktop.store.repositories import hold_for_write
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    opened = Workspace.open(tmp_path / "D")
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
+from tests.app.conftest import write
 
 
 def after_the_read(monkeypatch: pytest.MonkeyPatch, imports: ImportService, save: Callable[[], None]) -> None:

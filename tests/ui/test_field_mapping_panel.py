@@ -56,11 +56,16 @@ def test_the_default_hubspot_mapping_is_shown(panel: FieldMappingPanel) -> None:
     assert panel.model.index(row(panel, "status"), MappingColumn.CRM_FIELD).data() == "hs_lead_status"
 
 
+def with_live_fields(panel: FieldMappingPanel, qtbot: QtBot) -> None:
+    """Read the CRM's live field list into the panel (the live check and the pickers need it)."""
+    panel.load_crm_fields()
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=5000)
+
+
 def test_editing_in_the_table_then_saving_keeps_the_mapping(
     panel: FieldMappingPanel, qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
 ) -> None:
-    panel.load_crm_fields()
-    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=5000)
+    with_live_fields(panel, qtbot)
     company = row(panel, "company")
     index = panel.model.index(company, MappingColumn.CRM_FIELD)
     panel.table.setCurrentIndex(index)
@@ -239,8 +244,7 @@ def test_check_against_crm_lists_the_problems_and_marks_their_rows(
 def test_saving_a_row_marked_as_impossible_asks_first(
     panel: FieldMappingPanel, qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
 ) -> None:
-    panel.load_crm_fields()
-    qtbot.waitUntil(lambda: bool(panel.model.crm_fields), timeout=5000)
+    with_live_fields(panel, qtbot)
     first = row(panel, "firstName")
     assert panel.model.setData(panel.model.index(first, MappingColumn.CRM_FIELD), "no_such_field_xyz")
     assert panel.model.rows_with_problems() == [first], "the live check marks the row"

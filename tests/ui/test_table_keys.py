@@ -237,14 +237,19 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
     window.desk.quit()
 
 
+def attribution_window(qtbot: QtBot, workspace: Workspace) -> MainWindow:
+    """The window on the Attribution panel, over the marketing test data."""
+    seed_marketing(workspace)
+    window = open_window(qtbot, workspace)
+    window.show_panel(ATTRIBUTION)
+    return window
+
+
 def test_enter_on_a_campaign_lists_its_leads_in_people(
     qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
 ) -> None:
-    seed_marketing(workspace)
-    window = open_window(qtbot, workspace)
-    attribution = window.attribution_panel
-    window.show_panel(ATTRIBUTION)
-    table = attribution.campaigns_table
+    window = attribution_window(qtbot, workspace)
+    table = window.attribution_panel.campaigns_table
     row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == CAMPAIGNS[1])
     press(table, Qt.Key.Key_Delete, row=row)
     assert "nothing is deleted" in status(window)
@@ -262,10 +267,8 @@ def test_enter_on_a_campaign_lists_its_leads_in_people(
 def test_enter_on_a_platform_lists_the_leads_its_row_counts(
     qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
 ) -> None:
-    seed_marketing(workspace)
-    window = open_window(qtbot, workspace)
+    window = attribution_window(qtbot, workspace)
     attribution = window.attribution_panel
-    window.show_panel(ATTRIBUTION)
     attribution.period_combo.setCurrentIndex(attribution.period_combo.findData(None))  # all time, as People lists
     table = attribution.platforms_table
     counted = {table.item(r, 0).text(): r for r in range(table.rowCount())}
