@@ -423,27 +423,19 @@ class SocialStore:
         """Per event, why its conversation id cannot be recorded (``None``: it can): the id is another platform's
         conversation's, stored or earlier in ``events``. A message names its conversation by id alone, so an id on
         two platforms would count its messages for both people."""
-        ids = [event.conversation_id for event in events]
-        held = self._held(ConversationRow.conversation_id, ConversationRow.platform, ids)
-        reasons: list[str | None] = []
-        for event in events:
-            other = held.setdefault(event.conversation_id, event.platform)
-            reasons.append(None if other == event.platform else (
-                f"{event.conversation_id!r} is already a {other} conversation: messages name their conversation "
-                "by id alone, so give this one an id of its own (e.g. with the platform as a prefix)"))
-        return reasons
+        pairs = [(event.conversation_id, event.platform) for event in events]
+        held = self._held(ConversationRow.conversation_id, ConversationRow.platform, [key for key, _ in pairs])
+        return _clashes(pairs, held, lambda key, other: (
+            f"{key!r} is already a {other} conversation: messages name their conversation by id alone, so give "
+            "this one an id of its own (e.g. with the platform as a prefix)"))
 
     def message_id_clashes(self, messages: Sequence[Message]) -> list[str | None]:
         """Per message, why it cannot be recorded (``None``: it can): its id is a message of another conversation,
         stored or earlier in ``messages`` (recording it would move that message)."""
-        held = self._held(MessageRow.message_id, MessageRow.conversation_id, [m.message_id for m in messages])
-        reasons: list[str | None] = []
-        for message in messages:
-            other = held.setdefault(message.message_id, message.conversation_id)
-            reasons.append(None if other == message.conversation_id else (
-                f"{message.message_id!r} is already a message of conversation {other!r}: a message id names one "
-                "message"))
-        return reasons
+        pairs = [(message.message_id, message.conversation_id) for message in messages]
+        held = self._held(MessageRow.message_id, MessageRow.conversation_id, [key for key, _ in pairs])
+        return _clashes(pairs, held, lambda key, other: (
+            f"{key!r} is already a message of conversation {other!r}: a message id names one message"))
 
     def _held(self, key: Any, value: Any, keys: Sequence[str]) -> dict[str, Any]:
         """Of ``keys`` (values of column ``key``), those stored, each with its first row's column ``value``."""
@@ -1066,6 +1058,18 @@ class SocialStore:
                 session.add(WorkspaceSettingRow(key=key, value=value))
             else:
                 row.value = value
+
+
+def _clashes(
+    pairs: Sequence[tuple[str, Any]], held: dict[str, Any], why: Callable[[str, Any], str]
+) -> list[str | None]:
+    """Per ``(key, value)``, ``why`` the key is held with another value (stored, or earlier in ``pairs``), else
+    ``None``."""
+    reasons: list[str | None] = []
+    for key, value in pairs:
+        other = held.setdefault(key, value)
+        reasons.append(None if other == value else why(key, other))
+    return reasons
 
 
 def _update_row(row: Any, values: dict[str, Any]) -> EventAction:
