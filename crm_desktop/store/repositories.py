@@ -37,7 +37,8 @@ def hold_for_write(session: Session, table: Table) -> None:
     """Take SQLite's write lock now, before the rows to write are read (an UPDATE of no row starts a write
     transaction), so nothing saved by another connection lands between the read and the write. PostgreSQL
     holds rows instead, with ``FOR UPDATE`` on the read."""
-    session.execute(update(table).where(table.c.id == -1).values(id=table.c.id))
+    key = next(iter(table.primary_key.columns))  # an integer id: -1 is no row's
+    session.execute(update(table).where(key == -1).values({key.name: key}))
 
 
 def _relaid(items: list[Any], stored: Callable[[str], Any], relay: Relay) -> list[Any]:

@@ -44,6 +44,7 @@ from crm_desktop.store.repositories import (
     NotFoundError,
     _apply_contact,
     _apply_contact_columns,
+    hold_for_write,
     lead_row_values,
     save_profiles_in_bulk,
     stored_contact,
@@ -209,6 +210,10 @@ class SyncStore:
         owner = owner or lock_owner()
         now = utcnow()
         with self.db.session() as session:
+            if self.db.is_sqlite:
+                # The lock row is read under the write lock: two processes finding the same stale lock would both
+                # take it over otherwise (PostgreSQL holds the row with FOR UPDATE instead).
+                hold_for_write(session, _table(SyncLockRow))
             row = session.get(SyncLockRow, integration_id, with_for_update=not self.db.is_sqlite)
             if row is not None:
                 stale = row.heartbeat_at < now - LOCK_STALE_AFTER or _owner_is_dead(row.owner)

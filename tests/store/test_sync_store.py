@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
+
 import pytest
+from sqlalchemy import update
 
 from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import SyncRunStatus, SyncTrigger
+from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import IntegrationStore, NotFoundError
 from crm_desktop.store.sync_store import SyncStore
 
@@ -30,3 +34,41 @@ def test_a_run_is_read_by_id_and_a_missing_one_is_named(database: Database) -> N
 def test_a_missing_conflict_is_named(database: Database) -> None:
     with pytest.raises(NotFoundError, match=r"^no conflict 7$"):
         SyncStore(database).get_conflict(7)
+
+
+def race_for_the_lock(stores: list[SyncStore], integration_id: int, trial: int) -> list[bool]:
+    """Each store asks for the lock at the same moment, on a thread of its own; who got it."""
+    start = threading.Barrier(len(stores))
+    won: list[bool] = []
+
+    def take(store: SyncStore, owner: str) -> None:
+        start.wait()
+        won.append(store.acquire_lock(integration_id, owner=owner))
+
+    racers = [threading.Thread(target=take, args=(store, f"desk-{n}:{trial}")) for n, store in enumerate(stores)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=30)
+    return won
+
+
+def test_a_stale_lock_is_taken_over_by_one_of_two_racing_processes(database: Database) -> None:
+    """Two desktops (here two connections, on two threads) find the lock of a crashed run at the same moment:
+    one takes it over, the other is told a run is going on. On SQLite both used to take it."""
+    integration = IntegrationStore(database).add(
+        Integration.model_validate({"provider": "hubspot", "name": "hs", "scopes": []}))
+    assert integration.id is not None
+    other = Database(str(database.engine.url.render_as_string(hide_password=False)))
+    stores = [SyncStore(database), SyncStore(other)]
+    try:
+        for trial in range(12):
+            for owner in ("", f"crashed-host:{trial}"):  # the last trial's winner is gone too, then a run crashes
+                if owner:
+                    assert stores[0].acquire_lock(integration.id, owner=owner)
+                with database.session() as session:  # its heartbeat stopped long ago
+                    session.execute(update(SyncLockRow).values(heartbeat_at=datetime(2026, 1, 1, tzinfo=UTC)))
+            won = race_for_the_lock(stores, integration.id, trial)
+            assert sorted(won) == [False, True], f"trial {trial}: {won}"
+    finally:
+        other.close()
