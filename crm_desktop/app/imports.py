@@ -279,6 +279,7 @@ class ImportService:
         audit: list[dict[str, Any]] = []
         rows_read = len(to_save) + report.unchanged + len(report.problems)
         relaid: dict[str, tuple[int, str, str, tuple[tuple[str, str | None, str | None], ...]] | None] = {}
+        refused_over: dict[str, RowProblem] = {}
 
         def relay(record: Any, now: Any) -> Any:
             """The row laid again over the record as stored now, when a sync, an edit or an event changed it
@@ -290,9 +291,11 @@ class ImportService:
             try:
                 made = build_record(model, row, now, blank_clears=blank_clears)
             except InvalidRecordError as exc:
-                read.problems.append(RowProblem.of(row.line, row.email, exc.problems))
+                # By email: a save made again (a contact inserted by another desktop meanwhile) relays it again.
+                refused_over[record.email] = RowProblem.of(row.line, row.email, exc.problems)
                 relaid[record.email] = None
                 return None
+            refused_over.pop(record.email, None)
             after = field_values(made.record)
             changes = ({key: (None, new) for key, new in after.items() if new is not None} if now is None
                        else _changes(field_values(now), after))
@@ -303,6 +306,7 @@ class ImportService:
         try:
             # Unchanged records are not written: their rows (and updated_at, which a sync reads) stay as they are.
             saved = {item.email: item for item in self._save_many(obj, [record for record, _ in to_save], relay)}
+            read.problems.extend(refused_over.values())
             for record, index in to_save:
                 if record.email in relaid:
                     again = relaid[record.email]
@@ -468,8 +472,11 @@ class ImportService:
         audit_rows: list[dict[str, Any]] = []
         status = SyncRunStatus.FAILED
         try:
+            for obj in RecordObject:
+                self._restore(obj, [planned for planned in plans if planned.obj is obj], kept, force=force)
             for planned in plans:
-                self._save_many(planned.obj, [planned.restored])
+                if not planned.changes:
+                    continue
                 report.restored_local += len(planned.changes)
                 report.plan.add(PlannedChange(planned.obj, planned.email, Side.LOCAL, ChangeAction.UPDATE, {
                     column_label(key): PlanFieldChange(old, new) for key, (old, new) in planned.changes.items()}))
@@ -513,7 +520,40 @@ class ImportService:
             restored = build_record(Lead, row, record, blank_clears=True).record
         after = field_values(restored)
         changes = {key: (current.get(key), after.get(key)) for key in restore}
-        return _RecordUndo(obj, local_id, email, restored, changes)
+        return _RecordUndo(obj, local_id, email, restored, changes, record, restore)
+
+    def _restore(self, obj: RecordObject, plans: list[_RecordUndo], kept: list[str], *, force: bool) -> None:
+        """Save the restored records of ``obj`` in one transaction. A record saved meanwhile (by a sync, an edit
+        in another window or desktop) gets the undone fields laid over it as it is now, its other fields kept; an
+        undone field changed meanwhile keeps the newer value (listed in ``kept``) unless ``force``."""
+        if not plans:
+            return
+        by_email = {planned.email: planned for planned in plans}
+        model = self._model(obj)
+
+        def relay(record: Any, now: Any) -> Any:
+            planned = by_email[record.email]
+            if now is not None and now.to_wire() == planned.read.to_wire():
+                return record
+            if now is None:
+                planned.changes = {}
+                gone = f"{planned.email}: deleted meanwhile; nothing to restore"
+                if gone not in kept:
+                    kept.append(gone)
+                return None
+            current, read = field_values(now), field_values(planned.read)
+            restore = {key: value for key, value in planned.restore.items()
+                       if force or current.get(key) == read.get(key)}
+            kept.extend(line for line in (f"{planned.email}: {column_label(key)} changed meanwhile; the newer value "
+                                          "is kept" for key in planned.restore if key not in restore)
+                        if line not in kept)  # a save made again relays again
+            planned.restored = build_record(model, FileRow(0, planned.email, restore), now, blank_clears=True).record
+            after = field_values(planned.restored)
+            planned.changes = {key: (current.get(key), after.get(key)) for key in planned.restore
+                               if current.get(key) != after.get(key)}
+            return planned.restored
+
+        self._save_many(obj, [planned.restored for planned in plans], relay)
 
 
 @dataclass
@@ -525,3 +565,6 @@ class _RecordUndo:
     email: str
     restored: Contact | Lead
     changes: dict[str, tuple[str | None, str | None]]
+    #: The record as read when the undo was planned, and the values to put back by field key.
+    read: Contact | Lead
+    restore: dict[str, str | None]

@@ -412,9 +412,20 @@ class ContactStore:
         With ``relay``, each contact is first handed to it with the contact as stored now (``None``: not stored),
         the rows held from before that read until the write; what it gives is saved instead (``None``: nothing,
         and no result for it). A caller that built the contacts over an earlier read lays them again over what
-        a sync or an event saved since, rather than overwriting it.
+        a sync or an event saved since, rather than overwriting it. PostgreSQL cannot hold a row not stored yet: a
+        contact another desktop inserted meanwhile fails the insert, and the save is made once more, relayed over
+        it (``relay`` may so be called twice for a contact).
         """
         items = list(contacts)
+        if relay is None:
+            return self._save_many(items, None)
+        try:
+            return self._save_many(items, relay)
+        except IntegrityError:
+            logger.info("contacts saved by another writer meanwhile; saving again over them")
+            return self._save_many(items, relay)
+
+    def _save_many(self, items: list[Contact], relay: Relay | None) -> list[SavedRecord]:
         with self._db.session() as session:
             if relay is not None:
                 hold_for_write(session, cast(Table, ContactRow.__table__))
@@ -576,8 +587,17 @@ class LeadStore:
 
     def save_many(self, leads: Iterable[Lead], *, relay: Relay | None = None) -> list[SavedRecord]:
         """Insert or update many leads in one transaction (all or nothing); ``relay`` as for
-        :meth:`ContactStore.save_many`."""
+        :meth:`ContactStore.save_many` (a lead inserted meanwhile by another writer: saved once more)."""
         items = list(leads)
+        if relay is None:
+            return self._save_many(items, None)
+        try:
+            return self._save_many(items, relay)
+        except IntegrityError:
+            logger.info("leads saved by another writer meanwhile; saving again over them")
+            return self._save_many(items, relay)
+
+    def _save_many(self, items: list[Lead], relay: Relay | None) -> list[SavedRecord]:
         results: list[SavedRecord] = []
         with self._db.session() as session:
             if relay is not None:

@@ -137,3 +137,31 @@ def test_the_write_lock_is_held_from_before_the_read(tmp_path: Path) -> None:
     finally:
         other.close()
         database.engine.dispose()
+
+
+def test_an_undo_keeps_what_was_saved_after_it_read_the_records(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed = write(tmp_path / "seed.csv", "email,firstName,company\nada@example.com,Ada,Acme\nbo@example.com,Bo,Acme\n")
+    workspace.sync.import_file(seed, RecordObject.CONTACT)
+    report = workspace.sync.import_file(write(tmp_path / "p.csv", "email,company\nada@example.com,Globex\n"
+                                              "bo@example.com,Globex\n"), RecordObject.CONTACT)
+    assert report.run_id is not None
+    contacts = workspace.contacts
+    imports = workspace.sync.imports
+    restore = imports._restore
+
+    def edits_then_restore(*args: Any, **kwargs: Any) -> Any:
+        # Saved by another window or desktop after the undo read the records, before it writes them.
+        ada, bo = contacts.find("ada@example.com"), contacts.find("bo@example.com")
+        if ada is not None and bo is not None and ada.phone is None:
+            contacts.save(ada.model_copy(update={"phone": "+14155550123"}))  # another field: kept, company undone
+            contacts.save(bo.model_copy(update={"company": "Initech"}))  # the undone field: the newer value stays
+        return restore(*args, **kwargs)
+
+    monkeypatch.setattr(imports, "_restore", edits_then_restore)
+    undone = imports.undo(report.run_id)
+    ada, bo = contacts.find("ada@example.com"), contacts.find("bo@example.com")
+    assert ada is not None and (ada.company, ada.phone) == ("Acme", "+14155550123")
+    assert bo is not None and bo.company == "Initech"
+    assert any("bo@example.com: company changed meanwhile" in line for line in undone.kept), undone.kept

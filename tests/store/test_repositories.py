@@ -399,3 +399,30 @@ def test_a_relayed_save_holds_its_rows_until_it_writes(database: Database, kind:
     assert [(s.email, s.changed) for s in saved] == [("ada@example.com", True)]
     stored = store.find("ada@example.com")
     assert stored is not None and stored.custom_fields == {"tier": "gold", "source": "pull"}
+
+
+def test_a_relayed_save_over_a_contact_inserted_meanwhile_is_made_again(database: Database) -> None:
+    """PostgreSQL holds only rows already stored: another desktop inserting the same new email between the read
+    and the insert fails the insert, and the save is made once more, laid over that contact. (SQLite's write lock,
+    taken before the read, keeps the other writer waiting instead.)"""
+    if database.is_sqlite:
+        pytest.skip("SQLite holds the whole database from before the read")
+    store = ContactStore(database)
+    other = Database(str(database.engine.url.render_as_string(hide_password=False)))
+    seen: list[Contact | None] = []
+
+    def relay(record: Contact, now: Contact | None) -> Contact:
+        seen.append(now)
+        if len(seen) == 1:
+            ContactStore(other).save(Contact(email=record.email, first_name="Other", company="Initech"))
+        return record if now is None else now.model_copy(update={"phone": "+14155550123"})
+
+    try:
+        [saved] = store.save_many([Contact(email="new@example.com", phone="+14155550123")], relay=relay)
+    finally:
+        other.close()
+    assert [None if s is None else s.first_name for s in seen] == [None, "Other"]
+    assert not saved.created
+    stored = store.find("new@example.com")
+    assert stored is not None and (stored.first_name, stored.company, stored.phone) == (
+        "Other", "Initech", "+14155550123")
