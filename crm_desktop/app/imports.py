@@ -373,7 +373,7 @@ class ImportService:
             outcome = self.store.change_local(obj, local_id, edited)
             if outcome is None:
                 raise NotFoundError(f"{stored.record.email}: deleted from the local store meanwhile")
-            before, after = outcome
+            before, after, _ = outcome
             return local_id, _changes(field_values(before), field_values(after)) if after is not None else {}
 
         _, run_id, changed = self._save_by_hand(obj, stored.record.email, write, created=False)

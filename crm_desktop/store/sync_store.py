@@ -150,7 +150,6 @@ def _grouped_by_keys(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]
     return list(groups.values())
 
 
-RecordT = TypeVar("RecordT", Contact, Lead)
 RowT = TypeVar("RowT")
 
 
@@ -552,15 +551,16 @@ class SyncStore:
             raise EmailTakenError(f"{record.email} is already a {obj.value}") from None
 
     def change_local(
-        self, obj: RecordObject, local_id: int, change: Callable[[RecordT], RecordT | None]
-    ) -> tuple[RecordT, RecordT | None] | None:
+        self, obj: RecordObject, local_id: int, change: Callable[[Contact | Lead], Contact | Lead | None]
+    ) -> tuple[Contact | Lead, Contact | Lead | None, datetime] | None:
         """Change one local record by id: ``change`` gets it as stored and returns what to store (``None``: leave
         it). The record is held from before the read until the write (the database's write lock on SQLite, the
         row's lock on PostgreSQL), so a sync, import or event saving it meanwhile waits and is not overwritten.
         An exception from ``change`` writes nothing.
 
         Returns:
-            The record before and after (after ``None`` when nothing was written), or ``None`` when it is gone.
+            The record before and after (after ``None`` when nothing was written) and its ``updated_at`` then, or
+            ``None`` when it is gone.
         """
         table = _table(self._row_class(obj))
         with self.db.session() as session:
@@ -568,14 +568,15 @@ class SyncStore:
             if not cast(Any, held).rowcount:
                 return None
             (local,) = self._read_locals(session, obj, table.c.id == local_id)
-            before = cast(RecordT, local.record)
+            before = local.record
             after = change(before)
+            updated_at = local.updated_at
             if after is not None:
                 row = self._load_rows(session, obj, [local_id])[local_id]
                 self._fill_row(row, after)
-                row.updated_at = utcnow()
+                row.updated_at = updated_at = utcnow()
                 session.flush()
-            return before, after
+            return before, after, updated_at
 
     def _new_row(self, obj: RecordObject, record: Contact | Lead) -> ContactRow | LeadRow:
         if self._row_class(obj) is ContactRow:

@@ -88,8 +88,14 @@ async def resolve_conflict(
     # Local edits made since the last sync must still be pushed: the sync mark moves only if none are waiting.
     synced_at = link.local_synced_at if link is not None else None
     if kept != conflict.local_value:
-        _, saved_at = store.save_local(obj, local.id, updated)
-        if synced_at is not None and synced_at >= local.updated_at:
+        # Laid over the record as it is when written, the row held meanwhile: an edit saved by another window or
+        # desktop while the CRM answered keeps its other fields.
+        changed = store.change_local(obj, local.id, lambda now: apply_values(now, {conflict.field: kept}))
+        if changed is None:
+            raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted meanwhile")
+        now, _, saved_at = changed
+        # The sync mark moves past this write only when nothing else waits to be pushed (nor was saved meanwhile).
+        if synced_at is not None and synced_at >= local.updated_at and now == local.record:
             synced_at = saved_at
         audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
                       "old_value": conflict.local_value, "new_value": kept, "source": source, "side": "local"})

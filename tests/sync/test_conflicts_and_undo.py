@@ -388,3 +388,26 @@ async def test_a_pulled_page_whose_write_fails_is_not_counted(
     assert run.status is SyncRunStatus.FAILED
     assert (run.updated, run.created) == (0, 0), "the run counted a page that was rolled back"
     assert hubspot.contact(EMAIL).first_name == "Ada1"
+
+
+@scenario
+async def test_resolving_keeps_an_edit_saved_while_the_crm_answered(
+    hubspot: SyncBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conflict_id = await manual_conflict(hubspot)
+    store = hubspot.store
+    original = store.links_for_local
+
+    def read_then_edit(*args: Any) -> Any:
+        # Another window or desktop saves the person after the resolve read it, before it writes.
+        monkeypatch.setattr(store, "links_for_local", original)
+        hubspot.change(EMAIL, phone="+14155550199")
+        return original(*args)
+
+    monkeypatch.setattr(store, "links_for_local", read_then_edit)
+    await hubspot.service.resolve(conflict_id, take="crm")
+    stored = hubspot.contact(EMAIL)
+    assert (stored.company, stored.phone) == ("CRM Co", "+14155550199"), "the resolve wrote its stale copy back"
+    # The edit saved meanwhile is still pushed by the next sync.
+    await hubspot.sync()
+    assert await hubspot.crm_value(EMAIL, "phone") == "+14155550199"
