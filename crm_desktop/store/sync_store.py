@@ -851,7 +851,20 @@ class SyncStore:
         cursor: str | None = None,
     ) -> None:
         """Write records' local values, links, audit rows and conflicts, then advance the cursor (a pulled page's),
-        all in one transaction with a handful of batched statements: a crash leaves all of it or none."""
+        all in one transaction with a handful of batched statements: a crash leaves all of it or none.
+
+        Raises:
+            EmailTakenError: when a record the page would insert was saved meanwhile by another writer (an import
+                beside the sync): nothing is written; planned again, the page finds that record.
+        """
+        try:
+            self._apply_record_writes(integration_id, obj, writes, cursor)
+        except IntegrityError:
+            raise EmailTakenError(f"{obj.value}s of this page were saved meanwhile by another writer") from None
+
+    def _apply_record_writes(
+        self, integration_id: int, obj: RecordObject, writes: Sequence[PulledWrite], cursor: str | None
+    ) -> None:
         now = utcnow()
         with self.db.session() as session:
             changed = [w for w in writes if w.record is not None and w.local_id is not None]

@@ -19,6 +19,7 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, EchoCheck, OutboundRecord, Quota, RecordResult
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, PermissionRefusedError, ProviderError
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
+from crm_desktop.store.repositories import EmailTakenError
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
 from crm_desktop.sync.extras import PushExtras
 from crm_desktop.sync.mapping import (
@@ -446,7 +447,14 @@ class SyncEngine:
             writes = [record_plan.write for _, record_plan in planned if record_plan.write is not None]
             if not run.dry_run:
                 # Applied before the page is counted: a page whose transaction fails is in no count or log.
-                self.store.apply_record_writes(self.integration_id, obj, writes, cursor=page.cursor)
+                try:
+                    self.store.apply_record_writes(self.integration_id, obj, writes, cursor=page.cursor)
+                except EmailTakenError:
+                    # An import beside the sync saved one of the page's new people meanwhile: planned again, the
+                    # page merges into that record instead of inserting it a second time.
+                    planned = self.plan_pull_page(obj, page.records, mappings, run.run_id)
+                    writes = [plan.write for _, plan in planned if plan.write is not None]
+                    self.store.apply_record_writes(self.integration_id, obj, writes, cursor=page.cursor)
                 self.store.heartbeat(self.integration_id, run.run_id)
             for local_id, record_plan in planned:
                 run.plan.extend(record_plan.changes)
@@ -618,6 +626,10 @@ class SyncEngine:
                 keep_crm = True
             elif local_changed and not crm_changed:
                 keep_crm = False
+            elif link is None and local_value is None:
+                # A first link (a person imported by email, found in the CRM): a field blank here was never
+                # cleared here, it was never known; the CRM's value fills it whatever the rule.
+                keep_crm = True
             else:
                 decision = _decide(mapping.conflict_rule, local_value, crm_value, local.updated_at,
                                    record.modified_at)

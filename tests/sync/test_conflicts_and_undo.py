@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.models import Contact, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
@@ -411,3 +411,45 @@ async def test_resolving_keeps_an_edit_saved_while_the_crm_answered(
     # The edit saved meanwhile is still pushed by the next sync.
     await hubspot.sync()
     assert await hubspot.crm_value(EMAIL, "phone") == "+14155550199"
+
+
+@scenario
+async def test_a_pulled_person_an_import_saved_meanwhile_is_merged_not_inserted_twice(
+    hubspot: SyncBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox: Any = hubspot.sandbox
+    sandbox.seed_contacts([{"email": "nina@example.com", "firstname": "Nina", "company": "CRM Co"}])
+    store = hubspot.store
+    original = store.apply_record_writes
+    calls: list[int] = []
+
+    def import_lands_first(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # an import beside the sync saves the same person just before the page is written
+            hubspot.save(Contact(email="nina@example.com", phone="+14155550123"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "apply_record_writes", import_lands_first)
+    result = await hubspot.sync()
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    stored = hubspot.contact("nina@example.com")
+    assert (stored.first_name, stored.company, stored.phone) == ("Nina", "CRM Co", "+14155550123")
+    assert hubspot.link("nina@example.com").crm_id
+
+
+
+@scenario
+async def test_a_first_link_fills_blank_local_fields_from_the_crm(hubspot: SyncBench) -> None:
+    """A person imported by email alone and found in the CRM: the fields blank here take the CRM's values, whatever
+    the rule (the local record is the newer one, and last write wins would have kept the blanks for ever)."""
+    sandbox: Any = hubspot.sandbox
+    sandbox.seed_contacts([{"email": "nina@example.com", "firstname": "Nina", "company": "CRM Co",
+                            "phone": "+14155550100"}])
+    hubspot.save(Contact(email="nina@example.com", phone="+14155550123"))
+    await hubspot.sync()
+    stored = hubspot.contact("nina@example.com")
+    # Both held a phone: the rule decides (last write wins: the local save, the newer).
+    assert (stored.first_name, stored.company, stored.phone) == ("Nina", "CRM Co", "+14155550123")
+    assert await hubspot.crm_value("nina@example.com", "phone") == "+14155550123"
+    again = await hubspot.sync(dry_run=True)
+    assert [c for c in again.plan.changes if c.action.value != "unchanged"] == []
