@@ -41,6 +41,20 @@ def hold_for_write(session: Session, table: Table) -> None:
     session.execute(update(table).where(key == -1).values({key.name: key}))
 
 
+def _saved_again_if_raced(
+    save: Callable[[list[Any], Relay | None], list[SavedRecord]], items: list[Any], relay: Relay | None
+) -> list[SavedRecord]:
+    """``save(items, relay)``; with a relay, once more when a record was inserted by another writer meanwhile (the
+    unique email refused ours): relayed over it this time."""
+    if relay is None:
+        return save(items, None)
+    try:
+        return save(items, relay)
+    except IntegrityError:
+        logger.info("records saved by another writer meanwhile; saving again over them")
+        return save(items, relay)
+
+
 def _relaid(items: list[Any], stored: Callable[[str], Any], relay: Relay) -> list[Any]:
     """The records to save: each one ``relay`` gives for it and its stored state (those it gives ``None`` left out)."""
     kept = []
@@ -416,14 +430,7 @@ class ContactStore:
         contact another desktop inserted meanwhile fails the insert, and the save is made once more, relayed over
         it (``relay`` may so be called twice for a contact).
         """
-        items = list(contacts)
-        if relay is None:
-            return self._save_many(items, None)
-        try:
-            return self._save_many(items, relay)
-        except IntegrityError:
-            logger.info("contacts saved by another writer meanwhile; saving again over them")
-            return self._save_many(items, relay)
+        return _saved_again_if_raced(self._save_many, list(contacts), relay)
 
     def _save_many(self, items: list[Contact], relay: Relay | None) -> list[SavedRecord]:
         with self._db.session() as session:
@@ -588,14 +595,7 @@ class LeadStore:
     def save_many(self, leads: Iterable[Lead], *, relay: Relay | None = None) -> list[SavedRecord]:
         """Insert or update many leads in one transaction (all or nothing); ``relay`` as for
         :meth:`ContactStore.save_many` (a lead inserted meanwhile by another writer: saved once more)."""
-        items = list(leads)
-        if relay is None:
-            return self._save_many(items, None)
-        try:
-            return self._save_many(items, relay)
-        except IntegrityError:
-            logger.info("leads saved by another writer meanwhile; saving again over them")
-            return self._save_many(items, relay)
+        return _saved_again_if_raced(self._save_many, list(leads), relay)
 
     def _save_many(self, items: list[Lead], relay: Relay | None) -> list[SavedRecord]:
         results: list[SavedRecord] = []
