@@ -875,6 +875,9 @@ class PeoplePanel(QWidget, AsksFirst):
             # Narrow at the window's minimum size, as wide as the longest entry when there is room.
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(11)
+        # "Reached on Instagram" whole: the row keeps room for it at the window's smallest width.
+        self.platform_combo.setMinimumContentsLength(max(len(self.platform_combo.itemText(i))
+                                                         for i in range(self.platform_combo.count())))
         self.import_button = QPushButton("Import…")
         self.import_button.setAccessibleName("Import a CSV or JSONL file")
         self.import_button.setToolTip("Import contacts or leads from a CSV or JSONL file, with a preview first")
