@@ -13,8 +13,8 @@ from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
-from crm_desktop.store.import_log import ImportLog
-from crm_desktop.store.models import SyncRunStatus
+from crm_desktop.store.import_log import ImportLog, LocalRunOutcome
+from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.store.repositories import ContactStore, LeadStore
 from crm_desktop.store.sync_store import SyncStore
@@ -117,24 +117,49 @@ class ChangeUndoService:
                 f"{change.before or '(blank)'} over the newer value", changed_since=True,
             )
         try:
-            restored = self._restored(record, change.field, change.before, by_import)
+            self._restored(record, change.field, change.before, by_import)
         except InvalidRecordError as exc:
             raise ChangeUndoRefused(f"{record.email}: {label}: the old value is not valid now: {exc}") from exc
-        run_id = self._log.start(change_undo_message(audit_id), direction=SyncDirection.UNDO)
-        status = SyncRunStatus.FAILED
-        audit_rows: list[dict[str, Any]] = []
+
+        def put_back(now: Contact | Lead) -> Contact | Lead:
+            """The old value laid over the record as stored when it is written (held from this read on): what a
+            sync or an edit saved meanwhile stays, and a change of this very field meanwhile is not overwritten
+            unless forced."""
+            value_now = self._value_of(now, change.field)
+            if value_now != current and not force:
+                raise ChangeUndoRefused(
+                    f"{record.email}: {label} changed while this change was being undone (it is now "
+                    f"{value_now or '(blank)'}); nothing was undone", changed_since=True)
+            return self._restored(now, change.field, change.before, field_values(now))
+
+        def outcome(found: tuple[Any, Any, Any]) -> LocalRunOutcome:
+            before, _, _ = found
+            audit_rows = [{"entity": obj.value, "entity_id": str(local_id), "field": change.field,
+                           "old_value": self._value_of(before, change.field), "new_value": change.before,
+                           "source": "undo"}]
+            return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit_rows, counts=dict(updated=1, total=1))
+
+        run_id = self._log.start(change_undo_message(audit_id), direction=SyncDirection.UNDO,
+                                 trigger=SyncTrigger.EDIT)
         try:
-            if isinstance(restored, Contact):
-                self._contacts.save(restored)
-            else:
-                self._leads.save(restored)
-            audit_rows.append({"entity": obj.value, "entity_id": str(local_id), "field": change.field,
-                               "old_value": current, "new_value": change.before, "source": "undo"})
-            status = SyncRunStatus.SUCCEEDED
-        finally:
-            self._log.finish(run_id, status, audit_rows, updated=1 if audit_rows else 0, total=1)
+            # The value and the undo's audit row are committed together.
+            written = self._store.change_local(obj, local_id, put_back, then=self._log.finishing(run_id, outcome))
+        except BaseException:
+            self._log.finish(run_id, SyncRunStatus.FAILED, (), updated=0, failed=1, total=1)
+            raise
+        if written is None:
+            self._log.finish(run_id, SyncRunStatus.FAILED, (), updated=0, failed=1, total=1)
+            raise ChangeUndoRefused(f"the {obj.value} of change {audit_id} was deleted meanwhile")
         logger.info("undid change %s of %s %s (%s)", audit_id, obj.value, local_id, change.field)
         return ChangeUndoReport(run_id, record.email, label, change.before, current)
+
+    @staticmethod
+    def _value_of(record: Contact | Lead, name: str) -> str | None:
+        """The field's value as the audit tells it (an import's column or a mapped value)."""
+        by_import = field_values(record)
+        if name in by_import or name.startswith(("custom.", "social.")):
+            return by_import.get(name)
+        return _text(record_values(record).get(name))
 
     @staticmethod
     def _restored(record: Contact | Lead, name: str, value: str | None,

@@ -25,9 +25,10 @@ from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
-from crm_desktop.store.import_log import ImportLog, undo_message
+from crm_desktop.store.import_log import ImportLog, LocalRunOutcome, undo_message
 from crm_desktop.store.models import LOCAL_TRIGGERS, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import (
+    AfterSave,
     ContactStore,
     EmailTakenError,
     LeadStore,
@@ -147,6 +148,18 @@ def _changes(old: dict[str, str | None], new: dict[str, str | None]) -> dict[str
     return {key: (old.get(key), new.get(key)) for key in dict.fromkeys([*old, *new]) if old.get(key) != new.get(key)}
 
 
+#: Fields changed, by key: old and new value.
+Changes = dict[str, tuple[str | None, str | None]]
+#: Records a local run's outcome in the transaction of the save it tells (see ``ImportLog.finishing``).
+Finisher = Callable[[Any, tuple[int, Changes]], None]
+
+
+def _refused(obj: RecordObject, problems: list[RowProblem]) -> list[tuple[RecordObject, str, str]]:
+    """Refused rows as a run's record log lists them: the record's email (or line) and why."""
+    return [(obj, problem.record or f"line {problem.line}", f"line {problem.line}: {problem.why}")
+            for problem in problems]
+
+
 def _chunks(rows: Iterable[FileRow], size: int) -> Iterator[list[FileRow]]:
     chunk: list[FileRow] = []
     for row in rows:
@@ -224,10 +237,11 @@ class ImportService:
     def _find_many(self, obj: RecordObject, emails: list[str]) -> dict[str, Contact] | dict[str, Lead]:
         return self.contacts.find_many(emails) if obj is RecordObject.CONTACT else self.leads.find_many(emails)
 
-    def _save_many(self, obj: RecordObject, records: list[Any], relay: Relay | None = None) -> list[SavedRecord]:
+    def _save_many(self, obj: RecordObject, records: list[Any], relay: Relay | None = None,
+                   after: AfterSave | None = None) -> list[SavedRecord]:
         if obj is RecordObject.CONTACT:
-            return self.contacts.save_many(records, relay=relay)
-        return self.leads.save_many(records, relay=relay)
+            return self.contacts.save_many(records, relay=relay, after=after)
+        return self.leads.save_many(records, relay=relay, after=after)
 
     def import_file(self, path: Path, obj: RecordObject, *, blank_clears: bool = False) -> ImportReport:
         """Validate a CSV/JSONL file and lay its valid rows over the stored records (all at once).
@@ -275,8 +289,6 @@ class ImportService:
         if not to_save and not report.unchanged:
             return report
         run_id = self.log.start(f"import of {path.name}" + (" (blank cells clear)" if blank_clears else ""))
-        status = SyncRunStatus.FAILED
-        audit: list[dict[str, Any]] = []
         rows_read = len(to_save) + report.unchanged + len(report.problems)
         relaid: dict[str, tuple[int, str, str, tuple[tuple[str, str | None, str | None], ...]] | None] = {}
         refused_over: dict[str, RowProblem] = {}
@@ -303,10 +315,16 @@ class ImportService:
                 (key, old, new) for key, (old, new) in changes.items()))
             return made.record if changes else None
 
-        try:
-            # Unchanged records are not written: their rows (and updated_at, which a sync reads) stay as they are.
-            saved = {item.email: item for item in self._save_many(obj, [record for record, _ in to_save], relay)}
-            read.problems.extend(refused_over.values())
+        read_problems, read_outcomes, read_unchanged = list(read.problems), list(report.outcomes), report.unchanged
+
+        def outcome(saved_list: list[SavedRecord]) -> LocalRunOutcome:
+            """The run's outcome, recorded in the save's own transaction (from what was read each time: a save
+            made again, over a record another desktop inserted meanwhile, tells it again)."""
+            saved = {item.email: item for item in saved_list}
+            report.outcomes, report.unchanged = list(read_outcomes), read_unchanged
+            report.created = report.updated = 0
+            problems = [*read_problems, *refused_over.values()]
+            audit: list[dict[str, Any]] = []
             for record, index in to_save:
                 if record.email in relaid:
                     again = relaid[record.email]
@@ -317,24 +335,31 @@ class ImportService:
                     continue
                 item = saved[record.email]
                 line, email, _, shown = report.outcomes[index]
-                outcome = "created" if item.created else "updated"
-                setattr(report, outcome, getattr(report, outcome) + 1)
-                report.outcomes[index] = (line, email, outcome, shown)
+                done = "created" if item.created else "updated"
+                setattr(report, done, getattr(report, done) + 1)
+                report.outcomes[index] = (line, email, done, shown)
                 # An undo keeps the records an import created, so their one audit row says only that.
                 kept = ((CREATED_FIELD, None, email),) if item.created else shown
                 audit.extend({"entity": obj.value, "entity_id": str(item.id), "field": key, "old_value": old,
                               "new_value": new} for key, old, new in kept)
             # A row refused when laid again over a record changed meanwhile is among the problems, not the outcomes.
             report.outcomes = [outcome for outcome in report.outcomes if outcome[2] != "refused"]
-            report.problems = sorted(read.problems, key=lambda p: p.line)
+            report.problems = sorted(problems, key=lambda p: p.line)
             status = SyncRunStatus.PARTIAL if report.problems else SyncRunStatus.SUCCEEDED
-            report.run_id = run_id
-        finally:
-            refused = [(obj, problem.record or f"line {problem.line}", f"line {problem.line}: {problem.why}")
-                       for problem in report.problems]
-            self.log.finish(run_id, status, audit, refused=refused, created=report.created, updated=report.updated,
-                            unchanged=report.unchanged, failed=len(report.problems),
-                            total=rows_read)
+            return LocalRunOutcome(status, audit, _refused(obj, report.problems), counts=dict(
+                created=report.created, updated=report.updated, unchanged=report.unchanged,
+                failed=len(report.problems), total=rows_read))
+
+        try:
+            # Unchanged records are not written: their rows (and updated_at, which a sync reads) stay as they are.
+            # The values and the run's audit rows are committed together.
+            self._save_many(obj, [record for record, _ in to_save], relay, self.log.finishing(run_id, outcome))
+        except BaseException:
+            report.created = report.updated = 0
+            self.log.finish(run_id, SyncRunStatus.FAILED, (), refused=_refused(obj, report.problems),
+                            unchanged=report.unchanged, failed=len(report.problems), total=rows_read)
+            raise
+        report.run_id = run_id
         return report
 
     def edit(self, obj: RecordObject, local_id: int, values: dict[str, str | None]) -> EditReport:
@@ -369,12 +394,16 @@ class ImportService:
         if edited(stored.record) is None:
             return EditReport(stored.record.email, (), None, local_id=local_id)
 
-        def write() -> tuple[int, dict[str, tuple[str | None, str | None]]]:
-            outcome = self.store.change_local(obj, local_id, edited)
-            if outcome is None:
+        def write(finish: Finisher) -> tuple[int, Changes]:
+            def changes_of(found: tuple[Any, Any, Any]) -> tuple[int, Changes]:
+                before, after, _ = found
+                return local_id, _changes(field_values(before), field_values(after)) if after is not None else {}
+
+            found = self.store.change_local(obj, local_id, edited,
+                                            then=lambda session, found: finish(session, changes_of(found)))
+            if found is None:
                 raise NotFoundError(f"{stored.record.email}: deleted from the local store meanwhile")
-            before, after, _ = outcome
-            return local_id, _changes(field_values(before), field_values(after)) if after is not None else {}
+            return changes_of(found)
 
         _, run_id, changed = self._save_by_hand(obj, stored.record.email, write, created=False)
         logger.info("edited %s %s by hand (%s)", obj.value, local_id, ", ".join(changed))
@@ -399,13 +428,16 @@ class ImportService:
         if self._find_many(obj, [email]).get(email) is not None:
             raise taken
 
-        def write() -> tuple[int, dict[str, tuple[str | None, str | None]]]:
+        # As for an import, a record created has one audit row, saying so (an undo keeps it).
+        created_row: Changes = {CREATED_FIELD: (None, email)}
+
+        def write(finish: Finisher) -> tuple[int, Changes]:
             try:
-                local_id = self.store.add_local(obj, made.record)
+                local_id = self.store.add_local(obj, made.record,
+                                                then=lambda session, new_id: finish(session, (new_id, created_row)))
             except EmailTakenError:
                 raise taken from None
-            # As for an import, a record created has one audit row, saying so (an undo keeps it).
-            return local_id, {CREATED_FIELD: (None, email)}
+            return local_id, created_row
 
         local_id, run_id, _ = self._save_by_hand(obj, email, write, created=True)
         logger.info("added %s %s by hand", obj.value, local_id)
@@ -414,24 +446,26 @@ class ImportService:
                           local_id=local_id)
 
     def _save_by_hand(
-        self, obj: RecordObject, email: str, write: Callable[[], tuple[int, dict[str, tuple[str | None, str | None]]]],
-        *, created: bool,
-    ) -> tuple[int, int, dict[str, tuple[str | None, str | None]]]:
-        """Record ``write`` (which saves one record typed by hand and returns its id and the changes to audit) as
-        a run of its own, its audit rows saying ``edit``; the record's id, the run's and the changes."""
+        self, obj: RecordObject, email: str, write: Callable[[Finisher], tuple[int, Changes]], *, created: bool,
+    ) -> tuple[int, int, Changes]:
+        """Record ``write`` (which saves one record typed by hand, calling the finisher it is given in the save's
+        transaction, and returns its id and the changes to audit) as a run of its own, its audit rows saying
+        ``edit``; the record's id, the run's and the changes."""
         run_id = self.log.start(edit_message(email), trigger=SyncTrigger.EDIT)
-        status = SyncRunStatus.FAILED
-        audit: list[dict[str, Any]] = []
-        changed: dict[str, tuple[str | None, str | None]] = {}
-        try:
-            local_id, changed = write()
+
+        def outcome(result: tuple[int, Changes]) -> LocalRunOutcome:
+            local_id, changed = result
             audit = [{"entity": obj.value, "entity_id": str(local_id), "field": key, "old_value": old,
                       "new_value": new, "source": "edit"} for key, (old, new) in changed.items()]
-            status = SyncRunStatus.SUCCEEDED
-        finally:
             done = 1 if audit else 0
-            self.log.finish(run_id, status, audit, created=done if created else 0, updated=0 if created else done,
-                            failed=0 if status is SyncRunStatus.SUCCEEDED else 1, total=1)
+            return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit, counts=dict(
+                created=done if created else 0, updated=0 if created else done, failed=0, total=1))
+
+        try:
+            local_id, changed = write(self.log.finishing(run_id, outcome))
+        except BaseException:
+            self.log.finish(run_id, SyncRunStatus.FAILED, (), failed=1, total=1)
+            raise
         return local_id, run_id, changed
 
     def undo(self, run_id: int, *, force: bool = False) -> UndoReport:
@@ -444,6 +478,7 @@ class ImportService:
             ImportUndoError: when the run is not an import, is still running, was undone already, or values it
                 wrote changed since (without ``force``).
         """
+        self.log.mark_interrupted()
         run = self.store.get_run(run_id)
         if run.trigger not in LOCAL_TRIGGERS:
             raise ImportUndoError(f"run {run_id} is not an import or an edit")
@@ -456,6 +491,9 @@ class ImportService:
         for audit in self.store.audit_for_run(run_id):
             fields = by_record.setdefault((audit.entity, int(audit.entity_id)), {})
             fields.setdefault(audit.field, (audit.old_value, audit.new_value))  # the first change is the oldest
+        if not by_record:
+            interrupted = " (it was interrupted before it saved anything)" if run.status is SyncRunStatus.FAILED else ""
+            raise ImportUndoError(f"run {run_id} changed nothing{interrupted}: nothing to undo")
         kept: list[str] = []
         moved: list[ChangedSince] = []
         plans: list[_RecordUndo] = []
@@ -469,23 +507,32 @@ class ImportService:
                                   "--force puts back the values from before the import anyway")
         undo_id = self.log.start(undo_message(run_id), direction=SyncDirection.UNDO, trigger=run.trigger)
         report = UndoReport(undo_id, kept=kept, overridden=moved)
-        audit_rows: list[dict[str, Any]] = []
-        status = SyncRunStatus.FAILED
+
+        def outcome(_: list[SavedRecord]) -> LocalRunOutcome:
+            """Recorded in the transaction of the restore (each planned record's changes are known by then)."""
+            audit_rows = [{"entity": planned.obj.value, "entity_id": str(planned.local_id), "field": key,
+                           "old_value": old, "new_value": new, "source": "undo"}
+                          for planned in plans for key, (old, new) in planned.changes.items()]
+            return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit_rows,
+                                   counts=dict(updated=len(plans), total=len(by_record)))
+
+        # An import or an edit is of one object: its restore and the undo's own run commit together.
+        objects = [obj for obj in RecordObject if any(planned.obj is obj for planned in plans)]
         try:
-            for obj in RecordObject:
-                self._restore(obj, [planned for planned in plans if planned.obj is obj], kept, force=force)
-            for planned in plans:
-                if not planned.changes:
-                    continue
-                report.restored_local += len(planned.changes)
-                report.plan.add(PlannedChange(planned.obj, planned.email, Side.LOCAL, ChangeAction.UPDATE, {
-                    column_label(key): PlanFieldChange(old, new) for key, (old, new) in planned.changes.items()}))
-                audit_rows.extend({"entity": planned.obj.value, "entity_id": str(planned.local_id), "field": key,
-                                   "old_value": old, "new_value": new, "source": "undo"}
-                                  for key, (old, new) in planned.changes.items())
-            status = SyncRunStatus.SUCCEEDED
-        finally:
-            self.log.finish(undo_id, status, audit_rows, updated=len(plans), total=len(by_record))
+            for place, obj in enumerate(objects, start=1):
+                self._restore(obj, [planned for planned in plans if planned.obj is obj], kept, force=force,
+                              after=self.log.finishing(undo_id, outcome) if place == len(objects) else None)
+            if not objects:
+                self.log.finish(undo_id, SyncRunStatus.SUCCEEDED, (), updated=0, total=len(by_record))
+        except BaseException:
+            self.log.finish(undo_id, SyncRunStatus.FAILED, (), updated=0, total=len(by_record))
+            raise
+        for planned in plans:
+            if not planned.changes:
+                continue
+            report.restored_local += len(planned.changes)
+            report.plan.add(PlannedChange(planned.obj, planned.email, Side.LOCAL, ChangeAction.UPDATE, {
+                column_label(key): PlanFieldChange(old, new) for key, (old, new) in planned.changes.items()}))
         return report
 
     def _plan_record(
@@ -522,7 +569,8 @@ class ImportService:
         changes = {key: (current.get(key), after.get(key)) for key in restore}
         return _RecordUndo(obj, local_id, email, restored, changes, record, restore)
 
-    def _restore(self, obj: RecordObject, plans: list[_RecordUndo], kept: list[str], *, force: bool) -> None:
+    def _restore(self, obj: RecordObject, plans: list[_RecordUndo], kept: list[str], *, force: bool,
+                 after: AfterSave | None = None) -> None:
         """Save the restored records of ``obj`` in one transaction. A record saved meanwhile (by a sync, an edit
         in another window or desktop) gets the undone fields laid over it as it is now, its other fields kept; an
         undone field changed meanwhile keeps the newer value (listed in ``kept``) unless ``force``."""
@@ -553,7 +601,7 @@ class ImportService:
                                if current.get(key) != after.get(key)}
             return planned.restored
 
-        self._save_many(obj, [planned.restored for planned in plans], relay)
+        self._save_many(obj, [planned.restored for planned in plans], relay, after)
 
 
 @dataclass

@@ -501,9 +501,14 @@ class SyncService:
 
     def runs_changed(self, newer_than: int, unfinished: list[int]) -> list[SyncRunRow]:
         """Runs started after run ``newer_than`` and the ``unfinished`` ones as they stand (a live view's re-read)."""
+        if unfinished:
+            self.imports.log.mark_interrupted()
         return self.store.runs_changed(newer_than, unfinished)
 
     def runs(self, name: str | None = None, limit: int = 50) -> list[SyncRunRow]:
+        """The newest runs, of one integration or of all (imports and edits included, one killed mid-way shown as
+        interrupted)."""
+        self.imports.log.mark_interrupted()
         integration_id = self.integrations.get(name).id if name else None
         return self.store.list_runs(integration_id, limit)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
@@ -19,6 +22,27 @@ from crm_desktop.store.models import (
     SyncTrigger,
     utcnow,
 )
+from crm_desktop.store.process_owner import lock_owner, machine_name, owner_is_dead
+
+ResultT = TypeVar("ResultT")
+
+#: A run on the local store that another desktop started this long ago and has not finished was interrupted: the
+#: longest import (a million rows) takes minutes. One of this machine is known at once, by its process.
+LOCAL_RUN_STALE_AFTER = timedelta(hours=1)
+#: Added to the message of a local run whose process stopped before it finished. A local run's writes and its
+#: outcome are committed together, so such a run saved nothing.
+INTERRUPTED_NOTE = "interrupted: the app stopped before it finished; nothing of it was saved"
+
+
+@dataclass
+class LocalRunOutcome:
+    """How a run on the local store ended: its status, its audit rows (``entity``, ``entity_id``, ``field``, old and
+    new value, optionally ``source``), each refused row (object, the record's email or line, why) and its counts."""
+
+    status: SyncRunStatus
+    audit: Sequence[dict[str, Any]] = ()
+    refused: Sequence[tuple[RecordObject, str, str]] = ()
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class ImportLog:
@@ -33,8 +57,10 @@ class ImportLog:
     def start(self, message: str, *, direction: SyncDirection = SyncDirection.IMPORT,
               trigger: SyncTrigger = SyncTrigger.IMPORT) -> int:
         """A new running run on the local store (an import, an edit by hand, an undo of one); its id."""
+        self.mark_interrupted()
         with self._db.session() as session:
-            run = SyncRunRow(integration_id=None, trigger=trigger, direction=direction, message=message)
+            run = SyncRunRow(integration_id=None, trigger=trigger, direction=direction, message=message,
+                             owner=lock_owner())
             session.add(run)
             session.flush()
             return run.id
@@ -43,28 +69,55 @@ class ImportLog:
         self, run_id: int, status: SyncRunStatus, audit: Sequence[dict[str, Any]], *,
         refused: Sequence[tuple[RecordObject, str, str]] = (), **counts: int,
     ) -> None:
-        """Record the run's outcome and its audit rows (``entity``, ``entity_id``, ``field``, old and new) at once,
-        with each refused row (object, the record's email or line, why) in the run's record log, where `runs show`,
-        `runs errors` and the Sync Monitor list a sync's failed records."""
-        now = utcnow()
+        """Record the outcome of a run that wrote nothing, or whose writes were committed on their own."""
         with self._db.session() as session:
-            if refused:
-                session.execute(insert(cast(Table, SyncRecordLogRow.__table__)), [
-                    {"run_id": run_id, "object": obj, "record_key": key[:254], "outcome": RecordOutcome.FAILED,
-                     "error_category": ErrorCategory.VALIDATION, "message": message, "at": now}
-                    for obj, key, message in refused])
-            if audit:
-                session.execute(
-                    insert(cast(Table, AuditLogRow.__table__)),
-                    [{"at": now, "source": "import", "side": "local", **row, "run_id": run_id, "integration_id": None}
-                     for row in audit],
-                )
-            run = session.get(SyncRunRow, run_id)
-            if run is not None:
-                run.status = status
-                run.finished_at = now
-                for name, value in counts.items():
-                    setattr(run, name, value)
+            self._record(session, run_id, LocalRunOutcome(status, audit, refused, counts))
+
+    def finishing(
+        self, run_id: int, outcome: Callable[[ResultT], LocalRunOutcome]
+    ) -> Callable[[Session, ResultT], None]:
+        """What a store write calls in its own transaction, with its result, to record the run's ``outcome`` of
+        that result: the values and the audit rows that tell them are committed together, or neither is (a crash
+        mid-way leaves no change that an undo cannot see)."""
+        return lambda session, result: self._record(session, run_id, outcome(result))
+
+    @staticmethod
+    def _record(session: Session, run_id: int, outcome: LocalRunOutcome) -> None:
+        """Write the run's outcome and audit rows, with each refused row in the run's record log, where
+        `runs show`, `runs errors` and the Sync Monitor list a sync's failed records."""
+        now = utcnow()
+        if outcome.refused:
+            session.execute(insert(cast(Table, SyncRecordLogRow.__table__)), [
+                {"run_id": run_id, "object": obj, "record_key": key[:254], "outcome": RecordOutcome.FAILED,
+                 "error_category": ErrorCategory.VALIDATION, "message": message, "at": now}
+                for obj, key, message in outcome.refused])
+        if outcome.audit:
+            session.execute(
+                insert(cast(Table, AuditLogRow.__table__)),
+                [{"at": now, "source": "import", "side": "local", **row, "run_id": run_id, "integration_id": None}
+                 for row in outcome.audit],
+            )
+        session.execute(update(SyncRunRow).where(SyncRunRow.id == run_id).values(
+            status=outcome.status, finished_at=now, **outcome.counts))
+
+    def mark_interrupted(self, now: datetime | None = None) -> int:
+        """Mark failed the local runs still "running" whose process is gone (of this machine) or that another
+        desktop started over :data:`LOCAL_RUN_STALE_AFTER` ago; how many. Without this, an import killed mid-way
+        would show as running for ever."""
+        now = now or utcnow()
+        with self._db.session() as session:
+            running = session.execute(select(SyncRunRow.id, SyncRunRow.owner, SyncRunRow.started_at).where(
+                SyncRunRow.integration_id.is_(None), SyncRunRow.status == SyncRunStatus.RUNNING)).all()
+            here = machine_name()
+            gone = [run_id for run_id, owner, started_at in running
+                    if (owner_is_dead(owner) if owner is not None and owner.rpartition(":")[0] == here
+                        else started_at < now - LOCAL_RUN_STALE_AFTER)]
+            for run_id in gone:
+                run = session.get(SyncRunRow, run_id)
+                if run is not None and run.status is SyncRunStatus.RUNNING:
+                    run.status, run.finished_at = SyncRunStatus.FAILED, now
+                    run.message = f"{run.message} ({INTERRUPTED_NOTE})" if run.message else INTERRUPTED_NOTE
+            return len(gone)
 
     def undone_by(self, run_id: int) -> int | None:
         """The run that undid import run ``run_id`` successfully, if any."""

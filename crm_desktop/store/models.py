@@ -476,6 +476,9 @@ class SyncRunRow(Base):
     message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    #: For a run on the local store (an import, an edit, an undo of one): the process doing it (``host:pid``), so
+    #: a run whose process was killed is told from one still going. A sync run's process holds its lock instead.
+    owner: Mapped[str | None] = mapped_column(String(255))
 
 
 class SyncRecordLogRow(Base):

@@ -31,6 +31,9 @@ SAVE_BATCH = 1_000
 #: Given a record a caller built over what it read earlier and the record as stored now (``None``: not stored),
 #: what to save instead (``None``: leave it as it is). See ``ContactStore.save_many``.
 Relay = Callable[[Any, Any], Any]
+#: Called by a save in its own transaction with what it saved, to write what must be committed with it (the run
+#: and audit rows that tell the change; see ``ImportLog.finishing``).
+AfterSave = Callable[[Session, list["SavedRecord"]], None]
 
 
 def hold_for_write(session: Session, table: Table) -> None:
@@ -42,17 +45,26 @@ def hold_for_write(session: Session, table: Table) -> None:
 
 
 def _saved_again_if_raced(
-    save: Callable[[list[Any], Relay | None], list[SavedRecord]], items: list[Any], relay: Relay | None
+    save: Callable[[Session, list[Any], Relay | None], list[SavedRecord]], database: Database, items: list[Any],
+    relay: Relay | None, after: AfterSave | None,
 ) -> list[SavedRecord]:
-    """``save(items, relay)``; with a relay, once more when a record was inserted by another writer meanwhile (the
-    unique email refused ours): relayed over it this time."""
+    """``save(session, items, relay)`` then ``after`` in one transaction; with a relay, once more when a record
+    was inserted by another writer meanwhile (the unique email refused ours): relayed over it this time."""
+
+    def attempt() -> list[SavedRecord]:
+        with database.session() as session:
+            saved = save(session, items, relay)
+            if after is not None:
+                after(session, saved)
+            return saved
+
     if relay is None:
-        return save(items, None)
+        return attempt()
     try:
-        return save(items, relay)
+        return attempt()
     except IntegrityError:
         logger.info("records saved by another writer meanwhile; saving again over them")
-        return save(items, relay)
+        return attempt()
 
 
 def _relaid(items: list[Any], stored: Callable[[str], Any], relay: Relay) -> list[Any]:
@@ -417,7 +429,8 @@ class ContactStore:
         """Insert a contact, or update the one with the same email."""
         return self.save_many([contact])[0]
 
-    def save_many(self, contacts: Iterable[Contact], *, relay: Relay | None = None) -> list[SavedRecord]:
+    def save_many(self, contacts: Iterable[Contact], *, relay: Relay | None = None,
+                  after: AfterSave | None = None) -> list[SavedRecord]:
         """Insert or update many contacts in one transaction (all or nothing), in the order given.
 
         New contacts are written with bulk inserts (an import of 100,000 new contacts spends its time in the ORM's
@@ -428,24 +441,23 @@ class ContactStore:
         and no result for it). A caller that built the contacts over an earlier read lays them again over what
         a sync or an event saved since, rather than overwriting it. PostgreSQL cannot hold a row not stored yet: a
         contact another desktop inserted meanwhile fails the insert, and the save is made once more, relayed over
-        it (``relay`` may so be called twice for a contact).
+        it (``relay`` may so be called twice for a contact). ``after`` writes what must commit with the save.
         """
-        return _saved_again_if_raced(self._save_many, list(contacts), relay)
+        return _saved_again_if_raced(self._save_many, self._db, list(contacts), relay, after)
 
-    def _save_many(self, items: list[Contact], relay: Relay | None) -> list[SavedRecord]:
-        with self._db.session() as session:
-            if relay is not None:
-                hold_for_write(session, cast(Table, ContactRow.__table__))
-            existing = self._rows_by_email(session, [c.email for c in items], hold=relay is not None)
-            if relay is not None:
-                items = _relaid(items, lambda email: _contact_or_none(existing.get(email)), relay)
-            new = [c for c in items if c.email not in existing]
-            if new and len({c.email for c in new}) == len(new):
-                inserted = self._inserted(session, new)
-                updated = {saved.email: saved for saved in self._updated(session, existing, [
-                    c for c in items if c.email in existing])}
-                return [inserted.get(c.email) or updated[c.email] for c in items]
-            return self._updated(session, existing, items)
+    def _save_many(self, session: Session, items: list[Contact], relay: Relay | None) -> list[SavedRecord]:
+        if relay is not None:
+            hold_for_write(session, cast(Table, ContactRow.__table__))
+        existing = self._rows_by_email(session, [c.email for c in items], hold=relay is not None)
+        if relay is not None:
+            items = _relaid(items, lambda email: _contact_or_none(existing.get(email)), relay)
+        new = [c for c in items if c.email not in existing]
+        if new and len({c.email for c in new}) == len(new):
+            inserted = self._inserted(session, new)
+            updated = {saved.email: saved for saved in self._updated(session, existing, [
+                c for c in items if c.email in existing])}
+            return [inserted.get(c.email) or updated[c.email] for c in items]
+        return self._updated(session, existing, items)
 
     @staticmethod
     def _inserted(session: Session, contacts: list[Contact]) -> dict[str, SavedRecord]:
@@ -592,55 +604,55 @@ class LeadStore:
         """Insert a lead, or update the one with the same email."""
         return self.save_many([lead])[0]
 
-    def save_many(self, leads: Iterable[Lead], *, relay: Relay | None = None) -> list[SavedRecord]:
-        """Insert or update many leads in one transaction (all or nothing); ``relay`` as for
+    def save_many(self, leads: Iterable[Lead], *, relay: Relay | None = None,
+                  after: AfterSave | None = None) -> list[SavedRecord]:
+        """Insert or update many leads in one transaction (all or nothing); ``relay`` and ``after`` as for
         :meth:`ContactStore.save_many` (a lead inserted meanwhile by another writer: saved once more)."""
-        return _saved_again_if_raced(self._save_many, list(leads), relay)
+        return _saved_again_if_raced(self._save_many, self._db, list(leads), relay, after)
 
-    def _save_many(self, items: list[Lead], relay: Relay | None) -> list[SavedRecord]:
+    def _save_many(self, session: Session, items: list[Lead], relay: Relay | None) -> list[SavedRecord]:
         results: list[SavedRecord] = []
-        with self._db.session() as session:
+        if relay is not None:
+            hold_for_write(session, cast(Table, LeadRow.__table__))
+        emails = [lead.email for lead in items]
+        existing: dict[str, LeadRow] = {}
+        contact_ids: dict[str, int] = {}
+        for chunk in in_list_chunks(emails):
+            held = select(LeadRow).where(LeadRow.email.in_(chunk))
             if relay is not None:
-                hold_for_write(session, cast(Table, LeadRow.__table__))
-            emails = [lead.email for lead in items]
-            existing: dict[str, LeadRow] = {}
-            contact_ids: dict[str, int] = {}
-            for chunk in in_list_chunks(emails):
-                held = select(LeadRow).where(LeadRow.email.in_(chunk))
-                if relay is not None:
-                    held = held.with_for_update()
-                existing.update((r.email, r) for r in session.scalars(held))
-                contact_ids.update(
-                    (email, contact_id) for email, contact_id in session.execute(
-                        select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(chunk))
-                    )
+                held = held.with_for_update()
+            existing.update((r.email, r) for r in session.scalars(held))
+            contact_ids.update(
+                (email, contact_id) for email, contact_id in session.execute(
+                    select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(chunk))
                 )
-            if relay is not None:
-                items = _relaid(items, lambda email: None if (row := existing.get(email)) is None else stored_lead(row),
-                                relay)
-            unsaved: list[tuple[LeadRow, bool, bool]] = []
-            for lead in items:
-                row = existing.get(lead.email)
-                created = row is None
-                if row is None:
-                    row = LeadRow(email=lead.email)
-                    session.add(row)
-                    existing[lead.email] = row
-                changed = created
-                for attribute, value in lead_row_values(lead).items():
-                    if getattr(row, attribute) != value:
-                        setattr(row, attribute, value)
-                        changed = True
-                contact_id = contact_ids.get(lead.email)
-                if row.contact_id != contact_id:
-                    row.contact_id = contact_id
-                unsaved.append((row, created, changed))
-                if len(unsaved) >= SAVE_BATCH:
-                    session.flush()
-                    results += [SavedRecord(r.id, r.email, c, ch) for r, c, ch in unsaved]
-                    unsaved.clear()
-            session.flush()
-            results += [SavedRecord(r.id, r.email, c, ch) for r, c, ch in unsaved]
+            )
+        if relay is not None:
+            items = _relaid(items, lambda email: None if (row := existing.get(email)) is None else stored_lead(row),
+                            relay)
+        unsaved: list[tuple[LeadRow, bool, bool]] = []
+        for lead in items:
+            row = existing.get(lead.email)
+            created = row is None
+            if row is None:
+                row = LeadRow(email=lead.email)
+                session.add(row)
+                existing[lead.email] = row
+            changed = created
+            for attribute, value in lead_row_values(lead).items():
+                if getattr(row, attribute) != value:
+                    setattr(row, attribute, value)
+                    changed = True
+            contact_id = contact_ids.get(lead.email)
+            if row.contact_id != contact_id:
+                row.contact_id = contact_id
+            unsaved.append((row, created, changed))
+            if len(unsaved) >= SAVE_BATCH:
+                session.flush()
+                results += [SavedRecord(r.id, r.email, c, ch) for r, c, ch in unsaved]
+                unsaved.clear()
+        session.flush()
+        results += [SavedRecord(r.id, r.email, c, ch) for r, c, ch in unsaved]
         return results
 
     def find_many(self, emails: Sequence[str]) -> dict[str, Lead]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +35,7 @@ from crm_desktop.store.models import (
     SyncTrigger,
     utcnow,
 )
+from crm_desktop.store.process_owner import lock_owner, owner_is_dead
 from crm_desktop.store.repositories import (
     SAVE_BATCH,
     ContactStore,
@@ -168,35 +167,6 @@ def _finish_outbox_items(status: OutboxStatus, now: datetime, **columns: Any) ->
     )
 
 
-#: Names this desktop in the team's sync locks ("already running on <name>"); the host name when unset. Two
-#: machines that share a database but not a host name (cloned VMs, containers) set it to tell themselves apart.
-MACHINE_NAME_ENV = "CRM_DESKTOP_MACHINE_NAME"
-
-
-def machine_name() -> str:
-    """This desktop's name in the team: ``CRM_DESKTOP_MACHINE_NAME`` or else the host name."""
-    return os.environ.get(MACHINE_NAME_ENV, "").strip() or socket.gethostname()
-
-
-def lock_owner() -> str:
-    """This process's lock owner id: machine name and pid."""
-    return f"{machine_name()}:{os.getpid()}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    # Only a process of this machine can be looked for; another desktop's lock goes stale by its heartbeat alone.
-    host, _, pid_text = owner.rpartition(":")
-    if host != machine_name() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class SyncStore:
     """Everything the sync engine persists, one short transaction per call."""
 
@@ -215,7 +185,7 @@ class SyncStore:
                 hold_for_write(session, _table(SyncLockRow))
             row = session.get(SyncLockRow, integration_id, with_for_update=not self.db.is_sqlite)
             if row is not None:
-                stale = row.heartbeat_at < now - LOCK_STALE_AFTER or _owner_is_dead(row.owner)
+                stale = row.heartbeat_at < now - LOCK_STALE_AFTER or owner_is_dead(row.owner)
                 if row.owner != owner and not stale:
                     return False
                 if row.owner != owner:
@@ -534,8 +504,10 @@ class SyncStore:
             session.flush()
             return row.id, row.updated_at
 
-    def add_local(self, obj: RecordObject, record: Contact | Lead) -> int:
-        """Insert a new local record and return its id; never an update of a stored one.
+    def add_local(self, obj: RecordObject, record: Contact | Lead,
+                  then: Callable[[Session, int], None] | None = None) -> int:
+        """Insert a new local record and return its id; never an update of a stored one. ``then`` writes, in the
+        same transaction, what must be committed with it (given the new id).
 
         Raises:
             EmailTakenError: when a record with that email is stored (by now: checked by the insert itself).
@@ -546,17 +518,21 @@ class SyncStore:
                 session.add(row)
                 self._fill_row(row, record)
                 session.flush()
+                if then is not None:
+                    then(session, row.id)
                 return row.id
         except IntegrityError:
             raise EmailTakenError(f"{record.email} is already a {obj.value}") from None
 
     def change_local(
-        self, obj: RecordObject, local_id: int, change: Callable[[Contact | Lead], Contact | Lead | None]
+        self, obj: RecordObject, local_id: int, change: Callable[[Contact | Lead], Contact | Lead | None],
+        then: Callable[[Session, tuple[Contact | Lead, Contact | Lead | None, datetime]], None] | None = None,
     ) -> tuple[Contact | Lead, Contact | Lead | None, datetime] | None:
         """Change one local record by id: ``change`` gets it as stored and returns what to store (``None``: leave
         it). The record is held from before the read until the write (the database's write lock on SQLite, the
         row's lock on PostgreSQL), so a sync, import or event saving it meanwhile waits and is not overwritten.
-        An exception from ``change`` writes nothing.
+        An exception from ``change`` writes nothing. ``then`` writes, in the same transaction, what must be
+        committed with the change (given the result below; not called when the record is gone).
 
         Returns:
             The record before and after (after ``None`` when nothing was written) and its ``updated_at`` then, or
@@ -576,6 +552,8 @@ class SyncStore:
                 self._fill_row(row, after)
                 row.updated_at = updated_at = utcnow()
                 session.flush()
+            if then is not None:
+                then(session, (before, after, updated_at))
             return before, after, updated_at
 
     def _new_row(self, obj: RecordObject, record: Contact | Lead) -> ContactRow | LeadRow:

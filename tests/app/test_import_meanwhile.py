@@ -107,13 +107,13 @@ def test_unchanged_records_are_not_laid_again(
     laid: list[str] = []
     original = workspace.contacts.save_many
 
-    def counting(records: Any, *, relay: Any = None) -> Any:
+    def counting(records: Any, *, relay: Any = None, after: Any = None) -> Any:
         def counted(record: Any, now: Any) -> Any:
             again = relay(record, now)
             if again is not record:
                 laid.append(record.email)
             return again
-        return original(records, relay=counted if relay else None)
+        return original(records, relay=counted if relay else None, after=after)
 
     monkeypatch.setattr(workspace.sync.imports.contacts, "save_many", counting)
     workspace.sync.import_file(write(tmp_path / "p.csv", "email,company\nada@example.com,Globex\n"

@@ -40,8 +40,8 @@ from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.database import Database, sqlite_url
 from crm_desktop.store.models import SyncRunRow
+from crm_desktop.store.process_owner import MACHINE_NAME_ENV
 from crm_desktop.store.repositories import ContactStore
-from crm_desktop.store.sync_store import MACHINE_NAME_ENV
 from crm_desktop.vault import Vault
 from tests.support.cli_runs import credentials_of
 from tests.sync.crash_worker import crm_contacts
