@@ -11,7 +11,7 @@ from crm_desktop.domain.engagement_summary import ConversationFact, EngagementHi
 from crm_desktop.domain.models import Sentiment, SocialPlatform, TouchpointType
 from crm_desktop.domain.social import MessageDirection
 from crm_desktop.store.database import Database, in_list_chunks
-from crm_desktop.store.models import ConversationRow, MessageRow, TouchpointRow, utc_from_store
+from crm_desktop.store.models import ContactRow, ConversationRow, MessageRow, TouchpointRow, utc_from_store
 
 #: Interactions read per person at most: the summary lists the newest few; more only costs reading.
 _INTERACTIONS_PER_PERSON = 50
@@ -22,6 +22,18 @@ class EngagementStore:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    def contact_scores(self, emails: Iterable[str]) -> dict[str, float]:
+        """The engagement score stored on each of these contacts (the person's, as the People list shows it);
+        contacts never scored are absent."""
+        scores: dict[str, float] = {}
+        with self._db.session() as session:
+            for chunk in in_list_chunks(sorted(set(emails))):
+                scores.update((email, score) for email, score in session.execute(
+                    select(ContactRow.email, ContactRow.engagement_score)
+                    .where(ContactRow.email.in_(chunk), ContactRow.engagement_score.is_not(None)))
+                    if score is not None)
+        return scores
 
     def histories(self, emails: Iterable[str]) -> dict[str, EngagementHistory]:
         """Each known person's conversations, message sentiments and newest interactions; people with none are

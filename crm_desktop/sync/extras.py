@@ -9,10 +9,12 @@ from crm_desktop.domain.engagement_summary import engagement_summary
 from crm_desktop.domain.models import Contact, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.engagement_store import EngagementStore
-from crm_desktop.sync.mapping import FieldMapping, Value
+from crm_desktop.sync.mapping import FieldMapping, Value, canonical
 
 #: The local field that carries the engagement summary.
 SUMMARY_FIELD = "socialTouchpoints"
+#: The contact's local field that carries the person's engagement score.
+SCORE_FIELD = "socialEngagementScore"
 #: The heading of the engagement history in a note.
 HISTORY_HEADING = "Engagement history:"
 #: Pipedrive's seed field names, by the local field that fills each (what a note need not repeat).
@@ -58,7 +60,14 @@ class SocialPushExtras:
 
     def values(self, obj: RecordObject, records: Sequence[Contact | Lead]) -> dict[str, dict[str, Value]]:
         histories = self.store.histories(r.email for r in records)
-        return {email: {SUMMARY_FIELD: engagement_summary(history)} for email, history in histories.items()}
+        computed: dict[str, dict[str, Value]] = {
+            email: {SUMMARY_FIELD: engagement_summary(history)} for email, history in histories.items()}
+        if obj is RecordObject.CONTACT:
+            # A contact's score is the person's, as scored from their activity and shown in the People list (the
+            # same number the person's lead carries to the CRM); its profiles' own figures are the fallback.
+            for email, score in self.store.contact_scores(r.email for r in records).items():
+                computed.setdefault(email, {})[SCORE_FIELD] = canonical(score)
+        return computed
 
     def note(self, obj: RecordObject, record: Contact | Lead, computed: dict[str, Value]) -> str | None:
         if self.provider is not Provider.PIPEDRIVE:

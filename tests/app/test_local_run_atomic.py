@@ -123,5 +123,6 @@ def test_a_local_run_whose_process_died_shows_as_interrupted(workspace: Workspac
     for going in (alive_here, elsewhere_now):
         assert shown[going].status is SyncRunStatus.RUNNING
     # An interrupted import saved nothing, so there is nothing to undo; the refusal says so, not "still running".
-    with pytest.raises(ImportUndoError, match=r"changed nothing \(it was interrupted before it saved anything\): nothing to undo"):
+    with pytest.raises(ImportUndoError,
+                       match=r"changed nothing \(it was interrupted before it saved anything\): nothing to undo"):
         workspace.sync.imports.undo(killed_here)
