@@ -59,6 +59,7 @@ from crm_desktop.providers.pipedrive_records import (
     note_html,
     person_changes,
     person_record,
+    primary_email,
     same_value,
     split_fields,
 )
@@ -801,6 +802,9 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         record = item.record
         stage = "the person"
         crm_id = record.crm_id
+        taken_over = self._merged_elsewhere(obj, item)
+        if taken_over is not None:
+            return failed_result(record.email, ErrorCategory.DUPLICATE, taken_over, crm_id=record.crm_id)
         try:
             person, person_outcome = await self._write_person(item)
             written[item.email] = person
@@ -833,6 +837,21 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             raise
         except errors.ProviderError as exc:
             return replace(self._failure(record, exc, stage), crm_id=crm_id)
+
+    @staticmethod
+    def _merged_elsewhere(obj: RecordObject, item: _Pending) -> str | None:
+        """Why a linked contact is not written to the person its email now finds, when its own person is gone and
+        that one's primary email is another (a salesperson merged the two: Pipedrive keeps the survivor's id and
+        the other's email as a second one); ``None`` when it may be written."""
+        linked = item.record.crm_id
+        if obj is not RecordObject.CONTACT or not linked or item.existing is None:
+            return None
+        found, email = str(item.existing.get("id")), primary_email(item.existing)
+        if found == linked or not email or email == email_key(item.email):
+            return None
+        return (f"{item.email}: person {linked} is gone from Pipedrive (merged or deleted); {item.email} is now "
+                f"another email of person {found}, whose email is {email}: not written, so as not to write one "
+                f"person over another. If they are one person, merge the two in People (Duplicates)")
 
     def _failure(self, record: OutboundRecord, exc: errors.ProviderError, stage: str) -> RecordResult:
         if isinstance(exc, RecordRejectedError):

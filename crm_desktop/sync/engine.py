@@ -921,7 +921,21 @@ class SyncEngine:
             done: list[tuple[OutboxItem, str, datetime | None]] = []
             failed: list[tuple[OutboxItem, str]] = list(superseded)
             audit: list[dict[str, Any]] = []
+            # A linked record the CRM answered for with another record (its own gone, found again by email): that
+            # record may be linked to another local one, and two local records cannot share it.
+            moved = [r.crm_id for i, r in zip(batch, results, strict=True)
+                     if r.crm_id and i.crm_id and r.crm_id != i.crm_id and r.outcome is not RecordOutcome.FAILED]
+            held_by = self.store.links_for_crm(self.integration_id, obj, moved) if moved else {}
             for item, result in zip(batch, results, strict=True):
+                holder = held_by.get(result.crm_id or "")
+                if holder is not None and holder.local_id != item.local_id and item.crm_id != result.crm_id:
+                    message = (f"{item.email}: its CRM record {item.crm_id} is gone (merged or deleted), and the CRM "
+                               f"took this write on record {result.crm_id}, which another local {obj.value} is linked "
+                               "to: not linked here. If they are one person, merge the two in People (Duplicates)")
+                    failed.append((item, message))
+                    run.refused.add((obj, item.local_id))
+                    run.fail(obj, item.email, result.crm_id, ErrorCategory.DUPLICATE, message)
+                    continue
                 if result.outcome is RecordOutcome.FAILED or not result.crm_id:
                     failed.append((item, result.message or "failed"))
                     run.refused.add((obj, item.local_id))

@@ -68,3 +68,28 @@ async def test_an_email_changed_in_the_crm_to_another_local_contacts_is_not_pull
         assert bench.local_id("bo@example.com", RecordObject.CONTACT) != bench.local_id("ann@example.com")
     finally:
         bench.workspace.close()
+
+
+@scenario
+async def test_a_person_merged_in_the_crm_into_another_linked_one_stops_no_sync(data_dir: Path) -> None:
+    bench = open_bench(Provider.PIPEDRIVE, data_dir)
+    try:
+        bench.save(*(Contact(email=f"d{n}@example.com", first_name=f"D{n}", last_name="Merge") for n in range(3)))
+        await bench.sync()
+        gone, kept = bench.link("d1@example.com").crm_id, bench.link("d2@example.com").crm_id
+        # A salesperson merges d1's person into d2's: d2's id stays, with d1's email as its second one.
+        token = bench.sandbox.credentials()["apiToken"]
+        async with bench.sandbox.client() as client:
+            merged = await client.put(f"/v1/persons/{gone}/merge?api_token={token}", json={"merge_with_id": int(kept)})
+        assert merged.status_code == 200, merged.text
+        bench.change("d1@example.com", last_name="EditedHere")
+        bench.save(Contact(email="new@example.com", first_name="New", last_name="Person"))
+        for _ in range(2):  # every later sync goes on too
+            result = await bench.sync()
+            assert [(f.email, f.category) for f in result.failures] == [("d1@example.com", ErrorCategory.DUPLICATE)]
+            assert "merge the two in People" in result.failures[0].message
+        assert person_name(bench, int(kept)) == "D2 Merge", "d1's edit was written over d2's person"
+        assert bench.link("d2@example.com").crm_id == kept
+        assert bench.link("new@example.com").crm_id not in (gone, kept)
+    finally:
+        bench.workspace.close()
