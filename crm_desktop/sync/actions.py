@@ -366,7 +366,9 @@ async def _send_undo(
         outgoing = [p for p in plans if p.audited.obj is obj and p.crm_send and p.link is not None]
         for start in range(0, len(outgoing), batch_size):
             chunk = outgoing[start : start + batch_size]
-            records = [OutboundRecord(p.local.record.email, p.crm_send, crm_id=p.link.crm_id if p.link else None)
+            # The email is the record's key on the wire, and an adapter writes it from there: one the undo puts
+            # back goes as the key too, or the CRM would be sent the email the undo takes away.
+            records = [OutboundRecord(_email_after(p), p.crm_send, crm_id=p.link.crm_id if p.link else None)
                        for p in chunk]
             results = await adapter.upsert(obj, records)
             for plan, result in zip(chunk, results, strict=True):
@@ -384,6 +386,12 @@ async def _send_undo(
                 report.restored_crm += sum(1 for name in plan.crm_changes if name in plan.audited.crm)
                 report.aligned_crm += sum(1 for name in plan.crm_changes if name not in plan.audited.crm)
     return failed, written
+
+
+def _email_after(plan: _RecordUndo) -> str:
+    """The email the CRM record is to hold after the undo."""
+    restored = plan.crm_changes.get("email")
+    return str(restored.new) if restored is not None and restored.new else plan.local.record.email
 
 
 def _write_undo(

@@ -453,3 +453,26 @@ async def test_a_first_link_fills_blank_local_fields_from_the_crm(hubspot: SyncB
     assert await hubspot.crm_value("nina@example.com", "phone") == "+14155550123"
     again = await hubspot.sync(dry_run=True)
     assert [c for c in again.plan.changes if c.action.value != "unchanged"] == []
+
+
+#: How a salesperson sets a record's email in each CRM's own shape.
+EMAIL_EDIT = {"hubspot": lambda email: {"email": email}, "salesforce": lambda email: {"Email": email},
+              "pipedrive": lambda email: {"emails": [{"value": email, "primary": True}]}}
+
+
+@scenario
+async def test_undo_of_a_pulled_email_change_puts_the_email_back_in_the_crm_too(any_crm: SyncBench) -> None:
+    any_crm.save(Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace"))
+    await any_crm.sync()
+    crm_id = any_crm.link("ada@example.com").crm_id
+    await any_crm.edit(crm_id, EMAIL_EDIT[any_crm.provider.value]("new.ada@example.com"))
+    pulled = await any_crm.sync()
+    assert any_crm.workspace.contacts.find("new.ada@example.com") is not None
+    report = await any_crm.service.undo(pulled.run_id or 0)
+    assert any_crm.workspace.contacts.find("ada@example.com") is not None
+    assert await any_crm.crm_value("ada@example.com", "email") == "ada@example.com"
+    assert report.restored_crm + report.aligned_crm == 1
+    after = await any_crm.sync()
+    assert (after.counts["created"], after.counts["updated"]) == (0, 0)
+    assert any_crm.workspace.contacts.find("ada@example.com") is not None
+    assert any_crm.link("ada@example.com").crm_id == crm_id
