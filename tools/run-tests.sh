@@ -28,7 +28,7 @@ PG_URL=""
 if [ -x "$PGBIN/initdb" ]; then
     mkdir -p "$PGDATA"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$PGDATA" && chmod 755 "$WORK"
-    pg_as "$PGBIN/initdb" -D "$PGDATA/data" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
+    pg_as "$PGBIN/initdb" -D "$PGDATA/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     pg_as "$PGBIN/pg_ctl" -D "$PGDATA/data" -l "$PGDATA/pg.log" -w \
         -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDATA -c fsync=off" start >/dev/null
     pg_as "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres crm_test

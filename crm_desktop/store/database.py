@@ -63,7 +63,17 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+#: A SQLite function folding case the way Python does, for every alphabet: SQLite's own LIKE and lower() fold
+#: ASCII letters only, so "émile" would never find "Émile" (PostgreSQL's ILIKE folds them itself).
+CASEFOLD_FUNCTION = "crm_casefold"
+
+
+def _casefold(value: object) -> str | None:
+    return None if value is None else str(value).casefold()
+
+
 def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    dbapi_connection.create_function(CASEFOLD_FUNCTION, 1, _casefold, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

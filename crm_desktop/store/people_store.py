@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import SocialPlatform, TouchpointType
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
-from crm_desktop.store.database import Database
+from crm_desktop.store.database import CASEFOLD_FUNCTION, Database
 from crm_desktop.store.models import (
     AuditLogRow,
     ContactRow,
@@ -194,7 +194,7 @@ def _platforms_by_person(rows: Iterable[tuple[PersonKey, SocialPlatform]]) -> di
 
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
+    return f"%{escaped}%"
 
 
 class PeopleStore:
@@ -228,12 +228,16 @@ class PeopleStore:
         row: Any = LeadRow if lead else ContactRow
         text = query.text.strip()
         if text:
-            pattern = _like(text)
-            # SQLite's LIKE ignores ASCII case by itself and lower() on every row doubles a full scan's cost;
-            # PostgreSQL's LIKE does not, so it gets ILIKE.
-            sqlite = self._db.is_sqlite
+            # SQLite's LIKE ignores ASCII case by itself, and folding every row costs a full scan twice its time:
+            # only a text with other letters (é, Ø, И) has the rows folded for every alphabet. PostgreSQL's LIKE
+            # ignores no case, so it gets ILIKE.
+            sqlite, folded = self._db.is_sqlite, not text.isascii()
+            # Folded as the rows are: by crm_casefold on SQLite (ß is ss), by ILIKE's lower case on PostgreSQL.
+            pattern = _like(text.casefold() if sqlite else text.lower())
 
             def matches(column: Any) -> ColumnElement[bool]:
+                if sqlite and folded:
+                    return getattr(func, CASEFOLD_FUNCTION)(column).like(pattern, escape="\\")  # type: ignore[no-any-return]
                 if sqlite:
                     return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
                 return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]

@@ -73,6 +73,20 @@ def test_the_text_filter_ignores_case_and_takes_wildcards_literally(people: Peop
     assert people.count(PeopleQuery(text="_")) == 0
 
 
+def test_the_text_filter_ignores_case_in_every_alphabet(database: Database) -> None:
+    ContactStore(database).save_many([
+        Contact(email="emile@example.com", first_name="Émile", last_name="Zola", company="Éditions Über"),
+        Contact(email="ivan@example.com", first_name="Иван", last_name="Петров", company="Ørsted"),
+        Contact(email="jose@example.com", first_name="José", last_name="Ñúñez", company="Straße AG"),
+    ])
+    people = PeopleStore(database)
+    for typed, email in (("Émile", "emile"), ("émile", "emile"), ("ÉDITIONS", "emile"), ("über", "emile"),
+                         ("иван", "ivan"), ("ПЕТРОВ", "ivan"), ("ørsted", "ivan"), ("ñúñez", "jose"),
+                         ("STRASSE", None), ("straße", "jose"), ("émile zola", "emile"), ("JOSÉ", "jose")):
+        found = [line.email for line in people.page(PeopleQuery(text=typed), None, 10)]
+        assert found == ([f"{email}@example.com"] if email else []), typed
+
+
 def test_platform_campaign_and_score_filters(people: PeopleStore) -> None:
     assert people.count(PeopleQuery(platform=SocialPlatform.LINKEDIN)) == 30
     assert people.count(PeopleQuery(obj=RecordObject.LEAD, platform=SocialPlatform.TWITTER)) == 30
