@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,22 @@ def test_csv_writes_everyone_the_filters_match_for_an_import(
     assert [line.split(",")[0] for line in lines[1:]] == ["ann@example.com", "cat@example.com"]
     code, _, err = run(data_dir, ["contacts", "list", "--csv", str(tmp_path / "nowhere" / "x.csv")], capsys)
     assert code == ExitCode.USAGE and "cannot be written" in err
+
+
+def test_a_store_locked_past_the_wait_is_a_sentence_and_exit_1(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Another program holds the SQLite file's write lock longer than the store waits (10 s).
+    holder = sqlite3.connect(data_dir / "crm-desktop.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        (tmp_path / "more.csv").write_text("email\nsue@example.com\n", encoding="utf-8")
+        code, report = run_json(data_dir, ["contacts", "import", str(tmp_path / "more.csv")], capsys)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == ExitCode.PARTIAL
+    assert report["error"]["code"] == "store_busy"
+    assert "database is locked" in report["error"]["message"] and "try again" in report["error"]["message"]
+    code, listed = run_json(data_dir, ["contacts", "list"], capsys)
+    assert code == ExitCode.OK and "sue@example.com" not in str(listed)

@@ -13,7 +13,7 @@ from crm_desktop.providers.errors import (
     RateLimitError,
     TransientError,
 )
-from crm_desktop.store.database import StoreConfigError
+from crm_desktop.store.database import StoreConfigError, StoreUnavailableError
 from crm_desktop.store.repositories import DuplicateNameError, NotFoundError, StoreError
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.vault import VaultError, VaultLockedError, VaultUnavailableError
@@ -31,6 +31,7 @@ __all__ = [
     "RateLimitError",
     "StoreConfigError",
     "StoreError",
+    "StoreUnavailableError",
     "SyncAlreadyRunning",
     "TransientError",
     "VaultError",

@@ -12,6 +12,7 @@ from crm_desktop.app.errors import (
     PermissionRefusedError,
     ProviderError,
     StoreConfigError,
+    StoreUnavailableError,
     VaultError,
 )
 from crm_desktop.cli.common import CommandError, ExitCode
@@ -26,6 +27,8 @@ ERROR_EXITS: dict[type[BaseException], tuple[ExitCode, str]] = {
     DuplicateNameError: (ExitCode.USAGE, "duplicate_name"),
     NotFoundError: (ExitCode.USAGE, "not_found"),
     StoreConfigError: (ExitCode.USAGE, "store_unusable"),
+    # Locked by another program past the wait, or the server unreachable: nothing written, try again.
+    StoreUnavailableError: (ExitCode.PARTIAL, "store_busy"),
     ConflictResolutionError: (ExitCode.USAGE, "conflict_not_resolved"),
     VaultError: (ExitCode.USAGE, "keyring_unusable"),
     ConfigurationError: (ExitCode.USAGE, "configuration"),

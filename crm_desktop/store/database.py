@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -41,6 +41,11 @@ def in_list_chunks(keys: Sequence[KeyT]) -> Iterator[Sequence[KeyT]]:
 
 class StoreConfigError(Exception):
     """The database URL or file cannot be used; the message says what to fix."""
+
+
+class StoreUnavailableError(Exception):
+    """The database did not answer in time: another program held the SQLite file longer than the wait, or the
+    server could not be reached. Nothing of the work was written; trying again later is safe."""
 
 
 @dataclass(frozen=True)
@@ -326,6 +331,13 @@ class Database:
             try:
                 yield session
                 session.commit()
+            except OperationalError as exc:
+                session.rollback()
+                # A locked file or an unreachable server: said in a sentence (the CLI exits 1 with "store_busy",
+                # the app shows it), never a traceback. Nothing was committed.
+                raise StoreUnavailableError(f"the local store did not answer ({self.describe()}): "
+                                            f"{str(exc.orig).strip() or type(exc.orig).__name__}; nothing was "
+                                            "written, try again in a moment") from exc
             except BaseException:
                 session.rollback()
                 raise
