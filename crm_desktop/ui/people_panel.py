@@ -996,6 +996,7 @@ class PeoplePanel(QWidget, AsksFirst):
         )
         self.detail_pane.status_message.connect(self.status_message)
         self.model.reset_done.connect(self._count_changed)
+        self.model.refreshed.connect(self._list_refreshed)
         self.model.busy_changed.connect(self._busy_changed)
         self.model.read_failed.connect(self._read_failed)
         self.model.dataChanged.connect(self._rows_arrived)
@@ -1253,6 +1254,26 @@ class PeoplePanel(QWidget, AsksFirst):
             self.show_person(waiting)
         else:
             self.model.held_line(waiting)  # ask again if the request was dropped while the view scrolled by
+
+    def show_written(self, records_written: bool = True) -> None:
+        """Show what a sync run, an undo or a conflict decision wrote: the list's count and the rows on show are read
+        again, keeping the person picked, when local records were written or the list is filtered by sync state
+        (which any run may change); the person on show is read again in any case (their CRM records and history)."""
+        if not self._loaded:
+            return  # the first show reads everything
+        query = self.model.query
+        if records_written or query.sync_state is not None or query.integration_id is not None:
+            self.model.refresh()
+        self.refresh_detail()
+
+    def _list_refreshed(self, total: int) -> None:
+        self._count_changed(total)
+        wanted = self._person_wanted
+        if wanted is None or wanted[0] is not self.model.query.obj:
+            return
+        row = self.model.row_of(wanted[1])
+        if row is not None and selected_row(self.table) != row:
+            self.table.selectRow(row)  # the person picked moved (a pulled contact sorts before them)
 
     def refresh_detail(self) -> asyncio.Task[PersonDetail | None] | None:
         """Read the person on show (or being read) again, after a sync or an undo changed their CRM records or
