@@ -467,6 +467,7 @@ class MainWindow(QMainWindow):
 
     def _conflicts_resolved(self) -> None:
         self.refresh_conflicts(reload_panel=False)
+        self._refresh_people()  # the value kept is written to the local record too
 
     def refresh_conflicts(self, reload_panel: bool = True) -> int:
         """Count the open conflicts into the sidebar ("Conflicts (3)") and re-read the Conflicts panel, if opened."""

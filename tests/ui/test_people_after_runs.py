@@ -1,4 +1,4 @@
-"""The People list after what other panels write: a sync run from the Sync Monitor."""
+"""The People list after what other panels write: a sync run from the Sync Monitor, a conflict resolved."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.ui.main_window import PEOPLE_ROW, MainWindow
+from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.store.models import ConflictRule
+from crm_desktop.ui.main_window import CONFLICTS_ROW, PEOPLE_ROW, MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
 from tests.ui.conftest import HubSpotBench
@@ -101,3 +103,28 @@ def test_a_run_that_wrote_nothing_here_does_not_reread_the_list(
     sync_from_the_monitor(window, qtbot)  # pushes the edit; nothing comes back
     qtbot.wait(200)
     assert panel.model.pages_loaded == read
+
+
+def test_resolving_a_conflict_refreshes_the_list_and_the_person_on_show(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "company", ConflictRule.MANUAL)
+    sync_from_the_monitor(window, qtbot)
+    hubspot.edit_locally("person1@example.com", company="Local Co")
+    hubspot.edit_in_crm("person1@example.com", company="CRM Co")
+    sync_from_the_monitor(window, qtbot)
+    panel = open_people(window, qtbot)
+    pick(qtbot, panel, "person1@example.com")
+    assert listed(panel, "person1@example.com", PersonColumn.COMPANY) == "Local Co"
+
+    window.show_panel(CONFLICTS_ROW)
+    conflicts = window.conflicts_panel
+    qtbot.waitUntil(lambda: conflicts.model.rowCount() == 1, timeout=5000)
+    conflicts.table.selectRow(0)
+    with qtbot.waitSignal(conflicts.conflicts_changed, timeout=10_000):
+        click(conflicts.keep_crm_button)
+    window.show_panel(PEOPLE_ROW)
+    qtbot.waitUntil(lambda: listed(panel, "person1@example.com", PersonColumn.COMPANY) == "CRM Co", timeout=5000)
+    qtbot.waitUntil(lambda: panel.detail_pane.detail is not None
+                    and panel.detail_pane.detail.fields.get("company") == "CRM Co", timeout=5000)
