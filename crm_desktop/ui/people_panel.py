@@ -61,7 +61,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel
 from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.integrations_model import CRM_NAMES
-from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
+from crm_desktop.ui.people_model import SORT_COLUMNS, PeopleTableModel, PersonColumn
 from crm_desktop.ui.person_edit_dialog import PersonEditDialog
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
@@ -932,6 +932,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self._fit_columns()
         refit_on_new_look(self.table, self._fit_columns, on_resize=True)
         header.sectionResized.connect(self._column_resized)
+        header.sortIndicatorChanged.connect(self._sort_indicator_changed)
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
         self.export_button = QPushButton("Export…")
@@ -1060,6 +1061,15 @@ class PeoplePanel(QWidget, AsksFirst):
         # Updated stretches with the list; any other column resized outside the fitting is the marketer's drag.
         if not self._fitting_columns and column in self.WIDEST_TEXTS:
             self._columns_set_by_hand = True
+
+    def _sort_indicator_changed(self, column: int, _order: Qt.SortOrder) -> None:
+        # Platforms does not sort: the arrow goes back to the column the list is sorted by.
+        if PersonColumn(column) in SORT_COLUMNS:
+            return
+        query = self.model.query
+        sorted_by = next(c for c, sort in SORT_COLUMNS.items() if sort is query.sort)
+        order = Qt.SortOrder.DescendingOrder if query.descending else Qt.SortOrder.AscendingOrder
+        self.table.horizontalHeader().setSortIndicator(sorted_by, order)
 
     def _fit_detail_pane(self) -> None:
         # The detail pane never gets so narrow that its tabs scroll: History would be out of sight.

@@ -177,6 +177,25 @@ def test_clicking_a_header_sorts_in_sql(qtbot: QtBot, panel: PeoplePanel) -> Non
     assert companies == sorted(companies, key=lambda c: (c or "").lower(), reverse=panel.model.query.descending)
 
 
+def test_clicking_platforms_which_does_not_sort_leaves_the_arrow_on_the_sort_column(
+    qtbot: QtBot, panel: PeoplePanel
+) -> None:
+    header = panel.table.horizontalHeader()
+
+    def click_header(column: PersonColumn) -> None:
+        point = QPoint(header.sectionViewportPosition(column) + 10, header.height() // 2)
+        QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+
+    click_header(PersonColumn.COMPANY)
+    settle(qtbot, panel)
+    query = panel.model.query
+    order = header.sortIndicatorOrder()
+    for _ in range(2):
+        click_header(PersonColumn.PLATFORMS)
+        assert panel.model.query == query
+        assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (PersonColumn.COMPANY, order)
+
+
 def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) -> None:
     QTest.keyClicks(panel.filter_edit, email_of(0))
     qtbot.waitUntil(lambda: panel.model.total == 1, timeout=2000)
