@@ -3,7 +3,9 @@ import preview, and the attribution report with its touchpoints-per-day series."
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +61,8 @@ __all__ = [
     "CrmLinkUnavailable",
     "DuplicateRecordError",
     "EditReport",
+    "FileFingerprint",
+    "ImportFileChanged",
     "ImportPreview",
     "Keyset",
     "NotFoundError",
@@ -120,6 +124,39 @@ class PersonDetail:
     fields: dict[str, str | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FileFingerprint:
+    """A file's size, modification time and content hash: whether it is still the file that was previewed.
+
+    Attributes:
+        size: bytes.
+        mtime_ns: modification time, in nanoseconds.
+        sha256: the content's SHA-256 (an edit that keeps the size and the time is still seen).
+    """
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileFingerprint:
+        """The fingerprint of ``path`` now.
+
+        Raises:
+            OSError: when the file cannot be read.
+        """
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            stat = os.fstat(file.fileno())
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+        return cls(stat.st_size, stat.st_mtime_ns, digest.hexdigest())
+
+
+class ImportFileChanged(ValueError):
+    """The file changed after its preview: saving it would import rows the marketer never saw."""
+
+
 @dataclass
 class ImportPreview:
     """What importing a file would do, worked out before anything is saved.
@@ -130,6 +167,7 @@ class ImportPreview:
         new, existing: valid rows that would create or update a record.
         problems: refused rows (line, field as the file names it, reason).
         notices: about the whole file.
+        fingerprint: the file as it was when the check began (Save refuses a file that differs from it).
     """
 
     path: Path
@@ -138,6 +176,7 @@ class ImportPreview:
     existing: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    fingerprint: FileFingerprint | None = None
 
     @property
     def valid(self) -> int:
@@ -288,8 +327,11 @@ class PeopleService:
             OSError: when the file cannot be read.
         """
         model: type[Contact] | type[Lead] = Contact if obj is RecordObject.CONTACT else Lead
+        # Taken before the rows are read: a file edited while it is checked differs from it, and Save refuses it.
+        fingerprint = FileFingerprint.of(path)
         rows = read_rows(path, model)
-        preview = ImportPreview(path, obj, problems=list(rows.problems), notices=list(rows.notices))
+        preview = ImportPreview(path, obj, problems=list(rows.problems), notices=list(rows.notices),
+                                fingerprint=fingerprint)
         emails = [row.email for row in rows.rows]
         existing: dict[str, Contact] | dict[str, Lead] = (
             self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails)
@@ -310,8 +352,19 @@ class PeopleService:
         preview.problems.sort(key=lambda problem: problem.line)
         return preview
 
-    def import_file(self, path: Path, obj: RecordObject) -> ImportReport:
-        """Save the valid rows of a file (the same import as ``crm-desktop contacts import``)."""
+    def import_file(self, path: Path, obj: RecordObject, *, previewed: FileFingerprint | None = None) -> ImportReport:
+        """Save the valid rows of a file (the same import as ``crm-desktop contacts import``).
+
+        Args:
+            previewed: the file's fingerprint when its preview was made: a file that changed since is refused, so
+                Save never imports rows the preview did not show.
+
+        Raises:
+            ImportFileChanged: the file is no longer the one previewed (nothing is saved).
+            ValueError, OSError: as :meth:`preview_import`.
+        """
+        if previewed is not None and FileFingerprint.of(path) != previewed:
+            raise ImportFileChanged("it changed after the preview. Import it again to preview what it holds now.")
         return self._sync.import_file(path, obj)
 
     # -- export --------------------------------------------------------------------------------------------

@@ -1624,7 +1624,8 @@ class PeoplePanel(QWidget, AsksFirst):
 
     async def _save_import(self, preview: ImportPreview) -> ImportReport | None:
         try:
-            report = await asyncio.to_thread(self.service.import_file, preview.path, preview.obj)
+            report = await asyncio.to_thread(self.service.import_file, preview.path, preview.obj,
+                                             previewed=preview.fingerprint)
         except (ValueError, OSError, StoreError) as exc:
             if isValid(self):
                 self.import_button.setEnabled(True)

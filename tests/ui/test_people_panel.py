@@ -355,6 +355,25 @@ def test_an_import_previews_refused_rows_before_saving(
     ]
 
 
+def test_a_file_changed_after_its_preview_is_not_imported(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
+) -> None:
+    """Save imports what the preview showed: a file edited meanwhile (same size even) is refused, not read again."""
+    path = tmp_path / "people.csv"
+    path.write_text("email,firstName\ngood1@example.com,Good\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, path)
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    path.write_text("email,firstName\nevil1@example.com,Evil\n", encoding="utf-8")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+    assert workspace.contacts.find("evil1@example.com") is None
+    assert workspace.contacts.find("good1@example.com") is None
+    assert panel.notice.text() == ("people.csv cannot be imported: it changed after the preview. Import it again "
+                                   "to preview what it holds now.")
+    assert panel.import_button.isEnabled()
+
+
 def test_cancelling_the_preview_saves_nothing(qtbot: QtBot, panel: PeoplePanel, tmp_path: Path,
                                               workspace: Workspace) -> None:
     path = tmp_path / "leads.jsonl"
