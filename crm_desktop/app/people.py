@@ -15,6 +15,7 @@ from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, Cha
 from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
+from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values, field_values
 from crm_desktop.app.record_files import (
     CONTACT_FIELDS,
@@ -23,6 +24,7 @@ from crm_desktop.app.record_files import (
     PROFILE_PARTS,
     RowProblem,
     build_record,
+    column_key,
     file_column,
     read_rows,
 )
@@ -182,6 +184,21 @@ class ImportPreview:
     def valid(self) -> int:
         """Rows that would be saved."""
         return self.new + self.existing
+
+    def in_words(self, problem: RowProblem) -> tuple[str, str]:
+        """A refused row's fields and reason with each field named as the marketer knows it (a file's ``phone``
+        column: "Phone"); a column that is not one of the record's own fields keeps the file's name for it."""
+        model: type[Contact] | type[Lead] = Contact if self.obj is RecordObject.CONTACT else Lead
+        if not problem.problems:
+            return problem.field, problem.reason
+        names = []
+        for bad in problem.problems:
+            key = column_key(model, bad.field)
+            names.append(local_field_label(self.obj, key) if key is not None else bad.field)
+        if len(names) == 1:
+            return names[0], problem.reason
+        return ", ".join(names), "; ".join(f"{name}: {bad.reason}" for name, bad in zip(names, problem.problems,
+                                                                                          strict=True))
 
 
 @dataclass(frozen=True)

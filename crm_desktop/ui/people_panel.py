@@ -488,7 +488,7 @@ class ImportPreviewDialog(QDialog):
         self.summary.setText(text)
         self.problems_table = small_table("Refused rows")
         fill_table(self.problems_table, ["Line", "Record", "Field", "Reason"],
-                   [[str(p.line), p.record, p.field, p.reason] for p in preview.problems], numbers=(0,))
+                   [[str(p.line), p.record, *preview.in_words(p)] for p in preview.problems], numbers=(0,))
         self.problems_table.resizeColumnsToContents()
         self.problems_table.horizontalHeader().setStretchLastSection(True)
         self.row_notice = Notice()
@@ -759,8 +759,8 @@ class DuplicatesDialog(QDialog, AsksFirst):
             self.merge_button.setEnabled(True)
             return None
         parts = [f"Merged {report.merged_email} into {plan.keep_email}"]
-        if report.changed:
-            parts.append("took " + ", ".join(report.changed))
+        if report.changed_labels:
+            parts.append("took " + ", ".join(report.changed_labels))
         parts.extend(report.merged_in_crm)
         parts.extend(report.by_hand)
         text = "; ".join(parts) + "."

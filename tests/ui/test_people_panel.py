@@ -355,6 +355,20 @@ def test_an_import_previews_refused_rows_before_saving(
     ]
 
 
+def test_the_preview_names_refused_fields_as_the_marketer_knows_them(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("email,firstName,twitter_username,twitter_followers,segment\n"
+                    "not-an-email,Bad,,,\n"
+                    "ok@example.com,Ok,ada,many,\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, path)
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    assert cells(dialog.problems_table, 2) == ["Email", "Twitter/X followers"]
+    assert "twitter_followers" not in cells(dialog.problems_table, 3)[1]
+
+
 def test_a_file_changed_after_its_preview_is_not_imported(
     qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
 ) -> None:
