@@ -119,7 +119,9 @@ class MergeReport:
     Attributes:
         keep_id: the contact that remains.
         merged_email: the email of the contact folded into it (now deleted locally).
-        changed: the kept contact's fields that took the other's value.
+        changed: the kept contact's fields that took the other's value, as files and the command line name them
+            (``firstName``, ``twitter_username``).
+        changed_labels: the same fields as the marketer knows them ("First name", "Twitter/X username").
         merged_in_crm: sentences, one per CRM that merged the two.
         by_hand: sentences, one per CRM where the two must be merged there (Salesforce, or a refused merge).
     """
@@ -127,6 +129,7 @@ class MergeReport:
     keep_id: int
     merged_email: str
     changed: list[str] = field(default_factory=list)
+    changed_labels: list[str] = field(default_factory=list)
     merged_in_crm: list[str] = field(default_factory=list)
     by_hand: list[str] = field(default_factory=list)
 
@@ -272,6 +275,7 @@ class DuplicateService:
             if old != after.get(name)
         ]
         report.changed = [column_label(row["field"]) for row in audit]
+        report.changed_labels = [local_field_label(RecordObject.CONTACT, row["field"]) for row in audit]
         audit.append({"entity": RecordObject.CONTACT.value, "entity_id": str(keep_id), "field": MERGED_FIELD,
                       "old_value": other.email, "new_value": keep.email, "source": "merge"})
         self._contacts.save(merged)

@@ -53,14 +53,30 @@ class PreviewLine:
     pushed: bool
 
 
+#: A social profile's parts in words, for those with no local field of their own.
+_PROFILE_PART_WORDS = {"username": "username", "url": "profile URL", "followers": "followers",
+                       "engagement": "engagement"}
+
+
 def local_field_label(obj: RecordObject, name: str) -> str:
     """A local field as the marketer knows it (``firstName``: "First name"; ``custom.segment``: "segment (custom
-    field)"); a name the app does not know is shown as it is."""
+    field)"; a file's ``social.twitter.username``: "Twitter/X username"); a name the app does not know is shown as
+    it is."""
     known = local_fields(obj).get(name)
     if known is not None:
         return known.label
     if name.startswith("custom."):
         return f"{name.removeprefix('custom.')} (custom field)"
+    if name.startswith("social.") and name.count(".") == 2:
+        _, platform, part = name.split(".")
+        profile_fields = local_fields(RecordObject.CONTACT)
+        own = profile_fields.get(f"{platform}{part.capitalize()}")
+        if own is not None:
+            return own.label
+        # The network as its username field names it ("YouTube channel": YouTube).
+        username = profile_fields.get(f"{platform}Username")
+        network = username.label.rsplit(" ", 1)[0] if username is not None else platform.capitalize()
+        return f"{network} {_PROFILE_PART_WORDS.get(part, part)}"
     return name
 
 

@@ -3,7 +3,9 @@ import preview, and the attribution report with its touchpoints-per-day series."
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +15,7 @@ from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, Cha
 from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
+from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values, field_values
 from crm_desktop.app.record_files import (
     CONTACT_FIELDS,
@@ -21,6 +24,7 @@ from crm_desktop.app.record_files import (
     PROFILE_PARTS,
     RowProblem,
     build_record,
+    column_key,
     file_column,
     read_rows,
 )
@@ -59,6 +63,8 @@ __all__ = [
     "CrmLinkUnavailable",
     "DuplicateRecordError",
     "EditReport",
+    "FileFingerprint",
+    "ImportFileChanged",
     "ImportPreview",
     "Keyset",
     "NotFoundError",
@@ -120,6 +126,39 @@ class PersonDetail:
     fields: dict[str, str | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FileFingerprint:
+    """A file's size, modification time and content hash: whether it is still the file that was previewed.
+
+    Attributes:
+        size: bytes.
+        mtime_ns: modification time, in nanoseconds.
+        sha256: the content's SHA-256 (an edit that keeps the size and the time is still seen).
+    """
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileFingerprint:
+        """The fingerprint of ``path`` now.
+
+        Raises:
+            OSError: when the file cannot be read.
+        """
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            stat = os.fstat(file.fileno())
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+        return cls(stat.st_size, stat.st_mtime_ns, digest.hexdigest())
+
+
+class ImportFileChanged(ValueError):
+    """The file changed after its preview: saving it would import rows the marketer never saw."""
+
+
 @dataclass
 class ImportPreview:
     """What importing a file would do, worked out before anything is saved.
@@ -130,6 +169,7 @@ class ImportPreview:
         new, existing: valid rows that would create or update a record.
         problems: refused rows (line, field as the file names it, reason).
         notices: about the whole file.
+        fingerprint: the file as it was when the check began (Save refuses a file that differs from it).
     """
 
     path: Path
@@ -138,11 +178,27 @@ class ImportPreview:
     existing: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    fingerprint: FileFingerprint | None = None
 
     @property
     def valid(self) -> int:
         """Rows that would be saved."""
         return self.new + self.existing
+
+    def in_words(self, problem: RowProblem) -> tuple[str, str]:
+        """A refused row's fields and reason with each field named as the marketer knows it (a file's ``phone``
+        column: "Phone"); a column that is not one of the record's own fields keeps the file's name for it."""
+        model: type[Contact] | type[Lead] = Contact if self.obj is RecordObject.CONTACT else Lead
+        if not problem.problems:
+            return problem.field, problem.reason
+        names = []
+        for bad in problem.problems:
+            key = column_key(model, bad.field)
+            names.append(local_field_label(self.obj, key) if key is not None else bad.field)
+        if len(names) == 1:
+            return names[0], problem.reason
+        return ", ".join(names), "; ".join(f"{name}: {bad.reason}" for name, bad in zip(names, problem.problems,
+                                                                                          strict=True))
 
 
 @dataclass(frozen=True)
@@ -288,8 +344,11 @@ class PeopleService:
             OSError: when the file cannot be read.
         """
         model: type[Contact] | type[Lead] = Contact if obj is RecordObject.CONTACT else Lead
+        # Taken before the rows are read: a file edited while it is checked differs from it, and Save refuses it.
+        fingerprint = FileFingerprint.of(path)
         rows = read_rows(path, model)
-        preview = ImportPreview(path, obj, problems=list(rows.problems), notices=list(rows.notices))
+        preview = ImportPreview(path, obj, problems=list(rows.problems), notices=list(rows.notices),
+                                fingerprint=fingerprint)
         emails = [row.email for row in rows.rows]
         existing: dict[str, Contact] | dict[str, Lead] = (
             self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails)
@@ -310,8 +369,19 @@ class PeopleService:
         preview.problems.sort(key=lambda problem: problem.line)
         return preview
 
-    def import_file(self, path: Path, obj: RecordObject) -> ImportReport:
-        """Save the valid rows of a file (the same import as ``crm-desktop contacts import``)."""
+    def import_file(self, path: Path, obj: RecordObject, *, previewed: FileFingerprint | None = None) -> ImportReport:
+        """Save the valid rows of a file (the same import as ``crm-desktop contacts import``).
+
+        Args:
+            previewed: the file's fingerprint when its preview was made: a file that changed since is refused, so
+                Save never imports rows the preview did not show.
+
+        Raises:
+            ImportFileChanged: the file is no longer the one previewed (nothing is saved).
+            ValueError, OSError: as :meth:`preview_import`.
+        """
+        if previewed is not None and FileFingerprint.of(path) != previewed:
+            raise ImportFileChanged("it changed after the preview. Import it again to preview what it holds now.")
         return self._sync.import_file(path, obj)
 
     # -- export --------------------------------------------------------------------------------------------

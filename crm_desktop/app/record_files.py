@@ -55,6 +55,12 @@ def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
     return known
 
 
+def column_key(model: type[Contact] | type[Lead], column: str) -> str | None:
+    """The field key a file's column of ``model`` is read into (``E-mail``: ``email``; ``Twitter Handle``:
+    ``social.twitter.username``), or ``None`` for a column that is not one of the record's own fields."""
+    return _columns_for(model).get(header_key(column))
+
+
 def column_label(key: str) -> str:
     """How a field key is named to the marketer: ``social.twitter.followers`` -> ``twitter_followers``."""
     if key.startswith("social."):

@@ -57,6 +57,7 @@ __all__ = [
     "attempt_figures",
     "health_state",
     "inert_cell",
+    "wrote_locally",
 ]
 
 #: A lock whose heartbeat is older than this belongs to a run that died: the integration is not "syncing".
@@ -65,6 +66,13 @@ STALE_HEARTBEAT = timedelta(minutes=5)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def wrote_locally(result: SyncResult) -> bool:
+    """Whether a run created or updated local records (a pull, a decided conflict): the People list shows them,
+    so it reads them again; a run that only wrote to the CRM leaves the list as it is."""
+    plan = result.plan
+    return any(plan.count(side=Side.LOCAL, action=action) for action in (ChangeAction.CREATE, ChangeAction.UPDATE))
 
 
 class HealthState(StrEnum):

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop import __version__
 from crm_desktop.app.paths import AppPaths
+from crm_desktop.app.sync_monitor import wrote_locally
 from crm_desktop.app.text import plural
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
@@ -245,7 +246,7 @@ class MainWindow(QMainWindow):
         panel = SyncMonitorPanel(self.workspace.monitor, self.tasks)
         panel.status_message.connect(self._show_status)
         panel.runs_finished.connect(self.refresh_conflicts)
-        panel.runs_finished.connect(self._refresh_person_shown)
+        panel.records_written.connect(self._refresh_people)
         panel.person_requested.connect(lambda obj, email: self.show_people(RecordObject(obj), text=email))
         if self._scheduled_batch:
             panel.scheduled_started(self._scheduled_batch)
@@ -441,9 +442,9 @@ class MainWindow(QMainWindow):
             self.field_mapping_panel.reload_integrations()
         self.refresh_conflicts()
 
-    def _refresh_person_shown(self) -> None:
+    def _refresh_people(self, records_written: bool = True) -> None:
         if self._built(PEOPLE_ROW) is not None:
-            self.people_panel.refresh_detail()
+            self.people_panel.show_written(records_written)
 
     def _refresh_monitor_runs(self) -> None:
         if self._built(SYNC_MONITOR_ROW) is not None:
@@ -458,12 +459,15 @@ class MainWindow(QMainWindow):
     def _scheduled_finished(self, outcomes: list[Outcome]) -> None:
         self._scheduled_batch = []
         if self._built(SYNC_MONITOR_ROW) is not None:
-            self.sync_monitor_panel.scheduled_finished(outcomes)
+            self.sync_monitor_panel.scheduled_finished(outcomes)  # says what the runs wrote (records_written)
         else:
             self._unseen_outcomes = list(outcomes)
+            self._refresh_people(any(isinstance(outcome, Exception) or wrote_locally(outcome)
+                                     for _, outcome in outcomes))
 
     def _conflicts_resolved(self) -> None:
         self.refresh_conflicts(reload_panel=False)
+        self._refresh_people()  # the value kept is written to the local record too
 
     def refresh_conflicts(self, reload_panel: bool = True) -> int:
         """Count the open conflicts into the sidebar ("Conflicts (3)") and re-read the Conflicts panel, if opened."""

@@ -118,6 +118,20 @@ def _row(line: PersonLine) -> _Row:
             line.updated_at, line.sort_key)
 
 
+def _count_and_read(
+    reader: PeopleReader, query: PeopleQuery, size: int, numbers: list[int]
+) -> tuple[int, list[tuple[int, list[_Row]]]]:
+    """Count ``query`` and read pages ``numbers`` again from scratch (a changed row may have moved, so no keyset
+    read before is trusted); pages past the new end are left out."""
+    total = reader.count(query)
+    pages: list[tuple[int, list[_Row]]] = []
+    for number in numbers:
+        if number and number * size >= total:
+            continue
+        pages.append((number, _read(reader, query, size, _fresh_plan(number, size, total, pages))))
+    return total, pages
+
+
 def _keyset(row: _Row) -> Keyset:
     """Where a page read after ``row`` starts: its sort value and id."""
     return row[8], row[0]
@@ -184,11 +198,13 @@ class PeopleTableModel(QAbstractTableModel):
 
     Signals:
         reset_done(int): the query changed and its count is in; the argument is the total.
+        refreshed(int): the rows on show and the count were read again (:meth:`refresh`); the argument is the total.
         busy_changed(bool): reading a new query's count and first page started (True) or ended (False).
         read_failed(str): a new query could not be read; the argument says why.
     """
 
     reset_done = Signal(int)
+    refreshed = Signal(int)
     busy_changed = Signal(bool)
     read_failed = Signal(str)
     _page_read = Signal(int, int, object)
@@ -312,40 +328,32 @@ class PeopleTableModel(QAbstractTableModel):
         return self._executor
 
     def refresh(self) -> None:
-        """Read the rows on show again (a record changed) without resetting the view or its selection; in the
-        background, they are read on the reading thread and the rows read before stay on show until then."""
+        """Count the query's rows and read the rows on show again (a record changed, a sync pulled new ones) without
+        resetting the view or its selection: rows a new count adds are appended, rows it drops are removed from the
+        end. In the background, they are read on the reading thread and the rows read before stay on show until
+        then. :attr:`refreshed` says when they are in."""
         if self.busy:  # the list is empty until its first page is in: read that again, with the change
             self._reload_in_background()
             return
-        recent = sorted(list(self._pages)[-4:])
+        recent = sorted(list(self._pages)[-4:]) or [0]
         if self._background:
             with self._lock:
                 generation, query = self._generation, self.query
-            self._reading_thread().submit(self._read_again, generation, query, recent, self.total)
+            self._reading_thread().submit(self._read_again, generation, query, recent)
             return
-        self._forget()
-        for number in recent:
-            self._page(number)
-        self._all_rows_changed()
+        self._pages_arrived_again(self._generation, _count_and_read(self._reader, self.query, self._page_size, recent))
 
     def _all_rows_changed(self) -> None:
         if self.total:
             self.dataChanged.emit(self.index(0, 0), self.index(self.total - 1, len(PersonColumn) - 1))
 
-    def _read_again(self, generation: int, query: PeopleQuery, numbers: list[int], total: int) -> None:
-        """On the reading thread: read pages ``numbers`` again from scratch (a changed row may have moved, so no
-        keyset read before is trusted), unless a newer query came first."""
+    def _read_again(self, generation: int, query: PeopleQuery, numbers: list[int]) -> None:
+        """On the reading thread: count ``query`` and read pages ``numbers`` again, unless a newer query came
+        first."""
         if self._outdated(generation):
             return
-
-        def read() -> list[tuple[int, list[_Row]]]:
-            pages: list[tuple[int, list[_Row]]] = []
-            for number in numbers:
-                plan = _fresh_plan(number, self._page_size, total, pages)
-                pages.append((number, _read(self._reader, query, self._page_size, plan)))
-            return pages
-
-        _hand_over(self._pages_read_again, read, generation)
+        _hand_over(self._pages_read_again, functools.partial(_count_and_read, self._reader, query, self._page_size,
+                                                             numbers), generation)
 
     def _pages_arrived_again(self, generation: int, result: object) -> None:
         if generation != self._generation:
@@ -353,13 +361,27 @@ class PeopleTableModel(QAbstractTableModel):
         if isinstance(result, Exception):
             logger.warning("the people list could not be read again: %s", result)
             return
-        assert isinstance(result, list)
+        assert isinstance(result, tuple)
+        total, pages = result
         self._pages.clear()
         self._starts.clear()
-        for number, page in result:
+        for number, page in pages:
             self.pages_loaded += 1
             self._store(number, page)
+        self._set_total(total)
         self._all_rows_changed()
+        self.refreshed.emit(total)
+
+    def _set_total(self, total: int) -> None:
+        """A new count for the same query: rows appended or removed at the end, so the view keeps its place."""
+        if total > self.total:
+            self.beginInsertRows(QModelIndex(), self.total, total - 1)
+            self.total = total
+            self.endInsertRows()
+        elif total < self.total:
+            self.beginRemoveRows(QModelIndex(), total, self.total - 1)
+            self.total = total
+            self.endRemoveRows()
 
     def _forget(self) -> None:
         """Drop every page, and every background read asked for before now."""

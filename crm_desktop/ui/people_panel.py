@@ -61,7 +61,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel
 from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.integrations_model import CRM_NAMES
-from crm_desktop.ui.people_model import PeopleTableModel, PersonColumn
+from crm_desktop.ui.people_model import SORT_COLUMNS, PeopleTableModel, PersonColumn
 from crm_desktop.ui.person_edit_dialog import PersonEditDialog
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
@@ -488,7 +488,7 @@ class ImportPreviewDialog(QDialog):
         self.summary.setText(text)
         self.problems_table = small_table("Refused rows")
         fill_table(self.problems_table, ["Line", "Record", "Field", "Reason"],
-                   [[str(p.line), p.record, p.field, p.reason] for p in preview.problems], numbers=(0,))
+                   [[str(p.line), p.record, *preview.in_words(p)] for p in preview.problems], numbers=(0,))
         self.problems_table.resizeColumnsToContents()
         self.problems_table.horizontalHeader().setStretchLastSection(True)
         self.row_notice = Notice()
@@ -759,8 +759,8 @@ class DuplicatesDialog(QDialog, AsksFirst):
             self.merge_button.setEnabled(True)
             return None
         parts = [f"Merged {report.merged_email} into {plan.keep_email}"]
-        if report.changed:
-            parts.append("took " + ", ".join(report.changed))
+        if report.changed_labels:
+            parts.append("took " + ", ".join(report.changed_labels))
         parts.extend(report.merged_in_crm)
         parts.extend(report.by_hand)
         text = "; ".join(parts) + "."
@@ -932,6 +932,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self._fit_columns()
         refit_on_new_look(self.table, self._fit_columns, on_resize=True)
         header.sectionResized.connect(self._column_resized)
+        header.sortIndicatorChanged.connect(self._sort_indicator_changed)
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
         self.export_button = QPushButton("Export…")
@@ -996,6 +997,7 @@ class PeoplePanel(QWidget, AsksFirst):
         )
         self.detail_pane.status_message.connect(self.status_message)
         self.model.reset_done.connect(self._count_changed)
+        self.model.refreshed.connect(self._list_refreshed)
         self.model.busy_changed.connect(self._busy_changed)
         self.model.read_failed.connect(self._read_failed)
         self.model.dataChanged.connect(self._rows_arrived)
@@ -1059,6 +1061,15 @@ class PeoplePanel(QWidget, AsksFirst):
         # Updated stretches with the list; any other column resized outside the fitting is the marketer's drag.
         if not self._fitting_columns and column in self.WIDEST_TEXTS:
             self._columns_set_by_hand = True
+
+    def _sort_indicator_changed(self, column: int, _order: Qt.SortOrder) -> None:
+        # Platforms does not sort: the arrow goes back to the column the list is sorted by.
+        if PersonColumn(column) in SORT_COLUMNS:
+            return
+        query = self.model.query
+        sorted_by = next(c for c, sort in SORT_COLUMNS.items() if sort is query.sort)
+        order = Qt.SortOrder.DescendingOrder if query.descending else Qt.SortOrder.AscendingOrder
+        self.table.horizontalHeader().setSortIndicator(sorted_by, order)
 
     def _fit_detail_pane(self) -> None:
         # The detail pane never gets so narrow that its tabs scroll: History would be out of sight.
@@ -1253,6 +1264,26 @@ class PeoplePanel(QWidget, AsksFirst):
             self.show_person(waiting)
         else:
             self.model.held_line(waiting)  # ask again if the request was dropped while the view scrolled by
+
+    def show_written(self, records_written: bool = True) -> None:
+        """Show what a sync run, an undo or a conflict decision wrote: the list's count and the rows on show are read
+        again, keeping the person picked, when local records were written or the list is filtered by sync state
+        (which any run may change); the person on show is read again in any case (their CRM records and history)."""
+        if not self._loaded:
+            return  # the first show reads everything
+        query = self.model.query
+        if records_written or query.sync_state is not None or query.integration_id is not None:
+            self.model.refresh()
+        self.refresh_detail()
+
+    def _list_refreshed(self, total: int) -> None:
+        self._count_changed(total)
+        wanted = self._person_wanted
+        if wanted is None or wanted[0] is not self.model.query.obj:
+            return
+        row = self.model.row_of(wanted[1])
+        if row is not None and selected_row(self.table) != row:
+            self.table.selectRow(row)  # the person picked moved (a pulled contact sorts before them)
 
     def refresh_detail(self) -> asyncio.Task[PersonDetail | None] | None:
         """Read the person on show (or being read) again, after a sync or an undo changed their CRM records or
@@ -1593,7 +1624,8 @@ class PeoplePanel(QWidget, AsksFirst):
 
     async def _save_import(self, preview: ImportPreview) -> ImportReport | None:
         try:
-            report = await asyncio.to_thread(self.service.import_file, preview.path, preview.obj)
+            report = await asyncio.to_thread(self.service.import_file, preview.path, preview.obj,
+                                             previewed=preview.fingerprint)
         except (ValueError, OSError, StoreError) as exc:
             if isValid(self):
                 self.import_button.setEnabled(True)

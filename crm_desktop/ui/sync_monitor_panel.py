@@ -39,6 +39,7 @@ from crm_desktop.app.sync_monitor import (
     NothingToRetry,
     RetryReport,
     SyncMonitorService,
+    wrote_locally,
 )
 from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncTrigger, UndoRefused
 from crm_desktop.app.text import plural
@@ -178,6 +179,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
 
     Signals:
         runs_finished(): after syncs or an undo finished (counts and conflicts may have changed).
+        records_written(bool): right after ``runs_finished``: whether the runs created or updated local records
+            (``True`` when that is not known: a run that failed or was cancelled, an undo).
         person_requested(str, str): show this record (``contact`` or ``lead``, and its email) in People.
         progress_shown(str, int, int): the progress text, records done and records in total (0 when unknown).
         status_message(str): a short note for the status bar.
@@ -186,6 +189,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
     """
 
     runs_finished = Signal()
+    records_written = Signal(bool)
     person_requested = Signal(str, str)
     progress_shown = Signal(str, int, int)
     status_message = Signal(str)
@@ -664,7 +668,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             self._progress.pop(name, None)
             self._show_line_progress(name, None)
         result = None if task.cancelled() or task.exception() is not None else task.result()
-        self._runs_ended(select=result.run_id if result is not None else None)
+        self._runs_ended(select=result.run_id if result is not None else None,
+                         wrote=result is None or wrote_locally(result))
 
     def _progress_reported(self, name: str, report: ProgressReport) -> None:
         if not isValid(self):
@@ -694,7 +699,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             self.live_refresh.start()
         self.refresh_runs()
 
-    def _runs_ended(self, select: int | None = None) -> None:
+    def _runs_ended(self, select: int | None = None, *, wrote: bool = True) -> None:
         if not self.running_integrations and not self._scheduled and self._undoing is None:
             self.live_refresh.stop()
         self._show_progress()
@@ -706,6 +711,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         if self.tabs.currentWidget() is self.charts:
             self.refresh_metrics()
         self.runs_finished.emit()
+        self.records_written.emit(wrote)
 
     def _show_progress(self) -> None:
         names = self.running_integrations
@@ -757,7 +763,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
                 self._say(name, "Scheduled: " + error_sentence(f"Sync of “{name}”", outcome), error=True)
             else:
                 self._say(name, "Scheduled: " + result_sentence(name, outcome), error=needs_attention(outcome))
-        self._runs_ended()
+        self._runs_ended(wrote=any(isinstance(outcome, Exception) or wrote_locally(outcome)
+                                   for _, outcome in outcomes))
 
     # -- the selected run
 
@@ -880,6 +887,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
 
     async def _run_retry(self, run_id: int) -> None:
         select: int | None = None
+        wrote = True
         try:
             report = await self._monitor.retry_failed(run_id)
         except NothingToRetry as exc:
@@ -889,12 +897,13 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         else:
             result = report.result
             select = result.run_id if result is not None else None
+            wrote = result is not None and wrote_locally(result)
             self._say_alone("retry", retry_sentence(report), error=result is None or needs_attention(result))
             self.status_message.emit(f"Retried the failed records of run {run_id}")
         finally:
             self._retrying = None
             if isValid(self):
-                self._runs_ended(select=select)
+                self._runs_ended(select=select, wrote=wrote)
 
     def choose_export_file(self) -> QFileDialog | None:
         """"Export errors…": ask where to save the selected run's failed records (window-modal; returns at once)."""

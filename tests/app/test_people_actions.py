@@ -129,6 +129,7 @@ def test_merge_in_hubspot_and_pipedrive_and_by_hand_in_salesforce(desk: Desk) ->
     report = asyncio.run(desk.people.duplicates.merge(keep, other, {"company", "lastName"}))
 
     assert {"lastName", "company", "instagram_username"} <= set(report.changed)
+    assert {"Last name", "Company", "Instagram username"} <= set(report.changed_labels)
     assert "firstName" not in report.changed
     assert any("hubspot" in line for line in report.merged_in_crm)
     assert any("pipedrive" in line for line in report.merged_in_crm)

@@ -313,6 +313,7 @@ def test_merge_two_duplicates_with_a_per_field_pick(qtbot: QtBot, desk: Desk, sh
     QTest.mouseClick(merge, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.result_label.text().startswith("Merged"), timeout=20_000)
     text = dialog.result_label.text()
+    assert "; took Last name, Company;" in text, "the fields by their names, not the wire's"
     assert "hubspot: contact" in text and "pipedrive: person" in text and "salesforce: merge Contact" in text
     assert cells(dialog.groups_table, 0) == [], "the duplicates are gone from the list"
     assert desk.workspace.contacts.find("ada+news@example.com") is None

@@ -177,6 +177,25 @@ def test_clicking_a_header_sorts_in_sql(qtbot: QtBot, panel: PeoplePanel) -> Non
     assert companies == sorted(companies, key=lambda c: (c or "").lower(), reverse=panel.model.query.descending)
 
 
+def test_clicking_platforms_which_does_not_sort_leaves_the_arrow_on_the_sort_column(
+    qtbot: QtBot, panel: PeoplePanel
+) -> None:
+    header = panel.table.horizontalHeader()
+
+    def click_header(column: PersonColumn) -> None:
+        point = QPoint(header.sectionViewportPosition(column) + 10, header.height() // 2)
+        QTest.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, point)
+
+    click_header(PersonColumn.COMPANY)
+    settle(qtbot, panel)
+    query = panel.model.query
+    order = header.sortIndicatorOrder()
+    for _ in range(2):
+        click_header(PersonColumn.PLATFORMS)
+        assert panel.model.query == query
+        assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (PersonColumn.COMPANY, order)
+
+
 def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) -> None:
     QTest.keyClicks(panel.filter_edit, email_of(0))
     qtbot.waitUntil(lambda: panel.model.total == 1, timeout=2000)
@@ -334,6 +353,39 @@ def test_an_import_previews_refused_rows_before_saving(
     assert ["Company", "Babbage & Co → New Company"] in [
         [history.item(r, c).text() for c in (1, 2)] for r in range(history.rowCount())
     ]
+
+
+def test_the_preview_names_refused_fields_as_the_marketer_knows_them(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("email,firstName,twitter_username,twitter_followers,segment\n"
+                    "not-an-email,Bad,,,\n"
+                    "ok@example.com,Ok,ada,many,\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, path)
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    assert cells(dialog.problems_table, 2) == ["Email", "Twitter/X followers"]
+    assert "twitter_followers" not in cells(dialog.problems_table, 3)[1]
+
+
+def test_a_file_changed_after_its_preview_is_not_imported(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
+) -> None:
+    """Save imports what the preview showed: a file edited meanwhile (same size even) is refused, not read again."""
+    path = tmp_path / "people.csv"
+    path.write_text("email,firstName\ngood1@example.com,Good\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, path)
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    path.write_text("email,firstName\nevil1@example.com,Evil\n", encoding="utf-8")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+    assert workspace.contacts.find("evil1@example.com") is None
+    assert workspace.contacts.find("good1@example.com") is None
+    assert panel.notice.text() == ("people.csv cannot be imported: it changed after the preview. Import it again "
+                                   "to preview what it holds now.")
+    assert panel.import_button.isEnabled()
 
 
 def test_cancelling_the_preview_saves_nothing(qtbot: QtBot, panel: PeoplePanel, tmp_path: Path,
