@@ -12,14 +12,15 @@ from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import field_values
 from crm_desktop.app.record_files import column_label
 from crm_desktop.app.sync_service import SyncService
-from crm_desktop.domain.models import Contact, Provider
-from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.providers.contract import MergesRecords
+from crm_desktop.domain.models import Contact, Integration, Provider
+from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.providers.contract import MergesRecords, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.duplicates_store import DuplicateStore, LinkMove, ReportedDuplicate
 from crm_desktop.store.models import MERGED_FIELD
 from crm_desktop.store.repositories import ContactStore, NotFoundError
+from crm_desktop.sync.mapping import CLEARED, record_values, to_crm
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ class DuplicateService:
         plan = await self._plan_here(keep_id, other_id)
         keep, other = self._pair(keep_id, other_id)
         report = MergeReport(keep_id, other.email)
+        merged = _merged_contact(keep, other, take_from_other)
         moves: list[LinkMove] = []
         for step in plan.crm_steps:
             integration = self._integrations.get(step.integration)
@@ -264,8 +266,7 @@ class DuplicateService:
                     f"until then its pulls skip {other.email}, listed in their run as merged here"
                 )
             elif step.action == "merge":
-                moves.append(LinkMove(integration.id, await self._merge_in_crm(step, report, other.email)))
-        merged = _merged_contact(keep, other, take_from_other)
+                moves.append(LinkMove(integration.id, await self._merge_in_crm(step, report, other.email, merged)))
         after = field_values(merged)
         before = field_values(keep)
         audit: list[dict[str, Any]] = [
@@ -282,29 +283,50 @@ class DuplicateService:
         self.store.finish_merge(keep_id, other_id, moves, audit)
         return report
 
-    async def _merge_in_crm(self, step: CrmMergeStep, report: MergeReport, other_email: str) -> str:
-        """Merge in one CRM; the CRM id the kept contact is linked to afterwards."""
+    async def _merge_in_crm(self, step: CrmMergeStep, report: MergeReport, other_email: str, merged: Contact) -> str:
+        """Merge in one CRM, then give the surviving record the fields as picked; the CRM id the kept contact is
+        linked to afterwards."""
         assert step.keep_crm_id is not None and step.other_crm_id is not None
         integration = self._integrations.get(step.integration)
         adapter = self._actions.adapter_for(integration)
         try:
             assert isinstance(adapter, MergesRecords)
-            result = await adapter.merge_records(RecordObject.CONTACT, step.keep_crm_id, step.other_crm_id)
-        except ProviderError as exc:
-            logger.warning("%s refused merging %s into %s: %s", step.integration, step.other_crm_id,
-                           step.keep_crm_id, exc)
-            report.by_hand.append(
-                f"{step.integration}: the merge was refused ({exc}); merge {_record_word(step.provider)} "
-                f"{step.other_crm_id} into {step.keep_crm_id} there; until then its pulls skip {other_email}"
+            try:
+                result = await adapter.merge_records(RecordObject.CONTACT, step.keep_crm_id, step.other_crm_id)
+            except ProviderError as exc:
+                logger.warning("%s refused merging %s into %s: %s", step.integration, step.other_crm_id,
+                               step.keep_crm_id, exc)
+                report.by_hand.append(
+                    f"{step.integration}: the merge was refused ({exc}); merge {_record_word(step.provider)} "
+                    f"{step.other_crm_id} into {step.keep_crm_id} there; until then its pulls skip {other_email}"
+                )
+                return step.keep_crm_id
+            report.merged_in_crm.append(
+                f"{step.integration}: {_record_word(step.provider)} {step.other_crm_id} merged into "
+                f"{result.surviving_id}"
             )
-            return step.keep_crm_id
+            # The CRM's merge fills the survivor's blanks from the other record (HubSpot, Pipedrive): a field the
+            # marketer kept blank, or took from either, is written as picked, or the next sync would pull the
+            # CRM's choice back over it.
+            picked = self._picked_fields(integration, merged)
+            if picked:
+                [written] = await adapter.upsert(RecordObject.CONTACT, [
+                    OutboundRecord(merged.email, picked, crm_id=result.surviving_id)])
+                if written.outcome is RecordOutcome.FAILED:
+                    report.by_hand.append(
+                        f"{step.integration}: the merged {_record_word(step.provider)} {result.surviving_id} kept "
+                        f"the CRM's merged values ({written.message}); set them there as picked here")
+            return result.surviving_id
         finally:
             await adapter.aclose()
-        report.merged_in_crm.append(
-            f"{step.integration}: {_record_word(step.provider)} {step.other_crm_id} merged into "
-            f"{result.surviving_id}"
-        )
-        return result.surviving_id
+
+    def _picked_fields(self, integration: Integration, merged: Contact) -> dict[str, Any]:
+        """The merge dialog's fields as the integration's mappings send them, a blank as a clear."""
+        values = record_values(merged)
+        return {mapping.crm_field: CLEARED if (wire := to_crm(mapping, values.get(mapping.local_field))) is None
+                else wire
+                for mapping in self._sync.mappings(integration, RecordObject.CONTACT)
+                if mapping.pushes and mapping.local_field in MERGE_FIELDS}
 
 
 def _record_word(provider: Provider) -> str:

@@ -515,3 +515,19 @@ def test_a_person_added_by_hand_never_overwrites_one_saved_meanwhile(
     runs = desk.workspace.sync.store.list_runs(limit=1)
     assert (runs[0].message, runs[0].status, runs[0].created) == (
         "edit of hedy@example.com", SyncRunStatus.FAILED, 0), "the refused add is recorded as failed, not created"
+
+
+def test_a_merge_keeps_a_blank_picked_here_in_the_crm_and_after_the_next_sync(desk: Desk) -> None:
+    desk.push_all()
+    keep, other = desk.local_id("ada@example.com"), desk.local_id("ada+news@example.com")
+    hubspot_keep = desk.crm_id("hubspot", "ada@example.com")
+    # The kept contact has no company and the marketer keeps it so ("take other" unticked for Company).
+    report = asyncio.run(desk.people.duplicates.merge(keep, other, {"lastName"}))
+    assert any("hubspot" in line for line in report.merged_in_crm)
+    kept = desk.hubspot._records["contacts"][hubspot_keep].properties
+    assert not kept.get("company"), "HubSpot's merge filled the company the marketer kept blank"
+    assert kept.get("lastname") == "King"
+    for name in ("hubspot", "pipedrive"):
+        asyncio.run(desk.workspace.sync.sync(name))
+    merged = desk.workspace.contacts.find("ada@example.com")
+    assert merged is not None and (merged.last_name, merged.company) == ("King", None)
