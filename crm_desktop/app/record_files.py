@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import json
 import re
@@ -321,14 +322,22 @@ def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
     return type("HeaderDialect", (csv.excel,), {"delimiter": best})
 
 
-def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
-    known = _columns_for(model)
+def csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each row of a CSV file, its header first, with the line it starts on (a quoted cell may hold line breaks),
+    read in the file's encoding (:func:`text_encoding`) and delimiter (:func:`csv_dialect`).
+
+    Raises:
+        ValueError: when the file is not UTF-8 text, or a line cannot be read as CSV (naming the line).
+        OSError: when the file cannot be read.
+    """
     encoding = text_encoding(path)
     with path.open(newline="", encoding=encoding) as handle:
         reader = csv.reader(handle, csv_dialect(path, encoding))
+        first = 1
         try:
-            yield from _csv_records(path, reader, known, result)
+            for cells in reader:
+                yield first, cells
+                first = reader.line_num + 1
         except csv.Error as exc:
             if "field larger" in str(exc):  # csv's limit is the longest custom value: nothing stored is longer
                 raise ValueError(
@@ -338,47 +347,47 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
 
 
-def _csv_records(
-    path: Path, reader: Any, known: dict[str, str], result: FileRows
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The rows of an open CSV reader (see :func:`_csv_rows`)."""
-    header = next(reader, None)
-    if header is None or not any(h.strip() for h in header):
-        result.notices.append(f"{path.name} is empty: nothing to import")
-        return
-    keys: list[str | None] = []
-    taken: dict[str, str] = {}
-    for raw in header:
-        name = cell_value(raw.strip())
-        if not name:
-            keys.append(None)
-            continue
-        key = _column_key(name, known)
-        if key in taken:
-            raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
-                             "keep one")
-        taken[key] = name
-        keys.append(key)
-    if "email" not in taken:
-        seen = ", ".join(repr(h.strip()) for h in header if h.strip())
-        raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
-                         f"{seen}")
-    result.columns = dict(taken)
-    rows = 0
-    for cells in reader:
-        if not any(cell.strip() for cell in cells):
-            continue
-        rows += 1
-        values: dict[str, Any] = {}
-        for column, cell in zip(keys, cells, strict=False):
-            if column is not None:
-                values[column] = cell_value(cell.strip()) or None
-        for column in keys[len(cells):]:
-            if column is not None:
-                values[column] = None
-        yield reader.line_num, values
-    if not rows:
-        result.notices.append(f"{path.name} has a header but no rows: nothing to import")
+def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
+    with contextlib.closing(csv_lines(path)) as lines:
+        header = next(lines, (1, []))[1]
+        if not any(h.strip() for h in header):
+            result.notices.append(f"{path.name} is empty: nothing to import")
+            return
+        known = _columns_for(model)
+        keys: list[str | None] = []
+        taken: dict[str, str] = {}
+        for raw in header:
+            name = cell_value(raw.strip())
+            if not name:
+                keys.append(None)
+                continue
+            key = _column_key(name, known)
+            if key in taken:
+                raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
+                                 "keep one")
+            taken[key] = name
+            keys.append(key)
+        if "email" not in taken:
+            seen = ", ".join(repr(h.strip()) for h in header if h.strip())
+            raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
+                             f"{seen}")
+        result.columns = dict(taken)
+        rows = 0
+        for line, cells in lines:
+            if not any(cell.strip() for cell in cells):
+                continue
+            rows += 1
+            values: dict[str, Any] = {}
+            for column, cell in zip(keys, cells, strict=False):
+                if column is not None:
+                    values[column] = cell_value(cell.strip()) or None
+            for column in keys[len(cells):]:
+                if column is not None:
+                    values[column] = None
+            yield line, values
+        if not rows:
+            result.notices.append(f"{path.name} has a header but no rows: nothing to import")
 
 
 def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dict[str, Any]:

@@ -147,3 +147,12 @@ def test_an_empty_file_says_so(tmp_path: Path, text: str) -> None:
 def test_an_empty_jsonl_file_says_so(tmp_path: Path) -> None:
     result = read_records(write(tmp_path, "c.jsonl", "\n"), Contact)
     assert [n for n in result.notices if "empty" in n]
+
+
+def test_a_row_spread_over_lines_is_numbered_by_its_first_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", 'email,notes\nann@example.com,"two\nlines"\n"not an email","three\nmore\nlines"\n'
+                 "bob@example.com,x\n")
+    result = read_records(path, Contact)
+    assert [(line, c.email) for line, c in result.records] == [(2, "ann@example.com"), (7, "bob@example.com")]
+    [problem] = result.problems
+    assert (problem.line, problem.field) == (4, "email")
