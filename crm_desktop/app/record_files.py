@@ -7,7 +7,7 @@ import contextlib
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -322,21 +322,32 @@ def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
     return type("HeaderDialect", (csv.excel,), {"delimiter": best})
 
 
-def csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Each row of a CSV file, its header first, with the line it starts on (a quoted cell may hold line breaks),
-    read in the file's encoding (:func:`text_encoding`) and delimiter (:func:`csv_dialect`).
+#: How a row's misfit names the delimiter that split a value it should not have.
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe (|)"}
+
+
+def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None], None, None]:
+    """Each row of a CSV file, its header first, with the line it starts on (a quoted cell may hold line breaks)
+    and what of it the header cannot name (see :func:`misfit`), read in the file's encoding
+    (:func:`text_encoding`) and delimiter (:func:`csv_dialect`).
 
     Raises:
         ValueError: when the file is not UTF-8 text, or a line cannot be read as CSV (naming the line).
         OSError: when the file cannot be read.
     """
     encoding = text_encoding(path)
+    dialect = csv_dialect(path, encoding)
     with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle, csv_dialect(path, encoding))
+        reader = csv.reader(handle, dialect)
         first = 1
+        header: list[str] | None = None
         try:
             for cells in reader:
-                yield first, cells
+                if header is None:
+                    header = cells
+                    yield first, cells, None
+                else:
+                    yield first, cells, misfit(header, cells, str(dialect.delimiter))
                 first = reader.line_num + 1
         except csv.Error as exc:
             if "field larger" in str(exc):  # csv's limit is the longest custom value: nothing stored is longer
@@ -347,10 +358,25 @@ def csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
             raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
 
 
+def misfit(header: list[str], cells: list[str], delimiter: str) -> FieldProblem | None:
+    """Why a row's values cannot all be kept under the header's columns: more cells than the header has (a value
+    split by an unquoted delimiter, which would shift or drop what follows), or a value under a column with no
+    name. Empty cells past the header lose nothing and pass."""
+    if any(cell.strip() for cell in cells[len(header):]):
+        name = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        return FieldProblem("(row)", f"{len(cells)} cells, the header has {len(header)} (a {name} inside a value "
+                                     "needs quotes)")
+    for position, (name, cell) in enumerate(zip(header, cells, strict=False), start=1):
+        if not name.strip() and cell.strip():
+            return FieldProblem(f"column {position}",
+                                "has a value but no name in the header; name the column, or empty its cells")
+    return None
+
+
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
     with contextlib.closing(csv_lines(path)) as lines:
-        header = next(lines, (1, []))[1]
+        header = next(lines, (1, [], None))[1]
         if not any(h.strip() for h in header):
             result.notices.append(f"{path.name} is empty: nothing to import")
             return
@@ -374,10 +400,15 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
                              f"{seen}")
         result.columns = dict(taken)
         rows = 0
-        for line, cells in lines:
+        email_at = keys.index("email")
+        for line, cells, problem in lines:
             if not any(cell.strip() for cell in cells):
                 continue
             rows += 1
+            if problem is not None:
+                email = cells[email_at].strip() if email_at < len(cells) else ""
+                result.problems.append(RowProblem.of(line, cell_value(email) or "(unnamed)", [problem]))
+                continue
             values: dict[str, Any] = {}
             for column, cell in zip(keys, cells, strict=False):
                 if column is not None:

@@ -156,3 +156,27 @@ def test_a_row_spread_over_lines_is_numbered_by_its_first_line(tmp_path: Path) -
     assert [(line, c.email) for line, c in result.records] == [(2, "ann@example.com"), (7, "bob@example.com")]
     [problem] = result.problems
     assert (problem.line, problem.field) == (4, "email")
+
+
+def test_a_row_with_more_cells_than_the_header_is_refused_not_shifted(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "email,firstName,company,notes\n"
+                 "ann@example.com,Ann,Acme, Inc,hello\n"
+                 "bob@example.com,Bob,Bobco,hi,,\n")  # empty cells past the header lose nothing
+    result = read_records(path, Contact)
+    [(line, bob)] = result.records
+    assert (line, bob.company, bob.custom_fields) == (3, "Bobco", {"notes": "hi"})
+    [problem] = result.problems
+    assert (problem.line, problem.record, problem.field) == (2, "ann@example.com", "(row)")
+    assert problem.reason == "5 cells, the header has 4 (a comma inside a value needs quotes)"
+    semicolons = write(tmp_path, "s.csv", "email;company\nann@example.com;Acme;Ltd\n")
+    [problem] = read_records(semicolons, Contact).problems
+    assert problem.reason == "3 cells, the header has 2 (a semicolon inside a value needs quotes)"
+
+
+def test_a_value_under_a_column_without_a_name_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "email,,company\nann@example.com,lost?,Acme\nbob@example.com,,Bobco\n")
+    result = read_records(path, Contact)
+    assert [c.email for _, c in result.records] == ["bob@example.com"]
+    [problem] = result.problems
+    assert (problem.line, problem.record, problem.field) == (2, "ann@example.com", "column 2")
+    assert problem.reason == "has a value but no name in the header; name the column, or empty its cells"
