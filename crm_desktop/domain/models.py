@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import os
 import re
 from datetime import UTC, datetime
@@ -440,9 +441,12 @@ class SocialProfile(WireModel):
 MAX_CUSTOM_TEXT = 131_072
 
 
-def _custom_text_fits(value: str | int | float | bool | None) -> str | int | float | bool | None:
+def _custom_value_fits(value: str | int | float | bool | None) -> str | int | float | bool | None:
     if isinstance(value, str) and len(value) > MAX_CUSTOM_TEXT:
         raise ValueError(f"{len(value):,} characters; a custom field holds at most {MAX_CUSTOM_TEXT:,}")
+    if isinstance(value, float) and not math.isfinite(value):
+        # No CRM field holds NaN or infinity, and JSON has no way to send them: as a score or engagement is refused.
+        raise ValueError("must be a finite number")
     return value
 
 
@@ -466,7 +470,7 @@ def custom_value_like(stored: Any, value: Any) -> Any:
     return value
 
 
-CustomValue = Annotated[str | int | float | bool | None, AfterValidator(_custom_text_fits)]
+CustomValue = Annotated[str | int | float | bool | None, AfterValidator(_custom_value_fits)]
 #: A record's custom fields by name (``custom.NAME`` in mappings and files).
 CustomFields = dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue]
 

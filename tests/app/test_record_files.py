@@ -180,3 +180,15 @@ def test_a_value_under_a_column_without_a_name_is_refused(tmp_path: Path) -> Non
     [problem] = result.problems
     assert (problem.line, problem.record, problem.field) == (2, "ann@example.com", "column 2")
     assert problem.reason == "has a value but no name in the header; name the column, or empty its cells"
+
+
+def test_a_custom_field_that_is_not_a_finite_number_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.jsonl", '{"email": "ann@example.com", "customFields": {"score": NaN, "reach": -Infinity, '
+                 '"ratio": 1.5}}\n{"email": "bob@example.com", "customFields": {"ratio": 1e308}}\n')
+    result = read_records(path, Contact)
+    assert [c.custom_fields for _, c in result.records] == [{"ratio": 1e308}]
+    [problem] = result.problems
+    assert problem.line == 1
+    assert [(p.field, p.reason) for p in problem.problems] == [
+        ("custom.score", "must be a finite number"), ("custom.reach", "must be a finite number")
+    ]
