@@ -439,7 +439,8 @@ def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dic
             else:
                 values["extra.customFields"] = value
         elif name in ("socialContext", "social_context") and model is Lead:
-            values["socialContext"] = value
+            # Not an object: validated as given, so the row is refused naming the field (it emptied the context).
+            values["socialContext" if isinstance(value, dict) or _is_blank(value) else "extra.socialContext"] = value
         else:
             values[f"extra.{name}"] = value
     return values
@@ -571,7 +572,10 @@ def build_record(
         elif key == "socialProfiles":
             profiles = _merged_profiles(profiles, value if isinstance(value, list) else [])
         elif key == "socialContext":
-            context = dict(value) if isinstance(value, dict) else {}
+            if isinstance(value, dict):
+                _lay_context(context, value, blank_clears=blank_clears)
+            else:
+                context = {}  # a blank (null) with --blank-clears
         elif key.startswith("custom."):
             name = key.removeprefix("custom.")
             if blank:
@@ -593,13 +597,26 @@ def build_record(
     for key, built in (("socialProfiles", profiles), ("customFields", custom)):
         if f"extra.{key}" not in row.values:  # else the value given, of the wrong type, is validated and refused
             data[key] = built
-    if model is Lead:
+    if model is Lead and "extra.socialContext" not in row.values:
         data["socialContext"] = context if any(v is not None for v in context.values()) else None
     try:
         record = model.model_validate(data)
     except InvalidRecordError as exc:
         raise InvalidRecordError(exc.kind, row.email, _user_problems(exc.problems, row, profiles)) from None
     return BuiltRecord(record, warnings)
+
+
+#: A JSON Lines ``socialContext``'s keys as the stored context has them (``engagement_score`` = ``engagementScore``).
+_CONTEXT_KEYS = {**{name: name for name in LEAD_CONTEXT_FIELDS}, "conversation_id": "conversationId",
+                 "engagement_score": "engagementScore"}
+
+
+def _lay_context(context: dict[str, Any], given: dict[str, Any], *, blank_clears: bool) -> None:
+    """Lay a JSON Lines ``socialContext`` over the stored one key by key, as CSV columns are: a key left out keeps
+    its stored value, and a null or blank one too unless ``blank_clears``."""
+    for name, value in given.items():
+        if not _is_blank(value) or blank_clears:
+            context[_CONTEXT_KEYS.get(name, name)] = None if _is_blank(value) else value
 
 
 def _merged_profiles(profiles: list[dict[str, Any]], given: list[Any]) -> list[dict[str, Any]]:

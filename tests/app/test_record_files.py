@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_desktop.app.record_files import header_key, read_records, username_from_url
+from crm_desktop.app.record_files import build_record, header_key, read_records, read_rows, username_from_url
+from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead
 
 
@@ -192,3 +193,30 @@ def test_a_custom_field_that_is_not_a_finite_number_is_refused(tmp_path: Path) -
     assert [(p.field, p.reason) for p in problem.problems] == [
         ("custom.score", "must be a finite number"), ("custom.reach", "must be a finite number")
     ]
+
+
+STORED_LEAD = Lead.model_validate({"email": "lee@example.com", "socialContext": {
+    "platform": "twitter", "conversationId": "c-1", "sentiment": "positive", "engagementScore": 10}})
+
+
+def built_lead(tmp_path: Path, line: str, *, blank_clears: bool = False) -> Lead:
+    [row] = read_rows(write(tmp_path, "l.jsonl", line + "\n"), Lead).rows
+    return build_record(Lead, row, STORED_LEAD, blank_clears=blank_clears).record
+
+
+def test_a_jsonl_social_context_is_laid_over_the_stored_one_key_by_key(tmp_path: Path) -> None:
+    score_only = built_lead(tmp_path, '{"email": "lee@example.com", "socialContext": {"engagementScore": 55}}')
+    assert score_only.social_context == STORED_LEAD.social_context.model_copy(update={"engagement_score": 55})
+    snake = built_lead(tmp_path, '{"email": "lee@example.com", "social_context": {"conversation_id": "c-2"}}')
+    assert snake.social_context is not None and snake.social_context.conversation_id == "c-2"
+    # a null is a blank: it clears only with --blank-clears, as an empty cell does
+    null = '{"email": "lee@example.com", "socialContext": {"sentiment": null}}'
+    assert built_lead(tmp_path, null).social_context == STORED_LEAD.social_context
+    cleared = built_lead(tmp_path, null, blank_clears=True).social_context
+    assert cleared is not None and (cleared.sentiment, cleared.conversation_id) == (None, "c-1")
+
+
+def test_a_social_context_that_is_not_an_object_is_refused_not_emptied(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRecordError) as refused:
+        built_lead(tmp_path, '{"email": "lee@example.com", "socialContext": "twitter"}')
+    assert refused.value.fields == ["socialContext"]
