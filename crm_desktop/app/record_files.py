@@ -562,6 +562,7 @@ def build_record(
     context: dict[str, Any] = dict(data.get("socialContext") or {})
     social: dict[str, dict[str, Any]] = {}
     warnings: list[RowWarning] = []
+    problems: list[FieldProblem] = []
     for key, value in row.values.items():
         blank = _is_blank(value)
         if key == "email" or (blank and not blank_clears):
@@ -570,7 +571,9 @@ def build_record(
             _, platform, part = key.split(".", 2)
             social.setdefault(platform, {})[part] = None if blank else value
         elif key == "socialProfiles":
-            profiles = _merged_profiles(profiles, value if isinstance(value, list) else [])
+            given = value if isinstance(value, list) else []
+            profiles = _merged_profiles(profiles, given)
+            problems.extend(_repeated_networks(given))
         elif key == "socialContext":
             if isinstance(value, dict):
                 _lay_context(context, value, blank_clears=blank_clears)
@@ -602,7 +605,9 @@ def build_record(
     try:
         record = model.model_validate(data)
     except InvalidRecordError as exc:
-        raise InvalidRecordError(exc.kind, row.email, _user_problems(exc.problems, row, profiles)) from None
+        raise InvalidRecordError(exc.kind, row.email, problems + _user_problems(exc.problems, row, profiles)) from None
+    if problems:
+        raise InvalidRecordError(model.record_kind, row.email, problems)
     return BuiltRecord(record, warnings)
 
 
@@ -617,6 +622,18 @@ def _lay_context(context: dict[str, Any], given: dict[str, Any], *, blank_clears
     for name, value in given.items():
         if not _is_blank(value) or blank_clears:
             context[_CONTEXT_KEYS.get(name, name)] = None if _is_blank(value) else value
+
+
+def _repeated_networks(given: list[Any]) -> list[FieldProblem]:
+    """JSON Lines ``socialProfiles`` naming a network twice: the app holds one profile per network (a CRM's
+    ``twitter_username``, a file's ``twitter_*`` columns), so one of them would be lost."""
+    usernames: dict[Any, list[str]] = {}
+    for item in given:
+        if isinstance(item, dict) and isinstance(item.get("platform"), str):
+            usernames.setdefault(item["platform"], []).append(str(item.get("username", "no username")))
+    return [FieldProblem("socialProfiles", f"{len(names)} {platform} profiles ({', '.join(names)}); a person has one "
+                                           "profile per network: keep one")
+            for platform, names in usernames.items() if len(names) > 1]
 
 
 def _merged_profiles(profiles: list[dict[str, Any]], given: list[Any]) -> list[dict[str, Any]]:

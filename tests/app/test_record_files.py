@@ -220,3 +220,15 @@ def test_a_social_context_that_is_not_an_object_is_refused_not_emptied(tmp_path:
     with pytest.raises(InvalidRecordError) as refused:
         built_lead(tmp_path, '{"email": "lee@example.com", "socialContext": "twitter"}')
     assert refused.value.fields == ["socialContext"]
+
+
+def test_two_profiles_on_one_network_in_a_row_are_refused_not_one_dropped(tmp_path: Path) -> None:
+    # The app keeps one profile per network (the CRMs' twitter_username and the file's twitter_* columns hold one).
+    path = write(tmp_path, "c.jsonl", '{"email": "ann@example.com", "phone": "12", "socialProfiles": ['
+                 '{"platform": "twitter", "username": "a1"}, {"platform": "instagram", "username": "a1"}, '
+                 '{"platform": "twitter", "username": "a2", "followers": 5}]}\n')
+    result = read_records(path, Contact)
+    assert result.records == []
+    [problem] = result.problems
+    assert [p.field for p in problem.problems] == ["socialProfiles", "phone"]  # with the row's other problems
+    assert problem.problems[0].reason == "2 twitter profiles (a1, a2); a person has one profile per network: keep one"
