@@ -165,11 +165,18 @@ def normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
+#: The longest phone a record holds (Salesforce's phone field, and the store's column).
+MAX_PHONE = 40
+#: Between a number and its extension, as phonenumbers writes it (``+14155550102 ext. 123``): the CRMs' phone fields
+#: are text, and phonenumbers reads this form back to the same number and extension.
+PHONE_EXTENSION = " ext. "
+
+
 def normalise_phone(value: str, region: str | None = None) -> str:
-    """Return a phone number in E.164 form (``+14155550123``).
+    """Return a phone number in E.164 form (``+14155550123``), its extension after it (``+14155550123 ext. 45``).
 
     Raises:
-        ValueError: when the number cannot be read or is not a possible number.
+        ValueError: when the number cannot be read or is not a possible number, or the text holds two numbers.
     """
     return _e164(value, region or phone_region())
 
@@ -183,13 +190,33 @@ def _e164(value: str, region: str) -> str:
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
+        _refuse_two_numbers(value, region)
         raise ValueError("not a phone number") from None
+    if parsed.extension:
+        # parse reads what follows the number as its extension: "4155550102;4155550103" is two numbers.
+        _refuse_two_numbers(value, region)
     if not phonenumbers.is_valid_number(parsed):
         if value.strip().startswith("+"):
             raise ValueError("not a valid phone number for its country")
         raise ValueError(f"not a valid phone number in region {region}, where numbers without a +country code "
                          "are read (set by CRM_DESKTOP_PHONE_REGION)")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if parsed.extension:
+        number += PHONE_EXTENSION + parsed.extension
+        if len(number) > MAX_PHONE:
+            raise ValueError(f"{number!r} is {len(number)} characters with its extension; a phone holds at most "
+                             f"{MAX_PHONE}")
+    return number
+
+
+def _refuse_two_numbers(value: str, region: str) -> None:
+    import phonenumbers
+
+    found = [match.raw_string for match in phonenumbers.PhoneNumberMatcher(
+        value, region, leniency=phonenumbers.Leniency.POSSIBLE)]
+    if len(found) > 1:
+        raise ValueError(f"holds {len(found)} phone numbers ({', '.join(found)}); keep one (another can go in a "
+                         "custom field)")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -491,7 +518,7 @@ class Contact(PersonRecord):
 
     record_kind: ClassVar[str] = "contact"
 
-    phone: Annotated[str | None, Field(max_length=40)] = None
+    phone: Annotated[str | None, Field(max_length=MAX_PHONE)] = None
     social_profiles: list[SocialProfile] = Field(default_factory=list)
     custom_fields: CustomFields = Field(default_factory=dict)
 

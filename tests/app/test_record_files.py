@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.record_files import build_record, header_key, read_records, read_rows, username_from_url
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead
@@ -232,3 +233,13 @@ def test_two_profiles_on_one_network_in_a_row_are_refused_not_one_dropped(tmp_pa
     [problem] = result.problems
     assert [p.field for p in problem.problems] == ["socialProfiles", "phone"]  # with the row's other problems
     assert problem.problems[0].reason == "2 twitter profiles (a1, a2); a person has one profile per network: keep one"
+
+
+def test_a_phone_with_its_extension_comes_back_unchanged_from_an_export(tmp_path: Path) -> None:
+    stored = Contact(email="ann@example.com", phone="(415) 555-0102 x123")
+    assert stored.phone == "+14155550102 ext. 123"
+    path = tmp_path / "people.csv"
+    with spreadsheet_csv(path) as writer:  # as the People list's Export… writes it
+        writer.writerows([["email", "phone"], [stored.email, inert_cell(stored.phone)]])
+    [row] = read_rows(path, Contact).rows
+    assert build_record(Contact, row, stored).record == stored
