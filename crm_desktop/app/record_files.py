@@ -361,11 +361,12 @@ def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None
 def misfit(header: list[str], cells: list[str], delimiter: str) -> FieldProblem | None:
     """Why a row's values cannot all be kept under the header's columns: more cells than the header has (a value
     split by an unquoted delimiter, which would shift or drop what follows), or a value under a column with no
-    name. Empty cells past the header lose nothing and pass."""
-    if any(cell.strip() for cell in cells[len(header):]):
+    name. Empty cells past the header count too: a split value shifts the row whatever the last cell holds."""
+    if len(cells) > len(header):
         name = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        trailing = "" if any(cell.strip() for cell in cells[len(header):]) else ", or the empty ones at the end go"
         return FieldProblem("(row)", f"{len(cells)} cells, the header has {len(header)} (a {name} inside a value "
-                                     "needs quotes)")
+                                     f"needs quotes{trailing})")
     for position, (name, cell) in enumerate(zip(header, cells, strict=False), start=1):
         if not name.strip() and cell.strip():
             return FieldProblem(f"column {position}",
