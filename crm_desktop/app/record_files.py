@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -327,14 +328,33 @@ def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
     return type("HeaderDialect", (csv.excel,), {"delimiter": best})
 
 
-def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
-    known = _columns_for(model)
+#: How a row's misfit names the delimiter that split a value it should not have.
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe (|)"}
+
+
+def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None], None, None]:
+    """Each row of a CSV file, its header first, with the line it starts on (a quoted cell may hold line breaks)
+    and what of it the header cannot name (see :func:`misfit`), read in the file's encoding
+    (:func:`text_encoding`) and delimiter (:func:`csv_dialect`).
+
+    Raises:
+        ValueError: when the file is not UTF-8 text, or a line cannot be read as CSV (naming the line).
+        OSError: when the file cannot be read.
+    """
     encoding = text_encoding(path)
+    dialect = csv_dialect(path, encoding)
     with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle, csv_dialect(path, encoding))
+        reader = csv.reader(handle, dialect)
+        first = 1
+        header: list[str] | None = None
         try:
-            yield from _csv_records(path, reader, known, result)
+            for cells in reader:
+                if header is None:
+                    header = cells
+                    yield first, cells, None
+                else:
+                    yield first, cells, misfit(header, cells, str(dialect.delimiter))
+                first = reader.line_num + 1
         except csv.Error as exc:
             if "field larger" in str(exc):  # csv's limit is the longest custom value: nothing stored is longer
                 raise ValueError(
@@ -344,47 +364,68 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
 
 
-def _csv_records(
-    path: Path, reader: Any, known: dict[str, str], result: FileRows
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The rows of an open CSV reader (see :func:`_csv_rows`)."""
-    header = next(reader, None)
-    if header is None or not any(h.strip() for h in header):
-        result.notices.append(f"{path.name} is empty: nothing to import")
-        return
-    keys: list[str | None] = []
-    taken: dict[str, str] = {}
-    for raw in header:
-        name = cell_value(raw.strip())
-        if not name:
-            keys.append(None)
-            continue
-        key = _column_key(name, known)
-        if key in taken:
-            raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
-                             "keep one")
-        taken[key] = name
-        keys.append(key)
-    if "email" not in taken:
-        seen = ", ".join(repr(h.strip()) for h in header if h.strip())
-        raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
-                         f"{seen}")
-    result.columns = dict(taken)
-    rows = 0
-    for cells in reader:
-        if not any(cell.strip() for cell in cells):
-            continue
-        rows += 1
-        values: dict[str, Any] = {}
-        for column, cell in zip(keys, cells, strict=False):
-            if column is not None:
-                values[column] = cell_value(cell.strip()) or None
-        for column in keys[len(cells):]:
-            if column is not None:
-                values[column] = None
-        yield reader.line_num, values
-    if not rows:
-        result.notices.append(f"{path.name} has a header but no rows: nothing to import")
+def misfit(header: list[str], cells: list[str], delimiter: str) -> FieldProblem | None:
+    """Why a row's values cannot all be kept under the header's columns: more cells than the header has (a value
+    split by an unquoted delimiter, which would shift or drop what follows), or a value under a column with no
+    name. Empty cells past the header count too: a split value shifts the row whatever the last cell holds."""
+    if len(cells) > len(header):
+        name = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        trailing = "" if any(cell.strip() for cell in cells[len(header):]) else ", or the empty ones at the end go"
+        return FieldProblem("(row)", f"{len(cells)} cells, the header has {len(header)} (a {name} inside a value "
+                                     f"needs quotes{trailing})")
+    for position, (name, cell) in enumerate(zip(header, cells, strict=False), start=1):
+        if not name.strip() and cell.strip():
+            return FieldProblem(f"column {position}",
+                                "has a value but no name in the header; name the column, or empty its cells")
+    return None
+
+
+def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
+    with contextlib.closing(csv_lines(path)) as lines:
+        header = next(lines, (1, [], None))[1]
+        if not any(h.strip() for h in header):
+            result.notices.append(f"{path.name} is empty: nothing to import")
+            return
+        known = _columns_for(model)
+        keys: list[str | None] = []
+        taken: dict[str, str] = {}
+        for raw in header:
+            name = cell_value(raw.strip())
+            if not name:
+                keys.append(None)
+                continue
+            key = _column_key(name, known)
+            if key in taken:
+                raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
+                                 "keep one")
+            taken[key] = name
+            keys.append(key)
+        if "email" not in taken:
+            seen = ", ".join(repr(h.strip()) for h in header if h.strip())
+            raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
+                             f"{seen}")
+        result.columns = dict(taken)
+        rows = 0
+        email_at = keys.index("email")
+        for line, cells, problem in lines:
+            if not any(cell.strip() for cell in cells):
+                continue
+            rows += 1
+            if problem is not None:
+                email = cells[email_at].strip() if email_at < len(cells) else ""
+                result.problems.append(RowProblem.of(line, cell_value(email) or "(unnamed)", [problem]))
+                continue
+            values: dict[str, Any] = {}
+            for column, cell in zip(keys, cells, strict=False):
+                if column is not None:
+                    values[column] = cell_value(cell.strip()) or None
+            for column in keys[len(cells):]:
+                if column is not None:
+                    values[column] = None
+            yield line, values
+        if not rows:
+            result.notices.append(f"{path.name} has a header but no rows: nothing to import")
 
 
 def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dict[str, Any]:
@@ -405,7 +446,8 @@ def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dic
             else:
                 values["extra.customFields"] = value
         elif name in ("socialContext", "social_context") and model is Lead:
-            values["socialContext"] = value
+            # Not an object: validated as given, so the row is refused naming the field (it emptied the context).
+            values["socialContext" if isinstance(value, dict) or _is_blank(value) else "extra.socialContext"] = value
         else:
             values[f"extra.{name}"] = value
     return values
@@ -527,6 +569,7 @@ def build_record(
     context: dict[str, Any] = dict(data.get("socialContext") or {})
     social: dict[str, dict[str, Any]] = {}
     warnings: list[RowWarning] = []
+    problems: list[FieldProblem] = []
     for key, value in row.values.items():
         blank = _is_blank(value)
         if key == "email" or (blank and not blank_clears):
@@ -535,9 +578,14 @@ def build_record(
             _, platform, part = key.split(".", 2)
             social.setdefault(platform, {})[part] = None if blank else value
         elif key == "socialProfiles":
-            profiles = _merged_profiles(profiles, value if isinstance(value, list) else [])
+            given = value if isinstance(value, list) else []
+            profiles = _merged_profiles(profiles, given)
+            problems.extend(_repeated_networks(given))
         elif key == "socialContext":
-            context = dict(value) if isinstance(value, dict) else {}
+            if isinstance(value, dict):
+                _lay_context(context, value, blank_clears=blank_clears)
+            else:
+                context = {}  # a blank (null) with --blank-clears
         elif key.startswith("custom."):
             name = key.removeprefix("custom.")
             if blank:
@@ -559,13 +607,40 @@ def build_record(
     for key, built in (("socialProfiles", profiles), ("customFields", custom)):
         if f"extra.{key}" not in row.values:  # else the value given, of the wrong type, is validated and refused
             data[key] = built
-    if model is Lead:
+    if model is Lead and "extra.socialContext" not in row.values:
         data["socialContext"] = context if any(v is not None for v in context.values()) else None
     try:
         record = model.model_validate(data)
     except InvalidRecordError as exc:
-        raise InvalidRecordError(exc.kind, row.email, _user_problems(exc.problems, row, profiles)) from None
+        raise InvalidRecordError(exc.kind, row.email, problems + _user_problems(exc.problems, row, profiles)) from None
+    if problems:
+        raise InvalidRecordError(model.record_kind, row.email, problems)
     return BuiltRecord(record, warnings)
+
+
+#: A JSON Lines ``socialContext``'s keys as the stored context has them (``engagement_score`` = ``engagementScore``).
+_CONTEXT_KEYS = {**{name: name for name in LEAD_CONTEXT_FIELDS}, "conversation_id": "conversationId",
+                 "engagement_score": "engagementScore"}
+
+
+def _lay_context(context: dict[str, Any], given: dict[str, Any], *, blank_clears: bool) -> None:
+    """Lay a JSON Lines ``socialContext`` over the stored one key by key, as CSV columns are: a key left out keeps
+    its stored value, and a null or blank one too unless ``blank_clears``."""
+    for name, value in given.items():
+        if not _is_blank(value) or blank_clears:
+            context[_CONTEXT_KEYS.get(name, name)] = None if _is_blank(value) else value
+
+
+def _repeated_networks(given: list[Any]) -> list[FieldProblem]:
+    """JSON Lines ``socialProfiles`` naming a network twice: the app holds one profile per network (a CRM's
+    ``twitter_username``, a file's ``twitter_*`` columns), so one of them would be lost."""
+    usernames: dict[Any, list[str]] = {}
+    for item in given:
+        if isinstance(item, dict) and isinstance(item.get("platform"), str):
+            usernames.setdefault(item["platform"], []).append(str(item.get("username", "no username")))
+    return [FieldProblem("socialProfiles", f"{len(names)} {platform} profiles ({', '.join(names)}); a person has one "
+                                           "profile per network: keep one")
+            for platform, names in usernames.items() if len(names) > 1]
 
 
 def _merged_profiles(profiles: list[dict[str, Any]], given: list[Any]) -> list[dict[str, Any]]:

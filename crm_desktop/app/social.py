@@ -7,7 +7,7 @@ when the person is a local lead, written to the lead (its ``socialContext.engage
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from crm_desktop.app.record_files import json_object_lines, plain_reason
+from crm_desktop.app.csv_export import cell_value
+from crm_desktop.app.record_files import csv_lines, json_object_lines, plain_reason, text_encoding
 from crm_desktop.domain.attribution import Touch, attribute
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
@@ -371,10 +372,11 @@ class SocialService:
         report = SocialImportReport()
         batches: dict[SocialEventKind, list[WireModel]] = {k: [] for k in SocialEventKind}
         lines: dict[int, int] = {}  # id() of a valid row's record -> its line
-        for line, row, error in _file_rows(path):
-            if row is None:
-                report.refused.append(RefusedRow(line, "(unreadable)", "(row)", error or "unreadable"))
+        for read in _file_rows(path):
+            if isinstance(read, RefusedRow):
+                report.refused.append(read)
                 continue
+            line, row = read
             row_kind = kind or _kind_of(row)
             model = _MODELS[row_kind]
             columns: dict[str, str] = {}
@@ -503,15 +505,34 @@ def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any],
     return shaped, columns
 
 
-def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]] | RefusedRow]:
+    """Each row of a JSONL or CSV file by its line, or its refusal when it cannot be read whole.
+
+    Files are read as contacts imports read them (:mod:`crm_desktop.app.record_files`): UTF-8 with or without a
+    BOM, or UTF-16/32; a CSV's delimiter from its header; a formula's guarding ``'`` dropped.
+    """
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            for row in reader:
-                yield reader.line_num, dict(row), None
+        with contextlib.closing(csv_lines(path)) as lines:
+            _, header, _ = next(lines, (1, [], None))
+            names = [cell_value(name.strip()) for name in header]
+            for line, cells, misfit in lines:
+                if not any(cell.strip() for cell in cells):
+                    continue
+                row = {name: cell_value(cell) for name, cell in zip(names, cells, strict=False) if name}
+                if misfit is None:
+                    yield line, row
+                else:
+                    yield RefusedRow(line, _row_name(row), misfit.field, misfit.reason)
     elif suffix in {".jsonl", ".ndjson"}:
-        with path.open(encoding="utf-8") as handle:
-            yield from json_object_lines(handle)
+        with path.open(encoding=text_encoding(path)) as handle:
+            for line, item, problem in json_object_lines(handle):
+                yield (line, item) if item is not None else RefusedRow(line, "(unreadable)", "(row)", str(problem))
     else:
         raise ValueError(f"{path.name}: use a .jsonl or .csv file")
+
+
+def _row_name(row: dict[str, Any]) -> str:
+    """How a refused CSV row is named: by its message, conversation or post id when it has one."""
+    ids = {_camel(name): value for name, value in row.items() if isinstance(value, str) and value.strip()}
+    return next((ids[key].strip() for key in ("messageId", "conversationId", "postId") if key in ids), "(row)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import os
 import re
 from datetime import UTC, datetime
@@ -164,11 +165,18 @@ def normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
+#: The longest phone a record holds (Salesforce's phone field, and the store's column).
+MAX_PHONE = 40
+#: Between a number and its extension, as phonenumbers writes it (``+14155550102 ext. 123``): the CRMs' phone fields
+#: are text, and phonenumbers reads this form back to the same number and extension.
+PHONE_EXTENSION = " ext. "
+
+
 def normalise_phone(value: str, region: str | None = None) -> str:
-    """Return a phone number in E.164 form (``+14155550123``).
+    """Return a phone number in E.164 form (``+14155550123``), its extension after it (``+14155550123 ext. 45``).
 
     Raises:
-        ValueError: when the number cannot be read or is not a possible number.
+        ValueError: when the number cannot be read or is not a possible number, or the text holds two numbers.
     """
     return _e164(value, region or phone_region())
 
@@ -182,13 +190,33 @@ def _e164(value: str, region: str) -> str:
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
+        _refuse_two_numbers(value, region)
         raise ValueError("not a phone number") from None
+    if parsed.extension:
+        # parse reads what follows the number as its extension: "4155550102;4155550103" is two numbers.
+        _refuse_two_numbers(value, region)
     if not phonenumbers.is_valid_number(parsed):
         if value.strip().startswith("+"):
             raise ValueError("not a valid phone number for its country")
         raise ValueError(f"not a valid phone number in region {region}, where numbers without a +country code "
                          "are read (set by CRM_DESKTOP_PHONE_REGION)")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if parsed.extension:
+        number += PHONE_EXTENSION + parsed.extension
+        if len(number) > MAX_PHONE:
+            raise ValueError(f"{number!r} is {len(number)} characters with its extension; a phone holds at most "
+                             f"{MAX_PHONE}")
+    return number
+
+
+def _refuse_two_numbers(value: str, region: str) -> None:
+    import phonenumbers
+
+    found = [match.raw_string for match in phonenumbers.PhoneNumberMatcher(
+        value, region, leniency=phonenumbers.Leniency.POSSIBLE)]
+    if len(found) > 1:
+        raise ValueError(f"holds {len(found)} phone numbers ({', '.join(found)}); keep one (another can go in a "
+                         "custom field)")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -440,9 +468,12 @@ class SocialProfile(WireModel):
 MAX_CUSTOM_TEXT = 131_072
 
 
-def _custom_text_fits(value: str | int | float | bool | None) -> str | int | float | bool | None:
+def _custom_value_fits(value: str | int | float | bool | None) -> str | int | float | bool | None:
     if isinstance(value, str) and len(value) > MAX_CUSTOM_TEXT:
         raise ValueError(f"{len(value):,} characters; a custom field holds at most {MAX_CUSTOM_TEXT:,}")
+    if isinstance(value, float) and not math.isfinite(value):
+        # No CRM field holds NaN or infinity, and JSON has no way to send them: as a score or engagement is refused.
+        raise ValueError("must be a finite number")
     return value
 
 
@@ -466,7 +497,7 @@ def custom_value_like(stored: Any, value: Any) -> Any:
     return value
 
 
-CustomValue = Annotated[str | int | float | bool | None, AfterValidator(_custom_text_fits)]
+CustomValue = Annotated[str | int | float | bool | None, AfterValidator(_custom_value_fits)]
 #: A record's custom fields by name (``custom.NAME`` in mappings and files).
 CustomFields = dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue]
 
@@ -487,7 +518,7 @@ class Contact(PersonRecord):
 
     record_kind: ClassVar[str] = "contact"
 
-    phone: Annotated[str | None, Field(max_length=40)] = None
+    phone: Annotated[str | None, Field(max_length=MAX_PHONE)] = None
     social_profiles: list[SocialProfile] = Field(default_factory=list)
     custom_fields: CustomFields = Field(default_factory=dict)
 

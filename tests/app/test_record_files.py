@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from crm_desktop.app.record_files import header_key, read_records, username_from_url
+from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
+from crm_desktop.app.record_files import build_record, header_key, read_records, read_rows, username_from_url
+from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead
 
 
@@ -147,3 +149,100 @@ def test_an_empty_file_says_so(tmp_path: Path, text: str) -> None:
 def test_an_empty_jsonl_file_says_so(tmp_path: Path) -> None:
     result = read_records(write(tmp_path, "c.jsonl", "\n"), Contact)
     assert [n for n in result.notices if "empty" in n]
+
+
+def test_a_row_spread_over_lines_is_numbered_by_its_first_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", 'email,notes\nann@example.com,"two\nlines"\n"not an email","three\nmore\nlines"\n'
+                 "bob@example.com,x\n")
+    result = read_records(path, Contact)
+    assert [(line, c.email) for line, c in result.records] == [(2, "ann@example.com"), (7, "bob@example.com")]
+    [problem] = result.problems
+    assert (problem.line, problem.field) == (4, "email")
+
+
+def test_a_row_with_more_cells_than_the_header_is_refused_not_shifted(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "email,firstName,company,notes\n"
+                 "ann@example.com,Ann,Acme, Inc,hello\n"
+                 "bob@example.com,Bob,Bobco,hi\n"
+                 "cy@example.com,Cy,Cyco, Ltd,\n")  # shifted as much, though the cell past the header is empty
+    result = read_records(path, Contact)
+    [(line, bob)] = result.records
+    assert (line, bob.company, bob.custom_fields) == (3, "Bobco", {"notes": "hi"})
+    assert [(p.line, p.record, p.field, p.reason) for p in result.problems] == [
+        (2, "ann@example.com", "(row)", "5 cells, the header has 4 (a comma inside a value needs quotes)"),
+        (4, "cy@example.com", "(row)",
+         "5 cells, the header has 4 (a comma inside a value needs quotes, or the empty ones at the end go)"),
+    ]
+    semicolons = write(tmp_path, "s.csv", "email;company\nann@example.com;Acme;Ltd\n")
+    [problem] = read_records(semicolons, Contact).problems
+    assert problem.reason == "3 cells, the header has 2 (a semicolon inside a value needs quotes)"
+
+
+def test_a_value_under_a_column_without_a_name_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.csv", "email,,company\nann@example.com,lost?,Acme\nbob@example.com,,Bobco\n")
+    result = read_records(path, Contact)
+    assert [c.email for _, c in result.records] == ["bob@example.com"]
+    [problem] = result.problems
+    assert (problem.line, problem.record, problem.field) == (2, "ann@example.com", "column 2")
+    assert problem.reason == "has a value but no name in the header; name the column, or empty its cells"
+
+
+def test_a_custom_field_that_is_not_a_finite_number_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.jsonl", '{"email": "ann@example.com", "customFields": {"score": NaN, "reach": -Infinity, '
+                 '"ratio": 1.5}}\n{"email": "bob@example.com", "customFields": {"ratio": 1e308}}\n')
+    result = read_records(path, Contact)
+    assert [c.custom_fields for _, c in result.records] == [{"ratio": 1e308}]
+    [problem] = result.problems
+    assert problem.line == 1
+    assert [(p.field, p.reason) for p in problem.problems] == [
+        ("custom.score", "must be a finite number"), ("custom.reach", "must be a finite number")
+    ]
+
+
+STORED_LEAD = Lead.model_validate({"email": "lee@example.com", "socialContext": {
+    "platform": "twitter", "conversationId": "c-1", "sentiment": "positive", "engagementScore": 10}})
+
+
+def built_lead(tmp_path: Path, line: str, *, blank_clears: bool = False) -> Lead:
+    [row] = read_rows(write(tmp_path, "l.jsonl", line + "\n"), Lead).rows
+    return build_record(Lead, row, STORED_LEAD, blank_clears=blank_clears).record
+
+
+def test_a_jsonl_social_context_is_laid_over_the_stored_one_key_by_key(tmp_path: Path) -> None:
+    score_only = built_lead(tmp_path, '{"email": "lee@example.com", "socialContext": {"engagementScore": 55}}')
+    assert score_only.social_context == STORED_LEAD.social_context.model_copy(update={"engagement_score": 55})
+    snake = built_lead(tmp_path, '{"email": "lee@example.com", "social_context": {"conversation_id": "c-2"}}')
+    assert snake.social_context is not None and snake.social_context.conversation_id == "c-2"
+    # a null is a blank: it clears only with --blank-clears, as an empty cell does
+    null = '{"email": "lee@example.com", "socialContext": {"sentiment": null}}'
+    assert built_lead(tmp_path, null).social_context == STORED_LEAD.social_context
+    cleared = built_lead(tmp_path, null, blank_clears=True).social_context
+    assert cleared is not None and (cleared.sentiment, cleared.conversation_id) == (None, "c-1")
+
+
+def test_a_social_context_that_is_not_an_object_is_refused_not_emptied(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRecordError) as refused:
+        built_lead(tmp_path, '{"email": "lee@example.com", "socialContext": "twitter"}')
+    assert refused.value.fields == ["socialContext"]
+
+
+def test_two_profiles_on_one_network_in_a_row_are_refused_not_one_dropped(tmp_path: Path) -> None:
+    # The app keeps one profile per network (the CRMs' twitter_username and the file's twitter_* columns hold one).
+    path = write(tmp_path, "c.jsonl", '{"email": "ann@example.com", "phone": "12", "socialProfiles": ['
+                 '{"platform": "twitter", "username": "a1"}, {"platform": "instagram", "username": "a1"}, '
+                 '{"platform": "twitter", "username": "a2", "followers": 5}]}\n')
+    result = read_records(path, Contact)
+    assert result.records == []
+    [problem] = result.problems
+    assert [p.field for p in problem.problems] == ["socialProfiles", "phone"]  # with the row's other problems
+    assert problem.problems[0].reason == "2 twitter profiles (a1, a2); a person has one profile per network: keep one"
+
+
+def test_a_phone_with_its_extension_comes_back_unchanged_from_an_export(tmp_path: Path) -> None:
+    stored = Contact(email="ann@example.com", phone="(415) 555-0102 x123")
+    assert stored.phone == "+14155550102 ext. 123"
+    path = tmp_path / "people.csv"
+    with spreadsheet_csv(path) as writer:  # as the People list's Export… writes it
+        writer.writerows([["email", "phone"], [stored.email, inert_cell(stored.phone)]])
+    [row] = read_rows(path, Contact).rows
+    assert build_record(Contact, row, stored).record == stored

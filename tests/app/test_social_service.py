@@ -275,3 +275,44 @@ def test_a_conversion_known_by_username_is_recorded_once_the_email_is_known(serv
     # Delivered again, now with the email: still one conversion.
     service.record_engagement(event("conversion", "2026-11-21T09:00:00Z", username="carla", email="carla@example.com"))
     assert service.attribution_report(AttributionModel.LINEAR).conversions == 1
+
+
+def test_social_files_are_read_as_contacts_files_are(service: SocialService, tmp_path: Path) -> None:
+    # A BOM before the first JSON line, UTF-16 and semicolons from Excel, a formula kept inert by a leading '.
+    events = tmp_path / "events.jsonl"
+    line = {"platform": "tiktok", "type": "like", "timestamp": "2026-03-01T10:00:00Z",
+            "user": {"email": "ada@example.com"}}
+    events.write_text(json.dumps(line) + "\n", encoding="utf-8-sig")
+    conversations = tmp_path / "conversations.csv"
+    conversations.write_text("conversationId;platform;startedAt;campaign;email\n"
+                             "fb-1;facebook;2026-11-20T08:00:00Z;'=Launch;rio@example.com\n", encoding="utf-16")
+
+    assert (service.import_file(events).created, service.import_file(conversations).created) == (1, 1)
+
+    stored = service.conversation(SocialPlatform.FACEBOOK, "fb-1")
+    assert stored is not None and stored.campaign == "=Launch"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("conversationId,platform,startedAt,campaign\nfb-2,facebook,2026-11-20T08:00:00Z,Café\n"
+                      .encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.csv: line 2 is not UTF-8 text .*save the file as UTF-8"):
+        service.import_file(latin)
+
+
+def test_a_social_csv_row_the_header_cannot_name_is_refused(service: SocialService, tmp_path: Path) -> None:
+    conversations = tmp_path / "conversations.csv"
+    conversations.write_text(
+        "conversationId,platform,startedAt,campaign,,email\n"
+        "fb-1,facebook,2026-11-20T08:00:00Z,Spring, Summer,,rio@example.com\n"
+        "fb-2,facebook,2026-11-20T08:00:00Z,Spring,lost?,sam@example.com\n"
+        "fb-3,facebook,2026-11-20T08:00:00Z,Spring,,ann@example.com\n",
+        encoding="utf-8",
+    )
+
+    report = service.import_file(conversations)
+
+    assert report.created == 1
+    assert [(r.line, r.record, r.field, r.reason) for r in report.refused] == [
+        (2, "fb-1", "(row)", "7 cells, the header has 6 (a comma inside a value needs quotes)"),
+        (3, "fb-2", "column 5", "has a value but no name in the header; name the column, or empty its cells"),
+    ]
+    assert service.conversation(SocialPlatform.FACEBOOK, "fb-1") is None

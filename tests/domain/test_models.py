@@ -91,6 +91,28 @@ def test_unreadable_phones_are_refused(given: str, reason: str) -> None:
         normalise_phone(given)
 
 
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("415-555-0102 x123", "+14155550102 ext. 123"),
+        ("+1 415 555 0102 ext. 45", "+14155550102 ext. 45"),
+        ("(415) 555-0102 #7", "+14155550102 ext. 7"),
+        ("tel:+1-415-555-0102;ext=123", "+14155550102 ext. 123"),
+        ("+44 20 7946 0958 extension 12", "+442079460958 ext. 12"),
+    ],
+)
+def test_an_extension_is_kept_after_the_e164_number(given: str, stored: str) -> None:
+    assert normalise_phone(given) == stored
+    assert normalise_phone(stored) == normalise_phone(stored, "GB") == stored  # read again, it stays the same
+
+
+@pytest.mark.parametrize("given", ["4155550102;4155550103", "415-555-0102 / 415-555-0103",
+                                   "415-555-0102, 415-555-0103", "(415) 555-0102 ext 45 or 415-555-0199"])
+def test_text_holding_two_phone_numbers_is_refused(given: str) -> None:
+    with pytest.raises(ValueError, match=r"^holds 2 phone numbers \(.+, .+\); keep one"):
+        normalise_phone(given)
+
+
 def test_the_default_phone_region_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert phone_region() == "US"
     with pytest.raises(InvalidRecordError, match="phone"):
