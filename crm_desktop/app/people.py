@@ -385,6 +385,10 @@ class PeopleService:
         """The campaigns' and platforms' credit under ``model`` since ``since``."""
         return self._social.attribution_report(model, since)
 
+    def attribution_inputs(self) -> tuple[object, ...]:
+        """A cheap mark of what the attribution report depends on (see ``SocialService.attribution_inputs``)."""
+        return self._social.attribution_inputs()
+
     def touchpoints_per_day(self, since: datetime | None, *, until: datetime | None = None,
                             zone: tzinfo | None = None) -> TouchpointSeries:
         """Touchpoints per day (in ``zone``, local time when ``None``) and platform, every day from ``since``'s to

@@ -181,6 +181,7 @@ class AttributionPanel(QWidget):
         self.series: TouchpointSeries | None = None
         self.file_dialog: QFileDialog | None = None
         self._loaded = False
+        self._inputs: tuple[object, ...] | None = None
 
         heading = PanelHeading(
             "Attribution", "Which campaigns and platforms earned your conversions. Pick a model to see how the "
@@ -285,10 +286,22 @@ class AttributionPanel(QWidget):
         return True
 
     def showEvent(self, event: QShowEvent) -> None:
-        """Work the report out the first time the panel is shown (not at window start)."""
+        """Work the report out the first time the panel is shown (not at window start), and again when shown
+        after what it is worked out from changed (a sync, an import, an event from the API or the command line)."""
         super().showEvent(event)
-        if not self._loaded:
-            self.refresh()
+        self.refresh_if_changed()
+
+    def refresh_if_changed(self) -> bool:
+        """Work the report out again when its touchpoints, conversions, leads or the time-decay half-life changed
+        since it was (a cheap check); return whether it was."""
+        if self._loaded:
+            try:
+                if self.service.attribution_inputs() == self._inputs:
+                    return False
+            except Exception as exc:  # the store cannot be read: refresh says so
+                logger.warning("cannot tell whether the attribution report changed: %s", exc)
+        self.refresh()
+        return True
 
     @property
     def model(self) -> AttributionModel:
@@ -319,10 +332,12 @@ class AttributionPanel(QWidget):
         self._loaded = True
         since = self.since()
         try:
+            self._inputs = self.service.attribution_inputs()
             report = self.service.attribution_report(self.model, since)
             series = self.service.touchpoints_per_day(since, until=self._current_time())
         except Exception as exc:  # the store cannot be read: say so, keep the window usable
             logger.warning("cannot work out the attribution report: %s", exc)
+            self._inputs = None
             self.notice.say(f"The attribution report could not be worked out: {exc}", "error")
             return None
         self.notice.clear_notice()

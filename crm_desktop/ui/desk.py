@@ -369,9 +369,13 @@ class Desk(QObject):
         if preferences.auto_sync != before.auto_sync:
             self._apply_auto_sync()
         # A panel not opened yet reads these settings when it is (Attribution's model, the preview).
-        if preferences.attribution_model != before.attribution_model and self.window.panel_built("Attribution"):
-            combo = self.window.attribution_panel.model_combo
-            combo.setCurrentIndex(combo.findData(preferences.attribution_model))
+        if self.window.panel_built("Attribution"):
+            attribution = self.window.attribution_panel
+            if preferences.attribution_model != before.attribution_model:
+                attribution.model_combo.setCurrentIndex(
+                    attribution.model_combo.findData(preferences.attribution_model))
+            if attribution.isVisible():  # a new time-decay half-life credits anew; a hidden panel checks when shown
+                attribution.refresh_if_changed()
         if (preferences.local_api_enabled, preferences.local_api_port) != (before.local_api_enabled,
                                                                             before.local_api_port):
             self.local_api_changed.emit()

@@ -4,6 +4,7 @@ Cancel), the API token copied and rotated, the theme applied, and Settings > Net
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import qasync
@@ -15,13 +16,14 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.preferences import ThemeChoice
-from crm_desktop.domain.social import AttributionModel, EngagementEvent, PersonRef
+from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef
 from crm_desktop.store.models import utcnow
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
 from crm_desktop.ui.main_window import PEOPLE_ROW, MainWindow
 from crm_desktop.ui.network_dialog import NetworkSettingsDialog
 from crm_desktop.ui.settings_dialog import SettingsDialog
 from crm_desktop.ui.theme import Theme, apply_theme, current_theme
+from tests.support.marketing_data import seed_marketing
 from tests.ui.conftest import HubSpotBench
 
 
@@ -239,3 +241,38 @@ def test_the_sync_all_preview_turned_off_is_turned_back_on_in_settings(
     click_save(dialog)
     qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
     assert not preview.asks_first() and not monitor.preview_first_check.isChecked()
+
+
+def test_the_attribution_report_follows_a_new_half_life_and_new_conversions(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    """The Attribution panel worked its report out once: a new time-decay half-life saved in Settings, or a
+    conversion recorded while another panel was up, left it showing the old figures."""
+    workspace = hubspot.workspace
+    seed_marketing(workspace)
+    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
+    panel = window.attribution_panel
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData(AttributionModel.TIME_DECAY))
+
+    def credited() -> list[str]:
+        return [panel.campaigns_table.item(row, 3).text() for row in range(panel.campaigns_table.rowCount())]
+
+    before = credited()
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(3)
+    dialog.attribution_half_life_box.selectAll()
+    QTest.keyClicks(dialog.attribution_half_life_box, "0.5")
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    fresh = workspace.social.attribution_report(AttributionModel.TIME_DECAY, panel.since())
+    assert credited() == [f"{row.conversions_credited:.2f}" for row in fresh.by_campaign] != before
+
+    QTest.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)
+    shown = panel.summary_label.text()
+    [someone, *_] = sorted(workspace.social.store.lead_emails())
+    workspace.social.record_conversions([Conversion(email=someone, timestamp=utcnow(), value=Decimal(5000),
+                                                    currency="EUR")])
+    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
+    assert panel.summary_label.text() != shown
+    assert panel.report is not None and panel.report.conversions == workspace.social.attribution_report(
+        AttributionModel.TIME_DECAY).conversions
