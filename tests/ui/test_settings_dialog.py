@@ -3,7 +3,7 @@ Cancel), the API token copied and rotated, the theme applied, and Settings > Net
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,7 @@ import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QCheckBox, QDialogButtonBox, QMessageBox
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QCheckBox, QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_access import ApiTokens
@@ -276,3 +276,38 @@ def test_the_attribution_report_follows_a_new_half_life_and_new_conversions(
     assert panel.summary_label.text() != shown
     assert panel.report is not None and panel.report.conversions == workspace.social.attribution_report(
         AttributionModel.TIME_DECAY).conversions
+
+
+@pytest.mark.parametrize(("tab", "box_of", "typed", "refusal"), [
+    (2, lambda d: d.api_port_box, "80", "Local API port: 80 is out of range: type a number from 1024 to 65535."),
+    (1, lambda d: d.schedules[0].sync_interval, "2",
+     "Full sync interval of hubspot: 2 is out of range: type a number from 5 to 10080 (min)."),
+    (3, lambda d: d.attribution_half_life_box, "0.1",
+     "Time-decay attribution half-life: 0.1 is out of range: type a number from 0.5 to 3650.0 (days)."),
+])
+def test_a_number_out_of_range_is_refused_by_name_and_range(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, tab: int,
+    box_of: Callable[[SettingsDialog], QAbstractSpinBox], typed: str, refusal: str,
+) -> None:
+    """A spin box puts its old value back when the keyboard leaves it with a number out of range: Save said
+    "Settings saved" and kept the old value. It refuses, names the field and the range, and stays open."""
+    before = (hubspot.workspace.preferences.get(), hubspot.workspace.integrations.get(hubspot.name),
+              hubspot.workspace.social.scoring_settings())
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(tab)
+    box = box_of(dialog)
+    box.setFocus()
+    box.selectAll()
+    QTest.keyClicks(box, typed)
+    dialog.tabs.setCurrentIndex(0)  # the keyboard leaves the box: it shows its old value again
+    click_save(dialog)
+    assert window.desk.settings_dialog is dialog and dialog.isVisible()
+    assert dialog.error_label.isVisible() and dialog.error_label.text() == refusal.replace("hubspot", hubspot.name)
+    assert dialog.tabs.currentIndex() == tab and dialog.focusWidget() is box
+    assert window.statusBar().currentMessage() != "Settings saved"
+    assert (hubspot.workspace.preferences.get(), hubspot.workspace.integrations.get(hubspot.name),
+            hubspot.workspace.social.scoring_settings()) == before
+    box.selectAll()
+    QTest.keyClicks(box, box.textFromValue(box.maximum()))  # type: ignore[attr-defined]
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
