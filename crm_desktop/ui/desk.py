@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit, QMenu, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit, QMenu, QScrollArea, QWidget
 
 from crm_desktop.app.alerts import RaisedAlert
 from crm_desktop.app.imports import ImportReport
@@ -21,6 +21,7 @@ from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import Integration
+from crm_desktop.ui.accessibility import needs_name
 from crm_desktop.ui.alerts_view import AlertsPanel
 from crm_desktop.ui.settings_dialog import SettingsDialog
 from crm_desktop.ui.theme import SystemThemeFollower
@@ -57,6 +58,20 @@ def filter_control(panel: QWidget) -> QWidget | None:
         return named
     for widget in panel.findChildren(QWidget):
         if isinstance(widget, QLineEdit | QComboBox) and widget.isVisibleTo(panel) and widget.isEnabled():
+            return widget
+    return None
+
+
+def first_control(panel: QWidget) -> QWidget | None:
+    """The control Ctrl+1..6 puts the keyboard on: the panel's focus proxy, else its first visible, enabled
+    control that takes Tab and has a name for screen readers (not the scroll area its page scrolls in)."""
+    proxy = panel.focusProxy()
+    if proxy is not None:
+        return proxy
+    for widget in panel.findChildren(QWidget):
+        if (needs_name(widget) and widget.accessibleName() and not isinstance(widget, QScrollArea)
+                and widget.focusPolicy() & Qt.FocusPolicy.TabFocus and widget.isVisibleTo(panel)
+                and widget.isEnabled()):
             return widget
     return None
 
@@ -164,10 +179,7 @@ class Desk(QObject):
         """Ctrl+1..6: show a panel and move the keyboard into it."""
         self.window.show_panel(index)
         panel = self.window.current_panel
-        target = panel.focusProxy() or next(
-            (w for w in panel.findChildren(QWidget)
-             if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(panel) and w.isEnabled()), panel)
-        target.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        (first_control(panel) or panel).setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def _update_find_action(self) -> None:
         # A panel with its own Ctrl+F (People) handles it while the keyboard is in it; two shortcuts on one key
