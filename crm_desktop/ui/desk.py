@@ -93,7 +93,8 @@ class Desk(QObject):
             (``None`` without a QApplication).
 
     Signals:
-        local_api_changed(): the local API was turned on or off, or moved to another port.
+        local_api_changed(): the local API was turned on or off, or moved to another port (a port it cannot
+            start on comes back to ``local_api_refused``).
         alerts_shown(list): the alerts just raised (a repeat included), after they were listed.
     """
 
@@ -343,6 +344,17 @@ class Desk(QObject):
         return True
 
     # -- settings
+
+    def local_api_refused(self, port: int, error: Exception, still_on: int | None) -> None:
+        """The local API could not start on ``port``: say so in the window. ``still_on``: the port it still serves
+        on, which Settings shows again (``None``: no API runs)."""
+        if still_on is not None:
+            self.preferences = self.workspace.preferences.update(local_api_port=still_on)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        where = (f"it still serves on port {still_on}" if still_on is not None
+                 else "it is off; pick another port in Settings > Local API")
+        self.window.statusBar().showMessage(f"The local API could not start on port {port} ({reason}): {where}.",
+                                            15000)
 
     def open_settings(self) -> SettingsDialog:
         """Settings > Preferences (window-modal, returns at once)."""

@@ -38,6 +38,7 @@ from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.social import DEFAULT_WEIGHTS, AttributionModel, ScoringSettings
+from crm_desktop.listening import cannot_listen
 from crm_desktop.ui.widgets import AsksFirst, choice_combo
 from crm_desktop.ui.wording import MODEL_NAMES
 
@@ -190,7 +191,8 @@ class SettingsDialog(QDialog, AsksFirst):
         self.tabs.setAccessibleName("Settings sections")
         self.tabs.addTab(self._general_tab(preferences, tray_available), "General")
         self.tabs.addTab(self._schedules_tab(), "Schedules")
-        self.tabs.addTab(self._api_tab(preferences), "Local API")
+        self.api_page = self._api_tab(preferences)
+        self.tabs.addTab(self.api_page, "Local API")
         self.tabs.addTab(self._scoring_tab(scoring), "Scoring")
 
         self.error_label = QLabel()
@@ -450,6 +452,8 @@ class SettingsDialog(QDialog, AsksFirst):
         except (InvalidRecordError, ValueError) as exc:
             self._refuse(str(exc))
             return False
+        if not self._api_port_free(preferences):
+            return False
         for integration in self._schedules_changed():
             self.workspace.integrations.update(integration)
         # The attribution half-life is read when credit is worked out; the rest is in the stored scores.
@@ -480,6 +484,26 @@ class SettingsDialog(QDialog, AsksFirst):
             typed.box.selectAll()
             return False
         return True
+
+    def _api_port_free(self, preferences: DeskPreferences) -> bool:
+        """Refuse a new local API port that another program listens on (the API would not start there, and the
+        old one would be stopped); ``True`` when the port is free or unchanged."""
+        saved = self.workspace.preferences.get()
+        moving = preferences.local_api_enabled and (
+            not saved.local_api_enabled or preferences.local_api_port != saved.local_api_port)
+        if not moving:
+            return True
+        from crm_desktop.api.server import HOST  # the API's address (loaded already when the API is served)
+
+        error = cannot_listen(HOST, preferences.local_api_port)
+        if error is None:
+            return True
+        self._refuse(f"Local API port: {preferences.local_api_port} is in use by another program "
+                     f"({error.strerror or error}); pick another port, or turn the local API off.")
+        self.tabs.setCurrentIndex(self.tabs.indexOf(self.api_page))
+        self.api_port_box.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.api_port_box.selectAll()
+        return False
 
     def _refuse(self, text: str) -> None:
         self.error_label.setText(text)

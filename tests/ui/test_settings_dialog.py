@@ -3,6 +3,7 @@ Cancel), the API token copied and rotated, the theme applied, and Settings > Net
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -311,3 +312,28 @@ def test_a_number_out_of_range_is_refused_by_name_and_range(
     QTest.keyClicks(box, box.textFromValue(box.maximum()))  # type: ignore[attr-defined]
     click_save(dialog)
     qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+
+
+def test_a_local_api_port_in_use_is_refused_and_the_api_stays_where_it_is(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    """Moving the API to a port another program listens on said "Settings saved" and left no API running: Save
+    refuses it, naming the port, and saves nothing."""
+    before = hubspot.workspace.preferences.get()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        dialog = open_settings(window, qtbot)
+        dialog.tabs.setCurrentIndex(2)
+        if not dialog.api_enabled_box.isChecked():
+            tick(dialog.api_enabled_box)
+        dialog.api_port_box.selectAll()
+        QTest.keyClicks(dialog.api_port_box, str(port))
+        click_save(dialog)
+        assert window.desk.settings_dialog is dialog and dialog.isVisible()
+        assert dialog.error_label.isVisible()
+        assert dialog.error_label.text().startswith(f"Local API port: {port} is in use by another program")
+        assert dialog.tabs.currentIndex() == 2 and dialog.focusWidget() is dialog.api_port_box
+        assert hubspot.workspace.preferences.get() == before
+        assert window.statusBar().currentMessage() != "Settings saved"
