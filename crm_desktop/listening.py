@@ -22,3 +22,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def cannot_listen(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on now (another program has it, say), or ``None`` when it can: tried
+    by binding it and letting it go at once."""
+    try:
+        listening_socket(host, port).close()
+    except OSError as exc:
+        return exc
+    return None

@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, ChangeUndoService
@@ -78,8 +78,24 @@ __all__ = [
     "SyncState",
     "TimelineEntry",
     "TouchpointSeries",
+    "local_midnight",
+    "period_start",
     "write_report_csv",
 ]
+
+
+def local_midnight(day: date, zone: tzinfo | None = None) -> datetime:
+    """The moment ``day`` starts in ``zone`` (the system's local time when ``None``), aware in UTC."""
+    if zone is None:
+        return datetime.combine(day, time()).astimezone().astimezone(UTC)
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def period_start(days: int, now: datetime, zone: tzinfo | None = None) -> datetime:
+    """The start of "the last ``days`` days" at ``now``: midnight of the day ``days - 1`` days before today in
+    ``zone`` (local time when ``None``), so that the period holds ``days`` calendar days, today included."""
+    today = now.astimezone(zone).date()
+    return local_midnight(today - timedelta(days=max(days, 1) - 1), zone)
 
 
 #: People read per page by an export.
@@ -439,9 +455,15 @@ class PeopleService:
         """The campaigns' and platforms' credit under ``model`` since ``since``."""
         return self._social.attribution_report(model, since)
 
-    def touchpoints_per_day(self, since: datetime | None) -> TouchpointSeries:
-        """Touchpoints per day and platform, for the chart."""
-        return self.store.touchpoints_per_day(since)
+    def attribution_inputs(self) -> tuple[object, ...]:
+        """A cheap mark of what the attribution report depends on (see ``SocialService.attribution_inputs``)."""
+        return self._social.attribution_inputs()
+
+    def touchpoints_per_day(self, since: datetime | None, *, until: datetime | None = None,
+                            zone: tzinfo | None = None) -> TouchpointSeries:
+        """Touchpoints per day (in ``zone``, local time when ``None``) and platform, every day from ``since``'s to
+        ``until``'s, for the chart."""
+        return self.store.touchpoints_per_day(since, until=until, zone=zone)
 
 
 

@@ -288,6 +288,11 @@ class SocialService:
             touchpoints=[_credited(c.touch, c.credit) for c in credits],
         )
 
+    def attribution_inputs(self) -> tuple[object, ...]:
+        """What :meth:`attribution_report` depends on, cheaply: when it is unchanged, so is the report (for a
+        view that works the report out again only when something changed)."""
+        return (*self.store.attribution_inputs(), self.scoring_settings().attribution_half_life_days)
+
     def attribution_report(
         self, model: AttributionModel, since: datetime | None = None, campaign: str | None = None
     ) -> AttributionReport:

@@ -80,6 +80,8 @@ class HealthState(StrEnum):
 
     IN_SYNC = "in_sync"
     SYNCING = "syncing"
+    #: The last run synced, but some of its records failed (each with its error in the run's details).
+    SOME_FAILED = "some_failed"
     FAILING = "failing"
     NEEDS_RECONNECT = "needs_reconnect"
     RATE_LIMITED = "rate_limited"
@@ -95,6 +97,7 @@ class HealthState(StrEnum):
 _STATE_LABELS = {
     HealthState.IN_SYNC: "In sync",
     HealthState.SYNCING: "Syncing",
+    HealthState.SOME_FAILED: "Some records failed",
     HealthState.FAILING: "Failing",
     HealthState.NEEDS_RECONNECT: "Needs reconnect",
     HealthState.RATE_LIMITED: "Rate-limited",
@@ -111,7 +114,7 @@ class IntegrationHealth:
         name: the integration.
         state: in sync, syncing, failing...
         reason: why, in one sentence (the last error's message when failing).
-        last_success_at: when the last successful run finished.
+        last_success_at: when the last run that synced finished (in full, or all but some records).
         outbox_pending: records waiting in the outbox (recorded, not yet confirmed by the CRM).
         quota_limit, quota_remaining: the daily API quota the CRM reported last, when it tells.
     """
@@ -151,6 +154,11 @@ def health_state(facts: HealthFacts, *, running_here: bool, now: datetime) -> tu
         return HealthState.OFFLINE, message or "the CRM could not be reached"
     if category is ErrorCategory.RATE_LIMIT or attempt.quota_remaining == 0:
         return HealthState.RATE_LIMITED, message or "the CRM's API quota is used up"
+    if attempt.status is SyncRunStatus.PARTIAL and category is None:
+        # The run synced; only some records were refused, each on its own (no run-wide cause to fix).
+        failed = attempt.records_failed
+        return HealthState.SOME_FAILED, message or (
+            f"{plural(failed, 'record')} failed in the last run" if failed else "some records failed in the last run")
     if attempt.status in (SyncRunStatus.FAILED, SyncRunStatus.PARTIAL, SyncRunStatus.CANCELLED):
         if attempt.records_failed and not message:
             message = f"{plural(attempt.records_failed, 'record')} failed in the last run"

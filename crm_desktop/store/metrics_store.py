@@ -96,7 +96,8 @@ class HealthFacts:
 
     Attributes:
         latest_attempt: the newest sync attempt, if any.
-        last_success_at: when the newest succeeded run finished.
+        last_success_at: when the newest run that synced finished (succeeded, or partial: some records
+            failed).
         running_since: when the run holding the integration's lock started (another process included).
         heartbeat_at: that run's last heartbeat.
         outbox_pending: CRM writes recorded and not yet confirmed.
@@ -239,7 +240,7 @@ class MetricsStore:
             return _attempt(row) if row is not None else None
 
     def health_facts(self, integration_ids: Sequence[int]) -> dict[int, HealthFacts]:
-        """Each integration's newest attempt, last successful run, running lock and outbox backlog (five queries
+        """Each integration's newest attempt, last run that synced, running lock and outbox backlog (five queries
         for all integrations together)."""
         ids = list(integration_ids)
         with self._db.session() as session:
@@ -254,7 +255,9 @@ class MetricsStore:
             }
             successes: dict[int, datetime] = dict(session.execute(  # type: ignore[arg-type]
                 select(SyncRunRow.integration_id, func.max(SyncRunRow.finished_at))
-                .where(SyncRunRow.integration_id.in_(ids), SyncRunRow.status == SyncRunStatus.SUCCEEDED,
+                # A partial run synced all but some records: it is a sync that happened, not "never".
+                .where(SyncRunRow.integration_id.in_(ids),
+                       SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
                        SyncRunRow.direction != "undo", SyncRunRow.dry_run.is_(False))
                 .group_by(SyncRunRow.integration_id)
             ).all())

@@ -3,9 +3,10 @@ profiles, timeline, CRM links and audit history."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from crm_desktop.store.models import (
     company_sort_key,
     name_sort_key,
     score_sort_key,
+    utc_from_store,
 )
 
 #: What a person is known by in a query's rows: a contact's id, or an email.
@@ -538,25 +540,37 @@ class PeopleStore:
 
     # -- attribution chart ---------------------------------------------------------------------------------
 
-    def touchpoints_per_day(self, since: datetime | None) -> TouchpointSeries:
-        """Credit-earning touchpoints per calendar day (UTC) and platform since ``since`` (all when ``None``)."""
-        day = func.date(TouchpointRow.timestamp)
+    def touchpoints_per_day(self, since: datetime | None, *, until: datetime | None = None,
+                            zone: tzinfo | None = None) -> TouchpointSeries:
+        """Credit-earning touchpoints per calendar day and platform since ``since`` (all when ``None``).
+
+        Days are the marketer's: midnight to midnight in ``zone`` (the system's local time when ``None``), with
+        its daylight-saving changes. Every day from ``since``'s (or the first touchpoint's) to ``until``'s (or
+        the last touchpoint's) is in the series, those without a touchpoint as 0, so a chart of it shows the
+        quiet days and spans the whole period.
+
+        The day is worked out here rather than in SQL: SQLite knows no time zones, and the report beside the
+        chart reads every touchpoint of the period anyway.
+        """
         statement = (
-            select(day, TouchpointRow.platform, func.count())
+            select(TouchpointRow.timestamp, TouchpointRow.platform)
             .where(TouchpointRow.type != TouchpointType.CONVERSION)  # the outcome, not a touch (as in the report)
-            .group_by(day, TouchpointRow.platform)
         )
         if since is not None:
             statement = statement.where(TouchpointRow.timestamp >= since)
-        counts: dict[tuple[date, str], int] = {}
+        counts: Counter[tuple[date, str]] = Counter()
         with self._db.session() as session:
-            for when, platform, count in session.execute(statement):
-                key_day = when if isinstance(when, date) else date.fromisoformat(str(when))
-                counts[(key_day, platform.value)] = int(count)
-        days = sorted({key[0] for key in counts})
+            for when, platform in session.execute(statement):
+                counts[(utc_from_store(when).astimezone(zone).date(), platform.value)] += 1
+        seen = sorted({key[0] for key in counts})
+        first = since.astimezone(zone).date() if since is not None else (seen[0] if seen else None)
+        if first is None:
+            return TouchpointSeries()
+        last = max([first, *seen[-1:], *([until.astimezone(zone).date()] if until is not None else [])])
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         platforms = sorted({key[1] for key in counts})
         return TouchpointSeries(
-            days=days, per_platform={p: [counts.get((d, p), 0) for d in days] for p in platforms}
+            days=days, per_platform={p: [counts[(d, p)] for d in days] for p in platforms}
         )
 
 

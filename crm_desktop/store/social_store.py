@@ -832,6 +832,17 @@ class SocialStore:
             ).all()
             return [_touch(row) for row in rows]
 
+    def attribution_inputs(self) -> tuple[int | None, ...]:
+        """A cheap mark of what an attribution report is worked out from: how many touchpoints, conversions,
+        leads, social profiles and identities there are, and the newest of each. While it stays the same, a
+        report worked out again would read the same rows."""
+        marks = []
+        for row in (TouchpointRow, ConversionRow, LeadRow, SocialProfileRow, SocialIdentityRow):
+            marks += [select(func.count()).select_from(row).scalar_subquery(),
+                      select(func.max(row.id)).scalar_subquery()]
+        with self._db.session() as session:
+            return tuple(session.execute(select(*marks)).one())
+
     def touchpoints_since(self, since: datetime | None) -> list[StoredTouch]:
         """Every credit-earning touchpoint at or after ``since`` (all when ``None``), oldest first."""
         with self._db.session() as session:

@@ -111,16 +111,32 @@ async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
 
     async def restart_api() -> None:
         nonlocal api
-        if api is not None:
-            await api.stop()
         port = local_api_port(workspace)
-        if port is not None:
-            from crm_desktop.api.server import start_local_api
-
-            api = start_local_api(workspace, port)
-        else:
+        if port is None:
+            if api is not None:
+                await api.stop()
             api = None
-        logger.info("local API %s", f"moved to port {port}" if port is not None else "turned off")
+            logger.info("local API turned off")
+            return
+        from crm_desktop.api.server import LocalApiServer
+
+        old = api
+        if old is not None and old.port == port:
+            await old.stop()  # the same port: the new server needs it free
+            old = None
+        moved = LocalApiServer(workspace, port)
+        try:
+            await moved.start()
+        except Exception as exc:  # the port was taken since Settings checked it, or the keyring refused
+            await moved.stop()
+            logger.warning("the local API could not start on port %s: %s", port, exc)
+            # The API keeps serving where it was (Settings says so again), or is off: the window says which.
+            window.desk.local_api_refused(port, exc, old.port if old is not None else None)
+            return
+        if old is not None:
+            await old.stop()
+        api = moved
+        logger.info("local API moved to port %s", port)
 
     window.desk.local_api_changed.connect(
         lambda: restarting.append(asyncio.ensure_future(restart_api()))

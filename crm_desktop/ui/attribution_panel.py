@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PySide6.QtCharts import (
@@ -17,7 +17,7 @@ from PySide6.QtCharts import (
     QDateTimeAxis,
     QValueAxis,
 )
-from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, QTimeZone, Signal, SignalInstance
+from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, Signal, SignalInstance
 from PySide6.QtGui import QFontMetrics, QPainter, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -31,7 +31,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
+from crm_desktop.app.people import (
+    PeopleService,
+    TouchpointSeries,
+    local_midnight,
+    period_start,
+    write_report_csv,
+)
 from crm_desktop.app.text import plural
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 from crm_desktop.ui.charts import fit_value_axis, line_series, replace_chart
@@ -51,7 +57,8 @@ from crm_desktop.ui.wording import MODEL_NAMES, PLATFORM_NAMES, named
 
 logger = logging.getLogger(__name__)
 
-#: The period choices: label and days back (``None``: all time; ``-1``: since a chosen date).
+#: The period choices: label and days back (``None``: all time; ``-1``: since a chosen date). "Last 7 days" is
+#: today and the 6 days before it, from midnight in the marketer's time zone.
 PERIODS: list[tuple[str, int | None]] = [
     ("All time", None),
     ("Last 7 days", 7),
@@ -59,6 +66,16 @@ PERIODS: list[tuple[str, int | None]] = [
     ("Last 90 days", 90),
     ("Since a date…", -1),
 ]
+
+
+def period_tip(days: int | None) -> str:
+    """What a period choice covers, for its tooltip."""
+    if days is None:
+        return "Every touchpoint and conversion recorded."
+    if days == -1:
+        return "From midnight (your time zone) of the date you pick, to now."
+    return (f"Today and the {days - 1} days before it: from midnight (your time zone) {days - 1} days ago, "
+            "to now.")
 NO_CAMPAIGN = "(no campaign)"
 #: What a chart keeps beside its bars: the value axis with its labels and the margins.
 CHART_SIDE_ROOM = 70
@@ -164,6 +181,7 @@ class AttributionPanel(QWidget):
         self.series: TouchpointSeries | None = None
         self.file_dialog: QFileDialog | None = None
         self._loaded = False
+        self._inputs: tuple[object, ...] | None = None
 
         heading = PanelHeading(
             "Attribution", "Which campaigns and platforms earned your conversions. Pick a model to see how the "
@@ -172,8 +190,10 @@ class AttributionPanel(QWidget):
         self.model_combo = choice_combo("Attribution model", MODEL_NAMES, AttributionModel.LINEAR)
         self.period_combo = QComboBox()
         self.period_combo.setAccessibleName("Period")
-        for label, days in PERIODS:
+        for number, (label, days) in enumerate(PERIODS):
             self.period_combo.addItem(label, days)
+            self.period_combo.setItemData(number, period_tip(days), Qt.ItemDataRole.ToolTipRole)
+        self.period_combo.setToolTip(period_tip(self.period_combo.currentData()))
         self.since_edit = QDateEdit()
         self.since_edit.setAccessibleName("Since date")
         self.since_edit.setCalendarPopup(True)
@@ -266,10 +286,22 @@ class AttributionPanel(QWidget):
         return True
 
     def showEvent(self, event: QShowEvent) -> None:
-        """Work the report out the first time the panel is shown (not at window start)."""
+        """Work the report out the first time the panel is shown (not at window start), and again when shown
+        after what it is worked out from changed (a sync, an import, an event from the API or the command line)."""
         super().showEvent(event)
-        if not self._loaded:
-            self.refresh()
+        self.refresh_if_changed()
+
+    def refresh_if_changed(self) -> bool:
+        """Work the report out again when its touchpoints, conversions, leads or the time-decay half-life changed
+        since it was (a cheap check); return whether it was."""
+        if self._loaded:
+            try:
+                if self.service.attribution_inputs() == self._inputs:
+                    return False
+            except Exception as exc:  # the store cannot be read: refresh says so
+                logger.warning("cannot tell whether the attribution report changed: %s", exc)
+        self.refresh()
+        return True
 
     @property
     def model(self) -> AttributionModel:
@@ -277,18 +309,22 @@ class AttributionPanel(QWidget):
         return AttributionModel(self.model_combo.currentData())
 
     def since(self) -> datetime | None:
-        """The start of the chosen period (UTC), or ``None`` for all time."""
+        """The start of the chosen period, or ``None`` for all time: a local midnight (the marketer's days, not
+        UTC's), as an aware UTC moment. "Last N days" holds N calendar days, today included."""
         days = self.period_combo.currentData()
         if days is None:
             return None
         if days == -1:
-            chosen = self.since_edit.date()
-            return datetime(chosen.year(), chosen.month(), chosen.day(), tzinfo=UTC)
-        now = self._now or datetime.now(UTC)
-        return datetime.combine((now - timedelta(days=days)).date(), time(), tzinfo=UTC)
+            return local_midnight(self.since_edit.date().toPython())  # type: ignore[arg-type]
+        return period_start(days, self._current_time())
+
+    def _current_time(self) -> datetime:
+        return self._now or datetime.now(UTC)
 
     def _period_chosen(self, _index: int) -> None:
-        self.since_edit.setVisible(self.period_combo.currentData() == -1)
+        days = self.period_combo.currentData()
+        self.since_edit.setVisible(days == -1)
+        self.period_combo.setToolTip(period_tip(days))
         self.refresh()
 
     def refresh(self) -> AttributionReport | None:
@@ -296,10 +332,12 @@ class AttributionPanel(QWidget):
         self._loaded = True
         since = self.since()
         try:
+            self._inputs = self.service.attribution_inputs()
             report = self.service.attribution_report(self.model, since)
-            series = self.service.touchpoints_per_day(since)
+            series = self.service.touchpoints_per_day(since, until=self._current_time())
         except Exception as exc:  # the store cannot be read: say so, keep the window usable
             logger.warning("cannot work out the attribution report: %s", exc)
+            self._inputs = None
             self.notice.say(f"The attribution report could not be worked out: {exc}", "error")
             return None
         self.notice.clear_notice()
@@ -350,7 +388,8 @@ class AttributionPanel(QWidget):
         chart.setTitle("Touchpoints per day and platform")
         chart.setMargins(QMargins(4, 4, 4, 4))
         chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
-        moments = [int(datetime.combine(day, time(), tzinfo=UTC).timestamp() * 1000) for day in data.days]
+        # Each day at its local midnight: the axis labels moments in local time.
+        moments = [int(local_midnight(day).timestamp() * 1000) for day in data.days]
         axis_x = QDateTimeAxis()
         axis_x.setFormat("dd MMM")
         axis_y = QValueAxis()
@@ -368,8 +407,7 @@ class AttributionPanel(QWidget):
             first, last = moments[0], moments[-1]
             if first == last:
                 first, last = first - 86_400_000, last + 86_400_000
-            axis_x.setRange(QDateTime.fromMSecsSinceEpoch(first, QTimeZone.utc()),
-                            QDateTime.fromMSecsSinceEpoch(last, QTimeZone.utc()))
+            axis_x.setRange(QDateTime.fromMSecsSinceEpoch(first), QDateTime.fromMSecsSinceEpoch(last))
         axis_x.setTickCount(min(max(len(moments), 2), 7))
         fit_value_axis(axis_y, highest, whole_numbers=True)
         if not data.per_platform:

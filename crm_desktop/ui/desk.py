@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit, QMenu, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit, QMenu, QScrollArea, QWidget
 
 from crm_desktop.app.alerts import RaisedAlert
 from crm_desktop.app.imports import ImportReport
@@ -21,6 +21,7 @@ from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import Integration
+from crm_desktop.ui.accessibility import needs_name
 from crm_desktop.ui.alerts_view import AlertsPanel
 from crm_desktop.ui.settings_dialog import SettingsDialog
 from crm_desktop.ui.theme import SystemThemeFollower
@@ -61,6 +62,20 @@ def filter_control(panel: QWidget) -> QWidget | None:
     return None
 
 
+def first_control(panel: QWidget) -> QWidget | None:
+    """The control Ctrl+1..6 puts the keyboard on: the panel's focus proxy, else its first visible, enabled
+    control that takes Tab and has a name for screen readers (not the scroll area its page scrolls in)."""
+    proxy = panel.focusProxy()
+    if proxy is not None:
+        return proxy
+    for widget in panel.findChildren(QWidget):
+        if (needs_name(widget) and widget.accessibleName() and not isinstance(widget, QScrollArea)
+                and widget.focusPolicy() & Qt.FocusPolicy.TabFocus and widget.isVisibleTo(panel)
+                and widget.isEnabled()):
+            return widget
+    return None
+
+
 class Desk(QObject):
     """The window's tray icon, Alerts view, notifications, Settings dialog and keyboard shortcuts.
 
@@ -78,7 +93,8 @@ class Desk(QObject):
             (``None`` without a QApplication).
 
     Signals:
-        local_api_changed(): the local API was turned on or off, or moved to another port.
+        local_api_changed(): the local API was turned on or off, or moved to another port (a port it cannot
+            start on comes back to ``local_api_refused``).
         alerts_shown(list): the alerts just raised (a repeat included), after they were listed.
     """
 
@@ -164,10 +180,7 @@ class Desk(QObject):
         """Ctrl+1..6: show a panel and move the keyboard into it."""
         self.window.show_panel(index)
         panel = self.window.current_panel
-        target = panel.focusProxy() or next(
-            (w for w in panel.findChildren(QWidget)
-             if w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.isVisibleTo(panel) and w.isEnabled()), panel)
-        target.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        (first_control(panel) or panel).setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def _update_find_action(self) -> None:
         # A panel with its own Ctrl+F (People) handles it while the keyboard is in it; two shortcuts on one key
@@ -332,6 +345,17 @@ class Desk(QObject):
 
     # -- settings
 
+    def local_api_refused(self, port: int, error: Exception, still_on: int | None) -> None:
+        """The local API could not start on ``port``: say so in the window. ``still_on``: the port it still serves
+        on, which Settings shows again (``None``: no API runs)."""
+        if still_on is not None:
+            self.preferences = self.workspace.preferences.update(local_api_port=still_on)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        where = (f"it still serves on port {still_on}" if still_on is not None
+                 else "it is off; pick another port in Settings > Local API")
+        self.window.statusBar().showMessage(f"The local API could not start on port {port} ({reason}): {where}.",
+                                            15000)
+
     def open_settings(self) -> SettingsDialog:
         """Settings > Preferences (window-modal, returns at once)."""
         dialog = SettingsDialog(self.workspace, tray_available=self.tray.available, parent=self.window)
@@ -369,9 +393,13 @@ class Desk(QObject):
         if preferences.auto_sync != before.auto_sync:
             self._apply_auto_sync()
         # A panel not opened yet reads these settings when it is (Attribution's model, the preview).
-        if preferences.attribution_model != before.attribution_model and self.window.panel_built("Attribution"):
-            combo = self.window.attribution_panel.model_combo
-            combo.setCurrentIndex(combo.findData(preferences.attribution_model))
+        if self.window.panel_built("Attribution"):
+            attribution = self.window.attribution_panel
+            if preferences.attribution_model != before.attribution_model:
+                attribution.model_combo.setCurrentIndex(
+                    attribution.model_combo.findData(preferences.attribution_model))
+            if attribution.isVisible():  # a new time-decay half-life credits anew; a hidden panel checks when shown
+                attribution.refresh_if_changed()
         if (preferences.local_api_enabled, preferences.local_api_port) != (before.local_api_enabled,
                                                                             before.local_api_port):
             self.local_api_changed.emit()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
@@ -37,6 +38,7 @@ from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.social import DEFAULT_WEIGHTS, AttributionModel, ScoringSettings
+from crm_desktop.listening import cannot_listen
 from crm_desktop.ui.widgets import AsksFirst, choice_combo
 from crm_desktop.ui.wording import MODEL_NAMES
 
@@ -65,6 +67,47 @@ INTERACTION_NAMES = {
 }
 #: Schedule limits, as the integrations' own settings take them (minutes).
 MIN_INTERVAL, MAX_INTERVAL = 5, 10080
+
+
+class TypedNumber(QObject):
+    """What the marketer last typed into a spin box, while the box has not taken it.
+
+    A spin box given a number out of its range ("80" for a port) keeps its old value and shows it again when the
+    keyboard leaves it: Save would quietly keep the old value. Save asks this for the refused text instead.
+
+    Attributes:
+        box: the spin box watched (its parent).
+        typed: the text typed since the box last took a value, or ``None``.
+    """
+
+    def __init__(self, box: QSpinBox | QDoubleSpinBox) -> None:
+        super().__init__(box)
+        self.box = box
+        self.typed: str | None = None
+        editor = box.findChild(QLineEdit)
+        if editor is not None:
+            editor.textEdited.connect(self._edited)
+        box.valueChanged.connect(self._taken)
+
+    def _edited(self, text: str) -> None:
+        self.typed = text
+
+    def _taken(self, _value: float) -> None:
+        self.typed = None  # typed in range, stepped with the arrows, or set by the dialog
+
+    def refusal(self) -> str | None:
+        """Why what was typed cannot be saved (naming the field and the range), or ``None`` when it can."""
+        box = self.box
+        if self.typed is None or box.validate(self.typed, 0)[0] == QValidator.State.Acceptable:
+            return None
+        text = self.typed.removeprefix(box.prefix()).removesuffix(box.suffix()).strip()
+        unit = box.suffix().strip()
+        if isinstance(box, QSpinBox):
+            lowest, highest = box.textFromValue(box.minimum()), box.textFromValue(box.maximum())
+        else:  # the same, for a box of decimals (one branch each, for the type checker)
+            lowest, highest = box.textFromValue(box.minimum()), box.textFromValue(box.maximum())
+        return (f"{box.accessibleName()}: {f'{text} is out of range' if text else 'no number given'}: type a "
+                f"number from {lowest} to {highest}{f' ({unit})' if unit else ''}.")
 
 
 @dataclass
@@ -122,6 +165,7 @@ class SettingsDialog(QDialog, AsksFirst):
         api_enabled_box, api_port_box, token_edit, copy_token_button, rotate_token_button: Local API.
         weight_boxes, half_life_box, attribution_half_life_box: Scoring.
         error_label: why the last save was refused.
+        typed_numbers: what was typed into each number box, to refuse a number out of range on Save.
         confirm_box: the "rotate the token?" question while it is open.
 
     Signals:
@@ -147,7 +191,8 @@ class SettingsDialog(QDialog, AsksFirst):
         self.tabs.setAccessibleName("Settings sections")
         self.tabs.addTab(self._general_tab(preferences, tray_available), "General")
         self.tabs.addTab(self._schedules_tab(), "Schedules")
-        self.tabs.addTab(self._api_tab(preferences), "Local API")
+        self.api_page = self._api_tab(preferences)
+        self.tabs.addTab(self.api_page, "Local API")
         self.tabs.addTab(self._scoring_tab(scoring), "Scoring")
 
         self.error_label = QLabel()
@@ -160,6 +205,9 @@ class SettingsDialog(QDialog, AsksFirst):
         buttons.button(QDialogButtonBox.StandardButton.Cancel).setAccessibleName("Cancel")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+
+        self.typed_numbers = [TypedNumber(box) for box in self.tabs.findChildren(QAbstractSpinBox)
+                              if isinstance(box, QSpinBox | QDoubleSpinBox)]
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
@@ -396,11 +444,15 @@ class SettingsDialog(QDialog, AsksFirst):
 
     def save(self) -> bool:
         """Check everything, then save it all; say why and save nothing when a value is refused."""
+        if not self._numbers_typed_in_range():
+            return False
         try:
             scoring = self.scoring()
             preferences = self.preferences()
         except (InvalidRecordError, ValueError) as exc:
             self._refuse(str(exc))
+            return False
+        if not self._api_port_free(preferences):
             return False
         for integration in self._schedules_changed():
             self.workspace.integrations.update(integration)
@@ -416,6 +468,42 @@ class SettingsDialog(QDialog, AsksFirst):
         if scoring_changed:
             self.scoring_changed.emit()
         return True
+
+    def _numbers_typed_in_range(self) -> bool:
+        """Refuse the first number typed out of its box's range, showing its box; ``True`` when there is none."""
+        for typed in self.typed_numbers:
+            refusal = typed.refusal()
+            if refusal is None:
+                continue
+            self._refuse(refusal)
+            for index in range(self.tabs.count()):
+                tab = self.tabs.widget(index)
+                if tab is not None and tab.isAncestorOf(typed.box):
+                    self.tabs.setCurrentIndex(index)
+            typed.box.setFocus(Qt.FocusReason.OtherFocusReason)
+            typed.box.selectAll()
+            return False
+        return True
+
+    def _api_port_free(self, preferences: DeskPreferences) -> bool:
+        """Refuse a new local API port that another program listens on (the API would not start there, and the
+        old one would be stopped); ``True`` when the port is free or unchanged."""
+        saved = self.workspace.preferences.get()
+        moving = preferences.local_api_enabled and (
+            not saved.local_api_enabled or preferences.local_api_port != saved.local_api_port)
+        if not moving:
+            return True
+        from crm_desktop.api.server import HOST  # the API's address (loaded already when the API is served)
+
+        error = cannot_listen(HOST, preferences.local_api_port)
+        if error is None:
+            return True
+        self._refuse(f"Local API port: {preferences.local_api_port} is in use by another program "
+                     f"({error.strerror or error}); pick another port, or turn the local API off.")
+        self.tabs.setCurrentIndex(self.tabs.indexOf(self.api_page))
+        self.api_port_box.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.api_port_box.selectAll()
+        return False
 
     def _refuse(self, text: str) -> None:
         self.error_label.setText(text)

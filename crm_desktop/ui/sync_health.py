@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 STATE_COLOURS = {
     HealthState.IN_SYNC: "#16a34a",
     HealthState.SYNCING: "#2563eb",
+    HealthState.SOME_FAILED: "#d97706",
     HealthState.FAILING: "#dc2626",
     HealthState.NEEDS_RECONNECT: "#dc2626",
     HealthState.RATE_LIMITED: "#d97706",
@@ -107,7 +108,7 @@ def quota_label_text(line: IntegrationHealth) -> str:
 
 #: The board's column headings and how many columns each spans (the quota's spans its gauge and its figure).
 HEADINGS: tuple[tuple[str, int], ...] = (
-    ("", 1), ("State", 1), ("Last successful sync", 1), ("Outbox", 1), ("API quota left", 2),
+    ("", 1), ("State", 1), ("Last sync", 1), ("Outbox", 1), ("API quota left", 2),
 )
 
 
@@ -132,7 +133,7 @@ class HealthRow:
         self.state_label.setObjectName("healthState")
         self.state_label.setTextFormat(Qt.TextFormat.RichText)
         self.last_sync_label = QLabel()
-        self.last_sync_label.setAccessibleName(f"Last successful sync of {name}")
+        self.last_sync_label.setAccessibleName(f"Last sync of {name}")
         self.outbox_label = QLabel()
         self.outbox_label.setAccessibleName(f"Outbox of {name}")
         self.quota_bar = QProgressBar()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -106,12 +107,36 @@ def test_platform_campaign_and_score_filters(people: PeopleStore) -> None:
 
 
 def test_touchpoints_per_day_and_the_timeline(people: PeopleStore) -> None:
-    series = people.touchpoints_per_day(None)
+    series = people.touchpoints_per_day(None, zone=UTC)
     assert [day.isoformat() for day in series.days] == ["2026-11-18", "2026-11-19", "2026-11-20"]
     assert series.per_platform == {"twitter": [10, 10, 10]}
-    assert people.touchpoints_per_day(NOW - timedelta(hours=1)).per_platform == {"twitter": [10]}
+    assert people.touchpoints_per_day(NOW - timedelta(hours=1), zone=UTC).per_platform == {"twitter": [10]}
     timeline = people.timeline("p003@example.com")
     assert [(entry.kind, entry.campaign) for entry in timeline] == [("like", "Launch")]
+
+
+def test_touchpoints_per_day_are_local_days_with_the_quiet_ones_at_zero(database: Database) -> None:
+    """Days are midnight to midnight in the zone asked for (daylight saving included), every day of the period
+    listed, a quiet one at 0."""
+    berlin = ZoneInfo("Europe/Berlin")
+    SocialService(database, clock=lambda: NOW).record_engagements([
+        EngagementEvent(platform=SocialPlatform.TWITTER, type="like",  # type: ignore[arg-type]
+                        timestamp=when, user=EngagementUser(email=f"q{n}@example.com"))
+        for n, when in enumerate([
+            datetime(2026, 10, 24, 22, 30, tzinfo=UTC),  # 25 Oct 00:30 in Berlin (summer time, UTC+2)
+            datetime(2026, 10, 25, 23, 30, tzinfo=UTC),  # 26 Oct 00:30 in Berlin (winter time, UTC+1)
+            datetime(2026, 10, 28, 12, 0, tzinfo=UTC),
+        ])
+    ])
+    store = PeopleStore(database)
+    since = datetime(2026, 10, 24, tzinfo=berlin)
+    series = store.touchpoints_per_day(since, until=datetime(2026, 10, 30, 9, 0, tzinfo=UTC), zone=berlin)
+    assert [day.isoformat() for day in series.days] == [f"2026-10-{d}" for d in range(24, 31)]
+    assert series.per_platform == {"twitter": [0, 1, 1, 0, 1, 0, 0]}
+    in_utc = store.touchpoints_per_day(None, zone=UTC)
+    assert [day.isoformat() for day in in_utc.days] == [f"2026-10-{d}" for d in range(24, 29)]
+    assert in_utc.per_platform == {"twitter": [1, 1, 0, 0, 1]}
+    assert store.touchpoints_per_day(datetime(2026, 12, 1, tzinfo=UTC), zone=UTC).per_platform == {}
 
 
 def test_each_line_lists_its_persons_platforms(people: PeopleStore, database: Database) -> None:

@@ -132,3 +132,70 @@ def test_settings_choose_the_api_port_and_move_or_stop_it_at_once(
         QCoreApplication.setApplicationName(names[1])
         qapp.setStyleSheet("")
     assert (seen.get("first"), seen.get("moved"), seen.get("stopped")) == (True, True, True), seen
+
+
+def test_a_port_taken_after_settings_checked_it_keeps_the_api_where_it_was_and_says_so(
+    qapp: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old API was stopped before the new one failed to bind: no API ran, and only the log said so. The new
+    one starts first; on a taken port the old one keeps serving, Settings shows its port, the window says why."""
+    monkeypatch.delenv("CRM_DESKTOP_API_PORT", raising=False)
+    first = free_port()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    second = int(taken.getsockname()[1])
+    seen: dict[str, object] = {}
+    names = (QCoreApplication.organizationName(), QCoreApplication.applicationName())
+
+    async def answers(port: int) -> bool:
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                return (await client.get("/openapi.json")).status_code == 200
+        except httpx.ConnectError:
+            return False
+
+    async def move_to_the_taken_port(window: MainWindow) -> None:
+        try:
+            for _ in range(200):
+                if await answers(first):
+                    break
+                await asyncio.sleep(0.05)
+            window.desk.apply_preferences(window.workspace.preferences.update(local_api_port=second))
+            for _ in range(200):
+                if "could not start" in window.statusBar().currentMessage():
+                    break
+                await asyncio.sleep(0.05)
+            seen["message"] = window.statusBar().currentMessage()
+            seen["first"] = await answers(first)
+            seen["saved"] = window.workspace.preferences.get().local_api_port
+        finally:
+            window.desk.quit()
+
+    def when_shown(attempts: int = 200) -> None:
+        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
+                      None)
+        if window is None:
+            if attempts:
+                QTimer.singleShot(10, lambda: when_shown(attempts - 1))
+            else:
+                QCoreApplication.quit()
+            return
+        seen["task"] = asyncio.get_event_loop().create_task(move_to_the_taken_port(window))
+
+    def workspace() -> Workspace:
+        opened = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))
+        opened.preferences.update(local_api_port=first)
+        return opened
+
+    QTimer.singleShot(0, when_shown)
+    try:
+        assert run_gui(workspace, ["crm-desktop"]) == 0
+    finally:
+        taken.close()
+        QCoreApplication.setOrganizationName(names[0])
+        QCoreApplication.setApplicationName(names[1])
+        qapp.setStyleSheet("")
+    assert seen.get("message") == (f"The local API could not start on port {second} (Address already in use): "
+                                   f"it still serves on port {first}."), seen
+    assert (seen.get("first"), seen.get("saved")) == (True, first), seen

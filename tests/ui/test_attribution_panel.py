@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QLineSeries, QValueAxis
-from PySide6.QtCore import Qt
+from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QDateTimeAxis, QLineSeries, QValueAxis
+from PySide6.QtCore import QDate, QDateTime, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
@@ -292,3 +295,98 @@ def test_with_the_apps_look_campaign_names_show_whole_in_a_window_1111_px_wide(
         last = table.columnCount() - 1
         right = table.horizontalHeader().sectionViewportPosition(last) + table.columnWidth(last)
         assert right <= table.viewport().width(), table.accessibleName()
+
+
+@pytest.fixture
+def los_angeles(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZoneInfo]:
+    """The process's local time zone is Los Angeles (UTC-8 in winter) for the test, as a marketer's there."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    yield ZoneInfo("America/Los_Angeles")
+    monkeypatch.undo()
+    time.tzset()
+
+
+def like_at(when: datetime, campaign: str, post: str) -> EngagementEvent:
+    return EngagementEvent(platform=SocialPlatform.TWITTER, type=TouchpointType.LIKE, timestamp=when, post_id=post,
+                           campaign=campaign, user=EngagementUser(email=f"{post}@example.com"))
+
+
+def bare_panel(qtbot: QtBot, workspace: Workspace, now: datetime) -> AttributionPanel:
+    made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
+    qtbot.addWidget(made)
+    made.resize(1100, 760)
+    made.show()
+    qtbot.waitExposed(made)
+    return made
+
+
+def chart_days(panel: AttributionPanel) -> dict[str, list[tuple[str, float]]]:
+    """Each line of the touchpoints chart as (day as the axis labels it, in local time; count)."""
+    return {line.name(): [(QDateTime.fromMSecsSinceEpoch(int(line.at(n).x())).toString("yyyy-MM-dd"), line.at(n).y())
+                          for n in range(line.count())]  # type: ignore[attr-defined]
+            for line in panel.touchpoints_chart.chart().series()}
+
+
+def test_last_7_days_are_today_and_the_6_days_before(qtbot: QtBot, workspace: Workspace,
+                                                     los_angeles: ZoneInfo) -> None:
+    """"Last 7 days" reached back to midnight of the date 7 days ago: 8 calendar days. It starts at local midnight
+    6 days before today, and says so."""
+    now = datetime(2026, 12, 10, 15, 0, tzinfo=los_angeles)
+    workspace.social.record_engagements([
+        like_at(datetime(2026, 12, 3, 0, 30, tzinfo=los_angeles), "Eight days back", "p1"),
+        like_at(datetime(2026, 12, 4, 0, 30, tzinfo=los_angeles), "Seven days back", "p2"),
+    ])
+    panel = bare_panel(qtbot, workspace, now)
+    choose(panel.period_combo, "Last 7 days")
+    assert panel.since() == datetime(2026, 12, 4, tzinfo=los_angeles)
+    assert set(table_rows(panel.campaigns_table)) == {"Seven days back"}
+    assert [day for day, _count in chart_days(panel)["Twitter/X"]] == [f"2026-12-{d:02d}" for d in range(4, 11)]
+    assert "Today and the 6 days before" in panel.period_combo.toolTip()
+    choose(panel.period_combo, "Last 30 days")
+    assert panel.since() == datetime(2026, 11, 11, tzinfo=los_angeles)
+    assert "Today and the 29 days before" in panel.period_combo.toolTip()
+
+
+def test_a_date_and_the_chart_days_are_the_marketers_local_ones(qtbot: QtBot, workspace: Workspace,
+                                                                  los_angeles: ZoneInfo) -> None:
+    """West of UTC, "Since 1 Dec" started at 1 Dec 00:00 UTC (30 Nov 16:00 there), and a touch of 2 Dec 18:00
+    there (3 Dec UTC) was drawn on the wrong day."""
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=los_angeles)
+    workspace.social.record_engagements([
+        like_at(datetime(2026, 11, 30, 18, 0, tzinfo=los_angeles), "Late Nov", "p1"),
+        like_at(datetime(2026, 12, 2, 18, 0, tzinfo=los_angeles), "Dec", "p2"),
+    ])
+    panel = bare_panel(qtbot, workspace, now)
+    choose(panel.period_combo, "Since a date…")
+    panel.since_edit.setDate(QDate(2026, 12, 1))
+    assert panel.since() == datetime(2026, 12, 1, tzinfo=los_angeles)
+    assert set(table_rows(panel.campaigns_table)) == {"Dec"}
+    assert chart_days(panel)["Twitter/X"] == [
+        ("2026-12-01", 0), ("2026-12-02", 1), ("2026-12-03", 0), ("2026-12-04", 0), ("2026-12-05", 0)]
+    choose(panel.period_combo, "All time")
+    assert chart_days(panel)["Twitter/X"][:4] == [
+        ("2026-11-30", 1), ("2026-12-01", 0), ("2026-12-02", 1), ("2026-12-03", 0)]
+
+
+def test_quiet_days_show_as_zero_across_the_whole_period(qtbot: QtBot, workspace: Workspace) -> None:
+    """Days without a touchpoint were left out (the line jumped over them) and the axis began at the first busy
+    day: every day of the period is on the chart, a quiet one at 0."""
+    now = datetime.now(UTC)
+    workspace.social.record_engagements([
+        like_at(now - timedelta(days=days_ago, minutes=minute), "Launch", f"p{days_ago}-{minute}")
+        for days_ago in (10, 2) for minute in range(5)
+    ])
+    panel = bare_panel(qtbot, workspace, now)
+    choose(panel.period_combo, "Last 30 days")
+    points = chart_days(panel)["Twitter/X"]
+    today = now.astimezone().date()
+    assert [day for day, _count in points] == [(today - timedelta(days=n)).isoformat() for n in range(29, -1, -1)]
+    by_day = dict(points)
+    assert by_day[(now - timedelta(days=10)).astimezone().date().isoformat()] == 5
+    assert by_day[(now - timedelta(days=2)).astimezone().date().isoformat()] == 5
+    assert sum(count for _day, count in points) == 10
+    assert by_day[(now - timedelta(days=6)).astimezone().date().isoformat()] == 0
+    axis = panel.touchpoints_chart.chart().axes(Qt.Orientation.Horizontal)[0]
+    assert isinstance(axis, QDateTimeAxis)
+    assert axis.min().date().toPython() == today - timedelta(days=29)  # type: ignore[operator]

@@ -10,12 +10,13 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QScrollArea
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.ui.accessibility import needs_name
 from crm_desktop.ui.alerts_view import AlertColumn
 from crm_desktop.ui.desk import TRAY_EXPLAINED_KEY, TRAY_EXPLANATION
 from crm_desktop.ui.integration_dialog import IntegrationDialog
@@ -267,6 +268,20 @@ def test_ctrl_1_to_6_switch_panels_in_sidebar_order(make_window: WindowFactory) 
         assert window.sidebar.currentRow() == number - 1
         assert window.current_panel is window.panels[number - 1].widget
         assert window.current_panel.isAncestorOf(QApplication.focusWidget())
+
+
+def test_ctrl_1_to_6_put_the_keyboard_on_the_panels_first_named_control(make_window: WindowFactory) -> None:
+    """The keyboard landed on the unnamed scroll area the page scrolls in (Enter then did nothing, and a screen
+    reader said nothing): it goes to the first control of the panel, which has a name."""
+    window = make_window(tray=False)
+    for number in range(1, 7):
+        QTest.keyClick(window, getattr(Qt.Key, f"Key_{number}"), Qt.KeyboardModifier.ControlModifier)
+        focused = QApplication.focusWidget()
+        assert focused is not None and window.current_panel.isAncestorOf(focused)
+        assert not isinstance(focused, QScrollArea), number
+        assert needs_name(focused) and focused.accessibleName(), (number, type(focused).__name__)
+    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.focusWidget() is window.attribution_panel.model_combo
 
 
 def test_ctrl_f_goes_to_the_current_panels_filter(make_window: WindowFactory) -> None:

@@ -3,25 +3,28 @@ Cancel), the API token copied and rotated, the theme applied, and Settings > Net
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 
 import pytest
 import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QCheckBox, QDialogButtonBox, QMessageBox
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QCheckBox, QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.preferences import ThemeChoice
-from crm_desktop.domain.social import AttributionModel, EngagementEvent, PersonRef
+from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef
 from crm_desktop.store.models import utcnow
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
 from crm_desktop.ui.main_window import PEOPLE_ROW, MainWindow
 from crm_desktop.ui.network_dialog import NetworkSettingsDialog
 from crm_desktop.ui.settings_dialog import SettingsDialog
 from crm_desktop.ui.theme import Theme, apply_theme, current_theme
+from tests.support.marketing_data import seed_marketing
 from tests.ui.conftest import HubSpotBench
 
 
@@ -239,3 +242,98 @@ def test_the_sync_all_preview_turned_off_is_turned_back_on_in_settings(
     click_save(dialog)
     qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
     assert not preview.asks_first() and not monitor.preview_first_check.isChecked()
+
+
+def test_the_attribution_report_follows_a_new_half_life_and_new_conversions(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    """The Attribution panel worked its report out once: a new time-decay half-life saved in Settings, or a
+    conversion recorded while another panel was up, left it showing the old figures."""
+    workspace = hubspot.workspace
+    seed_marketing(workspace)
+    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
+    panel = window.attribution_panel
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData(AttributionModel.TIME_DECAY))
+
+    def credited() -> list[str]:
+        return [panel.campaigns_table.item(row, 3).text() for row in range(panel.campaigns_table.rowCount())]
+
+    before = credited()
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(3)
+    dialog.attribution_half_life_box.selectAll()
+    QTest.keyClicks(dialog.attribution_half_life_box, "0.5")
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    fresh = workspace.social.attribution_report(AttributionModel.TIME_DECAY, panel.since())
+    assert credited() == [f"{row.conversions_credited:.2f}" for row in fresh.by_campaign] != before
+
+    QTest.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)
+    shown = panel.summary_label.text()
+    [someone, *_] = sorted(workspace.social.store.lead_emails())
+    workspace.social.record_conversions([Conversion(email=someone, timestamp=utcnow(), value=Decimal(5000),
+                                                    currency="EUR")])
+    QTest.keyClick(window, Qt.Key.Key_6, Qt.KeyboardModifier.ControlModifier)
+    assert panel.summary_label.text() != shown
+    assert panel.report is not None and panel.report.conversions == workspace.social.attribution_report(
+        AttributionModel.TIME_DECAY).conversions
+
+
+@pytest.mark.parametrize(("tab", "box_of", "typed", "refusal"), [
+    (2, lambda d: d.api_port_box, "80", "Local API port: 80 is out of range: type a number from 1024 to 65535."),
+    (1, lambda d: d.schedules[0].sync_interval, "2",
+     "Full sync interval of hubspot: 2 is out of range: type a number from 5 to 10080 (min)."),
+    (3, lambda d: d.attribution_half_life_box, "0.1",
+     "Time-decay attribution half-life: 0.1 is out of range: type a number from 0.5 to 3650.0 (days)."),
+])
+def test_a_number_out_of_range_is_refused_by_name_and_range(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, tab: int,
+    box_of: Callable[[SettingsDialog], QAbstractSpinBox], typed: str, refusal: str,
+) -> None:
+    """A spin box puts its old value back when the keyboard leaves it with a number out of range: Save said
+    "Settings saved" and kept the old value. It refuses, names the field and the range, and stays open."""
+    before = (hubspot.workspace.preferences.get(), hubspot.workspace.integrations.get(hubspot.name),
+              hubspot.workspace.social.scoring_settings())
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(tab)
+    box = box_of(dialog)
+    box.setFocus()
+    box.selectAll()
+    QTest.keyClicks(box, typed)
+    dialog.tabs.setCurrentIndex(0)  # the keyboard leaves the box: it shows its old value again
+    click_save(dialog)
+    assert window.desk.settings_dialog is dialog and dialog.isVisible()
+    assert dialog.error_label.isVisible() and dialog.error_label.text() == refusal.replace("hubspot", hubspot.name)
+    assert dialog.tabs.currentIndex() == tab and dialog.focusWidget() is box
+    assert window.statusBar().currentMessage() != "Settings saved"
+    assert (hubspot.workspace.preferences.get(), hubspot.workspace.integrations.get(hubspot.name),
+            hubspot.workspace.social.scoring_settings()) == before
+    box.selectAll()
+    QTest.keyClicks(box, box.textFromValue(box.maximum()))  # type: ignore[attr-defined]
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+
+
+def test_a_local_api_port_in_use_is_refused_and_the_api_stays_where_it_is(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    """Moving the API to a port another program listens on said "Settings saved" and left no API running: Save
+    refuses it, naming the port, and saves nothing."""
+    before = hubspot.workspace.preferences.get()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        dialog = open_settings(window, qtbot)
+        dialog.tabs.setCurrentIndex(2)
+        if not dialog.api_enabled_box.isChecked():
+            tick(dialog.api_enabled_box)
+        dialog.api_port_box.selectAll()
+        QTest.keyClicks(dialog.api_port_box, str(port))
+        click_save(dialog)
+        assert window.desk.settings_dialog is dialog and dialog.isVisible()
+        assert dialog.error_label.isVisible()
+        assert dialog.error_label.text().startswith(f"Local API port: {port} is in use by another program")
+        assert dialog.tabs.currentIndex() == 2 and dialog.focusWidget() is dialog.api_port_box
+        assert hubspot.workspace.preferences.get() == before
+        assert window.statusBar().currentMessage() != "Settings saved"
