@@ -46,6 +46,11 @@ def spreadsheet_csv(path: Path) -> Iterator[Any]:
     export leaves no half file under the chosen name."""
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "a folder, not a file name", str(path))
+    # A link is written through (the file it names gets the export, the link stays); a pipe or a device would
+    # be replaced by a file of the same name, its reader getting nothing.
+    path = path.resolve() if path.is_symlink() else path
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "not a regular file (a pipe or a device): give a file name", str(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such folder to save in", str(path.parent))
     temporary = path.with_name(path.name + ".part")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,18 @@ def test_a_folder_or_a_missing_folder_is_named_not_the_part_file(tmp_path: Path)
         writer.writerow(["email"])
     assert missing.value.filename == str(tmp_path / "nowhere")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"], "no .part file left anywhere"
+
+
+def test_a_link_is_written_through_and_a_pipe_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "target.csv").write_text("old\n", encoding="utf-8")
+    (tmp_path / "latest.csv").symlink_to(shared / "target.csv")
+    with spreadsheet_csv(tmp_path / "latest.csv") as writer:
+        writer.writerow(["email"])
+    assert (tmp_path / "latest.csv").is_symlink(), "the link was replaced by a file"
+    assert (shared / "target.csv").read_bytes() == b"\xef\xbb\xbfemail\r\n"
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(OSError, match="not a regular file"), spreadsheet_csv(tmp_path / "pipe") as writer:
+        writer.writerow(["email"])
+    assert stat.S_ISFIFO((tmp_path / "pipe").stat().st_mode)
