@@ -17,7 +17,13 @@ from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, EchoCheck, OutboundRecord, Quota, RecordResult
-from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, PermissionRefusedError, ProviderError
+from crm_desktop.providers.errors import (
+    AuthError,
+    BudgetExhaustedError,
+    PermissionRefusedError,
+    ProviderError,
+    TransientError,
+)
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import EmailTakenError
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
@@ -926,7 +932,13 @@ class SyncEngine:
             moved = [r.crm_id for i, r in zip(batch, results, strict=True)
                      if r.crm_id and i.crm_id and r.crm_id != i.crm_id and r.outcome is not RecordOutcome.FAILED]
             held_by = self.store.links_for_crm(self.integration_id, obj, moved) if moved else {}
+            unreachable: list[RecordResult] = []
             for item, result in zip(batch, results, strict=True):
+                if result.outcome is RecordOutcome.FAILED and result.category is ErrorCategory.NETWORK:
+                    # Not refused, not delivered: the write stays owed in the outbox, and the run ends offline
+                    # below (the next run sends it, or finds it by email if it landed after all).
+                    unreachable.append(result)
+                    continue
                 holder = held_by.get(result.crm_id or "")
                 if holder is not None and holder.local_id != item.local_id and item.crm_id != result.crm_id:
                     message = (f"{item.email}: its CRM record {item.crm_id} is gone (merged or deleted), and the CRM "
@@ -957,6 +969,10 @@ class SyncEngine:
                     audit.extend(_audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)))
             # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
             self.store.complete_outbox(self.integration_id, done, failed, audit, crm_stamps=stamps)
+            if unreachable:
+                first = unreachable[0]
+                why = (first.message or "no answer").removeprefix(f"{first.email}: ")
+                raise TransientError(why, category=ErrorCategory.NETWORK)
 
     def _notes(self, obj: RecordObject, batch: list[OutboxItem]) -> dict[int, str]:
         """The note each write carries (from the records as they are now: a resumed write gets one too)."""

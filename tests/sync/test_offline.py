@@ -19,7 +19,8 @@ import pytest
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.providers.contract import AdapterOptions
+from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import SyncRunStatus
@@ -83,6 +84,9 @@ def test_a_crm_gone_mid_sync_ends_the_run_offline_and_the_next_run_delivers_once
         assert f"{CONTACTS - len(delivered):,} records wait for the next run" in (first.message or ""), first.message
         row, _ = workspace.sync.run(first.run_id)
         assert row.status is SyncRunStatus.OFFLINE
+        # The records that wait were not refused: none is counted or listed as failed.
+        assert first.counts["failed"] == row.failed == 0 and first.failures == [], first.counts
+        assert first.counts["created"] == row.created == len(delivered)
         left = undelivered(workspace)
         assert left == CONTACTS - len(delivered), left
 
@@ -95,6 +99,33 @@ def test_a_crm_gone_mid_sync_ends_the_run_offline_and_the_next_run_delivers_once
         assert set(emails) == {f"person{n}@example.com" for n in range(CONTACTS)}
         assert undelivered(workspace) == 0
         assert dict(second.counts)["created"] == CONTACTS - len(delivered)
+    finally:
+        workspace.close()
+        server.stop()
+
+
+def test_a_batch_that_cannot_reach_the_crm_waits_and_is_not_counted_failed(tmp_path: Path) -> None:
+    sandbox = HubSpotSandbox(SandboxConfig(contacts=0, faults=[
+        FaultRule(FaultKind.CONNECTION_RESET, probability=1.0, path="/batch/upsert")]))
+    server = SandboxServer([sandbox])
+    server.start()
+    workspace = Workspace.open(tmp_path / "data")
+    try:
+        workspace.crm.options = AdapterOptions(max_attempts=1, timeout=5.0)
+        workspace.integrations.add(Integration(provider="hubspot", name="crm", base_url=sandbox.base_url),
+                                   sandbox.credentials())
+        workspace.contacts.save_many(Contact(email=f"person{n}@example.com", first_name=f"P{n}") for n in range(3))
+        first = asyncio.run(workspace.sync.sync("crm", SyncDirection.PUSH))
+        assert first.status is SyncRunStatus.OFFLINE, (first.status, first.message)
+        assert first.counts["failed"] == 0 and first.failures == [], first.counts
+        assert "3 records wait for the next run" in (first.message or ""), first.message
+        assert undelivered(workspace) == 3
+
+        sandbox.faults.replace([])  # the network is back
+        second = asyncio.run(workspace.sync.sync("crm", SyncDirection.PUSH))
+        assert second.status is SyncRunStatus.SUCCEEDED, (second.status, second.message)
+        assert second.counts["created"] == 3
+        assert sorted(email for _, email in crm_contacts(sandbox)) == [f"person{n}@example.com" for n in range(3)]
     finally:
         workspace.close()
         server.stop()
