@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration, Provider, SyncConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.vault import Vault
+from tests.support.memory_keyring import MemoryKeyring
 
 
 @pytest.fixture
@@ -24,3 +28,15 @@ def write(path: Path, text: str) -> Path:
     """``text`` written to ``path`` in UTF-8; the path."""
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def hubspot_workspace(directory: Path, keyring: MemoryKeyring, sandbox: HubSpotSandbox, name: str) -> Workspace:
+    """A workspace in ``directory`` with one HubSpot integration ``name`` on the in-process ``sandbox`` (auto-sync
+    off: the test syncs)."""
+    opened = Workspace.open(directory, vault=Vault(backend=keyring), transport=sandbox.transport())
+    opened.integrations.add(
+        Integration(provider=Provider.HUBSPOT, name=name, base_url=sandbox.base_url,
+                    sync_config=SyncConfig(auto_sync=False)),
+        sandbox.credentials(),
+    )
+    return opened

@@ -13,17 +13,14 @@ import pytest
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import (
     Contact,
-    Integration,
     Lead,
-    Provider,
     SocialPlatform,
     SocialProfile,
-    SyncConfig,
 )
 from crm_desktop.domain.social import EngagementEvent, EngagementUser
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.vault import Vault
+from tests.app.conftest import hubspot_workspace
 from tests.support.memory_keyring import MemoryKeyring
 
 NAME = "hubspot-marketing"
@@ -38,12 +35,7 @@ def sandbox() -> HubSpotSandbox:
 @pytest.fixture
 def workspace(tmp_path: Path, memory_keyring: MemoryKeyring | None, sandbox: HubSpotSandbox) -> Iterator[Workspace]:
     assert memory_keyring is not None
-    opened = Workspace.open(tmp_path / "data", vault=Vault(backend=memory_keyring), transport=sandbox.transport())
-    opened.integrations.add(
-        Integration(provider=Provider.HUBSPOT, name=NAME, base_url=sandbox.base_url,
-                    sync_config=SyncConfig(auto_sync=False)),
-        sandbox.credentials(),
-    )
+    opened = hubspot_workspace(tmp_path / "data", memory_keyring, sandbox, NAME)
     try:
         yield opened
     finally:

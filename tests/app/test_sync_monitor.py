@@ -18,13 +18,13 @@ from crm_desktop.app.sync_monitor import (
     inert_cell,
 )
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Contact, Integration, Provider, SyncConfig
+from crm_desktop.domain.models import Contact, Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.metrics_store import AttemptFigures, HealthFacts
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
-from crm_desktop.vault import Vault
+from tests.app.conftest import hubspot_workspace
 from tests.support.memory_keyring import MemoryKeyring
 
 NAME = "hubspot-marketing"
@@ -38,12 +38,7 @@ def sandbox() -> HubSpotSandbox:
 @pytest.fixture
 def workspace(tmp_path: Path, memory_keyring: MemoryKeyring | None, sandbox: HubSpotSandbox) -> Iterator[Workspace]:
     assert memory_keyring is not None
-    opened = Workspace.open(tmp_path / "data", vault=Vault(backend=memory_keyring), transport=sandbox.transport())
-    opened.integrations.add(
-        Integration(provider=Provider.HUBSPOT, name=NAME, base_url=sandbox.base_url,
-                    sync_config=SyncConfig(auto_sync=False)),
-        sandbox.credentials(),
-    )
+    opened = hubspot_workspace(tmp_path / "data", memory_keyring, sandbox, NAME)
     opened.contacts.save_many(
         Contact(email=f"person{n}@example.com", first_name=f"Ada{n}", last_name="Lovelace") for n in range(1, 5)
     )

@@ -194,6 +194,24 @@ def hubspot(tmp_path: Path, keyring_backend: MemoryKeyring) -> Iterator[HubSpotB
         opened.close()
 
 
+@pytest.fixture
+def hubspot_window(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[Any]:
+    """The main window on the HubSpot bench's workspace, 1280 x 800, on the qasync loop; closed after the test."""
+    from crm_desktop.ui.main_window import MainWindow
+
+    window = shown(qtbot, MainWindow(hubspot.workspace), 1280, 800)
+    yield window
+    window.close()
+
+
+def click(widget: QWidget) -> None:
+    """A left click in the middle of ``widget``."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
 def drive(qtbot: QtBot, coroutine: Coroutine[Any, Any, T], timeout: int = 10_000) -> T:
     """Run ``coroutine`` on the (already running) qasync loop and wait for its result, processing Qt events."""
     task = asyncio.get_event_loop().create_task(coroutine)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +27,51 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+async def answers(port: int) -> bool:
+    """Whether the local API answers its schema on ``port``."""
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            return (await client.get("/openapi.json")).status_code == 200
+    except httpx.ConnectError:
+        return False
+
+
+async def until(port: int, serving: bool) -> bool:
+    """Whether the API comes to serve (or stops serving) on ``port`` within 10 s."""
+    for _ in range(200):
+        if await answers(port) == serving:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def run_the_app(qapp: QApplication, workspace: Callable[[], Workspace],
+                scenario: Callable[[MainWindow], Coroutine[Any, Any, None]]) -> None:
+    """Start the app as ``crm-desktop`` does and run ``scenario`` on its window once shown (the scenario quits
+    it); the application's names and style are put back afterwards."""
+    names = (QCoreApplication.organizationName(), QCoreApplication.applicationName())
+    tasks: list[asyncio.Task[None]] = []
+
+    def when_shown(attempts: int = 200) -> None:
+        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
+                      None)
+        if window is None:
+            if attempts:
+                QTimer.singleShot(10, lambda: when_shown(attempts - 1))
+            else:
+                QCoreApplication.quit()
+            return
+        tasks.append(asyncio.get_event_loop().create_task(scenario(window)))
+
+    QTimer.singleShot(0, when_shown)
+    try:
+        assert run_gui(workspace, ["crm-desktop"]) == 0
+    finally:
+        QCoreApplication.setOrganizationName(names[0])
+        QCoreApplication.setApplicationName(names[1])
+        qapp.setStyleSheet("")
+
+
 def test_the_window_serves_the_api_until_it_closes(
     qapp: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -33,7 +80,6 @@ def test_the_window_serves_the_api_until_it_closes(
     token = ApiTokens(Vault(backend=keyring_backend)).current()
     url = f"http://127.0.0.1:{port}"
     seen: dict[str, object] = {}
-    names = (QCoreApplication.organizationName(), QCoreApplication.applicationName())
 
     async def ask_then_close(window: MainWindow) -> None:
         try:
@@ -50,25 +96,9 @@ def test_the_window_serves_the_api_until_it_closes(
         finally:
             window.close()
 
-    def when_shown(attempts: int = 200) -> None:
-        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
-                      None)
-        if window is None:
-            if attempts:
-                QTimer.singleShot(10, lambda: when_shown(attempts - 1))
-            else:
-                QCoreApplication.quit()
-            return
-        seen["task"] = asyncio.get_event_loop().create_task(ask_then_close(window))
 
-    QTimer.singleShot(0, when_shown)
-    try:
-        assert run_gui(lambda: Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend)),
-                       ["crm-desktop"]) == 0
-    finally:
-        QCoreApplication.setOrganizationName(names[0])
-        QCoreApplication.setApplicationName(names[1])
-        qapp.setStyleSheet("")
+    run_the_app(qapp, lambda: Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend)),
+                ask_then_close)
     assert seen.get("status") == 404, seen  # no run 1: the token was accepted and the API answered
     assert seen.get("unauthorised") == 401
     with pytest.raises(httpx.ConnectError):
@@ -81,22 +111,6 @@ def test_settings_choose_the_api_port_and_move_or_stop_it_at_once(
     monkeypatch.delenv("CRM_DESKTOP_API_PORT", raising=False)
     first, second = free_port(), free_port()
     seen: dict[str, object] = {}
-    names = (QCoreApplication.organizationName(), QCoreApplication.applicationName())
-
-    async def answers(port: int) -> bool:
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                await client.get("/openapi.json")
-        except httpx.ConnectError:
-            return False
-        return True
-
-    async def until(port: int, serving: bool) -> bool:
-        for _ in range(200):
-            if await answers(port) == serving:
-                return True
-            await asyncio.sleep(0.05)
-        return False
 
     async def move_then_stop(window: MainWindow) -> None:
         try:
@@ -108,29 +122,13 @@ def test_settings_choose_the_api_port_and_move_or_stop_it_at_once(
         finally:
             window.desk.quit()
 
-    def when_shown(attempts: int = 200) -> None:
-        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
-                      None)
-        if window is None:
-            if attempts:
-                QTimer.singleShot(10, lambda: when_shown(attempts - 1))
-            else:
-                QCoreApplication.quit()
-            return
-        seen["task"] = asyncio.get_event_loop().create_task(move_then_stop(window))
 
     def workspace() -> Workspace:
         opened = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))
         opened.preferences.update(local_api_port=first)
         return opened
 
-    QTimer.singleShot(0, when_shown)
-    try:
-        assert run_gui(workspace, ["crm-desktop"]) == 0
-    finally:
-        QCoreApplication.setOrganizationName(names[0])
-        QCoreApplication.setApplicationName(names[1])
-        qapp.setStyleSheet("")
+    run_the_app(qapp, workspace, move_then_stop)
     assert (seen.get("first"), seen.get("moved"), seen.get("stopped")) == (True, True, True), seen
 
 
@@ -146,14 +144,6 @@ def test_a_port_taken_after_settings_checked_it_keeps_the_api_where_it_was_and_s
     taken.listen(1)
     second = int(taken.getsockname()[1])
     seen: dict[str, object] = {}
-    names = (QCoreApplication.organizationName(), QCoreApplication.applicationName())
-
-    async def answers(port: int) -> bool:
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                return (await client.get("/openapi.json")).status_code == 200
-        except httpx.ConnectError:
-            return False
 
     async def move_to_the_taken_port(window: MainWindow) -> None:
         try:
@@ -172,30 +162,16 @@ def test_a_port_taken_after_settings_checked_it_keeps_the_api_where_it_was_and_s
         finally:
             window.desk.quit()
 
-    def when_shown(attempts: int = 200) -> None:
-        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()),
-                      None)
-        if window is None:
-            if attempts:
-                QTimer.singleShot(10, lambda: when_shown(attempts - 1))
-            else:
-                QCoreApplication.quit()
-            return
-        seen["task"] = asyncio.get_event_loop().create_task(move_to_the_taken_port(window))
 
     def workspace() -> Workspace:
         opened = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))
         opened.preferences.update(local_api_port=first)
         return opened
 
-    QTimer.singleShot(0, when_shown)
     try:
-        assert run_gui(workspace, ["crm-desktop"]) == 0
+        run_the_app(qapp, workspace, move_to_the_taken_port)
     finally:
         taken.close()
-        QCoreApplication.setOrganizationName(names[0])
-        QCoreApplication.setApplicationName(names[1])
-        qapp.setStyleSheet("")
     assert seen.get("message") == (f"The local API could not start on port {second} (Address already in use): "
                                    f"it still serves on port {first}."), seen
     assert (seen.get("first"), seen.get("saved")) == (True, first), seen

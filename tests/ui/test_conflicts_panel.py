@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox, QLineEdit, QWidget
@@ -16,23 +13,15 @@ from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.store.models import ConflictRule
 from crm_desktop.ui.conflicts_panel import BLANK, ConflictColumn, ConflictsPanel
 from crm_desktop.ui.main_window import CONFLICTS_ROW, MainWindow
-from tests.ui.conftest import HubSpotBench, drive, unfinished_tasks
+from tests.ui.conftest import HubSpotBench, click, drive, unfinished_tasks
 
 EMAILS = [f"person{n}@example.com" for n in (1, 2, 3)]
 
 
-def click(widget: QWidget) -> None:
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
-
 
 @pytest.fixture
-def window(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[MainWindow]:
-    shown = MainWindow(hubspot.workspace)
-    qtbot.addWidget(shown)
-    shown.show()
-    qtbot.waitExposed(shown)
-    yield shown
-    shown.close()
+def window(hubspot_window: MainWindow) -> MainWindow:
+    return hubspot_window
 
 
 def sidebar_text(window: MainWindow) -> str:

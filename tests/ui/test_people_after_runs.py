@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.domain.outcomes import RecordObject
@@ -16,22 +12,12 @@ from crm_desktop.store.models import ConflictRule
 from crm_desktop.ui.main_window import CONFLICTS_ROW, PEOPLE_ROW, MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import PeoplePanel
-from tests.ui.conftest import HubSpotBench
-
-
-def click(widget: QWidget) -> None:
-    QTest.mouseClick(widget, Qt.MouseButton.LeftButton)
+from tests.ui.conftest import HubSpotBench, click
 
 
 @pytest.fixture
-def window(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -> Iterator[MainWindow]:
-    shown = MainWindow(hubspot.workspace)
-    qtbot.addWidget(shown)
-    shown.resize(1280, 800)
-    shown.show()
-    qtbot.waitExposed(shown)
-    yield shown
-    shown.close()
+def window(hubspot_window: MainWindow) -> MainWindow:
+    return hubspot_window
 
 
 def sync_from_the_monitor(window: MainWindow, qtbot: QtBot) -> None:
