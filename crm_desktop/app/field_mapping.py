@@ -12,6 +12,7 @@ from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmField
+from crm_desktop.sync.extras import computed_values
 from crm_desktop.sync.mapping import (
     FieldMapping,
     LocalField,
@@ -146,7 +147,9 @@ class FieldMappingService:
         )
         if record is None:
             return []
-        values = record_values(record)
+        # What the push sends: the record's own values and those worked out beside it (engagement summary, score).
+        values = {**record_values(record),
+                  **computed_values(self.sync.engagement, obj, [record]).get(record.email, {})}
         lines = []
         for mapping in with_crm_lengths(mappings, crm_fields):
             crm_field = find_crm_field(crm_fields, mapping.crm_field)

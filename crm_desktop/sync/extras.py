@@ -30,6 +30,21 @@ _PIPEDRIVE_SEED_NAMES = {
 }
 
 
+def computed_values(
+    store: EngagementStore, obj: RecordObject, records: Sequence[Contact | Lead]
+) -> dict[str, dict[str, Value]]:
+    """The values a push sends beside a record's own, per email: the engagement summary, and a contact's score
+    (the person's, as scored from their activity and shown in the People list: the same number the person's lead
+    carries to the CRM; its profiles' own figures are the fallback). One read for a whole batch."""
+    histories = store.histories(r.email for r in records)
+    computed: dict[str, dict[str, Value]] = {
+        email: {SUMMARY_FIELD: engagement_summary(history)} for email, history in histories.items()}
+    if obj is RecordObject.CONTACT:
+        for email, score in store.contact_scores(r.email for r in records).items():
+            computed.setdefault(email, {})[SCORE_FIELD] = canonical(score)
+    return computed
+
+
 class PushExtras(Protocol):
     """Values computed outside the record (from the social history), and the note a pushed record carries."""
 
@@ -59,15 +74,7 @@ class SocialPushExtras:
         self.mappings = mappings
 
     def values(self, obj: RecordObject, records: Sequence[Contact | Lead]) -> dict[str, dict[str, Value]]:
-        histories = self.store.histories(r.email for r in records)
-        computed: dict[str, dict[str, Value]] = {
-            email: {SUMMARY_FIELD: engagement_summary(history)} for email, history in histories.items()}
-        if obj is RecordObject.CONTACT:
-            # A contact's score is the person's, as scored from their activity and shown in the People list (the
-            # same number the person's lead carries to the CRM); its profiles' own figures are the fallback.
-            for email, score in self.store.contact_scores(r.email for r in records).items():
-                computed.setdefault(email, {})[SCORE_FIELD] = canonical(score)
-        return computed
+        return computed_values(self.store, obj, records)
 
     def note(self, obj: RecordObject, record: Contact | Lead, computed: dict[str, Value]) -> str | None:
         if self.provider is not Provider.PIPEDRIVE:

@@ -507,7 +507,8 @@ def validate_mappings(
         if crm is None:
             reason = "the CRM has no such field"
             if wanted in seed:
-                reason += "; create it with `crm-desktop fields ensure NAME`"
+                reason += ("; create it with Field Mapping's “Create missing fields” (or `crm-desktop fields ensure` "
+                           "and the integration's name)")
             problems.append(MappingProblem(mapping.local_field, mapping.crm_field, reason))
             continue
         if local is not None and local.computed and mapping.pulls:

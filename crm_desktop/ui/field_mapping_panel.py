@@ -471,9 +471,24 @@ class CrmFieldPicker(QComboBox):
         self.view().setMinimumWidth(420)
 
     def chosen(self) -> Any:
-        """The chosen field's mapped name, or ``None`` when the text is not a field of the list."""
-        position = self.findText(self.currentText().strip(), Qt.MatchFlag.MatchFixedString)
-        return self.itemData(position) if position >= 0 else None
+        """The chosen field's mapped name, or ``None`` when the text is not a field of the list.
+
+        Two fields may share a label (HubSpot's own "Twitter Username" and the seed's): the item picked is the
+        one taken, never the first with its label; typed text is matched exactly, then in any case, and only
+        when it names one field."""
+        typed = self.currentText().strip()
+        position = self.currentIndex()
+        if position >= 0 and self.itemText(position) == typed:
+            return self.itemData(position)
+        for flags in (Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchCaseSensitive, Qt.MatchFlag.MatchFixedString):
+            rows = [row for row in range(self.count()) if self._label_matches(row, typed, flags)]
+            if len(rows) == 1:
+                return self.itemData(rows[0])
+        return None
+
+    def _label_matches(self, row: int, typed: str, flags: Qt.MatchFlag) -> bool:
+        label = self.itemText(row)
+        return label == typed if flags & Qt.MatchFlag.MatchCaseSensitive else label.casefold() == typed.casefold()
 
 
 class CrmFieldDelegate(QStyledItemDelegate):
@@ -498,7 +513,7 @@ class CrmFieldDelegate(QStyledItemDelegate):
         """Select the mapped field."""
         assert isinstance(editor, CrmFieldPicker)
         current = self._model.crm_field_of(self._model.mapping_at(index.row()))
-        position = editor.findText(current.label) if current is not None else -1
+        position = editor.findData(self._mapped_name(current)) if current is not None else -1
         editor.setCurrentIndex(position)
         if position < 0:
             editor.setEditText("")
@@ -649,6 +664,10 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self._creating = False
         self._loading_fields: tuple[str, RecordObject] | None = None
         self._fields: dict[tuple[str, RecordObject], list[CrmField]] = {}
+        # Which integration (id, CRM, address) each name's field lists were read from.
+        self._field_owners: dict[str, tuple[Any, ...]] = {}
+        # The last "Create missing fields" report, kept above the live check that follows it.
+        self._create_report: str | None = None
 
         heading = PanelHeading(
             "Field Mapping",
@@ -798,9 +817,13 @@ class FieldMappingPanel(QWidget, AsksFirst):
     # -- choosing
 
     def reload_integrations(self) -> None:
-        """Re-read the integrations, keeping the chosen one, and show its mapping."""
-        kept = refill_names(self.integration_combo,
-                            [integration.name for integration in self._sync.integrations.list()])
+        """Re-read the integrations, keeping the chosen one, and show its mapping. A field list read from an
+        integration since removed, or changed to another CRM or account under the same name, is read again."""
+        integrations = self._sync.integrations.list()
+        owners = {integration.name: _fields_owner(integration) for integration in integrations}
+        for key in [key for key in self._fields if self._field_owners.get(key[0]) != owners.get(key[0])]:
+            del self._fields[key]
+        kept = refill_names(self.integration_combo, [integration.name for integration in integrations])
         if not (self.model.dirty and kept):
             self.load_mappings()
 
@@ -823,6 +846,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
     def load_mappings(self) -> None:
         """Show the chosen integration's saved mapping of the chosen records (dropping unsaved edits)."""
         self.notice.clear_notice()
+        self._create_report = None
         integration = self.integration()
         if integration is None:
             self.model.show_mappings([])
@@ -915,6 +939,10 @@ class FieldMappingPanel(QWidget, AsksFirst):
             self.notice.say(error_sentence(f"Reading the field list of “{name}”", exc), "error")
         else:
             self._fields[(name, obj)] = fields
+            try:
+                self._field_owners[name] = _fields_owner(self._sync.integrations.get(name))
+            except Exception:  # removed meanwhile: the list goes at the next reload
+                self._field_owners.pop(name, None)
             if self._shows(name, obj):
                 self.model.set_crm_fields(fields)
                 self.fields_label.setText(f"{len(fields)} {obj.value} fields in the CRM")
@@ -958,6 +986,8 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 self._dirty_changed(self.model.dirty) if self.model.dirty else self.notice.clear_notice()
             return
         lines = [_UNSAVED] if self.model.dirty else []
+        if self._create_report:
+            lines += [self._create_report, ""]
         lines.append(
             f"{_LIVE_PROBLEMS_START} {plural(len(problems), 'field')} the CRM cannot take as mapped (marked ⚠):")
         lines += problem_lines(self.record_object, problems)
@@ -1108,7 +1138,8 @@ class FieldMappingPanel(QWidget, AsksFirst):
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
             self.notice.say(error_sentence(f"Creating fields in “{name}”", exc), "error")
         else:
-            self.notice.say(ensure_sentence(report), "ok" if report.ok else "error")
+            self._create_report = ensure_sentence(report)
+            self.notice.say(self._create_report, "ok" if report.ok else "error")
             self.status_message.emit(f"Fields of “{name}” checked")
             for key in [key for key in self._fields if key[0] == name]:
                 del self._fields[key]
@@ -1117,6 +1148,11 @@ class FieldMappingPanel(QWidget, AsksFirst):
         finally:
             self._creating = False
             self._update_buttons()
+
+
+def _fields_owner(integration: Integration) -> tuple[Any, ...]:
+    """What a field list read under an integration's name belongs to: that integration, its CRM and address."""
+    return integration.id, integration.provider, integration.base_url, integration.domain
 
 
 def ensure_sentence(report: EnsureReport) -> str:

@@ -7,6 +7,7 @@ import gc
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile, SyncConfig
+from crm_desktop.domain.social import EngagementEvent, EngagementUser
+from crm_desktop.providers.contract import CrmField
 from crm_desktop.sandbox.core import Sandbox, SandboxConfig
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
@@ -285,3 +288,71 @@ def test_the_panel_renders_with_a_flagged_field_and_a_preview(
     assert any(image.pixel(x, y) == problem_red for y in range(0, image.height(), 2) for x in range(image.width())), (
         "the flagged row is drawn in red"
     )
+
+
+def test_of_two_fields_with_one_label_the_one_picked_is_taken(qtbot: QtBot) -> None:
+    """HubSpot has its own "Twitter Username" (twitterhandle) beside the seed's (twitter_username)."""
+    fields = [CrmField("twitter_username", "Twitter Username", "string", custom=True),
+              CrmField("twitterhandle", "Twitter Username", "string")]
+    picker = CrmFieldPicker(fields, lambda field: field.name)
+    qtbot.addWidget(picker)
+    picker.setCurrentIndex(1)
+    assert picker.chosen() == "twitterhandle"
+    picker.setCurrentIndex(0)
+    assert picker.chosen() == "twitter_username"
+    picker.setCurrentIndex(-1)
+    picker.setEditText("twitter username")
+    assert picker.chosen() is None, "a typed label two fields share names neither"
+
+
+def test_the_preview_shows_the_score_and_summary_the_push_sends(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    salesforce.social.record_engagements([EngagementEvent(
+        platform=SocialPlatform.TWITTER, type=kind, timestamp=datetime.now(UTC) - timedelta(days=1), post_id="p-1",
+        user=EngagementUser(email="ada@example.com")) for kind in ("like", "comment", "share")])
+    panel = open_panel(qtbot, salesforce)
+    shown = {panel.preview_table.item(r, 0).text(): panel.preview_table.item(r, 3).text()
+             for r in range(panel.preview_table.rowCount())}
+    scored = salesforce.sync.engagement.contact_scores(["ada@example.com"])["ada@example.com"]
+    assert float(shown["Social engagement score"]) == scored
+    summary = shown["Engagement history (summary)"]
+    assert "blank" not in summary and summary.strip()
+
+
+def test_a_create_report_stays_above_the_check_that_follows_it(
+    qtbot: QtBot, tmp_path: Path, keyring_backend: MemoryKeyring, qasync_loop: qasync.QEventLoop
+) -> None:
+    # A sandbox without the seed's fields, whose new fields stay hidden until an admin grants field-level security:
+    # the report says so, and the live check that follows still finds them missing.
+    sandbox = SalesforceSandbox(SandboxConfig(), field_access_on_create=False)
+    sandbox.set_custom_fields([])
+    with SandboxServer([sandbox]):
+        workspace = served_workspace(tmp_path, keyring_backend, sandbox, Provider.SALESFORCE, "Salesforce")
+        try:
+            panel = open_panel(qtbot, workspace)
+            qtbot.waitUntil(lambda: "cannot take" in panel.notice.text(), timeout=5000)
+            click(panel.create_fields_button)
+            qtbot.waitUntil(lambda: panel.notice.text().startswith("Created "), timeout=10_000)
+            qtbot.waitUntil(lambda: not panel._creating and panel._loading_fields is None, timeout=10_000)
+            qtbot.wait(200)
+            assert panel.notice.text().startswith("Created "), panel.notice.text()
+            assert "cannot take" in panel.notice.text(), "the check's findings follow the report"
+        finally:
+            workspace.close()
+
+
+def test_an_integration_added_again_under_its_name_has_its_own_fields_read(
+    qtbot: QtBot, pipedrive: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, pipedrive)
+    assert not any(field.name == "LastName" for field in panel.model.crm_fields), "Pipedrive's person fields"
+    salesforce = SalesforceSandbox(SandboxConfig())
+    with SandboxServer([salesforce]):
+        pipedrive.integrations.remove("Pipedrive")
+        pipedrive.integrations.add(Integration(provider=Provider.SALESFORCE, name="Pipedrive",
+                                               base_url=salesforce.base_url, sync_config=SyncConfig(auto_sync=False)),
+                                   salesforce.credentials())
+        panel.reload_integrations()
+        qtbot.waitUntil(lambda: any(f.name == "LastName" for f in panel.model.crm_fields), timeout=10_000)
+        assert "cannot take" not in panel.notice.text(), panel.notice.text()
