@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -432,15 +433,31 @@ class _Line:
     value: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
+def _apportioned(shares: dict[Any, float], places: int) -> dict[Any, float]:
+    """``shares`` rounded to ``places`` so that they still add up to their rounded total (largest remainder):
+    three thirds of 100.00 are 33.34, 33.33 and 33.33, not 99.99 in all."""
+    unit = 10 ** places
+    scaled = {key: value * unit for key, value in shares.items()}
+    floors = {key: math.floor(value + 1e-9) for key, value in scaled.items()}
+    left = round(sum(scaled.values())) - sum(floors.values())
+    for key in sorted(scaled, key=lambda k: (-(scaled[k] - floors[k]), str(k)))[:max(left, 0)]:
+        floors[key] += 1
+    return {key: count / unit for key, count in floors.items()}
+
+
 def _rows(lines: dict[str | None, _Line]) -> list[ReportRow]:
     ordered = sorted(lines.items(), key=lambda item: (-item[1].conversions, -item[1].touchpoints, item[0] or "~"))
+    conversions = _apportioned({name: line.conversions for name, line in ordered}, 4)
+    currencies = sorted({currency for _, line in ordered for currency in line.value})
+    values = {currency: _apportioned({name: line.value[currency] for name, line in ordered
+                                      if currency in line.value}, 2) for currency in currencies}
     return [
         ReportRow.model_construct(
             name=name,
             touchpoints=line.touchpoints,
             leads=len(line.leads),
-            conversions_credited=round(line.conversions, 4),
-            value_credited={k: round(v, 2) for k, v in sorted(line.value.items())},
+            conversions_credited=conversions[name],
+            value_credited={currency: values[currency][name] for currency in sorted(line.value)},
         )
         for name, line in ordered
     ]

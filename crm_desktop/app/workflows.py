@@ -400,6 +400,12 @@ class SocialWorkflows:
             crm_id = crm_ids.get((RecordObject.CONTACT, contact_of.get(event.id, "")))
             if crm_id is None or batch.settled(event.id):
                 continue
+            facts = _facts(stored, conversation.conversation_id, conversation.platform)
+            if facts is not None and facts.crm_links.get(str(integration.id)) == crm_id:
+                # Its entry is on that record already (a re-delivery naming the person anew, a late email): the
+                # contact was updated above; a second "Conversation started" would be a duplicate.
+                batch.done[event.id] = (crm_id, None)
+                continue
             entries.append(([event.id], _conversation_entry(crm_id, conversation)))
         grouped: dict[tuple[str, str], list[tuple[ClaimedEvent, Message]]] = {}
         for event, message in messages:

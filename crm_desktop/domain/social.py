@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Self
 
-from pydantic import Field, PlainSerializer, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, PlainSerializer, ValidationInfo, field_validator, model_validator
 
 from crm_desktop.domain.models import (
     MAX_FOLLOWERS,
@@ -22,10 +22,21 @@ from crm_desktop.domain.models import (
 #: Longest message text kept locally; a longer one is refused rather than silently cut.
 MESSAGE_TEXT_MAX = 10_000
 
-ExternalId = Annotated[str, Field(min_length=1, max_length=100)]
-Username = Annotated[str, Field(min_length=1, max_length=100)]
-CampaignName = Annotated[str, Field(min_length=1, max_length=120)]
-EmailText = Annotated[str, Field(max_length=254)]
+
+
+def _without_nul(text: str) -> str:
+    """Text with no NUL character: PostgreSQL cannot store one (a team store would fail the whole batch), and no
+    platform sends one on purpose."""
+    if "\x00" in text:
+        raise ValueError("holds a NUL character (\\u0000), which cannot be stored")
+    return text
+
+
+WireText = Annotated[str, AfterValidator(_without_nul)]
+ExternalId = Annotated[WireText, Field(min_length=1, max_length=100)]
+Username = Annotated[WireText, Field(min_length=1, max_length=100)]
+CampaignName = Annotated[WireText, Field(min_length=1, max_length=120)]
+EmailText = Annotated[WireText, Field(max_length=254)]
 
 
 class MessageDirection(StrEnum):
@@ -101,8 +112,8 @@ class Participant(_PersonByEmailOrUsername):
 
     record_kind: ClassVar[str] = "participant"
 
-    first_name: Annotated[str | None, Field(max_length=80)] = None
-    last_name: Annotated[str | None, Field(max_length=80)] = None
+    first_name: Annotated[WireText | None, Field(max_length=80)] = None
+    last_name: Annotated[WireText | None, Field(max_length=80)] = None
     profile_url: Annotated[str | None, Field(max_length=500, pattern=r"^https?://\S+$")] = None
     followers: Annotated[int | None, Field(ge=0, le=MAX_FOLLOWERS)] = None
 
@@ -134,7 +145,7 @@ class Message(WireModel):
     message_id: ExternalId
     direction: MessageDirection
     sent_at: UtcDatetime
-    text: Annotated[str, Field(max_length=MESSAGE_TEXT_MAX)]
+    text: Annotated[WireText, Field(max_length=MESSAGE_TEXT_MAX)]
     sentiment: Sentiment | None = None
 
 

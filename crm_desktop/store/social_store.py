@@ -376,10 +376,10 @@ class SocialStore:
                 self._refresh_conversations(session, {event.conversation_id})
                 action = EventAction.CREATED
             else:
-                # A later event naming the person differently never forgets who it was.
+                # A later event naming the person differently never forgets who it was, nor its campaign.
                 action = _update_row(row, {
                     attribute: value for attribute, value in values.items()
-                    if value is not None or attribute not in {"email", "identity_id"}
+                    if value is not None or attribute not in {"email", "identity_id", "campaign"}
                 })
             touch_changed = self._put_touchpoint(
                 session,
@@ -677,13 +677,20 @@ class SocialStore:
                 .order_by(MessageRow.conversation_id, MessageRow.sent_at, MessageRow.id)
             ):
                 moods[conversation_id] = sentiment  # the latest wins
-            for row in session.scalars(select(ConversationRow).where(ConversationRow.conversation_id.in_(chunk))):
+            rows = list(session.scalars(select(ConversationRow).where(ConversationRow.conversation_id.in_(chunk))))
+            # The person as the wire names them: a conversation known by a username alone is that username's.
+            identities = {identity.id: identity for identity in session.scalars(select(SocialIdentityRow).where(
+                SocialIdentityRow.id.in_({row.identity_id for row in rows if row.identity_id is not None})))}
+            for row in rows:
                 mine = counts.get(row.conversation_id, {})
                 row.messages_in = mine.get(MessageDirection.INBOUND, 0)
                 row.messages_out = mine.get(MessageDirection.OUTBOUND, 0)
                 row.last_message_at = last.get(row.conversation_id)
                 row.latest_sentiment = moods.get(row.conversation_id)
-                people[row.conversation_id] = Person(row.email, row.identity_id)
+                identity = identities.get(row.identity_id) if row.identity_id is not None else None
+                people[row.conversation_id] = Person(row.email, row.identity_id,
+                                                     identity.platform if identity else None,
+                                                     identity.username if identity else None)
         return people
 
     def link_identities_from_profiles(self) -> int:

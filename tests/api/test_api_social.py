@@ -220,3 +220,38 @@ def test_lead_touchpoints_are_recorded_once_and_the_crm_lead_updated(api: LocalA
         assert [e["field"] for e in refused.json()["errors"]] == ["touchpoints.1.postId"], refused.text
 
     asyncio.run(scenario())
+
+
+def test_a_username_only_conversation_takes_its_messages_and_a_redelivery_keeps_its_campaign(
+    hubspot_api: LocalApi,
+) -> None:
+    api = hubspot_api
+    by_username = {**CONVERSATION, "conversationId": "ig-1", "platform": "instagram",
+                   "participant": {"username": "leapark"}}
+
+    async def scenario() -> None:
+        assert (await api.post("/api/social/conversations", by_username)).status_code == 201
+        message = await api.post("/api/social/messages", {**MESSAGE, "conversationId": "ig-1", "messageId": "ig-m1"})
+        assert message.status_code == 201, message.text
+        assert message.json()["person"] == {"platform": "instagram", "username": "leapark"}
+        # Re-delivered without its (optional) campaign: the campaign stays.
+        again = {key: value for key, value in by_username.items() if key != "campaign"}
+        assert (await api.post("/api/social/conversations", again)).status_code == 200
+        stored = api.workspace.social.store.conversation("instagram", "ig-1")
+        assert stored is not None and stored.campaign == "black-friday"
+
+    asyncio.run(scenario())
+
+
+def test_a_nul_character_is_refused_naming_the_field(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        refused = await api.post("/api/social/engagements", engagement(
+            "like", "2026-11-21T09:00:00Z", "black-friday", {"username": "a\u0000b"}))
+        assert refused.status_code == 422
+        assert [e["field"] for e in refused.json()["errors"]] == ["user.username"], refused.json()
+        text = await api.post("/api/social/messages", {**MESSAGE, "text": "hello\u0000world"})
+        assert text.status_code == 422 and text.json()["errors"][0]["field"] == "text"
+
+    asyncio.run(scenario())

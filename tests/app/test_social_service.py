@@ -138,6 +138,18 @@ def test_the_report_counts_conversions_without_touchpoints_and_keeps_currencies_
     ] == []
 
 
+@pytest.mark.parametrize("model", list(AttributionModel))
+def test_the_credited_values_add_up_to_the_conversion_value(service: SocialService, model: AttributionModel) -> None:
+    for day, campaign in ((20, "Spring"), (21, "Summer"), (22, "Autumn")):
+        service.record_engagement(engagement("click", f"2026-11-{day}T09:00:00Z", campaign, email="ana@example.com"))
+    service.record_conversions([
+        Conversion(email="ana@example.com", timestamp="2026-11-25T00:00:00Z", value="100.00", currency="EUR")])
+    report = service.attribution_report(model).to_wire()
+    rows = report["byCampaign"]
+    assert round(sum(row["valueCredited"].get("EUR", 0) for row in rows), 2) == report["value"]["EUR"] == 100.0
+    assert round(sum(row["conversionsCredited"] for row in rows), 4) == 1.0
+
+
 def test_the_reports_csv_keeps_a_campaign_named_like_a_formula_inert(service: SocialService, tmp_path: Path) -> None:
     hostile = "=HYPERLINK(\"http://evil.example\",\"Open\")"
     service.record_engagement(engagement("share", "2026-11-20T00:00:00Z", hostile, email="pia@example.com"))

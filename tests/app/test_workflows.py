@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -496,3 +496,23 @@ def test_the_daily_rescore_runs_once_a_day_whichever_runner_asks(tmp_path: Path)
         later = score_in_list()
         assert later is not None and later < first, "a day older, a lower score"
         assert later == social.engagement_score(PersonRef(email="lea@example.com")).score
+
+
+def test_a_conversation_redelivered_naming_its_person_anew_has_one_timeline_entry(
+    tmp_path: Path, provider: str
+) -> None:
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        # The platform sends it again without the email, then without the username: the same conversation.
+        participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": {
+            key: value for key, value in participant.items() if key != "email"}})
+        await desk.settled()
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": {
+            key: value for key, value in participant.items() if key != "username"}})
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert [p["email"] for p in crm_people(sandbox, provider)] == ["lea@example.com"]
+    assert len(crm_timeline(sandbox, provider)) == 1
