@@ -6,6 +6,7 @@ import ast
 import logging
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,8 +74,14 @@ def sqlite_url(path: Path) -> str:
 CASEFOLD_FUNCTION = "crm_casefold"
 
 
+def casefolded(text: str) -> str:
+    """``text`` folded for a search: composed (an "é" written as e + accent, as macOS files have it, is "é") and
+    case-folded in every alphabet."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
 def _casefold(value: object) -> str | None:
-    return None if value is None else str(value).casefold()
+    return None if value is None else casefolded(str(value))
 
 
 def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:

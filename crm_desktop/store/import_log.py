@@ -26,8 +26,8 @@ from crm_desktop.store.process_owner import lock_owner, machine_name, owner_is_d
 
 ResultT = TypeVar("ResultT")
 
-#: A run on the local store that another desktop started this long ago and has not finished was interrupted: the
-#: longest import (a million rows) takes minutes. One of this machine is known at once, by its process.
+#: A run on the local store started this long ago and not finished was interrupted: the longest import (a million
+#: rows) takes minutes. One of this machine whose process is gone is known at once.
 LOCAL_RUN_STALE_AFTER = timedelta(hours=1)
 #: Added to the message of a local run whose process stopped before it finished. A local run's writes and its
 #: outcome are committed together, so such a run saved nothing.
@@ -109,9 +109,11 @@ class ImportLog:
             running = session.execute(select(SyncRunRow.id, SyncRunRow.owner, SyncRunRow.started_at).where(
                 SyncRunRow.integration_id.is_(None), SyncRunRow.status == SyncRunStatus.RUNNING)).all()
             here = machine_name()
+            # A process id can be given again (after a reboot, or PID 1 of every container): the age limit holds
+            # for this machine's runs too.
             gone = [run_id for run_id, owner, started_at in running
-                    if (owner_is_dead(owner) if owner is not None and owner.rpartition(":")[0] == here
-                        else started_at < now - LOCAL_RUN_STALE_AFTER)]
+                    if started_at < now - LOCAL_RUN_STALE_AFTER
+                    or (owner is not None and owner.rpartition(":")[0] == here and owner_is_dead(owner))]
             for run_id in gone:
                 run = session.get(SyncRunRow, run_id)
                 if run is not None and run.status is SyncRunStatus.RUNNING:

@@ -3,6 +3,7 @@ profiles, timeline, CRM links and audit history."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -10,12 +11,12 @@ from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, exists, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import SocialPlatform, TouchpointType
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
-from crm_desktop.store.database import CASEFOLD_FUNCTION, Database
+from crm_desktop.store.database import CASEFOLD_FUNCTION, Database, casefolded
 from crm_desktop.store.models import (
     AuditLogRow,
     ContactRow,
@@ -235,13 +236,15 @@ class PeopleStore:
             # ignores no case, so it gets ILIKE.
             sqlite, folded = self._db.is_sqlite, not text.isascii()
             # Folded as the rows are: by crm_casefold on SQLite (ß is ss), by ILIKE's lower case on PostgreSQL.
-            pattern = _like(text.casefold() if sqlite else text.lower())
+            pattern = _like(casefolded(text) if sqlite else unicodedata.normalize("NFC", text).lower())
 
             def matches(column: Any) -> ColumnElement[bool]:
                 if sqlite and folded:
                     return getattr(func, CASEFOLD_FUNCTION)(column).like(pattern, escape="\\")  # type: ignore[no-any-return]
                 if sqlite:
                     return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
+                if folded:  # composed first, as the text is (PostgreSQL 13 and later)
+                    column = func.normalize(column, literal_column("NFC"))
                 return column.ilike(pattern, escape="\\")  # type: ignore[no-any-return]
 
             # A text with a space may span first and last name; without one, each column alone is cheaper.

@@ -112,11 +112,13 @@ def a_running_run(workspace: Workspace, owner: str | None, started_ago: timedelt
 
 def test_a_local_run_whose_process_died_shows_as_interrupted(workspace: Workspace) -> None:
     killed_here = a_running_run(workspace, f"{machine_name()}:{dead_pid()}", timedelta(seconds=5))
-    alive_here = a_running_run(workspace, lock_owner(), timedelta(hours=3))
+    alive_here = a_running_run(workspace, lock_owner(), timedelta(minutes=3))
+    # A process id given again (a container's PID 1, a reboot): the age limit still ends the run.
+    reused_here = a_running_run(workspace, lock_owner(), timedelta(hours=3))
     elsewhere_long_ago = a_running_run(workspace, "other-desk:4242", timedelta(hours=2))
     elsewhere_now = a_running_run(workspace, "other-desk:4243", timedelta(minutes=5))
     shown = {run.id: run for run in workspace.sync.runs()}
-    for interrupted in (killed_here, elsewhere_long_ago):
+    for interrupted in (killed_here, elsewhere_long_ago, reused_here):
         assert shown[interrupted].status is SyncRunStatus.FAILED
         assert shown[interrupted].message == f"import of people.csv ({INTERRUPTED_NOTE})"
         assert shown[interrupted].finished_at is not None
