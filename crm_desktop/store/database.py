@@ -6,6 +6,7 @@ import ast
 import logging
 import re
 import sqlite3
+import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -309,9 +310,28 @@ def upgrade_to_head(engine: Engine) -> MigrationReport:
         database = Path(url.database)
         if found is not None and database.exists() and database.stat().st_size > 0:
             backup = backup_sqlite(database, found)
-    migrate_to(engine, "head")
+    try:
+        migrate_to(engine, "head")
+    except DatabaseError:
+        # Two first starts at once (the app and a cron command on a new store): the other one is migrating, and
+        # its tables are in ours' way. Once it is done the store is at the head, and this start goes on.
+        if not _reaches_head(engine, head):
+            raise
+        logger.info("store migrated to %s by another process meanwhile", head)
+        return MigrationReport(found, head, backup)
     logger.info("store migrated from %s to %s", found, head)
     return MigrationReport(found, head, backup)
+
+
+def _reaches_head(engine: Engine, head: str, wait_seconds: float = 60.0) -> bool:
+    """Whether the store's schema reaches ``head`` within ``wait_seconds`` (another process migrating it)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        if _stored_revisions(engine) == [head]:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 class Database:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -329,3 +331,32 @@ def test_a_sqlite_file_behind_head_is_still_migrated_at_start(tmp_path: Path) ->
         assert current_revision(store.engine) == SHIPPED_HEAD
     finally:
         store.close()
+
+
+def _first_start(path: str, barrier: Any, errors: Any) -> None:
+    """One process's first start on a new store, at the same moment as another's (``barrier``)."""
+    opened = Database(sqlite_url(Path(path)))
+    barrier.wait()
+    try:
+        opened.migrate()
+    except Exception as exc:  # the parent asserts there was none
+        errors.put(repr(exc))
+    finally:
+        opened.close()
+
+
+def test_two_first_starts_at_once_both_open_the_new_store(tmp_path: Path) -> None:
+    """The app and a cron command starting on a new store at the same moment: one migrates it, the other waits
+    for it (it failed with 'table contacts already exists' before)."""
+    spawn = multiprocessing.get_context("spawn")
+    for trial in range(2):
+        barrier, errors = spawn.Barrier(2), spawn.Queue()
+        path = str(tmp_path / f"crm-{trial}.db")
+        starts = [spawn.Process(target=_first_start, args=(path, barrier, errors)) for _ in range(2)]
+        for start in starts:
+            start.start()
+        for start in starts:
+            start.join(timeout=120)
+        assert [start.exitcode for start in starts] == [0, 0]
+        assert errors.empty(), errors.get()
+        assert current_revision(Database(sqlite_url(Path(path))).engine) == SHIPPED_HEAD
