@@ -424,12 +424,18 @@ class SocialWorkflows:
                 batch.done[event.id] = (crm_ids.get((obj, email)), None)
         if entries:
             await self._log(integration, entries, batch, report)
+        reached: set[str] = set()
         for event, conversation in conversations:
             crm_id = crm_ids.get((RecordObject.CONTACT, contact_of.get(event.id, "")))
             if crm_id is not None and event.id in batch.done:
                 with contextlib.suppress(NotFoundError):
                     self.social.link_conversation(conversation.platform, conversation.conversation_id,
                                                   integration.id, crm_id)
+                    reached.add(conversation.conversation_id)
+        # Messages that came while the person was known by username alone reached no CRM record: now it is known,
+        # they go to its timeline (in the next delivery, which follows at once).
+        if reached:
+            self.store.requeue_unreached_messages(integration.id, reached)
 
     def _email_of(self, engagement: EngagementEvent) -> str | None:
         if engagement.user.email is not None:

@@ -181,6 +181,24 @@ class WorkflowStore:
                     [{"row_id": i, "why": why[:2000], "at": at} for i, why, at in retry],
                 )
 
+    def requeue_unreached_messages(self, integration_id: int, conversation_ids: Iterable[str]) -> int:
+        """Queue again the messages of these conversations that were settled without reaching the CRM (their
+        person had no email yet); how many. Once the conversation reaches a CRM record, they go to its timeline."""
+        wanted = set(conversation_ids)
+        if not wanted:
+            return 0
+        table = cast(Table, WorkflowEventRow.__table__)
+        with self.db.session() as session:
+            ids = [row_id for row_id, payload in session.execute(
+                select(table.c.id, table.c.payload).where(
+                    table.c.integration_id == integration_id, table.c.kind == WorkflowEventKind.MESSAGE,
+                    table.c.status == DeliveryStatus.DONE, table.c.crm_id.is_(None)))
+                if isinstance(payload, dict) and payload.get("conversationId") in wanted]
+            if ids:
+                session.execute(update(table).where(table.c.id.in_(ids)).values(
+                    status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), error=None))
+        return len(ids)
+
     def release(self, ids: Sequence[int]) -> None:
         """Put claimed events back as pending, untouched (a delivery stopped before it sent them)."""
         if not ids:

@@ -516,3 +516,22 @@ def test_a_conversation_redelivered_naming_its_person_anew_has_one_timeline_entr
     sandbox = run_desk(tmp_path, provider, scenario)
     assert [p["email"] for p in crm_people(sandbox, provider)] == ["lea@example.com"]
     assert len(crm_timeline(sandbox, provider)) == 1
+
+
+def test_messages_before_the_persons_email_reach_the_timeline_once_it_is_known(tmp_path: Path, provider: str) -> None:
+    async def scenario(desk: Desk) -> None:
+        participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+        by_username = {key: value for key, value in participant.items() if key != "email"}
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": by_username})
+        for number in (1, 2, 3):
+            await desk.post("/api/social/messages", message(number))
+        await desk.settled()
+        # The platform learns the email (a form filled in) and sends the conversation again with it.
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    [person] = crm_people(sandbox, provider)
+    timeline = crm_timeline(sandbox, provider)
+    assert len(timeline) == 2 and {who for who, _ in timeline} == {person["id"]}
+    assert any("3 Twitter messages" in text for _, text in timeline), timeline
