@@ -25,6 +25,7 @@ from crm_desktop.app.errors import (
     PermissionRefusedError,
     ProviderError,
     StoreConfigError,
+    StoreUnavailableError,
     TransientError,
     VaultError,
     VaultLockedError,
@@ -106,7 +107,8 @@ def test_every_known_error_has_its_exit_code_and_a_json_error(
 def test_the_table_says_what_the_ladder_said() -> None:
     expected = {
         InvalidRecordError: ExitCode.USAGE, CredentialsError: ExitCode.USAGE, DuplicateNameError: ExitCode.USAGE,
-        NotFoundError: ExitCode.USAGE, StoreConfigError: ExitCode.USAGE, ConflictResolutionError: ExitCode.USAGE,
+        NotFoundError: ExitCode.USAGE, StoreConfigError: ExitCode.USAGE, StoreUnavailableError: ExitCode.PARTIAL,
+        ConflictResolutionError: ExitCode.USAGE,
         VaultError: ExitCode.USAGE, ConfigurationError: ExitCode.USAGE, AuthError: ExitCode.AUTH,
         PermissionRefusedError: ExitCode.USAGE,
         SyncAlreadyRunning: ExitCode.PARTIAL, ProviderError: ExitCode.PARTIAL, KeyboardInterrupt: ExitCode.PARTIAL,
