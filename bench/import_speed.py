@@ -1,9 +1,11 @@
-"""Issue 14 §6 benchmark: importing a CSV of new contacts into the local store, then the same file again.
+"""Issue 14 §6 benchmark: importing a CSV of new contacts into the local store, the same file again, then a file
+that changes every one of them.
 
 A fresh workspace (SQLite store) imports a generated file through the same service `crm-desktop contacts import`
 uses: every row read, matched by email, validated (email, phone, profiles), saved, and recorded as an undoable run.
-The second import of the same file changes nothing and writes nothing but its run. Wall and CPU seconds are both
-reported: on a shared machine the CPU seconds are the steadier figure.
+The second import of the same file changes nothing and writes nothing but its run. The third gives every contact
+a new company and follower count: each is updated, with an audit row per changed field (what `runs undo` reads).
+Wall and CPU seconds are both reported: on a shared machine the CPU seconds are the steadier figure.
 
 Run from the repository root::
 
@@ -32,16 +34,18 @@ HEADER = ("email", "firstName", "lastName", "company", "phone", "twitter_usernam
           "linkedin_url", "favorite_color")
 
 
-def write_contacts(path: Path, count: int) -> None:
+def write_contacts(path: Path, count: int, moved: int = 0) -> None:
     """A contacts CSV of ``count`` distinct people: names, a company, a phone on two rows of three, a Twitter
-    profile, a LinkedIn link on every other row, and one other column."""
+    profile, a LinkedIn link on every other row, and one other column (``moved`` shifts every company and follower
+    count: a file that changes everyone)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADER)
         for number in range(count):
             writer.writerow((
-                f"person{number}@example.com", f"First{number % 997}", f"Last{number % 991}", f"Company {number % 500}",
-                f"+1 415 555 {number % 10_000:04d}" if number % 3 else "", f"handle{number}", str(number % 50_000),
+                f"person{number}@example.com", f"First{number % 997}", f"Last{number % 991}",
+                f"Company {(number + moved) % 500}", f"+1 415 555 {number % 10_000:04d}" if number % 3 else "",
+                f"handle{number}", str((number + moved) % 50_000),
                 f"https://www.linkedin.com/in/person-{number}" if number % 2 else "", ("blue", "green")[number % 2],
             ))
 
@@ -58,11 +62,17 @@ def run(count: int, directory: Path) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
         again = workspace.sync.import_file(source, RecordObject.CONTACT)
         again_seconds, again_cpu = time.perf_counter() - started, time.process_time() - cpu
+        changed_source = directory / "changed.csv"
+        write_contacts(changed_source, count, moved=1)
+        started, cpu = time.perf_counter(), time.process_time()
+        changed = workspace.sync.import_file(changed_source, RecordObject.CONTACT)
+        changed_seconds, changed_cpu = time.perf_counter() - started, time.process_time() - cpu
         stored = workspace.contacts.count()
     finally:
         workspace.close()
     assert (first.created, len(first.problems), stored) == (count, 0, count), (first.created, first.problems[:3])
     assert (again.unchanged, again.updated, again.created) == (count, 0, 0)
+    assert (changed.updated, changed.created, len(changed.problems)) == (count, 0, 0)
     return {
         "contacts": count,
         "firstImportSeconds": round(first_seconds, 1),
@@ -70,6 +80,8 @@ def run(count: int, directory: Path) -> dict[str, Any]:
         "rowsPerSecond": round(count / first_seconds),
         "sameFileAgainSeconds": round(again_seconds, 1),
         "sameFileAgainCpuSeconds": round(again_cpu, 1),
+        "everyoneChangedSeconds": round(changed_seconds, 1),
+        "everyoneChangedCpuSeconds": round(changed_cpu, 1),
         "loadAverage": round(os.getloadavg()[0], 1),
         "measuredAt": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
