@@ -15,6 +15,7 @@ from fastapi.security import HTTPBearer
 from pydantic import AfterValidator
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as AsgiMessage
 
@@ -72,6 +73,9 @@ from crm_desktop.domain.social import (
 
 logger = logging.getLogger(__name__)
 
+#: The names the API answers to in a request's Host header: the loopback address it listens on, and its name.
+LOOPBACK_HOST_NAMES = ("127.0.0.1", "localhost")
+
 #: The largest request body accepted (10,000 contacts of a batch fit well within it).
 MAX_BODY_BYTES = 5 * 1024 * 1024
 #: The most contacts one batch may carry.
@@ -112,13 +116,16 @@ class BearerTokenGuard:
 
 
 TOO_LARGE = "the body is over 5 MB"
+WRONG_HOST = "this API answers only requests addressed to 127.0.0.1 or localhost (the Host header named another)"
+
+#: The plain-text answers of the middleware outside the app's exception handlers, by status, in the API's words.
+_PLAIN_ANSWERS = {413: TOO_LARGE, 400: WRONG_HOST}
 
 
-class _JsonTooLarge:
-    """Answers a body over the limit with the API's JSON problem (``detail``, ``errors``), as every other error.
-
-    The limit is FastAPI's own (``max_body_size``), whose middleware sits outside the app's exception handlers and
-    answers in plain text; this wraps the whole stack and replaces that answer's text.
+class _JsonProblems:
+    """Answers in the API's JSON problem (``detail``, ``errors``), as every other error, where the middleware
+    outside the app's exception handlers answers in plain text: FastAPI's body limit (``max_body_size``, 413) and
+    Starlette's Host check (400). It wraps the whole stack and replaces those answers' text.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -130,23 +137,27 @@ class _JsonTooLarge:
             return
         replacing = False
 
-        async def json_413(message: AsgiMessage) -> None:
+        async def as_json(message: AsgiMessage) -> None:
             nonlocal replacing
-            if message["type"] == "http.response.start" and message["status"] == 413:
-                replacing = True
-                await _problem(413, TOO_LARGE)(scope, receive, send)
-                return
+            if message["type"] == "http.response.start" and message["status"] in _PLAIN_ANSWERS:
+                content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
+                # Every 413 is the limit's (its text comes in either form); a 400 in JSON is the app's own.
+                if message["status"] == 413 or content_type.startswith("text/plain"):
+                    replacing = True
+                    status = int(message["status"])
+                    await _problem(status, _PLAIN_ANSWERS[status])(scope, receive, send)
+                    return
             if not replacing:
                 await send(message)
 
-        await self.app(scope, receive, json_413)
+        await self.app(scope, receive, as_json)
 
 
 class _LocalApiApp(FastAPI):
-    """FastAPI with :class:`_JsonTooLarge` around its middleware stack."""
+    """FastAPI with :class:`_JsonProblems` around its middleware stack."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return _JsonTooLarge(super().build_middleware_stack())
+        return _JsonProblems(super().build_middleware_stack())
 
 
 def _problem(status: int, detail: str, problems: list[FieldProblem] | None = None,
@@ -279,7 +290,7 @@ def _batch_row(result: IntakeResult) -> BatchRow:
 IntegrationKey = Annotated[str, Path(min_length=1, max_length=80, description="the integration's name or id")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "the body is not valid JSON"},
+    400: {"model": Problem, "description": "the body is not valid JSON, or the Host header names another host"},
     401: {"model": Problem, "description": "missing or wrong bearer token"},
     404: {"model": Problem, "description": "no such integration"},
     409: {"model": Problem, "description": "a sync of the integration is already running"},
@@ -428,6 +439,9 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
 
     _add_social_routes(api, workspace, intake, bearer, workflows or SocialWorkflows.for_workspace(workspace))
     api.add_middleware(BearerTokenGuard, tokens=tokens)
+    # Added last, so it runs first: a web page whose own host name was made to resolve to 127.0.0.1 (DNS
+    # rebinding) sends its name in Host, and is answered 400 before anything else reads its request.
+    api.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOST_NAMES))
     return api
 
 

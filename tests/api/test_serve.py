@@ -154,3 +154,32 @@ def test_serve_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 2 and done.stdout == ""
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_request_naming_another_host_is_refused_before_its_token_is_read(tmp_path: Path) -> None:
+    """DNS rebinding: a web page whose own name resolves to 127.0.0.1 sends that name in Host; it gets 400 and
+    writes nothing, even with the right token, while ``127.0.0.1`` and ``localhost`` are served."""
+    sandbox = make_sandbox("hubspot")
+    workspace = Workspace.open(tmp_path / "data", transport=sandbox.transport())
+
+    async def scenario() -> None:
+        server = LocalApiServer(workspace, port=0)
+        url = await server.start()
+        port = url.rsplit(":", 1)[1].rstrip("/")
+        headers = {"Authorization": f"Bearer {server.tokens.current()}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            refused = await client.post("/api/crm/integrations", json=integration_body("hubspot", sandbox),
+                                        headers={"Host": f"attacker.example:{port}"})
+            assert refused.status_code == 400
+            assert "127.0.0.1 or localhost" in refused.json()["detail"]
+            assert (await client.get("/openapi.json", headers={"Host": "attacker.example"})).status_code == 400
+            assert workspace.integrations.list() == []
+            for name in (f"localhost:{port}", f"127.0.0.1:{port}"):
+                served = await client.get("/openapi.json", headers={"Host": name})
+                assert served.status_code == 200, (name, served.text)
+        await server.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        workspace.close()
