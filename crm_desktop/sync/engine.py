@@ -953,6 +953,12 @@ class SyncEngine:
                     run.refused.add((obj, item.local_id))
                     self._push_failed(obj, item, result, run)
                     continue
+                if item.local_id in resumed and _queued_as_create(item) and result.outcome in (
+                        RecordOutcome.UNCHANGED, RecordOutcome.UPDATED):
+                    # A create sent by an earlier run that never heard back (its answer lost, or the run stopped
+                    # before linking it): the CRM holds the record that create made. Nobody counted it created yet,
+                    # so this run does, and the runs' counts add up to the records created.
+                    result = replace(result, outcome=RecordOutcome.CREATED)
                 done.append((item, result.crm_id, item.local_version))
                 stamps[item.id] = result.crm_modified_at
                 run.log.append(LogEntry(obj, item.email, result.crm_id, result.outcome, result.category,
@@ -1092,6 +1098,12 @@ def _differences(out: _Outgoing, match: CrmRecord, mappings: list[FieldMapping])
         if not crm_holds(mapping, value, raw):
             differs[mapping.local_field] = FieldChange(from_crm(mapping, raw), value, "differs in the CRM")
     return differs
+
+
+def _queued_as_create(item: OutboxItem) -> bool:
+    """Whether an outbox write was planned as a create: no CRM record linked or found by email (a write to a record
+    found by email keeps the CRM's old values, if only ``{}``)."""
+    return item.crm_id is None and item.crm_old_values is None
 
 
 def _crm_old_values(planned: PlannedChange) -> dict[str, Value] | None:
