@@ -722,7 +722,15 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
                         item.existing = written[item.email]
                         item.person_id = int(item.existing["id"])
                     elif persons is not None and item.person_id is None:
-                        listed = await self._listed_person(persons, item.email)
+                        try:
+                            listed = await self._listed_person(persons, item.email)
+                        except FATAL_ERRORS:
+                            raise
+                        except errors.ProviderError as exc:
+                            # This record's failure, not the push's: the others' answers (persons created a
+                            # moment ago) still come back, so the engine links and counts them in this run.
+                            results[item.index] = self._failure(item.record, exc, "the look-up of the person")
+                            continue
                         if listed is not None:
                             item.existing, item.person_id = listed, int(listed["id"])
                     results[item.index] = await self._write_one(obj, item, written)

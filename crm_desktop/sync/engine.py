@@ -953,19 +953,26 @@ class SyncEngine:
                     run.refused.add((obj, item.local_id))
                     self._push_failed(obj, item, result, run)
                     continue
+                outcome = result.outcome
+                if item.local_id in resumed and _queued_as_create(item) and outcome in (
+                        RecordOutcome.UNCHANGED, RecordOutcome.UPDATED):
+                    # A create sent by an earlier run that never heard back (its answer lost, or the run stopped
+                    # before linking it): the CRM holds the record that create made. Nobody counted it created yet,
+                    # so this run does, and the runs' counts add up to the records created.
+                    outcome = RecordOutcome.CREATED
                 done.append((item, result.crm_id, item.local_version))
                 stamps[item.id] = result.crm_modified_at
-                run.log.append(LogEntry(obj, item.email, result.crm_id, result.outcome, result.category,
+                run.log.append(LogEntry(obj, item.email, result.crm_id, outcome, result.category,
                                         result.message))
                 plan = planned.get(item.email)
                 changed = dict(plan.fields) if plan else _resumed_changes(item, old_bases.get(item.local_id))
-                if result.outcome is RecordOutcome.UNCHANGED:
+                if outcome is RecordOutcome.UNCHANGED:
                     run.plan.add(PlannedChange(obj, item.email, Side.CRM, ChangeAction.UNCHANGED))
                 else:
-                    action = ChangeAction.CREATE if result.outcome is RecordOutcome.CREATED else ChangeAction.UPDATE
+                    action = ChangeAction.CREATE if outcome is RecordOutcome.CREATED else ChangeAction.UPDATE
                     run.plan.add(PlannedChange(obj, item.email, Side.CRM, action, changed))
                 # A resumed write the CRM already holds was made by the crashed run: audit it, or undo cannot see it.
-                if result.outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
+                if outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
                     audit.extend(_audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)))
             # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
             self.store.complete_outbox(self.integration_id, done, failed, audit, crm_stamps=stamps)
@@ -1092,6 +1099,12 @@ def _differences(out: _Outgoing, match: CrmRecord, mappings: list[FieldMapping])
         if not crm_holds(mapping, value, raw):
             differs[mapping.local_field] = FieldChange(from_crm(mapping, raw), value, "differs in the CRM")
     return differs
+
+
+def _queued_as_create(item: OutboxItem) -> bool:
+    """Whether an outbox write was planned as a create: no CRM record linked or found by email (a write to a record
+    found by email keeps the CRM's old values, if only ``{}``)."""
+    return item.crm_id is None and item.crm_old_values is None
 
 
 def _crm_old_values(planned: PlannedChange) -> dict[str, Value] | None:
