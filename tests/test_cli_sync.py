@@ -3,6 +3,7 @@ HubSpot sandbox."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule
+from crm_desktop.store.sync_store import SyncStore
 from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
 
 CONTACTS_CSV = (
@@ -505,6 +507,46 @@ def test_runs_undo_is_refused_twice_and_records_its_trigger_and_log(
     code, _, err = run(data_dir, ["runs", "undo", str(pull_run)], capsys)
     assert code == ExitCode.PARTIAL and f"run {pull_run} was already undone" in err
     assert crm_writes(sandbox, before) == []
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "forced"])
+def test_an_undo_finished_by_another_process_meanwhile_is_not_sent_again(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, force: list[str],
+) -> None:
+    """Two desktops (or a desktop and cron) undo one run at the same moment: the second takes the lock just after
+    the first let it go, finds the run undone and says so (even with --force); the CRM gets the undo's writes
+    once."""
+    imported(data_dir, tmp_path, capsys)
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    sandbox.edit_record("contacts", crm_id_of(sandbox, "cy@example.com"), {"company": "Globex"})
+    code, data = run_json(data_dir, ["sync", "hs", "--direction", "pull"], capsys)
+    pull_run = data["results"][0]["runId"]
+    before = last_request(sandbox)
+
+    take_lock = SyncStore.acquire_lock
+    other_codes: list[int] = []
+
+    def other_undo_first(store: SyncStore, integration_id: int, owner: str | None = None) -> bool:
+        # The other undo runs whole (on its own thread and loop, as another process would) after this one's first
+        # look and before its lock.
+        if not other_codes:
+            other_codes.append(-1)
+            other = threading.Thread(target=lambda: other_codes.append(
+                main(["--data-dir", str(data_dir), "runs", "undo", str(pull_run)])))
+            other.start()
+            other.join()
+        return take_lock(store, integration_id, owner)
+
+    monkeypatch.setattr(SyncStore, "acquire_lock", other_undo_first)
+    code, _, err = run(data_dir, ["runs", "undo", str(pull_run), *force], capsys)
+    assert other_codes == [-1, ExitCode.OK]
+    assert code == ExitCode.PARTIAL and f"run {pull_run} was already undone" in err
+    # One undo's writes: the company put back once.
+    assert len(crm_writes(sandbox, before)) == 1
+    assert crm_value(sandbox, "cy@example.com", "company") == "Initech"
+    code, runs = run_json(data_dir, ["runs", "list"], capsys)
+    assert [r["direction"] for r in runs].count("undo") == 1
 
 
 def test_runs_show_and_conflicts_list_read_a_page_at_a_time(

@@ -235,6 +235,11 @@ async def undo_run(
     if not store.acquire_lock(integration.id):
         raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
     try:
+        # Asked again under the lock: another desktop or the CLI may have undone the run between the look above
+        # and the lock (its undo run is finished before it lets the lock go), and the CRM must get the undo once.
+        earlier = store.undo_of(run_id)
+        if earlier is not None:
+            raise UndoRefused(f"run {run_id} was already undone (by run {earlier})")
         audited, last_audit_id = _audited_records(store, run_id)
         plans, kept, changed = _plan_undo(store, integration.id, mappings, audited, last_audit_id)
         if changed and not force:
