@@ -19,7 +19,7 @@ from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.store.repositories import ContactStore, LeadStore
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import UndoRefused
-from crm_desktop.sync.mapping import apply_values, record_values
+from crm_desktop.sync.mapping import apply_values, record_values, typed_custom_audit, with_custom_values
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +116,10 @@ class ChangeUndoService:
                 f"now {current or '(blank)'}); nothing was undone. Undo anyway to put back "
                 f"{change.before or '(blank)'} over the newer value", changed_since=True,
             )
+        # The old value with its type where the audit kept it (a custom field's 42, true), else its text.
+        exact = {change.field: change.before_value} if change.before_type is not None else {}
         try:
-            self._restored(record, change.field, change.before, by_import)
+            self._restored(record, change.field, change.before, by_import, exact)
         except InvalidRecordError as exc:
             raise ChangeUndoRefused(f"{record.email}: {label}: the old value is not valid now: {exc}") from exc
 
@@ -130,13 +132,13 @@ class ChangeUndoService:
                 raise ChangeUndoRefused(
                     f"{record.email}: {label} changed while this change was being undone (it is now "
                     f"{value_now or '(blank)'}); nothing was undone", changed_since=True)
-            return self._restored(now, change.field, change.before, field_values(now))
+            return self._restored(now, change.field, change.before, field_values(now), exact)
 
         def outcome(found: tuple[Any, Any, Any]) -> LocalRunOutcome:
-            before, _, _ = found
-            audit_rows = [{"entity": obj.value, "entity_id": str(local_id), "field": change.field,
-                           "old_value": self._value_of(before, change.field), "new_value": change.before,
-                           "source": "undo"}]
+            before, after, _ = found
+            audit_rows = typed_custom_audit([{"entity": obj.value, "entity_id": str(local_id), "field": change.field,
+                                              "old_value": self._value_of(before, change.field),
+                                              "new_value": change.before, "source": "undo"}], before, after)
             return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit_rows, counts=dict(updated=1, total=1))
 
         run_id = self._log.start(change_undo_message(audit_id), direction=SyncDirection.UNDO,
@@ -163,12 +165,12 @@ class ChangeUndoService:
 
     @staticmethod
     def _restored(record: Contact | Lead, name: str, value: str | None,
-                  by_import: dict[str, str | None]) -> Contact | Lead:
+                  by_import: dict[str, str | None], exact: dict[str, Any]) -> Contact | Lead:
         if name in by_import or name.startswith(("custom.", "social.")):
             row = FileRow(0, record.email, {name: value})
             if isinstance(record, Contact):
-                return build_record(Contact, row, record, blank_clears=True).record
-            return build_record(Lead, row, record, blank_clears=True).record
+                return with_custom_values(build_record(Contact, row, record, blank_clears=True).record, exact)
+            return with_custom_values(build_record(Lead, row, record, blank_clears=True).record, exact)
         return apply_values(record, {name: value})
 
 

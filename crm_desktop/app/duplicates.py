@@ -20,7 +20,7 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.duplicates_store import DuplicateStore, LinkMove, ReportedDuplicate
 from crm_desktop.store.models import MERGED_FIELD
 from crm_desktop.store.repositories import ContactStore, NotFoundError
-from crm_desktop.sync.mapping import CLEARED, record_values, to_crm
+from crm_desktop.sync.mapping import CLEARED, record_values, to_crm, typed_custom_audit
 
 logger = logging.getLogger(__name__)
 
@@ -269,12 +269,12 @@ class DuplicateService:
                 moves.append(LinkMove(integration.id, await self._merge_in_crm(step, report, other.email, merged)))
         after = field_values(merged)
         before = field_values(keep)
-        audit: list[dict[str, Any]] = [
+        audit: list[dict[str, Any]] = typed_custom_audit([
             {"entity": RecordObject.CONTACT.value, "entity_id": str(keep_id), "field": name, "old_value": old,
              "new_value": after.get(name), "source": "merge"}
             for name, old in {**before, **{k: None for k in after if k not in before}}.items()
             if old != after.get(name)
-        ]
+        ], keep, merged)
         report.changed = [column_label(row["field"]) for row in audit]
         report.changed_labels = [local_field_label(RecordObject.CONTACT, row["field"]) for row in audit]
         audit.append({"entity": RecordObject.CONTACT.value, "entity_id": str(keep_id), "field": MERGED_FIELD,

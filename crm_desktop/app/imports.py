@@ -38,6 +38,7 @@ from crm_desktop.store.repositories import (
 )
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import ChangedSince, UndoRefused, UndoReport
+from crm_desktop.sync.mapping import typed_custom_audit, with_custom_values
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 from crm_desktop.sync.plan import FieldChange as PlanFieldChange
 
@@ -150,8 +151,11 @@ def _changes(old: dict[str, str | None], new: dict[str, str | None]) -> dict[str
 
 #: Fields changed, by key: old and new value.
 Changes = dict[str, tuple[str | None, str | None]]
+#: One record saved by hand: its id, the fields changed, and the record before and after (for an edit: their
+#: custom values are audited with their types).
+HandSave = tuple[int, Changes, tuple[Any, Any] | None]
 #: Records a local run's outcome in the transaction of the save it tells (see ``ImportLog.finishing``).
-Finisher = Callable[[Any, tuple[int, Changes]], None]
+Finisher = Callable[[Any, HandSave], None]
 
 
 def _refused(obj: RecordObject, problems: list[RowProblem]) -> list[tuple[RecordObject, str, str]]:
@@ -291,6 +295,9 @@ class ImportService:
         run_id = self.log.start(f"import of {path.name}" + (" (blank cells clear)" if blank_clears else ""))
         rows_read = len(to_save) + report.unchanged + len(report.problems)
         relaid: dict[str, tuple[int, str, str, tuple[tuple[str, str | None, str | None], ...]] | None] = {}
+        # The stored record and the one saved over it, of each row laid again (their custom values are audited
+        # with their types).
+        laid_again: dict[str, tuple[Any, Any]] = {}
         refused_over: dict[str, RowProblem] = {}
 
         def relay(record: Any, now: Any) -> Any:
@@ -313,6 +320,7 @@ class ImportService:
                        else _changes(field_values(now), after))
             relaid[record.email] = (row.line, row.email, "" if changes else "unchanged", tuple(
                 (key, old, new) for key, (old, new) in changes.items()))
+            laid_again[record.email] = (now, made.record)
             return made.record if changes else None
 
         read_problems, read_outcomes, read_unchanged = list(read.problems), list(report.outcomes), report.unchanged
@@ -340,8 +348,10 @@ class ImportService:
                 report.outcomes[index] = (line, email, done, shown)
                 # An undo keeps the records an import created, so their one audit row says only that.
                 kept = ((CREATED_FIELD, None, email),) if item.created else shown
-                audit.extend({"entity": obj.value, "entity_id": str(item.id), "field": key, "old_value": old,
-                              "new_value": new} for key, old, new in kept)
+                laid_over, written = laid_again.get(record.email, (built_from[record.email][1], record))
+                audit.extend(typed_custom_audit(
+                    [{"entity": obj.value, "entity_id": str(item.id), "field": key, "old_value": old,
+                      "new_value": new} for key, old, new in kept], laid_over, written))
             # A row refused when laid again over a record changed meanwhile is among the problems, not the outcomes.
             report.outcomes = [outcome for outcome in report.outcomes if outcome[2] != "refused"]
             report.problems = sorted(problems, key=lambda p: p.line)
@@ -394,10 +404,12 @@ class ImportService:
         if edited(stored.record) is None:
             return EditReport(stored.record.email, (), None, local_id=local_id)
 
-        def write(finish: Finisher) -> tuple[int, Changes]:
-            def changes_of(found: tuple[Any, Any, Any]) -> tuple[int, Changes]:
+        def write(finish: Finisher) -> HandSave:
+            def changes_of(found: tuple[Any, Any, Any]) -> HandSave:
                 before, after, _ = found
-                return local_id, _changes(field_values(before), field_values(after)) if after is not None else {}
+                if after is None:
+                    return local_id, {}, None
+                return local_id, _changes(field_values(before), field_values(after)), (before, after)
 
             found = self.store.change_local(obj, local_id, edited,
                                             then=lambda session, found: finish(session, changes_of(found)))
@@ -431,13 +443,13 @@ class ImportService:
         # As for an import, a record created has one audit row, saying so (an undo keeps it).
         created_row: Changes = {CREATED_FIELD: (None, email)}
 
-        def write(finish: Finisher) -> tuple[int, Changes]:
+        def write(finish: Finisher) -> HandSave:
             try:
-                local_id = self.store.add_local(obj, made.record,
-                                                then=lambda session, new_id: finish(session, (new_id, created_row)))
+                local_id = self.store.add_local(
+                    obj, made.record, then=lambda session, new_id: finish(session, (new_id, created_row, None)))
             except EmailTakenError:
                 raise taken from None
-            return local_id, created_row
+            return local_id, created_row, None
 
         local_id, run_id, _ = self._save_by_hand(obj, email, write, created=True)
         logger.info("added %s %s by hand", obj.value, local_id)
@@ -446,23 +458,25 @@ class ImportService:
                           local_id=local_id)
 
     def _save_by_hand(
-        self, obj: RecordObject, email: str, write: Callable[[Finisher], tuple[int, Changes]], *, created: bool,
+        self, obj: RecordObject, email: str, write: Callable[[Finisher], HandSave], *, created: bool,
     ) -> tuple[int, int, Changes]:
         """Record ``write`` (which saves one record typed by hand, calling the finisher it is given in the save's
         transaction, and returns its id and the changes to audit) as a run of its own, its audit rows saying
         ``edit``; the record's id, the run's and the changes."""
         run_id = self.log.start(edit_message(email), trigger=SyncTrigger.EDIT)
 
-        def outcome(result: tuple[int, Changes]) -> LocalRunOutcome:
-            local_id, changed = result
+        def outcome(result: HandSave) -> LocalRunOutcome:
+            local_id, changed, records = result
             audit = [{"entity": obj.value, "entity_id": str(local_id), "field": key, "old_value": old,
                       "new_value": new, "source": "edit"} for key, (old, new) in changed.items()]
+            if records is not None:
+                audit = typed_custom_audit(audit, *records)
             done = 1 if audit else 0
             return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit, counts=dict(
                 created=done if created else 0, updated=0 if created else done, failed=0, total=1))
 
         try:
-            local_id, changed = write(self.log.finishing(run_id, outcome))
+            local_id, changed, _ = write(self.log.finishing(run_id, outcome))
         except BaseException:
             self.log.finish(run_id, SyncRunStatus.FAILED, (), failed=1, total=1)
             raise
@@ -488,9 +502,15 @@ class ImportService:
         if undone is not None:
             raise ImportUndoError(f"run {run_id} was already undone (by run {undone})")
         by_record: dict[tuple[str, int], dict[str, tuple[str | None, str | None]]] = {}
+        # The old values whose type the audit kept (a custom field's 42, true): put back as they were.
+        exact: dict[tuple[str, int], dict[str, Any]] = {}
         for audit in self.store.audit_for_run(run_id):
             fields = by_record.setdefault((audit.entity, int(audit.entity_id)), {})
-            fields.setdefault(audit.field, (audit.old_value, audit.new_value))  # the first change is the oldest
+            if audit.field in fields:
+                continue  # the first change is the oldest
+            fields[audit.field] = (audit.old_value, audit.new_value)
+            if audit.old_type is not None:
+                exact.setdefault((audit.entity, int(audit.entity_id)), {})[audit.field] = audit.old
         if not by_record:
             interrupted = " (it was interrupted before it saved anything)" if run.status is SyncRunStatus.FAILED else ""
             raise ImportUndoError(f"run {run_id} changed nothing{interrupted}: nothing to undo")
@@ -498,7 +518,8 @@ class ImportService:
         moved: list[ChangedSince] = []
         plans: list[_RecordUndo] = []
         for (entity, local_id), fields in by_record.items():
-            planned = self._plan_record(RecordObject(entity), local_id, fields, kept, moved)
+            planned = self._plan_record(RecordObject(entity), local_id, fields, exact.get((entity, local_id), {}),
+                                        kept, moved)
             if planned is not None:
                 plans.append(planned)
         if moved and not force:
@@ -510,9 +531,10 @@ class ImportService:
 
         def outcome(_: list[SavedRecord]) -> LocalRunOutcome:
             """Recorded in the transaction of the restore (each planned record's changes are known by then)."""
-            audit_rows = [{"entity": planned.obj.value, "entity_id": str(planned.local_id), "field": key,
-                           "old_value": old, "new_value": new, "source": "undo"}
-                          for planned in plans for key, (old, new) in planned.changes.items()]
+            audit_rows = [row for planned in plans for row in typed_custom_audit(
+                [{"entity": planned.obj.value, "entity_id": str(planned.local_id), "field": key,
+                  "old_value": old, "new_value": new, "source": "undo"}
+                 for key, (old, new) in planned.changes.items()], planned.laid_over, planned.restored)]
             return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit_rows,
                                    counts=dict(updated=len(plans), total=len(by_record)))
 
@@ -537,9 +559,10 @@ class ImportService:
 
     def _plan_record(
         self, obj: RecordObject, local_id: int, fields: dict[str, tuple[str | None, str | None]],
-        kept: list[str], moved: list[ChangedSince],
+        exact: dict[str, Any], kept: list[str], moved: list[ChangedSince],
     ) -> _RecordUndo | None:
-        """What undoing one record takes: its fields back to the values before the import (``None``: nothing)."""
+        """What undoing one record takes: its fields back to the values before the import (``None``: nothing);
+        ``exact``: the old values the audit kept with their type, by field key."""
         local = self.store.local_records(obj, [local_id]).get(local_id)
         if local is None:
             kept.append(f"{obj.value} {local_id}: deleted since; nothing to restore")
@@ -559,15 +582,11 @@ class ImportService:
             restore[key] = old
         if not restore:
             return None
-        row = FileRow(0, email, dict(restore))
-        restored: Contact | Lead
-        if isinstance(record, Contact):
-            restored = build_record(Contact, row, record, blank_clears=True).record
-        else:
-            restored = build_record(Lead, row, record, blank_clears=True).record
+        exact_restore = {key: exact[key] for key in restore if key in exact}
+        restored = _restored(record, restore, exact_restore)
         after = field_values(restored)
         changes = {key: (current.get(key), after.get(key)) for key in restore}
-        return _RecordUndo(obj, local_id, email, restored, changes, record, restore)
+        return _RecordUndo(obj, local_id, email, restored, changes, record, restore, exact_restore, record)
 
     def _restore(self, obj: RecordObject, plans: list[_RecordUndo], kept: list[str], *, force: bool,
                  after: AfterSave | None = None) -> None:
@@ -577,7 +596,6 @@ class ImportService:
         if not plans:
             return
         by_email = {planned.email: planned for planned in plans}
-        model = self._model(obj)
 
         def relay(record: Any, now: Any) -> Any:
             planned = by_email[record.email]
@@ -595,7 +613,9 @@ class ImportService:
             kept.extend(line for line in (f"{planned.email}: {column_label(key)} changed meanwhile; the newer value "
                                           "is kept" for key in planned.restore if key not in restore)
                         if line not in kept)  # a save made again relays again
-            planned.restored = build_record(model, FileRow(0, planned.email, restore), now, blank_clears=True).record
+            planned.restored = _restored(now, restore, {key: value for key, value in planned.exact.items()
+                                                        if key in restore})
+            planned.laid_over = now
             after = field_values(planned.restored)
             planned.changes = {key: (current.get(key), after.get(key)) for key in planned.restore
                                if current.get(key) != after.get(key)}
@@ -616,3 +636,16 @@ class _RecordUndo:
     #: The record as read when the undo was planned, and the values to put back by field key.
     read: Contact | Lead
     restore: dict[str, str | None]
+    #: Of those, the values the audit kept with their type (a custom field's 42), put back exactly.
+    exact: dict[str, Any]
+    #: The record the restored values are laid over (as read, or as saved meanwhile).
+    laid_over: Contact | Lead
+
+
+def _restored(record: Contact | Lead, restore: dict[str, str | None], exact: dict[str, Any]) -> Contact | Lead:
+    """``record`` with the values of ``restore`` put back (as an import lays a row's cells), those of ``exact``
+    with their type."""
+    row = FileRow(0, record.email, dict(restore))
+    if isinstance(record, Contact):
+        return with_custom_values(build_record(Contact, row, record, blank_clears=True).record, exact)
+    return with_custom_values(build_record(Lead, row, record, blank_clears=True).record, exact)

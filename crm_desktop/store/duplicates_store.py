@@ -20,6 +20,7 @@ from crm_desktop.store.models import (
     SocialProfileRow,
     SyncRecordLogRow,
     SyncRunRow,
+    audit_insert_row,
     utcnow,
 )
 
@@ -184,7 +185,8 @@ class DuplicateStore:
             session.execute(delete(ContactRow).where(ContactRow.id == merged_id))
             if audit:
                 session.execute(insert(cast(Table, AuditLogRow.__table__)), [
-                    {"at": now, "side": "local", "run_id": None, "integration_id": None, **row} for row in audit
+                    audit_insert_row({"at": now, "side": "local", "run_id": None, "integration_id": None, **row})
+                    for row in audit
                 ])
 
 

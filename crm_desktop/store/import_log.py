@@ -20,6 +20,7 @@ from crm_desktop.store.models import (
     SyncRunRow,
     SyncRunStatus,
     SyncTrigger,
+    audit_insert_row,
     utcnow,
 )
 from crm_desktop.store.process_owner import lock_owner, machine_name, owner_is_dead
@@ -94,8 +95,8 @@ class ImportLog:
         if outcome.audit:
             session.execute(
                 insert(cast(Table, AuditLogRow.__table__)),
-                [{"at": now, "source": "import", "side": "local", **row, "run_id": run_id, "integration_id": None}
-                 for row in outcome.audit],
+                [audit_insert_row({"at": now, "source": "import", "side": "local", **row, "run_id": run_id,
+                                   "integration_id": None}) for row in outcome.audit],
             )
         session.execute(update(SyncRunRow).where(SyncRunRow.id == run_id).values(
             status=outcome.status, finished_at=now, **outcome.counts))

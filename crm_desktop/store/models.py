@@ -502,8 +502,68 @@ class SyncRecordLogRow(Base):
 MERGED_FIELD = "merged contact"
 
 
+class AuditValueType(StrEnum):
+    """The type of a value an audit row keeps as text, where it is known: a custom field holds text, numbers and
+    yes/no alike, and an undo puts back ``42``, not ``"42"``. Rows without one (written before types were kept,
+    or values of a fixed type, such as a name or a value read from a CRM) are read as text."""
+
+    TEXT = "text"
+    INTEGER = "int"
+    DECIMAL = "float"
+    YES_NO = "bool"
+
+
+def audit_text(value: Any) -> tuple[str | None, AuditValueType | None]:
+    """A value as an audit row keeps it: its text, as the marketer reads it (``42``, ``true``), and its type."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        return ("true" if value else "false"), AuditValueType.YES_NO
+    if isinstance(value, int):
+        return str(value), AuditValueType.INTEGER
+    if isinstance(value, float):
+        return repr(value), AuditValueType.DECIMAL
+    return str(value), AuditValueType.TEXT
+
+
+def audit_value(text: str | None, kind: str | None) -> Any:
+    """The value an audit row's text and type (see :func:`audit_text`) stand for; the text itself without a type."""
+    if text is None or kind is None or kind == AuditValueType.TEXT:
+        return text
+    if kind == AuditValueType.YES_NO:
+        return text == "true"
+    if kind == AuditValueType.INTEGER:
+        return int(text)
+    if kind == AuditValueType.DECIMAL:
+        return float(text)
+    return text  # a type a later version of the app wrote: its text is what this one knows
+
+
+def typed_audit_values(old: Any, new: Any) -> dict[str, Any]:
+    """The value columns of an audit row whose old and new values are known with their types (``42``, ``True``,
+    ``"42"``): an undo puts back exactly the old one."""
+    old_text, old_type = audit_text(old)
+    new_text, new_type = audit_text(new)
+    return {"old_value": old_text, "old_type": old_type, "new_value": new_text, "new_type": new_type}
+
+
+def audit_insert_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An audit row as inserted: a value given without a type is kept as its text (``True`` as ``true``, not the
+    ``1`` SQLite would make of it), and every row has both type columns (one statement inserts many rows)."""
+    filled = {"old_type": None, "new_type": None, **row}
+    for column in ("old_value", "new_value"):
+        value = filled.get(column)
+        if value is not None and not isinstance(value, str):
+            filled[column] = audit_text(value)[0]
+    return filled
+
+
 class AuditLogRow(Base):
-    """One applied change of one field, with its before and after, so a run can be undone."""
+    """One applied change of one field, with its before and after, so a run can be undone.
+
+    ``old_value`` and ``new_value`` are text, as the History tab and exports show them; ``old_type`` and
+    ``new_type`` say what they were (:class:`AuditValueType`) where it is known, else ``NULL``.
+    """
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
@@ -516,9 +576,21 @@ class AuditLogRow(Base):
     field: Mapped[str] = mapped_column(String(255))
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
+    old_type: Mapped[str | None] = mapped_column(String(8))
+    new_type: Mapped[str | None] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(40))
     side: Mapped[str] = mapped_column(String(10), default="local")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def old(self) -> Any:
+        """The old value with its type where the row knows it (else its text)."""
+        return audit_value(self.old_value, self.old_type)
+
+    @property
+    def new(self) -> Any:
+        """The new value with its type where the row knows it (else its text)."""
+        return audit_value(self.new_value, self.new_type)
 
 
 class ConflictRow(Base):

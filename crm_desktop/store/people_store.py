@@ -44,6 +44,7 @@ from crm_desktop.store.models import (
     SyncRunRow,
     SyncRunStatus,
     TouchpointRow,
+    audit_value,
     company_sort_key,
     name_sort_key,
     score_sort_key,
@@ -190,6 +191,14 @@ class AuditLine:
     source: str
     side: str
     run_id: int | None
+    #: The types of ``before`` and ``after`` where the row knows them (see ``AuditValueType``), else ``None``.
+    before_type: str | None = None
+    after_type: str | None = None
+
+    @property
+    def before_value(self) -> Any:
+        """The value before, with its type where the row knows it (a custom field's ``42``); else its text."""
+        return audit_value(self.before, self.before_type)
 
 
 @dataclass
@@ -545,7 +554,7 @@ class PeopleStore:
             if integration:
                 source = f"{source} · {integration}"
             lines.append(AuditLine(audit.id, audit.at, audit.field, audit.old_value, audit.new_value, source,
-                                   audit.side, audit.run_id))
+                                   audit.side, audit.run_id, audit.old_type, audit.new_type))
         return lines
 
     def audit_entry(self, audit_id: int) -> tuple[RecordObject, int, AuditLine] | None:
@@ -557,7 +566,7 @@ class PeopleStore:
                 return None
             return RecordObject(audit.entity), int(audit.entity_id), AuditLine(
                 audit.id, audit.at, audit.field, audit.old_value, audit.new_value, audit.source, audit.side,
-                audit.run_id)
+                audit.run_id, audit.old_type, audit.new_type)
 
     def run_with_message(self, message: str) -> int | None:
         """The newest succeeded run whose message is ``message`` (how a single change's undo is found again)."""

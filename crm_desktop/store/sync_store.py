@@ -33,6 +33,7 @@ from crm_desktop.store.models import (
     SyncRunRow,
     SyncRunStatus,
     SyncTrigger,
+    audit_insert_row,
     utcnow,
 )
 from crm_desktop.store.process_owner import lock_owner, owner_is_dead
@@ -773,7 +774,8 @@ class SyncStore:
                 )
             if audit:
                 session.execute(
-                    insert(_table(AuditLogRow)), [{"at": now, **row, "integration_id": integration_id} for row in audit]
+                    insert(_table(AuditLogRow)),
+                    [audit_insert_row({"at": now, **row, "integration_id": integration_id}) for row in audit],
                 )
 
     def mark_pushed(
@@ -882,7 +884,7 @@ class SyncStore:
                     )
                 )
                 audit.extend(
-                    {"at": now, **entry, "entity_id": str(local_id), "integration_id": integration_id}
+                    audit_insert_row({"at": now, **entry, "entity_id": str(local_id), "integration_id": integration_id})
                     for entry in write.audit
                 )
                 conflicts.extend(
@@ -926,7 +928,8 @@ class SyncStore:
         now = utcnow()
         with self.db.session() as session:
             session.execute(
-                insert(_table(AuditLogRow)), [{"at": now, **row, "integration_id": integration_id} for row in rows]
+                insert(_table(AuditLogRow)),
+                [audit_insert_row({"at": now, **row, "integration_id": integration_id}) for row in rows],
             )
 
     def iter_audit_for_run(self, run_id: int, page_size: int = 1000) -> Iterator[AuditLogRow]:

@@ -15,7 +15,16 @@ from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning
-from crm_desktop.sync.mapping import CLEARED, FieldMapping, Value, apply_values, record_values, to_crm
+from crm_desktop.sync.mapping import (
+    CLEARED,
+    FieldMapping,
+    Value,
+    apply_values,
+    record_values,
+    to_crm,
+    typed_custom_audit,
+    with_custom_values,
+)
 from crm_desktop.sync.plan import ChangeAction, FieldChange, PlannedChange, Side, SyncPlan
 
 logger = logging.getLogger(__name__)
@@ -93,12 +102,13 @@ async def resolve_conflict(
         changed = store.change_local(obj, local.id, lambda now: apply_values(now, {conflict.field: kept}))
         if changed is None:
             raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted meanwhile")
-        now, _, saved_at = changed
+        now, written, saved_at = changed
         # The sync mark moves past this write only when nothing else waits to be pushed (nor was saved meanwhile).
         if synced_at is not None and synced_at >= local.updated_at and now == local.record:
             synced_at = saved_at
-        audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
-                      "old_value": conflict.local_value, "new_value": kept, "source": source, "side": "local"})
+        audit.extend(typed_custom_audit([{"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
+                                          "old_value": conflict.local_value, "new_value": kept, "source": source,
+                                          "side": "local"}], now, written))
     if link is not None:
         base = dict(link.base_values)
         base[conflict.field] = kept
@@ -170,6 +180,8 @@ class _AuditedRecord:
     local_id: int
     local: dict[str, tuple[Value, Value]] = field(default_factory=dict)
     crm: dict[str, tuple[Value, Value]] = field(default_factory=dict)
+    #: The local side's old values whose type the audit kept (a custom field's 42, true), by field.
+    exact: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -198,6 +210,8 @@ def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord
         changes = audited.crm if row.side == Side.CRM.value else audited.local
         first = changes.get(row.field)
         changes[row.field] = (first[0] if first else row.old_value, row.new_value)
+        if first is None and changes is audited.local and row.old_type is not None:
+            audited.exact[row.field] = row.old
     return list(records.values()), last_id
 
 
@@ -415,17 +429,21 @@ def _write_undo(
         for plan in (p for p in plans if p.audited.obj is obj):
             email, local = plan.local.record.email, plan.local
             crm_written = plan.crm_changes if id(plan) in written else {}
-            audit = [
+            record = None
+            if plan.local_changes:
+                # Values the audit kept with their type (a custom field's 42) go back as they were, not as text.
+                exact = {k: plan.audited.exact[k] for k in plan.local_changes if k in plan.audited.exact}
+                record = with_custom_values(
+                    apply_values(local.record, {k: c.new for k, c in plan.local_changes.items()}), exact)
+            audit = typed_custom_audit([
                 {"run_id": undo_id, "entity": obj.value, "field": name, "old_value": change.old,
                  "new_value": change.new, "source": "undo", "side": Side.LOCAL.value}
                 for name, change in plan.local_changes.items()
-            ] + [
+            ], local.record, record) + [
                 {"run_id": undo_id, "entity": obj.value, "field": name, "old_value": change.old,
                  "new_value": change.new, "source": "undo", "side": Side.CRM.value}
                 for name, change in crm_written.items()
             ]
-            record = apply_values(local.record, {k: c.new for k, c in plan.local_changes.items()}) \
-                if plan.local_changes else None
             if plan.link is None:
                 if record is not None:
                     store.save_local(obj, local.id, record)

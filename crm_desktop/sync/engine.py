@@ -36,6 +36,7 @@ from crm_desktop.sync.mapping import (
     from_crm,
     record_values,
     to_crm,
+    typed_custom_audit,
     values_hash,
 )
 from crm_desktop.sync.plan import (
@@ -601,7 +602,8 @@ class SyncEngine:
             plan.log.append(LogEntry(obj, key, record.crm_id, RecordOutcome.CREATED, None, "pulled from the CRM"))
             base = {m.local_field: crm_values.get(m.local_field) for m in mappings}
             plan.write = PulledWrite(None, new_record, record.crm_id, base, record.modified_at,
-                                     audit=tuple(_audit(run_id, obj, Side.LOCAL, "pull", fields)))
+                                     audit=tuple(typed_custom_audit(_audit(run_id, obj, Side.LOCAL, "pull", fields),
+                                                                    None, new_record)))
             return plan
 
         email = local.record.email
@@ -691,7 +693,9 @@ class SyncEngine:
         plan.write = PulledWrite(
             local.id, updated, record.crm_id, new_base, record.modified_at, needs_push=needs_push,
             local_version=local.updated_at,
-            audit=tuple(_audit(run_id, obj, Side.LOCAL, "pull", local_changes)), conflicts=tuple(conflicts),
+            audit=tuple(typed_custom_audit(_audit(run_id, obj, Side.LOCAL, "pull", local_changes), local.record,
+                                           updated)),
+            conflicts=tuple(conflicts),
         )
         plan.state = _PulledState(updated or local.record, record.crm_id, new_base, needs_push)
         return plan

@@ -27,7 +27,7 @@ from crm_desktop.domain.models import (
 )
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmField
-from crm_desktop.store.models import ConflictRule, FieldDirection
+from crm_desktop.store.models import ConflictRule, FieldDirection, typed_audit_values
 from crm_desktop.sync.social_fields import social_field_names, social_fields
 
 Value = str | None
@@ -322,6 +322,58 @@ def apply_values(record: Contact | Lead, changes: dict[str, Value]) -> Contact |
     return Lead.model_validate(data)
 
 
+# -- custom values with their types ------------------------------------------------------------
+
+#: How a local field names a custom field (``custom.NAME``).
+CUSTOM_PREFIX = "custom."
+
+
+def _reads_as(value: Any, text: Any) -> bool:
+    """Whether ``text`` (an audit row's, as an import or a sync wrote it) is the text of ``value``."""
+    if value is None or text is None:
+        return value is None and text is None
+    shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return text in (shown, canonical(value))
+
+
+def typed_custom_audit(
+    rows: Sequence[dict[str, Any]], before: Contact | Lead | None, after: Contact | Lead | None,
+) -> list[dict[str, Any]]:
+    """Audit rows of changes written to a local record, each custom field's old and new value as ``before`` and
+    ``after`` hold it, with its type (``42``, ``True``, ``"42"``): an undo puts back the value, not its text.
+
+    A row whose text is not what the records hold (a value the record did not have) is kept as it is, as text.
+    """
+    typed: list[dict[str, Any]] = []
+    for row in rows:
+        name = str(row.get("field", ""))
+        if name.startswith(CUSTOM_PREFIX):
+            key = name.removeprefix(CUSTOM_PREFIX)
+            old = before.custom_fields.get(key) if before is not None else None
+            new = after.custom_fields.get(key) if after is not None else None
+            if _reads_as(old, row.get("old_value")) and _reads_as(new, row.get("new_value")):
+                row = {**row, **typed_audit_values(old, new)}
+        typed.append(row)
+    return typed
+
+
+def with_custom_values(record: Contact | Lead, values: dict[str, Any]) -> Contact | Lead:
+    """A copy of ``record`` with these custom fields (``custom.NAME``) set to exactly these values, of any type a
+    custom field holds (``None``: removed); other keys are left to the caller."""
+    custom = dict(record.custom_fields)
+    for name, value in values.items():
+        if not name.startswith(CUSTOM_PREFIX):
+            continue
+        key = name.removeprefix(CUSTOM_PREFIX)
+        if value is None:
+            custom.pop(key, None)
+        else:
+            custom[key] = value
+    if custom == record.custom_fields and all(type(custom[k]) is type(v) for k, v in record.custom_fields.items()):
+        return record
+    return type(record).model_validate({**record.model_dump(by_alias=False), "custom_fields": custom})
+
+
 # -- transforms -----------------------------------------------------------------------------
 
 
@@ -605,7 +657,9 @@ __all__ = [
     "record_values",
     "run_mappings",
     "to_crm",
+    "typed_custom_audit",
     "validate_mappings",
     "values_hash",
     "with_crm_lengths",
+    "with_custom_values",
 ]

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger
+from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger, typed_audit_values
 from crm_desktop.store.repositories import IntegrationStore, NotFoundError
 from crm_desktop.store.sync_store import SyncStore
 
@@ -72,3 +72,30 @@ def test_a_stale_lock_is_taken_over_by_one_of_two_racing_processes(database: Dat
             assert sorted(won) == [False, True], f"trial {trial}: {won}"
     finally:
         other.close()
+
+
+@pytest.mark.parametrize(("value", "text", "kind"), [
+    (42, "42", "int"), (-7, "-7", "int"), (True, "true", "bool"), (False, "false", "bool"), (0.5, "0.5", "float"),
+    (1e20, "1e+20", "float"), ("42", "42", "text"), ("", "", "text"), (None, None, None),
+])
+def test_an_audit_row_keeps_a_value_as_its_text_and_its_type(
+        database: Database, value: object, text: str | None, kind: str | None) -> None:
+    integration = IntegrationStore(database).add(Integration(provider="pipedrive", name="pd"))
+    assert integration.id is not None
+    store = SyncStore(database)
+    run_id = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.PULL)
+    store.add_audit(integration.id, [
+        {"run_id": run_id, "entity": "contact", "entity_id": "1", "field": "custom.visits", "source": "pull",
+         **typed_audit_values(value, "after")},
+        # A value given without its type, as a sync gives a name's: text, no type, as before types were kept.
+        {"run_id": run_id, "entity": "contact", "entity_id": "1", "field": "firstName", "source": "pull",
+         "old_value": "Ada", "new_value": None},
+    ])
+
+    typed_row, text_row = store.audit_for_run(run_id)
+
+    assert (typed_row.old_value, typed_row.old_type, typed_row.new_value, typed_row.new_type) == (
+        text, kind, "after", "text")
+    assert type(typed_row.old) is type(value) and typed_row.old == value
+    assert (text_row.old_value, text_row.old_type, text_row.new_value, text_row.new_type, text_row.old) == (
+        "Ada", None, None, None, "Ada")
