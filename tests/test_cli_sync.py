@@ -4,6 +4,7 @@ HubSpot sandbox."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from crm_desktop.domain.models import Contact, Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.store import sync_store
 from crm_desktop.store.models import ConflictRule
 from crm_desktop.store.sync_store import SyncStore
 from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
@@ -274,6 +276,69 @@ def test_resolve_taking_the_crm_value(
         ann = workspace.contacts.find("ann@example.com")
         assert ann is not None and ann.first_name == "Anna"
     assert crm_value(sandbox, "ann@example.com", "firstname") == "Anna"
+
+
+def test_a_conflict_resolved_by_another_process_meanwhile_is_not_written_again(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two desktops decide one conflict at the same moment, differently: the one that claims it first writes both
+    sides; the other is told it is resolved and writes nothing."""
+    conflict_id = make_conflict(data_dir, tmp_path, sandbox, capsys)
+    before = last_request(sandbox)
+    claim = SyncStore.claim_conflict
+    other_codes: list[int] = []
+
+    def other_resolves_first(store: SyncStore, claimed_id: int) -> bool:
+        if not other_codes:
+            other_codes.append(-1)
+            other = threading.Thread(target=lambda: other_codes.append(main(
+                ["--data-dir", str(data_dir), "conflicts", "resolve", str(conflict_id), "--set", "firstName=Zed"])))
+            other.start()
+            other.join()
+        return claim(store, claimed_id)
+
+    monkeypatch.setattr(SyncStore, "claim_conflict", other_resolves_first)
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "firstName=Yan"], capsys)
+    assert other_codes == [-1, ExitCode.OK]
+    assert code == ExitCode.USAGE and f"conflict {conflict_id} is already resolved (value)" in err
+    assert crm_value(sandbox, "ann@example.com", "firstname") == "Zed"
+    assert len(crm_writes(sandbox, before)) == 1
+    with workspace_at(data_dir) as workspace:
+        ann = workspace.contacts.find("ann@example.com")
+        assert ann is not None and ann.first_name == "Zed"
+
+
+def test_a_conflict_being_resolved_elsewhere_waits_and_a_stopped_claim_is_taken_over(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conflict_id = make_conflict(data_dir, tmp_path, sandbox, capsys)
+    with workspace_at(data_dir) as workspace:
+        assert workspace.sync.store.claim_conflict(conflict_id)  # another desktop, its CRM write under way
+        assert not workspace.sync.store.claim_conflict(conflict_id)
+    before = last_request(sandbox)
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--take", "crm"], capsys)
+    assert code == ExitCode.USAGE and "is being resolved right now in another window or on another desktop" in err
+    assert crm_writes(sandbox, before) == []
+    code, data = run_json(data_dir, ["conflicts", "show", str(conflict_id)], capsys)
+    assert (data["status"], data["resolvedAt"]) == ("open", None)
+    # That desktop stopped half-way: once its claim is older than a resolution can take, this one goes ahead.
+    monkeypatch.setattr(sync_store, "CONFLICT_CLAIM_EXPIRES", timedelta(0))
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "firstName=Zed"], capsys)
+    assert code == ExitCode.OK, err
+    assert crm_value(sandbox, "ann@example.com", "firstname") == "Zed"
+
+
+def test_a_refused_resolution_lets_go_of_its_claim(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str],
+) -> None:
+    conflict_id = make_conflict(data_dir, tmp_path, sandbox, capsys)
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "firstName=" + "x" * 5000],
+                       capsys)
+    assert code != ExitCode.OK
+    code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--take", "crm"], capsys)
+    assert code == ExitCode.OK, err
 
 
 # -- runs -----------------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def _conflict_json(conflict: ConflictRow, names: dict[int, str]) -> dict[str, An
         "resolution": conflict.resolution,
         "resolvedValue": conflict.resolved_value,
         "createdAt": conflict.created_at,
-        "resolvedAt": conflict.resolved_at,
+        # An open conflict's time is a claim of a resolution under way (SyncStore.claim_conflict), not a resolution.
+        "resolvedAt": conflict.resolved_at if conflict.status.value == "resolved" else None,
     }
 
 

@@ -168,6 +168,11 @@ def _finish_outbox_items(status: OutboxStatus, now: datetime, **columns: Any) ->
     )
 
 
+#: How long a claim on a conflict being resolved (:meth:`SyncStore.claim_conflict`) holds: a resolution takes one
+#: CRM write, so an older claim belongs to a process that stopped half-way.
+CONFLICT_CLAIM_EXPIRES = timedelta(minutes=5)
+
+
 class SyncStore:
     """Everything the sync engine persists, one short transaction per call."""
 
@@ -1086,6 +1091,32 @@ class SyncStore:
             for local_id, name in rows:
                 found.setdefault(local_id, set()).add(name)
         return found
+
+    def claim_conflict(self, conflict_id: int) -> bool:
+        """Mark an open conflict as being resolved here, so that another window, desktop or ``conflicts resolve``
+        deciding it at the same moment is told so before it writes anything; ``False`` when it is resolved already
+        or being resolved elsewhere.
+
+        The claim is the open conflict's ``resolved_at`` set by one conditional UPDATE (its row count says who won,
+        on SQLite and PostgreSQL alike). A claim older than :data:`CONFLICT_CLAIM_EXPIRES` is a process that
+        stopped half-way, and is taken over.
+        """
+        now = utcnow()
+        with self.db.session() as session:
+            claimed = session.execute(
+                update(ConflictRow)
+                .where(ConflictRow.id == conflict_id, ConflictRow.status == ConflictStatus.OPEN,
+                       or_(ConflictRow.resolved_at.is_(None), ConflictRow.resolved_at < now - CONFLICT_CLAIM_EXPIRES))
+                .values(resolved_at=now)
+            )
+            return cast(int, getattr(claimed, "rowcount", 0)) == 1
+
+    def release_conflict(self, conflict_id: int) -> None:
+        """Let go of a claim (:meth:`claim_conflict`) whose resolution failed: the conflict waits open again."""
+        with self.db.session() as session:
+            session.execute(update(ConflictRow).where(ConflictRow.id == conflict_id,
+                                                      ConflictRow.status == ConflictStatus.OPEN)
+                            .values(resolved_at=None))
 
     def resolve_conflict(self, conflict_id: int, resolution: str, value: str | None) -> None:
         with self.db.session() as session:

@@ -12,7 +12,7 @@ from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
-from crm_desktop.store.models import ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
+from crm_desktop.store.models import ConflictRow, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.mapping import (
@@ -62,6 +62,32 @@ async def resolve_conflict(
         raise ConflictResolutionError(f"conflict {conflict_id} belongs to another integration")
     if take not in (None, "crm", "local") or (take is None) == (value is None):
         raise ConflictResolutionError("choose exactly one: take crm, take local, or a typed value")
+    # Claimed before anything is written: two windows or desktops deciding it at once write the CRM once.
+    if not store.claim_conflict(conflict_id):
+        now = store.get_conflict(conflict_id)
+        if now.status is not ConflictStatus.OPEN:
+            raise ConflictResolutionError(f"conflict {conflict_id} is already resolved ({now.resolution})")
+        raise ConflictResolutionError(f"conflict {conflict_id} is being resolved right now in another window or on "
+                                      "another desktop; look again in a moment")
+    try:
+        return await _resolve_claimed(store, adapter, integration, mappings, conflict, take, value)
+    except BaseException:
+        store.release_conflict(conflict_id)
+        raise
+
+
+async def _resolve_claimed(
+    store: SyncStore,
+    adapter: CrmAdapter,
+    integration: Integration,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    conflict: ConflictRow,
+    take: str | None,
+    value: str | None,
+) -> Value:
+    """The body of :func:`resolve_conflict`, run once the conflict is claimed."""
+    assert integration.id is not None
+    conflict_id = conflict.id
     obj = conflict.object
     mapping = next((m for m in mappings.get(obj, []) if m.local_field == conflict.field), None)
     if mapping is None:
