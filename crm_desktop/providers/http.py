@@ -8,7 +8,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -147,13 +147,21 @@ class _RetryableFailure(Exception):
 
 
 class AmbiguousWriteError(TransientError):
-    """A write's connection failed after it was sent: it may or may not have reached the CRM.
+    """A write's connection failed after it was sent, or the CRM answered it with a server error (500, 502, 504): it
+    may or may not have been made.
 
     The adapter reconciles (looks the records up again) before it writes again, so nothing is duplicated.
     """
 
     category = ErrorCategory.NETWORK
+    #: After a server error: waits before the write is looked up again (given the rounds failed so far); after a
+    #: lost connection ``None``: the look-up goes at once.
+    pause: Callable[[int], Awaitable[None]] | None = None
 
+
+#: Server answers after which a write may have been made all the same (an internal error, a gateway that gave up
+#: waiting for the CRM); 503 and 429 say the request was not taken, and are replayed as ever.
+_MAYBE_DONE = frozenset({500, 502, 504})
 
 _AMBIGUOUS = (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteError, httpx.WriteTimeout)
 
@@ -338,6 +346,15 @@ class HttpCore:
             raise exhausted.final from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    def _pause_for(self, asked: float | None) -> Callable[[int], Awaitable[None]]:
+        """The wait before a write is looked up again after a server error: what the server asked for, else the
+        backoff any retry gets, on this core's clock."""
+
+        async def pause(failed_rounds: int) -> None:
+            await self._sleep(max(asked, 0.05) if asked is not None else _backoff(failed_rounds))
+
+        return pause
+
     def _log_gave_up(self, method: str, url: str | httpx.URL, started: float, failure: _RetryableFailure) -> None:
         logger.warning(
             "%s %s %s gave up after %.1fs: %s", self.name, method, _path(url), time.monotonic() - started, failure.final
@@ -380,6 +397,14 @@ class HttpCore:
             return response
         await response.aread()
         if verdict.decision is Decision.RETRY:
+            if not idempotent and response.status_code in _MAYBE_DONE:
+                # A gateway or server error can come after the CRM made the write: replaying it could make the
+                # record twice, so the adapter looks it up first, as after a lost connection.
+                maybe_done = AmbiguousWriteError(
+                    f"{self.name}: the CRM answered {response.status_code} to a write it may have made; reconciling"
+                )
+                maybe_done.pause = self._pause_for(verdict.wait)
+                raise maybe_done
             raise _RetryableFailure(
                 TransientError(
                     f"{self.name}: {verdict.reason or 'server error'}",
@@ -416,6 +441,11 @@ def _retry_wait(failure: _RetryableFailure | None, failed_attempts: int) -> floa
     ``initial`` and 8.x lacks its replacement ``multiplier``; a warning fails the strict test suite)."""
     if failure is not None and failure.wait is not None:
         return max(failure.wait, 0.05)
+    return _backoff(failed_attempts)
+
+
+def _backoff(failed_attempts: int) -> float:
+    """Exponential backoff with jitter from half a second, at most 30 s."""
     return min(30.0, 0.5 * float(2 ** (failed_attempts - 1))) + random.uniform(0, 1.0)
 
 

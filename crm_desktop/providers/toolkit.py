@@ -424,8 +424,9 @@ def results_in_order(
 
 # -- writes that must not land twice ------------------------------------------------------------------------------
 
-#: Times a write whose connection failed after sending is looked up and sent again before it is given up.
-RECONCILE_ROUNDS = 3
+#: Times a write whose answer was lost (connection or server error) is looked up and sent again before it is given
+#: up: as many as any other request is tried.
+RECONCILE_ROUNDS = 6
 
 
 async def write_or_reconcile(
@@ -446,15 +447,19 @@ async def write_or_reconcile(
         AmbiguousWriteError: when the connection failed after sending in every one of ``rounds`` tries; nothing
             was written twice.
     """
-    for _round in range(rounds):
+    for failed in range(1, rounds + 1):
         try:
             return await write()
-        except AmbiguousWriteError:
-            logger.info("%s lost its connection after it was sent; looking it up before writing again", what)
+        except AmbiguousWriteError as lost:
+            if lost.pause is not None:
+                await lost.pause(failed)
+            logger.info("%s lost its answer (connection or server error) after it was sent; looking it up before "
+                        "writing again", what)
         found = await reconcile()
         if found is not None:
             return found
-    raise AmbiguousWriteError(f"{what}: the connection kept failing after it was sent; nothing was written twice")
+    raise AmbiguousWriteError(f"{what}: its answer was lost (connection or server error) every time it was sent; "
+                              "nothing was written twice")
 
 
 # -- text and rows --------------------------------------------------------------------------------------------------

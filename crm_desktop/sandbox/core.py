@@ -46,11 +46,14 @@ class FaultKind(StrEnum):
     """What can go wrong on the wire, as the sandbox can make it go wrong.
 
     ``server_error``, ``rate_limit``, ``connection_reset`` and ``read_timeout`` hit a whole request and are
-    applied by :class:`SandboxMiddleware`; ``token_expiry`` and ``invalid_record`` are taken by the emulators
-    themselves (an access token stops working; one record of a write is refused as invalid).
+    applied by :class:`SandboxMiddleware`, before the emulator sees it; ``gateway_timeout`` lets the emulator do
+    the request, then answers 504 as a load balancer that gave up waiting does (the write was made, its answer is
+    lost); ``token_expiry`` and ``invalid_record`` are taken by the emulators themselves (an access token stops
+    working; one record of a write is refused as invalid).
     """
 
     SERVER_ERROR = "5xx"
+    GATEWAY_TIMEOUT = "504"
     RATE_LIMIT = "429"
     CONNECTION_RESET = "reset"
     READ_TIMEOUT = "timeout"
@@ -60,6 +63,7 @@ class FaultKind(StrEnum):
 
 REQUEST_FAULTS = (
     FaultKind.SERVER_ERROR,
+    FaultKind.GATEWAY_TIMEOUT,
     FaultKind.RATE_LIMIT,
     FaultKind.CONNECTION_RESET,
     FaultKind.READ_TIMEOUT,
@@ -95,7 +99,7 @@ def parse_fault_spec(spec: str) -> list[FaultRule]:
     """Read a fault spec such as ``"5xx:0.05,429:0.02,reset@3@9,expire@100,invalid:0.01"``.
 
     Each comma-separated item is ``KIND:PROBABILITY`` or ``KIND@N[@N...]`` (fire on request N).
-    Kinds: ``5xx``, ``429``, ``reset``, ``timeout``, ``expire``, ``invalid``.
+    Kinds: ``5xx``, ``504``, ``429``, ``reset``, ``timeout``, ``expire``, ``invalid``.
 
     Raises:
         ValueError: naming the item that cannot be read.
@@ -647,6 +651,15 @@ class SandboxMiddleware:
             if fault in (FaultKind.SERVER_ERROR, FaultKind.RATE_LIMIT):
                 response = sandbox.fault_response(fault)
                 await response(scope, replay, capture)
+            elif fault is FaultKind.GATEWAY_TIMEOUT:
+                # The emulator does the work; its answer never reaches the client.
+                async def lost(_message: Message) -> None:
+                    return None
+
+                async with sandbox.work_turns:
+                    await self.app(scope, replay, lost)
+                await Response("upstream request timeout", status_code=504, media_type="text/plain")(
+                    scope, replay, capture)
             elif fault in (FaultKind.CONNECTION_RESET, FaultKind.READ_TIMEOUT):
                 await _sleep_until(due)
                 raise SandboxDrop(fault)

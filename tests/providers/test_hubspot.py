@@ -423,19 +423,23 @@ def test_lost_connection_on_an_upsert_is_reconciled_without_duplicates(fault: st
     assert [e["path"] for e in api_log(sandbox)] == ["/crm/v3/objects/contacts/batch/upsert"] * 2
 
 
-def test_lost_connection_on_a_note_does_not_duplicate_it() -> None:
+@pytest.mark.parametrize("fault", ["reset", "504"])
+def test_lost_connection_on_a_note_does_not_duplicate_it(fault: str) -> None:
+    """The note's answer is lost: the connection drops before it was made, or a gateway answers 504 after it was
+    (a 5xx to a create is never replayed blindly)."""
     sandbox = HubSpotSandbox()
 
     async def body(adapter: HubSpotAdapter) -> str:
         [result] = await adapter.upsert(RecordObject.CONTACT, fans(1))
-        await control_async(sandbox, "PUT", "faults", {"spec": "reset@1"})
+        await control_async(sandbox, "PUT", "faults", {"spec": f"{fault}@1"})
         assert result.crm_id is not None
         return await adapter.add_note(RecordObject.CONTACT, result.crm_id, "Commented on the launch post")
 
-    note_id = run(sandbox, body)
+    note_id = run(sandbox, body, sleep=SandboxSleep(sandbox))
     assert sandbox.summary()["notes"] == 1
     assert hubspot_get(sandbox, f"/crm/v3/objects/notes/{note_id}")["id"] == note_id
-    assert [e["fault"] for e in api_log(sandbox) if e["path"] == "/crm/v3/objects/notes"] == ["reset", None]
+    expected = ["reset", None] if fault == "reset" else ["504"]  # the 504's note was made: found, not sent again
+    assert [e["fault"] for e in api_log(sandbox) if e["path"] == "/crm/v3/objects/notes"] == expected
 
 
 def test_token_expiry_mid_push_stops_with_auth_error_and_no_retry() -> None:

@@ -76,8 +76,12 @@ class SpecCheckingTransport(httpx.AsyncBaseTransport):
         content = await response.aread()
         answer = httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
         declared = pipedrive_spec.spec_operation(request.method, request.url.path).get("responses", {})
+        # A load balancer's 504 (the sandbox's gateway_timeout fault) is not Pipedrive's answer: not its envelope.
+        from_gateway = answer.status_code == 504 and answer.headers.get("content-type", "").startswith("text/plain")
         try:
-            if answer.is_success or str(answer.status_code) in declared:
+            if from_gateway:
+                pass
+            elif answer.is_success or str(answer.status_code) in declared:
                 pipedrive_spec.validate_response(request, answer)
             else:
                 pipedrive_spec.validate_error_envelope(request, answer)
@@ -472,16 +476,22 @@ def test_a_reset_read_is_retried(sandbox: PipedriveSandbox) -> None:
     assert [(e.path, e.fault) for e in sandbox.requests] == [("/v1/users/me", "reset"), ("/v1/users/me", None)]
 
 
-def test_a_reset_create_is_reconciled_without_a_duplicate(sandbox: PipedriveSandbox) -> None:
+@pytest.mark.parametrize(("fault", "sent"), [("reset", ["reset", None]), ("504", ["504"])])
+def test_a_create_whose_answer_is_lost_is_reconciled_without_a_duplicate(
+    sandbox: PipedriveSandbox, fault: str, sent: list[str | None]
+) -> None:
+    """A reset drops the create before Pipedrive made it (sent again after the look-up); a gateway's 504 comes
+    after it was made (found by the look-up, never sent again)."""
+
     async def body(h: Harness) -> Any:
-        await h.control("PUT", "faults", [{"kind": "reset", "at": [2], "path": "/api/v2/persons"}])
+        await h.control("PUT", "faults", [{"kind": fault, "at": [2], "path": "/api/v2/persons"}])
         return await h.adapter.upsert(RecordObject.CONTACT, [default_contact_record(contact(1))])
 
     results = run(sandbox, body)
     assert results[0].outcome is RecordOutcome.CREATED
     assert len(persons_with(sandbox, "person1@example.com")) == 1
     creates = [e for e in sandbox.requests if (e.method, e.path) == ("POST", "/api/v2/persons")]
-    assert [e.fault for e in creates] == ["reset", None]
+    assert [e.fault for e in creates] == sent
 
 
 def test_a_create_lost_after_it_was_saved_is_found_and_not_repeated(sandbox: PipedriveSandbox) -> None:

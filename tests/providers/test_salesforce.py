@@ -593,6 +593,22 @@ def test_connection_reset_on_a_read_is_retried() -> None:
     assert [q.fault for q in queries] == ["reset", None, None]
 
 
+def test_a_gateway_timeout_after_a_create_landed_creates_once() -> None:
+    """The composite create was made, then a gateway answered 504: the records are found, not created again."""
+    sandbox = new_sandbox()
+
+    async def scenario(adapter: SalesforceAdapter) -> Any:
+        gateway_gives_up = {"kind": "504", "probability": 1.0, "remaining": 1, "path": COMPOSITE}
+        await control(sandbox, "PUT", "faults", [gateway_gives_up])
+        return await adapter.upsert(RecordObject.CONTACT, people(4))
+
+    results = run(sandbox, scenario)
+    assert outcomes(results) == [RecordOutcome.CREATED] * 4
+    assert len(sandbox.records["Contact"]) == 4
+    creates = [r.fault for r in api_log(sandbox) if (r.method, r.path) == ("POST", COMPOSITE)]
+    assert creates == ["504"]
+
+
 def test_connection_reset_before_a_create_landed_creates_once() -> None:
     sandbox = new_sandbox()
 

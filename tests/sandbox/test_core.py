@@ -134,7 +134,7 @@ def test_fault_spec_names_the_item_it_cannot_read(spec: str, item: str) -> None:
         parse_fault_spec(spec)
     message = str(refused.value)
     assert repr(item) in message
-    assert "kinds: 5xx, 429, reset, timeout, expire, invalid" in message
+    assert "kinds: 5xx, 504, 429, reset, timeout, expire, invalid" in message
 
 
 # -- fault plans -------------------------------------------------------------------------------------------------
