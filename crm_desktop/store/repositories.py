@@ -414,20 +414,24 @@ def save_profiles_in_bulk(session: Session, contacts: Sequence[tuple[ContactRow,
 
 @dataclass(frozen=True)
 class StoredContact:
-    """A contact as read from the store in plain rows: its id, its own columns, its profiles' rows (with their
-    ids) and the contact they make.
+    """A contact as read from the store in plain rows: its id, its own columns and its profiles' rows (with their
+    ids).
 
     Attributes:
         id: the local id.
         row: the ``contacts`` columns a Contact holds.
         profiles: its ``social_profiles`` rows, oldest first.
-        contact: the stored contact (see :func:`stored_contact`).
     """
 
     id: int
     row: Any
     profiles: list[Any]
-    contact: Contact
+
+    @property
+    def contact(self) -> Contact:
+        """The stored contact (see :func:`stored_contact`), made when asked for: a save of 100,000 contacts hands
+        each to its relay and keeps none of them."""
+        return stored_contact(self.row, self.profiles)
 
 
 #: The ``contacts`` columns a Contact holds besides its email, as a save compares and writes them.
@@ -449,13 +453,13 @@ def _stored_contacts(session: Session, emails: Sequence[str], *, hold: bool = Fa
         if hold:
             statement = statement.with_for_update(of=contacts)
         rows = list(session.execute(statement))
+        if not rows:
+            continue  # new addresses, as every one of a first import is: no profiles to ask for
         held: dict[int, list[Any]] = {}
         for profile in session.execute(select(*profile_columns).where(
                 profiles.c.contact_id.in_([row.id for row in rows])).order_by(profiles.c.id)):
             held.setdefault(profile.contact_id, []).append(profile)
-        for row in rows:
-            kept = held.get(row.id, [])
-            found[row.email] = StoredContact(row.id, row, kept, stored_contact(row, kept))
+        found.update((row.email, StoredContact(row.id, row, held.get(row.id, []))) for row in rows)
     return found
 
 
