@@ -7,7 +7,7 @@ import contextlib
 import csv
 import json
 import re
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -347,13 +347,14 @@ def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None
         reader = csv.reader(handle, dialect)
         first = 1
         header: list[str] | None = None
+        unnamed: list[int] = []
         try:
             for cells in reader:
                 if header is None:
-                    header = cells
+                    header, unnamed = cells, _unnamed_columns(cells)
                     yield first, cells, None
                 else:
-                    yield first, cells, misfit(header, cells, str(dialect.delimiter))
+                    yield first, cells, misfit(header, cells, str(dialect.delimiter), unnamed)
                 first = reader.line_num + 1
         except csv.Error as exc:
             if "field larger" in str(exc):  # csv's limit is the longest custom value: nothing stored is longer
@@ -364,20 +365,29 @@ def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None
             raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
 
 
-def misfit(header: list[str], cells: list[str], delimiter: str) -> FieldProblem | None:
+def misfit(header: list[str], cells: list[str], delimiter: str,
+           unnamed: Sequence[int] | None = None) -> FieldProblem | None:
     """Why a row's values cannot all be kept under the header's columns: more cells than the header has (a value
     split by an unquoted delimiter, which would shift or drop what follows), or a value under a column with no
-    name. Empty cells past the header count too: a split value shifts the row whatever the last cell holds."""
+    name. Empty cells past the header count too: a split value shifts the row whatever the last cell holds.
+
+    ``unnamed`` gives the header's columns without a name (0-based), for a reader that works them out once for
+    every row of its file."""
     if len(cells) > len(header):
         name = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
         trailing = "" if any(cell.strip() for cell in cells[len(header):]) else ", or the empty ones at the end go"
         return FieldProblem("(row)", f"{len(cells)} cells, the header has {len(header)} (a {name} inside a value "
                                      f"needs quotes{trailing})")
-    for position, (name, cell) in enumerate(zip(header, cells, strict=False), start=1):
-        if not name.strip() and cell.strip():
-            return FieldProblem(f"column {position}",
+    for index in _unnamed_columns(header) if unnamed is None else unnamed:
+        if index < len(cells) and cells[index].strip():
+            return FieldProblem(f"column {index + 1}",
                                 "has a value but no name in the header; name the column, or empty its cells")
     return None
+
+
+def _unnamed_columns(header: list[str]) -> list[int]:
+    """The header's columns without a name, 0-based."""
+    return [index for index, name in enumerate(header) if not name.strip()]
 
 
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -409,6 +409,98 @@ def save_profiles_in_bulk(session: Session, contacts: Sequence[tuple[ContactRow,
             }
             for p in profiles.new
         )
+    _write_profile_changes(session, gone, changed, new)
+
+
+@dataclass(frozen=True)
+class StoredContact:
+    """A contact as read from the store in plain rows: its id, its own columns and its profiles' rows (with their
+    ids).
+
+    Attributes:
+        id: the local id.
+        row: the ``contacts`` columns a Contact holds.
+        profiles: its ``social_profiles`` rows, oldest first.
+    """
+
+    id: int
+    row: Any
+    profiles: list[Any]
+
+    @property
+    def contact(self) -> Contact:
+        """The stored contact (see :func:`stored_contact`), made when asked for: a save of 100,000 contacts hands
+        each to its relay and keeps none of them."""
+        return stored_contact(self.row, self.profiles)
+
+
+#: The ``contacts`` columns a Contact holds besides its email, as a save compares and writes them.
+_CONTACT_COLUMNS = ("first_name", "last_name", "company", "phone", "custom_fields")
+
+
+def _stored_contacts(session: Session, emails: Sequence[str], *, hold: bool = False) -> dict[str, StoredContact]:
+    """The stored contacts with those emails, by email, read as plain rows (not ORM objects: an import reads every
+    address of its file, then again the rows it writes); with ``hold``, the contacts' rows are held for the
+    transaction (PostgreSQL's ``FOR UPDATE``; SQLite holds the whole file, see :func:`hold_for_write`)."""
+    contacts, profiles = cast(Table, ContactRow.__table__), cast(Table, SocialProfileRow.__table__)
+    # Only the columns a Contact holds: the time stamps would be parsed back into datetimes for nothing.
+    contact_columns = (contacts.c.id, contacts.c.email, *(contacts.c[name] for name in _CONTACT_COLUMNS))
+    profile_columns = (profiles.c.id, profiles.c.contact_id, profiles.c.platform, profiles.c.username,
+                       profiles.c.url, profiles.c.followers, profiles.c.engagement)
+    found: dict[str, StoredContact] = {}
+    for chunk in in_list_chunks(emails):
+        statement = select(*contact_columns).where(contacts.c.email.in_(chunk))
+        if hold:
+            statement = statement.with_for_update(of=contacts)
+        rows = list(session.execute(statement))
+        if not rows:
+            continue  # new addresses, as every one of a first import is: no profiles to ask for
+        held: dict[int, list[Any]] = {}
+        for profile in session.execute(select(*profile_columns).where(
+                profiles.c.contact_id.in_([row.id for row in rows])).order_by(profiles.c.id)):
+            held.setdefault(profile.contact_id, []).append(profile)
+        found.update((row.email, StoredContact(row.id, row, held.get(row.id, []))) for row in rows)
+    return found
+
+
+def _updated_in_bulk(session: Session, stored: dict[str, StoredContact], contacts: list[Contact]
+                     ) -> dict[str, SavedRecord]:
+    """Bring stored contacts (each given once) to the given ones with a few bulk statements: one UPDATE a set of
+    changed columns (only those columns written, as the ORM would), and one delete, update and insert for every
+    contact's profiles together. A contact whose values are already there is not written (its ``updated_at``,
+    which a sync reads, stays)."""
+    now = utcnow()
+    saved: dict[str, SavedRecord] = {}
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    gone: list[int] = []
+    changed_profiles: list[dict[str, Any]] = []
+    new_profiles: list[dict[str, Any]] = []
+    for contact in contacts:
+        held = stored[contact.email]
+        wanted = {"first_name": contact.first_name, "last_name": contact.last_name, "company": contact.company,
+                  "phone": contact.phone, "custom_fields": dict(contact.custom_fields)}
+        columns = {name: value for name, value in wanted.items() if getattr(held.row, name) != value}
+        profiles = profile_changes(held.profiles, contact.social_profiles)
+        changed = bool(columns) or bool(profiles)
+        if changed:
+            # Profile-only changes touch the contact's updated_at all the same.
+            by_columns.setdefault(tuple(columns), []).append({"contact_id": held.id, **columns, "updated_at": now})
+        gone.extend(stale.id for stale in profiles.gone)
+        changed_profiles.extend({"profile_id": current.id, "url": p.url, "followers": p.followers,
+                                 "engagement": p.engagement} for current, p in profiles.changed)
+        new_profiles.extend({"contact_id": held.id, "platform": p.platform, "username": p.username, "url": p.url,
+                             "followers": p.followers, "engagement": p.engagement} for p in profiles.new)
+        saved[contact.email] = SavedRecord(held.id, contact.email, False, changed)
+    contacts_table = cast(Table, ContactRow.__table__)
+    for parameters in by_columns.values():
+        session.execute(update(contacts_table).where(contacts_table.c.id == bindparam("contact_id")), parameters)
+    _write_profile_changes(session, gone, changed_profiles, new_profiles)
+    return saved
+
+
+def _write_profile_changes(session: Session, gone: list[int], changed: list[dict[str, Any]],
+                           new: list[dict[str, Any]]) -> None:
+    """Delete, update and insert profiles with one statement each (a chunk of ids at a time for the delete)."""
     table = cast(Table, SocialProfileRow.__table__)
     for chunk in in_list_chunks(gone):
         session.execute(delete(table).where(table.c.id.in_(chunk)))
@@ -448,16 +540,15 @@ class ContactStore:
     def _save_many(self, session: Session, items: list[Contact], relay: Relay | None) -> list[SavedRecord]:
         if relay is not None:
             hold_for_write(session, cast(Table, ContactRow.__table__))
-        existing = self._rows_by_email(session, [c.email for c in items], hold=relay is not None)
+        stored = _stored_contacts(session, [c.email for c in items], hold=relay is not None)
         if relay is not None:
-            items = _relaid(items, lambda email: _contact_or_none(existing.get(email)), relay)
-        new = [c for c in items if c.email not in existing]
-        if new and len({c.email for c in new}) == len(new):
-            inserted = self._inserted(session, new)
-            updated = {saved.email: saved for saved in self._updated(session, existing, [
-                c for c in items if c.email in existing])}
-            return [inserted.get(c.email) or updated[c.email] for c in items]
-        return self._updated(session, existing, items)
+            items = _relaid(items, lambda email: None if (held := stored.get(email)) is None else held.contact, relay)
+        if len({c.email for c in items}) < len(items):
+            # An email given twice: saved one after the other, each laid over what the one before it saved.
+            return self._updated(session, self._rows_by_email(session, [c.email for c in items]), items)
+        inserted = self._inserted(session, [c for c in items if c.email not in stored])
+        updated = _updated_in_bulk(session, stored, [c for c in items if c.email in stored])
+        return [inserted.get(c.email) or updated[c.email] for c in items]
 
     @staticmethod
     def _inserted(session: Session, contacts: list[Contact]) -> dict[str, SavedRecord]:
@@ -516,14 +607,12 @@ class ContactStore:
         return saved
 
     @staticmethod
-    def _rows_by_email(session: Session, emails: list[str], *, hold: bool = False) -> dict[str, ContactRow]:
+    def _rows_by_email(session: Session, emails: list[str]) -> dict[str, ContactRow]:
         found: dict[str, ContactRow] = {}
         for chunk in in_list_chunks(emails):
             statement = (
                 select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
             )
-            if hold:
-                statement = statement.with_for_update(of=ContactRow)
             for row in session.scalars(statement):
                 found[row.email] = row
         return found
@@ -533,23 +622,8 @@ class ContactStore:
 
         Read as plain rows, not ORM objects: an import looks up every address of its file here.
         """
-        contacts, profiles = cast(Table, ContactRow.__table__), cast(Table, SocialProfileRow.__table__)
-        # Only the columns a Contact holds: the time stamps would be parsed back into datetimes for nothing.
-        contact_columns = (contacts.c.id, contacts.c.email, contacts.c.first_name, contacts.c.last_name,
-                           contacts.c.company, contacts.c.phone, contacts.c.custom_fields)
-        profile_columns = (profiles.c.contact_id, profiles.c.platform, profiles.c.username, profiles.c.url,
-                           profiles.c.followers, profiles.c.engagement)
-        found: dict[str, Contact] = {}
         with self._db.session() as session:
-            for chunk in in_list_chunks(emails):
-                rows = list(session.execute(select(*contact_columns).where(contacts.c.email.in_(chunk))))
-                held: dict[int, list[Any]] = {}
-                statement = (select(*profile_columns).where(profiles.c.contact_id.in_([row.id for row in rows]))
-                             .order_by(profiles.c.id))
-                for profile in session.execute(statement):
-                    held.setdefault(profile.contact_id, []).append(profile)
-                found.update((row.email, stored_contact(row, held.get(row.id, []))) for row in rows)
-        return found
+            return {email: held.contact for email, held in _stored_contacts(session, list(emails)).items()}
 
     def find(self, email: str) -> Contact | None:
         """The contact with that (already normalised) email, if any."""

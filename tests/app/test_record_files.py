@@ -187,6 +187,16 @@ def test_a_value_under_a_column_without_a_name_is_refused(tmp_path: Path) -> Non
     assert problem.reason == "has a value but no name in the header; name the column, or empty its cells"
 
 
+def test_columns_without_a_name_are_checked_on_short_rows_and_named_first_to_last(tmp_path: Path) -> None:
+    # The header's unnamed columns are found once per file: a row shorter than the header has nothing under them,
+    # and of two unnamed columns holding values the first is named.
+    path = write(tmp_path, "c.csv", "email,, company,\nann@example.com\nbob@example.com,,Bobco,kept?\n"
+                 "cy@example.com,a,Cyco,b\ndi@example.com,  ,Dico,\n")
+    result = read_records(path, Contact)
+    assert [c.email for _, c in result.records] == ["ann@example.com", "di@example.com"]
+    assert [(p.line, p.field) for p in result.problems] == [(3, "column 4"), (4, "column 2")]
+
+
 def test_a_custom_field_that_is_not_a_finite_number_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "c.jsonl", '{"email": "ann@example.com", "customFields": {"score": NaN, "reach": -Infinity, '
                  '"ratio": 1.5}}\n{"email": "bob@example.com", "customFields": {"ratio": 1e308}}\n')

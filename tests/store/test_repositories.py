@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from crm_desktop.domain.models import (
@@ -22,7 +22,7 @@ from crm_desktop.domain.models import (
     TouchpointType,
 )
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import LeadRow, SocialProfileRow, SyncRunRow, SyncTrigger, TouchpointRow
+from crm_desktop.store.models import ContactRow, LeadRow, SocialProfileRow, SyncRunRow, SyncTrigger, TouchpointRow
 from crm_desktop.store.repositories import (
     SAVE_BATCH,
     ContactStore,
@@ -216,6 +216,79 @@ def test_save_many_past_one_flush_batch_keeps_ids_in_order_and_repeats_as_update
     assert store.find("p3@example.com") == Contact(email="p3@example.com", first_name="Pat")
     again = store.save_many(people[:5])
     assert [(r.id, r.created) for r in again] == [(r.id, False) for r in saved[:5]]
+
+
+def test_save_many_updates_stored_contacts_in_bulk_writing_only_changed_columns(database: Database) -> None:
+    store = ContactStore(database)
+    count = 90
+    people = [
+        Contact.model_validate({"email": f"p{n}@example.com", "firstName": f"P{n}", "company": "Old",
+                                "socialProfiles": [{"platform": "twitter", "username": f"p{n}", "followers": n}]})
+        for n in range(count)
+    ]
+    first = store.save_many(people)
+    with database.engine.begin() as connection:
+        # A column a save of contacts never writes (an event's score): it must stay as it is.
+        connection.execute(text("UPDATE contacts SET engagement_score = 7.5"))
+        stamped = {email: at for email, at in connection.execute(select(ContactRow.email, ContactRow.updated_at))}
+    time.sleep(0.01)
+    moved = [p.model_copy(update={"company": "New"}) for p in people[:30]]
+    followed = [p.model_copy(update={"social_profiles": [p.social_profiles[0].model_copy(update={"followers": 999})]})
+                for p in people[30:60]]
+    statements: list[tuple[str, bool]] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, _parameters: object, _context: object,
+                many: bool) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CONTACTS"):
+            statements.append((" ".join(statement.split()), many))
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    try:
+        saved = store.save_many([*moved, *followed, *people[60:]], relay=lambda record, _now: record)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", capture)
+
+    assert [(r.id, r.created, r.changed) for r in saved] == [(r.id, False, n < 60) for n, r in enumerate(first)]
+    # One statement per set of changed columns (the write hold aside), not one per contact; a profile-only
+    # change touches updated_at alone, and no statement writes a column that did not change.
+    writes = [statement for statement, many in statements if many]
+    assert len(writes) == 2, writes
+    sets = sorted(statement.split(" SET ")[1].split(" WHERE ")[0] for statement in writes)
+    assert [[part.split("=")[0].strip() for part in assignment.split(",")] for assignment in sets] == [
+        ["company", "updated_at"], ["updated_at"]]
+    with database.engine.begin() as connection:
+        rows = {row.email: row for row in connection.execute(select(ContactRow))}
+    assert {rows[p.email].company for p in people[:30]} == {"New"}
+    assert {rows[p.email].company for p in people[30:]} == {"Old"}
+    assert {rows[p.email].engagement_score for p in people} == {7.5}
+    assert all(rows[p.email].updated_at > stamped[p.email] for p in people[:60])
+    assert all(rows[p.email].updated_at == stamped[p.email] for p in people[60:])
+    assert store.find_many([p.email for p in people]) == {
+        p.email: p for p in [*moved, *followed, *people[60:]]}
+
+
+def test_save_many_of_stored_contacts_loads_no_orm_objects(database: Database) -> None:
+    # An import of 100,000 changed contacts spent most of its save in the ORM's per-object work (identity map,
+    # attribute history, unit of work); the save reads and writes plain rows.
+    store = ContactStore(database)
+    people = [Contact(email=f"p{n}@example.com", company="Old") for n in range(20)]
+    store.save_many(people)
+    loaded: list[object] = []
+
+    def count(target: object, _context: object) -> None:
+        loaded.append(target)
+
+    event.listen(ContactRow, "load", count)
+    event.listen(SocialProfileRow, "load", count)
+    try:
+        saved = store.save_many([p.model_copy(update={"company": "New"}) for p in people],
+                                relay=lambda record, _now: record)
+    finally:
+        event.remove(ContactRow, "load", count)
+        event.remove(SocialProfileRow, "load", count)
+    assert [(r.created, r.changed) for r in saved] == [(False, True)] * 20
+    assert loaded == []
+    assert {c.company for c in store.find_many([p.email for p in people]).values()} == {"New"}
 
 
 def test_contacts_are_unique_by_normalised_email(database: Database) -> None:
