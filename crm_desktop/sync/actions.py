@@ -241,6 +241,13 @@ def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord
     return list(records.values()), last_id
 
 
+def _refuse_if_undone(store: SyncStore, run_id: int) -> None:
+    """Refuse the undo of a run that an undo took back already."""
+    earlier = store.undo_of(run_id)
+    if earlier is not None:
+        raise UndoRefused(f"run {run_id} was already undone (by run {earlier})")
+
+
 async def undo_run(
     store: SyncStore,
     adapter: CrmAdapter,
@@ -269,17 +276,13 @@ async def undo_run(
         raise ConflictResolutionError(f"run {run_id} belongs to another integration")
     if target.status is SyncRunStatus.RUNNING:
         raise ConflictResolutionError(f"run {run_id} is still running")
-    earlier = store.undo_of(run_id)
-    if earlier is not None:
-        raise UndoRefused(f"run {run_id} was already undone (by run {earlier})")
+    _refuse_if_undone(store, run_id)
     if not store.acquire_lock(integration.id):
         raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
     try:
         # Asked again under the lock: another desktop or the CLI may have undone the run between the look above
         # and the lock (its undo run is finished before it lets the lock go), and the CRM must get the undo once.
-        earlier = store.undo_of(run_id)
-        if earlier is not None:
-            raise UndoRefused(f"run {run_id} was already undone (by run {earlier})")
+        _refuse_if_undone(store, run_id)
         audited, last_audit_id = _audited_records(store, run_id)
         plans, kept, changed = _plan_undo(store, integration.id, mappings, audited, last_audit_id)
         if changed and not force:
