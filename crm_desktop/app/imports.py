@@ -25,7 +25,7 @@ from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
-from crm_desktop.store.import_log import ImportLog, LocalRunOutcome, undo_message
+from crm_desktop.store.import_log import AlreadyUndoneError, ImportLog, LocalRunOutcome, undo_message
 from crm_desktop.store.models import LOCAL_TRIGGERS, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import (
     AfterSave,
@@ -489,8 +489,9 @@ class ImportService:
         resolution or another import), listing them, unless ``force``. Records the import created are kept and listed.
 
         Raises:
-            ImportUndoError: when the run is not an import, is still running, was undone already, or values it
-                wrote changed since (without ``force``).
+            ImportUndoError: when the run is not an import, is still running, was undone already (also by an undo
+                from another process that committed first: this one then writes nothing and its run is removed),
+                or values it wrote changed since (without ``force``).
         """
         self.log.mark_interrupted()
         run = self.store.get_run(run_id)
@@ -538,14 +539,21 @@ class ImportService:
             return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit_rows,
                                    counts=dict(updated=len(plans), total=len(by_record)))
 
-        # An import or an edit is of one object: its restore and the undo's own run commit together.
+        # An import or an edit is of one object: its restore and the undo's own run commit together. Each
+        # transaction asks again whether the run was undone (another desktop, or cron, may have undone it since the
+        # look above), holding the run until it commits: of two undos at once, one writes and the other nothing.
         objects = [obj for obj in RecordObject if any(planned.obj is obj for planned in plans)]
         try:
             for place, obj in enumerate(objects, start=1):
                 self._restore(obj, [planned for planned in plans if planned.obj is obj], kept, force=force,
-                              after=self.log.finishing(undo_id, outcome) if place == len(objects) else None)
+                              after=self.log.undoing(run_id, undo_id, outcome if place == len(objects) else None))
             if not objects:
-                self.log.finish(undo_id, SyncRunStatus.SUCCEEDED, (), updated=0, total=len(by_record))
+                self.log.finish_undo(run_id, undo_id, LocalRunOutcome(
+                    SyncRunStatus.SUCCEEDED, counts=dict(updated=0, total=len(by_record))))
+        except AlreadyUndoneError as exc:
+            # Nothing of this undo was written: its run goes too, the run keeps one undo.
+            self.log.discard(undo_id)
+            raise ImportUndoError(str(exc)) from None
         except BaseException:
             self.log.finish(undo_id, SyncRunStatus.FAILED, (), updated=0, total=len(by_record))
             raise

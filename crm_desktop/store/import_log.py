@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Select, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import SyncDirection
@@ -44,6 +44,16 @@ class LocalRunOutcome:
     audit: Sequence[dict[str, Any]] = ()
     refused: Sequence[tuple[RecordObject, str, str]] = ()
     counts: dict[str, int] = field(default_factory=dict)
+
+
+class AlreadyUndoneError(Exception):
+    """Another undo of the run (from another desktop, or cron) succeeded while this one was under way; nothing of
+    this one was written."""
+
+    def __init__(self, run_id: int, undone_by: int) -> None:
+        super().__init__(f"run {run_id} was already undone (by run {undone_by})")
+        self.run_id = run_id
+        self.undone_by = undone_by
 
 
 class ImportLog:
@@ -125,14 +135,65 @@ class ImportLog:
     def undone_by(self, run_id: int) -> int | None:
         """The run that undid import run ``run_id`` successfully, if any."""
         with self._db.session() as session:
-            return session.scalar(
-                select(SyncRunRow.id).where(
-                    SyncRunRow.trigger.in_(LOCAL_TRIGGERS),
-                    SyncRunRow.direction == SyncDirection.UNDO,
-                    SyncRunRow.message == undo_message(run_id),
-                    SyncRunRow.status == SyncRunStatus.SUCCEEDED,
-                ).limit(1)
-            )
+            return session.scalar(_undone_by(run_id))
+
+    def undoing(
+        self, run_id: int, undo_id: int, outcome: Callable[[ResultT], LocalRunOutcome] | None
+    ) -> Callable[[Session, ResultT], None]:
+        """As :meth:`finishing`, for ``undo_id``, the run undoing run ``run_id`` (``outcome`` ``None``: only the
+        check, for a transaction that does not finish the undo): in the transaction of the restore, asks once more
+        whether another undo of ``run_id`` succeeded meanwhile, holding that run's row until the commit, so that of
+        two undos at once (two desktops, or a desktop and cron) one writes and the other sees it.
+
+        Raises (from the store write, which is then rolled back whole):
+            AlreadyUndoneError: another undo of ``run_id`` succeeded.
+        """
+        def record(session: Session, result: ResultT) -> None:
+            self._refuse_if_undone(session, run_id)
+            if outcome is not None:
+                self._record(session, undo_id, outcome(result))
+
+        return record
+
+    def finish_undo(self, run_id: int, undo_id: int, outcome: LocalRunOutcome) -> None:
+        """Record the outcome of ``undo_id``, an undo of ``run_id`` that wrote no value, checked as
+        :meth:`undoing` checks it.
+
+        Raises:
+            AlreadyUndoneError: another undo of ``run_id`` succeeded meanwhile (nothing is recorded).
+        """
+        with self._db.session() as session:
+            self._refuse_if_undone(session, run_id)
+            self._record(session, undo_id, outcome)
+
+    def discard(self, run_id: int) -> None:
+        """Remove a local run still running that wrote nothing (an undo that found the run undone by another)."""
+        with self._db.session() as session:
+            session.execute(delete(SyncRunRow).where(
+                SyncRunRow.id == run_id, SyncRunRow.integration_id.is_(None),
+                SyncRunRow.status == SyncRunStatus.RUNNING))
+
+    @staticmethod
+    def _refuse_if_undone(session: Session, run_id: int) -> None:
+        """Hold run ``run_id``'s row until the commit, then raise if an undo of it succeeded.
+
+        The hold is a write that changes nothing: it takes SQLite's write lock, if the transaction has not taken it
+        yet, before the look (so it sees what another connection committed, and nothing is committed until ours
+        is), and PostgreSQL's lock of that row (a second undo waits here until the first commits, then sees it)."""
+        session.execute(update(SyncRunRow).where(SyncRunRow.id == run_id).values(id=SyncRunRow.id))
+        earlier = session.scalar(_undone_by(run_id))
+        if earlier is not None:
+            raise AlreadyUndoneError(run_id, earlier)
+
+
+def _undone_by(run_id: int) -> Select[int]:
+    """The undo run that undid local run ``run_id`` successfully."""
+    return select(SyncRunRow.id).where(
+        SyncRunRow.trigger.in_(LOCAL_TRIGGERS),
+        SyncRunRow.direction == SyncDirection.UNDO,
+        SyncRunRow.message == undo_message(run_id),
+        SyncRunRow.status == SyncRunStatus.SUCCEEDED,
+    ).order_by(SyncRunRow.id).limit(1)
 
 
 def undo_message(run_id: int) -> str:
