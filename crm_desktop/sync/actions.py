@@ -23,6 +23,7 @@ from crm_desktop.sync.mapping import (
     record_values,
     to_crm,
     typed_custom_audit,
+    with_audit_types,
     with_custom_values,
 )
 from crm_desktop.sync.plan import ChangeAction, FieldChange, PlannedChange, Side, SyncPlan
@@ -208,6 +209,10 @@ class _AuditedRecord:
     crm: dict[str, tuple[Value, Value]] = field(default_factory=dict)
     #: The local side's old values whose type the audit kept (a custom field's 42, true), by field.
     exact: dict[str, Any] = field(default_factory=dict)
+    #: The CRM side's old values whose type the audit kept (what the CRM held before a push), by field.
+    crm_exact: dict[str, Any] = field(default_factory=dict)
+    #: The CRM side's newest values whose type the audit kept (what the run wrote there), by field.
+    crm_written: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -221,6 +226,9 @@ class _RecordUndo:
     crm_send: dict[str, Any]
     crm_changes: dict[str, FieldChange]
     new_base: dict[str, Any]
+    #: The restored values whose type the audit kept, by field: the local side's where the run changed it there,
+    #: else the CRM side's (what the CRM held before a push).
+    exact: dict[str, Any] = field(default_factory=dict)
 
 
 def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord], int]:
@@ -236,8 +244,16 @@ def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord
         changes = audited.crm if row.side == Side.CRM.value else audited.local
         first = changes.get(row.field)
         changes[row.field] = (first[0] if first else row.old_value, row.new_value)
-        if first is None and changes is audited.local and row.old_type is not None:
-            audited.exact[row.field] = row.old
+        if changes is audited.local:
+            if first is None and row.old_type is not None:
+                audited.exact[row.field] = row.old
+            continue
+        if first is None and row.old_type is not None:
+            audited.crm_exact[row.field] = row.old
+        if row.new_type is not None:
+            audited.crm_written[row.field] = row.new
+        else:
+            audited.crm_written.pop(row.field, None)
     return list(records.values()), last_id
 
 
@@ -368,6 +384,9 @@ def _plan_undo(
                     if (name, Side.CRM.value) in touched_later or (link is not None and base.get(name) != new):
                         changed.append(ChangedSince(email, name, Side.CRM, new, base.get(name)))
                 restore = {name: old for name, (old, _) in {**item.crm, **item.local}.items()}
+                # The same values with their type where the audit kept it: a local old value wins, as in restore.
+                exact = {name: v for name, v in item.crm_exact.items() if name not in item.local}
+                exact.update(item.exact)
                 local_changes = {
                     name: FieldChange(current.get(name), value, "value before the run")
                     for name, value in restore.items() if current.get(name) != value
@@ -383,6 +402,10 @@ def _plan_undo(
                         mapping = by_local.get(name)
                         if mapping is None or not mapping.pushes or base.get(name) == value:
                             continue
+                        # The CRM gets what a push of this value sends, its text: the CRM field gives it its type
+                        # (Salesforce stores a number field's text as a number, the Pipedrive adapter sends it as
+                        # one, and Pipedrive's text fields take only text). The base stays the text the engine
+                        # compares; the kept type goes to the local record (see _write_undo).
                         outgoing = to_crm(mapping, value)
                         if outgoing is None and name not in item.crm:
                             crm_kept.add(name)
@@ -395,7 +418,7 @@ def _plan_undo(
                     kept.append(((obj, email), f"{email}: no longer linked to the CRM; CRM values kept"))
                 new_base.update({name: value for name, value in restore.items()
                                  if base.get(name) == current.get(name) and name not in crm_kept})
-                plans.append(_RecordUndo(item, local, link, local_changes, crm_send, crm_changes, new_base))
+                plans.append(_RecordUndo(item, local, link, local_changes, crm_send, crm_changes, new_base, exact))
     return plans, kept, changed
 
 
@@ -461,7 +484,7 @@ def _write_undo(
             record = None
             if plan.local_changes:
                 # Values the audit kept with their type (a custom field's 42) go back as they were, not as text.
-                exact = {k: plan.audited.exact[k] for k in plan.local_changes if k in plan.audited.exact}
+                exact = {k: plan.exact[k] for k in plan.local_changes if k in plan.exact}
                 record = with_custom_values(
                     apply_values(local.record, {k: c.new for k, c in plan.local_changes.items()}), exact)
             audit = typed_custom_audit([
@@ -469,8 +492,9 @@ def _write_undo(
                  "new_value": change.new, "source": "undo", "side": Side.LOCAL.value}
                 for name, change in plan.local_changes.items()
             ], local.record, record) + [
-                {"run_id": undo_id, "entity": obj.value, "field": name, "old_value": change.old,
-                 "new_value": change.new, "source": "undo", "side": Side.CRM.value}
+                with_audit_types({"run_id": undo_id, "entity": obj.value, "field": name, "old_value": change.old,
+                                  "new_value": change.new, "source": "undo", "side": Side.CRM.value},
+                                 plan.audited.crm_written.get(name), plan.exact.get(name))
                 for name, change in crm_written.items()
             ]
             if plan.link is None:

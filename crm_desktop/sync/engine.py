@@ -37,6 +37,7 @@ from crm_desktop.sync.mapping import (
     record_values,
     to_crm,
     typed_custom_audit,
+    typed_push_audit,
     values_hash,
 )
 from crm_desktop.sync.plan import (
@@ -883,7 +884,8 @@ class SyncEngine:
                 for out in sends
             ]
             self.store.add_outbox(self.integration_id, run.run_id, items)
-            await self._send(obj, self.store.pending_outbox(self.integration_id, obj), run, planned)
+            sent = {out.local.record.email: out.local.record for out in sends}
+            await self._send(obj, self.store.pending_outbox(self.integration_id, obj), run, planned, sent)
         self.store.heartbeat(self.integration_id, run.run_id)
 
     async def _resume_outbox(self, obj: RecordObject, run: _Run) -> None:
@@ -895,8 +897,11 @@ class SyncEngine:
             self._write_log(run)
 
     async def _send(self, obj: RecordObject, pending: list[OutboxItem], run: _Run,
-                    planned: dict[str, PlannedChange]) -> None:
-        """Send outbox writes in batches and apply the CRM's answers; the run's plan gets what was really done."""
+                    planned: dict[str, PlannedChange], sent: dict[str, Contact | Lead] | None = None) -> None:
+        """Send outbox writes in batches and apply the CRM's answers; the run's plan gets what was really done.
+
+        ``sent`` are the local records the planned writes were made from, by email: their audit rows keep each
+        custom value's type (a write resumed after a crash has none, and is audited as text)."""
         for start in range(0, len(pending), self.batch_size):
             chunk = pending[start : start + self.batch_size]
             # Several intents for one record (a crash between two runs): only the newest is sent.
@@ -977,7 +982,9 @@ class SyncEngine:
                     run.plan.add(PlannedChange(obj, item.email, Side.CRM, action, changed))
                 # A resumed write the CRM already holds was made by the crashed run: audit it, or undo cannot see it.
                 if outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
-                    audit.extend(_audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)))
+                    record = (sent or {}).get(item.email) if plan else None
+                    audit.extend(typed_push_audit(
+                        _audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)), record))
             # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
             self.store.complete_outbox(self.integration_id, done, failed, audit, crm_stamps=stamps)
             if unreachable:

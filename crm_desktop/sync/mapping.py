@@ -27,7 +27,7 @@ from crm_desktop.domain.models import (
 )
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmField
-from crm_desktop.store.models import ConflictRule, FieldDirection, typed_audit_values
+from crm_desktop.store.models import ConflictRule, FieldDirection, audit_text, audit_value, typed_audit_values
 from crm_desktop.sync.social_fields import social_field_names, social_fields
 
 Value = str | None
@@ -357,6 +357,53 @@ def typed_custom_audit(
     return typed
 
 
+def _type_of(value: Any, text: Any) -> str | None:
+    """The audit type of ``value`` when ``text`` (an audit row's, kept as it is) reads back as exactly it."""
+    if value is None or not isinstance(text, str):
+        return None
+    kind = audit_text(value)[1]
+    try:
+        back = audit_value(text, kind)
+    except ValueError:
+        return None
+    return kind if type(back) is type(value) and back == value else None
+
+
+def with_audit_types(row: dict[str, Any], old: Any, new: Any) -> dict[str, Any]:
+    """``row`` with the type of its old and new value (``42``, ``True``) where its text is theirs; its text is kept
+    as it is, and a value whose text it is not (or ``None``) leaves its type unknown, read as text."""
+    typed = dict(row)
+    for column, value in (("old", old), ("new", new)):
+        kind = _type_of(value, row.get(f"{column}_value"))
+        if kind is not None:
+            typed[f"{column}_type"] = kind
+    return typed
+
+
+def typed_push_audit(rows: Sequence[dict[str, Any]], sent: Contact | Lead | None) -> list[dict[str, Any]]:
+    """Audit rows of a push (the CRM side), each custom field with the type of its values: the new one as ``sent``
+    (the local record pushed) holds it, the old one (what the CRM held, as text: the link's base, or the value read
+    from a record found by email) in the type of the value that replaced it, where its text reads as one (the rule
+    a custom value follows when edited, pulled or undone: a number field held ``42``, not ``"42"``).
+
+    Without the record (a write resumed after a crash), or for a value whose text is not what it holds, the row is
+    kept as it is: its values are read as text, as rows written before types were kept.
+    """
+    if sent is None:
+        return list(rows)
+    typed: list[dict[str, Any]] = []
+    for row in rows:
+        name = str(row.get("field", ""))
+        if name.startswith(CUSTOM_PREFIX):
+            new = sent.custom_fields.get(name.removeprefix(CUSTOM_PREFIX))
+            old_text = row.get("old_value")
+            old = custom_value_like(new, old_text) if new is not None and old_text is not None else None
+            if _type_of(new, row.get("new_value")) is not None:
+                row = with_audit_types(row, old, new)
+        typed.append(row)
+    return typed
+
+
 def with_custom_values(record: Contact | Lead, values: dict[str, Any]) -> Contact | Lead:
     """A copy of ``record`` with these custom fields (``custom.NAME``) set to exactly these values, of any type a
     custom field holds (``None``: removed); other keys are left to the caller."""
@@ -658,8 +705,10 @@ __all__ = [
     "run_mappings",
     "to_crm",
     "typed_custom_audit",
+    "typed_push_audit",
     "validate_mappings",
     "values_hash",
+    "with_audit_types",
     "with_crm_lengths",
     "with_custom_values",
 ]
