@@ -13,7 +13,7 @@ from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
-from crm_desktop.store.import_log import ImportLog, LocalRunOutcome
+from crm_desktop.store.import_log import AlreadyUndoneError, ImportLog, LocalRunOutcome
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.store.repositories import ContactStore, LeadStore
@@ -85,18 +85,23 @@ class ChangeUndoService:
             force: undo even though the field changed again after that change (the newer value is lost).
 
         Raises:
-            ChangeUndoRefused: no such change; not a field value; the record is gone; undone already; the
-                field already holds the old value; or (without ``force``) the field changed since.
+            ChangeUndoRefused: no such change; not a field value; the record is gone; undone already (also by an
+                undo from another process that committed first: this one then writes nothing and its run is
+                removed, with or without ``force``); the field already holds the old value; or (without ``force``)
+                the field changed since.
         """
         found = self._people.audit_entry(audit_id)
         if found is None:
             raise ChangeUndoRefused(f"there is no recorded change {audit_id} of a contact or lead")
         obj, local_id, change = found
         label = column_label(change.field)
-        undone = self._people.run_with_message(change_undo_message(audit_id))
-        if undone is not None:
-            raise ChangeUndoRefused(f"change {audit_id} ({label}) was already undone (by run {undone})")
+        message, undoing = change_undo_message(audit_id), f"change {audit_id} ({label})"
+        # The record is read before the look: an undo of this change committed before the read (its value and its
+        # run are committed together) is seen by the look, and said so, rather than "already holds the old value".
         local = self._store.local_records(obj, [local_id]).get(local_id)
+        undone = self._log.undo_with_message(message)
+        if undone is not None:
+            raise ChangeUndoRefused(str(AlreadyUndoneError(undoing, undone)))
         if local is None:
             raise ChangeUndoRefused(f"the {obj.value} of change {audit_id} is no longer in the local store")
         record = local.record
@@ -141,11 +146,22 @@ class ChangeUndoService:
                                               "new_value": change.before, "source": "undo"}], before, after)
             return LocalRunOutcome(SyncRunStatus.SUCCEEDED, audit_rows, counts=dict(updated=1, total=1))
 
-        run_id = self._log.start(change_undo_message(audit_id), direction=SyncDirection.UNDO,
-                                 trigger=SyncTrigger.EDIT)
+        run_id = self._log.start(message, direction=SyncDirection.UNDO, trigger=SyncTrigger.EDIT)
         try:
-            # The value and the undo's audit row are committed together.
-            written = self._store.change_local(obj, local_id, put_back, then=self._log.finishing(run_id, outcome))
+            # The value and the undo's audit row are committed together. Another desktop on the team store may have
+            # undone this change since the look above: the write asks again, in its transaction, once it holds the
+            # record (every undo of this change writes this one record and holds it first: on SQLite that is the
+            # database's write lock, taken before the look so that it sees what was committed; on PostgreSQL the
+            # row's lock, which a second undo waits for until the first commits, then looks). So of two undos at
+            # once one writes and the other sees it, before put_back judges the value it finds. The run that made
+            # the change is not held: it may be gone (its audit rows keep no run then), and holding an import's run
+            # would make an undo of that whole import wait on this one for nothing.
+            written = self._store.change_local(obj, local_id, put_back, then=self._log.finishing(run_id, outcome),
+                                               first=self._log.not_undone(message, undoing))
+        except AlreadyUndoneError as exc:
+            # Nothing of this undo was written: its run goes too, the change keeps one undo.
+            self._log.discard(run_id)
+            raise ChangeUndoRefused(str(exc)) from None
         except BaseException:
             self._log.finish(run_id, SyncRunStatus.FAILED, (), updated=0, failed=1, total=1)
             raise

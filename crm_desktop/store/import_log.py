@@ -47,12 +47,17 @@ class LocalRunOutcome:
 
 
 class AlreadyUndoneError(Exception):
-    """Another undo of the run (from another desktop, or cron) succeeded while this one was under way; nothing of
-    this one was written."""
+    """Another undo of the same thing (a run, or one recorded change; from another desktop, or cron) succeeded while
+    this one was under way; nothing of this one was written.
 
-    def __init__(self, run_id: int, undone_by: int) -> None:
-        super().__init__(f"run {run_id} was already undone (by run {undone_by})")
-        self.run_id = run_id
+    Attributes:
+        undone: what was undone, as the message names it ("run 12", "change 40 (Company)").
+        undone_by: the undo run that succeeded.
+    """
+
+    def __init__(self, undone: str, undone_by: int) -> None:
+        super().__init__(f"{undone} was already undone (by run {undone_by})")
+        self.undone = undone
         self.undone_by = undone_by
 
 
@@ -134,8 +139,13 @@ class ImportLog:
 
     def undone_by(self, run_id: int) -> int | None:
         """The run that undid import run ``run_id`` successfully, if any."""
+        return self.undo_with_message(undo_message(run_id))
+
+    def undo_with_message(self, message: str) -> int | None:
+        """The first local undo run whose message is ``message`` (:func:`undo_message`, or a single change's undo)
+        that succeeded, if any."""
         with self._db.session() as session:
-            return session.scalar(_undone_by(run_id))
+            return session.scalar(_undone_by(message))
 
     def undoing(
         self, run_id: int, undo_id: int, outcome: Callable[[ResultT], LocalRunOutcome] | None
@@ -149,7 +159,7 @@ class ImportLog:
             AlreadyUndoneError: another undo of ``run_id`` succeeded.
         """
         def record(session: Session, result: ResultT) -> None:
-            self._refuse_if_undone(session, run_id)
+            _refuse_if_undone(session, undo_message(run_id), f"run {run_id}", hold_run=run_id)
             if outcome is not None:
                 self._record(session, undo_id, outcome(result))
 
@@ -163,8 +173,19 @@ class ImportLog:
             AlreadyUndoneError: another undo of ``run_id`` succeeded meanwhile (nothing is recorded).
         """
         with self._db.session() as session:
-            self._refuse_if_undone(session, run_id)
+            _refuse_if_undone(session, undo_message(run_id), f"run {run_id}", hold_run=run_id)
             self._record(session, undo_id, outcome)
+
+    @staticmethod
+    def not_undone(message: str, undone: str) -> Callable[[Session], None]:
+        """The check of :meth:`undoing` alone, for a transaction that already holds, before it calls this, a row
+        that every undo of the same thing holds first (so that the second of two undos at once waits there for the
+        first one's commit): raises, from that transaction, if a local undo run with ``message`` succeeded.
+
+        Raises (from the store write, which is then rolled back whole):
+            AlreadyUndoneError: such an undo succeeded; its message says ``undone`` was already undone.
+        """
+        return lambda session: _refuse_if_undone(session, message, undone, hold_run=None)
 
     def discard(self, run_id: int) -> None:
         """Remove a local run still running that wrote nothing (an undo that found the run undone by another)."""
@@ -173,25 +194,27 @@ class ImportLog:
                 SyncRunRow.id == run_id, SyncRunRow.integration_id.is_(None),
                 SyncRunRow.status == SyncRunStatus.RUNNING))
 
-    @staticmethod
-    def _refuse_if_undone(session: Session, run_id: int) -> None:
-        """Hold run ``run_id``'s row until the commit, then raise if an undo of it succeeded.
 
-        The hold is a write that changes nothing: it takes SQLite's write lock, if the transaction has not taken it
-        yet, before the look (so it sees what another connection committed, and nothing is committed until ours
-        is), and PostgreSQL's lock of that row (a second undo waits here until the first commits, then sees it)."""
-        session.execute(update(SyncRunRow).where(SyncRunRow.id == run_id).values(id=SyncRunRow.id))
-        earlier = session.scalar(_undone_by(run_id))
-        if earlier is not None:
-            raise AlreadyUndoneError(run_id, earlier)
+def _refuse_if_undone(session: Session, message: str, undone: str, *, hold_run: int | None) -> None:
+    """Raise if a local undo run with ``message`` succeeded, looked at in ``session``'s transaction after holding
+    run ``hold_run``'s row until the commit (``None``: the transaction holds such a row already).
+
+    The hold is a write that changes nothing: it takes SQLite's write lock, if the transaction has not taken it
+    yet, before the look (so it sees what another connection committed, and nothing is committed until ours is),
+    and PostgreSQL's lock of that row (a second undo waits here until the first commits, then sees it)."""
+    if hold_run is not None:
+        session.execute(update(SyncRunRow).where(SyncRunRow.id == hold_run).values(id=SyncRunRow.id))
+    earlier = session.scalar(_undone_by(message))
+    if earlier is not None:
+        raise AlreadyUndoneError(undone, earlier)
 
 
-def _undone_by(run_id: int) -> Select[int]:
-    """The undo run that undid local run ``run_id`` successfully."""
+def _undone_by(message: str) -> Select[int]:
+    """The first local undo run with ``message`` that succeeded."""
     return select(SyncRunRow.id).where(
         SyncRunRow.trigger.in_(LOCAL_TRIGGERS),
         SyncRunRow.direction == SyncDirection.UNDO,
-        SyncRunRow.message == undo_message(run_id),
+        SyncRunRow.message == message,
         SyncRunRow.status == SyncRunStatus.SUCCEEDED,
     ).order_by(SyncRunRow.id).limit(1)
 

@@ -42,7 +42,6 @@ from crm_desktop.store.models import (
     SocialProfileRow,
     SyncRecordLogRow,
     SyncRunRow,
-    SyncRunStatus,
     TouchpointRow,
     audit_value,
     company_sort_key,
@@ -567,14 +566,6 @@ class PeopleStore:
             return RecordObject(audit.entity), int(audit.entity_id), AuditLine(
                 audit.id, audit.at, audit.field, audit.old_value, audit.new_value, audit.source, audit.side,
                 audit.run_id, audit.old_type, audit.new_type)
-
-    def run_with_message(self, message: str) -> int | None:
-        """The newest succeeded run whose message is ``message`` (how a single change's undo is found again)."""
-        with self._db.session() as session:
-            return session.scalar(
-                select(SyncRunRow.id).where(SyncRunRow.message == message, SyncRunRow.status == SyncRunStatus.SUCCEEDED)
-                .order_by(SyncRunRow.id.desc()).limit(1)
-            )
 
     # -- attribution chart ---------------------------------------------------------------------------------
 

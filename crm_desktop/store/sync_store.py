@@ -533,12 +533,15 @@ class SyncStore:
     def change_local(
         self, obj: RecordObject, local_id: int, change: Callable[[Contact | Lead], Contact | Lead | None],
         then: Callable[[Session, tuple[Contact | Lead, Contact | Lead | None, datetime]], None] | None = None,
+        *, first: Callable[[Session], None] | None = None,
     ) -> tuple[Contact | Lead, Contact | Lead | None, datetime] | None:
         """Change one local record by id: ``change`` gets it as stored and returns what to store (``None``: leave
         it). The record is held from before the read until the write (the database's write lock on SQLite, the
         row's lock on PostgreSQL), so a sync, import or event saving it meanwhile waits and is not overwritten.
-        An exception from ``change`` writes nothing. ``then`` writes, in the same transaction, what must be
-        committed with the change (given the result below; not called when the record is gone).
+        An exception from ``change`` writes nothing. ``first`` looks, in the same transaction once the record is
+        held and before it is read, at what another writer of the record committed (an exception from it writes
+        nothing either). ``then`` writes, in the same transaction, what must be committed with the change (given
+        the result below). Neither is called when the record is gone.
 
         Returns:
             The record before and after (after ``None`` when nothing was written) and its ``updated_at`` then, or
@@ -549,6 +552,8 @@ class SyncStore:
             held = session.execute(update(table).where(table.c.id == local_id).values(updated_at=table.c.updated_at))
             if not cast(Any, held).rowcount:
                 return None
+            if first is not None:
+                first(session)
             (local,) = self._read_locals(session, obj, table.c.id == local_id)
             before = local.record
             after = change(before)

@@ -1,17 +1,22 @@
-"""Two undos of one local run at the same moment, each on its own connection: the one that asks second waits for the
-first to commit, then is told the run is undone (on SQLite, and on PostgreSQL with CRM_DESKTOP_DB_URL)."""
+"""Two undos of one local run, or of one recorded change, at the same moment, each on its own connection: the one
+that asks second waits for the first to commit, then is told it is undone (on SQLite, and on PostgreSQL with
+CRM_DESKTOP_DB_URL)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
-from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.models import Contact, Lead, SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import AlreadyUndoneError, ImportLog, LocalRunOutcome, undo_message
-from crm_desktop.store.models import SyncRunRow, SyncRunStatus
+from crm_desktop.store.models import SyncRunRow, SyncRunStatus, SyncTrigger
+from crm_desktop.store.repositories import ContactStore
+from crm_desktop.store.sync_store import SyncStore
 
 
 def succeeded(_: object) -> LocalRunOutcome:
@@ -57,7 +62,7 @@ def test_the_second_of_two_undos_at_once_waits_for_the_first_and_writes_nothing(
         other.close()
     assert refused, "the second undo was recorded as well"
     [(error, at)] = refused
-    assert (error.run_id, error.undone_by) == (imported, first)
+    assert (error.undone, error.undone_by) == (f"run {imported}", first)
     assert str(error) == f"run {imported} was already undone (by run {first})"
     assert at >= committed_at[0]  # it waited for the first to commit
     assert log.undone_by(imported) == first
@@ -78,3 +83,62 @@ def test_a_transaction_that_only_checks_refuses_too(database: Database) -> None:
     second = log.start(undo_message(imported), direction=SyncDirection.UNDO)
     with pytest.raises(AlreadyUndoneError, match=f"already undone \\(by run {first}\\)"), database.session() as session:
         log.undoing(imported, second, None)(session, None)
+
+
+def test_the_second_of_two_undos_of_one_change_waits_on_the_record_and_writes_nothing(database: Database) -> None:
+    """A single change's undo holds the record it writes (``change_local``), not a run: that hold alone makes the
+    second undo's look wait for the first one's commit."""
+    ContactStore(database).save_many([Contact(email="ada@example.com", company="Globex")])
+    store, log = SyncStore(database), ImportLog(database)
+    ada = store.local_by_emails(RecordObject.CONTACT, ["ada@example.com"])["ada@example.com"].id
+    message = "undo of change 7"
+    first = log.start(message, direction=SyncDirection.UNDO, trigger=SyncTrigger.EDIT)
+    second = log.start(message, direction=SyncDirection.UNDO, trigger=SyncTrigger.EDIT)
+    other = Database(database.url)
+    claimed, second_asks = threading.Event(), threading.Event()
+    committed_at: list[float] = []
+    refused: list[tuple[AlreadyUndoneError, float]] = []
+    second_read: list[Contact | Lead] = []
+
+    def put_back(record: Contact | Lead) -> Contact | Lead:
+        assert isinstance(record, Contact)
+        return record.model_copy(update={"company": "Acme"})
+
+    def first_undo() -> None:
+        def then(session: Any, result: Any) -> None:
+            log.finishing(first, succeeded)(session, result)
+            claimed.set()
+            second_asks.wait(10)
+            time.sleep(1.0)  # the second one is asking meanwhile
+
+        store.change_local(RecordObject.CONTACT, ada, put_back, then=then,
+                           first=log.not_undone(message, "change 7 (company)"))
+        committed_at.append(time.monotonic())
+
+    def second_undo() -> None:
+        claimed.wait(10)
+        second_asks.set()
+        try:
+            SyncStore(other).change_local(
+                RecordObject.CONTACT, ada, lambda record: second_read.append(record) or put_back(record),
+                then=ImportLog(other).finishing(second, succeeded),
+                first=ImportLog(other).not_undone(message, "change 7 (company)"))
+        except AlreadyUndoneError as exc:
+            refused.append((exc, time.monotonic()))
+
+    try:
+        threads = [threading.Thread(target=first_undo), threading.Thread(target=second_undo)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        other.close()
+    assert refused, "the second undo was recorded as well"
+    [(error, at)] = refused
+    assert str(error) == f"change 7 (company) was already undone (by run {first})"
+    assert at >= committed_at[0]  # it waited for the first to commit
+    assert second_read == [], "the second undo never judged the record"
+    assert log.undo_with_message(message) == first
+    with database.session() as session:
+        assert session.get(SyncRunRow, second).status is SyncRunStatus.RUNNING  # nothing of it recorded
