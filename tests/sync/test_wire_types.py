@@ -8,6 +8,8 @@ from typing import Any
 
 from crm_desktop.domain.models import Provider, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.store.models import FieldDirection, SyncRunStatus
 from crm_desktop.sync.mapping import FieldMapping
@@ -78,3 +80,55 @@ async def test_a_local_yes_no_column_lands_in_a_salesforce_checkbox_and_a_bad_va
         assert {n: bench.contact(f"person{n}@example.com").custom_fields["opt_out"] for n in values} == values
     finally:
         bench.workspace.close()
+
+
+@scenario
+async def test_a_local_yes_no_column_lands_in_a_pipedrive_yes_no_field_made_by_the_app(data_dir: Path) -> None:
+    bench = open_bench(Provider.PIPEDRIVE, data_dir)
+    try:
+        # A boolean field as the app creates it ("Create missing fields"): an enum with the options Yes and No.
+        adapter = bench.workspace.crm.adapter_for(bench.integration)
+        try:
+            made = await adapter.create_field(RecordObject.CONTACT, "newsletter", "Newsletter", "boolean")
+        finally:
+            await adapter.aclose()
+        assert (made.type, made.options) == ("enum", ("Yes", "No"))
+        map_custom(bench, {"custom.newsletter": "Newsletter"})
+        values = {1: "true", 2: "no", 3: "1", 4: "False"}
+        bench.save(*(person(n, custom_fields={"newsletter": text}) for n, text in values.items()))
+
+        pushed = await bench.sync(SyncDirection.PUSH)
+
+        assert pushed.status is SyncRunStatus.SUCCEEDED and pushed.counts["created"] == 4, pushed.failures
+        assert isinstance(bench.sandbox, PipedriveSandbox)
+        field = next(f for f in bench.sandbox.person_fields if f.key == made.name)
+        yes, no = field.option_id("Yes"), field.option_id("No")
+        stored = {
+            n: next(p for p in bench.sandbox.persons.values()
+                    if any(e["value"] == f"person{n}@example.com" for e in p.emails)).custom_fields.get(made.name)
+            for n in values
+        }
+        assert stored == {1: yes, 2: no, 3: yes, 4: no}
+    finally:
+        bench.workspace.close()
+
+
+@scenario
+async def test_yes_no_text_reaches_a_hubspot_bool_property_as_true_or_false(hubspot: SyncBench) -> None:
+    adapter = hubspot.workspace.crm.adapter_for(hubspot.integration)
+    try:
+        made = await adapter.create_field(RecordObject.CONTACT, "newsletter", "Newsletter", "bool")
+    finally:
+        await adapter.aclose()
+    assert made.type == "bool"
+    map_custom(hubspot, {"custom.newsletter": "newsletter"})
+    values = {1: "True", 2: "no", 3: "1", 4: "yes"}
+    hubspot.save(*(person(n, custom_fields={"newsletter": text}) for n, text in values.items()))
+
+    pushed = await hubspot.sync(SyncDirection.PUSH)
+
+    assert pushed.status is SyncRunStatus.SUCCEEDED and pushed.counts["created"] == 4, pushed.failures
+    assert isinstance(hubspot.sandbox, HubSpotSandbox)
+    stored = {n: hubspot.sandbox._records["contacts"][hubspot.link(f"person{n}@example.com").crm_id]
+              .properties.get("newsletter") for n in values}
+    assert stored == {1: "true", 2: "false", 3: "true", 4: "true"}
