@@ -57,6 +57,7 @@ from crm_desktop.providers.hubspot_records import (
     association_ids,
     contact_record,
     crm_field,
+    flag_names,
     hubspot_email_key,
     id_order,
     lead_record,
@@ -587,7 +588,10 @@ class HubSpotAdapter(AdapterBase):
             if obj is RecordObject.LEAD and await self._leads_available():
                 written = await self._upsert_leads(chosen, gate)
             elif obj is RecordObject.LEAD:
-                stripped = [replace(r, fields=wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS)) for r in chosen]
+                flags = flag_names(self._properties.held("contacts"))
+                stripped = [
+                    replace(r, fields=wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS, flags=flags)) for r in chosen
+                ]
                 written = await self._upsert_contacts(stripped, gate)
             else:
                 written = await self._upsert_contacts(chosen, gate)
@@ -602,14 +606,16 @@ class HubSpotAdapter(AdapterBase):
         results: list[contract.RecordResult | None] = [None] * len(records)
         linked: list[BatchInput] = []
         by_email: list[BatchInput] = []
+        flags = flag_names(self._properties.held("contacts"))
         for index, record in enumerate(records):
             if not record.email:
                 results[index] = failed_result("", ErrorCategory.VALIDATION, "(no email): email: required")
             elif record.crm_id:
-                properties = {**wire_properties(record.fields), "email": record.email}
+                properties = {**wire_properties(record.fields, flags=flags), "email": record.email}
                 linked.append(update_input(index, record.crm_id, properties))
             else:
-                by_email.append(upsert_input(index, record.email, wire_properties(record.fields, drop=("email",))))
+                properties = wire_properties(record.fields, drop=("email",), flags=flags)
+                by_email.append(upsert_input(index, record.email, properties))
         updated, upserted = await gather_or_cancel(
             [
                 write_batches(self.http, "contacts", "update", linked, gate, result_key=result_id),
@@ -649,8 +655,10 @@ class HubSpotAdapter(AdapterBase):
             else:
                 message = f"the lead's contact was not written: {contact.message}"
                 results[index] = failed_result(records[index].email, contact.category, message)
+        flags = flag_names(self._properties.held("leads"))
         lead_fields = {
-            i: wire_properties({k: v for k, v in records[i].fields.items() if k in lead_names}) for i in pending
+            i: wire_properties({k: v for k, v in records[i].fields.items() if k in lead_names}, flags=flags)
+            for i in pending
         }
         lead_ids = {i: str(records[i].crm_id) for i in pending if records[i].crm_id}
         unlinked = [i for i in pending if i not in lead_ids]

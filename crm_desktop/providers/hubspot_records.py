@@ -3,9 +3,10 @@ records, fields and associations as HubSpot's answers hold them."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord
 from crm_desktop.providers.toolkit import (
     email_key,
     parse_crm_time,
+    read_yes_no,
     social_context_values,
     social_profile_values,
     utc_millis,
@@ -142,19 +144,38 @@ def hubspot_email_key(value: Any) -> str:
     return key if "@" in key else ""
 
 
-def wire_value(value: Any) -> Any:
-    """A field value as HubSpot takes it (booleans and date-times as text)."""
+def wire_value(value: Any, *, flag: bool = False) -> Any:
+    """A field value as HubSpot takes it (booleans and date-times as text).
+
+    A ``flag`` (``bool`` property) takes only ``true`` or ``false``: yes/no text from a file (``"Yes"``, ``"1"``)
+    is written so; other text is left for HubSpot to refuse, naming the record.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
         return utc_millis(value)
+    if flag and isinstance(value, str) and value.strip():
+        with contextlib.suppress(ValueError):
+            return "true" if read_yes_no(value) else "false"
     return value
 
 
-def wire_properties(fields: dict[str, Any], *, drop: Iterable[str] = ()) -> dict[str, Any]:
-    """Field values to send; ``None`` means "leave as is" and is not sent (send ``""`` to clear)."""
+def wire_properties(
+    fields: dict[str, Any], *, drop: Iterable[str] = (), flags: Collection[str] = ()
+) -> dict[str, Any]:
+    """Field values to send; ``None`` means "leave as is" and is not sent (send ``""`` to clear). ``flags`` are the
+    names of the ``bool`` properties, where known (see :func:`wire_value`)."""
     dropped = set(drop)
-    return {name: wire_value(value) for name, value in fields.items() if value is not None and name not in dropped}
+    return {
+        name: wire_value(value, flag=name in flags)
+        for name, value in fields.items()
+        if value is not None and name not in dropped
+    }
+
+
+def flag_names(fields: Iterable[CrmField] | None) -> frozenset[str]:
+    """The names of the ``bool`` properties among ``fields`` (none when the property list is not at hand)."""
+    return frozenset(f.name for f in fields or () if f.type == "bool")
 
 
 def _social_note(lines: list[str]) -> str | None:

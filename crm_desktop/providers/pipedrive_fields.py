@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers import errors
 from crm_desktop.providers.contract import CrmField
+from crm_desktop.providers.toolkit import read_number, read_yes_no
 
 #: A custom field's key: 40 hex characters Pipedrive makes up.
 HASH_KEY = re.compile(r"\b[0-9a-f]{40}\b")
@@ -70,18 +72,6 @@ class RecordProblem(Exception):
         self.reason = reason
 
 
-def as_number(value: Any) -> float | None:
-    """A JSON number or numeric text as a float; ``None`` for anything else (booleans included)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(value) if isinstance(value, str) and value.strip() else None
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class PersonFieldMap:
     """Pipedrive's person fields by key and by human name: custom fields are keyed by 40-character hashes.
@@ -139,7 +129,9 @@ class PersonFieldMap:
         return PersonFieldMap((*self.fields, crm_field), ids)
 
     def wire_value(self, key: str, value: Any) -> Any:
-        """A custom value as Pipedrive takes it: option labels of enum and set fields become option ids.
+        """A custom value as Pipedrive takes it: numeric text in a number field becomes a number, option labels of
+        enum and set fields become option ids, and yes/no text (``true``, ``no``, ``1``) in a yes/no field the id of
+        its Yes or No option.
 
         Raises:
             ValueError: a label that is not one of the field's options.
@@ -147,13 +139,15 @@ class PersonFieldMap:
         known = self.get(key)
         if known is not None and known.type == "double" and isinstance(value, str):
             # Mapped values travel as text ("4.5"); Pipedrive's number fields take JSON numbers only.
-            number = as_number(value)
-            if number is None:
-                raise ValueError(f"{value!r} is not a number")
-            return int(number) if number.is_integer() else number
+            return read_number(value)
         if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
             return value
         ids = self.option_ids.get(key, {})
+        if known.type == "enum" and is_yes_no(known) and isinstance(value, str | bool):
+            # A yes/no field (as "Create missing fields" makes one for a boolean): mapped flags travel as text
+            # ("true"), a marketer's file says "yes" or "1"; anything else is looked up among the options below.
+            with contextlib.suppress(ValueError):
+                value = "Yes" if read_yes_no(value) else "No"
 
         def option_id(label: Any) -> int:
             if isinstance(label, bool):
@@ -192,6 +186,11 @@ class PersonFieldMap:
             except ValueError as exc:
                 raise RecordProblem(known.label, str(exc)) from None
         return wired
+
+
+def is_yes_no(crm_field: CrmField) -> bool:
+    """Whether an enum field is a yes/no one: its options are exactly Yes and No (any case)."""
+    return sorted(option.strip().casefold() for option in crm_field.options) == ["no", "yes"]
 
 
 def person_field(raw: Mapping[str, Any]) -> tuple[CrmField, dict[str, int]]:

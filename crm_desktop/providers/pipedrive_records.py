@@ -23,9 +23,8 @@ from crm_desktop.providers.pipedrive_fields import (
     PERSON_PASS_THROUGH,
     WRITABLE_PERSON_FIELDS,
     RecordProblem,
-    as_number,
 )
-from crm_desktop.providers.toolkit import ChangeCursor, email_key, parse_crm_time
+from crm_desktop.providers.toolkit import ChangeCursor, as_number, email_key, parse_crm_time
 
 #: How far back a record may have been created to count as the one a lost write made (reconciling).
 RECONCILE_WINDOW = timedelta(minutes=5)

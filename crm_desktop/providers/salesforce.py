@@ -66,6 +66,7 @@ from crm_desktop.providers.salesforce_records import (
     task_record,
     task_result,
     tooling_field_metadata,
+    typed_fields,
 )
 from crm_desktop.providers.salesforce_soql import (
     DATA_PATH,
@@ -166,6 +167,8 @@ class SalesforceAdapter(AdapterBase):
         self._describes: FieldCache[RecordObject, dict[str, Any]] = FieldCache(self._read_describe)
         #: Decimal places of each object's number fields by lower-cased name, read with its describe.
         self._scales: dict[RecordObject, dict[str, int]] = {}
+        #: Each object's checkbox and number fields (type and label by lower-cased name), read with its describe.
+        self._typed_fields: dict[RecordObject, dict[str, tuple[str, str]]] = {}
         self._note_object: str | None = None
         #: Fields the field mapping reads besides :data:`PULL_FIELDS`, per object (see ``read_mapped_fields``).
         self._mapped_fields: dict[RecordObject, tuple[str, ...]] = {}
@@ -198,6 +201,7 @@ class SalesforceAdapter(AdapterBase):
             f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/describe", f"to describe the {SOBJECTS[obj]} fields"
         )
         self._scales[obj] = number_scales(body)
+        self._typed_fields[obj] = typed_fields(body)
         return body
 
     async def _field_names(self, obj: RecordObject) -> dict[str, str]:
@@ -394,7 +398,11 @@ class SalesforceAdapter(AdapterBase):
                 category=ErrorCategory.VALIDATION,
                 code="INVALID_FIELD",
             )
-        await self._query_then_write(obj, items, names)
+        # Values in their fields' wire types; a record with one that cannot be read so fails alone, unsent.
+        kinds = self._typed_fields.get(obj, {})
+        ready = [item for item in items if writes.with_typed_values(sobject, item, kinds)]
+        if ready:
+            await self._query_then_write(obj, ready, names)
 
     async def _query_then_write(self, obj: RecordObject, items: list[PendingRecord], names: Sequence[str]) -> None:
         """Look the items up by email and write them, as a pipeline.

@@ -178,6 +178,19 @@ def number_scales(describe: dict[str, Any]) -> dict[str, int]:
     }
 
 
+#: Describe types whose values go on the wire as JSON booleans or numbers (Salesforce refuses them as text).
+TYPED_FIELD_TYPES = frozenset({"boolean", "double", "currency", "percent", "int"})
+
+
+def typed_fields(describe: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """A describe's checkbox and number fields, by lower-cased name: their type and label."""
+    return {
+        str(item["name"]).lower(): (str(item["type"]), str(item.get("label") or item["name"]))
+        for item in describe.get("fields", [])
+        if item.get("name") and item.get("type") in TYPED_FIELD_TYPES
+    }
+
+
 # -- custom fields (Tooling API) -------------------------------------------------------------------------------
 
 #: A custom field's API name: letters, digits and single underscores, starting with a letter, ending in ``__c``.

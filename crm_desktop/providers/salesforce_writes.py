@@ -1,5 +1,6 @@
-"""What a Salesforce upsert keeps about each record on its way: its wire values, whether the org holds them
-already, what a create needs, the sObject Collections bodies and how their answers settle each record."""
+"""What a Salesforce upsert keeps about each record on its way: its wire values (in each field's type), whether the
+org holds them already, what a create needs, the sObject Collections bodies and how their answers settle each
+record."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from crm_desktop.providers.http import json_or_none
 from crm_desktop.providers.salesforce_errors import describe_record_errors, salesforce_errors
 from crm_desktop.providers.salesforce_records import SOBJECTS, company_from_email
 from crm_desktop.providers.salesforce_soql import RECORD_ID
-from crm_desktop.providers.toolkit import checked_email, failed_result, utc_millis
+from crm_desktop.providers.toolkit import checked_email, failed_result, read_number, read_yes_no, utc_millis
 
 #: sObject Collections take at most 200 records a request.
 COLLECTION_LIMIT = 200
@@ -99,6 +100,43 @@ def pending_records(
             item.fields.update(values)
             item.crm_id = item.crm_id or record.crm_id
     return list(pending.values()), results
+
+
+def typed_value(field_type: str, value: Any) -> Any:
+    """A value in its field's wire type: a checkbox takes true or false (``"yes"``, ``"1"`` from a file read as
+    such), a number field a JSON number (a whole one for ``int``); blank text clears the field (null).
+
+    Raises:
+        ValueError: the value cannot be read in the field's type (``'maybe' is not yes/no``).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if field_type == "boolean":
+        return read_yes_no(value)
+    return read_number(value, whole=field_type == "int")
+
+
+def with_typed_values(sobject: str, item: PendingRecord, kinds: dict[str, tuple[str, str]]) -> bool:
+    """Put ``item``'s checkbox and number values in their wire type (``kinds``: type and label by lower-cased field
+    name, from the describe); a value that cannot be read so fails the record, before anything is sent.
+
+    Mapped values travel as text ("true", "42"), and Salesforce refuses text in such a field as a parse error of
+    the whole request (``JSON_PARSER_ERROR``), not of the one record. Returns whether the record is still to write.
+    """
+    problems: list[str] = []
+    for name, value in item.fields.items():
+        kind = kinds.get(name.lower())
+        if kind is None:
+            continue  # no describe of this field at hand: the value goes as it is
+        field_type, label = kind
+        try:
+            item.fields[name] = typed_value(field_type, value)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+    if problems:
+        item.fail(ErrorCategory.VALIDATION, f"{sobject} {item.email}: {'; '.join(problems)}", crm_id=item.crm_id)
+        return False
+    return True
 
 
 def _same_value(current: Any, wanted: Any, *, is_email: bool = False, scale: int | None = None) -> bool:

@@ -1,5 +1,5 @@
 """What the three adapters share besides HTTP: gathering, chunks, email keys, CRM times, cached field lists,
-cursors, safe writes and the assembly of an upsert's results."""
+cursors, values read in a field's wire type, safe writes and the assembly of an upsert's results."""
 
 from __future__ import annotations
 
@@ -395,6 +395,64 @@ async def paginate(
             raise ProviderError("the CRM returned the same page cursor twice; stopped to avoid a loop")
         seen.add(following)
         cursor = following
+
+
+# -- values in a field's wire type --------------------------------------------------------------------------------
+
+#: How a marketer's file writes yes and no (compared case-insensitively, surrounding spaces ignored).
+YES_TEXTS = frozenset({"true", "yes", "1"})
+NO_TEXTS = frozenset({"false", "no", "0"})
+
+
+def read_yes_no(value: Any) -> bool:
+    """A yes/no value as a bool: a bool as it is, text ``true/false``, ``yes/no`` or ``1/0`` (any case).
+
+    Mapped values travel as text (``"true"``); a CRM's checkbox or yes/no field wants a yes or a no.
+
+    Raises:
+        ValueError: ``'maybe' is not yes/no`` for anything else.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().casefold()
+        if text in YES_TEXTS:
+            return True
+        if text in NO_TEXTS:
+            return False
+    raise ValueError(f"{value!r} is not yes/no")
+
+
+def as_number(value: Any) -> float | None:
+    """A JSON number or numeric text as a float; ``None`` for anything else (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) and value.strip() else None
+    except ValueError:
+        return None
+
+
+def read_number(value: Any, *, whole: bool = False) -> int | float:
+    """A number or numeric text as a JSON number: an int when it is whole, else a float.
+
+    Args:
+        whole: the field takes whole numbers only (``4.5`` is refused).
+
+    Raises:
+        ValueError: ``'abc' is not a number`` (booleans and non-finite numbers included), or ``'4.5' is not a whole
+            number``.
+    """
+    number = as_number(value)
+    if number is None or number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a number")
+    if number.is_integer():
+        return value if isinstance(value, int) else int(number)
+    if whole:
+        raise ValueError(f"{value!r} is not a whole number")
+    return number
 
 
 # -- results --------------------------------------------------------------------------------------------------------

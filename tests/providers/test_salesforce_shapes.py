@@ -718,14 +718,16 @@ def test_whole_batch_rejection_is_split_until_each_record_has_its_own_result(res
         if any(r["Email"] == "bad@x.com" for r in records):
             return sf_response(
                 400,
-                [{"message": "Cannot deserialize instance of double", "errorCode": "JSON_PARSER_ERROR",
-                  "fields": ["social_followers__c"]}],
+                [{"message": "Cannot deserialize instance of string from START_OBJECT value", "errorCode":
+                  "JSON_PARSER_ERROR", "fields": ["Title"]}],
             )  # fmt: skip
         return sf_response(200, _collection_results(request, {}))
 
     create = respx_mock.post(f"{DATA}/composite/sobjects").mock(side_effect=answer)
     records = [OutboundRecord(f"p{i}@x.com", {"LastName": f"P{i}"}) for i in range(7)]
-    records.insert(5, OutboundRecord("bad@x.com", {"LastName": "Bad", "social_followers__c": "many"}))
+    # A value the adapter cannot check before sending (a number field's text it reads itself, see
+    # test_a_value_a_checkbox_or_number_field_cannot_take_fails_only_its_record_unsent).
+    records.insert(5, OutboundRecord("bad@x.com", {"LastName": "Bad", "Title": {"nested": "object"}}))
 
     async def run() -> Any:
         adapter = make_adapter()
@@ -737,7 +739,7 @@ def test_whole_batch_rejection_is_split_until_each_record_has_its_own_result(res
     results = asyncio.run(run())
     failed = [r for r in results if not r.ok]
     assert [r.email for r in failed] == ["bad@x.com"]
-    assert "social_followers__c" in (failed[0].message or "") and "JSON_PARSER_ERROR" in (failed[0].message or "")
+    assert "Title" in (failed[0].message or "") and "JSON_PARSER_ERROR" in (failed[0].message or "")
     assert sum(1 for r in results if r.outcome is RecordOutcome.CREATED) == 7
     created_emails = [
         rec["Email"]

@@ -1,0 +1,134 @@
+"""A local yes/no column pushed to a Salesforce checkbox goes as a JSON boolean; a value that is not yes/no fails only
+its own record (named, unsent), and the next sync finds nothing to change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from crm_desktop.domain.models import Provider, SyncDirection
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.pipedrive import PipedriveSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.store.models import FieldDirection, SyncRunStatus
+from crm_desktop.sync.mapping import FieldMapping
+from tests.sync.conftest import SyncBench, open_bench, person, scenario
+
+
+def map_custom(bench: SyncBench, pairs: dict[str, str]) -> None:
+    """Map local custom fields to these CRM fields, both ways."""
+    mappings = [m for m in bench.mappings() if m.local_field not in pairs and m.crm_field not in pairs.values()]
+    mappings += [FieldMapping(local, crm, FieldDirection.TWO_WAY) for local, crm in pairs.items()]
+    bench.service.save_mappings(bench.integration, RecordObject.CONTACT, mappings)
+
+
+def stored_opt_outs(bench: SyncBench) -> dict[str, Any]:
+    """``HasOptedOutOfEmail`` of every Contact the Salesforce sandbox holds, by email."""
+    assert isinstance(bench.sandbox, SalesforceSandbox)
+    return {str(r.get("Email")): r.get("HasOptedOutOfEmail") for r in bench.sandbox.records["Contact"].values()}
+
+
+def sent_opt_outs(bench: SyncBench, mark: int) -> list[Any]:
+    """The ``HasOptedOutOfEmail`` values of the records written since ``mark``, as they went on the wire."""
+    return [
+        record["HasOptedOutOfEmail"]
+        for request in bench.writes_since(mark)
+        if request.path.endswith("/composite/sobjects") and isinstance(request.body, dict)
+        for record in request.body.get("records", [])
+        if "HasOptedOutOfEmail" in record
+    ]
+
+
+@scenario
+async def test_a_local_yes_no_column_lands_in_a_salesforce_checkbox_and_a_bad_value_fails_alone(
+    data_dir: Path,
+) -> None:
+    bench = open_bench(Provider.SALESFORCE, data_dir)
+    try:
+        map_custom(bench, {"custom.opt_out": "HasOptedOutOfEmail"})
+        # As a marketer's file has them: true/false in any case, yes/no, 1/0; and one that is neither.
+        values = {1: "true", 2: "FALSE", 3: "yes", 4: "0", 5: "maybe", 6: "True", 7: "no", 8: "1"}
+        bench.save(*(person(n, custom_fields={"opt_out": text}) for n, text in values.items()))
+        mark = bench.mark()
+
+        first = await bench.sync(SyncDirection.BOTH)
+
+        # The record holding "maybe" fails alone, named with its field and the reason, and is not sent.
+        assert [(f.email, f.category, f.message) for f in first.failures] == [(
+            "person5@example.com", ErrorCategory.VALIDATION,
+            "Contact person5@example.com: Email Opt Out: 'maybe' is not yes/no",
+        )]
+        assert first.counts["created"] == 7 and first.counts["failed"] == 1, first.counts
+        # The others land, each as a JSON boolean, in one request (no parse error of the whole batch to split).
+        sent = sent_opt_outs(bench, mark)
+        assert sorted(sent) == sorted([True, False, True, False, True, False, True]) and all(
+            isinstance(value, bool) for value in sent)
+        creates = [r for r in bench.writes_since(mark) if r.path.endswith("/composite/sobjects")]
+        assert len(creates) == 1 and all(r.status == 200 for r in creates)
+        expected = {f"person{n}@example.com": text.lower() in {"true", "yes", "1"} for n, text in values.items()}
+        del expected["person5@example.com"]
+        assert stored_opt_outs(bench) == expected
+
+        # Pulled back, a JSON boolean reads as the local text it came from: nothing to change either way.
+        mark = bench.mark()
+        after = await bench.sync(SyncDirection.BOTH)
+        assert after.status is not SyncRunStatus.FAILED, after.failures
+        assert (after.counts["created"], after.counts["updated"]) == (0, 0), after.changes
+        assert [f.email for f in after.failures] == ["person5@example.com"]
+        assert sent_opt_outs(bench, mark) == []
+        assert {n: bench.contact(f"person{n}@example.com").custom_fields["opt_out"] for n in values} == values
+    finally:
+        bench.workspace.close()
+
+
+@scenario
+async def test_a_local_yes_no_column_lands_in_a_pipedrive_yes_no_field_made_by_the_app(data_dir: Path) -> None:
+    bench = open_bench(Provider.PIPEDRIVE, data_dir)
+    try:
+        # A boolean field as the app creates it ("Create missing fields"): an enum with the options Yes and No.
+        adapter = bench.workspace.crm.adapter_for(bench.integration)
+        try:
+            made = await adapter.create_field(RecordObject.CONTACT, "newsletter", "Newsletter", "boolean")
+        finally:
+            await adapter.aclose()
+        assert (made.type, made.options) == ("enum", ("Yes", "No"))
+        map_custom(bench, {"custom.newsletter": "Newsletter"})
+        values = {1: "true", 2: "no", 3: "1", 4: "False"}
+        bench.save(*(person(n, custom_fields={"newsletter": text}) for n, text in values.items()))
+
+        pushed = await bench.sync(SyncDirection.PUSH)
+
+        assert pushed.status is SyncRunStatus.SUCCEEDED and pushed.counts["created"] == 4, pushed.failures
+        assert isinstance(bench.sandbox, PipedriveSandbox)
+        field = next(f for f in bench.sandbox.person_fields if f.key == made.name)
+        yes, no = field.option_id("Yes"), field.option_id("No")
+        stored = {
+            n: next(p for p in bench.sandbox.persons.values()
+                    if any(e["value"] == f"person{n}@example.com" for e in p.emails)).custom_fields.get(made.name)
+            for n in values
+        }
+        assert stored == {1: yes, 2: no, 3: yes, 4: no}
+    finally:
+        bench.workspace.close()
+
+
+@scenario
+async def test_yes_no_text_reaches_a_hubspot_bool_property_as_true_or_false(hubspot: SyncBench) -> None:
+    adapter = hubspot.workspace.crm.adapter_for(hubspot.integration)
+    try:
+        made = await adapter.create_field(RecordObject.CONTACT, "newsletter", "Newsletter", "bool")
+    finally:
+        await adapter.aclose()
+    assert made.type == "bool"
+    map_custom(hubspot, {"custom.newsletter": "newsletter"})
+    values = {1: "True", 2: "no", 3: "1", 4: "yes"}
+    hubspot.save(*(person(n, custom_fields={"newsletter": text}) for n, text in values.items()))
+
+    pushed = await hubspot.sync(SyncDirection.PUSH)
+
+    assert pushed.status is SyncRunStatus.SUCCEEDED and pushed.counts["created"] == 4, pushed.failures
+    assert isinstance(hubspot.sandbox, HubSpotSandbox)
+    stored = {n: hubspot.sandbox._records["contacts"][hubspot.link(f"person{n}@example.com").crm_id]
+              .properties.get("newsletter") for n in values}
+    assert stored == {1: "true", 2: "false", 3: "true", 4: "true"}
