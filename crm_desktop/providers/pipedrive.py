@@ -305,6 +305,17 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         """The person fields by key and by name (listed once, then cached; :meth:`create_field` adds to it)."""
         return await self._person_fields.get("person")
 
+    async def _fields_to_read(self, persons: Iterable[Mapping[str, Any]]) -> PersonFieldMap | None:
+        """The person fields to read these persons' custom values through (an enum holds an option id, read as its
+        label): as kept, or listed now when they hold a custom value and the fields were not listed yet."""
+        held = self._person_fields.held("person")
+        if held is not None or not any(
+            isinstance(p.get("custom_fields"), dict) and any(v is not None for v in p["custom_fields"].values())
+            for p in persons if p
+        ):
+            return held
+        return await self.field_map()
+
     async def _read_person_fields(self, _key: str) -> PersonFieldMap:
         """List the person fields (every page)."""
         fields: list[CrmField] = []
@@ -434,7 +445,9 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             by_email = {email: pid for email, pid in zip(wanted, ids, strict=True) if pid is not None}
         persons = await self._persons_by_ids(by_email.values())
         if obj is RecordObject.CONTACT:
-            return {email: person_record(persons[pid]) for email, pid in by_email.items() if pid in persons}
+            fields_read = await self._fields_to_read(persons.values())
+            return {email: person_record(persons[pid], fields_read) for email, pid in by_email.items()
+                    if pid in persons}
         leads = await gather_or_cancel(self._own_lead(pid) for pid in by_email.values())
         return {
             email: lead_record(lead, persons.get(pid))
@@ -461,11 +474,11 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             if not crm_id.isdigit():
                 return None
             person = await self._person(int(crm_id))
-            return person_record(person) if person else None
+            return person_record(person, await self._fields_to_read([person])) if person else None
         if email:
             person_id = await self._search_person_id(email_key(email))
             person = await self._person(person_id) if person_id is not None else None
-            return person_record(person) if person else None
+            return person_record(person, await self._fields_to_read([person])) if person else None
         return None
 
     # -- changes ---------------------------------------------------------------------------------------------------
@@ -496,7 +509,8 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             for person in fresh:
                 mark.deliver(person)
             if fresh:
-                yield ChangePage(records=[person_record(p) for p in fresh], cursor=mark.text())
+                fields_read = await self._fields_to_read(fresh)
+                yield ChangePage(records=[person_record(p, fields_read) for p in fresh], cursor=mark.text())
 
     async def _lead_changes(self, cursor: str | None) -> AsyncIterator[ChangePage]:
         mark = ChangeMark.read(cursor, "Pipedrive")

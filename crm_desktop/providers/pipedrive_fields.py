@@ -167,6 +167,29 @@ class PersonFieldMap:
         labels = value if isinstance(value, list | tuple | set) else [v for v in str(value).split(",") if v.strip()]
         return sorted(option_id(label) for label in labels)
 
+    def read_value(self, key: str, value: Any) -> Any:
+        """A custom value as read from Pipedrive, as :meth:`wire_value` takes it back: an enum's option id as its
+        label (a yes/no field's as ``True`` or ``False``), a set's ids as its labels joined by commas; an id that is
+        not one of the field's options, and any other field's value, as it is."""
+        known = self.get(key)
+        if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
+            return value
+        ids = self.option_ids.get(key, {})
+        labels = {ids[option.casefold()]: option for option in known.options if option.casefold() in ids}
+
+        def label_of(item: Any) -> Any:
+            if isinstance(item, bool) or not isinstance(item, int | str) or not str(item).strip().isdigit():
+                return item
+            return labels.get(int(item), item)
+
+        if known.type == "enum":
+            label = label_of(value)
+            if is_yes_no(known) and isinstance(label, str) and label.strip().casefold() in {"yes", "no"}:
+                return label.strip().casefold() == "yes"
+            return label
+        items = value if isinstance(value, list | tuple) else [v for v in str(value).split(",") if v.strip()]
+        return ",".join(str(label_of(item)) for item in items)
+
     def wire_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Record fields with custom field names turned into keys and option labels into option ids.
 

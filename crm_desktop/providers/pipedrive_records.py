@@ -22,6 +22,7 @@ from crm_desktop.providers.pipedrive_fields import (
     LEAD_KEYS,
     PERSON_PASS_THROUGH,
     WRITABLE_PERSON_FIELDS,
+    PersonFieldMap,
     RecordProblem,
 )
 from crm_desktop.providers.toolkit import ChangeCursor, as_number, email_key, parse_crm_time
@@ -100,8 +101,9 @@ def added_since(item: Mapping[str, Any], started: datetime) -> bool:
 # -- records as read ----------------------------------------------------------------------------------------------
 
 
-def person_record(person: Mapping[str, Any]) -> CrmRecord:
-    """A v2 person as a :class:`CrmRecord`: standard fields by their personFields keys, custom ones by hash key."""
+def person_record(person: Mapping[str, Any], fields_read: PersonFieldMap | None = None) -> CrmRecord:
+    """A v2 person as a :class:`CrmRecord`: standard fields by their personFields keys, custom ones by hash key
+    (read through ``fields_read``, when given: option ids as their labels)."""
     emails = labelled_values(person.get("emails"))
     phones = labelled_values(person.get("phones"))
     fields: dict[str, Any] = {
@@ -118,7 +120,7 @@ def person_record(person: Mapping[str, Any]) -> CrmRecord:
             fields[key] = person[key]
     custom = person.get("custom_fields")
     if isinstance(custom, dict):
-        fields.update(custom)
+        fields.update(custom if fields_read is None else {k: fields_read.read_value(k, v) for k, v in custom.items()})
     return CrmRecord(
         crm_id=str(person["id"]),
         email=email_key(primary_value(emails)),

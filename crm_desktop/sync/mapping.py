@@ -464,9 +464,22 @@ def crm_holds(mapping: FieldMapping, local_value: Value, crm_value: Any) -> bool
     """Whether the CRM holds what pushing ``local_value`` writes there (transforms and value maps applied).
 
     Pushes can lose detail (two lead statuses share one Salesforce status, a long name is truncated, a blank goes
-    out as a default): such a CRM value still agrees with the local one and is no change on either side.
+    out as a default): such a CRM value still agrees with the local one and is no change on either side. A CRM's
+    yes/no (a checkbox's ``true``, a Pipedrive Yes option) holds a local yes/no text written any way a file writes it
+    (``yes``, ``1``, ``TRUE``), as the adapters send that text.
     """
-    return canonical(to_crm(mapping, local_value)) == canonical(crm_value)
+    sent = to_crm(mapping, local_value)
+    if canonical(sent) == canonical(crm_value):
+        return True
+    if isinstance(crm_value, bool) and sent is not None:
+        # The adapters' own reading of yes/no text (imported here: the sync layer loads without httpx under it).
+        from crm_desktop.providers.toolkit import read_yes_no
+
+        try:
+            return read_yes_no(sent) is crm_value
+        except ValueError:
+            return False
+    return False
 
 
 def values_hash(values: dict[str, Any]) -> str:

@@ -255,8 +255,12 @@ def test_find_by_emails_searches_exactly_then_reads_full_persons(respx_mock: res
     listing = respx_mock.get("/api/v2/persons").mock(
         return_value=ok([person(custom_fields={HASH: "anasilva"})], {"next_cursor": None})
     )
+    # A person with custom values is read through the field list (an enum holds an option id), listed once.
+    fields = respx_mock.get("/v1/personFields").mock(
+        return_value=ok(PERSON_FIELDS, {"more_items_in_collection": False}))
 
     found = run_with(lambda a: a.find_by_emails(RecordObject.CONTACT, ["Ana@Example.com", "nobody@example.com"]))
+    assert fields.call_count == 1
     assert sorted(params_of(search, i)["term"] for i in range(2)) == ["ana@example.com", "nobody@example.com"]
     assert params_of(search, 0).keys() == {"term", "fields", "exact_match"}
     assert {params_of(search, 0)["fields"], params_of(search, 0)["exact_match"]} == {"email", "true"}

@@ -78,6 +78,19 @@ async def test_a_local_yes_no_column_lands_in_a_salesforce_checkbox_and_a_bad_va
         assert [f.email for f in after.failures] == ["person5@example.com"]
         assert sent_opt_outs(bench, mark) == []
         assert {n: bench.contact(f"person{n}@example.com").custom_fields["opt_out"] for n in values} == values
+
+        # A salesperson edits other fields of every landed record in Salesforce: the pull reads each checkbox as
+        # the yes/no the local text says ("yes", "1", "FALSE"), so none is pulled over, nor sent back.
+        landed = [n for n in values if n != 5]
+        for n in landed:
+            await bench.edit(bench.link(f"person{n}@example.com").crm_id, {"FirstName": f"Edited{n}"})
+        mark = bench.mark()
+        edited = await bench.sync(SyncDirection.BOTH)
+        assert edited.status is not SyncRunStatus.FAILED, edited.failures
+        assert {n: bench.contact(f"person{n}@example.com").custom_fields["opt_out"] for n in values} == values
+        assert {n: bench.contact(f"person{n}@example.com").first_name for n in landed} == {
+            n: f"Edited{n}" for n in landed}
+        assert sent_opt_outs(bench, mark) == []
     finally:
         bench.workspace.close()
 
@@ -109,6 +122,19 @@ async def test_a_local_yes_no_column_lands_in_a_pipedrive_yes_no_field_made_by_t
             for n in values
         }
         assert stored == {1: yes, 2: no, 3: yes, 4: no}
+
+        # A salesperson renames one person and ticks Yes for another in Pipedrive. The pull reads the option ids
+        # as yes/no: the local values the CRM still holds stay as the marketer wrote them, the ticked one is "true".
+        await bench.edit(bench.link("person1@example.com").crm_id, {"name": "Renamed One"})
+        await bench.edit(bench.link("person2@example.com").crm_id, {"custom_fields": {made.name: yes}})
+        pulled = await bench.sync(SyncDirection.BOTH)
+
+        assert pulled.status is SyncRunStatus.SUCCEEDED, pulled.failures
+        assert {n: bench.contact(f"person{n}@example.com").custom_fields["newsletter"] for n in values} == {
+            1: "true", 2: "true", 3: "1", 4: "False"}
+        assert bench.contact("person1@example.com").first_name == "Renamed"
+        record = await bench.crm_record("person2@example.com")
+        assert record is not None and record.fields[made.name] is True
     finally:
         bench.workspace.close()
 
