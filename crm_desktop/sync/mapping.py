@@ -469,14 +469,16 @@ def crm_holds(mapping: FieldMapping, local_value: Value, crm_value: Any) -> bool
     (``yes``, ``1``, ``TRUE``), as the adapters send that text.
     """
     sent = to_crm(mapping, local_value)
-    if canonical(sent) == canonical(crm_value):
+    held = canonical(crm_value)
+    if canonical(sent) == held:
         return True
-    if isinstance(crm_value, bool) and sent is not None:
-        # The adapters' own reading of yes/no text (imported here: the sync layer loads without httpx under it).
+    if sent is not None and held in {"true", "false"}:
+        # A yes/no as the CRM keeps it: a JSON boolean, or HubSpot's "true"/"false" text of a bool property. The
+        # adapters' own reading of yes/no text (imported here: the sync layer loads without httpx under it).
         from crm_desktop.providers.toolkit import read_yes_no
 
         try:
-            return read_yes_no(sent) is crm_value
+            return read_yes_no(sent) is (held == "true")
         except ValueError:
             return False
     return False

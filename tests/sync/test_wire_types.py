@@ -158,3 +158,13 @@ async def test_yes_no_text_reaches_a_hubspot_bool_property_as_true_or_false(hubs
     stored = {n: hubspot.sandbox._records["contacts"][hubspot.link(f"person{n}@example.com").crm_id]
               .properties.get("newsletter") for n in values}
     assert stored == {1: "true", 2: "false", 3: "true", 4: "true"}
+
+    # A salesperson edits each contact's first name in HubSpot: the pull reads the property's "true"/"false" as the
+    # yes/no the local text says, so the marketer's "True", "no", "1", "yes" stay as they are.
+    for n in values:
+        await hubspot.edit(hubspot.link(f"person{n}@example.com").crm_id, {"firstname": f"Edited{n}"})
+    edited = await hubspot.sync(SyncDirection.BOTH)
+    assert edited.status is SyncRunStatus.SUCCEEDED, edited.failures
+    assert {n: hubspot.contact(f"person{n}@example.com").first_name for n in values} == {
+        n: f"Edited{n}" for n in values}
+    assert {n: hubspot.contact(f"person{n}@example.com").custom_fields["newsletter"] for n in values} == values
