@@ -3,8 +3,6 @@ the import is undone once, and the undo that comes second says it was already un
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from crm_desktop.cli import ExitCode, main
 from crm_desktop.store.import_log import ImportLog
 from crm_desktop.store.repositories import ContactStore
 from tests.support.cli_runs import run, run_json, workspace_at
+from tests.support.meanwhile import run_meanwhile
 from tests.test_cli_import import FULL, stored, write
 
 
@@ -21,27 +20,10 @@ def other_undo_at(monkeypatch: pytest.MonkeyPatch, owner: type[Any], name: str, 
                   *, before: bool) -> list[int]:
     """Make the first call of ``owner.name`` run another ``runs undo RUN_ID`` whole, on its own thread and event
     loop as another process would (before the call, or once it returned); the exit codes it collects."""
-    original: Callable[..., Any] = getattr(owner, name)
     codes: list[int] = []
-
-    def other_undo() -> None:
-        codes.append(-1)
-        other = threading.Thread(target=lambda: codes.append(
-            main(["--data-dir", str(data_dir), "runs", "undo", str(run_id)])))
-        other.start()
-        other.join()
-
-    def meanwhile(*args: Any, **kwargs: Any) -> Any:
-        if codes:
-            return original(*args, **kwargs)
-        if before:
-            other_undo()
-            return original(*args, **kwargs)
-        result = original(*args, **kwargs)
-        other_undo()
-        return result
-
-    monkeypatch.setattr(owner, name, meanwhile)
+    run_meanwhile(monkeypatch, owner, name,
+                  lambda: codes.append(main(["--data-dir", str(data_dir), "runs", "undo", str(run_id)])), codes,
+                  before=before)
     return codes
 
 

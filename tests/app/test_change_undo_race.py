@@ -3,8 +3,6 @@ store): the change is undone once, and the undo that comes second says it was al
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.models import AuditLogRow, SyncRunRow
 from crm_desktop.store.sync_store import SyncStore
 from tests.support.cli_runs import workspace_at
+from tests.support.meanwhile import run_meanwhile
 
 
 def people_of(workspace: Workspace) -> PeopleService:
@@ -31,33 +30,16 @@ def other_undo_at(monkeypatch: pytest.MonkeyPatch, owner: type[Any], name: str, 
     """Make the first call of ``owner.name`` run another undo of change ``audit_id`` whole, on its own thread with a
     workspace (and database connections) of its own, as another desktop would (before the call, or once it
     returned); the undo runs it recorded, or its refusal."""
-    original: Callable[..., Any] = getattr(owner, name)
     outcomes: list[int | str] = []
 
-    def other_undo() -> None:
-        def undo() -> None:
-            with workspace_at(directory) as workspace:
-                try:
-                    outcomes.append(people_of(workspace).undo_change(audit_id).run_id)
-                except ChangeUndoRefused as exc:
-                    outcomes.append(str(exc))
+    def undo() -> None:
+        with workspace_at(directory) as workspace:
+            try:
+                outcomes.append(people_of(workspace).undo_change(audit_id).run_id)
+            except ChangeUndoRefused as exc:
+                outcomes.append(str(exc))
 
-        outcomes.append(-1)
-        other = threading.Thread(target=undo)
-        other.start()
-        other.join()
-
-    def meanwhile(*args: Any, **kwargs: Any) -> Any:
-        if outcomes:
-            return original(*args, **kwargs)
-        if before:
-            other_undo()
-            return original(*args, **kwargs)
-        result = original(*args, **kwargs)
-        other_undo()
-        return result
-
-    monkeypatch.setattr(owner, name, meanwhile)
+    run_meanwhile(monkeypatch, owner, name, undo, outcomes, before=before)
     return outcomes
 
 

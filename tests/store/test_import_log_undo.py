@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +18,23 @@ from crm_desktop.store.import_log import AlreadyUndoneError, ImportLog, LocalRun
 from crm_desktop.store.models import SyncRunRow, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import ContactStore
 from crm_desktop.store.sync_store import SyncStore
+
+
+def the_one_refused(other: Database, refused: list[tuple[AlreadyUndoneError, float]],
+                    *undos: Callable[[], None]) -> tuple[AlreadyUndoneError, float]:
+    """Run each undo on a thread of its own, all at once, wait for them (30 s at most each) and close ``other``
+    (the second desktop's database); the one refusal recorded in ``refused``, and when it came."""
+    threads = [threading.Thread(target=undo) for undo in undos]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        other.close()
+    assert refused, "the second undo was recorded as well"
+    [(error, at)] = refused
+    return error, at
 
 
 def succeeded(_: object) -> LocalRunOutcome:
@@ -52,16 +70,7 @@ def test_the_second_of_two_undos_at_once_waits_for_the_first_and_writes_nothing(
         except AlreadyUndoneError as exc:
             refused.append((exc, time.monotonic()))
 
-    try:
-        threads = [threading.Thread(target=first_undo), threading.Thread(target=second_undo)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-    finally:
-        other.close()
-    assert refused, "the second undo was recorded as well"
-    [(error, at)] = refused
+    error, at = the_one_refused(other, refused, first_undo, second_undo)
     assert (error.undone, error.undone_by) == (f"run {imported}", first)
     assert str(error) == f"run {imported} was already undone (by run {first})"
     assert at >= committed_at[0]  # it waited for the first to commit
@@ -126,16 +135,7 @@ def test_the_second_of_two_undos_of_one_change_waits_on_the_record_and_writes_no
         except AlreadyUndoneError as exc:
             refused.append((exc, time.monotonic()))
 
-    try:
-        threads = [threading.Thread(target=first_undo), threading.Thread(target=second_undo)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-    finally:
-        other.close()
-    assert refused, "the second undo was recorded as well"
-    [(error, at)] = refused
+    error, at = the_one_refused(other, refused, first_undo, second_undo)
     assert str(error) == f"change 7 (company) was already undone (by run {first})"
     assert at >= committed_at[0]  # it waited for the first to commit
     assert second_read == [], "the second undo never judged the record"

@@ -8,6 +8,7 @@ from typing import Any
 
 from crm_desktop.domain.models import Provider, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.providers.contract import CrmField
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
@@ -22,6 +23,22 @@ def map_custom(bench: SyncBench, pairs: dict[str, str]) -> None:
     mappings += [FieldMapping(local, crm, FieldDirection.TWO_WAY) for local, crm in pairs.items()]
     bench.service.save_mappings(bench.integration, RecordObject.CONTACT, mappings)
 
+
+
+async def push_to_new_yes_no_field(bench: SyncBench, field_type: str, mapped_as: str,
+                                   values: dict[int, str]) -> CrmField:
+    """Create a ``newsletter`` yes/no field through the adapter, map ``custom.newsletter`` to it (by ``mapped_as``),
+    save person N with each of ``values`` and push them: all created. The field made."""
+    adapter = bench.workspace.crm.adapter_for(bench.integration)
+    try:
+        made = await adapter.create_field(RecordObject.CONTACT, "newsletter", "Newsletter", field_type)
+    finally:
+        await adapter.aclose()
+    map_custom(bench, {"custom.newsletter": mapped_as})
+    bench.save(*(person(n, custom_fields={"newsletter": text}) for n, text in values.items()))
+    pushed = await bench.sync(SyncDirection.PUSH)
+    assert pushed.status is SyncRunStatus.SUCCEEDED and pushed.counts["created"] == len(values), pushed.failures
+    return made
 
 def stored_opt_outs(bench: SyncBench) -> dict[str, Any]:
     """``HasOptedOutOfEmail`` of every Contact the Salesforce sandbox holds, by email."""
@@ -100,19 +117,9 @@ async def test_a_local_yes_no_column_lands_in_a_pipedrive_yes_no_field_made_by_t
     bench = open_bench(Provider.PIPEDRIVE, data_dir)
     try:
         # A boolean field as the app creates it ("Create missing fields"): an enum with the options Yes and No.
-        adapter = bench.workspace.crm.adapter_for(bench.integration)
-        try:
-            made = await adapter.create_field(RecordObject.CONTACT, "newsletter", "Newsletter", "boolean")
-        finally:
-            await adapter.aclose()
-        assert (made.type, made.options) == ("enum", ("Yes", "No"))
-        map_custom(bench, {"custom.newsletter": "Newsletter"})
         values = {1: "true", 2: "no", 3: "1", 4: "False"}
-        bench.save(*(person(n, custom_fields={"newsletter": text}) for n, text in values.items()))
-
-        pushed = await bench.sync(SyncDirection.PUSH)
-
-        assert pushed.status is SyncRunStatus.SUCCEEDED and pushed.counts["created"] == 4, pushed.failures
+        made = await push_to_new_yes_no_field(bench, "boolean", "Newsletter", values)
+        assert (made.type, made.options) == ("enum", ("Yes", "No"))
         assert isinstance(bench.sandbox, PipedriveSandbox)
         field = next(f for f in bench.sandbox.person_fields if f.key == made.name)
         yes, no = field.option_id("Yes"), field.option_id("No")
@@ -141,19 +148,9 @@ async def test_a_local_yes_no_column_lands_in_a_pipedrive_yes_no_field_made_by_t
 
 @scenario
 async def test_yes_no_text_reaches_a_hubspot_bool_property_as_true_or_false(hubspot: SyncBench) -> None:
-    adapter = hubspot.workspace.crm.adapter_for(hubspot.integration)
-    try:
-        made = await adapter.create_field(RecordObject.CONTACT, "newsletter", "Newsletter", "bool")
-    finally:
-        await adapter.aclose()
-    assert made.type == "bool"
-    map_custom(hubspot, {"custom.newsletter": "newsletter"})
     values = {1: "True", 2: "no", 3: "1", 4: "yes"}
-    hubspot.save(*(person(n, custom_fields={"newsletter": text}) for n, text in values.items()))
-
-    pushed = await hubspot.sync(SyncDirection.PUSH)
-
-    assert pushed.status is SyncRunStatus.SUCCEEDED and pushed.counts["created"] == 4, pushed.failures
+    made = await push_to_new_yes_no_field(hubspot, "bool", "newsletter", values)
+    assert made.type == "bool"
     assert isinstance(hubspot.sandbox, HubSpotSandbox)
     stored = {n: hubspot.sandbox._records["contacts"][hubspot.link(f"person{n}@example.com").crm_id]
               .properties.get("newsletter") for n in values}
