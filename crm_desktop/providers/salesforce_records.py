@@ -179,7 +179,7 @@ def number_scales(describe: dict[str, Any]) -> dict[str, int]:
 
 
 #: Describe types whose values go on the wire as JSON booleans or numbers (Salesforce refuses them as text).
-TYPED_FIELD_TYPES = frozenset({"boolean", "double", "currency", "percent", "int"})
+TYPED_FIELD_TYPES = frozenset({"boolean", "double", "currency", "percent", "int", "date"})
 
 
 def typed_fields(describe: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -204,6 +204,11 @@ TOOLING_FIELD_TYPES: dict[str, dict[str, Any]] = {
     "integer": {"type": "Number", "precision": 18, "scale": 0},
     "decimal": {"type": "Number", "precision": 5, "scale": 2},
     "textarea": {"type": "LongTextArea", "length": 32768, "visibleLines": 5},
+    # A checkbox's Metadata needs its default; Salesforce keeps a checkbox true or false, never empty.
+    "boolean": {"type": "Checkbox", "defaultValue": "false"},
+    "bool": {"type": "Checkbox", "defaultValue": "false"},
+    "checkbox": {"type": "Checkbox", "defaultValue": "false"},
+    "date": {"type": "Date"},
 }
 
 
@@ -240,7 +245,8 @@ def tooling_field_metadata(label: str, field_type: str) -> dict[str, Any]:
 
 def field_from_metadata(api_name: str, metadata: dict[str, Any]) -> CrmField:
     """A field just created, as describe would list it (when the user cannot see it yet)."""
-    kinds = {"Text": "string", "Url": "url", "Number": "double", "LongTextArea": "textarea", "Picklist": "picklist"}
+    kinds = {"Text": "string", "Url": "url", "Number": "double", "LongTextArea": "textarea", "Picklist": "picklist",
+             "Checkbox": "boolean", "Date": "date"}
     values = metadata.get("valueSet", {}).get("valueSetDefinition", {}).get("value", [])
     return CrmField(
         name=api_name,

@@ -104,15 +104,22 @@ def pending_records(
 
 def typed_value(field_type: str, value: Any) -> Any:
     """A value in its field's wire type: a checkbox takes true or false (``"yes"``, ``"1"`` from a file read as
-    such), a number field a JSON number (a whole one for ``int``); blank text clears the field (null).
+    such), a number field a JSON number (a whole one for ``int``), a date field an ISO date; blank text clears the
+    field (null).
 
     Raises:
-        ValueError: the value cannot be read in the field's type (``'maybe' is not yes/no``).
+        ValueError: the value cannot be read in the field's type (``'maybe' is not yes/no``, ``'04/01/1990' is not
+            a date (YYYY-MM-DD)``: a date written day or month first is not guessed).
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if field_type == "boolean":
         return read_yes_no(value)
+    if field_type == "date":
+        try:
+            return date.fromisoformat(str(value).strip()).isoformat()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
     return read_number(value, whole=field_type == "int")
 
 

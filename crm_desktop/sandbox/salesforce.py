@@ -2533,8 +2533,15 @@ class SalesforceSandbox(Sandbox):
             restricted = bool(value_set.get("restricted")) if isinstance(value_set, dict) else False
             return FieldSpec(name, label, "picklist", 255, custom=True, picklist=tuple(names),
                              restricted_picklist=restricted)
+        if kind == "Checkbox":
+            default = metadata.get("defaultValue")
+            if not isinstance(default, str) or default.strip().lower() not in {"true", "false"}:
+                raise refuse("Default Value: a checkbox needs true or false (defaultValue)")
+            return FieldSpec(name, label, "boolean", nillable=False, defaulted_on_create=True, custom=True)
+        if kind == "Date":
+            return FieldSpec(name, label, "date", custom=True)
         raise refuse(f"Type: {kind!r} is not a field type this org creates (Text, Url, Number, LongTextArea, "
-                     "Picklist)")
+                     "Picklist, Checkbox, Date)")
 
     async def _create_one(self, request: Request) -> Response:
         schema = self._object(request.path_params["object_name"])
