@@ -167,7 +167,7 @@ class SalesforceAdapter(AdapterBase):
         self._describes: FieldCache[RecordObject, dict[str, Any]] = FieldCache(self._read_describe)
         #: Decimal places of each object's number fields by lower-cased name, read with its describe.
         self._scales: dict[RecordObject, dict[str, int]] = {}
-        #: Each object's checkbox and number fields (type and label by lower-cased name), read with its describe.
+        #: Each object's checkbox, number and date fields (type and label by lower-cased name), read with its describe.
         self._typed_fields: dict[RecordObject, dict[str, tuple[str, str]]] = {}
         self._note_object: str | None = None
         #: Fields the field mapping reads besides :data:`PULL_FIELDS`, per object (see ``read_mapped_fields``).

@@ -124,8 +124,8 @@ def typed_value(field_type: str, value: Any) -> Any:
 
 
 def with_typed_values(sobject: str, item: PendingRecord, kinds: dict[str, tuple[str, str]]) -> bool:
-    """Put ``item``'s checkbox and number values in their wire type (``kinds``: type and label by lower-cased field
-    name, from the describe); a value that cannot be read so fails the record, before anything is sent.
+    """Put ``item``'s checkbox, number and date values in their wire type (``kinds``: type and label by lower-cased
+    field name, from the describe); a value that cannot be read so fails the record, before anything is sent.
 
     Mapped values travel as text ("true", "42"), and Salesforce refuses text in such a field as a parse error of
     the whole request (``JSON_PARSER_ERROR``), not of the one record. Returns whether the record is still to write.
