@@ -209,6 +209,25 @@ def record_error_category(code: str) -> ErrorCategory:
     return ErrorCategory.VALIDATION
 
 
+def _field_key(name: str) -> str:
+    """A field's API name or label reduced to compare one with the other (``Last Name`` and ``LastName``,
+    ``Twitter Followers`` and ``Twitter_Followers__c``)."""
+    name = name.strip().lower()
+    name = name.removesuffix("__c")
+    return "".join(ch for ch in name if ch.isalnum())
+
+
+def _where(fields: list[str], reason: str) -> str:
+    """The fields named before a refusal's reason, unless the reason already starts with one of them, as Salesforce
+    words most field errors (``Email: invalid email address: ...``, ``Last Name: data value too large: ...``)."""
+    if not fields:
+        return ""
+    lead, colon, _rest = reason.partition(":")
+    if colon and _field_key(lead) in {_field_key(field) for field in fields}:
+        return ""
+    return f"{', '.join(fields)}: "
+
+
 def describe_record_errors(errors: Sequence[dict[str, Any]], sobject: str = "") -> tuple[ErrorCategory, str]:
     """The category and a sentence (fields, reason, code) for one record's Salesforce errors; a permission refusal
     also says what to ask the admin for on ``sobject``."""
@@ -220,16 +239,15 @@ def describe_record_errors(errors: Sequence[dict[str, Any]], sobject: str = "") 
         code = str(item.get("statusCode") or item.get("errorCode") or "UNKNOWN")
         category = category or record_error_category(code)
         fields = [str(f) for f in item.get("fields") or [] if f]
-        where = f"{', '.join(fields)}: " if fields else ""
         if code in PERMISSION_RECORD_CODES or code in PERMISSION_ORG_CODES:
             said = one_line(str(item.get("message") or "insufficient access"))
-            parts.append(f"{where}{said} ({code}): {permission_hint(code, sobject)}")
+            parts.append(f"{_where(fields, said)}{said} ({code}): {permission_hint(code, sobject)}")
             continue
         if code == "CANNOT_UPDATE_CONVERTED_LEAD":
             reason = "lead was converted; Salesforce no longer lets it be updated"
         else:
             reason = one_line(str(item.get("message") or code))
-        parts.append(f"{where}{reason} ({code})")
+        parts.append(f"{_where(fields, reason)}{reason} ({code})")
     return category or ErrorCategory.VALIDATION, "; ".join(parts)
 
 

@@ -274,7 +274,9 @@ def test_bad_records_inside_a_batch_fail_alone_with_their_reasons() -> None:
     assert too_long.category is ErrorCategory.VALIDATION
     assert "Title" in (too_long.message or "") and "STRING_TOO_LONG" in (too_long.message or "")
     assert "toolong@acme.com" in (too_long.message or "")
-    assert picklist.category is ErrorCategory.VALIDATION and "social_sentiment__c" in (picklist.message or "")
+    # The field by the label Salesforce's reason starts with, named once.
+    assert picklist.category is ErrorCategory.VALIDATION
+    assert "fine2@acme.com: Social Sentiment: bad value for restricted picklist field" in (picklist.message or "")
     assert was_converted.category is ErrorCategory.VALIDATION and "lead was converted" in (was_converted.message or "")
     assert gone.category is ErrorCategory.NOT_FOUND and "ENTITY_IS_DELETED" in (gone.message or "")
 

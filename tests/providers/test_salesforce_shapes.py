@@ -325,6 +325,32 @@ def test_record_error_table(code: str, fields: list[str], category: ErrorCategor
     assert mention in message and code in message
 
 
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        # Salesforce words most field errors with the field's label first: it is not named twice.
+        ([{"statusCode": "INVALID_EMAIL_ADDRESS", "message": "Email: invalid email address: bob@",
+           "fields": ["Email"]}],
+         "Email: invalid email address: bob@ (INVALID_EMAIL_ADDRESS)"),
+        ([{"statusCode": "STRING_TOO_LONG", "message": "Last Name: data value too large: Xxx (max length=80)",
+           "fields": ["LastName"]}],
+         "Last Name: data value too large: Xxx (max length=80) (STRING_TOO_LONG)"),
+        ([{"statusCode": "NUMBER_OUTSIDE_VALID_RANGE", "message": "Twitter Followers: value outside of valid range",
+           "fields": ["Twitter_Followers__c"]}],
+         "Twitter Followers: value outside of valid range (NUMBER_OUTSIDE_VALID_RANGE)"),
+        # A reason that does not start with the field keeps the field's name in front of it.
+        ([{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]",
+           "fields": ["LastName"]}],
+         "LastName: Required fields are missing: [LastName] (REQUIRED_FIELD_MISSING)"),
+        ([{"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "Phone must have 10 digits",
+           "fields": ["Phone"]}],
+         "Phone: Phone must have 10 digits (FIELD_CUSTOM_VALIDATION_EXCEPTION)"),
+    ],
+)
+def test_record_error_names_its_field_once(errors: list[dict[str, object]], expected: str) -> None:
+    assert describe_record_errors(errors)[1] == expected
+
+
 # -- SOQL building ---------------------------------------------------------------------------------------------
 
 
