@@ -210,6 +210,7 @@ TOOLING_FIELD_TYPES: dict[str, dict[str, Any]] = {
     "bool": {"type": "Checkbox", "defaultValue": "false"},
     "checkbox": {"type": "Checkbox", "defaultValue": "false"},
     "date": {"type": "Date"},
+    "datetime": {"type": "DateTime"},
 }
 
 
@@ -247,7 +248,7 @@ def tooling_field_metadata(label: str, field_type: str) -> dict[str, Any]:
 def field_from_metadata(api_name: str, metadata: dict[str, Any]) -> CrmField:
     """A field just created, as describe would list it (when the user cannot see it yet)."""
     kinds = {"Text": "string", "Url": "url", "Number": "double", "LongTextArea": "textarea", "Picklist": "picklist",
-             "Checkbox": "boolean", "Date": "date"}
+             "Checkbox": "boolean", "Date": "date", "DateTime": "datetime"}
     values = metadata.get("valueSet", {}).get("valueSetDefinition", {}).get("value", [])
     return CrmField(
         name=api_name,
