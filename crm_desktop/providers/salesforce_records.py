@@ -178,13 +178,13 @@ def number_scales(describe: dict[str, Any]) -> dict[str, int]:
     }
 
 
-#: Describe types whose values go on the wire as JSON booleans or numbers (Salesforce refuses them as text), and
-#: dates (checked to be ISO dates before sending).
-TYPED_FIELD_TYPES = frozenset({"boolean", "double", "currency", "percent", "int", "date"})
+#: Describe types whose values go on the wire as JSON booleans or numbers (Salesforce refuses them as text), dates
+#: (checked to be ISO dates before sending) and date-times (ISO, sent in UTC).
+TYPED_FIELD_TYPES = frozenset({"boolean", "double", "currency", "percent", "int", "date", "datetime"})
 
 
 def typed_fields(describe: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """A describe's checkbox, number and date fields, by lower-cased name: their type and label."""
+    """A describe's checkbox, number, date and date-time fields, by lower-cased name: their type and label."""
     return {
         str(item["name"]).lower(): (str(item["type"]), str(item.get("label") or item["name"]))
         for item in describe.get("fields", [])
@@ -210,6 +210,7 @@ TOOLING_FIELD_TYPES: dict[str, dict[str, Any]] = {
     "bool": {"type": "Checkbox", "defaultValue": "false"},
     "checkbox": {"type": "Checkbox", "defaultValue": "false"},
     "date": {"type": "Date"},
+    "datetime": {"type": "DateTime"},
 }
 
 
@@ -247,7 +248,7 @@ def tooling_field_metadata(label: str, field_type: str) -> dict[str, Any]:
 def field_from_metadata(api_name: str, metadata: dict[str, Any]) -> CrmField:
     """A field just created, as describe would list it (when the user cannot see it yet)."""
     kinds = {"Text": "string", "Url": "url", "Number": "double", "LongTextArea": "textarea", "Picklist": "picklist",
-             "Checkbox": "boolean", "Date": "date"}
+             "Checkbox": "boolean", "Date": "date", "DateTime": "datetime"}
     values = metadata.get("valueSet", {}).get("valueSetDefinition", {}).get("value", [])
     return CrmField(
         name=api_name,

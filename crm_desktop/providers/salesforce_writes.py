@@ -18,7 +18,15 @@ from crm_desktop.providers.http import json_or_none
 from crm_desktop.providers.salesforce_errors import describe_record_errors, salesforce_errors
 from crm_desktop.providers.salesforce_records import SOBJECTS, company_from_email
 from crm_desktop.providers.salesforce_soql import RECORD_ID
-from crm_desktop.providers.toolkit import checked_email, failed_result, read_number, read_yes_no, utc_millis
+from crm_desktop.providers.toolkit import (
+    checked_email,
+    failed_result,
+    read_date_time,
+    read_number,
+    read_yes_no,
+    same_instant,
+    utc_millis,
+)
 
 #: sObject Collections take at most 200 records a request.
 COLLECTION_LIMIT = 200
@@ -104,12 +112,14 @@ def pending_records(
 
 def typed_value(field_type: str, value: Any) -> Any:
     """A value in its field's wire type: a checkbox takes true or false (``"yes"``, ``"1"`` from a file read as
-    such), a number field a JSON number (a whole one for ``int``), a date field an ISO date; blank text clears the
-    field (null).
+    such), a number field a JSON number (a whole one for ``int``), a date field an ISO date, a date-time field an
+    ISO date and time sent in UTC (``2026-12-03T09:00:00.000Z``; one without a zone is read in the desktop's local
+    time zone, a date alone as local midnight); blank text clears the field (null).
 
     Raises:
         ValueError: the value cannot be read in the field's type (``'maybe' is not yes/no``, ``'04/01/1990' is not
-            a date (YYYY-MM-DD)``: a date written day or month first is not guessed).
+            a date (YYYY-MM-DD)``: a date written day or month first is not guessed; ``'tomorrow' is not a date and
+            time (YYYY-MM-DD hh:mm, a zone optional)``).
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -120,12 +130,15 @@ def typed_value(field_type: str, value: Any) -> Any:
             return date.fromisoformat(str(value).strip()).isoformat()
         except ValueError:
             raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if field_type == "datetime":
+        return utc_millis(read_date_time(value))
     return read_number(value, whole=field_type == "int")
 
 
 def with_typed_values(sobject: str, item: PendingRecord, kinds: dict[str, tuple[str, str]]) -> bool:
-    """Put ``item``'s checkbox, number and date values in their wire type (``kinds``: type and label by lower-cased
-    field name, from the describe); a value that cannot be read so fails the record, before anything is sent.
+    """Put ``item``'s checkbox, number, date and date-time values in their wire type (``kinds``: type and label by
+    lower-cased field name, from the describe); a value that cannot be read so fails the record, before anything is
+    sent.
 
     Mapped values travel as text ("true", "42"), and Salesforce refuses text in such a field as a parse error of
     the whole request (``JSON_PARSER_ERROR``), not of the one record. Returns whether the record is still to write.
@@ -149,7 +162,8 @@ def with_typed_values(sobject: str, item: PendingRecord, kinds: dict[str, tuple[
 def _same_value(current: Any, wanted: Any, *, is_email: bool = False, scale: int | None = None) -> bool:
     """Whether the CRM's value already equals the one to write, as Salesforce would store it.
 
-    Salesforce stores empty text as null, compares emails without case, and rounds numbers to the field's scale.
+    Salesforce stores empty text as null, compares emails without case, rounds numbers to the field's scale, and
+    answers a date-time in its own form (``2026-12-03T09:00:00.000+0000`` holds a ``...09:00:00.000Z`` sent).
     """
     if current in (None, "") and wanted in (None, ""):
         return True
@@ -161,7 +175,7 @@ def _same_value(current: Any, wanted: Any, *, is_email: bool = False, scale: int
         if scale is not None:
             return round(float(current), scale) == round(float(wanted), scale)
         return float(current) == float(wanted)
-    return bool(current == wanted)
+    return bool(current == wanted) or same_instant(wanted, current)
 
 
 def holds_already(item: PendingRecord, scales: dict[str, int]) -> bool:

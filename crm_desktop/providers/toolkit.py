@@ -455,6 +455,63 @@ def read_number(value: Any, *, whole: bool = False) -> int | float:
     return number
 
 
+#: ISO 8601 date-time text as a file or a CRM writes it: a date, then optionally a time (``T`` or a space; seconds and
+#: a fraction optional) and a zone (``Z``, ``+01``, ``+0100``, ``+01:00``). Upper-cased before matching.
+_DATE_TIME_TEXT = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+
+
+def read_date_time(value: Any) -> datetime:
+    """ISO 8601 date-time text (``2026-12-03T10:00``, ``2026-12-03 10:00:00.5+01:00``, ``...Z``) as an aware datetime.
+
+    A time without a zone is read in the desktop's local time zone, as the CRMs' import wizards read a file's times
+    in the user's zone; a date alone is local midnight. A datetime is taken as it is (naive: local).
+
+    Raises:
+        ValueError: ``'tomorrow' is not a date and time (YYYY-MM-DD hh:mm, a zone optional)`` for anything else.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = value.strip().upper() if isinstance(value, str) else ""
+        if not _DATE_TIME_TEXT.fullmatch(text):
+            raise ValueError(f"{value!r} is not a date and time (YYYY-MM-DD hh:mm, a zone optional)")
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date and time (YYYY-MM-DD hh:mm, a zone optional)") from None
+    # astimezone() reads a naive time in the local zone (daylight saving time included).
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def as_instant(value: Any) -> datetime | None:
+    """Date-time text with a time part (see :func:`read_date_time`) as an aware datetime; ``None`` for anything
+    else, a date alone included."""
+    if not isinstance(value, str) or len(value.strip()) <= len("YYYY-MM-DD"):
+        return None
+    try:
+        return read_date_time(value)
+    except ValueError:
+        return None
+
+
+def same_instant(value: Any, held: Any) -> bool:
+    """Whether a CRM's value ``held`` is a date-time with a time part and ``value`` reads as one (see
+    :func:`read_date_time`: a date alone is local midnight, as a push sends it) naming the same instant, to the
+    millisecond (what Salesforce and HubSpot keep): ``2026-12-03T09:00:00.000+0000`` holds ``2026-12-03 10:00``
+    written in Berlin. A CRM's date alone is no instant: dates compare as text."""
+    crm_moment = as_instant(held)
+    if crm_moment is None or not isinstance(value, str | datetime):
+        return False
+    try:
+        moment = read_date_time(value)
+    except ValueError:
+        return False
+    millisecond = timedelta(milliseconds=1)
+    return (moment - _EPOCH) // millisecond == (crm_moment - _EPOCH) // millisecond
+
+
 # -- results --------------------------------------------------------------------------------------------------------
 
 

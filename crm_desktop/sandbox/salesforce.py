@@ -2540,8 +2540,10 @@ class SalesforceSandbox(Sandbox):
             return FieldSpec(name, label, "boolean", nillable=False, defaulted_on_create=True, custom=True)
         if kind == "Date":
             return FieldSpec(name, label, "date", custom=True)
+        if kind == "DateTime":
+            return FieldSpec(name, label, "datetime", custom=True)
         raise refuse(f"Type: {kind!r} is not a field type this org creates (Text, Url, Number, LongTextArea, "
-                     "Picklist, Checkbox, Date)")
+                     "Picklist, Checkbox, Date, DateTime)")
 
     async def _create_one(self, request: Request) -> Response:
         schema = self._object(request.path_params["object_name"])

@@ -466,13 +466,23 @@ def crm_holds(mapping: FieldMapping, local_value: Value, crm_value: Any) -> bool
     Pushes can lose detail (two lead statuses share one Salesforce status, a long name is truncated, a blank goes
     out as a default): such a CRM value still agrees with the local one and is no change on either side. A CRM's
     yes/no (a checkbox's ``true``, a Pipedrive Yes option) holds a local yes/no text written any way a file writes it
-    (``yes``, ``1``, ``TRUE``), as the adapters send that text.
+    (``yes``, ``1``, ``TRUE``), as the adapters send that text; a CRM's date-time (Salesforce's
+    ``2026-12-03T09:00:00.000+0000``) holds a local date-time text naming the same instant (``2026-12-03 10:00``
+    written in Berlin: a time without a zone is the desktop's local time, a date alone its midnight), as the
+    adapters send it in UTC.
     """
     sent = to_crm(mapping, local_value)
     held = canonical(crm_value)
     if canonical(sent) == held:
         return True
-    if sent is not None and held in {"true", "false"}:
+    if sent is None or held is None:
+        return False
+    if held[:1].isdigit() and "-" in held[:5]:
+        # A CRM's date-time (a date alone compared as text, above) and the local text as the adapters read it.
+        from crm_desktop.providers.toolkit import same_instant
+
+        return same_instant(sent, held)
+    if held in {"true", "false"}:
         # A yes/no as the CRM keeps it: a JSON boolean, or HubSpot's "true"/"false" text of a bool property. The
         # adapters' own reading of yes/no text (imported here: the sync layer loads without httpx under it).
         from crm_desktop.providers.toolkit import read_yes_no

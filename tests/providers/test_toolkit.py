@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -27,8 +29,10 @@ from crm_desktop.providers.toolkit import (
     one_line,
     paginate,
     parse_crm_time,
+    read_date_time,
     results_in_order,
     rows_by_email,
+    same_instant,
     social_profile_values,
     utc_millis,
     utc_seconds,
@@ -437,3 +441,73 @@ def test_match_landed_gives_each_found_record_to_one_waiting_write_in_order() ->
     assert match_landed([0, 1, 2, 3], keys.__getitem__, found) == {0: "t1", 2: "t2", 3: "t3"}
     # Two writes alike and one record found: only the first write is matched; the other is sent again.
     assert match_landed([0, 2], keys.__getitem__, [("a", "t1")]) == {0: "t1"}
+
+
+# -- date-times in a file's or a CRM's text -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The desktop's local time zone is Berlin for the test (UTC+1 in winter, UTC+2 in summer)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        # Zoned: as written, whatever the desktop's zone.
+        ("2026-12-03T09:00Z", datetime(2026, 12, 3, 9, tzinfo=UTC)),
+        ("2026-12-03t09:00:00z", datetime(2026, 12, 3, 9, tzinfo=UTC)),
+        ("2026-12-03T09:00:00.000+0000", datetime(2026, 12, 3, 9, tzinfo=UTC)),
+        ("2026-12-03T11:30:00.250+02:30", datetime(2026, 12, 3, 9, 0, 0, 250_000, tzinfo=UTC)),
+        ("2026-12-03 04:00-05", datetime(2026, 12, 3, 9, tzinfo=UTC)),
+        # No zone: the desktop's local time (Berlin), daylight saving time included.
+        ("2026-12-03T10:00", datetime(2026, 12, 3, 9, tzinfo=UTC)),
+        (" 2026-12-03 10:00:00 ", datetime(2026, 12, 3, 9, tzinfo=UTC)),
+        ("2026-07-01 08:30:15.5", datetime(2026, 7, 1, 6, 30, 15, 500_000, tzinfo=UTC)),
+        # A date alone: local midnight.
+        ("2026-12-03", datetime(2026, 12, 2, 23, tzinfo=UTC)),
+    ],
+)
+def test_read_date_time_reads_iso_text_with_a_naive_time_in_the_local_zone(
+    berlin: None, text: str, instant: datetime
+) -> None:
+    moment = read_date_time(text)
+    assert moment.tzinfo is not None and moment == instant
+
+
+def test_read_date_time_keeps_an_aware_datetime_and_reads_a_naive_one_as_local(berlin: None) -> None:
+    aware = datetime(2026, 12, 3, 10, tzinfo=timezone(timedelta(hours=-3)))
+    assert read_date_time(aware) is aware
+    assert read_date_time(datetime(2026, 12, 3, 10)) == datetime(2026, 12, 3, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["tomorrow", "", "03/12/2026 10:00", "2026-12-03T25:00", "2026-13-03", "2026-12-03T10", "20261203T1000",
+     "2026-W49-4", "2026-12-03 10:00 CET", "1733216400", 1733216400, None, True],
+)
+def test_read_date_time_refuses_anything_but_iso_text(value: object) -> None:
+    with pytest.raises(ValueError) as refused:
+        read_date_time(value)
+    assert str(refused.value) == f"{value!r} is not a date and time (YYYY-MM-DD hh:mm, a zone optional)"
+
+
+def test_same_instant_needs_a_crm_time_and_compares_to_the_millisecond(berlin: None) -> None:
+    held = "2026-12-03T09:00:00.000+0000"  # as Salesforce answers a date-time
+    assert same_instant("2026-12-03 10:00", held)
+    assert same_instant("2026-12-03T09:00:00.000Z", held)
+    assert same_instant("2026-12-03T10:00:00.0004+01:00", held)  # below the millisecond Salesforce keeps
+    assert same_instant("2026-12-03", "2026-12-02T23:00:00.000+0000")  # local midnight, as it was sent
+    assert not same_instant("2026-12-03T10:00:00.001+01:00", held)
+    assert not same_instant("2026-12-03 09:00", held)  # 08:00 UTC in Berlin
+    assert not same_instant("tomorrow", held)
+    assert not same_instant(None, held)
+    # A CRM's date alone is no instant (dates compare as text), nor is text that is no date-time.
+    assert not same_instant("2026-12-03", "2026-12-03")
+    assert not same_instant("2026-12-03T00:00", "2026-12-03")
+    assert not same_instant("2026-12-03 10:00", "soon")

@@ -66,6 +66,7 @@ def test_every_kind_of_created_field_keeps_describe_valid() -> None:
         ("social_sentiment__c", {"label": "Sentiment", "type": "Picklist", "valueSet": {"restricted": True,
             "valueSetDefinition": {"sorted": False, "value": [{"fullName": "positive", "label": "positive"},
                                                               {"fullName": "negative", "label": "negative"}]}}}),
+        ("next_meeting__c", {"label": "Next meeting", "type": "DateTime"}),
     ]
     requests = [("POST", TOOLING, {"FullName": f"Lead.{name}", "Metadata": meta}) for name, meta in fields]
     answers = calls(sandbox, *requests)
@@ -76,6 +77,7 @@ def test_every_kind_of_created_field_keeps_describe_valid() -> None:
     assert lead["twitter_followers__c"]["type"] == "double" and lead["twitter_followers__c"]["precision"] == 18
     assert lead["social_touchpoints__c"]["type"] == "textarea" and lead["social_touchpoints__c"]["filterable"] is False
     assert [v["value"] for v in lead["social_sentiment__c"]["picklistValues"]] == ["positive", "negative"]
+    assert lead["next_meeting__c"]["type"] == "datetime" and lead["next_meeting__c"]["soapType"] == "xsd:dateTime"
 
 
 def test_bad_metadata_and_names_are_refused_naming_what_is_wrong() -> None:

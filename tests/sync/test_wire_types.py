@@ -3,8 +3,13 @@ its own record (named, unsent), and the next sync finds nothing to change."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from crm_desktop.domain.models import Provider, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
@@ -202,3 +207,95 @@ async def test_yes_no_text_reaches_a_hubspot_bool_property_as_true_or_false(hubs
     assert {n: hubspot.contact(f"person{n}@example.com").first_name for n in values} == {
         n: f"Edited{n}" for n in values}
     assert {n: hubspot.contact(f"person{n}@example.com").custom_fields["newsletter"] for n in values} == values
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The desktop's local time zone is Berlin for the test (UTC+1 in winter, UTC+2 in summer)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def stored_meetings(bench: SyncBench) -> dict[str, Any]:
+    """``meeting__c`` of every person the Salesforce sandbox holds, by email."""
+    assert isinstance(bench.sandbox, SalesforceSandbox)
+    return {str(r["Email"]): r.get("meeting__c") for r in bench.sandbox.records["Contact"].values()
+            if str(r.get("Email", "")).startswith("person")}
+
+
+@scenario
+async def test_a_files_date_times_land_in_a_salesforce_datetime_field_as_instants_and_stay_as_written(
+    data_dir: Path, berlin: None
+) -> None:
+    bench = open_bench(Provider.SALESFORCE, data_dir)
+    try:
+        adapter = bench.workspace.crm.adapter_for(bench.integration)
+        try:
+            made = await adapter.create_field(RecordObject.CONTACT, "meeting", "Meeting", "datetime")
+        finally:
+            await adapter.aclose()
+        assert (made.name, made.type) == ("meeting__c", "datetime")
+        map_custom(bench, {"custom.meeting": "Meeting"})
+        # As a file has them: no zone (the desktop's, Berlin), seconds or not, a fraction, an offset, Z, a date alone
+        # (local midnight), a summer time; and one that is no date and time at all.
+        values = {1: "2026-12-03T10:00", 2: "2026-12-03 10:00:00", 3: "2026-12-03T10:00:00.250+02:00",
+                  4: "2026-07-01 08:30", 5: "2026-12-03", 6: "tomorrow", 7: "2026-12-03T09:00Z"}
+        bench.save(*(person(n, custom_fields={"meeting": text}) for n, text in values.items()))
+        mark = bench.mark()
+
+        pushed = await bench.sync(SyncDirection.PUSH)
+
+        # The record holding "tomorrow" fails alone, named with its field and the reason, and is not sent.
+        assert [(f.email, f.category, f.message) for f in pushed.failures] == [(
+            "person6@example.com", ErrorCategory.VALIDATION,
+            "Contact person6@example.com: Meeting: 'tomorrow' is not a date and time (YYYY-MM-DD hh:mm, a zone "
+            "optional)",
+        )]
+        assert pushed.counts["created"] == 6, pushed.counts
+        # The others go in UTC, in one request that Salesforce takes whole.
+        creates = [r for r in bench.writes_since(mark) if r.path.endswith("/composite/sobjects")]
+        assert len(creates) == 1 and creates[0].status == 200
+        assert isinstance(creates[0].body, dict)
+        sent = {record["Email"]: record["meeting__c"] for record in creates[0].body["records"]}
+        assert sent["person1@example.com"] == "2026-12-03T09:00:00.000Z"
+        assert stored_meetings(bench) == {
+            "person1@example.com": datetime(2026, 12, 3, 9, tzinfo=UTC),
+            "person2@example.com": datetime(2026, 12, 3, 9, tzinfo=UTC),
+            "person3@example.com": datetime(2026, 12, 3, 8, 0, 0, 250_000, tzinfo=UTC),
+            "person4@example.com": datetime(2026, 7, 1, 6, 30, tzinfo=UTC),
+            "person5@example.com": datetime(2026, 12, 2, 23, tzinfo=UTC),
+            "person7@example.com": datetime(2026, 12, 3, 9, tzinfo=UTC),
+        }
+
+        # A salesperson edits the first name of every landed record in Salesforce. The pull reads each date-time
+        # (``2026-12-03T09:00:00.000+0000``) as the instant the local text names: the text stays as the marketer
+        # wrote it, with no audit of it, and nothing goes back.
+        landed = [n for n in values if n != 6]
+        for n in landed:
+            await bench.edit(bench.link(f"person{n}@example.com").crm_id, {"FirstName": f"Edited{n}"})
+        mark = bench.mark()
+        edited = await bench.sync(SyncDirection.BOTH)
+
+        assert edited.status is not SyncRunStatus.FAILED, edited.failures
+        assert {n: bench.contact(f"person{n}@example.com").first_name for n in landed} == {
+            n: f"Edited{n}" for n in landed}
+        assert {n: bench.contact(f"person{n}@example.com").custom_fields["meeting"] for n in values} == values
+        assert [(row.entity_id, row.field, row.new_value) for row in bench.audit_rows()
+                if row.run_id == edited.run_id and "meeting" in row.field.lower()] == []
+        assert not [r for r in bench.writes_since(mark) if r.path.endswith("/composite/sobjects")
+                    and "meeting__c" in str(r.body)]
+
+        # The marketer rewrites one time in another form naming the same instant: the org holds it already, so
+        # the push writes nothing.
+        bench.save(bench.contact("person1@example.com").model_copy(
+            update={"custom_fields": {"meeting": "2026-12-03T09:00:00Z"}}))
+        mark = bench.mark()
+        same = await bench.sync(SyncDirection.PUSH)
+        assert [f.email for f in same.failures] == ["person6@example.com"]
+        assert (same.counts["unchanged"], same.counts["updated"]) == (1, 0), same.counts
+        assert not [r for r in bench.writes_since(mark) if r.path.endswith("/composite/sobjects")], same.changes
+    finally:
+        bench.workspace.close()
