@@ -377,3 +377,46 @@ async def test_a_files_dates_and_date_times_land_in_hubspot_properties_as_on_sal
     assert not [r for r in hubspot.writes_since(mark) if "meeting" in str(r.body) or "signup" in str(r.body)]
     assert sorted(f.email for f in edited.failures) == ["person6@example.com", "person8@example.com"]
 
+
+@scenario
+async def test_a_files_dates_land_in_a_pipedrive_date_field_made_by_the_app_and_a_bad_one_fails_alone(
+    data_dir: Path,
+) -> None:
+    bench = open_bench(Provider.PIPEDRIVE, data_dir)
+    try:
+        adapter = bench.workspace.crm.adapter_for(bench.integration)
+        try:
+            made = await adapter.create_field(RecordObject.CONTACT, "signup", "Signup", "date")
+        finally:
+            await adapter.aclose()
+        assert made.type == "date"
+        map_custom(bench, {"custom.signup": "Signup"})
+        days = {1: "2026-12-05", 2: "05/12/2026", 3: "2026-12-07", 4: "2026-12-05T10:00"}
+        bench.save(*(person(n, custom_fields={"signup": text}) for n, text in days.items()))
+        mark = bench.mark()
+
+        pushed = await bench.sync(SyncDirection.PUSH)
+
+        # A date written day first, or with a time, is not guessed: each of those records fails alone, unsent.
+        assert sorted((f.email, f.category, f.message) for f in pushed.failures) == [
+            ("person2@example.com", ErrorCategory.VALIDATION,
+             "person2@example.com: field 'Signup' '05/12/2026' is not a date (YYYY-MM-DD)"),
+            ("person4@example.com", ErrorCategory.VALIDATION,
+             "person4@example.com: field 'Signup' '2026-12-05T10:00' is not a date (YYYY-MM-DD)"),
+        ]
+        assert pushed.counts["created"] == 2, pushed.counts
+        assert not [r for r in bench.writes_since(mark) if "05/12/2026" in str(r.body) or "T10:00" in str(r.body)]
+        assert isinstance(bench.sandbox, PipedriveSandbox)
+        stored = {e["value"]: p.custom_fields.get(made.name) for p in bench.sandbox.persons.values()
+                  for e in p.emails if str(e["value"]).startswith("person")}
+        assert stored == {"person1@example.com": "2026-12-05", "person3@example.com": "2026-12-07"}
+
+        # A salesperson renames both in Pipedrive: the dates read back as the local texts hold them, untouched.
+        for n in (1, 3):
+            await bench.edit(bench.link(f"person{n}@example.com").crm_id, {"name": f"Edited{n} Person"})
+        edited = await bench.sync(SyncDirection.BOTH)
+        assert edited.status is not SyncRunStatus.FAILED, edited.failures
+        assert {n: bench.contact(f"person{n}@example.com").first_name for n in (1, 3)} == {1: "Edited1", 3: "Edited3"}
+        assert {n: bench.contact(f"person{n}@example.com").custom_fields["signup"] for n in days} == days
+    finally:
+        bench.workspace.close()
