@@ -57,7 +57,6 @@ from crm_desktop.providers.hubspot_records import (
     association_ids,
     contact_record,
     crm_field,
-    flag_names,
     hubspot_email_key,
     id_order,
     lead_record,
@@ -65,6 +64,7 @@ from crm_desktop.providers.hubspot_records import (
     note_input,
     note_key,
     property_body,
+    property_kinds,
     wire_properties,
 )
 from crm_desktop.providers.hubspot_search import (
@@ -588,9 +588,10 @@ class HubSpotAdapter(AdapterBase):
             if obj is RecordObject.LEAD and await self._leads_available():
                 written = await self._upsert_leads(chosen, gate)
             elif obj is RecordObject.LEAD:
-                flags = flag_names(self._properties.held("contacts"))
+                # Without a leads object a lead is its contact: put in wire form with the contact's properties.
                 stripped = [
-                    replace(r, fields=wire_properties(r.fields, drop=LEAD_OBJECT_FIELDS, flags=flags)) for r in chosen
+                    replace(r, fields={k: v for k, v in r.fields.items() if k not in LEAD_OBJECT_FIELDS})
+                    for r in chosen
                 ]
                 written = await self._upsert_contacts(stripped, gate)
             else:
@@ -606,15 +607,21 @@ class HubSpotAdapter(AdapterBase):
         results: list[contract.RecordResult | None] = [None] * len(records)
         linked: list[BatchInput] = []
         by_email: list[BatchInput] = []
-        flags = flag_names(self._properties.held("contacts"))
+        kinds = property_kinds(self._properties.held("contacts"))
         for index, record in enumerate(records):
             if not record.email:
                 results[index] = failed_result("", ErrorCategory.VALIDATION, "(no email): email: required")
-            elif record.crm_id:
-                properties = {**wire_properties(record.fields, flags=flags), "email": record.email}
-                linked.append(update_input(index, record.crm_id, properties))
+                continue
+            try:
+                properties = wire_properties(record.fields, drop=() if record.crm_id else ("email",), kinds=kinds)
+            except ValueError as exc:
+                # A value its property cannot take (a date that is none) fails this record alone, unsent.
+                message = f"{record.email}: {exc}"
+                results[index] = failed_result(record.email, ErrorCategory.VALIDATION, message, crm_id=record.crm_id)
+                continue
+            if record.crm_id:
+                linked.append(update_input(index, record.crm_id, {**properties, "email": record.email}))
             else:
-                properties = wire_properties(record.fields, drop=("email",), flags=flags)
                 by_email.append(upsert_input(index, record.email, properties))
         updated, upserted = await gather_or_cancel(
             [
@@ -641,25 +648,36 @@ class HubSpotAdapter(AdapterBase):
         self, records: Sequence[contract.OutboundRecord], gate: WriteGate
     ) -> list[contract.RecordResult]:
         """Leads with unique emails: upsert each lead's contact, then update its lead or create one associated."""
-        lead_names = {f.name for f in await self._object_fields("leads")} - {"hs_object_id"}
-        contact_parts = [
-            contract.OutboundRecord(r.email, {k: v for k, v in r.fields.items() if k not in lead_names})
-            for r in records
-        ]
-        contact_results = await self._upsert_contacts(contact_parts, gate)
+        lead_properties = await self._object_fields("leads")
+        lead_names = {f.name for f in lead_properties} - {"hs_object_id"}
+        lead_kinds = property_kinds(lead_properties)
         results: list[contract.RecordResult | None] = [None] * len(records)
+        # The lead's own values in wire form first: one its property cannot take fails the record before its
+        # contact is written.
+        lead_fields: dict[int, dict[str, Any]] = {}
+        for index, record in enumerate(records):
+            try:
+                lead_fields[index] = wire_properties(
+                    {k: v for k, v in record.fields.items() if k in lead_names}, kinds=lead_kinds
+                )
+            except ValueError as exc:
+                message = f"{record.email}: {exc}"
+                results[index] = failed_result(record.email, ErrorCategory.VALIDATION, message, crm_id=record.crm_id)
+        contact_parts = [
+            # Upserted by email: the record's crm_id is its lead's.
+            contract.OutboundRecord(
+                records[i].email, {k: v for k, v in records[i].fields.items() if k not in lead_names}
+            )
+            for i in lead_fields
+        ]
+        contact_results = dict(zip(lead_fields, await self._upsert_contacts(contact_parts, gate), strict=True))
         pending: dict[int, str] = {}
-        for index, contact in enumerate(contact_results):
+        for index, contact in contact_results.items():
             if contact.ok and contact.crm_id:
                 pending[index] = contact.crm_id
             else:
                 message = f"the lead's contact was not written: {contact.message}"
                 results[index] = failed_result(records[index].email, contact.category, message)
-        flags = flag_names(self._properties.held("leads"))
-        lead_fields = {
-            i: wire_properties({k: v for k, v in records[i].fields.items() if k in lead_names}, flags=flags)
-            for i in pending
-        }
         lead_ids = {i: str(records[i].crm_id) for i in pending if records[i].crm_id}
         unlinked = [i for i in pending if i not in lead_ids]
         # A contact created just now has no lead yet: only existing contacts are asked for theirs.

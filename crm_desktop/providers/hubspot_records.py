@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,8 @@ from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord
 from crm_desktop.providers.toolkit import (
     email_key,
     parse_crm_time,
+    read_date,
+    read_date_time,
     read_yes_no,
     social_context_values,
     social_profile_values,
@@ -144,38 +146,69 @@ def hubspot_email_key(value: Any) -> str:
     return key if "@" in key else ""
 
 
-def wire_value(value: Any, *, flag: bool = False) -> Any:
-    """A field value as HubSpot takes it (booleans and date-times as text).
+#: HubSpot property types whose values the adapter puts in their wire form (and checks) before sending.
+KIND_TYPES = frozenset({"bool", "date", "datetime"})
 
-    A ``flag`` (``bool`` property) takes only ``true`` or ``false``: yes/no text from a file (``"Yes"``, ``"1"``)
-    is written so; other text is left for HubSpot to refuse, naming the record.
+
+def wire_value(value: Any, *, kind: str | None = None) -> Any:
+    """A field value as HubSpot takes it (booleans and date-times as text), in the form its property's ``kind``
+    (``bool``, ``date`` or ``datetime`` property; ``None``: any other, or not known) takes.
+
+    A ``bool`` property takes only ``true`` or ``false``: yes/no text from a file (``"Yes"``, ``"1"``) is written
+    so; other text is left for HubSpot to refuse, naming the record. A ``datetime`` property takes an ISO date and
+    time, sent in UTC (``2026-12-03T09:00:00.000Z``; one without a zone is the desktop's local time, as on
+    Salesforce, where HubSpot would read it as UTC; a date alone is local midnight); a ``date`` property an ISO
+    date. Blank text clears the property.
+
+    Raises:
+        ValueError: a value a date or date-time property cannot take (``'tomorrow' is not a date and time
+            (YYYY-MM-DD hh:mm, a zone optional)``, ``'05/12/2026' is not a date (YYYY-MM-DD)``).
     """
     if isinstance(value, bool):
         return "true" if value else "false"
+    if kind in ("date", "datetime") and not (isinstance(value, str) and not value.strip()):
+        return read_date(value) if kind == "date" else utc_millis(read_date_time(value))
     if isinstance(value, datetime):
         return utc_millis(value)
-    if flag and isinstance(value, str) and value.strip():
+    if kind == "bool" and isinstance(value, str) and value.strip():
         with contextlib.suppress(ValueError):
             return "true" if read_yes_no(value) else "false"
     return value
 
 
 def wire_properties(
-    fields: dict[str, Any], *, drop: Iterable[str] = (), flags: Collection[str] = ()
+    fields: dict[str, Any], *, drop: Iterable[str] = (), kinds: Mapping[str, tuple[str, str]] | None = None
 ) -> dict[str, Any]:
-    """Field values to send; ``None`` means "leave as is" and is not sent (send ``""`` to clear). ``flags`` are the
-    names of the ``bool`` properties, where known (see :func:`wire_value`)."""
+    """Field values to send; ``None`` means "leave as is" and is not sent (send ``""`` to clear). ``kinds`` are the
+    type and label of the ``bool``, ``date`` and ``datetime`` properties, by name, where known (see
+    :func:`property_kinds` and :func:`wire_value`).
+
+    Raises:
+        ValueError: values their properties cannot take, each named by its property's label
+            (``Meeting: 'tomorrow' is not a date and time (...)``; several joined by ``;``): the record is not to be
+            sent.
+    """
     dropped = set(drop)
-    return {
-        name: wire_value(value, flag=name in flags)
-        for name, value in fields.items()
-        if value is not None and name not in dropped
-    }
+    kinds = kinds or {}
+    wired: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in fields.items():
+        if value is None or name in dropped:
+            continue
+        kind, label = kinds.get(name, (None, name))
+        try:
+            wired[name] = wire_value(value, kind=kind)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return wired
 
 
-def flag_names(fields: Iterable[CrmField] | None) -> frozenset[str]:
-    """The names of the ``bool`` properties among ``fields`` (none when the property list is not at hand)."""
-    return frozenset(f.name for f in fields or () if f.type == "bool")
+def property_kinds(fields: Iterable[CrmField] | None) -> dict[str, tuple[str, str]]:
+    """The type (``bool``, ``date``, ``datetime``) and label of each property among ``fields`` whose values go in
+    their own wire form, by name (none when the property list is not at hand)."""
+    return {f.name: (f.type, f.label) for f in fields or () if f.type in KIND_TYPES}
 
 
 def _social_note(lines: list[str]) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers import errors
 from crm_desktop.providers.contract import CrmField
-from crm_desktop.providers.toolkit import read_number, read_yes_no
+from crm_desktop.providers.toolkit import read_date, read_number, read_yes_no
 
 #: A custom field's key: 40 hex characters Pipedrive makes up.
 HASH_KEY = re.compile(r"\b[0-9a-f]{40}\b")
@@ -130,13 +130,18 @@ class PersonFieldMap:
 
     def wire_value(self, key: str, value: Any) -> Any:
         """A custom value as Pipedrive takes it: numeric text in a number field becomes a number, option labels of
-        enum and set fields become option ids, and yes/no text (``true``, ``no``, ``1``) in a yes/no field the id of
-        its Yes or No option.
+        enum and set fields become option ids, yes/no text (``true``, ``no``, ``1``) in a yes/no field the id of
+        its Yes or No option, and a date field takes an ISO date (``YYYY-MM-DD``).
 
         Raises:
-            ValueError: a label that is not one of the field's options.
+            ValueError: a label that is not one of the field's options; ``'05/12/2026' is not a date (YYYY-MM-DD)``.
         """
         known = self.get(key)
+        if known is not None and known.type == "date" and value is not None and not (
+            isinstance(value, str) and not value.strip()
+        ):
+            # A date field takes an ISO date only (a date written day or month first is not guessed).
+            return read_date(value)
         if known is not None and known.type == "double" and isinstance(value, str):
             # Mapped values travel as text ("4.5"); Pipedrive's number fields take JSON numbers only.
             return read_number(value)

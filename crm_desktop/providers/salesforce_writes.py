@@ -21,6 +21,7 @@ from crm_desktop.providers.salesforce_soql import RECORD_ID
 from crm_desktop.providers.toolkit import (
     checked_email,
     failed_result,
+    read_date,
     read_date_time,
     read_number,
     read_yes_no,
@@ -126,10 +127,7 @@ def typed_value(field_type: str, value: Any) -> Any:
     if field_type == "boolean":
         return read_yes_no(value)
     if field_type == "date":
-        try:
-            return date.fromisoformat(str(value).strip()).isoformat()
-        except ValueError:
-            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return read_date(value)
     if field_type == "datetime":
         return utc_millis(read_date_time(value))
     return read_number(value, whole=field_type == "int")

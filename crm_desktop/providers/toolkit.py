@@ -4,12 +4,13 @@ cursors, values read in a field's wire type, safe writes and the assembly of an 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Generic, Self, TypeVar
 
@@ -460,6 +461,27 @@ def read_number(value: Any, *, whole: bool = False) -> int | float:
 _DATE_TIME_TEXT = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
 )
+
+
+#: An ISO date as a date field takes it: year, month and day, in that order, with dashes.
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def read_date(value: Any) -> str:
+    """An ISO date (``2026-12-03``, spaces around allowed; a date object) as ``YYYY-MM-DD``, what a date field of
+    each CRM takes.
+
+    Raises:
+        ValueError: ``'04/01/1990' is not a date (YYYY-MM-DD)`` for anything else: a date written day or month first
+            is not guessed, nor is a date and time taken for a date.
+    """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    text = value.strip() if isinstance(value, str) else ""
+    if _DATE_TEXT.fullmatch(text):
+        with contextlib.suppress(ValueError):
+            return date.fromisoformat(text).isoformat()
+    raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
 
 
 def read_date_time(value: Any) -> datetime:

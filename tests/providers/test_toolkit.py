@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -29,6 +29,7 @@ from crm_desktop.providers.toolkit import (
     one_line,
     paginate,
     parse_crm_time,
+    read_date,
     read_date_time,
     results_in_order,
     rows_by_email,
@@ -511,3 +512,15 @@ def test_same_instant_needs_a_crm_time_and_compares_to_the_millisecond(berlin: N
     assert not same_instant("2026-12-03", "2026-12-03")
     assert not same_instant("2026-12-03T00:00", "2026-12-03")
     assert not same_instant("2026-12-03 10:00", "soon")
+
+
+def test_read_date_takes_an_iso_date_only() -> None:
+    assert read_date("2026-12-03") == "2026-12-03"
+    assert read_date(" 2026-02-28 ") == "2026-02-28"
+    assert read_date(date(2026, 12, 3)) == "2026-12-03"
+    # Day or month first is not guessed, nor a time dropped, nor other ISO 8601 forms taken.
+    for value in ["05/12/2026", "2026-02-30", "2026-12-03T10:00", "20261203", "2026-W49-4", "", None, 20261203,
+                  datetime(2026, 12, 3, 10)]:
+        with pytest.raises(ValueError) as refused:
+            read_date(value)
+        assert str(refused.value) == f"{value!r} is not a date (YYYY-MM-DD)"

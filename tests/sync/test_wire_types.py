@@ -299,3 +299,124 @@ async def test_a_files_date_times_land_in_a_salesforce_datetime_field_as_instant
         assert not [r for r in bench.writes_since(mark) if r.path.endswith("/composite/sobjects")], same.changes
     finally:
         bench.workspace.close()
+
+
+def hubspot_stored(bench: SyncBench, *names: str) -> dict[str, tuple[Any, ...]]:
+    """These properties of every person the HubSpot sandbox holds, by email."""
+    assert isinstance(bench.sandbox, HubSpotSandbox)
+    return {str(r.properties.get("email")): tuple(r.properties.get(name) for name in names)
+            for r in bench.sandbox._records["contacts"].values()
+            if str(r.properties.get("email", "")).startswith("person")}
+
+
+@scenario
+async def test_a_files_dates_and_date_times_land_in_hubspot_properties_as_on_salesforce_and_stay_as_written(
+    berlin: None, hubspot: SyncBench
+) -> None:
+    adapter = hubspot.workspace.crm.adapter_for(hubspot.integration)
+    try:
+        meeting = await adapter.create_field(RecordObject.CONTACT, "meeting", "Meeting", "datetime")
+        signup = await adapter.create_field(RecordObject.CONTACT, "signup", "Signup", "date")
+    finally:
+        await adapter.aclose()
+    assert (meeting.type, signup.type) == ("datetime", "date")
+    map_custom(hubspot, {"custom.meeting": "meeting", "custom.signup": "signup"})
+    # As a file has them: no zone (the desktop's, Berlin, where HubSpot would read UTC), seconds or not, a fraction,
+    # an offset, Z, a date alone (local midnight), a summer time; one that is no date and time, and one date written
+    # day first (not guessed).
+    times = {1: "2026-12-03T10:00", 2: "2026-12-03 10:00:00", 3: "2026-12-03T10:00:00.250+02:00",
+             4: "2026-07-01 08:30", 5: "2026-12-03", 6: "tomorrow", 7: "2026-12-03T09:00Z", 8: "2026-12-03T10:00"}
+    days = {n: f"2026-12-0{n}" for n in times} | {8: "05/12/2026"}
+    hubspot.save(*(person(n, custom_fields={"meeting": times[n], "signup": days[n]}) for n in times))
+    mark = hubspot.mark()
+
+    pushed = await hubspot.sync(SyncDirection.PUSH)
+
+    # The two records holding what their property cannot take fail alone, named with the field and the reason.
+    assert sorted((f.email, f.category, f.message) for f in pushed.failures) == [
+        ("person6@example.com", ErrorCategory.VALIDATION,
+         "person6@example.com: Meeting: 'tomorrow' is not a date and time (YYYY-MM-DD hh:mm, a zone optional)"),
+        ("person8@example.com", ErrorCategory.VALIDATION,
+         "person8@example.com: Signup: '05/12/2026' is not a date (YYYY-MM-DD)"),
+    ]
+    assert pushed.counts["created"] == 6, pushed.counts
+    # The others go in UTC, in one request HubSpot takes whole; the refused ones are not sent.
+    upserts = [r for r in hubspot.writes_since(mark) if r.path.endswith("/contacts/batch/upsert")]
+    assert len(upserts) == 1 and upserts[0].status == 200, [(r.path, r.status) for r in upserts]
+    assert isinstance(upserts[0].body, dict)
+    sent = {item["id"]: item["properties"] for item in upserts[0].body["inputs"]}
+    assert "person6@example.com" not in sent and "person8@example.com" not in sent
+    assert sent["person1@example.com"] == {**sent["person1@example.com"], "meeting": "2026-12-03T09:00:00.000Z",
+                                           "signup": "2026-12-01"}
+    assert hubspot_stored(hubspot, "meeting", "signup") == {
+        "person1@example.com": ("2026-12-03T09:00:00.000Z", "2026-12-01"),
+        "person2@example.com": ("2026-12-03T09:00:00.000Z", "2026-12-02"),
+        "person3@example.com": ("2026-12-03T08:00:00.250Z", "2026-12-03"),
+        "person4@example.com": ("2026-07-01T06:30:00.000Z", "2026-12-04"),
+        "person5@example.com": ("2026-12-02T23:00:00.000Z", "2026-12-05"),
+        "person7@example.com": ("2026-12-03T09:00:00.000Z", "2026-12-07"),
+    }
+
+    # A salesperson edits the first name of every landed contact in HubSpot. The pull reads each date-time
+    # (``2026-12-03T09:00:00.000Z``) as the instant the local text names and each date as the same date: the texts
+    # stay as the marketer wrote them, with no audit of them, and nothing goes back.
+    landed = [n for n in times if n not in (6, 8)]
+    for n in landed:
+        await hubspot.edit(hubspot.link(f"person{n}@example.com").crm_id, {"firstname": f"Edited{n}"})
+    mark = hubspot.mark()
+    edited = await hubspot.sync(SyncDirection.BOTH)
+
+    assert edited.status is not SyncRunStatus.FAILED, edited.failures
+    assert {n: hubspot.contact(f"person{n}@example.com").first_name for n in landed} == {
+        n: f"Edited{n}" for n in landed}
+    assert {n: (hubspot.contact(f"person{n}@example.com").custom_fields["meeting"],
+                hubspot.contact(f"person{n}@example.com").custom_fields["signup"]) for n in times} == {
+        n: (times[n], days[n]) for n in times}
+    assert [(row.entity_id, row.field, row.new_value) for row in hubspot.audit_rows()
+            if row.run_id == edited.run_id and ("meeting" in row.field.lower() or "signup" in row.field.lower())] == []
+    assert not [r for r in hubspot.writes_since(mark) if "meeting" in str(r.body) or "signup" in str(r.body)]
+    assert sorted(f.email for f in edited.failures) == ["person6@example.com", "person8@example.com"]
+
+
+@scenario
+async def test_a_files_dates_land_in_a_pipedrive_date_field_made_by_the_app_and_a_bad_one_fails_alone(
+    data_dir: Path,
+) -> None:
+    bench = open_bench(Provider.PIPEDRIVE, data_dir)
+    try:
+        adapter = bench.workspace.crm.adapter_for(bench.integration)
+        try:
+            made = await adapter.create_field(RecordObject.CONTACT, "signup", "Signup", "date")
+        finally:
+            await adapter.aclose()
+        assert made.type == "date"
+        map_custom(bench, {"custom.signup": "Signup"})
+        days = {1: "2026-12-05", 2: "05/12/2026", 3: "2026-12-07", 4: "2026-12-05T10:00"}
+        bench.save(*(person(n, custom_fields={"signup": text}) for n, text in days.items()))
+        mark = bench.mark()
+
+        pushed = await bench.sync(SyncDirection.PUSH)
+
+        # A date written day first, or with a time, is not guessed: each of those records fails alone, unsent.
+        assert sorted((f.email, f.category, f.message) for f in pushed.failures) == [
+            ("person2@example.com", ErrorCategory.VALIDATION,
+             "person2@example.com: field 'Signup' '05/12/2026' is not a date (YYYY-MM-DD)"),
+            ("person4@example.com", ErrorCategory.VALIDATION,
+             "person4@example.com: field 'Signup' '2026-12-05T10:00' is not a date (YYYY-MM-DD)"),
+        ]
+        assert pushed.counts["created"] == 2, pushed.counts
+        assert not [r for r in bench.writes_since(mark) if "05/12/2026" in str(r.body) or "T10:00" in str(r.body)]
+        assert isinstance(bench.sandbox, PipedriveSandbox)
+        stored = {e["value"]: p.custom_fields.get(made.name) for p in bench.sandbox.persons.values()
+                  for e in p.emails if str(e["value"]).startswith("person")}
+        assert stored == {"person1@example.com": "2026-12-05", "person3@example.com": "2026-12-07"}
+
+        # A salesperson renames both in Pipedrive: the dates read back as the local texts hold them, untouched.
+        for n in (1, 3):
+            await bench.edit(bench.link(f"person{n}@example.com").crm_id, {"name": f"Edited{n} Person"})
+        edited = await bench.sync(SyncDirection.BOTH)
+        assert edited.status is not SyncRunStatus.FAILED, edited.failures
+        assert {n: bench.contact(f"person{n}@example.com").first_name for n in (1, 3)} == {1: "Edited1", 3: "Edited3"}
+        assert {n: bench.contact(f"person{n}@example.com").custom_fields["signup"] for n in days} == days
+    finally:
+        bench.workspace.close()
