@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -445,16 +443,6 @@ def test_match_landed_gives_each_found_record_to_one_waiting_write_in_order() ->
 
 
 # -- date-times in a file's or a CRM's text -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The desktop's local time zone is Berlin for the test (UTC+1 in winter, UTC+2 in summer)."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,9 @@ its own record (named, unsent), and the next sync finds nothing to change."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from crm_desktop.domain.models import Provider, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
@@ -207,16 +203,6 @@ async def test_yes_no_text_reaches_a_hubspot_bool_property_as_true_or_false(hubs
     assert {n: hubspot.contact(f"person{n}@example.com").first_name for n in values} == {
         n: f"Edited{n}" for n in values}
     assert {n: hubspot.contact(f"person{n}@example.com").custom_fields["newsletter"] for n in values} == values
-
-
-@pytest.fixture
-def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The desktop's local time zone is Berlin for the test (UTC+1 in winter, UTC+2 in summer)."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def stored_meetings(bench: SyncBench) -> dict[str, Any]:
