@@ -3,14 +3,18 @@ mapped as a preview, the defaults, and creating the seed's social fields in the 
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from crm_desktop.app.field_setup import EnsureReport, FieldSetupService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.providers import hubspot_records, pipedrive_fields, salesforce_writes
 from crm_desktop.providers.contract import CrmField
 from crm_desktop.sync.extras import computed_values
 from crm_desktop.sync.mapping import (
@@ -42,8 +46,14 @@ class PreviewLine:
         local_label: its name for the marketer.
         local_value: the local value (canonical text; ``None`` for blank).
         crm_label: the CRM field's label (its wire name when the CRM does not list it).
-        crm_value: the value a push sends (transforms and value maps applied; ``None``: nothing is sent).
+        crm_value: the value a push sends, as the CRM receives it: transforms and value maps applied, then put in
+            the CRM field's type by the adapter (``True``, ``42``, ``2026-12-03T09:00:00.000Z``; ``None``: nothing
+            is sent, or the value is refused).
         pushed: whether the mapping's direction sends this field at all.
+        refused: why the CRM field cannot take the value (``'tomorrow' is not a date and time (...)``): a push
+            fails this record, unsent; ``None`` when it can.
+        sent: the CRM value as the marketer reads it (``not sent: <reason>`` for a refused one; a date-time with
+            the desktop's local time beside it).
     """
 
     local_field: str
@@ -52,6 +62,49 @@ class PreviewLine:
     crm_label: str
     crm_value: Any
     pushed: bool
+    refused: str | None = None
+    sent: str = ""
+
+
+#: Each CRM's answer to "this value in this CRM field: what goes on the wire" (raising ``ValueError`` with the
+#: reason a push refuses it), the adapters' own conversion.
+_WIRE_VALUES: dict[Provider, Callable[[CrmField, Any], Any]] = {
+    Provider.SALESFORCE: salesforce_writes.field_wire_value,
+    Provider.HUBSPOT: hubspot_records.field_wire_value,
+    Provider.PIPEDRIVE: pipedrive_fields.field_wire_value,
+}
+
+_NOT_PUSHED = "not sent (pull only or off)"
+_BLANK = "— (blank: nothing is sent)"
+
+
+def _with_local_time(sent: str) -> str:
+    """A date-time sent in UTC with the desktop's local time beside it: ``2026-12-03T09:00:00.000Z (10:00 your
+    time)``, the local date too when it is another day; other text as it is."""
+    try:
+        moment = datetime.fromisoformat(sent)
+    except ValueError:
+        return sent
+    if moment.tzinfo is None:
+        return sent
+    local = moment.astimezone()
+    shown = f"{local:%H:%M:%S}" if local.second else f"{local:%H:%M}"
+    if local.date() != moment.date():
+        shown = f"{local:%Y-%m-%d} {shown}"
+    return f"{sent} ({shown} your time)"
+
+
+def sent_text(crm_field: CrmField | None, value: Any) -> str:
+    """A value as a push sends it, as the preview shows it: JSON's ``true``, ``false`` and numbers, a list's items
+    joined by commas, a date-time field's instant with the local time beside it (see :func:`_with_local_time`)."""
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    text = str(value)
+    if crm_field is not None and crm_field.type == "datetime":
+        return _with_local_time(text)
+    return text
 
 
 #: A social profile's parts in words, for those with no local field of their own.
@@ -139,9 +192,11 @@ class FieldMappingService:
             emails = [contact.email for contact in self.sync.contacts.page(0, PREVIEW_CHOICES)]
         return emails
 
-    def preview(self, obj: RecordObject, email: str, mappings: list[FieldMapping],
+    def preview(self, integration: Integration, obj: RecordObject, email: str, mappings: list[FieldMapping],
                 crm_fields: list[CrmField]) -> list[PreviewLine]:
-        """One record as the mappings would write it to the CRM, field by field (``[]`` for an unknown email)."""
+        """One record as the mappings would write it to the CRM, field by field (``[]`` for an unknown email): each
+        value as the CRM receives it, in its field's type, or refused with the reason a push would fail the record
+        for."""
         record: Contact | Lead | None = (
             self.sync.contacts.find(email) if obj is RecordObject.CONTACT else self.sync.leads.find(email)
         )
@@ -150,14 +205,29 @@ class FieldMappingService:
         # What the push sends: the record's own values and those worked out beside it (engagement summary, score).
         values = {**record_values(record),
                   **computed_values(self.sync.engagement, obj, [record]).get(record.email, {})}
+        wire_value = _WIRE_VALUES[integration.provider]
         lines = []
         for mapping in with_crm_lengths(mappings, crm_fields):
             crm_field = find_crm_field(crm_fields, mapping.crm_field)
             local = values.get(mapping.local_field)
+            crm_value: Any = None
+            refused: str | None = None
+            if not mapping.pushes:
+                sent = _NOT_PUSHED
+            else:
+                crm_value = to_crm(mapping, local)
+                if crm_value is not None and crm_field is not None:
+                    try:
+                        crm_value = wire_value(crm_field, crm_value)
+                    except ValueError as exc:
+                        crm_value, refused = None, str(exc)
+                if refused is not None:
+                    sent = f"not sent: {refused}"
+                else:
+                    sent = _BLANK if crm_value is None else sent_text(crm_field, crm_value)
             lines.append(PreviewLine(
                 mapping.local_field, local_field_label(obj, mapping.local_field), local,
-                crm_field.label if crm_field else mapping.crm_field,
-                to_crm(mapping, local) if mapping.pushes else None, mapping.pushes,
+                crm_field.label if crm_field else mapping.crm_field, crm_value, mapping.pushes, refused, sent,
             ))
         return lines
 

@@ -176,6 +176,19 @@ def wire_value(value: Any, *, kind: str | None = None) -> Any:
     return value
 
 
+def field_wire_value(crm_field: CrmField, value: Any) -> Any:
+    """What a push sends for ``value`` in the property ``crm_field`` (see :func:`wire_value`; ``None``: nothing, the
+    property is left as it is).
+
+    Raises:
+        ValueError: the property cannot take the value (``'tomorrow' is not a date and time (...)``); a push fails
+            the record, unsent.
+    """
+    if value is None:
+        return None
+    return wire_value(value, kind=crm_field.type if crm_field.type in KIND_TYPES else None)
+
+
 def wire_properties(
     fields: dict[str, Any], *, drop: Iterable[str] = (), kinds: Mapping[str, tuple[str, str]] | None = None
 ) -> dict[str, Any]:

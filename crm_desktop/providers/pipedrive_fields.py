@@ -128,10 +128,14 @@ class PersonFieldMap:
             ids[crm_field.name] = dict(option_ids)
         return PersonFieldMap((*self.fields, crm_field), ids)
 
-    def wire_value(self, key: str, value: Any) -> Any:
+    def wire_value(self, key: str, value: Any, *, option_labels: bool = False) -> Any:
         """A custom value as Pipedrive takes it: numeric text in a number field becomes a number, option labels of
         enum and set fields become option ids, yes/no text (``true``, ``no``, ``1``) in a yes/no field the id of
         its Yes or No option, and a date field takes an ISO date (``YYYY-MM-DD``).
+
+        Args:
+            option_labels: give each option as the field lists its label (``Yes``), not its id, for a reader who
+                has the field's options but not their ids (the Field Mapping preview); checked all the same.
 
         Raises:
             ValueError: a label that is not one of the field's options; ``'05/12/2026' is not a date (YYYY-MM-DD)``.
@@ -147,14 +151,16 @@ class PersonFieldMap:
             return read_number(value)
         if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
             return value
-        ids = self.option_ids.get(key, {})
+        ids: Mapping[str, int | str] = (
+            {option.casefold(): option for option in known.options} if option_labels else self.option_ids.get(key, {})
+        )
         if known.type == "enum" and is_yes_no(known) and isinstance(value, str | bool):
             # A yes/no field (as "Create missing fields" makes one for a boolean): mapped flags travel as text
             # ("true"), a marketer's file says "yes" or "1"; anything else is looked up among the options below.
             with contextlib.suppress(ValueError):
                 value = "Yes" if read_yes_no(value) else "No"
 
-        def option_id(label: Any) -> int:
+        def option_id(label: Any) -> int | str:
             if isinstance(label, bool):
                 label = "Yes" if label else "No"
             if isinstance(label, int):
@@ -170,7 +176,8 @@ class PersonFieldMap:
         if known.type == "enum":
             return option_id(value)
         labels = value if isinstance(value, list | tuple | set) else [v for v in str(value).split(",") if v.strip()]
-        return sorted(option_id(label) for label in labels)
+        picked = [option_id(label) for label in labels]
+        return picked if option_labels else sorted(picked, key=int)
 
     def read_value(self, key: str, value: Any) -> Any:
         """A custom value as read from Pipedrive, as :meth:`wire_value` takes it back: an enum's option id as its
@@ -214,6 +221,22 @@ class PersonFieldMap:
             except ValueError as exc:
                 raise RecordProblem(known.label, str(exc)) from None
         return wired
+
+
+def field_wire_value(crm_field: CrmField, value: Any) -> Any:
+    """What a push sends for ``value`` in the person or lead field ``crm_field``: a standard field's value as it is, a
+    custom field's as :meth:`PersonFieldMap.wire_value` puts it, an option shown by its label (the field lists its
+    options' labels, not their ids).
+
+    Raises:
+        ValueError: the field cannot take the value (``'05/12/2026' is not a date (YYYY-MM-DD)``, a label that is
+            not one of its options, a field that is neither standard nor custom); a push fails the record, unsent.
+    """
+    if crm_field.name in STANDARD_RECORD_FIELDS:
+        return value
+    if not crm_field.custom:
+        raise ValueError("is not a Pipedrive person field (create it first)")
+    return PersonFieldMap((crm_field,)).wire_value(crm_field.name, value, option_labels=True)
 
 
 def is_yes_no(crm_field: CrmField) -> bool:

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import OutboundRecord, RecordResult
+from crm_desktop.providers.contract import CrmField, OutboundRecord, RecordResult
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.providers.http import json_or_none
 from crm_desktop.providers.salesforce_errors import describe_record_errors, salesforce_errors
-from crm_desktop.providers.salesforce_records import SOBJECTS, company_from_email
+from crm_desktop.providers.salesforce_records import SOBJECTS, TYPED_FIELD_TYPES, company_from_email
 from crm_desktop.providers.salesforce_soql import RECORD_ID
 from crm_desktop.providers.toolkit import (
     checked_email,
@@ -131,6 +131,19 @@ def typed_value(field_type: str, value: Any) -> Any:
     if field_type == "datetime":
         return utc_millis(read_date_time(value))
     return read_number(value, whole=field_type == "int")
+
+
+def field_wire_value(crm_field: CrmField, value: Any) -> Any:
+    """What a push sends for ``value`` in ``crm_field`` (a field of the describe): in the field's wire type for a
+    checkbox, number, date or date-time field (see :func:`typed_value`), else as it is (a date or time object as ISO
+    text).
+
+    Raises:
+        ValueError: the field cannot take the value (``'tomorrow' is not a date and time (...)``); a push fails the
+            record, unsent.
+    """
+    wired = value if value.__class__ in _PLAIN_WIRE_TYPES else _wire_value(value)
+    return typed_value(crm_field.type, wired) if crm_field.type in TYPED_FIELD_TYPES else wired
 
 
 def with_typed_values(sobject: str, item: PendingRecord, kinds: dict[str, tuple[str, str]]) -> bool:

@@ -1011,21 +1011,28 @@ class FieldMappingPanel(QWidget, AsksFirst):
     def show_preview(self) -> None:
         """Show the chosen record mapped by the table's mapping (saved or not), local value -> CRM value."""
         email = self.preview_combo.currentText()
+        integration = self.integration()
         lines: list[PreviewLine] = []
-        if email:
+        if email and integration is not None:
             try:
-                lines = self._service.preview(self.record_object, email, self.model.mappings(), self.model.crm_fields)
+                lines = self._service.preview(integration, self.record_object, email, self.model.mappings(),
+                                              self.model.crm_fields)
             except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
                 self.notice.say(error_sentence("The preview", exc), "error")
         self.preview_table.setRowCount(len(lines))
         for number, line in enumerate(lines):
-            sent = "not sent (pull only or off)" if not line.pushed else (
-                "— (blank: nothing is sent)" if line.crm_value is None else str(line.crm_value))
-            cells = (line.local_label, "—" if line.local_value is None else line.local_value, line.crm_label, sent)
+            cells = (line.local_label, "—" if line.local_value is None else line.local_value, line.crm_label,
+                     line.sent)
             for place, text in zip(PreviewColumn, cells, strict=True):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
-                if place is PreviewColumn.CRM_VALUE and (not line.pushed or line.crm_value is None):
+                if place is PreviewColumn.CRM_VALUE and line.refused is not None:
+                    # Drawn as the mapping's flagged rows are: the push fails this record, unsent.
+                    item.setForeground(QBrush(_PROBLEM))
+                    item.setIcon(_warning_icon())
+                    item.setToolTip(f"Not sent: {line.crm_label} cannot take this value: {line.refused}. "
+                                    "The next push fails this record, unsent.")
+                elif place is PreviewColumn.CRM_VALUE and (not line.pushed or line.crm_value is None):
                     item.setForeground(QBrush(_MUTED))
                 self.preview_table.setItem(number, place, item)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import qasync
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QListWidget, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
@@ -12,9 +15,15 @@ from pytestqt.qtbot import QtBot
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.models import ConflictRule, FieldDirection
 from crm_desktop.sync.mapping import FieldMapping, Transform
-from crm_desktop.ui.field_mapping_panel import FieldMappingPanel, MappingColumn, MappingsTableModel, parse_transforms
+from crm_desktop.ui.field_mapping_panel import (
+    FieldMappingPanel,
+    MappingColumn,
+    MappingsTableModel,
+    PreviewColumn,
+    parse_transforms,
+)
 from crm_desktop.ui.tasks import BackgroundTasks
-from tests.ui.conftest import HubSpotBench, shown, unfinished_tasks
+from tests.ui.conftest import HubSpotBench, person, shown, unfinished_tasks
 
 
 def click(widget: QWidget) -> None:
@@ -263,3 +272,43 @@ def test_saving_a_row_marked_as_impossible_asks_first(
     assert not panel.model.dirty
     saved = {m.local_field: m.crm_field for m in hubspot.workspace.sync.mappings(integration, RecordObject.CONTACT)}
     assert saved["firstName"] == "no_such_field_xyz"
+
+
+def test_a_value_the_crm_field_cannot_take_is_shown_refused_in_the_preview(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A date written day first, mapped to a HubSpot date property: the push would fail the record, unsent; the
+    preview says so in red with the reason, not the text as if it would land."""
+    workspace = hubspot.workspace
+    integration = workspace.integrations.get(hubspot.name)
+
+    async def create_signup() -> None:
+        adapter = workspace.crm.adapter_for(integration)
+        try:
+            await adapter.create_field(RecordObject.CONTACT, "signup", "Signup", "date")
+        finally:
+            await adapter.aclose()
+
+    created = asyncio.ensure_future(create_signup())
+    qtbot.waitUntil(created.done, timeout=5000)
+    created.result()
+    workspace.contacts.save(person(1).model_copy(update={"custom_fields": {"signup": "05/12/2026"}}))
+    workspace.sync.save_mappings(integration, RecordObject.CONTACT, [
+        *workspace.sync.mappings(integration, RecordObject.CONTACT),
+        FieldMapping("custom.signup", "signup", FieldDirection.TWO_WAY),
+    ])
+
+    panel = shown(qtbot, FieldMappingPanel(workspace.sync, BackgroundTasks()), 1000, 640)
+    with_live_fields(panel, qtbot)
+    panel.preview_combo.setCurrentIndex(panel.preview_combo.findText("person1@example.com"))
+    table = panel.preview_table
+    labels = [table.item(r, PreviewColumn.LOCAL_FIELD).text() for r in range(table.rowCount())]
+    cell = table.item(labels.index("signup (custom field)"), PreviewColumn.CRM_VALUE)
+    assert cell.text() == "not sent: '05/12/2026' is not a date (YYYY-MM-DD)"
+    assert cell.foreground().color() == QColor("#b91c1c"), "drawn in red, as the mapping's flagged rows are"
+    assert not cell.icon().isNull(), "with the warning sign"
+    assert "'05/12/2026' is not a date (YYYY-MM-DD)" in cell.toolTip()
+    assert "fails this record" in cell.toolTip()
+    assert table.accessibleName() == "Preview of one record mapped"
+    first = table.item(labels.index("First name"), PreviewColumn.CRM_VALUE)
+    assert first.text() == "Ada1" and first.icon().isNull(), "a value the CRM takes is shown as it goes"
