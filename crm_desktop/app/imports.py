@@ -259,10 +259,17 @@ class ImportService:
         model = self._model(obj)
         read = FileRows()
         report = ImportReport(blank_clears=blank_clears)
-        # The records to write, each with its place in report.outcomes (which holds its changes), its row and
-        # the record it was built over (laid again over the stored one if that changed before the write).
-        to_save: list[tuple[Any, int]] = []
-        built_from: dict[str, tuple[FileRow, Any]] = {}
+        # The records to write and each one's place in report.outcomes (which holds its changes); by email, the
+        # row each was built from (its line and values: every row of a file has the file's columns, read.columns)
+        # and the record it was built over (laid again over the stored one if that changed before the write).
+        # An import holds all of them until its one transaction, and every full garbage collection traverses each
+        # object held that can refer to others: so parallel lists and dicts rather than a tuple or row object a
+        # record (a row's values, plain text, are a dict the collector does not track).
+        to_save: list[Any] = []
+        places: list[int] = []
+        line_of: dict[str, int] = {}
+        values_of: dict[str, dict[str, Any]] = {}
+        built_over: dict[str, Any] = {}
         for chunk in _chunks(iter_rows(path, model, read), IMPORT_CHUNK):
             existing: dict[str, Any] = dict(self._find_many(obj, [row.email for row in chunk]))
             for row in chunk:
@@ -274,20 +281,20 @@ class ImportService:
                     continue
                 report.warnings.extend(made.warnings)
                 after = field_values(made.record)
-                changes: dict[str, tuple[str | None, str | None]]
+                shown: tuple[tuple[str, str | None, str | None], ...]
                 if before is None:
-                    changes = {key: (None, new) for key, new in after.items() if new is not None}
+                    shown = tuple((key, None, new) for key, new in after.items() if new is not None)
                 else:
-                    changes = _changes(field_values(before), after)
-                if before is not None and not changes:
-                    report.unchanged += 1
-                    report.outcomes.append((row.line, row.email, "unchanged", ()))
-                    continue
+                    shown = tuple((key, old, new) for key, (old, new) in _changes(field_values(before), after).items())
+                    if not shown:
+                        report.unchanged += 1
+                        report.outcomes.append((row.line, row.email, "unchanged", ()))
+                        continue
                 # Created or updated is known once saved (blank until then).
-                to_save.append((made.record, len(report.outcomes)))
-                built_from[row.email] = (row, before)
-                report.outcomes.append((row.line, row.email, "", tuple(
-                    (key, old, new) for key, (old, new) in changes.items())))
+                to_save.append(made.record)
+                places.append(len(report.outcomes))
+                line_of[row.email], values_of[row.email], built_over[row.email] = row.line, row.values, before
+                report.outcomes.append((row.line, row.email, "", shown))
         report.problems = sorted(read.problems, key=lambda p: p.line)
         report.notices = list(read.notices)
         if not to_save and not report.unchanged:
@@ -303,7 +310,8 @@ class ImportService:
         def relay(record: Any, now: Any) -> Any:
             """The row laid again over the record as stored now, when a sync, an edit or an event changed it
             since it was read (the file's columns win; every other field keeps what was saved meanwhile)."""
-            row, before = built_from[record.email]
+            email = record.email
+            row, before = FileRow(line_of[email], email, values_of[email], read.columns), built_over[email]
             if (now is None and before is None) or (
                     now is not None and before is not None and now.to_wire() == before.to_wire()):
                 return record
@@ -333,7 +341,7 @@ class ImportService:
             report.created = report.updated = 0
             problems = [*read_problems, *refused_over.values()]
             audit: list[dict[str, Any]] = []
-            for record, index in to_save:
+            for record, index in zip(to_save, places, strict=True):
                 if record.email in relaid:
                     again = relaid[record.email]
                     report.outcomes[index] = again or (0, "", "refused", ())
@@ -348,7 +356,7 @@ class ImportService:
                 report.outcomes[index] = (line, email, done, shown)
                 # An undo keeps the records an import created, so their one audit row says only that.
                 kept = ((CREATED_FIELD, None, email),) if item.created else shown
-                laid_over, written = laid_again.get(record.email, (built_from[record.email][1], record))
+                laid_over, written = laid_again.get(record.email, (built_over[record.email], record))
                 audit.extend(typed_custom_audit(
                     [{"entity": obj.value, "entity_id": str(item.id), "field": key, "old_value": old,
                       "new_value": new} for key, old, new in kept], laid_over, written))
@@ -363,7 +371,7 @@ class ImportService:
         try:
             # Unchanged records are not written: their rows (and updated_at, which a sync reads) stay as they are.
             # The values and the run's audit rows are committed together.
-            self._save_many(obj, [record for record, _ in to_save], relay, self.log.finishing(run_id, outcome))
+            self._save_many(obj, to_save, relay, self.log.finishing(run_id, outcome))
         except BaseException:
             report.created = report.updated = 0
             self.log.finish(run_id, SyncRunStatus.FAILED, (), refused=_refused(obj, report.problems),
