@@ -7,7 +7,6 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from crm_desktop.app.field_setup import EnsureReport, FieldSetupService
@@ -16,6 +15,7 @@ from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers import hubspot_records, pipedrive_fields, salesforce_writes
 from crm_desktop.providers.contract import CrmField
+from crm_desktop.providers.toolkit import as_instant
 from crm_desktop.sync.extras import computed_values
 from crm_desktop.sync.mapping import (
     FieldMapping,
@@ -81,11 +81,8 @@ _BLANK = "— (blank: nothing is sent)"
 def _with_local_time(sent: str) -> str:
     """A date-time sent in UTC with the desktop's local time beside it: ``2026-12-03T09:00:00.000Z (10:00 your
     time)``, the local date too when it is another day; other text as it is."""
-    try:
-        moment = datetime.fromisoformat(sent)
-    except ValueError:
-        return sent
-    if moment.tzinfo is None:
+    moment = as_instant(sent)
+    if moment is None:
         return sent
     local = moment.astimezone()
     shown = f"{local:%H:%M:%S}" if local.second else f"{local:%H:%M}"
