@@ -72,6 +72,10 @@ __all__ = [
 #: Failed records a real run's result names; every one is counted, and listed in the run's record log.
 FAILURE_SAMPLE = 1_000
 
+#: The key of a link's merge base that keeps a fingerprint of the social note last written with the record, so a
+#: note whose text changed (a new score or touchpoint on Pipedrive, where no field takes them) is written again.
+NOTE_BASE_KEY = "(social note)"
+
 #: The ways a sync run goes (undo and import runs are recorded by other services).
 SYNC_RUN_DIRECTIONS = frozenset({SyncDirection.PUSH, SyncDirection.PULL, SyncDirection.BOTH, SyncDirection.PUSH_NEW})
 
@@ -704,11 +708,13 @@ class SyncEngine:
     # -- push ----------------------------------------------------------------------------------
     def _outbound(
         self, local: LocalRecord, link: Link | None, mappings: list[FieldMapping], held: frozenset[str] = frozenset(),
-        computed: dict[str, Value] | None = None,
+        computed: dict[str, Value] | None = None, note: str | None = None,
     ) -> _Outgoing | None:
         """What the push sends for a record; ``None`` when nothing.
 
-        ``held`` fields have an open conflict: they wait for the marketer and are never sent.
+        ``held`` fields have an open conflict: they wait for the marketer and are never sent. ``note`` is the
+        social note the record carries (Pipedrive's carrier of what no field takes): when its text changed since
+        the last write, the record is sent though no mapped field changed, and the adapter adds the new note.
         """
         values = record_values(local.record)
         if computed:
@@ -732,7 +738,12 @@ class SyncEngine:
             send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
             changed[name] = FieldChange(base.get(name), value, reason)
             new_base[name] = value
-        if link is not None and not send:
+        note_changed = False
+        if note:
+            noted = values_hash({"note": note})
+            note_changed = base.get(NOTE_BASE_KEY) != noted
+            new_base[NOTE_BASE_KEY] = noted
+        if link is not None and not send and not note_changed:
             return None
         return _Outgoing(local, link, send, new_base, changed, digest)
 
@@ -810,8 +821,9 @@ class SyncEngine:
             if local is None:
                 continue
             link = links.get(local_id)
-            planned_out = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())),
-                                         computed.get(local.record.email))
+            values = computed.get(local.record.email, {})
+            note = self.extras.note(obj, local.record, values) if self.extras else None
+            planned_out = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())), values, note)
             if planned_out is None:
                 assert link is not None
                 unchanged.append((local, link))
@@ -838,7 +850,8 @@ class SyncEngine:
                          f"{email} off that record in the CRM")
                 continue
             if out.link is not None:
-                planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, out.changed)
+                planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, out.changed,
+                                               reason="" if out.changed else "its social note changed")
             elif match is None:
                 planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.CREATE, out.changed)
             else:

@@ -116,3 +116,32 @@ async def test_a_salesforce_pull_reads_every_mapped_field(any_crm: SyncBench) ->
     assert result.counts["failed"] == 0, result.failures
     twitter = next(p for p in any_crm.contact(EMAIL).social_profiles if p.platform is SocialPlatform.TWITTER)
     assert twitter.url == "https://x.com/ada_lovelace" and twitter.username == "ada1"
+
+
+@pytest.mark.parametrize("any_crm", [Provider.PIPEDRIVE], indirect=True, ids=lambda p: p.value)
+@scenario
+async def test_pipedrive_social_note_follows_a_change_no_field_carries(any_crm: SyncBench) -> None:
+    # With no social fields in Pipedrive, the note is the only place the CRM sees followers and scores: a change of
+    # them alone (no mapped field changed) must still bring the note up to date, once.
+    sandbox = any_crm.sandbox
+    assert isinstance(sandbox, PipedriveSandbox)
+    any_crm.save(ada())
+    first = await any_crm.sync()
+    assert first.counts["failed"] == 0, first.failures
+    [note] = sandbox.notes.values()
+    assert "5,000 followers" in note.content
+    grown = [p.model_copy(update={"followers": 7500, "engagement": 41.7}) if p.username == "ada.dances" else p
+             for p in ada().social_profiles]
+    any_crm.change(EMAIL, social_profiles=grown)
+    preview = await any_crm.sync(dry_run=True)
+    [update] = [c for c in preview.plan.changes if c.action.value == "update"]
+    assert update.email == EMAIL and update.reason == "its social note changed"
+    assert len(sandbox.notes) == 1  # a dry run writes nothing
+    result = await any_crm.sync()
+    assert result.counts["failed"] == 0, result.failures
+    assert result.counts["updated"] == 1
+    newest = max(sandbox.notes.values(), key=lambda n: n.id)
+    assert len(sandbox.notes) == 2 and "7,500 followers, 41.7% engagement" in newest.content
+    # Nothing changed since: nothing is sent, and no third note.
+    again = await any_crm.sync()
+    assert again.counts["updated"] == 0 and len(sandbox.notes) == 2
