@@ -37,7 +37,7 @@ from crm_desktop.domain.social import (
 from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
-from crm_desktop.sync.mapping import apply_values, from_crm, run_mappings
+from crm_desktop.sync.mapping import apply_values, from_crm
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,24 @@ class CrmContact:
 
 class CrmRefusedRecord(ProviderError):
     """The CRM refused the one record a request pushed (the message names the field where the CRM did)."""
+
+
+def laid_over(given: Record, stored: Record | None) -> Record:
+    """The record a local API body makes of the stored one with its email: the fields the body names are written
+    (``null`` clears one), the others keep what is stored, as an import keeps the columns a file lacks. A lead
+    re-sent by a webhook that knows only the name keeps its company and status. Social profiles are replaced per
+    network and custom values per name, so a body with its Twitter profile keeps the stored Instagram one."""
+    if stored is None or type(stored) is not type(given):
+        return given
+    named = given.model_fields_set - {"email"}
+    update: dict[str, Any] = {name: getattr(given, name) for name in named}
+    if "social_profiles" in named:
+        networks = {profile.platform for profile in given.social_profiles}
+        update["social_profiles"] = [*given.social_profiles,
+                                     *(p for p in stored.social_profiles if p.platform not in networks)]
+    if "custom_fields" in named:
+        update["custom_fields"] = {**stored.custom_fields, **given.custom_fields}
+    return stored.model_copy(update=update)
 
 
 def validate_rows(rows: Sequence[Any], model: type[Record]) -> tuple[list[tuple[int, Record]], list[IntakeResult]]:
@@ -215,9 +233,13 @@ class RecordIntake:
                 "integration", name, problems or [FieldProblem("credentials", str(exc))]
             ) from None
 
-    async def push(self, key: str, obj: RecordObject, records: Sequence[tuple[int, Record]]) -> IntakeReport:
+    async def push(self, key: str, obj: RecordObject, records: Sequence[tuple[int, Record]], *,
+                   given_only: bool = False) -> IntakeReport:
         """Save valid records locally (matched by normalised email, all in one transaction for contacts), then
         push them to the integration's CRM now, through the sync engine's outbox as one recorded run.
+
+        ``given_only``: a record already stored keeps the fields the request does not name (:func:`laid_over`);
+        otherwise the record replaces the stored one whole.
 
         Raises:
             NotFoundError: for an unknown integration.
@@ -234,6 +256,11 @@ class RecordIntake:
             return report
         if self.sync.is_running(integration.name):
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+        if given_only:
+            emails = [r.email for _, r in records]
+            stored: dict[str, Contact] | dict[str, Lead] = (
+                self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails))
+            records = [(index, laid_over(record, stored.get(record.email))) for index, record in records]
         if obj is RecordObject.CONTACT:
             saved = self._contacts.save_many([r for _, r in records if isinstance(r, Contact)])
         else:
@@ -279,7 +306,7 @@ class RecordIntake:
         if run.message and run.status.value == "failed":
             raise ProviderError(run.message)
 
-    async def push_one(self, key: str, record: Record) -> IntakeResult:
+    async def push_one(self, key: str, record: Record, *, given_only: bool = False) -> IntakeResult:
         """Save one contact or lead locally and push it now (see :meth:`push`).
 
         Raises:
@@ -287,7 +314,7 @@ class RecordIntake:
             and what :meth:`push` raises.
         """
         obj = RecordObject.CONTACT if isinstance(record, Contact) else RecordObject.LEAD
-        report = await self.push(key, obj, [(0, record)])
+        report = await self.push(key, obj, [(0, record)], given_only=given_only)
         result = report.results[0]
         if result.action is RecordOutcome.FAILED:
             raise CrmRefusedRecord(result.message or "the CRM refused the record", category=result.category)
@@ -356,28 +383,14 @@ class RecordIntake:
         merged.update({p.platform: p for p in profiles})
         enriched = current.model_copy(update={"social_profiles": list(merged.values())})
         score = self._score_of(enriched.email)
+        # Where no mapped field carries the social data (Pipedrive's defaults), the push writes the record's social
+        # note anew when the profiles changed it.
         result = await self.push_one(key, enriched)
-        # Where no mapped field carries the social data (Pipedrive's defaults), a note on the record does.
-        carried = await self._social_fields_carried(self.integration(key))
-        changed = enriched.social_profiles != current.social_profiles
         note_id = None
-        if result.crm_id is not None and (with_history or (changed and not carried)):
+        if result.crm_id is not None and with_history:
             note_id = await self._add_note(key, RecordObject.CONTACT, result.crm_id,
                                            self._history(enriched, score, with_touchpoints=with_history))
         return Enrichment(result, score, note_id)
-
-    async def _social_fields_carried(self, integration: Integration) -> bool:
-        """Whether a mapped field the CRM really has carries social profiles (a seed field the CRM lacks, say a
-        Pipedrive person field not created yet, carries nothing)."""
-        adapter = self.crm.adapter_for(integration)
-        try:
-            fields = await adapter.list_fields(RecordObject.CONTACT)
-        finally:
-            await adapter.aclose()
-        mappings = run_mappings(
-            integration.provider, RecordObject.CONTACT, self.sync.mappings(integration, RecordObject.CONTACT), fields
-        )
-        return any(m.pushes and _is_social_field(m.local_field) for m in mappings)
 
     def _score_of(self, email: str) -> EngagementScore | None:
         try:
@@ -448,11 +461,6 @@ def _is_local_id(text: str) -> bool:
     """Whether a path or body value is a local id: ASCII digits only (``str.isdigit`` also takes '²'), short enough
     for the store's 64-bit ids."""
     return text.isascii() and text.isdigit() and len(text) <= 18
-
-
-def _is_social_field(local_field: str) -> bool:
-    """Whether a local field holds social data (a profile's username or link, the reach, the score)."""
-    return local_field in {"socialFollowers", "socialEngagementScore"} or local_field.endswith(("Username", "Url"))
 
 
 #: Touchpoints listed in an engagement-history note, newest first.

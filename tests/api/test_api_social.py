@@ -148,14 +148,16 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         body = answer.json()
         assert body["crmId"] == crm_id
         if api.provider == "pipedrive":
-            # No default field carries social data in Pipedrive: the note does.
-            assert body["action"] == "unchanged" and body["written"] == {}
+            # No default field carries social data in Pipedrive: the person's social note does, written anew.
+            assert body["action"] == "updated" and body["written"] == {}, body
         else:
             assert body["action"] == "updated" and body["written"], body
         assert body["engagementScore"] is not None and body["historyNoteId"]
         after = api.sandbox.summary()
         timeline = {"hubspot": "notes", "salesforce": "Note", "pipedrive": "notes"}[api.provider]
-        assert after[timeline] == notes_before[timeline] + 1, (notes_before, after)
+        # The history note asked for; on Pipedrive also the social note with the new profile.
+        added = 2 if api.provider == "pipedrive" else 1
+        assert after[timeline] == notes_before[timeline] + added, (notes_before, after)
         # The history note holds the engagement summary: the conversation and the sentiment so far.
         assert "Conversations: 1 (twitter 1)" in newest_note(api)
         assert "Sentiment trend: no sentiment yet" in newest_note(api)
@@ -171,8 +173,10 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         if api.provider == "pipedrive":
             more = await api.post("/api/crm/integrations/crm/contacts/enrich", {
                 "email": "lea@example.com", "socialProfiles": [{"platform": "instagram", "username": "lea.ig"}]})
-            assert more.json()["historyNoteId"], "a new profile goes in a note where no field carries it"
+            # A new profile goes in the social note where no field carries it; no history was asked for.
+            assert more.json()["action"] == "updated" and more.json()["historyNoteId"] is None, more.json()
             assert api.sandbox.summary()[timeline] == after[timeline] + 1
+            assert "@lea.ig" in newest_note(api)
         missing = await api.post("/api/crm/integrations/crm/contacts/enrich", {"email": "nobody@example.com"})
         assert missing.status_code == 404
         neither = await api.post("/api/crm/integrations/crm/contacts/enrich", {"includeHistory": True})
@@ -197,8 +201,11 @@ def test_lead_touchpoints_are_recorded_once_and_the_crm_lead_updated(api: LocalA
         answer = first.json()
         assert answer["crmId"] == crm_id and answer["newTouchpoints"] == 2
         assert answer["engagementScore"] > 0
-        # Pipedrive's default lead mapping carries no engagement score field (its social data goes in notes).
-        assert answer["action"] == ("unchanged" if api.provider == "pipedrive" else "updated")
+        # The CRM gets the new score: in its field, or where Pipedrive's default lead mapping has none, in the
+        # lead's social note, written anew.
+        assert answer["action"] == "updated", answer
+        if api.provider == "pipedrive":
+            assert f"Engagement score: {answer['engagementScore']:g}" in newest_note(api)
         credits = [(t["campaign"], t["credit"]) for t in answer["attribution"]["touchpoints"]]
         assert credits == [("launch", 1.0), ("black-friday", 0.0)]
         stored = api.workspace.leads.find("lea@example.com")
