@@ -330,14 +330,16 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     @api.post("/api/crm/integrations/{integration}/contacts/sync", response_model=RecordSynced, responses=ERRORS,
               dependencies=bearer, tags=["contacts"])
     async def sync_contact(integration: IntegrationKey, contact: Contact) -> RecordSynced:
-        """Validate a contact, save it locally (matched by normalised email) and push it to that CRM now."""
-        return _synced(await intake.push_one(integration, contact))
+        """Validate a contact, save it locally (matched by normalised email) and push it to that CRM now. A field
+        the body leaves out keeps its stored value; ``null`` clears it."""
+        return _synced(await intake.push_one(integration, contact, given_only=True))
 
     @api.post("/api/crm/integrations/{integration}/leads/sync", response_model=RecordSynced, responses=ERRORS,
               dependencies=bearer, tags=["leads"])
     async def sync_lead(integration: IntegrationKey, lead: Lead) -> RecordSynced:
-        """Validate a lead with its social context, save it locally and push it to that CRM now."""
-        return _synced(await intake.push_one(integration, lead))
+        """Validate a lead with its social context, save it locally and push it to that CRM now. A field the body
+        leaves out (the status, the company) keeps its stored value; ``null`` clears it."""
+        return _synced(await intake.push_one(integration, lead, given_only=True))
 
     @api.get("/api/crm/integrations/{integration}/contacts", response_model=CrmContact, responses=ERRORS,
              dependencies=bearer, tags=["contacts"])
@@ -367,7 +369,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
             return _problem(422, reason, [FieldProblem("(body)", reason)])
         intake.integration(integration)  # an unknown integration is a 404 before anything is saved
         valid, refused = validate_rows(contacts, Contact)
-        report = await intake.push(integration, RecordObject.CONTACT, valid)
+        report = await intake.push(integration, RecordObject.CONTACT, valid, given_only=True)
         rows = sorted([*refused, *report.results], key=lambda r: r.index)
         report.results = rows
         summary = report.summary()

@@ -13,7 +13,7 @@ import pytest
 from crm_desktop.api.app import MAX_BATCH, MAX_BODY_BYTES
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.record_files import read_records
-from crm_desktop.domain.models import Contact
+from crm_desktop.domain.models import Contact, LeadStatus
 from tests.api.conftest import LocalApi, integration_body
 
 ANN = {
@@ -92,6 +92,47 @@ def test_a_lead_is_pushed_with_its_social_context(api: LocalApi) -> None:
         stored = api.workspace.leads.find("lea@example.com")
         assert stored is not None and stored.social_context is not None
         assert stored.social_context.engagement_score == 72
+
+    asyncio.run(scenario())
+
+
+def test_a_body_changes_only_what_it_names(api: LocalApi) -> None:
+    # A webhook that knows only a lead's name and source, or a contact's Instagram profile, must not wipe what the
+    # marketer set: the company, the status, the first name, the Twitter profile, a custom value.
+    async def scenario() -> None:
+        first = await api.post("/api/crm/integrations/crm/leads/sync", LEA)
+        assert first.status_code == 200, first.text
+        stored = api.workspace.leads.find("lea@example.com")
+        assert stored is not None
+        api.workspace.leads.save(stored.model_copy(update={"status": LeadStatus.QUALIFIED}))
+        partial = await api.post("/api/crm/integrations/crm/leads/sync",
+                                 {"email": "LEA@example.com", "lastName": "Park-Lee", "source": "twitter_dm"})
+        assert partial.status_code == 200, partial.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None
+        assert (lead.first_name, lead.last_name, lead.company) == ("Lea", "Park-Lee", "Globex")
+        assert lead.status is LeadStatus.QUALIFIED and lead.social_context is not None
+        cleared = await api.post("/api/crm/integrations/crm/leads/sync", {"email": "lea@example.com", "company": None})
+        assert cleared.status_code == 200, cleared.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None and lead.company is None and lead.first_name == "Lea"
+
+        made = await api.post("/api/crm/integrations/crm/contacts/sync", {**ANN, "customFields": {"tier": "gold"}})
+        assert made.status_code == 200, made.text
+        batch = await api.post("/api/crm/integrations/crm/contacts/batch-sync", [
+            {"email": "ann.lee@example.com", "customFields": {"visits": 3},
+             "socialProfiles": [{"platform": "instagram", "username": "ann.pics", "followers": 40}]},
+        ])
+        assert batch.status_code == 200, batch.text
+        contact = api.workspace.contacts.find("ann.lee@example.com")
+        assert contact is not None
+        assert (contact.first_name, contact.last_name, contact.company) == ("Ann", "Lee", "Acme")
+        assert contact.custom_fields == {"tier": "gold", "visits": 3}
+        assert sorted((p.platform.value, p.username) for p in contact.social_profiles) == [
+            ("instagram", "ann.pics"), ("twitter", "annlee")]
+        read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "ann.lee@example.com"})
+        assert read.status_code == 200, read.text
+        assert (read.json()["firstName"], read.json()["lastName"]) == ("Ann", "Lee")
 
     asyncio.run(scenario())
 
