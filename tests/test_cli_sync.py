@@ -679,3 +679,13 @@ def test_sync_all_exits_as_each_integration_would_alone_for_a_missing_permission
     # --all had said 1 (partly failed): only the CRM's admin can grant the scope, as the single sync says.
     code, data = run_json(data_dir, ["sync", "--all"], capsys)
     assert code == ExitCode.USAGE, data
+
+
+def test_a_dry_run_line_without_fields_says_why_it_writes() -> None:
+    from crm_desktop.cli.sync import _change_lines
+    from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
+
+    note_only = PlannedChange(RecordObject.CONTACT, "ann@example.com", Side.CRM, ChangeAction.UPDATE,
+                              reason="its social note changed")
+    assert _change_lines(note_only) == [
+        "  update   in CRM   contact ann@example.com: its social note changed"]

@@ -56,7 +56,7 @@ def _change_lines(change: PlannedChange) -> list[str]:
     if change.action is ChangeAction.CONFLICT:
         where = ""
     head = f"  {change.action.value:<8} {where:<8} {change.object.value:<7} {change.email}"
-    if change.action is ChangeAction.SKIP:
+    if change.action is ChangeAction.SKIP or (change.reason and not change.fields):
         return [f"{head}: {change.reason}"]
     lines = [head]
     for name, field in change.fields.items():

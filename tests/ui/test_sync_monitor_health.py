@@ -24,7 +24,13 @@ from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.sync.plan import ChangeAction, ConflictDecision, FieldChange, PlannedChange, Side, SyncPlan
 from crm_desktop.ui.sync_health import HealthBoard, ProgressRate, progress_figures
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
-from crm_desktop.ui.sync_preview_dialog import PreviewColumn, PreviewTableModel, SyncPreviewDialog, plan_sentence
+from crm_desktop.ui.sync_preview_dialog import (
+    PreviewColumn,
+    PreviewTableModel,
+    SyncPreviewDialog,
+    plan_sentence,
+    preview_rows,
+)
 from crm_desktop.ui.sync_runs_model import ErrorColumn, RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.wording import local_time
@@ -348,6 +354,17 @@ def test_a_plan_line_names_only_what_the_sync_would_do_and_where() -> None:
         "“HubSpot”: 2 to update in CRM Desktop, 1 conflict for you, 4 decided by rule, 1 skipped")
     unchanged = SyncPlan(planned(Side.CRM, ChangeAction.UNCHANGED, 40))
     assert plan_sentence("HubSpot", unchanged) == "“HubSpot”: nothing to change (40 unchanged)"
+
+
+def test_a_write_with_no_field_to_list_shows_its_reason() -> None:
+    """A Pipedrive person whose social note alone changed was counted "1 to update" with no line in the preview."""
+    note_only = PlannedChange(RecordObject.CONTACT, "ann@example.com", Side.CRM, ChangeAction.UPDATE,
+                              reason="its social note changed")
+    fields = PlannedChange(RecordObject.CONTACT, "bob@example.com", Side.CRM, ChangeAction.UPDATE,
+                           {"company": FieldChange("A", "B")})
+    rows = list(preview_rows("Pipedrive", [note_only, fields]))
+    assert [(r.record, r.field, r.change) for r in rows] == [
+        ("ann@example.com", "", "its social note changed"), ("bob@example.com", "Company", "A → B")]
 
 
 def test_three_health_lines_fit_a_window_1100_px_wide(qtbot: QtBot) -> None:
