@@ -49,7 +49,19 @@ class Provider(StrEnum):
 PROVIDERS: tuple[str, ...] = tuple(p.value for p in Provider)
 
 
-class SocialPlatform(StrEnum):
+class WrittenValue(StrEnum):
+    """A fixed set of values as people write them in files and webhooks: case, spaces and hyphens aside
+    (``Twitter`` is ``twitter``, ``Post View`` and ``post-view`` are ``post_view``); anything else is refused."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> WrittenValue | None:
+        if not isinstance(value, str):
+            return None
+        key = "_".join(value.replace("-", " ").split()).lower()
+        return next((member for member in cls if member.value == key), None)
+
+
+class SocialPlatform(WrittenValue):
     """Social networks a profile, a conversation or a touchpoint comes from."""
 
     TWITTER = "twitter"
@@ -63,7 +75,7 @@ class SocialPlatform(StrEnum):
     REDDIT = "reddit"
 
 
-class Sentiment(StrEnum):
+class Sentiment(WrittenValue):
     """The fixed set of sentiments a social conversation can carry."""
 
     POSITIVE = "positive"
@@ -72,7 +84,7 @@ class Sentiment(StrEnum):
     MIXED = "mixed"
 
 
-class LeadStatus(StrEnum):
+class LeadStatus(WrittenValue):
     """Where a lead stands in the funnel."""
 
     NEW = "new"
@@ -82,7 +94,7 @@ class LeadStatus(StrEnum):
     CONVERTED = "converted"
 
 
-class TouchpointType(StrEnum):
+class TouchpointType(WrittenValue):
     """What a person did with the brand's social content."""
 
     POST_VIEW = "post_view"

@@ -16,6 +16,7 @@ from crm_desktop.domain.models import (
     TouchpointType,
     UtcDatetime,
     WireModel,
+    WrittenValue,
     normalise_email,
 )
 
@@ -39,7 +40,7 @@ CampaignName = Annotated[WireText, Field(min_length=1, max_length=120)]
 EmailText = Annotated[WireText, Field(max_length=254)]
 
 
-class MessageDirection(StrEnum):
+class MessageDirection(WrittenValue):
     """Who wrote a message: the person (inbound) or the brand (outbound)."""
 
     INBOUND = "inbound"

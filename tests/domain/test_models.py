@@ -19,6 +19,7 @@ from crm_desktop.domain.models import (
     SocialProfile,
     SyncConfig,
     Touchpoint,
+    TouchpointType,
     WireModel,
     check_base_url,
     is_loopback_host,
@@ -443,3 +444,24 @@ def test_an_integration_name_that_would_break_a_table_or_a_keyring_key_is_refuse
 def test_a_score_that_is_not_a_number_is_refused_as_such(number: float) -> None:
     with pytest.raises(InvalidRecordError, match="engagement: Input should be a finite number"):
         SocialProfile.model_validate({"platform": "twitter", "username": "ada", "engagement": number})
+
+
+def test_fixed_values_are_read_as_people_write_them() -> None:
+    # Exports of social tools and CRMs write "Twitter", "Post View", "Qualified": the same values, not refusals.
+    from crm_desktop.domain.social import EngagementEvent, Message
+
+    event = EngagementEvent.model_validate({"platform": " Twitter ", "type": "Post View",
+                                            "timestamp": "2026-11-20T09:00:00Z", "user": {"username": "ann"}})
+    assert (event.platform, event.type) == (SocialPlatform.TWITTER, TouchpointType.POST_VIEW)
+    assert TouchpointType("form-submit") is TouchpointType.FORM_SUBMIT
+    message = Message.model_validate({"conversationId": "c", "messageId": "m", "direction": "Inbound",
+                                      "sentAt": "2026-11-20T09:00:00Z", "text": "hi", "sentiment": "POSITIVE"})
+    assert message.direction.value == "inbound" and message.sentiment is Sentiment.POSITIVE
+    assert Lead.model_validate({"email": "a@example.com", "status": "Qualified"}).status is LeadStatus.QUALIFIED
+    # Anything else is still refused, naming the field and the values it takes.
+    with pytest.raises(InvalidRecordError) as refused:
+        EngagementEvent.model_validate({"platform": "myspace", "type": "like",
+                                        "timestamp": "2026-11-20T09:00:00Z", "user": {"username": "ann"}})
+    assert refused.value.fields == ["platform"] and "'twitter'" in str(refused.value)
+    with pytest.raises(ValueError):
+        TouchpointType("post__view!")
