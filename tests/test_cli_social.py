@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode
-from crm_desktop.domain.models import Lead
+from crm_desktop.domain.models import Lead, SocialPlatform
 from crm_desktop.domain.social import Conversion
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
 from tests.support.cli_runs import run, run_json
@@ -44,7 +45,7 @@ def test_social_import_records_valid_rows_and_refuses_bad_ones_by_line_field_and
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "D"
-    bad_engagement = {"platform": "myspace", "type": "like", "timestamp": "2026-11-20T10:00:00", "user": {}}
+    bad_engagement = {"platform": "myspace", "type": "like", "timestamp": "next tuesday", "user": {}}
     path = write_jsonl(tmp_path / "feed.jsonl", [*EVENTS, bad_engagement, "{oops"])
 
     code, report = run_json(data, ["social", "import", str(path)], capsys)
@@ -55,7 +56,7 @@ def test_social_import_records_valid_rows_and_refuses_bad_ones_by_line_field_and
     assert [(r["line"], r["field"]) for r in report["refused"]] == [
         (5, "platform"), (5, "timestamp"), (5, "user"), (6, "(row)")
     ]
-    assert "needs a time zone" in report["refused"][1]["reason"]
+    assert "'next tuesday' is not a date and time" in report["refused"][1]["reason"]
     assert social_counts(data)["touchpoints"] == 3
 
     code, out, _ = run(data, ["social", "import", str(path)], capsys)
@@ -102,6 +103,71 @@ def test_social_import_reads_flat_csv(tmp_path: Path, capsys: pytest.CaptureFixt
     assert [(r["line"], r["field"]) for r in report["refused"]] == [(4, "type")]
     code, score = run_json(data, ["social", "score", "--email", "bo@example.com"], capsys)
     assert code == ExitCode.OK and score["interactions"] == 2
+
+
+def test_social_import_reads_a_csvs_zoneless_times_in_the_local_zone(
+    berlin: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A spreadsheet export: times as the marketer sees them, in Berlin (UTC+1 in November), with no zone.
+    data = tmp_path / "D"
+    path = tmp_path / "engagements.csv"
+    path.write_text(
+        "platform;type;timestamp;email;campaign;postId\n"
+        "twitter;click;2026-11-20 09:00;ann@example.com;spring;p1\n"
+        "twitter;like;2026-11-21;ann@example.com;spring;p2\n"
+        "twitter;share;2026-11-22T09:00:00Z;ann@example.com;spring;p3\n"
+        "twitter;comment;20/11/2026;ann@example.com;spring;p4\n",
+        encoding="utf-8",
+    )
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    # It refused the first two rows: "needs a time zone, e.g. 2026-11-27T10:00:00Z".
+    assert code == ExitCode.PARTIAL
+    assert report["created"] == 3
+    assert [(r["line"], r["record"], r["field"], r["reason"]) for r in report["refused"]] == [
+        (5, "p4", "timestamp", "'20/11/2026' is not a date and time (YYYY-MM-DD hh:mm, a zone optional)")]
+    workspace = Workspace.open(data)
+    try:
+        touches = workspace.social.store.touches("ann@example.com")
+    finally:
+        workspace.close()
+    assert [(t.type.value, t.timestamp) for t in touches] == [
+        ("click", datetime(2026, 11, 20, 8, tzinfo=UTC)),    # 09:00 in Berlin
+        ("like", datetime(2026, 11, 20, 23, tzinfo=UTC)),    # local midnight of 21 November
+        ("share", datetime(2026, 11, 22, 9, tzinfo=UTC)),    # its zone kept
+    ]
+
+
+def test_social_import_reads_a_jsonl_files_zoneless_times_in_the_local_zone(
+    berlin: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    path = write_jsonl(tmp_path / "feed.jsonl", [
+        {"conversationId": "tw-7", "platform": "twitter", "startedAt": "2026-07-01T10:00",
+         "participant": {"email": "ana@example.com"}},
+        {"conversationId": "tw-7", "messageId": "m-1", "direction": "inbound", "sent_at": "2026-07-01 10:05",
+         "text": "Hi"},
+        {"conversationId": "tw-7", "messageId": "m-2", "direction": "outbound", "sentAt": "01.07.2026 10:06",
+         "text": "Hello"},
+    ])
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL
+    assert report["byKind"] == {"conversations": 1, "messages": 1, "engagements": 0}
+    assert [(r["line"], r["record"], r["field"], r["reason"]) for r in report["refused"]] == [
+        (3, "m-2", "sentAt", "'01.07.2026 10:06' is not a date and time (YYYY-MM-DD hh:mm, a zone optional)")]
+    workspace = Workspace.open(data)
+    try:
+        conversation = workspace.social.conversation(SocialPlatform.TWITTER, "tw-7")
+    finally:
+        workspace.close()
+    assert conversation is not None
+    # Berlin is UTC+2 in July; the refused outbound message was not counted.
+    assert conversation.started_at == datetime(2026, 7, 1, 8, tzinfo=UTC)
+    assert conversation.last_message_at == datetime(2026, 7, 1, 8, 5, tzinfo=UTC)
+    assert (conversation.messages_in, conversation.messages_out) == (1, 0)
 
 
 def test_scoring_settings_are_shown_changed_and_refused_with_the_field(

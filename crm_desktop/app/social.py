@@ -40,6 +40,7 @@ from crm_desktop.domain.social import (
     ScoringSettings,
     SocialEventKind,
 )
+from crm_desktop.providers.toolkit import read_date_time
 from crm_desktop.store.database import Database
 from crm_desktop.store.repositories import NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, SocialStore
@@ -388,13 +389,15 @@ class SocialService:
             columns: dict[str, str] = {}
             if path.suffix.lower() == ".csv":
                 row, columns = _shaped(row, row_kind)
+            row, unread = _local_times(row, model)
             try:
                 record = model.model_validate(row)
             except InvalidRecordError as exc:
                 for problem in exc.problems:
                     # A CSV row's problems are named by the user's column, not the nested JSON path.
                     where = columns.get(problem.field, problem.field)
-                    report.refused.append(RefusedRow(line, exc.record, where, plain_reason(problem.reason)))
+                    reason = unread.get(problem.field) or plain_reason(problem.reason)
+                    report.refused.append(RefusedRow(line, exc.record, where, reason))
                 continue
             batches[row_kind].append(record)
             lines[id(record)] = line
@@ -474,6 +477,15 @@ _MODELS: dict[SocialEventKind, type[WireModel]] = {
     SocialEventKind.MESSAGES: Message,
     SocialEventKind.ENGAGEMENTS: EngagementEvent,
 }
+#: Each event model's date-time fields, by their wire name (``timestamp``, ``startedAt``, ``sentAt``).
+_TIME_FIELDS: dict[type[WireModel], frozenset[str]] = {
+    model: frozenset(
+        info.alias or name
+        for name, info in model.model_fields.items()
+        if info.annotation in (datetime, datetime | None)
+    )
+    for model in _MODELS.values()
+}
 _PARTICIPANT_COLUMNS = {"email", "firstName", "lastName", "username", "profileUrl", "followers"}
 _USER_COLUMNS = {"email", "username"}
 
@@ -490,6 +502,29 @@ def _kind_of(row: dict[str, Any]) -> SocialEventKind:
 def _camel(name: str) -> str:
     head, *rest = name.strip().split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _local_times(row: dict[str, Any], model: type[WireModel]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``row`` with its date-time fields read as a file's times are (:func:`read_date_time`: a time without a zone
+    is in the desktop's local time zone, a date alone local midnight), and why each one that is not ISO text could
+    not be read, by wire name.
+
+    A zone given is kept; the API's bodies are not read this way (a webhook must send a zone). A value that is not
+    ISO text is left to validation (a number is a Unix time there); its reason here replaces validation's when it is
+    refused.
+    """
+    times = _TIME_FIELDS[model]
+    read: dict[str, Any] = {}
+    unread: dict[str, str] = {}
+    for key, value in row.items():
+        name = _camel(key)
+        if name not in times or not isinstance(value, str):
+            continue
+        try:
+            read[key] = read_date_time(value)
+        except ValueError as exc:
+            unread[name] = str(exc)
+    return ({**row, **read} if read else row), unread
 
 
 def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], dict[str, str]]:

@@ -64,8 +64,10 @@ def test_event_bodies_are_refused_naming_each_field(hubspot_api: LocalApi) -> No
         bad = await api.post("/api/social/conversations", {**CONVERSATION, "startedAt": "2026-11-20T10:00:00",
                                                             "participant": {"firstName": "Nobody"}})
         assert bad.status_code == 422
-        fields = {e["field"] for e in bad.json()["errors"]}
-        assert {"startedAt", "participant"} <= fields, bad.json()
+        fields = {e["field"]: e["reason"] for e in bad.json()["errors"]}
+        assert {"startedAt", "participant"} <= set(fields), bad.json()
+        # A webhook must send a zone: only a file's zoneless times are read in the desktop's local zone.
+        assert "needs a time zone" in fields["startedAt"]
         wrong = await api.post("/api/social/messages", {**MESSAGE, "direction": "sideways"})
         assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "direction"
         unknown = await api.post("/api/social/engagements", {"platform": "twitter", "type": "wink",
