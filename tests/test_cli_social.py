@@ -122,7 +122,7 @@ def test_social_import_reads_a_csvs_zoneless_times_in_the_local_zone(
 
     code, report = run_json(data, ["social", "import", str(path)], capsys)
 
-    # It refused the first two rows: "needs a time zone, e.g. 2026-11-27T10:00:00Z".
+    # The first two rows were refused before: "needs a time zone, e.g. 2026-11-27T10:00:00Z".
     assert code == ExitCode.PARTIAL
     assert report["created"] == 3
     assert [(r["line"], r["record"], r["field"], r["reason"]) for r in report["refused"]] == [
