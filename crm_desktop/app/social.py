@@ -40,7 +40,6 @@ from crm_desktop.domain.social import (
     ScoringSettings,
     SocialEventKind,
 )
-from crm_desktop.providers.toolkit import read_date_time
 from crm_desktop.store.database import Database
 from crm_desktop.store.repositories import NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, SocialStore
@@ -513,6 +512,8 @@ def _local_times(row: dict[str, Any], model: type[WireModel]) -> tuple[dict[str,
     ISO text is left to validation (a number is a Unix time there); its reason here replaces validation's when it is
     refused.
     """
+    from crm_desktop.providers.toolkit import read_date_time  # httpx under it: not on the window's start path
+
     times = _TIME_FIELDS[model]
     read: dict[str, Any] = {}
     unread: dict[str, str] = {}
