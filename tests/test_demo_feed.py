@@ -247,7 +247,7 @@ def test_the_apps_demo_mode_runs_the_feed_into_its_window_and_quits_cleanly(tmp_
             assert process.poll() is None, process.communicate()[1]
             assert time.monotonic() < deadline, "the demo's feed posted nothing to the app's local API"
             time.sleep(0.5)
-        asked = time.monotonic()
+        asked, asked_at = time.monotonic(), datetime.now(UTC)
         process.send_signal(signal.SIGTERM)
         try:
             _out, err = process.communicate(timeout=60)
@@ -256,11 +256,14 @@ def test_the_apps_demo_mode_runs_the_feed_into_its_window_and_quits_cleanly(tmp_
             _out, err = process.communicate(timeout=30)
             log = tmp_path / "logs" / "crm-desktop.log"
             tail = log.read_text(encoding="utf-8")[-6000:] if log.exists() else "(no log)"
-            pytest.fail(f"the demo app had not quit 60 s after SIGTERM. Its threads then:\n{err[-12000:]}\n"
+            heard = "asked to quit by SIGTERM" in (log.read_text(encoding="utf-8") if log.exists() else "")
+            pytest.fail(f"the demo app had not quit 60 s after SIGTERM (sent {asked_at:%H:%M:%S.%f} UTC; the app "
+                        f"{'logged' if heard else 'never logged'} hearing it). Its threads then:\n{err[-12000:]}\n"
                         f"The end of its log:\n{tail}")
         assert process.returncode == 0, err
         assert time.monotonic() - asked < 20
         assert "Traceback" not in err, err
+        assert "asked to quit by SIGTERM" in (tmp_path / "logs" / "crm-desktop.log").read_text(encoding="utf-8")
     finally:
         if process.poll() is None:
             process.kill()

@@ -173,13 +173,32 @@ async def _drain_tasks() -> None:
 
 def _close_on_signals(loop: asyncio.AbstractEventLoop, window: MainWindow) -> list[signal.Signals]:
     """Quit (closing the window and saving its state, even with the app in the tray) on Ctrl+C or a polite kill,
-    where the platform allows it."""
+    where the platform allows it.
+
+    The loop's own handler wakes the Qt loop through its self-pipe. A Python-level handler is put beside it: it
+    runs with the next Python code of the main thread (a timer, a request to the local API), so a quit asked while
+    that pipe's notifier is not listening is not lost. Whichever comes first quits; the other finds it done.
+    """
+    asked: list[int] = []
+
+    def quit_once(number: int) -> None:
+        if asked:
+            return
+        asked.append(number)
+        logger.info("asked to quit by %s", signal.Signals(number).name)
+        window.quit()
+
+    def beside_the_loop(number: int, _frame: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the app is already on its way out
+            loop.call_soon_threadsafe(quit_once, number)
+
     installed = []
     for number in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(number, window.quit)
+            loop.add_signal_handler(number, quit_once, int(number))
         except (NotImplementedError, RuntimeError, ValueError):
             continue  # Windows' loops and non-main threads have no signal handlers
+        signal.signal(number, beside_the_loop)
         installed.append(number)
     return installed
 

@@ -195,6 +195,40 @@ def test_a_polite_kill_closes_the_window_and_saves_its_state(tmp_path: Path) -> 
     assert "geometry" in settings.read_text(encoding="utf-8")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM handling is POSIX only")
+def test_a_polite_kill_quits_even_when_the_loops_self_pipe_is_not_listening(
+    restore_app: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop hears signals through its self-pipe; with that pipe's reader gone, the handler beside the loop
+    still quits with the next Python code of the main thread (here a timer's tick)."""
+    factory, closed = closing_spy(tmp_path, keyring_backend)
+    gave_up: list[bool] = []
+    ticks = QTimer()
+    ticks.timeout.connect(lambda: None)  # Python code on the main thread, as the app's timers and API run
+
+    def kill_when_shown(attempts: int = 200) -> None:
+        if main_window() is None and attempts > 0:
+            QTimer.singleShot(10, lambda: kill_when_shown(attempts - 1))
+            return
+        loop = asyncio.get_event_loop()
+        loop._remove_reader(loop._ssock.fileno())  # type: ignore[attr-defined]  # the wake-up never heard
+        ticks.start(20)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def give_up() -> None:
+        gave_up.append(True)
+        QCoreApplication.quit()
+
+    QTimer.singleShot(0, kill_when_shown)
+    QTimer.singleShot(15_000, give_up)
+    with caplog.at_level("INFO", logger="crm_desktop.ui.app"):
+        assert run_gui(factory, ["crm-desktop"]) == 0
+    ticks.stop()
+    assert gave_up == [], "the SIGTERM was lost"
+    assert "asked to quit by SIGTERM" in caplog.messages
+    assert closed == [True] and main_window() is None
+
+
 def test_a_window_that_fails_to_build_still_releases_the_loop_and_workspace(
     restore_app: QApplication, tmp_path: Path, keyring_backend: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
