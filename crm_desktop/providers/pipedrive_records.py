@@ -372,7 +372,7 @@ def default_contact_record(contact: Contact, *, social_field_keys: Mapping[str, 
     if contact.company:
         lines.append(f"Company: {contact.company}")
     for profile in sorted(contact.social_profiles, key=lambda p: (p.platform.value, p.username)):
-        reach = f"{profile.followers:,} followers, {profile.engagement:g}% engagement"
+        reach = f"{profile.followers:,} followers, engagement score {profile.engagement:g}"
         platform = profile.platform.value.capitalize()
         if _IDENTITY_FIELDS.get(profile.platform.value) in mapped:
             lines.append(f"{platform}: {reach}")  # the handle is in its own field

@@ -714,8 +714,8 @@ def test_default_contact_record_puts_social_data_in_the_note_unless_a_field_take
     }
     assert record.note == (
         "Company: Acme\n"
-        "Linkedin: @anasilva (0 followers, 0% engagement) https://linkedin.com/in/ana\n"
-        "Twitter: @ana (1,200 followers, 3.5% engagement)\n"
+        "Linkedin: @anasilva (0 followers, engagement score 0) https://linkedin.com/in/ana\n"
+        "Twitter: @ana (1,200 followers, engagement score 3.5)\n"
         "Followers in all: 1,200\n"
         "tier: gold"
     )

@@ -141,7 +141,7 @@ async def test_pipedrive_social_note_follows_a_change_no_field_carries(any_crm: 
     assert result.counts["failed"] == 0, result.failures
     assert result.counts["updated"] == 1
     newest = max(sandbox.notes.values(), key=lambda n: n.id)
-    assert len(sandbox.notes) == 2 and "7,500 followers, 41.7% engagement" in newest.content
+    assert len(sandbox.notes) == 2 and "7,500 followers, engagement score 41.7" in newest.content
     # Nothing changed since: nothing is sent, and no third note.
     again = await any_crm.sync()
     assert again.counts["updated"] == 0 and len(sandbox.notes) == 2
