@@ -816,6 +816,7 @@ class SyncEngine:
                 held[local_id] = held.get(local_id, set()) | names
         outgoing: list[_Outgoing] = []
         unchanged: list[tuple[LocalRecord, Link]] = []
+        noted: set[str] = set()  # the emails whose record carries a note
         for local_id in ids:
             local = records.get(local_id)
             if local is None:
@@ -823,6 +824,8 @@ class SyncEngine:
             link = links.get(local_id)
             values = computed.get(local.record.email, {})
             note = self.extras.note(obj, local.record, values) if self.extras else None
+            if note:
+                noted.add(local.record.email)
             planned_out = self._outbound(local, link, mappings, frozenset(held.get(local_id, ())), values, note)
             if planned_out is None:
                 assert link is not None
@@ -858,9 +861,7 @@ class SyncEngine:
                 differs = _differences(out, match, mappings)
                 # The search shows fields, not notes: a match with a note to carry (Pipedrive's social note) is
                 # written, and the adapter adds the note unless the person has it (a note refused before included).
-                noted = self.extras is not None and bool(
-                    self.extras.note(obj, out.local.record, computed.get(email, {})))
-                if not differs and not noted:
+                if not differs and email not in noted:
                     matched.append((out, match.crm_id))
                     continue
                 planned[email] = PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, differs,
