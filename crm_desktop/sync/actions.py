@@ -229,6 +229,8 @@ class _RecordUndo:
     #: The restored values whose type the audit kept, by field: the local side's where the run changed it there,
     #: else the CRM side's (what the CRM held before a push).
     exact: dict[str, Any] = field(default_factory=dict)
+    #: Fields blank here again whose value the CRM keeps (an undo sends no blank it did not write), with that value.
+    left_in_crm: dict[str, Any] = field(default_factory=dict)
 
 
 def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord], int]:
@@ -322,6 +324,11 @@ async def undo_run(
                 status = SyncRunStatus.PARTIAL
             _write_undo(store, integration.id, undo_id, run_id, [p for p in plans if id(p) not in failed],
                         written, report, log)
+            report.kept.extend(
+                f"{p.local.record.email}: {name} is blank here again; {integration.name} keeps {shown(value)} "
+                "(an undo sends no blank the run did not write there)"
+                for p in plans if id(p) not in failed for name, value in p.left_in_crm.items()
+            )
         except BaseException:
             status = SyncRunStatus.FAILED
             raise
@@ -396,7 +403,7 @@ def _plan_undo(
                 new_base = dict(base)
                 # Fields the CRM keeps a value of that the undo blanks locally: their base stays the CRM's value,
                 # or the next sync would take that value for a new change in the CRM and pull it back.
-                crm_kept: set[str] = set()
+                crm_kept: dict[str, Any] = {}
                 if link is not None and not link.deleted_in_crm:
                     for name, value in restore.items():
                         mapping = by_local.get(name)
@@ -408,7 +415,7 @@ def _plan_undo(
                         # compares; the kept type goes to the local record (see _write_undo).
                         outgoing = to_crm(mapping, value)
                         if outgoing is None and name not in item.crm:
-                            crm_kept.add(name)
+                            crm_kept[name] = base.get(name)
                             continue  # the run did not write this field to the CRM: a blank does not wipe it there
                         crm_send[mapping.crm_field] = CLEARED if outgoing is None else outgoing
                         reason = "value before the run" if name in item.crm else "both sides hold the restored value"
@@ -418,7 +425,8 @@ def _plan_undo(
                     kept.append(((obj, email), f"{email}: no longer linked to the CRM; CRM values kept"))
                 new_base.update({name: value for name, value in restore.items()
                                  if base.get(name) == current.get(name) and name not in crm_kept})
-                plans.append(_RecordUndo(item, local, link, local_changes, crm_send, crm_changes, new_base, exact))
+                plans.append(_RecordUndo(item, local, link, local_changes, crm_send, crm_changes, new_base, exact,
+                                         crm_kept))
     return plans, kept, changed
 
 

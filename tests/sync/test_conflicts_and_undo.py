@@ -270,10 +270,13 @@ async def test_undo_of_a_pull_into_blank_local_fields_sticks(hubspot: SyncBench)
     run = await hubspot.sync()
     assert (hubspot.contact(EMAIL).company, hubspot.contact(EMAIL).last_name) == ("NewCo", "Byron")
 
-    await hubspot.service.undo(run.run_id or 0)
+    report = await hubspot.service.undo(run.run_id or 0)
     assert (hubspot.contact(EMAIL).company, hubspot.contact(EMAIL).last_name) == (None, "Lovelace")
-    # The CRM keeps its company (a blank does not wipe there), and the next sync does not pull it back.
+    # The CRM keeps its company (a blank does not wipe there), the report says so, and the next sync does not
+    # pull it back.
     assert await hubspot.crm_value(EMAIL, "company") == "NewCo"
+    assert report.kept == [f"{EMAIL}: company is blank here again; {hubspot.integration.name} keeps 'NewCo' (an undo "
+                           "sends no blank the run did not write there)"]
     plan = await hubspot.sync(dry_run=True)
     assert [c for c in plan.plan.changes if c.action.value != "unchanged"] == [], plan.plan.changes
     await hubspot.sync()
