@@ -226,7 +226,7 @@ class SocialWorkflows:
 
     async def _serve(self, integration_id: int) -> None:
         wake = self._wakes.setdefault(integration_id, asyncio.Event())
-        while True:
+        while self._running:  # stopped: the next wait would never be cancelled again
             wake.clear()
             try:
                 integration = self.integrations.get_by_id(integration_id)
@@ -748,8 +748,14 @@ def _reason(exc: BaseException) -> str:
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` pass; a cancel always ends the wait.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancel that comes in the loop step the event is set in
+    (an event arriving as the app quits), and the stopped worker would go on delivering.
+    """
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout=seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 __all__ = ["DeliveryReport", "SocialWorkflows", "conversation_key", "engagement_key", "message_key"]

@@ -97,8 +97,9 @@ async def _until_closed(window: MainWindow, workspace: Workspace) -> None:
     window.show()
     offer_welcome(window)  # a first run: try the demo CRMs or connect one
     # Importing the local API (FastAPI, uvicorn) takes a second on a busy machine: the window paints first.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(painted.wait(), FIRST_PAINT_WAIT_SECONDS)
+    with contextlib.suppress(TimeoutError):  # asyncio.timeout, as wait_for may swallow a cancel on Python 3.11
+        async with asyncio.timeout(FIRST_PAINT_WAIT_SECONDS):
+            await painted.wait()
     window.removeEventFilter(first_paint)
     # A window closed already is quitting: its clean-ups get the loop, no API is started to stop again.
     port = None if closed.is_set() else local_api_port(workspace)

@@ -385,6 +385,29 @@ def test_with_auto_sync_off_events_wait_for_a_sync(tmp_path: Path) -> None:
     assert len(crm_people(sandbox, provider)) == 1 and len(crm_timeline(sandbox, provider)) == 1
 
 
+def test_stopping_while_an_event_wakes_the_idle_worker_still_stops_it(tmp_path: Path) -> None:
+    """An event arriving in the very loop step the app stops in (a quit while a feed posts) must not keep the
+    delivery worker going: Python 3.11's ``asyncio.wait_for`` swallows a cancel when what it waits for is done in
+    that step, and the app then never quit."""
+    stopped: list[bool] = []
+
+    async def scenario(desk: Desk) -> None:
+        workflows = desk.server.workflows
+        crm = desk.workspace.integrations.get("crm")
+        assert crm.id is not None
+        await asyncio.sleep(0.5)  # nothing queued: the worker waits for a wake-up
+        workflows.notify([crm.id])  # an event came in...
+        try:
+            async with asyncio.timeout(10):
+                await workflows.stop()  # ...and the app quits in the same step
+            stopped.append(True)
+        except TimeoutError:
+            stopped.append(False)
+
+    run_desk(tmp_path, "hubspot", scenario)
+    assert stopped == [True], "the delivery worker went on after it was stopped"
+
+
 def test_the_hourly_job_pushes_contacts_of_new_conversations_once(tmp_path: Path) -> None:
     provider = "salesforce"
 
