@@ -70,9 +70,10 @@ class LoopbackRedirectListener:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request_line = (await asyncio.wait_for(reader.readline(), 10)).decode("latin-1")
-            while (await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
-                pass
+            async with asyncio.timeout(10):  # not wait_for: on Python 3.11 it can swallow a cancel
+                request_line = (await reader.readline()).decode("latin-1")
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
             parts = request_line.split()
             target = urlsplit(parts[1]) if len(parts) >= 2 else urlsplit("/")
             if target.path != self.path:
@@ -103,7 +104,8 @@ class LoopbackRedirectListener:
     async def wait(self, wait_seconds: float) -> dict[str, str]:
         """The redirect's query parameters; raises ``TimeoutError`` when the user never finishes."""
         assert self._result is not None, "start() first"
-        return await asyncio.wait_for(asyncio.shield(self._result), wait_seconds)
+        async with asyncio.timeout(wait_seconds):  # a cancel (the user gave up) stays a cancel
+            return await asyncio.shield(self._result)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -123,7 +123,8 @@ class _AbortOnDrop:
             await asyncio.sleep(seconds)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closing.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.closing.wait()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -11,6 +11,7 @@ not a queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -257,10 +258,9 @@ class SocialFeed(SocialStream):
                 if stop.is_set() or (limit is not None and done >= limit):
                     break
                 await self._send(http, step)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.interval)
-                except TimeoutError:
-                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.interval):
+                        await stop.wait()
         finally:
             if own:
                 await http.aclose()
@@ -282,10 +282,9 @@ class SocialFeed(SocialStream):
             if asyncio.get_running_loop().time() > deadline:
                 self._note(f"the local API at {self.api_url} did not answer within {timeout:.0f} s")
                 return False
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=0.2)
-            except TimeoutError:
-                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await stop.wait()
         return False
 
     async def _send(self, http: httpx.AsyncClient, step: FeedStep) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -15,7 +16,7 @@ from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, OutboundRecord
 from crm_desktop.providers.errors import AuthError
 from crm_desktop.providers.salesforce import SalesforceAdapter
-from crm_desktop.providers.signin import PkcePair, salesforce_sign_in
+from crm_desktop.providers.signin import LoopbackRedirectListener, PkcePair, salesforce_sign_in
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.sandbox.server import SandboxServer
@@ -171,3 +172,23 @@ def test_token_expiry_mid_push_then_revoked_refresh_token(served: SalesforceSand
         ("/services/data/v61.0/sobjects/Contact/describe", 401),
         (TOKEN, 400),
     ]
+
+
+def test_giving_up_on_sign_in_stays_given_up_when_the_redirect_lands_in_the_same_step() -> None:
+    """The user cancels the wait in the loop step where the browser's redirect lands: the wait ends cancelled."""
+    async def scenario() -> bool:
+        listener = LoopbackRedirectListener()
+        await listener.start()
+        try:
+            waiting = asyncio.create_task(listener.wait(30))
+            await asyncio.sleep(0)  # the wait is under way
+            assert listener._result is not None
+            listener._result.set_result({"code": "c", "state": "s"})  # what the redirect's handler does
+            waiting.cancel()  # the same step
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            return waiting.cancelled()
+        finally:
+            await listener.close()
+
+    assert asyncio.run(scenario())
