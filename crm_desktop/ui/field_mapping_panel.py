@@ -981,13 +981,19 @@ class FieldMappingPanel(QWidget, AsksFirst):
             self.model.set_problems(problems)
         finally:
             self.model.dataChanged.connect(self._mappings_edited)
-        if not problems:
-            if self.notice.tone == "error" and self.notice.text().startswith(_LIVE_PROBLEMS_START):
-                self._dirty_changed(self.model.dirty) if self.model.dirty else self.notice.clear_notice()
-            return
         lines = [_UNSAVED] if self.model.dirty else []
         if self._create_report:
-            lines += [self._create_report, ""]
+            lines.append(self._create_report)
+        if not problems:
+            # The list of problems goes with the last one: the notice keeps what it said above it, or nothing.
+            if self.notice.tone == "error" and _LIVE_PROBLEMS_START in self.notice.text():
+                if lines:
+                    self.notice.say("\n".join(lines), "info")
+                else:
+                    self.notice.clear_notice()
+            return
+        if self._create_report:
+            lines.append("")
         lines.append(
             f"{_LIVE_PROBLEMS_START} {plural(len(problems), 'field')} the CRM cannot take as mapped (marked ⚠):")
         lines += problem_lines(self.record_object, problems)

@@ -260,6 +260,35 @@ def test_reset_to_defaults_puts_the_default_mapping_back_until_saved(
     assert phone.direction is FieldDirection.TWO_WAY
 
 
+def test_a_flagged_field_put_right_again_takes_its_problem_out_of_the_notice(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring: after a wrong pick, Reset to defaults (or picking the right field again) cleared the ⚠ in the
+    table, but the notice kept listing the problem under "Unsaved changes", as if the mapping were still wrong."""
+    panel = open_panel(qtbot, salesforce)
+    picker = pick(panel, qtbot, "twitterUsername", "opt out")
+    picker.setCurrentIndex(picker.findText("Email Opt Out"))
+    QTest.keyClick(picker, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(panel.model.rows_with_problems()), timeout=2000)
+    assert "Twitter/X username → Email Opt Out" in panel.notice.text()
+
+    picker = pick(panel, qtbot, "twitterUsername", "Twitter User")
+    picker.setCurrentIndex(picker.findText("Twitter Username"))
+    QTest.keyClick(picker, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not panel.model.rows_with_problems(), timeout=2000)
+    assert "Email Opt Out" not in panel.notice.text(), panel.notice.text()
+    assert panel.notice.text() == "Unsaved changes: Save to use them in the next sync, or Revert."
+
+    picker = pick(panel, qtbot, "twitterUsername", "opt out")
+    picker.setCurrentIndex(picker.findText("Email Opt Out"))
+    QTest.keyClick(picker, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(panel.model.rows_with_problems()), timeout=2000)
+    click(panel.defaults_button)
+    assert not panel.model.rows_with_problems()
+    assert "Email Opt Out" not in panel.notice.text(), panel.notice.text()
+    assert panel.notice.text() == "Unsaved changes: Save to use them in the next sync, or Revert."
+
+
 def test_the_panel_renders_with_a_flagged_field_and_a_preview(
     qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop, styled_app: object, tmp_path: Path
 ) -> None:
