@@ -89,6 +89,12 @@ def _failures_of(outcome: SyncResult, category: ErrorCategory) -> tuple[list[Rec
     return listed, max(len(listed), outcome.failed_by_category.get(category, 0))
 
 
+def _failure_text(failure: RecordFailure) -> str:
+    """A refused record as an alert names it: the CRM's reason, after its email unless that names it already
+    (the CRMs' record messages mostly do)."""
+    return failure.message if failure.email in failure.message else f"{failure.email}: {failure.message}"
+
+
 def _records(count: int) -> str:
     return f"{count:,} record" + ("" if count == 1 else "s")
 
@@ -176,7 +182,7 @@ class AlertService:
                 outcome.run_id))
         refused, refused_count = _failures_of(outcome, ErrorCategory.VALIDATION)
         if refused_count:
-            named = _named([f"{f.email}: {f.message}" for f in refused], refused_count, "; ")
+            named = _named([_failure_text(f) for f in refused], refused_count, "; ")
             raised.append(self.raise_alert(
                 AlertKind.REFUSED_RECORDS, integration,
                 f"{_crm(integration)} refused {_records(refused_count)} of {name} in {run} ({named}).",
@@ -207,10 +213,7 @@ class AlertService:
             text = (f"{_crm(integration)} refused the sync of {name} for lack of a permission ({run}{written}): "
                     f"{outcome.message or 'a permission is missing'}.")
         else:
-            first = refused[0] if refused else None
-            # The CRMs' record messages mostly name the record already.
-            named = "" if first is None or first.email in first.message else f"{first.email}: "
-            sample = f" ({named}{first.message})" if first is not None else ""
+            sample = f" ({_failure_text(refused[0])})" if refused else ""
             text = f"{_crm(integration)} refused {_records(count)} of {name} for lack of a permission in {run}{sample}."
         return self.raise_alert(AlertKind.PERMISSION_MISSING, integration, text, outcome.run_id)
 

@@ -114,6 +114,23 @@ def test_records_the_crm_refuses_raise_a_data_quality_alert_naming_them(
     assert workspace.alerts.recent()[0].run_id == run.id
 
 
+def test_a_refused_record_is_named_once_when_the_crms_message_names_it_already(
+    workspace: Workspace, sandbox: HubSpotSandbox
+) -> None:
+    """Seen in the Alerts view: "(person1@example.com: person1@example.com: email: Email address
+    person1@example.com is invalid ...)": the record's message starts with its email already."""
+    sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[2]))
+    outcomes: list[SyncResult | Exception] = []
+    workspace.sync.add_run_listener(lambda _integration, outcome: outcomes.append(outcome))
+    raised = sync_and_alert(workspace, workspace.alerts)
+    [outcome] = outcomes
+    assert isinstance(outcome, SyncResult)
+    [failure] = outcome.failures
+    assert failure.email in failure.message, "the CRM's message names the record"
+    assert f"({failure.message})." in raised[0][2]
+    assert f"{failure.email}: {failure.email}" not in raised[0][2], raised[0][2]
+
+
 def test_a_daily_quota_nearly_spent_raises_a_quota_warning(workspace: Workspace, sandbox: HubSpotSandbox) -> None:
     sandbox.apply_config({"daily_limit": 16})  # a first sync of three contacts spends about half of it
     assert sync_and_alert(workspace, workspace.alerts) == []
