@@ -214,13 +214,19 @@ class PersonFieldMap:
                 continue
             wire_key = self.key_for(key)
             known = self.get(wire_key) if wire_key else None
-            if known is None or not known.custom:
+            if known is None:
                 raise RecordProblem(self.name_for(key), "is not a Pipedrive person field (create it first)")
+            if not known.custom:
+                raise RecordProblem(known.label, _READ_ONLY)
             try:
                 wired[known.name] = self.wire_value(known.name, fields[key])
             except ValueError as exc:
                 raise RecordProblem(known.label, str(exc)) from None
         return wired
+
+
+#: Why a standard Pipedrive field outside the written ones takes no value (they are listed as not writable).
+_READ_ONLY = "is read-only in Pipedrive (map it pull only)"
 
 
 def field_wire_value(crm_field: CrmField, value: Any) -> Any:
@@ -230,12 +236,14 @@ def field_wire_value(crm_field: CrmField, value: Any) -> Any:
 
     Raises:
         ValueError: the field cannot take the value (``'05/12/2026' is not a date (YYYY-MM-DD)``, a label that is
-            not one of its options, a field that is neither standard nor custom); a push fails the record, unsent.
+            not one of its options, a standard field the sync does not write: read-only); a push fails the record,
+            unsent.
     """
     if crm_field.name in STANDARD_RECORD_FIELDS:
         return value
     if not crm_field.custom:
-        raise ValueError("is not a Pipedrive person field (create it first)")
+        # A standard field the sync does not write (Update time...): it exists, creating one would not help.
+        raise ValueError(_READ_ONLY)
     return PersonFieldMap((crm_field,)).wire_value(crm_field.name, value, option_labels=True)
 
 

@@ -33,6 +33,7 @@ from crm_desktop.ui.field_mapping_panel import (
     CrmFieldPicker,
     FieldMappingPanel,
     MappingColumn,
+    PreviewColumn,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.vault import Vault
@@ -236,6 +237,28 @@ def test_pipedrive_fields_show_by_label_and_create_missing_fields_adds_the_socia
     texts = [picker.itemText(i) + str(picker.itemData(i, SECONDARY_ROLE)) for i in range(picker.count())]
     assert not any(HEX_KEY.search(text) for text in texts)
     QTest.keyClick(picker, Qt.Key.Key_Escape)
+
+
+def test_a_read_only_pipedrive_field_is_said_read_only_in_the_preview_not_missing(
+    qtbot: QtBot, pipedrive: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring: a first name mapped onto Pipedrive's "Update time" previewed as "not sent: is not a Pipedrive
+    person field (create it first)", while the field exists (the check rightly says read-only)."""
+    panel = open_panel(qtbot, pipedrive)
+    picker = pick(panel, qtbot, "firstName", "Update")
+    picker.setCurrentIndex(picker.findText("Update time"))
+    QTest.keyClick(picker, Qt.Key.Key_Return)
+    row = panel.model.row_of("firstName")
+    assert row is not None
+    cell = panel.model.index(row, MappingColumn.CRM_FIELD)
+    qtbot.waitUntil(lambda: cell.data() == "Update time  ·  date", timeout=2000)
+    assert "is read-only in the CRM" in panel.notice.text()
+
+    labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+              for r in range(panel.preview_table.rowCount())]
+    sent = panel.preview_table.item(labels.index("First name"), PreviewColumn.CRM_VALUE).text()
+    assert "create it first" not in sent, sent
+    assert sent == "not sent: is read-only in Pipedrive (map it pull only)"
 
 
 def test_reset_to_defaults_puts_the_default_mapping_back_until_saved(
