@@ -140,7 +140,7 @@ def classify_hubspot(response: httpx.Response) -> Verdict:
             Decision.REFRESH_THEN_RETRY if expired else Decision.FATAL,
             ErrorCategory.AUTH,
             code=category or "INVALID_AUTHENTICATION",
-            reason=_EXPIRED_TOKEN if expired else "HubSpot refused the private-app token (401)",
+            reason=_EXPIRED_TOKEN if expired else "the private-app token was refused (401)",
         )
     if status == 403:
         scopes = required_scopes(body)
@@ -159,7 +159,7 @@ def classify_hubspot(response: httpx.Response) -> Verdict:
                 Decision.FATAL,
                 ErrorCategory.RATE_LIMIT,
                 code=policy,
-                reason="HubSpot's daily API limit is used up; sync again after midnight in the account's time zone",
+                reason="the daily API limit is used up; sync again after midnight in the account's time zone",
             )
         wait = retry_after_seconds(response)
         if wait is None:

@@ -142,7 +142,7 @@ def classify_pipedrive(response: httpx.Response) -> Verdict:
                 ErrorCategory.RATE_LIMIT,
                 wait=max(retry_after_seconds(response) or 0.0, BLOCKED_WAIT_SECONDS),
                 code="BLOCKED",
-                reason="Pipedrive blocked requests for a while after too many were sent (403)",
+                reason="requests are blocked for a while after too many were sent (403)",
             )
         return Verdict(
             Decision.FATAL,

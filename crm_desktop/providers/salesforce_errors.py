@@ -150,10 +150,10 @@ def classify_salesforce(response: httpx.Response) -> Verdict:
                 Decision.REFRESH_THEN_RETRY,
                 ErrorCategory.AUTH,
                 code=code or "INVALID_SESSION_ID",
-                reason="Salesforce session expired or invalid (401 INVALID_SESSION_ID)",
+                reason="the session expired or is invalid (401 INVALID_SESSION_ID)",
             )
         return Verdict(
-            Decision.FATAL, ErrorCategory.AUTH, code=code, reason=f"Salesforce refused the credentials ({code})"
+            Decision.FATAL, ErrorCategory.AUTH, code=code, reason=f"the credentials were refused ({code})"
         )
     if status == 403:
         text = " ".join(str(item.get("message", "")) for item in errors)
@@ -174,7 +174,8 @@ def classify_salesforce(response: httpx.Response) -> Verdict:
             )
         if not errors and "Bad_OAuth_Token" in response.text:
             return Verdict(
-                Decision.FATAL, ErrorCategory.AUTH, code="Bad_OAuth_Token", reason="Salesforce refused the session"
+                Decision.FATAL, ErrorCategory.AUTH, code="Bad_OAuth_Token",
+                reason="the session was refused (Bad_OAuth_Token)",
             )
         return _permission_verdict(response, code)
     if status == 404:
@@ -182,7 +183,9 @@ def classify_salesforce(response: httpx.Response) -> Verdict:
     if status == 400 and code in FATAL_REQUEST_CODES:
         return Verdict(Decision.FATAL, ErrorCategory.VALIDATION, code=code, reason=_fatal_request_reason(code, errors))
     if status == 400 and code == "invalid_grant":
-        return Verdict(Decision.FATAL, ErrorCategory.AUTH, code=code, reason="Salesforce refused the refresh token")
+        return Verdict(
+            Decision.FATAL, ErrorCategory.AUTH, code=code, reason="the refresh token was refused (invalid_grant)"
+        )
     if status == 429:
         return Verdict(
             Decision.RATE_LIMITED, ErrorCategory.RATE_LIMIT, wait=retry_after_seconds(response), code=code, reason="429"

@@ -200,3 +200,24 @@ def test_pipedrive_without_the_right_to_add_persons_stops_at_the_first_refusal()
     creates = [r for r in sandbox.requests if r.method == "POST" and r.path == "/api/v2/persons"]
     assert [c.status for c in creates] == [403], "one refused create; the others were never sent"
     assert sandbox.persons == {}
+
+
+@pytest.mark.parametrize(
+    ("crm", "verdict"),
+    [
+        ("HubSpot", classify_hubspot(httpx.Response(401, json={"category": "INVALID_AUTHENTICATION"}))),
+        ("HubSpot", classify_hubspot(httpx.Response(429, json={"policyName": "DAILY"}))),
+        ("Salesforce", classify_salesforce(httpx.Response(401, json=[{"errorCode": "INVALID_SESSION_ID"}]))),
+        ("Salesforce", classify_salesforce(httpx.Response(401, json=[{"errorCode": "INVALID_AUTH_HEADER"}]))),
+        ("Salesforce", classify_salesforce(httpx.Response(403, text="Bad_OAuth_Token"))),
+        ("Salesforce", classify_salesforce(httpx.Response(400, json={"error": "invalid_grant"}))),
+        ("Pipedrive", classify_pipedrive(httpx.Response(403, headers={"content-type": "text/html"},
+                                                        content=b"<html></html>"))),
+    ],
+    ids=["hubspot 401", "hubspot daily limit", "salesforce session", "salesforce credentials",
+         "salesforce bad token", "salesforce refresh token", "pipedrive blocked"],
+)
+def test_a_reason_leaves_the_crms_name_to_the_message(crm: str, verdict: Any) -> None:
+    """The shared core puts the CRM's name in front of every reason: a reason naming it again read "HubSpot: HubSpot
+    refused the private-app token (401)" in the Sync Monitor and the alerts."""
+    assert verdict.reason and crm not in verdict.reason, verdict.reason
