@@ -1027,7 +1027,9 @@ class SyncEngine:
             run.plan.add(change)
             run.log.append(entry)
             return
-        run.fail(obj, item.email, result.crm_id, result.category or ErrorCategory.SERVER, result.message or "failed")
+        # A refused update names the record it was meant for (the CRM answered with no id for it).
+        run.fail(obj, item.email, result.crm_id or item.crm_id, result.category or ErrorCategory.SERVER,
+                 result.message or "failed")
 
 
 def _stamp_is_echo(stamp: datetime | None, kept: datetime | None) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import qasync
@@ -11,6 +13,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.ui.sync_monitor_panel import RECORD_ROWS_ALWAYS_SHOWN, RUNS_ROWS_ALWAYS_SHOWN, SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import LogColumn, RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
@@ -212,3 +215,22 @@ def test_a_short_window_scrolls_the_page_rather_than_squeezing_the_runs_list(
     row = panel.runs_table.verticalHeader().defaultSectionSize()
     assert panel.runs_table.viewport().height() >= RUNS_ROWS_ALWAYS_SHOWN * row
     assert panel.log_table.viewport().height() >= RECORD_ROWS_ALWAYS_SHOWN * row
+
+
+def test_export_errors_names_the_crm_record_of_a_refused_update(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench, tmp_path: Path
+) -> None:
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+    crm_id = hubspot.crm_id("person1@example.com")
+    hubspot.edit_locally("person1@example.com", company="Local Co")
+    hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, probability=1.0, remaining=1))
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+    qtbot.waitUntil(panel.export_button.isEnabled, timeout=5000)
+    exported = tmp_path / "errors.csv"
+    panel.export_errors(panel.selected_run().id, exported)  # type: ignore[union-attr]
+    qtbot.waitUntil(lambda: panel.notice.text().startswith("Exported 1 failed record"), timeout=5000)
+    rows = list(csv.DictReader(exported.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(row["record"], row["crm_id"]) for row in rows] == [("person1@example.com", crm_id)], (
+        "a refused update of a linked record names the CRM record it was refused for")
