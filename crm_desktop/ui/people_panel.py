@@ -1430,7 +1430,10 @@ class PeoplePanel(QWidget, AsksFirst):
         if not isValid(self):
             return report  # the panel was closed meanwhile: nothing left to say it in
         text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
-                f"{report.replaced or '(blank)'}; run {report.run_id}); the next sync sends it to the CRMs")
+                f"{report.replaced or '(blank)'}; run {report.run_id}); ")
+        # A blank never wipes a CRM's value: promising to send it would be untrue.
+        text += ("the next sync sends it to the CRMs" if report.restored else
+                 "blank here only: a blank never clears a CRM's value, so the CRMs keep theirs")
         self.detail_pane.history_result.setText(text)
         self.status_message.emit(text)
         self.change_undone.emit(report.run_id)
@@ -1544,9 +1547,21 @@ class PeoplePanel(QWidget, AsksFirst):
             self.people_changed.emit()
             return report
         named = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes)
-        text = (f"{detail.email}: saved {named}; the next sync sends "
-                f"{'it' if len(report.changes) == 1 else 'them'} to your CRMs") if report.changes else (
-                f"{detail.email}: nothing to save, the values were already there")
+        sent = [change for change in report.changes if change.new not in (None, "")]
+        # A blank never wipes a CRM's value: a field cleared here stays as it is in the CRMs.
+        cleared = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes
+                            if change not in sent)
+        if not report.changes:
+            text = f"{detail.email}: nothing to save, the values were already there"
+        elif not cleared:
+            text = (f"{detail.email}: saved {named}; the next sync sends "
+                    f"{'it' if len(report.changes) == 1 else 'them'} to your CRMs")
+        else:
+            text = f"{detail.email}: saved {named}; "
+            if sent:
+                text += (f"the next sync sends {', '.join(local_field_label(detail.obj, c.field) for c in sent)} "
+                         "to your CRMs; ")
+            text += f"{cleared} blank here only: a blank never clears a CRM's value, so the CRMs keep theirs"
         self.notice.say(text, "ok")
         self.status_message.emit(text)
         self.model.refresh()

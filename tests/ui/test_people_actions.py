@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import qasync
@@ -441,3 +442,53 @@ def test_add_a_person_by_hand_from_new(qtbot: QtBot, desk: Desk) -> None:
     assert panel.filter_edit.text() == "hedy@example.com" and panel.model.rowCount() == 1, "shown, alone, picked"
     assert panel.count_label.text() == "1 contact"
     assert pane.detail.fields["company"] == "Somewhere Else"  # type: ignore[union-attr]
+
+
+def test_an_undo_back_to_blank_says_the_crm_keeps_its_value(qtbot: QtBot, desk: Desk) -> None:
+    import_company(desk, "First Co")
+    result = push_contact(qtbot, desk, "hubspot", "ada@example.com")
+    assert not result.failures
+    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
+    pane = desk.panel.detail_pane
+    history = pane.history_table
+    row = next(row for row in range(history.rowCount())
+               if cells(history, 1)[row] == "Company" and history.item(row, 0).toolTip().endswith(" by import"))
+    click_table_row(history, row)
+    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "again" in pane.history_result.text(), timeout=5000)
+    stored = desk.workspace.contacts.find("ada@example.com")
+    assert stored is not None and stored.company is None
+
+    assert not push_contact(qtbot, desk, "hubspot", "ada@example.com").failures
+    in_crm = desk.hubspot._records["contacts"][desk.crm_id("hubspot", "ada@example.com")].properties["company"]
+    assert in_crm == "First Co", "a blank never wipes a CRM value"
+    text = pane.history_result.text()
+    assert "next sync sends" not in text, f"the pane promises what the sync does not do: {text}"
+    assert text.endswith("blank here only: a blank never clears a CRM's value, so the CRMs keep theirs"), text
+
+
+def test_an_edit_that_clears_a_field_says_the_crm_keeps_its_value(qtbot: QtBot, desk: Desk) -> None:
+    import_company(desk, "First Co")
+    panel = desk.panel
+    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
+    panel.table.setFocus()
+    QTest.keyClick(panel.table, Qt.Key.Key_F2)
+    dialog = panel.edit_dialog
+    assert dialog is not None
+    company, phone = dialog.editors["company"], dialog.editors["phone"]
+    company.selectAll()  # type: ignore[union-attr]
+    QTest.keyClick(company, Qt.Key.Key_Delete)
+    phone.selectAll()  # type: ignore[union-attr]
+    QTest.keyClicks(phone, "+1 415 555 0199")
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.edit_dialog is None, timeout=5000)
+    assert panel.notice.text() == (
+        "ada@example.com: saved Company, Phone; the next sync sends Phone to your CRMs; "
+        "Company blank here only: a blank never clears a CRM's value, so the CRMs keep theirs")
+
+
+def push_contact(qtbot: QtBot, desk: Desk, name: str, email: str) -> Any:
+    task = desk.panel.tasks.start(desk.workspace.sync.push_now(
+        name, {RecordObject.CONTACT: [desk.local_id(email)]}, SyncTrigger.MANUAL), name="push")
+    qtbot.waitUntil(task.done, timeout=15_000)
+    return task.result()
