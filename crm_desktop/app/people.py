@@ -23,6 +23,7 @@ from crm_desktop.app.record_files import (
     LEAD_FIELDS,
     PROFILE_PARTS,
     RowProblem,
+    RowWarning,
     build_record,
     column_key,
     file_column,
@@ -184,6 +185,7 @@ class ImportPreview:
         obj: contacts or leads.
         new, existing: valid rows that would create or update a record.
         problems: refused rows (line, field as the file names it, reason).
+        warnings: values of valid rows that would not be kept (a network's columns without its username), by line.
         notices: about the whole file.
         fingerprint: the file as it was when the check began (Save refuses a file that differs from it).
     """
@@ -193,6 +195,7 @@ class ImportPreview:
     new: int = 0
     existing: int = 0
     problems: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowWarning] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     fingerprint: FileFingerprint | None = None
 
@@ -373,10 +376,11 @@ class PeopleService:
         for row in rows.rows:
             before = existing.get(row.email)
             try:
-                build_record(model, row, before)  # type: ignore[type-var]
+                made = build_record(model, row, before)  # type: ignore[type-var]
             except InvalidRecordError as exc:
                 preview.problems.append(RowProblem.of(row.line, row.email, exc.problems))
                 continue
+            preview.warnings.extend(made.warnings)  # what the import would drop, named as the CLI names it
             if before is None and row.email not in seen:
                 preview.new += 1
             else:

@@ -468,6 +468,8 @@ class ImportPreviewDialog(QDialog):
         summary: the counts sentence.
         problems_table: the refused rows; Enter (or a double click) on one shows it in full in ``row_notice``,
             never presses Save.
+        warnings_table: valid rows' values the import would not keep (a network's columns without its username),
+            shown only when there are some.
         row_notice: the refused row Enter opened, or what Delete does not do.
         keys: Enter and Delete on the refused rows.
         save_button: saves the valid rows (disabled when there are none); the dialog's default button.
@@ -482,6 +484,8 @@ class ImportPreviewDialog(QDialog):
         self.summary.setWordWrap(True)
         parts = [f"{plural(preview.valid, 'valid row')}: {preview.new} new, {preview.existing} update existing {kind}",
                  f"{len(preview.problems)} refused"]
+        if preview.warnings:
+            parts.append(f"{plural(len(preview.warnings), 'valid row')} with values not kept")
         text = "; ".join(parts) + ". Nothing is saved until you press Save."
         if preview.notices:
             text += " " + " ".join(preview.notices)
@@ -491,6 +495,16 @@ class ImportPreviewDialog(QDialog):
                    [[str(p.line), p.record, *preview.in_words(p)] for p in preview.problems], numbers=(0,))
         self.problems_table.resizeColumnsToContents()
         self.problems_table.horizontalHeader().setStretchLastSection(True)
+        # Saved rows whose network columns are dropped (no username there): said before Save, as the CLI says it.
+        self.warnings_table = small_table("Values not kept")
+        fill_table(self.warnings_table, ["Line", "Record", "Columns", "Why not kept"],
+                   [[str(w.line), w.record, ", ".join(w.columns), w.reason] for w in preview.warnings],
+                   numbers=(0,))
+        for row in range(self.warnings_table.rowCount()):  # the reason in full, however narrow its column
+            if (reason := self.warnings_table.item(row, 3)) is not None:
+                reason.setToolTip(reason.text())
+        self.warnings_table.resizeColumnsToContents()
+        self.warnings_table.horizontalHeader().setStretchLastSection(True)
         self.row_notice = Notice()
         self.row_notice.setAccessibleName("The selected refused row in full")
         self.keys = show_rows_in_full(
@@ -511,12 +525,17 @@ class ImportPreviewDialog(QDialog):
             layout.addWidget(self.row_notice)
         else:
             self.problems_table.hide()
+        if preview.warnings:
+            layout.addWidget(QLabel("Values not kept (these rows are saved without them):"))
+            layout.addWidget(self.warnings_table, 1)
+        else:
+            self.warnings_table.hide()
         layout.addWidget(buttons)
         # Enter outside the refused rows saves, as the preview asks; with nothing to save it cancels. (Set once the
         # buttons are in the dialog: a button not in one yet forgets it when the dialog picks its own.)
         default = self.save_button if preview.valid else buttons.button(QDialogButtonBox.StandardButton.Cancel)
         default.setDefault(True)
-        open_at_size(self, 720, 420 if preview.problems else 140)
+        open_at_size(self, 720, 140 + 280 * (bool(preview.problems) + bool(preview.warnings)))
 
 
 class DuplicatesDialog(QDialog, AsksFirst):
@@ -775,6 +794,8 @@ def import_summary(report: ImportReport) -> str:
     """The sentence an import ends with."""
     text = (f"Imported: {report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
             f"{len(report.problems)} refused")
+    if report.warnings:
+        text += f", {plural(len(report.warnings), 'row')} with values not kept"
     if report.run_id is not None:
         text += f" (run {report.run_id}; undo it from the Sync Monitor)"
     return text

@@ -562,3 +562,27 @@ def test_a_column_the_marketer_drags_keeps_its_width(qtbot: QtBot, panel: People
     refit(qtbot, panel, 1600)
     assert table.columnWidth(PersonColumn.COMPANY) == dragged
     assert table.columnWidth(PersonColumn.EMAIL) == email, "a wider list does not undo the marketer's widths"
+
+
+def test_the_preview_names_the_values_an_import_would_not_keep(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
+) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("email,firstName,instagram_followers,instagram_engagement\n"
+                    "kept@example.com,Kept,5400,0.3\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, path)
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+    assert "1 valid row: 1 new, 0 update existing contacts; 0 refused; 1 valid row with values not kept" in (
+        dialog.summary.text())
+    table = dialog.warnings_table
+    assert table.isVisible(), "followers without a username are dropped: the preview says so before Save"
+    assert [cells(table, column) for column in range(3)] == [
+        ["2"], ["kept@example.com"], ["instagram_followers, instagram_engagement"]]
+    assert cells(table, 3)[0], "and why"
+    with qtbot.waitSignal(panel.people_changed):
+        QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert panel.notice.text().startswith(
+        "Imported: 1 created, 0 updated, 0 unchanged, 0 refused, 1 row with values not kept (run ")
+    saved = workspace.contacts.find("kept@example.com")
+    assert saved is not None and saved.social_profiles == []
