@@ -51,6 +51,10 @@ class ChangeUndoReport:
         field: the field as the marketer's columns name it.
         restored: the value put back.
         replaced: the value it replaced.
+        obj: contact or lead.
+        key: the field as the record's values name it (``company``, ``custom.segment``).
+        blank_kept_in_crms: a blank was put back that no sync sends, so each CRM keeps its value (set by
+            :meth:`PeopleService.undo_change`, which knows the mappings).
     """
 
     run_id: int
@@ -58,6 +62,9 @@ class ChangeUndoReport:
     field: str
     restored: str | None
     replaced: str | None
+    obj: RecordObject
+    key: str
+    blank_kept_in_crms: bool = False
 
 
 def _text(value: Any) -> str | None:
@@ -169,7 +176,7 @@ class ChangeUndoService:
             self._log.finish(run_id, SyncRunStatus.FAILED, (), updated=0, failed=1, total=1)
             raise ChangeUndoRefused(f"the {obj.value} of change {audit_id} was deleted meanwhile")
         logger.info("undid change %s of %s %s (%s)", audit_id, obj.value, local_id, change.field)
-        return ChangeUndoReport(run_id, record.email, label, change.before, current)
+        return ChangeUndoReport(run_id, record.email, label, change.before, current, obj, change.field)
 
     @staticmethod
     def _value_of(record: Contact | Lead, name: str) -> str | None:

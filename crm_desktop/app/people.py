@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from crm_desktop.app.record_files import (
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.scoring import EngagementScore
 from crm_desktop.domain.social import AttributionModel, AttributionReport, LeadAttribution, PersonRef
@@ -53,6 +53,7 @@ from crm_desktop.store.people_store import (
 )
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.store.settings import WorkspaceSettingsStore
+from crm_desktop.sync.mapping import sends_a_blank
 
 logger = logging.getLogger(__name__)
 
@@ -283,8 +284,22 @@ class PeopleService:
                              result.run_id)
 
     def undo_change(self, audit_id: int, *, force: bool = False) -> ChangeUndoReport:
-        """Put back the value one recorded change replaced (see :class:`ChangeUndoService`)."""
-        return self.changes.undo(audit_id, force=force)
+        """Put back the value one recorded change replaced (see :class:`ChangeUndoService`); a blank put back says
+        whether any CRM is sent it."""
+        report = self.changes.undo(audit_id, force=force)
+        if report.restored:
+            return report
+        return replace(report, blank_kept_in_crms=bool(self.blanks_kept_in_crms(report.obj, (report.key,))))
+
+    def blanks_kept_in_crms(self, obj: RecordObject, fields: Iterable[str]) -> set[str]:
+        """Those of ``fields`` whose blank no sync sends to any CRM, so each CRM keeps its value (a field a mapping
+        lets a blank wipe, or fills with its default, is sent: see :func:`sends_a_blank`)."""
+        kept = set(fields)
+        for integration in self._sync.integrations.list():
+            if integration.sync_config.direction is SyncDirection.PULL:
+                continue
+            kept -= {m.local_field for m in self._sync.mappings(integration, obj) if sends_a_blank(m)}
+        return kept
 
     def page(
         self, query: PeopleQuery, after: Keyset | None = None, limit: int = 200, *, inclusive: bool = False

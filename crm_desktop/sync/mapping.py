@@ -446,6 +446,12 @@ def to_crm(mapping: FieldMapping, value: Value) -> Any:
     return result
 
 
+def sends_a_blank(mapping: FieldMapping) -> bool:
+    """Whether a push sends something for a blank local value: a mapping that lets a blank wipe the CRM's value, or
+    one whose ``default`` transform puts a value in its place. Otherwise a blank never touches the CRM's value."""
+    return mapping.pushes and (mapping.blank_wipes or to_crm(mapping, None) is not None)
+
+
 def from_crm(mapping: FieldMapping, value: Any) -> Value:
     """A CRM value as the local field's canonical text (a CRM value shared by several local ones reads as the
     first of them)."""

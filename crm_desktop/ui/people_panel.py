@@ -538,6 +538,10 @@ class ImportPreviewDialog(QDialog):
         open_at_size(self, 720, 140 + 280 * (bool(preview.problems) + bool(preview.warnings)))
 
 
+#: What a blank put back or saved does to the CRMs when no mapping sends it (see ``blanks_kept_in_crms``).
+_BLANK_STAYS_HERE = "blank here only: a blank never clears a CRM's value, so the CRMs keep theirs"
+
+
 class DuplicatesDialog(QDialog, AsksFirst):
     """Likely duplicate contacts (same email, phone or social username) and those the CRMs reported; merge two
     with a per-field pick, locally and in each CRM whose API merges.
@@ -1452,9 +1456,8 @@ class PeoplePanel(QWidget, AsksFirst):
             return report  # the panel was closed meanwhile: nothing left to say it in
         text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
                 f"{report.replaced or '(blank)'}; run {report.run_id}); ")
-        # A blank never wipes a CRM's value: promising to send it would be untrue.
-        text += ("the next sync sends it to the CRMs" if report.restored else
-                 "blank here only: a blank never clears a CRM's value, so the CRMs keep theirs")
+        # A blank no mapping sends leaves the CRMs' values: promising to send it would be untrue.
+        text += (_BLANK_STAYS_HERE if report.blank_kept_in_crms else "the next sync sends it to the CRMs")
         self.detail_pane.history_result.setText(text)
         self.status_message.emit(text)
         self.change_undone.emit(report.run_id)
@@ -1568,8 +1571,15 @@ class PeoplePanel(QWidget, AsksFirst):
             self.people_changed.emit()
             return report
         named = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes)
-        sent = [change for change in report.changes if change.new not in (None, "")]
-        # A blank never wipes a CRM's value: a field cleared here stays as it is in the CRMs.
+        # A blank does not touch a CRM's value unless a mapping lets it wipe it (or fills in its default).
+        blanked = [change.field for change in report.changes if change.new in (None, "")]
+        kept: set[str] = set()
+        if blanked:
+            try:
+                kept = await asyncio.to_thread(self.service.blanks_kept_in_crms, detail.obj, blanked)
+            except Exception:  # saved all the same; without the mappings, say what a sync would try
+                logger.warning("could not read the mappings to word a saved edit", exc_info=True)
+        sent = [change for change in report.changes if change.field not in kept]
         cleared = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes
                             if change not in sent)
         if not report.changes:
@@ -1582,7 +1592,7 @@ class PeoplePanel(QWidget, AsksFirst):
             if sent:
                 text += (f"the next sync sends {', '.join(local_field_label(detail.obj, c.field) for c in sent)} "
                          "to your CRMs; ")
-            text += f"{cleared} blank here only: a blank never clears a CRM's value, so the CRMs keep theirs"
+            text += f"{cleared} {_BLANK_STAYS_HERE}"
         self.notice.say(text, "ok")
         self.status_message.emit(text)
         self.model.refresh()

@@ -8,7 +8,7 @@ Set ``CRM_DESKTOP_SHOTS=docs/screenshots`` to keep the images (the README shows 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -465,6 +465,31 @@ def test_an_undo_back_to_blank_says_the_crm_keeps_its_value(qtbot: QtBot, desk: 
     text = pane.history_result.text()
     assert "next sync sends" not in text, f"the pane promises what the sync does not do: {text}"
     assert text.endswith("blank here only: a blank never clears a CRM's value, so the CRMs keep theirs"), text
+
+
+def test_an_undo_back_to_blank_says_it_is_sent_where_the_mapping_lets_a_blank_wipe(
+    qtbot: QtBot, desk: Desk
+) -> None:
+    """With HubSpot's company mapped to let a blank wipe the CRM's value, the blank put back is sent, and said so."""
+    hubspot = desk.workspace.integrations.get("hubspot")
+    mappings = [replace(m, blank_wipes=True) if m.local_field == "company" else m
+                for m in desk.workspace.sync.mappings(hubspot, RecordObject.CONTACT)]
+    desk.workspace.sync.save_mappings(hubspot, RecordObject.CONTACT, mappings)
+    import_company(desk, "First Co")
+    assert not push_contact(qtbot, desk, "hubspot", "ada@example.com").failures
+    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
+    pane = desk.panel.detail_pane
+    history = pane.history_table
+    row = next(row for row in range(history.rowCount())
+               if cells(history, 1)[row] == "Company" and history.item(row, 0).toolTip().endswith(" by import"))
+    click_table_row(history, row)
+    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "again" in pane.history_result.text(), timeout=5000)
+    assert pane.history_result.text().endswith("the next sync sends it to the CRMs"), pane.history_result.text()
+
+    assert not push_contact(qtbot, desk, "hubspot", "ada@example.com").failures
+    in_crm = desk.hubspot._records["contacts"][desk.crm_id("hubspot", "ada@example.com")].properties.get("company")
+    assert not in_crm, "the blank was sent, as the pane said"
 
 
 def test_an_edit_that_clears_a_field_says_the_crm_keeps_its_value(qtbot: QtBot, desk: Desk) -> None:
