@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from crm_desktop.domain.models import SocialPlatform, TouchpointType
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
@@ -327,12 +327,21 @@ class PeopleStore:
             elif query.sync_state is SyncState.NOT_LINKED:
                 statement = statement.where(~linked)
             else:
+                # Failed as the record's detail says (crm_links): its newest write to the integration failed. An
+                # older failure a later write made good (a retry, the next sync) is not a failure any more.
+                newer = aliased(OutboxRow)
                 statement = statement.where(
                     exists().where(
                         OutboxRow.integration_id == query.integration_id,
                         OutboxRow.object == query.obj,
                         OutboxRow.local_id == row.id,
                         OutboxRow.status == OutboxStatus.FAILED,
+                        ~exists().where(
+                            newer.integration_id == OutboxRow.integration_id,
+                            newer.object == OutboxRow.object,
+                            newer.local_id == OutboxRow.local_id,
+                            newer.id > OutboxRow.id,
+                        ),
                     )
                 )
         return statement

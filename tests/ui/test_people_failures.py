@@ -35,3 +35,28 @@ def test_a_refused_record_is_failed_with_its_error(hubspot: HubSpotBench) -> Non
     assert [line.email for line in service.page(not_linked, None, 10)] == failed
     failing = PeopleQuery(integration_id=integration.id, sync_state=SyncState.FAILED)
     assert [line.email for line in service.page(failing, None, 10)] == failed
+
+
+def test_a_record_sent_again_with_success_is_no_longer_failed(hubspot: HubSpotBench) -> None:
+    """The sync-state filter goes by the record's newest write, as its detail does: a failure a later push made
+    good (a retry, the next sync) is not listed as failed any more."""
+    workspace = hubspot.workspace
+    hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, at=[1]))
+    first = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
+    assert first.counts["failed"] == 1, first.counts
+    service = PeopleService(workspace.database, workspace.social, workspace.sync)
+    integration = workspace.integrations.get(hubspot.name)
+    failing = PeopleQuery(integration_id=integration.id, sync_state=SyncState.FAILED)
+    assert service.count(failing) == 1
+
+    again = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
+    assert again.counts["failed"] == 0 and again.counts["created"] == 1, again.counts
+    states = {
+        line.email: service.detail(RecordObject.CONTACT, line.id).crm_links[0].state
+        for line in service.page(PeopleQuery(), None, 10)
+    }
+    assert set(states.values()) == {"linked"}, states
+    assert service.page(failing, None, 10) == []
+    assert service.count(failing) == 0
+    linked = PeopleQuery(integration_id=integration.id, sync_state=SyncState.LINKED)
+    assert service.count(linked) == 3
