@@ -193,6 +193,12 @@ class SocialService:
         self.store.set_contact_scores({email: scores[email] for email in contacts})
         return len(scores)
 
+    def score_unscored(self) -> int:
+        """Score the leads and contacts saved after their activity was recorded (a file's import, a CRM's pull):
+        without it they showed no score, while `social score` gave one, until the daily rescore. How many."""
+        emails = self.store.unscored_with_activity()
+        return self._write_scores(emails, self.scoring_settings()) if emails else 0
+
     def rescore_everyone(self, page_size: int = 500) -> int:
         """Score again everyone with social activity, as of now and with the current settings, a page at a time;
         how many leads and contacts were scored.

@@ -135,7 +135,9 @@ class SyncService:
         self.contacts = ContactStore(database)
         self.leads = LeadStore(database)
         #: Brings each CRM's conversions (and Pipedrive's deals) after a run that pulls.
-        self.conversions = ConversionService(database, integrations, actions, SocialService(database))
+        #: Scores the people a pull or an import saved after their social activity was recorded.
+        self.social = SocialService(database)
+        self.conversions = ConversionService(database, integrations, actions, self.social)
         self.imports = ImportService(database)
         self._running: dict[int, asyncio.Task[SyncResult]] = {}
         #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
@@ -441,6 +443,9 @@ class SyncService:
         stopped = result.auth_failed or result.status is SyncRunStatus.OFFLINE
         if not dry_run and local_ids is None and direction in PULLING and not stopped:
             await self._pull_conversions(integration)
+        if not dry_run and direction in PULLING:
+            # People the pull brought in whose touchpoints were recorded before: scored now, not at the daily rescore.
+            self.social.score_unscored()
         return result
 
     async def _pull_conversions(self, integration: Integration) -> None:
@@ -602,6 +607,9 @@ class SyncService:
         The import listeners hear what it did (refused rows included).
         """
         report = self.imports.import_file(path, obj, blank_clears=blank_clears)
+        if report.created:
+            # People the file brought in whose touchpoints were recorded before get their score now.
+            self.social.score_unscored()
         # A listener's bug must not undo a saved import.
         self._import_listeners.tell(path.name, path, report)
         return report

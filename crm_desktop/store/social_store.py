@@ -782,6 +782,21 @@ class SocialStore:
                 pages.update(email for email in session.scalars(query) if email is not None)
         return sorted(pages)[:limit]
 
+    def unscored_with_activity(self) -> set[str]:
+        """The emails of the leads and contacts without an engagement score that have activity counting towards
+        one (touchpoints or conversations under their email): people saved after their activity was recorded
+        (a file's import, a CRM's pull), which no event has scored yet."""
+        found: set[str] = set()
+        with self._db.session() as session:
+            for row in (ContactRow, LeadRow):
+                for column in (TouchpointRow.email, ConversationRow.email):
+                    query = (
+                        select(row.email).distinct().join(column.table, column == row.email)
+                        .where(row.engagement_score.is_(None))
+                    )
+                    found.update(session.scalars(query))
+        return found
+
     def interactions_by_email(self, emails: Iterable[str]) -> dict[str, tuple[list[Interaction], int]]:
         """What ``interactions`` gives for a person known by email, for many people at once: a few queries a
         chunk of emails instead of four a person."""
