@@ -33,11 +33,14 @@ def _without_nul(text: str) -> str:
     return text
 
 
-WireText = Annotated[str, AfterValidator(_without_nul)]
-ExternalId = Annotated[WireText, Field(min_length=1, max_length=100)]
-Username = Annotated[WireText, Field(min_length=1, max_length=100)]
-CampaignName = Annotated[WireText, Field(min_length=1, max_length=120)]
-EmailText = Annotated[WireText, Field(max_length=254)]
+# Text of the wire with no NUL. The lengths come before the NUL check: a length checked after a validator is
+# pydantic's generic one ("Value should have at most 100 items after validation"), a string's own reads in the words
+# the rest of the app uses ("must be at most 100 characters", "must not be blank").
+ExternalId = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_without_nul)]
+Username = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_without_nul)]
+CampaignName = Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_without_nul)]
+EmailText = Annotated[str, Field(max_length=254), AfterValidator(_without_nul)]
+PersonName = Annotated[str, Field(max_length=80), AfterValidator(_without_nul)]
 
 
 class MessageDirection(WrittenValue):
@@ -113,8 +116,8 @@ class Participant(_PersonByEmailOrUsername):
 
     record_kind: ClassVar[str] = "participant"
 
-    first_name: Annotated[WireText | None, Field(max_length=80)] = None
-    last_name: Annotated[WireText | None, Field(max_length=80)] = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
     profile_url: Annotated[str | None, Field(max_length=500, pattern=r"^https?://\S+$")] = None
     followers: Annotated[int | None, Field(ge=0, le=MAX_FOLLOWERS)] = None
 
@@ -146,7 +149,7 @@ class Message(WireModel):
     message_id: ExternalId
     direction: MessageDirection
     sent_at: UtcDatetime
-    text: Annotated[WireText, Field(max_length=MESSAGE_TEXT_MAX)]
+    text: Annotated[str, Field(max_length=MESSAGE_TEXT_MAX), AfterValidator(_without_nul)]
     sentiment: Sentiment | None = None
 
 

@@ -264,3 +264,28 @@ def test_a_nul_character_is_refused_naming_the_field(hubspot_api: LocalApi) -> N
         assert text.status_code == 422 and text.json()["errors"][0]["field"] == "text"
 
     asyncio.run(scenario())
+
+
+def test_a_too_long_or_blank_value_is_refused_in_plain_words(hubspot_api: LocalApi) -> None:
+    """Lengths are told as `contacts import` tells them, in characters, never as pydantic's "items after
+    validation"."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        long_text = await api.post("/api/social/messages", {**MESSAGE, "text": "y" * 10_001})
+        assert long_text.status_code == 422
+        assert long_text.json()["errors"] == [{"field": "text", "reason": "must be at most 10000 characters"}]
+        blank_id = await api.post("/api/social/conversations", {**CONVERSATION, "conversationId": ""})
+        assert blank_id.status_code == 422
+        assert blank_id.json()["errors"] == [{"field": "conversationId", "reason": "must not be blank"}]
+        long_name = await api.post("/api/social/conversations", {
+            **CONVERSATION, "campaign": "c" * 121,
+            "participant": {**CONVERSATION["participant"], "username": "u" * 101, "firstName": "F" * 81}})  # type: ignore[dict-item]
+        assert long_name.status_code == 422
+        assert {e["field"]: e["reason"] for e in long_name.json()["errors"]} == {
+            "campaign": "must be at most 120 characters",
+            "participant.username": "must be at most 100 characters",
+            "participant.firstName": "must be at most 80 characters",
+        }, long_name.json()
+
+    asyncio.run(scenario())
