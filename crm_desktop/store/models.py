@@ -660,7 +660,11 @@ class OutboxRow(Base):
     """A CRM write the engine intends, recorded before it is sent and marked done after (crash-safe)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_integration_status", "integration_id", "status"),)
+    __table_args__ = (
+        Index("ix_outbox_integration_status", "integration_id", "status"),
+        # A record's newest write (the People list's "failed" filter, a person's CRM records).
+        Index("ix_outbox_record", "integration_id", "object", "local_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))

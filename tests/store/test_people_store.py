@@ -8,12 +8,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from crm_desktop.app.social import SocialService
-from crm_desktop.domain.models import Contact, Lead, SocialContext, SocialPlatform, SocialProfile
+from crm_desktop.domain.models import (
+    Contact,
+    Integration,
+    Lead,
+    Provider,
+    SocialContext,
+    SocialPlatform,
+    SocialProfile,
+)
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import EngagementEvent, EngagementUser
 from crm_desktop.store.database import Database
-from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore, PersonLine
-from crm_desktop.store.repositories import ContactStore, LeadStore
+from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore, PersonLine, SyncState
+from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
+from crm_desktop.store.sync_store import SyncStore
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -158,3 +167,33 @@ def test_each_line_lists_its_persons_platforms(people: PeopleStore, database: Da
     assert sorted(contacts["multi@example.com"]) == ["instagram", "twitter"]
     assert leads["p000@example.com"] == ("twitter",)
     assert leads["multi@example.com"] == ("instagram", "linkedin", "twitter")
+
+
+def test_failed_lists_the_people_whose_newest_write_failed(database: Database, people: PeopleStore) -> None:
+    """As a person's CRM records say it: the newest write to that integration failed. A failure a later write made
+    good is not listed, nor one in another integration; and the filter reads the outbox by record, not whole."""
+    sync = SyncStore(database)
+    hubspot, other = (IntegrationStore(database).add(Integration(provider=Provider.HUBSPOT, name=name)).id
+                      for name in ("hubspot-marketing", "hubspot-sales"))
+    assert hubspot is not None and other is not None
+    ids = {line.email: line.id for line in every_page(people, PeopleQuery())}
+
+    def write(integration_id: int, email: str, fails: bool) -> None:
+        [outbox_id] = sync.add_outbox(integration_id, None, [
+            {"object": RecordObject.CONTACT, "local_id": ids[email], "email": email, "values_hash": "h"}])
+        [item] = [i for i in sync.pending_outbox(integration_id, RecordObject.CONTACT) if i.id == outbox_id]
+        if fails:
+            sync.complete_outbox(integration_id, [], [(item, "refused")])
+        else:
+            sync.complete_outbox(integration_id, [(item, f"crm-{outbox_id}", None)], [])
+
+    write(hubspot, "p001@example.com", fails=True)   # failed, then made good by a retry
+    write(hubspot, "p001@example.com", fails=False)
+    write(hubspot, "p002@example.com", fails=False)  # synced, then a later write failed
+    write(hubspot, "p002@example.com", fails=True)
+    write(hubspot, "p003@example.com", fails=True)   # never written
+    write(other, "p004@example.com", fails=True)     # failed in the other integration only
+
+    failed = PeopleQuery(integration_id=hubspot, sync_state=SyncState.FAILED)
+    assert [line.email for line in every_page(people, failed)] == ["p002@example.com", "p003@example.com"]
+    assert people.count(failed) == 2
