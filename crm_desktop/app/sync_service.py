@@ -445,8 +445,16 @@ class SyncService:
             await self._pull_conversions(integration)
         if not dry_run and direction in PULLING:
             # People the pull brought in whose touchpoints were recorded before: scored now, not at the daily rescore.
-            self.social.score_unscored()
+            self._score_newcomers()
         return result
+
+    def _score_newcomers(self) -> None:
+        """Score the people just saved whose social activity was recorded before; a failure here leaves the run or
+        import as it ended (the daily rescore catches them up)."""
+        try:
+            self.social.score_unscored()
+        except Exception:
+            logger.warning("could not score the people just saved; the daily rescore will", exc_info=True)
 
     async def _pull_conversions(self, integration: Integration) -> None:
         """Record the CRM's conversions and make Pipedrive's deals; a CRM failure there is logged and never
@@ -609,7 +617,7 @@ class SyncService:
         report = self.imports.import_file(path, obj, blank_clears=blank_clears)
         if report.created:
             # People the file brought in whose touchpoints were recorded before get their score now.
-            self.social.score_unscored()
+            self._score_newcomers()
         # A listener's bug must not undo a saved import.
         self._import_listeners.tell(path.name, path, report)
         return report
