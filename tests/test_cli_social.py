@@ -251,6 +251,11 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, only = run_json(data, ["attribution", "report", "--campaign", "Launch", "--since", "2026-11-01"], capsys)
     assert [row["name"] for row in only["byCampaign"]] == ["Launch"]
     assert only["byCampaign"][0]["conversionsCredited"] == pytest.approx(1 / 3, abs=1e-4)  # linear by default
+    code, out, _ = run(data, ["attribution", "report", "--campaign", "Launch", "--since", "2026-11-01"], capsys)
+    assert code == ExitCode.OK
+    assert out.splitlines()[0] == (  # the totals are every campaign's, and said so
+        "attribution report (model linear, since 2026-11-01 00:00 UTC): campaign Launch credited 0.33 conversions, "
+        "value 100.00 USD, of 1 conversions (0 without touchpoints), value 300.00 USD in all campaigns"), out
     code, later = run_json(data, ["attribution", "report", "--since", "2026-11-15"], capsys)
     assert sum(row["touchpoints"] for row in later["byCampaign"]) == 2
 

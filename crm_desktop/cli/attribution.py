@@ -55,11 +55,16 @@ def _report_text(report: AttributionReport) -> str:
     scope = [f"model {report.model.value}"]
     if report.since:
         scope.append(f"since {report.since:%Y-%m-%d %H:%M} UTC")
+    head = (f"{report.conversions} conversions ({report.unattributed_conversions} without touchpoints), "
+            f"value {_money(report.value)}")
     if report.campaign:
-        scope.append(f"campaign {report.campaign}")
+        # The totals are every campaign's: said so, with the one campaign's share beside them.
+        mine = next((row for row in report.by_campaign if row.name == report.campaign), None)
+        share = (f"{mine.conversions_credited:.2f} conversions, value {_money(mine.value_credited)}"
+                 if mine is not None else "nothing")
+        head = f"campaign {report.campaign} credited {share}, of {head} in all campaigns"
     lines = [
-        f"attribution report ({', '.join(scope)}): {report.conversions} conversions "
-        f"({report.unattributed_conversions} without touchpoints), value {_money(report.value)}",
+        f"attribution report ({', '.join(scope)}): {head}",
         "",
         *_report_table("campaign", report.by_campaign),
         "",
