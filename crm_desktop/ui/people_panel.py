@@ -1559,6 +1559,15 @@ class PeoplePanel(QWidget, AsksFirst):
             if isValid(dialog):
                 dialog.refuse(error_sentence("Saving the edit", exc))
             return None
+        # A blank does not touch a CRM's value unless a mapping lets it wipe it (or fills in its default). Read
+        # before the form closes, so the notice is there when it has.
+        blanked = [] if dialog.new else [change.field for change in report.changes if change.new in (None, "")]
+        kept: set[str] = set()
+        if blanked:
+            try:
+                kept = await asyncio.to_thread(self.service.blanks_kept_in_crms, detail.obj, blanked)
+            except Exception:  # saved all the same; without the mappings, say what a sync would try
+                logger.warning("could not read the mappings to word a saved edit", exc_info=True)
         if isValid(dialog):
             dialog.accept()
         if not isValid(self):
@@ -1571,14 +1580,6 @@ class PeoplePanel(QWidget, AsksFirst):
             self.people_changed.emit()
             return report
         named = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes)
-        # A blank does not touch a CRM's value unless a mapping lets it wipe it (or fills in its default).
-        blanked = [change.field for change in report.changes if change.new in (None, "")]
-        kept: set[str] = set()
-        if blanked:
-            try:
-                kept = await asyncio.to_thread(self.service.blanks_kept_in_crms, detail.obj, blanked)
-            except Exception:  # saved all the same; without the mappings, say what a sync would try
-                logger.warning("could not read the mappings to word a saved edit", exc_info=True)
         sent = [change for change in report.changes if change.field not in kept]
         cleared = ", ".join(local_field_label(detail.obj, change.field) for change in report.changes
                             if change not in sent)
