@@ -9,6 +9,7 @@ import pytest
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration, Provider, SyncConfig
+from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.vault import Vault
 from tests.support.memory_keyring import MemoryKeyring
@@ -40,3 +41,22 @@ def hubspot_workspace(directory: Path, keyring: MemoryKeyring, sandbox: HubSpotS
         sandbox.credentials(),
     )
     return opened
+
+
+@pytest.fixture
+def hubspot_sandbox() -> HubSpotSandbox:
+    """An in-process HubSpot sandbox (no HTTP server: the workspace's adapters talk to it through its transport)."""
+    return HubSpotSandbox(SandboxConfig())
+
+
+@pytest.fixture
+def hubspot_marketing(
+    tmp_path: Path, memory_keyring: MemoryKeyring | None, hubspot_sandbox: HubSpotSandbox
+) -> Iterator[Workspace]:
+    """A workspace with the integration "hubspot-marketing" on :func:`hubspot_sandbox` (:func:`hubspot_workspace`)."""
+    assert memory_keyring is not None
+    opened = hubspot_workspace(tmp_path / "data", memory_keyring, hubspot_sandbox, "hubspot-marketing")
+    try:
+        yield opened
+    finally:
+        opened.close()

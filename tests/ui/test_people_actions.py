@@ -448,14 +448,7 @@ def test_an_undo_back_to_blank_says_the_crm_keeps_its_value(qtbot: QtBot, desk: 
     import_company(desk, "First Co")
     result = push_contact(qtbot, desk, "hubspot", "ada@example.com")
     assert not result.failures
-    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
-    pane = desk.panel.detail_pane
-    history = pane.history_table
-    row = next(row for row in range(history.rowCount())
-               if cells(history, 1)[row] == "Company" and history.item(row, 0).toolTip().endswith(" by import"))
-    click_table_row(history, row)
-    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "again" in pane.history_result.text(), timeout=5000)
+    pane = undo_the_imported_company(qtbot, desk)
     stored = desk.workspace.contacts.find("ada@example.com")
     assert stored is not None and stored.company is None
 
@@ -477,14 +470,7 @@ def test_an_undo_back_to_blank_says_it_is_sent_where_the_mapping_lets_a_blank_wi
     desk.workspace.sync.save_mappings(hubspot, RecordObject.CONTACT, mappings)
     import_company(desk, "First Co")
     assert not push_contact(qtbot, desk, "hubspot", "ada@example.com").failures
-    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
-    pane = desk.panel.detail_pane
-    history = pane.history_table
-    row = next(row for row in range(history.rowCount())
-               if cells(history, 1)[row] == "Company" and history.item(row, 0).toolTip().endswith(" by import"))
-    click_table_row(history, row)
-    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "again" in pane.history_result.text(), timeout=5000)
+    pane = undo_the_imported_company(qtbot, desk)
     assert pane.history_result.text().endswith("the next sync sends it to the CRMs"), pane.history_result.text()
 
     assert not push_contact(qtbot, desk, "hubspot", "ada@example.com").failures
@@ -510,6 +496,19 @@ def test_an_edit_that_clears_a_field_says_the_crm_keeps_its_value(qtbot: QtBot, 
     assert panel.notice.text() == (
         "ada@example.com: saved Company, Phone; the next sync sends Phone to your CRMs; "
         "Company blank here only: a blank never clears a CRM's value, so the CRMs keep theirs")
+
+
+def undo_the_imported_company(qtbot: QtBot, desk: Desk) -> Any:
+    """Click Undo this change on ada's company as the import wrote it; the detail pane, once it answered."""
+    show_person(qtbot, desk, "ada@example.com", HISTORY_TAB)
+    pane = desk.panel.detail_pane
+    history = pane.history_table
+    row = next(row for row in range(history.rowCount())
+               if cells(history, 1)[row] == "Company" and history.item(row, 0).toolTip().endswith(" by import"))
+    click_table_row(history, row)
+    QTest.mouseClick(pane.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "again" in pane.history_result.text(), timeout=5000)
+    return pane
 
 
 def push_contact(qtbot: QtBot, desk: Desk, name: str, email: str) -> Any:
