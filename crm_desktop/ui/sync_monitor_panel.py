@@ -426,9 +426,11 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         return {i.id: i.name for i in self._sync.integrations.list() if i.id is not None}
 
     def reload_integrations(self) -> None:
-        """Re-read the integrations for the combo, keeping the chosen one."""
+        """Re-read the integrations for the combo, keeping the chosen one, and the health lines (one added, renamed
+        or removed shows there at once, not at the next periodic re-read)."""
         refill_names(self.integration_combo, [integration.name for integration in self._sync.integrations.list()])
         self._update_buttons()
+        self.refresh_health()
 
     def _refresh_live_runs(self) -> None:
         """The live timer's tick: only new runs and the running ones are re-read (the selection stays)."""
