@@ -208,7 +208,10 @@ class Desk(QObject):
         tray for it: "Sync all now" may first ask, over the window)."""
         if not self.window.isVisible():
             self.open_window()
-        self.window.sync_monitor_panel.sync_all()
+        # Its preview, progress and outcome (or why there is nothing to sync) are drawn there: show it.
+        monitor = self.window.sync_monitor_panel
+        self.window.show_panel(self.window.stack.indexOf(monitor))
+        monitor.sync_all()
 
     # -- the window and the tray
 

@@ -1,4 +1,5 @@
-"""Integrations added and removed from the main window: the Sync Monitor follows at once."""
+"""Integrations added, removed and synced from the main window: the Sync Monitor follows at once, and Ctrl+R shows
+the sync it starts, from whichever panel it is pressed in."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Provider
-from crm_desktop.ui.main_window import INTEGRATIONS_ROW, SYNC_MONITOR_ROW, MainWindow
+from crm_desktop.ui.main_window import INTEGRATIONS_ROW, PEOPLE_ROW, SYNC_MONITOR_ROW, MainWindow
 from tests.ui.conftest import HubSpotBench, click, unfinished_tasks
 
 NAME = "hubspot-marketing"
@@ -69,3 +70,33 @@ def test_the_health_lines_follow_integrations_added_and_removed_at_once(
     qtbot.waitUntil(lambda: list(board.rows) == ["hubspot-emea"], timeout=3000)
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
 
+
+def test_ctrl_r_from_another_panel_shows_the_sync_monitor_with_its_preview(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    window.show_panel(PEOPLE_ROW)
+    QTest.keyClick(window.sidebar, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    # Seen: the preview opened over People, and after Proceed the sync's progress and outcome were drawn in a
+    # panel out of sight.
+    assert window.stack.currentIndex() == SYNC_MONITOR_ROW
+    monitor = window.sync_monitor_panel
+    qtbot.waitUntil(lambda: monitor.preview_dialog is not None, timeout=2000)
+    dialog = monitor.preview_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.proceed_button.isEnabled, timeout=15_000)
+    click(dialog.cancel_button)
+    qtbot.waitUntil(lambda: monitor.preview_dialog is None and not unfinished_tasks(), timeout=5000)
+
+
+def test_ctrl_r_without_integrations_says_so_where_it_is_seen(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    window = open_window(qtbot, workspace)
+    window.show_panel(INTEGRATIONS_ROW)
+    QTest.keyClick(window.sidebar, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    # Seen: on the Integrations panel Ctrl+R did nothing visible; the reason went to the hidden Sync Monitor.
+    assert window.stack.currentIndex() == SYNC_MONITOR_ROW
+    notice = window.sync_monitor_panel.notice
+    assert notice.isVisible()
+    assert notice.text() == "There is no integration to sync yet. Add one in Integrations."
+    window.close()
