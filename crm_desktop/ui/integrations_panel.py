@@ -555,12 +555,17 @@ class IntegrationsPanel(QWidget, AsksFirst):
 
     def _open_dialog(self, integration: Integration | None) -> IntegrationDialog:
         dialog = IntegrationDialog(self._service, integration, self)
-        dialog.saved.connect(lambda saved: self._saved(saved, added=integration is None))
+        dialog.saved.connect(lambda saved: self._saved(saved, added=integration is None, was=integration))
         hold_while_open(self, "dialog", dialog)
         dialog.open()
         return dialog
 
-    def _saved(self, integration: Integration, added: bool) -> None:
+    def _saved(self, integration: Integration, added: bool, was: Integration | None = None) -> None:
+        # A test's or sign-in's outcome spoke of the connection as it was (its credentials, URL, domain): it is not
+        # shown for what was just saved. Nor is a removed integration's for one added under its name.
+        self._outcomes.pop(integration.name, None)
+        if was is not None:
+            self._outcomes.pop(was.name, None)
         self.reload(select=integration.name)
         verb = "Added" if added else "Saved"
         self.status_message.emit(f"{verb} {CRM_NAMES[integration.provider]} integration “{integration.name}”")
@@ -588,6 +593,7 @@ class IntegrationsPanel(QWidget, AsksFirst):
             self._show_error("Could not remove the integration", str(exc))
             self.reload()
             return False
+        self._outcomes.pop(removed.name, None)
         self.reload()
         self.status_message.emit(f"Removed {CRM_NAMES[removed.provider]} integration “{removed.name}”")
         self.integrations_changed.emit()

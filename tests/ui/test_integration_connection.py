@@ -10,7 +10,7 @@ import pytest
 import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -97,6 +97,53 @@ def test_a_refused_token_is_a_sentence_and_the_button_comes_back(
     assert not panel.connection.result.isVisible()
     select(panel, "hubspot-revoked")
     assert panel.connection.result.text() == text
+
+
+
+def test_new_credentials_or_a_new_integration_never_show_an_old_test_outcome(
+    hubspot_panel: IntegrationsPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    hubspot.add_integration("hubspot-revoked", token="pat-na1-00000000-0000-0000-0000-000000000000")
+    panel = hubspot_panel
+    panel.reload(select="hubspot-revoked")
+    click(panel.test_button)
+    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
+    assert panel.connection.result.text().startswith("The connection test failed: ")
+
+    # The marketer pastes the right token. Seen: the panel went on saying the test failed, for a token no longer
+    # stored, until the next test.
+    QTest.keyClick(panel.table, Qt.Key.Key_Return)
+    dialog = panel.dialog
+    assert dialog is not None and dialog.windowTitle() == "Edit integration"
+    token = dialog.credential_edits[Provider.HUBSPOT]["token"]
+    token.setFocus()
+    QTest.keyClicks(token, hubspot.sandbox.credentials()["token"])
+    click(dialog.button_box.button(QDialogButtonBox.StandardButton.Ok))
+    assert panel.dialog is None
+    assert panel.selected_integration() is not None and panel.selected_integration().name == "hubspot-revoked"
+    assert not panel.connection.result.isVisible(), panel.connection.result.text()
+
+    # A tested integration removed, and one added under its name with a wrong token. Seen: "Connected to HubSpot
+    # account …" in green, the removed one's outcome.
+    select(panel, "hubspot-marketing")
+    click(panel.test_button)
+    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
+    assert panel.connection.result.text().startswith("Connected to HubSpot account ")
+    panel.confirm_remove()
+    box = panel.confirm_box
+    assert box is not None
+    click(box.button(QMessageBox.StandardButton.Yes))
+    click(panel.add_button)
+    dialog = panel.dialog
+    assert dialog is not None
+    dialog.provider_combo.setCurrentIndex(dialog.provider_combo.findData(Provider.HUBSPOT))
+    QTest.keyClicks(dialog.name_edit, "hubspot-marketing")
+    QTest.keyClicks(dialog.base_url_edit, hubspot.sandbox.base_url)
+    QTest.keyClicks(dialog.credential_edits[Provider.HUBSPOT]["token"], "pat-na1-11111111-1111-1111-1111-111111111111")
+    click(dialog.button_box.button(QDialogButtonBox.StandardButton.Ok))
+    assert panel.selected_integration() is not None and panel.selected_integration().name == "hubspot-marketing"
+    assert not panel.connection.result.isVisible(), panel.connection.result.text()
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
 
 
 # -- Salesforce sign-in -----------------------------------------------------------------------------------------
