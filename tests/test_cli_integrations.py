@@ -325,6 +325,26 @@ def test_a_sync_held_elsewhere_is_refused_before_any_api_call(
         assert workspace.sync.store.lock_holder(integration.id) is None
 
 
+def test_an_integration_another_desktop_is_syncing_is_not_removed(
+    data_dir: Path, hubspot: HubSpotSandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_hubspot(data_dir, hubspot)
+    with workspace_at(data_dir) as workspace:
+        integration = workspace.integrations.get("hs")
+        assert integration.id is not None
+        assert workspace.sync.store.acquire_lock(integration.id, owner="other-host:4242")
+    code, _, err = run(["--data-dir", str(data_dir), "integration", "remove", "hs"], capsys, monkeypatch)
+    assert code == ExitCode.PARTIAL and "a sync of 'hs' is running" in err, err
+    with workspace_at(data_dir) as workspace:
+        assert workspace.integrations.find("hs") is not None
+        assert workspace.sync.store.lock_holder(integration.id) == ("other-host:4242", None)
+        workspace.sync.store.release_lock(integration.id, owner="other-host:4242")
+    code, _, err = run(["--data-dir", str(data_dir), "integration", "remove", "hs"], capsys, monkeypatch)
+    assert code == ExitCode.OK, err
+    with workspace_at(data_dir) as workspace:
+        assert workspace.integrations.find("hs") is None
+
+
 def test_a_run_that_cannot_start_gives_its_lock_back(
     data_dir: Path, hubspot: HubSpotSandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

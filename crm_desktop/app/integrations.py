@@ -10,7 +10,10 @@ from typing import Any
 
 from crm_desktop.domain.credentials import check_lasting_session, validate_credentials
 from crm_desktop.domain.models import Integration
+from crm_desktop.store.process_owner import lock_owner
 from crm_desktop.store.repositories import DuplicateNameError, IntegrationStore
+from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
@@ -74,10 +77,13 @@ class IntegrationService:
     """
 
     def __init__(
-        self, store: IntegrationStore, vault: Vault, *, rotate_after_days: int = DEFAULT_ROTATE_AFTER_DAYS
+        self, store: IntegrationStore, vault: Vault, *, rotate_after_days: int = DEFAULT_ROTATE_AFTER_DAYS,
+        locks: SyncStore | None = None,
     ) -> None:
         self._store = store
         self._vault = vault
+        #: The integrations' sync locks: a removal takes the lock, so it never pulls the store from under a run.
+        self._locks = locks
         self.rotate_after_days = rotate_after_days
 
     def list(self) -> list[Integration]:
@@ -203,13 +209,26 @@ class IntegrationService:
     def remove(self, name: str) -> Integration:
         """Delete the integration's keyring entry, then the integration and its data in the store.
 
+        The integration's sync lock is taken first: a run going on (on this desktop or another on a team store)
+        keeps the integration until it ends, instead of failing on rows deleted under it.
+
         Raises:
             NotFoundError: when there is no such integration.
+            SyncAlreadyRunning: while a sync of the integration runs (nothing is removed).
             VaultError: when the keyring entry cannot be deleted (the integration is then kept).
         """
         integration = self._store.get(name)
         assert integration.id is not None
-        self._vault.delete(integration.id)
-        removed = self._store.remove(name)
+        remover = f"{lock_owner()}:removal"  # not this process's run owner: a run of this desktop holds it too
+        if self._locks is not None and not self._locks.acquire_lock(integration.id, remover):
+            raise SyncAlreadyRunning(
+                f"a sync of {name!r} is running; remove the integration once it has ended (nothing was removed)")
+        try:
+            self._vault.delete(integration.id)
+            removed = self._store.remove(name)  # the lock goes with the integration
+        except BaseException:
+            if self._locks is not None:
+                self._locks.release_lock(integration.id, remover)
+            raise
         logger.info("integration %s removed with its keyring entry", name)
         return removed

@@ -20,6 +20,7 @@ from crm_desktop.app.sync_service import SyncService
 from crm_desktop.store.database import Database, MigrationReport
 from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
 from crm_desktop.store.settings import WorkspaceSettingsStore
+from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.vault import Vault
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ class Workspace:
             logger.info("store backed up to %s before migrating", migration.backup)
         vault = vault or Vault()
         integrations = IntegrationService(
-            IntegrationStore(database), vault, rotate_after_days=rotate_after_days(os.environ)
+            IntegrationStore(database), vault, rotate_after_days=rotate_after_days(os.environ),
+            locks=SyncStore(database),
         )
         settings_store = WorkspaceSettingsStore(database)
         network = NetworkSettingsService(settings_store, vault)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.crm_actions import CrmActions
-from crm_desktop.app.errors import NotFoundError, VaultError
+from crm_desktop.app.errors import NotFoundError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.ui.integration_dialog import IntegrationDialog
@@ -589,7 +589,7 @@ class IntegrationsPanel(QWidget, AsksFirst):
         """Remove an integration with its keyring entry; show why when that fails."""
         try:
             removed = self._service.remove(name)
-        except (VaultError, NotFoundError) as exc:
+        except (VaultError, NotFoundError, SyncAlreadyRunning) as exc:
             self._show_error("Could not remove the integration", str(exc))
             self.reload()
             return False

@@ -100,3 +100,37 @@ def test_ctrl_r_without_integrations_says_so_where_it_is_seen(
     assert notice.isVisible()
     assert notice.text() == "There is no integration to sync yet. Add one in Integrations."
     window.close()
+
+
+def test_an_integration_that_is_syncing_is_not_removed_under_its_run(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    """Remove during a sync: it failed with "(sqlite3.IntegrityError) FOREIGN KEY constraint failed [SQL: INSERT INTO
+    sync_record_log ...]" once the rows under it were gone. Now the removal says why it waits; the run ends well, and
+    the integration can be removed after it."""
+    hubspot.save_people(1500, start=10)
+    monitor = window.sync_monitor_panel
+    window.show_panel(SYNC_MONITOR_ROW)
+    monitor.preview_first_check.setChecked(False)
+    click(monitor.sync_button)
+    integration_id = hubspot.workspace.integrations.get(NAME).id
+    assert integration_id is not None
+    # The run holds its lock once it has begun on the sync worker.
+    qtbot.waitUntil(lambda: hubspot.workspace.sync.store.lock_holder(integration_id) is not None, timeout=5000)
+    window.show_panel(INTEGRATIONS_ROW)
+    panel = window.integrations_panel
+    panel.table.selectRow(0)
+    click(panel.remove_button)
+    click(panel.confirm_box.button(QMessageBox.StandardButton.Yes))
+    qtbot.waitUntil(lambda: panel.error_box is not None and panel.error_box.isVisible(), timeout=5000)
+    assert panel.error_box is not None
+    assert f"a sync of '{NAME}' is running" in panel.error_box.text(), panel.error_box.text()
+    assert hubspot.workspace.integrations.find(NAME) is not None, "nothing was removed"
+    panel.error_box.close()
+
+    qtbot.waitUntil(lambda: not monitor.running_integrations, timeout=60_000)
+    [run] = hubspot.workspace.sync.runs(NAME)
+    assert run.status.value == "succeeded", (run.status, run.message)
+    assert panel.remove(NAME), "once the run has ended it goes"
+    assert hubspot.workspace.integrations.find(NAME) is None
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
