@@ -63,8 +63,13 @@ class NetworkSettingsDialog(QDialog):
         bundle = settings.get(SettingKey.CA_BUNDLE).value or ""
         self.bundle_edit = QLineEdit(bundle)
         self.bundle_edit.setPlaceholderText("none; e.g. your company's TLS-inspection root certificate (PEM)")
+        # Named here: in a row of its own layout the form's label is not their buddy, and a screen reader read the
+        # placeholder for the field and a bare "Browse" for its button.
+        self.bundle_edit.setAccessibleName("Extra CA certificates file")
         browse = QPushButton("Browse…")
+        browse.setAccessibleName("Browse for the extra CA certificates file")
         browse.clicked.connect(self._browse_bundle)
+        self.browse_button = browse
         bundle_row = QHBoxLayout()
         bundle_row.addWidget(self.bundle_edit, 1)
         bundle_row.addWidget(browse)

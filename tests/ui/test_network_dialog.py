@@ -96,3 +96,11 @@ def test_a_refused_value_is_explained_and_nothing_is_saved(
     save(dialog)
     assert "a proxy password needs a user name" in dialog.error_label.text()
     dialog.reject()
+
+
+def test_the_certificates_field_and_its_button_say_what_they_are(qtbot: QtBot, workspace: Workspace) -> None:
+    """In a row of their own layout they got no name from the form's label: a screen reader read the placeholder
+    for the field and a bare "Browse" for its button."""
+    dialog = open_from_menu(qtbot, workspace)
+    assert dialog.bundle_edit.accessibleName() == "Extra CA certificates file"
+    assert dialog.browse_button.accessibleName() == "Browse for the extra CA certificates file"
