@@ -416,6 +416,35 @@ def test_a_sync_held_by_another_process_is_refused(
     assert sandbox.summary()["contacts"] == 0
 
 
+def test_a_push_while_another_desktop_syncs_the_integration_is_refused(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A file pushed while another desktop (or a cron sync) works on the same CRM looked each email up and created
+    # the ones it did not find, as the other did: Pipedrive and Salesforce got every such person twice.
+    path = tmp_path / "push.csv"
+    path.write_text(CONTACTS_CSV, encoding="utf-8")
+    with workspace_at(data_dir) as workspace:
+        integration = workspace.integrations.get("hs")
+        assert integration.id is not None
+        assert workspace.sync.store.acquire_lock(integration.id, owner="other-host:4242")
+    code, out, err = run(data_dir, ["contacts", "push", "hs", "--file", str(path)], capsys)
+    assert code == ExitCode.PARTIAL and out == ""
+    assert "already running (on other-host, process 4242); push the file when it has finished" in err
+    code, data = run_json(data_dir, ["contacts", "push", "hs", "--file", str(path)], capsys)
+    assert code == ExitCode.PARTIAL and data["error"]["code"] == "sync_running"
+    assert crm_writes(sandbox) == []
+
+    with workspace_at(data_dir) as workspace:
+        workspace.sync.store.release_lock(integration.id, owner="other-host:4242")
+    code, data = run_json(data_dir, ["contacts", "push", "hs", "--file", str(path)], capsys)
+    assert data["summary"]["created"] == 2
+    # The push let go of the lock: a sync runs after it.
+    with workspace_at(data_dir) as workspace:
+        assert workspace.sync.store.lock_holder(integration.id) is None
+    code, _, err = run(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.OK, err
+
+
 def test_unknown_integration_and_refused_credentials(
     data_dir: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:

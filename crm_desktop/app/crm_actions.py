@@ -28,11 +28,17 @@ from crm_desktop.providers.errors import ConfigurationError, ProviderError
 from crm_desktop.providers.factory import build_adapter, default_record_mappers
 from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
+from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.sync.engine import SyncAlreadyRunning
 
 if TYPE_CHECKING:
     from crm_desktop.providers.factory import Transport
 
 logger = logging.getLogger(__name__)
+
+#: How often a push renews its hold on the integration's sync lock, well inside the time after which another
+#: desktop takes a lock over as left by a crash (``LOCK_STALE_AFTER``).
+PUSH_HEARTBEAT_SECONDS = 60.0
 
 __all__ = ["ConnectionInfo", "CrmActions", "CrmRecord", "PushReport", "RecordResult"]
 
@@ -132,6 +138,7 @@ class CrmActions:
         transport: an HTTP transport for the adapters (in-process sandboxes in tests; ``None`` for real sockets).
         options: adapter tuning.
         network: reads the workspace's proxy and trust settings afresh for each adapter and sign-in.
+        locks: the store of the integrations' sync locks, held while a file is pushed (``None``: not taken).
     """
 
     def __init__(
@@ -141,11 +148,13 @@ class CrmActions:
         transport: Transport | None = None,
         options: AdapterOptions | None = None,
         network: Callable[[], NetworkSettings] = NetworkSettings,
+        locks: SyncStore | None = None,
     ) -> None:
         self.integrations = integrations
         self.transport = transport
         self.options = options
         self.network = network
+        self.locks = locks
 
     def adapter_for(self, integration: Integration) -> CrmAdapter:
         """A new adapter for ``integration``; refreshed tokens are written back to the vault."""
@@ -178,17 +187,47 @@ class CrmActions:
     async def push_file(self, name: str, path: Path, obj: RecordObject) -> PushReport:
         """Validate every row of a contacts or leads file, then push the valid ones.
 
-        Other columns go to the CRM field of that name, or are listed as not sent (see :mod:`push_fields`).
+        Other columns go to the CRM field of that name, or are listed as not sent (see :mod:`push_fields`). The
+        push holds the integration's sync lock: a CRM without an upsert by email (Pipedrive, Salesforce) is
+        searched and then written to, so a sync or another push of the same records at the same time (another
+        desktop on a team database, a cron ``sync``) would create each person a second time.
+
+        Raises:
+            SyncAlreadyRunning: when a sync, undo or push of the integration holds the lock (nothing was sent).
         """
         integration = self.integrations.get(name)
         report = PushReport()
-        mappers = default_record_mappers(integration.provider)
         read: ReadResult[Any] = (
             read_records(path, Contact) if obj is RecordObject.CONTACT else read_records(path, Lead)
         )
         report.problems, report.warnings, report.notices = read.problems, read.warnings, read.notices
         if not read.records:
             return report
+        if self.locks is None or integration.id is None:
+            await self._push_read(integration, obj, read, report)
+            return report
+        locks, integration_id = self.locks, integration.id
+        if not locks.acquire_lock(integration_id):
+            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+
+        async def keep_holding() -> None:
+            while True:
+                await asyncio.sleep(PUSH_HEARTBEAT_SECONDS)
+                locks.heartbeat(integration_id)
+
+        holding = asyncio.create_task(keep_holding())
+        try:
+            await self._push_read(integration, obj, read, report)
+        finally:
+            holding.cancel()
+            locks.release_lock(integration_id)
+        return report
+
+    async def _push_read(
+        self, integration: Integration, obj: RecordObject, read: ReadResult[Any], report: PushReport
+    ) -> None:
+        """Push the valid records of ``read`` into ``report``."""
+        mappers = default_record_mappers(integration.provider)
         adapter = self.adapter_for(integration)
         try:
             crm_fields = CrmFieldNames.of(await adapter.list_fields(obj))
@@ -205,7 +244,6 @@ class CrmActions:
         finally:
             report.api_calls = adapter.api_calls
             await adapter.aclose()
-        return report
 
     async def get_record(self, name: str, obj: RecordObject, email: str) -> CrmRecord | None:
         """One record by email from the CRM."""

@@ -87,7 +87,7 @@ class Workspace:
         )
         settings_store = WorkspaceSettingsStore(database)
         network = NetworkSettingsService(settings_store, vault)
-        crm = CrmActions(integrations, transport=transport, network=network.network)
+        crm = CrmActions(integrations, transport=transport, network=network.network, locks=SyncStore(database))
         sync = SyncService(database, integrations, crm)
         return cls(
             paths=paths,

@@ -28,8 +28,10 @@ from crm_desktop.cli.common import (
     readable_file,
 )
 from crm_desktop.cli.listing import add_list_command
+from crm_desktop.cli.sync import lock_refusal
 from crm_desktop.domain.models import normalise_email
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sync.engine import SyncAlreadyRunning
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,9 @@ def _push(args: argparse.Namespace, obj: RecordObject) -> int:
             report = asyncio.run(workspace.crm.push_file(args.name, args.file, obj))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        except SyncAlreadyRunning as exc:
+            message = lock_refusal(workspace, args.name, exc, "push the file when it has finished")
+            raise CommandError(message, ExitCode.PARTIAL, "sync_running") from None
     return _print_push(args, report)
 
 

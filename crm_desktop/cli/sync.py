@@ -157,7 +157,10 @@ def _error_code(error: Exception) -> ExitCode:
     return known[0] if known is not None else ExitCode.PARTIAL
 
 
-def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
+def lock_refusal(
+    workspace: Workspace, name: str, exc: SyncAlreadyRunning, then: str = "try again when it has finished"
+) -> str:
+    """``exc``'s message with who holds the integration's lock (machine, process, run), then what to do."""
     integration = workspace.integrations.get(name)
     holder = workspace.sync.store.lock_holder(integration.id) if integration.id is not None else None
     detail = ""
@@ -166,7 +169,7 @@ def _refusal(workspace: Workspace, name: str, exc: SyncAlreadyRunning) -> str:
         machine, _, pid = owner.rpartition(":")
         where = f"on {machine}, process {pid}" if machine else f"process {owner}"
         detail = f" ({where}" + (f", run {run_id}" if run_id else "") + ")"
-    return f"{exc}{detail}; try again when it has finished"
+    return f"{exc}{detail}; {then}"
 
 
 Outcome = tuple[str, SyncDirection, SyncResult | Exception]
@@ -223,7 +226,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         try:
             outcomes = _run_syncs(args, workspace, trigger)
         except SyncAlreadyRunning as exc:
-            raise CommandError(_refusal(workspace, args.name, exc), ExitCode.PARTIAL, "sync_running") from None
+            raise CommandError(lock_refusal(workspace, args.name, exc), ExitCode.PARTIAL, "sync_running") from None
         results: list[dict[str, Any]] = []
         lines: list[str] = []
         code = ExitCode.OK
@@ -234,7 +237,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 lines.extend(_result_lines(name, direction, args.dry_run, outcome, seconds))
                 code = max(code, _result_code(outcome))
                 continue
-            reason = _refusal(workspace, name, outcome) if isinstance(outcome, SyncAlreadyRunning) else str(outcome)
+            reason = lock_refusal(workspace, name, outcome) if isinstance(outcome, SyncAlreadyRunning) else str(outcome)
             outcome_code = _error_code(outcome)
             # A set-up problem (no credentials, an unusable keyring) is skipped, not failed: it needs the user.
             status = "skipped" if outcome_code is ExitCode.USAGE else "error"
