@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, Table, Update, and_, bindparam, case, delete, func, insert, or_, select, update
@@ -180,15 +180,25 @@ class SyncStore:
         self.db = database
 
     # -- locks ---------------------------------------------------------------------------------
+    def _lock_time(self, session: Session) -> datetime:
+        """The time a lock's heartbeat is written and judged by: the PostgreSQL server's, as the desktops of a team
+        keep their own clocks (one a few minutes behind would have its live lock taken for a crashed run's, and
+        one ahead would wait for ever); this machine's for a SQLite file, which only its processes share."""
+        if self.db.is_sqlite:
+            return utcnow()
+        server_now = session.scalar(select(func.now()))
+        assert isinstance(server_now, datetime)
+        return server_now.astimezone(UTC)
+
     def acquire_lock(self, integration_id: int, owner: str | None = None) -> bool:
         """Take the integration's sync lock; ``False`` when a live run holds it."""
         owner = owner or lock_owner()
-        now = utcnow()
         with self.db.session() as session:
             if self.db.is_sqlite:
                 # The lock row is read under the write lock: two processes finding the same stale lock would both
                 # take it over otherwise (PostgreSQL holds the row with FOR UPDATE instead).
                 hold_for_write(session, _table(SyncLockRow))
+            now = self._lock_time(session)
             row = session.get(SyncLockRow, integration_id, with_for_update=not self.db.is_sqlite)
             if row is not None:
                 stale = row.heartbeat_at < now - LOCK_STALE_AFTER or owner_is_dead(row.owner)
@@ -217,7 +227,7 @@ class SyncStore:
             session.execute(
                 update(SyncLockRow)
                 .where(SyncLockRow.integration_id == integration_id, SyncLockRow.owner == (owner or lock_owner()))
-                .values(heartbeat_at=utcnow(), run_id=run_id)
+                .values(heartbeat_at=self._lock_time(session), run_id=run_id)
             )
 
     def release_lock(self, integration_id: int, owner: str | None = None) -> None:

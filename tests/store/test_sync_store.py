@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
 from crm_desktop.domain.models import Integration, SyncDirection
+from crm_desktop.store import sync_store
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger, typed_audit_values
 from crm_desktop.store.repositories import IntegrationStore, NotFoundError
@@ -72,6 +73,26 @@ def test_a_stale_lock_is_taken_over_by_one_of_two_racing_processes(database: Dat
             assert sorted(won) == [False, True], f"trial {trial}: {won}"
     finally:
         other.close()
+
+
+def test_a_live_lock_of_a_desktop_whose_clock_is_behind_is_not_taken_over(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Desktops of a team keep their own clocks: one ten minutes slow wrote heartbeats that another desktop, reading
+    them against its own clock, took for a crashed run's, and both synced the integration at once. A lock's times
+    are the database server's."""
+    if database.is_sqlite:
+        pytest.skip("a SQLite file is shared by the processes of one machine, which share its clock")
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    store = SyncStore(database)
+    right_time = sync_store.utcnow
+    monkeypatch.setattr(sync_store, "utcnow", lambda: right_time() - timedelta(minutes=10))
+    assert store.acquire_lock(integration.id, owner="slow-clock:1")
+    store.heartbeat(integration.id, owner="slow-clock:1")
+    monkeypatch.setattr(sync_store, "utcnow", right_time)
+    assert not store.acquire_lock(integration.id, owner="right-clock:2")
+    assert store.lock_holder(integration.id) == ("slow-clock:1", None)
 
 
 @pytest.mark.parametrize(("value", "text", "kind"), [
