@@ -80,15 +80,20 @@ def test_test_connection_shows_the_account_user_scopes_and_quota(
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
 
 
-def test_a_refused_token_is_a_sentence_and_the_button_comes_back(
-    hubspot_panel: IntegrationsPanel, qtbot: QtBot, hubspot: HubSpotBench
-) -> None:
+def revoked_token_tested(panel: IntegrationsPanel, qtbot: QtBot, hubspot: HubSpotBench) -> str:
+    """Add "hubspot-revoked" with a token HubSpot refuses, press Test connection; the outcome shown."""
     hubspot.add_integration("hubspot-revoked", token="pat-na1-00000000-0000-0000-0000-000000000000")
-    panel = hubspot_panel
     panel.reload(select="hubspot-revoked")
     click(panel.test_button)
     qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
-    text = panel.connection.result.text()
+    return panel.connection.result.text()
+
+
+def test_a_refused_token_is_a_sentence_and_the_button_comes_back(
+    hubspot_panel: IntegrationsPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    panel = hubspot_panel
+    text = revoked_token_tested(panel, qtbot, hubspot)
     assert text.startswith("The connection test failed: ") and text.endswith(".")
     assert "pat-na1" not in text
     assert panel.connection.result.property("tone") == "error"
@@ -99,16 +104,11 @@ def test_a_refused_token_is_a_sentence_and_the_button_comes_back(
     assert panel.connection.result.text() == text
 
 
-
 def test_new_credentials_or_a_new_integration_never_show_an_old_test_outcome(
     hubspot_panel: IntegrationsPanel, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
-    hubspot.add_integration("hubspot-revoked", token="pat-na1-00000000-0000-0000-0000-000000000000")
     panel = hubspot_panel
-    panel.reload(select="hubspot-revoked")
-    click(panel.test_button)
-    qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
-    assert panel.connection.result.text().startswith("The connection test failed: ")
+    assert revoked_token_tested(panel, qtbot, hubspot).startswith("The connection test failed: ")
 
     # The marketer pastes the right token. Seen: the panel went on saying the test failed, for a token no longer
     # stored, until the next test.
