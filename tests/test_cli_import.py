@@ -183,3 +183,41 @@ def test_leads_import_takes_the_social_columns(tmp_path: Path, capsys: pytest.Ca
         workspace.close()
     assert lead is not None and lead.first_name == "Lee" and lead.source == "twitter_dm"
     assert [(p.username, p.followers) for p in lead.social_profiles] == [("leeo", 40)]
+
+
+def test_a_crm_export_fills_the_records_fields_and_names_the_columns_kept_as_custom(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Headers as HubSpot's contact export writes them: Company Name and Phone Number are the contact's own fields.
+    directory = tmp_path / "H"
+    path = write(tmp_path, "hubspot-export.csv",
+                 "Record ID,First Name,Last Name,Email,Phone Number,Company Name,Lifecycle Stage\n"
+                 "101,Ann,Lee,Ann.Lee@Example.com,+1 (415) 555-0101,Acme,lead\n")
+    code, out, err = run(directory, ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.OK, err
+    assert "kept as custom fields: Record ID, Lifecycle Stage" in out
+    ann = stored(directory, "ann.lee@example.com")
+    assert (ann["company"], ann["phone"]) == ("Acme", "+14155550101")
+    assert ann["customFields"] == {"Record ID": "101", "Lifecycle Stage": "lead"}
+
+    # A column with the field's own name wins wherever it stands; the other names stay custom fields, not refused.
+    both = write(tmp_path, "both.csv", "Account Name,Email,Company Name,Company\nAccount Co,ann.lee@example.com,"
+                 "Other Co,Globex\n")
+    code, report = run_json(directory, ["contacts", "import", str(both)], capsys)
+    assert code == ExitCode.OK and report["customColumns"] == ["Account Name", "Company Name"]
+    assert stored(directory, "ann.lee@example.com")["company"] == "Globex"
+
+
+def test_a_salesforce_lead_report_fills_the_leads_fields_and_keeps_its_own_values(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "S"
+    path = write(tmp_path, "sf.csv", "First Name,Last Name,Email,Company / Account,Lead Source,Lead Status\n"
+                 "Lee,Park,lee@example.com,Initech,Web,Open\n")
+    code, report = run_json(directory, ["leads", "import", str(path)], capsys)
+    assert code == ExitCode.OK and report["customColumns"] == ["Lead Source", "Lead Status"], report
+    workspace = Workspace.open(directory)
+    try:
+        lead = workspace.leads.find("lee@example.com")
+    finally:
+        workspace.close()
+    assert lead is not None and lead.company == "Initech"
+    assert lead.custom_fields == {"Lead Source": "Web", "Lead Status": "Open"}

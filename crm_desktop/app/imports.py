@@ -86,6 +86,7 @@ class ImportReport:
         problems: refused rows (one per row).
         warnings: values of kept rows that were not kept (social columns without a username), by column.
         notices: about the whole file (empty, header only).
+        custom_columns: the file's columns kept as custom fields, as the file names them.
         records: per record, the fields changed (old -> new), made when first read.
         run_id: the import's run (``runs undo`` takes it back); ``None`` when nothing was saved.
         blank_clears: whether empty cells erased stored values.
@@ -97,6 +98,7 @@ class ImportReport:
     problems: list[RowProblem] = field(default_factory=list)
     warnings: list[RowWarning] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    custom_columns: list[str] = field(default_factory=list)
     run_id: int | None = None
     blank_clears: bool = False
     #: Per record, in file order: line, email, outcome and the changed fields as (field key, old, new). Plain
@@ -297,6 +299,7 @@ class ImportService:
                 report.outcomes.append((row.line, row.email, "", shown))
         report.problems = sorted(read.problems, key=lambda p: p.line)
         report.notices = list(read.notices)
+        report.custom_columns = read.custom_columns
         if not to_save and not report.unchanged:
             return report
         run_id = self.log.start(f"import of {path.name}" + (" (blank cells clear)" if blank_clears else ""))

@@ -188,6 +188,7 @@ class ImportPreview:
         problems: refused rows (line, field as the file names it, reason).
         warnings: values of valid rows that would not be kept (a network's columns without its username), by line.
         notices: about the whole file.
+        custom_columns: the file's columns kept as custom fields (no field of the record goes by their names).
         fingerprint: the file as it was when the check began (Save refuses a file that differs from it).
     """
 
@@ -198,6 +199,7 @@ class ImportPreview:
     problems: list[RowProblem] = field(default_factory=list)
     warnings: list[RowWarning] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    custom_columns: list[str] = field(default_factory=list)
     fingerprint: FileFingerprint | None = None
 
     @property
@@ -382,7 +384,7 @@ class PeopleService:
         fingerprint = FileFingerprint.of(path)
         rows = read_rows(path, model)
         preview = ImportPreview(path, obj, problems=list(rows.problems), notices=list(rows.notices),
-                                fingerprint=fingerprint)
+                                custom_columns=rows.custom_columns, fingerprint=fingerprint)
         emails = [row.email for row in rows.rows]
         existing: dict[str, Contact] | dict[str, Lead] = (
             self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails)

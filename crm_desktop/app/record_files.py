@@ -38,6 +38,21 @@ LEAD_CONTEXT_FIELDS = ("platform", "conversationId", "sentiment", "engagementSco
 _PART_BLANKS: dict[str, Any] = {"url": None, "followers": 0, "engagement": 0.0}
 #: The headers of the email column, as :func:`header_key` makes them (``E-mail``, ``Email Address``).
 _EMAIL_HEADERS = frozenset({"email", "emailaddress"})
+#: Other names the CRMs' own exports and spreadsheets give a record's fields (HubSpot's "Company Name" and "Phone
+#: Number", Salesforce's "Account Name" and "Company / Account", Pipedrive's "Organization"), as :func:`header_key`
+#: makes them. A column so named is read as the field only where no column of the file has the field's own name, and
+#: only the first of them: the others stay custom fields. (A lead's source and status are not among them: the CRMs'
+#: values, "Web" or "Open - Not Contacted", are not the app's, so such columns stay custom fields, not refused rows.)
+_OTHER_NAMES = {
+    "firstName": ("givenname", "forename"),
+    "lastName": ("surname", "familyname"),
+    "company": ("companyname", "accountname", "company/account", "organization", "organisation",
+                "organizationname", "organisationname"),
+    "phone": ("phonenumber", "telephone", "telephonenumber"),
+}
+
+
+_OTHER_NAME_KEYS = frozenset(other for others in _OTHER_NAMES.values() for other in others)
 
 
 def header_key(name: str) -> str:
@@ -50,6 +65,8 @@ def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
     fields = CONTACT_FIELDS if model is Contact else LEAD_FIELDS + LEAD_CONTEXT_FIELDS
     known = {header_key(name): name for name in ("email", *fields)}
     known.update(dict.fromkeys(_EMAIL_HEADERS, "email"))
+    for name in fields:
+        known.update(dict.fromkeys(_OTHER_NAMES.get(name, ()), name))
     for platform in SocialPlatform:
         for alias, part in _PART_ALIASES.items():
             known[header_key(f"{platform.value}_{alias}")] = f"social.{platform.value}.{part}"
@@ -68,6 +85,11 @@ def column_label(key: str) -> str:
         _, platform, part = key.split(".", 2)
         return f"{platform}_{part}"
     return key.removeprefix("custom.")
+
+
+def custom_columns_in_words(columns: Sequence[str]) -> str:
+    """How an import says which of the file's columns it keeps as custom fields of the records."""
+    return f"kept as custom fields: {', '.join(columns)}"
 
 
 def as_text(value: Any) -> str | None:
@@ -186,6 +208,11 @@ class FileRows:
     problems: list[RowProblem] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def custom_columns(self) -> list[str]:
+        """A CSV's columns kept as custom fields (no field of the record goes by their names), in the file's order."""
+        return [name for key, name in self.columns.items() if key.startswith(CUSTOM_COLUMN_PREFIX)]
 
 
 @dataclass
@@ -400,12 +427,17 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
         known = _columns_for(model)
         keys: list[str | None] = []
         taken: dict[str, str] = {}
-        for raw in header:
-            name = cell_value(raw.strip())
+        names = [cell_value(raw.strip()) for raw in header]
+        # A field's own name (or E-mail) wins over another name of it (Company over Company Name) wherever it is.
+        own_names = {known[header_key(name)] for name in names
+                     if header_key(name) in known and header_key(name) not in _OTHER_NAME_KEYS}
+        for name in names:
             if not name:
                 keys.append(None)
                 continue
             key = _column_key(name, known)
+            if header_key(name) in _OTHER_NAME_KEYS and (key in own_names or key in taken):
+                key = CUSTOM_COLUMN_PREFIX + name
             if key in taken:
                 raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
                                  "keep one")

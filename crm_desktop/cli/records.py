@@ -13,7 +13,7 @@ from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.imports import EDITABLE_FIELDS
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
-from crm_desktop.app.record_files import RowProblem, header_key
+from crm_desktop.app.record_files import RowProblem, custom_columns_in_words, header_key
 from crm_desktop.app.sync_service import ImportReport
 from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import LIMIT
@@ -174,7 +174,7 @@ def _print_import(args: argparse.Namespace, report: ImportReport, obj: RecordObj
     ] if getattr(args, "json", False) else []
     data = {"runId": report.run_id, "created": report.created, "updated": report.updated,
             "unchanged": report.unchanged, "refused": refused, "warnings": warnings, "notices": report.notices,
-            "blankClears": report.blank_clears, "records": records}
+            "customColumns": report.custom_columns, "blankClears": report.blank_clears, "records": records}
     lines = [f"warning: {notice}" for notice in report.notices]
     lines += [f"line {p.line:>5}  refused  {p.record}  {p.field}: {p.reason}" if len(p.problems) <= 1
               else f"line {p.line:>5}  refused  {p.record}  {p.reason}" for p in report.problems]
@@ -185,6 +185,8 @@ def _print_import(args: argparse.Namespace, report: ImportReport, obj: RecordObj
         f"imported {obj.value}s into the local store: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(refused)} {rows} refused"
     )
+    if report.custom_columns:
+        lines.append(custom_columns_in_words(report.custom_columns))
     if report.run_id is not None and report.blank_clears:
         lines.append("empty cells erased the stored values of their columns (--blank-clears)")
     elif report.run_id is not None:

@@ -54,6 +54,7 @@ from crm_desktop.app.people import (
     SyncOneResult,
     SyncState,
 )
+from crm_desktop.app.record_files import custom_columns_in_words
 from crm_desktop.app.text import plural
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Provider, SocialPlatform
@@ -489,6 +490,9 @@ class ImportPreviewDialog(QDialog):
         text = "; ".join(parts) + ". Nothing is saved until you press Save."
         if preview.notices:
             text += " " + " ".join(preview.notices)
+        if preview.custom_columns:
+            said = custom_columns_in_words(preview.custom_columns)
+            text += f" {said[0].upper()}{said[1:]}."
         self.summary.setText(text)
         self.problems_table = small_table("Refused rows")
         fill_table(self.problems_table, ["Line", "Record", "Field", "Reason"],

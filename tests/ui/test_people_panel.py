@@ -355,6 +355,20 @@ def test_an_import_previews_refused_rows_before_saving(
     ]
 
 
+def test_the_preview_says_which_columns_become_custom_fields(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text("Email,Company Name,Lifecycle Stage\nnew.person@example.com,Acme,lead\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, path)
+    assert dialog is not None
+    assert "Kept as custom fields: Lifecycle Stage." in dialog.summary.text()
+    with qtbot.waitSignal(panel.people_changed):
+        QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    saved = workspace.contacts.find("new.person@example.com")
+    assert saved is not None and saved.company == "Acme" and saved.custom_fields == {"Lifecycle Stage": "lead"}
+
+
 def test_the_preview_names_refused_fields_as_the_marketer_knows_them(
     qtbot: QtBot, panel: PeoplePanel, tmp_path: Path
 ) -> None:
