@@ -258,6 +258,17 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
         "value 100.00 USD, of 1 conversions (0 without touchpoints), value 300.00 USD in all campaigns"), out
     code, later = run_json(data, ["attribution", "report", "--since", "2026-11-15"], capsys)
     assert sum(row["touchpoints"] for row in later["byCampaign"]) == 2
+    # A closed period: the touchpoints before --until, and no conversion (Ana's is on the 25th, after it).
+    code, before = run_json(data, ["attribution", "report", "--since", "2026-11-01", "--until", "2026-11-24"],
+                            capsys)
+    assert code == ExitCode.OK and before["conversions"] == 0 and before["until"] == "2026-11-24T00:00:00Z"
+    assert sum(row["touchpoints"] for row in before["byCampaign"]) == 2
+    code, out, _ = run(data, ["attribution", "report", "--until", "2026-11-24"], capsys)
+    assert out.startswith("attribution report (model linear, until 2026-11-24 00:00 UTC (not included)): 0 "), out
+    code, _, err = run(data, ["attribution", "report", "--since", "2026-11-24", "--until", "2026-11-01"], capsys)
+    assert code == ExitCode.USAGE and "--until 2026-11-01 must be after --since 2026-11-24" in err
+    code, _, err = run(data, ["attribution", "report", "--until", "soon"], capsys)
+    assert code == ExitCode.USAGE and "--until soon: not a date" in err
 
     code, credits = run_json(data, ["attribution", "lead", str(lead_id), "--model", "first_touch"], capsys)
     assert code == ExitCode.OK

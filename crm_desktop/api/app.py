@@ -201,8 +201,8 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
 
 
 def _since_in_utc(since: datetime | None) -> datetime | None:
-    """A report's ``since`` in UTC (a time given without a zone is UTC's); one out of range once in UTC is refused
-    as the event bodies' timestamps are."""
+    """A report's ``since`` (or ``until``) in UTC (a time given without a zone is UTC's); one out of range once in
+    UTC is refused as the event bodies' timestamps are."""
     if since is None:
         return None
     return aware_utc(since if since.tzinfo is not None else since.replace(tzinfo=UTC))
@@ -511,6 +511,12 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         since: Annotated[datetime | None, AfterValidator(_since_in_utc),
                          Query(description="ISO date or time (UTC when no zone is given)")] = None,
         campaign: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
-    ) -> AttributionReport:
-        """Per campaign and per platform: touchpoints, leads, conversions and value credited under ``model``."""
-        return social.attribution_report(model, since, campaign)
+        until: Annotated[datetime | None, AfterValidator(_since_in_utc),
+                         Query(description="the end of the period, not included: ISO date or time (UTC when no "
+                                           "zone is given)")] = None,
+    ) -> AttributionReport | JSONResponse:
+        """Per campaign and per platform: touchpoints, leads, conversions and value credited under ``model``, from
+        ``since`` up to ``until`` (not included)."""
+        if since is not None and until is not None and until <= since:
+            return _problem(422, "until must be after since", [FieldProblem("until", "must be after since")])
+        return social.attribution_report(model, since, campaign, until)

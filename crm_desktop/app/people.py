@@ -472,19 +472,20 @@ class PeopleService:
 
     # -- attribution ---------------------------------------------------------------------------------------
 
-    def attribution_report(self, model: AttributionModel, since: datetime | None) -> AttributionReport:
-        """The campaigns' and platforms' credit under ``model`` since ``since``."""
-        return self._social.attribution_report(model, since)
+    def attribution_report(self, model: AttributionModel, since: datetime | None,
+                           until: datetime | None = None) -> AttributionReport:
+        """The campaigns' and platforms' credit under ``model`` from ``since`` up to ``until`` (not included)."""
+        return self._social.attribution_report(model, since, until=until)
 
     def attribution_inputs(self) -> tuple[object, ...]:
         """A cheap mark of what the attribution report depends on (see ``SocialService.attribution_inputs``)."""
         return self._social.attribution_inputs()
 
     def touchpoints_per_day(self, since: datetime | None, *, until: datetime | None = None,
-                            zone: tzinfo | None = None) -> TouchpointSeries:
+                            before: datetime | None = None, zone: tzinfo | None = None) -> TouchpointSeries:
         """Touchpoints per day (in ``zone``, local time when ``None``) and platform, every day from ``since``'s to
-        ``until``'s, for the chart."""
-        return self.store.touchpoints_per_day(since, until=until, zone=zone)
+        ``until``'s, for the chart; with ``before``, only those before it, to the day of the moment before it."""
+        return self.store.touchpoints_per_day(since, until=until, before=before, zone=zone)
 
 
 

@@ -301,20 +301,27 @@ class SocialService:
         return (*self.store.attribution_inputs(), self.scoring_settings().attribution_half_life_days)
 
     def attribution_report(
-        self, model: AttributionModel, since: datetime | None = None, campaign: str | None = None
+        self, model: AttributionModel, since: datetime | None = None, campaign: str | None = None,
+        until: datetime | None = None,
     ) -> AttributionReport:
-        """Per campaign and per platform: touchpoints and leads since ``since``, and the credit and value of the
-        conversions since ``since`` that their touchpoints earned under ``model``.
+        """Per campaign and per platform: touchpoints and leads from ``since`` up to ``until`` (not included; no
+        bound when ``None``), and the credit and value of the conversions of that period that their touchpoints
+        earned under ``model``.
 
         Each conversion's credit is shared among its person's touchpoints before it (older ones than ``since``
         included: they did help). ``campaign`` keeps only that campaign's touchpoints and credit.
+
+        Raises:
+            ValueError: when ``until`` is not after ``since``.
         """
+        if since is not None and until is not None and until <= since:
+            raise ValueError("the end of the period must be after its start")
         self.store.link_identities_from_profiles()
         half_life = self.scoring_settings().attribution_half_life_days
         leads = self.store.lead_emails()
         by_campaign: dict[str | None, _Line] = defaultdict(_Line)
         by_platform: dict[str | None, _Line] = defaultdict(_Line)
-        for stored in self.store.touchpoints_since(since):
+        for stored in self.store.touchpoints_since(since, until):
             touch = stored.touch
             if campaign is not None and touch.campaign != campaign:
                 continue
@@ -322,11 +329,12 @@ class SocialService:
                 line.touchpoints += 1
                 if stored.email is not None and stored.email in leads:
                     line.leads.add(stored.email)
-        conversions = self.store.conversions(since=since)
+        conversions = self.store.conversions(since=since, before=until)
         touches_of = self.store.touches_by_email(c.email for c in conversions)
         report = AttributionReport.model_construct(
             model=model,
             since=since,
+            until=until,
             campaign=campaign,
             conversions=0,
             unattributed_conversions=0,

@@ -14,11 +14,11 @@ MODELS = [m.value for m in AttributionModel]
 DEFAULT_MODEL = AttributionModel.LINEAR
 
 
-def parse_since(value: str | None) -> datetime | None:
-    """``--since``: a date (midnight UTC) or an ISO 8601 time with its zone.
+def parse_moment(option: str, value: str | None) -> datetime | None:
+    """``--since`` / ``--until``: a date (midnight UTC) or an ISO 8601 time with its zone.
 
     Raises:
-        CommandError: when it is neither.
+        CommandError: when it is neither, naming ``option``.
     """
     if value is None:
         return None
@@ -29,13 +29,13 @@ def parse_since(value: str | None) -> datetime | None:
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise CommandError(f"--since {value}: not a date; write 2026-11-01 or 2026-11-01T09:00:00Z") from None
+        raise CommandError(f"{option} {value}: not a date; write 2026-11-01 or 2026-11-01T09:00:00Z") from None
     if moment.tzinfo is None:
-        raise CommandError(f"--since {value}: give the time zone, e.g. 2026-11-01T09:00:00Z")
+        raise CommandError(f"{option} {value}: give the time zone, e.g. 2026-11-01T09:00:00Z")
     try:
         return aware_utc(moment)
     except ValueError as exc:
-        raise CommandError(f"--since {value}: {exc}") from None
+        raise CommandError(f"{option} {value}: {exc}") from None
 
 
 def _money(values: dict[str, float]) -> str:
@@ -55,6 +55,8 @@ def _report_text(report: AttributionReport) -> str:
     scope = [f"model {report.model.value}"]
     if report.since:
         scope.append(f"since {report.since:%Y-%m-%d %H:%M} UTC")
+    if report.until:
+        scope.append(f"until {report.until:%Y-%m-%d %H:%M} UTC (not included)")
     head = (f"{report.conversions} conversions ({report.unattributed_conversions} without touchpoints), "
             f"value {_money(report.value)}")
     if report.campaign:
@@ -75,9 +77,11 @@ def _report_text(report: AttributionReport) -> str:
 
 def cmd_attribution_report(args: argparse.Namespace) -> int:
     """Per campaign and per platform: touchpoints, leads, conversions and value credited."""
-    since = parse_since(args.since)
+    since, until = parse_moment("--since", args.since), parse_moment("--until", args.until)
+    if since is not None and until is not None and until <= since:
+        raise CommandError(f"--until {args.until} must be after --since {args.since}")
     with closing(open_workspace(args)) as workspace:
-        report = workspace.social.attribution_report(AttributionModel(args.model), since, args.campaign)
+        report = workspace.social.attribution_report(AttributionModel(args.model), since, args.campaign, until)
     # Nulls kept: the row of touchpoints without a campaign has "name": null (a script looks for the key).
     emit(args, report.model_dump(mode="json", by_alias=True), _report_text(report))
     return ExitCode.OK
@@ -112,11 +116,14 @@ def add_commands(commands: Any) -> None:
         actions, "report", cmd_attribution_report,
         help="per campaign and per platform: touchpoints, leads, conversions and value credited",
         description="Each conversion's credit (1) is shared among its person's touchpoints before it by the "
-        "model; --since keeps the touchpoints and conversions from that date on; --campaign keeps one campaign.",
+        "model; --since keeps the touchpoints and conversions from that date on, --until those before it "
+        "(--since 2026-11-01 --until 2026-12-01 is November); --campaign keeps one campaign.",
     ) as report:
         report.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL.value,
                             help=f"attribution model (default {DEFAULT_MODEL.value})")
         report.add_argument("--since", metavar="DATE", help="2026-11-01 (UTC) or 2026-11-01T09:00:00+01:00")
+        report.add_argument("--until", metavar="DATE",
+                            help="the end of the period, not included: 2026-12-01 (UTC) or 2026-12-01T09:00:00Z")
         report.add_argument("--campaign", help="only this campaign")
 
     with action(

@@ -376,6 +376,8 @@ class AttributionReport(WireModel):
 
     model: AttributionModel
     since: datetime | None = None
+    #: The end of the period, not included (``None``: up to now).
+    until: datetime | None = None
     campaign: str | None = None
     conversions: int = 0
     unattributed_conversions: int = 0

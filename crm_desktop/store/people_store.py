@@ -579,8 +579,9 @@ class PeopleStore:
     # -- attribution chart ---------------------------------------------------------------------------------
 
     def touchpoints_per_day(self, since: datetime | None, *, until: datetime | None = None,
-                            zone: tzinfo | None = None) -> TouchpointSeries:
-        """Credit-earning touchpoints per calendar day and platform since ``since`` (all when ``None``).
+                            before: datetime | None = None, zone: tzinfo | None = None) -> TouchpointSeries:
+        """Credit-earning touchpoints per calendar day and platform since ``since`` (all when ``None``) and before
+        ``before`` (no end when ``None``; the series then ends on the day of the moment just before it).
 
         Days are the marketer's: midnight to midnight in ``zone`` (the system's local time when ``None``), with
         its daylight-saving changes. Every day from ``since``'s (or the first touchpoint's) to ``until``'s (or
@@ -596,6 +597,9 @@ class PeopleStore:
         )
         if since is not None:
             statement = statement.where(TouchpointRow.timestamp >= since)
+        if before is not None:
+            statement = statement.where(TouchpointRow.timestamp < before)
+            until = before - timedelta(microseconds=1)
         counts: Counter[tuple[date, str]] = Counter()
         with self._db.session() as session:
             for when, platform in session.execute(statement):

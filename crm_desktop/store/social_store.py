@@ -865,12 +865,15 @@ class SocialStore:
         with self._db.session() as session:
             return tuple(session.execute(select(*marks)).one())
 
-    def touchpoints_since(self, since: datetime | None) -> list[StoredTouch]:
-        """Every credit-earning touchpoint at or after ``since`` (all when ``None``), oldest first."""
+    def touchpoints_since(self, since: datetime | None, before: datetime | None = None) -> list[StoredTouch]:
+        """Every credit-earning touchpoint at or after ``since`` and before ``before`` (no bound when ``None``),
+        oldest first."""
         with self._db.session() as session:
             statement = select(TouchpointRow).where(TouchpointRow.type != TouchpointType.CONVERSION)
             if since is not None:
                 statement = statement.where(TouchpointRow.timestamp >= since)
+            if before is not None:
+                statement = statement.where(TouchpointRow.timestamp < before)
             rows = session.scalars(statement.order_by(TouchpointRow.timestamp, TouchpointRow.id)).all()
             return [StoredTouch(_touch(row), row.email, row.identity_id) for row in rows]
 
@@ -889,12 +892,15 @@ class SocialStore:
                     found.setdefault(row.email, []).append(_touch(row))
         return found
 
-    def conversions(self, since: datetime | None = None, email: str | None = None) -> list[StoredConversion]:
-        """Conversions at or after ``since``, of one person or of everyone, oldest first."""
+    def conversions(self, since: datetime | None = None, email: str | None = None,
+                    before: datetime | None = None) -> list[StoredConversion]:
+        """Conversions at or after ``since`` and before ``before``, of one person or of everyone, oldest first."""
         with self._db.session() as session:
             statement = select(ConversionRow)
             if since is not None:
                 statement = statement.where(ConversionRow.timestamp >= since)
+            if before is not None:
+                statement = statement.where(ConversionRow.timestamp < before)
             if email is not None:
                 statement = statement.where(ConversionRow.email == email)
             rows = session.scalars(statement.order_by(ConversionRow.timestamp, ConversionRow.id)).all()

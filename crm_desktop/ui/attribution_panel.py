@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from PySide6.QtCharts import (
@@ -57,14 +57,14 @@ from crm_desktop.ui.wording import MODEL_NAMES, PLATFORM_NAMES, named
 
 logger = logging.getLogger(__name__)
 
-#: The period choices: label and days back (``None``: all time; ``-1``: since a chosen date). "Last 7 days" is
+#: The period choices: label and days back (``None``: all time; ``-1``: between two chosen dates). "Last 7 days" is
 #: today and the 6 days before it, from midnight in the marketer's time zone.
 PERIODS: list[tuple[str, int | None]] = [
     ("All time", None),
     ("Last 7 days", 7),
     ("Last 30 days", 30),
     ("Last 90 days", 90),
-    ("Since a date…", -1),
+    ("Between dates…", -1),
 ]
 
 
@@ -73,7 +73,8 @@ def period_tip(days: int | None) -> str:
     if days is None:
         return "Every touchpoint and conversion recorded."
     if days == -1:
-        return "From midnight (your time zone) of the date you pick, to now."
+        return ("From midnight (your time zone) of the first date you pick to the end of the second; a conversion's "
+                "credit still counts its touchpoints from before the first.")
     return (f"Today and the {days - 1} days before it: from midnight (your time zone) {days - 1} days ago, "
             "to now.")
 NO_CAMPAIGN = "(no campaign)"
@@ -156,7 +157,8 @@ class AttributionPanel(QWidget):
 
     Attributes:
         service: the People service (the report and the touchpoint series).
-        model_combo, period_combo, since_edit: the report's settings.
+        model_combo, period_combo, since_edit, until_edit: the report's settings (the two dates are shown for
+            "Between dates…": the first and the last day of the period, both whole).
         summary_label: conversions, unattributed and value.
         campaigns_table, platforms_table: the breakdowns.
         conversions_chart, touchpoints_chart: the QtCharts views.
@@ -195,11 +197,17 @@ class AttributionPanel(QWidget):
             self.period_combo.setItemData(number, period_tip(days), Qt.ItemDataRole.ToolTipRole)
         self.period_combo.setToolTip(period_tip(self.period_combo.currentData()))
         self.since_edit = QDateEdit()
-        self.since_edit.setAccessibleName("Since date")
-        self.since_edit.setCalendarPopup(True)
-        self.since_edit.setDisplayFormat("yyyy-MM-dd")
+        self.since_edit.setAccessibleName("First day of the period")
+        self.until_edit = QDateEdit()
+        self.until_edit.setAccessibleName("Last day of the period")
+        self.until_label = QLabel("to")
+        for edit in (self.since_edit, self.until_edit):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd")
+            edit.setVisible(False)
+        self.until_label.setVisible(False)
         self.since_edit.setDate(QDate.currentDate().addDays(-30))
-        self.since_edit.setVisible(False)
+        self.until_edit.setDate(QDate.currentDate())
         for combo in (self.model_combo, self.period_combo):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
@@ -212,6 +220,8 @@ class AttributionPanel(QWidget):
         controls.addWidget(QLabel("Period"))
         controls.addWidget(self.period_combo)
         controls.addWidget(self.since_edit)
+        controls.addWidget(self.until_label)
+        controls.addWidget(self.until_edit)
         controls.addStretch(1)
 
         self.summary_label = QLabel()
@@ -260,7 +270,8 @@ class AttributionPanel(QWidget):
 
         self.model_combo.currentIndexChanged.connect(lambda _: self.refresh())
         self.period_combo.currentIndexChanged.connect(self._period_chosen)
-        self.since_edit.dateChanged.connect(lambda _: self.refresh())
+        self.since_edit.dateChanged.connect(self._dates_chosen)
+        self.until_edit.dateChanged.connect(self._dates_chosen)
         self.export_button.clicked.connect(self.choose_export_file)
         figures = "The figures are worked out from the touchpoints and conversions; nothing is deleted here."
         self.campaigns_keys = row_keys(self.campaigns_table, on_open=self.open_campaign, cannot_delete=figures,
@@ -318,23 +329,39 @@ class AttributionPanel(QWidget):
             return local_midnight(self.since_edit.date().toPython())  # type: ignore[arg-type]
         return period_start(days, self._current_time())
 
+    def until(self) -> datetime | None:
+        """The end of the chosen period, not included (the midnight after its last day, local time), or ``None``
+        when the period runs to now."""
+        if self.period_combo.currentData() != -1:
+            return None
+        last_day: date = self.until_edit.date().toPython()  # type: ignore[assignment]
+        return local_midnight(last_day + timedelta(days=1))
+
+    def _dates_chosen(self, _date: QDate) -> None:
+        # The last day is never before the first: each date bounds the other's calendar.
+        self.until_edit.setMinimumDate(self.since_edit.date())
+        self.since_edit.setMaximumDate(self.until_edit.date())
+        self.refresh()
+
     def _current_time(self) -> datetime:
         return self._now or datetime.now(UTC)
 
     def _period_chosen(self, _index: int) -> None:
         days = self.period_combo.currentData()
-        self.since_edit.setVisible(days == -1)
+        for widget in (self.since_edit, self.until_label, self.until_edit):
+            widget.setVisible(days == -1)
         self.period_combo.setToolTip(period_tip(days))
         self.refresh()
 
     def refresh(self) -> AttributionReport | None:
         """Work the report out for the chosen model and period and redraw the tables and charts."""
         self._loaded = True
-        since = self.since()
+        since, until = self.since(), self.until()
         try:
             self._inputs = self.service.attribution_inputs()
-            report = self.service.attribution_report(self.model, since)
-            series = self.service.touchpoints_per_day(since, until=self._current_time())
+            report = self.service.attribution_report(self.model, since, until)
+            series = (self.service.touchpoints_per_day(since, before=until) if until is not None
+                      else self.service.touchpoints_per_day(since, until=self._current_time()))
         except Exception as exc:  # the store cannot be read: say so, keep the window usable
             logger.warning("cannot work out the attribution report: %s", exc)
             self._inputs = None

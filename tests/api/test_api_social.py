@@ -116,6 +116,13 @@ def test_lead_attribution_by_crm_id_or_local_id_and_the_report(hubspot_api: Loca
         assert report.status_code == 200, report.text
         campaigns = {row["name"]: row for row in report.json()["byCampaign"]}
         assert campaigns["launch"]["touchpoints"] == 2 and campaigns["black-friday"]["touchpoints"] == 1
+        ranged = await api.get("/api/attribution/report", params={"since": "2026-11-21", "until": "2026-11-22"})
+        assert ranged.status_code == 200, ranged.text
+        assert ranged.json()["until"] == "2026-11-22T00:00:00Z"
+        assert [(row["name"], row["touchpoints"]) for row in ranged.json()["byCampaign"]] == [("launch", 1)]
+        backwards = await api.get("/api/attribution/report", params={"since": "2026-11-22", "until": "2026-11-21"})
+        assert backwards.status_code == 422, backwards.text
+        assert backwards.json()["errors"] == [{"field": "until", "reason": "must be after since"}]
         for beyond in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
             out_of_range = await api.get("/api/attribution/report", params={"since": beyond})
             assert out_of_range.status_code == 422, out_of_range.text

@@ -136,6 +136,17 @@ def test_the_report_counts_conversions_without_touchpoints_and_keeps_currencies_
     assert service.attribution_report(AttributionModel.LINEAR, since=datetime(2026, 11, 22, tzinfo=UTC)).to_wire()[
         "byCampaign"
     ] == []
+    # Up to the 21st (not included): the share, but not its conversion; the conversion's credit still goes to a
+    # touchpoint before the period when the period holds the conversion.
+    up_to = service.attribution_report(AttributionModel.LAST_TOUCH, until=datetime(2026, 11, 21, tzinfo=UTC))
+    assert (up_to.conversions, [row.touchpoints for row in up_to.by_campaign]) == (0, [1])
+    later = service.attribution_report(AttributionModel.LAST_TOUCH, since=datetime(2026, 11, 21, tzinfo=UTC),
+                                       until=datetime(2026, 11, 22, tzinfo=UTC))
+    assert later.conversions == 1 and [(r.name, r.touchpoints, r.conversions_credited) for r in later.by_campaign] == [
+        ("Launch", 0, 1.0)]
+    with pytest.raises(ValueError, match="must be after its start"):
+        service.attribution_report(AttributionModel.LINEAR, since=datetime(2026, 11, 22, tzinfo=UTC),
+                                   until=datetime(2026, 11, 22, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("model", list(AttributionModel))

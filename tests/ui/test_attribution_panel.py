@@ -141,7 +141,7 @@ def test_the_period_limits_the_touchpoints(panel: AttributionPanel, workspace: W
     recent = sum(int(values[0]) for values in table_rows(panel.platforms_table).values())
     expected = workspace.social.attribution_report(AttributionModel.LINEAR, since)
     assert recent == sum(row.touchpoints for row in expected.by_platform) < everything
-    choose(panel.period_combo, "Since a date…")
+    choose(panel.period_combo, "Between dates…")
     assert panel.since_edit.isVisible()
     panel.since_edit.setFocus()
     chosen = (datetime.now(UTC) - timedelta(days=3)).date()
@@ -358,8 +358,9 @@ def test_a_date_and_the_chart_days_are_the_marketers_local_ones(qtbot: QtBot, wo
         like_at(datetime(2026, 12, 2, 18, 0, tzinfo=los_angeles), "Dec", "p2"),
     ])
     panel = bare_panel(qtbot, workspace, now)
-    choose(panel.period_combo, "Since a date…")
+    choose(panel.period_combo, "Between dates…")
     panel.since_edit.setDate(QDate(2026, 12, 1))
+    panel.until_edit.setDate(QDate(2026, 12, 5))
     assert panel.since() == datetime(2026, 12, 1, tzinfo=los_angeles)
     assert set(table_rows(panel.campaigns_table)) == {"Dec"}
     assert chart_days(panel)["Twitter/X"] == [
@@ -367,6 +368,32 @@ def test_a_date_and_the_chart_days_are_the_marketers_local_ones(qtbot: QtBot, wo
     choose(panel.period_combo, "All time")
     assert chart_days(panel)["Twitter/X"][:4] == [
         ("2026-11-30", 1), ("2026-12-01", 0), ("2026-12-02", 1), ("2026-12-03", 0)]
+
+
+def test_between_dates_ends_with_the_last_days_midnight(qtbot: QtBot, workspace: Workspace,
+                                                          los_angeles: ZoneInfo) -> None:
+    """A period could only run to now ("Since a date…"): November's report counted December too."""
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=los_angeles)
+    workspace.social.record_engagements([
+        like_at(datetime(2026, 11, 10, 9, 0, tzinfo=los_angeles), "Nov", "p1"),
+        like_at(datetime(2026, 11, 30, 23, 30, tzinfo=los_angeles), "Nov", "p2"),  # 1 Dec in UTC
+        like_at(datetime(2026, 12, 1, 0, 30, tzinfo=los_angeles), "Dec", "p3"),
+    ])
+    panel = bare_panel(qtbot, workspace, now)
+    choose(panel.period_combo, "Between dates…")
+    assert panel.until_edit.isVisible() and panel.until_label.isVisible()
+    panel.since_edit.setDate(QDate(2026, 11, 1))
+    panel.until_edit.setDate(QDate(2026, 11, 30))
+    assert panel.until() == datetime(2026, 12, 1, tzinfo=los_angeles)
+    assert table_rows(panel.campaigns_table)["Nov"][0] == "2" and "Dec" not in table_rows(panel.campaigns_table)
+    days = chart_days(panel)["Twitter/X"]
+    assert (days[0][0], days[-1][0], len(days)) == ("2026-11-01", "2026-11-30", 30)
+    assert sum(count for _day, count in days) == 2
+    # The last day cannot be set before the first.
+    panel.until_edit.setDate(QDate(2026, 10, 1))
+    assert panel.until_edit.date() == QDate(2026, 11, 1)
+    choose(panel.period_combo, "Last 7 days")
+    assert panel.until() is None and panel.until_edit.isHidden()
 
 
 def test_quiet_days_show_as_zero_across_the_whole_period(qtbot: QtBot, workspace: Workspace) -> None:
