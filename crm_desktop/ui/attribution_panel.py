@@ -211,6 +211,7 @@ class AttributionPanel(QWidget):
         for combo in (self.model_combo, self.period_combo):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
+        self.period_combo.setMinimumContentsLength(max(len(label) for label, _days in PERIODS))  # none is cut
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setAccessibleName("Export the report as CSV")
         controls = QHBoxLayout()
