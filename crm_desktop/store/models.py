@@ -315,7 +315,9 @@ class TouchpointRow(Base):
     """One interaction of a person with the brand.
 
     The person is an email (the contact's or the lead's) or, until the email is known, a social identity.
-    ``event_key`` is a digest of the event that recorded it, so a re-delivered event is kept once.
+    ``event_key`` is a digest of the event that recorded it, so a re-delivered event is kept once. An engagement's
+    also has ``event_ref``, a digest of what identifies it on its network without its person: a re-delivery naming
+    the person another way (by email rather than username) is the row with that ``event_ref`` of the same person.
     """
 
     __tablename__ = "touchpoints"
@@ -326,6 +328,7 @@ class TouchpointRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_key: Mapped[str] = mapped_column(String(64), unique=True)
+    event_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     email: Mapped[str | None] = mapped_column(String(254))
     identity_id: Mapped[int | None] = mapped_column(
         ForeignKey("social_identities.id", ondelete="CASCADE"), index=True

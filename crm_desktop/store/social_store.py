@@ -3,7 +3,8 @@
 Every write method takes a batch and writes it in one transaction (flushing every ``SAVE_BATCH`` rows), so an API
 request or an imported file is all or nothing. Events are idempotent: a touchpoint or a conversion is keyed by a
 digest of what identifies it, a message by its id, a conversation by (platform, id); a re-delivered event changes
-nothing.
+nothing. An engagement is found again by its identity on the network (``event_ref``) and its person, however the
+re-delivery names them (username or email).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -130,6 +131,22 @@ def event_key(*parts: Any) -> str:
     """A stable digest (64 hex characters) of what identifies an event."""
     text = json.dumps([str(p) if p is not None else None for p in parts], separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def engagement_ref(
+    platform: SocialPlatform | str,
+    type: TouchpointType | str,
+    timestamp: datetime,
+    post_id: str | None,
+    conversation_id: str | None,
+    campaign: str | None,
+) -> str:
+    """What identifies an engagement on its network, whoever the sender named as its person (a digest kept in
+    ``touchpoints.event_ref``): the platform, the kind of engagement, its moment (as UTC), the post or conversation
+    engaged with, and the campaign. Migration 0022 computes it the same way for the rows it fills in."""
+    moment = timestamp.astimezone(UTC).replace(tzinfo=None) if timestamp.tzinfo is not None else timestamp
+    return event_key("engagement-ref", str(platform), str(type), moment.isoformat(), post_id, conversation_id,
+                     campaign)
 
 
 @dataclass
@@ -253,6 +270,9 @@ class _Stitcher:
                 .execution_options(synchronize_session=False)
             )
             moved[identity_id] = int(getattr(result, "rowcount", 0) or 0)
+        _merge_engagements(self.session, self.session.scalars(
+            select(TouchpointRow.event_ref).distinct().where(
+                TouchpointRow.identity_id.in_(list(self.links)), TouchpointRow.event_ref.is_not(None))))
         emails = sorted({email for _, email in self.links.values()})
         contacts: dict[str, ContactRow] = {}
         for chunk in in_list_chunks(emails):
@@ -489,13 +509,12 @@ class SocialStore:
         return self._in_one_transaction(lambda session: self._engagements(session, events))
 
     @staticmethod
-    def _engagement_key(event: EngagementEvent, *, by_email: bool = False) -> str:
-        """What identifies an engagement: the username's (the same engagement re-delivered with the email added is
-        still the same engagement), else the email's; ``by_email``: the email's, which an earlier delivery of it
-        without the username was kept under."""
+    def _engagement_key(event: EngagementEvent) -> str:
+        """The unique key of a new engagement's touchpoint: its network identity (:func:`engagement_ref`) with the
+        person as this delivery named them. Only new rows get it: a re-delivery is found by its ``event_ref`` and
+        its person (see :func:`_same_person`), however it names them."""
         user = event.user
-        who = (("username", normalise_username(user.username)) if user.username is not None and not by_email
-               else ("email", user.email))
+        who = ("username", normalise_username(user.username)) if user.username is not None else ("email", user.email)
         return event_key(
             "engagement",
             event.platform,
@@ -511,24 +530,30 @@ class SocialStore:
         stitcher = _Stitcher(session)
         stitcher.preload((e.platform, e.user.username) for e in events if e.user.username is not None)
         self._ensure_campaigns(session, {(e.campaign, e.platform) for e in events if e.campaign is not None})
-        keys = [self._engagement_key(event) for event in events]
-        # An engagement given with both the username and the email may have come before with the email alone.
-        email_keys = [self._engagement_key(event, by_email=True) if event.user.username is not None
-                      and event.user.email is not None else None for event in events]
-        touchpoints: dict[str, TouchpointRow] = {}
-        for chunk in in_list_chunks(sorted({*keys, *(key for key in email_keys if key is not None)})):
-            for found in session.scalars(select(TouchpointRow).where(TouchpointRow.event_key.in_(chunk))):
-                touchpoints[found.event_key] = found
+        refs = [engagement_ref(e.platform, e.type, e.timestamp, e.post_id, e.conversation_id, e.campaign)
+                for e in events]
+        # The touchpoints recorded for the same engagement, whoever they belong to: a re-delivery is the one of the
+        # same person.
+        same_event: dict[str, list[TouchpointRow]] = {}
+        for chunk in in_list_chunks(sorted(set(refs))):
+            for found in session.scalars(
+                select(TouchpointRow).where(TouchpointRow.event_ref.in_(chunk)).order_by(TouchpointRow.id)
+            ):
+                same_event.setdefault(cast(str, found.event_ref), []).append(found)
         results: list[RecordedEvent] = []
         linking: dict[int, int | None] = {}
-        for number, (event, key, email_key) in enumerate(zip(events, keys, email_keys, strict=True), start=1):
+        for number, (event, ref) in enumerate(zip(events, refs, strict=True), start=1):
             person, linked = stitcher.resolve(event.platform, event.user.email, event.user.username)
-            if key not in touchpoints and email_key is not None and email_key in touchpoints:
-                key = email_key
-            row = touchpoints.get(key)
+            candidates = same_event.setdefault(ref, [])
+            row = next((found for found in candidates if _same_person(session, found, person)), None)
             if row is None:
+                key = self._engagement_key(event)
+                # A key taken by another person's row (the same naming, its identity relinked since) stays unique.
+                while any(found.event_key == key for found in candidates):
+                    key = event_key("engagement", key, "again")
                 row = TouchpointRow(
                     event_key=key,
+                    event_ref=ref,
                     email=person.email,
                     identity_id=person.identity_id,
                     timestamp=event.timestamp,
@@ -539,13 +564,15 @@ class SocialStore:
                     campaign=event.campaign,
                 )
                 session.add(row)
-                touchpoints[key] = row
+                candidates.append(row)
                 action = EventAction.CREATED
             else:
                 # A re-delivery: the engagement is the same; only who it belongs to may be known better now.
                 action = EventAction.UNCHANGED
                 if row.email is None and person.email is not None:
                     row.email = person.email
+                if row.identity_id is None and person.identity_id is not None:
+                    row.identity_id = person.identity_id
             if event.type is TouchpointType.CONVERSION and person.email is not None:
                 self._put_conversion(
                     session,
@@ -558,7 +585,7 @@ class SocialStore:
                         external_id=None,
                         integration=None,
                     ),
-                    key,
+                    row.event_key,
                 )
             results.append(RecordedEvent(action, person))
             if linked:
@@ -1119,6 +1146,88 @@ def _update_row(row: Any, values: dict[str, Any]) -> EventAction:
             setattr(row, attribute, value)
             action = EventAction.UPDATED
     return action
+
+
+def _same_person(session: Session, row: TouchpointRow, person: Person) -> bool:
+    """Whether a recorded engagement is this person's: the same social identity when both name one (two accounts
+    are two people on the network, whatever email they share), else the same email, an anonymous row's being the
+    one its identity was linked to since."""
+    if row.identity_id is not None and person.identity_id is not None:
+        return row.identity_id == person.identity_id
+    if person.email is None:
+        return False
+    email = row.email
+    if email is None and row.identity_id is not None:
+        identity = session.get(SocialIdentityRow, row.identity_id)
+        email = identity.email if identity is not None else None
+    return email == person.email
+
+
+def _merge_engagements(session: Session, refs: Iterable[str | None]) -> int:
+    """Keep once each engagement (by ``event_ref``) recorded twice for one person: named one way while the other
+    name was not yet known to be theirs, and joined since. The oldest touchpoint stays, knowing the person by both
+    names; a conversion recorded under a removed one's key moves to the kept one's (or goes, when it has one).
+    How many touchpoints were removed."""
+    wanted = sorted({ref for ref in refs if ref is not None})
+    if not wanted:
+        return 0
+    session.flush()
+    rows: list[Any] = []
+    for chunk in in_list_chunks(wanted):
+        rows += session.execute(
+            select(TouchpointRow.id, TouchpointRow.event_ref, TouchpointRow.event_key, TouchpointRow.email,
+                   TouchpointRow.identity_id).where(TouchpointRow.event_ref.in_(chunk))
+        ).all()
+    identity_ids = sorted({row.identity_id for row in rows if row.identity_id is not None})
+    linked: dict[int, str | None] = {}
+    for chunk in in_list_chunks(identity_ids):
+        for identity_id, email in session.execute(
+            select(SocialIdentityRow.id, SocialIdentityRow.email).where(SocialIdentityRow.id.in_(chunk))
+        ):
+            linked[identity_id] = email
+    kept: dict[str, list[dict[str, Any]]] = {}
+    changed: dict[int, dict[str, Any]] = {}
+    removed: list[tuple[int, str, str]] = []  # (id, its key, the kept row's key)
+    for row in sorted(rows, key=lambda r: r.id):
+        mine = {"id": row.id, "key": row.event_key, "email": row.email, "identity_id": row.identity_id}
+        same = kept.setdefault(row.event_ref, [])
+        keeper = next((k for k in same if _one_person(k, mine, linked)), None)
+        if keeper is None:
+            same.append(mine)
+            continue
+        for attribute in ("email", "identity_id"):
+            if keeper[attribute] is None and mine[attribute] is not None:
+                keeper[attribute] = mine[attribute]
+                changed[keeper["id"]] = keeper
+        removed.append((row.id, row.event_key, keeper["key"]))
+    if not removed:
+        return 0
+    for old_id, old_key, new_key in removed:
+        if session.scalar(select(ConversionRow.id).where(ConversionRow.event_key == new_key)) is None:
+            session.execute(update(ConversionRow).where(ConversionRow.event_key == old_key).values(event_key=new_key)
+                            .execution_options(synchronize_session=False))
+        else:
+            session.execute(delete(ConversionRow).where(ConversionRow.event_key == old_key)
+                            .execution_options(synchronize_session=False))
+        session.execute(delete(TouchpointRow).where(TouchpointRow.id == old_id)
+                        .execution_options(synchronize_session=False))
+    for keeper in changed.values():
+        session.execute(update(TouchpointRow).where(TouchpointRow.id == keeper["id"])
+                        .values(email=keeper["email"], identity_id=keeper["identity_id"])
+                        .execution_options(synchronize_session=False))
+    logger.info("%d engagements recorded twice for one person kept once", len(removed))
+    return len(removed)
+
+
+def _one_person(kept: Mapping[str, Any], other: Mapping[str, Any], linked: Mapping[int, str | None]) -> bool:
+    """Whether two touchpoints (as mappings of email and identity_id) are one person's, as :func:`_same_person`."""
+    if kept["identity_id"] is not None and other["identity_id"] is not None:
+        return bool(kept["identity_id"] == other["identity_id"])
+
+    def email(row: Mapping[str, Any]) -> str | None:
+        return cast("str | None", row["email"] or (linked.get(row["identity_id"]) if row["identity_id"] else None))
+
+    return email(kept) is not None and email(kept) == email(other)
 
 
 def _with_links(

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from crm_desktop.domain.models import Lead
+from crm_desktop.domain.social import PersonRef
+from crm_desktop.store.social_store import Person
 from tests.api.conftest import LocalApi
 
 CONVERSATION = {
@@ -294,5 +298,77 @@ def test_a_too_long_or_blank_value_is_refused_in_plain_words(hubspot_api: LocalA
             "participant.username": "must be at most 100 characters",
             "participant.firstName": "must be at most 80 characters",
         }, long_name.json()
+
+    asyncio.run(scenario())
+
+
+def test_a_resent_engagement_is_the_same_event_however_its_person_is_named(hubspot_api: LocalApi) -> None:
+    """An engagement sent by username, then (its person linked to an email meanwhile) re-sent by email, or the other
+    way round, is one event: one touchpoint, the score unchanged, attribution counting it once."""
+    api = hubspot_api
+    store = api.workspace.social.store
+    max_ = Person(email="max@example.com")
+
+    async def scenario() -> None:
+        like = engagement("like", "2026-11-21T09:00:00Z", "black-friday", {"username": "maxmoe"})
+        assert (await api.post("/api/social/engagements", like)).status_code == 201
+        started = {**CONVERSATION, "conversationId": "tw-c-9", "participant": {"username": "maxmoe"}}
+        assert (await api.post("/api/social/conversations", started)).status_code == 201
+        message = {**MESSAGE, "conversationId": "tw-c-9", "messageId": "m-9"}
+        assert (await api.post("/api/social/messages", message)).status_code == 201
+        # Another engagement names the username with its email: the person is linked to the email.
+        click = engagement("click", "2026-11-22T09:00:00Z", "black-friday",
+                           {"username": "maxmoe", "email": "max@example.com"})
+        linked = await api.post("/api/social/engagements", click)
+        assert linked.status_code == 201 and linked.json()["linkedTouchpoints"] == 2, linked.text
+        # A comment sent by email alone.
+        comment = engagement("comment", "2026-11-23T09:00:00Z", "black-friday", {"email": "max@example.com"})
+        assert (await api.post("/api/social/engagements", comment)).status_code == 201
+
+        touches = len(store.interactions(max_)[0])
+        score = api.workspace.social.engagement_score(PersonRef(email="max@example.com")).score
+        report = (await api.get("/api/attribution/report")).json()
+
+        # The sender re-sends its feed, now naming the person the other way.
+        resent = [
+            ("/api/social/engagements", {**like, "user": {"email": "max@example.com"}}),
+            ("/api/social/engagements", {**like, "user": {"username": "MaxMoe", "email": "max@example.com"}}),
+            ("/api/social/engagements", {**comment, "user": {"username": "maxmoe"}}),
+            ("/api/social/engagements", {**click, "user": {"email": "max@example.com"}}),
+            ("/api/social/conversations", {**started, "participant": {"email": "max@example.com"}}),
+            ("/api/social/messages", message),
+        ]
+        for path, body in resent:
+            again = await api.post(path, body)
+            assert again.status_code == 200 and again.json()["action"] == "unchanged", (body, again.text)
+            assert again.json()["person"]["email"] == "max@example.com"
+
+        assert len(store.interactions(max_)[0]) == touches == 5  # like, dm, inbound message, click, comment
+        assert api.workspace.social.engagement_score(PersonRef(email="max@example.com")).score == pytest.approx(
+            score, rel=1e-4)
+        assert (await api.get("/api/attribution/report")).json() == report
+
+    asyncio.run(scenario())
+
+
+def test_an_engagement_kept_under_both_names_is_kept_once_when_they_are_linked(hubspot_api: LocalApi) -> None:
+    """Sent by email, then by a username not yet known to be that email's: two people then, so two touchpoints;
+    once an event links the username to the email, they are one person's one engagement."""
+    api = hubspot_api
+    like = engagement("like", "2026-11-21T09:00:00Z", "black-friday", {"email": "max@example.com"})
+
+    async def scenario() -> None:
+        assert (await api.post("/api/social/engagements", like)).status_code == 201
+        anonymous = await api.post("/api/social/engagements", {**like, "user": {"username": "maxmoe"}})
+        assert anonymous.status_code == 201 and anonymous.json()["person"] == {"platform": "twitter",
+                                                                                "username": "maxmoe"}
+        click = engagement("click", "2026-11-22T09:00:00Z", "black-friday",
+                           {"username": "maxmoe", "email": "max@example.com"})
+        assert (await api.post("/api/social/engagements", click)).status_code == 201
+
+        kinds = sorted(i.kind for i in api.workspace.social.store.interactions(Person(email="max@example.com"))[0])
+        assert kinds == ["click", "like"]
+        for user in ({"username": "maxmoe"}, {"email": "max@example.com"}):
+            assert (await api.post("/api/social/engagements", {**like, "user": user})).json()["action"] == "unchanged"
 
     asyncio.run(scenario())

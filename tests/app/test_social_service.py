@@ -339,3 +339,20 @@ def test_a_social_csv_row_the_header_cannot_name_is_refused(service: SocialServi
         (3, "fb-2", "column 5", "has a value but no name in the header; name the column, or empty its cells"),
     ]
     assert service.conversation(SocialPlatform.FACEBOOK, "fb-1") is None
+
+
+def test_a_file_resending_engagements_by_email_adds_nothing(service: SocialService, tmp_path: Path) -> None:
+    """A feed imported by username (one row linking it to an email), then re-imported naming the people by email:
+    the same engagements, kept once."""
+    linking = {"username": "rio", "email": "rio@example.com"}
+    rows = [{"platform": "twitter", "type": kind, "timestamp": at, "postId": "p-1", "user": user}
+            for kind, at, user in (("like", "2026-03-01T10:00:00Z", {"username": "rio"}),
+                                   ("comment", "2026-03-02T10:00:00Z", linking))]
+    first, again = tmp_path / "feed.jsonl", tmp_path / "feed-by-email.jsonl"
+    first.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    again.write_text("".join(json.dumps({**row, "user": {"email": "rio@example.com"}}) + "\n" for row in rows),
+                     encoding="utf-8")
+
+    assert service.import_file(first).created == 2
+    assert service.import_file(again).created == 0
+    assert interactions(service, "rio@example.com") == 2

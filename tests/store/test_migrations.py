@@ -19,7 +19,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from crm_desktop.domain.models import Contact, SyncDirection
+from crm_desktop.domain.social import EngagementEvent, EventAction
 from crm_desktop.store import database as database_module
+from crm_desktop.store import social_store
 from crm_desktop.store.database import (
     Database,
     StoreConfigError,
@@ -61,7 +63,7 @@ STORE_TABLES = {
     "workflow_events",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0021"
+SHIPPED_HEAD = "0022"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
@@ -360,3 +362,46 @@ def test_two_first_starts_at_once_both_open_the_new_store(tmp_path: Path) -> Non
         assert [start.exitcode for start in starts] == [0, 0]
         assert errors.empty(), errors.get()
         assert current_revision(Database(sqlite_url(Path(path))).engine) == SHIPPED_HEAD
+
+
+def test_engagements_kept_twice_for_one_person_are_merged_and_found_again(blank_database: Database) -> None:
+    migrate_to(blank_database.engine, "0021")
+    at = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    like = ["twitter", "like", at.isoformat(), "p-1", None, "launch"]
+    old_key = social_store.event_key  # the digest is unchanged; 0021 put the sender's name for the person in it
+    rows = [  # (key, email, identity): by username; the same like re-sent by email; another person's like
+        (old_key("engagement", *like, "username", "maxmoe"), "max@example.com", 1),
+        (old_key("engagement", *like, "email", "max@example.com"), "max@example.com", None),
+        (old_key("engagement", *like, "username", "lea"), None, 2),
+        (old_key("conversation", "twitter", "c-1"), "max@example.com", 1),
+    ]
+    with blank_database.engine.begin() as connection:
+        for name, email in (("maxmoe", "max@example.com"), ("lea", None)):
+            connection.execute(text("INSERT INTO social_identities (platform, username, email, created_at) VALUES "
+                                    "('twitter', :name, :email, :at)"), {"name": name, "email": email, "at": at})
+        for number, (key, email, identity) in enumerate(rows):
+            kind, post, conversation = ("dm", None, "c-1") if number == 3 else ("like", "p-1", None)
+            connection.execute(
+                text("INSERT INTO touchpoints (event_key, email, identity_id, timestamp, platform, type, post_id, "
+                     "conversation_id, campaign, created_at) VALUES (:key, :email, :identity, :at, 'twitter', "
+                     ":kind, :post, :conversation, 'launch', :at)"),
+                {"key": key, "email": email, "identity": identity, "at": at, "kind": kind, "post": post,
+                 "conversation": conversation})
+        connection.execute(text("INSERT INTO conversions (event_key, email, timestamp, source, created_at) VALUES "
+                                "(:key, 'max@example.com', :at, 'api', :at)"), {"key": rows[1][0], "at": at})
+
+    blank_database.migrate()
+
+    with blank_database.engine.connect() as connection:
+        kept = connection.execute(text("SELECT event_key, email, identity_id, event_ref IS NOT NULL FROM touchpoints "
+                                       "ORDER BY id")).all()
+        moved = connection.execute(text("SELECT event_key FROM conversions")).scalars().all()
+    assert [tuple(row) for row in kept] == [(rows[0][0], "max@example.com", 1, True), (rows[2][0], None, 2, True),
+                                           (rows[3][0], "max@example.com", 1, False)]
+    assert moved == [rows[0][0]]  # the removed duplicate's conversion is the kept touchpoint's
+    # The reference the migration computed is the one the store computes: a re-send by either name is found.
+    store = social_store.SocialStore(blank_database)
+    for user in ({"email": "max@example.com"}, {"username": "MaxMoe"}):
+        event = EngagementEvent.model_validate({"platform": "twitter", "type": "like", "timestamp": at.isoformat(),
+                                                "postId": "p-1", "campaign": "launch", "user": user})
+        assert store.record_engagements([event])[0].action is EventAction.UNCHANGED
