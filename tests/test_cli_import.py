@@ -130,6 +130,23 @@ def test_social_columns_without_a_username_warn_by_column(data_dir: Path, tmp_pa
     assert "line     2  warning  cy@example.com  tiktok_followers not kept" in out
 
 
+@pytest.mark.parametrize(("column", "says"), [
+    ("instagram_followers", "an Instagram profile needs an instagram_username, or an instagram_url like "
+                            "https://instagram.com/NAME"),
+    ("linkedin_followers", "a LinkedIn profile needs a linkedin_username"),
+    ("youtube_followers", "a YouTube profile needs a youtube_username"),
+])
+def test_the_warning_names_the_network_as_it_is_spelled_with_its_article(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], column: str, says: str
+) -> None:
+    """The warning read "a instagram profile needs a instagram_username"."""
+    path = write(tmp_path, "s.csv", f"email,{column}\ncy@example.com,300\n")
+    code, report = run_json(data_dir, ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.OK
+    [warning] = report["warnings"]
+    assert warning["reason"].startswith(says), warning
+
+
 def test_an_existing_profile_takes_a_followers_only_column(data_dir: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "f.csv", "email,twitter_followers\nann@example.com,1500\n")

@@ -718,3 +718,68 @@ def test_a_dry_run_line_without_fields_says_why_it_writes() -> None:
                               reason="its social note changed")
     assert _change_lines(note_only) == [
         "  update   in CRM   contact ann@example.com: its social note changed"]
+
+
+def test_an_undo_refused_during_a_push_says_a_push_holds_the_lock(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An undo asked for while a ``contacts push`` held the integration's lock said "a sync" was running: it names
+    the push and the desktop it runs on."""
+    monkeypatch.setenv("CRM_DESKTOP_MACHINE_NAME", "desk-2")
+    imported(data_dir, tmp_path, capsys)
+    assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
+    sandbox.edit_record("contacts", crm_id_of(sandbox, "cy@example.com"), {"company": "Globex"})
+    code, data = run_json(data_dir, ["sync", "hs", "--direction", "pull"], capsys)
+    pull_run = data["results"][0]["runId"]
+    path = tmp_path / "push.csv"
+    path.write_text(CONTACTS_CSV, encoding="utf-8")
+
+    let_go = SyncStore.release_lock
+    undo_codes: list[int] = []
+
+    def undo_while_the_push_holds_the_lock(store: SyncStore, integration_id: int, owner: str | None = None) -> None:
+        # The push has sent its records and still holds the lock: an undo (on its own thread and loop, as another
+        # process would) asks for it now.
+        if not undo_codes:
+            undo_codes.append(-1)
+            other = threading.Thread(target=lambda: undo_codes.append(
+                main(["--data-dir", str(data_dir), "runs", "undo", str(pull_run)])))
+            other.start()
+            other.join()
+        let_go(store, integration_id, owner)
+
+    monkeypatch.setattr(SyncStore, "release_lock", undo_while_the_push_holds_the_lock)
+    _, _, err = run(data_dir, ["contacts", "push", "hs", "--file", str(path)], capsys)  # one row refused: exit 1
+    assert undo_codes == [-1, ExitCode.PARTIAL]
+    assert "a contacts push to 'hs' from desk-2 is running; undo it afterwards" in err, err
+    assert "a sync" not in err
+    monkeypatch.setattr(SyncStore, "release_lock", let_go)
+    code, _, err = run(data_dir, ["runs", "undo", str(pull_run)], capsys)
+    assert code == ExitCode.OK, err
+
+
+@pytest.mark.parametrize(("activity", "says"), [
+    (None, "a sync of 'hs' is running"),
+    ("contacts push", "a contacts push to 'hs' from other-host is running"),
+    ("leads push", "a leads push to 'hs' from other-host is running"),
+    ("undo", "an undo of 'hs' from other-host is running"),
+    ("removal", "a removal of 'hs' on other-host is running"),
+])
+def test_undo_and_removal_refusals_name_what_holds_the_lock(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], activity: str | None, says: str
+) -> None:
+    """The lock's owner id says what holds it (``host:pid`` and, but for a sync, what it does); the refusals of
+    an undo and of a removal name it, and where it runs."""
+    imported(data_dir, tmp_path, capsys)
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+    run_id = data["results"][0]["runId"]
+    owner = "other-host:4242" + (f":{activity}" if activity else "")
+    with workspace_at(data_dir) as workspace:
+        integration = workspace.integrations.get("hs")
+        assert integration.id is not None
+        assert workspace.sync.store.acquire_lock(integration.id, owner=owner)
+    code, _, err = run(data_dir, ["runs", "undo", str(run_id)], capsys)
+    assert code == ExitCode.PARTIAL and f"{says}; undo it afterwards" in err, err
+    code, _, err = run(data_dir, ["integration", "remove", "hs"], capsys)
+    assert code == ExitCode.PARTIAL and f"{says}; remove the integration once it has ended" in err, err

@@ -5,26 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
-from collections.abc import Generator, Mapping
+from collections.abc import Generator
 
 import uvicorn
 
 from crm_desktop.api.app import create_app
 from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.app.api_port import DEFAULT_PORT, port_from_env
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.listening import listening_socket
 
 logger = logging.getLogger(__name__)
 
-#: The port the local API listens on unless told otherwise.
-DEFAULT_PORT = 8765
 #: The only address the API listens on: nothing off this machine can reach it.
 HOST = "127.0.0.1"
-#: The environment variable that moves the app's API to another port, or turns it off (``off``).
-PORT_ENV = "CRM_DESKTOP_API_PORT"
 #: How long a stop waits for requests in flight before closing their connections.
 GRACEFUL_SECONDS = 5.0
 
@@ -168,18 +164,6 @@ class LocalApiServer:
             with contextlib.suppress(OSError):
                 self._socket.close()
             self._socket = None
-
-
-def port_from_env(environ: Mapping[str, str] | None = None) -> int | None:
-    """The port the app serves the API on: ``CRM_DESKTOP_API_PORT`` (``off``: none), else the default."""
-    value = (os.environ if environ is None else environ).get(PORT_ENV, "").strip().lower()
-    if value in {"off", "no", "false"}:
-        return None
-    if value.isascii() and value.isdigit() and int(value) < 65536:
-        return int(value)
-    if value:
-        logger.warning("%s=%r is not a port; the API uses %d", PORT_ENV, value, DEFAULT_PORT)
-    return DEFAULT_PORT
 
 
 def start_local_api(workspace: Workspace, port: int | None = None) -> LocalApiServer | None:

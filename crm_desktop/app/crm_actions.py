@@ -28,8 +28,10 @@ from crm_desktop.providers.errors import ConfigurationError, ProviderError
 from crm_desktop.providers.factory import build_adapter, default_record_mappers
 from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
+from crm_desktop.store.process_owner import CONTACTS_PUSH, LEADS_PUSH, lock_owner
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.sync.lock_holder import holder_phrase
 
 if TYPE_CHECKING:
     from crm_desktop.providers.factory import Transport
@@ -207,20 +209,22 @@ class CrmActions:
             await self._push_read(integration, obj, read, report)
             return report
         locks, integration_id = self.locks, integration.id
-        if not locks.acquire_lock(integration_id):
-            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+        # Named: a refusal elsewhere says a push holds the lock, and this process's sync is another owner.
+        pusher = lock_owner(CONTACTS_PUSH if obj is RecordObject.CONTACT else LEADS_PUSH)
+        if not locks.acquire_lock(integration_id, pusher):
+            raise SyncAlreadyRunning(f"{holder_phrase(locks, integration_id, integration.name)} is already running")
 
         async def keep_holding() -> None:
             while True:
                 await asyncio.sleep(PUSH_HEARTBEAT_SECONDS)
-                locks.heartbeat(integration_id)
+                locks.heartbeat(integration_id, owner=pusher)
 
         holding = asyncio.create_task(keep_holding())
         try:
             await self._push_read(integration, obj, read, report)
         finally:
             holding.cancel()
-            locks.release_lock(integration_id)
+            locks.release_lock(integration_id, pusher)
         return report
 
     async def _push_read(

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from crm_desktop.app.csv_export import cell_value
+from crm_desktop.app.text import with_article
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import (
     MAX_CUSTOM_TEXT,
@@ -23,6 +24,7 @@ from crm_desktop.domain.models import (
     SocialPlatform,
     custom_value_like,
     normalise_email,
+    platform_name,
 )
 
 RecordT = TypeVar("RecordT", Contact, Lead)
@@ -722,9 +724,9 @@ def _lay_profile(
     if username is None:
         columns = tuple(row.label(f"social.{platform}.{part}") for part in PROFILE_PARTS if part in given)
         shape = _link_example(platform)
-        hint = f", or a {platform}_url like {shape}" if shape else ""
-        warnings.append(RowWarning(row.line, row.email, columns,
-                                   f"a {platform} profile needs a {platform}_username{hint}"))
+        hint = f", or {with_article(f'{platform}_url')} like {shape}" if shape else ""
+        warnings.append(RowWarning(row.line, row.email, columns, f"{with_article(platform_name(platform))} profile "
+                                   f"needs {with_article(f'{platform}_username')}{hint}"))
         return
     profiles.append({"platform": platform, **given, "username": username})
 

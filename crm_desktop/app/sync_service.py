@@ -46,6 +46,7 @@ from crm_desktop.sync.actions import (
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
+from crm_desktop.sync.lock_holder import holder_phrase
 from crm_desktop.sync.mapping import (
     FieldMapping,
     MappingProblem,
@@ -415,7 +416,8 @@ class SyncService:
         # The lock comes before any network call: a run of another process is refused at once, not after the
         # adapter's first calls (the engine takes the same lock again, as the same owner, and releases it).
         if not dry_run and not self.store.acquire_lock(integration.id):
-            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+            holder = holder_phrase(self.store, integration.id, integration.name)
+            raise SyncAlreadyRunning(f"{holder} is already running")
         try:
             adapter = self.actions.adapter_for(integration)
         except BaseException:

@@ -9,6 +9,12 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {nouns or noun + 's'}"
 
 
+def with_article(word: str) -> str:
+    """``word`` after "a" or "an" as it is said: ``an Instagram``, ``a LinkedIn``, ``an instagram_url``, ``a YouTube``
+    (by its first letter: a vowel takes "an")."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def duration_text(seconds: float) -> str:
     """A run's length as people say it: ``0.4 s``, ``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
     seconds = max(seconds, 0.0)

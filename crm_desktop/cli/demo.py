@@ -176,7 +176,8 @@ def demo_feed_rate(given: float | None) -> float:
 
 async def serve_demo(demo: Any, api_port: int | None, rate: float) -> None:
     """Serve the demo's local API and run its social feed until Ctrl-C or SIGTERM; then stop both cleanly."""
-    from crm_desktop.api.server import LocalApiServer, port_from_env
+    from crm_desktop.api.server import LocalApiServer
+    from crm_desktop.app.api_port import port_from_env
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -210,7 +211,7 @@ def _free_loopback_port() -> int:
 def open_demo_gui(data_dir: Path | None) -> int:
     """Start the sandboxes and the demo workspace, then open the app on it with the social feed posting to its local
     API; stop the feed and the sandboxes on exit."""
-    from crm_desktop.api.server import PORT_ENV, port_from_env
+    from crm_desktop.app.api_port import PORT_ENV, port_from_env
     from crm_desktop.app.demo import FeedThread, feed_rate, start_demo
     from crm_desktop.ui.app import run_gui
 

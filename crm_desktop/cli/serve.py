@@ -11,7 +11,8 @@ import signal
 import sys
 from typing import Any
 
-from crm_desktop.api.server import DEFAULT_PORT, LocalApiServer
+from crm_desktop.api.server import LocalApiServer
+from crm_desktop.app.api_port import DEFAULT_PORT
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.arguments import PORT

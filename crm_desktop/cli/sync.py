@@ -28,6 +28,7 @@ from crm_desktop.cli.common import (
 )
 from crm_desktop.cli.exits import error_exit
 from crm_desktop.domain.models import SyncDirection
+from crm_desktop.store.process_owner import split_owner
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 
@@ -166,8 +167,8 @@ def lock_refusal(
     detail = ""
     if holder is not None:
         owner, run_id = holder
-        machine, _, pid = owner.rpartition(":")
-        where = f"on {machine}, process {pid}" if machine else f"process {owner}"
+        machine, pid, _ = split_owner(owner)
+        where = f"on {machine}, process {pid}" if pid else f"held by {owner}"
         detail = f" ({where}" + (f", run {run_id}" if run_id else "") + ")"
     return f"{exc}{detail}; {then}"
 

@@ -75,6 +75,25 @@ class SocialPlatform(WrittenValue):
     REDDIT = "reddit"
 
 
+#: The social networks as their owners spell them (the wire's values are lower case), in the app and in messages.
+PLATFORM_NAMES: dict[str, str] = {
+    SocialPlatform.TWITTER: "Twitter/X",
+    SocialPlatform.INSTAGRAM: "Instagram",
+    SocialPlatform.LINKEDIN: "LinkedIn",
+    SocialPlatform.FACEBOOK: "Facebook",
+    SocialPlatform.TIKTOK: "TikTok",
+    SocialPlatform.YOUTUBE: "YouTube",
+    SocialPlatform.THREADS: "Threads",
+    SocialPlatform.PINTEREST: "Pinterest",
+    SocialPlatform.REDDIT: "Reddit",
+}
+
+
+def platform_name(platform: str) -> str:
+    """A network's name as its owner spells it (``instagram``: ``Instagram``); an unknown one capitalised."""
+    return PLATFORM_NAMES.get(platform, platform.capitalize())
+
+
 class Sentiment(WrittenValue):
     """The fixed set of sentiments a social conversation can carry."""
 

@@ -15,15 +15,35 @@ def machine_name() -> str:
     return os.environ.get(MACHINE_NAME_ENV, "").strip() or socket.gethostname()
 
 
-def lock_owner() -> str:
-    """This process's lock owner id: machine name and pid."""
-    return f"{machine_name()}:{os.getpid()}"
+#: What, besides a sync, holds an integration's sync lock, named after the owner's ``host:pid`` (a sync adds nothing).
+UNDO = "undo"
+REMOVAL = "removal"
+CONTACTS_PUSH = "contacts push"
+LEADS_PUSH = "leads push"
+
+
+def lock_owner(activity: str | None = None) -> str:
+    """This process's lock owner id: machine name and pid, then what it is doing when that is not a sync (one of
+    the names above): refusals name it, and the lock tells this process's sync and, say, its undo apart."""
+    owner = f"{machine_name()}:{os.getpid()}"
+    return f"{owner}:{activity}" if activity else owner
+
+
+def split_owner(owner: str) -> tuple[str, str, str | None]:
+    """A lock owner id's machine, pid and activity (``None``: a sync); an id of no known form is all machine."""
+    head, _, last = owner.rpartition(":")
+    if last.isdigit():
+        return head, last, None
+    machine, _, pid = head.rpartition(":")
+    if pid.isdigit() and machine:
+        return machine, pid, last
+    return owner, "", None
 
 
 def owner_is_dead(owner: str) -> bool:
-    """Whether ``owner`` (``host:pid``) is a process of this machine that is gone."""
+    """Whether ``owner`` (``host:pid``, maybe with its activity) is a process of this machine that is gone."""
     # Only a process of this machine can be looked for; another desktop's lock goes stale by its heartbeat alone.
-    host, _, pid_text = owner.rpartition(":")
+    host, pid_text, _ = split_owner(owner)
     if host != machine_name() or not pid_text.isdigit():
         return False
     try:

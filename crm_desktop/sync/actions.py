@@ -13,8 +13,10 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictRow, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
+from crm_desktop.store.process_owner import UNDO, lock_owner
 from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
 from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.sync.lock_holder import holder_phrase
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
@@ -286,7 +288,7 @@ async def undo_run(
     Raises:
         UndoRefused: when the run was undone already, or (without ``force``) values it wrote changed since.
         ConflictResolutionError: when the run belongs to another integration or is still running.
-        SyncAlreadyRunning: when a sync of the integration is running.
+        SyncAlreadyRunning: when a sync, push, undo or removal of the integration holds its lock (named).
     """
     assert integration.id is not None
     target = store.get_run(run_id)
@@ -295,8 +297,10 @@ async def undo_run(
     if target.status is SyncRunStatus.RUNNING:
         raise ConflictResolutionError(f"run {run_id} is still running")
     _refuse_if_undone(store, run_id)
-    if not store.acquire_lock(integration.id):
-        raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
+    undoer = lock_owner(UNDO)  # named: a refusal says an undo holds the lock, and this process's sync is another
+    if not store.acquire_lock(integration.id, undoer):
+        raise SyncAlreadyRunning(
+            f"{holder_phrase(store, integration.id, integration.name)} is running; undo it afterwards")
     try:
         # Asked again under the lock: another desktop or the CLI may have undone the run between the look above
         # and the lock (its undo run is finished before it lets the lock go), and the CRM must get the undo once.
@@ -340,7 +344,7 @@ async def undo_run(
                              failed=outcomes.count(RecordOutcome.FAILED), total=len(outcomes),
                              api_calls=adapter.api_calls, message=f"undo of run {run_id}")
     finally:
-        store.release_lock(integration.id)
+        store.release_lock(integration.id, undoer)
     return report
 
 

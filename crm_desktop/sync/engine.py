@@ -28,6 +28,7 @@ from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import EmailTakenError
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
 from crm_desktop.sync.extras import PushExtras
+from crm_desktop.sync.lock_holder import holder_phrase
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
@@ -370,7 +371,8 @@ class SyncEngine:
             return self._result(run, SyncRunStatus.SUCCEEDED, None, started, auth_failed=False)
         if not self.store.acquire_lock(self.integration_id):
             await self.adapter.aclose()
-            raise SyncAlreadyRunning(f"a sync of {self.integration.name!r} is already running")
+            raise SyncAlreadyRunning(
+                f"{holder_phrase(self.store, self.integration_id, self.integration.name)} is already running")
         try:
             run = _Run.sampled(self.store.start_run(self.integration_id, trigger, direction), dry_run=False,
                                only=local_ids)

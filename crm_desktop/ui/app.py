@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from crm_desktop import __version__
+from crm_desktop.app.api_port import port_env_set, port_from_env
 from crm_desktop.app.errors import StoreConfigError, VaultError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.ui.accessibility import AccessibleNames, install_accessible_names
@@ -57,9 +57,7 @@ LAST_CALL_SECONDS = 1.0
 
 def local_api_port(workspace: Workspace) -> int | None:
     """Where the app serves its local API: ``CRM_DESKTOP_API_PORT`` when set, else Settings (``None``: off)."""
-    from crm_desktop.api.server import PORT_ENV, port_from_env
-
-    if os.environ.get(PORT_ENV, "").strip():
+    if port_env_set():
         return port_from_env()
     preferences = workspace.preferences.get()
     return preferences.local_api_port if preferences.local_api_enabled else None

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.errors import VaultError
 from crm_desktop.app.settings import NetworkSettingsService, SettingKey, SettingsError
+from crm_desktop.ui.widgets import fit_placeholder
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,14 @@ class NetworkSettingsDialog(QDialog):
         super().__init__(parent)
         self.settings = settings
         self.setWindowTitle("Network settings")
-        self.setMinimumWidth(560)
+        # No fixed minimum width: the layout's, which fits the placeholders (fit_placeholder), is the dialog's.
 
         proxy, has_password = settings.proxy_for_editing()
         self.proxy_edit = QLineEdit(proxy)
-        self.proxy_edit.setPlaceholderText("http://proxy.example.com:3128 (empty: HTTPS_PROXY and friends apply)")
+        self.proxy_edit.setPlaceholderText("http://proxy.example.com:3128 (empty: HTTPS_PROXY applies)")
         self.proxy_edit.setToolTip(
-            "The HTTP proxy every CRM request goes through, as http[s]://[user@]host:port. "
-            "Hosts named in NO_PROXY are still reached directly."
+            "The HTTP proxy every CRM request goes through, as http[s]://[user@]host:port. Left empty, the "
+            "HTTPS_PROXY, HTTP_PROXY and ALL_PROXY variables apply. Hosts named in NO_PROXY are still reached directly."
         )
         self.password_edit = QLineEdit()
         self.password_edit.setEchoMode(QLineEdit.EchoMode.Password)
@@ -62,7 +63,9 @@ class NetworkSettingsDialog(QDialog):
         )
         bundle = settings.get(SettingKey.CA_BUNDLE).value or ""
         self.bundle_edit = QLineEdit(bundle)
-        self.bundle_edit.setPlaceholderText("none; e.g. your company's TLS-inspection root certificate (PEM)")
+        self.bundle_edit.setPlaceholderText("none; e.g. your company's TLS-inspection root (PEM)")
+        self.bundle_edit.setToolTip("A PEM file of CA certificates to trust as well, such as the root certificate "
+                                    "of your company's TLS-inspecting proxy.")
         # Named here: in a row of its own layout the form's label is not their buddy, and a screen reader read the
         # placeholder for the field and a bare "Browse" for its button.
         self.bundle_edit.setAccessibleName("Extra CA certificates file")
@@ -73,6 +76,9 @@ class NetworkSettingsDialog(QDialog):
         bundle_row = QHBoxLayout()
         bundle_row.addWidget(self.bundle_edit, 1)
         bundle_row.addWidget(browse)
+        # The placeholders say what an empty field means: whole, whatever the font, at the dialog's minimum width.
+        for edit in (self.proxy_edit, self.password_edit, self.bundle_edit):
+            fit_placeholder(edit)
         self.trust_combo = QComboBox()
         for label, value in TRUST_CHOICES:
             self.trust_combo.addItem(label, value)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.api_access import ApiTokens
+from crm_desktop.app.api_port import PORT_ENV, port_env_set, port_from_env
 from crm_desktop.app.errors import InvalidRecordError, VaultError
 from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
 from crm_desktop.app.workspace import Workspace
@@ -153,6 +154,20 @@ def hinted_grid_tab(hint: str) -> tuple[QWidget, QVBoxLayout, QGridLayout]:
     return page, layout, grid
 
 
+def env_port_note(preferences: DeskPreferences) -> str:
+    """What Settings > Local API says when CRM_DESKTOP_API_PORT sets the port (it wins over these settings)."""
+    port = port_from_env()
+    if port is None:
+        used = "turns the local API off"
+    elif port == 0:
+        used = "sets the port: the local API listens on a free port the app picks"
+    else:
+        used = f"sets the port: the local API listens on port {port}"
+    stored = f"port {preferences.local_api_port}" if preferences.local_api_enabled else "the API off"
+    return (f"{PORT_ENV} is set and {used}, whatever these settings say. The settings here ({stored}) apply "
+            "when the variable is unset.")
+
+
 class SettingsDialog(QDialog, AsksFirst):
     """The workspace's settings in tabs: General, Schedules, Local API, Scoring.
 
@@ -162,7 +177,7 @@ class SettingsDialog(QDialog, AsksFirst):
         preview_box: whether "Sync all now" shows its dry-run preview first (the Sync Monitor's "Preview first").
         network_button: opens Settings > Network (proxy and certificates).
         schedules: one row of controls per integration.
-        api_enabled_box, api_port_box, token_edit, copy_token_button, rotate_token_button: Local API.
+        api_enabled_box, api_port_box, api_env_note, token_edit, copy_token_button, rotate_token_button: Local API.
         weight_boxes, half_life_box, attribution_half_life_box: Scoring.
         error_label: why the last save was refused.
         typed_numbers: what was typed into each number box, to refuse a number out of range on Save.
@@ -298,6 +313,15 @@ class SettingsDialog(QDialog, AsksFirst):
         self.api_port_box.setMaximumWidth(120)
         self.api_port_box.setEnabled(preferences.local_api_enabled)
         self.api_enabled_box.toggled.connect(self.api_port_box.setEnabled)
+        # CRM_DESKTOP_API_PORT wins over both: they are kept (and saved) as stored, for when it is unset.
+        self.api_env_note = QLabel(env_port_note(preferences))
+        self.api_env_note.setObjectName("dialogHint")
+        self.api_env_note.setWordWrap(True)
+        self.api_env_note.setAccessibleName("Local API port set by CRM_DESKTOP_API_PORT")
+        self.api_env_note.setVisible(port_env_set())
+        if port_env_set():
+            self.api_enabled_box.setEnabled(False)
+            self.api_port_box.setEnabled(False)
         self.token_edit = QLineEdit()
         self.token_edit.setReadOnly(True)
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
@@ -325,6 +349,7 @@ class SettingsDialog(QDialog, AsksFirst):
         self.token_note.setWordWrap(True)
         form.addRow("Local API", self.api_enabled_box)
         form.addRow("Port", self.api_port_box)
+        form.addRow("", self.api_env_note)
         form.addRow("Token", token_row)
         form.addRow("", self.token_note)
         self._load_token()
@@ -487,9 +512,9 @@ class SettingsDialog(QDialog, AsksFirst):
 
     def _api_port_free(self, preferences: DeskPreferences) -> bool:
         """Refuse a new local API port that another program listens on (the API would not start there, and the
-        old one would be stopped); ``True`` when the port is free or unchanged."""
+        old one would be stopped); ``True`` when the port is free or unchanged, or CRM_DESKTOP_API_PORT sets it."""
         saved = self.workspace.preferences.get()
-        moving = preferences.local_api_enabled and (
+        moving = not port_env_set() and preferences.local_api_enabled and (
             not saved.local_api_enabled or preferences.local_api_port != saved.local_api_port)
         if not moving:
             return True

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QScrollArea,
     QStyle,
@@ -352,6 +353,21 @@ def refit_on_new_look(widget: QWidget, fit: Callable[[], None], *, on_resize: bo
     or font, as a theme switch does (and, with ``on_resize``, its size): sizes measured under the old look would clip
     their text under the new one."""
     _RefitOnNewLook(widget, fit, on_resize)
+
+
+def fit_placeholder(edit: QLineEdit) -> None:
+    """Keep ``edit`` wide enough to show its whole placeholder in its own font and style (again after a theme
+    switch), so that a dialog at its minimum width does not cut the hint off."""
+
+    def fit() -> None:
+        edit.ensurePolished()  # the stylesheet's font and padding, not the default ones
+        metrics = edit.fontMetrics()
+        # QLineEdit's size hint is 17 "x" plus its frame, padding and text margins as the style draws them.
+        chrome = edit.sizeHint().width() - 17 * metrics.horizontalAdvance("x")
+        edit.setMinimumWidth(metrics.horizontalAdvance(edit.placeholderText()) + chrome + 2)  # 2: the cursor's room
+
+    fit()
+    refit_on_new_look(edit, fit)
 
 
 def style_record_table(table: QTableView, *, single_selection: bool = True) -> None:

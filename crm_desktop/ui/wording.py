@@ -18,7 +18,8 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.sync_service import SyncResult, SyncTrigger
 from crm_desktop.app.text import duration_text as run_length_text
 from crm_desktop.app.text import plural
-from crm_desktop.domain.models import LeadStatus, SocialPlatform, SyncDirection, TouchpointType
+from crm_desktop.domain.models import PLATFORM_NAMES as PLATFORM_NAMES  # the networks' names, also in messages
+from crm_desktop.domain.models import LeadStatus, SyncDirection, TouchpointType
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.domain.social import AttributionModel
 
@@ -33,18 +34,6 @@ MODEL_NAMES = {
     AttributionModel.POSITION_BASED: "Position based",
 }
 
-#: The social networks as their owners spell them (the wire's values are lower case).
-PLATFORM_NAMES: dict[str, str] = {
-    SocialPlatform.TWITTER: "Twitter/X",
-    SocialPlatform.INSTAGRAM: "Instagram",
-    SocialPlatform.LINKEDIN: "LinkedIn",
-    SocialPlatform.FACEBOOK: "Facebook",
-    SocialPlatform.TIKTOK: "TikTok",
-    SocialPlatform.YOUTUBE: "YouTube",
-    SocialPlatform.THREADS: "Threads",
-    SocialPlatform.PINTEREST: "Pinterest",
-    SocialPlatform.REDDIT: "Reddit",
-}
 
 #: What a person did, as a timeline lists it (the wire's values are ``post_view``, ``dm``...); a conversation is
 #: an entry of the timeline of its own.

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crm_desktop.api.server import LocalApiServer, port_from_env
+from crm_desktop.api.server import LocalApiServer
+from crm_desktop.app.api_port import port_from_env
 from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.serve import run_schedule

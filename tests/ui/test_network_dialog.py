@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from PySide6.QtWidgets import QDialogButtonBox
+from PySide6.QtWidgets import QDialogButtonBox, QStyle
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.settings import SettingKey
@@ -104,3 +104,25 @@ def test_the_certificates_field_and_its_button_say_what_they_are(qtbot: QtBot, w
     dialog = open_from_menu(qtbot, workspace)
     assert dialog.bundle_edit.accessibleName() == "Extra CA certificates file"
     assert dialog.browse_button.accessibleName() == "Browse for the extra CA certificates file"
+
+
+@pytest.mark.parametrize("styled", [False, True], ids=["plain", "app stylesheet"])
+def test_the_placeholders_are_whole_at_the_dialogs_minimum_width(
+    qtbot: QtBot, workspace: Workspace, request: pytest.FixtureRequest, styled: bool
+) -> None:
+    """The proxy and certificate placeholders were cut off at the dialog's minimum width."""
+    if styled:
+        request.getfixturevalue("styled_app")
+    dialog = NetworkSettingsDialog(workspace.network)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.resize(1, 1)  # as narrow as the dialog lets itself be
+    qtbot.waitUntil(lambda: dialog.width() < 700)
+    assert dialog.width() == max(dialog.minimumWidth(), dialog.minimumSizeHint().width())
+    for edit in (dialog.proxy_edit, dialog.password_edit, dialog.bundle_edit):
+        frame = edit.style().pixelMetric(QStyle.PixelMetric.PM_DefaultFrameWidth, None, edit)
+        margins = edit.textMargins()
+        needed = edit.fontMetrics().horizontalAdvance(edit.placeholderText()) + margins.left() + margins.right()
+        needed += 2 * frame + 2 * 2  # the frame, and the 2 px QLineEdit keeps on either side of its text
+        assert edit.width() >= needed, f"{edit.placeholderText()!r}: {edit.width()} < {needed}"

@@ -29,7 +29,9 @@ from tests.ui.conftest import HubSpotBench
 
 
 @pytest.fixture
-def window(qtbot: QtBot, hubspot: HubSpotBench) -> MainWindow:
+def window(qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch) -> MainWindow:
+    # CRM_DESKTOP_API_PORT (set for every test) would lock the stored port; these windows serve no API anyway.
+    monkeypatch.delenv("CRM_DESKTOP_API_PORT")
     opened = MainWindow(hubspot.workspace, tray_available=False)
     qtbot.addWidget(opened)
     opened.show()
@@ -337,3 +339,48 @@ def test_a_local_api_port_in_use_is_refused_and_the_api_stays_where_it_is(
         assert dialog.tabs.currentIndex() == 2 and dialog.focusWidget() is dialog.api_port_box
         assert hubspot.workspace.preferences.get() == before
         assert window.statusBar().currentMessage() != "Settings saved"
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("9001", "CRM_DESKTOP_API_PORT is set and sets the port: the local API listens on port 9001"),
+    ("off", "CRM_DESKTOP_API_PORT is set and turns the local API off"),
+])
+def test_settings_say_that_crm_desktop_api_port_wins_over_the_stored_port(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    """With CRM_DESKTOP_API_PORT set the API listens where it says, while Settings showed the stored port as if it
+    applied: the port is locked, a note says what the variable does, and Save keeps the stored values."""
+    stored = hubspot.workspace.preferences.update(local_api_port=9123)
+    monkeypatch.setenv("CRM_DESKTOP_API_PORT", value)
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(dialog.tabs.indexOf(dialog.api_page))
+    assert dialog.api_env_note.isVisible()
+    assert dialog.api_env_note.text() == (
+        f"{says}, whatever these settings say. The settings here (port 9123) apply when the variable is unset.")
+    assert not dialog.api_port_box.isEnabled() and not dialog.api_enabled_box.isEnabled()
+    assert dialog.api_port_box.value() == 9123
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    assert hubspot.workspace.preferences.get() == stored
+
+
+def test_settings_unlock_the_port_once_crm_desktop_api_port_is_unset(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(dialog.tabs.indexOf(dialog.api_page))
+    assert not dialog.api_env_note.isVisible()
+    assert dialog.api_port_box.isEnabled() == hubspot.workspace.preferences.get().local_api_enabled
+    assert dialog.api_enabled_box.isEnabled()
+
+
+def test_settings_read_crm_desktop_api_port_without_loading_the_api() -> None:
+    """Settings says what CRM_DESKTOP_API_PORT does without importing the API server (FastAPI, uvicorn)."""
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, crm_desktop.ui.settings_dialog; "
+                               "print(sorted({'fastapi', 'uvicorn', 'crm_desktop.api.server'} & set(sys.modules)))"],
+        capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "[]"
