@@ -29,7 +29,7 @@ from crm_desktop.providers.factory import build_adapter, default_record_mappers
 from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
 from crm_desktop.store.sync_store import SyncStore
-from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.sync.lock_refusal import lock_refused
 
 if TYPE_CHECKING:
     from crm_desktop.providers.factory import Transport
@@ -208,7 +208,7 @@ class CrmActions:
             return report
         locks, integration_id = self.locks, integration.id
         if not locks.acquire_lock(integration_id):
-            raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+            raise lock_refused(locks, integration_id, f"a sync of {integration.name!r} is already running")
 
         async def keep_holding() -> None:
             while True:

@@ -14,7 +14,7 @@ from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictRow, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
-from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.sync.lock_refusal import lock_refused
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
@@ -296,7 +296,7 @@ async def undo_run(
         raise ConflictResolutionError(f"run {run_id} is still running")
     _refuse_if_undone(store, run_id)
     if not store.acquire_lock(integration.id):
-        raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
+        raise lock_refused(store, integration.id, f"a sync of {integration.name!r} is running", "undo it afterwards")
     try:
         # Asked again under the lock: another desktop or the CLI may have undone the run between the look above
         # and the lock (its undo run is finished before it lets the lock go), and the CRM must get the undo once.
