@@ -55,7 +55,8 @@ from crm_desktop.store.repositories import (
 
 logger = logging.getLogger(__name__)
 
-#: The message of a run whose process stopped before finishing it (found when its lock is taken over).
+#: The message of a run whose process stopped before finishing it (found when its lock is taken over); its counts
+#: are then those of its record log, what it did before it stopped.
 INTERRUPTED_MESSAGE = "interrupted: the app stopped during this run; the next run resumed its unsent writes"
 
 
@@ -241,15 +242,55 @@ class SyncStore:
             row = session.get(SyncLockRow, integration_id)
             return holder_of(row, self._lock_time(session)) if row is not None else None
 
+    def close_orphaned_runs(self) -> int:
+        """Close the runs whose lock's holder is gone (a process of this machine that no longer exists, or one
+        silent for :data:`LOCK_STALE_AFTER`) as interrupted, with the counts of their record logs, and free their
+        locks: what taking such a lock over does, for a list of runs read before any sync takes it. Returns how
+        many runs were closed."""
+        with self.db.session() as session:
+            now = self._lock_time(session)
+            if all(holder_of(row, now).live for row in session.scalars(select(SyncLockRow))):
+                return 0  # the common case, read without the write lock
+        closed = 0
+        with self.db.session() as session:
+            if self.db.is_sqlite:
+                hold_for_write(session, _table(SyncLockRow))
+            now = self._lock_time(session)
+            for row in session.scalars(select(SyncLockRow).with_for_update(skip_locked=not self.db.is_sqlite)):
+                if not holder_of(row, now).live:
+                    closed += self._close_interrupted_runs(session, row.integration_id, now)
+                    session.delete(row)
+        return closed
+
     @staticmethod
-    def _close_interrupted_runs(session: Session, integration_id: int, now: datetime) -> None:
+    def _close_interrupted_runs(session: Session, integration_id: int, now: datetime) -> int:
         """Close the integration's runs still "running" once their process is known to be gone: failed, as
-        interrupted."""
-        session.execute(
-            update(SyncRunRow)
-            .where(SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)
-            .values(status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE)
-        )
+        interrupted, with the counts of their record log (what each wrote before it stopped, which its own
+        figures, written as a run ends, never got)."""
+        run_ids = list(session.scalars(select(SyncRunRow.id).where(
+            SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)))
+        for run_id in run_ids:
+            counted: dict[RecordOutcome, int] = {
+                outcome: int(count) for outcome, count in session.execute(
+                    select(SyncRecordLogRow.outcome, func.count())
+                    .where(SyncRecordLogRow.run_id == run_id)
+                    .group_by(SyncRecordLogRow.outcome)
+                )
+            }
+            figures = {
+                "created": counted.get(RecordOutcome.CREATED, 0),
+                "updated": counted.get(RecordOutcome.UPDATED, 0),
+                "unchanged": counted.get(RecordOutcome.UNCHANGED, 0),
+                "failed": counted.get(RecordOutcome.FAILED, 0),
+                "conflicts": counted.get(RecordOutcome.CONFLICT, 0),
+            }
+            session.execute(
+                update(SyncRunRow).where(SyncRunRow.id == run_id).values(
+                    status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE,
+                    total=sum(figures[k] for k in ("created", "updated", "unchanged", "failed")), **figures,
+                )
+            )
+        return len(run_ids)
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, integration_id: int, trigger: SyncTrigger, direction: SyncDirection, message: str | None = None,

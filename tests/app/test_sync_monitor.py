@@ -238,6 +238,37 @@ def test_a_sync_running_elsewhere_says_who_runs_it_and_when_its_lock_is_taken_ov
     assert line.state is HealthState.NOT_SYNCED, line.reason
 
 
+def test_a_sync_killed_on_this_machine_shows_interrupted_with_what_its_record_log_holds(
+    workspace: Workspace,
+) -> None:
+    """A sync killed with kill -9 left its run "running" with no figures (they are written as a run ends) while its
+    record log held its writes. Once its process is gone, the run history shows it interrupted, with the counts of
+    its record log, and its lock is free, before any other sync starts."""
+    store = workspace.sync.store
+    integration = workspace.integrations.get(NAME)
+    assert integration.id is not None
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    owner = f"{machine_name()}:{int(gone.stdout)}"
+    assert store.acquire_lock(integration.id, owner=owner)
+    killed = store.start_run(integration.id, SyncTrigger.MANUAL, "push")
+    store.heartbeat(integration.id, killed, owner=owner)
+    store.add_record_outcomes(killed, [
+        (RecordObject.CONTACT, "person1@example.com", "11", RecordOutcome.CREATED, None, None),
+        (RecordObject.CONTACT, "person2@example.com", "12", RecordOutcome.UPDATED, None, None),
+        (RecordObject.CONTACT, "person3@example.com", None, RecordOutcome.FAILED, ErrorCategory.VALIDATION, "no"),
+    ])
+
+    [run] = workspace.sync.runs(NAME)
+
+    assert run.id == killed and run.status is SyncRunStatus.FAILED
+    assert run.message is not None and run.message.startswith("interrupted")
+    assert (run.created, run.updated, run.failed, run.total) == (1, 1, 1, 3)
+    assert store.lock_holder(integration.id) is None
+    [line] = workspace.monitor.health()
+    assert line.state is not HealthState.SYNCING, line.reason
+
+
 def test_running_here_is_syncing_and_a_stale_lock_is_not() -> None:
     assert health_state(facts(), running_here=True, now=NOW)[0] is HealthState.SYNCING
     stale = facts(AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED), NOW - timedelta(hours=1))

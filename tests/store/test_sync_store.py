@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import select, update
 
 from crm_desktop.domain.models import Integration, SyncDirection
+from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.store import lock_state
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger, typed_audit_values
 from crm_desktop.store.process_owner import machine_name
 from crm_desktop.store.repositories import IntegrationStore, NotFoundError
-from crm_desktop.store.sync_store import LOCK_STALE_AFTER, SyncStore
+from crm_desktop.store.sync_store import INTERRUPTED_MESSAGE, LOCK_STALE_AFTER, SyncStore
 
 pytestmark = pytest.mark.postgres
 
@@ -152,6 +153,40 @@ def test_a_lock_tells_how_long_its_holder_has_been_silent(database: Database) ->
     assert timedelta(seconds=40) <= state.silent_for < timedelta(seconds=45)
     assert state.live and not state.owner_dead
     assert LOCK_STALE_AFTER - timedelta(seconds=45) < state.taken_over_in <= LOCK_STALE_AFTER - timedelta(seconds=40)
+
+
+def test_a_run_found_interrupted_gets_the_counts_of_its_record_log(database: Database) -> None:
+    """A run killed mid-way never wrote its figures (they are written as a run ends) though its record log holds
+    what it did: when its lock is taken over, it is closed as interrupted with the counts of its log."""
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    store = SyncStore(database)
+    assert store.acquire_lock(integration.id, owner="crashed-host:1")
+    killed = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.BOTH)
+    store.heartbeat(integration.id, killed, owner="crashed-host:1")
+    contact, lead = RecordObject.CONTACT, RecordObject.LEAD
+    store.add_record_outcomes(killed, [
+        (contact, "a@example.com", "1", RecordOutcome.CREATED, None, None),
+        (contact, "b@example.com", "2", RecordOutcome.CREATED, None, None),
+        (lead, "c@example.com", "3", RecordOutcome.UPDATED, None, None),
+        (contact, "d@example.com", "4", RecordOutcome.UNCHANGED, None, None),
+        (contact, "e@example.com", None, RecordOutcome.FAILED, None, "refused"),
+        (contact, "f@example.com", "6", RecordOutcome.CONFLICT, None, "changed on both sides"),
+        (contact, "g@example.com", None, RecordOutcome.SKIPPED, None, "no email"),
+    ])
+    earlier = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.PUSH)
+    store.finish_run(earlier, SyncRunStatus.SUCCEEDED, created=7, total=7)
+    age_lock(database, LOCK_STALE_AFTER * 2)
+
+    assert store.acquire_lock(integration.id, owner="desk-2:7")
+
+    run = store.get_run(killed)
+    assert (run.status, run.message) == (SyncRunStatus.FAILED, INTERRUPTED_MESSAGE)
+    assert run.message is not None and run.message.startswith("interrupted")
+    assert run.finished_at is not None
+    assert (run.created, run.updated, run.unchanged, run.failed, run.conflicts, run.total) == (2, 1, 1, 1, 1, 5)
+    finished = store.get_run(earlier)
+    assert (finished.status, finished.created, finished.total) == (SyncRunStatus.SUCCEEDED, 7, 7)
 
 
 @pytest.mark.parametrize(("value", "text", "kind"), [
