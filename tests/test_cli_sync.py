@@ -3,20 +3,22 @@ HubSpot sandbox."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from crm_desktop.cli import ExitCode, main
-from crm_desktop.domain.models import Contact, Integration
+from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store import sync_store
-from crm_desktop.store.models import ConflictRule
+from crm_desktop.store.models import ConflictRule, SyncLockRow, SyncTrigger
 from crm_desktop.store.sync_store import SyncStore
 from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
 
@@ -416,6 +418,31 @@ def test_a_sync_held_by_another_process_is_refused(
     assert sandbox.summary()["contacts"] == 0
 
 
+def test_a_refused_sync_says_when_the_silent_holders_lock_is_taken_over(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A desktop killed mid-sync leaves its lock for the heartbeat to go stale: the refusal says when it was last
+    heard from and when the lock is taken over, instead of only "already running" for five minutes."""
+    imported(data_dir, tmp_path, capsys)
+    with workspace_at(data_dir) as workspace:
+        integration = workspace.integrations.get("hs")
+        assert integration.id is not None
+        store = workspace.sync.store
+        assert store.acquire_lock(integration.id, owner="other-host:4242")
+        run_id = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.BOTH)
+        store.heartbeat(integration.id, run_id, owner="other-host:4242")
+        with workspace.database.session() as session:
+            for row in session.scalars(select(SyncLockRow)):
+                row.heartbeat_at = row.heartbeat_at - timedelta(minutes=3)
+    code, out, err = run(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.PARTIAL and out == ""
+    assert re.search(
+        rf"a sync of 'hs' is already running \(on other-host, process 4242, run {run_id}\); last heartbeat "
+        r"3 min( \d s)? ago; if it stays silent, the next sync takes the lock over at \d\d:\d\d:\d\d "
+        r"\(in (2 min \d+ s|2 min|1 min 5\d s)\); try again when it has finished", err), err
+    assert sandbox.summary()["contacts"] == 0
+
+
 def test_a_push_while_another_desktop_syncs_the_integration_is_refused(
     data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -429,7 +456,8 @@ def test_a_push_while_another_desktop_syncs_the_integration_is_refused(
         assert workspace.sync.store.acquire_lock(integration.id, owner="other-host:4242")
     code, out, err = run(data_dir, ["contacts", "push", "hs", "--file", str(path)], capsys)
     assert code == ExitCode.PARTIAL and out == ""
-    assert "already running (on other-host, process 4242); push the file when it has finished" in err
+    assert "already running (on other-host, process 4242); last heartbeat " in err
+    assert err.rstrip().endswith("); push the file when it has finished"), err
     code, data = run_json(data_dir, ["contacts", "push", "hs", "--file", str(path)], capsys)
     assert code == ExitCode.PARTIAL and data["error"]["code"] == "sync_running"
     assert crm_writes(sandbox) == []
@@ -752,7 +780,7 @@ def test_an_undo_refused_during_a_push_says_a_push_holds_the_lock(
     monkeypatch.setattr(SyncStore, "release_lock", undo_while_the_push_holds_the_lock)
     _, _, err = run(data_dir, ["contacts", "push", "hs", "--file", str(path)], capsys)  # one row refused: exit 1
     assert undo_codes == [-1, ExitCode.PARTIAL]
-    assert "a contacts push to 'hs' from desk-2 is running; undo it afterwards" in err, err
+    assert "a contacts push to 'hs' is running (on desk-2, process " in err and "; undo it afterwards" in err, err
     assert "a sync" not in err
     monkeypatch.setattr(SyncStore, "release_lock", let_go)
     code, _, err = run(data_dir, ["runs", "undo", str(pull_run)], capsys)
@@ -760,11 +788,11 @@ def test_an_undo_refused_during_a_push_says_a_push_holds_the_lock(
 
 
 @pytest.mark.parametrize(("activity", "says"), [
-    (None, "a sync of 'hs' is running"),
-    ("contacts push", "a contacts push to 'hs' from other-host is running"),
-    ("leads push", "a leads push to 'hs' from other-host is running"),
-    ("undo", "an undo of 'hs' from other-host is running"),
-    ("removal", "a removal of 'hs' on other-host is running"),
+    (None, "a sync of 'hs' is running (on other-host, process 4242)"),
+    ("contacts push", "a contacts push to 'hs' is running (on other-host, process 4242)"),
+    ("leads push", "a leads push to 'hs' is running (on other-host, process 4242)"),
+    ("undo", "an undo of 'hs' is running (on other-host, process 4242)"),
+    ("removal", "a removal of 'hs' is running (on other-host, process 4242)"),
 ])
 def test_undo_and_removal_refusals_name_what_holds_the_lock(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], activity: str | None, says: str
@@ -780,6 +808,6 @@ def test_undo_and_removal_refusals_name_what_holds_the_lock(
         assert integration.id is not None
         assert workspace.sync.store.acquire_lock(integration.id, owner=owner)
     code, _, err = run(data_dir, ["runs", "undo", str(run_id)], capsys)
-    assert code == ExitCode.PARTIAL and f"{says}; undo it afterwards" in err, err
+    assert code == ExitCode.PARTIAL and says in err and "; undo it afterwards" in err, err
     code, _, err = run(data_dir, ["integration", "remove", "hs"], capsys)
-    assert code == ExitCode.PARTIAL and f"{says}; remove the integration once it has ended" in err, err
+    assert code == ExitCode.PARTIAL and says in err and "; remove the integration once it has ended" in err, err

@@ -34,6 +34,7 @@ from crm_desktop.store.metrics_store import (
 )
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
+from crm_desktop.sync.lock_refusal import describe_holder, holder_phrase
 from crm_desktop.sync.plan import ChangeAction, PlanCounts, PlannedChange, Side, SyncPlan
 from crm_desktop.vault import VaultError
 
@@ -59,10 +60,6 @@ __all__ = [
     "inert_cell",
     "wrote_locally",
 ]
-
-#: A lock whose heartbeat is older than this belongs to a run that died: the integration is not "syncing".
-STALE_HEARTBEAT = timedelta(minutes=5)
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -136,10 +133,16 @@ class IntegrationHealth:
 
 
 def health_state(facts: HealthFacts, *, running_here: bool, now: datetime) -> tuple[HealthState, str]:
-    """An integration's state and the reason for it, from what the store knows (pure, for tests and the CLI)."""
-    running_elsewhere = facts.heartbeat_at is not None and now - facts.heartbeat_at < STALE_HEARTBEAT
-    if running_here or running_elsewhere:
+    """An integration's state and the reason for it, from what the store knows (pure, for tests and the CLI).
+
+    A run of another process counts while its lock is live, as the lock's own clock tells (the database server's on
+    PostgreSQL: this desktop's clock may be off); ``now``, this desktop's time, only dates when the lock would be
+    taken over.
+    """
+    if running_here:
         return HealthState.SYNCING, "a sync is running"
+    if facts.lock is not None and facts.lock.live:
+        return HealthState.SYNCING, f"{holder_phrase(facts.lock)} is running {describe_holder(facts.lock, now)}"
     attempt = facts.latest_attempt
     if attempt is None:
         return HealthState.NOT_SYNCED, "no sync has run yet"

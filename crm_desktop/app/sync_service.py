@@ -46,7 +46,7 @@ from crm_desktop.sync.actions import (
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
-from crm_desktop.sync.lock_holder import holder_phrase
+from crm_desktop.sync.lock_refusal import lock_refused
 from crm_desktop.sync.mapping import (
     FieldMapping,
     MappingProblem,
@@ -416,8 +416,7 @@ class SyncService:
         # The lock comes before any network call: a run of another process is refused at once, not after the
         # adapter's first calls (the engine takes the same lock again, as the same owner, and releases it).
         if not dry_run and not self.store.acquire_lock(integration.id):
-            holder = holder_phrase(self.store, integration.id, integration.name)
-            raise SyncAlreadyRunning(f"{holder} is already running")
+            raise lock_refused(self.store, integration.id, integration.name)
         try:
             adapter = self.actions.adapter_for(integration)
         except BaseException:
@@ -518,12 +517,14 @@ class SyncService:
         """Runs started after run ``newer_than`` and the ``unfinished`` ones as they stand (a live view's re-read)."""
         if unfinished:
             self.imports.log.mark_interrupted()
+            self.store.close_orphaned_runs()
         return self.store.runs_changed(newer_than, unfinished)
 
     def runs(self, name: str | None = None, limit: int = 50) -> list[SyncRunRow]:
-        """The newest runs, of one integration or of all (imports and edits included, one killed mid-way shown as
-        interrupted)."""
+        """The newest runs, of one integration or of all (imports, edits and syncs killed mid-way shown as
+        interrupted, a sync with the counts of its record log)."""
         self.imports.log.mark_interrupted()
+        self.store.close_orphaned_runs()
         integration_id = self.integrations.get(name).id if name else None
         return self.store.list_runs(integration_id, limit)
 

@@ -28,8 +28,8 @@ from crm_desktop.cli.common import (
 )
 from crm_desktop.cli.exits import error_exit
 from crm_desktop.domain.models import SyncDirection
-from crm_desktop.store.process_owner import split_owner
 from crm_desktop.sync.engine import SyncAlreadyRunning
+from crm_desktop.sync.lock_refusal import describe_holder
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 
 logger = logging.getLogger(__name__)
@@ -161,15 +161,13 @@ def _error_code(error: Exception) -> ExitCode:
 def lock_refusal(
     workspace: Workspace, name: str, exc: SyncAlreadyRunning, then: str = "try again when it has finished"
 ) -> str:
-    """``exc``'s message with who holds the integration's lock (machine, process, run), then what to do."""
+    """``exc``'s message with who holds the integration's lock (machine, process, run, last heartbeat, when it is
+    taken over if that run is dead), then what to do."""
+    if exc.holder is not None:  # the refusal named the holder already
+        return f"{exc}; {then}"
     integration = workspace.integrations.get(name)
-    holder = workspace.sync.store.lock_holder(integration.id) if integration.id is not None else None
-    detail = ""
-    if holder is not None:
-        owner, run_id = holder
-        machine, pid, _ = split_owner(owner)
-        where = f"on {machine}, process {pid}" if pid else f"held by {owner}"
-        detail = f" ({where}" + (f", run {run_id}" if run_id else "") + ")"
+    holder = workspace.sync.store.lock_state(integration.id) if integration.id is not None else None
+    detail = f" {describe_holder(holder)}" if holder is not None else ""
     return f"{exc}{detail}; {then}"
 
 

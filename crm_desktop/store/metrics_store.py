@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database
+from crm_desktop.store.lock_state import LockHolder, holder_of, lock_time
 from crm_desktop.store.models import (
     OutboxRow,
     OutboxStatus,
@@ -101,6 +102,8 @@ class HealthFacts:
         running_since: when the run holding the integration's lock started (another process included).
         heartbeat_at: that run's last heartbeat.
         outbox_pending: CRM writes recorded and not yet confirmed.
+        lock: who holds the integration's lock and how long it has been silent, by the lock's own clock (the
+            database server's on PostgreSQL, not this desktop's).
     """
 
     integration_id: int
@@ -109,6 +112,7 @@ class HealthFacts:
     running_since: datetime | None
     heartbeat_at: datetime | None
     outbox_pending: int
+    lock: LockHolder | None = None
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,7 @@ class MetricsStore:
             locks = {row.integration_id: row for row in session.scalars(
                 select(SyncLockRow).where(SyncLockRow.integration_id.in_(ids))
             )}
+            lock_now = lock_time(self._db, session) if locks else None
             run_ids = [lock.run_id for lock in locks.values() if lock.run_id is not None]
             run_starts: dict[int, datetime] = dict(session.execute(
                 select(SyncRunRow.id, SyncRunRow.started_at).where(SyncRunRow.id.in_(run_ids))
@@ -283,6 +288,7 @@ class MetricsStore:
                 None if lock is None else run_starts.get(lock.run_id or -1, lock.acquired_at),
                 lock.heartbeat_at if lock is not None else None,
                 int(pending.get(integration_id, 0)),
+                holder_of(lock, lock_now) if lock is not None and lock_now is not None else None,
             )
         return facts
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, Table, Update, and_, bindparam, case, delete, func, insert, or_, select, update
@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, selectinload
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database, in_list_chunks
+from crm_desktop.store.lock_state import LOCK_STALE_AFTER as LOCK_STALE_AFTER  # where callers long read it
+from crm_desktop.store.lock_state import LockHolder, holder_of, lock_time
 from crm_desktop.store.models import (
     MERGED_FIELD,
     AuditLogRow,
@@ -36,7 +38,7 @@ from crm_desktop.store.models import (
     audit_insert_row,
     utcnow,
 )
-from crm_desktop.store.process_owner import lock_owner, owner_is_dead
+from crm_desktop.store.process_owner import lock_owner
 from crm_desktop.store.repositories import (
     SAVE_BATCH,
     ContactStore,
@@ -53,9 +55,8 @@ from crm_desktop.store.repositories import (
 
 logger = logging.getLogger(__name__)
 
-#: A lock whose owner has not beaten its heart for this long is taken over (the owner crashed or slept).
-LOCK_STALE_AFTER = timedelta(minutes=5)
-#: The message of a run whose process stopped before finishing it (found when its lock is taken over).
+#: The message of a run whose process stopped before finishing it (found when its lock is taken over); its counts
+#: are then those of its record log, what it did before it stopped.
 INTERRUPTED_MESSAGE = "interrupted: the app stopped during this run; the next run resumed its unsent writes"
 
 
@@ -181,14 +182,8 @@ class SyncStore:
 
     # -- locks ---------------------------------------------------------------------------------
     def _lock_time(self, session: Session) -> datetime:
-        """The time a lock's heartbeat is written and judged by: the PostgreSQL server's, as the desktops of a team
-        keep their own clocks (one a few minutes behind would have its live lock taken for a crashed run's, and
-        one ahead would wait for ever); this machine's for a SQLite file, which only its processes share."""
-        if self.db.is_sqlite:
-            return utcnow()
-        server_now = session.scalar(select(func.now()))
-        assert isinstance(server_now, datetime)
-        return server_now.astimezone(UTC)
+        """The time a lock's heartbeat is written and judged by (:func:`lock_time`)."""
+        return lock_time(self.db, session)
 
     def acquire_lock(self, integration_id: int, owner: str | None = None) -> bool:
         """Take the integration's sync lock; ``False`` when a live run holds it."""
@@ -201,18 +196,14 @@ class SyncStore:
             now = self._lock_time(session)
             row = session.get(SyncLockRow, integration_id, with_for_update=not self.db.is_sqlite)
             if row is not None:
-                stale = row.heartbeat_at < now - LOCK_STALE_AFTER or owner_is_dead(row.owner)
+                stale = not holder_of(row, now).live
                 if row.owner != owner and not stale:
                     return False
                 if row.owner != owner:
                     # The owner died mid-run: runs only start under this lock, so any run of the integration
                     # still "running" is its, and would show so for ever (and could never be undone). Its pending
                     # writes stay in the outbox for the next run to resume.
-                    session.execute(
-                        update(SyncRunRow)
-                        .where(SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)
-                        .values(status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE)
-                    )
+                    self._close_interrupted_runs(session, integration_id, now)
                 row.owner, row.acquired_at, row.heartbeat_at, row.run_id = owner, now, now, None
                 return True
         try:
@@ -243,6 +234,63 @@ class SyncStore:
         with self.db.session() as session:
             row = session.get(SyncLockRow, integration_id)
             return (row.owner, row.run_id) if row else None
+
+    def lock_state(self, integration_id: int) -> LockHolder | None:
+        """Who holds the lock, the run it is doing and how long ago it was last heard from (by the lock's clock,
+        the database server's on PostgreSQL), if anyone holds it."""
+        with self.db.session() as session:
+            row = session.get(SyncLockRow, integration_id)
+            return holder_of(row, self._lock_time(session)) if row is not None else None
+
+    def close_orphaned_runs(self) -> int:
+        """Close the runs whose lock's holder is gone (a process of this machine that no longer exists, or one
+        silent for :data:`LOCK_STALE_AFTER`) as interrupted, with the counts of their record logs, and free their
+        locks: what taking such a lock over does, for a list of runs read before any sync takes it. Returns how
+        many runs were closed."""
+        with self.db.session() as session:
+            now = self._lock_time(session)
+            if all(holder_of(row, now).live for row in session.scalars(select(SyncLockRow))):
+                return 0  # the common case, read without the write lock
+        closed = 0
+        with self.db.session() as session:
+            if self.db.is_sqlite:
+                hold_for_write(session, _table(SyncLockRow))
+            now = self._lock_time(session)
+            for row in session.scalars(select(SyncLockRow).with_for_update(skip_locked=not self.db.is_sqlite)):
+                if not holder_of(row, now).live:
+                    closed += self._close_interrupted_runs(session, row.integration_id, now)
+                    session.delete(row)
+        return closed
+
+    @staticmethod
+    def _close_interrupted_runs(session: Session, integration_id: int, now: datetime) -> int:
+        """Close the integration's runs still "running" once their process is known to be gone: failed, as
+        interrupted, with the counts of their record log (what each wrote before it stopped, which its own
+        figures, written as a run ends, never got)."""
+        run_ids = list(session.scalars(select(SyncRunRow.id).where(
+            SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)))
+        for run_id in run_ids:
+            counted: dict[RecordOutcome, int] = {
+                outcome: int(count) for outcome, count in session.execute(
+                    select(SyncRecordLogRow.outcome, func.count())
+                    .where(SyncRecordLogRow.run_id == run_id)
+                    .group_by(SyncRecordLogRow.outcome)
+                )
+            }
+            figures = {
+                "created": counted.get(RecordOutcome.CREATED, 0),
+                "updated": counted.get(RecordOutcome.UPDATED, 0),
+                "unchanged": counted.get(RecordOutcome.UNCHANGED, 0),
+                "failed": counted.get(RecordOutcome.FAILED, 0),
+                "conflicts": counted.get(RecordOutcome.CONFLICT, 0),
+            }
+            session.execute(
+                update(SyncRunRow).where(SyncRunRow.id == run_id).values(
+                    status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE,
+                    total=sum(figures[k] for k in ("created", "updated", "unchanged", "failed")), **figures,
+                )
+            )
+        return len(run_ids)
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, integration_id: int, trigger: SyncTrigger, direction: SyncDirection, message: str | None = None,

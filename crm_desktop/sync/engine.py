@@ -28,7 +28,7 @@ from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import EmailTakenError
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
 from crm_desktop.sync.extras import PushExtras
-from crm_desktop.sync.lock_holder import holder_phrase
+from crm_desktop.sync.lock_refusal import SyncAlreadyRunning, lock_refused
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
@@ -79,10 +79,6 @@ NOTE_BASE_KEY = "(social note)"
 
 #: The ways a sync run goes (undo and import runs are recorded by other services).
 SYNC_RUN_DIRECTIONS = frozenset({SyncDirection.PUSH, SyncDirection.PULL, SyncDirection.BOTH, SyncDirection.PUSH_NEW})
-
-
-class SyncAlreadyRunning(Exception):
-    """Another run of the same integration holds the lock (in this or another process)."""
 
 
 @dataclass
@@ -371,8 +367,7 @@ class SyncEngine:
             return self._result(run, SyncRunStatus.SUCCEEDED, None, started, auth_failed=False)
         if not self.store.acquire_lock(self.integration_id):
             await self.adapter.aclose()
-            raise SyncAlreadyRunning(
-                f"{holder_phrase(self.store, self.integration_id, self.integration.name)} is already running")
+            raise lock_refused(self.store, self.integration_id, self.integration.name)
         try:
             run = _Run.sampled(self.store.start_run(self.integration_id, trigger, direction), dry_run=False,
                                only=local_ids)

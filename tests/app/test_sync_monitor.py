@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from crm_desktop.app.sync_monitor import (
     HealthState,
@@ -22,8 +26,10 @@ from crm_desktop.domain.models import Contact, Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.store.lock_state import LockHolder
 from crm_desktop.store.metrics_store import AttemptFigures, HealthFacts
-from crm_desktop.store.models import SyncRunStatus, SyncTrigger
+from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger
+from crm_desktop.store.process_owner import machine_name
 from tests.app.conftest import hubspot_workspace
 from tests.support.memory_keyring import MemoryKeyring
 
@@ -169,7 +175,8 @@ NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
 def facts(attempt: AttemptFigures | None = None, heartbeat: datetime | None = None) -> HealthFacts:
-    return HealthFacts(1, attempt, None, heartbeat, heartbeat, 0)
+    lock = LockHolder("desk-2:4242", None, NOW - heartbeat, False) if heartbeat is not None else None
+    return HealthFacts(1, attempt, None, heartbeat, heartbeat, 0, lock)
 
 
 @pytest.mark.parametrize(("attempt", "heartbeat", "state"), [
@@ -196,6 +203,80 @@ def facts(attempt: AttemptFigures | None = None, heartbeat: datetime | None = No
 def test_health_state_from_the_facts(attempt: AttemptFigures | None, heartbeat: datetime | None,
                                      state: HealthState) -> None:
     assert health_state(facts(attempt, heartbeat), running_here=False, now=NOW)[0] is state
+
+
+def test_a_push_holding_the_lock_is_named_a_push_in_the_health_line(workspace: Workspace) -> None:
+    store = workspace.sync.store
+    integration = workspace.integrations.get(NAME)
+    assert integration.id is not None
+    assert store.acquire_lock(integration.id, owner="desk-2:4242:contacts push")
+    [line] = workspace.monitor.health(datetime.now(UTC))
+    assert line.state is HealthState.SYNCING
+    assert line.reason.startswith("a contacts push is running (on desk-2, process 4242); last heartbeat "), line.reason
+
+
+def test_a_sync_running_elsewhere_says_who_runs_it_and_when_its_lock_is_taken_over(workspace: Workspace) -> None:
+    """Another desktop's (or a killed process's) run shows as syncing: the health line names the desktop and
+    process, how long ago it was last heard from, and when its lock is taken over if it stays silent. A lock whose
+    process of this machine is gone is no run at all."""
+    store = workspace.sync.store
+    integration = workspace.integrations.get(NAME)
+    assert integration.id is not None
+    assert store.acquire_lock(integration.id, owner="desk-2:4242")
+    with workspace.database.session() as session:
+        for row in session.scalars(select(SyncLockRow)):
+            row.heartbeat_at = row.heartbeat_at - timedelta(seconds=40)
+    now = datetime.now(UTC)
+
+    [line] = workspace.monitor.health(now)
+
+    assert line.state is HealthState.SYNCING
+    match = re.fullmatch(r"a sync is running \(on desk-2, process 4242\); last heartbeat (\d+) s ago; if it stays "
+                         r"silent, the next sync takes the lock over at (\d\d:\d\d:\d\d) \(in 4 min (\d+) s\)",
+                         line.reason)
+    assert match is not None, line.reason
+    silent, at, left = int(match[1]), match[2], int(match[3])
+    assert 40 <= silent < 45 and silent + left == 60
+    takeover = now + timedelta(minutes=5, seconds=-silent)  # on this desktop's clock, to the second
+    assert at in {f"{(takeover + timedelta(seconds=s)).astimezone():%H:%M:%S}" for s in (-1, 0, 1)}, at
+
+    store.release_lock(integration.id, owner="desk-2:4242")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    assert store.acquire_lock(integration.id, owner=f"{machine_name()}:{int(gone.stdout)}")
+    [line] = workspace.monitor.health()
+    assert line.state is HealthState.NOT_SYNCED, line.reason
+
+
+def test_a_sync_killed_on_this_machine_shows_interrupted_with_what_its_record_log_holds(
+    workspace: Workspace,
+) -> None:
+    """A sync killed with kill -9 left its run "running" with no figures (they are written as a run ends) while its
+    record log held its writes. Once its process is gone, the run history shows it interrupted, with the counts of
+    its record log, and its lock is free, before any other sync starts."""
+    store = workspace.sync.store
+    integration = workspace.integrations.get(NAME)
+    assert integration.id is not None
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    owner = f"{machine_name()}:{int(gone.stdout)}"
+    assert store.acquire_lock(integration.id, owner=owner)
+    killed = store.start_run(integration.id, SyncTrigger.MANUAL, "push")
+    store.heartbeat(integration.id, killed, owner=owner)
+    store.add_record_outcomes(killed, [
+        (RecordObject.CONTACT, "person1@example.com", "11", RecordOutcome.CREATED, None, None),
+        (RecordObject.CONTACT, "person2@example.com", "12", RecordOutcome.UPDATED, None, None),
+        (RecordObject.CONTACT, "person3@example.com", None, RecordOutcome.FAILED, ErrorCategory.VALIDATION, "no"),
+    ])
+
+    [run] = workspace.sync.runs(NAME)
+
+    assert run.id == killed and run.status is SyncRunStatus.FAILED
+    assert run.message is not None and run.message.startswith("interrupted")
+    assert (run.created, run.updated, run.failed, run.total) == (1, 1, 1, 3)
+    assert store.lock_holder(integration.id) is None
+    [line] = workspace.monitor.health()
+    assert line.state is not HealthState.SYNCING, line.reason
 
 
 def test_running_here_is_syncing_and_a_stale_lock_is_not() -> None:

@@ -115,3 +115,24 @@ def test_a_runs_failures_group_by_category_with_a_sample(database: Database) -> 
     failed = list(metrics.failed_records(run, page_size=2))
     assert [f.record_key for f in failed] == ["a@example.com", "c@example.com", "d@example.com"]
     assert metrics.error_groups(run + 1) == []
+
+
+def test_a_run_elsewhere_is_judged_by_the_locks_clock_not_this_desktops(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a lock's heartbeats are the server's time: a desktop whose clock is ten minutes ahead showed a
+    colleague's live run as over (its own clock minus the server's heartbeat) and its Sync Monitor said "in sync".
+    The silence is the database's own reckoning."""
+    if database.is_sqlite:
+        pytest.skip("a SQLite file is shared by the processes of one machine, which share its clock")
+    from crm_desktop.app.sync_monitor import HealthState, health_state  # the health line is the app's
+
+    hubspot = integration(database)
+    assert SyncStore(database).acquire_lock(hubspot, owner="desk-2:4242")
+    fast_clock = datetime.now(UTC) + timedelta(minutes=10)
+
+    fact = MetricsStore(database).health_facts([hubspot])[hubspot]
+
+    state, reason = health_state(fact, running_here=False, now=fast_clock)
+    assert state is HealthState.SYNCING, reason
+    assert "on desk-2, process 4242" in reason and "last heartbeat 0 s ago" in reason, reason

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from crm_desktop.domain.models import Integration, SyncDirection
-from crm_desktop.store import sync_store
+from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.store import lock_state
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger, typed_audit_values
+from crm_desktop.store.process_owner import machine_name
 from crm_desktop.store.repositories import IntegrationStore, NotFoundError
-from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.store.sync_store import INTERRUPTED_MESSAGE, LOCK_STALE_AFTER, SyncStore
 
 pytestmark = pytest.mark.postgres
 
@@ -86,13 +90,103 @@ def test_a_live_lock_of_a_desktop_whose_clock_is_behind_is_not_taken_over(
     integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
     assert integration.id is not None
     store = SyncStore(database)
-    right_time = sync_store.utcnow
-    monkeypatch.setattr(sync_store, "utcnow", lambda: right_time() - timedelta(minutes=10))
+    right_time = lock_state.utcnow
+    monkeypatch.setattr(lock_state, "utcnow", lambda: right_time() - timedelta(minutes=10))
     assert store.acquire_lock(integration.id, owner="slow-clock:1")
     store.heartbeat(integration.id, owner="slow-clock:1")
-    monkeypatch.setattr(sync_store, "utcnow", right_time)
+    monkeypatch.setattr(lock_state, "utcnow", right_time)
     assert not store.acquire_lock(integration.id, owner="right-clock:2")
     assert store.lock_holder(integration.id) == ("slow-clock:1", None)
+
+
+def a_dead_pid() -> int:
+    """The id of a process of this machine that has ended."""
+    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                             check=True)
+    return int(process.stdout)
+
+
+def age_lock(database: Database, by: timedelta) -> None:
+    """Make the locks' last heartbeats ``by`` older (their holder went silent that long ago)."""
+    with database.session() as session:
+        for row in session.scalars(select(SyncLockRow)):
+            row.heartbeat_at = row.heartbeat_at - by
+
+
+def test_a_lock_of_a_dead_process_of_this_machine_is_taken_over_at_once(database: Database) -> None:
+    """A sync killed with kill -9 on this machine leaves its lock with a fresh heartbeat: its process is gone, so
+    the restarted app takes it over at once, without waiting for the heartbeat to go stale. Another machine's
+    process cannot be looked for: its lock, with the same pid, waits for its heartbeat."""
+    integrations = IntegrationStore(database)
+    here = integrations.add(Integration(provider="hubspot", name="hs", base_url="https://x")).id
+    there = integrations.add(Integration(provider="hubspot", name="hs2", base_url="https://x")).id
+    assert here is not None and there is not None
+    store = SyncStore(database)
+    pid = a_dead_pid()
+    assert store.acquire_lock(here, owner=f"{machine_name()}:{pid}")
+    assert store.acquire_lock(there, owner=f"not-{machine_name()}:{pid}")
+
+    state = store.lock_state(here)
+    assert state is not None and state.owner_dead and not state.live
+    assert store.acquire_lock(here, owner="restarted:1")
+    assert not store.acquire_lock(there, owner="restarted:1")
+    elsewhere = store.lock_state(there)
+    assert elsewhere is not None and elsewhere.live and not elsewhere.owner_dead
+
+
+def test_a_lock_tells_how_long_its_holder_has_been_silent(database: Database) -> None:
+    """What a refused desktop is told: who holds the lock, how long ago it was heard from, and how long until the
+    lock is taken over if it stays silent."""
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    store = SyncStore(database)
+    assert store.lock_state(integration.id) is None
+    assert store.acquire_lock(integration.id, owner="desk-2:4242")
+    run_id = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.PUSH)
+    store.heartbeat(integration.id, run_id, owner="desk-2:4242")
+    age_lock(database, timedelta(seconds=40))
+
+    state = store.lock_state(integration.id)
+
+    assert state is not None
+    assert (state.owner, state.machine, state.process, state.run_id) == ("desk-2:4242", "desk-2", "4242", run_id)
+    assert timedelta(seconds=40) <= state.silent_for < timedelta(seconds=45)
+    assert state.live and not state.owner_dead
+    assert LOCK_STALE_AFTER - timedelta(seconds=45) < state.taken_over_in <= LOCK_STALE_AFTER - timedelta(seconds=40)
+
+
+def test_a_run_found_interrupted_gets_the_counts_of_its_record_log(database: Database) -> None:
+    """A run killed mid-way never wrote its figures (they are written as a run ends) though its record log holds
+    what it did: when its lock is taken over, it is closed as interrupted with the counts of its log."""
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    store = SyncStore(database)
+    assert store.acquire_lock(integration.id, owner="crashed-host:1")
+    killed = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.BOTH)
+    store.heartbeat(integration.id, killed, owner="crashed-host:1")
+    contact, lead = RecordObject.CONTACT, RecordObject.LEAD
+    store.add_record_outcomes(killed, [
+        (contact, "a@example.com", "1", RecordOutcome.CREATED, None, None),
+        (contact, "b@example.com", "2", RecordOutcome.CREATED, None, None),
+        (lead, "c@example.com", "3", RecordOutcome.UPDATED, None, None),
+        (contact, "d@example.com", "4", RecordOutcome.UNCHANGED, None, None),
+        (contact, "e@example.com", None, RecordOutcome.FAILED, None, "refused"),
+        (contact, "f@example.com", "6", RecordOutcome.CONFLICT, None, "changed on both sides"),
+        (contact, "g@example.com", None, RecordOutcome.SKIPPED, None, "no email"),
+    ])
+    earlier = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.PUSH)
+    store.finish_run(earlier, SyncRunStatus.SUCCEEDED, created=7, total=7)
+    age_lock(database, LOCK_STALE_AFTER * 2)
+
+    assert store.acquire_lock(integration.id, owner="desk-2:7")
+
+    run = store.get_run(killed)
+    assert (run.status, run.message) == (SyncRunStatus.FAILED, INTERRUPTED_MESSAGE)
+    assert run.message is not None and run.message.startswith("interrupted")
+    assert run.finished_at is not None
+    assert (run.created, run.updated, run.unchanged, run.failed, run.conflicts, run.total) == (2, 1, 1, 1, 1, 5)
+    finished = store.get_run(earlier)
+    assert (finished.status, finished.created, finished.total) == (SyncRunStatus.SUCCEEDED, 7, 7)
 
 
 @pytest.mark.parametrize(("value", "text", "kind"), [
