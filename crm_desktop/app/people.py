@@ -498,12 +498,17 @@ def write_report_csv(report: AttributionReport, path: Path) -> int:
     """
     lines = [("campaign", row) for row in report.by_campaign] + [("platform", row) for row in report.by_platform]
     currencies = sorted({currency for _, row in lines for currency in row.value_credited} | set(report.value))
+    # The period on every line, so that a file opened next month still says which one it covers (UTC, ISO 8601;
+    # empty: from the first touchpoint, or up to the export).
+    since, until = (f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}" if moment is not None else ""
+                    for moment in (report.since, report.until))
     with spreadsheet_csv(path) as writer:
-        writer.writerow(["model", "breakdown", "name", "touchpoints", "leads", "conversions_credited",
-                         *(f"value_credited_{currency}" for currency in currencies)])
+        writer.writerow(["model", "period_start", "period_end", "breakdown", "name", "touchpoints", "leads",
+                         "conversions_credited", *(f"value_credited_{currency}" for currency in currencies)])
         for breakdown, row in lines:
             # A campaign's name comes from the events (the local API, a file): a spreadsheet must not run it.
-            writer.writerow([report.model.value, breakdown, inert_cell(row.name), row.touchpoints, row.leads,
+            writer.writerow([report.model.value, since, until, breakdown, inert_cell(row.name), row.touchpoints,
+                             row.leads,
                              f"{row.conversions_credited:.4f}",
                              *(f"{row.value_credited.get(currency, 0.0):.2f}" for currency in currencies)])
     return len(lines)

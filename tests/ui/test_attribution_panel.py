@@ -16,7 +16,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QTableWidget
 from pytestqt.qtbot import QtBot
 
-from crm_desktop.app.people import PeopleService, TouchpointSeries
+from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.social import (
@@ -163,6 +163,7 @@ def test_export_writes_the_report_as_csv(qtbot: QtBot, panel: AttributionPanel, 
     assert panel.report is not None
     assert len(rows) == len(panel.report.by_campaign) + len(panel.report.by_platform)
     assert {row["model"] for row in rows} == {"time_decay"}
+    assert {(row["period_start"], row["period_end"]) for row in rows} == {("", "")}  # all time, up to the export
     campaigns = {row["name"]: row for row in rows if row["breakdown"] == "campaign"}
     for line in panel.report.by_campaign:
         assert float(campaigns[line.name or ""]["conversions_credited"]) == pytest.approx(line.conversions_credited,
@@ -370,7 +371,7 @@ def test_a_date_and_the_chart_days_are_the_marketers_local_ones(qtbot: QtBot, wo
         ("2026-11-30", 1), ("2026-12-01", 0), ("2026-12-02", 1), ("2026-12-03", 0)]
 
 
-def test_between_dates_ends_with_the_last_days_midnight(qtbot: QtBot, workspace: Workspace,
+def test_between_dates_ends_with_the_last_days_midnight(qtbot: QtBot, workspace: Workspace, tmp_path: Path,
                                                           los_angeles: ZoneInfo) -> None:
     """A period could only run to now ("Since a date…"): November's report counted December too."""
     now = datetime(2026, 12, 5, 12, 0, tzinfo=los_angeles)
@@ -389,6 +390,10 @@ def test_between_dates_ends_with_the_last_days_midnight(qtbot: QtBot, workspace:
     days = chart_days(panel)["Twitter/X"]
     assert (days[0][0], days[-1][0], len(days)) == ("2026-11-01", "2026-11-30", 30)
     assert sum(count for _day, count in days) == 2
+    assert panel.report is not None and write_report_csv(panel.report, tmp_path / "november.csv") == 2
+    with (tmp_path / "november.csv").open(encoding="utf-8-sig") as handle:
+        first = next(csv.DictReader(handle))
+    assert (first["period_start"], first["period_end"]) == ("2026-11-01T07:00:00Z", "2026-12-01T08:00:00Z")
     # The last day cannot be set before the first.
     panel.until_edit.setDate(QDate(2026, 10, 1))
     assert panel.until_edit.date() == QDate(2026, 11, 1)
