@@ -123,7 +123,10 @@ async def _resolve_claimed(
                       "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
     # Local edits made since the last sync must still be pushed: the sync mark moves only if none are waiting.
     synced_at = link.local_synced_at if link is not None else None
-    if kept != conflict.local_value:
+    # Judged by the local record now, not by the value the conflict recorded: an edit, or another integration's
+    # conflict on this field resolved first, may have changed it since, and the kept value goes to both sides.
+    local_now = record_values(local.record).get(conflict.field)
+    if updated != local.record:
         # Laid over the record as it is when written, the row held meanwhile: an edit saved by another window or
         # desktop while the CRM answered keeps its other fields.
         changed = store.change_local(obj, local.id, lambda now: apply_values(now, {conflict.field: kept}))
@@ -134,7 +137,7 @@ async def _resolve_claimed(
         if synced_at is not None and synced_at >= local.updated_at and now == local.record:
             synced_at = saved_at
         audit.extend(typed_custom_audit([{"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
-                                          "old_value": conflict.local_value, "new_value": kept, "source": source,
+                                          "old_value": local_now, "new_value": kept, "source": source,
                                           "side": "local"}], now, written))
     if link is not None:
         base = dict(link.base_values)
