@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.social import EngagementEvent, EngagementUser, TouchpointType
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
@@ -81,3 +83,24 @@ def test_merge_refusals_name_the_problem(home: tuple[Path, HubSpotSandbox], caps
     with pytest.raises(SystemExit) as usage:
         run(data_dir, ["contacts", "merge", "1", "2", "--take", "email"], capsys)
     assert usage.value.code == 2 and "invalid choice: 'email'" in capsys.readouterr().err
+
+
+def test_a_merge_keeps_the_merged_contacts_social_activity(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The touchpoints of the contact merged away were left under its email: the kept contact showed no activity
+    # and no score, and the merged person's timeline was reachable by no contact.
+    data_dir, _ = home
+    with workspace_at(data_dir) as workspace:
+        workspace.sync.social.record_engagements([
+            EngagementEvent(platform=SocialPlatform.TWITTER, type=TouchpointType(kind),
+                            timestamp=datetime(2026, 12, 1, hour, tzinfo=UTC), post_id=f"p{hour}", campaign="winter",
+                            user=EngagementUser(email="ada+news@example.com"))
+            for hour, kind in ((9, "like"), (10, "comment"), (11, "share"))])
+    code, _, _ = run(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    code, score = run_json(data_dir, ["social", "score", "--email", "ada@example.com"], capsys)
+    assert code == 0 and score["interactions"] == 3, score
+    code, listed = run_json(data_dir, ["contacts", "list"], capsys)
+    [kept] = listed["people"]
+    assert kept["email"] == "ada@example.com" and kept["engagementScore"] == score["score"] > 0, (kept, score)

@@ -281,6 +281,8 @@ class DuplicateService:
                       "old_value": other.email, "new_value": keep.email, "source": "merge"})
         self._contacts.save(merged)
         self.store.finish_merge(keep_id, other_id, moves, audit)
+        # The merged contact's social activity is the kept one's now: its stored score follows.
+        self._sync.social.rescore({keep.email})
         return report
 
     async def _merge_in_crm(self, step: CrmMergeStep, report: MergeReport, other_email: str, merged: Contact) -> str:

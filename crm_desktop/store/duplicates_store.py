@@ -15,11 +15,16 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
     AuditLogRow,
     ContactRow,
+    ConversationRow,
+    ConversionRow,
     CrmLinkRow,
     IntegrationRow,
+    LeadRow,
+    SocialIdentityRow,
     SocialProfileRow,
     SyncRecordLogRow,
     SyncRunRow,
+    TouchpointRow,
     audit_insert_row,
     utcnow,
 )
@@ -162,10 +167,26 @@ class DuplicateStore:
         self, keep_id: int, merged_id: int, moves: Sequence[LinkMove], audit: Sequence[dict[str, Any]]
     ) -> None:
         """Delete the merged contact (its profiles go with it), point the kept contact's links where the CRMs'
-        merges left them, drop the merged contact's links, and record the audit rows: one transaction."""
+        merges left them, drop the merged contact's links, and record the audit rows: one transaction.
+
+        The merged contact's social activity (touchpoints, conversations, conversions, and the usernames known to
+        be theirs) moves to the kept contact's email, unless a lead still holds the merged email (the activity is
+        that lead's too, and its attribution); a lead that pointed at the merged contact points at the kept one.
+        """
         now = utcnow()
         links = cast(Table, CrmLinkRow.__table__)
         with self._db.session() as session:
+            emails = {int(i): str(e) for i, e in session.execute(
+                select(ContactRow.id, ContactRow.email).where(ContactRow.id.in_([keep_id, merged_id])))}
+            keep_email, merged_email = emails.get(keep_id), emails.get(merged_id)
+            if keep_email is not None and merged_email is not None and session.scalar(
+                    select(LeadRow.id).where(LeadRow.email == merged_email)) is None:
+                for row in (TouchpointRow, ConversationRow, ConversionRow, SocialIdentityRow):
+                    table = cast(Table, row.__table__)
+                    session.execute(update(table).where(table.c.email == merged_email).values(email=keep_email))
+            leads = cast(Table, LeadRow.__table__)
+            session.execute(update(leads).where(leads.c.contact_id == merged_id)
+                            .values(contact_id=keep_id, updated_at=leads.c.updated_at))
             for move in moves:
                 if move.keep_crm_id is None:
                     continue
