@@ -4,7 +4,7 @@ reported, and the local half of merging two contacts in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -41,6 +41,8 @@ class ReportedDuplicate:
         crm_id: the CRM id the log names, if any.
         message: the CRM's reason, as the sync logged it.
         at: when the sync logged it.
+        holder_id, holder_email: the local contact linked to that CRM record in that integration, when another
+            (the two the Duplicates dialog offers to merge).
     """
 
     integration: str
@@ -49,6 +51,8 @@ class ReportedDuplicate:
     crm_id: str | None
     message: str
     at: datetime
+    holder_id: int | None = None
+    holder_email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,25 @@ class DuplicateStore:
                 continue
             seen.add((integration, email))
             found.append(ReportedDuplicate(integration, email, local_id, crm_id, message or "", at))
-        return found[:limit]
+        found = found[:limit]
+        holders = self._holders({(r.integration, r.crm_id) for r in found if r.crm_id})
+        return [replace(r, holder_id=held[0], holder_email=held[1])
+                if (held := holders.get((r.integration, r.crm_id or ""))) and held[0] != r.local_id else r
+                for r in found]
+
+    def _holders(self, records: set[tuple[str, str | None]]) -> dict[tuple[str, str], tuple[int, str]]:
+        """The local contact linked to each (integration name, CRM id), where one is."""
+        if not records:
+            return {}
+        crm_ids = {crm_id for _, crm_id in records if crm_id}
+        with self._db.session() as session:
+            return {(str(name), str(crm_id)): (int(local_id), str(email)) for name, crm_id, local_id, email in
+                    session.execute(
+                        select(IntegrationRow.name, CrmLinkRow.crm_id, ContactRow.id, ContactRow.email)
+                        .join(IntegrationRow, IntegrationRow.id == CrmLinkRow.integration_id)
+                        .join(ContactRow, ContactRow.id == CrmLinkRow.local_id)
+                        .where(CrmLinkRow.object == RecordObject.CONTACT, CrmLinkRow.crm_id.in_(crm_ids)))
+                    if (str(name), str(crm_id)) in records}
 
     def contacts_by_id(self, ids: Sequence[int]) -> dict[int, str]:
         """The emails of these contacts (ids that are gone are left out)."""
