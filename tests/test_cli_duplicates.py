@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile
@@ -104,3 +105,37 @@ def test_a_merge_keeps_the_merged_contacts_social_activity(
     code, listed = run_json(data_dir, ["contacts", "list"], capsys)
     [kept] = listed["people"]
     assert kept["email"] == "ada@example.com" and kept["engagementScore"] == score["score"] > 0, (kept, score)
+
+
+def test_a_kept_contact_whose_crm_record_is_gone_takes_over_the_others(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A salesperson deleted the kept contact's HubSpot record: HubSpot refuses the merge (404). The advice was to
+    # merge the other record into the deleted one, the kept contact stayed linked to nothing, and the other record
+    # was skipped by every pull: the person was in HubSpot only under the email merged away.
+    data_dir, hubspot = home
+    with workspace_at(data_dir) as workspace:
+        links = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1, 2])
+        kept_id, other_id = links[1].crm_id, links[2].crm_id
+        # The kept contact already has what the merge would add: the merge leaves it as it is.
+        ada = workspace.contacts.find("ada@example.com")
+        assert ada is not None
+        workspace.contacts.save(ada.model_copy(update={"social_profiles": [
+            SocialProfile(platform=SocialPlatform.TWITTER, username="ada_l")]}))
+        # The other is edited (and synced) after it: its link was synced later than the kept contact changed.
+        other = workspace.contacts.find("ada+news@example.com")
+        assert other is not None
+        workspace.contacts.save(other.model_copy(update={"company": "Engines Ltd"}))
+    assert run_json(data_dir, ["sync", "hubspot"], capsys)[0] == 0
+    token = hubspot.credentials()["token"]
+    deleted = httpx.delete(f"{hubspot.base_url}/crm/v3/objects/contacts/{kept_id}",
+                           headers={"Authorization": f"Bearer {token}"})
+    assert deleted.status_code == 204
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"], merged
+    assert any(line.startswith("hubspot:") and other_id in line for line in merged["mergedInCrm"]), merged
+    code, synced = run_json(data_dir, ["sync", "hubspot"], capsys)
+    assert code == 0, synced
+    alive = [r for r in hubspot._records["contacts"].values() if not r.archived]
+    assert [(r.id, r.properties.get("email")) for r in alive] == [(other_id, "ada@example.com")]

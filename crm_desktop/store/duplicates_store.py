@@ -62,10 +62,13 @@ class LinkMove:
     Attributes:
         integration_id: the integration.
         keep_crm_id: the CRM id the kept contact is linked to afterwards (``None``: leave its link as it is).
+        take_over: the kept contact's own CRM record is gone: its link is dropped and it takes over the merged
+            contact's link (and merge base), as when only the merged contact was linked.
     """
 
     integration_id: int
     keep_crm_id: str | None
+    take_over: bool = False
 
 
 class DuplicateStore:
@@ -213,15 +216,18 @@ class DuplicateStore:
                 if move.keep_crm_id is None:
                     continue
                 same = (links.c.integration_id == move.integration_id, links.c.object == RecordObject.CONTACT)
+                if move.take_over:
+                    session.execute(delete(links).where(*same, links.c.local_id == keep_id))
                 if session.scalar(select(links.c.id).where(*same, links.c.local_id == keep_id)) is not None:
                     # The merged contact's link goes first: the survivor may carry the CRM id it was linked to.
                     session.execute(delete(links).where(*same, links.c.local_id == merged_id))
                     session.execute(update(links).where(*same, links.c.local_id == keep_id)
                                     .values(crm_id=move.keep_crm_id))
                 else:
-                    # Only the merged contact was linked: its link (and merge base) now belongs to the kept one.
+                    # Only the merged contact was linked: its link (and merge base) now belongs to the kept one,
+                    # whose values the next sync compares with that base and sends, however long ago it changed.
                     session.execute(update(links).where(*same, links.c.local_id == merged_id)
-                                    .values(local_id=keep_id, crm_id=move.keep_crm_id))
+                                    .values(local_id=keep_id, crm_id=move.keep_crm_id, local_synced_at=None))
             session.execute(delete(links).where(
                 links.c.object == RecordObject.CONTACT, links.c.local_id == merged_id))
             session.execute(delete(SocialProfileRow).where(SocialProfileRow.contact_id == merged_id))
