@@ -81,6 +81,12 @@ def test_merge_refusals_name_the_problem(home: tuple[Path, HubSpotSandbox], caps
     assert code == 2 and "cannot be merged with itself" in err
     code, _, err = run(data_dir, ["contacts", "merge", "ada@example.com", "nobody@example.com"], capsys)
     assert code == 2 and "no contact with email nobody@example.com" in err
+    # An id no contact ever had, one beyond the database's integers, and digits that are not 0-9, named as such.
+    for key in ("0", "99", "99999999999999999999999"):
+        code, _, err = run(data_dir, ["contacts", "merge", "ada@example.com", key], capsys)
+        assert code == 2 and f"no contact with id {key}" in err, err
+    code, _, err = run(data_dir, ["contacts", "merge", "\u00b2", "ada@example.com"], capsys)
+    assert code == 2 and "Traceback" not in err and "\u00b2" in err, err
     with pytest.raises(SystemExit) as usage:
         run(data_dir, ["contacts", "merge", "1", "2", "--take", "email"], capsys)
     assert usage.value.code == 2 and "invalid choice: 'email'" in capsys.readouterr().err
