@@ -145,3 +145,25 @@ def test_a_kept_contact_whose_crm_record_is_gone_takes_over_the_others(
     assert code == 0, synced
     alive = [r for r in hubspot._records["contacts"].values() if not r.archived]
     assert [(r.id, r.properties.get("email")) for r in alive] == [(other_id, "ada@example.com")]
+
+
+def test_a_conflict_of_the_contact_merged_away_is_closed(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A conflict waiting on the contact merged away could never be resolved ("the local record ... was deleted")
+    # and stayed open, counted in the sidebar, for ever.
+    data_dir, hubspot = home
+    assert run(data_dir, ["mapping", "set", "hubspot", "firstName", "--rule", "manual"], capsys)[0] == 0
+    assert run(data_dir, ["contacts", "set", "ada+news@example.com", "firstName=Gus"], capsys)[0] == 0
+    with workspace_at(data_dir) as workspace:
+        other_id = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [2])[2].crm_id
+    hubspot.clock.advance(2)
+    edited = httpx.patch(f"{hubspot.base_url}/crm/v3/objects/contacts/{other_id}",
+                         json={"properties": {"firstname": "Augie"}},
+                         headers={"Authorization": f"Bearer {hubspot.credentials()['token']}"})
+    assert edited.status_code == 200
+    assert run(data_dir, ["sync", "hubspot"], capsys)[0] == 0
+    _, waiting = run_json(data_dir, ["conflicts", "list"], capsys)
+    assert [c["record"] for c in waiting] == ["ada+news@example.com"], waiting
+    run(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert run_json(data_dir, ["conflicts", "list"], capsys) == (0, [])

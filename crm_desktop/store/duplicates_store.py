@@ -14,6 +14,8 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
     AuditLogRow,
+    ConflictRow,
+    ConflictStatus,
     ContactRow,
     ConversationRow,
     ConversionRow,
@@ -192,7 +194,8 @@ class DuplicateStore:
         self, keep_id: int, merged_id: int, moves: Sequence[LinkMove], audit: Sequence[dict[str, Any]]
     ) -> None:
         """Delete the merged contact (its profiles go with it), point the kept contact's links where the CRMs'
-        merges left them, drop the merged contact's links, and record the audit rows: one transaction.
+        merges left them, drop the merged contact's links, close its waiting conflicts (resolution ``merged``), and
+        record the audit rows: one transaction.
 
         The merged contact's social activity (touchpoints, conversations, conversions, and the usernames known to
         be theirs) moves to the kept contact's email, unless a lead still holds the merged email (the activity is
@@ -230,6 +233,12 @@ class DuplicateStore:
                                     .values(local_id=keep_id, crm_id=move.keep_crm_id, local_synced_at=None))
             session.execute(delete(links).where(
                 links.c.object == RecordObject.CONTACT, links.c.local_id == merged_id))
+            # Its waiting conflicts have no record to be decided on any more: closed, said to be merged.
+            conflicts = cast(Table, ConflictRow.__table__)
+            session.execute(update(conflicts).where(
+                conflicts.c.object == RecordObject.CONTACT, conflicts.c.local_id == merged_id,
+                conflicts.c.status == ConflictStatus.OPEN,
+            ).values(status=ConflictStatus.RESOLVED, resolution="merged", resolved_value=None, resolved_at=now))
             session.execute(delete(SocialProfileRow).where(SocialProfileRow.contact_id == merged_id))
             session.execute(delete(ContactRow).where(ContactRow.id == merged_id))
             if audit:
