@@ -167,3 +167,26 @@ def test_a_conflict_of_the_contact_merged_away_is_closed(
     assert [c["record"] for c in waiting] == ["ada+news@example.com"], waiting
     run(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
     assert run_json(data_dir, ["conflicts", "list"], capsys) == (0, [])
+
+
+def test_undoing_a_run_names_a_contact_merged_since(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was "contact 2: deleted since; nothing to restore", when the contact was merged into another.
+    data_dir, _ = home
+    run(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    _, out, _ = run(data_dir, ["runs", "undo", "1", "--force"], capsys)
+    assert "ada+news@example.com: merged into ada@example.com since; nothing to restore" in out, out
+    assert "deleted since" not in out, out
+
+
+def test_undoing_an_import_names_a_contact_merged_since(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data_dir, _ = home
+    people = tmp_path / "people.csv"
+    people.write_text("email,firstName,phone\nbo@example.com,Bo,+14155550123\nb.o@example.com,B,+14155550123\n")
+    assert run(data_dir, ["contacts", "import", str(people)], capsys)[0] == 0
+    run(data_dir, ["contacts", "merge", "bo@example.com", "b.o@example.com"], capsys)
+    _, out, _ = run(data_dir, ["runs", "undo", "3"], capsys)
+    assert "b.o@example.com: merged into bo@example.com since; nothing to restore" in out, out

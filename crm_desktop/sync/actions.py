@@ -371,8 +371,10 @@ def _plan_undo(
             for item in chunk:
                 local = records.get(item.local_id)
                 if local is None:
-                    kept.append(((obj, f"{obj.value} {item.local_id}"),
-                                 f"{obj.value} {item.local_id}: deleted since; nothing to restore"))
+                    merged = store.gone_by_merge(obj, item.local_id)
+                    kept.append(((obj, merged[0] if merged else f"{obj.value} {item.local_id}"),
+                                 f"{merged[0]}: merged into {merged[1]} since; nothing to restore" if merged
+                                 else f"{obj.value} {item.local_id}: deleted since; nothing to restore"))
                     continue
                 email = local.record.email
                 link = links.get(item.local_id)
