@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlatform, SocialProfile
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.social import EngagementEvent, EngagementUser, TouchpointType
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
@@ -78,6 +81,112 @@ def test_merge_refusals_name_the_problem(home: tuple[Path, HubSpotSandbox], caps
     assert code == 2 and "cannot be merged with itself" in err
     code, _, err = run(data_dir, ["contacts", "merge", "ada@example.com", "nobody@example.com"], capsys)
     assert code == 2 and "no contact with email nobody@example.com" in err
+    # An id no contact ever had, one beyond the database's integers, and digits that are not 0-9, named as such.
+    for key in ("0", "99", "99999999999999999999999"):
+        code, _, err = run(data_dir, ["contacts", "merge", "ada@example.com", key], capsys)
+        assert code == 2 and f"no contact with id {key}" in err, err
+    code, _, err = run(data_dir, ["contacts", "merge", "\u00b2", "ada@example.com"], capsys)
+    assert code == 2 and "Traceback" not in err and "\u00b2" in err, err
     with pytest.raises(SystemExit) as usage:
         run(data_dir, ["contacts", "merge", "1", "2", "--take", "email"], capsys)
     assert usage.value.code == 2 and "invalid choice: 'email'" in capsys.readouterr().err
+
+
+def test_a_merge_keeps_the_merged_contacts_social_activity(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The touchpoints of the contact merged away were left under its email: the kept contact showed no activity
+    # and no score, and the merged person's timeline was reachable by no contact.
+    data_dir, _ = home
+    with workspace_at(data_dir) as workspace:
+        workspace.sync.social.record_engagements([
+            EngagementEvent(platform=SocialPlatform.TWITTER, type=TouchpointType(kind),
+                            timestamp=datetime(2026, 12, 1, hour, tzinfo=UTC), post_id=f"p{hour}", campaign="winter",
+                            user=EngagementUser(email="ada+news@example.com"))
+            for hour, kind in ((9, "like"), (10, "comment"), (11, "share"))])
+    code, _, _ = run(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    code, score = run_json(data_dir, ["social", "score", "--email", "ada@example.com"], capsys)
+    assert code == 0 and score["interactions"] == 3, score
+    code, listed = run_json(data_dir, ["contacts", "list"], capsys)
+    [kept] = listed["people"]
+    assert kept["email"] == "ada@example.com" and kept["engagementScore"] == score["score"] > 0, (kept, score)
+
+
+def test_a_kept_contact_whose_crm_record_is_gone_takes_over_the_others(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A salesperson deleted the kept contact's HubSpot record: HubSpot refuses the merge (404). The advice was to
+    # merge the other record into the deleted one, the kept contact stayed linked to nothing, and the other record
+    # was skipped by every pull: the person was in HubSpot only under the email merged away.
+    data_dir, hubspot = home
+    with workspace_at(data_dir) as workspace:
+        links = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1, 2])
+        kept_id, other_id = links[1].crm_id, links[2].crm_id
+        # The kept contact already has what the merge would add: the merge leaves it as it is.
+        ada = workspace.contacts.find("ada@example.com")
+        assert ada is not None
+        workspace.contacts.save(ada.model_copy(update={"social_profiles": [
+            SocialProfile(platform=SocialPlatform.TWITTER, username="ada_l")]}))
+        # The other is edited (and synced) after it: its link was synced later than the kept contact changed.
+        other = workspace.contacts.find("ada+news@example.com")
+        assert other is not None
+        workspace.contacts.save(other.model_copy(update={"company": "Engines Ltd"}))
+    assert run_json(data_dir, ["sync", "hubspot"], capsys)[0] == 0
+    token = hubspot.credentials()["token"]
+    deleted = httpx.delete(f"{hubspot.base_url}/crm/v3/objects/contacts/{kept_id}",
+                           headers={"Authorization": f"Bearer {token}"})
+    assert deleted.status_code == 204
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"], merged
+    assert any(line.startswith("hubspot:") and other_id in line for line in merged["mergedInCrm"]), merged
+    code, synced = run_json(data_dir, ["sync", "hubspot"], capsys)
+    assert code == 0, synced
+    alive = [r for r in hubspot._records["contacts"].values() if not r.archived]
+    assert [(r.id, r.properties.get("email")) for r in alive] == [(other_id, "ada@example.com")]
+
+
+def test_a_conflict_of_the_contact_merged_away_is_closed(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A conflict waiting on the contact merged away could never be resolved ("the local record ... was deleted")
+    # and stayed open, counted in the sidebar, for ever.
+    data_dir, hubspot = home
+    assert run(data_dir, ["mapping", "set", "hubspot", "firstName", "--rule", "manual"], capsys)[0] == 0
+    assert run(data_dir, ["contacts", "set", "ada+news@example.com", "firstName=Gus"], capsys)[0] == 0
+    with workspace_at(data_dir) as workspace:
+        other_id = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [2])[2].crm_id
+    hubspot.clock.advance(2)
+    edited = httpx.patch(f"{hubspot.base_url}/crm/v3/objects/contacts/{other_id}",
+                         json={"properties": {"firstname": "Augie"}},
+                         headers={"Authorization": f"Bearer {hubspot.credentials()['token']}"})
+    assert edited.status_code == 200
+    assert run(data_dir, ["sync", "hubspot"], capsys)[0] == 0
+    _, waiting = run_json(data_dir, ["conflicts", "list"], capsys)
+    assert [c["record"] for c in waiting] == ["ada+news@example.com"], waiting
+    run(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert run_json(data_dir, ["conflicts", "list"], capsys) == (0, [])
+
+
+def test_undoing_a_run_names_a_contact_merged_since(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was "contact 2: deleted since; nothing to restore", when the contact was merged into another.
+    data_dir, _ = home
+    run(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    _, out, _ = run(data_dir, ["runs", "undo", "1", "--force"], capsys)
+    assert "ada+news@example.com: merged into ada@example.com since; nothing to restore" in out, out
+    assert "deleted since" not in out, out
+
+
+def test_undoing_an_import_names_a_contact_merged_since(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data_dir, _ = home
+    people = tmp_path / "people.csv"
+    people.write_text("email,firstName,phone\nbo@example.com,Bo,+14155550123\nb.o@example.com,B,+14155550123\n")
+    assert run(data_dir, ["contacts", "import", str(people)], capsys)[0] == 0
+    run(data_dir, ["contacts", "merge", "bo@example.com", "b.o@example.com"], capsys)
+    _, out, _ = run(data_dir, ["runs", "undo", "3"], capsys)
+    assert "b.o@example.com: merged into bo@example.com since; nothing to restore" in out, out

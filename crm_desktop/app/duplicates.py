@@ -15,6 +15,7 @@ from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.models import Contact, Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import MergesRecords, OutboundRecord
+from crm_desktop.providers.errors import NotFoundError as CrmNotFoundError
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.duplicates_store import DuplicateStore, LinkMove, ReportedDuplicate
@@ -266,7 +267,8 @@ class DuplicateService:
                     f"until then its pulls skip {other.email}, listed in their run as merged here"
                 )
             elif step.action == "merge":
-                moves.append(LinkMove(integration.id, await self._merge_in_crm(step, report, other.email, merged)))
+                survivor, take_over = await self._merge_in_crm(step, report, other.email, merged)
+                moves.append(LinkMove(integration.id, survivor, take_over=take_over))
         after = field_values(merged)
         before = field_values(keep)
         audit: list[dict[str, Any]] = typed_custom_audit([
@@ -281,11 +283,14 @@ class DuplicateService:
                       "old_value": other.email, "new_value": keep.email, "source": "merge"})
         self._contacts.save(merged)
         self.store.finish_merge(keep_id, other_id, moves, audit)
+        # The merged contact's social activity is the kept one's now: its stored score follows.
+        self._sync.social.rescore({keep.email})
         return report
 
-    async def _merge_in_crm(self, step: CrmMergeStep, report: MergeReport, other_email: str, merged: Contact) -> str:
+    async def _merge_in_crm(self, step: CrmMergeStep, report: MergeReport, other_email: str, merged: Contact
+                            ) -> tuple[str, bool]:
         """Merge in one CRM, then give the surviving record the fields as picked; the CRM id the kept contact is
-        linked to afterwards."""
+        linked to afterwards, and whether it takes over the other's record (its own is gone from the CRM)."""
         assert step.keep_crm_id is not None and step.other_crm_id is not None
         integration = self._integrations.get(step.integration)
         adapter = self._actions.adapter_for(integration)
@@ -294,13 +299,22 @@ class DuplicateService:
             try:
                 result = await adapter.merge_records(RecordObject.CONTACT, step.keep_crm_id, step.other_crm_id)
             except ProviderError as exc:
+                if isinstance(exc, CrmNotFoundError) and await self._gone(adapter, step.keep_crm_id) \
+                        and not await self._gone(adapter, step.other_crm_id):
+                    # The kept contact's record was deleted in the CRM: there is nothing to merge into, and the
+                    # other's record is the person's record there now; the next sync gives it the kept values.
+                    report.merged_in_crm.append(
+                        f"{step.integration}: {_record_word(step.provider)} {step.keep_crm_id} is gone from "
+                        f"{step.provider.value.capitalize()}; {merged.email} takes over "
+                        f"{_record_word(step.provider)} {step.other_crm_id} (the next sync updates it)")
+                    return step.other_crm_id, True
                 logger.warning("%s refused merging %s into %s: %s", step.integration, step.other_crm_id,
                                step.keep_crm_id, exc)
                 report.by_hand.append(
                     f"{step.integration}: the merge was refused ({exc}); merge {_record_word(step.provider)} "
                     f"{step.other_crm_id} into {step.keep_crm_id} there; until then its pulls skip {other_email}"
                 )
-                return step.keep_crm_id
+                return step.keep_crm_id, False
             report.merged_in_crm.append(
                 f"{step.integration}: {_record_word(step.provider)} {step.other_crm_id} merged into "
                 f"{result.surviving_id}"
@@ -316,9 +330,17 @@ class DuplicateService:
                     report.by_hand.append(
                         f"{step.integration}: the merged {_record_word(step.provider)} {result.surviving_id} kept "
                         f"the CRM's merged values ({written.message}); set them there as picked here")
-            return result.surviving_id
+            return result.surviving_id, False
         finally:
             await adapter.aclose()
+
+    @staticmethod
+    async def _gone(adapter: Any, crm_id: str) -> bool:
+        """Whether the CRM no longer has this contact (a failed look says it is there)."""
+        try:
+            return await adapter.get_record(RecordObject.CONTACT, crm_id=crm_id) is None
+        except ProviderError:
+            return False
 
     def _picked_fields(self, integration: Integration, merged: Contact) -> dict[str, Any]:
         """The merge dialog's fields as the integration's mappings send them, a blank as a clear."""

@@ -584,7 +584,9 @@ class ImportService:
         ``exact``: the old values the audit kept with their type, by field key."""
         local = self.store.local_records(obj, [local_id]).get(local_id)
         if local is None:
-            kept.append(f"{obj.value} {local_id}: deleted since; nothing to restore")
+            merged = self.store.gone_by_merge(obj, local_id)
+            kept.append(f"{merged[0]}: merged into {merged[1]} since; nothing to restore" if merged
+                        else f"{obj.value} {local_id}: deleted since; nothing to restore")
             return None
         record = local.record
         email = record.email

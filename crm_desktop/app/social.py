@@ -193,6 +193,10 @@ class SocialService:
         self.store.set_contact_scores({email: scores[email] for email in contacts})
         return len(scores)
 
+    def rescore(self, emails: set[str]) -> int:
+        """Score these people again as of now (after a merge gave one of them another's activity); how many."""
+        return self._write_scores(emails, self.scoring_settings()) if emails else 0
+
     def score_unscored(self) -> int:
         """Score the leads and contacts saved after their activity was recorded (a file's import, a CRM's pull):
         without it they showed no score, while `social score` gave one, until the daily rescore. How many."""

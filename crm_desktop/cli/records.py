@@ -284,9 +284,13 @@ def cmd_contacts_duplicates(args: argparse.Namespace) -> int:
 
 
 def _contact_id(workspace: Any, key: str) -> int:
-    """A contact's local id from its email (or its id)."""
-    if key.isdigit():
-        return int(key)
+    """A contact's local id from its email (or its id, digits 0-9 only)."""
+    if key.isascii() and key.isdigit():
+        # Beyond the store's 64-bit ids no contact can have it (and the database would refuse the number).
+        number = int(key)
+        if not 0 < number < 2**63 or not workspace.sync.store.local_records(RecordObject.CONTACT, [number]):
+            raise CommandError(f"no contact with id {key}")
+        return number
     try:
         email = normalise_email(key)
     except ValueError as exc:

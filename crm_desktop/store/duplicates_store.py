@@ -4,7 +4,7 @@ reported, and the local half of merging two contacts in one transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -14,12 +14,19 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import (
     AuditLogRow,
+    ConflictRow,
+    ConflictStatus,
     ContactRow,
+    ConversationRow,
+    ConversionRow,
     CrmLinkRow,
     IntegrationRow,
+    LeadRow,
+    SocialIdentityRow,
     SocialProfileRow,
     SyncRecordLogRow,
     SyncRunRow,
+    TouchpointRow,
     audit_insert_row,
     utcnow,
 )
@@ -36,6 +43,8 @@ class ReportedDuplicate:
         crm_id: the CRM id the log names, if any.
         message: the CRM's reason, as the sync logged it.
         at: when the sync logged it.
+        holder_id, holder_email: the local contact linked to that CRM record in that integration, when another
+            (the two the Duplicates dialog offers to merge).
     """
 
     integration: str
@@ -44,6 +53,8 @@ class ReportedDuplicate:
     crm_id: str | None
     message: str
     at: datetime
+    holder_id: int | None = None
+    holder_email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,10 +64,13 @@ class LinkMove:
     Attributes:
         integration_id: the integration.
         keep_crm_id: the CRM id the kept contact is linked to afterwards (``None``: leave its link as it is).
+        take_over: the kept contact's own CRM record is gone: its link is dropped and it takes over the merged
+            contact's link (and merge base), as when only the merged contact was linked.
     """
 
     integration_id: int
     keep_crm_id: str | None
+    take_over: bool = False
 
 
 class DuplicateStore:
@@ -137,7 +151,25 @@ class DuplicateStore:
                 continue
             seen.add((integration, email))
             found.append(ReportedDuplicate(integration, email, local_id, crm_id, message or "", at))
-        return found[:limit]
+        found = found[:limit]
+        holders = self._holders({(r.integration, r.crm_id) for r in found if r.crm_id})
+        return [replace(r, holder_id=held[0], holder_email=held[1])
+                if (held := holders.get((r.integration, r.crm_id or ""))) and held[0] != r.local_id else r
+                for r in found]
+
+    def _holders(self, records: set[tuple[str, str | None]]) -> dict[tuple[str, str], tuple[int, str]]:
+        """The local contact linked to each (integration name, CRM id), where one is."""
+        if not records:
+            return {}
+        crm_ids = {crm_id for _, crm_id in records if crm_id}
+        with self._db.session() as session:
+            return {(str(name), str(crm_id)): (int(local_id), str(email)) for name, crm_id, local_id, email in
+                    session.execute(
+                        select(IntegrationRow.name, CrmLinkRow.crm_id, ContactRow.id, ContactRow.email)
+                        .join(IntegrationRow, IntegrationRow.id == CrmLinkRow.integration_id)
+                        .join(ContactRow, ContactRow.id == CrmLinkRow.local_id)
+                        .where(CrmLinkRow.object == RecordObject.CONTACT, CrmLinkRow.crm_id.in_(crm_ids)))
+                    if (str(name), str(crm_id)) in records}
 
     def contacts_by_id(self, ids: Sequence[int]) -> dict[int, str]:
         """The emails of these contacts (ids that are gone are left out)."""
@@ -162,25 +194,51 @@ class DuplicateStore:
         self, keep_id: int, merged_id: int, moves: Sequence[LinkMove], audit: Sequence[dict[str, Any]]
     ) -> None:
         """Delete the merged contact (its profiles go with it), point the kept contact's links where the CRMs'
-        merges left them, drop the merged contact's links, and record the audit rows: one transaction."""
+        merges left them, drop the merged contact's links, close its waiting conflicts (resolution ``merged``), and
+        record the audit rows: one transaction.
+
+        The merged contact's social activity (touchpoints, conversations, conversions, and the usernames known to
+        be theirs) moves to the kept contact's email, unless a lead still holds the merged email (the activity is
+        that lead's too, and its attribution); a lead that pointed at the merged contact points at the kept one.
+        """
         now = utcnow()
         links = cast(Table, CrmLinkRow.__table__)
         with self._db.session() as session:
+            emails = {int(i): str(e) for i, e in session.execute(
+                select(ContactRow.id, ContactRow.email).where(ContactRow.id.in_([keep_id, merged_id])))}
+            keep_email, merged_email = emails.get(keep_id), emails.get(merged_id)
+            if keep_email is not None and merged_email is not None and session.scalar(
+                    select(LeadRow.id).where(LeadRow.email == merged_email)) is None:
+                for row in (TouchpointRow, ConversationRow, ConversionRow, SocialIdentityRow):
+                    table = cast(Table, row.__table__)
+                    session.execute(update(table).where(table.c.email == merged_email).values(email=keep_email))
+            leads = cast(Table, LeadRow.__table__)
+            session.execute(update(leads).where(leads.c.contact_id == merged_id)
+                            .values(contact_id=keep_id, updated_at=leads.c.updated_at))
             for move in moves:
                 if move.keep_crm_id is None:
                     continue
                 same = (links.c.integration_id == move.integration_id, links.c.object == RecordObject.CONTACT)
+                if move.take_over:
+                    session.execute(delete(links).where(*same, links.c.local_id == keep_id))
                 if session.scalar(select(links.c.id).where(*same, links.c.local_id == keep_id)) is not None:
                     # The merged contact's link goes first: the survivor may carry the CRM id it was linked to.
                     session.execute(delete(links).where(*same, links.c.local_id == merged_id))
                     session.execute(update(links).where(*same, links.c.local_id == keep_id)
                                     .values(crm_id=move.keep_crm_id))
                 else:
-                    # Only the merged contact was linked: its link (and merge base) now belongs to the kept one.
+                    # Only the merged contact was linked: its link (and merge base) now belongs to the kept one,
+                    # whose values the next sync compares with that base and sends, however long ago it changed.
                     session.execute(update(links).where(*same, links.c.local_id == merged_id)
-                                    .values(local_id=keep_id, crm_id=move.keep_crm_id))
+                                    .values(local_id=keep_id, crm_id=move.keep_crm_id, local_synced_at=None))
             session.execute(delete(links).where(
                 links.c.object == RecordObject.CONTACT, links.c.local_id == merged_id))
+            # Its waiting conflicts have no record to be decided on any more: closed, said to be merged.
+            conflicts = cast(Table, ConflictRow.__table__)
+            session.execute(update(conflicts).where(
+                conflicts.c.object == RecordObject.CONTACT, conflicts.c.local_id == merged_id,
+                conflicts.c.status == ConflictStatus.OPEN,
+            ).values(status=ConflictStatus.RESOLVED, resolution="merged", resolved_value=None, resolved_at=now))
             session.execute(delete(SocialProfileRow).where(SocialProfileRow.contact_id == merged_id))
             session.execute(delete(ContactRow).where(ContactRow.id == merged_id))
             if audit:

@@ -1034,6 +1034,22 @@ class SyncStore:
                 found.setdefault(entity_id, set()).add((name, side))
         return found
 
+    def gone_by_merge(self, obj: RecordObject, local_id: int) -> tuple[str, str] | None:
+        """A record no longer stored that a merge folded into another: its email and the kept contact's."""
+        if obj is not RecordObject.CONTACT:
+            return None
+        with self.db.session() as session:
+            emails = session.scalars(select(AuditLogRow.new_value).where(
+                AuditLogRow.entity == obj.value, AuditLogRow.entity_id == str(local_id), AuditLogRow.field == "email",
+                AuditLogRow.new_value.is_not(None)).order_by(AuditLogRow.id.desc())).all()
+            for email in dict.fromkeys(emails):
+                kept = session.scalar(select(AuditLogRow.new_value).where(
+                    AuditLogRow.entity == obj.value, AuditLogRow.field == MERGED_FIELD,
+                    AuditLogRow.old_value == email).order_by(AuditLogRow.id.desc()).limit(1))
+                if kept is not None and email is not None:
+                    return str(email), str(kept)
+        return None
+
     def undo_of(self, run_id: int) -> int | None:
         """The run that undid ``run_id`` (and did not fail), if any."""
         with self.db.session() as session:

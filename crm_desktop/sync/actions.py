@@ -124,7 +124,10 @@ async def _resolve_claimed(
                       "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
     # Local edits made since the last sync must still be pushed: the sync mark moves only if none are waiting.
     synced_at = link.local_synced_at if link is not None else None
-    if kept != conflict.local_value:
+    # Judged by the local record now, not by the value the conflict recorded: an edit, or another integration's
+    # conflict on this field resolved first, may have changed it since, and the kept value goes to both sides.
+    local_now = record_values(local.record).get(conflict.field)
+    if updated != local.record:
         # Laid over the record as it is when written, the row held meanwhile: an edit saved by another window or
         # desktop while the CRM answered keeps its other fields.
         changed = store.change_local(obj, local.id, lambda now: apply_values(now, {conflict.field: kept}))
@@ -135,7 +138,7 @@ async def _resolve_claimed(
         if synced_at is not None and synced_at >= local.updated_at and now == local.record:
             synced_at = saved_at
         audit.extend(typed_custom_audit([{"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
-                                          "old_value": conflict.local_value, "new_value": kept, "source": source,
+                                          "old_value": local_now, "new_value": kept, "source": source,
                                           "side": "local"}], now, written))
     if link is not None:
         base = dict(link.base_values)
@@ -370,8 +373,10 @@ def _plan_undo(
             for item in chunk:
                 local = records.get(item.local_id)
                 if local is None:
-                    kept.append(((obj, f"{obj.value} {item.local_id}"),
-                                 f"{obj.value} {item.local_id}: deleted since; nothing to restore"))
+                    merged = store.gone_by_merge(obj, item.local_id)
+                    kept.append(((obj, merged[0] if merged else f"{obj.value} {item.local_id}"),
+                                 f"{merged[0]}: merged into {merged[1]} since; nothing to restore" if merged
+                                 else f"{obj.value} {item.local_id}: deleted since; nothing to restore"))
                     continue
                 email = local.record.email
                 link = links.get(item.local_id)

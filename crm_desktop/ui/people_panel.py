@@ -632,14 +632,20 @@ class DuplicatesDialog(QDialog, AsksFirst):
         layout.addWidget(close)
         open_at_size(self, 860, 680)
         self.groups_table.itemSelectionChanged.connect(self._group_chosen)
+        self.reported_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.reported_table.itemSelectionChanged.connect(self._reported_chosen)
         self.keep_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
         self.other_combo.currentIndexChanged.connect(lambda _: self._pair_changed())
         self.merge_button.clicked.connect(self.confirm_merge)
         say = self.result_label.setText
+
+        def to_keep(_row: int) -> None:
+            self.keep_combo.setFocus(Qt.FocusReason.OtherFocusReason)
+
         self.keys = [
-            row_keys(self.groups_table, on_open=lambda _row: self.keep_combo.setFocus(Qt.FocusReason.OtherFocusReason),
+            row_keys(self.groups_table, on_open=to_keep,
                      say=say, cannot_delete="A group is found from the contacts themselves: merge two to end it."),
-            row_keys(self.reported_table, say=say, cannot_open="The CRM's report is all in its row.",
+            row_keys(self.reported_table, on_open=to_keep, say=say,
                      cannot_delete="The CRMs' reports are kept with their runs; nothing is deleted here."),
             row_keys(self.fields_table, say=say, cannot_open="Tick “Take other” (Space) to keep the other's value.",
                      cannot_delete="A field is kept or taken from the other contact, not deleted."),
@@ -684,11 +690,27 @@ class DuplicatesDialog(QDialog, AsksFirst):
         row = selected_row(self.groups_table)
         if self.report is None or row is None:
             return
-        group = self.report.groups[row]
+        self._offer(list(self.report.groups[row].contacts))
+
+    def _reported_chosen(self) -> None:
+        """A CRM's refusal: the contact linked to the CRM record that holds the email, kept, and the refused one."""
+        row = selected_row(self.reported_table)
+        if self.report is None or row is None:
+            return
+        reported = self.report.reported[row]
+        if reported.local_id is None or reported.holder_id is None or reported.holder_email is None:
+            self._offer([])
+            self.crm_label.setText(f"No other contact here is linked to {reported.integration}'s record "
+                                   f"{reported.crm_id or '(none named)'}: nothing to merge {reported.email} with.")
+            return
+        self._offer([(reported.holder_id, reported.holder_email), (reported.local_id, reported.email)])
+
+    def _offer(self, contacts: list[tuple[int, str]]) -> None:
+        """Fill the Keep and "merge into it" boxes with these contacts (the first two picked) and plan."""
         for combo, chosen in ((self.keep_combo, 0), (self.other_combo, 1)):
             combo.blockSignals(True)
             combo.clear()
-            for local_id, email in group.contacts:
+            for local_id, email in contacts:
                 combo.addItem(email, local_id)
             combo.setCurrentIndex(min(chosen, combo.count() - 1))
             combo.blockSignals(False)

@@ -190,6 +190,20 @@ async def test_resolving_a_conflict_applies_it_to_both_sides(
 
 
 @scenario
+async def test_taking_the_local_value_writes_it_locally_when_the_field_changed_since(hubspot: SyncBench) -> None:
+    # Another integration's conflict on this field, resolved first, or an edit, changed the local value after the
+    # conflict was recorded: keeping "yours" (the value the conflict shows) puts it back on both sides, as it says.
+    conflict_id = await manual_conflict(hubspot)
+    hubspot.change(EMAIL, company="Newer Co")
+    assert await hubspot.service.resolve(conflict_id, take="local") == "Local Co"
+    assert hubspot.contact(EMAIL).company == "Local Co"
+    assert await hubspot.crm_value(EMAIL, "company") == "Local Co"
+    await hubspot.sync()
+    assert hubspot.contact(EMAIL).company == "Local Co"
+    assert await hubspot.crm_value(EMAIL, "company") == "Local Co"
+
+
+@scenario
 async def test_a_typed_blank_clears_the_field_on_both_sides(hubspot: SyncBench) -> None:
     conflict_id = await manual_conflict(hubspot)
     assert await hubspot.service.resolve(conflict_id, value="  ") is None
