@@ -201,6 +201,8 @@ class ContactRow(Base):
     """A person, unique by normalised email."""
 
     __tablename__ = "contacts"
+    # A merged contact's id is never given again: its History, undo and conflicts are kept under it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -241,6 +243,8 @@ class LeadRow(Base):
     """A prospect raised from a social interaction, unique by normalised email."""
 
     __tablename__ = "leads"
+    # As a contact's: a deleted lead's id is never given again.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
