@@ -75,6 +75,32 @@ def test_duplicates_then_merge(home: tuple[Path, HubSpotSandbox], capsys: pytest
     assert listed["groups"] == []
 
 
+def test_a_merge_fills_the_kept_contacts_blanks_as_the_dialog_does_unless_kept_blank(
+        home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]) -> None:
+    """`contacts merge` kept a blank the merge dialog fills (its "Take other" is ticked there), and wrote it as a
+    clear onto the surviving HubSpot record: the other's company was wiped in the CRM."""
+    data_dir, hubspot = home
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    assert "company" in merged["took"] and "firstName" not in merged["took"], merged  # Ada's own name is kept
+    [survivor] = [r for r in hubspot._records["contacts"].values() if not r.archived]
+    assert survivor.properties.get("company") == "Engines"
+    with workspace_at(data_dir) as workspace:
+        kept = workspace.contacts.find("ada@example.com")
+        assert kept is not None and (kept.first_name, kept.company) == ("Ada", "Engines")
+
+
+def test_keep_blank_keeps_the_kept_contacts_blank(home: tuple[Path, HubSpotSandbox],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir, _ = home
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com",
+                                       "--keep-blank", "company"], capsys)
+    assert code == 1 and "company" not in merged["took"], merged
+    with workspace_at(data_dir) as workspace:
+        kept = workspace.contacts.find("ada@example.com")
+        assert kept is not None and kept.company is None
+
+
 def test_merge_refusals_name_the_problem(home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]) -> None:
     data_dir, _ = home
     code, _, err = run(data_dir, ["contacts", "merge", "ada@example.com", "ada@example.com"], capsys)

@@ -82,6 +82,11 @@ class FieldChoice:
     keep: str | None
     other: str | None
 
+    @property
+    def fills_blank(self) -> bool:
+        """Whether the other's value would fill a blank of the kept contact (taken unless the marketer says not)."""
+        return self.keep in (None, "") and self.other not in (None, "")
+
 
 @dataclass(frozen=True)
 class CrmMergeStep:
@@ -195,6 +200,18 @@ class DuplicateService:
         if keep is None or other is None:
             raise MergeError("one of the two contacts was deleted meanwhile")
         return keep, other
+
+    def blanks_filled(self, keep_id: int, other_id: int) -> set[str]:
+        """The fields the other contact would fill where the kept one is blank: what a merge takes unless told
+        otherwise (the dialog's "Take other" ticks, ``contacts merge`` without ``--keep-blank``).
+
+        Raises:
+            MergeError: the same contact twice, or one that is gone.
+        """
+        keep, other = self._pair(keep_id, other_id)
+        keep_values, other_values = field_values(keep), field_values(other)
+        return {name for name in MERGE_FIELDS
+                if FieldChoice(name, name, keep_values.get(name), other_values.get(name)).fills_blank}
 
     async def plan(self, keep_id: int, other_id: int) -> MergePlan:
         """The fields to pick and each CRM's part, before anything changes.

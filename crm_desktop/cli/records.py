@@ -307,7 +307,10 @@ def cmd_contacts_merge(args: argparse.Namespace) -> int:
         duplicates = PeopleService(workspace.database, workspace.social, workspace.sync).duplicates
         keep, other = _contact_id(workspace, args.keep), _contact_id(workspace, args.other)
         try:
-            report = asyncio.run(duplicates.merge(keep, other, set(args.take or ())))
+            # As the merge dialog ticks it: the other's value fills a blank of the kept contact unless --keep-blank
+            # (a blank kept would be written as a clear onto the surviving CRM record).
+            taken = (duplicates.blanks_filled(keep, other) - set(args.keep_blank or ())) | set(args.take or ())
+            report = asyncio.run(duplicates.merge(keep, other, taken))
         except MergeError as exc:
             raise CommandError(str(exc)) from None
     data = {"kept": keep, "merged": report.merged_email, "took": report.changed,
@@ -349,7 +352,8 @@ def add_commands(commands: Any) -> None:
                 group_commands, "merge", cmd_contacts_merge,
                 help="merge one contact into another, here and in the CRMs",
                 description="Merge contact OTHER into KEEP (each an email or a local id): first in every CRM whose "
-                "API merges (HubSpot, Pipedrive), then here. KEEP keeps its values except the --take fields; "
+                "API merges (HubSpot, Pipedrive), then here. KEEP keeps its values except the --take fields and "
+                "its blanks, which OTHER's values fill (as the merge dialog ticks them) unless --keep-blank; "
                 "profiles and custom fields it lacks come from OTHER. Salesforce's REST API has no merge: the "
                 "output says what to merge there. Exit 1 when a CRM must be merged by hand.",
             ) as merge:
@@ -357,6 +361,9 @@ def add_commands(commands: Any) -> None:
                 merge.add_argument("other", metavar="OTHER", help="the contact merged into it (email or id)")
                 merge.add_argument("--take", action="append", choices=MERGE_FIELDS, metavar="FIELD",
                                    help=f"take OTHER's value of this field (repeatable; {', '.join(MERGE_FIELDS)})")
+                merge.add_argument("--keep-blank", action="append", choices=MERGE_FIELDS, metavar="FIELD",
+                                   help="keep KEEP's blank in this field, not OTHER's value: the CRMs' merged "
+                                   "record is cleared there too (repeatable)")
         singular = noun.removesuffix("s")
         with action(
             group_commands, "import", cmd_contacts_import if noun == "contacts" else cmd_leads_import,

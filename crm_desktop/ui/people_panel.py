@@ -753,8 +753,7 @@ class DuplicatesDialog(QDialog, AsksFirst):
         for row, choice in enumerate(plan.fields):
             item = QTableWidgetItem("")
             item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-            take = choice.keep in (None, "") and choice.other not in (None, "")
-            item.setCheckState(Qt.CheckState.Checked if take else Qt.CheckState.Unchecked)
+            item.setCheckState(Qt.CheckState.Checked if choice.fills_blank else Qt.CheckState.Unchecked)
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"Take the other's {choice.label}")
             self.fields_table.setItem(row, 3, item)
         self.fields_table.resizeColumnsToContents()
