@@ -34,11 +34,13 @@ class ChangeUndoRefused(UndoRefused):
 
     Attributes:
         changed_since: the field holds another value than the change wrote (forcing puts the old one back anyway).
+        unknown: there is no such recorded change of a contact or lead.
     """
 
-    def __init__(self, message: str, *, changed_since: bool = False) -> None:
+    def __init__(self, message: str, *, changed_since: bool = False, unknown: bool = False) -> None:
         super().__init__(message)
         self.changed_since = changed_since
+        self.unknown = unknown
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,19 @@ class ChangeUndoReport:
     obj: RecordObject
     key: str
     blank_kept_in_crms: bool = False
+
+
+#: What an undo that put back a blank no mapping sends says instead of "the next sync sends it".
+BLANK_STAYS_HERE = "blank here only: a blank never clears a CRM's value, so the CRMs keep theirs"
+
+
+def undone_text(report: ChangeUndoReport) -> str:
+    """What undoing one change did, as the People panel and ``contacts undo-change`` say it, down to whether the
+    next sync sends the value put back to the CRMs."""
+    text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
+            f"{report.replaced or '(blank)'}; run {report.run_id}); ")
+    # A blank no mapping sends leaves the CRMs' values: promising to send it would be untrue.
+    return text + (BLANK_STAYS_HERE if report.blank_kept_in_crms else "the next sync sends it to the CRMs")
 
 
 def _text(value: Any) -> str | None:
@@ -99,7 +114,7 @@ class ChangeUndoService:
         """
         found = self._people.audit_entry(audit_id)
         if found is None:
-            raise ChangeUndoRefused(f"there is no recorded change {audit_id} of a contact or lead")
+            raise ChangeUndoRefused(f"there is no recorded change {audit_id} of a contact or lead", unknown=True)
         obj, local_id, change = found
         label = column_label(change.field)
         message, undoing = change_undo_message(audit_id), f"change {audit_id} ({label})"
@@ -197,4 +212,5 @@ class ChangeUndoService:
         return apply_values(record, {name: value})
 
 
-__all__ = ["ChangeUndoRefused", "ChangeUndoReport", "ChangeUndoService", "RecordObject", "change_undo_message"]
+__all__ = ["BLANK_STAYS_HERE", "ChangeUndoRefused", "ChangeUndoReport", "ChangeUndoService", "RecordObject",
+           "change_undo_message", "undone_text"]

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
-from crm_desktop.app.change_undo import ChangeUndoRefused, ChangeUndoReport, ChangeUndoService
+from crm_desktop.app.change_undo import (
+    BLANK_STAYS_HERE,
+    ChangeUndoRefused,
+    ChangeUndoReport,
+    ChangeUndoService,
+    undone_text,
+)
 from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
@@ -58,6 +64,7 @@ from crm_desktop.sync.mapping import sends_a_blank
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BLANK_STAYS_HERE",
     "AuditLine",
     "ChangeUndoRefused",
     "ChangeUndoReport",
@@ -82,6 +89,7 @@ __all__ = [
     "TouchpointSeries",
     "local_midnight",
     "period_start",
+    "undone_text",
     "write_report_csv",
 ]
 
@@ -292,6 +300,15 @@ class PeopleService:
         if report.restored:
             return report
         return replace(report, blank_kept_in_crms=bool(self.blanks_kept_in_crms(report.obj, (report.key,))))
+
+    def history(self, obj: RecordObject, local_id: int, limit: int = 500) -> list[AuditLine]:
+        """The person's recorded field changes, newest first, as the detail's History lists them (each with the
+        audit id :meth:`undo_change` takes)."""
+        return self.store.audit(obj, local_id, limit)
+
+    def change(self, audit_id: int) -> tuple[RecordObject, int, AuditLine] | None:
+        """One recorded change with the contact or lead it is about, or ``None`` when there is none."""
+        return self.store.audit_entry(audit_id)
 
     def blanks_kept_in_crms(self, obj: RecordObject, fields: Iterable[str]) -> set[str]:
         """Those of ``fields`` whose blank no sync sends to any CRM, so each CRM keeps its value (a field a mapping

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.crm_actions import PushReport
-from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
+from crm_desktop.app.duplicates import MERGE_FIELDS, MERGED_FIELD, MergeError
+from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import EDITABLE_FIELDS
-from crm_desktop.app.people import PeopleService
+from crm_desktop.app.people import ChangeUndoRefused, PeopleService, undone_text
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
 from crm_desktop.app.record_files import RowProblem, custom_columns_in_words, header_key
 from crm_desktop.app.sync_service import ImportReport
@@ -26,6 +27,9 @@ from crm_desktop.cli.common import (
     emit,
     open_workspace,
     readable_file,
+    shown,
+    table,
+    when,
 )
 from crm_desktop.cli.listing import add_list_command
 from crm_desktop.cli.sync import lock_refusal
@@ -283,22 +287,27 @@ def cmd_contacts_duplicates(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _contact_id(workspace: Any, key: str) -> int:
-    """A contact's local id from its email (or its id, digits 0-9 only)."""
+def _person_id(workspace: Any, obj: RecordObject, key: str) -> int:
+    """A contact's or lead's local id from its email (or its id, digits 0-9 only)."""
     if key.isascii() and key.isdigit():
-        # Beyond the store's 64-bit ids no contact can have it (and the database would refuse the number).
+        # Beyond the store's 64-bit ids no record can have it (and the database would refuse the number).
         number = int(key)
-        if not 0 < number < 2**63 or not workspace.sync.store.local_records(RecordObject.CONTACT, [number]):
-            raise CommandError(f"no contact with id {key}")
+        if not 0 < number < 2**63 or not workspace.sync.store.local_records(obj, [number]):
+            raise CommandError(f"no {obj.value} with id {key}", error_code="not_found")
         return number
     try:
         email = normalise_email(key)
     except ValueError as exc:
         raise CommandError(f"{key!r}: {exc}") from None
-    found = workspace.sync.store.local_by_emails(RecordObject.CONTACT, [email]).get(email)
+    found = workspace.sync.store.local_by_emails(obj, [email]).get(email)
     if found is None:
-        raise CommandError(f"no contact with email {email}")
+        raise CommandError(f"no {obj.value} with email {email}", error_code="not_found")
     return int(found.id)
+
+
+def _contact_id(workspace: Any, key: str) -> int:
+    """A contact's local id from its email (or its id, digits 0-9 only)."""
+    return _person_id(workspace, RecordObject.CONTACT, key)
 
 
 def cmd_contacts_merge(args: argparse.Namespace) -> int:
@@ -322,10 +331,82 @@ def cmd_contacts_merge(args: argparse.Namespace) -> int:
     return ExitCode.PARTIAL if report.by_hand else ExitCode.OK
 
 
+# -- one person's history and undo of one change -------------------------------------------------
+
+
+def _history(args: argparse.Namespace, obj: RecordObject) -> int:
+    with closing(open_workspace(args)) as workspace:
+        people = PeopleService(workspace.database, workspace.social, workspace.sync)
+        local_id = _person_id(workspace, obj, args.key)
+        email = workspace.sync.store.local_records(obj, [local_id])[local_id].record.email
+        # One more than asked tells whether older changes were left off.
+        changes = people.history(obj, local_id, args.limit + 1)
+    shown_changes = changes[: args.limit]
+    items = [{"id": c.id, "at": c.at.isoformat(), "field": c.field, "label": local_field_label(obj, c.field),
+              "before": c.before, "after": c.after, "source": c.source, "side": c.side, "runId": c.run_id,
+              "undoable": c.field != MERGED_FIELD} for c in shown_changes]
+    data = {"object": obj.value, "id": local_id, "email": email, "changes": items,
+            "more": len(changes) > args.limit}
+    if not items:
+        emit(args, data, f"{email}: no recorded changes")
+        return ExitCode.OK
+    rows = [(str(c.id), when(c.at), local_field_label(obj, c.field), f"{shown(c.before)} -> {shown(c.after)}",
+             c.source + (" (written in the CRM)" if c.side == "crm" else "")) for c in shown_changes]
+    text = f"{email} ({obj.value} {local_id}), newest first:\n" + table(("ID", "WHEN", "FIELD", "CHANGE", "BY"), rows)
+    if len(changes) > args.limit:
+        text += f"\nolder changes were left off: --limit {args.limit * 2}"
+    text += f"\nundo one with: crm-desktop {obj.value}s undo-change ID"
+    emit(args, data, text)
+    return ExitCode.OK
+
+
+def cmd_contacts_history(args: argparse.Namespace) -> int:
+    """List one contact's recorded field changes, newest first."""
+    return _history(args, RecordObject.CONTACT)
+
+
+def cmd_leads_history(args: argparse.Namespace) -> int:
+    """List one lead's recorded field changes, newest first."""
+    return _history(args, RecordObject.LEAD)
+
+
+def _undo_change(args: argparse.Namespace, obj: RecordObject) -> int:
+    with closing(open_workspace(args)) as workspace:
+        people = PeopleService(workspace.database, workspace.social, workspace.sync)
+        found = people.change(args.id)
+        if found is not None and found[0] is not obj:
+            raise CommandError(f"change {args.id} is of a {found[0].value}, not a {obj.value}: "
+                               f"crm-desktop {found[0].value}s undo-change {args.id}")
+        try:
+            report = people.undo_change(args.id, force=args.force)
+        except ChangeUndoRefused as exc:
+            if exc.unknown:
+                raise CommandError(str(exc), ExitCode.USAGE, "not_found") from None
+            if exc.changed_since and not args.force:
+                raise CommandError(f"{exc}: add --force to do so", ExitCode.PARTIAL, "changed_since") from None
+            raise CommandError(str(exc), ExitCode.PARTIAL, "undo_refused") from None
+    data = {"change": args.id, "runId": report.run_id, "object": report.obj.value, "email": report.email,
+            "field": report.key, "label": report.field, "restored": report.restored, "replaced": report.replaced,
+            "sentToCrms": not report.blank_kept_in_crms}
+    emit(args, data, undone_text(report))
+    return ExitCode.OK
+
+
+def cmd_contacts_undo_change(args: argparse.Namespace) -> int:
+    """Undo one recorded change of a contact's field."""
+    return _undo_change(args, RecordObject.CONTACT)
+
+
+def cmd_leads_undo_change(args: argparse.Namespace) -> int:
+    """Undo one recorded change of a lead's field."""
+    return _undo_change(args, RecordObject.LEAD)
+
+
 def add_commands(commands: Any) -> None:
     """Register ``contacts`` and ``leads`` and their actions."""
     for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
-        group_commands = command_group(commands, noun, help=f"list, import, set, push and fetch {noun}")
+        group_commands = command_group(commands, noun, help=f"list, import, set, push and fetch {noun}; "
+                                       "their history and undo of one change")
         with action(
             group_commands, "push", push_handler,
             help=f"push {noun} from a CSV or JSONL file to a CRM",
@@ -388,4 +469,26 @@ def add_commands(commands: Any) -> None:
         ) as setter:
             setter.add_argument("email", metavar="EMAIL", help=f"the {singular}'s email")
             setter.add_argument("assignments", nargs="+", metavar="FIELD=VALUE", help="a field and its new value")
+        with action(
+            group_commands, "history", cmd_contacts_history if noun == "contacts" else cmd_leads_history,
+            help=f"list one {singular}'s recorded field changes, newest first",
+            description=f"List the recorded changes of the {singular} KEY's fields, newest first, as the People "
+            "panel's History tab does: each with its id, when, the field, the value before and after, and what "
+            f"made it (an import, an edit, a sync, an undo). `{noun} undo-change ID` puts one back.",
+        ) as history:
+            history.add_argument("key", metavar="KEY", help=f"the {singular}'s email or local id")
+            history.add_argument("--limit", type=LIMIT, default=500, metavar="N",
+                                 help="at most the N newest changes (default 500)")
+        with action(
+            group_commands, "undo-change", cmd_contacts_undo_change if noun == "contacts" else cmd_leads_undo_change,
+            help="undo one recorded change of a field",
+            description="Put back the value from before one recorded change (ID from `history`), as the People "
+            "panel's \"Undo this change\" does: the undo is recorded as a run of its own and the output says "
+            "whether the next sync sends the value to the CRMs. Refused (exit 1, nothing written) when the change "
+            "was undone already, the field holds the old value, or the field changed since (--force puts the old "
+            "value back over the newer one). Exit 2 for an unknown ID.",
+        ) as undo_change:
+            undo_change.add_argument("id", type=int, metavar="ID", help="the change's id (from `history`)")
+            undo_change.add_argument("--force", action="store_true",
+                                     help="undo even though the field changed since (the newer value is lost)")
         add_list_command(group_commands, noun)

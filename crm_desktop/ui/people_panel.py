@@ -41,6 +41,7 @@ from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport
 from crm_desktop.app.people import (
+    BLANK_STAYS_HERE,
     AuditLine,
     ChangeUndoRefused,
     ChangeUndoReport,
@@ -53,6 +54,7 @@ from crm_desktop.app.people import (
     PersonDetail,
     SyncOneResult,
     SyncState,
+    undone_text,
 )
 from crm_desktop.app.record_files import custom_columns_in_words
 from crm_desktop.app.text import plural
@@ -543,7 +545,7 @@ class ImportPreviewDialog(QDialog):
 
 
 #: What a blank put back or saved does to the CRMs when no mapping sends it (see ``blanks_kept_in_crms``).
-_BLANK_STAYS_HERE = "blank here only: a blank never clears a CRM's value, so the CRMs keep theirs"
+_BLANK_STAYS_HERE = BLANK_STAYS_HERE
 
 
 class DuplicatesDialog(QDialog, AsksFirst):
@@ -1479,10 +1481,7 @@ class PeoplePanel(QWidget, AsksFirst):
             await self._read_person(*self._person_wanted, again=True)
         if not isValid(self):
             return report  # the panel was closed meanwhile: nothing left to say it in
-        text = (f"{report.email}: {report.field} is {report.restored or '(blank)'} again (was "
-                f"{report.replaced or '(blank)'}; run {report.run_id}); ")
-        # A blank no mapping sends leaves the CRMs' values: promising to send it would be untrue.
-        text += (_BLANK_STAYS_HERE if report.blank_kept_in_crms else "the next sync sends it to the CRMs")
+        text = undone_text(report)
         self.detail_pane.history_result.setText(text)
         self.status_message.emit(text)
         self.change_undone.emit(report.run_id)
