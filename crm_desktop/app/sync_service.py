@@ -54,6 +54,7 @@ from crm_desktop.sync.mapping import (
     default_mappings,
     fit_to_crm,
     local_fields,
+    record_values,
     validate_mappings,
     with_crm_lengths,
 )
@@ -118,6 +119,13 @@ class Listeners(Generic[ListenerArgs]):
                 callback(*args, **kwargs)
             except Exception:
                 logger.exception("%s listener failed on %s", self._kind, about)
+
+
+def _value_text(value: Any) -> str | None:
+    """A record's value as a conflict records it: text, an enum's value, or ``None``."""
+    if value is None:
+        return None
+    return str(value.value) if hasattr(value, "value") else str(value)
 
 
 class SyncService:
@@ -583,6 +591,21 @@ class SyncService:
         """Open conflicts, oldest first (a page of ``limit`` after conflict ``after_id`` when given)."""
         integration_id = self.integrations.get(name).id if name else None
         return self.store.open_conflicts(integration_id, after_id=after_id, limit=limit)
+
+    def local_values_now(self, conflicts: Sequence[ConflictRow]) -> dict[int, str | None]:
+        """Each conflict's field as its local record holds it now, by conflict id (a conflict whose record is gone
+        is left out): the value recorded when it was raised may be stale, since a sibling conflict of another
+        integration was resolved or the person was edited. One read of the records per object, however many."""
+        wanted: dict[RecordObject, set[int]] = {}
+        for conflict in conflicts:
+            wanted.setdefault(conflict.object, set()).add(conflict.local_id)
+        records = {obj: self.store.local_records(obj, sorted(ids)) for obj, ids in wanted.items()}
+        values: dict[int, str | None] = {}
+        for conflict in conflicts:
+            local = records[conflict.object].get(conflict.local_id)
+            if local is not None:
+                values[conflict.id] = _value_text(record_values(local.record).get(conflict.field))
+        return values
 
     def conflict_count(self) -> int:
         return self.store.count_open_conflicts()

@@ -26,7 +26,9 @@ from crm_desktop.cli.common import (
 logger = logging.getLogger(__name__)
 
 
-def _conflict_json(conflict: ConflictRow, names: dict[int, str]) -> dict[str, Any]:
+def _conflict_json(conflict: ConflictRow, names: dict[int, str], local_now: dict[int, str | None]) -> dict[str, Any]:
+    """A conflict for ``--json``: ``localValue`` is the field as the record holds it now (``local_now``; the
+    recorded one when the record is gone), ``localAtConflict`` the value recorded when the conflict was raised."""
     return {
         "id": conflict.id,
         "integration": names.get(conflict.integration_id, str(conflict.integration_id)),
@@ -35,7 +37,8 @@ def _conflict_json(conflict: ConflictRow, names: dict[int, str]) -> dict[str, An
         "record": conflict.record_key,
         "crmId": conflict.crm_id,
         "field": conflict.field,
-        "localValue": conflict.local_value,
+        "localValue": local_now.get(conflict.id, conflict.local_value),
+        "localAtConflict": conflict.local_value,
         "crmValue": conflict.crm_value,
         "baseValue": conflict.base_value,
         "localChangedAt": conflict.local_changed_at,
@@ -49,22 +52,36 @@ def _conflict_json(conflict: ConflictRow, names: dict[int, str]) -> dict[str, An
     }
 
 
+def _local_text(item: dict[str, Any]) -> str:
+    """The local value now, and the one recorded when the conflict was raised if it has changed since."""
+    if item["localValue"] == item["localAtConflict"]:
+        return shown(item["localValue"])
+    return f"{shown(item['localValue'])} (was {shown(item['localAtConflict'])})"
+
+
 def cmd_conflicts_list(args: argparse.Namespace) -> int:
     """List the conflicts waiting for a decision."""
     with closing(open_workspace(args)) as workspace:
         names = integration_names(workspace)
         # One more than asked tells whether another page follows, without counting the whole table.
         page = workspace.sync.conflicts(args.integration, after_id=args.after, limit=args.limit + 1)
-        items = [_conflict_json(c, names) for c in page[: args.limit]]
+        page_items = page[: args.limit]
+        # The record's value now (one read per object, not per conflict): a sibling conflict resolved or an edit
+        # since may have changed what was recorded when the conflict was raised.
+        local_now = workspace.sync.local_values_now(page_items)
+        items = [_conflict_json(c, names, local_now) for c in page_items]
     if not items:
         emit(args, [], "no open conflicts")
         return ExitCode.OK
     header = ("ID", "INTEGRATION", "OBJECT", "RECORD", "FIELD", "LOCAL", "CRM")
-    rows = [(str(i["id"]), i["integration"], i["object"], i["record"], i["field"], shown(i["localValue"]),
+    rows = [(str(i["id"]), i["integration"], i["object"], i["record"], i["field"], _local_text(i),
              shown(i["crmValue"])) for i in items]
     text = table(header, rows)
     if len(page) > args.limit:
         text += f"\nmore conflicts wait: crm-desktop conflicts list --after {items[-1]['id']}"
+    if any(i["localValue"] != i["localAtConflict"] for i in items):
+        text += ("\nLOCAL is the value now; (was ...) the one when the conflict was raised, which --take local "
+                 "keeps (--set FIELD=VALUE keeps another)")
     emit(args, items, text + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
     return ExitCode.OK
 
@@ -72,17 +89,25 @@ def cmd_conflicts_list(args: argparse.Namespace) -> int:
 def cmd_conflicts_show(args: argparse.Namespace) -> int:
     """Show one conflict: both values, the last agreed value and when each side changed."""
     with closing(open_workspace(args)) as workspace:
-        data = _conflict_json(workspace.sync.conflict(args.id), integration_names(workspace))
+        conflict = workspace.sync.conflict(args.id)
+        local_now = workspace.sync.local_values_now([conflict]) if conflict.status.value == "open" else {}
+        data = _conflict_json(conflict, integration_names(workspace), local_now)
     lines = [
         f"conflict:     {data['id']} ({data['status']})",
         f"integration:  {data['integration']}",
         f"record:       {data['object']} {data['record']} (CRM id {data['crmId'] or '-'})",
         f"field:        {data['field']}",
-        f"local value:  {shown(data['localValue'])}  (changed {when(data['localChangedAt'])})",
+        f"local value:  {shown(data['localValue'])}  (changed {when(data['localChangedAt'])})"
+        if data["localValue"] == data["localAtConflict"] else
+        f"local value:  {shown(data['localValue'])}  (when the conflict was raised: {shown(data['localAtConflict'])}, "
+        f"changed {when(data['localChangedAt'])})",
         f"CRM value:    {shown(data['crmValue'])}  (changed {when(data['crmChangedAt'])})",
         f"last synced:  {shown(data['baseValue'])}",
         f"found by:     run {data['runId'] or '-'} at {when(data['createdAt'])}",
     ]
+    if data["status"] == "open" and data["localValue"] != data["localAtConflict"]:
+        lines.append(f"note:         --take local keeps {shown(data['localAtConflict'])}, the value when the "
+                     f"conflict was raised; to keep the value now: --set {data['field']}={data['localValue'] or ''}")
     if data["status"] == "open":
         lines.append(f"resolve with: crm-desktop conflicts resolve {data['id']} --take crm|local "
                      f"(or --set {data['field']}=VALUE)")
@@ -120,7 +145,9 @@ def add_commands(commands: Any) -> None:
     with action(
         conflict_commands, "list", cmd_conflicts_list, help="list open conflicts",
         description="List the fields changed on both sides that wait for your decision (fields whose rule is "
-        "manual).",
+        "manual). LOCAL is the record's value now; when it changed since the conflict was raised (another "
+        "integration's conflict on the field resolved, an edit), the value then follows as (was ...); --json gives "
+        "it as localAtConflict.",
     ) as listing:
         listing.add_argument("--integration", metavar="NAME", help="only this integration's conflicts")
         listing.add_argument("--limit", type=LIMIT, default=200, metavar="N", help="at most N (default 200)")
@@ -137,7 +164,9 @@ def add_commands(commands: Any) -> None:
     ) as resolve:
         resolve.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
         decision = resolve.add_mutually_exclusive_group(required=True)
-        decision.add_argument("--take", choices=["crm", "local"], help="keep the CRM's value or the local one")
+        decision.add_argument("--take", choices=["crm", "local"],
+                              help="keep the CRM's value or the local one (as recorded when the conflict was "
+                              "raised: `conflicts show` says when the record holds another now)")
         decision.add_argument("--set", metavar="FIELD=VALUE",
                               help="keep a value of your own; FIELD must be the conflict's field (an empty VALUE "
                               "blanks it)")

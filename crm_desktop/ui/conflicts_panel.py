@@ -98,8 +98,11 @@ class ConflictDetails(QGroupBox):
         """Put the decision buttons under the values."""
         self._form.addRow(buttons)
 
-    def show_conflict(self, conflict: ConflictRow | None, integration_name: str) -> None:
-        """Show one conflict, or say that none is selected."""
+    def show_conflict(self, conflict: ConflictRow | None, integration_name: str,
+                      local_now: str | None) -> None:
+        """Show one conflict, or say that none is selected; ``local_now`` is the field as the record holds it now
+        (see :meth:`ConflictsTableModel.local_value`), shown with the value recorded when the conflict was raised
+        when that one differs."""
         if conflict is None:
             for value in self.values.values():
                 value.clear()
@@ -113,7 +116,11 @@ class ConflictDetails(QGroupBox):
             "Record": f"{record_text(conflict)} in “{integration_name}”",
             "Field": field_label(conflict),
             "Here": f"{quoted(conflict.local_value)}, changed {local_time(local_at, seconds=True)}"
-            + (" (the newer change)" if newer == "here" else ""),
+            + (" (the newer change)" if newer == "here" else "")
+            if local_now == conflict.local_value else
+            f"{quoted(local_now)} now; {quoted(conflict.local_value)} when the conflict was raised, changed "
+            f"{local_time(local_at, seconds=True)} (what “Keep local value” keeps; “Use this value…” starts "
+            "from the value now)",
             "In the CRM": f"{quoted(conflict.crm_value)}, changed {local_time(crm_at, seconds=True)}"
             + (" (the newer change)" if newer == "crm" else ""),
             "At last sync": quoted(conflict.base_value),
@@ -136,20 +143,31 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
         load_conflicts: Callable[[], list[ConflictRow]],
         load_names: Callable[[], dict[int, str]],
         parent: QObject | None = None,
+        *,
+        load_local_now: Callable[[list[ConflictRow]], dict[int, str | None]] | None = None,
     ) -> None:
         super().__init__(parent)
         self._load_conflicts = load_conflicts
         self._load_names = load_names
+        self._load_local_now = load_local_now
         self._names: dict[int, str] = {}
+        self._local_now: dict[int, str | None] = {}
 
     def refresh(self) -> None:
-        """Re-read the open conflicts."""
+        """Re-read the open conflicts, and the local value each record holds now (one read for them all)."""
         rows = self._load_conflicts()
         names = self._load_names()
+        local_now = self._load_local_now(rows) if self._load_local_now is not None else {}
         self.beginResetModel()
         self._rows = rows
         self._names = names
+        self._local_now = local_now
         self.endResetModel()
+
+    def local_value(self, conflict: ConflictRow) -> str | None:
+        """The conflict's field as its local record holds it now (what "Keep local value" keeps): the value
+        recorded when the conflict was raised may have changed since (a sibling conflict resolved, an edit)."""
+        return self._local_now.get(conflict.id, conflict.local_value)
 
     def conflict_at(self, row: int) -> ConflictRow:
         """The conflict at ``row`` (raises ``IndexError``)."""
@@ -168,6 +186,9 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (ConflictColumn.INTEGRATION, ConflictColumn.RECORD):
                 return self._display(conflict, column)
+            if column is ConflictColumn.LOCAL_VALUE and self.local_value(conflict) != conflict.local_value:
+                return (f"{self.local_value(conflict) or BLANK} now; {conflict.local_value or BLANK} when the "
+                        "conflict was raised")
             if column in _VALUE_COLUMNS:
                 return self._value(conflict, column) or BLANK
             if column is ConflictColumn.LOCAL_CHANGED:
@@ -178,10 +199,9 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
             return QBrush(_MUTED)
         return None
 
-    @staticmethod
-    def _value(conflict: ConflictRow, column: ConflictColumn) -> str | None:
+    def _value(self, conflict: ConflictRow, column: ConflictColumn) -> str | None:
         return {
-            ConflictColumn.LOCAL_VALUE: conflict.local_value,
+            ConflictColumn.LOCAL_VALUE: self.local_value(conflict),
             ConflictColumn.CRM_VALUE: conflict.crm_value,
             ConflictColumn.BASE_VALUE: conflict.base_value,
         }[column]
@@ -235,7 +255,8 @@ class ConflictsPanel(QWidget):
             "Keep the CRM's value, keep yours, or type the right one: it is written to both sides.",
         )
         self.notice = Notice()
-        self.model = ConflictsTableModel(self._sync.conflicts, self._integration_names, self)
+        self.model = ConflictsTableModel(self._sync.conflicts, self._integration_names, self,
+                                         load_local_now=self._sync.local_values_now)
         self.table = record_table(self.model, "Open conflicts", "conflictsTable")
         self.empty_note = EmptyTableNote(self.table, (
             "Nothing waits for you. When a field changes both here and in a CRM, and its conflict rule in Field "
@@ -346,7 +367,8 @@ class ConflictsPanel(QWidget):
     def _update_buttons(self) -> None:
         conflict = self.selected_conflict()
         name = self.model.index(self.selected_row(), ConflictColumn.INTEGRATION).data() if conflict else ""
-        self.details.show_conflict(conflict, str(name))
+        self.details.show_conflict(conflict, str(name),
+                                   self.model.local_value(conflict) if conflict is not None else None)
         enabled = conflict is not None and self._resolving is None
         for button in (self.keep_crm_button, self.keep_local_button, self.use_value_button):
             button.setEnabled(enabled)
@@ -382,7 +404,7 @@ class ConflictsPanel(QWidget):
         )
         dialog.setInputMode(QInputDialog.InputMode.TextInput)
         dialog.setTextEchoMode(QLineEdit.EchoMode.Normal)
-        dialog.setTextValue(conflict.local_value or conflict.crm_value or "")
+        dialog.setTextValue(self.model.local_value(conflict) or conflict.crm_value or "")
         dialog.setOkButtonText("Use this value")
         conflict_id = conflict.id
         dialog.finished.connect(lambda result: self._value_answered(dialog, conflict_id, result))

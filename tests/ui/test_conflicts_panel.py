@@ -189,3 +189,29 @@ def test_at_a_laptops_width_the_values_give_way_to_the_integrations_name(
     qtbot.waitUntil(lambda: table.viewport().width() > 800, timeout=5000)
     panel._fit_columns()
     assert table.columnWidth(ConflictColumn.INTEGRATION) >= name_width, "“hubspot-marketing” whole at 1,111 px"
+
+
+def test_the_local_value_is_the_records_now_and_the_one_when_raised_is_said(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    make_conflicts(window, qtbot, hubspot)
+    # The person is edited after the conflict was raised: the list shows what the record holds now, and the details
+    # say what was recorded (which "Keep local value" keeps); "Use this value…" starts from the value now.
+    hubspot.edit_locally(EMAILS[0], company="Edited Co")
+    panel = window.conflicts_panel
+    window.show_panel(CONFLICTS_ROW)
+    panel.model.refresh()
+    select(panel, EMAILS[0])
+    row = panel.selected_row()
+    local = panel.model.index(row, ConflictColumn.LOCAL_VALUE)
+    assert local.data() == "Edited Co"
+    assert local.data(Qt.ItemDataRole.ToolTipRole) == "Edited Co now; Local Co 1 when the conflict was raised"
+    here = panel.details.values["Here"].text()
+    assert here.startswith("“Edited Co” now; “Local Co 1” when the conflict was raised, changed ")
+    assert "what “Keep local value” keeps" in here
+    other = next(r for r in range(panel.model.rowCount()) if panel.model.conflict_at(r).record_key == EMAILS[1])
+    assert panel.model.index(other, ConflictColumn.LOCAL_VALUE).data() == "Local Co 2", "the others are as recorded"
+    click(panel.use_value_button)
+    dialog = panel.value_dialog
+    assert dialog is not None and dialog.textValue() == "Edited Co"
+    dialog.reject()
