@@ -212,7 +212,6 @@ class IntegrationDialog(QDialog):
         self.button_box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         ok = self.button_box.button(QDialogButtonBox.StandardButton.Ok)
         ok.setText("Save changes" if integration else "Add integration")
-        ok.setDefault(True)
         self.button_box.accepted.connect(self.accept)
         self.button_box.rejected.connect(self.reject)
 
@@ -224,6 +223,9 @@ class IntegrationDialog(QDialog):
         layout.addWidget(sync_box)
         layout.addWidget(self.error_label)
         layout.addWidget(self.button_box)
+        # Enter saves. Set once the button is in the dialog: set before, the dialog never learns it is its default,
+        # so Cancel, once tabbed over, stays the default and Enter in a field would throw the form away.
+        ok.setDefault(True)
 
         for edit in (self.name_edit, self.description_edit, self.base_url_edit, self.domain_edit):
             edit.textEdited.connect(self._clear_marks)
