@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.errors import CredentialsError, DuplicateNameError, InvalidRecordError, NotFoundError, VaultError
 from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.record_files import plain_reason
 from crm_desktop.domain.credentials import validate_credentials
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
 from crm_desktop.ui.integrations_model import CRM_NAMES, DIRECTION_NAMES, CredentialsState, credentials_state
@@ -304,7 +305,8 @@ class IntegrationDialog(QDialog):
             return SyncConfig(**settings)
         except InvalidRecordError as exc:
             problems = [
-                FormProblem(f"syncConfig.{p.field}", FIELD_LABELS.get(f"syncConfig.{p.field}", p.field), p.reason)
+                FormProblem(f"syncConfig.{p.field}", FIELD_LABELS.get(f"syncConfig.{p.field}", p.field),
+                            plain_reason(p.reason))
                 for p in exc.problems
             ]
             raise _FormRejected(problems) from None
@@ -331,7 +333,7 @@ class IntegrationDialog(QDialog):
             return Integration(**fields)
         except InvalidRecordError as exc:
             raise _FormRejected(
-                [FormProblem(p.field, FIELD_LABELS.get(p.field, p.field), p.reason) for p in exc.problems]
+                [FormProblem(p.field, FIELD_LABELS.get(p.field, p.field), plain_reason(p.reason)) for p in exc.problems]
             ) from None
 
     def _typed_credentials(self) -> dict[str, str]:
