@@ -312,3 +312,23 @@ def test_a_value_the_crm_field_cannot_take_is_shown_refused_in_the_preview(
     assert table.accessibleName() == "Preview of one record mapped"
     first = table.item(labels.index("First name"), PreviewColumn.CRM_VALUE)
     assert first.text() == "Ada1" and first.icon().isNull(), "a value the CRM takes is shown as it goes"
+
+
+def test_people_saved_while_another_panel_is_shown_can_be_previewed_on_return(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A first session: Field Mapping opened before anyone is imported offers the three people there are; people
+    imported meanwhile (another panel shown) are offered once it is shown again, the record looked at kept."""
+    panel = shown(qtbot, FieldMappingPanel(hubspot.workspace.sync, BackgroundTasks()), 1000, 640)
+    with_live_fields(panel, qtbot)
+    choices = [panel.preview_combo.itemText(i) for i in range(panel.preview_combo.count())]
+    assert "person4@example.com" not in choices
+    panel.preview_combo.setCurrentIndex(panel.preview_combo.findText("person2@example.com"))
+    panel.hide()
+    hubspot.save_people(2, start=4)  # an import, while People is shown
+
+    panel.show()
+    choices = [panel.preview_combo.itemText(i) for i in range(panel.preview_combo.count())]
+    assert "person4@example.com" in choices and "person5@example.com" in choices
+    assert panel.preview_combo.currentText() == "person2@example.com"
+    assert panel.preview_table.rowCount() > 0
