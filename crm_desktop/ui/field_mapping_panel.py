@@ -746,7 +746,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
 
         self.preview_combo = QComboBox()
         self.preview_combo.setAccessibleName("Record previewed")
-        self.preview_combo.setMinimumWidth(240)
+        self.preview_combo.setMinimumWidth(320)
         self.preview_table = QTableWidget(0, len(PreviewColumn))
         self.preview_table.setObjectName("mappingPreview")
         self.preview_table.setAccessibleName("Preview of one record mapped")
@@ -1017,6 +1017,11 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self.preview_combo.addItems(emails)
         if shown in emails:
             self.preview_combo.setCurrentIndex(emails.index(shown))  # the record being looked at stays chosen
+        # Shown while there is nothing to choose, so an empty preview says why.
+        self.preview_combo.setPlaceholderText(
+            "No integration yet" if integration is None
+            else "No contacts yet: import or add them in People" if self.record_object is RecordObject.CONTACT
+            else "No leads waiting to be pushed")
         self.preview_combo.blockSignals(False)
         self.show_preview()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import qasync
@@ -12,7 +13,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QListWidget, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, FieldDirection
 from crm_desktop.sync.mapping import FieldMapping, Transform
 from crm_desktop.ui.field_mapping_panel import (
@@ -23,6 +28,8 @@ from crm_desktop.ui.field_mapping_panel import (
     parse_transforms,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.vault import Vault
+from tests.support.memory_keyring import MemoryKeyring
 from tests.ui.conftest import HubSpotBench, person, shown, unfinished_tasks
 
 
@@ -332,3 +339,27 @@ def test_people_saved_while_another_panel_is_shown_can_be_previewed_on_return(
     assert "person4@example.com" in choices and "person5@example.com" in choices
     assert panel.preview_combo.currentText() == "person2@example.com"
     assert panel.preview_table.rowCount() > 0
+
+
+def test_with_nobody_to_preview_the_record_list_says_why(
+    qtbot: QtBot, tmp_path: Path, keyring_backend: MemoryKeyring, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A first session: an integration added, nobody imported yet. The empty preview says where people come from
+    rather than showing a blank list and a blank table."""
+    sandbox = HubSpotSandbox(SandboxConfig())
+    workspace = Workspace.open(tmp_path / "first", vault=Vault(backend=keyring_backend),
+                               transport=sandbox.transport())
+    try:
+        workspace.integrations.add(
+            Integration(provider=Provider.HUBSPOT, name="hubspot", base_url=sandbox.base_url), sandbox.credentials())
+        panel = shown(qtbot, FieldMappingPanel(workspace.sync, BackgroundTasks()), 1000, 640)
+        with_live_fields(panel, qtbot)
+        combo = panel.preview_combo
+        assert combo.count() == 0 and combo.currentIndex() == -1
+        assert combo.placeholderText() == "No contacts yet: import or add them in People"
+        assert combo.fontMetrics().horizontalAdvance(combo.placeholderText()) < combo.width(), "not cut"
+        panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.LEAD))
+        assert combo.placeholderText() == "No leads waiting to be pushed"
+        panel.close()
+    finally:
+        workspace.close()
