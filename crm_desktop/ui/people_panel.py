@@ -483,8 +483,8 @@ class ImportPreviewDialog(QDialog):
         self.setWindowTitle(f"Import {kind} from {preview.path.name}")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
-        parts = [f"{plural(preview.valid, 'valid row')}: {preview.new} new, {preview.existing} update existing {kind}",
-                 f"{len(preview.problems)} refused"]
+        parts = [f"{plural(preview.valid, 'valid row')}: {preview.new} new, "
+                 f"{preview.existing} to update (already stored)", f"{len(preview.problems)} refused"]
         if preview.warnings:
             parts.append(f"{plural(len(preview.warnings), 'valid row')} with values not kept")
         text = "; ".join(parts) + ". Nothing is saved until you press Save."

@@ -333,7 +333,7 @@ def test_an_import_previews_refused_rows_before_saving(
     dialog = preview(qtbot, panel, path)
     assert dialog is not None
     qtbot.waitExposed(dialog)
-    assert "2 valid rows: 1 new, 1 update existing contacts; 1 refused" in dialog.summary.text()
+    assert "2 valid rows: 1 new, 1 to update (already stored); 1 refused" in dialog.summary.text()
     problems = dialog.problems_table
     assert cells(problems, 0) == ["4"] and cells(problems, 2) == ["Email"]
     assert workspace.contacts.find("new.person@example.com") is None, "nothing is saved before Save"
@@ -587,7 +587,7 @@ def test_the_preview_names_the_values_an_import_would_not_keep(
     dialog = preview(qtbot, panel, path)
     assert dialog is not None
     qtbot.waitExposed(dialog)
-    assert "1 valid row: 1 new, 0 update existing contacts; 0 refused; 1 valid row with values not kept" in (
+    assert "1 valid row: 1 new, 0 to update (already stored); 0 refused; 1 valid row with values not kept" in (
         dialog.summary.text())
     table = dialog.warnings_table
     assert table.isVisible(), "followers without a username are dropped: the preview says so before Save"
