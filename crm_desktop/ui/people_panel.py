@@ -67,6 +67,7 @@ from crm_desktop.ui.person_edit_dialog import PersonEditDialog
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
     AsksFirst,
+    EmptyTableNote,
     Notice,
     PanelHeading,
     RowKeys,
@@ -226,6 +227,13 @@ class PersonDetailPane(QWidget):
         attribution_layout.setContentsMargins(0, 4, 0, 0)
         attribution_layout.addWidget(self.attribution_note)
         attribution_layout.addWidget(self.attribution_table, 1)
+        # What an empty tab of a picked person means, and where its rows come from.
+        self.profiles_empty_note = EmptyTableNote(self.profiles_table, (
+            "No social profiles yet. An import with a network's columns (twitter_username, linkedin_url, …) or a "
+            "conversation recorded with this person adds them."))
+        self.timeline_empty_note = EmptyTableNote(self.timeline_table, (
+            "No touchpoints yet. Posts, messages and conversations with this person show here as they are "
+            "recorded."))
         self.tabs.addTab(self.profiles_table, "Profiles")
         self.tabs.addTab(self.timeline_table, "Timeline")
         self.tabs.addTab(attribution, "Attribution")

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 #: Where a table puts a figure (count, money, share): on the right, so its digits line up.
 FIGURE_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -222,13 +223,18 @@ class EmptyTableNote(QObject):
         self.label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         table.viewport().installEventFilter(self)
         model = table.model()
-        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.layoutChanged):
+        for signal in (model.rowsInserted, model.rowsRemoved, model.columnsInserted, model.columnsRemoved,
+                       model.modelReset, model.layoutChanged):
             signal.connect(self.refresh)
         self.refresh()
 
     def refresh(self, *_args: object) -> None:
-        """Show the sentence when the model is empty, hide it otherwise."""
-        self.label.setVisible(self._table.model().rowCount() == 0)
+        """Show the sentence when the model has columns but no row, hide it otherwise (a table without columns
+        shows nothing yet: a detail pane's before a person is picked)."""
+        if not (isValid(self._table) and isValid(self.label)):
+            return  # a QTableWidget's own model says its rows are gone while the table is being destroyed
+        model = self._table.model()
+        self.label.setVisible(model.rowCount() == 0 and model.columnCount() > 0)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Keep the sentence the size of the viewport, with a margin."""

@@ -600,3 +600,22 @@ def test_the_preview_names_the_values_an_import_would_not_keep(
         "Imported: 1 created, 0 updated, 0 unchanged, 0 refused, 1 row with values not kept (run ")
     saved = workspace.contacts.find("kept@example.com")
     assert saved is not None and saved.social_profiles == []
+
+
+def test_a_person_without_profiles_or_touchpoints_is_told_where_they_come_from(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A contact imported from a CRM export (no social columns): the Profiles and Timeline tabs say what would
+    fill them instead of showing bare headers; before anyone is picked they say nothing."""
+    workspace.contacts.save(Contact(email="grace@navy.example.com", first_name="Grace", last_name="Hopper"))
+    panel = open_panel(qtbot, workspace)
+    pane = panel.detail_pane
+    assert not pane.profiles_empty_note.label.isVisible(), "nobody picked: no note"
+    click_row(panel.table, 0)
+    shown(qtbot, panel, "grace@navy.example.com")
+    assert pane.profiles_table.rowCount() == 0
+    assert pane.profiles_empty_note.label.isVisible()
+    assert pane.profiles_empty_note.label.text().startswith("No social profiles yet.")
+    pane.tabs.setCurrentWidget(pane.timeline_table)
+    assert pane.timeline_empty_note.label.isVisible()
+    assert pane.timeline_empty_note.label.text().startswith("No touchpoints yet.")
