@@ -24,6 +24,7 @@ from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
+    QApplication,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -255,6 +256,25 @@ class _PageLayout(QVBoxLayout):
         return False
 
 
+class _ScrollingPage(QScrollArea):
+    """A panel's scroll area: no stop of its own on Tab (frameless, it draws no focus, so the focus seemed lost),
+    and scrolled to whichever of its fields gets the focus, also by a Tab from outside it (the sidebar)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._focus_changed)
+
+    def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        if new is None or not isValid(self):
+            return
+        content = self.widget()
+        if content is not None and content.isAncestorOf(new):
+            self.ensureWidgetVisible(new)
+
+
 def scrolling_page(panel: QWidget) -> QVBoxLayout:
     """The layout ``panel`` lays its content in: a page in a frameless scroll area that fills the panel.
 
@@ -263,7 +283,7 @@ def scrolling_page(panel: QWidget) -> QVBoxLayout:
     """
     content = QWidget()
     content.setObjectName("panelPage")
-    page = QScrollArea()
+    page = _ScrollingPage()
     page.setWidget(content)
     page.setWidgetResizable(True)
     page.setFrameShape(QFrame.Shape.NoFrame)
