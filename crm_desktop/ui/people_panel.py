@@ -970,6 +970,8 @@ class PeoplePanel(QWidget, AsksFirst):
         refit_on_new_look(self.table, self._fit_columns, on_resize=True)
         header.sectionResized.connect(self._column_resized)
         header.sortIndicatorChanged.connect(self._sort_indicator_changed)
+        # What an empty list means: nobody yet (and how to bring people in), or nobody these filters let through.
+        self.empty_note = EmptyTableNote(self.table, "")
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
         self.export_button = QPushButton("Export…")
@@ -1195,8 +1197,14 @@ class PeoplePanel(QWidget, AsksFirst):
         self.show_person(None)
 
     def _count_changed(self, total: int) -> None:
-        kind = "lead" if self.model.query.obj is RecordObject.LEAD else "contact"
+        query = self.model.query
+        kind = "lead" if query.obj is RecordObject.LEAD else "contact"
         self.count_label.setText(plural(total, kind))
+        unfiltered = PeopleQuery(obj=query.obj, sort=query.sort, descending=query.descending)
+        self.empty_note.label.setText(
+            "Nobody matches these filters." if query != unfiltered
+            else f"No {kind}s yet. Import… a CSV or JSONL file (a CRM's export will do), add one with New…, or "
+                 f"sync an integration to bring its {kind}s in.")
         if self._select_first and total:
             self.table.selectRow(0)
         self._select_first = False
@@ -1239,6 +1247,7 @@ class PeoplePanel(QWidget, AsksFirst):
         # The list is empty while a new filter or sort is read; the count line says why.
         if busy:
             self.count_label.setText("Searching…")
+            self.empty_note.label.setText("")  # not "nobody" before the list is read
         self.table.setCursor(Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor)
 
     def _read_failed(self, reason: str) -> None:

@@ -619,3 +619,21 @@ def test_a_person_without_profiles_or_touchpoints_is_told_where_they_come_from(
     pane.tabs.setCurrentWidget(pane.timeline_table)
     assert pane.timeline_empty_note.label.isVisible()
     assert pane.timeline_empty_note.label.text().startswith("No touchpoints yet.")
+
+
+def test_an_empty_list_says_how_to_bring_people_in_or_that_the_filters_let_nobody_through(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A first session: nobody stored yet. The list says how people come in; once someone is there, a filter that
+    matches nobody says so instead."""
+    panel = open_panel(qtbot, workspace)
+    note = panel.empty_note.label
+    assert panel.model.total == 0
+    assert note.isVisible() and note.text().startswith("No contacts yet. Import…")
+    workspace.contacts.save(Contact(email="grace@navy.example.com", first_name="Grace"))
+    panel.reload()
+    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=5000)
+    assert not note.isVisible()
+    QTest.keyClicks(panel.filter_edit, "nobody-by-this-name")
+    qtbot.waitUntil(lambda: panel.model.total == 0 and not panel.model.busy, timeout=5000)
+    assert note.isVisible() and note.text() == "Nobody matches these filters."
