@@ -746,7 +746,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
 
         self.preview_combo = QComboBox()
         self.preview_combo.setAccessibleName("Record previewed")
-        self.preview_combo.setMinimumWidth(240)
+        self.preview_combo.setMinimumWidth(320)
         self.preview_table = QTableWidget(0, len(PreviewColumn))
         self.preview_table.setObjectName("mappingPreview")
         self.preview_table.setAccessibleName("Preview of one record mapped")
@@ -961,6 +961,9 @@ class FieldMappingPanel(QWidget, AsksFirst):
         integration = self.integration()
         if integration is not None and (integration.name, self.record_object) not in self._fields:
             self.load_crm_fields()
+        if integration is not None:
+            # People imported, added or synced while another panel was shown are offered to preview too.
+            self._fill_preview_choices(integration)
 
     def _shows(self, name: str, obj: RecordObject) -> bool:
         return self.integration_combo.currentText() == name and self.record_object is obj
@@ -1008,9 +1011,17 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 emails = self._service.preview_choices(integration, self.record_object)
             except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
                 self.notice.say(error_sentence("Reading the records to preview", exc), "error")
+        shown = self.preview_combo.currentText()
         self.preview_combo.blockSignals(True)
         self.preview_combo.clear()
         self.preview_combo.addItems(emails)
+        if shown in emails:
+            self.preview_combo.setCurrentIndex(emails.index(shown))  # the record being looked at stays chosen
+        # Shown while there is nothing to choose, so an empty preview says why.
+        self.preview_combo.setPlaceholderText(
+            "No integration yet" if integration is None
+            else "No contacts yet: import or add them in People" if self.record_object is RecordObject.CONTACT
+            else "No leads waiting to be pushed")
         self.preview_combo.blockSignals(False)
         self.show_preview()
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.errors import CredentialsError, DuplicateNameError, InvalidRecordError, NotFoundError, VaultError
 from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.record_files import plain_reason
 from crm_desktop.domain.credentials import validate_credentials
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
 from crm_desktop.ui.integrations_model import CRM_NAMES, DIRECTION_NAMES, CredentialsState, credentials_state
@@ -212,7 +213,6 @@ class IntegrationDialog(QDialog):
         self.button_box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         ok = self.button_box.button(QDialogButtonBox.StandardButton.Ok)
         ok.setText("Save changes" if integration else "Add integration")
-        ok.setDefault(True)
         self.button_box.accepted.connect(self.accept)
         self.button_box.rejected.connect(self.reject)
 
@@ -224,6 +224,9 @@ class IntegrationDialog(QDialog):
         layout.addWidget(sync_box)
         layout.addWidget(self.error_label)
         layout.addWidget(self.button_box)
+        # Enter saves. Set once the button is in the dialog: set before, the dialog never learns it is its default,
+        # so Cancel, once tabbed over, stays the default and Enter in a field would throw the form away.
+        ok.setDefault(True)
 
         for edit in (self.name_edit, self.description_edit, self.base_url_edit, self.domain_edit):
             edit.textEdited.connect(self._clear_marks)
@@ -302,7 +305,8 @@ class IntegrationDialog(QDialog):
             return SyncConfig(**settings)
         except InvalidRecordError as exc:
             problems = [
-                FormProblem(f"syncConfig.{p.field}", FIELD_LABELS.get(f"syncConfig.{p.field}", p.field), p.reason)
+                FormProblem(f"syncConfig.{p.field}", FIELD_LABELS.get(f"syncConfig.{p.field}", p.field),
+                            plain_reason(p.reason))
                 for p in exc.problems
             ]
             raise _FormRejected(problems) from None
@@ -329,7 +333,7 @@ class IntegrationDialog(QDialog):
             return Integration(**fields)
         except InvalidRecordError as exc:
             raise _FormRejected(
-                [FormProblem(p.field, FIELD_LABELS.get(p.field, p.field), p.reason) for p in exc.problems]
+                [FormProblem(p.field, FIELD_LABELS.get(p.field, p.field), plain_reason(p.reason)) for p in exc.problems]
             ) from None
 
     def _typed_credentials(self) -> dict[str, str]:

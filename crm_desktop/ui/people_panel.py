@@ -69,6 +69,7 @@ from crm_desktop.ui.person_edit_dialog import PersonEditDialog
 from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.widgets import (
     AsksFirst,
+    EmptyTableNote,
     Notice,
     PanelHeading,
     RowKeys,
@@ -228,6 +229,13 @@ class PersonDetailPane(QWidget):
         attribution_layout.setContentsMargins(0, 4, 0, 0)
         attribution_layout.addWidget(self.attribution_note)
         attribution_layout.addWidget(self.attribution_table, 1)
+        # What an empty tab of a picked person means, and where its rows come from.
+        self.profiles_empty_note = EmptyTableNote(self.profiles_table, (
+            "No social profiles yet. An import with a network's columns (twitter_username, linkedin_url, …) or a "
+            "conversation recorded with this person adds them."))
+        self.timeline_empty_note = EmptyTableNote(self.timeline_table, (
+            "No touchpoints yet. Posts, messages and conversations with this person show here as they are "
+            "recorded."))
         self.tabs.addTab(self.profiles_table, "Profiles")
         self.tabs.addTab(self.timeline_table, "Timeline")
         self.tabs.addTab(attribution, "Attribution")
@@ -485,8 +493,8 @@ class ImportPreviewDialog(QDialog):
         self.setWindowTitle(f"Import {kind} from {preview.path.name}")
         self.summary = QLabel()
         self.summary.setWordWrap(True)
-        parts = [f"{plural(preview.valid, 'valid row')}: {preview.new} new, {preview.existing} update existing {kind}",
-                 f"{len(preview.problems)} refused"]
+        parts = [f"{plural(preview.valid, 'valid row')}: {preview.new} new, "
+                 f"{preview.existing} to update (already stored)", f"{len(preview.problems)} refused"]
         if preview.warnings:
             parts.append(f"{plural(len(preview.warnings), 'valid row')} with values not kept")
         text = "; ".join(parts) + ". Nothing is saved until you press Save."
@@ -985,6 +993,8 @@ class PeoplePanel(QWidget, AsksFirst):
         refit_on_new_look(self.table, self._fit_columns, on_resize=True)
         header.sectionResized.connect(self._column_resized)
         header.sortIndicatorChanged.connect(self._sort_indicator_changed)
+        # What an empty list means: nobody yet (and how to bring people in), or nobody these filters let through.
+        self.empty_note = EmptyTableNote(self.table, "")
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
         self.export_button = QPushButton("Export…")
@@ -1210,8 +1220,14 @@ class PeoplePanel(QWidget, AsksFirst):
         self.show_person(None)
 
     def _count_changed(self, total: int) -> None:
-        kind = "lead" if self.model.query.obj is RecordObject.LEAD else "contact"
+        query = self.model.query
+        kind = "lead" if query.obj is RecordObject.LEAD else "contact"
         self.count_label.setText(plural(total, kind))
+        unfiltered = PeopleQuery(obj=query.obj, sort=query.sort, descending=query.descending)
+        self.empty_note.label.setText(
+            "Nobody matches these filters." if query != unfiltered
+            else f"No {kind}s yet. Import… a CSV or JSONL file (a CRM's export will do), add one with New…, or "
+                 f"sync an integration to bring its {kind}s in.")
         if self._select_first and total:
             self.table.selectRow(0)
         self._select_first = False
@@ -1254,6 +1270,7 @@ class PeoplePanel(QWidget, AsksFirst):
         # The list is empty while a new filter or sort is read; the count line says why.
         if busy:
             self.count_label.setText("Searching…")
+            self.empty_note.label.setText("")  # not "nobody" before the list is read
         self.table.setCursor(Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor)
 
     def _read_failed(self, reason: str) -> None:

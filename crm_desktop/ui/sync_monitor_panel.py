@@ -429,6 +429,11 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         """Re-read the integrations for the combo, keeping the chosen one, and the health lines (one added, renamed
         or removed shows there at once, not at the next periodic re-read)."""
         refill_names(self.integration_combo, [integration.name for integration in self._sync.integrations.list()])
+        # Until there is an integration, the buttons the note would point to cannot sync anything.
+        self.runs_empty_note.label.setText(
+            "No sync has run yet. Press Sync now for the integration picked above, or Sync all now (Ctrl+R) for "
+            "every one." if self.integration_combo.count()
+            else "No sync has run yet. Add an integration in Integrations first, then sync it from here.")
         self._update_buttons()
         self.refresh_health()
 

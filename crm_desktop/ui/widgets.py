@@ -24,6 +24,7 @@ from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
+    QApplication,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -41,6 +42,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 #: Where a table puts a figure (count, money, share): on the right, so its digits line up.
 FIGURE_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -222,13 +224,18 @@ class EmptyTableNote(QObject):
         self.label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         table.viewport().installEventFilter(self)
         model = table.model()
-        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.layoutChanged):
+        for signal in (model.rowsInserted, model.rowsRemoved, model.columnsInserted, model.columnsRemoved,
+                       model.modelReset, model.layoutChanged):
             signal.connect(self.refresh)
         self.refresh()
 
     def refresh(self, *_args: object) -> None:
-        """Show the sentence when the model is empty, hide it otherwise."""
-        self.label.setVisible(self._table.model().rowCount() == 0)
+        """Show the sentence when the model has columns but no row, hide it otherwise (a table without columns
+        shows nothing yet: a detail pane's before a person is picked)."""
+        if not (isValid(self._table) and isValid(self.label)):
+            return  # a QTableWidget's own model says its rows are gone while the table is being destroyed
+        model = self._table.model()
+        self.label.setVisible(model.rowCount() == 0 and model.columnCount() > 0)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Keep the sentence the size of the viewport, with a margin."""
@@ -249,6 +256,25 @@ class _PageLayout(QVBoxLayout):
         return False
 
 
+class _ScrollingPage(QScrollArea):
+    """A panel's scroll area: no stop of its own on Tab (frameless, it draws no focus, so the focus seemed lost),
+    and scrolled to whichever of its fields gets the focus, also by a Tab from outside it (the sidebar)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.focusChanged.connect(self._focus_changed)
+
+    def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        if new is None or not isValid(self):
+            return
+        content = self.widget()
+        if content is not None and content.isAncestorOf(new):
+            self.ensureWidgetVisible(new)
+
+
 def scrolling_page(panel: QWidget) -> QVBoxLayout:
     """The layout ``panel`` lays its content in: a page in a frameless scroll area that fills the panel.
 
@@ -257,7 +283,7 @@ def scrolling_page(panel: QWidget) -> QVBoxLayout:
     """
     content = QWidget()
     content.setObjectName("panelPage")
-    page = QScrollArea()
+    page = _ScrollingPage()
     page.setWidget(content)
     page.setWidgetResizable(True)
     page.setFrameShape(QFrame.Shape.NoFrame)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import qasync
@@ -12,7 +13,11 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QComboBox, QListWidget, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.sandbox.core import SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, FieldDirection
 from crm_desktop.sync.mapping import FieldMapping, Transform
 from crm_desktop.ui.field_mapping_panel import (
@@ -23,6 +28,8 @@ from crm_desktop.ui.field_mapping_panel import (
     parse_transforms,
 )
 from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.vault import Vault
+from tests.support.memory_keyring import MemoryKeyring
 from tests.ui.conftest import HubSpotBench, person, shown, unfinished_tasks
 
 
@@ -312,3 +319,47 @@ def test_a_value_the_crm_field_cannot_take_is_shown_refused_in_the_preview(
     assert table.accessibleName() == "Preview of one record mapped"
     first = table.item(labels.index("First name"), PreviewColumn.CRM_VALUE)
     assert first.text() == "Ada1" and first.icon().isNull(), "a value the CRM takes is shown as it goes"
+
+
+def test_people_saved_while_another_panel_is_shown_can_be_previewed_on_return(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A first session: Field Mapping opened before anyone is imported offers the three people there are; people
+    imported meanwhile (another panel shown) are offered once it is shown again, the record looked at kept."""
+    panel = shown(qtbot, FieldMappingPanel(hubspot.workspace.sync, BackgroundTasks()), 1000, 640)
+    with_live_fields(panel, qtbot)
+    choices = [panel.preview_combo.itemText(i) for i in range(panel.preview_combo.count())]
+    assert "person4@example.com" not in choices
+    panel.preview_combo.setCurrentIndex(panel.preview_combo.findText("person2@example.com"))
+    panel.hide()
+    hubspot.save_people(2, start=4)  # an import, while People is shown
+
+    panel.show()
+    choices = [panel.preview_combo.itemText(i) for i in range(panel.preview_combo.count())]
+    assert "person4@example.com" in choices and "person5@example.com" in choices
+    assert panel.preview_combo.currentText() == "person2@example.com"
+    assert panel.preview_table.rowCount() > 0
+
+
+def test_with_nobody_to_preview_the_record_list_says_why(
+    qtbot: QtBot, tmp_path: Path, keyring_backend: MemoryKeyring, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A first session: an integration added, nobody imported yet. The empty preview says where people come from
+    rather than showing a blank list and a blank table."""
+    sandbox = HubSpotSandbox(SandboxConfig())
+    workspace = Workspace.open(tmp_path / "first", vault=Vault(backend=keyring_backend),
+                               transport=sandbox.transport())
+    try:
+        workspace.integrations.add(
+            Integration(provider=Provider.HUBSPOT, name="hubspot", base_url=sandbox.base_url), sandbox.credentials())
+        panel = shown(qtbot, FieldMappingPanel(workspace.sync, BackgroundTasks()), 1000, 640)
+        with_live_fields(panel, qtbot)
+        combo = panel.preview_combo
+        assert combo.count() == 0 and combo.currentIndex() == -1
+        assert combo.placeholderText() == "No contacts yet: import or add them in People"
+        assert combo.fontMetrics().horizontalAdvance(combo.placeholderText()) < combo.width(), "not cut"
+        panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.LEAD))
+        assert combo.placeholderText() == "No leads waiting to be pushed"
+        panel.close()
+    finally:
+        workspace.close()

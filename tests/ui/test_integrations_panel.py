@@ -183,11 +183,37 @@ def test_a_taken_name_is_refused_on_the_name_field(panel: IntegrationsPanel, qtb
     assert table_names(panel) == ["hubspot-marketing"]
 
 
+def test_enter_in_a_field_still_adds_after_tabbing_past_cancel(
+    panel: IntegrationsPanel, qtbot: QtBot, workspace: Workspace
+) -> None:
+    """Tabbing round the form (over Add integration and Cancel, back to the fields) and pressing Enter adds: Cancel
+    only stands in as the default while it has the focus, so what was typed is not thrown away."""
+    dialog = open_add_dialog(panel)
+    dialog.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    dialog.name_edit.setFocus()
+    cancel = dialog.button_box.button(QDialogButtonBox.StandardButton.Cancel)
+    for _ in range(30):
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        if QApplication.focusWidget() is cancel:
+            break
+    assert QApplication.focusWidget() is cancel
+    QTest.keyClick(cancel, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is not cancel
+    type_into(dialog.name_edit, "hubspot-marketing")
+    type_into(dialog.credential_edits[Provider.HUBSPOT]["token"], HUBSPOT_TOKEN)
+    QTest.keyClick(dialog.name_edit, Qt.Key.Key_Return)
+
+    assert not dialog.isVisible()
+    assert dialog.saved_integration is not None, "Enter added the integration, it did not cancel"
+    assert table_names(panel) == ["hubspot-marketing"]
+
+
 def test_an_empty_name_is_refused(panel: IntegrationsPanel) -> None:
     dialog = open_add_dialog(panel)
     click(ok_button(dialog))
     assert dialog.isVisible()
-    assert dialog.error_label.text().startswith("Name: ")
+    assert dialog.error_label.text() == "Name: must not be blank", "in plain words, not the validator's"
     assert dialog.invalid_fields() == ["name"]
 
 

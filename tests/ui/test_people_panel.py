@@ -333,7 +333,7 @@ def test_an_import_previews_refused_rows_before_saving(
     dialog = preview(qtbot, panel, path)
     assert dialog is not None
     qtbot.waitExposed(dialog)
-    assert "2 valid rows: 1 new, 1 update existing contacts; 1 refused" in dialog.summary.text()
+    assert "2 valid rows: 1 new, 1 to update (already stored); 1 refused" in dialog.summary.text()
     problems = dialog.problems_table
     assert cells(problems, 0) == ["4"] and cells(problems, 2) == ["Email"]
     assert workspace.contacts.find("new.person@example.com") is None, "nothing is saved before Save"
@@ -587,7 +587,7 @@ def test_the_preview_names_the_values_an_import_would_not_keep(
     dialog = preview(qtbot, panel, path)
     assert dialog is not None
     qtbot.waitExposed(dialog)
-    assert "1 valid row: 1 new, 0 update existing contacts; 0 refused; 1 valid row with values not kept" in (
+    assert "1 valid row: 1 new, 0 to update (already stored); 0 refused; 1 valid row with values not kept" in (
         dialog.summary.text())
     table = dialog.warnings_table
     assert table.isVisible(), "followers without a username are dropped: the preview says so before Save"
@@ -600,3 +600,40 @@ def test_the_preview_names_the_values_an_import_would_not_keep(
         "Imported: 1 created, 0 updated, 0 unchanged, 0 refused, 1 row with values not kept (run ")
     saved = workspace.contacts.find("kept@example.com")
     assert saved is not None and saved.social_profiles == []
+
+
+def test_a_person_without_profiles_or_touchpoints_is_told_where_they_come_from(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A contact imported from a CRM export (no social columns): the Profiles and Timeline tabs say what would
+    fill them instead of showing bare headers; before anyone is picked they say nothing."""
+    workspace.contacts.save(Contact(email="grace@navy.example.com", first_name="Grace", last_name="Hopper"))
+    panel = open_panel(qtbot, workspace)
+    pane = panel.detail_pane
+    assert not pane.profiles_empty_note.label.isVisible(), "nobody picked: no note"
+    click_row(panel.table, 0)
+    shown(qtbot, panel, "grace@navy.example.com")
+    assert pane.profiles_table.rowCount() == 0
+    assert pane.profiles_empty_note.label.isVisible()
+    assert pane.profiles_empty_note.label.text().startswith("No social profiles yet.")
+    pane.tabs.setCurrentWidget(pane.timeline_table)
+    assert pane.timeline_empty_note.label.isVisible()
+    assert pane.timeline_empty_note.label.text().startswith("No touchpoints yet.")
+
+
+def test_an_empty_list_says_how_to_bring_people_in_or_that_the_filters_let_nobody_through(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A first session: nobody stored yet. The list says how people come in; once someone is there, a filter that
+    matches nobody says so instead."""
+    panel = open_panel(qtbot, workspace)
+    note = panel.empty_note.label
+    assert panel.model.total == 0
+    assert note.isVisible() and note.text().startswith("No contacts yet. Import…")
+    workspace.contacts.save(Contact(email="grace@navy.example.com", first_name="Grace"))
+    panel.reload()
+    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=5000)
+    assert not note.isVisible()
+    QTest.keyClicks(panel.filter_edit, "nobody-by-this-name")
+    qtbot.waitUntil(lambda: panel.model.total == 0 and not panel.model.busy, timeout=5000)
+    assert note.isVisible() and note.text() == "Nobody matches these filters."

@@ -136,3 +136,26 @@ def test_the_big_dialogs_open_within_a_small_screen(
         assert dialog.height() <= 612 and dialog.width() <= 1152, (type(dialog).__name__, dialog.size())
         dialog.close()
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+
+
+def test_tab_never_stops_on_a_panels_page_and_still_scrolls_to_the_field_it_reaches(
+    qtbot: QtBot, hubspot: HubSpotBench, styled_app: QApplication, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Tab through each panel: the focus goes from field to field, never onto the page that holds them (a frameless
+    scroll area that draws no focus, so the focus seemed lost); in the short window, the Sync Monitor's page still
+    scrolls to show the field Tab reaches."""
+    window = short_window(qtbot, hubspot)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    for row, entry in enumerate(window.panels):
+        window.show_panel(row)
+        qtbot.wait(50)
+        page = page_of(entry.widget)
+        window.sidebar.setFocus()
+        for _ in range(40):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+            focused = QApplication.focusWidget()
+            assert focused is not page, f"Tab stopped on {entry.title}'s page"
+            if row == SYNC_MONITOR_ROW and page.isAncestorOf(focused) and focused.isVisible():
+                assert in_sight(focused, page), f"{focused.accessibleName()} is out of sight"
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)

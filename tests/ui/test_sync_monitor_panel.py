@@ -13,6 +13,8 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.ui.sync_monitor_panel import RECORD_ROWS_ALWAYS_SHOWN, RUNS_ROWS_ALWAYS_SHOWN, SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import LogColumn, RunColumn
@@ -234,3 +236,18 @@ def test_export_errors_names_the_crm_record_of_a_refused_update(
     rows = list(csv.DictReader(exported.read_text(encoding="utf-8-sig").splitlines()))
     assert [(row["record"], row["crm_id"]) for row in rows] == [("person1@example.com", crm_id)], (
         "a refused update of a linked record names the CRM record it was refused for")
+
+
+def test_before_any_integration_the_empty_runs_list_points_to_integrations_not_to_sync_now(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A first run: Sync now has nothing to sync, so the empty list does not tell the marketer to press it; once an
+    integration is added, it does."""
+    made = shown(qtbot, SyncMonitorPanel(workspace.monitor, BackgroundTasks()), 1000, 700)
+    note = made.runs_empty_note.label
+    assert note.isVisible() and not made.sync_button.isEnabled()
+    assert note.text() == "No sync has run yet. Add an integration in Integrations first, then sync it from here."
+    workspace.integrations.add(Integration(provider=Provider.HUBSPOT, name="hubspot"), None)
+    made.reload_integrations()
+    assert made.sync_button.isEnabled()
+    assert note.text().startswith("No sync has run yet. Press Sync now")
