@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication, QPushButton, QTableView, QWidget
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.api_port import PORT_ENV
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
@@ -105,8 +106,10 @@ def mean_lightness(image: QImage, step: int = 6) -> float:
 
 
 def test_the_settings_dialog_renders_in_both_themes(
-    qtbot: QtBot, demo_window: MainWindow, themed: QApplication, shots_dir: Path
+    qtbot: QtBot, demo_window: MainWindow, themed: QApplication, shots_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The pictures show the dialog as a marketer sees it, without the tests' port variable (its note aside).
+    monkeypatch.delenv(PORT_ENV, raising=False)
     for theme in Theme:
         apply_theme(themed, theme)
         dialog = demo_window.desk.open_settings()
