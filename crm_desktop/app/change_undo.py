@@ -9,6 +9,7 @@ from typing import Any
 
 from crm_desktop.app.imports import field_values
 from crm_desktop.app.record_files import FileRow, build_record, column_label
+from crm_desktop.app.text import stored_text
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
@@ -82,14 +83,6 @@ def undone_text(report: ChangeUndoReport) -> str:
     return text + (BLANK_STAYS_HERE if report.blank_kept_in_crms else "the next sync sends it to the CRMs")
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if hasattr(value, "value"):
-        return str(value.value)
-    return str(value)
-
-
 class ChangeUndoService:
     """Undoes one audited field change of a contact or lead."""
 
@@ -128,7 +121,7 @@ class ChangeUndoService:
             raise ChangeUndoRefused(f"the {obj.value} of change {audit_id} is no longer in the local store")
         record = local.record
         by_import = field_values(record)
-        by_sync = {name: _text(value) for name, value in record_values(record).items()}
+        by_sync = {name: stored_text(value) for name, value in record_values(record).items()}
         if change.field in by_import or change.field.startswith(("custom.", "social.")):
             current = by_import.get(change.field)
         elif change.field in by_sync and change.field != "email":
@@ -199,7 +192,7 @@ class ChangeUndoService:
         by_import = field_values(record)
         if name in by_import or name.startswith(("custom.", "social.")):
             return by_import.get(name)
-        return _text(record_values(record).get(name))
+        return stored_text(record_values(record).get(name))
 
     @staticmethod
     def _restored(record: Contact | Lead, name: str, value: str | None,

@@ -16,6 +16,7 @@ from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_worker import SyncWorker, on_loop
+from crm_desktop.app.text import stored_text
 from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CrmField, ReadsMappedFields
@@ -119,13 +120,6 @@ class Listeners(Generic[ListenerArgs]):
                 callback(*args, **kwargs)
             except Exception:
                 logger.exception("%s listener failed on %s", self._kind, about)
-
-
-def _value_text(value: Any) -> str | None:
-    """A record's value as a conflict records it: text, an enum's value, or ``None``."""
-    if value is None:
-        return None
-    return str(value.value) if hasattr(value, "value") else str(value)
 
 
 class SyncService:
@@ -604,7 +598,7 @@ class SyncService:
         for conflict in conflicts:
             local = records[conflict.object].get(conflict.local_id)
             if local is not None:
-                values[conflict.id] = _value_text(record_values(local.record).get(conflict.field))
+                values[conflict.id] = stored_text(record_values(local.record).get(conflict.field))
         return values
 
     def conflict_count(self) -> int:

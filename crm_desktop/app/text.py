@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """``1 API call``, ``2 API calls``, ``0 API calls``, ``1,200 API calls``; ``nouns`` where an ``s`` will not do
@@ -13,6 +15,13 @@ def with_article(word: str) -> str:
     """``word`` after "a" or "an" as it is said: ``an Instagram``, ``a LinkedIn``, ``an instagram_url``, ``a YouTube``
     (by its first letter: a vowel takes "an")."""
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def stored_text(value: Any) -> str | None:
+    """A record's field value as the audit log and conflicts keep it: text, an enum by its value, or ``None``."""
+    if value is None:
+        return None
+    return str(value.value) if hasattr(value, "value") else str(value)
 
 
 def duration_text(seconds: float) -> str:
