@@ -1,5 +1,5 @@
 """``conflicts list`` / ``show``: the local value is the record's now, not the stale one recorded when the conflict was
-raised (kept as ``localAtConflict``, which ``--take local`` keeps)."""
+raised (kept as ``localAtConflict``); ``--take local`` keeps the value now (tests/test_cli_conflicts_keep_local.py)."""
 
 from __future__ import annotations
 
@@ -35,13 +35,12 @@ def test_the_list_shows_the_local_value_now_and_the_one_when_raised(
     code, shown = run_json(data_dir, ["conflicts", "show", str(conflict_id)], capsys)
     assert (shown["localValue"], shown["localAtConflict"]) == ("Annabel", "Annie")
     code, out, _ = run(data_dir, ["conflicts", "list"], capsys)
-    assert "which --take local keeps" in out
+    assert "LOCAL is the value now, which --take local keeps; (was ...) the one when the conflict was raised" in out
     code, out, _ = run(data_dir, ["conflicts", "show", str(conflict_id)], capsys)
     assert "local value:  Annabel  (when the conflict was raised: Annie, changed " in out
-    assert "--take local keeps Annie, the value when the conflict was raised; to keep the value now: " \
-           "--set firstName=Annabel" in out
+    assert "--take local keeps Annabel, the value now, not Annie, the one when the conflict was raised" in out
 
-    # As the note says: the value now is kept with --set (--take local keeps the recorded one, tests/sync).
+    # --set keeps a value of one's own, the value now included.
     code, resolved = run_json(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "firstName=Annabel"],
                               capsys)
     assert code == ExitCode.OK and resolved["value"] == "Annabel"

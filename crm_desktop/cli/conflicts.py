@@ -80,8 +80,8 @@ def cmd_conflicts_list(args: argparse.Namespace) -> int:
     if len(page) > args.limit:
         text += f"\nmore conflicts wait: crm-desktop conflicts list --after {items[-1]['id']}"
     if any(i["localValue"] != i["localAtConflict"] for i in items):
-        text += ("\nLOCAL is the value now; (was ...) the one when the conflict was raised, which --take local "
-                 "keeps (--set FIELD=VALUE keeps another)")
+        text += ("\nLOCAL is the value now, which --take local keeps; (was ...) the one when the conflict was "
+                 "raised")
     emit(args, items, text + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
     return ExitCode.OK
 
@@ -106,8 +106,9 @@ def cmd_conflicts_show(args: argparse.Namespace) -> int:
         f"found by:     run {data['runId'] or '-'} at {when(data['createdAt'])}",
     ]
     if data["status"] == "open" and data["localValue"] != data["localAtConflict"]:
-        lines.append(f"note:         --take local keeps {shown(data['localAtConflict'])}, the value when the "
-                     f"conflict was raised; to keep the value now: --set {data['field']}={data['localValue'] or ''}")
+        lines.append(f"note:         --take local keeps {shown(data['localValue'])}, the value now, not "
+                     f"{shown(data['localAtConflict'])}, the one when the conflict was raised"
+                     + (" (blank: the CRM's field is cleared)" if data["localValue"] is None else ""))
     if data["status"] == "open":
         lines.append(f"resolve with: crm-desktop conflicts resolve {data['id']} --take crm|local "
                      f"(or --set {data['field']}=VALUE)")
@@ -131,11 +132,16 @@ def cmd_conflicts_resolve(args: argparse.Namespace) -> int:
                 raise CommandError(f"--set: conflict {conflict.id} is about {conflict.field}, not "
                                    f"{field_name.strip() or '(nothing)'}; use --set {conflict.field}=VALUE")
         kept = asyncio.run(workspace.sync.resolve(args.id, take=args.take, value=value))
-    how = f"took the {'CRM' if args.take == 'crm' else 'local'} value" if args.take else "set the value"
+    how = {"crm": "took the CRM value", "local": "took the local value now"}.get(args.take, "set the value")
     data = {"id": conflict.id, "field": conflict.field, "record": conflict.record_key,
-            "resolution": args.take or "value", "value": kept}
-    emit(args, data, f"conflict {conflict.id} resolved ({how}): {conflict.record_key} {conflict.field} = "
-                      f"{shown(kept)} locally and in the CRM")
+            "resolution": args.take or "value", "value": kept, "localAtConflict": conflict.local_value}
+    text = (f"conflict {conflict.id} resolved ({how}): {conflict.record_key} {conflict.field} = {shown(kept)} "
+            f"locally and in the CRM")
+    if kept is None:
+        text += " (blank: the CRM's field was cleared)"
+    if args.take == "local" and kept != conflict.local_value:
+        text += f"\nthe local value changed since the conflict was raised (then {shown(conflict.local_value)})"
+    emit(args, data, text)
     return ExitCode.OK
 
 
@@ -165,8 +171,9 @@ def add_commands(commands: Any) -> None:
         resolve.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
         decision = resolve.add_mutually_exclusive_group(required=True)
         decision.add_argument("--take", choices=["crm", "local"],
-                              help="keep the CRM's value or the local one (as recorded when the conflict was "
-                              "raised: `conflicts show` says when the record holds another now)")
+                              help="keep the CRM's value or the local one: the value the record holds now (LOCAL "
+                              "in `conflicts list`), which may differ from the one when the conflict was raised; a "
+                              "blank one clears the CRM's field")
         decision.add_argument("--set", metavar="FIELD=VALUE",
                               help="keep a value of your own; FIELD must be the conflict's field (an empty VALUE "
                               "blanks it)")

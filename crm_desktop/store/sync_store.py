@@ -993,12 +993,18 @@ class SyncStore:
     def add_audit(self, integration_id: int, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        now = utcnow()
         with self.db.session() as session:
-            session.execute(
-                insert(_table(AuditLogRow)),
-                [audit_insert_row({"at": now, **row, "integration_id": integration_id}) for row in rows],
-            )
+            self._add_audit(session, integration_id, rows)
+
+    @staticmethod
+    def _add_audit(session: Session, integration_id: int, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        now = utcnow()
+        session.execute(
+            insert(_table(AuditLogRow)),
+            [audit_insert_row({"at": now, **row, "integration_id": integration_id}) for row in rows],
+        )
 
     def iter_audit_for_run(self, run_id: int, page_size: int = 1000) -> Iterator[AuditLogRow]:
         """A run's audit rows, oldest first, read a page at a time."""
@@ -1199,10 +1205,26 @@ class SyncStore:
 
     def resolve_conflict(self, conflict_id: int, resolution: str, value: str | None) -> None:
         with self.db.session() as session:
-            session.execute(
-                update(ConflictRow)
-                .where(ConflictRow.id == conflict_id)
-                .values(
-                    status=ConflictStatus.RESOLVED, resolution=resolution, resolved_value=value, resolved_at=utcnow()
-                )
-            )
+            self._resolve_conflict(session, conflict_id, resolution, value)
+
+    @staticmethod
+    def _resolve_conflict(session: Session, conflict_id: int, resolution: str, value: str | None) -> None:
+        session.execute(
+            update(ConflictRow)
+            .where(ConflictRow.id == conflict_id)
+            .values(status=ConflictStatus.RESOLVED, resolution=resolution, resolved_value=value, resolved_at=utcnow())
+        )
+
+    def write_resolution(
+        self, session: Session, integration_id: int, conflict_id: int, resolution: str, value: Any, *,
+        audit: Sequence[dict[str, Any]], link: tuple[RecordObject, int, str, dict[str, Any]] | None,
+    ) -> None:
+        """Record a claimed conflict as resolved with ``value``, its audit rows and its record's link values
+        (``link``: object, local id, CRM id and the values to save, as :meth:`save_link`), all in ``session``: the
+        transaction of :meth:`change_local` that holds and reads the record, so the resolution commits with the
+        value read there and nothing written meanwhile slips between them."""
+        if link is not None:
+            obj, local_id, crm_id, values = link
+            self._save_link(session, integration_id, obj, local_id, crm_id, **values)
+        self._add_audit(session, integration_id, audit)
+        self._resolve_conflict(session, conflict_id, resolution, value)

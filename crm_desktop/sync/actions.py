@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm_desktop.domain.models import Integration, SyncDirection
+from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
 from crm_desktop.providers.errors import ProviderError
@@ -49,11 +49,15 @@ async def resolve_conflict(
     """Apply the marketer's decision to both sides, record it, and move the merge base; return the kept value.
 
     Args:
-        take: ``crm`` or ``local``; or ``None`` with ``value`` for a typed value.
+        take: ``crm`` (the CRM's value the conflict recorded) or ``local`` (the value the local record holds now,
+            read again with the record held when the resolution is written, which may differ from the one recorded
+            when the conflict was raised; a blank clears the CRM's field); or ``None`` with ``value`` for a typed
+            value.
         value: the typed value (blank text means blank).
 
     Raises:
-        ConflictResolutionError: when the conflict is closed, or the decision is unclear.
+        ConflictResolutionError: when the conflict is closed, the decision is unclear, the local record is gone,
+            or (``local``) its value changed while the CRM was being written (the conflict stays open).
         ProviderError: when the CRM refuses the write (the conflict stays open).
     """
     assert integration.id is not None
@@ -89,27 +93,36 @@ async def _resolve_claimed(
 ) -> Value:
     """The body of :func:`resolve_conflict`, run once the conflict is claimed."""
     assert integration.id is not None
+    integration_id = integration.id
     conflict_id = conflict.id
     obj = conflict.object
-    mapping = next((m for m in mappings.get(obj, []) if m.local_field == conflict.field), None)
+    name = conflict.field
+    mapping = next((m for m in mappings.get(obj, []) if m.local_field == name), None)
     if mapping is None:
-        raise ConflictResolutionError(f"field {conflict.field} is no longer mapped; map it again to resolve")
+        raise ConflictResolutionError(f"field {name} is no longer mapped; map it again to resolve")
+    local = store.local_records(obj, [conflict.local_id]).get(conflict.local_id)
+    if local is None:
+        if take == "local":
+            raise ConflictResolutionError(
+                f"{conflict.record_key} is no longer in the local store (deleted since the conflict was raised), so "
+                f"there is no local value of {name} to keep; nothing was written")
+        raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted")
     kept: Value
     if take == "crm":
         kept = conflict.crm_value
     elif take == "local":
-        kept = conflict.local_value
+        # The value the record holds now, which the Conflicts view shows as the local one, not the one recorded
+        # when the conflict was raised: another integration's conflict on this field resolved since, or an edit,
+        # may have changed it. A blank now is kept as a blank: the field is cleared in the CRM too.
+        kept = record_values(local.record).get(name)
     else:
         kept = (value or "").strip() or None
-    local = store.local_records(obj, [conflict.local_id]).get(conflict.local_id)
-    if local is None:
-        raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted")
     # Validate (and normalise) the kept value locally before anything is written to either side.
-    updated = apply_values(local.record, {conflict.field: kept})
+    updated = apply_values(local.record, {name: kept})
     if take is None:
-        kept = record_values(updated).get(conflict.field, kept)
-    link = store.links_for_local(integration.id, obj, [conflict.local_id]).get(conflict.local_id)
-    audit: list[dict[str, Any]] = []
+        kept = record_values(updated).get(name, kept)
+    link = store.links_for_local(integration_id, obj, [conflict.local_id]).get(conflict.local_id)
+    crm_audit: list[dict[str, Any]] = []
     source = f"conflict:{conflict_id}"
     if kept != conflict.crm_value:
         if link is None:
@@ -120,32 +133,46 @@ async def _resolve_claimed(
         [result] = await adapter.upsert(obj, [outbound])
         if result.outcome is RecordOutcome.FAILED:
             raise ProviderError(f"the CRM refused the value: {result.message}", category=result.category)
-        audit.append({"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
-                      "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
-    # Local edits made since the last sync must still be pushed: the sync mark moves only if none are waiting.
-    synced_at = link.local_synced_at if link is not None else None
-    # Judged by the local record now, not by the value the conflict recorded: an edit, or another integration's
-    # conflict on this field resolved first, may have changed it since, and the kept value goes to both sides.
-    local_now = record_values(local.record).get(conflict.field)
-    if updated != local.record:
-        # Laid over the record as it is when written, the row held meanwhile: an edit saved by another window or
-        # desktop while the CRM answered keeps its other fields.
-        changed = store.change_local(obj, local.id, lambda now: apply_values(now, {conflict.field: kept}))
-        if changed is None:
-            raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted meanwhile")
-        now, written, saved_at = changed
-        # The sync mark moves past this write only when nothing else waits to be pushed (nor was saved meanwhile).
-        if synced_at is not None and synced_at >= local.updated_at and now == local.record:
-            synced_at = saved_at
-        audit.extend(typed_custom_audit([{"entity": obj.value, "entity_id": str(local.id), "field": conflict.field,
-                                          "old_value": local_now, "new_value": kept, "source": source,
-                                          "side": "local"}], now, written))
-    if link is not None:
-        base = dict(link.base_values)
-        base[conflict.field] = kept
-        store.save_link(integration.id, obj, local.id, link.crm_id, base_values=base, local_synced_at=synced_at)
-    store.add_audit(integration.id, audit)
-    store.resolve_conflict(conflict_id, take or "value", kept)
+        crm_audit.append({"entity": obj.value, "entity_id": str(local.id), "field": name,
+                          "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
+
+    def change(now: Contact | Lead) -> Contact | Lead | None:
+        """The record as the resolution leaves it, read with the row held (``None``: as it is)."""
+        if take == "local":
+            # Kept locally as it is; but only if it is still the value the CRM was just given: an edit saved by
+            # another window or desktop while the CRM answered would otherwise be recorded as a decision not made.
+            value_now = record_values(now).get(name)
+            if value_now != kept:
+                raise ConflictResolutionError(
+                    f"{conflict.record_key} {name} changed here to {shown(value_now)} while the CRM was being given "
+                    f"{shown(kept)}; the conflict stays open: look at it again and decide")
+            return None
+        # Judged by the local record now, not by the value the conflict recorded: an edit, or another integration's
+        # conflict on this field resolved first, may have changed it since, and the kept value goes to both sides.
+        # Laid over the record as it is when written, the row held: an edit saved by another window or desktop
+        # while the CRM answered keeps its other fields.
+        after = apply_values(now, {name: kept})
+        return None if after == now else after
+
+    def then(session: Any, found: tuple[Contact | Lead, Contact | Lead | None, datetime]) -> None:
+        """The resolution, its audit and the new merge base, in the transaction that read (and wrote) the record."""
+        before, written, saved_at = found
+        audit = list(crm_audit)
+        # Local edits made since the last sync must still be pushed: the sync mark moves past this write only when
+        # nothing else waits to be pushed (nor was saved meanwhile).
+        synced_at = link.local_synced_at if link is not None else None
+        if written is not None:
+            if synced_at is not None and synced_at >= local.updated_at and before == local.record:
+                synced_at = saved_at
+            audit.extend(typed_custom_audit([{"entity": obj.value, "entity_id": str(local.id), "field": name,
+                                              "old_value": record_values(before).get(name), "new_value": kept,
+                                              "source": source, "side": "local"}], before, written))
+        base = None if link is None else (obj, local.id, link.crm_id, {
+            "base_values": {**link.base_values, name: kept}, "local_synced_at": synced_at})
+        store.write_resolution(session, integration_id, conflict_id, take or "value", kept, audit=audit, link=base)
+
+    if store.change_local(obj, local.id, change, then=then) is None:
+        raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted meanwhile")
     return kept
 
 

@@ -101,8 +101,8 @@ class ConflictDetails(QGroupBox):
     def show_conflict(self, conflict: ConflictRow | None, integration_name: str,
                       local_now: str | None) -> None:
         """Show one conflict, or say that none is selected; ``local_now`` is the field as the record holds it now
-        (see :meth:`ConflictsTableModel.local_value`), shown with the value recorded when the conflict was raised
-        when that one differs."""
+        (see :meth:`ConflictsTableModel.local_value`), which “Keep local value” keeps, shown with the value recorded
+        when the conflict was raised when that one differs."""
         if conflict is None:
             for value in self.values.values():
                 value.clear()
@@ -118,9 +118,10 @@ class ConflictDetails(QGroupBox):
             "Here": f"{quoted(conflict.local_value)}, changed {local_time(local_at, seconds=True)}"
             + (" (the newer change)" if newer == "here" else "")
             if local_now == conflict.local_value else
-            f"{quoted(local_now)} now; {quoted(conflict.local_value)} when the conflict was raised, changed "
-            f"{local_time(local_at, seconds=True)} (what “Keep local value” keeps; “Use this value…” starts "
-            "from the value now)",
+            f"{quoted(local_now)} now (what “Keep local value” keeps"
+            + (", clearing the field in the CRM" if not local_now else "")
+            + f"); {quoted(conflict.local_value)} when the conflict was raised, changed "
+            f"{local_time(local_at, seconds=True)}",
             "In the CRM": f"{quoted(conflict.crm_value)}, changed {local_time(crm_at, seconds=True)}"
             + (" (the newer change)" if newer == "crm" else ""),
             "At last sync": quoted(conflict.base_value),
@@ -388,7 +389,8 @@ class ConflictsPanel(QWidget):
         return self._resolve(take="crm")
 
     def keep_local_value(self) -> asyncio.Task[None] | None:
-        """Keep the local value of the selected conflict on both sides."""
+        """Keep the local value of the selected conflict on both sides: the value the record holds when the decision
+        is written (the one shown as “Here”), not the one recorded when the conflict was raised."""
         return self._resolve(take="local")
 
     def ask_for_value(self) -> QInputDialog | None:
@@ -448,7 +450,8 @@ class ConflictsPanel(QWidget):
         else:
             shown = f"“{kept}”" if kept else "a blank"
             self.notice.say(
-                f"Kept {shown} for {field_label(conflict)} of {conflict.record_key}, here and in the CRM.", "ok")
+                f"Kept {shown} for {field_label(conflict)} of {conflict.record_key}, here and in the CRM"
+                + ("." if kept else " (its field there cleared)."), "ok")
             self.status_message.emit(f"Resolved the conflict on {field_label(conflict)} of {conflict.record_key}")
         finally:
             self._resolving = None

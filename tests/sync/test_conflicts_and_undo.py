@@ -11,7 +11,7 @@ import pytest
 from crm_desktop.domain.models import Contact, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.store.models import ConflictRule, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
+from crm_desktop.store.models import ConflictRule, ConflictStatus, ContactRow, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.sync.actions import ConflictResolutionError, UndoRefused
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.plan import Side
@@ -190,17 +190,82 @@ async def test_resolving_a_conflict_applies_it_to_both_sides(
 
 
 @scenario
-async def test_taking_the_local_value_writes_it_locally_when_the_field_changed_since(hubspot: SyncBench) -> None:
+async def test_taking_the_local_value_keeps_the_value_now_when_it_changed_since(hubspot: SyncBench) -> None:
     # Another integration's conflict on this field, resolved first, or an edit, changed the local value after the
-    # conflict was recorded: keeping "yours" (the value the conflict shows) puts it back on both sides, as it says.
+    # conflict was recorded: "Keep local value" keeps the value the Conflicts view shows as "Here" (the value now),
+    # not the stale recorded one, and gives it to the CRM.
     conflict_id = await manual_conflict(hubspot)
     hubspot.change(EMAIL, company="Newer Co")
-    assert await hubspot.service.resolve(conflict_id, take="local") == "Local Co"
-    assert hubspot.contact(EMAIL).company == "Local Co"
-    assert await hubspot.crm_value(EMAIL, "company") == "Local Co"
+    assert hubspot.service.local_values_now([hubspot.service.conflict(conflict_id)]) == {conflict_id: "Newer Co"}
+    assert await hubspot.service.resolve(conflict_id, take="local") == "Newer Co"
+    assert hubspot.contact(EMAIL).company == "Newer Co"
+    assert await hubspot.crm_value(EMAIL, "company") == "Newer Co"
+    resolved = hubspot.service.conflict(conflict_id)
+    assert (resolved.status, resolved.resolution, resolved.resolved_value) == (ConflictStatus.RESOLVED, "local",
+                                                                               "Newer Co")
+    [audit] = hubspot.audit_rows(f"conflict:{conflict_id}")
+    assert (audit.side, audit.field, audit.old_value, audit.new_value) == ("crm", "company", "CRM Co", "Newer Co")
+    assert hubspot.link(EMAIL).base_values["company"] == "Newer Co"
+    mark = hubspot.mark()
     await hubspot.sync()
-    assert hubspot.contact(EMAIL).company == "Local Co"
-    assert await hubspot.crm_value(EMAIL, "company") == "Local Co"
+    assert hubspot.writes_since(mark) == []
+    assert hubspot.contact(EMAIL).company == "Newer Co"
+    assert await hubspot.crm_value(EMAIL, "company") == "Newer Co"
+
+
+@scenario
+async def test_taking_a_local_value_blanked_since_clears_the_crm_field(hubspot: SyncBench) -> None:
+    # Shown as blank "Here" now: keeping it is a decision to clear the field in the CRM too.
+    conflict_id = await manual_conflict(hubspot)
+    hubspot.change(EMAIL, company=None)
+    assert await hubspot.service.resolve(conflict_id, take="local") is None
+    assert hubspot.contact(EMAIL).company is None
+    assert not await hubspot.crm_value(EMAIL, "company")
+    assert hubspot.service.conflict(conflict_id).resolved_value is None
+    mark = hubspot.mark()
+    await hubspot.sync()
+    assert hubspot.writes_since(mark) == []
+    assert hubspot.contact(EMAIL).company is None
+    assert not await hubspot.crm_value(EMAIL, "company")
+
+
+@scenario
+async def test_taking_the_local_value_of_a_record_deleted_since_says_so(hubspot: SyncBench) -> None:
+    conflict_id = await manual_conflict(hubspot)
+    local_id = hubspot.local_id(EMAIL)
+    with hubspot.store.db.session() as session:
+        session.delete(session.get(ContactRow, local_id))
+    mark = hubspot.mark()
+    with pytest.raises(ConflictResolutionError, match=r"no longer in the local store.*no local value of company"):
+        await hubspot.service.resolve(conflict_id, take="local")
+    assert hubspot.writes_since(mark) == []
+    assert await hubspot.crm_value(EMAIL, "company") == "CRM Co"
+    assert hubspot.service.conflict(conflict_id).status is ConflictStatus.OPEN
+
+
+@scenario
+async def test_an_edit_saved_while_the_crm_answers_a_kept_local_value_leaves_the_conflict_open(
+    hubspot: SyncBench,
+) -> None:
+    # The value kept is read before the CRM is written and read again, the record held, in the transaction that
+    # records the resolution: an edit landing in between is not overwritten, nor recorded as the decision.
+    conflict_id = await manual_conflict(hubspot)
+    hubspot.change(EMAIL, company="Newer Co")
+    hubspot.sandbox.config.latency_ms = 600
+    resolving = asyncio.ensure_future(hubspot.service.resolve(conflict_id, take="local"))
+    await asyncio.sleep(0.25)
+    assert not resolving.done()
+    hubspot.change(EMAIL, company="Newest Co")
+    with pytest.raises(ConflictResolutionError, match=r"changed here to 'Newest Co'.*stays open"):
+        await resolving
+    hubspot.sandbox.config.latency_ms = 0
+    assert hubspot.contact(EMAIL).company == "Newest Co"
+    conflict = hubspot.service.conflict(conflict_id)
+    assert conflict.status is ConflictStatus.OPEN and conflict.resolved_at is None
+    assert hubspot.audit_rows(f"conflict:{conflict_id}") == []
+    # Decided again, the value now wins.
+    assert await hubspot.service.resolve(conflict_id, take="local") == "Newest Co"
+    assert await hubspot.crm_value(EMAIL, "company") == "Newest Co"
 
 
 @scenario

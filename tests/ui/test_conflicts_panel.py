@@ -195,8 +195,8 @@ def test_the_local_value_is_the_records_now_and_the_one_when_raised_is_said(
     window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
     make_conflicts(window, qtbot, hubspot)
-    # The person is edited after the conflict was raised: the list shows what the record holds now, and the details
-    # say what was recorded (which "Keep local value" keeps); "Use this value…" starts from the value now.
+    # The person is edited after the conflict was raised: the list shows what the record holds now (which "Keep local
+    # value" keeps), and the details say what was recorded too; "Use this value…" starts from the value now.
     hubspot.edit_locally(EMAILS[0], company="Edited Co")
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS_ROW)
@@ -207,11 +207,45 @@ def test_the_local_value_is_the_records_now_and_the_one_when_raised_is_said(
     assert local.data() == "Edited Co"
     assert local.data(Qt.ItemDataRole.ToolTipRole) == "Edited Co now; Local Co 1 when the conflict was raised"
     here = panel.details.values["Here"].text()
-    assert here.startswith("“Edited Co” now; “Local Co 1” when the conflict was raised, changed ")
-    assert "what “Keep local value” keeps" in here
+    assert here.startswith("“Edited Co” now (what “Keep local value” keeps); “Local Co 1” when the conflict was "
+                           "raised, changed ")
     other = next(r for r in range(panel.model.rowCount()) if panel.model.conflict_at(r).record_key == EMAILS[1])
     assert panel.model.index(other, ConflictColumn.LOCAL_VALUE).data() == "Local Co 2", "the others are as recorded"
     click(panel.use_value_button)
     dialog = panel.value_dialog
     assert dialog is not None and dialog.textValue() == "Edited Co"
     dialog.reject()
+
+
+def test_keep_local_value_keeps_the_value_shown_now_and_gives_it_to_the_crm(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    make_conflicts(window, qtbot, hubspot)
+    # Edited after the conflicts were raised: one to another company, one to a blank (shown as one).
+    hubspot.edit_locally(EMAILS[0], company="Edited Co")
+    hubspot.edit_locally(EMAILS[1], company=None)
+    panel = window.conflicts_panel
+    window.show_panel(CONFLICTS_ROW)
+    panel.model.refresh()
+
+    select(panel, EMAILS[0])
+    assert panel.model.index(panel.selected_row(), ConflictColumn.LOCAL_VALUE).data() == "Edited Co"
+    resolve_with(window, qtbot, panel.keep_local_button)
+    assert panel.notice.tone == "ok", panel.notice.text()
+    assert panel.notice.text() == "Kept “Edited Co” for Company of person1@example.com, here and in the CRM."
+    assert local_company(hubspot, EMAILS[0]) == "Edited Co"
+    assert drive(qtbot, crm_company(hubspot, EMAILS[0])) == "Edited Co"
+
+    select(panel, EMAILS[1])
+    assert panel.model.index(panel.selected_row(), ConflictColumn.LOCAL_VALUE).data() == BLANK
+    here = panel.details.values["Here"].text()
+    assert here.startswith(f"{BLANK} now (what “Keep local value” keeps, clearing the field in the CRM); “Local Co 2” "
+                           "when the conflict was raised")
+    resolve_with(window, qtbot, panel.keep_local_button)
+    assert panel.notice.tone == "ok", panel.notice.text()
+    assert panel.notice.text() == ("Kept a blank for Company of person2@example.com, here and in the CRM (its field "
+                                   "there cleared).")
+    assert local_company(hubspot, EMAILS[1]) is None
+    assert not drive(qtbot, crm_company(hubspot, EMAILS[1]))
+    assert sidebar_text(window) == "Conflicts (1)"
+    assert not unfinished_tasks()
