@@ -30,6 +30,8 @@ class ColumnChoice:
 
     Attributes:
         menu: the last menu the header's right click opened (while it is open, its entries can be triggered).
+        folded: columns the list itself hid for want of room (a narrow window), not the user: they are not saved
+            as hidden and stay ticked in the menu; unticking one hides it for good.
     """
 
     def __init__(self, table: QTableView, name: str, *, always_shown: Collection[int] = (0,),
@@ -41,6 +43,7 @@ class ColumnChoice:
         self._always_shown = frozenset(always_shown)
         self._settings = settings
         self.menu: QMenu | None = None
+        self.folded: set[int] = set()
         header = table.horizontalHeader()
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._open_menu)
@@ -54,7 +57,7 @@ class ColumnChoice:
     def hidden_headings(self) -> list[str]:
         """The headings of the columns hidden now, in column order."""
         return [self.heading(column) for column in range(self._table.model().columnCount())
-                if self._table.isColumnHidden(column)]
+                if self._table.isColumnHidden(column) and column not in self.folded]
 
     def restore(self) -> None:
         """Hide the columns the settings name (headings no longer in the list are ignored)."""
@@ -67,6 +70,7 @@ class ColumnChoice:
 
     def show_column(self, column: int, shown: bool) -> None:
         """Show or hide one column and remember the choice."""
+        self.folded.discard(column)
         self._table.setColumnHidden(column, not shown)
         self._settings().setValue(self._key, self.hidden_headings())
         self._changed()
@@ -83,7 +87,8 @@ class ColumnChoice:
         menu = QMenu(self._table)
         menu.setAccessibleName(f"Columns of {self._table.accessibleName()}")
         count = self._table.model().columnCount()
-        shown = [column for column in range(count) if not self._table.isColumnHidden(column)]
+        shown = [column for column in range(count)
+                 if not self._table.isColumnHidden(column) or column in self.folded]
         for column in range(count):
             if column in self._always_shown:
                 continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -1094,33 +1095,66 @@ class PeoplePanel(QWidget, AsksFirst):
     }
     #: The columns kept in sight while the list has room for their narrowest widths.
     KEPT_IN_SIGHT = (PersonColumn.NAME, PersonColumn.EMAIL, PersonColumn.COMPANY, PersonColumn.SCORE)
+    #: The columns that matter less, in the order they fold away (hidden by the list, not the marketer, and back
+    #: when it widens) while the list has no room for them beside Name, Email, Company and Score whole, each with
+    #: the text it needs at least (never less than its heading).
+    FOLDS: ClassVar[dict[PersonColumn, str]] = {
+        PersonColumn.UPDATED: "Today 09:26",
+        PersonColumn.PLATFORMS: "Twitter/X",
+    }
 
     def _fit_columns(self) -> None:
-        """Size the columns to their text; where the list is too narrow for Name, Email, Company and Score whole,
-        Email gives way, then Company, then Name (:attr:`GIVE_WAY`). Once the marketer drags a column, their widths
-        stay."""
+        """Size the columns to their text, never wider than the list: Updated and then Platforms fold away while
+        there is no room for them beside Name, Email, Company and Score whole (on a 1,280 px laptop's window);
+        where even those four do not fit whole, Email gives way, then Company, then Name (:attr:`GIVE_WAY`). Once
+        the marketer drags a column, their widths stay."""
         if self._columns_set_by_hand:
             return
         self.table.ensurePolished()
-        widths = {column: column_width_for(self.table, (text,), column, slack=8)
-                  for column, text in self.WIDEST_TEXTS.items()}
-        for column, narrowest_text in self.GIVE_WAY.items():
-            overflow = sum(widths[c] for c in self.KEPT_IN_SIGHT
-                           if not self.table.isColumnHidden(c)) - self.table.viewport().width()
-            if overflow <= 0:
-                break
-            narrowest = column_width_for(self.table, (narrowest_text,), slack=8)
-            widths[column] = max(narrowest, widths[column] - overflow)
         header = self.table.horizontalHeader()
+        choice = self.column_choice
         self._fitting_columns = True
         try:
+            for column in choice.folded:
+                self.table.setColumnHidden(column, False)
+            choice.folded.clear()
+            widths = {column: column_width_for(self.table, (text,), column, slack=8)
+                      for column, text in self.WIDEST_TEXTS.items()}
+            least = {column: column_width_for(self.table, (text,), column, slack=8)
+                     for column, text in self.FOLDS.items()}
+            room = self.table.viewport().width()
+
+            def shown_width(columns: Iterable[PersonColumn]) -> int:
+                return sum(widths[c] if c in self.KEPT_IN_SIGHT else least[c] if c in least else widths[c]
+                           for c in columns if not self.table.isColumnHidden(c))
+
+            for column in self.FOLDS:
+                if self.table.isColumnHidden(column) or shown_width(PersonColumn) <= room:
+                    continue
+                self.table.setColumnHidden(column, True)
+                choice.folded.add(column)
+            for column, narrowest_text in self.GIVE_WAY.items():
+                overflow = shown_width(self.KEPT_IN_SIGHT) - room
+                if overflow <= 0:
+                    break
+                narrowest = column_width_for(self.table, (narrowest_text,), slack=8)
+                widths[column] = max(narrowest, widths[column] - overflow)
+            platforms = PersonColumn.PLATFORMS
+            if not self.table.isColumnHidden(platforms):  # what the others leave it, down to its least
+                others = shown_width(c for c in PersonColumn if c is not platforms)
+                widths[platforms] = max(least[platforms], min(widths[platforms], room - others))
             for column, width in widths.items():
                 header.resizeSection(column, width)
         finally:
             self._fitting_columns = False
 
     def _column_resized(self, column: int, _old: int, _new: int) -> None:
-        # Updated stretches with the list; any other column resized outside the fitting is the marketer's drag.
+        # The last column shown (Updated, unless it is hidden or folded) stretches with the list, and a column hidden
+        # shrinks to nothing; any other column resized outside the fitting is the marketer's drag.
+        header = self.table.horizontalHeader()
+        shown = [c for c in range(header.count()) if not header.isSectionHidden(c)]
+        if column not in shown or column == max(shown, key=header.visualIndex):
+            return
         if not self._fitting_columns and column in self.WIDEST_TEXTS:
             self._columns_set_by_hand = True
 

@@ -196,7 +196,8 @@ class SyncPreviewDialog(QDialog):
             never presses Proceed.
         row_notice: the change Enter opened, or what Enter or Delete does not do.
         dont_ask_check: "Don't ask again" (the workspace setting).
-        proceed_button, cancel_button: the two answers.
+        proceed_button, cancel_button: the two answers; Enter out of the table is Cancel while the plans are worked
+            out, Proceed once they are in.
 
     Signals:
         proceed_chosen(bool): Proceed was pressed; whether "Don't ask again" was ticked.
@@ -246,7 +247,6 @@ class SyncPreviewDialog(QDialog):
         self.cancel_button = QPushButton("Cancel")
         buttons.addButton(self.proceed_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
-        self.cancel_button.setDefault(True)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Nothing has been written yet. This is what syncing every integration now would do:"))
         self.apart_label: QLabel | None = None
@@ -264,6 +264,10 @@ class SyncPreviewDialog(QDialog):
         layout.addWidget(self.row_notice)
         layout.addWidget(self.dont_ask_check)
         layout.addWidget(buttons)
+        # While the plans are worked out (Proceed disabled), Enter is Cancel. Made the default only now that the
+        # button is in the dialog: set before, the dialog did not know it, the button box made the disabled Proceed
+        # its default when the dialog was shown, and Enter did nothing. Once the plans are in, Proceed is.
+        self.cancel_button.setDefault(True)
         self.proceed_button.clicked.connect(self._proceed)
         self.cancel_button.clicked.connect(self.reject)
         self._show_summary()
