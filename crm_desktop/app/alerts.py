@@ -95,6 +95,17 @@ def _failure_text(failure: RecordFailure) -> str:
     return failure.message if failure.email in failure.message else f"{failure.email}: {failure.message}"
 
 
+def _reason(error: BaseException) -> str:
+    """Why a run could not run, from what it raised: its message, or (an exception without one, such as a bare
+    ``TimeoutError``) what it was, never nothing after the colon."""
+    text = str(error).strip()
+    if text:
+        return text
+    if isinstance(error, TimeoutError):
+        return "it timed out"
+    return f"{type(error).__name__}, without a message (the log has the details)"
+
+
 def _records(count: int) -> str:
     return f"{count:,} record" + ("" if count == 1 else "s")
 
@@ -165,7 +176,7 @@ class AlertService:
                                      f"{outcome}.")]
         if isinstance(outcome, BaseException):
             return [self.raise_alert(AlertKind.RUN_FAILED, integration,
-                                     f"The sync of {name} could not run: {outcome}")]
+                                     f"The sync of {name} could not run: {_reason(outcome)}")]
         raised: list[RaisedAlert] = []
         run = f"run #{outcome.run_id}" if outcome.run_id is not None else "the run"
         if outcome.auth_failed:

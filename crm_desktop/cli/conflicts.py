@@ -25,10 +25,18 @@ from crm_desktop.cli.common import (
 
 logger = logging.getLogger(__name__)
 
+#: The local value of a conflict whose local record was deleted since it was raised.
+GONE = "deleted here since"
 
-def _conflict_json(conflict: ConflictRow, names: dict[int, str], local_now: dict[int, str | None]) -> dict[str, Any]:
-    """A conflict for ``--json``: ``localValue`` is the field as the record holds it now (``local_now``; the
-    recorded one when the record is gone), ``localAtConflict`` the value recorded when the conflict was raised."""
+
+def _conflict_json(
+    conflict: ConflictRow, names: dict[int, str], local_now: dict[int, str | None] | None
+) -> dict[str, Any]:
+    """A conflict for ``--json``: ``localValue`` is the field as the record holds it now (``local_now``, from
+    ``SyncService.local_values_now``; ``None`` for a resolved conflict, whose recorded value is given),
+    ``localAtConflict`` the value recorded when the conflict was raised; ``localDeleted`` says the local record was
+    deleted since (its ``localValue`` is then null: there is none)."""
+    deleted = local_now is not None and conflict.id not in local_now
     return {
         "id": conflict.id,
         "integration": names.get(conflict.integration_id, str(conflict.integration_id)),
@@ -37,8 +45,9 @@ def _conflict_json(conflict: ConflictRow, names: dict[int, str], local_now: dict
         "record": conflict.record_key,
         "crmId": conflict.crm_id,
         "field": conflict.field,
-        "localValue": local_now.get(conflict.id, conflict.local_value),
+        "localValue": None if deleted else (local_now or {}).get(conflict.id, conflict.local_value),
         "localAtConflict": conflict.local_value,
+        "localDeleted": deleted,
         "crmValue": conflict.crm_value,
         "baseValue": conflict.base_value,
         "localChangedAt": conflict.local_changed_at,
@@ -53,7 +62,10 @@ def _conflict_json(conflict: ConflictRow, names: dict[int, str], local_now: dict
 
 
 def _local_text(item: dict[str, Any]) -> str:
-    """The local value now, and the one recorded when the conflict was raised if it has changed since."""
+    """The local value now, and the one recorded when the conflict was raised if it has changed since (or the
+    record is gone)."""
+    if item["localDeleted"]:
+        return f"{GONE} (was {shown(item['localAtConflict'])})"
     if item["localValue"] == item["localAtConflict"]:
         return shown(item["localValue"])
     return f"{shown(item['localValue'])} (was {shown(item['localAtConflict'])})"
@@ -79,9 +91,12 @@ def cmd_conflicts_list(args: argparse.Namespace) -> int:
     text = table(header, rows)
     if len(page) > args.limit:
         text += f"\nmore conflicts wait: crm-desktop conflicts list --after {items[-1]['id']}"
-    if any(i["localValue"] != i["localAtConflict"] for i in items):
+    if any(i["localValue"] != i["localAtConflict"] and not i["localDeleted"] for i in items):
         text += ("\nLOCAL is the value now, which --take local keeps; (was ...) the one when the conflict was "
                  "raised")
+    if any(i["localDeleted"] for i in items):
+        text += (f"\n{GONE}: the local record is gone, --take local has no value to keep (and --take crm and --set, "
+                 "which write the local record too, are refused as well)")
     emit(args, items, text + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
     return ExitCode.OK
 
@@ -90,13 +105,16 @@ def cmd_conflicts_show(args: argparse.Namespace) -> int:
     """Show one conflict: both values, the last agreed value and when each side changed."""
     with closing(open_workspace(args)) as workspace:
         conflict = workspace.sync.conflict(args.id)
-        local_now = workspace.sync.local_values_now([conflict]) if conflict.status.value == "open" else {}
+        local_now = workspace.sync.local_values_now([conflict]) if conflict.status.value == "open" else None
         data = _conflict_json(conflict, integration_names(workspace), local_now)
     lines = [
         f"conflict:     {data['id']} ({data['status']})",
         f"integration:  {data['integration']}",
         f"record:       {data['object']} {data['record']} (CRM id {data['crmId'] or '-'})",
         f"field:        {data['field']}",
+        f"local value:  {GONE} the conflict was raised (it held {shown(data['localAtConflict'])} then, changed "
+        f"{when(data['localChangedAt'])})"
+        if data["localDeleted"] else
         f"local value:  {shown(data['localValue'])}  (changed {when(data['localChangedAt'])})"
         if data["localValue"] == data["localAtConflict"] else
         f"local value:  {shown(data['localValue'])}  (when the conflict was raised: {shown(data['localAtConflict'])}, "
@@ -105,14 +123,17 @@ def cmd_conflicts_show(args: argparse.Namespace) -> int:
         f"last synced:  {shown(data['baseValue'])}",
         f"found by:     run {data['runId'] or '-'} at {when(data['createdAt'])}",
     ]
-    if data["status"] == "open" and data["localValue"] != data["localAtConflict"]:
+    if data["localDeleted"]:
+        lines.append("note:         the local record is gone: --take local has no value to keep, and --take crm and "
+                     "--set, which write the local record too, are refused as well")
+    elif data["status"] == "open" and data["localValue"] != data["localAtConflict"]:
         lines.append(f"note:         --take local keeps {shown(data['localValue'])}, the value now, not "
                      f"{shown(data['localAtConflict'])}, the one when the conflict was raised"
                      + (" (blank: the CRM's field is cleared)" if data["localValue"] is None else ""))
-    if data["status"] == "open":
+    if data["status"] == "open" and not data["localDeleted"]:
         lines.append(f"resolve with: crm-desktop conflicts resolve {data['id']} --take crm|local "
                      f"(or --set {data['field']}=VALUE)")
-    else:
+    elif data["status"] != "open":
         lines.append(f"resolved:     {data['resolution']}: {shown(data['resolvedValue'])} "
                      f"at {when(data['resolvedAt'])}")
     emit(args, data, "\n".join(lines))
@@ -153,7 +174,7 @@ def add_commands(commands: Any) -> None:
         description="List the fields changed on both sides that wait for your decision (fields whose rule is "
         "manual). LOCAL is the record's value now; when it changed since the conflict was raised (another "
         "integration's conflict on the field resolved, an edit), the value then follows as (was ...); --json gives "
-        "it as localAtConflict.",
+        "it as localAtConflict. When the local record was deleted since, LOCAL says so (--json: localDeleted).",
     ) as listing:
         listing.add_argument("--integration", metavar="NAME", help="only this integration's conflicts")
         listing.add_argument("--limit", type=LIMIT, default=200, metavar="N", help="at most N (default 200)")

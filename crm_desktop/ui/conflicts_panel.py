@@ -44,6 +44,14 @@ logger = logging.getLogger(__name__)
 #: How a blank value is shown (a blank is a value too: the other side may have cleared the field).
 BLANK = "(blank)"
 
+#: The local value of a conflict whose local record was deleted since the conflict was raised.
+GONE = "(deleted here since)"
+
+#: Why "Keep local value" is off for such a conflict.
+GONE_REASON = ("This record was deleted here after the conflict was raised, so there is no local value to keep "
+               "(and keeping the CRM's value or a typed one, which are written to the local record too, is refused as "
+               "well).")
+
 _MUTED = QColor("#94a3b8")
 
 
@@ -99,10 +107,10 @@ class ConflictDetails(QGroupBox):
         self._form.addRow(buttons)
 
     def show_conflict(self, conflict: ConflictRow | None, integration_name: str,
-                      local_now: str | None) -> None:
+                      local_now: str | None, *, local_gone: bool = False) -> None:
         """Show one conflict, or say that none is selected; ``local_now`` is the field as the record holds it now
         (see :meth:`ConflictsTableModel.local_value`), which “Keep local value” keeps, shown with the value recorded
-        when the conflict was raised when that one differs."""
+        when the conflict was raised when that one differs; ``local_gone`` says the record was deleted since."""
         if conflict is None:
             for value in self.values.values():
                 value.clear()
@@ -115,7 +123,10 @@ class ConflictDetails(QGroupBox):
         texts = {
             "Record": f"{record_text(conflict)} in “{integration_name}”",
             "Field": field_label(conflict),
-            "Here": f"{quoted(conflict.local_value)}, changed {local_time(local_at, seconds=True)}"
+            "Here": f"Deleted here since the conflict was raised (it held {quoted(conflict.local_value)} then, changed "
+            f"{local_time(local_at, seconds=True)}): there is no local value to keep"
+            if local_gone else
+            f"{quoted(conflict.local_value)}, changed {local_time(local_at, seconds=True)}"
             + (" (the newer change)" if newer == "here" else "")
             if local_now == conflict.local_value else
             f"{quoted(local_now)} now (what “Keep local value” keeps"
@@ -153,6 +164,7 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
         self._load_local_now = load_local_now
         self._names: dict[int, str] = {}
         self._local_now: dict[int, str | None] = {}
+        self._gone: set[int] = set()
 
     def refresh(self) -> None:
         """Re-read the open conflicts, and the local value each record holds now (one read for them all)."""
@@ -163,11 +175,20 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
         self._rows = rows
         self._names = names
         self._local_now = local_now
+        # Read, and left out of the values now: their local record was deleted since the conflict was raised.
+        self._gone = {c.id for c in rows if c.id not in local_now} if self._load_local_now is not None else set()
         self.endResetModel()
+
+    def local_gone(self, conflict: ConflictRow) -> bool:
+        """Whether the conflict's local record was deleted since it was raised (no local value to keep)."""
+        return conflict.id in self._gone
 
     def local_value(self, conflict: ConflictRow) -> str | None:
         """The conflict's field as its local record holds it now (what "Keep local value" keeps): the value
-        recorded when the conflict was raised may have changed since (a sibling conflict resolved, an edit)."""
+        recorded when the conflict was raised may have changed since (a sibling conflict resolved, an edit); ``None``
+        when the record is gone (:meth:`local_gone`)."""
+        if self.local_gone(conflict):
+            return None
         return self._local_now.get(conflict.id, conflict.local_value)
 
     def conflict_at(self, row: int) -> ConflictRow:
@@ -187,6 +208,9 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (ConflictColumn.INTEGRATION, ConflictColumn.RECORD):
                 return self._display(conflict, column)
+            if column is ConflictColumn.LOCAL_VALUE and self.local_gone(conflict):
+                return (f"Deleted here since the conflict was raised; {conflict.local_value or BLANK} when it was "
+                        "raised")
             if column is ConflictColumn.LOCAL_VALUE and self.local_value(conflict) != conflict.local_value:
                 return (f"{self.local_value(conflict) or BLANK} now; {conflict.local_value or BLANK} when the "
                         "conflict was raised")
@@ -196,8 +220,10 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
                 return local_time(conflict.local_changed_at, seconds=True)
             if column is ConflictColumn.CRM_CHANGED:
                 return local_time(conflict.crm_changed_at, seconds=True)
-        if role == Qt.ItemDataRole.ForegroundRole and column in _VALUE_COLUMNS and not self._value(conflict, column):
-            return QBrush(_MUTED)
+        if role == Qt.ItemDataRole.ForegroundRole and column in _VALUE_COLUMNS:
+            gone = column is ConflictColumn.LOCAL_VALUE and self.local_gone(conflict)
+            if gone or not self._value(conflict, column):
+                return QBrush(_MUTED)
         return None
 
     def _value(self, conflict: ConflictRow, column: ConflictColumn) -> str | None:
@@ -219,6 +245,8 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
                 return short_time(conflict.local_changed_at)
             case ConflictColumn.CRM_CHANGED:
                 return short_time(conflict.crm_changed_at)
+            case ConflictColumn.LOCAL_VALUE if self.local_gone(conflict):
+                return GONE
             case _:
                 value = self._value(conflict, column)
                 return value if value else BLANK
@@ -368,11 +396,17 @@ class ConflictsPanel(QWidget):
     def _update_buttons(self) -> None:
         conflict = self.selected_conflict()
         name = self.model.index(self.selected_row(), ConflictColumn.INTEGRATION).data() if conflict else ""
+        gone = conflict is not None and self.model.local_gone(conflict)
         self.details.show_conflict(conflict, str(name),
-                                   self.model.local_value(conflict) if conflict is not None else None)
+                                   self.model.local_value(conflict) if conflict is not None else None,
+                                   local_gone=gone)
         enabled = conflict is not None and self._resolving is None
         for button in (self.keep_crm_button, self.keep_local_button, self.use_value_button):
             button.setEnabled(enabled)
+        # Nothing local to keep: off, and its tooltip says why (the other two are tried, and say why they fail).
+        self.keep_local_button.setEnabled(enabled and not gone)
+        self.keep_local_button.setToolTip(GONE_REASON if gone else
+                                          "Keep the value this record holds here now, in the CRM too.")
 
     def open_resolution(self) -> bool:
         """Enter: put the keyboard on the selected conflict's first decision ("Keep CRM value")."""
@@ -391,6 +425,10 @@ class ConflictsPanel(QWidget):
     def keep_local_value(self) -> asyncio.Task[None] | None:
         """Keep the local value of the selected conflict on both sides: the value the record holds when the decision
         is written (the one shown as “Here”), not the one recorded when the conflict was raised."""
+        conflict = self.selected_conflict()
+        if conflict is not None and self.model.local_gone(conflict):
+            self.notice.say(GONE_REASON, "error")
+            return None
         return self._resolve(take="local")
 
     def ask_for_value(self) -> QInputDialog | None:

@@ -469,7 +469,7 @@ class SettingsDialog(QDialog, AsksFirst):
 
     def save(self) -> bool:
         """Check everything, then save it all; say why and save nothing when a value is refused."""
-        if not self._numbers_typed_in_range():
+        if not self._numbers_typed_in_range() or not self._some_weight_counts():
             return False
         try:
             scoring = self.scoring()
@@ -509,6 +509,22 @@ class SettingsDialog(QDialog, AsksFirst):
             typed.box.selectAll()
             return False
         return True
+
+    def _some_weight_counts(self) -> bool:
+        """Refuse weights that are all 0 (every engagement score would be 0, whatever anyone did), showing the
+        Scoring tab; ``True`` when at least one interaction adds points."""
+        if any(box.value() > 0 for box in self.weight_boxes.values()):
+            return True
+        self._refuse("Scoring: every interaction weighs 0 points, so every engagement score would be 0. Give at "
+                     "least one interaction some points.")
+        first = next(iter(self.weight_boxes.values()))
+        for index in range(self.tabs.count()):
+            tab = self.tabs.widget(index)
+            if tab is not None and tab.isAncestorOf(first):
+                self.tabs.setCurrentIndex(index)
+        first.setFocus(Qt.FocusReason.OtherFocusReason)
+        first.selectAll()
+        return False
 
     def _api_port_free(self, preferences: DeskPreferences) -> bool:
         """Refuse a new local API port that another program listens on (the API would not start there, and the

@@ -249,3 +249,18 @@ def test_an_import_with_refused_rows_raises_one_alert_naming_line_column_and_rea
     assert raised.alert.message.startswith("1 row of webinar-signups.csv refused (line 2, email: ")
     assert raised.alert.message.endswith("; the other rows were saved.")
     assert raised.alert.run_id == report.run_id is not None
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (TimeoutError(), "it timed out"),
+    (RuntimeError(), "RuntimeError, without a message (the log has the details)"),
+    (RuntimeError("the store is locked"), "the store is locked"),
+])
+def test_a_failed_run_says_why_even_when_the_error_has_no_message(
+    workspace: Workspace, error: Exception, reason: str
+) -> None:
+    """A bare ``TimeoutError`` raised an alert reading "The sync of “hubspot-marketing” could not run: " and nothing
+    after the colon, in the Alerts view and in the notification."""
+    [raised] = workspace.alerts.alerts_for_run(integration(workspace), error)
+    assert raised.alert.kind is AlertKind.RUN_FAILED
+    assert raised.alert.message == f"The sync of “hubspot-marketing” could not run: {reason}"

@@ -249,3 +249,39 @@ def test_keep_local_value_keeps_the_value_shown_now_and_gives_it_to_the_crm(
     assert not drive(qtbot, crm_company(hubspot, EMAILS[1]))
     assert sidebar_text(window) == "Conflicts (1)"
     assert not unfinished_tasks()
+
+
+def test_a_conflict_whose_local_record_was_deleted_says_so_and_keeps_no_local_value(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    make_conflicts(window, qtbot, hubspot)
+    # The person is deleted here after the conflict was raised: the list and the details say so rather than show the
+    # value recorded then as the local one, and "Keep local value" is off, saying why.
+    hubspot.workspace.contacts.remove(EMAILS[0])
+    panel = window.conflicts_panel
+    window.show_panel(CONFLICTS_ROW)
+    panel.model.refresh()
+    select(panel, EMAILS[0])
+    local = panel.model.index(panel.selected_row(), ConflictColumn.LOCAL_VALUE)
+    assert local.data() == "(deleted here since)"
+    assert local.data(Qt.ItemDataRole.ToolTipRole) == ("Deleted here since the conflict was raised; Local Co 1 when "
+                                                       "it was raised")
+    here = panel.details.values["Here"].text()
+    assert here.startswith("Deleted here since the conflict was raised (it held “Local Co 1” then, changed ")
+    assert here.endswith("there is no local value to keep")
+    assert not panel.keep_local_button.isEnabled()
+    assert "deleted here after the conflict was raised" in panel.keep_local_button.toolTip()
+    assert panel.keep_crm_button.isEnabled() and panel.use_value_button.isEnabled()
+    assert panel.keep_local_value() is None and panel.notice.tone == "error"
+
+    # Keeping the CRM's value is tried as before, and refused: it is written to the local record too.
+    resolve_with(window, qtbot, panel.keep_crm_button)
+    assert panel.notice.tone == "error" and "was deleted" in panel.notice.text()
+    assert drive(qtbot, crm_company(hubspot, EMAILS[0])) == "CRM Co 1"
+
+    # The others are as they were.
+    select(panel, EMAILS[1])
+    assert panel.model.index(panel.selected_row(), ConflictColumn.LOCAL_VALUE).data() == "Local Co 2"
+    assert panel.keep_local_button.isEnabled()
+    assert panel.details.values["Here"].text().startswith("“Local Co 2”, changed ")
+    assert not unfinished_tasks()

@@ -384,3 +384,34 @@ def test_settings_read_crm_desktop_api_port_without_loading_the_api() -> None:
                                "print(sorted({'fastapi', 'uvicorn', 'crm_desktop.api.server'} & set(sys.modules)))"],
         capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_weights_all_zero_are_refused(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Every weight at 0 made every engagement score 0, whatever anyone did; Save said "Settings saved". It refuses,
+    says why on the Scoring tab, and saves nothing; one weight above 0 is enough."""
+    before = hubspot.workspace.social.scoring_settings()
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(3)
+    for box in dialog.weight_boxes.values():
+        box.setFocus()
+        box.selectAll()
+        QTest.keyClicks(box, "0")
+    dialog.tabs.setCurrentIndex(0)
+    click_save(dialog)
+    assert window.desk.settings_dialog is dialog and dialog.isVisible()
+    assert dialog.error_label.isVisible() and dialog.error_label.text() == (
+        "Scoring: every interaction weighs 0 points, so every engagement score would be 0. Give at least one "
+        "interaction some points.")
+    assert dialog.tabs.currentIndex() == 3 and dialog.focusWidget() is dialog.weight_boxes["post_view"]
+    assert window.statusBar().currentMessage() != "Settings saved"
+    assert hubspot.workspace.social.scoring_settings() == before
+
+    dialog.weight_boxes["comment"].selectAll()
+    QTest.keyClicks(dialog.weight_boxes["comment"], "2")
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    saved = hubspot.workspace.social.scoring_settings()
+    assert saved.weights["comment"] == 2.0 and saved.weights["like"] == 0.0
+    qtbot.waitUntil(lambda: not window.tasks.pending, timeout=10_000)  # the rescore the new weights start
