@@ -95,8 +95,8 @@ def cmd_conflicts_list(args: argparse.Namespace) -> int:
         text += ("\nLOCAL is the value now, which --take local keeps; (was ...) the one when the conflict was "
                  "raised")
     if any(i["localDeleted"] for i in items):
-        text += (f"\n{GONE}: the local record is gone, --take local has no value to keep (and --take crm and --set, "
-                 "which write the local record too, are refused as well)")
+        text += (f"\n{GONE}: the local record is gone, so --take local and --set have nothing to write here; "
+                 "--take crm closes the conflict (the CRM keeps its value, nothing is written)")
     emit(args, items, text + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
     return ExitCode.OK
 
@@ -124,8 +124,8 @@ def cmd_conflicts_show(args: argparse.Namespace) -> int:
         f"found by:     run {data['runId'] or '-'} at {when(data['createdAt'])}",
     ]
     if data["localDeleted"]:
-        lines.append("note:         the local record is gone: --take local has no value to keep, and --take crm and "
-                     "--set, which write the local record too, are refused as well")
+        lines.append("note:         the local record is gone: --take local and --set have nothing to write here; "
+                     f"close it with: crm-desktop conflicts resolve {data['id']} --take crm (nothing is written)")
     elif data["status"] == "open" and data["localValue"] != data["localAtConflict"]:
         lines.append(f"note:         --take local keeps {shown(data['localValue'])}, the value now, not "
                      f"{shown(data['localAtConflict'])}, the one when the conflict was raised"

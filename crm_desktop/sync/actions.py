@@ -56,8 +56,9 @@ async def resolve_conflict(
         value: the typed value (blank text means blank).
 
     Raises:
-        ConflictResolutionError: when the conflict is closed, the decision is unclear, the local record is gone,
-            or (``local``) its value changed while the CRM was being written (the conflict stays open).
+        ConflictResolutionError: when the conflict is closed, the decision is unclear, the local record is gone
+            (``local`` or a typed value; ``crm`` then closes the conflict, writing nothing), or (``local``) its value
+            changed while the CRM was being written (the conflict stays open).
         ProviderError: when the CRM refuses the write (the conflict stays open).
     """
     assert integration.id is not None
@@ -102,11 +103,18 @@ async def _resolve_claimed(
         raise ConflictResolutionError(f"field {name} is no longer mapped; map it again to resolve")
     local = store.local_records(obj, [conflict.local_id]).get(conflict.local_id)
     if local is None:
+        if take == "crm":
+            # Nothing to write on either side: the CRM holds its value, and the local record that disagreed is gone.
+            # Closed, so that the conflict does not wait for a decision that can never be written.
+            store.resolve_conflict(conflict_id, "crm", conflict.crm_value)
+            return conflict.crm_value
         if take == "local":
             raise ConflictResolutionError(
                 f"{conflict.record_key} is no longer in the local store (deleted since the conflict was raised), so "
-                f"there is no local value of {name} to keep; nothing was written")
-        raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted")
+                f"there is no local value of {name} to keep; nothing was written (keep the CRM's value to close it)")
+        raise ConflictResolutionError(
+            f"the local record of conflict {conflict_id} was deleted, so a typed value has no record to go to here; "
+            "nothing was written (keep the CRM's value to close it)")
     kept: Value
     if take == "crm":
         kept = conflict.crm_value

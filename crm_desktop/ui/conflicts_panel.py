@@ -48,9 +48,9 @@ BLANK = "(blank)"
 GONE = "(deleted here since)"
 
 #: Why "Keep local value" is off for such a conflict.
-GONE_REASON = ("This record was deleted here after the conflict was raised, so there is no local value to keep "
-               "(and keeping the CRM's value or a typed one, which are written to the local record too, is refused as "
-               "well).")
+GONE_REASON = ("This record was deleted here after the conflict was raised, so there is no local value to keep, nor "
+               "a record for a typed value. “Keep CRM value” closes the conflict: the CRM keeps its value and nothing "
+               "is written.")
 
 _MUTED = QColor("#94a3b8")
 
@@ -124,7 +124,8 @@ class ConflictDetails(QGroupBox):
             "Record": f"{record_text(conflict)} in “{integration_name}”",
             "Field": field_label(conflict),
             "Here": f"Deleted here since the conflict was raised (it held {quoted(conflict.local_value)} then, changed "
-            f"{local_time(local_at, seconds=True)}): there is no local value to keep"
+            f"{local_time(local_at, seconds=True)}): there is no local value to keep; “Keep CRM value” closes the "
+            "conflict"
             if local_gone else
             f"{quoted(conflict.local_value)}, changed {local_time(local_at, seconds=True)}"
             + (" (the newer change)" if newer == "here" else "")
@@ -403,10 +404,13 @@ class ConflictsPanel(QWidget):
         enabled = conflict is not None and self._resolving is None
         for button in (self.keep_crm_button, self.keep_local_button, self.use_value_button):
             button.setEnabled(enabled)
-        # Nothing local to keep: off, and its tooltip says why (the other two are tried, and say why they fail).
+        # Nothing local to keep, nor a record for a typed value: off, their tooltips say why; "Keep CRM value"
+        # closes the conflict.
         self.keep_local_button.setEnabled(enabled and not gone)
+        self.use_value_button.setEnabled(enabled and not gone)
         self.keep_local_button.setToolTip(GONE_REASON if gone else
                                           "Keep the value this record holds here now, in the CRM too.")
+        self.use_value_button.setToolTip(GONE_REASON if gone else "")
 
     def open_resolution(self) -> bool:
         """Enter: put the keyboard on the selected conflict's first decision ("Keep CRM value")."""

@@ -268,16 +268,18 @@ def test_a_conflict_whose_local_record_was_deleted_says_so_and_keeps_no_local_va
                                                        "it was raised")
     here = panel.details.values["Here"].text()
     assert here.startswith("Deleted here since the conflict was raised (it held “Local Co 1” then, changed ")
-    assert here.endswith("there is no local value to keep")
+    assert here.endswith("there is no local value to keep; “Keep CRM value” closes the conflict")
     assert not panel.keep_local_button.isEnabled()
     assert "deleted here after the conflict was raised" in panel.keep_local_button.toolTip()
-    assert panel.keep_crm_button.isEnabled() and panel.use_value_button.isEnabled()
+    assert panel.keep_crm_button.isEnabled() and not panel.use_value_button.isEnabled()
+    assert "“Keep CRM value” closes the conflict" in panel.use_value_button.toolTip()
     assert panel.keep_local_value() is None and panel.notice.tone == "error"
 
-    # Keeping the CRM's value is tried as before, and refused: it is written to the local record too.
+    # Keeping the CRM's value closes it, writing nothing: the CRM keeps its value.
     resolve_with(window, qtbot, panel.keep_crm_button)
-    assert panel.notice.tone == "error" and "was deleted" in panel.notice.text()
+    assert panel.notice.tone != "error", panel.notice.text()
     assert drive(qtbot, crm_company(hubspot, EMAILS[0])) == "CRM Co 1"
+    assert all(panel.model.conflict_at(row).record_key != EMAILS[0] for row in range(panel.model.rowCount()))
 
     # The others are as they were.
     select(panel, EMAILS[1])
