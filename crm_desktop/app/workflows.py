@@ -396,6 +396,9 @@ class SocialWorkflows:
         crm_ids = await self._push(integration, contact_ids, lead_ids, contact_of, lead_of, batch, report)
 
         entries: list[tuple[list[int], TimelineEntry]] = []
+        # One conversation's events of this delivery (sent again with a late email, a corrected start) are one
+        # "Conversation started" entry, written from the newest of them.
+        started: dict[tuple[str, SocialPlatform, str], tuple[list[int], ConversationEvent]] = {}
         for event, conversation in conversations:
             crm_id = crm_ids.get((RecordObject.CONTACT, contact_of.get(event.id, "")))
             if crm_id is None or batch.settled(event.id):
@@ -406,7 +409,10 @@ class SocialWorkflows:
                 # contact was updated above; a second "Conversation started" would be a duplicate.
                 batch.done[event.id] = (crm_id, None)
                 continue
-            entries.append(([event.id], _conversation_entry(crm_id, conversation)))
+            ids, _ = started.get((crm_id, conversation.platform, conversation.conversation_id), ([], conversation))
+            started[(crm_id, conversation.platform, conversation.conversation_id)] = ([*ids, event.id], conversation)
+        entries += [(ids, _conversation_entry(crm_id, conversation))
+                    for (crm_id, _, _), (ids, conversation) in started.items()]
         grouped: dict[tuple[str, str], list[tuple[ClaimedEvent, Message]]] = {}
         for event, message in messages:
             crm_id = crm_ids.get((RecordObject.CONTACT, contact_of.get(event.id, "")))

@@ -590,3 +590,26 @@ def test_a_participant_whose_email_comes_by_an_engagement_becomes_the_crm_contac
     timeline = crm_timeline(sandbox, provider)
     assert {who for who, _ in timeline} == {person["id"]}
     assert any("Conversation started" in text for _, text in timeline), timeline
+
+
+def test_one_conversation_sent_again_while_waiting_for_a_sync_has_one_timeline_entry(
+    tmp_path: Path, provider: str
+) -> None:
+    """A conversation sent by username, again with the email the platform learnt, and again with its start
+    corrected, all waiting for a sync (auto-sync off): one delivery, one "Conversation started" entry."""
+    participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+    by_username = {key: value for key, value in participant.items() if key != "email"}
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": by_username})
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.post("/api/social/conversations", {**CONVERSATION, "startedAt": "2026-11-20T09:30:00Z"})
+        await desk.workspace.sync.sync("crm", SyncDirection.PUSH, SyncTrigger.CLI)
+        counts = await desk.settled(within=30)
+        assert counts[DeliveryStatus.DONE] == 3 and counts[DeliveryStatus.FAILED] == 0
+
+    sandbox = run_desk(tmp_path, provider, scenario, auto_sync=False)
+    [person] = crm_people(sandbox, provider)
+    timeline = crm_timeline(sandbox, provider)
+    assert [who for who, _ in timeline] == [person["id"]], timeline
+    assert "2026-11-20 09:30 UTC" in timeline[0][1]
