@@ -32,7 +32,7 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.metrics_store import MetricsStore
 from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
 from crm_desktop.store.repositories import ContactStore, NotFoundError
-from crm_desktop.store.social_store import Person, event_key
+from crm_desktop.store.social_store import Person, RecordedEvent, event_key
 from crm_desktop.store.workflow_store import ClaimedEvent, ConversationFacts, QueuedEvent, WorkflowStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
 from crm_desktop.sync.mapping import apply_values, from_crm, record_values
@@ -176,6 +176,16 @@ class SocialWorkflows:
         """Queue post engagements for every integration; returns the outbox rows added (0 for a replay)."""
         return self._queue([QueuedEvent(WorkflowEventKind.ENGAGEMENT, engagement_key(e), e.to_wire())
                             for e in events])
+
+    def requeue_conversations_of(self, recorded: Sequence[RecordedEvent]) -> int:
+        """After events that gave anonymous identities their emails (``linked_touchpoints``), queue again the
+        conversations those people started while known by username alone, which reached no CRM then; how many
+        integrations get them."""
+        emails = {r.person.email for r in recorded if r.linked_touchpoints and r.person.email is not None}
+        targets = self.store.requeue_unreached_conversations(emails)
+        if targets:
+            self.notify(targets)
+        return len(targets)
 
     def _queue(self, events: list[QueuedEvent]) -> int:
         targets = [i.id for i in self.integrations.list() if i.id is not None and i.sync_config.direction

@@ -613,3 +613,32 @@ def test_one_conversation_sent_again_while_waiting_for_a_sync_has_one_timeline_e
     timeline = crm_timeline(sandbox, provider)
     assert [who for who, _ in timeline] == [person["id"]], timeline
     assert "2026-11-20 09:30 UTC" in timeline[0][1]
+
+
+def test_a_conversation_by_username_reaches_the_crm_once_an_engagement_gives_the_email(
+    tmp_path: Path, provider: str
+) -> None:
+    """Auto-sync on: a conversation by username and its message reach no CRM record (no email yet). A like naming
+    that username with an email makes the person known: the conversation goes again, so the CRM gets the contact,
+    its "Conversation started" entry and the message, once each."""
+    participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+    by_username = {key: value for key, value in participant.items() if key != "email"}
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": by_username})
+        await desk.post("/api/social/messages", message(1))
+        await desk.settled()
+        assert crm_people(desk.sandbox, provider) == []
+        like = {"platform": "twitter", "type": "like", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+                "user": {"email": "Lea@Example.com", "username": "leapark"}}
+        await desk.post("/api/social/engagements", like)
+        await desk.settled()
+        await desk.post("/api/social/engagements", like)  # sent again: nothing more
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    [person] = crm_people(sandbox, provider)
+    assert person["email"] == "lea@example.com"
+    timeline = crm_timeline(sandbox, provider)
+    assert {who for who, _ in timeline} == {person["id"]} and len(timeline) == 2, timeline
+    assert any("Conversation started" in text for _, text in timeline), timeline
