@@ -473,6 +473,7 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         updated in each CRM with a "Conversation started" entry on its timeline."""
         recorded = social.record_conversation(event)
         workflows.queue_conversations([event])
+        workflows.requeue_conversations_of([recorded])
         return _recorded(recorded)
 
     @api.post("/api/social/messages", response_model=EventRecorded, responses=EVENT_ANSWERS,
@@ -482,6 +483,7 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         record gets the score and the message on its timeline (a burst of messages as one entry)."""
         recorded = social.record_message(message)
         workflows.queue_messages([message])
+        workflows.requeue_conversations_of([recorded])
         return _recorded(recorded)
 
     @api.post("/api/social/engagements", response_model=EventRecorded, responses=EVENT_ANSWERS,
@@ -491,6 +493,7 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         the person is a lead, the CRM lead gets its new score."""
         recorded = social.record_engagement(event)
         workflows.queue_engagements([event])
+        workflows.requeue_conversations_of([recorded])
         return _recorded(recorded)
 
     @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,

@@ -313,7 +313,8 @@ class SocialService:
         earned under ``model``.
 
         Each conversion's credit is shared among its person's touchpoints before it (older ones than ``since``
-        included: they did help). ``campaign`` keeps only that campaign's touchpoints and credit.
+        included: they did help). ``campaign`` keeps only that campaign's touchpoints and credit; the totals
+        (conversions, those without touchpoints, value) stay the period's.
 
         Raises:
             ValueError: when ``until`` is not after ``since``.
@@ -349,9 +350,9 @@ class SocialService:
         for conversion in conversions:
             before = [t for t in touches_of.get(conversion.email, []) if t.timestamp <= conversion.timestamp]
             credits = attribute(before, model, conversion.timestamp, half_life)
+            # The totals are every conversion of the period's, with a campaign too (the CLI says "of N conversions
+            # ... in all campaigns" beside the campaign's share); only the credit is the campaign's.
             mine = [c for c in credits if campaign is None or c.touch.campaign == campaign]
-            if campaign is not None and not mine:
-                continue
             report.conversions += 1
             if not credits:
                 report.unattributed_conversions += 1

@@ -32,7 +32,7 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.metrics_store import MetricsStore
 from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
 from crm_desktop.store.repositories import ContactStore, NotFoundError
-from crm_desktop.store.social_store import Person, event_key
+from crm_desktop.store.social_store import Person, RecordedEvent, event_key
 from crm_desktop.store.workflow_store import ClaimedEvent, ConversationFacts, QueuedEvent, WorkflowStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
 from crm_desktop.sync.mapping import apply_values, from_crm, record_values
@@ -176,6 +176,16 @@ class SocialWorkflows:
         """Queue post engagements for every integration; returns the outbox rows added (0 for a replay)."""
         return self._queue([QueuedEvent(WorkflowEventKind.ENGAGEMENT, engagement_key(e), e.to_wire())
                             for e in events])
+
+    def requeue_conversations_of(self, recorded: Sequence[RecordedEvent]) -> int:
+        """After events that gave anonymous identities their emails (``linked_touchpoints``), queue again the
+        conversations those people started while known by username alone, which reached no CRM then; how many
+        integrations get them."""
+        emails = {r.person.email for r in recorded if r.linked_touchpoints and r.person.email is not None}
+        targets = self.store.requeue_unreached_conversations(emails)
+        if targets:
+            self.notify(targets)
+        return len(targets)
 
     def _queue(self, events: list[QueuedEvent]) -> int:
         targets = [i.id for i in self.integrations.list() if i.id is not None and i.sync_config.direction
@@ -396,6 +406,9 @@ class SocialWorkflows:
         crm_ids = await self._push(integration, contact_ids, lead_ids, contact_of, lead_of, batch, report)
 
         entries: list[tuple[list[int], TimelineEntry]] = []
+        # One conversation's events of this delivery (sent again with a late email, a corrected start) are one
+        # "Conversation started" entry, written from the newest of them.
+        started: dict[tuple[str, SocialPlatform, str], tuple[list[int], ConversationEvent]] = {}
         for event, conversation in conversations:
             crm_id = crm_ids.get((RecordObject.CONTACT, contact_of.get(event.id, "")))
             if crm_id is None or batch.settled(event.id):
@@ -406,7 +419,10 @@ class SocialWorkflows:
                 # contact was updated above; a second "Conversation started" would be a duplicate.
                 batch.done[event.id] = (crm_id, None)
                 continue
-            entries.append(([event.id], _conversation_entry(crm_id, conversation)))
+            ids, _ = started.get((crm_id, conversation.platform, conversation.conversation_id), ([], conversation))
+            started[(crm_id, conversation.platform, conversation.conversation_id)] = ([*ids, event.id], conversation)
+        entries += [(ids, _conversation_entry(crm_id, conversation))
+                    for (crm_id, _, _), (ids, conversation) in started.items()]
         grouped: dict[tuple[str, str], list[tuple[ClaimedEvent, Message]]] = {}
         for event, message in messages:
             crm_id = crm_ids.get((RecordObject.CONTACT, contact_of.get(event.id, "")))

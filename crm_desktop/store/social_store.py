@@ -280,6 +280,26 @@ class _Stitcher:
                 select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
             ):
                 contacts[contact.email] = contact
+        # A conversation with the participant's email upserts the local contact: so does one whose participant, known
+        # by username when it started, is given its email now (by a message's or an engagement's event, a file),
+        # else the workflows would have no contact to push and its "Conversation started" entry would reach no CRM.
+        conversing: set[int] = set()
+        for ids in in_list_chunks(list(self.links)):
+            conversing.update(identity_id for identity_id in self.session.scalars(
+                select(ConversationRow.identity_id).distinct().where(ConversationRow.identity_id.in_(ids)))
+                if identity_id is not None)
+        for identity, email in self.links.values():
+            if identity.id not in conversing:
+                continue
+            known = contacts.get(email)
+            if known is None:
+                made = ContactRow(email=email, first_name=identity.first_name, last_name=identity.last_name,
+                                  custom_fields={}, social_profiles=[])
+                self.session.add(made)
+                contacts[email] = made
+            else:  # social data fills blanks; it never overwrites a name the marketer or the CRM gave
+                known.first_name = known.first_name or identity.first_name
+                known.last_name = known.last_name or identity.last_name
         for identity, email in self.links.values():
             if email in contacts:
                 self.add_profile(contacts[email], identity)

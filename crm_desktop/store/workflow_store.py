@@ -199,6 +199,33 @@ class WorkflowStore:
                     status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), error=None))
         return len(ids)
 
+    def requeue_unreached_conversations(self, emails: Iterable[str]) -> list[int]:
+        """Queue again the conversation events settled without reaching a CRM (their participant was known by
+        username alone) whose conversation is now the person's of one of these emails; the integrations they are
+        queued for. Delivered again, they push that contact with its "Conversation started" entry."""
+        wanted = sorted(set(emails))
+        if not wanted:
+            return []
+        table = cast(Table, WorkflowEventRow.__table__)
+        with self.db.session() as session:
+            theirs: set[tuple[str, str]] = set()
+            for chunk in in_list_chunks(wanted):
+                theirs.update((str(platform), conversation_id) for platform, conversation_id in session.execute(
+                    select(ConversationRow.platform, ConversationRow.conversation_id)
+                    .where(ConversationRow.email.in_(chunk))))
+            if not theirs:
+                return []
+            found = [(row_id, integration_id) for row_id, integration_id, payload in session.execute(
+                select(table.c.id, table.c.integration_id, table.c.payload).where(
+                    table.c.kind == WorkflowEventKind.CONVERSATION, table.c.status == DeliveryStatus.DONE,
+                    table.c.crm_id.is_(None)))
+                if isinstance(payload, dict)
+                and (str(payload.get("platform")), str(payload.get("conversationId"))) in theirs]
+            if found:
+                session.execute(update(table).where(table.c.id.in_([row_id for row_id, _ in found])).values(
+                    status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), error=None))
+        return sorted({integration_id for _, integration_id in found})
+
     def release(self, ids: Sequence[int]) -> None:
         """Put claimed events back as pending, untouched (a delivery stopped before it sent them)."""
         if not ids:

@@ -356,3 +356,22 @@ def test_a_file_resending_engagements_by_email_adds_nothing(service: SocialServi
     assert service.import_file(first).created == 2
     assert service.import_file(again).created == 0
     assert interactions(service, "rio@example.com") == 2
+
+
+def test_a_campaigns_report_keeps_the_periods_totals(service: SocialService) -> None:
+    """With a campaign, only the touchpoints and credit are the campaign's: the totals stay every conversion of the
+    period (as the CLI prints them, "of N conversions ... in all campaigns"), also those the campaign never
+    touched and those with no touchpoint at all."""
+    service.record_engagement(engagement("click", "2026-11-20T09:00:00Z", "Launch", email="ana@example.com"))
+    service.record_engagement(engagement("like", "2026-11-20T09:00:00Z", "Webinar", email="bo@example.com"))
+    service.record_conversions([
+        Conversion(email="ana@example.com", timestamp=datetime(2026, 11, 21, tzinfo=UTC), value=100, currency="EUR"),
+        Conversion(email="bo@example.com", timestamp=datetime(2026, 11, 21, tzinfo=UTC), value=50, currency="EUR"),
+        Conversion(email="cy@example.com", timestamp=datetime(2026, 11, 21, tzinfo=UTC), value=25, currency="EUR"),
+    ])
+    everything = service.attribution_report(AttributionModel.LINEAR)
+    launch = service.attribution_report(AttributionModel.LINEAR, campaign="Launch")
+    assert (everything.conversions, everything.unattributed_conversions, everything.value) == (3, 1, {"EUR": 175.0})
+    assert (launch.conversions, launch.unattributed_conversions, launch.value) == (3, 1, {"EUR": 175.0})
+    assert [(row.name, row.conversions_credited, row.value_credited) for row in launch.by_campaign] == [
+        ("Launch", 1.0, {"EUR": 100.0})]

@@ -33,6 +33,7 @@ from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import DeliveryStatus
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
+from crm_desktop.store.repositories import ContactStore
 from crm_desktop.store.workflow_store import WorkflowStore
 from tests.support.cli_runs import cli_workspace_on_sandbox, credentials_of, make_sandbox, run_json, workspace_at
 
@@ -558,3 +559,86 @@ def test_messages_before_the_persons_email_reach_the_timeline_once_it_is_known(t
     timeline = crm_timeline(sandbox, provider)
     assert len(timeline) == 2 and {who for who, _ in timeline} == {person["id"]}
     assert any("3 Twitter messages" in text for _, text in timeline), timeline
+
+
+def test_a_participant_whose_email_comes_by_an_engagement_becomes_the_crm_contact(
+    tmp_path: Path, provider: str
+) -> None:
+    """A conversation by username and its message, then a like naming that username with an email, all waiting
+    for a sync: the person is now known by email, so the conversation's participant is a local contact (with the
+    names the conversation gave), pushed to the CRM with its "Conversation started" entry, rather than failed as
+    "not pushed: no field of it maps to the CRM" (there was no local contact to push)."""
+    participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+    by_username = {key: value for key, value in participant.items() if key != "email"}
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": by_username})
+        await desk.post("/api/social/messages", message(1))
+        await desk.post("/api/social/engagements", {
+            "platform": "twitter", "type": "like", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+            "user": {"email": " LEA@example.com", "username": "LeaPark"}})
+        await desk.workspace.sync.sync("crm", SyncDirection.PUSH, SyncTrigger.CLI)
+        counts = await desk.settled(within=30)
+        assert counts[DeliveryStatus.FAILED] == 0, desk.server.workflows.store.failures(1)
+        contact = ContactStore(desk.workspace.database).find("lea@example.com")
+        assert contact is not None and (contact.first_name, contact.last_name) == ("Lea", "Park")
+        assert [(p.platform.value, p.username) for p in contact.social_profiles] == [("twitter", "leapark")]
+
+    sandbox = run_desk(tmp_path, provider, scenario, auto_sync=False)
+    [person] = crm_people(sandbox, provider)
+    assert person["email"] == "lea@example.com"
+    timeline = crm_timeline(sandbox, provider)
+    assert {who for who, _ in timeline} == {person["id"]}
+    assert any("Conversation started" in text for _, text in timeline), timeline
+
+
+def test_one_conversation_sent_again_while_waiting_for_a_sync_has_one_timeline_entry(
+    tmp_path: Path, provider: str
+) -> None:
+    """A conversation sent by username, again with the email the platform learnt, and again with its start
+    corrected, all waiting for a sync (auto-sync off): one delivery, one "Conversation started" entry."""
+    participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+    by_username = {key: value for key, value in participant.items() if key != "email"}
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": by_username})
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.post("/api/social/conversations", {**CONVERSATION, "startedAt": "2026-11-20T09:30:00Z"})
+        await desk.workspace.sync.sync("crm", SyncDirection.PUSH, SyncTrigger.CLI)
+        counts = await desk.settled(within=30)
+        assert counts[DeliveryStatus.DONE] == 3 and counts[DeliveryStatus.FAILED] == 0
+
+    sandbox = run_desk(tmp_path, provider, scenario, auto_sync=False)
+    [person] = crm_people(sandbox, provider)
+    timeline = crm_timeline(sandbox, provider)
+    assert [who for who, _ in timeline] == [person["id"]], timeline
+    assert "2026-11-20 09:30 UTC" in timeline[0][1]
+
+
+def test_a_conversation_by_username_reaches_the_crm_once_an_engagement_gives_the_email(
+    tmp_path: Path, provider: str
+) -> None:
+    """Auto-sync on: a conversation by username and its message reach no CRM record (no email yet). A like naming
+    that username with an email makes the person known: the conversation goes again, so the CRM gets the contact,
+    its "Conversation started" entry and the message, once each."""
+    participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+    by_username = {key: value for key, value in participant.items() if key != "email"}
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": by_username})
+        await desk.post("/api/social/messages", message(1))
+        await desk.settled()
+        assert crm_people(desk.sandbox, provider) == []
+        like = {"platform": "twitter", "type": "like", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+                "user": {"email": "Lea@Example.com", "username": "leapark"}}
+        await desk.post("/api/social/engagements", like)
+        await desk.settled()
+        await desk.post("/api/social/engagements", like)  # sent again: nothing more
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    [person] = crm_people(sandbox, provider)
+    assert person["email"] == "lea@example.com"
+    timeline = crm_timeline(sandbox, provider)
+    assert {who for who, _ in timeline} == {person["id"]} and len(timeline) == 2, timeline
+    assert any("Conversation started" in text for _, text in timeline), timeline
