@@ -186,6 +186,10 @@ def test_scoring_settings_are_shown_changed_and_refused_with_the_field(
     assert code == ExitCode.USAGE and "weights: unknown interaction retweet" in err
     code, _, err = run(data, ["social", "scoring", "--half-life-days", "0"], capsys)
     assert code == ExitCode.USAGE and "halfLifeDays" in err
+    # Every weight at 0 would score everyone 0: refused, naming the field, nothing saved.
+    every_kind_at_zero = [arg for kind in shown["weights"] for arg in ("--weight", f"{kind}=0")]
+    code, _, err = run(data, ["social", "scoring", *every_kind_at_zero], capsys)
+    assert code == ExitCode.USAGE and "weights: every interaction weighs 0 points" in err
     assert run_json(data, ["social", "scoring"], capsys)[1] == changed
 
     code, reset = run_json(data, ["social", "scoring", "--reset"], capsys)

@@ -114,7 +114,17 @@ class SocialService:
         return ScoringSettings.model_validate(stored) if stored else ScoringSettings()
 
     def set_scoring_settings(self, settings: ScoringSettings) -> ScoringSettings:
-        """Save the workspace's weights and half-lives; scores are recomputed with them from now on."""
+        """Save the workspace's weights and half-lives; scores are recomputed with them from now on.
+
+        Raises:
+            InvalidRecordError: when every interaction weighs 0 (every score would be 0, whatever anyone did);
+                nothing is saved. Checked here, not in :class:`ScoringSettings`, so that settings saved before the
+                check still load.
+        """
+        if not any(points > 0 for points in settings.weights.values()):
+            raise InvalidRecordError("scoring settings", "of this workspace", [FieldProblem(
+                "weights", "every interaction weighs 0 points, so every engagement score would be 0; give at least "
+                "one interaction some points")])
         self.store.put_setting(SCORING_SETTING, settings.model_dump(mode="json", by_alias=True))
         return settings
 

@@ -128,10 +128,10 @@ def cmd_social_scoring(args: argparse.Namespace) -> int:
                 changes[key] = value
         if changes or args.reset:
             try:
-                updated = ScoringSettings.model_validate({**current.to_wire(), **changes})
+                current = service.set_scoring_settings(
+                    ScoringSettings.model_validate({**current.to_wire(), **changes}))
             except InvalidRecordError as exc:
                 raise CommandError("; ".join(f"{p.field}: {p.reason}" for p in exc.problems)) from None
-            current = service.set_scoring_settings(updated)
             rescored: int | None = service.rescore_everyone()
         else:
             rescored = None
