@@ -151,3 +151,16 @@ def test_a_contact_created_in_a_crm_by_a_push_lists_its_email_once(tmp_path: Pat
     # The row is still there for the run's undo, which keeps the record the push created in the CRM.
     code, report = run_json(directory, ["runs", "undo", "2"], capsys)
     assert any("ann@example.com: created in the CRM by the run; kept" in line for line in report["kept"]), report
+
+
+def test_the_row_of_a_created_email_is_not_offered_for_undo(data_dir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The email is the record's key: its row (blank -> the email, by the import that made Ann) cannot be undone,
+    and the history says so rather than promise an undo that ``undo-change`` refuses."""
+    listed = changes(data_dir, capsys)
+    created = next(c for c in listed if c["field"] == "email")
+    assert (created["before"], created["after"], created["source"]) == (None, "ann@example.com", "import")
+    assert created["undoable"] is False
+    assert all(c["undoable"] for c in listed if c["field"] != "email")
+    code, _, err = run(data_dir, ["contacts", "undo-change", str(created["id"])], capsys)
+    assert code == ExitCode.PARTIAL and "'email' is not a field value that can be put back" in err

@@ -8,8 +8,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.crm_actions import PushReport
-from crm_desktop.app.duplicates import MERGE_FIELDS, MERGED_FIELD, MergeError
+from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import EDITABLE_FIELDS
 from crm_desktop.app.people import ChangeUndoRefused, PeopleService, undone_text
@@ -344,7 +345,7 @@ def _history(args: argparse.Namespace, obj: RecordObject) -> int:
     shown_changes = changes[: args.limit]
     items = [{"id": c.id, "at": c.at.isoformat(), "field": c.field, "label": local_field_label(obj, c.field),
               "before": c.before, "after": c.after, "source": c.source, "side": c.side, "runId": c.run_id,
-              "undoable": c.field != MERGED_FIELD} for c in shown_changes]
+              "undoable": undoable(c.field)} for c in shown_changes]
     data = {"object": obj.value, "id": local_id, "email": email, "changes": items,
             "more": len(changes) > args.limit}
     if not items:
