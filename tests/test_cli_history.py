@@ -164,3 +164,24 @@ def test_the_row_of_a_created_email_is_not_offered_for_undo(data_dir: Path,
     assert all(c["undoable"] for c in listed if c["field"] != "email")
     code, _, err = run(data_dir, ["contacts", "undo-change", str(created["id"])], capsys)
     assert code == ExitCode.PARTIAL and "'email' is not a field value that can be put back" in err
+
+
+def test_a_value_of_several_lines_keeps_to_its_row_of_the_table(data_dir: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A long value of several lines (an engagement summary, a note) is shown on its row, cut short; --json keeps
+    it whole."""
+    summary = "Conversations: 3 (twitter 2, linkedin 1)\nLast interaction: 2026-12-05\n" + "- a touchpoint\n" * 20
+    path = tmp_path / "notes.csv"
+    path.write_text('email,notes\nann@example.com,"' + summary + '"\n', encoding="utf-8")
+    code, _, err = run(data_dir, ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.OK, err
+    code, out, _ = run(data_dir, ["contacts", "history", "ann@example.com"], capsys)
+    assert code == ExitCode.OK
+    lines = out.splitlines()
+    assert len(lines) == 2 + len(changes(data_dir, capsys)) + 2, out  # heading, header, one row each, two notes
+    [row] = [line for line in lines if "Conversations: 3" in line]
+    assert "(blank) -> Conversations: 3 (twitter 2, linkedin 1) / Last interaction…  import" in row
+    assert max(len(line) for line in lines) < 200
+    assert "long values are shown on one line and cut short (…): --json has them in full" in out
+    assert next(c for c in changes(data_dir, capsys) if c["after"] and "Conversations" in c["after"])["after"] == (
+        summary.rstrip("\n"))

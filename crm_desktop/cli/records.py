@@ -26,6 +26,7 @@ from crm_desktop.cli.common import (
     closing,
     command_group,
     emit,
+    in_a_cell,
     open_workspace,
     readable_file,
     shown,
@@ -351,9 +352,12 @@ def _history(args: argparse.Namespace, obj: RecordObject) -> int:
     if not items:
         emit(args, data, f"{email}: no recorded changes")
         return ExitCode.OK
-    rows = [(str(c.id), when(c.at), local_field_label(obj, c.field), f"{shown(c.before)} -> {shown(c.after)}",
+    rows = [(str(c.id), when(c.at), local_field_label(obj, c.field),
+             f"{in_a_cell(c.before)} -> {in_a_cell(c.after)}",
              c.source + (" (written in the CRM)" if c.side == "crm" else "")) for c in shown_changes]
     text = f"{email} ({obj.value} {local_id}), newest first:\n" + table(("ID", "WHEN", "FIELD", "CHANGE", "BY"), rows)
+    if any(in_a_cell(value) != shown(value) for c in shown_changes for value in (c.before, c.after)):
+        text += "\nlong values are shown on one line and cut short (…): --json has them in full"
     if len(changes) > args.limit:
         text += f"\nolder changes were left off: --limit {args.limit * 2}"
     text += f"\nundo one with: crm-desktop {obj.value}s undo-change ID"
