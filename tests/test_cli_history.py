@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from crm_desktop.app.people import PeopleService
 from crm_desktop.cli import ExitCode
 from crm_desktop.domain.outcomes import RecordObject
-from tests.support.cli_runs import run, run_json, workspace_at
+from tests.support.cli_runs import connect_cli, make_sandbox, run, run_json, workspace_at
 
 PEOPLE = "email,firstName,company\nann@example.com,Ann,Acme\n"
 UPDATE = "email,company,lastName\nann@example.com,Initech,Lee\n"
@@ -120,3 +121,67 @@ def test_an_unknown_change_or_one_of_the_other_kind_is_a_usage_error(data_dir: P
     code, _, err = run(data_dir, ["leads", "undo-change", str(edit)], capsys)
     assert code == ExitCode.USAGE and f"crm-desktop contacts undo-change {edit}" in err
     assert company(data_dir) == "Globex"
+
+
+def test_a_contact_created_in_a_crm_by_a_push_lists_its_email_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The push that creates the CRM record keeps a CRM-side row for its email (``runs undo`` reads it to keep the
+    record it created), but the email did not change: History lists it once, as the import made it."""
+    directory = connect_cli(tmp_path / "D", "hubspot", make_sandbox("hubspot"), monkeypatch, name="hs")
+    path = tmp_path / "people.csv"
+    path.write_text(PEOPLE, encoding="utf-8")
+    assert run(directory, ["contacts", "import", str(path)], capsys)[0] == ExitCode.OK
+    code, _, err = run(directory, ["sync", "hs", "--direction", "push"], capsys)
+    assert code == ExitCode.OK, err
+    listed = [(c["field"], c["before"], c["after"], c["source"], c["side"], c["runId"])
+              for c in changes(directory, capsys)]
+    assert sorted(listed) == sorted([
+        ("email", None, "ann@example.com", "import", "local", 1),
+        ("firstName", None, "Ann", "push · hs", "crm", 2),
+        ("company", None, "Acme", "push · hs", "crm", 2),
+    ])
+    code, out, _ = run(directory, ["contacts", "history", "ann@example.com"], capsys)
+    assert code == ExitCode.OK and out.count("ann@example.com") == 2  # the heading and the import's row
+    # The People panel's detail reads the same history.
+    with workspace_at(directory) as workspace:
+        people = PeopleService(workspace.database, workspace.social, workspace.sync)
+        local_id = workspace.sync.store.local_by_emails(RecordObject.CONTACT, ["ann@example.com"])["ann@example.com"].id
+        assert [(a.field, a.source) for a in people.detail(RecordObject.CONTACT, local_id).audit
+                if a.field == "email"] == [("email", "import")]
+    # The row is still there for the run's undo, which keeps the record the push created in the CRM.
+    code, report = run_json(directory, ["runs", "undo", "2"], capsys)
+    assert any("ann@example.com: created in the CRM by the run; kept" in line for line in report["kept"]), report
+
+
+def test_the_row_of_a_created_email_is_not_offered_for_undo(data_dir: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The email is the record's key: its row (blank -> the email, by the import that made Ann) cannot be undone,
+    and the history says so rather than promise an undo that ``undo-change`` refuses."""
+    listed = changes(data_dir, capsys)
+    created = next(c for c in listed if c["field"] == "email")
+    assert (created["before"], created["after"], created["source"]) == (None, "ann@example.com", "import")
+    assert created["undoable"] is False
+    assert all(c["undoable"] for c in listed if c["field"] != "email")
+    code, _, err = run(data_dir, ["contacts", "undo-change", str(created["id"])], capsys)
+    assert code == ExitCode.PARTIAL and "'email' is not a field value that can be put back" in err
+
+
+def test_a_value_of_several_lines_keeps_to_its_row_of_the_table(data_dir: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A long value of several lines (an engagement summary, a note) is shown on its row, cut short; --json keeps
+    it whole."""
+    summary = "Conversations: 3 (twitter 2, linkedin 1)\nLast interaction: 2026-12-05\n" + "- a touchpoint\n" * 20
+    path = tmp_path / "notes.csv"
+    path.write_text('email,notes\nann@example.com,"' + summary + '"\n', encoding="utf-8")
+    code, _, err = run(data_dir, ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.OK, err
+    code, out, _ = run(data_dir, ["contacts", "history", "ann@example.com"], capsys)
+    assert code == ExitCode.OK
+    lines = out.splitlines()
+    assert len(lines) == 2 + len(changes(data_dir, capsys)) + 2, out  # heading, header, one row each, two notes
+    [row] = [line for line in lines if "Conversations: 3" in line]
+    assert "(blank) -> Conversations: 3 (twitter 2, linkedin 1) / Last interaction…  import" in row
+    assert max(len(line) for line in lines) < 200
+    assert "long values are shown on one line and cut short (…): --json has them in full" in out
+    assert next(c for c in changes(data_dir, capsys) if c["after"] and "Conversations" in c["after"])["after"] == (
+        summary.rstrip("\n"))

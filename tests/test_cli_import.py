@@ -96,6 +96,9 @@ def test_an_import_is_a_run_that_undo_takes_back_once(data_dir: Path, tmp_path: 
 
     code, _, err = run(data_dir, ["runs", "undo", str(run_id)], capsys)
     assert code == ExitCode.PARTIAL and "already undone" in err
+    # A script tells the refusal by its code, as for the undo of a sync run.
+    code, refused = run_json(data_dir, ["runs", "undo", str(run_id)], capsys)
+    assert code == ExitCode.PARTIAL and refused["error"]["code"] == "undo_refused", refused
 
 
 def test_undo_refuses_over_a_value_changed_after_the_import_unless_forced(
@@ -110,6 +113,8 @@ def test_undo_refuses_over_a_value_changed_after_the_import_unless_forced(
     assert code == ExitCode.PARTIAL
     assert "company" in err and "'Globex', now 'Initech'" in err and "--force" in err
     assert stored(data_dir)["company"] == "Initech" and stored(data_dir)["lastName"] == "Park"  # nothing undone
+    code, refused = run_json(data_dir, ["runs", "undo", str(first["runId"])], capsys)
+    assert code == ExitCode.PARTIAL and refused["error"]["code"] == "undo_refused", refused
 
     code, undo = run_json(data_dir, ["runs", "undo", str(first["runId"]), "--force"], capsys)
     assert code == ExitCode.OK, undo

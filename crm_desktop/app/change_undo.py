@@ -15,7 +15,7 @@ from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import AlreadyUndoneError, ImportLog, LocalRunOutcome
-from crm_desktop.store.models import SyncRunStatus, SyncTrigger
+from crm_desktop.store.models import MERGED_FIELD, SyncRunStatus, SyncTrigger
 from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.store.repositories import ContactStore, LeadStore
 from crm_desktop.store.sync_store import SyncStore
@@ -23,6 +23,17 @@ from crm_desktop.sync.actions import UndoRefused
 from crm_desktop.sync.mapping import apply_values, record_values, typed_custom_audit, with_custom_values
 
 logger = logging.getLogger(__name__)
+
+
+#: Recorded changes that are not a field value one undo can put back: the email (the record's key in every CRM; an
+#: import or a pull that made the person records it as blank -> the email) and a merge's row.
+NOT_UNDOABLE = frozenset({"email", MERGED_FIELD})
+
+
+def undoable(field: str) -> bool:
+    """Whether a recorded change of ``field`` is one :meth:`ChangeUndoService.undo` can put back (History offers
+    Undo this change, and ``contacts history --json`` says ``undoable``, only for those)."""
+    return field not in NOT_UNDOABLE
 
 
 def change_undo_message(audit_id: int) -> str:
@@ -124,7 +135,7 @@ class ChangeUndoService:
         by_sync = {name: stored_text(value) for name, value in record_values(record).items()}
         if change.field in by_import or change.field.startswith(("custom.", "social.")):
             current = by_import.get(change.field)
-        elif change.field in by_sync and change.field != "email":
+        elif change.field in by_sync and undoable(change.field):
             current = by_sync[change.field]
         else:
             raise ChangeUndoRefused(f"{record.email}: {label!r} is not a field value that can be put back")

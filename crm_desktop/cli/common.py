@@ -89,6 +89,18 @@ def shown(value: Any) -> str:
     return "(blank)" if value is None or value == "" else str(value)
 
 
+#: The widest a value is shown in one cell of a text table; ``--json`` has it in full.
+CELL_WIDTH = 60
+
+
+def in_a_cell(value: Any, width: int = CELL_WIDTH) -> str:
+    """A field value as one cell of a text table shows it: on one line (its line breaks as `` / ``) and at most
+    ``width`` characters, cut short with ``…`` (a value of several lines, such as an engagement summary, would
+    otherwise break the table's rows and widen every column)."""
+    text = " / ".join(line.strip() for line in shown(value).splitlines() if line.strip()) or shown(None)
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 

@@ -8,8 +8,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.crm_actions import PushReport
-from crm_desktop.app.duplicates import MERGE_FIELDS, MERGED_FIELD, MergeError
+from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import EDITABLE_FIELDS
 from crm_desktop.app.people import ChangeUndoRefused, PeopleService, undone_text
@@ -25,6 +26,7 @@ from crm_desktop.cli.common import (
     closing,
     command_group,
     emit,
+    in_a_cell,
     open_workspace,
     readable_file,
     shown,
@@ -344,15 +346,18 @@ def _history(args: argparse.Namespace, obj: RecordObject) -> int:
     shown_changes = changes[: args.limit]
     items = [{"id": c.id, "at": c.at.isoformat(), "field": c.field, "label": local_field_label(obj, c.field),
               "before": c.before, "after": c.after, "source": c.source, "side": c.side, "runId": c.run_id,
-              "undoable": c.field != MERGED_FIELD} for c in shown_changes]
+              "undoable": undoable(c.field)} for c in shown_changes]
     data = {"object": obj.value, "id": local_id, "email": email, "changes": items,
             "more": len(changes) > args.limit}
     if not items:
         emit(args, data, f"{email}: no recorded changes")
         return ExitCode.OK
-    rows = [(str(c.id), when(c.at), local_field_label(obj, c.field), f"{shown(c.before)} -> {shown(c.after)}",
+    rows = [(str(c.id), when(c.at), local_field_label(obj, c.field),
+             f"{in_a_cell(c.before)} -> {in_a_cell(c.after)}",
              c.source + (" (written in the CRM)" if c.side == "crm" else "")) for c in shown_changes]
     text = f"{email} ({obj.value} {local_id}), newest first:\n" + table(("ID", "WHEN", "FIELD", "CHANGE", "BY"), rows)
+    if any(in_a_cell(value) != shown(value) for c in shown_changes for value in (c.before, c.after)):
+        text += "\nlong values are shown on one line and cut short (…): --json has them in full"
     if len(changes) > args.limit:
         text += f"\nolder changes were left off: --limit {args.limit * 2}"
     text += f"\nundo one with: crm-desktop {obj.value}s undo-change ID"

@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from crm_desktop.app.imports import ImportUndoError
 from crm_desktop.app.sync_monitor import NothingToRetry
 from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger
 from crm_desktop.app.text import plural
@@ -121,8 +120,6 @@ def cmd_runs_undo(args: argparse.Namespace) -> int:
     with closing(open_workspace(args)) as workspace:
         try:
             report = asyncio.run(workspace.sync.undo(args.id, SyncTrigger.CLI, force=args.force))
-        except ImportUndoError as exc:
-            raise CommandError(str(exc), ExitCode.PARTIAL) from None
         except SyncAlreadyRunning as exc:
             raise CommandError(str(exc), ExitCode.PARTIAL, "sync_running") from None
         except UndoRefused as exc:

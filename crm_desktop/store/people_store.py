@@ -50,6 +50,13 @@ from crm_desktop.store.models import (
     utc_from_store,
 )
 
+
+def _crm_creation_marker() -> ColumnElement[bool]:
+    """Whether an audit row is the one a push that created a CRM record keeps for its email (blank -> the email,
+    CRM side): the record's key, not a change of a value (see :meth:`PeopleStore.audit`)."""
+    return and_(AuditLogRow.side == "crm", AuditLogRow.field == "email", AuditLogRow.old_value.is_(None))
+
+
 #: What a person is known by in a query's rows: a contact's id, or an email.
 PersonKey = TypeVar("PersonKey", int, str)
 
@@ -545,13 +552,19 @@ class PeopleStore:
         return lines
 
     def audit(self, obj: RecordObject, local_id: int, limit: int = 500) -> list[AuditLine]:
-        """The record's recorded changes, newest first; ``source`` says what made them (an import, a sync...)."""
+        """The record's recorded changes, newest first; ``source`` says what made them (an import, a sync...).
+
+        The row a push that created the record in a CRM keeps for its email (blank -> the email, CRM side) is left
+        out: the email did not change, the CRM record was made with it as its key. That row stays in the audit, as
+        ``runs undo`` reads it to tell a record the run created in the CRM (and keep it); the fields the create
+        wrote are listed as its changes."""
         with self._db.session() as session:
             rows = session.execute(
                 select(AuditLogRow, SyncRunRow.trigger, IntegrationRow.name)
                 .outerjoin(SyncRunRow, SyncRunRow.id == AuditLogRow.run_id)
                 .outerjoin(IntegrationRow, IntegrationRow.id == AuditLogRow.integration_id)
-                .where(AuditLogRow.entity == obj.value, AuditLogRow.entity_id == str(local_id))
+                .where(AuditLogRow.entity == obj.value, AuditLogRow.entity_id == str(local_id),
+                       ~_crm_creation_marker())
                 .order_by(AuditLogRow.id.desc()).limit(limit)
             ).all()
         lines = []

@@ -37,7 +37,8 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from crm_desktop.app.duplicates import MERGED_FIELD, DuplicateReport, MergeError, MergePlan, MergeReport
+from crm_desktop.app.change_undo import undoable
+from crm_desktop.app.duplicates import DuplicateReport, MergeError, MergePlan, MergeReport
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport
@@ -316,7 +317,7 @@ class PersonDetailPane(QWidget):
 
     def _emit_undo(self) -> None:
         change = self.selected_change()
-        if change is not None and change.field != MERGED_FIELD:
+        if change is not None and undoable(change.field):
             self.undo_requested.emit(change.id)
 
     def _update_buttons(self) -> None:
@@ -332,7 +333,7 @@ class PersonDetailPane(QWidget):
             self.link_summary.show()
         self.sync_one_button.setEnabled(link is not None)
         change = self.selected_change()
-        self.undo_button.setEnabled(change is not None and change.field != MERGED_FIELD and not self.undoing)
+        self.undo_button.setEnabled(change is not None and undoable(change.field) and not self.undoing)
         if change is None or self.detail is None:
             self.change_summary.hide()
         else:

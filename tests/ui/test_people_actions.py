@@ -234,6 +234,21 @@ def test_undo_one_change_from_the_history_and_the_next_sync_sends_it(qtbot: QtBo
         "First Co")
 
 
+def test_the_row_of_a_created_email_offers_no_undo(qtbot: QtBot, desk: Desk) -> None:
+    """An import that makes a person records its email (blank -> the email); the email is the record's key, which
+    no undo puts back, so Undo this change stays off on that row."""
+    csv = desk.workspace.paths.data_dir / "new.csv"
+    csv.write_text("email,company\nnew@example.com,New Co\n", encoding="utf-8")
+    assert desk.workspace.sync.import_file(csv, RecordObject.CONTACT).created == 1
+    desk.panel.reload()
+    qtbot.waitUntil(lambda: not desk.panel.model.busy, timeout=5000)
+    show_person(qtbot, desk, "new@example.com", HISTORY_TAB)
+    pane = desk.panel.detail_pane
+    assert cells(pane.history_table, 1) == ["Email"]
+    click_table_row(pane.history_table, 0)
+    assert pane.selected_change() is not None and not pane.undo_button.isEnabled()
+
+
 def test_an_undo_over_a_newer_value_asks_first(qtbot: QtBot, desk: Desk) -> None:
     import_company(desk, "First Co")
     import_company(desk, "Second Co")
