@@ -237,6 +237,7 @@ class SettingsDialog(QDialog, AsksFirst):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.auto_sync_box = QCheckBox("Run scheduled syncs in the background")
         self.auto_sync_box.setChecked(preferences.auto_sync)
+        self._auto_sync_shown = preferences.auto_sync
         self.auto_sync_box.setAccessibleName("Auto-sync")
         self.auto_sync_box.setToolTip("Off: nothing syncs until you press Sync now (the tray's “Pause auto-sync”).")
         self.tray_box = QCheckBox("Keep syncing in the system tray when the window is closed")
@@ -276,7 +277,8 @@ class SettingsDialog(QDialog, AsksFirst):
     def _schedules_tab(self) -> QWidget:
         page, layout, grid = hinted_grid_tab(
             "How often each integration syncs while auto-sync runs. A full sync pulls and pushes; "
-            "“new contacts” pushes only contacts added since.")
+            "“new contacts” pushes only contacts added since. An integration syncs on its own only when it is ticked "
+            "here and Auto-sync is on in General (the tray's “Pause auto-sync” turns that one off).")
         for column, title in enumerate(("Integration", "Auto-sync", "Full sync every", "New contacts every")):
             header = QLabel(title)
             header.setStyleSheet("font-weight: 600")
@@ -358,7 +360,7 @@ class SettingsDialog(QDialog, AsksFirst):
     def _scoring_tab(self, scoring: ScoringSettings) -> QWidget:
         page, layout, grid = hinted_grid_tab(
             "Points each interaction adds to a person's engagement score (0-100), and how fast interactions fade. "
-            "See docs/scoring.md.")
+            "A conversion weighs 0 to start with: it is an outcome, credited in Attribution, not engagement.")
         self.weight_boxes: dict[str, QDoubleSpinBox] = {}
         for number, kind in enumerate(DEFAULT_WEIGHTS):
             box = QDoubleSpinBox()
@@ -477,6 +479,10 @@ class SettingsDialog(QDialog, AsksFirst):
         except (InvalidRecordError, ValueError) as exc:
             self._refuse(str(exc))
             return False
+        if preferences.auto_sync == self._auto_sync_shown:
+            # Not changed here: the tray's "Pause auto-sync", which this dialog does not block, may have paused or
+            # resumed it since the dialog opened, and that choice stands.
+            preferences = preferences.model_copy(update={"auto_sync": self.workspace.preferences.get().auto_sync})
         if not self._api_port_free(preferences):
             return False
         for integration in self._schedules_changed():

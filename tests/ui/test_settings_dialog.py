@@ -12,7 +12,7 @@ import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QCheckBox, QDialogButtonBox, QMessageBox
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QCheckBox, QDialogButtonBox, QLabel, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_access import ApiTokens
@@ -172,6 +172,32 @@ def test_turning_auto_sync_off_stops_the_scheduler(qtbot: QtBot, window: MainWin
     click_save(dialog)
     assert not window.scheduler.active
     assert window.desk.tray.pause_action.isChecked()
+
+
+def test_pausing_from_the_tray_while_settings_are_open_is_kept_by_save(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    dialog = open_settings(window, qtbot)
+    assert dialog.auto_sync_box.isChecked()
+    # The dialog does not block the tray: the marketer pauses there, then saves something else here.
+    window.desk.tray.pause_action.trigger()
+    assert not window.scheduler.active
+    dialog.notifications_box.click()
+    click_save(dialog)
+    assert not window.scheduler.active and window.desk.tray.pause_action.isChecked()
+    assert not hubspot.workspace.preferences.get().auto_sync
+    # Changed in the dialog itself, its choice wins.
+    dialog = open_settings(window, qtbot)
+    tick(dialog.auto_sync_box)
+    click_save(dialog)
+    assert window.scheduler.active and hubspot.workspace.preferences.get().auto_sync
+
+
+def test_the_schedules_and_scoring_hints_speak_to_the_marketer(qtbot: QtBot, window: MainWindow) -> None:
+    dialog = open_settings(window, qtbot)
+    texts = " ".join(label.text() for label in dialog.findChildren(QLabel))
+    assert "docs/" not in texts
+    assert "Auto-sync is on in General" in texts and "A conversion weighs 0 to start with" in texts
 
 
 def test_the_token_is_copied_and_rotated(qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench) -> None:
