@@ -406,3 +406,28 @@ async def test_a_files_dates_land_in_a_pipedrive_date_field_made_by_the_app_and_
         assert {n: bench.contact(f"person{n}@example.com").custom_fields["signup"] for n in days} == days
     finally:
         bench.workspace.close()
+
+
+@scenario
+async def test_a_whole_number_past_64_bits_fails_its_own_record_on_salesforce_and_the_others_land(
+    data_dir: Path,
+) -> None:
+    # A custom number may be any size locally; Salesforce's widest number field holds 18 digits. Such a value used
+    # to stop the whole run before anything was sent (the JSON encoder refused it): now the CRM refuses that record's
+    # field, named with the reason, and the other records of the batch are created.
+    bench = open_bench(Provider.SALESFORCE, data_dir)
+    try:
+        map_custom(bench, {"custom.reach": "twitter_followers__c"})
+        bench.save(person(1, custom_fields={"reach": 12}), person(2, custom_fields={"reach": 10**30}))
+        result = await bench.sync(SyncDirection.PUSH)
+        assert result.status is SyncRunStatus.PARTIAL
+        assert result.counts["created"] == 1
+        [failure] = result.failures
+        assert failure.email == "person2@example.com" and failure.category is ErrorCategory.VALIDATION
+        assert "Twitter Followers" in failure.message and "NUMBER_OUTSIDE_VALID_RANGE" in failure.message
+        assert isinstance(bench.sandbox, SalesforceSandbox)
+        stored = {str(r.get("Email")): r.get("twitter_followers__c") for r in bench.sandbox.records["Contact"].values()}
+        assert stored == {"person1@example.com": 12}
+        assert bench.contact("person2@example.com").custom_fields == {"reach": 10**30}
+    finally:
+        bench.workspace.close()
