@@ -431,3 +431,29 @@ async def test_a_whole_number_past_64_bits_fails_its_own_record_on_salesforce_an
         assert bench.contact("person2@example.com").custom_fields == {"reach": 10**30}
     finally:
         bench.workspace.close()
+
+
+@scenario
+async def test_a_whole_number_a_hubspot_number_property_rounds_is_not_pulled_back_over_the_local_one(
+    hubspot: SyncBench,
+) -> None:
+    # HubSpot keeps a number property as a double: 12345678901234567891 comes back as 12345678901234567168. That
+    # still holds the local number; a salesperson's edit of another field must not pull the rounded one over it.
+    map_custom(hubspot, {"custom.reach": "twitter_followers"})
+    hubspot.save(person(1, custom_fields={"reach": 12345678901234567891}), person(2, custom_fields={"reach": 10**30}))
+    pushed = await hubspot.sync()
+    assert pushed.counts["created"] == 2, pushed.failures
+    for n in (1, 2):
+        await hubspot.edit(hubspot.link(f"person{n}@example.com").crm_id, {"firstname": f"Edited{n}"})
+
+    pulled = await hubspot.sync()
+
+    assert pulled.status is SyncRunStatus.SUCCEEDED, pulled.failures
+    assert hubspot.contact("person1@example.com").custom_fields == {"reach": 12345678901234567891}
+    assert hubspot.contact("person2@example.com").custom_fields == {"reach": 10**30}
+    assert hubspot.contact("person1@example.com").first_name == "Edited1"
+    _run, log = hubspot.service.run(pulled.run_id or 0)
+    assert all("custom.reach" not in (row.message or "") for row in log), [row.message for row in log]
+    mark = hubspot.mark()
+    again = await hubspot.sync()
+    assert again.counts["updated"] == 0 and hubspot.writes_since(mark) == []
