@@ -127,11 +127,19 @@ def json_or_none(response: httpx.Response) -> Any:
 
 
 def with_encoded_json(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Request arguments with a ``json=`` body encoded once, by orjson (compact UTF-8, as httpx would send it)."""
+    """Request arguments with a ``json=`` body encoded once, by orjson (compact UTF-8, as httpx would send it).
+
+    A whole number past 64 bits (a custom field's value may be any size), which orjson cannot write, is written by
+    the standard library instead: the CRM refuses that record's field (out of range) rather than the run stopping.
+    """
     if "json" not in kwargs:
         return kwargs
     encoded = dict(kwargs)
-    body = orjson.dumps(encoded.pop("json"))
+    content = encoded.pop("json")
+    try:
+        body = orjson.dumps(content)
+    except orjson.JSONEncodeError:
+        body = json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
     encoded["content"] = body
     encoded["headers"] = {"Content-Type": "application/json", **dict(encoded.get("headers") or {})}
     return encoded

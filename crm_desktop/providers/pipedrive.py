@@ -827,6 +827,12 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         taken_over = self._merged_elsewhere(obj, item)
         if taken_over is not None:
             return failed_result(record.email, ErrorCategory.DUPLICATE, taken_over, crm_id=record.crm_id)
+        if obj is RecordObject.CONTACT and crm_id and item.existing is None:
+            # Its linked person was deleted in Pipedrive and no person holds its email: not found, as HubSpot and
+            # Salesforce answer an update of a deleted record (the engine then skips it and never re-creates it).
+            return failed_result(record.email, ErrorCategory.NOT_FOUND,
+                                 f"{record.email}: person {crm_id} is gone from Pipedrive (deleted), and no person "
+                                 f"has this email", crm_id=crm_id)
         try:
             person, person_outcome = await self._write_person(item)
             written[item.email] = person

@@ -483,6 +483,12 @@ def crm_holds(mapping: FieldMapping, local_value: Value, crm_value: Any) -> bool
         return True
     if sent is None or held is None:
         return False
+    if _NUMBER_TEXT.fullmatch(sent) and _NUMBER_TEXT.fullmatch(held):
+        # A number field keeps a double (HubSpot's, Pipedrive's): a whole number past 2**53 comes back as the
+        # nearest double (10**30 as 1000000000000000019884624838656), which still holds the local number. Only a
+        # CRM value that is exactly a double: a text field's long code ("12345678901234567891") is compared as text.
+        sent_number, held_number = float(sent), float(held)
+        return math.isfinite(held_number) and sent_number == held_number and Decimal(held) == Decimal(held_number)
     if held[:1].isdigit() and "-" in held[:5]:
         # A CRM's date-time (a date alone compared as text, above) and the local text as the adapters read it.
         from crm_desktop.providers.toolkit import same_instant

@@ -190,7 +190,12 @@ class SyncBench:
         if self.provider is Provider.SALESFORCE:
             await self.edit(crm_id, {"_delete": True})
             return
-        assert self.provider is Provider.HUBSPOT, "deletion is scripted for HubSpot and Salesforce"
+        if self.provider is Provider.PIPEDRIVE:
+            async with self.sandbox.client() as client:
+                token = self.sandbox.credentials()["apiToken"]
+                response = await client.delete(f"/api/v2/persons/{crm_id}", headers={"x-api-token": token})
+            assert response.status_code == 200, response.text
+            return
         async with self.sandbox.client() as client:
             token = self.sandbox.credentials()["token"]
             response = await client.delete(

@@ -235,7 +235,7 @@ async def test_a_crm_email_change_moves_the_local_record(hubspot: SyncBench) -> 
 
 @pytest.mark.parametrize(
     "any_crm",
-    [Provider.HUBSPOT, Provider.SALESFORCE],
+    [Provider.HUBSPOT, Provider.SALESFORCE, Provider.PIPEDRIVE],
     indirect=True,
     ids=lambda p: p.value,
 )

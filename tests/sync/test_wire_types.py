@@ -406,3 +406,54 @@ async def test_a_files_dates_land_in_a_pipedrive_date_field_made_by_the_app_and_
         assert {n: bench.contact(f"person{n}@example.com").custom_fields["signup"] for n in days} == days
     finally:
         bench.workspace.close()
+
+
+@scenario
+async def test_a_whole_number_past_64_bits_fails_its_own_record_on_salesforce_and_the_others_land(
+    data_dir: Path,
+) -> None:
+    # A custom number may be any size locally; Salesforce's widest number field holds 18 digits. Such a value used
+    # to stop the whole run before anything was sent (the JSON encoder refused it): now the CRM refuses that record's
+    # field, named with the reason, and the other records of the batch are created.
+    bench = open_bench(Provider.SALESFORCE, data_dir)
+    try:
+        map_custom(bench, {"custom.reach": "twitter_followers__c"})
+        bench.save(person(1, custom_fields={"reach": 12}), person(2, custom_fields={"reach": 10**30}))
+        result = await bench.sync(SyncDirection.PUSH)
+        assert result.status is SyncRunStatus.PARTIAL
+        assert result.counts["created"] == 1
+        [failure] = result.failures
+        assert failure.email == "person2@example.com" and failure.category is ErrorCategory.VALIDATION
+        assert "Twitter Followers" in failure.message and "NUMBER_OUTSIDE_VALID_RANGE" in failure.message
+        assert isinstance(bench.sandbox, SalesforceSandbox)
+        stored = {str(r.get("Email")): r.get("twitter_followers__c") for r in bench.sandbox.records["Contact"].values()}
+        assert stored == {"person1@example.com": 12}
+        assert bench.contact("person2@example.com").custom_fields == {"reach": 10**30}
+    finally:
+        bench.workspace.close()
+
+
+@scenario
+async def test_a_whole_number_a_hubspot_number_property_rounds_is_not_pulled_back_over_the_local_one(
+    hubspot: SyncBench,
+) -> None:
+    # HubSpot keeps a number property as a double: 12345678901234567891 comes back as 12345678901234567168. That
+    # still holds the local number; a salesperson's edit of another field must not pull the rounded one over it.
+    map_custom(hubspot, {"custom.reach": "twitter_followers"})
+    hubspot.save(person(1, custom_fields={"reach": 12345678901234567891}), person(2, custom_fields={"reach": 10**30}))
+    pushed = await hubspot.sync()
+    assert pushed.counts["created"] == 2, pushed.failures
+    for n in (1, 2):
+        await hubspot.edit(hubspot.link(f"person{n}@example.com").crm_id, {"firstname": f"Edited{n}"})
+
+    pulled = await hubspot.sync()
+
+    assert pulled.status is SyncRunStatus.SUCCEEDED, pulled.failures
+    assert hubspot.contact("person1@example.com").custom_fields == {"reach": 12345678901234567891}
+    assert hubspot.contact("person2@example.com").custom_fields == {"reach": 10**30}
+    assert hubspot.contact("person1@example.com").first_name == "Edited1"
+    _run, log = hubspot.service.run(pulled.run_id or 0)
+    assert all("custom.reach" not in (row.message or "") for row in log), [row.message for row in log]
+    mark = hubspot.mark()
+    again = await hubspot.sync()
+    assert again.counts["updated"] == 0 and hubspot.writes_since(mark) == []
