@@ -117,6 +117,7 @@ def test_a_bundle_carries_no_secret_and_no_personal_value(tmp_path: Path) -> Non
     data_dir = tmp_path / "D"
     plant(data_dir)
     destination = tmp_path / "out" / "diagnostics.zip"
+    destination.parent.mkdir()  # an export never creates its folder
     with opened(data_dir) as workspace:
         report = export_diagnostics(workspace, destination, qt_platform="offscreen",
                                     environ={"CRM_DESKTOP_HOME": str(data_dir), "QT_QPA_PLATFORM": "offscreen"})

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from crm_desktop.app.imports import ImportReport
+from crm_desktop.app.text import led_by_record
 from crm_desktop.domain.alerts import Alert, AlertKind
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory
@@ -92,7 +93,7 @@ def _failures_of(outcome: SyncResult, category: ErrorCategory) -> tuple[list[Rec
 def _failure_text(failure: RecordFailure) -> str:
     """A refused record as an alert names it: the CRM's reason, after its email unless that names it already
     (the CRMs' record messages mostly do)."""
-    return failure.message if failure.email in failure.message else f"{failure.email}: {failure.message}"
+    return led_by_record(failure.email, failure.message)
 
 
 def _reason(error: BaseException) -> str:

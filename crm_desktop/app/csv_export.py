@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-import errno
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from crm_desktop.app.output_path import output_file
 
 #: Characters that make a spreadsheet read a cell as a formula (or, for tab and CR, start one in some programs).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -44,15 +45,7 @@ def spreadsheet_csv(path: Path) -> Iterator[Any]:
     """A ``csv.writer`` onto ``path``: UTF-8 with a BOM (Excel reads accents right only then; imports skip it),
     written beside it first and put in its place only when the ``with`` block ends without an error, so a failed
     export leaves no half file under the chosen name."""
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "a folder, not a file name", str(path))
-    # A link is written through (the file it names gets the export, the link stays); a pipe or a device would
-    # be replaced by a file of the same name, its reader getting nothing.
-    path = path.resolve() if path.is_symlink() else path
-    if path.exists() and not path.is_file():
-        raise OSError(errno.EINVAL, "not a regular file (a pipe or a device): give a file name", str(path))
-    if not path.parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no such folder to save in", str(path.parent))
+    path = output_file(path)
     temporary = path.with_name(path.name + ".part")
     try:
         with temporary.open("w", encoding="utf-8-sig", newline="") as handle:

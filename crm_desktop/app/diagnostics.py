@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from crm_desktop import __version__
+from crm_desktop.app.output_path import output_file
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.store.privacy import personal_values
 from crm_desktop.vault import VaultError
@@ -296,8 +297,10 @@ def export_diagnostics(
         extra_secrets: secrets known to the caller but not to the keyring.
 
     Raises:
-        OSError: when the file cannot be written.
+        OSError: when the file cannot be written: among others a folder that does not exist (never created, as no
+            export creates one: see :func:`~crm_desktop.app.output_path.output_file`).
     """
+    destination = output_file(destination)
     environ = os.environ if environ is None else environ
     redactor = Redactor(_vault_secrets(workspace) | set(extra_secrets), personal_values(workspace.database))
     runs = _runs(workspace)
@@ -311,7 +314,6 @@ def export_diagnostics(
     logs = _log_files(workspace.paths.log_file)
     for log in logs:
         members[f"logs/{log.name}"] = _tail(log, LOG_TAIL_BYTES)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         for name, text in members.items():

@@ -271,7 +271,9 @@ class SyncService:
             raise MappingChangeError("email is every record's key (records are matched by it): it cannot be off")
         updated = [changed if m.local_field == name else m for m in mappings]
         if crm_fields is not None:
-            problems = [p for p in validate_mappings(obj, updated, crm_fields, integration.provider)
+            # A CRM field named now is checked even with the field off: turned on later, it would be refused then.
+            problems = [p for p in validate_mappings(obj, updated, crm_fields, integration.provider,
+                                                     names_of_off=crm_field is not None)
                         if p.local_field == name]
             if problems:
                 raise MappingChangeError("; ".join(str(p) for p in problems) + "; nothing was changed")

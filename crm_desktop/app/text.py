@@ -37,3 +37,9 @@ def duration_text(seconds: float) -> str:
         return f"{minutes} min {rest:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def led_by_record(record: str, message: str) -> str:
+    """A record's error as one line names it: the message after the record (its email or key), unless the message
+    names it already (the CRMs' record messages mostly start with it), so it is never read twice."""
+    return message if record and record in message else f"{record}: {message}"

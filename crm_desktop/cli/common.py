@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -72,10 +72,35 @@ def readable_file(path: Path) -> Path:
     return path
 
 
+def cannot_write(path: Path, exc: OSError) -> CommandError:
+    """The error of a command whose output file cannot be written (no such folder, a folder named, no permission):
+    every command that writes a file the marketer named says it in these words."""
+    return CommandError(f"{path}: cannot be written: {exc.strerror or exc}", ExitCode.USAGE, "file_unusable")
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    """A time as every ``--json`` report writes it: ISO 8601 with a ``T`` and its UTC offset
+    (``2026-12-06T20:36:31+00:00``); the store's times are UTC, so one without a zone is taken as UTC."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def json_value(value: Any) -> Any:
+    """What ``--json`` writes for a value JSON has no type for: a time as :func:`iso_time`, a date as
+    ``YYYY-MM-DD``, anything else as its text."""
+    if isinstance(value, datetime):
+        return iso_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 def emit(args: argparse.Namespace, data: Any, text: str, out: TextIO | None = None) -> None:
+    """``data`` as JSON with ``--json`` (times through :func:`json_value`), otherwise ``text``."""
     stream = out or sys.stdout
     if getattr(args, "json", False):
-        stream.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        stream.write(json.dumps(data, indent=2, sort_keys=True, default=json_value) + "\n")
     else:
         stream.write(text.rstrip("\n") + "\n")
 

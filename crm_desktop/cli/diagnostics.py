@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.diagnostics import export_diagnostics
-from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace
+from crm_desktop.cli.common import (
+    CommandError,
+    ExitCode,
+    action,
+    cannot_write,
+    closing,
+    command_group,
+    emit,
+    open_workspace,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +31,7 @@ def cmd_diagnostics_export(args: argparse.Namespace) -> int:
         try:
             report = export_diagnostics(workspace, destination)
         except OSError as exc:
-            raise CommandError(f"cannot write {destination}: {exc.strerror or exc}") from None
+            raise cannot_write(destination, exc) from None
     data = {"file": str(report.path), "files": report.files, "runs": report.runs, "logs": report.logs}
     emit(args, data, f"diagnostics written to {report.path} ({len(report.files)} files, {report.runs} runs, "
                      f"{report.logs} log files); secrets and personal values are redacted")

@@ -9,7 +9,7 @@ from typing import Any
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
 from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import whole_number
-from crm_desktop.cli.common import CommandError, ExitCode, action, closing, emit, open_workspace
+from crm_desktop.cli.common import CommandError, ExitCode, action, cannot_write, closing, emit, open_workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 
@@ -26,7 +26,7 @@ def _line_json(line: PersonLine) -> dict[str, Any]:
     return {
         "id": line.id, "email": line.email, "firstName": line.first_name, "lastName": line.last_name,
         "company": line.company, "engagementScore": line.score, "platforms": list(line.platforms),
-        "updatedAt": line.updated_at.isoformat(),
+        "updatedAt": line.updated_at,
     }
 
 
@@ -61,7 +61,7 @@ def _list(args: argparse.Namespace, obj: RecordObject) -> int:
             try:
                 written = people.export_csv(query, args.csv)
             except OSError as exc:
-                raise CommandError(f"{args.csv}: cannot be written: {exc.strerror or exc}") from None
+                raise cannot_write(args.csv, exc) from None
             emit(args, {"exported": written, "file": str(args.csv)},
                  f"{plural(written, obj.value)} written to {args.csv}")
             return ExitCode.OK

@@ -136,7 +136,7 @@ def _get(args: argparse.Namespace, obj: RecordObject) -> int:
     data = {
         "crmId": record.crm_id,
         "email": record.email,
-        "modifiedAt": record.modified_at.isoformat() if record.modified_at else None,
+        "modifiedAt": record.modified_at,
         "fields": record.fields,
     }
     text = "\n".join([f"crm id:    {record.crm_id}", f"email:     {record.email}",
@@ -280,7 +280,7 @@ def cmd_contacts_duplicates(args: argparse.Namespace) -> int:
                     "contacts": [{"id": local_id, "email": email} for local_id, email in group.contacts]}
                    for group in report.groups],
         "reported": [{"integration": r.integration, "email": r.email, "id": r.local_id, "crmId": r.crm_id,
-                      "message": r.message, "at": r.at.isoformat()} for r in report.reported],
+                      "message": r.message, "at": r.at} for r in report.reported],
     }
     lines = [f"{group.reason.value}: {group.shared}: {', '.join(email for _, email in group.contacts)}"
              for group in report.groups]
@@ -344,7 +344,7 @@ def _history(args: argparse.Namespace, obj: RecordObject) -> int:
         # One more than asked tells whether older changes were left off.
         changes = people.history(obj, local_id, args.limit + 1)
     shown_changes = changes[: args.limit]
-    items = [{"id": c.id, "at": c.at.isoformat(), "field": c.field, "label": local_field_label(obj, c.field),
+    items = [{"id": c.id, "at": c.at, "field": c.field, "label": local_field_label(obj, c.field),
               "before": c.before, "after": c.after, "source": c.source, "side": c.side, "runId": c.run_id,
               "undoable": undoable(c.field)} for c in shown_changes]
     data = {"object": obj.value, "id": local_id, "email": email, "changes": items,

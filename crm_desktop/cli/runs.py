@@ -10,12 +10,13 @@ from typing import Any
 
 from crm_desktop.app.sync_monitor import NothingToRetry
 from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger
-from crm_desktop.app.text import plural
+from crm_desktop.app.text import led_by_record, plural
 from crm_desktop.cli.arguments import COUNT, LIMIT
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     action,
+    cannot_write,
     closing,
     command_group,
     counts_text,
@@ -154,7 +155,12 @@ def cmd_runs_errors(args: argparse.Namespace) -> int:
     with closing(open_workspace(args)) as workspace:
         workspace.sync.store.get_run(args.id)
         groups = workspace.monitor.error_groups(args.id)
-        written = workspace.monitor.export_errors(args.id, args.csv) if args.csv is not None else None
+        written = None
+        if args.csv is not None:
+            try:
+                written = workspace.monitor.export_errors(args.id, args.csv)
+            except OSError as exc:
+                raise cannot_write(args.csv, exc) from None
     data: dict[str, Any] = {
         "runId": args.id,
         "groups": [{"category": g.category.value if g.category else None, "count": g.count,
@@ -165,7 +171,7 @@ def cmd_runs_errors(args: argparse.Namespace) -> int:
     else:
         lines = [table(("CATEGORY", "RECORDS", "SAMPLE"),
                        [((g.category.value if g.category else "other"), str(g.count),
-                         f"{g.sample_record}: {g.sample_message}") for g in groups])]
+                         led_by_record(g.sample_record, g.sample_message)) for g in groups])]
     if written is not None:
         data["csv"] = {"path": str(args.csv), "records": written}
         lines.append(f"wrote {plural(written, 'failed record')} to {args.csv}")
@@ -189,7 +195,8 @@ def cmd_runs_retry(args: argparse.Namespace) -> int:
                 "notLocal": report.not_local, **_run_json(retry_run, integration_names(workspace))}
     lines = [f"retried {plural(report.retried, 'failed record')} of run {args.id} as run {result.run_id} "
              f"({retry_run.status.value}): {counts_text(data['counts'])}"]
-    lines.extend(f"  {failure.email}: {failure.category.value}: {failure.message}" for failure in result.failures)
+    lines.extend(f"  {failure.category.value}: {led_by_record(failure.email, failure.message)}"
+                 for failure in result.failures)
     if report.not_local:
         lines.append(f"not retried ({plural(len(report.not_local), 'record')} pulled from the CRM; the next sync "
                      "pulls them again): " + ", ".join(report.not_local))

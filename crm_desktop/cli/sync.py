@@ -35,8 +35,6 @@ from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
 logger = logging.getLogger(__name__)
 
 
-
-
 def _change_json(change: PlannedChange) -> dict[str, Any]:
     return {
         "object": change.object.value,
@@ -152,10 +150,10 @@ def _result_code(result: SyncResult) -> ExitCode:
     return ExitCode.PARTIAL if failed else ExitCode.OK
 
 
-def _error_code(error: Exception) -> ExitCode:
-    """What one integration's error means for the exit code of a run over several: what it means alone."""
-    known = error_exit(error)
-    return known[0] if known is not None else ExitCode.PARTIAL
+def _error_exit(error: Exception) -> tuple[ExitCode, str]:
+    """What one integration's error means in a run over several (its exit code and ``--json`` error code): what it
+    means alone, from the one table of :func:`~crm_desktop.cli.exits.error_exit`."""
+    return error_exit(error) or (ExitCode.PARTIAL, "failed")
 
 
 def lock_refusal(
@@ -237,10 +235,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 code = max(code, _result_code(outcome))
                 continue
             reason = lock_refusal(workspace, name, outcome) if isinstance(outcome, SyncAlreadyRunning) else str(outcome)
-            outcome_code = _error_code(outcome)
+            outcome_code, error_code = _error_exit(outcome)
             # A set-up problem (no credentials, an unusable keyring) is skipped, not failed: it needs the user.
             status = "skipped" if outcome_code is ExitCode.USAGE else "error"
-            results.append({"integration": name, "direction": direction.value, "status": status, "error": reason})
+            # ``code`` and ``exitCode`` as `sync NAME --json` gives them for the same error, so a script tells a
+            # refused login from a CRM error or a sync already running, integration by integration.
+            results.append({"integration": name, "direction": direction.value, "status": status, "error": reason,
+                            "code": error_code, "exitCode": int(outcome_code)})
             lines.append(f"{name}: {'skipped' if status == 'skipped' else 'not synced'}: {reason}")
             code = max(code, outcome_code)
         if not outcomes:

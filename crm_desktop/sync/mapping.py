@@ -614,12 +614,15 @@ class MappingProblem:
 
 def validate_mappings(
     obj: RecordObject, mappings: Sequence[FieldMapping], crm_fields: Sequence[CrmField],
-    provider: Provider | None = None,
+    provider: Provider | None = None, *, names_of_off: bool = False,
 ) -> list[MappingProblem]:
     """Check mappings against the CRM's live fields: missing fields, read-only targets, incompatible types.
 
     A custom field is found by its wire name or its label (Pipedrive's fields are mapped by name); a missing seed
-    social field of ``provider`` is named with the command that creates it.
+    social field of ``provider`` is named with the command that creates it. A mapping turned off is not checked (a
+    field is often turned off because the CRM lacks it), unless ``names_of_off``: then its CRM field must exist
+    (whoever names a CRM field for it now would otherwise find it wrong only when turning it on), though what
+    depends on the direction (read-only, computed) is still left for when it is on.
     """
     problems: list[MappingProblem] = []
     known = local_fields(obj)
@@ -629,7 +632,8 @@ def validate_mappings(
     seed = social_field_names(provider, obj) if provider is not None else frozenset()
     seen: set[str] = set()
     for mapping in mappings:
-        if mapping.direction is FieldDirection.OFF:
+        off = mapping.direction is FieldDirection.OFF
+        if off and not names_of_off:
             continue
         local = known.get(mapping.local_field)
         if local is None and not mapping.local_field.startswith("custom."):
@@ -646,6 +650,8 @@ def validate_mappings(
                 reason += ("; create it with Field Mapping's “Create missing fields” (or `crm-desktop fields ensure` "
                            "and the integration's name)")
             problems.append(MappingProblem(mapping.local_field, mapping.crm_field, reason))
+            continue
+        if off:
             continue
         if local is not None and local.computed and mapping.pulls:
             problems.append(

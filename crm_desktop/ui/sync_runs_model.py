@@ -11,6 +11,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from crm_desktop.app.sync_monitor import ErrorGroup
 from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow
+from crm_desktop.app.text import led_by_record
 from crm_desktop.ui.table_model import NUMBER_ALIGNMENT, ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
@@ -381,10 +382,8 @@ class ErrorColumn(TableColumn):
 
 
 def sample_text(group: ErrorGroup) -> str:
-    """The sample's message, led by its record unless the message names it first already."""
-    if group.sample_message.startswith(group.sample_record):
-        return group.sample_message
-    return f"{group.sample_record}: {group.sample_message}"
+    """The sample's message, led by its record unless the message names it already."""
+    return led_by_record(group.sample_record, group.sample_message)
 
 
 class ErrorGroupsTableModel(RowsTableModel[ErrorGroup, ErrorColumn]):

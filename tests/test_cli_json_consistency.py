@@ -1,0 +1,135 @@
+"""The CLI says the same thing the same way across commands: error codes, times, record errors, output paths."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_desktop.cli import ExitCode
+from crm_desktop.domain.models import Contact, Integration
+from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
+from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
+
+#: An ISO 8601 time as every ``--json`` report writes it: date ``T`` time, then the offset.
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}")
+
+
+@pytest.fixture
+def sandbox() -> HubSpotSandbox:
+    return HubSpotSandbox(SandboxConfig(contacts=0))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace with one HubSpot integration ``hs`` and two contacts; the CLI talks to the sandbox."""
+    directory = connect_cli(tmp_path / "D", "hubspot", sandbox, monkeypatch, name="hs")
+    with workspace_at(directory) as workspace:
+        workspace.contacts.save_many([Contact(email="ann@example.com", first_name="Ann"),
+                                      Contact(email="bob@example.com", first_name="Bob")])
+    return directory
+
+
+def test_sync_all_gives_each_failed_integration_the_code_sync_name_gives(
+    data_dir: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with workspace_at(data_dir) as workspace:
+        workspace.integrations.add(Integration(provider="hubspot", name="wrong", base_url=sandbox.base_url),
+                                   {"token": "pat-na1-not-the-token"})
+    code, alone = run_json(data_dir, ["sync", "wrong"], capsys)
+    assert code == ExitCode.AUTH and alone["error"]["code"] == "auth_refused", alone
+
+    code, data = run_json(data_dir, ["sync", "--all"], capsys)
+
+    assert code == ExitCode.AUTH, data
+    by_name = {r["integration"]: r for r in data["results"]}
+    assert by_name["hs"]["status"] == "succeeded"
+    wrong = by_name["wrong"]
+    assert wrong["status"] == "error"
+    assert (wrong["code"], wrong["exitCode"]) == (alone["error"]["code"], alone["error"]["exitCode"]), wrong
+
+
+def _times(data: Any, key: str = "") -> list[tuple[str, Any]]:
+    """Every value under a key ending in ``At`` (or named ``at``), anywhere in a report."""
+    if isinstance(data, dict):
+        return [t for k, v in data.items() for t in _times(v, k)]
+    if isinstance(data, list):
+        return [t for v in data for t in _times(v, key)]
+    return [(key, data)] if (key.endswith("At") or key == "at") and data is not None else []
+
+
+def test_every_json_time_is_iso_8601_with_t_and_offset(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, synced = run_json(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.OK, synced
+    run_id = str(synced["results"][0]["runId"])
+    reports = [run_json(data_dir, argv, capsys)[1] for argv in (
+        ["runs", "list"], ["runs", "show", run_id], ["contacts", "history", "bob@example.com"], ["contacts", "list"])]
+
+    times = [t for report in reports for t in _times(report)]
+
+    assert {key for key, _ in times} >= {"startedAt", "finishedAt", "at", "updatedAt"}, times
+    for key, value in times:
+        assert isinstance(value, str) and ISO_TIME.fullmatch(value), (key, value)
+        assert datetime.fromisoformat(value).utcoffset() is not None
+
+
+def test_a_record_error_that_names_its_email_is_printed_with_it_once(
+    data_dir: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox.faults.replace([FaultRule(FaultKind.INVALID_RECORD, at=[1])])
+    code, synced = run_json(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.PARTIAL
+    [failure] = synced["results"][0]["failures"]
+    email, message = failure["email"], failure["message"]
+    assert message.startswith(f"{email}: "), "the CRM's message names the record first"
+    run_id = str(synced["results"][0]["runId"])
+
+    code, out, _ = run(data_dir, ["runs", "errors", run_id], capsys)
+    assert code == ExitCode.OK
+    assert message in out and f"{email}: {email}" not in out, out
+
+    sandbox.faults.replace([FaultRule(FaultKind.INVALID_RECORD, at=[1])])
+    code, out, _ = run(data_dir, ["runs", "retry", run_id], capsys)
+    assert code == ExitCode.PARTIAL
+    assert message in out and f"{email}: {email}" not in out and out.count(email) == message.count(email), out
+
+
+def test_diagnostics_export_refuses_a_missing_folder_as_contacts_list_csv_does(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing" / "dir"
+    code, _, csv_err = run(data_dir, ["contacts", "list", "--csv", str(missing / "x.csv")], capsys)
+    assert code == ExitCode.USAGE
+
+    code, out, err = run(data_dir, ["diagnostics", "export", str(missing / "x.zip")], capsys)
+
+    assert code == ExitCode.USAGE, out
+    assert not missing.exists() and not missing.parent.exists(), "no folder is created"
+    expected = f"crm-desktop: {missing / 'x.zip'}: cannot be written: no such folder to save in\n"
+    assert err == csv_err.replace("x.csv", "x.zip") == expected
+    code, data = run_json(data_dir, ["diagnostics", "export", str(missing / "x.zip")], capsys)
+    assert (code, data["error"]["code"]) == (ExitCode.USAGE, "file_unusable")
+
+
+def test_mapping_set_checks_a_named_crm_field_with_the_direction_off_too(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(data_dir, ["mapping", "set", "hs", "company", "--crm-field", "nope", "--direction", "off"],
+                       capsys)
+
+    assert code == ExitCode.USAGE and "company -> nope: the CRM has no such field" in err, err
+    _, shown = run_json(data_dir, ["mapping", "show", "hs", "--object", "contact"], capsys)
+    company = next(m for m in shown["mappings"] if m["field"] == "company")
+    assert (company["crmField"], company["direction"]) == ("company", "two_way"), "nothing was saved"
+    # Turning a field off without naming a CRM field is not checked (a field the CRM lacks is turned off so).
+    code, changed = run_json(data_dir, ["mapping", "set", "hs", "company", "--direction", "off"], capsys)
+    assert code == ExitCode.OK and changed["direction"] == "off"
+    code, changed = run_json(data_dir, ["mapping", "set", "hs", "company", "--crm-field", "nope", "--no-check"],
+                             capsys)
+    assert code == ExitCode.OK and changed["crmField"] == "nope"
+    code, changed = run_json(data_dir, ["mapping", "set", "hs", "company", "--rule", "prefer_crm"], capsys)
+    assert code == ExitCode.OK, "an off field whose CRM field is not named again is not checked"
