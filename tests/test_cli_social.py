@@ -14,7 +14,7 @@ from crm_desktop.cli import ExitCode
 from crm_desktop.domain.models import Lead, SocialPlatform
 from crm_desktop.domain.social import Conversion
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
-from tests.support.cli_runs import run, run_json
+from tests.support.cli_runs import run, run_json, workspace_at
 
 EVENTS = [
     {"platform": "twitter", "type": "click", "timestamp": "2026-11-10T10:00:00Z", "campaign": "Launch",
@@ -301,3 +301,121 @@ def test_a_refused_event_is_named_by_its_persons_email_in_plain_words(
     assert code == ExitCode.PARTIAL
     assert [(r["record"], r["field"], r["reason"]) for r in report["refused"]] == [
         ("ana@example.com", "user.followers", "not a known field")]
+
+
+@pytest.mark.parametrize("platform", ["Twitter", "TWITTER", "twitter"])
+def test_social_score_reads_the_platform_in_any_case_as_files_do(
+    platform: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    run(data, ["social", "import", str(write_jsonl(tmp_path / "feed.jsonl", EVENTS))], capsys)
+
+    # It refused "Twitter" (argparse's choices), though README says platforms are read in any case.
+    code, score = run_json(data, ["social", "score", "--platform", platform, "--username", "AnaB"], capsys)
+
+    assert code == ExitCode.OK
+    assert score["person"]["platform"] == "twitter" and score["interactions"] > 0
+
+
+def test_a_platform_or_model_no_spelling_reads_is_refused_naming_the_valid_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+
+    def refused(argv: list[str]) -> str:
+        with pytest.raises(SystemExit) as usage:
+            run(data, argv, capsys)
+        assert usage.value.code == ExitCode.USAGE
+        return capsys.readouterr().err
+
+    err = refused(["social", "score", "--platform", "Myspace", "--username", "x"])
+    assert "argument --platform: 'Myspace' is not one of twitter, instagram, linkedin" in err, err
+    err = refused(["attribution", "report", "--model", "half-and-half"])
+    assert ("argument --model: 'half-and-half' is not one of first_touch, last_touch, linear, time_decay, "
+            "position_based") in err, err
+    assert "is not one of twitter" in refused(["leads", "list", "--platform", "Myspace"])
+
+
+@pytest.mark.parametrize("model", ["Time Decay", "time-decay", "TIME_DECAY", "time_decay"])
+def test_attribution_reads_the_model_in_any_case_with_spaces_or_hyphens(
+    model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    run(data, ["social", "import", str(write_jsonl(tmp_path / "feed.jsonl", EVENTS))], capsys)
+    with workspace_at(data) as workspace:
+        workspace.leads.save(Lead(email="ana@example.com"))
+
+    code, report = run_json(data, ["attribution", "report", "--model", model], capsys)
+    assert code == ExitCode.OK and report["model"] == "time_decay"
+    code, credits = run_json(data, ["attribution", "lead", "ana@example.com", "--model", model], capsys)
+    assert code == ExitCode.OK and credits["model"] == "time_decay"
+
+
+def test_leads_list_reads_the_platform_in_any_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "D"
+    code, listing = run_json(data, ["leads", "list", "--platform", "LinkedIn"], capsys)
+    assert code == ExitCode.OK and listing["total"] == 0
+
+
+def test_the_score_of_someone_the_store_never_saw_is_not_found_not_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    run(data, ["social", "import", str(write_jsonl(tmp_path / "feed.jsonl", EVENTS))], capsys)
+
+    # It printed "engagement score of nobody@example.com: 0.0" and exit 0.
+    code, out, err = run(data, ["social", "score", "--email", "nobody@example.com"], capsys)
+    assert code == ExitCode.USAGE and out == ""
+    assert "no person with the email nobody@example.com in the local store" in err, err
+    code, out = run_json(data, ["social", "score", "--email", "Nobody@Example.com"], capsys)
+    assert code == ExitCode.USAGE and out["error"]["code"] == "not_found"
+    code, _, err = run(data, ["social", "score", "--platform", "twitter", "--username", "nobody"], capsys)
+    assert code == ExitCode.USAGE and "no social activity of twitter user 'nobody'" in err, err
+
+    # Someone known, by an event or as a lead with no activity yet, still has a score.
+    code, score = run_json(data, ["social", "score", "--email", "ana@example.com"], capsys)
+    assert code == ExitCode.OK and score["score"] > 0
+    with workspace_at(data) as workspace:
+        workspace.leads.save(Lead(email="quiet@example.com"))
+    code, score = run_json(data, ["social", "score", "--email", "quiet@example.com"], capsys)
+    assert code == ExitCode.OK and score["score"] == 0.0
+
+
+def test_attribution_report_finds_a_campaign_written_in_another_case(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    run(data, ["social", "import", str(write_jsonl(tmp_path / "feed.jsonl", EVENTS))], capsys)
+    with workspace_at(data) as workspace:
+        workspace.social.record_conversion(
+            Conversion(email="ana@example.com", timestamp="2026-11-25T00:00:00Z", value=300, currency="USD"))
+
+    # It said "campaign webinar credited nothing": the campaign is stored as "Webinar".
+    code, out, _ = run(data, ["attribution", "report", "--campaign", "webinar"], capsys)
+    assert code == ExitCode.OK
+    assert out.splitlines()[0].startswith(
+        "attribution report (model linear): campaign Webinar credited 0.67 conversions, value 200.00 USD"), out
+    code, report = run_json(data, ["attribution", "report", "--campaign", "WEBINAR"], capsys)
+    assert report["campaign"] == "Webinar" and [row["name"] for row in report["byCampaign"]] == ["Webinar"]
+    assert report["unknownCampaign"] is False
+
+    code, out, err = run(data, ["attribution", "report", "--campaign", "Webinar 2026"], capsys)
+    assert code == ExitCode.USAGE and out == ""
+    assert "no campaign 'Webinar 2026' in the local store; the closest: 'Webinar'" in err, err
+    code, failed = run_json(data, ["attribution", "report", "--campaign", "Nothing Like It"], capsys)
+    assert code == ExitCode.USAGE and failed["error"]["code"] == "not_found"
+    assert "no campaign 'Nothing Like It'" in failed["error"]["message"]
+
+
+def test_a_campaign_two_stored_names_match_ignoring_case_is_not_guessed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "D"
+    events = [{**EVENTS[0], "campaign": "Launch"}, {**EVENTS[3], "campaign": "LAUNCH"}]
+    run(data, ["social", "import", str(write_jsonl(tmp_path / "feed.jsonl", events))], capsys)
+
+    code, _, err = run(data, ["attribution", "report", "--campaign", "launch"], capsys)
+    assert code == ExitCode.USAGE
+    assert "no campaign 'launch' in the local store; the closest: 'LAUNCH', 'Launch'" in err, err
+    code, report = run_json(data, ["attribution", "report", "--campaign", "LAUNCH"], capsys)
+    assert code == ExitCode.OK and [row["name"] for row in report["byCampaign"]] == ["LAUNCH"]

@@ -8,6 +8,7 @@ when the person is a local lead, written to the lead (its ``socialContext.engage
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import math
 from collections import defaultdict
@@ -249,13 +250,20 @@ class SocialService:
 
     # -- scores and attribution ------------------------------------------------------------------------------
 
-    def engagement_score(self, person: PersonRef) -> EngagementScore:
+    def engagement_score(self, person: PersonRef, *, known_only: bool = False) -> EngagementScore:
         """The engagement score of a person named by email, or by (platform, username).
 
+        Args:
+            person: who.
+            known_only: refuse an email the store has never seen (no contact, lead, identity or event has it)
+                rather than answer 0 for it, as a marketer asking about someone by hand wants.
+
         Raises:
-            NotFoundError: when a username was never seen.
+            NotFoundError: when a username was never seen, or (``known_only``) the email.
         """
         self.store.link_identities_from_profiles()
+        if known_only and person.email is not None and not self.store.knows_email(person.email):
+            raise NotFoundError(f"no person with the email {person.email} in the local store")
         found = self.store.find_person(person)
         if found is None:
             raise NotFoundError(f"no social activity of {person.platform} user {person.username!r}")
@@ -324,7 +332,9 @@ class SocialService:
 
         Each conversion's credit is shared among its person's touchpoints before it (older ones than ``since``
         included: they did help). ``campaign`` keeps only that campaign's touchpoints and credit; the totals
-        (conversions, those without touchpoints, value) stay the period's.
+        (conversions, those without touchpoints, value) stay the period's. A campaign not stored under that exact
+        name is the one stored campaign that matches it ignoring case (the report names it as stored); when none
+        or several do, the report says ``unknown_campaign`` and lists the ``closest_campaigns``.
 
         Raises:
             ValueError: when ``until`` is not after ``since``.
@@ -332,6 +342,9 @@ class SocialService:
         if since is not None and until is not None and until <= since:
             raise ValueError("the end of the period must be after its start")
         self.store.link_identities_from_profiles()
+        closest: list[str] | None = None
+        if campaign is not None:
+            campaign, closest = self._campaign_named(campaign)
         half_life = self.scoring_settings().attribution_half_life_days
         leads = self.store.lead_emails()
         by_campaign: dict[str | None, _Line] = defaultdict(_Line)
@@ -351,6 +364,8 @@ class SocialService:
             since=since,
             until=until,
             campaign=campaign,
+            unknown_campaign=closest is not None,
+            closest_campaigns=closest or [],
             conversions=0,
             unattributed_conversions=0,
             value={},
@@ -377,6 +392,18 @@ class SocialService:
         report.by_campaign = _rows(by_campaign)
         report.by_platform = _rows(by_platform)
         return report
+
+    def _campaign_named(self, asked: str) -> tuple[str, list[str] | None]:
+        """The stored campaign ``asked`` names: its exact name, else the only one equal to it ignoring case, with
+        ``None``; when there is no such one, ``asked`` and the stored names closest to it (at most 5)."""
+        names = [c.name for c in self.store.campaigns()]
+        if asked in names:
+            return asked, None
+        key = asked.casefold()
+        same = [name for name in names if name.casefold() == key]
+        if len(same) == 1:
+            return same[0], None
+        return asked, same or closest_names(asked, names)
 
     # -- files ----------------------------------------------------------------------------------------------
 
@@ -462,6 +489,16 @@ class _Line:
     leads: set[str] = field(default_factory=set)
     conversions: float = 0.0
     value: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+def closest_names(asked: str, names: Sequence[str], most: int = 5) -> list[str]:
+    """The ``names`` nearest to ``asked`` ignoring case: those that hold it first, then the most alike; none when
+    nothing is near."""
+    key = asked.casefold()
+    folded = {name.casefold(): name for name in names}
+    holding = [name for fold, name in folded.items() if key in fold]
+    alike = [folded[fold] for fold in difflib.get_close_matches(key, list(folded), n=most, cutoff=0.5)]
+    return list(dict.fromkeys([*holding, *alike]))[:most]
 
 
 def _apportioned(shares: dict[Any, float], places: int) -> dict[Any, float]:

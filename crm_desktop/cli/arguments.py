@@ -1,9 +1,14 @@
-"""Argument types the commands share: whole numbers in a range, ports, counts and limits."""
+"""Argument types the commands share: whole numbers in a range, ports, counts and limits, fixed values."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TypeVar
+
+from crm_desktop.domain.models import WrittenValue
+
+V = TypeVar("V", bound=WrittenValue)
 
 
 def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -27,3 +32,24 @@ PORT = whole_number(0, 65_535)
 #: How many things to make or list at the most (0 or more / 1 or more).
 COUNT = whole_number(0)
 LIMIT = whole_number(1)
+
+
+def written_value(kind: type[V]) -> Callable[[str], V]:
+    """An argument type: one of a fixed set of values (a platform, an attribution model), read as files and the
+    local API read it (any case, spaces or hyphens for underscores: ``Twitter``, ``Time Decay``, ``time-decay``);
+    anything else refused with exit 2 and the valid values."""
+
+    def parse(text: str) -> V:
+        try:
+            return kind(text)
+        except ValueError:
+            valid = ", ".join(member.value for member in kind)
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {valid}") from None
+
+    parse.__name__ = kind.__name__  # argparse names the type by it when it refuses a value
+    return parse
+
+
+def value_names(kind: type[WrittenValue]) -> str:
+    """The metavar of a fixed-value option: its values as the help lists them, ``{twitter,instagram,...}``."""
+    return "{" + ",".join(member.value for member in kind) + "}"

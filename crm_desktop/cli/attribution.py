@@ -6,11 +6,14 @@ import argparse
 from datetime import UTC, date, datetime
 from typing import Any
 
+from crm_desktop.cli.arguments import value_names, written_value
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
 from crm_desktop.domain.models import aware_utc
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 
-MODELS = [m.value for m in AttributionModel]
+#: ``--model``: an attribution model in any case, with spaces or hyphens for underscores (``Time Decay``).
+MODEL = written_value(AttributionModel)
+MODELS = value_names(AttributionModel)
 DEFAULT_MODEL = AttributionModel.LINEAR
 
 
@@ -36,6 +39,13 @@ def parse_moment(option: str, value: str | None) -> datetime | None:
         return aware_utc(moment)
     except ValueError as exc:
         raise CommandError(f"{option} {value}: {exc}") from None
+
+
+def unknown_campaign_text(asked: str, closest: list[str]) -> str:
+    """What ``--campaign`` says when no stored campaign has that name (nor only one that name in another case)."""
+    if not closest:
+        return f"no campaign {asked!r} in the local store (`attribution report` without --campaign lists them)"
+    return f"no campaign {asked!r} in the local store; the closest: {', '.join(repr(name) for name in closest)}"
 
 
 def _money(values: dict[str, float]) -> str:
@@ -81,7 +91,9 @@ def cmd_attribution_report(args: argparse.Namespace) -> int:
     if since is not None and until is not None and until <= since:
         raise CommandError(f"--until {args.until} must be after --since {args.since}")
     with closing(open_workspace(args)) as workspace:
-        report = workspace.social.attribution_report(AttributionModel(args.model), since, args.campaign, until)
+        report = workspace.social.attribution_report(args.model, since, args.campaign, until)
+    if report.unknown_campaign:
+        raise CommandError(unknown_campaign_text(args.campaign, report.closest_campaigns), error_code="not_found")
     # Nulls kept: the row of touchpoints without a campaign has "name": null (a script looks for the key).
     emit(args, report.model_dump(mode="json", by_alias=True), _report_text(report))
     return ExitCode.OK
@@ -91,7 +103,7 @@ def cmd_attribution_lead(args: argparse.Namespace) -> int:
     """One lead's touchpoints and the credit each earned."""
     lead: int | str = int(args.lead) if args.lead.isdigit() else args.lead
     with closing(open_workspace(args)) as workspace:
-        attribution = workspace.social.attribution(lead, AttributionModel(args.model))
+        attribution = workspace.social.attribution(lead, args.model)
     body = [
         [f"{t.timestamp:%Y-%m-%d %H:%M}", t.platform.value, t.type.value, t.campaign or "(no campaign)",
          f"{t.credit:.4f}"]
@@ -119,15 +131,16 @@ def add_commands(commands: Any) -> None:
         "model; --since keeps the touchpoints and conversions from that date on, --until those before it "
         "(--since 2026-11-01 --until 2026-12-01 is November); --campaign keeps one campaign.",
     ) as report:
-        report.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL.value,
-                            help=f"attribution model (default {DEFAULT_MODEL.value})")
+        report.add_argument("--model", type=MODEL, metavar=MODELS, default=DEFAULT_MODEL,
+                            help=f"attribution model, any case (default {DEFAULT_MODEL.value})")
         report.add_argument("--since", metavar="DATE", help="2026-11-01 (UTC) or 2026-11-01T09:00:00+01:00")
         report.add_argument("--until", metavar="DATE",
                             help="the end of the period, not included: 2026-12-01 (UTC) or 2026-12-01T09:00:00Z")
-        report.add_argument("--campaign", help="only this campaign")
+        report.add_argument("--campaign", help="only this campaign (its name in any case, when only one has it)")
 
     with action(
         actions, "lead", cmd_attribution_lead, help="one lead's touchpoints and the credit each earned"
     ) as lead:
         lead.add_argument("lead", metavar="ID", help="the lead's local id or its email")
-        lead.add_argument("--model", choices=MODELS, required=True, help="attribution model")
+        lead.add_argument("--model", type=MODEL, metavar=MODELS, required=True,
+                          help="attribution model, any case (time_decay, \"Time Decay\", time-decay)")

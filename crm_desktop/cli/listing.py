@@ -8,7 +8,7 @@ from typing import Any
 
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
 from crm_desktop.app.text import plural
-from crm_desktop.cli.arguments import whole_number
+from crm_desktop.cli.arguments import value_names, whole_number, written_value
 from crm_desktop.cli.common import CommandError, ExitCode, action, cannot_write, closing, emit, open_workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
@@ -46,7 +46,7 @@ def _query(args: argparse.Namespace, obj: RecordObject, workspace: Any) -> Peopl
     elif args.state:
         raise CommandError("--state needs --integration NAME: a record's sync state is per integration")
     return PeopleQuery(
-        obj=obj, text=args.filter or "", platform=SocialPlatform(args.platform) if args.platform else None,
+        obj=obj, text=args.filter or "", platform=args.platform,
         campaign=args.campaign, score_min=args.min_score, score_max=args.max_score, integration_id=integration_id,
         sync_state=SyncState(args.state) if args.state else None, sort=PeopleColumn(args.sort),
         descending=args.descending,
@@ -96,8 +96,8 @@ def add_list_command(group_commands: Any, noun: str) -> None:
         listing.add_argument("--filter", metavar="TEXT", help="text found in the name, email or company (any case)")
         listing.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N",
                              help=f"how many to list (default {DEFAULT_LIMIT}, at most {MAX_LIMIT:,})")
-        listing.add_argument("--platform", type=str.lower, choices=[p.value for p in SocialPlatform],
-                             help="only people with a profile on this platform")
+        listing.add_argument("--platform", type=written_value(SocialPlatform), metavar=value_names(SocialPlatform),
+                             help="only people with a profile on this platform (any case)")
         listing.add_argument("--campaign", metavar="NAME", help="only people with a touchpoint of this campaign")
         listing.add_argument("--min-score", type=float, metavar="N", help="engagement score at least N (0-100)")
         listing.add_argument("--max-score", type=float, metavar="N", help="engagement score at most N (0-100)")

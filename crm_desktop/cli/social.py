@@ -8,6 +8,7 @@ from typing import Any
 
 from crm_desktop.app.social import SocialImportReport
 from crm_desktop.app.text import plural
+from crm_desktop.cli.arguments import value_names, written_value
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -68,14 +69,15 @@ def _person(args: argparse.Namespace) -> PersonRef:
             raise CommandError(f"--email: {exc}") from None
     if not (args.platform and args.username):
         raise CommandError("name the person with --email, or with --platform and --username")
-    return PersonRef(platform=SocialPlatform(args.platform), username=args.username)
+    return PersonRef(platform=args.platform, username=args.username)
 
 
 def cmd_social_score(args: argparse.Namespace) -> int:
     """Print a person's engagement score and what it is made of."""
     person = _person(args)
     with closing(open_workspace(args)) as workspace:
-        score = workspace.social.engagement_score(person)
+        # A person never seen is said to be unknown (exit 2, "not_found"), not scored 0 as if they were idle.
+        score = workspace.social.engagement_score(person, known_only=True)
     data = {
         "person": person.to_wire(),
         "score": score.score,
@@ -178,7 +180,8 @@ def add_commands(commands: Any) -> None:
         actions, "score", cmd_social_score, help="a person's engagement score (0-100) and what it is made of"
     ) as score:
         score.add_argument("--email", help="the person's email")
-        score.add_argument("--platform", choices=[p.value for p in SocialPlatform], help="with --username")
+        score.add_argument("--platform", type=written_value(SocialPlatform), metavar=value_names(SocialPlatform),
+                           help="with --username (any case: Twitter is twitter)")
         score.add_argument("--username", help="the person's username on --platform")
 
     with action(

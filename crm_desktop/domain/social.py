@@ -57,8 +57,9 @@ class ConversionSource(StrEnum):
     API = "api"
 
 
-class AttributionModel(StrEnum):
-    """How a lead's or a conversion's credit is shared among its touchpoints."""
+class AttributionModel(WrittenValue):
+    """How a lead's or a conversion's credit is shared among its touchpoints (read in any case, with spaces or
+    hyphens for underscores: ``Time Decay`` and ``time-decay`` are ``time_decay``)."""
 
     FIRST_TOUCH = "first_touch"
     LAST_TOUCH = "last_touch"
@@ -378,7 +379,12 @@ class AttributionReport(WireModel):
     since: datetime | None = None
     #: The end of the period, not included (``None``: up to now).
     until: datetime | None = None
+    #: The campaign asked for, as stored (``winter sale`` asked is ``Winter Sale`` when only that one matches it).
     campaign: str | None = None
+    #: True when the campaign asked for matches none stored (its rows are then empty); see ``closest_campaigns``.
+    unknown_campaign: bool = False
+    #: With ``unknown_campaign``: the stored campaigns whose names are nearest to the one asked for.
+    closest_campaigns: list[str] = Field(default_factory=list)
     conversions: int = 0
     unattributed_conversions: int = 0
     value: dict[str, float] = Field(default_factory=dict)

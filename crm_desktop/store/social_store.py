@@ -782,6 +782,16 @@ class SocialStore:
                 return None
             return Person(identity.email, identity.id, identity.platform, identity.username)
 
+    def knows_email(self, email: str) -> bool:
+        """Whether the store has ever seen the (normalised) email: a contact, a lead, a linked identity, or an
+        event (touchpoint, conversation, conversion) of that person."""
+        with self._db.session() as session:
+            return any(
+                session.scalar(select(column).where(column == email).limit(1)) is not None
+                for column in (ContactRow.email, LeadRow.email, SocialIdentityRow.email, TouchpointRow.email,
+                               ConversationRow.email, ConversionRow.email)
+            )
+
     def interactions(self, person: Person) -> tuple[list[Interaction], int]:
         """Everything a person did that counts towards the score, and their reach (largest follower count)."""
         with self._db.session() as session:

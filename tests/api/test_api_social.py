@@ -372,3 +372,41 @@ def test_an_engagement_kept_under_both_names_is_kept_once_when_they_are_linked(h
             assert (await api.post("/api/social/engagements", {**like, "user": user})).json()["action"] == "unchanged"
 
     asyncio.run(scenario())
+
+
+def test_the_model_is_read_in_any_case_and_a_campaign_whatever_its_case(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        pushed = await api.post("/api/crm/integrations/crm/leads/sync", Lead(email="lea@example.com").to_wire())
+        local_id = pushed.json()["localId"]
+        user = {"email": "lea@example.com"}
+        for kind, at in (("click", "2026-11-20T09:00:00Z"), ("comment", "2026-11-21T09:00:00Z")):
+            sent = await api.post("/api/social/engagements", engagement(kind, at, "Winter Sale", user))
+            assert sent.status_code == 201, sent.text
+
+        # "Time Decay" was refused with 422, though platforms and types are read in any case.
+        for model in ("Time Decay", "time-decay", "TIME_DECAY"):
+            credits = await api.get(f"/api/crm/integrations/crm/leads/{local_id}/attribution",
+                                    params={"model": model})
+            assert credits.status_code == 200, credits.text
+            assert credits.json()["model"] == "time_decay"
+            report = await api.get("/api/attribution/report", params={"model": model})
+            assert report.status_code == 200 and report.json()["model"] == "time_decay", report.text
+        wrong = await api.get("/api/attribution/report", params={"model": "Time Travel"})
+        assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "model"
+        assert "time_decay" in wrong.json()["errors"][0]["reason"], wrong.text
+
+        # "winter sale" reported nothing for the campaign stored as "Winter Sale".
+        found = (await api.get("/api/attribution/report", params={"campaign": "winter sale"})).json()
+        assert (found["campaign"], found["unknownCampaign"], found["closestCampaigns"]) == ("Winter Sale", False, [])
+        assert [(row["name"], row["touchpoints"]) for row in found["byCampaign"]] == [("Winter Sale", 2)]
+        unknown = await api.get("/api/attribution/report", params={"campaign": "Winter"})
+        assert unknown.status_code == 200, unknown.text
+        body = unknown.json()
+        assert (body["campaign"], body["unknownCampaign"], body["closestCampaigns"]) == (
+            "Winter", True, ["Winter Sale"])
+        assert body["byCampaign"] == [] and body["byPlatform"] == []
+
+    asyncio.run(scenario())

@@ -375,3 +375,37 @@ def test_a_campaigns_report_keeps_the_periods_totals(service: SocialService) -> 
     assert (launch.conversions, launch.unattributed_conversions, launch.value) == (3, 1, {"EUR": 175.0})
     assert [(row.name, row.conversions_credited, row.value_credited) for row in launch.by_campaign] == [
         ("Launch", 1.0, {"EUR": 100.0})]
+
+
+def test_known_only_refuses_an_email_the_store_never_saw(service: SocialService, database: Database) -> None:
+    service.record_engagement(engagement("like", "2026-11-30T00:00:00Z", email="ivy@example.com"))
+    LeadStore(database).save(Lead(email="quiet@example.com"))
+
+    with pytest.raises(NotFoundError, match=r"no person with the email nobody@example\.com"):
+        service.engagement_score(PersonRef(email="nobody@example.com"), known_only=True)
+    assert service.engagement_score(PersonRef(email="ivy@example.com"), known_only=True).interactions == 1
+    assert service.engagement_score(PersonRef(email="quiet@example.com"), known_only=True).score == 0.0
+    # Without it (the app's own callers, for a person it is saving) an unknown email is simply idle.
+    assert service.engagement_score(PersonRef(email="nobody@example.com")).score == 0.0
+
+
+def test_the_report_takes_a_campaign_in_another_case_or_names_the_closest(service: SocialService) -> None:
+    service.record_engagement(engagement("like", "2026-11-30T00:00:00Z", "Winter Sale", email="ivy@example.com"))
+    service.record_engagement(engagement("like", "2026-11-29T00:00:00Z", "Spring Launch", email="ivy@example.com"))
+
+    found = service.attribution_report(AttributionModel.LINEAR, campaign="WINTER sale")
+    assert (found.campaign, found.unknown_campaign) == ("Winter Sale", False)
+    assert [(row.name, row.touchpoints) for row in found.by_campaign] == [("Winter Sale", 1)]
+
+    missing = service.attribution_report(AttributionModel.LINEAR, campaign="winter")
+    assert (missing.campaign, missing.unknown_campaign, missing.closest_campaigns) == ("winter", True, ["Winter Sale"])
+    assert missing.by_campaign == []
+    far = service.attribution_report(AttributionModel.LINEAR, campaign="Black Friday")
+    assert far.unknown_campaign and far.closest_campaigns == []
+
+
+def test_an_attribution_model_is_read_in_any_case_with_spaces_or_hyphens() -> None:
+    assert {AttributionModel(text) for text in ("Time Decay", "time-decay", "TIME_DECAY")} == {
+        AttributionModel.TIME_DECAY}
+    with pytest.raises(ValueError):
+        AttributionModel("time travel")
