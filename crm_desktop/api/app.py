@@ -492,7 +492,7 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign; when
         the person is a lead, the CRM lead gets its new score."""
         recorded = social.record_engagement(event)
-        workflows.queue_engagements([event])
+        workflows.queue_engagements([event], [recorded])
         workflows.requeue_conversations_of([recorded])
         return _recorded(recorded)
 

@@ -44,6 +44,7 @@ from crm_desktop.domain.social import (
 from crm_desktop.store.database import Database
 from crm_desktop.store.repositories import NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, SocialStore
+from crm_desktop.store.workflow_store import WorkflowStore
 
 logger = logging.getLogger(__name__)
 #: A conversation or a message: the events whose ids must not clash with another's.
@@ -86,6 +87,8 @@ class SocialImportReport:
     updated: int = 0
     unchanged: int = 0
     linked_touchpoints: int = 0
+    #: Integrations that got again, queued, conversations started by a username this file linked to an email.
+    requeued_conversations: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     refused: list[RefusedRow] = field(default_factory=list)
 
@@ -105,6 +108,7 @@ class SocialService:
 
     def __init__(self, database: Database, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = SocialStore(database)
+        self._outbox = WorkflowStore(database)
         self._clock = clock
 
     # -- settings -------------------------------------------------------------------------------------------
@@ -145,6 +149,10 @@ class SocialService:
         for event, clash in zip(events, self.store.conversation_id_clashes(events), strict=True):
             if clash is not None:
                 raise InvalidRecordError("conversation", event.conversation_id, [FieldProblem("conversationId", clash)])
+        for event, clash in zip(events, self.store.participant_clashes(events), strict=True):
+            if clash is not None:
+                raise InvalidRecordError("conversation", event.conversation_id,
+                                         [FieldProblem("participant.email", clash)])
         return self._rescored(self.store.record_conversations(events))
 
     def record_message(self, message: Message) -> RecordedEvent:
@@ -461,6 +469,8 @@ class SocialService:
         # Ids another conversation or platform holds (stored, or earlier in the file) are refused by line.
         conversations = self._without_clashes(conversations, self.store.conversation_id_clashes(conversations),
                                               lines, "conversationId", report)
+        conversations = self._without_clashes(conversations, self.store.participant_clashes(conversations),
+                                              lines, "participant.email", report)
         messages = self._without_clashes(messages, self.store.message_id_clashes(messages), lines, "messageId",
                                          report)
         engagements = [r for r in batches[SocialEventKind.ENGAGEMENTS] if isinstance(r, EngagementEvent)]
@@ -480,6 +490,10 @@ class SocialService:
                 report.unchanged += 1
             report.linked_touchpoints += result.linked_touchpoints
         self._rescored(results)
+        # As after an API event: conversations a username started, which reached no CRM record then, go to the
+        # workflows' outbox again now that the file gave that username its email (delivered by the next worker).
+        linked = {r.person.email for r in results if r.linked_touchpoints and r.person.email is not None}
+        report.requeued_conversations = len(self._outbox.requeue_unreached_conversations(linked))
         return report
 
 

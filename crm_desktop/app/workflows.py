@@ -32,7 +32,7 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.metrics_store import MetricsStore
 from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
 from crm_desktop.store.repositories import ContactStore, NotFoundError
-from crm_desktop.store.social_store import Person, RecordedEvent, event_key
+from crm_desktop.store.social_store import Person, RecordedEvent, engagement_ref, event_key
 from crm_desktop.store.workflow_store import ClaimedEvent, ConversationFacts, QueuedEvent, WorkflowStore
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
 from crm_desktop.sync.mapping import apply_values, from_crm, record_values
@@ -122,9 +122,19 @@ def message_key(message: Message) -> str:
     return event_key("message", message.message_id, message.text, message.sentiment, message.direction)
 
 
-def engagement_key(event: EngagementEvent) -> str:
-    """An engagement's idempotency key: everything it says."""
-    return event_key("engagement", *sorted(event.to_wire().items()))
+def engagement_key(event: EngagementEvent, person: Person | None = None) -> str:
+    """An engagement's idempotency key: what identifies it on its network (:func:`engagement_ref`) and its person
+    as the store resolved them (``person``; else as the event names them), so that a re-send naming the person
+    another way (by email alone, once the username is linked to it) is the same event, as the store answers
+    ``unchanged``; one that makes the person known by email at last is queued again, to reach their CRM record."""
+    ref = engagement_ref(event.platform, event.type, event.timestamp, event.post_id, event.conversation_id,
+                         event.campaign)
+    if person is not None and (person.email is not None or person.username is not None):
+        email, username = person.email, person.username
+    else:
+        email = event.user.email
+        username = normalise_username(event.user.username) if event.user.username is not None else None
+    return event_key("engagement", ref, *(("email", email) if email is not None else ("username", username)))
 
 
 class SocialWorkflows:
@@ -172,10 +182,13 @@ class SocialWorkflows:
         """Queue messages for every integration; returns the outbox rows added (0 for a replay)."""
         return self._queue([QueuedEvent(WorkflowEventKind.MESSAGE, message_key(m), m.to_wire()) for m in messages])
 
-    def queue_engagements(self, events: Sequence[EngagementEvent]) -> int:
-        """Queue post engagements for every integration; returns the outbox rows added (0 for a replay)."""
-        return self._queue([QueuedEvent(WorkflowEventKind.ENGAGEMENT, engagement_key(e), e.to_wire())
-                            for e in events])
+    def queue_engagements(self, events: Sequence[EngagementEvent],
+                          recorded: Sequence[RecordedEvent] | None = None) -> int:
+        """Queue post engagements for every integration; returns the outbox rows added (0 for a replay).
+        ``recorded`` (the store's answers, in order) keys each by the person it was recorded for."""
+        people: list[Person | None] = [r.person for r in recorded] if recorded is not None else [None] * len(events)
+        return self._queue([QueuedEvent(WorkflowEventKind.ENGAGEMENT, engagement_key(e, p), e.to_wire())
+                            for e, p in zip(events, people, strict=True)])
 
     def requeue_conversations_of(self, recorded: Sequence[RecordedEvent]) -> int:
         """After events that gave anonymous identities their emails (``linked_touchpoints``), queue again the

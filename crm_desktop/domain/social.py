@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, ClassVar, Self
@@ -22,7 +22,24 @@ from crm_desktop.domain.models import (
 
 #: Longest message text kept locally; a longer one is refused rather than silently cut.
 MESSAGE_TEXT_MAX = 10_000
+#: How far after now an event's time may be (the platform's clock and ours may disagree, and a file's zoneless times
+#: are read in the desktop's zone); a later one is refused, else it would count in full in the score for years.
+FUTURE_SKEW = timedelta(hours=24)
 
+
+def _not_in_future(value: datetime) -> datetime:
+    """An event's time, refused when it is more than :data:`FUTURE_SKEW` after now. Old times are kept (a history
+    import may go back years): their weight in the score decays towards 0."""
+    latest = datetime.now(UTC) + FUTURE_SKEW
+    if value > latest:
+        raise ValueError(
+            f"is in the future ({value.isoformat()}): an event's time may be at most 24 hours after now "
+            f"({latest.replace(microsecond=0).isoformat()})")
+    return value
+
+
+#: An event's time: with a zone, kept in UTC, not more than :data:`FUTURE_SKEW` ahead.
+EventTime = Annotated[UtcDatetime, AfterValidator(_not_in_future)]
 
 
 def _without_nul(text: str) -> str:
@@ -136,7 +153,7 @@ class ConversationEvent(WireModel):
 
     conversation_id: ExternalId
     platform: SocialPlatform
-    started_at: UtcDatetime
+    started_at: EventTime
     campaign: CampaignName | None = None
     participant: Participant
 
@@ -149,7 +166,7 @@ class Message(WireModel):
     conversation_id: ExternalId
     message_id: ExternalId
     direction: MessageDirection
-    sent_at: UtcDatetime
+    sent_at: EventTime
     text: Annotated[str, Field(max_length=MESSAGE_TEXT_MAX), AfterValidator(_without_nul)]
     sentiment: Sentiment | None = None
 
@@ -161,7 +178,7 @@ class EngagementEvent(WireModel):
 
     platform: SocialPlatform
     type: TouchpointType
-    timestamp: UtcDatetime
+    timestamp: EventTime
     post_id: ExternalId | None = None
     conversation_id: ExternalId | None = None
     campaign: CampaignName | None = None

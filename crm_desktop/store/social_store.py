@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from crm_desktop.domain.attribution import Touch
+from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, TouchpointType
 from crm_desktop.domain.scoring import Interaction
 from crm_desktop.domain.social import (
@@ -416,6 +417,14 @@ class SocialStore:
                 self._refresh_conversations(session, {event.conversation_id})
                 action = EventAction.CREATED
             else:
+                if row.email is not None and participant.email is not None and participant.email != row.email:
+                    # The service checks first (a file's row is refused by its line); this guards a concurrent writer.
+                    raise InvalidRecordError("conversation", event.conversation_id, [FieldProblem(
+                        "participant.email", participant_change(event, row.email))])
+                if row.email is not None:
+                    # A conversation belongs to its participant: a re-send naming them by a username linked to
+                    # another email since does not move it (nor its touchpoint and messages) to that email.
+                    values["email"] = row.email
                 # A later event naming the person differently never forgets who it was, nor its campaign.
                 action = _update_row(row, {
                     attribute: value for attribute, value in values.items()
@@ -468,6 +477,33 @@ class SocialStore:
         return _clashes(pairs, held, lambda key, other: (
             f"{key!r} is already a {other} conversation: messages name their conversation by id alone, so give "
             "this one an id of its own (e.g. with the platform as a prefix)"))
+
+    def participant_clashes(self, events: Sequence[ConversationEvent]) -> list[str | None]:
+        """Per event, why it cannot be recorded (``None``: it can): it names its participant by an email other than
+        the one its conversation is with (stored, or given by an earlier event of ``events``). A conversation
+        belongs to its participant; a re-send that changed the email would move the conversation, its touchpoint
+        and its messages to someone else, while the username stayed linked to the first email."""
+        keys = [(event.platform, event.conversation_id) for event in events]
+        held: dict[tuple[SocialPlatform, str], str] = {}
+        with self._db.session() as session:
+            for platform in {platform for platform, _ in keys}:
+                ids = sorted({conversation_id for p, conversation_id in keys if p == platform})
+                for chunk in in_list_chunks(ids):
+                    for conversation_id, email in session.execute(
+                        select(ConversationRow.conversation_id, ConversationRow.email).where(
+                            ConversationRow.platform == platform, ConversationRow.conversation_id.in_(chunk),
+                            ConversationRow.email.is_not(None))
+                    ):
+                        held[(platform, conversation_id)] = cast(str, email)  # not NULL: the query says so
+        reasons: list[str | None] = []
+        for key, event in zip(keys, events, strict=True):
+            email = event.participant.email
+            if email is None:
+                reasons.append(None)
+                continue
+            other = held.setdefault(key, email)
+            reasons.append(None if other == email else participant_change(event, other))
+        return reasons
 
     def message_id_clashes(self, messages: Sequence[Message]) -> list[str | None]:
         """Per message, why it cannot be recorded (``None``: it can): its id is a message of another conversation,
@@ -1154,6 +1190,13 @@ class SocialStore:
                 session.add(WorkspaceSettingRow(key=key, value=value))
             else:
                 row.value = value
+
+
+def participant_change(event: ConversationEvent, held: str) -> str:
+    """Why a conversation event naming another participant than its conversation's is refused."""
+    return (f"{event.platform} conversation {event.conversation_id!r} is with {held}, not "
+            f"{event.participant.email}: a conversation keeps its participant. If {held} is wrong, correct that "
+            "contact's email; if this is someone else's conversation, send it under its own id")
 
 
 def _clashes(

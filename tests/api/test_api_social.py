@@ -410,3 +410,56 @@ def test_the_model_is_read_in_any_case_and_a_campaign_whatever_its_case(hubspot_
         assert body["byCampaign"] == [] and body["byPlatform"] == []
 
     asyncio.run(scenario())
+
+
+def test_an_event_dated_in_the_future_is_refused_and_nothing_moves(hubspot_api: LocalApi) -> None:
+    """A time more than 24 hours ahead is refused (422 naming the field): an engagement of 2999 would count in
+    full in the score for centuries, and a conversation's start would move after its own messages."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        assert (await api.post("/api/social/conversations", CONVERSATION)).status_code == 201
+        assert (await api.post("/api/social/messages", MESSAGE)).status_code == 201
+        later = await api.post("/api/social/conversations", {**CONVERSATION, "startedAt": "2999-01-01T00:00:00Z"})
+        assert later.status_code == 422, later.text
+        [error] = later.json()["errors"]
+        assert error["field"] == "startedAt" and "in the future" in error["reason"], error
+        liked = await api.post("/api/social/engagements", engagement("like", "2999-01-01T00:00:00Z", "black-friday",
+                                                                     {"email": "lea@example.com"}))
+        assert liked.status_code == 422 and liked.json()["errors"][0]["field"] == "timestamp"
+        sent = await api.post("/api/social/messages", {**MESSAGE, "messageId": "m-2",
+                                                       "sentAt": "2999-01-01T00:00:00Z"})
+        assert sent.status_code == 422 and sent.json()["errors"][0]["field"] == "sentAt"
+        conversation = api.workspace.social.store.conversation("twitter", "tw-c-1")
+        assert conversation is not None and conversation.started_at.isoformat() == "2026-11-20T10:00:00+00:00"
+        assert api.workspace.social.store.counts()["touchpoints"] == 1
+        assert api.workspace.social.store.counts()["messages"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_conversation_resent_with_another_participant_email_is_refused(hubspot_api: LocalApi) -> None:
+    """The conversation, its touchpoint and its messages stay with the participant they were with (the username
+    stays linked to that email); the re-send is refused naming ``participant.email``."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        assert (await api.post("/api/social/conversations", CONVERSATION)).status_code == 201
+        assert (await api.post("/api/social/messages", MESSAGE)).status_code == 201
+        other = {**CONVERSATION, "participant": {**cast_dict(CONVERSATION["participant"]), "email": "sam@example.com"}}
+        moved = await api.post("/api/social/conversations", other)
+        assert moved.status_code == 422, moved.text
+        [error] = moved.json()["errors"]
+        assert error["field"] == "participant.email" and "is with lea@example.com" in error["reason"], error
+        social = api.workspace.social
+        conversation = social.store.conversation("twitter", "tw-c-1")
+        assert conversation is not None and conversation.participant.email == "lea@example.com"
+        assert social.engagement_score(PersonRef(email="sam@example.com")).score == 0
+        assert api.workspace.contacts.find("sam@example.com") is None
+
+    asyncio.run(scenario())
+
+
+def cast_dict(value: object) -> dict[str, Any]:
+    assert isinstance(value, dict)
+    return dict(value)

@@ -409,3 +409,59 @@ def test_an_attribution_model_is_read_in_any_case_with_spaces_or_hyphens() -> No
         AttributionModel.TIME_DECAY}
     with pytest.raises(ValueError):
         AttributionModel("time travel")
+
+
+def test_an_event_dated_in_the_future_is_refused_and_an_old_one_kept(
+    service: SocialService, database: Database, tmp_path: Path
+) -> None:
+    """A row dated 2999 would count in full in the score for centuries: it is refused by its line and field, and
+    nothing of it is written. One of 1900 (a history import) is kept; its weight has decayed to 0, and the score
+    and the time-decay attribution still work."""
+    far = "2999-01-01T00:00:00Z"
+    rows = [
+        {"platform": "twitter", "type": "like", "timestamp": far, "postId": "p-1",
+         "user": {"email": "kim@example.com"}},
+        {"conversationId": "c-9", "platform": "twitter", "startedAt": far, "participant": {"email": "kim@example.com"}},
+        {"conversationId": "c-9", "messageId": "m-9", "direction": "inbound", "sentAt": far, "text": "hi"},
+        {"platform": "twitter", "type": "like", "timestamp": "1900-01-01T00:00:00Z", "postId": "p-0",
+         "user": {"email": "old@example.com"}},
+    ]
+    path = tmp_path / "feed.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    report = service.import_file(path)
+    assert [(r.line, r.field) for r in report.refused] == [(1, "timestamp"), (2, "startedAt"), (3, "sentAt")]
+    assert all("in the future" in r.reason and "24 hours" in r.reason for r in report.refused), report.refused
+    assert report.created == 1
+    assert service.store.counts()["touchpoints"] == 1 and service.store.counts()["conversations"] == 0
+    assert service.engagement_score(PersonRef(email="old@example.com")).score == 0
+    LeadStore(database).save(Lead(email="old@example.com"))
+    credits = service.attribution("old@example.com", AttributionModel.TIME_DECAY).touchpoints
+    assert [c.credit for c in credits] == [1.0]
+
+
+def test_a_conversation_sent_again_with_another_participant_email_is_refused(
+    service: SocialService, tmp_path: Path
+) -> None:
+    """A conversation belongs to its participant: a re-send naming another email (by the API, or a file's row)
+    is refused naming ``participant.email``, and the conversation, its touchpoint and the username's link stay."""
+    first = ConversationEvent.model_validate({"conversationId": "c-1", "platform": "twitter",
+                                              "startedAt": "2026-11-20T10:00:00Z",
+                                              "participant": {"email": "ana@example.com", "username": "anab"}})
+    service.record_conversation(first)
+    moved = first.model_copy(update={"participant": first.participant.model_copy(update={"email": "bo@example.com"})})
+    with pytest.raises(InvalidRecordError) as refused:
+        service.record_conversation(moved)
+    [problem] = refused.value.problems
+    assert problem.field == "participant.email" and "is with ana@example.com" in problem.reason
+    path = tmp_path / "again.jsonl"
+    path.write_text(json.dumps(moved.to_wire()) + "\n", encoding="utf-8")
+    report = service.import_file(path)
+    assert [(r.line, r.field) for r in report.refused] == [(1, "participant.email")]
+    # By username alone (linked to ana): still ana's.
+    by_username = first.model_copy(update={"participant": first.participant.model_copy(update={"email": None})})
+    service.record_conversation(by_username)
+    stored = service.conversation(SocialPlatform.TWITTER, "c-1")
+    assert stored is not None and stored.participant.email == "ana@example.com"
+    assert interactions(service, "ana@example.com") == 1 and interactions(service, "bo@example.com") == 0
+    found = service.store.find_person(PersonRef(platform=SocialPlatform.TWITTER, username="anab"))
+    assert found is not None and found.email == "ana@example.com"

@@ -4,6 +4,7 @@ over loopback, through the durable outbox, once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -642,3 +643,49 @@ def test_a_conversation_by_username_reaches_the_crm_once_an_engagement_gives_the
     timeline = crm_timeline(sandbox, provider)
     assert {who for who, _ in timeline} == {person["id"]} and len(timeline) == 2, timeline
     assert any("Conversation started" in text for _, text in timeline), timeline
+
+
+def test_an_engagement_resent_by_email_alone_is_not_queued_again(tmp_path: Path) -> None:
+    """A like by username and email, then sent again by the email alone: the API says ``unchanged``, and the
+    outbox holds one row for the CRM, not two (the CRM would get the lead's update twice)."""
+    like = {"platform": "twitter", "type": "like", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+            "user": {"email": "lea@example.com", "username": "leapark"}}
+
+    async def scenario(desk: Desk) -> None:
+        assert (await desk.post("/api/social/engagements", like)).status_code == 201
+        again = await desk.post("/api/social/engagements", {**like, "user": {"email": "Lea@Example.com"}})
+        assert again.json()["action"] == "unchanged"
+        by_username = await desk.post("/api/social/engagements", {**like, "user": {"username": "LeaPark"}})
+        assert by_username.json()["action"] == "unchanged"
+        assert sum(desk.counts().values()) == 1, desk.counts()
+
+    run_desk(tmp_path, "hubspot", scenario, auto_sync=False)
+
+
+def test_a_file_linking_a_username_sends_its_earlier_conversation_to_the_crm(tmp_path: Path) -> None:
+    """A conversation by username posted to the API reaches no CRM record (no email yet). A `social import` file
+    then links that username to an email: as after an API event, the conversation is queued again, and the next
+    delivery gives the CRM the contact and its "Conversation started" entry."""
+    participant: dict[str, Any] = dict(cast(dict[str, Any], CONVERSATION["participant"]))
+    by_username = {key: value for key, value in participant.items() if key != "email"}
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"platform": "twitter", "type": "like", "timestamp": "2026-11-21T09:00:00Z",
+                                "postId": "p-1", "user": {"email": "lea@example.com", "username": "leapark"}}) + "\n",
+                    encoding="utf-8")
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", {**CONVERSATION, "participant": by_username})
+        await desk.settled()
+        assert crm_people(desk.sandbox, "hubspot") == []
+        report = await asyncio.to_thread(desk.workspace.social.import_file, feed)
+        assert report.linked_touchpoints == 1
+        assert desk.counts()[DeliveryStatus.PENDING] == 1
+        assert report.requeued_conversations == 1
+        await desk.server.workflows.deliver_waiting("crm")
+        assert (await desk.settled())[DeliveryStatus.FAILED] == 0
+
+    sandbox = run_desk(tmp_path, "hubspot", scenario)
+    [person] = crm_people(sandbox, "hubspot")
+    assert person["email"] == "lea@example.com"
+    timeline = crm_timeline(sandbox, "hubspot")
+    assert [who for who, _ in timeline] == [person["id"]] and "Conversation started" in timeline[0][1], timeline
