@@ -100,6 +100,7 @@ def test_social_import_reads_flat_csv(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert code == ExitCode.PARTIAL
     assert report["created"] == 2 and report["linkedTouchpoints"] == 1
+    assert report["conversationsSentAgainTo"] == 0, "no integration here to send conversations to"
     assert [(r["line"], r["field"]) for r in report["refused"]] == [(4, "type")]
     code, score = run_json(data, ["social", "score", "--email", "bo@example.com"], capsys)
     assert code == ExitCode.OK and score["interactions"] == 2

@@ -35,6 +35,9 @@ def _import_lines(report: SocialImportReport) -> list[str]:
     )
     if report.linked_touchpoints:
         lines.append(f"{report.linked_touchpoints} earlier touchpoints joined the person their username belongs to")
+    if report.requeued_conversations:
+        lines.append("conversations started before their person's email was known are sent again to "
+                     f"{plural(report.requeued_conversations, 'integration')}")
     return lines
 
 
@@ -54,6 +57,7 @@ def cmd_social_import(args: argparse.Namespace) -> int:
         "updated": report.updated,
         "unchanged": report.unchanged,
         "linkedTouchpoints": report.linked_touchpoints,
+        "conversationsSentAgainTo": report.requeued_conversations,
         "byKind": report.by_kind,
         "refused": [{"line": r.line, "record": r.record, "field": r.field, "reason": r.reason} for r in report.refused],
     }
