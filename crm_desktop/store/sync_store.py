@@ -145,7 +145,7 @@ class RefusedWrite:
         local_id: the local record.
         values_hash: the fingerprint of the CRM values the refused write was made from.
         local_version: the local record's ``updated_at`` when the write was made.
-        category: why the CRM refused it (validation, duplicate).
+        category: why the CRM refused it (its error category).
         message: the CRM's refusal, as the run's record log keeps it.
         at: when the refusal was logged.
         run_id: the run that logged the refusal.

@@ -77,11 +77,13 @@ FAILURE_SAMPLE = 1_000
 #: note whose text changed (a new score or touchpoint on Pipedrive, where no field takes them) is written again.
 NOTE_BASE_KEY = "(social note)"
 
-#: Why a CRM refuses a record for its data (a value too long, an invalid email, a duplicate rule): sent again as
-#: it is, the record is refused again. A record whose newest write was refused for one of these is not sent by the
-#: following runs until it changes (its values, or the mapping), each run reporting it as skipped; "Retry failed"
-#: sends it on demand. Rate limits, server errors, the network, sign-in and permissions are not the record's doing.
-REFUSAL_CATEGORIES = frozenset({ErrorCategory.VALIDATION, ErrorCategory.DUPLICATE})
+#: Why a CRM refuses a record for its own data (a value too long, an invalid email, a 400 on a field): sent again
+#: as it is, the record is refused again. A record whose newest write was refused for one of these is not sent by
+#: the following runs until it changes (its values, or the mapping), each run reporting it as skipped; "Retry
+#: failed" sends it on demand. Rate limits, server errors, the network, sign-in and permissions are not the
+#: record's doing, and a duplicate depends on other records (merged or changed without this one changing): those
+#: are sent again by the next run.
+REFUSAL_CATEGORIES = frozenset({ErrorCategory.VALIDATION})
 
 #: Triggers of a run that are not someone asking for it (a push of chosen records they start skips refused ones too).
 UNATTENDED_TRIGGERS = frozenset({SyncTrigger.SCHEDULED, SyncTrigger.AUTO})

@@ -8,12 +8,13 @@ skipped, with the CRM's refusal, and sends it again once it changes or when the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from crm_desktop.domain.models import Contact, Provider, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.sandbox.core import FaultKind, FaultRule
-from crm_desktop.store.models import SyncRunStatus
+from crm_desktop.store.models import FieldDirection, SyncRunStatus
 from crm_desktop.sync.engine import SyncResult
 from crm_desktop.sync.plan import ChangeAction
 from tests.sync.conftest import SyncBench, open_bench, scenario
@@ -133,3 +134,25 @@ async def test_a_record_any_crm_refuses_is_not_sent_again_unchanged(any_crm: Syn
     assert third.counts["created"] == 1 and third.counts["failed"] == 0
     assert await bench.crm_value(REFUSED, "lastName") == "Accepted"
     assert bench.local_id(REFUSED, RecordObject.CONTACT)
+
+
+@scenario
+async def test_a_refused_record_is_sent_again_once_the_mapping_changes(hubspot: SyncBench) -> None:
+    bench = hubspot
+    bench.sandbox.faults.replace([FaultRule(FaultKind.INVALID_RECORD, at=[1], remaining=1)])
+    bench.save(Contact(email=REFUSED, first_name="Rae", last_name="Refused", company="Refusals Inc"))
+    first = await bench.sync(SyncDirection.PUSH)
+    assert [f.email for f in first.failures] == [REFUSED]
+    mark = bench.mark()
+    held = await bench.sync(SyncDirection.PUSH)
+    assert bench.writes_since(mark) == [] and skip_reasons(held, REFUSED)
+
+    # The marketer stops sending the company: what the record sends changed, so it is sent again.
+    mappings = [replace(m, direction=FieldDirection.OFF) if m.local_field == "company" else m
+                for m in bench.mappings()]
+    bench.service.save_mappings(bench.integration, RecordObject.CONTACT, mappings)
+    mark = bench.mark()
+    second = await bench.sync(SyncDirection.PUSH)
+    assert sent_for(bench, mark, REFUSED), "the record was not sent under the new mapping"
+    assert second.counts["created"] == 1 and skip_reasons(second, REFUSED) == []
+    assert await bench.crm_value(REFUSED, "firstName") == "Rae"
