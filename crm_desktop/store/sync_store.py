@@ -137,6 +137,29 @@ class PulledWrite:
     conflicts: tuple[dict[str, Any], ...] = ()
 
 
+@dataclass(frozen=True)
+class RefusedWrite:
+    """A local record's newest CRM write, which the CRM refused for the record's data (the record log says why).
+
+    Attributes:
+        local_id: the local record.
+        values_hash: the fingerprint of the CRM values the refused write was made from.
+        local_version: the local record's ``updated_at`` when the write was made.
+        category: why the CRM refused it (its error category).
+        message: the CRM's refusal, as the run's record log keeps it.
+        at: when the refusal was logged.
+        run_id: the run that logged the refusal.
+    """
+
+    local_id: int
+    values_hash: str
+    local_version: datetime | None
+    category: ErrorCategory
+    message: str
+    at: datetime
+    run_id: int
+
+
 #: The columns of ``crm_links`` a :class:`Link` is made of, in its field order.
 _LINK_COLUMNS = (
     "local_id", "crm_id", "base_values", "pushed_hash", "crm_modified_at", "local_synced_at", "deleted_in_crm",
@@ -845,6 +868,56 @@ class SyncStore:
                     insert(_table(AuditLogRow)),
                     [audit_insert_row({"at": now, **row, "integration_id": integration_id}) for row in audit],
                 )
+
+    def refused_writes(
+        self, integration_id: int, obj: RecordObject, local_ids: Sequence[int], categories: Iterable[ErrorCategory],
+    ) -> dict[int, RefusedWrite]:
+        """Local id -> its newest CRM write, for the records among ``local_ids`` whose newest write failed for one
+        of ``categories``, as the record log of the run that sent it (or resumed it) says; a write whose failure was
+        not logged is not counted as refused."""
+        wanted = set(categories)
+        if not local_ids or not wanted:
+            return {}
+        outbox = _table(OutboxRow)
+        found: dict[int, RefusedWrite] = {}
+        with self.db.session() as session:
+            for chunk in in_list_chunks(sorted(set(local_ids))):
+                newest = (
+                    select(func.max(outbox.c.id))
+                    .where(outbox.c.integration_id == integration_id, outbox.c.object == obj,
+                           outbox.c.local_id.in_(list(chunk)))
+                    .group_by(outbox.c.local_id)
+                )
+                failed = session.execute(
+                    select(outbox.c.local_id, outbox.c.email, outbox.c.run_id, outbox.c.values_hash,
+                           outbox.c.local_version)
+                    .where(outbox.c.id.in_(newest), outbox.c.status == OutboxStatus.FAILED,
+                           outbox.c.run_id.is_not(None))
+                ).all()
+                if not failed:
+                    continue
+                # The failure is logged by the run that sent the write, or by a later one that resumed it.
+                logged: dict[str, list[SyncRecordLogRow]] = {}
+                for row in session.scalars(
+                    select(SyncRecordLogRow)
+                    .join(SyncRunRow, SyncRunRow.id == SyncRecordLogRow.run_id)
+                    .where(SyncRunRow.integration_id == integration_id,
+                           SyncRecordLogRow.run_id >= min(r.run_id for r in failed),
+                           SyncRecordLogRow.object == obj,
+                           SyncRecordLogRow.outcome == RecordOutcome.FAILED,
+                           SyncRecordLogRow.record_key.in_(sorted({r.email[:254] for r in failed})))
+                    .order_by(SyncRecordLogRow.id)
+                ):
+                    logged.setdefault(row.record_key, []).append(row)
+                for r in failed:
+                    entry = next((row for row in reversed(logged.get(r.email[:254], [])) if row.run_id >= r.run_id),
+                                 None)
+                    if entry is None or entry.error_category is None or entry.error_category not in wanted:
+                        continue
+                    found[r.local_id] = RefusedWrite(r.local_id, r.values_hash, r.local_version,
+                                                     entry.error_category, entry.message or "refused", entry.at,
+                                                     entry.run_id)
+        return found
 
     def mark_pushed(
         self,

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
+from crm_desktop.domain.models import Contact, Integration, Lead, Provider, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, EchoCheck, OutboundRecord, Quota, RecordResult
 from crm_desktop.providers.errors import (
@@ -26,7 +26,7 @@ from crm_desktop.providers.errors import (
 )
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import EmailTakenError
-from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, SyncStore
+from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, RefusedWrite, SyncStore
 from crm_desktop.sync.extras import PushExtras
 from crm_desktop.sync.lock_refusal import SyncAlreadyRunning, lock_refused
 from crm_desktop.sync.mapping import (
@@ -76,6 +76,19 @@ FAILURE_SAMPLE = 1_000
 #: The key of a link's merge base that keeps a fingerprint of the social note last written with the record, so a
 #: note whose text changed (a new score or touchpoint on Pipedrive, where no field takes them) is written again.
 NOTE_BASE_KEY = "(social note)"
+
+#: Why a CRM refuses a record for its own data (a value too long, an invalid email, a 400 on a field): sent again
+#: as it is, the record is refused again. A record whose newest write was refused for one of these is not sent by
+#: the following runs until it changes (its values, or the mapping), each run reporting it as skipped; "Retry
+#: failed" sends it on demand. Rate limits, server errors, the network, sign-in and permissions are not the
+#: record's doing, and a duplicate depends on other records (merged or changed without this one changing): those
+#: are sent again by the next run.
+REFUSAL_CATEGORIES = frozenset({ErrorCategory.VALIDATION})
+
+#: Triggers of a run that are not someone asking for it (a push of chosen records they start skips refused ones too).
+UNATTENDED_TRIGGERS = frozenset({SyncTrigger.SCHEDULED, SyncTrigger.AUTO})
+
+_CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
 
 #: The ways a sync run goes (undo and import runs are recorded by other services).
 SYNC_RUN_DIRECTIONS = frozenset({SyncDirection.PUSH, SyncDirection.PULL, SyncDirection.BOTH, SyncDirection.PUSH_NEW})
@@ -206,14 +219,19 @@ class _Run:
     #: (object, local id) of writes the CRM refused in this run: the run does not send them again (a resumed
     #: write's refusal would otherwise be sent a second time by the push of a still unlinked record).
     refused: set[tuple[RecordObject, int]] = field(default_factory=set)
+    #: Send records whose last write the CRM refused for their data though they have not changed since: someone
+    #: asked for these very records ("Retry failed", a push of one person).
+    resend_refused: bool = False
 
     @classmethod
-    def sampled(cls, run_id: int | None, *, dry_run: bool, only: dict[RecordObject, list[int]] | None) -> _Run:
+    def sampled(cls, run_id: int | None, *, dry_run: bool, only: dict[RecordObject, list[int]] | None,
+                trigger: SyncTrigger = SyncTrigger.MANUAL) -> _Run:
         """A run's bookkeeping: a dry run's keeps its whole plan (the preview lists it), and so does a push of
         chosen records (no larger than the caller's own list, whose report shows each record's values); a run
         over every changed record keeps counts and samples."""
+        resend = only is not None and trigger not in UNATTENDED_TRIGGERS
         if dry_run or only is not None:
-            return cls(run_id, dry_run, only=only)
+            return cls(run_id, dry_run, only=only, resend_refused=resend)
         return cls(run_id, dry_run, SyncPlan(sample=SAMPLE_SIZE), failure_sample=FAILURE_SAMPLE, only=only)
 
     def counts(self) -> dict[str, int]:
@@ -359,7 +377,7 @@ class SyncEngine:
             raise ValueError(f"a sync runs push, pull, both or push_new, not {direction.value}")
         started = time.monotonic()
         if dry_run:
-            run = _Run.sampled(None, dry_run=True, only=local_ids)
+            run = _Run.sampled(None, dry_run=True, only=local_ids, trigger=trigger)
             try:
                 await self._run_objects(direction, objects, run)
             finally:
@@ -370,7 +388,7 @@ class SyncEngine:
             raise lock_refused(self.store, self.integration_id, self.integration.name)
         try:
             run = _Run.sampled(self.store.start_run(self.integration_id, trigger, direction), dry_run=False,
-                               only=local_ids)
+                               only=local_ids, trigger=trigger)
             assert run.run_id is not None
             if on_started is not None:
                 on_started(run.run_id)
@@ -814,6 +832,8 @@ class SyncEngine:
         outgoing: list[_Outgoing] = []
         unchanged: list[tuple[LocalRecord, Link]] = []
         noted: set[str] = set()  # the emails whose record carries a note
+        refusals = {} if run.resend_refused else self.store.refused_writes(
+            self.integration_id, obj, list(records), REFUSAL_CATEGORIES)
         for local_id in ids:
             local = records.get(local_id)
             if local is None:
@@ -827,6 +847,11 @@ class SyncEngine:
             if planned_out is None:
                 assert link is not None
                 unchanged.append((local, link))
+            elif (refusal := refusals.get(local_id)) is not None and _refused_as_is(refusal, local, planned_out):
+                change, entry = _skip(obj, local.record.email, link.crm_id if link else None, None,
+                                      self._refused_reason(refusal), Side.CRM)
+                run.plan.add(change)
+                run.log.append(entry)
             else:
                 outgoing.append(planned_out)
         _count_not_sent(run, outgoing, mappings)
@@ -1016,6 +1041,13 @@ class SyncEngine:
                 notes[local_id] = note
         return notes
 
+    def _refused_reason(self, refusal: RefusedWrite) -> str:
+        """Why a record the CRM refused is not sent again, as the run's plan and record log say it."""
+        crm = _CRM_NAMES.get(self.integration.provider, str(self.integration.provider))
+        when = refusal.at.strftime("%Y-%m-%d %H:%M UTC")
+        return (f"refused by {crm} on {when} (run {refusal.run_id}): {refusal.message}; it is sent again once it "
+                "changes, or with Retry failed on that run")
+
     def _push_failed(self, obj: RecordObject, item: OutboxItem, result: RecordResult, run: _Run) -> None:
         if result.category is ErrorCategory.NOT_FOUND and item.crm_id:
             self.store.mark_deleted_in_crm(self.integration_id, obj, item.local_id)
@@ -1027,6 +1059,12 @@ class SyncEngine:
         # A refused update names the record it was meant for (the CRM answered with no id for it).
         run.fail(obj, item.email, result.crm_id or item.crm_id, result.category or ErrorCategory.SERVER,
                  result.message or "failed")
+
+
+def _refused_as_is(refusal: RefusedWrite, local: LocalRecord, out: _Outgoing) -> bool:
+    """Whether a record would go to the CRM just as it was when the CRM refused it: not changed locally since, and
+    the same values under the same mapping."""
+    return refusal.local_version == local.updated_at and refusal.values_hash == out.digest
 
 
 def _stamp_is_echo(stamp: datetime | None, kept: datetime | None) -> bool:

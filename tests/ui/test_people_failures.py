@@ -49,7 +49,11 @@ def test_a_record_sent_again_with_success_is_no_longer_failed(hubspot: HubSpotBe
     failing = PeopleQuery(integration_id=integration.id, sync_state=SyncState.FAILED)
     assert service.count(failing) == 1
 
-    again = asyncio.run(workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
+    # Sent again as it is ("Retry failed": the next sync leaves a record the CRM refused until it changes).
+    assert first.run_id is not None
+    retried = asyncio.run(workspace.monitor.retry_failed(first.run_id))
+    again = retried.result
+    assert again is not None
     assert again.counts["failed"] == 0 and again.counts["created"] == 1, again.counts
     states = {
         line.email: service.detail(RecordObject.CONTACT, line.id).crm_links[0].state
