@@ -11,7 +11,7 @@ import keyring
 import pytest
 
 from tests.support.memory_keyring import MemoryKeyring
-from tests.support.postgres import reset_postgres_schema
+from tests.support.postgres import database_of_its_own, reset_postgres_schema
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -22,6 +22,13 @@ POSTGRES_SUITES = ("store", "sync", "ui/test_scheduler.py", "test_cli_sync.py")
 #: Files of those suites that stay on SQLite: the crash drill's workers (tests/sync/crash_worker.py) drop
 #: CRM_DESKTOP_DB_URL and push from the workspace's SQLite file, which the drill then checks.
 SQLITE_ONLY_FILES = frozenset({"sync/test_crash_drill.py"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker of the PostgreSQL pass works in a database of its own (``crm_test_gw0``, ...)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and os.environ.get(DB_URL_ENV):
+        os.environ[DB_URL_ENV] = database_of_its_own(os.environ[DB_URL_ENV], worker)
 
 
 def runs_on_postgres(test_file: Path) -> bool:

@@ -39,18 +39,26 @@ else
     echo "note: PostgreSQL 15 not installed; the team-mode suites run on SQLite only" >&2
 fi
 
+# pytest-xdist spreads the test files over one worker per core, at most four (each worker grows to about 1.5 GB);
+# one process took 91 minutes on 2 cores, as its garbage collections grew with its heap. CRM_TEST_WORKERS overrides
+# (0: every test in this one process).
+WORKERS="${CRM_TEST_WORKERS:-$(nproc)}"
+[ "$WORKERS" -gt 4 ] && WORKERS=4
+export WORKERS
+
 # The theme test runs the app on Xvfb with a desktop portal on a bus of its own (tests/ui/test_theme_follows_desktop.py).
 export CRM_DESKTOP_REQUIRE_SECRET_SERVICE=1 CRM_DESKTOP_REQUIRE_XVFB=1 PG_URL PY
 dbus-run-session -- sh -c '
     set -eu
     printf crm-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
     echo "== full suite (SQLite, real Secret Service, Qt offscreen)"
-    "$PY" -m pytest "$@"
+    "$PY" -m pytest -n "$WORKERS" --dist loadfile "$@"
     if [ -n "$PG_URL" ]; then
         # The team-mode suites (store, sync engine and lock, scheduler, CLI sync); tests/conftest.py lists them and
-        # gives each test an empty schema. The crash drill stays on SQLite (see SQLITE_ONLY_FILES there).
+        # gives each test an empty schema, each worker a database of its own. The crash drill stays on SQLite (see
+        # SQLITE_ONLY_FILES there).
         echo "== team-mode suites on PostgreSQL 15"
-        CRM_DESKTOP_DB_URL="$PG_URL" "$PY" -m pytest tests/store tests/sync tests/ui/test_scheduler.py \
-            tests/test_cli_sync.py --ignore=tests/sync/test_crash_drill.py "$@"
+        CRM_DESKTOP_DB_URL="$PG_URL" "$PY" -m pytest -n "$WORKERS" --dist loadfile tests/store tests/sync \
+            tests/ui/test_scheduler.py tests/test_cli_sync.py --ignore=tests/sync/test_crash_drill.py "$@"
     fi
 ' run-tests "$@"

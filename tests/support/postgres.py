@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,24 @@ def reset_postgres_schema(url: str) -> None:
             connection.execute(text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
+
+
+def database_of_its_own(url: str, suffix: str) -> str:
+    """The URL of ``<database>_<suffix>`` on the same server, created empty if missing.
+
+    Each pytest-xdist worker of the PostgreSQL pass gets one, as the tests drop and make the ``public`` schema.
+    """
+    parsed = make_url(url)
+    name = f"{parsed.database}_{suffix}"
+    engine = create_engine(parsed, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
+            if exists.first() is None:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def find_bin_dir() -> Path:
@@ -136,7 +154,8 @@ def start_cluster(port: int | None = None) -> RunningPostgres:
     try:
         _run(
             [str(bin_dir / "initdb"), "-D", str(running.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-             "--no-locale"],
+             # As CI's cluster (tools/run-tests.sh): lower() folds every alphabet only in a UTF-8 locale.
+             "--locale=C.UTF-8"],
             "initdb",
         )
         server_options = f"-c listen_addresses=127.0.0.1 -p {chosen_port} -k {folder} -c fsync=off"
