@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import keyring
 import pytest
 
+from crm_desktop.store.models import Base
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.postgres import database_of_its_own, reset_postgres_schema
 
@@ -58,6 +60,33 @@ def isolated_home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: p
     elif os.environ.get(DB_URL_ENV) and "store" not in test_file.parts:
         reset_postgres_schema(os.environ[DB_URL_ENV])
     return home
+
+
+@pytest.fixture(autouse=True)
+def mappers_forget_the_test_engine() -> Iterator[None]:
+    """After each test, empty the ORM mappers' statement caches, which are keyed by dialect.
+
+    Each test opens its own engine; kept in those caches, every engine's dialect stayed alive with what it had
+    seen (the migrations' tables among it), about 7,600 objects a test: a worker grew past 1.5 GB, and every
+    full garbage collection (one per UI test, in tests/ui/conftest.py) took seconds. The app opens one engine.
+    """
+    yield
+    for mapper in Base.registry.mappers:
+        mapper._compiled_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fastapi_forgets_the_test_api() -> Iterator[None]:
+    """After each test, empty FastAPI's caches of endpoint functions (4,096 entries each).
+
+    The local API's endpoints close over their workspace; kept in those caches, every test that served the API kept
+    its workspace alive (engine, stores, sandbox answers) to the end of the run. The app builds its API once or twice.
+    """
+    yield
+    models = sys.modules.get("fastapi.dependencies.models")
+    for value in vars(models).values() if models else ():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
 
 
 @pytest.fixture(autouse=True)
