@@ -646,10 +646,10 @@ def test_an_undo_finished_by_another_process_meanwhile_is_not_sent_again(
     pull_run = data["results"][0]["runId"]
     before = last_request(sandbox)
 
-    take_lock = SyncStore.acquire_lock
+    claim_lock = SyncStore.claim_lock
     other_codes: list[int] = []
 
-    def other_undo_first(store: SyncStore, integration_id: int, owner: str | None = None) -> bool:
+    def other_undo_first(store: SyncStore, integration_id: int, owner: str | None = None) -> tuple[bool, Any]:
         # The other undo runs whole (on its own thread and loop, as another process would) after this one's first
         # look and before its lock.
         if not other_codes:
@@ -658,9 +658,9 @@ def test_an_undo_finished_by_another_process_meanwhile_is_not_sent_again(
                 main(["--data-dir", str(data_dir), "runs", "undo", str(pull_run)])))
             other.start()
             other.join()
-        return take_lock(store, integration_id, owner)
+        return claim_lock(store, integration_id, owner)
 
-    monkeypatch.setattr(SyncStore, "acquire_lock", other_undo_first)
+    monkeypatch.setattr(SyncStore, "claim_lock", other_undo_first)
     code, _, err = run(data_dir, ["runs", "undo", str(pull_run), *force], capsys)
     assert other_codes == [-1, ExitCode.OK]
     assert code == ExitCode.PARTIAL and f"run {pull_run} was already undone" in err

@@ -30,7 +30,7 @@ from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
 from crm_desktop.store.process_owner import CONTACTS_PUSH, LEADS_PUSH, lock_owner
 from crm_desktop.store.sync_store import SyncStore
-from crm_desktop.sync.lock_refusal import lock_refused
+from crm_desktop.sync.lock_refusal import take_lock
 
 if TYPE_CHECKING:
     from crm_desktop.providers.factory import Transport
@@ -210,8 +210,7 @@ class CrmActions:
         locks, integration_id = self.locks, integration.id
         # Named: a refusal elsewhere says a push holds the lock, and this process's sync is another owner.
         pusher = lock_owner(CONTACTS_PUSH if obj is RecordObject.CONTACT else LEADS_PUSH)
-        if not locks.acquire_lock(integration_id, pusher):
-            raise lock_refused(locks, integration_id, integration.name)
+        take_lock(locks, integration_id, integration.name, pusher)
 
         async def keep_holding() -> None:
             while True:

@@ -13,7 +13,7 @@ from crm_desktop.domain.models import Integration
 from crm_desktop.store.process_owner import REMOVAL, lock_owner
 from crm_desktop.store.repositories import DuplicateNameError, IntegrationStore
 from crm_desktop.store.sync_store import SyncStore
-from crm_desktop.sync.lock_refusal import lock_refused
+from crm_desktop.sync.lock_refusal import take_lock
 from crm_desktop.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
@@ -220,9 +220,9 @@ class IntegrationService:
         integration = self._store.get(name)
         assert integration.id is not None
         remover = lock_owner(REMOVAL)  # not this process's run owner: a run of this desktop holds it too
-        if self._locks is not None and not self._locks.acquire_lock(integration.id, remover):
-            raise lock_refused(self._locks, integration.id, name, "is running",
-                               "remove the integration once it has ended (nothing was removed)")
+        if self._locks is not None:
+            take_lock(self._locks, integration.id, name, remover, "is running",
+                      "remove the integration once it has ended (nothing was removed)")
         try:
             self._vault.delete(integration.id)
             removed = self._store.remove(name)  # the lock goes with the integration

@@ -47,7 +47,7 @@ from crm_desktop.sync.actions import (
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
-from crm_desktop.sync.lock_refusal import lock_refused
+from crm_desktop.sync.lock_refusal import take_lock
 from crm_desktop.sync.mapping import (
     FieldMapping,
     MappingProblem,
@@ -419,8 +419,8 @@ class SyncService:
         assert integration.id is not None
         # The lock comes before any network call: a run of another process is refused at once, not after the
         # adapter's first calls (the engine takes the same lock again, as the same owner, and releases it).
-        if not dry_run and not self.store.acquire_lock(integration.id):
-            raise lock_refused(self.store, integration.id, integration.name)
+        if not dry_run:
+            take_lock(self.store, integration.id, integration.name)
         try:
             adapter = self.actions.adapter_for(integration)
         except BaseException:

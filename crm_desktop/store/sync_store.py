@@ -210,31 +210,43 @@ class SyncStore:
 
     def acquire_lock(self, integration_id: int, owner: str | None = None) -> bool:
         """Take the integration's sync lock; ``False`` when a live run holds it."""
+        return self.claim_lock(integration_id, owner)[0]
+
+    def claim_lock(self, integration_id: int, owner: str | None = None) -> tuple[bool, LockHolder | None]:
+        """Take the integration's sync lock: ``(True, None)``, or ``(False, holder)`` with the live holder that
+        refused it, as read in the refusing transaction (a holder that lets go a moment later is still named).
+        The holder is ``None`` only when a run took the lock and let it go three times while this one tried."""
         owner = owner or lock_owner()
-        with self.db.session() as session:
-            if self.db.is_sqlite:
-                # The lock row is read under the write lock: two processes finding the same stale lock would both
-                # take it over otherwise (PostgreSQL holds the row with FOR UPDATE instead).
-                hold_for_write(session, _table(SyncLockRow))
-            now = self._lock_time(session)
-            row = session.get(SyncLockRow, integration_id, with_for_update=not self.db.is_sqlite)
-            if row is not None:
-                stale = not holder_of(row, now).live
-                if row.owner != owner and not stale:
-                    return False
-                if row.owner != owner:
-                    # The owner died mid-run: runs only start under this lock, so any run of the integration
-                    # still "running" is its, and would show so for ever (and could never be undone). Its pending
-                    # writes stay in the outbox for the next run to resume.
-                    self._close_interrupted_runs(session, integration_id, now)
-                row.owner, row.acquired_at, row.heartbeat_at, row.run_id = owner, now, now, None
-                return True
-        try:
+        for _ in range(3):
             with self.db.session() as session:
-                session.add(SyncLockRow(integration_id=integration_id, owner=owner, acquired_at=now, heartbeat_at=now))
-        except IntegrityError:
-            return False
-        return True
+                if self.db.is_sqlite:
+                    # The lock row is read under the write lock: two processes finding the same stale lock would
+                    # both take it over otherwise (PostgreSQL holds the row with FOR UPDATE instead).
+                    hold_for_write(session, _table(SyncLockRow))
+                now = self._lock_time(session)
+                row = session.get(SyncLockRow, integration_id, with_for_update=not self.db.is_sqlite)
+                if row is not None:
+                    holder = holder_of(row, now)
+                    if row.owner != owner and holder.live:
+                        return False, holder
+                    if row.owner != owner:
+                        # The owner died mid-run: runs only start under this lock, so any run of the integration
+                        # still "running" is its, and would show so for ever (and could never be undone). Its
+                        # pending writes stay in the outbox for the next run to resume.
+                        self._close_interrupted_runs(session, integration_id, now)
+                    row.owner, row.acquired_at, row.heartbeat_at, row.run_id = owner, now, now, None
+                    return True, None
+            try:
+                with self.db.session() as session:
+                    session.add(SyncLockRow(integration_id=integration_id, owner=owner, acquired_at=now,
+                                            heartbeat_at=now))
+            except IntegrityError:
+                taken_by = self.lock_state(integration_id)  # another process took it between read and insert
+                if taken_by is not None:
+                    return False, taken_by
+                continue  # ... and has let it go already: try again
+            return True, None
+        return False, None
 
     def heartbeat(self, integration_id: int, run_id: int | None = None, owner: str | None = None) -> None:
         with self.db.session() as session:

@@ -15,7 +15,7 @@ from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictRow, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.process_owner import UNDO, lock_owner
 from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
-from crm_desktop.sync.lock_refusal import lock_refused
+from crm_desktop.sync.lock_refusal import take_lock
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
@@ -335,8 +335,7 @@ async def undo_run(
         raise ConflictResolutionError(f"run {run_id} is still running")
     _refuse_if_undone(store, run_id)
     undoer = lock_owner(UNDO)  # named: a refusal says an undo holds the lock, and this process's sync is another
-    if not store.acquire_lock(integration.id, undoer):
-        raise lock_refused(store, integration.id, integration.name, "is running", "undo it afterwards")
+    take_lock(store, integration.id, integration.name, undoer, "is running", "undo it afterwards")
     try:
         # Asked again under the lock: another desktop or the CLI may have undone the run between the look above
         # and the lock (its undo run is finished before it lets the lock go), and the CRM must get the undo once.

@@ -28,7 +28,7 @@ from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import EmailTakenError
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, RefusedWrite, SyncStore
 from crm_desktop.sync.extras import PushExtras
-from crm_desktop.sync.lock_refusal import SyncAlreadyRunning, lock_refused
+from crm_desktop.sync.lock_refusal import SyncAlreadyRunning, take_lock
 from crm_desktop.sync.mapping import (
     CLEARED,
     FieldMapping,
@@ -383,9 +383,11 @@ class SyncEngine:
             finally:
                 await self.adapter.aclose()
             return self._result(run, SyncRunStatus.SUCCEEDED, None, started, auth_failed=False)
-        if not self.store.acquire_lock(self.integration_id):
+        try:
+            take_lock(self.store, self.integration_id, self.integration.name)
+        except SyncAlreadyRunning:
             await self.adapter.aclose()
-            raise lock_refused(self.store, self.integration_id, self.integration.name)
+            raise
         try:
             run = _Run.sampled(self.store.start_run(self.integration_id, trigger, direction), dry_run=False,
                                only=local_ids, trigger=trigger)

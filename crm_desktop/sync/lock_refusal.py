@@ -9,7 +9,7 @@ from crm_desktop.store.lock_state import LockHolder
 from crm_desktop.store.process_owner import REMOVAL, UNDO
 from crm_desktop.store.sync_store import SyncStore
 
-__all__ = ["SyncAlreadyRunning", "describe_holder", "holder_phrase", "lock_refused", "span"]
+__all__ = ["SyncAlreadyRunning", "describe_holder", "holder_phrase", "lock_refused", "span", "take_lock"]
 
 
 class SyncAlreadyRunning(Exception):
@@ -71,11 +71,24 @@ def holder_phrase(holder: LockHolder | None, name: str | None = None) -> str:
 
 
 def lock_refused(store: SyncStore, integration_id: int, name: str, verb: str = "is already running",
-                 then: str = "") -> SyncAlreadyRunning:
+                 then: str = "", holder: LockHolder | None = None) -> SyncAlreadyRunning:
     """The error of a run of integration ``name`` refused because another holds its lock: what holds it
-    (``a contacts push to 'hs' is already running``), where, since when it is silent and when it is taken over, as
-    the store has it now, then what to do (``then``)."""
-    holder = store.lock_state(integration_id)
+    (``a contacts push to 'hs' is already running``), where, since when it is silent and when it is taken over, then
+    what to do (``then``). The holder is ``holder``, the one that refused the lock, else the store's now."""
+    holder = holder or store.lock_state(integration_id)
     message = (f"{holder_phrase(holder, name)} {verb}" + (f" {describe_holder(holder)}" if holder is not None else "")
                + (f"; {then}" if then else ""))
     return SyncAlreadyRunning(message, holder)
+
+
+def take_lock(store: SyncStore, integration_id: int, name: str, owner: str | None = None,
+              verb: str = "is already running", then: str = "") -> None:
+    """Take integration ``name``'s sync lock for ``owner`` (this process's runs when ``None``).
+
+    Raises:
+        SyncAlreadyRunning: another holds it; the message names the holder that refused it, even one that let go
+            a moment later (see :func:`lock_refused` for ``verb`` and ``then``).
+    """
+    taken, holder = store.claim_lock(integration_id, owner)
+    if not taken:
+        raise lock_refused(store, integration_id, name, verb, then, holder)

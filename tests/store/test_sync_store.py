@@ -18,6 +18,7 @@ from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger, ty
 from crm_desktop.store.process_owner import machine_name
 from crm_desktop.store.repositories import IntegrationStore, NotFoundError
 from crm_desktop.store.sync_store import INTERRUPTED_MESSAGE, LOCK_STALE_AFTER, SyncStore
+from crm_desktop.sync.lock_refusal import SyncAlreadyRunning, take_lock
 
 pytestmark = pytest.mark.postgres
 
@@ -153,6 +154,30 @@ def test_a_lock_tells_how_long_its_holder_has_been_silent(database: Database) ->
     assert timedelta(seconds=40) <= state.silent_for < timedelta(seconds=45)
     assert state.live and not state.owner_dead
     assert LOCK_STALE_AFTER - timedelta(seconds=45) < state.taken_over_in <= LOCK_STALE_AFTER - timedelta(seconds=40)
+
+
+def test_a_refusal_names_the_holder_that_refused_it_even_if_it_let_go_at_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in the team drill on PostgreSQL: a desktop refused by a short run read the holder again to name it, found
+    the lock let go meanwhile, and said only "is already running". The holder is the one read in the refusal."""
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    store = SyncStore(database)
+    assert store.acquire_lock(integration.id, owner="desk-b:4242")
+    read_after = store.lock_state
+
+    def let_go_then_read(integration_id: int) -> object:
+        store.release_lock(integration_id, owner="desk-b:4242")
+        return read_after(integration_id)
+
+    monkeypatch.setattr(store, "lock_state", let_go_then_read)
+
+    with pytest.raises(SyncAlreadyRunning) as refused:
+        take_lock(store, integration.id, "hs", owner="desk-a:7")
+
+    assert str(refused.value).startswith("a sync of 'hs' is already running (on desk-b, process 4242)")
+    assert refused.value.holder is not None and refused.value.holder.owner == "desk-b:4242"
 
 
 def test_a_run_found_interrupted_gets_the_counts_of_its_record_log(database: Database) -> None:

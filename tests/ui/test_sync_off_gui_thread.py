@@ -20,7 +20,7 @@ from tests.ui.conftest import HubSpotBench
 
 #: What a run does to the store: the lock, the run row, the merge's reads and writes, the outbox.
 ENGINE_STORE_CALLS = {
-    "acquire_lock", "start_run", "heartbeat", "get_cursor", "links_for_crm", "apply_record_writes",
+    "claim_lock", "start_run", "heartbeat", "get_cursor", "links_for_crm", "apply_record_writes",
     "changed_local_ids", "local_records", "links_for_local", "add_outbox", "complete_outbox", "finish_run",
     "release_lock",
 }
