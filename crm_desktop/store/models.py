@@ -492,6 +492,8 @@ class SyncRecordLogRow(Base):
     """The outcome of one record in one run."""
 
     __tablename__ = "sync_record_log"
+    # A record's newest entries (a person's CRM records, a page's refused writes) without reading the whole log.
+    __table_args__ = (Index("ix_record_log_record", "record_key", "object", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import event
 
 from crm_desktop.app.social import SocialService
 from crm_desktop.domain.models import (
@@ -16,10 +18,12 @@ from crm_desktop.domain.models import (
     SocialContext,
     SocialPlatform,
     SocialProfile,
+    SyncDirection,
 )
-from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.domain.social import EngagementEvent, EngagementUser
 from crm_desktop.store.database import Database
+from crm_desktop.store.models import SyncTrigger
 from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore, PersonLine, SyncState
 from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
 from crm_desktop.store.sync_store import SyncStore
@@ -197,3 +201,40 @@ def test_failed_lists_the_people_whose_newest_write_failed(database: Database, p
     failed = PeopleQuery(integration_id=hubspot, sync_state=SyncState.FAILED)
     assert [line.email for line in every_page(people, failed)] == ["p002@example.com", "p003@example.com"]
     assert people.count(failed) == 2
+
+
+def test_a_persons_crm_records_and_a_pages_refused_writes_find_the_log_by_record(
+    database: Database, people: PeopleStore
+) -> None:
+    """The record log grows with every run and is never cut: a person's CRM records and each page a sync pushes
+    (its refused writes) read a record's newest entries through its index, never the whole log."""
+    if not database.is_sqlite:
+        pytest.skip("the plan is SQLite's EXPLAIN QUERY PLAN")
+    sync = SyncStore(database)
+    hubspot = IntegrationStore(database).add(Integration(provider=Provider.HUBSPOT, name="hubspot")).id
+    assert hubspot is not None
+    ada = next(line for line in every_page(people, PeopleQuery()) if line.email == "p001@example.com")
+    run_id = sync.start_run(hubspot, SyncTrigger.MANUAL, SyncDirection.PUSH)
+    [outbox_id] = sync.add_outbox(hubspot, run_id, [
+        {"object": RecordObject.CONTACT, "local_id": ada.id, "email": ada.email, "values_hash": "h"}])
+    [item] = [i for i in sync.pending_outbox(hubspot, RecordObject.CONTACT) if i.id == outbox_id]
+    sync.complete_outbox(hubspot, [], [(item, "refused")])
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if "sync_record_log" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    try:
+        people.crm_links(RecordObject.CONTACT, ada.id, ada.email)
+        sync.refused_writes(hubspot, RecordObject.CONTACT, [ada.id], [ErrorCategory.VALIDATION])
+    finally:
+        event.remove(database.engine, "before_cursor_execute", seen)
+
+    assert len(statements) >= 2
+    with database.engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            log_steps = [step for step in plan if "sync_record_log" in step]
+            assert log_steps and all("ix_record_log_record" in step for step in log_steps), (statement, plan)
