@@ -39,9 +39,8 @@ else
     echo "note: PostgreSQL 15 not installed; the team-mode suites run on SQLite only" >&2
 fi
 
-# pytest-xdist spreads the test files over one worker per core, at most four (each worker grows to about 1.5 GB);
-# one process took 91 minutes on 2 cores, as its garbage collections grew with its heap. CRM_TEST_WORKERS overrides
-# (0: every test in this one process).
+# pytest-xdist spreads the test files over one worker per core, at most four (each worker peaks near 600 MB): one
+# process took 91 minutes on 2 cores. CRM_TEST_WORKERS overrides (0: every test in this one process).
 WORKERS="${CRM_TEST_WORKERS:-$(nproc)}"
 [ "$WORKERS" -gt 4 ] && WORKERS=4
 export WORKERS
