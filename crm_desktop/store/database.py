@@ -348,8 +348,20 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> MigrationReport:
-        """Bring the schema to the newest revision (see :func:`upgrade_to_head`)."""
-        return upgrade_to_head(self.engine)
+        """Bring the schema to the newest revision (see :func:`upgrade_to_head`).
+
+        On an engine of its own, disposed of afterwards (but for an in-memory SQLite database, which lives in its
+        engine): an engine's dialect keeps every column type it has compiled, and through them the tables of every
+        migration script, for as long as it lives (about 28,000 objects that Python's full garbage collections of
+        the app's whole session would walk again and again, each one a pause of the window).
+        """
+        if self.engine.url.get_backend_name() == "sqlite" and self.engine.url.database in (None, "", ":memory:"):
+            return upgrade_to_head(self.engine)
+        migrating = make_engine(self.url)
+        try:
+            return upgrade_to_head(migrating)
+        finally:
+            migrating.dispose()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
