@@ -64,6 +64,7 @@ from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.theme import text_colour
 from crm_desktop.ui.widgets import (
     AsksFirst,
     Notice,
@@ -119,7 +120,7 @@ TRANSFORM_HINTS: dict[Transform, str] = {
     Transform.DEFAULT: "When the local value is blank, the mapping's default value is sent instead.",
 }
 
-_PROBLEM = QColor("#b91c1c")
+_PROBLEM = "#b91c1c"
 _MUTED = QColor("#94a3b8")
 
 
@@ -319,7 +320,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
         problems = self._problems.get(mapping.local_field)
         if role == Qt.ItemDataRole.ForegroundRole:
             if problems:
-                return QBrush(_PROBLEM)
+                return QBrush(text_colour(_PROBLEM))
             if mapping.direction is FieldDirection.OFF:
                 return QBrush(_MUTED)
         if role == Qt.ItemDataRole.DecorationRole and problems and column is MappingColumn.CRM_FIELD:
@@ -1045,7 +1046,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 item.setToolTip(text)
                 if place is PreviewColumn.CRM_VALUE and line.refused is not None:
                     # Drawn as the mapping's flagged rows are: the push fails this record, unsent.
-                    item.setForeground(QBrush(_PROBLEM))
+                    item.setForeground(QBrush(text_colour(_PROBLEM)))
                     item.setIcon(_warning_icon())
                     item.setToolTip(f"Not sent: {line.crm_label} cannot take this value: {line.refused}. "
                                     "The next push fails this record, unsent.")
