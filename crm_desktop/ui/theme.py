@@ -13,7 +13,7 @@ import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QDir, QObject, Qt, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 APP_ICON = "crm-desktop.svg"
+#: The prefix the stylesheet names its images by (``url(crmicons:check.svg)``).
+ICONS_SEARCH_PREFIX = "crmicons"
 
 
 class Theme(StrEnum):
@@ -106,6 +108,8 @@ def stylesheet(theme: Theme = Theme.LIGHT) -> str:
         KeyError: when ``style.qss`` uses a colour the dark theme has no counterpart for.
     """
     text = resource_file("style.qss").read_text(encoding="utf-8")
+    # The sheet's images (``url(crmicons:check.svg)``) are found in the icons folder, wherever it is installed.
+    QDir.setSearchPaths(ICONS_SEARCH_PREFIX, [str(resource_file("icons", APP_ICON).parent)])
     if theme is Theme.LIGHT:
         return text
     return _HEX_COLOUR.sub(lambda match: DARK_COLOURS[match.group(0).lower()], text)
