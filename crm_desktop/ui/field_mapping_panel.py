@@ -894,8 +894,10 @@ class FieldMappingPanel(QWidget, AsksFirst):
         if mapping.local_field == MATCHED_BY:
             self.status_message.emit("The email is how records are matched with the CRM's; it stays mapped.")
             return None
+        crm_field = self.model.crm_field_of(mapping)
+        crm_name = crm_field.label if crm_field is not None else mapping.crm_field
         return self.ask_first(
-            "Remove mapping", f"Stop syncing {mapping.local_field} with {mapping.crm_field}?", "Remove",
+            "Remove mapping", f"Stop syncing {self.model.local_label(mapping)} with the CRM's {crm_name}?", "Remove",
             lambda: self.unmap(mapping.local_field), detail="Save keeps the change; Revert brings the row back.")
 
     def unmap(self, local_field: str) -> bool:
@@ -1098,7 +1100,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
             return False
         flagged = self.model.rows_with_problems()
         if flagged and not despite_problems:
-            names = ", ".join(self.model.mapping_at(row).local_field for row in flagged)
+            names = ", ".join(self.model.local_label(self.model.mapping_at(row)) for row in flagged)
             self.ask_first(
                 "Save mapping", f"{plural(len(flagged), 'field')} marked ⚠ cannot be synced as mapped ({names}). "
                 "Save anyway?", "Save anyway", lambda: self.save(despite_problems=True),
