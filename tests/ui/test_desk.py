@@ -3,6 +3,7 @@ driven through real clicks and keys on offscreen widgets (the tray's presence is
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -214,6 +215,34 @@ def test_refused_import_rows_are_notified_and_listed(
     panel = window.desk.alerts_panel
     assert panel.model.rowCount() == 1
     assert panel.model.data(panel.model.index(0, AlertColumn.INTEGRATION)) == "Local store"
+    close_for_good(window)
+
+
+def test_an_import_saved_on_a_store_thread_lists_its_alert_on_the_gui_thread(
+    qtbot: QtBot, workspace: Workspace, make_window: WindowFactory, tmp_path: Path, qasync_loop: qasync.QEventLoop
+) -> None:
+    """People saves an import on a store thread, and the import's listeners are told there: the Alerts view was
+    re-read and the notification shown from that thread (Qt: "Timers cannot be started from another thread")."""
+    window = make_window()
+    window.desk.alerts_action.trigger()
+    panel = window.desk.alerts_panel
+    listed_on: list[threading.Thread] = []
+    refresh = panel.refresh
+    panel.refresh = lambda: (listed_on.append(threading.current_thread()), refresh())  # type: ignore[method-assign]
+    messy = tmp_path / "fair-leads.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\ngrace@example.com,Grace\n", encoding="utf-8")
+    people = window.people_panel
+    checking = people.preview_import(messy)
+    qtbot.waitUntil(checking.done, timeout=5000)
+    preview = checking.result()
+    assert preview is not None
+    with qtbot.waitSignal(window.desk.alerts_shown, timeout=5000):
+        saving = people.save_import(preview.preview)
+        qtbot.waitUntil(saving.done, timeout=5000)
+    assert listed_on == [threading.main_thread()]
+    assert panel.model.rowCount() == 1
+    assert window.desk.tray.last_notification is not None
+    preview.reject()
     close_for_good(window)
 
 
