@@ -240,7 +240,7 @@ def test_an_import_saved_on_a_store_thread_lists_its_alert_on_the_gui_thread(
         saving = people.save_import(preview.preview)
         qtbot.waitUntil(saving.done, timeout=5000)
     assert listed_on == [threading.main_thread()]
-    assert panel.model.rowCount() == 1
+    assert panel.model.rowCount() == 1 and panel.selected_alert() is not None
     assert window.desk.tray.last_notification is not None
     preview.reject()
     close_for_good(window)
@@ -270,6 +270,30 @@ def test_delete_forgets_the_selected_alert(
     window.desk.tray.last_notification = None
     workspace.sync.import_file(messy)
     assert window.desk.tray.last_notification is not None, "a forgotten alert is notified again when it comes back"
+    close_for_good(window)
+
+
+def test_a_new_alert_leaves_the_one_picked_selected(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, make_window: WindowFactory,
+    tmp_path: Path,
+) -> None:
+    """Seen in the demo: with a refused sign-in's alert picked, about to press "Reconnect…", another alert coming in
+    left no alert selected and every button off; the view also opened with none selected, Enter saying so."""
+    hubspot.add_integration("hubspot-expired", token="pat-na1-revoked")
+    window = make_window(on=hubspot.workspace)
+    sync(window, qtbot, "hubspot-expired")
+    window.desk.alerts_action.trigger()
+    panel = window.desk.alerts_panel
+    assert panel.selected_alert() is not None, "the newest is selected: Enter acts on it at once"
+    assert panel.reconnect_button.isEnabled()
+
+    messy = tmp_path / "fair-leads.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\n", encoding="utf-8")
+    hubspot.workspace.sync.import_file(messy)  # a newer alert, listed above
+    assert panel.model.rowCount() == 2 and panel.model.alert_at(0).integration_name == "Local store"
+    picked = panel.selected_alert()
+    assert picked is not None and picked.integration_name == "hubspot-expired", "the alert picked stays picked"
+    assert panel.reconnect_button.isEnabled()
     close_for_good(window)
 
 
