@@ -60,6 +60,10 @@ class AlertsTableModel(RowsTableModel[Alert, AlertColumn]):
         """The alert at ``row`` (raises ``IndexError``)."""
         return self._rows[row]
 
+    def row_of(self, alert_id: int) -> int | None:
+        """The row showing the alert with this id, if it is listed."""
+        return self._first_row(lambda alert: alert.id == alert_id)
+
     def cell(self, alert: Alert, column: AlertColumn, role: int) -> Any:
         """Each cell's text and tooltip; the alert itself under ``AlertRole``."""
         if role == self.AlertRole:
@@ -158,8 +162,15 @@ class AlertsPanel(QWidget, AsksFirst):
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the alerts (the selection goes back to the newest)."""
+        """Re-read the alerts, keeping the one selected selected (a new alert comes in above it), else selecting the
+        newest, so Enter and "Open run" act on a row at once."""
+        selected = self.selected_alert()
         self.model.refresh()
+        row = self.model.row_of(selected.id) if selected is not None else None
+        if row is None and self.model.rowCount():
+            row = 0
+        if row is not None:
+            self.table.selectRow(row)
         self.empty_label.setVisible(self.model.rowCount() == 0)
         self._update_buttons()
 

@@ -100,6 +100,9 @@ class Desk(QObject):
 
     local_api_changed = Signal()
     alerts_shown = Signal(list)
+    #: An import's alerts, recorded on whichever thread imported (People saves a file on a store thread), shown on
+    #: this object's, the GUI thread: a queued call when they come from another thread.
+    _import_alerts = Signal(list)
 
     def __init__(self, window: MainWindow, *, tray_available: bool | None = None) -> None:
         super().__init__(window)
@@ -137,6 +140,7 @@ class Desk(QObject):
 
         self._build_actions()
         self.workspace.sync.add_run_listener(self._run_ended)
+        self._import_alerts.connect(self._show_raised)
         self.workspace.sync.add_import_listener(self._imported)
         window.stack.currentChanged.connect(lambda _index: self._update_find_action())
         self._update_find_action()
@@ -275,12 +279,14 @@ class Desk(QObject):
         self.run_ended(integration, outcome)
 
     def _imported(self, path: Path, report: ImportReport) -> None:
+        """On the importing thread: record the import's alerts there, and have the GUI thread list and notify them."""
         try:
             raised = self.workspace.alerts.alerts_for_import(path, report)
         except Exception as exc:  # the store cannot take the alert: the import's own summary still shows
             logger.warning("cannot record the alerts of the import of %s: %s", path.name, exc)
             return
-        self._show_raised(raised)
+        if raised:
+            self._import_alerts.emit(raised)
 
     def run_ended(self, integration: Integration, outcome: SyncResult | Exception) -> list[RaisedAlert]:
         """A run ended: raise its alerts, list them, and notify those not repeating a recent one."""

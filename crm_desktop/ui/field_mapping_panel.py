@@ -64,6 +64,7 @@ from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.theme import text_colour
 from crm_desktop.ui.widgets import (
     AsksFirst,
     Notice,
@@ -119,7 +120,7 @@ TRANSFORM_HINTS: dict[Transform, str] = {
     Transform.DEFAULT: "When the local value is blank, the mapping's default value is sent instead.",
 }
 
-_PROBLEM = QColor("#b91c1c")
+_PROBLEM = "#b91c1c"
 _MUTED = QColor("#94a3b8")
 
 
@@ -319,7 +320,7 @@ class MappingsTableModel(RowsTableModel[FieldMapping, MappingColumn]):
         problems = self._problems.get(mapping.local_field)
         if role == Qt.ItemDataRole.ForegroundRole:
             if problems:
-                return QBrush(_PROBLEM)
+                return QBrush(text_colour(_PROBLEM))
             if mapping.direction is FieldDirection.OFF:
                 return QBrush(_MUTED)
         if role == Qt.ItemDataRole.DecorationRole and problems and column is MappingColumn.CRM_FIELD:
@@ -893,8 +894,10 @@ class FieldMappingPanel(QWidget, AsksFirst):
         if mapping.local_field == MATCHED_BY:
             self.status_message.emit("The email is how records are matched with the CRM's; it stays mapped.")
             return None
+        crm_field = self.model.crm_field_of(mapping)
+        crm_name = crm_field.label if crm_field is not None else mapping.crm_field
         return self.ask_first(
-            "Remove mapping", f"Stop syncing {mapping.local_field} with {mapping.crm_field}?", "Remove",
+            "Remove mapping", f"Stop syncing {self.model.local_label(mapping)} with the CRM's {crm_name}?", "Remove",
             lambda: self.unmap(mapping.local_field), detail="Save keeps the change; Revert brings the row back.")
 
     def unmap(self, local_field: str) -> bool:
@@ -1045,7 +1048,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 item.setToolTip(text)
                 if place is PreviewColumn.CRM_VALUE and line.refused is not None:
                     # Drawn as the mapping's flagged rows are: the push fails this record, unsent.
-                    item.setForeground(QBrush(_PROBLEM))
+                    item.setForeground(QBrush(text_colour(_PROBLEM)))
                     item.setIcon(_warning_icon())
                     item.setToolTip(f"Not sent: {line.crm_label} cannot take this value: {line.refused}. "
                                     "The next push fails this record, unsent.")
@@ -1097,7 +1100,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
             return False
         flagged = self.model.rows_with_problems()
         if flagged and not despite_problems:
-            names = ", ".join(self.model.mapping_at(row).local_field for row in flagged)
+            names = ", ".join(self.model.local_label(self.model.mapping_at(row)) for row in flagged)
             self.ask_first(
                 "Save mapping", f"{plural(len(flagged), 'field')} marked ⚠ cannot be synced as mapped ({names}). "
                 "Save anyway?", "Save anyway", lambda: self.save(despite_problems=True),

@@ -8,13 +8,14 @@ from enum import StrEnum
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QWidget
 
 from crm_desktop.app.errors import VaultError
 from crm_desktop.app.integrations import IntegrationService, KeyAge
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
 from crm_desktop.ui.table_model import RowsTableModel, TableColumn
+from crm_desktop.ui.theme import text_colour
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ class IntegrationColumn(TableColumn):
     SYNC = "Sync"
 
 
-_MUTED = QColor("#64748b")
-_WARNING = QColor("#b91c1c")
+_MUTED = "#64748b"
+_WARNING = "#b91c1c"
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ class IntegrationsTableModel(RowsTableModel[IntegrationRow, IntegrationColumn]):
     def _foreground(row: IntegrationRow, column: IntegrationColumn) -> QBrush | None:
         if column is IntegrationColumn.CREDENTIALS and (row.credentials is not CredentialsState.STORED
                                                        or row.rotation_due):
-            return QBrush(_WARNING)
+            return QBrush(text_colour(_WARNING))
         if column is IntegrationColumn.BASE_URL and not row.integration.base_url:
-            return QBrush(_MUTED)
+            return QBrush(text_colour(_MUTED))
         return None

@@ -1213,13 +1213,18 @@ class PeoplePanel(QWidget, AsksFirst):
         self.campaign_combo.blockSignals(False)
 
     def set_integrations(self, integrations: list[tuple[int, str]]) -> None:
-        """The integrations the sync-state filter offers, as (id, name)."""
+        """The integrations the sync-state filter offers, as (id, name). The one chosen stays chosen (the list stays
+        filtered by it); when it was removed, the list is read again for any integration, as the filter then says."""
+        chosen = self.integration_combo.currentData()
         self.integration_combo.blockSignals(True)
         self.integration_combo.clear()
         self.integration_combo.addItem("Any integration", None)
         for integration_id, name in integrations:
             self.integration_combo.addItem(name, integration_id)
+        self.integration_combo.setCurrentIndex(max(self.integration_combo.findData(chosen), 0) if chosen else 0)
         self.integration_combo.blockSignals(False)
+        if self._loaded and self.integration_combo.currentData() != chosen:
+            self.apply_filters()
 
     def current_query(self) -> PeopleQuery:
         """The query the filters describe (keeping the sort)."""

@@ -128,6 +128,31 @@ def needs_attention(result: SyncResult) -> bool:
     return str(getattr(result.status, "value", result.status)) in ("failed", "partial")
 
 
+#: After an undo, how many records the notice names per reason they were kept for (the rest are counted), and how
+#: many reasons it lists: an undo of a first sync keeps every record it created, hundreds of them.
+KEPT_NAMED = 3
+KEPT_REASONS = 4
+
+
+def kept_lines(kept: list[str]) -> list[str]:
+    """What an undo left as it was (``"email: reason"`` each), a line per reason naming a few records and counting
+    the others: "Kept 30 records — a@x.com, b@y.com, c@z.com and 27 more: created locally by the run; kept (delete
+    it by hand)"."""
+    by_reason: dict[str, list[str]] = {}
+    for line in kept:
+        who, _, why = line.partition(": ")
+        by_reason.setdefault(why or who, []).append(who if why else "")
+    lines = []
+    for why, records in list(by_reason.items())[:KEPT_REASONS]:
+        named = [record for record in records if record][:KEPT_NAMED]
+        names = ", ".join(named) + (f" and {len(records) - len(named):,} more" if len(records) > len(named) else "")
+        lines.append(f"Kept {plural(len(records), 'record')}{f' — {names}' if names else ''}: {why}.")
+    others = sum(len(records) for records in list(by_reason.values())[KEPT_REASONS:])
+    if others:
+        lines.append(f"Kept {plural(others, 'more record')} for other reasons.")
+    return lines
+
+
 def retry_sentence(report: RetryReport) -> str:
     """What "Retry failed" did, in one or two sentences."""
     result = report.result
@@ -1031,7 +1056,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
                 text += f" ({report.aligned_crm} more set there to match)"
             text += "."
             if report.kept:
-                text += " Kept: " + "; ".join(report.kept) + "."
+                text = "\n".join([text, *kept_lines(report.kept)])
             self._say_alone("undo", text, error=False)
             self.status_message.emit(f"Undid run {run_id}")
         finally:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -28,6 +28,7 @@ from crm_desktop.app.sync_monitor import ChangeAction, PlannedChange, Side, Sync
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.ui.table_model import ModelIndex, RowsTableModel, TableColumn
+from crm_desktop.ui.theme import text_colour
 from crm_desktop.ui.widgets import Notice, column_width_for, open_at_size, record_table, show_rows_in_full
 
 logger = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ _ACTION_WORDS = {
     ChangeAction.SKIP: "Skip",
 }
 _ACTION_COLOURS = {
-    ChangeAction.CREATE: QColor("#15803d"),
-    ChangeAction.CONFLICT: QColor("#b45309"),
-    ChangeAction.SKIP: QColor("#64748b"),
+    ChangeAction.CREATE: "#15803d",
+    ChangeAction.CONFLICT: "#b45309",
+    ChangeAction.SKIP: "#64748b",
 }
 
 
@@ -180,7 +181,7 @@ class PreviewTableModel(RowsTableModel[PreviewRow, PreviewColumn]):
             return line[column]
         if role == Qt.ItemDataRole.ForegroundRole and column is PreviewColumn.ACTION:
             colour = _ACTION_COLOURS.get(line.action)
-            return QBrush(colour) if colour is not None else None
+            return QBrush(text_colour(colour)) if colour is not None else None
         return None
 
 

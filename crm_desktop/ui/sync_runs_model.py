@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush
 
 from crm_desktop.app.sync_monitor import ErrorGroup
 from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow
 from crm_desktop.app.text import led_by_record
 from crm_desktop.ui.table_model import NUMBER_ALIGNMENT, ModelIndex, RowsTableModel, TableColumn
+from crm_desktop.ui.theme import text_colour
 from crm_desktop.ui.wording import (
     ERROR_CATEGORY_NAMES,
     OUTCOME_NAMES,
@@ -34,16 +35,17 @@ NamesLoader = Callable[[], dict[int, str]]
 #: Reads the runs started after a run id, and the given unfinished runs as they stand now.
 ChangedRunsLoader = Callable[[int, list[int]], Sequence[SyncRunRow]]
 
+#: Each run status's colour as the light theme shows it (:func:`text_colour` gives it in the theme on show).
 _STATUS_COLOURS = {
-    "succeeded": QColor("#15803d"),
-    "partial": QColor("#b45309"),
-    "failed": QColor("#b91c1c"),
-    "cancelled": QColor("#64748b"),
-    "offline": QColor("#b45309"),
-    "running": QColor("#1d4ed8"),
+    "succeeded": "#15803d",
+    "partial": "#b45309",
+    "failed": "#b91c1c",
+    "cancelled": "#64748b",
+    "offline": "#b45309",
+    "running": "#1d4ed8",
 }
-_MUTED = QColor("#64748b")
-_FAILED = QColor("#b91c1c")
+_MUTED = "#64748b"
+_FAILED = "#b91c1c"
 
 
 class RunColumn(TableColumn):
@@ -251,9 +253,9 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
             return NUMBER_ALIGNMENT
         if role == Qt.ItemDataRole.ForegroundRole:
             if column is RunColumn.STATUS:
-                return QBrush(_STATUS_COLOURS.get(run_status(run), _MUTED))
+                return QBrush(text_colour(_STATUS_COLOURS.get(run_status(run), _MUTED)))
             if column is RunColumn.FAILED and run.failed:
-                return QBrush(_FAILED)
+                return QBrush(text_colour(_FAILED))
             return None
         if role == Qt.ItemDataRole.ToolTipRole:
             if column is RunColumn.STARTED:
@@ -369,7 +371,7 @@ class RecordLogTableModel(RowsTableModel[SyncRecordLogRow, LogColumn]):
         if role == Qt.ItemDataRole.ToolTipRole and column is LogColumn.MESSAGE and row.message:
             return row.message
         if role == Qt.ItemDataRole.ForegroundRole and str(row.outcome) == "failed":
-            return QBrush(_FAILED)
+            return QBrush(text_colour(_FAILED))
         return None
 
 
@@ -415,5 +417,5 @@ class ErrorGroupsTableModel(RowsTableModel[ErrorGroup, ErrorColumn]):
         if role == Qt.ItemDataRole.TextAlignmentRole and column is ErrorColumn.RECORDS:
             return NUMBER_ALIGNMENT
         if role == Qt.ItemDataRole.ForegroundRole and column is ErrorColumn.CATEGORY:
-            return QBrush(_FAILED)
+            return QBrush(text_colour(_FAILED))
         return None

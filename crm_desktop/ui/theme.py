@@ -13,7 +13,7 @@ import sys
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QDir, QObject, Qt, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 APP_ICON = "crm-desktop.svg"
+#: The prefix the stylesheet names its images by (``url(crmicons:check.svg)``).
+ICONS_SEARCH_PREFIX = "crmicons"
 
 
 class Theme(StrEnum):
@@ -70,6 +72,17 @@ DARK_COLOURS = {
     "#b45309": "#fbbf24",
 }
 
+#: The colours tables write some of their text in (a run's status, a change's kind, a problem in red), each with what
+#: it becomes in the dark theme: the light theme's shades are too dark to read on the dark window (the failed red,
+#: the running blue under 3:1), and the stylesheet's dark counterparts of some are background shades.
+DARK_TEXT_COLOURS = {
+    "#15803d": "#4ade80",
+    "#b45309": "#fbbf24",
+    "#b91c1c": "#f87171",
+    "#1d4ed8": "#60a5fa",
+    "#64748b": "#94a3b8",
+}
+
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}\b")
 
 
@@ -95,6 +108,8 @@ def stylesheet(theme: Theme = Theme.LIGHT) -> str:
         KeyError: when ``style.qss`` uses a colour the dark theme has no counterpart for.
     """
     text = resource_file("style.qss").read_text(encoding="utf-8")
+    # The sheet's images (``url(crmicons:check.svg)``) are found in the icons folder, wherever it is installed.
+    QDir.setSearchPaths(ICONS_SEARCH_PREFIX, [str(resource_file("icons", APP_ICON).parent)])
     if theme is Theme.LIGHT:
         return text
     return _HEX_COLOUR.sub(lambda match: DARK_COLOURS[match.group(0).lower()], text)
@@ -186,6 +201,17 @@ def current_theme(app: QApplication | None = None) -> Theme:
     instance = app or QApplication.instance()
     value = instance.property("crmTheme") if instance is not None else None
     return Theme(value) if value in (Theme.LIGHT.value, Theme.DARK.value) else Theme.LIGHT
+
+
+def text_colour(light: str) -> QColor:
+    """A table's text colour (one of :data:`DARK_TEXT_COLOURS`, as the light theme writes it) in the theme applied
+    now: asked for when a cell is drawn, so a table follows a switch of theme at its next paint.
+
+    Raises:
+        KeyError: for a colour the dark theme has no counterpart for.
+    """
+    dark = DARK_TEXT_COLOURS[light.lower()]
+    return QColor(dark if current_theme() is Theme.DARK else light)
 
 
 class SystemThemeFollower(QObject):

@@ -3,6 +3,7 @@ driven through real clicks and keys on offscreen widgets (the tray's presence is
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -217,6 +218,34 @@ def test_refused_import_rows_are_notified_and_listed(
     close_for_good(window)
 
 
+def test_an_import_saved_on_a_store_thread_lists_its_alert_on_the_gui_thread(
+    qtbot: QtBot, workspace: Workspace, make_window: WindowFactory, tmp_path: Path, qasync_loop: qasync.QEventLoop
+) -> None:
+    """People saves an import on a store thread, and the import's listeners are told there: the Alerts view was
+    re-read and the notification shown from that thread (Qt: "Timers cannot be started from another thread")."""
+    window = make_window()
+    window.desk.alerts_action.trigger()
+    panel = window.desk.alerts_panel
+    listed_on: list[threading.Thread] = []
+    refresh = panel.refresh
+    panel.refresh = lambda: (listed_on.append(threading.current_thread()), refresh())  # type: ignore[method-assign]
+    messy = tmp_path / "fair-leads.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\ngrace@example.com,Grace\n", encoding="utf-8")
+    people = window.people_panel
+    checking = people.preview_import(messy)
+    qtbot.waitUntil(checking.done, timeout=5000)
+    preview = checking.result()
+    assert preview is not None
+    with qtbot.waitSignal(window.desk.alerts_shown, timeout=5000):
+        saving = people.save_import(preview.preview)
+        qtbot.waitUntil(saving.done, timeout=5000)
+    assert listed_on == [threading.main_thread()]
+    assert panel.model.rowCount() == 1 and panel.selected_alert() is not None
+    assert window.desk.tray.last_notification is not None
+    preview.reject()
+    close_for_good(window)
+
+
 def test_delete_forgets_the_selected_alert(
     qtbot: QtBot, workspace: Workspace, make_window: WindowFactory, tmp_path: Path
 ) -> None:
@@ -241,6 +270,30 @@ def test_delete_forgets_the_selected_alert(
     window.desk.tray.last_notification = None
     workspace.sync.import_file(messy)
     assert window.desk.tray.last_notification is not None, "a forgotten alert is notified again when it comes back"
+    close_for_good(window)
+
+
+def test_a_new_alert_leaves_the_one_picked_selected(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, make_window: WindowFactory,
+    tmp_path: Path,
+) -> None:
+    """Seen in the demo: with a refused sign-in's alert picked, about to press "Reconnect…", another alert coming in
+    left no alert selected and every button off; the view also opened with none selected, Enter saying so."""
+    hubspot.add_integration("hubspot-expired", token="pat-na1-revoked")
+    window = make_window(on=hubspot.workspace)
+    sync(window, qtbot, "hubspot-expired")
+    window.desk.alerts_action.trigger()
+    panel = window.desk.alerts_panel
+    assert panel.selected_alert() is not None, "the newest is selected: Enter acts on it at once"
+    assert panel.reconnect_button.isEnabled()
+
+    messy = tmp_path / "fair-leads.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\n", encoding="utf-8")
+    hubspot.workspace.sync.import_file(messy)  # a newer alert, listed above
+    assert panel.model.rowCount() == 2 and panel.model.alert_at(0).integration_name == "Local store"
+    picked = panel.selected_alert()
+    assert picked is not None and picked.integration_name == "hubspot-expired", "the alert picked stays picked"
+    assert panel.reconnect_button.isEnabled()
     close_for_good(window)
 
 

@@ -266,7 +266,8 @@ def test_saving_a_row_marked_as_impossible_asks_first(
     assert panel.model.rows_with_problems() == [first], "the live check marks the row"
     assert not panel.save(), "saved without a word about the marked row"
     box = panel.confirm_box
-    assert box is not None and "Save anyway?" in box.text() and "firstName" in box.text()
+    assert box is not None and "Save anyway?" in box.text()
+    assert "(First name)" in box.text(), "the row named as the table names it, not by its wire name firstName"
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert panel.model.dirty and panel.confirm_box is None
     integration = hubspot.workspace.integrations.get(hubspot.name)

@@ -316,6 +316,39 @@ def test_a_contact_shows_its_crm_record_and_history(
         "a save outside an import or a sync is not audited")
 
 
+def test_the_integration_filter_stays_when_integrations_are_added_or_removed(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen in the demo: with People filtered to one integration's linked people, adding another integration put the
+    filter back to "Any integration" while the list stayed filtered by the first (0 linked, under "Any")."""
+    workspace = hubspot.workspace
+    drive(qtbot, workspace.sync.sync(hubspot.name, SyncDirection.PUSH))
+    workspace.contacts.save(Contact(email="unsynced@example.com", first_name="Una"))
+    spare = hubspot.add_integration("hubspot-spare")
+    window = MainWindow(workspace, tray_available=False)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.people_panel
+    window.show_panel(window.stack.indexOf(panel))
+    settle(qtbot, panel)
+    choose(panel.integration_combo, "hubspot-spare")
+    choose(panel.state_combo, "Not linked")
+    settle(qtbot, panel)
+    assert panel.model.total == 4
+
+    hubspot.add_integration("hubspot-other")
+    window.integrations_panel.reload()
+    window.integrations_panel.integrations_changed.emit()
+    assert panel.integration_combo.currentText() == "hubspot-spare", "the filter the list is read with stays shown"
+    assert panel.model.query.integration_id == spare.id
+
+    window.integrations_panel.remove("hubspot-spare")
+    settle(qtbot, panel)
+    assert panel.integration_combo.currentText() == "Any integration"
+    assert panel.model.query.integration_id is None, "the list follows the filter it shows"
+    assert panel.model.total == window.people.count(panel.current_query())
+
+
 # -- import ----------------------------------------------------------------------------------------------------
 
 

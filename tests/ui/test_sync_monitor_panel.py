@@ -251,3 +251,30 @@ def test_before_any_integration_the_empty_runs_list_points_to_integrations_not_t
     made.reload_integrations()
     assert made.sync_button.isEnabled()
     assert note.text().startswith("No sync has run yet. Press Sync now")
+
+
+def test_undoing_a_first_sync_counts_the_records_it_keeps_rather_than_listing_each(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """Seen in the demo: undoing the first sync of 500 people listed every one of them ("a@x: created in the CRM by
+    the run; kept (sync never deletes); b@y: ...") in the notice, a wall of text that pushed the selected run's
+    details under the runs list."""
+    hubspot.save_people(40, start=4)
+    panel.sync_now()
+    wait_idle(qtbot, panel)
+    first = panel.selected_run()
+    assert first is not None and first.created == 43
+
+    click(panel.undo_button)
+    box = panel.confirm_box
+    assert box is not None
+    with qtbot.waitSignal(panel.runs_finished, timeout=10_000):
+        click(box.button(QMessageBox.StandardButton.Yes))
+    wait_idle(qtbot, panel)
+
+    lines = panel.notice.text().splitlines()
+    assert lines[0] == f"Undid run {first.id}: 0 values put back here, 0 in the CRM."
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("Kept 43 records — person")
+    assert lines[1].endswith(" and 40 more: created in the CRM by the run; kept (sync never deletes).")
+    assert sum(f"person{n}@example.com" in lines[1] for n in range(1, 44)) == 3

@@ -6,12 +6,15 @@ from datetime import datetime, timedelta
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.sync_service import SyncRecordLogRow, SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
+from crm_desktop.ui.theme import Theme, apply_theme, palette
 from crm_desktop.ui.wording import counts_text, duration_text, short_time
 from tests.ui.conftest import HubSpotBench
 
@@ -219,3 +222,42 @@ def test_a_runs_counts_name_only_what_it_did() -> None:
     assert counts_text({"created": 0, "updated": 1, "unchanged": 1_204, "failed": 2, "conflicts": 1, "decided": 3}) == (
         "1 updated, 1,204 unchanged, 2 failed, 1 conflict waiting, 3 decided by rule")
     assert counts_text({"created": 0, "failed": 0}) == "nothing to change"
+
+
+def contrast(one: QColor, other: QColor) -> float:
+    """WCAG's contrast ratio of two colours (1 to 21)."""
+    def luminance(colour: QColor) -> float:
+        def channel(value: float) -> float:
+            return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(colour.redF()) + 0.7152 * channel(colour.greenF()) + 0.0722 * channel(colour.blueF())
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("theme", list(Theme))
+def test_every_run_status_reads_clearly_in_both_themes(
+    qapp: QApplication, hubspot: HubSpotBench, theme: Theme
+) -> None:
+    """Seen in the dark theme: "Failed" (and "Running") were drawn in the light theme's dark red and blue, under 3:1
+    against the dark window, hard to read where they matter most."""
+    store = hubspot.workspace.sync.store
+    integration_id = hubspot.workspace.integrations.get(hubspot.name).id
+    assert integration_id is not None
+    statuses = ["succeeded", "partial", "failed", "cancelled", "offline"]
+    for status in statuses:
+        store.finish_run(store.start_run(integration_id, SyncTrigger.MANUAL, "both"), status)
+    store.start_run(integration_id, SyncTrigger.MANUAL, "both")  # still running
+    apply_theme(qapp, theme)
+    try:
+        model = runs_model(hubspot.workspace)
+        background = palette(theme).color(QPalette.ColorRole.Base)
+        shown = {}
+        for row in range(model.rowCount()):
+            brush = model.index(row, RunColumn.STATUS).data(Qt.ItemDataRole.ForegroundRole)
+            assert isinstance(brush, QBrush)
+            shown[model.index(row, RunColumn.STATUS).data()] = round(contrast(brush.color(), background), 1)
+        assert len(shown) == len(statuses) + 1
+        assert all(ratio >= 4.5 for ratio in shown.values()), shown
+    finally:
+        apply_theme(qapp, Theme.LIGHT)
+        qapp.setStyleSheet("")

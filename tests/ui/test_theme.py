@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QLineEdit, QPushButton
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QLineEdit,
+    QPushButton,
+    QStyle,
+    QStyleOptionButton,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 import crm_desktop.resources_path as resources_path
@@ -165,3 +173,38 @@ def test_a_disabled_main_button_looks_disabled(qtbot: QtBot, light_again: QAppli
     assert enabled_shade.saturation() > 150, "the main button wears the accent"
     distance = sum(abs(a - b) for a, b in zip(enabled_shade.getRgb()[:3], disabled_shade.getRgb()[:3], strict=True))
     assert distance > 120, f"disabled {disabled_shade.name()} is too close to enabled {enabled_shade.name()}"
+
+
+def contrast(one: QColor, other: QColor) -> float:
+    """WCAG's contrast ratio of two colours (1 to 21)."""
+    def luminance(colour: QColor) -> float:
+        def channel(value: float) -> float:
+            return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(colour.redF()) + 0.7152 * channel(colour.greenF()) + 0.0722 * channel(colour.blueF())
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("theme", list(Theme))
+@pytest.mark.parametrize("checked", [False, True])
+def test_a_tick_box_shows_ticked_or_not_on_the_window(
+    qtbot: QtBot, light_again: QApplication, theme: Theme, checked: bool
+) -> None:
+    """Seen in the dark theme: an empty tick box ("Preview first" once turned off, "Don't ask again", the
+    transforms and "Take other" lists) was outlined in a shade of the window's own colour, at 1.1:1, invisible."""
+    apply_theme(light_again, theme)
+    page = QWidget()
+    qtbot.addWidget(page)
+    box = QCheckBox("Preview first", page)
+    box.setChecked(checked)
+    page.resize(200, 40)
+    page.show()
+    qtbot.waitExposed(page)
+    option = QStyleOptionButton()
+    box.initStyleOption(option)
+    indicator = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, box)
+    image = box.grab().toImage()
+    window = palette(theme).color(QPalette.ColorRole.Window)
+    outline = max(contrast(image.pixelColor(x, indicator.center().y()), window)
+                  for x in range(indicator.left(), indicator.center().x()))
+    assert outline >= 3.0, f"the box's edge reads at {outline:.1f}:1 on the {theme.value} window"
