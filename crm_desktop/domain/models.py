@@ -260,8 +260,18 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_base_url(value: str) -> str:
+#: An address of each CRM's API, given as the example when a base URL is refused.
+BASE_URL_EXAMPLES: dict[Provider, str] = {
+    Provider.HUBSPOT: "https://api.hubapi.com",
+    Provider.PIPEDRIVE: "https://acme.pipedrive.com",
+    Provider.SALESFORCE: "https://acme.my.salesforce.com",
+}
+
+
+def check_base_url(value: str, example: str = BASE_URL_EXAMPLES[Provider.SALESFORCE]) -> str:
     """Accept https URLs, and plain http only to loopback; return the URL without a trailing slash.
+
+    ``example`` is the address a refusal gives as an example (the CRM's own, where it is known).
 
     Raises:
         ValueError: for other schemes, a missing host, plain http to a non-loopback host, or a user or password in
@@ -269,7 +279,7 @@ def check_base_url(value: str) -> str:
     """
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host, e.g. https://example.my.salesforce.com")
+        raise ValueError(f"must be an http(s) URL with a host, e.g. {example}")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("plain http is allowed only to loopback (127.0.0.1, ::1, localhost); use https")
     if parts.username is not None or parts.password is not None:
@@ -678,9 +688,12 @@ class Integration(WireModel):
 
     @field_validator("base_url")
     @classmethod
-    def _check_base_url(cls, value: str | None) -> str | None:
+    def _check_base_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value:
             return None
+        provider = info.data.get("provider")
+        if isinstance(provider, Provider):
+            return check_base_url(value, BASE_URL_EXAMPLES[provider])
         return check_base_url(value)
 
     @field_validator("domain")

@@ -411,6 +411,17 @@ def test_base_urls_refused(given: str, reason: str) -> None:
     assert caught.value.fields == ["baseUrl"]
 
 
+@pytest.mark.parametrize("provider", list(Provider))
+def test_a_refused_base_url_gives_an_address_of_the_integrations_own_crm(provider: Provider) -> None:
+    with pytest.raises(InvalidRecordError) as caught:
+        Integration(provider=provider, name="EU", base_url="api.example.com")
+    example = {Provider.HUBSPOT: "https://api.hubapi.com", Provider.PIPEDRIVE: "https://acme.pipedrive.com",
+               Provider.SALESFORCE: "https://acme.my.salesforce.com"}[provider]
+    assert f"e.g. {example}" in str(caught.value)
+    others = {"hubapi", "pipedrive", "salesforce"} - {provider.value.replace("hubspot", "hubapi")}
+    assert not any(other in str(caught.value) for other in others)
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
