@@ -157,3 +157,25 @@ def test_a_store_locked_past_the_wait_is_a_sentence_and_exit_1(
     assert "database is locked" in report["error"]["message"] and "try again" in report["error"]["message"]
     code, listed = run_json(data_dir, ["contacts", "list"], capsys)
     assert code == ExitCode.OK and "sue@example.com" not in str(listed)
+
+
+def test_a_campaign_is_read_as_the_attribution_report_reads_it(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"platform": "twitter", "type": "like", "timestamp": "2026-11-20T10:00:00Z", '
+                    '"campaign": "Winter Sale", "user": {"email": "dan@example.com"}}\n', encoding="utf-8")
+    assert run(data_dir, ["social", "import", str(feed)], capsys)[0] == ExitCode.OK
+    _, exact = run_json(data_dir, ["leads", "list", "--campaign", "Winter Sale"], capsys)
+    assert [p["email"] for p in exact["people"]] == ["dan@example.com"]
+
+    # "winter sale" listed "0 leads" and exit 0, though `attribution report --campaign "winter sale"` reports the
+    # campaign's leads; a name no campaign has was "0 leads" too.
+    code, other_case = run_json(data_dir, ["leads", "list", "--campaign", "winter sale"], capsys)
+    assert code == ExitCode.OK and other_case == exact
+    code, out, err = run(data_dir, ["contacts", "list", "--campaign", "wintr sale"], capsys)
+    assert code == ExitCode.USAGE and out == ""
+    assert err == "crm-desktop: no campaign 'wintr sale' in the local store; the closest: 'Winter Sale'\n"
+    code, report = run_json(data_dir, ["contacts", "list", "--campaign", "nope", "--csv", str(tmp_path / "x.csv")],
+                            capsys)
+    assert (code, report["error"]["code"]) == (ExitCode.USAGE, "not_found") and not (tmp_path / "x.csv").exists()
