@@ -179,3 +179,17 @@ def test_a_campaign_is_read_as_the_attribution_report_reads_it(
     code, report = run_json(data_dir, ["contacts", "list", "--campaign", "nope", "--csv", str(tmp_path / "x.csv")],
                             capsys)
     assert (code, report["error"]["code"]) == (ExitCode.USAGE, "not_found") and not (tmp_path / "x.csv").exists()
+
+
+def test_an_undo_of_an_edit_refused_over_a_newer_value_speaks_of_the_edit(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, edit = run_json(data_dir, ["contacts", "set", "ann@example.com", "company=Acme Corp"], capsys)
+    run(data_dir, ["contacts", "set", "ann@example.com", "company=Acme Inc"], capsys)
+
+    code, out, err = run(data_dir, ["runs", "undo", str(edit["runId"])], capsys)
+
+    # It said "--force puts back the values from before the import anyway" of a run that was an edit by hand.
+    assert code == ExitCode.PARTIAL and not out
+    assert err.endswith("Nothing was undone; --force puts back the values from before the edit anyway\n"), err
+    assert "company (locally): the run left 'Acme Corp', now 'Acme Inc'" in err
