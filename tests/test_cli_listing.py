@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from crm_desktop.cli import ExitCode
-from tests.support.cli_runs import run, run_json
+from crm_desktop.cli.listing import MAX_LIMIT
+from crm_desktop.domain.models import Contact
+from tests.support.cli_runs import run, run_json, workspace_at
 
 CONTACTS = (
     "email,firstName,lastName,company,twitter_username,twitter_followers\n"
@@ -193,3 +195,20 @@ def test_an_undo_of_an_edit_refused_over_a_newer_value_speaks_of_the_edit(
     assert code == ExitCode.PARTIAL and not out
     assert err.endswith("Nothing was undone; --force puts back the values from before the edit anyway\n"), err
     assert "company (locally): the run left 'Acme Corp', now 'Acme Inc'" in err
+
+
+def test_past_the_most_one_call_lists_the_last_line_points_to_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "many"
+    with workspace_at(directory) as workspace:
+        workspace.contacts.save_many([Contact(email=f"p{n:05d}@example.com") for n in range(MAX_LIMIT + 1)])
+
+    code, out, _ = run(directory, ["contacts", "list", "--limit", str(MAX_LIMIT)], capsys)
+
+    # It said "raise --limit to see more", and a larger --limit is refused (at most 10,000).
+    assert code == ExitCode.OK
+    assert out.splitlines()[-1] == "10,000 contacts (first 10,000 of 10,001; --csv FILE writes every one)"
+    with pytest.raises(SystemExit) as refused:
+        run(directory, ["contacts", "list", "--limit", str(MAX_LIMIT + 1)], capsys)
+    assert refused.value.code == ExitCode.USAGE

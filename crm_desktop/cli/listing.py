@@ -16,7 +16,7 @@ from crm_desktop.domain.outcomes import RecordObject
 
 #: How many people ``list`` prints when ``--limit`` is not given.
 DEFAULT_LIMIT = 50
-#: The most one call lists; larger exports page with ``--after``.
+#: The most one call lists; ``--csv`` writes everyone the filters match.
 MAX_LIMIT = 10_000
 
 
@@ -76,7 +76,9 @@ def _list(args: argparse.Namespace, obj: RecordObject) -> int:
         lines = people.page(query, None, args.limit)
     shown = len(lines)
     noun = obj.value if shown == 1 else f"{obj.value}s"
-    more = f" (first {shown} of {total:,}; raise --limit to see more)" if total > shown else ""
+    # Past the most one call lists, a larger --limit is refused: --csv writes them all.
+    see = "raise --limit to see more" if args.limit < MAX_LIMIT else "--csv FILE writes every one"
+    more = f" (first {shown:,} of {total:,}; {see})" if total > shown else ""
     text = "\n".join([*map(_line_text, lines), f"{shown:,} {noun}{more}"])
     emit(args, {"total": total, "shown": shown, "people": [_line_json(line) for line in lines]}, text)
     return ExitCode.OK
