@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from datetime import datetime
 from pathlib import Path
@@ -9,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from crm_desktop.cli import ExitCode
+from crm_desktop.cli import ERROR_EXITS, ExitCode
 from crm_desktop.domain.models import Contact, Integration
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 #: An ISO 8601 time as every ``--json`` report writes it: date ``T`` time, then the offset.
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}")
 
@@ -133,3 +135,28 @@ def test_mapping_set_checks_a_named_crm_field_with_the_direction_off_too(
     assert code == ExitCode.OK and changed["crmField"] == "nope"
     code, changed = run_json(data_dir, ["mapping", "set", "hs", "company", "--rule", "prefer_crm"], capsys)
     assert code == ExitCode.OK, "an off field whose CRM field is not named again is not checked"
+
+
+def _codes_given_by_the_commands() -> set[str]:
+    """Every ``--json`` error code the CLI's modules give: ERROR_EXITS' codes, CommandError's defaults, and the
+    literal codes of each ``CommandError(...)`` or ``fail(...)`` call."""
+    codes = {code for _, code in ERROR_EXITS.values()} | {"usage", "auth_refused", "failed"}
+    for module in (REPO_ROOT / "crm_desktop" / "cli").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            if called not in {"CommandError", "fail"}:
+                continue
+            given = node.args[2:3] + [k.value for k in node.keywords if k.arg == "error_code"]
+            codes |= {v.value for v in given if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+    return codes
+
+
+def test_the_readme_lists_every_error_code_a_script_can_get() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    listed_part = readme.split("`code` is stable:", 1)[1].split("(the table is `ERROR_EXITS`", 1)[0]
+    listed = set(re.findall(r"`([a-z_]+)`", listed_part))
+    # changed_since (undo-change), unknown_setting and invalid_setting (config), unknown_pipeline (integration
+    # pipeline) were given to scripts but missing from the list README calls stable.
+    assert _codes_given_by_the_commands() - listed == set()

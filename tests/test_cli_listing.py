@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from crm_desktop.cli import ExitCode
-from tests.support.cli_runs import run, run_json
+from crm_desktop.cli.listing import MAX_LIMIT
+from crm_desktop.domain.models import Contact
+from tests.support.cli_runs import run, run_json, workspace_at
 
 CONTACTS = (
     "email,firstName,lastName,company,twitter_username,twitter_followers\n"
@@ -157,3 +159,56 @@ def test_a_store_locked_past_the_wait_is_a_sentence_and_exit_1(
     assert "database is locked" in report["error"]["message"] and "try again" in report["error"]["message"]
     code, listed = run_json(data_dir, ["contacts", "list"], capsys)
     assert code == ExitCode.OK and "sue@example.com" not in str(listed)
+
+
+def test_a_campaign_is_read_as_the_attribution_report_reads_it(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"platform": "twitter", "type": "like", "timestamp": "2026-11-20T10:00:00Z", '
+                    '"campaign": "Winter Sale", "user": {"email": "dan@example.com"}}\n', encoding="utf-8")
+    assert run(data_dir, ["social", "import", str(feed)], capsys)[0] == ExitCode.OK
+    _, exact = run_json(data_dir, ["leads", "list", "--campaign", "Winter Sale"], capsys)
+    assert [p["email"] for p in exact["people"]] == ["dan@example.com"]
+
+    # "winter sale" listed "0 leads" and exit 0, though `attribution report --campaign "winter sale"` reports the
+    # campaign's leads; a name no campaign has was "0 leads" too.
+    code, other_case = run_json(data_dir, ["leads", "list", "--campaign", "winter sale"], capsys)
+    assert code == ExitCode.OK and other_case == exact
+    code, out, err = run(data_dir, ["contacts", "list", "--campaign", "wintr sale"], capsys)
+    assert code == ExitCode.USAGE and out == ""
+    assert err == "crm-desktop: no campaign 'wintr sale' in the local store; the closest: 'Winter Sale'\n"
+    code, report = run_json(data_dir, ["contacts", "list", "--campaign", "nope", "--csv", str(tmp_path / "x.csv")],
+                            capsys)
+    assert (code, report["error"]["code"]) == (ExitCode.USAGE, "not_found") and not (tmp_path / "x.csv").exists()
+
+
+def test_an_undo_of_an_edit_refused_over_a_newer_value_speaks_of_the_edit(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, edit = run_json(data_dir, ["contacts", "set", "ann@example.com", "company=Acme Corp"], capsys)
+    run(data_dir, ["contacts", "set", "ann@example.com", "company=Acme Inc"], capsys)
+
+    code, out, err = run(data_dir, ["runs", "undo", str(edit["runId"])], capsys)
+
+    # It said "--force puts back the values from before the import anyway" of a run that was an edit by hand.
+    assert code == ExitCode.PARTIAL and not out
+    assert err.endswith("Nothing was undone; --force puts back the values from before the edit anyway\n"), err
+    assert "company (locally): the run left 'Acme Corp', now 'Acme Inc'" in err
+
+
+def test_past_the_most_one_call_lists_the_last_line_points_to_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "many"
+    with workspace_at(directory) as workspace:
+        workspace.contacts.save_many([Contact(email=f"p{n:05d}@example.com") for n in range(MAX_LIMIT + 1)])
+
+    code, out, _ = run(directory, ["contacts", "list", "--limit", str(MAX_LIMIT)], capsys)
+
+    # It said "raise --limit to see more", and a larger --limit is refused (at most 10,000).
+    assert code == ExitCode.OK
+    assert out.splitlines()[-1] == "10,000 contacts (first 10,000 of 10,001; --csv FILE writes every one)"
+    with pytest.raises(SystemExit) as refused:
+        run(directory, ["contacts", "list", "--limit", str(MAX_LIMIT + 1)], capsys)
+    assert refused.value.code == ExitCode.USAGE

@@ -3,18 +3,23 @@ HubSpot sandbox."""
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from crm_desktop.app import crm_actions
 from crm_desktop.cli import ExitCode, main
+from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.providers.contract import AdapterOptions
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store import sync_store
@@ -151,6 +156,41 @@ def test_sync_pushes_then_a_second_sync_sends_nothing(
     assert out.startswith("hs: succeeded (run ")
     assert "0 created, 0 updated" in out and "0 failed" in out and "API calls in" in out
     assert crm_writes(sandbox, before) == []
+
+
+def test_a_crm_out_of_reach_before_the_run_began_is_said_offline_with_what_waits(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    monkeypatch.setattr(cli_common, "http_transport", httpx.MockTransport(unreachable))
+    monkeypatch.setattr(crm_actions, "AdapterOptions", functools.partial(AdapterOptions, max_attempts=1))
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+
+    # It printed only "crm-desktop: HubSpot: network failure (ConnectError)": neither "offline" (as a run that loses
+    # the CRM half-way says) nor that the records wait for the next run.
+    assert code == ExitCode.PARTIAL, data
+    [result] = data["results"]
+    assert (result["status"], result["runId"], result["code"], result["exitCode"]) == ("offline", None, "crm_error", 1)
+    assert result["message"] == ("the CRM could not be reached (HubSpot: network failure (ConnectError)); "
+                                 "2 records wait for the next run")
+    code, out, _ = run(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.PARTIAL
+    assert out == f"hs: offline, not synced: {result['message']}\n"
+    code, every = run_json(data_dir, ["sync", "--all"], capsys)
+    assert code == ExitCode.PARTIAL and every["results"] == [result]
+    code, due = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.PARTIAL and due["results"][0]["status"] == "offline", due
+    assert sandbox.summary()["contacts"] == 0
+
+    monkeypatch.setattr(cli_common, "http_transport", sandbox.transport())
+    code, data = run_json(data_dir, ["sync", "hs"], capsys)
+    assert code == ExitCode.OK and data["results"][0]["counts"]["created"] == 2, data
+    assert sandbox.summary()["contacts"] == 2
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(

@@ -536,8 +536,9 @@ class ImportService:
                 plans.append(planned)
         if moved and not force:
             listed = "; ".join(str(item) for item in moved)
+            made_by = "edit" if run.trigger is SyncTrigger.EDIT else "import"
             raise ImportUndoError(f"run {run_id}: values it wrote changed since: {listed}. Nothing was undone; "
-                                  "--force puts back the values from before the import anyway")
+                                  f"--force puts back the values from before the {made_by} anyway")
         undo_id = self.log.start(undo_message(run_id), direction=SyncDirection.UNDO, trigger=run.trigger)
         report = UndoReport(undo_id, kept=kept, overridden=moved)
 

@@ -35,7 +35,7 @@ from crm_desktop.app.record_files import (
     file_column,
     read_rows,
 )
-from crm_desktop.app.social import SocialService
+from crm_desktop.app.social import SocialService, closest_names
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
@@ -339,6 +339,18 @@ class PeopleService:
     def campaign_names(self) -> list[str]:
         """Campaign names for the filter."""
         return self.store.campaign_names()
+
+    def campaign_named(self, asked: str) -> tuple[str, list[str] | None]:
+        """The campaign a typed name means, as the attribution report reads it: the stored name itself, else the
+        only one equal to it ignoring case, with ``None``; when there is no such one, ``asked`` and the stored
+        names closest to it (at most 5; none when nothing is near)."""
+        names = self.campaign_names()
+        if asked in names:
+            return asked, None
+        same = [name for name in names if name.casefold() == asked.casefold()]
+        if len(same) == 1:
+            return same[0], None
+        return asked, same or closest_names(asked, names)
 
     def detail(self, obj: RecordObject, local_id: int) -> PersonDetail:
         """One contact's or lead's profiles, score, timeline, attribution, CRM records and history.

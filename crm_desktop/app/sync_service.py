@@ -505,6 +505,14 @@ class SyncService:
     def next_due(self, integration: Integration) -> datetime | None:
         return next_due_at(self.store, integration)
 
+    def records_waiting(self, name: str) -> int:
+        """Local records the integration's next push looks at (never synced to it, or changed since): what waits
+        for its next run while its CRM cannot be reached."""
+        integration = self.integrations.get(name)
+        assert integration.id is not None
+        return sum(self.store.count_changed_local(integration.id, obj) for obj in RecordObject
+                   if self.mappings(integration, obj))
+
     async def run_due(self, trigger: SyncTrigger = SyncTrigger.SCHEDULED) -> list[tuple[str, SyncResult | Exception]]:
         """Run every due sync once; failures are returned, not raised."""
         outcomes: list[tuple[str, SyncResult | Exception]] = []

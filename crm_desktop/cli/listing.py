@@ -9,13 +9,14 @@ from typing import Any
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
 from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import value_names, whole_number, written_value
+from crm_desktop.cli.attribution import unknown_campaign_text
 from crm_desktop.cli.common import CommandError, ExitCode, action, cannot_write, closing, emit, open_workspace
 from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 
 #: How many people ``list`` prints when ``--limit`` is not given.
 DEFAULT_LIMIT = 50
-#: The most one call lists; larger exports page with ``--after``.
+#: The most one call lists; ``--csv`` writes everyone the filters match.
 MAX_LIMIT = 10_000
 
 
@@ -38,16 +39,22 @@ def _line_text(line: PersonLine) -> str:
     return "  ".join(parts)
 
 
-def _query(args: argparse.Namespace, obj: RecordObject, workspace: Any) -> PeopleQuery:
+def _query(args: argparse.Namespace, obj: RecordObject, workspace: Any, people: PeopleService) -> PeopleQuery:
     integration_id = None
     if args.integration:
         integration = workspace.integrations.get(args.integration)  # NotFoundError names the missing one
         integration_id = integration.id
     elif args.state:
         raise CommandError("--state needs --integration NAME: a record's sync state is per integration")
+    campaign = args.campaign
+    if campaign is not None:
+        # Read as `attribution report --campaign` reads it: a name no stored campaign has is said, not listed as 0.
+        campaign, closest = people.campaign_named(campaign)
+        if closest is not None:
+            raise CommandError(unknown_campaign_text(args.campaign, closest), error_code="not_found")
     return PeopleQuery(
         obj=obj, text=args.filter or "", platform=args.platform,
-        campaign=args.campaign, score_min=args.min_score, score_max=args.max_score, integration_id=integration_id,
+        campaign=campaign, score_min=args.min_score, score_max=args.max_score, integration_id=integration_id,
         sync_state=SyncState(args.state) if args.state else None, sort=PeopleColumn(args.sort),
         descending=args.descending,
     )
@@ -56,7 +63,7 @@ def _query(args: argparse.Namespace, obj: RecordObject, workspace: Any) -> Peopl
 def _list(args: argparse.Namespace, obj: RecordObject) -> int:
     with closing(open_workspace(args)) as workspace:
         people = PeopleService(workspace.database, workspace.social, workspace.sync)
-        query = _query(args, obj, workspace)
+        query = _query(args, obj, workspace, people)
         if args.csv is not None:
             try:
                 written = people.export_csv(query, args.csv)
@@ -69,7 +76,9 @@ def _list(args: argparse.Namespace, obj: RecordObject) -> int:
         lines = people.page(query, None, args.limit)
     shown = len(lines)
     noun = obj.value if shown == 1 else f"{obj.value}s"
-    more = f" (first {shown} of {total:,}; raise --limit to see more)" if total > shown else ""
+    # Past the most one call lists, a larger --limit is refused: --csv writes them all.
+    see = "raise --limit to see more" if args.limit < MAX_LIMIT else "--csv FILE writes every one"
+    more = f" (first {shown:,} of {total:,}; {see})" if total > shown else ""
     text = "\n".join([*map(_line_text, lines), f"{shown:,} {noun}{more}"])
     emit(args, {"total": total, "shown": shown, "people": [_line_json(line) for line in lines]}, text)
     return ExitCode.OK
@@ -98,7 +107,8 @@ def add_list_command(group_commands: Any, noun: str) -> None:
                              help=f"how many to list (default {DEFAULT_LIMIT}, at most {MAX_LIMIT:,})")
         listing.add_argument("--platform", type=written_value(SocialPlatform), metavar=value_names(SocialPlatform),
                              help="only people with a profile on this platform (any case)")
-        listing.add_argument("--campaign", metavar="NAME", help="only people with a touchpoint of this campaign")
+        listing.add_argument("--campaign", metavar="NAME", help="only people with a touchpoint of this campaign (its "
+                             "name in any case, when only one has it)")
         listing.add_argument("--min-score", type=float, metavar="N", help="engagement score at least N (0-100)")
         listing.add_argument("--max-score", type=float, metavar="N", help="engagement score at most N (0-100)")
         listing.add_argument("--integration", metavar="NAME", help="with --state: the integration the state is in")

@@ -28,6 +28,7 @@ from crm_desktop.cli.common import (
 )
 from crm_desktop.cli.exits import error_exit
 from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.outcomes import ErrorCategory
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from crm_desktop.sync.lock_refusal import describe_holder
 from crm_desktop.sync.plan import ChangeAction, PlannedChange, Side
@@ -150,6 +151,23 @@ def _result_code(result: SyncResult) -> ExitCode:
     return ExitCode.PARTIAL if failed else ExitCode.OK
 
 
+def _unreachable(error: Exception) -> bool:
+    """Whether ``error`` says the CRM could not be reached (network down, host unreachable) after the retries."""
+    return isinstance(error, ProviderError) and error.category is ErrorCategory.NETWORK
+
+
+def _offline_json_and_line(workspace: Workspace, name: str, direction: SyncDirection,
+                           error: Exception) -> tuple[dict[str, Any], str]:
+    """A sync whose CRM could not be reached before its run began (so none was recorded), said as a run that
+    loses the CRM half-way says it: offline, and how many records wait for the next run."""
+    waiting = plural(workspace.sync.records_waiting(name), "record waits", "records wait")
+    message = f"the CRM could not be reached ({error}); {waiting} for the next run"
+    exit_code, error_code = _error_exit(error)
+    data = {"integration": name, "runId": None, "direction": direction.value, "status": "offline",
+            "message": message, "error": message, "code": error_code, "exitCode": int(exit_code)}
+    return data, f"{name}: offline, not synced: {message}"
+
+
 def _error_exit(error: Exception) -> tuple[ExitCode, str]:
     """What one integration's error means in a run over several (its exit code and ``--json`` error code): what it
     means alone, from the one table of :func:`~crm_desktop.cli.exits.error_exit`."""
@@ -207,8 +225,8 @@ def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrig
                                                                        dry_run=args.dry_run))))
         except (SyncAlreadyRunning, AuthError, ProviderError, ConfigurationError, CredentialsError,
                 VaultError) as exc:
-            if args.name:
-                raise  # one integration: the error is the command's error
+            if args.name and not _unreachable(exc):
+                raise  # one integration: the error is the command's error (offline is said as a run's state)
             logger.warning("sync of %s failed: %s", name, exc)
             outcomes.append((name, direction, exc))
     return outcomes
@@ -233,6 +251,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 results.append(_result_json(name, direction, trigger, args.dry_run, outcome, seconds))
                 lines.extend(_result_lines(name, direction, args.dry_run, outcome, seconds))
                 code = max(code, _result_code(outcome))
+                continue
+            if _unreachable(outcome):
+                data, line = _offline_json_and_line(workspace, name, direction, outcome)
+                results.append(data)
+                lines.append(line)
+                code = max(code, ExitCode(data["exitCode"]))
                 continue
             reason = lock_refusal(workspace, name, outcome) if isinstance(outcome, SyncAlreadyRunning) else str(outcome)
             outcome_code, error_code = _error_exit(outcome)
