@@ -110,6 +110,13 @@ class Vault:
             raise VaultUnavailableError(_INSTALL_HINT) from None
         except keyring.errors.KeyringError as exc:
             raise VaultError(f"the OS keyring refused to {refusal} ({type(exc).__name__})") from None
+        except Exception as exc:
+            # A backend's own failure that keyring passes through (SecretStorage's ItemNotFoundException when an
+            # entry goes away under it, a D-Bus error of a daemon that stopped): said as the vault's, never as a
+            # traceback; only its type is named, as its text may quote what it was given.
+            logger.warning("the OS keyring failed to %s: %s", refusal, type(exc).__name__)
+            raise VaultError(f"the OS keyring failed to {refusal} ({type(exc).__name__}); try again, or restart "
+                             "the keyring (log out and in)") from None
 
     def _read(self, account: str, what: str) -> str | None:
         """The value under ``account``, or ``None``; ``what`` names it in error messages."""

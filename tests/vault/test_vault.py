@@ -13,8 +13,9 @@ import keyring.backends.fail
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked
+from secretstorage.exceptions import ItemNotFoundException
 
-from crm_desktop.vault import SERVICE_NAME, Vault, VaultLockedError, VaultUnavailableError
+from crm_desktop.vault import SERVICE_NAME, Vault, VaultError, VaultLockedError, VaultUnavailableError
 from tests.support.memory_keyring import MemoryKeyring
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +106,34 @@ def test_locked_keyring_says_to_unlock_and_never_shows_the_secret() -> None:
     assert "pat-very-secret-value" not in str(caught.value)
     with pytest.raises(VaultLockedError):
         vault.load(1)
+
+
+class _VanishingKeyring(KeyringBackend):
+    """A Secret Service whose item went away under it (another daemon over the same keyring folder): SecretStorage's
+    own exception, which keyring passes through."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def get_password(self, service: str, username: str) -> str | None:
+        raise ItemNotFoundException("Item does not exist!")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        raise ItemNotFoundException(f"Item does not exist! {password}")
+
+    def delete_password(self, service: str, username: str) -> None:
+        raise ItemNotFoundException("Item does not exist!")
+
+
+def test_a_backends_own_failure_is_a_vault_error_that_never_shows_the_secret() -> None:
+    vault = Vault(backend=_VanishingKeyring())
+    with pytest.raises(VaultError) as caught:
+        vault.save(1, {"token": "pat-very-secret-value"})
+    assert "store the credentials" in str(caught.value) and "ItemNotFoundException" in str(caught.value)
+    assert "pat-very-secret-value" not in str(caught.value)
+    with pytest.raises(VaultError, match="read the credentials"):
+        vault.load(1)
+    with pytest.raises(VaultError, match="delete"):
+        vault.delete(1)
 
 
 def test_plaintext_keyring_is_refused() -> None:
