@@ -65,6 +65,10 @@ def test_leads_list_is_its_own_table(data_dir: Path, capsys: pytest.CaptureFixtu
         (["--limit", "0"], "argument --limit: from 1 to 10,000, not 0"),
         (["--limit", "lots"], "argument --limit: a whole number is needed, not 'lots'"),
         (["--sort", "shoe size"], "argument --sort: invalid choice: 'shoe size' (choose from"),
+        (["--min-score", "nan"], "argument --min-score: a number from 0 to 100 is needed, not 'nan'"),
+        (["--max-score", "inf"], "argument --max-score: a number from 0 to 100 is needed, not 'inf'"),
+        (["--min-score", "101"], "argument --min-score: a number from 0 to 100 is needed, not '101'"),
+        (["--max-score", "high"], "argument --max-score: a number is needed, not 'high'"),
     ],
 )
 def test_malformed_arguments_are_usage_errors(

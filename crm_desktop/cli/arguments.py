@@ -27,6 +27,22 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def number_between(low: float, high: float) -> Callable[[str], float]:
+    """An argument type: a number from ``low`` to ``high`` (``nan`` and infinities are not), refused with exit 2 and
+    the range otherwise."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number is needed, not {text!r}") from None
+        if not low <= value <= high:  # false for nan too
+            raise argparse.ArgumentTypeError(f"a number from {low:g} to {high:g} is needed, not {text!r}")
+        return value
+
+    return parse
+
+
 #: A TCP port to listen on; 0 lets the system pick a free one.
 PORT = whole_number(0, 65_535)
 #: How many things to make or list at the most (0 or more / 1 or more).

@@ -8,7 +8,7 @@ from typing import Any
 
 from crm_desktop.app.people import PeopleColumn, PeopleQuery, PeopleService, PersonLine, SyncState
 from crm_desktop.app.text import plural
-from crm_desktop.cli.arguments import value_names, whole_number, written_value
+from crm_desktop.cli.arguments import number_between, value_names, whole_number, written_value
 from crm_desktop.cli.attribution import unknown_campaign_text
 from crm_desktop.cli.common import CommandError, ExitCode, action, cannot_write, closing, emit, open_workspace
 from crm_desktop.domain.models import SocialPlatform
@@ -18,6 +18,8 @@ from crm_desktop.domain.outcomes import RecordObject
 DEFAULT_LIMIT = 50
 #: The most one call lists; ``--csv`` writes everyone the filters match.
 MAX_LIMIT = 10_000
+#: An engagement score bound of --min-score and --max-score.
+SCORE = number_between(0, 100)
 
 
 _limit = whole_number(1, MAX_LIMIT)
@@ -109,8 +111,8 @@ def add_list_command(group_commands: Any, noun: str) -> None:
                              help="only people with a profile on this platform (any case)")
         listing.add_argument("--campaign", metavar="NAME", help="only people with a touchpoint of this campaign (its "
                              "name in any case, when only one has it)")
-        listing.add_argument("--min-score", type=float, metavar="N", help="engagement score at least N (0-100)")
-        listing.add_argument("--max-score", type=float, metavar="N", help="engagement score at most N (0-100)")
+        listing.add_argument("--min-score", type=SCORE, metavar="N", help="engagement score at least N (0-100)")
+        listing.add_argument("--max-score", type=SCORE, metavar="N", help="engagement score at most N (0-100)")
         listing.add_argument("--integration", metavar="NAME", help="with --state: the integration the state is in")
         listing.add_argument("--state", type=str.lower, choices=[s.value for s in SyncState],
                              help="only records in this state in --integration")
