@@ -260,7 +260,7 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == ExitCode.OK
     assert out.splitlines()[0] == (  # the totals are every campaign's, and said so
         "attribution report (model linear, since 2026-11-01 00:00 UTC): campaign Launch credited 0.33 conversions, "
-        "value 100.00 USD, of 1 conversions (0 without touchpoints), value 300.00 USD in all campaigns"), out
+        "value 100.00 USD, of 1 conversion (0 without touchpoints), value 300.00 USD in all campaigns"), out
     code, later = run_json(data, ["attribution", "report", "--since", "2026-11-15"], capsys)
     assert sum(row["touchpoints"] for row in later["byCampaign"]) == 2
     # A closed period: the touchpoints before --until, and no conversion (Ana's is on the 25th, after it).

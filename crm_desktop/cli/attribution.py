@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, date, datetime
 from typing import Any
 
+from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import value_names, written_value
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
 from crm_desktop.domain.models import aware_utc
@@ -67,7 +68,7 @@ def _report_text(report: AttributionReport) -> str:
         scope.append(f"since {report.since:%Y-%m-%d %H:%M} UTC")
     if report.until:
         scope.append(f"until {report.until:%Y-%m-%d %H:%M} UTC (not included)")
-    head = (f"{report.conversions} conversions ({report.unattributed_conversions} without touchpoints), "
+    head = (f"{plural(report.conversions, 'conversion')} ({report.unattributed_conversions:,} without touchpoints), "
             f"value {_money(report.value)}")
     if report.campaign:
         # The totals are every campaign's: said so, with the one campaign's share beside them.

@@ -94,8 +94,8 @@ def cmd_social_score(args: argparse.Namespace) -> int:
     who = person.email or f"{person.platform} user {person.username}"
     text = (
         f"engagement score of {who}: {score.score}\n"
-        f"  {score.interactions} interactions, {score.activity:.2f} points after recency decay "
-        f"(activity {score.activity_part:.1%}); {score.followers} followers (reach {score.reach_part:.1%})"
+        f"  {plural(score.interactions, 'interaction')}, {score.activity:.2f} points after recency decay "
+        f"(activity {score.activity_part:.1%}); {plural(score.followers, 'follower')} (reach {score.reach_part:.1%})"
     )
     emit(args, data, text)
     return ExitCode.OK
