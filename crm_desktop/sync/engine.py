@@ -1048,7 +1048,8 @@ class SyncEngine:
         crm = _CRM_NAMES.get(self.integration.provider, str(self.integration.provider))
         when = refusal.at.strftime("%Y-%m-%d %H:%M UTC")
         return (f"refused by {crm} on {when} (run {refusal.run_id}): {refusal.message}; it is sent again once it "
-                "changes, or with Retry failed on that run")
+                f"changes, or when that run's failures are retried (Retry failed in the Sync Monitor, or "
+                f"crm-desktop runs retry {refusal.run_id})")
 
     def _push_failed(self, obj: RecordObject, item: OutboxItem, result: RecordResult, run: _Run) -> None:
         if result.category is ErrorCategory.NOT_FOUND and item.crm_id:

@@ -56,7 +56,8 @@ async def test_a_record_salesforce_refuses_is_skipped_until_it_changes(data_dir:
         [reason] = skip_reasons(second, LONG)
         assert reason.startswith("refused by Salesforce on ")
         assert "data value too large" in reason and reason.endswith(
-            "it is sent again once it changes, or with Retry failed on that run")
+            "it is sent again once it changes, or when that run's failures are retried (Retry failed in the Sync "
+            f"Monitor, or crm-desktop runs retry {first.run_id})")
         assert f"(run {first.run_id})" in reason
         assert second.run_id is not None
         logged = [(r.record_key, r.outcome, r.error_category, r.message) for r in bench.store.record_log(second.run_id)
