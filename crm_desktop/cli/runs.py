@@ -229,7 +229,8 @@ def add_commands(commands: Any) -> None:
         help="send just the failed records of a run again",
         description="Push the local records that failed in run ID again, as a new push run of the same "
         "integration (nothing else is sent or pulled). Records that failed while being pulled are not local "
-        "records: the next sync pulls them again. Exit 1 when records fail again or there is nothing to retry.",
+        "records: the next sync pulls them again. Exit 1 when records fail again or there is nothing to retry; "
+        "2 for a run that does not exist or has no CRM to send to (an import or an edit of the local store).",
     ) as retry:
         run_id_argument(retry)
     with action(
