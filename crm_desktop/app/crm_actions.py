@@ -21,10 +21,11 @@ from crm_desktop.providers.contract import (
     CrmAdapter,
     CrmRecord,
     KeepsNotes,
+    KnowsItsAccount,
     OutboundRecord,
     RecordResult,
 )
-from crm_desktop.providers.errors import ConfigurationError, ProviderError
+from crm_desktop.providers.errors import ConfigurationError, CrmAccountChangedError, ProviderError
 from crm_desktop.providers.factory import build_adapter, default_record_mappers
 from crm_desktop.providers.network import NetworkSettings
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
@@ -171,6 +172,35 @@ class CrmActions:
             options=replace(self.options or AdapterOptions(), network=self.network()),
         )
 
+    async def check_crm_account(self, integration: Integration, adapter: CrmAdapter) -> None:
+        """Refuse credentials that reach another CRM account than the one the integration's links are in.
+
+        The account is read (one call; two on Salesforce) only when it never was or a person set the credentials
+        since; what is read is remembered. An integration with no links yet takes the account it finds.
+
+        Raises:
+            CrmAccountChangedError: when the credentials reach another account and records are linked; nothing was
+                sent.
+        """
+        if not isinstance(adapter, KnowsItsAccount) or integration.id is None:
+            return
+        seen = self.integrations.crm_account(integration)
+        if not seen.needs_reading:
+            return
+        found = await adapter.account_id()
+        if not found:
+            return
+        if seen.account_id is not None and found != seen.account_id and seen.links:
+            crm = {Provider.SALESFORCE: "Salesforce org", Provider.HUBSPOT: "HubSpot account",
+                   Provider.PIPEDRIVE: "Pipedrive company"}[integration.provider]
+            raise CrmAccountChangedError(
+                f"the credentials of {integration.name!r} reach {crm} {found}, not {crm} {seen.account_id} where its "
+                f"{seen.links:,} linked records are; nothing was sent (their record ids could be other people in "
+                f"{found}). Put back credentials of {seen.account_id}; or, to sync with {found} instead, remove "
+                f"{integration.name!r} and add it again (its links, field mappings and run history go; the people stay)"
+            )
+        self.integrations.record_crm_account(integration, found)
+
     async def test_connection(self, name: str) -> ConnectionInfo:
         """Who the credentials are, their scopes and the quota left (raises AuthError when refused).
 
@@ -179,6 +209,7 @@ class CrmActions:
         integration = self.integrations.get(name)
         adapter = self.adapter_for(integration)
         try:
+            await self.check_crm_account(integration, adapter)
             info = await adapter.test_connection()
         finally:
             await adapter.aclose()

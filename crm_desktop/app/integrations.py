@@ -11,7 +11,7 @@ from typing import Any
 from crm_desktop.domain.credentials import check_lasting_session, validate_credentials
 from crm_desktop.domain.models import Integration
 from crm_desktop.store.process_owner import REMOVAL, lock_owner
-from crm_desktop.store.repositories import DuplicateNameError, IntegrationStore
+from crm_desktop.store.repositories import CrmAccountSeen, DuplicateNameError, IntegrationStore
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.lock_refusal import take_lock
 from crm_desktop.vault import Vault, VaultError
@@ -177,6 +177,16 @@ class IntegrationService:
             return integration
         current = self._store.get_by_id(integration.id) if integration.id is not None else integration
         return self._store.update(current.model_copy(update={"scopes": found}))
+
+    def crm_account(self, integration: Integration) -> CrmAccountSeen:
+        """Which CRM account the integration's links are in, and whether it must be read again."""
+        assert integration.id is not None
+        return self._store.crm_account(integration.id)
+
+    def record_crm_account(self, integration: Integration, account_id: str) -> None:
+        """Remember that the integration's credentials reach CRM account ``account_id``."""
+        assert integration.id is not None
+        self._store.record_crm_account(integration.id, account_id)
 
     def has_credentials(self, integration: Integration) -> bool:
         """Whether the keyring holds credentials for the integration."""

@@ -431,6 +431,7 @@ class SyncService:
         if local_ids is not None:
             mappings = {obj: m for obj, m in mappings.items() if local_ids.get(obj)}
         try:
+            await self.actions.check_crm_account(integration, adapter)
             fields = {obj: await adapter.list_fields(obj) for obj in RecordObject if mappings.get(obj)}
             mappings = {obj: self._fitted(integration, obj, m, fields.get(obj, [])) for obj, m in mappings.items()}
             if isinstance(adapter, ReadsMappedFields):

@@ -6,6 +6,7 @@ from crm_desktop.app.errors import (
     AuthError,
     ConfigurationError,
     CredentialsError,
+    CrmAccountChangedError,
     DuplicateNameError,
     InvalidRecordError,
     NotFoundError,
@@ -31,6 +32,8 @@ ERROR_EXITS: dict[type[BaseException], tuple[ExitCode, str]] = {
     StoreUnavailableError: (ExitCode.PARTIAL, "store_busy"),
     ConflictResolutionError: (ExitCode.USAGE, "conflict_not_resolved"),
     VaultError: (ExitCode.USAGE, "keyring_unusable"),
+    # Credentials of another CRM account than the links': nothing was sent (put the right key back).
+    CrmAccountChangedError: (ExitCode.USAGE, "crm_account_changed"),
     ConfigurationError: (ExitCode.USAGE, "configuration"),
     AuthError: (ExitCode.AUTH, "auth_refused"),
     # The credentials work; the CRM's admin must grant a permission or scope (the message names it).

@@ -320,6 +320,17 @@ class ReadsMappedFields(Protocol):
         ...
 
 
+@runtime_checkable
+class KnowsItsAccount(Protocol):
+    """A CRM that says which account its credentials reach, so a token of another account is caught before a run
+    sends the links' record ids there."""
+
+    async def account_id(self) -> str:
+        """The account's stable id (HubSpot portal, Pipedrive company, Salesforce org); empty when the CRM does not
+        say."""
+        ...
+
+
 @dataclass(frozen=True)
 class AdapterOptions:
     """Tuning of one adapter; defaults are each CRM's documented limits for common plans.

@@ -83,3 +83,8 @@ class ConfigurationError(ProviderError):
     """The integration is set up wrongly (no credentials, an unsafe URL)."""
 
     category = ErrorCategory.AUTH
+
+
+class CrmAccountChangedError(ConfigurationError):
+    """The credentials reach another CRM account than the one the integration's links are in: nothing is sent, as
+    the links' record ids could name other people there. Never retried."""

@@ -159,6 +159,11 @@ class HubSpotAdapter(AdapterBase):
         user, scopes = await self._token_info()
         return contract.ConnectionInfo(account=account, user=user, scopes=tuple(scopes), quota=self.quota())
 
+    async def account_id(self) -> str:
+        """The portal (hub) id the token reaches (``GET /account-info/v3/details``)."""
+        portal = body_of(await self.http.request("GET", "/account-info/v3/details")).get("portalId")
+        return "" if portal is None else str(portal)
+
     async def _token_info(self) -> tuple[str, list[str]]:
         """Who the token acts as and its scopes; ``("private app", [])`` when HubSpot does not say."""
         # The token sits in this path, so the call skips the core's request log.

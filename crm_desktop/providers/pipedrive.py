@@ -289,6 +289,12 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         )
         return ConnectionInfo(account=str(account), user=str(user), scopes=scopes, quota=self.quota())
 
+    async def account_id(self) -> str:
+        """The company id the token reaches (``company_id`` of ``GET /v1/users/me``)."""
+        data, _ = self._data(await self._call("GET", "/v1/users/me"))
+        company = data.get("company_id") if isinstance(data, dict) else None
+        return "" if company is None else str(company)
+
     async def list_fields(self, obj: RecordObject) -> list[CrmField]:
         """Person fields (``GET /v1/personFields``, paged): ``name`` is the key, ``label`` the human name.
 

@@ -192,6 +192,11 @@ class SalesforceAdapter(AdapterBase):
         account = str(info.get("organization_id") or "")
         return ConnectionInfo(account=account, user=user, scopes=(), quota=self.quota())
 
+    async def account_id(self) -> str:
+        """The org id the session reaches (``userinfo``'s ``organization_id``, after ``/limits`` as in
+        :meth:`test_connection`, which refreshes a stale session)."""
+        return (await self.test_connection()).account
+
     # -- fields ----------------------------------------------------------------------------------------------
     async def _describe(self, obj: RecordObject, *, fresh: bool = False) -> dict[str, Any]:
         return await self._describes.get(obj, fresh=fresh)

@@ -522,6 +522,7 @@ class PipedriveSandbox(Sandbox):
 
     Attributes:
         company_domain: the company's subdomain (``{company_domain}.pipedrive.com``).
+        company_id: the company's id (``company_id`` of ``/v1/users/me``).
         burst_limit: requests per 2-second window per token.
         search_burst_limit: search requests per 2-second window per token.
         daily_token_budget: the company's API tokens per UTC day.
@@ -535,6 +536,7 @@ class PipedriveSandbox(Sandbox):
         config: SandboxConfig | None = None,
         *,
         company_domain: str = "sandbox-company",
+        company_id: int = 1,
         api_token: str | None = None,
         burst_limit: int = DEFAULT_BURST_LIMIT,
         search_burst_limit: int = DEFAULT_SEARCH_BURST_LIMIT,
@@ -550,6 +552,7 @@ class PipedriveSandbox(Sandbox):
         #: 403 "You do not have permissions to do this." to each such call.
         self.can_edit_persons = can_edit_persons
         self.company_domain = company_domain
+        self.company_id = company_id
         self.burst_limit = burst_limit
         self.search_burst_limit = search_burst_limit
         self.daily_token_budget = daily_token_budget
@@ -924,7 +927,7 @@ class PipedriveSandbox(Sandbox):
                 "icon_url": None,
                 "is_you": True,
                 "is_deleted": False,
-                "company_id": 1,
+                "company_id": self.company_id,
                 "company_name": f"{self.company_domain} (sandbox)",
                 "company_domain": self.company_domain,
                 "company_country": "US",

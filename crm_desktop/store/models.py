@@ -193,6 +193,10 @@ class IntegrationRow(Base):
     #: When the credentials in the keyring were last set by a person (added, replaced, signed in), for the
     #: rotation reminder; a token refresh does not count.
     keys_set_at: Mapped[datetime | None] = mapped_column()
+    #: The CRM account the integration's links are in (HubSpot portal id, Pipedrive company id, Salesforce org id),
+    #: as a run or a connection test last read it, and when: a token of another account is refused, not obeyed.
+    crm_account_id: Mapped[str | None] = mapped_column(String(64))
+    crm_account_seen_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

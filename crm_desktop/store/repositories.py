@@ -22,7 +22,15 @@ from crm_desktop.domain.models import (
     SyncConfig,
 )
 from crm_desktop.store.database import Database, in_list_chunks
-from crm_desktop.store.models import ContactRow, IntegrationRow, LeadRow, SocialProfileRow, TouchpointRow, utcnow
+from crm_desktop.store.models import (
+    ContactRow,
+    CrmLinkRow,
+    IntegrationRow,
+    LeadRow,
+    SocialProfileRow,
+    TouchpointRow,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 #: Rows written per flush by bulk saves (new rows get their ids in one round trip per batch).
@@ -105,6 +113,29 @@ def _integration_from_row(row: IntegrationRow) -> Integration:
         domain=row.domain,
         keys_set_at=row.keys_set_at,
     )
+
+
+@dataclass(frozen=True)
+class CrmAccountSeen:
+    """Which CRM account an integration's links are in.
+
+    Attributes:
+        account_id: the account's id (HubSpot portal, Pipedrive company, Salesforce org); ``None`` until read.
+        seen_at: when a run or a connection test last read it.
+        keys_set_at: when a person last set the credentials (a later set may reach another account).
+        links: how many local records the integration links to CRM records.
+    """
+
+    account_id: str | None
+    seen_at: datetime | None
+    keys_set_at: datetime | None
+    links: int
+
+    @property
+    def needs_reading(self) -> bool:
+        """Whether the account must be read again: never read, or the credentials were set since."""
+        return (self.account_id is None or self.seen_at is None
+                or (self.keys_set_at is not None and self.keys_set_at >= self.seen_at))
 
 
 class IntegrationStore:
@@ -204,6 +235,29 @@ class IntegrationStore:
             if row is None:
                 raise NotFoundError(f"no integration with id {integration_id}")
             row.keys_set_at = when or utcnow()
+
+    def crm_account(self, integration_id: int) -> CrmAccountSeen:
+        """The CRM account the integration's links are in, as last read, and how many links there are.
+
+        Raises:
+            NotFoundError: when there is no such integration.
+        """
+        with self._db.session() as session:
+            row = session.get(IntegrationRow, integration_id)
+            if row is None:
+                raise NotFoundError(f"no integration with id {integration_id}")
+            links = session.scalar(select(func.count()).select_from(CrmLinkRow)
+                                   .where(CrmLinkRow.integration_id == integration_id)) or 0
+            return CrmAccountSeen(row.crm_account_id, row.crm_account_seen_at, row.keys_set_at, links)
+
+    def record_crm_account(self, integration_id: int, account_id: str) -> None:
+        """Remember that the integration's credentials reach CRM account ``account_id`` (read now)."""
+        with self._db.session() as session:
+            row = session.get(IntegrationRow, integration_id)
+            if row is None:
+                raise NotFoundError(f"no integration with id {integration_id}")
+            row.crm_account_id = account_id
+            row.crm_account_seen_at = utcnow()
 
     def remove(self, name: str) -> Integration:
         """Delete an integration and everything that belongs to it; return what was deleted.
