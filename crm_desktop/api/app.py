@@ -180,6 +180,12 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
     if any(e.get("type") == "json_invalid" for e in errors):
         return _problem(400, "the request body is not valid JSON")
     body_errors = [e for e in errors if e.get("loc", ("",))[0] == "body"]
+    if body_errors and not _sent_as_json(request) and (await request.body()).strip():
+        # FastAPI reads a body as JSON only under a JSON Content-Type (``curl -d`` sends a form's): the body was
+        # then checked as text, and the reason would be "must be a valid dictionary", of a valid JSON object.
+        sent = request.headers.get("content-type") or "no Content-Type"
+        return _problem(415, f"send the body as JSON, with the header 'Content-Type: application/json' (it came "
+                             f"with {sent})", [FieldProblem("Content-Type", "must be application/json")])
     model = _body_model(request)
     if body_errors and model is not None:
         raw = await request.body()
@@ -198,6 +204,13 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
         problems.append(FieldProblem(".".join(where) or "(body)", str(error.get("msg", "")).removeprefix(
             "Value error, ")))
     return _problem(422, "; ".join(f"{p.field}: {p.reason}" for p in problems), problems)
+
+
+def _sent_as_json(request: Request) -> bool:
+    """Whether the request's Content-Type is one FastAPI reads a body of as JSON (``application/json``, or
+    ``application/...+json``)."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _since_in_utc(since: datetime | None) -> datetime | None:

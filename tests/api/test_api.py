@@ -423,3 +423,34 @@ def test_a_time_before_the_first_instant_is_a_422(hubspot_api: LocalApi, path: s
         assert answer.json()["errors"][0]["field"] == field
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/crm/integrations/crm/contacts/sync", ANN),
+        ("/api/crm/integrations/crm/contacts/batch-sync", [ANN]),
+        ("/api/social/engagements", {"platform": "twitter", "type": "like", "timestamp": "2026-11-20T09:00:00Z",
+                                     "user": {"username": "annlee"}}),
+    ],
+)
+def test_a_json_body_sent_as_another_content_type_is_a_415_saying_so(
+    hubspot_api: LocalApi, content_type: str | None, path: str, body: Any
+) -> None:
+    """``curl -d`` sends a form's Content-Type: the answer names the header, not a 'dictionary' the body is not."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        headers = {**api.auth, **({"Content-Type": content_type} if content_type else {})}
+        answer = await api.client.post(path, content=json.dumps(body).encode(), headers=headers)
+        assert answer.status_code == 415, answer.text
+        problem = answer.json()
+        assert "Content-Type: application/json" in problem["detail"]
+        assert problem["errors"] == [{"field": "Content-Type", "reason": "must be application/json"}]
+        assert api.workspace.contacts.count() == 0
+        assert api.workspace.social.store.counts()["touchpoints"] == 0
+
+    asyncio.run(scenario())
+
