@@ -49,6 +49,7 @@ from crm_desktop.app.errors import (
     NotFoundError,
     ProviderError,
     RateLimitError,
+    StoreUnavailableError,
     SyncAlreadyRunning,
     VaultError,
 )
@@ -81,6 +82,9 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 #: The most contacts one batch may carry.
 MAX_BATCH = 10_000
 
+#: What a 503 for a busy local store tells the client to wait before sending the request again.
+STORE_RETRY_AFTER_SECONDS = 5
+
 RECONNECT = "the CRM refused the integration's credentials: reconnect the integration"
 PERMISSION_MISSING = (
     "the CRM accepted the credentials but their user lacks a permission: ask the CRM's admin to grant it "
@@ -104,7 +108,13 @@ class BearerTokenGuard:
             return
         headers = Headers(scope=scope)
         scheme, _, presented = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not self.tokens.accepts(presented.strip()):
+        try:
+            accepted = scheme.lower() == "bearer" and self.tokens.accepts(presented.strip())
+        except VaultError as exc:
+            # The token is read from the keyring at every request: a keyring locked or gone since the start.
+            await _problem(503, f"the API token cannot be checked: {exc}")(scope, receive, send)
+            return
+        if not accepted:
             answer = JSONResponse(
                 {"detail": "missing or wrong API token: send 'Authorization: Bearer <token>' "
                            "(`crm-desktop api token` prints it)", "errors": []},
@@ -269,6 +279,12 @@ def _install_error_answers(app: FastAPI) -> None:
     @handles(VaultError)
     def _vault(exc: Exception) -> JSONResponse:
         return _problem(503, str(exc))
+
+    @handles(StoreUnavailableError)
+    def _store_busy(exc: Exception) -> JSONResponse:
+        # Another program held the SQLite file past the store's wait (or the server did not answer): nothing of
+        # the request was committed, and sending it again is safe (an event sent again counts once).
+        return _problem(503, str(exc), headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
 
     @handles(ProviderError)
     def _provider(exc: Exception) -> JSONResponse:

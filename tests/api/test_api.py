@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import keyring.errors
 import pytest
 
 from crm_desktop.api.app import MAX_BATCH, MAX_BODY_BYTES
@@ -15,6 +16,7 @@ from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.record_files import read_records
 from crm_desktop.domain.models import Contact, LeadStatus
 from tests.api.conftest import LocalApi, integration_body
+from tests.support.memory_keyring import MemoryKeyring
 
 ANN = {
     "email": "Ann.Lee@Example.com",
@@ -451,6 +453,25 @@ def test_a_json_body_sent_as_another_content_type_is_a_415_saying_so(
         assert problem["errors"] == [{"field": "Content-Type", "reason": "must be application/json"}]
         assert api.workspace.contacts.count() == 0
         assert api.workspace.social.store.counts()["touchpoints"] == 0
+
+    asyncio.run(scenario())
+
+def test_a_locked_keyring_is_a_503_saying_so_not_a_500(
+    hubspot_api: LocalApi, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token is read from the keyring at every request: a keyring locked meanwhile is the documented 503."""
+    api = hubspot_api
+
+    def locked(service: str, username: str) -> str | None:
+        raise keyring.errors.KeyringLocked("locked")
+
+    async def scenario() -> None:
+        with monkeypatch.context() as patch:
+            patch.setattr(memory_keyring, "get_password", locked)
+            answer = await api.get("/api/crm/runs/1")
+        assert answer.status_code == 503, answer.text
+        assert "keyring is locked" in answer.json()["detail"]
+        assert (await api.get("/api/crm/runs/1")).status_code == 404
 
     asyncio.run(scenario())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import pytest
@@ -456,6 +457,30 @@ def test_a_conversation_resent_with_another_participant_email_is_refused(hubspot
         assert conversation is not None and conversation.participant.email == "lea@example.com"
         assert social.engagement_score(PersonRef(email="sam@example.com")).score == 0
         assert api.workspace.contacts.find("sam@example.com") is None
+
+    asyncio.run(scenario())
+
+
+def test_a_store_locked_past_the_wait_is_a_503_to_retry_and_the_retry_counts_once(hubspot_api: LocalApi) -> None:
+    """Another program (an import, a sync from cron) holds the SQLite file's write lock longer than the store waits
+    (10 s): the platform is told to send the event again (503, Retry-After), in the API's JSON, not a 500."""
+    api = hubspot_api
+    liked = engagement("like", "2026-11-21T09:00:00Z", "black-friday", {"email": "lea@example.com"})
+
+    async def scenario() -> None:
+        holder = sqlite3.connect(api.workspace.paths.data_dir / "crm-desktop.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            busy = await api.post("/api/social/engagements", liked)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert busy.status_code == 503, busy.text
+        assert "database is locked" in busy.json()["detail"] and "try again" in busy.json()["detail"]
+        assert int(busy.headers["retry-after"]) >= 1
+        again = await api.post("/api/social/engagements", liked)
+        assert again.status_code == 201, again.text
+        assert api.workspace.social.store.counts()["touchpoints"] == 1
 
     asyncio.run(scenario())
 
