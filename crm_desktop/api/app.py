@@ -327,6 +327,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "each refused field with the reason"},
     502: {"model": Problem, "description": "the CRM refused the credentials (reconnect the integration), lacks a "
           "permission (ask the CRM's admin) or failed"},
+    503: {"model": Problem, "description": "the CRM is rate-limiting (Retry-After), the OS keyring cannot be used, "
+          "or the local store is busy (Retry-After: send the request again)"},
+}
+#: The answers of a route that takes a JSON body.
+WITH_BODY: dict[int | str, dict[str, Any]] = {
+    **ERRORS, 415: {"model": Problem, "description": "the body was not sent as Content-Type: application/json"},
 }
 
 
@@ -345,7 +351,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     bearer = [Depends(HTTPBearer(auto_error=False, description="the token `crm-desktop api token` prints"))]
     _install_error_answers(api)
 
-    @api.post("/api/crm/integrations", status_code=201, response_model=IntegrationCreated, responses=ERRORS,
+    @api.post("/api/crm/integrations", status_code=201, response_model=IntegrationCreated, responses=WITH_BODY,
               dependencies=bearer, tags=["integrations"])
     async def create_integration(request: IntegrationRequest) -> IntegrationCreated:
         """Create an integration; its credentials go to the OS keyring and are never echoed back."""
@@ -356,14 +362,14 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
         )
         return IntegrationCreated(**saved.model_dump(), has_credentials=intake.integrations.has_credentials(saved))
 
-    @api.post("/api/crm/integrations/{integration}/contacts/sync", response_model=RecordSynced, responses=ERRORS,
+    @api.post("/api/crm/integrations/{integration}/contacts/sync", response_model=RecordSynced, responses=WITH_BODY,
               dependencies=bearer, tags=["contacts"])
     async def sync_contact(integration: IntegrationKey, contact: Contact) -> RecordSynced:
         """Validate a contact, save it locally (matched by normalised email) and push it to that CRM now. A field
         the body leaves out keeps its stored value; ``null`` clears it."""
         return _synced(await intake.push_one(integration, contact, given_only=True))
 
-    @api.post("/api/crm/integrations/{integration}/leads/sync", response_model=RecordSynced, responses=ERRORS,
+    @api.post("/api/crm/integrations/{integration}/leads/sync", response_model=RecordSynced, responses=WITH_BODY,
               dependencies=bearer, tags=["leads"])
     async def sync_lead(integration: IntegrationKey, lead: Lead) -> RecordSynced:
         """Validate a lead with its social context, save it locally and push it to that CRM now. A field the body
@@ -386,10 +392,13 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
         return CrmContact(**found.contact.model_dump(), crm_id=found.crm_id, modified_at=found.modified_at)
 
     @api.post("/api/crm/integrations/{integration}/contacts/batch-sync", response_model=BatchReport,
-              responses=ERRORS, dependencies=bearer, tags=["contacts"])
+              responses=WITH_BODY, dependencies=bearer, tags=["contacts"])
     async def batch_sync_contacts(
         integration: IntegrationKey,
-        contacts: Annotated[list[Any], Body(description=f"up to {MAX_BATCH:,} contacts in the Contact shape")],
+        # Rows are validated one by one (a bad row is reported in its place), so the body is a list of anything;
+        # the document still says what a row is.
+        contacts: Annotated[list[Any], Body(description=f"up to {MAX_BATCH:,} contacts in the Contact shape",
+                                            json_schema_extra={"items": {"$ref": "#/components/schemas/Contact"}})],
     ) -> BatchReport | JSONResponse:
         """Validate every contact; save and push the valid ones in the CRM's native batches. One result per row,
         in order (its action, or the field and reason it was refused), and a summary."""
@@ -412,7 +421,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
             run_id=report.run_id,
         )
 
-    @api.post("/api/crm/integrations/{integration}/contacts/enrich", response_model=Enriched, responses=ERRORS,
+    @api.post("/api/crm/integrations/{integration}/contacts/enrich", response_model=Enriched, responses=WITH_BODY,
               dependencies=bearer, tags=["contacts"])
     async def enrich_contact(integration: IntegrationKey, request: EnrichRequest) -> Enriched:
         """Write a contact's social profiles, follower counts and engagement score to its CRM record now, and
@@ -425,7 +434,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
                         history_note_id=done.note_id)
 
     @api.post("/api/crm/integrations/{integration}/leads/attribution", response_model=LeadTouchpointsRecorded,
-              responses=ERRORS, dependencies=bearer, tags=["attribution"])
+              responses=WITH_BODY, dependencies=bearer, tags=["attribution"])
     async def record_lead_touchpoints(integration: IntegrationKey,
                                       request: LeadTouchpointsRequest) -> LeadTouchpointsRecorded:
         """Record the lead's touchpoints and campaign (touchpoints sent again count once), recompute its
@@ -485,7 +494,7 @@ def _recorded(recorded: RecordedEvent) -> JSONResponse:
 
 EVENT_ANSWERS: dict[int | str, dict[str, Any]] = {
     201: {"model": EventRecorded, "description": "a new event was recorded"},
-    400: ERRORS[400], 401: ERRORS[401], 413: ERRORS[413], 422: ERRORS[422],
+    400: ERRORS[400], 401: ERRORS[401], 413: ERRORS[413], 415: WITH_BODY[415], 422: ERRORS[422], 503: ERRORS[503],
 }
 
 

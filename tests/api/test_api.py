@@ -456,6 +456,7 @@ def test_a_json_body_sent_as_another_content_type_is_a_415_saying_so(
 
     asyncio.run(scenario())
 
+
 def test_a_locked_keyring_is_a_503_saying_so_not_a_500(
     hubspot_api: LocalApi, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -475,3 +476,21 @@ def test_a_locked_keyring_is_a_503_saying_so_not_a_500(
 
     asyncio.run(scenario())
 
+
+def test_the_openapi_document_declares_what_the_routes_answer(hubspot_api: LocalApi) -> None:
+    """A client generated from the document knows every answer it can get: 503 on every route (a rate-limiting CRM,
+    a locked keyring, a busy store), 415 where a body is sent, and a batch's rows in the Contact shape."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        document = (await api.client.get("/openapi.json")).json()
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                answers = set(operation["responses"])
+                assert "503" in answers, (method, path)
+                assert ("415" in answers) == ("requestBody" in operation), (method, path, answers)
+        batch = document["paths"]["/api/crm/integrations/{integration}/contacts/batch-sync"]["post"]
+        schema = batch["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["items"] == {"$ref": "#/components/schemas/Contact"}, schema
+
+    asyncio.run(scenario())
