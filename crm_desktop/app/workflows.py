@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ IDLE_CHECK_SECONDS = 60.0
 MANUAL_SYNC_CHECK_SECONDS = 5.0
 #: Characters of one message shown in a timeline entry (the whole text stays in the local store).
 MESSAGE_EXCERPT = 500
+#: The most characters of a timeline entry's text, as the CRMs keep it (HTML-escaped by HubSpot and Pipedrive):
+#: under Salesforce's 32,000 for a Task's Description and HubSpot's 65,536 for a note's body, which would cut it.
+#: A burst of messages longer than that goes in several entries.
+ENTRY_TEXT_MAX = 30_000
 #: Settings key of the hourly job's last run.
 HOURLY_SETTING = "workflows.hourly_push"
 #: Stored engagement scores decay with time: everyone's is recomputed this often.
@@ -445,7 +450,8 @@ class SocialWorkflows:
         for (crm_id, conversation_id), group in grouped.items():
             facts = _facts(stored, conversation_id, None)
             assert facts is not None
-            entries.append(([e.id for e, _ in group], _messages_entry(crm_id, facts, [m for _, m in group])))
+            for part in _entry_parts(facts, group):
+                entries.append(([e.id for e, _ in part], _messages_entry(crm_id, facts, [m for _, m in part])))
         for event in claimed:  # leads and contacts updated, with nothing for the timeline
             if not batch.settled(event.id) and event.kind is WorkflowEventKind.ENGAGEMENT:
                 obj = RecordObject.LEAD if event.id in lead_of else RecordObject.CONTACT
@@ -745,7 +751,8 @@ def _conversation_entry(crm_id: str, event: ConversationEvent) -> TimelineEntry:
 
 
 def _messages_entry(crm_id: str, facts: ConversationFacts, messages: list[Message]) -> TimelineEntry:
-    """One entry for the messages of one conversation that one delivery carries (a burst is one entry)."""
+    """One entry for the messages of one conversation that one delivery carries (a burst is one entry, or a few
+    when its text would be longer than :data:`ENTRY_TEXT_MAX`: see :func:`_entry_parts`)."""
     platform = _platform_name(facts.platform)
     ordered = sorted(messages, key=lambda m: (m.sent_at, m.message_id))
     first, last = ordered[0].sent_at, ordered[-1].sent_at
@@ -753,12 +760,42 @@ def _messages_entry(crm_id: str, facts: ConversationFacts, messages: list[Messag
     span = f"{first:%Y-%m-%d %H:%M:%S}" + (f" to {last:%H:%M:%S}" if last != first else "") + " UTC"
     subject = (f"{platform} message ({ordered[0].direction.value}), {span}" if len(ordered) == 1
                else f"{len(ordered)} {platform} messages, {span}")
-    lines = [f"Conversation: {facts.conversation_id}"] + ([f"Campaign: {facts.campaign}"] if facts.campaign else [])
-    for message in ordered:
-        mood = f", {message.sentiment.value}" if message.sentiment else ""
-        text = message.text if len(message.text) <= MESSAGE_EXCERPT else message.text[: MESSAGE_EXCERPT - 1] + "…"
-        lines.append(f"[{message.sent_at:%H:%M} {message.direction.value}{mood}] {text}")
+    lines = _entry_heading(facts) + [_message_line(message) for message in ordered]
     return TimelineEntry(crm_id, subject, "\n".join(lines), last, TimelineKind.MESSAGES)
+
+
+def _entry_heading(facts: ConversationFacts) -> list[str]:
+    return [f"Conversation: {facts.conversation_id}"] + ([f"Campaign: {facts.campaign}"] if facts.campaign else [])
+
+
+def _message_line(message: Message) -> str:
+    mood = f", {message.sentiment.value}" if message.sentiment else ""
+    text = message.text if len(message.text) <= MESSAGE_EXCERPT else message.text[: MESSAGE_EXCERPT - 1] + "…"
+    return f"[{message.sent_at:%H:%M} {message.direction.value}{mood}] {text}"
+
+
+def _stored_length(line: str) -> int:
+    """A line's length as a CRM keeps it: HTML-escaped, with a line break (``<br>``) after it."""
+    return len(html.escape(line)) + len("<br>")
+
+
+def _entry_parts(
+    facts: ConversationFacts, group: list[tuple[ClaimedEvent, Message]]
+) -> list[list[tuple[ClaimedEvent, Message]]]:
+    """A conversation's messages of one delivery in time order, cut into runs whose entry text stays within
+    :data:`ENTRY_TEXT_MAX`: a CRM would cut a longer one, and the messages past its limit would be lost from the
+    timeline while their events count as delivered."""
+    heading = sum(_stored_length(line) for line in _entry_heading(facts))
+    parts: list[list[tuple[ClaimedEvent, Message]]] = [[]]
+    size = heading
+    for event, message in sorted(group, key=lambda pair: (pair[1].sent_at, pair[1].message_id)):
+        length = _stored_length(_message_line(message))
+        if parts[-1] and size + length > ENTRY_TEXT_MAX:
+            parts.append([])
+            size = heading
+        parts[-1].append((event, message))
+        size += length
+    return parts
 
 
 def _platform_name(platform: SocialPlatform) -> str:

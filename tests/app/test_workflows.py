@@ -226,6 +226,29 @@ def test_a_burst_of_messages_is_a_handful_of_crm_calls(tmp_path: Path, provider:
     assert len(timeline) <= 8
 
 
+def test_a_burst_longer_than_a_crm_entry_holds_is_written_whole_in_several(tmp_path: Path, provider: str) -> None:
+    """Eighty long messages waiting together (the CRM was down, the app closed) are more text than a Salesforce
+    Task's Description takes (32,000 characters): the CRM would cut the entry, losing the last messages."""
+    words = "lorem ipsum dolor sit amet " * 18
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        await desk.server.workflows.stop()  # the messages wait, to go together in one delivery
+        for n in range(80):
+            await desk.post("/api/social/messages", {**message(n), "text": f"Message {n}: {words}"})
+        desk.server.workflows.start()
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 81 and counts[DeliveryStatus.FAILED] == 0
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    entries = [text for _, text in crm_timeline(sandbox, provider) if "Conversation started" not in text]
+    assert 2 <= len(entries) <= 4, [text[:60] for text in entries]
+    assert all(len(text) < 32_000 for text in entries)
+    text = "\n".join(entries)
+    assert all(text.count(f"Message {n}: lorem") == 1 for n in range(80))  # every message, whole, once
+
+
 def test_messages_raise_the_contact_engagement_score_in_the_crm(tmp_path: Path, provider: str) -> None:
     scores: list[float] = []
 
