@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -485,6 +486,12 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     return api
 
 
+async def _off_the_loop(record: Callable[[], RecordedEvent]) -> RecordedEvent:
+    """Record an event on a worker thread: the API is served on the app's event loop (the window's), and the store
+    may wait up to its 10 s for a lock another program holds; the loop, and the window, go on meanwhile."""
+    return await asyncio.to_thread(record)
+
+
 def _recorded(recorded: RecordedEvent) -> JSONResponse:
     """201 for a new event, 200 for an update or a re-delivery (which changed nothing)."""
     body = EventRecorded(action=recorded.action, person=recorded.person.ref(),
@@ -509,30 +516,42 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
     async def conversation_started(event: ConversationEvent) -> JSONResponse:
         """A conversation started on a platform: its participant becomes (or is linked to) a contact, created or
         updated in each CRM with a "Conversation started" entry on its timeline."""
-        recorded = social.record_conversation(event)
-        workflows.queue_conversations([event])
-        workflows.requeue_conversations_of([recorded])
-        return _recorded(recorded)
+
+        def record() -> RecordedEvent:
+            recorded = social.record_conversation(event)
+            workflows.queue_conversations([event])
+            workflows.requeue_conversations_of([recorded])
+            return recorded
+
+        return _recorded(await _off_the_loop(record))
 
     @api.post("/api/social/messages", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def message_sent(message: Message) -> JSONResponse:
         """A message in a conversation, inbound or outbound; the person's engagement score follows, and the CRM
         record gets the score and the message on its timeline (a burst of messages as one entry)."""
-        recorded = social.record_message(message)
-        workflows.queue_messages([message])
-        workflows.requeue_conversations_of([recorded])
-        return _recorded(recorded)
+
+        def record() -> RecordedEvent:
+            recorded = social.record_message(message)
+            workflows.queue_messages([message])
+            workflows.requeue_conversations_of([recorded])
+            return recorded
+
+        return _recorded(await _off_the_loop(record))
 
     @api.post("/api/social/engagements", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def post_engagement(event: EngagementEvent) -> JSONResponse:
         """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign; when
         the person is a lead, the CRM lead gets its new score."""
-        recorded = social.record_engagement(event)
-        workflows.queue_engagements([event], [recorded])
-        workflows.requeue_conversations_of([recorded])
-        return _recorded(recorded)
+
+        def record() -> RecordedEvent:
+            recorded = social.record_engagement(event)
+            workflows.queue_engagements([event], [recorded])
+            workflows.requeue_conversations_of([recorded])
+            return recorded
+
+        return _recorded(await _off_the_loop(record))
 
     @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,
              responses=ERRORS, dependencies=bearer, tags=["attribution"])

@@ -170,6 +170,7 @@ class SocialWorkflows:
         self._turns: dict[int, asyncio.Lock] = {}
         self._hourly: asyncio.Task[None] | None = None
         self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def for_workspace(cls, workspace: Workspace) -> SocialWorkflows:
@@ -219,6 +220,7 @@ class SocialWorkflows:
         """Start delivering on the running loop: claims left by a stopped process are taken up again, and every
         integration with auto-sync on gets its worker (idempotent)."""
         self._running = True
+        self._loop = asyncio.get_running_loop()
         released = self.store.release_stale(self._clock() - CLAIM_LEASE)
         if released:
             logger.info("workflows: %d events a stopped delivery had claimed go again", released)
@@ -227,8 +229,17 @@ class SocialWorkflows:
             self._hourly = asyncio.get_running_loop().create_task(self._hourly_loop(), name="hourly contact push")
 
     def notify(self, integration_ids: Sequence[int]) -> None:
-        """Wake the workers of these integrations (starting those not running) when delivery runs here."""
+        """Wake the workers of these integrations (starting those not running) when delivery runs here; from a
+        worker thread too (the local API records events off the loop), the wake then goes through the loop."""
         if not self._running:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is not None:
+                # A loop closed meanwhile (the app quit) has no workers to wake: the events wait in the outbox.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self.notify, list(integration_ids))
             return
         for integration_id in integration_ids:
             self._wakes.setdefault(integration_id, asyncio.Event()).set()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -481,6 +483,38 @@ def test_a_store_locked_past_the_wait_is_a_503_to_retry_and_the_retry_counts_onc
         again = await api.post("/api/social/engagements", liked)
         assert again.status_code == 201, again.text
         assert api.workspace.social.store.counts()["touchpoints"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_event_waiting_for_a_locked_store_leaves_the_loop_running(hubspot_api: LocalApi) -> None:
+    """The API is served on the app's event loop, the window's: an event waiting for the store (another program
+    writing to it) must not stop that loop (a frozen window), only its own request."""
+    api = hubspot_api
+    liked = engagement("like", "2026-11-21T09:00:00Z", "black-friday", {"email": "lea@example.com"})
+    holder = sqlite3.connect(api.workspace.paths.data_dir / "crm-desktop.db", isolation_level=None,
+                             check_same_thread=False)
+
+    async def scenario() -> None:
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(2.0, lambda: holder.execute("ROLLBACK"))
+        release.start()
+        try:
+            posting = asyncio.ensure_future(api.post("/api/social/engagements", liked))
+            gaps: list[float] = []
+            last = time.monotonic()
+            while not posting.done():
+                await asyncio.sleep(0.02)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+            answer = await posting
+        finally:
+            release.join()
+            holder.close()
+        assert answer.status_code == 201, answer.text
+        assert max(gaps) < 1.0, f"the loop stood still {max(gaps):.1f} s while the event waited for the store"
+        assert sum(gaps) >= 1.5, "the event did wait for the lock"
 
     asyncio.run(scenario())
 
