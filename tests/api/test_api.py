@@ -358,6 +358,24 @@ def test_create_integration_keeps_credentials_in_the_keyring_only(hubspot_api: L
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(("name", "reason"), [
+    ("EU/prod", "must not contain / or \\"),
+    ("EU\\prod", "must not contain / or \\"),
+    ("EU\nprod", "must not contain a line break, tab or other control character"),
+])
+def test_an_integration_name_is_refused_in_plain_words(hubspot_api: LocalApi, name: str, reason: str) -> None:
+    """A name goes in the path of every other call: the reason says what to change, not a regular expression."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        answer = await api.post("/api/crm/integrations", {**integration_body("hubspot", api.sandbox), "name": name})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == [{"field": "name", "reason": reason}]
+        assert api.workspace.integrations.list() == []
+
+    asyncio.run(scenario())
+
+
 def test_a_crm_refusing_the_credentials_is_a_502_saying_reconnect(hubspot_api: LocalApi) -> None:
     api = hubspot_api
 
