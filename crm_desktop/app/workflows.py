@@ -586,10 +586,15 @@ class SocialWorkflows:
         if result.auth_failed:
             raise AuthError(result.message or "the CRM refused the integration's credentials")
         refused: dict[tuple[RecordObject, str], tuple[ErrorCategory | None, str]] = {}
+        # Why the engine left a record alone (deleted in the CRM, refused as it is): the reason of an event whose
+        # record has no CRM id to write to.
+        skipped: dict[tuple[RecordObject, str], tuple[ErrorCategory | None, str]] = {}
         if result.run_id is not None:
             for row in self.sync.run(result.run_id)[1]:
                 if row.outcome is RecordOutcome.FAILED:
                     refused[(row.object, row.record_key)] = (row.error_category, row.message or "refused by the CRM")
+                elif row.outcome is RecordOutcome.SKIPPED and row.message:
+                    skipped[(row.object, row.record_key)] = (row.error_category, f"{row.record_key}: {row.message}")
         crm_ids: dict[tuple[RecordObject, str], str] = {}
         for obj, by_email in ((RecordObject.CONTACT, contact_ids), (RecordObject.LEAD, lead_ids)):
             links = self.sync.store.links_for_local(integration.id, obj, list(by_email.values()))
@@ -597,12 +602,15 @@ class SocialWorkflows:
                 link = links.get(local_id)
                 if link is not None and not link.deleted_in_crm and (obj, email) not in refused:
                     crm_ids[(obj, email)] = link.crm_id
+                elif link is not None and link.deleted_in_crm:
+                    skipped.setdefault((obj, email), (ErrorCategory.NOT_FOUND,
+                                                      f"{email}: deleted in the CRM; not re-created"))
         for event_id, email in [*((i, e) for i, e in contact_of.items()), *((i, e) for i, e in lead_of.items())]:
             obj = RecordObject.LEAD if event_id in lead_of else RecordObject.CONTACT
             if batch.settled(event_id) or (obj, email) in crm_ids:
                 continue
-            category, why = refused.get((obj, email), (None, result.message or f"{email} was not pushed: no field "
-                                                                               "of it maps to the CRM"))
+            category, why = refused.get((obj, email)) or skipped.get((obj, email)) or (
+                None, result.message or f"{email} was not pushed: no field of it maps to the CRM")
             if (obj, email) not in refused and result.message and result.status.value != "succeeded":
                 batch.retry[event_id] = why  # the run stopped (network, rate limit): try again
             elif category in _RETRIABLE:
