@@ -139,6 +139,40 @@ def test_a_body_changes_only_what_it_names(api: LocalApi) -> None:
     asyncio.run(scenario())
 
 
+def test_a_lead_resent_with_part_of_its_social_context_keeps_the_rest(hubspot_api: LocalApi) -> None:
+    """A webhook that sends only the sentiment of a lead's conversation must not wipe its conversation id and
+    engagement score: the context is laid over the stored one key by key, as a leads file's is."""
+    api = hubspot_api
+    path = "/api/crm/integrations/crm/leads/sync"
+
+    async def scenario() -> None:
+        await api.add_integration()
+        assert (await api.post(path, LEA)).status_code == 200
+        mood = await api.post(path, {"email": "lea@example.com",
+                                     "socialContext": {"platform": "twitter", "sentiment": "negative"}})
+        assert mood.status_code == 200, mood.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None and lead.social_context is not None
+        context = lead.social_context
+        assert (context.conversation_id, context.sentiment, context.engagement_score) == ("c-1", "negative", 72)
+        cleared = await api.post(path, {"email": "lea@example.com",
+                                        "socialContext": {"platform": "twitter", "conversationId": None}})
+        assert cleared.status_code == 200, cleared.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None and lead.social_context is not None
+        assert (lead.social_context.conversation_id, lead.social_context.engagement_score) == (None, 72)
+        moved = await api.post(path, {"email": "lea@example.com",
+                                      "socialContext": {"platform": "instagram", "conversationId": "ig-4"}})
+        assert moved.status_code == 200, moved.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None and lead.social_context is not None
+        context = lead.social_context
+        assert (context.platform, context.conversation_id, context.sentiment, context.engagement_score) == (
+            "instagram", "ig-4", "negative", 72)
+
+    asyncio.run(scenario())
+
+
 def test_get_contact_answers_404_when_the_crm_has_none(api: LocalApi) -> None:
     async def scenario() -> None:
         missing = await api.get("/api/crm/integrations/crm/contacts", params={"email": "nobody@example.com"})
