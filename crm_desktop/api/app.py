@@ -203,7 +203,12 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
         if not raw.strip():
             return _problem(422, "a JSON body is required", [FieldProblem("(body)", "a JSON body is required")])
         try:
-            model.model_validate(json.loads(raw))
+            parsed = json.loads(raw)
+            if not isinstance(parsed, dict):
+                # Pydantic would say "a valid dictionary or instance of Message": the sender's words are JSON's.
+                return _problem(422, f"the body must be a JSON object, one {model.record_kind} per request (it is "
+                                     f"{_json_kind(parsed)})", [FieldProblem("(body)", "must be a JSON object")])
+            model.model_validate(parsed)
         except InvalidRecordError as refused:
             return _refused(refused)
         except ValueError:
@@ -215,6 +220,17 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
         problems.append(FieldProblem(".".join(where) or "(body)", str(error.get("msg", "")).removeprefix(
             "Value error, ")))
     return _problem(422, "; ".join(f"{p.field}: {p.reason}" for p in problems), problems)
+
+
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words."""
+    if isinstance(value, list):
+        return f"an array of {len(value)}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a number"
 
 
 def _sent_as_json(request: Request) -> bool:

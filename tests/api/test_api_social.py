@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -262,6 +263,25 @@ def test_a_username_only_conversation_takes_its_messages_and_a_redelivery_keeps_
         assert (await api.post("/api/social/conversations", again)).status_code == 200
         stored = api.workspace.social.store.conversation("instagram", "ig-1")
         assert stored is not None and stored.campaign == "black-friday"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("body", "kind"), [([MESSAGE, {**MESSAGE, "messageId": "m-2"}], "an array of 2"),
+                                            ("m-1", "a string"), (None, "null")])
+def test_a_body_that_is_not_one_event_says_so_in_json_words(hubspot_api: LocalApi, body: Any, kind: str) -> None:
+    """A listening tool that batches its webhooks sends an array: the answer says one event per request, not
+    pydantic's "a valid dictionary or instance of Message"."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        answer = await api.client.post("/api/social/messages", content=json.dumps(body).encode(),
+                                       headers={**api.auth, "Content-Type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert answer.json() == {
+            "detail": f"the body must be a JSON object, one message per request (it is {kind})",
+            "errors": [{"field": "(body)", "reason": "must be a JSON object"}]}
+        assert api.workspace.social.store.counts()["messages"] == 0
 
     asyncio.run(scenario())
 
