@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,7 @@ from crm_desktop.app.errors import (
     NotFoundError,
     ProviderError,
     RateLimitError,
+    StoreUnavailableError,
     SyncAlreadyRunning,
     VaultError,
 )
@@ -81,6 +83,9 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 #: The most contacts one batch may carry.
 MAX_BATCH = 10_000
 
+#: What a 503 for a busy local store tells the client to wait before sending the request again.
+STORE_RETRY_AFTER_SECONDS = 5
+
 RECONNECT = "the CRM refused the integration's credentials: reconnect the integration"
 PERMISSION_MISSING = (
     "the CRM accepted the credentials but their user lacks a permission: ask the CRM's admin to grant it "
@@ -104,7 +109,13 @@ class BearerTokenGuard:
             return
         headers = Headers(scope=scope)
         scheme, _, presented = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not self.tokens.accepts(presented.strip()):
+        try:
+            accepted = scheme.lower() == "bearer" and self.tokens.accepts(presented.strip())
+        except VaultError as exc:
+            # The token is read from the keyring at every request: a keyring locked or gone since the start.
+            await _problem(503, f"the API token cannot be checked: {exc}")(scope, receive, send)
+            return
+        if not accepted:
             answer = JSONResponse(
                 {"detail": "missing or wrong API token: send 'Authorization: Bearer <token>' "
                            "(`crm-desktop api token` prints it)", "errors": []},
@@ -180,13 +191,24 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
     if any(e.get("type") == "json_invalid" for e in errors):
         return _problem(400, "the request body is not valid JSON")
     body_errors = [e for e in errors if e.get("loc", ("",))[0] == "body"]
+    if body_errors and not _sent_as_json(request) and (await request.body()).strip():
+        # FastAPI reads a body as JSON only under a JSON Content-Type (``curl -d`` sends a form's): the body was
+        # then checked as text, and the reason would be "must be a valid dictionary", of a valid JSON object.
+        sent = request.headers.get("content-type") or "no Content-Type"
+        return _problem(415, f"send the body as JSON, with the header 'Content-Type: application/json' (it came "
+                             f"with {sent})", [FieldProblem("Content-Type", "must be application/json")])
     model = _body_model(request)
     if body_errors and model is not None:
         raw = await request.body()
         if not raw.strip():
             return _problem(422, "a JSON body is required", [FieldProblem("(body)", "a JSON body is required")])
         try:
-            model.model_validate(json.loads(raw))
+            parsed = json.loads(raw)
+            if not isinstance(parsed, dict):
+                # Pydantic would say "a valid dictionary or instance of Message": the sender's words are JSON's.
+                return _problem(422, f"the body must be a JSON object, one {model.record_kind} per request (it is "
+                                     f"{_json_kind(parsed)})", [FieldProblem("(body)", "must be a JSON object")])
+            model.model_validate(parsed)
         except InvalidRecordError as refused:
             return _refused(refused)
         except ValueError:
@@ -198,6 +220,24 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
         problems.append(FieldProblem(".".join(where) or "(body)", str(error.get("msg", "")).removeprefix(
             "Value error, ")))
     return _problem(422, "; ".join(f"{p.field}: {p.reason}" for p in problems), problems)
+
+
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words."""
+    if isinstance(value, list):
+        return f"an array of {len(value)}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return "a number"
+
+
+def _sent_as_json(request: Request) -> bool:
+    """Whether the request's Content-Type is one FastAPI reads a body of as JSON (``application/json``, or
+    ``application/...+json``)."""
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _since_in_utc(since: datetime | None) -> datetime | None:
@@ -257,6 +297,12 @@ def _install_error_answers(app: FastAPI) -> None:
     def _vault(exc: Exception) -> JSONResponse:
         return _problem(503, str(exc))
 
+    @handles(StoreUnavailableError)
+    def _store_busy(exc: Exception) -> JSONResponse:
+        # Another program held the SQLite file past the store's wait (or the server did not answer): nothing of
+        # the request was committed, and sending it again is safe (an event sent again counts once).
+        return _problem(503, str(exc), headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
+
     @handles(ProviderError)
     def _provider(exc: Exception) -> JSONResponse:
         if isinstance(exc, AuthError | ConfigurationError):
@@ -298,6 +344,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "each refused field with the reason"},
     502: {"model": Problem, "description": "the CRM refused the credentials (reconnect the integration), lacks a "
           "permission (ask the CRM's admin) or failed"},
+    503: {"model": Problem, "description": "the CRM is rate-limiting (Retry-After), the OS keyring cannot be used, "
+          "or the local store is busy (Retry-After: send the request again)"},
+}
+#: The answers of a route that takes a JSON body.
+WITH_BODY: dict[int | str, dict[str, Any]] = {
+    **ERRORS, 415: {"model": Problem, "description": "the body was not sent as Content-Type: application/json"},
 }
 
 
@@ -316,7 +368,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     bearer = [Depends(HTTPBearer(auto_error=False, description="the token `crm-desktop api token` prints"))]
     _install_error_answers(api)
 
-    @api.post("/api/crm/integrations", status_code=201, response_model=IntegrationCreated, responses=ERRORS,
+    @api.post("/api/crm/integrations", status_code=201, response_model=IntegrationCreated, responses=WITH_BODY,
               dependencies=bearer, tags=["integrations"])
     async def create_integration(request: IntegrationRequest) -> IntegrationCreated:
         """Create an integration; its credentials go to the OS keyring and are never echoed back."""
@@ -327,14 +379,14 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
         )
         return IntegrationCreated(**saved.model_dump(), has_credentials=intake.integrations.has_credentials(saved))
 
-    @api.post("/api/crm/integrations/{integration}/contacts/sync", response_model=RecordSynced, responses=ERRORS,
+    @api.post("/api/crm/integrations/{integration}/contacts/sync", response_model=RecordSynced, responses=WITH_BODY,
               dependencies=bearer, tags=["contacts"])
     async def sync_contact(integration: IntegrationKey, contact: Contact) -> RecordSynced:
         """Validate a contact, save it locally (matched by normalised email) and push it to that CRM now. A field
         the body leaves out keeps its stored value; ``null`` clears it."""
         return _synced(await intake.push_one(integration, contact, given_only=True))
 
-    @api.post("/api/crm/integrations/{integration}/leads/sync", response_model=RecordSynced, responses=ERRORS,
+    @api.post("/api/crm/integrations/{integration}/leads/sync", response_model=RecordSynced, responses=WITH_BODY,
               dependencies=bearer, tags=["leads"])
     async def sync_lead(integration: IntegrationKey, lead: Lead) -> RecordSynced:
         """Validate a lead with its social context, save it locally and push it to that CRM now. A field the body
@@ -357,10 +409,13 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
         return CrmContact(**found.contact.model_dump(), crm_id=found.crm_id, modified_at=found.modified_at)
 
     @api.post("/api/crm/integrations/{integration}/contacts/batch-sync", response_model=BatchReport,
-              responses=ERRORS, dependencies=bearer, tags=["contacts"])
+              responses=WITH_BODY, dependencies=bearer, tags=["contacts"])
     async def batch_sync_contacts(
         integration: IntegrationKey,
-        contacts: Annotated[list[Any], Body(description=f"up to {MAX_BATCH:,} contacts in the Contact shape")],
+        # Rows are validated one by one (a bad row is reported in its place), so the body is a list of anything;
+        # the document still says what a row is.
+        contacts: Annotated[list[Any], Body(description=f"up to {MAX_BATCH:,} contacts in the Contact shape",
+                                            json_schema_extra={"items": {"$ref": "#/components/schemas/Contact"}})],
     ) -> BatchReport | JSONResponse:
         """Validate every contact; save and push the valid ones in the CRM's native batches. One result per row,
         in order (its action, or the field and reason it was refused), and a summary."""
@@ -383,7 +438,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
             run_id=report.run_id,
         )
 
-    @api.post("/api/crm/integrations/{integration}/contacts/enrich", response_model=Enriched, responses=ERRORS,
+    @api.post("/api/crm/integrations/{integration}/contacts/enrich", response_model=Enriched, responses=WITH_BODY,
               dependencies=bearer, tags=["contacts"])
     async def enrich_contact(integration: IntegrationKey, request: EnrichRequest) -> Enriched:
         """Write a contact's social profiles, follower counts and engagement score to its CRM record now, and
@@ -396,7 +451,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
                         history_note_id=done.note_id)
 
     @api.post("/api/crm/integrations/{integration}/leads/attribution", response_model=LeadTouchpointsRecorded,
-              responses=ERRORS, dependencies=bearer, tags=["attribution"])
+              responses=WITH_BODY, dependencies=bearer, tags=["attribution"])
     async def record_lead_touchpoints(integration: IntegrationKey,
                                       request: LeadTouchpointsRequest) -> LeadTouchpointsRecorded:
         """Record the lead's touchpoints and campaign (touchpoints sent again count once), recompute its
@@ -447,6 +502,12 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     return api
 
 
+async def _off_the_loop(record: Callable[[], RecordedEvent]) -> RecordedEvent:
+    """Record an event on a worker thread: the API is served on the app's event loop (the window's), and the store
+    may wait up to its 10 s for a lock another program holds; the loop, and the window, go on meanwhile."""
+    return await asyncio.to_thread(record)
+
+
 def _recorded(recorded: RecordedEvent) -> JSONResponse:
     """201 for a new event, 200 for an update or a re-delivery (which changed nothing)."""
     body = EventRecorded(action=recorded.action, person=recorded.person.ref(),
@@ -456,7 +517,7 @@ def _recorded(recorded: RecordedEvent) -> JSONResponse:
 
 EVENT_ANSWERS: dict[int | str, dict[str, Any]] = {
     201: {"model": EventRecorded, "description": "a new event was recorded"},
-    400: ERRORS[400], 401: ERRORS[401], 413: ERRORS[413], 422: ERRORS[422],
+    400: ERRORS[400], 401: ERRORS[401], 413: ERRORS[413], 415: WITH_BODY[415], 422: ERRORS[422], 503: ERRORS[503],
 }
 
 
@@ -471,30 +532,42 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
     async def conversation_started(event: ConversationEvent) -> JSONResponse:
         """A conversation started on a platform: its participant becomes (or is linked to) a contact, created or
         updated in each CRM with a "Conversation started" entry on its timeline."""
-        recorded = social.record_conversation(event)
-        workflows.queue_conversations([event])
-        workflows.requeue_conversations_of([recorded])
-        return _recorded(recorded)
+
+        def record() -> RecordedEvent:
+            recorded = social.record_conversation(event)
+            workflows.queue_conversations([event])
+            workflows.requeue_conversations_of([recorded])
+            return recorded
+
+        return _recorded(await _off_the_loop(record))
 
     @api.post("/api/social/messages", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def message_sent(message: Message) -> JSONResponse:
         """A message in a conversation, inbound or outbound; the person's engagement score follows, and the CRM
         record gets the score and the message on its timeline (a burst of messages as one entry)."""
-        recorded = social.record_message(message)
-        workflows.queue_messages([message])
-        workflows.requeue_conversations_of([recorded])
-        return _recorded(recorded)
+
+        def record() -> RecordedEvent:
+            recorded = social.record_message(message)
+            workflows.queue_messages([message])
+            workflows.requeue_conversations_of([recorded])
+            return recorded
+
+        return _recorded(await _off_the_loop(record))
 
     @api.post("/api/social/engagements", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def post_engagement(event: EngagementEvent) -> JSONResponse:
         """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign; when
         the person is a lead, the CRM lead gets its new score."""
-        recorded = social.record_engagement(event)
-        workflows.queue_engagements([event], [recorded])
-        workflows.requeue_conversations_of([recorded])
-        return _recorded(recorded)
+
+        def record() -> RecordedEvent:
+            recorded = social.record_engagement(event)
+            workflows.queue_engagements([event], [recorded])
+            workflows.requeue_conversations_of([recorded])
+            return recorded
+
+        return _recorded(await _off_the_loop(record))
 
     @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,
              responses=ERRORS, dependencies=bearer, tags=["attribution"])

@@ -26,7 +26,8 @@ class IntegrationRequest(WireModel):
     record_kind: ClassVar[str] = "integration"
 
     provider: Provider
-    name: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[^\s/\\][^/\\]*$")]
+    # What a name may hold (no / or \\: it goes in every other call's path) is the Integration's own check, in words.
+    name: Annotated[str, Field(min_length=1, max_length=80)]
     description: Annotated[str, Field(max_length=500)] = ""
     scopes: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
     sync_config: SyncConfig | None = None

@@ -109,7 +109,8 @@ def laid_over(given: Record, stored: Record | None) -> Record:
     """The record a local API body makes of the stored one with its email: the fields the body names are written
     (``null`` clears one), the others keep what is stored, as an import keeps the columns a file lacks. A lead
     re-sent by a webhook that knows only the name keeps its company and status. Social profiles are replaced per
-    network and custom values per name, so a body with its Twitter profile keeps the stored Instagram one."""
+    network and custom values per name, so a body with its Twitter profile keeps the stored Instagram one; a lead's
+    social context key by key."""
     if stored is None or type(stored) is not type(given):
         return given
     named = given.model_fields_set - {"email"}
@@ -120,6 +121,12 @@ def laid_over(given: Record, stored: Record | None) -> Record:
                                      *(p for p in stored.social_profiles if p.platform not in networks)]
     if "custom_fields" in named:
         update["custom_fields"] = {**stored.custom_fields, **given.custom_fields}
+    if (isinstance(given, Lead) and isinstance(stored, Lead) and given.social_context is not None
+            and stored.social_context is not None):
+        # Key by key, as a file's socialContext is laid over the stored one: a sentiment alone keeps the score.
+        context = given.social_context
+        update["social_context"] = stored.social_context.model_copy(
+            update={name: getattr(context, name) for name in context.model_fields_set})
     return stored.model_copy(update=update)
 
 

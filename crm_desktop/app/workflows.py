@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,10 @@ IDLE_CHECK_SECONDS = 60.0
 MANUAL_SYNC_CHECK_SECONDS = 5.0
 #: Characters of one message shown in a timeline entry (the whole text stays in the local store).
 MESSAGE_EXCERPT = 500
+#: The most characters of a timeline entry's text, as the CRMs keep it (HTML-escaped by HubSpot and Pipedrive):
+#: under Salesforce's 32,000 for a Task's Description and HubSpot's 65,536 for a note's body, which would cut it.
+#: A burst of messages longer than that goes in several entries.
+ENTRY_TEXT_MAX = 30_000
 #: Settings key of the hourly job's last run.
 HOURLY_SETTING = "workflows.hourly_push"
 #: Stored engagement scores decay with time: everyone's is recomputed this often.
@@ -165,6 +170,7 @@ class SocialWorkflows:
         self._turns: dict[int, asyncio.Lock] = {}
         self._hourly: asyncio.Task[None] | None = None
         self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def for_workspace(cls, workspace: Workspace) -> SocialWorkflows:
@@ -214,6 +220,7 @@ class SocialWorkflows:
         """Start delivering on the running loop: claims left by a stopped process are taken up again, and every
         integration with auto-sync on gets its worker (idempotent)."""
         self._running = True
+        self._loop = asyncio.get_running_loop()
         released = self.store.release_stale(self._clock() - CLAIM_LEASE)
         if released:
             logger.info("workflows: %d events a stopped delivery had claimed go again", released)
@@ -222,8 +229,17 @@ class SocialWorkflows:
             self._hourly = asyncio.get_running_loop().create_task(self._hourly_loop(), name="hourly contact push")
 
     def notify(self, integration_ids: Sequence[int]) -> None:
-        """Wake the workers of these integrations (starting those not running) when delivery runs here."""
+        """Wake the workers of these integrations (starting those not running) when delivery runs here; from a
+        worker thread too (the local API records events off the loop), the wake then goes through the loop."""
         if not self._running:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is not None:
+                # A loop closed meanwhile (the app quit) has no workers to wake: the events wait in the outbox.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self.notify, list(integration_ids))
             return
         for integration_id in integration_ids:
             self._wakes.setdefault(integration_id, asyncio.Event()).set()
@@ -445,7 +461,8 @@ class SocialWorkflows:
         for (crm_id, conversation_id), group in grouped.items():
             facts = _facts(stored, conversation_id, None)
             assert facts is not None
-            entries.append(([e.id for e, _ in group], _messages_entry(crm_id, facts, [m for _, m in group])))
+            for part in _entry_parts(facts, group):
+                entries.append(([e.id for e, _ in part], _messages_entry(crm_id, facts, [m for _, m in part])))
         for event in claimed:  # leads and contacts updated, with nothing for the timeline
             if not batch.settled(event.id) and event.kind is WorkflowEventKind.ENGAGEMENT:
                 obj = RecordObject.LEAD if event.id in lead_of else RecordObject.CONTACT
@@ -569,10 +586,15 @@ class SocialWorkflows:
         if result.auth_failed:
             raise AuthError(result.message or "the CRM refused the integration's credentials")
         refused: dict[tuple[RecordObject, str], tuple[ErrorCategory | None, str]] = {}
+        # Why the engine left a record alone (deleted in the CRM, refused as it is): the reason of an event whose
+        # record has no CRM id to write to.
+        skipped: dict[tuple[RecordObject, str], tuple[ErrorCategory | None, str]] = {}
         if result.run_id is not None:
             for row in self.sync.run(result.run_id)[1]:
                 if row.outcome is RecordOutcome.FAILED:
                     refused[(row.object, row.record_key)] = (row.error_category, row.message or "refused by the CRM")
+                elif row.outcome is RecordOutcome.SKIPPED and row.message:
+                    skipped[(row.object, row.record_key)] = (row.error_category, f"{row.record_key}: {row.message}")
         crm_ids: dict[tuple[RecordObject, str], str] = {}
         for obj, by_email in ((RecordObject.CONTACT, contact_ids), (RecordObject.LEAD, lead_ids)):
             links = self.sync.store.links_for_local(integration.id, obj, list(by_email.values()))
@@ -580,12 +602,15 @@ class SocialWorkflows:
                 link = links.get(local_id)
                 if link is not None and not link.deleted_in_crm and (obj, email) not in refused:
                     crm_ids[(obj, email)] = link.crm_id
+                elif link is not None and link.deleted_in_crm:
+                    skipped.setdefault((obj, email), (ErrorCategory.NOT_FOUND,
+                                                      f"{email}: deleted in the CRM; not re-created"))
         for event_id, email in [*((i, e) for i, e in contact_of.items()), *((i, e) for i, e in lead_of.items())]:
             obj = RecordObject.LEAD if event_id in lead_of else RecordObject.CONTACT
             if batch.settled(event_id) or (obj, email) in crm_ids:
                 continue
-            category, why = refused.get((obj, email), (None, result.message or f"{email} was not pushed: no field "
-                                                                               "of it maps to the CRM"))
+            category, why = refused.get((obj, email)) or skipped.get((obj, email)) or (
+                None, result.message or f"{email} was not pushed: no field of it maps to the CRM")
             if (obj, email) not in refused and result.message and result.status.value != "succeeded":
                 batch.retry[event_id] = why  # the run stopped (network, rate limit): try again
             elif category in _RETRIABLE:
@@ -745,7 +770,8 @@ def _conversation_entry(crm_id: str, event: ConversationEvent) -> TimelineEntry:
 
 
 def _messages_entry(crm_id: str, facts: ConversationFacts, messages: list[Message]) -> TimelineEntry:
-    """One entry for the messages of one conversation that one delivery carries (a burst is one entry)."""
+    """One entry for the messages of one conversation that one delivery carries (a burst is one entry, or a few
+    when its text would be longer than :data:`ENTRY_TEXT_MAX`: see :func:`_entry_parts`)."""
     platform = _platform_name(facts.platform)
     ordered = sorted(messages, key=lambda m: (m.sent_at, m.message_id))
     first, last = ordered[0].sent_at, ordered[-1].sent_at
@@ -753,12 +779,42 @@ def _messages_entry(crm_id: str, facts: ConversationFacts, messages: list[Messag
     span = f"{first:%Y-%m-%d %H:%M:%S}" + (f" to {last:%H:%M:%S}" if last != first else "") + " UTC"
     subject = (f"{platform} message ({ordered[0].direction.value}), {span}" if len(ordered) == 1
                else f"{len(ordered)} {platform} messages, {span}")
-    lines = [f"Conversation: {facts.conversation_id}"] + ([f"Campaign: {facts.campaign}"] if facts.campaign else [])
-    for message in ordered:
-        mood = f", {message.sentiment.value}" if message.sentiment else ""
-        text = message.text if len(message.text) <= MESSAGE_EXCERPT else message.text[: MESSAGE_EXCERPT - 1] + "…"
-        lines.append(f"[{message.sent_at:%H:%M} {message.direction.value}{mood}] {text}")
+    lines = _entry_heading(facts) + [_message_line(message) for message in ordered]
     return TimelineEntry(crm_id, subject, "\n".join(lines), last, TimelineKind.MESSAGES)
+
+
+def _entry_heading(facts: ConversationFacts) -> list[str]:
+    return [f"Conversation: {facts.conversation_id}"] + ([f"Campaign: {facts.campaign}"] if facts.campaign else [])
+
+
+def _message_line(message: Message) -> str:
+    mood = f", {message.sentiment.value}" if message.sentiment else ""
+    text = message.text if len(message.text) <= MESSAGE_EXCERPT else message.text[: MESSAGE_EXCERPT - 1] + "…"
+    return f"[{message.sent_at:%H:%M} {message.direction.value}{mood}] {text}"
+
+
+def _stored_length(line: str) -> int:
+    """A line's length as a CRM keeps it: HTML-escaped, with a line break (``<br>``) after it."""
+    return len(html.escape(line)) + len("<br>")
+
+
+def _entry_parts(
+    facts: ConversationFacts, group: list[tuple[ClaimedEvent, Message]]
+) -> list[list[tuple[ClaimedEvent, Message]]]:
+    """A conversation's messages of one delivery in time order, cut into runs whose entry text stays within
+    :data:`ENTRY_TEXT_MAX`: a CRM would cut a longer one, and the messages past its limit would be lost from the
+    timeline while their events count as delivered."""
+    heading = sum(_stored_length(line) for line in _entry_heading(facts))
+    parts: list[list[tuple[ClaimedEvent, Message]]] = [[]]
+    size = heading
+    for event, message in sorted(group, key=lambda pair: (pair[1].sent_at, pair[1].message_id)):
+        length = _stored_length(_message_line(message))
+        if parts[-1] and size + length > ENTRY_TEXT_MAX:
+            parts.append([])
+            size = heading
+        parts[-1].append((event, message))
+        size += length
+    return parts
 
 
 def _platform_name(platform: SocialPlatform) -> str:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import keyring.errors
 import pytest
 
 from crm_desktop.api.app import MAX_BATCH, MAX_BODY_BYTES
@@ -15,6 +16,7 @@ from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.record_files import read_records
 from crm_desktop.domain.models import Contact, LeadStatus
 from tests.api.conftest import LocalApi, integration_body
+from tests.support.memory_keyring import MemoryKeyring
 
 ANN = {
     "email": "Ann.Lee@Example.com",
@@ -133,6 +135,40 @@ def test_a_body_changes_only_what_it_names(api: LocalApi) -> None:
         read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "ann.lee@example.com"})
         assert read.status_code == 200, read.text
         assert (read.json()["firstName"], read.json()["lastName"]) == ("Ann", "Lee")
+
+    asyncio.run(scenario())
+
+
+def test_a_lead_resent_with_part_of_its_social_context_keeps_the_rest(hubspot_api: LocalApi) -> None:
+    """A webhook that sends only the sentiment of a lead's conversation must not wipe its conversation id and
+    engagement score: the context is laid over the stored one key by key, as a leads file's is."""
+    api = hubspot_api
+    path = "/api/crm/integrations/crm/leads/sync"
+
+    async def scenario() -> None:
+        await api.add_integration()
+        assert (await api.post(path, LEA)).status_code == 200
+        mood = await api.post(path, {"email": "lea@example.com",
+                                     "socialContext": {"platform": "twitter", "sentiment": "negative"}})
+        assert mood.status_code == 200, mood.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None and lead.social_context is not None
+        context = lead.social_context
+        assert (context.conversation_id, context.sentiment, context.engagement_score) == ("c-1", "negative", 72)
+        cleared = await api.post(path, {"email": "lea@example.com",
+                                        "socialContext": {"platform": "twitter", "conversationId": None}})
+        assert cleared.status_code == 200, cleared.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None and lead.social_context is not None
+        assert (lead.social_context.conversation_id, lead.social_context.engagement_score) == (None, 72)
+        moved = await api.post(path, {"email": "lea@example.com",
+                                      "socialContext": {"platform": "instagram", "conversationId": "ig-4"}})
+        assert moved.status_code == 200, moved.text
+        lead = api.workspace.leads.find("lea@example.com")
+        assert lead is not None and lead.social_context is not None
+        context = lead.social_context
+        assert (context.platform, context.conversation_id, context.sentiment, context.engagement_score) == (
+            "instagram", "ig-4", "negative", 72)
 
     asyncio.run(scenario())
 
@@ -356,6 +392,24 @@ def test_create_integration_keeps_credentials_in_the_keyring_only(hubspot_api: L
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(("name", "reason"), [
+    ("EU/prod", "must not contain / or \\"),
+    ("EU\\prod", "must not contain / or \\"),
+    ("EU\nprod", "must not contain a line break, tab or other control character"),
+])
+def test_an_integration_name_is_refused_in_plain_words(hubspot_api: LocalApi, name: str, reason: str) -> None:
+    """A name goes in the path of every other call: the reason says what to change, not a regular expression."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        answer = await api.post("/api/crm/integrations", {**integration_body("hubspot", api.sandbox), "name": name})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"] == [{"field": "name", "reason": reason}]
+        assert api.workspace.integrations.list() == []
+
+    asyncio.run(scenario())
+
+
 def test_a_crm_refusing_the_credentials_is_a_502_saying_reconnect(hubspot_api: LocalApi) -> None:
     api = hubspot_api
 
@@ -421,5 +475,74 @@ def test_a_time_before_the_first_instant_is_a_422(hubspot_api: LocalApi, path: s
         answer = await api.post(path, body)
         assert answer.status_code == 422, answer.text
         assert answer.json()["errors"][0]["field"] == field
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/crm/integrations/crm/contacts/sync", ANN),
+        ("/api/crm/integrations/crm/contacts/batch-sync", [ANN]),
+        ("/api/social/engagements", {"platform": "twitter", "type": "like", "timestamp": "2026-11-20T09:00:00Z",
+                                     "user": {"username": "annlee"}}),
+    ],
+)
+def test_a_json_body_sent_as_another_content_type_is_a_415_saying_so(
+    hubspot_api: LocalApi, content_type: str | None, path: str, body: Any
+) -> None:
+    """``curl -d`` sends a form's Content-Type: the answer names the header, not a 'dictionary' the body is not."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        headers = {**api.auth, **({"Content-Type": content_type} if content_type else {})}
+        answer = await api.client.post(path, content=json.dumps(body).encode(), headers=headers)
+        assert answer.status_code == 415, answer.text
+        problem = answer.json()
+        assert "Content-Type: application/json" in problem["detail"]
+        assert problem["errors"] == [{"field": "Content-Type", "reason": "must be application/json"}]
+        assert api.workspace.contacts.count() == 0
+        assert api.workspace.social.store.counts()["touchpoints"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_locked_keyring_is_a_503_saying_so_not_a_500(
+    hubspot_api: LocalApi, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token is read from the keyring at every request: a keyring locked meanwhile is the documented 503."""
+    api = hubspot_api
+
+    def locked(service: str, username: str) -> str | None:
+        raise keyring.errors.KeyringLocked("locked")
+
+    async def scenario() -> None:
+        with monkeypatch.context() as patch:
+            patch.setattr(memory_keyring, "get_password", locked)
+            answer = await api.get("/api/crm/runs/1")
+        assert answer.status_code == 503, answer.text
+        assert "keyring is locked" in answer.json()["detail"]
+        assert (await api.get("/api/crm/runs/1")).status_code == 404
+
+    asyncio.run(scenario())
+
+
+def test_the_openapi_document_declares_what_the_routes_answer(hubspot_api: LocalApi) -> None:
+    """A client generated from the document knows every answer it can get: 503 on every route (a rate-limiting CRM,
+    a locked keyring, a busy store), 415 where a body is sent, and a batch's rows in the Contact shape."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        document = (await api.client.get("/openapi.json")).json()
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                answers = set(operation["responses"])
+                assert "503" in answers, (method, path)
+                assert ("415" in answers) == ("requestBody" in operation), (method, path, answers)
+        batch = document["paths"]["/api/crm/integrations/{integration}/contacts/batch-sync"]["post"]
+        schema = batch["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["items"] == {"$ref": "#/components/schemas/Contact"}, schema
 
     asyncio.run(scenario())

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -263,6 +267,25 @@ def test_a_username_only_conversation_takes_its_messages_and_a_redelivery_keeps_
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(("body", "kind"), [([MESSAGE, {**MESSAGE, "messageId": "m-2"}], "an array of 2"),
+                                            ("m-1", "a string"), (None, "null")])
+def test_a_body_that_is_not_one_event_says_so_in_json_words(hubspot_api: LocalApi, body: Any, kind: str) -> None:
+    """A listening tool that batches its webhooks sends an array: the answer says one event per request, not
+    pydantic's "a valid dictionary or instance of Message"."""
+    api = hubspot_api
+
+    async def scenario() -> None:
+        answer = await api.client.post("/api/social/messages", content=json.dumps(body).encode(),
+                                       headers={**api.auth, "Content-Type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert answer.json() == {
+            "detail": f"the body must be a JSON object, one message per request (it is {kind})",
+            "errors": [{"field": "(body)", "reason": "must be a JSON object"}]}
+        assert api.workspace.social.store.counts()["messages"] == 0
+
+    asyncio.run(scenario())
+
+
 def test_a_nul_character_is_refused_naming_the_field(hubspot_api: LocalApi) -> None:
     api = hubspot_api
 
@@ -456,6 +479,62 @@ def test_a_conversation_resent_with_another_participant_email_is_refused(hubspot
         assert conversation is not None and conversation.participant.email == "lea@example.com"
         assert social.engagement_score(PersonRef(email="sam@example.com")).score == 0
         assert api.workspace.contacts.find("sam@example.com") is None
+
+    asyncio.run(scenario())
+
+
+def test_a_store_locked_past_the_wait_is_a_503_to_retry_and_the_retry_counts_once(hubspot_api: LocalApi) -> None:
+    """Another program (an import, a sync from cron) holds the SQLite file's write lock longer than the store waits
+    (10 s): the platform is told to send the event again (503, Retry-After), in the API's JSON, not a 500."""
+    api = hubspot_api
+    liked = engagement("like", "2026-11-21T09:00:00Z", "black-friday", {"email": "lea@example.com"})
+
+    async def scenario() -> None:
+        holder = sqlite3.connect(api.workspace.paths.data_dir / "crm-desktop.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            busy = await api.post("/api/social/engagements", liked)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert busy.status_code == 503, busy.text
+        assert "database is locked" in busy.json()["detail"] and "try again" in busy.json()["detail"]
+        assert int(busy.headers["retry-after"]) >= 1
+        again = await api.post("/api/social/engagements", liked)
+        assert again.status_code == 201, again.text
+        assert api.workspace.social.store.counts()["touchpoints"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_event_waiting_for_a_locked_store_leaves_the_loop_running(hubspot_api: LocalApi) -> None:
+    """The API is served on the app's event loop, the window's: an event waiting for the store (another program
+    writing to it) must not stop that loop (a frozen window), only its own request."""
+    api = hubspot_api
+    liked = engagement("like", "2026-11-21T09:00:00Z", "black-friday", {"email": "lea@example.com"})
+    holder = sqlite3.connect(api.workspace.paths.data_dir / "crm-desktop.db", isolation_level=None,
+                             check_same_thread=False)
+
+    async def scenario() -> None:
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(2.0, lambda: holder.execute("ROLLBACK"))
+        release.start()
+        try:
+            posting = asyncio.ensure_future(api.post("/api/social/engagements", liked))
+            gaps: list[float] = []
+            last = time.monotonic()
+            while not posting.done():
+                await asyncio.sleep(0.02)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+            answer = await posting
+        finally:
+            release.join()
+            holder.close()
+        assert answer.status_code == 201, answer.text
+        assert max(gaps) < 1.0, f"the loop stood still {max(gaps):.1f} s while the event waited for the store"
+        assert sum(gaps) >= 1.5, "the event did wait for the lock"
 
     asyncio.run(scenario())
 

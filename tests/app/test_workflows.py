@@ -226,6 +226,55 @@ def test_a_burst_of_messages_is_a_handful_of_crm_calls(tmp_path: Path, provider:
     assert len(timeline) <= 8
 
 
+def test_a_burst_longer_than_a_crm_entry_holds_is_written_whole_in_several(tmp_path: Path, provider: str) -> None:
+    """Eighty long messages waiting together (the CRM was down, the app closed) are more text than a Salesforce
+    Task's Description takes (32,000 characters): the CRM would cut the entry, losing the last messages."""
+    words = "lorem ipsum dolor sit amet " * 18
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        await desk.server.workflows.stop()  # the messages wait, to go together in one delivery
+        for n in range(80):
+            await desk.post("/api/social/messages", {**message(n), "text": f"Message {n}: {words}"})
+        desk.server.workflows.start()
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 81 and counts[DeliveryStatus.FAILED] == 0
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    entries = [text for _, text in crm_timeline(sandbox, provider) if "Conversation started" not in text]
+    assert 2 <= len(entries) <= 4, [text[:60] for text in entries]
+    assert all(len(text) < 32_000 for text in entries)
+    text = "\n".join(entries)
+    assert all(text.count(f"Message {n}: lorem") == 1 for n in range(80))  # every message, whole, once
+
+
+def test_an_event_of_a_contact_deleted_in_the_crm_fails_saying_so(tmp_path: Path) -> None:
+    """The engine does not re-create a record deleted in the CRM: the event is kept as failed with that reason,
+    not with "no field of it maps to the CRM", which would send the marketer to the field mapping."""
+    provider = "hubspot"
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        [person] = crm_people(desk.sandbox, provider)
+        token = credentials_of(provider, desk.sandbox)["token"]
+        async with httpx.AsyncClient(base_url=desk.sandbox.base_url) as crm:
+            deleted = await crm.delete(f"/crm/v3/objects/contacts/{person['id']}",
+                                       headers={"Authorization": f"Bearer {token}"})
+            assert deleted.status_code == 204, deleted.text
+        await desk.post("/api/social/messages", message(1))
+        await desk.post("/api/social/engagements", {"platform": "twitter", "type": "like", "postId": "p-1",
+                                                    "timestamp": "2026-11-21T09:00:00Z",
+                                                    "user": {"email": "lea@example.com"}})
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.FAILED] == 2, counts
+        reasons = [why for _, _, why in desk.server.workflows.store.failures(1)]
+        assert len(reasons) == 2 and all("deleted in the CRM" in why for why in reasons), reasons
+
+    run_desk(tmp_path, provider, scenario)
+
+
 def test_messages_raise_the_contact_engagement_score_in_the_crm(tmp_path: Path, provider: str) -> None:
     scores: list[float] = []
 
