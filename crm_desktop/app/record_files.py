@@ -46,20 +46,28 @@ _EMAIL_HEADERS = frozenset({"email", "emailaddress"})
 #: only the first of them: the others stay custom fields. (A lead's source and status are not among them: the CRMs'
 #: values, "Web" or "Open - Not Contacted", are not the app's, so such columns stay custom fields, not refused rows.)
 _OTHER_NAMES = {
+    # Pipedrive exports a person's emails and phones by their label ("Person - Email - Work", "- Home", "- Other").
+    "email": ("emailwork", "emailhome", "emailother"),
     "firstName": ("givenname", "forename"),
     "lastName": ("surname", "familyname"),
     "company": ("companyname", "accountname", "company/account", "organization", "organisation",
                 "organizationname", "organisationname"),
-    "phone": ("phonenumber", "telephone", "telephonenumber"),
+    "phone": ("phonenumber", "telephone", "telephonenumber", "phonework", "phonemobile", "phonehome", "phoneother",
+              "mobilephonenumber"),
 }
 
 
 _OTHER_NAME_KEYS = frozenset(other for others in _OTHER_NAMES.values() for other in others)
+#: The headers a column of email addresses goes by (the first of them is the email a row is matched by).
+_ANY_EMAIL_HEADERS = _EMAIL_HEADERS | frozenset(_OTHER_NAMES["email"])
+#: Pipedrive's export names a person's fields after the person ("Person - Email", "Person - Organization").
+_PERSON_PREFIX = re.compile(r"^\s*person\s+-\s+(?=\S)", re.IGNORECASE)
 
 
 def header_key(name: str) -> str:
-    """A header as it is matched: case, spaces, underscores, hyphens and dots do not count (``E-mail`` = ``email``)."""
-    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
+    """A header as it is matched: case, spaces, underscores, hyphens and dots do not count (``E-mail`` = ``email``),
+    nor Pipedrive's ``Person - `` before a person's field (``Person - Email`` = ``email``)."""
+    return re.sub(r"[\s_\-.]+", "", _PERSON_PREFIX.sub("", name).strip().lower())
 
 
 def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
@@ -67,7 +75,7 @@ def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
     fields = CONTACT_FIELDS if model is Contact else LEAD_FIELDS + LEAD_CONTEXT_FIELDS
     known = {header_key(name): name for name in ("email", *fields)}
     known.update(dict.fromkeys(_EMAIL_HEADERS, "email"))
-    for name in fields:
+    for name in ("email", *fields):
         known.update(dict.fromkeys(_OTHER_NAMES.get(name, ()), name))
     for platform in SocialPlatform:
         for alias, part in _PART_ALIASES.items():
@@ -337,6 +345,9 @@ def text_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
+#: The files read as a table with a header line: CSV, and the text a spreadsheet saves as "Unicode Text" (Excel:
+#: UTF-16, tab-separated, named .txt) or "Text (Tab delimited)".
+TABLE_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".tab"})
 #: The delimiters a CSV file may use: commas, and semicolons where the decimal mark is a comma; tabs; pipes.
 CSV_DELIMITERS = (",", ";", "\t", "|")
 
@@ -351,7 +362,7 @@ def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
     best, best_rank = ",", (False, 1)
     for delimiter in CSV_DELIMITERS:
         names = next(csv.reader([header], delimiter=delimiter), [])
-        rank = (any(header_key(cell_value(name)) in _EMAIL_HEADERS for name in names), len(names))
+        rank = (any(header_key(cell_value(name)) in _ANY_EMAIL_HEADERS for name in names), len(names))
         if rank > best_rank:
             best, best_rank = delimiter, rank
     return type("HeaderDialect", (csv.excel,), {"delimiter": best})
@@ -361,10 +372,24 @@ def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe (|)"}
 
 
-def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None], None, None]:
+@dataclass
+class CsvShape:
+    """How a CSV file is written, as :func:`csv_lines` finds it before its first row."""
+
+    delimiter: str = ","
+
+    @property
+    def decimal_comma(self) -> bool:
+        """Whether numbers are written with a decimal comma: a spreadsheet separates cells with semicolons where
+        the comma is the decimal mark (Excel's CSV in most of Europe: ``3,5``, ``1.234``)."""
+        return self.delimiter == ";"
+
+
+def csv_lines(path: Path, shape: CsvShape | None = None) -> Generator[tuple[int, list[str], FieldProblem | None],
+                                                                      None, None]:
     """Each row of a CSV file, its header first, with the line it starts on (a quoted cell may hold line breaks)
     and what of it the header cannot name (see :func:`misfit`), read in the file's encoding
-    (:func:`text_encoding`) and delimiter (:func:`csv_dialect`).
+    (:func:`text_encoding`) and delimiter (:func:`csv_dialect`), which is set on ``shape`` when given.
 
     Raises:
         ValueError: when the file is not UTF-8 text, or a line cannot be read as CSV (naming the line).
@@ -372,6 +397,8 @@ def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None
     """
     encoding = text_encoding(path)
     dialect = csv_dialect(path, encoding)
+    if shape is not None:
+        shape.delimiter = str(dialect.delimiter)
     with path.open(newline="", encoding=encoding) as handle:
         reader = csv.reader(handle, dialect)
         first = 1
@@ -419,9 +446,47 @@ def _unnamed_columns(header: list[str]) -> list[int]:
     return [index for index, name in enumerate(header) if not name.strip()]
 
 
+#: Group separators of digits a spreadsheet writes besides ``,`` and ``.``: a space, a no-break space (French), a
+#: narrow no-break space, an apostrophe (Swiss).
+_SPACE_GROUPS = " \u00a0\u202f'"
+_SPACE_GROUPED = re.compile(rf"[+-]?\d{{1,3}}([{_SPACE_GROUPS}]\d{{3}})+([.,]\d+)?")
+_COMMA_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+_POINT_GROUPED = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?")
+_COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+")
+
+
+def spreadsheet_number(text: str, *, decimal_comma: bool, percent: bool = False) -> str:
+    """A number cell as a spreadsheet writes it, in plain digits: thousands grouped (``12,400``, ``12 400``;
+    ``1.234`` where the decimal mark is a comma) and a decimal comma (``3,5``, which cannot group thousands) are
+    read as the number they show; with ``percent``, a trailing ``%`` goes (``2.5%`` is 2.5, on a 0-100 scale).
+    Other text comes back as it is (without the ``%``), to be refused as not a number."""
+    value = text.strip()
+    if percent and value.endswith("%"):
+        value = value[:-1].rstrip()
+    if _SPACE_GROUPED.fullmatch(value):
+        return re.sub(f"[{_SPACE_GROUPS}]", "", value).replace(",", ".")
+    if decimal_comma and _POINT_GROUPED.fullmatch(value):
+        return value.replace(".", "").replace(",", ".")
+    if not decimal_comma and _COMMA_GROUPED.fullmatch(value):
+        return value.replace(",", "")
+    if _COMMA_DECIMAL.fullmatch(value):
+        return value.replace(",", ".")
+    return value
+
+
+def _number_reading(key: str) -> tuple[bool, bool]:
+    """Whether a field is a number (a profile's followers and engagement, a lead's engagement score), and whether
+    it is a percentage (a profile's engagement rate)."""
+    if key.startswith("social."):
+        part = key.rsplit(".", 1)[-1]
+        return part in {"followers", "engagement"}, part == "engagement"
+    return key == "engagementScore", False
+
+
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
-    with contextlib.closing(csv_lines(path)) as lines:
+    shape = CsvShape()
+    with contextlib.closing(csv_lines(path, shape)) as lines:
         header = next(lines, (1, [], None))[1]
         if not any(h.strip() for h in header):
             result.notices.append(f"{path.name} is empty: nothing to import")
@@ -448,8 +513,13 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
         if "email" not in taken:
             seen = ", ".join(repr(h.strip()) for h in header if h.strip())
             raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
-                             f"{seen}")
+                             f"{seen}. Name the column of email addresses Email and import the file again")
         result.columns = dict(taken)
+        # The other columns of email addresses (Pipedrive's "Person - Email - Home" beside "- Work"), kept as custom
+        # fields: a row whose email cell is empty is matched by the first of them that has one.
+        spare_emails = [key for key, name in taken.items()
+                        if key.startswith(CUSTOM_COLUMN_PREFIX) and header_key(name) in _ANY_EMAIL_HEADERS]
+        numbers = {key: _number_reading(key) for key in keys if key is not None}
         rows = 0
         email_at = keys.index("email")
         for line, cells, problem in lines:
@@ -463,10 +533,16 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             values: dict[str, Any] = {}
             for column, cell in zip(keys, cells, strict=False):
                 if column is not None:
-                    values[column] = cell_value(cell.strip()) or None
+                    value = cell_value(cell.strip()) or None
+                    number, percent = numbers[column]
+                    if number and value is not None:
+                        value = spreadsheet_number(value, decimal_comma=shape.decimal_comma, percent=percent)
+                    values[column] = value
             for column in keys[len(cells):]:
                 if column is not None:
                     values[column] = None
+            if values.get("email") is None:
+                values["email"] = next((values[key] for key in spare_emails if values.get(key)), None)
             yield line, values
         if not rows:
             result.notices.append(f"{path.name} has a header but no rows: nothing to import")
@@ -521,12 +597,13 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
     """
     suffix = path.suffix.lower()
     items: Iterator[tuple[int, dict[str, Any]]]
-    if suffix == ".csv":
+    if suffix in TABLE_SUFFIXES:
         items = _csv_rows(path, model, result)
     elif suffix in {".jsonl", ".ndjson", ".json"}:
         items = _jsonl_rows(path, model, result)
     else:
-        raise ValueError(f"{path.name}: use a .csv or .jsonl file")
+        raise ValueError(f"{path.name}: use a .csv or .jsonl file (or the .txt or .tsv a spreadsheet saves as "
+                         "Unicode Text or Text (Tab delimited))")
     seen: dict[str, int] = {}
     for line, values in items:
         columns = result.columns
@@ -547,7 +624,7 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             continue
         seen[email] = line
         yield FileRow(line, email, values, columns)
-    if suffix != ".csv" and not seen and not result.problems and not result.notices:
+    if suffix not in TABLE_SUFFIXES and not seen and not result.problems and not result.notices:
         result.notices.append(f"{path.name} is empty: nothing to import")
 
 

@@ -1,0 +1,123 @@
+"""Files other tools write, imported as they come: Excel's Unicode Text and European CSV, grouped numbers from
+audience exports, Pipedrive's people export."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.app.people import PeopleService
+from crm_desktop.app.record_files import read_records, read_rows
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.outcomes import RecordObject
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def people_of(workspace: Workspace) -> PeopleService:
+    return PeopleService(workspace.database, workspace.social, workspace.sync)
+
+
+@pytest.mark.parametrize("name", ["people.txt", "people.tsv"])
+def test_excel_unicode_text_saved_as_txt_is_imported(tmp_path: Path, workspace: Workspace, name: str) -> None:
+    # Excel's "Unicode Text" (and "Text (Tab delimited)") save a .txt: UTF-16 LE with a BOM, tabs, CRLF.
+    path = tmp_path / name
+    path.write_bytes(codecs.BOM_UTF16_LE + "email\tfirstName\tlastName\r\nkai@example.com\tKai\tŌta\r\n"
+                     .encode("utf-16-le"))
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert (report.created, report.problems) == (1, [])
+    stored = workspace.contacts.find("kai@example.com")
+    assert stored is not None and stored.last_name == "Ōta"
+
+
+def test_an_unknown_file_type_names_the_ones_read(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"people\.xlsx: use a \.csv or \.jsonl file \(or the \.txt or \.tsv"):
+        read_rows(write(tmp_path / "people.xlsx", "x"), Contact)
+
+
+def test_european_excel_numbers_are_read_with_their_decimal_comma(tmp_path: Path) -> None:
+    # Excel's CSV where the comma is the decimal mark: semicolons between cells, 3,5 and 1.234.
+    path = write(tmp_path / "eu.csv", "\ufeffemail;firstName;twitter_username;twitter_followers;twitter_engagement\r\n"
+                                      "rene@example.fr;René;rene;1.234;3,5\r\n"
+                                      "jose@example.es;José;jose;900;0,75\r\n")
+    result = read_records(path, Contact)
+    assert result.problems == []
+    profiles = {c.email: c.social_profiles[0] for _, c in result.records}
+    assert (profiles["rene@example.fr"].followers, profiles["rene@example.fr"].engagement) == (1234, 3.5)
+    assert (profiles["jose@example.es"].followers, profiles["jose@example.es"].engagement) == (900, 0.75)
+
+
+def test_a_leads_engagement_score_with_a_decimal_comma_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "leads.csv", "email;platform;engagementScore\nann@example.com;twitter;72,5\n")
+    [(_, lead)] = read_records(path, Lead).records
+    assert lead.social_context is not None and lead.social_context.engagement_score == 72.5
+
+
+@pytest.mark.parametrize("followers, engagement, expected", [
+    ("12,400", "2.5%", (12400, 2.5)),          # US grouping; an engagement rate as a spreadsheet shows a percentage
+    ("12\u00a0400", "2,5 %", (12400, 2.5)),     # French: a no-break space groups, a comma is the decimal mark
+    ("1,234,567", "0,8", (1234567, 0.8)),       # a comma followed by other than three digits is a decimal mark
+    ("1'500", "3", (1500, 3.0)),                # Swiss grouping
+])
+def test_audience_export_numbers_are_read_as_they_show(
+    tmp_path: Path, followers: str, engagement: str, expected: tuple[int, float]
+) -> None:
+    path = write(tmp_path / "audience.csv", "Email,Twitter Handle,Twitter Followers,Twitter Engagement\n"
+                                            f'ann@example.com,@annlee,"{followers}","{engagement}"\n')
+    result = read_records(path, Contact)
+    assert result.problems == []
+    [(_, ann)] = result.records
+    [profile] = ann.social_profiles
+    assert (profile.username, profile.followers, profile.engagement) == ("annlee", *expected)
+
+
+@pytest.mark.parametrize("followers", ["1.2K", "1.234", "12,40"])
+def test_a_count_that_is_not_a_whole_number_is_still_refused_by_its_column(tmp_path: Path, followers: str) -> None:
+    path = write(tmp_path / "audience.csv", "Email,Twitter Handle,Twitter Followers\n"
+                                            f'ann@example.com,annlee,"{followers}"\nbo@example.com,bo,7\n')
+    result = read_records(path, Contact)
+    [problem] = result.problems
+    assert (problem.line, problem.field, problem.reason) == (2, "Twitter Followers", "must be a whole number")
+    assert [c.email for _, c in result.records] == ["bo@example.com"]
+
+
+PIPEDRIVE = ("Person - Name,Person - First name,Person - Last name,Person - Email - Work,Person - Email - Home,"
+             "Person - Phone - Work,Person - Phone - Mobile,Person - Organization,Person - Label\n"
+             "Fay Wong,Fay,Wong,fay@wong.io,fay@home.net,+44 20 7946 0958,,Wong Ltd,Hot lead\n"
+             "Gus Park,Gus,Park,,gus@home.net,,+44 7700 900123,,\n")
+
+
+def test_a_pipedrive_people_export_is_read_by_its_labelled_columns(tmp_path: Path) -> None:
+    rows = read_rows(write(tmp_path / "people.csv", PIPEDRIVE), Contact)
+    assert rows.problems == []
+    assert rows.custom_columns == ["Person - Name", "Person - Email - Home", "Person - Phone - Mobile",
+                                   "Person - Label"]
+    result = read_records(tmp_path / "people.csv", Contact)
+    by_email = {c.email: c for _, c in result.records}
+    fay, gus = by_email["fay@wong.io"], by_email["gus@home.net"]  # Gus has only a home email
+    assert (fay.first_name, fay.last_name, fay.company) == ("Fay", "Wong", "Wong Ltd")
+    assert fay.phone is not None and fay.phone.replace(" ", "").endswith("2079460958")
+    assert fay.custom_fields["Person - Email - Home"] == "fay@home.net"
+    assert (gus.first_name, gus.company, gus.phone) == ("Gus", None, None)
+    assert gus.custom_fields["Person - Phone - Mobile"] == "+44 7700 900123"
+
+
+def test_the_import_preview_reads_a_pipedrive_export_as_the_import_does(tmp_path: Path, workspace: Workspace) -> None:
+    path = write(tmp_path / "people.csv", PIPEDRIVE)
+    preview = people_of(workspace).preview_import(path, RecordObject.CONTACT)
+    assert (preview.new, preview.problems) == (2, [])
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert (report.created, report.problems) == (2, [])
+
+
+def test_a_file_without_an_email_column_says_how_to_name_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "people.csv", "Name,Mail Address\nAnn,ann@example.com\n")
+    with pytest.raises(ValueError, match=r"headers seen are: 'Name', 'Mail Address'\. Name the column of email "
+                                         r"addresses Email"):
+        read_rows(path, Contact)
