@@ -31,8 +31,12 @@ RecordT = TypeVar("RecordT", Contact, Lead)
 
 #: The parts of a social profile a file can carry per network (``twitter_username``, ``twitter_followers``...).
 PROFILE_PARTS = ("username", "url", "followers", "engagement")
-_PART_ALIASES = {"username": "username", "handle": "username", "url": "url", "link": "url",
-                 "followers": "followers", "engagement": "engagement"}
+_PART_ALIASES = {"username": "username", "handle": "username", "screen_name": "username", "url": "url",
+                 "link": "url", "profile_url": "url", "profile_link": "url", "followers": "followers",
+                 "follower_count": "followers", "followers_count": "followers", "engagement": "engagement",
+                 "engagement_rate": "engagement"}
+#: Other names of a network in a column's name ("X Handle", "X Followers": the network Twitter became).
+_PLATFORM_ALIASES = {"twitter": ("x",)}
 CONTACT_FIELDS = ("firstName", "lastName", "company", "phone")
 LEAD_FIELDS = ("firstName", "lastName", "company", "source", "status")
 LEAD_CONTEXT_FIELDS = ("platform", "conversationId", "sentiment", "engagementScore")
@@ -78,8 +82,9 @@ def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
     for name in ("email", *fields):
         known.update(dict.fromkeys(_OTHER_NAMES.get(name, ()), name))
     for platform in SocialPlatform:
-        for alias, part in _PART_ALIASES.items():
-            known[header_key(f"{platform.value}_{alias}")] = f"social.{platform.value}.{part}"
+        for name in (platform.value, *_PLATFORM_ALIASES.get(platform.value, ())):
+            for alias, part in _PART_ALIASES.items():
+                known[header_key(f"{name}_{alias}")] = f"social.{platform.value}.{part}"
     return known
 
 

@@ -156,3 +156,17 @@ def test_a_one_cell_row_with_rows_after_it_is_still_a_row(tmp_path: Path) -> Non
     assert [row.email for row in rows.rows] == ["ann@example.com", "bo@example.com"]
     assert rows.notices == ["people.csv: line 9 under the table (one cell, after a blank line) read as a report's "
                             "footer ('The end'), not as people: not imported"]
+
+
+def test_an_audience_exports_profile_columns_are_read_by_the_names_social_tools_give_them(tmp_path: Path) -> None:
+    path = write(tmp_path / "audience.csv",
+                 "Email,X Handle,X Follower Count,X Engagement Rate,Instagram Profile URL,Instagram Followers Count,"
+                 "LinkedIn Profile Link,Threads Screen Name\n"
+                 "ann@example.com,@annlee,\"12,400\",2.5%,https://www.instagram.com/ann.lee/,3400,"
+                 "https://www.linkedin.com/in/ann-lee-123/,ann.threads\n")
+    rows = read_rows(path, Contact)
+    assert rows.custom_columns == []
+    [(_, ann)] = read_records(path, Contact).records
+    profiles = {p.platform.value: (p.username, p.followers, p.engagement) for p in ann.social_profiles}
+    assert profiles == {"twitter": ("annlee", 12400, 2.5), "instagram": ("ann.lee", 3400, 0.0),
+                        "linkedin": ("ann-lee-123", 0, 0.0), "threads": ("ann.threads", 0, 0.0)}
