@@ -511,8 +511,9 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             if header_key(name) in _OTHER_NAME_KEYS and (key in own_names or key in taken):
                 key = CUSTOM_COLUMN_PREFIX + name
             if key in taken:
-                raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
-                                 "keep one")
+                first = keys.index(key)
+                raise ValueError(f"{path.name}: {_column_place(first)} ({taken[key]!r}) and {_column_place(len(keys))} "
+                                 f"({name!r}) both mean {column_label(key)}; rename or delete one of them")
             taken[key] = name
             keys.append(key)
         if "email" not in taken:
@@ -554,6 +555,15 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
                                   f"a report's footer ({footer[0][1]!r}), not as people: not imported")
         if not rows:
             result.notices.append(f"{path.name} has a header but no rows: nothing to import")
+
+
+def _column_place(index: int) -> str:
+    """A column by its number and its letter in a spreadsheet (0-based ``index`` 27: ``column 28 (AB)``)."""
+    letters, number = "", index + 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"column {index + 1} ({letters})"
 
 
 def _without_footer(

@@ -170,3 +170,16 @@ def test_an_audience_exports_profile_columns_are_read_by_the_names_social_tools_
     profiles = {p.platform.value: (p.username, p.followers, p.engagement) for p in ann.social_profiles}
     assert profiles == {"twitter": ("annlee", 12400, 2.5), "instagram": ("ann.lee", 3400, 0.0),
                         "linkedin": ("ann-lee-123", 0, 0.0), "threads": ("ann.threads", 0, 0.0)}
+
+
+@pytest.mark.parametrize("header, places", [
+    ("email,firstName,Tag,Tag", "column 3 (C) ('Tag') and column 4 (D) ('Tag') both mean Tag"),
+    ("email," + ",".join(f"c{n}" for n in range(25)) + ",Email Address",
+     "column 1 (A) ('email') and column 27 (AA) ('Email Address') both mean email"),
+])
+def test_two_columns_of_one_name_are_refused_by_where_they_are(tmp_path: Path, header: str, places: str) -> None:
+    # A report of two objects repeats a label (Salesforce's "Created Date"): which two columns must be found.
+    path = write(tmp_path / "report.csv", f"{header}\nann@example.com,Ann,a,b\n")
+    with pytest.raises(ValueError) as refused:
+        read_rows(path, Contact)
+    assert str(refused.value) == f"report.csv: {places}; rename or delete one of them"
