@@ -362,15 +362,42 @@ def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
     quoted cell), and the delimiter its header line is written with: the one that splits the header into an email
     column and the most others. Read from the header alone: a guess from the rows (``csv.Sniffer``) was misled by
     apostrophes in the values (``O'Neil; 'Jr'``), which it took for quotes, and by doubled quotes."""
-    with path.open(newline="", encoding=encoding) as handle:
-        header = handle.readline()
+    return _dialect(header_place(path, encoding)[0])
+
+
+def _dialect(delimiter: str) -> type[csv.Dialect]:
+    return type("HeaderDialect", (csv.excel,), {"delimiter": delimiter})
+
+
+#: How many lines a tool's note above the header may take (LinkedIn's Connections.csv opens with three).
+_PREAMBLE_LINES = 10
+
+
+def _header_delimiter(line: str) -> tuple[str, bool, int]:
+    """The delimiter that splits a header line into an email column and the most others, whether one does, and
+    into how many cells."""
     best, best_rank = ",", (False, 1)
     for delimiter in CSV_DELIMITERS:
-        names = next(csv.reader([header], delimiter=delimiter), [])
+        names = next(csv.reader([line], delimiter=delimiter), [])
         rank = (any(header_key(cell_value(name)) in _ANY_EMAIL_HEADERS for name in names), len(names))
         if rank > best_rank:
             best, best_rank = delimiter, rank
-    return type("HeaderDialect", (csv.excel,), {"delimiter": best})
+    return best, best_rank[0], best_rank[1]
+
+
+def header_place(path: Path, encoding: str) -> tuple[str, int]:
+    """The delimiter of a file's header and how many lines come before it: none, unless the first line is one cell
+    without an email column (``Notes:``) and one of the next few lines is a header with one (a note the exporting
+    tool wrote above the table). A first line of several cells is the header, whatever it lacks."""
+    with path.open(newline="", encoding=encoding) as handle:
+        lines = [handle.readline() for _ in range(_PREAMBLE_LINES + 1)]
+    delimiter, has_email, cells = _header_delimiter(lines[0])
+    if not has_email and cells == 1:
+        for before, line in enumerate(lines[1:], start=1):
+            found, has_email, cells = _header_delimiter(line)
+            if has_email and cells > 1:
+                return found, before
+    return delimiter, 0
 
 
 #: How a row's misfit names the delimiter that split a value it should not have.
@@ -379,9 +406,15 @@ _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe (|)"
 
 @dataclass
 class CsvShape:
-    """How a CSV file is written, as :func:`csv_lines` finds it before its first row."""
+    """How a CSV file is written, as :func:`csv_lines` finds it before its first row.
+
+    Attributes:
+        delimiter: what separates its cells.
+        header_line: the 1-based line of its header (past a note the exporting tool wrote above it).
+    """
 
     delimiter: str = ","
+    header_line: int = 1
 
     @property
     def decimal_comma(self) -> bool:
@@ -401,12 +434,15 @@ def csv_lines(path: Path, shape: CsvShape | None = None) -> Generator[tuple[int,
         OSError: when the file cannot be read.
     """
     encoding = text_encoding(path)
-    dialect = csv_dialect(path, encoding)
+    delimiter, before = header_place(path, encoding)
+    dialect = _dialect(delimiter)
     if shape is not None:
-        shape.delimiter = str(dialect.delimiter)
+        shape.delimiter, shape.header_line = delimiter, before + 1
     with path.open(newline="", encoding=encoding) as handle:
+        for _ in range(before):
+            handle.readline()
         reader = csv.reader(handle, dialect)
-        first = 1
+        first = before + 1
         header: list[str] | None = None
         unnamed: list[int] = []
         try:
@@ -416,14 +452,14 @@ def csv_lines(path: Path, shape: CsvShape | None = None) -> Generator[tuple[int,
                     yield first, cells, None
                 else:
                     yield first, cells, misfit(header, cells, str(dialect.delimiter), unnamed)
-                first = reader.line_num + 1
+                first = before + reader.line_num + 1
         except csv.Error as exc:
             if "field larger" in str(exc):  # csv's limit is the longest custom value: nothing stored is longer
                 raise ValueError(
-                    f"{path.name}: line {reader.line_num} has a cell of over {MAX_CUSTOM_TEXT:,} characters, longer "
-                    "than any field holds; either a value is that long, or a quote (\") opened and never closed "
+                    f"{path.name}: line {before + reader.line_num} has a cell of over {MAX_CUSTOM_TEXT:,} characters, "
+                    "longer than any field holds; either a value is that long, or a quote (\") opened and never closed "
                     "and the rest of the file reads as one cell") from None
-            raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
+            raise ValueError(f"{path.name}: line {before + reader.line_num} cannot be read as CSV ({exc})") from None
 
 
 def misfit(header: list[str], cells: list[str], delimiter: str,
@@ -521,6 +557,10 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
                              f"{seen}. Name the column of email addresses Email and import the file again")
         result.columns = dict(taken)
+        if shape.header_line > 1:
+            above = "line 1" if shape.header_line == 2 else f"lines 1-{shape.header_line - 1}"
+            result.notices.append(f"{path.name}: the header is line {shape.header_line}, the first with an email "
+                                  f"column; {above} above it (a note of the tool that wrote the file) not read")
         # The other columns of email addresses (Pipedrive's "Person - Email - Home" beside "- Work"), kept as custom
         # fields: a row whose email cell is empty is matched by the first of them that has one.
         spare_emails = [key for key, name in taken.items()

@@ -183,3 +183,33 @@ def test_two_columns_of_one_name_are_refused_by_where_they_are(tmp_path: Path, h
     with pytest.raises(ValueError) as refused:
         read_rows(path, Contact)
     assert str(refused.value) == f"report.csv: {places}; rename or delete one of them"
+
+
+LINKEDIN_CONNECTIONS = (
+    "Notes:\r\n"
+    '"When exporting your connection data, you may notice that some of the email addresses are missing. You will '
+    'only see email addresses for connections who have allowed their connections to see or download it."\r\n'
+    "\r\n"
+    "First Name,Last Name,URL,Email Address,Company,Position,Connected On\r\n"
+    "Ann,Lee,https://www.linkedin.com/in/annlee,ann@example.com,Acme,CMO,03 Dec 2026\r\n"
+    "Bo,Ray,https://www.linkedin.com/in/boray,,Beta,CTO,01 Dec 2026\r\n"
+)
+
+
+def test_linkedins_connections_export_is_read_past_its_note(tmp_path: Path, workspace: Workspace) -> None:
+    path = write(tmp_path / "Connections.csv", LINKEDIN_CONNECTIONS)
+    preview = people_of(workspace).preview_import(path, RecordObject.CONTACT)
+    assert preview.new == 1
+    assert [(p.line, p.field, p.reason) for p in preview.problems] == [(6, "Email Address", "required")]
+    assert preview.notices == ["Connections.csv: the header is line 4, the first with an email column; lines 1-3 "
+                               "above it (a note of the tool that wrote the file) not read"]
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert (report.created, [p.line for p in report.problems]) == (1, [6])
+    ann = workspace.contacts.find("ann@example.com")
+    assert ann is not None and (ann.first_name, ann.company) == ("Ann", "Acme")
+
+
+def test_a_first_line_of_several_cells_is_the_header_even_without_an_email_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "people.csv", "Name,Contact\nAnn,Email\nBo,Email Address\n")
+    with pytest.raises(ValueError, match=r"no email column .* headers seen are: 'Name', 'Contact'\."):
+        read_rows(path, Contact)
