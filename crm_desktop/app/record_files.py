@@ -729,10 +729,74 @@ def json_object_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any
                 yield number, None, "each line must be one JSON object"
 
 
+def _starts_an_array(path: Path, encoding: str) -> bool:
+    """Whether a JSON file's first character that is not a space opens an array (``[``)."""
+    with path.open(encoding=encoding) as handle:
+        while chunk := handle.read(4096):
+            text = chunk.lstrip()
+            if text:
+                return text.startswith("[")
+    return False
+
+
+def json_array_items(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Each item of a file holding one JSON array (as most tools export JSON: ``[{...}, {...}]``, over as many
+    lines as they like) by the line it starts on: the object and ``None``, or ``None`` and why it is not one.
+
+    Raises:
+        ValueError: when the file is not one JSON array, naming the line where reading it stopped.
+    """
+    text = path.read_text(encoding=encoding).lstrip("\ufeff")
+    decoder = json.JSONDecoder()
+    at = text.index("[") + 1
+    spaces = re.compile(r"\s*")
+
+    def skip(offset: int) -> int:
+        found = spaces.match(text, offset)
+        return found.end() if found else offset
+
+    def line_at(offset: int) -> int:
+        return text.count("\n", 0, offset) + 1
+
+    def stop(offset: int, why: str) -> ValueError:
+        return ValueError(f"{path.name}: line {line_at(offset)} cannot be read as JSON ({why}); the file holds a JSON "
+                          "array, which must be whole: fix it, or give one object per line (JSON Lines)")
+
+    expect_item = True
+    while True:
+        at = skip(at)
+        if text.startswith("]", at):
+            if skip(at + 1) != len(text):
+                raise stop(at + 1, "more after the array's end")
+            return
+        if not expect_item:
+            if not text.startswith(",", at):
+                raise stop(at, "expected , or ] between items")
+            at = skip(at + 1)
+        try:
+            item, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise stop(exc.pos, exc.msg) from None
+        except RecursionError:
+            raise stop(at, "nested too deeply to read") from None
+        yield line_at(at), item if isinstance(item, dict) else None, (
+            None if isinstance(item, dict) else "each item of the array must be one JSON object")
+        at, expect_item = end, False
+
+
 def _jsonl_rows(
     path: Path, model: type[Contact] | type[Lead], result: FileRows
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding=text_encoding(path)) as handle:
+    encoding = text_encoding(path)
+    # A .json file may be one array (JSON Lines, .jsonl, are read a line at a time whatever their first line holds).
+    if path.suffix.lower() == ".json" and _starts_an_array(path, encoding):
+        for number, item, problem in json_array_items(path, encoding):
+            if item is None:
+                result.problems.append(RowProblem.of(number, "(unreadable)", [FieldProblem("(row)", str(problem))]))
+            else:
+                yield number, _json_values(item, model)
+        return
+    with path.open(encoding=encoding) as handle:
         for number, item, problem in json_object_lines(handle):
             if item is None:
                 result.problems.append(RowProblem.of(number, "(unreadable)", [FieldProblem("(row)", str(problem))]))

@@ -213,3 +213,34 @@ def test_a_first_line_of_several_cells_is_the_header_even_without_an_email_colum
     path = write(tmp_path / "people.csv", "Name,Contact\nAnn,Email\nBo,Email Address\n")
     with pytest.raises(ValueError, match=r"no email column .* headers seen are: 'Name', 'Contact'\."):
         read_rows(path, Contact)
+
+
+def test_a_json_array_export_is_read_item_by_item_by_its_lines(tmp_path: Path, workspace: Workspace) -> None:
+    # Tools export JSON as one array over many lines; read a line at a time, it was half imported: the items
+    # followed by a comma refused as "not valid JSON", the last one saved.
+    path = write(tmp_path / "people.json", '[\n  {"email": "a@example.com", "firstName": "A"},\n'
+                                           '  {"email": "b@example.com"},\n  3,\n'
+                                           '  {"email": "c@example.com",\n   "lastName": ""}\n]\n')
+    preview = people_of(workspace).preview_import(path, RecordObject.CONTACT)
+    assert preview.new == 3
+    assert [(p.line, p.reason) for p in preview.problems] == [(4, "each item of the array must be one JSON object")]
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert [(line, email) for line, email, *_ in report.outcomes] == [
+        (2, "a@example.com"), (3, "b@example.com"), (5, "c@example.com")]
+    stored = workspace.contacts.find("a@example.com")
+    assert stored is not None and stored.first_name == "A"
+
+
+def test_a_json_array_cut_short_is_refused_whole(tmp_path: Path, workspace: Workspace) -> None:
+    path = write(tmp_path / "people.json", '[{"email": "a@example.com"},\n {"email": "b@example.com"}\n')
+    with pytest.raises(ValueError, match=r"people\.json: line 3 cannot be read as JSON \(expected , or \] between "
+                                         r"items\); the file holds a JSON array, which must be whole"):
+        workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert workspace.contacts.find("a@example.com") is None
+
+
+def test_a_json_lines_file_opening_with_an_array_is_still_read_a_line_at_a_time(tmp_path: Path) -> None:
+    path = write(tmp_path / "people.jsonl", '[1, 2]\n{"email": "a@example.com"}\n')
+    rows = read_rows(path, Contact)
+    assert [(p.line, p.reason) for p in rows.problems] == [(1, "each line must be one JSON object")]
+    assert [row.email for row in rows.rows] == ["a@example.com"]
