@@ -31,8 +31,12 @@ RecordT = TypeVar("RecordT", Contact, Lead)
 
 #: The parts of a social profile a file can carry per network (``twitter_username``, ``twitter_followers``...).
 PROFILE_PARTS = ("username", "url", "followers", "engagement")
-_PART_ALIASES = {"username": "username", "handle": "username", "url": "url", "link": "url",
-                 "followers": "followers", "engagement": "engagement"}
+_PART_ALIASES = {"username": "username", "handle": "username", "screen_name": "username", "url": "url",
+                 "link": "url", "profile_url": "url", "profile_link": "url", "followers": "followers",
+                 "follower_count": "followers", "followers_count": "followers", "engagement": "engagement",
+                 "engagement_rate": "engagement"}
+#: Other names of a network in a column's name ("X Handle", "X Followers": the network Twitter became).
+_PLATFORM_ALIASES = {"twitter": ("x",)}
 CONTACT_FIELDS = ("firstName", "lastName", "company", "phone")
 LEAD_FIELDS = ("firstName", "lastName", "company", "source", "status")
 LEAD_CONTEXT_FIELDS = ("platform", "conversationId", "sentiment", "engagementScore")
@@ -46,20 +50,28 @@ _EMAIL_HEADERS = frozenset({"email", "emailaddress"})
 #: only the first of them: the others stay custom fields. (A lead's source and status are not among them: the CRMs'
 #: values, "Web" or "Open - Not Contacted", are not the app's, so such columns stay custom fields, not refused rows.)
 _OTHER_NAMES = {
+    # Pipedrive exports a person's emails and phones by their label ("Person - Email - Work", "- Home", "- Other").
+    "email": ("emailwork", "emailhome", "emailother"),
     "firstName": ("givenname", "forename"),
     "lastName": ("surname", "familyname"),
     "company": ("companyname", "accountname", "company/account", "organization", "organisation",
                 "organizationname", "organisationname"),
-    "phone": ("phonenumber", "telephone", "telephonenumber"),
+    "phone": ("phonenumber", "telephone", "telephonenumber", "phonework", "phonemobile", "phonehome", "phoneother",
+              "mobilephonenumber"),
 }
 
 
 _OTHER_NAME_KEYS = frozenset(other for others in _OTHER_NAMES.values() for other in others)
+#: The headers a column of email addresses goes by (the first of them is the email a row is matched by).
+_ANY_EMAIL_HEADERS = _EMAIL_HEADERS | frozenset(_OTHER_NAMES["email"])
+#: Pipedrive's export names a person's fields after the person ("Person - Email", "Person - Organization").
+_PERSON_PREFIX = re.compile(r"^\s*person\s+-\s+(?=\S)", re.IGNORECASE)
 
 
 def header_key(name: str) -> str:
-    """A header as it is matched: case, spaces, underscores, hyphens and dots do not count (``E-mail`` = ``email``)."""
-    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
+    """A header as it is matched: case, spaces, underscores, hyphens and dots do not count (``E-mail`` = ``email``),
+    nor Pipedrive's ``Person - `` before a person's field (``Person - Email`` = ``email``)."""
+    return re.sub(r"[\s_\-.]+", "", _PERSON_PREFIX.sub("", name).strip().lower())
 
 
 def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
@@ -67,11 +79,12 @@ def _columns_for(model: type[Contact] | type[Lead]) -> dict[str, str]:
     fields = CONTACT_FIELDS if model is Contact else LEAD_FIELDS + LEAD_CONTEXT_FIELDS
     known = {header_key(name): name for name in ("email", *fields)}
     known.update(dict.fromkeys(_EMAIL_HEADERS, "email"))
-    for name in fields:
+    for name in ("email", *fields):
         known.update(dict.fromkeys(_OTHER_NAMES.get(name, ()), name))
     for platform in SocialPlatform:
-        for alias, part in _PART_ALIASES.items():
-            known[header_key(f"{platform.value}_{alias}")] = f"social.{platform.value}.{part}"
+        for name in (platform.value, *_PLATFORM_ALIASES.get(platform.value, ())):
+            for alias, part in _PART_ALIASES.items():
+                known[header_key(f"{name}_{alias}")] = f"social.{platform.value}.{part}"
     return known
 
 
@@ -337,6 +350,9 @@ def text_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
+#: The files read as a table with a header line: CSV, and the text a spreadsheet saves as "Unicode Text" (Excel:
+#: UTF-16, tab-separated, named .txt) or "Text (Tab delimited)".
+TABLE_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".tab"})
 #: The delimiters a CSV file may use: commas, and semicolons where the decimal mark is a comma; tabs; pipes.
 CSV_DELIMITERS = (",", ";", "\t", "|")
 
@@ -346,35 +362,87 @@ def csv_dialect(path: Path, encoding: str) -> type[csv.Dialect]:
     quoted cell), and the delimiter its header line is written with: the one that splits the header into an email
     column and the most others. Read from the header alone: a guess from the rows (``csv.Sniffer``) was misled by
     apostrophes in the values (``O'Neil; 'Jr'``), which it took for quotes, and by doubled quotes."""
-    with path.open(newline="", encoding=encoding) as handle:
-        header = handle.readline()
+    return _dialect(header_place(path, encoding)[0])
+
+
+def _dialect(delimiter: str) -> type[csv.Dialect]:
+    return type("HeaderDialect", (csv.excel,), {"delimiter": delimiter})
+
+
+#: How many lines a tool's note above the header may take (LinkedIn's Connections.csv opens with three).
+_PREAMBLE_LINES = 10
+
+
+def _header_delimiter(line: str) -> tuple[str, bool, int]:
+    """The delimiter that splits a header line into an email column and the most others, whether one does, and
+    into how many cells."""
     best, best_rank = ",", (False, 1)
     for delimiter in CSV_DELIMITERS:
-        names = next(csv.reader([header], delimiter=delimiter), [])
-        rank = (any(header_key(cell_value(name)) in _EMAIL_HEADERS for name in names), len(names))
+        names = next(csv.reader([line], delimiter=delimiter), [])
+        rank = (any(header_key(cell_value(name)) in _ANY_EMAIL_HEADERS for name in names), len(names))
         if rank > best_rank:
             best, best_rank = delimiter, rank
-    return type("HeaderDialect", (csv.excel,), {"delimiter": best})
+    return best, best_rank[0], best_rank[1]
+
+
+def header_place(path: Path, encoding: str) -> tuple[str, int]:
+    """The delimiter of a file's header and how many lines come before it: none, unless the first line is one cell
+    without an email column (``Notes:``) and one of the next few lines is a header with one (a note the exporting
+    tool wrote above the table). A first line of several cells is the header, whatever it lacks."""
+    with path.open(newline="", encoding=encoding) as handle:
+        lines = [handle.readline() for _ in range(_PREAMBLE_LINES + 1)]
+    delimiter, has_email, cells = _header_delimiter(lines[0])
+    if not has_email and cells == 1:
+        for before, line in enumerate(lines[1:], start=1):
+            found, has_email, cells = _header_delimiter(line)
+            if has_email and cells > 1:
+                return found, before
+    return delimiter, 0
 
 
 #: How a row's misfit names the delimiter that split a value it should not have.
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe (|)"}
 
 
-def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None], None, None]:
+@dataclass
+class CsvShape:
+    """How a CSV file is written, as :func:`csv_lines` finds it before its first row.
+
+    Attributes:
+        delimiter: what separates its cells.
+        header_line: the 1-based line of its header (past a note the exporting tool wrote above it).
+    """
+
+    delimiter: str = ","
+    header_line: int = 1
+
+    @property
+    def decimal_comma(self) -> bool:
+        """Whether numbers are written with a decimal comma: a spreadsheet separates cells with semicolons where
+        the comma is the decimal mark (Excel's CSV in most of Europe: ``3,5``, ``1.234``)."""
+        return self.delimiter == ";"
+
+
+def csv_lines(path: Path, shape: CsvShape | None = None) -> Generator[tuple[int, list[str], FieldProblem | None],
+                                                                      None, None]:
     """Each row of a CSV file, its header first, with the line it starts on (a quoted cell may hold line breaks)
     and what of it the header cannot name (see :func:`misfit`), read in the file's encoding
-    (:func:`text_encoding`) and delimiter (:func:`csv_dialect`).
+    (:func:`text_encoding`) and delimiter (:func:`csv_dialect`), which is set on ``shape`` when given.
 
     Raises:
         ValueError: when the file is not UTF-8 text, or a line cannot be read as CSV (naming the line).
         OSError: when the file cannot be read.
     """
     encoding = text_encoding(path)
-    dialect = csv_dialect(path, encoding)
+    delimiter, before = header_place(path, encoding)
+    dialect = _dialect(delimiter)
+    if shape is not None:
+        shape.delimiter, shape.header_line = delimiter, before + 1
     with path.open(newline="", encoding=encoding) as handle:
+        for _ in range(before):
+            handle.readline()
         reader = csv.reader(handle, dialect)
-        first = 1
+        first = before + 1
         header: list[str] | None = None
         unnamed: list[int] = []
         try:
@@ -384,14 +452,14 @@ def csv_lines(path: Path) -> Generator[tuple[int, list[str], FieldProblem | None
                     yield first, cells, None
                 else:
                     yield first, cells, misfit(header, cells, str(dialect.delimiter), unnamed)
-                first = reader.line_num + 1
+                first = before + reader.line_num + 1
         except csv.Error as exc:
             if "field larger" in str(exc):  # csv's limit is the longest custom value: nothing stored is longer
                 raise ValueError(
-                    f"{path.name}: line {reader.line_num} has a cell of over {MAX_CUSTOM_TEXT:,} characters, longer "
-                    "than any field holds; either a value is that long, or a quote (\") opened and never closed "
+                    f"{path.name}: line {before + reader.line_num} has a cell of over {MAX_CUSTOM_TEXT:,} characters, "
+                    "longer than any field holds; either a value is that long, or a quote (\") opened and never closed "
                     "and the rest of the file reads as one cell") from None
-            raise ValueError(f"{path.name}: line {reader.line_num} cannot be read as CSV ({exc})") from None
+            raise ValueError(f"{path.name}: line {before + reader.line_num} cannot be read as CSV ({exc})") from None
 
 
 def misfit(header: list[str], cells: list[str], delimiter: str,
@@ -419,9 +487,47 @@ def _unnamed_columns(header: list[str]) -> list[int]:
     return [index for index, name in enumerate(header) if not name.strip()]
 
 
+#: Group separators of digits a spreadsheet writes besides ``,`` and ``.``: a space, a no-break space (French), a
+#: narrow no-break space, an apostrophe (Swiss).
+_SPACE_GROUPS = " \u00a0\u202f'"
+_SPACE_GROUPED = re.compile(rf"[+-]?\d{{1,3}}([{_SPACE_GROUPS}]\d{{3}})+([.,]\d+)?")
+_COMMA_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+_POINT_GROUPED = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?")
+_COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+")
+
+
+def spreadsheet_number(text: str, *, decimal_comma: bool, percent: bool = False) -> str:
+    """A number cell as a spreadsheet writes it, in plain digits: thousands grouped (``12,400``, ``12 400``;
+    ``1.234`` where the decimal mark is a comma) and a decimal comma (``3,5``, which cannot group thousands) are
+    read as the number they show; with ``percent``, a trailing ``%`` goes (``2.5%`` is 2.5, on a 0-100 scale).
+    Other text comes back as it is (without the ``%``), to be refused as not a number."""
+    value = text.strip()
+    if percent and value.endswith("%"):
+        value = value[:-1].rstrip()
+    if _SPACE_GROUPED.fullmatch(value):
+        return re.sub(f"[{_SPACE_GROUPS}]", "", value).replace(",", ".")
+    if decimal_comma and _POINT_GROUPED.fullmatch(value):
+        return value.replace(".", "").replace(",", ".")
+    if not decimal_comma and _COMMA_GROUPED.fullmatch(value):
+        return value.replace(",", "")
+    if _COMMA_DECIMAL.fullmatch(value):
+        return value.replace(",", ".")
+    return value
+
+
+def _number_reading(key: str) -> tuple[bool, bool]:
+    """Whether a field is a number (a profile's followers and engagement, a lead's engagement score), and whether
+    it is a percentage (a profile's engagement rate)."""
+    if key.startswith("social."):
+        part = key.rsplit(".", 1)[-1]
+        return part in {"followers", "engagement"}, part == "engagement"
+    return key == "engagementScore", False
+
+
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
-    with contextlib.closing(csv_lines(path)) as lines:
+    shape = CsvShape()
+    with contextlib.closing(csv_lines(path, shape)) as lines:
         header = next(lines, (1, [], None))[1]
         if not any(h.strip() for h in header):
             result.notices.append(f"{path.name} is empty: nothing to import")
@@ -441,20 +547,29 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             if header_key(name) in _OTHER_NAME_KEYS and (key in own_names or key in taken):
                 key = CUSTOM_COLUMN_PREFIX + name
             if key in taken:
-                raise ValueError(f"{path.name}: columns {taken[key]!r} and {name!r} both mean {column_label(key)}; "
-                                 "keep one")
+                first = keys.index(key)
+                raise ValueError(f"{path.name}: {_column_place(first)} ({taken[key]!r}) and {_column_place(len(keys))} "
+                                 f"({name!r}) both mean {column_label(key)}; rename or delete one of them")
             taken[key] = name
             keys.append(key)
         if "email" not in taken:
             seen = ", ".join(repr(h.strip()) for h in header if h.strip())
             raise ValueError(f"{path.name}: no email column (records are matched by email); the headers seen are: "
-                             f"{seen}")
+                             f"{seen}. Name the column of email addresses Email and import the file again")
         result.columns = dict(taken)
+        if shape.header_line > 1:
+            above = "line 1" if shape.header_line == 2 else f"lines 1-{shape.header_line - 1}"
+            result.notices.append(f"{path.name}: the header is line {shape.header_line}, the first with an email "
+                                  f"column; {above} above it (a note of the tool that wrote the file) not read")
+        # The other columns of email addresses (Pipedrive's "Person - Email - Home" beside "- Work"), kept as custom
+        # fields: a row whose email cell is empty is matched by the first of them that has one.
+        spare_emails = [key for key, name in taken.items()
+                        if key.startswith(CUSTOM_COLUMN_PREFIX) and header_key(name) in _ANY_EMAIL_HEADERS]
+        numbers = {key: _number_reading(key) for key in keys if key is not None}
         rows = 0
         email_at = keys.index("email")
-        for line, cells, problem in lines:
-            if not any(cell.strip() for cell in cells):
-                continue
+        footer: list[tuple[int, str]] = []
+        for line, cells, problem in _without_footer(lines, len(header), footer):
             rows += 1
             if problem is not None:
                 email = cells[email_at].strip() if email_at < len(cells) else ""
@@ -463,13 +578,56 @@ def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             values: dict[str, Any] = {}
             for column, cell in zip(keys, cells, strict=False):
                 if column is not None:
-                    values[column] = cell_value(cell.strip()) or None
+                    value = cell_value(cell.strip()) or None
+                    number, percent = numbers[column]
+                    if number and value is not None:
+                        value = spreadsheet_number(value, decimal_comma=shape.decimal_comma, percent=percent)
+                    values[column] = value
             for column in keys[len(cells):]:
                 if column is not None:
                     values[column] = None
+            if values.get("email") is None:
+                values["email"] = next((values[key] for key in spare_emails if values.get(key)), None)
             yield line, values
+        if footer:
+            where = f"line {footer[0][0]}" if len(footer) == 1 else f"lines {footer[0][0]}-{footer[-1][0]}"
+            result.notices.append(f"{path.name}: {where} under the table (one cell, after a blank line) read as "
+                                  f"a report's footer ({footer[0][1]!r}), not as people: not imported")
         if not rows:
             result.notices.append(f"{path.name} has a header but no rows: nothing to import")
+
+
+def _column_place(index: int) -> str:
+    """A column by its number and its letter in a spreadsheet (0-based ``index`` 27: ``column 28 (AB)``)."""
+    letters, number = "", index + 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"column {index + 1} ({letters})"
+
+
+def _without_footer(
+    lines: Iterable[tuple[int, list[str], FieldProblem | None]], width: int, footer: list[tuple[int, str]]
+) -> Iterator[tuple[int, list[str], FieldProblem | None]]:
+    """The rows of a table that are not blank, without the footer a report tool writes under it (a Salesforce
+    report's "Grand Totals (2 records)", "Confidential Information - Do Not Distribute", "Generated By: ..."):
+    lines of one cell, without an email address, after a blank line and up to the end of the file. They go into
+    ``footer`` (line, text); one-cell rows followed by a row of the table are rows like any other."""
+    held: list[tuple[int, list[str], FieldProblem | None]] = []
+    after_blank = False
+    for item in lines:
+        cells = item[1]
+        if not any(cell.strip() for cell in cells):
+            after_blank = True
+            continue
+        if width > 1 and len(cells) == 1 and "@" not in cells[0] and (after_blank or held):
+            held.append(item)
+            continue
+        yield from held
+        held.clear()
+        after_blank = False
+        yield item
+    footer.extend((line, cell_value(cells[0].strip())) for line, cells, _ in held)
 
 
 def _json_values(item: dict[str, Any], model: type[Contact] | type[Lead]) -> dict[str, Any]:
@@ -521,12 +679,13 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
     """
     suffix = path.suffix.lower()
     items: Iterator[tuple[int, dict[str, Any]]]
-    if suffix == ".csv":
+    if suffix in TABLE_SUFFIXES:
         items = _csv_rows(path, model, result)
     elif suffix in {".jsonl", ".ndjson", ".json"}:
         items = _jsonl_rows(path, model, result)
     else:
-        raise ValueError(f"{path.name}: use a .csv or .jsonl file")
+        raise ValueError(f"{path.name}: use a .csv or .jsonl file (or the .txt or .tsv a spreadsheet saves as "
+                         "Unicode Text or Text (Tab delimited))")
     seen: dict[str, int] = {}
     for line, values in items:
         columns = result.columns
@@ -547,7 +706,7 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
             continue
         seen[email] = line
         yield FileRow(line, email, values, columns)
-    if suffix != ".csv" and not seen and not result.problems and not result.notices:
+    if suffix not in TABLE_SUFFIXES and not seen and not result.problems and not result.notices:
         result.notices.append(f"{path.name} is empty: nothing to import")
 
 
@@ -570,10 +729,74 @@ def json_object_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any
                 yield number, None, "each line must be one JSON object"
 
 
+def _starts_an_array(path: Path, encoding: str) -> bool:
+    """Whether a JSON file's first character that is not a space opens an array (``[``)."""
+    with path.open(encoding=encoding) as handle:
+        while chunk := handle.read(4096):
+            text = chunk.lstrip()
+            if text:
+                return text.startswith("[")
+    return False
+
+
+def json_array_items(path: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """Each item of a file holding one JSON array (as most tools export JSON: ``[{...}, {...}]``, over as many
+    lines as they like) by the line it starts on: the object and ``None``, or ``None`` and why it is not one.
+
+    Raises:
+        ValueError: when the file is not one JSON array, naming the line where reading it stopped.
+    """
+    text = path.read_text(encoding=encoding).lstrip("\ufeff")
+    decoder = json.JSONDecoder()
+    at = text.index("[") + 1
+    spaces = re.compile(r"\s*")
+
+    def skip(offset: int) -> int:
+        found = spaces.match(text, offset)
+        return found.end() if found else offset
+
+    def line_at(offset: int) -> int:
+        return text.count("\n", 0, offset) + 1
+
+    def stop(offset: int, why: str) -> ValueError:
+        return ValueError(f"{path.name}: line {line_at(offset)} cannot be read as JSON ({why}); the file holds a JSON "
+                          "array, which must be whole: fix it, or give one object per line (JSON Lines)")
+
+    expect_item = True
+    while True:
+        at = skip(at)
+        if text.startswith("]", at):
+            if skip(at + 1) != len(text):
+                raise stop(at + 1, "more after the array's end")
+            return
+        if not expect_item:
+            if not text.startswith(",", at):
+                raise stop(at, "expected , or ] between items")
+            at = skip(at + 1)
+        try:
+            item, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise stop(exc.pos, exc.msg) from None
+        except RecursionError:
+            raise stop(at, "nested too deeply to read") from None
+        yield line_at(at), item if isinstance(item, dict) else None, (
+            None if isinstance(item, dict) else "each item of the array must be one JSON object")
+        at, expect_item = end, False
+
+
 def _jsonl_rows(
     path: Path, model: type[Contact] | type[Lead], result: FileRows
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding=text_encoding(path)) as handle:
+    encoding = text_encoding(path)
+    # A .json file may be one array (JSON Lines, .jsonl, are read a line at a time whatever their first line holds).
+    if path.suffix.lower() == ".json" and _starts_an_array(path, encoding):
+        for number, item, problem in json_array_items(path, encoding):
+            if item is None:
+                result.problems.append(RowProblem.of(number, "(unreadable)", [FieldProblem("(row)", str(problem))]))
+            else:
+                yield number, _json_values(item, model)
+        return
+    with path.open(encoding=encoding) as handle:
         for number, item, problem in json_object_lines(handle):
             if item is None:
                 result.problems.append(RowProblem.of(number, "(unreadable)", [FieldProblem("(row)", str(problem))]))
