@@ -169,6 +169,18 @@ def test_an_empty_file_warns_and_exits_1(data_dir: Path, tmp_path: Path, capsys:
     assert f"warning: e.csv {words}: nothing to import" in out
 
 
+def test_a_notice_about_how_the_file_was_read_does_not_fail_an_import_whose_rows_all_landed(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = write(tmp_path, "report.csv", '"Email","First Name"\r\n"dana@initech.com","Dana"\r\n\r\n'
+                   '"Grand Totals (1 record)"\r\n')
+
+    code, out, _ = run(data_dir, ["contacts", "import", str(report)], capsys)
+
+    assert code == ExitCode.OK, out
+    assert "report's footer" in out and "1 created" in out
+
+
 def test_no_email_column_is_a_usage_error_naming_the_headers(data_dir: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "n.csv", "Mail;Name\nann@example.com;Ann\n")

@@ -202,7 +202,10 @@ def _print_import(args: argparse.Namespace, report: ImportReport, obj: RecordObj
         lines.append(f"recorded as run {report.run_id}; fields changed per record: --json; "
                      f"take it back with: crm-desktop runs undo {report.run_id}")
     emit(args, data, "\n".join(lines))
-    return ExitCode.PARTIAL if refused or report.notices else ExitCode.OK
+    # A notice fails the import only when the file gave nothing (empty, a header alone); one that says how the file
+    # was read (its header further down, a report's footer) leaves an import whose rows all landed a success.
+    saved = report.created + report.updated + report.unchanged
+    return ExitCode.PARTIAL if refused or (report.notices and not saved) else ExitCode.OK
 
 
 def cmd_contacts_import(args: argparse.Namespace) -> int:
@@ -419,7 +422,8 @@ def add_commands(commands: Any) -> None:
             "are still pushed), push, and print one result per record. Exit 1 if any record failed.",
         ) as push:
             push.add_argument("name", help="the integration")
-            push.add_argument("--file", type=Path, required=True, help="a .csv or .jsonl file")
+            push.add_argument("--file", type=Path, required=True,
+                                  help="a .csv (also .txt/.tsv: Excel's Unicode Text), .jsonl or .json file")
         obj = RecordObject.CONTACT if noun == "contacts" else RecordObject.LEAD
         with action(group_commands, "get", cmd_contacts_get if noun == "contacts" else cmd_leads_get,
                     help=f"fetch one {obj.value} from a CRM by email") as get:
@@ -460,7 +464,8 @@ def add_commands(commands: Any) -> None:
             "column and reason. The import is recorded as a run: `runs undo ID` takes it back. Exit 1 if any row "
             "was refused or the file has no rows.",
         ) as imports:
-            imports.add_argument("file", type=Path, metavar="FILE", help="a .csv or .jsonl file")
+            imports.add_argument("file", type=Path, metavar="FILE",
+                                 help="a .csv (also .txt/.tsv: Excel's Unicode Text), .jsonl or .json file")
             imports.add_argument("--blank-clears", action="store_true",
                                  help="an empty cell erases the stored value (default: it leaves it as it is)")
         with action(
