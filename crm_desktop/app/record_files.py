@@ -353,6 +353,10 @@ def text_encoding(path: Path) -> str:
 #: The files read as a table with a header line: CSV, and the text a spreadsheet saves as "Unicode Text" (Excel:
 #: UTF-16, tab-separated, named .txt) or "Text (Tab delimited)".
 TABLE_SUFFIXES = frozenset({".csv", ".txt", ".tsv", ".tab"})
+#: JSON Lines, and a .json file holding one array.
+JSON_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
+#: Every file ending an import reads (the People panel's file dialog offers these).
+READABLE_SUFFIXES = TABLE_SUFFIXES | JSON_SUFFIXES
 #: The delimiters a CSV file may use: commas, and semicolons where the decimal mark is a comma; tabs; pipes.
 CSV_DELIMITERS = (",", ";", "\t", "|")
 
@@ -681,7 +685,7 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
     items: Iterator[tuple[int, dict[str, Any]]]
     if suffix in TABLE_SUFFIXES:
         items = _csv_rows(path, model, result)
-    elif suffix in {".jsonl", ".ndjson", ".json"}:
+    elif suffix in JSON_SUFFIXES:
         items = _jsonl_rows(path, model, result)
     else:
         raise ValueError(f"{path.name}: use a .csv or .jsonl file (or the .txt or .tsv a spreadsheet saves as "

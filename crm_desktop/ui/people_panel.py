@@ -58,7 +58,7 @@ from crm_desktop.app.people import (
     SyncState,
     undone_text,
 )
-from crm_desktop.app.record_files import custom_columns_in_words
+from crm_desktop.app.record_files import READABLE_SUFFIXES, custom_columns_in_words
 from crm_desktop.app.text import plural
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Provider, SocialPlatform
@@ -1707,8 +1707,9 @@ class PeoplePanel(QWidget, AsksFirst):
 
     def choose_import_file(self) -> QFileDialog:
         """Ask for the file to import (window-modal; returns at once)."""
+        endings = " ".join(f"*{suffix}" for suffix in sorted(READABLE_SUFFIXES))
         dialog = QFileDialog(self, "Import contacts or leads", str(Path.home()),
-                             "Contacts or leads (*.csv *.jsonl);;All files (*)")
+                             f"Contacts or leads ({endings});;All files (*)")
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.fileSelected.connect(lambda path: self.preview_import(Path(path)))
         dialog.finished.connect(dialog.deleteLater)

@@ -416,6 +416,15 @@ def test_the_preview_names_refused_fields_as_the_marketer_knows_them(
     assert "twitter_followers" not in cells(dialog.problems_table, 3)[1]
 
 
+def test_the_import_dialog_offers_every_file_an_import_reads(qtbot: QtBot, panel: PeoplePanel) -> None:
+    dialog = panel.choose_import_file()
+    first = dialog.nameFilters()[0]
+    dialog.reject()
+    # Excel's Unicode Text (.txt), tab-separated text and a .json array are read too, not only .csv and .jsonl.
+    for ending in ("*.csv", "*.txt", "*.tsv", "*.jsonl", "*.json"):
+        assert ending in first.split("(")[1], first
+
+
 def test_a_file_changed_after_its_preview_is_not_imported(
     qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
 ) -> None:
