@@ -106,10 +106,15 @@ def person_record(person: Mapping[str, Any], fields_read: PersonFieldMap | None 
     (read through ``fields_read``, when given: option ids as their labels)."""
     emails = labelled_values(person.get("emails"))
     phones = labelled_values(person.get("phones"))
+    first, last = person.get("first_name"), person.get("last_name")
+    name = str(person.get("name") or "").strip()
+    if name and email_key(name) in {email_key(str(item["value"])) for item in emails}:
+        # A nameless person is named by its email (Pipedrive wants a name): not a first name of that email.
+        first = last = None
     fields: dict[str, Any] = {
         "name": person.get("name"),
-        "first_name": person.get("first_name"),
-        "last_name": person.get("last_name"),
+        "first_name": first,
+        "last_name": last,
         "email": primary_value(emails) or None,
         "emails": [str(item["value"]) for item in emails],
         "phone": primary_value(phones) or None,
@@ -137,7 +142,8 @@ def lead_record(lead: Mapping[str, Any], person: Mapping[str, Any] | None = None
     if person is not None:
         held = person_record(person)
         email = held.email
-        fields.update({key: held.fields.get(key) for key in ("first_name", "last_name", "email")})
+        # The full name too: the pull reads a one-word name back as the parts it went as (see the engine).
+        fields.update({key: held.fields.get(key) for key in ("name", "first_name", "last_name", "email")})
     return CrmRecord(
         crm_id=str(lead["id"]),
         email=email_key(email),

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crm_desktop.domain.models import Provider
+from crm_desktop.domain.models import Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmRecord
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.sync.engine import SyncEngine
-from tests.sync.conftest import SyncBench, person, scenario
+from tests.sync.conftest import SyncBench, open_bench, person, scenario
 from tests.sync.test_scenarios import EMAILS, first_name_edit
 
 
@@ -131,3 +132,31 @@ async def test_names_a_crm_splits_its_own_way_come_back_as_they_went(any_crm: Sy
     await any_crm.sync()
     stored = any_crm.contact("person1@example.com")
     assert " ".join(filter(None, (stored.first_name, stored.last_name))) == "Mary Ann Smith"
+
+
+@scenario
+async def test_a_name_of_one_part_or_none_comes_back_from_pipedrive_as_it_went(data_dir: Path) -> None:
+    # Pipedrive keeps one full name (a nameless person is named by the email) and splits it at the first space:
+    # "Park" alone came back as the first name beside the last name "Park", an email as the first name. Another
+    # change of each record makes the pull merge them whole (not as echoes of the push).
+    bench = open_bench(Provider.PIPEDRIVE, data_dir)
+    try:
+        bench.save(person(1, first_name=None, last_name="Park"), person(2, first_name=None, last_name=None))
+        bench.save_lead(Lead(email="lead1@example.com", last_name="Park", source="twitter"))
+        first = await bench.sync()
+        assert first.status is SyncRunStatus.SUCCEEDED, first.failures
+        for email in ("person1@example.com", "person2@example.com"):
+            await bench.edit(bench.link(email).crm_id, {"phones": [{"value": "+14155550199", "primary": True}]})
+        lead_link = bench.link("lead1@example.com", RecordObject.LEAD)
+        await bench.edit(lead_link.crm_id, {"title": "Park, via a retweet"}, RecordObject.LEAD)
+
+        again = await bench.sync()
+
+        assert again.status is SyncRunStatus.SUCCEEDED, again.failures
+        one, nameless = bench.contact("person1@example.com"), bench.contact("person2@example.com")
+        assert (one.first_name, one.last_name, one.phone) == (None, "Park", "+14155550199")
+        assert (nameless.first_name, nameless.last_name) == (None, None)
+        lead = bench.workspace.leads.find("lead1@example.com")
+        assert lead is not None and (lead.first_name, lead.last_name) == (None, "Park")
+    finally:
+        bench.workspace.close()
