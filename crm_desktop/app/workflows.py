@@ -34,7 +34,13 @@ from crm_desktop.store.metrics_store import MetricsStore
 from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
 from crm_desktop.store.repositories import ContactStore, NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, engagement_ref, event_key
-from crm_desktop.store.workflow_store import ClaimedEvent, ConversationFacts, QueuedEvent, WorkflowStore
+from crm_desktop.store.workflow_store import (
+    ClaimedEvent,
+    ConversationFacts,
+    QueuedEvent,
+    WorkflowStore,
+    conversation_never_arrived,
+)
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
 from crm_desktop.sync.mapping import apply_values, from_crm, record_values
 
@@ -388,7 +394,7 @@ class SocialWorkflows:
             facts = _facts(stored, message.conversation_id, None)
             if facts is None:
                 if event.attempts + 1 >= MESSAGE_WAITS_FOR_CONVERSATION:
-                    batch.failed[event.id] = f"conversation {message.conversation_id!r} never arrived"
+                    batch.failed[event.id] = conversation_never_arrived(message.conversation_id)
                 else:
                     batch.retry[event.id] = f"waiting for conversation {message.conversation_id!r}"
             elif facts.email is None:

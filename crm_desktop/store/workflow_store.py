@@ -30,6 +30,11 @@ from crm_desktop.store.models import (
 )
 
 
+def conversation_never_arrived(conversation_id: str) -> str:
+    """Why a message was given up: its conversation had not arrived after the wait (queued again if it comes)."""
+    return f"conversation {conversation_id!r} never arrived"
+
+
 @dataclass(frozen=True)
 class QueuedEvent:
     """An event to deliver: which workflow, its idempotency key, and the event as received."""
@@ -183,17 +188,20 @@ class WorkflowStore:
 
     def requeue_unreached_messages(self, integration_id: int, conversation_ids: Iterable[str]) -> int:
         """Queue again the messages of these conversations that were settled without reaching the CRM (their
-        person had no email yet); how many. Once the conversation reaches a CRM record, they go to its timeline."""
+        person had no email yet), or given up waiting for the conversation (it came later than that wait); how
+        many. Once the conversation reaches a CRM record, they go to its timeline."""
         wanted = set(conversation_ids)
         if not wanted:
             return 0
         table = cast(Table, WorkflowEventRow.__table__)
+        settled = (table.c.status == DeliveryStatus.DONE) & table.c.crm_id.is_(None)
         with self.db.session() as session:
-            ids = [row_id for row_id, payload in session.execute(
-                select(table.c.id, table.c.payload).where(
+            ids = [row_id for row_id, payload, status, error in session.execute(
+                select(table.c.id, table.c.payload, table.c.status, table.c.error).where(
                     table.c.integration_id == integration_id, table.c.kind == WorkflowEventKind.MESSAGE,
-                    table.c.status == DeliveryStatus.DONE, table.c.crm_id.is_(None)))
-                if isinstance(payload, dict) and payload.get("conversationId") in wanted]
+                    settled | (table.c.status == DeliveryStatus.FAILED)))
+                if isinstance(payload, dict) and payload.get("conversationId") in wanted
+                and (status == DeliveryStatus.DONE or error == conversation_never_arrived(payload["conversationId"]))]
             if ids:
                 session.execute(update(table).where(table.c.id.in_(ids)).values(
                     status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), error=None))

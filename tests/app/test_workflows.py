@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from crm_desktop.api.server import LocalApiServer
+from crm_desktop.app import workflows
 from crm_desktop.app.record_intake import RecordIntake
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_monitor import MetricsRange
@@ -609,6 +610,25 @@ def test_messages_before_the_persons_email_reach_the_timeline_once_it_is_known(t
     timeline = crm_timeline(sandbox, provider)
     assert len(timeline) == 2 and {who for who, _ in timeline} == {person["id"]}
     assert any("3 Twitter messages" in text for _, text in timeline), timeline
+
+
+def test_a_message_given_up_waiting_for_its_conversation_reaches_the_timeline_when_it_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wait for a late conversation is over at the first try here (20 tries, about an hour, in the app).
+    monkeypatch.setattr(workflows, "MESSAGE_WAITS_FOR_CONVERSATION", 1)
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/messages", message(1))
+        assert (await desk.settled())[DeliveryStatus.FAILED] == 1
+        await desk.post("/api/social/conversations", CONVERSATION)
+        assert (await desk.settled())[DeliveryStatus.FAILED] == 0
+
+    sandbox = run_desk(tmp_path, "hubspot", scenario)
+    [person] = crm_people(sandbox, "hubspot")
+    timeline = crm_timeline(sandbox, "hubspot")
+    assert {who for who, _ in timeline} == {person["id"]}
+    assert any("Message 1" in text for _, text in timeline), timeline
 
 
 def test_a_participant_whose_email_comes_by_an_engagement_becomes_the_crm_contact(
