@@ -285,6 +285,9 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     code, _, err = run(data, ["attribution", "lead", "404", "--model", "linear"], capsys)
     assert code == ExitCode.USAGE and "no lead 404" in err
+    # Digits that are not 0-9 ('²') name no lead: no traceback of int().
+    code, _, err = run(data, ["attribution", "lead", "\u00b2", "--model", "linear"], capsys)
+    assert code == ExitCode.USAGE and "no lead '\u00b2'" in err
     code, _, err = run(data, ["attribution", "report", "--since", "last week"], capsys)
     assert code == ExitCode.USAGE and "--since last week: not a date" in err
     code, _, err = run(data, ["attribution", "report", "--since", "0001-01-01T00:00:00+01:00"], capsys)

@@ -973,7 +973,8 @@ def _user_problems(problems: list[FieldProblem], row: FileRow, profiles: list[di
     for problem in problems:
         path = problem.field.split(".")
         name = problem.field
-        if path[0] == "socialProfiles" and len(path) >= 3 and path[1].isdigit() and int(path[1]) < len(profiles):
+        numbered = len(path) >= 3 and path[1].isascii() and path[1].isdigit()
+        if path[0] == "socialProfiles" and numbered and int(path[1]) < len(profiles):
             platform = profiles[int(path[1])].get("platform")
             if isinstance(platform, str) and f"social.{platform}.{path[2]}" in row.columns:
                 name = row.label(f"social.{platform}.{path[2]}")

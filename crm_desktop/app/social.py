@@ -282,7 +282,7 @@ class SocialService:
         return engagement_score(interactions, followers, settings, self._clock())
 
     def _lead(self, lead: int | str) -> tuple[int, str]:
-        if isinstance(lead, int) or (isinstance(lead, str) and lead.isdigit()):
+        if isinstance(lead, int) or (isinstance(lead, str) and lead.isascii() and lead.isdigit()):
             number = int(lead)
             # Beyond the store's 64-bit ids no lead can have it (and the database would refuse the number).
             found = self.store.lead_by_id(number) if 0 < number < 2**63 else None

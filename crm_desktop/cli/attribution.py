@@ -102,7 +102,7 @@ def cmd_attribution_report(args: argparse.Namespace) -> int:
 
 def cmd_attribution_lead(args: argparse.Namespace) -> int:
     """One lead's touchpoints and the credit each earned."""
-    lead: int | str = int(args.lead) if args.lead.isdigit() else args.lead
+    lead: int | str = int(args.lead) if args.lead.isascii() and args.lead.isdigit() else args.lead
     with closing(open_workspace(args)) as workspace:
         attribution = workspace.social.attribution(lead, args.model)
     body = [
