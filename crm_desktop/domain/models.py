@@ -377,6 +377,9 @@ def _problems(model: type[BaseModel], exc: ValidationError) -> list[FieldProblem
                 problems.append(FieldProblem(field=field, reason=problem.reason))
             continue
         message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "string_pattern_mismatch":
+            pattern = str(error.get("ctx", {}).get("pattern", ""))
+            message = PATTERN_WORDS.get(pattern, "is not in the expected form")
         field = location or "(record)"
         if problems and problems[-1].field == field and error["type"] in _TYPE_MISMATCHES:
             # One value refused by every member of a union: one problem naming what would fit.
@@ -385,6 +388,13 @@ def _problems(model: type[BaseModel], exc: ValidationError) -> list[FieldProblem
         problems.append(FieldProblem(field=field, reason=message))
     return problems
 
+
+#: What each pattern the models check text against asks for, in plain words (never the regular expression).
+PATTERN_WORDS = {
+    r"^https?://\S+$": "must be a web address starting with http:// or https://, with no spaces",
+    r"^[a-z0-9_]+$": "only lower-case letters, digits and _ (e.g. twitter_dm)",
+    r"^[A-Za-z]{3}$": "must be a three-letter currency code such as USD",
+}
 
 _TYPE_MISMATCHES = {
     "string_type",

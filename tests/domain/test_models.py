@@ -27,6 +27,7 @@ from crm_desktop.domain.models import (
     normalise_phone,
     phone_region,
 )
+from crm_desktop.domain.social import ConversationEvent, Conversion
 
 
 @pytest.fixture(autouse=True)
@@ -476,3 +477,24 @@ def test_fixed_values_are_read_as_people_write_them() -> None:
     assert refused.value.fields == ["platform"] and "'twitter'" in str(refused.value)
     with pytest.raises(ValueError):
         TouchpointType("post__view!")
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "field", "words"),
+    [
+        (ConversationEvent, {"conversationId": "c", "platform": "twitter", "startedAt": "2026-11-20T10:00:00Z",
+                             "participant": {"username": "ann", "profileUrl": "twitter.com/ann"}},
+         "participant.profileUrl", "must be a web address starting with http:// or https://"),
+        (Conversion, {"email": "ann@example.com", "timestamp": "2026-11-20T10:00:00Z", "currency": "euro"},
+         "currency", "must be a three-letter currency code such as USD"),
+        (Lead, {"email": "ann@example.com", "source": "Twitter DM"}, "source", "only lower-case letters, digits and _"),
+    ],
+)
+def test_a_value_of_the_wrong_form_is_refused_in_words_not_a_pattern(
+    model: type[Any], data: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidRecordError) as refused:
+        model.model_validate(data)
+    [problem] = refused.value.problems
+    assert problem.field == field and problem.reason.startswith(words)
+    assert "pattern" not in str(refused.value) and "^" not in str(refused.value)
