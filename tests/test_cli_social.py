@@ -127,7 +127,7 @@ def test_social_import_reads_a_csvs_zoneless_times_in_the_local_zone(
     assert code == ExitCode.PARTIAL
     assert report["created"] == 3
     assert [(r["line"], r["record"], r["field"], r["reason"]) for r in report["refused"]] == [
-        (5, "p4", "timestamp", "'20/11/2026' is not a date and time (YYYY-MM-DD hh:mm, a zone optional)")]
+        (5, "ann@example.com", "timestamp", "'20/11/2026' is not a date and time (YYYY-MM-DD hh:mm, a zone optional)")]
     workspace = Workspace.open(data)
     try:
         touches = workspace.social.store.touches("ann@example.com")

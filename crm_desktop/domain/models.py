@@ -290,8 +290,10 @@ def check_base_url(value: str, example: str = BASE_URL_EXAMPLES[Provider.SALESFO
 
 
 def _record_label(data: Any) -> str:
+    """How the user knows a refused record: its person (an engagement's user, a conversation's participant) by
+    email, name or username before the event's own id."""
     if isinstance(data, dict):
-        for key in ("email", "name", "username", "messageId", "conversationId", "postId", "post_id"):
+        for key in ("email", "name", "username"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
@@ -300,6 +302,10 @@ def _record_label(data: Any) -> str:
                 label = _record_label(data[person])
                 if label != "(unnamed)":
                     return label
+        for key in ("messageId", "conversationId", "postId", "post_id"):
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
     return "(unnamed)"
 
 

@@ -198,7 +198,7 @@ INVALID_RECORDS: list[tuple[type[WireModel], dict[str, Any], str, str, str]] = [
         "less than or equal to 100",
     ),
     (Lead, {"email": "lee@example.com", "status": "won"}, "lee@example.com", "status", "'new', 'contacted'"),
-    (Lead, {"email": "lee@example.com", "source": "Twitter DM"}, "lee@example.com", "source", "pattern"),
+    (Lead, {"email": "lee@example.com", "source": "Twitter DM"}, "lee@example.com", "source", "lower-case letters"),
     (SocialProfile, {"platform": "myspace", "username": "tom"}, "tom", "platform", "'twitter'"),
     (SocialProfile, {"platform": "twitter", "username": "ana", "url": "ftp://x.com/ana"}, "ana", "url", "http(s)"),
     (
