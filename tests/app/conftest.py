@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Integration, Provider, SyncConfig
+from crm_desktop.domain.models import Contact, Integration, Provider, SyncConfig
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.vault import Vault
+from tests.support.cli_runs import workspace_at
 from tests.support.memory_keyring import MemoryKeyring
+from tests.support.served_crms import ServedCrms, served_crms
+
+#: The local contacts of :func:`fans_on_three_crms`.
+FANS = [f"fan{n}@example.com" for n in range(1, 4)]
 
 
 @pytest.fixture
@@ -23,6 +28,17 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def fans_on_three_crms(tmp_path: Path) -> Iterator[tuple[ServedCrms, Workspace]]:
+    """The three sandbox CRMs served on loopback, a workspace with an integration on each (named after its CRM),
+    and three local contacts, :data:`FANS`, not yet synced."""
+    with served_crms() as served, workspace_at(tmp_path / "workspace") as workspace:
+        served.connect(workspace)
+        workspace.contacts.save_many(Contact(email=email, first_name="Fan", last_name=f"Number {n}")
+                                     for n, email in enumerate(FANS, start=1))
+        yield served, workspace
 
 
 def write(path: Path, text: str) -> Path:

@@ -5,19 +5,19 @@ numbers of each account's own); the account is read once per set of credentials,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Contact, SyncDirection
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.providers.errors import CrmAccountChangedError
 from crm_desktop.sandbox.core import Sandbox
-from tests.support.cli_runs import credentials_of, workspace_at
-from tests.support.served_crms import ServedCrms, served_crms
+from tests.app.conftest import FANS
+from tests.support.cli_runs import credentials_of
+from tests.support.served_crms import ServedCrms
 
-EMAILS = [f"fan{n}@example.com" for n in range(1, 4)]
+EMAILS = FANS
 
 #: Per CRM: how its sandbox is made to answer as another account, and what a request reading the account is.
 OTHER_ACCOUNT: dict[str, tuple[Callable[[Sandbox], None], str]] = {
@@ -25,15 +25,6 @@ OTHER_ACCOUNT: dict[str, tuple[Callable[[Sandbox], None], str]] = {
     "hubspot": (lambda sandbox: setattr(sandbox, "portal_id", 77_777_777), "/account-info/v3/details"),
     "pipedrive": (lambda sandbox: setattr(sandbox, "company_id", 7), "/v1/users/me"),
 }
-
-
-@pytest.fixture
-def crms(tmp_path: Path) -> Iterator[tuple[ServedCrms, Workspace]]:
-    with served_crms() as served, workspace_at(tmp_path / "workspace") as workspace:
-        served.connect(workspace)
-        workspace.contacts.save_many(Contact(email=email, first_name="Fan", last_name=f"Number {n}")
-                                     for n, email in enumerate(EMAILS, start=1))
-        yield served, workspace
 
 
 def _credentials_set_again(workspace: Workspace, name: str, sandbox: Sandbox) -> None:
@@ -44,9 +35,9 @@ def _credentials_set_again(workspace: Workspace, name: str, sandbox: Sandbox) ->
 
 @pytest.mark.parametrize("name", list(OTHER_ACCOUNT))
 def test_credentials_of_another_account_are_refused_before_anything_is_sent(
-    crms: tuple[ServedCrms, Workspace], name: str
+    fans_on_three_crms: tuple[ServedCrms, Workspace], name: str
 ) -> None:
-    served, workspace = crms
+    served, workspace = fans_on_three_crms
     sandbox: Sandbox = getattr(served, name)
     make_other, reads_account = OTHER_ACCOUNT[name]
     first = asyncio.run(workspace.sync.sync(name, SyncDirection.PUSH))
@@ -79,8 +70,8 @@ def test_credentials_of_another_account_are_refused_before_anything_is_sent(
         asyncio.run(workspace.crm.test_connection(name))
 
 
-def test_the_old_account_put_back_syncs_again(crms: tuple[ServedCrms, Workspace]) -> None:
-    served, workspace = crms
+def test_the_old_account_put_back_syncs_again(fans_on_three_crms: tuple[ServedCrms, Workspace]) -> None:
+    served, workspace = fans_on_three_crms
     asyncio.run(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
     served.pipedrive.company_id = 7
     _credentials_set_again(workspace, "pipedrive", served.pipedrive)
@@ -94,8 +85,10 @@ def test_the_old_account_put_back_syncs_again(crms: tuple[ServedCrms, Workspace]
     assert again.status.value == "succeeded", again.message
 
 
-def test_an_integration_with_no_links_takes_the_account_it_finds(crms: tuple[ServedCrms, Workspace]) -> None:
-    served, workspace = crms
+def test_an_integration_with_no_links_takes_the_account_it_finds(
+    fans_on_three_crms: tuple[ServedCrms, Workspace],
+) -> None:
+    served, workspace = fans_on_three_crms
     asyncio.run(workspace.crm.test_connection("pipedrive"))  # reads and keeps company 1, links nothing
     served.pipedrive.company_id = 7
     _credentials_set_again(workspace, "pipedrive", served.pipedrive)

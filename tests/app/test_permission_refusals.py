@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,16 +16,16 @@ import pytest
 from crm_desktop.app.sync_monitor import HealthState
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.alerts import AlertKind
-from crm_desktop.domain.models import Contact, SyncDirection
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory
 from crm_desktop.providers.errors import AuthError, PermissionRefusedError
 from crm_desktop.sandbox.core import LoggedRequest
 from crm_desktop.sandbox.hubspot import DEFAULT_SCOPES
 from crm_desktop.store.models import SyncRunStatus
-from tests.support.cli_runs import workspace_at
-from tests.support.served_crms import ServedCrms, served_crms
+from tests.app.conftest import FANS
+from tests.support.served_crms import ServedCrms
 
-EMAILS = [f"fan{n}@example.com" for n in range(1, 4)]
+EMAILS = FANS
 
 
 @dataclass(frozen=True)
@@ -62,20 +62,11 @@ REFUSALS = [
 ]
 
 
-@pytest.fixture
-def crms(tmp_path: Path) -> Iterator[tuple[ServedCrms, Workspace]]:
-    with served_crms() as served, workspace_at(tmp_path / "workspace") as workspace:
-        served.connect(workspace)
-        workspace.contacts.save_many(Contact(email=email, first_name="Fan", last_name=f"Number {n}")
-                                     for n, email in enumerate(EMAILS, start=1))
-        yield served, workspace
-
-
 @pytest.mark.parametrize("refusal", REFUSALS, ids=[r.name for r in REFUSALS])
 def test_a_permission_refusal_is_grouped_shown_and_alerted_as_a_permission(
-    crms: tuple[ServedCrms, Workspace], refusal: Refusal, tmp_path: Path
+    fans_on_three_crms: tuple[ServedCrms, Workspace], refusal: Refusal, tmp_path: Path
 ) -> None:
-    served, workspace = crms
+    served, workspace = fans_on_three_crms
     refusal.refuse(served)
     sandbox = getattr(served, refusal.name)
 
@@ -122,8 +113,8 @@ def test_a_permission_refusal_is_grouped_shown_and_alerted_as_a_permission(
     assert {row["error_category"] for row in rows} == {"permission"}
 
 
-def test_a_revoked_token_still_asks_to_reconnect(crms: tuple[ServedCrms, Workspace]) -> None:
-    served, workspace = crms
+def test_a_revoked_token_still_asks_to_reconnect(fans_on_three_crms: tuple[ServedCrms, Workspace]) -> None:
+    served, workspace = fans_on_three_crms
     served.pipedrive.expire_tokens()  # a new API token: the stored one is refused (401)
 
     with pytest.raises(AuthError, match="401") as refused:
@@ -135,8 +126,10 @@ def test_a_revoked_token_still_asks_to_reconnect(crms: tuple[ServedCrms, Workspa
     assert [r.alert.kind for r in raised] == [AlertKind.AUTH_FAILED]
 
 
-def test_a_permission_refused_before_the_run_began_is_a_permission_alert(crms: tuple[ServedCrms, Workspace]) -> None:
-    _, workspace = crms
+def test_a_permission_refused_before_the_run_began_is_a_permission_alert(
+    fans_on_three_crms: tuple[ServedCrms, Workspace],
+) -> None:
+    _, workspace = fans_on_three_crms
     refused = PermissionRefusedError("HubSpot: the private app lacks the scope crm.schemas.contacts.read (403): ask "
                                      "a HubSpot super admin to add it to the private app")
 

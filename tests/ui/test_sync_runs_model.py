@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QPalette
+from PySide6.QtGui import QBrush, QPalette
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -16,6 +16,7 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
 from crm_desktop.ui.theme import Theme, apply_theme, palette
 from crm_desktop.ui.wording import counts_text, duration_text, short_time
+from tests.support.colours import contrast
 from tests.ui.conftest import HubSpotBench
 
 
@@ -222,16 +223,6 @@ def test_a_runs_counts_name_only_what_it_did() -> None:
     assert counts_text({"created": 0, "updated": 1, "unchanged": 1_204, "failed": 2, "conflicts": 1, "decided": 3}) == (
         "1 updated, 1,204 unchanged, 2 failed, 1 conflict waiting, 3 decided by rule")
     assert counts_text({"created": 0, "failed": 0}) == "nothing to change"
-
-
-def contrast(one: QColor, other: QColor) -> float:
-    """WCAG's contrast ratio of two colours (1 to 21)."""
-    def luminance(colour: QColor) -> float:
-        def channel(value: float) -> float:
-            return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
-        return 0.2126 * channel(colour.redF()) + 0.7152 * channel(colour.greenF()) + 0.0722 * channel(colour.blueF())
-    high, low = sorted((luminance(one), luminance(other)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
 
 
 @pytest.mark.parametrize("theme", list(Theme))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -26,6 +26,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.resources_path import resource_file, resources_dir
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.theme import Theme, app_icon, apply_theme, current_theme, icon, palette, stylesheet
+from tests.support.colours import contrast
 
 REPO = Path(__file__).resolve().parents[2]
 ICONS = ["crm-desktop.svg", "integrations.svg", "field-mapping.svg", "conflicts.svg", "sync-monitor.svg"]
@@ -173,16 +174,6 @@ def test_a_disabled_main_button_looks_disabled(qtbot: QtBot, light_again: QAppli
     assert enabled_shade.saturation() > 150, "the main button wears the accent"
     distance = sum(abs(a - b) for a, b in zip(enabled_shade.getRgb()[:3], disabled_shade.getRgb()[:3], strict=True))
     assert distance > 120, f"disabled {disabled_shade.name()} is too close to enabled {enabled_shade.name()}"
-
-
-def contrast(one: QColor, other: QColor) -> float:
-    """WCAG's contrast ratio of two colours (1 to 21)."""
-    def luminance(colour: QColor) -> float:
-        def channel(value: float) -> float:
-            return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
-        return 0.2126 * channel(colour.redF()) + 0.7152 * channel(colour.greenF()) + 0.0722 * channel(colour.blueF())
-    high, low = sorted((luminance(one), luminance(other)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
 
 
 @pytest.mark.parametrize("theme", list(Theme))
