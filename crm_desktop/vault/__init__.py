@@ -8,8 +8,6 @@ from crm_desktop.vault.keyring_vault import (
     VaultError,
     VaultLockedError,
     VaultUnavailableError,
-    workspace_service,
 )
 
-__all__ = ["SERVICE_NAME", "Vault", "VaultError", "VaultLockedError", "VaultUnavailableError",
-           "workspace_service"]
+__all__ = ["SERVICE_NAME", "Vault", "VaultError", "VaultLockedError", "VaultUnavailableError"]

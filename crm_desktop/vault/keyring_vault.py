@@ -249,6 +249,9 @@ class Vault:
     def delete(self, integration_id: int) -> bool:
         """Delete an integration's credentials; ``False`` when there were none.
 
+        Only the workspace's own entry goes: one still under the shared name of before is left to the other
+        workspaces that may need it (see :meth:`_read`).
+
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.
         """
