@@ -170,14 +170,16 @@ def test_done_when_flow_with_the_real_keyring(tmp_path: Path) -> None:
         if path.is_file():
             assert b"pat-demo-123" not in path.read_bytes(), path
     account = f"integration-{integration['id']}"
-    probe = "import keyring,sys; print(keyring.get_password('crm-desktop', sys.argv[1]))"
-    before = subprocess.run([sys.executable, "-c", probe, account], text=True, capture_output=True, env=env)
-    assert "pat-demo-123" in before.stdout
+    # Under the workspace's own service (its identity is in its database), read straight from the keyring.
+    probe = ("import keyring,sys; from crm_desktop.app.workspace import Workspace; w = Workspace.open(sys.argv[2]); "
+             "print(w.vault.service, keyring.get_password(w.vault.service, sys.argv[1])); w.close()")
+    before = subprocess.run([sys.executable, "-c", probe, account, str(data)], text=True, capture_output=True, env=env)
+    assert before.stdout.startswith("crm-desktop/") and "pat-demo-123" in before.stdout
     removed = subprocess.run([*exe, "--data-dir", str(data), "integration", "remove", name], text=True,
                              capture_output=True, env=env)
     assert removed.returncode == 0, removed.stderr
-    after = subprocess.run([sys.executable, "-c", probe, account], text=True, capture_output=True, env=env)
-    assert after.stdout.strip() == "None"
+    after = subprocess.run([sys.executable, "-c", probe, account, str(data)], text=True, capture_output=True, env=env)
+    assert after.stdout.split() == [before.stdout.split()[0], "None"]
 
 
 @pytest.mark.parametrize("argv, said", [

@@ -99,7 +99,7 @@ def test_a_proxy_password_goes_to_the_keyring_never_to_the_database_and_is_shown
                        stdin=f"http://ann:{PASSWORD}@proxy.corp:3128\n")
     assert code == ExitCode.OK and json.loads(out)["value"] == "http://ann:***@proxy.corp:3128"
     [(service, account)] = list(memory_keyring.entries)
-    assert service == "crm-desktop" and account.startswith("network-proxy-")
+    assert service.startswith("crm-desktop/") and account.startswith("network-proxy-")  # the workspace's own
     assert memory_keyring.entries[(service, account)] == PASSWORD
     for argv in (["config", "get", "proxy"], ["config", "list"], ["config", "list", "--json"]):
         _, out, err = run(home, argv, capsys, monkeypatch)

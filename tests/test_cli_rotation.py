@@ -100,7 +100,9 @@ def test_update_replaces_the_secret_in_place_and_keeps_the_history(
     assert data["tested"] is True and data["credentialsReplaced"] is True
     assert data["keyAgeDays"] == 0 and data["rotationDue"] is False
     assert NEW_TOKEN not in out + err
-    assert memory_keyring.entries == {("crm-desktop", f"integration-{before_integration.id}"):
+    with workspace_at(data_dir) as workspace:
+        service = workspace.vault.service
+    assert memory_keyring.entries == {(service, f"integration-{before_integration.id}"):
                                       json.dumps({"token": NEW_TOKEN}, separators=(",", ":"))}
     with workspace_at(data_dir) as workspace:
         assert history(workspace, before_integration.id) == before

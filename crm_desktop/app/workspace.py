@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +37,7 @@ class Workspace:
     Attributes:
         paths: where things live.
         database: the migrated store.
-        vault: the OS keyring.
+        vault: the OS keyring, its entries under this workspace's own service name.
         migration: what the start-up migration did.
         integrations: the integrations service.
         contacts: local contacts.
@@ -80,12 +81,12 @@ class Workspace:
         migration = database.migrate()
         if migration.backup is not None:
             logger.info("store backed up to %s before migrating", migration.backup)
-        vault = vault or Vault()
+        settings_store = WorkspaceSettingsStore(database)
+        vault = workspace_vault(vault or Vault(), settings_store, migration)
         integrations = IntegrationService(
             IntegrationStore(database), vault, rotate_after_days=rotate_after_days(os.environ),
             locks=SyncStore(database),
         )
-        settings_store = WorkspaceSettingsStore(database)
         network = NetworkSettingsService(settings_store, vault)
         crm = CrmActions(integrations, transport=transport, network=network.network, locks=SyncStore(database))
         sync = SyncService(database, integrations, crm)
@@ -110,3 +111,23 @@ class Workspace:
         """Stop the sync worker and release the database connections."""
         self.sync.close()
         self.database.close()
+
+
+#: Store key of the workspace's identity, which names its keyring entries.
+IDENTITY_KEY = "workspace.identity"
+
+
+def workspace_vault(vault: Vault, settings: WorkspaceSettingsStore, migration: MigrationReport) -> Vault:
+    """``vault`` with its entries named by the workspace's identity, which is made at the first open.
+
+    The identity lives in the workspace's database, so the desktops of a team on one database share it (each with
+    its own keyring), while two data dirs on one computer never share an entry. A database that existed before
+    identities were kept (``migration.from_revision`` set) may have its credentials in the keyring under the old
+    shared names: its vault adopts them at their first read. A new one has nothing there to adopt (what is there
+    belongs to another workspace), so its vault never looks.
+    """
+    identity = settings.setdefault(IDENTITY_KEY, {
+        "id": str(uuid.uuid4()),
+        "adoptSharedKeyringEntries": migration.from_revision is not None,
+    })
+    return vault.for_workspace(str(identity["id"]), adopt_shared=bool(identity.get("adoptSharedKeyringEntries")))

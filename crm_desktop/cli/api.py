@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import closing
 from typing import Any
 
 from crm_desktop.app.api_access import ApiTokens
-from crm_desktop.cli.common import ExitCode, add_action, command_group, emit
-from crm_desktop.vault import Vault
+from crm_desktop.cli.common import ExitCode, add_action, command_group, emit, open_workspace
 
 
 def cmd_api_token(args: argparse.Namespace) -> int:
     """Print the local API's token (made now if the API never started)."""
-    token = ApiTokens(Vault()).current()
+    # The workspace's own: each workspace keeps its token under its own keyring service.
+    with closing(open_workspace(args)) as workspace:
+        token = ApiTokens(workspace.vault).current()
     emit(args, {"token": token}, token)
     return ExitCode.OK
 
 
 def cmd_api_rotate(args: argparse.Namespace) -> int:
     """Replace the token; the old one stops working at once, also in a running server."""
-    token = ApiTokens(Vault()).rotate()
+    with closing(open_workspace(args)) as workspace:
+        token = ApiTokens(workspace.vault).rotate()
     emit(args, {"token": token}, token)
     return ExitCode.OK
 

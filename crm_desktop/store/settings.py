@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import WorkspaceSettingRow
@@ -30,6 +31,22 @@ class WorkspaceSettingsStore:
                 session.add(WorkspaceSettingRow(key=key, value=dict(value)))
             else:
                 row.value = dict(value)
+
+    def setdefault(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        """The setting's value, set to ``value`` first when it was never set.
+
+        Desktops (or processes) setting it at the same moment agree on one value: the first insert stands, and the
+        others read it back.
+        """
+        stored = self.get(key)
+        if stored is not None:
+            return stored
+        try:
+            with self._db.session() as session:
+                session.add(WorkspaceSettingRow(key=key, value=dict(value)))
+        except IntegrityError:
+            pass  # another desktop or process set it first, between the read and the insert: theirs stands
+        return self.get(key) or dict(value)
 
     def delete(self, key: str) -> bool:
         """Remove a setting; ``False`` when it was not set."""

@@ -31,6 +31,11 @@ _LOCKED_HINT = (
 _PLAINTEXT_MODULES = ("keyrings.alt",)
 
 
+def workspace_service(service: str, workspace: str) -> str:
+    """The keyring service of one workspace's entries, e.g. ``crm-desktop/5f0c2a...``."""
+    return f"{service}/{workspace}"
+
+
 class VaultError(Exception):
     """A credential could not be stored, read or deleted; the message says what to do and holds no secret."""
 
@@ -58,16 +63,39 @@ def describe_backend(backend: KeyringBackend) -> str:
 class Vault:
     """One small interface to the OS keyring: get, set, delete and availability.
 
-    Each integration has one keyring entry under :data:`SERVICE_NAME`, account ``integration-<id>``, whose
-    value is a JSON object of its credentials (tokens, client secret, ...).
+    A workspace's vault (:meth:`for_workspace`) keeps its entries under a service of its own,
+    ``crm-desktop/<workspace id>``: two workspaces on one computer both have an integration 1, and a shared name
+    would let one overwrite the other's credentials. Each integration has one entry, account ``integration-<id>``,
+    whose value is a JSON object of its credentials (tokens, client secret, ...); the local API's token and the
+    proxy password have accounts of their own beside them.
 
     Attributes:
-        service: the keyring service name.
+        service: the keyring service the entries are kept under.
+        app_service: the service name without a workspace (every entry was kept under it before workspaces had
+            an identity).
+        workspace: the workspace's identity, or ``None`` for a vault of no workspace.
     """
 
-    def __init__(self, backend: KeyringBackend | None = None, service: str = SERVICE_NAME) -> None:
+    def __init__(self, backend: KeyringBackend | None = None, service: str = SERVICE_NAME, *,
+                 workspace: str | None = None, adopt_shared: bool = False) -> None:
+        """Make a vault.
+
+        Args:
+            backend: the keyring backend; ``None``: the one keyring picks (``PYTHON_KEYRING_BACKEND`` honoured).
+            service: the app's service name.
+            workspace: the workspace's identity; its entries then go under ``<service>/<workspace>``.
+            adopt_shared: whether an entry missing under the workspace's service is looked for under ``service``
+                alone, where the app kept it before workspaces had an identity, and copied over when found.
+        """
         self._backend = backend
-        self.service = service
+        self.app_service = service
+        self.workspace = workspace
+        self.service = workspace_service(service, workspace) if workspace else service
+        self._shared_service = service if workspace and adopt_shared else None
+
+    def for_workspace(self, workspace: str, *, adopt_shared: bool) -> Vault:
+        """A vault on the same keyring whose entries are the workspace's own (see :class:`Vault`)."""
+        return Vault(self._backend, self.app_service, workspace=workspace, adopt_shared=adopt_shared)
 
     @property
     def backend(self) -> KeyringBackend:
@@ -119,8 +147,32 @@ class Vault:
                              "the keyring (log out and in)") from None
 
     def _read(self, account: str, what: str) -> str | None:
-        """The value under ``account``, or ``None``; ``what`` names it in error messages."""
-        return self._keyring_call(f"read {what}", lambda: self.backend.get_password(self.service, account))
+        """The value under ``account``, or ``None``; ``what`` names it in error messages.
+
+        A workspace that predates workspace identities finds an entry still under the shared service name and adopts
+        it: the value is copied under the workspace's own service, which every later read and write uses.
+        """
+        value = self._keyring_call(f"read {what}", lambda: self.backend.get_password(self.service, account))
+        shared = self._shared_service
+        if value is not None or shared is None:
+            return value
+        value = self._keyring_call(f"read {what}", lambda: self.backend.get_password(shared, account))
+        if value is None:
+            return None
+        # The shared entry is copied, not moved. Two workspaces of this computer may both need it (each has an
+        # integration 1, and the entry holds whichever of them saved last): there is no telling whose it is, so
+        # each gets its own copy; a key of the wrong CRM account is then refused by the account check before a
+        # sync sends anything, and replaced once with `integration update`. Deleting it at the first read would
+        # hand it to whichever workspace opened first and leave the other with nothing to reconnect from (nor
+        # could an older version of the app, run again, find it). It stays in the OS keyring, where secrets belong.
+        try:
+            self._write(account, value, what)
+        except VaultError as exc:
+            # The value read is right: it is used now, and copied at the next read instead.
+            logger.warning("keyring entry %s could not be copied to the workspace's service yet: %s", account, exc)
+        else:
+            logger.info("keyring entry %s adopted from service %s into %s", account, shared, self.service)
+        return value
 
     def _write(self, account: str, value: str, what: str) -> None:
         """Store (replace) the value under ``account``; ``what`` names it in error messages."""
@@ -196,6 +248,9 @@ class Vault:
 
     def delete(self, integration_id: int) -> bool:
         """Delete an integration's credentials; ``False`` when there were none.
+
+        Only the workspace's own entry goes: one still under the shared name of before is left to the other
+        workspaces that may need it (see :meth:`_read`).
 
         Raises:
             VaultUnavailableError, VaultLockedError, VaultError: as for :meth:`save`.

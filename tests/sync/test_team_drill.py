@@ -75,7 +75,11 @@ class Desktop:
     def api_token(self) -> str:
         from tests.support.file_keyring import FileKeyring
 
-        return ApiTokens(Vault(FileKeyring(self.keyring_file))).current()
+        workspace = Workspace.open(self.home, vault=Vault(FileKeyring(self.keyring_file)))
+        try:
+            return ApiTokens(workspace.vault).current()  # the workspace's own token, in this desktop's keyring
+        finally:
+            workspace.close()
 
 
 def _seed(desktop: Desktop, sandboxes: dict[str, Sandbox]) -> None:

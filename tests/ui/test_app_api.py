@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Coroutine
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,8 @@ def test_the_window_serves_the_api_until_it_closes(
 ) -> None:
     port = free_port()
     monkeypatch.setenv("CRM_DESKTOP_API_PORT", str(port))
-    token = ApiTokens(Vault(backend=keyring_backend)).current()
+    with closing(Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))) as opened:
+        token = ApiTokens(opened.vault).current()  # the workspace's own token
     url = f"http://127.0.0.1:{port}"
     seen: dict[str, object] = {}
 

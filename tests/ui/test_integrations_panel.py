@@ -41,8 +41,11 @@ def ok_button(dialog: IntegrationDialog) -> QWidget:
 
 
 def stored_credentials(backend: MemoryKeyring, integration: Integration) -> dict[str, str] | None:
-    payload = backend.entries.get((SERVICE_NAME, f"integration-{integration.id}"))
-    return None if payload is None else json.loads(payload)
+    """The integration's entry read straight from the keyring, under its workspace's own service (the test's one)."""
+    [*payloads] = (value for (service, account), value in backend.entries.items()
+                   if service.startswith(f"{SERVICE_NAME}/") and account == f"integration-{integration.id}")
+    assert len(payloads) <= 1, "one workspace, one entry"
+    return json.loads(payloads[0]) if payloads else None
 
 
 def table_names(panel: IntegrationsPanel) -> list[str]:
