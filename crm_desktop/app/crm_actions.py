@@ -201,6 +201,21 @@ class CrmActions:
             )
         self.integrations.record_crm_account(integration, found)
 
+    async def checked_adapter(self, integration: Integration) -> CrmAdapter:
+        """A new adapter for ``integration`` once its credentials are known to reach the account its links are in
+        (:meth:`check_crm_account`): for everything that writes to the CRM by a link's record id or email.
+
+        Raises:
+            CrmAccountChangedError: see :meth:`check_crm_account` (the adapter is closed again).
+        """
+        adapter = self.adapter_for(integration)
+        try:
+            await self.check_crm_account(integration, adapter)
+        except BaseException:
+            await adapter.aclose()
+            raise
+        return adapter
+
     async def test_connection(self, name: str) -> ConnectionInfo:
         """Who the credentials are, their scopes and the quota left (raises AuthError when refused).
 
@@ -261,7 +276,7 @@ class CrmActions:
     ) -> None:
         """Push the valid records of ``read`` into ``report``."""
         mappers = default_record_mappers(integration.provider)
-        adapter = self.adapter_for(integration)
+        adapter = await self.checked_adapter(integration)
         try:
             crm_fields = CrmFieldNames.of(await adapter.list_fields(obj))
             build = mappers.default_contact_record if obj is RecordObject.CONTACT else mappers.default_lead_record

@@ -310,7 +310,7 @@ class DuplicateService:
         linked to afterwards, and whether it takes over the other's record (its own is gone from the CRM)."""
         assert step.keep_crm_id is not None and step.other_crm_id is not None
         integration = self._integrations.get(step.integration)
-        adapter = self._actions.adapter_for(integration)
+        adapter = await self._actions.checked_adapter(integration)
         try:
             assert isinstance(adapter, MergesRecords)
             try:

@@ -424,7 +424,7 @@ class RecordIntake:
 
     async def _add_note(self, key: str, obj: RecordObject, crm_id: str, text: str) -> str:
         integration = self.integration(key)
-        adapter = self.crm.adapter_for(integration)
+        adapter = await self.crm.checked_adapter(integration)
         try:
             return await adapter.add_note(obj, crm_id, text)
         finally:

@@ -584,7 +584,7 @@ class SyncService:
         integration = self.integration_of_run(run_id)
         if integration.id in syncing:
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is running; undo it afterwards")
-        adapter = self.actions.adapter_for(integration)
+        adapter = await self.actions.checked_adapter(integration)
         try:
             return await undo_run(self.store, adapter, integration, self.all_mappings(integration), run_id,
                                   trigger=trigger, force=force)
@@ -629,7 +629,7 @@ class SyncService:
     async def _resolve_here(self, conflict_id: int, take: str | None, value: str | None) -> Any:
         conflict = self.store.get_conflict(conflict_id)
         integration = self.integrations.get_by_id(conflict.integration_id)
-        adapter = self.actions.adapter_for(integration)
+        adapter = await self.actions.checked_adapter(integration)
         try:
             return await resolve_conflict(
                 self.store, adapter, integration, self.all_mappings(integration), conflict_id, take=take, value=value

@@ -629,7 +629,7 @@ class SocialWorkflows:
         self, integration: Integration, entries: list[tuple[list[int], TimelineEntry]], batch: _Batch,
         report: DeliveryReport,
     ) -> None:
-        adapter = self.crm.adapter_for(integration)
+        adapter = await self.crm.checked_adapter(integration)
         try:
             if not isinstance(adapter, LogsTimeline):
                 for ids, entry in entries:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.errors import CrmAccountChangedError
 from crm_desktop.sandbox.core import Sandbox
 from tests.app.conftest import FANS
@@ -98,3 +100,24 @@ def test_an_integration_with_no_links_takes_the_account_it_finds(
     assert result.counts["created"] == len(EMAILS)
     integration = workspace.integrations.get("pipedrive")
     assert workspace.integrations.crm_account(integration).account_id == "7"
+
+
+def test_an_undo_and_a_file_push_are_refused_as_a_run_is(
+    fans_on_three_crms: tuple[ServedCrms, Workspace], tmp_path: Path
+) -> None:
+    served, workspace = fans_on_three_crms
+    first = asyncio.run(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+    assert first.run_id is not None
+    served.pipedrive.company_id = 7
+    _credentials_set_again(workspace, "pipedrive", served.pipedrive)
+    people = tmp_path / "people.csv"
+    people.write_text("email,firstName\nfan1@example.com,Renamed\n", encoding="utf-8")
+    mark = len(served.pipedrive.requests)
+
+    with pytest.raises(CrmAccountChangedError):
+        asyncio.run(workspace.sync.undo(first.run_id))
+    with pytest.raises(CrmAccountChangedError):
+        asyncio.run(workspace.crm.push_file("pipedrive", people, RecordObject.CONTACT))
+
+    sent = [(r.method, r.path) for r in list(served.pipedrive.requests)[mark:]]
+    assert {path for _, path in sent} <= {"/v1/users/me"}, sent
