@@ -154,8 +154,8 @@ def social_profile_values(
     """The seed's social fields from a person's profiles, and the profiles no field takes (for the note).
 
     The first profile on Twitter, Instagram and LinkedIn fills that network's field (LinkedIn its URL, the public
-    one when the profile has none); followers are summed and the best engagement kept. ``field_name`` turns a
-    seed field's name into the CRM's (``twitter_username`` -> ``twitter_username__c``).
+    one when the profile has none); followers are summed and the best engagement kept (none when no profile has
+    one). ``field_name`` turns a seed field's name into the CRM's (``twitter_username`` -> ``twitter_username__c``).
     """
     values: dict[str, Any] = {}
     unmapped: list[SocialProfile] = []
@@ -169,7 +169,10 @@ def social_profile_values(
             values[field_name(seed)] = profile.username
     if profiles:
         values[field_name("social_followers")] = sum(p.followers for p in profiles)
-        values[field_name("social_engagement_score")] = round(max(p.engagement for p in profiles), 2)
+    # An engagement of 0 is what a profile holds when nothing gave it one: not sent as a made-up 0.
+    engagements = [p.engagement for p in profiles if p.engagement]
+    if engagements:
+        values[field_name("social_engagement_score")] = round(max(engagements), 2)
     return values, unmapped
 
 

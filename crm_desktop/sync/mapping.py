@@ -233,7 +233,10 @@ def contact_values(contact: Contact) -> dict[str, Value]:
         values[f"{prefix}Followers"] = canonical(found.followers) if found else None
     profiles = contact.social_profiles
     values["socialFollowers"] = canonical(sum(p.followers for p in profiles)) if profiles else None
-    values["socialEngagementScore"] = canonical(max(p.engagement for p in profiles)) if profiles else None
+    # A profile's engagement is stored as 0 when nothing gave it (files without the column, conversations): no
+    # figure at all is sent rather than a 0 that reads in the CRM as "this person never engages".
+    engagements = [p.engagement for p in profiles if p.engagement]
+    values["socialEngagementScore"] = canonical(max(engagements)) if engagements else None
     for key, value in contact.custom_fields.items():
         values[f"custom.{key}"] = canonical(value)
     return values

@@ -1,5 +1,6 @@
 """A person who is both a contact and a lead sends one engagement score to the CRM: the person's, from both sides,
-so a second sync neither writes it over with the contact's profile figures nor pulls that back into the lead."""
+so a second sync neither writes it over with the contact's profile figures nor pulls that back into the lead; a
+contact with no score and no profile engagement sends none."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ NAME = "hubspot-marketing"
 ADA = "ada@example.com"
 
 
-def crm_score(hubspot_sandbox: HubSpotSandbox) -> str | None:
-    [ada] = [r for r in hubspot_sandbox._records["contacts"].values() if r.properties.get("email") == ADA]
-    return ada.properties.get("social_engagement_score")
+def crm_score(hubspot_sandbox: HubSpotSandbox, email: str = ADA) -> str | None:
+    [person] = [r for r in hubspot_sandbox._records["contacts"].values() if r.properties.get("email") == email]
+    return person.properties.get("social_engagement_score")
 
 
 def test_a_contact_and_lead_of_one_person_send_the_same_score(
@@ -49,3 +50,21 @@ def test_a_contact_and_lead_of_one_person_send_the_same_score(
     kept = hubspot_marketing.leads.find(ADA)
     assert kept is not None and kept.social_context is not None
     assert kept.social_context.engagement_score == score
+
+
+def test_a_contact_never_scored_sends_no_made_up_zero(
+    hubspot_marketing: Workspace, hubspot_sandbox: HubSpotSandbox
+) -> None:
+    # Followers known, engagement never given (stored as the profile's 0) and no activity recorded: the CRM's
+    # engagement score stays empty; a profile's own engagement is still the fallback where there is one.
+    hubspot_marketing.contacts.save(Contact(email=ADA, first_name="Ada", social_profiles=[
+        SocialProfile(platform=SocialPlatform.TWITTER, username="ada", followers=1200)]))
+    hubspot_marketing.contacts.save(Contact(email="bo@example.com", first_name="Bo", social_profiles=[
+        SocialProfile(platform=SocialPlatform.TWITTER, username="bo", followers=10, engagement=4.5)]))
+
+    run = asyncio.run(hubspot_marketing.sync.sync(NAME))
+    assert (run.counts["created"], run.counts["failed"]) == (2, 0)
+    assert crm_score(hubspot_sandbox) is None
+    assert crm_score(hubspot_sandbox, "bo@example.com") == "4.5"
+    again = asyncio.run(hubspot_marketing.sync.sync(NAME))
+    assert (again.counts["created"], again.counts["updated"]) == (0, 0)

@@ -120,6 +120,13 @@ def test_first_profile_per_network_fills_its_field_and_the_rest_go_to_the_note()
     assert social_profile_values([], str) == ({}, [])
 
 
+def test_profiles_without_an_engagement_send_no_engagement_score() -> None:
+    # A profile holds engagement 0 when nothing gave it one (a file without the column): no score is made up.
+    profiles = [SocialProfile(platform=SocialPlatform.TWITTER, username="ada", followers=1200)]
+    values, _ = social_profile_values(profiles, lambda name: f"{name}__c")
+    assert values == {"twitter_username__c": "ada", "social_followers__c": 1200}
+
+
 # -- CRM times ------------------------------------------------------------------------------------------------------
 
 
