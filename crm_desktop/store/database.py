@@ -277,6 +277,15 @@ def _is_known_revision(scripts: ScriptDirectory, revision: str) -> bool:
         return False
 
 
+def _at_shipped_head(engine: Engine) -> MigrationReport | None:
+    """The report of a database already at the shipped head, found without Alembic; ``None`` when it is not (or
+    that cannot be told from the scripts' text)."""
+    shipped = shipped_head_from_scripts()
+    if shipped is not None and _stored_revisions(engine) == [shipped]:
+        return MigrationReport(shipped, shipped, None)
+    return None
+
+
 def upgrade_to_head(engine: Engine) -> MigrationReport:
     """Run ``alembic upgrade head``; back up an existing SQLite file first when a migration is pending.
 
@@ -286,9 +295,9 @@ def upgrade_to_head(engine: Engine) -> MigrationReport:
     Raises:
         StoreConfigError: when the database cannot be reached or is newer than this app.
     """
-    shipped = shipped_head_from_scripts()
-    if shipped is not None and _stored_revisions(engine) == [shipped]:
-        return MigrationReport(shipped, shipped, None)
+    at_head = _at_shipped_head(engine)
+    if at_head is not None:
+        return at_head
     from alembic.script import ScriptDirectory
 
     head = head_revision()
@@ -353,10 +362,15 @@ class Database:
         On an engine of its own, disposed of afterwards (but for an in-memory SQLite database, which lives in its
         engine): an engine's dialect keeps every column type it has compiled, and through them the tables of every
         migration script, for as long as it lives (about 28,000 objects that Python's full garbage collections of
-        the app's whole session would walk again and again, each one a pause of the window).
+        the app's whole session would walk again and again, each one a pause of the window). A store already at
+        the head (every start but the first after an update) is told so on the app's own engine, which reads one
+        plain row and compiles no migration's tables, so that engine is never built.
         """
         if self.engine.url.get_backend_name() == "sqlite" and self.engine.url.database in (None, "", ":memory:"):
             return upgrade_to_head(self.engine)
+        at_head = _at_shipped_head(self.engine)
+        if at_head is not None:
+            return at_head
         migrating = make_engine(self.url)
         try:
             return upgrade_to_head(migrating)

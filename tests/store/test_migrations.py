@@ -355,6 +355,20 @@ def test_a_sqlite_file_at_head_opens_without_importing_alembic(tmp_path: Path) -
     assert result == {"from": SHIPPED_HEAD, "to": SHIPPED_HEAD, "alembic": []}
 
 
+def test_a_store_at_head_builds_no_second_engine(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Database(database.url)
+    built: list[str] = []
+    make_engine = database_module.make_engine
+    monkeypatch.setattr(database_module, "make_engine", lambda url: built.append(url) or make_engine(url))
+    try:
+        report = store.migrate()
+    finally:
+        store.close()
+
+    assert (report.from_revision, report.to_revision, report.backup) == (SHIPPED_HEAD, SHIPPED_HEAD, None)
+    assert built == [], "a store at the head is told so on the app's own engine"
+
+
 def test_a_sqlite_file_behind_head_is_still_migrated_at_start(tmp_path: Path) -> None:
     path = tmp_path / "crm.db"
     store = Database(sqlite_url(path))
