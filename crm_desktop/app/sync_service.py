@@ -15,6 +15,7 @@ from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
+from crm_desktop.app.sync_process import SyncProcess
 from crm_desktop.app.sync_worker import SyncWorker, on_loop
 from crm_desktop.app.text import stored_text
 from crm_desktop.domain.models import Integration, SyncDirection
@@ -148,6 +149,17 @@ class SyncService:
         self._run_listeners: Listeners[[Integration, SyncResult | Exception]] = Listeners("a run")
         self._import_listeners: Listeners[[Path, ImportReport]] = Listeners("an import")
         self._worker: SyncWorker | None = None
+        self._process: SyncProcess | None = None
+
+    def run_in_process(self, process: SyncProcess) -> None:
+        """Run full syncs from now on in ``process`` (the desktop app: their garbage must not pause its window).
+
+        Runs of chosen records and dry runs stay on the worker thread (or this loop); the process is closed with
+        this service.
+        """
+        if self._process is not None and self._process is not process:
+            self._process.close()
+        self._process = process
 
     def run_off_thread(self) -> SyncWorker:
         """Run syncs from now on in a worker thread (the desktop app: its loop must only draw); idempotent."""
@@ -156,7 +168,10 @@ class SyncService:
         return self._worker
 
     def close(self) -> None:
-        """Stop the sync worker, if any (runs still going are cancelled and wind down first)."""
+        """Stop the sync process and the sync worker, if any (runs still going are cancelled and wind down first)."""
+        if self._process is not None:
+            self._process.close()
+            self._process = None
         if self._worker is not None:
             self._worker.close()
             self._worker = None
@@ -381,17 +396,21 @@ class SyncService:
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
         on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:
-        """One run, on the sync worker when there is one (its callbacks come back to this loop), else here.
+        """One run: a full run in the sync process when there is one, else on the sync worker when there is one
+        (its callbacks come back to this loop), else here.
 
         The run's listeners hear how it ended (a dry run is not a run: they hear nothing of it).
         """
         try:
-            if self._worker is None:
-                result = await self._run_here(integration, direction, trigger, dry_run, progress,
+            if self._process is not None and not dry_run and local_ids is None:
+                result = await self._process.run(integration.name, direction, trigger, progress=progress,
+                                                 on_started=on_started)
+            elif self._worker is None:
+                result = await self.run_here(integration, direction, trigger, dry_run, progress,
                                               local_ids=local_ids, on_started=on_started)
             else:
                 here = asyncio.get_running_loop()
-                result = await self._worker.run(self._run_here(
+                result = await self._worker.run(self.run_here(
                     integration, direction, trigger, dry_run, on_loop(here, progress) if progress else None,
                     local_ids=local_ids, on_started=on_loop(here, on_started) if on_started else None,
                 ))
@@ -411,11 +430,13 @@ class SyncService:
     def remove_run_listener(self, listener: RunListener) -> None:
         self._run_listeners.remove(listener)
 
-    async def _run_here(
+    async def run_here(
         self, integration: Integration, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
         on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:
+        """One run in this process and on this loop, its listeners not told (the caller tells them: the app's
+        :meth:`_run`, or the sync process's parent)."""
         assert integration.id is not None
         # The lock comes before any network call: a run of another process is refused at once, not after the
         # adapter's first calls (the engine takes the same lock again, as the same owner, and releases it).

@@ -17,6 +17,7 @@ from crm_desktop.app.preferences import PreferencesService
 from crm_desktop.app.settings import NetworkSettingsService, SyncPreviewSetting
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_monitor import SyncMonitorService
+from crm_desktop.app.sync_process import SyncProcess
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.store.database import Database, MigrationReport
 from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
@@ -106,6 +107,16 @@ class Workspace:
             preferences=PreferencesService(settings_store),
             alerts=AlertService(database),
         )
+
+    def run_syncs_in_process(self) -> bool:
+        """Run full syncs from now on in a child process (see :mod:`crm_desktop.app.sync_process`); ``False``,
+        and runs stay in this process, when the workspace talks to its CRMs through a transport of its own (an
+        in-process sandbox), which another process cannot reach."""
+        if self.crm.transport is not None:
+            logger.info("syncs run in this process: the workspace's CRMs are reached through an in-process transport")
+            return False
+        self.sync.run_in_process(SyncProcess(self.paths.data_dir, self.paths.database_url, self.vault.backend))
+        return True
 
     def close(self) -> None:
         """Stop the sync worker and release the database connections."""

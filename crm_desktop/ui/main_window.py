@@ -150,8 +150,10 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__(parent)
         self.workspace = workspace
-        # Sync runs write the store and merge records: in a worker thread, so this window never waits on them.
+        # Sync runs write the store and merge records: in a worker thread, so this window never waits on them,
+        # and full runs in a child process, so their garbage collections never pause it either.
         workspace.sync.run_off_thread()
+        workspace.run_syncs_in_process()
         self.tasks = BackgroundTasks()
         self._settings = settings if settings is not None else app_settings()
         self.setWindowTitle(DISPLAY_NAME)

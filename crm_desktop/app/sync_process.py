@@ -1,0 +1,458 @@
+"""Sync runs in a child process of the desktop app, so a run's memory and garbage never pause the window.
+
+The sync worker thread keeps a run's store work off the window's loop, but not off its interpreter: a run makes
+objects by the hundred thousand, and each time enough of them outlive a young collection CPython walks every
+object the process holds (the app's whole imported code, about 200,000 of them) with its lock held, 150-300 ms in
+which the window cannot draw. In a child process of their own, full runs (scheduled, "Sync now", "Sync all now")
+make their garbage where it cannot stop the window, and give their memory back when the child is closed.
+
+The parent keeps what only it may hold: the keyring answers the child's reads and writes of credentials through
+the pipe (so a demo's in-memory tokens and a token refreshed by the child both live where they did), and its run
+listeners (alerts, the run metrics) hear of each run as before. The child's log records are handled by the
+parent's logging. Runs of chosen records, dry runs and every other store call stay on the sync worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import itertools
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from keyring.backend import KeyringBackend
+
+from crm_desktop.domain.models import SyncDirection
+from crm_desktop.store.models import SyncTrigger
+from crm_desktop.sync.engine import Progress, SyncProgress, SyncResult
+
+logger = logging.getLogger(__name__)
+
+#: How long the parent waits for a new child to open the workspace before giving up on it.
+START_SECONDS = 60.0
+#: How long closing waits for cancelled runs to wind down (lock released, run recorded as stopped).
+CLOSE_SECONDS = 2.0
+#: How long the child waits for the parent's keyring to answer one call.
+KEYRING_SECONDS = 60.0
+
+
+class SyncProcessError(RuntimeError):
+    """The sync process could not start, stopped unexpectedly, or failed in a way it could not pass on as is."""
+
+
+class SyncProcess:
+    """One child process that runs full syncs of a workspace for the desktop app; started at the first run.
+
+    Attributes:
+        data_dir: the workspace's data dir (the child opens the same store, at the parent's database URL).
+    """
+
+    def __init__(self, data_dir: Path, database_url: str, keyring_backend: KeyringBackend, *,
+                 start_timeout: float = START_SECONDS) -> None:
+        self.data_dir = data_dir
+        self._database_url = database_url
+        self._backend = keyring_backend
+        self._start_timeout = start_timeout
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._send_lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._ready: asyncio.Future[int] | None = None
+        self._runs: dict[int, _PendingRun] = {}
+        self._keys = itertools.count(1)
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    @property
+    def running(self) -> bool:
+        """Whether it still takes runs."""
+        return not self._closed
+
+    async def run(self, name: str, direction: SyncDirection, trigger: SyncTrigger, *,
+                  progress: Progress | None = None, on_started: Callable[[int], None] | None = None) -> SyncResult:
+        """Run one sync of integration ``name`` in the child and return its result here.
+
+        ``progress`` and ``on_started`` are called on this loop. Cancelling the caller cancels the run in the child
+        and waits for its clean-up; cancelling again stops that wait.
+
+        Raises:
+            SyncProcessError: the child cannot start or stopped during the run.
+            whatever the run raised in the child (``SyncAlreadyRunning``, ``AuthError``, ``VaultError``...).
+        """
+        if self._closed:
+            raise SyncProcessError("the sync process is closed")
+        await self._started()
+        key = next(self._keys)
+        assert self._ready is not None
+        pending = _PendingRun(self._ready, asyncio.get_running_loop().create_future(), progress, on_started)
+        self._runs[key] = pending
+        try:
+            self._send(("run", key, name, direction.value, trigger.value))
+            try:
+                return await asyncio.shield(pending.outcome)
+            except asyncio.CancelledError:
+                if pending.outcome.done():
+                    raise
+                with contextlib.suppress(OSError, SyncProcessError):
+                    self._send(("cancel", key))
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await pending.outcome
+                raise
+        finally:
+            self._runs.pop(key, None)
+
+    async def _started(self) -> None:
+        """Start the child if it is not running, and wait until it has opened the workspace."""
+        loop = asyncio.get_running_loop()
+        if self._ready is not None and self._process is not None and self._process.is_alive():
+            await asyncio.shield(self._ready)
+            return
+        self._ready = loop.create_future()
+        # A fresh interpreter, not a fork of one that holds Qt, threads and open database connections.
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_end = context.Pipe()
+        level = logging.getLogger("crm_desktop").getEffectiveLevel()
+        self._process = context.Process(target=_serve, args=(child_end, str(self.data_dir), self._database_url, level),
+                                        name="crm-desktop-sync", daemon=True)
+        self._process.start()
+        child_end.close()
+        self._reader = threading.Thread(target=self._read, args=(self._conn, self._ready, self._process),
+                                        name="sync-process-reader", daemon=True)
+        self._reader.start()
+        try:
+            pid = await asyncio.wait_for(asyncio.shield(self._ready), self._start_timeout)
+        except TimeoutError:
+            self._stop_child()
+            raise SyncProcessError(f"the sync process did not start within {self._start_timeout:.0f} s") from None
+        logger.info("sync process %s started for %s", pid, self.data_dir)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise SyncProcessError("the sync process is not running")
+        with self._send_lock:
+            conn.send(message)
+
+    # -- the reader thread ---------------------------------------------------------------------
+    def _read(self, conn: Connection, ready: asyncio.Future[int], process: multiprocessing.process.BaseProcess) -> None:
+        """Take the child's messages until its end of the pipe closes; answer keyring calls here, post the rest."""
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:  # a message that does not unpickle: said, and the rest still read
+                logger.exception("a message of the sync process could not be read")
+                continue
+            kind = message[0]
+            if kind == "keyring":
+                self._answer_keyring(message[1], message[2], message[3])
+            elif kind == "log":
+                record: logging.LogRecord = message[1]
+                logging.getLogger(record.name).handle(record)
+            elif kind in ("ready", "start-failed"):
+                _post(ready.get_loop(), self._started_or_not, message, ready)
+            else:
+                pending = self._runs.get(message[1])
+                if pending is not None:  # else a run whose caller stopped waiting
+                    _post(pending.outcome.get_loop(), self._take, message, pending)
+        process.join(1.0)
+        loops = {ready.get_loop()} | {pending.outcome.get_loop() for pending in list(self._runs.values())}
+        for loop in loops:
+            _post(loop, self._child_ended, ready, process.exitcode)
+
+    def _answer_keyring(self, call_id: int, operation: str, arguments: tuple[str, ...]) -> None:
+        try:
+            answer: tuple[bool, Any] = (True, getattr(self._backend, operation)(*arguments))
+        except Exception as exc:
+            answer = (False, _portable(exc))
+        with contextlib.suppress(OSError, SyncProcessError):
+            self._send(("keyring-answer", call_id, *answer))
+
+    # -- on the caller's loop ------------------------------------------------------------------
+    @staticmethod
+    def _started_or_not(message: tuple[Any, ...], ready: asyncio.Future[int]) -> None:
+        if ready.done():
+            return
+        if message[0] == "ready":
+            ready.set_result(message[1])
+        else:
+            ready.set_exception(SyncProcessError(f"the sync process could not open the workspace: {message[1]}"))
+
+    @staticmethod
+    def _take(message: tuple[Any, ...], pending: _PendingRun) -> None:
+        kind = message[0]
+        if kind == "started" and pending.on_started is not None:
+            _call_safely(pending.on_started, message[2], "run started")
+        elif kind == "progress" and pending.progress is not None:
+            _call_safely(pending.progress, message[2], "progress")
+        elif pending.outcome.done():
+            return
+        elif kind == "result":
+            pending.outcome.set_result(message[2])
+        elif kind == "error":
+            pending.outcome.set_exception(message[2])
+        elif kind == "cancelled":
+            pending.outcome.cancel()
+
+    def _child_ended(self, ready: asyncio.Future[int], exitcode: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        stopped = SyncProcessError(
+            "the sync process stopped" + (f" (exit code {exitcode})" if exitcode not in (None, 0) else "")
+            + "; the run stopped with it and the next run resumes where it left off"
+        )
+        if ready.get_loop() is loop:
+            if not ready.done():
+                ready.set_exception(stopped)
+            if ready is self._ready:
+                self._ready = None  # the next run starts a new child
+        for pending in list(self._runs.values()):
+            if pending.child is ready and pending.outcome.get_loop() is loop and not pending.outcome.done():
+                pending.outcome.set_exception(stopped)
+        if not self._closed and ready.get_loop() is loop:
+            logger.warning("sync process ended%s", f" with exit code {exitcode}" if exitcode else "")
+
+    # -- closing -------------------------------------------------------------------------------
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Cancel the runs going on, give them ``timeout`` seconds to wind down in the child, and stop it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_child(timeout)
+
+    def _stop_child(self, timeout: float = CLOSE_SECONDS) -> None:
+        conn, process = self._conn, self._process
+        if conn is not None:
+            with contextlib.suppress(OSError, SyncProcessError):
+                self._send(("close", timeout))
+        if process is not None:
+            process.join(timeout + 3.0)
+            if process.is_alive():
+                logger.warning("sync process still running %.0f s after it was asked to close; terminating it",
+                               timeout + 3.0)
+                process.terminate()
+                process.join(5.0)
+        if conn is not None:
+            conn.close()
+        if self._reader is not None:
+            self._reader.join(1.0)
+        self._conn = None
+        self._process = None
+        self._ready = None
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """Call ``callback`` on ``loop`` (from the reader thread); nothing when that loop has closed."""
+    if not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # it closed meanwhile
+            loop.call_soon_threadsafe(callback, *args)
+
+
+class _PendingRun:
+    """A run sent to the child: the future its result lands in, and the caller's callbacks."""
+
+    def __init__(self, child: asyncio.Future[int], outcome: asyncio.Future[SyncResult], progress: Progress | None,
+                 on_started: Callable[[int], None] | None) -> None:
+        self.child = child  # the child it was sent to (its readiness future)
+        self.outcome = outcome
+        self.progress = progress
+        self.on_started = on_started
+
+
+def _call_safely(callback: Callable[[Any], None], argument: Any, what: str) -> None:
+    try:
+        callback(argument)
+    except Exception:  # a listener's bug must not end the run's wait
+        logger.exception("a %s callback of the sync process failed", what)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives the pipe as itself, else a :class:`SyncProcessError` that says what it was."""
+    try:
+        copy = pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return SyncProcessError(f"{type(exc).__name__}: {exc}")
+    return copy if isinstance(copy, BaseException) else SyncProcessError(str(exc))
+
+
+# -- the child ---------------------------------------------------------------------------------
+class _ParentChannel:
+    """The child's end of the pipe: sends from any thread, and hands the parent's keyring answers to their callers."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+        self._calls = itertools.count(1)
+        self._waiting: dict[int, concurrent.futures.Future[Any]] = {}
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            self.conn.send(message)
+
+    def keyring_call(self, operation: str, *arguments: str) -> Any:
+        call_id = next(self._calls)
+        answer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._waiting[call_id] = answer
+        try:
+            self.send(("keyring", call_id, operation, arguments))
+            return answer.result(KEYRING_SECONDS)
+        finally:
+            self._waiting.pop(call_id, None)
+
+    def keyring_answered(self, call_id: int, ok: bool, value: Any) -> None:
+        answer = self._waiting.get(call_id)
+        if answer is None:
+            return
+        if ok:
+            answer.set_result(value)
+        else:
+            answer.set_exception(value)
+
+    def parent_gone(self) -> None:
+        for answer in list(self._waiting.values()):
+            if not answer.done():
+                answer.set_exception(SyncProcessError("the app closed"))
+
+
+class ParentKeyring(KeyringBackend):
+    """The child's keyring: every call is answered by the desktop app's own keyring, through the pipe."""
+
+    priority = 1
+
+    def __init__(self, channel: _ParentChannel) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._channel = channel
+
+    def get_password(self, service: str, username: str) -> str | None:
+        value: str | None = self._channel.keyring_call("get_password", service, username)
+        return value
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self._channel.keyring_call("set_password", service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self._channel.keyring_call("delete_password", service, username)
+
+
+class _PipeQueue:
+    """What :class:`logging.handlers.QueueHandler` puts records into: the pipe to the parent."""
+
+    def __init__(self, channel: _ParentChannel) -> None:
+        self._channel = channel
+
+    def put_nowait(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(OSError):
+            self._channel.send(("log", record))
+
+
+def _serve(conn: Connection, data_dir: str, database_url: str, log_level: int) -> None:
+    """The child: open the workspace, then run what the parent sends until it says close or goes away."""
+    from crm_desktop.app.paths import DB_URL_ENV
+
+    os.environ[DB_URL_ENV] = database_url  # the parent's store, whatever this process's environment says
+    # Ctrl-C in a terminal reaches the whole process group: the app decides when its runs stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel = _ParentChannel(conn)
+    app_logger = logging.getLogger("crm_desktop")
+    app_logger.handlers[:] = [logging.handlers.QueueHandler(_PipeQueue(channel))]  # type: ignore[arg-type]
+    app_logger.setLevel(log_level)
+    app_logger.propagate = False
+    asyncio.run(_serve_runs(channel, Path(data_dir)))
+
+
+async def _serve_runs(channel: _ParentChannel, data_dir: Path) -> None:
+    from crm_desktop.app.workspace import Workspace
+    from crm_desktop.vault import Vault
+
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                message = channel.conn.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] == "keyring-answer":
+                channel.keyring_answered(message[1], message[2], message[3])
+            else:
+                loop.call_soon_threadsafe(inbox.put_nowait, message)
+        channel.parent_gone()
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(inbox.put_nowait, None)
+
+    threading.Thread(target=read, name="sync-process-inbox", daemon=True).start()
+    try:
+        workspace = Workspace.open(data_dir, Vault(backend=ParentKeyring(channel)))
+    except Exception as exc:
+        channel.send(("start-failed", f"{type(exc).__name__}: {exc}"))
+        return
+    channel.send(("ready", os.getpid()))
+    runs: dict[int, asyncio.Task[None]] = {}
+    close_timeout = CLOSE_SECONDS
+    try:
+        while True:
+            message = await inbox.get()
+            if message is None:
+                break
+            kind = message[0]
+            if kind == "run":
+                task = asyncio.create_task(_one_run(channel, workspace, *message[1:]))
+                runs[message[1]] = task
+                task.add_done_callback(functools.partial(_forget, runs, message[1]))
+            elif kind == "cancel" and message[1] in runs:
+                runs[message[1]].cancel()
+            elif kind == "close":
+                close_timeout = float(message[1])
+                break
+    finally:
+        pending = [task for task in runs.values() if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=close_timeout)
+        workspace.close()
+
+
+def _forget(runs: dict[int, asyncio.Task[None]], key: int, _done: asyncio.Task[None]) -> None:
+    runs.pop(key, None)
+
+
+async def _one_run(channel: _ParentChannel, workspace: Any, key: int, name: str, direction: str,
+                   trigger: str) -> None:
+    def started(run_id: int) -> None:
+        channel.send(("started", key, run_id))
+
+    def progress(update: SyncProgress) -> None:
+        channel.send(("progress", key, update))
+
+    try:
+        integration = workspace.integrations.get(name)
+        result = await workspace.sync.run_here(integration, SyncDirection(direction), SyncTrigger(trigger), False,
+                                               progress, on_started=started)
+    except asyncio.CancelledError:
+        with contextlib.suppress(OSError):
+            channel.send(("cancelled", key))
+        raise
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            channel.send(("error", key, _portable(exc)))
+        return
+    with contextlib.suppress(OSError):
+        channel.send(("result", key, result))

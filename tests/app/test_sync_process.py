@@ -1,0 +1,221 @@
+"""Full sync runs in a child process: results, progress, refusals and log records come back; cancel, a killed child
+and closing leave nothing half-done; credentials are read from the app's own keyring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crm_desktop.app.sync_process import SyncProcessError
+from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact, Integration, SyncDirection
+from crm_desktop.store.models import SyncRunStatus
+from crm_desktop.store.process_owner import lock_owner
+from crm_desktop.sync.engine import SyncAlreadyRunning, SyncProgress, SyncResult
+from crm_desktop.vault import Vault
+from crm_desktop.vault.ephemeral import EphemeralKeyring
+from tests.support.served_crms import ServedCrms, served_crms
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def keyring_of_this_process() -> EphemeralKeyring:
+    """A keyring that exists only in the test's process: a child that reads credentials must ask this process."""
+    return EphemeralKeyring()
+
+
+@pytest.fixture
+def syncing_in_a_child(
+    tmp_path: Path, keyring_of_this_process: EphemeralKeyring
+) -> Iterator[tuple[ServedCrms, Workspace]]:
+    """The three sandboxes on loopback, a workspace on them whose full runs go to a child process, 40 contacts."""
+    with served_crms() as served:
+        workspace = Workspace.open(tmp_path / "workspace", vault=Vault(backend=keyring_of_this_process))
+        try:
+            served.connect(workspace)
+            workspace.contacts.save_many(Contact(email=f"fan{n}@example.com", first_name="Fan", last_name=f"No {n}")
+                                         for n in range(40))
+            workspace.sync.run_off_thread()
+            assert workspace.run_syncs_in_process()
+            yield served, workspace
+        finally:
+            workspace.close()
+
+
+def child_pid(workspace: Workspace) -> int | None:
+    process = workspace.sync._process
+    assert process is not None
+    return process.pid
+
+
+async def some_persons_pushed(served: ServedCrms) -> None:
+    """Return once the Pipedrive sandbox holds a few of the pushed persons (the run is in its push)."""
+    async with asyncio.timeout(60):
+        while len(served.pipedrive.persons) < 3:  # noqa: ASYNC110 (the sandbox serves from a thread of its own)
+            await asyncio.sleep(0.01)
+
+
+def assert_each_fan_once(served: ServedCrms) -> None:
+    emails = sorted(person.emails[0]["value"] for person in served.pipedrive.persons.values())
+    assert emails == sorted(f"fan{n}@example.com" for n in range(40))
+
+
+def test_full_runs_of_three_crms_run_in_a_child_and_report_here(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], caplog: pytest.LogCaptureFixture
+) -> None:
+    served, workspace = syncing_in_a_child
+    told: list[tuple[str, SyncResult | Exception]] = []
+    workspace.sync.add_run_listener(lambda integration, outcome: told.append((integration.name, outcome)))
+    progress: list[SyncProgress] = []
+    caplog.set_level(logging.INFO, logger="crm_desktop")
+
+    async def sync_all() -> list[SyncResult]:
+        return await asyncio.gather(*(workspace.sync.sync(name, progress=progress.append)
+                                      for name in ("salesforce", "hubspot", "pipedrive")))
+
+    results = asyncio.run(sync_all())
+
+    pid = child_pid(workspace)
+    assert pid is not None and pid != os.getpid()
+    for result in results:
+        assert result.status is SyncRunStatus.SUCCEEDED, result.message
+        assert result.counts["created"] == 40
+        assert result.run_id is not None
+    assert {run.id for name in ("salesforce", "hubspot", "pipedrive") for run in workspace.sync.runs(name)} == {
+        result.run_id for result in results}
+    assert served.hubspot.summary()["contacts"] == 40
+    assert served.pipedrive.summary()["persons"] == 40
+    # Progress reached this process; the listeners (alerts, run metrics) heard each run once, here.
+    assert {update.integration for update in progress} == {"salesforce", "hubspot", "pipedrive"}
+    assert sorted(name for name, _ in told) == ["hubspot", "pipedrive", "salesforce"]
+    # The child's log records were handled by this process's logging.
+    from_child = [r for r in caplog.records if r.processName == "crm-desktop-sync"]
+    assert any("conversions of hubspot" in r.getMessage() for r in from_child)
+
+
+def test_start_returns_the_run_id_the_child_began(syncing_in_a_child: tuple[ServedCrms, Workspace]) -> None:
+    _, workspace = syncing_in_a_child
+
+    async def start_and_wait() -> tuple[int, SyncResult]:
+        run_id = await workspace.sync.start("hubspot")
+        task = workspace.sync._running[workspace.integrations.get("hubspot").id or 0]
+        return run_id, await task
+
+    run_id, result = asyncio.run(start_and_wait())
+    assert run_id == result.run_id
+    assert workspace.sync.runs("hubspot")[0].status is SyncRunStatus.SUCCEEDED
+
+
+def test_a_refusal_in_the_child_is_raised_here_as_itself(syncing_in_a_child: tuple[ServedCrms, Workspace]) -> None:
+    _, workspace = syncing_in_a_child
+    integration = workspace.integrations.get("hubspot")
+    assert integration.id is not None
+    # This process holds the lock (a run of the CLI or of another window would): the child's run is refused.
+    assert workspace.sync.store.acquire_lock(integration.id, lock_owner())
+    with pytest.raises(SyncAlreadyRunning, match="hubspot"):
+        asyncio.run(workspace.sync.sync("hubspot"))
+    workspace.sync.store.release_lock(integration.id, lock_owner())
+    assert asyncio.run(workspace.sync.sync("hubspot")).counts["created"] == 40
+
+
+def test_credentials_refreshed_in_the_child_are_kept_in_the_apps_keyring(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], keyring_of_this_process: EphemeralKeyring
+) -> None:
+    _, workspace = syncing_in_a_child
+    integration: Integration = workspace.integrations.get("salesforce")
+    assert integration.id is not None
+    before = dict(keyring_of_this_process._entries)
+    asyncio.run(workspace.sync.sync("salesforce"))
+    # Salesforce's adapter signs in and saves the session it got: into this process's keyring, the only one.
+    account = workspace.vault.account(integration.id)
+    entry = (workspace.vault.service, account)
+    assert entry in keyring_of_this_process._entries
+    assert set(keyring_of_this_process._entries) >= set(before)
+
+
+def test_cancelling_a_run_stops_it_in_the_child_and_releases_its_lock(
+    syncing_in_a_child: tuple[ServedCrms, Workspace]
+) -> None:
+    served, workspace = syncing_in_a_child
+    served.pipedrive.config.latency_ms = 100.0  # one request per person: the push takes seconds
+    integration = workspace.integrations.get("pipedrive")
+    assert integration.id is not None
+
+    async def cancel_when_pushing() -> None:
+        task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+        await some_persons_pushed(served)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_when_pushing())
+    run = workspace.sync.runs("pipedrive", limit=1)[0]
+    assert run.status is not SyncRunStatus.RUNNING
+    assert workspace.sync.store.lock_holder(integration.id) is None
+    pushed = served.pipedrive.summary()["persons"]
+    assert 0 < pushed < 40
+    # The same child takes the next run, which sends what is left and recognises what was sent.
+    pid = child_pid(workspace)
+    served.pipedrive.config.latency_ms = 0.0
+    result = asyncio.run(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    assert child_pid(workspace) == pid
+    assert_each_fan_once(served)
+
+
+def test_a_killed_child_fails_its_run_and_the_next_run_resumes_without_duplicates(
+    syncing_in_a_child: tuple[ServedCrms, Workspace]
+) -> None:
+    served, workspace = syncing_in_a_child
+    served.pipedrive.config.latency_ms = 100.0
+
+    async def kill_when_pushing() -> None:
+        task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+        await some_persons_pushed(served)
+        pid = child_pid(workspace)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(SyncProcessError, match="stopped"):
+            await task
+
+    asyncio.run(kill_when_pushing())
+    served.pipedrive.config.latency_ms = 0.0
+    result = asyncio.run(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    assert_each_fan_once(served)
+
+
+def test_closing_the_workspace_mid_run_stops_the_child(syncing_in_a_child: tuple[ServedCrms, Workspace]) -> None:
+    served, workspace = syncing_in_a_child
+    served.pipedrive.config.latency_ms = 100.0
+
+    async def close_when_pushing() -> int:
+        task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+        await some_persons_pushed(served)
+        pid = child_pid(workspace)
+        assert pid is not None
+        process = workspace.sync._process
+        workspace.sync.close()
+        assert process is not None and process.pid is None  # the child ended
+        task.cancel()
+        with pytest.raises((asyncio.CancelledError, SyncProcessError)):
+            await task
+        return pid
+
+    pid = asyncio.run(close_when_pushing())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    run = workspace.sync.runs("pipedrive", limit=1)[0]
+    assert run.status is not SyncRunStatus.RUNNING
+
+
+def test_a_workspace_on_an_in_process_transport_keeps_its_runs_here(hubspot_marketing: Workspace) -> None:
+    assert not hubspot_marketing.run_syncs_in_process()
+    assert hubspot_marketing.sync._process is None
