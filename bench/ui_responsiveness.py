@@ -4,11 +4,12 @@
   ``--latency-ms``) with ``--contacts`` local contacts, the main window open on the People panel, and "Sync all now"
   clicked. A QTimer heartbeat every ``HEARTBEAT_MS`` measures how late each tick fires: that lateness is a stall of
   the event loop (the time the window could not draw or take a click). p50, p99 and max over the whole sync.
-  ``--inline`` runs the same sync on the GUI's own loop (no sync worker), for comparison.
+  Full runs go to the sync process, as in the app; ``--thread`` runs them on the sync worker thread of the window's
+  process instead, and ``--inline`` on the GUI's own loop (no sync worker), for comparison.
 - cold start: a fresh process from its start to the first paint of the main window on an empty workspace, its
   compiled modules cached by a first start as an installed app's are (``--no-bytecode-cache`` to compile every time).
 - people at scale: ``bench.people_scale`` on ``--people`` contacts in a child process (open, drag to the end).
-- peak RSS of each process.
+- peak RSS of each process (the window's, and the sync process's while it runs).
 
 Run from the repository root (Qt offscreen)::
 
@@ -42,7 +43,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
-def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
+def sync_stalls(contacts: int, latency_ms: float, mode: str, directory: Path,
                 max_seconds: float, freeze: bool = False) -> dict[str, Any]:
     """Stalls of the GUI's event loop during "Sync all now" of the three sandboxes (see the module docstring)."""
     import qasync
@@ -59,7 +60,9 @@ def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = MainWindow(demo.workspace)
-    if inline:
+    if mode != "process":
+        demo.workspace.sync.run_in_process(None)  # full runs on the sync worker thread
+    if mode == "inline":
         demo.workspace.sync.close()  # no worker: runs go back to the GUI's loop
     window.resize(1280, 800)
     window.show()
@@ -118,8 +121,11 @@ def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
         return elapsed
 
     capped: list[str] = []
+    sync_process_peak: float | None = None
     try:
         seconds = loop.run_until_complete(sync_all())
+        process = demo.workspace.sync.sync_process
+        sync_process_peak = peak_rss_of(process.pid) if process is not None and process.pid else None
         runs = [
             {"integration": name, "status": run.status.value, "created": run.created, "updated": run.updated,
              "failed": run.failed, "apiCalls": run.api_calls}
@@ -132,7 +138,7 @@ def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
         demo.stop()
         loop.close()
     return {
-        "mode": "inline (GUI loop)" if inline else "sync worker thread",
+        "mode": {"inline": "inline (GUI loop)", "thread": "sync worker thread"}.get(mode, "sync process"),
         "contacts": contacts,
         "latencyMs": latency_ms,
         "fillSeconds": round(fill_seconds, 1),
@@ -148,6 +154,7 @@ def sync_stalls(contacts: int, latency_ms: float, inline: bool, directory: Path,
         "stallP50Ms": round(percentile(stalls, 0.50), 1),
         "stallP99Ms": round(percentile(stalls, 0.99), 1),
         "stallMaxMs": round(max(stalls, default=0.0), 1),
+        "syncProcessPeakRssMb": sync_process_peak,
         "stallMeanMs": round(statistics.fmean(stalls), 2) if stalls else 0.0,
         "peakRssMb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -232,11 +239,25 @@ def people_scale(count: int) -> dict[str, Any]:
     return result
 
 
+def peak_rss_of(pid: int) -> float | None:
+    """A running process's peak RSS in MB (Linux's ``VmHWM``), or ``None`` where it cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=10_000, help="local contacts synced")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="each sandbox's answer time")
     parser.add_argument("--inline", action="store_true", help="sync on the GUI's loop (no worker), to compare")
+    parser.add_argument("--thread", action="store_true",
+                        help="full runs on the sync worker thread of the window's process (no sync process)")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the window is open")
     parser.add_argument("--max-seconds", type=float, default=3600.0,
                         help="stop measuring (and cancel the syncs still running) after this long")
@@ -255,7 +276,8 @@ def main() -> None:
                                        "loadAverage": [round(v, 2) for v in os.getloadavg()]}}
     with tempfile.TemporaryDirectory() as directory:
         if not args.skip_sync:
-            report["sync"] = sync_stalls(args.contacts, args.latency_ms, args.inline, Path(directory),
+            mode = "inline" if args.inline else "thread" if args.thread else "process"
+            report["sync"] = sync_stalls(args.contacts, args.latency_ms, mode, Path(directory),
                                          args.max_seconds, args.gc_freeze)
             print(json.dumps({"sync": report["sync"]}), file=sys.stderr, flush=True)  # kept if a later part fails
         report["coldStart"] = cold_start(Path(directory), args.cold_starts, not args.no_bytecode_cache)

@@ -120,23 +120,37 @@ class SyncProcess:
     async def _started(self) -> None:
         """Start the child if it is not running, and wait until it has opened the workspace."""
         loop = asyncio.get_running_loop()
-        if self._ready is not None and self._process is not None and self._process.is_alive():
-            await asyncio.shield(self._ready)
+        ready = self._ready
+        if ready is not None and (not ready.done() or (self._process is not None and self._process.is_alive())):
+            await asyncio.shield(ready)  # starting (for another run), or started
             return
-        self._ready = loop.create_future()
+        self._ready = ready = loop.create_future()
         # A fresh interpreter, not a fork of one that holds Qt, threads and open database connections.
         context = multiprocessing.get_context("spawn")
-        self._conn, child_end = context.Pipe()
+        conn, child_end = context.Pipe()
+        self._conn = conn
         level = logging.getLogger("crm_desktop").getEffectiveLevel()
-        self._process = context.Process(target=_serve, args=(child_end, str(self.data_dir), self._database_url, level),
-                                        name="crm-desktop-sync", daemon=True)
-        self._process.start()
-        child_end.close()
-        self._reader = threading.Thread(target=self._read, args=(self._conn, self._ready, self._process),
-                                        name="sync-process-reader", daemon=True)
+        self._process = process = context.Process(
+            target=_serve, args=(child_end, str(self.data_dir), self._database_url, level), name="crm-desktop-sync",
+            daemon=True,
+        )
+        try:
+            # Starting it execs a new interpreter and writes its set-up: a moment the window's loop need not wait.
+            await asyncio.to_thread(process.start)
+        except BaseException as exc:
+            self._conn = self._process = self._ready = None
+            conn.close()
+            error = SyncProcessError(f"the sync process could not start: {exc}")
+            ready.set_exception(error)
+            ready.exception()  # marked as retrieved: the runs waiting for it, if any, get it too
+            raise error from exc
+        finally:
+            child_end.close()
+        self._reader = threading.Thread(target=self._read, args=(conn, ready, process), name="sync-process-reader",
+                                        daemon=True)
         self._reader.start()
         try:
-            pid = await asyncio.wait_for(asyncio.shield(self._ready), self._start_timeout)
+            pid = await asyncio.wait_for(asyncio.shield(ready), self._start_timeout)
         except TimeoutError:
             self._stop_child()
             raise SyncProcessError(f"the sync process did not start within {self._start_timeout:.0f} s") from None

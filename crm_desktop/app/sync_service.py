@@ -151,8 +151,9 @@ class SyncService:
         self._worker: SyncWorker | None = None
         self._process: SyncProcess | None = None
 
-    def run_in_process(self, process: SyncProcess) -> None:
-        """Run full syncs from now on in ``process`` (the desktop app: their garbage must not pause its window).
+    def run_in_process(self, process: SyncProcess | None) -> None:
+        """Run full syncs from now on in ``process`` (the desktop app: their garbage must not pause its window), or
+        back in this one (``None``; the process there was is closed).
 
         Runs of chosen records and dry runs stay on the worker thread (or this loop); the process is closed with
         this service.
@@ -160,6 +161,11 @@ class SyncService:
         if self._process is not None and self._process is not process:
             self._process.close()
         self._process = process
+
+    @property
+    def sync_process(self) -> SyncProcess | None:
+        """The child process full runs go to, if any."""
+        return self._process
 
     def run_off_thread(self) -> SyncWorker:
         """Run syncs from now on in a worker thread (the desktop app: its loop must only draw); idempotent."""

@@ -50,7 +50,7 @@ def syncing_in_a_child(
 
 
 def child_pid(workspace: Workspace) -> int | None:
-    process = workspace.sync._process
+    process = workspace.sync.sync_process
     assert process is not None
     return process.pid
 
@@ -84,6 +84,9 @@ def test_full_runs_of_three_crms_run_in_a_child_and_report_here(
 
     pid = child_pid(workspace)
     assert pid is not None and pid != os.getpid()
+    # The three runs, sent at once before any child ran, share one child.
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("sync process ")] == [
+        f"sync process {pid} started for {workspace.paths.data_dir}"]
     for result in results:
         assert result.status is SyncRunStatus.SUCCEEDED, result.message
         assert result.counts["created"] == 40
@@ -201,7 +204,7 @@ def test_closing_the_workspace_mid_run_stops_the_child(syncing_in_a_child: tuple
         await some_persons_pushed(served)
         pid = child_pid(workspace)
         assert pid is not None
-        process = workspace.sync._process
+        process = workspace.sync.sync_process
         workspace.sync.close()
         assert process is not None and process.pid is None  # the child ended
         task.cancel()
@@ -218,4 +221,4 @@ def test_closing_the_workspace_mid_run_stops_the_child(syncing_in_a_child: tuple
 
 def test_a_workspace_on_an_in_process_transport_keeps_its_runs_here(hubspot_marketing: Workspace) -> None:
     assert not hubspot_marketing.run_syncs_in_process()
-    assert hubspot_marketing.sync._process is None
+    assert hubspot_marketing.sync.sync_process is None
