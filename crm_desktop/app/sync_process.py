@@ -31,11 +31,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from keyring.backend import KeyringBackend
-
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.store.models import SyncTrigger
 from crm_desktop.sync.engine import Progress, SyncProgress, SyncResult
+from crm_desktop.vault.relayed import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +42,8 @@ logger = logging.getLogger(__name__)
 START_SECONDS = 60.0
 #: How long closing waits for cancelled runs to wind down (lock released, run recorded as stopped).
 CLOSE_SECONDS = 2.0
+#: How long the child is kept without a run before it is stopped (its memory given back); the next run starts one.
+IDLE_SECONDS = 120.0
 #: How long the child waits for the parent's keyring to answer one call.
 KEYRING_SECONDS = 60.0
 
@@ -51,18 +52,24 @@ class SyncProcessError(RuntimeError):
     """The sync process could not start, stopped unexpectedly, or failed in a way it could not pass on as is."""
 
 
+class SyncProcessStartError(SyncProcessError):
+    """The sync process could not be started, or ended before it was ready: nothing of the run was sent."""
+
+
 class SyncProcess:
     """One child process that runs full syncs of a workspace for the desktop app; started at the first run.
+
+    ``keyring`` answers the child's keyring calls (:func:`crm_desktop.vault.relayed.relay_to` on the app's own).
 
     Attributes:
         data_dir: the workspace's data dir (the child opens the same store, at the parent's database URL).
     """
 
-    def __init__(self, data_dir: Path, database_url: str, keyring_backend: KeyringBackend, *,
+    def __init__(self, data_dir: Path, database_url: str, keyring: Relay, *,
                  start_timeout: float = START_SECONDS) -> None:
         self.data_dir = data_dir
         self._database_url = database_url
-        self._backend = keyring_backend
+        self._keyring = keyring
         self._start_timeout = start_timeout
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -72,6 +79,7 @@ class SyncProcess:
         self._runs: dict[int, _PendingRun] = {}
         self._keys = itertools.count(1)
         self._closed = False
+        self._idle: asyncio.TimerHandle | None = None
 
     @property
     def pid(self) -> int | None:
@@ -97,25 +105,30 @@ class SyncProcess:
         """
         if self._closed:
             raise SyncProcessError("the sync process is closed")
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         await self._started()
         key = next(self._keys)
-        assert self._ready is not None
+        assert self._ready is not None and self._conn is not None
+        conn = self._conn
         pending = _PendingRun(self._ready, asyncio.get_running_loop().create_future(), progress, on_started)
         self._runs[key] = pending
         try:
-            self._send(("run", key, name, direction.value, trigger.value))
+            self._send(("run", key, name, direction.value, trigger.value), conn)
             try:
                 return await asyncio.shield(pending.outcome)
             except asyncio.CancelledError:
                 if pending.outcome.done():
                     raise
                 with contextlib.suppress(OSError, SyncProcessError):
-                    self._send(("cancel", key))
+                    self._send(("cancel", key), conn)
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await pending.outcome
                 raise
         finally:
             self._runs.pop(key, None)
+            self._when_idle()
 
     async def _started(self) -> None:
         """Start the child if it is not running, and wait until it has opened the workspace."""
@@ -140,7 +153,7 @@ class SyncProcess:
         except BaseException as exc:
             self._conn = self._process = self._ready = None
             conn.close()
-            error = SyncProcessError(f"the sync process could not start: {exc}")
+            error = SyncProcessStartError(f"the sync process could not start: {exc}")
             ready.set_exception(error)
             ready.exception()  # marked as retrieved: the runs waiting for it, if any, get it too
             raise error from exc
@@ -152,12 +165,12 @@ class SyncProcess:
         try:
             pid = await asyncio.wait_for(asyncio.shield(ready), self._start_timeout)
         except TimeoutError:
-            self._stop_child()
-            raise SyncProcessError(f"the sync process did not start within {self._start_timeout:.0f} s") from None
+            self._stop(*self._detach_child(), CLOSE_SECONDS)
+            raise SyncProcessStartError(f"the sync process did not start within {self._start_timeout:.0f} s") from None
         logger.info("sync process %s started for %s", pid, self.data_dir)
 
-    def _send(self, message: tuple[Any, ...]) -> None:
-        conn = self._conn
+    def _send(self, message: tuple[Any, ...], conn: Connection | None = None) -> None:
+        conn = conn or self._conn
         if conn is None:
             raise SyncProcessError("the sync process is not running")
         with self._send_lock:
@@ -176,7 +189,7 @@ class SyncProcess:
                 continue
             kind = message[0]
             if kind == "keyring":
-                self._answer_keyring(message[1], message[2], message[3])
+                self._answer_keyring(conn, message[1], message[2], message[3])
             elif kind == "log":
                 record: logging.LogRecord = message[1]
                 logging.getLogger(record.name).handle(record)
@@ -191,13 +204,13 @@ class SyncProcess:
         for loop in loops:
             _post(loop, self._child_ended, ready, process.exitcode)
 
-    def _answer_keyring(self, call_id: int, operation: str, arguments: tuple[str, ...]) -> None:
+    def _answer_keyring(self, conn: Connection, call_id: int, operation: str, arguments: tuple[str, ...]) -> None:
         try:
-            answer: tuple[bool, Any] = (True, getattr(self._backend, operation)(*arguments))
+            answer: tuple[bool, Any] = (True, self._keyring(operation, *arguments))
         except Exception as exc:
             answer = (False, _portable(exc))
         with contextlib.suppress(OSError, SyncProcessError):
-            self._send(("keyring-answer", call_id, *answer))
+            self._send(("keyring-answer", call_id, *answer), conn)
 
     # -- on the caller's loop ------------------------------------------------------------------
     @staticmethod
@@ -207,7 +220,7 @@ class SyncProcess:
         if message[0] == "ready":
             ready.set_result(message[1])
         else:
-            ready.set_exception(SyncProcessError(f"the sync process could not open the workspace: {message[1]}"))
+            ready.set_exception(SyncProcessStartError(f"the sync process could not open the workspace: {message[1]}"))
 
     @staticmethod
     def _take(message: tuple[Any, ...], pending: _PendingRun) -> None:
@@ -233,14 +246,15 @@ class SyncProcess:
         )
         if ready.get_loop() is loop:
             if not ready.done():
-                ready.set_exception(stopped)
+                ready.set_exception(SyncProcessStartError(
+                    "the sync process ended before it was ready" + (f" (exit code {exitcode})" if exitcode else "")))
             if ready is self._ready:
-                self._ready = None  # the next run starts a new child
+                self._stop(*self._detach_child(), 0.0)  # it has ended: its pipe closed; the next run starts one
         for pending in list(self._runs.values()):
             if pending.child is ready and pending.outcome.get_loop() is loop and not pending.outcome.done():
                 pending.outcome.set_exception(stopped)
-        if not self._closed and ready.get_loop() is loop:
-            logger.warning("sync process ended%s", f" with exit code {exitcode}" if exitcode else "")
+        if exitcode not in (0, None) and not self._closed and ready.get_loop() is loop:
+            logger.warning("sync process ended with exit code %s", exitcode)
 
     # -- closing -------------------------------------------------------------------------------
     def close(self, timeout: float = CLOSE_SECONDS) -> None:
@@ -248,14 +262,41 @@ class SyncProcess:
         if self._closed:
             return
         self._closed = True
-        self._stop_child(timeout)
+        if self._idle is not None:
+            self._idle.cancel()
+        self._stop(*self._detach_child(), timeout)
 
-    def _stop_child(self, timeout: float = CLOSE_SECONDS) -> None:
-        conn, process = self._conn, self._process
+    def _when_idle(self) -> None:
+        """After a run ended: the child is stopped once no run has come for :data:`IDLE_SECONDS`, so that the
+        memory a large run left in it goes back to the system."""
+        if self._idle is not None:
+            self._idle.cancel()
+        if not self._runs and not self._closed:
+            self._idle = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._retire_if_idle)
+
+    def _retire_if_idle(self) -> None:
+        self._idle = None
+        if self._runs or self._closed or self._process is None:
+            return
+        logger.info("sync process %s idle for %.0f s; stopping it", self.pid, IDLE_SECONDS)
+        parts = self._detach_child()  # a run sent from now on starts a new child
+        threading.Thread(target=self._stop, args=(*parts, CLOSE_SECONDS), name="sync-process-stop",
+                         daemon=True).start()
+
+    def _detach_child(self) -> tuple[Connection | None, multiprocessing.process.BaseProcess | None,
+                                     threading.Thread | None]:
+        parts = (self._conn, self._process, self._reader)
+        self._conn = self._process = self._reader = None
+        self._ready = None
+        return parts
+
+    def _stop(self, conn: Connection | None, process: multiprocessing.process.BaseProcess | None,
+              reader: threading.Thread | None, timeout: float) -> None:
+        """Ask a child to close (its runs cancelled, ``timeout`` seconds to wind down), then wait for it to end."""
         if conn is not None:
-            with contextlib.suppress(OSError, SyncProcessError):
-                self._send(("close", timeout))
-        if process is not None:
+            with contextlib.suppress(OSError), self._send_lock:
+                conn.send(("close", timeout))
+        if process is not None and process.pid is not None:
             process.join(timeout + 3.0)
             if process.is_alive():
                 logger.warning("sync process still running %.0f s after it was asked to close; terminating it",
@@ -264,11 +305,8 @@ class SyncProcess:
                 process.join(5.0)
         if conn is not None:
             conn.close()
-        if self._reader is not None:
-            self._reader.join(1.0)
-        self._conn = None
-        self._process = None
-        self._ready = None
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(1.0)
 
 
 def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
@@ -344,26 +382,6 @@ class _ParentChannel:
                 answer.set_exception(SyncProcessError("the app closed"))
 
 
-class ParentKeyring(KeyringBackend):
-    """The child's keyring: every call is answered by the desktop app's own keyring, through the pipe."""
-
-    priority = 1
-
-    def __init__(self, channel: _ParentChannel) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._channel = channel
-
-    def get_password(self, service: str, username: str) -> str | None:
-        value: str | None = self._channel.keyring_call("get_password", service, username)
-        return value
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self._channel.keyring_call("set_password", service, username, password)
-
-    def delete_password(self, service: str, username: str) -> None:
-        self._channel.keyring_call("delete_password", service, username)
-
-
 class _PipeQueue:
     """What :class:`logging.handlers.QueueHandler` puts records into: the pipe to the parent."""
 
@@ -393,6 +411,7 @@ def _serve(conn: Connection, data_dir: str, database_url: str, log_level: int) -
 async def _serve_runs(channel: _ParentChannel, data_dir: Path) -> None:
     from crm_desktop.app.workspace import Workspace
     from crm_desktop.vault import Vault
+    from crm_desktop.vault.relayed import RelayedKeyring
 
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[tuple[Any, ...] | None] = asyncio.Queue()
@@ -413,7 +432,7 @@ async def _serve_runs(channel: _ParentChannel, data_dir: Path) -> None:
 
     threading.Thread(target=read, name="sync-process-inbox", daemon=True).start()
     try:
-        workspace = Workspace.open(data_dir, Vault(backend=ParentKeyring(channel)))
+        workspace = Workspace.open(data_dir, Vault(backend=RelayedKeyring(channel.keyring_call)))
     except Exception as exc:
         channel.send(("start-failed", f"{type(exc).__name__}: {exc}"))
         return

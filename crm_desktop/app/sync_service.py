@@ -15,7 +15,7 @@ from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.imports import ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
-from crm_desktop.app.sync_process import SyncProcess
+from crm_desktop.app.sync_process import SyncProcess, SyncProcessStartError
 from crm_desktop.app.sync_worker import SyncWorker, on_loop
 from crm_desktop.app.text import stored_text
 from crm_desktop.domain.models import Integration, SyncDirection
@@ -408,18 +408,18 @@ class SyncService:
         The run's listeners hear how it ended (a dry run is not a run: they hear nothing of it).
         """
         try:
+            result = None
             if self._process is not None and not dry_run and local_ids is None:
-                result = await self._process.run(integration.name, direction, trigger, progress=progress,
-                                                 on_started=on_started)
-            elif self._worker is None:
-                result = await self.run_here(integration, direction, trigger, dry_run, progress,
-                                              local_ids=local_ids, on_started=on_started)
-            else:
-                here = asyncio.get_running_loop()
-                result = await self._worker.run(self.run_here(
-                    integration, direction, trigger, dry_run, on_loop(here, progress) if progress else None,
-                    local_ids=local_ids, on_started=on_loop(here, on_started) if on_started else None,
-                ))
+                try:
+                    result = await self._process.run(integration.name, direction, trigger, progress=progress,
+                                                     on_started=on_started)
+                except SyncProcessStartError as exc:
+                    # Nothing was sent: the run goes on in this process, as do the next ones.
+                    logger.warning("%s; sync runs go on in the app's own process", exc)
+                    self.run_in_process(None)
+            if result is None:
+                result = await self._run_in_this_process(integration, direction, trigger, dry_run, progress,
+                                                         local_ids=local_ids, on_started=on_started)
         except Exception as exc:
             if not dry_run:
                 self._run_listeners.tell(f"the run of {integration.name}", integration, exc)
@@ -428,6 +428,21 @@ class SyncService:
             # A listener's bug must not turn a finished run into a failed one.
             self._run_listeners.tell(f"the run of {integration.name}", integration, result)
         return result
+
+    async def _run_in_this_process(
+        self, integration: Integration, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
+        progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None,
+        on_started: Callable[[int], None] | None,
+    ) -> SyncResult:
+        """One run on the sync worker when there is one (its callbacks come back to this loop), else here."""
+        if self._worker is None:
+            return await self.run_here(integration, direction, trigger, dry_run, progress, local_ids=local_ids,
+                                       on_started=on_started)
+        here = asyncio.get_running_loop()
+        return await self._worker.run(self.run_here(
+            integration, direction, trigger, dry_run, on_loop(here, progress) if progress else None,
+            local_ids=local_ids, on_started=on_loop(here, on_started) if on_started else None,
+        ))
 
     def add_run_listener(self, listener: RunListener) -> None:
         """Call ``listener`` with the integration and the result (or the error) of every run that ends here."""

@@ -24,6 +24,7 @@ from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadS
 from crm_desktop.store.settings import WorkspaceSettingsStore
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.vault import Vault
+from crm_desktop.vault.relayed import relay_to
 
 if TYPE_CHECKING:
     from crm_desktop.providers.factory import Transport
@@ -115,7 +116,8 @@ class Workspace:
         if self.crm.transport is not None:
             logger.info("syncs run in this process: the workspace's CRMs are reached through an in-process transport")
             return False
-        self.sync.run_in_process(SyncProcess(self.paths.data_dir, self.paths.database_url, self.vault.backend))
+        keyring = relay_to(self.vault.backend)  # the child's credentials stay in this process's keyring
+        self.sync.run_in_process(SyncProcess(self.paths.data_dir, self.paths.database_url, keyring))
         return True
 
     def close(self) -> None:

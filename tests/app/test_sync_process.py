@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_desktop.app.sync_process import SyncProcessError
+from crm_desktop.app import sync_process
+from crm_desktop.app.sync_process import SyncProcess, SyncProcessError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.store.models import SyncRunStatus
@@ -20,6 +21,7 @@ from crm_desktop.store.process_owner import lock_owner
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncProgress, SyncResult
 from crm_desktop.vault import Vault
 from crm_desktop.vault.ephemeral import EphemeralKeyring
+from crm_desktop.vault.relayed import relay_to
 from tests.support.served_crms import ServedCrms, served_crms
 
 pytestmark = pytest.mark.timeout(180)
@@ -222,3 +224,42 @@ def test_closing_the_workspace_mid_run_stops_the_child(syncing_in_a_child: tuple
 def test_a_workspace_on_an_in_process_transport_keeps_its_runs_here(hubspot_marketing: Workspace) -> None:
     assert not hubspot_marketing.run_syncs_in_process()
     assert hubspot_marketing.sync.sync_process is None
+
+
+def test_an_idle_child_is_stopped_and_the_next_run_starts_another(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, workspace = syncing_in_a_child
+    monkeypatch.setattr(sync_process, "IDLE_SECONDS", 0.5)
+
+    async def two_runs_apart() -> tuple[int | None, int | None]:
+        await workspace.sync.sync("hubspot")
+        first = child_pid(workspace)
+        await asyncio.sleep(2.0)
+        assert child_pid(workspace) is None  # stopped while idle: its memory went back to the system
+        await workspace.sync.sync("salesforce")
+        return first, child_pid(workspace)
+
+    first, second = asyncio.run(two_runs_apart())
+    assert first is not None and second is not None and first != second
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
+    assert served.salesforce.summary()["Contact"] == 40
+
+
+def test_a_child_that_cannot_open_the_workspace_leaves_the_runs_in_the_app(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], keyring_of_this_process: EphemeralKeyring,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    served, workspace = syncing_in_a_child
+    unusable = SyncProcess(workspace.paths.data_dir, "postgresql+psycopg://nobody@127.0.0.1:1/nothing",
+                           relay_to(keyring_of_this_process))
+    workspace.sync.run_in_process(unusable)
+
+    result = asyncio.run(workspace.sync.sync("hubspot"))
+
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    assert served.hubspot.summary()["contacts"] == 40
+    assert workspace.sync.sync_process is None
+    assert any("could not open the workspace" in r.getMessage() and "app's own process" in r.getMessage()
+               for r in caplog.records)
