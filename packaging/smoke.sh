@@ -1,8 +1,9 @@
 #!/bin/sh
 # Smoke-test the built package (dist/crm-desktop/, from packaging/build.sh) as a user's machine would run it:
 # `crm-desktop version`, a headless demo with a first sync of the three sandbox CRMs, the GUI starting offscreen and
-# closing cleanly on a polite kill (SIGTERM: the window closes and saves its state, exit status 0), and the desktop
-# entry and AppStream metainfo passing their validators. Runs nothing from the source tree or the venv.
+# closing cleanly on a polite kill (SIGTERM: the window closes and saves its state, exit status 0), a scheduled sync
+# run by the window's sync process (packaging/smoke-window-sync.sh), and the desktop entry and AppStream metainfo
+# passing their validators. Runs nothing from the source tree or the venv.
 # Usage: sh packaging/smoke.sh [PACKAGE_DIR]   (default dist/crm-desktop)
 set -eu
 cd "$(dirname "$0")/.."
@@ -85,7 +86,15 @@ if command -v Xvfb >/dev/null 2>&1; then
     xvfb_pid=""
 fi
 
-# 4. the desktop entry and the AppStream metainfo
+# 4. a sync from the window, in its sync process (a child of the frozen executable), where a D-Bus session and
+# gnome-keyring exist to keep the integration's token (CI installs both)
+if command -v dbus-run-session >/dev/null 2>&1 && command -v gnome-keyring-daemon >/dev/null 2>&1; then
+    dbus-run-session -- sh "$ROOT/packaging/smoke-window-sync.sh" "$APP" "$work" || fail "window sync"
+else
+    echo "skipped: the window's sync (no dbus-run-session or gnome-keyring-daemon)"
+fi
+
+# 5. the desktop entry and the AppStream metainfo
 desktop-file-validate "$PACKAGE/share/applications/crm-desktop.desktop" || fail "desktop-file-validate"
 echo "ok: desktop-file-validate"
 if command -v appstreamcli >/dev/null 2>&1; then
