@@ -16,10 +16,11 @@ from crm_desktop.app import sync_process
 from crm_desktop.app.sync_process import SyncProcess, SyncProcessError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
+from crm_desktop.providers.errors import AuthError, CrmAccountChangedError, RateLimitError
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.store.process_owner import lock_owner
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncProgress, SyncResult
-from crm_desktop.vault import Vault
+from crm_desktop.vault import Vault, VaultLockedError
 from crm_desktop.vault.ephemeral import EphemeralKeyring
 from crm_desktop.vault.relayed import relay_to
 from tests.support.served_crms import ServedCrms, served_crms
@@ -263,3 +264,27 @@ def test_a_child_that_cannot_open_the_workspace_leaves_the_runs_in_the_app(
     assert workspace.sync.sync_process is None
     assert any("could not open the workspace" in r.getMessage() and "app's own process" in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("error", [
+    AuthError("the CRM refused the token", status=401),
+    CrmAccountChangedError("the key reaches portal 2, the links are in portal 1"),
+    RateLimitError("daily limit reached", retry_after=30.0),
+    VaultLockedError("unlock your login keyring"),
+    SyncAlreadyRunning("a sync of 'hubspot' is already running"),
+], ids=lambda error: type(error).__name__)
+def test_what_a_run_raises_crosses_the_pipe_as_itself(error: Exception) -> None:
+    """What the app decides by (reconnect, wait, already running) is the error's class and its fields."""
+    crossed = sync_process._portable(error)
+    assert type(crossed) is type(error)
+    assert str(crossed) == str(error) and vars(crossed) == vars(error)
+
+
+def test_an_error_that_cannot_cross_is_said_by_its_class_and_text() -> None:
+    class Odd(Exception):
+        def __init__(self, a: int, b: int) -> None:
+            super().__init__(f"{a} and {b}")
+
+    crossed = sync_process._portable(Odd(1, 2))
+    assert isinstance(crossed, SyncProcessError)
+    assert str(crossed) == "Odd: 1 and 2"
