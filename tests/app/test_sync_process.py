@@ -58,11 +58,17 @@ def child_pid(workspace: Workspace) -> int | None:
     return process.pid
 
 
-async def some_persons_pushed(served: ServedCrms) -> None:
-    """Return once the Pipedrive sandbox holds a few of the pushed persons (the run is in its push)."""
+async def push_underway(served: ServedCrms, workspace: Workspace) -> tuple[asyncio.Future[SyncResult], int]:
+    """A push to a slow Pipedrive (one request per person) started in the child, returned once the sandbox holds
+    a few of its persons; and the child's process id."""
+    served.pipedrive.config.latency_ms = 100.0
+    task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
     async with asyncio.timeout(60):
         while len(served.pipedrive.persons) < 3:  # noqa: ASYNC110 (the sandbox serves from a thread of its own)
             await asyncio.sleep(0.01)
+    pid = child_pid(workspace)
+    assert pid is not None
+    return task, pid
 
 
 def assert_each_fan_once(served: ServedCrms) -> None:
@@ -150,13 +156,11 @@ def test_cancelling_a_run_stops_it_in_the_child_and_releases_its_lock(
     syncing_in_a_child: tuple[ServedCrms, Workspace]
 ) -> None:
     served, workspace = syncing_in_a_child
-    served.pipedrive.config.latency_ms = 100.0  # one request per person: the push takes seconds
     integration = workspace.integrations.get("pipedrive")
     assert integration.id is not None
 
     async def cancel_when_pushing() -> None:
-        task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
-        await some_persons_pushed(served)
+        task, _ = await push_underway(served, workspace)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -180,13 +184,9 @@ def test_a_killed_child_fails_its_run_and_the_next_run_resumes_without_duplicate
     syncing_in_a_child: tuple[ServedCrms, Workspace]
 ) -> None:
     served, workspace = syncing_in_a_child
-    served.pipedrive.config.latency_ms = 100.0
 
     async def kill_when_pushing() -> None:
-        task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
-        await some_persons_pushed(served)
-        pid = child_pid(workspace)
-        assert pid is not None
+        task, pid = await push_underway(served, workspace)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(SyncProcessError, match="stopped"):
             await task
@@ -200,13 +200,9 @@ def test_a_killed_child_fails_its_run_and_the_next_run_resumes_without_duplicate
 
 def test_closing_the_workspace_mid_run_stops_the_child(syncing_in_a_child: tuple[ServedCrms, Workspace]) -> None:
     served, workspace = syncing_in_a_child
-    served.pipedrive.config.latency_ms = 100.0
 
     async def close_when_pushing() -> int:
-        task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
-        await some_persons_pushed(served)
-        pid = child_pid(workspace)
-        assert pid is not None
+        task, pid = await push_underway(served, workspace)
         process = workspace.sync.sync_process
         workspace.sync.close()
         assert process is not None and process.pid is None  # the child ended
