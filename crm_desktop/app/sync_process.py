@@ -4,7 +4,8 @@ The sync worker thread keeps a run's store work off the window's loop, but not o
 objects by the hundred thousand, and each time enough of them outlive a young collection CPython walks every
 object the process holds (the app's whole imported code, about 200,000 of them) with its lock held, 150-300 ms in
 which the window cannot draw. In a child process of their own, full runs (scheduled, "Sync now", "Sync all now")
-make their garbage where it cannot stop the window, and give their memory back when the child is closed.
+make their garbage where it cannot stop the window, and give their memory back when the child is stopped (after
+two minutes without a run; the next run starts another).
 
 The parent keeps what only it may hold: the keyring answers the child's reads and writes of credentials through
 the pipe (so a demo's in-memory tokens and a token refreshed by the child both live where they did), and its run
