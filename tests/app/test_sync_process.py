@@ -333,7 +333,7 @@ def test_a_child_that_cannot_open_the_workspace_leaves_the_runs_in_the_app(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     served, workspace = syncing_in_a_child
-    unusable = SyncProcess(workspace.paths.data_dir, "postgresql+psycopg://nobody@127.0.0.1:1/nothing",
+    unusable = SyncProcess(workspace.paths.data_dir, f"postgresql+psycopg://nobody:{PASSWORD}@127.0.0.1:1/nothing",
                            relay_to(keyring_of_this_process))
     workspace.sync.run_in_process(unusable)
 
@@ -344,6 +344,53 @@ def test_a_child_that_cannot_open_the_workspace_leaves_the_runs_in_the_app(
     assert workspace.sync.sync_process is None
     assert any("could not open the workspace" in r.getMessage() and "app's own process" in r.getMessage()
                for r in caplog.records)
+    assert_password_never_said(caplog.records)
+
+
+#: The password of the database URLs below; it must never show in a log record or a message.
+PASSWORD = "s3cret-of-the-team-db"
+
+
+def assert_password_never_said(records: list[logging.LogRecord], *messages: str) -> None:
+    said = [logging.Formatter().format(record) for record in records] + list(messages)
+    assert said and not [text for text in said if PASSWORD in text]
+
+
+@pytest.mark.skipif(not os.environ.get(DB_URL_ENV, "").startswith("postgresql"),
+                    reason="a database URL with a password: the PostgreSQL pass (tools/run-tests.sh)")
+def test_a_database_password_reaches_the_child_but_never_its_command_line_or_the_logs(
+    tmp_path: Path, keyring_of_this_process: EphemeralKeyring, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A team database's URL with its password: the child opens the store with it (sent through the spawn pipe),
+    yet it shows in no log record of either process, no error of a run, and not in the child's command line."""
+    from sqlalchemy import make_url
+
+    url = make_url(os.environ[DB_URL_ENV]).set(password=PASSWORD).render_as_string(hide_password=False)
+    monkeypatch.setenv(DB_URL_ENV, url)
+    caplog.set_level(logging.DEBUG, logger="crm_desktop")
+    with served_crms() as served:
+        workspace = Workspace.open(tmp_path / "workspace", vault=Vault(backend=keyring_of_this_process))
+        try:
+            served.connect(workspace)
+            workspace.contacts.save_many(Contact(email=f"fan{n}@example.com", first_name="Fan", last_name=f"No {n}")
+                                         for n in range(5))
+            assert workspace.run_syncs_in_process()
+            result = asyncio.run(workspace.sync.sync("hubspot"))
+            pid = child_pid(workspace)
+            assert pid is not None
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+            integration = workspace.integrations.get("salesforce")
+            assert integration.id is not None and workspace.sync.store.acquire_lock(integration.id, lock_owner())
+            with pytest.raises(SyncAlreadyRunning) as refused:
+                asyncio.run(workspace.sync.sync("salesforce"))
+        finally:
+            workspace.close()
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    assert served.hubspot.summary()["contacts"] == 5
+    assert PASSWORD not in command_line
+    assert any(r.processName == "crm-desktop-sync" for r in caplog.records)
+    assert_password_never_said(caplog.records, str(refused.value), result.message or "")
 
 
 @pytest.mark.parametrize("error", [
