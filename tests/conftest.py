@@ -20,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 TESTS_ROOT = Path(__file__).resolve().parent
 DB_URL_ENV = "CRM_DESKTOP_DB_URL"
 #: The suites that run a second time on PostgreSQL when CRM_DESKTOP_DB_URL is set (tools/run-tests.sh does).
-POSTGRES_SUITES = ("store", "sync", "ui/test_scheduler.py", "test_cli_sync.py")
+POSTGRES_SUITES = ("store", "sync", "ui/test_scheduler.py", "test_cli_sync.py", "app/test_sync_process.py")
 #: Files of those suites that stay on SQLite: the crash drill's workers (tests/sync/crash_worker.py) drop
 #: CRM_DESKTOP_DB_URL and push from the workspace's SQLite file, which the drill then checks.
 SQLITE_ONLY_FILES = frozenset({"sync/test_crash_drill.py"})

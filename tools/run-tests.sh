@@ -53,11 +53,12 @@ dbus-run-session -- sh -c '
     echo "== full suite (SQLite, real Secret Service, Qt offscreen)"
     "$PY" -m pytest -n "$WORKERS" --dist loadfile "$@"
     if [ -n "$PG_URL" ]; then
-        # The team-mode suites (store, sync engine and lock, scheduler, CLI sync); tests/conftest.py lists them and
-        # gives each test an empty schema, each worker a database of its own. The crash drill stays on SQLite (see
-        # SQLITE_ONLY_FILES there).
+        # The team-mode suites (store, sync engine and lock, scheduler, CLI sync, sync process); tests/conftest.py
+        # lists them and gives each test an empty schema, each worker a database of its own. The crash drill stays
+        # on SQLite (see SQLITE_ONLY_FILES there).
         echo "== team-mode suites on PostgreSQL 15"
         CRM_DESKTOP_DB_URL="$PG_URL" "$PY" -m pytest -n "$WORKERS" --dist loadfile tests/store tests/sync \
-            tests/ui/test_scheduler.py tests/test_cli_sync.py --ignore=tests/sync/test_crash_drill.py "$@"
+            tests/ui/test_scheduler.py tests/test_cli_sync.py tests/app/test_sync_process.py \
+            --ignore=tests/sync/test_crash_drill.py "$@"
     fi
 ' run-tests "$@"

@@ -108,6 +108,12 @@ def make_engine(url: str) -> Engine:
             "CRM_DESKTOP_DB_URL is not a database URL; expected e.g. "
             "sqlite:////path/crm.db or postgresql+psycopg://user@host/db"
         ) from None
+    except ValueError:
+        # SQLAlchemy's own int() of the port, a traceback otherwise (its text names the port, never the password).
+        raise StoreConfigError(
+            "CRM_DESKTOP_DB_URL is not a database URL: its port is not a number; expected e.g. "
+            "postgresql+psycopg://user@host:5432/db"
+        ) from None
     try:
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database

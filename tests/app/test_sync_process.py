@@ -7,18 +7,21 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from crm_desktop.app import sync_process
+from crm_desktop.app.paths import DB_URL_ENV
 from crm_desktop.app.sync_process import SyncProcess, SyncProcessError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.providers.errors import AuthError, CrmAccountChangedError, RateLimitError
 from crm_desktop.store.models import SyncRunStatus
-from crm_desktop.store.process_owner import lock_owner
+from crm_desktop.store.process_owner import MACHINE_NAME_ENV, lock_owner, machine_name
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncProgress, SyncResult
 from crm_desktop.vault import Vault, VaultLockedError
 from crm_desktop.vault.ephemeral import EphemeralKeyring
@@ -26,6 +29,8 @@ from crm_desktop.vault.relayed import relay_to
 from tests.support.served_crms import ServedCrms, served_crms
 
 pytestmark = pytest.mark.timeout(180)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -135,6 +140,85 @@ def test_a_refusal_in_the_child_is_raised_here_as_itself(syncing_in_a_child: tup
         asyncio.run(workspace.sync.sync("hubspot"))
     workspace.sync.store.release_lock(integration.id, lock_owner())
     assert asyncio.run(workspace.sync.sync("hubspot")).counts["created"] == 40
+
+
+def teammate_keyring(keyring: EphemeralKeyring, path: Path) -> Path:
+    """A file keyring holding a copy of ``keyring``'s secrets: a teammate entered the same ones on their desktop."""
+    from tests.support.file_keyring import FileKeyring
+
+    copy = FileKeyring(path)
+    for (service, account), secret in keyring._entries.items():
+        copy.set_password(service, account, secret)
+    return path
+
+
+def test_a_cli_sync_on_another_desktop_is_refused_while_the_child_runs_it(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], keyring_of_this_process: EphemeralKeyring, tmp_path: Path
+) -> None:
+    """Team mode: the window's sync process holds a run of Pipedrive; ``crm-desktop sync pipedrive`` on a
+    teammate's desktop (its own data dir, keyring and machine name; the same database) says "already running"
+    and exits 1, and every person is sent once."""
+    from tests.support.file_keyring import BACKEND_NAME, KEYRING_FILE_ENV
+
+    served, workspace = syncing_in_a_child
+    env = {**os.environ, "CRM_DESKTOP_HOME": str(tmp_path / "teammate"), DB_URL_ENV: workspace.paths.database_url,
+           MACHINE_NAME_ENV: "teammate", "PYTHON_KEYRING_BACKEND": BACKEND_NAME,
+           KEYRING_FILE_ENV: str(teammate_keyring(keyring_of_this_process, tmp_path / "teammate-keyring.json")),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+
+    async def cli_sync_meanwhile() -> tuple[subprocess.CompletedProcess[str], int, SyncResult]:
+        task, pid = await push_underway(served, workspace)
+        served.pipedrive.config.latency_ms = 1000.0  # the push goes on until the teammate's sync has ended
+        try:
+            cli = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "crm_desktop", "sync", "pipedrive"], env=env, cwd=REPO_ROOT,
+                capture_output=True, text=True, timeout=120, check=False)
+            assert not task.done()
+        finally:
+            served.pipedrive.config.latency_ms = 0.0
+        return cli, pid, await task
+
+    cli, pid, result = asyncio.run(cli_sync_meanwhile())
+    assert cli.returncode == 1, cli.stderr
+    assert f"a sync of 'pipedrive' is already running (on {machine_name()}, process {pid}" in cli.stderr
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    assert_each_fan_once(served)
+    assert [run.id for run in workspace.sync.runs("pipedrive")] == [result.run_id]
+
+
+def test_a_second_desktops_sync_process_is_refused_while_the_first_ones_runs_it(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], keyring_of_this_process: EphemeralKeyring, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two windows on one database, each running its full syncs in a sync process of its own: the second one's
+    run of an integration the first one's process is running is refused as already running, and sent nothing."""
+    served, workspace = syncing_in_a_child
+    monkeypatch.setenv(DB_URL_ENV, workspace.paths.database_url)
+    teammate_keys = EphemeralKeyring()
+    teammate_keys._entries.update(keyring_of_this_process._entries)
+    teammate = Workspace.open(tmp_path / "teammate", vault=Vault(backend=teammate_keys))
+    try:
+        assert teammate.run_syncs_in_process()
+
+        async def second_sync_meanwhile() -> tuple[int, SyncResult]:
+            task, pid = await push_underway(served, workspace)
+            served.pipedrive.config.latency_ms = 1000.0
+            try:
+                with pytest.raises(SyncAlreadyRunning, match=rf"already running \(on .*, process {pid}\b"):
+                    await teammate.sync.sync("pipedrive", SyncDirection.PUSH)
+                assert not task.done()
+            finally:
+                served.pipedrive.config.latency_ms = 0.0
+            return pid, await task
+
+        pid, result = asyncio.run(second_sync_meanwhile())
+        teammate_process = teammate.sync.sync_process
+        assert teammate_process is not None and teammate_process.pid not in (None, pid)  # refused in its own child
+    finally:
+        teammate.close()
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    assert_each_fan_once(served)
+    assert [run.id for run in workspace.sync.runs("pipedrive")] == [result.run_id]
 
 
 def test_credentials_refreshed_in_the_child_are_kept_in_the_apps_keyring(
@@ -249,7 +333,7 @@ def test_a_child_that_cannot_open_the_workspace_leaves_the_runs_in_the_app(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     served, workspace = syncing_in_a_child
-    unusable = SyncProcess(workspace.paths.data_dir, "postgresql+psycopg://nobody@127.0.0.1:1/nothing",
+    unusable = SyncProcess(workspace.paths.data_dir, f"postgresql+psycopg://nobody:{PASSWORD}@127.0.0.1:1/nothing",
                            relay_to(keyring_of_this_process))
     workspace.sync.run_in_process(unusable)
 
@@ -260,6 +344,53 @@ def test_a_child_that_cannot_open_the_workspace_leaves_the_runs_in_the_app(
     assert workspace.sync.sync_process is None
     assert any("could not open the workspace" in r.getMessage() and "app's own process" in r.getMessage()
                for r in caplog.records)
+    assert_password_never_said(caplog.records)
+
+
+#: The password of the database URLs below; it must never show in a log record or a message.
+PASSWORD = "s3cret-of-the-team-db"
+
+
+def assert_password_never_said(records: list[logging.LogRecord], *messages: str) -> None:
+    said = [logging.Formatter().format(record) for record in records] + list(messages)
+    assert said and not [text for text in said if PASSWORD in text]
+
+
+@pytest.mark.skipif(not os.environ.get(DB_URL_ENV, "").startswith("postgresql"),
+                    reason="a database URL with a password: the PostgreSQL pass (tools/run-tests.sh)")
+def test_a_database_password_reaches_the_child_but_never_its_command_line_or_the_logs(
+    tmp_path: Path, keyring_of_this_process: EphemeralKeyring, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A team database's URL with its password: the child opens the store with it (sent through the spawn pipe),
+    yet it shows in no log record of either process, no error of a run, and not in the child's command line."""
+    from sqlalchemy import make_url
+
+    url = make_url(os.environ[DB_URL_ENV]).set(password=PASSWORD).render_as_string(hide_password=False)
+    monkeypatch.setenv(DB_URL_ENV, url)
+    caplog.set_level(logging.DEBUG, logger="crm_desktop")
+    with served_crms() as served:
+        workspace = Workspace.open(tmp_path / "workspace", vault=Vault(backend=keyring_of_this_process))
+        try:
+            served.connect(workspace)
+            workspace.contacts.save_many(Contact(email=f"fan{n}@example.com", first_name="Fan", last_name=f"No {n}")
+                                         for n in range(5))
+            assert workspace.run_syncs_in_process()
+            result = asyncio.run(workspace.sync.sync("hubspot"))
+            pid = child_pid(workspace)
+            assert pid is not None
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+            integration = workspace.integrations.get("salesforce")
+            assert integration.id is not None and workspace.sync.store.acquire_lock(integration.id, lock_owner())
+            with pytest.raises(SyncAlreadyRunning) as refused:
+                asyncio.run(workspace.sync.sync("salesforce"))
+        finally:
+            workspace.close()
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    assert served.hubspot.summary()["contacts"] == 5
+    assert PASSWORD not in command_line
+    assert any(r.processName == "crm-desktop-sync" for r in caplog.records)
+    assert_password_never_said(caplog.records, str(refused.value), result.message or "")
 
 
 @pytest.mark.parametrize("error", [

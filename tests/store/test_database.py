@@ -309,12 +309,14 @@ def test_make_engine_creates_the_folder_of_a_sqlite_file(tmp_path: Path) -> None
         ("", "not a database URL"),
         ("postgresql+nodriver://crm@127.0.0.1/crm", "cannot use 'postgresql\\+nodriver'"),
         ("mysql://crm@127.0.0.1/crm", "driver 'MySQLdb' is not installed"),
+        ("postgresql+psycopg://crm:s3cret@db.example:54x2/crm", "its port is not a number"),
     ],
-    ids=["words", "empty", "unknown-driver", "driver-not-installed"],
+    ids=["words", "empty", "unknown-driver", "driver-not-installed", "port-not-a-number"],
 )
 def test_unusable_urls_are_refused(url: str, message: str) -> None:
-    with pytest.raises(StoreConfigError, match=message):
+    with pytest.raises(StoreConfigError, match=message) as refused:
         make_engine(url)
+    assert "s3cret" not in str(refused.value)
 
 
 def test_a_sqlite_file_below_a_file_is_refused(tmp_path: Path) -> None:
