@@ -148,10 +148,20 @@ class SyncProcess:
             target=_serve, args=(child_end, str(self.data_dir), self._database_url, level), name="crm-desktop-sync",
             daemon=True,
         )
+        # Starting it execs a new interpreter and writes its set-up: a moment the window's loop need not wait.
+        # A future, not a task: the app cancelling every task on its way out must not cancel the wait for it.
+        starting = loop.run_in_executor(None, process.start)
+        cancelled: asyncio.CancelledError | None = None
         try:
-            # Starting it execs a new interpreter and writes its set-up: a moment the window's loop need not wait.
-            await asyncio.to_thread(process.start)
-        except BaseException as exc:
+            while not starting.done():
+                try:
+                    await asyncio.shield(starting)
+                except asyncio.CancelledError as exc:
+                    # The thread goes on starting the child (milliseconds): it is waited for and kept as started
+                    # (the next run uses it, closing stops it), not taken for a child that could not start.
+                    cancelled = exc
+            starting.result()
+        except Exception as exc:
             self._conn = self._process = self._ready = None
             conn.close()
             error = SyncProcessStartError(f"the sync process could not start: {exc}")
@@ -163,6 +173,8 @@ class SyncProcess:
         self._reader = threading.Thread(target=self._read, args=(conn, ready, process), name="sync-process-reader",
                                         daemon=True)
         self._reader.start()
+        if cancelled is not None:
+            raise cancelled
         try:
             pid = await asyncio.wait_for(asyncio.shield(ready), self._start_timeout)
         except TimeoutError:

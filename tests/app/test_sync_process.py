@@ -264,6 +264,41 @@ def test_cancelling_a_run_stops_it_in_the_child_and_releases_its_lock(
     assert_each_fan_once(served)
 
 
+def test_a_run_cancelled_while_its_child_starts_keeps_the_child_and_runs_nothing_here(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Seen in the window: "Sync now", then Quit at once. The app's tasks were cancelled while the child was being
+    started, which was taken for a child that could not start: the run went on in the app's own process (a run
+    recorded while quitting, closing held up for seconds), every later run stayed there, and the child, its pipe
+    closed under it, printed a BrokenPipeError traceback."""
+    served, workspace = syncing_in_a_child
+    process = workspace.sync.sync_process
+    assert process is not None
+
+    async def cancel_while_starting_then_sync() -> SyncResult:
+        run = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+        async with asyncio.timeout(30):
+            while process._process is None:  # noqa: ASYNC110 (set just before its start thread)
+                await asyncio.sleep(0)
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:  # as the app does on its way out
+            task.cancel()
+        await asyncio.wait(others, timeout=10)
+        assert run.cancelled()
+        assert "could not start" not in caplog.text
+        assert workspace.sync.runs("pipedrive") == []
+        assert served.pipedrive.summary()["persons"] == 0
+        # The child started all the same is the one the next run goes to.
+        assert workspace.sync.sync_process is process
+        return await workspace.sync.sync("pipedrive", SyncDirection.PUSH)
+
+    result = asyncio.run(cancel_while_starting_then_sync())
+    assert result.status is SyncRunStatus.SUCCEEDED, result.message
+    pid = child_pid(workspace)
+    assert pid is not None and pid != os.getpid()
+    assert_each_fan_once(served)
+
+
 def test_a_killed_child_fails_its_run_and_the_next_run_resumes_without_duplicates(
     syncing_in_a_child: tuple[ServedCrms, Workspace]
 ) -> None:
