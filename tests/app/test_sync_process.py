@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,22 +40,32 @@ def keyring_of_this_process() -> EphemeralKeyring:
     return EphemeralKeyring()
 
 
-@pytest.fixture
-def syncing_in_a_child(
-    tmp_path: Path, keyring_of_this_process: EphemeralKeyring
+@contextmanager
+def workspace_syncing_in_a_child(
+    directory: Path, keyring: EphemeralKeyring, fans: int = 40
 ) -> Iterator[tuple[ServedCrms, Workspace]]:
-    """The three sandboxes on loopback, a workspace on them whose full runs go to a child process, 40 contacts."""
+    """The three sandboxes on loopback, a workspace on them whose full runs go to a child process (its credentials
+    in ``keyring``), ``fans`` local contacts."""
     with served_crms() as served:
-        workspace = Workspace.open(tmp_path / "workspace", vault=Vault(backend=keyring_of_this_process))
+        workspace = Workspace.open(directory, vault=Vault(backend=keyring))
         try:
             served.connect(workspace)
             workspace.contacts.save_many(Contact(email=f"fan{n}@example.com", first_name="Fan", last_name=f"No {n}")
-                                         for n in range(40))
+                                         for n in range(fans))
             workspace.sync.run_off_thread()
             assert workspace.run_syncs_in_process()
             yield served, workspace
         finally:
             workspace.close()
+
+
+@pytest.fixture
+def syncing_in_a_child(
+    tmp_path: Path, keyring_of_this_process: EphemeralKeyring
+) -> Iterator[tuple[ServedCrms, Workspace]]:
+    """:func:`workspace_syncing_in_a_child` with 40 contacts."""
+    with workspace_syncing_in_a_child(tmp_path / "workspace", keyring_of_this_process) as both:
+        yield both
 
 
 def child_pid(workspace: Workspace) -> int | None:
@@ -404,23 +415,15 @@ def test_a_database_password_reaches_the_child_but_never_its_command_line_or_the
     url = make_url(os.environ[DB_URL_ENV]).set(password=PASSWORD).render_as_string(hide_password=False)
     monkeypatch.setenv(DB_URL_ENV, url)
     caplog.set_level(logging.DEBUG, logger="crm_desktop")
-    with served_crms() as served:
-        workspace = Workspace.open(tmp_path / "workspace", vault=Vault(backend=keyring_of_this_process))
-        try:
-            served.connect(workspace)
-            workspace.contacts.save_many(Contact(email=f"fan{n}@example.com", first_name="Fan", last_name=f"No {n}")
-                                         for n in range(5))
-            assert workspace.run_syncs_in_process()
-            result = asyncio.run(workspace.sync.sync("hubspot"))
-            pid = child_pid(workspace)
-            assert pid is not None
-            command_line = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
-            integration = workspace.integrations.get("salesforce")
-            assert integration.id is not None and workspace.sync.store.acquire_lock(integration.id, lock_owner())
-            with pytest.raises(SyncAlreadyRunning) as refused:
-                asyncio.run(workspace.sync.sync("salesforce"))
-        finally:
-            workspace.close()
+    with workspace_syncing_in_a_child(tmp_path / "workspace", keyring_of_this_process, fans=5) as (served, workspace):
+        result = asyncio.run(workspace.sync.sync("hubspot"))
+        pid = child_pid(workspace)
+        assert pid is not None
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        integration = workspace.integrations.get("salesforce")
+        assert integration.id is not None and workspace.sync.store.acquire_lock(integration.id, lock_owner())
+        with pytest.raises(SyncAlreadyRunning) as refused:
+            asyncio.run(workspace.sync.sync("salesforce"))
     assert result.status is SyncRunStatus.SUCCEEDED, result.message
     assert served.hubspot.summary()["contacts"] == 5
     assert PASSWORD not in command_line
