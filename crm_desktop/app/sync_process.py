@@ -174,6 +174,7 @@ class SyncProcess:
                                         daemon=True)
         self._reader.start()
         if cancelled is not None:
+            self._when_idle()  # started for nothing: stopped as an idle child unless a run comes for it
             raise cancelled
         try:
             pid = await asyncio.wait_for(asyncio.shield(ready), self._start_timeout)

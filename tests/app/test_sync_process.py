@@ -310,6 +310,37 @@ def test_a_run_cancelled_while_its_child_starts_keeps_the_child_and_runs_nothing
     assert_each_fan_once(served)
 
 
+def test_a_child_started_for_a_run_cancelled_at_once_is_stopped_when_idle(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, workspace = syncing_in_a_child
+    process = workspace.sync.sync_process
+    assert process is not None
+    monkeypatch.setattr(sync_process, "IDLE_SECONDS", 0.5)
+
+    async def cancel_while_starting_then_wait() -> int:
+        run = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
+        async with asyncio.timeout(30):
+            while process._process is None:  # noqa: ASYNC110 (set just before its start thread)
+                await asyncio.sleep(0)
+        child = process._process
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:  # as the app does on its way out, or a caller giving up
+            task.cancel()
+        await asyncio.wait(others, timeout=10)
+        assert run.cancelled()
+        assert child is not None and child.pid is not None  # started all the same
+        async with asyncio.timeout(30):
+            while child.is_alive():  # noqa: ASYNC110 (a process: nothing to await)
+                await asyncio.sleep(0.05)
+        return child.pid
+
+    pid = asyncio.run(cancel_while_starting_then_wait())
+    assert child_pid(workspace) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_a_killed_child_fails_its_run_and_the_next_run_resumes_without_duplicates(
     syncing_in_a_child: tuple[ServedCrms, Workspace]
 ) -> None:
