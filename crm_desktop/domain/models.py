@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import UnionType
@@ -523,6 +524,13 @@ class SocialProfile(WireModel):
 #: The longest text a custom field holds: Salesforce's long text area, the longest of the three CRMs', and the
 #: longest cell a CSV file is read with, so that every value stored can be exported and imported back.
 MAX_CUSTOM_TEXT = 131_072
+
+
+def best_engagement(profiles: Sequence[SocialProfile]) -> float | None:
+    """The best engagement among a person's profiles, or ``None`` when none has one: a profile holds 0 when nothing
+    gave it an engagement (files without the column, conversations), which is not a figure to send as "never
+    engages"."""
+    return max((p.engagement for p in profiles if p.engagement), default=None)
 
 
 def _custom_value_fits(value: str | int | float | bool | None) -> str | int | float | bool | None:

@@ -16,7 +16,13 @@ from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
-from crm_desktop.domain.models import SocialContext, SocialPlatform, SocialProfile, normalise_email
+from crm_desktop.domain.models import (
+    SocialContext,
+    SocialPlatform,
+    SocialProfile,
+    best_engagement,
+    normalise_email,
+)
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.providers.contract import OutboundRecord, RecordResult
 from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError, RateLimitError
@@ -169,10 +175,9 @@ def social_profile_values(
             values[field_name(seed)] = profile.username
     if profiles:
         values[field_name("social_followers")] = sum(p.followers for p in profiles)
-    # An engagement of 0 is what a profile holds when nothing gave it one: not sent as a made-up 0.
-    engagements = [p.engagement for p in profiles if p.engagement]
-    if engagements:
-        values[field_name("social_engagement_score")] = round(max(engagements), 2)
+    engagement = best_engagement(profiles)
+    if engagement is not None:
+        values[field_name("social_engagement_score")] = round(engagement, 2)
     return values, unmapped
 
 

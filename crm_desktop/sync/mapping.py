@@ -22,6 +22,7 @@ from crm_desktop.domain.models import (
     SocialContext,
     SocialPlatform,
     SocialProfile,
+    best_engagement,
     custom_value_like,
     normalise_phone,
 )
@@ -233,10 +234,8 @@ def contact_values(contact: Contact) -> dict[str, Value]:
         values[f"{prefix}Followers"] = canonical(found.followers) if found else None
     profiles = contact.social_profiles
     values["socialFollowers"] = canonical(sum(p.followers for p in profiles)) if profiles else None
-    # A profile's engagement is stored as 0 when nothing gave it (files without the column, conversations): no
-    # figure at all is sent rather than a 0 that reads in the CRM as "this person never engages".
-    engagements = [p.engagement for p in profiles if p.engagement]
-    values["socialEngagementScore"] = canonical(max(engagements)) if engagements else None
+    engagement = best_engagement(profiles)
+    values["socialEngagementScore"] = canonical(engagement) if engagement is not None else None
     for key, value in contact.custom_fields.items():
         values[f"custom.{key}"] = canonical(value)
     return values
