@@ -92,12 +92,12 @@ class ForwardProxy:
         """What the proxy logged so far."""
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
-    def wait_for_log(self, text: str, timeout: float = 5.0) -> str:
-        """The log once it holds ``text`` (access lines are written when a tunnel closes)."""
+    def wait_for_log(self, text: str, timeout: float = 5.0, count: int = 1) -> str:
+        """The log once it holds ``text`` ``count`` times (access lines are written when a tunnel closes)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             log = self.log()
-            if text in log:
+            if log.count(text) >= count:
                 return log
             time.sleep(0.05)
         return self.log()
