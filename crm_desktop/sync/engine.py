@@ -6,6 +6,7 @@ have left); a real run writes them: a pulled page in one transaction, a push bat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -69,6 +70,10 @@ __all__ = [
     "SyncResult",
 ]
 
+
+#: The message of a run cancelled before it finished ("Cancel", the app closed, Ctrl+C in the CLI); the next run
+#: resumes from the cursor the cancelled one last saved.
+CANCELLED_MESSAGE = "cancelled before it finished; the next run picks up where this one stopped"
 
 #: Failed records a real run's result names; every one is counted, and listed in the run's record log.
 FAILURE_SAMPLE = 1_000
@@ -414,6 +419,10 @@ class SyncEngine:
                     waiting = sum(self.store.count_changed_local(self.integration_id, o) for o in objects)
                     message = (f"the CRM could not be reached ({exc}); {waiting:,} "
                                f"{'record waits' if waiting == 1 else 'records wait'} for the next run")
+            except asyncio.CancelledError:
+                # Cancelled, or the app was closed: nothing failed, and the next run resumes from the cursor.
+                status, message = SyncRunStatus.CANCELLED, CANCELLED_MESSAGE
+                raise
             except BaseException as exc:
                 status, message = SyncRunStatus.FAILED, f"stopped: {type(exc).__name__}"
                 raise

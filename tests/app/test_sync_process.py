@@ -23,7 +23,7 @@ from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.providers.errors import AuthError, CrmAccountChangedError, RateLimitError
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.store.process_owner import MACHINE_NAME_ENV, lock_owner, machine_name
-from crm_desktop.sync.engine import SyncAlreadyRunning, SyncProgress, SyncResult
+from crm_desktop.sync.engine import CANCELLED_MESSAGE, SyncAlreadyRunning, SyncProgress, SyncResult
 from crm_desktop.vault import Vault, VaultLockedError
 from crm_desktop.vault.ephemeral import EphemeralKeyring
 from crm_desktop.vault.relayed import relay_to
@@ -262,7 +262,7 @@ def test_cancelling_a_run_stops_it_in_the_child_and_releases_its_lock(
 
     asyncio.run(cancel_when_pushing())
     run = workspace.sync.runs("pipedrive", limit=1)[0]
-    assert run.status is not SyncRunStatus.RUNNING
+    assert (run.status, run.message) == (SyncRunStatus.CANCELLED, CANCELLED_MESSAGE)
     assert workspace.sync.store.lock_holder(integration.id) is None
     pushed = served.pipedrive.summary()["persons"]
     assert 0 < pushed < 40

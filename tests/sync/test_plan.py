@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,10 +10,11 @@ from sqlalchemy import event
 
 from crm_desktop.domain.models import Lead, LeadStatus, Provider, SocialContext, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.providers.contract import OutboundRecord
+from crm_desktop.providers.contract import OutboundRecord, RecordResult
+from crm_desktop.providers.hubspot import HubSpotAdapter
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.models import ConflictRule, SyncRunStatus
-from crm_desktop.sync.engine import SyncResult
+from crm_desktop.sync.engine import CANCELLED_MESSAGE, SyncResult
 from crm_desktop.sync.plan import ChangeAction, ConflictDecision, PlannedChange, Side
 from tests.sync.conftest import SyncBench, person, scenario, values_of
 
@@ -130,6 +132,36 @@ async def test_the_lock_is_released_when_a_run_cannot_even_be_recorded(hubspot: 
     monkeypatch.undo()
     result = await hubspot.sync()
     assert result.status is SyncRunStatus.SUCCEEDED
+
+
+@scenario
+async def test_a_cancelled_run_is_recorded_as_cancelled_and_frees_its_lock(hubspot: SyncBench,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped mid-push (the app closing) says it was cancelled, not that it failed, and the next run sends
+    what it had not."""
+    hubspot.save(person(1), person(2))
+    pushing = asyncio.Event()
+
+    async def held(*_args: object, **_kwargs: object) -> list[RecordResult]:
+        pushing.set()
+        await asyncio.sleep(60)
+        raise AssertionError("the run was not cancelled")
+
+    monkeypatch.setattr(HubSpotAdapter, "upsert", held)
+    run = asyncio.ensure_future(hubspot.sync(SyncDirection.PUSH))
+    await asyncio.wait_for(pushing.wait(), 30)
+    # As the app closing does: every task is cancelled, the run's own too (it outlives a cancelled caller).
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+    assert run.cancelled()
+    [row] = hubspot.service.runs(hubspot.name, limit=1)
+    assert (row.status, row.message) == (SyncRunStatus.CANCELLED, CANCELLED_MESSAGE)
+    assert hubspot.store.lock_holder(hubspot.integration.id or 0) is None
+    monkeypatch.undo()
+    result = await hubspot.sync(SyncDirection.PUSH)
+    assert result.status is SyncRunStatus.SUCCEEDED and result.counts["created"] == 2
 
 
 @scenario
