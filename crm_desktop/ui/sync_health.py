@@ -191,17 +191,18 @@ class HealthRow:
         chunk = {"ok": "#16a34a", "low": "#d97706", "critical": "#dc2626"}[level]
         self.quota_bar.setStyleSheet(f"QProgressBar::chunk {{ background: {chunk}; border-radius: 3px; }}")
 
-    def show_progress(self, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> bool:
-        """Show a running sync's ``(phase, done, total)``; ``None`` hides the bar (or, when ``scheduled``, shows it
-        busy without figures). Returns whether the progress line appeared or went (the board's height changed)."""
+    def show_progress(self, report: tuple[str, int, int] | None, *, busy: str = "") -> bool:
+        """Show a running sync's ``(phase, done, total)``; ``None`` hides the bar, or with a ``busy`` text (a run
+        with no figures yet: "starting…", a scheduled run's) shows it busy with that text. Returns whether the
+        progress line appeared or went (the board's height changed)."""
         was_shown = not self.progress_bar.isHidden()
         if report is None:
             self.rate = ProgressRate(self._clock)
-            self.progress_bar.setVisible(scheduled)
-            self.progress_label.setVisible(scheduled)
+            self.progress_bar.setVisible(bool(busy))
+            self.progress_label.setVisible(bool(busy))
             self.progress_bar.setRange(0, 0)
-            self.progress_label.setText("scheduled sync running…" if scheduled else "")
-            return was_shown != scheduled
+            self.progress_label.setText(busy)
+            return was_shown != bool(busy)
         phase, done, total = report
         self.rate.report(phase, done, total)
         self.progress_bar.setVisible(True)
@@ -281,7 +282,7 @@ class HealthBoard(QWidget):
             self._grid.addWidget(row.progress_label, line + 1, 2, 1, len(HEADINGS) - 1)
         self._grid.setColumnStretch(len(HEADINGS) + 1, 1)  # the lines keep to the left; the room left is here
 
-    def show_progress(self, name: str, report: tuple[str, int, int] | None, *, scheduled: bool = False) -> bool:
+    def show_progress(self, name: str, report: tuple[str, int, int] | None, *, busy: str = "") -> bool:
         """Show (or hide) an integration's progress line; whether it appeared or went."""
         row = self.rows.get(name)
-        return row is not None and row.show_progress(report, scheduled=scheduled)
+        return row is not None and row.show_progress(report, busy=busy)

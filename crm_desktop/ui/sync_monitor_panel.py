@@ -114,10 +114,16 @@ class ProgressReport(Protocol):
     total: int
 
 
+#: A run's progress text before its first report.
+STARTING_TEXT = "starting…"
+#: A scheduled run's progress text.
+SCHEDULED_TEXT = "scheduled sync running…"
+
+
 def progress_text(name: str, report: ProgressReport | None) -> str:
     """``“hs”: pushing contacts, 200 of 450`` (or ``starting…`` before the first report)."""
     if report is None:
-        return f"“{name}”: starting…"
+        return f"“{name}”: {STARTING_TEXT}"
     if report.total > 0:
         return f"“{name}”: {report.phase}, {report.done:,} of {report.total:,}"
     return f"“{name}”: {report.phase}"
@@ -550,17 +556,16 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         for name in self.running_integrations:
             report = self._progress.get(name)
             self.health_board.show_progress(name, None if report is None else
-                                            (report.phase, report.done, report.total), scheduled=report is None)
+                                            (report.phase, report.done, report.total), busy=STARTING_TEXT)
         for name in self._scheduled:
             if name not in self.running_integrations:
-                self.health_board.show_progress(name, None, scheduled=True)
+                self.health_board.show_progress(name, None, busy=SCHEDULED_TEXT)
         self._fit_health_height()
         self.health_shown.emit()
 
-    def _show_line_progress(self, name: str, report: tuple[str, int, int] | None, *,
-                            scheduled: bool = False) -> None:
+    def _show_line_progress(self, name: str, report: tuple[str, int, int] | None, *, busy: str = "") -> None:
         """Show an integration's progress line; the health box grows or shrinks with it."""
-        if self.health_board.show_progress(name, report, scheduled=scheduled):
+        if self.health_board.show_progress(name, report, busy=busy):
             self._fit_health_height()
 
     #: The health box shows this many lines before it scrolls.
@@ -756,7 +761,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             return
         reports = [self._progress.get(name) for name in names]
         parts = [progress_text(name, report) for name, report in zip(names, reports, strict=True)]
-        parts += [f"“{name}”: scheduled sync running…" for name in scheduled]
+        parts += [f"“{name}”: {SCHEDULED_TEXT}" for name in scheduled]
         text = "   ·   ".join(parts)
         self.progress_label.setText(text)
         totals = [r.total for r in reports if r is not None]

@@ -23,7 +23,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.sync.plan import ChangeAction, ConflictDecision, FieldChange, PlannedChange, Side, SyncPlan
 from crm_desktop.ui.sync_health import HealthBoard, ProgressRate, progress_figures
-from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
+from crm_desktop.ui.sync_monitor_panel import STARTING_TEXT, SyncMonitorPanel
 from crm_desktop.ui.sync_preview_dialog import (
     PreviewColumn,
     PreviewTableModel,
@@ -133,6 +133,21 @@ def test_each_integration_shows_its_progress_with_rate_and_time_left(
     assert shown[1].startswith("pushing contacts, 400 of 603 · ") and shown[1].endswith(" left"), shown
     assert "records/s" in shown[1], shown
     assert shown[-1].startswith("pushing contacts: 603 so far · "), "done: a rate, no time left"
+    assert not row.progress_bar.isVisible()
+
+
+def test_a_manual_run_s_line_says_starting_until_its_first_figures(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """With runs in the sync process, "Sync now" took a second to report its first figures, and its health line said
+    "scheduled sync running…" meanwhile, of a run the marketer had just started by hand."""
+    row = panel.health_board.rows[NAME]
+    hubspot.sandbox.config.latency_ms = 1500.0  # the first figures come with the first answer
+    click(panel.sync_button)
+    qtbot.waitUntil(row.progress_label.isVisible, timeout=5000)
+    assert row.progress_label.text() == STARTING_TEXT
+    hubspot.sandbox.config.latency_ms = 0.0
+    wait_idle(qtbot, panel)
     assert not row.progress_bar.isVisible()
 
 
