@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from crm_desktop.domain.social import (
     PersonRef,
 )
 from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError
-from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
+from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError, SavedRecord
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
 from crm_desktop.sync.mapping import apply_values, from_crm
 
@@ -258,26 +259,36 @@ class RecordIntake:
         """
         integration = self.integration(key)
         assert integration.id is not None
-        report = IntakeReport()
         if not records:
-            return report
+            return IntakeReport()
         if self.sync.is_running(integration.name):
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
+        # The store work and the per-record report run on a thread: the API is served on the window's loop, and a
+        # batch of 10,000 would hold it (and the window) for seconds.
+        saved = await asyncio.to_thread(self._save_for_push, obj, records, given_only)
+        run = await self.sync.push_now(integration.name, {obj: [s.id for s in saved]})
+        self._raise_for_run(run)
+        return await asyncio.to_thread(self._push_report, integration.id, obj, records, saved, run)
+
+    def _save_for_push(self, obj: RecordObject, records: Sequence[tuple[int, Record]],
+                       given_only: bool) -> list[SavedRecord]:
+        """Save the records to push (laid over the stored ones when ``given_only``), in their order."""
         if given_only:
             emails = [r.email for _, r in records]
             stored: dict[str, Contact] | dict[str, Lead] = (
                 self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails))
             records = [(index, laid_over(record, stored.get(record.email))) for index, record in records]
         if obj is RecordObject.CONTACT:
-            saved = self._contacts.save_many([r for _, r in records if isinstance(r, Contact)])
-        else:
-            saved = [self._leads.save(r) for _, r in records if isinstance(r, Lead)]
+            return self._contacts.save_many([r for _, r in records if isinstance(r, Contact)])
+        return [self._leads.save(r) for _, r in records if isinstance(r, Lead)]
+
+    def _push_report(self, integration_id: int, obj: RecordObject, records: Sequence[tuple[int, Record]],
+                     saved: Sequence[SavedRecord], run: SyncResult) -> IntakeReport:
+        """What the push did to each record, from the run's record log and the links it left."""
+        report = IntakeReport(run_id=run.run_id, api_calls=run.api_calls)
         ids = [s.id for s in saved]
-        run = await self.sync.push_now(integration.name, {obj: ids})
-        self._raise_for_run(run)
-        report.run_id, report.api_calls = run.run_id, run.api_calls
         logged = {row.record_key: row for row in self.sync.run(run.run_id)[1]} if run.run_id is not None else {}
-        links = self.sync.store.links_for_local(integration.id, obj, ids)
+        links = self.sync.store.links_for_local(integration_id, obj, ids)
         written = {
             change.email: {name: value.new for name, value in change.fields.items()}
             for change in run.plan.changes

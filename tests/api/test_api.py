@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keyring.errors
 import pytest
 
+from crm_desktop.api import app as api_app
 from crm_desktop.api.app import MAX_BATCH, MAX_BODY_BYTES
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.record_files import read_records
@@ -215,6 +218,40 @@ def test_batch_sync_answers_each_row_in_order_and_a_replay_changes_nothing(api: 
         assert count(api, "contact") == 26
 
     asyncio.run(scenario())
+
+
+def test_a_batch_is_validated_saved_and_answered_off_the_event_loop(
+    hubspot_api: LocalApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API shares the window's event loop: a batch of 10,000 rows took seconds of it to validate, save, read
+    back and answer, and the window froze meanwhile. Each of those steps must run on another thread."""
+    api = hubspot_api
+    threads: dict[str, set[int]] = {}
+
+    def on_record(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            threads.setdefault(name, set()).add(threading.get_ident())
+            return call(*args, **kwargs)
+        return recorded
+
+    monkeypatch.setattr(api_app, "validate_rows", on_record("validate", api_app.validate_rows))
+    monkeypatch.setattr(api_app, "_batch_answer", on_record("answer", api_app._batch_answer))
+    contacts = type(api.workspace.contacts)
+    monkeypatch.setattr(contacts, "find_many", on_record("find", contacts.find_many))
+    monkeypatch.setattr(contacts, "save_many", on_record("save", contacts.save_many))
+    monkeypatch.setattr(type(api.workspace.sync), "run", on_record("read back", type(api.workspace.sync).run))
+    rows = [{"email": f"bulk{i}@example.com", "lastName": f"N{i}"} for i in range(30)]
+
+    async def scenario() -> int:
+        await api.add_integration()
+        answer = await api.post("/api/crm/integrations/crm/contacts/batch-sync", rows)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["summary"]["created"] == 30
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert set(threads) == {"validate", "find", "save", "read back", "answer"}
+    assert all(loop_thread not in used for used in threads.values()), threads
 
 
 def test_sync_from_crm_runs_in_the_background_and_is_reported(api: LocalApi) -> None:
