@@ -5,12 +5,14 @@ objects by the hundred thousand, and each time enough of them outlive a young co
 object the process holds (the app's whole imported code, about 200,000 of them) with its lock held, 150-300 ms in
 which the window cannot draw. In a child process of their own, full runs (scheduled, "Sync now", "Sync all now")
 make their garbage where it cannot stop the window, and give their memory back when the child is stopped (after
-two minutes without a run; the next run starts another).
+two minutes without a run; the next run starts another). So do pushes of many chosen records (a local API batch,
+"Retry failed" of a large run).
 
 The parent keeps what only it may hold: the keyring answers the child's reads and writes of credentials through
 the pipe (so a demo's in-memory tokens and a token refreshed by the child both live where they did), and its run
 listeners (alerts, the run metrics) hear of each run as before. The child's log records are handled by the
-parent's logging. Runs of chosen records, dry runs and every other store call stay on the sync worker thread.
+parent's logging. Pushes of a few chosen records (an event's contact, "Sync this one now"), which a child's start
+would only delay, dry runs and every other store call stay on the sync worker thread.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.store.models import SyncTrigger
 from crm_desktop.sync.engine import Progress, SyncProgress, SyncResult
 from crm_desktop.vault.relayed import Relay
@@ -94,8 +97,10 @@ class SyncProcess:
         return not self._closed
 
     async def run(self, name: str, direction: SyncDirection, trigger: SyncTrigger, *,
-                  progress: Progress | None = None, on_started: Callable[[int], None] | None = None) -> SyncResult:
-        """Run one sync of integration ``name`` in the child and return its result here.
+                  progress: Progress | None = None, on_started: Callable[[int], None] | None = None,
+                  local_ids: Mapping[RecordObject, Sequence[int]] | None = None) -> SyncResult:
+        """Run one sync of integration ``name`` in the child (of just the local records ``local_ids``, when given)
+        and return its result here.
 
         ``progress`` and ``on_started`` are called on this loop. Cancelling the caller cancels the run in the child
         and waits for its clean-up; cancelling again stops that wait.
@@ -116,7 +121,8 @@ class SyncProcess:
         pending = _PendingRun(self._ready, asyncio.get_running_loop().create_future(), progress, on_started)
         self._runs[key] = pending
         try:
-            self._send(("run", key, name, direction.value, trigger.value), conn)
+            chosen = None if local_ids is None else {obj.value: list(ids) for obj, ids in local_ids.items()}
+            self._send(("run", key, name, direction.value, trigger.value, chosen), conn)
             try:
                 return await asyncio.shield(pending.outcome)
             except asyncio.CancelledError:
@@ -482,7 +488,7 @@ def _forget(runs: dict[int, asyncio.Task[None]], key: int, _done: asyncio.Task[N
 
 
 async def _one_run(channel: _ParentChannel, workspace: Any, key: int, name: str, direction: str,
-                   trigger: str) -> None:
+                   trigger: str, chosen: dict[str, list[int]] | None) -> None:
     def started(run_id: int) -> None:
         channel.send(("started", key, run_id))
 
@@ -491,8 +497,9 @@ async def _one_run(channel: _ParentChannel, workspace: Any, key: int, name: str,
 
     try:
         integration = workspace.integrations.get(name)
+        local_ids = None if chosen is None else {RecordObject(obj): ids for obj, ids in chosen.items()}
         result = await workspace.sync.run_here(integration, SyncDirection(direction), SyncTrigger(trigger), False,
-                                               progress, on_started=started)
+                                               progress, local_ids=local_ids, on_started=started)
     except asyncio.CancelledError:
         with contextlib.suppress(OSError):
             channel.send(("cancelled", key))

@@ -85,6 +85,11 @@ __all__ = [
 ]
 
 
+#: Pushes of at least this many chosen records go to the sync process, as full runs do: their objects would cost the
+#: window's process full garbage collections. Fewer (an event's contact, "Sync this one now") stay on the sync
+#: worker, where they go at once, without waiting for a child to start.
+PROCESS_PUSH_MIN = 200
+
 #: The runs that pull, after which the CRM's conversions are pulled too.
 PULLING = frozenset({"pull", "both"})
 
@@ -402,17 +407,19 @@ class SyncService:
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
         on_started: Callable[[int], None] | None = None,
     ) -> SyncResult:
-        """One run: a full run in the sync process when there is one, else on the sync worker when there is one
-        (its callbacks come back to this loop), else here.
+        """One run: a full run, or a push of :data:`PROCESS_PUSH_MIN` chosen records or more, in the sync process
+        when there is one; else on the sync worker when there is one (its callbacks come back to this loop), else
+        here.
 
         The run's listeners hear how it ended (a dry run is not a run: they hear nothing of it).
         """
         try:
             result = None
-            if self._process is not None and not dry_run and local_ids is None:
+            if self._process is not None and not dry_run and (
+                    local_ids is None or sum(map(len, local_ids.values())) >= PROCESS_PUSH_MIN):
                 try:
                     result = await self._process.run(integration.name, direction, trigger, progress=progress,
-                                                     on_started=on_started)
+                                                     on_started=on_started, local_ids=local_ids)
                 except SyncProcessStartError as exc:
                     # Nothing was sent: the run goes on in this process, as do the next ones.
                     logger.warning("%s; sync runs go on in the app's own process", exc)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from crm_desktop.app import sync_process
+from crm_desktop.app import sync_process, sync_service
 from crm_desktop.app.paths import DB_URL_ENV
 from crm_desktop.app.sync_process import SyncProcess, SyncProcessError
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.errors import AuthError, CrmAccountChangedError, RateLimitError
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.store.process_owner import MACHINE_NAME_ENV, lock_owner, machine_name
@@ -128,6 +129,30 @@ def test_full_runs_of_three_crms_run_in_a_child_and_report_here(
     assert any("conversions of hubspot" in r.getMessage() for r in from_child)
 
 
+def test_a_push_of_many_chosen_records_runs_in_the_child_and_of_a_few_here(
+    syncing_in_a_child: tuple[ServedCrms, Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local API batch of 10,000 contacts is a push of chosen records: on the window's sync worker its objects
+    cost the window full collections, as a full run's did. A few records (an event's contact) go at once, here."""
+    served, workspace = syncing_in_a_child
+    monkeypatch.setattr(sync_service, "PROCESS_PUSH_MIN", 10)
+    told: list[str] = []
+    workspace.sync.add_run_listener(lambda integration, outcome: told.append(integration.name))
+    local = workspace.sync.store.local_by_emails(RecordObject.CONTACT, [f"fan{n}@example.com" for n in range(40)])
+    ids = [local[f"fan{n}@example.com"].id for n in range(40)]
+
+    few = asyncio.run(workspace.sync.push_now("hubspot", {RecordObject.CONTACT: ids[:3]}))
+    assert few.counts["created"] == 3
+    assert child_pid(workspace) is None, "three records went at once, from this process"
+    many = asyncio.run(workspace.sync.push_now("hubspot", {RecordObject.CONTACT: ids[3:]}))
+    assert many.status is SyncRunStatus.SUCCEEDED, many.message
+    assert many.counts["created"] == 37 and many.counts["unchanged"] == 0, "just the records chosen"
+    assert child_pid(workspace) is not None
+    assert served.hubspot.summary()["contacts"] == 40
+    assert told == ["hubspot", "hubspot"]
+    assert [run.id for run in workspace.sync.runs("hubspot")] == [many.run_id, few.run_id]
+
+
 def test_start_returns_the_run_id_the_child_began(syncing_in_a_child: tuple[ServedCrms, Workspace]) -> None:
     _, workspace = syncing_in_a_child
 
@@ -179,7 +204,9 @@ def test_a_cli_sync_on_another_desktop_is_refused_while_the_child_runs_it(
 
     async def cli_sync_meanwhile() -> tuple[subprocess.CompletedProcess[str], int, SyncResult]:
         task, pid = await push_underway(served, workspace)
-        served.pipedrive.config.latency_ms = 1000.0  # the push goes on until the teammate's sync has ended
+        # The push goes on until the teammate's sync has ended: the CLI's start alone took over 10 s on a loaded
+        # host, by when a push at 1 s a request had finished. At 10 s a request it cannot (the adapter waits 30 s).
+        served.pipedrive.config.latency_ms = 10_000.0
         try:
             cli = await asyncio.to_thread(
                 subprocess.run, [sys.executable, "-m", "crm_desktop", "sync", "pipedrive"], env=env, cwd=REPO_ROOT,
@@ -213,7 +240,7 @@ def test_a_second_desktops_sync_process_is_refused_while_the_first_ones_runs_it(
 
         async def second_sync_meanwhile() -> tuple[int, SyncResult]:
             task, pid = await push_underway(served, workspace)
-            served.pipedrive.config.latency_ms = 1000.0
+            served.pipedrive.config.latency_ms = 10_000.0  # as long as the teammate's child takes to start, or more
             try:
                 with pytest.raises(SyncAlreadyRunning, match=rf"already running \(on .*, process {pid}\b"):
                     await teammate.sync.sync("pipedrive", SyncDirection.PUSH)
