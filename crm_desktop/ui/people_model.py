@@ -227,7 +227,9 @@ class PeopleTableModel(QAbstractTableModel):
         self._background = background
         self._lock = threading.Lock()
         self._waiting: OrderedDict[int, _PagePlan] = OrderedDict()
-        self._reading: int | None = None
+        #: Pages (with their generation) being read, or read and not yet stored by the GUI thread: not asked for
+        #: again meanwhile (a view repainting before a read page has arrived would read it twice).
+        self._in_flight: set[tuple[int, int]] = set()
         #: A task that reads waiting pages is queued or running on the reading thread; it reads until none wait,
         #: so a fast drag queues one task, not one per page the view went by.
         self._pages_task = False
@@ -466,7 +468,7 @@ class PeopleTableModel(QAbstractTableModel):
 
     def _request(self, number: int) -> None:
         with self._lock:
-            if number in self._waiting or number == self._reading:
+            if number in self._waiting or (self._generation, number) in self._in_flight:
                 return
             self._waiting[number] = self._plan(number)
             # The view asked for these as it went by; only the newest are still worth reading.
@@ -485,19 +487,17 @@ class PeopleTableModel(QAbstractTableModel):
                     self._pages_task = False
                     return
                 number, plan = self._waiting.popitem(last=True)
-                self._reading = number
                 generation, query = self._generation, self.query
+                self._in_flight.add((generation, number))
 
             _hand_over(self._page_read, functools.partial(self._read_planned, query, plan), generation, number)
 
     def _read_planned(self, query: PeopleQuery, plan: _PagePlan) -> list[_Row]:
-        try:
-            return _read(self._reader, query, self._page_size, plan)
-        finally:
-            with self._lock:
-                self._reading = None
+        return _read(self._reader, query, self._page_size, plan)
 
     def _page_arrived(self, generation: int, number: int, result: object) -> None:
+        with self._lock:
+            self._in_flight.discard((generation, number))
         if generation != self._generation:
             return
         if isinstance(result, Exception):
@@ -524,7 +524,7 @@ class PeopleTableModel(QAbstractTableModel):
     def pages_waiting(self) -> int:
         """Pages asked for and not read yet."""
         with self._lock:
-            return len(self._waiting) + (self._reading is not None)
+            return len(self._waiting) + sum(1 for generation, _ in self._in_flight if generation == self._generation)
 
     def close(self) -> None:
         """Stop the reading thread: reads asked for are dropped, the one under way is waited for (its answer is
@@ -537,6 +537,7 @@ class PeopleTableModel(QAbstractTableModel):
             self._executor = None
         with self._lock:
             self._pages_task = False  # a queued task was cancelled with the thread
+            self._in_flight.clear()  # read pages not handed over are dropped
         if self.busy:
             self.busy = False
             self.busy_changed.emit(False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -298,6 +299,40 @@ def test_a_fast_drag_queues_one_reading_task_and_reads_the_newest_pages(
     model.data(model.index(500, PersonColumn.EMAIL))
     qtbot.waitUntil(lambda: model.data(model.index(500, PersonColumn.EMAIL)) == "p0501@example.com", timeout=5000)
     assert submitted == ["_read_waiting", "_read_waiting"]
+    model.close()
+
+
+def test_a_page_read_but_not_yet_taken_by_the_gui_thread_is_not_read_again(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on a loaded CI host: the view asked again for a page whose read had ended but whose rows the GUI thread
+    had not taken yet, and the page was read twice, by a task of its own."""
+    submitted: list[str] = []
+
+    class CountingExecutor(people_model.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            submitted.append(getattr(fn, "__name__", repr(fn)))
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(people_model, "ThreadPoolExecutor", CountingExecutor)
+    reader = CountingReader(service)
+    model = PeopleTableModel(reader, page_size=10, background=True)
+    with qtbot.waitSignal(model.reset_done, timeout=5000):
+        model.reload()
+    reads = len(reader.pages)
+    submitted.clear()
+    assert model.data(model.index(500, PersonColumn.EMAIL)) is None  # asked for
+    # The GUI thread takes no event meanwhile: the page is read, handed over, and waits to be taken.
+    deadline = time.monotonic() + 10
+    while (len(reader.pages) == reads or model._pages_task) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(reader.pages) == reads + 1
+    assert model.data(model.index(500, PersonColumn.EMAIL)) is None, "not taken yet"
+    assert model.pages_waiting == 1
+    qtbot.waitUntil(lambda: model.data(model.index(500, PersonColumn.EMAIL)) == "p0501@example.com", timeout=5000)
+    assert submitted == ["_read_waiting"]
+    assert len(reader.pages) == reads + 1, "the page was read once"
+    assert model.pages_waiting == 0
     model.close()
 
 
