@@ -372,7 +372,12 @@ def _batch_answer(refused: list[IntakeResult], report: IntakeReport) -> Response
 
 
 def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflows | None = None) -> FastAPI:
-    """The local API on ``workspace``'s services, guarded by ``tokens``."""
+    """The local API on ``workspace``'s services, guarded by ``tokens``.
+
+    The API is served on the app's event loop, the window's: a route that only reads or writes the store (or the
+    keyring) is a plain function, which FastAPI runs on its thread pool, so a run's 10,000-row report or an
+    attribution report is read while the window goes on drawing.
+    """
     intake = RecordIntake(workspace.integrations, workspace.sync, workspace.crm, workspace.contacts, workspace.leads,
                           workspace.social)
     api = _LocalApiApp(
@@ -388,7 +393,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
 
     @api.post("/api/crm/integrations", status_code=201, response_model=IntegrationCreated, responses=WITH_BODY,
               dependencies=bearer, tags=["integrations"])
-    async def create_integration(request: IntegrationRequest) -> IntegrationCreated:
+    def create_integration(request: IntegrationRequest) -> IntegrationCreated:
         """Create an integration; its credentials go to the OS keyring and are never echoed back."""
         saved = intake.add_integration(
             provider=request.provider, name=request.name, credentials=request.credentials,
@@ -484,7 +489,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
 
     @api.get("/api/crm/runs/{run_id}", response_model=RunReport, responses=ERRORS, dependencies=bearer,
              tags=["runs"])
-    async def get_run(run_id: Annotated[int, Path(ge=1, le=2**62)]) -> RunReport:
+    def get_run(run_id: Annotated[int, Path(ge=1, le=2**62)]) -> RunReport:
         """A sync run as it stands (``running`` until it ends), with what it did to each record."""
         run, log = workspace.sync.run(run_id)
         return RunReport(
@@ -579,7 +584,7 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
 
     @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,
              responses=ERRORS, dependencies=bearer, tags=["attribution"])
-    async def lead_attribution(
+    def lead_attribution(
         integration: IntegrationKey,
         lead_id: Annotated[str, Path(min_length=1, max_length=254,
                                      description="the lead's id in that CRM, its local id, or its email")],
@@ -590,7 +595,7 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
 
     @api.get("/api/attribution/report", response_model=AttributionReport, responses=ERRORS, dependencies=bearer,
              tags=["attribution"])
-    async def attribution_report(
+    def attribution_report(
         model: AttributionModel = AttributionModel.LINEAR,
         since: Annotated[datetime | None, AfterValidator(_since_in_utc),
                          Query(description="ISO date or time (UTC when no zone is given)")] = None,

@@ -220,11 +220,12 @@ def test_batch_sync_answers_each_row_in_order_and_a_replay_changes_nothing(api: 
     asyncio.run(scenario())
 
 
-def test_a_batch_is_validated_saved_and_answered_off_the_event_loop(
+def test_a_batch_and_the_store_s_routes_are_served_off_the_event_loop(
     hubspot_api: LocalApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The API shares the window's event loop: a batch of 10,000 rows took seconds of it to validate, save, read
-    back and answer, and the window froze meanwhile. Each of those steps must run on another thread."""
+    back and answer, and the window froze meanwhile. Each of those steps must run on another thread, and so must
+    the routes that only read or write the store or the keyring (a run's report, attribution, a new integration)."""
     api = hubspot_api
     threads: dict[str, set[int]] = {}
 
@@ -240,6 +241,10 @@ def test_a_batch_is_validated_saved_and_answered_off_the_event_loop(
     monkeypatch.setattr(contacts, "find_many", on_record("find", contacts.find_many))
     monkeypatch.setattr(contacts, "save_many", on_record("save", contacts.save_many))
     monkeypatch.setattr(type(api.workspace.sync), "run", on_record("read back", type(api.workspace.sync).run))
+    social = type(api.workspace.social)
+    monkeypatch.setattr(social, "attribution_report", on_record("attribution", social.attribution_report))
+    integrations = type(api.workspace.integrations)
+    monkeypatch.setattr(integrations, "add", on_record("add integration", integrations.add))
     rows = [{"email": f"bulk{i}@example.com", "lastName": f"N{i}"} for i in range(30)]
 
     async def scenario() -> int:
@@ -247,10 +252,14 @@ def test_a_batch_is_validated_saved_and_answered_off_the_event_loop(
         answer = await api.post("/api/crm/integrations/crm/contacts/batch-sync", rows)
         assert answer.status_code == 200, answer.text
         assert answer.json()["summary"]["created"] == 30
+        # A script polling the run's report (one row per record), and reading the attribution report.
+        report = await api.get(f"/api/crm/runs/{answer.json()['runId']}")
+        assert report.status_code == 200 and len(report.json()["records"]) == 30
+        assert (await api.get("/api/attribution/report")).status_code == 200
         return threading.get_ident()
 
     loop_thread = asyncio.run(scenario())
-    assert set(threads) == {"validate", "find", "save", "read back", "answer"}
+    assert set(threads) == {"validate", "find", "save", "read back", "answer", "attribution", "add integration"}
     assert all(loop_thread not in used for used in threads.values()), threads
 
 
