@@ -1020,6 +1020,10 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self.preview_combo.addItems(emails)
         if shown in emails:
             self.preview_combo.setCurrentIndex(emails.index(shown))  # the record being looked at stays chosen
+        elif emails:
+            # Picked by hand: a combo box with a placeholder text leaves the items added unpicked (Qt picks the
+            # first only without one), which would show an empty preview under "No leads waiting to be pushed".
+            self.preview_combo.setCurrentIndex(0)
         # Shown while there is nothing to choose, so an empty preview says why.
         self.preview_combo.setPlaceholderText(
             "No integration yet" if integration is None

@@ -408,3 +408,56 @@ def test_an_integration_added_again_under_its_name_has_its_own_fields_read(
         panel.reload_integrations()
         qtbot.waitUntil(lambda: any(f.name == "LastName" for f in panel.model.crm_fields), timeout=10_000)
         assert "cannot take" not in panel.notice.text(), panel.notice.text()
+
+
+def test_the_records_offered_to_preview_after_switching_are_previewed_not_left_blank(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring: after switching to Leads the Record box listed the lead waiting to be pushed but picked none,
+    so the preview stayed empty under "No leads waiting to be pushed" (a combo box with a placeholder text does not
+    pick the first item added)."""
+    from crm_desktop.domain.models import Lead
+    from crm_desktop.domain.outcomes import RecordObject
+
+    salesforce.leads.save(Lead(email="lee@example.com", first_name="Lee", last_name="Byron", company="Leads Ltd"))
+    panel = open_panel(qtbot, salesforce)
+    assert panel.preview_combo.currentText() == "ada@example.com"
+
+    panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.LEAD))
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields) and panel._loading_fields is None, timeout=10_000)
+    assert [panel.preview_combo.itemText(i) for i in range(panel.preview_combo.count())] == ["lee@example.com"]
+    assert panel.preview_combo.currentText() == "lee@example.com"
+    labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+              for r in range(panel.preview_table.rowCount())]
+    assert "Company" in labels
+    assert panel.preview_table.item(labels.index("Company"), PreviewColumn.CRM_VALUE).text() == "Leads Ltd"
+
+    # Back on Contacts, the contact is previewed again.
+    panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.CONTACT))
+    assert panel.preview_combo.currentText() == "ada@example.com"
+    assert panel.preview_table.rowCount() > 0
+
+
+def test_people_added_while_the_preview_had_none_are_previewed(
+    qtbot: QtBot, tmp_path: Path, keyring_backend: MemoryKeyring, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A workspace opened before any contact: the preview says to import some; once they are in (the panel shown
+    again), the first is previewed rather than the box keeping its "No contacts yet" text over an empty table."""
+    sandbox = SalesforceSandbox(SandboxConfig())
+    with SandboxServer([sandbox]):
+        workspace = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))
+        try:
+            workspace.integrations.add(
+                Integration(provider=Provider.SALESFORCE, name="Salesforce", base_url=sandbox.base_url,
+                            sync_config=SyncConfig(auto_sync=False)), sandbox.credentials())
+            panel = open_panel(qtbot, workspace)
+            assert panel.preview_combo.count() == 0
+            assert panel.preview_combo.placeholderText() == "No contacts yet: import or add them in People"
+            panel.hide()
+            workspace.contacts.save(Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace"))
+            panel.show()
+            qtbot.waitUntil(lambda: panel.preview_combo.count() == 1, timeout=2000)
+            assert panel.preview_combo.currentText() == "ada@example.com"
+            assert panel.preview_table.rowCount() > 0
+        finally:
+            workspace.close()
