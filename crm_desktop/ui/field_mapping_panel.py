@@ -872,6 +872,14 @@ class FieldMappingPanel(QWidget, AsksFirst):
             self._check_live()
         self._update_buttons()
 
+    def _widen_local_field_columns(self) -> None:
+        """Give the local field columns of the mapping and the preview the room of their longest name ("Engagement
+        history (summary)"), so none is cut to "Social engagement …"; a column dragged wider stays so."""
+        for table, column in ((self.table, MappingColumn.LOCAL_FIELD), (self.preview_table, PreviewColumn.LOCAL_FIELD)):
+            needed = table.sizeHintForColumn(column)
+            if needed > table.columnWidth(column):
+                table.setColumnWidth(column, needed)
+
     def _mapped_name(self, crm_field: CrmField) -> str:
         integration = self.integration()
         return self._service.mapped_name(integration, crm_field) if integration else crm_field.name
@@ -1059,6 +1067,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 elif place is PreviewColumn.CRM_VALUE and (not line.pushed or line.crm_value is None):
                     item.setForeground(QBrush(_MUTED))
                 self.preview_table.setItem(number, place, item)
+        self._widen_local_field_columns()
 
     # -- buttons
 

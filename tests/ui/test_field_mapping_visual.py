@@ -461,3 +461,22 @@ def test_people_added_while_the_preview_had_none_are_previewed(
             assert panel.preview_table.rowCount() > 0
         finally:
             workspace.close()
+
+
+def test_no_local_field_name_is_cut_short(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop, styled_app: object
+) -> None:
+    """Seen on the 1280 x 800 window: "Social engagement …" and "Engagement history …" in the Local field column,
+    cut to 170 px while the CRM field column beside had room to spare."""
+    panel = open_panel(qtbot, salesforce)
+    qtbot.waitUntil(lambda: panel.preview_table.rowCount() > 0, timeout=5000)
+    for table, column, count in (
+        (panel.table, MappingColumn.LOCAL_FIELD, panel.model.rowCount()),
+        (panel.preview_table, PreviewColumn.LOCAL_FIELD, panel.preview_table.rowCount()),
+    ):
+        metrics = table.fontMetrics()
+        model = table.model()
+        names = [str(model.index(row, column).data()) for row in range(count)]
+        assert "Engagement history (summary)" in names
+        widest = max(metrics.horizontalAdvance(name) for name in names)
+        assert table.columnWidth(column) > widest, (table.accessibleName(), table.columnWidth(column), widest)
