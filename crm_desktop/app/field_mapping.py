@@ -74,6 +74,8 @@ _WIRE_VALUES: dict[Provider, Callable[[CrmField, Any], Any]] = {
     Provider.PIPEDRIVE: pipedrive_fields.field_wire_value,
 }
 
+_CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
+
 _NOT_PUSHED = "not sent (pull only or off)"
 _BLANK = "— (blank: nothing is sent)"
 
@@ -213,7 +215,10 @@ class FieldMappingService:
                 sent = _NOT_PUSHED
             else:
                 crm_value = to_crm(mapping, local)
-                if crm_value is not None and crm_field is not None:
+                if crm_value is not None and crm_field is not None and not crm_field.writable:
+                    # Salesforce (INVALID_FIELD_FOR_INSERT_UPDATE) and HubSpot (READ_ONLY_VALUE) fail the record.
+                    crm_value, refused = None, f"is read-only in {_CRM_NAMES[integration.provider]} (map it pull only)"
+                elif crm_value is not None and crm_field is not None:
                     try:
                         crm_value = wire_value(crm_field, crm_value)
                     except ValueError as exc:

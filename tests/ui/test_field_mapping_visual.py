@@ -480,3 +480,20 @@ def test_no_local_field_name_is_cut_short(
         assert "Engagement history (summary)" in names
         widest = max(metrics.horizontalAdvance(name) for name in names)
         assert table.columnWidth(column) > widest, (table.accessibleName(), table.columnWidth(column), widest)
+
+
+def test_a_read_only_salesforce_field_is_not_sent_in_the_preview(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring: a first name mapped onto Salesforce's read-only Full Name (``Name``) previewed as "Ada" sent,
+    while the check marked the row read-only and the push failed the record (INVALID_FIELD_FOR_INSERT_UPDATE)."""
+    panel = open_panel(qtbot, salesforce)
+    row = panel.model.row_of("firstName")
+    assert row is not None
+    assert panel.model.setData(panel.model.index(row, MappingColumn.CRM_FIELD), "Name")
+    assert "is read-only in the CRM" in panel.notice.text()
+    labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+              for r in range(panel.preview_table.rowCount())]
+    sent = panel.preview_table.item(labels.index("First name"), PreviewColumn.CRM_VALUE)
+    assert sent.text() == "not sent: is read-only in Salesforce (map it pull only)"
+    assert not sent.icon().isNull(), "drawn with a warning sign, as the push fails the record"
