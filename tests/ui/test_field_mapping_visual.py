@@ -15,7 +15,7 @@ import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QTableWidgetItem, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -497,3 +497,40 @@ def test_a_read_only_salesforce_field_is_not_sent_in_the_preview(
     sent = panel.preview_table.item(labels.index("First name"), PreviewColumn.CRM_VALUE)
     assert sent.text() == "not sent: is read-only in Salesforce (map it pull only)"
     assert not sent.icon().isNull(), "drawn with a warning sign, as the push fails the record"
+
+
+def test_a_field_the_crm_lacks_is_not_previewed_as_sent(
+    qtbot: QtBot, tmp_path: Path, keyring_backend: MemoryKeyring, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring on a HubSpot without the social properties: the notice said the CRM has no Twitter username
+    field, while the preview showed "ada_l" sent to it (the push leaves such a seed field out). A field mapped by
+    hand that the CRM lacks fails the record in the push (PROPERTY_DOESNT_EXIST): said in red."""
+    from crm_desktop.sandbox.hubspot import HubSpotSandbox
+
+    sandbox = HubSpotSandbox(SandboxConfig(), social_properties=False)
+    with SandboxServer([sandbox]):
+        workspace = served_workspace(tmp_path, keyring_backend, sandbox, Provider.HUBSPOT, "HubSpot")
+        try:
+            panel = open_panel(qtbot, workspace)
+            qtbot.waitUntil(lambda: panel.preview_table.rowCount() > 0, timeout=5000)
+
+            def sent(label: str) -> QTableWidgetItem:
+                labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+                          for r in range(panel.preview_table.rowCount())]
+                return panel.preview_table.item(labels.index(label), PreviewColumn.CRM_VALUE)
+
+            assert "Twitter/X username → twitter_username: the CRM has no such field" in panel.notice.text()
+            assert sent("Twitter/X username").text() == (
+                "not sent: the CRM has no such field yet (Create missing fields makes it)")
+            assert sent("Twitter/X username").icon().isNull(), "the record still goes: no warning sign"
+
+            row = panel.model.row_of("company")
+            assert row is not None
+            assert panel.model.setData(panel.model.index(row, MappingColumn.CRM_FIELD), "no_such_property")
+            assert sent("Company").text() == "not sent: HubSpot has no such field"
+            assert not sent("Company").icon().isNull(), "the push fails the record: drawn as refused"
+
+            click(panel.create_fields_button)
+            qtbot.waitUntil(lambda: sent("Twitter/X username").text() == "ada_l", timeout=15_000)
+        finally:
+            workspace.close()
