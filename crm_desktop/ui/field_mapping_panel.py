@@ -669,6 +669,8 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self._field_owners: dict[str, tuple[Any, ...]] = {}
         # The last "Create missing fields" report, kept above the live check that follows it.
         self._create_report: str | None = None
+        # The widths the Local field columns were last given, by table: one that differs was dragged by hand.
+        self._local_field_widths: dict[str, int] = {}
 
         heading = PanelHeading(
             "Field Mapping",
@@ -874,11 +876,15 @@ class FieldMappingPanel(QWidget, AsksFirst):
 
     def _widen_local_field_columns(self) -> None:
         """Give the local field columns of the mapping and the preview the room of their longest name ("Engagement
-        history (summary)"), so none is cut to "Social engagement …"; a column dragged wider stays so."""
+        history (summary)"), so none is cut to "Social engagement …"; a column the marketer dragged keeps its width."""
         for table, column in ((self.table, MappingColumn.LOCAL_FIELD), (self.preview_table, PreviewColumn.LOCAL_FIELD)):
+            width = table.columnWidth(column)
+            if width != self._local_field_widths.get(table.objectName(), width):
+                continue  # dragged to this width: left as it is
             needed = table.sizeHintForColumn(column)
-            if needed > table.columnWidth(column):
+            if needed > width:
                 table.setColumnWidth(column, needed)
+            self._local_field_widths[table.objectName()] = table.columnWidth(column)
 
     def _mapped_name(self, crm_field: CrmField) -> str:
         integration = self.integration()

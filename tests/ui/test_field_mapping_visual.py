@@ -534,3 +534,17 @@ def test_a_field_the_crm_lacks_is_not_previewed_as_sent(
             qtbot.waitUntil(lambda: sent("Twitter/X username").text() == "ada_l", timeout=15_000)
         finally:
             workspace.close()
+
+
+def test_a_local_field_column_dragged_narrower_keeps_its_width(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, salesforce)
+    qtbot.waitUntil(lambda: panel.preview_table.rowCount() > 0, timeout=5000)
+    panel.table.horizontalHeader().resizeSection(MappingColumn.LOCAL_FIELD, 120)
+    row = panel.model.row_of("phone")
+    assert row is not None
+    from crm_desktop.store.models import FieldDirection
+
+    assert panel.model.setData(panel.model.index(row, MappingColumn.DIRECTION), FieldDirection.PUSH_ONLY)
+    assert panel.table.columnWidth(MappingColumn.LOCAL_FIELD) == 120
