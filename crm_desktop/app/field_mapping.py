@@ -28,6 +28,7 @@ from crm_desktop.sync.mapping import (
     validate_mappings,
     with_crm_lengths,
 )
+from crm_desktop.sync.social_fields import social_field_names
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,11 @@ _WIRE_VALUES: dict[Provider, Callable[[CrmField, Any], Any]] = {
     Provider.PIPEDRIVE: pipedrive_fields.field_wire_value,
 }
 
+_CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
+
 _NOT_PUSHED = "not sent (pull only or off)"
 _BLANK = "— (blank: nothing is sent)"
+_NOT_CREATED = "not sent: the CRM has no such field yet (Create missing fields makes it)"
 
 
 def _with_local_time(sent: str) -> str:
@@ -203,6 +207,7 @@ class FieldMappingService:
         values = {**record_values(record),
                   **computed_values(self.sync.engagement, obj, [record]).get(record.email, {})}
         wire_value = _WIRE_VALUES[integration.provider]
+        seed = social_field_names(integration.provider, obj)
         lines = []
         for mapping in with_crm_lengths(mappings, crm_fields):
             crm_field = find_crm_field(crm_fields, mapping.crm_field)
@@ -213,13 +218,26 @@ class FieldMappingService:
                 sent = _NOT_PUSHED
             else:
                 crm_value = to_crm(mapping, local)
-                if crm_value is not None and crm_field is not None:
+                left_out = False
+                if crm_value is not None and crm_field is None and crm_fields:
+                    if mapping.crm_field.casefold() in seed:
+                        # The push leaves a seed social field the CRM lacks out (the record still goes).
+                        crm_value, left_out = None, True
+                    else:
+                        # A field mapped by hand is sent all the same, and the CRM fails the record for it.
+                        crm_value, refused = None, f"{_CRM_NAMES[integration.provider]} has no such field"
+                elif crm_value is not None and crm_field is not None and not crm_field.writable:
+                    # Salesforce (INVALID_FIELD_FOR_INSERT_UPDATE) and HubSpot (READ_ONLY_VALUE) fail the record.
+                    crm_value, refused = None, f"is read-only in {_CRM_NAMES[integration.provider]} (map it pull only)"
+                elif crm_value is not None and crm_field is not None:
                     try:
                         crm_value = wire_value(crm_field, crm_value)
                     except ValueError as exc:
                         crm_value, refused = None, str(exc)
                 if refused is not None:
                     sent = f"not sent: {refused}"
+                elif left_out:
+                    sent = _NOT_CREATED
                 else:
                     sent = _BLANK if crm_value is None else sent_text(crm_field, crm_value)
             lines.append(PreviewLine(

@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.app.field_mapping import local_field_label
+from crm_desktop.app.record_files import plain_reason
 from crm_desktop.app.sync_service import ConflictRow, SyncService
+from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 from crm_desktop.ui.tasks import BackgroundTasks
@@ -487,6 +489,12 @@ class ConflictsPanel(QWidget):
     async def _apply(self, conflict: ConflictRow, take: str | None, value: str | None) -> None:
         try:
             kept = await self._sync.resolve(conflict.id, take=take, value=value)
+        except InvalidRecordError as exc:
+            # By the field's name and in plain words, as an import or the edit form says it, not pydantic's.
+            reasons = "; ".join(f"{local_field_label(conflict.object, p.field)} {plain_reason(p.reason)}"
+                                for p in exc.problems)
+            self.notice.say(f"Not kept for {conflict.record_key}: {reasons}. Nothing was written; pick or type "
+                            "another value.", "error")
         except Exception as exc:  # every failure becomes a sentence in the panel, never a crash
             self.notice.say(error_sentence(f"Resolving {field_label(conflict)} of {conflict.record_key}", exc), "error")
         else:

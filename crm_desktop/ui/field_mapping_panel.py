@@ -669,6 +669,8 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self._field_owners: dict[str, tuple[Any, ...]] = {}
         # The last "Create missing fields" report, kept above the live check that follows it.
         self._create_report: str | None = None
+        # The widths the Local field columns were last given, by table: one that differs was dragged by hand.
+        self._local_field_widths: dict[str, int] = {}
 
         heading = PanelHeading(
             "Field Mapping",
@@ -872,6 +874,18 @@ class FieldMappingPanel(QWidget, AsksFirst):
             self._check_live()
         self._update_buttons()
 
+    def _widen_local_field_columns(self) -> None:
+        """Give the local field columns of the mapping and the preview the room of their longest name ("Engagement
+        history (summary)"), so none is cut to "Social engagement …"; a column the marketer dragged keeps its width."""
+        for table, column in ((self.table, MappingColumn.LOCAL_FIELD), (self.preview_table, PreviewColumn.LOCAL_FIELD)):
+            width = table.columnWidth(column)
+            if width != self._local_field_widths.get(table.objectName(), width):
+                continue  # dragged to this width: left as it is
+            needed = table.sizeHintForColumn(column)
+            if needed > width:
+                table.setColumnWidth(column, needed)
+            self._local_field_widths[table.objectName()] = table.columnWidth(column)
+
     def _mapped_name(self, crm_field: CrmField) -> str:
         integration = self.integration()
         return self._service.mapped_name(integration, crm_field) if integration else crm_field.name
@@ -1020,6 +1034,10 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self.preview_combo.addItems(emails)
         if shown in emails:
             self.preview_combo.setCurrentIndex(emails.index(shown))  # the record being looked at stays chosen
+        elif emails:
+            # Picked by hand: a combo box with a placeholder text leaves the items added unpicked (Qt picks the
+            # first only without one), which would show an empty preview under "No leads waiting to be pushed".
+            self.preview_combo.setCurrentIndex(0)
         # Shown while there is nothing to choose, so an empty preview says why.
         self.preview_combo.setPlaceholderText(
             "No integration yet" if integration is None
@@ -1055,6 +1073,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 elif place is PreviewColumn.CRM_VALUE and (not line.pushed or line.crm_value is None):
                     item.setForeground(QBrush(_MUTED))
                 self.preview_table.setItem(number, place, item)
+        self._widen_local_field_columns()
 
     # -- buttons
 

@@ -696,7 +696,7 @@ class DuplicatesDialog(QDialog, AsksFirst):
         if report.groups:
             self.groups_table.selectRow(0)
         else:
-            self._show_plan(None)
+            self._offer([])  # the two just merged (one deleted here) are no longer offered
 
     def _group_chosen(self) -> None:
         row = selected_row(self.groups_table)

@@ -20,7 +20,7 @@ from PySide6.QtCore import (
     Signal,
     SignalInstance,
 )
-from PySide6.QtGui import QKeyEvent, QPalette
+from PySide6.QtGui import QKeyEvent, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractScrollArea,
@@ -99,6 +99,20 @@ class Notice(QLabel):
         set_tone(self, tone)
         self.setText(text)
         self.setVisible(bool(text))
+        self._keep_whole()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Stay as tall as the text needs at the new width."""
+        super().resizeEvent(event)
+        self._keep_whole()
+
+    def _keep_whole(self) -> None:
+        """Never shorter than the wrapped text at the label's width: a squeezed panel page (whose layout sizes
+        labels by their smallest size hint, not their height for width) cut a long notice's last lines off, where
+        it should have scrolled."""
+        needed = self.heightForWidth(self.width()) if self.text() else 0
+        if needed != self.minimumHeight():
+            self.setMinimumHeight(max(needed, 0))
 
     def clear_notice(self) -> None:
         """Hide the notice."""

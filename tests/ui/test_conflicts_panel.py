@@ -152,6 +152,31 @@ def test_a_refused_write_leaves_the_conflict_open_and_says_why(
     assert panel.keep_local_button.isEnabled(), "the buttons come back after the failure"
 
 
+def test_a_typed_value_the_field_cannot_hold_is_refused_in_plain_words(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """Seen exploring: a company name pasted too long read "contact person1@example.com is invalid: company: String
+    should have at most 255 characters", the field by its wire name and the reason in pydantic's words."""
+    make_conflicts(window, qtbot, hubspot)
+    panel = window.conflicts_panel
+    select(panel, EMAILS[0])
+    click(panel.use_value_button)
+    dialog = panel.value_dialog
+    assert dialog is not None
+    edit = dialog.findChild(QLineEdit)
+    assert edit is not None
+    edit.setText("Engines " * 40)
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert buttons is not None
+    resolve_with(window, qtbot, buttons.button(QDialogButtonBox.StandardButton.Ok))
+    assert panel.notice.tone == "error"
+    assert panel.notice.text() == ("Not kept for person1@example.com: Company must be at most 255 characters. "
+                                   "Nothing was written; pick or type another value.")
+    assert sidebar_text(window) == "Conflicts (3)"
+    assert local_company(hubspot, EMAILS[0]) == "Local Co 1"
+    assert drive(qtbot, crm_company(hubspot, EMAILS[0])) == "CRM Co 1"
+
+
 def test_a_blank_value_is_shown_as_blank(window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench) -> None:
     integration = hubspot.workspace.integrations.get(hubspot.name)
     hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "company", ConflictRule.MANUAL)

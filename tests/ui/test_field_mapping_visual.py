@@ -15,7 +15,7 @@ import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QTableWidgetItem, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
@@ -408,3 +408,143 @@ def test_an_integration_added_again_under_its_name_has_its_own_fields_read(
         panel.reload_integrations()
         qtbot.waitUntil(lambda: any(f.name == "LastName" for f in panel.model.crm_fields), timeout=10_000)
         assert "cannot take" not in panel.notice.text(), panel.notice.text()
+
+
+def test_the_records_offered_to_preview_after_switching_are_previewed_not_left_blank(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring: after switching to Leads the Record box listed the lead waiting to be pushed but picked none,
+    so the preview stayed empty under "No leads waiting to be pushed" (a combo box with a placeholder text does not
+    pick the first item added)."""
+    from crm_desktop.domain.models import Lead
+    from crm_desktop.domain.outcomes import RecordObject
+
+    salesforce.leads.save(Lead(email="lee@example.com", first_name="Lee", last_name="Byron", company="Leads Ltd"))
+    panel = open_panel(qtbot, salesforce)
+    assert panel.preview_combo.currentText() == "ada@example.com"
+
+    panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.LEAD))
+    qtbot.waitUntil(lambda: bool(panel.model.crm_fields) and panel._loading_fields is None, timeout=10_000)
+    assert [panel.preview_combo.itemText(i) for i in range(panel.preview_combo.count())] == ["lee@example.com"]
+    assert panel.preview_combo.currentText() == "lee@example.com"
+    labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+              for r in range(panel.preview_table.rowCount())]
+    assert "Company" in labels
+    assert panel.preview_table.item(labels.index("Company"), PreviewColumn.CRM_VALUE).text() == "Leads Ltd"
+
+    # Back on Contacts, the contact is previewed again.
+    panel.object_combo.setCurrentIndex(panel.object_combo.findData(RecordObject.CONTACT))
+    assert panel.preview_combo.currentText() == "ada@example.com"
+    assert panel.preview_table.rowCount() > 0
+
+
+def test_people_added_while_the_preview_had_none_are_previewed(
+    qtbot: QtBot, tmp_path: Path, keyring_backend: MemoryKeyring, qasync_loop: qasync.QEventLoop
+) -> None:
+    """A workspace opened before any contact: the preview says to import some; once they are in (the panel shown
+    again), the first is previewed rather than the box keeping its "No contacts yet" text over an empty table."""
+    sandbox = SalesforceSandbox(SandboxConfig())
+    with SandboxServer([sandbox]):
+        workspace = Workspace.open(tmp_path / "data", vault=Vault(backend=keyring_backend))
+        try:
+            workspace.integrations.add(
+                Integration(provider=Provider.SALESFORCE, name="Salesforce", base_url=sandbox.base_url,
+                            sync_config=SyncConfig(auto_sync=False)), sandbox.credentials())
+            panel = open_panel(qtbot, workspace)
+            assert panel.preview_combo.count() == 0
+            assert panel.preview_combo.placeholderText() == "No contacts yet: import or add them in People"
+            panel.hide()
+            workspace.contacts.save(Contact(email="ada@example.com", first_name="Ada", last_name="Lovelace"))
+            panel.show()
+            qtbot.waitUntil(lambda: panel.preview_combo.count() == 1, timeout=2000)
+            assert panel.preview_combo.currentText() == "ada@example.com"
+            assert panel.preview_table.rowCount() > 0
+        finally:
+            workspace.close()
+
+
+def test_no_local_field_name_is_cut_short(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop, styled_app: object
+) -> None:
+    """Seen on the 1280 x 800 window: "Social engagement …" and "Engagement history …" in the Local field column,
+    cut to 170 px while the CRM field column beside had room to spare."""
+    panel = open_panel(qtbot, salesforce)
+    qtbot.waitUntil(lambda: panel.preview_table.rowCount() > 0, timeout=5000)
+    for table, column, count in (
+        (panel.table, MappingColumn.LOCAL_FIELD, panel.model.rowCount()),
+        (panel.preview_table, PreviewColumn.LOCAL_FIELD, panel.preview_table.rowCount()),
+    ):
+        metrics = table.fontMetrics()
+        model = table.model()
+        names = [str(model.index(row, column).data()) for row in range(count)]
+        assert "Engagement history (summary)" in names
+        widest = max(metrics.horizontalAdvance(name) for name in names)
+        assert table.columnWidth(column) > widest, (table.accessibleName(), table.columnWidth(column), widest)
+
+
+def test_a_read_only_salesforce_field_is_not_sent_in_the_preview(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring: a first name mapped onto Salesforce's read-only Full Name (``Name``) previewed as "Ada" sent,
+    while the check marked the row read-only and the push failed the record (INVALID_FIELD_FOR_INSERT_UPDATE)."""
+    panel = open_panel(qtbot, salesforce)
+    row = panel.model.row_of("firstName")
+    assert row is not None
+    assert panel.model.setData(panel.model.index(row, MappingColumn.CRM_FIELD), "Name")
+    assert "is read-only in the CRM" in panel.notice.text()
+    labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+              for r in range(panel.preview_table.rowCount())]
+    sent = panel.preview_table.item(labels.index("First name"), PreviewColumn.CRM_VALUE)
+    assert sent.text() == "not sent: is read-only in Salesforce (map it pull only)"
+    assert not sent.icon().isNull(), "drawn with a warning sign, as the push fails the record"
+
+
+def test_a_field_the_crm_lacks_is_not_previewed_as_sent(
+    qtbot: QtBot, tmp_path: Path, keyring_backend: MemoryKeyring, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring on a HubSpot without the social properties: the notice said the CRM has no Twitter username
+    field, while the preview showed "ada_l" sent to it (the push leaves such a seed field out). A field mapped by
+    hand that the CRM lacks fails the record in the push (PROPERTY_DOESNT_EXIST): said in red."""
+    from crm_desktop.sandbox.hubspot import HubSpotSandbox
+
+    sandbox = HubSpotSandbox(SandboxConfig(), social_properties=False)
+    with SandboxServer([sandbox]):
+        workspace = served_workspace(tmp_path, keyring_backend, sandbox, Provider.HUBSPOT, "HubSpot")
+        try:
+            panel = open_panel(qtbot, workspace)
+            qtbot.waitUntil(lambda: panel.preview_table.rowCount() > 0, timeout=5000)
+
+            def sent(label: str) -> QTableWidgetItem:
+                labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+                          for r in range(panel.preview_table.rowCount())]
+                return panel.preview_table.item(labels.index(label), PreviewColumn.CRM_VALUE)
+
+            assert "Twitter/X username → twitter_username: the CRM has no such field" in panel.notice.text()
+            assert sent("Twitter/X username").text() == (
+                "not sent: the CRM has no such field yet (Create missing fields makes it)")
+            assert sent("Twitter/X username").icon().isNull(), "the record still goes: no warning sign"
+
+            row = panel.model.row_of("company")
+            assert row is not None
+            assert panel.model.setData(panel.model.index(row, MappingColumn.CRM_FIELD), "no_such_property")
+            assert sent("Company").text() == "not sent: HubSpot has no such field"
+            assert not sent("Company").icon().isNull(), "the push fails the record: drawn as refused"
+
+            click(panel.create_fields_button)
+            qtbot.waitUntil(lambda: sent("Twitter/X username").text() == "ada_l", timeout=15_000)
+        finally:
+            workspace.close()
+
+
+def test_a_local_field_column_dragged_narrower_keeps_its_width(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    panel = open_panel(qtbot, salesforce)
+    qtbot.waitUntil(lambda: panel.preview_table.rowCount() > 0, timeout=5000)
+    panel.table.horizontalHeader().resizeSection(MappingColumn.LOCAL_FIELD, 120)
+    row = panel.model.row_of("phone")
+    assert row is not None
+    from crm_desktop.store.models import FieldDirection
+
+    assert panel.model.setData(panel.model.index(row, MappingColumn.DIRECTION), FieldDirection.PUSH_ONLY)
+    assert panel.table.columnWidth(MappingColumn.LOCAL_FIELD) == 120

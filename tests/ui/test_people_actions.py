@@ -532,3 +532,23 @@ def push_contact(qtbot: QtBot, desk: Desk, name: str, email: str) -> Any:
         name, {RecordObject.CONTACT: [desk.local_id(email)]}, SyncTrigger.MANUAL), name="push")
     qtbot.waitUntil(task.done, timeout=15_000)
     return task.result()
+
+
+def test_after_the_last_merge_the_merged_contacts_are_no_longer_offered(qtbot: QtBot, desk: Desk) -> None:
+    """Seen exploring: once the last group was merged, the view still read "Keep ada@example.com and merge into it
+    ada+news@example.com", the contact merged away (deleted here) still offered in both boxes."""
+    QTest.mouseClick(desk.panel.duplicates_button, Qt.MouseButton.LeftButton)
+    dialog = desk.panel.duplicates_dialog
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.report is not None and not dialog.searching, timeout=10_000)
+    click_table_row(dialog.groups_table, 0)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10_000)
+    QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirm_box
+    assert box is not None
+    QTest.mouseClick(next(b for b in box.buttons() if b.text() == "Merge"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result_label.text().startswith("Merged"), timeout=20_000)
+    assert cells(dialog.groups_table, 0) == []
+    offered = [combo.itemText(i) for combo in (dialog.keep_combo, dialog.other_combo) for i in range(combo.count())]
+    assert "ada+news@example.com" not in offered, offered
+    assert not dialog.merge_button.isEnabled()

@@ -159,3 +159,36 @@ def test_tab_never_stops_on_a_panels_page_and_still_scrolls_to_the_field_it_reac
             if row == SYNC_MONITOR_ROW and page.isAncestorOf(focused) and focused.isVisible():
                 assert in_sight(focused, page), f"{focused.accessibleName()} is out of sight"
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+
+
+def test_a_long_notice_is_shown_whole_and_the_page_scrolls_to_it(
+    qtbot: QtBot, tmp_path: Path, styled_app: QApplication, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen on a HubSpot account without the social properties: Field Mapping's notice listed nine missing fields, but
+    in the short window its last lines were cut off (the page scrolled, yet the notice kept its smallest height)."""
+    from crm_desktop.domain.models import Integration, Provider, SyncConfig
+    from crm_desktop.sandbox.core import SandboxConfig
+    from crm_desktop.sandbox.hubspot import HubSpotSandbox
+    from crm_desktop.vault import Vault
+    from tests.support.memory_keyring import MemoryKeyring
+
+    sandbox = HubSpotSandbox(SandboxConfig(), social_properties=False)
+    workspace = Workspace.open(tmp_path / "data", vault=Vault(backend=MemoryKeyring()), transport=sandbox.transport())
+    try:
+        workspace.integrations.add(Integration(provider=Provider.HUBSPOT, name="HubSpot", base_url=sandbox.base_url,
+                                               sync_config=SyncConfig(auto_sync=False)), sandbox.credentials())
+        window = MainWindow(workspace)
+        qtbot.addWidget(window)
+        window.resize(default_size(SHORT_SCREEN))
+        window.show()
+        qtbot.waitExposed(window)
+        window.show_panel(window.stack.indexOf(window.field_mapping_panel))
+        panel = window.field_mapping_panel
+        qtbot.waitUntil(lambda: "Engagement history (summary) →" in panel.notice.text(), timeout=10_000)
+        notice = panel.notice
+        qtbot.waitUntil(lambda: notice.height() >= notice.heightForWidth(notice.width()), timeout=2000)
+        # The page scrolls rather than cutting the notice.
+        qtbot.waitUntil(page_of(panel).verticalScrollBar().isVisible, timeout=2000)
+        window.close()
+    finally:
+        workspace.close()
