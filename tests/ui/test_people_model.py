@@ -265,19 +265,25 @@ class GatedPages(ThreadRecordingReader):
         return super().page(query, after, limit, inclusive=inclusive)
 
 
-def test_a_fast_drag_queues_one_reading_task_and_reads_the_newest_pages(
-    qtbot: QtBot, qapp: QApplication, service: PeopleService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each page the view goes by while the store is busy is noted, not queued as a task of its own: one task reads
-    what waits, newest first, so a drag over a million rows does not pile up hundreds of queued tasks."""
-    submitted: list[str] = []
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of each task the models submit to their reading thread, in order."""
+    names: list[str] = []
 
     class CountingExecutor(people_model.ThreadPoolExecutor):
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-            submitted.append(getattr(fn, "__name__", repr(fn)))
+            names.append(getattr(fn, "__name__", repr(fn)))
             return super().submit(fn, *args, **kwargs)
 
     monkeypatch.setattr(people_model, "ThreadPoolExecutor", CountingExecutor)
+    return names
+
+
+def test_a_fast_drag_queues_one_reading_task_and_reads_the_newest_pages(
+    qtbot: QtBot, qapp: QApplication, service: PeopleService, submitted: list[str]
+) -> None:
+    """Each page the view goes by while the store is busy is noted, not queued as a task of its own: one task reads
+    what waits, newest first, so a drag over a million rows does not pile up hundreds of queued tasks."""
     reader = GatedPages(service)
     reader.page_gate.set()
     model = PeopleTableModel(reader, page_size=10, background=True)
@@ -303,18 +309,10 @@ def test_a_fast_drag_queues_one_reading_task_and_reads_the_newest_pages(
 
 
 def test_a_page_read_but_not_yet_taken_by_the_gui_thread_is_not_read_again(
-    qtbot: QtBot, qapp: QApplication, service: PeopleService, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, qapp: QApplication, service: PeopleService, submitted: list[str]
 ) -> None:
     """Seen on a loaded CI host: the view asked again for a page whose read had ended but whose rows the GUI thread
     had not taken yet, and the page was read twice, by a task of its own."""
-    submitted: list[str] = []
-
-    class CountingExecutor(people_model.ThreadPoolExecutor):
-        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-            submitted.append(getattr(fn, "__name__", repr(fn)))
-            return super().submit(fn, *args, **kwargs)
-
-    monkeypatch.setattr(people_model, "ThreadPoolExecutor", CountingExecutor)
     reader = CountingReader(service)
     model = PeopleTableModel(reader, page_size=10, background=True)
     with qtbot.waitSignal(model.reset_done, timeout=5000):
