@@ -21,6 +21,7 @@ from crm_desktop.sync.mapping import (
     FieldMapping,
     Value,
     apply_values,
+    local_form,
     record_values,
     to_crm,
     typed_custom_audit,
@@ -117,7 +118,8 @@ async def _resolve_claimed(
             "nothing was written (keep the CRM's value to close it)")
     kept: Value
     if take == "crm":
-        kept = conflict.crm_value
+        # In the form the local record keeps (a phone in E.164): the CRM keeps its own way of writing it.
+        kept = local_form(mapping, conflict.crm_value)
     elif take == "local":
         # The value the record holds now, which the Conflicts view shows as the local one, not the one recorded
         # when the conflict was raised: another integration's conflict on this field resolved since, or an edit,
@@ -132,7 +134,7 @@ async def _resolve_claimed(
     link = store.links_for_local(integration_id, obj, [conflict.local_id]).get(conflict.local_id)
     crm_audit: list[dict[str, Any]] = []
     source = f"conflict:{conflict_id}"
-    if kept != conflict.crm_value:
+    if kept != local_form(mapping, conflict.crm_value):
         if link is None:
             raise ConflictResolutionError("the record is not linked to the CRM any more")
         outgoing = to_crm(mapping, kept)

@@ -36,6 +36,7 @@ from crm_desktop.sync.mapping import (
     apply_values,
     crm_holds,
     from_crm,
+    local_form,
     record_values,
     to_crm,
     typed_custom_audit,
@@ -647,7 +648,8 @@ class SyncEngine:
         for mapping in mappings:
             name = mapping.local_field
             crm_value, local_value = crm_values.get(name), local_values.get(name)
-            base_value = base.get(name) if link else None
+            # A base written before phones were read in one form may hold the CRM's way of writing the number.
+            base_value = local_form(mapping, base.get(name)) if link else None
             raw = record.fields.get(mapping.crm_field)
             if crm_value == local_value or crm_holds(mapping, local_value, raw):
                 new_base[name] = local_value
@@ -756,7 +758,7 @@ class SyncEngine:
         for mapping in pushable:
             name = mapping.local_field
             value = values.get(name)
-            if (link is not None and value == base.get(name)) or name in held:
+            if (link is not None and value == local_form(mapping, base.get(name))) or name in held:
                 continue
             outgoing = full[mapping.crm_field]
             if outgoing is None and not mapping.blank_wipes:

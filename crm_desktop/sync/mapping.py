@@ -465,7 +465,22 @@ def from_crm(mapping: FieldMapping, value: Any) -> Value:
         text = reverse.get(text, text)
     if text is not None and mapping.local_field == "email":
         text = text.lower()
-    return text
+    return local_form(mapping, text)
+
+
+def local_form(mapping: FieldMapping, value: Value) -> Value:
+    """A value in the form the local store keeps the mapped field in: a phone in E.164, however it is written.
+
+    The local record keeps one form of a number (``+12125550100``) and a CRM shows its own (``+1 212 555 0100``);
+    read in one form, the number compares equal to itself: the sync, a merge base and a conflict's kept value see
+    no change in it, and the CRM keeps its own formatting. Text that is not a readable number stays as it is (the
+    local record refuses it, naming the field).
+    """
+    if value is None or mapping.local_field != "phone":
+        return value
+    with contextlib.suppress(ValueError):
+        return normalise_phone(value)
+    return value
 
 
 def crm_holds(mapping: FieldMapping, local_value: Value, crm_value: Any) -> bool:
@@ -485,6 +500,10 @@ def crm_holds(mapping: FieldMapping, local_value: Value, crm_value: Any) -> bool
         return True
     if sent is None or held is None:
         return False
+    if mapping.local_field == "phone" or Transform.E164 in mapping.transforms:
+        # A phone the CRM writes its own way (``+1 212 555 0100``) holds the number sent in E.164.
+        with contextlib.suppress(ValueError):
+            return normalise_phone(held) == normalise_phone(sent)
     if _NUMBER_TEXT.fullmatch(sent) and _NUMBER_TEXT.fullmatch(held):
         # A number field keeps a double (HubSpot's, Pipedrive's): a whole number past 2**53 comes back as the
         # nearest double (10**30 as 1000000000000000019884624838656), which still holds the local number. Only a
@@ -746,6 +765,7 @@ __all__ = [
     "default_mappings",
     "fit_to_crm",
     "from_crm",
+    "local_form",
     "record_values",
     "run_mappings",
     "to_crm",

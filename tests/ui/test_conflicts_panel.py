@@ -7,10 +7,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QDialogButtonBox, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
+from sqlalchemy import select as select_rows
 
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
-from crm_desktop.store.models import ConflictRule
+from crm_desktop.store.models import AuditLogRow, ConflictRule
 from crm_desktop.ui.conflicts_panel import BLANK, ConflictColumn, ConflictsPanel
 from crm_desktop.ui.main_window import CONFLICTS_ROW, MainWindow
 from tests.ui.conftest import HubSpotBench, click, drive, unfinished_tasks
@@ -312,3 +313,45 @@ def test_a_conflict_whose_local_record_was_deleted_says_so_and_keeps_no_local_va
     assert panel.keep_local_button.isEnabled()
     assert panel.details.values["Here"].text().startswith("“Local Co 2”, changed ")
     assert not unfinished_tasks()
+
+
+def phone_history(hubspot: HubSpotBench, email: str) -> list[tuple[str | None, str | None]]:
+    """The History (audit) lines of a contact's phone, oldest first, as (old, new)."""
+    local_id = hubspot.workspace.sync.store.local_by_emails(RecordObject.CONTACT, [email])[email].id
+    with hubspot.workspace.database.session() as session:
+        rows = session.scalars(select_rows(AuditLogRow).where(
+            AuditLogRow.field == "phone", AuditLogRow.entity_id == str(local_id)).order_by(AuditLogRow.id))
+        return [(row.old_value, row.new_value) for row in rows]
+
+
+def test_keeping_a_phone_the_crm_writes_its_own_way_sends_nothing_later(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """Seen exploring: "Use CRM value" on a phone a salesperson typed as +1 212 555 0100 kept +12125550100 here, and
+    the next sync of the person (another field edited) sent the same number again: a write, a History line and the
+    salesperson's formatting gone from the CRM, for a number that never changed."""
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "phone", ConflictRule.MANUAL)
+    sync_from_the_monitor(window, qtbot)
+    hubspot.edit_locally(EMAILS[0], phone="+14155550177")
+    hubspot.edit_in_crm(EMAILS[0], phone="+1 212 555 0100")
+    sync_from_the_monitor(window, qtbot)
+    panel = window.conflicts_panel
+    window.show_panel(CONFLICTS_ROW)
+    panel.model.refresh()
+    select(panel, EMAILS[0])
+    resolve_with(window, qtbot, panel.keep_crm_button)
+    assert panel.notice.text() == "Kept “+12125550100” for Phone of person1@example.com, here and in the CRM."
+    stored = hubspot.workspace.contacts.find(EMAILS[0])
+    assert stored is not None and stored.phone == "+12125550100"
+    lines = phone_history(hubspot, EMAILS[0])
+    assert lines[-1] == ("+14155550177", "+12125550100"), "the decision is in the History"
+
+    hubspot.edit_locally(EMAILS[0], first_name="Adaline")
+    sync_from_the_monitor(window, qtbot)
+    [run] = hubspot.workspace.sync.runs(hubspot.name, limit=1)
+    assert run.updated == 1
+    assert phone_history(hubspot, EMAILS[0]) == lines, "a History line for a phone that did not change"
+    record = drive(qtbot, hubspot.workspace.crm.get_record(hubspot.name, RecordObject.CONTACT, EMAILS[0]))
+    assert record is not None
+    assert (record.fields.get("firstname"), record.fields.get("phone")) == ("Adaline", "+1 212 555 0100")
