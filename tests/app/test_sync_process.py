@@ -118,7 +118,8 @@ async def push_underway(
     served: ServedCrms, workspace: Workspace
 ) -> AsyncIterator[tuple[asyncio.Future[SyncResult], int]]:
     """A push to a slow Pipedrive (one request per person) started in the child, once the sandbox holds a few of
-    its persons; and the child's process id. Until the block ends the push goes on but sends no more persons."""
+    its persons; and the child's process id. Until the block ends Pipedrive holds the push's requests (see
+    :class:`HeldWork`): the run goes on, however long the test's own steps take meanwhile."""
     served.pipedrive.config.latency_ms = 100.0
     task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
     try:
