@@ -9,8 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.errors import AuthError, CrmAccountChangedError, RateLimitError
+from crm_desktop.sandbox.core import Sandbox, WorkTurns
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.store.process_owner import MACHINE_NAME_ENV, lock_owner, machine_name
 from crm_desktop.sync.engine import CANCELLED_MESSAGE, SyncAlreadyRunning, SyncProgress, SyncResult
@@ -75,17 +78,60 @@ def child_pid(workspace: Workspace) -> int | None:
     return process.pid
 
 
-async def push_underway(served: ServedCrms, workspace: Workspace) -> tuple[asyncio.Future[SyncResult], int]:
-    """A push to a slow Pipedrive (one request per person) started in the child, returned once the sandbox holds
-    a few of its persons; and the child's process id."""
+#: The longest a held request waits (under the adapters' 30 s request timeout: a held push never times out).
+HOLD_SECONDS = 20.0
+
+
+class HeldWork:
+    """Stands in for a sandbox's work turns: while held, a request that arrives waits (at most
+    :data:`HOLD_SECONDS`) before the emulator works on it; then requests take their turns as before."""
+
+    def __init__(self, turns: WorkTurns) -> None:
+        self.turns = turns
+        self.released = threading.Event()
+
+    async def __aenter__(self) -> None:
+        deadline = time.monotonic() + HOLD_SECONDS
+        while not self.released.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110 (set from another thread)
+            await asyncio.sleep(0.01)
+        await self.turns.__aenter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.turns.__aexit__(*exc_info)
+
+
+@contextmanager
+def requests_held(sandbox: Sandbox) -> Iterator[None]:
+    """``sandbox`` works on no request until the block ends: a run against it goes on until then, however long
+    what the test does meanwhile takes on a loaded machine."""
+    held = HeldWork(sandbox.work_turns)
+    sandbox.work_turns = held  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        held.released.set()
+        sandbox.work_turns = held.turns
+
+
+@asynccontextmanager
+async def push_underway(
+    served: ServedCrms, workspace: Workspace
+) -> AsyncIterator[tuple[asyncio.Future[SyncResult], int]]:
+    """A push to a slow Pipedrive (one request per person) started in the child, once the sandbox holds a few of
+    its persons; and the child's process id. Until the block ends Pipedrive holds the push's requests (see
+    :class:`HeldWork`): the run goes on, however long the test's own steps take meanwhile."""
     served.pipedrive.config.latency_ms = 100.0
     task = asyncio.ensure_future(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
-    async with asyncio.timeout(60):
-        while len(served.pipedrive.persons) < 3:  # noqa: ASYNC110 (the sandbox serves from a thread of its own)
-            await asyncio.sleep(0.01)
-    pid = child_pid(workspace)
-    assert pid is not None
-    return task, pid
+    try:
+        async with asyncio.timeout(60):
+            while len(served.pipedrive.persons) < 3:  # noqa: ASYNC110 (the sandbox serves from a thread of its own)
+                await asyncio.sleep(0.01)
+        with requests_held(served.pipedrive):
+            pid = child_pid(workspace)
+            assert pid is not None
+            yield task, pid
+    finally:
+        served.pipedrive.config.latency_ms = 0.0
 
 
 def assert_each_fan_once(served: ServedCrms) -> None:
@@ -203,17 +249,11 @@ def test_a_cli_sync_on_another_desktop_is_refused_while_the_child_runs_it(
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
 
     async def cli_sync_meanwhile() -> tuple[subprocess.CompletedProcess[str], int, SyncResult]:
-        task, pid = await push_underway(served, workspace)
-        # The push goes on until the teammate's sync has ended: the CLI's start alone took over 10 s on a loaded
-        # host, by when a push at 1 s a request had finished. At 10 s a request it cannot (the adapter waits 30 s).
-        served.pipedrive.config.latency_ms = 10_000.0
-        try:
+        async with push_underway(served, workspace) as (task, pid):  # it goes on until the teammate's sync ended
             cli = await asyncio.to_thread(
                 subprocess.run, [sys.executable, "-m", "crm_desktop", "sync", "pipedrive"], env=env, cwd=REPO_ROOT,
                 capture_output=True, text=True, timeout=120, check=False)
             assert not task.done()
-        finally:
-            served.pipedrive.config.latency_ms = 0.0
         return cli, pid, await task
 
     cli, pid, result = asyncio.run(cli_sync_meanwhile())
@@ -239,14 +279,10 @@ def test_a_second_desktops_sync_process_is_refused_while_the_first_ones_runs_it(
         assert teammate.run_syncs_in_process()
 
         async def second_sync_meanwhile() -> tuple[int, SyncResult]:
-            task, pid = await push_underway(served, workspace)
-            served.pipedrive.config.latency_ms = 10_000.0  # as long as the teammate's child takes to start, or more
-            try:
+            async with push_underway(served, workspace) as (task, pid):
                 with pytest.raises(SyncAlreadyRunning, match=rf"already running \(on .*, process {pid}\b"):
                     await teammate.sync.sync("pipedrive", SyncDirection.PUSH)
                 assert not task.done()
-            finally:
-                served.pipedrive.config.latency_ms = 0.0
             return pid, await task
 
         pid, result = asyncio.run(second_sync_meanwhile())
@@ -282,10 +318,10 @@ def test_cancelling_a_run_stops_it_in_the_child_and_releases_its_lock(
     assert integration.id is not None
 
     async def cancel_when_pushing() -> None:
-        task, _ = await push_underway(served, workspace)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        async with push_underway(served, workspace) as (task, _):
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
 
     asyncio.run(cancel_when_pushing())
     run = workspace.sync.runs("pipedrive", limit=1)[0]
@@ -374,13 +410,12 @@ def test_a_killed_child_fails_its_run_and_the_next_run_resumes_without_duplicate
     served, workspace = syncing_in_a_child
 
     async def kill_when_pushing() -> None:
-        task, pid = await push_underway(served, workspace)
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(SyncProcessError, match="stopped"):
-            await task
+        async with push_underway(served, workspace) as (task, pid):
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(SyncProcessError, match="stopped"):
+                await task
 
     asyncio.run(kill_when_pushing())
-    served.pipedrive.config.latency_ms = 0.0
     result = asyncio.run(workspace.sync.sync("pipedrive", SyncDirection.PUSH))
     assert result.status is SyncRunStatus.SUCCEEDED, result.message
     assert_each_fan_once(served)
@@ -390,13 +425,13 @@ def test_closing_the_workspace_mid_run_stops_the_child(syncing_in_a_child: tuple
     served, workspace = syncing_in_a_child
 
     async def close_when_pushing() -> int:
-        task, pid = await push_underway(served, workspace)
-        process = workspace.sync.sync_process
-        workspace.sync.close()
-        assert process is not None and process.pid is None  # the child ended
-        task.cancel()
-        with pytest.raises((asyncio.CancelledError, SyncProcessError)):
-            await task
+        async with push_underway(served, workspace) as (task, pid):
+            process = workspace.sync.sync_process
+            workspace.sync.close()
+            assert process is not None and process.pid is None  # the child ended
+            task.cancel()
+            with pytest.raises((asyncio.CancelledError, SyncProcessError)):
+                await task
         return pid
 
     pid = asyncio.run(close_when_pushing())
@@ -420,8 +455,9 @@ def test_an_idle_child_is_stopped_and_the_next_run_starts_another(
     async def two_runs_apart() -> tuple[int | None, int | None]:
         await workspace.sync.sync("hubspot")
         first = child_pid(workspace)
-        await asyncio.sleep(2.0)
-        assert child_pid(workspace) is None  # stopped while idle: its memory went back to the system
+        async with asyncio.timeout(30):  # stopped while idle: its memory went back to the system
+            while child_pid(workspace) is not None:  # noqa: ASYNC110 (stopped by a timer of this loop)
+                await asyncio.sleep(0.05)
         await workspace.sync.sync("salesforce")
         return first, child_pid(workspace)
 

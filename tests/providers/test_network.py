@@ -325,7 +325,7 @@ def test_salesforce_sign_in_and_token_refresh_go_through_the_proxy(
                 await adapter.aclose()
 
         credentials, info, refreshes = asyncio.run(scenario())
-        log = proxy.wait_for_log(f"CONNECT {PROXY_ONLY_NAME}:", timeout=5.0, count=3)
+        log = proxy.wait_for_log(f"CONNECT {PROXY_ONLY_NAME}:", count=3)
     assert credentials["instanceUrl"] == sandbox.base_url and info.account == sandbox.org_id
     assert refreshes == 1
     token_calls = [entry.status for entry in sandbox.requests if entry.path == "/services/oauth2/token"]

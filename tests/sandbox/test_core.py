@@ -294,24 +294,28 @@ def test_request_log_says_when_each_request_arrived_and_how_long_its_answer_took
 
 
 def test_latency_is_the_answer_time_with_the_emulators_own_work_inside_it() -> None:
-    sandbox = EchoSandbox(SandboxConfig(latency_ms=60))
+    # Times far apart enough that a loaded machine's late wake-ups (tens of milliseconds, seen past 45 ms) cannot
+    # move an answer from one model's time to the other's: each upper bound lies halfway between the two.
+    latency, work, long_work = 0.5, 0.3, 0.8
+    sandbox = EchoSandbox(SandboxConfig(latency_ms=latency * 1000))
 
     async def body(client: httpx.AsyncClient) -> None:
-        for work in ("0.03", "0", "0.09"):
-            assert (await client.get("/echo", params={"work": work})).status_code == 200
+        for seconds in (work, 0, long_work):
+            assert (await client.get("/echo", params={"work": str(seconds)})).status_code == 200
 
     against(sandbox, body)
     worked, idle, slow = (entry.seconds for entry in sandbox.requests)
-    # 30 ms of work fits in the 60 ms latency: answered at 60 ms, as an idle request is.
-    assert 0.06 <= worked < 0.085 and 0.06 <= idle < 0.085
+    # Work that fits in the latency is answered at the latency, as an idle request is (not a latency + work later).
+    assert latency <= worked < latency + work / 2 and latency <= idle < latency + work / 2
     # Work longer than the latency is answered when done, not a latency later.
-    assert 0.09 <= slow < 0.12
+    assert long_work <= slow < long_work + latency / 2
 
     # The comparison model: the latency first, then the work.
-    before = EchoSandbox(SandboxConfig(latency_ms=60, latency_before_work=True))
+    before = EchoSandbox(SandboxConfig(latency_ms=latency * 1000, latency_before_work=True))
     against(before, body)
     worked, idle, slow = (entry.seconds for entry in before.requests)
-    assert 0.09 <= worked < 0.115 and 0.06 <= idle < 0.085 and 0.15 <= slow < 0.18
+    assert latency + work <= worked < latency + work * 1.5 and latency <= idle < latency + work / 2
+    assert latency + long_work <= slow < latency * 1.5 + long_work
 
 
 def test_the_emulator_works_on_one_request_at_a_time_in_arrival_order() -> None:

@@ -92,8 +92,9 @@ class ForwardProxy:
         """What the proxy logged so far."""
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
-    def wait_for_log(self, text: str, timeout: float = 5.0, count: int = 1) -> str:
-        """The log once it holds ``text`` ``count`` times (access lines are written when a tunnel closes)."""
+    def wait_for_log(self, text: str, timeout: float = 30.0, count: int = 1) -> str:
+        """The log once it holds ``text`` ``count`` times (access lines are written when a tunnel closes, by a
+        process of its own: on a loaded machine, seconds later); what it holds after ``timeout`` seconds if not."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             log = self.log()

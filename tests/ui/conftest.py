@@ -20,7 +20,7 @@ from crm_desktop.domain.models import Contact, Integration, Provider, SocialPlat
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.ui.theme import stylesheet
+from crm_desktop.ui.theme import Theme, apply_theme, current_theme, stylesheet
 from crm_desktop.vault import Vault
 from tests.support.memory_keyring import MemoryKeyring
 
@@ -47,6 +47,18 @@ def qt_objects_die_on_the_gui_thread(qapp: QApplication) -> Iterator[None]:
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture(autouse=True)
+def light_theme_after_each_test(qapp: QApplication) -> Iterator[None]:
+    """A test that switches to the dark theme puts the light one back. Tables colour their text by the theme last
+    applied, so a dark theme left on failed whichever test a CI worker ran next that reads a light colour."""
+    yield
+    left_dark = current_theme(qapp) is Theme.DARK
+    if left_dark:  # put back here, so that only the test that left it fails
+        apply_theme(qapp, Theme.LIGHT)
+        qapp.setStyleSheet("")
+    assert not left_dark, "the test left the dark theme on: apply_theme(qapp, Theme.LIGHT) when it ends"
 
 
 @pytest.fixture

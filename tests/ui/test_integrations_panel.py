@@ -574,5 +574,6 @@ def test_names_and_crms_still_fit_their_columns_after_the_theme_changes(
             needed = widget.table.sizeHintForColumn(column)
             assert widget.table.columnWidth(column) >= min(needed, widget.MAX_COLUMN_WIDTH), column
     finally:
+        apply_theme(qapp, Theme.LIGHT)  # tables colour their text by the theme applied, for every later test
         qapp.setStyleSheet("")
         qapp.setPalette(qapp.style().standardPalette())
