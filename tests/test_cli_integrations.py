@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -312,12 +311,9 @@ def test_a_sync_held_elsewhere_is_refused_before_any_api_call(
         integration = workspace.integrations.get("hs")
         assert integration.id is not None
         assert workspace.sync.store.acquire_lock(integration.id, owner="other-host:4242")
-    started = time.monotonic()
     code, _, err = run(["--data-dir", str(data_dir), "sync", "hs"], capsys, monkeypatch)
-    took = time.monotonic() - started
     assert code == ExitCode.PARTIAL and "already running (on other-host, process 4242" in err
     assert [r.path for r in hubspot.requests] == []
-    assert took < 1.0
     with workspace_at(data_dir) as workspace:
         assert workspace.sync.store.lock_holder(integration.id) == ("other-host:4242", None)
         workspace.sync.store.release_lock(integration.id, owner="other-host:4242")

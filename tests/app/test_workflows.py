@@ -392,7 +392,8 @@ def test_a_crm_down_during_an_event_gets_it_once_when_back(tmp_path: Path, provi
         await asyncio.sleep(1.0)
         counts = desk.counts()
         assert counts[DeliveryStatus.DONE] == 0 and counts[DeliveryStatus.FAILED] == 0
-        assert counts[DeliveryStatus.PENDING] == 2
+        # Owed, not failed: waiting for the next try, or in one (on a loaded host a try may still be under way).
+        assert counts[DeliveryStatus.PENDING] + counts[DeliveryStatus.SENDING] == 2
         # Back on the same address: the queued events go, once.
         restarted = SandboxServer([desk.sandbox], ports=[port])
         restarted.start()
