@@ -5,7 +5,8 @@ process, each answering every request after ``--latency-ms``) in the main window
 local API as the app does, and posts ``--rows`` contacts in one request to
 ``/api/crm/integrations/{id}/contacts/batch-sync`` from a process of its own, as a marketer's script would. A QTimer
 heartbeat every ``HEARTBEAT_MS`` measures how late each tick fires while the request is handled: that lateness is a
-stall of the window (p50, p99, max), reported with the request's own time and the rows created.
+stall of the window (p50, p99, max), reported with the request's own time, the rows created, and the full garbage
+collections the window's process made meanwhile.
 
 Run from the repository root (Qt offscreen)::
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -80,6 +82,16 @@ def api_batch_stalls(rows: int, latency_ms: float, integration_name: str, direct
         clock.restart()
 
     heartbeat.timeout.connect(beat)
+    collections: list[float] = []
+    collection_started = [0.0]
+
+    def timed_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collection_started[0] = time.perf_counter()
+        elif info["generation"] == 2 and heartbeat.isActive():
+            collections.append((time.perf_counter() - collection_started[0]) * 1000)
+
+    gc.callbacks.append(timed_collection)
 
     body_file = directory / "batch.json"
     body_file.write_text(json.dumps(body))
@@ -134,6 +146,9 @@ def api_batch_stalls(rows: int, latency_ms: float, integration_name: str, direct
         "stallP99Ms": round(percentile(stalls, 0.99), 1),
         "stallMaxMs": round(max(stalls, default=0.0), 1),
         "stallsOver100Ms": sum(1 for s in stalls if s > 100),
+        # Full collections in the window's process while the request was handled, and the longest (ms).
+        "fullCollections": len(collections),
+        "fullCollectionMaxMs": round(max(collections, default=0.0)),
     }
 
 
