@@ -499,7 +499,14 @@ class ImportPreviewDialog(QDialog):
                  f"{preview.existing} to update (already stored)", f"{len(preview.problems)} refused"]
         if preview.warnings:
             parts.append(f"{plural(len(preview.warnings), 'valid row')} with values not kept")
-        text = "; ".join(parts) + ". Nothing is saved until you press Save."
+        # With no valid row Save is disabled: say what to do instead of promising what Save would do.
+        if preview.valid:
+            ending = "Nothing is saved until you press Save."
+        elif preview.problems:
+            ending = "There is nothing to save: fix the refused rows in the file and import it again."
+        else:  # an empty file: its notice says so (a header and no rows), or this does
+            ending = "" if preview.notices else "There is nothing to save: the file has no rows."
+        text = "; ".join(parts) + "." + (f" {ending}" if ending else "")
         if preview.notices:
             text += " " + " ".join(preview.notices)
         if preview.custom_columns:

@@ -388,6 +388,26 @@ def test_an_import_previews_refused_rows_before_saving(
     ]
 
 
+def test_a_file_with_nothing_valid_says_what_to_do_instead_of_promising_a_save(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path
+) -> None:
+    """Seen in the window: a preview with Save disabled ("Save 0 valid rows") said "Nothing is saved until you press
+    Save"."""
+    refused = tmp_path / "refused.csv"
+    refused.write_text("Email,First Name\nnot-an-email,Bad\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, refused)
+    assert dialog is not None and not dialog.save_button.isEnabled()
+    assert dialog.summary.text().endswith(
+        "There is nothing to save: fix the refused rows in the file and import it again.")
+    dialog.reject()
+    header_only = tmp_path / "header-only.csv"
+    header_only.write_text("Email,First Name\n", encoding="utf-8")
+    dialog = preview(qtbot, panel, header_only)
+    assert dialog is not None and not dialog.save_button.isEnabled()
+    assert dialog.summary.text() == ("0 valid rows: 0 new, 0 to update (already stored); 0 refused. "
+                                     "header-only.csv has a header but no rows: nothing to import")
+
+
 def test_the_preview_says_which_columns_become_custom_fields(
     qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace
 ) -> None:
