@@ -295,7 +295,17 @@ class AttributionPanel(QWidget):
             self.status_message.emit(f"These touchpoints have no {what} to list people by.")
             return False
         requested.emit(rows[row].name)
+        if self.report is not None and (self.report.since is not None or self.report.until is not None):
+            # People's filters have no period: its list is every lead of the row, so say why it may hold more
+            # than the row's count (which is of the period).
+            self.status_message.emit(
+                f"People lists every lead of {what} {self._row_name(rows[row], what)}, of all time: "
+                f"{rows[row].leads:,} of them had a touchpoint in the period")
         return True
+
+    @staticmethod
+    def _row_name(row: ReportRow, what: str) -> str:
+        return named(PLATFORM_NAMES, row.name) if what == "platform" and row.name else f"“{row.name}”"
 
     def showEvent(self, event: QShowEvent) -> None:
         """Work the report out the first time the panel is shown (not at window start), and again when shown

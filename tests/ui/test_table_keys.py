@@ -288,6 +288,35 @@ def test_enter_on_a_platform_lists_the_leads_its_row_counts(
     window.desk.quit()
 
 
+def test_enter_on_a_row_of_a_period_says_people_lists_the_leads_of_all_time(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen by hand: on "Last 7 days" Instagram's row counted 1 lead; Enter listed 6 in People, with no word of
+    why (People has no period). The status bar says the list is of all time and what the row counted."""
+    window = attribution_window(qtbot, workspace)
+    attribution = window.attribution_panel
+    attribution.period_combo.setCurrentIndex(attribution.period_combo.findData(7))
+    table = attribution.platforms_table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "Instagram")
+    leads = int(table.item(row, 2).text())
+    press(table, Qt.Key.Key_Return, row=row)
+    people = window.people_panel
+    qtbot.waitUntil(lambda: people.model.query.reached_on is not None and not people.model.busy, timeout=5000)
+    assert people.model.total > leads, "the test data has Instagram leads reached before the last 7 days"
+    said = status(window)
+    assert "of all time" in said and f"{leads:,} of them had a touchpoint in the period" in said, said
+    assert "Instagram" in said, said
+
+    window.show_panel(ATTRIBUTION)
+    attribution.period_combo.setCurrentIndex(attribution.period_combo.findData(None))
+    table = attribution.campaigns_table
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == CAMPAIGNS[1])
+    window.statusBar().clearMessage()
+    press(table, Qt.Key.Key_Return, row=row)
+    assert "of all time" not in status(window), "all time is what People lists: nothing to explain"
+    window.desk.quit()
+
+
 def test_enter_on_a_duplicate_group_goes_to_the_merge_and_delete_says_what_ends_it(
     qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
 ) -> None:
