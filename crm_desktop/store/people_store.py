@@ -87,7 +87,8 @@ class PeopleQuery:
         obj: contacts or leads.
         text: matched anywhere in the name, email or company (case-insensitive); blank matches all.
         platform: only people with a profile (contacts) or a source platform (leads) on it.
-        campaign: only people with a touchpoint of that campaign.
+        campaign: only people with a touchpoint of that campaign (a conversion is no touchpoint, as in the
+            Attribution panel's campaign rows).
         reached_on: only people with a touchpoint on that platform (what the Attribution panel's platform rows
             count as their leads).
         score_min, score_max: the engagement score range (people without a score are left out when set).
@@ -310,14 +311,12 @@ class PeopleStore:
                         SocialProfileRow.contact_id == ContactRow.id, SocialProfileRow.platform == query.platform
                     )
                 )
+        # A conversion is the outcome, not a touch: the Attribution rows these filters list count no lead by it.
+        touched = (TouchpointRow.email == row.email, TouchpointRow.type != TouchpointType.CONVERSION)
         if query.campaign:
-            statement = statement.where(
-                exists().where(TouchpointRow.email == row.email, TouchpointRow.campaign == query.campaign)
-            )
+            statement = statement.where(exists().where(*touched, TouchpointRow.campaign == query.campaign))
         if query.reached_on is not None:
-            statement = statement.where(
-                exists().where(TouchpointRow.email == row.email, TouchpointRow.platform == query.reached_on)
-            )
+            statement = statement.where(exists().where(*touched, TouchpointRow.platform == query.reached_on))
         score = self._score_column(query)
         if query.score_min is not None:
             statement = statement.where(score >= query.score_min)

@@ -21,7 +21,7 @@ from crm_desktop.domain.models import (
     SyncDirection,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
-from crm_desktop.domain.social import EngagementEvent, EngagementUser
+from crm_desktop.domain.social import AttributionModel, EngagementEvent, EngagementUser
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncTrigger
 from crm_desktop.store.people_store import PeopleColumn, PeopleQuery, PeopleStore, PersonLine, SyncState
@@ -121,6 +121,28 @@ def test_platform_campaign_and_score_filters(people: PeopleStore) -> None:
     lowest = min(line.score for line in scored if line.score is not None)
     low = every_page(people, PeopleQuery(score_max=lowest))
     assert low and all(line.score == lowest for line in low)
+
+
+def test_a_conversion_alone_is_no_touchpoint_for_the_campaign_and_reached_on_filters(
+    people: PeopleStore, database: Database
+) -> None:
+    """Seen by hand: a lead whose only Instagram event was a conversion (an engagement of type ``conversion``) was
+    listed by "Reached on Instagram" and by the campaign filter, while the Attribution rows People stands for
+    (Enter on them) do not count it: a conversion is the outcome, not a touchpoint."""
+    social = SocialService(database, clock=lambda: NOW)
+    social.record_engagements([
+        EngagementEvent(platform=SocialPlatform.INSTAGRAM, type="conversion",  # type: ignore[arg-type]
+                        timestamp=NOW - timedelta(hours=1), campaign="Checkout",
+                        user=EngagementUser(email="p002@example.com")),
+    ])
+    report = social.attribution_report(AttributionModel.LINEAR)
+    counted = {row.name: row.leads for row in report.by_platform}
+    assert people.count(PeopleQuery(obj=RecordObject.LEAD, reached_on=SocialPlatform.INSTAGRAM)) == counted.get(
+        "instagram", 0) == 0
+    assert people.count(PeopleQuery(obj=RecordObject.LEAD, reached_on=SocialPlatform.TWITTER)) == counted["twitter"]
+    campaigns = {row.name: row.leads for row in report.by_campaign}
+    assert people.count(PeopleQuery(obj=RecordObject.LEAD, campaign="Checkout")) == campaigns.get("Checkout", 0)
+    assert people.count(PeopleQuery(obj=RecordObject.LEAD, campaign="Launch")) == campaigns["Launch"]
 
 
 def test_touchpoints_per_day_and_the_timeline(people: PeopleStore) -> None:
