@@ -905,10 +905,16 @@ def _lay_context(context: dict[str, Any], given: dict[str, Any], *, blank_clears
 def _repeated_networks(given: list[Any]) -> list[FieldProblem]:
     """JSON Lines ``socialProfiles`` naming a network twice: the app holds one profile per network (a CRM's
     ``twitter_username``, a file's ``twitter_*`` columns), so one of them would be lost."""
-    usernames: dict[Any, list[str]] = {}
-    for item in given:
-        if isinstance(item, dict) and isinstance(item.get("platform"), str):
-            usernames.setdefault(item["platform"], []).append(str(item.get("username", "no username")))
+    return repeated_networks((item["platform"], str(item.get("username", "no username"))) for item in given
+                             if isinstance(item, dict) and isinstance(item.get("platform"), str))
+
+
+def repeated_networks(profiles: Iterable[tuple[str, str]]) -> list[FieldProblem]:
+    """One ``socialProfiles`` problem per network named more than once among ``(platform, username)`` pairs, in the
+    words ``contacts import`` refuses such a row with (the local API's bodies are refused alike)."""
+    usernames: dict[str, list[str]] = {}
+    for platform, username in profiles:
+        usernames.setdefault(platform, []).append(username)
     return [FieldProblem("socialProfiles", f"{len(names)} {platform} profiles ({', '.join(names)}); a person has one "
                                            "profile per network: keep one")
             for platform, names in usernames.items() if len(names) > 1]
