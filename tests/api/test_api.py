@@ -440,6 +440,23 @@ def test_bad_bodies_get_400_413_and_422_never_500(hubspot_api: LocalApi) -> None
     asyncio.run(scenario())
 
 
+def test_a_refused_query_or_path_value_is_explained_in_plain_words_in_detail_too(hubspot_api: LocalApi) -> None:
+    # ``errors`` had the plain reason, while ``detail``, what a script prints, kept Pydantic's "Input should be".
+    api = hubspot_api
+
+    async def scenario() -> None:
+        run = await api.get("/api/crm/runs/abc")
+        assert run.status_code == 422
+        assert run.json() == {"detail": "run_id: must be a whole number",
+                              "errors": [{"field": "run_id", "reason": "must be a whole number"}]}
+        report = await api.get("/api/attribution/report", params={"model": "bogus"})
+        assert report.status_code == 422
+        [error] = report.json()["errors"]
+        assert report.json()["detail"] == f"model: {error['reason']}" and "Input should" not in report.text
+
+    asyncio.run(scenario())
+
+
 def test_create_integration_keeps_credentials_in_the_keyring_only(hubspot_api: LocalApi) -> None:
     api = hubspot_api
 
