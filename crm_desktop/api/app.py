@@ -219,7 +219,7 @@ async def _validation_answer(request: Request, exc: RequestValidationError) -> J
         where = location[1:] if len(location) > 1 and location[0] in {"body", "query", "path"} else location
         problems.append(FieldProblem(".".join(where) or "(body)", str(error.get("msg", "")).removeprefix(
             "Value error, ")))
-    return _problem(422, "; ".join(f"{p.field}: {p.reason}" for p in problems), problems)
+    return _problem(422, "; ".join(f"{p.field}: {plain_reason(p.reason)}" for p in problems), problems)
 
 
 def _json_kind(value: Any) -> str:

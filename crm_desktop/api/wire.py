@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from crm_desktop.domain.models import (
     Contact,
@@ -170,15 +170,25 @@ class EventRecorded(WireModel):
     linked_touchpoints: int = 0
 
 
+def _id_as_text(value: Any) -> Any:
+    """A local id sent as a JSON number (the API answers ``localId`` as one) is that id; a boolean is no id."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: A record named by the CRM's id, its local id (text or a JSON number) or its email.
+RecordId = Annotated[
+    str, Field(min_length=1, max_length=254), BeforeValidator(_id_as_text),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1, "maxLength": 254}, {"type": "integer"}]}),
+]
+
+
 class EnrichRequest(WireModel):
     """``POST .../contacts/enrich``: which contact, the social profiles to write, and whether to add its history."""
 
     record_kind: ClassVar[str] = "enrichment"
 
-    contact_id: Annotated[
-        str | None,
-        Field(min_length=1, max_length=254, description="the CRM's id of the contact, its local id or its email"),
-    ] = None
+    contact_id: Annotated[RecordId | None,
+                          Field(description="the CRM's id of the contact, its local id or its email")] = None
     email: Annotated[str | None, Field(max_length=254)] = None
     social_profiles: Annotated[list[SocialProfile], Field(max_length=20)] = Field(default_factory=list)
     include_history: Annotated[bool, Field(description="also add the engagement history as a note")] = False
@@ -206,8 +216,7 @@ class LeadTouchpointsRequest(WireModel):
 
     record_kind: ClassVar[str] = "lead attribution"
 
-    lead_id: Annotated[str, Field(min_length=1, max_length=254,
-                                  description="the CRM's id of the lead, its local id or its email")]
+    lead_id: Annotated[RecordId, Field(description="the CRM's id of the lead, its local id or its email")]
     campaign: Annotated[str | None, Field(min_length=1, max_length=120,
                                           description="for the touchpoints that name none")] = None
     touchpoints: Annotated[list[Touchpoint], Field(max_length=1000)] = Field(default_factory=list)

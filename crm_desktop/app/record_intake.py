@@ -11,6 +11,7 @@ from typing import Any
 
 from crm_desktop.app.crm_actions import CrmActions
 from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.record_files import repeated_networks
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.domain.credentials import CredentialsError
@@ -131,6 +132,14 @@ def laid_over(given: Record, stored: Record | None) -> Record:
     return stored.model_copy(update=update)
 
 
+def _refuse_repeated_networks(record: Record, profiles: Sequence[SocialProfile]) -> None:
+    """Refuse profiles naming a network twice, as ``contacts import`` does: a person has one profile per network,
+    so all but one of them would be dropped without a word."""
+    problems = repeated_networks((p.platform.value, p.username) for p in profiles)
+    if problems:
+        raise InvalidRecordError(record.record_kind, record.email, problems)
+
+
 def validate_rows(rows: Sequence[Any], model: type[Record]) -> tuple[list[tuple[int, Record]], list[IntakeResult]]:
     """Validate every row; return the valid records with their index, and one refused result per bad row.
 
@@ -145,6 +154,7 @@ def validate_rows(rows: Sequence[Any], model: type[Record]) -> tuple[list[tuple[
             continue
         try:
             record = model.model_validate(row)
+            _refuse_repeated_networks(record, record.social_profiles)
         except InvalidRecordError as exc:
             email = row.get("email") if isinstance(row.get("email"), str) else ""
             refused.append(IntakeResult(index, str(email), problems=tuple(exc.problems)))
@@ -331,6 +341,7 @@ class RecordIntake:
             CrmRefusedRecord: when the CRM refused it (the local record stays saved).
             and what :meth:`push` raises.
         """
+        _refuse_repeated_networks(record, record.social_profiles)
         obj = RecordObject.CONTACT if isinstance(record, Contact) else RecordObject.LEAD
         report = await self.push(key, obj, [(0, record)], given_only=given_only)
         result = report.results[0]
@@ -397,6 +408,7 @@ class RecordIntake:
             and what :meth:`push_one` raises.
         """
         current = self.local_contact(key, contact)
+        _refuse_repeated_networks(current, profiles)
         merged = {p.platform: p for p in current.social_profiles}
         merged.update({p.platform: p for p in profiles})
         enriched = current.model_copy(update={"social_profiles": list(merged.values())})

@@ -147,8 +147,9 @@ class PersonFieldMap:
             # A date field takes an ISO date only (a date written day or month first is not guessed).
             return read_date(value)
         if known is not None and known.type == "double" and isinstance(value, str):
-            # Mapped values travel as text ("4.5"); Pipedrive's number fields take JSON numbers only.
-            return read_number(value)
+            # Mapped values travel as text ("4.5"); Pipedrive's number fields take JSON numbers only, and a blank
+            # (an undo putting back a field that was empty) clears the field: null.
+            return read_number(value) if value.strip() else None
         if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
             return value
         ids: Mapping[str, int | str] = (

@@ -797,13 +797,15 @@ class SyncEngine:
             else:
                 page = self.store.changed_local_ids(self.integration_id, obj, after_id, self.batch_size)
             ids = page
+            last = len(page) < self.batch_size
             if run.pulled:
-                upper = page[-1] if len(page) == self.batch_size else None
+                upper = None if last else page[-1]
                 ids = self._pulled_push_ids(obj, run, page, after_id, upper, only_new=only_new)
             if ids:
                 await self._push_batch(obj, run, ids, mappings)
                 self._write_log(run)
-            if not page:
+            if not page or (run.pulled and last):
+                # A dry run's last page took every pulled record past it: another (empty) page would again.
                 break
             after_id = page[-1]
             done += len(ids)

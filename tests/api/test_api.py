@@ -371,6 +371,41 @@ def test_refused_fields_are_named_as_the_cli_import_names_them(hubspot_api: Loca
     asyncio.run(scenario())
 
 
+def test_a_network_named_twice_is_refused_as_contacts_import_refuses_it(hubspot_api: LocalApi,
+                                                                        tmp_path: Path) -> None:
+    # The app holds one profile per network: the API used to keep the first twitter profile and drop the other
+    # without a word (the enrich the last one), where the same row in a file is refused.
+    api = hubspot_api
+    twice = [{"platform": "twitter", "username": "ann_one", "followers": 10},
+             {"platform": "twitter", "username": "ann_two", "followers": 20}]
+    row = {"email": "ann@example.com", "socialProfiles": twice}
+    path = tmp_path / "contacts.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    expected = [{"field": f.field, "reason": f.reason}
+                for p in read_records(path, Contact).problems for f in getattr(p, "problems", ()) or [p]]
+    assert expected == [{"field": "socialProfiles", "reason": "2 twitter profiles (ann_one, ann_two); a person "
+                                                              "has one profile per network: keep one"}]
+
+    async def scenario() -> None:
+        await api.add_integration()
+        one = await api.post("/api/crm/integrations/crm/contacts/sync", row)
+        assert one.status_code == 422 and one.json()["errors"] == expected, one.text
+        lead = await api.post("/api/crm/integrations/crm/leads/sync", row)
+        assert lead.status_code == 422 and lead.json()["errors"] == expected, lead.text
+        batch = await api.post("/api/crm/integrations/crm/contacts/batch-sync", [row, {"email": "bo@example.com"}])
+        assert batch.status_code == 200, batch.text
+        rows = batch.json()["results"]
+        assert rows[0]["action"] is None and rows[0]["errors"] == expected, rows
+        assert rows[1]["action"] == "created" and batch.json()["summary"]["invalid"] == 1
+        assert api.workspace.contacts.count() == 1 and api.workspace.leads.count() == 0
+        enrich = await api.post("/api/crm/integrations/crm/contacts/enrich",
+                                {"email": "bo@example.com", "socialProfiles": twice})
+        assert enrich.status_code == 422 and enrich.json()["errors"] == expected, enrich.text
+        assert (found := api.workspace.contacts.find("bo@example.com")) is not None and found.social_profiles == []
+
+    asyncio.run(scenario())
+
+
 def test_bad_bodies_get_400_413_and_422_never_500(hubspot_api: LocalApi) -> None:
     api = hubspot_api
 
@@ -401,6 +436,23 @@ def test_bad_bodies_get_400_413_and_422_never_500(hubspot_api: LocalApi) -> None
         unknown = await api.post("/api/crm/integrations/nope/contacts/sync", ANN)
         assert unknown.status_code == 404 and "nope" in unknown.json()["detail"]
         assert api.workspace.contacts.count() == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_query_or_path_value_is_explained_in_plain_words_in_detail_too(hubspot_api: LocalApi) -> None:
+    # ``errors`` had the plain reason, while ``detail``, what a script prints, kept Pydantic's "Input should be".
+    api = hubspot_api
+
+    async def scenario() -> None:
+        run = await api.get("/api/crm/runs/abc")
+        assert run.status_code == 422
+        assert run.json() == {"detail": "run_id: must be a whole number",
+                              "errors": [{"field": "run_id", "reason": "must be a whole number"}]}
+        report = await api.get("/api/attribution/report", params={"model": "bogus"})
+        assert report.status_code == 422
+        [error] = report.json()["errors"]
+        assert report.json()["detail"] == f"model: {error['reason']}" and "Input should" not in report.text
 
     asyncio.run(scenario())
 

@@ -202,6 +202,32 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
     asyncio.run(scenario())
 
 
+def test_a_local_id_as_the_api_answers_it_names_the_contact_or_lead(hubspot_api: LocalApi) -> None:
+    # localId comes back as a JSON number; sent back as contactId or leadId it was refused: "must be a valid
+    # string", though the reference names the local id as one way to say which record.
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        contact = (await api.post("/api/crm/integrations/crm/contacts/sync", {"email": "lea@example.com"})).json()
+        enrich = await api.post("/api/crm/integrations/crm/contacts/enrich", {
+            "contactId": contact["localId"], "socialProfiles": [{"platform": "instagram", "username": "lea.ig"}]})
+        assert enrich.status_code == 200, enrich.text
+        assert enrich.json()["localId"] == contact["localId"] and enrich.json()["crmId"] == contact["crmId"]
+        lead = (await api.post("/api/crm/integrations/crm/leads/sync",
+                               {"email": "lee@example.com", "lastName": "Park"})).json()
+        touch = {"timestamp": "2026-11-20T09:00:00Z", "platform": "twitter", "type": "post_view"}
+        recorded = await api.post("/api/crm/integrations/crm/leads/attribution",
+                                  {"leadId": lead["localId"], "touchpoints": [touch]})
+        assert recorded.status_code == 200, recorded.text
+        assert recorded.json()["localId"] == lead["localId"] and recorded.json()["newTouchpoints"] == 1
+        # A boolean is no id: still refused, naming the field.
+        refused = await api.post("/api/crm/integrations/crm/contacts/enrich", {"contactId": True})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "contactId", refused.text
+
+    asyncio.run(scenario())
+
+
 def test_lead_touchpoints_are_recorded_once_and_the_crm_lead_updated(api: LocalApi) -> None:
     async def scenario() -> None:
         pushed = await api.post("/api/crm/integrations/crm/leads/sync",

@@ -146,6 +146,20 @@ def test_a_salesforce_reports_footer_is_named_not_refused_as_people(tmp_path: Pa
     assert (report.created, report.problems, report.notices) == (2, [], preview.notices)
 
 
+def test_a_salesforce_reports_footer_saved_again_by_excel_is_still_a_footer(tmp_path: Path,
+                                                                           workspace: Workspace) -> None:
+    # Excel pads every row to the table's width when it saves the report again: the footer's lines get empty cells
+    # after their one (and the blank lines commas). They were refused as people without an email, exit 1.
+    lines = SALESFORCE_REPORT.split("\r\n")
+    padded = [lines[0], *lines[1:3], *(f"{line}{',' * 4}" for line in lines[3:-1])]
+    path = write(tmp_path / "report.csv", "\r\n".join(padded) + "\r\n")
+    assert path.read_text().splitlines()[4] == '"Grand Totals (2 records)",,,,'
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+    assert (report.created, report.problems) == (2, [])
+    assert report.notices == ["report.csv: lines 5-9 under the table (one cell, after a blank line) read as a "
+                              "report's footer ('Grand Totals (2 records)'), not as people: not imported"]
+
+
 def test_a_one_cell_row_with_rows_after_it_is_still_a_row(tmp_path: Path) -> None:
     path = write(tmp_path / "people.csv", "email,firstName\nann@example.com,Ann\n\nNot a person\n\n"
                                           "bo@example.com,Bo\nCarl\n\nThe end\n")

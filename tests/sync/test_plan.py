@@ -120,6 +120,29 @@ async def test_a_dry_run_plans_exactly_what_the_run_then_applies(any_crm: SyncBe
 
 
 @scenario
+async def test_a_pulled_record_after_the_last_changed_one_is_planned_once(hubspot: SyncBench) -> None:
+    # The dry run adds the pulled records that must go back to the CRM to its push pages; one whose local id came
+    # after the last changed record's was added by the last (short) page and again by the empty one after it, so
+    # the dry run counted it twice: "3 updated" where the run then updated 2.
+    bench = hubspot
+    bench.save(person(1), person(2))
+    assert (await bench.sync()).status is SyncRunStatus.SUCCEEDED
+    bench.change("person1@example.com", phone="+14155550999")
+    bench.sandbox.clock.advance(2)
+    # A salesperson blanks person2's company: a blank never wipes a value, so the pull sends ours back.
+    await bench.edit(bench.link("person2@example.com").crm_id, {"properties": {"company": ""}})
+
+    dry = await bench.sync(dry_run=True)
+    real = await bench.sync()
+    assert real.status is SyncRunStatus.SUCCEEDED, real.failures
+    assert [c.email for c in dry.changes] == ["person1@example.com", "person2@example.com"]
+    assert plan_of(dry) == plan_of(real)
+    assert counts_of(dry) == counts_of(real) == {"created": 0, "updated": 2, "unchanged": 0, "conflicts": 0,
+                                                 "decided": 0}
+    assert await bench.crm_value("person2@example.com", "company") == "Analytical Engines"
+
+
+@scenario
 async def test_the_lock_is_released_when_a_run_cannot_even_be_recorded(hubspot: SyncBench,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: object, **_kwargs: object) -> int:

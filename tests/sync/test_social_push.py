@@ -145,3 +145,32 @@ async def test_pipedrive_social_note_follows_a_change_no_field_carries(any_crm: 
     # Nothing changed since: nothing is sent, and no third note.
     again = await any_crm.sync()
     assert again.counts["updated"] == 0 and len(sandbox.notes) == 2
+
+
+@pytest.mark.parametrize("any_crm", [Provider.PIPEDRIVE], indirect=True, ids=lambda p: p.value)
+@scenario
+async def test_undoing_a_run_that_filled_a_pipedrive_number_field_blanks_it_again(any_crm: SyncBench) -> None:
+    # The undo sends the number field's old value, blank: the adapter read "" as a number and refused it, so the
+    # undo failed both records ("'' is not a number") and put none of the run's values back.
+    sandbox = any_crm.sandbox
+    assert isinstance(sandbox, PipedriveSandbox)
+    any_crm.save(person(1))
+    record_history(any_crm)
+    assert (await any_crm.sync()).counts["failed"] == 0
+    # The fields are created after the first run: the next push of the person fills them.
+    assert (await FieldSetupService(any_crm.workspace.crm).ensure_social_fields(any_crm.name)).ok
+    any_crm.change(EMAIL, phone="+14155550999")
+    filled = await any_crm.sync()
+    assert filled.counts == {**filled.counts, "updated": 1, "failed": 0}, filled.failures
+    keys = {f.name: f.key for f in sandbox.person_fields if f.custom}
+    [crm_person] = sandbox.persons.values()
+    assert crm_person.custom_fields[keys["twitter_username"]] == "ada1"
+    assert crm_person.custom_fields[keys["social_engagement_score"]] is not None
+
+    report = await any_crm.service.undo(filled.run_id or 0)
+    undo_run, log = any_crm.service.run(report.run_id)
+    assert undo_run.status.value == "succeeded", [entry.message for entry in log]
+    assert report.restored_crm >= 3 and not report.kept, report.kept
+    [crm_person] = sandbox.persons.values()
+    assert not crm_person.custom_fields.get(keys["twitter_username"])  # a text field blank
+    assert crm_person.custom_fields.get(keys["social_engagement_score"]) is None
