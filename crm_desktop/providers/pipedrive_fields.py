@@ -141,15 +141,16 @@ class PersonFieldMap:
             ValueError: a label that is not one of the field's options; ``'05/12/2026' is not a date (YYYY-MM-DD)``.
         """
         known = self.get(key)
-        if known is not None and known.type == "date" and value is not None and not (
-            isinstance(value, str) and not value.strip()
-        ):
+        if known is not None and known.type in {"date", "double"} and isinstance(value, str) and not value.strip():
+            # A blank (an undo putting back a field that was empty) clears a date or number field: null, the only
+            # empty value those fields take.
+            return None
+        if known is not None and known.type == "date" and value is not None:
             # A date field takes an ISO date only (a date written day or month first is not guessed).
             return read_date(value)
         if known is not None and known.type == "double" and isinstance(value, str):
-            # Mapped values travel as text ("4.5"); Pipedrive's number fields take JSON numbers only, and a blank
-            # (an undo putting back a field that was empty) clears the field: null.
-            return read_number(value) if value.strip() else None
+            # Mapped values travel as text ("4.5"); Pipedrive's number fields take JSON numbers only.
+            return read_number(value)
         if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
             return value
         ids: Mapping[str, int | str] = (

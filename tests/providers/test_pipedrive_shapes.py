@@ -24,7 +24,7 @@ from crm_desktop.domain.models import (
     SocialProfile,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import AdapterOptions, CreatesCustomFields, CrmAdapter, OutboundRecord
+from crm_desktop.providers.contract import AdapterOptions, CreatesCustomFields, CrmAdapter, CrmField, OutboundRecord
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ConfigurationError, RequestRejectedError
 from crm_desktop.providers.http import Decision
 from crm_desktop.providers.pipedrive import LEAD_ORIGIN_ID, PipedriveAdapter
@@ -770,3 +770,17 @@ def test_a_record_with_only_the_last_name_keeps_the_first_name(respx_mock: respx
     unchanged = run_with(lambda a: a.upsert(RecordObject.CONTACT, records[1:]))
     assert sent_json(patch) == {"name": "Ana Lovelace"} and patch.call_count == 1
     assert (results[0].outcome, unchanged[0].outcome) == (RecordOutcome.UPDATED, RecordOutcome.UNCHANGED)
+
+
+def test_a_blank_clears_a_date_or_number_field_with_null() -> None:
+    """An undo putting back a field that was empty before the run sends a blank: Pipedrive's date and number fields
+    take null as their empty value ("" is not a date, nor a number)."""
+    date_key, number_key = "d" * 40, "e" * 40
+    mapping = PersonFieldMap((CrmField(date_key, "First contact", "date", custom=True),
+                              CrmField(number_key, "Social engagement score", "double", custom=True)))
+    assert mapping.wire_value(date_key, "") is None and mapping.wire_value(date_key, "  ") is None
+    assert mapping.wire_value(number_key, "") is None
+    assert mapping.wire_value(date_key, " 2026-12-03 ") == "2026-12-03"
+    assert mapping.wire_value(number_key, "4.5") == 4.5
+    with pytest.raises(ValueError, match="is not a date"):
+        mapping.wire_value(date_key, "03/12/2026")
