@@ -282,6 +282,15 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
                                                                          ("comment", 0.0)]
     code, out, _ = run(data, ["attribution", "lead", "ana@example.com", "--model", "linear"], capsys)
     assert code == ExitCode.OK and "0.3333" in out
+    # Converted again: each conversion's credits on their own, as the report counts them.
+    with workspace_at(data) as workspace:
+        workspace.social.record_conversion(Conversion(email="ana@example.com", timestamp="2026-11-26T00:00:00Z"))
+    code, out, _ = run(data, ["attribution", "lead", "ana@example.com", "--model", "first_touch"], capsys)
+    assert code == ExitCode.OK and "converted 2 times, model first_touch" in out.splitlines()[0], out
+    assert "conversion 1: 2026-11-25 00:00 UTC" in out and "conversion 2: 2026-11-26 00:00 UTC" in out, out
+    code, credits = run_json(data, ["attribution", "lead", str(lead_id), "--model", "first_touch"], capsys)
+    assert [sum(t["credit"] for t in c["touchpoints"]) for c in credits["conversions"]] == [1.0, 1.0]
+    assert credits["touchpoints"][0]["credit"] == 2.0 and credits["convertedAt"] == "2026-11-25T00:00:00Z"
 
     code, _, err = run(data, ["attribution", "lead", "404", "--model", "linear"], capsys)
     assert code == ExitCode.USAGE and "no lead 404" in err

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from crm_desktop.app.csv_export import cell_value
 from crm_desktop.app.record_files import csv_lines, json_object_lines, plain_reason, text_encoding
-from crm_desktop.domain.attribution import Touch, attribute
+from crm_desktop.domain.attribution import Touch, attribute, in_time_order
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
 from crm_desktop.domain.scoring import EngagementScore, engagement_score
@@ -31,6 +31,7 @@ from crm_desktop.domain.social import (
     Conversation,
     ConversationEvent,
     Conversion,
+    ConversionCredits,
     CreditedTouchpoint,
     EngagementEvent,
     EventAction,
@@ -297,7 +298,8 @@ class SocialService:
         return found
 
     def attribution(self, lead: int | str, model: AttributionModel) -> LeadAttribution:
-        """A lead's touchpoints and the credit each earned under ``model`` (credits sum to 1 when it has any).
+        """A lead's touchpoints and the credit each earned under ``model``: per conversion, as
+        :meth:`attribution_report` shares it, and summed over its conversions (see :class:`LeadAttribution`).
 
         Args:
             lead: the lead's local id, or its email.
@@ -309,20 +311,38 @@ class SocialService:
         lead_id, email = self._lead(lead)
         self.store.link_identities_from_profiles()
         conversions = self.store.conversions(email=email)
-        converted_at = conversions[0].timestamp if conversions else None
-        reference = converted_at or self._clock()
         touches = self.store.touches(email)
-        if converted_at is not None:
-            touches = [t for t in touches if t.timestamp <= converted_at]
         half_life = self.scoring_settings().attribution_half_life_days
-        credits = attribute(touches, model, reference, half_life)
+        if not conversions:
+            credits = attribute(touches, model, self._clock(), half_life)
+            return LeadAttribution.model_construct(
+                lead_id=lead_id, email=email, model=model, reference=self._clock(), converted_at=None,
+                touchpoints=[_credited(c.touch, c.credit) for c in credits], conversions=[],
+            )
+        # Every conversion credited by the touchpoints before it, as attribution_report does: a lead converted
+        # twice must add up to the report's two conversions.
+        per_conversion: list[ConversionCredits] = []
+        total: dict[Touch, float] = {}
+        for conversion in conversions:
+            before = [t for t in touches if t.timestamp <= conversion.timestamp]
+            credits = attribute(before, model, conversion.timestamp, half_life)
+            for credit in credits:
+                total[credit.touch] = total.get(credit.touch, 0.0) + credit.credit
+            per_conversion.append(ConversionCredits.model_construct(
+                timestamp=conversion.timestamp,
+                value=None if conversion.value is None else float(conversion.value),
+                currency=conversion.currency,
+                touchpoints=[_credited(c.touch, c.credit) for c in credits],
+            ))
+        counted = [t for t in touches if t.timestamp <= conversions[-1].timestamp]
         return LeadAttribution.model_construct(
             lead_id=lead_id,
             email=email,
             model=model,
-            reference=reference,
-            converted_at=converted_at,
-            touchpoints=[_credited(c.touch, c.credit) for c in credits],
+            reference=conversions[0].timestamp,
+            converted_at=conversions[0].timestamp,
+            touchpoints=[_credited(t, total.get(t, 0.0)) for t in in_time_order(counted)],
+            conversions=per_conversion,
         )
 
     def attribution_inputs(self) -> tuple[object, ...]:

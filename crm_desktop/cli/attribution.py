@@ -10,7 +10,7 @@ from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import value_names, written_value
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
 from crm_desktop.domain.models import aware_utc
-from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
+from crm_desktop.domain.social import AttributionModel, AttributionReport, CreditedTouchpoint, ReportRow
 
 #: ``--model``: an attribution model in any case, with spaces or hyphens for underscores (``Time Decay``).
 MODEL = written_value(AttributionModel)
@@ -105,17 +105,29 @@ def cmd_attribution_lead(args: argparse.Namespace) -> int:
     lead: int | str = int(args.lead) if args.lead.isascii() and args.lead.isdigit() else args.lead
     with closing(open_workspace(args)) as workspace:
         attribution = workspace.social.attribution(lead, args.model)
-    body = [
-        [f"{t.timestamp:%Y-%m-%d %H:%M}", t.platform.value, t.type.value, t.campaign or "(no campaign)",
-         f"{t.credit:.4f}"]
-        for t in attribution.touchpoints
-    ]
-    when = (
-        f"converted {attribution.converted_at:%Y-%m-%d %H:%M} UTC" if attribution.converted_at else "not converted"
-    )
-    head = f"lead {attribution.lead_id} ({attribution.email}), {when}, model {attribution.model.value}"
-    text = head + "\n" + (table(["time (UTC)", "platform", "type", "campaign", "credit"], body) if body
-                          else "no touchpoints")
+    headers = ["time (UTC)", "platform", "type", "campaign", "credit"]
+
+    def rows(touches: list[CreditedTouchpoint]) -> list[list[str]]:
+        return [[f"{t.timestamp:%Y-%m-%d %H:%M}", t.platform.value, t.type.value, t.campaign or "(no campaign)",
+                 f"{t.credit:.4f}"] for t in touches]
+
+    head = f"lead {attribution.lead_id} ({attribution.email}), "
+    if len(attribution.conversions) > 1:
+        # Each conversion shares 1 among the touchpoints before it, as `attribution report` counts it.
+        head += f"converted {len(attribution.conversions)} times, model {attribution.model.value}"
+        parts = [head]
+        for number, conversion in enumerate(attribution.conversions, start=1):
+            worth = f", {conversion.value:.2f} {conversion.currency}" if conversion.value is not None else ""
+            parts.append(f"\nconversion {number}: {conversion.timestamp:%Y-%m-%d %H:%M} UTC{worth}")
+            parts.append(table(headers, rows(conversion.touchpoints)) if conversion.touchpoints
+                         else "no touchpoints before it")
+        text = "\n".join(parts)
+    else:
+        when = (f"converted {attribution.converted_at:%Y-%m-%d %H:%M} UTC" if attribution.converted_at
+                else "not converted")
+        head += f"{when}, model {attribution.model.value}"
+        text = head + "\n" + (table(headers, rows(attribution.touchpoints)) if attribution.touchpoints
+                              else "no touchpoints")
     emit(args, attribution.to_wire(), text)
     return ExitCode.OK
 

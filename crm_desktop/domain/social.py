@@ -350,11 +350,33 @@ class CreditedTouchpoint(WireModel):
     credit: float
 
 
-class LeadAttribution(WireModel):
-    """A lead's credits under one model (``GET .../leads/:leadId/attribution``); credits sum to 1.
+class ConversionCredits(WireModel):
+    """One conversion of a lead and the credit (1) the touchpoints before it earned, as the report shares it.
 
-    ``converted_at`` is the lead's first conversion when it has one: only the touchpoints before it count, and the
-    time-decay model measures ages back from it (from ``reference`` = now otherwise).
+    Attributes:
+        timestamp: when it converted; the time-decay model measures ages back from it.
+        value: its value, if known.
+        currency: the value's currency.
+        touchpoints: the lead's touchpoints up to it, oldest first, with their credits (summing to 1).
+    """
+
+    record_kind: ClassVar[str] = "conversion credits"
+
+    timestamp: datetime
+    value: float | None = None
+    currency: str | None = None
+    touchpoints: list[CreditedTouchpoint] = Field(default_factory=list)
+
+
+class LeadAttribution(WireModel):
+    """A lead's credits under one model (``GET .../leads/:leadId/attribution``).
+
+    A converted lead is credited as the attribution report credits it: each of its ``conversions`` shares 1 among
+    the touchpoints before it. ``touchpoints`` are those up to its last conversion, each with the credit it earned
+    summed over the conversions (so they sum to the number of conversions, and a campaign's credits summed over its
+    leads are the report's conversions credited). A lead not converted gets the credit its touchpoints would earn
+    now (summing to 1, ages measured from ``reference`` = now). ``converted_at`` is the lead's first conversion,
+    and ``reference`` that conversion's instant too when it has one.
     """
 
     record_kind: ClassVar[str] = "attribution"
@@ -365,6 +387,7 @@ class LeadAttribution(WireModel):
     reference: datetime
     converted_at: datetime | None = None
     touchpoints: list[CreditedTouchpoint] = Field(default_factory=list)
+    conversions: list[ConversionCredits] = Field(default_factory=list)
 
 
 class ReportRow(WireModel):

@@ -63,7 +63,7 @@ from crm_desktop.app.text import plural
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Provider, SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.domain.social import AttributionModel
+from crm_desktop.domain.social import AttributionModel, CreditedTouchpoint
 from crm_desktop.ui.columns import ColumnChoice
 from crm_desktop.ui.integrations_model import CRM_NAMES
 from crm_desktop.ui.people_model import SORT_COLUMNS, PeopleTableModel, PersonColumn
@@ -445,7 +445,13 @@ class PersonDetailPane(QWidget):
             return
         linear = detail.attribution.get(AttributionModel.LINEAR)
         touches = linear.touchpoints if linear is not None else []
-        if linear is not None and linear.converted_at is not None:
+        conversions = linear.conversions if linear is not None else []
+        if len(conversions) > 1:
+            self.attribution_note.setText(
+                f"Converted {len(conversions)} times: each conversion's credit shared by the touchpoints before it, "
+                "as Attribution counts it"
+            )
+        elif linear is not None and linear.converted_at is not None:
             self.attribution_note.setText(
                 f"Converted {local_time(linear.converted_at)}: "
                 f"credit of the {plural(len(touches), 'touchpoint')} before it"
@@ -456,21 +462,35 @@ class PersonDetailPane(QWidget):
                 else "No touchpoints to credit yet."
             )
         models = list(AttributionModel)
-        rows = []
-        for number, touch in enumerate(touches):
-            kind = named(TOUCHPOINT_NAMES, touch.type).lower()
-            said = f"{short_time(touch.timestamp)} · {named(PLATFORM_NAMES, touch.platform)} {kind}"
-            rows.append([f"{said} · {touch.campaign}" if touch.campaign else said] + [""] * (len(models) - 1))
-            credits = []
-            for model in models:
-                credited = detail.attribution[model].touchpoints
-                credits.append(f"{credited[number].credit:.0%}" if number < len(credited) else "")
-            rows.append(credits)
+        # One block per conversion for a lead converted more than once (each shares its own 100%), else one block.
+        blocks: list[tuple[str | None, dict[AttributionModel, list[CreditedTouchpoint]]]]
+        if len(conversions) > 1:
+            blocks = [
+                (f"Conversion {number} of {len(conversions)}: {local_time(conversion.timestamp)}"
+                 + (f" · {conversion.value:,.2f} {conversion.currency}" if conversion.value is not None else "")
+                 + ("" if conversion.touchpoints else " · no touchpoint before it"),
+                 {m: detail.attribution[m].conversions[number - 1].touchpoints for m in models})
+                for number, conversion in enumerate(conversions, start=1)
+            ]
+        else:
+            blocks = [(None, {m: detail.attribution[m].touchpoints for m in models})]
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        for heading, credited in blocks:
+            if heading is not None:
+                lines.append(len(rows))
+                rows.append([heading] + [""] * (len(models) - 1))
+            for number, touch in enumerate(credited[AttributionModel.LINEAR]):
+                kind = named(TOUCHPOINT_NAMES, touch.type).lower()
+                said = f"{short_time(touch.timestamp)} · {named(PLATFORM_NAMES, touch.platform)} {kind}"
+                lines.append(len(rows))
+                rows.append([f"{said} · {touch.campaign}" if touch.campaign else said] + [""] * (len(models) - 1))
+                rows.append([f"{credited[m][number].credit:.0%}" if number < len(credited[m]) else "" for m in models])
         # Each touchpoint on a line of its own across the table, its credit under each model on the next: in the
         # 400 px pane the five models' shares side by side and the touchpoint's whole name both fit.
         fill_table(self.attribution_table, [MODEL_NAMES[m].replace(" ", "\n") for m in models], rows,
                    numbers=range(len(models)))
-        span_lines(self.attribution_table, range(0, len(rows), 2))
+        span_lines(self.attribution_table, lines)
 
 
 class ImportPreviewDialog(QDialog):

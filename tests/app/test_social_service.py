@@ -104,6 +104,54 @@ def test_a_converted_lead_is_credited_for_the_touches_before_its_conversion(
     }
 
 
+def test_a_lead_converted_twice_is_credited_per_conversion_as_the_report_credits_it(
+    service: SocialService, database: Database
+) -> None:
+    leads = LeadStore(database)
+    twice = leads.save(Lead(email="uma@example.com")).id
+    once = leads.save(Lead(email="ivo@example.com")).id
+    for email, kind, when, campaign in [
+        ("uma@example.com", "click", "2026-11-01T00:00:00Z", "Launch"),
+        ("uma@example.com", "comment", "2026-11-05T00:00:00Z", "Webinar"),
+        # Uma converts on Nov 10, then is reached again
+        ("uma@example.com", "like", "2026-11-15T00:00:00Z", "Retarget"),
+        ("uma@example.com", "share", "2026-11-20T00:00:00Z", "Retarget"),
+        # Uma converts again on Nov 25
+        ("uma@example.com", "like", "2026-11-28T00:00:00Z", "Launch"),  # after both: no credit
+        ("ivo@example.com", "click", "2026-11-12T00:00:00Z", "Launch"),
+        ("ivo@example.com", "share", "2026-11-18T00:00:00Z", "Retarget"),
+    ]:
+        service.record_engagement(engagement(kind, when, campaign, email=email))
+    service.record_conversions([
+        Conversion(email="uma@example.com", timestamp="2026-11-10T00:00:00Z", value=100, currency="EUR"),
+        Conversion(email="uma@example.com", timestamp="2026-11-25T00:00:00Z", value=300, currency="EUR"),
+        Conversion(email="ivo@example.com", timestamp="2026-11-19T00:00:00Z"),
+    ])
+
+    for model in AttributionModel:
+        credited: dict[str | None, float] = {}
+        for lead in (twice, once):
+            for touch in service.attribution(lead, model).touchpoints:
+                credited[touch.campaign] = credited.get(touch.campaign, 0.0) + touch.credit
+        report = {row.name: row.conversions_credited for row in service.attribution_report(model).by_campaign}
+        # the report rounds its credits to 4 places
+        assert credited == pytest.approx({name: report[name] for name in credited}, abs=1e-4), model
+        assert sum(report.values()) == pytest.approx(3.0) and sum(credited.values()) == pytest.approx(3.0), model
+
+    # Each conversion shares 1 among the touchpoints before it, and says so on its own.
+    first, second = service.attribution(twice, AttributionModel.FIRST_TOUCH).conversions
+    assert (first.timestamp, first.value, first.currency) == (datetime(2026, 11, 10, tzinfo=UTC), 100, "EUR")
+    assert [(t.campaign, t.credit) for t in first.touchpoints] == [("Launch", 1.0), ("Webinar", 0.0)]
+    assert second.timestamp == datetime(2026, 11, 25, tzinfo=UTC)
+    assert [(t.campaign, t.credit) for t in second.touchpoints] == [
+        ("Launch", 1.0), ("Webinar", 0.0), ("Retarget", 0.0), ("Retarget", 0.0)]
+    lead = service.attribution(twice, AttributionModel.LAST_TOUCH)
+    assert [(t.campaign, t.credit) for t in lead.touchpoints] == [
+        ("Launch", 0.0), ("Webinar", 1.0), ("Retarget", 0.0), ("Retarget", 1.0)]
+    assert lead.converted_at == datetime(2026, 11, 10, tzinfo=UTC)  # still the first conversion, as documented
+    assert lead.to_wire()["conversions"][1]["touchpoints"][-1]["credit"] == 1.0
+
+
 def test_a_lead_not_converted_is_measured_from_now(service: SocialService, database: Database) -> None:
     lead_id = LeadStore(database).save(Lead(email="ola@example.com")).id
     assert service.attribution(lead_id, AttributionModel.LINEAR).touchpoints == []

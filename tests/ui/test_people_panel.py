@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import threading
+from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from crm_desktop.app.people import PeopleQuery, PeopleService, PersonDetail
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.social import Conversion
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import ImportPreviewDialog, PeoplePanel
@@ -243,6 +245,34 @@ def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) 
         assert Qt.AlignmentFlag(figure_table.horizontalHeaderItem(column).textAlignment()) == right
         assert Qt.AlignmentFlag(figure_table.item(row, column).textAlignment()) == right
     assert not Qt.AlignmentFlag(pane.profiles_table.item(0, 1).textAlignment()) & Qt.AlignmentFlag.AlignRight
+
+
+def test_the_attribution_of_a_lead_converted_twice_shows_each_conversions_credits(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Each conversion shares its own 100% among the touchpoints before it, as the Attribution report counts it."""
+    now = seed_marketing(workspace)
+    workspace.social.record_conversion(Conversion(email=email_of(0), timestamp=now - timedelta(days=40)))
+    panel = open_panel(qtbot, workspace)
+    QTest.keyClicks(panel.filter_edit, email_of(0))
+    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=2000)
+    tab = panel.kind_tabs.tabRect(1).center()
+    QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, tab)
+    settle(qtbot, panel)
+    click_row(panel.table, 0)
+    assert shown(qtbot, panel, email_of(0)).obj is RecordObject.LEAD
+    pane = panel.detail_pane
+    assert pane.attribution_note.text().startswith("Converted 2 times")
+    table = pane.attribution_table
+    first_column = cells(table, 0)
+    headings = [row for row, text in enumerate(first_column) if text.startswith("Conversion ")]
+    # the first conversion, 40 days ago, has no touchpoint before it; the second has every one (20 days or less)
+    assert len(headings) == 2 and first_column[headings[0]].startswith("Conversion 1 of 2")
+    assert headings[1] == headings[0] + 1 and first_column[headings[0]].endswith("no touchpoint before it")
+    assert first_column[headings[1]].startswith("Conversion 2 of 2") and "EUR" in first_column[headings[1]]
+    assert all(table.columnSpan(row, 0) == 5 for row in headings)
+    credits = first_column[headings[1] + 2::2]
+    assert credits and credits[0] == "100%" and set(credits[1:]) <= {"0%"}
 
 
 def test_a_long_profile_url_takes_the_room_left_instead_of_scrolling_the_table(qtbot: QtBot) -> None:
