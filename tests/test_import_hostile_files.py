@@ -100,7 +100,7 @@ def test_a_file_name_too_long_for_the_system_is_a_sentence(tmp_path: Path, capsy
 def test_a_folder_given_as_the_file_is_named_as_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "people.csv").mkdir()
     code, _, err = run(tmp_path / "D", ["contacts", "import", str(tmp_path / "people.csv")], capsys)
-    assert code == ExitCode.USAGE and "people.csv is a folder; give a .csv or .jsonl file" in err
+    assert code == ExitCode.USAGE and "people.csv: cannot be read: it is a folder; give a .csv or .jsonl file" in err
 
 
 def test_profiles_or_custom_fields_of_the_wrong_type_are_refused_not_dropped(
