@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -115,6 +116,45 @@ def test_diagnostics_export_refuses_a_missing_folder_as_contacts_list_csv_does(
     assert err == csv_err.replace("x.csv", "x.zip") == expected
     code, data = run_json(data_dir, ["diagnostics", "export", str(missing / "x.zip")], capsys)
     assert (code, data["error"]["code"]) == (ExitCode.USAGE, "file_unusable")
+
+
+def _unreadable_file(tmp_path: Path) -> Path:
+    """A ``.csv`` that exists but cannot be opened for reading: mode 000, or for root (who reads any such file) a
+    link to a kernel setting only writable (reading it is refused to root too)."""
+    path = tmp_path / "locked.csv"
+    path.write_text("email\nann@example.com\n", encoding="utf-8")
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        path.unlink()
+        setting = Path("/proc/sys/vm/drop_caches")
+        if not setting.is_file() or os.access(setting, os.R_OK):
+            pytest.skip("no file this user cannot read")
+        path.symlink_to(setting)
+    return path
+
+
+def test_a_file_to_read_that_cannot_be_is_file_unusable_as_one_to_write(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "people.csv"
+    folder.mkdir()
+    cases = {
+        tmp_path / "missing.csv": "no such file",
+        folder: "it is a folder; give a .csv or .jsonl file",
+        _unreadable_file(tmp_path): "Permission denied",
+    }
+    for path, reason in cases.items():
+        for argv in (["contacts", "import", str(path)], ["leads", "import", str(path)],
+                     ["contacts", "push", "hs", "--file", str(path)], ["leads", "push", "hs", "--file", str(path)],
+                     ["social", "import", str(path)]):
+            code, out, err = run(data_dir, argv, capsys)
+            assert (code, out, err) == (ExitCode.USAGE, "", f"crm-desktop: {path}: cannot be read: {reason}\n"), argv
+            code, data = run_json(data_dir, argv, capsys)
+            assert code == ExitCode.USAGE, argv
+            assert data["error"] == {"code": "file_unusable", "exitCode": 2,
+                                     "message": f"{path}: cannot be read: {reason}"}, argv
+    with workspace_at(data_dir) as workspace:
+        assert workspace.leads.count() == 0 and workspace.contacts.count() == 2, "nothing was imported"
 
 
 def test_mapping_set_checks_a_named_crm_field_with_the_direction_off_too(

@@ -100,7 +100,23 @@ def test_a_file_name_too_long_for_the_system_is_a_sentence(tmp_path: Path, capsy
 def test_a_folder_given_as_the_file_is_named_as_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "people.csv").mkdir()
     code, _, err = run(tmp_path / "D", ["contacts", "import", str(tmp_path / "people.csv")], capsys)
-    assert code == ExitCode.USAGE and "people.csv is a folder; give a .csv or .jsonl file" in err
+    assert code == ExitCode.USAGE and "people.csv: cannot be read: it is a folder; give a .csv or .jsonl file" in err
+
+
+def test_a_nested_custom_value_is_one_plain_sentence_in_text_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "people.jsonl"
+    path.write_text('{"email": "ann@example.com", "customFields": {"x": {"a": 1}}}\n', encoding="utf-8")
+    reason = "must be text, a number, true/false or a date; not an object"
+
+    code, out, _ = run(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+    assert f"line     1  refused  ann@example.com  custom.x: {reason}\n" in out, out
+    code, report = run_json(tmp_path / "D", ["leads", "import", str(path)], capsys)
+    assert code == ExitCode.PARTIAL
+    assert [(r["field"], r["reason"], r["problems"]) for r in report["refused"]] == [
+        ("custom.x", reason, [{"field": "custom.x", "reason": reason}])]
 
 
 def test_profiles_or_custom_fields_of_the_wrong_type_are_refused_not_dropped(

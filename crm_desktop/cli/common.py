@@ -64,12 +64,19 @@ http_transport: Transport | None = None
 
 
 def readable_file(path: Path) -> Path:
-    """``path`` when it is a file to read; otherwise a usage error that says what it is instead."""
+    """``path`` when it is a file to read; otherwise the file error that says what it is instead."""
     if path.is_dir():
-        raise CommandError(f"{path} is a folder; give a .csv or .jsonl file")
+        raise cannot_read(path, "it is a folder; give a .csv or .jsonl file")
     if not path.is_file():
-        raise CommandError(f"no such file: {path}")
+        raise cannot_read(path, "no such file")
     return path
+
+
+def cannot_read(path: Path, reason: OSError | str) -> CommandError:
+    """The error of a command whose input file cannot be read (none there, a folder named, no permission), in the
+    words and with the error code of :func:`cannot_write`."""
+    why = reason if isinstance(reason, str) else reason.strerror or str(reason)
+    return CommandError(f"{path}: cannot be read: {why}", ExitCode.USAGE, "file_unusable")
 
 
 def cannot_write(path: Path, exc: OSError) -> CommandError:

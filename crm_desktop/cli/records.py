@@ -23,6 +23,7 @@ from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
     action,
+    cannot_read,
     closing,
     command_group,
     emit,
@@ -98,6 +99,8 @@ def _push(args: argparse.Namespace, obj: RecordObject) -> int:
             report = asyncio.run(workspace.crm.push_file(args.name, args.file, obj))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise cannot_read(args.file, exc) from None
         except SyncAlreadyRunning as exc:
             message = lock_refusal(workspace, args.name, exc, "push the file when it has finished")
             raise CommandError(message, ExitCode.PARTIAL, "sync_running") from None
@@ -157,7 +160,7 @@ def _import(args: argparse.Namespace, obj: RecordObject) -> int:
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
-            raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+            raise cannot_read(args.file, exc) from None
     return _print_import(args, report, obj)
 
 

@@ -14,6 +14,7 @@ from crm_desktop.cli.common import (
     ExitCode,
     action,
     add_action,
+    cannot_read,
     closing,
     command_group,
     emit,
@@ -51,7 +52,7 @@ def cmd_social_import(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
-            raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+            raise cannot_read(args.file, exc) from None
     data = {
         "created": report.created,
         "updated": report.updated,

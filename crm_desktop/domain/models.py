@@ -388,12 +388,23 @@ def _problems(model: type[BaseModel], exc: ValidationError) -> list[FieldProblem
             pattern = str(error.get("ctx", {}).get("pattern", ""))
             message = PATTERN_WORDS.get(pattern, "is not in the expected form")
         field = location or "(record)"
-        if problems and problems[-1].field == field and error["type"] in _TYPE_MISMATCHES:
+        if field.startswith("customFields.") and error["type"] in _TYPE_MISMATCHES:
+            # Every member of a custom value's union refused it (an object, a list): one sentence, said once.
+            message = _custom_value_refusal(error.get("input"))
+            if problems and problems[-1] == FieldProblem(field=field, reason=message):
+                continue
+        elif problems and problems[-1].field == field and error["type"] in _TYPE_MISMATCHES:
             # One value refused by every member of a union: one problem naming what would fit.
             problems[-1] = FieldProblem(field=field, reason=f"{problems[-1].reason}, or {message.lower()}")
             continue
         problems.append(FieldProblem(field=field, reason=message))
     return problems
+
+
+def _custom_value_refusal(value: Any) -> str:
+    """Why a custom field refuses ``value``: it holds one plain value, never an object or a list of values."""
+    kind = "; not an object" if isinstance(value, dict) else "; not a list" if isinstance(value, list) else ""
+    return f"must be text, a number, true/false or a date{kind}"
 
 
 #: What each pattern the models check text against asks for, in plain words (never the regular expression).

@@ -371,6 +371,29 @@ def test_refused_fields_are_named_as_the_cli_import_names_them(hubspot_api: Loca
     asyncio.run(scenario())
 
 
+def test_a_nested_custom_value_is_refused_in_the_words_of_contacts_import(hubspot_api: LocalApi,
+                                                                          tmp_path: Path) -> None:
+    api = hubspot_api
+    reason = "must be text, a number, true/false or a date; not an object"
+    row = {"email": "ann@example.com", "customFields": {"x": {"a": 1}}}
+    path = tmp_path / "contacts.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert [(p.field, p.reason) for p in read_records(path, Contact).problems] == [("custom.x", reason)]
+
+    async def scenario() -> None:
+        await api.add_integration()
+        for route in ("contacts/sync", "leads/sync"):
+            answer = await api.post(f"/api/crm/integrations/crm/{route}", row)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["errors"] == [{"field": "customFields.x", "reason": reason}], answer.text
+            assert answer.json()["detail"].endswith(f"ann@example.com is invalid: customFields.x: {reason}")
+        batch = await api.post("/api/crm/integrations/crm/contacts/batch-sync", [row])
+        assert batch.json()["results"][0]["errors"] == [{"field": "customFields.x", "reason": reason}], batch.text
+        assert api.workspace.contacts.count() == 0 and api.workspace.leads.count() == 0
+
+    asyncio.run(scenario())
+
+
 def test_a_network_named_twice_is_refused_as_contacts_import_refuses_it(hubspot_api: LocalApi,
                                                                         tmp_path: Path) -> None:
     # The app holds one profile per network: the API used to keep the first twitter profile and drop the other

@@ -258,3 +258,24 @@ def test_a_json_lines_file_opening_with_an_array_is_still_read_a_line_at_a_time(
     rows = read_rows(path, Contact)
     assert [(p.line, p.reason) for p in rows.problems] == [(1, "each line must be one JSON object")]
     assert [row.email for row in rows.rows] == ["a@example.com"]
+
+
+def test_a_nested_custom_value_is_refused_in_one_sentence_by_preview_and_import(
+    tmp_path: Path, workspace: Workspace
+) -> None:
+    # A JSON export with an object or a list as a custom value: refused by every member of the value's union, it
+    # read "must be a valid string, or input should be a valid integer, or input should be a valid number, ...".
+    path = write(tmp_path / "people.jsonl",
+                 '{"email": "ann@example.com", "customFields": {"x": {"a": 1}, "tier": "gold"}}\n'
+                 '{"email": "bob@example.com", "customFields": {"tags": ["vip", "eu"]}}\n'
+                 '{"email": "cy@example.com", "customFields": {"visits": 3}}\n')
+    expected = [(1, "ann@example.com", [("custom.x", "must be text, a number, true/false or a date; not an object")]),
+                (2, "bob@example.com", [("custom.tags", "must be text, a number, true/false or a date; not a list")])]
+
+    preview = people_of(workspace).preview_import(path, RecordObject.CONTACT)
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+
+    for problems in (preview.problems, report.problems):
+        assert [(p.line, p.record, [(f.field, f.reason) for f in p.problems] or [(p.field, p.reason)])
+                for p in problems] == expected
+    assert report.created == 1 and workspace.contacts.count() == 1

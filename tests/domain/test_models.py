@@ -180,7 +180,7 @@ INVALID_RECORDS: list[tuple[type[WireModel], dict[str, Any], str, str, str]] = [
         {"email": "ana@example.com", "customFields": {"plan": ["pro"]}},
         "ana@example.com",
         "customFields.plan",
-        "valid string",
+        "must be text, a number, true/false or a date; not a list",
     ),
     (Contact, {"email": "ana@example.com", "nickname": "Ana"}, "ana@example.com", "nickname", "Extra inputs"),
     (
