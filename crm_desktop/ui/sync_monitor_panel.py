@@ -968,12 +968,18 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         seconds = run_seconds(run)
         took = "still running" if seconds is None else f"took {duration_text(seconds)}"
         what = "Undo" if run.direction is SyncDirection.UNDO else f"{trigger} {direction} sync"
+        counts = {"created": run.created, "updated": run.updated, "unchanged": run.unchanged, "failed": run.failed,
+                  "conflicts": run.conflicts, "decided": run.conflicts_decided}
+        if any(counts.values()) or str(getattr(run.status, "value", run.status)) in ("succeeded", "partial"):
+            done = counts_text(counts).capitalize()
+        else:
+            # Cancelled, failed or still running: records it sent before it stopped are not counted yet, so
+            # "nothing to change" would be untrue (the next run recognises them).
+            done = "No record counted yet" if seconds is None else "No record counted before it stopped"
         lines = [
             f"Run {run.id} of “{name}” — {named(RUN_STATUS_NAMES, run.status).lower()}",
             f"{what}, started {local_time(run.started_at, seconds=True)}, {took}.",
-            counts_text({"created": run.created, "updated": run.updated, "unchanged": run.unchanged,
-                         "failed": run.failed, "conflicts": run.conflicts,
-                         "decided": run.conflicts_decided}).capitalize() + f"; {plural(run.api_calls, 'API call')}.",
+            done + f"; {plural(run.api_calls, 'API call')}.",
         ]
         if error_categories:
             groups = error_categories

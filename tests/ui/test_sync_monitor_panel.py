@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Integration, Provider
+from crm_desktop.domain.models import Integration, Provider, SyncDirection
 from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.store.models import SyncRunStatus, SyncTrigger
+from crm_desktop.sync.engine import CANCELLED_MESSAGE
 from crm_desktop.ui.sync_monitor_panel import RECORD_ROWS_ALWAYS_SHOWN, RUNS_ROWS_ALWAYS_SHOWN, SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import LogColumn, RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
@@ -278,3 +281,21 @@ def test_undoing_a_first_sync_counts_the_records_it_keeps_rather_than_listing_ea
     assert lines[1].startswith("Kept 43 records — person")
     assert lines[1].endswith(" and 40 more: created in the CRM by the run; kept (sync never deletes).")
     assert sum(f"person{n}@example.com" in lines[1] for n in range(1, 44)) == 3
+
+
+def test_a_cancelled_run_with_nothing_counted_does_not_say_nothing_to_change(
+    panel: SyncMonitorPanel, hubspot: HubSpotBench
+) -> None:
+    """Seen after a Quit mid-push: the run had sent records, none counted yet, and its details said "Nothing to
+    change"; a run that succeeded with nothing to do still says so."""
+    store = hubspot.workspace.sync.store
+    integration_id = hubspot.workspace.integrations.get(hubspot.name).id or 0
+    cancelled = store.start_run(integration_id, SyncTrigger.MANUAL, SyncDirection.PUSH)
+    store.finish_run(cancelled, SyncRunStatus.CANCELLED, message=CANCELLED_MESSAGE, api_calls=9)
+    idle = store.start_run(integration_id, SyncTrigger.MANUAL, SyncDirection.PUSH)
+    store.finish_run(idle, SyncRunStatus.SUCCEEDED, api_calls=1)
+
+    text = panel.describe_run(store.get_run(cancelled), Counter())
+    assert "Nothing to change" not in text
+    assert "No record counted before it stopped; 9 API calls." in text
+    assert panel.describe_run(store.get_run(idle), Counter()).splitlines()[2] == "Nothing to change; 1 API call."
