@@ -301,7 +301,9 @@ def test_a_fast_drag_queues_one_reading_task_and_reads_the_newest_pages(
     # The newest pages asked for are read (the view is at the end now); those it went by long ago are dropped.
     qtbot.waitUntil(lambda: model.data(model.index(990, PersonColumn.EMAIL)) == "p0991@example.com", timeout=5000)
     assert len(reader.pages) <= 2 + people_model.PAGES_WAITING
-    # After the drag, a new page asked for starts a new task.
+    # After the drag, a new page asked for starts a new task, once the drag's has ended (the last page is stored
+    # before its task looks for more; a page asked for meanwhile is read by that task, which is right too).
+    qtbot.waitUntil(lambda: not model._pages_task, timeout=5000)
     model.data(model.index(500, PersonColumn.EMAIL))
     qtbot.waitUntil(lambda: model.data(model.index(500, PersonColumn.EMAIL)) == "p0501@example.com", timeout=5000)
     assert submitted == ["_read_waiting", "_read_waiting"]
