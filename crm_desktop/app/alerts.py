@@ -67,7 +67,7 @@ def quota_share_left(quota: Quota | None) -> float | None:
 
 
 #: The CRMs' names as their users know them.
-CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
+CRM_NAMES = {provider: provider.label for provider in Provider}
 
 
 def _crm(integration: Integration) -> str:

@@ -47,7 +47,7 @@ from crm_desktop.vault.ephemeral import EphemeralKeyring
 logger = logging.getLogger(__name__)
 
 #: Each sandbox as its vendor spells the CRM.
-SANDBOX_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
+SANDBOX_NAMES = {provider: provider.label for provider in Provider}
 DEMO_NAMES = {provider: f"{name} (demo)" for provider, name in SANDBOX_NAMES.items()}
 
 

@@ -75,8 +75,6 @@ _WIRE_VALUES: dict[Provider, Callable[[CrmField, Any], Any]] = {
     Provider.PIPEDRIVE: pipedrive_fields.field_wire_value,
 }
 
-_CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
-
 _NOT_PUSHED = "not sent (pull only or off)"
 _BLANK = "— (blank: nothing is sent)"
 _NOT_CREATED = "not sent: the CRM has no such field yet (Create missing fields makes it)"
@@ -225,10 +223,10 @@ class FieldMappingService:
                         crm_value, left_out = None, True
                     else:
                         # A field mapped by hand is sent all the same, and the CRM fails the record for it.
-                        crm_value, refused = None, f"{_CRM_NAMES[integration.provider]} has no such field"
+                        crm_value, refused = None, f"{integration.provider.label} has no such field"
                 elif crm_value is not None and crm_field is not None and not crm_field.writable:
                     # Salesforce (INVALID_FIELD_FOR_INSERT_UPDATE) and HubSpot (READ_ONLY_VALUE) fail the record.
-                    crm_value, refused = None, f"is read-only in {_CRM_NAMES[integration.provider]} (map it pull only)"
+                    crm_value, refused = None, f"is read-only in {integration.provider.label} (map it pull only)"
                 elif crm_value is not None and crm_field is not None:
                     try:
                         crm_value = wire_value(crm_field, crm_value)

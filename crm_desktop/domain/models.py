@@ -46,6 +46,14 @@ class Provider(StrEnum):
     HUBSPOT = "hubspot"
     PIPEDRIVE = "pipedrive"
 
+    @property
+    def label(self) -> str:
+        """The CRM's name as the marketer knows it (``HubSpot``)."""
+        return _PROVIDER_LABELS[self]
+
+
+_PROVIDER_LABELS = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
+
 
 PROVIDERS: tuple[str, ...] = tuple(p.value for p in Provider)
 

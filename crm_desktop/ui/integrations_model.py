@@ -19,12 +19,8 @@ from crm_desktop.ui.theme import text_colour
 
 logger = logging.getLogger(__name__)
 
-#: How each CRM is named to the marketer.
-CRM_NAMES: dict[Provider, str] = {
-    Provider.HUBSPOT: "HubSpot",
-    Provider.PIPEDRIVE: "Pipedrive",
-    Provider.SALESFORCE: "Salesforce",
-}
+#: How each CRM is named to the marketer, in the order the Add dialog offers them (by name).
+CRM_NAMES: dict[Provider, str] = {provider: provider.label for provider in sorted(Provider, key=lambda p: p.label)}
 
 #: How each sync direction is named to the marketer.
 DIRECTION_NAMES: dict[SyncDirection, str] = {
