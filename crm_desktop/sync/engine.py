@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Integration, Lead, Provider, SyncDirection
+from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, EchoCheck, OutboundRecord, Quota, RecordResult
 from crm_desktop.providers.errors import (
@@ -93,8 +93,6 @@ REFUSAL_CATEGORIES = frozenset({ErrorCategory.VALIDATION})
 
 #: Triggers of a run that are not someone asking for it (a push of chosen records they start skips refused ones too).
 UNATTENDED_TRIGGERS = frozenset({SyncTrigger.SCHEDULED, SyncTrigger.AUTO})
-
-_CRM_NAMES = {Provider.SALESFORCE: "Salesforce", Provider.HUBSPOT: "HubSpot", Provider.PIPEDRIVE: "Pipedrive"}
 
 #: The ways a sync run goes (undo and import runs are recorded by other services).
 SYNC_RUN_DIRECTIONS = frozenset({SyncDirection.PUSH, SyncDirection.PULL, SyncDirection.BOTH, SyncDirection.PUSH_NEW})
@@ -1058,7 +1056,7 @@ class SyncEngine:
 
     def _refused_reason(self, refusal: RefusedWrite) -> str:
         """Why a record the CRM refused is not sent again, as the run's plan and record log say it."""
-        crm = _CRM_NAMES.get(self.integration.provider, str(self.integration.provider))
+        crm = self.integration.provider.label
         when = refusal.at.strftime("%Y-%m-%d %H:%M UTC")
         return (f"refused by {crm} on {when} (run {refusal.run_id}): {refusal.message}; it is sent again once it "
                 f"changes, or when that run's failures are retried (Retry failed in the Sync Monitor, or "
