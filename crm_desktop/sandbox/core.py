@@ -566,7 +566,8 @@ class WorkTurns:
             if turn.done() and not turn.cancelled():
                 # The turn was handed over as the waiter was cancelled: pass it on.
                 self._pass_on()
-            else:
+            elif turn in self._waiting:
+                # Not yet passed over by a finishing request (one that did skips a cancelled turn).
                 self._waiting.remove(turn)
             raise
 

@@ -370,6 +370,29 @@ def test_work_turns_go_first_come_first_served_and_a_cancelled_waiter_passes_its
     assert order == ["first", "second", "third", "after", "free again"]
 
 
+def test_work_turns_cancelled_all_at_once_as_a_server_shutting_down_does_all_end_cancelled() -> None:
+    turns = WorkTurns()
+
+    async def work(hold: asyncio.Event | None = None) -> None:
+        async with turns:
+            if hold is not None:
+                await hold.wait()
+
+    async def go() -> list[BaseException | None]:
+        working = asyncio.ensure_future(work(asyncio.Event()))
+        waiting = [asyncio.ensure_future(work()) for _ in range(2)]
+        await asyncio.sleep(0)
+        # The request at work leaves first and skips the waiters' cancelled turns before they wake.
+        for task in (working, *waiting):
+            task.cancel()
+        ended = await asyncio.gather(working, *waiting, return_exceptions=True)
+        async with turns:
+            pass
+        return [None if isinstance(end, asyncio.CancelledError) else end for end in ended]
+
+    assert asyncio.run(go()) == [None, None, None]
+
+
 def test_clock_answers_whole_milliseconds_that_always_move_forward() -> None:
     clock = SandboxClock()
     moments = [clock.now() for _ in range(2_000)]
