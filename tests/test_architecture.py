@@ -24,7 +24,7 @@ ALLOWED_LAYERS: dict[str, set[str]] = {
     "ui": {"domain", "app", "api", "ui"},
 }
 # Top-level modules anyone may import (no dependencies of their own beyond the standard library).
-SHARED_LEAVES = {"crm_desktop", "crm_desktop.resources_path", "crm_desktop.listening"}
+SHARED_LEAVES = {"crm_desktop", "crm_desktop.resources_path", "crm_desktop.listening", "crm_desktop.first_come_slots"}
 # Entry points may import any layer (the GUI entry is the only place outside ui/ that reaches Qt).
 ENTRY_POINTS = {"crm_desktop.cli", "crm_desktop.__main__"}
 

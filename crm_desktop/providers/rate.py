@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from crm_desktop.first_come_slots import FirstComeSlots
 from crm_desktop.providers.contract import Quota
 from crm_desktop.providers.errors import BudgetExhaustedError
 
@@ -117,46 +118,8 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 ROLLING_WINDOW_MARGIN_SECONDS = 0.25
 
 
-class RequestSlots:
-    """Requests allowed in flight at once, each freed slot handed straight to the request that waited longest.
-
-    A slot freed while requests wait is never seen free, so a newcomer cannot take it ahead of them.
-
-    Attributes:
-        limit: requests in flight at most.
-        taken: slots held now.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.taken = 0
-        self._waiting: deque[asyncio.Future[None]] = deque()
-
-    async def take(self) -> None:
-        """Wait for a slot."""
-        if self.taken < self.limit and not self._waiting:
-            self.taken += 1
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                # Handed the slot just as it was cancelled: pass it on.
-                self.give_back()
-            elif future in self._waiting:
-                self._waiting.remove(future)
-            raise
-
-    def give_back(self) -> None:
-        """Free a slot: to the first request still waiting, else back to the pool."""
-        while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_result(None)
-                return
-        self.taken = max(0, self.taken - 1)
+class RequestSlots(FirstComeSlots):
+    """Requests allowed in flight at once, each freed slot handed straight to the request that waited longest."""
 
 
 class RateBudget:

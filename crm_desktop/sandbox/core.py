@@ -24,6 +24,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_desktop.first_come_slots import FirstComeSlots
+
 logger = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/__sandbox__"
@@ -541,7 +543,7 @@ class Sandbox:
         return JSONResponse(record)
 
 
-class WorkTurns:
+class WorkTurns(FirstComeSlots):
     """One request's emulator work at a time, first come first served, on whichever event loop runs it.
 
     A served vendor answers after its latency whatever else it is doing; an emulator on one event loop cannot,
@@ -551,36 +553,7 @@ class WorkTurns:
     """
 
     def __init__(self) -> None:
-        self._busy = False
-        self._waiting: deque[asyncio.Future[None]] = deque()
-
-    async def __aenter__(self) -> None:
-        if not self._busy:
-            self._busy = True
-            return
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
-        try:
-            await turn
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                # The turn was handed over as the waiter was cancelled: pass it on.
-                self._pass_on()
-            elif turn in self._waiting:
-                # Not yet passed over by a finishing request (one that did skips a cancelled turn).
-                self._waiting.remove(turn)
-            raise
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._pass_on()
-
-    def _pass_on(self) -> None:
-        while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self._busy = False
+        super().__init__(limit=1)
 
 
 class SandboxMiddleware:
