@@ -540,47 +540,42 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
     integration's CRM (the workflows), and attribution."""
     social = workspace.social
 
+    async def record_and_queue(record: Callable[[], RecordedEvent],
+                               queue: Callable[[RecordedEvent], object]) -> JSONResponse:
+        """Record an event (off the loop), queue it for every integration's CRM, and queue again the conversations
+        of a person the event gave an email; answered as :func:`_recorded` says."""
+
+        def record_and_queue_it() -> RecordedEvent:
+            recorded = record()
+            queue(recorded)
+            workflows.requeue_conversations_of([recorded])
+            return recorded
+
+        return _recorded(await _off_the_loop(record_and_queue_it))
+
     @api.post("/api/social/conversations", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def conversation_started(event: ConversationEvent) -> JSONResponse:
         """A conversation started on a platform: its participant becomes (or is linked to) a contact, created or
         updated in each CRM with a "Conversation started" entry on its timeline."""
-
-        def record() -> RecordedEvent:
-            recorded = social.record_conversation(event)
-            workflows.queue_conversations([event])
-            workflows.requeue_conversations_of([recorded])
-            return recorded
-
-        return _recorded(await _off_the_loop(record))
+        return await record_and_queue(lambda: social.record_conversation(event),
+                                      lambda _: workflows.queue_conversations([event]))
 
     @api.post("/api/social/messages", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def message_sent(message: Message) -> JSONResponse:
         """A message in a conversation, inbound or outbound; the person's engagement score follows, and the CRM
         record gets the score and the message on its timeline (a burst of messages as one entry)."""
-
-        def record() -> RecordedEvent:
-            recorded = social.record_message(message)
-            workflows.queue_messages([message])
-            workflows.requeue_conversations_of([recorded])
-            return recorded
-
-        return _recorded(await _off_the_loop(record))
+        return await record_and_queue(lambda: social.record_message(message),
+                                      lambda _: workflows.queue_messages([message]))
 
     @api.post("/api/social/engagements", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
     async def post_engagement(event: EngagementEvent) -> JSONResponse:
         """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign; when
         the person is a lead, the CRM lead gets its new score."""
-
-        def record() -> RecordedEvent:
-            recorded = social.record_engagement(event)
-            workflows.queue_engagements([event], [recorded])
-            workflows.requeue_conversations_of([recorded])
-            return recorded
-
-        return _recorded(await _off_the_loop(record))
+        return await record_and_queue(lambda: social.record_engagement(event),
+                                      lambda recorded: workflows.queue_engagements([event], [recorded]))
 
     @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,
              responses=ERRORS, dependencies=bearer, tags=["attribution"])
