@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -29,6 +29,7 @@ from crm_desktop.first_come_slots import FirstComeSlots
 logger = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/__sandbox__"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class JSONResponse(StarletteJSONResponse):
@@ -541,6 +542,17 @@ class Sandbox:
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(record)
+
+
+def iso_ms(moment: datetime) -> str:
+    """A vendor timestamp: ISO 8601 in UTC with milliseconds and a ``Z`` (HubSpot's, and Pipedrive v1's)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970 (how HubSpot's search compares dates, and Pipedrive sorts)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 class WorkTurns(FirstComeSlots):

@@ -27,6 +27,8 @@ from crm_desktop.sandbox.core import (
     RollingWindow,
     Sandbox,
     SandboxConfig,
+    epoch_ms,
+    iso_ms,
     non_negative_int,
     non_negative_number,
     parse_json,
@@ -105,12 +107,6 @@ _EPOCH_MS = re.compile(r"^-?\d+$")
 
 
 # -- time ---------------------------------------------------------------------------------------------------------
-def iso_ms(moment: datetime) -> str:
-    """HubSpot's timestamp form: ISO 8601 in UTC with milliseconds and a ``Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def parse_instant(value: Any) -> datetime:
     """Read epoch milliseconds (number or digit string) or ISO 8601 text as an aware UTC datetime.
 
@@ -128,11 +124,6 @@ def parse_instant(value: Any) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since 1970 (how HubSpot's search compares dates)."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 # -- errors -------------------------------------------------------------------------------------------------------

@@ -37,7 +37,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from crm_desktop.sandbox.core import FaultKind, FixedWindow, JSONResponse, Sandbox, SandboxConfig, parse_json
+from crm_desktop.sandbox.core import (
+    FaultKind,
+    FixedWindow,
+    JSONResponse,
+    Sandbox,
+    SandboxConfig,
+    epoch_ms,
+    iso_ms,
+    parse_json,
+)
 from crm_desktop.sandbox.data import GeneratedPerson, generate_people
 
 logger = logging.getLogger(__name__)
@@ -147,12 +156,6 @@ def _v2_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _iso_ms(moment: datetime) -> str:
-    """v1 lead and field timestamps: RFC 3339 with milliseconds."""
-    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return f"{text[:-3]}Z"
-
-
 def _v1_time(moment: datetime) -> str:
     """v1 note and user timestamps: ``YYYY-MM-DD HH:MM:SS`` in UTC."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -171,10 +174,6 @@ def parse_rfc3339(text: str, name: str) -> datetime:
     if moment.tzinfo is None:
         raise _bad_request(f"Invalid {name}: the time needs a zone, e.g. 2025-01-01T10:20:00Z")
     return moment.astimezone(UTC)
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 # -- body and parameter readers ----------------------------------------------------------------------------------
@@ -340,8 +339,8 @@ class PersonField:
             "name": self.name,
             "order_nr": self.order_nr,
             "field_type": self.field_type,
-            "add_time": _iso_ms(self.add_time),
-            "update_time": _iso_ms(self.add_time),
+            "add_time": iso_ms(self.add_time),
+            "update_time": iso_ms(self.add_time),
             "last_updated_by_user_id": 1 if self.custom else None,
             "created_by_user_id": 1 if self.custom else None,
             "active_flag": True,
@@ -1250,8 +1249,8 @@ class PipedriveSandbox(Sandbox):
             "value": dict(lead.value) if lead.value is not None else None,
             "expected_close_date": lead.expected_close_date,
             "next_activity_id": None,
-            "add_time": _iso_ms(lead.add_time),
-            "update_time": _iso_ms(lead.update_time),
+            "add_time": iso_ms(lead.add_time),
+            "update_time": iso_ms(lead.update_time),
             "visible_to": lead.visible_to,
             "cc_email": f"{self.company_domain}+lead{lead.sequence}@pipedrivemail.com",
         }
@@ -1824,8 +1823,8 @@ class PipedriveSandbox(Sandbox):
         pipelines = list(self.pipelines.values())
         sorts: dict[str, Callable[[Any], Any]] = {
             "id": lambda p: p.id,
-            "update_time": lambda p: _epoch_ms(p.add_time),
-            "add_time": lambda p: _epoch_ms(p.add_time),
+            "update_time": lambda p: epoch_ms(p.add_time),
+            "add_time": lambda p: epoch_ms(p.add_time),
         }
         page, next_cursor = _v2_page(request, pipelines, sorts, lambda p: p.id)
         return _ok([self._pipeline_wire(p) for p in page], {"next_cursor": next_cursor})
@@ -1841,7 +1840,7 @@ class PipedriveSandbox(Sandbox):
             stages = [s for s in stages if s.pipeline_id == pipeline_id]
         sorts: dict[str, Callable[[Any], Any]] = {
             "id": lambda s: s.id, "order_nr": lambda s: s.order_nr,
-            "update_time": lambda s: _epoch_ms(s.add_time), "add_time": lambda s: _epoch_ms(s.add_time),
+            "update_time": lambda s: epoch_ms(s.add_time), "add_time": lambda s: epoch_ms(s.add_time),
         }
         page, next_cursor = _v2_page(request, stages, sorts, lambda s: s.id)
         return _ok([self._stage_wire(s) for s in page], {"next_cursor": next_cursor})
@@ -1907,8 +1906,8 @@ class PipedriveSandbox(Sandbox):
 
 _TIMESTAMP_SORTS: dict[str, Callable[[Any], Any]] = {
     "id": lambda record: record.id,
-    "update_time": lambda record: _epoch_ms(record.update_time),
-    "add_time": lambda record: _epoch_ms(record.add_time),
+    "update_time": lambda record: epoch_ms(record.update_time),
+    "add_time": lambda record: epoch_ms(record.add_time),
 }
 
 
