@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QStyle,
     QTabBar,
     QTableView,
+    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
@@ -75,6 +76,7 @@ from crm_desktop.ui.widgets import (
     Notice,
     PanelHeading,
     RowKeys,
+    action_button,
     ask_where_to_save,
     column_width_for,
     fill_table,
@@ -123,6 +125,23 @@ def row_summary(accessible_name: str) -> QLabel:
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.hide()
     return label
+
+
+def acting_tab(table: QTableWidget, summary: QLabel, buttons: list[QPushButton], result: QLabel) -> QWidget:
+    """A detail tab that acts on its table's selected row: the table, the row in full, the buttons, and what the
+    last press did."""
+    tab = QWidget()
+    layout = QVBoxLayout(tab)
+    layout.setContentsMargins(0, 4, 0, 0)
+    layout.addWidget(table, 1)
+    layout.addWidget(summary)
+    row = QHBoxLayout()
+    for button in buttons:
+        row.addWidget(button)
+    row.addStretch(1)
+    layout.addLayout(row)
+    layout.addWidget(result)
+    return tab
 
 
 def change_text(change: AuditLine) -> str:
@@ -186,10 +205,8 @@ class PersonDetailPane(QWidget):
         self.title.setObjectName("detailTitle")
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.edit_button = QPushButton("Edit…")
-        self.edit_button.setAccessibleName("Edit this person")
-        self.edit_button.setToolTip("Change the person's name, company and other fields (F2); the next sync sends "
-                                    "the changes to your CRMs")
+        self.edit_button = action_button("Edit…", "Edit this person", "Change the person's name, company and other "
+                                         "fields (F2); the next sync sends the changes to your CRMs")
         self.score_label = QLabel()
         self.score_label.setAccessibleName("Engagement score")
         self.breakdown_label = QLabel()
@@ -204,12 +221,10 @@ class PersonDetailPane(QWidget):
         self.attribution_note.setWordWrap(True)
         self.links_table = small_table("CRM records")
         self.links_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.open_button = QPushButton("Open in CRM")
-        self.open_button.setAccessibleName("Open the record in the CRM")
-        self.open_button.setToolTip("Open the selected CRM record in your browser")
-        self.sync_one_button = QPushButton("Sync this one now")
-        self.sync_one_button.setAccessibleName("Sync this one now")
-        self.sync_one_button.setToolTip("Push this person to the selected integration's CRM now")
+        self.open_button = action_button("Open in CRM", "Open the record in the CRM",
+                                         "Open the selected CRM record in your browser")
+        self.sync_one_button = action_button("Sync this one now", "Sync this one now",
+                                             "Push this person to the selected integration's CRM now")
         self.link_summary = row_summary("Selected CRM record")
         self.links_result = QLabel()
         self.links_result.setWordWrap(True)
@@ -217,9 +232,8 @@ class PersonDetailPane(QWidget):
         self.links_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.history_table = small_table("History")
         self.history_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.undo_button = QPushButton("Undo this change")
-        self.undo_button.setAccessibleName("Undo the selected change")
-        self.undo_button.setToolTip("Put back the value from before the selected change; the next sync sends it")
+        self.undo_button = action_button("Undo this change", "Undo the selected change",
+                                         "Put back the value from before the selected change; the next sync sends it")
         self.change_summary = row_summary("Selected change")
         self.history_result = QLabel()
         self.history_result.setWordWrap(True)
@@ -241,29 +255,10 @@ class PersonDetailPane(QWidget):
         self.tabs.addTab(self.profiles_table, "Profiles")
         self.tabs.addTab(self.timeline_table, "Timeline")
         self.tabs.addTab(attribution, "Attribution")
-        links = QWidget()
-        links_layout = QVBoxLayout(links)
-        links_layout.setContentsMargins(0, 4, 0, 0)
-        links_layout.addWidget(self.links_table, 1)
-        links_layout.addWidget(self.link_summary)
-        link_buttons = QHBoxLayout()
-        link_buttons.addWidget(self.open_button)
-        link_buttons.addWidget(self.sync_one_button)
-        link_buttons.addStretch(1)
-        links_layout.addLayout(link_buttons)
-        links_layout.addWidget(self.links_result)
-        history = QWidget()
-        history_layout = QVBoxLayout(history)
-        history_layout.setContentsMargins(0, 4, 0, 0)
-        history_layout.addWidget(self.history_table, 1)
-        history_layout.addWidget(self.change_summary)
-        history_buttons = QHBoxLayout()
-        history_buttons.addWidget(self.undo_button)
-        history_buttons.addStretch(1)
-        history_layout.addLayout(history_buttons)
-        history_layout.addWidget(self.history_result)
-        self.tabs.addTab(links, "CRM records")
-        self.tabs.addTab(history, "History")
+        self.tabs.addTab(acting_tab(self.links_table, self.link_summary, [self.open_button, self.sync_one_button],
+                                    self.links_result), "CRM records")
+        self.tabs.addTab(acting_tab(self.history_table, self.change_summary, [self.undo_button],
+                                    self.history_result), "History")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 0, 0, 0)
         header = QHBoxLayout()
@@ -967,16 +962,13 @@ class PeoplePanel(QWidget, AsksFirst):
         # "Reached on Instagram" whole: the row keeps room for it at the window's smallest width.
         self.platform_combo.setMinimumContentsLength(max(len(self.platform_combo.itemText(i))
                                                          for i in range(self.platform_combo.count())))
-        self.import_button = QPushButton("Import…")
-        self.import_button.setAccessibleName("Import a CSV or JSONL file")
-        self.import_button.setToolTip("Import contacts or leads from a CSV or JSONL file, with a preview first")
-        self.new_button = QPushButton("New…")
-        self.new_button.setAccessibleName("Add a person")
-        self.new_button.setToolTip("Add a contact (or, on the Leads tab, a lead) by hand (Ctrl+N); the next sync "
-                                   "sends it")
-        self.duplicates_button = QPushButton("Duplicates…")
-        self.duplicates_button.setAccessibleName("Find duplicate contacts")
-        self.duplicates_button.setToolTip("Contacts that look like one person, and those the CRMs reported; merge two")
+        self.import_button = action_button("Import…", "Import a CSV or JSONL file",
+                                           "Import contacts or leads from a CSV or JSONL file, with a preview first")
+        self.new_button = action_button("New…", "Add a person", "Add a contact (or, on the Leads tab, a lead) by hand "
+                                        "(Ctrl+N); the next sync sends it")
+        self.duplicates_button = action_button(
+            "Duplicates…", "Find duplicate contacts",
+            "Contacts that look like one person, and those the CRMs reported; merge two")
 
         filters = QHBoxLayout()
         filters.addWidget(self.kind_tabs)
@@ -1026,10 +1018,8 @@ class PeoplePanel(QWidget, AsksFirst):
         self.empty_note = EmptyTableNote(self.table, "")
         self.count_label = QLabel()
         self.count_label.setAccessibleName("People count")
-        self.export_button = QPushButton("Export…")
-        self.export_button.setAccessibleName("Export the people listed to CSV")
-        self.export_button.setToolTip("Save everyone the list shows, filtered and sorted as it is, to a CSV file "
-                                      "that Import… reads back")
+        self.export_button = action_button("Export…", "Export the people listed to CSV", "Save everyone the list "
+                                           "shows, filtered and sorted as it is, to a CSV file that Import… reads back")
         self.detail_pane = PersonDetailPane()
         self.notice = Notice()
 

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPushButton,
     QScrollArea,
     QStyle,
     QTableView,
@@ -189,6 +190,14 @@ def fit_columns_to_view(table: QTableWidget, *, narrowest_last: int = 80) -> Non
         if narrowest_last <= room < header.sectionSize(last):
             header.resizeSection(last, room)
     header.setStretchLastSection(True)
+
+
+def action_button(text: str, accessible_name: str, tooltip: str) -> QPushButton:
+    """A button that says what it does twice more: ``accessible_name`` for a screen reader, ``tooltip`` on hover."""
+    button = QPushButton(text)
+    button.setAccessibleName(accessible_name)
+    button.setToolTip(tooltip)
+    return button
 
 
 def small_table(name: str) -> QTableWidget:

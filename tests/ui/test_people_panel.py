@@ -15,7 +15,7 @@ import qasync
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QComboBox, QTableView, QTableWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QLayout, QTableView, QTableWidget, QWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.people import PeopleQuery, PeopleService, PersonDetail
@@ -25,7 +25,7 @@ from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import Conversion
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
-from crm_desktop.ui.people_panel import ImportPreviewDialog, PeoplePanel
+from crm_desktop.ui.people_panel import ImportPreviewDialog, PeoplePanel, PersonDetailPane
 from crm_desktop.ui.widgets import fill_table, fit_columns_to_view, small_table
 from tests.support.marketing_data import email_of, seed_marketing
 from tests.ui.conftest import HubSpotBench, drive
@@ -302,6 +302,40 @@ def test_a_long_profile_url_takes_the_room_left_instead_of_scrolling_the_table(q
     qtbot.wait(20)
     fit_columns_to_view(table)
     assert header.sectionSize(3) >= table.fontMetrics().horizontalAdvance(url)
+
+
+def laid_out(layout: QLayout | None) -> list[QWidget | QLayout | None]:
+    """What ``layout`` holds, in order: a widget, a nested layout, or ``None`` for a stretch."""
+    assert layout is not None
+    items = [layout.itemAt(number) for number in range(layout.count())]
+    return [item.widget() or item.layout() for item in items if item is not None]
+
+
+def test_the_crm_records_and_history_tabs_show_table_row_buttons_and_result_in_that_order(qtbot: QtBot) -> None:
+    pane = PersonDetailPane()
+    qtbot.addWidget(pane)
+    titles = [pane.tabs.tabText(number) for number in range(pane.tabs.count())]
+    for title, table, summary, buttons, result in (
+        ("CRM records", pane.links_table, pane.link_summary, [pane.open_button, pane.sync_one_button],
+         pane.links_result),
+        ("History", pane.history_table, pane.change_summary, [pane.undo_button], pane.history_result),
+    ):
+        page = pane.tabs.widget(titles.index(title))
+        assert page is not None
+        table_, summary_, row, result_ = laid_out(page.layout())
+        assert [table_, summary_, result_] == [table, summary, result], title
+        assert isinstance(row, QLayout)
+        assert laid_out(row) == [*buttons, None], f"{title}: the buttons, kept to the left by a stretch"
+    described = {button.text(): (button.accessibleName(), button.toolTip())
+                 for button in (pane.edit_button, pane.open_button, pane.sync_one_button, pane.undo_button)}
+    assert described == {
+        "Edit…": ("Edit this person", "Change the person's name, company and other fields (F2); the next sync "
+                                      "sends the changes to your CRMs"),
+        "Open in CRM": ("Open the record in the CRM", "Open the selected CRM record in your browser"),
+        "Sync this one now": ("Sync this one now", "Push this person to the selected integration's CRM now"),
+        "Undo this change": ("Undo the selected change",
+                             "Put back the value from before the selected change; the next sync sends it"),
+    }
 
 
 def test_a_contact_shows_its_crm_record_and_history(
