@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.alerts import AlertKind
+from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.ui.accessibility import needs_name
 from crm_desktop.ui.alerts_view import AlertColumn
@@ -158,6 +159,31 @@ def test_a_refused_sign_in_is_notified_listed_and_reconnects(
     assert tray.last_notification is None, "the same alert within 15 minutes is not notified again"
     assert panel.model.rowCount() == 1
     assert panel.model.data(panel.model.index(0, AlertColumn.ALERT)) == "Reconnect needed (2 times)"
+    close_for_good(window)
+
+
+def test_reconnecting_salesforce_signs_in_again_in_the_browser(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, make_window: WindowFactory
+) -> None:
+    """A refused Salesforce sign-in is mended by signing in again in the browser (new tokens), which the panel's
+    "Sign in with browser…" does. Reconnect… (and a click on its notification) opened the Edit dialog instead, which
+    only takes tokens pasted by hand, and, being modal, kept that button out of reach."""
+    workspace.integrations.add(Integration(provider=Provider.SALESFORCE, name="salesforce-prod"),
+                               {"clientId": "3MVG9-connected-app", "clientSecret": "app-secret"})
+    window = make_window()
+    panel = window.integrations_panel
+    opened: list[str] = []
+    panel.open_browser = opened.append  # the system browser, where the marketer signs in
+    panel.sign_in_port = 0
+
+    assert window.desk.reconnect("salesforce-prod")
+
+    assert window.current_panel is panel and panel.dialog is None
+    qtbot.waitUntil(lambda: bool(opened), timeout=5000)
+    assert "client_id=3MVG9-connected-app" in opened[0]
+    assert panel.connection.waiting.isVisible()
+    assert panel.cancel_sign_in()
+    qtbot.waitUntil(lambda: not panel.connection.waiting.isVisible(), timeout=5000)
     close_for_good(window)
 
 
