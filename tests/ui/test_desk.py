@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QScrollArea
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.alerts import AlertKind
+from crm_desktop.domain.alerts import Alert, AlertKind
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.ui.accessibility import needs_name
-from crm_desktop.ui.alerts_view import AlertColumn
+from crm_desktop.ui.alerts_view import AlertColumn, AlertsPanel
 from crm_desktop.ui.desk import TRAY_EXPLAINED_KEY, TRAY_EXPLANATION
 from crm_desktop.ui.integration_dialog import IntegrationDialog
 from crm_desktop.ui.main_window import MainWindow
@@ -335,6 +336,26 @@ def test_the_empty_alerts_view_says_so_on_one_line(make_window: WindowFactory, q
     qtbot.waitUntil(lambda: label.width() >= one_line, timeout=2000)
     assert label.geometry().right() < panel.open_run_button.geometry().left()
     close_for_good(window)
+
+
+def test_an_alert_repeated_often_shows_its_whole_title(qtbot: QtBot) -> None:
+    """Seen in a 1,240 px window: "Reconnect needed (3 t…" in the Alert column (170 px), its count cut off, and the
+    cell's tooltip gives the details, not the title."""
+    now = datetime.now(UTC)
+    alerts = [Alert(1, AlertKind.QUOTA_LOW, 1, "hubspot-marketing", "12% of the daily API quota left.", 4, now, now,
+                    repeats=11),
+              Alert(2, AlertKind.AUTH_FAILED, 2, "sf", "Salesforce refused the sign-in of “sf”.", None, now, now,
+                    repeats=2)]
+    panel = AlertsPanel(lambda: alerts, lambda: 0)
+    qtbot.addWidget(panel)
+    panel.resize(1240, 260)
+    panel.show()
+    qtbot.waitExposed(panel)
+    column = panel.table.columnWidth(AlertColumn.ALERT)
+    metrics = panel.table.fontMetrics()
+    for row, title in enumerate(("API quota running out (12 times)", "Reconnect needed (3 times)")):
+        assert panel.model.data(panel.model.index(row, AlertColumn.ALERT)) == title
+        assert metrics.horizontalAdvance(title) < column, (title, column)
 
 
 # -- keyboard ------------------------------------------------------------------------------------------------------
