@@ -325,7 +325,9 @@ class CrmActions:
         client_secret = client_secret or stored.get("clientSecret")
         if not client_id:
             raise ConfigurationError(
-                "no Salesforce client id (consumer key) is known for this integration; give one with --client-id"
+                f"no Salesforce client id (consumer key) is known for {integration.name!r}: type the connected app's "
+                "consumer key in Client ID with Edit… in the app, or give it with `crm-desktop integration login "
+                f"{integration.name} --client-id KEY`"
             )
         login_url = integration.base_url or "https://login.salesforce.com"
         credentials = await salesforce_sign_in(

@@ -403,10 +403,10 @@ class SyncMonitorService:
             assert integration.id is not None
             fact = facts[integration.id]
             state, reason = health_state(fact, running_here=self.sync.is_running(integration.name), now=now)
-            attempt = fact.latest_attempt
+            quota = fact.quota_report  # as the CRM last reported it: a refused attempt reports none
             lines.append(IntegrationHealth(
                 integration.name, state, reason, fact.last_success_at, fact.outbox_pending,
-                attempt.quota_limit if attempt else None, attempt.quota_remaining if attempt else None,
+                quota.quota_limit if quota else None, quota.quota_remaining if quota else None,
             ))
         return lines
 

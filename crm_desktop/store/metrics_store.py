@@ -104,6 +104,8 @@ class HealthFacts:
         outbox_pending: CRM writes recorded and not yet confirmed.
         lock: who holds the integration's lock and how long it has been silent, by the lock's own clock (the
             database server's on PostgreSQL, not this desktop's).
+        quota_report: the newest attempt in which the CRM reported its API quota (an attempt refused or cut off
+            before it answered reports none, and the quota stays as the CRM last reported it).
     """
 
     integration_id: int
@@ -113,6 +115,7 @@ class HealthFacts:
     heartbeat_at: datetime | None
     outbox_pending: int
     lock: LockHolder | None = None
+    quota_report: AttemptFigures | None = None
 
 
 @dataclass(frozen=True)
@@ -244,8 +247,8 @@ class MetricsStore:
             return _attempt(row) if row is not None else None
 
     def health_facts(self, integration_ids: Sequence[int]) -> dict[int, HealthFacts]:
-        """Each integration's newest attempt, last run that synced, running lock and outbox backlog (five queries
-        for all integrations together)."""
+        """Each integration's newest attempt, the newest that reported the API quota, last run that synced, running
+        lock and outbox backlog (six queries for all integrations together)."""
         ids = list(integration_ids)
         with self._db.session() as session:
             newest = (
@@ -256,6 +259,17 @@ class MetricsStore:
             attempts = {
                 row.integration_id: _attempt(row)
                 for row in session.scalars(select(SyncAttemptMetricsRow).where(SyncAttemptMetricsRow.id.in_(newest)))
+            }
+            newest_quota = (
+                select(func.max(SyncAttemptMetricsRow.id))
+                .where(SyncAttemptMetricsRow.integration_id.in_(ids),
+                       SyncAttemptMetricsRow.quota_remaining.is_not(None))
+                .group_by(SyncAttemptMetricsRow.integration_id)
+            )
+            quota_reports = {
+                row.integration_id: _attempt(row)
+                for row in session.scalars(
+                    select(SyncAttemptMetricsRow).where(SyncAttemptMetricsRow.id.in_(newest_quota)))
             }
             successes: dict[int, datetime] = dict(session.execute(  # type: ignore[arg-type]
                 select(SyncRunRow.integration_id, func.max(SyncRunRow.finished_at))
@@ -289,6 +303,7 @@ class MetricsStore:
                 lock.heartbeat_at if lock is not None else None,
                 int(pending.get(integration_id, 0)),
                 holder_of(lock, lock_now) if lock is not None and lock_now is not None else None,
+                quota_reports.get(integration_id),
             )
         return facts
 

@@ -125,8 +125,8 @@ class AlertsPanel(QWidget, AsksFirst):
         self.table = record_table(self.model, "Alerts", "alertsTable")
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(AlertColumn.DETAILS, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((AlertColumn.WHEN, 110), (AlertColumn.INTEGRATION, 150), (AlertColumn.ALERT, 170),
-                              (AlertColumn.RUN, 80)):
+        for column, width in ((AlertColumn.WHEN, 110), (AlertColumn.INTEGRATION, 150),
+                              (AlertColumn.ALERT, self.ALERT_WIDTH), (AlertColumn.RUN, 80)):
             self.table.setColumnWidth(column, width)
 
         self.empty_label = QLabel("No alerts. Failed syncs, sign-ins to renew, low API quotas and refused records "
@@ -161,11 +161,17 @@ class AlertsPanel(QWidget, AsksFirst):
                              on_delete=lambda _row: self.confirm_dismiss(), say=self.status_message.emit)
         self.refresh()
 
+    #: The Alert column's width, widened to a title with its count ("API quota running out (12 times)").
+    ALERT_WIDTH = 170
+
     def refresh(self) -> None:
         """Re-read the alerts, keeping the one selected selected (a new alert comes in above it), else selecting the
         newest, so Enter and "Open run" act on a row at once."""
         selected = self.selected_alert()
         self.model.refresh()
+        titles = max(self.table.sizeHintForColumn(AlertColumn.ALERT), self.ALERT_WIDTH)
+        if titles > self.table.columnWidth(AlertColumn.ALERT):  # never narrower than the marketer dragged it
+            self.table.setColumnWidth(AlertColumn.ALERT, titles)
         row = self.model.row_of(selected.id) if selected is not None else None
         if row is None and self.model.rowCount():
             row = 0

@@ -20,7 +20,7 @@ from crm_desktop.app.preferences import DeskPreferences
 from crm_desktop.app.sync_service import SyncResult
 from crm_desktop.app.text import plural
 from crm_desktop.domain.alerts import AlertKind
-from crm_desktop.domain.models import Integration
+from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.ui.accessibility import needs_name
 from crm_desktop.ui.alerts_view import AlertsPanel
 from crm_desktop.ui.settings_dialog import SettingsDialog
@@ -340,7 +340,8 @@ class Desk(QObject):
         return found
 
     def reconnect(self, name: str) -> bool:
-        """Open an integration's connection settings to sign in again (from an alert or its notification)."""
+        """Open an integration's connection settings to sign in again (from an alert or its notification): a
+        Salesforce one signs in again in the browser, the others' Edit dialog takes a new key."""
         self.open_window()
         panel = self.window.integrations_panel
         self.window.show_panel(self.window.stack.indexOf(panel))
@@ -349,7 +350,12 @@ class Desk(QObject):
         if selected is None or selected.name != name:
             self.window.statusBar().showMessage(f"The integration “{name}” no longer exists.", 6000)
             return False
-        panel.open_edit_dialog()
+        if selected.provider is Provider.SALESFORCE:
+            # New tokens come from signing in again; the Edit dialog (modal, over the sign-in button) only takes
+            # tokens pasted by hand. Without a client id known, the sign-in says to type one in Edit….
+            panel.sign_in()
+        else:
+            panel.open_edit_dialog()
         return True
 
     # -- settings

@@ -119,7 +119,7 @@ def offer_welcome(
 ) -> WelcomeDialog | None:
     """On a first run (no integrations, welcome not dismissed) open the welcome over ``window``; else None.
 
-    "Try with demo CRMs" opens the app in demo mode as a new process and closes this window (the demo has its own
+    "Try with demo CRMs" opens the app in demo mode as a new process and quits this one (the demo has its own
     workspace, so the welcome comes back next time while this one is still empty). "Connect a CRM" opens the
     Integrations panel's add dialog; it and "Skip" dismiss the welcome for good.
     """
@@ -137,7 +137,9 @@ def offer_welcome(
         command = demo_command(window.workspace.paths.data_dir)
         if launch(command):
             logger.info("opening the demo in a new process")
-            window.close()
+            # Quit, not close: with a tray, auto-sync and "keep in the tray" on (the defaults), a close only hides
+            # the window, and this empty app would stay behind in the tray beside the demo.
+            window.quit()
             return
         logger.error("cannot start the demo: %s", " ".join(command))
         window.statusBar().showMessage("The demo could not be started; see the log for the command tried", 15000)

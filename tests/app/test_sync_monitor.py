@@ -123,6 +123,22 @@ def test_a_refused_token_needs_reconnect(workspace: Workspace, sandbox: HubSpotS
     assert lines[NAME].state is HealthState.NOT_SYNCED
 
 
+def test_a_failed_attempt_keeps_the_quota_the_crm_last_reported(workspace: Workspace) -> None:
+    """The health line's gauge is the daily quota "as the CRM last reported it": an attempt refused before the CRM
+    said anything (a token it refuses, a CRM out of reach) read "unknown" instead."""
+    asyncio.run(workspace.sync.sync(NAME))
+    [synced] = workspace.monitor.health()
+    assert synced.quota_limit is not None and synced.quota_remaining is not None
+    integration = workspace.integrations.get(NAME)
+    workspace.integrations.save_credentials(integration, {"token": "pat-na1-00000000-0000-0000-0000-000000000000"})
+    with pytest.raises(Exception):  # noqa: B017 (whichever error the adapter raises; the health line tells)
+        asyncio.run(workspace.sync.sync(NAME))
+
+    [line] = workspace.monitor.health()
+    assert line.state is HealthState.NEEDS_RECONNECT
+    assert (line.quota_limit, line.quota_remaining) == (synced.quota_limit, synced.quota_remaining)
+
+
 def test_error_export_keeps_formulas_inert(workspace: Workspace, tmp_path: Path) -> None:
     integration = workspace.integrations.get(NAME)
     store = workspace.sync.store

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QScrollArea
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.alerts import AlertKind
+from crm_desktop.domain.alerts import Alert, AlertKind
+from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.ui.accessibility import needs_name
-from crm_desktop.ui.alerts_view import AlertColumn
+from crm_desktop.ui.alerts_view import AlertColumn, AlertsPanel
 from crm_desktop.ui.desk import TRAY_EXPLAINED_KEY, TRAY_EXPLANATION
 from crm_desktop.ui.integration_dialog import IntegrationDialog
 from crm_desktop.ui.main_window import MainWindow
@@ -158,6 +160,31 @@ def test_a_refused_sign_in_is_notified_listed_and_reconnects(
     assert tray.last_notification is None, "the same alert within 15 minutes is not notified again"
     assert panel.model.rowCount() == 1
     assert panel.model.data(panel.model.index(0, AlertColumn.ALERT)) == "Reconnect needed (2 times)"
+    close_for_good(window)
+
+
+def test_reconnecting_salesforce_signs_in_again_in_the_browser(
+    qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop, make_window: WindowFactory
+) -> None:
+    """A refused Salesforce sign-in is mended by signing in again in the browser (new tokens), which the panel's
+    "Sign in with browser…" does. Reconnect… (and a click on its notification) opened the Edit dialog instead, which
+    only takes tokens pasted by hand, and, being modal, kept that button out of reach."""
+    workspace.integrations.add(Integration(provider=Provider.SALESFORCE, name="salesforce-prod"),
+                               {"clientId": "3MVG9-connected-app", "clientSecret": "app-secret"})
+    window = make_window()
+    panel = window.integrations_panel
+    opened: list[str] = []
+    panel.open_browser = opened.append  # the system browser, where the marketer signs in
+    panel.sign_in_port = 0
+
+    assert window.desk.reconnect("salesforce-prod")
+
+    assert window.current_panel is panel and panel.dialog is None
+    qtbot.waitUntil(lambda: bool(opened), timeout=5000)
+    assert "client_id=3MVG9-connected-app" in opened[0]
+    assert panel.connection.waiting.isVisible()
+    assert panel.cancel_sign_in()
+    qtbot.waitUntil(lambda: not panel.connection.waiting.isVisible(), timeout=5000)
     close_for_good(window)
 
 
@@ -309,6 +336,26 @@ def test_the_empty_alerts_view_says_so_on_one_line(make_window: WindowFactory, q
     qtbot.waitUntil(lambda: label.width() >= one_line, timeout=2000)
     assert label.geometry().right() < panel.open_run_button.geometry().left()
     close_for_good(window)
+
+
+def test_an_alert_repeated_often_shows_its_whole_title(qtbot: QtBot) -> None:
+    """Seen in a 1,240 px window: "Reconnect needed (3 t…" in the Alert column (170 px), its count cut off, and the
+    cell's tooltip gives the details, not the title."""
+    now = datetime.now(UTC)
+    alerts = [Alert(1, AlertKind.QUOTA_LOW, 1, "hubspot-marketing", "12% of the daily API quota left.", 4, now, now,
+                    repeats=11),
+              Alert(2, AlertKind.AUTH_FAILED, 2, "sf", "Salesforce refused the sign-in of “sf”.", None, now, now,
+                    repeats=2)]
+    panel = AlertsPanel(lambda: alerts, lambda: 0)
+    qtbot.addWidget(panel)
+    panel.resize(1240, 260)
+    panel.show()
+    qtbot.waitExposed(panel)
+    column = panel.table.columnWidth(AlertColumn.ALERT)
+    metrics = panel.table.fontMetrics()
+    for row, title in enumerate(("API quota running out (12 times)", "Reconnect needed (3 times)")):
+        assert panel.model.data(panel.model.index(row, AlertColumn.ALERT)) == title
+        assert metrics.horizontalAdvance(title) < column, (title, column)
 
 
 # -- keyboard ------------------------------------------------------------------------------------------------------

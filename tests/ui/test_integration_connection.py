@@ -203,6 +203,27 @@ def test_signing_in_with_the_browser_stores_working_tokens(
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
 
 
+def test_signing_in_without_a_client_id_says_where_to_type_it_in_the_app(
+    salesforce: tuple[SalesforceSandbox, IntegrationsPanel, Workspace], qtbot: QtBot
+) -> None:
+    """A Salesforce integration added in the app with its credentials left blank (as the dialog allows): the sign-in
+    said only "give one with --client-id", an option of a command the window has no place for."""
+    sandbox, panel, workspace = salesforce
+    workspace.integrations.add(Integration(provider=Provider.SALESFORCE, name="sf-new", base_url=sandbox.base_url),
+                               None)
+    opened: list[str] = []
+    panel.open_browser = opened.append
+    panel.reload(select="sf-new")
+    task = panel.sign_in()
+    assert task is not None
+    qtbot.waitUntil(task.done, timeout=5000)
+
+    text = panel.connection.result.text()
+    assert panel.connection.result.property("tone") == "error" and opened == []
+    assert "Client ID" in text and "Edit…" in text, text
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+
+
 def test_cancel_stops_waiting_for_the_browser(
     salesforce: tuple[SalesforceSandbox, IntegrationsPanel, Workspace], qtbot: QtBot
 ) -> None:

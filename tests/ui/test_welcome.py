@@ -100,6 +100,27 @@ def test_try_the_demo_opens_the_demo_app_and_closes_this_window(qtbot: QtBot, wo
     assert app_settings().value(DISMISSED_KEY, False, type=bool) is False
 
 
+def test_try_the_demo_quits_this_app_also_where_it_would_keep_syncing_in_the_tray(
+    qtbot: QtBot, workspace: Workspace
+) -> None:
+    """On a desktop with a tray, auto-sync and "keep in the tray" on (the defaults), closing the window only hides
+    it: the empty first-run app stayed behind in the tray, beside the demo, saying it was "still running"."""
+    window = MainWindow(workspace, tray_available=True)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.desk.keeps_running_on_close(), "the case this test is about: closing would go to the tray"
+    dialog = offer_welcome(window, launch=RecordingLauncher())
+    assert dialog is not None
+    qtbot.waitExposed(dialog)
+
+    with qtbot.waitSignal(window.closed, timeout=2000):
+        click(dialog.demo_button)
+
+    assert not window.isVisible() and not window.desk.tray.visible
+    assert window.desk.tray.last_notification is None, "no 'still running in the tray' notice"
+
+
 def test_a_demo_that_cannot_start_leaves_the_window_open_and_says_so(qtbot: QtBot, workspace: Workspace) -> None:
     window = open_window(qtbot, workspace)
     dialog = offer_welcome(window, launch=RecordingLauncher(starts=False))
