@@ -402,7 +402,7 @@ class SyncMonitorService:
         for integration in integrations:
             assert integration.id is not None
             fact = facts[integration.id]
-            state, reason = health_state(fact, running_here=self.sync.is_running(integration.name), now=now)
+            state, reason = health_state(fact, running_here=self.sync.is_syncing(integration.name), now=now)
             quota = fact.quota_report  # as the CRM last reported it: a refused attempt reports none
             lines.append(IntegrationHealth(
                 integration.name, state, reason, fact.last_success_at, fact.outbox_pending,
