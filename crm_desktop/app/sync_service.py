@@ -22,7 +22,7 @@ from crm_desktop.app.sync_worker import SyncWorker, on_loop
 from crm_desktop.app.text import stored_text
 from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
-from crm_desktop.providers.contract import CrmField, ReadsMappedFields
+from crm_desktop.providers.contract import CrmAdapter, CrmField, ReadsMappedFields
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.engagement_store import EngagementStore
@@ -62,6 +62,7 @@ from crm_desktop.sync.mapping import (
     validate_mappings,
     with_crm_lengths,
 )
+from crm_desktop.sync.plan import SyncPlan
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,9 @@ class RunNews:
 
 #: Told how each run of this process stands (see :class:`RunNews`), on the loop that awaits the run.
 RunWatcher = Callable[[RunNews], None]
+#: Told of a run cancelled before it ended (the app quitting), with its result as the store recorded it, on the
+#: thread the run ran on (the sync worker's, the sync process's): store work only.
+CancelListener = Callable[[Integration, SyncResult], None]
 
 
 class MappingChangeError(ValueError):
@@ -183,6 +187,7 @@ class SyncService:
         self._push_turns: dict[int, asyncio.Lock] = {}
         self._run_listeners: Listeners[[Integration, SyncResult | Exception]] = Listeners("a run")
         self._run_watchers: Listeners[[RunNews]] = Listeners("a run's news")
+        self._cancel_listeners: Listeners[[Integration, SyncResult]] = Listeners("a cancelled run")
         #: Runs going on in this process per integration id, whoever started them (pushes of chosen records too).
         self._going: Counter[int] = Counter()
         self._run_keys = itertools.count(1)
@@ -529,6 +534,15 @@ class SyncService:
     def remove_run_watcher(self, watcher: RunWatcher) -> None:
         self._run_watchers.remove(watcher)
 
+    def add_cancel_listener(self, listener: CancelListener) -> None:
+        """Call ``listener`` with the integration and the recorded result of every run cancelled before it ended
+        in this process (the run listeners are not told of those: the app may be quitting). It is called on the
+        thread the run ran on, right after the run was recorded as cancelled: store work only."""
+        self._cancel_listeners.add(listener)
+
+    def remove_cancel_listener(self, listener: CancelListener) -> None:
+        self._cancel_listeners.remove(listener)
+
     async def run_here(
         self, integration: Integration, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
         progress: Progress | None, *, local_ids: dict[RecordObject, list[int]] | None = None,
@@ -564,7 +578,19 @@ class SyncService:
             raise
         extras = SocialPushExtras(self.engagement, integration.provider, mappings)
         engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress, extras=extras)
-        result = await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
+        run_ids: list[int] = []
+
+        def begun(run_id: int) -> None:
+            run_ids.append(run_id)
+            if on_started is not None:
+                on_started(run_id)
+
+        try:
+            result = await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=begun)
+        except asyncio.CancelledError:
+            if run_ids:
+                self._tell_cancelled(integration, run_ids[0], adapter)
+            raise
         # Not after a run the CRM refused or could not be reached in: the pull would only wait out its retries.
         stopped = result.auth_failed or result.status is SyncRunStatus.OFFLINE
         if not dry_run and local_ids is None and direction in PULLING and not stopped:
@@ -573,6 +599,21 @@ class SyncService:
             # People the pull brought in whose touchpoints were recorded before: scored now, not at the daily rescore.
             self._score_newcomers()
         return result
+
+    def _tell_cancelled(self, integration: Integration, run_id: int, adapter: CrmAdapter) -> None:
+        """Tell the cancel listeners of run ``run_id``, cancelled: its counts as the engine recorded them (what it did
+        before it stopped), the quota as the CRM last reported it."""
+        try:
+            row = self.store.get_run(run_id)
+        except Exception:  # the store is going away with the app: the run's row says what it did
+            logger.warning("could not read the cancelled run %d of %s", run_id, integration.name, exc_info=True)
+            return
+        counts = {"created": row.created, "updated": row.updated, "unchanged": row.unchanged, "failed": row.failed,
+                  "conflicts": row.conflicts, "decided": row.conflicts_decided}
+        seconds = (row.finished_at - row.started_at).total_seconds() if row.finished_at else 0.0
+        result = SyncResult(run_id, row.status, counts, row.api_calls, SyncPlan(), [], row.message, seconds,
+                            quota=adapter.quota(), api_errors=adapter.api_errors)
+        self._cancel_listeners.tell(f"the cancelled run of {integration.name}", integration, result)
 
     def _score_newcomers(self) -> None:
         """Score the people just saved whose social activity was recorded before; a failure here leaves the run or

@@ -215,6 +215,10 @@ def facts(attempt: AttemptFigures | None = None, heartbeat: datetime | None = No
      HealthState.RATE_LIMITED),
     (AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED, quota_limit=100, quota_remaining=0), None,
      HealthState.RATE_LIMITED),
+    # Stopped by a Quit: nothing failed, nothing to fix (it was "failing" in red).
+    (AttemptFigures(1, 1, SyncRunStatus.CANCELLED, message="cancelled", contacts_synced=200), None,
+     HealthState.CANCELLED),
+    (AttemptFigures(1, 1, SyncRunStatus.CANCELLED), None, HealthState.CANCELLED),
 ])
 def test_health_state_from_the_facts(attempt: AttemptFigures | None, heartbeat: datetime | None,
                                      state: HealthState) -> None:

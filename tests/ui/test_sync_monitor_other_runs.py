@@ -1,5 +1,6 @@
 """The Sync Monitor shows every run the app starts as it goes, not only its own: a local API batch posted over
-loopback (in the sync process when large), People's "Sync this one now", the panel's own "Retry failed"."""
+loopback (in the sync process when large), People's "Sync this one now", the panel's own "Retry failed"; and a run
+cancelled mid-way (the app quitting) counts in the health line and figures with what it did before it stopped."""
 
 from __future__ import annotations
 
@@ -17,13 +18,18 @@ from pytestqt.qtbot import QtBot
 from crm_desktop.api.server import LocalApiServer
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.people import PeopleService
+from crm_desktop.app.sync_monitor import HealthState, MetricsRange
+from crm_desktop.app.text import plural
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
+from crm_desktop.sync.engine import CANCELLED_MESSAGE
 from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import RunColumn
 from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.wording import local_time
 from crm_desktop.vault import Vault
+from tests.support.cli_runs import run_json
 from tests.support.memory_keyring import MemoryKeyring
 from tests.support.served_crms import served_crms
 from tests.ui.conftest import HubSpotBench, shown, unfinished_tasks
@@ -191,3 +197,55 @@ def test_the_panel_s_retry_failed_shows_as_running(
 def person_id(hubspot: HubSpotBench) -> int:
     store = hubspot.workspace.sync.store
     return store.local_by_emails(RecordObject.CONTACT, ["person1@example.com"])["person1@example.com"].id
+
+
+def test_a_run_cancelled_mid_push_counts_in_the_health_line_with_what_it_did(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seen after a Quit mid-sync: the line said "Not synced yet" and the charts counted nothing of a run that had
+    created 200 contacts in the CRM; ``runs list`` and ``runs show`` say what the panel says."""
+    workspace = hubspot.workspace
+    integration_id = workspace.integrations.get(NAME).id or 0
+    hubspot.save_people(600, start=10)
+    figures: list[tuple[int, int]] = []
+    panel.progress_shown.connect(lambda _text, done, total: figures.append((done, total)))
+    panel.sync_now(NAME)
+    qtbot.waitUntil(lambda: any(done >= 200 for done, _ in figures), timeout=15_000)
+    hubspot.sandbox.config.latency_ms = 1000.0  # the next batch is on its way when the app quits
+    qtbot.wait(100)
+    workspace.sync.close()  # File > Quit: the sync worker cancels the run and lets it wind down
+    qtbot.waitUntil(lambda: not panel.running_integrations, timeout=5000)
+
+    [run] = workspace.sync.runs()
+    assert (run.status.value, run.created) == ("cancelled", 200)
+    created_in_crm = hubspot.sandbox.summary()["contacts"]
+    assert created_in_crm >= 200
+    attempt = workspace.monitor.store.latest_attempt(integration_id)
+    assert attempt is not None and (attempt.run_id, attempt.status.value) == (run.id, "cancelled")
+    assert (attempt.contacts_synced, attempt.records_failed) == (200, 0)
+    assert attempt.api_calls == run.api_calls > 0
+
+    [line] = workspace.monitor.health()
+    assert line.state is HealthState.CANCELLED
+    assert line.reason == ("the last run was cancelled before it finished (200 records created or updated before it "
+                           "stopped); the next run picks up where it stopped")
+    panel.refresh_health()
+    qtbot.waitUntil(lambda: "Cancelled today " in state_text(panel), timeout=3000)
+    label = panel.health_board.rows[NAME].state_label
+    assert "#64748b" in label.text(), "grey, as the run's status: nothing was refused"
+    assert label.toolTip().startswith("The last run was cancelled before it finished (200 records created")
+    assert local_time(attempt.at) in label.toolTip()
+    hour = workspace.monitor.metrics(MetricsRange.DAY).points[-1]
+    assert (hour.runs, hour.contacts_per_hour) == (1, 200)
+
+    # The panel's row and summary, and the command line, tell the same run.
+    panel.refresh_runs()
+    assert cells(panel, 0, RunColumn.STATUS, RunColumn.CREATED) == ["Cancelled", "200"]
+    assert panel.select_run(run.id)
+    assert panel.run_summary.text().splitlines()[2] == f"200 created; {plural(run.api_calls, 'API call')}."
+    code, shown_run = run_json(workspace.paths.data_dir, ["runs", "show", str(run.id)], capsys)
+    assert code == 0
+    assert (shown_run["run"]["status"], shown_run["run"]["counts"]["created"]) == ("cancelled", 200)
+    assert shown_run["run"]["message"] == CANCELLED_MESSAGE
+    code, listed = run_json(workspace.paths.data_dir, ["runs", "list"], capsys)
+    assert [(r["id"], r["status"], r["counts"]["created"]) for r in listed] == [(run.id, "cancelled", 200)]
