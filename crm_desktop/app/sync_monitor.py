@@ -165,8 +165,10 @@ def health_state(facts: HealthFacts, *, running_here: bool, now: datetime) -> tu
     if attempt.status is SyncRunStatus.CANCELLED:
         # Stopped (the app quit), not refused: nothing to fix, and what it sent before it stopped is in the CRM.
         synced = attempt.contacts_synced + attempt.leads_synced
-        done = (f"{plural(synced, 'record')} created or updated before it stopped" if synced
-                else "no record counted before it stopped")
+        counted = [f"{plural(synced, 'record')} created or updated"] if synced else []
+        if attempt.records_failed:
+            counted.append(f"{plural(attempt.records_failed, 'record')} failed")
+        done = " and ".join(counted) + " before it stopped" if counted else "no record counted before it stopped"
         return HealthState.CANCELLED, (f"the last run was cancelled before it finished ({done}); the next run "
                                        "picks up where it stopped")
     if attempt.status is SyncRunStatus.PARTIAL and category is None:

@@ -225,6 +225,18 @@ def test_health_state_from_the_facts(attempt: AttemptFigures | None, heartbeat: 
     assert health_state(facts(attempt, heartbeat), running_here=False, now=NOW)[0] is state
 
 
+def test_a_cancelled_run_s_reason_counts_what_it_did_before_it_stopped() -> None:
+    def reason(**figures: int) -> str:
+        attempt = AttemptFigures(1, 1, SyncRunStatus.CANCELLED, **figures)  # type: ignore[arg-type]
+        return health_state(facts(attempt), running_here=False, now=NOW)[1]
+
+    assert reason(contacts_synced=150, leads_synced=50, records_failed=1) == (
+        "the last run was cancelled before it finished (200 records created or updated and 1 record failed before "
+        "it stopped); the next run picks up where it stopped")
+    assert reason() == ("the last run was cancelled before it finished (no record counted before it stopped); the "
+                        "next run picks up where it stopped")
+
+
 def test_a_push_holding_the_lock_is_named_a_push_in_the_health_line(workspace: Workspace) -> None:
     store = workspace.sync.store
     integration = workspace.integrations.get(NAME)
