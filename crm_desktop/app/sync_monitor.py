@@ -83,6 +83,8 @@ class HealthState(StrEnum):
     NEEDS_RECONNECT = "needs_reconnect"
     RATE_LIMITED = "rate_limited"
     OFFLINE = "offline"
+    #: The last run was cancelled before it finished (the app quit): what it did is counted, the next run goes on.
+    CANCELLED = "cancelled"
     NOT_SYNCED = "not_synced"
 
     @property
@@ -99,6 +101,7 @@ _STATE_LABELS = {
     HealthState.NEEDS_RECONNECT: "Needs reconnect",
     HealthState.RATE_LIMITED: "Rate-limited",
     HealthState.OFFLINE: "Offline",
+    HealthState.CANCELLED: "Cancelled",
     HealthState.NOT_SYNCED: "Not synced yet",
 }
 
@@ -114,6 +117,7 @@ class IntegrationHealth:
         last_success_at: when the last run that synced finished (in full, or all but some records).
         outbox_pending: records waiting in the outbox (recorded, not yet confirmed by the CRM).
         quota_limit, quota_remaining: the daily API quota the CRM reported last, when it tells.
+        last_attempt_at: when the newest sync attempt ended (a cancelled one's line says when).
     """
 
     name: str
@@ -123,6 +127,7 @@ class IntegrationHealth:
     outbox_pending: int
     quota_limit: int | None
     quota_remaining: int | None
+    last_attempt_at: datetime | None = None
 
     @property
     def quota_left_share(self) -> float | None:
@@ -157,12 +162,21 @@ def health_state(facts: HealthFacts, *, running_here: bool, now: datetime) -> tu
         return HealthState.OFFLINE, message or "the CRM could not be reached"
     if category is ErrorCategory.RATE_LIMIT or attempt.quota_remaining == 0:
         return HealthState.RATE_LIMITED, message or "the CRM's API quota is used up"
+    if attempt.status is SyncRunStatus.CANCELLED:
+        # Stopped (the app quit), not refused: nothing to fix, and what it sent before it stopped is in the CRM.
+        synced = attempt.contacts_synced + attempt.leads_synced
+        counted = [f"{plural(synced, 'record')} created or updated"] if synced else []
+        if attempt.records_failed:
+            counted.append(f"{plural(attempt.records_failed, 'record')} failed")
+        done = " and ".join(counted) + " before it stopped" if counted else "no record counted before it stopped"
+        return HealthState.CANCELLED, (f"the last run was cancelled before it finished ({done}); the next run "
+                                       "picks up where it stopped")
     if attempt.status is SyncRunStatus.PARTIAL and category is None:
         # The run synced; only some records were refused, each on its own (no run-wide cause to fix).
         failed = attempt.records_failed
         return HealthState.SOME_FAILED, message or (
             f"{plural(failed, 'record')} failed in the last run" if failed else "some records failed in the last run")
-    if attempt.status in (SyncRunStatus.FAILED, SyncRunStatus.PARTIAL, SyncRunStatus.CANCELLED):
+    if attempt.status in (SyncRunStatus.FAILED, SyncRunStatus.PARTIAL):
         if attempt.records_failed and not message:
             message = f"{plural(attempt.records_failed, 'record')} failed in the last run"
         return HealthState.FAILING, message or f"the last run {attempt.status.value}"
@@ -367,6 +381,8 @@ class SyncMonitorService:
         self.store = MetricsStore(database)
         self.preview = preview
         sync.add_run_listener(self.record_attempt)
+        # A run cancelled mid-way (the app quitting) is an attempt too: recorded where it ran, as it stopped.
+        sync.add_cancel_listener(self.record_attempt)
 
     # -- recording -----------------------------------------------------------------------------
     def record_attempt(self, integration: Integration, outcome: SyncResult | Exception) -> None:
@@ -402,11 +418,12 @@ class SyncMonitorService:
         for integration in integrations:
             assert integration.id is not None
             fact = facts[integration.id]
-            state, reason = health_state(fact, running_here=self.sync.is_running(integration.name), now=now)
+            state, reason = health_state(fact, running_here=self.sync.is_syncing(integration.name), now=now)
             quota = fact.quota_report  # as the CRM last reported it: a refused attempt reports none
             lines.append(IntegrationHealth(
                 integration.name, state, reason, fact.last_success_at, fact.outbox_pending,
                 quota.quota_limit if quota else None, quota.quota_remaining if quota else None,
+                fact.latest_attempt.at if fact.latest_attempt else None,
             ))
         return lines
 

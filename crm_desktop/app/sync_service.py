@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -20,7 +22,7 @@ from crm_desktop.app.sync_worker import SyncWorker, on_loop
 from crm_desktop.app.text import stored_text
 from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
-from crm_desktop.providers.contract import CrmField, ReadsMappedFields
+from crm_desktop.providers.contract import CrmAdapter, CrmField, ReadsMappedFields
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.engagement_store import EngagementStore
@@ -46,7 +48,7 @@ from crm_desktop.sync.actions import (
     resolve_conflict,
     undo_run,
 )
-from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncResult
+from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncProgress, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
 from crm_desktop.sync.lock_refusal import take_lock
 from crm_desktop.sync.mapping import (
@@ -60,6 +62,7 @@ from crm_desktop.sync.mapping import (
     validate_mappings,
     with_crm_lengths,
 )
+from crm_desktop.sync.plan import SyncPlan
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,7 @@ __all__ = [
     "ImportReport",
     "MappingChangeError",
     "MappingProblem",
+    "RunNews",
     "SyncRecordLogRow",
     "SyncResult",
     "SyncRunRow",
@@ -98,6 +102,36 @@ PULLING = frozenset({"pull", "both"})
 RunListener = Callable[[Integration, "SyncResult | Exception"], None]
 #: Told what each import of a file into the local store did: the file and the import's report.
 ImportListener = Callable[[Path, ImportReport], None]
+
+
+@dataclass(frozen=True)
+class RunNews:
+    """How a run of this process stands, told to the run watchers as it starts, reports progress and ends, whoever
+    started it (a window's button, the schedule, the local API, an automatic push, People's "Sync this one now").
+
+    Attributes:
+        key: tells this run's news from another's (the same for all the news of one run).
+        integration: the integration syncing.
+        trigger, direction: what started it and where it goes.
+        run_id: its row in the store, once recorded (told as news of its own).
+        progress: its latest figures (``None`` before the first).
+        ended: it ended (done, failed or cancelled): its row and figures are in the store.
+    """
+
+    key: int
+    integration: Integration
+    trigger: SyncTrigger
+    direction: SyncDirection
+    run_id: int | None = None
+    progress: SyncProgress | None = None
+    ended: bool = False
+
+
+#: Told how each run of this process stands (see :class:`RunNews`), on the loop that awaits the run.
+RunWatcher = Callable[[RunNews], None]
+#: Told of a run cancelled before it ended (the app quitting), with its result as the store recorded it, on the
+#: thread the run ran on (the sync worker's, the sync process's): store work only.
+CancelListener = Callable[[Integration, SyncResult], None]
 
 
 class MappingChangeError(ValueError):
@@ -152,6 +186,11 @@ class SyncService:
         #: One push of chosen records at a time per integration: concurrent API requests queue, not refuse.
         self._push_turns: dict[int, asyncio.Lock] = {}
         self._run_listeners: Listeners[[Integration, SyncResult | Exception]] = Listeners("a run")
+        self._run_watchers: Listeners[[RunNews]] = Listeners("a run's news")
+        self._cancel_listeners: Listeners[[Integration, SyncResult]] = Listeners("a cancelled run")
+        #: Runs going on in this process per integration id, whoever started them (pushes of chosen records too).
+        self._going: Counter[int] = Counter()
+        self._run_keys = itertools.count(1)
         self._import_listeners: Listeners[[Path, ImportReport]] = Listeners("an import")
         self._worker: SyncWorker | None = None
         self._process: SyncProcess | None = None
@@ -411,29 +450,58 @@ class SyncService:
         when there is one; else on the sync worker when there is one (its callbacks come back to this loop), else
         here.
 
-        The run's listeners hear how it ended (a dry run is not a run: they hear nothing of it).
+        The run's listeners hear how it ended, and its watchers how it stands from its start to its end (a dry run
+        is not a run: they hear nothing of it).
         """
+        if dry_run:
+            return await self._run_in_this_process(integration, direction, trigger, dry_run, progress,
+                                                   local_ids=local_ids, on_started=on_started)
+        assert integration.id is not None
+        about = f"the run of {integration.name}"
+        news = RunNews(next(self._run_keys), integration, trigger, direction)
+
+        def tell(**changes: Any) -> None:
+            nonlocal news
+            news = replace(news, **changes)
+            self._run_watchers.tell(about, news)
+
+        def begun(run_id: int) -> None:
+            if on_started is not None:
+                on_started(run_id)
+            tell(run_id=run_id)
+
+        def reported(report: SyncProgress) -> None:
+            if progress is not None:
+                progress(report)
+            tell(progress=report)
+
+        self._going[integration.id] += 1
+        tell()
         try:
             result = None
-            if self._process is not None and not dry_run and (
+            if self._process is not None and (
                     local_ids is None or sum(map(len, local_ids.values())) >= PROCESS_PUSH_MIN):
                 try:
-                    result = await self._process.run(integration.name, direction, trigger, progress=progress,
-                                                     on_started=on_started, local_ids=local_ids)
+                    result = await self._process.run(integration.name, direction, trigger, progress=reported,
+                                                     on_started=begun, local_ids=local_ids)
                 except SyncProcessStartError as exc:
                     # Nothing was sent: the run goes on in this process, as do the next ones.
                     logger.warning("%s; sync runs go on in the app's own process", exc)
                     self.run_in_process(None)
             if result is None:
-                result = await self._run_in_this_process(integration, direction, trigger, dry_run, progress,
-                                                         local_ids=local_ids, on_started=on_started)
+                result = await self._run_in_this_process(integration, direction, trigger, dry_run, reported,
+                                                         local_ids=local_ids, on_started=begun)
         except Exception as exc:
-            if not dry_run:
-                self._run_listeners.tell(f"the run of {integration.name}", integration, exc)
+            self._run_listeners.tell(about, integration, exc)
             raise
-        if not dry_run:
+        else:
             # A listener's bug must not turn a finished run into a failed one.
-            self._run_listeners.tell(f"the run of {integration.name}", integration, result)
+            self._run_listeners.tell(about, integration, result)
+        finally:
+            self._going[integration.id] -= 1
+            if self._going[integration.id] <= 0:
+                del self._going[integration.id]
+            tell(ended=True)
         return result
 
     async def _run_in_this_process(
@@ -457,6 +525,23 @@ class SyncService:
 
     def remove_run_listener(self, listener: RunListener) -> None:
         self._run_listeners.remove(listener)
+
+    def add_run_watcher(self, watcher: RunWatcher) -> None:
+        """Call ``watcher`` with the news of every run of this process as it starts, reports progress and ends,
+        whoever started it (see :class:`RunNews`)."""
+        self._run_watchers.add(watcher)
+
+    def remove_run_watcher(self, watcher: RunWatcher) -> None:
+        self._run_watchers.remove(watcher)
+
+    def add_cancel_listener(self, listener: CancelListener) -> None:
+        """Call ``listener`` with the integration and the recorded result of every run cancelled before it ended
+        in this process (the run listeners are not told of those: the app may be quitting). It is called on the
+        thread the run ran on, right after the run was recorded as cancelled: store work only."""
+        self._cancel_listeners.add(listener)
+
+    def remove_cancel_listener(self, listener: CancelListener) -> None:
+        self._cancel_listeners.remove(listener)
 
     async def run_here(
         self, integration: Integration, direction: SyncDirection, trigger: SyncTrigger, dry_run: bool,
@@ -493,7 +578,19 @@ class SyncService:
             raise
         extras = SocialPushExtras(self.engagement, integration.provider, mappings)
         engine = SyncEngine(self.store, integration, adapter, mappings, progress=progress, extras=extras)
-        result = await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=on_started)
+        run_ids: list[int] = []
+
+        def begun(run_id: int) -> None:
+            run_ids.append(run_id)
+            if on_started is not None:
+                on_started(run_id)
+
+        try:
+            result = await engine.run(direction, trigger, dry_run=dry_run, local_ids=local_ids, on_started=begun)
+        except asyncio.CancelledError:
+            if run_ids:
+                self._tell_cancelled(integration, run_ids[0], adapter)
+            raise
         # Not after a run the CRM refused or could not be reached in: the pull would only wait out its retries.
         stopped = result.auth_failed or result.status is SyncRunStatus.OFFLINE
         if not dry_run and local_ids is None and direction in PULLING and not stopped:
@@ -502,6 +599,21 @@ class SyncService:
             # People the pull brought in whose touchpoints were recorded before: scored now, not at the daily rescore.
             self._score_newcomers()
         return result
+
+    def _tell_cancelled(self, integration: Integration, run_id: int, adapter: CrmAdapter) -> None:
+        """Tell the cancel listeners of run ``run_id``, cancelled: its counts as the engine recorded them (what it did
+        before it stopped), the quota as the CRM last reported it."""
+        try:
+            row = self.store.get_run(run_id)
+        except Exception:  # the store is going away with the app: the run's row says what it did
+            logger.warning("could not read the cancelled run %d of %s", run_id, integration.name, exc_info=True)
+            return
+        counts = {"created": row.created, "updated": row.updated, "unchanged": row.unchanged, "failed": row.failed,
+                  "conflicts": row.conflicts, "decided": row.conflicts_decided}
+        seconds = (row.finished_at - row.started_at).total_seconds() if row.finished_at else 0.0
+        result = SyncResult(run_id, row.status, counts, row.api_calls, SyncPlan(), [], row.message, seconds,
+                            quota=adapter.quota(), api_errors=adapter.api_errors)
+        self._cancel_listeners.tell(f"the cancelled run of {integration.name}", integration, result)
 
     def _score_newcomers(self) -> None:
         """Score the people just saved whose social activity was recorded before; a failure here leaves the run or
@@ -544,9 +656,16 @@ class SyncService:
         return {integration_id for integration_id, task in self._running.items() if not task.done()}
 
     def is_running(self, name: str) -> bool:
+        """Whether a full sync of the integration runs in this process (pushes of chosen records not included)."""
         integration = self.integrations.get(name)
         task = self._running.get(integration.id or -1)
         return task is not None and not task.done()
+
+    def is_syncing(self, name: str) -> bool:
+        """Whether any run of the integration goes on in this process: a full sync, or a push of chosen records
+        (the local API's, an automatic one, a retry, People's "Sync this one now")."""
+        integration = self.integrations.get(name)
+        return self.is_running(name) or self._going.get(integration.id or -1, 0) > 0
 
     def due(self, now: datetime | None = None) -> list[DueSync]:
         """Scheduled syncs due now (from the last successful runs in the store)."""

@@ -26,6 +26,7 @@ STATE_COLOURS = {
     HealthState.NEEDS_RECONNECT: "#dc2626",
     HealthState.RATE_LIMITED: "#d97706",
     HealthState.OFFLINE: "#64748b",
+    HealthState.CANCELLED: "#64748b",  # grey, as the run's "Cancelled" status: stopped, nothing refused
     HealthState.NOT_SYNCED: "#64748b",
 }
 
@@ -168,9 +169,15 @@ class HealthRow:
     def show_health(self, line: IntegrationHealth) -> None:
         self.health = line
         colour = STATE_COLOURS[line.state]
-        self.state_label.setText(f'<span style="color:{colour}">●</span> {line.state.label}')
-        self.state_label.setToolTip(line.reason[:1].upper() + line.reason[1:])
-        self.state_label.setAccessibleName(f"{self.name}: {line.state.label}")
+        label = line.state.label
+        reason = line.reason[:1].upper() + line.reason[1:]
+        if line.state is HealthState.CANCELLED and line.last_attempt_at is not None:
+            # When it stopped: the "Last sync" beside it is the last run that finished.
+            label += " " + short_time(line.last_attempt_at).replace("Today", "today")
+            reason += f" (cancelled {local_time(line.last_attempt_at)})"
+        self.state_label.setText(f'<span style="color:{colour}">●</span> {label}')
+        self.state_label.setToolTip(reason)
+        self.state_label.setAccessibleName(f"{self.name}: {label}")
         when = short_time(line.last_success_at) if line.last_success_at else "never"
         self.last_sync_label.setText(when.replace("Today", "today"))
         self.last_sync_label.setToolTip(local_time(line.last_success_at) if line.last_success_at else "")

@@ -41,7 +41,7 @@ from crm_desktop.app.sync_monitor import (
     SyncMonitorService,
     wrote_locally,
 )
-from crm_desktop.app.sync_service import SyncResult, SyncRunRow, SyncTrigger, UndoRefused
+from crm_desktop.app.sync_service import RunNews, SyncResult, SyncRunRow, SyncTrigger, UndoRefused
 from crm_desktop.app.text import plural
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
@@ -204,7 +204,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         confirm_box: the undo confirmation while it is open.
         runs_keys, errors_keys, log_keys: Enter on a run or an error group moves to its records; Enter on a record
             shows the person in People; Delete says what stays.
-        live_refresh: re-reads the run table while syncs run.
+        live_refresh: re-reads the run table while syncs run (this panel's, and every other run of the app: the
+            local API's, an automatic push, a retry, People's "Sync this one now", whose progress it shows too).
         runs_watch: looks for runs started elsewhere when no sync of this window runs.
         health_refresh: re-reads the health lines now and then.
 
@@ -227,6 +228,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
     health_shown = Signal()
     metrics_shown = Signal()
     errors_shown = Signal()
+    #: A run's news from the sync service, shown on the GUI thread (queued when told on another).
+    _news_heard = Signal(object)
 
     IDLE_TEXT = "No sync running."
 
@@ -255,6 +258,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self._notices: dict[str, tuple[str, bool]] = {}
         self._undoing: int | None = None
         self._shown_run: tuple[int, str, object] | None = None
+        #: The app's runs going on, this panel's or not, by their news key: their latest news.
+        self._app_runs: dict[int, RunNews] = {}
 
         heading = PanelHeading(
             "Sync Monitor",
@@ -409,6 +414,12 @@ class SyncMonitorPanel(QWidget, AsksFirst):
                                  cannot_delete="A run's record log is its history; nothing is deleted from it.")
         self.charts.range_changed.connect(lambda _value: self.refresh_metrics())
         self.tabs.currentChanged.connect(lambda _index: self._tab_changed())
+        # Every run the app starts, wherever from, is shown as it goes: the local API's, automatic pushes, retries.
+        self._news_heard.connect(self._show_news)
+        sync = self._sync
+        watcher = self._news_heard.emit
+        sync.add_run_watcher(watcher)
+        self.destroyed.connect(lambda _object=None: sync.remove_run_watcher(watcher))
 
         self.reload_integrations()
         self.refresh_runs()
@@ -557,8 +568,11 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             report = self._progress.get(name)
             self.health_board.show_progress(name, None if report is None else
                                             (report.phase, report.done, report.total), busy=STARTING_TEXT)
+        for name, other in self._other_runs().items():
+            self.health_board.show_progress(name, None if other is None else (other.phase, other.done, other.total),
+                                            busy=SCHEDULED_TEXT if name in self._scheduled else STARTING_TEXT)
         for name in self._scheduled:
-            if name not in self.running_integrations:
+            if name not in self.running_integrations and name not in self._other_runs():
                 self.health_board.show_progress(name, None, busy=SCHEDULED_TEXT)
         self._fit_health_height()
         self.health_shown.emit()
@@ -608,6 +622,64 @@ class SyncMonitorPanel(QWidget, AsksFirst):
     def running_integrations(self) -> list[str]:
         """The integrations this panel is syncing now."""
         return [name for name, task in self._running.items() if not task.done()]
+
+    def _other_runs(self) -> dict[str, ProgressReport | None]:
+        """The integrations the app syncs now in runs this panel did not start (the local API's, automatic pushes,
+        retries, People's, the schedule's), each with its latest figures (``None`` before the first)."""
+        own = self.running_integrations
+        others: dict[str, ProgressReport | None] = {}
+        for news in self._app_runs.values():
+            name = news.integration.name
+            if name not in own:
+                others[name] = news.progress or others.get(name)
+        return others
+
+    @property
+    def syncing_integrations(self) -> list[str]:
+        """Every integration the app syncs now, this panel's runs and the others."""
+        return list(dict.fromkeys([*self.running_integrations, *self._other_runs()]))
+
+    def _show_news(self, news: RunNews) -> None:
+        """A run of the app started, reported progress or ended: show it as a run of this panel's is shown."""
+        if not isValid(self):
+            return
+        name = news.integration.name
+        if news.ended:
+            if self._app_runs.pop(news.key, None) is None and name in self.running_integrations:
+                return
+            if name not in self.running_integrations and name not in self._other_runs():
+                self._show_line_progress(name, None)
+            if name not in self.running_integrations:
+                self._other_run_ended()
+            return
+        before = self._app_runs.get(news.key)
+        self._app_runs[news.key] = news
+        if name in self.running_integrations:
+            return  # this panel's own run: its task shows it
+        if before is None:
+            self._show_line_progress(name, None, busy=SCHEDULED_TEXT if name in self._scheduled else STARTING_TEXT)
+            self._update_buttons()
+            self.refresh_health()
+            if not self.live_refresh.isActive():
+                self.live_refresh.start()
+        if news.run_id is not None and (before is None or before.run_id is None):
+            self._refresh_live_runs()  # its row was just recorded: shown running at once
+        report = news.progress
+        if report is not None and (before is None or report is not before.progress):
+            self._show_line_progress(name, (report.phase, report.done, report.total))
+        self._show_progress()
+
+    def _other_run_ended(self) -> None:
+        """A run this panel did not start ended: its row's figures, the health line and the charts follow."""
+        if not self.syncing_integrations and not self._scheduled and self._undoing is None:
+            self.live_refresh.stop()
+        self._show_progress()
+        self._update_buttons()
+        self._refresh_live_runs()
+        self._show_selected_run()
+        self.refresh_health()
+        if self.tabs.currentWidget() is self.charts:
+            self.refresh_metrics()
 
     def _sync_chosen(self) -> None:
         self.sync_now()
@@ -732,12 +804,12 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self._show_progress()
         self._update_buttons()
         self.refresh_health()
-        if (self.running_integrations or self._scheduled) and not self.live_refresh.isActive():
+        if (self.syncing_integrations or self._scheduled) and not self.live_refresh.isActive():
             self.live_refresh.start()
         self.refresh_runs()
 
     def _runs_ended(self, select: int | None = None, *, wrote: bool = True) -> None:
-        if not self.running_integrations and not self._scheduled and self._undoing is None:
+        if not self.syncing_integrations and not self._scheduled and self._undoing is None:
             self.live_refresh.stop()
         self._show_progress()
         self._update_buttons()
@@ -751,15 +823,18 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.records_written.emit(wrote)
 
     def _show_progress(self) -> None:
-        names = self.running_integrations
-        scheduled = [name for name in self._scheduled if name not in names]
+        own = self.running_integrations
+        others = self._other_runs()
+        # A scheduled run with figures shows them; before its first, it says it is the schedule's.
+        scheduled = [name for name in self._scheduled if name not in own and others.get(name) is None]
+        names = own + [name for name in others if name not in scheduled]
         if not names and not scheduled:
             self.progress_bar.setRange(0, 1)
             self.progress_bar.setValue(0)
             self.progress_label.setText(self.IDLE_TEXT)
             self.progress_shown.emit(self.IDLE_TEXT, 0, 0)
             return
-        reports = [self._progress.get(name) for name in names]
+        reports = [self._progress.get(name) for name in own] + [others[name] for name in names[len(own):]]
         parts = [progress_text(name, report) for name, report in zip(names, reports, strict=True)]
         parts += [f"“{name}”: {SCHEDULED_TEXT}" for name in scheduled]
         text = "   ·   ".join(parts)
@@ -792,7 +867,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
     def scheduled_finished(self, outcomes: list[Outcome]) -> None:
         """Show what the scheduled syncs did."""
         for name in self._scheduled:
-            if name not in self.running_integrations:
+            if name not in self.syncing_integrations:
                 self._show_line_progress(name, None)
         self._scheduled = []
         for name, outcome in outcomes:
@@ -902,7 +977,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             and run.integration_id is not None
             and run_status(run) != "running"
             and self._retrying is None
-            and name not in self.running_integrations
+            and name not in self.syncing_integrations
             and name not in self._scheduled
         )
 
@@ -1002,7 +1077,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             and run_status(run) != "running"
             and run.direction is not SyncDirection.UNDO
             and self._undoing is None
-            and name not in self.running_integrations
+            and name not in self.syncing_integrations
             and name not in self._scheduled
         )
         self._update_error_buttons()

@@ -215,10 +215,26 @@ def facts(attempt: AttemptFigures | None = None, heartbeat: datetime | None = No
      HealthState.RATE_LIMITED),
     (AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED, quota_limit=100, quota_remaining=0), None,
      HealthState.RATE_LIMITED),
+    # Stopped by a Quit: nothing failed, nothing to fix (it was "failing" in red).
+    (AttemptFigures(1, 1, SyncRunStatus.CANCELLED, message="cancelled", contacts_synced=200), None,
+     HealthState.CANCELLED),
+    (AttemptFigures(1, 1, SyncRunStatus.CANCELLED), None, HealthState.CANCELLED),
 ])
 def test_health_state_from_the_facts(attempt: AttemptFigures | None, heartbeat: datetime | None,
                                      state: HealthState) -> None:
     assert health_state(facts(attempt, heartbeat), running_here=False, now=NOW)[0] is state
+
+
+def test_a_cancelled_run_s_reason_counts_what_it_did_before_it_stopped() -> None:
+    def reason(**figures: int) -> str:
+        attempt = AttemptFigures(1, 1, SyncRunStatus.CANCELLED, **figures)  # type: ignore[arg-type]
+        return health_state(facts(attempt), running_here=False, now=NOW)[1]
+
+    assert reason(contacts_synced=150, leads_synced=50, records_failed=1) == (
+        "the last run was cancelled before it finished (200 records created or updated and 1 record failed before "
+        "it stopped); the next run picks up where it stopped")
+    assert reason() == ("the last run was cancelled before it finished (no record counted before it stopped); the "
+                        "next run picks up where it stopped")
 
 
 def test_a_push_holding_the_lock_is_named_a_push_in_the_health_line(workspace: Workspace) -> None:

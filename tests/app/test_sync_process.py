@@ -329,6 +329,10 @@ def test_cancelling_a_run_stops_it_in_the_child_and_releases_its_lock(
     assert workspace.sync.store.lock_holder(integration.id) is None
     pushed = served.pipedrive.summary()["persons"]
     assert 0 < pushed < 40
+    # The child recorded the cancelled attempt for the health line and the charts, with what its record log holds.
+    attempt = workspace.monitor.store.latest_attempt(integration.id)
+    assert attempt is not None and (attempt.run_id, attempt.status) == (run.id, SyncRunStatus.CANCELLED)
+    assert attempt.contacts_synced == run.created + run.updated
     # The same child takes the next run, which sends what is left and recognises what was sent.
     pid = child_pid(workspace)
     served.pipedrive.config.latency_ms = 0.0

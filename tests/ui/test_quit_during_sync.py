@@ -15,6 +15,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from crm_desktop.app.sync_monitor import HealthState
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, Provider, SyncConfig
 from crm_desktop.domain.outcomes import RecordObject
@@ -150,8 +151,14 @@ def test_quitting_mid_sync_keeps_the_outbox_and_the_next_start_delivers_each_con
             integration_id = workspace.integrations.get(INTEGRATION).id or 0
             pending = workspace.sync.store.pending_outbox(integration_id, RecordObject.CONTACT)
             runs = workspace.sync.runs(INTEGRATION)
+            [health] = workspace.monitor.health()
+            attempt = workspace.monitor.store.latest_attempt(integration_id)
         finally:
             workspace.close()
+        # The next start's health line says the run was cancelled (not "not synced yet"), counting what it did.
+        assert health.state is HealthState.CANCELLED, health
+        assert attempt is not None and (attempt.run_id, attempt.status) == (runs[0].id, SyncRunStatus.CANCELLED)
+        assert attempt.contacts_synced == runs[0].created + runs[0].updated
         assert 0 < landed < CONTACTS, "the quit came in the middle of the push"
         assert pending, "the writes not confirmed stay in the outbox"
         assert [run.status for run in runs] and all(run.status is not SyncRunStatus.RUNNING for run in runs)
