@@ -206,3 +206,16 @@ def test_a_long_list_of_options_is_named_by_its_first_few(hubspot: Workspace) ->
                              [FieldMapping("custom.stage", "lifecyclestage")], crm_fields)
     assert line.sent == ("not sent: 'Prospect' is not one of its options (subscriber, lead, marketingqualifiedlead, "
                          "salesqualifiedlead, opportunity, customer and 2 more)")
+
+
+def test_an_unrestricted_salesforce_picklist_takes_any_value(salesforce: Workspace) -> None:
+    """Salesforce keeps a value that is none of an unrestricted picklist's values (Salutation): it is sent."""
+    integration = salesforce.integrations.get("crm")
+    service = FieldMappingService(salesforce.sync)
+    crm_fields = asyncio.run(service.crm_fields("crm", RecordObject.CONTACT))
+    salutation = next(f for f in crm_fields if f.name == "Salutation")
+    assert salutation.options and not salutation.restricted
+    salesforce.contacts.save(Contact(email="ada@example.com", first_name="Ada", custom_fields={"title": "Sir"}))
+    [line] = service.preview(integration, RecordObject.CONTACT, "ada@example.com",
+                             [FieldMapping("custom.title", "Salutation")], crm_fields)
+    assert (line.crm_value, line.refused, line.sent) == ("Sir", None, "Sir")
