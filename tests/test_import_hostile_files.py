@@ -134,7 +134,9 @@ def test_profiles_or_custom_fields_of_the_wrong_type_are_refused_not_dropped(
     # The run's record log lists them, as a sync's failed records (`runs show` said "record log: empty").
     code, shown = run_json(tmp_path / "D", ["runs", "show", str(report["runId"])], capsys)
     assert [(r["record"], r["outcome"], r["category"], r["message"]) for r in shown["records"]] == [
-        ("ann@example.com", "failed", "validation", "line 1: socialProfiles: must be a valid list"),
-        ("bob@example.com", "failed", "validation", "line 2: customFields: must be a valid dictionary")]
+        ("ann@example.com", "failed", "validation", "line 1: socialProfiles: must be a list; not text"),
+        ("bob@example.com", "failed", "validation",
+         'line 2: customFields: must be an object of custom field names and their values, such as {"tier": "gold"}; '
+         "not a list")]
     code, errors = run_json(tmp_path / "D", ["runs", "errors", str(report["runId"])], capsys)
     assert [(g["category"], g["count"]) for g in errors["groups"]] == [("validation", 2)]

@@ -567,7 +567,8 @@ class SyncService:
         try:
             await self.actions.check_crm_account(integration, adapter)
             fields = {obj: await adapter.list_fields(obj) for obj in RecordObject if mappings.get(obj)}
-            mappings = {obj: self._fitted(integration, obj, m, fields.get(obj, [])) for obj, m in mappings.items()}
+            mappings = {obj: self._fitted(integration, obj, m, fields.get(obj, []), dry_run=dry_run)
+                        for obj, m in mappings.items()}
             if isinstance(adapter, ReadsMappedFields):
                 for obj, fitted in mappings.items():
                     adapter.read_mapped_fields(obj, [m.crm_field for m in fitted])
@@ -631,13 +632,21 @@ class SyncService:
         except ProviderError as exc:
             logger.warning("conversions of %s not pulled: %s", integration.name, exc)
 
-    @staticmethod
     def _fitted(
-        integration: Integration, obj: RecordObject, mappings: list[FieldMapping], crm_fields: list[CrmField]
+        self, integration: Integration, obj: RecordObject, mappings: list[FieldMapping], crm_fields: list[CrmField],
+        *, dry_run: bool = False,
     ) -> list[FieldMapping]:
-        """The mappings a run uses: CRM fields by wire name and length; seed social fields the CRM lacks left out."""
+        """The mappings a run uses: CRM fields by wire name and length; seed social fields the CRM lacks left out.
+
+        The fields left out are logged once per integration and change of them or of the mappings, not at every
+        run (the Field Mapping panel names them all the while).
+        """
         fitted = fit_to_crm(integration.provider, obj, mappings, crm_fields)
-        if fitted.missing:
+        facts = {"integration": integration.name, "missing": list(fitted.missing),
+                 "mappings": [[m.local_field, m.crm_field] for m in mappings]}
+        changed = self.store.notice_changed(f"notice.fields-missing.{integration.id}.{obj.value}", facts,
+                                            remember=not dry_run)
+        if fitted.missing and changed:
             logger.warning(
                 "%s has no %s field %s; not synced until created (crm-desktop fields ensure %s)",
                 integration.name, obj.value, ", ".join(fitted.missing), integration.name,

@@ -401,6 +401,14 @@ def _problems(model: type[BaseModel], exc: ValidationError) -> list[FieldProblem
             message = _custom_value_refusal(error.get("input"))
             if problems and problems[-1] == FieldProblem(field=field, reason=message):
                 continue
+        elif field == "customFields" and error["type"] == "dict_type":
+            # Pydantic's "a valid dictionary" is Python's word: the sender wrote JSON (or a JSONL line).
+            message = ('must be an object of custom field names and their values, such as {"tier": "gold"}; '
+                       f"not {_json_kind(error.get('input'))}")
+        elif error["type"] in {"dict_type", "model_type"}:
+            message = f"must be an object; not {_json_kind(error.get('input'))}"
+        elif error["type"] == "list_type":
+            message = f"must be a list; not {_json_kind(error.get('input'))}"
         elif problems and problems[-1].field == field and error["type"] in _TYPE_MISMATCHES:
             # One value refused by every member of a union: one problem naming what would fit.
             problems[-1] = FieldProblem(field=field, reason=f"{problems[-1].reason}, or {message.lower()}")
@@ -413,6 +421,19 @@ def _custom_value_refusal(value: Any) -> str:
     """Why a custom field refuses ``value``: it holds one plain value, never an object or a list of values."""
     kind = "; not an object" if isinstance(value, dict) else "; not a list" if isinstance(value, list) else ""
     return f"must be text, a number, true/false or a date{kind}"
+
+
+def _json_kind(value: Any) -> str:
+    """What a value read from JSON is, in JSON's words (``a list``, ``text``, ``null``)."""
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "null"
+    return "a number" if isinstance(value, int | float) else "an object"
 
 
 #: What each pattern the models check text against asks for, in plain words (never the regular expression).

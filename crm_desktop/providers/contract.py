@@ -58,6 +58,8 @@ class CrmField:
         writable: whether a sync may write it.
         length: the maximum text length, when the CRM says.
         options: the allowed values of a picklist or enumeration.
+        restricted: whether the CRM refuses a value that is none of ``options`` (a restricted Salesforce picklist,
+            a HubSpot enumeration, a Pipedrive option field), failing the record.
     """
 
     name: str
@@ -67,6 +69,19 @@ class CrmField:
     writable: bool = True
     length: int | None = None
     options: tuple[str, ...] = ()
+    restricted: bool = False
+
+
+#: How many of a field's allowed values a refusal names before it counts the rest.
+OPTIONS_NAMED = 6
+
+
+def not_an_option(value: Any, options: Sequence[str]) -> str:
+    """Why a dropdown field refuses ``value``, naming its allowed values (the first few of a long list):
+    ``'Platinum' is not one of its options (Bronze, Silver, Gold)``."""
+    named = ", ".join(options[:OPTIONS_NAMED])
+    rest = len(options) - OPTIONS_NAMED
+    return f"{str(value)!r} is not one of its options ({named}{f' and {rest} more' if rest > 0 else ''})"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from crm_desktop.domain.models import Contact, Lead, LeadStatus
 from crm_desktop.providers import errors
-from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord
+from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord, not_an_option
 from crm_desktop.providers.toolkit import (
     email_key,
     parse_crm_time,
@@ -186,7 +186,14 @@ def field_wire_value(crm_field: CrmField, value: Any) -> Any:
     """
     if value is None:
         return None
-    return wire_value(value, kind=crm_field.type if crm_field.type in KIND_TYPES else None)
+    wired = wire_value(value, kind=crm_field.type if crm_field.type in KIND_TYPES else None)
+    if crm_field.restricted and isinstance(wired, str) and wired.strip() and wired not in crm_field.options:
+        # An enumeration takes one of its options' values (INVALID_OPTION); a multiple-checkbox one several,
+        # joined by ";".
+        for choice in (part for part in wired.split(";") if part):
+            if choice not in crm_field.options:
+                raise ValueError(not_an_option(choice, crm_field.options))
+    return wired
 
 
 def wire_properties(
@@ -304,6 +311,7 @@ def crm_field(item: dict[str, Any]) -> CrmField:
         custom=not item.get("hubspotDefined", False),
         writable=not read_only,
         options=tuple(str(o.get("value")) for o in item.get("options") or [] if isinstance(o, dict)),
+        restricted=item.get("type") == "enumeration" and bool(item.get("options")),
     )
 
 

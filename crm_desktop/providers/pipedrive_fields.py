@@ -10,7 +10,7 @@ from typing import Any
 
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers import errors
-from crm_desktop.providers.contract import CrmField
+from crm_desktop.providers.contract import CrmField, not_an_option
 from crm_desktop.providers.toolkit import read_date, read_number, read_yes_no
 
 #: A custom field's key: 40 hex characters Pipedrive makes up.
@@ -172,7 +172,7 @@ class PersonFieldMap:
             if found is None and text.isdigit():
                 return int(text)
             if found is None:
-                raise ValueError(f"{text!r} is not one of its options ({', '.join(known.options)})")
+                raise ValueError(not_an_option(text, known.options))
             return found
 
         if known.type == "enum":
@@ -269,6 +269,7 @@ def person_field(raw: Mapping[str, Any]) -> tuple[CrmField, dict[str, int]]:
         writable=custom or key in WRITABLE_PERSON_FIELDS,
         length=255 if kind in {"varchar", "varchar_auto", "phone"} else None,
         options=tuple(str(o["label"]) for o in options),
+        restricted=kind in {"enum", "set"} and bool(options),
     )
     return crm_field, ids
 

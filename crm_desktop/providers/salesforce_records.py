@@ -151,7 +151,8 @@ def crm_record(row: dict[str, Any]) -> CrmRecord:
 
 
 def described_field(item: dict[str, Any]) -> CrmField:
-    """One field of a describe: label, type, custom, updateable, length and active picklist values."""
+    """One field of a describe: label, type, custom, updateable, length, active picklist values and whether the
+    picklist is restricted to them."""
     options = tuple(
         str(value["value"])
         for value in item.get("picklistValues") or []
@@ -166,6 +167,7 @@ def described_field(item: dict[str, Any]) -> CrmField:
         writable=bool(item.get("updateable", False)),
         length=int(length) if isinstance(length, int) and length > 0 else None,
         options=options,
+        restricted=bool(item.get("restrictedPicklist")) and bool(options),
     )
 
 
@@ -257,6 +259,7 @@ def field_from_metadata(api_name: str, metadata: dict[str, Any]) -> CrmField:
         custom=True,
         length=metadata.get("length"),
         options=tuple(str(v["fullName"]) for v in values),
+        restricted=bool(values) and bool(metadata.get("valueSet", {}).get("restricted")),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import CrmField, OutboundRecord, RecordResult
+from crm_desktop.providers.contract import CrmField, OutboundRecord, RecordResult, not_an_option
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.providers.http import json_or_none
 from crm_desktop.providers.salesforce_errors import describe_record_errors, salesforce_errors
@@ -143,6 +143,13 @@ def field_wire_value(crm_field: CrmField, value: Any) -> Any:
             record, unsent.
     """
     wired = value if value.__class__ in _PLAIN_WIRE_TYPES else _wire_value(value)
+    if crm_field.restricted and isinstance(wired, str) and wired.strip():
+        # A restricted picklist takes only its values (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST); a multi-select
+        # one several of them joined by ";".
+        picked = wired.split(";") if crm_field.type == "multipicklist" else [wired]
+        for choice in picked:
+            if choice not in crm_field.options:
+                raise ValueError(not_an_option(choice, crm_field.options))
     return typed_value(crm_field.type, wired) if crm_field.type in TYPED_FIELD_TYPES else wired
 
 

@@ -35,6 +35,7 @@ from crm_desktop.store.models import (
     SyncRunRow,
     SyncRunStatus,
     SyncTrigger,
+    WorkspaceSettingRow,
     audit_insert_row,
     utcnow,
 )
@@ -1203,6 +1204,24 @@ class SyncStore:
             if forgot:
                 session.execute(update(table).where(table.c.id == bindparam("link_id"))
                                 .values(base_values=bindparam("base")), forgot)
+
+    # -- notices -------------------------------------------------------------------------------
+    def notice_changed(self, key: str, facts: dict[str, Any], *, remember: bool = True) -> bool:
+        """Whether ``facts`` differ from those remembered under ``key`` (or none were), remembering them unless
+        ``remember`` is false (a dry run): a notice given once per change, not at every run, whichever process runs
+        it (the app, a cron ``sync``). Another process remembering the same first facts at once wins (``False``)."""
+        try:
+            with self.db.session() as session:
+                row = session.get(WorkspaceSettingRow, key)
+                if row is not None and dict(row.value) == facts:
+                    return False
+                if remember and row is None:
+                    session.add(WorkspaceSettingRow(key=key, value=facts))
+                elif remember and row is not None:
+                    row.value = facts
+                return True
+        except IntegrityError:
+            return False
 
     # -- conflicts -----------------------------------------------------------------------------
     def open_conflicts(

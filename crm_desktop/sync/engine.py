@@ -35,6 +35,7 @@ from crm_desktop.sync.mapping import (
     FieldMapping,
     apply_values,
     crm_holds,
+    crm_text,
     from_crm,
     local_form,
     record_values,
@@ -673,9 +674,13 @@ class SyncEngine:
                 decision = _decide(mapping.conflict_rule, local_value, crm_value, local.updated_at,
                                    record.modified_at)
                 if decision is ConflictDecision.WAITING:
+                    # Shown as the CRM holds it (a phone as the salesperson typed it); resolving reads it back in
+                    # the local form, so the decision is on the number, not on its spacing.
+                    crm_shown = crm_text(mapping, raw)
                     conflicts.append(
                         {"run_id": run_id, "object": obj, "crm_id": record.crm_id, "record_key": email,
-                         "field": name, "local_value": local_value, "crm_value": crm_value,
+                         "field": name, "local_value": local_value,
+                         "crm_value": crm_shown if local_form(mapping, crm_shown) == crm_value else crm_value,
                          "base_value": base_value, "local_changed_at": local.updated_at,
                          "crm_changed_at": record.modified_at}
                     )

@@ -457,6 +457,12 @@ def sends_a_blank(mapping: FieldMapping) -> bool:
 def from_crm(mapping: FieldMapping, value: Any) -> Value:
     """A CRM value as the local field's canonical text (a CRM value shared by several local ones reads as the
     first of them)."""
+    return local_form(mapping, crm_text(mapping, value))
+
+
+def crm_text(mapping: FieldMapping, value: Any) -> Value:
+    """A CRM value in the local field's words but written as the CRM holds it (a phone as ``+1 212 555 0100``):
+    what the marketer is shown as the CRM's side of a conflict; :func:`local_form` of it is :func:`from_crm`'s."""
     text = canonical(value)
     if text is not None and mapping.value_map:
         reverse: dict[str, str] = {}
@@ -465,7 +471,7 @@ def from_crm(mapping: FieldMapping, value: Any) -> Value:
         text = reverse.get(text, text)
     if text is not None and mapping.local_field == "email":
         text = text.lower()
-    return local_form(mapping, text)
+    return text
 
 
 def local_form(mapping: FieldMapping, value: Value) -> Value:
@@ -762,6 +768,7 @@ __all__ = [
     "apply_values",
     "canonical",
     "crm_holds",
+    "crm_text",
     "default_mappings",
     "fit_to_crm",
     "from_crm",

@@ -394,6 +394,27 @@ def test_a_nested_custom_value_is_refused_in_the_words_of_contacts_import(hubspo
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(("value", "kind"), [(["tier", "gold"], "a list"), ("tier=gold", "text"), (3, "a number")])
+def test_custom_fields_of_the_wrong_type_are_refused_in_one_plain_sentence(hubspot_api: LocalApi, value: Any,
+                                                                           kind: str) -> None:
+    """Pydantic said "customFields: must be a valid dictionary", Python's word for what the sender wrote as JSON."""
+    api = hubspot_api
+    reason = f'must be an object of custom field names and their values, such as {{"tier": "gold"}}; not {kind}'
+
+    async def scenario() -> None:
+        await api.add_integration()
+        for route in ("contacts/sync", "leads/sync"):
+            answer = await api.post(f"/api/crm/integrations/crm/{route}", {**ANN, "customFields": value})
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["errors"] == [{"field": "customFields", "reason": reason}], answer.text
+            assert answer.json()["detail"].endswith(f"is invalid: customFields: {reason}"), answer.text
+        batch = await api.post("/api/crm/integrations/crm/contacts/batch-sync", [{**ANN, "customFields": value}])
+        assert batch.json()["results"][0]["errors"] == [{"field": "customFields", "reason": reason}], batch.text
+        assert api.workspace.contacts.count() == 0 and api.workspace.leads.count() == 0
+
+    asyncio.run(scenario())
+
+
 def test_a_network_named_twice_is_refused_as_contacts_import_refuses_it(hubspot_api: LocalApi,
                                                                         tmp_path: Path) -> None:
     # The app holds one profile per network: the API used to keep the first twitter profile and drop the other

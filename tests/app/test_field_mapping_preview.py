@@ -14,6 +14,8 @@ from crm_desktop.app.field_mapping import FieldMappingService, PreviewLine
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, Provider, SyncConfig
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.providers.contract import CrmField
+from crm_desktop.providers.pipedrive import PipedriveAdapter
 from crm_desktop.sandbox.core import Sandbox, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
@@ -156,3 +158,64 @@ def test_pipedrive_preview_shows_a_yes_no_fields_option_and_refuses_a_bad_date(p
     assert (ada["custom.newsletter"].crm_value, ada["custom.newsletter"].refused) == ("Yes", None), (
         "the field lists its options' labels, not their ids")
     assert ada["custom.signup"].sent == "not sent: '05/12/2026' is not a date (YYYY-MM-DD)"
+
+
+@pytest.mark.parametrize(("crm", "kind"), [("salesforce", "picklist:Bronze,Silver,Gold"),
+                                           ("hubspot", "enumeration:Bronze,Silver,Gold"),
+                                           ("pipedrive", "enum")])
+def test_a_value_that_is_none_of_a_dropdown_fields_options_is_not_sent(
+    crm: str, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Seen exploring: a tier of "Platinum" mapped onto a Bronze/Silver/Gold dropdown previewed as sent, and the push
+    failed the record (Salesforce INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST, HubSpot INVALID_OPTION)."""
+    workspace: Workspace = request.getfixturevalue(crm)
+    integration = workspace.integrations.get("crm")
+    service = FieldMappingService(workspace.sync)
+
+    async def made() -> CrmField:
+        adapter = workspace.crm.adapter_for(integration)
+        try:
+            if isinstance(adapter, PipedriveAdapter):
+                return await adapter.create_field(RecordObject.CONTACT, "tier", "Tier", kind,
+                                                  ("Bronze", "Silver", "Gold"))
+            return await adapter.create_field(RecordObject.CONTACT, "tier", "Tier", kind)
+        finally:
+            await adapter.aclose()
+
+    field = asyncio.run(made())
+    crm_fields = asyncio.run(service.crm_fields("crm", RecordObject.CONTACT))
+    listed = next(f for f in crm_fields if f.name == field.name)
+    assert listed.options == ("Bronze", "Silver", "Gold"), "the field's allowed values, from the CRM's field list"
+    mapping = FieldMapping("custom.tier", listed.label if crm == "pipedrive" else listed.name)
+    for email, tier in (("ada@example.com", "Gold"), ("bob@example.com", "Platinum")):
+        workspace.contacts.save(Contact(email=email, first_name="Ada", custom_fields={"tier": tier}))
+    [ada] = service.preview(integration, RecordObject.CONTACT, "ada@example.com", [mapping], crm_fields)
+    assert (ada.crm_value, ada.refused, ada.sent) == ("Gold", None, "Gold")
+    [bob] = service.preview(integration, RecordObject.CONTACT, "bob@example.com", [mapping], crm_fields)
+    assert bob.refused == "'Platinum' is not one of its options (Bronze, Silver, Gold)"
+    assert (bob.crm_value, bob.sent) == (None, f"not sent: {bob.refused}")
+
+
+def test_a_long_list_of_options_is_named_by_its_first_few(hubspot: Workspace) -> None:
+    """HubSpot's Lifecycle Stage has eight stages: the reason names the first six and counts the rest."""
+    integration = hubspot.integrations.get("crm")
+    service = FieldMappingService(hubspot.sync)
+    crm_fields = asyncio.run(service.crm_fields("crm", RecordObject.CONTACT))
+    hubspot.contacts.save(Contact(email="ada@example.com", first_name="Ada", custom_fields={"stage": "Prospect"}))
+    [line] = service.preview(integration, RecordObject.CONTACT, "ada@example.com",
+                             [FieldMapping("custom.stage", "lifecyclestage")], crm_fields)
+    assert line.sent == ("not sent: 'Prospect' is not one of its options (subscriber, lead, marketingqualifiedlead, "
+                         "salesqualifiedlead, opportunity, customer and 2 more)")
+
+
+def test_an_unrestricted_salesforce_picklist_takes_any_value(salesforce: Workspace) -> None:
+    """Salesforce keeps a value that is none of an unrestricted picklist's values (Salutation): it is sent."""
+    integration = salesforce.integrations.get("crm")
+    service = FieldMappingService(salesforce.sync)
+    crm_fields = asyncio.run(service.crm_fields("crm", RecordObject.CONTACT))
+    salutation = next(f for f in crm_fields if f.name == "Salutation")
+    assert salutation.options and not salutation.restricted
+    salesforce.contacts.save(Contact(email="ada@example.com", first_name="Ada", custom_fields={"title": "Sir"}))
+    [line] = service.preview(integration, RecordObject.CONTACT, "ada@example.com",
+                             [FieldMapping("custom.title", "Salutation")], crm_fields)
+    assert (line.crm_value, line.refused, line.sent) == ("Sir", None, "Sir")

@@ -355,3 +355,31 @@ def test_keeping_a_phone_the_crm_writes_its_own_way_sends_nothing_later(
     record = drive(qtbot, hubspot.workspace.crm.get_record(hubspot.name, RecordObject.CONTACT, EMAILS[0]))
     assert record is not None
     assert (record.fields.get("firstname"), record.fields.get("phone")) == ("Adaline", "+1 212 555 0100")
+
+
+def test_the_crm_side_of_a_phone_conflict_reads_as_the_crm_holds_it(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """The CRM held "+1 212 555 0100" and the panel said it held "+12125550100", the local store's form: the
+    marketer looking the record up in the CRM saw another text than the one the panel quoted."""
+    integration = hubspot.workspace.integrations.get(hubspot.name)
+    hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "phone", ConflictRule.MANUAL)
+    sync_from_the_monitor(window, qtbot)
+    hubspot.edit_locally(EMAILS[0], phone="+14155550177")
+    hubspot.edit_in_crm(EMAILS[0], phone="+1 212 555 0100")
+    sync_from_the_monitor(window, qtbot)
+    panel = window.conflicts_panel
+    window.show_panel(CONFLICTS_ROW)
+    panel.model.refresh()
+    select(panel, EMAILS[0])
+    row = panel.table.currentIndex().row()
+    assert panel.model.index(row, ConflictColumn.CRM_VALUE).data() == "+1 212 555 0100"
+    assert panel.model.index(row, ConflictColumn.LOCAL_VALUE).data() == "+14155550177"
+    assert panel.details.values["In the CRM"].text().startswith("“+1 212 555 0100”, changed ")
+
+    # Kept, it is the same number: stored here in E.164, and the CRM keeps the salesperson's spacing.
+    resolve_with(window, qtbot, panel.keep_crm_button)
+    stored = hubspot.workspace.contacts.find(EMAILS[0])
+    assert stored is not None and stored.phone == "+12125550100"
+    record = drive(qtbot, hubspot.workspace.crm.get_record(hubspot.name, RecordObject.CONTACT, EMAILS[0]))
+    assert record is not None and record.fields.get("phone") == "+1 212 555 0100"

@@ -548,3 +548,19 @@ def test_a_local_field_column_dragged_narrower_keeps_its_width(
 
     assert panel.model.setData(panel.model.index(row, MappingColumn.DIRECTION), FieldDirection.PUSH_ONLY)
     assert panel.table.columnWidth(MappingColumn.LOCAL_FIELD) == 120
+
+
+def test_a_value_none_of_a_restricted_picklists_values_is_not_sent_in_the_preview(
+    qtbot: QtBot, salesforce: Workspace, qasync_loop: qasync.QEventLoop
+) -> None:
+    """Seen exploring: a first name mapped onto Salesforce's restricted Social Sentiment picklist previewed as
+    "Ada" sent, and the push failed the record (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST)."""
+    panel = open_panel(qtbot, salesforce)
+    row = panel.model.row_of("firstName")
+    assert row is not None
+    assert panel.model.setData(panel.model.index(row, MappingColumn.CRM_FIELD), "social_sentiment__c")
+    labels = [panel.preview_table.item(r, PreviewColumn.LOCAL_FIELD).text()
+              for r in range(panel.preview_table.rowCount())]
+    sent = panel.preview_table.item(labels.index("First name"), PreviewColumn.CRM_VALUE)
+    assert sent.text() == "not sent: 'Ada' is not one of its options (positive, neutral, negative, mixed)"
+    assert not sent.icon().isNull(), "drawn with a warning sign, as the push fails the record"
