@@ -16,6 +16,8 @@ from crm_desktop.store.models import ConversionRow, LeadRow, WorkspaceSettingRow
 
 #: Statuses of a local lead that earn it a deal in the chosen pipeline.
 DEAL_WORTHY_STATUSES = (LeadStatus.QUALIFIED, LeadStatus.CONVERTED)
+#: How a pulled conversion names the CRM lead that was converted (``lead:<id>``).
+LEAD_CONVERSION_PREFIX = "lead:"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,25 @@ class ConversionPullStore:
                 session.add(WorkspaceSettingRow(key=key, value={email: deal_id}))
             elif email not in row.value:
                 row.value = {**row.value, email: deal_id}
+
+    def converted_leads(self, integration_id: int, emails: Iterable[str]) -> dict[str, set[str]]:
+        """Per email, the ids of the CRM leads the integration reported converted (the conversions pulled from it
+        as ``lead:<id>``: a converted Salesforce Lead, read-only there from then on)."""
+        wanted = sorted(set(emails))
+        if not wanted:
+            return {}
+        with self._db.session() as session:
+            rows = session.execute(
+                select(ConversionRow.email, ConversionRow.external_id)
+                .where(ConversionRow.integration == str(integration_id), ConversionRow.email.in_(wanted),
+                       ConversionRow.external_id.startswith(LEAD_CONVERSION_PREFIX))
+            ).all()
+        converted: dict[str, set[str]] = {}
+        for email, external_id in rows:
+            lead_id = str(external_id).removeprefix(LEAD_CONVERSION_PREFIX)
+            if lead_id:
+                converted.setdefault(email, set()).add(lead_id)
+        return converted
 
     def deal_candidates(self, excluding_integration: str | None = None) -> list[DealCandidate]:
         """Qualified or converted local leads, and people with a recorded conversion (except those the given
