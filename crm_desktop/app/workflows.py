@@ -553,16 +553,10 @@ class SocialWorkflows:
         """The emails among ``emails`` whose local lead is linked to a CRM lead the integration reported converted
         (a pull recorded the conversion)."""
         assert integration.id is not None
-        converted = self._conversions.converted_leads(integration.id, emails)
-        if not converted:
-            return set()
-        leads = {email: found[0] for email in converted
-                 if (found := self.social.store.lead_by_email(email)) is not None}
+        leads = {email: found[0] for email in emails if (found := self.social.store.lead_by_email(email)) is not None}
         links = self.sync.store.links_for_local(integration.id, RecordObject.LEAD, list(leads.values()))
-        # Salesforce names a converted Lead by its 15-character id; the link keeps the 18-character one.
-        return {email for email, local_id in leads.items()
-                if (link := links.get(local_id)) is not None
-                and any(link.crm_id.startswith(lead_id) for lead_id in converted[email])}
+        linked = {email: link.crm_id for email, local_id in leads.items() if (link := links.get(local_id)) is not None}
+        return self._conversions.converted_leads(integration.id, linked)
 
     def _linked_contact(self, integration: Integration, email: str) -> bool:
         assert integration.id is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -85,23 +85,23 @@ class ConversionPullStore:
             elif email not in row.value:
                 row.value = {**row.value, email: deal_id}
 
-    def converted_leads(self, integration_id: int, emails: Iterable[str]) -> dict[str, set[str]]:
-        """Per email, the ids of the CRM leads the integration reported converted (the conversions pulled from it
-        as ``lead:<id>``: a converted Salesforce Lead, read-only there from then on)."""
-        wanted = sorted(set(emails))
-        if not wanted:
-            return {}
+    def converted_leads(self, integration_id: int, linked: Mapping[str, str]) -> set[str]:
+        """The emails among ``linked`` (email -> the id of the CRM lead it is linked to) whose CRM lead the
+        integration reported converted: a conversion pulled from it as ``lead:<id>`` (a converted Salesforce Lead,
+        read-only there from then on; it names the Lead by the first 15 characters of its 18-character id)."""
+        if not linked:
+            return set()
         with self._db.session() as session:
             rows = session.execute(
                 select(ConversionRow.email, ConversionRow.external_id)
-                .where(ConversionRow.integration == str(integration_id), ConversionRow.email.in_(wanted),
+                .where(ConversionRow.integration == str(integration_id), ConversionRow.email.in_(sorted(linked)),
                        ConversionRow.external_id.startswith(LEAD_CONVERSION_PREFIX))
             ).all()
-        converted: dict[str, set[str]] = {}
+        converted: set[str] = set()
         for email, external_id in rows:
             lead_id = str(external_id).removeprefix(LEAD_CONVERSION_PREFIX)
-            if lead_id:
-                converted.setdefault(email, set()).add(lead_id)
+            if lead_id and linked[email].startswith(lead_id):
+                converted.add(email)
         return converted
 
     def deal_candidates(self, excluding_integration: str | None = None) -> list[DealCandidate]:
