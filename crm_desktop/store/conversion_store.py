@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from crm_desktop.domain.models import LeadStatus
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import ConversionRow, LeadRow, WorkspaceSettingRow
+from crm_desktop.store.models import ContactRow, ConversionRow, LeadRow, WorkspaceSettingRow
 
 #: Statuses of a local lead that earn it a deal in the chosen pipeline.
 DEAL_WORTHY_STATUSES = (LeadStatus.QUALIFIED, LeadStatus.CONVERTED)
@@ -117,7 +117,15 @@ class ConversionPullStore:
                 select(ConversionRow.email, ConversionRow.value, ConversionRow.currency, ConversionRow.integration)
                 .order_by(ConversionRow.timestamp, ConversionRow.id)
             ).all()
-        names = {email: " ".join(p for p in (first, last) if p) or None for email, first, last in leads}
+            # Who converted as a contact (a customer, a purchase) is named as the contact is, not by the email.
+            contacts = session.execute(
+                select(ContactRow.email, ContactRow.first_name, ContactRow.last_name)
+                .where(ContactRow.email.in_(select(ConversionRow.email)))
+            ).all()
+        names = {email: " ".join(p for p in (first, last) if p) or None for email, first, last in contacts}
+        lead_names = {email: " ".join(p for p in (first, last) if p) or names.get(email)
+                      for email, first, last in leads}
+        names.update(lead_names)
         worth: dict[str, tuple[Decimal | None, str | None]] = {}
         own: set[str] = set()
         for email, value, currency, integration in conversions:
@@ -126,7 +134,7 @@ class ConversionPullStore:
                 continue
             if value is not None or email not in worth:
                 worth[email] = (value, currency)
-        ordered: Iterable[str] = dict.fromkeys([*names, *worth])
+        ordered: Iterable[str] = dict.fromkeys([*lead_names, *worth])
         return [
             DealCandidate(email, names.get(email), *worth.get(email, (None, None)))
             for email in ordered

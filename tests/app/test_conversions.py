@@ -17,7 +17,7 @@ import pytest
 from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Lead, LeadStatus, SyncDirection
+from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
@@ -234,6 +234,20 @@ def test_qualified_lead_gets_one_deal_in_the_chosen_pipeline(crms: Crms) -> None
         assert fresh.social.attribution_report(AttributionModel.LINEAR).value["EUR"] == 5000.0
     finally:
         fresh.close()
+
+
+def test_a_converted_contact_s_deal_is_titled_by_its_name(crms: Crms) -> None:
+    """A person who converted as a contact (a HubSpot customer, a purchase sent to the API), not as a lead, has
+    the deal titled by the name the contact holds, as a lead's is, not by the email."""
+    asyncio.run(crms.conversions.choose_pipeline("pipedrive", "Social leads", "New social lead"))
+    person = next(iter(crms.pipedrive.persons.values()))
+    email = str(person.emails[0]["value"]).lower()
+    crms.workspace.contacts.save(Contact(email=email, first_name="Ana", last_name="García"))
+    crms.workspace.social.record_conversion(
+        Conversion.model_validate({"email": email, "timestamp": datetime.now(UTC).isoformat()}))
+
+    made = dict(crms.pull("pipedrive").deals_created)
+    assert crms.pipedrive.deals[int(made[email])].title == "Ana García (social lead)"
 
 
 def test_a_sync_pulls_the_conversions_too(crms: Crms) -> None:
