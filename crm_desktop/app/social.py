@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crm_desktop.app.csv_export import cell_value
-from crm_desktop.app.record_files import csv_lines, json_object_lines, plain_reason, text_encoding
+from crm_desktop.app.record_files import (
+    CsvShape,
+    csv_lines,
+    json_object_lines,
+    plain_reason,
+    spreadsheet_number,
+    text_encoding,
+)
 from crm_desktop.domain.attribution import Touch, attribute, in_time_order
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
@@ -671,13 +678,18 @@ def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]] | RefusedRow]:
     """
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with contextlib.closing(csv_lines(path)) as lines:
+        shape = CsvShape()
+        with contextlib.closing(csv_lines(path, shape)) as lines:
             _, header, _ = next(lines, (1, [], None))
             names = [cell_value(name.strip()) for name in header]
             for line, cells, misfit in lines:
                 if not any(cell.strip() for cell in cells):
                     continue
                 row = {name: cell_value(cell) for name, cell in zip(names, cells, strict=False) if name}
+                for name in row:
+                    # A follower count as a spreadsheet or a social tool writes it (12,400), as contacts files.
+                    if _camel(name) == "followers" and row[name].strip():
+                        row[name] = spreadsheet_number(row[name], decimal_comma=shape.decimal_comma)
                 if misfit is None:
                     yield line, row
                 else:

@@ -29,6 +29,7 @@ from crm_desktop.domain.scoring import engagement_score
 from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message, PersonRef, normalise_username
 from crm_desktop.providers.contract import LogsTimeline, TimelineEntry, TimelineKind, TimelineResult
 from crm_desktop.providers.errors import AuthError, ProviderError
+from crm_desktop.store.conversion_store import ConversionPullStore
 from crm_desktop.store.database import Database
 from crm_desktop.store.metrics_store import MetricsStore
 from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
@@ -165,6 +166,7 @@ class SocialWorkflows:
     ) -> None:
         self.store = WorkflowStore(database)
         self._metrics = MetricsStore(database)
+        self._conversions = ConversionPullStore(database)
         self.integrations = integrations
         self.sync = sync
         self.crm = crm
@@ -403,9 +405,18 @@ class SocialWorkflows:
                 contact_of[event.id] = facts.email
         lead_of: dict[int, str] = {}
         unknown: dict[int, str] = {}
-        for event, engagement in engagements:
-            email = self._email_of(engagement)
-            if email is not None and self.social.store.lead_by_email(email) is not None:
+        engaged = {event.id: self._email_of(engagement) for event, engagement in engagements}
+        converted = self._leads_converted_in(integration, {e for e in engaged.values() if e is not None})
+        for event, _ in engagements:
+            email = engaged[event.id]
+            if email is not None and email in converted:
+                # The CRM lead is read-only since its conversion (Salesforce refuses any write to it): the contact
+                # it became carries the person's engagement, found by email when not linked yet.
+                if self.store.contact_ids([email]):
+                    contact_of[event.id] = email
+                else:
+                    batch.done[event.id] = (None, None)
+            elif email is not None and self.social.store.lead_by_email(email) is not None:
                 lead_of[event.id] = email
             elif email is not None and self.store.contact_ids([email]) and self._linked_contact(integration, email):
                 contact_of[event.id] = email  # a known contact's score changed: its engagement fields follow
@@ -537,6 +548,15 @@ class SocialWorkflows:
             self.social.store.set_lead_score(email, score.score)
             brought.add(email)
         return brought
+
+    def _leads_converted_in(self, integration: Integration, emails: set[str]) -> set[str]:
+        """The emails among ``emails`` whose local lead is linked to a CRM lead the integration reported converted
+        (a pull recorded the conversion)."""
+        assert integration.id is not None
+        leads = {email: found[0] for email in emails if (found := self.social.store.lead_by_email(email)) is not None}
+        links = self.sync.store.links_for_local(integration.id, RecordObject.LEAD, list(leads.values()))
+        linked = {email: link.crm_id for email, local_id in leads.items() if (link := links.get(local_id)) is not None}
+        return self._conversions.converted_leads(integration.id, linked)
 
     def _linked_contact(self, integration: Integration, email: str) -> bool:
         assert integration.id is not None

@@ -55,7 +55,6 @@ from crm_desktop.providers.salesforce_records import (
     PULL_FIELDS,
     SOBJECTS,
     TASK_LOOKUP_SLACK_SECONDS,
-    TASK_SUBJECT_LIMIT,
     crm_record,
     described_field,
     field_from_metadata,
@@ -96,7 +95,6 @@ from crm_desktop.providers.toolkit import (
     email_key,
     gather_or_cancel,
     match_landed,
-    one_line,
     paginate,
     parse_crm_time,
     results_in_order,
@@ -586,8 +584,10 @@ class SalesforceAdapter(AdapterBase):
         async def reconcile() -> list[TimelineResult] | None:
             waiting = [i for i in range(len(entries)) if i not in answers]
             rows = await self._query_all(tasks_since_query((entries[i].crm_id for i in waiting), started))
-            found = ((task_key(str(row.get("WhoId")), str(row.get("Subject"))), str(row["Id"])) for row in rows)
-            sent = [task_key(entry.crm_id, one_line(entry.subject, TASK_SUBJECT_LIMIT)) for entry in entries]
+            found = ((task_key(str(row.get("WhoId")), str(row.get("Subject")), str(row.get("Description") or "")),
+                      str(row["Id"])) for row in rows)
+            records = [task_record(entry) for entry in entries]
+            sent = [task_key(r["WhoId"], r["Subject"], r["Description"]) for r in records]
             for index, task_id in match_landed(waiting, sent.__getitem__, found).items():
                 answers[index] = TimelineResult(task_id)
             return [answers[i] for i in range(len(entries))] if len(answers) == len(entries) else None

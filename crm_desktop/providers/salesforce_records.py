@@ -293,9 +293,12 @@ def task_result(item: Any, sobject: str, crm_id: str) -> TimelineResult:
     return TimelineResult(None, category, f"Task on {sobject} {crm_id}: {message}")
 
 
-def task_key(who_id: str, subject: str) -> tuple[str, str]:
-    """What tells a Task apart when its answer was lost: the 15-character id of its person, and its subject."""
-    return who_id[:15], subject
+def task_key(who_id: str, subject: str, description: str) -> tuple[str, str, str]:
+    """What tells a Task apart when its answer was lost: the 15-character id of its person, its subject and its
+    description (two conversations started on one network share their subject; line ends and trailing spaces as
+    Salesforce may give them back do not count)."""
+    lines = description.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return who_id[:15], subject, "\n".join(line.rstrip() for line in lines).strip()
 
 
 def lead_conversion(row: dict[str, Any]) -> CrmConversion | None:

@@ -171,6 +171,6 @@ def tasks_since_query(who_ids: Iterable[str], since: datetime) -> str:
     """The Tasks on these Contacts or Leads (``WhoId``) created at ``since`` or later."""
     who = ", ".join(sorted({soql_quote(record_id) for record_id in who_ids}))
     return (
-        f"SELECT Id, WhoId, Subject FROM Task WHERE WhoId IN ({who}) "
+        f"SELECT Id, WhoId, Subject, Description FROM Task WHERE WhoId IN ({who}) "
         f"AND CreatedDate >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
     )

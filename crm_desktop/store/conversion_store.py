@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,10 +12,12 @@ from sqlalchemy import select
 
 from crm_desktop.domain.models import LeadStatus
 from crm_desktop.store.database import Database
-from crm_desktop.store.models import ConversionRow, LeadRow, WorkspaceSettingRow
+from crm_desktop.store.models import ContactRow, ConversionRow, LeadRow, WorkspaceSettingRow
 
 #: Statuses of a local lead that earn it a deal in the chosen pipeline.
 DEAL_WORTHY_STATUSES = (LeadStatus.QUALIFIED, LeadStatus.CONVERTED)
+#: How a pulled conversion names the CRM lead that was converted (``lead:<id>``).
+LEAD_CONVERSION_PREFIX = "lead:"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,25 @@ class ConversionPullStore:
             elif email not in row.value:
                 row.value = {**row.value, email: deal_id}
 
+    def converted_leads(self, integration_id: int, linked: Mapping[str, str]) -> set[str]:
+        """The emails among ``linked`` (email -> the id of the CRM lead it is linked to) whose CRM lead the
+        integration reported converted: a conversion pulled from it as ``lead:<id>`` (a converted Salesforce Lead,
+        read-only there from then on; it names the Lead by the first 15 characters of its 18-character id)."""
+        if not linked:
+            return set()
+        with self._db.session() as session:
+            rows = session.execute(
+                select(ConversionRow.email, ConversionRow.external_id)
+                .where(ConversionRow.integration == str(integration_id), ConversionRow.email.in_(sorted(linked)),
+                       ConversionRow.external_id.startswith(LEAD_CONVERSION_PREFIX))
+            ).all()
+        converted: set[str] = set()
+        for email, external_id in rows:
+            lead_id = str(external_id).removeprefix(LEAD_CONVERSION_PREFIX)
+            if lead_id and linked[email].startswith(lead_id):
+                converted.add(email)
+        return converted
+
     def deal_candidates(self, excluding_integration: str | None = None) -> list[DealCandidate]:
         """Qualified or converted local leads, and people with a recorded conversion (except those the given
         integration itself reported), oldest first."""
@@ -96,7 +117,15 @@ class ConversionPullStore:
                 select(ConversionRow.email, ConversionRow.value, ConversionRow.currency, ConversionRow.integration)
                 .order_by(ConversionRow.timestamp, ConversionRow.id)
             ).all()
-        names = {email: " ".join(p for p in (first, last) if p) or None for email, first, last in leads}
+            # Who converted as a contact (a customer, a purchase) is named as the contact is, not by the email.
+            contacts = session.execute(
+                select(ContactRow.email, ContactRow.first_name, ContactRow.last_name)
+                .where(ContactRow.email.in_(select(ConversionRow.email)))
+            ).all()
+        names = {email: " ".join(p for p in (first, last) if p) or None for email, first, last in contacts}
+        lead_names = {email: " ".join(p for p in (first, last) if p) or names.get(email)
+                      for email, first, last in leads}
+        names.update(lead_names)
         worth: dict[str, tuple[Decimal | None, str | None]] = {}
         own: set[str] = set()
         for email, value, currency, integration in conversions:
@@ -105,7 +134,7 @@ class ConversionPullStore:
                 continue
             if value is not None or email not in worth:
                 worth[email] = (value, currency)
-        ordered: Iterable[str] = dict.fromkeys([*names, *worth])
+        ordered: Iterable[str] = dict.fromkeys([*lead_names, *worth])
         return [
             DealCandidate(email, names.get(email), *worth.get(email, (None, None)))
             for email in ordered

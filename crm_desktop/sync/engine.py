@@ -25,6 +25,7 @@ from crm_desktop.providers.errors import (
     ProviderError,
     TransientError,
 )
+from crm_desktop.store.conversion_store import ConversionPullStore
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import EmailTakenError
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, RefusedWrite, SyncStore
@@ -346,6 +347,7 @@ class SyncEngine:
         #: Values from outside the record (the engagement summary) and the note a pushed record carries.
         self.extras = extras
         self.store = store
+        self._conversions = ConversionPullStore(store.db)
         self.integration = integration
         self.integration_id: int = integration.id
         self.adapter = adapter
@@ -852,6 +854,7 @@ class SyncEngine:
         noted: set[str] = set()  # the emails whose record carries a note
         refusals = {} if run.resend_refused else self.store.refused_writes(
             self.integration_id, obj, list(records), REFUSAL_CATEGORIES)
+        converted = self._converted_leads(obj, records, links)
         for local_id in ids:
             local = records.get(local_id)
             if local is None:
@@ -865,6 +868,11 @@ class SyncEngine:
             if planned_out is None:
                 assert link is not None
                 unchanged.append((local, link))
+            elif local.record.email in converted:
+                change, entry = _skip(obj, local.record.email, link.crm_id if link else None, None,
+                                      self._converted_reason(), Side.CRM)
+                run.plan.add(change)
+                run.log.append(entry)
             elif (refusal := refusals.get(local_id)) is not None and _refused_as_is(refusal, local, planned_out):
                 change, entry = _skip(obj, local.record.email, link.crm_id if link else None, None,
                                       self._refused_reason(refusal), Side.CRM)
@@ -1058,6 +1066,21 @@ class SyncEngine:
             if note:
                 notes[local_id] = note
         return notes
+
+    def _converted_leads(self, obj: RecordObject, records: dict[int, LocalRecord], links: dict[int, Link]) -> set[str]:
+        """The emails of the leads among ``records`` linked to a CRM lead this integration reported converted (a
+        pull recorded the conversion): Salesforce refuses every write to a converted Lead."""
+        if obj is not RecordObject.LEAD:
+            return set()
+        linked = {local.record.email: link.crm_id for local_id, local in records.items()
+                  if (link := links.get(local_id)) is not None and not link.deleted_in_crm}
+        return self._conversions.converted_leads(self.integration_id, linked)
+
+    def _converted_reason(self) -> str:
+        """Why a converted lead's changes are not sent, as the run's plan and record log say it."""
+        crm = self.integration.provider.label
+        return (f"converted in {crm}, which lets no one change a converted lead: not sent (the person's contact "
+                f"is synced as a contact)")
 
     def _refused_reason(self, refusal: RefusedWrite) -> str:
         """Why a record the CRM refused is not sent again, as the run's plan and record log say it."""

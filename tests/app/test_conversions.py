@@ -15,13 +15,16 @@ import httpx
 import pytest
 
 from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
+from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
-from crm_desktop.domain.models import Lead, LeadStatus
+from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
-from crm_desktop.store.models import WorkspaceSettingRow
+from crm_desktop.store.models import SyncRunStatus, WorkspaceSettingRow
+from crm_desktop.sync.plan import ChangeAction
 from tests.support.cli_runs import workspace_at
 from tests.support.served_crms import served_crms
 
@@ -92,6 +95,31 @@ def test_salesforce_converted_lead_is_pulled_once_and_credited(crms: Crms) -> No
     # A converted lead cannot be converted again: Salesforce's own refusal.
     refused = crms.salesperson(crms.salesforce, "convert-lead", {"email": email})
     assert refused.status_code == 400 and "CANNOT_UPDATE_CONVERTED_LEAD" in refused.text
+
+
+def test_a_lead_converted_in_salesforce_is_not_pushed_again(crms: Crms) -> None:
+    """Salesforce refuses every write to a converted Lead (CANNOT_UPDATE_CONVERTED_LEAD): once its conversion is
+    pulled, a change to the local lead (a new score, an edit) is skipped with the reason, not failed at every run."""
+    workspace = crms.workspace
+    lead_id = workspace.leads.save(Lead(email="lea@example.com", first_name="Lea", last_name="Park",
+                                        company="Park AG")).id
+    first = asyncio.run(workspace.sync.sync("salesforce", SyncDirection.PUSH))
+    assert first.counts["created"] == 1, first
+    answer = crms.salesperson(crms.salesforce, "convert-lead", {"email": "lea@example.com"})
+    assert answer.status_code == 200, answer.text
+    assert crms.pull("salesforce").created == 1
+
+    people = PeopleService(workspace.database, workspace.social, workspace.sync)
+    people.edit(RecordObject.LEAD, lead_id, {"company": "Park & Co"})
+    planned = asyncio.run(workspace.sync.sync("salesforce", SyncDirection.PUSH, dry_run=True))
+    after = asyncio.run(workspace.sync.sync("salesforce", SyncDirection.PUSH))
+    for result in (planned, after):
+        assert result.status is SyncRunStatus.SUCCEEDED, result.failures
+        assert result.counts["failed"] == 0
+        [skip] = [c for c in result.plan.changes if c.email == "lea@example.com"]
+        assert skip.action is ChangeAction.SKIP and "converted in Salesforce" in skip.reason
+    [converted] = [r for r in crms.salesforce.records["Lead"].values() if r.get("Email") == "lea@example.com"]
+    assert converted["Company"] == "Park AG"
 
 
 def test_hubspot_lifecycle_customer_is_a_conversion(crms: Crms) -> None:
@@ -206,6 +234,20 @@ def test_qualified_lead_gets_one_deal_in_the_chosen_pipeline(crms: Crms) -> None
         assert fresh.social.attribution_report(AttributionModel.LINEAR).value["EUR"] == 5000.0
     finally:
         fresh.close()
+
+
+def test_a_converted_contact_s_deal_is_titled_by_its_name(crms: Crms) -> None:
+    """A person who converted as a contact (a HubSpot customer, a purchase sent to the API), not as a lead, has
+    the deal titled by the name the contact holds, as a lead's is, not by the email."""
+    asyncio.run(crms.conversions.choose_pipeline("pipedrive", "Social leads", "New social lead"))
+    person = next(iter(crms.pipedrive.persons.values()))
+    email = str(person.emails[0]["value"]).lower()
+    crms.workspace.contacts.save(Contact(email=email, first_name="Ana", last_name="García"))
+    crms.workspace.social.record_conversion(
+        Conversion.model_validate({"email": email, "timestamp": datetime.now(UTC).isoformat()}))
+
+    made = dict(crms.pull("pipedrive").deals_created)
+    assert crms.pipedrive.deals[int(made[email])].title == "Ana García (social lead)"
 
 
 def test_a_sync_pulls_the_conversions_too(crms: Crms) -> None:

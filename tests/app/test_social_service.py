@@ -255,6 +255,28 @@ def test_a_csv_of_conversations_and_messages_is_read_by_its_columns(service: Soc
     assert (score.interactions, score.followers) == (3, 3400)
 
 
+@pytest.mark.parametrize(("header", "row", "followers"), [
+    ("conversationId,platform,startedAt,email,username,followers",
+     'x-1,twitter,2026-11-20T08:00:00Z,ana@example.com,ana,"12,400"', 12400),
+    ("conversationId;platform;startedAt;email;username;followers",
+     "x-1;twitter;2026-11-20T08:00:00Z;ana@example.com;ana;12.400", 12400),
+    ("conversationId,platform,startedAt,email,username,followers",
+     "x-1,twitter,2026-11-20T08:00:00Z,ana@example.com,ana,12 400", 12400),
+])
+def test_a_file_s_followers_are_read_as_a_spreadsheet_writes_them(
+    service: SocialService, tmp_path: Path, header: str, row: str, followers: int
+) -> None:
+    """A social tool's export groups thousands as a contacts file does (``12,400``; ``12.400`` in a file separated
+    by ``;``): the count is read, as a contacts import reads it, not refused as not a whole number."""
+    conversations = tmp_path / "conversations.csv"
+    conversations.write_text(f"{header}\n{row}\n", encoding="utf-8")
+
+    report = service.import_file(conversations)
+
+    assert (report.created, report.refused) == (1, [])
+    assert service.engagement_score(PersonRef(email="ana@example.com")).followers == followers
+
+
 def test_a_jsonl_line_nested_too_deeply_is_refused_and_the_others_recorded(
     service: SocialService, tmp_path: Path
 ) -> None:

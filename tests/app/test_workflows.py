@@ -327,6 +327,35 @@ def test_an_engagement_of_a_lead_updates_the_crm_lead(tmp_path: Path, provider: 
     run_desk(tmp_path, provider, scenario)
 
 
+def test_an_engagement_of_a_lead_converted_in_salesforce_updates_its_contact(tmp_path: Path) -> None:
+    """A converted Lead is read-only in Salesforce (CANNOT_UPDATE_CONVERTED_LEAD): once a pull has recorded the
+    conversion, the person's engagement goes to the contact the Lead became, not to the Lead."""
+
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        lead = Lead(email="lea@example.com", first_name="Lea", last_name="Park", company="Park AG",
+                    social_context=SocialContext(platform="twitter"))
+        await desk.post("/api/crm/integrations/crm/leads/sync", lead.to_wire())
+        await desk.settled()
+        async with httpx.AsyncClient() as rep:
+            converted = await rep.post(f"{desk.sandbox.base_url}/__sandbox__/salesperson/convert-lead",
+                                       json={"email": "lea@example.com"})
+            assert converted.status_code == 200, converted.text
+        pulled = await desk.workspace.sync.conversions.pull("crm")
+        assert pulled.created == 1
+        await desk.post("/api/social/engagements", {
+            "platform": "twitter", "type": "share", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+            "campaign": "black-friday", "user": {"email": "lea@example.com"}})
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.FAILED] == 0, desk.server.workflows.store.failures(1)
+        score = desk.workspace.social.engagement_score(PersonRef(email="lea@example.com")).score
+        [contact] = [r for r in desk.sandbox.records["Contact"].values()  # type: ignore[attr-defined]
+                     if r.get("Email") == "lea@example.com"]
+        assert contact["social_engagement_score__c"] == score
+
+    run_desk(tmp_path, "salesforce", scenario)
+
+
 def test_an_engagement_of_a_lead_only_the_crm_has_updates_that_lead_once(tmp_path: Path, provider: str) -> None:
     async def scenario(desk: Desk) -> None:
         # The lead is put in the CRM by another workspace: this app has no lead, contact or link of that person.

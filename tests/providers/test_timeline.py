@@ -127,3 +127,47 @@ def test_a_lost_answer_is_looked_up_not_written_twice(provider: str) -> None:
 
     asyncio.run(scenario())
     assert len(timeline_of(sandbox, provider)) == 2
+
+
+class DroppingTransport(httpx.AsyncBaseTransport):
+    """Forwards to the sandbox; the first request ``drop`` picks never reaches it, and its connection fails as one
+    whose answer was lost does (the client cannot tell the two apart)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.drop: Callable[[httpx.Request], bool] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.drop is not None and self.drop(request):
+            self.drop = None
+            raise httpx.ReadError("connection reset before the server read the write", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_lost_write_is_not_taken_for_an_earlier_entry_of_the_same_subject(provider: str) -> None:
+    """Two conversations a person started on one network minutes apart have entries of one subject: when the
+    second's write is lost before it landed, the look-up must not take the first's entry for it."""
+    sandbox = make_sandbox(provider)
+    path = {"salesforce": "/composite/sobjects", "hubspot": "/notes/batch/create", "pipedrive": "/activities"}[provider]
+    transport = DroppingTransport(sandbox.transport())
+    first_at, second_at = datetime(2026, 11, 20, 10, 1, tzinfo=UTC), datetime(2026, 11, 20, 10, 4, tzinfo=UTC)
+
+    async def scenario() -> None:
+        adapter, crm_id = await person(provider, sandbox, transport)
+        [first] = await adapter.log_timeline(RecordObject.CONTACT, [
+            TimelineEntry(crm_id, "Conversation started on Twitter", "Conversation: tw-1", first_at,
+                          TimelineKind.CONVERSATION_STARTED)])
+        transport.drop = lambda request: request.method == "POST" and request.url.path.endswith(path)
+        [second] = await adapter.log_timeline(RecordObject.CONTACT, [
+            TimelineEntry(crm_id, "Conversation started on Twitter", "Conversation: tw-2", second_at,
+                          TimelineKind.CONVERSATION_STARTED)])
+        assert transport.drop is None  # the second write was dropped once
+        assert first.ok and second.ok
+        assert second.entry_id != first.entry_id
+        await adapter.aclose()
+
+    asyncio.run(scenario())
+    bodies = [row["body"] for row in timeline_of(sandbox, provider)]
+    assert len(bodies) == 2
+    assert any("tw-2" in body for body in bodies)
