@@ -112,7 +112,9 @@ def test_keys_the_crm_refuses_never_replace_working_ones(desk: Desk, provider: P
     several = " and " in words
     kept = "they were not saved, and the stored ones stay" if several else "it was not saved, and the stored one stays"
     assert text.startswith(f"{crm} refused {words}: {kept}.\n"), text
-    assert "(401" in text or "invalid_grant" in text, "what the CRM said"
+    said = text.split("\n")[1]
+    assert "(401" in said or "invalid_grant" in said, "what the CRM said"
+    assert said.count(crm) == 1, f"what the CRM said names it once: {said}"
     assert sorted(dialog.invalid_fields()) == sorted(keys), "the refused keys are marked"
     for typed in keys.values():
         assert typed not in text
