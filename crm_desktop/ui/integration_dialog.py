@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from crm_desktop.app.crm_actions import ConnectionInfo, CrmActions, IntegrationUpdate, crm_unreachable
 from crm_desktop.app.errors import (
@@ -509,8 +510,9 @@ class IntegrationDialog(QDialog):
             return
         finally:
             self._saving = None
-            self.progress_label.hide()
-            self.button_box.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
+            if isValid(self):  # a Cancel while testing closes (and deletes) the dialog
+                self.progress_label.hide()
+                self.button_box.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
         self.connection = update.connection
         self._close_saved(update.integration)
 

@@ -167,3 +167,15 @@ def test_keys_the_crm_cannot_be_asked_about_are_saved_only_when_the_marketer_say
     stored = desk.stored(Provider.PIPEDRIVE)
     assert stored is not None and stored["apiToken"] == new_token
     assert dialog.connection is None
+
+
+def test_cancel_while_new_keys_are_tested_saves_nothing(desk: Desk, qtbot: QtBot) -> None:
+    working = desk.stored(Provider.HUBSPOT)
+    right = desk.crms.hubspot.credentials()["token"]
+    dialog = desk.edit(Provider.HUBSPOT, {"token": right + "x"})
+    assert dialog.saving and dialog.progress_label.text() == "Testing the new Private-app token with HubSpot…"
+    assert not dialog.button_box.button(QDialogButtonBox.StandardButton.Ok).isEnabled(), "one save at a time"
+    click(dialog.button_box.button(QDialogButtonBox.StandardButton.Cancel))
+    assert desk.panel.dialog is None
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    assert desk.stored(Provider.HUBSPOT) == working
