@@ -25,9 +25,15 @@ from crm_desktop.providers.contract import (
     OutboundRecord,
     RecordResult,
 )
-from crm_desktop.providers.errors import ConfigurationError, CrmAccountChangedError, ProviderError
+from crm_desktop.providers.errors import (
+    ConfigurationError,
+    CrmAccountChangedError,
+    ProviderError,
+    RateLimitError,
+    TransientError,
+)
 from crm_desktop.providers.factory import build_adapter, default_record_mappers
-from crm_desktop.providers.network import NetworkSettings
+from crm_desktop.providers.network import NetworkSettings, NetworkSetupError
 from crm_desktop.providers.signin import BrowserOpener, salesforce_sign_in
 from crm_desktop.store.process_owner import CONTACTS_PUSH, LEADS_PUSH, lock_owner
 from crm_desktop.store.sync_store import SyncStore
@@ -42,7 +48,9 @@ logger = logging.getLogger(__name__)
 #: desktop takes a lock over as left by a crash (``LOCK_STALE_AFTER``).
 PUSH_HEARTBEAT_SECONDS = 60.0
 
-__all__ = ["ConnectionInfo", "CrmActions", "CrmRecord", "PushReport", "RecordResult"]
+__all__ = [
+    "ConnectionInfo", "CrmActions", "CrmRecord", "IntegrationUpdate", "PushReport", "RecordResult", "crm_unreachable",
+]
 
 
 @dataclass
@@ -100,6 +108,12 @@ class IntegrationUpdate:
     connection: ConnectionInfo | None
     credentials_replaced: bool
     needs_sign_in: bool
+
+
+def crm_unreachable(error: BaseException) -> bool:
+    """Whether a connection test failed for want of an answer (network, proxy or certificate, server errors, rate
+    limits) rather than by a refusal of the credentials: they were then not tested, neither good nor bad."""
+    return isinstance(error, TransientError | RateLimitError | NetworkSetupError)
 
 
 AdapterFactory = Callable[[Integration, dict[str, Any] | None], CrmAdapter]
@@ -362,11 +376,35 @@ class CrmActions:
         if unknown:
             raise ValueError(f"cannot change {', '.join(sorted(unknown))} of an integration here")
         edited = Integration(**(current.model_dump(by_alias=False) | changes))
+        return await self.save_edit(current, edited, credentials)
+
+    async def save_edit(
+        self, current: Integration, edited: Integration, credentials: dict[str, Any] | None = None, *,
+        untested: bool = False,
+    ) -> IntegrationUpdate:
+        """Save ``edited`` over ``current`` (same id), testing new credentials, or the stored ones at a new address,
+        against the CRM first: what the CRM refuses is not saved, and the stored credentials stay.
+
+        This is what ``integration update`` and the Integrations panel's Edit… both do.
+
+        Args:
+            current: the integration as stored.
+            edited: the same integration with the person's changes (its id kept).
+            credentials: new credentials, replacing the stored ones (``None``: keep them).
+            untested: save without asking the CRM; only after the person chose to, the CRM being out of reach
+                (:func:`crm_unreachable`).
+
+        Raises:
+            CredentialsError: the new credentials do not fit the CRM.
+            DuplicateNameError: the new name is taken.
+            AuthError: the CRM refused the credentials (nothing saved).
+            ProviderError: the CRM could not be reached or answered otherwise (nothing saved).
+        """
         checked = self.integrations.check_credentials(edited, credentials) if credentials is not None else None
         moved = edited.base_url != current.base_url or edited.domain != current.domain
         to_test = checked if checked is not None else (self.integrations.credentials(current) if moved else None)
         info: ConnectionInfo | None = None
-        if to_test is not None and not needs_sign_in(edited.provider, to_test):
+        if not untested and to_test is not None and not needs_sign_in(edited.provider, to_test):
             tested: dict[str, Any] = dict(to_test)
 
             def keep_refreshed(refreshed: dict[str, Any]) -> None:

@@ -691,10 +691,18 @@ class SyncService:
         return sum(self.store.count_changed_local(integration.id, obj) for obj in RecordObject
                    if self.mappings(integration, obj))
 
-    async def run_due(self, trigger: SyncTrigger = SyncTrigger.SCHEDULED) -> list[tuple[str, SyncResult | Exception]]:
-        """Run every due sync once; failures are returned, not raised."""
+    async def run_due(
+        self, trigger: SyncTrigger = SyncTrigger.SCHEDULED, *, on_start: Callable[[str], object] | None = None
+    ) -> list[tuple[str, SyncResult | Exception]]:
+        """Run every due sync once, one after another; failures are returned, not raised.
+
+        Args:
+            on_start: told each integration's name as its sync starts (the others of the batch wait their turn).
+        """
         outcomes: list[tuple[str, SyncResult | Exception]] = []
         for item in self.due():
+            if on_start is not None:
+                on_start(item.integration.name)
             try:
                 result = await self.sync(item.integration.name, item.direction, trigger)
                 outcomes.append((item.integration.name, result))

@@ -46,6 +46,7 @@ from crm_desktop.providers.hubspot_errors import (
     answered,
     body_of,
     classify_hubspot,
+    named_once,
     record_failure,
     record_gone,
 )
@@ -266,7 +267,7 @@ class HubSpotAdapter(AdapterBase):
                     return existing
             category, message = record_failure(body_of(response), response.status_code, f"property {name}")
             raise errors.RequestRejectedError(
-                f"HubSpot: {message}", status=response.status_code, category=category, code=str(category)
+                named_once(message), status=response.status_code, category=category, code=str(category)
             )
 
         return await write_or_reconcile(

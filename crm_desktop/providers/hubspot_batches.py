@@ -14,7 +14,7 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
 from crm_desktop.providers import errors
 from crm_desktop.providers.contract import RecordResult, TimelineResult
 from crm_desktop.providers.http import AmbiguousWriteError, HttpCore
-from crm_desktop.providers.hubspot_errors import body_of, classify_batch_update, record_failure
+from crm_desktop.providers.hubspot_errors import body_of, classify_batch_update, named_once, record_failure
 from crm_desktop.providers.hubspot_records import LEAD_TO_PRIMARY_CONTACT, association_to
 from crm_desktop.providers.toolkit import (
     WriteGate,
@@ -252,7 +252,7 @@ def note_results(
     contact): its id, HubSpot's refusal, or a server failure where the answer does not list it."""
     if status >= 400 and not payload.get("results"):
         category, message = record_failure(payload, status, "notes")
-        return {index: TimelineResult(None, category, f"HubSpot: {message}") for index in waiting}
+        return {index: TimelineResult(None, category, named_once(message)) for index in waiting}
     answers: dict[int, TimelineResult] = {}
     for result in payload.get("results") or []:
         trace = str(result.get("objectWriteTraceId")) if isinstance(result, dict) else ""
@@ -264,7 +264,7 @@ def note_results(
             if str(trace).isdigit() and int(trace) in contacts:
                 label = f"note on contact {contacts[int(trace)]}"
                 category, message = record_failure(error, status, label)
-                answers[int(trace)] = TimelineResult(None, category, f"HubSpot: {message}")
+                answers[int(trace)] = TimelineResult(None, category, named_once(message))
     for index in waiting:
         answers.setdefault(index, TimelineResult(None, ErrorCategory.SERVER, "HubSpot's answer did not list this note"))
     return answers

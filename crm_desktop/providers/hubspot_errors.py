@@ -35,7 +35,7 @@ def answered(response: httpx.Response, what: str) -> dict[str, Any]:
     """
     if response.status_code >= 400:
         category, message = record_failure(body_of(response), response.status_code, what)
-        raise errors.RequestRejectedError(f"HubSpot: {message}", status=response.status_code, category=category)
+        raise errors.RequestRejectedError(named_once(message), status=response.status_code, category=category)
     return body_of(response)
 
 
@@ -97,6 +97,12 @@ _CATEGORY_OF: dict[str, ErrorCategory] = {
 }
 
 
+def named_once(message: str) -> str:
+    """``HubSpot: <message>`` for a message shown without its record's context, unless it names HubSpot already
+    (``already exists in HubSpot``)."""
+    return message if "HubSpot" in message else f"HubSpot: {message}"
+
+
 def record_failure(error: dict[str, Any], status: int | None, label: str) -> tuple[ErrorCategory, str]:
     """The category and the sentence (record, field, reason) of one refused record."""
     code = str(error.get("category") or "")
@@ -124,7 +130,7 @@ def record_failure(error: dict[str, Any], status: int | None, label: str) -> tup
     return category, f"{label}: {message[:300] or 'refused by HubSpot'}"
 
 
-_EXPIRED_TOKEN = "the HubSpot token has expired and a private-app token cannot be refreshed"
+_EXPIRED_TOKEN = "the token has expired and a private-app token cannot be refreshed"
 
 
 def classify_hubspot(response: httpx.Response) -> Verdict:
@@ -178,7 +184,7 @@ def classify_hubspot(response: httpx.Response) -> Verdict:
             reason=f"{(policy or 'rate').lower()} limit reached (429)",
         )
     if status >= 500 or status == 423:
-        wait, reason = retry_after_seconds(response), f"HubSpot server error ({status})"
+        wait, reason = retry_after_seconds(response), f"server error ({status})"
         return Verdict(Decision.RETRY, ErrorCategory.SERVER, wait=wait, code=category, reason=reason)
     if status == 409:
         existing = _EXISTING_ID.search(str(body.get("message") or ""))

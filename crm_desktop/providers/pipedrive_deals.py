@@ -157,9 +157,9 @@ class PipedriveDeals:
         try:
             created = await self._post_once(ACTIVITIES_PATH, body, find)
         except (errors.AuthError, errors.PermissionRefusedError, errors.RateLimitError, errors.TransientError) as exc:
-            return TimelineResult(None, exc.category, f"Pipedrive: {what}: {exc}")
+            return TimelineResult(None, exc.category, f"Pipedrive: {what}: {_reason(exc)}")
         except errors.RequestRejectedError as exc:
-            return TimelineResult(None, exc.category, f"Pipedrive: {what}: {exc}")
+            return TimelineResult(None, exc.category, f"Pipedrive: {what}: {_reason(exc)}")
         return TimelineResult(str(created["id"]))
 
     # -- conversions and deals --
@@ -247,3 +247,8 @@ class PipedriveDeals:
         if value is not None and currency:
             body.update(value=float(value), currency=currency)
         return await self._open_deal(person_id, body)
+
+
+def _reason(error: errors.ProviderError) -> str:
+    """The error's sentence without the "Pipedrive: " the shared core puts first (the caller names Pipedrive)."""
+    return str(error).removeprefix("Pipedrive: ")

@@ -121,9 +121,8 @@ def refused_action(response: httpx.Response) -> str:
     return f"{_ACTIONS.get(request.method, 'use')} {words[0]}" if words else "do this"
 
 
-_TOKEN_REFUSED = (
-    "Pipedrive refused the API token (401); copy the current token from Pipedrive's Personal preferences > API"
-)
+#: The shared core puts "Pipedrive: " in front of a reason: it does not name Pipedrive again.
+_TOKEN_REFUSED = "the API token was refused (401); copy the current one from Personal preferences > API"
 
 
 def classify_pipedrive(response: httpx.Response) -> Verdict:

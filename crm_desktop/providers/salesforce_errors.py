@@ -77,10 +77,10 @@ def _fatal_request_reason(code: str, errors: list[dict[str, Any]]) -> str:
                     f"{match.group(2)} has no field {match.group(1)} (INVALID_FIELD): a Salesforce admin must create "
                     "it, or remove it from the field mapping"
                 )
-        return "Salesforce refused a field name (INVALID_FIELD): check the field mapping against the org's fields"
+        return "a field name was refused (INVALID_FIELD): check the field mapping against the org's fields"
     if code == "INVALID_QUERY_LOCATOR":
-        return "Salesforce expired the query's cursor (INVALID_QUERY_LOCATOR); run the pull again"
-    return f"Salesforce refused a query CRM Desktop built ({code}); this is a bug, please report it"
+        return "the query's cursor expired (INVALID_QUERY_LOCATOR); run the pull again"
+    return f"a query CRM Desktop built was refused ({code}); this is a bug, please report it"
 
 
 def _refused_object(response: httpx.Response) -> str:
@@ -123,7 +123,7 @@ def _permission_verdict(response: httpx.Response, code: str) -> Verdict:
         Decision.FATAL,
         ErrorCategory.PERMISSION,
         code=code or "FORBIDDEN",
-        reason=f"the Salesforce integration user lacks a permission{what} ({code or 403}): "
+        reason=f"the integration user lacks a permission{what} ({code or 403}): "
         + permission_hint(code, sobject, tooling=tooling),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -16,17 +17,29 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
-from crm_desktop.app.errors import CredentialsError, DuplicateNameError, InvalidRecordError, NotFoundError, VaultError
+from crm_desktop.app.crm_actions import ConnectionInfo, CrmActions, IntegrationUpdate, crm_unreachable
+from crm_desktop.app.errors import (
+    AuthError,
+    CredentialsError,
+    DuplicateNameError,
+    InvalidRecordError,
+    NotFoundError,
+    VaultError,
+)
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.record_files import plain_reason
 from crm_desktop.domain.credentials import validate_credentials
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
 from crm_desktop.ui.integrations_model import CRM_NAMES, DIRECTION_NAMES, CredentialsState, credentials_state
+from crm_desktop.ui.tasks import BackgroundTasks
+from crm_desktop.ui.wording import error_sentence
 
 logger = logging.getLogger(__name__)
 
@@ -123,13 +136,21 @@ class IntegrationDialog(QDialog):
     Secrets typed here go straight to :class:`IntegrationService` (and so to the OS keyring) and are cleared
     from the fields once saved. In edit mode a blank secret field keeps what the keyring already holds.
 
+    With ``crm`` given, an edit is saved as ``crm-desktop integration update`` saves it (:meth:`CrmActions.save_edit`):
+    new keys, or the stored ones at a new address, are tested against the CRM first, as a task on the app's loop;
+    keys the CRM refuses are not saved (the stored ones stay) and the dialog says which and why, staying open; when
+    the CRM cannot be reached, it asks whether to save them untested.
+
     Attributes:
         provider_combo, name_edit, description_edit, base_url_edit, domain_edit: the integration's fields.
         credential_edits: per CRM, the line edit of each credential by its key.
         direction_combo, interval_spin, auto_sync_check: the sync settings.
         error_label: the inline error, naming the field.
+        progress_label: says that the new keys are being tested with the CRM.
         button_box: OK (Add integration / Save changes) and Cancel.
         saved_integration: what was saved, once the dialog is accepted.
+        connection: what the CRM said when an edit's keys were tested (``None``: not tested).
+        save_untested_box: the question whether to save keys the CRM could not be asked about, while it is open.
 
     Signals:
         saved(Integration): emitted after a successful add or update.
@@ -142,11 +163,19 @@ class IntegrationDialog(QDialog):
         service: IntegrationService,
         integration: Integration | None = None,
         parent: QWidget | None = None,
+        *,
+        crm: CrmActions | None = None,
+        tasks: BackgroundTasks | None = None,
     ) -> None:
         super().__init__(parent)
         self._service = service
         self._original = integration
+        self._crm = crm
+        self._tasks = tasks if tasks is not None else BackgroundTasks()
+        self._saving: asyncio.Task[None] | None = None
         self.saved_integration: Integration | None = None
+        self.connection: ConnectionInfo | None = None
+        self.save_untested_box: QMessageBox | None = None
         self._has_stored_credentials = (
             integration is not None and credentials_state(service, integration) is CredentialsState.STORED
         )
@@ -209,6 +238,10 @@ class IntegrationDialog(QDialog):
         self.error_label.setObjectName("dialogError")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("dialogHint")
+        self.progress_label.setWordWrap(True)
+        self.progress_label.hide()
 
         self.button_box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         ok = self.button_box.button(QDialogButtonBox.StandardButton.Ok)
@@ -223,6 +256,7 @@ class IntegrationDialog(QDialog):
         layout.addWidget(credentials_box)
         layout.addWidget(sync_box)
         layout.addWidget(self.error_label)
+        layout.addWidget(self.progress_label)
         layout.addWidget(self.button_box)
         # Enter saves. Set once the button is in the dialog: set before, the dialog never learns it is its default,
         # so Cancel, once tabbed over, stays the default and Enter in a field would throw the form away.
@@ -371,10 +405,15 @@ class IntegrationDialog(QDialog):
 
     def accept(self) -> None:
         """Validate and save; on a problem show it inline, name the field, and stay open."""
+        if self.saving:
+            return
         self._clear_marks()
         try:
             integration = self._integration()
             credentials = self._credentials(integration)
+            if self._original is not None and self._crm is not None:
+                self._start_saving(self._original, integration, credentials, untested=False)
+                return
             if self._original is None:
                 saved = self._service.add(integration, credentials)
             else:
@@ -391,14 +430,146 @@ class IntegrationDialog(QDialog):
         except (VaultError, NotFoundError) as exc:
             self._show_problems([FormProblem("", "", str(exc))])
             return
+        self._close_saved(saved)
+
+    def _close_saved(self, saved: Integration) -> None:
         self._clear_secrets()
         self.saved_integration = saved
         logger.info("integration %s saved from the dialog", saved.name)
         self.saved.emit(saved)
         super().accept()
 
+    @property
+    def saving(self) -> bool:
+        """Whether an edit is being tested against the CRM and saved."""
+        return self._saving is not None and not self._saving.done()
+
+    def _start_saving(
+        self, current: Integration, edited: Integration, credentials: dict[str, Any] | None, *, untested: bool
+    ) -> None:
+        what = self._keys_words(current, edited)
+        if untested:
+            self.progress_label.setText("Saving…")
+        else:
+            self.progress_label.setText(f"Testing {what} with {CRM_NAMES[edited.provider]}…")
+        self.progress_label.show()
+        self.button_box.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+        self._saving = self._tasks.start(
+            self._save_edit(current, edited, credentials, untested=untested), name=f"save integration {current.name}"
+        )
+
+    def _keys_words(self, current: Integration, edited: Integration) -> str:
+        """``the new API token``, ``the new Access token and Refresh token``, ``the stored keys at the new Base URL``
+        (what an edit's test is about)."""
+        labels = {field.key: field.label for field in CREDENTIAL_FIELDS[edited.provider]}
+        typed = [labels[key] for key in self._typed_credentials()]
+        if typed:
+            return "the new " + (", ".join(typed[:-1]) + " and " + typed[-1] if len(typed) > 1 else typed[0])
+        moved = [FIELD_LABELS[name] for name in self._keys_fields(current, edited)]
+        return f"the stored keys at the new {' and '.join(moved)}"
+
+    def _keys_fields(self, current: Integration, edited: Integration) -> list[str]:
+        """The wire names of the fields whose change is being tested."""
+        typed = list(self._typed_credentials())
+        if typed:
+            return typed
+        return [name for name, changed in (("baseUrl", edited.base_url != current.base_url),
+                                           ("domain", edited.domain != current.domain)) if changed]
+
+    async def _save_edit(
+        self, current: Integration, edited: Integration, credentials: dict[str, Any] | None, *, untested: bool
+    ) -> None:
+        assert self._crm is not None
+        crm = CRM_NAMES[edited.provider]
+        what = self._keys_words(current, edited)
+        several = " and " in what or what.startswith("the stored keys")
+        try:
+            update: IntegrationUpdate = await self._crm.save_edit(current, edited, credentials, untested=untested)
+        except AuthError as exc:
+            if credentials is None:
+                kept = "nothing was saved"
+            else:
+                kept = f"{'they were' if several else 'it was'} not saved, and the stored "
+                kept += "ones stay" if several else "one stays"
+            self._show_refusal(
+                f"{crm} refused {what}: {kept}.\n{str(exc).rstrip('.')}.\n"
+                f"Correct {'them' if several else 'it'} and save again, or Cancel.",
+                self._keys_fields(current, edited),
+            )
+            logger.info("edit of integration %s refused by the CRM", current.name)
+            return
+        except Exception as exc:  # every failure is a sentence in the dialog, which stays open, never a crash
+            if crm_unreachable(exc):
+                self._ask_save_untested(current, edited, credentials, crm, what, exc)
+                return
+            problems = self._save_problems(exc)
+            if problems is None:
+                problems = [FormProblem("", "", error_sentence(f"Testing {what} with {crm}", exc)
+                                        + " Nothing was saved.")]
+            self._show_problems(problems)
+            return
+        finally:
+            self._saving = None
+            if isValid(self):  # a Cancel while testing closes (and deletes) the dialog
+                self.progress_label.hide()
+                self.button_box.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
+        self.connection = update.connection
+        self._close_saved(update.integration)
+
+    def _save_problems(self, exc: BaseException) -> list[FormProblem] | None:
+        """The form problems an edit's save was refused for, or ``None`` for a CRM's answer."""
+        if isinstance(exc, DuplicateNameError):
+            return [FormProblem("name", "Name", "another integration already uses this name")]
+        if isinstance(exc, CredentialsError):
+            return self._credential_problems(self.provider, exc)
+        if isinstance(exc, VaultError | NotFoundError):
+            return [FormProblem("", "", str(exc))]
+        return None
+
+    def _show_refusal(self, text: str, fields: list[str]) -> None:
+        self._show_problems([FormProblem("", "", text)])
+        first: QWidget | None = None
+        for field in fields:
+            widget = self.field_widget(field)
+            if widget is not None:
+                self._mark(widget, True)
+                first = first or widget
+        if first is not None:
+            first.setFocus()
+
+    def _ask_save_untested(
+        self, current: Integration, edited: Integration, credentials: dict[str, Any] | None, crm: str, what: str,
+        error: BaseException,
+    ) -> None:
+        replaces = " It replaces the stored keys;" if credentials is not None else ""
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Save untested?",
+            f"{crm} could not be reached to test {what}.\n{str(error).rstrip('.')}.\n\n"
+            f"Save anyway, untested?{replaces} Test connection shows whether it works once {crm} can be reached.",
+            QMessageBox.StandardButton.NoButton, self,
+        )
+        save = box.addButton("Save untested", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep editing", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(save)
+
+        def answered(_result: int) -> None:
+            self.save_untested_box = None
+            box.deleteLater()
+            if box.clickedButton() is save:
+                self._start_saving(current, edited, credentials, untested=True)
+            else:
+                self._show_problems([FormProblem(
+                    "", "", f"Not saved: {crm} could not be reached to test {what}; the stored keys stay."
+                )])
+
+        box.finished.connect(answered)
+        self.save_untested_box = box
+        box.open()
+
     def reject(self) -> None:
-        """Close without saving, forgetting any typed secret."""
+        """Close without saving, forgetting any typed secret (a test of new keys still running is stopped)."""
+        if self._saving is not None:
+            self._saving.cancel()
         self._clear_secrets()
         super().reject()
 

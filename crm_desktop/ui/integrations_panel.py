@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.app.crm_actions import CrmActions
+from crm_desktop.app.crm_actions import ConnectionInfo, CrmActions
 from crm_desktop.app.errors import NotFoundError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.domain.models import Integration, Provider
@@ -554,21 +554,26 @@ class IntegrationsPanel(QWidget, AsksFirst):
         return self._open_dialog(integration)
 
     def _open_dialog(self, integration: Integration | None) -> IntegrationDialog:
-        dialog = IntegrationDialog(self._service, integration, self)
-        dialog.saved.connect(lambda saved: self._saved(saved, added=integration is None, was=integration))
+        dialog = IntegrationDialog(self._service, integration, self, crm=self._crm, tasks=self._tasks)
+        dialog.saved.connect(lambda saved: self._saved(saved, added=integration is None, was=integration,
+                                                       tested=dialog.connection))
         hold_while_open(self, "dialog", dialog)
         dialog.open()
         return dialog
 
-    def _saved(self, integration: Integration, added: bool, was: Integration | None = None) -> None:
+    def _saved(self, integration: Integration, added: bool, was: Integration | None = None,
+               tested: ConnectionInfo | None = None) -> None:
         # A test's or sign-in's outcome spoke of the connection as it was (its credentials, URL, domain): it is not
         # shown for what was just saved. Nor is a removed integration's for one added under its name.
         self._outcomes.pop(integration.name, None)
         if was is not None:
             self._outcomes.pop(was.name, None)
+        if tested is not None:  # the edit's new keys were tested before they were saved: that test is this one's
+            self._outcomes[integration.name] = (connection_sentence(tested), False)
         self.reload(select=integration.name)
         verb = "Added" if added else "Saved"
-        self.status_message.emit(f"{verb} {CRM_NAMES[integration.provider]} integration “{integration.name}”")
+        self.status_message.emit(f"{verb} {CRM_NAMES[integration.provider]} integration “{integration.name}”"
+                                 + (" (connection tested)" if tested is not None else ""))
         self.integrations_changed.emit()
 
     # -- remove

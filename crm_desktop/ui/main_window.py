@@ -162,6 +162,7 @@ class MainWindow(QMainWindow):
         # A scheduled batch running, or the last one's outcomes, while the Sync Monitor was not opened yet: it
         # shows them when it is.
         self._scheduled_batch: list[str] = []
+        self._scheduled_now: str | None = None
         self._unseen_outcomes: list[Outcome] = []
 
         self.scheduler = SyncScheduler(workspace.sync, self.tasks, workflows=SocialWorkflows.for_workspace(workspace),
@@ -202,6 +203,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.location_label, 1)
         self.statusBar().setSizeGripEnabled(False)
         self.scheduler.batch_started.connect(self._scheduled_started)
+        self.scheduler.sync_started.connect(self._scheduled_sync_started)
         self.scheduler.batch_finished.connect(self._scheduled_finished)
         self.scheduler.check_failed.connect(self._show_status)
 
@@ -252,6 +254,8 @@ class MainWindow(QMainWindow):
         panel.person_requested.connect(lambda obj, email: self.show_people(RecordObject(obj), text=email))
         if self._scheduled_batch:
             panel.scheduled_started(self._scheduled_batch)
+            if self._scheduled_now is not None:
+                panel.scheduled_sync_started(self._scheduled_now)
         elif self._unseen_outcomes:
             panel.scheduled_finished(self._unseen_outcomes)
         self._unseen_outcomes = []
@@ -454,12 +458,19 @@ class MainWindow(QMainWindow):
 
     def _scheduled_started(self, names: list[str]) -> None:
         self._scheduled_batch = list(names)
+        self._scheduled_now = None
         self._unseen_outcomes = []
         if self._built(SYNC_MONITOR_ROW) is not None:
             self.sync_monitor_panel.scheduled_started(names)
 
+    def _scheduled_sync_started(self, name: str) -> None:
+        self._scheduled_now = name
+        if self._built(SYNC_MONITOR_ROW) is not None:
+            self.sync_monitor_panel.scheduled_sync_started(name)
+
     def _scheduled_finished(self, outcomes: list[Outcome]) -> None:
         self._scheduled_batch = []
+        self._scheduled_now = None
         if self._built(SYNC_MONITOR_ROW) is not None:
             self.sync_monitor_panel.scheduled_finished(outcomes)  # says what the runs wrote (records_written)
         else:

@@ -45,12 +45,14 @@ class SyncScheduler(QObject):
         first_check: the single-shot timer of the first check after :meth:`start`.
 
     Signals:
-        batch_started(list): the names of the integrations about to sync.
+        batch_started(list): the names of the integrations about to sync, one after another (the first at once).
+        sync_started(str): the integration whose sync of the batch starts now (those before it are done).
         batch_finished(list): one ``(name, SyncResult | Exception)`` per integration that was due.
         check_failed(str): a sentence saying why the due syncs could not be worked out.
     """
 
     batch_started = Signal(list)
+    sync_started = Signal(str)
     batch_finished = Signal(list)
     check_failed = Signal(str)
 
@@ -162,7 +164,7 @@ class SyncScheduler(QObject):
     async def _run_due(self) -> list[Outcome]:
         outcomes: list[Outcome] = []
         try:
-            outcomes = await self._sync.run_due(trigger=SyncTrigger.SCHEDULED)
+            outcomes = await self._sync.run_due(trigger=SyncTrigger.SCHEDULED, on_start=self.sync_started.emit)
         except Exception as exc:  # run_due contains per-integration failures; this is anything else
             logger.warning("scheduled syncs stopped: %s", exc)
             outcomes = [("scheduled syncs", exc)]

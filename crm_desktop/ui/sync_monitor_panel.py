@@ -118,6 +118,8 @@ class ProgressReport(Protocol):
 STARTING_TEXT = "starting…"
 #: A scheduled run's progress text.
 SCHEDULED_TEXT = "scheduled sync running…"
+#: The progress text of an integration of a scheduled batch whose turn has not come (the batch runs one by one).
+WAITING_TEXT = "waiting for “{running}”…"
 
 
 def progress_text(name: str, report: ProgressReport | None) -> str:
@@ -254,6 +256,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.export_dialog: QFileDialog | None = None
         self._running: dict[str, asyncio.Task[SyncResult | None]] = {}
         self._progress: dict[str, ProgressReport | None] = {}
+        #: The scheduled batch's integrations not done yet, in the order they run; the first is running.
         self._scheduled: list[str] = []
         self._notices: dict[str, tuple[str, bool]] = {}
         self._undoing: int | None = None
@@ -573,7 +576,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
                                             busy=SCHEDULED_TEXT if name in self._scheduled else STARTING_TEXT)
         for name in self._scheduled:
             if name not in self.running_integrations and name not in self._other_runs():
-                self.health_board.show_progress(name, None, busy=SCHEDULED_TEXT)
+                self.health_board.show_progress(name, None, busy=self._scheduled_text(name))
         self._fit_health_height()
         self.health_shown.emit()
 
@@ -836,7 +839,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             return
         reports = [self._progress.get(name) for name in own] + [others[name] for name in names[len(own):]]
         parts = [progress_text(name, report) for name, report in zip(names, reports, strict=True)]
-        parts += [f"“{name}”: {SCHEDULED_TEXT}" for name in scheduled]
+        parts += [f"“{name}”: {self._scheduled_text(name)}" for name in scheduled]
         text = "   ·   ".join(parts)
         self.progress_label.setText(text)
         totals = [r.total for r in reports if r is not None]
@@ -861,8 +864,32 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         """Show that the scheduler started these integrations' syncs."""
         if not self.running_integrations and not self._scheduled:
             self._notices.clear()
-        self._scheduled = list(names)
+        self._scheduled = list(dict.fromkeys(names))
+        self._show_scheduled_lines()
         self._syncs_changed()
+
+    def scheduled_sync_started(self, name: str) -> None:
+        """Show that the scheduled batch's sync of ``name`` starts: those before it are done, the rest wait."""
+        if name not in self._scheduled:
+            return
+        done = self._scheduled[: self._scheduled.index(name)]
+        self._scheduled = self._scheduled[len(done):]
+        for finished in done:
+            if finished not in self.running_integrations:
+                self._show_line_progress(finished, None)
+        self._show_scheduled_lines()
+        self._syncs_changed()
+
+    def _show_scheduled_lines(self) -> None:
+        others = self._other_runs()
+        for name in self._scheduled:
+            if name not in self.running_integrations and others.get(name) is None:
+                self._show_line_progress(name, None, busy=self._scheduled_text(name))
+
+    def _scheduled_text(self, name: str) -> str:
+        """``scheduled sync running…`` for the batch's running integration, ``waiting for “hs”…`` for the others."""
+        running = self._scheduled[0]
+        return SCHEDULED_TEXT if name == running else WAITING_TEXT.format(running=running)
 
     def scheduled_finished(self, outcomes: list[Outcome]) -> None:
         """Show what the scheduled syncs did."""

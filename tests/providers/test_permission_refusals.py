@@ -207,15 +207,22 @@ def test_pipedrive_without_the_right_to_add_persons_stops_at_the_first_refusal()
     [
         ("HubSpot", classify_hubspot(httpx.Response(401, json={"category": "INVALID_AUTHENTICATION"}))),
         ("HubSpot", classify_hubspot(httpx.Response(429, json={"policyName": "DAILY"}))),
+        ("HubSpot", classify_hubspot(httpx.Response(401, json={"category": "EXPIRED_AUTHENTICATION"}))),
+        ("HubSpot", classify_hubspot(httpx.Response(503, json={}))),
         ("Salesforce", classify_salesforce(httpx.Response(401, json=[{"errorCode": "INVALID_SESSION_ID"}]))),
         ("Salesforce", classify_salesforce(httpx.Response(401, json=[{"errorCode": "INVALID_AUTH_HEADER"}]))),
         ("Salesforce", classify_salesforce(httpx.Response(403, text="Bad_OAuth_Token"))),
         ("Salesforce", classify_salesforce(httpx.Response(400, json={"error": "invalid_grant"}))),
+        ("Salesforce", classify_salesforce(httpx.Response(400, json=[{"errorCode": "INVALID_FIELD"}]))),
+        ("Salesforce", classify_salesforce(httpx.Response(400, json=[{"errorCode": "INVALID_QUERY_LOCATOR"}]))),
+        ("Salesforce", classify_salesforce(httpx.Response(400, json=[{"errorCode": "MALFORMED_QUERY"}]))),
+        ("Pipedrive", classify_pipedrive(httpx.Response(401, json={"success": False, "error": "unauthorized"}))),
         ("Pipedrive", classify_pipedrive(httpx.Response(403, headers={"content-type": "text/html"},
                                                         content=b"<html></html>"))),
     ],
-    ids=["hubspot 401", "hubspot daily limit", "salesforce session", "salesforce credentials",
-         "salesforce bad token", "salesforce refresh token", "pipedrive blocked"],
+    ids=["hubspot 401", "hubspot daily limit", "hubspot expired token", "hubspot server error", "salesforce session",
+         "salesforce credentials", "salesforce bad token", "salesforce refresh token", "salesforce field name",
+         "salesforce cursor", "salesforce query", "pipedrive 401", "pipedrive blocked"],
 )
 def test_a_reason_leaves_the_crms_name_to_the_message(crm: str, verdict: Any) -> None:
     """The shared core puts the CRM's name in front of every reason: a reason naming it again read "HubSpot: HubSpot

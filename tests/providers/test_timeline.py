@@ -14,6 +14,7 @@ from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import LogsTimeline, OutboundRecord, TimelineEntry, TimelineKind
 from crm_desktop.providers.factory import build_adapter
+from crm_desktop.providers.hubspot_batches import note_results
 from crm_desktop.sandbox.core import Sandbox
 from tests.support.cli_runs import credentials_of, make_sandbox
 
@@ -105,6 +106,8 @@ def test_an_entry_on_an_unknown_record_is_refused_alone(provider: str) -> None:
         assert good.ok and not bad.ok
         assert bad.category in {ErrorCategory.VALIDATION, ErrorCategory.NOT_FOUND}
         assert bad.message and unknown in bad.message
+        crm = {"salesforce": "Salesforce", "hubspot": "HubSpot", "pipedrive": "Pipedrive"}[provider]
+        assert bad.message.count(crm) <= 1, f"the CRM named once: {bad.message}"
         await adapter.aclose()
 
     asyncio.run(scenario())
@@ -171,3 +174,29 @@ def test_a_lost_write_is_not_taken_for_an_earlier_entry_of_the_same_subject(prov
     bodies = [row["body"] for row in timeline_of(sandbox, provider)]
     assert len(bodies) == 2
     assert any("tw-2" in body for body in bodies)
+
+
+def test_a_pipedrive_activity_refused_for_its_token_names_pipedrive_once() -> None:
+    """Seen: "Pipedrive: activity on person 7: Pipedrive: Pipedrive refused the API token (401)…"."""
+    sandbox = make_sandbox("pipedrive")
+
+    async def scenario() -> Any:
+        adapter, crm_id = await person("pipedrive", sandbox, sandbox.transport())
+        sandbox.expire_tokens()  # type: ignore[attr-defined]
+        [result] = await adapter.log_timeline(RecordObject.CONTACT, entries_on(crm_id)[:1])
+        await adapter.aclose()
+        return result, crm_id
+
+    result, crm_id = asyncio.run(scenario())
+    assert not result.ok and result.category is ErrorCategory.AUTH
+    assert result.message.startswith(f"Pipedrive: activity on person {crm_id}: the API token was refused (401)"), \
+        result.message
+    assert result.message.count("Pipedrive") == 1, result.message
+
+
+def test_a_hubspot_note_refused_without_a_reason_names_hubspot_once() -> None:
+    """Seen: "HubSpot: notes: refused by HubSpot" for a batch of notes HubSpot refused with no message."""
+    [result] = note_results({}, 400, [0], {0: "5"}).values()
+    assert result.message == "notes: refused by HubSpot"
+    [result] = note_results({"message": "bad association"}, 400, [0], {0: "5"}).values()
+    assert result.message == "HubSpot: notes: bad association"

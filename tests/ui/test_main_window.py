@@ -138,6 +138,21 @@ def test_a_scheduled_run_going_on_when_the_sync_monitor_is_opened_shows_there(ma
     assert window.sync_monitor_panel.progress_label.text() == "No sync running."
 
 
+def test_a_scheduled_batch_half_done_when_the_sync_monitor_is_opened_shows_who_runs_and_who_waits(
+    make_window: WindowFactory,
+) -> None:
+    window = make_window()
+    window.scheduler.batch_started.emit(["hs", "pd", "sf"])
+    window.scheduler.sync_started.emit("hs")
+    window.scheduler.sync_started.emit("pd")  # hs is done
+    click_sidebar(window, SYNC_MONITOR_ROW)
+    assert window.sync_monitor_panel.progress_label.text() == (
+        "“pd”: scheduled sync running…   ·   “sf”: waiting for “pd”…")
+    window.scheduler.batch_finished.emit([("hs", AuthError("refused")), ("pd", AuthError("refused")),
+                                          ("sf", AuthError("refused"))])
+    assert window.sync_monitor_panel.progress_label.text() == "No sync running."
+
+
 def test_geometry_and_panel_are_restored_in_a_second_window(make_window: WindowFactory, qt_settings_dir: Path) -> None:
     first = make_window()
     first.resize(700, 520)  # inside the offscreen screen (800x600): restoring clamps to it

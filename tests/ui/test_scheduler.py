@@ -86,6 +86,45 @@ def test_a_due_sync_runs_from_the_timer_slot_and_shows_in_the_monitor(
     assert len(hubspot.workspace.sync.runs()) == 1
 
 
+def test_a_batch_shows_only_the_running_sync_as_running_and_the_others_waiting(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: every integration of a scheduled batch read "scheduled sync running…" while the batch runs them one by
+    one; those whose turn had not come were only waiting."""
+    hubspot.add_integration("hubspot-later", auto_sync=True)
+    monitor = window.sync_monitor_panel
+    monitor.reload_integrations()
+    qtbot.waitUntil(lambda: "hubspot-later" in monitor.health_board.rows, timeout=5000)
+    names = ("hubspot-auto", "hubspot-later")
+
+    def lines() -> dict[str, str]:
+        rows = monitor.health_board.rows
+        return {name: "" if rows[name].progress_label.isHidden() else rows[name].progress_label.text()
+                for name in names}
+
+    seen: list[tuple[str, dict[str, str], str]] = []
+    sync = hubspot.workspace.sync.sync
+
+    async def looked_at(name: str, *args: object, **kwargs: object) -> SyncResult:
+        seen.append((name, lines(), monitor.progress_label.text()))
+        return await sync(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hubspot.workspace.sync, "sync", looked_at)
+    with qtbot.waitSignal(window.scheduler.batch_finished, timeout=20_000):
+        window.scheduler.timer.timeout.emit()
+        assert lines() == {"hubspot-auto": "scheduled sync running…",
+                           "hubspot-later": "waiting for “hubspot-auto”…"}
+    assert seen == [
+        ("hubspot-auto", {"hubspot-auto": "scheduled sync running…", "hubspot-later": "waiting for “hubspot-auto”…"},
+         "“hubspot-auto”: scheduled sync running…   ·   “hubspot-later”: waiting for “hubspot-auto”…"),
+        ("hubspot-later", {"hubspot-auto": "", "hubspot-later": "scheduled sync running…"},
+         "“hubspot-later”: scheduled sync running…"),
+    ]
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    assert lines() == {"hubspot-auto": "", "hubspot-later": ""}
+    assert monitor.progress_label.text() == monitor.IDLE_TEXT
+
+
 def test_a_sync_missed_while_the_app_was_closed_is_caught_up_once(
     window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
