@@ -423,8 +423,12 @@ class Database:
         return self.engine.url.get_backend_name() == "sqlite"
 
     def describe(self) -> str:
-        """The URL with any password hidden, for messages and logs."""
-        return self.engine.url.render_as_string(hide_password=True)
+        """The URL with any password hidden, for messages and logs (libpq also takes one as a query parameter)."""
+        url = self.engine.url
+        if "password" not in url.query:
+            return url.render_as_string(hide_password=True)
+        rest = url.difference_update_query(["password"])
+        return rest.render_as_string(hide_password=True) + ("&" if rest.query else "?") + "password=***"
 
     def close(self) -> None:
         self.engine.dispose()
