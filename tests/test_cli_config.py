@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import keyring
 import pytest
 import trustme
 
@@ -18,6 +19,7 @@ from crm_desktop.domain.models import Integration
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.server import SandboxServer, ServingTls
+from crm_desktop.store.database import sqlite_url
 from tests.support.forward_proxy import ForwardProxy
 from tests.support.memory_keyring import MemoryKeyring
 
@@ -111,6 +113,36 @@ def test_a_proxy_password_goes_to_the_keyring_never_to_the_database_and_is_shown
     assert list(memory_keyring.entries.values()) == [PASSWORD + "x"]
     assert run(home, ["config", "unset", "proxy"], capsys, monkeypatch)[0] == ExitCode.OK
     assert memory_keyring.entries == {}
+
+
+def test_a_team_desktop_without_the_proxy_password_is_told_so_not_shown_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, memory_keyring: MemoryKeyring
+) -> None:
+    # Two desktops on one database (a file here, as the PostgreSQL pass's CRM_DESKTOP_DB_URL would be), each
+    # with its own keyring: the proxy setting is shared, its password is each desktop's own.
+    monkeypatch.setenv("CRM_DESKTOP_DB_URL", sqlite_url(tmp_path / "shared" / "crm.db"))
+    (tmp_path / "shared").mkdir()
+    first, second = tmp_path / "desktop-a", tmp_path / "desktop-b"
+    code, _, err = run(first, ["config", "set", "proxy", "--stdin"], capsys, monkeypatch,
+                       stdin=f"http://ann:{PASSWORD}@proxy.corp:3128\n")
+    assert code == ExitCode.OK, err
+    keyring.set_keyring(MemoryKeyring())  # the second desktop's keyring: nothing in it yet
+
+    code, out, _ = run(second, ["config", "get", "proxy", "--json"], capsys, monkeypatch)
+    shown = json.loads(out)
+    assert shown["value"] == "http://ann@proxy.corp:3128"  # no "***": this desktop has no password to send
+    assert "not in this desktop's OS keyring" in shown["note"] and "config set proxy --stdin" in shown["note"]
+    _, out, _ = run(second, ["config", "list"], capsys, monkeypatch)
+    assert "http://ann@proxy.corp:3128 (its password is not in this desktop's OS keyring" in out
+
+    code, _, err = run(second, ["config", "set", "proxy", "--stdin"], capsys, monkeypatch,
+                       stdin=f"http://ann:{PASSWORD}@proxy.corp:3128\n")
+    assert code == ExitCode.OK, err
+    code, out, _ = run(second, ["config", "get", "proxy", "--json"], capsys, monkeypatch)
+    given = json.loads(out)
+    assert given["value"] == "http://ann:***@proxy.corp:3128" and "note" not in given
+    keyring.set_keyring(memory_keyring)
+    assert run(first, ["config", "get", "proxy"], capsys, monkeypatch)[1] == "http://ann:***@proxy.corp:3128\n"
 
 
 # -- the settings at work: pushes over verified TLS and through a real proxy ------------------------------------

@@ -425,3 +425,21 @@ def test_an_expired_salesforce_session_names_the_login_command(
     code, _, err = run(["--data-dir", str(data_dir), "integration", "test", "sf-revoked"], capsys, monkeypatch)
     assert code == ExitCode.AUTH and "crm-desktop integration login sf-revoked`" in err
     assert "revoked" not in err.replace("sf-revoked", "")
+
+
+def test_giving_credentials_to_an_integration_without_them_does_not_say_old_ones_went(
+    data_dir: Path, hubspot: HubSpotSandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a team desktop gives its own copy of the key to an integration a colleague added (or a lost key is put back).
+    with workspace_at(data_dir) as workspace:
+        workspace.integrations.add(Integration(provider="hubspot", name="hs", base_url=hubspot.base_url), None)
+    token = hubspot.credentials()["token"]
+    code, out, err = run(["--data-dir", str(data_dir), "integration", "update", "hs", "--secret-stdin"],
+                         capsys, monkeypatch, stdin=token)
+    assert code == ExitCode.OK, err
+    assert "credentials stored in this desktop's OS keyring\n" in out and "old ones" not in out
+
+    code, out, err = run(["--data-dir", str(data_dir), "integration", "update", "hs", "--secret-stdin"],
+                         capsys, monkeypatch, stdin=token)
+    assert code == ExitCode.OK, err
+    assert "new credentials stored in this desktop's OS keyring; the old ones are gone" in out

@@ -18,7 +18,7 @@ from crm_desktop.providers.network import (
     parse_proxy_url,
 )
 from crm_desktop.store.settings import WorkspaceSettingsStore
-from crm_desktop.vault import Vault
+from crm_desktop.vault import Vault, VaultError
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +59,24 @@ class SettingValue:
         value: what is set, as it may be shown.
         default: what applies when it is unset.
         description: what it does.
+        note: what this desktop lacks to use it, if anything (a proxy password kept in another desktop's keyring).
     """
 
     key: SettingKey
     value: str | None
     default: str
     description: str
+    note: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"key": self.key.value, "value": self.value, "default": self.default, "description": self.description}
+        data = {"key": self.key.value, "value": self.value, "default": self.default, "description": self.description}
+        return data if self.note is None else {**data, "note": self.note}
+
+
+#: Said of a proxy whose password the store names but this desktop's keyring lacks: on a team database the
+#: setting is shared and the password is each desktop's own, so another desktop set it.
+PASSWORD_ELSEWHERE = ("its password is not in this desktop's OS keyring: another desktop sharing this database set "
+                      "it; give it yours with `crm-desktop config set proxy --stdin` or in Settings > Network")
 
 
 _DEFAULTS = {SettingKey.PROXY: "environment", SettingKey.CA_BUNDLE: "none", SettingKey.TRUST: Trust.SYSTEM.value}
@@ -102,11 +111,26 @@ class NetworkSettingsService:
         """One setting as it may be shown."""
         stored = self.store.get(_STORE_KEYS[key])
         value: str | None = None
+        note: str | None = None
         if stored is not None and key is SettingKey.PROXY:
             value = self._stored_proxy(stored).shown
+            if self._password_elsewhere(stored):
+                value = ProxyUrl(str(stored["address"]), stored.get("username")).shown
+                note = PASSWORD_ELSEWHERE
         elif stored is not None:
             value = str(stored.get("value"))
-        return SettingValue(key, value, _DEFAULTS[key], DESCRIPTIONS[key])
+        return SettingValue(key, value, _DEFAULTS[key], DESCRIPTIONS[key], note)
+
+    def _password_elsewhere(self, stored: dict[str, Any]) -> bool:
+        """Whether the stored proxy has a password that this desktop's keyring does not hold (a keyring that
+        cannot be read is not taken for one without it: the sync says what is wrong with it)."""
+        account = stored.get("passwordAccount")
+        if not account:
+            return False
+        try:
+            return self.vault.load_secret(str(account)) is None
+        except VaultError:
+            return False
 
     def list(self) -> list[SettingValue]:
         """Every setting, in a stable order."""
@@ -144,11 +168,13 @@ class NetworkSettingsService:
         return True
 
     def proxy_for_editing(self) -> tuple[str, bool]:
-        """The proxy URL without its password (``""``: none set), and whether the keyring holds a password."""
+        """The proxy URL without its password (``""``: none set), and whether this desktop's keyring holds a
+        password for it."""
         stored = self.store.get(_STORE_KEYS[SettingKey.PROXY])
         if stored is None:
             return "", False
-        return ProxyUrl(str(stored["address"]), stored.get("username")).shown, bool(stored.get("passwordAccount"))
+        shown = ProxyUrl(str(stored["address"]), stored.get("username")).shown
+        return shown, bool(stored.get("passwordAccount")) and not self._password_elsewhere(stored)
 
     def save(self, *, proxy: str, proxy_password: str | None, ca_bundle: str, trust: str) -> None:
         """Check every value, then save them all (the settings dialog): nothing is written when one is refused.

@@ -21,7 +21,8 @@ from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
-from crm_desktop.providers.errors import ProviderError
+from crm_desktop.providers.errors import MissingCredentialsError, ProviderError
+from crm_desktop.providers.factory import missing_credentials
 from crm_desktop.store.database import Database
 from crm_desktop.store.metrics_store import (
     AttemptFigures,
@@ -196,13 +197,15 @@ def _synced(result: SyncResult) -> dict[RecordObject, int]:
 def attempt_figures(integration: Integration, outcome: SyncResult | Exception,
                     synced: Mapping[RecordObject, int] | None = None) -> AttemptFigures | None:
     """The figures of a sync attempt that ended with ``outcome`` (``None`` for a sync refused as already running,
-    which was no attempt of its own).
+    which was no attempt of its own, and for one this desktop's keyring had no credentials for: nothing reached the
+    CRM, and on a team database the other desktops, with their own copy of the key, sync it all the same; each
+    desktop's health line reads its own keyring for that).
 
     ``synced`` is the records created or updated per object, from the run's record log; without it they are
     counted from the run's plan, which a large run keeps only a sample of.
     """
     assert integration.id is not None
-    if isinstance(outcome, SyncAlreadyRunning):
+    if isinstance(outcome, (SyncAlreadyRunning, MissingCredentialsError)):
         return None
     if isinstance(outcome, Exception):
         if isinstance(outcome, ProviderError):
@@ -419,6 +422,9 @@ class SyncMonitorService:
             assert integration.id is not None
             fact = facts[integration.id]
             state, reason = health_state(fact, running_here=self.sync.is_syncing(integration.name), now=now)
+            if state is not HealthState.SYNCING and not self._has_credentials_here(integration):
+                state, reason = HealthState.NEEDS_RECONNECT, missing_credentials(
+                    integration, "this desktop's OS keyring")
             quota = fact.quota_report  # as the CRM last reported it: a refused attempt reports none
             lines.append(IntegrationHealth(
                 integration.name, state, reason, fact.last_success_at, fact.outbox_pending,
@@ -426,6 +432,14 @@ class SyncMonitorService:
                 fact.latest_attempt.at if fact.latest_attempt else None,
             ))
         return lines
+
+    def _has_credentials_here(self, integration: Integration) -> bool:
+        """Whether this desktop's keyring holds the integration's credentials (a keyring that cannot be read is
+        not taken for one without them: its runs say what is wrong with it)."""
+        try:
+            return self.sync.integrations.has_credentials(integration)
+        except VaultError:
+            return True
 
     # -- metrics -------------------------------------------------------------------------------
     def metrics(self, span: MetricsRange, now: datetime | None = None) -> MetricsSeries:

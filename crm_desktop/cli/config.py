@@ -31,7 +31,8 @@ def _key(args: argparse.Namespace) -> SettingKey:
 
 
 def _line(setting: SettingValue) -> str:
-    return setting.value if setting.value is not None else f"(not set: {setting.default})"
+    line = setting.value if setting.value is not None else f"(not set: {setting.default})"
+    return line if setting.note is None else f"{line} ({setting.note})"
 
 
 def cmd_config_get(args: argparse.Namespace) -> int:

@@ -207,6 +207,8 @@ def cmd_integration_update(args: argparse.Namespace) -> int:
         if args.domain is not None and current.provider is not Provider.PIPEDRIVE:
             raise CommandError(_domain_refusal(current.provider))
         credentials = _read_secret(current.provider) if args.secret_stdin else None
+        # On a team database a colleague's integration has no credentials in this desktop's keyring until given.
+        had_credentials = credentials is not None and workspace.integrations.has_credentials(current)
         try:
             update = asyncio.run(workspace.crm.update_integration(args.name, changes, credentials))
         except InvalidRecordError as exc:
@@ -217,7 +219,8 @@ def cmd_integration_update(args: argparse.Namespace) -> int:
             ) from None
         except AuthError as exc:
             raise CommandError(
-                f"the CRM refused the new credentials, so nothing was changed and the old ones stay: {exc}",
+                f"the CRM refused the new credentials, so nothing was changed"
+                f"{' and the old ones stay' if had_credentials else ''}: {exc}",
                 ExitCode.AUTH, "auth_refused",
             ) from None
         except ProviderError as exc:
@@ -232,7 +235,8 @@ def cmd_integration_update(args: argparse.Namespace) -> int:
         info = update.connection
         lines.append(f"connection tested: {info.account} as {info.user}")
     if update.credentials_replaced:
-        lines.append("new credentials stored in the OS keyring; the old ones are gone")
+        lines.append("new credentials stored in this desktop's OS keyring; the old ones are gone" if had_credentials
+                     else "credentials stored in this desktop's OS keyring")
     if update.needs_sign_in:
         lines.append(f"no Salesforce tokens yet: sign in with `crm-desktop integration login {saved.name}`")
     lines.append("links, runs, mappings and cursors are kept")

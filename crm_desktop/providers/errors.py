@@ -85,6 +85,11 @@ class ConfigurationError(ProviderError):
     category = ErrorCategory.AUTH
 
 
+class MissingCredentialsError(ConfigurationError):
+    """This desktop's keyring holds no credentials for the integration: a fact of this desktop, not of the
+    integration (on a team database another desktop may sync it with its own copy of the key)."""
+
+
 class CrmAccountChangedError(ConfigurationError):
     """The credentials reach another CRM account than the one the integration's links are in: nothing is sent, as
     the links' record ids could name other people there. Never retried."""

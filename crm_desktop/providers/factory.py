@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.providers.contract import AdapterOptions, CrmAdapter
-from crm_desktop.providers.errors import ConfigurationError
+from crm_desktop.providers.errors import MissingCredentialsError
 
 if TYPE_CHECKING:
     import httpx
@@ -29,6 +29,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def missing_credentials(integration: Integration, where: str) -> str:
+    """What to do about an integration whose credentials ``where`` (a keyring) does not hold."""
+    sign_in = (
+        f", or sign in with `crm-desktop integration login {integration.name}`"
+        if integration.provider is Provider.SALESFORCE else ""
+    )
+    return (f"integration {integration.name!r} has no credentials in {where}; add them with "
+            f"`crm-desktop integration update {integration.name} --secret-stdin`{sign_in} (or Edit… in the app)")
+
+
 def build_adapter(
     integration: Integration,
     credentials: dict[str, Any] | None,
@@ -41,17 +51,10 @@ def build_adapter(
     """The adapter of ``integration.provider``, with its credentials from the vault.
 
     Raises:
-        ConfigurationError: when no credentials are stored.
+        MissingCredentialsError: when the keyring holds no credentials for it.
     """
     if not credentials:
-        sign_in = (
-            f", or sign in with `crm-desktop integration login {integration.name}`"
-            if integration.provider is Provider.SALESFORCE else ""
-        )
-        raise ConfigurationError(
-            f"integration {integration.name!r} has no credentials in the OS keyring; add them with "
-            f"`crm-desktop integration update {integration.name} --secret-stdin`{sign_in} (or Edit… in the app)"
-        )
+        raise MissingCredentialsError(missing_credentials(integration, "the OS keyring"))
     kwargs: dict[str, Any] = {"transport": transport, "save_tokens": save_tokens, "sleep": sleep, "options": options}
     if integration.provider is Provider.HUBSPOT:
         from crm_desktop.providers.hubspot import HubSpotAdapter

@@ -47,7 +47,15 @@ class StoreConfigError(Exception):
 
 class StoreUnavailableError(Exception):
     """The database did not answer in time: another program held the SQLite file longer than the wait, or the
-    server could not be reached. Nothing of the work was written; trying again later is safe."""
+    server could not be reached. Nothing of the work was written; trying again later is safe.
+
+    Attributes:
+        reason: what did not answer and why, without what that means for the work (which the message adds).
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -394,9 +402,9 @@ class Database:
                 session.rollback()
                 # A locked file or an unreachable server: said in a sentence (the CLI exits 1 with "store_busy",
                 # the app shows it), never a traceback. Nothing was committed.
-                raise StoreUnavailableError(f"the local store did not answer ({self.describe()}): "
-                                            f"{str(exc.orig).strip() or type(exc.orig).__name__}; nothing was "
-                                            "written, try again in a moment") from exc
+                reason = (f"the local store did not answer ({self.describe()}): "
+                          f"{str(exc.orig).strip() or type(exc.orig).__name__}")
+                raise StoreUnavailableError(f"{reason}; nothing was written, try again in a moment", reason) from exc
             except BaseException:
                 session.rollback()
                 raise
@@ -415,8 +423,12 @@ class Database:
         return self.engine.url.get_backend_name() == "sqlite"
 
     def describe(self) -> str:
-        """The URL with any password hidden, for messages and logs."""
-        return self.engine.url.render_as_string(hide_password=True)
+        """The URL with any password hidden, for messages and logs (libpq also takes one as a query parameter)."""
+        url = self.engine.url
+        if "password" not in url.query:
+            return url.render_as_string(hide_password=True)
+        rest = url.difference_update_query(["password"])
+        return rest.render_as_string(hide_password=True) + ("&" if rest.query else "?") + "password=***"
 
     def close(self) -> None:
         self.engine.dispose()

@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 #: The message of a run whose process stopped before finishing it (found when its lock is taken over); its counts
 #: are then those of its record log, what it did before it stopped.
-INTERRUPTED_MESSAGE = "interrupted: the app stopped during this run; the next run resumed its unsent writes"
+INTERRUPTED_MESSAGE = ("interrupted: the run stopped before it could record its end (the app closed, or the database "
+                       "did not answer); the next run resumes its unsent writes")
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,9 @@ class SyncStore:
 
     def __init__(self, database: Database) -> None:
         self.db = database
+        #: Runs of this process whose end could not be recorded (the database went away under them): still
+        #: "running" in the store, under a lock of this very process, which the next claim of it closes.
+        self._cut_off: set[int] = set()
 
     # -- locks ---------------------------------------------------------------------------------
     def _lock_time(self, session: Session) -> datetime:
@@ -235,6 +239,9 @@ class SyncStore:
                         # still "running" is its, and would show so for ever (and could never be undone). Its
                         # pending writes stay in the outbox for the next run to resume.
                         self._close_interrupted_runs(session, integration_id, now)
+                    elif self._cut_off:
+                        # This process's own run that the database went away under: the same, once it is back.
+                        self._close_interrupted_runs(session, integration_id, now, only=self._cut_off)
                     row.owner, row.acquired_at, row.heartbeat_at, row.run_id = owner, now, now, None
                     return True, None
             try:
@@ -298,13 +305,23 @@ class SyncStore:
                     session.delete(row)
         return closed
 
+    def run_cut_off(self, run_id: int) -> None:
+        """Note that this process could not record the end of run ``run_id`` (the database did not answer): the
+        next claim of its integration's lock by this process closes it as interrupted."""
+        self._cut_off.add(run_id)
+
     @staticmethod
-    def _close_interrupted_runs(session: Session, integration_id: int, now: datetime) -> int:
-        """Close the integration's runs still "running" once their process is known to be gone: failed, as
-        interrupted, with the counts of their record log (what each wrote before it stopped, which its own
-        figures, written as a run ends, never got)."""
-        run_ids = list(session.scalars(select(SyncRunRow.id).where(
-            SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)))
+    def _close_interrupted_runs(session: Session, integration_id: int, now: datetime,
+                                only: set[int] | None = None) -> int:
+        """Close the integration's runs still "running" once their process is known to be gone (or, ``only``,
+        these runs of this process, which the database went away under): failed, as interrupted, with the counts
+        of their record log (what each wrote before it stopped, which its own figures, written as a run ends,
+        never got)."""
+        statement = select(SyncRunRow.id).where(
+            SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)
+        if only is not None:
+            statement = statement.where(SyncRunRow.id.in_(sorted(only)))
+        run_ids = list(session.scalars(statement))
         for run_id in run_ids:
             counted: dict[RecordOutcome, int] = {
                 outcome: int(count) for outcome, count in session.execute(

@@ -26,6 +26,7 @@ from crm_desktop.providers.errors import (
     TransientError,
 )
 from crm_desktop.store.conversion_store import ConversionPullStore
+from crm_desktop.store.database import StoreUnavailableError
 from crm_desktop.store.models import ConflictRule, SyncRunStatus, SyncTrigger
 from crm_desktop.store.repositories import EmailTakenError
 from crm_desktop.store.sync_store import Link, LocalRecord, OutboxItem, PulledWrite, RefusedWrite, SyncStore
@@ -425,6 +426,10 @@ class SyncEngine:
                 # Cancelled, or the app was closed: nothing failed, and the next run resumes from the cursor.
                 status, message = SyncRunStatus.CANCELLED, CANCELLED_MESSAGE
                 raise
+            except StoreUnavailableError as exc:
+                # Its pages and writes so far are committed: "nothing was written" holds for the last one only.
+                status, message = SyncRunStatus.FAILED, f"stopped: {exc.reason}"
+                raise self._cut_off(run.run_id, exc) from exc
             except BaseException as exc:
                 status, message = SyncRunStatus.FAILED, f"stopped: {type(exc).__name__}"
                 raise
@@ -432,24 +437,39 @@ class SyncEngine:
                 if status is SyncRunStatus.SUCCEEDED and run.failures:
                     status = SyncRunStatus.PARTIAL
                 counts = run.counts()
-                self._write_log(run)
-                self.store.finish_run(
-                    run.run_id,
-                    status,
-                    api_calls=self.adapter.api_calls,
-                    message=message,
-                    total=sum(counts[k] for k in ("created", "updated", "unchanged", "failed")),
-                    created=counts["created"],
-                    updated=counts["updated"],
-                    unchanged=counts["unchanged"],
-                    failed=counts["failed"],
-                    conflicts=counts["conflicts"],
-                    conflicts_decided=counts["decided"],
-                )
+                try:
+                    self._write_log(run)
+                    self.store.finish_run(
+                        run.run_id,
+                        status,
+                        api_calls=self.adapter.api_calls,
+                        message=message,
+                        total=sum(counts[k] for k in ("created", "updated", "unchanged", "failed")),
+                        created=counts["created"],
+                        updated=counts["updated"],
+                        unchanged=counts["unchanged"],
+                        failed=counts["failed"],
+                        conflicts=counts["conflicts"],
+                        conflicts_decided=counts["decided"],
+                    )
+                except StoreUnavailableError as exc:
+                    self.store.run_cut_off(run.run_id)
+                    raise self._cut_off(run.run_id, exc) from exc
         finally:
-            self.store.release_lock(self.integration_id)
-            await self.adapter.aclose()
+            try:
+                self.store.release_lock(self.integration_id)
+            except StoreUnavailableError as exc:
+                # Left held, the lock is this process's to take again, and goes stale for others by its heartbeat.
+                logger.warning("the sync lock of %s was not let go: %s", self.integration.name, exc.reason)
+            finally:
+                await self.adapter.aclose()
         return self._result(run, status, message, started, auth_failed=auth_failed, stopped_by=stopped_by)
+
+    def _cut_off(self, run_id: int, exc: StoreUnavailableError) -> StoreUnavailableError:
+        """The error of a run the database went away under, saying what became of the run."""
+        return StoreUnavailableError(
+            f"{exc.reason}; the sync of {self.integration.name!r} stopped in run {run_id}: what it did before is "
+            "kept, and the next sync picks up where it stopped", exc.reason)
 
     def _result(self, run: _Run, status: SyncRunStatus, message: str | None, started: float, *,
                 auth_failed: bool, stopped_by: ErrorCategory | None = None) -> SyncResult:

@@ -24,12 +24,14 @@ from crm_desktop.app.sync_monitor import (
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.providers.errors import MissingCredentialsError
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store.lock_state import LockHolder
 from crm_desktop.store.metrics_store import AttemptFigures, HealthFacts
 from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger
 from crm_desktop.store.process_owner import machine_name
+from crm_desktop.vault import Vault
 from tests.app.conftest import hubspot_workspace
 from tests.support.memory_keyring import MemoryKeyring
 
@@ -315,3 +317,29 @@ def test_running_here_is_syncing_and_a_stale_lock_is_not() -> None:
     assert health_state(facts(), running_here=True, now=NOW)[0] is HealthState.SYNCING
     stale = facts(AttemptFigures(1, 1, SyncRunStatus.SUCCEEDED), NOW - timedelta(hours=1))
     assert health_state(stale, running_here=False, now=NOW)[0] is HealthState.IN_SYNC
+
+
+def test_a_team_desktop_without_the_key_does_not_mark_the_integration_needs_reconnect_for_everyone(
+    tmp_path: Path, workspace: Workspace, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second desktop on the same database (the workspace's SQLite file here, as a team's PostgreSQL would be),
+    # with a keyring of its own that holds no key for the integration yet.
+    monkeypatch.setenv("CRM_DESKTOP_DB_URL", workspace.database.url)
+    colleague = Workspace.open(tmp_path / "colleague", vault=Vault(backend=MemoryKeyring()),
+                               transport=sandbox.transport())
+    try:
+        asyncio.run(workspace.sync.sync(NAME))
+        with pytest.raises(MissingCredentialsError):
+            asyncio.run(colleague.sync.sync(NAME))
+
+        [here] = workspace.monitor.health()
+        assert here.state is HealthState.IN_SYNC, here.reason  # this desktop has the key, and the last run synced
+        [there] = colleague.monitor.health()
+        assert there.state is HealthState.NEEDS_RECONNECT
+        assert there.reason.startswith(f"integration {NAME!r} has no credentials in this desktop's OS keyring")
+        assert f"crm-desktop integration update {NAME} --secret-stdin" in there.reason
+        # Nothing reached the CRM: not an attempt of the integration's, so not a failure in the team's charts.
+        points = workspace.monitor.metrics(MetricsRange.DAY).points
+        assert (sum(p.runs for p in points), [p.success_rate for p in points if p.runs]) == (1, [1.0])
+    finally:
+        colleague.close()

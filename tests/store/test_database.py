@@ -357,6 +357,16 @@ def test_describe_hides_the_password() -> None:
         store.close()
 
 
+def test_describe_hides_a_password_given_as_a_query_parameter() -> None:
+    # libpq reads a password from the URL's query as well (postgresql://crm@db/crm?password=...).
+    store = Database("postgresql+psycopg://crm@db.example.com/crm?password=S3cr3t-pass&connect_timeout=5")
+    try:
+        assert "S3cr3t-pass" not in store.describe()
+        assert store.describe() == "postgresql+psycopg://crm@db.example.com/crm?connect_timeout=5&password=***"
+    finally:
+        store.close()
+
+
 def test_an_alert_and_a_setting_are_deleted_once(database: Database) -> None:
     alerts, settings = AlertStore(database), WorkspaceSettingsStore(database)
     kept = alerts.add(AlertKind.RUN_FAILED, None, "HubSpot", "kept", None, datetime(2026, 1, 1, tzinfo=UTC))
