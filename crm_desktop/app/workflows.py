@@ -446,6 +446,9 @@ class SocialWorkflows:
         # Off the loop: scoring reads every interaction of each person, and the API keeps answering meanwhile.
         await asyncio.to_thread(self._write_scores, platforms)
 
+        # Written with the best name the app knows now: a nameless participant's contact takes its lead's name (and
+        # a nameless lead its contact's), also one given after the event was recorded.
+        self.store.fill_blank_names({*contact_of.values(), *lead_of.values()})
         contact_ids = self.store.contact_ids(set(contact_of.values()))
         lead_ids = {email: found[0] for email in set(lead_of.values())
                     if (found := self.social.store.lead_by_email(email)) is not None}
@@ -689,6 +692,7 @@ class SocialWorkflows:
             return None
         start = previous.get("since") if previous.get("done") is False else previous.get("at")
         ids = self.store.conversation_contacts_since(datetime.fromisoformat(start) if start else None, now)
+        self.store.fill_blank_names(contact_ids=ids)
         outcomes: list[tuple[str, SyncResult | Exception]] = []
         try:
             if ids:

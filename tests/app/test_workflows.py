@@ -790,3 +790,55 @@ def test_a_file_linking_a_username_sends_its_earlier_conversation_to_the_crm(tmp
     assert person["email"] == "lea@example.com"
     timeline = crm_timeline(sandbox, "hubspot")
     assert [who for who, _ in timeline] == [person["id"]] and "Conversation started" in timeline[0][1], timeline
+
+
+def crm_names(sandbox: Sandbox, provider: str) -> list[str]:
+    """The name of each contact/person the sandbox holds, as the CRM shows it."""
+    if provider == "salesforce":
+        return [f"{r.get('FirstName') or ''} {r.get('LastName') or ''}".strip()
+                for r in sandbox.records["Contact"].values()]  # type: ignore[attr-defined]
+    if provider == "hubspot":
+        return [f"{r.properties.get('firstname') or ''} {r.properties.get('lastname') or ''}".strip()
+                for r in sandbox._records["contacts"].values() if not r.archived]  # type: ignore[attr-defined]
+    return [p.name for p in sandbox.persons.values()]  # type: ignore[attr-defined]
+
+
+def test_a_conversation_with_a_nameless_participant_gives_the_contact_its_leads_name(
+    tmp_path: Path, provider: str
+) -> None:
+    """The platform sends the participant by email alone; the app knows that email's name from a lead (given after
+    the conversation, before its delivery). The CRM contact gets that name (not Salesforce's "(unknown)", nor
+    HubSpot's blank or Pipedrive's email for a name), and so does the local contact."""
+    nameless = {**CONVERSATION, "participant": {"email": "max@example.com", "username": "@maxmoe"}}
+
+    async def scenario(desk: Desk) -> None:
+        await desk.server.workflows.stop()  # the conversation waits: the lead comes before its delivery
+        await desk.post("/api/social/conversations", nameless)
+        lead = Lead(email="max@example.com", first_name="Max", last_name="Moe", company="Moe GmbH")
+        desk.workspace.leads.save(lead)
+        desk.server.workflows.start()
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.FAILED] == 0, desk.server.workflows.store.failures(1)
+        contact = desk.workspace.contacts.find("max@example.com")
+        assert contact is not None and (contact.first_name, contact.last_name) == ("Max", "Moe")
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert crm_names(sandbox, provider) == ["Max Moe"]
+
+
+def test_an_engagement_of_a_nameless_lead_gives_the_crm_lead_its_contacts_name(tmp_path: Path) -> None:
+    """The mirror case: a lead known by email alone, whose contact (a conversation's participant) has the name;
+    the engagement that pushes the lead writes it with that name, not Salesforce's "(unknown)"."""
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        desk.workspace.leads.save(Lead(email="lea@example.com", company="Park Ltd"))
+        await desk.post("/api/social/engagements", {
+            "platform": "twitter", "type": "share", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+            "user": {"email": "lea@example.com"}})
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.FAILED] == 0, desk.server.workflows.store.failures(1)
+
+    sandbox = run_desk(tmp_path, "salesforce", scenario)
+    leads = list(sandbox.records["Lead"].values())  # type: ignore[attr-defined]
+    assert [(lead.get("FirstName"), lead["LastName"]) for lead in leads] == [("Lea", "Park")]
