@@ -32,7 +32,7 @@ from crm_desktop.providers.errors import AuthError, ProviderError
 from crm_desktop.store.conversion_store import ConversionPullStore
 from crm_desktop.store.database import Database
 from crm_desktop.store.metrics_store import MetricsStore
-from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
+from crm_desktop.store.models import SyncTrigger, WorkflowEventKind, utc_from_store
 from crm_desktop.store.repositories import ContactStore, NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, engagement_ref, event_key
 from crm_desktop.store.workflow_store import (
@@ -188,9 +188,13 @@ class SocialWorkflows:
     # -- intake -------------------------------------------------------------------------------------------------
 
     def queue_conversations(self, events: Sequence[ConversationEvent]) -> int:
-        """Queue conversation starts for every integration; returns the outbox rows added (0 for a replay)."""
+        """Queue conversation starts for every integration; returns the outbox rows added (0 for a replay). Each
+        is queued with the start the store keeps (the earliest sent), so a re-delivery with a later start is the
+        same event."""
+        stored = self.store.conversations([e.conversation_id for e in events])
+        kept = [_as_stored(e, _facts(stored, e.conversation_id, e.platform)) for e in events]
         return self._queue([QueuedEvent(WorkflowEventKind.CONVERSATION, conversation_key(e), e.to_wire())
-                            for e in events])
+                            for e in kept])
 
     def queue_messages(self, messages: Sequence[Message]) -> int:
         """Queue messages for every integration; returns the outbox rows added (0 for a replay)."""
@@ -771,6 +775,14 @@ def _facts(
     if platform is not None:
         found = [f for f in found if f.platform == platform]
     return found[0] if found else None
+
+
+def _as_stored(event: ConversationEvent, facts: ConversationFacts | None) -> ConversationEvent:
+    """The event with the start the store keeps for its conversation, when that is earlier (see
+    :meth:`SocialStore.record_conversations`)."""
+    if facts is None or utc_from_store(facts.started_at) >= event.started_at:
+        return event
+    return event.model_copy(update={"started_at": utc_from_store(facts.started_at)})
 
 
 def _settle_entry(ids: list[int], entry: TimelineEntry, result: TimelineResult, batch: _Batch) -> None:

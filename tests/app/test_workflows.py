@@ -842,3 +842,37 @@ def test_an_engagement_of_a_nameless_lead_gives_the_crm_lead_its_contacts_name(t
     sandbox = run_desk(tmp_path, "salesforce", scenario)
     leads = list(sandbox.records["Lead"].values())  # type: ignore[attr-defined]
     assert [(lead.get("FirstName"), lead["LastName"]) for lead in leads] == [("Lea", "Park")]
+
+
+def test_a_conversation_resent_with_a_later_start_keeps_its_earliest_start(tmp_path: Path, provider: str) -> None:
+    """A platform re-delivers a conversation with a later ``startedAt`` (its clock, a retry stamped anew): the
+    conversation keeps the earliest start it was sent with, so it never starts after its own messages, on the
+    People pane or in the CRM; the re-delivery is ``unchanged`` and calls no CRM. An earlier start is taken."""
+    later = {**CONVERSATION, "startedAt": "2026-11-20T11:30:00Z"}
+
+    async def scenario(desk: Desk) -> None:
+        # Sent twice before its delivery (the worker stopped): the entry says the earliest start.
+        await desk.server.workflows.stop()
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.post("/api/social/messages", message(1))
+        again = await desk.post("/api/social/conversations", later)
+        assert again.json()["action"] == "unchanged"
+        desk.server.workflows.start()
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 2 and counts[DeliveryStatus.FAILED] == 0, counts
+        before = desk.api_requests()
+        again = await desk.post("/api/social/conversations", later)  # and once more after it
+        assert again.json()["action"] == "unchanged"
+        await asyncio.sleep(0.3)
+        assert sum(desk.counts().values()) == 2 and desk.api_requests() == before
+        stored = desk.workspace.social.conversation("twitter", "tw-c-1")
+        assert stored is not None and stored.started_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+        earlier = await desk.post("/api/social/conversations", {**CONVERSATION, "startedAt": "2026-11-20T09:45:00Z"})
+        assert earlier.json()["action"] == "updated"
+        stored = desk.workspace.social.conversation("twitter", "tw-c-1")
+        assert stored is not None and stored.started_at == datetime(2026, 11, 20, 9, 45, tzinfo=UTC)
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    started = [text for _, text in crm_timeline(sandbox, provider) if "Conversation started" in text]
+    assert len(started) == 1 and "2026-11-20 10:00 UTC" in started[0], started
