@@ -23,7 +23,7 @@ from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Integration, Lead, SocialPlatform, SyncDirection
+from crm_desktop.domain.models import Contact, Integration, Lead, SocialPlatform, SyncDirection, platform_name
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.scoring import engagement_score
 from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message, PersonRef, normalise_username
@@ -796,7 +796,7 @@ def _settle_entry(ids: list[int], entry: TimelineEntry, result: TimelineResult, 
 
 
 def _conversation_entry(crm_id: str, event: ConversationEvent) -> TimelineEntry:
-    platform = _platform_name(event.platform)
+    platform = platform_name(event.platform)
     lines = [f"Platform: {platform}", f"Conversation: {event.conversation_id}",
              f"Started: {event.started_at:%Y-%m-%d %H:%M} UTC"]
     if event.participant.username:
@@ -814,7 +814,7 @@ def _conversation_entry(crm_id: str, event: ConversationEvent) -> TimelineEntry:
 def _messages_entry(crm_id: str, facts: ConversationFacts, messages: list[Message]) -> TimelineEntry:
     """One entry for the messages of one conversation that one delivery carries (a burst is one entry, or a few
     when its text would be longer than :data:`ENTRY_TEXT_MAX`: see :func:`_entry_parts`)."""
-    platform = _platform_name(facts.platform)
+    platform = platform_name(facts.platform)
     ordered = sorted(messages, key=lambda m: (m.sent_at, m.message_id))
     first, last = ordered[0].sent_at, ordered[-1].sent_at
     # Seconds included: a lost answer is settled by finding the entry by its subject.
@@ -857,11 +857,6 @@ def _entry_parts(
         parts[-1].append((event, message))
         size += length
     return parts
-
-
-def _platform_name(platform: SocialPlatform) -> str:
-    return {"linkedin": "LinkedIn", "tiktok": "TikTok", "youtube": "YouTube"}.get(platform.value,
-                                                                                  platform.value.capitalize())
 
 
 def _backoff(attempts: int) -> float:

@@ -187,7 +187,7 @@ def test_a_new_conversation_becomes_one_crm_contact_with_a_timeline_entry(tmp_pa
     assert len(timeline) == 1
     who, text = timeline[0]
     assert who == crm_people(sandbox, provider)[0]["id"]
-    assert "Conversation started on Twitter" in text and "black-friday" in text
+    assert "Conversation started on Twitter/X" in text and "black-friday" in text
 
 
 def test_an_existing_crm_contact_is_updated_not_duplicated(tmp_path: Path, provider: str) -> None:
@@ -641,7 +641,7 @@ def test_messages_before_the_persons_email_reach_the_timeline_once_it_is_known(t
     [person] = crm_people(sandbox, provider)
     timeline = crm_timeline(sandbox, provider)
     assert len(timeline) == 2 and {who for who, _ in timeline} == {person["id"]}
-    assert any("3 Twitter messages" in text for _, text in timeline), timeline
+    assert any("3 Twitter/X messages" in text for _, text in timeline), timeline
 
 
 def test_a_message_given_up_waiting_for_its_conversation_reaches_the_timeline_when_it_comes(
