@@ -65,6 +65,21 @@ def test_social_import_records_valid_rows_and_refuses_bad_ones_by_line_field_and
     assert "0 created, 0 updated, 4 unchanged, 2 rows refused" in out
 
 
+def test_social_import_says_one_of_a_kind_in_the_singular(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Said "1 earlier touchpoints joined" and "(1 conversations, 1 messages, ...)"."""
+    code, out, _ = run(tmp_path / "D", ["social", "import", str(write_jsonl(tmp_path / "feed.jsonl", EVENTS))], capsys)
+    assert code == ExitCode.OK
+    assert "recorded social events (1 conversation, 1 message, 2 engagements): 4 created" in out
+    later = write_jsonl(tmp_path / "later.jsonl", [
+        {"platform": "instagram", "type": "share", "timestamp": "2026-11-20T10:00:00Z", "user": {"username": "bo"}},
+        {"platform": "instagram", "type": "like", "timestamp": "2026-11-21T10:00:00Z",
+         "user": {"username": "bo", "email": "bo@example.com"}},
+    ])
+    code, out, _ = run(tmp_path / "D", ["social", "import", str(later)], capsys)
+    assert code == ExitCode.OK
+    assert "1 earlier touchpoint joined the person their username belongs to" in out
+
+
 def test_a_refused_file_leaves_the_store_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "D"
     run(data, ["social", "import", str(write_jsonl(tmp_path / "ok.jsonl", EVENTS))], capsys)

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from crm_desktop.app.csv_export import cell_value
-from crm_desktop.app.text import with_article
+from crm_desktop.app.text import plural, with_article
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import (
     MAX_CUSTOM_TEXT,
@@ -477,8 +477,8 @@ def misfit(header: list[str], cells: list[str], delimiter: str,
     if len(cells) > len(header):
         name = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
         trailing = "" if any(cell.strip() for cell in cells[len(header):]) else ", or the empty ones at the end go"
-        return FieldProblem("(row)", f"{len(cells)} cells, the header has {len(header)} (a {name} inside a value "
-                                     f"needs quotes{trailing})")
+        return FieldProblem("(row)", f"{plural(len(cells), 'cell')}, the header has {len(header)} (a {name} inside "
+                                     f"a value needs quotes{trailing})")
     for index in _unnamed_columns(header) if unnamed is None else unnamed:
         if index < len(cells) and cells[index].strip():
             return FieldProblem(f"column {index + 1}",

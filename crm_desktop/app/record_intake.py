@@ -14,6 +14,7 @@ from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.record_files import repeated_networks
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
+from crm_desktop.app.text import plural
 from crm_desktop.domain.credentials import CredentialsError
 from crm_desktop.domain.engagement_summary import engagement_summary
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
@@ -26,6 +27,7 @@ from crm_desktop.domain.models import (
     SyncConfig,
     Touchpoint,
     normalise_email,
+    platform_name,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.scoring import EngagementScore
@@ -432,10 +434,11 @@ class RecordIntake:
         """A note of the social data: the score and its parts, the profiles, and the latest touchpoints."""
         lines = ["Social engagement (CRM Desktop)"]
         if score is not None:
-            lines.append(f"Engagement score: {score.score:.1f}/100 from {score.interactions} interactions "
-                         f"and {score.followers:,} followers")
+            lines.append(f"Engagement score: {score.score:.1f}/100 from {plural(score.interactions, 'interaction')} "
+                         f"and {plural(score.followers, 'follower')}")
         for profile in contact.social_profiles:
-            lines.append(f"{profile.platform.value}: @{profile.username}, {profile.followers:,} followers")
+            lines.append(f"{platform_name(profile.platform)}: @{profile.username}, "
+                         f"{plural(profile.followers, 'follower')}")
         if with_touchpoints:
             # The same summary the CRM's social_touchpoints field holds: conversations, last interaction,
             # sentiment trend and the newest touchpoints.

@@ -23,7 +23,7 @@ from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_service import SyncService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import InvalidRecordError
-from crm_desktop.domain.models import Contact, Integration, Lead, SocialPlatform, SyncDirection
+from crm_desktop.domain.models import Contact, Integration, Lead, SocialPlatform, SyncDirection, platform_name
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.scoring import engagement_score
 from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message, PersonRef, normalise_username
@@ -32,7 +32,7 @@ from crm_desktop.providers.errors import AuthError, ProviderError
 from crm_desktop.store.conversion_store import ConversionPullStore
 from crm_desktop.store.database import Database
 from crm_desktop.store.metrics_store import MetricsStore
-from crm_desktop.store.models import SyncTrigger, WorkflowEventKind
+from crm_desktop.store.models import SyncTrigger, WorkflowEventKind, utc_from_store
 from crm_desktop.store.repositories import ContactStore, NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, engagement_ref, event_key
 from crm_desktop.store.workflow_store import (
@@ -188,9 +188,13 @@ class SocialWorkflows:
     # -- intake -------------------------------------------------------------------------------------------------
 
     def queue_conversations(self, events: Sequence[ConversationEvent]) -> int:
-        """Queue conversation starts for every integration; returns the outbox rows added (0 for a replay)."""
+        """Queue conversation starts for every integration; returns the outbox rows added (0 for a replay). Each
+        is queued with the start the store keeps (the earliest sent), so a re-delivery with a later start is the
+        same event."""
+        stored = self.store.conversations([e.conversation_id for e in events])
+        kept = [_as_stored(e, _facts(stored, e.conversation_id, e.platform)) for e in events]
         return self._queue([QueuedEvent(WorkflowEventKind.CONVERSATION, conversation_key(e), e.to_wire())
-                            for e in events])
+                            for e in kept])
 
     def queue_messages(self, messages: Sequence[Message]) -> int:
         """Queue messages for every integration; returns the outbox rows added (0 for a replay)."""
@@ -446,6 +450,9 @@ class SocialWorkflows:
         # Off the loop: scoring reads every interaction of each person, and the API keeps answering meanwhile.
         await asyncio.to_thread(self._write_scores, platforms)
 
+        # Written with the best name the app knows now: a nameless participant's contact takes its lead's name (and
+        # a nameless lead its contact's), also one given after the event was recorded.
+        self.store.fill_blank_names({*contact_of.values(), *lead_of.values()})
         contact_ids = self.store.contact_ids(set(contact_of.values()))
         lead_ids = {email: found[0] for email in set(lead_of.values())
                     if (found := self.social.store.lead_by_email(email)) is not None}
@@ -689,6 +696,7 @@ class SocialWorkflows:
             return None
         start = previous.get("since") if previous.get("done") is False else previous.get("at")
         ids = self.store.conversation_contacts_since(datetime.fromisoformat(start) if start else None, now)
+        self.store.fill_blank_names(contact_ids=ids)
         outcomes: list[tuple[str, SyncResult | Exception]] = []
         try:
             if ids:
@@ -769,6 +777,14 @@ def _facts(
     return found[0] if found else None
 
 
+def _as_stored(event: ConversationEvent, facts: ConversationFacts | None) -> ConversationEvent:
+    """The event with the start the store keeps for its conversation, when that is earlier (see
+    :meth:`SocialStore.record_conversations`)."""
+    if facts is None or utc_from_store(facts.started_at) >= event.started_at:
+        return event
+    return event.model_copy(update={"started_at": utc_from_store(facts.started_at)})
+
+
 def _settle_entry(ids: list[int], entry: TimelineEntry, result: TimelineResult, batch: _Batch) -> None:
     for event_id in ids:
         if result.ok:
@@ -780,7 +796,7 @@ def _settle_entry(ids: list[int], entry: TimelineEntry, result: TimelineResult, 
 
 
 def _conversation_entry(crm_id: str, event: ConversationEvent) -> TimelineEntry:
-    platform = _platform_name(event.platform)
+    platform = platform_name(event.platform)
     lines = [f"Platform: {platform}", f"Conversation: {event.conversation_id}",
              f"Started: {event.started_at:%Y-%m-%d %H:%M} UTC"]
     if event.participant.username:
@@ -798,7 +814,7 @@ def _conversation_entry(crm_id: str, event: ConversationEvent) -> TimelineEntry:
 def _messages_entry(crm_id: str, facts: ConversationFacts, messages: list[Message]) -> TimelineEntry:
     """One entry for the messages of one conversation that one delivery carries (a burst is one entry, or a few
     when its text would be longer than :data:`ENTRY_TEXT_MAX`: see :func:`_entry_parts`)."""
-    platform = _platform_name(facts.platform)
+    platform = platform_name(facts.platform)
     ordered = sorted(messages, key=lambda m: (m.sent_at, m.message_id))
     first, last = ordered[0].sent_at, ordered[-1].sent_at
     # Seconds included: a lost answer is settled by finding the entry by its subject.
@@ -841,11 +857,6 @@ def _entry_parts(
         parts[-1].append((event, message))
         size += length
     return parts
-
-
-def _platform_name(platform: SocialPlatform) -> str:
-    return {"linkedin": "LinkedIn", "tiktok": "TikTok", "youtube": "YouTube"}.get(platform.value,
-                                                                                  platform.value.capitalize())
 
 
 def _backoff(attempts: int) -> float:

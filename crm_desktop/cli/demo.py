@@ -139,7 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         else:
             lines = [f"demo workspace: {summary['dataDir']}",
-                     f"local: {summary['localContacts']} contacts, {summary['localLeads']} leads"]
+                     f"local: {plural(summary['localContacts'], 'contact')}, {plural(summary['localLeads'], 'lead')}"]
             lines += [f"sandbox {s['provider']}: {s['baseUrl']}" for s in summary["sandboxes"]]
             for run in summary.get("firstSync", []):
                 lines.append(f"first sync of {run['integration']}: {run['status']}, {run['created']} created, "

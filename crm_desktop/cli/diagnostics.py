@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.diagnostics import export_diagnostics
+from crm_desktop.app.text import plural
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -33,8 +34,9 @@ def cmd_diagnostics_export(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise cannot_write(destination, exc) from None
     data = {"file": str(report.path), "files": report.files, "runs": report.runs, "logs": report.logs}
-    emit(args, data, f"diagnostics written to {report.path} ({len(report.files)} files, {report.runs} runs, "
-                     f"{report.logs} log files); secrets and personal values are redacted")
+    emit(args, data, f"diagnostics written to {report.path} ({plural(len(report.files), 'file')}, "
+                     f"{plural(report.runs, 'run')}, {plural(report.logs, 'log file')}); secrets and personal values "
+                     "are redacted")
     return ExitCode.OK
 
 

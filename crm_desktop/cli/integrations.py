@@ -57,7 +57,7 @@ def _rotation_hints(items: list[dict[str, Any]]) -> list[str]:
     """One reminder per integration whose keys are older than the rotation period."""
     return [
         f"rotate: the keys of {i['name']!r} were {_age_text(i['keyAgeDays'])} (reminder after "
-        f"{i['rotateAfterDays']} days); put new ones in with `crm-desktop integration update {i['name']} "
+        f"{plural(i['rotateAfterDays'], 'day')}); put new ones in with `crm-desktop integration update {i['name']} "
         "--secret-stdin` (links, runs, mappings and cursors are kept)"
         for i in items if i.get("rotationDue")
     ]
@@ -273,7 +273,7 @@ def cmd_integration_test(args: argparse.Namespace) -> int:
     }
     quota_text = "unknown"
     if quota is not None and quota.remaining is not None:
-        quota_text = f"{quota.remaining} calls left" + (f" of {quota.limit}" if quota.limit else "")
+        quota_text = f"{plural(quota.remaining, 'call')} left" + (f" of {quota.limit:,}" if quota.limit else "")
     text = (
         f"connection ok: {info.account} as {info.user}\n"
         f"scopes: {', '.join(info.scopes) or 'not reported'}\nquota: {quota_text}"

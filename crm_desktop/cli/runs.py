@@ -110,7 +110,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         if args.offset + len(records) < logged:
             lines.append(f"more: crm-desktop runs show {args.id} --offset {args.offset + len(records)}")
     else:
-        lines.append(f"record log:   {'empty' if not logged else f'{logged} records, none from {args.offset + 1}'}")
+        said = "empty" if not logged else f"{plural(logged, 'record')}, none from {args.offset + 1}"
+        lines.append(f"record log:   {said}")
     emit(args, {"run": data, "records": records, "recordsTotal": logged, "offset": args.offset},
          "\n".join(lines))
     return ExitCode.OK

@@ -29,13 +29,14 @@ from crm_desktop.domain.social import INTERACTION_KINDS, PersonRef, ScoringSetti
 def _import_lines(report: SocialImportReport) -> list[str]:
     lines = [f"line {r.line:>5}  refused  {r.record}  {r.field}: {r.reason}" for r in report.refused]
     rows = "row" if report.refused_lines == 1 else "rows"
-    kinds = ", ".join(f"{count} {kind}" for kind, count in report.by_kind.items())
+    kinds = ", ".join(plural(count, kind.removesuffix("s"), kind) for kind, count in report.by_kind.items())
     lines.append(
         f"recorded social events ({kinds}): {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.refused_lines} {rows} refused"
     )
     if report.linked_touchpoints:
-        lines.append(f"{report.linked_touchpoints} earlier touchpoints joined the person their username belongs to")
+        lines.append(f"{plural(report.linked_touchpoints, 'earlier touchpoint')} joined the person their username "
+                     "belongs to")
     if report.requeued_conversations:
         lines.append("conversations started before their person's email was known are sent again to "
                      f"{plural(report.requeued_conversations, 'integration')}")

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from crm_desktop.domain.models import Contact, Lead, LeadStatus
+from crm_desktop.domain.models import Contact, Lead, LeadStatus, platform_name
 from crm_desktop.providers import errors
 from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord, not_an_option
 from crm_desktop.providers.toolkit import (
@@ -251,7 +251,7 @@ def default_contact_record(contact: Contact) -> OutboundRecord:
     social, profiles = social_profile_values(contact.social_profiles, str)
     fields.update(social)
     unmapped = [
-        f"{p.platform.value}: @{p.username} ({p.followers:,} followers{f', {p.url}' if p.url else ''})"
+        f"{platform_name(p.platform)}: @{p.username} ({p.followers:,} followers{f', {p.url}' if p.url else ''})"
         for p in profiles
     ]
     for name, value in contact.custom_fields.items():
@@ -287,9 +287,9 @@ def default_lead_record(lead: Lead) -> OutboundRecord:
     fields.update(social_context_values(context, sentiment="social_sentiment", engagement="social_engagement_score"))
     if context is not None:
         if context.conversation_id:
-            lines.append(f"Conversation on {context.platform.value}: {context.conversation_id}")
+            lines.append(f"Conversation on {platform_name(context.platform)}: {context.conversation_id}")
         elif not lead.source:
-            lines.append(f"Came from {context.platform.value}")
+            lines.append(f"Came from {platform_name(context.platform)}")
     return OutboundRecord(
         email=lead.email, fields={k: v for k, v in fields.items() if v is not None}, note=_social_note(lines)
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm_desktop.domain.models import Contact, Lead, normalise_phone
+from crm_desktop.domain.models import Contact, Lead, normalise_phone, platform_name
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmRecord, OutboundRecord
 from crm_desktop.providers.pipedrive_errors import plain_text
@@ -379,7 +379,7 @@ def default_contact_record(contact: Contact, *, social_field_keys: Mapping[str, 
         lines.append(f"Company: {contact.company}")
     for profile in sorted(contact.social_profiles, key=lambda p: (p.platform.value, p.username)):
         reach = f"{profile.followers:,} followers, engagement score {profile.engagement:g}"
-        platform = profile.platform.value.capitalize()
+        platform = platform_name(profile.platform)
         if _IDENTITY_FIELDS.get(profile.platform.value) in mapped:
             lines.append(f"{platform}: {reach}")  # the handle is in its own field
         else:
@@ -420,7 +420,7 @@ def default_lead_record(lead: Lead, *, social_field_keys: Mapping[str, str] | No
     if lead.source and "lead_source_detail" not in keys:
         lines.append(f"Source: {lead.source}")
     if context is not None:
-        lines.append(f"Platform: {context.platform.value}")
+        lines.append(f"Platform: {platform_name(context.platform)}")
         if context.conversation_id:
             lines.append(f"Conversation: {context.conversation_id}")
         if context.sentiment and "social_sentiment" not in keys:

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_desktop.domain.models import Contact, Lead, LeadStatus
+from crm_desktop.domain.models import Contact, Lead, LeadStatus, platform_name
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord, TimelineEntry, TimelineResult
 from crm_desktop.providers.conversions import CrmConversion
@@ -90,7 +90,8 @@ def default_contact_record(contact: Contact) -> OutboundRecord:
     social, unmapped = social_profile_values(contact.social_profiles, lambda name: f"{name}__c")
     fields.update(social)
     extra = [
-        f"{p.platform.value}: @{p.username}{f' {p.url}' if p.url else ''} ({p.followers} followers)" for p in unmapped
+        f"{platform_name(p.platform)}: @{p.username}{f' {p.url}' if p.url else ''} ({p.followers} followers)"
+        for p in unmapped
     ]
     for name, value in contact.custom_fields.items():
         if name.endswith("__c") and FIELD_API_NAME.match(name):
@@ -117,7 +118,7 @@ def default_lead_record(lead: Lead) -> OutboundRecord:
     )
     if context is not None:
         conversation = f" (conversation {context.conversation_id})" if context.conversation_id else ""
-        note = f"Lead from a {context.platform.value} conversation{conversation}."
+        note = f"Lead from a conversation on {platform_name(context.platform)}{conversation}."
     return OutboundRecord(email=lead.email, fields=fields, note=note)
 
 

@@ -425,6 +425,10 @@ class SocialStore:
                     # A conversation belongs to its participant: a re-send naming them by a username linked to
                     # another email since does not move it (nor its touchpoint and messages) to that email.
                     values["email"] = row.email
+                if utc_from_store(row.started_at) <= event.started_at:
+                    # A re-delivery keeps the earliest start it was sent with (a platform's retry stamped anew would
+                    # start the conversation after its own messages); an earlier start is a correction, taken.
+                    values["started_at"] = row.started_at
                 # A later event naming the person differently never forgets who it was, nor its campaign.
                 action = _update_row(row, {
                     attribute: value for attribute, value in values.items()

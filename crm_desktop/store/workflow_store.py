@@ -20,6 +20,7 @@ from crm_desktop.store.models import (
     ContactRow,
     ConversationRow,
     DeliveryStatus,
+    LeadRow,
     SyncRunRow,
     SyncRunStatus,
     SyncTrigger,
@@ -354,6 +355,35 @@ class WorkflowStore:
                 found.update((email, contact_id) for email, contact_id in session.execute(
                     select(ContactRow.email, ContactRow.id).where(ContactRow.email.in_(part))))
         return found
+
+    def fill_blank_names(self, emails: Iterable[str] = (), contact_ids: Iterable[int] = ()) -> int:
+        """Fill the blank first and last names of these people's contacts and leads (by email, or by contact id)
+        from the other record of the same email: the best name the app knows when their records are written to a
+        CRM, rather than Salesforce's "(unknown)", a blank HubSpot name or the email as a Pipedrive person's name.
+        A name is never overwritten, as social data never overwrites what the marketer or a CRM gave; how many
+        names were filled."""
+        wanted_emails = sorted(set(emails))
+        wanted_ids = sorted(set(contact_ids))
+        changed = 0
+        with self.db.session() as session:
+            pairs: list[tuple[ContactRow, LeadRow]] = []
+            for column, wanted in ((ContactRow.email, wanted_emails), (ContactRow.id, wanted_ids)):
+                for part in in_list_chunks(wanted):
+                    pairs += [(contact, lead) for contact, lead in session.execute(
+                        select(ContactRow, LeadRow).join(LeadRow, LeadRow.email == ContactRow.email).where(
+                            column.in_(part),
+                            (ContactRow.first_name.is_(None) | ContactRow.last_name.is_(None)
+                             | LeadRow.first_name.is_(None) | LeadRow.last_name.is_(None))))]
+            for contact, lead in pairs:
+                for attribute in ("first_name", "last_name"):
+                    mine, theirs = getattr(contact, attribute), getattr(lead, attribute)
+                    if not mine and theirs:
+                        setattr(contact, attribute, theirs)
+                        changed += 1
+                    elif mine and not theirs:
+                        setattr(lead, attribute, mine)
+                        changed += 1
+        return changed
 
     def take_job_run(self, key: str, now: datetime, every: timedelta, mark: dict[str, Any]) -> dict[str, Any] | None:
         """Take a periodic job's run: when its mark (setting ``key``) says it last ran ``every`` or longer before

@@ -962,7 +962,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
                 self._field_owners.pop(name, None)
             if self._shows(name, obj):
                 self.model.set_crm_fields(fields)
-                self.fields_label.setText(f"{len(fields)} {obj.value} fields in the CRM")
+                self.fields_label.setText(f"{plural(len(fields), f'{obj.value} field')} in the CRM")
                 self._check_live()
                 self.show_preview()
         finally:

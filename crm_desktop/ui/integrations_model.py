@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QWidget
 
 from crm_desktop.app.errors import VaultError
 from crm_desktop.app.integrations import IntegrationService, KeyAge
+from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Integration, Provider, SyncConfig, SyncDirection
 from crm_desktop.ui.table_model import RowsTableModel, TableColumn
 from crm_desktop.ui.theme import text_colour
@@ -208,8 +209,8 @@ class IntegrationsTableModel(RowsTableModel[IntegrationRow, IntegrationColumn]):
             if row.key_age is not None:
                 text += f" Keys {row.key_age.text()}."
             if row.rotation_due and row.key_age is not None:
-                text += (f" Time to rotate them (reminder after {row.key_age.rotate_after_days} days): create new "
-                         "keys in the CRM, then Edit… and paste them; the sync history is kept.")
+                text += (f" Time to rotate them (reminder after {plural(row.key_age.rotate_after_days, 'day')}): "
+                         "create new keys in the CRM, then Edit… and paste them; the sync history is kept.")
             return text
         return None
 

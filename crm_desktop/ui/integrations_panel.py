@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.crm_actions import ConnectionInfo, CrmActions
 from crm_desktop.app.errors import NotFoundError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.integrations import IntegrationService
+from crm_desktop.app.text import plural
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.ui.integration_dialog import IntegrationDialog
 from crm_desktop.ui.integrations_model import (
@@ -196,8 +197,8 @@ class IntegrationDetails(QWidget):
         age = row.key_age
         texts["Keys"] = "—" if age is None else age.text()[0].upper() + age.text()[1:]
         if row.rotation_due and age is not None:
-            texts["Keys"] += (f" — time to rotate them (reminder after {age.rotate_after_days} days): create new "
-                              "keys in the CRM, then Edit… and paste them")
+            texts["Keys"] += (f" — time to rotate them (reminder after {plural(age.rotate_after_days, 'day')}): "
+                              "create new keys in the CRM, then Edit… and paste them")
         for caption, text in texts.items():
             self.values[caption].setText(text)
         keys = self.values["Keys"]
@@ -420,10 +421,11 @@ class IntegrationsPanel(QWidget, AsksFirst):
         if not due:
             self.rotation_warning.hide()
             return
-        names = ", ".join(f"“{row.integration.name}” ({row.key_age.days} days old)" for row in due if row.key_age)
+        names = ", ".join(f"“{row.integration.name}” ({plural(row.key_age.days, 'day')} old)"
+                          for row in due if row.key_age)
         period = due[0].key_age.rotate_after_days if due[0].key_age else 0
         self.rotation_warning.setText(
-            f"Time to rotate keys (reminder after {period} days): {names}. Create new keys in the CRM, then "
+            f"Time to rotate keys (reminder after {plural(period, 'day')}): {names}. Create new keys in the CRM, then "
             "Edit… and paste them; links, runs and mappings are kept."
         )
         self.rotation_warning.show()

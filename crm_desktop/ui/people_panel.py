@@ -388,7 +388,7 @@ class PersonDetailPane(QWidget):
             self.score_label.setText(f"Engagement score: <b>{score.score:.1f}</b> / 100")
             self.breakdown_label.setText(
                 f"Activity {score.activity:.1f} points from {plural(score.interactions, 'interaction')} → "
-                f"{score.activity_part:.0%} of saturation · reach {score.followers:,} followers → "
+                f"{score.activity_part:.0%} of saturation · reach {plural(score.followers, 'follower')} → "
                 f"{score.reach_part:.0%}"
             )
         fill_table(self.profiles_table, ["Platform", "Username", "Followers", "Profile"],

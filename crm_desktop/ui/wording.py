@@ -194,9 +194,10 @@ def quota_text(info: ConnectionInfo) -> str:
         return "not reported"
     parts = []
     if quota.remaining is not None:
-        parts.append(f"{quota.remaining:,} calls left" + (f" of {quota.limit:,}" if quota.limit is not None else ""))
+        parts.append(f"{plural(quota.remaining, 'call')} left"
+                     + (f" of {quota.limit:,}" if quota.limit is not None else ""))
     elif quota.used is not None and quota.limit is not None:
-        parts.append(f"{quota.limit - quota.used:,} calls left of {quota.limit:,}")
+        parts.append(f"{plural(quota.limit - quota.used, 'call')} left of {quota.limit:,}")
     if quota.window_remaining is not None:
         parts.append(f"{quota.window_remaining:,} left in the burst window")
     return ", ".join(parts) or "not reported"

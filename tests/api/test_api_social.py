@@ -178,6 +178,9 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         # The history note holds the engagement summary: the conversation and the sentiment so far.
         assert "Conversations: 1 (twitter 1)" in newest_note(api)
         assert "Sentiment trend: no sentiment yet" in newest_note(api)
+        # The network as the app spells it, and one interaction said as one.
+        assert "Twitter/X: @leapark, 800 followers" in newest_note(api)
+        assert "from 1 interaction and 800 followers" in newest_note(api)
 
         if api.provider != "pipedrive":
             read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "lea@example.com"})

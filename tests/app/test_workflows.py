@@ -187,7 +187,7 @@ def test_a_new_conversation_becomes_one_crm_contact_with_a_timeline_entry(tmp_pa
     assert len(timeline) == 1
     who, text = timeline[0]
     assert who == crm_people(sandbox, provider)[0]["id"]
-    assert "Conversation started on Twitter" in text and "black-friday" in text
+    assert "Conversation started on Twitter/X" in text and "black-friday" in text
 
 
 def test_an_existing_crm_contact_is_updated_not_duplicated(tmp_path: Path, provider: str) -> None:
@@ -641,7 +641,7 @@ def test_messages_before_the_persons_email_reach_the_timeline_once_it_is_known(t
     [person] = crm_people(sandbox, provider)
     timeline = crm_timeline(sandbox, provider)
     assert len(timeline) == 2 and {who for who, _ in timeline} == {person["id"]}
-    assert any("3 Twitter messages" in text for _, text in timeline), timeline
+    assert any("3 Twitter/X messages" in text for _, text in timeline), timeline
 
 
 def test_a_message_given_up_waiting_for_its_conversation_reaches_the_timeline_when_it_comes(
@@ -790,3 +790,89 @@ def test_a_file_linking_a_username_sends_its_earlier_conversation_to_the_crm(tmp
     assert person["email"] == "lea@example.com"
     timeline = crm_timeline(sandbox, "hubspot")
     assert [who for who, _ in timeline] == [person["id"]] and "Conversation started" in timeline[0][1], timeline
+
+
+def crm_names(sandbox: Sandbox, provider: str) -> list[str]:
+    """The name of each contact/person the sandbox holds, as the CRM shows it."""
+    if provider == "salesforce":
+        return [f"{r.get('FirstName') or ''} {r.get('LastName') or ''}".strip()
+                for r in sandbox.records["Contact"].values()]  # type: ignore[attr-defined]
+    if provider == "hubspot":
+        return [f"{r.properties.get('firstname') or ''} {r.properties.get('lastname') or ''}".strip()
+                for r in sandbox._records["contacts"].values() if not r.archived]  # type: ignore[attr-defined]
+    return [p.name for p in sandbox.persons.values()]  # type: ignore[attr-defined]
+
+
+def test_a_conversation_with_a_nameless_participant_gives_the_contact_its_leads_name(
+    tmp_path: Path, provider: str
+) -> None:
+    """The platform sends the participant by email alone; the app knows that email's name from a lead (given after
+    the conversation, before its delivery). The CRM contact gets that name (not Salesforce's "(unknown)", nor
+    HubSpot's blank or Pipedrive's email for a name), and so does the local contact."""
+    nameless = {**CONVERSATION, "participant": {"email": "max@example.com", "username": "@maxmoe"}}
+
+    async def scenario(desk: Desk) -> None:
+        await desk.server.workflows.stop()  # the conversation waits: the lead comes before its delivery
+        await desk.post("/api/social/conversations", nameless)
+        lead = Lead(email="max@example.com", first_name="Max", last_name="Moe", company="Moe GmbH")
+        desk.workspace.leads.save(lead)
+        desk.server.workflows.start()
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.FAILED] == 0, desk.server.workflows.store.failures(1)
+        contact = desk.workspace.contacts.find("max@example.com")
+        assert contact is not None and (contact.first_name, contact.last_name) == ("Max", "Moe")
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    assert crm_names(sandbox, provider) == ["Max Moe"]
+
+
+def test_an_engagement_of_a_nameless_lead_gives_the_crm_lead_its_contacts_name(tmp_path: Path) -> None:
+    """The mirror case: a lead known by email alone, whose contact (a conversation's participant) has the name;
+    the engagement that pushes the lead writes it with that name, not Salesforce's "(unknown)"."""
+    async def scenario(desk: Desk) -> None:
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.settled()
+        desk.workspace.leads.save(Lead(email="lea@example.com", company="Park Ltd"))
+        await desk.post("/api/social/engagements", {
+            "platform": "twitter", "type": "share", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1",
+            "user": {"email": "lea@example.com"}})
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.FAILED] == 0, desk.server.workflows.store.failures(1)
+
+    sandbox = run_desk(tmp_path, "salesforce", scenario)
+    leads = list(sandbox.records["Lead"].values())  # type: ignore[attr-defined]
+    assert [(lead.get("FirstName"), lead["LastName"]) for lead in leads] == [("Lea", "Park")]
+
+
+def test_a_conversation_resent_with_a_later_start_keeps_its_earliest_start(tmp_path: Path, provider: str) -> None:
+    """A platform re-delivers a conversation with a later ``startedAt`` (its clock, a retry stamped anew): the
+    conversation keeps the earliest start it was sent with, so it never starts after its own messages, on the
+    People pane or in the CRM; the re-delivery is ``unchanged`` and calls no CRM. An earlier start is taken."""
+    later = {**CONVERSATION, "startedAt": "2026-11-20T11:30:00Z"}
+
+    async def scenario(desk: Desk) -> None:
+        # Sent twice before its delivery (the worker stopped): the entry says the earliest start.
+        await desk.server.workflows.stop()
+        await desk.post("/api/social/conversations", CONVERSATION)
+        await desk.post("/api/social/messages", message(1))
+        again = await desk.post("/api/social/conversations", later)
+        assert again.json()["action"] == "unchanged"
+        desk.server.workflows.start()
+        counts = await desk.settled()
+        assert counts[DeliveryStatus.DONE] == 2 and counts[DeliveryStatus.FAILED] == 0, counts
+        before = desk.api_requests()
+        again = await desk.post("/api/social/conversations", later)  # and once more after it
+        assert again.json()["action"] == "unchanged"
+        await asyncio.sleep(0.3)
+        assert sum(desk.counts().values()) == 2 and desk.api_requests() == before
+        stored = desk.workspace.social.conversation("twitter", "tw-c-1")
+        assert stored is not None and stored.started_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+        earlier = await desk.post("/api/social/conversations", {**CONVERSATION, "startedAt": "2026-11-20T09:45:00Z"})
+        assert earlier.json()["action"] == "updated"
+        stored = desk.workspace.social.conversation("twitter", "tw-c-1")
+        assert stored is not None and stored.started_at == datetime(2026, 11, 20, 9, 45, tzinfo=UTC)
+        await desk.settled()
+
+    sandbox = run_desk(tmp_path, provider, scenario)
+    started = [text for _, text in crm_timeline(sandbox, provider) if "Conversation started" in text]
+    assert len(started) == 1 and "2026-11-20 10:00 UTC" in started[0], started

@@ -246,7 +246,7 @@ def test_default_contact_record_maps_social_profiles_and_lifecycle() -> None:
         "lifecyclestage": "customer",
         "favourite_colour": "green",
     }
-    assert outbound.note is not None and "tiktok: @adadances (7 followers" in outbound.note
+    assert outbound.note is not None and "TikTok: @adadances (7 followers" in outbound.note
 
 
 def test_default_lead_record_maps_status_lifecycle_and_lead_object_fields() -> None:
@@ -271,7 +271,7 @@ def test_default_lead_record_maps_status_lifecycle_and_lead_object_fields() -> N
         "social_sentiment": "positive",
         "social_engagement_score": 80.0,
     }
-    assert outbound.note == "Lead source: twitter_dm\nConversation on twitter: tw-9"
+    assert outbound.note == "Lead source: twitter_dm\nConversation on Twitter/X: tw-9"
 
 
 # -- request shapes -----------------------------------------------------------------------------------------------

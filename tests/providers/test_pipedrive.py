@@ -215,7 +215,7 @@ def test_fields_are_listed_by_name_and_a_created_field_takes_pushed_values() -> 
     stored = sandbox.persons[int(results[0].crm_id or 0)]
     assert stored.custom_fields == {made.name: "ana1"}
     note = our_notes(sandbox, person_id=stored.id)[0]
-    assert "@ana1" not in note and "Twitter: 100 followers" in note  # the field took the handle, the note the reach
+    assert "@ana1" not in note and "Twitter/X: 100 followers" in note  # the field took the handle, the note the reach
 
 
 def test_seeded_social_fields_take_labels_as_options_and_a_bad_value_fails_only_its_record() -> None:

@@ -714,8 +714,8 @@ def test_default_contact_record_puts_social_data_in_the_note_unless_a_field_take
     }
     assert record.note == (
         "Company: Acme\n"
-        "Linkedin: @anasilva (0 followers, engagement score 0) https://linkedin.com/in/ana\n"
-        "Twitter: @ana (1,200 followers, engagement score 3.5)\n"
+        "LinkedIn: @anasilva (0 followers, engagement score 0) https://linkedin.com/in/ana\n"
+        "Twitter/X: @ana (1,200 followers, engagement score 3.5)\n"
         "Followers in all: 1,200\n"
         "tier: gold"
     )
@@ -744,7 +744,7 @@ def test_default_lead_record_titles_the_lead_and_notes_its_context() -> None:
         "title": "Ana Silva via instagram_dm",
     }
     assert record.note == (
-        "Status: contacted\nCompany: Acme\nSource: instagram_dm\nPlatform: instagram\nConversation: c-1\n"
+        "Status: contacted\nCompany: Acme\nSource: instagram_dm\nPlatform: Instagram\nConversation: c-1\n"
         "Sentiment: mixed\nEngagement score: 61"
     )
     mapped = default_lead_record(lead, social_field_keys={"social_sentiment": SENTIMENT_HASH})

@@ -455,7 +455,7 @@ def test_default_contact_record_maps_social_fields() -> None:
         "social_engagement_score__c": 9.0,
         "favourite_colour__c": "blue",
     }
-    assert record.note is not None and "tiktok: @adacodes" in record.note and "Analytical Engines" in record.note
+    assert record.note is not None and "TikTok: @adacodes" in record.note and "Analytical Engines" in record.note
 
 
 def test_default_lead_record_maps_status_and_context() -> None:
@@ -477,7 +477,7 @@ def test_default_lead_record_maps_status_and_context() -> None:
         "social_sentiment__c": "positive",
         "social_engagement_score__c": 71.0,
     }
-    assert record.note is not None and "c-1" in record.note
+    assert record.note == "Lead from a conversation on Twitter/X (conversation c-1)."
 
 
 # -- request shapes ---------------------------------------------------------------------------------------------
