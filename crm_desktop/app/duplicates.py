@@ -280,7 +280,7 @@ class DuplicateService:
                 moves.append(LinkMove(integration.id, step.keep_crm_id))
                 report.by_hand.append(
                     f"{step.integration}: merge {_record_word(step.provider)} {step.other_crm_id} into "
-                    f"{step.keep_crm_id} in {step.provider.value.capitalize()} itself (its REST API has no merge); "
+                    f"{step.keep_crm_id} in {step.provider.label} itself (its REST API has no merge); "
                     f"until then its pulls skip {other.email}, listed in their run as merged here"
                 )
             elif step.action == "merge":
@@ -322,7 +322,7 @@ class DuplicateService:
                     # other's record is the person's record there now; the next sync gives it the kept values.
                     report.merged_in_crm.append(
                         f"{step.integration}: {_record_word(step.provider)} {step.keep_crm_id} is gone from "
-                        f"{step.provider.value.capitalize()}; {merged.email} takes over "
+                        f"{step.provider.label}; {merged.email} takes over "
                         f"{_record_word(step.provider)} {step.other_crm_id} (the next sync updates it)")
                     return step.other_crm_id, True
                 logger.warning("%s refused merging %s into %s: %s", step.integration, step.other_crm_id,
