@@ -1108,9 +1108,10 @@ class SyncStore:
             after = rows[-1].id
 
     def audit_changes_after(
-        self, entity: str, entity_ids: Sequence[str], after_id: int
+        self, entity: str, entity_ids: Sequence[str], after_id: int, integration_id: int
     ) -> dict[str, set[tuple[str, str]]]:
-        """Per record, the (field, side) pairs changed by audit rows newer than ``after_id``."""
+        """Per record, the (field, side) pairs changed by audit rows newer than ``after_id``: local changes by
+        anything, CRM changes only in ``integration_id``'s CRM (another integration's push wrote another CRM)."""
         found: dict[str, set[tuple[str, str]]] = {}
         if not entity_ids:
             return found
@@ -1120,6 +1121,7 @@ class SyncStore:
                     AuditLogRow.entity == entity,
                     AuditLogRow.entity_id.in_(list(entity_ids)),
                     AuditLogRow.id > after_id,
+                    or_(AuditLogRow.side != "crm", AuditLogRow.integration_id == integration_id),
                 )
             )
             for entity_id, name, side in rows:

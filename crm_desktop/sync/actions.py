@@ -405,7 +405,7 @@ def _plan_undo(
             ids = [a.local_id for a in chunk]
             records = store.local_records(obj, ids)
             links = store.links_for_local(integration_id, obj, ids)
-            later = store.audit_changes_after(obj.value, [str(i) for i in ids], last_audit_id)
+            later = store.audit_changes_after(obj.value, [str(i) for i in ids], last_audit_id, integration_id)
             for item in chunk:
                 local = records.get(item.local_id)
                 if local is None:
