@@ -10,7 +10,7 @@ from typing import Any
 
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
+from crm_desktop.providers.contract import CrmAdapter, OutboundRecord, ReadsMappedFields
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictRow, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.process_owner import UNDO, lock_owner
@@ -21,6 +21,8 @@ from crm_desktop.sync.mapping import (
     FieldMapping,
     Value,
     apply_values,
+    crm_holds,
+    from_crm,
     local_form,
     record_values,
     to_crm,
@@ -344,6 +346,9 @@ async def undo_run(
         _refuse_if_undone(store, run_id)
         audited, last_audit_id = _audited_records(store, run_id)
         plans, kept, changed = _plan_undo(store, integration.id, mappings, audited, last_audit_id)
+        # A salesperson's edit in the CRM since the run is not in the store until a pull: read the records the undo
+        # writes, so it is not overwritten unasked (the report then says what the CRM held, not the run's value).
+        changed += await _changed_in_crm(adapter, mappings, plans, batch_size)
         if changed and not force:
             listed = "; ".join(str(c) for c in changed)
             raise UndoRefused(
@@ -471,6 +476,46 @@ def _plan_undo(
                 plans.append(_RecordUndo(item, local, link, local_changes, crm_send, crm_changes, new_base, exact,
                                          crm_kept))
     return plans, kept, changed
+
+
+async def _changed_in_crm(
+    adapter: CrmAdapter,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    plans: list[_RecordUndo],
+    batch_size: int,
+) -> list[ChangedSince]:
+    """The values the undo would write to the CRM that changed there since the run left them (read from the CRM
+    in its batches, by email); each plan's change then starts from the CRM's value now. A record not found by its
+    email (deleted or given another one there) is not checked: its write says what the CRM makes of it."""
+    changed: list[ChangedSince] = []
+    for obj in RecordObject:
+        outgoing = [p for p in plans if p.audited.obj is obj and p.crm_send and p.link is not None]
+        if not outgoing:
+            continue
+        by_local = {m.local_field: m for m in mappings.get(obj, [])}
+        if isinstance(adapter, ReadsMappedFields):
+            adapter.read_mapped_fields(obj, sorted({by_local[name].crm_field for p in outgoing
+                                                    for name in p.crm_changes if name in by_local}))
+        for start in range(0, len(outgoing), batch_size):
+            chunk = outgoing[start : start + batch_size]
+            found = await adapter.find_by_emails(obj, [p.local.record.email for p in chunk])
+            for plan in chunk:
+                record = found.get(plan.local.record.email)
+                if record is None or plan.link is None or record.crm_id != plan.link.crm_id:
+                    continue
+                for name, change in list(plan.crm_changes.items()):
+                    mapping = by_local.get(name)
+                    if mapping is None or name == "email":
+                        continue
+                    raw = record.fields.get(mapping.crm_field)
+                    now = from_crm(mapping, raw)
+                    if now == change.old or crm_holds(mapping, change.old, raw):
+                        continue  # the CRM holds what the run left there
+                    if now == change.new or crm_holds(mapping, change.new, raw):
+                        continue  # the CRM holds the value the undo puts back already
+                    changed.append(ChangedSince(plan.local.record.email, name, Side.CRM, change.old, now))
+                    plan.crm_changes[name] = FieldChange(now, change.new, change.reason)
+    return changed
 
 
 async def _send_undo(
