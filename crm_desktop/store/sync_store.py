@@ -1145,12 +1145,13 @@ class SyncStore:
         return None
 
     def undo_of(self, run_id: int) -> int | None:
-        """The run that undid ``run_id`` (and did not fail), if any."""
+        """The run that undid ``run_id`` in whole (succeeded), if any: an undo the CRM let through only in part
+        (partial) or not at all (failed) leaves the run to be undone again."""
         with self.db.session() as session:
             return session.scalar(
                 select(SyncRunRow.id).where(
                     SyncRunRow.undoes_run_id == run_id,
-                    SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
+                    SyncRunRow.status == SyncRunStatus.SUCCEEDED,
                 ).order_by(SyncRunRow.id).limit(1)
             )
 

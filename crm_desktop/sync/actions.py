@@ -227,6 +227,7 @@ class UndoReport:
         aligned_crm: CRM field values the run had only pulled, written so both sides hold the restored value.
         kept: records the undo left as they are, with the reason.
         overridden: values changed after the run that ``force`` overwrote.
+        failed: records the CRM refused to take back (the run may be undone again to put them back).
     """
 
     run_id: int
@@ -236,6 +237,7 @@ class UndoReport:
     aligned_crm: int = 0
     kept: list[str] = field(default_factory=list)
     overridden: list[ChangedSince] = field(default_factory=list)
+    failed: int = 0
 
 
 def shown(value: Value) -> str:
@@ -303,7 +305,8 @@ def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord
 
 
 def _refuse_if_undone(store: SyncStore, run_id: int) -> None:
-    """Refuse the undo of a run that an undo took back already."""
+    """Refuse the undo of a run that an undo took back already (in whole: one the CRM refused in part, down or
+    refusing some records, may be run again to put back the rest)."""
     earlier = store.undo_of(run_id)
     if earlier is not None:
         raise UndoRefused(f"run {run_id} was already undone (by run {earlier})")
@@ -368,6 +371,7 @@ async def undo_run(
             failed, written = await _send_undo(adapter, plans, batch_size, report, log)
             if failed:
                 status = SyncRunStatus.PARTIAL
+                report.failed = len(failed)
             _write_undo(store, integration.id, undo_id, run_id, [p for p in plans if id(p) not in failed],
                         written, report, log)
             report.kept.extend(
@@ -432,10 +436,16 @@ def _plan_undo(
                 current = record_values(local.record)
                 base = dict(link.base_values) if link is not None else {}
                 touched_later = later.get(str(item.local_id), set())
-                for name, (_, new) in item.local.items():
+                # A value that holds what the undo puts back (an earlier undo of this run that the CRM let through
+                # only in part restored it) is no newer value to keep.
+                for name, (old, new) in item.local.items():
+                    if current.get(name) == old != new:
+                        continue
                     if current.get(name) != new or (name, Side.LOCAL.value) in touched_later:
                         changed.append(ChangedSince(email, name, Side.LOCAL, new, current.get(name)))
-                for name, (_, new) in item.crm.items():
+                for name, (old, new) in item.crm.items():
+                    if link is not None and base.get(name) == old != new:
+                        continue
                     if (name, Side.CRM.value) in touched_later or (link is not None and base.get(name) != new):
                         changed.append(ChangedSince(email, name, Side.CRM, new, base.get(name)))
                 restore = {name: old for name, (old, _) in {**item.crm, **item.local}.items()}
