@@ -367,8 +367,13 @@ async def undo_run(
             for (obj, key), reason in kept
         ]
         status = SyncRunStatus.SUCCEEDED
+        message = f"undo of run {run_id}"
+        failed: set[int] = set()
+        written: set[int] = set()
+        sent = False
         try:
-            failed, written = await _send_undo(adapter, plans, batch_size, report, log)
+            await _send_undo(adapter, plans, batch_size, report, log, failed, written)
+            sent = True
             if failed:
                 status = SyncRunStatus.PARTIAL
                 report.failed = len(failed)
@@ -379,8 +384,16 @@ async def undo_run(
                 "(an undo sends no blank the run did not write there)"
                 for p in plans if id(p) not in failed for name, value in p.left_in_crm.items()
             )
-        except BaseException:
+        except BaseException as exc:
             status = SyncRunStatus.FAILED
+            if not sent:
+                # The CRM went away (down, the token refused, the app quitting) after taking some batches: what it
+                # took is written here too, so both sides and the history agree, and undoing again does the rest.
+                message += (f"; stopped ({exc or type(exc).__name__}) with {len(written)} "
+                            f"record{'' if len(written) == 1 else 's'} put back on both sides: undo it again to put "
+                            "back the rest")
+                _write_undo(store, integration.id, undo_id, run_id, [p for p in plans if id(p) in written],
+                            written, report, log)
             raise
         finally:
             outcomes = [entry[3] for entry in log]
@@ -388,7 +401,7 @@ async def undo_run(
             store.finish_run(undo_id, status, updated=outcomes.count(RecordOutcome.UPDATED),
                              unchanged=outcomes.count(RecordOutcome.UNCHANGED),
                              failed=outcomes.count(RecordOutcome.FAILED), total=len(outcomes),
-                             api_calls=adapter.api_calls, message=f"undo of run {run_id}")
+                             api_calls=adapter.api_calls, message=message)
     finally:
         store.release_lock(integration.id, undoer)
     return report
@@ -534,11 +547,11 @@ async def _send_undo(
     batch_size: int,
     report: UndoReport,
     log: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]],
-) -> tuple[set[int], set[int]]:
-    """Send the CRM side of the undo in the CRM's batches; returns the plans (by ``id``) the CRM refused, and
-    those it wrote."""
-    failed: set[int] = set()
-    written: set[int] = set()
+    failed: set[int],
+    written: set[int],
+) -> None:
+    """Send the CRM side of the undo in the CRM's batches; adds to ``failed`` the plans (by ``id``) the CRM refused,
+    and to ``written`` those it wrote, batch by batch (so that they hold what went through when a batch raises)."""
     for obj in RecordObject:
         outgoing = [p for p in plans if p.audited.obj is obj and p.crm_send and p.link is not None]
         for start in range(0, len(outgoing), batch_size):
@@ -562,7 +575,6 @@ async def _send_undo(
                 report.plan.add(PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, plan.crm_changes))
                 report.restored_crm += sum(1 for name in plan.crm_changes if name in plan.audited.crm)
                 report.aligned_crm += sum(1 for name in plan.crm_changes if name not in plan.audited.crm)
-    return failed, written
 
 
 def _email_after(plan: _RecordUndo) -> str:
