@@ -58,7 +58,9 @@ logger = logging.getLogger(__name__)
 
 #: The message of a run whose process stopped before finishing it (found when its lock is taken over); its counts
 #: are then those of its record log, what it did before it stopped.
-INTERRUPTED_MESSAGE = "interrupted: the app stopped during this run; the next run resumed its unsent writes"
+INTERRUPTED_MESSAGE = "interrupted: the app stopped during this run; the next run sends the writes it had not sent"
+#: An undo keeps no outbox: what it had not put back waits for the marketer to undo the run again.
+INTERRUPTED_UNDO_MESSAGE = "interrupted: the app stopped during this undo; undo the run again to put back the rest"
 
 
 @dataclass(frozen=True)
@@ -303,9 +305,9 @@ class SyncStore:
         """Close the integration's runs still "running" once their process is known to be gone: failed, as
         interrupted, with the counts of their record log (what each wrote before it stopped, which its own
         figures, written as a run ends, never got)."""
-        run_ids = list(session.scalars(select(SyncRunRow.id).where(
+        runs = list(session.execute(select(SyncRunRow.id, SyncRunRow.direction).where(
             SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)))
-        for run_id in run_ids:
+        for run_id, direction in runs:
             counted: dict[RecordOutcome, int] = {
                 outcome: int(count) for outcome, count in session.execute(
                     select(SyncRecordLogRow.outcome, func.count())
@@ -322,11 +324,12 @@ class SyncStore:
             }
             session.execute(
                 update(SyncRunRow).where(SyncRunRow.id == run_id).values(
-                    status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE,
+                    status=SyncRunStatus.FAILED, finished_at=now,
+                    message=INTERRUPTED_UNDO_MESSAGE if direction == SyncDirection.UNDO else INTERRUPTED_MESSAGE,
                     total=sum(figures[k] for k in ("created", "updated", "unchanged", "failed")), **figures,
                 )
             )
-        return len(run_ids)
+        return len(runs)
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, integration_id: int, trigger: SyncTrigger, direction: SyncDirection, message: str | None = None,
