@@ -40,8 +40,8 @@ def _run_json(run: SyncRunRow, names: dict[int, str]) -> dict[str, Any]:
     duration = stored_run_seconds(run.started_at, run.finished_at)
     return {
         "id": run.id,
-        "integration": "(local import)" if run.integration_id is None
-        else names.get(run.integration_id, str(run.integration_id)),
+        "integration": names.get(run.integration_id, str(run.integration_id)) if run.integration_id is not None
+        else "(local edit)" if run.trigger is SyncTrigger.EDIT else "(local import)",
         "trigger": run.trigger.value,
         "direction": run.direction,
         "dryRun": run.dry_run,
