@@ -201,6 +201,18 @@ def test_an_undo_of_an_edit_refused_over_a_newer_value_speaks_of_the_edit(
     assert "company (locally): the run left 'Acme Corp', now 'Acme Inc'" in err
 
 
+def test_runs_list_names_an_edit_and_its_undo_an_edit_not_an_import(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, edit = run_json(data_dir, ["contacts", "set", "ann@example.com", "company=Acme Corp"], capsys)
+    _, undo = run_json(data_dir, ["runs", "undo", str(edit["runId"])], capsys)
+
+    _, listed = run_json(data_dir, ["runs", "list", "--limit", "2"], capsys)
+    # Both were listed as "(local import)", as if a file had been imported.
+    assert [(r["id"], r["integration"], r["trigger"]) for r in listed] == [
+        (undo["undoRunId"], "(local edit)", "edit"), (edit["runId"], "(local edit)", "edit")]
+
+
 def test_past_the_most_one_call_lists_the_last_line_points_to_csv(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,7 +59,10 @@ logger = logging.getLogger(__name__)
 #: The message of a run whose process stopped before finishing it (found when its lock is taken over); its counts
 #: are then those of its record log, what it did before it stopped.
 INTERRUPTED_MESSAGE = ("interrupted: the run stopped before it could record its end (the app closed, or the database "
-                       "did not answer); the next run resumes its unsent writes")
+                       "did not answer); the next run sends the writes it had not sent")
+#: An undo keeps no outbox: what it had not put back waits for the marketer to undo the run again.
+INTERRUPTED_UNDO_MESSAGE = ("interrupted: the undo stopped before it could record its end (the app closed, or the "
+                            "database did not answer); undo the run again to put back the rest")
 
 
 @dataclass(frozen=True)
@@ -317,12 +320,12 @@ class SyncStore:
         these runs of this process, which the database went away under): failed, as interrupted, with the counts
         of their record log (what each wrote before it stopped, which its own figures, written as a run ends,
         never got)."""
-        statement = select(SyncRunRow.id).where(
+        statement = select(SyncRunRow.id, SyncRunRow.direction).where(
             SyncRunRow.integration_id == integration_id, SyncRunRow.status == SyncRunStatus.RUNNING)
         if only is not None:
             statement = statement.where(SyncRunRow.id.in_(sorted(only)))
-        run_ids = list(session.scalars(statement))
-        for run_id in run_ids:
+        runs = list(session.execute(statement))
+        for run_id, direction in runs:
             counted: dict[RecordOutcome, int] = {
                 outcome: int(count) for outcome, count in session.execute(
                     select(SyncRecordLogRow.outcome, func.count())
@@ -339,11 +342,12 @@ class SyncStore:
             }
             session.execute(
                 update(SyncRunRow).where(SyncRunRow.id == run_id).values(
-                    status=SyncRunStatus.FAILED, finished_at=now, message=INTERRUPTED_MESSAGE,
+                    status=SyncRunStatus.FAILED, finished_at=now,
+                    message=INTERRUPTED_UNDO_MESSAGE if direction == SyncDirection.UNDO else INTERRUPTED_MESSAGE,
                     total=sum(figures[k] for k in ("created", "updated", "unchanged", "failed")), **figures,
                 )
             )
-        return len(run_ids)
+        return len(runs)
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, integration_id: int, trigger: SyncTrigger, direction: SyncDirection, message: str | None = None,
@@ -1125,9 +1129,10 @@ class SyncStore:
             after = rows[-1].id
 
     def audit_changes_after(
-        self, entity: str, entity_ids: Sequence[str], after_id: int
+        self, entity: str, entity_ids: Sequence[str], after_id: int, integration_id: int
     ) -> dict[str, set[tuple[str, str]]]:
-        """Per record, the (field, side) pairs changed by audit rows newer than ``after_id``."""
+        """Per record, the (field, side) pairs changed by audit rows newer than ``after_id``: local changes by
+        anything, CRM changes only in ``integration_id``'s CRM (another integration's push wrote another CRM)."""
         found: dict[str, set[tuple[str, str]]] = {}
         if not entity_ids:
             return found
@@ -1137,6 +1142,7 @@ class SyncStore:
                     AuditLogRow.entity == entity,
                     AuditLogRow.entity_id.in_(list(entity_ids)),
                     AuditLogRow.id > after_id,
+                    or_(AuditLogRow.side != "crm", AuditLogRow.integration_id == integration_id),
                 )
             )
             for entity_id, name, side in rows:
@@ -1160,12 +1166,13 @@ class SyncStore:
         return None
 
     def undo_of(self, run_id: int) -> int | None:
-        """The run that undid ``run_id`` (and did not fail), if any."""
+        """The run that undid ``run_id`` in whole (succeeded), if any: an undo the CRM let through only in part
+        (partial) or not at all (failed) leaves the run to be undone again."""
         with self.db.session() as session:
             return session.scalar(
                 select(SyncRunRow.id).where(
                     SyncRunRow.undoes_run_id == run_id,
-                    SyncRunRow.status.in_([SyncRunStatus.SUCCEEDED, SyncRunStatus.PARTIAL]),
+                    SyncRunRow.status == SyncRunStatus.SUCCEEDED,
                 ).order_by(SyncRunRow.id).limit(1)
             )
 

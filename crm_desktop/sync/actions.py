@@ -10,7 +10,7 @@ from typing import Any
 
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import CrmAdapter, OutboundRecord
+from crm_desktop.providers.contract import CrmAdapter, OutboundRecord, ReadsMappedFields
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictRow, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.process_owner import UNDO, lock_owner
@@ -21,6 +21,8 @@ from crm_desktop.sync.mapping import (
     FieldMapping,
     Value,
     apply_values,
+    crm_holds,
+    from_crm,
     local_form,
     record_values,
     to_crm,
@@ -225,6 +227,7 @@ class UndoReport:
         aligned_crm: CRM field values the run had only pulled, written so both sides hold the restored value.
         kept: records the undo left as they are, with the reason.
         overridden: values changed after the run that ``force`` overwrote.
+        failed: records the CRM refused to take back (the run may be undone again to put them back).
     """
 
     run_id: int
@@ -234,6 +237,7 @@ class UndoReport:
     aligned_crm: int = 0
     kept: list[str] = field(default_factory=list)
     overridden: list[ChangedSince] = field(default_factory=list)
+    failed: int = 0
 
 
 def shown(value: Value) -> str:
@@ -301,7 +305,8 @@ def _audited_records(store: SyncStore, run_id: int) -> tuple[list[_AuditedRecord
 
 
 def _refuse_if_undone(store: SyncStore, run_id: int) -> None:
-    """Refuse the undo of a run that an undo took back already."""
+    """Refuse the undo of a run that an undo took back already (in whole: one the CRM refused in part, down or
+    refusing some records, may be run again to put back the rest)."""
     earlier = store.undo_of(run_id)
     if earlier is not None:
         raise UndoRefused(f"run {run_id} was already undone (by run {earlier})")
@@ -344,6 +349,9 @@ async def undo_run(
         _refuse_if_undone(store, run_id)
         audited, last_audit_id = _audited_records(store, run_id)
         plans, kept, changed = _plan_undo(store, integration.id, mappings, audited, last_audit_id)
+        # A salesperson's edit in the CRM since the run is not in the store until a pull: read the records the undo
+        # writes, so it is not overwritten unasked (the report then says what the CRM held, not the run's value).
+        changed += await _changed_in_crm(adapter, mappings, plans, batch_size)
         if changed and not force:
             listed = "; ".join(str(c) for c in changed)
             raise UndoRefused(
@@ -359,10 +367,16 @@ async def undo_run(
             for (obj, key), reason in kept
         ]
         status = SyncRunStatus.SUCCEEDED
+        message = f"undo of run {run_id}"
+        failed: set[int] = set()
+        written: set[int] = set()
+        sent = False
         try:
-            failed, written = await _send_undo(adapter, plans, batch_size, report, log)
+            await _send_undo(adapter, plans, batch_size, report, log, failed, written)
+            sent = True
             if failed:
                 status = SyncRunStatus.PARTIAL
+                report.failed = len(failed)
             _write_undo(store, integration.id, undo_id, run_id, [p for p in plans if id(p) not in failed],
                         written, report, log)
             report.kept.extend(
@@ -370,8 +384,16 @@ async def undo_run(
                 "(an undo sends no blank the run did not write there)"
                 for p in plans if id(p) not in failed for name, value in p.left_in_crm.items()
             )
-        except BaseException:
+        except BaseException as exc:
             status = SyncRunStatus.FAILED
+            if not sent:
+                # The CRM went away (down, the token refused, the app quitting) after taking some batches: what it
+                # took is written here too, so both sides and the history agree, and undoing again does the rest.
+                message += (f"; stopped ({exc or type(exc).__name__}) with {len(written)} "
+                            f"record{'' if len(written) == 1 else 's'} put back on both sides: undo it again to put "
+                            "back the rest")
+                _write_undo(store, integration.id, undo_id, run_id, [p for p in plans if id(p) in written],
+                            written, report, log)
             raise
         finally:
             outcomes = [entry[3] for entry in log]
@@ -379,7 +401,7 @@ async def undo_run(
             store.finish_run(undo_id, status, updated=outcomes.count(RecordOutcome.UPDATED),
                              unchanged=outcomes.count(RecordOutcome.UNCHANGED),
                              failed=outcomes.count(RecordOutcome.FAILED), total=len(outcomes),
-                             api_calls=adapter.api_calls, message=f"undo of run {run_id}")
+                             api_calls=adapter.api_calls, message=message)
     finally:
         store.release_lock(integration.id, undoer)
     return report
@@ -405,7 +427,7 @@ def _plan_undo(
             ids = [a.local_id for a in chunk]
             records = store.local_records(obj, ids)
             links = store.links_for_local(integration_id, obj, ids)
-            later = store.audit_changes_after(obj.value, [str(i) for i in ids], last_audit_id)
+            later = store.audit_changes_after(obj.value, [str(i) for i in ids], last_audit_id, integration_id)
             for item in chunk:
                 local = records.get(item.local_id)
                 if local is None:
@@ -427,10 +449,16 @@ def _plan_undo(
                 current = record_values(local.record)
                 base = dict(link.base_values) if link is not None else {}
                 touched_later = later.get(str(item.local_id), set())
-                for name, (_, new) in item.local.items():
+                # A value that holds what the undo puts back (an earlier undo of this run that the CRM let through
+                # only in part restored it) is no newer value to keep.
+                for name, (old, new) in item.local.items():
+                    if current.get(name) == old != new:
+                        continue
                     if current.get(name) != new or (name, Side.LOCAL.value) in touched_later:
                         changed.append(ChangedSince(email, name, Side.LOCAL, new, current.get(name)))
-                for name, (_, new) in item.crm.items():
+                for name, (old, new) in item.crm.items():
+                    if link is not None and base.get(name) == old != new:
+                        continue
                     if (name, Side.CRM.value) in touched_later or (link is not None and base.get(name) != new):
                         changed.append(ChangedSince(email, name, Side.CRM, new, base.get(name)))
                 restore = {name: old for name, (old, _) in {**item.crm, **item.local}.items()}
@@ -473,17 +501,57 @@ def _plan_undo(
     return plans, kept, changed
 
 
+async def _changed_in_crm(
+    adapter: CrmAdapter,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    plans: list[_RecordUndo],
+    batch_size: int,
+) -> list[ChangedSince]:
+    """The values the undo would write to the CRM that changed there since the run left them (read from the CRM
+    in its batches, by email); each plan's change then starts from the CRM's value now. A record not found by its
+    email (deleted or given another one there) is not checked: its write says what the CRM makes of it."""
+    changed: list[ChangedSince] = []
+    for obj in RecordObject:
+        outgoing = [p for p in plans if p.audited.obj is obj and p.crm_send and p.link is not None]
+        if not outgoing:
+            continue
+        by_local = {m.local_field: m for m in mappings.get(obj, [])}
+        if isinstance(adapter, ReadsMappedFields):
+            adapter.read_mapped_fields(obj, sorted({by_local[name].crm_field for p in outgoing
+                                                    for name in p.crm_changes if name in by_local}))
+        for start in range(0, len(outgoing), batch_size):
+            chunk = outgoing[start : start + batch_size]
+            found = await adapter.find_by_emails(obj, [p.local.record.email for p in chunk])
+            for plan in chunk:
+                record = found.get(plan.local.record.email)
+                if record is None or plan.link is None or record.crm_id != plan.link.crm_id:
+                    continue
+                for name, change in list(plan.crm_changes.items()):
+                    mapping = by_local.get(name)
+                    if mapping is None or name == "email":
+                        continue
+                    raw = record.fields.get(mapping.crm_field)
+                    now = from_crm(mapping, raw)
+                    if now == change.old or crm_holds(mapping, change.old, raw):
+                        continue  # the CRM holds what the run left there
+                    if now == change.new or crm_holds(mapping, change.new, raw):
+                        continue  # the CRM holds the value the undo puts back already
+                    changed.append(ChangedSince(plan.local.record.email, name, Side.CRM, change.old, now))
+                    plan.crm_changes[name] = FieldChange(now, change.new, change.reason)
+    return changed
+
+
 async def _send_undo(
     adapter: CrmAdapter,
     plans: list[_RecordUndo],
     batch_size: int,
     report: UndoReport,
     log: list[tuple[RecordObject, str, str | None, RecordOutcome, ErrorCategory | None, str | None]],
-) -> tuple[set[int], set[int]]:
-    """Send the CRM side of the undo in the CRM's batches; returns the plans (by ``id``) the CRM refused, and
-    those it wrote."""
-    failed: set[int] = set()
-    written: set[int] = set()
+    failed: set[int],
+    written: set[int],
+) -> None:
+    """Send the CRM side of the undo in the CRM's batches; adds to ``failed`` the plans (by ``id``) the CRM refused,
+    and to ``written`` those it wrote, batch by batch (so that they hold what went through when a batch raises)."""
     for obj in RecordObject:
         outgoing = [p for p in plans if p.audited.obj is obj and p.crm_send and p.link is not None]
         for start in range(0, len(outgoing), batch_size):
@@ -507,7 +575,6 @@ async def _send_undo(
                 report.plan.add(PlannedChange(obj, email, Side.CRM, ChangeAction.UPDATE, plan.crm_changes))
                 report.restored_crm += sum(1 for name in plan.crm_changes if name in plan.audited.crm)
                 report.aligned_crm += sum(1 for name in plan.crm_changes if name not in plan.audited.crm)
-    return failed, written
 
 
 def _email_after(plan: _RecordUndo) -> str:

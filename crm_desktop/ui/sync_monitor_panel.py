@@ -1168,9 +1168,12 @@ class SyncMonitorPanel(QWidget, AsksFirst):
             if report.aligned_crm:
                 text += f" ({report.aligned_crm} more set there to match)"
             text += "."
+            if report.failed:
+                text += (f" {plural(report.failed, 'record')} the CRM did not take back: undo run {run_id} again "
+                         "to put back the rest.")
             if report.kept:
                 text = "\n".join([text, *kept_lines(report.kept)])
-            self._say_alone("undo", text, error=False)
+            self._say_alone("undo", text, error=bool(report.failed))
             self.status_message.emit(f"Undid run {run_id}")
         finally:
             self._undoing = None

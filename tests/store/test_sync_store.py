@@ -17,7 +17,7 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncLockRow, SyncRunStatus, SyncTrigger, typed_audit_values
 from crm_desktop.store.process_owner import machine_name
 from crm_desktop.store.repositories import IntegrationStore, NotFoundError
-from crm_desktop.store.sync_store import INTERRUPTED_MESSAGE, LOCK_STALE_AFTER, SyncStore
+from crm_desktop.store.sync_store import INTERRUPTED_MESSAGE, INTERRUPTED_UNDO_MESSAGE, LOCK_STALE_AFTER, SyncStore
 from crm_desktop.sync.lock_refusal import SyncAlreadyRunning, take_lock
 
 pytestmark = pytest.mark.postgres
@@ -212,6 +212,26 @@ def test_a_run_found_interrupted_gets_the_counts_of_its_record_log(database: Dat
     assert (run.created, run.updated, run.unchanged, run.failed, run.conflicts, run.total) == (2, 1, 1, 1, 1, 5)
     finished = store.get_run(earlier)
     assert (finished.status, finished.created, finished.total) == (SyncRunStatus.SUCCEEDED, 7, 7)
+
+
+def test_an_undo_stopped_by_a_crash_says_to_undo_again_not_that_a_run_resumed_it(database: Database) -> None:
+    """An undo keeps no outbox: no sync sends what it had not put back, so its run must not say one did."""
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    store = SyncStore(database)
+    undone = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.BOTH)
+    store.finish_run(undone, SyncRunStatus.SUCCEEDED, updated=3, total=3)
+    assert store.acquire_lock(integration.id, owner="crashed-host:1")
+    killed = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.UNDO, undoes_run_id=undone)
+    store.heartbeat(integration.id, killed, owner="crashed-host:1")
+    age_lock(database, LOCK_STALE_AFTER * 2)
+
+    assert store.acquire_lock(integration.id, owner="desk-2:7")
+
+    run = store.get_run(killed)
+    assert (run.status, run.message) == (SyncRunStatus.FAILED, INTERRUPTED_UNDO_MESSAGE)
+    assert "undo the run again" in INTERRUPTED_UNDO_MESSAGE
+    assert store.undo_of(undone) is None, "the run is still to be undone"
 
 
 @pytest.mark.parametrize(("value", "text", "kind"), [

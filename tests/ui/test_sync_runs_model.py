@@ -10,8 +10,10 @@ from PySide6.QtGui import QBrush, QPalette
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.people import PeopleService
 from crm_desktop.app.sync_service import SyncRecordLogRow, SyncTrigger
 from crm_desktop.app.workspace import Workspace
+from crm_desktop.domain.models import Contact
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
 from crm_desktop.ui.theme import Theme, apply_theme, palette
@@ -252,3 +254,15 @@ def test_every_run_status_reads_clearly_in_both_themes(
     finally:
         apply_theme(qapp, Theme.LIGHT)
         qapp.setStyleSheet("")
+
+
+
+def test_an_edit_by_hand_is_not_listed_as_a_local_import(hubspot: HubSpotBench) -> None:
+    workspace = hubspot.workspace
+    workspace.contacts.save(Contact(email="ann@example.com", first_name="Ann"))
+    people = PeopleService(workspace.database, workspace.social, workspace.sync)
+    local_id = workspace.sync.store.local_by_emails(RecordObject.CONTACT, ["ann@example.com"])["ann@example.com"].id
+    people.edit(RecordObject.CONTACT, local_id, {"company": "Hand Co"})
+    model = runs_model(workspace)
+    # It read "local import", as if a file had been imported.
+    assert (cell(model, 0, RunColumn.INTEGRATION), cell(model, 0, RunColumn.TRIGGER)) == ("local edit", "Edit by hand")
