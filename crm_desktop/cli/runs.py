@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.sync_monitor import NothingToRetry
-from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger
+from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger, local_run_name
 from crm_desktop.app.text import led_by_record, plural
 from crm_desktop.cli.arguments import COUNT, LIMIT
 from crm_desktop.cli.common import (
@@ -40,7 +40,7 @@ def _run_json(run: SyncRunRow, names: dict[int, str]) -> dict[str, Any]:
     duration = stored_run_seconds(run.started_at, run.finished_at)
     return {
         "id": run.id,
-        "integration": "(local import)" if run.integration_id is None
+        "integration": local_run_name(run) if run.integration_id is None
         else names.get(run.integration_id, str(run.integration_id)),
         "trigger": run.trigger.value,
         "direction": run.direction,

@@ -10,7 +10,7 @@ from PySide6.QtCore import QModelIndex, QObject, Qt
 from PySide6.QtGui import QBrush
 
 from crm_desktop.app.sync_monitor import ErrorGroup
-from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow
+from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow, SyncTrigger
 from crm_desktop.app.text import led_by_record
 from crm_desktop.ui.table_model import NUMBER_ALIGNMENT, ModelIndex, RowsTableModel, TableColumn
 from crm_desktop.ui.theme import text_colour
@@ -231,9 +231,9 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
         return self._first_row(lambda run: run.id == run_id)
 
     def integration_name(self, run: SyncRunRow) -> str:
-        """The name of the run's integration (an import into the local store has none)."""
+        """The name of the run's integration (an import into the local store, or an edit by hand, has none)."""
         if run.integration_id is None:
-            return "local import"
+            return "edit by hand" if run.trigger == SyncTrigger.EDIT else "local import"
         return self._names.get(run.integration_id, f"integration {run.integration_id}")
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
