@@ -67,6 +67,25 @@ def test_history_lists_the_import_and_the_edit_newest_first(data_dir: Path,
     assert code == ExitCode.USAGE and "no lead with email ann@example.com" in err
 
 
+def test_runs_list_and_show_name_an_edit_by_hand_as_one_not_as_an_import(
+        data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, runs = run_json(data_dir, ["runs", "list"], capsys)
+    assert code == ExitCode.OK
+    assert [(r["integration"], r["trigger"], r["direction"]) for r in runs] == [
+        ("(edit by hand)", "edit", "edit"), ("(local import)", "import", "import"),
+        ("(local import)", "import", "import")]
+    code, out, _ = run(data_dir, ["runs", "list"], capsys)
+    edit_line = next(line for line in out.splitlines() if line.startswith(str(runs[0]["id"]) + " "))
+    assert "(edit by hand)" in edit_line and "import" not in edit_line
+    code, out, _ = run(data_dir, ["runs", "show", str(runs[0]["id"])], capsys)
+    assert "integration:  (edit by hand)" in out and "trigger:      edit, direction edit" in out
+    # Its undo is an undo of an edit by hand too.
+    code, _, err = run(data_dir, ["runs", "undo", str(runs[0]["id"])], capsys)
+    assert code == ExitCode.OK, err
+    code, runs = run_json(data_dir, ["runs", "list", "--limit", "1"], capsys)
+    assert [(r["integration"], r["trigger"], r["direction"]) for r in runs] == [("(edit by hand)", "edit", "undo")]
+
+
 def test_undo_change_puts_back_one_value_and_says_the_sync_sends_it(data_dir: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     edit = change_id(data_dir, capsys, "Initech", "Globex")

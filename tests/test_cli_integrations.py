@@ -39,7 +39,7 @@ from crm_desktop.domain.models import Contact, Integration
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
-from crm_desktop.sync.actions import ConflictResolutionError
+from crm_desktop.sync.actions import ConflictResolutionError, ConflictResolvedElsewhere
 from crm_desktop.sync.engine import SyncAlreadyRunning
 from tests.support.cli_runs import workspace_at
 from tests.support.memory_keyring import MemoryKeyring
@@ -108,7 +108,7 @@ def test_the_table_says_what_the_ladder_said() -> None:
     expected = {
         InvalidRecordError: ExitCode.USAGE, CredentialsError: ExitCode.USAGE, DuplicateNameError: ExitCode.USAGE,
         NotFoundError: ExitCode.USAGE, StoreConfigError: ExitCode.USAGE, StoreUnavailableError: ExitCode.PARTIAL,
-        ConflictResolutionError: ExitCode.USAGE,
+        ConflictResolvedElsewhere: ExitCode.PARTIAL, ConflictResolutionError: ExitCode.USAGE,
         VaultError: ExitCode.USAGE, CrmAccountChangedError: ExitCode.USAGE, ConfigurationError: ExitCode.USAGE,
         AuthError: ExitCode.AUTH,
         PermissionRefusedError: ExitCode.USAGE,

@@ -210,7 +210,7 @@ def test_runs_list_names_an_edit_and_its_undo_an_edit_not_an_import(
     _, listed = run_json(data_dir, ["runs", "list", "--limit", "2"], capsys)
     # Both were listed as "(local import)", as if a file had been imported.
     assert [(r["id"], r["integration"], r["trigger"]) for r in listed] == [
-        (undo["undoRunId"], "(local edit)", "edit"), (edit["runId"], "(local edit)", "edit")]
+        (undo["undoRunId"], "(edit by hand)", "edit"), (edit["runId"], "(edit by hand)", "edit")]
 
 
 def test_past_the_most_one_call_lists_the_last_line_points_to_csv(

@@ -302,8 +302,12 @@ def test_conflicts_list_show_and_resolve_with_a_value(
     assert data == []
     code, out, _ = run(data_dir, ["conflicts", "list"], capsys)
     assert out.strip() == "no open conflicts"
+    # Resolved already is no usage error: exit 1, its own code, and what was kept, and when.
     code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--take", "crm"], capsys)
-    assert code == ExitCode.USAGE and "already resolved" in err
+    assert code == ExitCode.PARTIAL and "already resolved (value) at 20" in err, err
+    assert "(a typed value kept: 'Zed'); nothing was written" in err
+    code, data = run_json(data_dir, ["conflicts", "resolve", str(conflict_id), "--take", "crm"], capsys)
+    assert (code, data["error"]["code"], data["error"]["exitCode"]) == (ExitCode.PARTIAL, "already_resolved", 1)
     code, _, err = run(data_dir, ["conflicts", "show", "999"], capsys)
     assert code == ExitCode.USAGE and "no conflict 999" in err
 
@@ -343,7 +347,8 @@ def test_a_conflict_resolved_by_another_process_meanwhile_is_not_written_again(
     monkeypatch.setattr(SyncStore, "claim_conflict", other_resolves_first)
     code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--set", "firstName=Yan"], capsys)
     assert other_codes == [-1, ExitCode.OK]
-    assert code == ExitCode.USAGE and f"conflict {conflict_id} is already resolved (value)" in err
+    assert code == ExitCode.PARTIAL and f"conflict {conflict_id} is already resolved (value) at " in err
+    assert "(a typed value kept: 'Zed'); nothing was written" in err
     assert crm_value(sandbox, "ann@example.com", "firstname") == "Zed"
     assert len(crm_writes(sandbox, before)) == 1
     with workspace_at(data_dir) as workspace:
@@ -361,7 +366,7 @@ def test_a_conflict_being_resolved_elsewhere_waits_and_a_stopped_claim_is_taken_
         assert not workspace.sync.store.claim_conflict(conflict_id)
     before = last_request(sandbox)
     code, _, err = run(data_dir, ["conflicts", "resolve", str(conflict_id), "--take", "crm"], capsys)
-    assert code == ExitCode.USAGE and "is being resolved right now in another window or on another desktop" in err
+    assert code == ExitCode.PARTIAL and "is being resolved right now in another window or on another desktop" in err
     assert crm_writes(sandbox, before) == []
     code, data = run_json(data_dir, ["conflicts", "show", str(conflict_id)], capsys)
     assert (data["status"], data["resolvedAt"]) == ("open", None)

@@ -57,7 +57,7 @@ from crm_desktop.app.errors import (
 from crm_desktop.app.record_files import plain_reason
 from crm_desktop.app.record_intake import CrmRefusedRecord, IntakeReport, IntakeResult, RecordIntake, validate_rows
 from crm_desktop.app.social import RecordedEvent
-from crm_desktop.app.sync_service import SyncTrigger
+from crm_desktop.app.sync_service import SyncTrigger, local_run_name
 from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import FieldProblem
@@ -495,7 +495,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
         return RunReport(
             run_id=run.id,
             integration=(workspace.integrations.get_by_id(run.integration_id).name
-                         if run.integration_id is not None else "(removed)"),
+                         if run.integration_id is not None else local_run_name(run)),
             trigger=run.trigger.value, direction=run.direction, status=run.status.value,
             counts=RunCounts(created=run.created, updated=run.updated, unchanged=run.unchanged, failed=run.failed,
                              conflicts=run.conflicts),

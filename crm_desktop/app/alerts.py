@@ -20,11 +20,12 @@ from crm_desktop.domain.alerts import Alert, AlertKind
 from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory
 from crm_desktop.providers.contract import Quota
-from crm_desktop.providers.errors import AuthError, PermissionRefusedError
+from crm_desktop.providers.errors import AuthError, MissingCredentialsError, PermissionRefusedError
 from crm_desktop.store.alerts_store import AlertStore
 from crm_desktop.store.database import Database
 from crm_desktop.store.models import SyncRunStatus
 from crm_desktop.sync.engine import RecordFailure, SyncAlreadyRunning, SyncResult
+from crm_desktop.vault import VaultError
 
 logger = logging.getLogger(__name__)
 
@@ -128,22 +129,24 @@ class AlertService:
         self.quiet_period = quiet_period
 
     def raise_alert(
-        self, kind: AlertKind, integration: Integration | None, message: str, run_id: int | None = None
+        self, kind: AlertKind, integration: Integration | None, message: str, run_id: int | None = None, *,
+        own: bool = False,
     ) -> RaisedAlert:
         """Store an alert, or count it on the same one notified less than the quiet period ago.
 
         Args:
             integration: the integration it concerns; ``None`` for the local store (an import).
+            own: about this desktop alone (its keyring): listed on this desktop only, not on its teammates'.
         """
         now = self._clock()
         integration_id = integration.id if integration is not None else None
         name = integration.name if integration is not None else LOCAL_STORE
-        last = self.store.latest(kind, integration_id)
+        last = self.store.latest(kind, integration_id, own=own)
         if last is not None and now - last.raised_at < self.quiet_period:
             logger.info("alert %s for %s repeats within the quiet period; not notified", kind.value, name)
             return RaisedAlert(self.store.repeat(last.id, message, run_id, now), notify=False)
         logger.info("alert %s raised for %s", kind.value, name)
-        return RaisedAlert(self.store.add(kind, integration_id, name, message, run_id, now), notify=True)
+        return RaisedAlert(self.store.add(kind, integration_id, name, message, run_id, now, own=own), notify=True)
 
     def alerts_for_import(self, path: Path, report: ImportReport) -> list[RaisedAlert]:
         """The alert an import into the local store gives: its refused rows (line, column, reason), if any."""
@@ -175,6 +178,12 @@ class AlertService:
             return [self.raise_alert(AlertKind.PERMISSION_MISSING, integration,
                                      f"{_crm(integration)} refused the sync of {name} for lack of a permission: "
                                      f"{outcome}.")]
+        if isinstance(outcome, (MissingCredentialsError, VaultError)):
+            # A fact of this desktop's keyring: on a team database the other desktops sync it with their own copy
+            # of the key, so the alert names this desktop and is listed here alone.
+            return [self.raise_alert(AlertKind.RUN_FAILED, integration,
+                                     f"The sync of {name} could not run on this desktop ({self.store.machine}): "
+                                     f"{_reason(outcome)}", own=True)]
         if isinstance(outcome, BaseException):
             return [self.raise_alert(AlertKind.RUN_FAILED, integration,
                                      f"The sync of {name} could not run: {_reason(outcome)}")]

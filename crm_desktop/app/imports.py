@@ -474,7 +474,7 @@ class ImportService:
         """Record ``write`` (which saves one record typed by hand, calling the finisher it is given in the save's
         transaction, and returns its id and the changes to audit) as a run of its own, its audit rows saying
         ``edit``; the record's id, the run's and the changes."""
-        run_id = self.log.start(edit_message(email), trigger=SyncTrigger.EDIT)
+        run_id = self.log.start(edit_message(email), direction=SyncDirection.EDIT, trigger=SyncTrigger.EDIT)
 
         def outcome(result: HandSave) -> LocalRunOutcome:
             local_id, changed, records = result

@@ -86,7 +86,14 @@ __all__ = [
     "SyncTrigger",
     "Transform",
     "UndoRefused",
+    "local_run_name",
 ]
+
+
+def local_run_name(run: SyncRunRow) -> str:
+    """What `runs list` and the local API name in place of the integration of a run on the local store alone: an
+    edit by hand (People's Edit…, ``contacts set``) or a file import, and their undos."""
+    return "(edit by hand)" if run.trigger == SyncTrigger.EDIT else "(local import)"
 
 
 #: Pushes of at least this many chosen records go to the sync process, as full runs do: their objects would cost the

@@ -17,7 +17,7 @@ from crm_desktop.app.errors import (
     VaultError,
 )
 from crm_desktop.cli.common import CommandError, ExitCode
-from crm_desktop.sync.actions import ConflictResolutionError
+from crm_desktop.sync.actions import ConflictResolutionError, ConflictResolvedElsewhere
 from crm_desktop.sync.engine import SyncAlreadyRunning
 
 #: What each known error means to a script: its exit code and a stable error code (``--json``). An error's class is
@@ -30,6 +30,8 @@ ERROR_EXITS: dict[type[BaseException], tuple[ExitCode, str]] = {
     StoreConfigError: (ExitCode.USAGE, "store_unusable"),
     # Locked by another program past the wait, or the server unreachable: nothing written, try again.
     StoreUnavailableError: (ExitCode.PARTIAL, "store_busy"),
+    # Another window, desktop or script resolved it first (or is resolving it): nothing written, no usage error.
+    ConflictResolvedElsewhere: (ExitCode.PARTIAL, "already_resolved"),
     ConflictResolutionError: (ExitCode.USAGE, "conflict_not_resolved"),
     VaultError: (ExitCode.USAGE, "keyring_unusable"),
     # Credentials of another CRM account than the links': nothing was sent (put the right key back).

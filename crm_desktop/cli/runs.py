@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.app.sync_monitor import NothingToRetry
-from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger
+from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger, local_run_name
 from crm_desktop.app.text import led_by_record, plural
 from crm_desktop.cli.arguments import COUNT, LIMIT
 from crm_desktop.cli.common import (
@@ -40,8 +40,8 @@ def _run_json(run: SyncRunRow, names: dict[int, str]) -> dict[str, Any]:
     duration = stored_run_seconds(run.started_at, run.finished_at)
     return {
         "id": run.id,
-        "integration": names.get(run.integration_id, str(run.integration_id)) if run.integration_id is not None
-        else "(local edit)" if run.trigger is SyncTrigger.EDIT else "(local import)",
+        "integration": local_run_name(run) if run.integration_id is None
+        else names.get(run.integration_id, str(run.integration_id)),
         "trigger": run.trigger.value,
         "direction": run.direction,
         "dryRun": run.dry_run,
@@ -147,9 +147,6 @@ def cmd_runs_undo(args: argparse.Namespace) -> int:
         lines.extend(f"      {name}: {shown(f.old)} -> {shown(f.new)}" for name, f in change.fields.items())
     lines.extend(f"  overwritten (--force): {item}" for item in report.overridden)
     lines.extend(f"  kept: {reason}" for reason in report.kept)
-    if report.failed:
-        lines.append(f"{plural(report.failed, 'record')} not put back: once the CRM takes them, "
-                     f"crm-desktop runs undo {args.id} again puts back the rest")
     emit(args, data, "\n".join(lines))
     return ExitCode.OK if undo_run.status.value == "succeeded" else ExitCode.PARTIAL
 
@@ -244,7 +241,7 @@ def add_commands(commands: Any) -> None:
         "only pulled is written to the CRM too, so both sides agree). Records the run created are kept (sync never "
         "deletes) and reported. The undo is itself a run, with a record log. Refused (exit 1) when the run was "
         "undone already, or when values it wrote changed after it (listed; --force overwrites them). Exit 1 if "
-        "the CRM refused to take some values back; the same undo run again then puts back the rest.",
+        "the CRM refused to take some values back.",
     ) as undo:
         run_id_argument(undo)
         undo.add_argument("--force", action="store_true",

@@ -44,6 +44,8 @@ class Alert:
         raised_at: when it was first raised.
         last_seen_at: when the same alert (kind and integration) came again last.
         repeats: how many times it came again within the quiet period without a new notification.
+        machine: the desktop it is about and shown on alone (its keyring lacks the integration's key); ``None``
+            for an alert every desktop of a team database shows.
     """
 
     id: int
@@ -55,6 +57,7 @@ class Alert:
     raised_at: datetime
     last_seen_at: datetime
     repeats: int = 0
+    machine: str | None = None
 
     @property
     def title(self) -> str:

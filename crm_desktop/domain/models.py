@@ -142,7 +142,8 @@ class SyncDirection(StrEnum):
     """Which way records move: an integration's configured way (push, pull or both), and each run's.
 
     Only runs go the other ways: ``push_new`` (the scheduled push of records never synced), ``undo`` (an undo's own
-    run) and ``import`` (a file import, with no CRM). The values are what the store keeps for runs and integrations.
+    run), ``import`` (a file import, with no CRM) and ``edit`` (a person changed or added by hand, with no CRM).
+    The values are what the store keeps for runs and integrations.
     """
 
     PUSH = "push"
@@ -151,6 +152,7 @@ class SyncDirection(StrEnum):
     PUSH_NEW = "push_new"
     UNDO = "undo"
     IMPORT = "import"
+    EDIT = "edit"
 
     @classmethod
     def configurable(cls) -> tuple[SyncDirection, ...]:

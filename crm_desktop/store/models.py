@@ -798,6 +798,9 @@ class AlertRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Times the same alert came again within the quiet period (counted, not notified).
     repeats: Mapped[int] = mapped_column(default=0)
+    #: The desktop (machine name) an alert is about and shown on alone, such as its keyring lacking an integration's
+    #: key; ``None``: about the integration, shown on every desktop of a team database.
+    machine: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 class WorkflowEventKind(StrEnum):

@@ -39,6 +39,27 @@ class ConflictResolutionError(Exception):
     """A conflict cannot be resolved as asked; the message says why."""
 
 
+class ConflictResolvedElsewhere(ConflictResolutionError):
+    """Someone else came first: the conflict was resolved already (another window, desktop or script, or a merge),
+    or is being resolved right now. Nothing was written; not a mistake in the request."""
+
+
+#: How a resolution is told in words (``ConflictRow.resolution``).
+_RESOLUTIONS = {"crm": "the CRM's value kept", "local": "the local value kept", "value": "a typed value kept",
+                "merged": "closed by a merge of the person"}
+
+
+def _resolved_already(conflict: ConflictRow) -> ConflictResolvedElsewhere:
+    """The refusal of a conflict closed already: what was decided, the value kept and when."""
+    how = _RESOLUTIONS.get(conflict.resolution or "", conflict.resolution or "resolved")
+    kept = "" if conflict.resolution == "merged" else (
+        f": {conflict.resolved_value!r}" if conflict.resolved_value is not None else ": (blank)")
+    at = f" at {conflict.resolved_at:%Y-%m-%d %H:%M:%S} UTC" if conflict.resolved_at is not None else ""
+    return ConflictResolvedElsewhere(
+        f"conflict {conflict.id} is already resolved ({conflict.resolution}){at}, in another window, on another "
+        f"desktop or by a script ({how}{kept}); nothing was written")
+
+
 async def resolve_conflict(
     store: SyncStore,
     adapter: CrmAdapter,
@@ -67,7 +88,7 @@ async def resolve_conflict(
     assert integration.id is not None
     conflict = store.get_conflict(conflict_id)
     if conflict.status is not ConflictStatus.OPEN:
-        raise ConflictResolutionError(f"conflict {conflict_id} is already resolved ({conflict.resolution})")
+        raise _resolved_already(conflict)
     if conflict.integration_id != integration.id:
         raise ConflictResolutionError(f"conflict {conflict_id} belongs to another integration")
     if take not in (None, "crm", "local") or (take is None) == (value is None):
@@ -76,9 +97,9 @@ async def resolve_conflict(
     if not store.claim_conflict(conflict_id):
         now = store.get_conflict(conflict_id)
         if now.status is not ConflictStatus.OPEN:
-            raise ConflictResolutionError(f"conflict {conflict_id} is already resolved ({now.resolution})")
-        raise ConflictResolutionError(f"conflict {conflict_id} is being resolved right now in another window or on "
-                                      "another desktop; look again in a moment")
+            raise _resolved_already(now)
+        raise ConflictResolvedElsewhere(f"conflict {conflict_id} is being resolved right now in another window or on "
+                                        "another desktop; look again in a moment (nothing was written here)")
     try:
         return await _resolve_claimed(store, adapter, integration, mappings, conflict, take, value)
     except BaseException:

@@ -379,7 +379,7 @@ class SyncEngine:
 
         Raises:
             SyncAlreadyRunning: when another run of this integration holds the lock.
-            ValueError: for a direction a sync does not go (``undo``, ``import``).
+            ValueError: for a direction a sync does not go (``undo``, ``import``, ``edit``).
         """
         if direction not in SYNC_RUN_DIRECTIONS:
             raise ValueError(f"a sync runs push, pull, both or push_new, not {direction.value}")

@@ -1069,7 +1069,12 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         trigger = named(TRIGGER_NAMES, run.trigger)
         seconds = run_seconds(run)
         took = "still running" if seconds is None else f"took {duration_text(seconds)}"
-        what = "Undo" if run.direction is SyncDirection.UNDO else f"{trigger} {direction} sync"
+        if run.direction is SyncDirection.UNDO:
+            what = "Undo"
+        elif run.integration_id is None:  # a file import or an edit by hand: the local store alone, no sync
+            what = trigger
+        else:
+            what = f"{trigger} {direction} sync"
         counts = {"created": run.created, "updated": run.updated, "unchanged": run.unchanged, "failed": run.failed,
                   "conflicts": run.conflicts, "decided": run.conflicts_decided}
         if any(counts.values()) or str(getattr(run.status, "value", run.status)) in ("succeeded", "partial"):

@@ -231,9 +231,9 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
         return self._first_row(lambda run: run.id == run_id)
 
     def integration_name(self, run: SyncRunRow) -> str:
-        """The name of the run's integration (an import or an edit of the local store, or its undo, has none)."""
+        """The name of the run's integration (an import into the local store, or an edit by hand, has none)."""
         if run.integration_id is None:
-            return "local edit" if run.trigger is SyncTrigger.EDIT else "local import"
+            return "edit by hand" if run.trigger == SyncTrigger.EDIT else "local import"
         return self._names.get(run.integration_id, f"integration {run.integration_id}")
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

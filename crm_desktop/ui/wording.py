@@ -69,6 +69,8 @@ RUN_DIRECTION_NAMES: dict[str, str] = {
     SyncDirection.PULL: "Pull",
     SyncDirection.PUSH_NEW: "Push new",
     SyncDirection.UNDO: "Undo",
+    SyncDirection.IMPORT: "Import",
+    SyncDirection.EDIT: "Edit",
 }
 
 #: A lead's status as the form's list names it.

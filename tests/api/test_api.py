@@ -18,6 +18,7 @@ from crm_desktop.api.app import MAX_BATCH, MAX_BODY_BYTES
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.record_files import read_records
 from crm_desktop.domain.models import Contact, LeadStatus
+from crm_desktop.domain.outcomes import RecordObject
 from tests.api.conftest import LocalApi, integration_body
 from tests.support.memory_keyring import MemoryKeyring
 
@@ -277,6 +278,19 @@ def test_sync_from_crm_runs_in_the_background_and_is_reported(api: LocalApi) -> 
         assert report["counts"]["created"] >= 1
         assert any(r["record"] == "local@example.com" and r["outcome"] == "created" for r in report["records"])
         assert (await api.get("/api/crm/runs/999999")).status_code == 404
+
+    asyncio.run(scenario())
+
+
+def test_a_run_of_an_edit_by_hand_is_reported_as_one(api: LocalApi) -> None:
+    """Not as a run of a removed integration, nor as an import: it was People's Edit… (or `contacts set`)."""
+    saved = api.workspace.contacts.save(Contact(email="ed@example.com", first_name="Ed"))
+    assert saved.id is not None
+    run_id = api.workspace.sync.imports.edit(RecordObject.CONTACT, saved.id, {"firstName": "Edd"}).run_id
+
+    async def scenario() -> None:
+        report = (await api.get(f"/api/crm/runs/{run_id}")).json()
+        assert (report["integration"], report["trigger"], report["direction"]) == ("(edit by hand)", "edit", "edit")
 
     asyncio.run(scenario())
 

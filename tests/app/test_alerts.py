@@ -148,6 +148,33 @@ def test_a_run_that_cannot_start_is_a_failed_run(workspace: Workspace, memory_ke
     assert raised[0][2].startswith("The sync of “hubspot-marketing”")
 
 
+def test_a_desktop_without_the_key_is_alerted_alone_and_named_not_its_teammates(
+    workspace: Workspace, tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Team mode: keys live in each desktop's keyring, alerts in the shared database. A desktop lacking the key
+    raised "could not run" on every desktop, telling teammates who hold the key to fix something they cannot."""
+    failed_everywhere = workspace.alerts.raise_alert(AlertKind.RUN_FAILED, integration(workspace), "HubSpot is down")
+    monkeypatch.setenv("CRM_DESKTOP_MACHINE_NAME", "laptop-2")
+    laptop2 = open_workspace(tmp_path / "data", MemoryKeyring(), sandbox)  # the same store, an empty keyring
+    try:
+        raised = sync_and_alert(laptop2, laptop2.alerts)
+        assert [(kind, notify) for kind, notify, _ in raised] == [(AlertKind.RUN_FAILED, True)]
+        message = raised[0][2]
+        assert message.startswith("The sync of “hubspot-marketing” could not run on this desktop (laptop-2): "), message
+        assert "has no credentials" in message
+        # Listed on laptop-2, not on the desktop that holds the key (which still lists the shared alert).
+        assert [a.message for a in laptop2.alerts.recent()] == [message, "HubSpot is down"]
+        assert [a.id for a in workspace.alerts.recent()] == [failed_everywhere.alert.id]
+        # Its repeats count on it there; the shared alert of the same kind does not swallow it, nor it the shared.
+        assert sync_and_alert(laptop2, laptop2.alerts)[0][1] is False
+        assert workspace.alerts.raise_alert(AlertKind.RUN_FAILED, integration(workspace), "again").notify is False
+        # Clearing the Alerts view here does not take laptop-2's own alert away from it.
+        assert workspace.alerts.clear() == 1
+        assert [a.message for a in laptop2.alerts.recent()] == [message]
+    finally:
+        laptop2.close()
+
+
 # -- no storms -----------------------------------------------------------------------------------------------------
 
 

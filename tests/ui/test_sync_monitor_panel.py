@@ -16,6 +16,7 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration, Provider, SyncDirection
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger
 from crm_desktop.sync.engine import CANCELLED_MESSAGE
@@ -299,3 +300,27 @@ def test_a_cancelled_run_with_nothing_counted_does_not_say_nothing_to_change(
     assert "Nothing to change" not in text
     assert "No record counted before it stopped; 9 API calls." in text
     assert panel.describe_run(store.get_run(idle), Counter()).splitlines()[2] == "Nothing to change; 1 API call."
+
+
+def test_an_edit_by_hand_reads_as_one_in_the_runs_table_and_its_details(
+    panel: SyncMonitorPanel, qtbot: QtBot, hubspot: HubSpotBench, tmp_path: Path
+) -> None:
+    """Seen in a hands-on run: People's Edit… was listed as "local import", direction "import", and its details
+    said "Edit by hand import sync", as if a file had been imported."""
+    people = tmp_path / "people.csv"
+    people.write_text("email,firstName\nada@example.com,Ada\n", encoding="utf-8")
+    sync = hubspot.workspace.sync
+    sync.import_file(people)
+    ada = sync.store.local_by_emails(RecordObject.CONTACT, ["ada@example.com"])["ada@example.com"]
+    sync.imports.edit(RecordObject.CONTACT, ada.id, {"firstName": "Adah"})
+    panel.refresh_runs()
+    qtbot.waitUntil(lambda: panel.runs_model.rowCount() == 2, timeout=10_000)
+
+    assert column(panel, RunColumn.INTEGRATION) == ["edit by hand", "local import"]
+    assert column(panel, RunColumn.TRIGGER) == ["Edit by hand", "File import"]
+    assert column(panel, RunColumn.DIRECTION) == ["Edit", "Import"]
+    edit, file_import = (panel.runs_model.run_at(row) for row in (0, 1))
+    lines = panel.describe_run(edit, Counter()).splitlines()
+    assert lines[0] == f"Run {edit.id} of “edit by hand” — succeeded"
+    assert lines[1].startswith("Edit by hand, started ")
+    assert panel.describe_run(file_import, Counter()).splitlines()[1].startswith("File import, started ")

@@ -265,4 +265,5 @@ def test_an_edit_by_hand_is_not_listed_as_a_local_import(hubspot: HubSpotBench) 
     people.edit(RecordObject.CONTACT, local_id, {"company": "Hand Co"})
     model = runs_model(workspace)
     # It read "local import", as if a file had been imported.
-    assert (cell(model, 0, RunColumn.INTEGRATION), cell(model, 0, RunColumn.TRIGGER)) == ("local edit", "Edit by hand")
+    assert (cell(model, 0, RunColumn.INTEGRATION), cell(model, 0, RunColumn.TRIGGER)) == (
+        "edit by hand", "Edit by hand")
