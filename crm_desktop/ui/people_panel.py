@@ -82,6 +82,7 @@ from crm_desktop.ui.widgets import (
     fill_table,
     fit_columns_to_view,
     hold_while_open,
+    leave_on_tab,
     open_at_size,
     refit_on_new_look,
     row_keys,
@@ -995,6 +996,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.table = QTableView()
         self.table.setAccessibleName("People list")
         self.table.setModel(self.model)
+        leave_on_tab(self.table)
         self.table.horizontalHeader().setSortIndicator(PersonColumn.EMAIL, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
