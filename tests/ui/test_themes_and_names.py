@@ -12,7 +12,15 @@ import qasync
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QPushButton, QTableView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_port import PORT_ENV
@@ -193,6 +201,49 @@ def test_tab_moves_on_from_every_table_of_every_panel_and_dialog(
     imported.reject()
     assert checked >= 8, "the walk reached the tables with rows"
     assert not stuck, f"Tab stays in {stuck}"
+
+
+def contrast(first: QColor, second: QColor) -> float:
+    """WCAG's contrast ratio of two colours (1 to 21)."""
+    def luminance(colour: QColor) -> float:
+        channels = [value / 255 for value in (colour.red(), colour.green(), colour.blue())]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("theme", list(Theme))
+def test_the_button_the_keyboard_is_on_is_plain_to_see(qtbot: QtBot, themed: QApplication, theme: Theme) -> None:
+    """Tabbing onto a button drew only the platform style's faint inner frame (about 1.5:1 against the button; on the
+    dark theme's window nobody could tell where the keyboard was). Each kind of button now changes, where the focus
+    is, by 3:1 or more (WCAG's least for a focus indicator), and keeps its size."""
+    apply_theme(themed, theme)
+    root = QWidget()
+    qtbot.addWidget(root)
+    layout = QVBoxLayout(root)
+    start = QLineEdit()
+    plain = QPushButton("Edit…")
+    primary = QPushButton("Sync now")
+    primary.setProperty("primary", True)
+    default = QPushButton("Save")
+    default.setDefault(True)
+    for widget in (start, plain, primary, default):
+        layout.addWidget(widget)
+    root.show()
+    root.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is root)
+    start.setFocus()
+    for button in (plain, primary, default):
+        size = button.size()
+        before = button.grab().toImage()
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        assert QApplication.focusWidget() is button
+        after = button.grab().toImage()
+        assert button.size() == size
+        change = max((contrast(QColor(before.pixel(x, y)), QColor(after.pixel(x, y)))
+                      for y in range(after.height()) for x in range(after.width())), default=1.0)
+        assert change >= 3, f"{button.text()} with the focus in the {theme.value} theme: {change:.2f}:1"
 
 
 def test_the_walk_finds_an_unnamed_control(qtbot: QtBot, qapp: QApplication) -> None:
