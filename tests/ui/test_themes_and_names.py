@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -254,9 +255,10 @@ def test_the_walk_finds_an_unnamed_control(qtbot: QtBot, qapp: QApplication) -> 
         qtbot.addWidget(root)
         table = QTableView(root)
         named = QPushButton("Sync now", root)
+        scroll = QScrollArea(root)  # not a control one acts on, but Tab stops on it: a screen reader announces it
         root.show()
         qtbot.waitExposed(root)
-        assert unnamed_controls(root) == [table]
+        assert unnamed_controls(root) == [table, scroll]
         assert named.accessibleName() == "Sync now"
     finally:
         qapp.removeEventFilter(names)
