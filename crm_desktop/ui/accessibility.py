@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import re
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
+    QAbstractScrollArea,
     QAbstractSlider,
     QAbstractSpinBox,
     QApplication,
@@ -58,12 +59,19 @@ def is_qt_part(widget: QWidget) -> bool:
     parent = widget.parentWidget()
     grandparent = parent.parentWidget() if parent is not None else None
     return (isinstance(parent, QComboBox | QAbstractSpinBox | QTabBar | QLineEdit)
-            or isinstance(grandparent, QComboBox))
+            or isinstance(grandparent, QComboBox)
+            or (isinstance(parent, QAbstractScrollArea) and parent.viewport() is widget))
+
+
+def takes_tab(widget: QWidget) -> bool:
+    """Whether Tab stops on ``widget`` itself (not on a control it hands the focus to)."""
+    return (widget.focusPolicy() & Qt.FocusPolicy.TabFocus) == Qt.FocusPolicy.TabFocus and widget.focusProxy() is None
 
 
 def needs_name(widget: QWidget) -> bool:
-    """Whether ``widget`` is a control of its own that a screen reader reaches."""
-    return isinstance(widget, INTERACTIVE) and not is_qt_part(widget)
+    """Whether ``widget`` is a control of its own that a screen reader reaches: one a user acts on, or anything else
+    Tab stops on (a scroll area, a chart), which a screen reader announces when the focus lands there."""
+    return (isinstance(widget, INTERACTIVE) or takes_tab(widget)) and not is_qt_part(widget)
 
 
 def _label_of(widget: QWidget) -> str:

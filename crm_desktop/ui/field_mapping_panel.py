@@ -71,6 +71,7 @@ from crm_desktop.ui.widgets import (
     PanelHeading,
     choice_combo,
     keep_rows_visible,
+    leave_on_tab,
     refill_names,
     row_keys,
     scrolling_page,
@@ -720,6 +721,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self.table.setObjectName("mappingTable")
         self.table.setAccessibleName("Field mappings")
         self.table.setModel(self.model)
+        leave_on_tab(self.table)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(
@@ -753,6 +755,7 @@ class FieldMappingPanel(QWidget, AsksFirst):
         self.preview_table = QTableWidget(0, len(PreviewColumn))
         self.preview_table.setObjectName("mappingPreview")
         self.preview_table.setAccessibleName("Preview of one record mapped")
+        leave_on_tab(self.preview_table)
         self.preview_table.setHorizontalHeaderLabels(list(_PREVIEW_TITLES))
         self.preview_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.preview_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)

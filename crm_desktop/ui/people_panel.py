@@ -82,6 +82,7 @@ from crm_desktop.ui.widgets import (
     fill_table,
     fit_columns_to_view,
     hold_while_open,
+    leave_on_tab,
     open_at_size,
     refit_on_new_look,
     row_keys,
@@ -607,6 +608,7 @@ class DuplicatesDialog(QDialog, AsksFirst):
         self.tasks = tasks
         self.report: DuplicateReport | None = None
         self.searching = False
+        self.merging = False
         self.plan: MergePlan | None = None
         self.setWindowTitle("Duplicate contacts")
         self.setAccessibleName("Duplicate contacts")
@@ -629,6 +631,7 @@ class DuplicatesDialog(QDialog, AsksFirst):
         self.result_label.setAccessibleName("Duplicates result")
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
+        self.close_button = close.button(QDialogButtonBox.StandardButton.Close)
 
         pick = QHBoxLayout()
         pick.addWidget(QLabel("Keep"))
@@ -695,11 +698,14 @@ class DuplicatesDialog(QDialog, AsksFirst):
         try:
             report = await asyncio.to_thread(self.service.duplicates.find)
         except StoreError as exc:
-            self.result_label.setText(f"Duplicates could not be read: {exc}")
+            if isValid(self):
+                self.result_label.setText(f"Duplicates could not be read: {exc}")
             return None
         finally:
-            self.searching = False
-        self._show_report(report)
+            if isValid(self):
+                self.searching = False
+        if isValid(self):  # closed while looking: nothing left to list them in
+            self._show_report(report)
         return report
 
     def _show_report(self, report: DuplicateReport) -> None:
@@ -763,9 +769,12 @@ class DuplicatesDialog(QDialog, AsksFirst):
         try:
             plan = await self.service.duplicates.plan(keep, other)
         except (MergeError, ProviderError, VaultError) as exc:
-            self._show_plan(None)
-            self.crm_label.setText(str(exc))
+            if isValid(self):
+                self._show_plan(None)
+                self.crm_label.setText(str(exc))
             return None
+        if not isValid(self):
+            return plan  # closed while it was worked out
         if (self.keep_combo.currentData(), self.other_combo.currentData()) == (keep, other):
             self._show_plan(plan)
         return plan
@@ -827,9 +836,18 @@ class DuplicatesDialog(QDialog, AsksFirst):
                               lambda: self.merge(plan),
                               detail="The CRMs that merge do it now and cannot take it back.")
 
+    def reject(self) -> None:
+        """Close (Close, Escape, the window's close button), but not while a merge is under way: it ends by saying
+        what it did and having People read the list again, so the dialog waits for it, its Close button off."""
+        if self.merging:
+            return
+        super().reject()
+
     def merge(self, plan: MergePlan) -> asyncio.Task[MergeReport | None]:
         """Merge the plan's two contacts with the fields checked."""
         self.merge_button.setEnabled(False)
+        self.merging = True
+        self.close_button.setEnabled(False)
         self.result_label.setText(f"Merging {plan.other_email} into {plan.keep_email}…")
         return self.tasks.start(self._merge(plan, self.taken_fields()), name="merge contacts")
 
@@ -840,6 +858,10 @@ class DuplicatesDialog(QDialog, AsksFirst):
             self.result_label.setText(f"Not merged: {exc}")
             self.merge_button.setEnabled(True)
             return None
+        finally:
+            self.merging = False
+            if isValid(self):  # gone only with the window, which stops the merge
+                self.close_button.setEnabled(True)
         parts = [f"Merged {report.merged_email} into {plan.keep_email}"]
         if report.changed_labels:
             parts.append("took " + ", ".join(report.changed_labels))
@@ -848,8 +870,9 @@ class DuplicatesDialog(QDialog, AsksFirst):
         text = "; ".join(parts) + "."
         self.merged.emit(text)
         found = await asyncio.to_thread(self.service.duplicates.find)
-        self._show_report(found)
-        self.result_label.setText(text)
+        if isValid(self):  # closed once the merge was done: People has said it already
+            self._show_report(found)
+            self.result_label.setText(text)
         return report
 
 
@@ -995,6 +1018,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self.table = QTableView()
         self.table.setAccessibleName("People list")
         self.table.setModel(self.model)
+        leave_on_tab(self.table)
         self.table.horizontalHeader().setSortIndicator(PersonColumn.EMAIL, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

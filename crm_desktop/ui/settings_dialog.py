@@ -388,6 +388,7 @@ class SettingsDialog(QDialog, AsksFirst):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its fields (it scrolls to them), not onto it
         scroll.setWidget(page)
         return scroll
 

@@ -295,6 +295,8 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.health_scroll.setWidget(self.health_board)
         self.health_scroll.setWidgetResizable(True)
         self.health_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # No Tab stop of its own: frameless and without a name, it drew no focus and a screen reader read nothing.
+        self.health_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         health_layout = QVBoxLayout(health_box)
         health_layout.setContentsMargins(8, 4, 8, 4)
         health_layout.addWidget(self.health_scroll)

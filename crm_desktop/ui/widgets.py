@@ -205,6 +205,7 @@ def small_table(name: str) -> QTableWidget:
     table = QTableWidget()
     table.setAccessibleName(name)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    leave_on_tab(table)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.verticalHeader().hide()
     table.horizontalHeader().setStretchLastSection(True)
@@ -419,8 +420,15 @@ def fit_placeholder(edit: QLineEdit) -> None:
     refit_on_new_look(edit, fit)
 
 
+def leave_on_tab(table: QTableView) -> None:
+    """Let Tab go on to the next control. A Qt table takes Tab to step from cell to cell and wraps round from the
+    last to the first, so a keyboard user who tabbed into one never got out of it (the arrow keys move in it)."""
+    table.setTabKeyNavigation(False)
+
+
 def style_record_table(table: QTableView, *, single_selection: bool = True) -> None:
     """Give an existing table the look of :func:`record_table`."""
+    leave_on_tab(table)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     if single_selection:
         table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

@@ -5,6 +5,7 @@ reads come back in, and a read still under way when the panel goes away ends qui
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -462,3 +463,44 @@ def test_the_campaigns_of_an_older_reload_are_dropped(qtbot: QtBot, panel: Peopl
 
     assert "Old campaign" not in offered, "the older answer was drawn"
     assert [combo.itemText(i) for i in range(combo.count())] == ["All campaigns", "New campaign"]
+
+
+def test_the_duplicates_dialog_waits_for_its_merge_and_closes_quietly_while_it_looks(
+    qtbot: QtBot, panel: PeoplePanel, workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closed (Escape) while a merge went on, the dialog was deleted under it: the merge was done, but People never
+    heard of it (no "Merged …", the merged contact still listed) and a traceback went to the log. Now the dialog
+    stays until its merge ends, Close off meanwhile; closed while it still looks for duplicates, it ends quietly."""
+    QTest.mouseClick(panel.duplicates_button, Qt.MouseButton.LeftButton)
+    looking = panel.duplicates_dialog
+    assert looking is not None and looking.searching
+    QTest.keyClick(looking, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not panel.tasks.pending, timeout=5000)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "closing while it looked failed a task"
+
+    dialog = first_duplicates_planned(qtbot, panel)
+    gate = asyncio.Event()
+    merge = panel.service.duplicates.merge
+
+    async def held_merge(*args: Any) -> Any:
+        await gate.wait()
+        return await merge(*args)
+
+    monkeypatch.setattr(panel.service.duplicates, "merge", held_merge)
+    QTest.mouseClick(dialog.merge_button, Qt.MouseButton.LeftButton)
+    box = dialog.confirm_box
+    assert box is not None
+    QTest.mouseClick(next(b for b in box.buttons() if b.text() == "Merge"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.merging, timeout=5000)
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)
+    qtbot.wait(50)
+    assert isValid(dialog) and dialog.isVisible(), "the dialog waits for the merge"
+    assert not dialog.close_button.isEnabled()
+    gate.set()
+    qtbot.waitUntil(lambda: panel.notice.text().startswith("Merged ada+news@example.com"), timeout=10_000)
+    qtbot.waitUntil(lambda: panel.model.total == 2 and not panel.model.busy, timeout=5000)
+    assert dialog.close_button.isEnabled()
+    QTest.keyClick(dialog, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -9,9 +9,19 @@ from pathlib import Path
 
 import pytest
 import qasync
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QImage
-from PySide6.QtWidgets import QApplication, QPushButton, QTableView, QWidget
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_port import PORT_ENV
@@ -19,7 +29,7 @@ from crm_desktop.domain.models import Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.store.models import ConflictRule
-from crm_desktop.ui.accessibility import install_accessible_names, unnamed_controls
+from crm_desktop.ui.accessibility import install_accessible_names, needs_name, unnamed_controls
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.theme import DARK_COLOURS, Theme, apply_theme, icon, resource_file, stylesheet
 from tests.support.marketing_data import seed_marketing
@@ -146,6 +156,97 @@ def test_every_control_of_every_panel_and_dialog_has_an_accessible_name(
     assert not problems, "controls without an accessible name:\n" + "\n".join(problems)
 
 
+def test_tab_moves_on_from_every_table_of_every_panel_and_dialog(
+    qtbot: QtBot, demo_window: MainWindow, tmp_path: Path
+) -> None:
+    """A keyboard user who tabbed into a table could not tab out of it: Tab stepped from cell to cell and wrapped
+    round from the last to the first, for ever (every panel has a table, so Tab never reached the controls after
+    it, such as Import's Save). Tab now goes on to the next control; the arrow keys move in the table."""
+    window = demo_window
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    people = window.people_panel
+    path = tmp_path / "contacts.csv"
+    path.write_text("email,firstName\nada@example.com,Ada\nnot-an-email,Bob\n", encoding="utf-8")
+    task = people.preview_import(path)
+    qtbot.waitUntil(task.done, timeout=5000)
+    imported = task.result()
+    assert imported is not None
+    roots: list[QWidget] = [entry.widget for entry in window.panels] + [window.desk.alerts_panel, imported]
+    stuck = []
+    checked = 0
+    for root in roots:
+        if root in (entry.widget for entry in window.panels):
+            window.show_panel(window.stack.indexOf(root))
+            qtbot.waitUntil(lambda: not people.model.busy, timeout=5000)
+        else:
+            root.show()
+            qtbot.waitExposed(root)
+        shown = root.window()
+        shown.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is shown)  # noqa: B023 (waited for here)
+        for table in root.findChildren(QAbstractItemView):
+            model = table.model()
+            if (not needs_name(table) or not table.isVisible() or model is None or model.rowCount() == 0
+                    or model.columnCount() < 2):
+                continue
+            table.setFocus(Qt.FocusReason.TabFocusReason)
+            table.setCurrentIndex(model.index(0, 0))
+            checked += 1
+            for _ in range(3):
+                QTest.keyClick(table, Qt.Key.Key_Tab)
+                if QApplication.focusWidget() is not table:
+                    break
+            else:
+                stuck.append(table.accessibleName())
+    imported.reject()
+    assert checked >= 8, "the walk reached the tables with rows"
+    assert not stuck, f"Tab stays in {stuck}"
+
+
+def contrast(first: QColor, second: QColor) -> float:
+    """WCAG's contrast ratio of two colours (1 to 21)."""
+    def luminance(colour: QColor) -> float:
+        channels = [value / 255 for value in (colour.red(), colour.green(), colour.blue())]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("theme", list(Theme))
+def test_the_button_the_keyboard_is_on_is_plain_to_see(qtbot: QtBot, themed: QApplication, theme: Theme) -> None:
+    """Tabbing onto a button drew only the platform style's faint inner frame (about 1.5:1 against the button; on the
+    dark theme's window nobody could tell where the keyboard was). Each kind of button now changes, where the focus
+    is, by 3:1 or more (WCAG's least for a focus indicator), and keeps its size."""
+    apply_theme(themed, theme)
+    root = QWidget()
+    qtbot.addWidget(root)
+    layout = QVBoxLayout(root)
+    start = QLineEdit()
+    plain = QPushButton("Edit…")
+    primary = QPushButton("Sync now")
+    primary.setProperty("primary", True)
+    default = QPushButton("Save")
+    default.setDefault(True)
+    for widget in (start, plain, primary, default):
+        layout.addWidget(widget)
+    root.show()
+    root.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is root)
+    start.setFocus()
+    for button in (plain, primary, default):
+        size = button.size()
+        before = button.grab().toImage()
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        assert QApplication.focusWidget() is button
+        after = button.grab().toImage()
+        assert button.size() == size
+        change = max((contrast(QColor(before.pixel(x, y)), QColor(after.pixel(x, y)))
+                      for y in range(after.height()) for x in range(after.width())), default=1.0)
+        assert change >= 3, f"{button.text()} with the focus in the {theme.value} theme: {change:.2f}:1"
+
+
 def test_the_walk_finds_an_unnamed_control(qtbot: QtBot, qapp: QApplication) -> None:
     """The accessibility walk is not vacuous: a control showing nothing to name it by is reported."""
     names = install_accessible_names(qapp)
@@ -154,9 +255,10 @@ def test_the_walk_finds_an_unnamed_control(qtbot: QtBot, qapp: QApplication) -> 
         qtbot.addWidget(root)
         table = QTableView(root)
         named = QPushButton("Sync now", root)
+        scroll = QScrollArea(root)  # not a control one acts on, but Tab stops on it: a screen reader announces it
         root.show()
         qtbot.waitExposed(root)
-        assert unnamed_controls(root) == [table]
+        assert unnamed_controls(root) == [table, scroll]
         assert named.accessibleName() == "Sync now"
     finally:
         qapp.removeEventFilter(names)
