@@ -324,12 +324,9 @@ def phone_history(hubspot: HubSpotBench, email: str) -> list[tuple[str | None, s
         return [(row.old_value, row.new_value) for row in rows]
 
 
-def test_keeping_a_phone_the_crm_writes_its_own_way_sends_nothing_later(
-    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
-) -> None:
-    """Seen exploring: "Use CRM value" on a phone a salesperson typed as +1 212 555 0100 kept +12125550100 here, and
-    the next sync of the person (another field edited) sent the same number again: a write, a History line and the
-    salesperson's formatting gone from the CRM, for a number that never changed."""
+def open_a_phone_conflict(window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench) -> ConflictsPanel:
+    """The first person's phone edited here (+14155550177) and, as a salesperson types it, in HubSpot
+    (+1 212 555 0100), under the manual rule: its conflict selected in the Conflicts panel."""
     integration = hubspot.workspace.integrations.get(hubspot.name)
     hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "phone", ConflictRule.MANUAL)
     sync_from_the_monitor(window, qtbot)
@@ -340,6 +337,16 @@ def test_keeping_a_phone_the_crm_writes_its_own_way_sends_nothing_later(
     window.show_panel(CONFLICTS_ROW)
     panel.model.refresh()
     select(panel, EMAILS[0])
+    return panel
+
+
+def test_keeping_a_phone_the_crm_writes_its_own_way_sends_nothing_later(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """Seen exploring: "Use CRM value" on a phone a salesperson typed as +1 212 555 0100 kept +12125550100 here, and
+    the next sync of the person (another field edited) sent the same number again: a write, a History line and the
+    salesperson's formatting gone from the CRM, for a number that never changed."""
+    panel = open_a_phone_conflict(window, qtbot, hubspot)
     resolve_with(window, qtbot, panel.keep_crm_button)
     assert panel.notice.text() == "Kept “+12125550100” for Phone of person1@example.com, here and in the CRM."
     stored = hubspot.workspace.contacts.find(EMAILS[0])
@@ -362,16 +369,7 @@ def test_the_crm_side_of_a_phone_conflict_reads_as_the_crm_holds_it(
 ) -> None:
     """The CRM held "+1 212 555 0100" and the panel said it held "+12125550100", the local store's form: the
     marketer looking the record up in the CRM saw another text than the one the panel quoted."""
-    integration = hubspot.workspace.integrations.get(hubspot.name)
-    hubspot.workspace.sync.set_rule(integration, RecordObject.CONTACT, "phone", ConflictRule.MANUAL)
-    sync_from_the_monitor(window, qtbot)
-    hubspot.edit_locally(EMAILS[0], phone="+14155550177")
-    hubspot.edit_in_crm(EMAILS[0], phone="+1 212 555 0100")
-    sync_from_the_monitor(window, qtbot)
-    panel = window.conflicts_panel
-    window.show_panel(CONFLICTS_ROW)
-    panel.model.refresh()
-    select(panel, EMAILS[0])
+    panel = open_a_phone_conflict(window, qtbot, hubspot)
     row = panel.table.currentIndex().row()
     assert panel.model.index(row, ConflictColumn.CRM_VALUE).data() == "+1 212 555 0100"
     assert panel.model.index(row, ConflictColumn.LOCAL_VALUE).data() == "+14155550177"
