@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``1 API call``, ``2 API calls``, ``0 API calls``, ``1,200 API calls``; ``nouns`` where an ``s`` will not do
-    (``plural(2, "person", "people")``)."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {nouns or noun + 's'}"
+from crm_desktop.domain.wording import plural as plural  # where the app has always said it
 
 
 def with_article(word: str) -> str:

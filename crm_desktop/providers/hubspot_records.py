@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_desktop.domain.models import Contact, Lead, LeadStatus, platform_name
+from crm_desktop.domain.wording import plural
 from crm_desktop.providers import errors
 from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord, not_an_option
 from crm_desktop.providers.toolkit import (
@@ -251,7 +252,7 @@ def default_contact_record(contact: Contact) -> OutboundRecord:
     social, profiles = social_profile_values(contact.social_profiles, str)
     fields.update(social)
     unmapped = [
-        f"{platform_name(p.platform)}: @{p.username} ({p.followers:,} followers{f', {p.url}' if p.url else ''})"
+        f"{platform_name(p.platform)}: @{p.username} ({plural(p.followers, 'follower')}{f', {p.url}' if p.url else ''})"
         for p in profiles
     ]
     for name, value in contact.custom_fields.items():

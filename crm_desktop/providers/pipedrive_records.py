@@ -14,6 +14,7 @@ from typing import Any
 
 from crm_desktop.domain.models import Contact, Lead, normalise_phone, platform_name
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.wording import plural
 from crm_desktop.providers.contract import CrmRecord, OutboundRecord
 from crm_desktop.providers.pipedrive_errors import plain_text
 from crm_desktop.providers.pipedrive_fields import (
@@ -378,7 +379,7 @@ def default_contact_record(contact: Contact, *, social_field_keys: Mapping[str, 
     if contact.company:
         lines.append(f"Company: {contact.company}")
     for profile in sorted(contact.social_profiles, key=lambda p: (p.platform.value, p.username)):
-        reach = f"{profile.followers:,} followers, engagement score {profile.engagement:g}"
+        reach = f"{plural(profile.followers, 'follower')}, engagement score {profile.engagement:g}"
         platform = platform_name(profile.platform)
         if _IDENTITY_FIELDS.get(profile.platform.value) in mapped:
             lines.append(f"{platform}: {reach}")  # the handle is in its own field

@@ -9,6 +9,7 @@ from typing import Any
 
 from crm_desktop.domain.models import Contact, Lead, LeadStatus, platform_name
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.domain.wording import plural
 from crm_desktop.providers.contract import CrmField, CrmRecord, OutboundRecord, TimelineEntry, TimelineResult
 from crm_desktop.providers.conversions import CrmConversion
 from crm_desktop.providers.errors import RequestRejectedError
@@ -90,7 +91,7 @@ def default_contact_record(contact: Contact) -> OutboundRecord:
     social, unmapped = social_profile_values(contact.social_profiles, lambda name: f"{name}__c")
     fields.update(social)
     extra = [
-        f"{platform_name(p.platform)}: @{p.username}{f' {p.url}' if p.url else ''} ({p.followers} followers)"
+        f"{platform_name(p.platform)}: @{p.username}{f' {p.url}' if p.url else ''} ({plural(p.followers, 'follower')})"
         for p in unmapped
     ]
     for name, value in contact.custom_fields.items():
