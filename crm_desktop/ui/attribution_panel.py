@@ -4,6 +4,7 @@ model and period, with a bar chart per campaign, a line chart of touchpoints per
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -78,6 +79,10 @@ def period_tip(days: int | None) -> str:
     return (f"Today and the {days - 1} days before it: from midnight (your time zone) {days - 1} days ago, "
             "to now.")
 NO_CAMPAIGN = "(no campaign)"
+#: The bar chart draws this many campaigns, those with the most credit (the table lists them all).
+CHART_CAMPAIGNS = 12
+#: Told apart two labels of the bar chart that read alike (it shows nothing).
+ZERO_WIDTH_SPACE = "\u200b"
 #: What a chart keeps beside its bars: the value axis with its labels and the margins.
 CHART_SIDE_ROOM = 70
 #: Two-line headers keep both breakdowns readable side by side.
@@ -138,18 +143,39 @@ def report_rows(rows: list[ReportRow], blank_name: str, names: Mapping[str, str]
              value_text(row.value_credited)] for row in rows]
 
 
+def campaigns_chart_title(shown: int, campaigns: int) -> str:
+    """The bar chart's title; it says when the bars are only the campaigns with the most credit, so that they are
+    not taken for the whole table."""
+    if shown >= campaigns:
+        return "Conversions credited per campaign"
+    return f"Conversions credited: the {shown} campaigns with the most, of {campaigns:,}"
+
+
 def campaign_labels(axis: QBarCategoryAxis, names: list[str], chart_width: int) -> list[str]:
     """The campaign names to put under the bars of a chart ``chart_width`` wide, whole where they fit.
 
     Qt cuts a level axis's names short of the room they have ("Spring Laun..."), so its cutting is off. A name
     wider than its bar's share of the width tilts all the names; one wider than twice that share is shortened
-    with an ellipsis (the Campaigns table beside the chart has it in full)."""
+    with an ellipsis (the Campaigns table beside the chart has it in full).
+
+    The labels are all different: the axis keeps a name once and drops its bar's slot for a repeat, so two names
+    that shorten alike ("Campaign 0…") are shortened in the middle instead, and any still alike are told apart
+    by invisible marks (each bar keeps its own slot)."""
     metrics = QFontMetrics(axis.labelsFont())
     room = max(chart_width - CHART_SIDE_ROOM, 1) / max(len(names), 1)
     crowded = max((metrics.horizontalAdvance(name) for name in names), default=0) > room
     axis.setTruncateLabels(False)
     axis.setLabelsAngle(-30 if crowded else 0)
-    return [metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(2 * room)) for name in names]
+    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(2 * room)) for name in names]
+    alike = Counter(labels)
+    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, int(2 * room)) if alike[label] > 1 else label
+              for name, label in zip(names, labels, strict=True)]
+    seen: Counter[str] = Counter()
+    unique = []
+    for label in labels:
+        unique.append(label + ZERO_WIDTH_SPACE * seen[label])
+        seen[label] += 1
+    return unique
 
 
 class AttributionPanel(QWidget):
@@ -400,10 +426,10 @@ class AttributionPanel(QWidget):
 
     def _draw_conversions(self, report: AttributionReport) -> None:
         chart = QChart()
-        chart.setTitle("Conversions credited per campaign")
         chart.legend().hide()
         chart.setMargins(QMargins(4, 4, 4, 4))
-        rows = sorted(report.by_campaign, key=lambda row: row.conversions_credited, reverse=True)[:12]
+        rows = sorted(report.by_campaign, key=lambda row: row.conversions_credited, reverse=True)[:CHART_CAMPAIGNS]
+        chart.setTitle(campaigns_chart_title(len(rows), len(report.by_campaign)))
         bars = QBarSet("Conversions credited")
         for row in rows:
             bars.append(round(row.conversions_credited, 2))
