@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -458,3 +460,26 @@ def test_the_chart_draws_a_bar_per_campaign_and_says_when_it_shows_the_top_ones(
     assert campaigns > 12
     assert series.barSets()[0].count() == 12 and axis.count() == 12
     assert chart.title() == f"Conversions credited: the 12 campaigns with the most, of {campaigns}"
+
+
+def test_the_report_is_worked_out_off_the_gui_thread_and_the_newest_ask_is_drawn(
+        qtbot: QtBot, workspace: Workspace, qasync_loop: object) -> None:
+    """On 100,000 touchpoints a report takes seconds: worked out on the GUI thread, each pick of a model froze
+    the window that long. It is worked out on a store thread; picks made meanwhile draw only the newest."""
+    panel = open_panel(qtbot, workspace)
+    qtbot.waitUntil(lambda: panel.report is not None and not panel.busy, timeout=5000)
+    threads: list[threading.Thread] = []
+    work_out = panel.service.attribution_report
+
+    def recording(*args: Any, **kwargs: Any) -> AttributionReport:
+        threads.append(threading.current_thread())
+        return work_out(*args, **kwargs)
+
+    panel.service.attribution_report = recording  # type: ignore[method-assign]
+    choose(panel.model_combo, "First touch")
+    choose(panel.model_combo, "Position based")
+    assert panel.busy and panel.summary_label.text().startswith("Working out the report")
+    qtbot.waitUntil(lambda: not panel.busy, timeout=5000)
+    assert threads and threading.main_thread() not in threads
+    assert panel.report is not None and panel.report.model is AttributionModel.POSITION_BASED
+    assert panel.summary_label.text().startswith("<b>")
