@@ -123,6 +123,10 @@ def _profile_column_order(key: str) -> tuple[str, int]:
     return platform, PROFILE_PARTS.index(part) if part in PROFILE_PARTS else len(PROFILE_PARTS)
 
 
+#: The detail pane's timeline holds a person's newest entries, this many.
+TIMELINE_SHOWN = 500
+
+
 @dataclass
 class PersonDetail:
     """Everything the detail pane shows about one contact or lead.
@@ -131,7 +135,8 @@ class PersonDetail:
         obj, local_id, email, name, company: the record.
         profiles: its social profiles with follower counts.
         score: its engagement score with the parts it is made of (``None`` without social activity).
-        timeline: touchpoints and conversations, newest first.
+        timeline: touchpoints and conversations, newest first (the newest :data:`TIMELINE_SHOWN`).
+        timeline_size: how many the whole timeline holds (more than ``timeline`` shows for a busy person).
         attribution: for a lead, its credits under each model.
         crm_links: per integration, the CRM record and its sync state.
         audit: recorded field changes, newest first.
@@ -146,6 +151,7 @@ class PersonDetail:
     profiles: list[ProfileLine] = field(default_factory=list)
     score: EngagementScore | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    timeline_size: int = 0
     attribution: dict[AttributionModel, LeadAttribution] = field(default_factory=dict)
     crm_links: list[CrmLinkLine] = field(default_factory=list)
     audit: list[AuditLine] = field(default_factory=list)
@@ -372,7 +378,8 @@ class PeopleService:
             detail.score = score if score.interactions or score.followers else None
         except NotFoundError:
             detail.score = None
-        detail.timeline = self.store.timeline(email)
+        detail.timeline = self.store.timeline(email, TIMELINE_SHOWN)
+        detail.timeline_size = max(self.store.timeline_size(email), len(detail.timeline))
         if obj is RecordObject.LEAD:
             detail.attribution = {model: self._social.attribution(local_id, model) for model in AttributionModel}
         detail.crm_links = self.store.crm_links(obj, local_id, email)

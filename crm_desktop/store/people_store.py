@@ -508,6 +508,16 @@ class PeopleStore:
         entries.sort(key=lambda e: e.at, reverse=True)
         return entries[:limit]
 
+    def timeline_size(self, email: str) -> int:
+        """How many entries a person's whole timeline holds (touchpoints and conversations): :meth:`timeline`
+        gives only the newest."""
+        with self._db.session() as session:
+            touchpoints = session.scalar(select(func.count()).select_from(TouchpointRow)
+                                         .where(TouchpointRow.email == email)) or 0
+            conversations = session.scalar(select(func.count()).select_from(ConversationRow)
+                                           .where(ConversationRow.email == email)) or 0
+        return touchpoints + conversations
+
     def crm_links(self, obj: RecordObject, local_id: int, email: str) -> list[CrmLinkLine]:
         """Per integration, the record's CRM id, last sync, state and newest error."""
         lines: list[CrmLinkLine] = []

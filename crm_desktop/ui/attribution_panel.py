@@ -3,9 +3,13 @@ model and period, with a bar chart per campaign, a line chart of touchpoints per
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCharts import (
@@ -30,6 +34,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QWidget,
 )
+from shiboken6 import isValid
 
 from crm_desktop.app.people import (
     PeopleService,
@@ -41,6 +46,7 @@ from crm_desktop.app.people import (
 from crm_desktop.app.text import plural
 from crm_desktop.domain.social import AttributionModel, AttributionReport, ReportRow
 from crm_desktop.ui.charts import fit_value_axis, line_series, replace_chart
+from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.theme import current_theme, style_chart
 from crm_desktop.ui.widgets import (
     Notice,
@@ -56,6 +62,30 @@ from crm_desktop.ui.widgets import (
 from crm_desktop.ui.wording import MODEL_NAMES, PLATFORM_NAMES, named
 
 logger = logging.getLogger(__name__)
+
+#: What a report's read gives: the mark of its inputs, the report, the touchpoints per day.
+_Read = tuple[tuple[object, ...], AttributionReport, TouchpointSeries]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A read done on a store thread: its result, or the error it raised (shown as the panel shows it)."""
+
+    result: _Read | None = None
+    error: Exception | None = None
+
+    def unwrap(self) -> _Read:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def _outcome_of(read: Callable[[], _Read]) -> _Outcome:
+    try:
+        return _Outcome(result=read())
+    except Exception as exc:  # handed to the GUI thread, which says it
+        return _Outcome(error=exc)
 
 #: The period choices: label and days back (``None``: all time; ``-1``: between two chosen dates). "Last 7 days" is
 #: today and the 6 days before it, from midnight in the marketer's time zone.
@@ -78,6 +108,10 @@ def period_tip(days: int | None) -> str:
     return (f"Today and the {days - 1} days before it: from midnight (your time zone) {days - 1} days ago, "
             "to now.")
 NO_CAMPAIGN = "(no campaign)"
+#: The bar chart draws this many campaigns, those with the most credit (the table lists them all).
+CHART_CAMPAIGNS = 12
+#: Told apart two labels of the bar chart that read alike (it shows nothing).
+ZERO_WIDTH_SPACE = "\u200b"
 #: What a chart keeps beside its bars: the value axis with its labels and the margins.
 CHART_SIDE_ROOM = 70
 #: Two-line headers keep both breakdowns readable side by side.
@@ -138,18 +172,39 @@ def report_rows(rows: list[ReportRow], blank_name: str, names: Mapping[str, str]
              value_text(row.value_credited)] for row in rows]
 
 
+def campaigns_chart_title(shown: int, campaigns: int) -> str:
+    """The bar chart's title; it says when the bars are only the campaigns with the most credit, so that they are
+    not taken for the whole table."""
+    if shown >= campaigns:
+        return "Conversions credited per campaign"
+    return f"Conversions credited: the {shown} campaigns with the most, of {campaigns:,}"
+
+
 def campaign_labels(axis: QBarCategoryAxis, names: list[str], chart_width: int) -> list[str]:
     """The campaign names to put under the bars of a chart ``chart_width`` wide, whole where they fit.
 
     Qt cuts a level axis's names short of the room they have ("Spring Laun..."), so its cutting is off. A name
     wider than its bar's share of the width tilts all the names; one wider than twice that share is shortened
-    with an ellipsis (the Campaigns table beside the chart has it in full)."""
+    with an ellipsis (the Campaigns table beside the chart has it in full).
+
+    The labels are all different: the axis keeps a name once and drops its bar's slot for a repeat, so two names
+    that shorten alike ("Campaign 0…") are shortened in the middle instead, and any still alike are told apart
+    by invisible marks (each bar keeps its own slot)."""
     metrics = QFontMetrics(axis.labelsFont())
     room = max(chart_width - CHART_SIDE_ROOM, 1) / max(len(names), 1)
     crowded = max((metrics.horizontalAdvance(name) for name in names), default=0) > room
     axis.setTruncateLabels(False)
     axis.setLabelsAngle(-30 if crowded else 0)
-    return [metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(2 * room)) for name in names]
+    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(2 * room)) for name in names]
+    alike = Counter(labels)
+    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, int(2 * room)) if alike[label] > 1 else label
+              for name, label in zip(names, labels, strict=True)]
+    seen: Counter[str] = Counter()
+    unique = []
+    for label in labels:
+        unique.append(label + ZERO_WIDTH_SPACE * seen[label])
+        seen[label] += 1
+    return unique
 
 
 class AttributionPanel(QWidget):
@@ -184,6 +239,9 @@ class AttributionPanel(QWidget):
         self.file_dialog: QFileDialog | None = None
         self._loaded = False
         self._inputs: tuple[object, ...] | None = None
+        self.tasks = BackgroundTasks()
+        self.reading: asyncio.Task[None] | None = None
+        self._reads = 0
 
         heading = PanelHeading(
             "Attribution", "Which campaigns and platforms earned your conversions. Pick a model to see how the "
@@ -365,14 +423,43 @@ class AttributionPanel(QWidget):
         self.refresh()
 
     def refresh(self) -> AttributionReport | None:
-        """Work the report out for the chosen model and period and redraw the tables and charts."""
+        """Work the report out for the chosen model and period and redraw the tables and charts.
+
+        On the app's loop the report is worked out on a store thread (on a marketing team's touchpoints it takes
+        seconds) and drawn when it is in; the reads asked for meanwhile are not drawn but the newest, and ``None``
+        is returned. Without a running loop (a screenshot, a script) it is worked out here and returned."""
         self._loaded = True
-        since, until = self.since(), self.until()
+        self._reads += 1
+        read = partial(self._read_report, self.model, self.since(), self.until(), self._current_time())
         try:
-            self._inputs = self.service.attribution_inputs()
-            report = self.service.attribution_report(self.model, since, until)
-            series = (self.service.touchpoints_per_day(since, before=until) if until is not None
-                      else self.service.touchpoints_per_day(since, until=self._current_time()))
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._show_read(read)
+        self.summary_label.setText(f"Working out the report ({MODEL_NAMES[self.model]})…")
+        self.reading = self.tasks.start(self._read_in_thread(self._reads, read), name="work out the attribution")
+        return None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a report is being worked out on a store thread."""
+        return self.reading is not None and not self.reading.done()
+
+    async def _read_in_thread(self, number: int, read: Callable[[], _Read]) -> None:
+        outcome = await asyncio.to_thread(_outcome_of, read)
+        if isValid(self) and number == self._reads:  # not outdated by a newer ask meanwhile
+            self._show_read(outcome.unwrap)
+
+    def _read_report(self, model: AttributionModel, since: datetime | None, until: datetime | None,
+                     now: datetime) -> _Read:
+        inputs = self.service.attribution_inputs()
+        report = self.service.attribution_report(model, since, until)
+        series = (self.service.touchpoints_per_day(since, before=until) if until is not None
+                  else self.service.touchpoints_per_day(since, until=now))
+        return inputs, report, series
+
+    def _show_read(self, read: Callable[[], _Read]) -> AttributionReport | None:
+        try:
+            self._inputs, report, series = read()
         except Exception as exc:  # the store cannot be read: say so, keep the window usable
             logger.warning("cannot work out the attribution report: %s", exc)
             self._inputs = None
@@ -400,10 +487,10 @@ class AttributionPanel(QWidget):
 
     def _draw_conversions(self, report: AttributionReport) -> None:
         chart = QChart()
-        chart.setTitle("Conversions credited per campaign")
         chart.legend().hide()
         chart.setMargins(QMargins(4, 4, 4, 4))
-        rows = sorted(report.by_campaign, key=lambda row: row.conversions_credited, reverse=True)[:12]
+        rows = sorted(report.by_campaign, key=lambda row: row.conversions_credited, reverse=True)[:CHART_CAMPAIGNS]
+        chart.setTitle(campaigns_chart_title(len(rows), len(report.by_campaign)))
         bars = QBarSet("Conversions credited")
         for row in rows:
             bars.append(round(row.conversions_credited, 2))
@@ -477,6 +564,8 @@ class AttributionPanel(QWidget):
         """Write the report on show to ``path``."""
         report = self.report or self.refresh()
         if report is None:
+            if self.busy:
+                self.notice.say("The report is still being worked out: export it once it shows.", "info")
             return False
         try:
             lines = write_report_csv(report, path)

@@ -170,6 +170,11 @@ def link_summary(link: CrmLinkLine) -> tuple[str, str]:
     return said, "ok" if link.crm_id is not None else "info"
 
 
+def timeline_cut_text(shown: int, size: int) -> str:
+    """The line under a timeline that shows only the newest of a person's entries."""
+    return f"The {shown:,} newest of {size:,} entries: the {size - shown:,} older ones are not listed here."
+
+
 class PersonDetailPane(QWidget):
     """One person: header, engagement score with its parts, and tabs for profiles, timeline, attribution, CRM
     records (open one in the CRM, sync this one now) and history (undo one change).
@@ -405,6 +410,10 @@ class PersonDetailPane(QWidget):
             if e.detail:
                 detail_lines.append(len(timeline))
                 timeline.append([e.detail, "", "", ""])
+        if detail.timeline_size > len(detail.timeline):
+            # Its oldest line is not this person's first touch: say so where the scrolling ends.
+            detail_lines.append(len(timeline))
+            timeline.append([timeline_cut_text(len(detail.timeline), detail.timeline_size), "", "", ""])
         fill_table(self.timeline_table, ["When", "Platform", "What", "Campaign"], timeline)
         span_lines(self.timeline_table, detail_lines, italic=True)
         self._show_attribution(detail)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,7 +36,7 @@ from crm_desktop.ui.attribution_panel import (
     summary_text,
 )
 from crm_desktop.ui.charts import fit_value_axis
-from tests.support.marketing_data import CAMPAIGNS, seed_marketing
+from tests.support.marketing_data import CAMPAIGNS, email_of, seed_marketing
 
 
 def open_panel(qtbot: QtBot, workspace: Workspace, width: int = 1100) -> AttributionPanel:
@@ -422,3 +424,62 @@ def test_quiet_days_show_as_zero_across_the_whole_period(qtbot: QtBot, workspace
     axis = panel.touchpoints_chart.chart().axes(Qt.Orientation.Horizontal)[0]
     assert isinstance(axis, QDateTimeAxis)
     assert axis.min().date().toPython() == today - timedelta(days=29)  # type: ignore[operator]
+
+
+def test_campaign_names_that_shorten_alike_keep_a_bar_each(qapp: QApplication) -> None:
+    """150 campaigns named "Campaign 001 Spring Launch …": shortened on the right they all read "Campaign 0…",
+    and the axis kept one bar's slot for them all; each name keeps its own label."""
+    axis = QBarCategoryAxis()
+    names = [f"Campaign {number:03d} Spring Launch Brand Awareness {network}"
+             for number, network in enumerate(["twitter", "instagram", "linkedin", "facebook", "tiktok"] * 3)]
+    labels = campaign_labels(axis, names, 500)
+    assert len(set(labels)) == len(names)
+    axis.append(labels)
+    assert axis.count() == len(names)
+
+
+def test_the_chart_draws_a_bar_per_campaign_and_says_when_it_shows_the_top_ones(
+        qtbot: QtBot, workspace: Workspace) -> None:
+    now = seed_marketing(workspace)
+    workspace.social.record_engagements([EngagementEvent(
+        platform=SocialPlatform.LINKEDIN, type=TouchpointType.CLICK, post_id=f"tail-{number}",
+        user=EngagementUser(email=email_of(number)), timestamp=now - timedelta(days=3),
+        campaign=f"Campaign {number:03d} Spring Launch Brand Awareness") for number in range(20)])
+    made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
+    qtbot.addWidget(made)
+    made.resize(700, 760)
+    made.show()
+    qtbot.waitExposed(made)
+    chart = made.conversions_chart.chart()
+    series = chart.series()[0]
+    assert isinstance(series, QBarSeries)
+    axis = chart.axes(Qt.Orientation.Horizontal)[0]
+    assert isinstance(axis, QBarCategoryAxis)
+    assert made.report is not None
+    campaigns = len(made.report.by_campaign)
+    assert campaigns > 12
+    assert series.barSets()[0].count() == 12 and axis.count() == 12
+    assert chart.title() == f"Conversions credited: the 12 campaigns with the most, of {campaigns}"
+
+
+def test_the_report_is_worked_out_off_the_gui_thread_and_the_newest_ask_is_drawn(
+        qtbot: QtBot, workspace: Workspace, qasync_loop: object) -> None:
+    """On 100,000 touchpoints a report takes seconds: worked out on the GUI thread, each pick of a model froze
+    the window that long. It is worked out on a store thread; picks made meanwhile draw only the newest."""
+    panel = open_panel(qtbot, workspace)
+    qtbot.waitUntil(lambda: panel.report is not None and not panel.busy, timeout=5000)
+    threads: list[threading.Thread] = []
+    work_out = panel.service.attribution_report
+
+    def recording(*args: Any, **kwargs: Any) -> AttributionReport:
+        threads.append(threading.current_thread())
+        return work_out(*args, **kwargs)
+
+    panel.service.attribution_report = recording  # type: ignore[method-assign]
+    choose(panel.model_combo, "First touch")
+    choose(panel.model_combo, "Position based")
+    assert panel.busy and panel.summary_label.text().startswith("Working out the report")
+    qtbot.waitUntil(lambda: not panel.busy, timeout=5000)
+    assert threads and threading.main_thread() not in threads
+    assert panel.report is not None and panel.report.model is AttributionModel.POSITION_BASED
+    assert panel.summary_label.text().startswith("<b>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,14 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QComboBox, QLayout, QTableView, QTableWidget, QWidget
 from pytestqt.qtbot import QtBot
+from sqlalchemy import func, select
 
 from crm_desktop.app.people import PeopleQuery, PeopleService, PersonDetail
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, SocialPlatform, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.domain.social import Conversion
+from crm_desktop.domain.social import Conversion, EngagementEvent, EngagementUser, TouchpointType
+from crm_desktop.store.models import ConversationRow, LeadRow, TouchpointRow
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from crm_desktop.ui.people_panel import ImportPreviewDialog, PeoplePanel, PersonDetailPane
@@ -763,3 +765,26 @@ def test_an_empty_list_says_how_to_bring_people_in_or_that_the_filters_let_nobod
     QTest.keyClicks(panel.filter_edit, "nobody-by-this-name")
     qtbot.waitUntil(lambda: panel.model.total == 0 and not panel.model.busy, timeout=5000)
     assert note.isVisible() and note.text() == "Nobody matches these filters."
+
+
+def test_a_timeline_longer_than_shown_says_how_many_are_left_out(
+        qtbot: QtBot, workspace: Workspace, panel: PeoplePanel) -> None:
+    """A lead with 2,002 interactions had 500 lines on its Timeline tab and no word of the others: its oldest
+    line read as its first touch. The line under the newest 500 says how many there are."""
+    now = datetime.now(UTC)
+    workspace.social.record_engagements([EngagementEvent(
+        platform=SocialPlatform.TWITTER, type=TouchpointType.LIKE, post_id=f"busy-{number}",
+        user=EngagementUser(email=email_of(0)), timestamp=now - timedelta(minutes=number))
+        for number in range(600)])
+    with workspace.database.session() as session:
+        lead_id = session.scalars(select(LeadRow.id).where(LeadRow.email == email_of(0))).one()
+        size = sum(session.scalar(select(func.count()).select_from(row).where(row.email == email_of(0))) or 0
+                   for row in (TouchpointRow, ConversationRow))
+    detail = panel.service.detail(RecordObject.LEAD, lead_id)
+    assert len(detail.timeline) == 500 and size > 600
+    panel.detail_pane.show_detail(detail)
+    timeline = panel.detail_pane.timeline_table
+    last = timeline.rowCount() - 1
+    assert timeline.columnSpan(last, 0) == 4
+    assert timeline.item(last, 0).text() == (f"The 500 newest of {size:,} entries: the {size - 500:,} older ones "
+                                             "are not listed here.")

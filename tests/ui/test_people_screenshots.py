@@ -47,6 +47,7 @@ def test_the_people_and_attribution_panels_render(
 
     window.show_panel(window.stack.indexOf(window.attribution_panel))
     attribution = window.attribution_panel
+    qtbot.waitUntil(lambda: attribution.report is not None and not attribution.busy, timeout=5000)  # a store thread
     assert attribution.report is not None and attribution.report.by_campaign
     image = save_shot(window, shots_dir / "window-attribution.png")
     assert distinct_colours(image) > 40, "the charts are drawn"

@@ -240,11 +240,19 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
 
 
 def attribution_window(qtbot: QtBot, workspace: Workspace) -> MainWindow:
-    """The window on the Attribution panel, over the marketing test data."""
+    """The window on the Attribution panel, over the marketing test data, its report drawn (worked out on a
+    store thread)."""
     seed_marketing(workspace)
     window = open_window(qtbot, workspace)
     window.show_panel(ATTRIBUTION)
+    drawn(qtbot, window)
     return window
+
+
+def drawn(qtbot: QtBot, window: MainWindow) -> None:
+    """Wait for the Attribution panel's report to be drawn."""
+    panel = window.attribution_panel
+    qtbot.waitUntil(lambda: panel.report is not None and not panel.busy, timeout=5000)
 
 
 def test_enter_on_a_campaign_lists_its_leads_in_people(
@@ -272,6 +280,7 @@ def test_enter_on_a_platform_lists_the_leads_its_row_counts(
     window = attribution_window(qtbot, workspace)
     attribution = window.attribution_panel
     attribution.period_combo.setCurrentIndex(attribution.period_combo.findData(None))  # all time, as People lists
+    drawn(qtbot, window)
     table = attribution.platforms_table
     counted = {table.item(r, 0).text(): r for r in range(table.rowCount())}
     row = counted["Instagram"]
@@ -296,6 +305,7 @@ def test_enter_on_a_row_of_a_period_says_people_lists_the_leads_of_all_time(
     window = attribution_window(qtbot, workspace)
     attribution = window.attribution_panel
     attribution.period_combo.setCurrentIndex(attribution.period_combo.findData(7))
+    drawn(qtbot, window)
     table = attribution.platforms_table
     row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "Instagram")
     leads = int(table.item(row, 2).text())
@@ -309,6 +319,7 @@ def test_enter_on_a_row_of_a_period_says_people_lists_the_leads_of_all_time(
 
     window.show_panel(ATTRIBUTION)
     attribution.period_combo.setCurrentIndex(attribution.period_combo.findData(None))
+    drawn(qtbot, window)
     table = attribution.campaigns_table
     row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == CAMPAIGNS[1])
     window.statusBar().clearMessage()
