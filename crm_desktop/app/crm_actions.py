@@ -296,7 +296,9 @@ class CrmActions:
             build = mappers.default_contact_record if obj is RecordObject.CONTACT else mappers.default_lead_record
             outbound = []
             for line, record in read.records:
-                made, not_sent = outbound_record(record, build, crm_fields, mappers.default_contact_record)
+                made, not_sent = outbound_record(
+                    record, build, crm_fields, mappers.default_contact_record, integration.provider
+                )
                 report.lines.append(line)
                 report.not_sent.append(not_sent)
                 outbound.append(made)
