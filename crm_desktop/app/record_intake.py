@@ -445,10 +445,11 @@ class RecordIntake:
         merged = {p.platform: p for p in current.social_profiles}
         merged.update({p.platform: p for p in profiles})
         enriched = current.model_copy(update={"social_profiles": list(merged.values())})
-        score = self._score_of(enriched.email)
         # Where no mapped field carries the social data (Pipedrive's defaults), the push writes the record's social
         # note anew when the profiles changed it.
         result = await self.push_one(key, enriched)
+        # Scored once the push saved the profiles: their followers are the score's reach.
+        score = self._score_of(enriched.email)
         note_id = None
         if result.crm_id is not None and with_history:
             note_id = await self._add_note(key, RecordObject.CONTACT, result.crm_id,

@@ -205,6 +205,25 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
     asyncio.run(scenario())
 
 
+def test_enrich_scores_the_profiles_it_writes(hubspot_api: LocalApi) -> None:
+    # The score was read before the new profiles were saved: the answer and the history note said "0 followers"
+    # beside "Twitter/X: @leapark, 800 followers": the score left out the reach of the followers just sent.
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        await api.post("/api/crm/integrations/crm/contacts/sync", {"email": "lea@example.com", "firstName": "Lea"})
+        answer = await api.post("/api/crm/integrations/crm/contacts/enrich", {
+            "email": "lea@example.com", "includeHistory": True,
+            "socialProfiles": [{"platform": "twitter", "username": "leapark", "followers": 800}]})
+        assert answer.status_code == 200, answer.text
+        note = newest_note(api)
+        assert "Twitter/X: @leapark, 800 followers" in note
+        assert "from 0 interactions and 800 followers" in note, note
+
+    asyncio.run(scenario())
+
+
 def test_a_local_id_as_the_api_answers_it_names_the_contact_or_lead(hubspot_api: LocalApi) -> None:
     # localId comes back as a JSON number; sent back as contactId or leadId it was refused: "must be a valid
     # string", though the reference names the local id as one way to say which record.
