@@ -176,7 +176,7 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         added = 2 if api.provider == "pipedrive" else 1
         assert after[timeline] == notes_before[timeline] + added, (notes_before, after)
         # The history note holds the engagement summary: the conversation and the sentiment so far.
-        assert "Conversations: 1 (twitter 1)" in newest_note(api)
+        assert "Conversations: 1 (Twitter/X 1)" in newest_note(api)
         assert "Sentiment trend: no sentiment yet" in newest_note(api)
         # The network as the app spells it, and one interaction said as one.
         assert "Twitter/X: @leapark, 800 followers" in newest_note(api)
