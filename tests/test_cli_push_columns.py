@@ -99,3 +99,32 @@ def test_leads_push_takes_the_social_columns(
     assert by_line[3]["message"] == "must be 0 or more"
     assert sum(1 for line in text.splitlines() if "max@example.com" in line) == 1
     assert "leapark" in crm_text(sandbox)
+
+
+@pytest.mark.parametrize("provider", ["hubspot", "salesforce"])
+def test_a_push_fills_each_networks_seed_fields_as_a_sync_does(
+    provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A file's twitter_followers went only into the total (social_followers): HubSpot's twitter_followers and
+    # Salesforce's twitter_followers__c, twitter_url__c... stayed empty though the default mapping carries them.
+    data_dir = tmp_path / "D"
+    sandbox = cli_workspace_on_sandbox(data_dir, provider, monkeypatch)
+    path = tmp_path / "c.csv"
+    path.write_text("email,lastName,twitter_username,twitter_followers,instagram_username,instagram_followers,"
+                    "linkedin_url\nerin@example.com,Kay,erint,\"1,500\",erin.i,300,"
+                    "https://www.linkedin.com/in/erin-k\n", encoding="utf-8")
+    code, report, _ = push(data_dir, "contacts", path, capsys)
+    assert code == ExitCode.OK, report
+    if isinstance(sandbox, HubSpotSandbox):
+        [held] = [r.properties for r in sandbox._records["contacts"].values()]
+        suffix = ""
+    else:
+        assert isinstance(sandbox, SalesforceSandbox)
+        [held] = [r for r in sandbox.records["Contact"].values() if r.get("Email") == "erin@example.com"]
+        suffix = "__c"
+    assert float(held[f"twitter_followers{suffix}"]) == 1500
+    assert float(held[f"instagram_followers{suffix}"]) == 300
+    assert held[f"linkedin_username{suffix}"] == "erin-k"
+    assert float(held[f"social_followers{suffix}"]) == 1800
+    if suffix:
+        assert held["twitter_url__c"] == "https://x.com/erint"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from crm_desktop.providers.contract import (
     KeepsNotes,
     KnowsItsAccount,
     OutboundRecord,
+    ReadsMappedFields,
     RecordResult,
 )
 from crm_desktop.providers.errors import (
@@ -296,7 +297,9 @@ class CrmActions:
             build = mappers.default_contact_record if obj is RecordObject.CONTACT else mappers.default_lead_record
             outbound = []
             for line, record in read.records:
-                made, not_sent = outbound_record(record, build, crm_fields, mappers.default_contact_record)
+                made, not_sent = outbound_record(
+                    record, build, crm_fields, mappers.default_contact_record, integration.provider
+                )
                 report.lines.append(line)
                 report.not_sent.append(not_sent)
                 outbound.append(made)
@@ -307,9 +310,13 @@ class CrmActions:
             report.api_calls = adapter.api_calls
             await adapter.aclose()
 
-    async def get_record(self, name: str, obj: RecordObject, email: str) -> CrmRecord | None:
-        """One record by email from the CRM."""
+    async def get_record(
+        self, name: str, obj: RecordObject, email: str, *, mapped: Sequence[str] = ()
+    ) -> CrmRecord | None:
+        """One record by email from the CRM; ``mapped`` names the CRM fields the field mapping reads too."""
         adapter = self.adapter_for(self.integrations.get(name))
+        if mapped and isinstance(adapter, ReadsMappedFields):
+            adapter.read_mapped_fields(obj, mapped)
         try:
             return await adapter.get_record(obj, email=email)
         finally:

@@ -12,8 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.models import Contact, Lead, Provider
+from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import CrmField, OutboundRecord
+from crm_desktop.sync.mapping import contact_values
+from crm_desktop.sync.social_fields import FieldKind, social_fields
 
 #: What the push report says of an other column the CRM has no field for.
 NOT_SENT = "not sent: no CRM field"
@@ -55,20 +58,43 @@ def _without_custom(record: Contact | Lead) -> Any:
     return record.model_copy(update={"custom_fields": {}})
 
 
+def seed_profile_fields(contact: Contact, provider: Provider | None, crm_fields: CrmFieldNames) -> dict[str, Any]:
+    """The seed's per-network social fields of a contact (``twitter_followers``, ``instagram_url``...) the CRM has.
+
+    The CRM's default record carries a network's username and the total followers; the default field mapping a
+    sync uses also fills each network's followers, URL and username fields. A file's push fills them too, where the
+    CRM has them (Pipedrive's are found by label, so its default record and note handle them).
+    """
+    if provider is None or provider is Provider.PIPEDRIVE:
+        return {}
+    values = contact_values(contact)
+    found: dict[str, Any] = {}
+    for seed in social_fields(provider, RecordObject.CONTACT):
+        value = values.get(seed.local_field)
+        if value is None or not crm_fields.has(seed.name):
+            continue
+        found[seed.name] = int(float(value)) if seed.kind is FieldKind.COUNT else value
+    return found
+
+
 def outbound_record(
     record: Contact | Lead,
     build: Callable[[Any], OutboundRecord],
     crm_fields: CrmFieldNames,
     build_contact: Callable[[Contact], OutboundRecord] | None = None,
+    provider: Provider | None = None,
 ) -> tuple[OutboundRecord, list[str]]:
     """The record to push, and the other columns not sent because the CRM has no field for them.
 
     Args:
         build: the CRM's default mapping of the record (``default_contact_record`` or ``default_lead_record``).
         build_contact: for a lead, the CRM's contact mapping, whose social fields the lead takes.
+        provider: the CRM, whose seed per-network social fields a contact's profiles fill where it has them.
     """
     base = build(_without_custom(record))
     fields = dict(base.fields)
+    if isinstance(record, Contact):
+        fields.update({k: v for k, v in seed_profile_fields(record, provider, crm_fields).items() if k not in fields})
     note = base.note
     if isinstance(record, Lead) and build_contact is not None and record.social_profiles:
         social = build_contact(Contact.model_construct(

@@ -23,6 +23,7 @@ from crm_desktop.domain.models import (
     Integration,
     Lead,
     Provider,
+    SocialPlatform,
     SocialProfile,
     SyncConfig,
     Touchpoint,
@@ -39,11 +40,24 @@ from crm_desktop.domain.social import (
     PersonRef,
 )
 from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError
+from crm_desktop.store.models import FieldDirection
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError, SavedRecord
 from crm_desktop.sync.engine import SyncAlreadyRunning, SyncResult
 from crm_desktop.sync.mapping import apply_values, from_crm
 
 logger = logging.getLogger(__name__)
+
+#: The local fields of a network's follower count, which a CRM read fills in that network's profile.
+_FOLLOWER_FIELDS = {"twitterFollowers": SocialPlatform.TWITTER, "instagramFollowers": SocialPlatform.INSTAGRAM}
+
+
+def _follower_count(value: Any) -> int | None:
+    """A CRM's follower count (``1200``, ``"1200"``, ``1200.0``) as a whole number; ``None`` when none is."""
+    try:
+        count = int(float(str(value)))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return count if count >= 0 else None
 
 Record = Contact | Lead
 
@@ -358,12 +372,14 @@ class RecordIntake:
         A CRM value the app would refuse (a phone it cannot read, say) is left out rather than failing the read.
         """
         integration = self.integration(key)
-        found = await self.crm.get_record(integration.name, RecordObject.CONTACT, email)
+        mappings = self.sync.mappings(integration, RecordObject.CONTACT)
+        mapped = [m.crm_field for m in mappings if m.direction is not FieldDirection.OFF and m.crm_field]
+        found = await self.crm.get_record(integration.name, RecordObject.CONTACT, email, mapped=mapped)
         if found is None:
             return None
         values = {
             m.local_field: from_crm(m, found.fields[m.crm_field])
-            for m in self.sync.mappings(integration, RecordObject.CONTACT)
+            for m in mappings
             if m.pulls and m.crm_field in found.fields and m.local_field != "email"
         }
         contact: Record = Contact(email=found.email or email)
@@ -373,6 +389,21 @@ class RecordIntake:
             except InvalidRecordError as exc:
                 logger.info("contact %s from %s: %s left out (%s)", email, integration.name, name, exc.problems)
         assert isinstance(contact, Contact)
+        # A network's followers are push-only by default (the app counts them), yet the CRM holds them: read them
+        # too, rather than answering 0 followers for a profile the CRM says has 1,200.
+        counts: dict[SocialPlatform, int] = {}
+        for m in mappings:
+            platform = _FOLLOWER_FIELDS.get(m.local_field)
+            if platform is None or m.direction is FieldDirection.OFF or m.crm_field not in found.fields:
+                continue
+            count = _follower_count(from_crm(m, found.fields[m.crm_field]))
+            if count is not None:
+                counts[platform] = count
+        if counts:
+            contact = contact.model_copy(update={"social_profiles": [
+                p.model_copy(update={"followers": counts[p.platform]}) if p.platform in counts else p
+                for p in contact.social_profiles
+            ]})
         return CrmContact(found.crm_id, contact, found.modified_at)
 
     def local_contact(self, key: str, contact: str) -> Contact:
@@ -414,10 +445,11 @@ class RecordIntake:
         merged = {p.platform: p for p in current.social_profiles}
         merged.update({p.platform: p for p in profiles})
         enriched = current.model_copy(update={"social_profiles": list(merged.values())})
-        score = self._score_of(enriched.email)
         # Where no mapped field carries the social data (Pipedrive's defaults), the push writes the record's social
         # note anew when the profiles changed it.
         result = await self.push_one(key, enriched)
+        # Scored once the push saved the profiles: their followers are the score's reach.
+        score = self._score_of(enriched.email)
         note_id = None
         if result.crm_id is not None and with_history:
             note_id = await self._add_note(key, RecordObject.CONTACT, result.crm_id,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from crm_desktop.domain.models import Sentiment, SocialPlatform
+from crm_desktop.domain.models import Sentiment, SocialPlatform, platform_name
 
 #: Touchpoints listed under "Recent touchpoints", newest first.
 RECENT_TOUCHPOINTS = 5
@@ -91,12 +91,12 @@ def engagement_summary(history: EngagementHistory, *, recent: int = RECENT_TOUCH
     if history.empty:
         return None
     lines: list[str] = []
-    per_network = Counter(c.platform.value for c in history.conversations)
+    per_network = Counter(platform_name(c.platform) for c in history.conversations)
     networks = ", ".join(f"{name} {count}" for name, count in sorted(per_network.items()))
     count = len(history.conversations)
     lines.append(f"Conversations: {count}" + (f" ({networks})" if networks else ""))
-    moments = [(i.at, f"{i.what} on {i.platform.value}") for i in history.interactions]
-    moments += [(c.last_message_at or c.started_at, f"conversation on {c.platform.value}")
+    moments = [(i.at, f"{i.what} on {platform_name(i.platform)}") for i in history.interactions]
+    moments += [(c.last_message_at or c.started_at, f"conversation on {platform_name(c.platform)}")
                 for c in history.conversations]
     if moments:
         at, what = max(moments, key=lambda moment: moment[0])
@@ -106,7 +106,7 @@ def engagement_summary(history: EngagementHistory, *, recent: int = RECENT_TOUCH
     if newest:
         lines.append("Recent touchpoints:")
         lines.extend(
-            f"- {_when(i.at)} {i.platform.value} {i.what}" + (f" ({i.campaign})" if i.campaign else "")
+            f"- {_when(i.at)} {platform_name(i.platform)} {i.what}" + (f" ({i.campaign})" if i.campaign else "")
             for i in newest
         )
     text = "\n".join(lines)

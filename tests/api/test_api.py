@@ -87,6 +87,23 @@ def test_a_contact_is_created_then_unchanged_then_updated_in_the_crm(api: LocalA
     asyncio.run(scenario())
 
 
+def test_a_contact_read_from_the_crm_has_the_followers_the_crm_holds(api: LocalApi) -> None:
+    """A network's followers are push-only in the default mapping; the live read still gives the CRM's count,
+    where the CRM has a field for it, rather than 0 (Pipedrive keeps them in a note: nothing to read)."""
+    async def scenario() -> None:
+        made = await api.post("/api/crm/integrations/crm/contacts/sync", ANN)
+        assert made.status_code == 200, made.text
+        read = await api.get("/api/crm/integrations/crm/contacts", params={"email": "ann.lee@example.com"})
+        assert read.status_code == 200, read.text
+        followers = {p["username"]: p["followers"] for p in read.json()["socialProfiles"]}
+        if api.provider == "pipedrive":
+            assert followers.get("annlee", 0) == 0
+        else:
+            assert followers == {"annlee": 1200}
+
+    asyncio.run(scenario())
+
+
 def test_a_lead_is_pushed_with_its_social_context(api: LocalApi) -> None:
     async def scenario() -> None:
         first = await api.post("/api/crm/integrations/crm/leads/sync", LEA)

@@ -176,7 +176,7 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         added = 2 if api.provider == "pipedrive" else 1
         assert after[timeline] == notes_before[timeline] + added, (notes_before, after)
         # The history note holds the engagement summary: the conversation and the sentiment so far.
-        assert "Conversations: 1 (twitter 1)" in newest_note(api)
+        assert "Conversations: 1 (Twitter/X 1)" in newest_note(api)
         assert "Sentiment trend: no sentiment yet" in newest_note(api)
         # The network as the app spells it, and one interaction said as one.
         assert "Twitter/X: @leapark, 800 followers" in newest_note(api)
@@ -201,6 +201,25 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         assert missing.status_code == 404
         neither = await api.post("/api/crm/integrations/crm/contacts/enrich", {"includeHistory": True})
         assert neither.status_code == 422
+
+    asyncio.run(scenario())
+
+
+def test_enrich_scores_the_profiles_it_writes(hubspot_api: LocalApi) -> None:
+    # The score was read before the new profiles were saved: the answer and the history note said "0 followers"
+    # beside "Twitter/X: @leapark, 800 followers": the score left out the reach of the followers just sent.
+    api = hubspot_api
+
+    async def scenario() -> None:
+        await api.add_integration()
+        await api.post("/api/crm/integrations/crm/contacts/sync", {"email": "lea@example.com", "firstName": "Lea"})
+        answer = await api.post("/api/crm/integrations/crm/contacts/enrich", {
+            "email": "lea@example.com", "includeHistory": True,
+            "socialProfiles": [{"platform": "twitter", "username": "leapark", "followers": 800}]})
+        assert answer.status_code == 200, answer.text
+        note = newest_note(api)
+        assert "Twitter/X: @leapark, 800 followers" in note
+        assert "from 0 interactions and 800 followers" in note, note
 
     asyncio.run(scenario())
 

@@ -38,15 +38,15 @@ def test_the_summary_names_counts_last_interaction_trend_and_recent_touches() ->
         ),
     )
     assert engagement_summary(history) == "\n".join([
-        "Conversations: 3 (instagram 1, twitter 2)",
-        "Last interaction: 2026-01-11 15:00 UTC (conversation on twitter)",
+        "Conversations: 3 (Instagram 1, Twitter/X 2)",
+        "Last interaction: 2026-01-11 15:00 UTC (conversation on Twitter/X)",
         "Sentiment trend: improving, latest positive (4 readings)",
         "Recent touchpoints:",
-        "- 2026-01-10 20:00 UTC instagram comment",
-        "- 2026-01-10 18:00 UTC instagram view",
-        "- 2026-01-10 17:00 UTC twitter click",
-        "- 2026-01-10 15:00 UTC twitter share (spring)",
-        "- 2026-01-10 13:00 UTC twitter comment (spring)",
+        "- 2026-01-10 20:00 UTC Instagram comment",
+        "- 2026-01-10 18:00 UTC Instagram view",
+        "- 2026-01-10 17:00 UTC Twitter/X click",
+        "- 2026-01-10 15:00 UTC Twitter/X share (spring)",
+        "- 2026-01-10 13:00 UTC Twitter/X comment (spring)",
     ])
 
 
@@ -66,10 +66,10 @@ def test_a_person_with_only_touches_has_no_conversation_and_no_sentiment() -> No
     text = engagement_summary(EngagementHistory(interactions=(Interaction(at(0), IG, "follow"),)))
     assert text == "\n".join([
         "Conversations: 0",
-        "Last interaction: 2026-01-10 09:00 UTC (follow on instagram)",
+        "Last interaction: 2026-01-10 09:00 UTC (follow on Instagram)",
         "Sentiment trend: no sentiment yet",
         "Recent touchpoints:",
-        "- 2026-01-10 09:00 UTC instagram follow",
+        "- 2026-01-10 09:00 UTC Instagram follow",
     ])
 
 

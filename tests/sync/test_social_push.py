@@ -58,11 +58,11 @@ async def test_the_engagement_summary_reaches_salesforce_and_hubspot(any_crm: Sy
         [contact] = sandbox._records["contacts"].values()
         summary = contact.properties["social_touchpoints"]
     assert summary.splitlines()[:3] == [
-        "Conversations: 1 (twitter 1)",
-        "Last interaction: 2026-01-11 08:00 UTC (comment on instagram)",
+        "Conversations: 1 (Twitter/X 1)",
+        "Last interaction: 2026-01-11 08:00 UTC (comment on Instagram)",
         "Sentiment trend: improving, latest positive (2 readings)",
     ]
-    assert "- 2026-01-11 08:00 UTC instagram comment (spring)" in summary
+    assert "- 2026-01-11 08:00 UTC Instagram comment (spring)" in summary
 
 
 @pytest.mark.parametrize("any_crm", [Provider.PIPEDRIVE], indirect=True, ids=lambda p: p.value)
@@ -83,7 +83,7 @@ async def test_pipedrive_gets_the_social_fields_by_name_and_a_note_written_once(
     assert note.person_id == ada_person.id
     # What no field carries is in the note: the TikTok profile, the company, the engagement history.
     assert "@ada.dances" in note.content and "Analytical Engines" in note.content
-    assert "Engagement history:" in note.content and "Conversations: 1 (twitter 1)" in note.content
+    assert "Engagement history:" in note.content and "Conversations: 1 (Twitter/X 1)" in note.content
     assert "@ada1" not in note.content  # the handle is in its own field
     # An unchanged person is not pushed again; a changed one keeps the one note while its text is the same.
     await any_crm.sync()
@@ -100,7 +100,7 @@ async def test_pipedrive_gets_the_social_fields_by_name_and_a_note_written_once(
     await any_crm.sync()
     assert len(sandbox.notes) == 2
     newest = max(sandbox.notes.values(), key=lambda n: n.id)
-    assert "Last interaction: 2026-01-12 00:00 UTC (share on twitter)" in newest.content
+    assert "Last interaction: 2026-01-12 00:00 UTC (share on Twitter/X)" in newest.content
 
 
 @pytest.mark.parametrize("any_crm", [Provider.SALESFORCE], indirect=True, ids=lambda p: p.value)
