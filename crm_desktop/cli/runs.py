@@ -147,6 +147,9 @@ def cmd_runs_undo(args: argparse.Namespace) -> int:
         lines.extend(f"      {name}: {shown(f.old)} -> {shown(f.new)}" for name, f in change.fields.items())
     lines.extend(f"  overwritten (--force): {item}" for item in report.overridden)
     lines.extend(f"  kept: {reason}" for reason in report.kept)
+    if report.failed:
+        lines.append(f"{plural(report.failed, 'record')} not put back: once the CRM takes them, "
+                     f"crm-desktop runs undo {args.id} again puts back the rest")
     emit(args, data, "\n".join(lines))
     return ExitCode.OK if undo_run.status.value == "succeeded" else ExitCode.PARTIAL
 
@@ -241,7 +244,7 @@ def add_commands(commands: Any) -> None:
         "only pulled is written to the CRM too, so both sides agree). Records the run created are kept (sync never "
         "deletes) and reported. The undo is itself a run, with a record log. Refused (exit 1) when the run was "
         "undone already, or when values it wrote changed after it (listed; --force overwrites them). Exit 1 if "
-        "the CRM refused to take some values back.",
+        "the CRM refused to take some values back; the same undo run again then puts back the rest.",
     ) as undo:
         run_id_argument(undo)
         undo.add_argument("--force", action="store_true",
