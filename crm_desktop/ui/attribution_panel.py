@@ -298,6 +298,10 @@ class AttributionPanel(QWidget):
         self.conversions_chart.setAccessibleName("Credited conversions per campaign")
         self.touchpoints_chart = QChartView()
         self.touchpoints_chart.setAccessibleName("Touchpoints over time per platform")
+        for view in (self.conversions_chart, self.touchpoints_chart):
+            # Empty until the first report is worked out (on a store thread): in the theme's colours meanwhile,
+            # not two white boxes in the dark theme.
+            style_chart(view.chart(), current_theme())
         self._campaign_names: list[str] = []
         refit_on_new_look(self.conversions_chart, self._fit_campaign_labels, on_resize=True)
         for view in (self.conversions_chart, self.touchpoints_chart):
