@@ -276,6 +276,9 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert out.splitlines()[0] == (  # the totals are every campaign's, and said so
         "attribution report (model linear, since 2026-11-01 00:00 UTC): campaign Launch credited 0.33 conversions, "
         "value 100.00 USD, of 1 conversion (0 without touchpoints), value 300.00 USD in all campaigns"), out
+    # The text names the networks as the window does; --json keeps the wire's values (above).
+    code, out, _ = run(data, ["attribution", "report", "--model", "position_based"], capsys)
+    assert "Twitter/X" in out and "LinkedIn" in out and "twitter" not in out, out
     code, later = run_json(data, ["attribution", "report", "--since", "2026-11-15"], capsys)
     assert sum(row["touchpoints"] for row in later["byCampaign"]) == 2
     # A closed period: the touchpoints before --until, and no conversion (Ana's is on the 25th, after it).
@@ -296,7 +299,7 @@ def test_attribution_report_and_lead(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert [(t["type"], t["credit"]) for t in credits["touchpoints"]] == [("click", 1.0), ("dm", 0.0),
                                                                          ("comment", 0.0)]
     code, out, _ = run(data, ["attribution", "lead", "ana@example.com", "--model", "linear"], capsys)
-    assert code == ExitCode.OK and "0.3333" in out
+    assert code == ExitCode.OK and "0.3333" in out and "Twitter/X" in out and "twitter" not in out, out
     # Converted again: each conversion's credits on their own, as the report counts them.
     with workspace_at(data) as workspace:
         workspace.social.record_conversion(Conversion(email="ana@example.com", timestamp="2026-11-26T00:00:00Z"))

@@ -9,7 +9,7 @@ from typing import Any
 from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import value_names, written_value
 from crm_desktop.cli.common import CommandError, ExitCode, action, closing, command_group, emit, open_workspace, table
-from crm_desktop.domain.models import aware_utc
+from crm_desktop.domain.models import aware_utc, platform_name
 from crm_desktop.domain.social import AttributionModel, AttributionReport, CreditedTouchpoint, ReportRow
 
 #: ``--model``: an attribution model in any case, with spaces or hyphens for underscores (``Time Decay``).
@@ -54,9 +54,12 @@ def _money(values: dict[str, float]) -> str:
 
 
 def _report_table(title: str, rows: list[ReportRow]) -> list[str]:
+    """A table of the report's campaigns or platforms (a platform by its owner's spelling, as the window names it;
+    ``--json`` keeps the wire's value)."""
+    named = platform_name if title == "platform" else str
     body = [
-        [row.name or "(no campaign)", str(row.touchpoints), str(row.leads), f"{row.conversions_credited:.2f}",
-         _money(row.value_credited)]
+        [named(row.name) if row.name else "(no campaign)", str(row.touchpoints), str(row.leads),
+         f"{row.conversions_credited:.2f}", _money(row.value_credited)]
         for row in rows
     ]
     return [table([title, "touchpoints", "leads", "conversions", "value"], body)] if body else [f"{title}: none"]
@@ -108,8 +111,8 @@ def cmd_attribution_lead(args: argparse.Namespace) -> int:
     headers = ["time (UTC)", "platform", "type", "campaign", "credit"]
 
     def rows(touches: list[CreditedTouchpoint]) -> list[list[str]]:
-        return [[f"{t.timestamp:%Y-%m-%d %H:%M}", t.platform.value, t.type.value, t.campaign or "(no campaign)",
-                 f"{t.credit:.4f}"] for t in touches]
+        return [[f"{t.timestamp:%Y-%m-%d %H:%M}", platform_name(t.platform), t.type.value,
+                 t.campaign or "(no campaign)", f"{t.credit:.4f}"] for t in touches]
 
     head = f"lead {attribution.lead_id} ({attribution.email}), "
     if len(attribution.conversions) > 1:
