@@ -110,6 +110,9 @@ INDEXED_CHUNK = 5_000
 NOTES_LOOKED_AT = 100
 #: ``origin_id`` of the leads this app creates, so a later push finds its own lead among a person's leads.
 LEAD_ORIGIN_ID = "crm-desktop"
+#: The flag that pins a note to its person or lead (pinned notes stay at the top of the record's page).
+_PIN_FLAGS = {"person_id": "pinned_to_person_flag", "lead_id": "pinned_to_lead_flag"}
+
 #: First line of the social note this app keeps on a person or lead.
 SOCIAL_NOTE_HEADING = "Social data from CRM Desktop"
 
@@ -168,9 +171,9 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
     :data:`LIST_DEDUPE_MIN_RECORDS` or more unlinked records lists every person into an email index instead (500
     a call), brought up to date with ``updated_since`` before each chunk of writes, and so does a sync's plan
     looking up as many emails (:meth:`find_by_emails`). Social data that no custom
-    field takes goes into a note on the person (or lead), added only when its text changed. API calls per person:
-    the write (plus a search, or a 500th of a listing), plus, when the record carries a note, one notes read for
-    a person that already existed and one note write when the text changed. Deals, pipelines, won deals and
+    field takes goes into one pinned note on the person (or lead), written in place when its text changed. API calls
+    per person: the write (plus a search, or a 500th of a listing), plus, when the record carries a note, one notes
+    read for a person that already existed and one note write when the text changed. Deals, pipelines, won deals and
     activities are :class:`PipedriveDeals`'s.
 
     Attributes:
@@ -218,7 +221,8 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         self.index_refresh_seconds = LIST_REFRESH_SECONDS
         #: The person fields, under the one key ``person`` (Pipedrive's leads have no fields of their own).
         self._person_fields: FieldCache[str, PersonFieldMap] = FieldCache(self._read_person_fields)
-        self._known_notes: dict[tuple[str, str], str] = {}
+        #: Each record's social note seen or written this run: its id and its text's fingerprint.
+        self._known_notes: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- plumbing --------------------------------------------------------------------------------------------------
     def _classify(self, response: httpx.Response) -> Verdict:
@@ -587,7 +591,9 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         data, _ = self._data(await self._call("GET", "/v1/notes", params=params))
         return [note for note in data or [] if isinstance(note, dict) and "id" in note]
 
-    async def _post_note(self, target: tuple[str, str], content: str) -> dict[str, Any]:
+    async def _post_note(
+        self, target: tuple[str, str], content: str, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         wanted = note_fingerprint(content)
         started = datetime.now(UTC)
 
@@ -597,25 +603,38 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
                     return note
             return None
 
-        return await self._post_once("/v1/notes", self._note_body(target, content), find)
+        return await self._post_once("/v1/notes", {**self._note_body(target, content), **(extra or {})}, find)
 
     async def _sync_social_note(self, target: tuple[str, str], text: str, *, fresh: bool) -> bool:
-        """Add the record's social note unless the newest note of ours already says the same; True when added."""
+        """Keep the record's one social note current; True when it was written.
+
+        The note is pinned, so it stays at the top of the person's (or lead's) page. When its text changed it is
+        written in place (``PUT /v1/notes/{id}``), not added again: a salesperson sees one note that is always
+        current, not a pile of outdated ones. A record with none yet (or whose note a salesperson deleted) gets
+        a new one. Older social notes are left as they are."""
         content = note_html(text, SOCIAL_NOTE_HEADING)
         wanted = note_fingerprint(content)
-        if self._known_notes.get(target) == wanted:
+        known = self._known_notes.get(target)
+        if known is None and not fresh:
+            known = next(
+                ((str(note["id"]), fingerprint) for note in await self._notes_of(target)
+                 if (fingerprint := note_fingerprint(str(note.get("content")))).startswith(SOCIAL_NOTE_HEADING)),
+                None,
+            )
+        if known is not None and known[1] == wanted:
+            self._known_notes[target] = known
             return False
-        if not fresh:
-            ours = [
-                note_fingerprint(str(note.get("content")))
-                for note in await self._notes_of(target)
-                if note_fingerprint(str(note.get("content"))).startswith(SOCIAL_NOTE_HEADING)
-            ]
-            if ours and ours[0] == wanted:
-                self._known_notes[target] = wanted
-                return False
-        await self._post_note(target, content)
-        self._known_notes[target] = wanted
+        pin = {_PIN_FLAGS[target[0]]: 1}
+        note: dict[str, Any] | None = None
+        if known is not None:
+            try:
+                data, _ = self._data(await self._call("PUT", f"/v1/notes/{known[0]}", json={"content": content, **pin}))
+                note = data if isinstance(data, dict) and "id" in data else {"id": known[0]}
+            except errors.NotFoundError:  # deleted in Pipedrive since: add it again
+                note = None
+        if note is None:
+            note = await self._post_note(target, content, pin)
+        self._known_notes[target] = (str(note["id"]), wanted)
         return True
 
     async def _post_once(

@@ -407,6 +407,22 @@ class PipedriveLead:
     channel_id: str | None = None
 
 
+#: What a note can be pinned to (``pinned_to_<target>_flag``, 0 or 1).
+_PIN_TARGETS = ("deal", "organization", "person", "project", "task", "lead")
+
+
+def _pinned_flags(body: dict[str, Any]) -> dict[str, bool]:
+    """The pin flags a note's create or update body sets, checked as Pipedrive checks them (0 or 1)."""
+    pinned: dict[str, bool] = {}
+    for flag in _PIN_TARGETS:
+        value = body.get(f"pinned_to_{flag}_flag")
+        if value is not None:
+            if value not in (0, 1) or isinstance(value, bool):
+                raise _bad_request(f"Validation failed: pinned_to_{flag}_flag: must be 0 or 1")
+            pinned[flag] = value == 1
+    return pinned
+
+
 @dataclass
 class Note:
     """A v1 note attached to exactly one person, lead, deal or organization."""
@@ -1378,7 +1394,7 @@ class PipedriveSandbox(Sandbox):
             "last_update_user_id": note.user_id,
             "user": {"email": self.user["email"], "is_you": True, "name": self.user["name"]},
         }
-        for flag in ("deal", "organization", "person", "project", "task"):
+        for flag in _PIN_TARGETS:
             data[f"pinned_to_{flag}_flag"] = note.pinned.get(flag, False)
         if note.person_id is not None:
             data["person_id"] = note.person_id
@@ -1417,13 +1433,7 @@ class PipedriveSandbox(Sandbox):
         content = _required_text(body, "content")
         target = self._note_target(body)
         user_id = self._owner_field(body, "user_id") if "user_id" in body else self.user["id"]
-        pinned: dict[str, bool] = {}
-        for flag in ("deal", "organization", "person", "project", "task", "lead"):
-            value = body.get(f"pinned_to_{flag}_flag")
-            if value is not None:
-                if value not in (0, 1) or isinstance(value, bool):
-                    raise _bad_request(f"Validation failed: pinned_to_{flag}_flag: must be 0 or 1")
-                pinned[flag] = value == 1
+        pinned = _pinned_flags(body)
         self._refuse_if_invalid(request.url.path)
         now = self.clock.now()
         add_time = now
@@ -1455,7 +1465,9 @@ class PipedriveSandbox(Sandbox):
         body = await _json_body(request)
         if "content" in body:
             note.content = _str_field(body, "content", required=True)
+        pinned = _pinned_flags(body)
         self._refuse_if_invalid(request.url.path)
+        note.pinned.update(pinned)
         note.update_time = self.clock.now()
         return _ok(self._note_wire(note))
 

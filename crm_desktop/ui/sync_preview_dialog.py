@@ -80,7 +80,7 @@ def preview_rows(integration: str, changes: list[PlannedChange]) -> Iterator[Pre
         if change.action is ChangeAction.UNCHANGED:
             continue
         if change.action is ChangeAction.SKIP or (change.reason and not change.fields):
-            # A skip, or a write with no field to list (Pipedrive's social note written anew): the reason says why.
+            # A skip, or a write with no field to list (Pipedrive's social note written over): the reason says why.
             yield PreviewRow(integration, obj, change.email, where, change.action, "", change.reason)
         elif change.action is ChangeAction.CREATE:
             values = ", ".join(f"{label(name)}: {shown(f.new)}" for name, f in change.fields.items())

@@ -165,7 +165,7 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         body = answer.json()
         assert body["crmId"] == crm_id
         if api.provider == "pipedrive":
-            # No default field carries social data in Pipedrive: the person's social note does, written anew.
+            # No default field carries social data in Pipedrive: the person's social note does, written over.
             assert body["action"] == "updated" and body["written"] == {}, body
         else:
             assert body["action"] == "updated" and body["written"], body
@@ -193,10 +193,12 @@ def test_enrich_writes_profiles_and_the_history_note_to_the_crm_record(api: Loca
         if api.provider == "pipedrive":
             more = await api.post("/api/crm/integrations/crm/contacts/enrich", {
                 "email": "lea@example.com", "socialProfiles": [{"platform": "instagram", "username": "lea.ig"}]})
-            # A new profile goes in the social note where no field carries it; no history was asked for.
+            # A new profile goes in the social note where no field carries it, written over in place (one note
+            # per person, always current); no history was asked for.
             assert more.json()["action"] == "updated" and more.json()["historyNoteId"] is None, more.json()
-            assert api.sandbox.summary()[timeline] == after[timeline] + 1
-            assert "@lea.ig" in newest_note(api)
+            assert api.sandbox.summary()[timeline] == after[timeline]
+            social = [n.content for n in api.sandbox.notes.values() if "Social data from CRM Desktop" in n.content]
+            assert len(social) == 1 and "@lea.ig" in social[0]
         missing = await api.post("/api/crm/integrations/crm/contacts/enrich", {"email": "nobody@example.com"})
         assert missing.status_code == 404
         neither = await api.post("/api/crm/integrations/crm/contacts/enrich", {"includeHistory": True})
@@ -267,7 +269,7 @@ def test_lead_touchpoints_are_recorded_once_and_the_crm_lead_updated(api: LocalA
         assert answer["crmId"] == crm_id and answer["newTouchpoints"] == 2
         assert answer["engagementScore"] > 0
         # The CRM gets the new score: in its field, or where Pipedrive's default lead mapping has none, in the
-        # lead's social note, written anew.
+        # lead's social note, written over.
         assert answer["action"] == "updated", answer
         if api.provider == "pipedrive":
             assert f"Engagement score: {answer['engagementScore']:g}" in newest_note(api)

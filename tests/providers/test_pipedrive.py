@@ -6,6 +6,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -277,13 +278,53 @@ def test_push_creates_then_updates_then_leaves_unchanged(sandbox: PipedriveSandb
     updated, calls = run(sandbox, lambda h: push(h, changed))
     assert [r.outcome for r in updated] == [RecordOutcome.UPDATED, RecordOutcome.UPDATED, RecordOutcome.UNCHANGED]
     assert [r.crm_id for r in updated] == [str(i) for i in ids]
-    assert calls == 3 + 1 + 3 + 1 + 1  # searches, one ids read, notes reads, one PATCH, one new note
+    assert calls == 3 + 1 + 3 + 1 + 1  # searches, one ids read, notes reads, one PATCH, one note written over
     assert [p["value"] for p in sandbox.persons[ids[0]].phones] == ["+14155559999", "+14155550001"]
-    assert [len(our_notes(sandbox, person_id=i)) for i in ids] == [1, 2, 1]
+    # The changed profile's note was written in place: one social note, current, pinned at the top of the person.
+    assert [len(our_notes(sandbox, person_id=i)) for i in ids] == [1, 1, 1]
+    assert "@ana2" in our_notes(sandbox, person_id=ids[1])[0]
+    assert all(note.pinned == {"person": True} for note in sandbox.notes.values())
 
     again, _ = run(sandbox, lambda h: push(h, changed))
     assert [r.outcome for r in again] == [RecordOutcome.UNCHANGED] * 3
     assert len(sandbox.persons) == 3
+
+
+
+def test_the_social_note_is_one_note_kept_current_in_place(sandbox: PipedriveSandbox) -> None:
+    """An older version's social notes (added again at each change, unpinned) and a salesperson's own note: the
+    newest of ours is written over and pinned, the others are left; a note deleted in Pipedrive meanwhile is added
+    again, not lost."""
+    [created] = run(sandbox, lambda h: h.adapter.upsert(RecordObject.CONTACT, [default_contact_record(contact(1))]))
+    person_id = int(created.crm_id or 0)
+    [ours] = [n for n in sandbox.notes.values() if n.person_id == person_id]
+    ours.pinned = {}  # as an older version added it
+    older = replace(ours, id=ours.id + 100, content=ours.content.replace("Acme", "Old Co"))
+    salesperson = replace(ours, id=ours.id + 200, content="<p>Met at the fair</p>")
+    sandbox.notes.update({older.id: older, salesperson.id: salesperson})
+    ours.add_time = older.add_time + timedelta(seconds=1)  # ours is the newest
+
+    grown = contact(1, social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ana1",
+                                                      followers=5000)])
+
+    async def push_twice(h: Harness) -> list[Any]:
+        [first] = await h.adapter.upsert(RecordObject.CONTACT, [default_contact_record(grown)])
+        del sandbox.notes[ours.id]  # a salesperson deletes it while the run goes on
+        regrown = contact(1, social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ana1",
+                                                            followers=6000)])
+        [second] = await h.adapter.upsert(RecordObject.CONTACT, [default_contact_record(regrown)])
+        return [first, second]
+
+    before = len(sandbox.notes)
+    first, second = run(sandbox, push_twice)
+    assert (first.outcome, second.outcome) == (RecordOutcome.UPDATED, RecordOutcome.UPDATED)
+    puts = [e.path for e in sandbox.requests if e.method == "PUT"]
+    assert puts == [f"/v1/notes/{ours.id}", f"/v1/notes/{ours.id}"]  # the second answered 404: deleted meanwhile
+    notes = {n.id: n for n in sandbox.notes.values() if n.person_id == person_id}
+    assert len(notes) == before  # one deleted, one added again
+    assert notes[older.id].content == older.content and notes[salesperson.id].content == "<p>Met at the fair</p>"
+    [current] = [n for n in notes.values() if n.id not in (older.id, salesperson.id)]
+    assert "6,000 followers" in current.content and current.pinned == {"person": True}
 
 
 def test_records_sharing_an_email_write_one_person(sandbox: PipedriveSandbox) -> None:
@@ -587,7 +628,8 @@ def test_a_linked_lead_is_updated_in_place(sandbox: PipedriveSandbox) -> None:
     assert second.crm_id == first.crm_id and len(sandbox.leads) == 1
     stored = sandbox.leads[str(first.crm_id)]
     assert stored.title == "Lin Ked via reddit_comment"
-    assert len(our_notes(sandbox, lead_id=stored.id)) == 2  # the source changed, so the note did
+    [note] = our_notes(sandbox, lead_id=stored.id)  # the source changed, so the note did: written in place
+    assert "reddit_comment" in note
 
 
 def test_a_timeline_activity_lost_after_it_was_saved_is_found_among_many_and_not_repeated(

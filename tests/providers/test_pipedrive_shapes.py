@@ -299,6 +299,7 @@ def test_upsert_creates_a_person_and_its_escaped_social_note(respx_mock: respx.M
     assert sent_json(note) == {
         "content": "<p><b>Social data from CRM Desktop</b></p><p>Company: Acme &amp; Co<br>Twitter: @ana &lt;3</p>",
         "person_id": 7,
+        "pinned_to_person_flag": 1,
     }
     assert [(r.outcome, r.crm_id) for r in results] == [(RecordOutcome.CREATED, "7")]
     assert calls == 3  # search, create, note: a new person needs no look at its notes
@@ -671,6 +672,7 @@ CALLS = [
     ("PATCH", f"/v1/leads/{LEAD_ID}"),
     ("GET", "/v1/notes"),
     ("POST", "/v1/notes"),
+    ("PUT", "/v1/notes/55"),
     ("GET", "/api/v2/deals"),
     ("POST", "/api/v2/deals"),
     ("GET", "/api/v2/activities"),

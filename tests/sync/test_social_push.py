@@ -91,16 +91,16 @@ async def test_pipedrive_gets_the_social_fields_by_name_and_a_note_written_once(
     result = await any_crm.sync()
     assert result.counts["failed"] == 0, result.failures
     assert len(sandbox.notes) == 1
-    # New history and a push: the note is brought up to date (a new note, Pipedrive's notes being a log).
+    # New history and a push: the note is brought up to date in place (one current note, pinned, not a pile).
     any_crm.workspace.social.record_engagement(EngagementEvent.model_validate({
         "platform": "twitter", "type": "share", "timestamp": datetime(2026, 1, 12, tzinfo=UTC).isoformat(),
         "user": {"email": EMAIL},
     }))
     any_crm.change(EMAIL, first_name="Ada")
     await any_crm.sync()
-    assert len(sandbox.notes) == 2
-    newest = max(sandbox.notes.values(), key=lambda n: n.id)
-    assert "Last interaction: 2026-01-12 00:00 UTC (share on Twitter/X)" in newest.content
+    [current] = sandbox.notes.values()
+    assert current.id == note.id and current.pinned == {"person": True}
+    assert "Last interaction: 2026-01-12 00:00 UTC (share on Twitter/X)" in current.content
 
 
 @pytest.mark.parametrize("any_crm", [Provider.SALESFORCE], indirect=True, ids=lambda p: p.value)
@@ -140,11 +140,12 @@ async def test_pipedrive_social_note_follows_a_change_no_field_carries(any_crm: 
     result = await any_crm.sync()
     assert result.counts["failed"] == 0, result.failures
     assert result.counts["updated"] == 1
-    newest = max(sandbox.notes.values(), key=lambda n: n.id)
-    assert len(sandbox.notes) == 2 and "7,500 followers, engagement score 41.7" in newest.content
-    # Nothing changed since: nothing is sent, and no third note.
+    [current] = sandbox.notes.values()  # written over in place: one note, always current
+    assert current.id == note.id and "7,500 followers, engagement score 41.7" in current.content
+    # Nothing changed since: nothing is sent, and the note is left alone.
+    stamp = current.update_time
     again = await any_crm.sync()
-    assert again.counts["updated"] == 0 and len(sandbox.notes) == 2
+    assert again.counts["updated"] == 0 and len(sandbox.notes) == 1 and current.update_time == stamp
 
 
 @pytest.mark.parametrize("any_crm", [Provider.PIPEDRIVE], indirect=True, ids=lambda p: p.value)
