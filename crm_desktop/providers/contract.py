@@ -196,8 +196,20 @@ class CrmAdapter(Protocol):
         """Existing records by normalised email (emails not found are absent)."""
         ...
 
-    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
-        """Create or update records; one result per input, in input order."""
+    async def upsert(
+        self,
+        obj: RecordObject,
+        records: Sequence[OutboundRecord],
+        *,
+        answers: list[RecordResult | None] | None = None,
+    ) -> list[RecordResult]:
+        """Create or update records; one result per input, in input order.
+
+        ``answers`` (as long as ``records``), when given, gets each record's result at its position once the CRM has
+        answered for it, so a push stopped part-way (the daily budget spent, a cancel) still knows which writes the
+        CRM took. How soon depends on the CRM: Pipedrive record by record, Salesforce collection by collection,
+        HubSpot round by round.
+        """
         ...
 
     async def get_record(

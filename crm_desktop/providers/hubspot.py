@@ -579,15 +579,23 @@ class HubSpotAdapter(AdapterBase):
 
     # -- writes -----------------------------------------------------------------------------------------------------
     async def upsert(
-        self, obj: RecordObject, records: Sequence[contract.OutboundRecord]
+        self,
+        obj: RecordObject,
+        records: Sequence[contract.OutboundRecord],
+        *,
+        answers: list[contract.RecordResult | None] | None = None,
     ) -> list[contract.RecordResult]:
         """Create or update contacts by email (linked ones by id), or leads with their contact; input order kept.
+
+        ``answers`` gets the results of each round of unique emails once the round is written.
 
         Raises:
             AuthError: the token was refused (the push stops; nothing is retried).
             RateLimitError: HubSpot's daily limit is used up, or BudgetExhaustedError at the daily reserve.
         """
-        results: list[contract.RecordResult | None] = [None] * len(records)
+        if answers is not None and len(answers) != len(records):
+            raise ValueError("answers must have one place per record")
+        results: list[contract.RecordResult | None] = answers if answers is not None else [None] * len(records)
         gate = WriteGate(self.options.concurrency or DEFAULT_CONCURRENCY)
         for round_indexes in rounds_by_email(records):
             chosen = [records[i] for i in round_indexes]

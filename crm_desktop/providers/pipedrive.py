@@ -651,20 +651,29 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         return await write_or_reconcile(post, find, what=f"Pipedrive POST {path}")
 
     # -- upsert ----------------------------------------------------------------------------------------------------
-    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+    async def upsert(
+        self,
+        obj: RecordObject,
+        records: Sequence[OutboundRecord],
+        *,
+        answers: list[RecordResult | None] | None = None,
+    ) -> list[RecordResult]:
         """Create or update persons (or leads with their persons), one result per record in input order.
 
         Unlinked persons are found through an email index of every person when the push is large enough (see
         the class), else per chunk of 100 records by searching each email (concurrently, within search's window)
         and reading the found persons in one ``ids`` call. Then each record is written (POST or PATCH,
         concurrently within the burst window; records sharing an email one after the other), then its social
-        note when the text changed.
+        note when the text changed. ``answers`` gets each record's result as soon as it is written.
 
         Raises:
             AuthError: the token was refused (nothing after it is written).
-            BudgetExhaustedError: the daily token budget reached its reserve.
+            BudgetExhaustedError: the daily token budget reached its reserve; the writes already on their way were
+                answered first (their results are in ``answers``), and none was sent after.
         """
-        results: list[RecordResult | None] = [None] * len(records)
+        if answers is not None and len(answers) != len(records):
+            raise ValueError("answers must have one place per record")
+        results: list[RecordResult | None] = answers if answers is not None else [None] * len(records)
         written: dict[str, dict[str, Any]] = {}
         index = await self._person_index(email_key(record.email) for record in records if not record.crm_id)
         size = INDEXED_CHUNK if index is not None else IDS_PER_REQUEST
@@ -753,10 +762,22 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         # before it is written (the index stays at most LIST_REFRESH_SECONDS behind Pipedrive).
         in_progress = asyncio.Semaphore(2 * self.budget.concurrency if persons is not None else len(by_email) or 1)
 
+        # The daily budget's stop lets the writes already on their way finish (their tokens were reserved): their
+        # answers are the run's to count. Cancelling them would leave persons Pipedrive made that no run saw made.
+        stopped: list[errors.BudgetExhaustedError] = []
+
         async def write_in_turn(group: list[_Pending]) -> None:
+            try:
+                await write_group(group)
+            except errors.BudgetExhaustedError as exc:
+                stopped.append(exc)
+
+        async def write_group(group: list[_Pending]) -> None:
             # Records sharing an email go one after the other, each seeing the person the one before wrote.
             async with in_progress:
                 for item in group:
+                    if stopped:
+                        return
                     if item.existing is None and item.email in written:
                         item.existing = written[item.email]
                         item.person_id = int(item.existing["id"])
@@ -775,6 +796,8 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
                     results[item.index] = await self._write_one(obj, item, written)
 
         await gather_or_cancel(write_in_turn(group) for group in by_email.values())
+        if stopped:
+            raise stopped[0]
 
     async def _wire_custom_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Record fields with custom field names turned into keys and option labels into option ids."""

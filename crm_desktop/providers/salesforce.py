@@ -356,13 +356,22 @@ class SalesforceAdapter(AdapterBase):
         return records
 
     # -- writing ---------------------------------------------------------------------------------------------
-    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+    async def upsert(
+        self,
+        obj: RecordObject,
+        records: Sequence[OutboundRecord],
+        *,
+        answers: list[RecordResult | None] | None = None,
+    ) -> list[RecordResult]:
         """Create or update Contacts or Leads by email; one result per input, in input order.
 
         Existing records are found with one SOQL query per up to 200 emails; creates and updates go out as sObject
         Collections of up to 200 records with ``allOrNone=false``, each as soon as one is full, while the other
-        lookups are still in flight (see ``_query_then_write``).
+        lookups are still in flight (see ``_query_then_write``). When the push stops part-way, ``answers`` holds
+        the results of the collections answered before.
         """
+        if answers is not None and len(answers) != len(records):
+            raise ValueError("answers must have one place per record")
         # A long push asks for the describe while it checks its records, instead of after.
         early_describe = (
             asyncio.ensure_future(self._describe(obj))
@@ -374,16 +383,20 @@ class SalesforceAdapter(AdapterBase):
         except BaseException:
             await abandon(early_describe)
             raise
-        if not items:
-            await abandon(early_describe)
-        else:
-            if early_describe is not None:
-                await early_describe
-            await self._upsert_pending(obj, items)
-            await self._read_write_stamps(obj, items)
-        for item in items:
-            for position in item.positions:
-                results[position] = item.result
+        try:
+            if not items:
+                await abandon(early_describe)
+            else:
+                if early_describe is not None:
+                    await early_describe
+                await self._upsert_pending(obj, items)
+                await self._read_write_stamps(obj, items)
+        finally:
+            for item in items:
+                for position in item.positions:
+                    results[position] = item.result
+            if answers is not None:
+                answers[:] = results
         return results_in_order(results, records, "Salesforce")
 
     async def _upsert_pending(self, obj: RecordObject, items: list[PendingRecord]) -> None:

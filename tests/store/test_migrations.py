@@ -38,6 +38,7 @@ pytestmark = pytest.mark.postgres
 
 STORE_TABLES = {
     "integrations",
+    "integration_keys",
     "contacts",
     "social_profiles",
     "leads",
@@ -63,7 +64,7 @@ STORE_TABLES = {
     "workflow_events",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0027"
+SHIPPED_HEAD = "0028"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
