@@ -223,7 +223,9 @@ class NetworkSettings:
         mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
         for pattern, url in self.proxy_routes().items():
             mounts[pattern] = (
-                None if url is None else httpx.AsyncHTTPTransport(verify=context, limits=pool, proxy=httpx.Proxy(url))
+                None
+                if url is None
+                else httpx.AsyncHTTPTransport(verify=context, limits=pool, proxy=_proxy_of(url, context))
             )
         return {
             "transport": httpx.AsyncHTTPTransport(verify=context, limits=pool),
@@ -237,6 +239,15 @@ class NetworkSettings:
 
         limits = kwargs.pop("limits", None)
         return httpx.AsyncClient(**self.client_options(limits), **kwargs)
+
+
+def _proxy_of(url: str, context: ssl.SSLContext) -> httpx.Proxy:
+    """The proxy at ``url``; an ``https://`` one's own certificate is checked against ``context`` too, as the CRM's
+    is (httpx would check it against Mozilla's roots alone, refusing a company proxy signed by the company's CA)."""
+    import httpx
+
+    proxy = httpx.Proxy(url)
+    return httpx.Proxy(url, ssl_context=context) if proxy.url.scheme == "https" else proxy
 
 
 def _direct_pattern(host: str) -> str | None:

@@ -291,6 +291,25 @@ def test_a_host_only_the_proxy_can_resolve_is_reached_through_the_workspace_prox
 
 
 @pytest.mark.loopback
+def test_an_https_proxy_is_trusted_by_the_same_certificates_as_the_crm(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    # A company's https:// proxy presents a certificate of the company's CA: the one the workspace trusts (here
+    # its CA bundle), not Mozilla's roots alone.
+    sandbox = HubSpotSandbox(SandboxConfig(contacts=0))
+    with (
+        SandboxServer([sandbox], tls=certificates.tls(server_name=PROXY_ONLY_NAME)),
+        ForwardProxy(tmp_path / "proxy", tls=(certificates.cert, certificates.key)) as proxy,
+    ):
+        assert proxy.url.startswith("https://127.0.0.1:")
+        network = NetworkSettings(proxy=parse_proxy_url(proxy.url), ca_bundle=certificates.ca_bundle)
+        outcomes = push(hubspot_adapter(sandbox, network))
+        log = proxy.wait_for_log(f"CONNECT {PROXY_ONLY_NAME}:")
+    assert outcomes == [RecordOutcome.CREATED] * 3
+    assert f"CONNECT {PROXY_ONLY_NAME}:" in log
+
+
+@pytest.mark.loopback
 def test_salesforce_sign_in_and_token_refresh_go_through_the_proxy(
     certificates: Certificates, tmp_path: Path
 ) -> None:
