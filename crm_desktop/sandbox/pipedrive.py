@@ -1957,10 +1957,21 @@ def _custom_value(person_field: PersonField, value: Any, sandbox: PipedriveSandb
         if not isinstance(value, str):
             raise _bad_request(f"{where}: must be a string")
         return value
-    if kind in {"double", "monetary"}:
+    if kind == "double":
         if not _is_number(value):
             raise _bad_request(f"{where}: must be a number")
         return value
+    if kind == "monetary":
+        # v2 holds an amount with its currency as one object (v1 used the key and ``<key>_currency``).
+        if (
+            not isinstance(value, dict)
+            or set(value) != {"value", "currency"}
+            or not _is_number(value["value"])
+            or not isinstance(value["currency"], str)
+            or not re.fullmatch(r"[A-Z]{3}", value["currency"])
+        ):
+            raise _bad_request(f"{where}: must be {{value: number, currency: 3-letter code}} or null")
+        return {"value": value["value"], "currency": value["currency"]}
     if kind == "enum":
         if not _is_int(value) or value not in person_field.option_ids():
             raise _bad_request(f"{where}: must be the id of one of the field's options")
