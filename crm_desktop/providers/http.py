@@ -35,7 +35,7 @@ from crm_desktop.providers.errors import (
     RequestRejectedError,
     TransientError,
 )
-from crm_desktop.providers.network import NetworkSettings, explain_connect_failure
+from crm_desktop.providers.network import NetworkSettings, explain_connect_failure, proxy_gateway_failure
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -391,9 +391,9 @@ class HttpCore:
                 raise AmbiguousWriteError(
                     f"{self.name}: the connection failed after a write was sent ({kind}); reconciling"
                 ) from None
-            raise _RetryableFailure(
-                TransientError(f"{self.name}: network failure ({kind})", category=ErrorCategory.NETWORK), None
-            ) from None
+            reason = proxy_gateway_failure(exc, request.url) or f"network failure ({kind})"
+            failure = TransientError(f"{self.name}: {reason}", category=ErrorCategory.NETWORK)
+            raise _RetryableFailure(failure, None) from None
         finally:
             budget.release()
         # The request waiting for the slot just freed goes out before this answer is worked on, not after.
