@@ -208,10 +208,11 @@ class PersonFieldMap:
             amount, code = value, None
         number = read_number(amount)
         currency = str(code).upper() if code else self.currency
+        if option_labels:
+            # The Field Mapping preview, which does not know the company's currency: the amount it checked, with
+            # the currency given.
+            return f"{number} {currency}" if currency else number
         if currency is None:
-            if option_labels:
-                # The Field Mapping preview, which does not know the company's currency: the amount it checked.
-                return number
             raise ValueError(f"{value!r} has no currency and the company's default currency is not known")
         return {"value": number, "currency": currency}
 
