@@ -1127,7 +1127,7 @@ class PipedriveSandbox(Sandbox):
             "add_time": _v1_time(survivor.add_time),
             "update_time": _v1_time(survivor.update_time),
             "merge_what_id": merged.id,
-            **{key: survivor.custom_fields.get(key) for key in self._custom_person_fields()},
+            **_v1_custom_values(survivor.custom_fields, self._custom_person_fields()),
         }
         if survivor.org_id is not None:  # the spec's org_id is a non-nullable integer: absent when there is none
             data["org_id"] = survivor.org_id
@@ -1945,6 +1945,20 @@ def _lead_value(value: Any) -> dict[str, Any] | None:
     ):
         raise _bad_request("Validation failed: value: must be {amount: number, currency: 3-letter code} or null")
     return {"amount": value["amount"], "currency": value["currency"]}
+
+
+def _v1_custom_values(values: dict[str, Any], fields: dict[str, PersonField]) -> dict[str, Any]:
+    """Custom values as v1 answers them: at the top level by key, a money value's currency beside its amount under
+    ``<key>_currency`` (v2 holds the two as one object)."""
+    wire: dict[str, Any] = {}
+    for key, person_field in fields.items():
+        value = values.get(key)
+        if person_field.field_type == "monetary":
+            money = value if isinstance(value, dict) else {}
+            wire[key], wire[f"{key}_currency"] = money.get("value"), money.get("currency")
+        else:
+            wire[key] = value
+    return wire
 
 
 def _custom_value(person_field: PersonField, value: Any, sandbox: PipedriveSandbox) -> Any:
