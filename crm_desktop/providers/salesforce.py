@@ -151,6 +151,7 @@ class SalesforceAdapter(AdapterBase):
             save_tokens=wiring.get("save_tokens"),
             session_seconds=options.salesforce_session_seconds,
             integration_name=integration.name,
+            timeout=options.timeout,
         )
         super().__init__(
             integration,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from crm_desktop.providers.errors import (
     NotFoundError,
     RateLimitError,
     RequestRejectedError,
+    TransientError,
 )
 from crm_desktop.providers.salesforce import SalesforceAdapter
 from crm_desktop.providers.salesforce_records import default_contact_record, default_lead_record
@@ -744,6 +746,32 @@ def test_refused_refresh_token_raises_auth_error_without_retrying() -> None:
         ("/services/data/v61.0/sobjects/Contact/describe", 401),
         (TOKEN, 400),
     ]
+
+
+@pytest.mark.loopback
+def test_a_login_server_that_never_answers_the_refresh_times_out_instead_of_freezing_the_sync() -> None:
+    # A connection the network swallows (it is accepted, nothing ever comes back): the session's refresh is given up
+    # after the request timeout as any request is, never waited on for ever.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        integration = Integration(provider=Provider.SALESFORCE, name="Sandbox org", base_url=url)
+        adapter = SalesforceAdapter(
+            integration, {"clientId": "app", "refreshToken": "5Aep-refresh", "instanceUrl": url},
+            sleep=RecordingSleep(), options=AdapterOptions(timeout=0.3, max_attempts=2),
+        )
+
+        async def scenario() -> Any:
+            try:
+                return await asyncio.wait_for(adapter.test_connection(), 10)
+            finally:
+                await adapter.aclose()
+
+        with pytest.raises(TransientError, match="network failure") as caught:
+            asyncio.run(scenario())
+    assert caught.value.category is ErrorCategory.NETWORK
+    assert adapter.api_calls == 2, "the refresh was tried again once, as any request is"
 
 
 def test_daily_budget_nearly_spent_stops_before_burning_the_reserve() -> None:
