@@ -64,6 +64,9 @@ class SalesforceAuth(httpx.Auth):
         credentials: clientId, clientSecret, accessToken, refreshToken, instanceUrl, issuedAt (epoch ms).
         refreshes: how many refreshes happened.
         integration_name: the integration's name, for the sign-in command an expired session's error names.
+
+    ``timeout`` is the refresh request's, in seconds (the client's own timeout applies to the requests it builds,
+    not to one an auth flow makes).
     """
 
     requires_response_body = True
@@ -77,8 +80,11 @@ class SalesforceAuth(httpx.Auth):
         session_seconds: float | None = 7200.0,
         clock: Callable[[], float] = time.time,
         integration_name: str = "NAME",
+        timeout: float = 30.0,
     ) -> None:
         self.credentials = dict(credentials)
+        # The refresh is a request of this flow's own, which the client's timeout does not reach: it gets the same.
+        self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         self.integration_name = integration_name
         self._token_url = token_url
         self._save_tokens = save_tokens
@@ -114,7 +120,13 @@ class SalesforceAuth(httpx.Auth):
         }
         if self.credentials.get("clientSecret"):
             form["client_secret"] = str(self.credentials["clientSecret"])
-        return httpx.Request("POST", self._token_url, data=form, headers={"Accept": "application/json"})
+        return httpx.Request(
+            "POST",
+            self._token_url,
+            data=form,
+            headers={"Accept": "application/json"},
+            extensions={"timeout": self._timeout.as_dict()},
+        )
 
     async def _apply_refresh(self, response: httpx.Response) -> None:
         await response.aread()

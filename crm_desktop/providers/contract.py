@@ -366,7 +366,7 @@ class AdapterOptions:
         window_limit: requests per rate window (``None``: the CRM's default; headers correct it at run time).
         concurrency: requests in flight at most.
         daily_reserve: API calls to keep unspent today; the adapter stops early below it.
-        timeout: seconds per request.
+        timeout: seconds per request (a write the CRM could make twice waits for its answer at least 120 s).
         max_attempts: tries per request (first try included).
         max_retry_seconds: time one request may spend retrying.
         salesforce_session_seconds: Salesforce session lifetime, to refresh before known expiry.

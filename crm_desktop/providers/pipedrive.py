@@ -351,7 +351,15 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
                 fields.append(crm_field)
                 if ids:
                     option_ids[crm_field.name] = ids
-        return PersonFieldMap(tuple(fields), option_ids)
+        # A money field takes an amount with its currency: one given without takes the company's.
+        money = any(f.custom and f.type == "monetary" for f in fields)
+        return PersonFieldMap(tuple(fields), option_ids, await self._company_currency() if money else None)
+
+    async def _company_currency(self) -> str | None:
+        """The company's default currency (``default_currency`` of ``GET /v1/users/me``), ``None`` if it names none."""
+        data, _ = self._data(await self._call("GET", "/v1/users/me"))
+        currency = data.get("default_currency") if isinstance(data, dict) else None
+        return str(currency).upper() if currency else None
 
     async def create_field(
         self, obj: RecordObject, name: str, label: str, field_type: str, options: Sequence[str] = ()
@@ -384,7 +392,10 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             assert made is not None
             return made
         made, option_ids = person_field(data)
-        self._person_fields.put("person", (await self.field_map()).with_field(made, option_ids))
+        known = (await self.field_map()).with_field(made, option_ids)
+        if made.type == "monetary" and known.currency is None:
+            known = replace(known, currency=await self._company_currency())
+        self._person_fields.put("person", known)
         logger.info("Pipedrive person field created: %s (%s)", made.label, made.type)
         return made
 

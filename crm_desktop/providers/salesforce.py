@@ -133,7 +133,10 @@ class SalesforceAdapter(AdapterBase):
 
     def __init__(self, integration: Integration, credentials: dict[str, Any], **wiring: Unpack[AdapterWiring]) -> None:
         options = wiring.get("options") or AdapterOptions()
-        base_url = integration.base_url or credentials.get("instanceUrl")
+        # API calls go to the org's instance, as its sign-in answered (instance_url); the integration's URL is where
+        # it signs in and refreshes, which for login.salesforce.com or a sandbox org's test.salesforce.com is not
+        # the org's API.
+        base_url = credentials.get("instanceUrl") or integration.base_url
         if not base_url:
             raise ConfigurationError("Salesforce credentials carry no instance URL; sign in again")
         if not credentials.get("accessToken") and not credentials.get("refreshToken"):
@@ -148,6 +151,7 @@ class SalesforceAdapter(AdapterBase):
             save_tokens=wiring.get("save_tokens"),
             session_seconds=options.salesforce_session_seconds,
             integration_name=integration.name,
+            timeout=options.timeout,
         )
         super().__init__(
             integration,

@@ -219,6 +219,36 @@ def test_fields_are_listed_by_name_and_a_created_field_takes_pushed_values() -> 
     assert "@ana1" not in note and "Twitter/X: 100 followers" in note  # the field took the handle, the note the reach
 
 
+def test_a_money_field_takes_an_amount_with_its_currency_and_reads_it_back_so() -> None:
+    # Pipedrive's v2 holds a monetary custom value as {value, currency} (crm-wire-facts, Pipedrive person fields).
+    sandbox = PipedriveSandbox()
+    records = [
+        OutboundRecord("plain@example.com", {"name": "Plain", "Lifetime value": "1500"}),
+        OutboundRecord("euro@example.com", {"name": "Euro", "Lifetime value": "2500.50 eur"}),
+        OutboundRecord("bad@example.com", {"name": "Bad", "Lifetime value": "lots"}),
+    ]
+
+    async def body(h: Harness) -> Any:
+        made = await h.adapter.create_field(RecordObject.CONTACT, "lifetime_value", "Lifetime value", "monetary")
+        results = await h.adapter.upsert(RecordObject.CONTACT, records)
+        pulled = await h.adapter.find_by_emails(RecordObject.CONTACT, ["plain@example.com", "euro@example.com"])
+        again = await h.adapter.upsert(RecordObject.CONTACT, records[:2])
+        return made, results, pulled, again
+
+    made, results, pulled, again = run(sandbox, body)
+    assert made.type == "monetary"
+    assert [r.outcome for r in results] == [RecordOutcome.CREATED, RecordOutcome.CREATED, RecordOutcome.FAILED]
+    assert results[2].message == "bad@example.com: field 'Lifetime value' 'lots' is not an amount " \
+        "(1500, or with its currency: 1500 EUR)"
+    plain, euro = (persons_with(sandbox, f"{who}@example.com")[0] for who in ("plain", "euro"))
+    # Without a currency, the company's (the sandbox's users/me says USD).
+    assert plain.custom_fields[made.name] == {"value": 1500, "currency": "USD"}
+    assert euro.custom_fields[made.name] == {"value": 2500.5, "currency": "EUR"}
+    assert pulled["plain@example.com"].fields[made.name] == "1500 USD"
+    assert pulled["euro@example.com"].fields[made.name] == "2500.5 EUR"
+    assert [r.outcome for r in again] == [RecordOutcome.UNCHANGED] * 2
+
+
 def test_seeded_social_fields_take_labels_as_options_and_a_bad_value_fails_only_its_record() -> None:
     sandbox = PipedriveSandbox(social_fields=True)
     lead = Lead(
