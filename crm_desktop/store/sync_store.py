@@ -1249,9 +1249,11 @@ class SyncStore:
 
     # -- conflicts -----------------------------------------------------------------------------
     def open_conflicts(
-        self, integration_id: int | None = None, *, after_id: int = 0, limit: int | None = None
+        self, integration_id: int | None = None, *, field: str | None = None, after_id: int = 0,
+        limit: int | None = None,
     ) -> list[ConflictRow]:
-        """Open conflicts, oldest first; a page of ``limit`` after conflict ``after_id`` when given."""
+        """Open conflicts, oldest first; a page of ``limit`` after conflict ``after_id`` when given; on one local
+        ``field`` when given."""
         statement = (
             select(ConflictRow)
             .where(ConflictRow.status == ConflictStatus.OPEN, ConflictRow.id > after_id)
@@ -1260,6 +1262,8 @@ class SyncStore:
         )
         if integration_id is not None:
             statement = statement.where(ConflictRow.integration_id == integration_id)
+        if field is not None:
+            statement = statement.where(ConflictRow.field == field)
         return self._all_detached(statement)
 
     def count_open_conflicts(self) -> int:
@@ -1273,6 +1277,14 @@ class SyncStore:
 
     def get_conflict(self, conflict_id: int) -> ConflictRow:
         return self._detached(ConflictRow, conflict_id, f"no conflict {conflict_id}")
+
+    def conflicts_by_id(self, conflict_ids: Sequence[int]) -> dict[int, ConflictRow]:
+        """The conflicts of ``conflict_ids``, open or not, by id (ids of none left out), read 500 a query."""
+        found: dict[int, ConflictRow] = {}
+        for chunk in in_list_chunks(list(conflict_ids)):
+            rows = self._all_detached(select(ConflictRow).where(ConflictRow.id.in_(chunk)))
+            found.update((row.id, row) for row in rows)
+        return found
 
     def open_conflict_fields(self, integration_id: int, obj: RecordObject, local_id: int) -> set[str]:
         with self.db.session() as session:
