@@ -189,6 +189,7 @@ def _resolve_one(args: argparse.Namespace, conflict_id: int) -> int:
 _OUTCOME_WORDS = {
     ResolutionStatus.RESOLVED: "resolved",
     ResolutionStatus.ALREADY_RESOLVED: "already resolved elsewhere",
+    ResolutionStatus.BEING_RESOLVED: "being resolved elsewhere (look again in a moment)",
     ResolutionStatus.FAILED: "failed (left open)",
     ResolutionStatus.NOT_TRIED: "not tried (left open)",
 }
@@ -246,6 +247,7 @@ def _summary(outcomes: list[ConflictOutcome]) -> dict[str, int]:
     counts = Counter(o.status for o in outcomes)
     return {"total": len(outcomes), "resolved": counts[ResolutionStatus.RESOLVED],
             "alreadyResolved": counts[ResolutionStatus.ALREADY_RESOLVED],
+            "beingResolved": counts[ResolutionStatus.BEING_RESOLVED],
             "failed": counts[ResolutionStatus.FAILED], "notTried": counts[ResolutionStatus.NOT_TRIED]}
 
 

@@ -275,8 +275,10 @@ class ResolutionStatus(StrEnum):
     """How one conflict of a bulk resolution ended."""
 
     RESOLVED = "resolved"
-    #: Resolved (or being resolved) by another window, desktop or script first: nothing written here.
+    #: Resolved by another window, desktop or script (or a merge) first: nothing written here.
     ALREADY_RESOLVED = "already_resolved"
+    #: Being resolved by another window, desktop or script right now: nothing written here; it may stay open.
+    BEING_RESOLVED = "being_resolved"
     #: Not resolved: the CRM refused the value, or it cannot be kept (the reason says which); it stays open.
     FAILED = "failed"
     #: Not tried: the bulk resolution was stopped, or the CRM could not be reached; it stays open.
@@ -291,7 +293,7 @@ class ConflictOutcome:
         conflict: the conflict as read before it was resolved.
         status: how it ended.
         kept: the value kept on both sides (``RESOLVED``).
-        reason: why it was not resolved, naming the record and field (the CRM's reason when it refused).
+        reason: why it was not resolved (the CRM's reason when it refused); the conflict names the record and field.
     """
 
     conflict: ConflictRow
@@ -379,10 +381,13 @@ async def _resolve_batch(
                                  reason=f"conflict {conflict.id} belongs to another integration"))
         elif not store.claim_conflict(conflict.id):
             again = store.get_conflict(conflict.id)
-            reason = (str(_resolved_already(again)) if again.status is not ConflictStatus.OPEN else
-                      f"conflict {conflict.id} is being resolved right now in another window or on another desktop; "
-                      "look again in a moment (nothing was written here)")
-            told(ConflictOutcome(conflict, ResolutionStatus.ALREADY_RESOLVED, reason=reason))
+            if again.status is not ConflictStatus.OPEN:
+                told(ConflictOutcome(conflict, ResolutionStatus.ALREADY_RESOLVED,
+                                     reason=str(_resolved_already(again))))
+            else:
+                told(ConflictOutcome(conflict, ResolutionStatus.BEING_RESOLVED, reason=(
+                    f"conflict {conflict.id} is being resolved right now in another window or on another desktop; "
+                    "look again in a moment (nothing was written here)")))
         else:
             claimed.append(current)
     plans: list[_Resolution] = []
@@ -402,7 +407,7 @@ async def _resolve_batch(
                 except (ConflictResolutionError, ValueError) as exc:
                     store.release_conflict(conflict.id)
                     written.add(conflict.id)
-                    told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=_named(conflict, exc)))
+                    told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=str(exc)))
         refused: dict[int, str] = {}
         for obj in by_object:
             sending = [plan for plan in plans if plan.conflict.object is obj and plan.outbound is not None]
@@ -426,7 +431,7 @@ async def _resolve_batch(
             if conflict.id in refused:
                 store.release_conflict(conflict.id)
                 written.add(conflict.id)
-                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=_named(conflict, refused[conflict.id])))
+                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=refused[conflict.id]))
                 continue
             record = (conflict.object, conflict.local_id)
             if record in touched and plan.local is not None:
@@ -441,7 +446,7 @@ async def _resolve_batch(
             except (ConflictResolutionError, ValueError) as exc:
                 store.release_conflict(conflict.id)
                 written.add(conflict.id)
-                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=_named(conflict, exc)))
+                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=str(exc)))
                 continue
             written.add(conflict.id)
             told(ConflictOutcome(conflict, ResolutionStatus.RESOLVED, kept=kept))
@@ -451,13 +456,6 @@ async def _resolve_batch(
                 store.release_conflict(conflict.id)
         raise
     return cut_off
-
-
-def _named(conflict: ConflictRow, reason: BaseException | str) -> str:
-    """A failure's reason as a sentence naming the record and the field."""
-    text = str(reason)
-    prefix = f"{conflict.record_key} {conflict.field}: "
-    return text if text.startswith(conflict.record_key) else prefix + text
 
 
 class UndoRefused(ConflictResolutionError):
