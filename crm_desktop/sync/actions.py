@@ -371,7 +371,7 @@ async def _resolve_batch(
     the CRM could not be written at all, if so."""
     cut_off: str | None = None
     now = store.conflicts_by_id([c.id for c in batch])
-    claimed: list[ConflictRow] = []
+    candidates: list[ConflictRow] = []
     for conflict in batch:
         current = now.get(conflict.id, conflict)
         if current.status is not ConflictStatus.OPEN:
@@ -379,7 +379,13 @@ async def _resolve_batch(
         elif current.integration_id != integration_id:
             told(ConflictOutcome(conflict, ResolutionStatus.FAILED,
                                  reason=f"conflict {conflict.id} belongs to another integration"))
-        elif not store.claim_conflict(conflict.id):
+        else:
+            candidates.append(current)
+    # Claimed before anything is written, as one conflict is: two windows deciding them at once write each once.
+    won = store.claim_conflicts([c.id for c in candidates])
+    claimed: list[ConflictRow] = []
+    for conflict in candidates:
+        if conflict.id not in won:
             again = store.get_conflict(conflict.id)
             if again.status is not ConflictStatus.OPEN:
                 told(ConflictOutcome(conflict, ResolutionStatus.ALREADY_RESOLVED,
@@ -389,7 +395,7 @@ async def _resolve_batch(
                     f"conflict {conflict.id} is being resolved right now in another window or on another desktop; "
                     "look again in a moment (nothing was written here)")))
         else:
-            claimed.append(current)
+            claimed.append(conflict)
     plans: list[_Resolution] = []
     written: set[int] = set()
     try:
