@@ -212,9 +212,18 @@ class ConflictsTableModel(RowsTableModel[ConflictRow, ConflictColumn]):
 
     def refresh(self) -> None:
         """Re-read the open conflicts, and the local value each record holds now (one read for them all)."""
+        self.show_read(*self.read())
+
+    def read(self) -> tuple[list[ConflictRow], dict[int, str], dict[int, str | None]]:
+        """The open conflicts, the integrations' names and the local values now, as :meth:`show_read` takes them;
+        touches no Qt object, so it may run on another thread."""
         rows = self._load_conflicts()
         names = self._load_names()
         local_now = self._load_local_now(rows) if self._load_local_now is not None else {}
+        return rows, names, local_now
+
+    def show_read(self, rows: list[ConflictRow], names: dict[int, str], local_now: dict[int, str | None]) -> None:
+        """Show what :meth:`read` read."""
         self.beginResetModel()
         self._all = rows
         self._names = names
@@ -405,6 +414,9 @@ class ConflictsPanel(QWidget, AsksFirst):
         self._stop: threading.Event | None = None
         self.bulk_task: asyncio.Task[None] | None = None
         self._done = self._total = 0
+        self._reading: asyncio.Task[None] | None = None
+        self._read_again = False
+        self._removed_meanwhile: set[int] = set()
         self.value_dialog: QInputDialog | None = None
 
         heading = PanelHeading(
@@ -517,6 +529,36 @@ class ConflictsPanel(QWidget, AsksFirst):
         except Exception as exc:  # the store cannot be read: say so rather than crash
             self.notice.say(error_sentence("Reading the conflicts", exc), "error")
             return
+        self._show_reloaded(chosen)
+
+    def reload_later(self) -> asyncio.Task[None]:
+        """Re-read the open conflicts on a store thread, then show them as :meth:`reload` does (after a sync or an
+        import: 3,000 conflicts took most of a second to read, which froze the window)."""
+        if self._reading is not None and not self._reading.done():
+            self._read_again = True
+            return self._reading
+        self._removed_meanwhile = set()
+        self._reading = self._tasks.start(self._read_and_show(), name="read the open conflicts")
+        return self._reading
+
+    async def _read_and_show(self) -> None:
+        while True:
+            self._read_again = False
+            try:
+                rows, names, local_now = await asyncio.to_thread(self.model.read)
+            except Exception as exc:  # the store cannot be read: say so rather than crash
+                self.notice.say(error_sentence("Reading the conflicts", exc), "error")
+                return
+            if not self._read_again:
+                break
+        # A conflict resolved here while the list was read may be in it still: it stays out.
+        gone = self._removed_meanwhile
+        self._removed_meanwhile = set()
+        chosen = {c.id for c in self.selected_conflicts()}
+        self.model.show_read([c for c in rows if c.id not in gone], names, local_now)
+        self._show_reloaded(chosen)
+
+    def _show_reloaded(self, chosen: set[int]) -> None:
         self._fill_filters()
         rows = self.model.rows_of(chosen)
         if not rows and self.model.rowCount() > 0:
@@ -748,7 +790,7 @@ class ConflictsPanel(QWidget, AsksFirst):
             self._progress_box.hide()
             self.table.setCursor(Qt.CursorShape.ArrowCursor)
         if outcomes is None:
-            self.reload()
+            self.reload_later()
         else:
             await self._show_outcomes(outcomes, take)
         self.conflicts_changed.emit()
@@ -817,6 +859,7 @@ class ConflictsPanel(QWidget, AsksFirst):
         rows = self.model.rows_of(conflict_ids)
         chosen = {c.id for c in self.selected_conflicts()} - conflict_ids
         self.model.remove_conflicts(conflict_ids)
+        self._removed_meanwhile |= conflict_ids
         self._apply_filter()
         next_rows = self.model.rows_of(chosen)
         if not next_rows and rows and self.model.rowCount():

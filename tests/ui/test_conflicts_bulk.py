@@ -3,6 +3,7 @@ refusal or a race leaving the others resolved, filters, and no re-read of the wh
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -206,3 +207,23 @@ def test_stop_leaves_the_conflicts_not_begun_open(window: MainWindow, qtbot: QtB
     assert panel.model.rowCount() == 3 and hubspot.workspace.sync.conflict_count() == 3
     assert [local_company(hubspot, email) for email in EMAILS] == [f"Local Co {n}" for n in (1, 2, 3)]
     assert panel.keep_crm_button.isEnabled()
+
+
+def test_after_a_sync_the_list_is_read_off_the_windows_thread(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3,000 conflicts took most of a second to read: after a sync they are read on a store thread."""
+    window.show_panel(CONFLICTS_ROW)
+    panel = window.conflicts_panel
+    threads: list[threading.Thread] = []
+    load: Callable[[], list[ConflictRow]] = panel.model._load_conflicts
+
+    def on_which_thread() -> list[ConflictRow]:
+        threads.append(threading.current_thread())
+        return load()
+
+    monkeypatch.setattr(panel.model, "_load_conflicts", on_which_thread)
+    make_conflicts(window, qtbot, hubspot)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=5000)
+    assert threads and threading.main_thread() not in threads
+    assert panel.selected_conflicts()[0].record_key == EMAILS[0], "the first is selected"
