@@ -72,6 +72,11 @@ def test_all_on_one_field_keeps_the_local_values_in_one_crm_batch(
 
     code, out, _ = run(data_dir, ["conflicts", "resolve", "--all", "--field", "firstName", "--take", "crm"], capsys)
     assert code == ExitCode.OK and "no open conflicts on field firstName" in out
+    # The field as the app labels it, in any case.
+    code, data = run_json(data_dir, ["conflicts", "resolve", "--all", "--field", "last name", "--take", "crm"],
+                          capsys)
+    assert code == ExitCode.OK and data["summary"]["resolved"] == 2
+    assert open_ids(data_dir, capsys) == set()
 
 
 def test_two_fields_of_one_record_resolved_together_leave_nothing_for_the_next_sync(

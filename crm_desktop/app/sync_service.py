@@ -791,13 +791,10 @@ class SyncService:
             await adapter.aclose()
 
     # -- conflicts -----------------------------------------------------------------------------
-    def conflicts(
-        self, name: str | None = None, *, field: str | None = None, after_id: int = 0, limit: int | None = None
-    ) -> list[ConflictRow]:
-        """Open conflicts, oldest first (a page of ``limit`` after conflict ``after_id`` when given); of one
-        integration, or on one local field (``firstName``), when given."""
+    def conflicts(self, name: str | None = None, *, after_id: int = 0, limit: int | None = None) -> list[ConflictRow]:
+        """Open conflicts, oldest first (a page of ``limit`` after conflict ``after_id`` when given)."""
         integration_id = self.integrations.get(name).id if name else None
-        return self.store.open_conflicts(integration_id, field=field, after_id=after_id, limit=limit)
+        return self.store.open_conflicts(integration_id, after_id=after_id, limit=limit)
 
     def local_values_now(self, conflicts: Sequence[ConflictRow]) -> dict[int, str | None]:
         """Each conflict's field as its local record holds it now, by conflict id (a conflict whose record is gone

@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from typing import Any
 
+from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.sync_service import ConflictOutcome, ConflictRow, ResolutionStatus
 from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import LIMIT
@@ -209,7 +210,8 @@ def _resolve_many(args: argparse.Namespace) -> int:
     with closing(open_workspace(args)) as workspace:
         names = integration_names(workspace)
         if args.all:
-            ids = [c.id for c in workspace.sync.conflicts(args.integration, field=args.field)]
+            every = workspace.sync.conflicts(args.integration)
+            ids = [c.id for c in every if args.field is None or _is_field(c, args.field)]
             if not ids:
                 which = "".join([f" of {args.integration}" if args.integration else "",
                                  f" on field {args.field}" if args.field else ""])
@@ -241,6 +243,13 @@ def _resolve_many(args: argparse.Namespace) -> int:
         text += "; " + ", ".join(others)
     emit(args, {"results": results, "summary": summary}, text)
     return ExitCode.OK if counts[ResolutionStatus.RESOLVED] == len(outcomes) else ExitCode.PARTIAL
+
+
+def _is_field(conflict: ConflictRow, given: str) -> bool:
+    """Whether ``--field`` names the conflict's field: as `conflicts list` shows it (``firstName``), or as the app
+    labels it ("First name"), in any case."""
+    wanted = given.strip().casefold()
+    return wanted in (conflict.field.casefold(), local_field_label(conflict.object, conflict.field).casefold())
 
 
 def _summary(outcomes: list[ConflictOutcome]) -> dict[str, int]:
@@ -283,7 +292,7 @@ def add_commands(commands: Any) -> None:
         resolve.add_argument("--integration", metavar="NAME", help="with --all: only this integration's conflicts")
         resolve.add_argument("--field", metavar="FIELD",
                              help="with --all: only conflicts on this field, as `conflicts list` names it "
-                             "(firstName)")
+                             "(firstName) or as the app labels it (\"First name\"), in any case")
         decision = resolve.add_mutually_exclusive_group(required=True)
         decision.add_argument("--take", choices=["crm", "local"],
                               help="keep the CRM's value or the local one: the value the record holds now (LOCAL "

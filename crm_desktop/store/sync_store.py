@@ -1249,11 +1249,9 @@ class SyncStore:
 
     # -- conflicts -----------------------------------------------------------------------------
     def open_conflicts(
-        self, integration_id: int | None = None, *, field: str | None = None, after_id: int = 0,
-        limit: int | None = None,
+        self, integration_id: int | None = None, *, after_id: int = 0, limit: int | None = None
     ) -> list[ConflictRow]:
-        """Open conflicts, oldest first; a page of ``limit`` after conflict ``after_id`` when given; on one local
-        ``field`` when given."""
+        """Open conflicts, oldest first; a page of ``limit`` after conflict ``after_id`` when given."""
         statement = (
             select(ConflictRow)
             .where(ConflictRow.status == ConflictStatus.OPEN, ConflictRow.id > after_id)
@@ -1262,8 +1260,6 @@ class SyncStore:
         )
         if integration_id is not None:
             statement = statement.where(ConflictRow.integration_id == integration_id)
-        if field is not None:
-            statement = statement.where(ConflictRow.field == field)
         return self._all_detached(statement)
 
     def count_open_conflicts(self) -> int:
