@@ -173,3 +173,25 @@ def test_several_conflicts_are_refused_a_typed_value_and_mixed_selections(
     code, _, err = run(data_dir, ["conflicts", "resolve", str(one), "99999", "--take", "crm"], capsys)
     assert code == ExitCode.USAGE and "no conflict 99999" in err
     assert open_ids(data_dir, capsys) == set(ids.values()), "nothing was resolved"
+
+
+def test_a_record_deleted_here_since_keeps_its_rules_among_many(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keeping the local value of a record deleted here since is refused with the reason (the others resolved);
+    keeping the CRM's closes it, writing nothing, as for one conflict."""
+    ids = make_conflicts(data_dir, tmp_path, sandbox, capsys)
+    with workspace_at(data_dir) as workspace:
+        workspace.contacts.remove(EMAILS[0])
+    first = [ids[(email, "firstName")] for email in EMAILS]
+    code, data = run_json(data_dir, ["conflicts", "resolve", *map(str, first), "--take", "local"], capsys)
+    assert code == ExitCode.PARTIAL
+    gone, kept = data["results"]
+    assert gone["status"] == "failed" and "deleted since the conflict was raised" in gone["reason"]
+    assert (kept["status"], kept["value"]) == ("resolved", "Local")
+    assert crm_value(sandbox, EMAILS[0], "firstname") == "Crm"
+    after = last_request(sandbox)
+    code, data = run_json(data_dir, ["conflicts", "resolve", "--all", "--integration", "hs", "--take", "crm"], capsys)
+    assert code == ExitCode.OK and data["summary"]["resolved"] == 3
+    assert crm_writes(sandbox, after) == [], "the CRM's values kept: nothing to write there"
+    assert open_ids(data_dir, capsys) == set()
