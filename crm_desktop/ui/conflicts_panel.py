@@ -594,6 +594,9 @@ class ConflictsPanel(QWidget, AsksFirst):
     def _apply_filter(self) -> None:
         self.model.set_filter(self.filter_edit.text(), self.integration_combo.currentData(),
                               self.field_combo.currentData())
+        self._count_shown()
+
+    def _count_shown(self) -> None:
         shown, total = self.model.rowCount(), self.model.total
         self.shown_label.setText(f"{shown:,} of {total:,} shown" if shown != total else "")
 
@@ -860,7 +863,7 @@ class ConflictsPanel(QWidget, AsksFirst):
         chosen = {c.id for c in self.selected_conflicts()} - conflict_ids
         self.model.remove_conflicts(conflict_ids)
         self._removed_meanwhile |= conflict_ids
-        self._apply_filter()
+        self._count_shown()
         next_rows = self.model.rows_of(chosen)
         if not next_rows and rows and self.model.rowCount():
             next_rows = [min(min(rows), self.model.rowCount() - 1)]

@@ -127,6 +127,7 @@ def test_one_refusal_is_listed_by_record_and_field_and_the_rest_resolved(
         click(panel.keep_crm_button)
     qtbot.waitUntil(lambda: not window.tasks.pending, timeout=5000)
     assert panel.model.rowCount() == 0 and not panel.failures.isVisible()
+    assert reads == [], "one conflict resolved: its row left the table; the list was not read again"
 
 
 def test_conflicts_resolved_or_claimed_elsewhere_are_said_and_the_rest_resolved(
