@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from crm_desktop.app.text import stored_text
 from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CrmAdapter, CrmField, ReadsMappedFields
-from crm_desktop.providers.errors import ProviderError
+from crm_desktop.providers.errors import ConfigurationError, ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.engagement_store import EngagementStore
 from crm_desktop.store.models import (
@@ -40,12 +41,15 @@ from crm_desktop.store.models import (
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import (
+    ConflictOutcome,
     DueSync,
+    ResolutionStatus,
     UndoRefused,
     UndoReport,
     due_syncs,
     next_due_at,
     resolve_conflict,
+    resolve_conflicts,
     undo_run,
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncProgress, SyncResult
@@ -63,6 +67,7 @@ from crm_desktop.sync.mapping import (
     with_crm_lengths,
 )
 from crm_desktop.sync.plan import SyncPlan
+from crm_desktop.vault import VaultError
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +75,7 @@ T = TypeVar("T")
 ListenerArgs = ParamSpec("ListenerArgs")
 
 __all__ = [
+    "ConflictOutcome",
     "ConflictRow",
     "ConflictRule",
     "DueSync",
@@ -78,6 +84,7 @@ __all__ = [
     "ImportReport",
     "MappingChangeError",
     "MappingProblem",
+    "ResolutionStatus",
     "RunNews",
     "SyncRecordLogRow",
     "SyncResult",
@@ -828,6 +835,70 @@ class SyncService:
             )
         finally:
             await adapter.aclose()
+
+    async def resolve_many(
+        self,
+        conflict_ids: Sequence[int],
+        *,
+        take: str,
+        progress: Callable[[ConflictOutcome], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[ConflictOutcome]:
+        """Resolve many conflicts the same way (``take``: ``crm`` or ``local``), each CRM's values written in its
+        own batches; one conflict's failure or race leaves the others to be resolved.
+
+        Args:
+            progress: told each conflict's outcome as it is known (on the caller's loop).
+            stop: once set, the conflicts not yet begun are left ``NOT_TRIED`` (the batch under way finishes).
+
+        Returns:
+            One outcome per conflict, in the order given.
+
+        Raises:
+            NotFoundError: naming the ids of no conflict (nothing was written).
+
+        On the sync worker when there is one (the desktop app), like :meth:`resolve`.
+        """
+        told = progress
+        if progress is not None and self._worker is not None:
+            told = on_loop(asyncio.get_running_loop(), progress)
+        return await self.off_loop(self._resolve_many_here(list(conflict_ids), take, told, stop))
+
+    async def _resolve_many_here(
+        self, conflict_ids: list[int], take: str, progress: Callable[[ConflictOutcome], None] | None,
+        stop: threading.Event | None,
+    ) -> list[ConflictOutcome]:
+        found = self.store.conflicts_by_id(conflict_ids)
+        missing = [str(conflict_id) for conflict_id in conflict_ids if conflict_id not in found]
+        if missing:
+            raise NotFoundError(f"no conflict {', '.join(missing)}; nothing was resolved")
+        by_integration: dict[int, list[ConflictRow]] = {}
+        for conflict_id in dict.fromkeys(conflict_ids):
+            conflict = found[conflict_id]
+            by_integration.setdefault(conflict.integration_id, []).append(conflict)
+        outcomes: dict[int, ConflictOutcome] = {}
+        for integration_id, conflicts in by_integration.items():
+            integration = self.integrations.get_by_id(integration_id)
+            try:
+                adapter = await self.actions.checked_adapter(integration)
+            except (ProviderError, ConfigurationError, VaultError) as exc:
+                # No CRM to write to (credentials missing or refused, another account): this integration's
+                # conflicts stay open with the reason; the other integrations' are resolved.
+                for conflict in conflicts:
+                    outcome = ConflictOutcome(conflict, ResolutionStatus.FAILED,
+                                              reason=f"{integration.name} cannot be reached: {exc}")
+                    outcomes[conflict.id] = outcome
+                    if progress is not None:
+                        progress(outcome)
+                continue
+            try:
+                done = await resolve_conflicts(
+                    self.store, adapter, integration, self.all_mappings(integration), conflicts, take=take,
+                    progress=progress, stopped=stop.is_set if stop is not None else None)
+            finally:
+                await adapter.aclose()
+            outcomes.update((outcome.conflict.id, outcome) for outcome in done)
+        return [outcomes[conflict_id] for conflict_id in dict.fromkeys(conflict_ids)]
 
     # -- local import --------------------------------------------------------------------------
     def import_file(
