@@ -394,16 +394,25 @@ class MergeResult:
     Attributes:
         surviving_id: the CRM id of the record that remains (HubSpot may answer with a new id).
         merged_id: the CRM id of the record that is gone.
+        already_merged: the CRM had merged the two before this merge's answer came (an earlier try, in this run or
+            another, whose answer was lost): found by reading the two records, not by the merge's own answer.
     """
 
     surviving_id: str
     merged_id: str
+    already_merged: bool = False
 
 
 @runtime_checkable
 class MergesRecords(Protocol):
     """A CRM whose API merges two records of a kind (HubSpot contacts, Pipedrive persons)."""
 
-    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
-        """Fold ``merge_id`` into ``keep_id`` in the CRM; ``keep_id``'s values win where both have one."""
+    async def merge_records(
+        self, obj: RecordObject, keep_id: str, merge_id: str, *, merge_email: str | None = None
+    ) -> MergeResult:
+        """Fold ``merge_id`` into ``keep_id`` in the CRM; ``keep_id``'s values win where both have one.
+
+        A merge whose answer is lost is looked up before it is sent again, and one the CRM already made (the merged
+        record gone, its id or ``merge_email`` on the survivor) is a success with ``already_merged``.
+        """
         ...

@@ -269,6 +269,19 @@ class HttpCore:
         self.client.event_hooks["request"].append(self._count_request)
         self.client.event_hooks["response"].append(self._observe_response)
 
+    def move_to(self, base_url: str) -> None:
+        """Send the following requests to ``base_url``: the CRM serves the account from another address now (a
+        Salesforce org moved to another instance).
+
+        Raises:
+            ConfigurationError: when the address is refused (plain http off loopback, no host...).
+        """
+        try:
+            safe_url = check_base_url(base_url)
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.name} base URL refused: {exc}") from None
+        self.client.base_url = httpx.URL(safe_url)
+
     async def _count_request(self, request: httpx.Request) -> None:
         self.calls += 1
 

@@ -72,6 +72,7 @@ from crm_desktop.providers.toolkit import (
     email_key,
     failed_result,
     gather_or_cancel,
+    merge_or_reconcile,
     paginate,
     parse_crm_time,
     results_in_order,
@@ -1005,26 +1006,46 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         return (data if isinstance(data, dict) else lead), RecordOutcome.UPDATED
 
     # -- merges --
-    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
+    async def merge_records(
+        self, obj: RecordObject, keep_id: str, merge_id: str, *, merge_email: str | None = None
+    ) -> MergeResult:
         """``PUT /v1/persons/{merge_id}/merge`` with ``merge_with_id`` = ``keep_id``: Pipedrive keeps that person
-        (its data wins) and folds the other into it; 40 API tokens.
+        (its data wins) and folds the other into it; 40 API tokens. A lost answer is looked up before the merge is
+        sent again, and a merge Pipedrive already made is a success (see :func:`merge_or_reconcile`).
 
         Raises:
             RequestRejectedError: for leads (Pipedrive merges persons) or a merge Pipedrive refuses.
-            NotFoundError: when either person is gone.
+            NotFoundError: when either person is gone (and not merged into the other).
+            AmbiguousWriteError: when the answer was lost twice and both persons are still there.
         """
         if obj is not RecordObject.CONTACT:
             raise errors.RequestRejectedError("Pipedrive: only persons are merged from CRM Desktop")
         if not (keep_id.isdigit() and merge_id.isdigit()):
             raise errors.RequestRejectedError(f"Pipedrive: person ids are numbers, not {keep_id!r} and {merge_id!r}")
-        # Through _call: the merge's 40 tokens are reserved against the daily budget like any other call's.
-        response = await self._call(
-            "PUT", f"/v1/persons/{merge_id}/merge", json={"merge_with_id": int(keep_id)}, idempotent=False
-        )
-        if response.status_code >= 400:
-            raise errors.RequestRejectedError(
-                f"Pipedrive refused merging person {merge_id} into {keep_id} (HTTP {response.status_code})",
-                status=response.status_code,
+
+        async def merge() -> MergeResult:
+            # Through _call: the merge's 40 tokens are reserved against the daily budget like any other call's.
+            response = await self._call(
+                "PUT", f"/v1/persons/{merge_id}/merge", json={"merge_with_id": int(keep_id)}, idempotent=False
             )
-        data = response.json().get("data") or {}
-        return MergeResult(surviving_id=str(data.get("id") or keep_id), merged_id=merge_id)
+            if response.status_code >= 400:
+                raise errors.RequestRejectedError(
+                    f"Pipedrive refused merging person {merge_id} into {keep_id} (HTTP {response.status_code})",
+                    status=response.status_code,
+                )
+            data = response.json().get("data") or {}
+            return MergeResult(surviving_id=str(data.get("id") or keep_id), merged_id=merge_id)
+
+        async def merged_into() -> str | None:
+            """``keep_id`` when person ``merge_id`` is gone and ``merge_email`` is among the survivor's emails."""
+            key = email_key(merge_email)
+            if not key or await self._person(int(merge_id)) is not None:
+                return None
+            survivor = await self._person(int(keep_id))
+            emails = survivor.get("emails") if survivor is not None else None
+            held = {email_key(item.get("value")) for item in emails or [] if isinstance(item, dict)}
+            return keep_id if key in held else None
+
+        return await merge_or_reconcile(
+            merge, merged_into, merge_id=merge_id, what=f"Pipedrive: merge of person {merge_id} into {keep_id}"
+        )

@@ -152,6 +152,7 @@ class SalesforceAdapter(AdapterBase):
             session_seconds=options.salesforce_session_seconds,
             integration_name=integration.name,
             timeout=options.timeout,
+            api_url=str(base_url),
         )
         super().__init__(
             integration,
@@ -166,6 +167,8 @@ class SalesforceAdapter(AdapterBase):
             window_seconds=1.0,
             concurrency=DEFAULT_CONCURRENCY,
         )
+        # A refresh that names another instance (the org moved) points the following calls there.
+        self.auth.on_instance_moved = self.http.move_to
         self._describes: FieldCache[RecordObject, dict[str, Any]] = FieldCache(self._read_describe)
         #: Decimal places of each object's number fields by lower-cased name, read with its describe.
         self._scales: dict[RecordObject, dict[str, int]] = {}

@@ -29,6 +29,7 @@ from crm_desktop.providers.salesforce_records import default_contact_record, def
 from crm_desktop.sandbox.core import LoggedRequest, SandboxConfig
 from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
 
 COMPOSITE = "/services/data/v61.0/composite/sobjects"
 QUERY = "/services/data/v61.0/query"
@@ -732,6 +733,40 @@ def test_token_expiry_mid_push_refreshes_once_and_saves_the_new_token() -> None:
     log = api_log(sandbox)
     assert [r.status for r in log if r.path == TOKEN] == [200]
     assert [r.status for r in log].count(401) == 1
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize("refused_first", [True, False], ids=["refused-at-the-old-instance", "stale-by-its-age"])
+def test_a_refresh_naming_another_instance_moves_the_following_calls_there(refused_first: bool) -> None:
+    # The org moved from instance A to B: the session is refused at A (or known stale), the refresh answers B's
+    # instance_url. It was saved, but the adapter kept calling A (refused again: "reconnect the integration") until
+    # the app restarted.
+    moved_from, org = new_sandbox(), new_sandbox()
+    with SandboxServer([moved_from, org]):
+        session = {"accessToken": "00D-stale"} if refused_first else {"issuedAt": 1_000}
+        credentials = {**org.credentials(), **session, "instanceUrl": moved_from.base_url}
+        integration = Integration(provider=Provider.SALESFORCE, name="Sandbox org", base_url=org.base_url)
+        saved: list[dict[str, Any]] = []
+        adapter = SalesforceAdapter(integration, credentials, save_tokens=saved.append, sleep=RecordingSleep(),
+                                    options=AdapterOptions())
+
+        async def scenario() -> list[RecordResult]:
+            try:
+                results = await adapter.upsert(RecordObject.CONTACT, people(3))
+                await adapter.test_connection()
+                return results
+            finally:
+                await adapter.aclose()
+
+        results = asyncio.run(scenario())
+    assert outcomes(results) == [RecordOutcome.CREATED] * 3
+    assert len(org.records["Contact"]) == 3
+    assert [(r.path, r.status) for r in api_log(moved_from)] == (
+        [("/services/data/v61.0/sobjects/Contact/describe", 401)] if refused_first else []
+    ), "only the call refused there went to the old instance"
+    assert [r.status for r in api_log(org) if r.path == TOKEN] == [200]
+    assert [s["instanceUrl"] for s in saved] == [org.base_url], "the integration's saved session names the new one"
+    assert str(adapter.http.client.base_url).rstrip("/") == org.base_url
 
 
 def test_refused_refresh_token_raises_auth_error_without_retrying() -> None:
