@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.models import Integration, SyncConfig, SyncDirection
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger, utcnow
 from tests.sync.conftest import SyncBench, person, scenario
 
@@ -121,3 +121,52 @@ async def test_run_due_catches_up_and_push_new_sends_only_new_contacts(hubspot: 
     # The edit goes with the next full sync.
     await hubspot.sync()
     assert await hubspot.crm_value("person1@example.com", "firstName") == "Augusta"
+
+
+def add_second(bench: SyncBench, name: str = "crm2") -> None:
+    """A second integration with auto-sync on, to the same CRM: due with the first, synced after it."""
+    bench.workspace.integrations.add(
+        Integration(provider=bench.provider, name=name, base_url=bench.sandbox.base_url,
+                    sync_config=SyncConfig(auto_sync=True)),
+        bench.sandbox.credentials())
+
+
+@scenario
+async def test_a_schedule_turned_off_while_its_batch_runs_is_passed_over(hubspot: SyncBench) -> None:
+    """Seen in the window: with two integrations due, unticking the second's auto-sync while the first synced (or
+    removing the second) did not stop it: the batch, listed at its start, synced it all the same."""
+    add_second(hubspot)
+    assert due(hubspot, utcnow()) == [("crm", SyncDirection.BOTH), ("crm2", SyncDirection.BOTH)]
+
+    def first_starts(name: str) -> None:
+        if name == "crm":
+            second = hubspot.workspace.integrations.get("crm2")
+            hubspot.workspace.integrations.update(second.model_copy(
+                update={"sync_config": second.sync_config.model_copy(update={"auto_sync": False})}))
+
+    outcomes = await hubspot.service.run_due(on_start=first_starts)
+    assert [name for name, _ in outcomes] == ["crm"]
+    assert [run.integration_id for run in hubspot.service.runs()] == [hubspot.integration.id]
+
+
+@scenario
+async def test_a_batch_passes_over_an_integration_synced_meanwhile_and_stops_when_paused(hubspot: SyncBench) -> None:
+    add_second(hubspot)
+    add_second(hubspot, "crm3")
+
+    def second_synced_by_hand(name: str) -> None:
+        if name == "crm":  # "Sync now" on crm2 while the batch syncs crm
+            second = hubspot.workspace.integrations.get("crm2").id or 0
+            hubspot.store.finish_run(hubspot.store.start_run(second, SyncTrigger.MANUAL, "both"),
+                                     SyncRunStatus.SUCCEEDED)
+
+    outcomes = await hubspot.service.run_due(on_start=second_synced_by_hand)
+    assert [name for name, _ in outcomes] == ["crm", "crm3"], "crm2 was synced by hand: not twice"
+    assert sorted(run.trigger for run in hubspot.service.runs()) == ["manual", "scheduled", "scheduled"]
+
+    # Everything due again: auto-sync paused after the first sync of the batch starts no other.
+    for run in hubspot.service.runs():
+        hubspot.store.update_run(run.id, started_at=run.started_at - 7 * HOUR)
+    started: list[str] = []
+    outcomes = await hubspot.service.run_due(on_start=started.append, keep_going=lambda: not started)
+    assert [name for name, _ in outcomes] == started == ["crm"]

@@ -125,6 +125,30 @@ def test_a_batch_shows_only_the_running_sync_as_running_and_the_others_waiting(
     assert monitor.progress_label.text() == monitor.IDLE_TEXT
 
 
+def test_pausing_auto_sync_while_a_batch_runs_starts_no_further_sync_of_it(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: "Pause auto-sync" (the tray, Settings) while a scheduled batch synced its first integration said
+    "Auto-sync paused: syncs run only when you ask", and the batch then synced the next one all the same."""
+    hubspot.add_integration("hubspot-later", auto_sync=True)
+    sync = hubspot.workspace.sync.sync
+    asked: list[str] = []
+
+    async def paused_meanwhile(name: str, *args: object, **kwargs: object) -> SyncResult:
+        asked.append(name)
+        window.scheduler.stop()  # what pausing auto-sync does
+        return await sync(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hubspot.workspace.sync, "sync", paused_meanwhile)
+    with qtbot.waitSignal(window.scheduler.batch_finished, timeout=20_000) as finished:
+        window.scheduler.timer.timeout.emit()
+    assert asked == ["hubspot-auto"]
+    assert [name for name, _ in finished.args[0]] == ["hubspot-auto"]
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    assert [run.trigger for run in hubspot.workspace.sync.runs()] == ["scheduled"]
+    assert window.sync_monitor_panel.progress_label.text() == window.sync_monitor_panel.IDLE_TEXT
+
+
 def test_a_sync_missed_while_the_app_was_closed_is_caught_up_once(
     window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
