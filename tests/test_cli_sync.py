@@ -448,6 +448,32 @@ def test_due_runs_what_the_schedule_says(
     assert code == ExitCode.USAGE and "--direction cannot be combined with --due" in err
 
 
+def test_due_from_cron_waits_for_a_reconnect_after_a_refused_sign_in(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seen following the cron recipe (`*/5 * * * * crm-desktop sync --due`): an integration whose token the CRM
+    refused was tried at every tick, a refused request and exit 3 (a cron mail) every five minutes, until someone
+    reconnected it."""
+    imported(data_dir, tmp_path, capsys)
+    with workspace_at(data_dir) as workspace:
+        workspace.integrations.add(Integration(provider="hubspot", name="wrong", base_url=sandbox.base_url),
+                                   {"token": "pat-na1-not-the-token"})
+    code, data = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.AUTH
+    assert {r["integration"]: r["status"] for r in data["results"]} == {"hs": "succeeded", "wrong": "error"}
+    before = last_request(sandbox)
+    code, out, _ = run(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK and last_request(sandbox) == before, "the next tick leaves the CRM be"
+    assert out.startswith("nothing due (hs: next at ")
+    assert ("wrong: the CRM refused its sign-in; waiting for a reconnect (crm-desktop integration update wrong "
+            "--secret-stdin), else tried again at ") in out
+    with workspace_at(data_dir) as workspace:  # reconnected: the next tick syncs it
+        workspace.integrations.update(workspace.integrations.get("wrong"), sandbox.credentials())
+    code, data = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK and [(r["integration"], r["status"]) for r in data["results"]] == [
+        ("wrong", "succeeded")]
+
+
 def test_a_sync_held_by_another_process_is_refused(
     data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:

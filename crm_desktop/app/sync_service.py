@@ -47,6 +47,7 @@ from crm_desktop.sync.actions import (
     next_due_at,
     resolve_conflict,
     undo_run,
+    waiting_for_reconnect,
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncProgress, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
@@ -689,6 +690,12 @@ class SyncService:
 
     def next_due(self, integration: Integration) -> datetime | None:
         return next_due_at(self.store, integration)
+
+    def waiting_for_reconnect(self, integration: Integration, now: datetime | None = None) -> datetime | None:
+        """Until when the schedule leaves the integration be, as the CRM refused its sign-in (``None``: it does
+        not, or no longer); a reconnect ends the wait at once."""
+        held = waiting_for_reconnect(self.store, integration)
+        return held if held is not None and held > (now or utcnow()) else None
 
     def records_waiting(self, name: str) -> int:
         """Local records the integration's next push looks at (never synced to it, or changed since): what waits

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from crm_desktop.domain.models import Integration, SyncConfig, SyncDirection
+from crm_desktop.providers.errors import AuthError
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger, utcnow
 from tests.sync.conftest import SyncBench, person, scenario
 
@@ -170,3 +171,32 @@ async def test_a_batch_passes_over_an_integration_synced_meanwhile_and_stops_whe
     started: list[str] = []
     outcomes = await hubspot.service.run_due(on_start=started.append, keep_going=lambda: not started)
     assert [name for name, _ in outcomes] == started == ["crm"]
+
+
+@scenario
+async def test_a_refused_sign_in_waits_for_a_reconnect_instead_of_being_tried_every_tick(hubspot: SyncBench) -> None:
+    """Seen with `sync --due` from cron (and the window's minute timer): an integration whose token the CRM had
+    revoked was tried again at every tick, each time a refused request to the CRM and a new failure, for as long as
+    nobody reconnected it."""
+    configure(hubspot, auto_sync=False)
+    revoked = hubspot.workspace.integrations.add(
+        Integration(provider=hubspot.provider, name="revoked", base_url=hubspot.sandbox.base_url,
+                    sync_config=SyncConfig(auto_sync=True)),
+        {"token": "pat-na1-00000000-0000-0000-0000-000000000000"})
+    [(name, refused)] = await hubspot.service.run_due()
+    assert name == "revoked" and isinstance(refused, AuthError)
+    mark = hubspot.mark()
+    now = utcnow()
+    assert await hubspot.service.run_due() == [], "the next tick does not ask the CRM again"
+    assert hubspot.mark() == mark
+    held = hubspot.service.waiting_for_reconnect(revoked)
+    assert held is not None and now + 5 * HOUR < held <= now + 6 * HOUR
+    assert hubspot.service.next_due(revoked) == held
+    assert due(hubspot, now + 5 * HOUR) == []
+    assert due(hubspot, held) == [("revoked", SyncDirection.BOTH)], "a full sync interval later, it is tried again"
+
+    # Reconnected with a token the CRM takes: due at once, and it syncs.
+    reconnected = hubspot.workspace.integrations.update(revoked, hubspot.sandbox.credentials())
+    assert hubspot.service.waiting_for_reconnect(reconnected) is None
+    [(name, result)] = await hubspot.service.run_due()
+    assert name == "revoked" and not isinstance(result, Exception)
