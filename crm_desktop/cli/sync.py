@@ -238,6 +238,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         raise CommandError("--direction cannot be combined with --due (the schedule decides the direction)")
     trigger = SyncTrigger.SCHEDULED if args.due else SyncTrigger.CLI
     with closing(open_workspace(args)) as workspace:
+        if args.due and not args.dry_run:
+            workspace.keep_alerts_of_runs()  # from cron: the app's Alerts list what it met
         try:
             outcomes = _run_syncs(args, workspace, trigger)
         except SyncAlreadyRunning as exc:
