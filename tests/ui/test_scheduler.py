@@ -181,6 +181,24 @@ def test_a_scheduled_failure_is_a_sentence_in_the_monitor(
     assert "hubspot-revoked" in notice.text() and "failed: " in notice.text()
 
 
+def test_a_due_sync_another_process_is_running_is_no_failure_in_the_monitor(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """Seen with cron's `sync --due` running a long sync while the app was open: each minute's tick, refused the
+    integration's lock, put "Scheduled: Sync of “…” failed: a sync of … is already running" in red in the monitor,
+    though nothing failed: the sync was under way and the tick only had to wait."""
+    integration_id = hubspot.workspace.integrations.get("hubspot-auto").id or 0
+    assert hubspot.workspace.sync.store.acquire_lock(integration_id, owner="other-host:4242")
+    with qtbot.waitSignal(window.scheduler.batch_finished, timeout=10_000):
+        assert window.scheduler.check_due() is not None
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    notice = window.sync_monitor_panel.notice
+    assert notice.tone != "error" and "failed" not in notice.text(), notice.text()
+    assert notice.text().startswith(
+        "Scheduled: a sync of 'hubspot-auto' is already running (on other-host, process 4242); last heartbeat ")
+    assert notice.text().endswith("; the scheduled sync of “hubspot-auto” waits for the next check.")
+
+
 def test_with_the_api_off_the_scheduler_runs_the_hourly_contact_push_once(
     window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
