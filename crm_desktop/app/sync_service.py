@@ -51,6 +51,7 @@ from crm_desktop.sync.actions import (
     resolve_conflict,
     resolve_conflicts,
     undo_run,
+    waiting_for_reconnect,
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncProgress, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
@@ -697,6 +698,12 @@ class SyncService:
     def next_due(self, integration: Integration) -> datetime | None:
         return next_due_at(self.store, integration)
 
+    def waiting_for_reconnect(self, integration: Integration, now: datetime | None = None) -> datetime | None:
+        """Until when the schedule leaves the integration be, as the CRM refused its sign-in (``None``: it does
+        not, or no longer); a reconnect ends the wait at once."""
+        held = waiting_for_reconnect(self.store, integration)
+        return held if held is not None and held > (now or utcnow()) else None
+
     def records_waiting(self, name: str) -> int:
         """Local records the integration's next push looks at (never synced to it, or changed since): what waits
         for its next run while its CRM cannot be reached."""
@@ -706,15 +713,27 @@ class SyncService:
                    if self.mappings(integration, obj))
 
     async def run_due(
-        self, trigger: SyncTrigger = SyncTrigger.SCHEDULED, *, on_start: Callable[[str], object] | None = None
+        self, trigger: SyncTrigger = SyncTrigger.SCHEDULED, *, on_start: Callable[[str], object] | None = None,
+        keep_going: Callable[[], bool] | None = None,
     ) -> list[tuple[str, SyncResult | Exception]]:
         """Run every due sync once, one after another; failures are returned, not raised.
 
+        Each integration's turn looks at the schedule again as it comes, as the batch's earlier syncs take time: one
+        whose auto-sync was turned off, that was removed, or that another run synced meanwhile, is passed over.
+
         Args:
             on_start: told each integration's name as its sync starts (the others of the batch wait their turn).
+            keep_going: asked before each integration's turn; ``False`` (auto-sync paused) starts no more of them.
         """
         outcomes: list[tuple[str, SyncResult | Exception]] = []
-        for item in self.due():
+        for first_look in self.due():
+            if keep_going is not None and not keep_going():
+                logger.info("auto-sync paused: the rest of the scheduled batch is not run")
+                break
+            item = next((now for now in self.due() if now.integration.id == first_look.integration.id), None)
+            if item is None:
+                logger.info("scheduled sync of %s no longer due; passed over", first_look.integration.name)
+                continue
             if on_start is not None:
                 on_start(item.integration.name)
             try:

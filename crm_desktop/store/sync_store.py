@@ -29,6 +29,7 @@ from crm_desktop.store.models import (
     OutboxRow,
     OutboxStatus,
     SocialProfileRow,
+    SyncAttemptMetricsRow,
     SyncCursorRow,
     SyncLockRow,
     SyncRecordLogRow,
@@ -415,6 +416,19 @@ class SyncStore:
                     SyncRunRow.dry_run.is_(False),
                 )
             )
+
+    def sign_in_refused_at(self, integration_id: int) -> datetime | None:
+        """When the integration's newest sync attempt ended, if the CRM refused its sign-in then (or no usable
+        credentials could be read); ``None`` when the newest attempt got past the sign-in, or there is none."""
+        with self.db.session() as session:
+            newest = session.execute(
+                select(SyncAttemptMetricsRow.at, SyncAttemptMetricsRow.error_category)
+                .where(SyncAttemptMetricsRow.integration_id == integration_id)
+                .order_by(SyncAttemptMetricsRow.id.desc()).limit(1)
+            ).first()
+        if newest is None or newest.error_category is not ErrorCategory.AUTH:
+            return None
+        return cast(datetime, newest.at)
 
     def record_log(self, run_id: int) -> list[SyncRecordLogRow]:
         """A run's whole record log (a small run's; large ones are read with :meth:`record_log_page`)."""

@@ -935,12 +935,16 @@ PUSHING_DIRECTIONS = (SyncDirection.PUSH_NEW, SyncDirection.PUSH, SyncDirection.
 def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) -> list[DueSync]:
     """The scheduled syncs due at ``now``, computed from the last successful runs in the store.
 
-    Runs missed while the app was closed or the machine slept are caught up once, not once per missed slot.
+    Runs missed while the app was closed or the machine slept are caught up once, not once per missed slot. An
+    integration whose sign-in the CRM refused waits for a reconnect (:func:`waiting_for_reconnect`).
     """
     due: list[DueSync] = []
     for integration in integrations:
         config = integration.sync_config
         if integration.id is None or not config.auto_sync:
+            continue
+        held = waiting_for_reconnect(store, integration)
+        if held is not None and now < held:
             continue
         full = config.direction
         last_full = store.last_successful_run(integration.id, [full, SyncDirection.BOTH])
@@ -956,6 +960,22 @@ def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) 
     return due
 
 
+def waiting_for_reconnect(store: SyncStore, integration: Integration) -> datetime | None:
+    """Until when the integration's scheduled syncs wait because the CRM refused its sign-in; ``None``: they don't.
+
+    Each try would be refused the same way (a sign-in request, a notification, every minute while the app is open
+    and every cron tick), so the schedule waits until its credentials are set again (a reconnect, ``integration
+    update``, a Salesforce sign-in), or a sync by hand gets through, or one full sync interval has passed since the
+    refusal (a CRM that refused by mistake is tried again then).
+    """
+    if integration.id is None:
+        return None
+    refused = store.sign_in_refused_at(integration.id)
+    if refused is None or (integration.keys_set_at is not None and integration.keys_set_at >= refused):
+        return None
+    return refused + timedelta(minutes=integration.sync_config.sync_interval)
+
+
 def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
     """When the integration's next scheduled sync falls due (``None``: auto-sync off)."""
     config = integration.sync_config
@@ -969,6 +989,6 @@ def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
         last_push = store.last_successful_run(integration.id, PUSHING_DIRECTIONS)
         times.append(last_push + timedelta(minutes=config.push_new_interval) if last_push else None)
     known = [t for t in times if t is not None]
-    if len(known) < len(times):
-        return utcnow()  # a sync that never ran is due now
-    return min(known)
+    soonest = utcnow() if len(known) < len(times) else min(known)  # a sync that never ran is due now
+    held = waiting_for_reconnect(store, integration)
+    return max(soonest, held) if held is not None else soonest
