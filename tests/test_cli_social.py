@@ -155,6 +155,93 @@ def test_social_import_reads_a_csvs_zoneless_times_in_the_local_zone(
     ]
 
 
+def test_social_import_reads_a_social_tools_export_its_column_titles_and_network_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Columns titled as exports title them, and the networks as they are written there: every row was refused
+    # before ("Post ID: not a known field", "platform: must be 'twitter', ...").
+    data = tmp_path / "D"
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "Platform,Type,Timestamp,Post ID,Campaign,Email,Username\n"
+        "Twitter,Like,2026-11-20T09:00:00Z,p1,Black Friday,ana@example.com,@anab\n"
+        "X,Share,2026-11-20T10:00:00Z,p1,Black Friday,,@anab\n"
+        "twitter.com,Comment,2026-11-21T08:00:00Z,p2,Black Friday,,anab\n"
+        "LinkedIn,Click,2026-11-21T09:00:00Z,p3,Black Friday,ana@example.com,\n"
+        "Myspace,Like,2026-11-21T09:00:00Z,p4,Black Friday,ana@example.com,\n",
+        encoding="utf-8",
+    )
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL
+    assert report["created"] == 4
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(6, "Platform")]
+    workspace = Workspace.open(data)
+    try:
+        touches = workspace.social.store.touches("ana@example.com")
+    finally:
+        workspace.close()
+    assert [(t.platform.value, t.type.value, t.campaign) for t in touches] == [
+        ("twitter", "like", "Black Friday"), ("twitter", "share", "Black Friday"),
+        ("twitter", "comment", "Black Friday"), ("linkedin", "click", "Black Friday")]
+
+
+def test_social_import_reads_a_spreadsheets_date_serial_in_the_local_zone_and_epoch_milliseconds(
+    berlin: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sheet saved with its dates as numbers: 46346.375 is 20 November 2026 09:00 on the sheet's clock. It was
+    # read as Unix seconds before: 1 January 1970, an engagement that counted for nothing.
+    data = tmp_path / "D"
+    path = tmp_path / "engagements.csv"
+    path.write_text(
+        "platform;type;timestamp;email;postId\n"
+        "linkedin;click;46346.375;ann@example.com;p1\n"
+        "linkedin;like;46347;ann@example.com;p2\n"
+        "linkedin;share;1795078800000;ann@example.com;p3\n",
+        encoding="utf-8",
+    )
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.OK and report["created"] == 3
+    workspace = Workspace.open(data)
+    try:
+        touches = workspace.social.store.touches("ann@example.com")
+    finally:
+        workspace.close()
+    assert [(t.type.value, t.timestamp) for t in touches] == [
+        ("share", datetime(2026, 11, 19, 9, tzinfo=UTC)),    # Unix milliseconds, in UTC
+        ("click", datetime(2026, 11, 20, 8, tzinfo=UTC)),    # 09:00 in Berlin
+        ("like", datetime(2026, 11, 20, 23, tzinfo=UTC)),    # local midnight of 21 November
+    ]
+
+
+def test_social_import_reads_a_profile_link_given_as_the_username(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A link kept as the username made a person of its own, never joined to the same username written plainly.
+    data = tmp_path / "D"
+    path = tmp_path / "engagements.csv"
+    path.write_text(
+        "platform,type,timestamp,postId,username,email\n"
+        "instagram,like,2026-11-20T09:00:00Z,p1,https://www.instagram.com/dana_x/,\n"
+        "instagram,comment,2026-11-20T10:00:00Z,p1,dana_x,dana@example.com\n"
+        "instagram,like,2026-11-20T11:00:00Z,p2,https://www.instagram.com/p/Cxyz/,\n",
+        encoding="utf-8",
+    )
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL
+    assert report["created"] == 2 and report["linkedTouchpoints"] == 1
+    assert [(r["line"], r["field"], r["reason"]) for r in report["refused"]] == [
+        (4, "username", "'https://www.instagram.com/p/Cxyz/' is a link that shows no Instagram username: "
+                        "give the username")]
+    code, score = run_json(data, ["social", "score", "--email", "dana@example.com"], capsys)
+    assert code == ExitCode.OK and score["interactions"] == 2
+
+
 def test_social_import_reads_a_jsonl_files_zoneless_times_in_the_local_zone(
     berlin: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,10 +26,11 @@ from crm_desktop.app.record_files import (
     plain_reason,
     spreadsheet_number,
     text_encoding,
+    username_from_url,
 )
 from crm_desktop.domain.attribution import Touch, attribute, in_time_order
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
-from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email
+from crm_desktop.domain.models import SocialPlatform, WireModel, normalise_email, platform_name
 from crm_desktop.domain.scoring import EngagementScore, engagement_score
 from crm_desktop.domain.social import (
     AttributionModel,
@@ -480,6 +481,11 @@ class SocialService:
             if path.suffix.lower() == ".csv":
                 row, columns = _shaped(row, row_kind)
             row, unread = _local_times(row, model)
+            row, link_problem = _username_of_link(row, row_kind)
+            if link_problem is not None:
+                where = columns.get(link_problem.field, link_problem.field)
+                report.refused.append(RefusedRow(line, _person_named(row), where, link_problem.reason))
+                continue
             try:
                 record = model.model_validate(row)
             except InvalidRecordError as exc:
@@ -606,8 +612,28 @@ def _kind_of(row: dict[str, Any]) -> SocialEventKind:
 
 
 def _camel(name: str) -> str:
+    """A file's column as its wire name: ``post_id``, ``Post ID``, ``POST-ID`` and ``postId`` are ``postId`` (as
+    social tools' exports title their columns); a column no event has is kept as the file wrote it, so validation
+    names it."""
+    known = _WIRE_NAMES.get(_column_key(name))
+    if known is not None:
+        return known
     head, *rest = name.strip().split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _column_key(name: str) -> str:
+    return "".join(name.replace("-", " ").replace("_", " ").split()).casefold()
+
+
+#: Every field of the events' rows by its column key (:func:`_column_key`): their wire names, and the person's.
+_WIRE_NAMES: dict[str, str] = {
+    _column_key(wire): wire
+    for wire in [
+        *(info.alias or name for model in _MODELS.values() for name, info in model.model_fields.items()),
+        *_PARTICIPANT_COLUMNS,
+    ]
+}
 
 
 def _local_times(row: dict[str, Any], model: type[WireModel]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -626,13 +652,81 @@ def _local_times(row: dict[str, Any], model: type[WireModel]) -> tuple[dict[str,
     unread: dict[str, str] = {}
     for key, value in row.items():
         name = _camel(key)
-        if name not in times or not isinstance(value, str):
+        if name not in times:
+            continue
+        serial = _spreadsheet_serial(value)
+        if serial is not None:
+            read[key] = serial
+            continue
+        if not isinstance(value, str):
             continue
         try:
             read[key] = read_date_time(value)
         except ValueError as exc:
             unread[name] = str(exc)
     return ({**row, **read} if read else row), unread
+
+
+#: Excel's and LibreOffice's day 0 (serial 1 is 1 January 1900) and their last day (31 December 9999).
+_SERIAL_EPOCH = datetime(1899, 12, 30)
+_LAST_SERIAL = 2_958_465
+
+
+def _spreadsheet_serial(value: Any) -> datetime | None:
+    """A spreadsheet's date serial (``45981.5``: days since 30 December 1899, the time as the day's fraction) as
+    the moment it names in the desktop's time zone; ``None`` for anything else.
+
+    A number up to 2,958,465 (31 December 9999) is read so: as Unix seconds it would fall in January 1970. A larger
+    one is left to validation, which reads it as Unix seconds or milliseconds.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        return None
+    if not 1 <= number <= _LAST_SERIAL:
+        return None
+    # astimezone() reads the naive wall time in the local zone, as a zoneless text time is read.
+    return (_SERIAL_EPOCH + timedelta(seconds=round(number * 86_400))).astimezone()
+
+
+def _username_of_link(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], FieldProblem | None]:
+    """``row`` with a person's profile link given as their username (social tools export ``https://x.com/ann``
+    under "username") replaced by the username it shows, the link kept as a participant's ``profileUrl``; or why
+    a link that shows no username is refused (it would be kept as a person of its own, never joined to them).
+    """
+    person_key = {SocialEventKind.CONVERSATIONS: "participant", SocialEventKind.ENGAGEMENTS: "user"}.get(kind)
+    person = row.get(person_key) if person_key else None
+    if person_key is None or not isinstance(person, dict):
+        return row, None
+    username = person.get("username")
+    if not isinstance(username, str) or not username.strip().lower().startswith(("http://", "https://")):
+        return row, None
+    try:
+        platform = SocialPlatform(str(row.get("platform"))).value
+    except ValueError:
+        return row, None  # validation names the platform
+    name = username_from_url(platform, username)
+    if name is None:
+        return row, FieldProblem(
+            f"{person_key}.username",
+            f"{username.strip()!r} is a link that shows no {platform_name(platform)} username: give the username")
+    shown = {**person, "username": name}
+    if kind is SocialEventKind.CONVERSATIONS and not person.get("profileUrl"):
+        shown["profileUrl"] = username.strip()
+    return {**row, person_key: shown}, None
+
+
+def _person_named(row: dict[str, Any]) -> str:
+    """How a row refused for its person is named: by their email, else their username as given."""
+    person = row.get("participant") or row.get("user") or {}
+    return str(person.get("email") or person.get("username") or "(row)")
 
 
 def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], dict[str, str]]:

@@ -751,13 +751,13 @@ class SyncService:
             self.store.close_orphaned_runs()
         return self.store.runs_changed(newer_than, unfinished)
 
-    def runs(self, name: str | None = None, limit: int = 50) -> list[SyncRunRow]:
+    def runs(self, name: str | None = None, limit: int = 50, *, before: int | None = None) -> list[SyncRunRow]:
         """The newest runs, of one integration or of all (imports, edits and syncs killed mid-way shown as
-        interrupted, a sync with the counts of its record log)."""
+        interrupted, a sync with the counts of its record log); with ``before``, the newest older than that run."""
         self.imports.log.mark_interrupted()
         self.store.close_orphaned_runs()
         integration_id = self.integrations.get(name).id if name else None
-        return self.store.list_runs(integration_id, limit)
+        return self.store.list_runs(integration_id, limit, before=before)
 
     def run(self, run_id: int) -> tuple[SyncRunRow, list[SyncRecordLogRow]]:
         return self.store.get_run(run_id), self.store.record_log(run_id)

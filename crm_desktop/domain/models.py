@@ -71,7 +71,22 @@ class WrittenValue(StrEnum):
 
 
 class SocialPlatform(WrittenValue):
-    """Social networks a profile, a conversation or a touchpoint comes from."""
+    """Social networks a profile, a conversation or a touchpoint comes from.
+
+    Read as :class:`WrittenValue` reads, and also as social tools' exports name them: by their site
+    (``twitter.com``, ``https://www.linkedin.com/``) and Twitter by its new name (``X``, ``Twitter/X``).
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> SocialPlatform | None:
+        written = super()._missing_(value)
+        if written is not None or not isinstance(value, str):
+            return written if isinstance(written, SocialPlatform) else None
+        key = value.strip().lower().removeprefix("https://").removeprefix("http://").removeprefix("www.").rstrip("/")
+        key = key.removesuffix(".com").removesuffix(".net")
+        if key in _TWITTER_NAMES:
+            return cls.TWITTER
+        return next((member for member in cls if member.value == key), None)
 
     TWITTER = "twitter"
     INSTAGRAM = "instagram"
@@ -83,6 +98,9 @@ class SocialPlatform(WrittenValue):
     PINTEREST = "pinterest"
     REDDIT = "reddit"
 
+
+#: Twitter's names besides ``twitter`` (its site is x.com since 2024).
+_TWITTER_NAMES = frozenset({"x", "twitter/x", "x/twitter", "twitter (x)", "x (twitter)", "twitter / x"})
 
 #: The social networks as their owners spell them (the wire's values are lower case), in the app and in messages.
 PLATFORM_NAMES: dict[str, str] = {

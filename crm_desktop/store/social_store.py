@@ -391,10 +391,15 @@ class SocialStore:
                 profile_url=participant.profile_url,
                 followers=participant.followers,
             )
-            if participant.email is not None and person.identity_id is not None:
-                contact = session.scalar(select(ContactRow).where(ContactRow.email == participant.email))
+            # Started by a username an earlier event linked to an email, it is that person's conversation as if
+            # the email were given: the contact is upserted too, else no CRM would ever get it or its entries.
+            email = participant.email or person.email
+            if participant.email is None and email is not None:
+                self._upsert_contact(session, email, participant.first_name, participant.last_name)
+            if email is not None and person.identity_id is not None:
+                contact = session.scalar(select(ContactRow).where(ContactRow.email == email))
                 identity = session.get(SocialIdentityRow, person.identity_id)
-                if contact is not None and identity is not None and identity.email == participant.email:
+                if contact is not None and identity is not None and identity.email == email:
                     stitcher.add_profile(contact, identity)
             self._ensure_campaign(session, event.campaign, event.platform)
             row = session.scalar(

@@ -391,8 +391,13 @@ class SyncStore:
                 session.expunge(row)
             return rows
 
-    def list_runs(self, integration_id: int | None = None, limit: int = 50) -> list[SyncRunRow]:
+    def list_runs(self, integration_id: int | None = None, limit: int = 50, *,
+                  before: int | None = None) -> list[SyncRunRow]:
+        """The newest ``limit`` runs, newest first; with ``before``, those older than run ``before`` (the next page
+        of a long history, read by its key rather than by reading every newer run again)."""
         statement = select(SyncRunRow).order_by(SyncRunRow.id.desc()).limit(limit)
+        if before is not None:
+            statement = statement.where(SyncRunRow.id < before)
         if integration_id is not None:
             statement = statement.where(SyncRunRow.integration_id == integration_id)
         return self._all_detached(statement)

@@ -317,7 +317,7 @@ class SyncMonitorPanel(QWidget, AsksFirst):
         self.notice = Notice()
 
         self.runs_model = SyncRunsTableModel(self._load_runs, self._integration_names, page_size, self,
-                                             load_changed=self._sync.runs_changed)
+                                             load_changed=self._sync.runs_changed, load_older=self._load_older_runs)
         self.runs_table = self._table(self.runs_model, "Sync runs", "runsTable")
         self.runs_empty_note = EmptyTableNote(self.runs_table, (
             "No sync has run yet. Press Sync now for the integration picked above, or Sync all now (Ctrl+R) for "
@@ -469,6 +469,9 @@ class SyncMonitorPanel(QWidget, AsksFirst):
 
     def _load_runs(self, limit: int) -> list[SyncRunRow]:
         return self._sync.runs(limit=limit)
+
+    def _load_older_runs(self, before: int, limit: int) -> list[SyncRunRow]:
+        return self._sync.runs(limit=limit, before=before)
 
     def _integration_names(self) -> dict[int, str]:
         return {i.id: i.name for i in self._sync.integrations.list() if i.id is not None}

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 RunsLoader = Callable[[int], Sequence[SyncRunRow]]
 #: The integrations' names by id (a removed integration's runs go with it).
 NamesLoader = Callable[[], dict[int, str]]
+#: Loads the newest runs older than a run id, at most ``limit`` of them, newest first: ``(before, limit)``.
+OlderRunsLoader = Callable[[int, int], Sequence[SyncRunRow]]
 #: Reads the runs started after a run id, and the given unfinished runs as they stand now.
 ChangedRunsLoader = Callable[[int, list[int]], Sequence[SyncRunRow]]
 
@@ -107,10 +109,11 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
 
     def __init__(
         self, load_runs: RunsLoader, load_names: NamesLoader, page_size: int = 50, parent: QObject | None = None,
-        *, load_changed: ChangedRunsLoader | None = None,
+        *, load_changed: ChangedRunsLoader | None = None, load_older: OlderRunsLoader | None = None,
     ) -> None:
         super().__init__(parent)
         self._load_changed = load_changed
+        self._load_older = load_older
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self._load_runs = load_runs
@@ -203,14 +206,20 @@ class SyncRunsTableModel(RowsTableModel[SyncRunRow, RunColumn]):
         return not parent.isValid() and self._more
 
     def fetchMore(self, parent: ModelIndex = QModelIndex()) -> None:  # noqa: B008
-        """Append the next page of older runs."""
+        """Append the next page of older runs (read after the oldest shown, with a ``load_older``: a page costs
+        the same however deep the scroll, not a read of every run above it)."""
         if parent.isValid() or not self._more:
             return
-        wanted = len(self._rows) + self.page_size
-        runs = list(self._load_runs(wanted + 1))
         oldest = min((run.id for run in self._rows), default=None)
-        older = [run for run in runs if oldest is None or run.id < oldest][: self.page_size]
-        self._more = len(runs) > wanted
+        if self._load_older is not None and oldest is not None:
+            runs = list(self._load_older(oldest, self.page_size + 1))
+            older = runs[: self.page_size]
+            self._more = len(runs) > self.page_size
+        else:
+            wanted = len(self._rows) + self.page_size
+            runs = list(self._load_runs(wanted + 1))
+            older = [run for run in runs if oldest is None or run.id < oldest][: self.page_size]
+            self._more = len(runs) > wanted
         if not older:
             self._more = False
             return

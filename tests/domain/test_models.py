@@ -268,7 +268,7 @@ def test_snake_case_keywords_still_report_wire_paths() -> None:
         Contact(
             email="ana@example.com",
             first_name=TOO_LONG,
-            social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ana"), {"platform": "x"}],
+            social_profiles=[SocialProfile(platform=SocialPlatform.TWITTER, username="ana"), {"platform": "myspace"}],
         )
 
     assert caught.value.fields == ["firstName", "socialProfiles.1.platform", "socialProfiles.1.username"]

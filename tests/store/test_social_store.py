@@ -83,6 +83,22 @@ def test_username_first_email_later_moves_the_earlier_touchpoints(database: Data
     assert later[0].person.email == "ana@example.com"
 
 
+def test_a_conversation_by_a_username_already_linked_upserts_that_persons_contact(database: Database) -> None:
+    # The engagement links the username to the email first; the conversation names the username alone. It was
+    # recorded under the email with no local contact: nothing for the workflows or the hourly job to push.
+    store = SocialStore(database)
+    store.record_engagements([engagement("carl_m", email="carl@example.com")])
+
+    [started] = store.record_conversations(
+        [conversation({"username": "@Carl_M", "firstName": "Carl", "lastName": "Marx", "followers": 300})])
+
+    assert started.person.email == "carl@example.com"
+    contact = ContactStore(database).find("carl@example.com")
+    assert contact is not None and (contact.first_name, contact.last_name) == ("Carl", "Marx")
+    assert [(p.platform, p.username, p.followers) for p in contact.social_profiles] == [
+        (SocialPlatform.INSTAGRAM, "carl_m", 300)]
+
+
 def test_a_username_on_a_contact_s_profile_is_that_contact(database: Database) -> None:
     ContactStore(database).save(
         Contact.model_validate(

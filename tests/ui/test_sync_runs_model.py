@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+import qasync
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QPalette
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.people import PeopleService
-from crm_desktop.app.sync_service import SyncRecordLogRow, SyncTrigger
+from crm_desktop.app.sync_service import SyncRecordLogRow, SyncRunRow, SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.ui.sync_monitor_panel import SyncMonitorPanel
 from crm_desktop.ui.sync_runs_model import LogColumn, RecordLogTableModel, RunColumn, SyncRunsTableModel
+from crm_desktop.ui.tasks import BackgroundTasks
 from crm_desktop.ui.theme import Theme, apply_theme, palette
 from crm_desktop.ui.wording import counts_text, duration_text, short_time
 from tests.support.colours import contrast
-from tests.ui.conftest import HubSpotBench
+from tests.ui.conftest import HubSpotBench, shown
 
 
 def add_runs(bench: HubSpotBench, count: int, **finish: object) -> list[int]:
@@ -108,6 +112,33 @@ def test_older_runs_arrive_a_page_at_a_time(hubspot: HubSpotBench) -> None:
     assert [model.run_at(row).id for row in range(23)] == ids[::-1]
     model.fetchMore(QModelIndex())
     assert model.rowCount() == 23
+
+
+def test_scrolling_a_long_history_reads_one_page_per_fetch_however_deep(
+    hubspot: HubSpotBench, qtbot: QtBot, qasync_loop: qasync.QEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A year of hourly runs is thousands of rows: each older page read every newer run again, so a page 3,000 runs
+    # down took a third of a second on the GUI thread and the scroll froze more the further it went.
+    ids = add_runs(hubspot, 95)
+    store = hubspot.workspace.sync.store
+    read: list[int] = []
+    list_runs = store.list_runs
+
+    def counted(*args: Any, **kwargs: Any) -> list[SyncRunRow]:
+        runs = list_runs(*args, **kwargs)
+        read.append(len(runs))
+        return runs
+
+    monkeypatch.setattr(store, "list_runs", counted)
+    panel = shown(qtbot, SyncMonitorPanel(hubspot.workspace.monitor, BackgroundTasks(), page_size=10), 1000, 600)
+    model = panel.runs_model
+    qtbot.waitUntil(lambda: model.rowCount() == 10)
+    read.clear()
+    while model.canFetchMore(QModelIndex()):
+        model.fetchMore(QModelIndex())
+
+    assert [model.run_at(row).id for row in range(model.rowCount())] == ids[::-1], "every run once, newest first"
+    assert len(read) == 9 and max(read) <= 11, read
 
 
 def test_a_refresh_puts_new_runs_on_top_and_keeps_the_older_pages(hubspot: HubSpotBench, qtbot: QtBot) -> None:
