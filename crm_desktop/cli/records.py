@@ -77,8 +77,8 @@ def _print_push(args: argparse.Namespace, report: PushReport) -> int:
               for w in report.warnings]
     summary = report.summary()
     lines.append(
-        "summary: {created} created, {updated} updated, {unchanged} unchanged, {failed} failed, "
-        "{invalidRows} invalid rows, ".format(**summary) + plural(summary["apiCalls"], "API call")
+        "summary: {created:,} created, {updated:,} updated, {unchanged:,} unchanged, {failed:,} failed, "
+        "{invalidRows:,} invalid rows, ".format(**summary) + plural(summary["apiCalls"], "API call")
     )
     columns_not_sent = sorted({c for row in rows for c in row.get("notSent") or []})
     if columns_not_sent:

@@ -31,8 +31,8 @@ def _import_lines(report: SocialImportReport) -> list[str]:
     rows = "row" if report.refused_lines == 1 else "rows"
     kinds = ", ".join(plural(count, kind.removesuffix("s"), kind) for kind, count in report.by_kind.items())
     lines.append(
-        f"recorded social events ({kinds}): {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.refused_lines} {rows} refused"
+        f"recorded social events ({kinds}): {report.created:,} created, {report.updated:,} updated, "
+        f"{report.unchanged:,} unchanged, {report.refused_lines:,} {rows} refused"
     )
     if report.linked_touchpoints:
         lines.append(f"{plural(report.linked_touchpoints, 'earlier touchpoint')} joined the person their username "
