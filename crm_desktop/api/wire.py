@@ -160,14 +160,17 @@ class EventRecorded(WireModel):
     """What recording a social event did: ``unchanged`` for a re-delivered one (nothing changed then).
 
     Attributes:
-        action: created, updated or unchanged.
+        action: created, updated or unchanged; ``skipped`` when the event names a person forgotten at their request
+            (nothing recorded or queued).
         person: who it belongs to after identity stitching (an email, or a platform and username while anonymous).
         linked_touchpoints: earlier anonymous touchpoints this event joined to the email it gave.
+        reason: why it was skipped (``forgotten on 2026-12-07 at your request; not recorded``).
     """
 
     action: EventAction
     person: PersonRef | None = None
     linked_touchpoints: int = 0
+    reason: str | None = None
 
 
 def _id_as_text(value: Any) -> Any:
