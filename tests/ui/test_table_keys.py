@@ -216,7 +216,7 @@ def test_enter_picks_a_mappings_crm_field_and_delete_unmaps_it_after_asking(
     assert "company" not in {m.local_field for m in saved} and MATCHED_BY in {m.local_field for m in saved}
 
 
-def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
+def test_enter_on_a_person_opens_the_detail_pane_and_delete_forgets_them_after_asking(
     qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
 ) -> None:
     workspace.contacts.save_many(person(number) for number in (1, 2, 3))
@@ -224,9 +224,16 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
     people = window.people_panel
     window.show_panel(PEOPLE)
     qtbot.waitUntil(lambda: people.model.rowCount() == 3 and not people.model.busy, timeout=5000)
+    picked = people.model.line(1)
+    assert picked is not None
     press(people.table, Qt.Key.Key_Delete, row=1)
-    assert status(window).startswith("People are not deleted")
-    assert people.model.rowCount() == 3
+    box = people.confirm_box
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    # The person by name and email, and what goes.
+    assert box.text() == f"Forget {picked.name} ({picked.email})?"
+    assert "conversations and messages" in box.informativeText() and "not deleted" in box.informativeText()
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert people.model.rowCount() == 3 and workspace.contacts.find(picked.email) is not None, "cancelled"
 
     press(people.table, Qt.Key.Key_Return, row=1)
     assert people.detail_pane.isAncestorOf(QApplication.focusWidget())
@@ -236,6 +243,19 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
     assert isinstance(history, QTableWidget)
     press(history, Qt.Key.Key_Delete)
     assert "nothing is deleted" in status(window)
+
+    # The details' Forget… asks too; Forget erases the person on a store thread and their row goes.
+    shown = people.detail_pane.detail
+    assert shown is not None and people.detail_pane.forget_button.isEnabled()
+    QTest.mouseClick(people.detail_pane.forget_button, Qt.MouseButton.LeftButton)
+    box = people.confirm_box
+    assert isinstance(box, QMessageBox) and shown.email in box.text()
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: people.model.rowCount() == 2 and not people.model.busy, timeout=5000)
+    assert workspace.contacts.find(shown.email) is None
+    assert shown.email not in [line.email for line in (people.model.line(row) for row in range(2)) if line]
+    assert people.detail_pane.detail is None and not people.detail_pane.forget_button.isEnabled()
+    assert status(window).startswith(f"forgot {shown.email}: contact")
     window.desk.quit()
 
 
