@@ -492,7 +492,7 @@ def cmd_unforget(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Register ``contacts`` and ``leads`` and their actions."""
     for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
-        group_commands = command_group(commands, noun, help=f"list, import, set, push and fetch {noun}; "
+        group_commands = command_group(commands, noun, help=f"list, import, set, push, fetch and forget {noun}; "
                                        "their history and undo of one change")
         with action(
             group_commands, "push", push_handler,
