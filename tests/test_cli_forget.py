@@ -120,3 +120,29 @@ def test_push_skips_a_forgotten_person(tmp_path: Path, monkeypatch: pytest.Monke
     assert report["summary"]["skipped"] == 1 and report["summary"]["created"] == 1
     code, found = run_json(directory, ["contacts", "get", "crm", "--email", "ann@example.com"], capsys)
     assert code == ExitCode.PARTIAL and found["error"]["code"] == "not_found"
+
+
+def test_social_import_skips_the_events_of_a_forgotten_person(data_dir: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, forgotten = run_json(data_dir, ["contacts", "forget", "ann@example.com", "--yes"], capsys)
+    assert code == ExitCode.OK
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        '{"conversationId": "c-1", "platform": "twitter", "startedAt": "2026-11-20T10:00:00Z", '
+        '"participant": {"email": "Ann@Example.com", "username": "annlee"}}\n'
+        '{"platform": "twitter", "type": "like", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1", '
+        '"user": {"email": "bob@example.com"}}\n'
+        '{"platform": "twitter", "type": "click", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-2", '
+        '"user": {"email": "ann@example.com", "username": "annlee"}}\n', encoding="utf-8")
+
+    code, report = run_json(data_dir, ["social", "import", str(feed)], capsys)
+
+    assert code == ExitCode.OK
+    reason = f"forgotten on {forgotten['forgottenAt'][:10]} at your request; not recorded"
+    assert report["skipped"] == [{"line": 1, "record": "ann@example.com", "reason": reason},
+                                 {"line": 3, "record": "ann@example.com", "reason": reason}]
+    assert report["created"] == 1 and report["refused"] == []
+    with workspace_at(data_dir) as workspace:
+        assert workspace.social.store.touches("ann@example.com") == []
+        assert workspace.social.store.conversation("twitter", "c-1") is None
+        assert workspace.contacts.find("ann@example.com") is None
