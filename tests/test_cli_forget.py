@@ -7,8 +7,10 @@ import io
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from crm_desktop.cli import ExitCode
+from crm_desktop.store.models import CrmLinkRow
 from tests.support.cli_runs import cli_workspace_on_sandbox, run, run_json, workspace_at
 
 PEOPLE = "email,firstName,company\nann@example.com,Ann,Acme\nbob@example.com,Bob,Initech\n"
@@ -146,3 +148,29 @@ def test_social_import_skips_the_events_of_a_forgotten_person(data_dir: Path, tm
         assert workspace.social.store.touches("ann@example.com") == []
         assert workspace.social.store.conversation("twitter", "c-1") is None
         assert workspace.contacts.find("ann@example.com") is None
+
+
+def test_in_crms_deletes_the_crm_records_first_and_a_failure_forgets_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "D"
+    cli_workspace_on_sandbox(directory, "pipedrive", monkeypatch)
+    code, _, err = run(directory, ["contacts", "import", str(_file(tmp_path))], capsys)
+    assert code == ExitCode.OK, err
+    code, _, err = run(directory, ["sync", "crm", "--direction", "push"], capsys)
+    assert code == ExitCode.OK, err
+    with workspace_at(directory) as workspace, workspace.database.session() as session:
+        # A link whose id Pipedrive cannot take: its delete is refused.
+        session.execute(update(CrmLinkRow).where(CrmLinkRow.local_id == 2).values(crm_id="not-a-number"))
+
+    code, refused = run_json(directory, ["contacts", "forget", "bob@example.com", "--in-crms", "--yes"], capsys)
+    assert code == ExitCode.PARTIAL and refused["forgotten"] is False
+    [record] = refused["crmRecords"]
+    assert record["outcome"] == "failed" and "person ids are numbers" in record["reason"]
+    assert _stored(directory, "bob@example.com") == (True, False)  # nothing forgotten: the link still finds it
+
+    code, out, err = run(directory, ["contacts", "forget", "ann@example.com", "--in-crms", "--yes"], capsys)
+    assert code == ExitCode.OK, err
+    assert out.startswith("crm: contact ") and " deleted\nforgot ann@example.com: contact 1 deleted" in out
+    code, found = run_json(directory, ["contacts", "get", "crm", "--email", "ann@example.com"], capsys)
+    assert code == ExitCode.PARTIAL and found["error"]["code"] == "not_found"
+    assert _stored(directory, "ann@example.com") == (False, False)

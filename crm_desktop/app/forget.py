@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from crm_desktop.app.crm_actions import CrmActions
+from crm_desktop.app.errors import ConfigurationError, ProviderError, VaultError
 from crm_desktop.domain.models import normalise_email
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.wording import forgotten_reason, plural
+from crm_desktop.providers.contract import DeletesRecords
 from crm_desktop.store.database import Database
 from crm_desktop.store.forget_store import ForgetStore
 from crm_desktop.store.people_store import PeopleStore
@@ -33,6 +36,25 @@ ERASED_LABELS = {
 }
 #: What forgetting leaves to the marketer.
 CRM_RECORDS_STAY = "the records in the CRMs are not deleted: delete them in each CRM itself"
+
+
+@dataclass(frozen=True)
+class CrmDeletion:
+    """One linked CRM record ``--in-crms`` deleted, found gone, or could not delete.
+
+    Attributes:
+        integration: the integration's name.
+        obj: contact or lead.
+        crm_id: the record's id in that CRM.
+        outcome: ``deleted``, ``gone`` (the CRM had it no more) or ``failed``.
+        reason: why it failed (the CRM's words, no customer data).
+    """
+
+    integration: str
+    obj: RecordObject
+    crm_id: str
+    outcome: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,9 +89,43 @@ class ForgetReport:
 class ForgetService:
     """Erases people from the local store and keeps them from coming back until lifted."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, actions: CrmActions | None = None) -> None:
         self.store = ForgetStore(database)
         self.people = PeopleStore(database)
+        self.actions = actions
+
+    async def delete_in_crms(self, email: str) -> list[CrmDeletion]:
+        """Delete the CRM records the person with ``email`` is linked to, in every integration whose CRM deletes
+        (:class:`DeletesRecords`); a record already gone counts as done. Nothing local is changed: forget the
+        person here once every deletion went through, or their links (the only way to find the records) are lost.
+
+        Raises:
+            ConfigurationError: without the CRM actions (the service was made for the store alone).
+        """
+        if self.actions is None:
+            raise ConfigurationError("deleting in the CRMs needs the workspace's CRM connections")
+        actions = self.actions
+        done: list[CrmDeletion] = []
+        for integration_id, obj, crm_id in self.store.crm_links(normalise_email(email)):
+            integration = actions.integrations.get_by_id(integration_id)
+            try:
+                adapter = await actions.checked_adapter(integration)
+            except (ProviderError, VaultError) as exc:
+                done.append(CrmDeletion(integration.name, obj, crm_id, "failed", str(exc)))
+                continue
+            try:
+                if not isinstance(adapter, DeletesRecords):
+                    done.append(CrmDeletion(integration.name, obj, crm_id, "failed",
+                                            f"{integration.provider.value} records are not deleted from here: "
+                                            "delete it in the CRM"))
+                    continue
+                deleted = await adapter.delete_record(obj, crm_id)
+                done.append(CrmDeletion(integration.name, obj, crm_id, "deleted" if deleted else "gone"))
+            except ProviderError as exc:
+                done.append(CrmDeletion(integration.name, obj, crm_id, "failed", str(exc)))
+            finally:
+                await adapter.aclose()
+        return done
 
     def email_of(self, obj: RecordObject, key: str) -> str:
         """The normalised email of the contact or lead named by ``key`` (its email, or its local id).
@@ -119,4 +175,4 @@ class ForgetService:
         return None if at is None else forgotten_reason(at, not_done)
 
 
-__all__ = ["CRM_RECORDS_STAY", "ERASED_LABELS", "ERASED_WORDS", "ForgetReport", "ForgetService"]
+__all__ = ["CRM_RECORDS_STAY", "ERASED_LABELS", "ERASED_WORDS", "CrmDeletion", "ForgetReport", "ForgetService"]

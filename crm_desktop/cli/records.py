@@ -13,7 +13,7 @@ from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.crm_actions import PushReport
 from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.field_mapping import local_field_label
-from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, ForgetService
+from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, CrmDeletion, ForgetService
 from crm_desktop.app.imports import EDITABLE_FIELDS
 from crm_desktop.app.people import ChangeUndoRefused, PeopleService, undone_text
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
@@ -434,9 +434,14 @@ def _confirm(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in {"y", "yes"}
 
 
+def _deletion_line(deletion: CrmDeletion) -> str:
+    what = {"deleted": "deleted", "gone": "already gone"}.get(deletion.outcome, f"NOT deleted: {deletion.reason}")
+    return f"{deletion.integration}: {deletion.obj.value} {deletion.crm_id} {what}"
+
+
 def _forget(args: argparse.Namespace, obj: RecordObject) -> int:
     with closing(open_workspace(args)) as workspace:
-        forgetting = ForgetService(workspace.database)
+        forgetting = ForgetService(workspace.database, workspace.crm)
         try:
             email = forgetting.email_of(obj, args.key)
         except ValueError as exc:
@@ -449,16 +454,29 @@ def _forget(args: argparse.Namespace, obj: RecordObject) -> int:
             if not sys.stdin.isatty():
                 raise CommandError(f"forgetting {email} erases them for good: add --yes to do it without asking",
                                    ExitCode.USAGE, "confirmation_needed")
+            crms = ("its linked records in the CRMs are deleted first" if args.in_crms else CRM_RECORDS_STAY)
             if not _confirm(f"Forget {whom}? This erases {ERASED_WORDS}, and keeps pulls, imports, pushes and "
-                            f"social events from bringing them back ({CRM_RECORDS_STAY}). Forget them?"):
+                            f"social events from bringing them back ({crms}). Forget them?"):
                 raise CommandError(f"{email} was not forgotten: nothing was erased", ExitCode.PARTIAL, "cancelled")
+        deletions = asyncio.run(forgetting.delete_in_crms(email)) if args.in_crms else []
+        crm_records = [{"integration": d.integration, "object": d.obj.value, "crmId": d.crm_id,
+                        "outcome": d.outcome, "reason": d.reason or None} for d in deletions]
+        if any(d.outcome == "failed" for d in deletions):
+            # Their links are the only way to find the records left: kept until every deletion went through.
+            emit(args, {"email": email, "forgotten": False, "crmRecords": crm_records},
+                 "\n".join([*map(_deletion_line, deletions),
+                            f"{email} was not forgotten here, so that the records left can still be found: "
+                            "delete them in the CRM, or fix the cause and run this again"]))
+            return ExitCode.PARTIAL
         report = forgetting.forget(email)
-    data = {"email": report.email, "contactId": report.contact_id, "leadId": report.lead_id,
-            "forgottenAt": report.forgotten_at, "deleted": report.counts, "crmRecordsDeleted": False}
-    lines = [report.summary(), *report.lines(),
+    data = {"email": report.email, "forgotten": True, "contactId": report.contact_id, "leadId": report.lead_id,
+            "forgottenAt": report.forgotten_at, "deleted": report.counts, "crmRecordsDeleted": bool(args.in_crms),
+            "crmRecords": crm_records}
+    lines = [*map(_deletion_line, deletions), report.summary(), *report.lines(),
              f"pulls, imports, pushes and social events naming {report.email} are skipped from now on; "
-             f"lift it with: crm-desktop {obj.value}s unforget {report.email}",
-             CRM_RECORDS_STAY]
+             f"lift it with: crm-desktop {obj.value}s unforget {report.email}"]
+    if not args.in_crms:
+        lines.append(CRM_RECORDS_STAY + " (or use --in-crms)")
     emit(args, data, "\n".join(lines))
     return ExitCode.OK
 
@@ -588,11 +606,15 @@ def add_commands(commands: Any) -> None:
             "conversions, conflicts, links to CRM records and their change history (so no undo writes them "
             "back); runs keep their counts. Only a digest of the email is kept, with the date, so that pulls, "
             "imports, pushes and social events naming it are skipped (\"forgotten on DATE at your request\"). "
-            "The CRMs' records are not deleted: delete them in each CRM. Asks first on a terminal; elsewhere "
+            "The CRMs' records are not deleted unless --in-crms. Asks first on a terminal; elsewhere "
             "--yes is required. `unforget EMAIL` lifts it.",
         ) as forget:
             forget.add_argument("key", metavar="KEY", help=f"the {singular}'s email or local id")
             forget.add_argument("--yes", action="store_true", help="do not ask first")
+            forget.add_argument("--in-crms", action="store_true",
+                                help="first delete the linked records in each CRM (HubSpot and Salesforce keep "
+                                "them in their recycle bins for a while); if one cannot be deleted, nothing is "
+                                "forgotten here (exit 1)")
         with action(
             group_commands, "unforget", cmd_unforget,
             help="lift the forgetting of an email (a mistake): pulls, imports and events take it again",

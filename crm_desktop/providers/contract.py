@@ -395,3 +395,16 @@ class MergesRecords(Protocol):
     async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
         """Fold ``merge_id`` into ``keep_id`` in the CRM; ``keep_id``'s values win where both have one."""
         ...
+
+
+@runtime_checkable
+class DeletesRecords(Protocol):
+    """A CRM whose API deletes one record (forgetting a person at their request, ``forget --in-crms``)."""
+
+    async def delete_record(self, obj: RecordObject, crm_id: str) -> bool:
+        """Delete the record ``crm_id``; ``False`` when the CRM had no such record (gone already).
+
+        Raises:
+            RequestRejectedError: when the CRM refuses the delete (a permission, a record it keeps).
+        """
+        ...

@@ -77,6 +77,20 @@ class ForgetStore:
             return (session.scalar(select(ContactRow.id).where(ContactRow.email == email)),
                     session.scalar(select(LeadRow.id).where(LeadRow.email == email)))
 
+    def crm_links(self, email: str) -> list[tuple[int, RecordObject, str]]:
+        """The CRM records the contact and the lead with ``email`` are linked to: (integration id, kind, CRM id)."""
+        contact_id, lead_id = self.holders(email)
+        ours = [(obj, local_id) for obj, local_id in ((RecordObject.CONTACT, contact_id), (RecordObject.LEAD, lead_id))
+                if local_id is not None]
+        if not ours:
+            return []
+        with self._db.session() as session:
+            return [(int(integration_id), RecordObject(obj), str(crm_id)) for integration_id, obj, crm_id in
+                    session.execute(select(CrmLinkRow.integration_id, CrmLinkRow.object, CrmLinkRow.crm_id).where(
+                        or_(false(), *((CrmLinkRow.object == obj) & (CrmLinkRow.local_id == local_id)
+                                       for obj, local_id in ours)))
+                    .order_by(CrmLinkRow.integration_id, CrmLinkRow.object))]
+
     def forget(self, email: str) -> ErasedRows:
         """Delete the contact and the lead with ``email`` and everything held about them, redact the person from
         other records' change history, and record them as forgotten: one transaction.

@@ -166,3 +166,39 @@ def test_forgetting_someone_not_stored_keeps_them_from_being_imported(workspace:
 def test_a_key_that_names_no_one_is_refused(workspace: Workspace, key: str, refusal: type[Exception]) -> None:
     with pytest.raises(refusal):
         ForgetService(workspace.database).email_of(RecordObject.CONTACT, key)
+
+
+def test_in_crms_the_linked_records_are_deleted_in_each_crm_first(
+    fans_on_three_crms: tuple[ServedCrms, Workspace],
+) -> None:
+    _served, workspace = fans_on_three_crms
+    workspace.leads.save(Lead(email=FAN, first_name="Fan", last_name="Number 1", company="Acme"))
+    for name in CRM_EDITS:
+        asyncio.run(workspace.sync.sync(name, SyncDirection.BOTH))
+    forgetting = ForgetService(workspace.database, workspace.crm)
+    linked = forgetting.store.crm_links(FAN)
+    assert len(linked) == 6  # a contact and a lead in each CRM
+
+    deletions = asyncio.run(forgetting.delete_in_crms(FAN))
+
+    assert [(d.integration, d.obj, d.outcome) for d in deletions if d.outcome != "deleted"] == [], deletions
+    assert len(deletions) == 6
+
+    async def found_in(name: str, obj: RecordObject) -> Any:
+        adapter = workspace.crm.adapter_for(workspace.integrations.get(name))
+        try:
+            return await adapter.get_record(obj, email=FAN)
+        finally:
+            await adapter.aclose()
+
+    for name in CRM_EDITS:
+        for obj in (RecordObject.CONTACT, RecordObject.LEAD):
+            assert asyncio.run(found_in(name, obj)) is None, (name, obj)
+    # Run again (a CRM had failed the first time, say): nothing fails (HubSpot answers 204 for a contact it
+    # archived already; Salesforce and Pipedrive 404, read as gone).
+    again = asyncio.run(forgetting.delete_in_crms(FAN))
+    assert {d.integration: d.outcome for d in again if d.obj is RecordObject.CONTACT} == {
+        "salesforce": "gone", "hubspot": "deleted", "pipedrive": "gone"}, again
+    forgetting.forget(FAN)
+    assert forgetting.store.crm_links(FAN) == []
+    assert asyncio.run(found_in("hubspot", RecordObject.CONTACT)) is None

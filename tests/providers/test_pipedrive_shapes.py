@@ -24,7 +24,14 @@ from crm_desktop.domain.models import (
     SocialProfile,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import AdapterOptions, CreatesCustomFields, CrmAdapter, CrmField, OutboundRecord
+from crm_desktop.providers.contract import (
+    AdapterOptions,
+    CreatesCustomFields,
+    CrmAdapter,
+    CrmField,
+    DeletesRecords,
+    OutboundRecord,
+)
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ConfigurationError, RequestRejectedError
 from crm_desktop.providers.http import Decision
 from crm_desktop.providers.pipedrive import LEAD_ORIGIN_ID, PipedriveAdapter
@@ -786,3 +793,20 @@ def test_a_blank_clears_a_date_or_number_field_with_null() -> None:
     assert mapping.wire_value(number_key, "4.5") == 4.5
     with pytest.raises(ValueError, match="is not a date"):
         mapping.wire_value(date_key, "03/12/2026")
+
+
+def test_delete_record_sends_delete_on_the_v2_person_or_the_v1_lead() -> None:
+    with respx.mock(using="httpx", base_url=API) as mock:
+        person = mock.delete("/api/v2/persons/42").mock(
+            return_value=httpx.Response(200, json={"success": True, "data": {"id": 42}}))
+        lead = mock.delete(f"/v1/leads/{LEAD_ID}").mock(return_value=httpx.Response(
+            404, json={"success": False, "error": "Lead not found"}))
+
+        async def both(adapter: PipedriveAdapter) -> tuple[bool, bool]:
+            assert isinstance(adapter, DeletesRecords)
+            return (await adapter.delete_record(RecordObject.CONTACT, "42"),
+                    await adapter.delete_record(RecordObject.LEAD, LEAD_ID))
+
+        assert run_with(both) == (True, False)
+    assert person.call_count == 1 and lead.call_count == 1
+    assert person.calls[0].request.headers["x-api-token"] == TOKEN
