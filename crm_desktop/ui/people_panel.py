@@ -902,6 +902,10 @@ def import_summary(report: ImportReport) -> str:
             f"{len(report.problems)} refused")
     if report.warnings:
         text += f", {plural(len(report.warnings), 'row')} with values not kept"
+    if len(report.skipped) == 1:
+        text += f", 1 skipped ({report.skipped[0][1]}: {report.skipped[0][2]})"
+    elif report.skipped:
+        text += f", {len(report.skipped)} skipped (people forgotten at their request: not imported)"
     if report.run_id is not None:
         text += f" (run {report.run_id}; undo it from the Sync Monitor)"
     return text

@@ -21,12 +21,14 @@ from PySide6.QtWidgets import (
 )
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.ui.conflicts_panel import ConflictColumn
 from crm_desktop.ui.field_mapping_panel import MATCHED_BY
 from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.people_panel import import_summary
 from crm_desktop.ui.widgets import NO_ROW_SELECTED, RowKeys, row_keys
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 from tests.ui.conftest import HubSpotBench, person
@@ -433,3 +435,12 @@ def test_enter_in_the_import_preview_shows_the_refused_row_and_never_saves(
         QTest.keyClick(dialog, Qt.Key.Key_Return)
     assert workspace.contacts.find("new.person@example.com") is not None
     window.desk.quit()
+
+
+def test_the_import_summary_says_why_rows_were_skipped() -> None:
+    one = ImportReport(unchanged=1, skipped=[(2, "ann@example.com",
+                                              "forgotten on 2026-12-07 at your request; not imported")])
+    assert import_summary(one) == ("Imported: 0 created, 0 updated, 1 unchanged, 0 refused, 1 skipped "
+                                   "(ann@example.com: forgotten on 2026-12-07 at your request; not imported)")
+    two = ImportReport(skipped=[(2, "a@example.com", "…"), (3, "b@example.com", "…")])
+    assert import_summary(two).endswith("2 skipped (people forgotten at their request: not imported)")
