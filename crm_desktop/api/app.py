@@ -63,7 +63,7 @@ from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import FieldProblem
 from crm_desktop.domain.models import Contact, Lead, SyncDirection, WireModel, aware_utc, normalise_email
-from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.social import (
     AttributionModel,
     AttributionReport,
@@ -319,18 +319,23 @@ def _install_error_answers(app: FastAPI) -> None:
 
 
 def _synced(result: IntakeResult) -> RecordSynced:
-    assert result.local_id is not None and result.action is not None
+    assert result.action is not None
+    if result.action is RecordOutcome.SKIPPED:
+        return RecordSynced(local_id=None, crm_id=None, action=result.action, reason=result.message)
+    assert result.local_id is not None
     return RecordSynced(local_id=result.local_id, crm_id=result.crm_id, action=result.action)
 
 
 def _batch_row(result: IntakeResult) -> BatchRow:
     problems = list(result.problems)
+    skipped = result.action is RecordOutcome.SKIPPED
     if not problems and result.message and result.action is not None and result.action.value == "failed":
         problems = [FieldProblem("(record)", result.message)]
     errors = [FieldError(field=p.field, reason=plain_reason(p.reason)) for p in problems]
     return BatchRow(
         index=result.index, email=result.email, action=result.action, local_id=result.local_id,
         crm_id=result.crm_id, category=result.category, error=errors[0] if errors else None, errors=errors,
+        reason=result.message if skipped else None,
     )
 
 
@@ -365,7 +370,7 @@ def _batch_answer(refused: list[IntakeResult], report: IntakeReport) -> Response
         summary=BatchSummary(
             total=summary["total"], created=summary["created"], updated=summary["updated"],
             unchanged=summary["unchanged"], failed=summary["failed"], invalid=summary["invalid"],
-            api_calls=summary["apiCalls"],
+            api_calls=summary["apiCalls"], skipped=summary["skipped"],
         ),
         run_id=report.run_id,
     )

@@ -36,3 +36,27 @@ def test_events_of_a_forgotten_person_are_skipped_saying_why(hubspot_api: LocalA
         assert api.workspace.contacts.find("lea@example.com") is not None
 
     asyncio.run(scenario())
+
+
+def test_contacts_of_a_forgotten_person_are_neither_saved_nor_pushed(hubspot_api: LocalApi) -> None:
+    api = hubspot_api
+    forgotten = ForgetService(api.workspace.database).forget("gone@example.com")
+    reason = f"forgotten on {forgotten.forgotten_at:%Y-%m-%d} at your request; not saved or pushed"
+
+    async def scenario() -> None:
+        await api.add_integration()
+        one = await api.post("/api/crm/integrations/crm/contacts/sync", {"email": "Gone@Example.com"})
+        assert one.status_code == 200, one.text
+        assert one.json() == {"localId": None, "crmId": None, "action": "skipped", "reason": reason}
+
+        batch = await api.post("/api/crm/integrations/crm/contacts/batch-sync",
+                               [{"email": "kept@example.com", "firstName": "Kept"}, {"email": "gone@example.com"}])
+        assert batch.status_code == 200, batch.text
+        rows = batch.json()["results"]
+        assert [(r["index"], r["action"]) for r in rows] == [(0, "created"), (1, "skipped")]
+        assert rows[1]["reason"] == reason and rows[1]["localId"] is None
+        assert batch.json()["summary"]["skipped"] == 1 and batch.json()["summary"]["created"] == 1
+
+    asyncio.run(scenario())
+    assert api.workspace.contacts.find("gone@example.com") is None
+    assert api.workspace.contacts.find("kept@example.com") is not None
