@@ -216,3 +216,48 @@ def test_undoing_an_import_names_a_contact_merged_since(
     run(data_dir, ["contacts", "merge", "bo@example.com", "b.o@example.com"], capsys)
     _, out, _ = run(data_dir, ["runs", "undo", "3"], capsys)
     assert "b.o@example.com: merged into bo@example.com since; nothing to restore" in out, out
+
+
+def test_a_merge_whose_answer_is_lost_after_hubspot_made_it_is_reported_merged(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # HubSpot merged the two, then the connection died before its answer came: the merge was reported refused
+    # ("merge them there"), and doing so was refused as not found (the contact merged away is gone).
+    data_dir, hubspot = home
+    with workspace_at(data_dir) as workspace:
+        links = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1, 2])
+        kept_id, other_id = links[1].crm_id, links[2].crm_id
+    httpx.patch(f"{hubspot.base_url}/__sandbox__/config", json={"hang_seconds": 0.2}).raise_for_status()
+    httpx.put(f"{hubspot.base_url}/__sandbox__/faults", json=[
+        {"kind": "timeout_after_doing", "probability": 1.0, "remaining": 1, "path": "/merge"}]).raise_for_status()
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"], merged
+    assert merged["mergedInCrm"] == [f"hubspot: contact {other_id} merged into {kept_id}"], merged
+    assert [(e.path, e.fault) for e in hubspot.requests if e.path.endswith("/merge")] == [
+        ("/crm/v3/objects/contacts/merge", "timeout_after_doing")], "the merge was made once, never sent again"
+    assert [r.id for r in hubspot._records["contacts"].values()] == [kept_id]
+
+
+def test_a_merge_an_earlier_run_lost_is_reported_already_merged(
+    home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An earlier run's merge landed in HubSpot, its answer lost: merging again is refused as not found (404) for the
+    # contact merged away, whose email now sits on the kept one. That is the merge done, not a failure.
+    data_dir, hubspot = home
+    with workspace_at(data_dir) as workspace:
+        links = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1, 2])
+        kept_id, other_id = links[1].crm_id, links[2].crm_id
+    token = hubspot.credentials()["token"]
+    earlier = httpx.post(f"{hubspot.base_url}/crm/v3/objects/contacts/merge",
+                         headers={"Authorization": f"Bearer {token}"},
+                         json={"primaryObjectId": kept_id, "objectIdToMerge": other_id})
+    assert earlier.status_code == 200
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"], merged
+    assert merged["mergedInCrm"] == [
+        f"hubspot: contact {other_id} was already merged into {kept_id} (an earlier merge whose answer was lost)"]
+    with workspace_at(data_dir) as workspace:
+        assert workspace.contacts.find("ada+news@example.com") is None
+        assert workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1])[1].crm_id == kept_id

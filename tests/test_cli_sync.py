@@ -17,6 +17,7 @@ from sqlalchemy import select
 from crm_desktop.app import crm_actions
 from crm_desktop.cli import ExitCode, main
 from crm_desktop.cli import common as cli_common
+from crm_desktop.domain.alerts import AlertKind
 from crm_desktop.domain.models import Contact, Integration, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.providers.contract import AdapterOptions
@@ -446,6 +447,36 @@ def test_due_runs_what_the_schedule_says(
     assert out.startswith("nothing due (hs: next at ")
     code, _, err = run(data_dir, ["sync", "--due", "--direction", "push"], capsys)
     assert code == ExitCode.USAGE and "--direction cannot be combined with --due" in err
+
+
+def test_due_from_cron_waits_for_a_reconnect_after_a_refused_sign_in(
+    data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seen following the cron recipe (`*/5 * * * * crm-desktop sync --due`): an integration whose token the CRM
+    refused was tried at every tick, a refused request and exit 3 (a cron mail) every five minutes, until someone
+    reconnected it; and the app, opened the next morning, had no alert of it (only the window kept alerts)."""
+    imported(data_dir, tmp_path, capsys)
+    with workspace_at(data_dir) as workspace:
+        workspace.integrations.add(Integration(provider="hubspot", name="wrong", base_url=sandbox.base_url),
+                                   {"token": "pat-na1-not-the-token"})
+    code, data = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.AUTH
+    assert {r["integration"]: r["status"] for r in data["results"]} == {"hs": "succeeded", "wrong": "error"}
+    with workspace_at(data_dir) as workspace:  # what the app's Alerts list when it next opens
+        [alert] = workspace.alerts.recent()
+    assert (alert.kind, alert.integration_name) == (AlertKind.AUTH_FAILED, "wrong")
+    assert alert.message.startswith("HubSpot refused the sign-in of “wrong”: ") and "Reconnect it" in alert.message
+    before = last_request(sandbox)
+    code, out, _ = run(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK and last_request(sandbox) == before, "the next tick leaves the CRM be"
+    assert out.startswith("nothing due (hs: next at ")
+    assert ("wrong: the CRM refused its sign-in; waiting for a reconnect (crm-desktop integration update wrong "
+            "--secret-stdin), else tried again at ") in out
+    with workspace_at(data_dir) as workspace:  # reconnected: the next tick syncs it
+        workspace.integrations.update(workspace.integrations.get("wrong"), sandbox.credentials())
+    code, data = run_json(data_dir, ["sync", "--due"], capsys)
+    assert code == ExitCode.OK and [(r["integration"], r["status"]) for r in data["results"]] == [
+        ("wrong", "succeeded")]
 
 
 def test_a_sync_held_by_another_process_is_refused(

@@ -95,7 +95,7 @@ class CrmWebLinks:
         integration = self._integrations.get(integration_name)
         if integration.provider is Provider.SALESFORCE:
             credentials = self._integrations.credentials(integration) or {}
-            instance = integration.base_url or credentials.get("instanceUrl")
+            instance = credentials.get("instanceUrl") or integration.base_url
             return record_web_url(integration.provider, obj, crm_id, instance_url=instance)
         if integration.provider is Provider.HUBSPOT:
             return record_web_url(integration.provider, obj, crm_id, portal_id=await self._portal_id(integration))

@@ -16,7 +16,7 @@ from crm_desktop.domain.models import Contact, Integration, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
 from crm_desktop.providers.contract import MergesRecords, OutboundRecord
 from crm_desktop.providers.errors import NotFoundError as CrmNotFoundError
-from crm_desktop.providers.errors import ProviderError
+from crm_desktop.providers.errors import ProviderError, TransientError
 from crm_desktop.store.database import Database
 from crm_desktop.store.duplicates_store import DuplicateStore, LinkMove, ReportedDuplicate
 from crm_desktop.store.models import MERGED_FIELD
@@ -314,7 +314,8 @@ class DuplicateService:
         try:
             assert isinstance(adapter, MergesRecords)
             try:
-                result = await adapter.merge_records(RecordObject.CONTACT, step.keep_crm_id, step.other_crm_id)
+                result = await adapter.merge_records(RecordObject.CONTACT, step.keep_crm_id, step.other_crm_id,
+                                                     merge_email=other_email)
             except ProviderError as exc:
                 if isinstance(exc, CrmNotFoundError) and await self._gone(adapter, step.keep_crm_id) \
                         and not await self._gone(adapter, step.other_crm_id):
@@ -327,15 +328,24 @@ class DuplicateService:
                     return step.other_crm_id, True
                 logger.warning("%s refused merging %s into %s: %s", step.integration, step.other_crm_id,
                                step.keep_crm_id, exc)
+                # A lost answer (both records still there after the retry) is no refusal: the merge may go through
+                # when tried again.
+                what = "could not be confirmed" if isinstance(exc, TransientError) else "was refused"
                 report.by_hand.append(
-                    f"{step.integration}: the merge was refused ({exc}); merge {_record_word(step.provider)} "
+                    f"{step.integration}: the merge {what} ({exc}); merge {_record_word(step.provider)} "
                     f"{step.other_crm_id} into {step.keep_crm_id} there; until then its pulls skip {other_email}"
                 )
                 return step.keep_crm_id, False
-            report.merged_in_crm.append(
-                f"{step.integration}: {_record_word(step.provider)} {step.other_crm_id} merged into "
-                f"{result.surviving_id}"
-            )
+            if result.already_merged:
+                report.merged_in_crm.append(
+                    f"{step.integration}: {_record_word(step.provider)} {step.other_crm_id} was already merged into "
+                    f"{result.surviving_id} (an earlier merge whose answer was lost)"
+                )
+            else:
+                report.merged_in_crm.append(
+                    f"{step.integration}: {_record_word(step.provider)} {step.other_crm_id} merged into "
+                    f"{result.surviving_id}"
+                )
             # The CRM's merge fills the survivor's blanks from the other record (HubSpot, Pipedrive): a field the
             # marketer kept blank, or took from either, is written as picked, or the next sync would pull the
             # CRM's choice back over it.

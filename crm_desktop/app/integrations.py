@@ -210,11 +210,14 @@ class IntegrationService:
             self._store.mark_keys_set(integration.id)
 
     def key_age(self, integration: Integration, now: datetime | None = None) -> KeyAge | None:
-        """How old the integration's keys are, or ``None`` when nobody recorded setting them."""
-        if integration.keys_set_at is None:
+        """How old the integration's keys in this desktop's keyring are, or ``None`` when nobody recorded setting
+        them (on a team database each desktop has its own copy, set when a person there set it)."""
+        assert integration.id is not None
+        set_at = self._store.keys_set_here(integration.id)
+        if set_at is None:
             return None
-        elapsed = (now or datetime.now(UTC)) - integration.keys_set_at
-        return KeyAge(integration.keys_set_at, max(elapsed.days, 0), self.rotate_after_days)
+        elapsed = (now or datetime.now(UTC)) - set_at
+        return KeyAge(set_at, max(elapsed.days, 0), self.rotate_after_days)
 
     def remove(self, name: str) -> Integration:
         """Delete the integration's keyring entry, then the integration and its data in the store.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from crm_desktop.app.text import stored_text
 from crm_desktop.domain.models import Integration, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.providers.contract import CrmAdapter, CrmField, ReadsMappedFields
-from crm_desktop.providers.errors import ProviderError
+from crm_desktop.providers.errors import ConfigurationError, ProviderError
 from crm_desktop.store.database import Database
 from crm_desktop.store.engagement_store import EngagementStore
 from crm_desktop.store.models import (
@@ -40,13 +41,17 @@ from crm_desktop.store.models import (
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError
 from crm_desktop.store.sync_store import SyncStore
 from crm_desktop.sync.actions import (
+    ConflictOutcome,
     DueSync,
+    ResolutionStatus,
     UndoRefused,
     UndoReport,
     due_syncs,
     next_due_at,
     resolve_conflict,
+    resolve_conflicts,
     undo_run,
+    waiting_for_reconnect,
 )
 from crm_desktop.sync.engine import Progress, SyncAlreadyRunning, SyncEngine, SyncProgress, SyncResult
 from crm_desktop.sync.extras import SocialPushExtras
@@ -63,6 +68,7 @@ from crm_desktop.sync.mapping import (
     with_crm_lengths,
 )
 from crm_desktop.sync.plan import SyncPlan
+from crm_desktop.vault import VaultError
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +76,7 @@ T = TypeVar("T")
 ListenerArgs = ParamSpec("ListenerArgs")
 
 __all__ = [
+    "ConflictOutcome",
     "ConflictRow",
     "ConflictRule",
     "DueSync",
@@ -78,6 +85,7 @@ __all__ = [
     "ImportReport",
     "MappingChangeError",
     "MappingProblem",
+    "ResolutionStatus",
     "RunNews",
     "SyncRecordLogRow",
     "SyncResult",
@@ -690,6 +698,12 @@ class SyncService:
     def next_due(self, integration: Integration) -> datetime | None:
         return next_due_at(self.store, integration)
 
+    def waiting_for_reconnect(self, integration: Integration, now: datetime | None = None) -> datetime | None:
+        """Until when the schedule leaves the integration be, as the CRM refused its sign-in (``None``: it does
+        not, or no longer); a reconnect ends the wait at once."""
+        held = waiting_for_reconnect(self.store, integration)
+        return held if held is not None and held > (now or utcnow()) else None
+
     def records_waiting(self, name: str) -> int:
         """Local records the integration's next push looks at (never synced to it, or changed since): what waits
         for its next run while its CRM cannot be reached."""
@@ -699,15 +713,27 @@ class SyncService:
                    if self.mappings(integration, obj))
 
     async def run_due(
-        self, trigger: SyncTrigger = SyncTrigger.SCHEDULED, *, on_start: Callable[[str], object] | None = None
+        self, trigger: SyncTrigger = SyncTrigger.SCHEDULED, *, on_start: Callable[[str], object] | None = None,
+        keep_going: Callable[[], bool] | None = None,
     ) -> list[tuple[str, SyncResult | Exception]]:
         """Run every due sync once, one after another; failures are returned, not raised.
 
+        Each integration's turn looks at the schedule again as it comes, as the batch's earlier syncs take time: one
+        whose auto-sync was turned off, that was removed, or that another run synced meanwhile, is passed over.
+
         Args:
             on_start: told each integration's name as its sync starts (the others of the batch wait their turn).
+            keep_going: asked before each integration's turn; ``False`` (auto-sync paused) starts no more of them.
         """
         outcomes: list[tuple[str, SyncResult | Exception]] = []
-        for item in self.due():
+        for first_look in self.due():
+            if keep_going is not None and not keep_going():
+                logger.info("auto-sync paused: the rest of the scheduled batch is not run")
+                break
+            item = next((now for now in self.due() if now.integration.id == first_look.integration.id), None)
+            if item is None:
+                logger.info("scheduled sync of %s no longer due; passed over", first_look.integration.name)
+                continue
             if on_start is not None:
                 on_start(item.integration.name)
             try:
@@ -828,6 +854,70 @@ class SyncService:
             )
         finally:
             await adapter.aclose()
+
+    async def resolve_many(
+        self,
+        conflict_ids: Sequence[int],
+        *,
+        take: str,
+        progress: Callable[[ConflictOutcome], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[ConflictOutcome]:
+        """Resolve many conflicts the same way (``take``: ``crm`` or ``local``), each CRM's values written in its
+        own batches; one conflict's failure or race leaves the others to be resolved.
+
+        Args:
+            progress: told each conflict's outcome as it is known (on the caller's loop).
+            stop: once set, the conflicts not yet begun are left ``NOT_TRIED`` (the batch under way finishes).
+
+        Returns:
+            One outcome per conflict, in the order given.
+
+        Raises:
+            NotFoundError: naming the ids of no conflict (nothing was written).
+
+        On the sync worker when there is one (the desktop app), like :meth:`resolve`.
+        """
+        told = progress
+        if progress is not None and self._worker is not None:
+            told = on_loop(asyncio.get_running_loop(), progress)
+        return await self.off_loop(self._resolve_many_here(list(conflict_ids), take, told, stop))
+
+    async def _resolve_many_here(
+        self, conflict_ids: list[int], take: str, progress: Callable[[ConflictOutcome], None] | None,
+        stop: threading.Event | None,
+    ) -> list[ConflictOutcome]:
+        found = self.store.conflicts_by_id(conflict_ids)
+        missing = [str(conflict_id) for conflict_id in conflict_ids if conflict_id not in found]
+        if missing:
+            raise NotFoundError(f"no conflict {', '.join(missing)}; nothing was resolved")
+        by_integration: dict[int, list[ConflictRow]] = {}
+        for conflict_id in dict.fromkeys(conflict_ids):
+            conflict = found[conflict_id]
+            by_integration.setdefault(conflict.integration_id, []).append(conflict)
+        outcomes: dict[int, ConflictOutcome] = {}
+        for integration_id, conflicts in by_integration.items():
+            integration = self.integrations.get_by_id(integration_id)
+            try:
+                adapter = await self.actions.checked_adapter(integration)
+            except (ProviderError, ConfigurationError, VaultError) as exc:
+                # No CRM to write to (credentials missing or refused, another account): this integration's
+                # conflicts stay open with the reason; the other integrations' are resolved.
+                for conflict in conflicts:
+                    outcome = ConflictOutcome(conflict, ResolutionStatus.FAILED,
+                                              reason=f"{integration.name} cannot be reached: {exc}")
+                    outcomes[conflict.id] = outcome
+                    if progress is not None:
+                        progress(outcome)
+                continue
+            try:
+                done = await resolve_conflicts(
+                    self.store, adapter, integration, self.all_mappings(integration), conflicts, take=take,
+                    progress=progress, stopped=stop.is_set if stop is not None else None)
+            finally:
+                await adapter.aclose()
+            outcomes.update((outcome.conflict.id, outcome) for outcome in done)
+        return [outcomes[conflict_id] for conflict_id in dict.fromkeys(conflict_ids)]
 
     # -- local import --------------------------------------------------------------------------
     def import_file(

@@ -18,7 +18,8 @@ from crm_desktop.app.settings import NetworkSettingsService, SyncPreviewSetting
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_monitor import SyncMonitorService
 from crm_desktop.app.sync_process import SyncProcess
-from crm_desktop.app.sync_service import SyncService
+from crm_desktop.app.sync_service import SyncResult, SyncService
+from crm_desktop.domain.models import Integration
 from crm_desktop.store.database import Database, MigrationReport
 from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
 from crm_desktop.store.settings import WorkspaceSettingsStore
@@ -119,6 +120,19 @@ class Workspace:
         keyring = relay_to(self.vault.backend)  # the child's credentials stay in this process's keyring
         self.sync.run_in_process(SyncProcess(self.paths.data_dir, self.paths.database_url, keyring))
         return True
+
+    def keep_alerts_of_runs(self) -> None:
+        """From now on, keep the alerts of every run that ends in this process (a refused sign-in, a failed run,
+        records the CRM refused), as the window does for its own: for ``sync --due`` from cron and ``serve``, which
+        sync with no one watching, so that the Alerts view lists what they met when the app next opens."""
+
+        def keep(integration: Integration, outcome: SyncResult | Exception) -> None:
+            try:
+                self.alerts.alerts_for_run(integration, outcome)
+            except Exception as exc:  # the store cannot take the alert: the run's own outcome is recorded still
+                logger.warning("cannot record the alerts of the run of %s: %s", integration.name, exc)
+
+        self.sync.add_run_listener(keep)
 
     def close(self) -> None:
         """Stop the sync worker and release the database connections."""

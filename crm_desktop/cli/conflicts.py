@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
-from crm_desktop.app.sync_service import ConflictRow
+from crm_desktop.app.field_mapping import local_field_label
+from crm_desktop.app.sync_service import ConflictOutcome, ConflictRow, ResolutionStatus
+from crm_desktop.app.text import plural
 from crm_desktop.cli.arguments import LIMIT
 from crm_desktop.cli.common import (
     CommandError,
@@ -97,7 +100,8 @@ def cmd_conflicts_list(args: argparse.Namespace) -> int:
     if any(i["localDeleted"] for i in items):
         text += (f"\n{GONE}: the local record is gone, so --take local and --set have nothing to write here; "
                  "--take crm closes the conflict (the CRM keeps its value, nothing is written)")
-    emit(args, items, text + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local")
+    emit(args, items, text + "\nresolve one with: crm-desktop conflicts resolve ID --take crm|local (several: "
+                             "ID ID ..., or --all [--integration NAME] [--field FIELD])")
     return ExitCode.OK
 
 
@@ -141,9 +145,25 @@ def cmd_conflicts_show(args: argparse.Namespace) -> int:
 
 
 def cmd_conflicts_resolve(args: argparse.Namespace) -> int:
-    """Resolve a conflict on both sides: take the CRM's value, the local one, or set a value."""
+    """Resolve one conflict, several or all those matching, on both sides."""
+    if args.all and args.id:
+        raise CommandError("give conflict IDs or --all, not both")
+    if not args.all and not args.id:
+        raise CommandError("give the conflict's ID (or several), or --all (with --integration NAME, --field FIELD)")
+    if (args.integration or args.field) and not args.all:
+        raise CommandError("--integration and --field choose the conflicts of --all; with IDs, give just the IDs")
+    if not args.all and len(set(args.id)) == 1:
+        return _resolve_one(args, args.id[0])
+    if args.set is not None:
+        raise CommandError("--set keeps a typed value of one conflict's field; for several conflicts use "
+                           "--take crm|local")
+    return _resolve_many(args)
+
+
+def _resolve_one(args: argparse.Namespace, conflict_id: int) -> int:
+    """``conflicts resolve ID``: the CRM's value, the local one, or a typed one."""
     with closing(open_workspace(args)) as workspace:
-        conflict = workspace.sync.conflict(args.id)
+        conflict = workspace.sync.conflict(conflict_id)
         value: str | None = None
         if args.set is not None:
             field_name, equals, value = args.set.partition("=")
@@ -152,7 +172,7 @@ def cmd_conflicts_resolve(args: argparse.Namespace) -> int:
             if field_name.strip() != conflict.field:
                 raise CommandError(f"--set: conflict {conflict.id} is about {conflict.field}, not "
                                    f"{field_name.strip() or '(nothing)'}; use --set {conflict.field}=VALUE")
-        kept = asyncio.run(workspace.sync.resolve(args.id, take=args.take, value=value))
+        kept = asyncio.run(workspace.sync.resolve(conflict_id, take=args.take, value=value))
     how = {"crm": "took the CRM value", "local": "took the local value now"}.get(args.take, "set the value")
     data = {"id": conflict.id, "field": conflict.field, "record": conflict.record_key,
             "resolution": args.take or "value", "value": kept, "localAtConflict": conflict.local_value}
@@ -164,6 +184,80 @@ def cmd_conflicts_resolve(args: argparse.Namespace) -> int:
         text += f"\nthe local value changed since the conflict was raised (then {shown(conflict.local_value)})"
     emit(args, data, text)
     return ExitCode.OK
+
+
+#: How each outcome of a bulk resolution is told, per line and in the summary.
+_OUTCOME_WORDS = {
+    ResolutionStatus.RESOLVED: "resolved",
+    ResolutionStatus.ALREADY_RESOLVED: "already resolved elsewhere",
+    ResolutionStatus.BEING_RESOLVED: "being resolved elsewhere (look again in a moment)",
+    ResolutionStatus.FAILED: "failed (left open)",
+    ResolutionStatus.NOT_TRIED: "not tried (left open)",
+}
+
+
+def _outcome_line(outcome: ConflictOutcome, names: dict[int, str]) -> str:
+    conflict = outcome.conflict
+    where = f"{conflict.record_key} {conflict.field} in {names.get(conflict.integration_id, '?')}"
+    if outcome.status is ResolutionStatus.RESOLVED:
+        return f"conflict {conflict.id} resolved: {where} = {shown(outcome.kept)} locally and in the CRM"
+    return f"conflict {conflict.id} {_OUTCOME_WORDS[outcome.status]}: {where}: {outcome.reason}"
+
+
+def _resolve_many(args: argparse.Namespace) -> int:
+    """``conflicts resolve ID ID ...`` or ``--all``: one decision for many, each conflict's outcome told as it is
+    known, then a summary; exit 0 only when every one was resolved."""
+    with closing(open_workspace(args)) as workspace:
+        names = integration_names(workspace)
+        if args.all:
+            every = workspace.sync.conflicts(args.integration)
+            ids = [c.id for c in every if args.field is None or _is_field(c, args.field)]
+            if not ids:
+                which = "".join([f" of {args.integration}" if args.integration else "",
+                                 f" on field {args.field}" if args.field else ""])
+                hint = " (fields are named as in `conflicts list`, such as firstName)" if args.field else ""
+                emit(args, {"results": [], "summary": _summary([])}, f"no open conflicts{which}{hint}")
+                return ExitCode.OK
+        else:
+            ids = list(dict.fromkeys(args.id))
+        as_json = getattr(args, "json", False)
+
+        def told(outcome: ConflictOutcome) -> None:
+            if not as_json:
+                print(_outcome_line(outcome, names), flush=True)
+
+        outcomes = asyncio.run(workspace.sync.resolve_many(ids, take=args.take, progress=told))
+    summary = _summary(outcomes)
+    results = [{
+        "id": o.conflict.id, "integration": names.get(o.conflict.integration_id, str(o.conflict.integration_id)),
+        "object": o.conflict.object.value, "record": o.conflict.record_key, "field": o.conflict.field,
+        "status": o.status.value, "resolution": args.take if o.status is ResolutionStatus.RESOLVED else None,
+        "value": o.kept if o.status is ResolutionStatus.RESOLVED else None, "reason": o.reason or None,
+    } for o in outcomes]
+    counts = Counter(o.status for o in outcomes)
+    text = f"{counts[ResolutionStatus.RESOLVED]:,} of {plural(len(outcomes), 'conflict')} resolved " + (
+        "(took the CRM value)" if args.take == "crm" else "(took the local value now)")
+    others = [f"{counts[status]:,} {_OUTCOME_WORDS[status]}" for status in ResolutionStatus
+              if status is not ResolutionStatus.RESOLVED and counts[status]]
+    if others:
+        text += "; " + ", ".join(others)
+    emit(args, {"results": results, "summary": summary}, text)
+    return ExitCode.OK if counts[ResolutionStatus.RESOLVED] == len(outcomes) else ExitCode.PARTIAL
+
+
+def _is_field(conflict: ConflictRow, given: str) -> bool:
+    """Whether ``--field`` names the conflict's field: as `conflicts list` shows it (``firstName``), or as the app
+    labels it ("First name"), in any case."""
+    wanted = given.strip().casefold()
+    return wanted in (conflict.field.casefold(), local_field_label(conflict.object, conflict.field).casefold())
+
+
+def _summary(outcomes: list[ConflictOutcome]) -> dict[str, int]:
+    counts = Counter(o.status for o in outcomes)
+    return {"total": len(outcomes), "resolved": counts[ResolutionStatus.RESOLVED],
+            "alreadyResolved": counts[ResolutionStatus.ALREADY_RESOLVED],
+            "beingResolved": counts[ResolutionStatus.BEING_RESOLVED],
+            "failed": counts[ResolutionStatus.FAILED], "notTried": counts[ResolutionStatus.NOT_TRIED]}
 
 
 def add_commands(commands: Any) -> None:
@@ -185,17 +279,26 @@ def add_commands(commands: Any) -> None:
     ) as show:
         show.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
     with action(
-        conflict_commands, "resolve", cmd_conflicts_resolve, help="resolve a conflict on both sides",
-        description="Resolve a conflict: the value kept is written to the CRM and to the local store, and becomes "
-        "the new last-synced value.",
+        conflict_commands, "resolve", cmd_conflicts_resolve, help="resolve conflicts on both sides",
+        description="Resolve conflicts: the value kept is written to the CRM and to the local store, and becomes "
+        "the new last-synced value. Several IDs, or --all (narrowed by --integration and --field), take one "
+        "decision for all: each CRM is written in its own batches, each conflict's outcome is printed, then a "
+        "summary; one refused by the CRM or resolved elsewhere first stays as it is and the others are resolved "
+        "(exit 1 unless all were).",
     ) as resolve:
-        resolve.add_argument("id", type=int, metavar="ID", help="the conflict's id (from `conflicts list`)")
+        resolve.add_argument("id", type=int, nargs="*", metavar="ID",
+                             help="the conflicts' ids (from `conflicts list`)")
+        resolve.add_argument("--all", action="store_true", help="every open conflict (of --integration, on --field)")
+        resolve.add_argument("--integration", metavar="NAME", help="with --all: only this integration's conflicts")
+        resolve.add_argument("--field", metavar="FIELD",
+                             help="with --all: only conflicts on this field, as `conflicts list` names it "
+                             "(firstName) or as the app labels it (\"First name\"), in any case")
         decision = resolve.add_mutually_exclusive_group(required=True)
         decision.add_argument("--take", choices=["crm", "local"],
                               help="keep the CRM's value or the local one: the value the record holds now (LOCAL "
                               "in `conflicts list`), which may differ from the one when the conflict was raised; a "
                               "blank one clears the CRM's field")
         decision.add_argument("--set", metavar="FIELD=VALUE",
-                              help="keep a value of your own; FIELD must be the conflict's field (an empty VALUE "
-                              "blanks it)")
+                              help="keep a value of your own (one conflict only); FIELD must be the conflict's "
+                              "field (an empty VALUE blanks it)")
 

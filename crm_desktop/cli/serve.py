@@ -82,6 +82,7 @@ async def serve(workspace: Workspace, port: int, poll_seconds: float = SCHEDULE_
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the local API until SIGINT/SIGTERM."""
     with closing(open_workspace(args)) as workspace:
+        workspace.keep_alerts_of_runs()  # no window to notify: the app's Alerts list them when it opens
         asyncio.run(serve(workspace, args.port, args.schedule_poll))
     return ExitCode.OK
 

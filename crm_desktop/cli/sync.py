@@ -238,6 +238,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         raise CommandError("--direction cannot be combined with --due (the schedule decides the direction)")
     trigger = SyncTrigger.SCHEDULED if args.due else SyncTrigger.CLI
     with closing(open_workspace(args)) as workspace:
+        if args.due and not args.dry_run:
+            workspace.keep_alerts_of_runs()  # from cron: the app's Alerts list what it met
         try:
             outcomes = _run_syncs(args, workspace, trigger)
         except SyncAlreadyRunning as exc:
@@ -281,6 +283,9 @@ def _nothing_to_do(workspace: Workspace, due: bool) -> str:
     for integration in workspace.integrations.list():
         if not integration.sync_config.auto_sync:
             upcoming.append(f"{integration.name}: auto-sync off")
+        elif (held := workspace.sync.waiting_for_reconnect(integration)) is not None:
+            upcoming.append(f"{integration.name}: the CRM refused its sign-in; waiting for a reconnect (crm-desktop "
+                            f"integration update {integration.name} --secret-stdin), else tried again at {when(held)}")
         else:
             upcoming.append(f"{integration.name}: next at {when(workspace.sync.next_due(integration))}")
     return "nothing due" + (" (" + "; ".join(upcoming) + ")" if upcoming else "")

@@ -739,7 +739,8 @@ class Integration(WireModel):
     sync_config: SyncConfig = Field(default_factory=SyncConfig)
     base_url: str | None = None
     domain: Annotated[str | None, Field(max_length=253)] = None
-    #: When a person last set its credentials (added, replaced, signed in); ``None`` when unknown or never.
+    #: When a person last set its credentials (added, replaced, signed in) on any desktop of the team; ``None`` when
+    #: unknown or never. Each desktop's key age is its own (``IntegrationService.key_age``).
     keys_set_at: datetime | None = None
 
     @field_validator("name")

@@ -60,10 +60,18 @@ class SalesforceAuth(httpx.Auth):
     The new token is handed to ``save_tokens`` (the app puts it in the vault). A refused refresh
     (``invalid_grant``) raises :class:`AuthError` telling the user to reconnect; it is never retried.
 
+    A refresh that answers another ``instance_url`` (the org moved to another instance) moves the API calls there:
+    ``on_instance_moved`` is told (the adapter points its client at it), and a request built for the old instance
+    before the move, the one refreshed for included, goes to the new one.
+
     Attributes:
         credentials: clientId, clientSecret, accessToken, refreshToken, instanceUrl, issuedAt (epoch ms).
         refreshes: how many refreshes happened.
         integration_name: the integration's name, for the sign-in command an expired session's error names.
+        on_instance_moved: called with the new instance URL before it is used (may raise to refuse it).
+
+    ``timeout`` is the refresh request's, in seconds (the client's own timeout applies to the requests it builds,
+    not to one an auth flow makes).
     """
 
     requires_response_body = True
@@ -77,8 +85,16 @@ class SalesforceAuth(httpx.Auth):
         session_seconds: float | None = 7200.0,
         clock: Callable[[], float] = time.time,
         integration_name: str = "NAME",
+        timeout: float = 30.0,
+        api_url: str | None = None,
     ) -> None:
         self.credentials = dict(credentials)
+        #: Where API calls go now, and the instances they went to before a refresh moved them.
+        self._api_origin = _origin(httpx.URL(api_url or str(credentials.get("instanceUrl") or "")))
+        self._moved_from: set[tuple[str, str, int | None]] = set()
+        self.on_instance_moved: Callable[[str], None] | None = None
+        # The refresh is a request of this flow's own, which the client's timeout does not reach: it gets the same.
+        self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         self.integration_name = integration_name
         self._token_url = token_url
         self._save_tokens = save_tokens
@@ -96,6 +112,10 @@ class SalesforceAuth(httpx.Auth):
         return self._clock() >= int(issued) / 1000 + self._session_seconds - 60
 
     def _authorise(self, request: httpx.Request) -> str:
+        if self._moved_from and _origin(request.url) in self._moved_from:
+            scheme, host, port = self._api_origin
+            request.url = request.url.copy_with(scheme=scheme, host=host, port=port)
+            request.headers["Host"] = request.url.netloc.decode("ascii")
         token = str(self.credentials.get("accessToken") or "")
         request.headers["Authorization"] = f"Bearer {token}"
         return token
@@ -114,7 +134,13 @@ class SalesforceAuth(httpx.Auth):
         }
         if self.credentials.get("clientSecret"):
             form["client_secret"] = str(self.credentials["clientSecret"])
-        return httpx.Request("POST", self._token_url, data=form, headers={"Accept": "application/json"})
+        return httpx.Request(
+            "POST",
+            self._token_url,
+            data=form,
+            headers={"Accept": "application/json"},
+            extensions={"timeout": self._timeout.as_dict()},
+        )
 
     async def _apply_refresh(self, response: httpx.Response) -> None:
         await response.aread()
@@ -125,10 +151,11 @@ class SalesforceAuth(httpx.Auth):
                 f"(`crm-desktop integration login {self.integration_name}` or the Sign in button)",
                 status=response.status_code,
             )
+        if body.get("instance_url"):
+            self._move_to(str(body["instance_url"]))
+            self.credentials["instanceUrl"] = body["instance_url"]
         self.credentials["accessToken"] = body["access_token"]
         self.credentials["issuedAt"] = int(body.get("issued_at") or self._clock() * 1000)
-        if body.get("instance_url"):
-            self.credentials["instanceUrl"] = body["instance_url"]
         if body.get("refresh_token"):
             self.credentials["refreshToken"] = body["refresh_token"]
         self.refreshes += 1
@@ -137,6 +164,18 @@ class SalesforceAuth(httpx.Auth):
             result = self._save_tokens(dict(self.credentials))
             if inspect.isawaitable(result):
                 await result
+
+    def _move_to(self, instance_url: str) -> None:
+        """Send the API calls to ``instance_url`` from now on, when it is another instance than the current one."""
+        moved = _origin(httpx.URL(instance_url))
+        if moved == self._api_origin:
+            return
+        if self.on_instance_moved is not None:
+            self.on_instance_moved(instance_url)
+        logger.info("Salesforce: the org is served from another instance now (%s); API calls go there", moved[1])
+        self._moved_from.add(self._api_origin)
+        self._moved_from.discard(moved)
+        self._api_origin = moved
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if self._stale():
@@ -162,3 +201,8 @@ class SalesforceAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("SalesforceAuth works only with httpx.AsyncClient")
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """A URL's scheme, host and port (``None``: the scheme's own), what tells one Salesforce instance from another."""
+    return url.scheme, url.host, url.port

@@ -196,8 +196,20 @@ class CrmAdapter(Protocol):
         """Existing records by normalised email (emails not found are absent)."""
         ...
 
-    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
-        """Create or update records; one result per input, in input order."""
+    async def upsert(
+        self,
+        obj: RecordObject,
+        records: Sequence[OutboundRecord],
+        *,
+        answers: list[RecordResult | None] | None = None,
+    ) -> list[RecordResult]:
+        """Create or update records; one result per input, in input order.
+
+        ``answers`` (as long as ``records``), when given, gets each record's result at its position once the CRM has
+        answered for it, so a push stopped part-way (the daily budget spent, a cancel) still knows which writes the
+        CRM took. How soon depends on the CRM: Pipedrive record by record, Salesforce collection by collection,
+        HubSpot round by round.
+        """
         ...
 
     async def get_record(
@@ -354,7 +366,7 @@ class AdapterOptions:
         window_limit: requests per rate window (``None``: the CRM's default; headers correct it at run time).
         concurrency: requests in flight at most.
         daily_reserve: API calls to keep unspent today; the adapter stops early below it.
-        timeout: seconds per request.
+        timeout: seconds per request (a write the CRM could make twice waits for its answer at least 120 s).
         max_attempts: tries per request (first try included).
         max_retry_seconds: time one request may spend retrying.
         salesforce_session_seconds: Salesforce session lifetime, to refresh before known expiry.
@@ -382,18 +394,27 @@ class MergeResult:
     Attributes:
         surviving_id: the CRM id of the record that remains (HubSpot may answer with a new id).
         merged_id: the CRM id of the record that is gone.
+        already_merged: the CRM had merged the two before this merge's answer came (an earlier try, in this run or
+            another, whose answer was lost): found by reading the two records, not by the merge's own answer.
     """
 
     surviving_id: str
     merged_id: str
+    already_merged: bool = False
 
 
 @runtime_checkable
 class MergesRecords(Protocol):
     """A CRM whose API merges two records of a kind (HubSpot contacts, Pipedrive persons)."""
 
-    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
-        """Fold ``merge_id`` into ``keep_id`` in the CRM; ``keep_id``'s values win where both have one."""
+    async def merge_records(
+        self, obj: RecordObject, keep_id: str, merge_id: str, *, merge_email: str | None = None
+    ) -> MergeResult:
+        """Fold ``merge_id`` into ``keep_id`` in the CRM; ``keep_id``'s values win where both have one.
+
+        A merge whose answer is lost is looked up before it is sent again, and one the CRM already made (the merged
+        record gone, its id or ``merge_email`` on the survivor) is a success with ``already_merged``.
+        """
         ...
 
 

@@ -35,7 +35,7 @@ from crm_desktop.providers.errors import (
     RequestRejectedError,
     TransientError,
 )
-from crm_desktop.providers.network import NetworkSettings, explain_connect_failure
+from crm_desktop.providers.network import NetworkSettings, explain_connect_failure, proxy_gateway_failure
 from crm_desktop.providers.rate import RateBudget, RateObservation, Sleep, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,11 @@ class AmbiguousWriteError(TransientError):
 #: waiting for the CRM); 503 and 429 say the request was not taken, and are replayed as ever.
 _MAYBE_DONE = frozenset({500, 502, 504})
 
+#: How long a write the CRM could make twice waits for its answer, however short the request timeout: the CRM goes on
+#: with a request whose client gave up (Salesforce runs a collection's triggers and flows to the end), so a look-up
+#: sent before it is done finds nothing and the write sent again would land twice.
+WRITE_ANSWER_SECONDS = 120.0
+
 _AMBIGUOUS = (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteError, httpx.WriteTimeout)
 
 
@@ -258,8 +263,24 @@ class HttpCore:
             follow_redirects=False,
             **routes,
         )
+        self._write_timeout = httpx.Timeout(
+            timeout, connect=min(10.0, timeout), read=max(timeout, WRITE_ANSWER_SECONDS)
+        )
         self.client.event_hooks["request"].append(self._count_request)
         self.client.event_hooks["response"].append(self._observe_response)
+
+    def move_to(self, base_url: str) -> None:
+        """Send the following requests to ``base_url``: the CRM serves the account from another address now (a
+        Salesforce org moved to another instance).
+
+        Raises:
+            ConfigurationError: when the address is refused (plain http off loopback, no host...).
+        """
+        try:
+            safe_url = check_base_url(base_url)
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.name} base URL refused: {exc}") from None
+        self.client.base_url = httpx.URL(safe_url)
 
     async def _count_request(self, request: httpx.Request) -> None:
         self.calls += 1
@@ -303,8 +324,9 @@ class HttpCore:
         Args:
             method: HTTP method.
             url: path relative to the base URL, or a full URL on the same host.
-            idempotent: ``False`` for writes that would duplicate if replayed; a connection lost after such a
-                write was sent raises :class:`AmbiguousWriteError` instead of replaying it.
+            idempotent: ``False`` for writes that would duplicate if replayed; such a write waits for its answer
+                at least :data:`WRITE_ANSWER_SECONDS`, and a connection lost after it was sent raises
+                :class:`AmbiguousWriteError` instead of replaying it.
             budget: another budget than the integration's (e.g. HubSpot search's own 4/s).
             classifier: another classifier for this call.
             **kwargs: passed to ``httpx.AsyncClient.request`` (json, params, data, headers).
@@ -378,6 +400,8 @@ class HttpCore:
         kwargs: dict[str, Any],
     ) -> httpx.Response:
         # Built before a slot is taken: no request has to wait behind the work of building this one.
+        if not idempotent:
+            kwargs = {**kwargs, "timeout": self._write_timeout}
         request = self.client.build_request(method, url, **kwargs)
         await budget.acquire()
         try:
@@ -391,9 +415,9 @@ class HttpCore:
                 raise AmbiguousWriteError(
                     f"{self.name}: the connection failed after a write was sent ({kind}); reconciling"
                 ) from None
-            raise _RetryableFailure(
-                TransientError(f"{self.name}: network failure ({kind})", category=ErrorCategory.NETWORK), None
-            ) from None
+            reason = proxy_gateway_failure(exc, request.url) or f"network failure ({kind})"
+            failure = TransientError(f"{self.name}: {reason}", category=ErrorCategory.NETWORK)
+            raise _RetryableFailure(failure, None) from None
         finally:
             budget.release()
         # The request waiting for the slot just freed goes out before this answer is worked on, not after.

@@ -86,6 +86,7 @@ from crm_desktop.providers.toolkit import (
     failed_result,
     gather_or_cancel,
     match_landed,
+    merge_or_reconcile,
     results_in_order,
     rounds_by_email,
     server_time,
@@ -579,15 +580,23 @@ class HubSpotAdapter(AdapterBase):
 
     # -- writes -----------------------------------------------------------------------------------------------------
     async def upsert(
-        self, obj: RecordObject, records: Sequence[contract.OutboundRecord]
+        self,
+        obj: RecordObject,
+        records: Sequence[contract.OutboundRecord],
+        *,
+        answers: list[contract.RecordResult | None] | None = None,
     ) -> list[contract.RecordResult]:
         """Create or update contacts by email (linked ones by id), or leads with their contact; input order kept.
+
+        ``answers`` gets the results of each round of unique emails once the round is written.
 
         Raises:
             AuthError: the token was refused (the push stops; nothing is retried).
             RateLimitError: HubSpot's daily limit is used up, or BudgetExhaustedError at the daily reserve.
         """
-        results: list[contract.RecordResult | None] = [None] * len(records)
+        if answers is not None and len(answers) != len(records):
+            raise ValueError("answers must have one place per record")
+        results: list[contract.RecordResult | None] = answers if answers is not None else [None] * len(records)
         gate = WriteGate(self.options.concurrency or DEFAULT_CONCURRENCY)
         for round_indexes in rounds_by_email(records):
             chosen = [records[i] for i in round_indexes]
@@ -849,20 +858,53 @@ class HubSpotAdapter(AdapterBase):
         return str(details.get("companyCurrency") or "USD")
 
     # -- merges --
-    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> contract.MergeResult:
+    async def merge_records(
+        self, obj: RecordObject, keep_id: str, merge_id: str, *, merge_email: str | None = None
+    ) -> contract.MergeResult:
         """``POST /crm/v3/objects/contacts/merge`` (``primaryObjectId`` keeps its values where both have one);
-        the survivor is the id HubSpot answers with, which may be a new one.
+        the survivor is the id HubSpot answers with, which may be a new one. A lost answer is looked up before the
+        merge is sent again, and a merge HubSpot already made is a success (see :func:`merge_or_reconcile`).
 
         Raises:
             RequestRejectedError: for leads (HubSpot merges contacts here) or a merge HubSpot refuses.
-            NotFoundError: when either contact is gone.
+            NotFoundError: when either contact is gone (and not merged into the other).
+            AmbiguousWriteError: when the answer was lost twice and both contacts are still there.
         """
         if obj is not RecordObject.CONTACT:
             raise errors.RequestRejectedError("HubSpot: only contacts are merged from CRM Desktop")
         body = {"primaryObjectId": keep_id, "objectIdToMerge": merge_id}
-        response = await self.http.request("POST", "/crm/v3/objects/contacts/merge", json=body, idempotent=False)
-        payload = answered(response, f"merge of contact {merge_id}")
-        return contract.MergeResult(surviving_id=str(payload.get("id") or keep_id), merged_id=merge_id)
+
+        async def merge() -> contract.MergeResult:
+            response = await self.http.request("POST", "/crm/v3/objects/contacts/merge", json=body, idempotent=False)
+            payload = answered(response, f"merge of contact {merge_id}")
+            return contract.MergeResult(surviving_id=str(payload.get("id") or keep_id), merged_id=merge_id)
+
+        return await merge_or_reconcile(
+            merge, lambda: self._merged_into(keep_id, merge_id, merge_email), merge_id=merge_id,
+            what=f"HubSpot: merge of contact {merge_id} into {keep_id}",
+        )
+
+    async def _merged_into(self, keep_id: str, merge_id: str, merge_email: str | None) -> str | None:
+        """The contact ``merge_id`` was merged into: its id when HubSpot answers the merged id with the survivor,
+        or ``keep_id``'s record (by its current id) when ``merge_id`` is gone and is among its merged ids or its
+        email among the survivor's; ``None`` while ``merge_id`` is a contact of its own, or gone otherwise."""
+        wanted = ["email", "hs_additional_emails", "hs_merged_object_ids"]
+        merged = await self._get_object("contacts", merge_id, wanted)
+        if merged is not None:
+            # HubSpot answers a merged-away id with the contact it went into.
+            found = str(merged.get("id") or merge_id)
+            return found if found != merge_id else None
+        survivor = await self._get_object("contacts", keep_id, wanted)
+        if survivor is None:
+            return None
+        properties = survivor.get("properties") or {}
+        merged_ids = str(properties.get("hs_merged_object_ids") or "").split(";")
+        emails = {hubspot_email_key(properties.get("email")),
+                  *(hubspot_email_key(e) for e in str(properties.get("hs_additional_emails") or "").split(";"))}
+        key = hubspot_email_key(merge_email)
+        if merge_id in merged_ids or (key and key in emails):
+            return str(survivor.get("id") or keep_id)
+        return None
 
     async def delete_record(self, obj: RecordObject, crm_id: str) -> bool:
         """``DELETE /crm/v3/objects/contacts/{id}`` (a lead: ``leads`` where the portal has HubSpot's Leads, as

@@ -223,7 +223,9 @@ class NetworkSettings:
         mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
         for pattern, url in self.proxy_routes().items():
             mounts[pattern] = (
-                None if url is None else httpx.AsyncHTTPTransport(verify=context, limits=pool, proxy=httpx.Proxy(url))
+                None
+                if url is None
+                else httpx.AsyncHTTPTransport(verify=context, limits=pool, proxy=_proxy_of(url, context))
             )
         return {
             "transport": httpx.AsyncHTTPTransport(verify=context, limits=pool),
@@ -237,6 +239,15 @@ class NetworkSettings:
 
         limits = kwargs.pop("limits", None)
         return httpx.AsyncClient(**self.client_options(limits), **kwargs)
+
+
+def _proxy_of(url: str, context: ssl.SSLContext) -> httpx.Proxy:
+    """The proxy at ``url``; an ``https://`` one's own certificate is checked against ``context`` too, as the CRM's
+    is (httpx would check it against Mozilla's roots alone, refusing a company proxy signed by the company's CA)."""
+    import httpx
+
+    proxy = httpx.Proxy(url)
+    return httpx.Proxy(url, ssl_context=context) if proxy.url.scheme == "https" else proxy
 
 
 def _direct_pattern(host: str) -> str | None:
@@ -261,6 +272,8 @@ def explain_connect_failure(exc: httpx.TransportError, url: httpx.URL | str, crm
     import httpx
 
     host = httpx.URL(url).host if not isinstance(url, httpx.URL) else url.host
+    if proxy_gateway_failure(exc, url) is not None:
+        return None
     if isinstance(exc, httpx.ProxyError):
         return NetworkSetupError(
             f"{crm}: the proxy refused to connect to {host} ({exc}); check the proxy setting "
@@ -280,6 +293,19 @@ def explain_connect_failure(exc: httpx.TransportError, url: httpx.URL | str, crm
     if isinstance(cause, ssl.SSLError):
         return NetworkSetupError(f"{crm}: the TLS handshake with {host} failed ({cause.reason or cause})")
     return None
+
+
+def proxy_gateway_failure(exc: httpx.TransportError, url: httpx.URL | str) -> str | None:
+    """``the proxy could not reach HOST (502 Bad Gateway)`` when the proxy answered the tunnel's CONNECT with a
+    server error: the CRM is out of the proxy's reach for now (a 502, 503 or 504 of the proxy, network weather to
+    retry, unlike its 407 or 403, which a setting fixes); ``None`` for any other failure."""
+    import httpx
+
+    status = str(exc)[:3]
+    if not isinstance(exc, httpx.ProxyError) or not status.isdigit() or not status.startswith("5"):
+        return None
+    host = httpx.URL(url).host if not isinstance(url, httpx.URL) else url.host
+    return f"the proxy could not reach {host} ({exc})"
 
 
 def _tls_cause(exc: BaseException) -> ssl.SSLError | None:

@@ -72,6 +72,7 @@ from crm_desktop.providers.toolkit import (
     email_key,
     failed_result,
     gather_or_cancel,
+    merge_or_reconcile,
     paginate,
     parse_crm_time,
     results_in_order,
@@ -351,7 +352,15 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
                 fields.append(crm_field)
                 if ids:
                     option_ids[crm_field.name] = ids
-        return PersonFieldMap(tuple(fields), option_ids)
+        # A money field takes an amount with its currency: one given without takes the company's.
+        money = any(f.custom and f.type == "monetary" for f in fields)
+        return PersonFieldMap(tuple(fields), option_ids, await self._company_currency() if money else None)
+
+    async def _company_currency(self) -> str | None:
+        """The company's default currency (``default_currency`` of ``GET /v1/users/me``), ``None`` if it names none."""
+        data, _ = self._data(await self._call("GET", "/v1/users/me"))
+        currency = data.get("default_currency") if isinstance(data, dict) else None
+        return str(currency).upper() if currency else None
 
     async def create_field(
         self, obj: RecordObject, name: str, label: str, field_type: str, options: Sequence[str] = ()
@@ -384,7 +393,10 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             assert made is not None
             return made
         made, option_ids = person_field(data)
-        self._person_fields.put("person", (await self.field_map()).with_field(made, option_ids))
+        known = (await self.field_map()).with_field(made, option_ids)
+        if made.type == "monetary" and known.currency is None:
+            known = replace(known, currency=await self._company_currency())
+        self._person_fields.put("person", known)
         logger.info("Pipedrive person field created: %s (%s)", made.label, made.type)
         return made
 
@@ -651,20 +663,29 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         return await write_or_reconcile(post, find, what=f"Pipedrive POST {path}")
 
     # -- upsert ----------------------------------------------------------------------------------------------------
-    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+    async def upsert(
+        self,
+        obj: RecordObject,
+        records: Sequence[OutboundRecord],
+        *,
+        answers: list[RecordResult | None] | None = None,
+    ) -> list[RecordResult]:
         """Create or update persons (or leads with their persons), one result per record in input order.
 
         Unlinked persons are found through an email index of every person when the push is large enough (see
         the class), else per chunk of 100 records by searching each email (concurrently, within search's window)
         and reading the found persons in one ``ids`` call. Then each record is written (POST or PATCH,
         concurrently within the burst window; records sharing an email one after the other), then its social
-        note when the text changed.
+        note when the text changed. ``answers`` gets each record's result as soon as it is written.
 
         Raises:
             AuthError: the token was refused (nothing after it is written).
-            BudgetExhaustedError: the daily token budget reached its reserve.
+            BudgetExhaustedError: the daily token budget reached its reserve; the writes already on their way were
+                answered first (their results are in ``answers``), and none was sent after.
         """
-        results: list[RecordResult | None] = [None] * len(records)
+        if answers is not None and len(answers) != len(records):
+            raise ValueError("answers must have one place per record")
+        results: list[RecordResult | None] = answers if answers is not None else [None] * len(records)
         written: dict[str, dict[str, Any]] = {}
         index = await self._person_index(email_key(record.email) for record in records if not record.crm_id)
         size = INDEXED_CHUNK if index is not None else IDS_PER_REQUEST
@@ -753,10 +774,22 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         # before it is written (the index stays at most LIST_REFRESH_SECONDS behind Pipedrive).
         in_progress = asyncio.Semaphore(2 * self.budget.concurrency if persons is not None else len(by_email) or 1)
 
+        # The daily budget's stop lets the writes already on their way finish (their tokens were reserved): their
+        # answers are the run's to count. Cancelling them would leave persons Pipedrive made that no run saw made.
+        stopped: list[errors.BudgetExhaustedError] = []
+
         async def write_in_turn(group: list[_Pending]) -> None:
+            try:
+                await write_group(group)
+            except errors.BudgetExhaustedError as exc:
+                stopped.append(exc)
+
+        async def write_group(group: list[_Pending]) -> None:
             # Records sharing an email go one after the other, each seeing the person the one before wrote.
             async with in_progress:
                 for item in group:
+                    if stopped:
+                        return
                     if item.existing is None and item.email in written:
                         item.existing = written[item.email]
                         item.person_id = int(item.existing["id"])
@@ -775,6 +808,8 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
                     results[item.index] = await self._write_one(obj, item, written)
 
         await gather_or_cancel(write_in_turn(group) for group in by_email.values())
+        if stopped:
+            raise stopped[0]
 
     async def _wire_custom_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Record fields with custom field names turned into keys and option labels into option ids."""
@@ -970,7 +1005,7 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         data, _ = self._data(await self._call("PATCH", f"/v1/leads/{lead['id']}", json=changes))
         return (data if isinstance(data, dict) else lead), RecordOutcome.UPDATED
 
-    # -- merges --
+    # -- deletes and merges --
     async def delete_record(self, obj: RecordObject, crm_id: str) -> bool:
         """``DELETE /api/v2/persons/{id}`` (a lead: ``DELETE /v1/leads/{id}``).
 
@@ -992,26 +1027,46 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
                 status=response.status_code)
         return True
 
-    async def merge_records(self, obj: RecordObject, keep_id: str, merge_id: str) -> MergeResult:
+    async def merge_records(
+        self, obj: RecordObject, keep_id: str, merge_id: str, *, merge_email: str | None = None
+    ) -> MergeResult:
         """``PUT /v1/persons/{merge_id}/merge`` with ``merge_with_id`` = ``keep_id``: Pipedrive keeps that person
-        (its data wins) and folds the other into it; 40 API tokens.
+        (its data wins) and folds the other into it; 40 API tokens. A lost answer is looked up before the merge is
+        sent again, and a merge Pipedrive already made is a success (see :func:`merge_or_reconcile`).
 
         Raises:
             RequestRejectedError: for leads (Pipedrive merges persons) or a merge Pipedrive refuses.
-            NotFoundError: when either person is gone.
+            NotFoundError: when either person is gone (and not merged into the other).
+            AmbiguousWriteError: when the answer was lost twice and both persons are still there.
         """
         if obj is not RecordObject.CONTACT:
             raise errors.RequestRejectedError("Pipedrive: only persons are merged from CRM Desktop")
         if not (keep_id.isdigit() and merge_id.isdigit()):
             raise errors.RequestRejectedError(f"Pipedrive: person ids are numbers, not {keep_id!r} and {merge_id!r}")
-        # Through _call: the merge's 40 tokens are reserved against the daily budget like any other call's.
-        response = await self._call(
-            "PUT", f"/v1/persons/{merge_id}/merge", json={"merge_with_id": int(keep_id)}, idempotent=False
-        )
-        if response.status_code >= 400:
-            raise errors.RequestRejectedError(
-                f"Pipedrive refused merging person {merge_id} into {keep_id} (HTTP {response.status_code})",
-                status=response.status_code,
+
+        async def merge() -> MergeResult:
+            # Through _call: the merge's 40 tokens are reserved against the daily budget like any other call's.
+            response = await self._call(
+                "PUT", f"/v1/persons/{merge_id}/merge", json={"merge_with_id": int(keep_id)}, idempotent=False
             )
-        data = response.json().get("data") or {}
-        return MergeResult(surviving_id=str(data.get("id") or keep_id), merged_id=merge_id)
+            if response.status_code >= 400:
+                raise errors.RequestRejectedError(
+                    f"Pipedrive refused merging person {merge_id} into {keep_id} (HTTP {response.status_code})",
+                    status=response.status_code,
+                )
+            data = response.json().get("data") or {}
+            return MergeResult(surviving_id=str(data.get("id") or keep_id), merged_id=merge_id)
+
+        async def merged_into() -> str | None:
+            """``keep_id`` when person ``merge_id`` is gone and ``merge_email`` is among the survivor's emails."""
+            key = email_key(merge_email)
+            if not key or await self._person(int(merge_id)) is not None:
+                return None
+            survivor = await self._person(int(keep_id))
+            emails = survivor.get("emails") if survivor is not None else None
+            held = {email_key(item.get("value")) for item in emails or [] if isinstance(item, dict)}
+            return keep_id if key in held else None
+
+        return await merge_or_reconcile(
+            merge, merged_into, merge_id=merge_id, what=f"Pipedrive: merge of person {merge_id} into {keep_id}"
+        )

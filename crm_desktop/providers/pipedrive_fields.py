@@ -63,6 +63,12 @@ PIPEDRIVE_FIELD_TYPES = (
 )  # fmt: skip
 
 
+#: An amount in a money field with its currency code before or after it (``1500 EUR``, ``EUR 1500.50``).
+_AMOUNT_AND_CURRENCY = re.compile(
+    r"(?:(?P<before>[A-Za-z]{3})\s+)?(?P<amount>[-+]?\d+(?:\.\d+)?)(?:\s+(?P<after>[A-Za-z]{3}))?"
+)
+
+
 class RecordProblem(Exception):
     """A record the adapter refuses before sending it (a field Pipedrive does not have, a bad option)."""
 
@@ -82,10 +88,13 @@ class PersonFieldMap:
     Attributes:
         fields: the person fields, as :meth:`PipedriveAdapter.list_fields` lists them.
         option_ids: per enum or set field key, option label (case-folded) -> option id.
+        currency: the company's default currency (``EUR``), for an amount given without one in a money field;
+            ``None`` when not known.
     """
 
     fields: tuple[CrmField, ...] = ()
     option_ids: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    currency: str | None = None
 
     def get(self, key: str) -> CrmField | None:
         """The field with this key."""
@@ -126,7 +135,7 @@ class PersonFieldMap:
         ids = dict(self.option_ids)
         if option_ids:
             ids[crm_field.name] = dict(option_ids)
-        return PersonFieldMap((*self.fields, crm_field), ids)
+        return PersonFieldMap((*self.fields, crm_field), ids, self.currency)
 
     def wire_value(self, key: str, value: Any, *, option_labels: bool = False) -> Any:
         """A custom value as Pipedrive takes it: numeric text in a number field becomes a number, option labels of
@@ -141,6 +150,8 @@ class PersonFieldMap:
             ValueError: a label that is not one of the field's options; ``'05/12/2026' is not a date (YYYY-MM-DD)``.
         """
         known = self.get(key)
+        if known is not None and known.type == "monetary" and value is not None:
+            return self._money(value, option_labels=option_labels)
         if known is not None and known.type in {"date", "double"} and isinstance(value, str) and not value.strip():
             # A blank (an undo putting back a field that was empty) clears a date or number field: null, the only
             # empty value those fields take.
@@ -181,11 +192,42 @@ class PersonFieldMap:
         picked = [option_id(label) for label in labels]
         return picked if option_labels else sorted(picked, key=int)
 
+    def _money(self, value: Any, *, option_labels: bool) -> Any:
+        """A money field's value as Pipedrive's v2 takes it: ``{"value": 1500, "currency": "EUR"}``, from an amount
+        with its currency code (``1500 EUR``, ``EUR 1500``) or without (the company's currency); blank clears it."""
+        if isinstance(value, Mapping):
+            amount, code = value.get("value"), value.get("currency")
+        elif isinstance(value, str):
+            if not value.strip():
+                return None
+            match = _AMOUNT_AND_CURRENCY.fullmatch(value.strip())
+            if match is None or (match.group("before") and match.group("after")):
+                raise ValueError(f"{value!r} is not an amount (1500, or with its currency: 1500 EUR)")
+            amount, code = match.group("amount"), match.group("before") or match.group("after")
+        else:
+            amount, code = value, None
+        number = read_number(amount)
+        currency = str(code).upper() if code else self.currency
+        if option_labels:
+            # The Field Mapping preview, which does not know the company's currency: the amount it checked, with
+            # the currency given.
+            return f"{number} {currency}" if currency else number
+        if currency is None:
+            raise ValueError(f"{value!r} has no currency and the company's default currency is not known")
+        return {"value": number, "currency": currency}
+
     def read_value(self, key: str, value: Any) -> Any:
         """A custom value as read from Pipedrive, as :meth:`wire_value` takes it back: an enum's option id as its
-        label (a yes/no field's as ``True`` or ``False``), a set's ids as its labels joined by commas; an id that is
-        not one of the field's options, and any other field's value, as it is."""
+        label (a yes/no field's as ``True`` or ``False``), a set's ids as its labels joined by commas, an amount
+        with its currency as ``1500 EUR``; an id that is not one of the field's options, and any other field's
+        value, as it is."""
         known = self.get(key)
+        if known is not None and known.type == "monetary" and isinstance(value, Mapping):
+            amount = value.get("value")
+            if amount is None:
+                return None
+            shown = int(amount) if isinstance(amount, float) and amount.is_integer() else amount
+            return f"{shown} {value.get('currency') or ''}".strip()
         if known is None or value is None or known.type not in {"enum", "set"} or not known.options:
             return value
         ids = self.option_ids.get(key, {})

@@ -133,7 +133,10 @@ class SalesforceAdapter(AdapterBase):
 
     def __init__(self, integration: Integration, credentials: dict[str, Any], **wiring: Unpack[AdapterWiring]) -> None:
         options = wiring.get("options") or AdapterOptions()
-        base_url = integration.base_url or credentials.get("instanceUrl")
+        # API calls go to the org's instance, as its sign-in answered (instance_url); the integration's URL is where
+        # it signs in and refreshes, which for login.salesforce.com or a sandbox org's test.salesforce.com is not
+        # the org's API.
+        base_url = credentials.get("instanceUrl") or integration.base_url
         if not base_url:
             raise ConfigurationError("Salesforce credentials carry no instance URL; sign in again")
         if not credentials.get("accessToken") and not credentials.get("refreshToken"):
@@ -148,6 +151,8 @@ class SalesforceAdapter(AdapterBase):
             save_tokens=wiring.get("save_tokens"),
             session_seconds=options.salesforce_session_seconds,
             integration_name=integration.name,
+            timeout=options.timeout,
+            api_url=str(base_url),
         )
         super().__init__(
             integration,
@@ -162,6 +167,8 @@ class SalesforceAdapter(AdapterBase):
             window_seconds=1.0,
             concurrency=DEFAULT_CONCURRENCY,
         )
+        # A refresh that names another instance (the org moved) points the following calls there.
+        self.auth.on_instance_moved = self.http.move_to
         self._describes: FieldCache[RecordObject, dict[str, Any]] = FieldCache(self._read_describe)
         #: Decimal places of each object's number fields by lower-cased name, read with its describe.
         self._scales: dict[RecordObject, dict[str, int]] = {}
@@ -356,13 +363,22 @@ class SalesforceAdapter(AdapterBase):
         return records
 
     # -- writing ---------------------------------------------------------------------------------------------
-    async def upsert(self, obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+    async def upsert(
+        self,
+        obj: RecordObject,
+        records: Sequence[OutboundRecord],
+        *,
+        answers: list[RecordResult | None] | None = None,
+    ) -> list[RecordResult]:
         """Create or update Contacts or Leads by email; one result per input, in input order.
 
         Existing records are found with one SOQL query per up to 200 emails; creates and updates go out as sObject
         Collections of up to 200 records with ``allOrNone=false``, each as soon as one is full, while the other
-        lookups are still in flight (see ``_query_then_write``).
+        lookups are still in flight (see ``_query_then_write``). When the push stops part-way, ``answers`` holds
+        the results of the collections answered before.
         """
+        if answers is not None and len(answers) != len(records):
+            raise ValueError("answers must have one place per record")
         # A long push asks for the describe while it checks its records, instead of after.
         early_describe = (
             asyncio.ensure_future(self._describe(obj))
@@ -374,16 +390,20 @@ class SalesforceAdapter(AdapterBase):
         except BaseException:
             await abandon(early_describe)
             raise
-        if not items:
-            await abandon(early_describe)
-        else:
-            if early_describe is not None:
-                await early_describe
-            await self._upsert_pending(obj, items)
-            await self._read_write_stamps(obj, items)
-        for item in items:
-            for position in item.positions:
-                results[position] = item.result
+        try:
+            if not items:
+                await abandon(early_describe)
+            else:
+                if early_describe is not None:
+                    await early_describe
+                await self._upsert_pending(obj, items)
+                await self._read_write_stamps(obj, items)
+        finally:
+            for item in items:
+                for position in item.positions:
+                    results[position] = item.result
+            if answers is not None:
+                answers[:] = results
         return results_in_order(results, records, "Salesforce")
 
     async def _upsert_pending(self, obj: RecordObject, items: list[PendingRecord]) -> None:

@@ -24,8 +24,14 @@ from crm_desktop.domain.models import (
     normalise_email,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordOutcome
-from crm_desktop.providers.contract import OutboundRecord, RecordResult
-from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError, RateLimitError
+from crm_desktop.providers.contract import MergeResult, OutboundRecord, RecordResult
+from crm_desktop.providers.errors import (
+    AuthError,
+    NotFoundError,
+    PermissionRefusedError,
+    ProviderError,
+    RateLimitError,
+)
 from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.rate import RateBudget
 
@@ -605,6 +611,47 @@ async def write_or_reconcile(
             return found
     raise AmbiguousWriteError(f"{what}: its answer was lost (connection or server error) every time it was sent; "
                               "nothing was written twice")
+
+
+#: Times a merge is sent: once, and once more when a look-up after its lost answer found both records still there.
+MERGE_ROUNDS = 2
+
+
+async def merge_or_reconcile(
+    merge: Callable[[], Awaitable[MergeResult]],
+    merged_into: Callable[[], Awaitable[str | None]],
+    *,
+    merge_id: str,
+    what: str,
+) -> MergeResult:
+    """Send a merge; after its answer was lost, read the two records before sending it again.
+
+    A merge cannot be replayed blindly: the CRM may have made it, and then the second one is refused as not found.
+    ``merged_into`` reads the records: the survivor's id when the record ``merge_id`` is gone into it (its id or
+    email on the survivor), else ``None`` (both still there, or one gone otherwise). So a lost answer whose merge
+    landed is a success, one that did not land is sent once more, and a merge refused as not found because an
+    earlier try landed (this run's or an earlier run's) is a success too, marked ``already_merged``.
+
+    Raises:
+        AmbiguousWriteError: when the answer was lost every time and the records still show both.
+        NotFoundError: when a record is gone and not merged into the other.
+    """
+
+    async def send() -> MergeResult:
+        try:
+            return await merge()
+        except NotFoundError:
+            survivor = await merged_into()
+            if survivor is None:
+                raise
+            logger.info("%s: already made (an earlier try's answer was lost)", what)
+            return MergeResult(surviving_id=survivor, merged_id=merge_id, already_merged=True)
+
+    async def reconcile() -> MergeResult | None:
+        survivor = await merged_into()
+        return MergeResult(surviving_id=survivor, merged_id=merge_id) if survivor is not None else None
+
+    return await write_or_reconcile(send, reconcile, what=what, rounds=MERGE_ROUNDS)
 
 
 # -- text and rows --------------------------------------------------------------------------------------------------

@@ -51,7 +51,9 @@ class FaultKind(StrEnum):
     ``server_error``, ``rate_limit``, ``connection_reset`` and ``read_timeout`` hit a whole request and are
     applied by :class:`SandboxMiddleware`, before the emulator sees it; ``gateway_timeout`` lets the emulator do
     the request, then answers 504 as a load balancer that gave up waiting does (the write was made, its answer is
-    lost); ``token_expiry`` and ``invalid_record`` are taken by the emulators themselves (an access token stops
+    lost); ``timeout_after_doing`` lets the emulator do the request, then holds it as ``read_timeout`` does, as a
+    real CRM finishes a request its client gave up on (opt-in: ``read_timeout`` drops the request undone);
+    ``token_expiry`` and ``invalid_record`` are taken by the emulators themselves (an access token stops
     working; one record of a write is refused as invalid).
     """
 
@@ -62,6 +64,7 @@ class FaultKind(StrEnum):
     READ_TIMEOUT = "timeout"
     TOKEN_EXPIRY = "expire"
     INVALID_RECORD = "invalid"
+    TIMEOUT_AFTER_DOING = "timeout_after_doing"
 
 
 REQUEST_FAULTS = (
@@ -70,6 +73,7 @@ REQUEST_FAULTS = (
     FaultKind.RATE_LIMIT,
     FaultKind.CONNECTION_RESET,
     FaultKind.READ_TIMEOUT,
+    FaultKind.TIMEOUT_AFTER_DOING,
 )
 
 
@@ -102,7 +106,7 @@ def parse_fault_spec(spec: str) -> list[FaultRule]:
     """Read a fault spec such as ``"5xx:0.05,429:0.02,reset@3@9,expire@100,invalid:0.01"``.
 
     Each comma-separated item is ``KIND:PROBABILITY`` or ``KIND@N[@N...]`` (fire on request N).
-    Kinds: ``5xx``, ``504``, ``429``, ``reset``, ``timeout``, ``expire``, ``invalid``.
+    Kinds: ``5xx``, ``504``, ``429``, ``reset``, ``timeout``, ``expire``, ``invalid``, ``timeout_after_doing``.
 
     Raises:
         ValueError: naming the item that cannot be read.
@@ -257,7 +261,8 @@ class SandboxConfig:
         faults: fault rules active from the start.
         seed: seed for faults, jitter and generated data.
         contacts: how many generated contacts (and a share of leads) the sandbox starts with.
-        hang_seconds: how long a ``read_timeout`` fault holds a request open over real sockets.
+        hang_seconds: how long a ``read_timeout`` or ``timeout_after_doing`` fault holds a request open over real
+            sockets.
         log_bodies: keep JSON request bodies in the request log.
         max_log: how many requests the log keeps.
     """
@@ -637,13 +642,16 @@ class SandboxMiddleware:
             if fault in (FaultKind.SERVER_ERROR, FaultKind.RATE_LIMIT):
                 response = sandbox.fault_response(fault)
                 await response(scope, replay, capture)
-            elif fault is FaultKind.GATEWAY_TIMEOUT:
+            elif fault in (FaultKind.GATEWAY_TIMEOUT, FaultKind.TIMEOUT_AFTER_DOING):
                 # The emulator does the work; its answer never reaches the client.
                 async def lost(_message: Message) -> None:
                     return None
 
                 async with sandbox.work_turns:
                     await self.app(scope, replay, lost)
+                if fault is FaultKind.TIMEOUT_AFTER_DOING:
+                    await _sleep_until(due)
+                    raise SandboxDrop(FaultKind.READ_TIMEOUT)
                 await Response("upstream request timeout", status_code=504, media_type="text/plain")(
                     scope, replay, capture)
             elif fault in (FaultKind.CONNECTION_RESET, FaultKind.READ_TIMEOUT):

@@ -370,6 +370,10 @@ def standard_properties(object_name: str) -> list[PropertyDefinition]:
             _standard("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", group, options=LIFECYCLE_STAGES),
             _standard("hs_lead_status", "Lead Status", "enumeration", "radio", group, options=LEAD_STATUSES),
             _standard("twitterhandle", "Twitter Username", "string", "text", "socialmediainformation"),
+            # Set by merges: the emails and record ids of the contacts merged into this one, ';'-separated.
+            _standard("hs_additional_emails", "Additional email addresses", "enumeration", "checkbox", group,
+                      read_only=True),
+            _standard("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "checkbox", group, read_only=True),
             *_record_stamps("createdate", "lastmodifieddate", group),
             *(
                 _standard(lifecycle_date_property(str(stage["value"])), f"Became a {stage['label']} Date",

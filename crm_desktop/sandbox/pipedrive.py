@@ -1143,7 +1143,7 @@ class PipedriveSandbox(Sandbox):
             "add_time": _v1_time(survivor.add_time),
             "update_time": _v1_time(survivor.update_time),
             "merge_what_id": merged.id,
-            **{key: survivor.custom_fields.get(key) for key in self._custom_person_fields()},
+            **_v1_custom_values(survivor.custom_fields, self._custom_person_fields()),
         }
         if survivor.org_id is not None:  # the spec's org_id is a non-nullable integer: absent when there is none
             data["org_id"] = survivor.org_id
@@ -1959,6 +1959,20 @@ def _lead_value(value: Any) -> dict[str, Any] | None:
     return {"amount": value["amount"], "currency": value["currency"]}
 
 
+def _v1_custom_values(values: dict[str, Any], fields: dict[str, PersonField]) -> dict[str, Any]:
+    """Custom values as v1 answers them: at the top level by key, a money value's currency beside its amount under
+    ``<key>_currency`` (v2 holds the two as one object)."""
+    wire: dict[str, Any] = {}
+    for key, person_field in fields.items():
+        value = values.get(key)
+        if person_field.field_type == "monetary":
+            money = value if isinstance(value, dict) else {}
+            wire[key], wire[f"{key}_currency"] = money.get("value"), money.get("currency")
+        else:
+            wire[key] = value
+    return wire
+
+
 def _custom_value(person_field: PersonField, value: Any, sandbox: PipedriveSandbox) -> Any:
     """Check one custom field value against its field type (``None`` clears the value)."""
     if value is None:
@@ -1969,10 +1983,21 @@ def _custom_value(person_field: PersonField, value: Any, sandbox: PipedriveSandb
         if not isinstance(value, str):
             raise _bad_request(f"{where}: must be a string")
         return value
-    if kind in {"double", "monetary"}:
+    if kind == "double":
         if not _is_number(value):
             raise _bad_request(f"{where}: must be a number")
         return value
+    if kind == "monetary":
+        # v2 holds an amount with its currency as one object (v1 used the key and ``<key>_currency``).
+        if (
+            not isinstance(value, dict)
+            or set(value) != {"value", "currency"}
+            or not _is_number(value["value"])
+            or not isinstance(value["currency"], str)
+            or not re.fullmatch(r"[A-Z]{3}", value["currency"])
+        ):
+            raise _bad_request(f"{where}: must be {{value: number, currency: 3-letter code}} or null")
+        return {"value": value["value"], "currency": value["currency"]}
     if kind == "enum":
         if not _is_int(value) or value not in person_field.option_ids():
             raise _bad_request(f"{where}: must be the id of one of the field's options")

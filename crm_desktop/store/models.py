@@ -190,8 +190,9 @@ class IntegrationRow(Base):
     sync_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     base_url: Mapped[str | None] = mapped_column(String(500))
     domain: Mapped[str | None] = mapped_column(String(253))
-    #: When the credentials in the keyring were last set by a person (added, replaced, signed in), for the
-    #: rotation reminder; a token refresh does not count.
+    #: When the credentials were last set by a person (added, replaced, signed in) on any desktop of the team: a key
+    #: set since the CRM account was read may reach another account. A token refresh does not count. The rotation
+    #: reminder goes by each desktop's own date (:class:`IntegrationKeysRow`).
     keys_set_at: Mapped[datetime | None] = mapped_column()
     #: The CRM account the integration's links are in (HubSpot portal id, Pipedrive company id, Salesforce org id),
     #: as a run or a connection test last read it, and when: a token of another account is refused, not obeyed.
@@ -200,6 +201,22 @@ class IntegrationRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+
+
+class IntegrationKeysRow(Base):
+    """When a person last set an integration's keys on one desktop, for that desktop's rotation reminder.
+
+    Each desktop of a team database keeps its own copy of the keys in its own keyring, so each has its own key age.
+    ``machine`` is the desktop's name in the team (:func:`~crm_desktop.store.process_owner.machine_name`); the row
+    with ``machine`` ``''`` holds the age kept before ages were kept per desktop: it stands for every desktop that
+    has not set the keys since.
+    """
+
+    __tablename__ = "integration_keys"
+
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True)
+    machine: Mapped[str] = mapped_column(String(255), primary_key=True)
+    keys_set_at: Mapped[datetime] = mapped_column()
 
 class ContactRow(Base):
     """A person, unique by normalised email."""

@@ -25,12 +25,14 @@ from crm_desktop.store.database import Database, in_list_chunks
 from crm_desktop.store.models import (
     ContactRow,
     CrmLinkRow,
+    IntegrationKeysRow,
     IntegrationRow,
     LeadRow,
     SocialProfileRow,
     TouchpointRow,
     utcnow,
 )
+from crm_desktop.store.process_owner import machine_name
 
 logger = logging.getLogger(__name__)
 #: Rows written per flush by bulk saves (new rows get their ids in one round trip per batch).
@@ -138,11 +140,21 @@ class CrmAccountSeen:
                 or (self.keys_set_at is not None and self.keys_set_at >= self.seen_at))
 
 
-class IntegrationStore:
-    """Integrations in the store (never their credentials)."""
+#: The ``integration_keys`` machine whose date stands for each desktop that has not set the keys since ages were
+#: kept per desktop (migration 0028).
+EVERY_DESKTOP = ""
 
-    def __init__(self, database: Database) -> None:
+
+class IntegrationStore:
+    """Integrations in the store (never their credentials).
+
+    Attributes:
+        machine: this desktop's name in the team (:func:`machine_name`): the key age it reads and writes is its own.
+    """
+
+    def __init__(self, database: Database, machine: str | None = None) -> None:
         self._db = database
+        self.machine = machine or machine_name()
 
     def add(self, integration: Integration) -> Integration:
         """Insert a new integration and return it with its id.
@@ -229,12 +241,34 @@ class IntegrationStore:
             raise DuplicateNameError(f"an integration named {integration.name!r} already exists") from None
 
     def mark_keys_set(self, integration_id: int, when: datetime | None = None) -> None:
-        """Record that the integration's credentials were set now (or at ``when``)."""
+        """Record that the integration's credentials were set now (or at ``when``) on this desktop.
+
+        The other desktops of a team keep their own date: their keyrings still hold the keys they had.
+        """
+        when = when or utcnow()
         with self._db.session() as session:
             row = session.get(IntegrationRow, integration_id)
             if row is None:
                 raise NotFoundError(f"no integration with id {integration_id}")
-            row.keys_set_at = when or utcnow()
+            row.keys_set_at = when
+            own = session.get(IntegrationKeysRow, (integration_id, self.machine))
+            if own is None:
+                session.add(IntegrationKeysRow(integration_id=integration_id, machine=self.machine, keys_set_at=when))
+            else:
+                own.keys_set_at = when
+
+    def keys_set_here(self, integration_id: int) -> datetime | None:
+        """When a person last set the integration's credentials on this desktop; for a desktop that has not since
+        ages were kept per desktop, the date kept before; ``None`` when nobody recorded it."""
+        with self._db.session() as session:
+            rows = session.execute(
+                select(IntegrationKeysRow.machine, IntegrationKeysRow.keys_set_at).where(
+                    IntegrationKeysRow.integration_id == integration_id,
+                    IntegrationKeysRow.machine.in_([self.machine, EVERY_DESKTOP]),
+                )
+            ).all()
+        dates = dict(rows)
+        return dates.get(self.machine) or dates.get(EVERY_DESKTOP)
 
     def crm_account(self, integration_id: int) -> CrmAccountSeen:
         """The CRM account the integration's links are in, as last read, and how many links there are.

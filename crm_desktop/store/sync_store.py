@@ -30,6 +30,7 @@ from crm_desktop.store.models import (
     OutboxRow,
     OutboxStatus,
     SocialProfileRow,
+    SyncAttemptMetricsRow,
     SyncCursorRow,
     SyncLockRow,
     SyncRecordLogRow,
@@ -416,6 +417,19 @@ class SyncStore:
                     SyncRunRow.dry_run.is_(False),
                 )
             )
+
+    def sign_in_refused_at(self, integration_id: int) -> datetime | None:
+        """When the integration's newest sync attempt ended, if the CRM refused its sign-in then (or no usable
+        credentials could be read); ``None`` when the newest attempt got past the sign-in, or there is none."""
+        with self.db.session() as session:
+            newest = session.execute(
+                select(SyncAttemptMetricsRow.at, SyncAttemptMetricsRow.error_category)
+                .where(SyncAttemptMetricsRow.integration_id == integration_id)
+                .order_by(SyncAttemptMetricsRow.id.desc()).limit(1)
+            ).first()
+        if newest is None or newest.error_category is not ErrorCategory.AUTH:
+            return None
+        return cast(datetime, newest.at)
 
     def record_log(self, run_id: int) -> list[SyncRecordLogRow]:
         """A run's whole record log (a small run's; large ones are read with :meth:`record_log_page`)."""
@@ -1279,6 +1293,14 @@ class SyncStore:
     def get_conflict(self, conflict_id: int) -> ConflictRow:
         return self._detached(ConflictRow, conflict_id, f"no conflict {conflict_id}")
 
+    def conflicts_by_id(self, conflict_ids: Sequence[int]) -> dict[int, ConflictRow]:
+        """The conflicts of ``conflict_ids``, open or not, by id (ids of none left out), read 500 a query."""
+        found: dict[int, ConflictRow] = {}
+        for chunk in in_list_chunks(list(conflict_ids)):
+            rows = self._all_detached(select(ConflictRow).where(ConflictRow.id.in_(chunk)))
+            found.update((row.id, row) for row in rows)
+        return found
+
     def open_conflict_fields(self, integration_id: int, obj: RecordObject, local_id: int) -> set[str]:
         with self.db.session() as session:
             return set(
@@ -1328,6 +1350,25 @@ class SyncStore:
                 .values(resolved_at=now)
             )
             return cast(int, getattr(claimed, "rowcount", 0)) == 1
+
+    def claim_conflicts(self, conflict_ids: Sequence[int]) -> set[int]:
+        """:meth:`claim_conflict` for many in one statement per 500: the ids claimed here (the others are resolved
+        already, or being resolved elsewhere)."""
+        now = utcnow()
+        claimed: set[int] = set()
+        with self.db.session() as session:
+            for chunk in in_list_chunks(list(conflict_ids)):
+                statement = (
+                    update(ConflictRow)
+                    .where(ConflictRow.id.in_(chunk), ConflictRow.status == ConflictStatus.OPEN,
+                           or_(ConflictRow.resolved_at.is_(None),
+                               ConflictRow.resolved_at < now - CONFLICT_CLAIM_EXPIRES))
+                    .values(resolved_at=now)
+                    .returning(ConflictRow.id)
+                    .execution_options(synchronize_session=False)
+                )
+                claimed.update(session.scalars(statement))
+        return claimed
 
     def release_conflict(self, conflict_id: int) -> None:
         """Let go of a claim (:meth:`claim_conflict`) whose resolution failed: the conflict waits open again."""

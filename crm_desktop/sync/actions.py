@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
@@ -107,37 +108,61 @@ async def resolve_conflict(
         raise
 
 
-async def _resolve_claimed(
-    store: SyncStore,
-    adapter: CrmAdapter,
-    integration: Integration,
+@dataclass
+class _Resolution:
+    """A claimed conflict's decision worked out before anything is written: the value kept on both sides and what
+    the CRM is given.
+
+    Attributes:
+        conflict: the conflict, claimed.
+        take: ``crm``, ``local`` or ``None`` (a typed value).
+        kept: the value both sides keep, in the local record's form.
+        local: the local record as read when the decision was worked out; ``None`` when it was deleted since (the
+            CRM's value is then kept by closing the conflict, writing nothing).
+        link: the record's link to the CRM record, with the merge base.
+        outbound: what the CRM is given; ``None`` when it holds the kept value already.
+        crm_audit: the audit row of that CRM write.
+    """
+
+    conflict: ConflictRow
+    take: str | None
+    kept: Value
+    local: LocalRecord | None
+    link: Link | None
+    outbound: OutboundRecord | None = None
+    crm_audit: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _plan_resolution(
     mappings: dict[RecordObject, list[FieldMapping]],
     conflict: ConflictRow,
     take: str | None,
     value: str | None,
-) -> Value:
-    """The body of :func:`resolve_conflict`, run once the conflict is claimed."""
-    assert integration.id is not None
-    integration_id = integration.id
-    conflict_id = conflict.id
-    obj = conflict.object
+    local: LocalRecord | None,
+    link: Link | None,
+) -> _Resolution:
+    """What resolving ``conflict`` writes, given its local record and link as read now; nothing is written.
+
+    Raises:
+        ConflictResolutionError: the field is no longer mapped, the record is gone (``local`` or a typed value), or
+            it is no longer linked while the CRM must be written.
+        InvalidRecordError: the kept value is not valid for the local field.
+    """
     name = conflict.field
+    obj = conflict.object
     mapping = next((m for m in mappings.get(obj, []) if m.local_field == name), None)
     if mapping is None:
         raise ConflictResolutionError(f"field {name} is no longer mapped; map it again to resolve")
-    local = store.local_records(obj, [conflict.local_id]).get(conflict.local_id)
     if local is None:
         if take == "crm":
             # Nothing to write on either side: the CRM holds its value, and the local record that disagreed is gone.
-            # Closed, so that the conflict does not wait for a decision that can never be written.
-            store.resolve_conflict(conflict_id, "crm", conflict.crm_value)
-            return conflict.crm_value
+            return _Resolution(conflict, take, conflict.crm_value, None, link)
         if take == "local":
             raise ConflictResolutionError(
                 f"{conflict.record_key} is no longer in the local store (deleted since the conflict was raised), so "
                 f"there is no local value of {name} to keep; nothing was written (keep the CRM's value to close it)")
         raise ConflictResolutionError(
-            f"the local record of conflict {conflict_id} was deleted, so a typed value has no record to go to here; "
+            f"the local record of conflict {conflict.id} was deleted, so a typed value has no record to go to here; "
             "nothing was written (keep the CRM's value to close it)")
     kept: Value
     if take == "crm":
@@ -154,20 +179,35 @@ async def _resolve_claimed(
     updated = apply_values(local.record, {name: kept})
     if take is None:
         kept = record_values(updated).get(name, kept)
-    link = store.links_for_local(integration_id, obj, [conflict.local_id]).get(conflict.local_id)
-    crm_audit: list[dict[str, Any]] = []
-    source = f"conflict:{conflict_id}"
+    plan = _Resolution(conflict, take, kept, local, link)
     if kept != local_form(mapping, conflict.crm_value):
         if link is None:
             raise ConflictResolutionError("the record is not linked to the CRM any more")
         outgoing = to_crm(mapping, kept)
         fields = {mapping.crm_field: CLEARED if outgoing is None else outgoing}
-        outbound = OutboundRecord(local.record.email, fields, crm_id=link.crm_id)
-        [result] = await adapter.upsert(obj, [outbound])
-        if result.outcome is RecordOutcome.FAILED:
-            raise ProviderError(f"the CRM refused the value: {result.message}", category=result.category)
-        crm_audit.append({"entity": obj.value, "entity_id": str(local.id), "field": name,
-                          "old_value": conflict.crm_value, "new_value": kept, "source": source, "side": "crm"})
+        plan.outbound = OutboundRecord(local.record.email, fields, crm_id=link.crm_id)
+        plan.crm_audit.append({"entity": obj.value, "entity_id": str(local.id), "field": name,
+                               "old_value": conflict.crm_value, "new_value": kept, "source": f"conflict:{conflict.id}",
+                               "side": "crm"})
+    return plan
+
+
+def _write_resolution(store: SyncStore, integration_id: int, plan: _Resolution) -> Value:
+    """Record a planned resolution once the CRM holds its value: the local record, the audit, the new merge base.
+
+    Raises:
+        ConflictResolutionError: (``local``) the record's value changed while the CRM was being written, or the
+            record was deleted meanwhile (the conflict stays open).
+    """
+    conflict, take, kept, local, link = plan.conflict, plan.take, plan.kept, plan.local, plan.link
+    conflict_id = conflict.id
+    if local is None:
+        # Closed, so that the conflict does not wait for a decision that can never be written.
+        store.resolve_conflict(conflict_id, "crm", conflict.crm_value)
+        return conflict.crm_value
+    obj = conflict.object
+    name = conflict.field
+    source = f"conflict:{conflict_id}"
 
     def change(now: Contact | Lead) -> Contact | Lead | None:
         """The record as the resolution leaves it, read with the row held (``None``: as it is)."""
@@ -190,7 +230,7 @@ async def _resolve_claimed(
     def then(session: Any, found: tuple[Contact | Lead, Contact | Lead | None, datetime]) -> None:
         """The resolution, its audit and the new merge base, in the transaction that read (and wrote) the record."""
         before, written, saved_at = found
-        audit = list(crm_audit)
+        audit = list(plan.crm_audit)
         # Local edits made since the last sync must still be pushed: the sync mark moves past this write only when
         # nothing else waits to be pushed (nor was saved meanwhile).
         synced_at = link.local_synced_at if link is not None else None
@@ -207,6 +247,221 @@ async def _resolve_claimed(
     if store.change_local(obj, local.id, change, then=then) is None:
         raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted meanwhile")
     return kept
+
+
+async def _resolve_claimed(
+    store: SyncStore,
+    adapter: CrmAdapter,
+    integration: Integration,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    conflict: ConflictRow,
+    take: str | None,
+    value: str | None,
+) -> Value:
+    """The body of :func:`resolve_conflict`, run once the conflict is claimed."""
+    assert integration.id is not None
+    obj = conflict.object
+    local = store.local_records(obj, [conflict.local_id]).get(conflict.local_id)
+    link = store.links_for_local(integration.id, obj, [conflict.local_id]).get(conflict.local_id)
+    plan = _plan_resolution(mappings, conflict, take, value, local, link)
+    if plan.outbound is not None:
+        [result] = await adapter.upsert(obj, [plan.outbound])
+        if result.outcome is RecordOutcome.FAILED:
+            raise ProviderError(f"the CRM refused the value: {result.message}", category=result.category)
+    return _write_resolution(store, integration.id, plan)
+
+
+class ResolutionStatus(StrEnum):
+    """How one conflict of a bulk resolution ended."""
+
+    RESOLVED = "resolved"
+    #: Resolved by another window, desktop or script (or a merge) first: nothing written here.
+    ALREADY_RESOLVED = "already_resolved"
+    #: Being resolved by another window, desktop or script right now: nothing written here; it may stay open.
+    BEING_RESOLVED = "being_resolved"
+    #: Not resolved: the CRM refused the value, or it cannot be kept (the reason says which); it stays open.
+    FAILED = "failed"
+    #: Not tried: the bulk resolution was stopped, or the CRM could not be reached; it stays open.
+    NOT_TRIED = "not_tried"
+
+
+@dataclass(frozen=True)
+class ConflictOutcome:
+    """One conflict of a bulk resolution.
+
+    Attributes:
+        conflict: the conflict as read before it was resolved.
+        status: how it ended.
+        kept: the value kept on both sides (``RESOLVED``).
+        reason: why it was not resolved (the CRM's reason when it refused); the conflict names the record and field.
+    """
+
+    conflict: ConflictRow
+    status: ResolutionStatus
+    kept: Value = None
+    reason: str = ""
+
+
+#: Conflicts claimed and written at a time in a bulk resolution: a CRM batch (HubSpot writes 100 a request,
+#: Salesforce 200), and few enough that each batch is written well inside a claim's five minutes.
+BULK_CHUNK = 200
+
+
+async def resolve_conflicts(
+    store: SyncStore,
+    adapter: CrmAdapter,
+    integration: Integration,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    conflicts: Sequence[ConflictRow],
+    *,
+    take: str,
+    progress: Callable[[ConflictOutcome], None] | None = None,
+    stopped: Callable[[], bool] | None = None,
+) -> list[ConflictOutcome]:
+    """Resolve many conflicts of one integration the same way, writing the CRM in its own batches.
+
+    Each conflict is claimed, decided and recorded as :func:`resolve_conflict` does; the values the CRM must take
+    go out together (one ``upsert`` per :data:`BULK_CHUNK` conflicts). One conflict's failure (the CRM refused its
+    value, another window resolved it first) leaves the others to be resolved.
+
+    Args:
+        take: ``crm`` or ``local`` (a typed value is for one conflict at a time).
+        progress: told each conflict's outcome as it is known.
+        stopped: asked between batches; once it says so, the conflicts not yet claimed are left ``NOT_TRIED``.
+
+    Returns:
+        One outcome per conflict, in the order given.
+
+    A CRM that cannot be written at all (credentials refused, quota used up) fails the batch it was given, and
+    leaves the batches after it ``NOT_TRIED``, with its reason.
+    """
+    assert integration.id is not None
+    if take not in ("crm", "local"):
+        raise ConflictResolutionError("choose take crm or take local for many conflicts at once")
+    outcomes: dict[int, ConflictOutcome] = {}
+
+    def told(outcome: ConflictOutcome) -> None:
+        outcomes[outcome.conflict.id] = outcome
+        if progress is not None:
+            progress(outcome)
+
+    cut_off: str | None = None
+    for start in range(0, len(conflicts), BULK_CHUNK):
+        batch = conflicts[start:start + BULK_CHUNK]
+        if cut_off is not None or (stopped is not None and stopped()):
+            reason = ("not tried: the resolution was stopped" if cut_off is None else
+                      f"not tried, as the CRM could not be written: {cut_off}")
+            for conflict in conflicts[start:]:
+                told(ConflictOutcome(conflict, ResolutionStatus.NOT_TRIED, reason=reason))
+            break
+        cut_off = await _resolve_batch(store, adapter, integration.id, mappings, batch, take, told)
+    return [outcomes[c.id] for c in conflicts]
+
+
+async def _resolve_batch(
+    store: SyncStore,
+    adapter: CrmAdapter,
+    integration_id: int,
+    mappings: dict[RecordObject, list[FieldMapping]],
+    batch: Sequence[ConflictRow],
+    take: str,
+    told: Callable[[ConflictOutcome], None],
+) -> str | None:
+    """Claim, plan, write to the CRM in one batch per object, then record each conflict of ``batch``; return why
+    the CRM could not be written at all, if so."""
+    cut_off: str | None = None
+    now = store.conflicts_by_id([c.id for c in batch])
+    candidates: list[ConflictRow] = []
+    for conflict in batch:
+        current = now.get(conflict.id, conflict)
+        if current.status is not ConflictStatus.OPEN:
+            told(ConflictOutcome(conflict, ResolutionStatus.ALREADY_RESOLVED, reason=str(_resolved_already(current))))
+        elif current.integration_id != integration_id:
+            told(ConflictOutcome(conflict, ResolutionStatus.FAILED,
+                                 reason=f"conflict {conflict.id} belongs to another integration"))
+        else:
+            candidates.append(current)
+    # Claimed before anything is written, as one conflict is: two windows deciding them at once write each once.
+    won = store.claim_conflicts([c.id for c in candidates])
+    claimed: list[ConflictRow] = []
+    for conflict in candidates:
+        if conflict.id not in won:
+            again = store.get_conflict(conflict.id)
+            if again.status is not ConflictStatus.OPEN:
+                told(ConflictOutcome(conflict, ResolutionStatus.ALREADY_RESOLVED,
+                                     reason=str(_resolved_already(again))))
+            else:
+                told(ConflictOutcome(conflict, ResolutionStatus.BEING_RESOLVED, reason=(
+                    f"conflict {conflict.id} is being resolved right now in another window or on another desktop; "
+                    "look again in a moment (nothing was written here)")))
+        else:
+            claimed.append(conflict)
+    plans: list[_Resolution] = []
+    written: set[int] = set()
+    try:
+        by_object: dict[RecordObject, list[ConflictRow]] = {}
+        for conflict in claimed:
+            by_object.setdefault(conflict.object, []).append(conflict)
+        for obj, ones in by_object.items():
+            ids = sorted({c.local_id for c in ones})
+            locals_ = store.local_records(obj, ids)
+            links = store.links_for_local(integration_id, obj, ids)
+            for conflict in ones:
+                try:
+                    plans.append(_plan_resolution(mappings, conflict, take, None, locals_.get(conflict.local_id),
+                                                  links.get(conflict.local_id)))
+                except (ConflictResolutionError, ValueError) as exc:
+                    store.release_conflict(conflict.id)
+                    written.add(conflict.id)
+                    told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=str(exc)))
+        refused: dict[int, str] = {}
+        for obj in by_object:
+            sending = [plan for plan in plans if plan.conflict.object is obj and plan.outbound is not None]
+            if not sending:
+                continue
+            try:
+                results = await adapter.upsert(obj, [plan.outbound for plan in sending if plan.outbound is not None])
+            except ProviderError as exc:
+                # The CRM could not be written at all (credentials refused, out of quota, unreachable): this batch
+                # fails with its reason, and the batches after it are not tried.
+                cut_off = str(exc)
+                for plan in sending:
+                    refused[plan.conflict.id] = f"not written to the CRM: {exc}"
+                continue
+            for plan, result in zip(sending, results, strict=True):
+                if result.outcome is RecordOutcome.FAILED:
+                    refused[plan.conflict.id] = f"the CRM refused the value: {result.message}"
+        touched: set[tuple[RecordObject, int]] = set()
+        for plan in plans:
+            conflict = plan.conflict
+            if conflict.id in refused:
+                store.release_conflict(conflict.id)
+                written.add(conflict.id)
+                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=refused[conflict.id]))
+                continue
+            record = (conflict.object, conflict.local_id)
+            if record in touched and plan.local is not None:
+                # A second field of a record resolved in this batch: its merge base and sync mark as the first
+                # field's resolution left them, as one resolution after the other would read them.
+                fresh = store.local_records(conflict.object, [conflict.local_id]).get(conflict.local_id)
+                link = store.links_for_local(integration_id, conflict.object, [conflict.local_id])
+                plan = replace(plan, local=fresh or plan.local, link=link.get(conflict.local_id, plan.link))
+            touched.add(record)
+            try:
+                kept = _write_resolution(store, integration_id, plan)
+            except (ConflictResolutionError, ValueError) as exc:
+                store.release_conflict(conflict.id)
+                written.add(conflict.id)
+                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=str(exc)))
+                continue
+            written.add(conflict.id)
+            told(ConflictOutcome(conflict, ResolutionStatus.RESOLVED, kept=kept))
+    except BaseException:
+        for conflict in claimed:
+            if conflict.id not in written:
+                store.release_conflict(conflict.id)
+        raise
+    return cut_off
 
 
 class UndoRefused(ConflictResolutionError):
@@ -680,12 +935,16 @@ PUSHING_DIRECTIONS = (SyncDirection.PUSH_NEW, SyncDirection.PUSH, SyncDirection.
 def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) -> list[DueSync]:
     """The scheduled syncs due at ``now``, computed from the last successful runs in the store.
 
-    Runs missed while the app was closed or the machine slept are caught up once, not once per missed slot.
+    Runs missed while the app was closed or the machine slept are caught up once, not once per missed slot. An
+    integration whose sign-in the CRM refused waits for a reconnect (:func:`waiting_for_reconnect`).
     """
     due: list[DueSync] = []
     for integration in integrations:
         config = integration.sync_config
         if integration.id is None or not config.auto_sync:
+            continue
+        held = waiting_for_reconnect(store, integration)
+        if held is not None and now < held:
             continue
         full = config.direction
         last_full = store.last_successful_run(integration.id, [full, SyncDirection.BOTH])
@@ -701,6 +960,22 @@ def due_syncs(store: SyncStore, integrations: list[Integration], now: datetime) 
     return due
 
 
+def waiting_for_reconnect(store: SyncStore, integration: Integration) -> datetime | None:
+    """Until when the integration's scheduled syncs wait because the CRM refused its sign-in; ``None``: they don't.
+
+    Each try would be refused the same way (a sign-in request, a notification, every minute while the app is open
+    and every cron tick), so the schedule waits until its credentials are set again (a reconnect, ``integration
+    update``, a Salesforce sign-in), or a sync by hand gets through, or one full sync interval has passed since the
+    refusal (a CRM that refused by mistake is tried again then).
+    """
+    if integration.id is None:
+        return None
+    refused = store.sign_in_refused_at(integration.id)
+    if refused is None or (integration.keys_set_at is not None and integration.keys_set_at >= refused):
+        return None
+    return refused + timedelta(minutes=integration.sync_config.sync_interval)
+
+
 def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
     """When the integration's next scheduled sync falls due (``None``: auto-sync off)."""
     config = integration.sync_config
@@ -714,6 +989,6 @@ def next_due_at(store: SyncStore, integration: Integration) -> datetime | None:
         last_push = store.last_successful_run(integration.id, PUSHING_DIRECTIONS)
         times.append(last_push + timedelta(minutes=config.push_new_interval) if last_push else None)
     known = [t for t in times if t is not None]
-    if len(known) < len(times):
-        return utcnow()  # a sync that never ran is due now
-    return min(known)
+    soonest = utcnow() if len(known) < len(times) else min(known)  # a sync that never ran is due now
+    held = waiting_for_reconnect(store, integration)
+    return max(soonest, held) if held is not None else soonest

@@ -1013,74 +1013,110 @@ class SyncEngine:
             notes = self._notes(obj, batch)
             outbound = [OutboundRecord(email=i.email, fields=i.fields, crm_id=i.crm_id, note=notes.get(i.local_id))
                         for i in batch]
+            answers: list[RecordResult | None] = [None] * len(outbound)
             try:
-                results = await self.adapter.upsert(obj, outbound)
-            except PermissionRefusedError as exc:
-                # Refused for a permission the CRM user lacks: each write is a failed record (the Sync Monitor
-                # groups them), and the run stops, as every later batch would be refused alike.
-                for item in batch:
-                    run.fail(obj, item.email, item.crm_id, ErrorCategory.PERMISSION, str(exc))
-                self.store.complete_outbox(self.integration_id, [], [*superseded, *((i, str(exc)) for i in batch)])
+                results = await self.adapter.upsert(obj, outbound, answers=answers)
+            except BaseException as exc:
+                # Stopped part-way (the daily budget spent, a cancel, a refused token or permission): the writes
+                # the CRM answered for are this run's, counted and audited here; the rest stay owed in the outbox.
+                refused = exc if isinstance(exc, PermissionRefusedError) else None
+                try:
+                    self._record_answers(obj, run, batch, answers, superseded, resumed, old_bases, planned, sent,
+                                         refused=refused)
+                except StoreUnavailableError as lost:
+                    logger.warning("the answers of a stopped push batch were not recorded: %s", lost.reason)
                 raise
-            stamps: dict[int, datetime | None] = {}
-            done: list[tuple[OutboxItem, str, datetime | None]] = []
-            failed: list[tuple[OutboxItem, str]] = list(superseded)
-            audit: list[dict[str, Any]] = []
-            # A linked record the CRM answered for with another record (its own gone, found again by email): that
-            # record may be linked to another local one, and two local records cannot share it.
-            moved = [r.crm_id for i, r in zip(batch, results, strict=True)
-                     if r.crm_id and i.crm_id and r.crm_id != i.crm_id and r.outcome is not RecordOutcome.FAILED]
-            held_by = self.store.links_for_crm(self.integration_id, obj, moved) if moved else {}
-            unreachable: list[RecordResult] = []
-            for item, result in zip(batch, results, strict=True):
-                if result.outcome is RecordOutcome.FAILED and result.category is ErrorCategory.NETWORK:
-                    # Not refused, not delivered: the write stays owed in the outbox, and the run ends offline
-                    # below (the next run sends it, or finds it by email if it landed after all).
-                    unreachable.append(result)
-                    continue
-                holder = held_by.get(result.crm_id or "")
-                if holder is not None and holder.local_id != item.local_id and item.crm_id != result.crm_id:
-                    message = (f"{item.email}: its CRM record {item.crm_id} is gone (merged or deleted), and the CRM "
-                               f"took this write on record {result.crm_id}, which another local {obj.value} is linked "
-                               "to: not linked here. If they are one person, merge the two in People (Duplicates)")
-                    failed.append((item, message))
-                    run.refused.add((obj, item.local_id))
-                    run.fail(obj, item.email, result.crm_id, ErrorCategory.DUPLICATE, message)
-                    continue
-                if result.outcome is RecordOutcome.FAILED or not result.crm_id:
-                    failed.append((item, result.message or "failed"))
-                    run.refused.add((obj, item.local_id))
-                    self._push_failed(obj, item, result, run)
-                    continue
-                outcome = result.outcome
-                if item.local_id in resumed and _queued_as_create(item) and outcome in (
-                        RecordOutcome.UNCHANGED, RecordOutcome.UPDATED):
-                    # A create sent by an earlier run that never heard back (its answer lost, or the run stopped
-                    # before linking it): the CRM holds the record that create made. Nobody counted it created yet,
-                    # so this run does, and the runs' counts add up to the records created.
-                    outcome = RecordOutcome.CREATED
-                done.append((item, result.crm_id, item.local_version))
-                stamps[item.id] = result.crm_modified_at
-                run.log.append(LogEntry(obj, item.email, result.crm_id, outcome, result.category,
-                                        result.message))
-                plan = planned.get(item.email)
-                changed = dict(plan.fields) if plan else _resumed_changes(item, old_bases.get(item.local_id))
-                if outcome is RecordOutcome.UNCHANGED:
-                    run.plan.add(PlannedChange(obj, item.email, Side.CRM, ChangeAction.UNCHANGED))
-                else:
-                    action = ChangeAction.CREATE if outcome is RecordOutcome.CREATED else ChangeAction.UPDATE
-                    run.plan.add(PlannedChange(obj, item.email, Side.CRM, action, changed))
-                # A resumed write the CRM already holds was made by the crashed run: audit it, or undo cannot see it.
-                if outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
-                    record = (sent or {}).get(item.email) if plan else None
-                    audit.extend(typed_push_audit(
-                        _audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)), record))
-            # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
-            self.store.complete_outbox(self.integration_id, done, failed, audit, crm_stamps=stamps)
+            unreachable = self._record_answers(obj, run, batch, results, superseded, resumed, old_bases, planned,
+                                               sent)
             if unreachable:
                 first = unreachable[0]
                 why = (first.message or "no answer").removeprefix(f"{first.email}: ")
                 raise TransientError(why, category=ErrorCategory.NETWORK)
+
+    def _record_answers(
+        self,
+        obj: RecordObject,
+        run: _Run,
+        batch: list[OutboxItem],
+        answers: Sequence[RecordResult | None],
+        superseded: list[tuple[OutboxItem, str]],
+        resumed: set[int],
+        old_bases: dict[int, dict[str, Any]],
+        planned: dict[str, PlannedChange],
+        sent: dict[str, Contact | Lead] | None,
+        *,
+        refused: PermissionRefusedError | None = None,
+    ) -> list[RecordResult]:
+        """Apply the CRM's answers for a sent batch: links, the run's plan and record log, audit rows, the outbox.
+
+        A write with no answer (``None``: the push stopped before the CRM answered for it) stays in the outbox for
+        the next run, unless ``refused`` stopped the push: a permission the CRM user lacks refuses it alike.
+
+        Returns:
+            The answers that were not delivered for want of a connection (they stay in the outbox too).
+        """
+        stamps: dict[int, datetime | None] = {}
+        done: list[tuple[OutboxItem, str, datetime | None]] = []
+        failed: list[tuple[OutboxItem, str]] = list(superseded)
+        audit: list[dict[str, Any]] = []
+        # A linked record the CRM answered for with another record (its own gone, found again by email): that
+        # record may be linked to another local one, and two local records cannot share it.
+        moved = [r.crm_id for i, r in zip(batch, answers, strict=True)
+                 if r is not None and r.crm_id and i.crm_id and r.crm_id != i.crm_id
+                 and r.outcome is not RecordOutcome.FAILED]
+        held_by = self.store.links_for_crm(self.integration_id, obj, moved) if moved else {}
+        unreachable: list[RecordResult] = []
+        for item, result in zip(batch, answers, strict=True):
+            if result is None:
+                if refused is not None:
+                    # Refused for a permission the CRM user lacks: a failed record (the Sync Monitor groups them).
+                    failed.append((item, str(refused)))
+                    run.fail(obj, item.email, item.crm_id, ErrorCategory.PERMISSION, str(refused))
+                continue
+            if result.outcome is RecordOutcome.FAILED and result.category is ErrorCategory.NETWORK:
+                # Not refused, not delivered: the write stays owed in the outbox, and the run ends offline
+                # (the next run sends it, or finds it by email if it landed after all).
+                unreachable.append(result)
+                continue
+            holder = held_by.get(result.crm_id or "")
+            if holder is not None and holder.local_id != item.local_id and item.crm_id != result.crm_id:
+                message = (f"{item.email}: its CRM record {item.crm_id} is gone (merged or deleted), and the CRM "
+                           f"took this write on record {result.crm_id}, which another local {obj.value} is linked "
+                           "to: not linked here. If they are one person, merge the two in People (Duplicates)")
+                failed.append((item, message))
+                run.refused.add((obj, item.local_id))
+                run.fail(obj, item.email, result.crm_id, ErrorCategory.DUPLICATE, message)
+                continue
+            if result.outcome is RecordOutcome.FAILED or not result.crm_id:
+                failed.append((item, result.message or "failed"))
+                run.refused.add((obj, item.local_id))
+                self._push_failed(obj, item, result, run)
+                continue
+            outcome = result.outcome
+            if item.local_id in resumed and _queued_as_create(item) and outcome in (
+                    RecordOutcome.UNCHANGED, RecordOutcome.UPDATED):
+                # A create sent by an earlier run that never heard back (its answer lost, or the run stopped
+                # before linking it): the CRM holds the record that create made. Nobody counted it created yet,
+                # so this run does, and the runs' counts add up to the records created.
+                outcome = RecordOutcome.CREATED
+            done.append((item, result.crm_id, item.local_version))
+            stamps[item.id] = result.crm_modified_at
+            run.log.append(LogEntry(obj, item.email, result.crm_id, outcome, result.category, result.message))
+            plan = planned.get(item.email)
+            changed = dict(plan.fields) if plan else _resumed_changes(item, old_bases.get(item.local_id))
+            if outcome is RecordOutcome.UNCHANGED:
+                run.plan.add(PlannedChange(obj, item.email, Side.CRM, ChangeAction.UNCHANGED))
+            else:
+                action = ChangeAction.CREATE if outcome is RecordOutcome.CREATED else ChangeAction.UPDATE
+                run.plan.add(PlannedChange(obj, item.email, Side.CRM, action, changed))
+            # A resumed write the CRM already holds was made by the crashed run: audit it, or undo cannot see it.
+            if outcome is not RecordOutcome.UNCHANGED or (changed and item.local_id in resumed):
+                record = (sent or {}).get(item.email) if plan else None
+                audit.extend(typed_push_audit(
+                    _audit(run.run_id, obj, Side.CRM, "push", changed, str(item.local_id)), record))
+        # The audit rows go in the same transaction: a crash cannot leave a CRM write that undo cannot see.
+        self.store.complete_outbox(self.integration_id, done, failed, audit, crm_stamps=stamps)
+        return unreachable
 
     def _notes(self, obj: RecordObject, batch: list[OutboxItem]) -> dict[int, str]:
         """The note each write carries (from the records as they are now: a resumed write gets one too)."""

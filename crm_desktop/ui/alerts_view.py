@@ -98,6 +98,7 @@ class AlertsPanel(QWidget, AsksFirst):
         reconnect_button: opens the selected integration's connection settings (a refused sign-in).
         clear_button: forgets every alert.
         empty_label: said when there is no alert.
+        tab_stops: the controls above, in their Tab order.
 
     Signals:
         run_requested(int): open this run.
@@ -152,6 +153,8 @@ class AlertsPanel(QWidget, AsksFirst):
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
 
+        #: The view's controls in their Tab order (the window puts them ahead of its sidebar).
+        self.tab_stops: list[QWidget] = [self.open_run_button, self.reconnect_button, self.clear_button, self.table]
         self.open_run_button.clicked.connect(self.open_selected_run)
         self.reconnect_button.clicked.connect(self.reconnect_selected)
         self.clear_button.clicked.connect(self.clear)

@@ -1,5 +1,5 @@
 """The Attribution panel: campaigns' and platforms' touchpoints, leads and credited conversions under a chosen
-model and period, with a bar chart per campaign, a line chart of touchpoints per platform, and a CSV export."""
+model and period, with a bar per campaign, a line chart of touchpoints per platform, and a CSV export."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from PySide6.QtCharts import (
     QBarCategoryAxis,
-    QBarSeries,
     QBarSet,
     QChart,
     QChartView,
     QDateTimeAxis,
+    QHorizontalBarSeries,
     QValueAxis,
 )
 from PySide6.QtCore import QDate, QDateTime, QMargins, Qt, Signal, SignalInstance
@@ -108,12 +108,15 @@ def period_tip(days: int | None) -> str:
     return (f"Today and the {days - 1} days before it: from midnight (your time zone) {days - 1} days ago, "
             "to now.")
 NO_CAMPAIGN = "(no campaign)"
-#: The bar chart draws this many campaigns, those with the most credit (the table lists them all).
+#: The bar chart draws up to this many campaigns, those with the most credit (the table lists them all).
 CHART_CAMPAIGNS = 12
 #: Told apart two labels of the bar chart that read alike (it shows nothing).
 ZERO_WIDTH_SPACE = "\u200b"
-#: What a chart keeps beside its bars: the value axis with its labels and the margins.
-CHART_SIDE_ROOM = 70
+#: How much of the bar chart's width the campaign names beside the bars may take (longer ones are shortened).
+CAMPAIGN_NAMES_SHARE = 0.35
+#: What the bar chart keeps above and below its bars besides its title and the value axis's labels: margins and
+#: ticks, in pixels.
+CHART_FRAME_HEIGHT = 36
 #: Two-line headers keep both breakdowns readable side by side.
 REPORT_HEADERS = ["Touchpoints", "Leads", "Conversions\ncredited", "Value\ncredited"]
 
@@ -180,24 +183,33 @@ def campaigns_chart_title(shown: int, campaigns: int) -> str:
     return f"Conversions credited: the {shown} campaigns with the most, of {campaigns:,}"
 
 
-def campaign_labels(axis: QBarCategoryAxis, names: list[str], chart_width: int) -> list[str]:
-    """The campaign names to put under the bars of a chart ``chart_width`` wide, whole where they fit.
+def campaigns_with_room(axis: QBarCategoryAxis, chart: QChart, chart_height: int) -> int:
+    """How many campaigns a bar chart ``chart_height`` tall has room to name, one line each, up to
+    :data:`CHART_CAMPAIGNS` (at least one): Qt hides a name that would touch the one next to it."""
+    line = QFontMetrics(axis.labelsFont()).height()
+    title = QFontMetrics(chart.titleFont()).height()
+    room = chart_height - CHART_FRAME_HEIGHT - title - line  # the value axis's labels take a line below the bars
+    return max(1, min(CHART_CAMPAIGNS, room // (line + 2)))
 
-    Qt cuts a level axis's names short of the room they have ("Spring Laun..."), so its cutting is off. A name
-    wider than its bar's share of the width tilts all the names; one wider than twice that share is shortened
-    with an ellipsis (the Campaigns table beside the chart has it in full).
+
+def campaign_labels(axis: QBarCategoryAxis, names: list[str], chart_width: int) -> list[str]:
+    """The campaign names to put beside the bars of a chart ``chart_width`` wide, level and whole where they fit.
+
+    The names sit on the left of a horizontal bar each (under upright bars, tilted to fit, Qt hid the first one and
+    cut the others to a few letters). Qt cuts an axis's names short of the room they have ("Spring Laun..."), so
+    its cutting is off; a name wider than :data:`CAMPAIGN_NAMES_SHARE` of the chart is shortened with an ellipsis
+    (the Campaigns table beside the chart has it in full).
 
     The labels are all different: the axis keeps a name once and drops its bar's slot for a repeat, so two names
     that shorten alike ("Campaign 0…") are shortened in the middle instead, and any still alike are told apart
     by invisible marks (each bar keeps its own slot)."""
     metrics = QFontMetrics(axis.labelsFont())
-    room = max(chart_width - CHART_SIDE_ROOM, 1) / max(len(names), 1)
-    crowded = max((metrics.horizontalAdvance(name) for name in names), default=0) > room
+    room = max(int(chart_width * CAMPAIGN_NAMES_SHARE), 1)
     axis.setTruncateLabels(False)
-    axis.setLabelsAngle(-30 if crowded else 0)
-    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideRight, int(2 * room)) for name in names]
+    axis.setLabelsAngle(0)
+    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideRight, room) for name in names]
     alike = Counter(labels)
-    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, int(2 * room)) if alike[label] > 1 else label
+    labels = [metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, room) if alike[label] > 1 else label
               for name, label in zip(names, labels, strict=True)]
     seen: Counter[str] = Counter()
     unique = []
@@ -303,6 +315,7 @@ class AttributionPanel(QWidget):
             # not two white boxes in the dark theme.
             style_chart(view.chart(), current_theme())
         self._campaign_names: list[str] = []
+        self._campaigns_drawn = 0
         refit_on_new_look(self.conversions_chart, self._fit_campaign_labels, on_resize=True)
         for view in (self.conversions_chart, self.touchpoints_chart):
             view.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -490,24 +503,29 @@ class AttributionPanel(QWidget):
         return report
 
     def _draw_conversions(self, report: AttributionReport) -> None:
+        # A bar per campaign lying down, the most credited on top, its name level on its left: as many as the
+        # chart has room to name.
         chart = QChart()
         chart.legend().hide()
         chart.setMargins(QMargins(4, 4, 4, 4))
-        rows = sorted(report.by_campaign, key=lambda row: row.conversions_credited, reverse=True)[:CHART_CAMPAIGNS]
+        names = QBarCategoryAxis()
+        shown = campaigns_with_room(names, chart, self.conversions_chart.height())
+        rows = sorted(report.by_campaign, key=lambda row: row.conversions_credited, reverse=True)[:shown]
         chart.setTitle(campaigns_chart_title(len(rows), len(report.by_campaign)))
+        rows.reverse()  # the axis puts its first category at the bottom
         bars = QBarSet("Conversions credited")
         for row in rows:
             bars.append(round(row.conversions_credited, 2))
-        series = QBarSeries()
+        series = QHorizontalBarSeries()
         series.append(bars)
         chart.addSeries(series)
-        names = QBarCategoryAxis()
         self._campaign_names = [row.name or NO_CAMPAIGN for row in rows] or ["—"]
+        self._campaigns_drawn = shown
         names.append(campaign_labels(names, self._campaign_names, self.conversions_chart.width()))
         counts = QValueAxis()
         fit_value_axis(counts, max([row.conversions_credited for row in rows] + [1.0]), whole_numbers=False)
-        chart.addAxis(names, Qt.AlignmentFlag.AlignBottom)
-        chart.addAxis(counts, Qt.AlignmentFlag.AlignLeft)
+        chart.addAxis(names, Qt.AlignmentFlag.AlignLeft)
+        chart.addAxis(counts, Qt.AlignmentFlag.AlignBottom)
         series.attachAxis(names)
         series.attachAxis(counts)
         self._replace_chart(self.conversions_chart, chart)
@@ -544,12 +562,19 @@ class AttributionPanel(QWidget):
         self._replace_chart(self.touchpoints_chart, chart)
 
     def _fit_campaign_labels(self) -> None:
-        # The chart's width is known (or changed) only once laid out: the names are put for the width it has.
-        axes = self.conversions_chart.chart().axes(Qt.Orientation.Horizontal)
-        if axes and isinstance(axis := axes[0], QBarCategoryAxis):
-            labels = campaign_labels(axis, self._campaign_names, self.conversions_chart.width())
-            if axis.categories() != labels:
-                axis.setCategories(labels)
+        # The chart's size is known (or changed) only once laid out: the names are put for the width it has, and
+        # the bars drawn again when its height has room to name more campaigns, or fewer.
+        chart = self.conversions_chart.chart()
+        axes = chart.axes(Qt.Orientation.Vertical)
+        if not axes or not isinstance(axis := axes[0], QBarCategoryAxis):
+            return
+        if (self.report is not None and campaigns_with_room(axis, chart, self.conversions_chart.height())
+                != self._campaigns_drawn):
+            self._draw_conversions(self.report)
+            return
+        labels = campaign_labels(axis, self._campaign_names, self.conversions_chart.width())
+        if axis.categories() != labels:
+            axis.setCategories(labels)
 
     @staticmethod
     def _replace_chart(view: QChartView, chart: QChart) -> None:

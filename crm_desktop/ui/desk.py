@@ -127,6 +127,8 @@ class Desk(QObject):
         # A strip under the panel, not half the window (a remembered size replaces it).
         window.resizeDocks([self.alerts_dock], [ALERTS_DOCK_HEIGHT], Qt.Orientation.Vertical)
         self.alerts_dock.hide()
+        self._alerts_just_before_sidebar()
+        self.alerts_dock.topLevelChanged.connect(self._alerts_floated_or_docked)
         self.alerts_panel.run_requested.connect(self.open_run)
         self.alerts_panel.reconnect_requested.connect(self.reconnect)
         self.alerts_panel.status_message.connect(lambda text: window.statusBar().showMessage(text, 8000))
@@ -144,6 +146,28 @@ class Desk(QObject):
         self.workspace.sync.add_import_listener(self._imported)
         window.stack.currentChanged.connect(lambda _index: self._update_find_action())
         self._update_find_action()
+
+    def _alerts_just_before_sidebar(self) -> None:
+        """Put the docked Alerts view's controls just before the sidebar in the window's Tab order.
+
+        Qt adds a panel built after start-up (the first time it is opened) at the end of the window's Tab order,
+        which was after the Alerts view: Tab from the sidebar went through the alerts before the panel. With the
+        view just before the sidebar (the order is a circle), a panel added at the end comes after the sidebar and
+        before the view: Tab goes sidebar, panel, Alerts. Docking the view back puts it last again, so it is moved
+        again then. (The order is set from controls known by name: walking ``nextInFocusChain()`` from Python
+        makes each widget it returns a Python child of the one asked, which a panel's stand-in, deleted once the
+        panel is built, then took down with it.)
+        """
+        sidebar = self.window.sidebar
+        previous: QWidget = sidebar
+        for control in self.alerts_panel.tab_stops:  # first the view after the sidebar...
+            QWidget.setTabOrder(previous, control)
+            previous = control
+        QWidget.setTabOrder(previous, sidebar)  # ...then the sidebar after the view
+
+    def _alerts_floated_or_docked(self, floating: bool) -> None:
+        if not floating:
+            self._alerts_just_before_sidebar()
 
     # -- actions and shortcuts
 

@@ -496,7 +496,7 @@ class MainWindow(QMainWindow):
             if count else "No open conflicts"
         )
         if reload_panel and self._built(CONFLICTS_ROW) is not None:
-            self.conflicts_panel.reload()
+            self.conflicts_panel.reload_later()
         return count
 
     def _panel_chosen(self, row: int) -> None:

@@ -74,6 +74,8 @@ class SyncScheduler(QObject):
         self._workflows = workflows
         self._hourly: asyncio.Task[object] | None = None
         self._batch: asyncio.Task[list[Outcome]] | None = None
+        #: Set by :meth:`stop` (auto-sync paused, the window closed): a batch running starts no further sync.
+        self._stopped = False
         self.timer = QTimer(self)
         self.timer.setObjectName("syncSchedulerTimer")
         self.timer.setInterval(timer_interval_ms(every_seconds))
@@ -85,12 +87,15 @@ class SyncScheduler(QObject):
 
     def start(self) -> None:
         """Start checking: once shortly, then every minute."""
+        self._stopped = False
         self.first_check.start()
         self.timer.start()
         logger.info("sync scheduler started (every %d s)", self.timer.interval() // 1000)
 
     def stop(self) -> None:
-        """Stop the timers (a batch already running is cancelled with the window's other tasks)."""
+        """Stop the timers; a batch already running finishes the sync it is in and starts no other (it is cancelled
+        with the window's other tasks when the window closes)."""
+        self._stopped = True
         self.first_check.stop()
         self.timer.stop()
         logger.info("sync scheduler stopped")
@@ -164,7 +169,8 @@ class SyncScheduler(QObject):
     async def _run_due(self) -> list[Outcome]:
         outcomes: list[Outcome] = []
         try:
-            outcomes = await self._sync.run_due(trigger=SyncTrigger.SCHEDULED, on_start=self.sync_started.emit)
+            outcomes = await self._sync.run_due(trigger=SyncTrigger.SCHEDULED, on_start=self.sync_started.emit,
+                                                keep_going=lambda: not self._stopped)
         except Exception as exc:  # run_due contains per-integration failures; this is anything else
             logger.warning("scheduled syncs stopped: %s", exc)
             outcomes = [("scheduled syncs", exc)]

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.api_port import PORT_ENV, port_env_set, port_from_env
-from crm_desktop.app.errors import InvalidRecordError, VaultError
+from crm_desktop.app.errors import InvalidRecordError, NotFoundError, VaultError
 from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
@@ -470,6 +470,20 @@ class SettingsDialog(QDialog, AsksFirst):
                 changed.append(row.integration.model_copy(update={"sync_config": config}))
         return changed
 
+    def _save_schedule(self, edited: Integration) -> None:
+        """Save the schedule edited here onto the integration as it is now: the rest of it (its name, direction,
+        pipeline...) may have changed since the dialog opened (the command line, a teammate), and that stands; an
+        integration removed meanwhile has no schedule to save."""
+        assert edited.id is not None
+        schedule = {name: getattr(edited.sync_config, name)
+                    for name in ("auto_sync", "sync_interval", "push_new_interval")}
+        try:
+            current = self.workspace.integrations.get_by_id(edited.id)
+            config = current.sync_config.model_copy(update=schedule)
+            self.workspace.integrations.update(current.model_copy(update={"sync_config": config}))
+        except NotFoundError:
+            logger.info("integration %s was removed while Settings were open; its schedule is not saved", edited.name)
+
     def save(self) -> bool:
         """Check everything, then save it all; say why and save nothing when a value is refused."""
         if not self._numbers_typed_in_range() or not self._some_weight_counts():
@@ -487,7 +501,7 @@ class SettingsDialog(QDialog, AsksFirst):
         if not self._api_port_free(preferences):
             return False
         for integration in self._schedules_changed():
-            self.workspace.integrations.update(integration)
+            self._save_schedule(integration)
         # The attribution half-life is read when credit is worked out; the rest is in the stored scores.
         attribution_only = {"attribution_half_life_days"}
         scoring_changed = (scoring.model_dump(exclude=attribution_only)

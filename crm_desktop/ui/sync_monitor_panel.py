@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
+from crm_desktop.app.errors import SyncAlreadyRunning
 from crm_desktop.app.sync_monitor import (
     ErrorGroup,
     IntegrationHealth,
@@ -900,7 +901,12 @@ class SyncMonitorPanel(QWidget, AsksFirst):
                 self._show_line_progress(name, None)
         self._scheduled = []
         for name, outcome in outcomes:
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, SyncAlreadyRunning):
+                # Under way elsewhere (cron's `sync --due`, another desktop): nothing failed, the next check looks.
+                reason = str(outcome).rstrip(".")
+                self._say(name, f"Scheduled: {reason}; the scheduled sync of “{name}” waits for the next check.",
+                          error=False)
+            elif isinstance(outcome, Exception):
                 self._say(name, "Scheduled: " + error_sentence(f"Sync of “{name}”", outcome), error=True)
             else:
                 self._say(name, "Scheduled: " + result_sentence(name, outcome), error=needs_attention(outcome))

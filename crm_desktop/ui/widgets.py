@@ -203,6 +203,21 @@ def action_button(text: str, accessible_name: str, tooltip: str) -> QPushButton:
 def small_table(name: str) -> QTableWidget:
     """A small read-only table (a detail pane's, a dialog's), filled by :func:`fill_table`."""
     table = QTableWidget()
+    _look_small(table, name)
+    return table
+
+
+def small_view(name: str, model: QAbstractItemModel) -> QTableView:
+    """A dialog's read-only table that looks like :func:`small_table` but shows ``model``: for rows that may run
+    to thousands, which a view reads only as they come on screen."""
+    table = QTableView()
+    table.setModel(model)
+    model.setParent(table)
+    _look_small(table, name)
+    return table
+
+
+def _look_small(table: QTableView, name: str) -> None:
     table.setAccessibleName(name)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     leave_on_tab(table)
@@ -210,7 +225,6 @@ def small_table(name: str) -> QTableWidget:
     table.verticalHeader().hide()
     table.horizontalHeader().setStretchLastSection(True)
     table.setWordWrap(False)
-    return table
 
 
 def record_table(model: QAbstractItemModel, accessible_name: str, object_name: str = "", *,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import os
+import stat
+import sys
+from collections.abc import Callable, MutableMapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import keyring
@@ -46,6 +50,37 @@ class VaultUnavailableError(VaultError):
 
 class VaultLockedError(VaultError):
     """The OS keyring exists but is locked."""
+
+
+def login_session_bus(environ: MutableMapping[str, str]) -> str | None:
+    """The D-Bus session bus of this user's login, where ``environ`` names none: ``unix:path=<dir>/bus`` for the
+    socket in ``$XDG_RUNTIME_DIR`` or ``/run/user/<uid>``, when it is there and this user's; else ``None``.
+
+    The Secret Service (gnome-keyring, KWallet) is reached over that bus. A job from cron (the README's
+    ``sync --due``), or one started over ssh, is given no ``DBUS_SESSION_BUS_ADDRESS``, and the keyring library
+    then finds no keyring at all; libdbus itself looks at this socket in that case, and so does the vault.
+    """
+    if environ.get("DBUS_SESSION_BUS_ADDRESS") or not sys.platform.startswith("linux"):
+        return None
+    folders = [environ.get("XDG_RUNTIME_DIR") or "", f"/run/user/{os.getuid()}"]
+    for folder in filter(None, folders):
+        socket_path = Path(folder) / "bus"
+        try:
+            found = socket_path.stat()
+        except OSError:
+            continue
+        if stat.S_ISSOCK(found.st_mode) and found.st_uid == os.getuid():
+            return f"unix:path={socket_path}"
+    return None
+
+
+def _reach_login_session_bus() -> None:
+    """Name the login's session bus to the keyring library when this process was given none (see
+    :func:`login_session_bus`); before the library picks its backend, which it does once per process."""
+    address = login_session_bus(os.environ)
+    if address is not None:
+        os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
+        logger.info("no D-Bus session bus named (as under cron): the keyring is reached on %s", address)
 
 
 def _backends(backend: KeyringBackend) -> list[KeyringBackend]:
@@ -100,7 +135,10 @@ class Vault:
     @property
     def backend(self) -> KeyringBackend:
         """The keyring backend in use (``PYTHON_KEYRING_BACKEND`` is honoured by keyring itself)."""
-        return self._backend if self._backend is not None else keyring.get_keyring()
+        if self._backend is not None:
+            return self._backend
+        _reach_login_session_bus()
+        return keyring.get_keyring()
 
     def availability(self) -> tuple[bool, str]:
         """Whether secrets can be stored, and a sentence saying which keyring or what to install."""

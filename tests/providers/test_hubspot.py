@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from crm_desktop.domain.models import Contact, Integration, Lead, LeadStatus, Provider, SocialPlatform, SocialProfile
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, ChangePage, OutboundRecord
-from crm_desktop.providers.errors import AuthError, BudgetExhaustedError
+from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, NotFoundError
+from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.hubspot import HubSpotAdapter
 from crm_desktop.providers.hubspot_records import default_contact_record, default_lead_record
 from crm_desktop.sandbox.core import SandboxConfig
@@ -440,6 +442,84 @@ def test_lost_connection_on_a_note_does_not_duplicate_it(fault: str) -> None:
     assert hubspot_get(sandbox, f"/crm/v3/objects/notes/{note_id}")["id"] == note_id
     expected = ["reset", None] if fault == "reset" else ["504"]  # the 504's note was made: found, not sent again
     assert [e["fault"] for e in api_log(sandbox) if e["path"] == "/crm/v3/objects/notes"] == expected
+
+
+MERGE = "/crm/v3/objects/contacts/merge"
+
+
+def two_contacts(sandbox: HubSpotSandbox) -> tuple[str, str]:
+    """Ada, and a second contact of hers to merge into her: their HubSpot ids."""
+
+    async def body(adapter: HubSpotAdapter) -> list[str | None]:
+        results = await adapter.upsert(RecordObject.CONTACT, [
+            default_contact_record(fan(1, email="ada@example.com")),
+            default_contact_record(fan(2, email="ada+news@example.com"))])
+        return [r.crm_id for r in results]
+
+    keep, other = run(sandbox, body)
+    assert keep is not None and other is not None
+    return keep, other
+
+
+@pytest.mark.parametrize(("fault", "sent"), [
+    ("timeout_after_doing", ["timeout_after_doing"]),  # made, answer lost: found merged, not sent again
+    ("504", ["504"]),  # made, a gateway gave up: found merged
+    ("reset", ["reset", None]),  # dropped before it was made: both still there, sent once more
+])
+def test_a_merge_whose_answer_is_lost_is_looked_up_before_it_is_sent_again(fault: str, sent: list[str | None]) -> None:
+    sandbox = HubSpotSandbox()
+    keep, other = two_contacts(sandbox)
+    control(sandbox, "PUT", "faults", [{"kind": fault, "probability": 1.0, "remaining": 1, "path": MERGE}])
+
+    result = run(sandbox, lambda a: a.merge_records(RecordObject.CONTACT, keep, other,
+                                                    merge_email="ada+news@example.com"))
+
+    assert (result.surviving_id, result.merged_id, result.already_merged) == (keep, other, False)
+    assert [e["fault"] for e in api_log(sandbox) if e["path"] == MERGE] == sent
+    assert set(sandbox._records["contacts"]) == {keep}
+    assert hubspot_get(sandbox, f"/crm/v3/objects/contacts/{keep}", properties="hs_merged_object_ids")[
+        "properties"]["hs_merged_object_ids"] == other
+
+
+def test_a_merge_an_earlier_run_made_unseen_is_already_merged_not_failed() -> None:
+    # The earlier run's answer was lost and it reported a failure; HubSpot had merged them: the merge sent again
+    # is refused as not found (404), and the merged contact's id and email are on the survivor.
+    sandbox = HubSpotSandbox()
+    keep, other = two_contacts(sandbox)
+    control(sandbox, "PUT", "faults", [{"kind": "timeout_after_doing", "probability": 1.0, "remaining": 1}])
+    with pytest.raises(httpx.ReadTimeout):
+        asyncio.run(control_async_call(sandbox, "POST", MERGE, {"primaryObjectId": keep, "objectIdToMerge": other}))
+
+    result = run(sandbox, lambda a: a.merge_records(RecordObject.CONTACT, keep, other,
+                                                    merge_email="ada+news@example.com"))
+
+    assert (result.surviving_id, result.merged_id, result.already_merged) == (keep, other, True)
+    assert set(sandbox._records["contacts"]) == {keep}
+
+
+def test_a_merge_of_a_contact_gone_otherwise_is_still_not_found() -> None:
+    sandbox = HubSpotSandbox()
+    keep, other = two_contacts(sandbox)
+    asyncio.run(control_async_call(sandbox, "DELETE", f"/crm/v3/objects/contacts/{other}"))
+    with pytest.raises(NotFoundError):
+        run(sandbox, lambda a: a.merge_records(RecordObject.CONTACT, keep, other, merge_email="ada+news@example.com"))
+
+
+def test_a_merge_whose_answer_is_lost_twice_leaves_both_and_says_so() -> None:
+    sandbox = HubSpotSandbox()
+    keep, other = two_contacts(sandbox)
+    control(sandbox, "PUT", "faults", [{"kind": "reset", "probability": 1.0, "path": MERGE}])
+    with pytest.raises(AmbiguousWriteError, match="nothing was written twice"):
+        run(sandbox, lambda a: a.merge_records(RecordObject.CONTACT, keep, other))
+    assert [e["fault"] for e in api_log(sandbox) if e["path"] == MERGE] == ["reset", "reset"]
+    assert set(sandbox._records["contacts"]) == {keep, other}
+
+
+async def control_async_call(sandbox: HubSpotSandbox, method: str, path: str, body: Any = None) -> httpx.Response:
+    """One call to the sandbox's HubSpot API with its own token, as a salesperson or another run makes it."""
+    headers = {"Authorization": f"Bearer {sandbox.credentials()['token']}"}
+    async with sandbox.client(headers=headers) as client:
+        return await client.request(method, path, json=body)
 
 
 def test_token_expiry_mid_push_stops_with_auth_error_and_no_retry() -> None:

@@ -726,6 +726,50 @@ def test_lead_create_whose_connection_died_is_reconciled_without_a_second_lead()
     assert (result.outcome, result.crm_id) == (RecordOutcome.CREATED, "301")
 
 
+MERGE_READ = {"properties": "email,hs_additional_emails,hs_merged_object_ids"}
+
+
+def contact_answer(contact_id: str, **properties: str) -> httpx.Response:
+    return httpx.Response(200, json={"id": contact_id, "properties": {"hs_object_id": contact_id, **properties},
+                                     "createdAt": BEFORE, "updatedAt": AFTER, "archived": False})
+
+
+GONE = httpx.Response(404, json={"status": "error", "message": "resource not found", "category": "OBJECT_NOT_FOUND"})
+
+
+def test_a_merge_whose_answer_was_lost_reads_both_contacts_and_is_not_sent_again() -> None:
+    with respx.mock(using="httpx", base_url=API) as mock:
+        merge = mock.post("/crm/v3/objects/contacts/merge").mock(side_effect=httpx.ReadError("connection reset"))
+        other = mock.get("/crm/v3/objects/contacts/202", params=MERGE_READ).mock(return_value=GONE)
+        keep = mock.get("/crm/v3/objects/contacts/101", params=MERGE_READ).mock(return_value=contact_answer(
+            "101", email="ada@example.com", hs_additional_emails="ada+news@example.com", hs_merged_object_ids="202"))
+        result = run_with(lambda a: a.merge_records(RecordObject.CONTACT, "101", "202",
+                                                    merge_email="ada+news@example.com"))
+    assert json.loads(merge.calls[0].request.content) == {"primaryObjectId": "101", "objectIdToMerge": "202"}
+    assert (merge.call_count, other.call_count, keep.call_count) == (1, 1, 1)
+    assert (result.surviving_id, result.merged_id, result.already_merged) == ("101", "202", False)
+
+
+def test_a_merged_away_id_that_hubspot_answers_with_its_survivor_is_merged() -> None:
+    # HubSpot answers a merged contact's id with the contact it went into (which may have a new id).
+    with respx.mock(using="httpx", base_url=API) as mock:
+        mock.post("/crm/v3/objects/contacts/merge").mock(return_value=GONE)
+        mock.get("/crm/v3/objects/contacts/202", params=MERGE_READ).mock(return_value=contact_answer(
+            "303", email="ada@example.com", hs_merged_object_ids="101;202"))
+        result = run_with(lambda a: a.merge_records(RecordObject.CONTACT, "101", "202"))
+    assert (result.surviving_id, result.already_merged) == ("303", True)
+
+
+def test_a_merge_refused_as_not_found_with_both_apart_is_not_found() -> None:
+    with respx.mock(using="httpx", base_url=API) as mock:
+        mock.post("/crm/v3/objects/contacts/merge").mock(return_value=GONE)
+        mock.get("/crm/v3/objects/contacts/202", params=MERGE_READ).mock(return_value=GONE)
+        mock.get("/crm/v3/objects/contacts/101", params=MERGE_READ).mock(
+            return_value=contact_answer("101", email="ada@example.com"))
+        with pytest.raises(NotFoundError):
+            run_with(lambda a: a.merge_records(RecordObject.CONTACT, "101", "202", merge_email="ada+news@example.com"))
+
+
 # -- rate limits and auth -----------------------------------------------------------------------------------------
 def test_ten_secondly_429_waits_what_retry_after_says() -> None:
     sleep = FakeSleep()

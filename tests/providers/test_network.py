@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pytest
 import trustme
 
 from crm_desktop.domain.models import Integration, Provider
-from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, CrmAdapter, OutboundRecord
 from crm_desktop.providers.factory import build_adapter
 from crm_desktop.providers.network import (
@@ -288,6 +289,77 @@ def test_a_host_only_the_proxy_can_resolve_is_reached_through_the_workspace_prox
     assert outcomes == [RecordOutcome.CREATED] * 3
     assert "407" in str(refused.value) and "wrong" not in str(refused.value)
     assert f"CONNECT {PROXY_ONLY_NAME}:" in log
+
+
+@pytest.mark.loopback
+def test_an_https_proxy_is_trusted_by_the_same_certificates_as_the_crm(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    # A company's https:// proxy presents a certificate of the company's CA: the one the workspace trusts (here
+    # its CA bundle), not Mozilla's roots alone.
+    sandbox = HubSpotSandbox(SandboxConfig(contacts=0))
+    with (
+        SandboxServer([sandbox], tls=certificates.tls(server_name=PROXY_ONLY_NAME)),
+        ForwardProxy(tmp_path / "proxy", tls=(certificates.cert, certificates.key)) as proxy,
+    ):
+        assert proxy.url.startswith("https://127.0.0.1:")
+        network = NetworkSettings(proxy=parse_proxy_url(proxy.url), ca_bundle=certificates.ca_bundle)
+        outcomes = push(hubspot_adapter(sandbox, network))
+        log = proxy.wait_for_log(f"CONNECT {PROXY_ONLY_NAME}:")
+    assert outcomes == [RecordOutcome.CREATED] * 3
+    assert f"CONNECT {PROXY_ONLY_NAME}:" in log
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.loopback
+def test_a_proxy_that_cannot_reach_the_crm_for_a_moment_is_retried_not_blamed(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    # The proxy answers the CONNECT 502 while the CRM is unreachable from it: network weather, retried, and the
+    # push goes through once the CRM answers again (here: once the sandbox is up, during the first back-off).
+    port = free_port()
+    sandbox = HubSpotSandbox(SandboxConfig(contacts=0))
+    server = SandboxServer([sandbox], ports=[port], tls=certificates.tls(server_name=PROXY_ONLY_NAME))
+    integration = Integration(provider=Provider.HUBSPOT, name="hs", base_url=f"https://{PROXY_ONLY_NAME}:{port}")
+    waits: list[float] = []
+
+    async def crm_back_after_a_wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:
+            server.start()
+
+    records = [OutboundRecord(f"gw{n}@acme.com", {"firstname": f"Gw{n}"}) for n in range(3)]
+
+    async def go(adapter: CrmAdapter) -> list[Any]:
+        try:
+            return await adapter.upsert(RecordObject.CONTACT, records)
+        finally:
+            await adapter.aclose()
+
+    with ForwardProxy(tmp_path / "proxy") as proxy:
+        network = NetworkSettings(proxy=parse_proxy_url(proxy.url), ca_bundle=certificates.ca_bundle)
+        options = AdapterOptions(network=network, max_attempts=3)
+        try:
+            through = asyncio.run(
+                go(build_adapter(integration, sandbox.credentials(), options=options, sleep=crm_back_after_a_wait))
+            )
+        finally:
+            server.stop()
+        # The CRM stays unreachable: the records fail as a network failure naming the proxy's answer, to retry.
+        unreachable = asyncio.run(go(build_adapter(integration, sandbox.credentials(), options=options,
+                                                   sleep=lambda seconds: asyncio.sleep(0))))
+    assert [result.outcome for result in through] == [RecordOutcome.CREATED] * 3
+    assert len(waits) >= 1 and created_emails(sandbox) == {"gw0@acme.com", "gw1@acme.com", "gw2@acme.com"}
+    assert [result.outcome for result in unreachable] == [RecordOutcome.FAILED] * 3
+    failed = unreachable[0]
+    assert failed.category is ErrorCategory.NETWORK
+    assert failed.message is not None and "502 Bad Gateway" in failed.message
+    assert "user and password" not in failed.message
 
 
 @pytest.mark.loopback

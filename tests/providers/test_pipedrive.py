@@ -25,7 +25,8 @@ from crm_desktop.domain.models import (
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.providers.contract import AdapterOptions, OutboundRecord, TimelineEntry, TimelineKind
-from crm_desktop.providers.errors import AuthError, BudgetExhaustedError
+from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, NotFoundError
+from crm_desktop.providers.http import AmbiguousWriteError
 from crm_desktop.providers.pipedrive import LEAD_ORIGIN_ID, SOCIAL_NOTE_HEADING, PipedriveAdapter
 from crm_desktop.providers.pipedrive_errors import token_cost
 from crm_desktop.providers.pipedrive_records import default_contact_record, default_lead_record
@@ -217,6 +218,36 @@ def test_fields_are_listed_by_name_and_a_created_field_takes_pushed_values() -> 
     assert stored.custom_fields == {made.name: "ana1"}
     note = our_notes(sandbox, person_id=stored.id)[0]
     assert "@ana1" not in note and "Twitter/X: 100 followers" in note  # the field took the handle, the note the reach
+
+
+def test_a_money_field_takes_an_amount_with_its_currency_and_reads_it_back_so() -> None:
+    # Pipedrive's v2 holds a monetary custom value as {value, currency} (crm-wire-facts, Pipedrive person fields).
+    sandbox = PipedriveSandbox()
+    records = [
+        OutboundRecord("plain@example.com", {"name": "Plain", "Lifetime value": "1500"}),
+        OutboundRecord("euro@example.com", {"name": "Euro", "Lifetime value": "2500.50 eur"}),
+        OutboundRecord("bad@example.com", {"name": "Bad", "Lifetime value": "lots"}),
+    ]
+
+    async def body(h: Harness) -> Any:
+        made = await h.adapter.create_field(RecordObject.CONTACT, "lifetime_value", "Lifetime value", "monetary")
+        results = await h.adapter.upsert(RecordObject.CONTACT, records)
+        pulled = await h.adapter.find_by_emails(RecordObject.CONTACT, ["plain@example.com", "euro@example.com"])
+        again = await h.adapter.upsert(RecordObject.CONTACT, records[:2])
+        return made, results, pulled, again
+
+    made, results, pulled, again = run(sandbox, body)
+    assert made.type == "monetary"
+    assert [r.outcome for r in results] == [RecordOutcome.CREATED, RecordOutcome.CREATED, RecordOutcome.FAILED]
+    assert results[2].message == "bad@example.com: field 'Lifetime value' 'lots' is not an amount " \
+        "(1500, or with its currency: 1500 EUR)"
+    plain, euro = (persons_with(sandbox, f"{who}@example.com")[0] for who in ("plain", "euro"))
+    # Without a currency, the company's (the sandbox's users/me says USD).
+    assert plain.custom_fields[made.name] == {"value": 1500, "currency": "USD"}
+    assert euro.custom_fields[made.name] == {"value": 2500.5, "currency": "EUR"}
+    assert pulled["plain@example.com"].fields[made.name] == "1500 USD"
+    assert pulled["euro@example.com"].fields[made.name] == "2500.5 EUR"
+    assert [r.outcome for r in again] == [RecordOutcome.UNCHANGED] * 2
 
 
 def test_seeded_social_fields_take_labels_as_options_and_a_bad_value_fails_only_its_record() -> None:
@@ -533,6 +564,84 @@ def test_a_create_whose_answer_is_lost_is_reconciled_without_a_duplicate(
     assert len(persons_with(sandbox, "person1@example.com")) == 1
     creates = [e for e in sandbox.requests if (e.method, e.path) == ("POST", "/api/v2/persons")]
     assert [e.fault for e in creates] == sent
+
+
+def two_persons(sandbox: PipedriveSandbox) -> tuple[str, str]:
+    """Person 1, and a second person of hers (her other email) to merge into her: their Pipedrive ids."""
+
+    async def body(h: Harness) -> list[str | None]:
+        results = await h.adapter.upsert(RecordObject.CONTACT, [
+            default_contact_record(contact(1)),
+            default_contact_record(contact(2, email="person1+news@example.com"))])
+        return [r.crm_id for r in results]
+
+    keep, other = run(sandbox, body)
+    assert keep is not None and other is not None
+    return keep, other
+
+
+def merges_sent(sandbox: PipedriveSandbox, other: str) -> list[str | None]:
+    return [e.fault for e in sandbox.requests if (e.method, e.path) == ("PUT", f"/v1/persons/{other}/merge")]
+
+
+@pytest.mark.parametrize(("fault", "sent"), [
+    ("timeout_after_doing", ["timeout_after_doing"]),  # made, answer lost: found merged, not sent again
+    ("504", ["504"]),  # made, a gateway gave up: found merged
+    ("reset", ["reset", None]),  # dropped before it was made: both still there, sent once more
+])
+def test_a_merge_whose_answer_is_lost_is_looked_up_before_it_is_sent_again(
+    sandbox: PipedriveSandbox, fault: str, sent: list[str | None]
+) -> None:
+    keep, other = two_persons(sandbox)
+
+    async def body(h: Harness) -> Any:
+        await h.control("PUT", "faults", [{"kind": fault, "probability": 1.0, "remaining": 1, "path": "/merge"}])
+        return await h.adapter.merge_records(RecordObject.CONTACT, keep, other, merge_email="person1+news@example.com")
+
+    result = run(sandbox, body)
+    assert (result.surviving_id, result.merged_id, result.already_merged) == (keep, other, False)
+    assert merges_sent(sandbox, other) == sent
+    assert int(other) not in sandbox.persons
+    assert [e["value"] for e in sandbox.persons[int(keep)].emails] == [
+        "person1@example.com", "person1+news@example.com"]
+
+
+def test_a_merge_an_earlier_run_made_unseen_is_already_merged_not_failed(sandbox: PipedriveSandbox) -> None:
+    # The earlier run's answer was lost and it reported a failure; Pipedrive had merged them: the merge sent again
+    # is refused as not found (404), and the merged person's email is on the survivor.
+    keep, other = two_persons(sandbox)
+
+    async def body(h: Harness) -> Any:
+        await h.control("PUT", "faults", [{"kind": "timeout_after_doing", "probability": 1.0, "remaining": 1}])
+        with pytest.raises(httpx.ReadTimeout):
+            async with sandbox.client(headers={"x-api-token": sandbox.credentials()["apiToken"]}) as client:
+                await client.put(f"/v1/persons/{other}/merge", json={"merge_with_id": int(keep)})
+        return await h.adapter.merge_records(RecordObject.CONTACT, keep, other, merge_email="person1+news@example.com")
+
+    result = run(sandbox, body)
+    assert (result.surviving_id, result.merged_id, result.already_merged) == (keep, other, True)
+    assert merges_sent(sandbox, other) == ["timeout_after_doing", None]
+
+
+def test_a_merge_of_a_person_deleted_otherwise_is_still_not_found(sandbox: PipedriveSandbox) -> None:
+    keep, other = two_persons(sandbox)
+    del sandbox.persons[int(other)]
+    with pytest.raises(NotFoundError):
+        run(sandbox, lambda h: h.adapter.merge_records(RecordObject.CONTACT, keep, other,
+                                                        merge_email="person1+news@example.com"))
+
+
+def test_a_merge_whose_answer_is_lost_twice_leaves_both_and_says_so(sandbox: PipedriveSandbox) -> None:
+    keep, other = two_persons(sandbox)
+
+    async def body(h: Harness) -> Any:
+        await h.control("PUT", "faults", [{"kind": "reset", "probability": 1.0, "path": "/merge"}])
+        return await h.adapter.merge_records(RecordObject.CONTACT, keep, other, merge_email="person1+news@example.com")
+
+    with pytest.raises(AmbiguousWriteError, match="nothing was written twice"):
+        run(sandbox, body)
+    assert merges_sent(sandbox, other) == ["reset", "reset"]
+    assert {int(keep), int(other)} <= set(sandbox.persons)
 
 
 def test_a_create_lost_after_it_was_saved_is_found_and_not_repeated(sandbox: PipedriveSandbox) -> None:

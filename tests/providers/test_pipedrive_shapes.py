@@ -41,7 +41,7 @@ from crm_desktop.providers.pipedrive_errors import (
     classify_pipedrive,
     token_cost,
 )
-from crm_desktop.providers.pipedrive_fields import PersonFieldMap
+from crm_desktop.providers.pipedrive_fields import PersonFieldMap, field_wire_value
 from crm_desktop.providers.pipedrive_records import (
     ChangeMark,
     default_contact_record,
@@ -793,6 +793,26 @@ def test_a_blank_clears_a_date_or_number_field_with_null() -> None:
     assert mapping.wire_value(number_key, "4.5") == 4.5
     with pytest.raises(ValueError, match="is not a date"):
         mapping.wire_value(date_key, "03/12/2026")
+
+
+def test_a_money_value_goes_as_amount_and_currency_and_reads_back_as_text() -> None:
+    """v2 persons hold a monetary custom value as ``{value, currency}`` (crm-wire-facts, Pipedrive person fields)."""
+    key = "f" * 40
+    money = CrmField(key, "Lifetime value", "monetary", custom=True)
+    mapping = PersonFieldMap((money,), currency="EUR")
+    assert mapping.wire_value(key, "1500") == {"value": 1500, "currency": "EUR"}
+    assert mapping.wire_value(key, 12.5) == {"value": 12.5, "currency": "EUR"}
+    assert mapping.wire_value(key, "usd 99.90") == {"value": 99.9, "currency": "USD"}
+    assert mapping.wire_value(key, "") is None
+    assert mapping.read_value(key, {"value": 1500.0, "currency": "GBP"}) == "1500 GBP"
+    assert mapping.read_value(key, {"value": None, "currency": "GBP"}) is None
+    for bad in ("lots", "EUR 5 USD", "5 euros"):
+        with pytest.raises(ValueError, match="is not an amount"):
+            mapping.wire_value(key, bad)
+    with pytest.raises(ValueError, match="no currency"):
+        PersonFieldMap((money,)).wire_value(key, "1500")
+    # The Field Mapping preview shows the amount checked, with the currency given.
+    assert field_wire_value(money, "1500 eur") == "1500 EUR" and field_wire_value(money, "1500") == 1500
 
 
 def test_delete_record_sends_delete_on_the_v2_person_or_the_v1_lead() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,12 +22,14 @@ from crm_desktop.providers.errors import (
     NotFoundError,
     RateLimitError,
     RequestRejectedError,
+    TransientError,
 )
 from crm_desktop.providers.salesforce import SalesforceAdapter
 from crm_desktop.providers.salesforce_records import default_contact_record, default_lead_record
 from crm_desktop.sandbox.core import LoggedRequest, SandboxConfig
 from crm_desktop.sandbox.data import generate_people
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
 
 COMPOSITE = "/services/data/v61.0/composite/sobjects"
 QUERY = "/services/data/v61.0/query"
@@ -661,6 +664,57 @@ def test_connection_lost_after_a_create_landed_is_reconciled_without_duplicates(
     assert paths.count(("POST", COMPOSITE)) == 1  # everything had landed: nothing was sent twice
 
 
+class SlowFirstCreate(httpx.AsyncBaseTransport):
+    """The CRM takes ``seconds`` over the first collection create (triggers, flows) and makes it whether or not its
+    client still waits, as Salesforce finishes a request whose client gave up: a client whose read timeout is
+    shorter gets ``ReadTimeout`` meanwhile."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+        self.work: asyncio.Task[httpx.Response] | None = None
+        self.timed_out = 0
+
+    async def _late(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.seconds)
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        return response
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST" or request.url.path != COMPOSITE or self.work is not None:
+            return await self.inner.handle_async_request(request)
+        self.work = asyncio.ensure_future(self._late(request))
+        read = (request.extensions.get("timeout") or {}).get("read")
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.work), read)
+        except TimeoutError:
+            self.timed_out += 1
+            raise httpx.ReadTimeout("no answer within the read timeout", request=request) from None
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_a_create_slower_than_the_request_timeout_is_waited_for_not_sent_twice() -> None:
+    # A write's connection is kept while the CRM works on it: giving up and looking the records up before the CRM
+    # made them would send them again, and the CRM would then make both (no duplicate rule stops the second in an
+    # org whose admin turned the Email duplicate rules off).
+    sandbox = new_sandbox(duplicate_rules=False)
+    transport = SlowFirstCreate(sandbox.transport(), seconds=1.5)
+
+    async def scenario(adapter: SalesforceAdapter) -> Any:
+        results = await adapter.upsert(RecordObject.CONTACT, people(4))
+        assert transport.work is not None
+        await transport.work  # whatever the client did, the CRM finishes the slow create
+        return results
+
+    results = run(sandbox, scenario, transport=transport, timeout=0.5)
+    assert outcomes(results) == [RecordOutcome.CREATED] * 4
+    assert len(sandbox.records["Contact"]) == 4
+    assert transport.timed_out == 0
+
+
 def test_token_expiry_mid_push_refreshes_once_and_saves_the_new_token() -> None:
     sandbox = new_sandbox()
     original = sandbox.credentials()
@@ -681,6 +735,40 @@ def test_token_expiry_mid_push_refreshes_once_and_saves_the_new_token() -> None:
     assert [r.status for r in log].count(401) == 1
 
 
+@pytest.mark.loopback
+@pytest.mark.parametrize("refused_first", [True, False], ids=["refused-at-the-old-instance", "stale-by-its-age"])
+def test_a_refresh_naming_another_instance_moves_the_following_calls_there(refused_first: bool) -> None:
+    # The org moved from instance A to B: the session is refused at A (or known stale), the refresh answers B's
+    # instance_url. It was saved, but the adapter kept calling A (refused again: "reconnect the integration") until
+    # the app restarted.
+    moved_from, org = new_sandbox(), new_sandbox()
+    with SandboxServer([moved_from, org]):
+        session = {"accessToken": "00D-stale"} if refused_first else {"issuedAt": 1_000}
+        credentials = {**org.credentials(), **session, "instanceUrl": moved_from.base_url}
+        integration = Integration(provider=Provider.SALESFORCE, name="Sandbox org", base_url=org.base_url)
+        saved: list[dict[str, Any]] = []
+        adapter = SalesforceAdapter(integration, credentials, save_tokens=saved.append, sleep=RecordingSleep(),
+                                    options=AdapterOptions())
+
+        async def scenario() -> list[RecordResult]:
+            try:
+                results = await adapter.upsert(RecordObject.CONTACT, people(3))
+                await adapter.test_connection()
+                return results
+            finally:
+                await adapter.aclose()
+
+        results = asyncio.run(scenario())
+    assert outcomes(results) == [RecordOutcome.CREATED] * 3
+    assert len(org.records["Contact"]) == 3
+    assert [(r.path, r.status) for r in api_log(moved_from)] == (
+        [("/services/data/v61.0/sobjects/Contact/describe", 401)] if refused_first else []
+    ), "only the call refused there went to the old instance"
+    assert [r.status for r in api_log(org) if r.path == TOKEN] == [200]
+    assert [s["instanceUrl"] for s in saved] == [org.base_url], "the integration's saved session names the new one"
+    assert str(adapter.http.client.base_url).rstrip("/") == org.base_url
+
+
 def test_refused_refresh_token_raises_auth_error_without_retrying() -> None:
     sandbox = new_sandbox()
     credentials = {**sandbox.credentials(), "accessToken": "00Dstale!token", "refreshToken": "5Aep-revoked"}
@@ -693,6 +781,32 @@ def test_refused_refresh_token_raises_auth_error_without_retrying() -> None:
         ("/services/data/v61.0/sobjects/Contact/describe", 401),
         (TOKEN, 400),
     ]
+
+
+@pytest.mark.loopback
+def test_a_login_server_that_never_answers_the_refresh_times_out_instead_of_freezing_the_sync() -> None:
+    # A connection the network swallows (it is accepted, nothing ever comes back): the session's refresh is given up
+    # after the request timeout as any request is, never waited on for ever.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        integration = Integration(provider=Provider.SALESFORCE, name="Sandbox org", base_url=url)
+        adapter = SalesforceAdapter(
+            integration, {"clientId": "app", "refreshToken": "5Aep-refresh", "instanceUrl": url},
+            sleep=RecordingSleep(), options=AdapterOptions(timeout=0.3, max_attempts=2),
+        )
+
+        async def scenario() -> Any:
+            try:
+                return await asyncio.wait_for(adapter.test_connection(), 10)
+            finally:
+                await adapter.aclose()
+
+        with pytest.raises(TransientError, match="network failure") as caught:
+            asyncio.run(scenario())
+    assert caught.value.category is ErrorCategory.NETWORK
+    assert adapter.api_calls == 2, "the refresh was tried again once, as any request is"
 
 
 def test_daily_budget_nearly_spent_stops_before_burning_the_reserve() -> None:

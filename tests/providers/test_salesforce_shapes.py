@@ -31,7 +31,13 @@ from crm_desktop.providers.contract import (
     OutboundRecord,
     ReportsMissingFields,
 )
-from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, RateLimitError, RequestRejectedError
+from crm_desktop.providers.errors import (
+    AuthError,
+    BudgetExhaustedError,
+    ConfigurationError,
+    RateLimitError,
+    RequestRejectedError,
+)
 from crm_desktop.providers.http import Decision
 from crm_desktop.providers.salesforce import SalesforceAdapter
 from crm_desktop.providers.salesforce_errors import classify_salesforce, describe_record_errors
@@ -911,6 +917,66 @@ def test_session_expiry_refreshes_once_and_saves_tokens(respx_mock: respx.MockRo
         "client_secret": ["client-secret"],
     }
     assert saved and saved[0]["accessToken"] == "access-2" and saved[0]["refreshToken"] == "refresh-1"
+
+
+@respx.mock(using="httpx", assert_all_called=True)
+def test_a_sandbox_org_signed_in_at_its_login_url_is_called_at_its_instance(respx_mock: respx.MockRouter) -> None:
+    # The token's instance_url is where API calls go (crm-wire-facts, Salesforce OAuth); the integration's URL
+    # (test.salesforce.com for a sandbox org, or login.salesforce.com) is where it signs in and refreshes.
+    login = "https://test.salesforce.com"
+    instance = "https://acme--dev.sandbox.my.salesforce.com"
+
+    def limits(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == "Bearer access-2":
+            return sf_response(200, {}, {"Sforce-Limit-Info": "api-usage=3/15000"})
+        return sf_response(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+
+    called = respx_mock.get(f"{instance}{DATA}/limits").mock(side_effect=limits)
+    respx_mock.get(f"{instance}/services/oauth2/userinfo").mock(
+        return_value=sf_response(200, {"organization_id": "00DA", "preferred_username": "ops@acme.com"})
+    )
+    token = respx_mock.post(f"{login}/services/oauth2/token").mock(
+        return_value=sf_response(200, {"access_token": "access-2", "instance_url": instance})
+    )
+
+    async def run() -> Any:
+        integration = Integration(provider=Provider.SALESFORCE, name="Dev sandbox", base_url=login)
+        adapter = SalesforceAdapter(
+            integration, credentials(instanceUrl=instance), sleep=FakeSleep(),
+            options=AdapterOptions(salesforce_session_seconds=None),
+        )
+        try:
+            return await adapter.test_connection()
+        finally:
+            await adapter.aclose()
+
+    info = asyncio.run(run())
+    assert info.account == "00DA" and token.call_count == 1
+    assert called.call_count == 2 and info.quota is not None and info.quota.used == 3
+
+
+@respx.mock(using="httpx", assert_all_called=True)
+def test_a_refresh_naming_a_plain_http_instance_is_refused_and_nothing_goes_there(
+    respx_mock: respx.MockRouter,
+) -> None:
+    # A refresh moves the calls to the instance it names (the org moved), as any base URL is checked: plain http off
+    # loopback would carry the session in clear.
+    respx_mock.get(f"{INSTANCE}{DATA}/limits").mock(
+        return_value=sf_response(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]))
+    respx_mock.post(TOKEN_URL).mock(
+        return_value=sf_response(200, {"access_token": "access-2", "instance_url": "http://na99.salesforce.com"}))
+    saved: list[dict[str, Any]] = []
+
+    async def run() -> Any:
+        adapter = make_adapter(save_tokens=saved.append)
+        try:
+            return await adapter.test_connection()
+        finally:
+            await adapter.aclose()
+
+    with pytest.raises(ConfigurationError, match="plain http"):
+        asyncio.run(run())
+    assert saved == [], "the refused instance is not stored"
 
 
 @respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=False)

@@ -165,6 +165,26 @@ def test_fault_plan_limits_a_rule_to_paths_and_to_a_number_of_firings() -> None:
     assert plan.request_fault("/x") is FaultKind.SERVER_ERROR
 
 
+@pytest.mark.parametrize(("kind", "done"), [(FaultKind.READ_TIMEOUT, False), (FaultKind.TIMEOUT_AFTER_DOING, True)])
+def test_a_timeout_after_doing_makes_the_write_then_holds_its_answer_as_a_plain_timeout_drops_it(
+    kind: FaultKind, done: bool
+) -> None:
+    # A real CRM finishes a request whose client gave up; the plain ``timeout`` stays a request never done.
+    sandbox = HubSpotSandbox(SandboxConfig(faults=[FaultRule(kind, at=[1])]))
+    token = sandbox.credentials()["token"]
+
+    async def create(client: httpx.AsyncClient) -> None:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post("/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {token}"},
+                              json={"properties": {"email": "ada@example.com"}})
+
+    against(sandbox, create)
+    made = [r.properties.get("email") for r in sandbox._records["contacts"].values()]
+    assert made == (["ada@example.com"] if done else [])
+    assert [entry.fault for entry in sandbox.requests] == [kind.value]
+    assert parse_fault_spec("timeout_after_doing@2")[0].kind is FaultKind.TIMEOUT_AFTER_DOING
+
+
 def test_fault_plan_by_probability_is_repeatable_for_a_seed() -> None:
     def draws(seed: int) -> list[bool]:
         plan = FaultPlan([FaultRule(FaultKind.SERVER_ERROR, probability=0.25)], seed=seed)

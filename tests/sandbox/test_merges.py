@@ -80,3 +80,20 @@ def test_pipedrive_merge_keeps_merge_with_id_and_answers_as_the_spec_says() -> N
     assert missing.status_code == 404
     itself = api.send("PUT", f"/v1/persons/{keep['id']}/merge", json={"merge_with_id": keep["id"]})
     assert itself.status_code == 400 and itself.json()["success"] is False
+
+
+@pytest.mark.skipif(not specs_available(), reason="Pipedrive's OpenAPI files are not available")
+def test_pipedrive_merge_answers_a_money_value_as_v1_does() -> None:
+    # v1 gives a money value's amount under its key and its currency under <key>_currency; v2 holds them as one
+    # object (crm-wire-facts, Pipedrive person fields).
+    sandbox = PipedriveSandbox(burst_limit=10_000, search_burst_limit=10_000)
+    api = SpecCheckedApi(sandbox)
+    money = api.call("POST", "/v1/personFields", json={"name": "Lifetime value", "field_type": "monetary"})["data"]
+    keep = new_person(api, "Ada Lovelace", "ada@example.com")
+    other = new_person(api, "Augusta King", "ada+news@example.com")
+    api.call("PATCH", f"/api/v2/persons/{other['id']}",
+             json={"custom_fields": {money["key"]: {"value": 1500, "currency": "EUR"}}})
+
+    data = api.call("PUT", f"/v1/persons/{other['id']}/merge", json={"merge_with_id": keep["id"]})["data"]
+
+    assert (data[money["key"]], data[f"{money['key']}_currency"]) == (1500, "EUR")

@@ -533,6 +533,12 @@ def test_a_new_person_field_gets_a_hash_key_usable_on_persons(api: PipedriveApi)
     cleared = api.patch(f"/api/v2/persons/{person['id']}", {"custom_fields": {key: None}}).json()["data"]
     assert cleared["custom_fields"] == {key: None}
 
+    # v2 holds an amount with its currency as one object; a bare number is refused.
+    money = api.post("/v1/personFields", {"name": "Lifetime value", "field_type": "monetary"}).json()["data"]["key"]
+    rich = create_person(api, "Rich", custom_fields={money: {"value": 1500, "currency": "EUR"}})
+    assert rich["custom_fields"][money] == {"value": 1500, "currency": "EUR"}
+    assert_error(api.patch(f"/api/v2/persons/{rich['id']}", {"custom_fields": {money: 1500}}), 400, "currency")
+
     assert_error(api.post("/v1/personFields", {"name": "No type"}), 400, "field_type")
     assert_error(api.post("/v1/personFields", {"field_type": "varchar"}), 400, "name")
     assert_error(api.post("/v1/personFields", {"name": "Mood", "field_type": "enum"}), 400, "option")

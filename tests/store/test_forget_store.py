@@ -1,5 +1,5 @@
 """Forgetting one person deletes their rows in one transaction, on SQLite and PostgreSQL alike, and leaves only a
-digest of their email; migration 0028 adds and drops the table that keeps it."""
+digest of their email; migration 0029 adds and drops the table that keeps it."""
 
 from __future__ import annotations
 
@@ -62,11 +62,11 @@ def test_forget_deletes_the_person_and_keeps_only_a_digest(database: Database) -
     assert forget.unforget(ANN) == erased.forgotten_at and forget.forgotten_among([ANN]) == {}
 
 
-def test_0028_adds_the_forgotten_people_and_a_downgrade_drops_them(blank_database: Database) -> None:
-    migrate_to(blank_database.engine, "0028")
+def test_0029_adds_the_forgotten_people_and_a_downgrade_drops_them(blank_database: Database) -> None:
+    migrate_to(blank_database.engine, "0029")
     with blank_database.engine.begin() as connection:
         connection.execute(text("INSERT INTO forgotten_people (email_hash, forgotten_at) VALUES (:key, :at)"),
                            {"key": email_digest(ANN), "at": datetime(2026, 12, 7, tzinfo=UTC)})
     assert ForgetStore(blank_database).forgotten_among([ANN]) == {ANN: datetime(2026, 12, 7, tzinfo=UTC)}
-    migrate_to(blank_database.engine, "0027", downgrade=True)
+    migrate_to(blank_database.engine, "0028", downgrade=True)
     assert "forgotten_people" not in inspect(blank_database.engine).get_table_names()

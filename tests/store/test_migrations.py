@@ -38,6 +38,7 @@ pytestmark = pytest.mark.postgres
 
 STORE_TABLES = {
     "integrations",
+    "integration_keys",
     "contacts",
     "social_profiles",
     "leads",
@@ -64,7 +65,7 @@ STORE_TABLES = {
     "forgotten_people",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0028"
+SHIPPED_HEAD = "0029"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.

@@ -28,16 +28,22 @@ class ProxyOnlyNames(HttpProxyBasePlugin):
 class ForwardProxy:
     """proxy.py serving on 127.0.0.1 until the context ends.
 
+    With ``tls`` (a certificate chain and its key, PEM files) the proxy itself is reached over TLS, as a company's
+    ``https://`` proxy is.
+
     Attributes:
-        url: ``http://127.0.0.1:PORT`` once started.
+        url: ``http://127.0.0.1:PORT`` (``https://`` with ``tls``) once started.
         log_file: where proxy.py writes its log, one access line per request or CONNECT tunnel.
     """
 
-    def __init__(self, folder: Path, *, basic_auth: str | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, basic_auth: str | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.folder = folder
         self.log_file = folder / "proxy.log"
         self._port_file = folder / "proxy.port"
         self._basic_auth = basic_auth
+        self._tls = tls
         self._process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -52,6 +58,8 @@ class ForwardProxy:
         ]
         if self._basic_auth:
             command += ["--basic-auth", self._basic_auth]
+        if self._tls is not None:
+            command += ["--cert-file", str(self._tls[0]), "--key-file", str(self._tls[1])]
         root = Path(__file__).resolve().parents[2]
         search_path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
         environment = {**os.environ, "PYTHONPATH": search_path}
@@ -65,7 +73,7 @@ class ForwardProxy:
                 raise RuntimeError(f"proxy.py exited at start: {error[-2000:]}")
             text = self._port_file.read_text().strip() if self._port_file.exists() else ""
             if text.isdigit():
-                self.url = f"http://127.0.0.1:{text}"
+                self.url = f"{'https' if self._tls is not None else 'http'}://127.0.0.1:{text}"
                 return self
             time.sleep(0.05)
         self.__exit__(None, None, None)

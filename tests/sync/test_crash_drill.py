@@ -96,7 +96,9 @@ def test_a_write_resumed_after_a_crash_is_audited_and_can_be_undone(
         adapter = workspace.crm.adapter_for(integration)
         send = adapter.upsert
 
-        async def dying_upsert(obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        async def dying_upsert(obj: RecordObject, records: Sequence[OutboundRecord],
+                               answers: list[RecordResult | None] | None = None) -> list[RecordResult]:
+            # The process dies before the answers are recorded: they are not passed on.
             if dies == "after the write landed":
                 await send(obj, records)
             raise ProcessDied

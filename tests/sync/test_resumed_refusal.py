@@ -35,7 +35,8 @@ def die_before_the_crm_write(bench: SyncBench, monkeypatch: pytest.MonkeyPatch) 
     def dying_adapter_for(integration: object) -> CrmAdapter:
         adapter = adapter_for(integration)
 
-        async def dying_upsert(obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        async def dying_upsert(obj: RecordObject, records: Sequence[OutboundRecord],
+                               answers: list[RecordResult | None] | None = None) -> list[RecordResult]:
             raise ProcessDied
 
         adapter.upsert = dying_upsert  # type: ignore[method-assign]

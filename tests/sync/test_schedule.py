@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from crm_desktop.domain.models import SyncDirection
+from crm_desktop.domain.models import Integration, SyncConfig, SyncDirection
+from crm_desktop.providers.errors import AuthError
 from crm_desktop.store.models import SyncRunStatus, SyncTrigger, utcnow
 from tests.sync.conftest import SyncBench, person, scenario
 
@@ -121,3 +122,81 @@ async def test_run_due_catches_up_and_push_new_sends_only_new_contacts(hubspot: 
     # The edit goes with the next full sync.
     await hubspot.sync()
     assert await hubspot.crm_value("person1@example.com", "firstName") == "Augusta"
+
+
+def add_second(bench: SyncBench, name: str = "crm2") -> None:
+    """A second integration with auto-sync on, to the same CRM: due with the first, synced after it."""
+    bench.workspace.integrations.add(
+        Integration(provider=bench.provider, name=name, base_url=bench.sandbox.base_url,
+                    sync_config=SyncConfig(auto_sync=True)),
+        bench.sandbox.credentials())
+
+
+@scenario
+async def test_a_schedule_turned_off_while_its_batch_runs_is_passed_over(hubspot: SyncBench) -> None:
+    """Seen in the window: with two integrations due, unticking the second's auto-sync while the first synced (or
+    removing the second) did not stop it: the batch, listed at its start, synced it all the same."""
+    add_second(hubspot)
+    assert due(hubspot, utcnow()) == [("crm", SyncDirection.BOTH), ("crm2", SyncDirection.BOTH)]
+
+    def first_starts(name: str) -> None:
+        if name == "crm":
+            second = hubspot.workspace.integrations.get("crm2")
+            hubspot.workspace.integrations.update(second.model_copy(
+                update={"sync_config": second.sync_config.model_copy(update={"auto_sync": False})}))
+
+    outcomes = await hubspot.service.run_due(on_start=first_starts)
+    assert [name for name, _ in outcomes] == ["crm"]
+    assert [run.integration_id for run in hubspot.service.runs()] == [hubspot.integration.id]
+
+
+@scenario
+async def test_a_batch_passes_over_an_integration_synced_meanwhile_and_stops_when_paused(hubspot: SyncBench) -> None:
+    add_second(hubspot)
+    add_second(hubspot, "crm3")
+
+    def second_synced_by_hand(name: str) -> None:
+        if name == "crm":  # "Sync now" on crm2 while the batch syncs crm
+            second = hubspot.workspace.integrations.get("crm2").id or 0
+            hubspot.store.finish_run(hubspot.store.start_run(second, SyncTrigger.MANUAL, "both"),
+                                     SyncRunStatus.SUCCEEDED)
+
+    outcomes = await hubspot.service.run_due(on_start=second_synced_by_hand)
+    assert [name for name, _ in outcomes] == ["crm", "crm3"], "crm2 was synced by hand: not twice"
+    assert sorted(run.trigger for run in hubspot.service.runs()) == ["manual", "scheduled", "scheduled"]
+
+    # Everything due again: auto-sync paused after the first sync of the batch starts no other.
+    for run in hubspot.service.runs():
+        hubspot.store.update_run(run.id, started_at=run.started_at - 7 * HOUR)
+    started: list[str] = []
+    outcomes = await hubspot.service.run_due(on_start=started.append, keep_going=lambda: not started)
+    assert [name for name, _ in outcomes] == started == ["crm"]
+
+
+@scenario
+async def test_a_refused_sign_in_waits_for_a_reconnect_instead_of_being_tried_every_tick(hubspot: SyncBench) -> None:
+    """Seen with `sync --due` from cron (and the window's minute timer): an integration whose token the CRM had
+    revoked was tried again at every tick, each time a refused request to the CRM and a new failure, for as long as
+    nobody reconnected it."""
+    configure(hubspot, auto_sync=False)
+    revoked = hubspot.workspace.integrations.add(
+        Integration(provider=hubspot.provider, name="revoked", base_url=hubspot.sandbox.base_url,
+                    sync_config=SyncConfig(auto_sync=True)),
+        {"token": "pat-na1-00000000-0000-0000-0000-000000000000"})
+    [(name, refused)] = await hubspot.service.run_due()
+    assert name == "revoked" and isinstance(refused, AuthError)
+    mark = hubspot.mark()
+    now = utcnow()
+    assert await hubspot.service.run_due() == [], "the next tick does not ask the CRM again"
+    assert hubspot.mark() == mark
+    held = hubspot.service.waiting_for_reconnect(revoked)
+    assert held is not None and now + 5 * HOUR < held <= now + 6 * HOUR
+    assert hubspot.service.next_due(revoked) == held
+    assert due(hubspot, now + 5 * HOUR) == []
+    assert due(hubspot, held) == [("revoked", SyncDirection.BOTH)], "a full sync interval later, it is tried again"
+
+    # Reconnected with a token the CRM takes: due at once, and it syncs.
+    reconnected = hubspot.workspace.integrations.update(revoked, hubspot.sandbox.credentials())
+    assert hubspot.service.waiting_for_reconnect(reconnected) is None
+    [(name, result)] = await hubspot.service.run_due()
+    assert name == "revoked" and not isinstance(result, Exception)

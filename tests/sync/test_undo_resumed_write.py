@@ -62,7 +62,9 @@ def die_after_the_crm_write(bench: SyncBench, monkeypatch: pytest.MonkeyPatch) -
         adapter = adapter_for(integration)
         send = adapter.upsert
 
-        async def dying_upsert(obj: RecordObject, records: Sequence[OutboundRecord]) -> list[RecordResult]:
+        async def dying_upsert(obj: RecordObject, records: Sequence[OutboundRecord],
+                               answers: list[RecordResult | None] | None = None) -> list[RecordResult]:
+            # The process dies before the answers are recorded: they are not passed on.
             await send(obj, records)
             raise ProcessDied
 

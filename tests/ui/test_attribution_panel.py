@@ -7,15 +7,24 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from PySide6.QtCharts import QBarCategoryAxis, QBarSeries, QDateTimeAxis, QLineSeries, QValueAxis
-from PySide6.QtCore import QDate, QDateTime, Qt
+from PySide6.QtCharts import (
+    QAbstractBarSeries,
+    QBarCategoryAxis,
+    QChartView,
+    QDateTimeAxis,
+    QHorizontalBarSeries,
+    QLineSeries,
+    QValueAxis,
+)
+from PySide6.QtCore import QDate, QDateTime, QRectF, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QComboBox, QTableWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QGraphicsTextItem, QTableWidget
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.people import PeopleService, TouchpointSeries, write_report_csv
@@ -70,11 +79,16 @@ def table_rows(table: QTableWidget) -> dict[str, list[str]]:
     }
 
 
+def campaign_axis(view: QChartView) -> QBarCategoryAxis:
+    [found] = [axis for axis in view.chart().axes() if isinstance(axis, QBarCategoryAxis)]
+    return found
+
+
 def bar_values(panel: AttributionPanel) -> dict[str, float]:
     chart = panel.conversions_chart.chart()
     series = chart.series()[0]
-    assert isinstance(series, QBarSeries)
-    names = chart.axes(Qt.Orientation.Horizontal)[0].categories()  # type: ignore[attr-defined]
+    assert isinstance(series, QAbstractBarSeries)
+    names = campaign_axis(panel.conversions_chart).categories()
     bars = series.barSets()[0]
     return {name: bars.at(index) for index, name in enumerate(names)}
 
@@ -198,34 +212,83 @@ def test_a_credit_axis_tops_out_on_a_round_number(qapp: QApplication, highest: f
     assert any(abs(step - nice * 10 ** power) < 1e-9 for nice in (1, 2, 2.5, 5) for power in range(-2, 4)), step
 
 
-def test_campaign_names_show_whole_under_the_bars(qtbot: QtBot, panel: AttributionPanel) -> None:
-    """Qt would cut "Spring Launch" to "Spring Laun..." with room to spare: the names are put whole, level once the
-    chart has its width, and tilted when the window gets narrow."""
-    def axis() -> QBarCategoryAxis:
-        found = panel.conversions_chart.chart().axes(Qt.Orientation.Horizontal)[0]
-        assert isinstance(found, QBarCategoryAxis)
-        return found
+def name_boxes(view: QChartView) -> list[QRectF]:
+    """Where the bar chart draws the campaign names it shows: the text Qt left visible on the names' side of the
+    bars, in the axis's order from the bars' end."""
+    plot = view.chart().plotArea()
+    text = QGraphicsTextItem().type()  # Qt lays an axis's labels out as text items (PySide wraps them as plain items)
+    boxes = [item.sceneBoundingRect() for item in view.scene().items()
+             if item.type() == text and item.isVisible() and item.sceneBoundingRect().width() > 4]
+    if campaign_axis(view).alignment() & Qt.AlignmentFlag.AlignLeft:
+        return sorted((box for box in boxes if box.right() <= plot.left() + 1
+                       and plot.top() <= box.center().y() <= plot.bottom()), key=lambda box: box.top())
+    return sorted((box for box in boxes if box.top() >= plot.bottom() - 1), key=lambda box: box.left())
 
-    qtbot.waitUntil(lambda: axis().labelsAngle() == 0, timeout=2000)
-    assert sorted(axis().categories()) == sorted(CAMPAIGNS)
-    assert not axis().truncateLabels()
+
+def test_campaign_names_show_whole_beside_the_bars(qtbot: QtBot, panel: AttributionPanel) -> None:
+    """Qt would cut "Spring Launch" to "Spring Laun..." with room to spare: the names are put whole and level, and
+    shortened (never tilted) when the window gets narrow."""
+    qtbot.waitUntil(lambda: sorted(campaign_axis(panel.conversions_chart).categories()) == sorted(CAMPAIGNS),
+                    timeout=2000)
+    assert not campaign_axis(panel.conversions_chart).truncateLabels()
     panel.resize(520, 760)
-    qtbot.waitUntil(lambda: axis().labelsAngle() == -30, timeout=2000)
-    choose(panel.model_combo, "First touch")  # a redraw keeps the tilt the width asks for
-    assert axis().labelsAngle() == -30 and sorted(axis().categories()) == sorted(CAMPAIGNS)
+    qtbot.waitUntil(lambda: sorted(campaign_axis(panel.conversions_chart).categories()) != sorted(CAMPAIGNS),
+                    timeout=2000)
+    choose(panel.model_combo, "First touch")  # a redraw keeps the names the width asks for
+    axis = campaign_axis(panel.conversions_chart)
+    assert axis.labelsAngle() == 0 and len(axis.categories()) == len(CAMPAIGNS)
+    assert all(label in CAMPAIGNS or label.endswith("…") for label in axis.categories())
     panel.resize(1100, 760)
-    qtbot.waitUntil(lambda: axis().labelsAngle() == 0, timeout=2000)
+    qtbot.waitUntil(lambda: sorted(campaign_axis(panel.conversions_chart).categories()) == sorted(CAMPAIGNS),
+                    timeout=2000)
 
 
-def test_crowded_campaign_names_tilt_and_an_overlong_one_is_shortened(qapp: QApplication) -> None:
+def test_an_overlong_campaign_name_is_shortened_and_none_tilts(qapp: QApplication) -> None:
     axis = QBarCategoryAxis()
     names = ["Spring Launch", "Black Friday", "Webinar Series", "Autumn " * 12 + "Sale"]
-    assert campaign_labels(axis, names, 4000) == names
-    assert axis.labelsAngle() == 0
-    shown = campaign_labels(axis, names, 500)
-    assert axis.labelsAngle() == -30 and not axis.truncateLabels()
+    shown = campaign_labels(axis, names, 1000)
+    assert axis.labelsAngle() == 0 and not axis.truncateLabels()
     assert shown[:3] == names[:3]
     assert shown[3].endswith("…") and len(shown[3]) < len(names[3])
+
+
+LONG_CAMPAIGNS = ["Spring Launch Brand Awareness", "Black Friday Early Access Teaser", "Customer stories: retail",
+                  "Webinar Series Q3 Data Privacy", "Holiday Gift Guide Influencers", "Product Hunt Launch Day",
+                  "LinkedIn Thought Leadership", "Summer Sale Retargeting Europe", "Partner Co-marketing with Acme",
+                  "Back to School Student Offer", "Year in Review Recap Video", "New Year Resolution Challenge"]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1100, 760), (700, 760), (1100, 560)])
+def test_every_campaign_the_chart_draws_has_its_name_in_sight(
+        qtbot: QtBot, workspace: Workspace, width: int, height: int) -> None:
+    """With 12 campaigns of long names, tilted under upright bars, Qt hid the first campaign's name (its bar stood
+    unnamed) and cut the others to a few letters. Each bar now lies beside its name, level, the most credited on
+    top: every name the chart draws is laid out, in the view, one apart from the next; a chart too short to name
+    12 draws as many as it has room to name, and says so."""
+    now = seed_marketing(workspace)
+    workspace.social.record_engagements([EngagementEvent(
+        platform=SocialPlatform.LINKEDIN, type=TouchpointType.CLICK, post_id=f"{rank}-{number}",
+        user=EngagementUser(email=email_of(number)), timestamp=now - timedelta(days=3), campaign=name)
+        for rank, name in enumerate(LONG_CAMPAIGNS) for number in range(30 - 2 * rank)])
+    made = AttributionPanel(PeopleService(workspace.database, workspace.social, workspace.sync), now=now)
+    qtbot.addWidget(made)
+    made.resize(width, height)
+    made.show()
+    qtbot.waitExposed(made)
+    view = made.conversions_chart
+    qtbot.wait(50)
+    axis = campaign_axis(view)
+    shown = axis.count()
+    assert (shown == 12) is (height == 760), shown
+    assert shown >= 6 and view.chart().title().startswith(f"Conversions credited: the {shown} campaigns")
+    boxes = name_boxes(view)
+    assert len(boxes) == shown, f"{len(boxes)} of {shown} names laid out"
+    assert all(box.left() >= 0 and box.right() <= view.width() for box in boxes)
+    assert all(upper.bottom() <= lower.top() for upper, lower in pairwise(boxes))
+    bars = bar_values(made)
+    top = axis.categories()[-1]  # the axis counts from the bottom
+    assert bars[top] == max(bars.values())
+    assert LONG_CAMPAIGNS[0].startswith(top.rstrip("…"))
 
 
 def test_the_summary_reads_as_a_sentence() -> None:
@@ -452,8 +515,8 @@ def test_the_chart_draws_a_bar_per_campaign_and_says_when_it_shows_the_top_ones(
     qtbot.waitExposed(made)
     chart = made.conversions_chart.chart()
     series = chart.series()[0]
-    assert isinstance(series, QBarSeries)
-    axis = chart.axes(Qt.Orientation.Horizontal)[0]
+    assert isinstance(series, QHorizontalBarSeries)
+    axis = chart.axes(Qt.Orientation.Vertical)[0]
     assert isinstance(axis, QBarCategoryAxis)
     assert made.report is not None
     campaigns = len(made.report.by_campaign)

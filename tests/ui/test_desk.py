@@ -384,6 +384,51 @@ def test_ctrl_1_to_6_put_the_keyboard_on_the_panels_first_named_control(make_win
     assert QApplication.focusWidget() is window.attribution_panel.model_combo
 
 
+def test_tab_goes_through_a_panel_opened_later_before_the_alerts_view(
+    make_window: WindowFactory, workspace: Workspace, tmp_path: Path
+) -> None:
+    """A panel built after start-up (the first time it is opened) was put after the open Alerts view in the Tab
+    order: from the sidebar, Tab went through the alerts before the panel's own controls. Now Tab goes sidebar,
+    the panel's controls, then the Alerts view, for the panel shown at start-up and those opened later, also
+    after the view was floated and docked back, and Shift+Tab walks the same way back."""
+    messy = tmp_path / "fair-leads.csv"
+    messy.write_text("email,firstName\nnot-an-email,Bob\n", encoding="utf-8")
+    workspace.sync.import_file(messy)  # an alert: the view's buttons take Tab too
+    window = make_window(tray=False)
+    window.desk.alerts_action.trigger()
+    dock = window.desk.alerts_dock
+    assert dock.isVisible()
+
+    def walk(key: Qt.Key) -> list[str]:
+        panel = window.current_panel
+        window.sidebar.setFocus(Qt.FocusReason.OtherFocusReason)
+        places: list[str] = []
+        for _ in range(60):
+            QTest.keyClick(QApplication.focusWidget(), key)
+            focused = QApplication.focusWidget()
+            if focused is window.sidebar:
+                return places
+            assert focused is not None
+            places.append("panel" if panel.isAncestorOf(focused) else "alerts" if dock.isAncestorOf(focused)
+                          else type(focused).__name__)
+        raise AssertionError(f"Tab never came back to the sidebar: {places}")
+
+    def docked_back() -> None:
+        dock.setFloating(True)
+        dock.setFloating(False)
+
+    for number, before in ((5, None), (1, None), (2, None), (3, docked_back), (6, None)):
+        if before is not None:
+            before()
+        QTest.keyClick(window, getattr(Qt.Key, f"Key_{number}"), Qt.KeyboardModifier.ControlModifier)
+        forward = walk(Qt.Key.Key_Tab)
+        assert "panel" in forward and "alerts" in forward, (number, forward)
+        assert forward == sorted(forward, key=lambda place: place != "panel"), (number, forward)
+        backward = walk(Qt.Key.Key_Backtab)
+        assert backward == sorted(backward, key=lambda place: place != "alerts"), (number, backward)
+    close_for_good(window)
+
+
 def test_ctrl_f_goes_to_the_current_panels_filter(make_window: WindowFactory) -> None:
     window = make_window(tray=False)
     QTest.keyClick(window, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)  # People

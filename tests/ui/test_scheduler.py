@@ -125,6 +125,30 @@ def test_a_batch_shows_only_the_running_sync_as_running_and_the_others_waiting(
     assert monitor.progress_label.text() == monitor.IDLE_TEXT
 
 
+def test_pausing_auto_sync_while_a_batch_runs_starts_no_further_sync_of_it(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: "Pause auto-sync" (the tray, Settings) while a scheduled batch synced its first integration said
+    "Auto-sync paused: syncs run only when you ask", and the batch then synced the next one all the same."""
+    hubspot.add_integration("hubspot-later", auto_sync=True)
+    sync = hubspot.workspace.sync.sync
+    asked: list[str] = []
+
+    async def paused_meanwhile(name: str, *args: object, **kwargs: object) -> SyncResult:
+        asked.append(name)
+        window.scheduler.stop()  # what pausing auto-sync does
+        return await sync(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hubspot.workspace.sync, "sync", paused_meanwhile)
+    with qtbot.waitSignal(window.scheduler.batch_finished, timeout=20_000) as finished:
+        window.scheduler.timer.timeout.emit()
+    assert asked == ["hubspot-auto"]
+    assert [name for name, _ in finished.args[0]] == ["hubspot-auto"]
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    assert [run.trigger for run in hubspot.workspace.sync.runs()] == ["scheduled"]
+    assert window.sync_monitor_panel.progress_label.text() == window.sync_monitor_panel.IDLE_TEXT
+
+
 def test_a_sync_missed_while_the_app_was_closed_is_caught_up_once(
     window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
@@ -155,6 +179,24 @@ def test_a_scheduled_failure_is_a_sentence_in_the_monitor(
     notice = window.sync_monitor_panel.notice
     assert notice.tone == "error"
     assert "hubspot-revoked" in notice.text() and "failed: " in notice.text()
+
+
+def test_a_due_sync_another_process_is_running_is_no_failure_in_the_monitor(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
+) -> None:
+    """Seen with cron's `sync --due` running a long sync while the app was open: each minute's tick, refused the
+    integration's lock, put "Scheduled: Sync of “…” failed: a sync of … is already running" in red in the monitor,
+    though nothing failed: the sync was under way and the tick only had to wait."""
+    integration_id = hubspot.workspace.integrations.get("hubspot-auto").id or 0
+    assert hubspot.workspace.sync.store.acquire_lock(integration_id, owner="other-host:4242")
+    with qtbot.waitSignal(window.scheduler.batch_finished, timeout=10_000):
+        assert window.scheduler.check_due() is not None
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
+    notice = window.sync_monitor_panel.notice
+    assert notice.tone != "error" and "failed" not in notice.text(), notice.text()
+    assert notice.text().startswith(
+        "Scheduled: a sync of 'hubspot-auto' is already running (on other-host, process 4242); last heartbeat ")
+    assert notice.text().endswith("; the scheduled sync of “hubspot-auto” waits for the next check.")
 
 
 def test_with_the_api_off_the_scheduler_runs_the_hourly_contact_push_once(

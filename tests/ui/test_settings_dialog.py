@@ -17,6 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.preferences import ThemeChoice
+from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef
 from crm_desktop.store.models import utcnow
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
@@ -191,6 +192,37 @@ def test_pausing_from_the_tray_while_settings_are_open_is_kept_by_save(
     tick(dialog.auto_sync_box)
     click_save(dialog)
     assert window.scheduler.active and hubspot.workspace.preferences.get().auto_sync
+
+
+def test_a_schedule_saved_keeps_what_changed_in_the_integration_while_settings_were_open(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench
+) -> None:
+    """Seen: with Settings open, the integration was renamed and switched to pull only from the command line (or
+    by a teammate on a team database); a new interval saved in Settings put back the old name and direction, as
+    Save wrote the whole integration as it was when the dialog opened. Removed meanwhile, Save raised."""
+    workspace = hubspot.workspace
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(1)
+    [row] = dialog.schedules
+    row.sync_interval.selectAll()
+    QTest.keyClicks(row.sync_interval, "90")
+    now = workspace.integrations.get(hubspot.name)
+    workspace.integrations.update(now.model_copy(update={
+        "name": "hs-renamed", "sync_config": now.sync_config.model_copy(update={"direction": SyncDirection.PULL})}))
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    [saved] = workspace.integrations.list()
+    assert saved.name == "hs-renamed", "the rename stands"
+    assert (saved.sync_config.direction, saved.sync_config.sync_interval) == (SyncDirection.PULL, 90)
+
+    dialog = open_settings(window, qtbot)
+    dialog.tabs.setCurrentIndex(1)
+    [row] = dialog.schedules
+    tick(row.auto_sync)
+    workspace.integrations.remove("hs-renamed")
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    assert workspace.integrations.list() == []
 
 
 def test_the_schedules_and_scoring_hints_speak_to_the_marketer(qtbot: QtBot, window: MainWindow) -> None:

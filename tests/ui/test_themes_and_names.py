@@ -15,10 +15,15 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QCheckBox,
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QTabBar,
     QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -105,6 +110,9 @@ def test_every_panel_renders_in_both_themes(
             waiting = window.grab().toImage()
             assert (mean_lightness(waiting) < 70) if theme is Theme.DARK else (mean_lightness(waiting) > 190)
             qtbot.waitUntil(lambda: not window.attribution_panel.busy, timeout=10_000)
+        if entry.title == "Conflicts":
+            # Both conflicts selected, as a marketer deciding them at once sees them.
+            window.conflicts_panel.table.selectAll()
         name = entry.title.lower().replace(" ", "-")
         image = save_shot(window, shots_dir / f"{theme.value}-{name}.png")
         assert distinct_colours(image) > 20, f"{entry.title} looks blank in the {theme.value} theme"
@@ -251,6 +259,63 @@ def test_the_button_the_keyboard_is_on_is_plain_to_see(qtbot: QtBot, themed: QAp
         change = max((contrast(QColor(before.pixel(x, y)), QColor(after.pixel(x, y)))
                       for y in range(after.height()) for x in range(after.width())), default=1.0)
         assert change >= 3, f"{button.text()} with the focus in the {theme.value} theme: {change:.2f}:1"
+
+
+@pytest.mark.parametrize("theme", list(Theme))
+def test_the_tick_box_tab_and_cell_the_keyboard_is_on_are_plain_to_see(
+    qtbot: QtBot, themed: QApplication, theme: Theme
+) -> None:
+    """Tabbing onto a tick box turned its border blue and drew the platform style's faint frame round its label;
+    onto a tab bar or a table, a pale frame inside the tab or round the cell (1.2-2:1 against what was there). Each
+    now changes by 3:1 or more where the focus is, as the buttons do, ticked or not, and keeps its size: the
+    tabs keep their places (also sized again with the focus on them: a ring as a border then cut "Contacts" to
+    "ontac"), and a table's current cell (with its tick box) is ringed."""
+    apply_theme(themed, theme)
+    root = QWidget()
+    qtbot.addWidget(root)
+    layout = QVBoxLayout(root)
+    start = QLineEdit()
+    unticked = QCheckBox("Preview first")
+    ticked = QCheckBox("Keep syncing in the tray")
+    ticked.setChecked(True)
+    bar = QTabBar()  # as People's: each tab as wide as its title needs
+    bar.setExpanding(False)
+    bar.setDrawBase(False)
+    for title in ("Contacts", "Leads"):
+        bar.addTab(title)
+    pages = QTabWidget()
+    for title in ("General", "Local API"):
+        pages.addTab(QWidget(), title)
+    table = QTableWidget(2, 2)
+    for row in range(2):
+        item = QTableWidgetItem("Sync")
+        item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        item.setCheckState(Qt.CheckState.Checked if row else Qt.CheckState.Unchecked)
+        table.setItem(row, 0, item)
+    table.setCurrentCell(0, 0)
+    for widget in (start, unticked, ticked, bar, pages, table):
+        layout.addWidget(widget)
+    root.show()
+    root.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is root)
+    start.setFocus()
+    for widget, name in ((unticked, "unticked box"), (ticked, "ticked box"), (bar, "tab bar"),
+                         (pages.tabBar(), "tab widget's tabs"), (table, "table's cell")):
+        size = widget.size()
+        tabs = [widget.tabRect(index) for index in range(widget.count())] if isinstance(widget, QTabBar) else []
+        before = widget.grab().toImage()
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        assert QApplication.focusWidget() is widget, name
+        if isinstance(widget, QTabBar):  # the tabs sized again while the bar has the focus
+            title = widget.tabText(0)
+            widget.setTabText(0, title + " ")
+            widget.setTabText(0, title)
+            assert [widget.tabRect(index) for index in range(widget.count())] == tabs, name
+        after = widget.grab().toImage()
+        assert widget.size() == size, name
+        change = max((contrast(QColor(before.pixel(x, y)), QColor(after.pixel(x, y)))
+                      for y in range(after.height()) for x in range(after.width())), default=1.0)
+        assert change >= 3, f"the {name} with the focus in the {theme.value} theme: {change:.2f}:1"
 
 
 def test_the_walk_finds_an_unnamed_control(qtbot: QtBot, qapp: QApplication) -> None:

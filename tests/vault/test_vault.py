@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from keyring.errors import KeyringLocked
 from secretstorage.exceptions import ItemNotFoundException
 
 from crm_desktop.vault import SERVICE_NAME, Vault, VaultError, VaultLockedError, VaultUnavailableError
+from crm_desktop.vault.keyring_vault import login_session_bus
 from tests.support.memory_keyring import MemoryKeyring
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,3 +186,46 @@ def test_a_secret_of_its_own_account_is_refused_without_a_safe_keyring_and_never
         locked.load_secret("network-proxy-x")
     with pytest.raises(VaultLockedError):
         locked.delete_secret("network-proxy-x")
+
+
+def _bus_socket(folder: Path) -> socket.socket:
+    """A unix socket at ``folder/bus``, as a login session's D-Bus daemon leaves one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(folder / "bus"))
+    return listening
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the session bus socket is Linux's")
+def test_a_process_given_no_session_bus_finds_its_logins(tmp_path: Path) -> None:
+    runtime = tmp_path / "run"
+    with _bus_socket(runtime):
+        assert login_session_bus({"XDG_RUNTIME_DIR": str(runtime)}) == f"unix:path={runtime / 'bus'}"
+        named = {"XDG_RUNTIME_DIR": str(runtime), "DBUS_SESSION_BUS_ADDRESS": "unix:path=/elsewhere"}
+        assert login_session_bus(named) is None, "a bus named is the one used"
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / "bus").write_text("not a socket")
+    assert login_session_bus({"XDG_RUNTIME_DIR": str(tmp_path / "file")}) != f"unix:path={tmp_path / 'file' / 'bus'}"
+
+
+@pytest.mark.secret_service
+def test_sync_due_from_cron_reaches_the_keyring_of_the_login(tmp_path: Path) -> None:
+    """Seen following the README's cron recipe: cron gives its jobs no DBUS_SESSION_BUS_ADDRESS, so `sync --due`
+    found "no keyring it can use" and told to install gnome-keyring, which ran and held the token all along."""
+    _need_secret_service()
+    address = os.environ["DBUS_SESSION_BUS_ADDRESS"]
+    bus_path = next(part.split("=", 1)[1] for part in address.split(":", 1)[1].split(",") if part.startswith("path="))
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    (runtime / "bus").symlink_to(bus_path)
+    exe = [sys.executable, "-m", "crm_desktop", "--data-dir", str(tmp_path / "D")]
+    desktop = {k: v for k, v in os.environ.items() if k not in {"PYTHON_KEYRING_BACKEND", "CRM_DESKTOP_DB_URL"}}
+    added = subprocess.run([*exe, "integration", "add", "--provider", "hubspot", "--name", "hs", "--secret-stdin"],
+                           input="pat-cron-123", text=True, capture_output=True, env=desktop)
+    assert added.returncode == 0, added.stderr
+    # What cron gives a job: no session bus named (the login's runtime folder is where it always is).
+    cron = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh",
+            "XDG_RUNTIME_DIR": str(runtime), "PYTHONPATH": str(REPO)}
+    shown = subprocess.run([*exe, "integration", "show", "hs", "--json"], text=True, capture_output=True, env=cron)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["credentials"] == "stored in OS keyring"

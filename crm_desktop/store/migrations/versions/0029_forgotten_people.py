@@ -1,8 +1,8 @@
 """People forgotten at their request: a digest of each one's email, so no pull, import or event brings them back
 
-Revision ID: 0028
-Revises: 0027
-Create Date: 2026-12-07 16:00:00.000000
+Revision ID: 0029
+Revises: 0028
+Create Date: 2026-12-07 16:40:00.000000
 
 Forgetting a person (GDPR right to erasure) deletes every row about them; this table keeps only the SHA-256 of
 their normalised email and when they were forgotten. A downgrade drops it: what was forgotten stays deleted, but
@@ -18,8 +18,8 @@ from alembic import op
 
 import crm_desktop.store.models
 
-revision: str = "0028"
-down_revision: str | None = "0027"
+revision: str = "0029"
+down_revision: str | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
