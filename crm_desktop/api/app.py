@@ -54,6 +54,7 @@ from crm_desktop.app.errors import (
     SyncAlreadyRunning,
     VaultError,
 )
+from crm_desktop.app.forget import ForgetService
 from crm_desktop.app.record_files import plain_reason
 from crm_desktop.app.record_intake import CrmRefusedRecord, IntakeReport, IntakeResult, RecordIntake, validate_rows
 from crm_desktop.app.social import RecordedEvent
@@ -62,7 +63,7 @@ from crm_desktop.app.workflows import SocialWorkflows
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.errors import FieldProblem
 from crm_desktop.domain.models import Contact, Lead, SyncDirection, WireModel, aware_utc, normalise_email
-from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
+from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.domain.social import (
     AttributionModel,
     AttributionReport,
@@ -318,18 +319,23 @@ def _install_error_answers(app: FastAPI) -> None:
 
 
 def _synced(result: IntakeResult) -> RecordSynced:
-    assert result.local_id is not None and result.action is not None
+    assert result.action is not None
+    if result.action is RecordOutcome.SKIPPED:
+        return RecordSynced(local_id=None, crm_id=None, action=result.action, reason=result.message)
+    assert result.local_id is not None
     return RecordSynced(local_id=result.local_id, crm_id=result.crm_id, action=result.action)
 
 
 def _batch_row(result: IntakeResult) -> BatchRow:
     problems = list(result.problems)
+    skipped = result.action is RecordOutcome.SKIPPED
     if not problems and result.message and result.action is not None and result.action.value == "failed":
         problems = [FieldProblem("(record)", result.message)]
     errors = [FieldError(field=p.field, reason=plain_reason(p.reason)) for p in problems]
     return BatchRow(
         index=result.index, email=result.email, action=result.action, local_id=result.local_id,
         crm_id=result.crm_id, category=result.category, error=errors[0] if errors else None, errors=errors,
+        reason=result.message if skipped else None,
     )
 
 
@@ -364,7 +370,7 @@ def _batch_answer(refused: list[IntakeResult], report: IntakeReport) -> Response
         summary=BatchSummary(
             total=summary["total"], created=summary["created"], updated=summary["updated"],
             unchanged=summary["unchanged"], failed=summary["failed"], invalid=summary["invalid"],
-            api_calls=summary["apiCalls"],
+            api_calls=summary["apiCalls"], skipped=summary["skipped"],
         ),
         run_id=report.run_id,
     )
@@ -515,7 +521,7 @@ def create_app(workspace: Workspace, tokens: ApiTokens, workflows: SocialWorkflo
     return api
 
 
-async def _off_the_loop(record: Callable[[], RecordedEvent]) -> RecordedEvent:
+async def _off_the_loop(record: Callable[[], RecordedEvent | str]) -> RecordedEvent | str:
     """Record an event on a worker thread: the API is served on the app's event loop (the window's), and the store
     may wait up to its 10 s for a lock another program holds; the loop, and the window, go on meanwhile."""
     return await asyncio.to_thread(record)
@@ -539,19 +545,27 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
     """The three event endpoints (idempotent: platforms re-deliver webhooks), which queue each event for every
     integration's CRM (the workflows), and attribution."""
     social = workspace.social
+    forgetting = ForgetService(workspace.database)
 
     async def record_and_queue(record: Callable[[], RecordedEvent],
-                               queue: Callable[[RecordedEvent], object]) -> JSONResponse:
+                               queue: Callable[[RecordedEvent], object], email: str | None = None) -> JSONResponse:
         """Record an event (off the loop), queue it for every integration's CRM, and queue again the conversations
-        of a person the event gave an email; answered as :func:`_recorded` says."""
+        of a person the event gave an email; answered as :func:`_recorded` says. An event naming a person forgotten
+        at their request is neither recorded nor queued: 200, ``skipped``, with the reason."""
 
-        def record_and_queue_it() -> RecordedEvent:
+        def record_and_queue_it() -> RecordedEvent | str:
+            refusal = forgetting.refusal(email, "not recorded") if email else None
+            if refusal is not None:
+                return refusal
             recorded = record()
             queue(recorded)
             workflows.requeue_conversations_of([recorded])
             return recorded
 
-        return _recorded(await _off_the_loop(record_and_queue_it))
+        done = await _off_the_loop(record_and_queue_it)
+        if isinstance(done, str):
+            return JSONResponse(EventRecorded(action=EventAction.SKIPPED, reason=done).to_wire(), status_code=200)
+        return _recorded(done)
 
     @api.post("/api/social/conversations", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
@@ -559,7 +573,7 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         """A conversation started on a platform: its participant becomes (or is linked to) a contact, created or
         updated in each CRM with a "Conversation started" entry on its timeline."""
         return await record_and_queue(lambda: social.record_conversation(event),
-                                      lambda _: workflows.queue_conversations([event]))
+                                      lambda _: workflows.queue_conversations([event]), event.participant.email)
 
     @api.post("/api/social/messages", response_model=EventRecorded, responses=EVENT_ANSWERS,
               dependencies=bearer, tags=["social events"])
@@ -575,7 +589,8 @@ def _add_social_routes(api: FastAPI, workspace: Workspace, intake: RecordIntake,
         """A person engaged with a post (a view, a click, a like, a share...): a touchpoint of its campaign; when
         the person is a lead, the CRM lead gets its new score."""
         return await record_and_queue(lambda: social.record_engagement(event),
-                                      lambda recorded: workflows.queue_engagements([event], [recorded]))
+                                      lambda recorded: workflows.queue_engagements([event], [recorded]),
+                                      event.user.email)
 
     @api.get("/api/crm/integrations/{integration}/leads/{lead_id}/attribution", response_model=LeadAttribution,
              responses=ERRORS, dependencies=bearer, tags=["attribution"])

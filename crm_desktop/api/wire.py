@@ -52,11 +52,14 @@ class IntegrationCreated(Integration):
 
 
 class RecordSynced(WireModel):
-    """One contact or lead saved locally and pushed to the CRM."""
+    """One contact or lead saved locally and pushed to the CRM; ``skipped`` (nothing saved or sent, no local id)
+    when it is a person forgotten at their request, with the reason."""
 
-    local_id: int
+    local_id: int | None
     crm_id: str | None
-    action: Annotated[RecordOutcome, Field(description="created, updated or unchanged in the CRM")]
+    action: Annotated[RecordOutcome, Field(description="created, updated or unchanged in the CRM; skipped for a "
+                                                       "person forgotten at their request")]
+    reason: str | None = None
 
 
 class CrmContact(Contact):
@@ -84,6 +87,8 @@ class BatchRow(WireModel):
     category: ErrorCategory | None = None
     error: FieldError | None = None
     errors: list[FieldError] = Field(default_factory=list)
+    #: Why a row was skipped (a person forgotten at their request).
+    reason: str | None = None
 
 
 class BatchSummary(WireModel):
@@ -96,6 +101,8 @@ class BatchSummary(WireModel):
     failed: int
     invalid: int
     api_calls: int
+    #: Rows of people forgotten at their request: neither saved nor pushed.
+    skipped: int = 0
 
 
 class BatchReport(WireModel):
@@ -160,14 +167,17 @@ class EventRecorded(WireModel):
     """What recording a social event did: ``unchanged`` for a re-delivered one (nothing changed then).
 
     Attributes:
-        action: created, updated or unchanged.
+        action: created, updated or unchanged; ``skipped`` when the event names a person forgotten at their request
+            (nothing recorded or queued).
         person: who it belongs to after identity stitching (an email, or a platform and username while anonymous).
         linked_touchpoints: earlier anonymous touchpoints this event joined to the email it gave.
+        reason: why it was skipped (``forgotten on 2026-12-07 at your request; not recorded``).
     """
 
     action: EventAction
     person: PersonRef | None = None
     linked_touchpoints: int = 0
+    reason: str | None = None
 
 
 def _id_as_text(value: Any) -> Any:

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm_desktop.app.crm_actions import CrmActions
+from crm_desktop.app.forget import ForgetService
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import DealPipelineChoice, Integration
 from crm_desktop.domain.social import Conversion, ConversionSource, EventAction
+from crm_desktop.domain.wording import forgotten_reason
 from crm_desktop.providers.contract import CrmAdapter
 from crm_desktop.providers.conversions import DealPipeline, KeepsDeals, PullsConversions, stage_names
 from crm_desktop.providers.errors import RequestRejectedError
@@ -63,6 +65,7 @@ class ConversionPullReport:
         refused: ``(the CRM's id, reason)`` of conversions not recorded: the CRM holds no valid email or value for
             them (Pipedrive takes any text as an email); the pull goes past them, and records one once it is
             changed on the CRM.
+        skipped: ``(the CRM's id, reason)`` of conversions of people forgotten at their request, not recorded.
         api_calls: requests sent.
     """
 
@@ -77,6 +80,7 @@ class ConversionPullReport:
     deals_deferred: int = 0
     deal_errors: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     api_calls: int = 0
 
     def to_wire(self) -> dict[str, Any]:
@@ -92,6 +96,7 @@ class ConversionPullReport:
             "dealsDeferred": self.deals_deferred,
             "dealErrors": [{"email": email, "reason": reason} for email, reason in self.deal_errors],
             "refused": [{"externalId": external_id, "reason": reason} for external_id, reason in self.refused],
+            "skipped": [{"externalId": external_id, "reason": reason} for external_id, reason in self.skipped],
             "apiCalls": self.api_calls,
         }
 
@@ -110,6 +115,7 @@ class ConversionService:
         self, database: Database, integrations: IntegrationService, actions: CrmActions, social: SocialService
     ) -> None:
         self.store = ConversionPullStore(database)
+        self.forgetting = ForgetService(database)
         self.deals_per_pull = DEALS_PER_PULL
         self.integrations = integrations
         self.actions = actions
@@ -176,6 +182,11 @@ class ConversionService:
                 reason = "; ".join(f"{p.field}: {p.reason}" for p in exc.problems) or str(exc)
                 report.refused.append((item.external_id, reason))
                 logger.warning("%s: conversion %s not recorded (%s)", integration.name, item.external_id, reason)
+        forgotten = self.forgetting.forgotten_among([c.email for c in conversions])
+        if forgotten:
+            report.skipped = [(c.external_id or "", forgotten_reason(forgotten[c.email], "not recorded"))
+                              for c in conversions if c.email in forgotten]
+            conversions = [c for c in conversions if c.email not in forgotten]
         results = self.social.record_conversions(conversions) if conversions else []
         report.created = sum(1 for r in results if r.action is EventAction.CREATED)
         report.updated = sum(1 for r in results if r.action is EventAction.UPDATED)

@@ -15,6 +15,7 @@ from crm_desktop.app.record_files import ReadResult, RowProblem, RowWarning, rea
 from crm_desktop.domain.credentials import needs_sign_in
 from crm_desktop.domain.models import Contact, Integration, Lead, Provider
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
+from crm_desktop.domain.wording import forgotten_reason
 from crm_desktop.providers.contract import (
     AdapterOptions,
     ConnectionInfo,
@@ -66,6 +67,7 @@ class PushReport:
         warnings: values of valid rows that were not kept (social columns without a username).
         notices: about the whole file (empty, header only).
         api_calls: requests sent.
+        skipped: rows of people forgotten at their request, not sent: (line, email, reason).
     """
 
     problems: list[RowProblem] = field(default_factory=list)
@@ -75,6 +77,7 @@ class PushReport:
     warnings: list[RowWarning] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     api_calls: int = 0
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
 
     def count(self, outcome: RecordOutcome) -> int:
         return sum(1 for r in self.results if r.outcome is outcome)
@@ -90,6 +93,7 @@ class PushReport:
             "unchanged": self.count(RecordOutcome.UNCHANGED),
             "failed": self.count(RecordOutcome.FAILED),
             "invalidRows": len(self.problems),
+            "skipped": len(self.skipped),
             "apiCalls": self.api_calls,
         }
 
@@ -263,6 +267,11 @@ class CrmActions:
             read_records(path, Contact) if obj is RecordObject.CONTACT else read_records(path, Lead)
         )
         report.problems, report.warnings, report.notices = read.problems, read.warnings, read.notices
+        forgotten = self.locks.forgotten_among([r.email for _, r in read.records]) if self.locks else {}
+        if forgotten:
+            report.skipped = [(line, r.email, forgotten_reason(forgotten[r.email], "not pushed"))
+                              for line, r in read.records if r.email in forgotten]
+            read.records = [(line, r) for line, r in read.records if r.email not in forgotten]
         if not read.records:
             return report
         if self.locks is None or integration.id is None:

@@ -24,6 +24,7 @@ from crm_desktop.app.record_files import (
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
 from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject
+from crm_desktop.domain.wording import forgotten_reason
 from crm_desktop.store.database import Database
 from crm_desktop.store.import_log import AlreadyUndoneError, ImportLog, LocalRunOutcome, undo_message
 from crm_desktop.store.models import LOCAL_TRIGGERS, SyncRunStatus, SyncTrigger
@@ -90,6 +91,7 @@ class ImportReport:
         records: per record, the fields changed (old -> new), made when first read.
         run_id: the import's run (``runs undo`` takes it back); ``None`` when nothing was saved.
         blank_clears: whether empty cells erased stored values.
+        skipped: rows of people forgotten at their request, not imported: (line, email, reason).
     """
 
     created: int = 0
@@ -101,6 +103,7 @@ class ImportReport:
     custom_columns: list[str] = field(default_factory=list)
     run_id: int | None = None
     blank_clears: bool = False
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
     #: Per record, in file order: line, email, outcome and the changed fields as (field key, old, new). Plain
     #: tuples of text: a 100,000-row import keeps them all, and objects per field would cost the import more than
     #: its inserts (most callers never read them).
@@ -274,7 +277,12 @@ class ImportService:
         built_over: dict[str, Any] = {}
         for chunk in _chunks(iter_rows(path, model, read), IMPORT_CHUNK):
             existing: dict[str, Any] = dict(self._find_many(obj, [row.email for row in chunk]))
+            forgotten = self.store.forgotten_among([row.email for row in chunk if row.email not in existing])
             for row in chunk:
+                if row.email in forgotten:
+                    report.skipped.append((row.line, row.email, forgotten_reason(forgotten[row.email],
+                                                                                 "not imported")))
+                    continue
                 before = existing.get(row.email)
                 try:
                     made = build_record(model, row, before, blank_clears=blank_clears)

@@ -22,6 +22,7 @@ from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
 from crm_desktop.app.field_mapping import local_field_label
+from crm_desktop.app.forget import ForgetService
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values, field_values
 from crm_desktop.app.record_files import (
     CONTACT_FIELDS,
@@ -273,6 +274,7 @@ class PeopleService:
         self.links = CrmWebLinks(sync.integrations, sync.actions, WorkspaceSettingsStore(database))
         self.changes = ChangeUndoService(database)
         self.duplicates = DuplicateService(database, sync)
+        self.forgetting = ForgetService(database)
 
     # -- one person's CRM records ------------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from crm_desktop.domain.social import (
     LeadAttribution,
     PersonRef,
 )
+from crm_desktop.domain.wording import forgotten_reason
 from crm_desktop.providers.errors import AuthError, PermissionRefusedError, ProviderError
 from crm_desktop.store.models import FieldDirection
 from crm_desktop.store.repositories import ContactStore, LeadStore, NotFoundError, SavedRecord
@@ -104,7 +105,7 @@ class IntakeReport:
 
     def summary(self) -> dict[str, int]:
         """Counts per action, the rows refused by validation, and the CRM calls used."""
-        counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "invalid": 0}
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0, "skipped": 0, "invalid": 0}
         for result in self.results:
             counts["invalid" if result.action is None else result.action.value] += 1
         return {**counts, "total": len(self.results), "apiCalls": self.api_calls}
@@ -287,6 +288,16 @@ class RecordIntake:
         assert integration.id is not None
         if not records:
             return IntakeReport()
+        # People forgotten at their request are neither saved nor pushed: skipped, saying why.
+        forgotten = await asyncio.to_thread(self.sync.store.forgotten_among, [r.email for _, r in records])
+        if forgotten:
+            skipped = [IntakeResult(index, r.email, RecordOutcome.SKIPPED,
+                                    message=forgotten_reason(forgotten[r.email], "not saved or pushed"))
+                       for index, r in records if r.email in forgotten]
+            kept = [(index, r) for index, r in records if r.email not in forgotten]
+            report = await self.push(key, obj, kept, given_only=given_only) if kept else IntakeReport()
+            report.results = sorted([*report.results, *skipped], key=lambda result: result.index)
+            return report
         if self.sync.is_running(integration.name):
             raise SyncAlreadyRunning(f"a sync of {integration.name!r} is already running")
         # The store work and the per-record report run on a thread: the API is served on the window's loop, and a
@@ -360,7 +371,7 @@ class RecordIntake:
         _refuse_repeated_networks(record, record.social_profiles)
         obj = RecordObject.CONTACT if isinstance(record, Contact) else RecordObject.LEAD
         report = await self.push(key, obj, [(0, record)], given_only=given_only)
-        result = report.results[0]
+        result = report.results[0]  # a forgotten person's is skipped, with the reason as its message
         if result.action is RecordOutcome.FAILED:
             raise CrmRefusedRecord(result.message or "the CRM refused the record", category=result.category)
         return result

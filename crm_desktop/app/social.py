@@ -50,7 +50,9 @@ from crm_desktop.domain.social import (
     ScoringSettings,
     SocialEventKind,
 )
+from crm_desktop.domain.wording import forgotten_reason
 from crm_desktop.store.database import Database
+from crm_desktop.store.forget_store import ForgetStore
 from crm_desktop.store.repositories import NotFoundError
 from crm_desktop.store.social_store import Person, RecordedEvent, SocialStore
 from crm_desktop.store.workflow_store import WorkflowStore
@@ -58,6 +60,8 @@ from crm_desktop.store.workflow_store import WorkflowStore
 logger = logging.getLogger(__name__)
 #: A conversation or a message: the events whose ids must not clash with another's.
 EventT = TypeVar("EventT", ConversationEvent, Message)
+#: An event that may name its person by email.
+NamingEventT = TypeVar("NamingEventT", ConversationEvent, EngagementEvent)
 
 #: The workspace setting that holds :class:`ScoringSettings`.
 SCORING_SETTING = "social.scoring"
@@ -100,6 +104,8 @@ class SocialImportReport:
     requeued_conversations: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     refused: list[RefusedRow] = field(default_factory=list)
+    #: Rows naming a person forgotten at their request, not recorded: (line, email, reason).
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def refused_lines(self) -> int:
@@ -118,6 +124,7 @@ class SocialService:
     def __init__(self, database: Database, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = SocialStore(database)
         self._outbox = WorkflowStore(database)
+        self._forgotten = ForgetStore(database)
         self._clock = clock
 
     # -- settings -------------------------------------------------------------------------------------------
@@ -443,6 +450,22 @@ class SocialService:
 
     # -- files ----------------------------------------------------------------------------------------------
 
+    def _without_forgotten(self, records: list[NamingEventT], email_of: Callable[[NamingEventT], str | None],
+                           lines: dict[int, int], report: SocialImportReport) -> list[NamingEventT]:
+        """``records`` but those naming a person forgotten at their request, listed as skipped in ``report``."""
+        forgotten = self._forgotten.forgotten_among([e for r in records if (e := email_of(r)) is not None])
+        if not forgotten:
+            return records
+        kept = []
+        for record in records:
+            email = email_of(record)
+            if email is not None and email in forgotten:
+                report.skipped.append((lines[id(record)], email, forgotten_reason(forgotten[email], "not recorded")))
+            else:
+                kept.append(record)
+        report.skipped.sort()
+        return kept
+
     @staticmethod
     def _without_clashes(records: list[EventT], clashes: list[str | None], lines: dict[int, int], field: str,
                          report: SocialImportReport) -> list[EventT]:
@@ -507,6 +530,8 @@ class SocialService:
         messages = self._without_clashes(messages, self.store.message_id_clashes(messages), lines, "messageId",
                                          report)
         engagements = [r for r in batches[SocialEventKind.ENGAGEMENTS] if isinstance(r, EngagementEvent)]
+        conversations = self._without_forgotten(conversations, lambda c: c.participant.email, lines, report)
+        engagements = self._without_forgotten(engagements, lambda e: e.user.email, lines, report)
         report.refused.sort(key=lambda refused: refused.line)
         results = self.store.record_all(conversations, messages, engagements)
         report.by_kind = {

@@ -344,6 +344,7 @@ def cmd_integration_conversions(args: argparse.Namespace) -> int:
         )
     lines += [f"deal refused for {email}: {reason}" for email, reason in report.deal_errors]
     lines += [f"conversion {external_id} not recorded: {reason}" for external_id, reason in report.refused]
+    lines += [f"conversion {external_id} skipped: {reason}" for external_id, reason in report.skipped]
     emit(args, report.to_wire(), "\n".join(lines))
     return ExitCode.PARTIAL if report.deal_errors or report.refused else ExitCode.OK
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.crm_actions import PushReport
 from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.field_mapping import local_field_label
+from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, CrmDeletion, ForgetService
 from crm_desktop.app.imports import EDITABLE_FIELDS
 from crm_desktop.app.people import ChangeUndoRefused, PeopleService, undone_text
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
@@ -62,6 +64,8 @@ def _print_push(args: argparse.Namespace, report: PushReport) -> int:
                 "notSent": columns,
             }
         )
+    rows += [{"line": line, "email": email, "outcome": "skipped", "crmId": None, "category": None,
+              "message": reason, "notSent": []} for line, email, reason in report.skipped]
     rows.sort(key=lambda r: r["line"])
     lines = [f"warning: {notice}" for notice in report.notices]
     for row in rows:
@@ -70,6 +74,8 @@ def _print_push(args: argparse.Namespace, report: PushReport) -> int:
             detail = row["message"]
         elif row["outcome"] in {"invalid", "failed"}:
             detail = f"{row.get('field') or row.get('category') or ''}: {row['message']}"
+        elif row["outcome"] == "skipped":
+            detail = row["message"]
         if row.get("notSent"):
             detail = f"{detail}  ({NOT_SENT}: {', '.join(row['notSent'])})".strip()
         lines.append(f"line {row['line']:>5}  {row['outcome']:<9}  {row['email']}  {detail}")
@@ -78,7 +84,9 @@ def _print_push(args: argparse.Namespace, report: PushReport) -> int:
     summary = report.summary()
     lines.append(
         "summary: {created:,} created, {updated:,} updated, {unchanged:,} unchanged, {failed:,} failed, "
-        "{invalidRows:,} invalid rows, ".format(**summary) + plural(summary["apiCalls"], "API call")
+        "{invalidRows:,} invalid rows, ".format(**summary)
+        + (f"{summary['skipped']:,} skipped (forgotten), " if summary["skipped"] else "")
+        + plural(summary["apiCalls"], "API call")
     )
     columns_not_sent = sorted({c for row in rows for c in row.get("notSent") or []})
     if columns_not_sent:
@@ -183,8 +191,10 @@ def _print_import(args: argparse.Namespace, report: ImportReport, obj: RecordObj
     ] if getattr(args, "json", False) else []
     data = {"runId": report.run_id, "created": report.created, "updated": report.updated,
             "unchanged": report.unchanged, "refused": refused, "warnings": warnings, "notices": report.notices,
-            "customColumns": report.custom_columns, "blankClears": report.blank_clears, "records": records}
+            "customColumns": report.custom_columns, "blankClears": report.blank_clears, "records": records,
+            "skipped": [{"line": line, "record": email, "reason": reason} for line, email, reason in report.skipped]}
     lines = [f"warning: {notice}" for notice in report.notices]
+    lines += [f"line {line:>5}  skipped  {email}  {reason}" for line, email, reason in report.skipped]
     lines += [f"line {p.line:>5}  refused  {p.record}  {p.field}: {p.reason}" if len(p.problems) <= 1
               else f"line {p.line:>5}  refused  {p.record}  {p.reason}" for p in report.problems]
     lines += [f"line {w.line:>5}  warning  {w.record}  {', '.join(w.columns)} not kept: {w.reason}"
@@ -193,6 +203,7 @@ def _print_import(args: argparse.Namespace, report: ImportReport, obj: RecordObj
     lines.append(
         f"imported {obj.value}s into the local store: {report.created} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(refused)} {rows} refused"
+        + (f", {len(report.skipped)} skipped (forgotten)" if report.skipped else "")
     )
     if report.custom_columns:
         lines.append(custom_columns_in_words(report.custom_columns))
@@ -413,10 +424,93 @@ def cmd_leads_undo_change(args: argparse.Namespace) -> int:
     return _undo_change(args, RecordObject.LEAD)
 
 
+# -- forgetting a person at their request ------------------------------------------------------------
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal (stderr, so ``--json`` output stays clean); anything but y/yes is a no."""
+    sys.stderr.write(question + " [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in {"y", "yes"}
+
+
+def _deletion_line(deletion: CrmDeletion) -> str:
+    what = {"deleted": "deleted", "gone": "already gone"}.get(deletion.outcome, f"NOT deleted: {deletion.reason}")
+    return f"{deletion.integration}: {deletion.obj.value} {deletion.crm_id} {what}"
+
+
+def _forget(args: argparse.Namespace, obj: RecordObject) -> int:
+    with closing(open_workspace(args)) as workspace:
+        forgetting = ForgetService(workspace.database, workspace.crm)
+        try:
+            email = forgetting.email_of(obj, args.key)
+        except ValueError as exc:
+            raise CommandError(f"{args.key!r}: {exc}") from None
+        contact_id, lead_id = forgetting.holders(email)
+        held = [f"{kind} {local_id}" for kind, local_id in (("contact", contact_id), ("lead", lead_id))
+                if local_id is not None]
+        whom = f"{email} ({' and '.join(held)})" if held else f"{email} (no contact or lead is stored)"
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CommandError(f"forgetting {email} erases them for good: add --yes to do it without asking",
+                                   ExitCode.USAGE, "confirmation_needed")
+            crms = ("its linked records in the CRMs are deleted first" if args.in_crms else CRM_RECORDS_STAY)
+            if not _confirm(f"Forget {whom}? This erases {ERASED_WORDS}, and keeps pulls, imports, pushes and "
+                            f"social events from bringing them back ({crms}). Forget them?"):
+                raise CommandError(f"{email} was not forgotten: nothing was erased", ExitCode.PARTIAL, "cancelled")
+        deletions = asyncio.run(forgetting.delete_in_crms(email)) if args.in_crms else []
+        crm_records = [{"integration": d.integration, "object": d.obj.value, "crmId": d.crm_id,
+                        "outcome": d.outcome, "reason": d.reason or None} for d in deletions]
+        if any(d.outcome == "failed" for d in deletions):
+            # Their links are the only way to find the records left: kept until every deletion went through.
+            emit(args, {"email": email, "forgotten": False, "crmRecords": crm_records},
+                 "\n".join([*map(_deletion_line, deletions),
+                            f"{email} was not forgotten here, so that the records left can still be found: "
+                            "delete them in the CRM, or fix the cause and run this again"]))
+            return ExitCode.PARTIAL
+        report = forgetting.forget(email)
+    data = {"email": report.email, "forgotten": True, "contactId": report.contact_id, "leadId": report.lead_id,
+            "forgottenAt": report.forgotten_at, "deleted": report.counts, "crmRecordsDeleted": bool(args.in_crms),
+            "crmRecords": crm_records}
+    lines = [*map(_deletion_line, deletions), report.summary(), *report.lines(),
+             f"pulls, imports, pushes and social events naming {report.email} are skipped from now on; "
+             f"lift it with: crm-desktop {obj.value}s unforget {report.email}"]
+    if not args.in_crms:
+        lines.append(CRM_RECORDS_STAY + " (or use --in-crms)")
+    emit(args, data, "\n".join(lines))
+    return ExitCode.OK
+
+
+def cmd_contacts_forget(args: argparse.Namespace) -> int:
+    """Forget a contact at their request: erase everything held about them here."""
+    return _forget(args, RecordObject.CONTACT)
+
+
+def cmd_leads_forget(args: argparse.Namespace) -> int:
+    """Forget a lead at their request: erase everything held about them here."""
+    return _forget(args, RecordObject.LEAD)
+
+
+def cmd_unforget(args: argparse.Namespace) -> int:
+    """Lift the forgetting of an email, so pulls, imports, pushes and social events take the person again."""
+    try:
+        email = normalise_email(args.email)
+    except ValueError as exc:
+        raise CommandError(f"{args.email!r}: {exc}") from None
+    with closing(open_workspace(args)) as workspace:
+        at = ForgetService(workspace.database).unforget(email)
+    if at is None:
+        raise CommandError(f"{email} was not forgotten: nothing to lift", ExitCode.PARTIAL, "not_forgotten")
+    emit(args, {"email": email, "forgottenAt": at, "lifted": True},
+         f"lifted: {email} (forgotten on {at:%Y-%m-%d}) is pulled, imported, pushed and recorded again; nothing "
+         "erased comes back")
+    return ExitCode.OK
+
+
 def add_commands(commands: Any) -> None:
     """Register ``contacts`` and ``leads`` and their actions."""
     for noun, push_handler in (("contacts", cmd_contacts_push), ("leads", cmd_leads_push)):
-        group_commands = command_group(commands, noun, help=f"list, import, set, push and fetch {noun}; "
+        group_commands = command_group(commands, noun, help=f"list, import, set, push, fetch and forget {noun}; "
                                        "their history and undo of one change")
         with action(
             group_commands, "push", push_handler,
@@ -504,4 +598,29 @@ def add_commands(commands: Any) -> None:
             undo_change.add_argument("id", type=int, metavar="ID", help="the change's id (from `history`)")
             undo_change.add_argument("--force", action="store_true",
                                      help="undo even though the field changed since (the newer value is lost)")
+        with action(
+            group_commands, "forget", cmd_contacts_forget if noun == "contacts" else cmd_leads_forget,
+            help=f"forget a {singular} at their request (GDPR erasure): erase everything held about them here",
+            description=f"Erase the person with the {singular} KEY's email in one transaction: the contact and "
+            "the lead with that email, their social profiles, conversations and messages, touchpoints and "
+            "conversions, conflicts, links to CRM records and their change history (so no undo writes them "
+            "back); runs keep their counts. Only a digest of the email is kept, with the date, so that pulls, "
+            "imports, pushes and social events naming it are skipped (\"forgotten on DATE at your request\"). "
+            "The CRMs' records are not deleted unless --in-crms. Asks first on a terminal; elsewhere "
+            "--yes is required. `unforget EMAIL` lifts it.",
+        ) as forget:
+            forget.add_argument("key", metavar="KEY", help=f"the {singular}'s email or local id")
+            forget.add_argument("--yes", action="store_true", help="do not ask first")
+            forget.add_argument("--in-crms", action="store_true",
+                                help="first delete the linked records in each CRM (HubSpot and Salesforce keep "
+                                "them in their recycle bins for a while); if one cannot be deleted, nothing is "
+                                "forgotten here (exit 1)")
+        with action(
+            group_commands, "unforget", cmd_unforget,
+            help="lift the forgetting of an email (a mistake): pulls, imports and events take it again",
+            description="Remove EMAIL from the people forgotten at their request: the next pull, import, push or "
+            "social event naming it is taken again. What was erased does not come back. Exit 1 when EMAIL was not "
+            "forgotten.",
+        ) as unforget:
+            unforget.add_argument("email", metavar="EMAIL", help="the forgotten person's email")
         add_list_command(group_commands, noun)

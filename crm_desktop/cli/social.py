@@ -28,11 +28,13 @@ from crm_desktop.domain.social import INTERACTION_KINDS, PersonRef, ScoringSetti
 
 def _import_lines(report: SocialImportReport) -> list[str]:
     lines = [f"line {r.line:>5}  refused  {r.record}  {r.field}: {r.reason}" for r in report.refused]
+    lines += [f"line {line:>5}  skipped  {email}  {reason}" for line, email, reason in report.skipped]
     rows = "row" if report.refused_lines == 1 else "rows"
     kinds = ", ".join(plural(count, kind.removesuffix("s"), kind) for kind, count in report.by_kind.items())
     lines.append(
         f"recorded social events ({kinds}): {report.created:,} created, {report.updated:,} updated, "
         f"{report.unchanged:,} unchanged, {report.refused_lines:,} {rows} refused"
+        + (f", {len(report.skipped):,} skipped (forgotten)" if report.skipped else "")
     )
     if report.linked_touchpoints:
         lines.append(f"{plural(report.linked_touchpoints, 'earlier touchpoint')} joined the person their username "
@@ -62,6 +64,7 @@ def cmd_social_import(args: argparse.Namespace) -> int:
         "conversationsSentAgainTo": report.requeued_conversations,
         "byKind": report.by_kind,
         "refused": [{"line": r.line, "record": r.record, "field": r.field, "reason": r.reason} for r in report.refused],
+        "skipped": [{"line": line, "record": email, "reason": reason} for line, email, reason in report.skipped],
     }
     emit(args, data, "\n".join(_import_lines(report)))
     return ExitCode.PARTIAL if report.refused else ExitCode.OK

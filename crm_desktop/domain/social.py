@@ -336,6 +336,8 @@ class EventAction(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    #: Not recorded: the event names a person forgotten at their request (the API's answer only; nothing stored).
+    SKIPPED = "skipped"
 
 
 class CreditedTouchpoint(WireModel):

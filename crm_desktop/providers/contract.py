@@ -416,3 +416,16 @@ class MergesRecords(Protocol):
         record gone, its id or ``merge_email`` on the survivor) is a success with ``already_merged``.
         """
         ...
+
+
+@runtime_checkable
+class DeletesRecords(Protocol):
+    """A CRM whose API deletes one record (forgetting a person at their request, ``forget --in-crms``)."""
+
+    async def delete_record(self, obj: RecordObject, crm_id: str) -> bool:
+        """Delete the record ``crm_id``; ``False`` when the CRM had no such record (gone already).
+
+        Raises:
+            RequestRejectedError: when the CRM refuses the delete (a permission, a record it keeps).
+        """
+        ...

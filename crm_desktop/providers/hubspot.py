@@ -906,6 +906,23 @@ class HubSpotAdapter(AdapterBase):
             return str(survivor.get("id") or keep_id)
         return None
 
+    async def delete_record(self, obj: RecordObject, crm_id: str) -> bool:
+        """``DELETE /crm/v3/objects/contacts/{id}`` (a lead: ``leads`` where the portal has HubSpot's Leads, as
+        the lead was written there); HubSpot answers 204 and keeps the record in its recycle bin for 90 days.
+
+        Raises:
+            RequestRejectedError: when HubSpot refuses the delete.
+        """
+        object_name = "leads" if obj is RecordObject.LEAD and await self._leads_available() else "contacts"
+        try:
+            response = await self.http.request("DELETE", f"/crm/v3/objects/{object_name}/{crm_id}")
+        except errors.NotFoundError:
+            return False
+        if response.status_code == 404:
+            return False
+        answered(response, f"delete of {object_name.removesuffix('s')} {crm_id}")
+        return True
+
     # -- record links --
     async def portal_id(self) -> str:
         """The portal id (``/account-info/v3/details``), which HubSpot's web addresses of records carry.

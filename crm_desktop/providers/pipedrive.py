@@ -1005,7 +1005,28 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
         data, _ = self._data(await self._call("PATCH", f"/v1/leads/{lead['id']}", json=changes))
         return (data if isinstance(data, dict) else lead), RecordOutcome.UPDATED
 
-    # -- merges --
+    # -- deletes and merges --
+    async def delete_record(self, obj: RecordObject, crm_id: str) -> bool:
+        """``DELETE /api/v2/persons/{id}`` (a lead: ``DELETE /v1/leads/{id}``).
+
+        Raises:
+            RequestRejectedError: when Pipedrive refuses the delete.
+        """
+        url = f"/api/v2/persons/{crm_id}" if obj is RecordObject.CONTACT else f"/v1/leads/{crm_id}"
+        if obj is RecordObject.CONTACT and not crm_id.isdigit():
+            raise errors.RequestRejectedError(f"Pipedrive: person ids are numbers, not {crm_id!r}")
+        try:
+            response = await self._call("DELETE", url)
+        except errors.NotFoundError:
+            return False
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise errors.RequestRejectedError(
+                f"Pipedrive refused deleting {obj.value} {crm_id} (HTTP {response.status_code})",
+                status=response.status_code)
+        return True
+
     async def merge_records(
         self, obj: RecordObject, keep_id: str, merge_id: str, *, merge_email: str | None = None
     ) -> MergeResult:

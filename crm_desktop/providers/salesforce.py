@@ -614,6 +614,27 @@ class SalesforceAdapter(AdapterBase):
 
         return await write_or_reconcile(create, reconcile, what=f"Salesforce Tasks on {len(entries)} records")
 
+    async def delete_record(self, obj: RecordObject, crm_id: str) -> bool:
+        """``DELETE /services/data/vXX.X/sobjects/Contact/{id}`` (or ``Lead``); Salesforce answers 204 and keeps
+        the record in its Recycle Bin for 15 days.
+
+        Raises:
+            RequestRejectedError: when Salesforce refuses the delete (a permission, a record it keeps).
+        """
+        if not RECORD_ID.match(crm_id):
+            raise RequestRejectedError(f"{crm_id!r} is not a Salesforce {SOBJECTS[obj]} id")
+        try:
+            response = await self.http.request("DELETE", f"{DATA_PATH}/sobjects/{SOBJECTS[obj]}/{crm_id}")
+        except NotFoundError:
+            return False
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 300:
+            category, message = describe_record_errors(salesforce_errors(response))
+            raise RequestRejectedError(f"Salesforce refused deleting {SOBJECTS[obj]} {crm_id}: {message}",
+                                       status=response.status_code, category=category)
+        return True
+
     # -- conversions and deals --
     async def conversions_since(self, since: datetime | None) -> list[CrmConversion]:
         """Converted Leads (``IsConverted = true``) changed after ``since``: one conversion per Lead (see

@@ -260,6 +260,17 @@ class SocialProfileRow(Base):
     contact: Mapped[ContactRow] = relationship(back_populates="social_profiles")
 
 
+class ForgottenPersonRow(Base):
+    """A person erased at their request (GDPR right to erasure), kept only as a digest of their normalised email, so
+    that no pull, import, push or social event brings them back; lifted by ``unforget``."""
+
+    __tablename__ = "forgotten_people"
+
+    #: SHA-256 (hex) of the normalised email: no plain email is kept.
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    forgotten_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class LeadRow(Base):
     """A prospect raised from a social interaction, unique by normalised email."""
 

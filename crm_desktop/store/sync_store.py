@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 from crm_desktop.domain.models import Contact, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.store.database import Database, in_list_chunks
+from crm_desktop.store.forget_store import ForgetStore
 from crm_desktop.store.lock_state import LOCK_STALE_AFTER as LOCK_STALE_AFTER  # where callers long read it
 from crm_desktop.store.lock_state import LockHolder, holder_of, lock_time
 from crm_desktop.store.models import (
@@ -561,6 +562,10 @@ class SyncStore:
 
     def local_by_emails(self, obj: RecordObject, emails: Sequence[str]) -> dict[str, LocalRecord]:
         return {local.record.email: local for local in self._locals_among(obj, "email", emails)}
+
+    def forgotten_among(self, emails: Sequence[str]) -> dict[str, datetime]:
+        """Of these emails, those of people forgotten at their request: email -> when."""
+        return ForgetStore(self.db).forgotten_among(emails)
 
     def merged_into(self, emails: Sequence[str]) -> dict[str, str]:
         """Of these emails, those of contacts a merge folded into another contact still stored: email -> the kept

@@ -17,6 +17,7 @@ from typing import Any
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Contact, Integration, Lead, SyncDirection
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
+from crm_desktop.domain.wording import FORGOTTEN_PERSON, forgotten_reason
 from crm_desktop.providers.contract import CrmAdapter, CrmRecord, EchoCheck, OutboundRecord, Quota, RecordResult
 from crm_desktop.providers.errors import (
     AuthError,
@@ -569,6 +570,8 @@ class SyncEngine:
         # People a merge folded into another, whose CRM record is still there (a CRM with no merge API).
         new_emails = [email for email in unlinked_emails if email not in locals_by_email]
         merged = self.store.merged_into(new_emails) if new_emails and obj is RecordObject.CONTACT else {}
+        # People forgotten at their request (their links and records are gone): never pulled back.
+        forgotten = self.store.forgotten_among(new_emails) if new_emails else {}
         # Emails the CRM changed on linked records: one another local record holds cannot be taken on.
         renamed = [r.email for r in records if r.email and (link := by_crm.get(r.crm_id)) is not None
                    and (linked := locals_by_id.get(link.local_id)) is not None and linked.record.email != r.email]
@@ -584,6 +587,11 @@ class SyncEngine:
                 # The local record is linked to another CRM record: a duplicate in the CRM. Keep the first link.
                 change, entry = _skip(obj, record.email, record.crm_id, ErrorCategory.DUPLICATE,
                                       "another CRM record with this email is already linked", Side.LOCAL)
+                planned.append((None, _RecordPlan([change], log=[entry])))
+                continue
+            if local is None and link is None and record.email in forgotten:
+                change, entry = _skip(obj, FORGOTTEN_PERSON, record.crm_id, None,
+                                      forgotten_reason(forgotten[record.email], "not pulled"), Side.LOCAL)
                 planned.append((None, _RecordPlan([change], log=[entry])))
                 continue
             if local is None and link is None and record.email in merged:

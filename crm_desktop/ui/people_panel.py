@@ -42,6 +42,7 @@ from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.duplicates import DuplicateReport, MergeError, MergePlan, MergeReport
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.field_mapping import local_field_label
+from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, ForgetReport
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport
 from crm_desktop.app.people import (
     BLANK_STAYS_HERE,
@@ -190,9 +191,11 @@ class PersonDetailPane(QWidget):
         undoing: an undo of a change is in flight (its button stays disabled).
         keys: Enter and Delete on each table (Enter on a CRM record opens it in the CRM).
         edit_button: Edit… the person's own fields (F2 on the list does the same).
+        forget_button: Forget… the person at their request (Delete on the list does the same).
 
     Signals:
         edit_requested(): edit the person on show.
+        forget_requested(): forget the person on show (after asking).
         open_requested(int): open the CRM record on that row of ``links_table`` in the browser.
         sync_one_requested(int): push the person to the integration on that row now.
         undo_requested(int): undo the recorded change with that audit id.
@@ -200,6 +203,7 @@ class PersonDetailPane(QWidget):
     """
 
     edit_requested = Signal()
+    forget_requested = Signal()
     open_requested = Signal(int)
     sync_one_requested = Signal(int)
     undo_requested = Signal(int)
@@ -215,6 +219,10 @@ class PersonDetailPane(QWidget):
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.edit_button = action_button("Edit…", "Edit this person", "Change the person's name, company and other "
                                          "fields (F2); the next sync sends the changes to your CRMs")
+        self.forget_button = action_button("Forget…", "Forget this person",
+                                           "Erase everything held about this person here, at their request (GDPR "
+                                           "right to erasure), and keep syncs and imports from bringing them back "
+                                           "(Delete on the list)")
         self.score_label = QLabel()
         self.score_label.setAccessibleName("Engagement score")
         self.breakdown_label = QLabel()
@@ -272,6 +280,7 @@ class PersonDetailPane(QWidget):
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
         header.addWidget(self.edit_button, 0, Qt.AlignmentFlag.AlignTop)
+        header.addWidget(self.forget_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(header)
         layout.addWidget(self.score_label)
         layout.addWidget(self.breakdown_label)
@@ -280,6 +289,7 @@ class PersonDetailPane(QWidget):
         self.sync_one_button.clicked.connect(lambda: self._emit_for_link(self.sync_one_requested))
         self.undo_button.clicked.connect(self._emit_undo)
         self.edit_button.clicked.connect(self.edit_requested)
+        self.forget_button.clicked.connect(self.forget_requested)
         self.links_table.itemSelectionChanged.connect(self._update_buttons)
         self.history_table.itemSelectionChanged.connect(self._update_buttons)
         say = self.status_message.emit
@@ -366,6 +376,7 @@ class PersonDetailPane(QWidget):
         self.detail = detail
         self.tabs.setEnabled(detail is not None)
         self.edit_button.setEnabled(detail is not None and bool(detail.fields))
+        self.forget_button.setEnabled(detail is not None)
         if not same_person:
             self.links_result.clear()
             self.history_result.clear()
@@ -887,6 +898,10 @@ def import_summary(report: ImportReport) -> str:
             f"{len(report.problems)} refused")
     if report.warnings:
         text += f", {plural(len(report.warnings), 'row')} with values not kept"
+    if len(report.skipped) == 1:
+        text += f", 1 skipped ({report.skipped[0][1]}: {report.skipped[0][2]})"
+    elif report.skipped:
+        text += f", {len(report.skipped)} skipped (people forgotten at their request: not imported)"
     if report.run_id is not None:
         text += f" (run {report.run_id}; undo it from the Sync Monitor)"
     return text
@@ -932,6 +947,7 @@ class PeoplePanel(QWidget, AsksFirst):
         self._loaded = False
         self._select_first = False
         self._undoing_change: int | None = None
+        self._forgetting = False
         #: The person the detail pane is to show, as (kind, local id), and the number of the newest read of them:
         #: only that read's answer is drawn.
         self._person_wanted: tuple[RecordObject, int] | None = None
@@ -1099,11 +1115,12 @@ class PeoplePanel(QWidget, AsksFirst):
         self.detail_pane.sync_one_requested.connect(self.sync_one_now)
         self.detail_pane.undo_requested.connect(self.undo_change)
         self.detail_pane.edit_requested.connect(self.edit_person)
+        self.detail_pane.forget_requested.connect(self.forget_person)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.activated.connect(self._open_row)
         self.keys = row_keys(
             self.table, on_open=lambda row: self._open_row(self.model.index(row, 0)), say=self.status_message.emit,
-            cannot_delete="People are not deleted from CRM Desktop; “Duplicates…” merges two into one.",
+            on_delete=self.forget_person,
         )
         self.detail_pane.status_message.connect(self.status_message)
         self.model.reset_done.connect(self._count_changed)
@@ -1729,6 +1746,61 @@ class PeoplePanel(QWidget, AsksFirst):
         return report
 
     # -- duplicates ------------------------------------------------------------------------------------------
+
+    # -- forgetting a person at their request --------------------------------------------------------------
+
+    def forget_person(self, row: int | None = None) -> QMessageBox | None:
+        """Ask, naming the person and what goes, before forgetting the person on ``row`` of the list (the person on
+        show when no row is given); ``None`` when nobody is there to forget or a forgetting is under way."""
+        if self._forgetting:
+            return None
+        who: tuple[str, str] | None = None
+        if row is not None:
+            line = self.model.held_line(row)
+            if line is not None:
+                who = (line.name or line.email, line.email)
+        elif (shown := self.detail_pane.detail) is not None:
+            who = (shown.name or shown.email, shown.email)
+        if who is None:
+            return None
+        name, email = who
+        named = email if name == email else f"{name} ({email})"
+        return self.ask_first(
+            "Forget this person", f"Forget {named}?", "Forget",
+            lambda: self._start_forget(email), warning=True,
+            detail=f"This erases {ERASED_WORDS}, for the contact and the lead with this email, and cannot be "
+                   f"undone. Syncs, imports, pushes and social events naming {email} are skipped from now on "
+                   f"(“crm-desktop contacts unforget” lifts that). Note: {CRM_RECORDS_STAY}.")
+
+    def _start_forget(self, email: str) -> asyncio.Task[ForgetReport | None]:
+        self._forgetting = True
+        self.detail_pane.forget_button.setEnabled(False)
+        self.status_message.emit(f"Forgetting {email}…")
+        return self.tasks.start(self._forget(email), name="forget a person")
+
+    async def _forget(self, email: str) -> ForgetReport | None:
+        try:
+            report = await asyncio.to_thread(self.service.forgetting.forget, email)
+        except Exception as exc:  # the store failed: nothing was erased (one transaction); said, never a crash
+            if isValid(self):
+                self.notice.say(error_sentence("Forgetting the person", exc), "error")
+                self.detail_pane.forget_button.setEnabled(self.detail_pane.detail is not None)
+            return None
+        finally:
+            self._forgetting = False
+        if not isValid(self):
+            return report
+        shown = self.detail_pane.detail
+        if shown is not None and shown.email == report.email:
+            self._person_wanted = None
+            self._person_reads += 1  # a read still on the way is of someone no longer here
+            self.detail_pane.show_detail(None)
+        text = f"{report.summary()}. {CRM_RECORDS_STAY[0].upper()}{CRM_RECORDS_STAY[1:]}."
+        self.notice.say(text, "ok")
+        self.status_message.emit(text)
+        self.reload()
+        self.people_changed.emit()
+        return report
 
     def open_duplicates(self) -> DuplicatesDialog:
         """Show likely duplicates and the CRMs' reports; a merge there refreshes the list."""

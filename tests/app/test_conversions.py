@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from crm_desktop.app.conversions import ConversionService, PipelineChoiceError
+from crm_desktop.app.forget import ForgetService
 from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Contact, Lead, LeadStatus, SyncDirection
@@ -320,3 +321,22 @@ def test_a_conversion_with_no_valid_email_is_refused_and_the_others_recorded(crm
     # there, as a record): it used to end in the conversion's InvalidRecordError, and so did every later sync.
     result = asyncio.run(crms.workspace.sync.sync("pipedrive"))
     assert len(result.failures) == 1 and "bad at example" in result.failures[0].email, result.failures
+
+
+def test_a_conversion_of_a_forgotten_person_is_skipped_saying_why(crms: Crms) -> None:
+    created = httpx.post(
+        f"{crms.hubspot.base_url}/crm/v3/objects/contacts",
+        headers={"Authorization": f"Bearer {crms.hubspot.credentials()['token']}"},
+        json={"properties": {"email": "gone@example.com", "firstname": "Gone", "lifecyclestage": "lead"}},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    forgotten = ForgetService(crms.workspace.database).forget("gone@example.com")
+    assert crms.salesperson(crms.hubspot, "lifecycle", {"email": "gone@example.com"}).status_code == 200
+
+    report = crms.pull("hubspot")
+
+    assert (report.pulled, report.created) == (1, 0)
+    reason = f"forgotten on {forgotten.forgotten_at:%Y-%m-%d} at your request; not recorded"
+    assert report.skipped == [(f"contact:{created.json()['id']}", reason)]
+    assert crms.workspace.social.store.conversions() == []

@@ -29,6 +29,7 @@ from crm_desktop.providers.contract import (
     ChangePage,
     CreatesCustomFields,
     CrmAdapter,
+    DeletesRecords,
     OutboundRecord,
 )
 from crm_desktop.providers.errors import (
@@ -1067,3 +1068,18 @@ def test_lead_met_through_both_searches_in_one_page_comes_once() -> None:
     assert [r.crm_id for r in page.records] == ["300", "302"]
     assert {r.fields["hs_lead_status"] for r in page.records} == {"OPEN_DEAL"}
     assert page.cursor == "2026-03-01T10:00:01.000Z|300;2026-03-01T10:00:05.000Z|4000"
+
+
+def test_delete_record_sends_delete_on_the_contact_and_a_404_is_gone() -> None:
+    with respx.mock(using="httpx", base_url=API) as mock:
+        deleted = mock.delete("/crm/v3/objects/contacts/501").mock(return_value=httpx.Response(204))
+        mock.delete("/crm/v3/objects/contacts/502").mock(return_value=httpx.Response(
+            404, json={"status": "error", "message": "Object not found", "category": "OBJECT_NOT_FOUND"}))
+
+        async def both(adapter: HubSpotAdapter) -> tuple[bool, bool]:
+            assert isinstance(adapter, DeletesRecords)
+            return (await adapter.delete_record(RecordObject.CONTACT, "501"),
+                    await adapter.delete_record(RecordObject.CONTACT, "502"))
+
+        assert run_with(both) == (True, False)
+    assert deleted.calls[0].request.headers["authorization"] == f"Bearer {TOKEN}"

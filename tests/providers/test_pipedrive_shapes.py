@@ -24,7 +24,14 @@ from crm_desktop.domain.models import (
     SocialProfile,
 )
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
-from crm_desktop.providers.contract import AdapterOptions, CreatesCustomFields, CrmAdapter, CrmField, OutboundRecord
+from crm_desktop.providers.contract import (
+    AdapterOptions,
+    CreatesCustomFields,
+    CrmAdapter,
+    CrmField,
+    DeletesRecords,
+    OutboundRecord,
+)
 from crm_desktop.providers.errors import AuthError, BudgetExhaustedError, ConfigurationError, RequestRejectedError
 from crm_desktop.providers.http import Decision
 from crm_desktop.providers.pipedrive import LEAD_ORIGIN_ID, PipedriveAdapter
@@ -806,3 +813,20 @@ def test_a_money_value_goes_as_amount_and_currency_and_reads_back_as_text() -> N
         PersonFieldMap((money,)).wire_value(key, "1500")
     # The Field Mapping preview shows the amount checked, with the currency given.
     assert field_wire_value(money, "1500 eur") == "1500 EUR" and field_wire_value(money, "1500") == 1500
+
+
+def test_delete_record_sends_delete_on_the_v2_person_or_the_v1_lead() -> None:
+    with respx.mock(using="httpx", base_url=API) as mock:
+        person = mock.delete("/api/v2/persons/42").mock(
+            return_value=httpx.Response(200, json={"success": True, "data": {"id": 42}}))
+        lead = mock.delete(f"/v1/leads/{LEAD_ID}").mock(return_value=httpx.Response(
+            404, json={"success": False, "error": "Lead not found"}))
+
+        async def both(adapter: PipedriveAdapter) -> tuple[bool, bool]:
+            assert isinstance(adapter, DeletesRecords)
+            return (await adapter.delete_record(RecordObject.CONTACT, "42"),
+                    await adapter.delete_record(RecordObject.LEAD, LEAD_ID))
+
+        assert run_with(both) == (True, False)
+    assert person.call_count == 1 and lead.call_count == 1
+    assert person.calls[0].request.headers["x-api-token"] == TOKEN

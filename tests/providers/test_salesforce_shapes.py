@@ -27,6 +27,7 @@ from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutco
 from crm_desktop.providers.contract import (
     AdapterOptions,
     CrmAdapter,
+    DeletesRecords,
     OutboundRecord,
     ReportsMissingFields,
 )
@@ -1150,3 +1151,23 @@ def test_server_errors_outlasting_retries_fail_only_that_collection(respx_mock: 
     assert results[0].outcome is RecordOutcome.FAILED and results[0].category is ErrorCategory.SERVER
     assert "old@x.com" in (results[0].message or "") and "503" in (results[0].message or "")
     assert results[1].outcome is RecordOutcome.CREATED
+
+
+@respx.mock(using="httpx", base_url=INSTANCE, assert_all_called=True)
+def test_delete_record_sends_delete_on_the_sobject_and_a_404_is_gone(respx_mock: respx.MockRouter) -> None:
+    contact = respx_mock.delete(f"{DATA}/sobjects/Contact/003000000000001AAA").mock(
+        return_value=httpx.Response(204))
+    lead = respx_mock.delete(f"{DATA}/sobjects/Lead/00Q000000000001AAA").mock(return_value=sf_response(
+        404, [{"errorCode": "ENTITY_IS_DELETED", "message": "entity is deleted", "fields": []}]))
+
+    async def run() -> tuple[bool, bool]:
+        adapter = make_adapter()
+        try:
+            assert isinstance(adapter, DeletesRecords)
+            return (await adapter.delete_record(RecordObject.CONTACT, "003000000000001AAA"),
+                    await adapter.delete_record(RecordObject.LEAD, "00Q000000000001AAA"))
+        finally:
+            await adapter.aclose()
+
+    assert asyncio.run(run()) == (True, False)
+    assert contact.calls[0].request.content == b"" and lead.call_count == 1

@@ -62,9 +62,10 @@ STORE_TABLES = {
     "sync_hourly_metrics",
     "alerts",
     "workflow_events",
+    "forgotten_people",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0028"
+SHIPPED_HEAD = "0029"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.

@@ -21,12 +21,14 @@ from PySide6.QtWidgets import (
 )
 from pytestqt.qtbot import QtBot
 
+from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.ui.conflicts_panel import ConflictColumn
 from crm_desktop.ui.field_mapping_panel import MATCHED_BY
 from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.people_panel import import_summary
 from crm_desktop.ui.widgets import NO_ROW_SELECTED, RowKeys, row_keys
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 from tests.ui.conftest import HubSpotBench, person
@@ -216,7 +218,7 @@ def test_enter_picks_a_mappings_crm_field_and_delete_unmaps_it_after_asking(
     assert "company" not in {m.local_field for m in saved} and MATCHED_BY in {m.local_field for m in saved}
 
 
-def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
+def test_enter_on_a_person_opens_the_detail_pane_and_delete_forgets_them_after_asking(
     qtbot: QtBot, workspace: Workspace, qasync_loop: qasync.QEventLoop
 ) -> None:
     workspace.contacts.save_many(person(number) for number in (1, 2, 3))
@@ -224,9 +226,16 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
     people = window.people_panel
     window.show_panel(PEOPLE)
     qtbot.waitUntil(lambda: people.model.rowCount() == 3 and not people.model.busy, timeout=5000)
+    picked = people.model.line(1)
+    assert picked is not None
     press(people.table, Qt.Key.Key_Delete, row=1)
-    assert status(window).startswith("People are not deleted")
-    assert people.model.rowCount() == 3
+    box = people.confirm_box
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    # The person by name and email, and what goes.
+    assert box.text() == f"Forget {picked.name} ({picked.email})?"
+    assert "conversations and messages" in box.informativeText() and "not deleted" in box.informativeText()
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    assert people.model.rowCount() == 3 and workspace.contacts.find(picked.email) is not None, "cancelled"
 
     press(people.table, Qt.Key.Key_Return, row=1)
     assert people.detail_pane.isAncestorOf(QApplication.focusWidget())
@@ -236,6 +245,19 @@ def test_enter_on_a_person_opens_the_detail_pane_and_delete_says_people_stay(
     assert isinstance(history, QTableWidget)
     press(history, Qt.Key.Key_Delete)
     assert "nothing is deleted" in status(window)
+
+    # The details' Forget… asks too; Forget erases the person on a store thread and their row goes.
+    shown = people.detail_pane.detail
+    assert shown is not None and people.detail_pane.forget_button.isEnabled()
+    QTest.mouseClick(people.detail_pane.forget_button, Qt.MouseButton.LeftButton)
+    box = people.confirm_box
+    assert isinstance(box, QMessageBox) and shown.email in box.text()
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: people.model.rowCount() == 2 and not people.model.busy, timeout=5000)
+    assert workspace.contacts.find(shown.email) is None
+    assert shown.email not in [line.email for line in (people.model.line(row) for row in range(2)) if line]
+    assert people.detail_pane.detail is None and not people.detail_pane.forget_button.isEnabled()
+    assert status(window).startswith(f"forgot {shown.email}: contact")
     window.desk.quit()
 
 
@@ -413,3 +435,12 @@ def test_enter_in_the_import_preview_shows_the_refused_row_and_never_saves(
         QTest.keyClick(dialog, Qt.Key.Key_Return)
     assert workspace.contacts.find("new.person@example.com") is not None
     window.desk.quit()
+
+
+def test_the_import_summary_says_why_rows_were_skipped() -> None:
+    one = ImportReport(unchanged=1, skipped=[(2, "ann@example.com",
+                                              "forgotten on 2026-12-07 at your request; not imported")])
+    assert import_summary(one) == ("Imported: 0 created, 0 updated, 1 unchanged, 0 refused, 1 skipped "
+                                   "(ann@example.com: forgotten on 2026-12-07 at your request; not imported)")
+    two = ImportReport(skipped=[(2, "a@example.com", "…"), (3, "b@example.com", "…")])
+    assert import_summary(two).endswith("2 skipped (people forgotten at their request: not imported)")
