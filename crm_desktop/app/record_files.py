@@ -765,6 +765,27 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
         result.notices.append(f"{path.name} is empty: nothing to import")
 
 
+def count_rows(path: Path) -> int | None:
+    """The rows a contacts or leads file holds, counted before it is read, for an import's progress: its lines that
+    are not blank, under a CSV's header (a quoted cell over several lines counts each of them, so the count may be
+    a few more than the rows read); ``None`` for a .json file holding one array, or a file an import does not read.
+
+    Raises:
+        ValueError, OSError: as :func:`read_rows` (a file that is not text an import reads).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in READABLE_SUFFIXES:
+        return None
+    encoding = text_encoding(path, windows_1252=suffix in TABLE_SUFFIXES)
+    if suffix == ".json" and _starts_an_array(path, encoding):
+        return None
+    with path.open(encoding=encoding) as handle:
+        lines = sum(1 for line in handle if line.strip())
+    if suffix in TABLE_SUFFIXES:
+        lines -= header_place(path, encoding)[1] + 1
+    return max(lines, 0)
+
+
 def json_object_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     """Each non-blank line of a JSONL file by its number: the JSON object it holds and ``None``, or ``None`` and
     why it cannot be read (not JSON, nested too deeply, not an object)."""
