@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crm_desktop.app import imports
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode
 from tests.support.cli_runs import run, run_json
@@ -255,3 +259,41 @@ def test_a_salesforce_lead_report_fills_the_leads_fields_and_keeps_its_own_value
         workspace.close()
     assert lead is not None and lead.company == "Initech"
     assert lead.custom_fields == {"Lead Source": "Web", "Lead Status": "Open"}
+
+
+MANY = "email,firstName\n" + "".join(f"p{n}@example.com,P{n}\n" for n in range(10))
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_an_import_prints_no_progress_when_stderr_is_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, json_out: bool
+) -> None:
+    monkeypatch.setattr(imports, "IMPORT_CHUNK", 2)
+    argv = ["contacts", "import", str(write(tmp_path, "people.csv", MANY))] + (["--json"] if json_out else [])
+    code, out, err = run(tmp_path / "D", argv, capsys)
+    assert code == ExitCode.OK and err == ""
+    assert "rows read" not in out
+    if json_out:
+        assert json.loads(out)["created"] == 10
+
+
+class Terminal(io.StringIO):
+    """A stderr that is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_an_import_shows_its_progress_on_a_terminals_stderr_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "IMPORT_CHUNK", 2)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code, out, _ = run(tmp_path / "D", ["contacts", "import", str(write(tmp_path, "people.csv", MANY)), "--json"],
+                       capsys)
+    assert code == ExitCode.OK and json.loads(out)["created"] == 10  # stdout holds the JSON alone
+    shown = [line.strip() for line in terminal.getvalue().split("\r") if line.strip()]
+    assert shown == [f"Importing people.csv: {n} of 10 rows read…" for n in (2, 4, 6, 8, 10)] + [
+        "Importing people.csv: all 10 rows read; saving them…"]
+    assert terminal.getvalue().endswith("\r")  # rubbed out before the report

@@ -23,18 +23,48 @@ def test_a_utf16_file_from_excel_is_read(tmp_path: Path, capsys: pytest.CaptureF
     assert [c["new"] for c in report["records"][1]["changes"].values()] == ["Béatrice"]
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
-def test_a_file_that_is_not_utf8_is_refused_naming_the_line_and_the_fix(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+def test_a_jsonl_file_that_is_not_utf8_is_refused_naming_the_line_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = ROWS if suffix == ".csv" else '{"email": "ann@example.com"}\n{"email": "béa@example.com"}\n'
-    path = tmp_path / f"latin{suffix}"
-    path.write_bytes(text.encode("latin-1"))
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes('{"email": "ann@example.com"}\n{"email": "béa@example.com"}\n'.encode("latin-1"))
     code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
     assert code == ExitCode.USAGE
     message = report["error"]["message"]
-    line = 3 if suffix == ".csv" else 2
-    assert f"latin{suffix}: line {line} is not UTF-8 text (byte 0xe9" in message and "save the file as UTF-8" in message
+    assert "latin.jsonl: line 2 is not UTF-8 text (byte 0xe9" in message and "save the file as UTF-8" in message
+    code, report = run_json(tmp_path / "D", ["contacts", "list"], capsys)
+    assert report["total"] == 0  # nothing half-written
+
+
+#: Excel's "CSV (semicolon)" on Windows: Windows-1252 without a BOM.
+EXCEL_1252 = "email;firstName;lastName;company\r\nzoe@example.com;Zoë;Müller;Café € GmbH\r\n".encode("cp1252")
+
+
+def test_an_excel_csv_in_windows_1252_is_imported_saying_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "kunden.csv"
+    path.write_bytes(EXCEL_1252)
+    code, out, err = run(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.OK, (out, err)
+    said = [line for line in out.splitlines() if "Windows-1252" in line]
+    assert said == ["warning: kunden.csv: read as Windows-1252, as Excel's CSV format saves; names like “Zoë” are "
+                    "kept"]
+    code, report = run_json(tmp_path / "D", ["contacts", "list"], capsys)
+    [zoe] = report["people"]
+    assert (zoe["firstName"], zoe["lastName"], zoe["company"]) == ("Zoë", "Müller", "Café € GmbH")
+
+
+def test_a_csv_with_a_byte_windows_1252_leaves_undefined_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "kunden.csv"
+    path.write_bytes(EXCEL_1252 + b"bob@example.com;B\x81b;;\r\n")
+    code, report = run_json(tmp_path / "D", ["contacts", "import", str(path)], capsys)
+    assert code == ExitCode.USAGE
+    assert report["error"]["message"] == (
+        f"kunden.csv: line 3 is not UTF-8 text, nor Windows-1252 (byte 0x81 at byte {len(EXCEL_1252) + 18}); save "
+        "the file as UTF-8 (in Excel: CSV UTF-8) and import it again")
     code, report = run_json(tmp_path / "D", ["contacts", "list"], capsys)
     assert report["total"] == 0  # nothing half-written
 

@@ -19,6 +19,7 @@ from crm_desktop.app.record_files import (
     as_text,
     build_record,
     column_label,
+    count_rows,
     iter_rows,
 )
 from crm_desktop.domain.errors import FieldProblem, InvalidRecordError
@@ -50,6 +51,34 @@ CREATED_FIELD = "email"
 #: Rows looked up, laid over their stored records and compared together: an import holds one chunk of the file's
 #: rows (and stored records) at a time, not the whole file.
 IMPORT_CHUNK = 250
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    """How far an import of a file is: its rows read and checked, of those the file holds, then their save.
+
+    Attributes:
+        rows_read: the rows read so far, refused ones included.
+        total: the rows the file holds, counted before it is read (see :func:`count_rows`; ``None`` for a JSON
+            array), and the rows read once all of them are.
+        saving: every row is read and the valid ones are being saved, in one transaction (nothing is saved before).
+    """
+
+    rows_read: int
+    total: int | None
+    saving: bool = False
+
+    def in_words(self) -> str:
+        """The progress as the window and the command line say it ("50,000 of 200,000 rows read…")."""
+        if self.saving:
+            return f"all {self.rows_read:,} rows read; saving them…"
+        if self.total is None:
+            return f"{self.rows_read:,} rows read…"
+        return f"{self.rows_read:,} of {self.total:,} rows read…"
+
+
+#: Told how far an import is, from the thread the import runs on.
+ImportProgressListener = Callable[[ImportProgress], None]
 
 
 @dataclass(frozen=True)
@@ -252,10 +281,13 @@ class ImportService:
             return self.contacts.save_many(records, relay=relay, after=after)
         return self.leads.save_many(records, relay=relay, after=after)
 
-    def import_file(self, path: Path, obj: RecordObject, *, blank_clears: bool = False) -> ImportReport:
+    def import_file(self, path: Path, obj: RecordObject, *, blank_clears: bool = False,
+                    progress: ImportProgressListener | None = None) -> ImportReport:
         """Validate a CSV/JSONL file and lay its valid rows over the stored records (all at once).
 
         Only the columns the file has are written; an empty cell leaves the stored value unless ``blank_clears``.
+        ``progress`` is told the rows read after each chunk of them (of the rows counted first), the rows read and
+        that total once all are, then that they are being saved (when any are).
 
         Raises:
             ValueError: for an unsupported file or a CSV without an email column.
@@ -275,6 +307,16 @@ class ImportService:
         line_of: dict[str, int] = {}
         values_of: dict[str, dict[str, Any]] = {}
         built_over: dict[str, Any] = {}
+        total = count_rows(path) if progress is not None else None
+        told: list[ImportProgress] = []
+
+        def tell(step: ImportProgress) -> None:
+            if progress is not None and step not in told[-1:]:  # the last chunk may end the file: told once
+                told.append(step)
+                progress(step)
+
+        # The rows read: those read whole, and those refused as they were read (not those refused once built).
+        read_whole = refused_built = 0
         for chunk in _chunks(iter_rows(path, model, read), IMPORT_CHUNK):
             existing: dict[str, Any] = dict(self._find_many(obj, [row.email for row in chunk]))
             forgotten = self.store.forgotten_among([row.email for row in chunk if row.email not in existing])
@@ -288,6 +330,7 @@ class ImportService:
                     made = build_record(model, row, before, blank_clears=blank_clears)
                 except InvalidRecordError as exc:
                     read.problems.append(RowProblem.of(row.line, row.email, exc.problems))
+                    refused_built += 1
                     continue
                 report.warnings.extend(made.warnings)
                 after = field_values(made.record)
@@ -305,13 +348,18 @@ class ImportService:
                 places.append(len(report.outcomes))
                 line_of[row.email], values_of[row.email], built_over[row.email] = row.line, row.values, before
                 report.outcomes.append((row.line, row.email, "", shown))
+            read_whole += len(chunk)
+            done = read_whole + len(read.problems) - refused_built
+            tell(ImportProgress(done, None if total is None else max(total, done)))
+        rows_read = read_whole + len(read.problems) - refused_built
+        tell(ImportProgress(rows_read, rows_read))
         report.problems = sorted(read.problems, key=lambda p: p.line)
         report.notices = list(read.notices)
         report.custom_columns = read.custom_columns
         if not to_save and not report.unchanged:
             return report
+        tell(ImportProgress(rows_read, rows_read, saving=True))
         run_id = self.log.start(f"import of {path.name}" + (" (blank cells clear)" if blank_clears else ""))
-        rows_read = len(to_save) + report.unchanged + len(report.problems)
         relaid: dict[str, tuple[int, str, str, tuple[tuple[str, str | None, str | None], ...]] | None] = {}
         # The stored record and the one saved over it, of each row laid again (their custom values are audited
         # with their types).

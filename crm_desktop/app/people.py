@@ -23,7 +23,14 @@ from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.forget import ForgetService
-from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport, editable_values, field_values
+from crm_desktop.app.imports import (
+    DuplicateRecordError,
+    EditReport,
+    ImportProgressListener,
+    ImportReport,
+    editable_values,
+    field_values,
+)
 from crm_desktop.app.record_files import (
     CONTACT_FIELDS,
     LEAD_CONTEXT_FIELDS,
@@ -444,12 +451,15 @@ class PeopleService:
         preview.problems.sort(key=lambda problem: problem.line)
         return preview
 
-    def import_file(self, path: Path, obj: RecordObject, *, previewed: FileFingerprint | None = None) -> ImportReport:
+    def import_file(self, path: Path, obj: RecordObject, *, previewed: FileFingerprint | None = None,
+                    progress: ImportProgressListener | None = None) -> ImportReport:
         """Save the valid rows of a file (the same import as ``crm-desktop contacts import``).
 
         Args:
             previewed: the file's fingerprint when its preview was made: a file that changed since is refused, so
                 Save never imports rows the preview did not show.
+            progress: told how far the import is (see :class:`~crm_desktop.app.imports.ImportProgress`), on the
+                thread the import runs on.
 
         Raises:
             ImportFileChanged: the file is no longer the one previewed (nothing is saved).
@@ -457,7 +467,7 @@ class PeopleService:
         """
         if previewed is not None and FileFingerprint.of(path) != previewed:
             raise ImportFileChanged("it changed after the preview. Import it again to preview what it holds now.")
-        return self._sync.import_file(path, obj)
+        return self._sync.import_file(path, obj, progress=progress)
 
     # -- export --------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from crm_desktop.app.csv_export import cell_value
@@ -322,11 +322,21 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (code
          (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-def text_encoding(path: Path) -> str:
+#: The bytes Windows-1252 leaves undefined: a file holding one is neither UTF-8 nor what Excel's CSV saves.
+_NOT_WINDOWS_1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+#: How an import says it read a file as Windows-1252 (see :func:`text_encoding`).
+WINDOWS_1252_READ = "read as Windows-1252, as Excel's CSV format saves; names like \u201cZo\u00eb\u201d are kept"
+
+
+def text_encoding(path: Path, *, windows_1252: bool = False) -> str:
     """How to read a file's text: UTF-16/32 when it starts with their byte order mark, else UTF-8 (BOM or not).
 
+    With ``windows_1252``, a file without a BOM that is not UTF-8 is read as Windows-1252 (``cp1252``): what Excel
+    on Windows saves as "CSV (Comma delimited)" or "Text (Tab delimited)", whose accents are no UTF-8.
+
     Raises:
-        ValueError: when the file is not UTF-8 text, naming the first line that is not and how to save it.
+        ValueError: when the file is not UTF-8 text (nor Windows-1252, with ``windows_1252``), naming the first
+            line that is not and how to save it.
         OSError: when the file cannot be read.
     """
     with path.open("rb") as handle:
@@ -341,6 +351,8 @@ def text_encoding(path: Path) -> str:
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
+                if windows_1252:
+                    return _windows_1252(path, handle)
                 line = lines_before + chunk.count(b"\n", 0, max(exc.start, 0)) + 1
                 raise ValueError(
                     f"{path.name}: line {line} is not UTF-8 text (byte 0x{chunk[exc.start]:02x} at byte "
@@ -351,9 +363,32 @@ def text_encoding(path: Path) -> str:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
+            if windows_1252:
+                return _windows_1252(path, handle)
             raise ValueError(f"{path.name}: the file ends in the middle of a character (it is cut short or not "
                              "UTF-8); save it as UTF-8 and import it again") from None
     return "utf-8-sig"
+
+
+def _windows_1252(path: Path, handle: BinaryIO) -> str:
+    """``cp1252`` for a file (not UTF-8) that holds no byte Windows-1252 leaves undefined.
+
+    Raises:
+        ValueError: naming the line and byte of the first undefined one, and how to save the file.
+    """
+    handle.seek(0)
+    lines_before = offset = 0
+    while chunk := handle.read(1 << 20):
+        found = _NOT_WINDOWS_1252.search(chunk)
+        if found is not None:
+            line = lines_before + chunk.count(b"\n", 0, found.start()) + 1
+            raise ValueError(
+                f"{path.name}: line {line} is not UTF-8 text, nor Windows-1252 (byte 0x{chunk[found.start()]:02x} at "
+                f"byte {offset + found.start() + 1:,}); save the file as UTF-8 (in Excel: CSV UTF-8) and import it "
+                "again")
+        lines_before += chunk.count(b"\n")
+        offset += len(chunk)
+    return "cp1252"
 
 
 #: The files read as a table with a header line: CSV, and the text a spreadsheet saves as "Unicode Text" (Excel:
@@ -421,10 +456,12 @@ class CsvShape:
     Attributes:
         delimiter: what separates its cells.
         header_line: the 1-based line of its header (past a note the exporting tool wrote above it).
+        encoding: the codec its text is read with (see :func:`text_encoding`).
     """
 
     delimiter: str = ","
     header_line: int = 1
+    encoding: str = "utf-8-sig"
 
     @property
     def decimal_comma(self) -> bool:
@@ -433,21 +470,23 @@ class CsvShape:
         return self.delimiter == ";"
 
 
-def csv_lines(path: Path, shape: CsvShape | None = None) -> Generator[tuple[int, list[str], FieldProblem | None],
-                                                                      None, None]:
+def csv_lines(
+    path: Path, shape: CsvShape | None = None, *, windows_1252: bool = False
+) -> Generator[tuple[int, list[str], FieldProblem | None], None, None]:
     """Each row of a CSV file, its header first, with the line it starts on (a quoted cell may hold line breaks)
     and what of it the header cannot name (see :func:`misfit`), read in the file's encoding
-    (:func:`text_encoding`) and delimiter (:func:`csv_dialect`), which is set on ``shape`` when given.
+    (:func:`text_encoding`, given ``windows_1252``) and delimiter (:func:`csv_dialect`), which are set on
+    ``shape`` when given.
 
     Raises:
         ValueError: when the file is not UTF-8 text, or a line cannot be read as CSV (naming the line).
         OSError: when the file cannot be read.
     """
-    encoding = text_encoding(path)
+    encoding = text_encoding(path, windows_1252=windows_1252)
     delimiter, before = header_place(path, encoding)
     dialect = _dialect(delimiter)
     if shape is not None:
-        shape.delimiter, shape.header_line = delimiter, before + 1
+        shape.delimiter, shape.header_line, shape.encoding = delimiter, before + 1, encoding
     with path.open(newline="", encoding=encoding) as handle:
         for _ in range(before):
             handle.readline()
@@ -537,8 +576,11 @@ def _number_reading(key: str) -> tuple[bool, bool]:
 def _csv_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each CSV row as field key -> value (custom fields as ``custom.<column>``); records what the file has."""
     shape = CsvShape()
-    with contextlib.closing(csv_lines(path, shape)) as lines:
+    # Excel on Windows saves its CSV and tab-delimited text in Windows-1252, without a BOM.
+    with contextlib.closing(csv_lines(path, shape, windows_1252=True)) as lines:
         header = next(lines, (1, [], None))[1]
+        if shape.encoding == "cp1252":
+            result.notices.append(f"{path.name}: {WINDOWS_1252_READ}")
         if not any(h.strip() for h in header):
             result.notices.append(f"{path.name} is empty: nothing to import")
             return
@@ -721,6 +763,27 @@ def iter_rows(path: Path, model: type[Contact] | type[Lead], result: FileRows) -
         yield FileRow(line, email, values, columns)
     if suffix not in TABLE_SUFFIXES and not seen and not result.problems and not result.notices:
         result.notices.append(f"{path.name} is empty: nothing to import")
+
+
+def count_rows(path: Path) -> int | None:
+    """The rows a contacts or leads file holds, counted before it is read, for an import's progress: its lines that
+    are not blank, under a CSV's header (a quoted cell over several lines counts each of them, so the count may be
+    a few more than the rows read); ``None`` for a .json file holding one array, or a file an import does not read.
+
+    Raises:
+        ValueError, OSError: as :func:`read_rows` (a file that is not text an import reads).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in READABLE_SUFFIXES:
+        return None
+    encoding = text_encoding(path, windows_1252=suffix in TABLE_SUFFIXES)
+    if suffix == ".json" and _starts_an_array(path, encoding):
+        return None
+    with path.open(encoding=encoding) as handle:
+        lines = sum(1 for line in handle if line.strip())
+    if suffix in TABLE_SUFFIXES:
+        lines -= header_place(path, encoding)[1] + 1
+    return max(lines, 0)
 
 
 def json_object_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:

@@ -15,7 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from crm_desktop.app.conversions import ConversionService
 from crm_desktop.app.crm_actions import CrmActions
-from crm_desktop.app.imports import ImportReport, ImportService
+from crm_desktop.app.imports import ImportProgressListener, ImportReport, ImportService
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.social import SocialService
 from crm_desktop.app.sync_process import SyncProcess, SyncProcessStartError
@@ -921,13 +921,15 @@ class SyncService:
 
     # -- local import --------------------------------------------------------------------------
     def import_file(
-        self, path: Path, obj: RecordObject = RecordObject.CONTACT, *, blank_clears: bool = False
+        self, path: Path, obj: RecordObject = RecordObject.CONTACT, *, blank_clears: bool = False,
+        progress: ImportProgressListener | None = None,
     ) -> ImportReport:
-        """Validate a CSV/JSONL file and lay its valid rows over the local store (see :class:`ImportService`).
+        """Validate a CSV/JSONL file and lay its valid rows over the local store (see :class:`ImportService`,
+        which tells ``progress`` how far it is).
 
         The import listeners hear what it did (refused rows included).
         """
-        report = self.imports.import_file(path, obj, blank_clears=blank_clears)
+        report = self.imports.import_file(path, obj, blank_clears=blank_clears, progress=progress)
         if report.created:
             # People the file brought in whose touchpoints were recorded before get their score now.
             self._score_newcomers()

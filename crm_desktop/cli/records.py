@@ -7,14 +7,14 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.crm_actions import PushReport
 from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, CrmDeletion, ForgetService
-from crm_desktop.app.imports import EDITABLE_FIELDS
+from crm_desktop.app.imports import EDITABLE_FIELDS, ImportProgress
 from crm_desktop.app.people import ChangeUndoRefused, PeopleService, undone_text
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
 from crm_desktop.app.record_files import RowProblem, custom_columns_in_words, header_key
@@ -160,15 +160,48 @@ def _get(args: argparse.Namespace, obj: RecordObject) -> int:
 # -- local import, sync, conflicts, runs ---------------------------------------------------------
 
 
+class ImportProgressLine:
+    """An import's progress on one line of a terminal, written over in place at each whole per cent of the rows
+    read and when they are saved, and cleared at the end: a large file is read for a while before the report."""
+
+    def __init__(self, name: str, stream: TextIO) -> None:
+        self._name, self._stream = name, stream
+        self._shown: tuple[bool, int] | None = None
+        self._width = 0
+
+    def __call__(self, progress: ImportProgress) -> None:
+        rows, total = progress.rows_read, progress.total
+        step = (progress.saving, rows * 100 // total if total else rows // 10_000)
+        if step == self._shown:
+            return
+        self._shown = step
+        text = f"Importing {self._name}: {progress.in_words()}"
+        self._stream.write("\r" + text.ljust(self._width))
+        self._stream.flush()
+        self._width = len(text)
+
+    def clear(self) -> None:
+        """Rub the line out, so the report starts on a clean line."""
+        if self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._stream.flush()
+            self._width = 0
+
+
 def _import(args: argparse.Namespace, obj: RecordObject) -> int:
     readable_file(args.file)
+    # Progress goes to a terminal only: never into a pipe, a log or a cron mail (nor --json's stdout).
+    line = ImportProgressLine(args.file.name, sys.stderr) if sys.stderr.isatty() else None
     with closing(open_workspace(args)) as workspace:
         try:
-            report = workspace.sync.import_file(args.file, obj, blank_clears=args.blank_clears)
+            report = workspace.sync.import_file(args.file, obj, blank_clears=args.blank_clears, progress=line)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise cannot_read(args.file, exc) from None
+        finally:
+            if line is not None:
+                line.clear()
     return _print_import(args, report, obj)
 
 

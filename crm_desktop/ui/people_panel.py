@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QStyle,
@@ -43,7 +44,7 @@ from crm_desktop.app.duplicates import DuplicateReport, MergeError, MergePlan, M
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, ForgetReport
-from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportReport
+from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportProgress, ImportReport
 from crm_desktop.app.people import (
     BLANK_STAYS_HERE,
     AuditLine,
@@ -921,6 +922,7 @@ class PeoplePanel(QWidget, AsksFirst):
         new_button: New… adds a contact or lead by hand.
         export_button: Export… the people listed to CSV.
         notice: what the last action did.
+        import_progress: while a file is imported, the rows read of those it holds, then the save (busy).
         preview_dialog: the last import preview opened.
         edit_dialog: the person's edit form, while open.
 
@@ -928,11 +930,14 @@ class PeoplePanel(QWidget, AsksFirst):
         status_message(str): a line for the window's status bar.
         people_changed(): an import or an edit saved records.
         change_undone(int): one change was undone, by the run with that id.
+        import_progressed(ImportProgress): how far an import is, emitted on the thread it runs on (shown on the
+            window's).
     """
 
     status_message = Signal(str)
     people_changed = Signal()
     change_undone = Signal(int)
+    import_progressed = Signal(object)
 
     def __init__(
         self, service: PeopleService, integrations: list[tuple[int, str]] | None = None, parent: QWidget | None = None
@@ -1067,6 +1072,13 @@ class PeoplePanel(QWidget, AsksFirst):
                                            "shows, filtered and sorted as it is, to a CSV file that Import… reads back")
         self.detail_pane = PersonDetailPane()
         self.notice = Notice()
+        self.import_progress = QProgressBar()
+        self.import_progress.setAccessibleName("Import progress")
+        self.import_progress.setTextVisible(False)
+        self.import_progress.hide()
+        self._importing = ""
+        # Queued: the import tells it from its own thread, and widgets are changed on the window's alone.
+        self.import_progressed.connect(self._show_import_progress, Qt.ConnectionType.QueuedConnection)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -1092,6 +1104,7 @@ class PeoplePanel(QWidget, AsksFirst):
         layout.addLayout(more)
         layout.addLayout(sync_filters)
         layout.addWidget(self.notice)
+        layout.addWidget(self.import_progress)
         layout.addWidget(self.splitter, 1)
 
         self._filter_timer = QTimer(self)
@@ -1867,20 +1880,46 @@ class PeoplePanel(QWidget, AsksFirst):
         the list again."""
         self.import_button.setEnabled(False)
         self.notice.say(f"Importing {preview.path.name}…", "info")
+        self._importing = preview.path.name
+        self.import_progress.setRange(0, 0)  # busy until the rows are counted
+        self.import_progress.show()
         return self.tasks.start(self._save_import(preview), name="import a file")
+
+    def _tell_import_progress(self, progress: ImportProgress) -> None:
+        """Pass the import's progress to the window's thread (a queued signal); a panel closed meanwhile is not
+        told, and the import goes on."""
+        if isValid(self):
+            self.import_progressed.emit(progress)
+
+    def _show_import_progress(self, progress: ImportProgress) -> None:
+        """Show how far the import is: a bar of the rows read, then a busy one while they are saved."""
+        if not self._importing:
+            return  # told after the import ended (a queued signal)
+        if progress.saving or progress.total is None:
+            self.import_progress.setRange(0, 0)
+        else:
+            # A bar's range is an int: a per mille of the rows keeps a file of billions within it.
+            self.import_progress.setRange(0, 1000)
+            self.import_progress.setValue(progress.rows_read * 1000 // progress.total if progress.total else 1000)
+        self.notice.say(f"Importing {self._importing}: {progress.in_words()}", "info")
+
+    def _import_ended(self) -> None:
+        self._importing = ""
+        self.import_progress.hide()
+        self.import_button.setEnabled(True)
 
     async def _save_import(self, preview: ImportPreview) -> ImportReport | None:
         try:
             report = await asyncio.to_thread(self.service.import_file, preview.path, preview.obj,
-                                             previewed=preview.fingerprint)
+                                             previewed=preview.fingerprint, progress=self._tell_import_progress)
         except (ValueError, OSError, StoreError) as exc:
             if isValid(self):
-                self.import_button.setEnabled(True)
+                self._import_ended()
                 self.notice.say(f"{preview.path.name} cannot be imported: {exc}", "error")
             return None
         if not isValid(self):
             return report  # saved; the panel was closed meanwhile
-        self.import_button.setEnabled(True)
+        self._import_ended()
         text = import_summary(report)
         self.notice.say(text, "error" if report.problems and not (report.created or report.updated) else "ok")
         self.status_message.emit(text)

@@ -63,3 +63,41 @@ def test_a_phone_is_read_in_the_region_of_the_moment(monkeypatch: pytest.MonkeyP
     assert normalise_phone("020 7946 0018", "GB") == "+442079460018"
     with pytest.raises(ValueError, match="region US"):
         normalise_phone("020 7946 0018", "US")
+
+
+def test_an_import_tells_its_progress_in_rows_read_up_to_the_total_then_the_save(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "IMPORT_CHUNK", 3)
+    path = write(tmp_path / "people.csv", "Email,Company\n"
+                 + "".join(f"p{n}@example.com,Acme\n" for n in range(7))
+                 + "\n"                         # a blank line: no row
+                 + "not an email,Acme\n"         # refused as it is read
+                 + "p0@example.com,Again\n")     # refused, the email of line 2
+    told: list[imports.ImportProgress] = []
+    report = workspace.sync.import_file(path, RecordObject.CONTACT, progress=told.append)
+
+    assert (report.created, len(report.problems)) == (7, 2)
+    reading = [(step.rows_read, step.total) for step in told if not step.saving]
+    assert reading == [(3, 9), (6, 9), (9, 9)]  # the last chunk comes once the file ends
+    assert told[-1] == imports.ImportProgress(9, 9, saving=True)
+    assert [step.in_words() for step in told[:1] + told[-1:]] == ["3 of 9 rows read…", "all 9 rows read; saving them…"]
+
+
+def test_the_total_of_a_file_with_a_cell_over_lines_ends_at_the_rows_read(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "people.csv", 'email,company\na@example.com,"Acme\nEurope"\nb@example.com,Globex\n')
+    told: list[imports.ImportProgress] = []
+    workspace.sync.import_file(path, RecordObject.CONTACT, progress=told.append)
+    assert [(step.rows_read, step.total, step.saving) for step in told] == [(2, 3, False), (2, 2, False),
+                                                                            (2, 2, True)]
+
+
+def test_a_json_array_is_told_without_a_total(workspace: Workspace, tmp_path: Path) -> None:
+    path = write(tmp_path / "people.json", '[{"email": "a@example.com"},\n {"email": "b@example.com"}]\n')
+    told: list[imports.ImportProgress] = []
+    workspace.sync.import_file(path, RecordObject.CONTACT, progress=told.append)
+    assert [(step.rows_read, step.total, step.saving) for step in told] == [(2, None, False), (2, 2, False),
+                                                                            (2, 2, True)]
+    assert told[0].in_words() == "2 rows read…"

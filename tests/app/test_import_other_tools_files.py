@@ -279,3 +279,56 @@ def test_a_nested_custom_value_is_refused_in_one_sentence_by_preview_and_import(
         assert [(p.line, p.record, [(f.field, f.reason) for f in p.problems] or [(p.field, p.reason)])
                 for p in problems] == expected
     assert report.created == 1 and workspace.contacts.count() == 1
+
+
+#: Excel's "CSV (semicolon)" on a German Windows: Windows-1252, no BOM, semicolons, CRLF.
+EXCEL_1252 = ("Email;Vorname;Nachname;Firma\r\n"
+              "zoe@example.com;Zoë;Müller;Café € GmbH\r\n"
+              "jurgen@example.com;Jürgen;Groß;Bäckerei\r\n")
+
+
+def test_excel_csv_in_windows_1252_is_imported_and_said_so(tmp_path: Path, workspace: Workspace) -> None:
+    path = write(tmp_path / "kunden.csv", EXCEL_1252.replace("Vorname;Nachname;Firma", "firstName;lastName;company"),
+                 "cp1252")
+    report = workspace.sync.import_file(path, RecordObject.CONTACT)
+
+    assert (report.created, report.problems) == (2, [])
+    assert report.notices == ["kunden.csv: read as Windows-1252, as Excel's CSV format saves; names like “Zoë” are "
+                              "kept"]
+    zoe = workspace.contacts.find("zoe@example.com")
+    assert zoe is not None and (zoe.first_name, zoe.last_name, zoe.company) == ("Zoë", "Müller", "Café € GmbH")
+
+
+def test_the_preview_of_a_windows_1252_file_says_how_it_is_read(tmp_path: Path, workspace: Workspace) -> None:
+    path = write(tmp_path / "kunden.csv", EXCEL_1252, "cp1252")
+    preview = people_of(workspace).preview_import(path, RecordObject.CONTACT)
+
+    assert (preview.new, preview.problems) == (2, [])
+    assert preview.notices == ["kunden.csv: read as Windows-1252, as Excel's CSV format saves; names like “Zoë” are "
+                               "kept"]
+    rows = read_rows(path, Contact).rows
+    assert rows[0].values["custom.Vorname"] == "Zoë" and rows[1].values["custom.Nachname"] == "Groß"
+
+
+@pytest.mark.parametrize("text, encoding", [
+    (EXCEL_1252, "utf-8"), (EXCEL_1252, "utf-8-sig"), (EXCEL_1252.replace(";", "\t"), "utf-16"),
+])
+def test_unicode_files_are_read_as_before_without_a_notice(tmp_path: Path, text: str, encoding: str) -> None:
+    rows = read_rows(write(tmp_path / "kunden.csv", text, encoding), Contact)
+    assert rows.notices == [] and rows.rows[0].values["custom.Vorname"] == "Zoë"
+
+
+@pytest.mark.parametrize("undefined", [0x81, 0x8D, 0x8F, 0x90, 0x9D])
+def test_a_byte_windows_1252_leaves_undefined_is_refused_naming_line_and_byte(
+    tmp_path: Path, workspace: Workspace, undefined: int
+) -> None:
+    body = EXCEL_1252.encode("cp1252") + b"x@example.com;A" + bytes([undefined]) + b";B;C\r\n"
+    path = tmp_path / "kunden.csv"
+    path.write_bytes(body)
+    with pytest.raises(ValueError) as refused:
+        workspace.sync.import_file(path, RecordObject.CONTACT)
+    at = body.index(bytes([undefined])) + 1
+    assert str(refused.value) == (
+        f"kunden.csv: line 4 is not UTF-8 text, nor Windows-1252 (byte 0x{undefined:02x} at byte {at}); save the "
+        "file as UTF-8 (in Excel: CSV UTF-8) and import it again")
+    assert workspace.contacts.count() == 0

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QTableView
 from pytestqt.qtbot import QtBot
 from shiboken6 import isValid
 
+from crm_desktop.app import imports
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.people import PeopleService, PersonDetail
 from crm_desktop.app.social import SocialService
@@ -183,6 +184,41 @@ def test_an_import_is_checked_saved_and_read_again_off_the_gui_thread(
     assert all(calls and gui not in calls for calls in ran_on.values()), f"ran on the GUI thread: {ran_on}"
     assert reads.on_the_gui_thread() == [], "read on the GUI thread"
     assert workspace.contacts.find("new.person@example.com") is not None
+
+
+def test_an_import_shows_a_bar_of_the_rows_read_while_the_window_stays_responsive(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "IMPORT_CHUNK", 2)
+    path = tmp_path / "people.csv"
+    path.write_text("Email,First Name\n" + "".join(f"p{n}@example.com,P{n}\n" for n in range(6)), encoding="utf-8")
+    checking = panel.preview_import(path)
+    qtbot.waitUntil(checking.done, timeout=5000)
+    dialog = checking.result()
+    assert dialog is not None and panel.import_progress.isHidden()
+    # The import is held on its thread after its first chunk, until the bar is seen.
+    told, go_on = threading.Event(), threading.Event()
+    importing = panel.service.import_file
+
+    def held(*args: Any, progress: Callable[[imports.ImportProgress], None], **kwargs: Any) -> Any:
+        def holding(step: imports.ImportProgress) -> None:
+            progress(step)
+            if step.rows_read == 2 and not told.is_set():
+                told.set()
+                assert go_on.wait(10)
+
+        return importing(*args, progress=holding, **kwargs)
+
+    monkeypatch.setattr(panel.service, "import_file", held)
+    QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.notice.text() == "Importing people.csv: 2 of 6 rows read…", timeout=5000)
+    bar = panel.import_progress
+    assert bar.isVisible() and (bar.minimum(), bar.maximum(), bar.value()) == (0, 1000, 333)
+    assert told.is_set() and not panel.import_button.isEnabled()
+    with qtbot.waitSignal(panel.people_changed, timeout=5000):
+        go_on.set()
+    assert panel.import_progress.isHidden() and panel.import_button.isEnabled()
+    assert panel.notice.text().startswith("Imported: 6 created")
 
 
 def first_duplicates_planned(qtbot: QtBot, panel: PeoplePanel) -> DuplicatesDialog:
