@@ -72,6 +72,23 @@ def test_push_validates_every_row_and_pushes_the_valid_ones(
     assert missing["error"]["message"] == "no contact with email nobody@example.com in crm"
 
 
+
+def test_an_excel_windows_1252_file_pushes_and_exits_0_with_its_notice(
+    crm: tuple[Path, Sandbox], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # How the file was read is said, but is no failure: every row went, so a script must see success.
+    data_dir, _ = crm
+    path = tmp_path / "kunden.csv"
+    path.write_bytes("email;firstName;lastName;company\nzoe@example.com;Zoë;Müller;Café € GmbH\n".encode("cp1252"))
+    code, report = run_json(data_dir, ["contacts", "push", "crm", "--file", str(path)], capsys)
+    assert [row["outcome"] for row in report["records"]] == ["created"], report
+    assert any("Windows-1252" in notice for notice in report["notices"]), report
+    assert code == ExitCode.OK
+    empty = tmp_path / "empty.csv"
+    empty.write_text("email,firstName\n", encoding="utf-8")
+    code, nothing = run_json(data_dir, ["contacts", "push", "crm", "--file", str(empty)], capsys)
+    assert code == ExitCode.PARTIAL and nothing["notices"], nothing
+
 def test_leads_push_reports_bad_rows_by_line(
     crm: tuple[Path, Sandbox], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

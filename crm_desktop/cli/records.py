@@ -97,7 +97,9 @@ def _print_push(args: argparse.Namespace, report: PushReport) -> int:
     data = {"records": rows, "summary": summary, "warnings": warnings, "notices": report.notices,
             "notSent": {"columns": columns_not_sent, "hint": NOT_SENT_HINT if columns_not_sent else None}}
     emit(args, data, "\n".join(lines))
-    return ExitCode.PARTIAL if report.failed or report.notices else ExitCode.OK
+    # A notice about how the file was read (Excel's Windows-1252, a header below a preamble) is not a failure:
+    # exit 1 only for refused rows, or a file that gave nothing to push (empty, a header alone).
+    return ExitCode.PARTIAL if report.failed or (report.notices and not report.results) else ExitCode.OK
 
 
 def _push(args: argparse.Namespace, obj: RecordObject) -> int:
