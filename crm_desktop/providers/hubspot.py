@@ -81,6 +81,7 @@ from crm_desktop.providers.toolkit import (
     FieldCache,
     StackedBudget,
     WriteGate,
+    answer_places,
     chunks,
     distinct_email_keys,
     failed_result,
@@ -594,9 +595,7 @@ class HubSpotAdapter(AdapterBase):
             AuthError: the token was refused (the push stops; nothing is retried).
             RateLimitError: HubSpot's daily limit is used up, or BudgetExhaustedError at the daily reserve.
         """
-        if answers is not None and len(answers) != len(records):
-            raise ValueError("answers must have one place per record")
-        results: list[contract.RecordResult | None] = answers if answers is not None else [None] * len(records)
+        results = answer_places(answers, records)
         gate = WriteGate(self.options.concurrency or DEFAULT_CONCURRENCY)
         for round_indexes in rounds_by_email(records):
             chosen = [records[i] for i in round_indexes]

@@ -67,6 +67,7 @@ from crm_desktop.providers.rate import RateObservation, read_pipedrive_headers
 from crm_desktop.providers.toolkit import (
     FieldCache,
     StackedBudget,
+    answer_places,
     chunks,
     distinct_email_keys,
     email_key,
@@ -683,9 +684,7 @@ class PipedriveAdapter(PipedriveDeals, AdapterBase):
             BudgetExhaustedError: the daily token budget reached its reserve; the writes already on their way were
                 answered first (their results are in ``answers``), and none was sent after.
         """
-        if answers is not None and len(answers) != len(records):
-            raise ValueError("answers must have one place per record")
-        results: list[RecordResult | None] = answers if answers is not None else [None] * len(records)
+        results = answer_places(answers, records)
         written: dict[str, dict[str, Any]] = {}
         index = await self._person_index(email_key(record.email) for record in records if not record.crm_id)
         size = INDEXED_CHUNK if index is not None else IDS_PER_REQUEST

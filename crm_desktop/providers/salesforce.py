@@ -90,6 +90,7 @@ from crm_desktop.providers.salesforce_writes import COLLECTION_LIMIT, PendingRec
 from crm_desktop.providers.toolkit import (
     FieldCache,
     abandon,
+    answer_places,
     chunks,
     distinct_email_keys,
     email_key,
@@ -377,8 +378,7 @@ class SalesforceAdapter(AdapterBase):
         lookups are still in flight (see ``_query_then_write``). When the push stops part-way, ``answers`` holds
         the results of the collections answered before.
         """
-        if answers is not None and len(answers) != len(records):
-            raise ValueError("answers must have one place per record")
+        answered = answer_places(answers, records)
         # A long push asks for the describe while it checks its records, instead of after.
         early_describe = (
             asyncio.ensure_future(self._describe(obj))
@@ -402,8 +402,7 @@ class SalesforceAdapter(AdapterBase):
             for item in items:
                 for position in item.positions:
                     results[position] = item.result
-            if answers is not None:
-                answers[:] = results
+            answered[:] = results
         return results_in_order(results, records, "Salesforce")
 
     async def _upsert_pending(self, obj: RecordObject, items: list[PendingRecord]) -> None:

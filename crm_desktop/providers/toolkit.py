@@ -95,6 +95,18 @@ class WriteGate:
                 raise
 
 
+def answer_places(
+    answers: list[RecordResult | None] | None, records: Sequence[OutboundRecord]
+) -> list[RecordResult | None]:
+    """Where an upsert puts each record's result as the CRM answers: the caller's ``answers`` (one place per record,
+    so a push stopped part-way still tells what the CRM took), else a list of its own."""
+    if answers is None:
+        return [None] * len(records)
+    if len(answers) != len(records):
+        raise ValueError("answers must have one place per record")
+    return answers
+
+
 def rounds_by_email(records: Sequence[OutboundRecord]) -> list[list[int]]:
     """Input positions grouped so no group repeats an email (a batch may not name one twice); order kept."""
     rounds: list[list[int]] = []
