@@ -4,6 +4,7 @@ resolved."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from crm_desktop.cli import ExitCode
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import FaultKind, FaultRule
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
+from crm_desktop.sandbox.salesforce import SalesforceSandbox
 from crm_desktop.store.models import ConflictRule
 from tests.support.cli_runs import run, run_json, workspace_at
 from tests.test_cli_conflicts_keep_local import data_dir, sandbox
@@ -24,10 +26,11 @@ pytestmark = pytest.mark.loopback
 EMAILS = ("ann@example.com", "cy@example.com")
 
 
-def make_conflicts(data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox,
-                   capsys: pytest.CaptureFixture[str]) -> dict[tuple[str, str], int]:
+def make_conflicts(data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox | SalesforceSandbox,
+                   capsys: pytest.CaptureFixture[str],
+                   edit_in_crm: Callable[[str], None] | None = None) -> dict[tuple[str, str], int]:
     """First and last names of both contacts changed on both sides under a manual rule: four open conflicts, by
-    (email, field)."""
+    (email, field). ``edit_in_crm(email)`` is the salesperson's edit (by default HubSpot's)."""
     imported(data_dir, tmp_path, capsys)
     assert run(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
     with workspace_at(data_dir) as workspace:
@@ -39,7 +42,11 @@ def make_conflicts(data_dir: Path, tmp_path: Path, sandbox: HubSpotSandbox,
             assert person is not None
             workspace.contacts.save(person.model_copy(update={"first_name": "Local", "last_name": "Here"}))
     for email in EMAILS:
-        sandbox.edit_record("contacts", crm_id_of(sandbox, email), {"firstname": "Crm", "lastname": "There"})
+        if edit_in_crm is not None:
+            edit_in_crm(email)
+        else:
+            assert isinstance(sandbox, HubSpotSandbox)
+            sandbox.edit_record("contacts", crm_id_of(sandbox, email), {"firstname": "Crm", "lastname": "There"})
     code, data = run_json(data_dir, ["sync", "hs"], capsys)
     assert code == ExitCode.OK and data["results"][0]["counts"]["conflicts"] == 4
     code, listed = run_json(data_dir, ["conflicts", "list"], capsys)

@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 
 from crm_desktop.cli import ExitCode
-from crm_desktop.cli import common as cli_common
-from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
-from crm_desktop.sandbox.server import SandboxServer
-from crm_desktop.store.models import ConflictRule
-from tests.support.cli_runs import connect_cli, run_json, workspace_at
-from tests.test_cli_sync import imported
+from tests.support.cli_runs import connect_cli_over_loopback, run_json, served
+from tests.test_cli_conflicts_bulk import make_conflicts
 
 pytestmark = pytest.mark.loopback
 
@@ -26,20 +22,13 @@ EMAILS = ("ann@example.com", "cy@example.com")
 
 @pytest.fixture
 def sandbox() -> Iterator[SalesforceSandbox]:
-    sandbox = SalesforceSandbox(SandboxConfig(contacts=0))
-    server = SandboxServer([sandbox])
-    server.start()
-    try:
+    with served(SalesforceSandbox(SandboxConfig(contacts=0))) as sandbox:
         yield sandbox
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, sandbox: SalesforceSandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = connect_cli(tmp_path / "D", "salesforce", sandbox, monkeypatch, name="hs")
-    monkeypatch.setattr(cli_common, "http_transport", None)
-    return directory
+    return connect_cli_over_loopback(tmp_path / "D", "salesforce", sandbox, monkeypatch, name="hs")
 
 
 def contact(sandbox: SalesforceSandbox, email: str) -> tuple[str, dict[str, Any]]:
@@ -57,20 +46,11 @@ def test_all_take_local_writes_one_collection_and_leaves_nothing_to_sync(
     data_dir: Path, tmp_path: Path, sandbox: SalesforceSandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert sandbox.base_url.startswith("http://127.0.0.1:")
-    imported(data_dir, tmp_path, capsys)
-    assert run_json(data_dir, ["sync", "hs"], capsys)[0] == ExitCode.OK
-    with workspace_at(data_dir) as workspace:
-        integration = workspace.integrations.get("hs")
-        for name in ("firstName", "lastName"):
-            workspace.sync.set_rule(integration, RecordObject.CONTACT, name, ConflictRule.MANUAL)
-        for email in EMAILS:
-            person = workspace.contacts.find(email)
-            assert person is not None
-            workspace.contacts.save(person.model_copy(update={"first_name": "Local", "last_name": "Here"}))
-    for email in EMAILS:
+
+    def edit_in_salesforce(email: str) -> None:
         sandbox.edit_record("Contact", contact(sandbox, email)[0], {"FirstName": "Crm", "LastName": "There"})
-    code, data = run_json(data_dir, ["sync", "hs"], capsys)
-    assert code == ExitCode.OK and data["results"][0]["counts"]["conflicts"] == 4
+
+    assert len(make_conflicts(data_dir, tmp_path, sandbox, capsys, edit_in_salesforce)) == 4
 
     after = sandbox.requests[-1].number
     code, data = run_json(data_dir, ["conflicts", "resolve", "--all", "--take", "local"], capsys)

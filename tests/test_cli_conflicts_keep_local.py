@@ -10,12 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from crm_desktop.cli import ExitCode
-from crm_desktop.cli import common as cli_common
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
-from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import AuditLogRow
-from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
+from tests.support.cli_runs import connect_cli_over_loopback, run, run_json, served, workspace_at
 from tests.test_cli_sync import crm_value, crm_writes, last_request, make_conflict
 
 pytestmark = pytest.mark.loopback
@@ -24,22 +22,14 @@ pytestmark = pytest.mark.loopback
 @pytest.fixture
 def sandbox() -> Iterator[HubSpotSandbox]:
     """A HubSpot sandbox listening on 127.0.0.1 (its ``base_url`` is the real URL)."""
-    sandbox = HubSpotSandbox(SandboxConfig(contacts=0))
-    server = SandboxServer([sandbox])
-    server.start()
-    try:
+    with served(HubSpotSandbox(SandboxConfig(contacts=0))) as sandbox:
         yield sandbox
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, sandbox: HubSpotSandbox, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A workspace with one HubSpot integration ``hs`` at the sandbox's loopback URL, reached over sockets."""
-    directory = connect_cli(tmp_path / "D", "hubspot", sandbox, monkeypatch, name="hs")
-    # connect_cli binds every workspace to the in-process transport: back to the real network stack.
-    monkeypatch.setattr(cli_common, "http_transport", None)
-    return directory
+    return connect_cli_over_loopback(tmp_path / "D", "hubspot", sandbox, monkeypatch, name="hs")
 
 
 def test_take_local_keeps_the_value_now_and_writes_it_to_the_crm(

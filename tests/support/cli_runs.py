@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,6 +18,9 @@ from crm_desktop.sandbox.core import Sandbox, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
 from crm_desktop.sandbox.salesforce import SalesforceSandbox
+from crm_desktop.sandbox.server import SandboxServer
+
+SandboxT = TypeVar("SandboxT", bound=Sandbox)
 
 
 def run(data_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -92,3 +95,24 @@ def cli_workspace_on_sandbox(
     sandbox = make_sandbox(provider)
     connect_cli(directory, provider, sandbox, monkeypatch, name)
     return sandbox
+
+
+@contextmanager
+def served(sandbox: SandboxT) -> Iterator[SandboxT]:
+    """``sandbox`` listening on 127.0.0.1 for the block (its ``base_url`` is then the real URL)."""
+    server = SandboxServer([sandbox])
+    server.start()
+    try:
+        yield sandbox
+    finally:
+        server.stop()
+
+
+def connect_cli_over_loopback(
+    directory: Path, provider: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, name: str = "crm"
+) -> Path:
+    """As :func:`connect_cli`, but the CLI reaches ``sandbox`` (served) over real sockets, through the app's own
+    network stack, instead of the in-process transport."""
+    connect_cli(directory, provider, sandbox, monkeypatch, name)
+    monkeypatch.setattr(cli_common, "http_transport", None)
+    return directory
