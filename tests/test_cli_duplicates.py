@@ -218,22 +218,32 @@ def test_undoing_an_import_names_a_contact_merged_since(
     assert "b.o@example.com: merged into bo@example.com since; nothing to restore" in out, out
 
 
+def hubspot_ids(data_dir: Path) -> tuple[str, str]:
+    """The HubSpot ids of the kept contact (local 1) and the one merged into it (local 2)."""
+    with workspace_at(data_dir) as workspace:
+        links = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1, 2])
+    return links[1].crm_id, links[2].crm_id
+
+
+def merged_with_salesforce_by_hand(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """``contacts merge`` of Ada's two emails: exit 1, as Salesforce must be merged by hand; what HubSpot said."""
+    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
+    assert code == 1, "Salesforce must be merged by hand"
+    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"], merged
+    return list(merged["mergedInCrm"])
+
+
 def test_a_merge_whose_answer_is_lost_after_hubspot_made_it_is_reported_merged(
     home: tuple[Path, HubSpotSandbox], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # HubSpot merged the two, then the connection died before its answer came: the merge was reported refused
     # ("merge them there"), and doing so was refused as not found (the contact merged away is gone).
     data_dir, hubspot = home
-    with workspace_at(data_dir) as workspace:
-        links = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1, 2])
-        kept_id, other_id = links[1].crm_id, links[2].crm_id
+    kept_id, other_id = hubspot_ids(data_dir)
     httpx.patch(f"{hubspot.base_url}/__sandbox__/config", json={"hang_seconds": 0.2}).raise_for_status()
     httpx.put(f"{hubspot.base_url}/__sandbox__/faults", json=[
         {"kind": "timeout_after_doing", "probability": 1.0, "remaining": 1, "path": "/merge"}]).raise_for_status()
-    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
-    assert code == 1, "Salesforce must be merged by hand"
-    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"], merged
-    assert merged["mergedInCrm"] == [f"hubspot: contact {other_id} merged into {kept_id}"], merged
+    assert merged_with_salesforce_by_hand(data_dir, capsys) == [f"hubspot: contact {other_id} merged into {kept_id}"]
     assert [(e.path, e.fault) for e in hubspot.requests if e.path.endswith("/merge")] == [
         ("/crm/v3/objects/contacts/merge", "timeout_after_doing")], "the merge was made once, never sent again"
     assert [r.id for r in hubspot._records["contacts"].values()] == [kept_id]
@@ -245,18 +255,13 @@ def test_a_merge_an_earlier_run_lost_is_reported_already_merged(
     # An earlier run's merge landed in HubSpot, its answer lost: merging again is refused as not found (404) for the
     # contact merged away, whose email now sits on the kept one. That is the merge done, not a failure.
     data_dir, hubspot = home
-    with workspace_at(data_dir) as workspace:
-        links = workspace.sync.store.links_for_local(1, RecordObject.CONTACT, [1, 2])
-        kept_id, other_id = links[1].crm_id, links[2].crm_id
+    kept_id, other_id = hubspot_ids(data_dir)
     token = hubspot.credentials()["token"]
     earlier = httpx.post(f"{hubspot.base_url}/crm/v3/objects/contacts/merge",
                          headers={"Authorization": f"Bearer {token}"},
                          json={"primaryObjectId": kept_id, "objectIdToMerge": other_id})
     assert earlier.status_code == 200
-    code, merged = run_json(data_dir, ["contacts", "merge", "ada@example.com", "ada+news@example.com"], capsys)
-    assert code == 1, "Salesforce must be merged by hand"
-    assert [line.split(":")[0] for line in merged["mergeByHand"]] == ["salesforce"], merged
-    assert merged["mergedInCrm"] == [
+    assert merged_with_salesforce_by_hand(data_dir, capsys) == [
         f"hubspot: contact {other_id} was already merged into {kept_id} (an earlier merge whose answer was lost)"]
     with workspace_at(data_dir) as workspace:
         assert workspace.contacts.find("ada+news@example.com") is None
