@@ -8,9 +8,9 @@ The sandbox is served on real loopback; a hook on its request log stops the push
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,8 @@ from crm_desktop.domain.models import Contact, Integration, Provider, SyncDirect
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject, RecordOutcome
 from crm_desktop.sandbox.core import LoggedRequest, SandboxConfig
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
-from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import AuditLogRow, SyncRunStatus
+from tests.support.cli_runs import served
 from tests.sync.crash_worker import crm_contacts
 
 pytestmark = pytest.mark.loopback
@@ -32,13 +32,7 @@ CONTACTS = 300  # two push batches: 200, then 100
 STOP_AT = 237
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def on_person_request(sandbox: PipedriveSandbox, method: str, number: int, action: Callable[[], None]) -> None:
+def on_person_request(sandbox: PipedriveSandbox, method: str, number: int, action: Callable[[], object]) -> None:
     """Call ``action`` when the ``number``-th person request with ``method`` (``POST`` creates, ``PATCH`` updates)
     reaches the sandbox, before it is worked."""
     logged = sandbox.log_request
@@ -66,6 +60,17 @@ def crm_first_names(sandbox: PipedriveSandbox) -> dict[str, str]:
 
 def email_number(email: str) -> int:
     return int(email.removeprefix("person").split("@")[0])
+
+
+@contextmanager
+def workspace_on(sandbox: PipedriveSandbox, tmp_path: Path) -> Iterator[Workspace]:
+    """``sandbox`` served on loopback, and a workspace with its contacts and an integration on it, for the block."""
+    with served(sandbox):
+        workspace = open_workspace(tmp_path / "data", sandbox)
+        try:
+            yield workspace
+        finally:
+            workspace.close()
 
 
 def open_workspace(path: Path, sandbox: PipedriveSandbox) -> Workspace:
@@ -106,11 +111,7 @@ def test_a_run_the_daily_budget_stops_counts_the_persons_pipedrive_took(tmp_path
         sandbox.tokens_spent = sandbox.daily_token_budget - 60
 
     on_person_request(sandbox, "POST", STOP_AT, budget_nearly_spent)
-    port = free_port()
-    server = SandboxServer([sandbox], ports=[port])
-    server.start()
-    workspace = open_workspace(tmp_path / "data", sandbox)
-    try:
+    with workspace_on(sandbox, tmp_path) as workspace:
         first = asyncio.run(workspace.sync.sync("crm", SyncDirection.PUSH))
         assert (first.status, first.stopped_by) == (SyncRunStatus.PARTIAL, ErrorCategory.RATE_LIMIT), first.message
         landed = len(crm_contacts(sandbox))
@@ -132,19 +133,12 @@ def test_a_run_the_daily_budget_stops_counts_the_persons_pipedrive_took(tmp_path
         assert second.counts["created"] == CONTACTS - landed, (first.counts, second.counts)
         assert second.counts["unchanged"] == 0, second.counts
         assert_every_person_once(sandbox)
-    finally:
-        workspace.close()
-        server.stop()
 
 
 @pytest.mark.timeout(300)
 def test_a_cancelled_run_counts_and_audits_the_persons_pipedrive_took(tmp_path: Path) -> None:
     sandbox = PipedriveSandbox(SandboxConfig(contacts=0, latency_ms=20), burst_limit=120)
-    port = free_port()
-    server = SandboxServer([sandbox], ports=[port])
-    server.start()
-    workspace = open_workspace(tmp_path / "data", sandbox)
-    try:
+    with workspace_on(sandbox, tmp_path) as workspace:
         run_id = asyncio.run(push_then_cancel(workspace, sandbox, method="POST", at=STOP_AT))
         row, _ = workspace.sync.run(run_id)
         assert row.status == SyncRunStatus.CANCELLED
@@ -161,9 +155,6 @@ def test_a_cancelled_run_counts_and_audits_the_persons_pipedrive_took(tmp_path: 
         # Undo knows each person the cancelled run created (and keeps them: sync never deletes).
         undone = asyncio.run(workspace.sync.undo(run_id))
         assert len(undone.kept) == row.created, undone.kept[:3]
-    finally:
-        workspace.close()
-        server.stop()
 
 
 async def push_then_cancel(workspace: Workspace, sandbox: PipedriveSandbox, *, method: str, at: int) -> int:
@@ -191,11 +182,7 @@ async def push_then_cancel(workspace: Workspace, sandbox: PipedriveSandbox, *, m
 @pytest.mark.timeout(300)
 def test_undo_of_a_cancelled_run_puts_back_the_updates_pipedrive_took(tmp_path: Path) -> None:
     sandbox = PipedriveSandbox(SandboxConfig(contacts=0, latency_ms=20), burst_limit=120)
-    port = free_port()
-    server = SandboxServer([sandbox], ports=[port])
-    server.start()
-    workspace = open_workspace(tmp_path / "data", sandbox)
-    try:
+    with workspace_on(sandbox, tmp_path) as workspace:
         assert asyncio.run(workspace.sync.sync("crm", SyncDirection.PUSH)).counts["created"] == CONTACTS
         for n in range(CONTACTS):
             found = workspace.contacts.find(f"person{n}@example.com")
@@ -216,6 +203,3 @@ def test_undo_of_a_cancelled_run_puts_back_the_updates_pipedrive_took(tmp_path: 
         names = crm_first_names(sandbox)
         wanted = {email: f"Person{email_number(email)}" for email in updated}
         assert {email: names[email] for email in updated} == wanted
-    finally:
-        workspace.close()
-        server.stop()
