@@ -102,6 +102,19 @@ def make_adapter(
     )
 
 
+def connection_tested(saved: list[dict[str, Any]]) -> Any:
+    """``test_connection`` of a new adapter whose refreshed tokens go into ``saved``."""
+
+    async def run() -> Any:
+        adapter = make_adapter(save_tokens=saved.append)
+        try:
+            return await adapter.test_connection()
+        finally:
+            await adapter.aclose()
+
+    return asyncio.run(run())
+
+
 def describe_body(sobject: str, *, social: bool = True) -> dict[str, Any]:
     def field(name: str, ftype: str = "string", length: int = 80, **extra: Any) -> dict[str, Any]:
         return {
@@ -899,14 +912,7 @@ def test_session_expiry_refreshes_once_and_saves_tokens(respx_mock: respx.MockRo
     )
     saved: list[dict[str, Any]] = []
 
-    async def run() -> Any:
-        adapter = make_adapter(save_tokens=saved.append)
-        try:
-            return await adapter.test_connection()
-        finally:
-            await adapter.aclose()
-
-    info = asyncio.run(run())
+    info = connection_tested(saved)
     assert info.account == "00DA"
     assert token.call_count == 1
     form = parse_qs(token.calls[0].request.content.decode())
@@ -967,15 +973,8 @@ def test_a_refresh_naming_a_plain_http_instance_is_refused_and_nothing_goes_ther
         return_value=sf_response(200, {"access_token": "access-2", "instance_url": "http://na99.salesforce.com"}))
     saved: list[dict[str, Any]] = []
 
-    async def run() -> Any:
-        adapter = make_adapter(save_tokens=saved.append)
-        try:
-            return await adapter.test_connection()
-        finally:
-            await adapter.aclose()
-
     with pytest.raises(ConfigurationError, match="plain http"):
-        asyncio.run(run())
+        connection_tested(saved)
     assert saved == [], "the refused instance is not stored"
 
 
