@@ -18,10 +18,9 @@ from crm_desktop.domain.models import Contact, Integration, Provider
 from crm_desktop.domain.outcomes import ErrorCategory, RecordObject
 from crm_desktop.sandbox.core import SandboxConfig
 from crm_desktop.sandbox.pipedrive import PipedriveSandbox
-from crm_desktop.sandbox.server import SandboxServer
 from crm_desktop.store.models import SyncTrigger
 from crm_desktop.ui.people_panel import PeoplePanel
-from tests.support.cli_runs import PIPEDRIVE_UNTHROTTLED
+from tests.support.cli_runs import PIPEDRIVE_UNTHROTTLED, served
 from tests.ui.conftest import drive
 
 pytestmark = pytest.mark.loopback
@@ -31,12 +30,8 @@ pytestmark = pytest.mark.loopback
 def pipedrive() -> Iterator[PipedriveSandbox]:
     sandbox = PipedriveSandbox(SandboxConfig(contacts=0, seed=5))
     sandbox.apply_config(PIPEDRIVE_UNTHROTTLED)
-    server = SandboxServer([sandbox])
-    server.start()
-    try:
+    with served(sandbox):
         yield sandbox
-    finally:
-        server.stop()
 
 
 def test_a_crms_duplicate_report_offers_the_two_to_merge(
