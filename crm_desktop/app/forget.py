@@ -56,6 +56,32 @@ class CrmDeletion:
     outcome: str
     reason: str = ""
 
+    def line(self) -> str:
+        """``hubspot: contact 51 deleted`` (``already gone``, or ``NOT deleted: <reason>``)."""
+        what = {"deleted": "deleted", "gone": "already gone"}.get(self.outcome, f"NOT deleted: {self.reason}")
+        return f"{self.integration}: {self.obj.value} {self.crm_id} {what}"
+
+
+@dataclass(frozen=True)
+class LinkedRecord:
+    """One CRM record a person is linked to, as the confirmation names it.
+
+    Attributes:
+        integration: the integration's name.
+        crm: its CRM, as the marketer reads it (``HubSpot``).
+        obj: contact or lead.
+        crm_id: the record's id in that CRM.
+    """
+
+    integration: str
+    crm: str
+    obj: RecordObject
+    crm_id: str
+
+    def label(self) -> str:
+        """``HubSpot “hubspot-marketing”``."""
+        return f"{self.crm} “{self.integration}”"
+
 
 @dataclass(frozen=True)
 class ForgetReport:
@@ -84,6 +110,24 @@ class ForgetReport:
                    if local_id is not None]
         held = " and ".join(records) + " deleted" if records else "no contact or lead was stored"
         return f"forgot {self.email}: {held}, {plural(sum(self.counts.values()), 'row')} in all"
+
+
+@dataclass(frozen=True)
+class ForgetOutcome:
+    """What forgetting a person with their CRM records deleted first did.
+
+    Attributes:
+        deletions: each linked CRM record's deletion, in the order they were tried.
+        report: what forgetting here erased; ``None`` when a deletion failed and nothing was forgotten here.
+    """
+
+    deletions: list[CrmDeletion]
+    report: ForgetReport | None
+
+    @property
+    def refused(self) -> list[CrmDeletion]:
+        """The deletions that failed (each with the CRM's reason)."""
+        return [deletion for deletion in self.deletions if deletion.outcome == "failed"]
 
 
 class ForgetService:
@@ -126,6 +170,34 @@ class ForgetService:
             finally:
                 await adapter.aclose()
         return done
+
+    async def forget_in_crms_first(self, email: str) -> ForgetOutcome:
+        """Delete the person's linked CRM records (:meth:`delete_in_crms`), then, only when every one went through,
+        forget them here (:meth:`forget`); when one failed, nothing is forgotten here, so that their links still
+        find the records left.
+
+        Raises:
+            ConfigurationError: without the CRM actions (the service was made for the store alone).
+        """
+        deletions = await self.delete_in_crms(email)
+        if any(deletion.outcome == "failed" for deletion in deletions):
+            return ForgetOutcome(deletions, None)
+        return ForgetOutcome(deletions, self.forget(email))
+
+    def linked_records(self, email: str) -> list[LinkedRecord]:
+        """The CRM records the contact and the lead with ``email`` are linked to, with their integrations' names.
+
+        Raises:
+            ConfigurationError: without the CRM actions (the service was made for the store alone).
+        """
+        if self.actions is None:
+            raise ConfigurationError("naming the CRM records needs the workspace's CRM connections")
+        integrations = self.actions.integrations
+        found: list[LinkedRecord] = []
+        for integration_id, obj, crm_id in self.store.crm_links(normalise_email(email)):
+            integration = integrations.get_by_id(integration_id)
+            found.append(LinkedRecord(integration.name, integration.provider.label, obj, crm_id))
+        return found
 
     def email_of(self, obj: RecordObject, key: str) -> str:
         """The normalised email of the contact or lead named by ``key`` (its email, or its local id).
@@ -175,4 +247,5 @@ class ForgetService:
         return None if at is None else forgotten_reason(at, not_done)
 
 
-__all__ = ["CRM_RECORDS_STAY", "ERASED_LABELS", "ERASED_WORDS", "CrmDeletion", "ForgetReport", "ForgetService"]
+__all__ = ["CRM_RECORDS_STAY", "ERASED_LABELS", "ERASED_WORDS", "CrmDeletion", "ForgetOutcome", "ForgetReport",
+           "ForgetService", "LinkedRecord"]

@@ -22,7 +22,7 @@ from crm_desktop.app.crm_web import CrmLinkUnavailable, CrmWebLinks
 from crm_desktop.app.csv_export import inert_cell, spreadsheet_csv
 from crm_desktop.app.duplicates import DuplicateService
 from crm_desktop.app.field_mapping import local_field_label
-from crm_desktop.app.forget import ForgetService
+from crm_desktop.app.forget import ForgetOutcome, ForgetService
 from crm_desktop.app.imports import (
     DuplicateRecordError,
     EditReport,
@@ -270,6 +270,7 @@ class PeopleService:
         links: web addresses of CRM records.
         changes: undo of a single recorded change.
         duplicates: likely duplicates and merges.
+        forgetting: forgetting a person at their request (with the CRM connections, for their CRM records).
     """
 
     def __init__(self, database: Database, social: SocialService, sync: SyncService) -> None:
@@ -281,9 +282,15 @@ class PeopleService:
         self.links = CrmWebLinks(sync.integrations, sync.actions, WorkspaceSettingsStore(database))
         self.changes = ChangeUndoService(database)
         self.duplicates = DuplicateService(database, sync)
-        self.forgetting = ForgetService(database)
+        self.forgetting = ForgetService(database, sync.actions)
 
     # -- one person's CRM records ------------------------------------------------------------------------------
+
+    async def forget_in_crms_first(self, email: str) -> ForgetOutcome:
+        """Delete the person's linked CRM records, then forget them here only if every deletion went through (the
+        path of ``contacts forget --in-crms``), on the sync worker when there is one: its CRM requests and store
+        calls never hold up the GUI's loop."""
+        return await self._sync.off_loop(self.forgetting.forget_in_crms_first(email))
 
     async def record_url(self, integration: str, obj: RecordObject, crm_id: str) -> str:
         """The CRM web UI's page of a linked record (see :class:`CrmWebLinks`)."""

@@ -13,7 +13,7 @@ from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.crm_actions import PushReport
 from crm_desktop.app.duplicates import MERGE_FIELDS, MergeError
 from crm_desktop.app.field_mapping import local_field_label
-from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, CrmDeletion, ForgetService
+from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, ForgetService
 from crm_desktop.app.imports import EDITABLE_FIELDS, ImportProgress
 from crm_desktop.app.people import ChangeUndoRefused, PeopleService, undone_text
 from crm_desktop.app.push_fields import NOT_SENT, NOT_SENT_HINT
@@ -469,11 +469,6 @@ def _confirm(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in {"y", "yes"}
 
 
-def _deletion_line(deletion: CrmDeletion) -> str:
-    what = {"deleted": "deleted", "gone": "already gone"}.get(deletion.outcome, f"NOT deleted: {deletion.reason}")
-    return f"{deletion.integration}: {deletion.obj.value} {deletion.crm_id} {what}"
-
-
 def _forget(args: argparse.Namespace, obj: RecordObject) -> int:
     with closing(open_workspace(args)) as workspace:
         forgetting = ForgetService(workspace.database, workspace.crm)
@@ -493,21 +488,25 @@ def _forget(args: argparse.Namespace, obj: RecordObject) -> int:
             if not _confirm(f"Forget {whom}? This erases {ERASED_WORDS}, and keeps pulls, imports, pushes and "
                             f"social events from bringing them back ({crms}). Forget them?"):
                 raise CommandError(f"{email} was not forgotten: nothing was erased", ExitCode.PARTIAL, "cancelled")
-        deletions = asyncio.run(forgetting.delete_in_crms(email)) if args.in_crms else []
+        if args.in_crms:
+            outcome = asyncio.run(forgetting.forget_in_crms_first(email))
+            deletions, forgotten = outcome.deletions, outcome.report
+        else:
+            deletions, forgotten = [], forgetting.forget(email)
         crm_records = [{"integration": d.integration, "object": d.obj.value, "crmId": d.crm_id,
                         "outcome": d.outcome, "reason": d.reason or None} for d in deletions]
-        if any(d.outcome == "failed" for d in deletions):
+        if forgotten is None:
             # Their links are the only way to find the records left: kept until every deletion went through.
             emit(args, {"email": email, "forgotten": False, "crmRecords": crm_records},
-                 "\n".join([*map(_deletion_line, deletions),
+                 "\n".join([*(d.line() for d in deletions),
                             f"{email} was not forgotten here, so that the records left can still be found: "
                             "delete them in the CRM, or fix the cause and run this again"]))
             return ExitCode.PARTIAL
-        report = forgetting.forget(email)
+        report = forgotten
     data = {"email": report.email, "forgotten": True, "contactId": report.contact_id, "leadId": report.lead_id,
             "forgottenAt": report.forgotten_at, "deleted": report.counts, "crmRecordsDeleted": bool(args.in_crms),
             "crmRecords": crm_records}
-    lines = [*map(_deletion_line, deletions), report.summary(), *report.lines(),
+    lines = [*(d.line() for d in deletions), report.summary(), *report.lines(),
              f"pulls, imports, pushes and social events naming {report.email} are skipped from now on; "
              f"lift it with: crm-desktop {obj.value}s unforget {report.email}"]
     if not args.in_crms:

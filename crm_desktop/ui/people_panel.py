@@ -15,6 +15,7 @@ from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -43,7 +44,7 @@ from crm_desktop.app.change_undo import undoable
 from crm_desktop.app.duplicates import DuplicateReport, MergeError, MergePlan, MergeReport
 from crm_desktop.app.errors import ProviderError, StoreError, SyncAlreadyRunning, VaultError
 from crm_desktop.app.field_mapping import local_field_label
-from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, ForgetReport
+from crm_desktop.app.forget import CRM_RECORDS_STAY, ERASED_WORDS, ForgetOutcome, ForgetReport, LinkedRecord
 from crm_desktop.app.imports import DuplicateRecordError, EditReport, ImportProgress, ImportReport
 from crm_desktop.app.people import (
     BLANK_STAYS_HERE,
@@ -893,6 +894,12 @@ class DuplicatesDialog(QDialog, AsksFirst):
         return report
 
 
+def forget_in_crms_label(linked: list[LinkedRecord]) -> str:
+    """The Forget question's check box: ``Also delete their records in the CRMs (2 linked: HubSpot “hs”, …)``."""
+    names = list(dict.fromkeys(record.label() for record in linked))
+    return f"Also delete their records in the CRMs ({len(linked)} linked: {', '.join(names)})"
+
+
 def import_summary(report: ImportReport) -> str:
     """The sentence an import ends with."""
     text = (f"Imported: {report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
@@ -953,6 +960,9 @@ class PeoplePanel(QWidget, AsksFirst):
         self._select_first = False
         self._undoing_change: int | None = None
         self._forgetting = False
+        self._asking_forget = False
+        #: The Forget question's "Also delete their records in the CRMs" box, while a question offers it.
+        self.forget_in_crms_box: QCheckBox | None = None
         #: The person the detail pane is to show, as (kind, local id), and the number of the newest read of them:
         #: only that read's answer is drawn.
         self._person_wanted: tuple[RecordObject, int] | None = None
@@ -1762,10 +1772,11 @@ class PeoplePanel(QWidget, AsksFirst):
 
     # -- forgetting a person at their request --------------------------------------------------------------
 
-    def forget_person(self, row: int | None = None) -> QMessageBox | None:
-        """Ask, naming the person and what goes, before forgetting the person on ``row`` of the list (the person on
-        show when no row is given); ``None`` when nobody is there to forget or a forgetting is under way."""
-        if self._forgetting:
+    def forget_person(self, row: int | None = None) -> asyncio.Task[QMessageBox | None] | None:
+        """Ask, naming the person, what goes and their linked CRM records, before forgetting the person on ``row``
+        of the list (the person on show when no row is given); the linked records are read on a store thread first,
+        then the question opens. ``None`` when nobody is there to forget or a forgetting is under way."""
+        if self._forgetting or self._asking_forget:
             return None
         who: tuple[str, str] | None = None
         if row is not None:
@@ -1776,24 +1787,57 @@ class PeoplePanel(QWidget, AsksFirst):
             who = (shown.name or shown.email, shown.email)
         if who is None:
             return None
-        name, email = who
+        self._asking_forget = True
+        return self.tasks.start(self._ask_forget(*who), name="ask before forgetting")
+
+    async def _ask_forget(self, name: str, email: str) -> QMessageBox | None:
+        try:
+            linked = await asyncio.to_thread(self.service.forgetting.linked_records, email)
+        except Exception as exc:  # the store failed: nothing asked, nothing erased; said, never a crash
+            if isValid(self):
+                self.notice.say(error_sentence("Reading the person's CRM records", exc), "error")
+            return None
+        finally:
+            self._asking_forget = False
+        if not isValid(self):
+            return None
         named = email if name == email else f"{name} ({email})"
-        return self.ask_first(
+        crms = ("Note: the records in the CRMs are not deleted unless you tick the box below." if linked
+                else f"Note: {CRM_RECORDS_STAY}.")
+        check = QCheckBox(forget_in_crms_label(linked)) if linked else None
+        box = self.ask_first(
             "Forget this person", f"Forget {named}?", "Forget",
-            lambda: self._start_forget(email), warning=True,
+            lambda: self._start_forget(email, in_crms=check is not None and check.isChecked()), warning=True,
             detail=f"This erases {ERASED_WORDS}, for the contact and the lead with this email, and cannot be "
                    f"undone. Syncs, imports, pushes and social events naming {email} are skipped from now on "
-                   f"(“crm-desktop contacts unforget” lifts that). Note: {CRM_RECORDS_STAY}.")
+                   f"(“crm-desktop contacts unforget” lifts that). {crms}")
+        if check is not None:
+            check.setToolTip("Each CRM record is deleted first; if a CRM refuses, nothing is forgotten here, so "
+                             "that the records left can still be found. HubSpot and Salesforce keep deleted "
+                             "records in their recycle bins for a while.")
+            box.setCheckBox(check)
+        self.forget_in_crms_box = check
+        return box
 
-    def _start_forget(self, email: str) -> asyncio.Task[ForgetReport | None]:
+    def _start_forget(self, email: str, *, in_crms: bool = False) -> asyncio.Task[ForgetReport | None]:
         self._forgetting = True
+        self.forget_in_crms_box = None
         self.detail_pane.forget_button.setEnabled(False)
-        self.status_message.emit(f"Forgetting {email}…")
-        return self.tasks.start(self._forget(email), name="forget a person")
+        self.status_message.emit(f"Deleting {email}'s records in the CRMs…" if in_crms else f"Forgetting {email}…")
+        return self.tasks.start(self._forget(email, in_crms), name="forget a person")
 
-    async def _forget(self, email: str) -> ForgetReport | None:
+    async def _forget(self, email: str, in_crms: bool) -> ForgetReport | None:
+        deleted: list[str] = []
         try:
-            report = await asyncio.to_thread(self.service.forgetting.forget, email)
+            if in_crms:
+                outcome = await self.service.forget_in_crms_first(email)
+                deleted = [deletion.line() for deletion in outcome.deletions]
+                if outcome.report is None:
+                    self._not_forgotten(email, outcome)
+                    return None
+                report = outcome.report
+            else:
+                report = await asyncio.to_thread(self.service.forgetting.forget, email)
         except Exception as exc:  # the store failed: nothing was erased (one transaction); said, never a crash
             if isValid(self):
                 self.notice.say(error_sentence("Forgetting the person", exc), "error")
@@ -1808,12 +1852,28 @@ class PeoplePanel(QWidget, AsksFirst):
             self._person_wanted = None
             self._person_reads += 1  # a read still on the way is of someone no longer here
             self.detail_pane.show_detail(None)
-        text = f"{report.summary()}. {CRM_RECORDS_STAY[0].upper()}{CRM_RECORDS_STAY[1:]}."
+        if in_crms:
+            text = f"{'; '.join(deleted)}. {report.summary()}." if deleted else f"{report.summary()}."
+        else:
+            text = f"{report.summary()}. {CRM_RECORDS_STAY[0].upper()}{CRM_RECORDS_STAY[1:]}."
         self.notice.say(text, "ok")
         self.status_message.emit(text)
         self.reload()
         self.people_changed.emit()
         return report
+
+    def _not_forgotten(self, email: str, outcome: ForgetOutcome) -> None:
+        """Say which CRM refused and why, and that nothing was forgotten here."""
+        if not isValid(self):
+            return
+        refused = "; ".join(deletion.line() for deletion in outcome.refused)
+        done = [deletion.line() for deletion in outcome.deletions if deletion.outcome != "failed"]
+        text = (f"{email} was not forgotten: {refused}. " + (f"Done: {'; '.join(done)}. " if done else "")
+                + "Nothing was erased here, so that the records left can still be found: delete them in the CRM, "
+                "or fix the cause and forget them again.")
+        self.notice.say(text, "error")
+        self.status_message.emit(text)
+        self.detail_pane.forget_button.setEnabled(self.detail_pane.detail is not None)
 
     def open_duplicates(self) -> DuplicatesDialog:
         """Show likely duplicates and the CRMs' reports; a merge there refreshes the list."""

@@ -552,3 +552,73 @@ def test_after_the_last_merge_the_merged_contacts_are_no_longer_offered(qtbot: Q
     offered = [combo.itemText(i) for combo in (dialog.keep_combo, dialog.other_combo) for i in range(combo.count())]
     assert "ada+news@example.com" not in offered, offered
     assert not dialog.merge_button.isEnabled()
+
+
+def push_ada(qtbot: QtBot, desk: Desk, *names: str) -> None:
+    for name in names:
+        task = desk.panel.tasks.start(desk.workspace.sync.push_now(
+            name, {RecordObject.CONTACT: [desk.local_id("ada@example.com")]}, SyncTrigger.MANUAL), name=f"push {name}")
+        qtbot.waitUntil(task.done, timeout=20_000)
+        assert not task.result().failures
+
+
+def ask_to_forget_ada(qtbot: QtBot, desk: Desk) -> QMessageBox:
+    """Delete on Ada's row; the question, once her CRM records are read on a store thread."""
+    table = desk.panel.table
+    table.setFocus(Qt.FocusReason.OtherFocusReason)
+    table.selectRow(desk.row_of("ada@example.com"))
+    QTest.keyClick(table, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: desk.panel.confirm_box is not None, timeout=5000)
+    box = desk.panel.confirm_box
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    return box
+
+
+def test_forget_with_their_crm_records_deletes_them_in_each_crm_then_here(
+        qtbot: QtBot, desk: Desk, shots_dir: Path) -> None:
+    push_ada(qtbot, desk, "hubspot", "pipedrive")
+    hubspot_id, pipedrive_id = desk.crm_id("hubspot", "ada@example.com"), desk.crm_id("pipedrive", "ada@example.com")
+    box = ask_to_forget_ada(qtbot, desk)
+    check = box.checkBox()
+    assert check is not None and check is desk.panel.forget_in_crms_box
+    assert check.text() == "Also delete their records in the CRMs (2 linked: HubSpot “hubspot”, Pipedrive “pipedrive”)"
+    assert not check.isChecked(), "unticked unless the marketer ticks it"
+    assert box.informativeText().endswith(
+        "Note: the records in the CRMs are not deleted unless you tick the box below.")
+    check.setChecked(True)
+    image = save_shot(box, shots_dir / "people-forget-in-crms.png")
+    assert distinct_colours(image) > 5
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: desk.panel.notice.text().startswith("hubspot: contact"), timeout=20_000)
+    assert desk.panel.notice.tone == "ok"
+    assert desk.panel.notice.text() == (
+        f"hubspot: contact {hubspot_id} deleted; pipedrive: contact {pipedrive_id} deleted. "
+        "forgot ada@example.com: contact 1 deleted, " + desk.panel.notice.text().split(" deleted, ", 1)[1])
+    assert desk.hubspot._records["contacts"][hubspot_id].archived, "deleted (archived) in HubSpot"
+    assert int(pipedrive_id) not in desk.pipedrive.persons, "deleted in Pipedrive"
+    assert desk.workspace.contacts.find("ada@example.com") is None, "and forgotten here"
+    assert desk.panel.service.forgetting.forgotten_among(["ada@example.com"])
+    qtbot.waitUntil(lambda: "ada@example.com" not in [
+        line.email for line in map(desk.panel.model.line, range(desk.panel.model.rowCount())) if line], timeout=5000)
+
+
+def test_forget_with_their_crm_records_forgets_nothing_when_a_crm_refuses_and_says_why(
+        qtbot: QtBot, desk: Desk) -> None:
+    push_ada(qtbot, desk, "hubspot")
+    hubspot_id = desk.crm_id("hubspot", "ada@example.com")
+    desk.hubspot.apply_config({"scopes": [s for s in desk.hubspot.scopes if s != "crm.objects.contacts.write"]})
+    box = ask_to_forget_ada(qtbot, desk)
+    check = box.checkBox()
+    assert check is not None and check.text().endswith("(1 linked: HubSpot “hubspot”)")
+    check.setChecked(True)
+    QTest.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: desk.panel.notice.tone == "error", timeout=20_000)
+    text = desk.panel.notice.text()
+    assert text.startswith(f"ada@example.com was not forgotten: hubspot: contact {hubspot_id} NOT deleted: "), text
+    assert "scope" in text.lower(), "the CRM's reason"
+    assert text.endswith("Nothing was erased here, so that the records left can still be found: delete them in the "
+                         "CRM, or fix the cause and forget them again."), text
+    assert not desk.hubspot._records["contacts"][hubspot_id].archived
+    assert desk.workspace.contacts.find("ada@example.com") is not None, "nothing forgotten"
+    assert desk.crm_id("hubspot", "ada@example.com") == hubspot_id, "the link still finds the record"
+    assert not desk.panel.service.forgetting.forgotten_among(["ada@example.com"])
