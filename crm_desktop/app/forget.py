@@ -16,7 +16,10 @@ from crm_desktop.providers.contract import DeletesRecords
 from crm_desktop.store.database import Database
 from crm_desktop.store.forget_store import ForgetStore
 from crm_desktop.store.people_store import PeopleStore
+from crm_desktop.store.process_owner import FORGETTING, lock_owner
 from crm_desktop.store.repositories import NotFoundError
+from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.sync.lock_refusal import take_lock
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +137,7 @@ class ForgetService:
     """Erases people from the local store and keeps them from coming back until lifted."""
 
     def __init__(self, database: Database, actions: CrmActions | None = None) -> None:
+        self.locks = SyncStore(database)
         self.store = ForgetStore(database)
         self.people = PeopleStore(database)
         self.actions = actions
@@ -179,10 +183,25 @@ class ForgetService:
         Raises:
             ConfigurationError: without the CRM actions (the service was made for the store alone).
         """
-        deletions = await self.delete_in_crms(email)
-        if any(deletion.outcome == "failed" for deletion in deletions):
-            return ForgetOutcome(deletions, None)
-        return ForgetOutcome(deletions, self.forget(email))
+        email = normalise_email(email)
+        # Every integration's sync is held off until the person is forgotten here: a sync in between could push
+        # them again (a new record in a CRM, whose link the forgetting would then drop, leaving it unfindable).
+        if self.actions is None:
+            raise ConfigurationError("deleting in the CRMs needs the workspace's CRM connections")
+        locks, owner = self.locks, lock_owner(FORGETTING)
+        held: list[int] = []
+        try:
+            for integration in self.actions.integrations.list():
+                assert integration.id is not None
+                take_lock(locks, integration.id, integration.name, owner, then="forget them once it is over")
+                held.append(integration.id)
+            deletions = await self.delete_in_crms(email)
+            if any(deletion.outcome == "failed" for deletion in deletions):
+                return ForgetOutcome(deletions, None)
+            return ForgetOutcome(deletions, self.forget(email))
+        finally:
+            for integration_id in held:
+                locks.release_lock(integration_id, owner)
 
     def linked_records(self, email: str) -> list[LinkedRecord]:
         """The CRM records the contact and the lead with ``email`` are linked to, with their integrations' names.

@@ -18,6 +18,7 @@ def machine_name() -> str:
 #: What, besides a sync, holds an integration's sync lock, named after the owner's ``host:pid`` (a sync adds nothing).
 UNDO = "undo"
 REMOVAL = "removal"
+FORGETTING = "forgetting"
 CONTACTS_PUSH = "contacts push"
 LEADS_PUSH = "leads push"
 

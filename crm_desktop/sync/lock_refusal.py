@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from crm_desktop.store.lock_state import LockHolder
-from crm_desktop.store.process_owner import REMOVAL, UNDO
+from crm_desktop.store.process_owner import FORGETTING, REMOVAL, UNDO
 from crm_desktop.store.sync_store import SyncStore
 
 __all__ = ["SyncAlreadyRunning", "describe_holder", "holder_phrase", "lock_refused", "span", "take_lock"]
@@ -63,6 +63,8 @@ def holder_phrase(holder: LockHolder | None, name: str | None = None) -> str:
         what, of = "an undo", "of"
     elif activity == REMOVAL:
         what, of = "a removal", "of"
+    elif activity == FORGETTING:
+        what, of = "forgetting a person", "in"
     elif activity is not None:  # "contacts push", "leads push"
         what, of = f"a {activity}", "to"
     else:

@@ -20,6 +20,8 @@ from crm_desktop.store.database import Database
 from crm_desktop.store.forget_store import email_digest
 from crm_desktop.store.models import Base, ForgottenPersonRow, SyncRecordLogRow
 from crm_desktop.store.repositories import NotFoundError
+from crm_desktop.store.sync_store import SyncStore
+from crm_desktop.sync.engine import SyncAlreadyRunning
 from tests.app.conftest import FANS, write
 from tests.support.served_crms import ServedCrms
 
@@ -202,3 +204,37 @@ def test_in_crms_the_linked_records_are_deleted_in_each_crm_first(
     forgetting.forget(FAN)
     assert forgetting.store.crm_links(FAN) == []
     assert asyncio.run(found_in("hubspot", RecordObject.CONTACT)) is None
+
+
+def test_forgetting_in_the_crms_holds_off_every_sync_until_it_is_done(
+    fans_on_three_crms: tuple[ServedCrms, Workspace],
+) -> None:
+    # Between the CRM deletes and the erasure here, a sync could push the person again (a new CRM record, whose
+    # link the erasure then drops): forgetting holds every integration's sync lock, and waits for none.
+    _served, workspace = fans_on_three_crms
+    for name in CRM_EDITS:
+        asyncio.run(workspace.sync.sync(name, SyncDirection.BOTH))
+    forgetting = ForgetService(workspace.database, workspace.crm)
+    locks = SyncStore(workspace.database)
+    pipedrive = workspace.integrations.get("pipedrive")
+    assert pipedrive.id is not None
+    assert locks.acquire_lock(pipedrive.id, "teammate:77")  # a sync of pipedrive under way elsewhere
+
+    with pytest.raises(SyncAlreadyRunning, match=r"pipedrive.*forget them once it is over"):
+        asyncio.run(forgetting.forget_in_crms_first(FAN))
+    assert len(forgetting.store.crm_links(FAN)) == 3, "nothing deleted, nothing forgotten"
+    assert all(locks.lock_holder(i.id or 0) is None for i in workspace.integrations.list() if i.id != pipedrive.id)
+
+    locks.release_lock(pipedrive.id, "teammate:77")
+    seen: dict[str, object] = {}
+    deleting = forgetting.delete_in_crms
+
+    async def deleting_while_held(email: str) -> Any:
+        seen.update({i.name: locks.lock_holder(i.id or 0) for i in workspace.integrations.list()})
+        return await deleting(email)
+
+    forgetting.delete_in_crms = deleting_while_held  # type: ignore[method-assign]
+    outcome = asyncio.run(forgetting.forget_in_crms_first(FAN))
+    assert outcome.report is not None and forgetting.store.crm_links(FAN) == []
+    assert set(seen) == set(CRM_EDITS) and all(holder is not None for holder in seen.values()), seen
+    assert all(locks.lock_holder(i.id or 0) is None for i in workspace.integrations.list()), "all let go"
