@@ -187,6 +187,31 @@ def test_social_import_reads_a_social_tools_export_its_column_titles_and_network
         ("twitter", "comment", "Black Friday"), ("linkedin", "click", "Black Friday")]
 
 
+def test_social_import_reads_engagement_types_as_social_tools_write_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every row but the last was refused before: "type: must be 'post_view', 'view', ...".
+    data = tmp_path / "D"
+    kinds = ["Retweet", "REPOST", "quote", "Reply", "Reaction", "Favorite", "heart", "DM", "Direct message", "Poke"]
+    path = tmp_path / "export.csv"
+    path.write_text("platform,type,timestamp,postId,email\n" + "".join(
+        f"twitter,{kind},2026-11-20T{9 + i:02d}:00:00Z,p{i},ana@example.com\n" for i, kind in enumerate(kinds)),
+        encoding="utf-8")
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL
+    assert report["created"] == 9
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(11, "type")]
+    workspace = Workspace.open(data)
+    try:
+        touches = workspace.social.store.touches("ana@example.com")
+    finally:
+        workspace.close()
+    assert [t.type.value for t in touches] == [
+        "share", "share", "share", "comment", "like", "like", "like", "dm", "dm"]
+
+
 def test_social_import_reads_a_spreadsheets_date_serial_in_the_local_zone_and_epoch_milliseconds(
     berlin: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
