@@ -212,6 +212,31 @@ def test_social_import_reads_engagement_types_as_social_tools_write_them(
         "share", "share", "share", "comment", "like", "like", "like", "dm", "dm"]
 
 
+def test_social_import_leaves_out_columns_no_event_has_and_names_them_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A Sprout Social style export: every row was refused before ("Impressions: not a known field", ...).
+    data = tmp_path / "D"
+    path = tmp_path / "sprout.csv"
+    path.write_text(
+        "Platform,Type,Timestamp,Impressions,Post ID,Reach,Email,Sentiment Score\n"
+        "twitter,like,2026-11-20T09:00:00Z,1200,p1,900,ana@example.com,0.8\n"
+        "twitter,share,2026-11-20T10:00:00Z,800,p2,700,ana@example.com,0.4\n"
+        "twitter,poke,2026-11-20T11:00:00Z,500,p3,400,ana@example.com,0.1\n",
+        encoding="utf-8",
+    )
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL, "the row with its own bad value is refused"
+    assert report["created"] == 2
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(4, "Type")]
+    assert report["columnsNotUsed"] == ["Impressions", "Reach", "Sentiment Score"]
+    code, out, _ = run(data, ["social", "import", str(path)], capsys)
+    assert out.count("columns not used: Impressions, Reach, Sentiment Score") == 1
+    assert "0 created, 0 updated, 2 unchanged, 1 row refused" in out
+
+
 def test_social_import_reads_a_spreadsheets_date_serial_in_the_local_zone_and_epoch_milliseconds(
     berlin: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

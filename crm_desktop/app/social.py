@@ -106,6 +106,8 @@ class SocialImportReport:
     refused: list[RefusedRow] = field(default_factory=list)
     #: Rows naming a person forgotten at their request, not recorded: (line, email, reason).
     skipped: list[tuple[int, str, str]] = field(default_factory=list)
+    #: A CSV's columns no event of the file has (a tool's ``Impressions``), as the file titles them, in its order.
+    columns_not_used: list[str] = field(default_factory=list)
 
     @property
     def refused_lines(self) -> int:
@@ -502,7 +504,8 @@ class SocialService:
             model = _MODELS[row_kind]
             columns: dict[str, str] = {}
             if path.suffix.lower() == ".csv":
-                row, columns = _shaped(row, row_kind)
+                row, columns, unused = _shaped(row, row_kind)
+                report.columns_not_used += [name for name in unused if name not in report.columns_not_used]
             row, unread = _local_times(row, model)
             row, link_problem = _username_of_link(row, row_kind)
             if link_problem is not None:
@@ -625,6 +628,10 @@ _TIME_FIELDS: dict[type[WireModel], frozenset[str]] = {
 }
 _PARTICIPANT_COLUMNS = {"email", "firstName", "lastName", "username", "profileUrl", "followers"}
 _USER_COLUMNS = {"email", "username"}
+#: Each kind of event's own fields, by their wire names.
+_FIELDS: dict[SocialEventKind, frozenset[str]] = {
+    kind: frozenset(info.alias or name for name, info in model.model_fields.items()) for kind, model in _MODELS.items()
+}
 
 
 def _kind_of(row: dict[str, Any]) -> SocialEventKind:
@@ -754,24 +761,31 @@ def _person_named(row: dict[str, Any]) -> str:
     return str(person.get("email") or person.get("username") or "(row)")
 
 
-def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], dict[str, str]]:
-    """A flat CSV row in the event's JSON shape, and each wire path's column name in the file.
+def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """A flat CSV row in the event's JSON shape, each wire path's column name in the file, and the columns the
+    event has no field for.
 
-    Person columns go under ``participant`` or ``user``; blanks are left out; unknown columns stay, so validation
-    names them.
+    Person columns go under ``participant`` or ``user``; blanks are left out; a column the event has no field for
+    (a social tool's ``Impressions``, ``Sentiment Score``) is left out too: a tool's export holds such columns on
+    every row, and refusing them refused the whole file.
     """
     nested_key, nested_columns = {
         SocialEventKind.CONVERSATIONS: ("participant", _PARTICIPANT_COLUMNS),
         SocialEventKind.ENGAGEMENTS: ("user", _USER_COLUMNS),
         SocialEventKind.MESSAGES: ("", set()),
     }[kind]
+    known = _FIELDS[kind]
     shaped: dict[str, Any] = {}
     nested: dict[str, Any] = {}
     columns: dict[str, str] = {}
+    unused: list[str] = []
     for raw_key, value in row.items():
         if raw_key is None:
             continue
         key = _camel(raw_key)
+        if key not in nested_columns and key not in known:
+            unused.append(raw_key.strip())
+            continue
         if key in nested_columns:
             columns[f"{nested_key}.{key}"] = raw_key.strip()
         else:
@@ -786,7 +800,7 @@ def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any],
         shaped[nested_key] = nested
         given = [columns[f"{nested_key}.{c}"] for c in ("email", "username") if f"{nested_key}.{c}" in columns]
         columns[nested_key] = " or ".join(given) or "email or username"
-    return shaped, columns
+    return shaped, columns, unused
 
 
 def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]] | RefusedRow]:

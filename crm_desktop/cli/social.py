@@ -36,6 +36,8 @@ def _import_lines(report: SocialImportReport) -> list[str]:
         f"{report.unchanged:,} unchanged, {report.refused_lines:,} {rows} refused"
         + (f", {len(report.skipped):,} skipped (forgotten)" if report.skipped else "")
     )
+    if report.columns_not_used:
+        lines.append(f"columns not used: {', '.join(report.columns_not_used)}")
     if report.linked_touchpoints:
         lines.append(f"{plural(report.linked_touchpoints, 'earlier touchpoint')} joined the person their username "
                      "belongs to")
@@ -65,6 +67,7 @@ def cmd_social_import(args: argparse.Namespace) -> int:
         "byKind": report.by_kind,
         "refused": [{"line": r.line, "record": r.record, "field": r.field, "reason": r.reason} for r in report.refused],
         "skipped": [{"line": line, "record": email, "reason": reason} for line, email, reason in report.skipped],
+        "columnsNotUsed": report.columns_not_used,
     }
     emit(args, data, "\n".join(_import_lines(report)))
     return ExitCode.PARTIAL if report.refused else ExitCode.OK
@@ -180,7 +183,8 @@ def add_commands(commands: Any) -> None:
         "line, field and reason, and nothing of them is written. Without --kind each row's kind is read from its "
         "fields: messageId means a message, participant or startedAt a conversation, anything else an engagement. "
         "CSV columns are the JSON fields, with the person's (email, username, firstName, lastName, profileUrl, "
-        "followers) flat. Exit 1 if any row was refused.",
+        "followers) flat; a CSV column no event has (a tool's Impressions, Reach) is not used, and the report "
+        "names it. Exit 1 if any row was refused.",
     ) as imports:
         imports.add_argument("file", type=Path, metavar="FILE", help="a .jsonl or .csv file")
         imports.add_argument("--kind", choices=[k.value for k in SocialEventKind], help="what every row is")
