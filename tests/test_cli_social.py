@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from crm_desktop.app.record_files import WINDOWS_1252_READ
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode
 from crm_desktop.domain.models import Lead, SocialPlatform
@@ -235,6 +236,33 @@ def test_social_import_leaves_out_columns_no_event_has_and_names_them_once(
     code, out, _ = run(data, ["social", "import", str(path)], capsys)
     assert out.count("columns not used: Impressions, Reach, Sentiment Score") == 1
     assert "0 created, 0 updated, 2 unchanged, 1 row refused" in out
+
+
+def test_social_import_reads_excels_windows_1252_csv_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Excel's "CSV (Comma delimited)" on Windows: it was refused whole ("line 2 is not UTF-8 text").
+    data = tmp_path / "D"
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        "conversationId,platform,startedAt,campaign,email,firstName\n"
+        "fb-1,facebook,2026-11-20T08:00:00Z,Caf\u00e9 \u2013 Fr\u00fchling,zoe@example.com,Zo\u00eb\n"
+        .encode("cp1252"))
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.OK
+    assert report["created"] == 1 and report["refused"] == []
+    assert report["notices"] == [f"excel.csv: {WINDOWS_1252_READ}"]
+    workspace = Workspace.open(data)
+    try:
+        stored = workspace.social.conversation(SocialPlatform.FACEBOOK, "fb-1")
+    finally:
+        workspace.close()
+    assert stored is not None and stored.campaign == "Caf\u00e9 \u2013 Fr\u00fchling"
+    code, out, _ = run(data, ["social", "import", str(path)], capsys)
+    assert code == ExitCode.OK and out.count(f"warning: excel.csv: {WINDOWS_1252_READ}") == 1
+    assert "0 created, 0 updated, 1 unchanged" in out
 
 
 def test_social_import_reads_a_spreadsheets_date_serial_in_the_local_zone_and_epoch_milliseconds(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from crm_desktop.app.csv_export import cell_value
 from crm_desktop.app.record_files import (
+    WINDOWS_1252_READ,
     CsvShape,
     csv_lines,
     json_object_lines,
@@ -106,6 +107,8 @@ class SocialImportReport:
     refused: list[RefusedRow] = field(default_factory=list)
     #: Rows naming a person forgotten at their request, not recorded: (line, email, reason).
     skipped: list[tuple[int, str, str]] = field(default_factory=list)
+    #: How the file was read, when it matters to the marketer (a CSV read as Excel's Windows-1252).
+    notices: list[str] = field(default_factory=list)
     #: A CSV's columns no event of the file has (a tool's ``Impressions``), as the file titles them, in its order.
     columns_not_used: list[str] = field(default_factory=list)
 
@@ -495,7 +498,7 @@ class SocialService:
         report = SocialImportReport()
         batches: dict[SocialEventKind, list[WireModel]] = {k: [] for k in SocialEventKind}
         lines: dict[int, int] = {}  # id() of a valid row's record -> its line
-        for read in _file_rows(path):
+        for read in _file_rows(path, report.notices):
             if isinstance(read, RefusedRow):
                 report.refused.append(read)
                 continue
@@ -803,17 +806,21 @@ def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any],
     return shaped, columns, unused
 
 
-def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]] | RefusedRow]:
-    """Each row of a JSONL or CSV file by its line, or its refusal when it cannot be read whole.
+def _file_rows(path: Path, notices: list[str]) -> Iterator[tuple[int, dict[str, Any]] | RefusedRow]:
+    """Each row of a JSONL or CSV file by its line, or its refusal when it cannot be read whole; how the file was
+    read, when the marketer should know, goes into ``notices``.
 
     Files are read as contacts imports read them (:mod:`crm_desktop.app.record_files`): UTF-8 with or without a
-    BOM, or UTF-16/32; a CSV's delimiter from its header; a formula's guarding ``'`` dropped.
+    BOM, or UTF-16/32, and a CSV that is none of them as Windows-1252 (what Excel on Windows saves as CSV); a CSV's
+    delimiter from its header; a formula's guarding ``'`` dropped.
     """
     suffix = path.suffix.lower()
     if suffix == ".csv":
         shape = CsvShape()
-        with contextlib.closing(csv_lines(path, shape)) as lines:
+        with contextlib.closing(csv_lines(path, shape, windows_1252=True)) as lines:
             _, header, _ = next(lines, (1, [], None))
+            if shape.encoding == "cp1252":
+                notices.append(f"{path.name}: {WINDOWS_1252_READ}")
             names = [cell_value(name.strip()) for name in header]
             for line, cells, misfit in lines:
                 if not any(cell.strip() for cell in cells):

@@ -27,7 +27,8 @@ from crm_desktop.domain.social import INTERACTION_KINDS, PersonRef, ScoringSetti
 
 
 def _import_lines(report: SocialImportReport) -> list[str]:
-    lines = [f"line {r.line:>5}  refused  {r.record}  {r.field}: {r.reason}" for r in report.refused]
+    lines = [f"warning: {notice}" for notice in report.notices]
+    lines += [f"line {r.line:>5}  refused  {r.record}  {r.field}: {r.reason}" for r in report.refused]
     lines += [f"line {line:>5}  skipped  {email}  {reason}" for line, email, reason in report.skipped]
     rows = "row" if report.refused_lines == 1 else "rows"
     kinds = ", ".join(plural(count, kind.removesuffix("s"), kind) for kind, count in report.by_kind.items())
@@ -68,6 +69,7 @@ def cmd_social_import(args: argparse.Namespace) -> int:
         "refused": [{"line": r.line, "record": r.record, "field": r.field, "reason": r.reason} for r in report.refused],
         "skipped": [{"line": line, "record": email, "reason": reason} for line, email, reason in report.skipped],
         "columnsNotUsed": report.columns_not_used,
+        "notices": report.notices,
     }
     emit(args, data, "\n".join(_import_lines(report)))
     return ExitCode.PARTIAL if report.refused else ExitCode.OK
