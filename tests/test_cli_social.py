@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from crm_desktop.app.record_files import WINDOWS_1252_READ
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode
 from crm_desktop.domain.models import Lead, SocialPlatform
@@ -185,6 +186,83 @@ def test_social_import_reads_a_social_tools_export_its_column_titles_and_network
     assert [(t.platform.value, t.type.value, t.campaign) for t in touches] == [
         ("twitter", "like", "Black Friday"), ("twitter", "share", "Black Friday"),
         ("twitter", "comment", "Black Friday"), ("linkedin", "click", "Black Friday")]
+
+
+def test_social_import_reads_engagement_types_as_social_tools_write_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every row but the last was refused before: "type: must be 'post_view', 'view', ...".
+    data = tmp_path / "D"
+    kinds = ["Retweet", "REPOST", "quote", "Reply", "Reaction", "Favorite", "heart", "DM", "Direct message", "Poke"]
+    path = tmp_path / "export.csv"
+    path.write_text("platform,type,timestamp,postId,email\n" + "".join(
+        f"twitter,{kind},2026-11-20T{9 + i:02d}:00:00Z,p{i},ana@example.com\n" for i, kind in enumerate(kinds)),
+        encoding="utf-8")
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL
+    assert report["created"] == 9
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(11, "type")]
+    workspace = Workspace.open(data)
+    try:
+        touches = workspace.social.store.touches("ana@example.com")
+    finally:
+        workspace.close()
+    assert [t.type.value for t in touches] == [
+        "share", "share", "share", "comment", "like", "like", "like", "dm", "dm"]
+
+
+def test_social_import_leaves_out_columns_no_event_has_and_names_them_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A Sprout Social style export: every row was refused before ("Impressions: not a known field", ...).
+    data = tmp_path / "D"
+    path = tmp_path / "sprout.csv"
+    path.write_text(
+        "Platform,Type,Timestamp,Impressions,Post ID,Reach,Email,Sentiment Score\n"
+        "twitter,like,2026-11-20T09:00:00Z,1200,p1,900,ana@example.com,0.8\n"
+        "twitter,share,2026-11-20T10:00:00Z,800,p2,700,ana@example.com,0.4\n"
+        "twitter,poke,2026-11-20T11:00:00Z,500,p3,400,ana@example.com,0.1\n",
+        encoding="utf-8",
+    )
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.PARTIAL, "the row with its own bad value is refused"
+    assert report["created"] == 2
+    assert [(r["line"], r["field"]) for r in report["refused"]] == [(4, "Type")]
+    assert report["columnsNotUsed"] == ["Impressions", "Reach", "Sentiment Score"]
+    code, out, _ = run(data, ["social", "import", str(path)], capsys)
+    assert out.count("columns not used: Impressions, Reach, Sentiment Score") == 1
+    assert "0 created, 0 updated, 2 unchanged, 1 row refused" in out
+
+
+def test_social_import_reads_excels_windows_1252_csv_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Excel's "CSV (Comma delimited)" on Windows: it was refused whole ("line 2 is not UTF-8 text").
+    data = tmp_path / "D"
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        "conversationId,platform,startedAt,campaign,email,firstName\n"
+        "fb-1,facebook,2026-11-20T08:00:00Z,Caf\u00e9 \u2013 Fr\u00fchling,zoe@example.com,Zo\u00eb\n"
+        .encode("cp1252"))
+
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+
+    assert code == ExitCode.OK
+    assert report["created"] == 1 and report["refused"] == []
+    assert report["notices"] == [f"excel.csv: {WINDOWS_1252_READ}"]
+    workspace = Workspace.open(data)
+    try:
+        stored = workspace.social.conversation(SocialPlatform.FACEBOOK, "fb-1")
+    finally:
+        workspace.close()
+    assert stored is not None and stored.campaign == "Caf\u00e9 \u2013 Fr\u00fchling"
+    code, out, _ = run(data, ["social", "import", str(path)], capsys)
+    assert code == ExitCode.OK and out.count(f"warning: excel.csv: {WINDOWS_1252_READ}") == 1
+    assert "0 created, 0 updated, 1 unchanged" in out
 
 
 def test_social_import_reads_a_spreadsheets_date_serial_in_the_local_zone_and_epoch_milliseconds(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from crm_desktop.app.csv_export import cell_value
 from crm_desktop.app.record_files import (
+    WINDOWS_1252_READ,
     CsvShape,
     csv_lines,
     json_object_lines,
@@ -106,6 +107,10 @@ class SocialImportReport:
     refused: list[RefusedRow] = field(default_factory=list)
     #: Rows naming a person forgotten at their request, not recorded: (line, email, reason).
     skipped: list[tuple[int, str, str]] = field(default_factory=list)
+    #: How the file was read, when it matters to the marketer (a CSV read as Excel's Windows-1252).
+    notices: list[str] = field(default_factory=list)
+    #: A CSV's columns no event of the file has (a tool's ``Impressions``), as the file titles them, in its order.
+    columns_not_used: list[str] = field(default_factory=list)
 
     @property
     def refused_lines(self) -> int:
@@ -493,7 +498,7 @@ class SocialService:
         report = SocialImportReport()
         batches: dict[SocialEventKind, list[WireModel]] = {k: [] for k in SocialEventKind}
         lines: dict[int, int] = {}  # id() of a valid row's record -> its line
-        for read in _file_rows(path):
+        for read in _file_rows(path, report.notices):
             if isinstance(read, RefusedRow):
                 report.refused.append(read)
                 continue
@@ -502,7 +507,8 @@ class SocialService:
             model = _MODELS[row_kind]
             columns: dict[str, str] = {}
             if path.suffix.lower() == ".csv":
-                row, columns = _shaped(row, row_kind)
+                row, columns, unused = _shaped(row, row_kind)
+                report.columns_not_used += [name for name in unused if name not in report.columns_not_used]
             row, unread = _local_times(row, model)
             row, link_problem = _username_of_link(row, row_kind)
             if link_problem is not None:
@@ -625,6 +631,10 @@ _TIME_FIELDS: dict[type[WireModel], frozenset[str]] = {
 }
 _PARTICIPANT_COLUMNS = {"email", "firstName", "lastName", "username", "profileUrl", "followers"}
 _USER_COLUMNS = {"email", "username"}
+#: Each kind of event's own fields, by their wire names.
+_FIELDS: dict[SocialEventKind, frozenset[str]] = {
+    kind: frozenset(info.alias or name for name, info in model.model_fields.items()) for kind, model in _MODELS.items()
+}
 
 
 def _kind_of(row: dict[str, Any]) -> SocialEventKind:
@@ -754,24 +764,31 @@ def _person_named(row: dict[str, Any]) -> str:
     return str(person.get("email") or person.get("username") or "(row)")
 
 
-def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], dict[str, str]]:
-    """A flat CSV row in the event's JSON shape, and each wire path's column name in the file.
+def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """A flat CSV row in the event's JSON shape, each wire path's column name in the file, and the columns the
+    event has no field for.
 
-    Person columns go under ``participant`` or ``user``; blanks are left out; unknown columns stay, so validation
-    names them.
+    Person columns go under ``participant`` or ``user``; blanks are left out; a column the event has no field for
+    (a social tool's ``Impressions``, ``Sentiment Score``) is left out too: a tool's export holds such columns on
+    every row, and refusing them refused the whole file.
     """
     nested_key, nested_columns = {
         SocialEventKind.CONVERSATIONS: ("participant", _PARTICIPANT_COLUMNS),
         SocialEventKind.ENGAGEMENTS: ("user", _USER_COLUMNS),
         SocialEventKind.MESSAGES: ("", set()),
     }[kind]
+    known = _FIELDS[kind]
     shaped: dict[str, Any] = {}
     nested: dict[str, Any] = {}
     columns: dict[str, str] = {}
+    unused: list[str] = []
     for raw_key, value in row.items():
         if raw_key is None:
             continue
         key = _camel(raw_key)
+        if key not in nested_columns and key not in known:
+            unused.append(raw_key.strip())
+            continue
         if key in nested_columns:
             columns[f"{nested_key}.{key}"] = raw_key.strip()
         else:
@@ -786,20 +803,24 @@ def _shaped(row: dict[str, Any], kind: SocialEventKind) -> tuple[dict[str, Any],
         shaped[nested_key] = nested
         given = [columns[f"{nested_key}.{c}"] for c in ("email", "username") if f"{nested_key}.{c}" in columns]
         columns[nested_key] = " or ".join(given) or "email or username"
-    return shaped, columns
+    return shaped, columns, unused
 
 
-def _file_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]] | RefusedRow]:
-    """Each row of a JSONL or CSV file by its line, or its refusal when it cannot be read whole.
+def _file_rows(path: Path, notices: list[str]) -> Iterator[tuple[int, dict[str, Any]] | RefusedRow]:
+    """Each row of a JSONL or CSV file by its line, or its refusal when it cannot be read whole; how the file was
+    read, when the marketer should know, goes into ``notices``.
 
     Files are read as contacts imports read them (:mod:`crm_desktop.app.record_files`): UTF-8 with or without a
-    BOM, or UTF-16/32; a CSV's delimiter from its header; a formula's guarding ``'`` dropped.
+    BOM, or UTF-16/32, and a CSV that is none of them as Windows-1252 (what Excel on Windows saves as CSV); a CSV's
+    delimiter from its header; a formula's guarding ``'`` dropped.
     """
     suffix = path.suffix.lower()
     if suffix == ".csv":
         shape = CsvShape()
-        with contextlib.closing(csv_lines(path, shape)) as lines:
+        with contextlib.closing(csv_lines(path, shape, windows_1252=True)) as lines:
             _, header, _ = next(lines, (1, [], None))
+            if shape.encoding == "cp1252":
+                notices.append(f"{path.name}: {WINDOWS_1252_READ}")
             names = [cell_value(name.strip()) for name in header]
             for line, cells, misfit in lines:
                 if not any(cell.strip() for cell in cells):

@@ -27,7 +27,8 @@ from crm_desktop.domain.social import INTERACTION_KINDS, PersonRef, ScoringSetti
 
 
 def _import_lines(report: SocialImportReport) -> list[str]:
-    lines = [f"line {r.line:>5}  refused  {r.record}  {r.field}: {r.reason}" for r in report.refused]
+    lines = [f"warning: {notice}" for notice in report.notices]
+    lines += [f"line {r.line:>5}  refused  {r.record}  {r.field}: {r.reason}" for r in report.refused]
     lines += [f"line {line:>5}  skipped  {email}  {reason}" for line, email, reason in report.skipped]
     rows = "row" if report.refused_lines == 1 else "rows"
     kinds = ", ".join(plural(count, kind.removesuffix("s"), kind) for kind, count in report.by_kind.items())
@@ -36,6 +37,8 @@ def _import_lines(report: SocialImportReport) -> list[str]:
         f"{report.unchanged:,} unchanged, {report.refused_lines:,} {rows} refused"
         + (f", {len(report.skipped):,} skipped (forgotten)" if report.skipped else "")
     )
+    if report.columns_not_used:
+        lines.append(f"columns not used: {', '.join(report.columns_not_used)}")
     if report.linked_touchpoints:
         lines.append(f"{plural(report.linked_touchpoints, 'earlier touchpoint')} joined the person their username "
                      "belongs to")
@@ -65,6 +68,8 @@ def cmd_social_import(args: argparse.Namespace) -> int:
         "byKind": report.by_kind,
         "refused": [{"line": r.line, "record": r.record, "field": r.field, "reason": r.reason} for r in report.refused],
         "skipped": [{"line": line, "record": email, "reason": reason} for line, email, reason in report.skipped],
+        "columnsNotUsed": report.columns_not_used,
+        "notices": report.notices,
     }
     emit(args, data, "\n".join(_import_lines(report)))
     return ExitCode.PARTIAL if report.refused else ExitCode.OK
@@ -180,7 +185,8 @@ def add_commands(commands: Any) -> None:
         "line, field and reason, and nothing of them is written. Without --kind each row's kind is read from its "
         "fields: messageId means a message, participant or startedAt a conversation, anything else an engagement. "
         "CSV columns are the JSON fields, with the person's (email, username, firstName, lastName, profileUrl, "
-        "followers) flat. Exit 1 if any row was refused.",
+        "followers) flat; a CSV column no event has (a tool's Impressions, Reach) is not used, and the report "
+        "names it. Exit 1 if any row was refused.",
     ) as imports:
         imports.add_argument("file", type=Path, metavar="FILE", help="a .jsonl or .csv file")
         imports.add_argument("--kind", choices=[k.value for k in SocialEventKind], help="what every row is")

@@ -141,7 +141,19 @@ class LeadStatus(WrittenValue):
 
 
 class TouchpointType(WrittenValue):
-    """What a person did with the brand's social content."""
+    """What a person did with the brand's social content.
+
+    Read as :class:`WrittenValue` reads, and also by the words social tools' exports use for them, in any case:
+    see :data:`_TOUCHPOINT_SYNONYMS` (``Retweet`` is a share, ``Reply`` a comment, ``Heart`` a like).
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> TouchpointType | None:
+        written = super()._missing_(value)
+        if written is not None or not isinstance(value, str):
+            return written if isinstance(written, TouchpointType) else None
+        synonym = _TOUCHPOINT_SYNONYMS.get(" ".join(value.replace("-", " ").replace("_", " ").split()).lower())
+        return cls(synonym) if synonym is not None else None
 
     POST_VIEW = "post_view"
     VIEW = "view"
@@ -154,6 +166,20 @@ class TouchpointType(WrittenValue):
     FOLLOW = "follow"
     FORM_SUBMIT = "form_submit"
     CONVERSION = "conversion"
+
+
+#: Social tools' words for the touchpoint types (the key lower-cased, words separated by one space).
+_TOUCHPOINT_SYNONYMS: dict[str, str] = {
+    "retweet": "share",
+    "repost": "share",
+    "quote": "share",
+    "reply": "comment",
+    "reaction": "like",
+    "favorite": "like",
+    "favourite": "like",
+    "heart": "like",
+    "direct message": "dm",
+}
 
 
 class SyncDirection(StrEnum):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from crm_desktop.app.people import write_report_csv
+from crm_desktop.app.record_files import WINDOWS_1252_READ
 from crm_desktop.app.social import SocialService
 from crm_desktop.domain.errors import InvalidRecordError
 from crm_desktop.domain.models import Lead, SocialPlatform
@@ -384,11 +385,16 @@ def test_social_files_are_read_as_contacts_files_are(service: SocialService, tmp
 
     stored = service.conversation(SocialPlatform.FACEBOOK, "fb-1")
     assert stored is not None and stored.campaign == "=Launch"
+    # Excel's CSV (Windows-1252) is read so and said; a file that is not that either is refused by its line.
     latin = tmp_path / "latin.csv"
-    latin.write_bytes("conversationId,platform,startedAt,campaign\nfb-2,facebook,2026-11-20T08:00:00Z,Café\n"
-                      .encode("latin-1"))
-    with pytest.raises(ValueError, match=r"latin.csv: line 2 is not UTF-8 text .*save the file as UTF-8"):
-        service.import_file(latin)
+    latin.write_bytes("conversationId,platform,startedAt,campaign,email\nfb-2,facebook,2026-11-20T08:00:00Z,Café,"
+                      "rio@example.com\n".encode("cp1252"))
+    read = service.import_file(latin)
+    assert (read.created, read.notices) == (1, [f"latin.csv: {WINDOWS_1252_READ}"])
+    neither = tmp_path / "neither.csv"
+    neither.write_bytes(b"conversationId,platform,startedAt,campaign\nfb-3,facebook,2026-11-20T08:00:00Z,Caf\x81\n")
+    with pytest.raises(ValueError, match=r"neither.csv: line 2 is not UTF-8 text, nor Windows-1252 .*save the file"):
+        service.import_file(neither)
 
 
 def test_a_social_csv_row_the_header_cannot_name_is_refused(service: SocialService, tmp_path: Path) -> None:
