@@ -12,6 +12,7 @@ import pytest
 from crm_desktop.app.record_files import WINDOWS_1252_READ
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli import ExitCode
+from crm_desktop.domain.attribution import Touch
 from crm_desktop.domain.models import Lead, SocialPlatform
 from crm_desktop.domain.social import Conversion
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
@@ -41,6 +42,28 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path
 
+
+
+def social_imported(tmp_path: Path, name: str, content: str | bytes,
+                    capsys: pytest.CaptureFixture[str]) -> tuple[Path, int, Any]:
+    """``social import`` of a file ``name`` holding ``content`` (text as UTF-8) into a new data folder: the folder,
+    the exit code and the ``--json`` report."""
+    data, path = tmp_path / "D", tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    code, report = run_json(data, ["social", "import", str(path)], capsys)
+    return data, code, report
+
+
+def touches_of(data: Path, email: str) -> list[Touch]:
+    """The touchpoints the store in ``data`` holds for ``email``."""
+    workspace = Workspace.open(data)
+    try:
+        return workspace.social.store.touches(email)
+    finally:
+        workspace.close()
 
 def test_social_import_records_valid_rows_and_refuses_bad_ones_by_line_field_and_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -126,29 +149,20 @@ def test_social_import_reads_a_csvs_zoneless_times_in_the_local_zone(
     berlin: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A spreadsheet export: times as the marketer sees them, in Berlin (UTC+1 in November), with no zone.
-    data = tmp_path / "D"
-    path = tmp_path / "engagements.csv"
-    path.write_text(
+    data, code, report = social_imported(tmp_path, "engagements.csv", (
         "platform;type;timestamp;email;campaign;postId\n"
         "twitter;click;2026-11-20 09:00;ann@example.com;spring;p1\n"
         "twitter;like;2026-11-21;ann@example.com;spring;p2\n"
         "twitter;share;2026-11-22T09:00:00Z;ann@example.com;spring;p3\n"
-        "twitter;comment;20/11/2026;ann@example.com;spring;p4\n",
-        encoding="utf-8",
-    )
-
-    code, report = run_json(data, ["social", "import", str(path)], capsys)
+        "twitter;comment;20/11/2026;ann@example.com;spring;p4\n"
+    ), capsys)
 
     # The first two rows were refused before: "needs a time zone, e.g. 2026-11-27T10:00:00Z".
     assert code == ExitCode.PARTIAL
     assert report["created"] == 3
     assert [(r["line"], r["record"], r["field"], r["reason"]) for r in report["refused"]] == [
         (5, "ann@example.com", "timestamp", "'20/11/2026' is not a date and time (YYYY-MM-DD hh:mm, a zone optional)")]
-    workspace = Workspace.open(data)
-    try:
-        touches = workspace.social.store.touches("ann@example.com")
-    finally:
-        workspace.close()
+    touches = touches_of(data, "ann@example.com")
     assert [(t.type.value, t.timestamp) for t in touches] == [
         ("click", datetime(2026, 11, 20, 8, tzinfo=UTC)),    # 09:00 in Berlin
         ("like", datetime(2026, 11, 20, 23, tzinfo=UTC)),    # local midnight of 21 November
@@ -161,28 +175,19 @@ def test_social_import_reads_a_social_tools_export_its_column_titles_and_network
 ) -> None:
     # Columns titled as exports title them, and the networks as they are written there: every row was refused
     # before ("Post ID: not a known field", "platform: must be 'twitter', ...").
-    data = tmp_path / "D"
-    path = tmp_path / "export.csv"
-    path.write_text(
+    data, code, report = social_imported(tmp_path, "export.csv", (
         "Platform,Type,Timestamp,Post ID,Campaign,Email,Username\n"
         "Twitter,Like,2026-11-20T09:00:00Z,p1,Black Friday,ana@example.com,@anab\n"
         "X,Share,2026-11-20T10:00:00Z,p1,Black Friday,,@anab\n"
         "twitter.com,Comment,2026-11-21T08:00:00Z,p2,Black Friday,,anab\n"
         "LinkedIn,Click,2026-11-21T09:00:00Z,p3,Black Friday,ana@example.com,\n"
-        "Myspace,Like,2026-11-21T09:00:00Z,p4,Black Friday,ana@example.com,\n",
-        encoding="utf-8",
-    )
-
-    code, report = run_json(data, ["social", "import", str(path)], capsys)
+        "Myspace,Like,2026-11-21T09:00:00Z,p4,Black Friday,ana@example.com,\n"
+    ), capsys)
 
     assert code == ExitCode.PARTIAL
     assert report["created"] == 4
     assert [(r["line"], r["field"]) for r in report["refused"]] == [(6, "Platform")]
-    workspace = Workspace.open(data)
-    try:
-        touches = workspace.social.store.touches("ana@example.com")
-    finally:
-        workspace.close()
+    touches = touches_of(data, "ana@example.com")
     assert [(t.platform.value, t.type.value, t.campaign) for t in touches] == [
         ("twitter", "like", "Black Friday"), ("twitter", "share", "Black Friday"),
         ("twitter", "comment", "Black Friday"), ("linkedin", "click", "Black Friday")]
@@ -192,23 +197,16 @@ def test_social_import_reads_engagement_types_as_social_tools_write_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Every row but the last was refused before: "type: must be 'post_view', 'view', ...".
-    data = tmp_path / "D"
     kinds = ["Retweet", "REPOST", "quote", "Reply", "Reaction", "Favorite", "heart", "DM", "Direct message", "Poke"]
-    path = tmp_path / "export.csv"
-    path.write_text("platform,type,timestamp,postId,email\n" + "".join(
-        f"twitter,{kind},2026-11-20T{9 + i:02d}:00:00Z,p{i},ana@example.com\n" for i, kind in enumerate(kinds)),
-        encoding="utf-8")
-
-    code, report = run_json(data, ["social", "import", str(path)], capsys)
+    data, code, report = social_imported(tmp_path, "export.csv", (
+        "platform,type,timestamp,postId,email\n" + "".join(
+        f"twitter,{kind},2026-11-20T{9 + i:02d}:00:00Z,p{i},ana@example.com\n" for i, kind in enumerate(kinds))
+    ), capsys)
 
     assert code == ExitCode.PARTIAL
     assert report["created"] == 9
     assert [(r["line"], r["field"]) for r in report["refused"]] == [(11, "type")]
-    workspace = Workspace.open(data)
-    try:
-        touches = workspace.social.store.touches("ana@example.com")
-    finally:
-        workspace.close()
+    touches = touches_of(data, "ana@example.com")
     assert [t.type.value for t in touches] == [
         "share", "share", "share", "comment", "like", "like", "like", "dm", "dm"]
 
@@ -217,23 +215,18 @@ def test_social_import_leaves_out_columns_no_event_has_and_names_them_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A Sprout Social style export: every row was refused before ("Impressions: not a known field", ...).
-    data = tmp_path / "D"
-    path = tmp_path / "sprout.csv"
-    path.write_text(
+    data, code, report = social_imported(tmp_path, "sprout.csv", (
         "Platform,Type,Timestamp,Impressions,Post ID,Reach,Email,Sentiment Score\n"
         "twitter,like,2026-11-20T09:00:00Z,1200,p1,900,ana@example.com,0.8\n"
         "twitter,share,2026-11-20T10:00:00Z,800,p2,700,ana@example.com,0.4\n"
-        "twitter,poke,2026-11-20T11:00:00Z,500,p3,400,ana@example.com,0.1\n",
-        encoding="utf-8",
-    )
-
-    code, report = run_json(data, ["social", "import", str(path)], capsys)
+        "twitter,poke,2026-11-20T11:00:00Z,500,p3,400,ana@example.com,0.1\n"
+    ), capsys)
 
     assert code == ExitCode.PARTIAL, "the row with its own bad value is refused"
     assert report["created"] == 2
     assert [(r["line"], r["field"]) for r in report["refused"]] == [(4, "Type")]
     assert report["columnsNotUsed"] == ["Impressions", "Reach", "Sentiment Score"]
-    code, out, _ = run(data, ["social", "import", str(path)], capsys)
+    code, out, _ = run(data, ["social", "import", str(tmp_path / "sprout.csv")], capsys)
     assert out.count("columns not used: Impressions, Reach, Sentiment Score") == 1
     assert "0 created, 0 updated, 2 unchanged, 1 row refused" in out
 
@@ -242,14 +235,11 @@ def test_social_import_reads_excels_windows_1252_csv_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Excel's "CSV (Comma delimited)" on Windows: it was refused whole ("line 2 is not UTF-8 text").
-    data = tmp_path / "D"
-    path = tmp_path / "excel.csv"
-    path.write_bytes(
+    data, code, report = social_imported(tmp_path, "excel.csv", (
         "conversationId,platform,startedAt,campaign,email,firstName\n"
         "fb-1,facebook,2026-11-20T08:00:00Z,Caf\u00e9 \u2013 Fr\u00fchling,zoe@example.com,Zo\u00eb\n"
-        .encode("cp1252"))
-
-    code, report = run_json(data, ["social", "import", str(path)], capsys)
+        .encode("cp1252")
+    ), capsys)
 
     assert code == ExitCode.OK
     assert report["created"] == 1 and report["refused"] == []
@@ -260,7 +250,7 @@ def test_social_import_reads_excels_windows_1252_csv_and_says_so(
     finally:
         workspace.close()
     assert stored is not None and stored.campaign == "Caf\u00e9 \u2013 Fr\u00fchling"
-    code, out, _ = run(data, ["social", "import", str(path)], capsys)
+    code, out, _ = run(data, ["social", "import", str(tmp_path / "excel.csv")], capsys)
     assert code == ExitCode.OK and out.count(f"warning: excel.csv: {WINDOWS_1252_READ}") == 1
     assert "0 created, 0 updated, 1 unchanged" in out
 
@@ -270,24 +260,15 @@ def test_social_import_reads_a_spreadsheets_date_serial_in_the_local_zone_and_ep
 ) -> None:
     # A sheet saved with its dates as numbers: 46346.375 is 20 November 2026 09:00 on the sheet's clock. It was
     # read as Unix seconds before: 1 January 1970, an engagement that counted for nothing.
-    data = tmp_path / "D"
-    path = tmp_path / "engagements.csv"
-    path.write_text(
+    data, code, report = social_imported(tmp_path, "engagements.csv", (
         "platform;type;timestamp;email;postId\n"
         "linkedin;click;46346.375;ann@example.com;p1\n"
         "linkedin;like;46347;ann@example.com;p2\n"
-        "linkedin;share;1795078800000;ann@example.com;p3\n",
-        encoding="utf-8",
-    )
-
-    code, report = run_json(data, ["social", "import", str(path)], capsys)
+        "linkedin;share;1795078800000;ann@example.com;p3\n"
+    ), capsys)
 
     assert code == ExitCode.OK and report["created"] == 3
-    workspace = Workspace.open(data)
-    try:
-        touches = workspace.social.store.touches("ann@example.com")
-    finally:
-        workspace.close()
+    touches = touches_of(data, "ann@example.com")
     assert [(t.type.value, t.timestamp) for t in touches] == [
         ("share", datetime(2026, 11, 19, 9, tzinfo=UTC)),    # Unix milliseconds, in UTC
         ("click", datetime(2026, 11, 20, 8, tzinfo=UTC)),    # 09:00 in Berlin
@@ -299,17 +280,12 @@ def test_social_import_reads_a_profile_link_given_as_the_username(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A link kept as the username made a person of its own, never joined to the same username written plainly.
-    data = tmp_path / "D"
-    path = tmp_path / "engagements.csv"
-    path.write_text(
+    data, code, report = social_imported(tmp_path, "engagements.csv", (
         "platform,type,timestamp,postId,username,email\n"
         "instagram,like,2026-11-20T09:00:00Z,p1,https://www.instagram.com/dana_x/,\n"
         "instagram,comment,2026-11-20T10:00:00Z,p1,dana_x,dana@example.com\n"
-        "instagram,like,2026-11-20T11:00:00Z,p2,https://www.instagram.com/p/Cxyz/,\n",
-        encoding="utf-8",
-    )
-
-    code, report = run_json(data, ["social", "import", str(path)], capsys)
+        "instagram,like,2026-11-20T11:00:00Z,p2,https://www.instagram.com/p/Cxyz/,\n"
+    ), capsys)
 
     assert code == ExitCode.PARTIAL
     assert report["created"] == 2 and report["linkedTouchpoints"] == 1
