@@ -153,24 +153,31 @@ class ForgetService:
         if self.actions is None:
             raise ConfigurationError("deleting in the CRMs needs the workspace's CRM connections")
         actions = self.actions
-        done: list[CrmDeletion] = []
+        # One adapter (and one check of its account) per integration, for its contact and its lead alike.
+        by_integration: dict[int, list[tuple[RecordObject, str]]] = {}
         for integration_id, obj, crm_id in self.store.crm_links(normalise_email(email)):
+            by_integration.setdefault(integration_id, []).append((obj, crm_id))
+        done: list[CrmDeletion] = []
+        for integration_id, records in by_integration.items():
             integration = actions.integrations.get_by_id(integration_id)
             try:
                 adapter = await actions.checked_adapter(integration)
             except (ProviderError, VaultError) as exc:
-                done.append(CrmDeletion(integration.name, obj, crm_id, "failed", str(exc)))
+                done.extend(CrmDeletion(integration.name, obj, crm_id, "failed", str(exc)) for obj, crm_id in records)
                 continue
             try:
-                if not isinstance(adapter, DeletesRecords):
-                    done.append(CrmDeletion(integration.name, obj, crm_id, "failed",
-                                            f"{integration.provider.value} records are not deleted from here: "
-                                            "delete it in the CRM"))
-                    continue
-                deleted = await adapter.delete_record(obj, crm_id)
-                done.append(CrmDeletion(integration.name, obj, crm_id, "deleted" if deleted else "gone"))
-            except ProviderError as exc:
-                done.append(CrmDeletion(integration.name, obj, crm_id, "failed", str(exc)))
+                for obj, crm_id in records:
+                    if not isinstance(adapter, DeletesRecords):
+                        done.append(CrmDeletion(integration.name, obj, crm_id, "failed",
+                                                f"{integration.provider.value} records are not deleted from here: "
+                                                "delete it in the CRM"))
+                        continue
+                    try:
+                        deleted = await adapter.delete_record(obj, crm_id)
+                    except ProviderError as exc:
+                        done.append(CrmDeletion(integration.name, obj, crm_id, "failed", str(exc)))
+                        continue
+                    done.append(CrmDeletion(integration.name, obj, crm_id, "deleted" if deleted else "gone"))
             finally:
                 await adapter.aclose()
         return done
