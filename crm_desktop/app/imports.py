@@ -198,7 +198,8 @@ def _refused(obj: RecordObject, problems: list[RowProblem]) -> list[tuple[Record
             for problem in problems]
 
 
-def _chunks(rows: Iterable[FileRow], size: int) -> Iterator[list[FileRow]]:
+def row_chunks(rows: Iterable[FileRow], size: int) -> Iterator[list[FileRow]]:
+    """A file's rows a list of ``size`` at a time (the last one shorter), as an import and its preview read them."""
     chunk: list[FileRow] = []
     for row in rows:
         chunk.append(row)
@@ -317,7 +318,7 @@ class ImportService:
 
         # The rows read: those read whole, and those refused as they were read (not those refused once built).
         read_whole = refused_built = 0
-        for chunk in _chunks(iter_rows(path, model, read), IMPORT_CHUNK):
+        for chunk in row_chunks(iter_rows(path, model, read), IMPORT_CHUNK):
             existing: dict[str, Any] = dict(self._find_many(obj, [row.email for row in chunk]))
             forgotten = self.store.forgotten_among([row.email for row in chunk if row.email not in existing])
             for row in chunk:

@@ -24,24 +24,29 @@ from crm_desktop.app.duplicates import DuplicateService
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.forget import ForgetOutcome, ForgetService
 from crm_desktop.app.imports import (
+    IMPORT_CHUNK,
     DuplicateRecordError,
     EditReport,
+    ImportProgress,
     ImportProgressListener,
     ImportReport,
     editable_values,
     field_values,
+    row_chunks,
 )
 from crm_desktop.app.record_files import (
     CONTACT_FIELDS,
     LEAD_CONTEXT_FIELDS,
     LEAD_FIELDS,
     PROFILE_PARTS,
+    FileRows,
     RowProblem,
     RowWarning,
     build_record,
     column_key,
+    count_rows,
     file_column,
-    read_rows,
+    iter_rows,
 )
 from crm_desktop.app.social import SocialService, closest_names
 from crm_desktop.app.sync_service import SyncService
@@ -212,6 +217,7 @@ class ImportPreview:
         notices: about the whole file.
         custom_columns: the file's columns kept as custom fields (no field of the record goes by their names).
         fingerprint: the file as it was when the check began (Save refuses a file that differs from it).
+        forgotten: rows of people forgotten at their request, which the import skips.
     """
 
     path: Path
@@ -223,6 +229,7 @@ class ImportPreview:
     notices: list[str] = field(default_factory=list)
     custom_columns: list[str] = field(default_factory=list)
     fingerprint: FileFingerprint | None = None
+    forgotten: int = 0
 
     @property
     def valid(self) -> int:
@@ -424,8 +431,12 @@ class PeopleService:
 
     # -- import --------------------------------------------------------------------------------------------
 
-    def preview_import(self, path: Path, obj: RecordObject) -> ImportPreview:
+    def preview_import(self, path: Path, obj: RecordObject, *,
+                       progress: ImportProgressListener | None = None) -> ImportPreview:
         """Validate a CSV/JSONL file as the import does, saving nothing.
+
+        The file is read a chunk of rows at a time, as the import reads it; ``progress`` is told the rows read after
+        each chunk, of those counted first (on the thread the check runs on).
 
         Raises:
             ValueError: for an unsupported file or a CSV without an email column.
@@ -434,28 +445,41 @@ class PeopleService:
         model: type[Contact] | type[Lead] = Contact if obj is RecordObject.CONTACT else Lead
         # Taken before the rows are read: a file edited while it is checked differs from it, and Save refuses it.
         fingerprint = FileFingerprint.of(path)
-        rows = read_rows(path, model)
-        preview = ImportPreview(path, obj, problems=list(rows.problems), notices=list(rows.notices),
-                                custom_columns=rows.custom_columns, fingerprint=fingerprint)
-        emails = [row.email for row in rows.rows]
-        existing: dict[str, Contact] | dict[str, Lead] = (
-            self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails)
-        )
+        total = count_rows(path) if progress is not None else None
+        read = FileRows()
+        preview = ImportPreview(path, obj, fingerprint=fingerprint)
+        built_problems: list[RowProblem] = []
         seen: set[str] = set()
-        for row in rows.rows:
-            before = existing.get(row.email)
-            try:
-                made = build_record(model, row, before)  # type: ignore[type-var]
-            except InvalidRecordError as exc:
-                preview.problems.append(RowProblem.of(row.line, row.email, exc.problems))
-                continue
-            preview.warnings.extend(made.warnings)  # what the import would drop, named as the CLI names it
-            if before is None and row.email not in seen:
-                preview.new += 1
-            else:
-                preview.existing += 1
-            seen.add(row.email)
-        preview.problems.sort(key=lambda problem: problem.line)
+        rows_whole = 0
+        for chunk in row_chunks(iter_rows(path, model, read), IMPORT_CHUNK):
+            emails = [row.email for row in chunk]
+            existing: dict[str, Contact] | dict[str, Lead] = (
+                self._contacts.find_many(emails) if obj is RecordObject.CONTACT else self._leads.find_many(emails)
+            )
+            forgotten = self._sync.imports.store.forgotten_among([e for e in emails if e not in existing])
+            for row in chunk:
+                if row.email in forgotten:
+                    preview.forgotten += 1  # the import skips them (see ImportService.import_file)
+                    continue
+                before = existing.get(row.email)
+                try:
+                    made = build_record(model, row, before)  # type: ignore[type-var]
+                except InvalidRecordError as exc:
+                    built_problems.append(RowProblem.of(row.line, row.email, exc.problems))
+                    continue
+                preview.warnings.extend(made.warnings)  # what the import would drop, named as the CLI names it
+                if before is None and row.email not in seen:
+                    preview.new += 1
+                else:
+                    preview.existing += 1
+                seen.add(row.email)
+            rows_whole += len(chunk)
+            if progress is not None:
+                done = rows_whole + len(read.problems)
+                progress(ImportProgress(done, None if total is None else max(total, done)))
+        preview.problems = sorted([*read.problems, *built_problems], key=lambda problem: problem.line)
+        preview.notices = list(read.notices)
+        preview.custom_columns = read.custom_columns
         return preview
 
     def import_file(self, path: Path, obj: RecordObject, *, previewed: FileFingerprint | None = None,

@@ -537,6 +537,8 @@ class ImportPreviewDialog(QDialog):
         self.summary.setWordWrap(True)
         parts = [f"{plural(preview.valid, 'valid row')}: {preview.new:,} new, "
                  f"{preview.existing:,} to update (already stored)", f"{len(preview.problems):,} refused"]
+        if preview.forgotten:
+            parts.append(f"{plural(preview.forgotten, 'row')} of people forgotten at their request, skipped")
         if preview.warnings:
             parts.append(f"{plural(len(preview.warnings), 'valid row')} with values not kept")
         # With no valid row Save is disabled: say what to do instead of promising what Save would do.
@@ -544,6 +546,8 @@ class ImportPreviewDialog(QDialog):
             ending = "Nothing is saved until you press Save."
         elif preview.problems:
             ending = "There is nothing to save: fix the refused rows in the file and import it again."
+        elif preview.forgotten:
+            ending = "There is nothing to save."
         else:  # an empty file: its notice says so (a header and no rows), or this does
             ending = "" if preview.notices else "There is nothing to save: the file has no rows."
         text = "; ".join(parts) + "." + (f" {ending}" if ending else "")
@@ -929,7 +933,7 @@ class PeoplePanel(QWidget, AsksFirst):
         new_button: New… adds a contact or lead by hand.
         export_button: Export… the people listed to CSV.
         notice: what the last action did.
-        import_progress: while a file is imported, the rows read of those it holds, then the save (busy).
+        import_progress: while a file is checked or imported, the rows read of those it holds, then the save (busy).
         preview_dialog: the last import preview opened.
         edit_dialog: the person's edit form, while open.
 
@@ -937,8 +941,8 @@ class PeoplePanel(QWidget, AsksFirst):
         status_message(str): a line for the window's status bar.
         people_changed(): an import or an edit saved records.
         change_undone(int): one change was undone, by the run with that id.
-        import_progressed(ImportProgress): how far an import is, emitted on the thread it runs on (shown on the
-            window's).
+        import_progressed(ImportProgress): how far an import or its check is, emitted on the thread it runs on
+            (shown on the window's).
     """
 
     status_message = Signal(str)
@@ -1086,7 +1090,9 @@ class PeoplePanel(QWidget, AsksFirst):
         self.import_progress.setAccessibleName("Import progress")
         self.import_progress.setTextVisible(False)
         self.import_progress.hide()
+        # The file checked or imported, and which of the two ("Checking", "Importing"): the bar's words.
         self._importing = ""
+        self._import_step = ""
         # Queued: the import tells it from its own thread, and widgets are changed on the window's alone.
         self.import_progressed.connect(self._show_import_progress, Qt.ConnectionType.QueuedConnection)
 
@@ -1912,21 +1918,21 @@ class PeoplePanel(QWidget, AsksFirst):
         """Check ``path`` into the current tab's kind on a store thread (it reads the file and the records it
         updates; Import… disabled meanwhile) and open the preview; Save imports the valid rows."""
         obj = RecordObject.LEAD if self.kind_tabs.currentIndex() == 1 else RecordObject.CONTACT
-        self.import_button.setEnabled(False)
-        self.notice.say(f"Checking {path.name}…", "info")
+        self._import_began("Checking", path.name)
         return self.tasks.start(self._preview_import(path, obj), name="check a file to import")
 
     async def _preview_import(self, path: Path, obj: RecordObject) -> ImportPreviewDialog | None:
         try:
-            preview = await asyncio.to_thread(self.service.preview_import, path, obj)
+            preview = await asyncio.to_thread(self.service.preview_import, path, obj,
+                                              progress=self._tell_import_progress)
         except (ValueError, OSError, StoreError) as exc:
             if isValid(self):
-                self.import_button.setEnabled(True)
+                self._import_ended()
                 self.notice.say(f"{path.name} cannot be imported: {exc}", "error")
             return None
         if not isValid(self):
             return None
-        self.import_button.setEnabled(True)
+        self._import_ended()
         self.notice.clear_notice()
         dialog = ImportPreviewDialog(preview, self)
         dialog.accepted.connect(lambda: self.save_import(preview))
@@ -1938,21 +1944,26 @@ class PeoplePanel(QWidget, AsksFirst):
     def save_import(self, preview: ImportPreview) -> asyncio.Task[ImportReport | None]:
         """Import the previewed file on a store thread (Import… disabled meanwhile), then show what it did and read
         the list again."""
-        self.import_button.setEnabled(False)
-        self.notice.say(f"Importing {preview.path.name}…", "info")
-        self._importing = preview.path.name
-        self.import_progress.setRange(0, 0)  # busy until the rows are counted
-        self.import_progress.show()
+        self._import_began("Importing", preview.path.name)
         return self.tasks.start(self._save_import(preview), name="import a file")
 
+    def _import_began(self, step: str, name: str) -> None:
+        """Import… off and the bar shown (busy until the rows are counted) while a file is checked or imported."""
+        self.import_button.setEnabled(False)
+        self.notice.say(f"{step} {name}…", "info")
+        self._importing, self._import_step = name, step
+        self.import_progress.setRange(0, 0)
+        self.import_progress.show()
+
     def _tell_import_progress(self, progress: ImportProgress) -> None:
-        """Pass the import's progress to the window's thread (a queued signal); a panel closed meanwhile is not
-        told, and the import goes on."""
+        """Pass the progress of an import or its check to the window's thread (a queued signal); a panel closed
+        meanwhile is not told, and the import goes on."""
         if isValid(self):
             self.import_progressed.emit(progress)
 
     def _show_import_progress(self, progress: ImportProgress) -> None:
-        """Show how far the import is: a bar of the rows read, then a busy one while they are saved."""
+        """Show how far the import or its check is: a bar of the rows read, then a busy one while they are
+        saved."""
         if not self._importing:
             return  # told after the import ended (a queued signal)
         if progress.saving or progress.total is None:
@@ -1961,7 +1972,7 @@ class PeoplePanel(QWidget, AsksFirst):
             # A bar's range is an int: a per mille of the rows keeps a file of billions within it.
             self.import_progress.setRange(0, 1000)
             self.import_progress.setValue(progress.rows_read * 1000 // progress.total if progress.total else 1000)
-        self.notice.say(f"Importing {self._importing}: {progress.in_words()}", "info")
+        self.notice.say(f"{self._import_step} {self._importing}: {progress.in_words()}", "info")
 
     def _import_ended(self) -> None:
         self._importing = ""

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from crm_desktop.app.forget import ForgetService
 from crm_desktop.app.imports import ImportService, ImportUndoError
+from crm_desktop.app.people import PeopleService
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Lead, SyncDirection
 from crm_desktop.domain.outcomes import RecordObject, RecordOutcome
@@ -150,6 +151,19 @@ def test_an_import_skips_a_forgotten_person_and_says_why_until_lifted(workspace:
     again = imports.import_file(path, RecordObject.LEAD)
     assert (again.skipped, again.created) == ([], 1)
     assert forgetting.unforget(FAN) is None  # nothing left to lift
+
+
+def test_the_import_preview_counts_a_forgotten_person_as_skipped_not_new(workspace: Workspace, tmp_path: Path) -> None:
+    """The preview said a forgotten person's row was new, and Save then skipped it: the preview now says so."""
+    ForgetService(workspace.database).forget(FAN)
+    path = write(tmp_path / "people.csv", f"email,firstName\n{FAN.upper()},Fan\n{FANS[1]},Other\n")
+
+    preview = PeopleService(workspace.database, workspace.social, workspace.sync).preview_import(
+        path, RecordObject.LEAD)
+
+    assert (preview.new, preview.existing, preview.forgotten, preview.problems) == (1, 0, 1, [])
+    report = ImportService(workspace.database).import_file(path, RecordObject.LEAD)
+    assert (report.created, len(report.skipped)) == (preview.new, preview.forgotten)
 
 
 def test_forgetting_someone_not_stored_keeps_them_from_being_imported(workspace: Workspace, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication, QTableView
 from pytestqt.qtbot import QtBot
 from shiboken6 import isValid
 
-from crm_desktop.app import imports
+from crm_desktop.app import imports, people
 from crm_desktop.app.integrations import IntegrationService
 from crm_desktop.app.people import PeopleService, PersonDetail
 from crm_desktop.app.social import SocialService
@@ -222,6 +222,44 @@ def test_an_import_shows_a_bar_of_the_rows_read_while_the_window_stays_responsiv
         go_on.set()
     assert panel.import_progress.isHidden() and panel.import_button.isEnabled()
     assert panel.notice.text().startswith("Imported: 6 created")
+
+
+def test_a_file_being_checked_shows_a_bar_of_the_rows_read(
+    qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 200,000-row file is checked for a while before its preview opens: the check shows how far it is, as the
+    import does, instead of "Checking…" alone."""
+    monkeypatch.setattr(people, "IMPORT_CHUNK", 2)
+    path = tmp_path / "people.csv"
+    path.write_text("Email,First Name\n" + "".join(f"p{n}@example.com,P{n}\n" for n in range(6)), encoding="utf-8")
+    told, go_on = threading.Event(), threading.Event()
+    checking_file = panel.service.preview_import
+
+    def held(*args: Any, progress: Callable[[imports.ImportProgress], None], **kwargs: Any) -> Any:
+        def holding(step: imports.ImportProgress) -> None:
+            holds = step.rows_read == 4 and not told.is_set()  # marked before the window is told
+            if holds:
+                told.set()
+            progress(step)
+            if holds:
+                assert go_on.wait(30)
+
+        return checking_file(*args, progress=holding, **kwargs)
+
+    monkeypatch.setattr(panel.service, "preview_import", held)
+    checking = panel.preview_import(path)
+    assert panel.notice.text() == "Checking people.csv…" and panel.import_progress.isVisible()
+    qtbot.waitUntil(lambda: panel.notice.text() == "Checking people.csv: 4 of 6 rows read…", timeout=5000)
+    bar = panel.import_progress
+    assert (bar.minimum(), bar.maximum(), bar.value()) == (0, 1000, 666)
+    assert told.is_set() and not panel.import_button.isEnabled()
+    go_on.set()
+    qtbot.waitUntil(checking.done, timeout=5000)
+    dialog = checking.result()
+    assert dialog is not None and dialog.isVisible()
+    assert panel.import_progress.isHidden() and panel.import_button.isEnabled() and panel.notice.text() == ""
+    assert dialog.summary.text().startswith("6 valid rows: 6 new")
+    dialog.reject()
 
 
 def first_duplicates_planned(qtbot: QtBot, panel: PeoplePanel) -> DuplicatesDialog:
