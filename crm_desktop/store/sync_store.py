@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -165,6 +165,27 @@ class RefusedWrite:
     message: str
     at: datetime
     run_id: int
+
+
+@dataclass
+class ResolutionWrites:
+    """What a batch of conflict resolutions writes, worked out once its local records are held and read
+    (:meth:`SyncStore.write_resolutions`).
+
+    Attributes:
+        records: the local records changed, by object and local id, each with its new ``updated_at``.
+        links: the links whose merge base and sync mark move, by object and local id: the CRM id and the values
+            to save (as :meth:`SyncStore.save_link`).
+        audit: the audit rows.
+        resolved: the conflicts closed: id, resolution and the value kept.
+        released: the claimed conflicts let go, open again (as :meth:`SyncStore.release_conflict`).
+    """
+
+    records: dict[tuple[RecordObject, int], tuple[Contact | Lead, datetime]] = field(default_factory=dict)
+    links: dict[tuple[RecordObject, int], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[tuple[int, str, Any]] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
 
 
 #: The columns of ``crm_links`` a :class:`Link` is made of, in its field order.
@@ -1393,6 +1414,67 @@ class SyncStore:
             .where(ConflictRow.id == conflict_id)
             .values(status=ConflictStatus.RESOLVED, resolution=resolution, resolved_value=value, resolved_at=utcnow())
         )
+
+    def write_resolutions(
+        self, integration_id: int, records: Iterable[tuple[RecordObject, int]],
+        decide: Callable[[dict[tuple[RecordObject, int], LocalRecord]], ResolutionWrites],
+    ) -> ResolutionWrites:
+        """Hold the local ``records`` (as :meth:`change_local` holds one), read them, and write what ``decide``
+        makes of them (given those still there, by object and id): the records, links, audit rows and conflicts
+        closed or let go, in one transaction and a few statements, whatever the batch's size. A batch of
+        resolutions commits whole or not at all; an exception from ``decide`` or from a write writes nothing.
+
+        Returns:
+            What ``decide`` answered, once committed.
+        """
+        wanted: dict[RecordObject, set[int]] = {}
+        for obj, local_id in records:
+            wanted.setdefault(obj, set()).add(local_id)
+        with self.db.session() as session:
+            held: dict[tuple[RecordObject, int], LocalRecord] = {}
+            # In one order (object, then id), so two batches holding records of the same people never wait on
+            # each other crosswise (PostgreSQL's row locks).
+            for obj in sorted(wanted):
+                table = _table(self._row_class(obj))
+                for chunk in in_list_chunks(sorted(wanted[obj])):
+                    session.execute(update(table).where(table.c.id.in_(chunk)).values(updated_at=table.c.updated_at))
+                    held.update(((obj, local.id), local)
+                                for local in self._read_locals(session, obj, table.c.id.in_(chunk)))
+            writes = decide(held)
+            self._write_resolutions(session, integration_id, writes)
+            return writes
+
+    def _write_resolutions(self, session: Session, integration_id: int, writes: ResolutionWrites) -> None:
+        changed: dict[RecordObject, dict[int, tuple[Contact | Lead, datetime]]] = {}
+        for (obj, local_id), stamped in writes.records.items():
+            changed.setdefault(obj, {})[local_id] = stamped
+        for obj, records in changed.items():
+            for chunk in in_list_chunks(sorted(records)):
+                rows = self._load_rows(session, obj, chunk)
+                for local_id in chunk:
+                    record, updated_at = records[local_id]
+                    self._fill_row(rows[local_id], record)
+                    rows[local_id].updated_at = updated_at
+        session.flush()
+        links: dict[RecordObject, list[tuple[int, str, dict[str, Any]]]] = {}
+        for (obj, local_id), (crm_id, values) in writes.links.items():
+            links.setdefault(obj, []).append((local_id, crm_id, values))
+        for obj, same_object in links.items():
+            self._save_links(session, integration_id, obj, same_object)
+        self._add_audit(session, integration_id, writes.audit)
+        conflicts = _table(ConflictRow)
+        if writes.resolved:
+            session.execute(
+                update(conflicts).where(conflicts.c.id == bindparam("conflict_id")).values(
+                    status=ConflictStatus.RESOLVED, resolution=bindparam("new_resolution"),
+                    resolved_value=bindparam("new_value"), resolved_at=utcnow()),
+                [{"conflict_id": conflict_id, "new_resolution": resolution, "new_value": value}
+                 for conflict_id, resolution, value in writes.resolved],
+            )
+        for chunk in in_list_chunks(writes.released):
+            session.execute(update(conflicts).where(conflicts.c.id.in_(chunk),
+                                                    conflicts.c.status == ConflictStatus.OPEN)
+                            .values(resolved_at=None))
 
     def write_resolution(
         self, session: Session, integration_id: int, conflict_id: int, resolution: str, value: Any, *,

@@ -15,7 +15,7 @@ from crm_desktop.providers.contract import CrmAdapter, OutboundRecord, ReadsMapp
 from crm_desktop.providers.errors import ProviderError
 from crm_desktop.store.models import ConflictRow, ConflictStatus, SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.process_owner import UNDO, lock_owner
-from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, SyncStore
+from crm_desktop.store.sync_store import Link, LocalRecord, PulledWrite, ResolutionWrites, SyncStore
 from crm_desktop.sync.lock_refusal import take_lock
 from crm_desktop.sync.mapping import (
     CLEARED,
@@ -193,59 +193,123 @@ def _plan_resolution(
 
 
 def _write_resolution(store: SyncStore, integration_id: int, plan: _Resolution) -> Value:
-    """Record a planned resolution once the CRM holds its value: the local record, the audit, the new merge base.
+    """Record one planned resolution once the CRM holds its value (:func:`_write_resolutions`); return the kept value.
 
     Raises:
         ConflictResolutionError: (``local``) the record's value changed while the CRM was being written, or the
             record was deleted meanwhile (the conflict stays open).
     """
-    conflict, take, kept, local, link = plan.conflict, plan.take, plan.kept, plan.local, plan.link
-    conflict_id = conflict.id
-    if local is None:
-        # Closed, so that the conflict does not wait for a decision that can never be written.
-        store.resolve_conflict(conflict_id, "crm", conflict.crm_value)
-        return conflict.crm_value
-    obj = conflict.object
-    name = conflict.field
-    source = f"conflict:{conflict_id}"
+    kept, failed = _write_resolutions(store, integration_id, [plan])
+    if plan.conflict.id in failed:
+        raise failed[plan.conflict.id]
+    return kept[plan.conflict.id]
 
-    def change(now: Contact | Lead) -> Contact | Lead | None:
-        """The record as the resolution leaves it, read with the row held (``None``: as it is)."""
-        if take == "local":
-            # Kept locally as it is; but only if it is still the value the CRM was just given: an edit saved by
-            # another window or desktop while the CRM answered would otherwise be recorded as a decision not made.
-            value_now = record_values(now).get(name)
-            if value_now != kept:
-                raise ConflictResolutionError(
-                    f"{conflict.record_key} {name} changed here to {shown(value_now)} while the CRM was being given "
-                    f"{shown(kept)}; the conflict stays open: look at it again and decide")
-            return None
+
+def _write_resolutions(
+    store: SyncStore, integration_id: int, plans: Sequence[_Resolution], released: Sequence[int] = ()
+) -> tuple[dict[int, Value], dict[int, Exception]]:
+    """Record planned resolutions once the CRM holds their values, in one transaction with their local records
+    held: the records, the audit, the new merge bases, the conflicts closed. A conflict that cannot be recorded
+    (see :func:`_recorded_resolution`) is let go, open, in that same transaction, with ``released``.
+
+    Returns:
+        The value kept by each conflict closed, and why each other one was not, by conflict id.
+    """
+    kept: dict[int, Value] = {}
+    failed: dict[int, Exception] = {}
+
+    def decide(held: dict[tuple[RecordObject, int], LocalRecord]) -> ResolutionWrites:
+        kept.clear()
+        failed.clear()
+        writes = ResolutionWrites(released=list(released))
+        records = dict(held)
+        links: dict[tuple[RecordObject, int], Link | None] = {}
+        touched: set[tuple[RecordObject, int]] = set()
+        for plan in plans:
+            conflict_id = plan.conflict.id
+            try:
+                kept[conflict_id] = _recorded_resolution(integration_id, plan, records, links, touched, writes)
+            except (ConflictResolutionError, ValueError) as exc:
+                failed[conflict_id] = exc
+                writes.released.append(conflict_id)
+        return writes
+
+    store.write_resolutions(integration_id, [(p.conflict.object, p.conflict.local_id) for p in plans
+                                             if p.local is not None], decide)
+    return kept, failed
+
+
+def _recorded_resolution(
+    integration_id: int,
+    plan: _Resolution,
+    records: dict[tuple[RecordObject, int], LocalRecord],
+    links: dict[tuple[RecordObject, int], Link | None],
+    touched: set[tuple[RecordObject, int]],
+    writes: ResolutionWrites,
+) -> Value:
+    """Add to ``writes`` what recording one resolution writes, given the local records as held (and as the
+    resolutions before it in the batch left them: ``records``, ``links``); return the kept value. Raising, it adds
+    nothing.
+
+    Raises:
+        ConflictResolutionError: (``local``) the record's value changed while the CRM was being written, or the
+            record was deleted meanwhile.
+        ValueError: the kept value no longer fits the record.
+    """
+    conflict, take, kept = plan.conflict, plan.take, plan.kept
+    if plan.local is None:
+        # Closed, so that the conflict does not wait for a decision that can never be written.
+        writes.resolved.append((conflict.id, "crm", conflict.crm_value))
+        return conflict.crm_value
+    obj, name = conflict.object, conflict.field
+    key = (obj, conflict.local_id)
+    local, link = plan.local, plan.link
+    if key in touched and key in records:
+        # A second field of a record resolved in this batch: its merge base and sync mark as the first field's
+        # resolution left them, as one resolution after the other would read them.
+        local, link = records[key], links.get(key, link)
+    touched.add(key)
+    held = records.get(key)
+    if held is None:
+        raise ConflictResolutionError(f"the local record of conflict {conflict.id} was deleted meanwhile")
+    before = held.record
+    after: Contact | Lead | None
+    if take == "local":
+        # Kept locally as it is; but only if it is still the value the CRM was just given: an edit saved by
+        # another window or desktop while the CRM answered would otherwise be recorded as a decision not made.
+        value_now = record_values(before).get(name)
+        if value_now != kept:
+            raise ConflictResolutionError(
+                f"{conflict.record_key} {name} changed here to {shown(value_now)} while the CRM was being given "
+                f"{shown(kept)}; the conflict stays open: look at it again and decide")
+        after = None
+    else:
         # Judged by the local record now, not by the value the conflict recorded: an edit, or another integration's
         # conflict on this field resolved first, may have changed it since, and the kept value goes to both sides.
         # Laid over the record as it is when written, the row held: an edit saved by another window or desktop
         # while the CRM answered keeps its other fields.
-        after = apply_values(now, {name: kept})
-        return None if after == now else after
-
-    def then(session: Any, found: tuple[Contact | Lead, Contact | Lead | None, datetime]) -> None:
-        """The resolution, its audit and the new merge base, in the transaction that read (and wrote) the record."""
-        before, written, saved_at = found
-        audit = list(plan.crm_audit)
-        # Local edits made since the last sync must still be pushed: the sync mark moves past this write only when
-        # nothing else waits to be pushed (nor was saved meanwhile).
-        synced_at = link.local_synced_at if link is not None else None
-        if written is not None:
-            if synced_at is not None and synced_at >= local.updated_at and before == local.record:
-                synced_at = saved_at
-            audit.extend(typed_custom_audit([{"entity": obj.value, "entity_id": str(local.id), "field": name,
-                                              "old_value": record_values(before).get(name), "new_value": kept,
-                                              "source": source, "side": "local"}], before, written))
-        base = None if link is None else (obj, local.id, link.crm_id, {
-            "base_values": {**link.base_values, name: kept}, "local_synced_at": synced_at})
-        store.write_resolution(session, integration_id, conflict_id, take or "value", kept, audit=audit, link=base)
-
-    if store.change_local(obj, local.id, change, then=then) is None:
-        raise ConflictResolutionError(f"the local record of conflict {conflict_id} was deleted meanwhile")
+        after = apply_values(before, {name: kept})
+        if after == before:
+            after = None
+    audit = list(plan.crm_audit)
+    # Local edits made since the last sync must still be pushed: the sync mark moves past this write only when
+    # nothing else waits to be pushed (nor was saved meanwhile).
+    synced_at = link.local_synced_at if link is not None else None
+    if after is not None:
+        saved_at = utcnow()
+        if synced_at is not None and synced_at >= local.updated_at and before == local.record:
+            synced_at = saved_at
+        audit.extend(typed_custom_audit([{"entity": obj.value, "entity_id": str(local.id), "field": name,
+                                          "old_value": record_values(before).get(name), "new_value": kept,
+                                          "source": f"conflict:{conflict.id}", "side": "local"}], before, after))
+        records[key] = replace(held, record=after, updated_at=saved_at)
+        writes.records[key] = (after, saved_at)
+    if link is not None:
+        link = replace(link, base_values={**link.base_values, name: kept}, local_synced_at=synced_at)
+        links[key] = link
+        writes.links[key] = (link.crm_id, {"base_values": link.base_values, "local_synced_at": synced_at})
+    writes.audit.extend(audit)
+    writes.resolved.append((conflict.id, take or "value", kept))
     return kept
 
 
@@ -321,12 +385,13 @@ async def resolve_conflicts(
     """Resolve many conflicts of one integration the same way, writing the CRM in its own batches.
 
     Each conflict is claimed, decided and recorded as :func:`resolve_conflict` does; the values the CRM must take
-    go out together (one ``upsert`` per :data:`BULK_CHUNK` conflicts). One conflict's failure (the CRM refused its
+    go out together (one ``upsert`` per :data:`BULK_CHUNK` conflicts), and once the CRM answered, the batch's local
+    writes, conflicts closed and audit rows commit in one transaction. One conflict's failure (the CRM refused its
     value, another window resolved it first) leaves the others to be resolved.
 
     Args:
         take: ``crm`` or ``local`` (a typed value is for one conflict at a time).
-        progress: told each conflict's outcome as it is known.
+        progress: told each conflict's outcome, a batch at a time once it is committed.
         stopped: asked between batches; once it says so, the conflicts not yet claimed are left ``NOT_TRIED``.
 
     Returns:
@@ -367,8 +432,8 @@ async def _resolve_batch(
     take: str,
     told: Callable[[ConflictOutcome], None],
 ) -> str | None:
-    """Claim, plan, write to the CRM in one batch per object, then record each conflict of ``batch``; return why
-    the CRM could not be written at all, if so."""
+    """Claim, plan, write to the CRM in one batch per object, then record the whole ``batch`` in one transaction
+    and tell each conflict's outcome; return why the CRM could not be written at all, if so."""
     cut_off: str | None = None
     now = store.conflicts_by_id([c.id for c in batch])
     candidates: list[ConflictRow] = []
@@ -397,6 +462,8 @@ async def _resolve_batch(
         else:
             claimed.append(conflict)
     plans: list[_Resolution] = []
+    # Told once the batch is committed: a conflict is never said resolved before its writes are in the store.
+    failed: dict[int, str] = {}
     written: set[int] = set()
     try:
         by_object: dict[RecordObject, list[ConflictRow]] = {}
@@ -411,10 +478,7 @@ async def _resolve_batch(
                     plans.append(_plan_resolution(mappings, conflict, take, None, locals_.get(conflict.local_id),
                                                   links.get(conflict.local_id)))
                 except (ConflictResolutionError, ValueError) as exc:
-                    store.release_conflict(conflict.id)
-                    written.add(conflict.id)
-                    told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=str(exc)))
-        refused: dict[int, str] = {}
+                    failed[conflict.id] = str(exc)
         for obj in by_object:
             sending = [plan for plan in plans if plan.conflict.object is obj and plan.outbound is not None]
             if not sending:
@@ -426,41 +490,28 @@ async def _resolve_batch(
                 # fails with its reason, and the batches after it are not tried.
                 cut_off = str(exc)
                 for plan in sending:
-                    refused[plan.conflict.id] = f"not written to the CRM: {exc}"
+                    failed[plan.conflict.id] = f"not written to the CRM: {exc}"
                 continue
             for plan, result in zip(sending, results, strict=True):
                 if result.outcome is RecordOutcome.FAILED:
-                    refused[plan.conflict.id] = f"the CRM refused the value: {result.message}"
-        touched: set[tuple[RecordObject, int]] = set()
-        for plan in plans:
-            conflict = plan.conflict
-            if conflict.id in refused:
-                store.release_conflict(conflict.id)
-                written.add(conflict.id)
-                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=refused[conflict.id]))
-                continue
-            record = (conflict.object, conflict.local_id)
-            if record in touched and plan.local is not None:
-                # A second field of a record resolved in this batch: its merge base and sync mark as the first
-                # field's resolution left them, as one resolution after the other would read them.
-                fresh = store.local_records(conflict.object, [conflict.local_id]).get(conflict.local_id)
-                link = store.links_for_local(integration_id, conflict.object, [conflict.local_id])
-                plan = replace(plan, local=fresh or plan.local, link=link.get(conflict.local_id, plan.link))
-            touched.add(record)
-            try:
-                kept = _write_resolution(store, integration_id, plan)
-            except (ConflictResolutionError, ValueError) as exc:
-                store.release_conflict(conflict.id)
-                written.add(conflict.id)
-                told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=str(exc)))
-                continue
-            written.add(conflict.id)
-            told(ConflictOutcome(conflict, ResolutionStatus.RESOLVED, kept=kept))
+                    failed[plan.conflict.id] = f"the CRM refused the value: {result.message}"
+        # The batch's local writes, conflicts closed and audit rows in one transaction, with the claims of the
+        # conflicts left open let go: all of them, or (an exception) none.
+        kept, unrecorded = _write_resolutions(store, integration_id,
+                                              [plan for plan in plans if plan.conflict.id not in failed],
+                                              released=list(failed))
+        failed.update((conflict_id, str(exc)) for conflict_id, exc in unrecorded.items())
+        written.update(c.id for c in claimed)
     except BaseException:
         for conflict in claimed:
             if conflict.id not in written:
                 store.release_conflict(conflict.id)
         raise
+    for conflict in claimed:
+        if conflict.id in failed:
+            told(ConflictOutcome(conflict, ResolutionStatus.FAILED, reason=failed[conflict.id]))
+        else:
+            told(ConflictOutcome(conflict, ResolutionStatus.RESOLVED, kept=kept[conflict.id]))
     return cut_off
 
 

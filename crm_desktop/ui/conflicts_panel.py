@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QWidget,
 )
+from shiboken6 import isValid
 
 from crm_desktop.app.field_mapping import local_field_label
 from crm_desktop.app.record_files import plain_reason
@@ -74,6 +75,11 @@ GONE_REASON = ("This record was deleted here after the conflict was raised, so t
                "is written.")
 
 _MUTED = QColor("#94a3b8")
+
+#: What the empty table says once the list is read, and while it is being read.
+EMPTY = ("Nothing waits for you. When a field changes both here and in a CRM, and its conflict rule in Field "
+         "Mapping is “Ask me”, the sync leaves it here for you to decide.")
+LOADING = "Loading the open conflicts…"
 
 
 class ConflictColumn(TableColumn):
@@ -454,9 +460,7 @@ class ConflictsPanel(QWidget, AsksFirst):
 
         self.table = record_table(self.model, "Open conflicts", "conflictsTable", single_selection=False)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.empty_note = EmptyTableNote(self.table, (
-            "Nothing waits for you. When a field changes both here and in a CRM, and its conflict rule in Field "
-            "Mapping is “Ask me”, the sync leaves it here for you to decide."))
+        self.empty_note = EmptyTableNote(self.table, EMPTY)
         refit_on_new_look(self.table, self._fit_columns)
         self.column_choice = ColumnChoice(self.table, "conflicts", always_shown=(
             ConflictColumn.INTEGRATION, ConflictColumn.RECORD, ConflictColumn.FIELD))
@@ -521,36 +525,70 @@ class ConflictsPanel(QWidget, AsksFirst):
     def _integration_names(self) -> dict[int, str]:
         return {i.id: i.name for i in self._sync.integrations.list() if i.id is not None}
 
-    def reload(self) -> None:
-        """Re-read the open conflicts, keeping the filter and the selection (or selecting the first)."""
-        chosen = {c.id for c in self.selected_conflicts()}
+    def reload(self) -> asyncio.Task[None] | None:
+        """Re-read the open conflicts, keeping the filter and the selection (or selecting the first), on a store
+        thread (:meth:`reload_later`). Without a running asyncio loop (a screenshot, a script) they are read here
+        and ``None`` is returned."""
         try:
-            self.model.refresh()
-        except Exception as exc:  # the store cannot be read: say so rather than crash
-            self.notice.say(error_sentence("Reading the conflicts", exc), "error")
-            return
-        self._show_reloaded(chosen)
+            asyncio.get_running_loop()
+        except RuntimeError:
+            chosen = {c.id for c in self.selected_conflicts()}
+            try:
+                self.model.refresh()
+            except Exception as exc:  # the store cannot be read: say so rather than crash
+                self.notice.say(error_sentence("Reading the conflicts", exc), "error")
+                return None
+            self._show_reloaded(chosen)
+            return None
+        return self.reload_later()
 
     def reload_later(self) -> asyncio.Task[None]:
-        """Re-read the open conflicts on a store thread, then show them as :meth:`reload` does (after a sync or an
-        import: 3,000 conflicts took most of a second to read, which froze the window)."""
+        """Re-read the open conflicts on a store thread, then show them as :meth:`reload` does: 3,000 conflicts took
+        most of a second to read, which froze the window when the panel was first opened, and after a sync or an
+        import. Meanwhile the panel says it is loading. Asked again while a read runs, the list is read once more
+        when that read ends, and only that newest read is shown."""
         if self._reading is not None and not self._reading.done():
             self._read_again = True
             return self._reading
         self._removed_meanwhile = set()
+        self._show_loading(True)
         self._reading = self._tasks.start(self._read_and_show(), name="read the open conflicts")
         return self._reading
 
+    @property
+    def loading(self) -> bool:
+        """Whether the open conflicts are being read (the table then says so while it is empty)."""
+        return self._reading is not None and not self._reading.done()
+
+    def _show_loading(self, loading: bool) -> None:
+        """Say that the list is being read: in the table while it has no row yet, and next to the filters."""
+        self.empty_note.label.setText(LOADING if loading else EMPTY)
+        self.empty_note.refresh()
+        if loading:
+            self.shown_label.setText("Loading…")
+        else:
+            self._count_shown()
+        busy = loading or self.bulk_task is not None or self._resolving is not None
+        self.table.setCursor(Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor)
+
     async def _read_and_show(self) -> None:
-        while True:
-            self._read_again = False
-            try:
-                rows, names, local_now = await asyncio.to_thread(self.model.read)
-            except Exception as exc:  # the store cannot be read: say so rather than crash
-                self.notice.say(error_sentence("Reading the conflicts", exc), "error")
-                return
-            if not self._read_again:
-                break
+        try:
+            while True:
+                self._read_again = False
+                try:
+                    rows, names, local_now = await asyncio.to_thread(self.model.read)
+                except Exception as exc:  # the store cannot be read: say so rather than crash
+                    if isValid(self):
+                        self.notice.say(error_sentence("Reading the conflicts", exc), "error")
+                    return
+                if not isValid(self):
+                    return  # the panel went away while the list was read
+                if not self._read_again:
+                    break
+        finally:
+            if isValid(self):
+                self._reading = None
+                self._show_loading(False)
         # A conflict resolved here while the list was read may be in it still: it stays out.
         gone = self._removed_meanwhile
         self._removed_meanwhile = set()

@@ -20,6 +20,7 @@ from tests.ui.conftest import HubSpotBench, click, drive, unfinished_tasks
 from tests.ui.test_conflicts_panel import (
     EMAILS,
     crm_company,
+    loaded,
     local_company,
     make_conflicts,
     select,
@@ -35,7 +36,7 @@ def window(hubspot_window: MainWindow) -> MainWindow:
 def opened(window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench) -> ConflictsPanel:
     make_conflicts(window, qtbot, hubspot)
     window.show_panel(CONFLICTS_ROW)
-    panel = window.conflicts_panel
+    panel = loaded(window.conflicts_panel, qtbot)
     assert panel.model.rowCount() == 3
     return panel
 

@@ -60,6 +60,12 @@ def local_company(hubspot: HubSpotBench, email: str) -> str | None:
     return contact.company
 
 
+def loaded(panel: ConflictsPanel, qtbot: QtBot) -> ConflictsPanel:
+    """``panel`` once its list is read (on a store thread: the panel says it is loading meanwhile)."""
+    qtbot.waitUntil(lambda: not panel.loading, timeout=5000)
+    return panel
+
+
 def select(panel: ConflictsPanel, email: str) -> None:
     row = next(r for r in range(panel.model.rowCount()) if email in panel.model.index(r, ConflictColumn.RECORD).data())
     panel.table.selectRow(row)
@@ -76,7 +82,7 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
 ) -> None:
     assert sidebar_text(window) == "Conflicts"
     window.show_panel(CONFLICTS_ROW)
-    note = window.conflicts_panel.empty_note.label
+    note = loaded(window.conflicts_panel, qtbot).empty_note.label
     assert note.isVisible() and note.text().startswith("Nothing waits for you."), "an empty list says why"
     assert window.conflicts_panel.table.viewport().rect().contains(note.geometry())
     make_conflicts(window, qtbot, hubspot)
@@ -84,6 +90,7 @@ def test_conflicts_are_counted_in_the_sidebar_and_resolved_from_the_panel(
 
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS_ROW)
+    loaded(panel, qtbot)
     assert panel.model.rowCount() == 3
     assert not note.isVisible()
     titles = [panel.model.headerData(c, Qt.Orientation.Horizontal) for c in ConflictColumn]
@@ -142,7 +149,7 @@ def test_a_refused_write_leaves_the_conflict_open_and_says_why(
     window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench
 ) -> None:
     make_conflicts(window, qtbot, hubspot)
-    panel = window.conflicts_panel
+    panel = loaded(window.conflicts_panel, qtbot)
     select(panel, EMAILS[0])
     hubspot.sandbox.faults.add(FaultRule(FaultKind.INVALID_RECORD, probability=1.0, remaining=1))
     resolve_with(window, qtbot, panel.keep_local_button)
@@ -159,7 +166,7 @@ def test_a_typed_value_the_field_cannot_hold_is_refused_in_plain_words(
     """Seen exploring: a company name pasted too long read "contact person1@example.com is invalid: company: String
     should have at most 255 characters", the field by its wire name and the reason in pydantic's words."""
     make_conflicts(window, qtbot, hubspot)
-    panel = window.conflicts_panel
+    panel = loaded(window.conflicts_panel, qtbot)
     select(panel, EMAILS[0])
     click(panel.use_value_button)
     dialog = panel.value_dialog
@@ -185,7 +192,7 @@ def test_a_blank_value_is_shown_as_blank(window: MainWindow, qtbot: QtBot, hubsp
     hubspot.edit_locally(EMAILS[0], company=None)
     hubspot.edit_in_crm(EMAILS[0], company="CRM Co")
     sync_from_the_monitor(window, qtbot)
-    panel = window.conflicts_panel
+    panel = loaded(window.conflicts_panel, qtbot)
     assert panel.model.rowCount() == 1
     assert panel.model.index(0, ConflictColumn.LOCAL_VALUE).data() == BLANK
     assert panel.model.index(0, ConflictColumn.LOCAL_VALUE).data(Qt.ItemDataRole.ForegroundRole) is not None
@@ -203,6 +210,7 @@ def test_at_a_laptops_width_the_values_give_way_to_the_integrations_name(
     window.resize(760, 600)
     window.show_panel(CONFLICTS_ROW)
     panel = window.conflicts_panel
+    loaded(panel, qtbot)
     table = panel.table
     qtbot.waitUntil(lambda: table.viewport().width() < 600, timeout=5000)
     panel._fit_columns()
@@ -226,6 +234,7 @@ def test_the_local_value_is_the_records_now_and_the_one_when_raised_is_said(
     hubspot.edit_locally(EMAILS[0], company="Edited Co")
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS_ROW)
+    loaded(panel, qtbot)
     panel.model.refresh()
     select(panel, EMAILS[0])
     row = panel.selected_row()
@@ -252,6 +261,7 @@ def test_keep_local_value_keeps_the_value_shown_now_and_gives_it_to_the_crm(
     hubspot.edit_locally(EMAILS[1], company=None)
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS_ROW)
+    loaded(panel, qtbot)
     panel.model.refresh()
 
     select(panel, EMAILS[0])
@@ -286,6 +296,7 @@ def test_a_conflict_whose_local_record_was_deleted_says_so_and_keeps_no_local_va
     hubspot.workspace.contacts.remove(EMAILS[0])
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS_ROW)
+    loaded(panel, qtbot)
     panel.model.refresh()
     select(panel, EMAILS[0])
     local = panel.model.index(panel.selected_row(), ConflictColumn.LOCAL_VALUE)
@@ -335,6 +346,7 @@ def open_a_phone_conflict(window: MainWindow, qtbot: QtBot, hubspot: HubSpotBenc
     sync_from_the_monitor(window, qtbot)
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS_ROW)
+    loaded(panel, qtbot)
     panel.model.refresh()
     select(panel, EMAILS[0])
     return panel

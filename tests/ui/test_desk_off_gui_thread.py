@@ -24,7 +24,7 @@ from crm_desktop.store.people_store import PeopleStore
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.people_model import PersonColumn
 from tests.ui.conftest import HubSpotBench, person
-from tests.ui.test_conflicts_panel import make_conflicts
+from tests.ui.test_conflicts_panel import loaded, make_conflicts
 
 #: How long the slowed store call takes: long enough for a GUI timer to fire many times if the loop is free.
 SLOW_SECONDS = 0.4
@@ -87,7 +87,7 @@ def test_resolving_a_conflict_runs_on_the_sync_worker(
     qtbot: QtBot, hubspot: HubSpotBench, window: MainWindow, slow: SlowCall, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_conflicts(window, qtbot, hubspot)
-    panel = window.conflicts_panel
+    panel = loaded(window.conflicts_panel, qtbot)
     store = hubspot.workspace.sync.store
     monkeypatch.setattr(store, "get_conflict", slow.wrap(store.get_conflict))
     panel.table.selectRow(0)

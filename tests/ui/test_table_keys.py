@@ -32,7 +32,7 @@ from crm_desktop.ui.people_panel import import_summary
 from crm_desktop.ui.widgets import NO_ROW_SELECTED, RowKeys, row_keys
 from tests.support.marketing_data import CAMPAIGNS, seed_marketing
 from tests.ui.conftest import HubSpotBench, person
-from tests.ui.test_conflicts_panel import make_conflicts
+from tests.ui.test_conflicts_panel import loaded, make_conflicts
 
 INTEGRATIONS, FIELD_MAPPING, CONFLICTS, SYNC_MONITOR, PEOPLE, ATTRIBUTION = range(6)
 
@@ -130,6 +130,7 @@ def test_enter_on_a_conflict_goes_to_its_decision_and_delete_says_it_is_resolved
     make_conflicts(window, qtbot, hubspot)
     panel = window.conflicts_panel
     window.show_panel(CONFLICTS)
+    loaded(panel, qtbot)
     assert panel.model.rowCount() == 3
     press(panel.table, Qt.Key.Key_Delete, row=1)
     assert status(window).startswith("A conflict is resolved, not deleted")
