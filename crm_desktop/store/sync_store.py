@@ -1475,17 +1475,3 @@ class SyncStore:
             session.execute(update(conflicts).where(conflicts.c.id.in_(chunk),
                                                     conflicts.c.status == ConflictStatus.OPEN)
                             .values(resolved_at=None))
-
-    def write_resolution(
-        self, session: Session, integration_id: int, conflict_id: int, resolution: str, value: Any, *,
-        audit: Sequence[dict[str, Any]], link: tuple[RecordObject, int, str, dict[str, Any]] | None,
-    ) -> None:
-        """Record a claimed conflict as resolved with ``value``, its audit rows and its record's link values
-        (``link``: object, local id, CRM id and the values to save, as :meth:`save_link`), all in ``session``: the
-        transaction of :meth:`change_local` that holds and reads the record, so the resolution commits with the
-        value read there and nothing written meanwhile slips between them."""
-        if link is not None:
-            obj, local_id, crm_id, values = link
-            self._save_link(session, integration_id, obj, local_id, crm_id, **values)
-        self._add_audit(session, integration_id, audit)
-        self._resolve_conflict(session, conflict_id, resolution, value)
