@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, false, func, or_, select, update
+from sqlalchemy import Table, Text, delete, false, func, or_, select, update
+from sqlalchemy import cast as cast_as
 from sqlalchemy.orm import Session
 
+from crm_desktop.domain.models import SocialPlatform
 from crm_desktop.domain.outcomes import RecordObject
 from crm_desktop.domain.wording import FORGOTTEN_PERSON
 from crm_desktop.store.database import Database, in_list_chunks
@@ -115,7 +118,10 @@ class ForgetStore:
                 return or_(false(), *((table.c.object == obj) & (table.c.local_id == local_id)
                                     for obj, local_id in ours))
 
-            identity_ids = list(session.scalars(select(SocialIdentityRow.id).where(SocialIdentityRow.email == email)))
+            identities = session.execute(
+                select(SocialIdentityRow.id, SocialIdentityRow.platform, SocialIdentityRow.username)
+                .where(SocialIdentityRow.email == email)).all()
+            identity_ids = [identity_id for identity_id, _, _ in identities]
             conversations = cast(Table, ConversationRow.__table__)
             theirs = or_(conversations.c.email == email, conversations.c.identity_id.in_(identity_ids))
             conversation_ids = list(session.scalars(select(conversations.c.conversation_id).where(theirs)))
@@ -145,8 +151,8 @@ class ForgetStore:
             counts["conversions"] = _count(session.execute(delete(ConversionRow).where(ConversionRow.email == email)))
             counts["socialIdentities"] = _count(session.execute(
                 delete(SocialIdentityRow).where(SocialIdentityRow.id.in_(identity_ids)))) if identity_ids else 0
-            counts["socialEvents"] = self._delete_workflow_events(session, email,
-                                                                                  set(conversation_ids))
+            counts["socialEvents"] = self._delete_workflow_events(
+                session, email, {(platform, username) for _, platform, username in identities}, set(conversation_ids))
             conflicts = cast(Table, ConflictRow.__table__)
             counts["conflicts"] = _count(session.execute(delete(conflicts).where(
                 or_(of_records(conflicts), conflicts.c.record_key == email))))
@@ -176,18 +182,33 @@ class ForgetStore:
         return erased
 
     @staticmethod
-    def _delete_workflow_events(session: Session, email: str, conversation_ids: set[str]) -> int:
-        """Delete the social events (queued or delivered) that name the person or their conversations."""
+    def _delete_workflow_events(session: Session, email: str, usernames: set[tuple[SocialPlatform, str]],
+                                conversation_ids: set[str]) -> int:
+        """Delete the social events (queued or delivered) that name the person: by their email or a username linked
+        to them (the person of a conversation or an engagement), by one of their conversations (a message, or an
+        engagement with it), or that mention their email anywhere (a message's text). Found by the database in the
+        events' JSON, not by reading every event."""
         table = cast(Table, WorkflowEventRow.__table__)
-        doomed = []
-        for row_id, payload in session.execute(select(table.c.id, table.c.payload)):
-            if not isinstance(payload, dict):
-                continue
-            if payload.get("conversationId") in conversation_ids or email in json.dumps(payload).lower():
-                doomed.append(row_id)
+        payload = table.c.payload
+        theirs = [payload["participant", "email"].as_string() == email, payload["user", "email"].as_string() == email]
+        for platform in sorted({platform for platform, _ in usernames}):
+            names = sorted({username for p, username in usernames if p == platform})
+            for chunk in in_list_chunks(names):
+                on_platform = payload["platform"].as_string() == platform.value
+                theirs += [on_platform & func.lower(payload[person, "username"].as_string()).in_(chunk)
+                           for person in ("participant", "user")]
+        deleted = _count(session.execute(delete(table).where(or_(*theirs))))
+        for chunk in in_list_chunks(sorted(conversation_ids)):
+            deleted += _count(session.execute(delete(table).where(payload["conversationId"].as_string().in_(chunk))))
+        # Anywhere else (a message's text), the email as an address of its own: ann@example.com is not in
+        # joann@example.com. The database finds the few events whose text holds it; each is then read.
+        mentioned = re.compile(rf"(?<![\w.+-]){re.escape(email)}(?![\w-]|\.\w)")
+        doomed = [row_id for row_id, held in session.execute(
+            select(table.c.id, payload).where(func.lower(cast_as(payload, Text)).contains(email, autoescape=True)))
+            if mentioned.search(json.dumps(held, ensure_ascii=False).lower())]
         for chunk in in_list_chunks(doomed):
-            session.execute(delete(table).where(table.c.id.in_(chunk)))
-        return len(doomed)
+            deleted += _count(session.execute(delete(table).where(table.c.id.in_(chunk))))
+        return deleted
 
     def forgotten_among(self, emails: Sequence[str]) -> dict[str, datetime]:
         """Of these normalised emails, those of people forgotten: email -> when they were forgotten."""

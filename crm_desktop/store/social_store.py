@@ -195,6 +195,16 @@ class _Stitcher:
         for key in wanted:
             self.profile_emails.setdefault(key, None)
 
+    def emails_of(self, platform: SocialPlatform, email: str | None, username: str | None) -> list[str]:
+        """The emails an event naming this person may resolve to (given, linked to the username, or on a contact's
+        profile with it), to read their contacts beforehand."""
+        found = [email] if email is not None else []
+        if username is not None:
+            key = (platform, normalise_username(username))
+            identity = self.identities.get(key)
+            found += [e for e in (identity.email if identity else None, self.profile_emails.get(key)) if e]
+        return found
+
     def identity(self, platform: SocialPlatform, username: str) -> SocialIdentityRow:
         key = (platform, normalise_username(username))
         if key not in self.identities:
@@ -250,30 +260,40 @@ class _Stitcher:
         self.links[identity.id] = (identity, email)
 
     def finish(self) -> dict[int, int]:
-        """Move the rows of the identities linked in this batch to their emails (one flush, two updates each) and
-        put the usernames on those contacts' profiles; how many touchpoints moved, by identity id."""
+        """Move the rows of the identities linked in this batch to their emails (a few set-based statements per
+        :data:`IN_LIST_SIZE <crm_desktop.store.database.IN_LIST_SIZE>` identities) and put the usernames on those
+        contacts' profiles; how many touchpoints moved, by identity id."""
         if not self.links:
             return {}
         self.session.flush()
-        moved: dict[int, int] = {}
-        for identity_id, (_, email) in self.links.items():
-            self._conversions_of(identity_id, email)
-            result = self.session.execute(
+        moved: dict[int, int] = dict.fromkeys(self.links, 0)
+        # Each linked identity's email is stored on its row (flushed above): a touchpoint or a conversation takes
+        # the email of its own identity.
+        linked_email = (select(SocialIdentityRow.email)
+                        .where(SocialIdentityRow.id == TouchpointRow.identity_id).scalar_subquery())
+        conversation_email = (select(SocialIdentityRow.email)
+                              .where(SocialIdentityRow.id == ConversationRow.identity_id).scalar_subquery())
+        for ids in in_list_chunks(sorted(self.links)):
+            self._conversions_of(ids)
+            for identity_id in self.session.scalars(
                 update(TouchpointRow)
-                .where(TouchpointRow.identity_id == identity_id, TouchpointRow.email.is_(None))
-                .values(email=email)
+                .where(TouchpointRow.identity_id.in_(ids), TouchpointRow.email.is_(None))
+                .values(email=linked_email)
+                .returning(TouchpointRow.identity_id)
                 .execution_options(synchronize_session=False)
-            )
+            ):
+                moved[cast(int, identity_id)] += 1
             self.session.execute(
                 update(ConversationRow)
-                .where(ConversationRow.identity_id == identity_id, ConversationRow.email.is_(None))
-                .values(email=email)
+                .where(ConversationRow.identity_id.in_(ids), ConversationRow.email.is_(None))
+                .values(email=conversation_email)
                 .execution_options(synchronize_session=False)
             )
-            moved[identity_id] = int(getattr(result, "rowcount", 0) or 0)
-        _merge_engagements(self.session, self.session.scalars(
-            select(TouchpointRow.event_ref).distinct().where(
-                TouchpointRow.identity_id.in_(list(self.links)), TouchpointRow.event_ref.is_not(None))))
+        refs: list[str | None] = []
+        for ids in in_list_chunks(sorted(self.links)):
+            refs += self.session.scalars(select(TouchpointRow.event_ref).distinct().where(
+                TouchpointRow.identity_id.in_(ids), TouchpointRow.event_ref.is_not(None)))
+        _merge_engagements(self.session, refs)
         emails = sorted({email for _, email in self.links.values()})
         contacts: dict[str, ContactRow] = {}
         for chunk in in_list_chunks(emails):
@@ -312,20 +332,23 @@ class _Stitcher:
         self.links.clear()
         return moved
 
-    def _conversions_of(self, identity_id: int, email: str) -> None:
-        """Record the conversions of an identity's ``conversion`` touchpoints, which waited for its email (a
-        conversion is a person's, known by email), each once, under its touchpoint's key."""
-        waiting = list(self.session.execute(
-            select(TouchpointRow.event_key, TouchpointRow.timestamp).where(
-                TouchpointRow.identity_id == identity_id, TouchpointRow.email.is_(None),
-                TouchpointRow.type == TouchpointType.CONVERSION)))
+    def _conversions_of(self, identity_ids: Sequence[int]) -> None:
+        """Record the conversions of these linked identities' ``conversion`` touchpoints, which waited for the
+        email (a conversion is a person's, known by email), each once, under its touchpoint's key."""
+        waiting = self.session.execute(
+            select(TouchpointRow.identity_id, TouchpointRow.event_key, TouchpointRow.timestamp).where(
+                TouchpointRow.identity_id.in_(identity_ids), TouchpointRow.email.is_(None),
+                TouchpointRow.type == TouchpointType.CONVERSION)).all()
         if not waiting:
             return
-        recorded = set(self.session.scalars(select(ConversionRow.event_key).where(
-            ConversionRow.event_key.in_([key for key, _ in waiting]))))
-        self.session.add_all(ConversionRow(event_key=key, email=email, timestamp=timestamp, value=None, currency=None,
+        recorded: set[str] = set()
+        for keys in in_list_chunks([key for _, key, _ in waiting]):
+            recorded.update(self.session.scalars(
+                select(ConversionRow.event_key).where(ConversionRow.event_key.in_(keys))))
+        self.session.add_all(ConversionRow(event_key=key, email=self.links[cast(int, identity_id)][1],
+                                           timestamp=timestamp, value=None, currency=None,
                                            source=ConversionSource.API, external_id=None, integration=None)
-                             for key, timestamp in waiting if key not in recorded)
+                             for identity_id, key, timestamp in waiting if key not in recorded)
 
     def add_profile(self, contact: ContactRow, identity: SocialIdentityRow) -> None:
         """Put the identity on the contact's social profiles (so later events by username find the contact)."""
@@ -346,6 +369,45 @@ class _Stitcher:
         )
         # A profile-only change does not touch the contacts row, so its onupdate would not fire.
         contact.updated_at = utcnow()
+
+
+@dataclass
+class _Contacts:
+    """The local contacts a batch names, read a chunk of emails at a time with their social profiles; a contact the
+    batch creates is kept here too."""
+
+    session: Session
+    #: email -> its contact, or None when there is none (yet).
+    known: dict[str, ContactRow | None] = field(default_factory=dict)
+
+    def preload(self, emails: Iterable[str]) -> None:
+        wanted = sorted(set(emails) - set(self.known))
+        for chunk in in_list_chunks(wanted):
+            for contact in self.session.scalars(
+                select(ContactRow).options(selectinload(ContactRow.social_profiles)).where(ContactRow.email.in_(chunk))
+            ):
+                self.known[contact.email] = contact
+        for email in wanted:
+            self.known.setdefault(email, None)
+
+    def get(self, email: str) -> ContactRow | None:
+        if email not in self.known:
+            self.preload([email])
+        return self.known[email]
+
+    def upsert(self, email: str, first_name: str | None, last_name: str | None) -> None:
+        """Create the contact of ``email``, or fill the blanks of its name: social data never overwrites a name the
+        marketer or the CRM gave."""
+        contact = self.get(email)
+        if contact is None:
+            self.known[email] = ContactRow(email=email, first_name=first_name, last_name=last_name, custom_fields={},
+                                           social_profiles=[])
+            self.session.add(self.known[email])
+            return
+        if contact.first_name is None and first_name is not None:
+            contact.first_name = first_name
+        if contact.last_name is None and last_name is not None:
+            contact.last_name = last_name
 
 
 class SocialStore:
@@ -376,12 +438,22 @@ class SocialStore:
     def _conversations(self, session: Session, events: Sequence[ConversationEvent]) -> list[RecordedEvent]:
         stitcher = _Stitcher(session)
         stitcher.preload((e.platform, e.participant.username) for e in events if e.participant.username is not None)
+        # What each event looks up is read for the whole batch first, a few queries per chunk: the contacts of the
+        # emails it names or its usernames are linked to, the conversations and their touchpoints, the campaigns.
+        contacts = _Contacts(session)
+        contacts.preload(email for e in events for email in stitcher.emails_of(
+            e.platform, e.participant.email, e.participant.username))
+        self._ensure_campaigns(session, [(e.campaign, e.platform) for e in events if e.campaign is not None])
+        stored = self._stored_conversations(session, [(e.platform, e.conversation_id) for e in events])
+        touches = self._touchpoints_by_key(
+            session, [event_key("conversation", e.platform, e.conversation_id) for e in events])
+        started: set[str] = set()
         results: list[RecordedEvent] = []
         linking: dict[int, int | None] = {}
         for number, event in enumerate(events, start=1):
             participant = event.participant
             if participant.email is not None:
-                self._upsert_contact(session, participant.email, participant.first_name, participant.last_name)
+                contacts.upsert(participant.email, participant.first_name, participant.last_name)
             person, linked = stitcher.resolve(
                 event.platform,
                 participant.email,
@@ -395,18 +467,13 @@ class SocialStore:
             # the email were given: the contact is upserted too, else no CRM would ever get it or its entries.
             email = participant.email or person.email
             if participant.email is None and email is not None:
-                self._upsert_contact(session, email, participant.first_name, participant.last_name)
+                contacts.upsert(email, participant.first_name, participant.last_name)
             if email is not None and person.identity_id is not None:
-                contact = session.scalar(select(ContactRow).where(ContactRow.email == email))
+                contact = contacts.get(email)
                 identity = session.get(SocialIdentityRow, person.identity_id)
                 if contact is not None and identity is not None and identity.email == email:
                     stitcher.add_profile(contact, identity)
-            self._ensure_campaign(session, event.campaign, event.platform)
-            row = session.scalar(
-                select(ConversationRow).where(
-                    ConversationRow.platform == event.platform, ConversationRow.conversation_id == event.conversation_id
-                )
-            )
+            row = stored.get((event.platform, event.conversation_id))
             values = {
                 "email": person.email,
                 "identity_id": person.identity_id,
@@ -418,8 +485,8 @@ class SocialStore:
                     conversation_id=event.conversation_id, platform=event.platform, crm_links={}, **values
                 )
                 session.add(row)
-                session.flush()
-                self._refresh_conversations(session, {event.conversation_id})
+                stored[(event.platform, event.conversation_id)] = row
+                started.add(event.conversation_id)
                 action = EventAction.CREATED
             else:
                 if row.email is not None and participant.email is not None and participant.email != row.email:
@@ -441,6 +508,7 @@ class SocialStore:
                 })
             touch_changed = self._put_touchpoint(
                 session,
+                touches,
                 event_key("conversation", event.platform, event.conversation_id),
                 row.email,
                 row.identity_id,
@@ -458,6 +526,9 @@ class SocialStore:
                 linking[len(results) - 1] = person.identity_id
             if number % SAVE_BATCH == 0:
                 session.flush()
+        # Messages that came before their conversation are counted now it has come.
+        session.flush()
+        self._refresh_conversations(session, started)
         return _with_links(results, linking, stitcher.finish())
 
     def record_all(
@@ -594,7 +665,7 @@ class SocialStore:
     def _engagements(self, session: Session, events: Sequence[EngagementEvent]) -> list[RecordedEvent]:
         stitcher = _Stitcher(session)
         stitcher.preload((e.platform, e.user.username) for e in events if e.user.username is not None)
-        self._ensure_campaigns(session, {(e.campaign, e.platform) for e in events if e.campaign is not None})
+        self._ensure_campaigns(session, sorted({(e.campaign, e.platform) for e in events if e.campaign is not None}))
         refs = [engagement_ref(e.platform, e.type, e.timestamp, e.post_id, e.conversation_id, e.campaign)
                 for e in events]
         # The touchpoints recorded for the same engagement, whoever they belong to: a re-delivery is the one of the
@@ -699,40 +770,49 @@ class SocialStore:
             return EventAction.CREATED
         return _update_row(row, values)
 
+    @staticmethod
     def _put_touchpoint(
-        self, session: Session, key: str, email: str | None, identity_id: int | None, **values: Any
+        session: Session, known: dict[str, TouchpointRow], key: str, email: str | None, identity_id: int | None,
+        **values: Any,
     ) -> bool:
-        """Insert the touchpoint, or bring the one with this key up to date; whether anything changed."""
-        row = session.scalar(select(TouchpointRow).where(TouchpointRow.event_key == key))
+        """Insert the touchpoint, or bring the one with this key (in ``known``, the batch's by key) up to date;
+        whether anything changed."""
+        row = known.get(key)
         if row is None:
-            session.add(TouchpointRow(event_key=key, email=email, identity_id=identity_id, **values))
+            known[key] = TouchpointRow(event_key=key, email=email, identity_id=identity_id, **values)
+            session.add(known[key])
             return True
         wanted = {**values, "email": email or row.email, "identity_id": identity_id or row.identity_id}
         return _update_row(row, wanted) is EventAction.UPDATED
 
     @staticmethod
-    def _upsert_contact(session: Session, email: str, first_name: str | None, last_name: str | None) -> None:
-        contact = session.scalar(select(ContactRow).where(ContactRow.email == email))
-        if contact is None:
-            session.add(ContactRow(email=email, first_name=first_name, last_name=last_name, custom_fields={}))
-            session.flush()
-            return
-        # Social data fills blanks; it never overwrites a name the marketer or the CRM gave.
-        if contact.first_name is None and first_name is not None:
-            contact.first_name = first_name
-        if contact.last_name is None and last_name is not None:
-            contact.last_name = last_name
+    def _stored_conversations(
+        session: Session, keys: Sequence[tuple[SocialPlatform, str]]
+    ) -> dict[tuple[SocialPlatform, str], ConversationRow]:
+        """The stored conversations of these (platform, conversation id) pairs, by the pair."""
+        found: dict[tuple[SocialPlatform, str], ConversationRow] = {}
+        for platform in sorted({platform for platform, _ in keys}):
+            for chunk in in_list_chunks(sorted({conversation_id for p, conversation_id in keys if p == platform})):
+                for row in session.scalars(select(ConversationRow).where(
+                        ConversationRow.platform == platform, ConversationRow.conversation_id.in_(chunk))):
+                    found[(row.platform, row.conversation_id)] = row
+        return found
 
     @staticmethod
-    def _ensure_campaign(session: Session, name: str | None, platform: SocialPlatform) -> None:
-        if name is not None:
-            SocialStore._ensure_campaigns(session, {(name, platform)})
+    def _touchpoints_by_key(session: Session, keys: Sequence[str]) -> dict[str, TouchpointRow]:
+        """The stored touchpoints with these event keys, by key."""
+        found: dict[str, TouchpointRow] = {}
+        for chunk in in_list_chunks(sorted(set(keys))):
+            for row in session.scalars(select(TouchpointRow).where(TouchpointRow.event_key.in_(chunk))):
+                found[row.event_key] = row
+        return found
 
     @staticmethod
-    def _ensure_campaigns(session: Session, named: set[tuple[str, SocialPlatform]]) -> None:
-        """Create the campaigns a batch names that do not exist yet (with the platform they were first seen on)."""
+    def _ensure_campaigns(session: Session, named: Iterable[tuple[str, SocialPlatform]]) -> None:
+        """Create the campaigns a batch names that do not exist yet, each with the platform of the first of
+        ``named`` that names it."""
         first_platform: dict[str, SocialPlatform] = {}
-        for name, platform in sorted(named):
+        for name, platform in named:
             first_platform.setdefault(name, platform)
         known: set[str] = set()
         for chunk in in_list_chunks(sorted(first_platform)):

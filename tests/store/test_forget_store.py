@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import inspect, select, text
 
-from crm_desktop.domain.models import Contact, Lead
+from crm_desktop.domain.models import Contact, Integration, Lead
 from crm_desktop.domain.outcomes import RecordObject
-from crm_desktop.domain.social import ConversationEvent, Message
+from crm_desktop.domain.social import ConversationEvent, EngagementEvent, Message
 from crm_desktop.store.database import Database, migrate_to
 from crm_desktop.store.forget_store import ForgetStore, email_digest
-from crm_desktop.store.models import AuditLogRow, Base, SyncRunRow
-from crm_desktop.store.repositories import ContactStore, LeadStore
+from crm_desktop.store.models import AuditLogRow, Base, SyncRunRow, WorkflowEventKind, WorkflowEventRow
+from crm_desktop.store.repositories import ContactStore, IntegrationStore, LeadStore
 from crm_desktop.store.social_store import SocialStore
+from crm_desktop.store.workflow_store import QueuedEvent, WorkflowStore
 
 ANN = "ann@example.com"
 
@@ -70,3 +71,60 @@ def test_0029_adds_the_forgotten_people_and_a_downgrade_drops_them(blank_databas
     assert ForgetStore(blank_database).forgotten_among([ANN]) == {ANN: datetime(2026, 12, 7, tzinfo=UTC)}
     migrate_to(blank_database.engine, "0028", downgrade=True)
     assert "forgotten_people" not in inspect(blank_database.engine).get_table_names()
+
+
+def _queued(kind: WorkflowEventKind, key: str, event: ConversationEvent | Message | EngagementEvent) -> QueuedEvent:
+    return QueuedEvent(kind, key, event.to_wire())
+
+
+def _engaged(key: str, user: dict[str, str], platform: str = "twitter") -> QueuedEvent:
+    return _queued(WorkflowEventKind.ENGAGEMENT, key, EngagementEvent.model_validate({
+        "platform": platform, "type": "like", "timestamp": "2026-11-21T09:00:00Z", "postId": "p-1", "user": user}))
+
+
+def _said(key: str, conversation_id: str, text: str) -> QueuedEvent:
+    return _queued(WorkflowEventKind.MESSAGE, key, Message.model_validate({
+        "conversationId": conversation_id, "messageId": key, "direction": "inbound",
+        "sentAt": "2026-11-20T10:01:00Z", "text": text}))
+
+
+def test_forget_deletes_every_social_event_naming_the_person_and_no_one_else_s(database: Database) -> None:
+    ContactStore(database).save(Contact(email=ANN))
+    social = SocialStore(database)
+    social.record_conversations([ConversationEvent.model_validate({
+        "conversationId": "c-1", "platform": "twitter", "startedAt": "2026-11-20T10:00:00Z",
+        "participant": {"email": ANN, "username": "annlee"}})])
+    social.record_engagements([EngagementEvent.model_validate({
+        "platform": "instagram", "type": "like", "timestamp": "2026-11-20T11:00:00Z",
+        "user": {"email": ANN, "username": "ann_ig"}})])
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    hers = [
+        _queued(WorkflowEventKind.CONVERSATION, "her-1", ConversationEvent.model_validate({
+            "conversationId": "c-1", "platform": "twitter", "startedAt": "2026-11-20T10:00:00Z",
+            "participant": {"email": ANN, "username": "annlee"}})),
+        _said("her-2", "c-1", "hello"),
+        _engaged("her-3", {"email": "Ann@Example.com"}),
+        _engaged("her-4", {"username": "@AnnLee"}),  # a username linked to her, in another case
+        _engaged("her-5", {"username": "ann_ig"}, platform="instagram"),
+        _queued(WorkflowEventKind.CONVERSATION, "her-6", ConversationEvent.model_validate({
+            "conversationId": "c-9", "platform": "twitter", "startedAt": "2026-11-22T10:00:00Z",
+            "participant": {"username": "annlee"}})),
+        _said("her-7", "c-8", f"please write to {ANN}."),  # someone else's message naming her email
+    ]
+    others = [
+        *(_engaged(f"other-{n}", {"email": f"fan{n}@example.com", "username": f"fan{n}"}) for n in range(1500)),
+        *(_said(f"other-m-{n}", f"c-fan-{n}", "hi") for n in range(500)),
+        _engaged("other-joann", {"email": "joann@example.com"}),
+        _engaged("other-annlee-on-instagram", {"username": "annlee"}, platform="instagram"),
+        _engaged("other-annlee2", {"username": "annlee2"}),
+        _said("other-mention", "c-8", "write to joann@example.com or ann@example.com.au"),
+    ]
+    WorkflowStore(database).enqueue([integration.id], [*hers, *others])
+
+    erased = ForgetStore(database).forget(ANN)
+
+    assert erased.counts["socialEvents"] == len(hers)
+    with database.session() as session:
+        left = set(session.scalars(select(WorkflowEventRow.event_key)))
+    assert left == {event.event_key for event in others}

@@ -192,6 +192,80 @@ def test_messages_before_their_conversation_are_kept_and_counted_when_it_arrives
     assert stored.participant.email == "gil@example.com"
 
 
+def test_many_usernames_linked_in_one_batch_each_take_their_own_earlier_rows(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Linking is done a few statements per chunk of identities: with chunks of 3, seven people span three chunks.
+    monkeypatch.setattr("crm_desktop.store.database.IN_LIST_SIZE", 3)
+    store = SocialStore(database)
+    people = [f"fan{n}" for n in range(7)]
+    store.record_engagements([
+        engagement(name, type=kind, timestamp=f"2026-11-{10 + n:02d}T10:00:00Z", postId=f"p-{n}")
+        for number, name in enumerate(people) for n, kind in enumerate(["like", "conversion", "share"][:1 + number % 3])
+    ] + [engagement("stranger", timestamp="2026-11-09T10:00:00Z")])
+    store.record_conversations([conversation({"username": name}, conversation_id=f"ig-{name}") for name in people[:4]])
+
+    linked = store.record_engagements([engagement(name, email=f"{name}@example.com", type="click", postId="x")
+                                       for name in people])
+
+    # Each linking event moved its own person's earlier touchpoints (engagements, and the conversation's dm).
+    assert [r.linked_touchpoints for r in linked] == [1 + n % 3 + (n < 4) for n in range(7)]
+    with database.session() as session:
+        rows = session.execute(select(SocialIdentityRow.username, TouchpointRow.email, TouchpointRow.type)
+                               .join(TouchpointRow, TouchpointRow.identity_id == SocialIdentityRow.id)).all()
+        assert {(name, email) for name, email, _ in rows} == {
+            *((name, f"{name}@example.com") for name in people), ("stranger", None)}
+        assert sorted(session.execute(select(ConversationRow.conversation_id, ConversationRow.email)).all()) == [
+            (f"ig-{name}", f"{name}@example.com") for name in people[:4]]
+    # A conversion engagement recorded by username becomes that person's conversion once linked, once.
+    assert sorted(c.email for c in store.conversions()) == [f"{people[n]}@example.com" for n in (1, 2, 4, 5)]
+    assert store.link_identities_from_profiles() == 0 and len(store.conversions()) == 4
+
+
+def test_a_batch_of_conversations_reads_its_people_once_and_keeps_each_event_s_effect(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Conversations, contacts and touchpoints are read for the whole batch a chunk at a time (chunks of 2 here):
+    # later events of the batch must still see what earlier ones wrote.
+    monkeypatch.setattr("crm_desktop.store.database.IN_LIST_SIZE", 2)
+    ContactStore(database).save(Contact(email="kai@example.com", first_name="Kai"))
+    store = SocialStore(database)
+    store.record_messages([message("m-0", conversationId="ig-5", sentiment="negative")])
+    store.record_engagements([engagement("lia", email="lia@example.com")])
+    events = [
+        conversation({"email": "kai@example.com", "lastName": "Kato", "username": "kai_k"}, "ig-1",
+                     campaign="Autumn", platform="twitter"),
+        conversation({"email": "new@example.com", "firstName": "Nia"}, "ig-2", campaign="Autumn"),
+        conversation({"email": "new@example.com", "firstName": "Other", "lastName": "Nash"}, "ig-3"),
+        conversation({"username": "@LIA", "firstName": "Lia", "followers": 40}, "ig-4"),
+        conversation({"username": "kai_k"}, "ig-5", platform="twitter"),
+        conversation({"email": "kai@example.com", "username": "kai_k"}, "ig-1", platform="twitter",
+                     startedAt="2026-11-22T08:00:00Z"),
+    ]
+
+    recorded = store.record_conversations(events)
+
+    assert [(r.action, r.person.email) for r in recorded] == [
+        (EventAction.CREATED, "kai@example.com"), (EventAction.CREATED, "new@example.com"),
+        (EventAction.CREATED, "new@example.com"), (EventAction.CREATED, "lia@example.com"),
+        (EventAction.CREATED, "kai@example.com"), (EventAction.UPDATED, "kai@example.com")]
+    people = ContactStore(database).find_many(["kai@example.com", "new@example.com", "lia@example.com"])
+    assert {email: (c.first_name, c.last_name) for email, c in people.items()} == {
+        "kai@example.com": ("Kai", "Kato"), "new@example.com": ("Nia", "Nash"), "lia@example.com": ("Lia", None)}
+    assert [(p.platform.value, p.username) for p in people["kai@example.com"].social_profiles] == [
+        ("twitter", "kai_k")]
+    assert [(p.username, p.followers) for p in people["lia@example.com"].social_profiles] == [("lia", 40)]
+    assert [(c.name, c.platform) for c in store.campaigns()] == [("Autumn", SocialPlatform.TWITTER)]
+    first = store.conversation(SocialPlatform.TWITTER, "ig-1")
+    assert first is not None and first.started_at == datetime(2026, 11, 22, 8, tzinfo=UTC)
+    late = store.conversation(SocialPlatform.TWITTER, "ig-5")
+    assert late is not None and (late.participant.username, late.messages_in, late.latest_sentiment) == (
+        "kai_k", 1, "negative")
+    assert store.counts()["touchpoints"] == 6 and store.counts()["conversations"] == 5
+    assert [t.timestamp for t in store.touches("kai@example.com")] == [
+        datetime(2026, 11, 22, 8, tzinfo=UTC), datetime(2026, 11, 22, 9, tzinfo=UTC)]
+
+
 def test_a_conversation_of_an_anonymous_participant_joins_the_email_later(database: Database) -> None:
     store = SocialStore(database)
     store.record_conversations([conversation({"username": "hal"})])
