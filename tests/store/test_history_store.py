@@ -93,6 +93,20 @@ def build_history(database: Database) -> History:
         runs["old running"] = add_run(session, crm, OLD, status=SyncRunStatus.RUNNING)
         runs["paused's last sync"] = add_run(session, paused, OLD)
         runs["paused's older sync"] = add_run(session, paused, OLD - timedelta(days=1))
+        # Local undos name what they undid in their message: a whole run, or one change (a merge's changes
+        # belong to no run, and stay).
+        merge_change = AuditLogRow(run_id=None, entity="contact", entity_id="1", field="company", old_value="A",
+                                   new_value="B", source="merge", at=OLD)
+        session.add(merge_change)
+        session.flush()
+        old_change = session.scalar(select(func.min(AuditLogRow.id)).where(AuditLogRow.run_id == runs["old"]))
+        local_undo = dict(trigger=SyncTrigger.EDIT, direction=SyncDirection.UNDO)
+        runs["old undo of old import"] = add_run(session, None, OLD + timedelta(hours=1),
+                                                 message=f"undo of run {runs['old import']}", **local_undo)
+        runs["old undo of old change"] = add_run(session, None, OLD + timedelta(hours=1),
+                                                 message=f"undo of change {old_change}", **local_undo)
+        runs["old undo of merge change"] = add_run(session, None, OLD + timedelta(hours=1),
+                                                   message=f"undo of change {merge_change.id}", **local_undo)
         runs["recent"] = add_run(session, crm, RECENT)
         runs["recent undo of old"] = add_run(session, crm, RECENT, direction=SyncDirection.UNDO,
                                              undoes_run_id=runs["old dry run"])
@@ -117,6 +131,11 @@ def build_history(database: Database) -> History:
         merge = AuditLogRow(run_id=None, entity="contact", entity_id="1", field=MERGED_FIELD,
                             old_value="gone@example.com", new_value="p0@example.com", source="merge", at=OLD)
         session.add(merge)
+        # Such a row in a run (a merge records its own without one today) outlives the run all the same: a pull
+        # reads it so as not to bring the merged contact back.
+        merge_in_run = AuditLogRow(run_id=runs["old"], entity="contact", entity_id="1", field=MERGED_FIELD,
+                                   old_value="gone2@example.com", new_value="p0@example.com", source="merge", at=OLD)
+        session.add(merge_in_run)
         forgotten = ForgottenPersonRow(email_hash="ab" * 32, forgotten_at=OLD)
         session.add(forgotten)
         alert = AlertRow(kind="run_failed", integration_id=crm, integration_name="crm", message="failed",
@@ -126,12 +145,13 @@ def build_history(database: Database) -> History:
                                         status=SyncRunStatus.SUCCEEDED, contacts_synced=2)
         session.add(figures)
         session.flush()
-        kept.update(resolved=resolved.id, done=done.id, merge=merge.id, alert=alert.id, figures=figures.id)
+        kept.update(resolved=resolved.id, done=done.id, merge=merge.id, merge_in_run=merge_in_run.id, alert=alert.id,
+                    figures=figures.id)
     return history
 
 
 GOING = ("old", "old dry run", "old import", "old undo of old", "old with superseded refusal",
-         "paused's older sync")
+         "paused's older sync", "old undo of old import", "old undo of old change")
 
 
 def count_rows(database: Database, row: Any, *where: Any) -> int:
@@ -148,13 +168,13 @@ def test_pruning_deletes_exactly_the_old_runs_nothing_still_needs(database: Data
     planned = store.count(LIMIT)
     pruned = store.prune(LIMIT)
 
-    # Each going run had 2 lines and 2 changes, but the dry run (no changes).
-    assert pruned == planned == PruneCounts(runs=6, record_log=12, field_changes=10, kept=7)
+    # Each run going had 2 lines and 2 changes, but the dry run (no changes).
+    assert pruned == planned == PruneCounts(runs=8, record_log=16, field_changes=14, kept=8)
     with database.session() as session:
         left = set(session.scalars(select(SyncRunRow.id)))
     assert left == {run_id for name, run_id in history.runs.items() if name not in GOING}
-    assert count_rows(database, SyncRecordLogRow) == before_lines - 12
-    assert count_rows(database, AuditLogRow) == before_changes - 10
+    assert count_rows(database, SyncRecordLogRow) == before_lines - 16
+    assert count_rows(database, AuditLogRow) == before_changes - 14
     gone = [history.runs[name] for name in GOING]
     assert count_rows(database, SyncRecordLogRow, SyncRecordLogRow.run_id.in_(gone)) == 0
     assert count_rows(database, AuditLogRow, AuditLogRow.run_id.in_(gone)) == 0
@@ -162,7 +182,7 @@ def test_pruning_deletes_exactly_the_old_runs_nothing_still_needs(database: Data
     with database.session() as session:
         kept = history.kept_rows
         for row, key in ((ConflictRow, "resolved"), (OutboxRow, "done"), (AlertRow, "alert"),
-                         (SyncAttemptMetricsRow, "figures")):
+                         (SyncAttemptMetricsRow, "figures"), (AuditLogRow, "merge_in_run")):
             stored = session.get(row, kept[key])
             assert stored is not None and stored.run_id is None, row
         assert session.get(AuditLogRow, kept["merge"]) is not None
@@ -171,7 +191,7 @@ def test_pruning_deletes_exactly_the_old_runs_nothing_still_needs(database: Data
         assert session.scalar(select(func.count()).select_from(ConflictRow)
                               .where(ConflictRow.status == ConflictStatus.OPEN)) == 1
     # A second prune finds nothing more to delete.
-    assert store.prune(LIMIT) == PruneCounts(kept=7)
+    assert store.prune(LIMIT) == PruneCounts(kept=8)
 
 
 def test_pruning_goes_in_bounded_transactions_with_the_same_result(database: Database,
@@ -186,8 +206,8 @@ def test_pruning_goes_in_bounded_transactions_with_the_same_result(database: Dat
 
     pruned = RunHistoryStore(database).prune(LIMIT, on_batch=lambda counts: batches.append(counts.rows))
 
-    assert pruned == PruneCounts(runs=7, record_log=19, field_changes=10, kept=7)
-    assert len(batches) == 7  # each run of 5 rows alone, as two would pass 6; the big one alone too
+    assert pruned == PruneCounts(runs=9, record_log=23, field_changes=14, kept=8)
+    assert len(batches) == 9  # each run alone, as any two pass 6 rows; the big one (8) alone too
     assert batches == sorted(batches) and batches[-1] == pruned.rows
     assert count_rows(database, SyncRunRow, SyncRunRow.id.in_([big, history.runs["old"]])) == 0
 
