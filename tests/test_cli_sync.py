@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_desktop.app import crm_actions
+from crm_desktop.app.preferences import HistoryRetention
 from crm_desktop.cli import ExitCode, main
 from crm_desktop.cli import common as cli_common
 from crm_desktop.domain.alerts import AlertKind
@@ -24,7 +25,7 @@ from crm_desktop.providers.contract import AdapterOptions
 from crm_desktop.sandbox.core import FaultKind, FaultRule, SandboxConfig
 from crm_desktop.sandbox.hubspot import HubSpotSandbox
 from crm_desktop.store import sync_store
-from crm_desktop.store.models import ConflictRule, SyncLockRow, SyncTrigger
+from crm_desktop.store.models import ConflictRule, SyncLockRow, SyncTrigger, utcnow
 from crm_desktop.store.sync_store import SyncStore
 from tests.support.cli_runs import connect_cli, run, run_json, workspace_at
 
@@ -430,6 +431,24 @@ def test_runs_list_show_and_undo(
 
 
 # -- schedule, locks, exit codes --------------------------------------------------------------------
+
+
+def test_due_prunes_the_runs_older_than_the_history_kept_after_its_batch(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imported(data_dir, tmp_path, capsys)
+    with workspace_at(data_dir) as workspace:
+        [old] = [run.id for run in workspace.sync.runs()]
+        year_ago = utcnow() - timedelta(days=400)
+        workspace.sync.store.update_run(old, started_at=year_ago, finished_at=year_ago)
+        workspace.preferences.update(history_retention=HistoryRetention.MONTHS_12)
+
+    code, data = run_json(data_dir, ["sync", "--due"], capsys)
+
+    assert code == ExitCode.OK
+    [result] = data["results"]
+    with workspace_at(data_dir) as workspace:
+        assert [run.id for run in workspace.sync.runs()] == [result["runId"]]
 
 
 def test_due_runs_what_the_schedule_says(

@@ -1,4 +1,5 @@
-"""The desktop's workspace preferences: local API, background syncing, notifications, theme, attribution model.
+"""The desktop's workspace preferences: local API, background syncing, notifications, theme, attribution model,
+how long the run history is kept.
 
 They are stored in the workspace's database (so every desktop on a shared database sees the same), never a
 secret: the API token stays in the keyring (``api_access``) and the scoring weights in ``SocialService``.
@@ -31,6 +32,21 @@ class ThemeChoice(StrEnum):
     DARK = "dark"
 
 
+class HistoryRetention(StrEnum):
+    """How long the run history (runs, their record logs and field changes) is kept: forever, or some months."""
+
+    FOREVER = "forever"
+    MONTHS_12 = "12-months"
+    MONTHS_6 = "6-months"
+    MONTHS_3 = "3-months"
+    MONTH_1 = "1-month"
+
+    @property
+    def months(self) -> int | None:
+        """The months kept; ``None``: forever."""
+        return None if self is HistoryRetention.FOREVER else int(self.value.split("-")[0])
+
+
 class DeskPreferences(BaseModel):
     """What the Settings dialog edits (per workspace).
 
@@ -42,6 +58,8 @@ class DeskPreferences(BaseModel):
         notifications: show desktop notifications for alerts (the Alerts view lists them either way).
         theme: light, dark, or the system's.
         attribution_model: the model the Attribution panel opens with.
+        history_retention: how long runs are kept (older ones are deleted with their record log and field changes,
+            and can no longer be undone); forever unless the marketer chooses.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -53,6 +71,7 @@ class DeskPreferences(BaseModel):
     notifications: bool = True
     theme: ThemeChoice = ThemeChoice.SYSTEM
     attribution_model: AttributionModel = AttributionModel.LINEAR
+    history_retention: HistoryRetention = HistoryRetention.FOREVER
 
 
 class PreferencesService:

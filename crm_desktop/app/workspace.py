@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from crm_desktop.app.alerts import AlertService
 from crm_desktop.app.crm_actions import CrmActions
+from crm_desktop.app.history_retention import HistoryRetentionService
 from crm_desktop.app.integrations import IntegrationService, rotate_after_days
 from crm_desktop.app.paths import AppPaths, resolve_paths
 from crm_desktop.app.preferences import PreferencesService
@@ -52,6 +53,7 @@ class Workspace:
         monitor: every sync attempt's figures, each integration's health, a run's errors and their retry.
         preferences: the desktop's settings (local API, background syncing, notifications, theme).
         alerts: failed runs, refused sign-ins, low quotas and data-quality issues, kept for the Alerts view.
+        history: prunes runs older than the history retention setting (none unless the marketer chose a limit).
     """
 
     paths: AppPaths
@@ -68,6 +70,7 @@ class Workspace:
     monitor: SyncMonitorService
     preferences: PreferencesService
     alerts: AlertService
+    history: HistoryRetentionService
 
     @classmethod
     def open(
@@ -93,6 +96,7 @@ class Workspace:
         network = NetworkSettingsService(settings_store, vault)
         crm = CrmActions(integrations, transport=transport, network=network.network, locks=SyncStore(database))
         sync = SyncService(database, integrations, crm)
+        preferences = PreferencesService(settings_store)
         return cls(
             paths=paths,
             database=database,
@@ -106,8 +110,9 @@ class Workspace:
             network=network,
             social=SocialService(database),
             monitor=SyncMonitorService(database, sync, SyncPreviewSetting(settings_store)),
-            preferences=PreferencesService(settings_store),
+            preferences=preferences,
             alerts=AlertService(database),
+            history=HistoryRetentionService(database, preferences),
         )
 
     def run_syncs_in_process(self) -> bool:

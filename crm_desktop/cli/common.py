@@ -112,6 +112,13 @@ def emit(args: argparse.Namespace, data: Any, text: str, out: TextIO | None = No
         stream.write(text.rstrip("\n") + "\n")
 
 
+def confirm(question: str) -> bool:
+    """Ask on the terminal (stderr, so ``--json`` output stays clean); anything but y/yes is a no."""
+    sys.stderr.write(question + " [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in {"y", "yes"}
+
+
 def open_workspace(args: argparse.Namespace) -> Workspace:
     return Workspace.open(args.data_dir, transport=http_transport)
 

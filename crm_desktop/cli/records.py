@@ -28,6 +28,7 @@ from crm_desktop.cli.common import (
     cannot_read,
     closing,
     command_group,
+    confirm,
     emit,
     in_a_cell,
     open_workspace,
@@ -462,13 +463,6 @@ def cmd_leads_undo_change(args: argparse.Namespace) -> int:
 # -- forgetting a person at their request ------------------------------------------------------------
 
 
-def _confirm(question: str) -> bool:
-    """Ask on the terminal (stderr, so ``--json`` output stays clean); anything but y/yes is a no."""
-    sys.stderr.write(question + " [y/N] ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in {"y", "yes"}
-
-
 def _forget(args: argparse.Namespace, obj: RecordObject) -> int:
     with closing(open_workspace(args)) as workspace:
         forgetting = ForgetService(workspace.database, workspace.crm)
@@ -485,7 +479,7 @@ def _forget(args: argparse.Namespace, obj: RecordObject) -> int:
                 raise CommandError(f"forgetting {email} erases them for good: add --yes to do it without asking",
                                    ExitCode.USAGE, "confirmation_needed")
             crms = ("its linked records in the CRMs are deleted first" if args.in_crms else CRM_RECORDS_STAY)
-            if not _confirm(f"Forget {whom}? This erases {ERASED_WORDS}, and keeps pulls, imports, pushes and "
+            if not confirm(f"Forget {whom}? This erases {ERASED_WORDS}, and keeps pulls, imports, pushes and "
                             f"social events from bringing them back ({crms}). Forget them?"):
                 raise CommandError(f"{email} was not forgotten: nothing was erased", ExitCode.PARTIAL, "cancelled")
         if args.in_crms:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from crm_desktop.app.history_retention import PruneCounts, SpaceReport, days_before, kept_text
+from crm_desktop.app.history_retention import counts_text as pruned_counts_text
 from crm_desktop.app.sync_monitor import NothingToRetry
 from crm_desktop.app.sync_service import SyncRunRow, SyncTrigger, local_run_name
 from crm_desktop.app.text import led_by_record, plural
-from crm_desktop.cli.arguments import COUNT, LIMIT
+from crm_desktop.cli.arguments import COUNT, LIMIT, whole_number
 from crm_desktop.cli.common import (
     CommandError,
     ExitCode,
@@ -19,6 +22,7 @@ from crm_desktop.cli.common import (
     cannot_write,
     closing,
     command_group,
+    confirm,
     counts_text,
     duration_text,
     emit,
@@ -30,6 +34,7 @@ from crm_desktop.cli.common import (
     table,
     when,
 )
+from crm_desktop.store.models import utcnow
 from crm_desktop.sync.actions import UndoRefused
 from crm_desktop.sync.engine import SyncAlreadyRunning
 
@@ -208,9 +213,60 @@ def cmd_runs_retry(args: argparse.Namespace) -> int:
     return ExitCode.OK if retry_run.status.value == "succeeded" else ExitCode.PARTIAL
 
 
+#: The longest ``--older-than``: a hundred years.
+MAX_PRUNE_DAYS = 36_500
+
+
+def _prune_json(counts: PruneCounts) -> dict[str, int]:
+    return {"runs": counts.runs, "recordLogLines": counts.record_log, "fieldChanges": counts.field_changes,
+            "olderRunsKept": counts.kept}
+
+
+def _space_text(space: SpaceReport | None) -> str | None:
+    if space is None:
+        return None
+    if space.how == "waiting":
+        return "the freed space goes back to the disk at the next prune with no sync running"
+    if space.how == "failed":
+        return f"the freed space could not be given back to the disk ({space.reason}); the store reuses it"
+    return f"gave {space.freed / 1_000_000:,.1f} MB back to the disk"
+
+
+def cmd_runs_prune(args: argparse.Namespace) -> int:
+    """Delete the runs older than a number of days, with their record log and field changes, after asking."""
+    older_than = days_before(utcnow(), args.older_than)
+    with closing(open_workspace(args)) as workspace:
+        planned = workspace.history.count(older_than)
+        kept = kept_text(planned)
+        if not planned.runs:
+            nothing = f"nothing to prune: no run started before {when(older_than)} can go"
+            emit(args, {"olderThan": older_than, "pruned": False, "deleted": _prune_json(planned)},
+                 "\n".join(line for line in (nothing, kept) if line))
+            return ExitCode.OK
+        what = (f"{pruned_counts_text(planned)} started before {when(older_than)}; they can no longer be undone, "
+                "retried or shown")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CommandError(f"pruning deletes {what}: add --yes to do it without asking",
+                                   ExitCode.USAGE, "confirmation_needed")
+            sys.stderr.write("\n".join(filter(None, [f"Pruning deletes {what}.", kept])) + "\n")
+            if not confirm("Delete them?"):
+                raise CommandError("nothing was pruned", ExitCode.PARTIAL, "cancelled")
+        outcome = workspace.history.prune(older_than)
+    counts = outcome.counts
+    space = _space_text(outcome.space)
+    data: dict[str, Any] = {"olderThan": older_than, "pruned": True, "deleted": _prune_json(counts)}
+    if outcome.space is not None:
+        data["space"] = {"how": outcome.space.how, "bytesBefore": outcome.space.bytes_before,
+                         "bytesAfter": outcome.space.bytes_after}
+    lines = [f"deleted {pruned_counts_text(counts)} started before {when(older_than)}", kept_text(counts), space]
+    emit(args, data, "\n".join(line for line in lines if line))
+    return ExitCode.OK
+
+
 def add_commands(commands: Any) -> None:
     """Register ``runs`` and its actions."""
-    run_commands = command_group(commands, "runs", help="sync run history: list, show, errors, retry, undo")
+    run_commands = command_group(commands, "runs", help="sync run history: list, show, errors, retry, undo, prune")
     with action(run_commands, "list", cmd_runs_list, help="list recent sync runs, newest first") as run_list:
         run_list.add_argument("--integration", metavar="NAME", help="only this integration's runs")
         run_list.add_argument("--limit", type=LIMIT, default=50, metavar="N", help="how many runs (default 50)")
@@ -249,3 +305,17 @@ def add_commands(commands: Any) -> None:
         run_id_argument(undo)
         undo.add_argument("--force", action="store_true",
                           help="put back the values from before the run even where they changed after it")
+    with action(
+        run_commands, "prune", cmd_runs_prune,
+        help="delete runs older than DAYS days, with their record log and field changes",
+        description="Delete the runs that started more than DAYS days ago, each whole: its row, its record log and "
+        "its field changes (the History lines of the people it changed), so it can no longer be undone, retried or "
+        "shown. Kept whatever their age: runs still running, with open conflicts or CRM writes that still need "
+        "them, each integration's last sync, and the undo of a run kept. The people forgotten at their request "
+        "stay forgotten. Says how many runs and lines would go and asks first on a terminal; elsewhere --yes is "
+        "required (exit 2 without it). Exit 1 when the answer is no. On a SQLite store the freed space goes back to "
+        "the disk. Settings > General > Keep run history does the same on its own.",
+    ) as prune:
+        prune.add_argument("--older-than", type=whole_number(1, MAX_PRUNE_DAYS), required=True, metavar="DAYS",
+                           help="delete the runs started more than DAYS days ago")
+        prune.add_argument("--yes", action="store_true", help="do not ask first")

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from crm_desktop.api.server import LocalApiServer
@@ -24,14 +25,22 @@ logger = logging.getLogger(__name__)
 SCHEDULE_POLL_SECONDS = 60.0
 
 
-async def run_schedule(service: SyncService, poll_seconds: float = SCHEDULE_POLL_SECONDS) -> None:
-    """Run what the schedule says is due (as ``sync --due`` does), again and again, until cancelled."""
+async def run_schedule(service: SyncService, poll_seconds: float = SCHEDULE_POLL_SECONDS, *,
+                       after_batch: Callable[[], object] | None = None) -> None:
+    """Run what the schedule says is due (as ``sync --due`` does), again and again, until cancelled; after a batch
+    that ran something, ``after_batch`` on a worker thread (the run history's pruning; a failure is logged)."""
     while True:
-        for name, outcome in await service.run_due():
+        outcomes = await service.run_due()
+        for name, outcome in outcomes:
             if isinstance(outcome, Exception):
                 logger.warning("scheduled sync of %s: %s", name, outcome)
             else:
                 logger.info("scheduled sync of %s: %s (run %s)", name, outcome.status.value, outcome.run_id)
+        if outcomes and after_batch is not None:
+            try:
+                await asyncio.to_thread(after_batch)
+            except Exception as exc:  # the store did not answer: the next batch tries again
+                logger.warning("after the scheduled syncs: %s", exc)
         await asyncio.sleep(poll_seconds)
 
 
@@ -59,7 +68,8 @@ async def serve(workspace: Workspace, port: int, poll_seconds: float = SCHEDULE_
         except (NotImplementedError, RuntimeError, ValueError):
             continue  # Windows: Ctrl+C still ends asyncio.run with KeyboardInterrupt
         installed.append(number)
-    schedule = asyncio.create_task(run_schedule(workspace.sync, poll_seconds), name="schedule")
+    schedule = asyncio.create_task(
+        run_schedule(workspace.sync, poll_seconds, after_batch=workspace.history.prune_by_setting), name="schedule")
     try:
         sys.stdout.write(json.dumps({"url": url}) + "\n")
         sys.stdout.flush()

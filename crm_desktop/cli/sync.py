@@ -198,6 +198,15 @@ async def _run_due(workspace: Workspace, trigger: SyncTrigger) -> list[tuple[str
     return outcomes + (await SocialWorkflows.for_workspace(workspace).run_periodic_if_due() or [])
 
 
+def _prune_history(workspace: Workspace) -> None:
+    """After a scheduled batch, prune the runs the history retention setting no longer keeps (as the app does); a
+    store that does not answer leaves them for the next batch, the batch's outcome stands."""
+    try:
+        workspace.history.prune_by_setting()
+    except Exception as exc:
+        logger.warning("the run history could not be pruned: %s", exc)
+
+
 def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrigger) -> list[Outcome]:
     """Run the syncs the arguments ask for; with several, one integration's failure does not stop the others."""
     service = workspace.sync
@@ -208,6 +217,8 @@ def _run_syncs(args: argparse.Namespace, workspace: Workspace, trigger: SyncTrig
             if isinstance(result, SyncResult) and result.run_id is not None:
                 direction = SyncDirection(service.run(result.run_id)[0].direction)
             outcomes.append((name, direction, result))
+        if outcomes:
+            _prune_history(workspace)
         return outcomes
     if args.due:
         jobs = [(item.integration.name, item.direction) for item in service.due()]

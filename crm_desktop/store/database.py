@@ -97,6 +97,9 @@ def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     dbapi_connection.create_function(CASEFOLD_FUNCTION, 1, _casefold, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Taken by a new file only (before its first table): a pruned run history's pages can then be given back to the
+    # disk a few at a time (store/history_store.py); an older file is rewritten once for it.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QApplication, QComboBox, QDockWidget, QLineEdit, QMenu, QScrollArea, QWidget
 
 from crm_desktop.app.alerts import RaisedAlert
+from crm_desktop.app.history_retention import PruneOutcome, counts_text
 from crm_desktop.app.imports import ImportReport
 from crm_desktop.app.preferences import DeskPreferences
 from crm_desktop.app.sync_service import SyncResult
@@ -111,6 +112,8 @@ class Desk(QObject):
         self.preferences = self.workspace.preferences.get()
         self.settings_dialog: SettingsDialog | None = None
         self._quitting = False
+        self._pruning: asyncio.Task[PruneOutcome | None] | None = None
+        self._prune_again = False
         app = QApplication.instance()
         self.theme_follower = (SystemThemeFollower(app, self.preferences.theme.value, self)
                                if isinstance(app, QApplication) else None)
@@ -286,10 +289,49 @@ class Desk(QObject):
             5000)
 
     def start(self) -> None:
-        """Show the tray icon and start auto-sync as the preferences say (when the window opens)."""
+        """Show the tray icon, start auto-sync as the preferences say and prune the run history as they say (when
+        the window opens)."""
         self.tray.show()
         if self.preferences.auto_sync:
             self.window.scheduler.start()
+        self.prune_history()
+
+    # -- the run history kept
+
+    def prune_history(self) -> asyncio.Task[PruneOutcome | None] | None:
+        """Delete the runs older than Settings' "Keep run history for" on a worker thread (at start-up, after a batch
+        of scheduled syncs, when a shorter limit is saved); its task, or ``None`` while the history is kept forever
+        (or no asyncio loop runs)."""
+        if self.preferences.history_retention.months is None:
+            return None
+        if self._pruning is not None and not self._pruning.done():
+            self._prune_again = True  # runs may have aged or ended since this one looked: it looks once more
+            return self._pruning
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        self._pruning = self.window.tasks.start(self._prune_history(), name="prune the run history")
+        return self._pruning
+
+    async def _prune_history(self) -> PruneOutcome | None:
+        try:
+            outcome = await asyncio.to_thread(self.workspace.history.prune_by_setting)
+            while self._prune_again:
+                self._prune_again = False
+                again = await asyncio.to_thread(self.workspace.history.prune_by_setting)
+                if again is not None and again.counts.runs:
+                    outcome = again
+        except Exception as exc:  # the store did not answer: the next start or batch tries again
+            logger.warning("the run history could not be pruned: %s", exc)
+            self.window.statusBar().showMessage(f"Old runs could not be deleted: {exc}", 8000)
+            return None
+        if outcome is not None and outcome.counts.runs:
+            self.window.statusBar().showMessage(
+                f"Run history: deleted {counts_text(outcome.counts)} older than "
+                f"{outcome.older_than.astimezone().strftime('%Y-%m-%d')} (Settings: Keep run history for)", 8000)
+            self.window.refresh_monitor_runs()
+        return outcome
 
     def stop(self) -> None:
         """The window closes for good: hear no more runs, take the tray icon away."""
@@ -431,6 +473,9 @@ class Desk(QObject):
             self.theme_follower.set_choice(preferences.theme.value)
         if preferences.auto_sync != before.auto_sync:
             self._apply_auto_sync()
+        kept, was = preferences.history_retention.months, before.history_retention.months
+        if kept is not None and (was is None or kept < was):
+            self.prune_history()
         # A panel not opened yet reads these settings when it is (Attribution's model, the preview).
         if self.window.panel_built("Attribution"):
             attribution = self.window.attribution_panel

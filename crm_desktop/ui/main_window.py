@@ -266,7 +266,7 @@ class MainWindow(QMainWindow):
 
         panel = PeoplePanel(self.people, self._integration_choices())
         panel.status_message.connect(self._show_status)
-        panel.change_undone.connect(self._refresh_monitor_runs)
+        panel.change_undone.connect(self.refresh_monitor_runs)
         return panel
 
     def _make_attribution_panel(self) -> QWidget:
@@ -452,7 +452,7 @@ class MainWindow(QMainWindow):
         if self._built(PEOPLE_ROW) is not None:
             self.people_panel.show_written(records_written)
 
-    def _refresh_monitor_runs(self) -> None:
+    def refresh_monitor_runs(self) -> None:
         if self._built(SYNC_MONITOR_ROW) is not None:
             self.sync_monitor_panel.refresh_runs()
 
@@ -477,6 +477,7 @@ class MainWindow(QMainWindow):
             self._unseen_outcomes = list(outcomes)
             self._refresh_people(any(isinstance(outcome, Exception) or wrote_locally(outcome)
                                      for _, outcome in outcomes))
+        self.desk.prune_history()
 
     def _conflicts_resolved(self) -> None:
         self.refresh_conflicts(reload_panel=False)

@@ -1,4 +1,5 @@
-"""Settings: local API, background syncing and schedules, engagement scoring, attribution, notifications, theme.
+"""Settings: local API, background syncing and schedules, engagement scoring, attribution, notifications, theme, how
+long the run history is kept.
 
 Everything here is stored in the workspace's database (the API token in the OS keyring); only the window's own
 state (size, panel, docks) lives in QSettings. Nothing is saved until Save, and nothing at all when one value is
@@ -35,7 +36,8 @@ from PySide6.QtWidgets import (
 from crm_desktop.app.api_access import ApiTokens
 from crm_desktop.app.api_port import PORT_ENV, port_env_set, port_from_env
 from crm_desktop.app.errors import InvalidRecordError, NotFoundError, VaultError
-from crm_desktop.app.preferences import DeskPreferences, ThemeChoice
+from crm_desktop.app.history_retention import RETENTION_MEANING
+from crm_desktop.app.preferences import DeskPreferences, HistoryRetention, ThemeChoice
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.models import Integration
 from crm_desktop.domain.social import DEFAULT_WEIGHTS, AttributionModel, ScoringSettings
@@ -49,6 +51,13 @@ THEME_NAMES = {
     ThemeChoice.SYSTEM: "Follow the system (light or dark)",
     ThemeChoice.LIGHT: "Light",
     ThemeChoice.DARK: "Dark",
+}
+RETENTION_NAMES = {
+    HistoryRetention.FOREVER: "Forever",
+    HistoryRetention.MONTHS_12: "12 months",
+    HistoryRetention.MONTHS_6: "6 months",
+    HistoryRetention.MONTHS_3: "3 months",
+    HistoryRetention.MONTH_1: "1 month",
 }
 #: The scoring weights as the marketer knows the interactions.
 INTERACTION_NAMES = {
@@ -174,6 +183,7 @@ class SettingsDialog(QDialog, AsksFirst):
     Attributes:
         tabs: the tabs.
         auto_sync_box, tray_box, notifications_box, theme_combo, model_combo: General.
+        retention_combo, retention_note: how long the run history is kept, and what a limit means (General).
         preview_box: whether "Sync all now" shows its dry-run preview first (the Sync Monitor's "Preview first").
         network_button: opens Settings > Network (proxy and certificates).
         schedules: one row of controls per integration.
@@ -264,6 +274,15 @@ class SettingsDialog(QDialog, AsksFirst):
         network_row = QHBoxLayout()
         network_row.addWidget(self.network_button)
         network_row.addStretch(1)
+        self.retention_combo = choice_combo("Keep run history for", RETENTION_NAMES, preferences.history_retention)
+        self.retention_combo.setToolTip("Forever: nothing is deleted. A limit deletes older runs (checked when the "
+                                        "app starts and after scheduled syncs).")
+        self.retention_note = QLabel()
+        self.retention_note.setObjectName("dialogHint")
+        self.retention_note.setWordWrap(True)
+        self.retention_note.setAccessibleName("What keeping the run history for a limit means")
+        self.retention_combo.currentIndexChanged.connect(self._show_retention_meaning)
+        self._show_retention_meaning()
 
         form.addRow("Auto-sync", self.auto_sync_box)
         form.addRow("Tray", self.tray_box)
@@ -272,7 +291,15 @@ class SettingsDialog(QDialog, AsksFirst):
         form.addRow("Theme", self.theme_combo)
         form.addRow("Attribution model", self.model_combo)
         form.addRow("Network", network_row)
+        form.addRow("Keep run history for", self.retention_combo)
+        form.addRow("", self.retention_note)
         return page
+
+    def _show_retention_meaning(self) -> None:
+        chosen = HistoryRetention(self.retention_combo.currentData())
+        self.retention_note.setText(
+            "Every run is kept, and can be undone, for as long as the workspace exists." if chosen.months is None
+            else RETENTION_MEANING)
 
     def _schedules_tab(self) -> QWidget:
         page, layout, grid = hinted_grid_tab(
@@ -442,6 +469,7 @@ class SettingsDialog(QDialog, AsksFirst):
             notifications=self.notifications_box.isChecked(),
             theme=ThemeChoice(self.theme_combo.currentData()),
             attribution_model=AttributionModel(self.model_combo.currentData()),
+            history_retention=HistoryRetention(self.retention_combo.currentData()),
         )
 
     def scoring(self) -> ScoringSettings:

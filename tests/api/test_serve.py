@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -18,10 +19,12 @@ import pytest
 
 from crm_desktop.api.server import LocalApiServer
 from crm_desktop.app.api_port import port_from_env
+from crm_desktop.app.preferences import HistoryRetention
 from crm_desktop.app.sync_service import SyncTrigger
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.cli.serve import run_schedule
-from crm_desktop.domain.models import Contact, Integration
+from crm_desktop.domain.models import Contact, Integration, SyncDirection
+from crm_desktop.store.models import SyncRunStatus, utcnow
 from tests.api.conftest import integration_body
 from tests.support.cli_runs import credentials_of, make_sandbox
 
@@ -83,6 +86,37 @@ def test_the_schedule_runs_what_is_due_like_sync_due(tmp_path: Path) -> None:
         runs = [r for r in workspace.sync.runs("crm") if r.trigger is SyncTrigger.SCHEDULED]
         assert runs and runs[0].status.value == "succeeded", [(r.status, r.message) for r in runs]
         assert sandbox.summary()["contacts"] == 1
+    finally:
+        workspace.close()
+
+
+def test_the_schedule_prunes_the_run_history_after_a_batch(tmp_path: Path) -> None:
+    sandbox = make_sandbox("hubspot")
+    workspace = Workspace.open(tmp_path / "data", transport=sandbox.transport())
+    integration = workspace.integrations.add(Integration(provider="hubspot", name="crm", base_url=sandbox.base_url),
+                                             credentials_of("hubspot", sandbox))
+    assert integration.id is not None
+    store = workspace.sync.store
+    old = store.start_run(integration.id, SyncTrigger.MANUAL, SyncDirection.BOTH)
+    store.finish_run(old, SyncRunStatus.SUCCEEDED)
+    year_ago = utcnow() - timedelta(days=400)
+    store.update_run(old, started_at=year_ago, finished_at=year_ago)
+    workspace.preferences.update(history_retention=HistoryRetention.MONTHS_12)
+
+    async def scenario() -> None:
+        schedule = asyncio.create_task(run_schedule(workspace.sync, poll_seconds=0.05,
+                                                    after_batch=workspace.history.prune_by_setting))
+        for _ in range(200):
+            if old not in {r.id for r in workspace.sync.runs("crm")}:
+                break
+            await asyncio.sleep(0.05)
+        schedule.cancel()
+        await asyncio.gather(schedule, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+        runs = workspace.sync.runs("crm")
+        assert [r.trigger for r in runs] == [SyncTrigger.SCHEDULED], [(r.id, r.trigger, r.started_at) for r in runs]
     finally:
         workspace.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,16 +13,25 @@ import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QCheckBox, QDialogButtonBox, QLabel, QMessageBox
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialogButtonBox,
+    QLabel,
+    QMessageBox,
+)
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.api_access import ApiTokens
-from crm_desktop.app.preferences import ThemeChoice
+from crm_desktop.app.history_retention import RETENTION_MEANING
+from crm_desktop.app.preferences import HistoryRetention, ThemeChoice
 from crm_desktop.domain.models import SyncDirection
 from crm_desktop.domain.social import AttributionModel, Conversion, EngagementEvent, PersonRef
-from crm_desktop.store.models import utcnow
+from crm_desktop.store.models import SyncRunStatus, SyncTrigger, utcnow
 from crm_desktop.store.people_store import PeopleQuery, PeopleStore
-from crm_desktop.ui.main_window import PEOPLE_ROW, MainWindow
+from crm_desktop.ui.main_window import PEOPLE_ROW, SYNC_MONITOR_ROW, MainWindow
 from crm_desktop.ui.network_dialog import NetworkSettingsDialog
 from crm_desktop.ui.settings_dialog import SettingsDialog
 from crm_desktop.ui.theme import Theme, apply_theme, current_theme
@@ -473,3 +483,90 @@ def test_weights_all_zero_are_refused(
     saved = hubspot.workspace.social.scoring_settings()
     assert saved.weights["comment"] == 2.0 and saved.weights["like"] == 0.0
     qtbot.waitUntil(lambda: not window.tasks.pending, timeout=10_000)  # the rescore the new weights start
+
+
+def choose(combo: QComboBox, value: object) -> None:
+    combo.setCurrentIndex(combo.findData(value))
+
+
+def test_keep_run_history_for_is_saved_says_what_it_means_and_is_shown_again(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    dialog = open_settings(window, qtbot)
+    assert dialog.retention_combo.currentData() == HistoryRetention.FOREVER
+    assert dialog.retention_note.text() == "Every run is kept, and can be undone, for as long as the workspace exists."
+
+    choose(dialog.retention_combo, HistoryRetention.MONTHS_6)
+    assert dialog.retention_note.text() == RETENTION_MEANING and "can no longer be undone" in RETENTION_MEANING
+    click_save(dialog)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+
+    assert hubspot.workspace.preferences.get().history_retention is HistoryRetention.MONTHS_6
+    again = open_settings(window, qtbot)
+    assert again.retention_combo.currentText() == "6 months" and again.retention_note.text() == RETENTION_MEANING
+    choose(again.retention_combo, HistoryRetention.FOREVER)
+    click_save(again)
+    qtbot.waitUntil(lambda: window.desk.settings_dialog is None)
+    assert hubspot.workspace.preferences.get().history_retention is HistoryRetention.FOREVER
+
+
+def test_a_shorter_limit_deletes_the_older_runs_at_once_and_the_monitor_drops_them(
+    qtbot: QtBot, window: MainWindow, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop
+) -> None:
+    workspace = hubspot.workspace
+    integration = workspace.integrations.get(hubspot.name)
+    assert integration.id is not None
+    store = workspace.sync.store
+    old, last = (store.start_run(integration.id, SyncTrigger.SCHEDULED, SyncDirection.BOTH) for _ in range(2))
+    for run_id in (old, last):
+        store.finish_run(run_id, SyncRunStatus.SUCCEEDED)
+    year_ago = utcnow() - timedelta(days=400)
+    store.update_run(old, started_at=year_ago, finished_at=year_ago)
+    window.show_panel(SYNC_MONITOR_ROW)
+    monitor = window.sync_monitor_panel
+    qtbot.waitUntil(lambda: monitor.runs_model.row_of(old) is not None, timeout=5000)
+
+    dialog = open_settings(window, qtbot)
+    choose(dialog.retention_combo, HistoryRetention.MONTHS_12)
+    click_save(dialog)
+
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith(
+        "Run history: deleted 1 run (0 record log lines, 0 field changes) older than "), timeout=10_000)
+    assert [run.id for run in workspace.sync.runs()] == [last]
+    qtbot.waitUntil(lambda: monitor.runs_model.row_of(old) is None, timeout=5000)
+    assert monitor.runs_model.row_of(last) is not None
+
+
+def test_the_run_history_is_pruned_when_the_window_opens_and_after_scheduled_syncs(
+    qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRM_DESKTOP_API_PORT")
+    workspace = hubspot.workspace
+    integration = workspace.integrations.get(hubspot.name)
+    assert integration.id is not None
+    store = workspace.sync.store
+    year_ago = utcnow() - timedelta(days=400)
+
+    def year_old_run() -> int:
+        run_id = store.start_run(integration.id, SyncTrigger.SCHEDULED, SyncDirection.BOTH)
+        store.finish_run(run_id, SyncRunStatus.SUCCEEDED)
+        store.update_run(run_id, started_at=year_ago, finished_at=year_ago)
+        return run_id
+
+    first = year_old_run()
+    last = store.start_run(integration.id, SyncTrigger.SCHEDULED, SyncDirection.BOTH)
+    store.finish_run(last, SyncRunStatus.SUCCEEDED)
+    workspace.preferences.update(history_retention=HistoryRetention.MONTHS_12)
+
+    opened = MainWindow(workspace, tray_available=False)
+    qtbot.addWidget(opened)
+    deleted = "Run history: deleted 1 run (0 record log lines, 0 field changes) older than "
+    qtbot.waitUntil(lambda: opened.statusBar().currentMessage().startswith(deleted), timeout=10_000)
+    assert [run.id for run in workspace.sync.runs()] == [last]
+
+    second = year_old_run()
+    opened.statusBar().clearMessage()
+    opened.scheduler.batch_finished.emit([])
+    qtbot.waitUntil(lambda: opened.statusBar().currentMessage().startswith(deleted), timeout=10_000)
+    assert [run.id for run in workspace.sync.runs()] == [last]
+    assert first < second
