@@ -80,6 +80,8 @@ _MUTED = QColor("#94a3b8")
 EMPTY = ("Nothing waits for you. When a field changes both here and in a CRM, and its conflict rule in Field "
          "Mapping is “Ask me”, the sync leaves it here for you to decide.")
 LOADING = "Loading the open conflicts…"
+#: What the empty table says when the last read of the list failed (the notice above it says why).
+UNREAD = "The open conflicts could not be read (see the message above); they are read again after the next sync."
 
 
 class ConflictColumn(TableColumn):
@@ -422,6 +424,7 @@ class ConflictsPanel(QWidget, AsksFirst):
         self._done = self._total = 0
         self._reading: asyncio.Task[None] | None = None
         self._read_again = False
+        self._read_failed = False  # the last read of the list failed: the empty table must not say "Nothing"
         self._removed_meanwhile: set[int] = set()
         self.value_dialog: QInputDialog | None = None
 
@@ -536,8 +539,12 @@ class ConflictsPanel(QWidget, AsksFirst):
             try:
                 self.model.refresh()
             except Exception as exc:  # the store cannot be read: say so rather than crash
+                self._read_failed = True
+                self._show_loading(False)
                 self.notice.say(error_sentence("Reading the conflicts", exc), "error")
                 return None
+            self._read_failed = False
+            self._show_loading(False)
             self._show_reloaded(chosen)
             return None
         return self.reload_later()
@@ -562,7 +569,7 @@ class ConflictsPanel(QWidget, AsksFirst):
 
     def _show_loading(self, loading: bool) -> None:
         """Say that the list is being read: in the table while it has no row yet, and next to the filters."""
-        self.empty_note.label.setText(LOADING if loading else EMPTY)
+        self.empty_note.label.setText(LOADING if loading else UNREAD if self._read_failed else EMPTY)
         self.empty_note.refresh()
         if loading:
             self.shown_label.setText("Loading…")
@@ -579,12 +586,14 @@ class ConflictsPanel(QWidget, AsksFirst):
                     rows, names, local_now = await asyncio.to_thread(self.model.read)
                 except Exception as exc:  # the store cannot be read: say so rather than crash
                     if isValid(self):
+                        self._read_failed = True
                         self.notice.say(error_sentence("Reading the conflicts", exc), "error")
                     return
                 if not isValid(self):
                     return  # the panel went away while the list was read
                 if not self._read_again:
                     break
+            self._read_failed = False
         finally:
             if isValid(self):
                 self._reading = None

@@ -10,7 +10,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from crm_desktop.app.sync_service import ConflictRow, SyncService
-from crm_desktop.ui.conflicts_panel import LOADING, ConflictColumn
+from crm_desktop.ui.conflicts_panel import LOADING, UNREAD, ConflictColumn
 from crm_desktop.ui.main_window import CONFLICTS_ROW, MainWindow
 from tests.ui.conftest import HubSpotBench, drive
 from tests.ui.test_conflicts_panel import EMAILS, make_conflicts
@@ -31,7 +31,7 @@ def test_the_first_opening_reads_the_conflicts_off_the_gui_thread_and_says_it_is
 
     def read_conflicts(self: SyncService, *args: object, **kwargs: object) -> list[ConflictRow]:
         threads.append(threading.get_ident())
-        may_answer.wait(timeout=3)  # a store slow to answer: the window must not wait for it
+        may_answer.wait(timeout=30)  # a store slow to answer: the window must not wait for it (set below)
         return conflicts(self, *args, **kwargs)  # type: ignore[arg-type]
 
     def read_values(self: SyncService, rows: list[ConflictRow]) -> dict[int, str | None]:
@@ -89,3 +89,30 @@ def test_a_read_that_ends_after_a_newer_one_never_shows_its_older_list(
     assert reads[0] == 3 and reads[-1] == 2
     shown = [panel.model.index(row, ConflictColumn.RECORD).data() for row in range(panel.model.rowCount())]
     assert shown == EMAILS[1:], "the newest read is shown, not the one that answered last"
+
+
+def test_a_list_that_cannot_be_read_is_not_called_empty(
+    window: MainWindow, qtbot: QtBot, hubspot: HubSpotBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that did not answer left the empty table saying "Nothing waits for you" under the error: a marketer
+    with 3,000 open conflicts read that none waited. It now says the list could not be read, until a read works."""
+    make_conflicts(window, qtbot, hubspot)
+    conflicts = SyncService.conflicts
+    failing = [True]
+
+    def read_conflicts(self: SyncService, *args: object, **kwargs: object) -> list[ConflictRow]:
+        if failing[0]:
+            raise OSError("disk I/O error")
+        return conflicts(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SyncService, "conflicts", read_conflicts)
+    window.show_panel(CONFLICTS_ROW)
+    panel = window.conflicts_panel
+    qtbot.waitUntil(lambda: not panel.loading, timeout=10_000)
+    assert "disk I/O error" in panel.notice.text()
+    assert panel.empty_note.label.isVisible() and panel.empty_note.label.text() == UNREAD
+
+    failing[0] = False
+    panel.reload()
+    qtbot.waitUntil(lambda: not panel.loading and panel.model.rowCount() == 3, timeout=10_000)
+    assert not panel.empty_note.label.isVisible() and panel.empty_note.label.text() != UNREAD
