@@ -11,8 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,6 +66,17 @@ def test_the_api_serves_on_127_0_0_1_on_the_running_loop_and_stops(tmp_path: Pat
         workspace.close()
 
 
+async def schedule_until(workspace: Workspace, done: Callable[[], bool], **schedule: Any) -> None:
+    """Run ``serve``'s schedule (polling every 0.05 s) until ``done`` says so, for 10 s at most, then stop it."""
+    running = asyncio.create_task(run_schedule(workspace.sync, poll_seconds=0.05, **schedule))
+    for _ in range(200):
+        if done():
+            break
+        await asyncio.sleep(0.05)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+
 def test_the_schedule_runs_what_is_due_like_sync_due(tmp_path: Path) -> None:
     sandbox = make_sandbox("hubspot")
     workspace = Workspace.open(tmp_path / "data", transport=sandbox.transport())
@@ -71,18 +84,12 @@ def test_the_schedule_runs_what_is_due_like_sync_due(tmp_path: Path) -> None:
                                credentials_of("hubspot", sandbox))
     workspace.contacts.save(Contact(email="new@example.com"))
 
-    async def scenario() -> None:
-        schedule = asyncio.create_task(run_schedule(workspace.sync, poll_seconds=0.05))
-        for _ in range(200):
-            if any(r.trigger is SyncTrigger.SCHEDULED and r.status.value != "running"
-                   for r in workspace.sync.runs("crm")):
-                break
-            await asyncio.sleep(0.05)
-        schedule.cancel()
-        await asyncio.gather(schedule, return_exceptions=True)
+    def ran() -> bool:
+        return any(r.trigger is SyncTrigger.SCHEDULED and r.status.value != "running"
+                   for r in workspace.sync.runs("crm"))
 
     try:
-        asyncio.run(scenario())
+        asyncio.run(schedule_until(workspace, ran))
         runs = [r for r in workspace.sync.runs("crm") if r.trigger is SyncTrigger.SCHEDULED]
         assert runs and runs[0].status.value == "succeeded", [(r.status, r.message) for r in runs]
         assert sandbox.summary()["contacts"] == 1
@@ -103,18 +110,9 @@ def test_the_schedule_prunes_the_run_history_after_a_batch(tmp_path: Path) -> No
     store.update_run(old, started_at=year_ago, finished_at=year_ago)
     workspace.preferences.update(history_retention=HistoryRetention.MONTHS_12)
 
-    async def scenario() -> None:
-        schedule = asyncio.create_task(run_schedule(workspace.sync, poll_seconds=0.05,
-                                                    after_batch=workspace.history.prune_by_setting))
-        for _ in range(200):
-            if old not in {r.id for r in workspace.sync.runs("crm")}:
-                break
-            await asyncio.sleep(0.05)
-        schedule.cancel()
-        await asyncio.gather(schedule, return_exceptions=True)
-
     try:
-        asyncio.run(scenario())
+        asyncio.run(schedule_until(workspace, lambda: old not in {r.id for r in workspace.sync.runs("crm")},
+                                   after_batch=workspace.history.prune_by_setting))
         runs = workspace.sync.runs("crm")
         assert [r.trigger for r in runs] == [SyncTrigger.SCHEDULED], [(r.id, r.trigger, r.started_at) for r in runs]
     finally:

@@ -250,13 +250,18 @@ def test_a_new_sqlite_store_gives_the_space_back_a_few_pages_at_a_time(sqlite_da
     assert store.give_space_back() is None  # nothing left to give back
 
 
-def test_an_older_sqlite_store_is_rewritten_once_then_gives_space_back_incrementally(tmp_path: Path) -> None:
+def older_sqlite_store(tmp_path: Path) -> Database:
+    """A store file made before stores gave space back (no auto-vacuum), opened."""
     path = tmp_path / "old" / "crm.db"
     path.parent.mkdir()
-    with sqlite3.connect(path) as raw:  # a store made before stores gave space back: no auto-vacuum
+    with sqlite3.connect(path) as raw:
         raw.execute("PRAGMA auto_vacuum=NONE")
         raw.execute("CREATE TABLE made_before (x)")
-    database = Database(sqlite_url(path))
+    return Database(sqlite_url(path))
+
+
+def test_an_older_sqlite_store_is_rewritten_once_then_gives_space_back_incrementally(tmp_path: Path) -> None:
+    database = older_sqlite_store(tmp_path)
     try:
         database.migrate()
         fill_and_age(database)
@@ -275,12 +280,7 @@ def test_an_older_sqlite_store_is_rewritten_once_then_gives_space_back_increment
 
 
 def test_an_older_sqlite_store_waits_for_a_running_sync_before_its_rewrite(tmp_path: Path) -> None:
-    path = tmp_path / "old" / "crm.db"
-    path.parent.mkdir()
-    with sqlite3.connect(path) as raw:
-        raw.execute("PRAGMA auto_vacuum=NONE")
-        raw.execute("CREATE TABLE made_before (x)")
-    database = Database(sqlite_url(path))
+    database = older_sqlite_store(tmp_path)
     try:
         database.migrate()
         fill_and_age(database)

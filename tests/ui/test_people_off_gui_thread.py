@@ -186,6 +186,29 @@ def test_an_import_is_checked_saved_and_read_again_off_the_gui_thread(
     assert workspace.contacts.find("new.person@example.com") is not None
 
 
+def held_after_rows(panel: PeoplePanel, method: str, rows: int,
+                    monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Hold the service's ``method`` (an import or its check) on its thread once it told ``rows`` rows read, until
+    the second event is set; the first is set when it is held, before the window is told of the step (so the
+    window can never show the step before the test knows the hold)."""
+    told, go_on = threading.Event(), threading.Event()
+    reading = getattr(panel.service, method)
+
+    def held(*args: Any, progress: Callable[[imports.ImportProgress], None], **kwargs: Any) -> Any:
+        def holding(step: imports.ImportProgress) -> None:
+            holds = step.rows_read == rows and not told.is_set()
+            if holds:
+                told.set()
+            progress(step)
+            if holds:
+                assert go_on.wait(30)
+
+        return reading(*args, progress=holding, **kwargs)
+
+    monkeypatch.setattr(panel.service, method, held)
+    return told, go_on
+
+
 def test_an_import_shows_a_bar_of_the_rows_read_while_the_window_stays_responsive(
     qtbot: QtBot, panel: PeoplePanel, tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -197,22 +220,7 @@ def test_an_import_shows_a_bar_of_the_rows_read_while_the_window_stays_responsiv
     dialog = checking.result()
     assert dialog is not None and panel.import_progress.isHidden()
     # The import is held on its thread after its first chunk, until the bar is seen.
-    told, go_on = threading.Event(), threading.Event()
-    importing = panel.service.import_file
-
-    def held(*args: Any, progress: Callable[[imports.ImportProgress], None], **kwargs: Any) -> Any:
-        def holding(step: imports.ImportProgress) -> None:
-            # Marked held before the window is told, so the window cannot show the step first.
-            holds = step.rows_read == 2 and not told.is_set()
-            if holds:
-                told.set()
-            progress(step)
-            if holds:
-                assert go_on.wait(30)
-
-        return importing(*args, progress=holding, **kwargs)
-
-    monkeypatch.setattr(panel.service, "import_file", held)
+    told, go_on = held_after_rows(panel, "import_file", 2, monkeypatch)
     QTest.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.notice.text() == "Importing people.csv: 2 of 6 rows read…", timeout=5000)
     bar = panel.import_progress
@@ -232,21 +240,7 @@ def test_a_file_being_checked_shows_a_bar_of_the_rows_read(
     monkeypatch.setattr(people, "IMPORT_CHUNK", 2)
     path = tmp_path / "people.csv"
     path.write_text("Email,First Name\n" + "".join(f"p{n}@example.com,P{n}\n" for n in range(6)), encoding="utf-8")
-    told, go_on = threading.Event(), threading.Event()
-    checking_file = panel.service.preview_import
-
-    def held(*args: Any, progress: Callable[[imports.ImportProgress], None], **kwargs: Any) -> Any:
-        def holding(step: imports.ImportProgress) -> None:
-            holds = step.rows_read == 4 and not told.is_set()  # marked before the window is told
-            if holds:
-                told.set()
-            progress(step)
-            if holds:
-                assert go_on.wait(30)
-
-        return checking_file(*args, progress=holding, **kwargs)
-
-    monkeypatch.setattr(panel.service, "preview_import", held)
+    told, go_on = held_after_rows(panel, "preview_import", 4, monkeypatch)
     checking = panel.preview_import(path)
     assert panel.notice.text() == "Checking people.csv…" and panel.import_progress.isVisible()
     qtbot.waitUntil(lambda: panel.notice.text() == "Checking people.csv: 4 of 6 rows read…", timeout=5000)
