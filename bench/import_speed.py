@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import measured_here
 from crm_desktop.app.workspace import Workspace
 from crm_desktop.domain.outcomes import RecordObject
 
@@ -82,9 +80,7 @@ def run(count: int, directory: Path) -> dict[str, Any]:
         "sameFileAgainCpuSeconds": round(again_cpu, 1),
         "everyoneChangedSeconds": round(changed_seconds, 1),
         "everyoneChangedCpuSeconds": round(changed_cpu, 1),
-        "loadAverage": round(os.getloadavg()[0], 1),
-        "measuredAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **measured_here(),
     }
 
 

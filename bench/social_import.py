@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
@@ -27,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import measured_here
 from crm_desktop.app.workspace import Workspace
 
 #: Rows the file gives each person: a conversation, two messages, six anonymous engagements, one that links.
@@ -93,9 +92,7 @@ def run(count: int, directory: Path) -> dict[str, Any]:
         "firstImportCpuSeconds": round(first_cpu, 1),
         "sameFileAgainSeconds": round(again_seconds, 1),
         "sameFileAgainCpuSeconds": round(again_cpu, 1),
-        "loadAverage": round(os.getloadavg()[0], 1),
-        "measuredAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **measured_here(),
     }
 
 
