@@ -12,6 +12,7 @@ Run from the repository root::
 
     python -m bench.social_import                   # 50,000 rows (5,000 people)
     python -m bench.social_import --count 10000     # a quick look
+    python -m bench.social_import --conversions --count 10000   # a file of 10,000 conversions by email
 """
 
 from __future__ import annotations
@@ -96,12 +97,53 @@ def run(count: int, directory: Path) -> dict[str, Any]:
     }
 
 
+def write_conversions(path: Path, count: int) -> None:
+    """A JSONL export of ``count`` ``conversion`` engagements, each by its own person known by email."""
+    with path.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({
+            "platform": "twitter", "type": "conversion", "timestamp": (START + timedelta(minutes=n)).isoformat(),
+            "postId": f"post-{n % 300}", "campaign": f"campaign-{n % 20}", "user": {"email": f"buyer{n}@example.com"},
+        }) + "\n" for n in range(count))
+
+
+def run_conversions(count: int, directory: Path) -> dict[str, Any]:
+    """Import a file of ``count`` conversions twice into a fresh workspace and time each import."""
+    source = directory / "conversions.jsonl"
+    write_conversions(source, count)
+    workspace = Workspace.open(directory / "workspace")
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        first = workspace.social.import_file(source)
+        first_seconds, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
+        again = workspace.social.import_file(source)
+        again_seconds, again_cpu = time.perf_counter() - started, time.process_time() - cpu
+        conversions = len(workspace.social.store.conversions())
+    finally:
+        workspace.close()
+    assert (first.created, first.refused, again.unchanged, conversions) == (count, [], count, count), (
+        first.created, first.refused[:3], again.unchanged, conversions)
+    return {
+        "conversions": count,
+        "firstImportSeconds": round(first_seconds, 1),
+        "firstImportCpuSeconds": round(first_cpu, 1),
+        "sameFileAgainSeconds": round(again_seconds, 1),
+        "sameFileAgainCpuSeconds": round(again_cpu, 1),
+        "loadAverage": round(os.getloadavg()[0], 1),
+        "measuredAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50_000, help="rows in the file (default 50,000)")
+    parser.add_argument("--conversions", action="store_true",
+                        help="a file of conversion engagements by email, one person each, instead")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="crm-social-import-bench-") as folder:
-        print(json.dumps(run(args.count, Path(folder)), indent=2))
+        result = (run_conversions if args.conversions else run)(args.count, Path(folder))
+        print(json.dumps(result, indent=2))
     return 0
 
 

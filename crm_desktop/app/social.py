@@ -66,8 +66,6 @@ NamingEventT = TypeVar("NamingEventT", ConversationEvent, EngagementEvent)
 
 #: The workspace setting that holds :class:`ScoringSettings`.
 SCORING_SETTING = "social.scoring"
-#: Events written per transaction by a file import.
-IMPORT_BATCH = 1_000
 
 __all__ = [
     "NotFoundError",

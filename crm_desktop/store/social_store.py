@@ -678,6 +678,7 @@ class SocialStore:
                 same_event.setdefault(cast(str, found.event_ref), []).append(found)
         results: list[RecordedEvent] = []
         linking: dict[int, int | None] = {}
+        conversions: list[tuple[Conversion, str]] = []
         for number, (event, ref) in enumerate(zip(events, refs, strict=True), start=1):
             person, linked = stitcher.resolve(event.platform, event.user.email, event.user.username)
             candidates = same_event.setdefault(ref, [])
@@ -710,24 +711,22 @@ class SocialStore:
                 if row.identity_id is None and person.identity_id is not None:
                     row.identity_id = person.identity_id
             if event.type is TouchpointType.CONVERSION and person.email is not None:
-                self._put_conversion(
-                    session,
-                    Conversion.model_construct(
-                        email=person.email,
-                        timestamp=event.timestamp,
-                        value=None,
-                        currency=None,
-                        source=ConversionSource.API,
-                        external_id=None,
-                        integration=None,
-                    ),
-                    row.event_key,
-                )
+                conversions.append((Conversion.model_construct(
+                    email=person.email,
+                    timestamp=event.timestamp,
+                    value=None,
+                    currency=None,
+                    source=ConversionSource.API,
+                    external_id=None,
+                    integration=None,
+                ), row.event_key))
             results.append(RecordedEvent(action, person))
             if linked:
                 linking[len(results) - 1] = person.identity_id
             if number % SAVE_BATCH == 0:
                 session.flush()
+        # Before the links: a linked identity's waiting conversions are recorded there unless one has its key.
+        self._put_conversions(session, conversions)
         return _with_links(results, linking, stitcher.finish())
 
     def record_conversions(self, conversions: Sequence[Conversion]) -> list[RecordedEvent]:
@@ -735,40 +734,47 @@ class SocialStore:
         value or time changes (a deal's amount edited in the CRM)."""
 
         def work(session: Session) -> list[RecordedEvent]:
-            results = []
-            for conversion in conversions:
-                if conversion.external_id is not None:
-                    key = event_key("conversion", conversion.integration, conversion.external_id)
-                else:
-                    key = event_key(
-                        "conversion",
-                        conversion.email,
-                        conversion.timestamp.isoformat(),
-                        conversion.value,
-                        conversion.currency,
-                    )
-                action = self._put_conversion(session, conversion, key)
-                results.append(RecordedEvent(action, Person(conversion.email)))
-            return results
+            keyed = [(conversion, self._conversion_key(conversion)) for conversion in conversions]
+            return [RecordedEvent(action, Person(conversion.email))
+                    for (conversion, _), action in zip(keyed, self._put_conversions(session, keyed), strict=True)]
 
         return self._in_one_transaction(work)
 
-    def _put_conversion(self, session: Session, conversion: Conversion, key: str) -> EventAction:
-        row = session.scalar(select(ConversionRow).where(ConversionRow.event_key == key))
-        values = {
-            "email": conversion.email,
-            "timestamp": conversion.timestamp,
-            "value": conversion.value,
-            "currency": conversion.currency,
-            "source": conversion.source,
-            "external_id": conversion.external_id,
-            "integration": conversion.integration,
-        }
-        if row is None:
-            session.add(ConversionRow(event_key=key, **values))
-            session.flush()
-            return EventAction.CREATED
-        return _update_row(row, values)
+    @staticmethod
+    def _conversion_key(conversion: Conversion) -> str:
+        """The unique key of a recorded conversion: its integration's id of it, else its person, time and value."""
+        if conversion.external_id is not None:
+            return event_key("conversion", conversion.integration, conversion.external_id)
+        return event_key("conversion", conversion.email, conversion.timestamp.isoformat(), conversion.value,
+                         conversion.currency)
+
+    @staticmethod
+    def _put_conversions(session: Session, conversions: Sequence[tuple[Conversion, str]]) -> list[EventAction]:
+        """Insert each conversion under its key, or bring the stored one (or the batch's earlier one) with that key
+        up to date; what became of each, in order. The stored ones are read a chunk of keys at a time."""
+        known: dict[str, ConversionRow] = {}
+        for chunk in in_list_chunks(sorted({key for _, key in conversions})):
+            known.update((row.event_key, row) for row in session.scalars(
+                select(ConversionRow).where(ConversionRow.event_key.in_(chunk))))
+        actions: list[EventAction] = []
+        for conversion, key in conversions:
+            values = {
+                "email": conversion.email,
+                "timestamp": conversion.timestamp,
+                "value": conversion.value,
+                "currency": conversion.currency,
+                "source": conversion.source,
+                "external_id": conversion.external_id,
+                "integration": conversion.integration,
+            }
+            row = known.get(key)
+            if row is None:
+                known[key] = ConversionRow(event_key=key, **values)
+                session.add(known[key])
+                actions.append(EventAction.CREATED)
+            else:
+                actions.append(_update_row(row, values))
+        return actions
 
     @staticmethod
     def _put_touchpoint(

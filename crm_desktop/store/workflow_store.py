@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, func, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
@@ -190,48 +190,51 @@ class WorkflowStore:
     def requeue_unreached_messages(self, integration_id: int, conversation_ids: Iterable[str]) -> int:
         """Queue again the messages of these conversations that were settled without reaching the CRM (their
         person had no email yet), or given up waiting for the conversation (it came later than that wait); how
-        many. Once the conversation reaches a CRM record, they go to its timeline."""
-        wanted = set(conversation_ids)
-        if not wanted:
-            return 0
+        many. Once the conversation reaches a CRM record, they go to its timeline.
+
+        Found by the database in the events' JSON (the conversation id as written), not by reading every settled
+        event: a given-up message is taken only when its reason names its own conversation."""
+        wanted = sorted(set(conversation_ids))
         table = cast(Table, WorkflowEventRow.__table__)
-        settled = (table.c.status == DeliveryStatus.DONE) & table.c.crm_id.is_(None)
+        conversation_id = table.c.payload["conversationId"].as_string()
+        requeued = 0
         with self.db.session() as session:
-            ids = [row_id for row_id, payload, status, error in session.execute(
-                select(table.c.id, table.c.payload, table.c.status, table.c.error).where(
+            for chunk in in_list_chunks(wanted):
+                unreached = (table.c.status == DeliveryStatus.DONE) & table.c.crm_id.is_(None) & conversation_id.in_(
+                    chunk)
+                gave_up = (table.c.status == DeliveryStatus.FAILED) & tuple_(conversation_id, table.c.error).in_(
+                    [(wanted_id, conversation_never_arrived(wanted_id)) for wanted_id in chunk])
+                result = session.execute(update(table).where(
                     table.c.integration_id == integration_id, table.c.kind == WorkflowEventKind.MESSAGE,
-                    settled | (table.c.status == DeliveryStatus.FAILED)))
-                if isinstance(payload, dict) and payload.get("conversationId") in wanted
-                and (status == DeliveryStatus.DONE or error == conversation_never_arrived(payload["conversationId"]))]
-            if ids:
-                session.execute(update(table).where(table.c.id.in_(ids)).values(
-                    status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), error=None))
-        return len(ids)
+                    unreached | gave_up).values(status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), error=None))
+                requeued += max(cast(CursorResult[Any], result).rowcount or 0, 0)
+        return requeued
 
     def requeue_unreached_conversations(self, emails: Iterable[str]) -> list[int]:
         """Queue again the conversation events settled without reaching a CRM (their participant was known by
         username alone) whose conversation is now the person's of one of these emails; the integrations they are
-        queued for. Delivered again, they push that contact with its "Conversation started" entry."""
+        queued for. Delivered again, they push that contact with its "Conversation started" entry.
+
+        Found by the database, matching each event's platform and conversation id (as written, in its JSON) to the
+        people's conversations, not by reading every settled event."""
         wanted = sorted(set(emails))
-        if not wanted:
-            return []
         table = cast(Table, WorkflowEventRow.__table__)
+        conversations = cast(Table, ConversationRow.__table__)
+        payload = table.c.payload
+        unreached = ((table.c.kind == WorkflowEventKind.CONVERSATION) & (table.c.status == DeliveryStatus.DONE)
+                     & table.c.crm_id.is_(None))
+        found: list[tuple[int, int]] = []
         with self.db.session() as session:
-            theirs: set[tuple[str, str]] = set()
             for chunk in in_list_chunks(wanted):
-                theirs.update((str(platform), conversation_id) for platform, conversation_id in session.execute(
-                    select(ConversationRow.platform, ConversationRow.conversation_id)
-                    .where(ConversationRow.email.in_(chunk))))
-            if not theirs:
-                return []
-            found = [(row_id, integration_id) for row_id, integration_id, payload in session.execute(
-                select(table.c.id, table.c.integration_id, table.c.payload).where(
-                    table.c.kind == WorkflowEventKind.CONVERSATION, table.c.status == DeliveryStatus.DONE,
-                    table.c.crm_id.is_(None)))
-                if isinstance(payload, dict)
-                and (str(payload.get("platform")), str(payload.get("conversationId"))) in theirs]
-            if found:
-                session.execute(update(table).where(table.c.id.in_([row_id for row_id, _ in found])).values(
+                theirs = select(conversations.c.id).where(
+                    conversations.c.email.in_(chunk),
+                    conversations.c.platform == payload["platform"].as_string(),
+                    conversations.c.conversation_id == payload["conversationId"].as_string(),
+                ).exists()
+                found += [(row_id, integration_id) for row_id, integration_id in session.execute(
+                    select(table.c.id, table.c.integration_id).where(unreached, theirs))]
+            for ids in in_list_chunks(sorted({row_id for row_id, _ in found})):
+                session.execute(update(table).where(table.c.id.in_(ids)).values(
                     status=DeliveryStatus.PENDING, next_attempt_at=utcnow(), error=None))
         return sorted({integration_id for _, integration_id in found})
 

@@ -434,6 +434,30 @@ def test_a_file_resending_engagements_by_email_adds_nothing(service: SocialServi
     assert interactions(service, "rio@example.com") == 2
 
 
+def test_a_file_of_many_conversions_records_each_once(service: SocialService, tmp_path: Path) -> None:
+    """A feed with more conversion engagements than one read of the store holds, one of them twice and one by a
+    username the file links later: one conversion per person; the same file again changes nothing."""
+    rows: list[dict[str, Any]] = [
+        {"platform": "twitter", "type": "conversion", "timestamp": f"2026-11-{1 + n % 28:02d}T10:{n % 60:02d}:00Z",
+         "postId": f"p-{n}", "campaign": f"C{n % 3}", "user": {"email": f"buyer{n}@example.com"}}
+        for n in range(1200)]
+    rows += [rows[600], {**rows[0], "timestamp": "2026-11-29T10:00:00Z", "user": {"username": "late"}},
+             {**rows[0], "type": "click", "timestamp": "2026-11-30T10:00:00Z",
+              "user": {"username": "late", "email": "late@example.com"}}]
+    feed = tmp_path / "conversions.jsonl"
+    feed.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+    report = service.import_file(feed)
+
+    assert (report.created, report.unchanged, report.refused_lines) == (1202, 1, 0)
+    assert report.linked_touchpoints == 1
+    attribution = service.attribution_report(AttributionModel.LINEAR)
+    assert attribution.conversions == 1201
+    again = service.import_file(feed)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1203)
+    assert service.attribution_report(AttributionModel.LINEAR).conversions == 1201
+
+
 def test_a_campaigns_report_keeps_the_periods_totals(service: SocialService) -> None:
     """With a campaign, only the touchpoints and credit are the campaign's: the totals stay every conversion of the
     period (as the CLI prints them, "of N conversions ... in all campaigns"), also those the campaign never

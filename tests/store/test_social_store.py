@@ -354,3 +354,64 @@ def test_campaigns_are_created_on_first_mention_and_kept_by_name(database: Datab
     assert store.save_campaign(spring) is EventAction.UPDATED
     assert store.save_campaign(spring) is EventAction.UNCHANGED
     assert store.campaigns()[0].tags == ["q1", "retail"]
+
+
+def test_many_conversions_in_one_batch_are_each_kept_once_and_follow_their_values(database: Database) -> None:
+    """More conversions than one read holds, in one call: stored ones updated or left, new ones created, and the
+    same conversion twice in the batch created once (then left, or updated to the later value)."""
+    store = SocialStore(database)
+
+    def won(n: int, value: str = "100") -> Conversion:
+        return Conversion.model_validate({
+            "email": f"buyer{n}@example.com", "timestamp": f"2026-11-{1 + n % 28:02d}T15:00:00Z", "value": value,
+            "currency": "eur", "source": "crm_pull", "externalId": f"deal-{n}", "integration": "Pipedrive"})
+
+    def walk_in(n: int) -> Conversion:
+        return Conversion.model_validate({"email": f"walkin{n}@example.com", "timestamp": "2026-11-20T10:00:00Z",
+                                          "value": "20", "currency": "usd", "source": "api"})
+
+    assert {r.action for r in store.record_conversions([won(n) for n in range(300)])} == {EventAction.CREATED}
+    batch = [won(n, "150" if n % 2 else "100") for n in range(300)] + [won(n) for n in range(300, 1200)]
+    batch += [won(1200), won(1200), won(1201), won(1201, "175")] + [walk_in(n) for n in range(100)] + [walk_in(0)]
+
+    results = store.record_conversions(batch)
+
+    assert [r.action for r in results] == (
+        [EventAction.UPDATED if n % 2 else EventAction.UNCHANGED for n in range(300)] + [EventAction.CREATED] * 900
+        + [EventAction.CREATED, EventAction.UNCHANGED, EventAction.CREATED, EventAction.UPDATED]
+        + [EventAction.CREATED] * 100 + [EventAction.UNCHANGED])
+    assert [r.person.email for r in results] == [c.email for c in batch]
+    stored = {(c.email, str(c.value)) for c in store.conversions()}
+    assert len(store.conversions()) == 1202 + 100
+    assert stored == {(f"buyer{n}@example.com", "150.00" if n < 300 and n % 2 else "175.00" if n == 1201
+                       else "100.00") for n in range(1202)} | {(f"walkin{n}@example.com", "20.00") for n in range(100)}
+
+
+def test_many_conversion_engagements_in_one_batch_are_each_one_conversion(database: Database) -> None:
+    """More conversion engagements than one read holds: each person known by email gets one conversion, whether
+    the engagement is new, re-delivered from an earlier batch or twice in this one; one by username alone gets its
+    conversion when a later event of the batch links the username."""
+    store = SocialStore(database)
+
+    def converted(n: int, **user: str) -> EngagementEvent:
+        return EngagementEvent.model_validate({
+            "platform": "instagram", "type": "conversion", "timestamp": f"2026-11-{1 + n % 28:02d}T10:{n % 60:02d}:00Z",
+            "postId": f"p-{n}", "campaign": "Black Friday",
+            "user": user or {"email": f"buyer{n}@example.com"}})
+
+    store.record_engagements([converted(n) for n in range(100)])
+    assert len(store.conversions()) == 100
+    batch = [converted(n) for n in range(1200)] + [converted(500), converted(1300, username="anon")]
+    batch += [converted(1301, username="later"),
+              engagement("later", email="later@example.com", type="click", postId="x")]
+
+    results = store.record_engagements(batch)
+
+    assert [r.action for r in results] == ([EventAction.UNCHANGED] * 100 + [EventAction.CREATED] * 1100
+                                           + [EventAction.UNCHANGED] + [EventAction.CREATED] * 3)
+    conversions = store.conversions()
+    assert sorted(c.email for c in conversions) == sorted(
+        [f"buyer{n}@example.com" for n in range(1200)] + ["later@example.com"])
+    assert {c.value for c in conversions} == {None}
+    again = store.record_engagements(batch)
+    assert {r.action for r in again} == {EventAction.UNCHANGED} and len(store.conversions()) == 1201
