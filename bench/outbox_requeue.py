@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from bench import measured_here
 from crm_desktop.domain.models import Integration, Provider, SocialPlatform
 from crm_desktop.store.database import Database, sqlite_url
 from crm_desktop.store.models import ConversationRow, DeliveryStatus, WorkflowEventKind, WorkflowEventRow
@@ -118,9 +117,7 @@ def run(count: int, url: str) -> dict[str, Any]:
         "requeueConversationsCpuSeconds": round(conversations_cpu, 3),
         "requeueMessagesSeconds": round(messages_seconds, 3),
         "requeueMessagesCpuSeconds": round(messages_cpu, 3),
-        "loadAverage": round(os.getloadavg()[0], 1),
-        "measuredAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **measured_here(),
     }
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import measured_here
+from crm_desktop.app.social import SocialImportReport
 from crm_desktop.app.workspace import Workspace
 
 #: Rows the file gives each person: a conversation, two messages, six anonymous engagements, one that links.
@@ -63,6 +64,23 @@ def write_events(path: Path, people: int) -> None:
             handle.writelines(json.dumps(row) + "\n" for row in rows)
 
 
+def imported_twice(workspace: Workspace, source: Path) -> tuple[SocialImportReport, SocialImportReport,
+                                                                dict[str, float]]:
+    """Import ``source`` twice into ``workspace``: both reports, and each import's wall and CPU seconds."""
+    started, cpu = time.perf_counter(), time.process_time()
+    first = workspace.social.import_file(source)
+    first_seconds, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), time.process_time()
+    again = workspace.social.import_file(source)
+    again_seconds, again_cpu = time.perf_counter() - started, time.process_time() - cpu
+    return first, again, {
+        "firstImportSeconds": round(first_seconds, 1),
+        "firstImportCpuSeconds": round(first_cpu, 1),
+        "sameFileAgainSeconds": round(again_seconds, 1),
+        "sameFileAgainCpuSeconds": round(again_cpu, 1),
+    }
+
+
 def run(count: int, directory: Path) -> dict[str, Any]:
     """Import the file twice into a fresh workspace and time each import."""
     people = count // ROWS_PER_PERSON
@@ -70,12 +88,7 @@ def run(count: int, directory: Path) -> dict[str, Any]:
     write_events(source, people)
     workspace = Workspace.open(directory / "workspace")
     try:
-        started, cpu = time.perf_counter(), time.process_time()
-        first = workspace.social.import_file(source)
-        first_seconds, first_cpu = time.perf_counter() - started, time.process_time() - cpu
-        started, cpu = time.perf_counter(), time.process_time()
-        again = workspace.social.import_file(source)
-        again_seconds, again_cpu = time.perf_counter() - started, time.process_time() - cpu
+        first, again, timings = imported_twice(workspace, source)
         counts = workspace.social.store.counts()
         contacts = workspace.contacts.count()
     finally:
@@ -89,10 +102,7 @@ def run(count: int, directory: Path) -> dict[str, Any]:
         "rows": rows,
         "people": people,
         "linkedTouchpoints": first.linked_touchpoints,
-        "firstImportSeconds": round(first_seconds, 1),
-        "firstImportCpuSeconds": round(first_cpu, 1),
-        "sameFileAgainSeconds": round(again_seconds, 1),
-        "sameFileAgainCpuSeconds": round(again_cpu, 1),
+        **timings,
         **measured_here(),
     }
 
@@ -112,12 +122,7 @@ def run_conversions(count: int, directory: Path) -> dict[str, Any]:
     write_conversions(source, count)
     workspace = Workspace.open(directory / "workspace")
     try:
-        started, cpu = time.perf_counter(), time.process_time()
-        first = workspace.social.import_file(source)
-        first_seconds, first_cpu = time.perf_counter() - started, time.process_time() - cpu
-        started, cpu = time.perf_counter(), time.process_time()
-        again = workspace.social.import_file(source)
-        again_seconds, again_cpu = time.perf_counter() - started, time.process_time() - cpu
+        first, again, timings = imported_twice(workspace, source)
         conversions = len(workspace.social.store.conversions())
     finally:
         workspace.close()
@@ -125,13 +130,8 @@ def run_conversions(count: int, directory: Path) -> dict[str, Any]:
         first.created, first.refused[:3], again.unchanged, conversions)
     return {
         "conversions": count,
-        "firstImportSeconds": round(first_seconds, 1),
-        "firstImportCpuSeconds": round(first_cpu, 1),
-        "sameFileAgainSeconds": round(again_seconds, 1),
-        "sameFileAgainCpuSeconds": round(again_cpu, 1),
-        "loadAverage": round(os.getloadavg()[0], 1),
-        "measuredAt": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **timings,
+        **measured_here(),
     }
 
 
