@@ -526,12 +526,14 @@ def test_a_linkedin_export_with_thousands_of_rows_without_email_previews_without
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     checked = panel.service.preview_import(path, RecordObject.CONTACT)
 
-    started = time.perf_counter()
+    # The window's thread's own CPU time, not the wall clock: on a loaded CI host the wall clock also counts the
+    # time other processes had the cores, half of it or more.
+    started = time.thread_time()
     dialog = ImportPreviewDialog(checked, panel)
     qtbot.addWidget(dialog)
     dialog.show()
     qtbot.waitExposed(dialog)
-    took = time.perf_counter() - started
+    took = time.thread_time() - started
     assert took < 2.0, f"the preview took the window's thread for {took:.1f} s"
     assert "1,500 valid rows: 1,500 new, 0 to update (already stored); 28,500 refused." in dialog.summary.text()
     model = dialog.problems_table.model()
