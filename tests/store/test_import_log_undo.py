@@ -51,7 +51,7 @@ def test_the_second_of_two_undos_at_once_waits_for_the_first_and_writes_nothing(
     # The second undo on a connection of its own, as another desktop's.
     other = Database(database.url)
     claimed, second_asks = threading.Event(), threading.Event()
-    committed_at: list[float] = []
+    committing_at: list[float] = []
     refused: list[tuple[AlreadyUndoneError, float]] = []
 
     def first_undo() -> None:
@@ -60,7 +60,9 @@ def test_the_second_of_two_undos_at_once_waits_for_the_first_and_writes_nothing(
             claimed.set()
             second_asks.wait(10)
             time.sleep(1.0)  # the second one is asking meanwhile
-        committed_at.append(time.monotonic())
+            # Noted before the commit lets the second one go on: noted after it, the second could be refused
+            # (and note its time) before this thread ran again.
+            committing_at.append(time.monotonic())
 
     def second_undo() -> None:
         claimed.wait(10)
@@ -73,7 +75,7 @@ def test_the_second_of_two_undos_at_once_waits_for_the_first_and_writes_nothing(
     error, at = the_one_refused(other, refused, first_undo, second_undo)
     assert (error.undone, error.undone_by) == (f"run {imported}", first)
     assert str(error) == f"run {imported} was already undone (by run {first})"
-    assert at >= committed_at[0]  # it waited for the first to commit
+    assert at >= committing_at[0]  # it waited for the first to commit
     assert log.undone_by(imported) == first
     with database.session() as session:
         assert session.get(SyncRunRow, second).status is SyncRunStatus.RUNNING  # nothing of it recorded
@@ -105,7 +107,7 @@ def test_the_second_of_two_undos_of_one_change_waits_on_the_record_and_writes_no
     second = log.start(message, direction=SyncDirection.UNDO, trigger=SyncTrigger.EDIT)
     other = Database(database.url)
     claimed, second_asks = threading.Event(), threading.Event()
-    committed_at: list[float] = []
+    committing_at: list[float] = []
     refused: list[tuple[AlreadyUndoneError, float]] = []
     second_read: list[Contact | Lead] = []
 
@@ -119,10 +121,10 @@ def test_the_second_of_two_undos_of_one_change_waits_on_the_record_and_writes_no
             claimed.set()
             second_asks.wait(10)
             time.sleep(1.0)  # the second one is asking meanwhile
+            committing_at.append(time.monotonic())  # before the commit that lets the second one go on
 
         store.change_local(RecordObject.CONTACT, ada, put_back, then=then,
                            first=log.not_undone(message, "change 7 (company)"))
-        committed_at.append(time.monotonic())
 
     def second_undo() -> None:
         claimed.wait(10)
@@ -137,7 +139,7 @@ def test_the_second_of_two_undos_of_one_change_waits_on_the_record_and_writes_no
 
     error, at = the_one_refused(other, refused, first_undo, second_undo)
     assert str(error) == f"change 7 (company) was already undone (by run {first})"
-    assert at >= committed_at[0]  # it waited for the first to commit
+    assert at >= committing_at[0]  # it waited for the first to commit
     assert second_read == [], "the second undo never judged the record"
     assert log.undo_with_message(message) == first
     with database.session() as session:

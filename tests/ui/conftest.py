@@ -99,7 +99,8 @@ def qasync_loop(qapp: QApplication, qtbot: QtBot) -> Iterator[qasync.QEventLoop]
         pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
         for task in pending:
             task.cancel()
-        qtbot.waitUntil(lambda: all(task.done() for task in pending), timeout=2000)
+        # A cancelled task may wait for a sync worker's clean-up on its thread: seconds on a loaded host.
+        qtbot.waitUntil(lambda: all(task.done() for task in pending), timeout=10_000)
         loop.stop()
         loop.close()
         asyncio.events._set_running_loop(None)

@@ -254,7 +254,7 @@ def test_check_against_crm_lists_the_problems_and_marks_their_rows(
     qtbot.waitUntil(panel.check_button.isEnabled, timeout=5000)
     assert panel.notice.tone == "ok"
     assert panel.model.rows_with_problems() == []
-    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=10_000)
 
 
 def test_saving_a_row_marked_as_impossible_asks_first(

@@ -77,7 +77,7 @@ def test_test_connection_shows_the_account_user_scopes_and_quota(
     assert "crm.objects.contacts.write" in panel.details.values["Scopes"].text()
     assert keyring_asked == [], "a test changes no keys: the keyring is not asked again on the GUI thread"
     assert panel.selected_integration() is not None and panel.selected_integration().name == "hubspot-marketing"
-    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=10_000)
 
 
 def revoked_token_tested(panel: IntegrationsPanel, qtbot: QtBot, hubspot: HubSpotBench) -> str:
@@ -145,7 +145,7 @@ def test_new_credentials_or_a_new_integration_never_show_an_old_test_outcome(
     click(dialog.button_box.button(QDialogButtonBox.StandardButton.Ok))
     assert panel.selected_integration() is not None and panel.selected_integration().name == "hubspot-marketing"
     assert not panel.connection.result.isVisible(), panel.connection.result.text()
-    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=10_000)
 
 
 # -- Salesforce sign-in -----------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_signing_in_with_the_browser_stores_working_tokens(
     click(panel.test_button)
     qtbot.waitUntil(panel.test_button.isEnabled, timeout=5000)
     assert panel.connection.result.text().startswith("Connected to ")
-    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=10_000)
 
 
 def test_signing_in_without_a_client_id_says_where_to_type_it_in_the_app(
@@ -223,7 +223,7 @@ def test_signing_in_without_a_client_id_says_where_to_type_it_in_the_app(
     text = panel.connection.result.text()
     assert panel.connection.result.property("tone") == "error" and opened == []
     assert "Client ID" in text and "Edit…" in text, text
-    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=10_000)
 
 
 def test_cancel_stops_waiting_for_the_browser(
@@ -248,4 +248,4 @@ def test_cancel_stops_waiting_for_the_browser(
     assert panel.connection.result.text() == "Sign-in cancelled; the stored credentials are unchanged."
     stored = workspace.integrations.credentials(workspace.integrations.get("salesforce-prod"))
     assert stored is not None and "accessToken" not in stored
-    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=10_000)

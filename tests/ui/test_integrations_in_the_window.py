@@ -55,7 +55,7 @@ def test_the_health_lines_follow_integrations_added_and_removed_at_once(
     assert isinstance(box, QMessageBox)
     click(box.button(QMessageBox.StandardButton.Yes))
     window.show_panel(SYNC_MONITOR_ROW)
-    qtbot.waitUntil(lambda: list(board.rows) == [], timeout=3000)
+    qtbot.waitUntil(lambda: list(board.rows) == [], timeout=10_000)
     assert board.empty_label.isVisibleTo(board)
 
     window.show_panel(INTEGRATIONS_ROW)
@@ -67,7 +67,7 @@ def test_the_health_lines_follow_integrations_added_and_removed_at_once(
     click(dialog.button_box.button(QDialogButtonBox.StandardButton.Ok))
     assert panel.dialog is None
     window.show_panel(SYNC_MONITOR_ROW)
-    qtbot.waitUntil(lambda: list(board.rows) == ["hubspot-emea"], timeout=3000)
+    qtbot.waitUntil(lambda: list(board.rows) == ["hubspot-emea"], timeout=10_000)
     qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=5000)
 
 

@@ -112,11 +112,11 @@ def test_typing_filters_by_name_email_or_company(qtbot: QtBot, panel: PeoplePane
     QTest.keySequence(panel, "Ctrl+F")
     assert panel.filter_edit.hasFocus()
     QTest.keyClicks(panel.filter_edit, "babbage")
-    qtbot.waitUntil(lambda: panel.model.total == 6, timeout=2000)
+    qtbot.waitUntil(lambda: panel.model.total == 6, timeout=10_000)
     assert panel.count_label.text() == "6 contacts"
     QTest.keyClick(panel.filter_edit, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
     QTest.keyClicks(panel.filter_edit, "grace")
-    qtbot.waitUntil(lambda: panel.model.total == 3, timeout=2000)
+    qtbot.waitUntil(lambda: panel.model.total == 3, timeout=10_000)
     assert all(email.startswith("grace.") for email in emails(panel))
 
 
@@ -124,9 +124,9 @@ def test_export_saves_the_people_the_list_shows_as_it_sorts_them(
     qtbot: QtBot, panel: PeoplePanel, tmp_path: Path
 ) -> None:
     QTest.keyClicks(panel.filter_edit, "babbage")
-    qtbot.waitUntil(lambda: panel.model.total == 6, timeout=2000)
+    qtbot.waitUntil(lambda: panel.model.total == 6, timeout=10_000)
     panel.table.sortByColumn(PersonColumn.EMAIL, Qt.SortOrder.DescendingOrder)
-    qtbot.waitUntil(lambda: not panel.model.busy, timeout=2000)
+    qtbot.waitUntil(lambda: not panel.model.busy, timeout=10_000)
     path = tmp_path / "babbage.csv"
     dialog = panel.choose_export_file()
     assert dialog.defaultSuffix() == "csv" and dialog.windowTitle() == "Export the people listed"
@@ -211,7 +211,7 @@ def test_clicking_platforms_which_does_not_sort_leaves_the_arrow_on_the_sort_col
 
 def test_the_detail_pane_shows_a_lead_in_full(qtbot: QtBot, panel: PeoplePanel) -> None:
     QTest.keyClicks(panel.filter_edit, email_of(0))
-    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=2000)
+    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=10_000)
     tab = panel.kind_tabs.tabRect(1).center()
     QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, tab)
     settle(qtbot, panel)
@@ -266,7 +266,7 @@ def test_the_attribution_of_a_lead_converted_twice_shows_each_conversions_credit
     workspace.social.record_conversion(Conversion(email=email_of(0), timestamp=now - timedelta(days=40)))
     panel = open_panel(qtbot, workspace)
     QTest.keyClicks(panel.filter_edit, email_of(0))
-    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=2000)
+    qtbot.waitUntil(lambda: panel.model.total == 1, timeout=10_000)
     tab = panel.kind_tabs.tabRect(1).center()
     QTest.mouseClick(panel.kind_tabs, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, tab)
     settle(qtbot, panel)
@@ -526,12 +526,14 @@ def test_a_linkedin_export_with_thousands_of_rows_without_email_previews_without
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     checked = panel.service.preview_import(path, RecordObject.CONTACT)
 
-    started = time.perf_counter()
+    # The window's thread's own CPU time, not the wall clock: on a loaded CI host the wall clock also counts the
+    # time other processes had the cores, half of it or more.
+    started = time.thread_time()
     dialog = ImportPreviewDialog(checked, panel)
     qtbot.addWidget(dialog)
     dialog.show()
     qtbot.waitExposed(dialog)
-    took = time.perf_counter() - started
+    took = time.thread_time() - started
     assert took < 2.0, f"the preview took the window's thread for {took:.1f} s"
     assert "1,500 valid rows: 1,500 new, 0 to update (already stored); 28,500 refused." in dialog.summary.text()
     model = dialog.problems_table.model()
@@ -634,7 +636,7 @@ def test_typing_is_read_once_after_the_last_key_and_off_the_gui_thread(qtbot: Qt
     service.page = recording_page  # type: ignore[method-assign]
     QTest.keyClicks(panel.filter_edit, "grace")
     assert paged == [] and counted == [] and not panel.model.busy, "nothing is read while the user types"
-    qtbot.waitUntil(lambda: panel.model.total == 3 and not panel.model.busy, timeout=3000)
+    qtbot.waitUntil(lambda: panel.model.total == 3 and not panel.model.busy, timeout=10_000)
     # One read after the last key, not one per key; 3 rows fit one page, so they are their own count.
     assert [text for text, _ in paged] == ["grace"] and counted == []
     assert all(ident != gui for _, ident in paged)

@@ -38,7 +38,7 @@ def panel(qtbot: QtBot, hubspot: HubSpotBench, qasync_loop: qasync.QEventLoop) -
 def wait_idle(qtbot: QtBot, panel: SyncMonitorPanel) -> None:
     qtbot.waitUntil(lambda: not panel.running_integrations and panel.progress_label.text() == panel.IDLE_TEXT,
                     timeout=10_000)
-    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=2000)
+    qtbot.waitUntil(lambda: not unfinished_tasks(), timeout=10_000)
 
 
 def column(panel: SyncMonitorPanel, run_column: RunColumn) -> list[object]:
