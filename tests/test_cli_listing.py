@@ -158,7 +158,7 @@ def test_a_store_locked_past_the_wait_is_a_sentence_and_exit_1(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert code == ExitCode.PARTIAL
+    assert code == ExitCode.PARTIAL, report
     assert report["error"]["code"] == "store_busy"
     assert "database is locked" in report["error"]["message"] and "try again" in report["error"]["message"]
     code, listed = run_json(data_dir, ["contacts", "list"], capsys)

@@ -96,12 +96,15 @@ def _casefold(value: object) -> str | None:
 def _on_sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     dbapi_connection.create_function(CASEFOLD_FUNCTION, 1, _casefold, deterministic=True)
     cursor = dbapi_connection.cursor()
+    # First: what follows may wait for another writer (a sync, another program holding the file).
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Taken by a new file only (before its first table): a pruned run history's pages can then be given back to the
-    # disk a few at a time (store/history_store.py); an older file is rewritten once for it.
-    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    # disk a few at a time (store/history_store.py); an older file is rewritten once for it. Asked of a file with
+    # tables, the pragma changes nothing but still takes the write lock: a start while a sync wrote would wait.
+    if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
