@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,10 @@ RUNS_PER_LOOK = 200
 #: lock waits for one such transaction, not for the whole prune. A run with more rows goes alone, whole: a run is
 #: never left with part of its field changes (an undo of it would put back only part).
 ROWS_PER_TRANSACTION = 20_000
+#: On SQLite, how long a prune leaves the write lock free after each transaction (seconds): a sync waiting for it
+#: (SQLite's busy handler looks again every 100 ms) gets it then, instead of timing out while the prune takes it back
+#: at once transaction after transaction.
+PAUSE_BETWEEN_TRANSACTIONS = 0.15
 #: On SQLite, the free pages (as a share of the file) from which a prune gives the space back to the disk.
 GIVE_BACK_FROM = 0.10
 #: Pages an incremental vacuum frees per statement (each its own short write).
@@ -151,7 +156,8 @@ class RunHistoryStore:
                 sizes = self._sizes(session, chosen)
             for batch in _batches(chosen, sizes):
                 if delete_rows:
-                    self._delete(batch, state)
+                    if self._delete(batch, state) and self._db.is_sqlite:
+                        time.sleep(PAUSE_BETWEEN_TRANSACTIONS)
                 else:
                     state.counts.runs += len(batch)
                     state.counts.record_log += sum(sizes[run_id][0] for run_id in batch)
@@ -249,9 +255,9 @@ class RunHistoryStore:
                 sizes[run_id] = (lines.get(run_id, 0), changes.get(run_id, 0))
         return sizes
 
-    def _delete(self, batch: list[int], state: _Pass) -> None:
+    def _delete(self, batch: list[int], state: _Pass) -> bool:
         """Delete these runs and their rows in one transaction, each checked once more holding the write lock: a
-        run an undo started on since the pass began is kept."""
+        run an undo started on since the pass began is kept. Whether it wrote."""
         with self._db.session() as session:
             if self._db.is_sqlite:
                 hold_for_write(session, cast(Table, SyncRunRow.__table__))
@@ -263,7 +269,7 @@ class RunHistoryStore:
                 state.counts.kept += len(batch) - len(still)
                 state.going.difference_update(set(batch) - set(still))
             if not still:
-                return
+                return False
             state.counts.record_log += _rowcount(session.execute(
                 delete(SyncRecordLogRow).where(SyncRecordLogRow.run_id.in_(still))))
             state.counts.field_changes += _rowcount(session.execute(
@@ -272,6 +278,7 @@ class RunHistoryStore:
             # run by the foreign keys' ON DELETE SET NULL.
             state.counts.runs += _rowcount(session.execute(delete(SyncRunRow).where(SyncRunRow.id.in_(still))))
         logger.info("run history: deleted %d old run(s)", len(still))
+        return True
 
     # -- space
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import Integration, SyncDirection
@@ -293,5 +295,64 @@ def test_an_older_sqlite_store_waits_for_a_running_sync_before_its_rewrite(tmp_p
         space = store.give_space_back()
 
         assert space is not None and space.how == "waiting" and space.freed == 0
+    finally:
+        database.close()
+
+
+def test_a_sync_waiting_for_the_sqlite_write_lock_gets_it_between_prune_transactions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each deleted run takes 10 ms (a big store's deletes), so each transaction of 40 runs holds the write lock for
+    # about 0.4 s: a sync waiting on it (SQLite's busy handler looks again every 100 ms) must get it after one of
+    # them, not wait out its busy timeout while the prune starts one transaction after another.
+    path = tmp_path / "crm.db"
+    database = Database(sqlite_url(path))
+    first_delete = threading.Event()
+
+    def slow(_: object) -> int:
+        first_delete.set()
+        time.sleep(0.01)
+        return 0
+
+    @event.listens_for(database.engine, "connect")
+    def _slow_function(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.create_function("slow_delete", 1, slow)
+
+    try:
+        database.migrate()
+        crm = IntegrationStore(database).add(Integration(provider="pipedrive", name="crm")).id
+        with database.session() as session:
+            for n in range(400):
+                add_run(session, crm, OLD + timedelta(minutes=n), lines=1, changes=0)
+            add_run(session, crm, RECENT)
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER slow_run_delete AFTER DELETE ON sync_runs BEGIN SELECT slow_delete(old.id); END")
+        monkeypatch.setattr(history_store, "RUNS_PER_LOOK", 40)
+        waits: list[float] = []
+        refused: list[str] = []
+
+        def sync() -> None:
+            first_delete.wait(10)
+            writer = sqlite3.connect(path, isolation_level=None, timeout=2.0)
+            try:
+                for _ in range(5):
+                    asked = time.monotonic()
+                    writer.execute("BEGIN IMMEDIATE")
+                    waits.append(time.monotonic() - asked)
+                    writer.execute("UPDATE integrations SET name = name")
+                    writer.execute("COMMIT")
+                    time.sleep(0.05)
+            except sqlite3.OperationalError as exc:
+                refused.append(f"{exc} after {time.monotonic() - asked:.1f} s")
+            finally:
+                writer.close()
+
+        waiting = threading.Thread(target=sync)
+        waiting.start()
+        counts = RunHistoryStore(database).prune(LIMIT)
+        waiting.join(30)
+
+        assert counts.runs == 400
+        assert not refused and len(waits) == 5 and max(waits) < 1.0, (refused, waits)
     finally:
         database.close()
