@@ -47,6 +47,8 @@ ROWS_PER_TRANSACTION = 20_000
 PAUSE_BETWEEN_TRANSACTIONS = 0.15
 #: On SQLite, the free pages (as a share of the file) from which a prune gives the space back to the disk.
 GIVE_BACK_FROM = 0.10
+#: How long emptying the write-ahead log after giving space back waits for other processes' readers (ms).
+CHECKPOINT_WAIT_MS = 200
 #: Pages an incremental vacuum frees per statement (each its own short write).
 PAGES_PER_VACUUM_STEP = 2_000
 
@@ -317,7 +319,7 @@ class RunHistoryStore:
                     connection.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
                     connection.exec_driver_sql("VACUUM")
                     how = "vacuum"
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all()
+                _empty_the_log(connection)
         except Exception as exc:  # a full disk, a busy file: the space is reused by the store all the same
             logger.warning("run history: the freed space could not be given back to the disk: %s", exc)
             return SpaceReport("failed", before, _file_bytes(path), str(exc))
@@ -363,6 +365,18 @@ def _batches(run_ids: list[int], sizes: dict[int, tuple[int, int]]) -> Iterator[
         rows += size
     if batch:
         yield batch
+
+
+def _empty_the_log(connection: Any) -> None:
+    """Copy the write-ahead log into the file and empty it, waiting at most :data:`CHECKPOINT_WAIT_MS` for readers
+    of other processes: this checkpoint holds every writer off while it waits (a sync would time out behind a long
+    reader). With readers still there the log stays, reused, and the next checkpoint empties it."""
+    wait = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all()
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait}")
 
 
 def _steps(free_pages: int) -> range:

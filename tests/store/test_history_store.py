@@ -377,3 +377,45 @@ def test_every_column_naming_a_run_is_indexed_so_deleting_runs_reads_no_whole_ta
         assert unindexed == []
     finally:
         database.close()
+
+
+def test_giving_space_back_beside_an_open_reader_does_not_hold_off_a_sync(sqlite_database: Database) -> None:
+    # Another process reading (a second window, a backup) keeps the write-ahead log from being emptied: giving the
+    # space back must not wait for it holding the store (a checkpoint that truncates the log blocks every writer
+    # while it waits), or a sync started meanwhile times out with "database is locked".
+    fill_and_age(sqlite_database)
+    store = RunHistoryStore(sqlite_database)
+    store.prune(LIMIT)
+    path = str(sqlite_database.engine.url.database)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM sync_runs").fetchall()
+    waited: list[float] = []
+    refused: list[str] = []
+
+    def sync() -> None:
+        time.sleep(0.3)
+        writer = sqlite3.connect(path, isolation_level=None, timeout=3.0)
+        asked = time.monotonic()
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            waited.append(time.monotonic() - asked)
+            writer.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            refused.append(str(exc))
+        finally:
+            writer.close()
+
+    waiting = threading.Thread(target=sync)
+    try:
+        waiting.start()
+        started = time.monotonic()
+        space = store.give_space_back(from_share=0.0)
+        took = time.monotonic() - started
+        waiting.join(10)
+    finally:
+        reader.close()
+
+    assert space is not None and space.how == "incremental"
+    assert not refused and waited and waited[0] < 1.0, (refused, waited)
+    assert took < 2.0
