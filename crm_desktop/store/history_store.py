@@ -259,7 +259,8 @@ class RunHistoryStore:
 
     def _delete(self, batch: list[int], state: _Pass) -> bool:
         """Delete these runs and their rows in one transaction, each checked once more holding the write lock: a
-        run an undo started on since the pass began is kept. Whether it wrote."""
+        run an undo started on since the pass began is kept, one another prune deleted meanwhile is not counted.
+        Whether it wrote."""
         with self._db.session() as session:
             if self._db.is_sqlite:
                 hold_for_write(session, cast(Table, SyncRunRow.__table__))
@@ -268,7 +269,9 @@ class RunHistoryStore:
             still = list(session.scalars(select(SyncRunRow.id).where(
                 SyncRunRow.id.in_(batch), SyncRunRow.status != SyncRunStatus.RUNNING, SyncRunRow.id.not_in(undoing))))
             if len(still) < len(batch):
-                state.counts.kept += len(batch) - len(still)
+                # Those another prune deleted meanwhile are gone, not kept.
+                there = session.scalar(select(func.count()).select_from(SyncRunRow).where(SyncRunRow.id.in_(batch)))
+                state.counts.kept += int(there or 0) - len(still)
                 state.going.difference_update(set(batch) - set(still))
             if not still:
                 return False

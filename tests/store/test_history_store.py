@@ -419,3 +419,25 @@ def test_giving_space_back_beside_an_open_reader_does_not_hold_off_a_sync(sqlite
     assert space is not None and space.how == "incremental"
     assert not refused and waited and waited[0] < 1.0, (refused, waited)
     assert took < 2.0
+
+
+def test_runs_another_prune_deleted_first_are_not_counted_as_kept(database: Database,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two prunes at once (two desktops on one database, or the app and `runs prune`): what one deleted while the
+    # other looked is neither deleted twice nor said to be "older runs kept: still running, with open conflicts...".
+    fill_and_age(database, runs=12, lines=2)
+    ours, theirs = RunHistoryStore(database), RunHistoryStore(database)
+    deleting = RunHistoryStore._delete
+    other: list[PruneCounts] = []
+
+    def after_the_other(self: RunHistoryStore, batch: list[int], state: Any) -> bool:
+        if self is ours and not other:
+            other.append(theirs.prune(LIMIT))
+        return deleting(self, batch, state)
+
+    monkeypatch.setattr(RunHistoryStore, "_delete", after_the_other)
+
+    counts = ours.prune(LIMIT)
+
+    assert other[0].runs == 12 and other[0].kept == 0
+    assert counts == PruneCounts()
