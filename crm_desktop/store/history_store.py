@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,8 +41,14 @@ RUNS_PER_LOOK = 200
 #: lock waits for one such transaction, not for the whole prune. A run with more rows goes alone, whole: a run is
 #: never left with part of its field changes (an undo of it would put back only part).
 ROWS_PER_TRANSACTION = 20_000
+#: On SQLite, how long a prune leaves the write lock free after each transaction (seconds): a sync waiting for it
+#: (SQLite's busy handler looks again every 100 ms) gets it then, instead of timing out while the prune takes it back
+#: at once transaction after transaction.
+PAUSE_BETWEEN_TRANSACTIONS = 0.15
 #: On SQLite, the free pages (as a share of the file) from which a prune gives the space back to the disk.
 GIVE_BACK_FROM = 0.10
+#: How long emptying the write-ahead log after giving space back waits for other processes' readers (ms).
+CHECKPOINT_WAIT_MS = 200
 #: Pages an incremental vacuum frees per statement (each its own short write).
 PAGES_PER_VACUUM_STEP = 2_000
 
@@ -151,7 +158,8 @@ class RunHistoryStore:
                 sizes = self._sizes(session, chosen)
             for batch in _batches(chosen, sizes):
                 if delete_rows:
-                    self._delete(batch, state)
+                    if self._delete(batch, state) and self._db.is_sqlite:
+                        time.sleep(PAUSE_BETWEEN_TRANSACTIONS)
                 else:
                     state.counts.runs += len(batch)
                     state.counts.record_log += sum(sizes[run_id][0] for run_id in batch)
@@ -249,9 +257,10 @@ class RunHistoryStore:
                 sizes[run_id] = (lines.get(run_id, 0), changes.get(run_id, 0))
         return sizes
 
-    def _delete(self, batch: list[int], state: _Pass) -> None:
+    def _delete(self, batch: list[int], state: _Pass) -> bool:
         """Delete these runs and their rows in one transaction, each checked once more holding the write lock: a
-        run an undo started on since the pass began is kept."""
+        run an undo started on since the pass began is kept, one another prune deleted meanwhile is not counted.
+        Whether it wrote."""
         with self._db.session() as session:
             if self._db.is_sqlite:
                 hold_for_write(session, cast(Table, SyncRunRow.__table__))
@@ -260,10 +269,12 @@ class RunHistoryStore:
             still = list(session.scalars(select(SyncRunRow.id).where(
                 SyncRunRow.id.in_(batch), SyncRunRow.status != SyncRunStatus.RUNNING, SyncRunRow.id.not_in(undoing))))
             if len(still) < len(batch):
-                state.counts.kept += len(batch) - len(still)
+                # Those another prune deleted meanwhile are gone, not kept.
+                there = session.scalar(select(func.count()).select_from(SyncRunRow).where(SyncRunRow.id.in_(batch)))
+                state.counts.kept += int(there or 0) - len(still)
                 state.going.difference_update(set(batch) - set(still))
             if not still:
-                return
+                return False
             state.counts.record_log += _rowcount(session.execute(
                 delete(SyncRecordLogRow).where(SyncRecordLogRow.run_id.in_(still))))
             state.counts.field_changes += _rowcount(session.execute(
@@ -272,6 +283,7 @@ class RunHistoryStore:
             # run by the foreign keys' ON DELETE SET NULL.
             state.counts.runs += _rowcount(session.execute(delete(SyncRunRow).where(SyncRunRow.id.in_(still))))
         logger.info("run history: deleted %d old run(s)", len(still))
+        return True
 
     # -- space
 
@@ -310,7 +322,7 @@ class RunHistoryStore:
                     connection.exec_driver_sql("PRAGMA auto_vacuum=INCREMENTAL")
                     connection.exec_driver_sql("VACUUM")
                     how = "vacuum"
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all()
+                _empty_the_log(connection)
         except Exception as exc:  # a full disk, a busy file: the space is reused by the store all the same
             logger.warning("run history: the freed space could not be given back to the disk: %s", exc)
             return SpaceReport("failed", before, _file_bytes(path), str(exc))
@@ -356,6 +368,18 @@ def _batches(run_ids: list[int], sizes: dict[int, tuple[int, int]]) -> Iterator[
         rows += size
     if batch:
         yield batch
+
+
+def _empty_the_log(connection: Any) -> None:
+    """Copy the write-ahead log into the file and empty it, waiting at most :data:`CHECKPOINT_WAIT_MS` for readers
+    of other processes: this checkpoint holds every writer off while it waits (a sync would time out behind a long
+    reader). With readers still there the log stays, reused, and the next checkpoint empties it."""
+    wait = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
+    connection.exec_driver_sql(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all()
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait}")
 
 
 def _steps(free_pages: int) -> range:

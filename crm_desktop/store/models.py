@@ -509,7 +509,7 @@ class SyncRunRow(Base):
     #: Fields changed on both sides that a conflict rule settled (``conflicts`` counts those waiting).
     conflicts_decided: Mapped[int] = mapped_column(default=0, server_default="0")
     #: For an undo's own run: the run it undid.
-    undoes_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    undoes_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True)
     api_calls: Mapped[int] = mapped_column(default=0)
     total: Mapped[int] = mapped_column(default=0)
     message: Mapped[str | None] = mapped_column(Text)
@@ -642,7 +642,7 @@ class ConflictRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True)
     object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "conflict_object"))
     local_id: Mapped[int] = mapped_column()
     crm_id: Mapped[str | None] = mapped_column(String(64))
@@ -709,7 +709,7 @@ class OutboxRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True)
     object: Mapped[RecordObject] = mapped_column(str_enum(RecordObject, "outbox_object"))
     local_id: Mapped[int] = mapped_column()
     email: Mapped[str] = mapped_column(String(254))
@@ -769,7 +769,7 @@ class SyncAttemptMetricsRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
     #: No run when the attempt stopped before the run was recorded.
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     status: Mapped[SyncRunStatus] = mapped_column(str_enum(SyncRunStatus, "attempt_status"))
     #: Why the attempt as a whole failed or stopped early (``None`` when it ran to the end).
@@ -821,7 +821,7 @@ class AlertRow(Base):
     integration_id: Mapped[int | None] = mapped_column(ForeignKey("integrations.id", ondelete="SET NULL"))
     integration_name: Mapped[str] = mapped_column(String(80))
     message: Mapped[str] = mapped_column(Text)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id", ondelete="SET NULL"), index=True)
     raised_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: Times the same alert came again within the quiet period (counted, not notified).

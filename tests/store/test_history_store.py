@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from crm_desktop.domain.models import Integration, SyncDirection
@@ -295,3 +297,147 @@ def test_an_older_sqlite_store_waits_for_a_running_sync_before_its_rewrite(tmp_p
         assert space is not None and space.how == "waiting" and space.freed == 0
     finally:
         database.close()
+
+
+def test_a_sync_waiting_for_the_sqlite_write_lock_gets_it_between_prune_transactions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each deleted run takes 10 ms (a big store's deletes), so each transaction of 40 runs holds the write lock for
+    # about 0.4 s: a sync waiting on it (SQLite's busy handler looks again every 100 ms) must get it after one of
+    # them, not wait out its busy timeout while the prune starts one transaction after another.
+    path = tmp_path / "crm.db"
+    database = Database(sqlite_url(path))
+    first_delete = threading.Event()
+
+    def slow(_: object) -> int:
+        first_delete.set()
+        time.sleep(0.01)
+        return 0
+
+    @event.listens_for(database.engine, "connect")
+    def _slow_function(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.create_function("slow_delete", 1, slow)
+
+    try:
+        database.migrate()
+        crm = IntegrationStore(database).add(Integration(provider="pipedrive", name="crm")).id
+        with database.session() as session:
+            for n in range(400):
+                add_run(session, crm, OLD + timedelta(minutes=n), lines=1, changes=0)
+            add_run(session, crm, RECENT)
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER slow_run_delete AFTER DELETE ON sync_runs BEGIN SELECT slow_delete(old.id); END")
+        monkeypatch.setattr(history_store, "RUNS_PER_LOOK", 40)
+        waits: list[float] = []
+        refused: list[str] = []
+
+        def sync() -> None:
+            first_delete.wait(10)
+            writer = sqlite3.connect(path, isolation_level=None, timeout=2.0)
+            try:
+                for _ in range(5):
+                    asked = time.monotonic()
+                    writer.execute("BEGIN IMMEDIATE")
+                    waits.append(time.monotonic() - asked)
+                    writer.execute("UPDATE integrations SET name = name")
+                    writer.execute("COMMIT")
+                    time.sleep(0.05)
+            except sqlite3.OperationalError as exc:
+                refused.append(f"{exc} after {time.monotonic() - asked:.1f} s")
+            finally:
+                writer.close()
+
+        waiting = threading.Thread(target=sync)
+        waiting.start()
+        counts = RunHistoryStore(database).prune(LIMIT)
+        waiting.join(30)
+
+        assert counts.runs == 400
+        assert not refused and len(waits) == 5 and max(waits) < 1.0, (refused, waits)
+    finally:
+        database.close()
+
+
+def test_every_column_naming_a_run_is_indexed_so_deleting_runs_reads_no_whole_table(tmp_path: Path) -> None:
+    # Deleting a run sets what points at it to no run (or deletes it): without an index on that column the database
+    # reads the whole table per run deleted (2 s a prune transaction of 200 runs among 50,000, in which a sync waits).
+    database = Database(sqlite_url(tmp_path / "crm.db"))
+    try:
+        database.migrate()
+        with database.engine.connect() as connection:
+            tables = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars().all()
+            unindexed = []
+            for table in tables:
+                references = connection.exec_driver_sql(f"PRAGMA foreign_key_list('{table}')").all()
+                leading = {connection.exec_driver_sql(f"PRAGMA index_info('{index[1]}')").first()[2]
+                           for index in connection.exec_driver_sql(f"PRAGMA index_list('{table}')").all()}
+                unindexed += [f"{table}.{reference[3]}" for reference in references
+                              if reference[2] == "sync_runs" and reference[3] not in leading]
+
+        assert unindexed == []
+    finally:
+        database.close()
+
+
+def test_giving_space_back_beside_an_open_reader_does_not_hold_off_a_sync(sqlite_database: Database) -> None:
+    # Another process reading (a second window, a backup) keeps the write-ahead log from being emptied: giving the
+    # space back must not wait for it holding the store (a checkpoint that truncates the log blocks every writer
+    # while it waits), or a sync started meanwhile times out with "database is locked".
+    fill_and_age(sqlite_database)
+    store = RunHistoryStore(sqlite_database)
+    store.prune(LIMIT)
+    path = str(sqlite_database.engine.url.database)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM sync_runs").fetchall()
+    waited: list[float] = []
+    refused: list[str] = []
+
+    def sync() -> None:
+        time.sleep(0.3)
+        writer = sqlite3.connect(path, isolation_level=None, timeout=3.0)
+        asked = time.monotonic()
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            waited.append(time.monotonic() - asked)
+            writer.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            refused.append(str(exc))
+        finally:
+            writer.close()
+
+    waiting = threading.Thread(target=sync)
+    try:
+        waiting.start()
+        started = time.monotonic()
+        space = store.give_space_back(from_share=0.0)
+        took = time.monotonic() - started
+        waiting.join(10)
+    finally:
+        reader.close()
+
+    assert space is not None and space.how == "incremental"
+    assert not refused and waited and waited[0] < 1.0, (refused, waited)
+    assert took < 2.0
+
+
+def test_runs_another_prune_deleted_first_are_not_counted_as_kept(database: Database,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two prunes at once (two desktops on one database, or the app and `runs prune`): what one deleted while the
+    # other looked is neither deleted twice nor said to be "older runs kept: still running, with open conflicts...".
+    fill_and_age(database, runs=12, lines=2)
+    ours, theirs = RunHistoryStore(database), RunHistoryStore(database)
+    deleting = RunHistoryStore._delete
+    other: list[PruneCounts] = []
+
+    def after_the_other(self: RunHistoryStore, batch: list[int], state: Any) -> bool:
+        if self is ours and not other:
+            other.append(theirs.prune(LIMIT))
+        return deleting(self, batch, state)
+
+    monkeypatch.setattr(RunHistoryStore, "_delete", after_the_other)
+
+    counts = ours.prune(LIMIT)
+
+    assert other[0].runs == 12 and other[0].kept == 0
+    assert counts == PruneCounts()

@@ -65,7 +65,7 @@ STORE_TABLES = {
     "forgotten_people",
 }
 #: The newest revision this version of the app ships.
-SHIPPED_HEAD = "0029"
+SHIPPED_HEAD = "0030"
 
 # A second revision, as a later version of the app would ship it: one new nullable column.
 REVISION_0002 = '''"""Contacts get a nickname.
