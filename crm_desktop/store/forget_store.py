@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,6 +61,18 @@ class ErasedRows:
     lead_id: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
     forgotten_at: datetime | None = None
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in a JSON value (keys and values), as written, not JSON-escaped: a line break before an email is
+    not the letter ``n`` of ``\\n`` glued to it."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (str(key), *_texts(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
 
 
 def _count(result: Any) -> int:
@@ -205,7 +216,7 @@ class ForgetStore:
         mentioned = re.compile(rf"(?<![\w.+-]){re.escape(email)}(?![\w-]|\.\w)")
         doomed = [row_id for row_id, held in session.execute(
             select(table.c.id, payload).where(func.lower(cast_as(payload, Text)).contains(email, autoescape=True)))
-            if mentioned.search(json.dumps(held, ensure_ascii=False).lower())]
+            if any(mentioned.search(text.lower()) for text in _texts(held))]
         for chunk in in_list_chunks(doomed):
             deleted += _count(session.execute(delete(table).where(table.c.id.in_(chunk))))
         return deleted
