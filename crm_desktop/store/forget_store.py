@@ -212,10 +212,12 @@ class ForgetStore:
         for chunk in in_list_chunks(sorted(conversation_ids)):
             deleted += _count(session.execute(delete(table).where(payload["conversationId"].as_string().in_(chunk))))
         # Anywhere else (a message's text), the email as an address of its own: ann@example.com is not in
-        # joann@example.com. The database finds the few events whose text holds it; each is then read.
+        # joann@example.com. The database finds the few events whose text holds it; each is then read. Its longest
+        # ASCII run is looked for: the JSON as stored writes an accented letter as an escape (\u00eb).
         mentioned = re.compile(rf"(?<![\w.+-]){re.escape(email)}(?![\w-]|\.\w)")
+        clue = max(re.findall(r"[\x00-\x7f]+", email) or [""], key=len)
         doomed = [row_id for row_id, held in session.execute(
-            select(table.c.id, payload).where(func.lower(cast_as(payload, Text)).contains(email, autoescape=True)))
+            select(table.c.id, payload).where(func.lower(cast_as(payload, Text)).contains(clue, autoescape=True)))
             if any(mentioned.search(text.lower()) for text in _texts(held))]
         for chunk in in_list_chunks(doomed):
             deleted += _count(session.execute(delete(table).where(table.c.id.in_(chunk))))
