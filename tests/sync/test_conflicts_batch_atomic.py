@@ -4,6 +4,7 @@ conflict told resolved that is not."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -144,3 +145,18 @@ async def test_a_sync_pulling_while_the_crm_is_written_keeps_its_merge_base(
     assert (run.status, run.counts["conflicts"], run.counts["decided"]) == (SyncRunStatus.SUCCEEDED, 0, 0)
     assert hubspot.contact(email).phone == "+14155558888"
     assert await hubspot.crm_value(email, "phone") == "+14155558888", "the edit made after is pushed"
+
+
+@scenario
+async def test_two_fields_of_a_record_resolved_at_once_by_two_windows_keep_both_merge_bases(
+    hubspot: SyncBench,
+) -> None:
+    """Two windows (or desktops) resolving different fields of one record at the same moment: each records its
+    field on the merge base the other left, so neither field's base goes back to what was read before."""
+    ids = await conflicts_on_company(hubspot, surname=True)
+    email = "person1@example.com"
+    first, second = await asyncio.gather(hubspot.service.resolve_many([ids[email]], take="local"),
+                                         hubspot.service.resolve_many([ids["surname"]], take="local"))
+    assert [o.status for o in (*first, *second)] == [ResolutionStatus.RESOLVED] * 2
+    base = hubspot.link(email).base_values
+    assert (base["company"], base["lastName"]) == ("Local Co 1", "Here")
