@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,6 +61,18 @@ class ErasedRows:
     lead_id: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
     forgotten_at: datetime | None = None
+
+
+def _texts(value: Any) -> list[str]:
+    """Every string in a JSON value (keys and values), as written, not JSON-escaped: a line break before an email is
+    not the letter ``n`` of ``\\n`` glued to it."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (str(key), *_texts(item))]
+    if isinstance(value, list):
+        return [text for item in value for text in _texts(item)]
+    return []
 
 
 def _count(result: Any) -> int:
@@ -201,11 +212,13 @@ class ForgetStore:
         for chunk in in_list_chunks(sorted(conversation_ids)):
             deleted += _count(session.execute(delete(table).where(payload["conversationId"].as_string().in_(chunk))))
         # Anywhere else (a message's text), the email as an address of its own: ann@example.com is not in
-        # joann@example.com. The database finds the few events whose text holds it; each is then read.
+        # joann@example.com. The database finds the few events whose text holds it; each is then read. Its longest
+        # ASCII run is looked for: the JSON as stored writes an accented letter as an escape (\u00eb).
         mentioned = re.compile(rf"(?<![\w.+-]){re.escape(email)}(?![\w-]|\.\w)")
+        clue = max(re.findall(r"[\x00-\x7f]+", email) or [""], key=len)
         doomed = [row_id for row_id, held in session.execute(
-            select(table.c.id, payload).where(func.lower(cast_as(payload, Text)).contains(email, autoescape=True)))
-            if mentioned.search(json.dumps(held, ensure_ascii=False).lower())]
+            select(table.c.id, payload).where(func.lower(cast_as(payload, Text)).contains(clue, autoescape=True)))
+            if any(mentioned.search(text.lower()) for text in _texts(held))]
         for chunk in in_list_chunks(doomed):
             deleted += _count(session.execute(delete(table).where(table.c.id.in_(chunk))))
         return deleted

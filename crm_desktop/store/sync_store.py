@@ -1417,12 +1417,15 @@ class SyncStore:
 
     def write_resolutions(
         self, integration_id: int, records: Iterable[tuple[RecordObject, int]],
-        decide: Callable[[dict[tuple[RecordObject, int], LocalRecord]], ResolutionWrites],
+        decide: Callable[[dict[tuple[RecordObject, int], LocalRecord], dict[tuple[RecordObject, int], Link]],
+                         ResolutionWrites],
     ) -> ResolutionWrites:
-        """Hold the local ``records`` (as :meth:`change_local` holds one), read them, and write what ``decide``
-        makes of them (given those still there, by object and id): the records, links, audit rows and conflicts
-        closed or let go, in one transaction and a few statements, whatever the batch's size. A batch of
-        resolutions commits whole or not at all; an exception from ``decide`` or from a write writes nothing.
+        """Hold the local ``records`` (as :meth:`change_local` holds one), read them and their links, and write
+        what ``decide`` makes of them (given those still there, by object and id): the records, links, audit rows
+        and conflicts closed or let go, in one transaction and a few statements, whatever the batch's size. A batch
+        of resolutions commits whole or not at all; an exception from ``decide`` or from a write writes nothing.
+        The links are read with the records held: a sync that pulled into them while the CRM was being written
+        moved their merge base and sync mark, which the resolutions must build on, not undo.
 
         Returns:
             What ``decide`` answered, once committed.
@@ -1432,6 +1435,8 @@ class SyncStore:
             wanted.setdefault(obj, set()).add(local_id)
         with self.db.session() as session:
             held: dict[tuple[RecordObject, int], LocalRecord] = {}
+            links: dict[tuple[RecordObject, int], Link] = {}
+            link_table = _table(CrmLinkRow)
             # In one order (object, then id), so two batches holding records of the same people never wait on
             # each other crosswise (PostgreSQL's row locks).
             for obj in sorted(wanted):
@@ -1440,7 +1445,11 @@ class SyncStore:
                     session.execute(update(table).where(table.c.id.in_(chunk)).values(updated_at=table.c.updated_at))
                     held.update(((obj, local.id), local)
                                 for local in self._read_locals(session, obj, table.c.id.in_(chunk)))
-            writes = decide(held)
+                    links.update(((obj, Link(*row).local_id), Link(*row)) for row in session.execute(
+                        select(*(link_table.c[name] for name in _LINK_COLUMNS)).where(
+                            link_table.c.integration_id == integration_id, link_table.c.object == obj,
+                            link_table.c.local_id.in_(chunk))))
+            writes = decide(held, links)
             self._write_resolutions(session, integration_id, writes)
             return writes
 

@@ -218,12 +218,13 @@ def _write_resolutions(
     kept: dict[int, Value] = {}
     failed: dict[int, Exception] = {}
 
-    def decide(held: dict[tuple[RecordObject, int], LocalRecord]) -> ResolutionWrites:
+    def decide(held: dict[tuple[RecordObject, int], LocalRecord],
+               held_links: dict[tuple[RecordObject, int], Link]) -> ResolutionWrites:
         kept.clear()
         failed.clear()
         writes = ResolutionWrites(released=list(released))
         records = dict(held)
-        links: dict[tuple[RecordObject, int], Link | None] = {}
+        links: dict[tuple[RecordObject, int], Link | None] = dict(held_links)
         touched: set[tuple[RecordObject, int]] = set()
         for plan in plans:
             conflict_id = plan.conflict.id
@@ -263,11 +264,13 @@ def _recorded_resolution(
         return conflict.crm_value
     obj, name = conflict.object, conflict.field
     key = (obj, conflict.local_id)
-    local, link = plan.local, plan.link
+    # The link as read with the record held (a sync may have pulled into it while the CRM was being written), or
+    # as the resolutions before this one in the batch left it.
+    local, link = plan.local, links.get(key)
     if key in touched and key in records:
-        # A second field of a record resolved in this batch: its merge base and sync mark as the first field's
-        # resolution left them, as one resolution after the other would read them.
-        local, link = records[key], links.get(key, link)
+        # A second field of a record resolved in this batch: its sync mark as the first field's resolution left it,
+        # as one resolution after the other would read it.
+        local = records[key]
     touched.add(key)
     held = records.get(key)
     if held is None:

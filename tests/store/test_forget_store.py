@@ -128,3 +128,45 @@ def test_forget_deletes_every_social_event_naming_the_person_and_no_one_else_s(d
     with database.session() as session:
         left = set(session.scalars(select(WorkflowEventRow.event_key)))
     assert left == {event.event_key for event in others}
+
+
+def test_forget_finds_her_email_in_a_message_after_a_line_break_or_tab(database: Database) -> None:
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    hers = [
+        _said("her-newline", "c-1", f"My email:\n{ANN}"),
+        _said("her-tab", "c-2", f"email\t{ANN.upper()}"),
+        _said("her-return", "c-3", f"écrivez-moi\r\n{ANN}\nmerci"),
+        _said("her-quoted", "c-4", f'"{ANN}"'),
+    ]
+    others = [_said("other-newline", "c-5", "My email:\njoann@example.com"),
+              _said("other-tab", "c-6", f"email\tx.{ANN}")]
+    WorkflowStore(database).enqueue([integration.id], [*hers, *others])
+
+    erased = ForgetStore(database).forget(ANN)
+
+    with database.session() as session:
+        left = set(session.scalars(select(WorkflowEventRow.event_key)))
+    assert left == {event.event_key for event in others}
+    assert erased.counts["socialEvents"] == len(hers)
+
+
+def test_forget_finds_an_email_with_accents_in_a_message_s_text(database: Database) -> None:
+    zoe = "zoë@exämple.com"
+    integration = IntegrationStore(database).add(Integration(provider="hubspot", name="hs", base_url="https://x"))
+    assert integration.id is not None
+    hers = [
+        _engaged("her-engaged", {"email": zoe}),
+        _said("her-said", "c-1", f"écrivez à {zoe} svp"),
+        _said("her-shouted", "c-2", "écrivez à ZOË@EXÄMPLE.COM"),
+    ]
+    others = [_said("other-said", "c-3", "écrivez à chloë@exämple.com"),
+              _engaged("other-engaged", {"email": "zoe@example.com"})]
+    WorkflowStore(database).enqueue([integration.id], [*hers, *others])
+
+    erased = ForgetStore(database).forget(zoe)
+
+    with database.session() as session:
+        left = set(session.scalars(select(WorkflowEventRow.event_key)))
+    assert left == {event.event_key for event in others}
+    assert erased.counts["socialEvents"] == len(hers)

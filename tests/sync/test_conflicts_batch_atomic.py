@@ -4,6 +4,7 @@ conflict told resolved that is not."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -110,3 +111,52 @@ async def test_two_fields_of_a_record_and_a_refusal_in_one_batch(
     base = hubspot.link(email).base_values
     assert (base["company"], base["lastName"]) == ("Local Co 1", "Here"), "both fields' merge base moved"
     assert hubspot.service.conflict_count() == PEOPLE + 1 - 2
+
+
+@scenario
+async def test_a_sync_pulling_while_the_crm_is_written_keeps_its_merge_base(
+    hubspot: SyncBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync that pulls another field of a record while its conflict's value goes to the CRM moves the record's
+    merge base and sync mark; recording the resolution builds on them rather than putting back what was read
+    before, else the marketer's next edit of that field looks like a conflict and the CRM's value wins it."""
+    ids = await conflicts_on_company(hubspot)
+    email = "person1@example.com"
+    upsert = HubSpotAdapter.upsert
+    pulled: list[SyncRunStatus] = []
+
+    async def pulled_meanwhile(adapter: Any, obj: Any, records: Any, **options: Any) -> Any:
+        if not pulled:  # the sync's own writes go straight through
+            pulled.append(SyncRunStatus.RUNNING)
+            hubspot.sandbox.clock.advance(2)
+            await hubspot.edit(hubspot.link(email).crm_id, {"phone": "+14155559999"})
+            pulled[0] = (await hubspot.sync()).status
+        return await upsert(adapter, obj, records, **options)
+
+    monkeypatch.setattr(HubSpotAdapter, "upsert", pulled_meanwhile)
+    outcomes = await hubspot.service.resolve_many(list(ids.values()), take="local")
+    assert pulled == [SyncRunStatus.SUCCEEDED]
+    assert [o.status for o in outcomes] == [ResolutionStatus.RESOLVED] * PEOPLE
+    base = hubspot.link(email).base_values
+    assert (base["company"], base["phone"]) == ("Local Co 1", "+14155559999"), "the pull's merge base is kept"
+
+    hubspot.change(email, phone="+14155558888")
+    run = await hubspot.sync()
+    assert (run.status, run.counts["conflicts"], run.counts["decided"]) == (SyncRunStatus.SUCCEEDED, 0, 0)
+    assert hubspot.contact(email).phone == "+14155558888"
+    assert await hubspot.crm_value(email, "phone") == "+14155558888", "the edit made after is pushed"
+
+
+@scenario
+async def test_two_fields_of_a_record_resolved_at_once_by_two_windows_keep_both_merge_bases(
+    hubspot: SyncBench,
+) -> None:
+    """Two windows (or desktops) resolving different fields of one record at the same moment: each records its
+    field on the merge base the other left, so neither field's base goes back to what was read before."""
+    ids = await conflicts_on_company(hubspot, surname=True)
+    email = "person1@example.com"
+    first, second = await asyncio.gather(hubspot.service.resolve_many([ids[email]], take="local"),
+                                         hubspot.service.resolve_many([ids["surname"]], take="local"))
+    assert [o.status for o in (*first, *second)] == [ResolutionStatus.RESOLVED] * 2
+    base = hubspot.link(email).base_values
+    assert (base["company"], base["lastName"]) == ("Local Co 1", "Here")
