@@ -1445,10 +1445,10 @@ class SyncStore:
                     session.execute(update(table).where(table.c.id.in_(chunk)).values(updated_at=table.c.updated_at))
                     held.update(((obj, local.id), local)
                                 for local in self._read_locals(session, obj, table.c.id.in_(chunk)))
-                    links.update(((obj, Link(*row).local_id), Link(*row)) for row in session.execute(
+                    links.update(((obj, link.local_id), link) for link in (Link(*row) for row in session.execute(
                         select(*(link_table.c[name] for name in _LINK_COLUMNS)).where(
                             link_table.c.integration_id == integration_id, link_table.c.object == obj,
-                            link_table.c.local_id.in_(chunk))))
+                            link_table.c.local_id.in_(chunk)))))
             writes = decide(held, links)
             self._write_resolutions(session, integration_id, writes)
             return writes
